@@ -1,0 +1,319 @@
+//! Length-prefixed JSON framing: a total, incremental decoder and a bounded encoder.
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of JSON.
+//! [`FrameDecoder`] never panics and never reserves memory for a length it has
+//! not checked against its limit. It separates three outcomes:
+//!
+//! * `Ok(None)`: need more bytes;
+//! * `Err(FramingError)`: the stream is broken and cannot resync, close it;
+//! * `Ok(Some(Err(PayloadError)))`: a well-framed payload that is not a valid
+//!   frame; answer `bad_frame` and carry on, the framing is still in sync.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The size of the length header in bytes.
+pub const HEADER_LEN: usize = 4;
+
+/// The default limit on a frame's payload, in bytes.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 65_536;
+
+/// The smallest payload limit a [`FrameDecoder`] or encoder accepts; smaller
+/// settings are raised to it so a `welcome` and an `error` always fit.
+pub const MIN_MAX_FRAME_BYTES: usize = 1024;
+
+/// A broken stream: the connection must close because framing cannot resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FramingError {
+    /// The length header announced more than the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes; closing")]
+    TooLarge {
+        /// The announced payload length.
+        len: u64,
+        /// The limit in force.
+        max: usize,
+    },
+    /// The length header was zero, which no valid frame has.
+    #[error("zero-length frame: every frame carries a JSON object; closing")]
+    Empty,
+}
+
+impl FramingError {
+    /// The error code to send before closing.
+    pub fn code(&self) -> crate::ErrorCode {
+        match self {
+            FramingError::TooLarge { .. } => crate::ErrorCode::FrameTooLarge,
+            FramingError::Empty => crate::ErrorCode::EmptyFrame,
+        }
+    }
+}
+
+/// A well-framed payload that is not a valid frame; the connection stays usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The payload is not UTF-8.
+    #[error("payload is not valid UTF-8 (invalid byte at offset {valid_up_to})")]
+    NotUtf8 {
+        /// Length of the valid UTF-8 prefix.
+        valid_up_to: usize,
+    },
+    /// The payload is UTF-8 but not a JSON object.
+    #[error("payload is not a JSON object; every frame is {{\"type\":...}}")]
+    NotObject,
+    /// The payload is not JSON, or is an object that is not a known frame
+    /// (unknown `type`, a missing or mistyped member).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why a frame could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The payload would exceed the limit.
+    #[error("encoded frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// The payload length that was produced.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// serde_json refused the value.
+    #[error("frame could not be serialized: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// What one call to [`FrameDecoder::decode`] yields when a whole frame was read:
+/// the typed frame, or why its payload is not one.
+pub type Decoded<T> = Result<T, PayloadError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for a 4-byte header.
+    Head,
+    /// Header read; waiting for this many payload bytes.
+    Body(usize),
+    /// A framing error happened; every later call repeats it.
+    Failed(FramingError),
+}
+
+/// An incremental decoder for length-prefixed frames.
+///
+/// Feed it the bytes read so far in a [`BytesMut`]; it consumes whole frames
+/// from the front and leaves a partial frame in place.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use chatproto::{encode, ClientFrame, FrameDecoder};
+///
+/// let wire = encode(&ClientFrame::Ping, 1024).unwrap();
+/// let mut dec = FrameDecoder::new(1024);
+/// let mut buf = BytesMut::from(&wire[..3]);
+/// assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None)); // need more
+/// buf.extend_from_slice(&wire[3..]);
+/// assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(ClientFrame::Ping))));
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    max_frame_bytes: usize,
+    state: State,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME_BYTES)
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder that rejects payloads over `max_frame_bytes` (raised to at
+    /// least [`MIN_MAX_FRAME_BYTES`]).
+    pub fn new(max_frame_bytes: usize) -> Self {
+        FrameDecoder {
+            max_frame_bytes: max_frame_bytes.max(MIN_MAX_FRAME_BYTES),
+            state: State::Head,
+        }
+    }
+
+    /// The payload limit in force.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+    }
+
+    /// Whether a frame has been started but not finished: the header or part
+    /// of the body is buffered. `buf` is the buffer passed to `decode`.
+    pub fn is_mid_frame(&self, buf: &BytesMut) -> bool {
+        matches!(self.state, State::Body(_)) || !buf.is_empty()
+    }
+
+    /// Take the next whole payload off the front of `buf`, without parsing it.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed. Only after a header has
+    /// passed the limit check does it reserve room for that body.
+    pub fn decode_payload(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        loop {
+            match self.state {
+                State::Failed(err) => return Err(err),
+                State::Head => {
+                    if buf.len() < HEADER_LEN {
+                        return Ok(None);
+                    }
+                    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    let err = if len == 0 {
+                        Some(FramingError::Empty)
+                    } else if len as u64 > self.max_frame_bytes as u64 {
+                        Some(FramingError::TooLarge {
+                            len: len as u64,
+                            max: self.max_frame_bytes,
+                        })
+                    } else {
+                        None
+                    };
+                    if let Some(err) = err {
+                        self.state = State::Failed(err);
+                        return Err(err);
+                    }
+                    buf.advance(HEADER_LEN);
+                    let len = len as usize;
+                    // The length is checked, so reserving for it is bounded.
+                    buf.reserve(len.saturating_sub(buf.len()));
+                    self.state = State::Body(len);
+                }
+                State::Body(len) => {
+                    if buf.len() < len {
+                        return Ok(None);
+                    }
+                    self.state = State::Head;
+                    return Ok(Some(buf.split_to(len).freeze()));
+                }
+            }
+        }
+    }
+
+    /// Take the next whole frame off the front of `buf` and parse it as `T`.
+    pub fn decode<T: DeserializeOwned>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Decoded<T>>, FramingError> {
+        Ok(self.decode_payload(buf)?.map(|p| parse_payload(&p)))
+    }
+}
+
+/// Parse one payload (the bytes after the length header) as a frame of type `T`.
+pub fn parse_payload<T: DeserializeOwned>(payload: &[u8]) -> Decoded<T> {
+    let text = std::str::from_utf8(payload).map_err(|e| PayloadError::NotUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => {}
+        // Not an object: say so plainly, unless it is not JSON at all.
+        _ => {
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => PayloadError::NotObject,
+                Err(e) => PayloadError::Invalid(format!("payload is not JSON: {e}")),
+            })
+        }
+    }
+    serde_json::from_str(text).map_err(|e| {
+        PayloadError::Invalid(if e.is_syntax() || e.is_eof() {
+            format!("payload is not JSON: {e}")
+        } else {
+            format!("not a valid frame: {e}")
+        })
+    })
+}
+
+/// Append `frame` to `dst` as one length-prefixed frame of at most
+/// `max_frame_bytes` payload bytes. On error `dst` is left as it was.
+pub fn encode_into<T: Serialize>(
+    frame: &T,
+    dst: &mut BytesMut,
+    max_frame_bytes: usize,
+) -> Result<(), EncodeError> {
+    let max = max_frame_bytes.max(MIN_MAX_FRAME_BYTES);
+    let start = dst.len();
+    dst.put_u32(0);
+    let result = serde_json::to_writer(dst.writer(), frame);
+    // `writer()` consumed the handle; the bytes are in `dst` either way.
+    let len = dst.len() - start - HEADER_LEN;
+    if let Err(e) = result {
+        dst.truncate(start);
+        return Err(e.into());
+    }
+    if len > max {
+        dst.truncate(start);
+        return Err(EncodeError::TooLarge { len, max });
+    }
+    dst[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Encode `frame` as one length-prefixed frame of at most `max_frame_bytes`
+/// payload bytes.
+pub fn encode<T: Serialize>(frame: &T, max_frame_bytes: usize) -> Result<Bytes, EncodeError> {
+    let mut buf = BytesMut::with_capacity(128);
+    encode_into(frame, &mut buf, max_frame_bytes)?;
+    Ok(buf.freeze())
+}
+
+#[cfg(feature = "tokio-codec")]
+mod tokio_codec {
+    use super::*;
+    use std::marker::PhantomData;
+
+    /// A [`tokio_util::codec`] adapter: decodes `D` and encodes `E`.
+    ///
+    /// Decoding yields `Ok(Some(Err(PayloadError)))` for a bad payload (answer
+    /// `bad_frame`, keep reading) and `Err` for a broken stream (close).
+    #[derive(Debug)]
+    pub struct JsonFrameCodec<D, E> {
+        decoder: FrameDecoder,
+        _types: PhantomData<fn(E) -> D>,
+    }
+
+    impl<D, E> JsonFrameCodec<D, E> {
+        /// A codec with the given payload limit for both directions.
+        pub fn new(max_frame_bytes: usize) -> Self {
+            JsonFrameCodec {
+                decoder: FrameDecoder::new(max_frame_bytes),
+                _types: PhantomData,
+            }
+        }
+    }
+
+    /// The error type of [`JsonFrameCodec`].
+    #[derive(Debug, thiserror::Error)]
+    #[non_exhaustive]
+    pub enum CodecError {
+        /// The stream is broken; close it.
+        #[error(transparent)]
+        Framing(#[from] FramingError),
+        /// A frame could not be encoded.
+        #[error(transparent)]
+        Encode(#[from] EncodeError),
+        /// The transport failed.
+        #[error(transparent)]
+        Io(#[from] std::io::Error),
+    }
+
+    impl<D: DeserializeOwned, E> tokio_util::codec::Decoder for JsonFrameCodec<D, E> {
+        type Item = Decoded<D>;
+        type Error = CodecError;
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+            Ok(self.decoder.decode(src)?)
+        }
+    }
+
+    impl<D, E: Serialize> tokio_util::codec::Encoder<E> for JsonFrameCodec<D, E> {
+        type Error = CodecError;
+        fn encode(&mut self, item: E, dst: &mut BytesMut) -> Result<(), Self::Error> {
+            Ok(encode_into(&item, dst, self.decoder.max_frame_bytes)?)
+        }
+    }
+}
+
+#[cfg(feature = "tokio-codec")]
+pub use tokio_codec::{CodecError, JsonFrameCodec};

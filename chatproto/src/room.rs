@@ -1,0 +1,603 @@
+//! The sans-IO chat room.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{encode_into, DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES};
+use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
+use crate::nick::{nick_key, nick_skeleton, validate_nick};
+use crate::PayloadError;
+
+/// A small handle by which the [`Room`] knows a connection. Never reused by a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The room's settings. Times are in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomConfig {
+    /// The largest payload the room will send (default [`DEFAULT_MAX_FRAME_BYTES`]).
+    /// A message that would exceed it once stamped is refused with `msg_too_large`.
+    pub max_frame_bytes: usize,
+    /// A connection that has not joined this long after connecting is closed
+    /// with `timeout` (default 10 000).
+    pub join_timeout_ms: u64,
+    /// A joined client silent this long is sent a `ping` (default 30 000).
+    pub idle_ping_ms: u64,
+    /// A client that has not answered a `ping` after this long is closed with
+    /// `timeout` (default 10 000).
+    pub pong_timeout_ms: u64,
+    /// Whether to record [`Event`]s for [`Room::poll_event`] (default true).
+    /// Turn off if you never drain them.
+    pub record_events: bool,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            join_timeout_ms: 10_000,
+            idle_ping_ms: 30_000,
+            pong_timeout_ms: 10_000,
+            record_events: true,
+        }
+    }
+}
+
+/// Bytes to send to one client: one or more whole frames.
+///
+/// Frames for many recipients share one buffer: `bytes` is a cheap clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Who gets them.
+    pub to: ClientId,
+    /// Length-prefixed frames, ready for the wire.
+    pub bytes: Bytes,
+}
+
+/// A connection the room has dropped. Send what was queued for it, then close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    /// The connection to close.
+    pub client: ClientId,
+    /// Why; an `error` frame with this code was queued just before.
+    pub code: ErrorCode,
+}
+
+/// Something that happened in the room, in seq order, for logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A client joined.
+    Joined {
+        /// Its handle.
+        client: ClientId,
+        /// Its nickname.
+        nick: String,
+        /// The seq of its `online` presence.
+        seq: u64,
+    },
+    /// A joined client left, vanished or was dropped.
+    Left {
+        /// Its handle.
+        client: ClientId,
+        /// Its nickname.
+        nick: String,
+        /// The seq of its `offline` presence.
+        seq: u64,
+    },
+    /// A message was accepted and delivered.
+    Message {
+        /// Its seq.
+        seq: u64,
+        /// The sender.
+        from: String,
+        /// The recipients; empty means everyone.
+        to: Vec<String>,
+        /// The text as sent.
+        text: String,
+    },
+}
+
+#[derive(Debug)]
+struct Client {
+    member: Option<Member>,
+    connected_at: u64,
+    last_heard: u64,
+    ping_sent_at: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Member {
+    nick: String,
+    key: String,
+    skeleton: String,
+    /// Position in `Room::members`.
+    index: usize,
+}
+
+/// The chat room: a deterministic state machine with no sockets, tasks or clock.
+///
+/// # Driving it
+///
+/// Input comes in through `handle_*` methods, each taking `now` (unix
+/// milliseconds) from the caller:
+///
+/// * [`handle_connect`](Room::handle_connect): a connection opened; returns its [`ClientId`];
+/// * [`handle_frame`](Room::handle_frame): a frame arrived from a client;
+/// * [`handle_bad_frame`](Room::handle_bad_frame): a payload arrived that was not a frame;
+/// * [`handle_disconnect`](Room::handle_disconnect): a connection closed or failed;
+/// * [`handle_tick`](Room::handle_tick): time passed; call it at least every
+///   second or so, to run join timeouts and idle pings;
+/// * [`handle_shutdown`](Room::handle_shutdown): the server is stopping.
+///
+/// Output is drained through `poll_*` methods. After every `handle_*` call,
+/// drain in this order, each until it returns `None`:
+///
+/// 1. [`poll_transmit`](Room::poll_transmit): bytes to write to a client;
+/// 2. [`poll_close`](Room::poll_close): connections to close once their bytes are written;
+/// 3. [`poll_event`](Room::poll_event): what happened, for logging.
+///
+/// Transmits for one client come out in the order the client must see them,
+/// so every client receives events in increasing `seq`.
+///
+/// # Example
+///
+/// ```
+/// use chatproto::{ClientFrame, FrameDecoder, Room, RoomConfig, ServerFrame};
+///
+/// let mut room = Room::new(RoomConfig::default());
+/// let alice = room.handle_connect(1_000);
+/// room.handle_frame(1_000, alice, ClientFrame::Join { nick: "alice".into() });
+/// let mut out = Vec::new();
+/// while let Some(t) = room.poll_transmit() {
+///     out.push(t);
+/// }
+/// // alice gets her welcome, then her own presence.
+/// assert_eq!(out.len(), 2);
+/// let mut buf = bytes::BytesMut::from(&out[1].bytes[..]);
+/// let frame: ServerFrame = FrameDecoder::default().decode(&mut buf).unwrap().unwrap().unwrap();
+/// assert!(matches!(frame, ServerFrame::Presence { seq: 1, .. }));
+/// ```
+#[derive(Debug)]
+pub struct Room {
+    config: RoomConfig,
+    seq: u64,
+    next_id: u64,
+    clients: HashMap<ClientId, Client>,
+    /// Joined clients, for broadcast.
+    members: Vec<ClientId>,
+    by_key: HashMap<String, ClientId>,
+    by_skeleton: HashMap<String, ClientId>,
+    transmits: VecDeque<Transmit>,
+    closes: VecDeque<Close>,
+    events: VecDeque<Event>,
+    ping: Bytes,
+    pong: Bytes,
+    /// Scratch for encoding; split off and frozen after each frame.
+    buf: BytesMut,
+}
+
+impl Room {
+    /// An empty room.
+    pub fn new(mut config: RoomConfig) -> Self {
+        config.max_frame_bytes = config.max_frame_bytes.max(MIN_MAX_FRAME_BYTES);
+        let mut room = Room {
+            config,
+            seq: 0,
+            next_id: 0,
+            clients: HashMap::new(),
+            members: Vec::new(),
+            by_key: HashMap::new(),
+            by_skeleton: HashMap::new(),
+            transmits: VecDeque::new(),
+            closes: VecDeque::new(),
+            events: VecDeque::new(),
+            ping: Bytes::new(),
+            pong: Bytes::new(),
+            buf: BytesMut::new(),
+        };
+        room.ping = room.encode(&ServerFrame::Ping);
+        room.pong = room.encode(&ServerFrame::Pong);
+        room
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &RoomConfig {
+        &self.config
+    }
+
+    /// The latest seq stamped (0 before anything happened).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// How many connections the room knows, joined or not.
+    pub fn connections(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// How many clients have joined.
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The nickname of `client`, if it has joined.
+    pub fn nick(&self, client: ClientId) -> Option<&str> {
+        self.clients
+            .get(&client)?
+            .member
+            .as_ref()
+            .map(|m| m.nick.as_str())
+    }
+
+    /// The nicknames online, in no particular order.
+    pub fn online(&self) -> impl Iterator<Item = &str> + '_ {
+        self.members.iter().filter_map(|id| self.nick(*id))
+    }
+
+    /// A connection opened at `now`. It must send `join` within the join timeout.
+    pub fn handle_connect(&mut self, now: u64) -> ClientId {
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        self.clients.insert(
+            id,
+            Client {
+                member: None,
+                connected_at: now,
+                last_heard: now,
+                ping_sent_at: None,
+            },
+        );
+        id
+    }
+
+    /// A frame arrived from `client` at `now`. Unknown clients are ignored.
+    pub fn handle_frame(&mut self, now: u64, client: ClientId, frame: ClientFrame) {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        c.last_heard = now;
+        c.ping_sent_at = None;
+        let joined = c.member.is_some();
+        match frame {
+            ClientFrame::Ping => self.push(client, self.pong.clone()),
+            ClientFrame::Pong => {}
+            ClientFrame::Join { .. } if joined => {
+                let mine = self.nick(client).unwrap_or_default();
+                let msg =
+                    format!("you have already joined as {mine}; reconnect to change nickname");
+                self.error(client, ErrorCode::AlreadyJoined, msg);
+            }
+            ClientFrame::Join { nick } => self.join(now, client, nick),
+            ClientFrame::Msg { .. } if !joined => self.error(
+                client,
+                ErrorCode::NotJoined,
+                "send a join frame with your nickname before anything else",
+            ),
+            ClientFrame::Msg { to, text } => self.message(now, client, to, text),
+        }
+    }
+
+    /// A payload from `client` was not a valid frame: answer `bad_frame`.
+    pub fn handle_bad_frame(&mut self, now: u64, client: ClientId, error: &PayloadError) {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        c.last_heard = now;
+        self.error(client, ErrorCode::BadFrame, format!("bad frame: {error}"));
+    }
+
+    /// `client`'s connection closed or failed. If it had joined, everyone
+    /// else sees it go offline. Unknown clients are ignored.
+    pub fn handle_disconnect(&mut self, now: u64, client: ClientId) {
+        if let Some(c) = self.clients.remove(&client) {
+            if let Some(m) = c.member {
+                self.leave(now, client, m);
+            }
+        }
+    }
+
+    /// Time passed: close connections that did not join in time or did not
+    /// answer a ping, and ping joined clients that have been silent.
+    pub fn handle_tick(&mut self, now: u64) {
+        let cfg = &self.config;
+        let mut expired = Vec::new();
+        let mut to_ping = Vec::new();
+        for (&id, c) in &mut self.clients {
+            match (&c.member, c.ping_sent_at) {
+                (None, _) if now.saturating_sub(c.connected_at) >= cfg.join_timeout_ms => {
+                    expired.push((id, "you did not join in time"));
+                }
+                (Some(_), Some(sent)) if now.saturating_sub(sent) >= cfg.pong_timeout_ms => {
+                    expired.push((id, "you did not answer a ping in time"));
+                }
+                (Some(_), None) if now.saturating_sub(c.last_heard) >= cfg.idle_ping_ms => {
+                    c.ping_sent_at = Some(now);
+                    to_ping.push(id);
+                }
+                _ => {}
+            }
+        }
+        // Sorted so that the output does not depend on hash order.
+        to_ping.sort_unstable();
+        expired.sort_unstable();
+        for id in to_ping {
+            self.push(id, self.ping.clone());
+        }
+        for (id, why) in expired {
+            self.drop_client(now, id, ErrorCode::Timeout, why);
+        }
+    }
+
+    /// The server is stopping: send every connection a `notice` with `text`.
+    /// The caller then flushes and closes every connection.
+    pub fn handle_shutdown(&mut self, _now: u64, text: &str) {
+        let bytes = self.encode(&ServerFrame::Notice { text: text.into() });
+        let mut ids: Vec<ClientId> = self.clients.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.push(id, bytes.clone());
+        }
+    }
+
+    /// Drop `client` with an error `code` the room did not decide itself (the
+    /// shell's `rate_limited` or `slow_consumer`, say): queues the error frame
+    /// and a [`Close`], and everyone else sees it go offline.
+    pub fn kick(&mut self, now: u64, client: ClientId, code: ErrorCode, message: &str) {
+        self.drop_client(now, client, code, message);
+    }
+
+    /// The next bytes to write to a client.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next connection to close, after writing what was transmitted to it.
+    pub fn poll_close(&mut self) -> Option<Close> {
+        self.closes.pop_front()
+    }
+
+    /// The next event, in seq order.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn drop_client(&mut self, now: u64, client: ClientId, code: ErrorCode, message: &str) {
+        let Some(c) = self.clients.remove(&client) else {
+            return;
+        };
+        let bytes = self.encode(&ServerFrame::error(code, message));
+        self.push(client, bytes);
+        self.closes.push_back(Close { client, code });
+        if let Some(m) = c.member {
+            self.leave(now, client, m);
+        }
+    }
+
+    fn join(&mut self, now: u64, client: ClientId, nick: String) {
+        if let Err(e) = validate_nick(&nick) {
+            return self.error(client, ErrorCode::NickInvalid, e.to_string());
+        }
+        let key = nick_key(&nick);
+        if let Some(&other) = self.by_key.get(&key) {
+            let taken = self.nick(other).unwrap_or_default();
+            let msg = format!("the nickname {taken} is in use; choose another");
+            return self.error(client, ErrorCode::NickTaken, msg);
+        }
+        let skeleton = nick_skeleton(&nick);
+        if let Some(&other) = self.by_skeleton.get(&skeleton) {
+            let like = self.nick(other).unwrap_or_default();
+            let msg = format!(
+                "the nickname {nick} looks too much like {like}, who is online; choose another"
+            );
+            return self.error(client, ErrorCode::NickInvalid, msg);
+        }
+        self.by_key.insert(key.clone(), client);
+        self.by_skeleton.insert(skeleton.clone(), client);
+        let index = self.members.len();
+        self.members.push(client);
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.member = Some(Member {
+                nick: nick.clone(),
+                key,
+                skeleton,
+                index,
+            });
+        }
+        self.welcome(client, &nick);
+        self.seq += 1;
+        let seq = self.seq;
+        let presence = self.encode(&ServerFrame::Presence {
+            seq,
+            nick: nick.clone(),
+            status: PresenceStatus::Online,
+            ts: now,
+        });
+        self.broadcast(presence);
+        if self.config.record_events {
+            self.events.push_back(Event::Joined { client, nick, seq });
+        }
+    }
+
+    /// The welcome, its `online` list split over as many frames as it takes.
+    fn welcome(&mut self, client: ClientId, nick: &str) {
+        // Room for the frame's other members; nicks are ASCII without escapes.
+        let budget = self.config.max_frame_bytes - 128;
+        let mut chunks: Vec<Vec<String>> = vec![Vec::new()];
+        let mut used = 0;
+        for &id in &self.members {
+            let n = self.nick(id).unwrap_or_default();
+            if used + n.len() + 3 > budget {
+                chunks.push(Vec::new());
+                used = 0;
+            }
+            used += n.len() + 3;
+            chunks.last_mut().expect("never empty").push(n.to_owned());
+        }
+        let mut chunks = chunks.into_iter();
+        let first = ServerFrame::Welcome {
+            nick: nick.to_owned(),
+            seq: self.seq,
+            online: chunks.next().unwrap_or_default(),
+        };
+        let bytes = self.encode(&first);
+        self.push(client, bytes);
+        for nicks in chunks {
+            let bytes = self.encode(&ServerFrame::Online { nicks });
+            self.push(client, bytes);
+        }
+    }
+
+    fn leave(&mut self, now: u64, client: ClientId, m: Member) {
+        self.by_key.remove(&m.key);
+        self.by_skeleton.remove(&m.skeleton);
+        self.members.swap_remove(m.index);
+        if let Some(&moved) = self.members.get(m.index) {
+            if let Some(mm) = self.clients.get_mut(&moved).and_then(|c| c.member.as_mut()) {
+                mm.index = m.index;
+            }
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let presence = self.encode(&ServerFrame::Presence {
+            seq,
+            nick: m.nick.clone(),
+            status: PresenceStatus::Offline,
+            ts: now,
+        });
+        self.broadcast(presence);
+        if self.config.record_events {
+            self.events.push_back(Event::Left {
+                client,
+                nick: m.nick,
+                seq,
+            });
+        }
+    }
+
+    fn message(&mut self, now: u64, client: ClientId, to: Vec<String>, text: String) {
+        // Resolve every recipient before anything is sent: all or nothing.
+        let mut ids: Vec<ClientId> = Vec::with_capacity(to.len());
+        let mut names: Vec<String> = Vec::with_capacity(to.len());
+        let mut missing: Vec<&str> = Vec::new();
+        for name in &to {
+            match self.by_key.get(&nick_key(name)) {
+                Some(&id) if ids.contains(&id) => {}
+                Some(&id) => {
+                    ids.push(id);
+                    names.push(self.nick(id).unwrap_or_default().to_owned());
+                }
+                None if missing.contains(&name.as_str()) => {}
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|n| crate::sanitize::escape_control(n))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let msg = format!("not online: {list}; nothing was delivered");
+            return self.error(client, ErrorCode::UnknownNick, msg);
+        }
+        let from = self.nick(client).unwrap_or_default().to_owned();
+        let frame = ServerFrame::Msg {
+            seq: self.seq + 1,
+            from,
+            to: names,
+            text,
+            ts: now,
+        };
+        let bytes = match self.try_encode(&frame) {
+            Ok(b) => b,
+            Err(len) => {
+                let max = self.config.max_frame_bytes;
+                let msg = format!("the message would be {len} bytes once stamped, over the limit of {max}; send a shorter text");
+                return self.error(client, ErrorCode::MsgTooLarge, msg);
+            }
+        };
+        self.seq += 1;
+        if ids.is_empty() {
+            self.broadcast(bytes);
+        } else {
+            if !ids.contains(&client) {
+                ids.push(client);
+            }
+            for id in ids {
+                self.push(id, bytes.clone());
+            }
+        }
+        if self.config.record_events {
+            if let ServerFrame::Msg {
+                seq,
+                from,
+                to,
+                text,
+                ..
+            } = frame
+            {
+                self.events.push_back(Event::Message {
+                    seq,
+                    from,
+                    to,
+                    text,
+                });
+            }
+        }
+    }
+
+    fn error(&mut self, client: ClientId, code: ErrorCode, message: impl Into<String>) {
+        let bytes = self.encode(&ServerFrame::error(code, message));
+        self.push(client, bytes);
+    }
+
+    fn broadcast(&mut self, bytes: Bytes) {
+        self.transmits.reserve(self.members.len());
+        for &id in &self.members {
+            self.transmits.push_back(Transmit {
+                to: id,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    fn push(&mut self, to: ClientId, bytes: Bytes) {
+        self.transmits.push_back(Transmit { to, bytes });
+    }
+
+    /// Encode a frame the room builds itself, which always fits.
+    fn encode(&mut self, frame: &ServerFrame) -> Bytes {
+        match self.try_encode(frame) {
+            Ok(b) => b,
+            Err(_) => {
+                // Only `msg` frames can grow past the limit and they go
+                // through `try_encode`; fall back to an error frame anyway.
+                self.try_encode(&ServerFrame::error(
+                    ErrorCode::MsgTooLarge,
+                    "a frame exceeded the limit",
+                ))
+                .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Encode once into the shared scratch buffer; `Err(len)` if over the limit.
+    fn try_encode(&mut self, frame: &ServerFrame) -> Result<Bytes, usize> {
+        if self.buf.capacity() < 256 {
+            self.buf.reserve(8 * 1024);
+        }
+        match encode_into(frame, &mut self.buf, self.config.max_frame_bytes) {
+            Ok(()) => Ok(self.buf.split().freeze()),
+            Err(crate::EncodeError::TooLarge { len, .. }) => Err(len),
+            Err(crate::EncodeError::Json(_)) => Err(0),
+        }
+    }
+}
