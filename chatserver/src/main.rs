@@ -1,1 +1,222 @@
-fn main() {}
+//! chatserver: one chat room over TCP.
+//!
+//! The room itself is `chatproto::Room`; this binary only moves bytes:
+//! an accept loop, one task per connection (`conn`), and one task that owns
+//! the room (`hub`). See README.md for the flags.
+
+mod args;
+mod conn;
+mod hub;
+mod limits;
+mod peer;
+mod ratelimit;
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatproto::{encode, ErrorCode, Room, RoomConfig, ServerFrame};
+use clap::Parser;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::args::Args;
+use crate::limits::{Limits, Refused};
+use crate::peer::Peer;
+
+/// How many inputs may wait for the hub before connection tasks wait too.
+const HUB_QUEUE: usize = 4096;
+
+/// The settings connection tasks need.
+#[derive(Debug)]
+pub struct Settings {
+    max_frame_bytes: usize,
+    rate: u32,
+    burst: u32,
+    rate_limit_grace_ms: u64,
+    outbound_queue_bytes: usize,
+    close_flush_ms: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level));
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("chatserver: bad --log-level {:?}: {e}", args.log_level);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_writer(std::io::stdout)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chatserver: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatserver: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> std::io::Result<()> {
+    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
+    })?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+    }
+    let settings = Arc::new(Settings {
+        max_frame_bytes: args.max_frame_bytes as usize,
+        rate: args.rate,
+        burst: args.burst,
+        rate_limit_grace_ms: args.rate_limit_grace_ms,
+        outbound_queue_bytes: args.outbound_queue_bytes,
+        close_flush_ms: args.close_flush_ms,
+    });
+    let mut config = RoomConfig::default();
+    config.max_frame_bytes = settings.max_frame_bytes;
+    config.join_timeout_ms = args.join_timeout_ms;
+    config.idle_ping_ms = args.idle_ping_ms;
+    config.pong_timeout_ms = args.pong_timeout_ms;
+    let hub = hub::Hub::new(Room::new(config), args.outbound_queue_bytes);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (to_hub, hub_rx) = mpsc::channel(HUB_QUEUE);
+    let hub_task = tokio::spawn(hub.run(hub_rx, stop_rx.clone()));
+    // Every connection task holds a clone; when all are dropped, all are done.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let limits = Limits::new(args.max_clients, args.max_clients_per_ip);
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        to_hub,
+        settings.clone(),
+        limits,
+        stop_rx,
+        done_tx,
+    ));
+
+    wait_for_signal().await;
+    info!("signal received: stop accepting, notify clients, flush");
+    let _ = stop_tx.send(true);
+    let _ = accept.await;
+    let _ = hub_task.await;
+    let grace = Duration::from_millis(settings.close_flush_ms) + Duration::from_secs(1);
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        warn!("some connections did not finish flushing in time");
+    }
+    info!("bye");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    to_hub: mpsc::Sender<hub::ToHub>,
+    settings: Arc<Settings>,
+    limits: Arc<Limits>,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    let max = settings.max_frame_bytes;
+    let full = encode(
+        &ServerFrame::error(
+            ErrorCode::ServerFull,
+            "the server has no room for another client; try again later",
+        ),
+        max,
+    )
+    .expect("fits");
+    let ip_full = encode(
+        &ServerFrame::error(
+            ErrorCode::ServerFull,
+            "too many connections from your address; close one and try again",
+        ),
+        max,
+    )
+    .expect("fits");
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match limits.admit(addr.ip()) {
+            Ok(admission) => {
+                let peer = Arc::new(Peer::new(stream, settings.outbound_queue_bytes));
+                let task = conn::serve(peer, addr, to_hub.clone(), settings.clone(), admission);
+                let done = done.clone();
+                tokio::spawn(async move {
+                    task.await;
+                    drop(done);
+                });
+            }
+            Err(why) => {
+                info!(%addr, ?why, "refusing connection: server_full");
+                let bytes = if why == Refused::Full {
+                    full.clone()
+                } else {
+                    ip_full.clone()
+                };
+                tokio::spawn(refuse(stream, bytes));
+            }
+        }
+    }
+}
+
+/// Tell a connection it cannot be served, then close it (bounded in time).
+async fn refuse(stream: TcpStream, bytes: bytes::Bytes) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = stream;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

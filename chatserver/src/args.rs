@@ -1,0 +1,70 @@
+//! Command-line flags; each can also come from an environment variable.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// The chat server: one room, many clients over TCP.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Address to listen on. Use 0.0.0.0:7878 to accept clients from the LAN,
+    /// port 0 to let the OS choose (the first line of output says which).
+    #[arg(long, env = "CHATSERVER_LISTEN", default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+
+    /// Most connections at once, joined or not; the next one gets server_full.
+    #[arg(long, env = "CHATSERVER_MAX_CLIENTS", default_value_t = 10_000)]
+    pub max_clients: usize,
+
+    /// Most connections at once from one IP address (0: no limit).
+    #[arg(long, env = "CHATSERVER_MAX_CLIENTS_PER_IP", default_value_t = 64)]
+    pub max_clients_per_ip: usize,
+
+    /// Largest frame payload in bytes, both directions (at least 1024). A
+    /// larger length header gets frame_too_large and the connection closes.
+    #[arg(long, env = "CHATSERVER_MAX_FRAME_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_frame_bytes: u32,
+
+    /// A connection must join within this many milliseconds.
+    #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub join_timeout_ms: u64,
+
+    /// A joined client silent this many milliseconds is pinged.
+    #[arg(long, env = "CHATSERVER_IDLE_PING_MS", default_value_t = 30_000)]
+    pub idle_ping_ms: u64,
+
+    /// A ping not answered within this many milliseconds closes the connection.
+    #[arg(long, env = "CHATSERVER_PONG_TIMEOUT_MS", default_value_t = 10_000)]
+    pub pong_timeout_ms: u64,
+
+    /// Frames per second a client may send on average (0: no limit). Past
+    /// the burst the server stops reading from it, so TCP slows the sender.
+    #[arg(long, env = "CHATSERVER_RATE", default_value_t = 50)]
+    pub rate: u32,
+
+    /// Frames a client may send at once before the rate applies.
+    #[arg(long, env = "CHATSERVER_BURST", default_value_t = 100)]
+    pub burst: u32,
+
+    /// A client held back by the rate limit for this many milliseconds
+    /// without a break gets rate_limited and is closed.
+    #[arg(long, env = "CHATSERVER_RATE_LIMIT_GRACE_MS", default_value_t = 10_000)]
+    pub rate_limit_grace_ms: u64,
+
+    /// Bytes queued for one client that it has not read yet; past this it
+    /// gets slow_consumer and is closed.
+    #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
+    pub outbound_queue_bytes: usize,
+
+    /// How long a closing connection may take to receive what was queued
+    /// for it, in milliseconds.
+    #[arg(long, env = "CHATSERVER_CLOSE_FLUSH_MS", default_value_t = 2_000)]
+    pub close_flush_ms: u64,
+
+    /// Log level: error, warn, info (every join, leave and message), debug
+    /// or trace. RUST_LOG, if set, takes precedence.
+    #[arg(long, env = "CHATSERVER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}

@@ -1,0 +1,235 @@
+//! One task per connection: read and decode frames, apply the rate limit,
+//! hand frames to the hub, finish writes the hub could not, and close cleanly.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chatproto::{encode, ClientFrame, ErrorCode, FrameDecoder, ServerFrame};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::{debug, info};
+
+use crate::hub::ToHub;
+use crate::limits::Admission;
+use crate::peer::Peer;
+use crate::ratelimit::TokenBucket;
+use crate::Settings;
+
+/// Bytes asked of the socket per read; the buffer exists only while data waits.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// After the last frame is written, how long to read and discard what the
+/// client still sends, so closing does not reset the connection before it
+/// has read our last frame.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Why the read loop stopped.
+#[derive(Debug)]
+enum Stop {
+    Eof,
+    Failed(io::Error),
+    Closing,
+    HubGone,
+}
+
+/// Serve one accepted connection until it ends.
+pub async fn serve(
+    peer: Arc<Peer>,
+    addr: SocketAddr,
+    to_hub: mpsc::Sender<ToHub>,
+    cfg: Arc<Settings>,
+    _admission: Admission,
+) {
+    let (reply, id) = oneshot::channel();
+    let connect = ToHub::Connect {
+        peer: Arc::clone(&peer),
+        reply,
+    };
+    if to_hub.send(connect).await.is_err() {
+        return;
+    }
+    let Ok(id) = id.await else {
+        return;
+    };
+    debug!(client = %id, %addr, "connected");
+    let mut reader = Reader {
+        peer: &peer,
+        to_hub: &to_hub,
+        cfg: &cfg,
+        id,
+        decoder: FrameDecoder::new(cfg.max_frame_bytes),
+        buf: BytesMut::new(),
+        bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now()),
+        held: None,
+        throttled_since: None,
+    };
+    let stop = reader.run().await;
+    match &stop {
+        Stop::Failed(e) => debug!(client = %id, %addr, error = %e, "connection failed"),
+        other => debug!(client = %id, %addr, reason = ?other, "connection ending"),
+    }
+    // Leave the room at once, so everyone sees the offline presence now,
+    // then finish writing what was queued before the leave.
+    let _ = to_hub.send(ToHub::Gone(id)).await;
+    if !matches!(stop, Stop::Failed(_)) {
+        finish(&peer, &cfg).await;
+    }
+}
+
+struct Reader<'a> {
+    peer: &'a Peer,
+    to_hub: &'a mpsc::Sender<ToHub>,
+    cfg: &'a Settings,
+    id: chatproto::ClientId,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    bucket: TokenBucket,
+    /// A decoded frame waiting for a rate-limit token.
+    held: Option<ToHub>,
+    /// Since when the rate limit has held this client back without a break.
+    throttled_since: Option<Instant>,
+}
+
+impl Reader<'_> {
+    async fn run(&mut self) -> Stop {
+        let mut resume_at: Option<Instant> = None;
+        loop {
+            if self.peer.is_dead() {
+                return Stop::Failed(io::ErrorKind::BrokenPipe.into());
+            }
+            if self.peer.is_closing() {
+                return Stop::Closing;
+            }
+            let blocked = self.peer.is_blocked();
+            tokio::select! {
+                ready = self.peer.stream.readable(), if resume_at.is_none() => {
+                    if let Err(e) = ready {
+                        return Stop::Failed(e);
+                    }
+                    if self.buf.capacity() - self.buf.len() < 1024 {
+                        self.buf.reserve(READ_CHUNK);
+                    }
+                    match self.peer.stream.try_read_buf(&mut self.buf) {
+                        Ok(0) => return Stop::Eof,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Stop::Failed(e),
+                    }
+                    match self.process().await {
+                        Ok(wait) => resume_at = wait,
+                        Err(stop) => return stop,
+                    }
+                }
+                _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                    match self.process().await {
+                        Ok(wait) => resume_at = wait,
+                        Err(stop) => return stop,
+                    }
+                }
+                ready = self.peer.stream.writable(), if blocked => {
+                    if let Err(e) = ready {
+                        return Stop::Failed(e);
+                    }
+                    if let Err(e) = self.peer.flush(false) {
+                        return Stop::Failed(e);
+                    }
+                }
+                _ = self.peer.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Hand every whole frame in the buffer to the hub, one rate-limit token
+    /// each. `Ok(Some(t))`: out of tokens, stop reading until `t`.
+    async fn process(&mut self) -> Result<Option<Instant>, Stop> {
+        loop {
+            if self.held.is_none() {
+                self.held = match self.decoder.decode::<ClientFrame>(&mut self.buf) {
+                    Ok(None) => break,
+                    Ok(Some(Ok(frame))) => Some(ToHub::Frame(self.id, frame)),
+                    Ok(Some(Err(e))) => Some(ToHub::BadFrame(self.id, e)),
+                    Err(e) => {
+                        info!(client = %self.id, error = %e, "framing error; closing");
+                        self.kick(e.code(), &e.to_string());
+                        return Err(Stop::Closing);
+                    }
+                };
+            }
+            let now = Instant::now();
+            if let Err(wait) = self.bucket.take(now.into_std()) {
+                let since = *self.throttled_since.get_or_insert(now);
+                if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms)
+                {
+                    info!(client = %self.id, "rate limit exceeded for too long; closing");
+                    let msg = format!(
+                        "you sent more than {} frames a second for too long; closing",
+                        self.cfg.rate
+                    );
+                    self.kick(ErrorCode::RateLimited, &msg);
+                    return Err(Stop::Closing);
+                }
+                return Ok(Some(now + wait));
+            }
+            let input = self.held.take().expect("held above");
+            if self.to_hub.send(input).await.is_err() {
+                return Err(Stop::HubGone);
+            }
+        }
+        // Caught up with everything the client sent.
+        self.throttled_since = None;
+        if !self.decoder.is_mid_frame(&self.buf) {
+            // Idle connections hold no read buffer.
+            self.buf = BytesMut::new();
+        }
+        Ok(None)
+    }
+
+    fn kick(&self, code: ErrorCode, message: &str) {
+        let frame = ServerFrame::error(code, message);
+        if let Ok(bytes) = encode(&frame, self.cfg.max_frame_bytes) {
+            self.peer.kick(bytes);
+        } else {
+            self.peer.close();
+        }
+    }
+}
+
+/// Write what is still queued (bounded by the close-flush time), send FIN,
+/// then read and discard briefly so the client can read our last frames.
+async fn finish(peer: &Peer, cfg: &Settings) {
+    let deadline = Instant::now() + Duration::from_millis(cfg.close_flush_ms);
+    while peer.has_queued() {
+        match timeout_at(deadline, peer.stream.writable()).await {
+            Some(Ok(())) => {
+                if peer.flush(false).is_err() {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+    let _ = socket2::SockRef::from(&peer.stream).shutdown(std::net::Shutdown::Write);
+    let linger_end = Instant::now() + LINGER;
+    let mut scratch = [0u8; 4096];
+    loop {
+        match timeout_at(linger_end, peer.stream.readable()).await {
+            Some(Ok(())) => match peer.stream.try_read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            },
+            _ => return,
+        }
+    }
+}
+
+async fn timeout_at<F: std::future::Future>(deadline: Instant, f: F) -> Option<F::Output> {
+    timeout(deadline.saturating_duration_since(Instant::now()), f)
+        .await
+        .ok()
+}

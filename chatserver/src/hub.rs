@@ -1,0 +1,195 @@
+//! The task that owns the [`Room`]: it feeds the room what the connections
+//! read, and moves the room's output into each peer's queue. It never waits
+//! on a socket: writes are attempted without blocking, and a peer whose
+//! socket is full is left to its own connection task.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use chatproto::{
+    encode, escape_control, ClientFrame, ClientId, ErrorCode, Event, PayloadError, Room,
+    ServerFrame,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use crate::peer::{Peer, Push};
+
+/// How often the room's timers run.
+const TICK: Duration = Duration::from_millis(250);
+
+/// How many inputs the hub takes per turn before writing out.
+const BATCH: usize = 256;
+
+/// What connection tasks tell the hub.
+#[derive(Debug)]
+pub enum ToHub {
+    /// A connection opened; the hub answers with its handle.
+    Connect {
+        /// The new peer.
+        peer: Arc<Peer>,
+        /// Where to send the handle.
+        reply: oneshot::Sender<ClientId>,
+    },
+    /// A frame arrived.
+    Frame(ClientId, ClientFrame),
+    /// A payload arrived that is not a frame.
+    BadFrame(ClientId, PayloadError),
+    /// The connection is finished (EOF, error, or closed by the server).
+    Gone(ClientId),
+}
+
+/// The room and the peers it talks to.
+pub struct Hub {
+    room: Room,
+    peers: HashMap<ClientId, Arc<Peer>>,
+    to_flush: Vec<Arc<Peer>>,
+    slow_consumer: Bytes,
+}
+
+/// Unix milliseconds now: the room's `now`.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Hub {
+    /// A hub around `room`.
+    pub fn new(room: Room, outbound_queue_bytes: usize) -> Self {
+        let msg = format!(
+            "you did not read your messages fast enough (over {outbound_queue_bytes} bytes waiting); closing"
+        );
+        let max = room.config().max_frame_bytes;
+        let slow_consumer = encode(&ServerFrame::error(ErrorCode::SlowConsumer, msg), max)
+            .expect("an error frame fits");
+        Hub {
+            room,
+            peers: HashMap::new(),
+            to_flush: Vec::new(),
+            slow_consumer,
+        }
+    }
+
+    /// Run until `shutdown` turns true or every connection sender is gone.
+    /// On shutdown every client gets a notice, then its connection closes
+    /// once its queue is written.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    let now = now_ms();
+                    for input in batch.drain(..) {
+                        self.handle(now, input);
+                    }
+                }
+                _ = tick.tick() => self.room.handle_tick(now_ms()),
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    self.room.handle_shutdown(now_ms(), "the server is shutting down; goodbye");
+                    self.drain(now_ms());
+                    for peer in self.peers.values() {
+                        peer.close();
+                    }
+                    info!(clients = self.peers.len(), "shutting down");
+                    return;
+                }
+            }
+            self.drain(now_ms());
+        }
+    }
+
+    fn handle(&mut self, now: u64, input: ToHub) {
+        match input {
+            ToHub::Connect { peer, reply } => {
+                let id = self.room.handle_connect(now);
+                let _ = peer.id.set(id);
+                if reply.send(id).is_ok() {
+                    self.peers.insert(id, peer);
+                } else {
+                    self.room.handle_disconnect(now, id);
+                }
+            }
+            ToHub::Frame(id, frame) => self.room.handle_frame(now, id, frame),
+            ToHub::BadFrame(id, err) => self.room.handle_bad_frame(now, id, &err),
+            ToHub::Gone(id) => {
+                self.room.handle_disconnect(now, id);
+                self.peers.remove(&id);
+            }
+        }
+    }
+
+    /// Move everything the room produced to the peers, write what the
+    /// sockets take now, close who must be closed, and log events.
+    fn drain(&mut self, now: u64) {
+        loop {
+            while let Some(t) = self.room.poll_transmit() {
+                let Some(peer) = self.peers.get(&t.to) else {
+                    continue;
+                };
+                match peer.push(t.bytes) {
+                    Push::Queued(true) => self.to_flush.push(Arc::clone(peer)),
+                    Push::Queued(false) | Push::Closed => {}
+                    Push::Overflow => {
+                        let nick = self.room.nick(t.to).unwrap_or("(not joined)");
+                        warn!(client = %t.to, nick, "slow consumer: outbound queue full; closing");
+                        peer.kick(self.slow_consumer.clone());
+                        self.room.handle_disconnect(now, t.to);
+                    }
+                }
+            }
+            let mut failed = false;
+            for peer in self.to_flush.drain(..) {
+                if peer.flush(true).is_err() {
+                    // The socket is broken: the client is gone now.
+                    if let Some(&id) = peer.id.get() {
+                        self.room.handle_disconnect(now, id);
+                        failed = true;
+                    }
+                }
+            }
+            if !failed {
+                break;
+            }
+        }
+        while let Some(close) = self.room.poll_close() {
+            if let Some(peer) = self.peers.get(&close.client) {
+                let nick = self.room.nick(close.client).unwrap_or("");
+                info!(client = %close.client, nick, code = %close.code, "closing connection");
+                peer.close();
+            }
+        }
+        while let Some(event) = self.room.poll_event() {
+            log_event(&event);
+        }
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::Joined { nick, seq, .. } => info!("[{seq}] {nick} joined"),
+        Event::Left { nick, seq, .. } => info!("[{seq}] {nick} left"),
+        Event::Message {
+            seq,
+            from,
+            to,
+            text,
+            ..
+        } => {
+            let text = escape_control(text);
+            if to.is_empty() {
+                info!("[{seq}] {from} -> everyone: {text}");
+            } else {
+                info!("[{seq}] {from} -> {}: {text}", to.join(", "));
+            }
+        }
+        _ => {}
+    }
+}

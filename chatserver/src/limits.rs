@@ -1,0 +1,96 @@
+//! The caps on connections: in all, and per IP address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Counts open connections and refuses those over a cap.
+#[derive(Debug)]
+pub struct Limits {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A place taken by one connection, given back on drop.
+#[derive(Debug)]
+pub struct Admission {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_clients` connections are open.
+    Full,
+    /// `max_clients_per_ip` connections are open from this address.
+    IpFull,
+}
+
+impl Limits {
+    /// Caps of `max_total` connections, `max_per_ip` per address (0: none).
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+        Arc::new(Limits {
+            max_total,
+            max_per_ip,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    /// Take a place for a connection from `ip`, or say why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refused> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= self.max_total {
+            return Err(Refused::Full);
+        }
+        let n = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.max_per_ip != 0 && n >= self.max_per_ip {
+            return Err(Refused::IpFull);
+        }
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        open.total += 1;
+        Ok(Admission {
+            limits: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total -= 1;
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_total_and_per_ip_and_gives_back() {
+        let limits = Limits::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = limits.admit(a).unwrap();
+        let _a2 = limits.admit(a).unwrap();
+        assert_eq!(limits.admit(a).unwrap_err(), Refused::IpFull);
+        let _b1 = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).unwrap_err(), Refused::Full);
+        drop(a1);
+        assert!(limits.admit(b).is_ok());
+    }
+}

@@ -1,0 +1,210 @@
+//! One connection's socket and its bounded outbound queue, shared by the hub
+//! (which queues and writes without ever waiting) and the connection task
+//! (which reads, and waits for the socket when a write would block).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use bytes::{Buf, Bytes};
+use chatproto::ClientId;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// How many queued buffers go into one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// A connection as the hub and its task both see it.
+#[derive(Debug)]
+pub struct Peer {
+    /// The socket. Reads happen in the connection task; writes under `out`'s lock.
+    pub stream: TcpStream,
+    /// The room's handle, set once the hub has registered the connection.
+    pub id: OnceLock<ClientId>,
+    /// Wakes the connection task: a write would block, or the peer is closing.
+    pub wake: Notify,
+    out: Mutex<Outbound>,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct Outbound {
+    queue: VecDeque<Bytes>,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// The front buffer is partly written and must be finished first.
+    head_partial: bool,
+    /// In the hub's list of peers to flush.
+    dirty: bool,
+    /// The last write would block; the connection task flushes when writable.
+    blocked: bool,
+    /// No more frames are accepted; flush what is queued, then close.
+    closing: bool,
+    /// The socket failed; nothing more can be written.
+    dead: bool,
+}
+
+/// The result of [`Peer::push`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Push {
+    /// Queued; `true` when the peer was not yet on the hub's flush list.
+    Queued(bool),
+    /// Queuing would pass the limit: the overflow policy (slow_consumer) applies.
+    Overflow,
+    /// The peer is closing; the bytes were dropped.
+    Closed,
+}
+
+impl Peer {
+    /// A peer whose outbound queue holds at most `limit` unwritten bytes.
+    pub fn new(stream: TcpStream, limit: usize) -> Self {
+        Peer {
+            stream,
+            id: OnceLock::new(),
+            wake: Notify::new(),
+            out: Mutex::new(Outbound::default()),
+            limit,
+        }
+    }
+
+    fn out(&self) -> MutexGuard<'_, Outbound> {
+        // A panic while holding this lock leaves plain data behind; carry on.
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `bytes` (whole frames) unless that would pass the limit.
+    pub fn push(&self, bytes: Bytes) -> Push {
+        let mut out = self.out();
+        if out.closing {
+            return Push::Closed;
+        }
+        if out.queued + bytes.len() > self.limit {
+            return Push::Overflow;
+        }
+        out.queued += bytes.len();
+        out.queue.push_back(bytes);
+        let newly = !out.dirty;
+        out.dirty = true;
+        Push::Queued(newly)
+    }
+
+    /// Drop everything queued that has not started going out, queue `last`
+    /// (an error frame) in its place, and close once it is written.
+    pub fn kick(&self, last: Bytes) {
+        let mut out = self.out();
+        if out.closing {
+            return;
+        }
+        let keep = usize::from(out.head_partial);
+        out.queue.truncate(keep);
+        out.queued = out.queue.iter().map(Bytes::len).sum();
+        out.queued += last.len();
+        out.queue.push_back(last);
+        out.closing = true;
+        drop(out);
+        self.wake.notify_one();
+    }
+
+    /// Close once what is queued is written.
+    pub fn close(&self) {
+        self.out().closing = true;
+        self.wake.notify_one();
+    }
+
+    /// Whether the peer is closing.
+    pub fn is_closing(&self) -> bool {
+        self.out().closing
+    }
+
+    /// Whether the socket failed.
+    pub fn is_dead(&self) -> bool {
+        self.out().dead
+    }
+
+    /// Whether a write would block and the connection task must wait for the socket.
+    pub fn is_blocked(&self) -> bool {
+        let out = self.out();
+        out.blocked && !out.dead
+    }
+
+    /// Whether anything is left to write.
+    pub fn has_queued(&self) -> bool {
+        let out = self.out();
+        out.queued > 0 && !out.dead
+    }
+
+    /// Write as much as the socket takes now, never waiting. `Ok(true)` when
+    /// the queue is empty; `Ok(false)` when the socket would block (the
+    /// connection task is woken to finish). On error the peer is dead.
+    ///
+    /// The hub passes `skip_if_blocked`: a socket that was full is the
+    /// connection task's to drain, so the hub saves the system call.
+    pub fn flush(&self, skip_if_blocked: bool) -> io::Result<bool> {
+        let mut out = self.out();
+        out.dirty = false;
+        if out.dead {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if skip_if_blocked && out.blocked {
+            return Ok(false);
+        }
+        let result = write_queued(&self.stream, &mut out);
+        match &result {
+            Ok(done) => {
+                let was_blocked = out.blocked;
+                out.blocked = !done;
+                // Release the ring buffer of a peer that had a burst.
+                if *done && out.queue.capacity() > 64 {
+                    out.queue = VecDeque::new();
+                }
+                if !done && !was_blocked {
+                    drop(out);
+                    self.wake.notify_one();
+                }
+            }
+            Err(_) => {
+                out.dead = true;
+                out.closing = true;
+                out.queue = VecDeque::new();
+                out.queued = 0;
+                drop(out);
+                self.wake.notify_one();
+            }
+        }
+        result
+    }
+}
+
+fn write_queued(stream: &TcpStream, out: &mut Outbound) -> io::Result<bool> {
+    while !out.queue.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = out.queue.len().min(MAX_IOVECS);
+        for (slot, buf) in slices.iter_mut().zip(out.queue.iter()) {
+            *slot = IoSlice::new(buf);
+        }
+        let mut written = match stream.try_write_vectored(&slices[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(w) => w,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.queued -= written;
+        while written > 0 {
+            let front = out
+                .queue
+                .front_mut()
+                .expect("written bytes came from the queue");
+            if written >= front.len() {
+                written -= front.len();
+                out.queue.pop_front();
+                out.head_partial = false;
+            } else {
+                front.advance(written);
+                out.head_partial = true;
+                written = 0;
+            }
+        }
+    }
+    Ok(true)
+}
