@@ -294,9 +294,9 @@ pub fn check_room_ops(data: &[u8]) {
             }),
             3 | 4 if n > 0 => {
                 let mut to = Vec::new();
-                for bit in 0..8 {
+                for (bit, nick) in NICKS.iter().enumerate() {
                     if op & (1 << (bit % 3 + 3)) != 0 && arg & (1 << bit) != 0 {
-                        to.push(NICKS[bit]);
+                        to.push(*nick);
                     }
                 }
                 let long = "x".repeat(if op & 0x80 != 0 { 900 } else { 3 });
