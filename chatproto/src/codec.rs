@@ -233,7 +233,8 @@ pub fn encode_into<T: Serialize>(
     dst: &mut BytesMut,
     max_frame_bytes: usize,
 ) -> Result<(), EncodeError> {
-    let max = max_frame_bytes.max(MIN_MAX_FRAME_BYTES);
+    // The header is a u32, so no limit can allow more than u32::MAX bytes.
+    let max = max_frame_bytes.clamp(MIN_MAX_FRAME_BYTES, u32::MAX as usize);
     let start = dst.len();
     dst.put_u32(0);
     let result = serde_json::to_writer(dst.writer(), frame);

@@ -374,7 +374,7 @@ impl Room {
         let Some(c) = self.clients.remove(&client) else {
             return;
         };
-        let bytes = self.encode(&ServerFrame::error(code, message));
+        let bytes = self.encode_error(code, message.to_owned());
         self.push(client, bytes);
         self.closes.push_back(Close { client, code });
         if let Some(m) = c.member {
@@ -555,8 +555,25 @@ impl Room {
     }
 
     fn error(&mut self, client: ClientId, code: ErrorCode, message: impl Into<String>) {
-        let bytes = self.encode(&ServerFrame::error(code, message));
+        let bytes = self.encode_error(code, message.into());
         self.push(client, bytes);
+    }
+
+    /// An error frame that always fits. A message can quote what the client
+    /// sent (unknown nicknames, an unknown type) and so outgrow the limit;
+    /// it is cut short rather than losing its code.
+    fn encode_error(&mut self, code: ErrorCode, mut message: String) -> Bytes {
+        if let Ok(b) = self.try_encode(&ServerFrame::error(code, message.as_str())) {
+            return b;
+        }
+        // JSON can spend 6 bytes on one byte of text (`\u001b`); 128 covers the rest.
+        let mut keep = message.len().min((self.config.max_frame_bytes - 128) / 6);
+        while !message.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        message.truncate(keep);
+        message.push_str("...");
+        self.encode(&ServerFrame::error(code, message))
     }
 
     fn broadcast(&mut self, bytes: Bytes) {

@@ -1,0 +1,544 @@
+//! The decoder fed the way bytes really arrive, and the encoder's limit.
+
+use bytes::{BufMut, BytesMut};
+use chatproto::testkit::Sim;
+use chatproto::{
+    encode, encode_into, ClientFrame, EncodeError, ErrorCode, FrameDecoder, FramingError,
+    PayloadError, RoomConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN,
+    MIN_MAX_FRAME_BYTES,
+};
+
+/// A few frames of every client kind, with text that needs escaping.
+fn sample() -> Vec<ClientFrame> {
+    vec![
+        ClientFrame::Join {
+            nick: "alice".into(),
+        },
+        ClientFrame::Msg {
+            to: vec![],
+            text: "hello everyone".into(),
+        },
+        ClientFrame::Msg {
+            to: vec!["bob".into(), "carol".into()],
+            text: "tab\t\"quote\" é ✓ \u{1b}[2J".into(),
+        },
+        ClientFrame::Ping,
+        ClientFrame::Pong,
+    ]
+}
+
+fn wire(frames: &[ClientFrame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        out.extend_from_slice(&encode(f, DEFAULT_MAX_FRAME_BYTES).unwrap());
+    }
+    out
+}
+
+/// Decode everything `buf` holds; panics on a framing or payload error.
+fn drain(dec: &mut FrameDecoder, buf: &mut BytesMut) -> Vec<ClientFrame> {
+    let mut out = Vec::new();
+    while let Some(f) = dec.decode::<ClientFrame>(buf).expect("framing") {
+        out.push(f.expect("payload"));
+    }
+    out
+}
+
+/// Frame `payload` with its length header.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn one_byte_at_a_time() {
+    let frames = sample();
+    let bytes = wire(&frames);
+    let mut dec = FrameDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    let mut ends = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        buf.put_u8(*b);
+        if let Some(f) = dec.decode::<ClientFrame>(&mut buf).unwrap() {
+            got.push(f.unwrap());
+            ends.push(i + 1);
+            assert!(buf.is_empty());
+        }
+    }
+    assert_eq!(got, frames);
+    // A frame came out exactly when its last byte arrived, never earlier.
+    let mut end = 0;
+    let expected: Vec<usize> = frames
+        .iter()
+        .map(|f| {
+            end += encode(f, DEFAULT_MAX_FRAME_BYTES).unwrap().len();
+            end
+        })
+        .collect();
+    assert_eq!(ends, expected);
+    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None));
+}
+
+#[test]
+fn split_across_two_reads_at_every_offset() {
+    let frames = sample();
+    let bytes = wire(&frames);
+    for cut in 0..=bytes.len() {
+        let mut dec = FrameDecoder::default();
+        let mut buf = BytesMut::from(&bytes[..cut]);
+        let mut got = drain(&mut dec, &mut buf);
+        buf.extend_from_slice(&bytes[cut..]);
+        got.extend(drain(&mut dec, &mut buf));
+        assert_eq!(got, frames, "cut at {cut}");
+        assert!(buf.is_empty());
+        assert!(!dec.is_mid_frame(&buf));
+    }
+}
+
+#[test]
+fn is_mid_frame_tracks_a_partial_frame() {
+    let bytes = wire(&[ClientFrame::Ping]);
+    let mut dec = FrameDecoder::default();
+    let mut buf = BytesMut::new();
+    assert!(!dec.is_mid_frame(&buf));
+    buf.extend_from_slice(&bytes[..2]);
+    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None));
+    assert_eq!(buf.len(), 2, "a partial header stays in the buffer");
+    assert!(dec.is_mid_frame(&buf));
+    buf.extend_from_slice(&bytes[2..HEADER_LEN + 1]);
+    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None));
+    assert!(dec.is_mid_frame(&buf));
+    buf.extend_from_slice(&bytes[HEADER_LEN + 1..]);
+    assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(ClientFrame::Ping))));
+    assert!(!dec.is_mid_frame(&buf));
+}
+
+#[test]
+fn fifty_frames_in_one_buffer() {
+    let frames: Vec<ClientFrame> = (0..50)
+        .map(|i| ClientFrame::Msg {
+            to: if i % 3 == 0 {
+                vec![]
+            } else {
+                vec![format!("n{i}")]
+            },
+            text: format!("message number {i}"),
+        })
+        .collect();
+    let mut buf = BytesMut::from(&wire(&frames)[..]);
+    let mut dec = FrameDecoder::default();
+    assert_eq!(drain(&mut dec, &mut buf), frames);
+    assert!(buf.is_empty());
+}
+
+/// A `msg` frame whose payload is exactly `len` bytes.
+fn msg_of_len(len: usize) -> Vec<u8> {
+    let head = br#"{"type":"msg","text":""#;
+    let mut payload = head.to_vec();
+    payload.resize(len - 2, b'x');
+    payload.extend_from_slice(b"\"}");
+    assert_eq!(payload.len(), len);
+    framed(&payload)
+}
+
+#[test]
+fn payload_of_exactly_max_is_accepted() {
+    for max in [MIN_MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES] {
+        let mut buf = BytesMut::from(&msg_of_len(max)[..]);
+        let mut dec = FrameDecoder::new(max);
+        match dec.decode::<ClientFrame>(&mut buf) {
+            Ok(Some(Ok(ClientFrame::Msg { text, .. }))) => assert_eq!(text.len(), max - 24),
+            other => panic!("max {max}: {other:?}"),
+        }
+        assert!(buf.is_empty());
+    }
+}
+
+#[test]
+fn max_plus_one_is_rejected_from_the_header_alone() {
+    for max in [MIN_MAX_FRAME_BYTES, 5000, DEFAULT_MAX_FRAME_BYTES] {
+        let frame = msg_of_len(max + 1);
+        let mut buf = BytesMut::with_capacity(16);
+        buf.extend_from_slice(&frame[..HEADER_LEN]);
+        let cap = buf.capacity();
+        let mut dec = FrameDecoder::new(max);
+        let err = dec.decode::<ClientFrame>(&mut buf).unwrap_err();
+        assert_eq!(
+            err,
+            FramingError::TooLarge {
+                len: max as u64 + 1,
+                max
+            }
+        );
+        assert_eq!(err.code(), ErrorCode::FrameTooLarge);
+        assert!(err.code().is_fatal());
+        assert!(err.to_string().contains(&format!("{}", max + 1)), "{err}");
+        assert_eq!(buf.capacity(), cap, "nothing reserved for the body");
+        // The body arriving later changes nothing: the stream cannot resync.
+        buf.extend_from_slice(&frame[HEADER_LEN..]);
+        assert_eq!(dec.decode::<ClientFrame>(&mut buf), Err(err));
+        let mut fresh = BytesMut::from(&wire(&[ClientFrame::Ping])[..]);
+        assert_eq!(dec.decode::<ClientFrame>(&mut fresh), Err(err));
+    }
+}
+
+#[test]
+fn header_of_all_ones_allocates_nothing() {
+    let mut buf = BytesMut::with_capacity(8);
+    buf.extend_from_slice(&[0xFF; 4]);
+    let mut dec = FrameDecoder::default();
+    let err = dec.decode_payload(&mut buf).unwrap_err();
+    assert_eq!(
+        err,
+        FramingError::TooLarge {
+            len: u32::MAX as u64,
+            max: DEFAULT_MAX_FRAME_BYTES
+        }
+    );
+    assert!(buf.capacity() <= 64, "capacity {}", buf.capacity());
+    assert_eq!(dec.decode_payload(&mut buf), Err(err), "sticky");
+}
+
+#[test]
+fn a_checked_header_reserves_at_most_its_body() {
+    let mut buf = BytesMut::new();
+    buf.put_u32(60_000);
+    let mut dec = FrameDecoder::default();
+    assert_eq!(dec.decode_payload(&mut buf), Ok(None));
+    assert!(buf.capacity() >= 60_000 && buf.capacity() < 2 * 60_000 + 64);
+}
+
+#[test]
+fn length_zero_is_fatal_and_sticky() {
+    let mut buf = BytesMut::from(&[0u8, 0, 0, 0][..]);
+    buf.extend_from_slice(&wire(&[ClientFrame::Ping]));
+    let mut dec = FrameDecoder::default();
+    assert_eq!(
+        dec.decode::<ClientFrame>(&mut buf),
+        Err(FramingError::Empty)
+    );
+    assert_eq!(FramingError::Empty.code(), ErrorCode::EmptyFrame);
+    assert!(ErrorCode::EmptyFrame.is_fatal());
+    // A valid frame behind it is never decoded.
+    for _ in 0..3 {
+        assert_eq!(
+            dec.decode::<ClientFrame>(&mut buf),
+            Err(FramingError::Empty)
+        );
+    }
+    // Not even from a fresh buffer: the decoder itself remembers.
+    let mut fresh = BytesMut::from(&wire(&[ClientFrame::Ping])[..]);
+    assert_eq!(
+        dec.decode::<ClientFrame>(&mut fresh),
+        Err(FramingError::Empty)
+    );
+}
+
+#[test]
+fn a_partial_header_is_not_an_error() {
+    for n in 0..HEADER_LEN {
+        let mut buf = BytesMut::from(&[0u8; 3][..n]);
+        assert_eq!(FrameDecoder::default().decode_payload(&mut buf), Ok(None));
+        assert_eq!(buf.len(), n);
+    }
+}
+
+#[test]
+fn garbage_is_an_error_never_a_panic() {
+    // An HTTP request: "GET " read as a length is far over the limit.
+    let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let err = FrameDecoder::default()
+        .decode_payload(&mut buf)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FramingError::TooLarge {
+            len: u32::from_be_bytes(*b"GET ") as u64,
+            max: DEFAULT_MAX_FRAME_BYTES
+        }
+    );
+    // Seeded corruption of a valid stream: each flipped byte may break a
+    // payload (bad frame, carry on) or a header (close); never a panic.
+    let clean = wire(&sample());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut frames, mut bad, mut fatal) = (0, 0, 0);
+    for _ in 0..500 {
+        let mut data = clean.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = next() as usize % data.len();
+            data[at] = next() as u8;
+        }
+        let mut dec = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        'feed: for piece in data.chunks(1 + next() as usize % 40) {
+            buf.extend_from_slice(piece);
+            loop {
+                match dec.decode::<ClientFrame>(&mut buf) {
+                    Ok(None) => break,
+                    Ok(Some(Ok(_))) => frames += 1,
+                    Ok(Some(Err(_))) => bad += 1,
+                    Err(_) => {
+                        fatal += 1;
+                        break 'feed;
+                    }
+                }
+            }
+        }
+        assert!(buf.capacity() <= 2 * DEFAULT_MAX_FRAME_BYTES + 64);
+        chatproto::testkit::check_decode(&data);
+    }
+    assert!(frames > 0 && bad > 0 && fatal > 0, "{frames} {bad} {fatal}");
+}
+
+/// Decode `payload` (framed), then a ping behind it, from one buffer.
+fn bad_then_ping(payload: &[u8]) -> PayloadError {
+    let mut buf = BytesMut::from(&framed(payload)[..]);
+    buf.extend_from_slice(&wire(&[ClientFrame::Ping]));
+    let mut dec = FrameDecoder::default();
+    let err = match dec.decode::<ClientFrame>(&mut buf) {
+        Ok(Some(Err(e))) => e,
+        other => panic!("{:?}: {other:?}", String::from_utf8_lossy(payload)),
+    };
+    // Framing is still in sync: the next frame decodes.
+    assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(ClientFrame::Ping))));
+    err
+}
+
+#[test]
+fn bad_payloads_say_what_was_wrong_and_the_decoder_carries_on() {
+    assert!(matches!(
+        bad_then_ping(b"{\"type\":\"join\",\"nick\":\"\xff\"}"),
+        PayloadError::NotUtf8 { valid_up_to: 23 }
+    ));
+    for p in ["[\"join\",\"alice\"]", "42", "null", "\"ping\"", "true"] {
+        let e = bad_then_ping(p.as_bytes());
+        assert_eq!(e, PayloadError::NotObject, "{p}");
+        assert!(e.to_string().contains("not a JSON object"));
+    }
+    let cases: [(&str, &[&str]); 11] = [
+        ("hello", &["not JSON"]),
+        ("{\"type\":\"ping\"", &["not JSON"]),
+        ("{\"type\":\"ping\"} x", &["not JSON"]),
+        ("   ", &["not JSON"]),
+        (
+            "{\"type\":\"shout\",\"text\":\"hi\"}",
+            &["unknown variant", "shout"],
+        ),
+        ("{\"nick\":\"alice\"}", &["missing field", "type"]),
+        ("{\"type\":\"join\"}", &["missing field", "nick"]),
+        (
+            "{\"type\":\"msg\",\"to\":[\"bob\"]}",
+            &["missing field", "text"],
+        ),
+        (
+            "{\"type\":\"join\",\"nick\":42}",
+            &["invalid type", "42", "string"],
+        ),
+        (
+            "{\"type\":\"msg\",\"to\":\"bob\",\"text\":\"x\"}",
+            &["invalid type", "sequence"],
+        ),
+        ("{\"type\":7}", &["invalid type", "7"]),
+    ];
+    for (p, words) in cases {
+        let e = bad_then_ping(p.as_bytes());
+        assert!(matches!(e, PayloadError::Invalid(_)), "{p}: {e:?}");
+        let msg = e.to_string();
+        for w in words {
+            assert!(msg.contains(w), "{p}: {msg:?} lacks {w:?}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_payload_becomes_bad_frame_and_the_connection_stays_open() {
+    let mut sim = Sim::new(RoomConfig::default(), 1_000);
+    let a = sim.connect();
+    sim.join(a, "alice");
+    sim.take(a);
+    sim.send_payload(a, b"{\"type\":\"join\",\"nick\":42}");
+    match &sim.take(a)[..] {
+        [ServerFrame::Error { code, message }] => {
+            assert_eq!(*code, ErrorCode::BadFrame);
+            assert!(message.contains("invalid type"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(sim.clients[a].open);
+    sim.msg(a, &[], "still here");
+    assert!(matches!(&sim.take(a)[..], [ServerFrame::Msg { text, .. }] if text == "still here"));
+}
+
+#[test]
+fn unknown_members_are_ignored() {
+    let cases = [
+        (
+            r#"{"type":"join","nick":"alice","colour":"red","v":{"x":[1,2]}}"#,
+            ClientFrame::Join {
+                nick: "alice".into(),
+            },
+        ),
+        (
+            r#"{"v":2,"type":"msg","text":"hi","to":["bob"],"reply_to":7}"#,
+            ClientFrame::Msg {
+                to: vec!["bob".into()],
+                text: "hi".into(),
+            },
+        ),
+        (r#"{"type":"ping","id":7}"#, ClientFrame::Ping),
+        (r#"{"type":"pong","id":null}"#, ClientFrame::Pong),
+    ];
+    for (p, want) in cases {
+        let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
+        assert_eq!(
+            FrameDecoder::default().decode(&mut buf),
+            Ok(Some(Ok(want))),
+            "{p}"
+        );
+    }
+    let mut buf = BytesMut::from(&framed(br#"{"type":"pong","extra":true}"#)[..]);
+    assert_eq!(
+        FrameDecoder::default().decode(&mut buf),
+        Ok(Some(Ok(ServerFrame::Pong)))
+    );
+}
+
+#[test]
+fn a_client_cannot_choose_from_or_seq() {
+    let p = br#"{"type":"msg","from":"mallory","seq":999,"ts":1,"text":"hi"}"#;
+    let mut buf = BytesMut::from(&framed(p)[..]);
+    let decoded = FrameDecoder::default().decode::<ClientFrame>(&mut buf);
+    let want = ClientFrame::Msg {
+        to: vec![],
+        text: "hi".into(),
+    };
+    assert_eq!(decoded, Ok(Some(Ok(want))));
+
+    let mut sim = Sim::new(RoomConfig::default(), 5_000);
+    let a = sim.connect();
+    sim.join(a, "alice");
+    sim.take(a);
+    sim.send_payload(a, p);
+    let got = sim.take(a);
+    let want = ServerFrame::Msg {
+        seq: 2,
+        from: "alice".into(),
+        to: vec![],
+        text: "hi".into(),
+        ts: 5_000,
+    };
+    assert_eq!(got, vec![want]);
+}
+
+#[test]
+fn the_encoder_refuses_payloads_over_the_limit() {
+    let frame = |n: usize| ClientFrame::Msg {
+        to: vec![],
+        text: "x".repeat(n),
+    };
+    // `{"type":"msg","text":""}` is 24 bytes.
+    let max = 2000;
+    let ok = encode(&frame(max - 24), max).unwrap();
+    assert_eq!(ok.len(), HEADER_LEN + max);
+    assert_eq!(&ok[..HEADER_LEN], &(max as u32).to_be_bytes());
+    match encode(&frame(max - 23), max) {
+        Err(EncodeError::TooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+        other => panic!("{other:?}"),
+    }
+    // On error the destination is left as it was.
+    let mut dst = BytesMut::from(&b"keep"[..]);
+    assert!(encode_into(&frame(max), &mut dst, max).is_err());
+    assert_eq!(&dst[..], b"keep");
+    encode_into(&ClientFrame::Ping, &mut dst, max).unwrap();
+    assert_eq!(&dst[..4], b"keep");
+    assert_eq!(&dst[4..], &encode(&ClientFrame::Ping, max).unwrap()[..]);
+}
+
+#[test]
+fn limits_below_the_minimum_are_raised() {
+    assert_eq!(FrameDecoder::new(10).max_frame_bytes(), MIN_MAX_FRAME_BYTES);
+    assert_eq!(
+        FrameDecoder::default().max_frame_bytes(),
+        DEFAULT_MAX_FRAME_BYTES
+    );
+    let text = "x".repeat(MIN_MAX_FRAME_BYTES - 24);
+    let f = ClientFrame::Msg { to: vec![], text };
+    assert!(
+        encode(&f, 10).is_ok(),
+        "the encoder raises a tiny limit too"
+    );
+    let mut buf = BytesMut::from(&msg_of_len(MIN_MAX_FRAME_BYTES)[..]);
+    assert!(matches!(
+        FrameDecoder::new(1).decode::<ClientFrame>(&mut buf),
+        Ok(Some(Ok(_)))
+    ));
+}
+
+#[test]
+fn encode_then_decode_round_trips_every_server_kind() {
+    let frames = vec![
+        ServerFrame::Welcome {
+            nick: "alice".into(),
+            seq: 41,
+            online: vec!["alice".into(), "bob".into()],
+        },
+        ServerFrame::Online {
+            nicks: vec!["carol".into()],
+        },
+        ServerFrame::Presence {
+            seq: 42,
+            nick: "alice".into(),
+            status: chatproto::PresenceStatus::Offline,
+            ts: u64::MAX,
+        },
+        ServerFrame::Msg {
+            seq: u64::MAX,
+            from: "alice".into(),
+            to: vec![],
+            text: "\u{0}\u{7f}\u{2028}😀".into(),
+            ts: 0,
+        },
+        ServerFrame::error(ErrorCode::Timeout, "late"),
+        ServerFrame::Ping,
+        ServerFrame::Pong,
+        ServerFrame::Notice { text: "bye".into() },
+    ];
+    let mut buf = BytesMut::new();
+    for f in &frames {
+        encode_into(f, &mut buf, MIN_MAX_FRAME_BYTES).unwrap();
+    }
+    let mut dec = FrameDecoder::new(MIN_MAX_FRAME_BYTES);
+    for f in &frames {
+        assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(f.clone()))));
+    }
+    assert_eq!(dec.decode::<ServerFrame>(&mut buf), Ok(None));
+}
+
+#[cfg(feature = "tokio-codec")]
+#[test]
+fn the_tokio_codec_has_the_same_three_outcomes() {
+    use chatproto::{CodecError, JsonFrameCodec};
+    use tokio_util::codec::{Decoder, Encoder};
+    let mut codec = JsonFrameCodec::<ClientFrame, ClientFrame>::new(1024);
+    let mut buf = BytesMut::new();
+    codec.encode(ClientFrame::Ping, &mut buf).unwrap();
+    buf.extend_from_slice(&framed(b"nope"));
+    buf.extend_from_slice(&[0, 0, 8, 0]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), Some(Ok(ClientFrame::Ping)));
+    assert!(matches!(codec.decode(&mut buf), Ok(Some(Err(_)))));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(CodecError::Framing(FramingError::TooLarge {
+            len: 2048,
+            ..
+        }))
+    ));
+}

@@ -1,0 +1,632 @@
+//! One test per Room rule, driven through the simulation harness.
+
+use chatproto::testkit::{presences, Sim};
+use chatproto::{ClientId, ErrorCode, Event, PresenceStatus, RoomConfig, ServerFrame};
+use PresenceStatus::{Offline, Online};
+
+const T0: u64 = 1_732_400_000_000;
+
+fn sim_with(config: RoomConfig) -> Sim {
+    Sim::new(config, T0)
+}
+
+fn sim() -> Sim {
+    sim_with(RoomConfig::default())
+}
+
+/// Connect and join each nick, then forget what they received.
+fn joined(sim: &mut Sim, nicks: &[&str]) -> Vec<usize> {
+    let ids: Vec<usize> = nicks
+        .iter()
+        .map(|n| {
+            let i = sim.connect();
+            sim.join(i, n);
+            assert_eq!(sim.clients[i].nick.as_deref(), Some(*n), "{n} joined");
+            i
+        })
+        .collect();
+    for &i in &ids {
+        sim.take(i);
+    }
+    ids
+}
+
+/// The one frame `frames` must hold: an error. Returns its code and message.
+fn only_error(frames: Vec<ServerFrame>) -> (ErrorCode, String) {
+    match &frames[..] {
+        [ServerFrame::Error { code, message }] => (*code, message.clone()),
+        other => panic!("expected one error, got {other:?}"),
+    }
+}
+
+fn msg(seq: u64, from: &str, to: &[&str], text: &str, ts: u64) -> ServerFrame {
+    ServerFrame::Msg {
+        seq,
+        from: from.into(),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        text: text.into(),
+        ts,
+    }
+}
+
+fn presence(seq: u64, nick: &str, status: PresenceStatus, ts: u64) -> ServerFrame {
+    ServerFrame::Presence {
+        seq,
+        nick: nick.into(),
+        status,
+        ts,
+    }
+}
+
+#[test]
+fn welcome_carries_the_latest_seq_and_everyone_online() {
+    let mut sim = sim();
+    let a = sim.connect();
+    sim.join(a, "alice");
+    let welcome = |nick: &str, seq, online: &[&str]| ServerFrame::Welcome {
+        nick: nick.into(),
+        seq,
+        online: online.iter().map(|s| s.to_string()).collect(),
+    };
+    assert_eq!(
+        sim.take(a),
+        vec![
+            welcome("alice", 0, &["alice"]),
+            presence(1, "alice", Online, T0)
+        ]
+    );
+    sim.msg(a, &[], "one");
+    sim.msg(a, &[], "two");
+    let b = sim.connect();
+    sim.join(b, "Bob");
+    // seq 3 is the latest before Bob's own presence, which is 4.
+    assert_eq!(
+        sim.take(b),
+        vec![
+            welcome("Bob", 3, &["alice", "Bob"]),
+            presence(4, "Bob", Online, T0)
+        ]
+    );
+}
+
+#[test]
+fn presence_goes_to_everyone_on_join_and_to_the_rest_on_leave() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let lurker = sim.connect(); // never joins: sees no presence
+    sim.now += 7;
+    let c = sim.connect();
+    sim.join(c, "carol");
+    for i in [a, b] {
+        assert_eq!(sim.take(i), vec![presence(3, "carol", Online, T0 + 7)]);
+    }
+    assert_eq!(sim.take(c)[1], presence(3, "carol", Online, T0 + 7));
+    sim.now += 5;
+    sim.disconnect(b);
+    for i in [a, c] {
+        assert_eq!(sim.take(i), vec![presence(4, "bob", Offline, T0 + 12)]);
+    }
+    assert!(sim.take(b).is_empty(), "the leaver is gone");
+    assert!(sim.take(lurker).is_empty());
+    // An unjoined connection leaving is nobody's business.
+    sim.disconnect(lurker);
+    assert!(sim.take(a).is_empty());
+    assert_eq!(sim.room.seq(), 4);
+}
+
+#[test]
+fn broadcast_reaches_every_member_and_no_one_else() {
+    let mut sim = sim();
+    let ids = joined(&mut sim, &["alice", "bob", "carol"]);
+    let lurker = sim.connect();
+    sim.msg(ids[1], &[], "hi all");
+    for &i in &ids {
+        assert_eq!(sim.take(i), vec![msg(4, "bob", &[], "hi all", T0)]);
+    }
+    assert!(sim.take(lurker).is_empty());
+}
+
+#[test]
+fn private_and_group_messages_reach_only_their_recipients_and_the_sender() {
+    let mut sim = sim();
+    let [a, b, c, d] = joined(&mut sim, &["alice", "bob", "carol", "dave"])[..] else {
+        unreachable!()
+    };
+    sim.msg(a, &["bob"], "psst");
+    let m = msg(5, "alice", &["bob"], "psst", T0);
+    assert_eq!(sim.take(b), vec![m.clone()]);
+    assert_eq!(sim.take(a), vec![m], "echo to the sender");
+    assert!(sim.take(c).is_empty() && sim.take(d).is_empty());
+
+    sim.msg(a, &["CAROL", "bob", "Bob"], "group");
+    // Recipients are named as the room knows them, each once.
+    let m = msg(6, "alice", &["carol", "bob"], "group", T0);
+    for i in [a, b, c] {
+        assert_eq!(sim.take(i), vec![m.clone()]);
+    }
+    assert!(sim.take(d).is_empty());
+}
+
+#[test]
+fn the_sender_gets_exactly_one_echo() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    sim.msg(a, &["alice", "ALICE"], "note to self");
+    assert_eq!(
+        sim.take(a),
+        vec![msg(3, "alice", &["alice"], "note to self", T0)]
+    );
+    assert!(sim.take(b).is_empty());
+    sim.msg(a, &["bob", "alice"], "both");
+    assert_eq!(sim.take(a).len(), 1);
+    assert_eq!(sim.take(b).len(), 1);
+}
+
+#[test]
+fn an_unknown_recipient_rejects_the_whole_message() {
+    let mut sim = sim();
+    let [a, b, c] = joined(&mut sim, &["alice", "bob", "carol"])[..] else {
+        unreachable!()
+    };
+    let seq = sim.room.seq();
+    sim.msg(a, &["bob", "zed", "carol", "yann", "zed"], "hello?");
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::UnknownNick);
+    assert!(
+        message.contains("zed") && message.contains("yann"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("bob") && !message.contains("carol"),
+        "{message}"
+    );
+    assert!(
+        sim.take(b).is_empty() && sim.take(c).is_empty(),
+        "nothing delivered"
+    );
+    assert_eq!(sim.room.seq(), seq, "no seq spent");
+    assert!(sim.clients[a].open);
+    assert!(!sim
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Message { .. })));
+}
+
+#[test]
+fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    // Each name costs 3 bytes raw but 6 once escaped and JSON-quoted.
+    let names: Vec<String> = (0..2000)
+        .map(|i| format!("{i}{}", "\u{2028}".repeat(8)))
+        .collect();
+    let to: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    sim.msg(a, &to, "hi");
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::UnknownNick, "{message:.80}");
+    assert!(message.starts_with("not online: 0"));
+}
+
+#[test]
+fn a_bad_frame_error_fits_even_when_it_quotes_a_huge_type() {
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    let payload = format!("{{\"type\":\"{}\"}}", "x".repeat(65_520));
+    sim.send_payload(a, payload.as_bytes());
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::BadFrame, "{message:.80}");
+    assert!(message.contains("unknown variant"), "{message:.80}");
+    assert!(sim.clients[a].open);
+}
+
+#[test]
+fn seq_rises_by_one_per_msg_and_presence_only() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    assert_eq!(sim.room.seq(), 2);
+    sim.msg(a, &[], "x");
+    assert_eq!(sim.room.seq(), 3);
+    sim.msg(b, &["alice"], "y");
+    assert_eq!(sim.room.seq(), 4);
+    // Errors, pings and refused joins spend nothing.
+    sim.msg(a, &["nobody"], "z");
+    sim.send(a, chatproto::ClientFrame::Ping);
+    sim.join(a, "again");
+    let c = sim.connect();
+    sim.join(c, "ALICE");
+    sim.send_payload(c, b"nonsense");
+    assert_eq!(sim.room.seq(), 4);
+    sim.disconnect(b);
+    assert_eq!(sim.room.seq(), 5);
+}
+
+#[test]
+fn ts_is_the_now_passed_in_and_from_is_stamped_by_the_room() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["Alice", "bob"])[..] else {
+        unreachable!()
+    };
+    sim.now = T0 + 123_456;
+    sim.msg(a, &["BOB"], "t");
+    let m = msg(3, "Alice", &["bob"], "t", T0 + 123_456);
+    assert_eq!((sim.take(a), sim.take(b)), (vec![m.clone()], vec![m]));
+    sim.send_payload(
+        b,
+        br#"{"type":"msg","from":"Alice","seq":1,"ts":5,"text":"me"}"#,
+    );
+    assert_eq!(sim.take(a), vec![msg(4, "bob", &[], "me", T0 + 123_456)]);
+}
+
+#[test]
+fn nick_taken_ignores_case_until_the_holder_leaves() {
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    let c = sim.connect();
+    for n in ["alice", "ALICE", "aLiCe"] {
+        sim.join(c, n);
+        let (code, message) = only_error(sim.take(c));
+        assert_eq!(code, ErrorCode::NickTaken, "{n}");
+        assert!(message.contains("alice"), "{message}");
+    }
+    assert!(sim.take(a).is_empty());
+    sim.disconnect(a);
+    sim.join(c, "ALICE");
+    assert_eq!(sim.clients[c].nick.as_deref(), Some("ALICE"));
+}
+
+#[test]
+fn nick_invalid_for_what_the_rule_forbids() {
+    let mut sim = sim();
+    let c = sim.connect();
+    let long = "a".repeat(33);
+    for bad in [
+        "",
+        &long,
+        "a b",
+        "tab\t",
+        "a@b",
+        "a:b",
+        "a,b",
+        "q\"",
+        "back\\",
+        "esc\u{1b}[2J",
+        "c1\u{85}",
+        "bidi\u{202e}",
+        "zero\u{200b}width",
+        "\u{430}lice",
+        "caf\u{e9}",
+    ] {
+        sim.join(c, bad);
+        let (code, message) = only_error(sim.take(c));
+        assert_eq!(code, ErrorCode::NickInvalid, "{bad:?}");
+        assert!(message.contains("nickname"), "{message}");
+        assert!(!message.contains('\u{1b}'), "the message is safe to print");
+    }
+    assert!(sim.clients[c].open, "a refused join can be retried");
+    sim.join(c, &"a".repeat(32));
+    assert!(sim.clients[c].nick.is_some());
+}
+
+#[test]
+fn nick_invalid_for_a_look_alike_of_an_online_nick() {
+    let mut sim = sim();
+    joined(&mut sim, &["bob", "mary", "will", "Sam", "|||"]);
+    let c = sim.connect();
+    for (fake, real) in [
+        ("b0b", "bob"),
+        ("B0B", "bob"),
+        ("rnary", "mary"),
+        ("wi11", "will"),
+        ("vvill", "will"),
+        ("5am", "Sam"),
+        ("Il1", "|||"),
+    ] {
+        sim.join(c, fake);
+        let (code, message) = only_error(sim.take(c));
+        assert_eq!(code, ErrorCode::NickInvalid, "{fake}");
+        assert!(message.contains(real), "{message}");
+    }
+    // Only online nicks count.
+    sim.disconnect(0);
+    sim.join(c, "b0b");
+    assert_eq!(sim.clients[c].nick.as_deref(), Some("b0b"));
+}
+
+#[test]
+fn not_joined_before_join_but_ping_is_answered() {
+    let mut sim = sim();
+    let c = sim.connect();
+    sim.msg(c, &[], "hello?");
+    assert_eq!(only_error(sim.take(c)).0, ErrorCode::NotJoined);
+    sim.send(c, chatproto::ClientFrame::Ping);
+    assert_eq!(sim.take(c), vec![ServerFrame::Pong]);
+    sim.send(c, chatproto::ClientFrame::Pong);
+    assert!(sim.take(c).is_empty());
+    assert!(sim.clients[c].open);
+}
+
+#[test]
+fn already_joined_keeps_the_first_nick() {
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    sim.join(a, "alicia");
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::AlreadyJoined);
+    assert!(message.contains("alice"), "{message}");
+    assert_eq!(sim.room.nick(sim.clients[a].id), Some("alice"));
+    assert_eq!(sim.room.members(), 1);
+}
+
+#[test]
+fn ping_is_answered_with_pong() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    sim.send(a, chatproto::ClientFrame::Ping);
+    assert_eq!(sim.take(a), vec![ServerFrame::Pong]);
+    assert!(sim.take(b).is_empty());
+}
+
+fn short_timeouts() -> RoomConfig {
+    let mut cfg = RoomConfig::default();
+    cfg.join_timeout_ms = 1_000;
+    cfg.idle_ping_ms = 5_000;
+    cfg.pong_timeout_ms = 2_000;
+    cfg
+}
+
+#[test]
+fn a_connection_that_does_not_join_in_time_is_closed() {
+    let d = RoomConfig::default();
+    assert_eq!(
+        (d.join_timeout_ms, d.idle_ping_ms, d.pong_timeout_ms),
+        (10_000, 30_000, 10_000)
+    );
+    let mut sim = sim_with(short_timeouts());
+    let a = joined(&mut sim, &["alice"])[0];
+    let c = sim.connect();
+    sim.send(c, chatproto::ClientFrame::Ping); // pinging does not buy time
+    sim.take(c);
+    sim.advance(999);
+    assert!(sim.clients[c].open);
+    sim.advance(1);
+    assert!(!sim.clients[c].open);
+    assert_eq!(sim.clients[c].closed_with, Some(ErrorCode::Timeout));
+    assert_eq!(only_error(sim.take(c)).0, ErrorCode::Timeout);
+    assert!(sim.take(a).is_empty(), "no presence for a stranger");
+    assert!(sim.clients[a].open);
+    assert_eq!(sim.room.connections(), 1);
+}
+
+#[test]
+fn an_idle_client_is_pinged_then_closed_if_silent() {
+    let mut sim = sim_with(short_timeouts());
+    let [a, b, c] = joined(&mut sim, &["alice", "bob", "carol"])[..] else {
+        unreachable!()
+    };
+    sim.advance(2_000);
+    sim.msg(c, &["carol"], "keeping busy"); // carol is not idle
+    sim.take(c);
+    sim.advance(3_000);
+    assert_eq!(sim.take(a), vec![ServerFrame::Ping]);
+    assert_eq!(sim.take(b), vec![ServerFrame::Ping]);
+    assert!(sim.take(c).is_empty());
+    sim.send(b, chatproto::ClientFrame::Pong);
+    sim.advance(1_999);
+    assert!(sim.clients[a].open);
+    sim.advance(1);
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
+    assert_eq!(only_error(sim.take(a)).0, ErrorCode::Timeout);
+    let gone = presence(5, "alice", Offline, T0 + 7_000);
+    assert_eq!(sim.take(b), vec![gone.clone()]);
+    // carol fell idle in the same tick: pings go out before the closes.
+    assert_eq!(sim.take(c), vec![ServerFrame::Ping, gone]);
+    assert!(sim.clients[b].open && sim.clients[c].open);
+    assert!(sim.events.contains(&Event::Left {
+        client: sim.clients[a].id,
+        nick: "alice".into(),
+        seq: 5
+    }));
+}
+
+#[test]
+fn msg_too_large_when_the_stamped_frame_would_not_fit() {
+    let mut cfg = RoomConfig::default();
+    cfg.max_frame_bytes = 1024;
+    let mut sim = sim_with(cfg);
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    // The stamped frame adds seq, from, to and ts around the text:
+    // `{"type":"msg","seq":3,"from":"alice","to":[],"text":"","ts":1732400000000}`.
+    let overhead = 74;
+    let fits = "x".repeat(1024 - overhead);
+    sim.msg(a, &[], &fits);
+    assert_eq!(sim.take(b).len(), 1);
+    sim.take(a);
+    let seq = sim.room.seq();
+    sim.msg(a, &[], &format!("{fits}y"));
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::MsgTooLarge);
+    assert!(
+        message.contains("1025") && message.contains("1024"),
+        "{message}"
+    );
+    assert!(sim.take(b).is_empty());
+    assert_eq!(sim.room.seq(), seq);
+    assert!(!code.is_fatal() && sim.clients[a].open);
+}
+
+#[test]
+fn a_big_welcome_continues_in_online_frames() {
+    let mut cfg = RoomConfig::default();
+    cfg.max_frame_bytes = 1024;
+    let mut sim = sim_with(cfg);
+    let nicks: Vec<String> = (0..150).map(|i| format!("member_{i:03}")).collect();
+    for n in &nicks {
+        let i = sim.connect();
+        sim.join(i, n);
+    }
+    let j = sim.connect();
+    sim.join(j, "joiner");
+    let got = sim.take(j);
+    let mut online = match &got[0] {
+        ServerFrame::Welcome { nick, seq, online } => {
+            assert_eq!((nick.as_str(), *seq), ("joiner", 150));
+            online.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let mut parts = 1;
+    let mut rest = got[1..].iter();
+    for f in rest.by_ref() {
+        match f {
+            ServerFrame::Online { nicks } => {
+                assert!(!nicks.is_empty());
+                online.extend(nicks.iter().cloned());
+                parts += 1;
+            }
+            other => {
+                // The list ends at the first frame that is not `online`.
+                assert_eq!(*other, presence(151, "joiner", Online, T0));
+                break;
+            }
+        }
+    }
+    assert!(rest.next().is_none());
+    assert!(parts >= 2, "1024 bytes cannot hold 151 nicks in one frame");
+    let mut want: Vec<String> = nicks.clone();
+    want.push("joiner".into());
+    online.sort();
+    want.sort();
+    assert_eq!(online, want);
+}
+
+#[test]
+fn shutdown_sends_a_notice_to_every_connection() {
+    let mut sim = sim();
+    let ids = joined(&mut sim, &["alice", "bob"]);
+    let lurker = sim.connect();
+    let seq = sim.room.seq();
+    sim.room.handle_shutdown(sim.now, "server restarting");
+    sim.flush();
+    let notice = ServerFrame::Notice {
+        text: "server restarting".into(),
+    };
+    for i in ids.into_iter().chain([lurker]) {
+        assert_eq!(sim.take(i), vec![notice.clone()]);
+        assert!(sim.clients[i].open, "the caller closes");
+    }
+    assert_eq!(sim.room.seq(), seq);
+}
+
+#[test]
+fn kick_sends_the_error_closes_and_tells_the_others() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let id = sim.clients[b].id;
+    sim.room
+        .kick(sim.now, id, ErrorCode::SlowConsumer, "you fell behind");
+    sim.flush();
+    assert_eq!(
+        sim.take(b),
+        vec![ServerFrame::error(
+            ErrorCode::SlowConsumer,
+            "you fell behind"
+        )]
+    );
+    assert_eq!(sim.clients[b].closed_with, Some(ErrorCode::SlowConsumer));
+    assert_eq!(presences(&sim, a), vec![("bob".to_string(), Offline)]);
+    assert_eq!(sim.room.members(), 1);
+    // Kicking again, or a late disconnect, does nothing.
+    sim.room.kick(sim.now, id, ErrorCode::RateLimited, "again");
+    sim.room.handle_disconnect(sim.now, id);
+    sim.flush();
+    assert_eq!(sim.take(a).len(), 1);
+}
+
+#[test]
+fn input_for_unknown_clients_is_ignored() {
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    let ghost = ClientId(999);
+    sim.room
+        .handle_frame(sim.now, ghost, chatproto::ClientFrame::Ping);
+    sim.room.handle_disconnect(sim.now, ghost);
+    sim.room.kick(sim.now, ghost, ErrorCode::Timeout, "x");
+    assert!(sim.room.poll_transmit().is_none() && sim.room.poll_close().is_none());
+    assert!(sim.take(a).is_empty());
+}
+
+#[test]
+fn events_are_reported_in_seq_order_unless_turned_off() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    sim.msg(a, &["bob"], "hi");
+    sim.disconnect(b);
+    let seqs: Vec<u64> = sim
+        .events
+        .iter()
+        .map(|e| match e {
+            Event::Joined { seq, .. } | Event::Left { seq, .. } | Event::Message { seq, .. } => {
+                *seq
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert_eq!(
+        sim.events[2],
+        Event::Message {
+            seq: 3,
+            from: "alice".into(),
+            to: vec!["bob".into()],
+            text: "hi".into()
+        }
+    );
+
+    let mut cfg = RoomConfig::default();
+    cfg.record_events = false;
+    let mut quiet = sim_with(cfg);
+    joined(&mut quiet, &["alice"]);
+    assert!(quiet.events.is_empty());
+}
+
+#[test]
+fn fatal_codes_are_the_ones_that_close() {
+    use ErrorCode::*;
+    let all = [
+        (NickTaken, false),
+        (NickInvalid, false),
+        (NotJoined, false),
+        (AlreadyJoined, false),
+        (UnknownNick, false),
+        (BadFrame, false),
+        (FrameTooLarge, true),
+        (EmptyFrame, true),
+        (MsgTooLarge, false),
+        (ServerFull, true),
+        (RateLimited, true),
+        (SlowConsumer, true),
+        (Timeout, true),
+        (Unknown, false),
+    ];
+    for (code, fatal) in all {
+        assert_eq!(code.is_fatal(), fatal, "{code}");
+        let json = serde_json::to_string(&code).unwrap();
+        assert_eq!(json, format!("\"{}\"", code.as_str()));
+    }
+    let unknown: ErrorCode = serde_json::from_str("\"from_the_future\"").unwrap();
+    assert_eq!(unknown, Unknown);
+}

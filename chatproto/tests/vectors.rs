@@ -1,0 +1,466 @@
+//! Every line of `vectors.txt` checked against the code: decoding gives the
+//! frame, encoding gives the bytes, and the server frames come out of a real
+//! Room. PROTOCOL.md must list the same lines.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::{Bytes, BytesMut};
+use chatproto::testkit::Sim;
+use chatproto::{
+    encode, ClientFrame, ClientId, Close, ErrorCode, FrameDecoder, FramingError, PayloadError,
+    Room, RoomConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
+};
+
+const FILE: &str = include_str!("vectors.txt");
+const T: u64 = 1_732_400_000_000;
+
+#[derive(Debug)]
+struct Vector {
+    line: usize,
+    kind: &'static str,
+    name: &'static str,
+    bytes: Vec<u8>,
+    expect: &'static str,
+    text: &'static str,
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    assert!(
+        s.len() % 2 == 0 && s.bytes().all(|b| b"0123456789abcdef".contains(&b)),
+        "{s}"
+    );
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn vectors() -> Vec<Vector> {
+    FILE.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(n, text)| {
+            let f: Vec<&str> = text.split('\t').collect();
+            assert_eq!(f.len(), 4, "line {}: {text:?}", n + 1);
+            Vector {
+                line: n + 1,
+                kind: f[0],
+                name: f[1],
+                bytes: unhex(f[2]),
+                expect: f[3],
+                text,
+            }
+        })
+        .collect()
+}
+
+fn find(vs: &[Vector], kind: &str, name: &str) -> Vec<u8> {
+    let v = vs.iter().find(|v| v.kind == kind && v.name == name);
+    v.unwrap_or_else(|| panic!("no {kind} vector {name}"))
+        .bytes
+        .clone()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PayloadError> {
+    let mut buf = BytesMut::from(bytes);
+    let out = FrameDecoder::default()
+        .decode(&mut buf)
+        .expect("framing")
+        .expect("whole frame");
+    assert!(buf.is_empty(), "one frame per vector");
+    out
+}
+
+#[test]
+fn the_file_is_well_formed_and_covers_every_kind() {
+    let vs = vectors();
+    let mut seen = BTreeSet::new();
+    let mut types = BTreeSet::new();
+    for v in &vs {
+        assert!(
+            seen.insert((v.kind, v.name)),
+            "line {}: duplicate {}",
+            v.line,
+            v.name
+        );
+        let kinds = [
+            "c2s",
+            "s2c",
+            "c2s-accept",
+            "s2c-accept",
+            "c2s-bad",
+            "c2s-fatal",
+        ];
+        assert!(kinds.contains(&v.kind), "line {}: kind {}", v.line, v.kind);
+        if v.kind == "c2s-fatal" {
+            assert_eq!(v.bytes.len(), 4, "line {}: a header alone", v.line);
+            continue;
+        }
+        let len = u32::from_be_bytes(v.bytes[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, v.bytes.len() - 4, "line {}: length header", v.line);
+        if v.kind == "c2s" || v.kind == "s2c" {
+            assert_eq!(
+                &v.bytes[4..],
+                v.expect.as_bytes(),
+                "line {}: payload column",
+                v.line
+            );
+            let value: serde_json::Value = serde_json::from_str(v.expect).unwrap();
+            types.insert(format!("{} {}", v.kind, value["type"].as_str().unwrap()));
+            if let Some(code) = value["code"].as_str() {
+                types.insert(format!("code {code}"));
+            }
+        }
+    }
+    for t in ["join", "msg", "ping", "pong"] {
+        assert!(types.contains(&format!("c2s {t}")), "no c2s {t}");
+    }
+    for t in [
+        "welcome", "online", "presence", "msg", "error", "ping", "pong", "notice",
+    ] {
+        assert!(types.contains(&format!("s2c {t}")), "no s2c {t}");
+    }
+    use ErrorCode::*;
+    for code in [
+        NickTaken,
+        NickInvalid,
+        NotJoined,
+        AlreadyJoined,
+        UnknownNick,
+        BadFrame,
+        FrameTooLarge,
+        EmptyFrame,
+        MsgTooLarge,
+        ServerFull,
+        RateLimited,
+        SlowConsumer,
+        Timeout,
+    ] {
+        assert!(
+            types.contains(&format!("code {code}")),
+            "no error vector for {code}"
+        );
+    }
+}
+
+/// What each canonical client vector means, written out by hand.
+fn client_meaning(name: &str) -> ClientFrame {
+    let msg = |to: &[&str], text: &str| ClientFrame::Msg {
+        to: to.iter().map(|s| s.to_string()).collect(),
+        text: text.into(),
+    };
+    match name {
+        "join" => ClientFrame::Join {
+            nick: "alice".into(),
+        },
+        "msg-all" => msg(&[], "hello everyone"),
+        "msg-to" => msg(&["bob", "carol"], "hello"),
+        "msg-escapes" => msg(&["alice"], "tab\t \"quoted\" back\\slash \u{1b}[31m é ✓ 😀"),
+        "ping" => ClientFrame::Ping,
+        "pong" => ClientFrame::Pong,
+        other => panic!("no meaning written for c2s {other}"),
+    }
+}
+
+#[test]
+fn frames_decode_to_their_meaning_and_encode_to_their_bytes() {
+    for v in vectors() {
+        let canonical = match v.kind {
+            "c2s" => {
+                let f: ClientFrame = decode(&v.bytes).unwrap();
+                assert_eq!(f, client_meaning(v.name), "line {}", v.line);
+                encode(&f, DEFAULT_MAX_FRAME_BYTES).unwrap()
+            }
+            "c2s-accept" => encode(&decode::<ClientFrame>(&v.bytes).unwrap(), 65_536).unwrap(),
+            "s2c" | "s2c-accept" => {
+                encode(&decode::<ServerFrame>(&v.bytes).unwrap(), 65_536).unwrap()
+            }
+            _ => continue,
+        };
+        if v.kind.ends_with("-accept") {
+            assert_eq!(&canonical[4..], v.expect.as_bytes(), "line {}", v.line);
+        } else {
+            assert_eq!(&canonical[..], &v.bytes[..], "line {}", v.line);
+        }
+    }
+    let online = find(&vectors(), "s2c", "online");
+    let nicks = vec!["dave".to_string(), "erin".to_string()];
+    assert_eq!(
+        decode::<ServerFrame>(&online),
+        Ok(ServerFrame::Online { nicks })
+    );
+    let future = find(&vectors(), "s2c-accept", "error-unknown-code");
+    assert!(matches!(
+        decode(&future),
+        Ok(ServerFrame::Error {
+            code: ErrorCode::Unknown,
+            ..
+        })
+    ));
+}
+
+fn why(e: &PayloadError) -> &'static str {
+    match e {
+        PayloadError::NotUtf8 { .. } => "not_utf8",
+        PayloadError::NotObject => "not_object",
+        PayloadError::Invalid(m) if m.starts_with("payload is not JSON") => "not_json",
+        PayloadError::Invalid(m) if m.contains("unknown variant") => "unknown_type",
+        PayloadError::Invalid(m) if m.contains("missing field") => "missing_member",
+        PayloadError::Invalid(m) if m.contains("invalid type") => "mistyped_member",
+        other => panic!("unclassified {other:?}"),
+    }
+}
+
+#[test]
+fn bad_payloads_are_bad_frame_and_the_connection_stays_open() {
+    for v in vectors().into_iter().filter(|v| v.kind == "c2s-bad") {
+        let err = decode::<ClientFrame>(&v.bytes).unwrap_err();
+        assert_eq!(
+            format!("bad_frame:{}", why(&err)),
+            v.expect,
+            "line {}: {err}",
+            v.line
+        );
+        let mut sim = Sim::new(RoomConfig::default(), T);
+        let a = sim.connect();
+        sim.send_payload(a, &v.bytes[4..]);
+        sim.send(a, ClientFrame::Ping);
+        match &sim.take(a)[..] {
+            [ServerFrame::Error {
+                code: ErrorCode::BadFrame,
+                ..
+            }, ServerFrame::Pong] => {}
+            other => panic!("line {}: {other:?}", v.line),
+        }
+    }
+}
+
+#[test]
+fn fatal_headers_are_rejected_before_the_body() {
+    for v in vectors().into_iter().filter(|v| v.kind == "c2s-fatal") {
+        let mut buf = BytesMut::from(&v.bytes[..]);
+        let err = FrameDecoder::default()
+            .decode_payload(&mut buf)
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), v.expect, "line {}", v.line);
+        assert!(err.code().is_fatal());
+        assert!(
+            buf.capacity() < 64,
+            "line {}: reserved {}",
+            v.line,
+            buf.capacity()
+        );
+    }
+}
+
+#[test]
+fn every_client_vector_survives_arriving_one_byte_at_a_time() {
+    let vs = vectors();
+    let kinds = ["c2s", "c2s-accept", "c2s-bad"];
+    let sent: Vec<&Vector> = vs.iter().filter(|v| kinds.contains(&v.kind)).collect();
+    let stream: Vec<u8> = sent.iter().flat_map(|v| v.bytes.iter().copied()).collect();
+    let mut dec = FrameDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for b in stream {
+        buf.extend_from_slice(&[b]);
+        if let Some(d) = dec.decode::<ClientFrame>(&mut buf).unwrap() {
+            got.push(d);
+        }
+    }
+    let want: Vec<_> = sent
+        .iter()
+        .map(|v| decode::<ClientFrame>(&v.bytes))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A room driven through a script; each step names the vectors it must emit.
+struct Script {
+    room: Room,
+    vectors: BTreeMap<&'static str, Vec<u8>>,
+    produced: BTreeSet<&'static str>,
+}
+
+impl Script {
+    fn expect(&mut self, want: &[(ClientId, &'static str)]) {
+        let mut got = Vec::new();
+        while let Some(t) = self.room.poll_transmit() {
+            got.push((t.to, t.bytes));
+        }
+        let want: Vec<(ClientId, Bytes)> = want
+            .iter()
+            .map(|&(to, name)| {
+                self.produced.insert(name);
+                let bytes = self
+                    .vectors
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no s2c {name}"));
+                (to, Bytes::from(bytes.clone()))
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    fn closes(&mut self) -> Vec<Close> {
+        std::iter::from_fn(|| self.room.poll_close()).collect()
+    }
+
+    /// Client `id` sends the frame of the c2s vector `name`, off the wire.
+    fn send(&mut self, now: u64, id: ClientId, c2s: &[u8]) {
+        let frame = decode::<ClientFrame>(c2s).unwrap();
+        self.room.handle_frame(now, id, frame);
+    }
+}
+
+#[test]
+fn a_room_produces_the_server_vectors() {
+    let vs = vectors();
+    let c2s = |name| find(&vs, "c2s", name);
+    let mut s = Script {
+        room: Room::new(RoomConfig::default()),
+        vectors: vs
+            .iter()
+            .filter(|v| v.kind == "s2c")
+            .map(|v| (v.name, v.bytes.clone()))
+            .collect(),
+        produced: BTreeSet::new(),
+    };
+    let join = |nick: &str| ClientFrame::Join { nick: nick.into() };
+    let msg = |to: &[&str], text: &str| ClientFrame::Msg {
+        to: to.iter().map(|s| s.to_string()).collect(),
+        text: text.into(),
+    };
+
+    let a = s.room.handle_connect(T);
+    s.send(T, a, &c2s("join"));
+    s.expect(&[(a, "welcome-alone"), (a, "presence-online-alone")]);
+    let b = s.room.handle_connect(T + 123);
+    s.room.handle_frame(T + 123, b, join("bob"));
+    s.expect(&[
+        (b, "welcome"),
+        (a, "presence-online"),
+        (b, "presence-online"),
+    ]);
+    s.send(T + 456, a, &c2s("msg-all"));
+    s.expect(&[(a, "msg-all"), (b, "msg-all")]);
+    s.room.handle_frame(T + 789, a, msg(&["BOB"], "hi bob"));
+    s.expect(&[(b, "msg-to"), (a, "msg-to")]);
+    s.send(T + 1_000, b, &c2s("msg-escapes"));
+    s.expect(&[(a, "msg-escapes"), (b, "msg-escapes")]);
+    s.send(T + 1_000, b, &c2s("ping"));
+    s.expect(&[(b, "pong")]);
+
+    let now = T + 2_000;
+    let c = s.room.handle_connect(now);
+    s.room.handle_frame(now, c, msg(&[], "hi"));
+    s.expect(&[(c, "error-not-joined")]);
+    for (nick, vector) in [
+        ("ALICE", "error-nick-taken"),
+        ("b0b", "error-nick-look-alike"),
+        ("bad nick", "error-nick-invalid"),
+    ] {
+        s.room.handle_frame(now, c, join(nick));
+        s.expect(&[(c, vector)]);
+    }
+    s.room.handle_bad_frame(now, c, &PayloadError::NotObject);
+    s.expect(&[(c, "error-bad-frame")]);
+    s.send(now, a, &c2s("join"));
+    s.expect(&[(a, "error-already-joined")]);
+    s.room
+        .handle_frame(now, a, msg(&["bob", "dave", "erin", "dave"], "hi"));
+    s.expect(&[(a, "error-unknown-nick")]);
+    s.room.handle_frame(now, a, msg(&[], &"x".repeat(65_500)));
+    s.expect(&[(a, "error-msg-too-large")]);
+    assert!(s.closes().is_empty(), "none of these is fatal");
+
+    s.room.handle_tick(T + 12_000);
+    s.expect(&[(c, "error-timeout-join")]);
+    assert_eq!(
+        s.closes(),
+        vec![Close {
+            client: c,
+            code: ErrorCode::Timeout
+        }]
+    );
+    s.room.handle_tick(T + 31_000);
+    s.expect(&[(b, "ping")]);
+    s.send(T + 31_000, b, &c2s("pong"));
+    s.expect(&[]);
+    s.room.handle_tick(T + 32_000);
+    s.expect(&[(a, "ping")]);
+    s.room.handle_tick(T + 42_000);
+    s.expect(&[(a, "error-timeout-ping"), (b, "presence-offline")]);
+    assert_eq!(
+        s.closes(),
+        vec![Close {
+            client: a,
+            code: ErrorCode::Timeout
+        }]
+    );
+
+    // Codes the shell decides, sent through `kick` as a shell would.
+    let too_large = FramingError::TooLarge {
+        len: 65_537,
+        max: 65_536,
+    }
+    .to_string();
+    let empty = FramingError::Empty.to_string();
+    for (code, message, vector) in [
+        (
+            ErrorCode::FrameTooLarge,
+            too_large.as_str(),
+            "error-frame-too-large",
+        ),
+        (ErrorCode::EmptyFrame, empty.as_str(), "error-empty-frame"),
+        (
+            ErrorCode::ServerFull,
+            "the server is full; try again later",
+            "error-server-full",
+        ),
+        (
+            ErrorCode::RateLimited,
+            "you sent too much too fast; slow down",
+            "error-rate-limited",
+        ),
+        (
+            ErrorCode::SlowConsumer,
+            "you did not read your messages fast enough",
+            "error-slow-consumer",
+        ),
+    ] {
+        let id = s.room.handle_connect(T + 42_000);
+        s.room.kick(T + 42_000, id, code, message);
+        s.expect(&[(id, vector)]);
+        assert_eq!(s.closes(), vec![Close { client: id, code }]);
+    }
+    s.room
+        .handle_shutdown(T + 42_000, "the server is shutting down");
+    s.expect(&[(b, "notice")]);
+
+    // Every server vector comes out of the room, except the continuation
+    // frame, which needs a room too big to list here.
+    let mut unproduced: Vec<&str> = s
+        .vectors
+        .keys()
+        .copied()
+        .filter(|n| !s.produced.contains(n))
+        .collect();
+    unproduced.sort();
+    assert_eq!(unproduced, vec!["online"]);
+}
+
+#[test]
+fn protocol_md_lists_every_vector() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
+    let doc = std::fs::read_to_string(path).expect("PROTOCOL.md next to the workspace root");
+    let listed: BTreeSet<&str> = doc.lines().collect();
+    for v in vectors() {
+        assert!(
+            listed.contains(v.text),
+            "PROTOCOL.md lacks line {} of vectors.txt",
+            v.line
+        );
+    }
+    assert!(doc.contains("chatproto/tests/vectors.txt"));
+}
