@@ -1,0 +1,301 @@
+//! The user's side: lines in from stdin, lines out to stdout.
+//!
+//! Two modes, picked once at start:
+//!
+//! * **terminal** (stdin and stdout are both terminals): rustyline reads
+//!   lines with editing and history on its own thread, and incoming lines
+//!   go through its `ExternalPrinter`, which clears the line being typed,
+//!   prints above it and redraws it, so typing is never garbled.
+//! * **plain** (anything else): a thread reads stdin line by line; lines are
+//!   written to stdout as they are, with no prompt.
+//!
+//! Either way, reading stdin happens on its own thread and writing stdout on
+//! another, so neither a slow terminal nor a paused stdin ever stops the
+//! network loop from reading the socket.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+
+use crate::render::{render, Line, Style};
+
+/// Lines the network loop may queue for printing before it waits for the
+/// printer: a bound, so a stalled stdout slows the loop instead of growing it.
+const OUTPUT_QUEUE: usize = 1024;
+
+/// Input lines read ahead of the network loop.
+const INPUT_QUEUE: usize = 256;
+
+/// Something the user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputEvent {
+    /// A line, without its line ending.
+    Line(String),
+    /// End of input (EOF, Ctrl-D, or the line `/quit` was just sent).
+    End,
+    /// Ctrl-C in the terminal: leave at once.
+    Interrupted,
+}
+
+/// How output looks, decided from the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    /// Line editing with rustyline.
+    pub interactive: bool,
+    /// Colours and the rest of [`Style`].
+    pub style: Style,
+    /// A `[HH:MM:SS]` in front of every line.
+    pub timestamps: bool,
+}
+
+impl Look {
+    /// Terminal features only where they work: line editing when stdin and
+    /// stdout are terminals, timestamps when stdout is, colour when stdout is
+    /// and neither `NO_COLOR` (non-empty) nor `TERM=dumb` says otherwise.
+    pub fn detect() -> Look {
+        let out_tty = std::io::stdout().is_terminal();
+        let in_tty = std::io::stdin().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        Look {
+            interactive: in_tty && out_tty,
+            style: Style {
+                color: out_tty && !no_color && !dumb,
+            },
+            timestamps: out_tty,
+        }
+    }
+}
+
+/// The running console: an input receiver and a printer.
+pub struct Console {
+    /// What the user typed, in order.
+    pub input: mpsc::Receiver<InputEvent>,
+    output: mpsc::Sender<String>,
+    printer: JoinHandle<()>,
+    look: Look,
+    terminal: Option<TerminalMode>,
+}
+
+impl Console {
+    /// Start reading input and a printer thread. `nick` is shown in the prompt.
+    pub fn start(look: Look, nick: &str) -> std::io::Result<Console> {
+        let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
+        let (out_tx, out_rx) = mpsc::channel::<String>(OUTPUT_QUEUE);
+        if look.interactive {
+            if let Some((printer, terminal)) = start_editor(nick, in_tx.clone())? {
+                let printer = spawn_printer(out_rx, printer);
+                return Ok(Console {
+                    input: in_rx,
+                    output: out_tx,
+                    printer,
+                    look,
+                    terminal: Some(terminal),
+                });
+            }
+        }
+        spawn_stdin_reader(in_tx)?;
+        let printer = spawn_printer(out_rx, PlainPrinter(std::io::stdout()));
+        Ok(Console {
+            input: in_rx,
+            output: out_tx,
+            printer,
+            look,
+            terminal: None,
+        })
+    }
+
+    /// Queue `line` for printing; waits only when the printer is far behind.
+    pub async fn print(&self, line: &Line) {
+        let time = self
+            .look
+            .timestamps
+            .then(|| chrono::Local::now().format("%H:%M:%S").to_string());
+        let text = render(line, self.look.style, time.as_deref());
+        // The printer only stops when stdout is gone; nothing to do then.
+        let _ = self.output.send(text).await;
+    }
+
+    /// Print what is queued, then give the terminal back in the mode it had
+    /// before line editing started, even if rustyline is still waiting for
+    /// a key. Call before writing to stderr and exiting.
+    pub fn finish(self) {
+        drop(self.output);
+        let _ = self.printer.join();
+        if let Some(terminal) = self.terminal {
+            terminal.restore();
+        }
+    }
+}
+
+/// Where rendered lines go.
+trait Sink: Send + 'static {
+    fn line(&mut self, text: String) -> std::io::Result<()>;
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+struct PlainPrinter(std::io::Stdout);
+
+impl Sink for PlainPrinter {
+    fn line(&mut self, mut text: String) -> std::io::Result<()> {
+        text.push('\n');
+        self.0.lock().write_all(text.as_bytes())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().flush()
+    }
+}
+
+struct EditorPrinter<P>(P);
+
+impl<P: rustyline::ExternalPrinter + Send + 'static> Sink for EditorPrinter<P> {
+    fn line(&mut self, text: String) -> std::io::Result<()> {
+        self.0.print(text).map_err(std::io::Error::other)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn spawn_printer(mut rx: mpsc::Receiver<String>, mut sink: impl Sink) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        while let Some(text) = rx.blocking_recv() {
+            if sink.line(text).is_err() {
+                return;
+            }
+            // Flush when the queue is empty: one write per burst, but never
+            // a line left sitting in a buffer.
+            if rx.is_empty() && sink.flush().is_err() {
+                return;
+            }
+        }
+        let _ = sink.flush();
+    })
+}
+
+/// Read stdin line by line on a thread (std's stdin blocks; a thread keeps
+/// the runtime free). Bytes that are not UTF-8 are replaced, not dropped.
+fn spawn_stdin_reader(tx: mpsc::Sender<InputEvent>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut stdin = stdin.lock();
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match stdin.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf);
+                        let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                        if tx.blocking_send(InputEvent::Line(line)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.blocking_send(InputEvent::End);
+        })?;
+    Ok(())
+}
+
+/// The terminal's mode before rustyline touched it, and whether rustyline
+/// is still reading.
+struct TerminalMode {
+    #[cfg(unix)]
+    saved: Option<nix::sys::termios::Termios>,
+    editor_done: Arc<AtomicBool>,
+}
+
+impl TerminalMode {
+    fn save() -> TerminalMode {
+        TerminalMode {
+            #[cfg(unix)]
+            saved: nix::sys::termios::tcgetattr(std::io::stdin()).ok(),
+            editor_done: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// rustyline restores the mode when `readline` returns; when the server
+    /// ends the session, `readline` is still waiting for a key on another
+    /// thread, so put the saved mode back ourselves before exiting, and end
+    /// the half-typed line so what follows starts on a line of its own.
+    fn restore(self) {
+        if self.editor_done.load(Ordering::SeqCst) {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(saved) = self.saved {
+            use nix::sys::termios::{tcsetattr, SetArg};
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &saved);
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+}
+
+/// Start rustyline on its own thread. `None` when the terminal cannot do
+/// line editing (e.g. `TERM=dumb`); the caller falls back to plain mode.
+fn start_editor(
+    nick: &str,
+    tx: mpsc::Sender<InputEvent>,
+) -> std::io::Result<
+    Option<(
+        EditorPrinter<impl rustyline::ExternalPrinter + Send>,
+        TerminalMode,
+    )>,
+> {
+    use rustyline::config::Config;
+    use rustyline::error::ReadlineError;
+    use rustyline::history::DefaultHistory;
+    use rustyline::Editor;
+
+    let config = Config::builder()
+        .auto_add_history(true)
+        .max_history_size(1000)
+        .and_then(|b| b.history_ignore_dups(true))
+        .map_err(std::io::Error::other)?
+        // A paste of many lines arrives as many Enter presses: one message
+        // per line, as if typed.
+        .bracketed_paste(false)
+        .build();
+    let mut editor: Editor<(), DefaultHistory> =
+        Editor::with_config(config).map_err(std::io::Error::other)?;
+    let Ok(printer) = editor.create_external_printer() else {
+        return Ok(None);
+    };
+    let terminal = TerminalMode::save();
+    let done = terminal.editor_done.clone();
+    let prompt = format!("{nick}> ");
+    std::thread::Builder::new()
+        .name("editor".into())
+        .spawn(move || loop {
+            let event = match editor.readline(&prompt) {
+                Ok(line) => {
+                    let quit =
+                        matches!(crate::input::parse_line(&line), crate::input::Command::Quit);
+                    if tx.blocking_send(InputEvent::Line(line)).is_err() {
+                        return;
+                    }
+                    if !quit {
+                        continue;
+                    }
+                    // Stop reading so the terminal is back in its own mode
+                    // while the last replies arrive.
+                    InputEvent::End
+                }
+                Err(ReadlineError::Interrupted) => InputEvent::Interrupted,
+                Err(_) => InputEvent::End,
+            };
+            // `readline` has returned, so the terminal is in its own mode.
+            done.store(true, Ordering::SeqCst);
+            let _ = tx.blocking_send(event);
+            return;
+        })?;
+    Ok(Some((EditorPrinter(printer), terminal)))
+}

@@ -1,0 +1,130 @@
+//! Why the client stops, and the exit code for each reason.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | left normally (`/quit`, Ctrl-D or end of input), every message answered |
+//! | 1 | the session ended from the server's side after joining (it closed, sent a fatal error, or the connection broke), or the client could not use its stdin/stdout |
+//! | 2 | bad command line |
+//! | 3 | could not connect: refused, unreachable, name not resolved, or connect timed out |
+//! | 4 | the nickname was refused: `nick_taken` or `nick_invalid` |
+//! | 5 | the server is full: `server_full` |
+//! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error |
+//! | 130 | Ctrl-C in the terminal: left at once |
+
+use std::process::ExitCode;
+
+/// Exit codes, as the table in this module's doc lists them.
+pub mod code {
+    /// Left normally.
+    pub const OK: u8 = 0;
+    /// The server ended the session, or local I/O failed.
+    pub const DROPPED: u8 = 1;
+    // 2, a bad command line, is clap's own exit code.
+    /// Could not connect.
+    pub const CONNECT: u8 = 3;
+    /// Nickname refused.
+    pub const NICK: u8 = 4;
+    /// Server full.
+    pub const FULL: u8 = 5;
+    /// Connected but not let in.
+    pub const JOIN: u8 = 6;
+    /// Interrupted with Ctrl-C.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Why connecting and joining failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The address did not resolve.
+    #[error("cannot resolve {addr}: {source}; give ADDR as HOST:PORT")]
+    Resolve {
+        /// The address as given.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No address accepted the connection.
+    #[error("cannot connect to {addr}: {source}; is chatserver running there?")]
+    Connect {
+        /// The address as given.
+        addr: String,
+        /// The last address's error.
+        source: std::io::Error,
+    },
+    /// The TCP connection did not complete in time.
+    #[error("cannot connect to {addr}: no answer within {secs} s; is the address right?")]
+    ConnectTimeout {
+        /// The address as given.
+        addr: String,
+        /// The limit.
+        secs: f64,
+    },
+    /// The server refused the nickname.
+    #[error("cannot join as {nick}: {code}: {message}")]
+    NickRefused {
+        /// The nickname asked for (escaped for printing).
+        nick: String,
+        /// `nick_taken` or `nick_invalid`.
+        code: &'static str,
+        /// The server's explanation (escaped for printing).
+        message: String,
+    },
+    /// The server has no room.
+    #[error("cannot join: server_full: {message}; try again later")]
+    ServerFull {
+        /// The server's explanation (escaped for printing).
+        message: String,
+    },
+    /// The server answered `join` with another error.
+    #[error("cannot join: {code}: {message}")]
+    Refused {
+        /// The error code.
+        code: &'static str,
+        /// The server's explanation (escaped for printing).
+        message: String,
+    },
+    /// Connected, but no `welcome` in time.
+    #[error(
+        "connected to {addr} but it did not answer the join within {secs} s; is it a chatserver?"
+    )]
+    Timeout {
+        /// The address as given.
+        addr: String,
+        /// The limit.
+        secs: f64,
+    },
+    /// The server closed the connection before `welcome`.
+    #[error("the server closed the connection before letting us in")]
+    Closed,
+    /// The connection failed while joining.
+    #[error("the connection failed while joining: {0}")]
+    Io(std::io::Error),
+    /// The server sent something that is not the chat protocol.
+    #[error("the server does not speak the chat protocol: {0}")]
+    Protocol(String),
+}
+
+impl JoinError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            JoinError::Resolve { .. }
+            | JoinError::Connect { .. }
+            | JoinError::ConnectTimeout { .. } => code::CONNECT,
+            JoinError::NickRefused { .. } => code::NICK,
+            JoinError::ServerFull { .. } => code::FULL,
+            JoinError::Refused { .. }
+            | JoinError::Timeout { .. }
+            | JoinError::Closed
+            | JoinError::Io(_)
+            | JoinError::Protocol(_) => code::JOIN,
+        }
+    }
+}
+
+/// Print `message` as the one line on stderr and give `code` back as the exit code.
+pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("chatclient: {message}");
+    ExitCode::from(code)
+}

@@ -1,0 +1,264 @@
+//! How each event is shown: one line of text, with or without colour.
+//!
+//! Every nickname and text that came from the network passes through
+//! [`chatproto::escape_control`] here, so an escape sequence, a control
+//! character, a bidi override or a zero-width character is shown as a visible
+//! `\u{..}` and never reaches the terminal raw. A line never contains a raw
+//! newline, so one event is always one line.
+
+use chatproto::escape_control;
+
+/// Something to show the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A chat message (someone else's, or the echo of our own).
+    Msg {
+        /// The sender.
+        from: String,
+        /// The recipients; empty means everyone.
+        to: Vec<String>,
+        /// The text as sent.
+        text: String,
+    },
+    /// Someone came online or left.
+    Presence {
+        /// Who.
+        nick: String,
+        /// `true` for online, `false` for left.
+        online: bool,
+    },
+    /// An `error` frame from the server, or a local problem with an input line.
+    Error {
+        /// The error code, e.g. `unknown_nick`.
+        code: String,
+        /// What happened, for a human.
+        message: String,
+    },
+    /// A `notice` frame from the server.
+    Notice {
+        /// The server's text.
+        text: String,
+    },
+    /// A line the client says itself (`/who`, `/help`).
+    Info(String),
+}
+
+/// How lines are decorated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    /// Use ANSI colours.
+    pub color: bool,
+}
+
+const RESET: &str = "\x1b[0m";
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[31m";
+
+/// Foreground colours a nickname may get: the six plain and six bright
+/// colours, leaving out black and white, which vanish on some backgrounds.
+const NICK_COLOURS: [u8; 12] = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+
+/// The ANSI foreground colour of `nick`: the same for everyone, every run,
+/// and the same for `Alice` and `alice` (they are one person).
+pub fn nick_colour(nick: &str) -> u8 {
+    // FNV-1a: tiny, stable across platforms and Rust versions (unlike
+    // std's DefaultHasher, whose output may change).
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in nick.bytes() {
+        hash ^= u32::from(b.to_ascii_lowercase());
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    NICK_COLOURS[(hash % NICK_COLOURS.len() as u32) as usize]
+}
+
+/// One event as one line, without a trailing newline. `time`, when given,
+/// is put in front (e.g. `12:34:56`).
+pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(time) = time {
+        paint(&mut out, style, DIM, &format!("[{time}]"));
+        out.push(' ');
+    }
+    match line {
+        Line::Msg { from, to, text } => {
+            nick(&mut out, style, from);
+            if !to.is_empty() {
+                out.push_str(" -> ");
+                for (i, n) in to.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    nick(&mut out, style, n);
+                }
+            }
+            out.push_str(": ");
+            out.push_str(&escape_control(text));
+        }
+        Line::Presence { nick: who, online } => {
+            out.push_str("* ");
+            nick(&mut out, style, who);
+            out.push_str(if *online { " is online" } else { " left" });
+        }
+        Line::Error { code, message } => {
+            let text = format!("! {}: {}", escape_control(code), escape_control(message));
+            paint(&mut out, style, RED, &text);
+        }
+        Line::Notice { text } => {
+            out.push_str("* server: ");
+            out.push_str(&escape_control(text));
+        }
+        Line::Info(text) => {
+            out.push_str("* ");
+            out.push_str(&escape_control(text));
+        }
+    }
+    out
+}
+
+fn nick(out: &mut String, style: Style, nick: &str) {
+    let shown = escape_control(nick);
+    if style.color {
+        let colour = format!("\x1b[{}m", nick_colour(nick));
+        paint(out, style, &colour, &shown);
+    } else {
+        out.push_str(&shown);
+    }
+}
+
+fn paint(out: &mut String, style: Style, colour: &str, text: &str) {
+    if style.color {
+        out.push_str(colour);
+        out.push_str(text);
+        out.push_str(RESET);
+    } else {
+        out.push_str(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: Style = Style { color: false };
+    const COLOUR: Style = Style { color: true };
+
+    fn msg(from: &str, to: &[&str], text: &str) -> Line {
+        Line::Msg {
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn plain_formats() {
+        let cases = [
+            (msg("alice", &[], "hello"), "alice: hello"),
+            (msg("alice", &["bob"], "hi"), "alice -> bob: hi"),
+            (
+                msg("alice", &["bob", "carol"], "hi"),
+                "alice -> bob, carol: hi",
+            ),
+            (
+                Line::Presence {
+                    nick: "bob".into(),
+                    online: true,
+                },
+                "* bob is online",
+            ),
+            (
+                Line::Presence {
+                    nick: "bob".into(),
+                    online: false,
+                },
+                "* bob left",
+            ),
+            (
+                Line::Error {
+                    code: "unknown_nick".into(),
+                    message: "dave is not online".into(),
+                },
+                "! unknown_nick: dave is not online",
+            ),
+            (
+                Line::Notice {
+                    text: "shutting down".into(),
+                },
+                "* server: shutting down",
+            ),
+            (
+                Line::Info("online (1): alice".into()),
+                "* online (1): alice",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(render(&line, PLAIN, None), want);
+        }
+    }
+
+    #[test]
+    fn timestamp_goes_first() {
+        assert_eq!(
+            render(&msg("a", &[], "x"), PLAIN, Some("12:34:56")),
+            "[12:34:56] a: x"
+        );
+    }
+
+    #[test]
+    fn untrusted_text_and_nicks_are_escaped() {
+        let evil = msg(
+            "ev\u{1b}il",
+            &["b\u{202e}ob"],
+            "\u{1b}[2J\u{9b}31m\r\nzero\u{200b}",
+        );
+        for style in [PLAIN, COLOUR] {
+            let shown = render(&evil, style, None);
+            // No raw control character except the SGR escapes we add ourselves.
+            let ours_removed = shown
+                .replace("\x1b[0m", "")
+                .replace(&format!("\x1b[{}m", nick_colour("ev\u{1b}il")), "")
+                .replace(&format!("\x1b[{}m", nick_colour("b\u{202e}ob")), "");
+            assert!(
+                !ours_removed
+                    .chars()
+                    .any(chatproto::sanitize::is_unsafe_char),
+                "{shown:?}"
+            );
+            assert!(ours_removed.contains("\\u{1b}[2J\\u{9b}31m\\r\\nzero\\u{200b}"));
+            assert!(ours_removed.starts_with("ev\\u{1b}il -> b\\u{202e}ob: "));
+        }
+        let presence = Line::Presence {
+            nick: "x\u{7}".into(),
+            online: true,
+        };
+        assert_eq!(render(&presence, PLAIN, None), "* x\\u{7} is online");
+        let err = Line::Error {
+            code: "bad".into(),
+            message: "\u{1b}]0;title\u{7}".into(),
+        };
+        assert_eq!(render(&err, PLAIN, None), "! bad: \\u{1b}]0;title\\u{7}");
+    }
+
+    #[test]
+    fn plain_style_has_no_escape_codes() {
+        let line = render(&msg("alice", &["bob"], "hi"), PLAIN, Some("01:02:03"));
+        assert!(!line.contains('\x1b'));
+    }
+
+    #[test]
+    fn colour_is_stable_per_nick_and_ignores_case() {
+        assert_eq!(nick_colour("alice"), nick_colour("Alice"));
+        assert_eq!(nick_colour("alice"), nick_colour("alice"));
+        // Not everyone gets the same colour.
+        let colours: std::collections::HashSet<u8> = ["alice", "bob", "carol", "dave", "erin"]
+            .iter()
+            .map(|n| nick_colour(n))
+            .collect();
+        assert!(colours.len() > 1);
+        let line = render(&msg("alice", &[], "hi"), COLOUR, None);
+        assert_eq!(
+            line,
+            format!("\x1b[{}malice\x1b[0m: hi", nick_colour("alice"))
+        );
+    }
+}

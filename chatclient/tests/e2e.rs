@@ -1,0 +1,527 @@
+//! End to end: the real `chatserver` and `chatclient` binaries on
+//! 127.0.0.1:0, talking through pipes as a user's shell would.
+//!
+//! Nothing here sleeps to synchronise: every wait reads the lines it expects
+//! (or the exit it expects) against a deadline, and fails with what it saw.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Long enough for a loaded CI machine, short enough to fail fast.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The `chatserver` binary, next to ours. `cargo test --workspace` builds
+/// it; under `cargo test -p chatclient` it may be missing, so build it once
+/// with the cargo that runs us, into the same target directory and profile.
+fn server_exe() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let ours = PathBuf::from(env!("CARGO_BIN_EXE_chatclient"));
+        let exe = ours.with_file_name(format!("chatserver{}", std::env::consts::EXE_SUFFIX));
+        if exe.exists() {
+            return exe;
+        }
+        let profile_dir = ours.parent().expect("binary in a profile directory");
+        let target_dir = profile_dir
+            .parent()
+            .expect("profile directory in a target directory");
+        let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        build
+            .args(["build", "-p", "chatserver", "--target-dir"])
+            .arg(target_dir);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                build.arg("--release");
+            }
+            Some(other) => {
+                build.args(["--profile", other]);
+            }
+            None => {}
+        }
+        let status = build.status().expect("run cargo build -p chatserver");
+        assert!(
+            status.success() && exe.exists(),
+            "{} is missing and `cargo build -p chatserver` failed",
+            exe.display()
+        );
+        exe
+    })
+    .clone()
+}
+
+/// Read `from` line by line on a thread, as raw bytes made into text
+/// (invalid UTF-8 replaced, control characters kept, so a test can see them).
+fn line_reader(from: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match from.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.strip_suffix('\n').unwrap_or(&line).to_owned();
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// A running chatserver, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(server_exe())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chatserver");
+        let lines = line_reader(child.stdout.take().unwrap());
+        let first = match lines.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("chatserver printed no first line: {e}");
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .trim()
+            .to_owned();
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running chatclient with piped stdin, stdout and stderr.
+struct Client {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every stdout line read so far.
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn start(nick: &str, addr: &str) -> Client {
+        Self::start_with(nick, addr, Stdio::piped())
+    }
+
+    fn start_with(nick: &str, addr: &str, stdin: Stdio) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatclient"))
+            .args(["--nick", nick, addr])
+            .env_remove("CHATCLIENT_NICK")
+            .env_remove("CHATCLIENT_ADDR")
+            .env_remove("CHATCLIENT_TIMEOUT")
+            .env_remove("CHATCLIENT_MAX_FRAME_BYTES")
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chatclient");
+        let lines = line_reader(child.stdout.take().unwrap());
+        Client {
+            name: nick.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Type one line.
+    fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to chatclient");
+        stdin.flush().unwrap();
+    }
+
+    /// Close stdin: end of input.
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Read lines until one satisfies `want`; return it. Fails after `WAIT`.
+    fn expect_line(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "{}: no line {what} within {WAIT:?}; saw {:#?}",
+                        self.name, self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "{}: stdout closed before {what}; saw {:#?}",
+                        self.name, self.seen
+                    )
+                }
+            }
+        }
+    }
+
+    /// Read lines until every one of `all` has been seen, in any order.
+    fn expect_all(&mut self, all: &[String]) {
+        let mut missing: Vec<&String> = all.iter().filter(|l| !self.seen.contains(l)).collect();
+        while !missing.is_empty() {
+            let got = self.expect_line(&format!("in {missing:?}"), |l| {
+                missing.iter().any(|m| m.as_str() == l)
+            });
+            missing.retain(|m| **m != got);
+        }
+    }
+
+    fn expect(&mut self, exact: &str) {
+        self.expect_line(&format!("{exact:?}"), |l| l == exact);
+    }
+
+    /// Wait for the process to exit within `limit`; its status, its stderr
+    /// and every stdout line it printed.
+    fn wait_exit(mut self, limit: Duration) -> (ExitStatus, String, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{}: did not exit within {limit:?}; saw {:#?}",
+                    self.name, self.seen
+                );
+            }
+            // Polling the exit status: a bounded wait, not synchronisation.
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        // Whatever stdout still holds, for the assertions that follow.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        (status, stderr, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Chat lines (messages and presence), leaving out the client's own notes.
+fn events(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with("* joined as ") && !l.starts_with("* online ("))
+        .collect()
+}
+
+/// `a` and `b` show the events they both have in the same order.
+fn assert_same_order(a: &Client, b: &Client) {
+    let ea = events(&a.seen);
+    let eb = events(&b.seen);
+    let common_a: Vec<&str> = ea.iter().copied().filter(|l| eb.contains(l)).collect();
+    let common_b: Vec<&str> = eb.iter().copied().filter(|l| ea.contains(l)).collect();
+    assert!(
+        !common_a.is_empty(),
+        "{} and {} share no events",
+        a.name,
+        b.name
+    );
+    assert_eq!(
+        common_a, common_b,
+        "{} and {} disagree on the order",
+        a.name, b.name
+    );
+}
+
+/// The seed's scenario: four people, presence, broadcast, private and group
+/// messages, an unknown recipient, /who, a leave; everyone agrees on the order.
+#[test]
+fn seed_scenario_with_four_clients() {
+    let server = Server::start(&[]);
+    let names = ["vikash", "rishu", "parul", "bittu"];
+    let mut clients: Vec<Client> = Vec::new();
+    for name in names {
+        clients.push(Client::start(name, &server.addr));
+        let online = format!("* {name} is online");
+        for c in clients.iter_mut() {
+            c.expect(&online);
+        }
+    }
+
+    clients[0].say("hello everyone");
+    for c in clients.iter_mut() {
+        c.expect("vikash: hello everyone");
+    }
+
+    // A group message, in the seed's own syntax.
+    clients[2].say("@rishu @vikash:hey guys wats up");
+    for i in [0, 1, 2] {
+        clients[i].expect("parul -> rishu, vikash: hey guys wats up");
+    }
+    // A private one.
+    clients[1].say("@vikash:helloooo");
+    for i in [0, 1] {
+        clients[i].expect("rishu -> vikash: helloooo");
+    }
+    // An unknown recipient: the server's error, shown to the sender only.
+    clients[3].say("@nobody are you there?");
+    clients[3].expect_line("starting with ! unknown_nick:", |l| {
+        l.starts_with("! unknown_nick:") && l.contains("nobody")
+    });
+
+    clients[0].say("/who");
+    clients[0].expect("* online (4): bittu, parul, rishu, vikash");
+
+    // Everyone talks at once; every screen must show one and the same order.
+    for round in 0..10 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.say(&format!("round {round} from {}", names[i]));
+        }
+    }
+    let last: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}: round 9 from {n}"))
+        .collect();
+    for c in clients.iter_mut() {
+        c.expect_all(&last);
+    }
+
+    // Bittu leaves; the rest see it, and bittu saw none of the private lines.
+    let mut bittu = clients.pop().unwrap();
+    bittu.say("/quit");
+    for c in clients.iter_mut() {
+        c.expect("* bittu left");
+    }
+    for line in &bittu.seen {
+        assert!(!line.contains(" -> "), "bittu saw a private line: {line}");
+    }
+    let (status, _, _) = bittu.wait_exit(WAIT);
+    assert!(status.success(), "bittu: {status}");
+
+    for i in 0..clients.len() {
+        for j in i + 1..clients.len() {
+            assert_same_order(&clients[i], &clients[j]);
+        }
+    }
+    // The concurrent rounds: identical sequences on every screen.
+    let rounds = |c: &Client| -> Vec<String> {
+        c.seen
+            .iter()
+            .filter(|l| l.contains(": round "))
+            .cloned()
+            .collect()
+    };
+    let first = rounds(&clients[0]);
+    assert_eq!(first.len(), 40);
+    for c in &clients[1..] {
+        assert_eq!(rounds(c), first, "{} saw another order", c.name);
+    }
+    for mut c in clients {
+        c.close_stdin();
+        let name = c.name.clone();
+        let (status, stderr, _) = c.wait_exit(WAIT);
+        assert!(status.success(), "{name}: {status} {stderr}");
+    }
+}
+
+/// Through pipes: 200 lines then EOF. All arrive, in order, and the sender
+/// exits 0 only after every line was acknowledged (the server's rate limit,
+/// burst 100 then 50/s, makes this take a few seconds).
+#[test]
+fn piped_input_is_delivered_whole_then_exits_zero() {
+    let server = Server::start(&[]);
+    let mut rx = Client::start("reader", &server.addr);
+    rx.expect("* reader is online");
+    let mut tx = Client::start("writer", &server.addr);
+    rx.expect("* writer is online");
+
+    let sent: Vec<String> = (0..200).map(|i| format!("line {i:03} of 200")).collect();
+    // All at once, as a paste or a pipe would.
+    let batch: String = sent.iter().map(|l| format!("{l}\n")).collect();
+    let stdin = tx.stdin.as_mut().unwrap();
+    stdin.write_all(batch.as_bytes()).unwrap();
+    tx.close_stdin();
+
+    for line in &sent {
+        rx.expect(&format!("writer: {line}"));
+    }
+    let got: Vec<&str> = rx
+        .seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("writer: "))
+        .collect();
+    assert_eq!(got, sent, "lines missing or out of order");
+
+    let (status, stderr, seen) = tx.wait_exit(WAIT);
+    assert!(status.success(), "writer exited {status}: {stderr}");
+    assert!(stderr.is_empty(), "writer stderr: {stderr}");
+    // The sender printed each of its own lines once, when its echo came.
+    let echoed: Vec<&str> = seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("writer: "))
+        .collect();
+    assert_eq!(echoed, sent);
+    rx.expect("* writer left");
+}
+
+/// A nickname in use (case-insensitively): one line on stderr, exit code 4.
+#[test]
+fn taken_nick_exits_nonzero_with_a_message() {
+    let server = Server::start(&[]);
+    let mut alice = Client::start("alice", &server.addr);
+    alice.expect("* alice is online");
+
+    let started = Instant::now();
+    let again = Client::start_with("Alice", &server.addr, Stdio::null());
+    let (status, stderr, _) = again.wait_exit(Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(4), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.contains("nick_taken"), "{stderr}");
+
+    // Alice is still fine.
+    alice.say("/who");
+    alice.expect("* online (1): alice");
+}
+
+/// An invalid nickname and a full server are refused the same way.
+#[test]
+fn invalid_nick_and_full_server_exit_nonzero() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let bad = Client::start_with("no@way", &server.addr, Stdio::null());
+    let (status, stderr, _) = bad.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(4), "stderr: {stderr}");
+    assert!(stderr.contains("nick_invalid"), "{stderr}");
+
+    let mut first = Client::start("first", &server.addr);
+    first.expect("* first is online");
+    let second = Client::start_with("second", &server.addr, Stdio::null());
+    let (status, stderr, _) = second.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(5), "stderr: {stderr}");
+    assert!(stderr.contains("server_full"), "{stderr}");
+}
+
+/// Nothing listening: exit code 3 within 5 seconds.
+#[test]
+fn no_server_exits_nonzero_within_five_seconds() {
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    }; // dropped: the port is closed now
+    let started = Instant::now();
+    let c = Client::start_with("alice", &addr, Stdio::null());
+    let (status, stderr, _) = c.wait_exit(Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(3), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+/// A server that accepts but never answers the join: exit code 6 within 5 s.
+#[test]
+fn unanswered_join_exits_nonzero_within_five_seconds() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Accept and hold the connection without a word.
+    let holder = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let started = Instant::now();
+    let c = Client::start_with("alice", &addr, Stdio::null());
+    let (status, stderr, _) = c.wait_exit(Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(6), "stderr: {stderr}");
+    assert!(stderr.contains("did not answer"), "{stderr}");
+    drop(holder.join());
+}
+
+/// ESC, other C0/C1 controls and bidi overrides in a message are shown
+/// escaped and never reach the receiving client's stdout raw.
+#[test]
+fn escapes_never_reach_stdout_raw() {
+    let server = Server::start(&[]);
+    let mut rx = Client::start("reader", &server.addr);
+    rx.expect("* reader is online");
+    let mut tx = Client::start("writer", &server.addr);
+    rx.expect("* writer is online");
+
+    tx.say(
+        "red \u{1b}[31malert\u{1b}[0m \u{1b}]0;pwned\u{7} \u{9b}2J \u{202e}olleh zero\u{200b}width",
+    );
+    let line = rx.expect_line("from writer", |l| l.starts_with("writer: "));
+    assert_eq!(
+        line,
+        "writer: red \\u{1b}[31malert\\u{1b}[0m \\u{1b}]0;pwned\\u{7} \\u{9b}2J \\u{202e}olleh zero\\u{200b}width"
+    );
+    tx.say("done");
+    rx.expect("writer: done");
+    for line in &rx.seen {
+        assert!(
+            !line.chars().any(|c| c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{200b}'..='\u{200f}')),
+            "raw control character reached stdout: {line:?}"
+        );
+    }
+}
+
+/// The server going away ends the session: a line on stderr, exit code 1.
+#[test]
+fn server_gone_exits_one() {
+    let mut server = Server::start(&[]);
+    let mut c = Client::start("alice", &server.addr);
+    c.expect("* alice is online");
+    server.child.kill().unwrap();
+    let (status, stderr, _) = c.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("closed") || stderr.contains("failed"),
+        "{stderr}"
+    );
+}
