@@ -77,6 +77,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
     })?;
     let addr = listener.local_addr()?;
+    // Before saying we listen: a supervisor may send SIGTERM as soon as it
+    // reads that line, and an unhandled SIGTERM kills us with no flush.
+    let signalled = shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
@@ -112,7 +115,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         done_tx,
     ));
 
-    wait_for_signal().await;
+    signalled.await;
     info!("signal received: stop accepting, notify clients, flush");
     let _ = stop_tx.send(true);
     let _ = accept.await;
@@ -199,24 +202,31 @@ async fn refuse(stream: TcpStream, bytes: bytes::Bytes) {
     .await;
 }
 
-async fn wait_for_signal() {
+/// Register for SIGTERM and Ctrl-C now, and return a future that resolves
+/// when either arrives. (tokio's `ctrl_c()` would only register when first
+/// polled.)
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
