@@ -1,0 +1,138 @@
+//! Codec throughput, side by side with bare `serde_json` on the same payloads.
+//!
+//! The `codec` lines are what a connection pays per frame; the `serde_json`
+//! lines are the floor no JSON codec can beat. Both lines of a group count
+//! the same bytes (payloads plus their 4-byte headers) and the same frames,
+//! so their throughputs compare directly.
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use chatproto::{encode, encode_into, ClientFrame, FrameDecoder, ServerFrame};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+/// Frames per iteration: enough that per-iteration overhead vanishes.
+const FRAMES: usize = 1_000;
+const MAX: usize = chatproto::DEFAULT_MAX_FRAME_BYTES;
+
+/// A ~64-byte chat line that differs from frame to frame.
+fn text(i: usize) -> String {
+    let t = format!("message {i:05}: the quick brown fox jumps over the lazy dog, ok");
+    debug_assert!((60..=70).contains(&t.len()));
+    t
+}
+
+/// Client `msg` frames as they arrive from many senders: mostly to everyone,
+/// every fourth to one or two people.
+fn client_msgs() -> Vec<ClientFrame> {
+    (0..FRAMES)
+        .map(|i| ClientFrame::Msg {
+            to: match i % 8 {
+                3 => vec!["bob".into()],
+                7 => vec!["bob".into(), "carol".into()],
+                _ => Vec::new(),
+            },
+            text: text(i),
+        })
+        .collect()
+}
+
+fn server_msgs() -> Vec<ServerFrame> {
+    (0..FRAMES)
+        .map(|i| ServerFrame::Msg {
+            seq: 1_000_000 + i as u64,
+            from: "alice".into(),
+            to: Vec::new(),
+            text: text(i),
+            ts: 1_732_400_000_000 + i as u64,
+        })
+        .collect()
+}
+
+fn decode(c: &mut Criterion) {
+    let frames = client_msgs();
+    let payloads: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| serde_json::to_vec(f).expect("serializable"))
+        .collect();
+    let mut wire = BytesMut::new();
+    for f in &frames {
+        encode_into(f, &mut wire, MAX).expect("fits");
+    }
+    let wire = wire.freeze();
+
+    let mut g = c.benchmark_group("decode_client_msg");
+    g.throughput(Throughput::ElementsAndBytes {
+        elements: FRAMES as u64,
+        bytes: wire.len() as u64,
+    });
+    g.bench_function("codec", |b| {
+        // The copy into a fresh buffer stands for the socket read and is
+        // not timed; the decoder then splits frames off it without copying.
+        b.iter_batched(
+            || BytesMut::from(&wire[..]),
+            |mut buf| {
+                let mut dec = FrameDecoder::new(MAX);
+                let mut n = 0;
+                while let Some(frame) = dec.decode::<ClientFrame>(&mut buf).expect("framing") {
+                    black_box(frame.expect("valid"));
+                    n += 1;
+                }
+                assert_eq!(n, FRAMES);
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("serde_json", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                black_box(serde_json::from_slice::<ClientFrame>(black_box(p)).expect("valid"));
+            }
+        })
+    });
+    g.finish();
+}
+
+fn encode_bench(c: &mut Criterion) {
+    let frames = server_msgs();
+    let bytes: usize = frames
+        .iter()
+        .map(|f| encode(f, MAX).expect("fits").len())
+        .sum();
+
+    let mut g = c.benchmark_group("encode_server_msg");
+    g.throughput(Throughput::ElementsAndBytes {
+        elements: FRAMES as u64,
+        bytes: bytes as u64,
+    });
+    // One fresh buffer per frame, like `serde_json::to_vec`.
+    g.bench_function("codec_encode", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(encode(black_box(f), MAX).expect("fits"));
+            }
+        })
+    });
+    // One reused buffer, as the Room encodes.
+    g.bench_function("codec_encode_into", |b| {
+        let mut buf = BytesMut::with_capacity(bytes);
+        b.iter(|| {
+            buf.clear();
+            for f in &frames {
+                encode_into(black_box(f), &mut buf, MAX).expect("fits");
+            }
+            black_box(&buf);
+        })
+    });
+    g.bench_function("serde_json_to_vec", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(serde_json::to_vec(black_box(f)).expect("serializable"));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode_bench);
+criterion_main!(benches);
