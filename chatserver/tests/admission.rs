@@ -1,0 +1,31 @@
+//! Connection caps: in all, and per IP address.
+
+mod common;
+
+use common::Server;
+
+#[test]
+fn max_clients_refuses_the_next_connection_with_server_full() {
+    let server = Server::start(&["--max-clients", "2"]);
+    let mut alice = server.join("alice");
+    // A connection counts whether it has joined or not.
+    let mut lurker = server.connect();
+    lurker.ping_pong();
+    let mut third = server.connect();
+    third.expect_error("server_full");
+    third.expect_closed();
+    // The refusal touched nobody already in.
+    alice.ping_pong();
+    lurker.ping_pong();
+}
+
+#[test]
+fn max_clients_per_ip_refuses_a_second_connection_from_one_address() {
+    let server = Server::start(&["--max-clients-per-ip", "1"]);
+    let mut alice = server.join("alice");
+    let mut second = server.connect();
+    let message = second.expect_error("server_full");
+    assert!(message.contains("address"), "{message}");
+    second.expect_closed();
+    alice.ping_pong();
+}

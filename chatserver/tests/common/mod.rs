@@ -1,0 +1,31 @@
+//! Shared helpers for the end-to-end tests: start the real `chatserver`
+//! binary on `127.0.0.1:0`, and talk to it over plain blocking sockets.
+//!
+//! Every wait is a read with a deadline, so a server that misbehaves makes a
+//! test fail with a message instead of hanging.
+
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code, unused_imports)]
+
+mod client;
+mod server;
+
+pub use client::{frame_bytes, Client, Next};
+pub use server::Server;
+
+use std::time::Duration;
+
+/// How long any single wait may take before the test fails. Generous, so a
+/// loaded two-core machine does not make the tests flaky; a passing run
+/// never waits this long.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The `"type"` of a frame, or `""`.
+pub fn kind(frame: &serde_json::Value) -> &str {
+    frame["type"].as_str().unwrap_or("")
+}
+
+/// Whether `frame` is a presence event for `nick` with `status`.
+pub fn is_presence(frame: &serde_json::Value, nick: &str, status: &str) -> bool {
+    kind(frame) == "presence" && frame["nick"] == nick && frame["status"] == status
+}

@@ -1,0 +1,191 @@
+//! The real server binary as a child process.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use super::{Client, WAIT};
+
+/// How many lines of the server's output to keep for a failing test's report.
+const TAIL_LINES: usize = 200;
+
+/// A running `chatserver`, killed (by its PID) when dropped.
+pub struct Server {
+    child: Child,
+    addr: SocketAddr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Server {
+    /// Start the server on `127.0.0.1:0` with `flags`, and wait for its
+    /// `listening on IP:PORT` line.
+    pub fn start(flags: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
+        // Settings from the environment would override nothing we pass, but
+        // could add limits we do not expect; RUST_LOG would change the output.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CHATSERVER_") || key == "RUST_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(flags)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start chatserver");
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let (first_tx, first_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        drain(stdout, Arc::clone(&tail), Some(first_tx));
+        drain(stderr, Arc::clone(&tail), None);
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tail,
+        };
+        let first = match first_rx.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(_) => panic!(
+                "chatserver printed no first line; output:\n{}",
+                server.log()
+            ),
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        server.addr = addr;
+        server
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new raw connection (not joined).
+    pub fn connect(&self) -> Client {
+        Client::new(TcpStream::connect(self.addr).expect("connect to chatserver"))
+    }
+
+    /// A new raw connection whose receive buffer is set to `bytes` before
+    /// connecting, so the server's writes to it back up almost at once.
+    pub fn connect_with_rcvbuf(&self, bytes: usize) -> Client {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        socket
+            .connect(&self.addr.into())
+            .expect("connect to chatserver");
+        Client::new(TcpStream::from(socket))
+    }
+
+    /// A new connection that has joined as `nick` and read its welcome and
+    /// its own online presence.
+    pub fn join(&self, nick: &str) -> Client {
+        let mut c = self.connect();
+        c.join(nick);
+        c
+    }
+
+    /// The server's resident set size in KiB (VmRSS in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The server's virtual memory size in KiB (VmSize): memory reserved,
+    /// touched or not.
+    pub fn vm_size_kib(&self) -> u64 {
+        self.status_kib("VmSize:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {path}"))
+    }
+
+    /// Send SIGTERM to the server (and to nothing else: `kill` gets its PID).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Wait for the process to exit, polling at most until `within` has passed.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chatserver did not exit within {within:?}; output:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last lines the server printed.
+    pub fn log(&self) -> String {
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Child::kill signals this child's own PID (SIGKILL).
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("--- chatserver output (last lines) ---\n{}", self.log());
+        }
+    }
+}
+
+/// Read `from` line by line until EOF, so the server never blocks on a full
+/// pipe; keep the last lines, and hand the first one to `first`.
+fn drain<R: Read + Send + 'static>(
+    from: R,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    mut first: Option<mpsc::Sender<String>>,
+) {
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if let Some(tx) = first.take() {
+                let _ = tx.send(line.clone());
+            }
+            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    });
+}

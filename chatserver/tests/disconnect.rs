@@ -1,0 +1,89 @@
+//! Members that vanish rudely: mid-frame, by reset, by half-close. Each is
+//! cleaned up at once: the others see it go offline, and its place under
+//! `--max-clients` is free again.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{is_presence, kind, Client, Next, Server, WAIT};
+use serde_json::json;
+
+/// Two places, so the leaver's place must come back for `next` to join; and
+/// pings far off, so no ping timeout can explain a departure.
+fn server() -> Server {
+    Server::start(&["--max-clients", "2", "--idle-ping-ms", "60000"])
+}
+
+/// Join as `nick`, retrying while the server is still full. The place of a
+/// client that just left is given back when its connection task finishes,
+/// a moment after the room has seen it go.
+fn join_when_admitted(server: &Server, nick: &str) -> Client {
+    let deadline = Instant::now() + WAIT;
+    for _ in 0..500 {
+        let mut c = server.connect();
+        c.send_frame(&json!({"type": "join", "nick": nick}));
+        match c.next() {
+            Next::Frame(f) if kind(&f) == "welcome" => {
+                c.expect_kind("presence");
+                return c;
+            }
+            Next::Frame(f) => assert_eq!(f["code"], "server_full", "{f}"),
+            Next::Eof | Next::Reset => {}
+            Next::TimedOut => panic!("no answer to join"),
+        }
+        assert!(Instant::now() < deadline, "the server stayed full");
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the server stayed full");
+}
+
+/// `leave` makes `gone` vanish; the watcher must see it go offline as the
+/// very next thing, and a new client must then fit under the cap.
+fn vanishes_cleanly(leave: impl FnOnce(Client)) {
+    let server = server();
+    let mut watcher = server.join("watcher");
+    let gone = server.join("gone");
+    assert!(is_presence(&watcher.recv_frame(), "gone", "online"));
+    leave(gone);
+    let frame = watcher.recv_frame();
+    assert!(is_presence(&frame, "gone", "offline"), "{frame}");
+    let _next = join_when_admitted(&server, "next");
+    let frame = watcher.recv_frame();
+    assert!(is_presence(&frame, "next", "online"), "{frame}");
+}
+
+#[test]
+fn disconnect_mid_frame() {
+    vanishes_cleanly(|mut gone| {
+        // A header announcing 100 bytes, then 10 of them, then FIN.
+        gone.send_raw(&100u32.to_be_bytes());
+        gone.send_raw(br#"{"type":"m"#);
+    });
+}
+
+#[test]
+fn connection_reset() {
+    vanishes_cleanly(|gone| {
+        // Linger 0: close sends RST instead of FIN.
+        socket2::SockRef::from(gone.stream())
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+    });
+}
+
+#[test]
+fn half_close() {
+    let server = server();
+    let mut watcher = server.join("watcher");
+    let mut gone = server.join("gone");
+    assert!(is_presence(&watcher.recv_frame(), "gone", "online"));
+    gone.shutdown_write();
+    let frame = watcher.recv_frame();
+    assert!(is_presence(&frame, "gone", "offline"), "{frame}");
+    // The server finishes its side too rather than keep a half-open socket.
+    gone.expect_closed();
+    let _next = join_when_admitted(&server, "next");
+    assert!(is_presence(&watcher.recv_frame(), "next", "online"));
+}

@@ -1,0 +1,118 @@
+//! The per-client rate limit: a fast sender is slowed, not robbed; others
+//! are not starved; a sender far over the limit for long is closed.
+
+mod common;
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{frame_bytes, is_presence, kind, Client, Next, Server};
+use serde_json::{json, Value};
+
+/// Write `count` broadcast messages `m0`, `m1`, ... one write each, as fast
+/// as the socket takes them, on a thread of its own. Stops at the first
+/// write error (the server may close the connection).
+fn flood(client: &Client, count: usize) -> thread::JoinHandle<usize> {
+    let mut stream = client.stream().try_clone().expect("clone the socket");
+    thread::spawn(move || {
+        for i in 0..count {
+            let frame = json!({"type": "msg", "text": format!("m{i}")});
+            if stream
+                .write_all(&frame_bytes(frame.to_string().as_bytes()))
+                .is_err()
+            {
+                return i;
+            }
+        }
+        count
+    })
+}
+
+/// Check that `msgs` are `m0..` from `from`, in order, with rising seq.
+fn assert_in_order(msgs: &[Value], from: &str) {
+    let mut last_seq = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(m["from"], from, "{m}");
+        assert_eq!(m["text"], format!("m{i}"), "message {i} out of order");
+        let seq = m["seq"].as_u64().expect("seq");
+        assert!(seq > last_seq, "seq went from {last_seq} to {seq}");
+        last_seq = seq;
+    }
+}
+
+#[test]
+fn a_burst_over_the_rate_is_slowed_but_nothing_is_lost_and_others_stay_responsive() {
+    const COUNT: usize = 300;
+    let server = Server::start(&["--rate", "100", "--burst", "20"]);
+    let mut other = server.join("other");
+    let mut fast = server.join("fast");
+    assert!(is_presence(&other.recv_frame(), "fast", "online"));
+
+    let started = Instant::now();
+    let writer = flood(&fast, COUNT);
+    // Once the flood is arriving, `other` pings. At 100 a second the flood
+    // takes about three seconds to pass, so an unstarved server answers long
+    // before the flood's last message reaches `other`.
+    let first = other.expect_kind("msg");
+    other.send_frame(&json!({"type": "ping"}));
+    let (mut seen, _pong) = other.recv_until(COUNT + 1, |f| kind(f) == "pong");
+    seen.insert(0, first);
+    assert!(
+        seen.len() < COUNT,
+        "the pong came after all {COUNT} flood messages"
+    );
+    while seen.len() < COUNT {
+        seen.push(other.expect_kind("msg"));
+    }
+    assert_in_order(&seen, "fast");
+    // The limit did apply: past the burst of 20, 100 a second. (A lower
+    // bound only; a slow machine can only make this longer.)
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2500),
+        "{COUNT} messages passed in {took:?}, faster than 100 a second"
+    );
+
+    assert_eq!(writer.join().expect("writer thread"), COUNT);
+    let echoes: Vec<Value> = (0..COUNT).map(|_| fast.expect_kind("msg")).collect();
+    assert_in_order(&echoes, "fast");
+    // Slowed, not closed.
+    fast.ping_pong();
+}
+
+#[test]
+fn far_over_the_limit_for_long_is_rate_limited_and_closed() {
+    let server = Server::start(&[
+        "--rate",
+        "5",
+        "--burst",
+        "5",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut watcher = server.join("watcher");
+    let mut fast = server.join("fast");
+    assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
+
+    let writer = flood(&fast, 5000);
+    let mut echoed = 0;
+    loop {
+        match fast.next() {
+            Next::Frame(f) if kind(&f) == "msg" => echoed += 1,
+            Next::Frame(f) => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            other => panic!("expected rate_limited, got {other:?} after {echoed} echoes"),
+        }
+        assert!(
+            echoed < 100,
+            "{echoed} messages passed a limit of 5 a second"
+        );
+    }
+    fast.expect_closed();
+    let (_, gone) = watcher.recv_until(100, |f| kind(f) == "presence");
+    assert!(is_presence(&gone, "fast", "offline"), "{gone}");
+    writer.join().expect("writer thread");
+}

@@ -1,0 +1,95 @@
+//! SIGTERM: stop accepting, tell every client, deliver what was queued, exit 0.
+
+mod common;
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{kind, Client, Next, Server, WAIT};
+use serde_json::json;
+
+const COUNT: usize = 300;
+
+fn text(i: usize) -> String {
+    format!("{i:04} {}", "z".repeat(1000))
+}
+
+/// Poll (bounded) until connecting is refused. A connection that still gets
+/// through in the meantime must not be served.
+fn wait_until_refused(server: &Server) {
+    let deadline = Instant::now() + WAIT;
+    for _ in 0..500 {
+        match TcpStream::connect(server.addr()) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return,
+            Err(e) => panic!("connect: {e}"),
+            Ok(stream) => {
+                let mut c = Client::new(stream);
+                let join = json!({"type": "join", "nick": "late"}).to_string();
+                let _ = c.stream().write_all(&common::frame_bytes(join.as_bytes()));
+                if let Next::Frame(f) = c.next() {
+                    assert_ne!(kind(&f), "welcome", "joined a server that is shutting down");
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the server kept accepting");
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the server kept accepting");
+}
+
+#[test]
+fn sigterm_notifies_everyone_flushes_queued_messages_and_exits_zero() {
+    let mut server = Server::start(&["--rate", "0"]);
+    let mut alice = server.join("alice");
+    // bob reads slowly: with a small receive buffer most of what alice sends
+    // him waits in the server's queue when the signal arrives.
+    let mut bob = server.connect_with_rcvbuf(4096);
+    bob.join("bob");
+    alice.expect_kind("presence");
+    let mut lurker = server.connect();
+    lurker.ping_pong();
+
+    for i in 0..COUNT {
+        alice.send_frame(&json!({"type": "msg", "to": ["bob"], "text": text(i)}));
+    }
+    // Every echo back means the room accepted the message and queued it for bob.
+    for i in 0..COUNT {
+        let echo = alice.expect_kind("msg");
+        assert!(echo["text"] == text(i).as_str());
+    }
+
+    server.sigterm();
+    for i in 0..COUNT {
+        let m = bob.expect_kind("msg");
+        assert!(
+            m["text"] == text(i).as_str(),
+            "message {i} lost in shutdown"
+        );
+    }
+    for c in [&mut bob, &mut alice, &mut lurker] {
+        let notice = c.expect_kind("notice");
+        assert!(
+            !notice["text"].as_str().unwrap_or("").is_empty(),
+            "{notice}"
+        );
+        c.expect_closed();
+    }
+    wait_until_refused(&server);
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn sigterm_right_after_the_listening_line_still_exits_zero() {
+    // A supervisor may stop the server as soon as it reads that line; the
+    // handler must already be in place then. A few rounds, because a late
+    // handler loses only some races.
+    for round in 0..5 {
+        let mut server = Server::start(&[]);
+        server.sigterm();
+        let status = server.wait_exit(Duration::from_secs(5));
+        assert!(status.success(), "round {round}: exit status {status:?}");
+    }
+}

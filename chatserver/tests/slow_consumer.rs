@@ -1,0 +1,146 @@
+//! A member that never reads: its queue is bounded, it is dropped, and
+//! nobody else loses a message or waits for it.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+
+use common::{frame_bytes, is_presence, kind, Client, Next, Server, WAIT};
+use serde_json::json;
+
+/// Messages in the flood, and the size of each text: 4 000 × 4 KiB is twice
+/// the RSS bound below, so a server that queued everything for the
+/// stalled member would fail it.
+const COUNT: usize = 4_000;
+const TEXT_BYTES: usize = 4096;
+
+/// How many messages the sender may be ahead of the slower of the two
+/// members that read. Kept well under the 64 KiB outbound queue, so those
+/// two can never be the slow consumer, however the machine schedules them.
+const WINDOW: usize = 8;
+
+fn text(i: usize) -> String {
+    let head = format!("{i:06}:");
+    let fill = "x".repeat(TEXT_BYTES - head.len());
+    head + &fill
+}
+
+/// Read messages from `sender` until all have arrived, checking their order
+/// and reporting each arrival to the writer. Returns whether `gone` went
+/// offline meanwhile.
+fn read_all(client: &mut Client, sender: &str, gone: &str, acks: (usize, Sender<Ack>)) -> bool {
+    let mut saw_gone = false;
+    let mut next = 0;
+    for _ in 0..COUNT + 10 {
+        if next == COUNT {
+            break;
+        }
+        let f = client.recv_frame();
+        if is_presence(&f, gone, "offline") {
+            saw_gone = true;
+            continue;
+        }
+        assert_eq!(kind(&f), "msg", "{f}");
+        assert_eq!(f["from"], sender);
+        assert!(
+            f["text"] == text(next).as_str(),
+            "message {next} lost or reordered"
+        );
+        next += 1;
+        let _ = acks.1.send((acks.0, next));
+    }
+    assert_eq!(next, COUNT, "frames other than messages kept arriving");
+    saw_gone
+}
+
+/// (which reader, how many messages it has received)
+type Ack = (usize, usize);
+
+/// Write the flood, never more than [`WINDOW`] messages ahead of either reader.
+fn write_flood(mut out: TcpStream, acks: Receiver<Ack>) {
+    let mut received = [0usize; 2];
+    for i in 0..COUNT {
+        while i >= received.iter().min().copied().unwrap_or(0) + WINDOW {
+            let (who, n) = acks.recv_timeout(WAIT).expect("a reader stopped reading");
+            received[who] = n;
+        }
+        let frame = json!({"type": "msg", "text": text(i)});
+        out.write_all(&frame_bytes(frame.to_string().as_bytes()))
+            .expect("the sender is never throttled or dropped");
+    }
+}
+
+#[test]
+fn a_member_that_never_reads_is_dropped_and_nobody_else_is_affected() {
+    let server = Server::start(&[
+        "--outbound-queue-bytes",
+        "65536",
+        "--rate",
+        "0",
+        "--log-level",
+        "warn",
+    ]);
+    let mut obs = server.join("obs");
+    let mut stalled = server.connect_with_rcvbuf(4096);
+    stalled.join("stalled");
+    let mut sender = server.join("sender");
+    for nick in ["stalled", "sender"] {
+        assert!(is_presence(&obs.recv_frame(), nick, "online"));
+    }
+    obs.ping_pong();
+    let rss_before = server.rss_kib();
+
+    let (ack_tx, ack_rx) = mpsc::channel();
+    let out = sender.stream().try_clone().expect("clone the socket");
+    let writer = thread::spawn(move || write_flood(out, ack_rx));
+    let echo_acks = (1, ack_tx.clone());
+    let echoes = thread::spawn(move || {
+        let saw = read_all(&mut sender, "sender", "stalled", echo_acks);
+        (sender, saw)
+    });
+    let obs_saw_gone = read_all(&mut obs, "sender", "stalled", (0, ack_tx));
+    writer.join().expect("writer thread");
+    let (_sender, sender_saw_gone) = echoes.join().expect("echo reader thread");
+    assert!(
+        obs_saw_gone && sender_saw_gone,
+        "nobody saw the stalled member leave"
+    );
+    let rss_grew = server.rss_kib().saturating_sub(rss_before);
+    assert!(
+        rss_grew < 8 * 1024,
+        "RSS grew by {rss_grew} KiB while one member did not read"
+    );
+
+    // Now the stalled member reads: a gap-free prefix of the flood, then
+    // slow_consumer or simply the end of the stream.
+    let mut got = 0;
+    let mut closed = false;
+    for _ in 0..COUNT + 10 {
+        match stalled.next() {
+            Next::Frame(f) if kind(&f) == "presence" && got == 0 => {}
+            Next::Frame(f) if kind(&f) == "msg" => {
+                assert!(
+                    f["text"] == text(got).as_str(),
+                    "gap in the stream at {got}"
+                );
+                got += 1;
+                assert!(got < COUNT, "the stalled member received everything");
+            }
+            Next::Frame(f) => {
+                assert_eq!(f["code"], "slow_consumer", "{f}");
+                stalled.expect_closed();
+                closed = true;
+            }
+            Next::Eof | Next::Reset => closed = true,
+            Next::TimedOut => panic!("the stalled member's connection was not closed"),
+        }
+        if closed {
+            break;
+        }
+    }
+    assert!(closed, "the stalled member's connection was not closed");
+    obs.ping_pong();
+}
