@@ -161,8 +161,8 @@ impl Hub {
         }
         while let Some(close) = self.room.poll_close() {
             if let Some(peer) = self.peers.get(&close.client) {
-                let nick = self.room.nick(close.client).unwrap_or("");
-                info!(client = %close.client, nick, code = %close.code, "closing connection");
+                // The room has already dropped the client; its `Left` event names it.
+                info!(client = %close.client, code = %close.code, "closing connection");
                 peer.close();
             }
         }
