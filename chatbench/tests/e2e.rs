@@ -1,0 +1,357 @@
+//! chatbench against real servers on 127.0.0.1: it must count every
+//! delivery (nothing lost) and the soak's checker must pass. No timing is
+//! asserted: these are counting tests, not benchmarks.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bench_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chatbench"))
+}
+
+/// chatserver from the same target directory, built first if this is a
+/// `cargo test -p chatbench` that did not build it.
+fn chatserver_exe() -> PathBuf {
+    let exe = bench_exe().with_file_name(format!("chatserver{}", std::env::consts::EXE_SUFFIX));
+    if !exe.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "chatserver"]);
+        if exe
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "release")
+        {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo to build chatserver");
+        assert!(status.success(), "cargo build -p chatserver failed");
+    }
+    exe
+}
+
+/// A server we started; killed by its PID when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_chatserver() -> Server {
+    let mut child = Command::new(chatserver_exe())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--rate",
+            "0",
+            "--max-clients-per-ip",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start chatserver");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let mut server = Server {
+        child,
+        addr: String::new(),
+    };
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("chatserver printed its address");
+    server.addr = first
+        .strip_prefix("listening on ")
+        .expect("first line is `listening on IP:PORT`")
+        .trim()
+        .to_string();
+    server
+}
+
+/// Run chatbench with `args` and return its JSON report.
+fn bench(server: &Server, target: &str, args: &[&str]) -> Value {
+    let out = Command::new(bench_exe())
+        .args([
+            "--json",
+            "--quiet",
+            "--seed",
+            "7",
+            "--target",
+            target,
+            "--addr",
+            &server.addr,
+        ])
+        .args(["--server-pid", &server.child.id().to_string()])
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run chatbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("not a JSON report ({e}): {text}"));
+    assert!(
+        report["ok"].as_bool().unwrap(),
+        "chatbench reported a failure: {report:#}"
+    );
+    assert!(out.status.success(), "chatbench exited with {}", out.status);
+    report
+}
+
+fn assert_counted(report: &Value, expected: u64) {
+    let tally = &report["tally"];
+    assert_eq!(tally["expected"], expected, "{report:#}");
+    assert_eq!(tally["received"], expected, "{report:#}");
+    assert_eq!(tally["lost"], 0, "{report:#}");
+    assert_eq!(tally["duplicates"], 0, "{report:#}");
+    assert!(
+        report["server"]["cpu_s"].as_f64().is_some(),
+        "server usage read from /proc"
+    );
+}
+
+#[test]
+fn fanout_against_chatserver_loses_nothing() {
+    let server = start_chatserver();
+    let r = bench(
+        &server,
+        "chat",
+        &[
+            "fanout",
+            "--members",
+            "20",
+            "--publishers",
+            "2",
+            "--messages",
+            "300",
+            "--window",
+            "16",
+        ],
+    );
+    assert_counted(&r, 20 * 2 * 300);
+    assert_eq!(r["messages"], 600);
+}
+
+#[test]
+fn private_and_latency_against_chatserver_lose_nothing() {
+    let server = start_chatserver();
+    let r = bench(
+        &server,
+        "chat",
+        &[
+            "private",
+            "--clients",
+            "10",
+            "--messages",
+            "100",
+            "--window",
+            "4",
+        ],
+    );
+    assert_counted(&r, 10 * 100);
+    let r = bench(
+        &server,
+        "chat",
+        &[
+            "latency",
+            "--members",
+            "10",
+            "--publishers",
+            "2",
+            "--rate",
+            "200",
+            "--seconds",
+            "1",
+        ],
+    );
+    assert_counted(&r, 200 * 10);
+    assert_eq!(r["latency_ns"]["count"], 200 * 10);
+}
+
+#[test]
+fn soak_against_chatserver_passes_the_checker() {
+    let server = start_chatserver();
+    let r = bench(
+        &server,
+        "chat",
+        &["soak", "--clients", "20", "--seconds", "3", "--rate", "5"],
+    );
+    let soak = &r["soak"];
+    let verdict = &soak["verdict"];
+    assert!(verdict["passed"].as_bool().unwrap(), "{r:#}");
+    assert_eq!(verdict["lost"], 0);
+    assert!(
+        verdict["expected"].as_u64().unwrap() > 0,
+        "the soak delivered something to check"
+    );
+    assert!(soak["accepted"].as_u64().unwrap() > 0);
+    // Clients came and went: more sessions than client slots.
+    assert!(soak["sessions"].as_u64().unwrap() > 20, "{soak:#}");
+    assert!(soak["rss_end_kib"].as_u64().is_some());
+}
+
+#[test]
+fn idle_connections_are_held_and_measured() {
+    let server = start_chatserver();
+    let r = bench(
+        &server,
+        "chat",
+        &[
+            "idle",
+            "--connections",
+            "50",
+            "--batch",
+            "10",
+            "--settle-seconds",
+            "0",
+        ],
+    );
+    assert_eq!(r["idle"]["connections"], 50, "{r:#}");
+}
+
+/// A free port on 127.0.0.1 for a server that cannot be told to pick one.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin"])
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+}
+
+/// Start `program args` listening on `port` and wait until it accepts.
+fn start_other(program: &Path, args: &[String], port: u16) -> Server {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let server = Server {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&server.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not start listening",
+            program.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+/// The redis and nats adapters against the real servers, when installed
+/// (bench/run.sh installs them; a plain CI machine may not have them).
+#[test]
+fn adapters_count_the_same_workloads_on_redis_and_nats() {
+    let mut ran = 0;
+    if let Some(redis) = on_path("redis-server") {
+        let port = free_port();
+        let args = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ];
+        let server = start_other(&redis, &args.map(String::from), port);
+        assert_counted(
+            &bench(
+                &server,
+                "redis",
+                &[
+                    "fanout",
+                    "--members",
+                    "10",
+                    "--publishers",
+                    "2",
+                    "--messages",
+                    "200",
+                ],
+            ),
+            10 * 2 * 200,
+        );
+        assert_counted(
+            &bench(
+                &server,
+                "redis",
+                &["private", "--clients", "10", "--messages", "50"],
+            ),
+            10 * 50,
+        );
+        ran += 1;
+    }
+    if let Some(nats) = on_path("nats-server") {
+        let port = free_port();
+        let server = start_other(
+            &nats,
+            &["-a", "127.0.0.1", "-p", &port.to_string()].map(String::from),
+            port,
+        );
+        assert_counted(
+            &bench(
+                &server,
+                "nats",
+                &[
+                    "fanout",
+                    "--members",
+                    "10",
+                    "--publishers",
+                    "2",
+                    "--messages",
+                    "200",
+                ],
+            ),
+            10 * 2 * 200,
+        );
+        assert_counted(
+            &bench(
+                &server,
+                "nats",
+                &["private", "--clients", "10", "--messages", "50"],
+            ),
+            10 * 50,
+        );
+        ran += 1;
+    }
+    if ran < 2 {
+        eprintln!("note: redis-server and/or nats-server not installed; ran {ran} of the 2 adapter checks");
+    }
+}
