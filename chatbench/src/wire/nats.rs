@@ -151,7 +151,20 @@ pub fn parse(b: &[u8]) -> Result<Option<(Op<'_>, usize)>, WireError> {
         .filter(|t| !t.is_empty());
     let verb = toks.next().unwrap_or(b"");
     let op = if verb.eq_ignore_ascii_case(b"MSG") || verb.eq_ignore_ascii_case(b"HMSG") {
-        let args: Vec<&[u8]> = toks.collect();
+        // At most five arguments; more is malformed.
+        let mut args: [&[u8]; 6] = [b""; 6];
+        let mut argc = 0;
+        for t in toks {
+            if argc == args.len() {
+                return Err(WireError(format!(
+                    "nats sent a malformed {}",
+                    String::from_utf8_lossy(line)
+                )));
+            }
+            args[argc] = t;
+            argc += 1;
+        }
+        let args = &args[..argc];
         let hmsg = verb.len() == 4;
         // MSG subject sid [reply] n; HMSG subject sid [reply] hdr_n total_n
         let want = if hmsg { 4 } else { 3 };
@@ -272,6 +285,7 @@ HMSG room 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPONG\r\n+OK\r\n-ERR 'Slow Consumer'\r
         assert!(parse(b"MSG room 1 2\r\nabcd").is_err());
         assert!(parse(b"HMSG room 1 9 3\r\n").is_err());
         assert!(parse(b"WHAT\r\n").is_err());
+        assert!(parse(b"MSG a b c d e f g\r\n").is_err());
         assert!(parse(&vec![b'I'; MAX_CONTROL_LINE + 10]).is_err());
     }
 }

@@ -46,32 +46,44 @@ pub fn parse(b: &[u8]) -> Result<Option<(Resp<'_>, usize)>, WireError> {
 }
 
 fn line(b: &[u8], from: usize) -> Result<Option<(&[u8], usize)>, WireError> {
-    let mut i = from;
-    while i + 1 < b.len() {
-        if b[i] == b'\r' && b[i + 1] == b'\n' {
-            return Ok(Some((&b[from..i], i + 2)));
+    let window = &b[from..b.len().min(from + MAX_LINE + 2)];
+    let mut at = 0;
+    while let Some(cr) = memchr::memchr(b'\r', &window[at..]) {
+        let cr = at + cr;
+        match window.get(cr + 1) {
+            Some(b'\n') => return Ok(Some((&window[..cr], from + cr + 2))),
+            Some(_) => at = cr + 1,
+            None => return Ok(None),
         }
-        if i - from > MAX_LINE {
-            break;
-        }
-        i += 1;
     }
-    if b.len() - from > MAX_LINE {
+    if window.len() > MAX_LINE {
         return Err(WireError("redis sent a line longer than 64 KiB".into()));
     }
     Ok(None)
 }
 
 fn int(s: &[u8]) -> Result<i64, WireError> {
-    std::str::from_utf8(s)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            WireError(format!(
-                "redis sent a bad number {:?}",
-                String::from_utf8_lossy(s)
-            ))
-        })
+    let bad = || {
+        WireError(format!(
+            "redis sent a bad number {:?}",
+            String::from_utf8_lossy(s)
+        ))
+    };
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return Err(bad());
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(bad());
+        }
+        v = v * 10 + i64::from(d - b'0');
+    }
+    Ok(if neg { -v } else { v })
 }
 
 fn parse_at(b: &[u8], at: usize, depth: usize) -> Result<Option<(Resp<'_>, usize)>, WireError> {
@@ -158,6 +170,33 @@ fn parse_at(b: &[u8], at: usize, depth: usize) -> Result<Option<(Resp<'_>, usize
         }
     };
     Ok(Some((v, next)))
+}
+
+/// A `>3 message <channel> <payload>` push at the front of `b`: `None` if
+/// `b` does not start like one, else what [`parse`] would say, payload only.
+fn message(b: &[u8]) -> Option<Result<Option<(&[u8], usize)>, WireError>> {
+    const HEAD: &[u8] = b">3\r\n$7\r\nmessage\r\n";
+    if !b.starts_with(HEAD) {
+        return None;
+    }
+    let bulk = |at: usize| -> Result<Option<(&[u8], usize)>, WireError> {
+        match parse_at(b, at, 1)? {
+            Some((Resp::Bulk(v), next)) => Ok(Some((v, next))),
+            Some(_) => Err(WireError(
+                "redis sent a message push that is not three strings".into(),
+            )),
+            None => Ok(None),
+        }
+    };
+    Some((|| {
+        let Some((_channel, at)) = bulk(HEAD.len())? else {
+            return Ok(None);
+        };
+        let Some((payload, end)) = bulk(at)? else {
+            return Ok(None);
+        };
+        Ok(Some((payload, end)))
+    })())
 }
 
 /// Append a command as an array of bulk strings.
@@ -320,6 +359,25 @@ $7\r\nmodules\r\n*0\r\n\
     }
 
     #[test]
+    fn the_message_fast_path_agrees_with_the_parser() {
+        let push = b">3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$5\r\nhello\r\n";
+        assert_eq!(
+            message(push).unwrap().unwrap(),
+            Some((&b"hello"[..], push.len()))
+        );
+        for cut in 0..push.len() {
+            match message(&push[..cut]) {
+                None => assert!(cut < 17, "{cut}"),
+                Some(r) => assert_eq!(r.unwrap(), None, "{cut}"),
+            }
+        }
+        assert!(message(b">3\r\n$7\r\nmessage\r\n:1\r\n$1\r\nx\r\n")
+            .unwrap()
+            .is_err());
+        assert!(message(b">3\r\n$9\r\nsubscribe\r\n").is_none());
+    }
+
+    #[test]
     fn hello_and_publish_bytes() {
         let mut w = RedisWire::new();
         let mut out = Vec::new();
@@ -367,6 +425,12 @@ $7\r\nmodules\r\n*0\r\n\
         assert_eq!(parse(b"_\r\n").unwrap(), Some((Resp::Null, 3)));
         assert!(parse(b"?\r\n").is_err());
         assert!(parse(b":abc\r\n").is_err());
+        assert!(parse(b":-\r\n").is_err());
+        assert_eq!(parse(b":-42\r\n").unwrap(), Some((Resp::Int(-42), 6)));
+        assert_eq!(
+            parse(b"+a\rb\r\n").unwrap(),
+            Some((Resp::Simple(b"a\rb"), 6))
+        );
         assert!(parse(b"$3\r\nabcXY").is_err());
         assert!(parse(b"$999999999999\r\n").is_err());
         assert!(parse(b"*99999999\r\n").is_err());
