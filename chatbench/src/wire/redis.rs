@@ -172,14 +172,17 @@ fn parse_at(b: &[u8], at: usize, depth: usize) -> Result<Option<(Resp<'_>, usize
     Ok(Some((v, next)))
 }
 
+/// A whole value's payload and length, `None` if incomplete.
+type Parsed<'a> = Result<Option<(&'a [u8], usize)>, WireError>;
+
 /// A `>3 message <channel> <payload>` push at the front of `b`: `None` if
 /// `b` does not start like one, else what [`parse`] would say, payload only.
-fn message(b: &[u8]) -> Option<Result<Option<(&[u8], usize)>, WireError>> {
+fn message(b: &[u8]) -> Option<Parsed<'_>> {
     const HEAD: &[u8] = b">3\r\n$7\r\nmessage\r\n";
     if !b.starts_with(HEAD) {
         return None;
     }
-    let bulk = |at: usize| -> Result<Option<(&[u8], usize)>, WireError> {
+    let bulk = |at: usize| -> Parsed<'_> {
         match parse_at(b, at, 1)? {
             Some((Resp::Bulk(v), next)) => Ok(Some((v, next))),
             Some(_) => Err(WireError(
@@ -294,6 +297,23 @@ impl RedisWire {
     ) -> Result<(), WireError> {
         let mut used = 0;
         let result = loop {
+            // The message push is nearly all the traffic: read it without
+            // building a value; anything else takes the general parser.
+            match message(&buf[used..]) {
+                Some(Ok(Some((payload, n)))) => {
+                    used += n;
+                    f(In::Msg(Delivery {
+                        seq: None,
+                        from: None,
+                        to: ToList::Raw(b""),
+                        text: Cow::Borrowed(payload),
+                    }));
+                    continue;
+                }
+                Some(Ok(None)) => break Ok(()),
+                Some(Err(e)) => break Err(e),
+                None => {}
+            }
             match parse(&buf[used..]) {
                 Ok(Some((v, n))) => {
                     used += n;
