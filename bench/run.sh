@@ -144,6 +144,11 @@ workload_args() { # target workload
     esac
 }
 
+# Other programs on the machine skew every figure; say so in the table.
+busy_before=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 10 { printf "%s%s (%s%% CPU)", sep, $2, $1; sep=", " }')
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+[ -z "$busy_before" ] || log "warning: other programs are busy: $busy_before"
+
 started=$(date +%s)
 for workload in $WORKLOADS; do
     for target in $TARGETS; do
@@ -163,6 +168,7 @@ done
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "Servers: chatserver $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(redis-server --version 2>/dev/null | cut -d' ' -f1-3 || true), nats-server $("$NATS_SERVER" --version 2>/dev/null | awk '{print $2}' || true)"
     echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - started )) s, server on core $SERVER_CORE, chatbench on core $GEN_CORE"
+    echo "Load average before the run: $load_before; other busy programs: ${busy_before:-none}"
     echo
     "$BENCH" table "$OUT"/*.json
 } | tee "$OUT/table.md"
