@@ -228,6 +228,28 @@ fn idle_connections_are_held_and_measured() {
         ],
     );
     assert_eq!(r["idle"]["connections"], 50, "{r:#}");
+    assert_eq!(r["idle"]["processes"], 1);
+    assert!(r["idle"]["rss_after_kib"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn idle_splits_over_worker_processes_and_source_addresses() {
+    let server = start_chatserver();
+    // 3 child processes, from 127.0.0.2, .3 and .4.
+    let args = [
+        "idle",
+        "--connections",
+        "50",
+        "--per-process",
+        "20",
+        "--batch",
+        "10",
+        "--settle-seconds",
+        "0",
+    ];
+    let r = bench(&server, "chat", &args);
+    assert_eq!(r["idle"]["connections"], 50, "{r:#}");
+    assert_eq!(r["idle"]["processes"], 3);
 }
 
 /// A free port on 127.0.0.1 for a server that cannot be told to pick one.
