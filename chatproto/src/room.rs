@@ -9,6 +9,9 @@ use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 use crate::nick::{nick_key, nick_skeleton, validate_nick};
 use crate::PayloadError;
 
+/// Output queue capacity (in transmits) past which an empty queue is shrunk.
+const SHRINK_QUEUE_ABOVE: usize = 4096;
+
 /// A small handle by which the [`Room`] knows a connection. Never reused by a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u64);
@@ -357,7 +360,13 @@ impl Room {
 
     /// The next bytes to write to a client.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() && self.transmits.capacity() > SHRINK_QUEUE_ABOVE.max(2 * self.members.len())
+        {
+            // A burst (many events before a drain) should not pin memory.
+            self.transmits.shrink_to(self.members.len());
+        }
+        t
     }
 
     /// The next connection to close, after writing what was transmitted to it.

@@ -35,13 +35,16 @@ enum Stop {
     HubGone,
 }
 
-/// Serve one accepted connection until it ends.
+/// Serve one accepted connection until it ends. `_admission` and `_done`
+/// are held until then: the connection's place under the caps, and the
+/// token the shutdown waits for.
 pub async fn serve(
     peer: Arc<Peer>,
     addr: SocketAddr,
     to_hub: mpsc::Sender<ToHub>,
     cfg: Arc<Settings>,
     _admission: Admission,
+    _done: mpsc::Sender<()>,
 ) {
     let (reply, id) = oneshot::channel();
     let connect = ToHub::Connect {
@@ -115,7 +118,12 @@ impl Reader<'_> {
                     match self.peer.stream.try_read_buf(&mut self.buf) {
                         Ok(0) => return Stop::Eof,
                         Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            // Readiness was stale: nothing arrived. Do not
+                            // keep the buffer while waiting for more.
+                            self.release_idle_buffer();
+                            continue;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Stop::Failed(e),
                     }
@@ -181,11 +189,15 @@ impl Reader<'_> {
         }
         // Caught up with everything the client sent.
         self.throttled_since = None;
-        if !self.decoder.is_mid_frame(&self.buf) {
-            // Idle connections hold no read buffer.
+        self.release_idle_buffer();
+        Ok(None)
+    }
+
+    /// Idle connections hold no read buffer: drop it between frames.
+    fn release_idle_buffer(&mut self) {
+        if !self.decoder.is_mid_frame(&self.buf) && self.buf.capacity() > 0 {
             self.buf = BytesMut::new();
         }
-        Ok(None)
     }
 
     fn kick(&self, code: ErrorCode, message: &str) {
@@ -214,7 +226,8 @@ async fn finish(peer: &Peer, cfg: &Settings) {
     }
     let _ = socket2::SockRef::from(&peer.stream).shutdown(std::net::Shutdown::Write);
     let linger_end = Instant::now() + LINGER;
-    let mut scratch = [0u8; 4096];
+    // On the heap: an array here would sit in every connection's future.
+    let mut scratch = vec![0u8; 4096];
     loop {
         match timeout_at(linger_end, peer.stream.readable()).await {
             Some(Ok(())) => match peer.stream.try_read(&mut scratch) {

@@ -89,6 +89,8 @@ impl Hub {
                     let now = now_ms();
                     for input in batch.drain(..) {
                         self.handle(now, input);
+                        // Keep the room's queue at one event's worth.
+                        self.dispatch(now);
                     }
                 }
                 _ = tick.tick() => self.room.handle_tick(now_ms()),
@@ -126,36 +128,45 @@ impl Hub {
         }
     }
 
+    /// Move the room's transmits into the peers' queues.
+    fn dispatch(&mut self, now: u64) {
+        while let Some(t) = self.room.poll_transmit() {
+            let Some(peer) = self.peers.get(&t.to) else {
+                continue;
+            };
+            match peer.push(t.bytes) {
+                Push::Queued(true) => self.to_flush.push(Arc::clone(peer)),
+                Push::Queued(false) | Push::Closed => {}
+                Push::Overflow => {
+                    let nick = self.room.nick(t.to).unwrap_or("(not joined)");
+                    warn!(client = %t.to, nick, "slow consumer: outbound queue full; closing");
+                    peer.kick(self.slow_consumer.clone());
+                    self.room.handle_disconnect(now, t.to);
+                }
+            }
+        }
+    }
+
     /// Move everything the room produced to the peers, write what the
     /// sockets take now, close who must be closed, and log events.
     fn drain(&mut self, now: u64) {
         loop {
-            while let Some(t) = self.room.poll_transmit() {
-                let Some(peer) = self.peers.get(&t.to) else {
-                    continue;
-                };
-                match peer.push(t.bytes) {
-                    Push::Queued(true) => self.to_flush.push(Arc::clone(peer)),
-                    Push::Queued(false) | Push::Closed => {}
-                    Push::Overflow => {
-                        let nick = self.room.nick(t.to).unwrap_or("(not joined)");
-                        warn!(client = %t.to, nick, "slow consumer: outbound queue full; closing");
-                        peer.kick(self.slow_consumer.clone());
-                        self.room.handle_disconnect(now, t.to);
-                    }
-                }
-            }
-            let mut failed = false;
-            for peer in self.to_flush.drain(..) {
+            self.dispatch(now);
+            let flushing = std::mem::take(&mut self.to_flush);
+            for peer in &flushing {
                 if peer.flush(true).is_err() {
                     // The socket is broken: the client is gone now.
                     if let Some(&id) = peer.id.get() {
                         self.room.handle_disconnect(now, id);
-                        failed = true;
+                        self.dispatch(now);
                     }
                 }
             }
-            if !failed {
+            // Keep the list's allocation for the next turn.
+            let mut flushing = flushing;
+            flushing.clear();
+            if self.to_flush.is_empty() {
+                self.to_flush = flushing;
                 break;
             }
         }

@@ -171,12 +171,14 @@ async fn accept_loop(
         match limits.admit(addr.ip()) {
             Ok(admission) => {
                 let peer = Arc::new(Peer::new(stream, settings.outbound_queue_bytes));
-                let task = conn::serve(peer, addr, to_hub.clone(), settings.clone(), admission);
-                let done = done.clone();
-                tokio::spawn(async move {
-                    task.await;
-                    drop(done);
-                });
+                tokio::spawn(conn::serve(
+                    peer,
+                    addr,
+                    to_hub.clone(),
+                    settings.clone(),
+                    admission,
+                    done.clone(),
+                ));
             }
             Err(why) => {
                 info!(%addr, ?why, "refusing connection: server_full");

@@ -153,8 +153,9 @@ impl Peer {
             Ok(done) => {
                 let was_blocked = out.blocked;
                 out.blocked = !done;
-                // Release the ring buffer of a peer that had a burst.
-                if *done && out.queue.capacity() > 64 {
+                // Release the ring buffer of a peer that had a burst:
+                // idle connections should cost next to nothing.
+                if *done && out.queue.capacity() > 8 {
                     out.queue = VecDeque::new();
                 }
                 if !done && !was_blocked {
