@@ -26,7 +26,7 @@ struct Vector {
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(
-        s.len() % 2 == 0 && s.bytes().all(|b| b"0123456789abcdef".contains(&b)),
+        s.len().is_multiple_of(2) && s.bytes().all(|b| b"0123456789abcdef".contains(&b)),
         "{s}"
     );
     (0..s.len())
