@@ -3,14 +3,13 @@
 //! on a socket: writes are attempted without blocking, and a peer whose
 //! socket is full is left to its own connection task.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chatproto::{
-    encode, escape_control, ClientFrame, ClientId, ErrorCode, Event, PayloadError, Room,
-    ServerFrame,
+    encode, escape_control, ClientFrame, ClientId, ClientIdMap, ErrorCode, Event, PayloadError,
+    Room, ServerFrame,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
@@ -19,6 +18,9 @@ use crate::peer::{Peer, Push};
 
 /// How often the room's timers run.
 const TICK: Duration = Duration::from_millis(250);
+
+/// Every this many ticks, idle peers give back their queue's memory.
+const TRIM_EVERY_TICKS: u64 = 4;
 
 /// How many inputs the hub takes per turn before writing out.
 const BATCH: usize = 256;
@@ -44,7 +46,7 @@ pub enum ToHub {
 /// The room and the peers it talks to.
 pub struct Hub {
     room: Room,
-    peers: HashMap<ClientId, Arc<Peer>>,
+    peers: ClientIdMap<Arc<Peer>>,
     to_flush: Vec<Arc<Peer>>,
     slow_consumer: Bytes,
 }
@@ -67,7 +69,7 @@ impl Hub {
             .expect("an error frame fits");
         Hub {
             room,
-            peers: HashMap::new(),
+            peers: ClientIdMap::default(),
             to_flush: Vec::new(),
             slow_consumer,
         }
@@ -78,6 +80,7 @@ impl Hub {
     /// once its queue is written.
     pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut ticks: u64 = 0;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -93,7 +96,15 @@ impl Hub {
                         self.dispatch(now);
                     }
                 }
-                _ = tick.tick() => self.room.handle_tick(now_ms()),
+                _ = tick.tick() => {
+                    self.room.handle_tick(now_ms());
+                    ticks += 1;
+                    if ticks % TRIM_EVERY_TICKS == 0 {
+                        for peer in self.peers.values() {
+                            peer.trim();
+                        }
+                    }
+                }
                 _ = shutdown.wait_for(|stop| *stop) => {
                     self.room.handle_shutdown(now_ms(), "the server is shutting down; goodbye");
                     self.drain(now_ms());
@@ -194,11 +205,15 @@ fn log_event(event: &Event) {
             text,
             ..
         } => {
-            let text = escape_control(text);
+            // Arguments are only evaluated when the level is enabled.
             if to.is_empty() {
-                info!("[{seq}] {from} -> everyone: {text}");
+                info!("[{seq}] {from} -> everyone: {}", escape_control(text));
             } else {
-                info!("[{seq}] {from} -> {}: {text}", to.join(", "));
+                info!(
+                    "[{seq}] {from} -> {}: {}",
+                    to.join(", "),
+                    escape_control(text)
+                );
             }
         }
         _ => {}

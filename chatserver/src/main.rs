@@ -98,6 +98,8 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.join_timeout_ms = args.join_timeout_ms;
     config.idle_ping_ms = args.idle_ping_ms;
     config.pong_timeout_ms = args.pong_timeout_ms;
+    // Events exist to be logged; below info nobody reads them.
+    config.record_events = tracing::enabled!(tracing::Level::INFO);
     let hub = hub::Hub::new(Room::new(config), args.outbound_queue_bytes);
 
     let (stop_tx, stop_rx) = watch::channel(false);

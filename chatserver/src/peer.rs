@@ -133,6 +133,15 @@ impl Peer {
         out.queued > 0 && !out.dead
     }
 
+    /// Free the outbound ring buffer if nothing is queued: idle connections
+    /// should cost next to nothing.
+    pub fn trim(&self) {
+        let mut out = self.out();
+        if out.queue.is_empty() && out.queue.capacity() > 0 {
+            out.queue = VecDeque::new();
+        }
+    }
+
     /// Write as much as the socket takes now, never waiting. `Ok(true)` when
     /// the queue is empty; `Ok(false)` when the socket would block (the
     /// connection task is woken to finish). On error the peer is dead.
@@ -153,9 +162,10 @@ impl Peer {
             Ok(done) => {
                 let was_blocked = out.blocked;
                 out.blocked = !done;
-                // Release the ring buffer of a peer that had a burst:
-                // idle connections should cost next to nothing.
-                if *done && out.queue.capacity() > 8 {
+                // Release the ring buffer after a big burst. Smaller ones
+                // keep it (re-growing it every turn costs more than it saves);
+                // `trim` frees those once the peer is idle.
+                if *done && out.queue.capacity() > 256 {
                     out.queue = VecDeque::new();
                 }
                 if !done && !was_blocked {
