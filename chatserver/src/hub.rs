@@ -99,7 +99,7 @@ impl Hub {
                 _ = tick.tick() => {
                     self.room.handle_tick(now_ms());
                     ticks += 1;
-                    if ticks % TRIM_EVERY_TICKS == 0 {
+                    if ticks.is_multiple_of(TRIM_EVERY_TICKS) {
                         for peer in self.peers.values() {
                             peer.trim();
                         }
