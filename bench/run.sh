@@ -18,6 +18,8 @@
 #                              N^2/2 presence deliveries, so it may hold fewer
 #   SOAK_SECONDS=60            chat only (issue 4's soak: 200 clients)
 #   SERVER_CORE=1 GEN_CORE=0   OUT=target/bench/<date>
+#   NICE=0                     e.g. -15 (as root) to run servers and generator
+#                              ahead of other programs on a shared machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,9 +33,15 @@ IDLE_BUDGET=${IDLE_BUDGET:-240}
 SOAK_SECONDS=${SOAK_SECONDS:-60}
 SERVER_CORE=${SERVER_CORE:-1}
 GEN_CORE=${GEN_CORE:-0}
+NICE=${NICE:-0}
 OUT=${OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}
 
 log() { printf '[run.sh] %s\n' "$*" >&2; }
+
+# Servers and the generator are started as `nice -n $NICE taskset -c CORE
+# program`, never through a shell function: nice and taskset exec the
+# program, so `$!` is the server's own PID (a backgrounded function would
+# give a subshell's PID, which is neither what to measure nor what to stop).
 
 # --- build and install -------------------------------------------------------
 log "building release binaries"
@@ -89,7 +97,7 @@ start_server() { # target workload
     [ "$2" = soak ] && rate=()
     case $1 in
     chat)
-        taskset -c "$SERVER_CORE" "$CHATSERVER" --listen 127.0.0.1:0 --log-level warn \
+        nice -n "$NICE" taskset -c "$SERVER_CORE" "$CHATSERVER" --listen 127.0.0.1:0 --log-level warn \
             "${rate[@]}" --max-clients 20000 --max-clients-per-ip 0 >"$log_file" 2>&1 &
         SERVER_PID=$!
         for _ in $(seq 1 200); do
@@ -101,19 +109,29 @@ start_server() { # target workload
         ;;
     redis)
         port=$(free_port)
-        taskset -c "$SERVER_CORE" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
+        nice -n "$NICE" taskset -c "$SERVER_CORE" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
             --save "" --appendonly no --maxclients 20000 --loglevel warning >"$log_file" 2>&1 &
         SERVER_PID=$!
         SERVER_ADDR=127.0.0.1:$port
         ;;
     nats)
         port=$(free_port)
-        taskset -c "$SERVER_CORE" "$NATS_SERVER" -a 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+        nice -n "$NICE" taskset -c "$SERVER_CORE" "$NATS_SERVER" -a 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
         SERVER_PID=$!
         SERVER_ADDR=127.0.0.1:$port
         ;;
     esac
     wait_listening "$SERVER_ADDR"
+    # The PID measured and stopped must be the server itself.
+    local comm
+    comm=$(cat "/proc/$SERVER_PID/comm" 2>/dev/null || true)
+    case $comm in
+    chatserver | redis-server | nats-server) ;;
+    *)
+        log "PID $SERVER_PID is '$comm', not the server"
+        return 1
+        ;;
+    esac
 }
 
 stop_server() {
@@ -156,7 +174,7 @@ for workload in $WORKLOADS; do
         start_server "$target" "$workload"
         log "$workload against $target (pid $SERVER_PID, $SERVER_ADDR)"
         # shellcheck disable=SC2046 # the workload's arguments are words
-        taskset -c "$GEN_CORE" "$BENCH" --target "$target" --addr "$SERVER_ADDR" \
+        nice -n "$NICE" taskset -c "$GEN_CORE" "$BENCH" --target "$target" --addr "$SERVER_ADDR" \
             --server-pid "$SERVER_PID" --json $(workload_args "$target" "$workload") \
             >"$OUT/$target-$workload.json" || log "$workload against $target reported a failure"
         stop_server
@@ -167,7 +185,7 @@ done
 {
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "Servers: chatserver $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(redis-server --version 2>/dev/null | cut -d' ' -f1-3 || true), nats-server $("$NATS_SERVER" --version 2>/dev/null | awk '{print $2}' || true)"
-    echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - started )) s, server on core $SERVER_CORE, chatbench on core $GEN_CORE"
+    echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - started )) s, server on core $SERVER_CORE, chatbench on core $GEN_CORE, nice $NICE"
     echo "Load average before the run: $load_before; other busy programs: ${busy_before:-none}"
     echo
     "$BENCH" table "$OUT"/*.json
