@@ -63,6 +63,11 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_CLOSE_FLUSH_MS", default_value_t = 2_000)]
     pub close_flush_ms: u64,
 
+    /// Worker threads (0: one per CPU). With 1 everything runs on one
+    /// thread, which batches best when the server has one core to itself.
+    #[arg(long, env = "CHATSERVER_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
     /// Log level: error, warn, info (every join, leave and message), debug
     /// or trace. RUST_LOG, if set, takes precedence.
     #[arg(long, env = "CHATSERVER_LOG_LEVEL", default_value = "info")]

@@ -43,6 +43,13 @@ pub enum ToHub {
     Gone(ClientId),
 }
 
+/// What woke the hub.
+enum Turn {
+    Inputs(usize),
+    Tick,
+    Shutdown,
+}
+
 /// The room and the peers it talks to.
 pub struct Hub {
     room: Room,
@@ -84,10 +91,25 @@ impl Hub {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH) => {
-                    if n == 0 {
-                        return;
+            let turn = tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => Turn::Inputs(n),
+                _ = tick.tick() => Turn::Tick,
+                _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
+            };
+            match turn {
+                Turn::Inputs(0) => return,
+                Turn::Inputs(n) => {
+                    if n < BATCH {
+                        // Let the connections that are ready run first, so
+                        // one turn carries many frames and each socket gets
+                        // one write for all of them.
+                        tokio::task::yield_now().await;
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(input) => batch.push(input),
+                                Err(_) => break,
+                            }
+                        }
                     }
                     let now = now_ms();
                     for input in batch.drain(..) {
@@ -96,7 +118,7 @@ impl Hub {
                         self.dispatch(now);
                     }
                 }
-                _ = tick.tick() => {
+                Turn::Tick => {
                     self.room.handle_tick(now_ms());
                     ticks += 1;
                     if ticks.is_multiple_of(TRIM_EVERY_TICKS) {
@@ -105,8 +127,9 @@ impl Hub {
                         }
                     }
                 }
-                _ = shutdown.wait_for(|stop| *stop) => {
-                    self.room.handle_shutdown(now_ms(), "the server is shutting down; goodbye");
+                Turn::Shutdown => {
+                    self.room
+                        .handle_shutdown(now_ms(), "the server is shutting down; goodbye");
                     self.drain(now_ms());
                     for peer in self.peers.values() {
                         peer.close();
