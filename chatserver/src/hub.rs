@@ -19,6 +19,9 @@ use crate::peer::{Peer, Push};
 /// How often the room's timers run.
 const TICK: Duration = Duration::from_millis(250);
 
+/// At most this many queued inputs are handled before a tick's timeouts.
+const TICK_CATCH_UP: usize = 8192;
+
 /// Every this many ticks, idle peers give back their queue's memory.
 const TRIM_EVERY_TICKS: u64 = 4;
 
@@ -119,6 +122,14 @@ impl Hub {
                     }
                 }
                 Turn::Tick => {
+                    // Under load, a pong may be waiting in the queue: hear
+                    // what is already queued before judging who is silent.
+                    let now = now_ms();
+                    for _ in 0..TICK_CATCH_UP {
+                        let Ok(input) = rx.try_recv() else { break };
+                        self.handle(now, input);
+                        self.dispatch(now);
+                    }
                     self.room.handle_tick(now_ms());
                     ticks += 1;
                     if ticks.is_multiple_of(TRIM_EVERY_TICKS) {
