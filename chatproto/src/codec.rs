@@ -255,7 +255,8 @@ pub fn encode_into<T: Serialize>(
 /// Encode `frame` as one length-prefixed frame of at most `max_frame_bytes`
 /// payload bytes.
 pub fn encode<T: Serialize>(frame: &T, max_frame_bytes: usize) -> Result<Bytes, EncodeError> {
-    let mut buf = BytesMut::with_capacity(128);
+    // Most frames (a msg with a short text) fit without growing.
+    let mut buf = BytesMut::with_capacity(256);
     encode_into(frame, &mut buf, max_frame_bytes)?;
     Ok(buf.freeze())
 }
