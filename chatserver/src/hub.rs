@@ -197,8 +197,8 @@ impl Hub {
     fn drain(&mut self, now: u64) {
         loop {
             self.dispatch(now);
-            let flushing = std::mem::take(&mut self.to_flush);
-            for peer in &flushing {
+            let mut flushing = std::mem::take(&mut self.to_flush);
+            for peer in flushing.drain(..) {
                 if peer.flush(true).is_err() {
                     // The socket is broken: the client is gone now.
                     if let Some(&id) = peer.id.get() {
@@ -207,9 +207,8 @@ impl Hub {
                     }
                 }
             }
-            // Keep the list's allocation for the next turn.
-            let mut flushing = flushing;
-            flushing.clear();
+            // Peers the leaves above touched are flushed on the next pass;
+            // otherwise keep the list's allocation for the next turn.
             if self.to_flush.is_empty() {
                 self.to_flush = flushing;
                 break;
