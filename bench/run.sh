@@ -90,6 +90,16 @@ wait_listening() { # addr
     return 1
 }
 
+# True when *our* redis answers on $1: PING gets +PONG.
+redis_ping() { # port
+    local reply=""
+    exec 4<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'PING\r\n' >&4
+    read -r -t 2 reply <&4 || true
+    exec 4>&-
+    [[ $reply == +PONG* ]]
+}
+
 start_server() { # target workload
     local port log_file="$OUT/$1-$2-server.log" rate=(--rate 0)
     # The soak runs chatserver's default rate limit; the speed runs lift it
@@ -108,19 +118,32 @@ start_server() { # target workload
         [ -n "$SERVER_ADDR" ] || { log "chatserver did not say where it listens"; return 1; }
         ;;
     redis)
-        port=$(free_port)
-        nice -n "$NICE" taskset -c "$SERVER_CORE" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
-            --save "" --appendonly no --maxclients 20000 --loglevel warning >"$log_file" 2>&1 &
-        SERVER_PID=$!
-        SERVER_ADDR=127.0.0.1:$port
+        # redis cannot pick its own port: take a free one, and if another
+        # process binds it first (redis then exits), try again.
+        for _ in 1 2 3 4 5; do
+            port=$(free_port)
+            nice -n "$NICE" taskset -c "$SERVER_CORE" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
+                --save "" --appendonly no --maxclients 20000 --loglevel warning >"$log_file" 2>&1 &
+            SERVER_PID=$!
+            SERVER_ADDR=127.0.0.1:$port
+            wait_listening "$SERVER_ADDR" && redis_ping "$port" && break
+            stop_server
+        done
         ;;
     nats)
-        port=$(free_port)
-        nice -n "$NICE" taskset -c "$SERVER_CORE" "$NATS_SERVER" -a 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+        # -p -1: nats picks a free port and logs it.
+        nice -n "$NICE" taskset -c "$SERVER_CORE" "$NATS_SERVER" -a 127.0.0.1 -p -1 >"$log_file" 2>&1 &
         SERVER_PID=$!
-        SERVER_ADDR=127.0.0.1:$port
+        SERVER_ADDR=""
+        for _ in $(seq 1 200); do
+            SERVER_ADDR=$(sed -n 's/.*Listening for client connections on //p' "$log_file" | head -n 1)
+            [ -n "$SERVER_ADDR" ] && break
+            sleep 0.05
+        done
+        [ -n "$SERVER_ADDR" ] || { log "nats-server did not say where it listens"; return 1; }
         ;;
     esac
+    [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null || { log "$1 server did not start"; return 1; }
     wait_listening "$SERVER_ADDR"
     # The PID measured and stopped must be the server itself.
     local comm

@@ -2,7 +2,7 @@
 //! delivery (nothing lost) and the soak's checker must pass. No timing is
 //! asserted: these are counting tests, not benchmarks.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -253,6 +253,8 @@ fn idle_splits_over_worker_processes_and_source_addresses() {
 }
 
 /// A free port on 127.0.0.1 for a server that cannot be told to pick one.
+/// Another process may take it before the server binds it, so callers
+/// check that the server they started is the one answering.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -270,27 +272,100 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// Start `program args` listening on `port` and wait until it accepts.
-fn start_other(program: &Path, args: &[String], port: u16) -> Server {
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let server = Server {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&server.addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not start listening",
-            program.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+/// Start redis-server on a free port and wait until *that* process answers
+/// `PING` with `+PONG`. A bare connect is not proof: if another process
+/// took the port first, redis exits and the connect reaches the other
+/// process. So: if our redis has exited, try again on a new port.
+fn start_redis(program: &Path) -> Server {
+    let mut last_error = String::new();
+    for _attempt in 0..5 {
+        let port = free_port();
+        let child = Command::new(program)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start redis-server");
+        let mut server = Server {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = server.child.try_wait().expect("poll redis-server") {
+                let mut log = String::new();
+                if let Some(mut out) = server.child.stdout.take() {
+                    let _ = out.read_to_string(&mut log);
+                }
+                last_error = format!("redis-server exited with {status}: {log}");
+                break;
+            }
+            if answers_ping(&server.addr) {
+                // Keep draining redis's log so it never blocks on a full pipe.
+                let out = server.child.stdout.take();
+                let err = server.child.stderr.take();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut out.unwrap(), &mut std::io::sink());
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut err.unwrap(), &mut std::io::sink());
+                });
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if last_error.is_empty() {
+            panic!("redis-server on port {port} did not answer PING within 10 s");
+        }
     }
+    panic!("redis-server did not start in 5 attempts; last: {last_error}");
+}
+
+/// True when the server at `addr` speaks RESP and answers `PING`.
+fn answers_ping(addr: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// Start nats-server on a port it chooses itself (`-p -1`) and read the
+/// port from its log line "Listening for client connections on HOST:PORT".
+fn start_nats(program: &Path) -> Server {
+    let mut child = Command::new(program)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nats-server");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some((_, addr)) = line.split_once("Listening for client connections on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                    sent = true;
+                }
+            }
+            // Keep draining so nats never blocks on a full pipe.
+        }
+    });
+    let mut server = Server {
+        child,
+        addr: String::new(),
+    };
+    server.addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("nats-server logged the address it listens on");
     server
 }
 
@@ -300,20 +375,7 @@ fn start_other(program: &Path, args: &[String], port: u16) -> Server {
 fn adapters_count_the_same_workloads_on_redis_and_nats() {
     let mut ran = 0;
     if let Some(redis) = on_path("redis-server") {
-        let port = free_port();
-        let args = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ];
-        let server = start_other(&redis, &args.map(String::from), port);
+        let server = start_redis(&redis);
         assert_counted(
             &bench(
                 &server,
@@ -341,12 +403,7 @@ fn adapters_count_the_same_workloads_on_redis_and_nats() {
         ran += 1;
     }
     if let Some(nats) = on_path("nats-server") {
-        let port = free_port();
-        let server = start_other(
-            &nats,
-            &["-a", "127.0.0.1", "-p", &port.to_string()].map(String::from),
-            port,
-        );
+        let server = start_nats(&nats);
         assert_counted(
             &bench(
                 &server,
