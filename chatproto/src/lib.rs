@@ -70,5 +70,7 @@ pub use codec::{
 pub use codec::{CodecError, JsonFrameCodec};
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use nick::{validate_nick, NickError, MAX_NICK_LEN};
-pub use room::{ClientId, ClientIdHasher, ClientIdMap, Close, Event, Room, RoomConfig, Transmit};
+pub use room::{
+    ClientId, ClientIdHasher, ClientIdMap, Close, Event, FrameHook, Room, RoomConfig, Transmit,
+};
 pub use sanitize::escape_control;

@@ -217,6 +217,26 @@ pub struct Room {
     pong: Bytes,
     /// Scratch for encoding; split off and frozen after each frame.
     buf: BytesMut,
+    hook: Hook,
+}
+
+/// A function the room passes each frame through once, right after
+/// encoding it and before handing out its copies (see
+/// [`Room::set_frame_hook`]).
+pub type FrameHook = Box<dyn FnMut(Bytes) -> Bytes + Send>;
+
+/// The optional hook, with a `Debug` that says whether one is set.
+#[derive(Default)]
+struct Hook(Option<FrameHook>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(FrameHook)"
+        } else {
+            "None"
+        })
+    }
 }
 
 impl Room {
@@ -237,10 +257,38 @@ impl Room {
             ping: Bytes::new(),
             pong: Bytes::new(),
             buf: BytesMut::new(),
+            hook: Hook::default(),
         };
         room.ping = room.encode(&ServerFrame::Ping);
         room.pong = room.encode(&ServerFrame::Pong);
         room
+    }
+
+    /// Pass every frame the room encodes from now on through `hook`, once,
+    /// before its copies go into [`Transmit`]s. The hook must return the
+    /// same bytes; it may wrap them, for instance in
+    /// [`Bytes::from_owner`] to learn when the last copy has been written
+    /// and count the memory queued frames hold.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use chatproto::{ClientFrame, Room, RoomConfig};
+    ///
+    /// let encoded = Arc::new(AtomicUsize::new(0));
+    /// let count = Arc::clone(&encoded);
+    /// let mut room = Room::new(RoomConfig::default());
+    /// room.set_frame_hook(Box::new(move |bytes| {
+    ///     count.fetch_add(1, Ordering::Relaxed);
+    ///     bytes
+    /// }));
+    /// let alice = room.handle_connect(0);
+    /// room.handle_frame(0, alice, ClientFrame::Join { nick: "alice".into() });
+    /// // The welcome and alice's own online presence.
+    /// assert_eq!(encoded.load(Ordering::Relaxed), 2);
+    /// ```
+    pub fn set_frame_hook(&mut self, hook: FrameHook) {
+        self.hook = Hook(Some(hook));
     }
 
     /// The settings in force.
@@ -652,7 +700,13 @@ impl Room {
             self.buf.reserve(8 * 1024);
         }
         match encode_into(frame, &mut self.buf, self.config.max_frame_bytes) {
-            Ok(()) => Ok(self.buf.split().freeze()),
+            Ok(()) => {
+                let bytes = self.buf.split().freeze();
+                Ok(match &mut self.hook.0 {
+                    Some(hook) => hook(bytes),
+                    None => bytes,
+                })
+            }
             Err(crate::EncodeError::TooLarge { len, .. }) => Err(len),
             Err(crate::EncodeError::Json(_)) => Err(0),
         }

@@ -53,10 +53,18 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_RATE_LIMIT_GRACE_MS", default_value_t = 10_000)]
     pub rate_limit_grace_ms: u64,
 
-    /// Bytes queued for one client that it has not read yet; past this it
-    /// gets slow_consumer and is closed.
+    /// Bytes queued for one client that it has not read yet (each frame
+    /// also counts 32 bytes for its place in the queue); past this it gets
+    /// slow_consumer and is closed.
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
     pub outbound_queue_bytes: usize,
+
+    /// Bytes all outbound queues may hold together (each frame counted
+    /// once however many queues share it, plus 32 bytes per queued copy).
+    /// Past this the client with the longest queue gets slow_consumer and
+    /// is closed, then the next, until the total is under three quarters.
+    #[arg(long, env = "CHATSERVER_OUTBOUND_TOTAL_BYTES", default_value_t = 128 << 20)]
+    pub outbound_total_bytes: usize,
 
     /// How long a closing connection may take to receive what was queued
     /// for it, in milliseconds.

@@ -3,6 +3,7 @@
 //! on a socket: writes are attempted without blocking, and a peer whose
 //! socket is full is left to its own connection task.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,7 @@ use chatproto::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use crate::budget::OutboundBudget;
 use crate::peer::{Peer, Push};
 
 /// How often the room's timers run.
@@ -59,6 +61,11 @@ pub struct Hub {
     peers: ClientIdMap<Arc<Peer>>,
     to_flush: Vec<Arc<Peer>>,
     slow_consumer: Bytes,
+    budget: Arc<OutboundBudget>,
+    /// Sent to the clients closed when all queues together pass the budget.
+    over_budget: Bytes,
+    /// Clients closed for overflowing, still to leave the room.
+    overflowed: VecDeque<ClientId>,
 }
 
 /// Unix milliseconds now: the room's `now`.
@@ -69,19 +76,29 @@ pub fn now_ms() -> u64 {
 }
 
 impl Hub {
-    /// A hub around `room`.
-    pub fn new(room: Room, outbound_queue_bytes: usize) -> Self {
+    /// A hub around `room`; every peer's queue holds at most
+    /// `outbound_queue_bytes`, and all of them together `budget`.
+    pub fn new(room: Room, outbound_queue_bytes: usize, budget: Arc<OutboundBudget>) -> Self {
         let msg = format!(
             "you did not read your messages fast enough (over {outbound_queue_bytes} bytes waiting); closing"
         );
         let max = room.config().max_frame_bytes;
         let slow_consumer = encode(&ServerFrame::error(ErrorCode::SlowConsumer, msg), max)
             .expect("an error frame fits");
+        let msg = format!(
+            "the server's outbound memory for all clients is full (over {} bytes) and yours was the longest queue; closing",
+            budget.limit()
+        );
+        let over_budget = encode(&ServerFrame::error(ErrorCode::SlowConsumer, msg), max)
+            .expect("an error frame fits");
         Hub {
             room,
             peers: ClientIdMap::default(),
             to_flush: Vec::new(),
             slow_consumer,
+            budget,
+            over_budget,
+            overflowed: VecDeque::new(),
         }
     }
 
@@ -173,22 +190,81 @@ impl Hub {
         }
     }
 
-    /// Move the room's transmits into the peers' queues.
+    /// Move the room's transmits into the peers' queues, and apply the
+    /// overflow policies.
+    ///
+    /// A client closed for overflowing leaves the room, and its offline
+    /// presence goes to everyone: one departure at a time, each after the
+    /// previous one's copies are queued, so the room's own queue never
+    /// holds more than one event's copies. (Leaving them all at once, when
+    /// thousands of clients overflow together, queued N² copies there.)
     fn dispatch(&mut self, now: u64) {
+        loop {
+            self.dispatch_queued();
+            self.enforce_budget();
+            let Some(id) = self.overflowed.pop_front() else {
+                return;
+            };
+            self.room.handle_disconnect(now, id);
+        }
+    }
+
+    /// Move the room's queued transmits into the peers' queues.
+    fn dispatch_queued(&mut self) {
+        let mut queued = 0;
         while let Some(t) = self.room.poll_transmit() {
             let Some(peer) = self.peers.get(&t.to) else {
                 continue;
             };
             match peer.push(t.bytes) {
-                Push::Queued(true) => self.to_flush.push(Arc::clone(peer)),
-                Push::Queued(false) | Push::Closed => {}
+                Push::Queued(newly) => {
+                    queued += 1;
+                    if newly {
+                        self.to_flush.push(Arc::clone(peer));
+                    }
+                }
+                Push::Closed => {}
                 Push::Overflow => {
                     let nick = self.room.nick(t.to).unwrap_or("(not joined)");
                     warn!(client = %t.to, nick, "slow consumer: outbound queue full; closing");
                     peer.kick(self.slow_consumer.clone());
-                    self.room.handle_disconnect(now, t.to);
+                    self.overflowed.push_back(t.to);
                 }
             }
+        }
+        self.budget.add_slots(queued);
+    }
+
+    /// The overflow policy of the outbound budget: while all queues
+    /// together hold more than the limit, close the client with the longest
+    /// queue (`slow_consumer`), until they hold at most three quarters of it.
+    fn enforce_budget(&mut self) {
+        if !self.budget.is_over() {
+            return;
+        }
+        let target = self.budget.limit() / 4 * 3;
+        let mut longest: Vec<(usize, ClientId)> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| !peer.is_closing())
+            .map(|(&id, peer)| (peer.queued(), id))
+            .filter(|&(queued, _)| queued > 0)
+            .collect();
+        longest.sort_unstable_by(|a, b| b.cmp(a));
+        // Closing a queue frees its slots, and its frames unless other
+        // queues share them: assume all of it, and look again next turn.
+        let mut used = self.budget.used();
+        for (queued, id) in longest {
+            if used <= target {
+                break;
+            }
+            let nick = self.room.nick(id).unwrap_or("(not joined)");
+            warn!(client = %id, nick, queued, total = used, "outbound budget full: closing the longest queue");
+            if let Some(peer) = self.peers.get(&id) {
+                peer.kick(self.over_budget.clone());
+            }
+            self.overflowed.push_back(id);
+            used = used.saturating_sub(queued);
         }
     }
 

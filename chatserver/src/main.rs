@@ -5,6 +5,7 @@
 //! the room (`hub`). See README.md for the flags.
 
 mod args;
+mod budget;
 mod conn;
 mod hub;
 mod limits;
@@ -37,6 +38,7 @@ pub struct Settings {
     rate_limit_grace_ms: u64,
     outbound_queue_bytes: usize,
     close_flush_ms: u64,
+    budget: Arc<budget::OutboundBudget>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,6 +104,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         rate_limit_grace_ms: args.rate_limit_grace_ms,
         outbound_queue_bytes: args.outbound_queue_bytes,
         close_flush_ms: args.close_flush_ms,
+        budget: budget::OutboundBudget::new(args.outbound_total_bytes),
     });
     let mut config = RoomConfig::default();
     config.max_frame_bytes = settings.max_frame_bytes;
@@ -110,7 +113,16 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.pong_timeout_ms = args.pong_timeout_ms;
     // Events exist to be logged; below info nobody reads them.
     config.record_events = tracing::enabled!(tracing::Level::INFO);
-    let hub = hub::Hub::new(Room::new(config), args.outbound_queue_bytes);
+    let mut room = Room::new(config);
+    // Count each encoded frame against the outbound budget once, until
+    // its last copy has been written or dropped.
+    let budget = Arc::clone(&settings.budget);
+    room.set_frame_hook(Box::new(move |bytes| budget.track(bytes)));
+    let hub = hub::Hub::new(
+        room,
+        args.outbound_queue_bytes,
+        Arc::clone(&settings.budget),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (to_hub, hub_rx) = mpsc::channel(HUB_QUEUE);
@@ -182,7 +194,11 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         match limits.admit(addr.ip()) {
             Ok(admission) => {
-                let peer = Arc::new(Peer::new(stream, settings.outbound_queue_bytes));
+                let peer = Arc::new(Peer::new(
+                    stream,
+                    settings.outbound_queue_bytes,
+                    Arc::clone(&settings.budget),
+                ));
                 tokio::spawn(conn::serve(
                     peer,
                     addr,

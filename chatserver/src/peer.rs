@@ -4,12 +4,14 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::{Buf, Bytes};
 use chatproto::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use crate::budget::{OutboundBudget, SLOT_BYTES};
 
 /// How many queued buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -25,12 +27,13 @@ pub struct Peer {
     pub wake: Notify,
     out: Mutex<Outbound>,
     limit: usize,
+    budget: Arc<OutboundBudget>,
 }
 
 #[derive(Debug, Default)]
 struct Outbound {
     queue: VecDeque<Bytes>,
-    /// Bytes in `queue`.
+    /// What `queue` holds: its unwritten bytes plus [`SLOT_BYTES`] per frame.
     queued: usize,
     /// The front buffer is partly written and must be finished first.
     head_partial: bool,
@@ -56,14 +59,17 @@ pub enum Push {
 }
 
 impl Peer {
-    /// A peer whose outbound queue holds at most `limit` unwritten bytes.
-    pub fn new(stream: TcpStream, limit: usize) -> Self {
+    /// A peer whose outbound queue holds at most `limit` bytes (unwritten
+    /// bytes plus [`SLOT_BYTES`] per frame). Frames leaving the queue are
+    /// reported to `budget`; the hub reports those it queues.
+    pub fn new(stream: TcpStream, limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Peer {
             stream,
             id: OnceLock::new(),
             wake: Notify::new(),
             out: Mutex::new(Outbound::default()),
             limit,
+            budget,
         }
     }
 
@@ -72,16 +78,19 @@ impl Peer {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queue `bytes` (whole frames) unless that would pass the limit.
+    /// Queue `bytes` (whole frames) unless that would pass the limit. The
+    /// caller reports each `Queued` frame to the budget (the hub does so
+    /// once per batch).
     pub fn push(&self, bytes: Bytes) -> Push {
         let mut out = self.out();
         if out.closing {
             return Push::Closed;
         }
-        if out.queued + bytes.len() > self.limit {
+        let cost = bytes.len() + SLOT_BYTES;
+        if out.queued + cost > self.limit {
             return Push::Overflow;
         }
-        out.queued += bytes.len();
+        out.queued += cost;
         out.queue.push_back(bytes);
         let newly = !out.dirty;
         out.dirty = true;
@@ -96,12 +105,19 @@ impl Peer {
             return;
         }
         let keep = usize::from(out.head_partial);
-        out.queue.truncate(keep);
-        out.queued = out.queue.iter().map(Bytes::len).sum();
-        out.queued += last.len();
-        out.queue.push_back(last);
+        let dropped = out.queue.len().saturating_sub(keep);
+        // A fresh ring: the old one may have grown large, and a closing
+        // peer can wait a while for its connection task to finish.
+        let mut queue = VecDeque::with_capacity(keep + 1);
+        queue.extend(out.queue.pop_front().filter(|_| keep == 1));
+        queue.push_back(last);
+        out.queue = queue;
+        out.queued = out.queue.iter().map(|b| b.len() + SLOT_BYTES).sum();
         out.closing = true;
         drop(out);
+        // `dropped` left the queue and `last` came in.
+        self.budget.remove_slots(dropped);
+        self.budget.add_slots(1);
         self.wake.notify_one();
     }
 
@@ -125,6 +141,11 @@ impl Peer {
     pub fn is_blocked(&self) -> bool {
         let out = self.out();
         out.blocked && !out.dead
+    }
+
+    /// What the queue holds: unwritten bytes plus [`SLOT_BYTES`] per frame.
+    pub fn queued(&self) -> usize {
+        self.out().queued
     }
 
     /// Whether anything is left to write.
@@ -157,7 +178,13 @@ impl Peer {
         if skip_if_blocked && out.blocked {
             return Ok(false);
         }
+        let before = out.queue.len();
         let result = write_queued(&self.stream, &mut out);
+        if result.is_err() {
+            out.queue = VecDeque::new();
+            out.queued = 0;
+        }
+        self.budget.remove_slots(before - out.queue.len());
         match &result {
             Ok(done) => {
                 let was_blocked = out.blocked;
@@ -176,8 +203,6 @@ impl Peer {
             Err(_) => {
                 out.dead = true;
                 out.closing = true;
-                out.queue = VecDeque::new();
-                out.queued = 0;
                 drop(out);
                 self.wake.notify_one();
             }
@@ -209,6 +234,7 @@ fn write_queued(stream: &TcpStream, out: &mut Outbound) -> io::Result<bool> {
             if written >= front.len() {
                 written -= front.len();
                 out.queue.pop_front();
+                out.queued -= SLOT_BYTES;
                 out.head_partial = false;
             } else {
                 front.advance(written);

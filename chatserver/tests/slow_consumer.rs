@@ -75,14 +75,28 @@ fn write_flood(mut out: TcpStream, acks: Receiver<Ack>) {
 
 #[test]
 fn a_member_that_never_reads_is_dropped_and_nobody_else_is_affected() {
-    let server = Server::start(&[
+    flood_past_one_stalled_member(&["--outbound-queue-bytes", "65536"]);
+}
+
+/// The per-client cap (64 MiB) is far above the whole flood (16 MB), so
+/// only the budget for all queues together can close the stalled member.
+#[test]
+fn the_budget_for_all_queues_closes_the_longest_one() {
+    flood_past_one_stalled_member(&[
         "--outbound-queue-bytes",
-        "65536",
-        "--rate",
-        "0",
-        "--log-level",
-        "warn",
+        "67108864",
+        "--outbound-total-bytes",
+        "262144",
     ]);
+}
+
+/// Three members; one never reads while another floods the room: the
+/// stalled one is closed (`limits`), the others get every message in order
+/// without waiting for it, and the server's memory barely moves.
+fn flood_past_one_stalled_member(limits: &[&str]) {
+    let mut args = vec!["--rate", "0", "--log-level", "warn"];
+    args.extend_from_slice(limits);
+    let server = Server::start(&args);
     let mut obs = server.join("obs");
     let mut stalled = server.connect_with_rcvbuf(4096);
     stalled.join("stalled");
