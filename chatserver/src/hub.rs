@@ -27,6 +27,12 @@ const TICK_CATCH_UP: usize = 8192;
 /// Every this many ticks, idle peers give back their queue's memory.
 const TRIM_EVERY_TICKS: u64 = 4;
 
+/// Inputs since the last trim that make giving free memory back worth it.
+const TRIM_AFTER_INPUTS: u64 = 1_000;
+
+/// Fewer inputs than this in a trim interval counts as quiet.
+const QUIET_INPUTS: u64 = 100;
+
 /// How many inputs the hub takes per turn before writing out.
 const BATCH: usize = 256;
 
@@ -108,6 +114,9 @@ impl Hub {
     pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut ticks: u64 = 0;
+        // Inputs handled since the last trim check, and since the last
+        // time free memory was given back.
+        let (mut recent_inputs, mut inputs_since_release) = (0u64, 0u64);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -131,6 +140,7 @@ impl Hub {
                             }
                         }
                     }
+                    recent_inputs += batch.len() as u64;
                     let now = now_ms();
                     for input in batch.drain(..) {
                         self.handle(now, input);
@@ -153,6 +163,14 @@ impl Hub {
                         for peer in self.peers.values() {
                             peer.trim();
                         }
+                        // Quiet after a burst: hand the heap's free pages back.
+                        inputs_since_release += recent_inputs;
+                        if recent_inputs < QUIET_INPUTS && inputs_since_release >= TRIM_AFTER_INPUTS
+                        {
+                            crate::trim::release_free_memory();
+                            inputs_since_release = 0;
+                        }
+                        recent_inputs = 0;
                     }
                 }
                 Turn::Shutdown => {

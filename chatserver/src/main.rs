@@ -11,6 +11,7 @@ mod hub;
 mod limits;
 mod peer;
 mod ratelimit;
+mod trim;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
