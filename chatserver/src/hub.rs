@@ -27,11 +27,27 @@ const TICK_CATCH_UP: usize = 8192;
 /// Every this many ticks, idle peers give back their queue's memory.
 const TRIM_EVERY_TICKS: u64 = 4;
 
-/// Inputs since the last trim that make giving free memory back worth it.
-const TRIM_AFTER_INPUTS: u64 = 1_000;
+/// When the heap's free pages go back to the OS: after this many inputs,
+/// or this many connections opened and closed, once a trim interval has
+/// seen fewer than the quiet number of the same kind. Counting connections
+/// on their own matters: joins and leaves are what churn memory (each
+/// welcome lists everyone, each presence goes to everyone), and with many
+/// clients the pongs to idle pings never let the inputs go quiet.
+const RELEASE_AFTER: Activity = Activity {
+    inputs: 1_000,
+    churn: 100,
+};
+const QUIET: Activity = Activity {
+    inputs: 100,
+    churn: 10,
+};
 
-/// Fewer inputs than this in a trim interval counts as quiet.
-const QUIET_INPUTS: u64 = 100;
+/// Inputs handled, and connections opened or closed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Activity {
+    inputs: u64,
+    churn: u64,
+}
 
 /// How many inputs the hub takes per turn before writing out.
 const BATCH: usize = 256;
@@ -72,6 +88,10 @@ pub struct Hub {
     over_budget: Bytes,
     /// Clients closed for overflowing, still to leave the room.
     overflowed: VecDeque<ClientId>,
+    /// Activity in the current trim interval, and since memory was last
+    /// given back.
+    recent: Activity,
+    since_release: Activity,
 }
 
 /// Unix milliseconds now: the room's `now`.
@@ -105,6 +125,8 @@ impl Hub {
             budget,
             over_budget,
             overflowed: VecDeque::new(),
+            recent: Activity::default(),
+            since_release: Activity::default(),
         }
     }
 
@@ -114,9 +136,6 @@ impl Hub {
     pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut ticks: u64 = 0;
-        // Inputs handled since the last trim check, and since the last
-        // time free memory was given back.
-        let (mut recent_inputs, mut inputs_since_release) = (0u64, 0u64);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -140,7 +159,7 @@ impl Hub {
                             }
                         }
                     }
-                    recent_inputs += batch.len() as u64;
+                    self.recent.inputs += batch.len() as u64;
                     let now = now_ms();
                     for input in batch.drain(..) {
                         self.handle(now, input);
@@ -163,14 +182,7 @@ impl Hub {
                         for peer in self.peers.values() {
                             peer.trim();
                         }
-                        // Quiet after a burst: hand the heap's free pages back.
-                        inputs_since_release += recent_inputs;
-                        if recent_inputs < QUIET_INPUTS && inputs_since_release >= TRIM_AFTER_INPUTS
-                        {
-                            crate::trim::release_free_memory();
-                            inputs_since_release = 0;
-                        }
-                        recent_inputs = 0;
+                        self.release_memory_if_quiet();
                     }
                 }
                 Turn::Shutdown => {
@@ -188,7 +200,25 @@ impl Hub {
         }
     }
 
+    /// Quiet after a burst: hand the heap's free pages back to the OS.
+    fn release_memory_if_quiet(&mut self) {
+        let recent = std::mem::take(&mut self.recent);
+        self.since_release.inputs += recent.inputs;
+        self.since_release.churn += recent.churn;
+        let inputs_settled =
+            recent.inputs < QUIET.inputs && self.since_release.inputs >= RELEASE_AFTER.inputs;
+        let churn_settled =
+            recent.churn < QUIET.churn && self.since_release.churn >= RELEASE_AFTER.churn;
+        if inputs_settled || churn_settled {
+            crate::trim::release_free_memory();
+            self.since_release = Activity::default();
+        }
+    }
+
     fn handle(&mut self, now: u64, input: ToHub) {
+        if matches!(input, ToHub::Connect { .. } | ToHub::Gone(_)) {
+            self.recent.churn += 1;
+        }
         match input {
             ToHub::Connect { peer, reply } => {
                 let id = self.room.handle_connect(now);
