@@ -50,7 +50,7 @@ struct Activity {
 }
 
 /// How many inputs the hub takes per turn before writing out.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 /// What connection tasks tell the hub.
 #[derive(Debug)]
