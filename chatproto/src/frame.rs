@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 ///
 /// A client must send [`ClientFrame::Join`] before anything else except
 /// [`ClientFrame::Ping`] and [`ClientFrame::Pong`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Deserialize` is written by hand (in one pass, naming the member at
+/// fault in errors); `Serialize` is derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientFrame {

@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client_de;
 pub mod codec;
 pub mod frame;
 pub mod nick;
