@@ -571,13 +571,25 @@ impl Room {
         }
     }
 
+    /// The client online as `name`, compared as [`nick_key`] does, without
+    /// allocating the key: every nick online is ASCII and at most
+    /// `MAX_NICK_LEN` bytes, so a longer name cannot match.
+    fn member_named(&self, name: &str) -> Option<&ClientId> {
+        let mut buf = [0u8; crate::nick::MAX_NICK_LEN];
+        let key = buf.get_mut(..name.len())?;
+        key.copy_from_slice(name.as_bytes());
+        key.make_ascii_lowercase();
+        // Lower-casing ASCII bytes leaves UTF-8 valid.
+        self.by_key.get(std::str::from_utf8(key).ok()?)
+    }
+
     fn message(&mut self, now: u64, client: ClientId, to: Vec<String>, text: String) {
         // Resolve every recipient before anything is sent: all or nothing.
         let mut ids: Vec<ClientId> = Vec::with_capacity(to.len());
         let mut names: Vec<String> = Vec::with_capacity(to.len());
         let mut missing: Vec<&str> = Vec::new();
         for name in &to {
-            match self.by_key.get(&nick_key(name)) {
+            match self.member_named(name) {
                 Some(&id) if ids.contains(&id) => {}
                 Some(&id) => {
                     ids.push(id);

@@ -197,6 +197,24 @@ fn an_unknown_recipient_rejects_the_whole_message() {
 }
 
 #[test]
+fn names_that_no_nick_can_have_are_unknown_not_errors() {
+    let mut sim = sim();
+    let long = "b".repeat(33);
+    let [a, b] = joined(&mut sim, &["alice", &long[..32]])[..] else {
+        unreachable!()
+    };
+    // Longer than any nick, non-ASCII, empty: unknown, like any stranger.
+    for name in [long.as_str(), "bób", "BÓB", ""] {
+        sim.msg(a, &[name], "x");
+        let (code, _) = only_error(sim.take(a));
+        assert_eq!(code, ErrorCode::UnknownNick, "{name:?}");
+    }
+    // The 32-byte nick itself, in any case, is found.
+    sim.msg(a, &[&long[..32].to_ascii_uppercase()], "y");
+    assert_eq!(sim.take(b).len(), 1);
+}
+
+#[test]
 fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
     let mut sim = sim();
     let a = joined(&mut sim, &["alice"])[0];
