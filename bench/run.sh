@@ -111,7 +111,8 @@ start_server() { # target workload
             "${rate[@]}" --max-clients 20000 --max-clients-per-ip 0 >"$log_file" 2>&1 &
         SERVER_PID=$!
         for _ in $(seq 1 200); do
-            SERVER_ADDR=$(sed -n 's/^listening on //p' "$log_file" | head -n 1)
+            # The server may not have opened its log yet.
+            SERVER_ADDR=$(sed -n 's/^listening on //p' "$log_file" 2>/dev/null | head -n 1 || true)
             [ -n "$SERVER_ADDR" ] && break
             sleep 0.05
         done
@@ -136,7 +137,7 @@ start_server() { # target workload
         SERVER_PID=$!
         SERVER_ADDR=""
         for _ in $(seq 1 200); do
-            SERVER_ADDR=$(sed -n 's/.*Listening for client connections on //p' "$log_file" | head -n 1)
+            SERVER_ADDR=$(sed -n 's/.*Listening for client connections on //p' "$log_file" 2>/dev/null | head -n 1 || true)
             [ -n "$SERVER_ADDR" ] && break
             sleep 0.05
         done
