@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
+use serde::{Serialize, Serializer};
 
 use crate::codec::{encode_into, DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES};
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
@@ -218,6 +219,8 @@ pub struct Room {
     /// Scratch for encoding; split off and frozen after each frame.
     buf: BytesMut,
     hook: Hook,
+    /// Scratch for a message's recipients, kept between messages.
+    scratch_ids: Vec<ClientId>,
 }
 
 /// A function the room passes each frame through once, right after
@@ -258,6 +261,7 @@ impl Room {
             pong: Bytes::new(),
             buf: BytesMut::new(),
             hook: Hook::default(),
+            scratch_ids: Vec::new(),
         };
         room.ping = room.encode(&ServerFrame::Ping);
         room.pong = room.encode(&ServerFrame::Pong);
@@ -585,16 +589,13 @@ impl Room {
 
     fn message(&mut self, now: u64, client: ClientId, to: Vec<String>, text: String) {
         // Resolve every recipient before anything is sent: all or nothing.
-        let mut ids: Vec<ClientId> = Vec::with_capacity(to.len());
-        let mut names: Vec<String> = Vec::with_capacity(to.len());
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
         let mut missing: Vec<&str> = Vec::new();
         for name in &to {
             match self.member_named(name) {
                 Some(&id) if ids.contains(&id) => {}
-                Some(&id) => {
-                    ids.push(id);
-                    names.push(self.nick(id).unwrap_or_default().to_owned());
-                }
+                Some(&id) => ids.push(id),
                 None if missing.contains(&name.as_str()) => {}
                 None => missing.push(name),
             }
@@ -605,53 +606,61 @@ impl Room {
                 .map(|n| crate::sanitize::escape_control(n))
                 .collect::<Vec<_>>()
                 .join(", ");
+            self.scratch_ids = ids;
             let msg = format!("not online: {list}; nothing was delivered");
             return self.error(client, ErrorCode::UnknownNick, msg);
         }
-        let from = self.nick(client).unwrap_or_default().to_owned();
-        let frame = ServerFrame::Msg {
-            seq: self.seq + 1,
-            from,
-            to: names,
-            text,
+        let seq = self.seq + 1;
+        let view = MsgView {
+            kind: "msg",
+            seq,
+            from: nick_in(&self.clients, client),
+            to: NickList {
+                ids: &ids,
+                clients: &self.clients,
+            },
+            text: &text,
             ts: now,
         };
-        let bytes = match self.try_encode(&frame) {
+        let encoded = encode_once(
+            &mut self.buf,
+            &mut self.hook,
+            self.config.max_frame_bytes,
+            &view,
+        );
+        let bytes = match encoded {
             Ok(b) => b,
             Err(len) => {
+                self.scratch_ids = ids;
                 let max = self.config.max_frame_bytes;
                 let msg = format!("the message would be {len} bytes once stamped, over the limit of {max}; send a shorter text");
                 return self.error(client, ErrorCode::MsgTooLarge, msg);
             }
         };
-        self.seq += 1;
+        self.seq = seq;
+        if self.config.record_events {
+            let names = ids
+                .iter()
+                .map(|&id| nick_in(&self.clients, id).to_owned())
+                .collect();
+            self.events.push_back(Event::Message {
+                seq,
+                from: nick_in(&self.clients, client).to_owned(),
+                to: names,
+                text,
+            });
+        }
         if ids.is_empty() {
             self.broadcast(bytes);
         } else {
             if !ids.contains(&client) {
                 ids.push(client);
             }
-            for id in ids {
+            for &id in &ids {
                 self.push(id, bytes.clone());
             }
         }
-        if self.config.record_events {
-            if let ServerFrame::Msg {
-                seq,
-                from,
-                to,
-                text,
-                ..
-            } = frame
-            {
-                self.events.push_back(Event::Message {
-                    seq,
-                    from,
-                    to,
-                    text,
-                });
-            }
-        }
+        self.scratch_ids = ids;
     }
 
     fn error(&mut self, client: ClientId, code: ErrorCode, message: impl Into<String>) {
@@ -708,19 +717,116 @@ impl Room {
 
     /// Encode once into the shared scratch buffer; `Err(len)` if over the limit.
     fn try_encode(&mut self, frame: &ServerFrame) -> Result<Bytes, usize> {
-        if self.buf.capacity() < 256 {
-            self.buf.reserve(8 * 1024);
+        encode_once(
+            &mut self.buf,
+            &mut self.hook,
+            self.config.max_frame_bytes,
+            frame,
+        )
+    }
+}
+
+/// Encode `frame` into `buf`, split it off and pass it through the hook;
+/// `Err(len)` if it is over the limit. A free function so that a frame
+/// borrowing other parts of the room can be encoded.
+fn encode_once(
+    buf: &mut BytesMut,
+    hook: &mut Hook,
+    max_frame_bytes: usize,
+    frame: &impl Serialize,
+) -> Result<Bytes, usize> {
+    if buf.capacity() < 256 {
+        buf.reserve(8 * 1024);
+    }
+    match encode_into(frame, buf, max_frame_bytes) {
+        Ok(()) => {
+            let bytes = buf.split().freeze();
+            Ok(match &mut hook.0 {
+                Some(hook) => hook(bytes),
+                None => bytes,
+            })
         }
-        match encode_into(frame, &mut self.buf, self.config.max_frame_bytes) {
-            Ok(()) => {
-                let bytes = self.buf.split().freeze();
-                Ok(match &mut self.hook.0 {
-                    Some(hook) => hook(bytes),
-                    None => bytes,
-                })
+        Err(crate::EncodeError::TooLarge { len, .. }) => Err(len),
+        Err(crate::EncodeError::Json(_)) => Err(0),
+    }
+}
+
+/// A `msg` frame that borrows its nicks and text from the room: it
+/// serializes exactly as [`ServerFrame::Msg`] does (a test checks), so a
+/// message costs no copies of them.
+#[derive(Serialize)]
+struct MsgView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    from: &'a str,
+    to: NickList<'a>,
+    text: &'a str,
+    ts: u64,
+}
+
+/// The nicks of `ids`, serialized as an array of strings.
+struct NickList<'a> {
+    ids: &'a [ClientId],
+    clients: &'a ClientIdMap<Client>,
+}
+
+fn nick_in(clients: &ClientIdMap<Client>, id: ClientId) -> &str {
+    clients
+        .get(&id)
+        .and_then(|c| c.member.as_ref())
+        .map_or("", |m| m.nick.as_str())
+}
+
+impl Serialize for NickList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.ids.iter().map(|&id| nick_in(self.clients, id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode;
+
+    /// The room's borrowed `msg` view and `ServerFrame::Msg` are the same
+    /// bytes on the wire, for everyone and for a list, escapes included.
+    #[test]
+    fn msg_view_encodes_exactly_as_server_frame_msg() {
+        let mut room = Room::new(RoomConfig::default());
+        let mut ids = Vec::new();
+        for nick in ["Alex", "bob", "c{d}~<x>/'"] {
+            let id = room.handle_connect(0);
+            room.handle_frame(0, id, ClientFrame::Join { nick: nick.into() });
+            assert_eq!(room.nick(id), Some(nick));
+            ids.push(id);
+        }
+        let max = room.config.max_frame_bytes;
+        for to in [&ids[..0], &ids[1..], &ids[..]] {
+            for text in ["hi", "tab\there \"quoted\" \u{1b}[31m \\ \u{202e}", ""] {
+                let view = MsgView {
+                    kind: "msg",
+                    seq: u64::MAX,
+                    from: nick_in(&room.clients, ids[1]),
+                    to: NickList {
+                        ids: to,
+                        clients: &room.clients,
+                    },
+                    text,
+                    ts: 1_732_400_000_456,
+                };
+                let frame = ServerFrame::Msg {
+                    seq: u64::MAX,
+                    from: nick_in(&room.clients, ids[1]).to_owned(),
+                    to: to
+                        .iter()
+                        .map(|&id| nick_in(&room.clients, id).to_owned())
+                        .collect(),
+                    text: text.to_owned(),
+                    ts: 1_732_400_000_456,
+                };
+                assert_eq!(encode(&view, max).unwrap(), encode(&frame, max).unwrap());
             }
-            Err(crate::EncodeError::TooLarge { len, .. }) => Err(len),
-            Err(crate::EncodeError::Json(_)) => Err(0),
         }
     }
 }
