@@ -63,134 +63,105 @@ fn describe(u: Unexpected<'_>) -> String {
     u.to_string()
 }
 
-/// Reads any JSON value: a string is kept, anything else is described.
-struct LenientString;
+/// Any JSON value, reduced to what client frames can use: a string, an
+/// array of strings, or a description of something else.
+enum Value {
+    Str(String),
+    Strings(Vec<String>),
+    Other(String),
+}
 
-impl<'de> Visitor<'de> for LenientString {
-    type Value = Result<String, String>;
+impl Value {
+    /// The string, or a description of what came instead.
+    fn into_string(self) -> Result<String, String> {
+        match self {
+            Value::Str(s) => Ok(s),
+            Value::Strings(_) => Err(describe(Unexpected::Seq)),
+            Value::Other(what) => Err(what),
+        }
+    }
+
+    /// The array of strings, or a description of what came instead.
+    fn into_strings(self) -> Result<Vec<String>, String> {
+        match self {
+            Value::Strings(v) => Ok(v),
+            Value::Str(s) => Err(describe(Unexpected::Str(&s))),
+            Value::Other(what) => Err(what),
+        }
+    }
+}
+
+/// Reads any JSON value into a [`Value`]; never fails on a type.
+struct AnyValue;
+
+impl<'de> Visitor<'de> for AnyValue {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any value")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Ok(v.to_owned()))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Ok(v))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Bool(v))))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Other(describe(Unexpected::Bool(v))))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Signed(v))))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Other(describe(Unexpected::Signed(v))))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Unsigned(v))))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Other(describe(Unexpected::Unsigned(v))))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Float(v))))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Other(describe(Unexpected::Float(v))))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Unit)))
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Other(describe(Unexpected::Unit)))
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
         self.visit_unit()
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Err(describe(Unexpected::Seq)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Err(describe(Unexpected::Map)))
-    }
-}
-
-/// A string member, or a description of the value that came instead.
-struct MaybeString(Result<String, String>);
-
-impl<'de> Deserialize<'de> for MaybeString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LenientString).map(MaybeString)
-    }
-}
-
-/// Reads any JSON value: an array of strings is kept, anything else is
-/// described (for an array, by its first element that is not a string).
-struct LenientStrings;
-
-impl<'de> Visitor<'de> for LenientStrings {
-    type Value = Result<Vec<String>, String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    /// An array: its strings, or a description by its first element that
+    /// is not a string.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
         let mut wrong = None;
-        while let Some(MaybeString(item)) = seq.next_element()? {
-            match item {
-                Ok(s) if wrong.is_none() => out.push(s),
-                Ok(_) => {}
-                Err(what) => {
+        while let Some(item) = seq.next_element::<Any>()? {
+            match (item.0.into_string(), &wrong) {
+                (Ok(s), None) => out.push(s),
+                (Ok(_), Some(_)) => {}
+                (Err(what), _) => {
                     wrong.get_or_insert(format!("an array holding {what}"));
                 }
             }
         }
-        Ok(wrong.map_or(Ok(out), Err))
+        Ok(wrong.map_or(Value::Strings(out), Value::Other))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Str(v))))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Bool(v))))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Signed(v))))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Unsigned(v))))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Float(v))))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err(describe(Unexpected::Unit)))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.visit_unit()
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Err(describe(Unexpected::Map)))
+        Ok(Value::Other(describe(Unexpected::Map)))
     }
 }
 
-/// An array-of-strings member, or a description of what came instead.
-struct MaybeStrings(Result<Vec<String>, String>);
+/// A member's value as [`AnyValue`] reads it.
+struct Any(Value);
 
-impl<'de> Deserialize<'de> for MaybeStrings {
+impl<'de> Deserialize<'de> for Any {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LenientStrings).map(MaybeStrings)
+        d.deserialize_any(AnyValue).map(Any)
     }
 }
 
@@ -250,22 +221,10 @@ impl<'de> Visitor<'de> for FrameVisitor {
         let mut text: Member<String> = Member::Absent;
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Type => {
-                    let MaybeString(v) = map.next_value()?;
-                    set(&mut kind, v);
-                }
-                Key::Nick => {
-                    let MaybeString(v) = map.next_value()?;
-                    set(&mut nick, v);
-                }
-                Key::To => {
-                    let MaybeStrings(v) = map.next_value()?;
-                    set(&mut to, v);
-                }
-                Key::Text => {
-                    let MaybeString(v) = map.next_value()?;
-                    set(&mut text, v);
-                }
+                Key::Type => set(&mut kind, map.next_value::<Any>()?.0.into_string()),
+                Key::Nick => set(&mut nick, map.next_value::<Any>()?.0.into_string()),
+                Key::To => set(&mut to, map.next_value::<Any>()?.0.into_strings()),
+                Key::Text => set(&mut text, map.next_value::<Any>()?.0.into_string()),
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
