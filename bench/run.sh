@@ -100,6 +100,19 @@ redis_ping() { # port
     [[ $reply == +PONG* ]]
 }
 
+# Wait up to 10 s for the server to log its address; set SERVER_ADDR.
+addr_from_log() { # log-file sed-expression
+    SERVER_ADDR=""
+    for _ in $(seq 1 200); do
+        # The server may not have opened its log yet.
+        SERVER_ADDR=$(sed -n "$2" "$1" 2>/dev/null | head -n 1 || true)
+        [ -n "$SERVER_ADDR" ] && return 0
+        sleep 0.05
+    done
+    log "the server did not log where it listens ($1)"
+    return 1
+}
+
 start_server() { # target workload
     local port log_file="$OUT/$1-$2-server.log" rate=(--rate 0)
     # The soak runs chatserver's default rate limit; the speed runs lift it
@@ -110,13 +123,7 @@ start_server() { # target workload
         nice -n "$NICE" taskset -c "$SERVER_CORE" "$CHATSERVER" --listen 127.0.0.1:0 --log-level warn \
             "${rate[@]}" --max-clients 20000 --max-clients-per-ip 0 >"$log_file" 2>&1 &
         SERVER_PID=$!
-        for _ in $(seq 1 200); do
-            # The server may not have opened its log yet.
-            SERVER_ADDR=$(sed -n 's/^listening on //p' "$log_file" 2>/dev/null | head -n 1 || true)
-            [ -n "$SERVER_ADDR" ] && break
-            sleep 0.05
-        done
-        [ -n "$SERVER_ADDR" ] || { log "chatserver did not say where it listens"; return 1; }
+        addr_from_log "$log_file" 's/^listening on //p' || return 1
         ;;
     redis)
         # redis cannot pick its own port: take a free one, and if another
@@ -135,13 +142,7 @@ start_server() { # target workload
         # -p -1: nats picks a free port and logs it.
         nice -n "$NICE" taskset -c "$SERVER_CORE" "$NATS_SERVER" -a 127.0.0.1 -p -1 >"$log_file" 2>&1 &
         SERVER_PID=$!
-        SERVER_ADDR=""
-        for _ in $(seq 1 200); do
-            SERVER_ADDR=$(sed -n 's/.*Listening for client connections on //p' "$log_file" 2>/dev/null | head -n 1 || true)
-            [ -n "$SERVER_ADDR" ] && break
-            sleep 0.05
-        done
-        [ -n "$SERVER_ADDR" ] || { log "nats-server did not say where it listens"; return 1; }
+        addr_from_log "$log_file" 's/.*Listening for client connections on //p' || return 1
         ;;
     esac
     [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null || { log "$1 server did not start"; return 1; }
