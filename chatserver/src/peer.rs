@@ -211,6 +211,15 @@ impl Peer {
     }
 }
 
+impl Drop for Peer {
+    /// Frames still queued when the connection is gone leave the budget too
+    /// (their bytes leave it as the frames drop; their slots here).
+    fn drop(&mut self) {
+        let out = self.out.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.remove_slots(out.queue.len());
+    }
+}
+
 fn write_queued(stream: &TcpStream, out: &mut Outbound) -> io::Result<bool> {
     while !out.queue.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -244,4 +253,51 @@ fn write_queued(stream: &TcpStream, out: &mut Outbound) -> io::Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn peer_with(budget: &Arc<OutboundBudget>) -> (Peer, std::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Peer::new(server, 1 << 20, Arc::clone(budget)), client)
+    }
+
+    /// Queue `n` distinct 10-byte frames, reporting their slots as the hub does.
+    fn queue(peer: &Peer, budget: &Arc<OutboundBudget>, n: usize) {
+        for _ in 0..n {
+            let frame = budget.track(Bytes::from_static(b"0123456789"));
+            assert!(matches!(peer.push(frame), Push::Queued(_)));
+        }
+        budget.add_slots(n);
+    }
+
+    #[tokio::test]
+    async fn queued_frames_leave_the_budget_however_the_peer_ends() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (peer, _client) = peer_with(&budget).await;
+        queue(&peer, &budget, 10);
+        assert_eq!(budget.used(), 10 * (10 + SLOT_BYTES));
+        assert_eq!(peer.queued(), 10 * (10 + SLOT_BYTES));
+        // Written: nothing held any more.
+        assert!(peer.flush(false).unwrap());
+        assert_eq!((budget.used(), peer.queued()), (0, 0));
+        // Kicked: only the last frame's slot (an untracked error frame).
+        queue(&peer, &budget, 5);
+        peer.kick(Bytes::from_static(b"bye"));
+        assert_eq!(budget.used(), SLOT_BYTES);
+        assert_eq!(peer.queued(), 3 + SLOT_BYTES);
+        // Dropped with frames still queued.
+        drop(peer);
+        assert_eq!(budget.used(), 0);
+
+        let (peer, client) = peer_with(&budget).await;
+        queue(&peer, &budget, 7);
+        drop(peer);
+        assert_eq!(budget.used(), 0);
+        drop(client);
+    }
 }
