@@ -86,8 +86,9 @@ pub struct Hub {
     budget: Arc<OutboundBudget>,
     /// Sent to the clients closed when all queues together pass the budget.
     over_budget: Bytes,
-    /// Clients closed for overflowing, still to leave the room.
-    overflowed: VecDeque<ClientId>,
+    /// Clients to take out of the room, one at a time: closed for
+    /// overflowing, or their socket broke.
+    leaving: VecDeque<ClientId>,
     /// Activity in the current trim interval, and since memory was last
     /// given back.
     recent: Activity,
@@ -124,7 +125,7 @@ impl Hub {
             slow_consumer,
             budget,
             over_budget,
-            overflowed: VecDeque::new(),
+            leaving: VecDeque::new(),
             recent: Activity::default(),
             since_release: Activity::default(),
         }
@@ -249,12 +250,32 @@ impl Hub {
     fn dispatch(&mut self, now: u64) {
         loop {
             self.dispatch_queued();
-            self.enforce_budget();
-            let Some(id) = self.overflowed.pop_front() else {
+            if self.budget.is_over() {
+                // Write what the sockets take now: only what stays queued
+                // is a backlog worth closing anyone for.
+                self.flush_pending();
+                self.enforce_budget();
+            }
+            let Some(id) = self.leaving.pop_front() else {
                 return;
             };
             self.room.handle_disconnect(now, id);
         }
+    }
+
+    /// Write what each queued-to peer's socket takes now, never waiting. A
+    /// peer whose socket broke is gone: it leaves the room next.
+    fn flush_pending(&mut self) {
+        let mut flushing = std::mem::take(&mut self.to_flush);
+        for peer in flushing.drain(..) {
+            if peer.flush(true).is_err() {
+                if let Some(&id) = peer.id.get() {
+                    self.leaving.push_back(id);
+                }
+            }
+        }
+        // Keep the list's allocation for the next turn.
+        self.to_flush = flushing;
     }
 
     /// Move the room's queued transmits into the peers' queues.
@@ -276,7 +297,7 @@ impl Hub {
                     let nick = self.room.nick(t.to).unwrap_or("(not joined)");
                     warn!(client = %t.to, nick, "slow consumer: outbound queue full; closing");
                     peer.kick(self.slow_consumer.clone());
-                    self.overflowed.push_back(t.to);
+                    self.leaving.push_back(t.to);
                 }
             }
         }
@@ -299,9 +320,16 @@ impl Hub {
             .filter(|&(queued, _)| queued > 0)
             .collect();
         longest.sort_unstable_by(|a, b| b.cmp(a));
-        // Closing a queue frees its slots, and its frames unless other
-        // queues share them: assume all of it, and look again next turn.
         let mut used = self.budget.used();
+        let closable: usize = longest.iter().map(|&(queued, _)| queued).sum();
+        if used.saturating_sub(closable) > target {
+            // Even closing every client with a queue would not get under
+            // the target: connections already closing hold the memory, and
+            // they free it within --close-flush-ms. Close nobody for it.
+            return;
+        }
+        // Closing a queue frees its slots, and its frames unless other
+        // queues share them: assume all of it, and look again next time.
         for (queued, id) in longest {
             if used <= target {
                 break;
@@ -311,7 +339,7 @@ impl Hub {
             if let Some(peer) = self.peers.get(&id) {
                 peer.kick(self.over_budget.clone());
             }
-            self.overflowed.push_back(id);
+            self.leaving.push_back(id);
             used = used.saturating_sub(queued);
         }
     }
@@ -319,24 +347,13 @@ impl Hub {
     /// Move everything the room produced to the peers, write what the
     /// sockets take now, close who must be closed, and log events.
     fn drain(&mut self, now: u64) {
+        // Until the broken sockets' departures have been sent too.
         loop {
             self.dispatch(now);
-            let mut flushing = std::mem::take(&mut self.to_flush);
-            for peer in flushing.drain(..) {
-                if peer.flush(true).is_err() {
-                    // The socket is broken: the client is gone now.
-                    if let Some(&id) = peer.id.get() {
-                        self.room.handle_disconnect(now, id);
-                        self.dispatch(now);
-                    }
-                }
-            }
-            // Peers the leaves above touched are flushed on the next pass;
-            // otherwise keep the list's allocation for the next turn.
             if self.to_flush.is_empty() {
-                self.to_flush = flushing;
                 break;
             }
+            self.flush_pending();
         }
         while let Some(close) = self.room.poll_close() {
             if let Some(peer) = self.peers.get(&close.client) {
