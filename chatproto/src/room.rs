@@ -221,6 +221,9 @@ pub struct Room {
     hook: Hook,
     /// Scratch for a message's recipients, kept between messages.
     scratch_ids: Vec<ClientId>,
+    /// Connections a tick timed out, dropped one at a time as transmits
+    /// are drained: (client, why, the tick's now).
+    expiring: VecDeque<(ClientId, &'static str, u64)>,
 }
 
 /// A function the room passes each frame through once, right after
@@ -262,6 +265,7 @@ impl Room {
             buf: BytesMut::new(),
             hook: Hook::default(),
             scratch_ids: Vec::new(),
+            expiring: VecDeque::new(),
         };
         room.ping = room.encode(&ServerFrame::Ping);
         room.pong = room.encode(&ServerFrame::Pong);
@@ -331,6 +335,7 @@ impl Room {
 
     /// A connection opened at `now`. It must send `join` within the join timeout.
     pub fn handle_connect(&mut self, now: u64) -> ClientId {
+        self.settle_expiring();
         let id = ClientId(self.next_id);
         self.next_id += 1;
         self.clients.insert(
@@ -347,6 +352,7 @@ impl Room {
 
     /// A frame arrived from `client` at `now`. Unknown clients are ignored.
     pub fn handle_frame(&mut self, now: u64, client: ClientId, frame: ClientFrame) {
+        self.settle_expiring();
         let Some(c) = self.clients.get_mut(&client) else {
             return;
         };
@@ -374,6 +380,7 @@ impl Room {
 
     /// A payload from `client` was not a valid frame: answer `bad_frame`.
     pub fn handle_bad_frame(&mut self, now: u64, client: ClientId, error: &PayloadError) {
+        self.settle_expiring();
         let Some(c) = self.clients.get_mut(&client) else {
             return;
         };
@@ -384,6 +391,7 @@ impl Room {
     /// `client`'s connection closed or failed. If it had joined, everyone
     /// else sees it go offline. Unknown clients are ignored.
     pub fn handle_disconnect(&mut self, now: u64, client: ClientId) {
+        self.settle_expiring();
         if let Some(c) = self.clients.remove(&client) {
             if let Some(m) = c.member {
                 self.leave(now, client, m);
@@ -393,7 +401,16 @@ impl Room {
 
     /// Time passed: close connections that did not join in time or did not
     /// answer a ping, and ping joined clients that have been silent.
+    ///
+    /// The connections timed out leave as [`poll_transmit`](Room::poll_transmit)
+    /// is drained, one at a time: each departure's copies come out before the
+    /// next departure is made, so a tick that times out thousands of clients
+    /// at once never holds more than one departure's copies. Until then they
+    /// still count in [`connections`](Room::connections) and
+    /// [`members`](Room::members); any other `handle_*` call first completes
+    /// them, so the order of events does not change.
     pub fn handle_tick(&mut self, now: u64) {
+        self.settle_expiring();
         let cfg = &self.config;
         let mut expired = Vec::new();
         let mut to_ping = Vec::new();
@@ -418,14 +435,21 @@ impl Room {
         for id in to_ping {
             self.push(id, self.ping.clone());
         }
-        for (id, why) in expired {
-            self.drop_client(now, id, ErrorCode::Timeout, why);
+        self.expiring
+            .extend(expired.into_iter().map(|(id, why)| (id, why, now)));
+    }
+
+    /// Complete every departure a tick left pending.
+    fn settle_expiring(&mut self) {
+        while let Some((id, why, at)) = self.expiring.pop_front() {
+            self.drop_client(at, id, ErrorCode::Timeout, why);
         }
     }
 
     /// The server is stopping: send every connection a `notice` with `text`.
     /// The caller then flushes and closes every connection.
     pub fn handle_shutdown(&mut self, _now: u64, text: &str) {
+        self.settle_expiring();
         let bytes = self.encode(&ServerFrame::Notice { text: text.into() });
         let mut ids: Vec<ClientId> = self.clients.keys().copied().collect();
         ids.sort_unstable();
@@ -438,11 +462,20 @@ impl Room {
     /// shell's `rate_limited` or `slow_consumer`, say): queues the error frame
     /// and a [`Close`], and everyone else sees it go offline.
     pub fn kick(&mut self, now: u64, client: ClientId, code: ErrorCode, message: &str) {
+        self.settle_expiring();
         self.drop_client(now, client, code, message);
     }
 
     /// The next bytes to write to a client.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        // The next departure a tick left pending, once the last one's
+        // copies are out.
+        while self.transmits.is_empty() {
+            let Some((id, why, at)) = self.expiring.pop_front() else {
+                break;
+            };
+            self.drop_client(at, id, ErrorCode::Timeout, why);
+        }
         let t = self.transmits.pop_front();
         if t.is_none() && self.transmits.capacity() > SHRINK_QUEUE_ABOVE.max(2 * self.members.len())
         {
@@ -454,11 +487,14 @@ impl Room {
 
     /// The next connection to close, after writing what was transmitted to it.
     pub fn poll_close(&mut self) -> Option<Close> {
+        // Drained out of order: complete the pending departures first.
+        self.settle_expiring();
         self.closes.pop_front()
     }
 
     /// The next event, in seq order.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.settle_expiring();
         self.events.pop_front()
     }
 
@@ -788,6 +824,50 @@ impl Serialize for NickList<'_> {
 mod tests {
     use super::*;
     use crate::encode;
+
+    /// A tick that times out every client at once hands their departures
+    /// out one at a time: the room never holds more than one departure's
+    /// copies (before, all N departures × N copies were queued at once).
+    #[test]
+    fn a_mass_timeout_leaves_one_departure_at_a_time() {
+        const N: usize = 200;
+        let config = RoomConfig {
+            idle_ping_ms: 1_000,
+            pong_timeout_ms: 1_000,
+            ..RoomConfig::default()
+        };
+        let mut room = Room::new(config);
+        for i in 0..N {
+            let id = room.handle_connect(0);
+            room.handle_frame(
+                0,
+                id,
+                ClientFrame::Join {
+                    nick: format!("c{i}"),
+                },
+            );
+        }
+        while room.poll_transmit().is_some() {}
+        room.handle_tick(1_000); // everyone is pinged
+        while room.poll_transmit().is_some() {}
+        let seq = room.seq();
+        room.handle_tick(2_000); // nobody answered
+        let (mut most, mut sent) = (0, 0);
+        while room.poll_transmit().is_some() {
+            most = most.max(room.transmits.len());
+            sent += 1;
+        }
+        assert!(most < N, "{most} transmits queued at once");
+        // Each departure: its error frame, then offline to those left.
+        assert_eq!(sent, N + N * (N - 1) / 2);
+        assert_eq!((room.connections(), room.members()), (0, 0));
+        assert_eq!(room.seq(), seq + N as u64);
+        let mut closes = 0;
+        while room.poll_close().is_some() {
+            closes += 1;
+        }
+        assert_eq!(closes, N);
+    }
 
     /// The room's borrowed `msg` view and `ServerFrame::Msg` are the same
     /// bytes on the wire, for everyone and for a list, escapes included.

@@ -49,6 +49,11 @@ struct Activity {
     churn: u64,
 }
 
+/// Most transmits moved into peers' queues between two looks at the
+/// outbound budget (2 MiB of queue slots): a burst such as a tick timing out
+/// thousands of clients is written out as it goes, not queued whole first.
+const DISPATCH_CHUNK: usize = 65_536;
+
 /// How many inputs the hub takes per turn before writing out.
 const BATCH: usize = 1024;
 
@@ -249,12 +254,15 @@ impl Hub {
     /// thousands of clients overflow together, queued N² copies there.)
     fn dispatch(&mut self, now: u64) {
         loop {
-            self.dispatch_queued();
+            let more = self.dispatch_queued();
             if self.budget.is_over() {
                 // Write what the sockets take now: only what stays queued
                 // is a backlog worth closing anyone for.
                 self.flush_pending();
                 self.enforce_budget();
+            }
+            if more {
+                continue;
             }
             let Some(id) = self.leaving.pop_front() else {
                 return;
@@ -279,9 +287,16 @@ impl Hub {
     }
 
     /// Move the room's queued transmits into the peers' queues.
-    fn dispatch_queued(&mut self) {
+    /// At most [`DISPATCH_CHUNK`] of them, so that the budget is looked at
+    /// in between; `true` if the room may have more.
+    fn dispatch_queued(&mut self) -> bool {
         let mut queued = 0;
-        while let Some(t) = self.room.poll_transmit() {
+        let mut taken = 0;
+        while taken < DISPATCH_CHUNK {
+            let Some(t) = self.room.poll_transmit() else {
+                break;
+            };
+            taken += 1;
             let Some(peer) = self.peers.get(&t.to) else {
                 continue;
             };
@@ -302,6 +317,7 @@ impl Hub {
             }
         }
         self.budget.add_slots(queued);
+        taken == DISPATCH_CHUNK
     }
 
     /// The overflow policy of the outbound budget: while all queues
