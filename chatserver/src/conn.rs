@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chatproto::{encode, ClientFrame, ErrorCode, FrameDecoder, ServerFrame};
-use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
@@ -116,7 +115,7 @@ impl Reader<'_> {
                     if self.buf.capacity() - self.buf.len() < 1024 {
                         self.buf.reserve(READ_CHUNK);
                     }
-                    match self.read_some() {
+                    match self.peer.stream.try_read_buf(&mut self.buf) {
                         Ok(0) => return Stop::Eof,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -149,35 +148,6 @@ impl Reader<'_> {
                 }
                 _ = self.peer.wake.notified() => {}
             }
-        }
-    }
-
-    /// Read what the socket holds into the buffer, never waiting.
-    ///
-    /// tokio remembers that the socket was readable until a read says
-    /// WouldBlock, so after every read that emptied the socket the next
-    /// `readable()` would return at once, only for a read that says
-    /// WouldBlock. A read that got less than it asked for has emptied the
-    /// socket: returning WouldBlock from `try_io` then makes tokio forget
-    /// the readiness, as its own `AsyncRead` does after a short read. (If
-    /// more data arrived meanwhile, the driver has already marked the socket
-    /// readable again and the forgetting does not happen.)
-    fn read_some(&mut self) -> io::Result<usize> {
-        let asked = self.buf.capacity() - self.buf.len();
-        let mut got = 0;
-        let stream = &self.peer.stream;
-        let buf = &mut self.buf;
-        let result = stream.try_io(Interest::READABLE, || {
-            got = stream.try_read_buf(buf)?;
-            if got > 0 && got < asked {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(got)
-            }
-        });
-        match result {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
-            other => other,
         }
     }
 
