@@ -354,21 +354,12 @@ async fn idle_conn(
     }
 }
 
-/// Wait until the server's CPU time stops moving (two quiet quarter-seconds
-/// in a row), at most `within`.
+/// Wait until the server's CPU time stops moving, at most `within`; without
+/// its PID, a second.
 async fn wait_quiet(pid: Option<u32>, within: Duration) {
-    let Some(pid) = pid else {
-        sleep(Duration::from_secs(1)).await;
-        return;
-    };
-    let deadline = Instant::now() + within;
-    let mut last = procstat::sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
-    let mut quiet = 0;
-    while quiet < 2 && Instant::now() < deadline {
-        sleep(Duration::from_millis(250)).await;
-        let now = procstat::sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
-        quiet = if now - last <= 0.011 { quiet + 1 } else { 0 };
-        last = now;
+    match pid {
+        Some(pid) => procstat::wait_cpu_quiet(pid, within).await,
+        None => sleep(Duration::from_secs(1)).await,
     }
 }
 

@@ -55,6 +55,21 @@ pub fn sample(pid: u32) -> Option<Sample> {
     })
 }
 
+/// Wait until the server's CPU time stops moving (two quiet quarter-seconds
+/// in a row, under one 10 ms tick each), at most `within`.
+pub async fn wait_cpu_quiet(pid: u32, within: std::time::Duration) {
+    use tokio::time::{sleep, Duration, Instant};
+    let deadline = Instant::now() + within;
+    let mut last = sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
+    let mut quiet = 0;
+    while quiet < 2 && Instant::now() < deadline {
+        sleep(Duration::from_millis(250)).await;
+        let now = sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
+        quiet = if now - last <= 0.011 { quiet + 1 } else { 0 };
+        last = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -470,19 +470,6 @@ async fn marker(cfg: &SoakConfig, sh: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// Wait until the server's CPU time stops moving, at most `within`.
-async fn settle(pid: u32, within: Duration) {
-    let deadline = Instant::now() + within;
-    let mut last = procstat::sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
-    let mut quiet = 0;
-    while quiet < 2 && Instant::now() < deadline {
-        sleep(Duration::from_millis(250)).await;
-        let now = procstat::sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
-        quiet = if now - last <= 0.011 { quiet + 1 } else { 0 };
-        last = now;
-    }
-}
-
 /// Run the soak.
 pub async fn run(cfg: &SoakConfig, report: &mut Report) {
     report
@@ -551,7 +538,7 @@ pub async fn run(cfg: &SoakConfig, report: &mut Report) {
     let verdict = soakcheck::check(&catalogue, &logs);
     let rss_end = match cfg.server_pid {
         Some(pid) => {
-            settle(pid, Duration::from_secs(10)).await;
+            procstat::wait_cpu_quiet(pid, Duration::from_secs(10)).await;
             procstat::sample(pid).map(|s| s.rss_kib)
         }
         None => None,

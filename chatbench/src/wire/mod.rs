@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use serde::{Deserialize, Serialize};
 
 pub mod chat;
@@ -240,4 +240,23 @@ impl Wire {
             Wire::Nats(w) => w.decode(buf, f),
         }
     }
+}
+
+/// Consume whole messages from the front of `buf`. `step` is given what is
+/// left, handles the message at its start and says how many bytes it took,
+/// or `None` when only part of one has arrived.
+fn consume(
+    buf: &mut BytesMut,
+    mut step: impl FnMut(&[u8]) -> Result<Option<usize>, WireError>,
+) -> Result<(), WireError> {
+    let mut used = 0;
+    let result = loop {
+        match step(&buf[used..]) {
+            Ok(Some(n)) => used += n,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    buf.advance(used);
+    result
 }

@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 
-use super::{channel, Delivery, Dest, In, Subs, ToList, WireError};
+use super::{channel, consume, Delivery, Dest, In, Subs, ToList, WireError};
 
 /// nats-server's own default limit on a control line.
 const MAX_CONTROL_LINE: usize = 4096;
@@ -66,19 +66,12 @@ impl NatsWire {
         buf: &mut BytesMut,
         f: &mut dyn FnMut(In<'_>),
     ) -> Result<(), WireError> {
-        let mut used = 0;
-        let result = loop {
-            match parse(&buf[used..]) {
-                Ok(Some((op, n))) => {
-                    used += n;
-                    f(self.event(op));
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        buf.advance(used);
-        result
+        consume(buf, |rest| {
+            Ok(parse(rest)?.map(|(op, n)| {
+                f(self.event(op));
+                n
+            }))
+        })
     }
 
     fn event<'a>(&mut self, op: Op<'a>) -> In<'a> {

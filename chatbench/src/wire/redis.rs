@@ -8,9 +8,9 @@
 
 use std::borrow::Cow;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 
-use super::{channel, Delivery, Dest, In, Subs, ToList, WireError};
+use super::{channel, consume, Delivery, Dest, In, Subs, ToList, WireError};
 
 /// Larger bulk strings or aggregates than these are a protocol error here.
 const MAX_BULK: usize = 64 << 20;
@@ -295,36 +295,28 @@ impl RedisWire {
         buf: &mut BytesMut,
         f: &mut dyn FnMut(In<'_>),
     ) -> Result<(), WireError> {
-        let mut used = 0;
-        let result = loop {
+        consume(buf, |rest| {
             // The message push is nearly all the traffic: read it without
             // building a value; anything else takes the general parser.
-            match message(&buf[used..]) {
+            match message(rest) {
                 Some(Ok(Some((payload, n)))) => {
-                    used += n;
                     f(In::Msg(Delivery {
                         seq: None,
                         from: None,
                         to: ToList::Raw(b""),
                         text: Cow::Borrowed(payload),
                     }));
-                    continue;
+                    return Ok(Some(n));
                 }
-                Some(Ok(None)) => break Ok(()),
-                Some(Err(e)) => break Err(e),
+                Some(Ok(None)) => return Ok(None),
+                Some(Err(e)) => return Err(e),
                 None => {}
             }
-            match parse(&buf[used..]) {
-                Ok(Some((v, n))) => {
-                    used += n;
-                    f(self.event(v));
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        buf.advance(used);
-        result
+            Ok(parse(rest)?.map(|(v, n)| {
+                f(self.event(v));
+                n
+            }))
+        })
     }
 }
 
