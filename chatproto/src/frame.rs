@@ -136,6 +136,8 @@ pub enum ErrorCode {
     EmptyFrame,
     /// The stamped message would exceed the frame limit; nothing was delivered.
     MsgTooLarge,
+    /// A `msg` named more recipients than the server allows; nothing was delivered.
+    TooManyRecipients,
     /// The server has no room for another connection; the connection closes.
     ServerFull,
     /// The client sent far more than its rate limit for too long; the connection closes.
@@ -162,6 +164,7 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => "frame_too_large",
             ErrorCode::EmptyFrame => "empty_frame",
             ErrorCode::MsgTooLarge => "msg_too_large",
+            ErrorCode::TooManyRecipients => "too_many_recipients",
             ErrorCode::ServerFull => "server_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::SlowConsumer => "slow_consumer",

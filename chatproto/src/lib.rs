@@ -73,5 +73,6 @@ pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use nick::{validate_nick, NickError, MAX_NICK_LEN};
 pub use room::{
     ClientId, ClientIdHasher, ClientIdMap, Close, Event, FrameHook, Room, RoomConfig, Transmit,
+    DEFAULT_MAX_RECIPIENTS,
 };
 pub use sanitize::escape_control;

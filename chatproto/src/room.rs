@@ -13,6 +13,9 @@ use crate::PayloadError;
 /// Output queue capacity (in transmits) past which an empty queue is shrunk.
 const SHRINK_QUEUE_ABOVE: usize = 4096;
 
+/// The default for [`RoomConfig::max_recipients`].
+pub const DEFAULT_MAX_RECIPIENTS: usize = 64;
+
 /// A small handle by which the [`Room`] knows a connection. Never reused by a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u64);
@@ -69,6 +72,11 @@ pub struct RoomConfig {
     /// A client that has not answered a `ping` after this long is closed with
     /// `timeout` (default 10 000).
     pub pong_timeout_ms: u64,
+    /// The most recipients one `msg` may name in `to`, duplicates counted
+    /// (default [`DEFAULT_MAX_RECIPIENTS`], at least 1). A longer list is
+    /// refused with `too_many_recipients` before any name is looked up, so
+    /// the cost of a message stays proportional to this, not to its size.
+    pub max_recipients: usize,
     /// Whether to record [`Event`]s for [`Room::poll_event`] (default true).
     /// Turn off if you never drain them.
     pub record_events: bool,
@@ -81,6 +89,7 @@ impl Default for RoomConfig {
             join_timeout_ms: 10_000,
             idle_ping_ms: 30_000,
             pong_timeout_ms: 10_000,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
             record_events: true,
         }
     }
@@ -221,6 +230,8 @@ pub struct Room {
     hook: Hook,
     /// Scratch for a message's recipients, kept between messages.
     scratch_ids: Vec<ClientId>,
+    /// Scratch set de-duplicating a message's recipients.
+    scratch_seen: std::collections::HashSet<ClientId, ClientIdHasher>,
     /// Connections a tick timed out, dropped one at a time as transmits
     /// are drained: (client, why, the tick's now).
     expiring: VecDeque<(ClientId, &'static str, u64)>,
@@ -249,6 +260,7 @@ impl Room {
     /// An empty room.
     pub fn new(mut config: RoomConfig) -> Self {
         config.max_frame_bytes = config.max_frame_bytes.max(MIN_MAX_FRAME_BYTES);
+        config.max_recipients = config.max_recipients.max(1);
         let mut room = Room {
             config,
             seq: 0,
@@ -265,6 +277,7 @@ impl Room {
             buf: BytesMut::new(),
             hook: Hook::default(),
             scratch_ids: Vec::new(),
+            scratch_seen: Default::default(),
             expiring: VecDeque::new(),
         };
         room.ping = room.encode(&ServerFrame::Ping);
@@ -624,16 +637,34 @@ impl Room {
     }
 
     fn message(&mut self, now: u64, client: ClientId, to: Vec<String>, text: String) {
+        // Checked before any lookup: the room's work per message is bounded
+        // by this limit, not by how many names fit in a frame.
+        let max = self.config.max_recipients;
+        if to.len() > max {
+            let msg = format!(
+                "a message may name at most {max} recipients and this one names {}; nothing was delivered",
+                to.len()
+            );
+            return self.error(client, ErrorCode::TooManyRecipients, msg);
+        }
         // Resolve every recipient before anything is sent: all or nothing.
         let mut ids = std::mem::take(&mut self.scratch_ids);
         ids.clear();
+        self.scratch_seen.clear();
         let mut missing: Vec<&str> = Vec::new();
+        let mut missing_seen: std::collections::HashSet<&str> = Default::default();
         for name in &to {
             match self.member_named(name) {
-                Some(&id) if ids.contains(&id) => {}
-                Some(&id) => ids.push(id),
-                None if missing.contains(&name.as_str()) => {}
-                None => missing.push(name),
+                Some(&id) => {
+                    if self.scratch_seen.insert(id) {
+                        ids.push(id);
+                    }
+                }
+                None => {
+                    if missing_seen.insert(name) {
+                        missing.push(name);
+                    }
+                }
             }
         }
         if !missing.is_empty() {
@@ -689,7 +720,7 @@ impl Room {
         if ids.is_empty() {
             self.broadcast(bytes);
         } else {
-            if !ids.contains(&client) {
+            if !self.scratch_seen.contains(&client) {
                 ids.push(client);
             }
             for &id in &ids {

@@ -216,7 +216,9 @@ fn names_that_no_nick_can_have_are_unknown_not_errors() {
 
 #[test]
 fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
-    let mut sim = sim();
+    let mut cfg = RoomConfig::default();
+    cfg.max_recipients = 5_000;
+    let mut sim = sim_with(cfg);
     let a = joined(&mut sim, &["alice"])[0];
     // Each name costs 3 bytes raw but 6 once escaped and JSON-quoted.
     let names: Vec<String> = (0..2000)
@@ -227,6 +229,57 @@ fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::UnknownNick, "{message:.80}");
     assert!(message.starts_with("not online: 0"));
+}
+
+#[test]
+fn more_recipients_than_the_limit_are_refused_before_any_lookup() {
+    let mut cfg = RoomConfig::default();
+    cfg.max_recipients = 3;
+    let mut sim = sim_with(cfg);
+    let [a, b, c] = joined(&mut sim, &["alice", "bob", "carol"])[..] else {
+        unreachable!()
+    };
+    let seq = sim.room.seq();
+    // Four names, all online, one twice: duplicates count against the limit.
+    sim.msg(a, &["bob", "carol", "bob", "BOB"], "hi");
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::TooManyRecipients);
+    assert!(
+        message.contains("at most 3") && message.contains("names 4"),
+        "{message}"
+    );
+    assert!(sim.take(b).is_empty() && sim.take(c).is_empty());
+    assert_eq!(sim.room.seq(), seq, "no seq spent");
+    assert!(sim.clients[a].open);
+    // Unknown names past the limit are not looked up, so not quoted.
+    let many: Vec<String> = (0..4).map(|i| format!("zed{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    sim.msg(a, &many, "hi");
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::TooManyRecipients);
+    assert!(!message.contains("zed"), "{message}");
+    // Exactly the limit, with duplicates de-duplicated: delivered once each.
+    sim.msg(a, &["bob", "Bob", "carol"], "ok");
+    assert_eq!(
+        sim.take(a),
+        vec![msg(seq + 1, "alice", &["bob", "carol"], "ok", T0)]
+    );
+    assert_eq!(sim.take(b).len(), 1);
+    assert_eq!(sim.take(c).len(), 1);
+}
+
+#[test]
+fn the_default_limit_is_64_recipients() {
+    assert_eq!(RoomConfig::default().max_recipients, 64);
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    let names: Vec<String> = (0..64).map(|i| format!("n{i}")).collect();
+    let mut to: Vec<&str> = names.iter().map(String::as_str).collect();
+    sim.msg(a, &to, "x");
+    assert_eq!(only_error(sim.take(a)).0, ErrorCode::UnknownNick);
+    to.push("alice");
+    sim.msg(a, &to, "x");
+    assert_eq!(only_error(sim.take(a)).0, ErrorCode::TooManyRecipients);
 }
 
 #[test]
@@ -634,6 +687,7 @@ fn fatal_codes_are_the_ones_that_close() {
         (FrameTooLarge, true),
         (EmptyFrame, true),
         (MsgTooLarge, false),
+        (TooManyRecipients, false),
         (ServerFull, true),
         (RateLimited, true),
         (SlowConsumer, true),

@@ -131,6 +131,7 @@ fn the_file_is_well_formed_and_covers_every_kind() {
         FrameTooLarge,
         EmptyFrame,
         MsgTooLarge,
+        TooManyRecipients,
         ServerFull,
         RateLimited,
         SlowConsumer,
@@ -372,6 +373,10 @@ fn a_room_produces_the_server_vectors() {
     s.expect(&[(a, "error-unknown-nick")]);
     s.room.handle_frame(now, a, msg(&[], &"x".repeat(65_500)));
     s.expect(&[(a, "error-msg-too-large")]);
+    let many: Vec<String> = (0..65).map(|i| format!("n{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    s.room.handle_frame(now, a, msg(&many, "hi"));
+    s.expect(&[(a, "error-too-many-recipients")]);
     assert!(s.closes().is_empty(), "none of these is fatal");
 
     s.room.handle_tick(T + 12_000);

@@ -27,6 +27,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub max_frame_bytes: u32,
 
+    /// Most recipients one message may name (1 to 65536). A longer `to`
+    /// list is refused with too_many_recipients before any name is looked
+    /// up, which bounds what one message costs the room.
+    #[arg(long, env = "CHATSERVER_MAX_RECIPIENTS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_recipients: u32,
+
     /// A connection must join within this many milliseconds.
     #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub join_timeout_ms: u64,

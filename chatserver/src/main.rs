@@ -112,6 +112,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.join_timeout_ms = args.join_timeout_ms;
     config.idle_ping_ms = args.idle_ping_ms;
     config.pong_timeout_ms = args.pong_timeout_ms;
+    config.max_recipients = args.max_recipients as usize;
     // Events exist to be logged; below info nobody reads them.
     config.record_events = tracing::enabled!(tracing::Level::INFO);
     let mut room = Room::new(config);
