@@ -261,7 +261,9 @@ fn start_editor(
         .and_then(|b| b.history_ignore_dups(true))
         .map_err(std::io::Error::other)?
         // A paste of many lines arrives as many Enter presses: one message
-        // per line, as if typed.
+        // per line, as if typed. The bytes of a burst that rustyline reads
+        // past the first Enter are kept for the next line (the crate's
+        // `buffer-redux` feature), never dropped.
         .bracketed_paste(false)
         .build();
     let mut editor: Editor<(), DefaultHistory> =

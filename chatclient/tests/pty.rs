@@ -1,0 +1,132 @@
+//! chatclient in a real pseudo-terminal, as a person uses it: what arrives
+//! on the terminal at once (a paste, fast typing) is sent, every line.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Instant;
+
+use common::{Client, Server, WAIT};
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+/// chatclient running on the slave side of a pty; we hold the master.
+struct Terminal {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    /// Everything the client wrote to the terminal, in chunks.
+    output: Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+}
+
+impl Terminal {
+    fn start(nick: &str, addr: &str) -> Terminal {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 24,
+                cols: 80,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_chatclient"));
+        cmd.args(["--nick", nick, addr]);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("NO_COLOR", "1");
+        for key in [
+            "CHATCLIENT_NICK",
+            "CHATCLIENT_ADDR",
+            "CHATCLIENT_TIMEOUT",
+            "CHATCLIENT_MAX_FRAME_BYTES",
+        ] {
+            cmd.env_remove(key);
+        }
+        let child = pty.slave.spawn_command(cmd).expect("start chatclient");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().expect("pty reader");
+        let writer = pty.master.take_writer().expect("pty writer");
+        let (tx, output) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep the master alive as long as we read from it.
+            let _master = pty.master;
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Terminal {
+            child,
+            writer,
+            output,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Read the terminal until it has shown `text`.
+    fn expect_shown(&mut self, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !String::from_utf8_lossy(&self.seen).contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(e) => panic!(
+                    "the terminal did not show {text:?} ({e}); it showed {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                ),
+            }
+        }
+    }
+
+    /// Bytes as the terminal would deliver them, all in one write.
+    fn type_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to the pty");
+        self.writer.flush().expect("flush the pty");
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A paste of 30 lines reaches the terminal as one burst of bytes with a
+/// carriage return after each line (a terminal without bracketed paste
+/// sends exactly that, as do two fast Enters). Every line must be sent.
+#[test]
+fn a_pasted_burst_of_30_lines_sends_all_30() {
+    let server = Server::start(&[]);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    let mut alice = Terminal::start("alice", &server.addr);
+    bob.expect("* alice is online");
+    // The prompt: line editing has started and owns the terminal.
+    alice.expect_shown("alice> ");
+
+    let sent: Vec<String> = (1..=30).map(|i| format!("pasted line {i:02}")).collect();
+    let burst: String = sent.iter().map(|l| format!("{l}\r")).collect();
+    alice.type_bytes(burst.as_bytes());
+
+    for line in &sent {
+        bob.expect(&format!("alice: {line}"));
+    }
+    let got: Vec<&str> = bob
+        .seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("alice: "))
+        .collect();
+    assert_eq!(got, sent, "lines missing or out of order");
+    // alice sees her own lines too, each when its echo arrives.
+    alice.expect_shown("alice: pasted line 30");
+
+    alice.type_bytes(b"/quit\r");
+    bob.expect("* alice left");
+}
