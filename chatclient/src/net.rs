@@ -65,13 +65,8 @@ pub async fn join(
             })??;
     // Chat lines are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let join = encode(
-        &ClientFrame::Join {
-            nick: nick.to_owned(),
-        },
-        max_frame_bytes,
-    )
-    .map_err(|e| JoinError::Protocol(e.to_string()))?;
+    let join = encode(&ClientFrame::join(nick), max_frame_bytes)
+        .map_err(|e| JoinError::Protocol(e.to_string()))?;
     timeout_at(deadline, stream.write_all(&join))
         .await
         .map_err(|_| timed_out())?
@@ -94,7 +89,7 @@ pub async fn join(
                         online,
                     })
                 }
-                ServerFrame::Error { code, message } => {
+                ServerFrame::Error { code, message, .. } => {
                     return Err(JoinError::refused(code, &message, nick))
                 }
                 ServerFrame::Ping => {

@@ -133,12 +133,12 @@ impl Session {
                 }
                 out.push(Action::Print(Line::Presence { nick, online }));
             }
-            ServerFrame::Online { nicks } => {
+            ServerFrame::Online { nicks, .. } => {
                 for n in &nicks {
                     self.roster.add(n);
                 }
             }
-            ServerFrame::Error { code, message } => {
+            ServerFrame::Error { code, message, .. } => {
                 let line = (code.as_str().to_owned(), message);
                 if code.is_fatal() {
                     out.push(Action::Exit(End::Dropped(Some(line))));
@@ -167,7 +167,7 @@ impl Session {
         }
         match cmd {
             Command::Send { to, text } => {
-                let frame = ClientFrame::Msg { to, text };
+                let frame = ClientFrame::msg(to, text);
                 // Refuse locally what the server would refuse for size, so a
                 // pasted novel does not cost a round trip.
                 match chatproto::encode(&frame, self.max_frame_bytes) {
@@ -229,11 +229,14 @@ mod tests {
 
     fn echo(from: &str, text: &str) -> ServerFrame {
         ServerFrame::Msg {
+            room: None,
             seq: 1,
             from: from.into(),
             to: vec![],
             text: text.into(),
             ts: 0,
+            id: None,
+            replay: false,
         }
     }
 
@@ -249,6 +252,7 @@ mod tests {
         run(&mut s, |s, o| {
             s.handle_frame(
                 ServerFrame::Online {
+                    room: None,
                     nicks: vec!["carol".into()],
                 },
                 o,
@@ -257,6 +261,7 @@ mod tests {
         run(&mut s, |s, o| {
             s.handle_frame(
                 ServerFrame::Presence {
+                    room: None,
                     seq: 2,
                     nick: "dave".into(),
                     status: PresenceStatus::Online,
@@ -268,6 +273,7 @@ mod tests {
         let out = run(&mut s, |s, o| {
             s.handle_frame(
                 ServerFrame::Presence {
+                    room: None,
                     seq: 3,
                     nick: "bob".into(),
                     status: PresenceStatus::Offline,

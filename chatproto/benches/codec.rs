@@ -22,29 +22,33 @@ fn text(i: usize) -> String {
     t
 }
 
-/// Client `msg` frames as they arrive from many senders: mostly to everyone,
-/// every fourth to one or two people.
+/// Client `msg` frames (v1, no room or id) as they arrive from many
+/// senders: mostly to everyone, every fourth to one or two people.
 fn client_msgs() -> Vec<ClientFrame> {
     (0..FRAMES)
-        .map(|i| ClientFrame::Msg {
-            to: match i % 8 {
+        .map(|i| {
+            let to = match i % 8 {
                 3 => vec!["bob".into()],
                 7 => vec!["bob".into(), "carol".into()],
                 _ => Vec::new(),
-            },
-            text: text(i),
+            };
+            ClientFrame::msg(to, text(i))
         })
         .collect()
 }
 
+/// Server `msg` frames as a v2 server sends them to everyone in `lobby`.
 fn server_msgs() -> Vec<ServerFrame> {
     (0..FRAMES)
         .map(|i| ServerFrame::Msg {
+            room: Some(chatproto::LOBBY.into()),
             seq: 1_000_000 + i as u64,
             from: "alice".into(),
             to: Vec::new(),
             text: text(i),
             ts: 1_732_400_000_000 + i as u64,
+            id: None,
+            replay: false,
         })
         .collect()
 }
@@ -113,7 +117,7 @@ fn encode_bench(c: &mut Criterion) {
             }
         })
     });
-    // One reused buffer, as the Room encodes.
+    // One reused buffer, as a shell's writer encodes.
     g.bench_function("codec_encode_into", |b| {
         let mut buf = BytesMut::with_capacity(bytes);
         b.iter(|| {

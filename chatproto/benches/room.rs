@@ -1,88 +1,145 @@
-//! Room fan-out: events handled per second in a 100-member room.
+//! Fan-out through the server core: messages handled per second in a room
+//! of 100 (and of 1 000) members.
 //!
-//! Each iteration is one `handle_frame` followed by the full drain a server
-//! does after every input (`poll_transmit`, `poll_close`, `poll_event`, each
-//! until `None`). A broadcast is 100 deliveries, so deliveries per second
-//! are 100 times the events per second reported.
+//! Each iteration is one `handle_frame` followed by the drain a shell does
+//! after every input: `poll` until `None`, encoding each `Deliver` once and
+//! handing every recipient's outbound queue a clone of the same `Bytes`. A
+//! broadcast to 100 members is 100 queued copies, so copies per second are
+//! 100 times the messages per second reported.
 
 use std::hint::black_box;
 
-use chatproto::{ClientFrame, ClientId, Room, RoomConfig};
+use bytes::Bytes;
+use chatproto::{encode, ClientFrame, ClientId, Now, Output, Server, ServerConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-const MEMBERS: usize = 100;
-
-/// A room with `MEMBERS` joined clients and its join traffic drained.
-fn full_room(now: u64) -> (Room, Vec<ClientId>) {
-    let mut room = Room::new(RoomConfig::default());
-    let ids: Vec<ClientId> = (0..MEMBERS)
-        .map(|i| {
-            let id = room.handle_connect(now);
-            let nick = format!("member{i:03}");
-            room.handle_frame(now, id, ClientFrame::Join { nick });
-            id
-        })
-        .collect();
-    drain(&mut room);
-    assert_eq!(room.members(), MEMBERS);
-    (room, ids)
+/// The shell's side: one outbound queue per connection.
+struct Shell {
+    server: Server,
+    ids: Vec<ClientId>,
+    queues: Vec<Vec<Bytes>>,
+    mono: u64,
 }
 
-/// Drain the room in the documented order; returns how many transmits.
-fn drain(room: &mut Room) -> usize {
-    let mut n = 0;
-    while let Some(t) = room.poll_transmit() {
-        black_box(t);
-        n += 1;
+impl Shell {
+    /// A server whose `lobby` holds `members` v1 clients, join traffic drained.
+    fn new(members: usize) -> Self {
+        let mut sh = Shell {
+            server: Server::new(ServerConfig::default(), [1; 32]),
+            ids: Vec::new(),
+            queues: Vec::new(),
+            mono: 0,
+        };
+        for i in 0..members {
+            let id = sh.server.handle_connect(sh.now());
+            sh.server
+                .handle_frame(sh.now(), id, ClientFrame::join(format!("member{i:04}")));
+            sh.ids.push(id);
+            sh.queues.push(Vec::new());
+            sh.drain();
+        }
+        assert_eq!(sh.server.members(), members);
+        sh.clear();
+        sh
     }
-    while let Some(c) = room.poll_close() {
-        black_box(c);
+
+    fn now(&self) -> Now {
+        Now::new(self.mono, 1_732_400_000_000 + self.mono)
     }
-    while let Some(e) = room.poll_event() {
-        black_box(e);
+
+    /// Drain the server as a shell does; returns how many copies were queued.
+    fn drain(&mut self) -> usize {
+        let max = self.server.config().max_frame_bytes;
+        let mut copies = 0;
+        while let Some(out) = self.server.poll() {
+            match out {
+                Output::Send { to, frame } => {
+                    let bytes = encode(&frame, max).expect("fits");
+                    self.queues[to.0 as usize].push(bytes);
+                    copies += 1;
+                }
+                Output::Deliver { event, to, with_id } => {
+                    // Encode once; every recipient shares the bytes.
+                    let bytes = encode(&event.wire(with_id, false), max).expect("fits");
+                    for c in to {
+                        self.queues[c.0 as usize].push(bytes.clone());
+                    }
+                    copies += to.len();
+                }
+                Output::Close { client, .. } => {
+                    black_box(client);
+                }
+                _ => {}
+            }
+        }
+        copies
     }
-    n
+
+    /// The writers caught up: every queue empty, its bytes dropped.
+    fn clear(&mut self) {
+        for q in &mut self.queues {
+            black_box(&q);
+            q.clear();
+        }
+    }
+
+    /// Member `i` sends `frame`; everything it causes is queued, then written.
+    fn send(&mut self, i: usize, frame: ClientFrame) -> usize {
+        self.mono += 1;
+        self.server.handle_frame(self.now(), self.ids[i], frame);
+        let copies = self.drain();
+        self.clear();
+        copies
+    }
 }
+
+const TEXT: &str = "a chat line of about sixty-four bytes, as people type them: ok?!";
 
 fn fanout(c: &mut Criterion) {
-    let text = "a chat line of about sixty-four bytes, as people type them: ok?!".to_owned();
-    let mut g = c.benchmark_group("room_fanout_100");
-    g.throughput(Throughput::Elements(1));
+    for members in [100, 1_000] {
+        let mut g = c.benchmark_group(format!("room_fanout_{members}"));
+        g.throughput(Throughput::Elements(1));
+        if members > 100 {
+            g.sample_size(20);
+        }
 
-    g.bench_function("broadcast_msg", |b| {
-        let mut now = 1_732_400_000_000;
-        let (mut room, ids) = full_room(now);
-        let mut i = 0;
-        b.iter(|| {
-            now += 1;
-            i = (i + 1) % MEMBERS;
-            let frame = ClientFrame::Msg {
-                to: Vec::new(),
-                text: text.clone(),
-            };
-            room.handle_frame(now, ids[i], frame);
-            assert_eq!(drain(&mut room), MEMBERS);
-        })
-    });
+        g.bench_function("broadcast_msg", |b| {
+            let mut sh = Shell::new(members);
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % members;
+                let copies = sh.send(i, ClientFrame::msg(Vec::new(), TEXT));
+                assert_eq!(copies, members);
+            })
+        });
 
-    g.bench_function("private_msg", |b| {
-        let mut now = 1_732_400_000_000;
-        let (mut room, ids) = full_room(now);
-        let mut i = 0;
-        b.iter(|| {
-            now += 1;
-            i = (i + 1) % MEMBERS;
-            let to = format!("member{:03}", (i + 37) % MEMBERS);
-            let frame = ClientFrame::Msg {
-                to: vec![to],
-                text: text.clone(),
-            };
-            room.handle_frame(now, ids[i], frame);
-            // The recipient and the sender's echo.
-            assert_eq!(drain(&mut room), 2);
-        })
-    });
-    g.finish();
+        // A v2 message with an id: the sender's echo is encoded apart
+        // (it alone carries the id), and the id is remembered for dedup.
+        g.bench_function("broadcast_msg_with_id", |b| {
+            let mut sh = Shell::new(members);
+            let mut n: u64 = 0;
+            b.iter(|| {
+                n += 1;
+                let i = n as usize % members;
+                let id = Some(format!("m{n}"));
+                let frame = ClientFrame::msg_in(chatproto::LOBBY, Vec::new(), TEXT, id);
+                assert_eq!(sh.send(i, frame), members);
+            })
+        });
+
+        g.bench_function("private_msg", |b| {
+            let mut sh = Shell::new(members);
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % members;
+                let to = format!("member{:04}", (i + 37) % members);
+                let copies = sh.send(i, ClientFrame::msg(vec![to], TEXT));
+                // The recipient and the sender's echo.
+                assert_eq!(copies, 2);
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, fanout);

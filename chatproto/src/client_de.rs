@@ -17,7 +17,9 @@ use serde::Deserialize;
 use crate::frame::ClientFrame;
 
 /// The values of `"type"` a client may send.
-const KINDS: &[&str] = &["join", "msg", "ping", "pong"];
+const KINDS: &[&str] = &[
+    "join", "enter", "part", "msg", "history", "rooms", "ping", "pong",
+];
 
 /// A member's value: what the frame wants, or a description of what came.
 enum Member<T> {
@@ -37,6 +39,14 @@ impl<T> Member<T> {
             Member::Absent => Err(E::missing_field(name)),
             Member::Wrong(what) => Err(wrong_type(name, &what, expected)),
             Member::Twice => Err(E::duplicate_field(name)),
+        }
+    }
+
+    /// The value, `None` if absent or null, or the error for a wrong type.
+    fn optional<E: de::Error>(self, name: &'static str, expected: &str) -> Result<Option<T>, E> {
+        match self {
+            Member::Absent => Ok(None),
+            other => other.require(name, expected).map(Some),
         }
     }
 
@@ -68,16 +78,28 @@ fn describe(u: Unexpected<'_>) -> String {
 enum Value {
     Str(String),
     Strings(Vec<String>),
+    Unsigned(u64),
+    Null,
     Other(String),
 }
 
 impl Value {
+    /// What came, as serde would describe it in an error.
+    fn describe(self) -> String {
+        match self {
+            Value::Str(s) => describe(Unexpected::Str(&s)),
+            Value::Strings(_) => describe(Unexpected::Seq),
+            Value::Unsigned(n) => describe(Unexpected::Unsigned(n)),
+            Value::Null => describe(Unexpected::Unit),
+            Value::Other(what) => what,
+        }
+    }
+
     /// The string, or a description of what came instead.
     fn into_string(self) -> Result<String, String> {
         match self {
             Value::Str(s) => Ok(s),
-            Value::Strings(_) => Err(describe(Unexpected::Seq)),
-            Value::Other(what) => Err(what),
+            other => Err(other.describe()),
         }
     }
 
@@ -85,8 +107,23 @@ impl Value {
     fn into_strings(self) -> Result<Vec<String>, String> {
         match self {
             Value::Strings(v) => Ok(v),
-            Value::Str(s) => Err(describe(Unexpected::Str(&s))),
-            Value::Other(what) => Err(what),
+            other => Err(other.describe()),
+        }
+    }
+
+    /// The unsigned integer, or a description of what came instead.
+    fn into_u64(self) -> Result<u64, String> {
+        match self {
+            Value::Unsigned(n) => Ok(n),
+            other => Err(other.describe()),
+        }
+    }
+
+    /// For an optional member: null is absent.
+    fn nullable<T>(self, f: impl FnOnce(Value) -> Result<T, String>) -> Option<Result<T, String>> {
+        match self {
+            Value::Null => None,
+            other => Some(f(other)),
         }
     }
 }
@@ -114,11 +151,14 @@ impl<'de> Visitor<'de> for AnyValue {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Other(describe(Unexpected::Signed(v))))
+        match u64::try_from(v) {
+            Ok(n) => Ok(Value::Unsigned(n)),
+            Err(_) => Ok(Value::Other(describe(Unexpected::Signed(v)))),
+        }
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Other(describe(Unexpected::Unsigned(v))))
+        Ok(Value::Unsigned(v))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
@@ -126,7 +166,7 @@ impl<'de> Visitor<'de> for AnyValue {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Other(describe(Unexpected::Unit)))
+        Ok(Value::Null)
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Value, E> {
@@ -171,6 +211,14 @@ enum Key {
     Nick,
     To,
     Text,
+    Rooms,
+    Resume,
+    Room,
+    Since,
+    Epoch,
+    Id,
+    Before,
+    Limit,
     Other,
 }
 
@@ -188,6 +236,14 @@ impl<'de> Deserialize<'de> for Key {
                     "nick" => Key::Nick,
                     "to" => Key::To,
                     "text" => Key::Text,
+                    "rooms" => Key::Rooms,
+                    "resume" => Key::Resume,
+                    "room" => Key::Room,
+                    "since" => Key::Since,
+                    "epoch" => Key::Epoch,
+                    "id" => Key::Id,
+                    "before" => Key::Before,
+                    "limit" => Key::Limit,
                     _ => Key::Other,
                 })
             }
@@ -205,6 +261,19 @@ fn set<T>(slot: &mut Member<T>, value: Result<T, String>) {
     };
 }
 
+/// Store what came for an optional member, where null means absent (as
+/// serde's derive reads `Option`); a second one, null or not, marks it as
+/// given twice.
+fn set_opt<T>(slot: &mut Member<T>, seen: &mut bool, value: Option<Result<T, String>>) {
+    if std::mem::replace(seen, true) {
+        *slot = Member::Twice;
+        return;
+    }
+    if let Some(value) = value {
+        set(slot, value);
+    }
+}
+
 struct FrameVisitor;
 
 impl<'de> Visitor<'de> for FrameVisitor {
@@ -219,30 +288,91 @@ impl<'de> Visitor<'de> for FrameVisitor {
         let mut nick: Member<String> = Member::Absent;
         let mut to: Member<Vec<String>> = Member::Absent;
         let mut text: Member<String> = Member::Absent;
+        let mut room: Member<String> = Member::Absent;
+        let mut rooms: Member<Vec<String>> = Member::Absent;
+        let mut resume: Member<String> = Member::Absent;
+        let mut since: Member<u64> = Member::Absent;
+        let mut epoch: Member<String> = Member::Absent;
+        let mut id: Member<String> = Member::Absent;
+        let mut before: Member<u64> = Member::Absent;
+        let mut limit: Member<u64> = Member::Absent;
+        // Whether an optional member came at all (null included).
+        let mut seen = [false; 8];
         while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Type => set(&mut kind, map.next_value::<Any>()?.0.into_string()),
-                Key::Nick => set(&mut nick, map.next_value::<Any>()?.0.into_string()),
-                Key::To => set(&mut to, map.next_value::<Any>()?.0.into_strings()),
-                Key::Text => set(&mut text, map.next_value::<Any>()?.0.into_string()),
+            let value = match key {
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
+                    continue;
                 }
+                _ => map.next_value::<Any>()?.0,
+            };
+            match key {
+                Key::Type => set(&mut kind, value.into_string()),
+                Key::Nick => set(&mut nick, value.into_string()),
+                Key::To => set(&mut to, value.into_strings()),
+                Key::Text => set(&mut text, value.into_string()),
+                // `room` is optional in `msg` and required elsewhere; a null
+                // is absent for `msg` and the wrong type for the others.
+                Key::Room => set_opt(&mut room, &mut seen[0], value.nullable(Value::into_string)),
+                Key::Rooms => set_opt(
+                    &mut rooms,
+                    &mut seen[1],
+                    value.nullable(Value::into_strings),
+                ),
+                Key::Resume => set_opt(
+                    &mut resume,
+                    &mut seen[2],
+                    value.nullable(Value::into_string),
+                ),
+                Key::Since => set_opt(&mut since, &mut seen[3], value.nullable(Value::into_u64)),
+                Key::Epoch => set_opt(&mut epoch, &mut seen[4], value.nullable(Value::into_string)),
+                Key::Id => set_opt(&mut id, &mut seen[5], value.nullable(Value::into_string)),
+                Key::Before => set_opt(&mut before, &mut seen[6], value.nullable(Value::into_u64)),
+                Key::Limit => set_opt(&mut limit, &mut seen[7], value.nullable(Value::into_u64)),
+                Key::Other => unreachable!("skipped above"),
             }
         }
         let kind = kind.require::<A::Error>("type", "a frame type string")?;
+        const STR: &str = "a string";
+        const NUM: &str = "an unsigned integer";
         match kind.as_str() {
             "join" => Ok(ClientFrame::Join {
-                nick: nick.require("nick", "a string")?,
+                nick: nick.require("nick", STR)?,
+                rooms: rooms.optional("rooms", "a sequence of strings")?,
+                resume: resume.optional("resume", STR)?,
+            }),
+            "enter" => Ok(ClientFrame::Enter {
+                room: required_room(room, seen[0])?,
+                since: since.optional("since", NUM)?,
+                epoch: epoch.optional("epoch", STR)?,
+            }),
+            "part" => Ok(ClientFrame::Part {
+                room: required_room(room, seen[0])?,
             }),
             "msg" => Ok(ClientFrame::Msg {
+                room: room.optional("room", STR)?,
                 to: to.or_default("to", "a sequence of strings")?,
-                text: text.require("text", "a string")?,
+                text: text.require("text", STR)?,
+                id: id.optional("id", STR)?,
             }),
+            "history" => Ok(ClientFrame::History {
+                room: required_room(room, seen[0])?,
+                before: before.optional("before", NUM)?,
+                limit: limit.optional("limit", NUM)?,
+            }),
+            "rooms" => Ok(ClientFrame::Rooms),
             "ping" => Ok(ClientFrame::Ping),
             "pong" => Ok(ClientFrame::Pong),
             other => Err(de::Error::unknown_variant(other, KINDS)),
         }
+    }
+}
+
+/// `room` where a frame requires it: a null is the wrong type, not absent.
+fn required_room<E: de::Error>(room: Member<String>, seen: bool) -> Result<String, E> {
+    match room {
+        Member::Absent if seen => Err(wrong_type("room", &describe(Unexpected::Unit), "a string")),
+        other => other.require("room", "a string"),
     }
 }
 

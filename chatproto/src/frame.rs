@@ -1,4 +1,4 @@
-//! The typed frames of wire format v1, one enum per direction.
+//! The typed frames of wire format v2 (a superset of v1), one enum per direction.
 //!
 //! Every payload is a JSON object whose `"type"` member names the frame kind.
 //! Members a receiver does not know are ignored, so a newer peer can add
@@ -9,58 +9,268 @@ use serde::{Deserialize, Serialize};
 /// A frame sent by a client to the server.
 ///
 /// A client must send [`ClientFrame::Join`] before anything else except
-/// [`ClientFrame::Ping`] and [`ClientFrame::Pong`].
+/// [`ClientFrame::Ping`] and [`ClientFrame::Pong`]. Members marked "v2" are
+/// optional: a v1 client never sends them and gets exactly the v1 behaviour.
 ///
 /// `Deserialize` is written by hand (in one pass, naming the member at
-/// fault in errors); `Serialize` is derived.
+/// fault in errors); `Serialize` is derived. The constructors
+/// ([`ClientFrame::join`], [`ClientFrame::msg`], ...) fill the optional
+/// members with their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientFrame {
-    /// Ask to join the room under `nick`. Answered by `welcome` or an error.
+    /// Ask to join under `nick`. Answered by `welcome` or an error.
     Join {
         /// The requested nickname; see [`crate::nick`] for the rule.
         nick: String,
+        /// v2: rooms to enter at once (`[]` enters none). Absent: a v1 join,
+        /// which enters `lobby` and gets only v1 frames.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rooms: Option<Vec<String>>,
+        /// v2: the `session` token of an earlier `welcome`, to continue
+        /// that session.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
-    /// Send `text` to the nicknames in `to`, or to everyone when `to` is
-    /// absent or empty. Answered by the echo of the stamped message, or an error.
+    /// v2: enter a room. Answered by `entered`, the replay, then live events.
+    Enter {
+        /// The room's name, without `#`.
+        room: String,
+        /// The last seq of this room the client has seen.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+        /// The room's epoch when `since` was seen.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+    },
+    /// v2: leave a room.
+    Part {
+        /// The room to leave.
+        room: String,
+    },
+    /// Send `text` to the nicknames in `to`, or to everyone in the room when
+    /// `to` is absent or empty. Answered by the echo of the stamped message,
+    /// or an error.
     Msg {
-        /// Recipients by nickname (case-insensitive); empty means everyone.
+        /// v2: the room; absent means `lobby`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Recipients by nickname; empty means everyone in the room.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         to: Vec<String>,
         /// The message text, delivered exactly as sent.
         text: String,
+        /// v2: a client-chosen id (1-64 characters); a second `msg` with the
+        /// same id from the same session is not delivered again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
+    /// v2: ask for a page of a room's history.
+    History {
+        /// The room.
+        room: String,
+        /// Only messages with a seq below this; absent: the newest.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// At most this many messages (default and ceiling: the server's page size).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+    },
+    /// v2: list the rooms that have members.
+    Rooms,
     /// Liveness probe; the server answers with `pong`.
     Ping,
     /// The answer to a server `ping`.
     Pong,
 }
 
+impl ClientFrame {
+    /// A v1 `join` as `nick`: enters `lobby`.
+    pub fn join(nick: impl Into<String>) -> Self {
+        ClientFrame::Join {
+            nick: nick.into(),
+            rooms: None,
+            resume: None,
+        }
+    }
+
+    /// A v2 `join` as `nick` entering `rooms`, resuming `resume` if given.
+    pub fn join_v2(nick: impl Into<String>, rooms: Vec<String>, resume: Option<String>) -> Self {
+        ClientFrame::Join {
+            nick: nick.into(),
+            rooms: Some(rooms),
+            resume,
+        }
+    }
+
+    /// An `enter` of `room`, with the last seq and epoch seen, if any.
+    pub fn enter(room: impl Into<String>, since: Option<(u64, String)>) -> Self {
+        let (since, epoch) = match since {
+            Some((s, e)) => (Some(s), Some(e)),
+            None => (None, None),
+        };
+        ClientFrame::Enter {
+            room: room.into(),
+            since,
+            epoch,
+        }
+    }
+
+    /// A `part` of `room`.
+    pub fn part(room: impl Into<String>) -> Self {
+        ClientFrame::Part { room: room.into() }
+    }
+
+    /// A `msg` in `lobby` (v1) to `to` (empty: everyone).
+    pub fn msg(to: Vec<String>, text: impl Into<String>) -> Self {
+        ClientFrame::Msg {
+            room: None,
+            to,
+            text: text.into(),
+            id: None,
+        }
+    }
+
+    /// A `msg` in `room` to `to` (empty: everyone), with an optional id.
+    pub fn msg_in(
+        room: impl Into<String>,
+        to: Vec<String>,
+        text: impl Into<String>,
+        id: Option<String>,
+    ) -> Self {
+        ClientFrame::Msg {
+            room: Some(room.into()),
+            to,
+            text: text.into(),
+            id,
+        }
+    }
+
+    /// A `history` request.
+    pub fn history(room: impl Into<String>, before: Option<u64>, limit: Option<u64>) -> Self {
+        ClientFrame::History {
+            room: room.into(),
+            before,
+            limit,
+        }
+    }
+}
+
+/// The limits a server announces in `welcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest frame payload either side may send.
+    pub max_frame_bytes: u64,
+    /// The most names one `msg` may carry in `to`.
+    pub max_recipients: u64,
+    /// The most messages an `enter` with `since` replays.
+    pub replay_limit: u64,
+    /// The most messages one `history` page holds.
+    pub history_page: u64,
+}
+
+impl Limits {
+    /// Limits with these values.
+    pub fn new(
+        max_frame_bytes: u64,
+        max_recipients: u64,
+        replay_limit: u64,
+        history_page: u64,
+    ) -> Self {
+        Limits {
+            max_frame_bytes,
+            max_recipients,
+            replay_limit,
+            history_page,
+        }
+    }
+}
+
+/// One room in a `rooms` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RoomInfo {
+    /// Its name.
+    pub room: String,
+    /// How many are in it now.
+    pub members: u64,
+}
+
+impl RoomInfo {
+    /// A room and its member count.
+    pub fn new(room: impl Into<String>, members: u64) -> Self {
+        RoomInfo {
+            room: room.into(),
+            members,
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// A frame sent by the server to a client.
+///
+/// Members marked "v2" are absent from a v1 server's frames; a v2 server
+/// sends them to every client (v1 clients ignore members they do not know).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServerFrame {
-    /// Sent to a client once it has joined, before its own `online` presence.
+    /// Sent to a client once it has joined, before anything else.
     Welcome {
         /// The nickname the client joined as.
         nick: String,
-        /// The room's latest seq when the client joined; every later event
-        /// it receives has a larger seq.
+        /// `lobby`'s latest seq when the join entered it, else 0; every
+        /// later event of `lobby` has a larger seq.
         seq: u64,
-        /// Everyone online, the joiner included. When the list does not fit
-        /// in one frame, the rest follows in [`ServerFrame::Online`] frames.
+        /// Everyone in `lobby` when the join entered it, the joiner
+        /// included, else empty. When the list does not fit in one frame,
+        /// the rest follows in [`ServerFrame::Online`] frames.
         online: Vec<String>,
+        /// v2: the session's token, to `resume` it after a disconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// v2: whether this join continued an earlier session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumed: Option<bool>,
+        /// v2: the server's limits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
     },
-    /// The continuation of a `welcome` whose `online` list did not fit.
+    /// The continuation of a `welcome` or `entered` whose `online` list did not fit.
     Online {
+        /// v2: the room the list is of (absent: `lobby`, as in v1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// More nicknames that are online.
         nicks: Vec<String>,
     },
-    /// Someone came online or went offline.
+    /// v2: the answer to `enter`, before the replay and the live events.
+    Entered {
+        /// The room entered.
+        room: String,
+        /// The room's epoch: it changes whenever the room's history is lost.
+        epoch: String,
+        /// The room's latest seq.
+        seq: u64,
+        /// Every message with a seq at least this is still in the history.
+        oldest: u64,
+        /// Who is in the room now, the enterer included.
+        online: Vec<String>,
+        /// True when `since` and the current `epoch` were given and the
+        /// replay holds every message after `since` this session may see.
+        recovered: bool,
+    },
+    /// Someone entered or left a room (in v1: came online or went offline).
     Presence {
-        /// The room-wide sequence number of this event.
+        /// v2: the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The room's sequence number of this event.
         seq: u64,
         /// Whose presence changed.
         nick: String,
@@ -71,7 +281,10 @@ pub enum ServerFrame {
     },
     /// A message, stamped by the room.
     Msg {
-        /// The room-wide sequence number of this message.
+        /// v2: the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The room's sequence number of this message.
         seq: u64,
         /// The sender's nickname, stamped by the room.
         from: String,
@@ -81,6 +294,26 @@ pub enum ServerFrame {
         text: String,
         /// When the room accepted it, unix milliseconds.
         ts: u64,
+        /// v2: the sender's id for it; only on the sending session's copies.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// v2: true on copies sent by a replay or a `history` page.
+        #[serde(default, skip_serializing_if = "is_false")]
+        replay: bool,
+    },
+    /// v2: a page of history, the answer to `history`.
+    History {
+        /// The room.
+        room: String,
+        /// `msg` frames in increasing seq.
+        events: Vec<ServerFrame>,
+        /// Whether older messages this session may see exist.
+        more: bool,
+    },
+    /// v2: the rooms that have members, the answer to `rooms`.
+    Rooms {
+        /// The rooms.
+        rooms: Vec<RoomInfo>,
     },
     /// Something went wrong; see [`ErrorCode`] for which codes close the connection.
     Error {
@@ -88,6 +321,15 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// A sentence for a human: what happened and what to do.
         message: String,
+        /// v2: the `id` of the `msg` this answers, if it carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// v2: the room concerned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// v2: for `duplicate`, the seq of the original message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     /// Liveness probe; the client must answer with `pong`.
     Ping,
@@ -103,10 +345,11 @@ pub enum ServerFrame {
 /// The status carried by a `presence` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PresenceStatus {
-    /// The nickname joined the room.
+    /// The nickname entered the room (in v1: joined).
     Online,
-    /// The nickname left, timed out or was disconnected.
+    /// The nickname left the room: it parted, timed out or was disconnected.
     Offline,
 }
 
@@ -126,7 +369,7 @@ pub enum ErrorCode {
     NotJoined,
     /// A second `join` arrived on a joined connection.
     AlreadyJoined,
-    /// A recipient is not online; nothing was delivered to anyone.
+    /// A recipient is not in the room; nothing was delivered to anyone.
     UnknownNick,
     /// The payload was not a valid frame; the connection stays open.
     BadFrame,
@@ -146,6 +389,18 @@ pub enum ErrorCode {
     SlowConsumer,
     /// The client did not join, or did not answer a ping, in time; the connection closes.
     Timeout,
+    /// v2: the room name breaks the rule (1-32 of `a-z 0-9 - _ .`, starting
+    /// with a letter or digit).
+    RoomInvalid,
+    /// v2: the request needs the client to be in the room.
+    NotInRoom,
+    /// v2: `enter` of a room the client is already in.
+    AlreadyInRoom,
+    /// v2: the client is in as many rooms as it may be, or the server holds
+    /// as many rooms as it may.
+    TooManyRooms,
+    /// v2: a `msg` whose `id` this session already used; not delivered again.
+    Duplicate,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -169,6 +424,11 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::SlowConsumer => "slow_consumer",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::RoomInvalid => "room_invalid",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::AlreadyInRoom => "already_in_room",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::Duplicate => "duplicate",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -199,6 +459,14 @@ impl ServerFrame {
         ServerFrame::Error {
             code,
             message: message.into(),
+            id: None,
+            room: None,
+            seq: None,
         }
+    }
+
+    /// A `notice` with `text`.
+    pub fn notice(text: impl Into<String>) -> Self {
+        ServerFrame::Notice { text: text.into() }
     }
 }

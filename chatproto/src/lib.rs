@@ -1,56 +1,59 @@
 //! # chatproto
 //!
-//! The protocol and the room of a small multi-user chat, with no I/O in it.
+//! The protocol and the server core of a small multi-user chat, with no I/O
+//! in it: rooms, nicknames, history and resume, as a deterministic state
+//! machine that any transport can drive.
 //!
-//! * [`ClientFrame`] and [`ServerFrame`]: the typed frames of wire format v1
-//!   (see `PROTOCOL.md`), tagged by their `"type"` member.
+//! * [`ClientFrame`] and [`ServerFrame`]: the typed frames of wire format v2
+//!   (a superset of v1; see `PROTOCOL.md`), tagged by their `"type"` member.
 //! * [`FrameDecoder`], [`encode`]: length-prefixed JSON framing with a size
 //!   limit checked before anything is buffered.
-//! * [`Room`]: the state machine that registers nicknames, routes messages and
-//!   stamps sequence numbers. Input is a method call, output is drained from a
-//!   queue, and time is an argument, so the same inputs always give the same
-//!   bytes.
+//! * [`Server`]: sessions beside rooms. Handling a frame decides (an answer
+//!   now, or an event for a room); every room change is a stamped
+//!   [`Event`] with the room's next `seq`, applied in order; applying an
+//!   event yields one fan-out item, the event and its recipients.
 //!
 //! Nothing here opens a socket, spawns a task or reads a clock; `chatserver`
 //! wires it to TCP with tokio, and you can wire it to anything else.
 //!
-//! # Example: two clients chatting through a room, no sockets
+//! # The run loop
+//!
+//! Feed input with `handle_*`, then drain [`Server::poll`] until it is
+//! empty, then sleep until [`Server::poll_timeout`] (or the next input):
 //!
 //! ```
-//! use bytes::BytesMut;
-//! use chatproto::{ClientFrame, FrameDecoder, Room, RoomConfig, ServerFrame};
+//! use bytes::Bytes;
+//! use chatproto::{encode, ClientFrame, ClientId, Now, Output, Server, ServerConfig};
 //!
-//! let mut room = Room::new(RoomConfig::default());
-//! let now = 1_732_400_000_000; // unix milliseconds, from your clock
-//! let alice = room.handle_connect(now);
-//! let bob = room.handle_connect(now);
-//! room.handle_frame(now, alice, ClientFrame::Join { nick: "alice".into() });
-//! room.handle_frame(now, bob, ClientFrame::Join { nick: "bob".into() });
-//! room.handle_frame(now + 5, alice, ClientFrame::Msg { to: vec!["bob".into()], text: "hi bob".into() });
+//! let mut server = Server::new(ServerConfig::default(), [0; 32]); // seed from the OS in real use
+//! let max = server.config().max_frame_bytes;
+//! let now = Now::new(0, 1_732_400_000_000); // monotonic ms, unix ms
+//! let alice = server.handle_connect(now);
+//! let bob = server.handle_connect(now);
+//! server.handle_frame(now, alice, ClientFrame::join("alice"));
+//! server.handle_frame(now, bob, ClientFrame::join("bob"));
+//! server.handle_frame(now, alice, ClientFrame::msg(vec!["bob".into()], "hi bob"));
 //!
-//! // Drain the output: (recipient, bytes) pairs, in the order to send them.
-//! let mut to_bob = BytesMut::new();
-//! while let Some(t) = room.poll_transmit() {
-//!     if t.to == bob {
-//!         to_bob.extend_from_slice(&t.bytes);
+//! let mut wire: Vec<(ClientId, Bytes)> = Vec::new();
+//! while let Some(out) = server.poll() {
+//!     match out {
+//!         // One frame for one connection.
+//!         Output::Send { to, frame } => wire.push((to, encode(&frame, max).unwrap())),
+//!         // A room event: encode once, the same bytes for every recipient.
+//!         Output::Deliver { event, to, with_id } => {
+//!             let bytes = encode(&event.wire(with_id, false), max).unwrap();
+//!             wire.extend(to.iter().map(|&c| (c, bytes.clone())));
+//!         }
+//!         Output::Close { client, .. } => { /* close it once its bytes are written */ }
+//!         _ => {}
 //!     }
 //! }
-//!
-//! // What bob's socket would carry: welcome, his presence, then the message.
-//! let mut dec = FrameDecoder::default();
-//! let mut frames = Vec::new();
-//! while let Some(frame) = dec.decode::<ServerFrame>(&mut to_bob).unwrap() {
-//!     frames.push(frame.unwrap());
-//! }
-//! assert!(matches!(&frames[0], ServerFrame::Welcome { online, .. } if online.len() == 2));
-//! assert!(matches!(&frames[1], ServerFrame::Presence { seq: 2, .. }));
-//! assert_eq!(frames[2], ServerFrame::Msg {
-//!     seq: 3,
-//!     from: "alice".into(),
-//!     to: vec!["bob".into()],
-//!     text: "hi bob".into(),
-//!     ts: now + 5,
-//! });
+//! let to_bob: Vec<&Bytes> = wire.iter().filter(|(c, _)| *c == bob).map(|(_, b)| b).collect();
+//! // bob: his welcome, his own presence, then alice's message.
+//! assert_eq!(to_bob.len(), 3);
+//! assert!(to_bob[2].ends_with(br#""text":"hi bob","ts":1732400000000}"#));
+//! // Sleep until then, and call `handle_timeout`.
+//! assert!(server.poll_timeout().is_some());
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -59,8 +62,8 @@ mod client_de;
 pub mod codec;
 pub mod frame;
 pub mod nick;
-mod room;
 pub mod sanitize;
+mod server;
 pub mod testkit;
 
 pub use codec::{
@@ -70,9 +73,12 @@ pub use codec::{
 #[cfg(feature = "tokio-codec")]
 pub use codec::{CodecError, JsonFrameCodec};
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
+pub use frame::{Limits, RoomInfo};
 pub use nick::{validate_nick, NickError, MAX_NICK_LEN};
-pub use room::{
-    ClientId, ClientIdHasher, ClientIdMap, Close, Event, FrameHook, Room, RoomConfig, Transmit,
-    DEFAULT_MAX_RECIPIENTS,
-};
 pub use sanitize::escape_control;
+pub use server::config::{ServerConfig, DEFAULT_MAX_RECIPIENTS, LOBBY};
+pub use server::event::{
+    room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
+};
+pub use server::output::{Kick, Output};
+pub use server::{ClientId, Now, Server};

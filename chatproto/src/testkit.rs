@@ -1,72 +1,87 @@
-//! A deterministic simulation harness for the [`Room`], and the invariant
-//! checks the tests and fuzz targets share.
+//! A deterministic simulation harness for the [`Server`] core, and the
+//! invariant checks the tests and fuzz targets share.
 //!
-//! [`Sim`] plays N fake clients against a real room with a fake clock. Every
-//! byte the room emits is decoded the way a client would, and the harness
-//! asserts as it goes that each client sees seq strictly increasing and only
-//! messages addressed to it. Useful to embedders too: drive your own scenario
-//! and inspect what each client received.
+//! [`Sim`] plays N fake clients against a real server core with a fake
+//! clock. Every byte the core emits is encoded and decoded the way a client
+//! would see it, and the harness asserts as it goes that each client sees
+//! seq strictly increasing per room and only messages it may see. Useful to
+//! embedders too: drive your own scenario and inspect what each client
+//! received.
+
+use std::collections::HashMap;
 
 use bytes::BytesMut;
 
 use crate::{
-    encode, ClientFrame, ClientId, ErrorCode, Event, FrameDecoder, PresenceStatus, Room,
-    RoomConfig, ServerFrame,
+    encode, ClientFrame, ClientId, ErrorCode, Event, FrameDecoder, Now, Output, PresenceStatus,
+    Server, ServerConfig, ServerFrame,
 };
 
 /// One fake client of a [`Sim`].
 #[derive(Debug)]
 pub struct SimClient {
-    /// The handle the room gave it.
+    /// The handle the server gave it.
     pub id: ClientId,
     /// The nickname it joined as, once its `welcome` arrived.
     pub nick: Option<String>,
-    /// Whether the connection is still open (closed by [`Sim::disconnect`] or by the room).
+    /// Its session token, once its `welcome` arrived.
+    pub session: Option<String>,
+    /// Whether the connection is still open (closed by [`Sim::disconnect`] or by the server).
     pub open: bool,
-    /// The error code the room closed it with, if it did.
+    /// The error code the server closed it with, if it did.
     pub closed_with: Option<ErrorCode>,
     /// Every frame it received, in order.
     pub received: Vec<ServerFrame>,
-    last_seq: u64,
+    /// The last live seq seen per room.
+    last_seq: HashMap<String, u64>,
     decoder: FrameDecoder,
     buf: BytesMut,
 }
 
-/// N fake clients, a fake clock and a real [`Room`].
+/// N fake clients, a fake clock and a real [`Server`].
 #[derive(Debug)]
 pub struct Sim {
-    /// The room under test.
-    pub room: Room,
-    /// The fake clock, unix milliseconds.
+    /// The server under test.
+    pub server: Server,
+    /// The fake wall clock, unix milliseconds; the monotonic clock is the
+    /// time since the sim started.
     pub now: u64,
+    start: u64,
     /// The clients, indexed by the number [`Sim::connect`] returned.
     pub clients: Vec<SimClient>,
-    /// Every event the room reported, in order.
+    /// Every event the server delivered, in order.
     pub events: Vec<Event>,
 }
 
 impl Sim {
-    /// A room with `config` and the clock at `now`.
-    pub fn new(config: RoomConfig, now: u64) -> Self {
+    /// A server with `config`, a fixed seed, and the wall clock at `now`.
+    pub fn new(config: ServerConfig, now: u64) -> Self {
         Sim {
-            room: Room::new(config),
+            server: Server::new(config, [42; 32]),
             now,
+            start: now,
             clients: Vec::new(),
             events: Vec::new(),
         }
     }
 
+    /// Both clocks now.
+    pub fn clock(&self) -> Now {
+        Now::new(self.now - self.start, self.now)
+    }
+
     /// Open a new connection; returns its index.
     pub fn connect(&mut self) -> usize {
-        let id = self.room.handle_connect(self.now);
+        let id = self.server.handle_connect(self.clock());
         self.clients.push(SimClient {
             id,
             nick: None,
+            session: None,
             open: true,
             closed_with: None,
             received: Vec::new(),
-            last_seq: 0,
-            decoder: FrameDecoder::new(self.room.config().max_frame_bytes),
+            last_seq: HashMap::new(),
+            decoder: FrameDecoder::new(self.server.config().max_frame_bytes),
             buf: BytesMut::new(),
         });
         self.clients.len() - 1
@@ -78,7 +93,7 @@ impl Sim {
         if !self.clients[i].open {
             return;
         }
-        let max = self.room.config().max_frame_bytes;
+        let max = self.server.config().max_frame_bytes;
         let wire = encode(&frame, max).expect("test frames fit");
         let mut buf = BytesMut::from(&wire[..]);
         let mut dec = FrameDecoder::new(max);
@@ -87,7 +102,8 @@ impl Sim {
             .expect("framing is valid")
             .expect("a whole frame")
             .expect("a valid payload");
-        self.room.handle_frame(self.now, self.clients[i].id, frame);
+        self.server
+            .handle_frame(self.clock(), self.clients[i].id, frame);
         self.flush();
     }
 
@@ -97,28 +113,23 @@ impl Sim {
         if !self.clients[i].open {
             return;
         }
+        let (now, id) = (self.clock(), self.clients[i].id);
         match crate::parse_payload::<ClientFrame>(payload) {
-            Ok(frame) => self.room.handle_frame(self.now, self.clients[i].id, frame),
-            Err(e) => self.room.handle_bad_frame(self.now, self.clients[i].id, &e),
+            Ok(frame) => self.server.handle_frame(now, id, frame),
+            Err(e) => self.server.handle_bad_frame(now, id, &e),
         }
         self.flush();
     }
 
-    /// Client `i` joins as `nick`.
+    /// Client `i` joins as `nick` (a v1 join: it enters `lobby`).
     pub fn join(&mut self, i: usize, nick: &str) {
-        self.send(i, ClientFrame::Join { nick: nick.into() });
+        self.send(i, ClientFrame::join(nick));
     }
 
-    /// Client `i` sends `text` to `to` (empty: everyone).
+    /// Client `i` sends `text` to `to` (empty: everyone) in `lobby`.
     pub fn msg(&mut self, i: usize, to: &[&str], text: &str) {
         let to = to.iter().map(|s| s.to_string()).collect();
-        self.send(
-            i,
-            ClientFrame::Msg {
-                to,
-                text: text.into(),
-            },
-        );
+        self.send(i, ClientFrame::msg(to, text));
     }
 
     /// Client `i`'s connection closes.
@@ -127,55 +138,67 @@ impl Sim {
             return;
         }
         self.clients[i].open = false;
-        self.room.handle_disconnect(self.now, self.clients[i].id);
+        self.server
+            .handle_disconnect(self.clock(), self.clients[i].id);
         self.flush();
     }
 
-    /// Move the clock forward by `ms` and tick the room.
+    /// The shell closes client `i` for `why`.
+    pub fn kick(&mut self, i: usize, why: crate::Kick) {
+        self.server.kick(self.clock(), self.clients[i].id, why);
+        self.flush();
+    }
+
+    /// Move the clock forward by `ms`, running every timer at its deadline
+    /// on the way, as a shell sleeping on `poll_timeout` would.
     pub fn advance(&mut self, ms: u64) {
-        self.now += ms;
-        self.room.handle_tick(self.now);
-        self.flush();
+        let until = self.now - self.start + ms;
+        while let Some(at) = self.server.poll_timeout() {
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(self.start + at);
+            self.server.handle_timeout(self.clock());
+            self.flush();
+        }
+        self.now = self.start + until;
     }
 
-    /// Drain the room into the clients, checking each frame as it arrives.
+    /// Drain the server into the clients, checking each frame as it arrives.
     ///
     /// # Panics
     ///
-    /// If the room breaks an invariant: bytes for a closed or unknown client,
-    /// an undecodable frame, a seq that does not increase for a client, a
-    /// message delivered to someone it was not addressed to.
+    /// If the server breaks an invariant: bytes for a closed or unknown
+    /// client, an undecodable or oversized frame, a seq that does not
+    /// increase for a client in a room, a message delivered to someone it
+    /// was not addressed to.
     pub fn flush(&mut self) {
-        while let Some(t) = self.room.poll_transmit() {
-            let c = self
-                .clients
-                .iter_mut()
-                .find(|c| c.id == t.to)
-                .expect("transmit for a client the room never gave out");
-            assert!(c.open, "transmit for closed client {}", t.to);
-            c.buf.extend_from_slice(&t.bytes);
-            while let Some(frame) = c
-                .decoder
-                .decode::<ServerFrame>(&mut c.buf)
-                .expect("framing")
-            {
-                let frame = frame.expect("room sent an invalid payload");
-                check_frame(c, &frame);
-                c.received.push(frame);
+        let max = self.server.config().max_frame_bytes;
+        while let Some(out) = self.server.poll() {
+            match out {
+                Output::Send { to, frame } => {
+                    let bytes = encode(&frame, max).expect("the server's frames fit");
+                    receive(&mut self.clients, to, &bytes);
+                }
+                Output::Deliver { event, to, with_id } => {
+                    let bytes = encode(&event.wire(with_id, false), max).expect("events fit");
+                    for &c in to {
+                        receive(&mut self.clients, c, &bytes);
+                    }
+                    if !with_id && self.events.last() != Some(event) {
+                        self.events.push(event.clone());
+                    }
+                }
+                Output::Close { client, code } => {
+                    let c = self
+                        .clients
+                        .iter_mut()
+                        .find(|c| c.id == client)
+                        .expect("close for an unknown client");
+                    c.open = false;
+                    c.closed_with = Some(code);
+                }
             }
-            assert!(c.buf.is_empty(), "transmit ended mid-frame");
-        }
-        while let Some(close) = self.room.poll_close() {
-            let c = self
-                .clients
-                .iter_mut()
-                .find(|c| c.id == close.client)
-                .expect("close for an unknown client");
-            c.open = false;
-            c.closed_with = Some(close.code);
-        }
-        while let Some(e) = self.room.poll_event() {
-            self.events.push(e);
         }
     }
 
@@ -185,36 +208,76 @@ impl Sim {
     }
 }
 
+fn receive(clients: &mut [SimClient], to: ClientId, bytes: &[u8]) {
+    let c = clients
+        .iter_mut()
+        .find(|c| c.id == to)
+        .expect("output for a client the server never gave out");
+    assert!(c.open, "output for closed client {to}");
+    c.buf.extend_from_slice(bytes);
+    while let Some(frame) = c
+        .decoder
+        .decode::<ServerFrame>(&mut c.buf)
+        .expect("framing")
+    {
+        let frame = frame.expect("the server sent an invalid payload");
+        check_frame(c, &frame);
+        c.received.push(frame);
+    }
+    assert!(c.buf.is_empty(), "output ended mid-frame");
+}
+
 fn check_frame(c: &mut SimClient, frame: &ServerFrame) {
-    let seq = match frame {
-        ServerFrame::Welcome { nick, seq, online } => {
+    let lobby = || crate::LOBBY.to_owned();
+    let (room, seq) = match frame {
+        ServerFrame::Welcome {
+            nick,
+            seq,
+            online,
+            session,
+            ..
+        } => {
             assert!(c.nick.is_none(), "second welcome");
             assert!(
-                online.contains(nick) || online.len() > 1,
+                online.is_empty() || online.contains(nick) || online.len() > 1,
                 "welcome lacks joiner"
             );
             c.nick = Some(nick.clone());
-            assert!(*seq >= c.last_seq);
-            c.last_seq = *seq;
+            c.session = session.clone();
+            if !online.is_empty() {
+                c.last_seq.insert(lobby(), *seq);
+            }
             return;
         }
-        ServerFrame::Presence { seq, .. } => *seq,
-        ServerFrame::Msg { seq, from, to, .. } => {
+        ServerFrame::Entered { room, seq, .. } => {
+            c.last_seq.insert(room.clone(), *seq);
+            return;
+        }
+        ServerFrame::Presence { room, seq, .. } => (room.clone().unwrap_or_else(lobby), *seq),
+        ServerFrame::Msg {
+            room,
+            seq,
+            from,
+            to,
+            replay,
+            ..
+        } => {
             let me = c.nick.as_deref().expect("msg before welcome");
-            let addressed =
-                to.is_empty() || from == me || to.iter().any(|n| n.eq_ignore_ascii_case(me));
+            let me = crate::nick::nick_key(me);
+            let addressed = to.is_empty()
+                || crate::nick::nick_key(from) == me
+                || to.iter().any(|n| crate::nick::nick_key(n) == me);
             assert!(addressed, "{me} received a message for {to:?}");
-            *seq
+            if *replay {
+                return;
+            }
+            (room.clone().unwrap_or_else(lobby), *seq)
         }
         _ => return,
     };
-    assert!(
-        seq > c.last_seq,
-        "seq {seq} after {} for {}",
-        c.last_seq,
-        c.id
-    );
-    c.last_seq = seq;
+    let last = c.last_seq.entry(room.clone()).or_insert(0);
+    assert!(seq > *last, "seq {seq} after {last} in {room} for {}", c.id);
+    *last = seq;
 }
 
 /// Feed `data` to a [`FrameDecoder`] in chunks chosen by its first byte, and
@@ -257,26 +320,29 @@ pub fn check_decode(data: &[u8]) {
     }
 }
 
-/// Drive a room with operations read from `data` and check its invariants:
-/// seq strictly increasing per client, unique nicknames, no delivery to a
-/// non-recipient (all checked by [`Sim`]), and every `join` and `msg` from
-/// an open client answered by exactly one reply (welcome or echo, or an
-/// error).
+/// Drive a server with operations read from `data` and check its
+/// invariants: seq strictly increasing per client and room, unique
+/// nicknames, no delivery to a non-recipient (all checked by [`Sim`]), and
+/// every `join` and `msg` from an open client answered by exactly one reply
+/// (welcome or echo, or an error).
 ///
 /// The `room` fuzz target and the corpus replay test both call this.
 pub fn check_room_ops(data: &[u8]) {
     const NICKS: [&str; 8] = [
         "alice", "Alice", "bob", "b0b", "carol", "dave", "bad nick", "",
     ];
+    const ROOMS: [&str; 4] = ["lobby", "rust", "Rust", "#bad"];
     let mut sim = Sim::new(
-        RoomConfig {
+        ServerConfig {
             max_frame_bytes: crate::MIN_MAX_FRAME_BYTES,
             join_timeout_ms: 1_000,
             idle_ping_ms: 2_000,
             pong_timeout_ms: 1_000,
             // Low enough that the fuzzer's recipient lists cross it.
             max_recipients: 4,
-            ..RoomConfig::default()
+            max_rooms_per_client: 2,
+            history_per_room: 8,
+            ..ServerConfig::default()
         },
         1_000_000,
     );
@@ -298,28 +364,57 @@ pub fn check_room_ops(data: &[u8]) {
                 let mut to = Vec::new();
                 for (bit, nick) in NICKS.iter().enumerate() {
                     if op & (1 << (bit % 3 + 3)) != 0 && arg & (1 << bit) != 0 {
-                        to.push(*nick);
+                        to.push(nick.to_string());
                     }
                 }
                 let long = "x".repeat(if op & 0x80 != 0 { 900 } else { 3 });
-                expect_one_reply(&mut sim, who, |s| s.msg(who, &to, &long));
+                let room = ROOMS[(op >> 5) as usize % 4];
+                let id = (op & 0x40 != 0).then(|| format!("id{}", arg % 4));
+                let frame = if room == crate::LOBBY && id.is_none() {
+                    ClientFrame::msg(to, long)
+                } else {
+                    ClientFrame::msg_in(room, to, long, id)
+                };
+                expect_one_reply(&mut sim, who, |s| s.send(who, frame));
             }
             5 if n > 0 => sim.disconnect(who),
             6 => sim.advance(arg as u64 * 20),
-            7 if n > 0 => match arg % 3 {
+            7 if n > 0 => match arg % 8 {
                 0 => sim.send(who, ClientFrame::Pong),
                 1 => sim.send(who, ClientFrame::Ping),
+                2 => sim.send(
+                    who,
+                    ClientFrame::enter(ROOMS[(arg >> 3) as usize % 4], None),
+                ),
+                3 => sim.send(who, ClientFrame::part(ROOMS[(arg >> 3) as usize % 4])),
+                4 => sim.send(
+                    who,
+                    ClientFrame::history(ROOMS[(arg >> 3) as usize % 4], None, Some(3)),
+                ),
+                5 => sim.send(who, ClientFrame::Rooms),
+                6 => {
+                    // Reconnect as the same nick, resuming this client's session.
+                    let (nick, token) = (
+                        sim.clients[who].nick.clone(),
+                        sim.clients[who].session.clone(),
+                    );
+                    sim.disconnect(who);
+                    if let Some(nick) = nick {
+                        let i = sim.connect();
+                        sim.send(i, ClientFrame::join_v2(nick, vec!["lobby".into()], token));
+                    }
+                }
                 _ => sim.send_payload(who, &data[..data.len().min(arg as usize)]),
             },
             _ => {}
         }
-        check_unique_nicks(&sim.room);
+        check_unique_nicks(&sim.server);
     }
     for i in 0..sim.clients.len() {
         sim.disconnect(i);
     }
-    assert_eq!(sim.room.connections(), 0);
-    assert_eq!(sim.room.members(), 0);
+    assert_eq!(sim.server.connections(), 0);
+    assert_eq!(sim.server.members(), 0);
 }
 
 /// Run `act` and check that client `i`, if open before, got exactly one
@@ -336,15 +431,15 @@ fn expect_one_reply(sim: &mut Sim, i: usize, act: impl FnOnce(&mut Sim)) {
         .iter()
         .filter(|f| match f {
             ServerFrame::Welcome { .. } | ServerFrame::Error { .. } => true,
-            ServerFrame::Msg { from, .. } => Some(from) == me.as_ref(),
+            ServerFrame::Msg { from, replay, .. } => Some(from) == me.as_ref() && !replay,
             _ => false,
         })
         .count();
     assert_eq!(replies, 1, "client {i} got {replies} replies");
 }
 
-fn check_unique_nicks(room: &Room) {
-    let mut keys: Vec<String> = room.online().map(crate::nick::nick_key).collect();
+fn check_unique_nicks(server: &Server) {
+    let mut keys: Vec<String> = server.online().map(crate::nick::nick_key).collect();
     let n = keys.len();
     keys.sort();
     keys.dedup();

@@ -3,25 +3,35 @@
 use bytes::{BufMut, BytesMut};
 use chatproto::testkit::Sim;
 use chatproto::{
-    encode, encode_into, ClientFrame, EncodeError, ErrorCode, FrameDecoder, FramingError,
-    PayloadError, RoomConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN,
-    MIN_MAX_FRAME_BYTES,
+    encode, encode_into, ClientFrame, EncodeError, ErrorCode, FrameDecoder, FramingError, Limits,
+    PayloadError, PresenceStatus, RoomInfo, ServerConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
+    HEADER_LEN, MIN_MAX_FRAME_BYTES,
 };
 
-/// A few frames of every client kind, with text that needs escaping.
+/// A few frames of every client kind, v1 and v2, with text that needs
+/// escaping.
 fn sample() -> Vec<ClientFrame> {
     vec![
-        ClientFrame::Join {
-            nick: "alice".into(),
-        },
-        ClientFrame::Msg {
-            to: vec![],
-            text: "hello everyone".into(),
-        },
-        ClientFrame::Msg {
-            to: vec!["bob".into(), "carol".into()],
-            text: "tab\t\"quote\" é ✓ \u{1b}[2J".into(),
-        },
+        ClientFrame::join("alice"),
+        ClientFrame::join_v2("alice", vec!["lobby".into(), "rust".into()], None),
+        ClientFrame::join_v2("alice", vec![], Some("0123456789abcdef".into())),
+        ClientFrame::msg(vec![], "hello everyone"),
+        ClientFrame::msg(
+            vec!["bob".into(), "carol".into()],
+            "tab\t\"quote\" é ✓ \u{1b}[2J",
+        ),
+        ClientFrame::msg_in(
+            "rust",
+            vec!["bob".into()],
+            "in a room",
+            Some("m-1 ✓".into()),
+        ),
+        ClientFrame::enter("rust", None),
+        ClientFrame::enter("ops", Some((41, "e\"poch".into()))),
+        ClientFrame::part("rust"),
+        ClientFrame::history("rust", Some(42), Some(10)),
+        ClientFrame::history("ops", None, None),
+        ClientFrame::Rooms,
         ClientFrame::Ping,
         ClientFrame::Pong,
     ]
@@ -118,13 +128,13 @@ fn is_mid_frame_tracks_a_partial_frame() {
 #[test]
 fn fifty_frames_in_one_buffer() {
     let frames: Vec<ClientFrame> = (0..50)
-        .map(|i| ClientFrame::Msg {
-            to: if i % 3 == 0 {
+        .map(|i| {
+            let to = if i % 3 == 0 {
                 vec![]
             } else {
                 vec![format!("n{i}")]
-            },
-            text: format!("message number {i}"),
+            };
+            ClientFrame::msg(to, format!("message number {i}"))
         })
         .collect();
     let mut buf = BytesMut::from(&wire(&frames)[..]);
@@ -360,15 +370,16 @@ fn bad_payloads_say_what_was_wrong_and_the_decoder_carries_on() {
 
 #[test]
 fn a_bad_payload_becomes_bad_frame_and_the_connection_stays_open() {
-    let mut sim = Sim::new(RoomConfig::default(), 1_000);
+    let mut sim = Sim::new(ServerConfig::default(), 1_000);
     let a = sim.connect();
     sim.join(a, "alice");
     sim.take(a);
     sim.send_payload(a, b"{\"type\":\"join\",\"nick\":42}");
     match &sim.take(a)[..] {
-        [ServerFrame::Error { code, message }] => {
+        [ServerFrame::Error { code, message, .. }] => {
             assert_eq!(*code, ErrorCode::BadFrame);
             assert!(message.contains("invalid type"), "{message}");
+            assert!(message.contains("member `nick`"), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -382,19 +393,36 @@ fn unknown_members_are_ignored() {
     let cases = [
         (
             r#"{"type":"join","nick":"alice","colour":"red","v":{"x":[1,2]}}"#,
-            ClientFrame::Join {
-                nick: "alice".into(),
-            },
+            ClientFrame::join("alice"),
         ),
         (
             r#"{"v":2,"type":"msg","text":"hi","to":["bob"],"reply_to":7}"#,
-            ClientFrame::Msg {
-                to: vec!["bob".into()],
-                text: "hi".into(),
-            },
+            ClientFrame::msg(vec!["bob".into()], "hi"),
         ),
+        // Members another kind uses are ignored, whatever their type.
         (r#"{"type":"ping","id":7}"#, ClientFrame::Ping),
         (r#"{"type":"pong","id":null}"#, ClientFrame::Pong),
+        (
+            r#"{"type":"rooms","rooms":{"a":1},"room":false}"#,
+            ClientFrame::Rooms,
+        ),
+        (
+            r#"{"type":"part","room":"rust","since":"x","nick":[]}"#,
+            ClientFrame::part("rust"),
+        ),
+        (
+            r#"{"type":"join","nick":"alice","since":-1,"before":1.5,"text":7}"#,
+            ClientFrame::join("alice"),
+        ),
+        // A null optional member is an absent one.
+        (
+            r#"{"type":"join","nick":"alice","rooms":null,"resume":null}"#,
+            ClientFrame::join("alice"),
+        ),
+        (
+            r#"{"type":"msg","room":null,"text":"hi","id":null}"#,
+            ClientFrame::msg(vec![], "hi"),
+        ),
     ];
     for (p, want) in cases {
         let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
@@ -413,37 +441,33 @@ fn unknown_members_are_ignored() {
 
 #[test]
 fn a_client_cannot_choose_from_or_seq() {
-    let p = br#"{"type":"msg","from":"mallory","seq":999,"ts":1,"text":"hi"}"#;
+    let p = br#"{"type":"msg","from":"mallory","seq":999,"ts":1,"replay":true,"text":"hi"}"#;
     let mut buf = BytesMut::from(&framed(p)[..]);
     let decoded = FrameDecoder::default().decode::<ClientFrame>(&mut buf);
-    let want = ClientFrame::Msg {
-        to: vec![],
-        text: "hi".into(),
-    };
-    assert_eq!(decoded, Ok(Some(Ok(want))));
+    assert_eq!(decoded, Ok(Some(Ok(ClientFrame::msg(vec![], "hi")))));
 
-    let mut sim = Sim::new(RoomConfig::default(), 5_000);
+    let mut sim = Sim::new(ServerConfig::default(), 5_000);
     let a = sim.connect();
     sim.join(a, "alice");
     sim.take(a);
     sim.send_payload(a, p);
     let got = sim.take(a);
     let want = ServerFrame::Msg {
+        room: Some("lobby".into()),
         seq: 2,
         from: "alice".into(),
         to: vec![],
         text: "hi".into(),
         ts: 5_000,
+        id: None,
+        replay: false,
     };
     assert_eq!(got, vec![want]);
 }
 
 #[test]
 fn the_encoder_refuses_payloads_over_the_limit() {
-    let frame = |n: usize| ClientFrame::Msg {
-        to: vec![],
-        text: "x".repeat(n),
-    };
+    let frame = |n: usize| ClientFrame::msg(vec![], "x".repeat(n));
     // `{"type":"msg","text":""}` is 24 bytes.
     let max = 2000;
     let ok = encode(&frame(max - 24), max).unwrap();
@@ -470,7 +494,7 @@ fn limits_below_the_minimum_are_raised() {
         DEFAULT_MAX_FRAME_BYTES
     );
     let text = "x".repeat(MIN_MAX_FRAME_BYTES - 24);
-    let f = ClientFrame::Msg { to: vec![], text };
+    let f = ClientFrame::msg(vec![], text);
     assert!(
         encode(&f, 10).is_ok(),
         "the encoder raises a tiny limit too"
@@ -484,29 +508,92 @@ fn limits_below_the_minimum_are_raised() {
 
 #[test]
 fn encode_then_decode_round_trips_every_server_kind() {
+    let msg = |room: Option<&str>, id: Option<&str>, replay: bool| ServerFrame::Msg {
+        room: room.map(Into::into),
+        seq: u64::MAX,
+        from: "alice".into(),
+        to: vec!["bob".into()],
+        text: "\u{0}\u{7f}\u{2028}😀".into(),
+        ts: 0,
+        id: id.map(Into::into),
+        replay,
+    };
     let frames = vec![
+        // v1 shapes: every v2 member absent.
         ServerFrame::Welcome {
             nick: "alice".into(),
             seq: 41,
             online: vec!["alice".into(), "bob".into()],
+            session: None,
+            resumed: None,
+            limits: None,
         },
         ServerFrame::Online {
+            room: None,
             nicks: vec!["carol".into()],
         },
         ServerFrame::Presence {
+            room: None,
             seq: 42,
             nick: "alice".into(),
-            status: chatproto::PresenceStatus::Offline,
+            status: PresenceStatus::Offline,
             ts: u64::MAX,
         },
-        ServerFrame::Msg {
-            seq: u64::MAX,
-            from: "alice".into(),
-            to: vec![],
-            text: "\u{0}\u{7f}\u{2028}😀".into(),
-            ts: 0,
-        },
+        msg(None, None, false),
         ServerFrame::error(ErrorCode::Timeout, "late"),
+        // v2 shapes: every member present.
+        ServerFrame::Welcome {
+            nick: "alice".into(),
+            seq: 0,
+            online: vec![],
+            session: Some("00ff".into()),
+            resumed: Some(true),
+            limits: Some(Limits::new(65_536, 64, 500, 200)),
+        },
+        ServerFrame::Online {
+            room: Some("rust".into()),
+            nicks: vec!["carol".into()],
+        },
+        ServerFrame::Entered {
+            room: "rust".into(),
+            epoch: "e\"1".into(),
+            seq: 7,
+            oldest: 1,
+            online: vec!["alice".into()],
+            recovered: true,
+        },
+        ServerFrame::Presence {
+            room: Some("rust".into()),
+            seq: 8,
+            nick: "alice".into(),
+            status: PresenceStatus::Online,
+            ts: 1,
+        },
+        msg(Some("rust"), Some("m-1"), true),
+        ServerFrame::History {
+            room: "rust".into(),
+            events: vec![
+                msg(Some("rust"), None, true),
+                msg(Some("rust"), Some("m-2"), true),
+            ],
+            more: true,
+        },
+        ServerFrame::History {
+            room: "ops".into(),
+            events: vec![],
+            more: false,
+        },
+        ServerFrame::Rooms {
+            rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 1)],
+        },
+        ServerFrame::Error {
+            code: ErrorCode::Duplicate,
+            message: "again".into(),
+            id: Some("m-1".into()),
+            room: Some("rust".into()),
+            seq: Some(9),
+        },
+        ServerFrame::error(ErrorCode::NotInRoom, "enter first"),
         ServerFrame::Ping,
         ServerFrame::Pong,
         ServerFrame::Notice { text: "bye".into() },
@@ -520,6 +607,73 @@ fn encode_then_decode_round_trips_every_server_kind() {
         assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(f.clone()))));
     }
     assert_eq!(dec.decode::<ServerFrame>(&mut buf), Ok(None));
+}
+
+/// What a v1 server sent still decodes: every v2 member has a default.
+#[test]
+fn v1_server_frames_decode_with_the_v2_members_absent() {
+    let cases = [
+        (
+            r#"{"type":"welcome","nick":"alice","seq":3,"online":["alice"]}"#,
+            ServerFrame::Welcome {
+                nick: "alice".into(),
+                seq: 3,
+                online: vec!["alice".into()],
+                session: None,
+                resumed: None,
+                limits: None,
+            },
+        ),
+        (
+            r#"{"type":"presence","seq":4,"nick":"bob","status":"online","ts":9}"#,
+            ServerFrame::Presence {
+                room: None,
+                seq: 4,
+                nick: "bob".into(),
+                status: PresenceStatus::Online,
+                ts: 9,
+            },
+        ),
+        (
+            r#"{"type":"msg","seq":5,"from":"bob","to":[],"text":"hi","ts":10}"#,
+            ServerFrame::Msg {
+                room: None,
+                seq: 5,
+                from: "bob".into(),
+                to: vec![],
+                text: "hi".into(),
+                ts: 10,
+                id: None,
+                replay: false,
+            },
+        ),
+        (
+            r#"{"type":"online","nicks":["carol"]}"#,
+            ServerFrame::Online {
+                room: None,
+                nicks: vec!["carol".into()],
+            },
+        ),
+    ];
+    for (p, want) in cases {
+        let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
+        assert_eq!(
+            FrameDecoder::default().decode(&mut buf),
+            Ok(Some(Ok(want.clone()))),
+            "{p}"
+        );
+        // And it encodes back to the same bytes: no v2 member appears when
+        // it has nothing to say.
+        let bytes = encode(&want, DEFAULT_MAX_FRAME_BYTES).unwrap();
+        assert_eq!(&bytes[HEADER_LEN..], p.as_bytes());
+    }
+    // A code from a newer server is `unknown`, not a failed frame.
+    let p = br#"{"type":"error","code":"a_code_from_the_future","message":"?"}"#;
+    let mut buf = BytesMut::from(&framed(p)[..]);
+    assert_eq!(
+        FrameDecoder::default().decode(&mut buf),
+        Ok(Some(Ok(ServerFrame::error(ErrorCode::Unknown, "?"))))
+    );
 }
 
 #[cfg(feature = "tokio-codec")]

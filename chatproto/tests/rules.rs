@@ -1,17 +1,17 @@
 //! One test per Room rule, driven through the simulation harness.
 
 use chatproto::testkit::{presences, Sim};
-use chatproto::{ClientId, ErrorCode, Event, PresenceStatus, RoomConfig, ServerFrame};
+use chatproto::{ClientId, ErrorCode, EventBody, Kick, PresenceStatus, ServerConfig, ServerFrame};
 use PresenceStatus::{Offline, Online};
 
 const T0: u64 = 1_732_400_000_000;
 
-fn sim_with(config: RoomConfig) -> Sim {
+fn sim_with(config: ServerConfig) -> Sim {
     Sim::new(config, T0)
 }
 
 fn sim() -> Sim {
-    sim_with(RoomConfig::default())
+    sim_with(ServerConfig::default())
 }
 
 /// Connect and join each nick, then forget what they received.
@@ -34,13 +34,31 @@ fn joined(sim: &mut Sim, nicks: &[&str]) -> Vec<usize> {
 /// The one frame `frames` must hold: an error. Returns its code and message.
 fn only_error(frames: Vec<ServerFrame>) -> (ErrorCode, String) {
     match &frames[..] {
-        [ServerFrame::Error { code, message }] => (*code, message.clone()),
+        [ServerFrame::Error { code, message, .. }] => (*code, message.clone()),
         other => panic!("expected one error, got {other:?}"),
     }
 }
 
+/// The frames with the welcome's session token (random) taken out.
+fn without_session(mut frames: Vec<ServerFrame>) -> Vec<ServerFrame> {
+    for f in &mut frames {
+        if let ServerFrame::Welcome { session, .. } = f {
+            assert_eq!(
+                session.as_ref().map(String::len),
+                Some(32),
+                "a 128-bit token"
+            );
+            *session = None;
+        }
+    }
+    frames
+}
+
 fn msg(seq: u64, from: &str, to: &[&str], text: &str, ts: u64) -> ServerFrame {
     ServerFrame::Msg {
+        room: Some("lobby".into()),
+        id: None,
+        replay: false,
         seq,
         from: from.into(),
         to: to.iter().map(|s| s.to_string()).collect(),
@@ -51,6 +69,7 @@ fn msg(seq: u64, from: &str, to: &[&str], text: &str, ts: u64) -> ServerFrame {
 
 fn presence(seq: u64, nick: &str, status: PresenceStatus, ts: u64) -> ServerFrame {
     ServerFrame::Presence {
+        room: Some("lobby".into()),
         seq,
         nick: nick.into(),
         status,
@@ -67,9 +86,12 @@ fn welcome_carries_the_latest_seq_and_everyone_online() {
         nick: nick.into(),
         seq,
         online: online.iter().map(|s| s.to_string()).collect(),
+        session: None,
+        resumed: Some(false),
+        limits: Some(ServerConfig::default().limits()),
     };
     assert_eq!(
-        sim.take(a),
+        without_session(sim.take(a)),
         vec![
             welcome("alice", 0, &["alice"]),
             presence(1, "alice", Online, T0)
@@ -81,7 +103,7 @@ fn welcome_carries_the_latest_seq_and_everyone_online() {
     sim.join(b, "Bob");
     // seq 3 is the latest before Bob's own presence, which is 4.
     assert_eq!(
-        sim.take(b),
+        without_session(sim.take(b)),
         vec![
             welcome("Bob", 3, &["alice", "Bob"]),
             presence(4, "Bob", Online, T0)
@@ -113,7 +135,7 @@ fn presence_goes_to_everyone_on_join_and_to_the_rest_on_leave() {
     // An unjoined connection leaving is nobody's business.
     sim.disconnect(lurker);
     assert!(sim.take(a).is_empty());
-    assert_eq!(sim.room.seq(), 4);
+    assert_eq!(sim.server.seq("lobby"), 4);
 }
 
 #[test]
@@ -172,7 +194,7 @@ fn an_unknown_recipient_rejects_the_whole_message() {
     let [a, b, c] = joined(&mut sim, &["alice", "bob", "carol"])[..] else {
         unreachable!()
     };
-    let seq = sim.room.seq();
+    let seq = sim.server.seq("lobby");
     sim.msg(a, &["bob", "zed", "carol", "yann", "zed"], "hello?");
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::UnknownNick);
@@ -188,12 +210,12 @@ fn an_unknown_recipient_rejects_the_whole_message() {
         sim.take(b).is_empty() && sim.take(c).is_empty(),
         "nothing delivered"
     );
-    assert_eq!(sim.room.seq(), seq, "no seq spent");
+    assert_eq!(sim.server.seq("lobby"), seq, "no seq spent");
     assert!(sim.clients[a].open);
     assert!(!sim
         .events
         .iter()
-        .any(|e| matches!(e, Event::Message { .. })));
+        .any(|e| matches!(e.body, EventBody::Msg { .. })));
 }
 
 #[test]
@@ -216,7 +238,7 @@ fn names_that_no_nick_can_have_are_unknown_not_errors() {
 
 #[test]
 fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
-    let mut cfg = RoomConfig::default();
+    let mut cfg = ServerConfig::default();
     cfg.max_recipients = 5_000;
     let mut sim = sim_with(cfg);
     let a = joined(&mut sim, &["alice"])[0];
@@ -233,13 +255,13 @@ fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
 
 #[test]
 fn more_recipients_than_the_limit_are_refused_before_any_lookup() {
-    let mut cfg = RoomConfig::default();
+    let mut cfg = ServerConfig::default();
     cfg.max_recipients = 3;
     let mut sim = sim_with(cfg);
     let [a, b, c] = joined(&mut sim, &["alice", "bob", "carol"])[..] else {
         unreachable!()
     };
-    let seq = sim.room.seq();
+    let seq = sim.server.seq("lobby");
     // Four names, all online, one twice: duplicates count against the limit.
     sim.msg(a, &["bob", "carol", "bob", "BOB"], "hi");
     let (code, message) = only_error(sim.take(a));
@@ -249,7 +271,7 @@ fn more_recipients_than_the_limit_are_refused_before_any_lookup() {
         "{message}"
     );
     assert!(sim.take(b).is_empty() && sim.take(c).is_empty());
-    assert_eq!(sim.room.seq(), seq, "no seq spent");
+    assert_eq!(sim.server.seq("lobby"), seq, "no seq spent");
     assert!(sim.clients[a].open);
     // Unknown names past the limit are not looked up, so not quoted.
     let many: Vec<String> = (0..4).map(|i| format!("zed{i}")).collect();
@@ -270,7 +292,7 @@ fn more_recipients_than_the_limit_are_refused_before_any_lookup() {
 
 #[test]
 fn the_default_limit_is_64_recipients() {
-    assert_eq!(RoomConfig::default().max_recipients, 64);
+    assert_eq!(ServerConfig::default().max_recipients, 64);
     let mut sim = sim();
     let a = joined(&mut sim, &["alice"])[0];
     let names: Vec<String> = (0..64).map(|i| format!("n{i}")).collect();
@@ -300,11 +322,11 @@ fn seq_rises_by_one_per_msg_and_presence_only() {
     let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
         unreachable!()
     };
-    assert_eq!(sim.room.seq(), 2);
+    assert_eq!(sim.server.seq("lobby"), 2);
     sim.msg(a, &[], "x");
-    assert_eq!(sim.room.seq(), 3);
+    assert_eq!(sim.server.seq("lobby"), 3);
     sim.msg(b, &["alice"], "y");
-    assert_eq!(sim.room.seq(), 4);
+    assert_eq!(sim.server.seq("lobby"), 4);
     // Errors, pings and refused joins spend nothing.
     sim.msg(a, &["nobody"], "z");
     sim.send(a, chatproto::ClientFrame::Ping);
@@ -312,9 +334,9 @@ fn seq_rises_by_one_per_msg_and_presence_only() {
     let c = sim.connect();
     sim.join(c, "ALICE");
     sim.send_payload(c, b"nonsense");
-    assert_eq!(sim.room.seq(), 4);
+    assert_eq!(sim.server.seq("lobby"), 4);
     sim.disconnect(b);
-    assert_eq!(sim.room.seq(), 5);
+    assert_eq!(sim.server.seq("lobby"), 5);
 }
 
 #[test]
@@ -430,8 +452,8 @@ fn already_joined_keeps_the_first_nick() {
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::AlreadyJoined);
     assert!(message.contains("alice"), "{message}");
-    assert_eq!(sim.room.nick(sim.clients[a].id), Some("alice"));
-    assert_eq!(sim.room.members(), 1);
+    assert_eq!(sim.server.nick(sim.clients[a].id), Some("alice"));
+    assert_eq!(sim.server.members(), 1);
 }
 
 #[test]
@@ -445,8 +467,8 @@ fn ping_is_answered_with_pong() {
     assert!(sim.take(b).is_empty());
 }
 
-fn short_timeouts() -> RoomConfig {
-    let mut cfg = RoomConfig::default();
+fn short_timeouts() -> ServerConfig {
+    let mut cfg = ServerConfig::default();
     cfg.join_timeout_ms = 1_000;
     cfg.idle_ping_ms = 5_000;
     cfg.pong_timeout_ms = 2_000;
@@ -454,8 +476,51 @@ fn short_timeouts() -> RoomConfig {
 }
 
 #[test]
+fn a_client_that_answers_is_pinged_again_after_each_silence() {
+    let mut sim = sim_with(short_timeouts());
+    let a = joined(&mut sim, &["alice"])[0];
+    for round in 0..4 {
+        sim.advance(4_999);
+        assert!(sim.take(a).is_empty(), "round {round}: pinged early");
+        sim.advance(1);
+        assert_eq!(sim.take(a), vec![ServerFrame::Ping], "round {round}");
+        sim.advance(1_000);
+        sim.send(a, chatproto::ClientFrame::Pong);
+    }
+    // Speaking also counts as being alive: no ping while she talks.
+    for _ in 0..10 {
+        sim.advance(4_000);
+        sim.msg(a, &[], "still here");
+        assert_eq!(sim.take(a).len(), 1, "only her echo");
+    }
+    assert!(sim.clients[a].open);
+}
+
+/// A client whose pong waits behind a backlog it is reading is alive:
+/// the shell's report that it read is as good as the pong.
+#[test]
+fn a_client_reading_its_backlog_is_not_timed_out() {
+    let mut sim = sim_with(short_timeouts());
+    let a = joined(&mut sim, &["alice"])[0];
+    sim.advance(5_000);
+    assert_eq!(sim.take(a), vec![ServerFrame::Ping]);
+    sim.advance(1_500);
+    let (now, id) = (sim.clock(), sim.clients[a].id);
+    sim.server.handle_progress(now, id);
+    // Its ping's deadline passes (at 7 s); the next silence starts at 6.5 s.
+    sim.advance(4_999);
+    assert!(sim.clients[a].open, "closed while reading");
+    assert!(sim.take(a).is_empty());
+    sim.advance(1);
+    assert_eq!(sim.take(a), vec![ServerFrame::Ping]);
+    // Without a pong or further progress, this one does time it out.
+    sim.advance(2_000);
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
+}
+
+#[test]
 fn a_connection_that_does_not_join_in_time_is_closed() {
-    let d = RoomConfig::default();
+    let d = ServerConfig::default();
     assert_eq!(
         (d.join_timeout_ms, d.idle_ping_ms, d.pong_timeout_ms),
         (10_000, 30_000, 10_000)
@@ -473,7 +538,7 @@ fn a_connection_that_does_not_join_in_time_is_closed() {
     assert_eq!(only_error(sim.take(c)).0, ErrorCode::Timeout);
     assert!(sim.take(a).is_empty(), "no presence for a stranger");
     assert!(sim.clients[a].open);
-    assert_eq!(sim.room.connections(), 1);
+    assert_eq!(sim.server.connections(), 1);
 }
 
 #[test]
@@ -500,29 +565,26 @@ fn an_idle_client_is_pinged_then_closed_if_silent() {
     // carol fell idle in the same tick: pings go out before the closes.
     assert_eq!(sim.take(c), vec![ServerFrame::Ping, gone]);
     assert!(sim.clients[b].open && sim.clients[c].open);
-    assert!(sim.events.contains(&Event::Left {
-        client: sim.clients[a].id,
-        nick: "alice".into(),
-        seq: 5
-    }));
+    assert!(sim.events.iter().any(|e| e.seq == 5
+        && matches!(&e.body, EventBody::Presence { nick, status: Offline, .. } if nick == "alice")));
 }
 
 #[test]
 fn msg_too_large_when_the_stamped_frame_would_not_fit() {
-    let mut cfg = RoomConfig::default();
+    let mut cfg = ServerConfig::default();
     cfg.max_frame_bytes = 1024;
     let mut sim = sim_with(cfg);
     let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
         unreachable!()
     };
     // The stamped frame adds seq, from, to and ts around the text:
-    // `{"type":"msg","seq":3,"from":"alice","to":[],"text":"","ts":1732400000000}`.
-    let overhead = 74;
+    // `{"type":"msg","room":"lobby","seq":3,"from":"alice","to":[],"text":"","ts":1732400000000}`.
+    let overhead = 89;
     let fits = "x".repeat(1024 - overhead);
     sim.msg(a, &[], &fits);
     assert_eq!(sim.take(b).len(), 1);
     sim.take(a);
-    let seq = sim.room.seq();
+    let seq = sim.server.seq("lobby");
     sim.msg(a, &[], &format!("{fits}y"));
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::MsgTooLarge);
@@ -531,13 +593,13 @@ fn msg_too_large_when_the_stamped_frame_would_not_fit() {
         "{message}"
     );
     assert!(sim.take(b).is_empty());
-    assert_eq!(sim.room.seq(), seq);
+    assert_eq!(sim.server.seq("lobby"), seq);
     assert!(!code.is_fatal() && sim.clients[a].open);
 }
 
 #[test]
 fn a_big_welcome_continues_in_online_frames() {
-    let mut cfg = RoomConfig::default();
+    let mut cfg = ServerConfig::default();
     cfg.max_frame_bytes = 1024;
     let mut sim = sim_with(cfg);
     let nicks: Vec<String> = (0..150).map(|i| format!("member_{i:03}")).collect();
@@ -549,7 +611,9 @@ fn a_big_welcome_continues_in_online_frames() {
     sim.join(j, "joiner");
     let got = sim.take(j);
     let mut online = match &got[0] {
-        ServerFrame::Welcome { nick, seq, online } => {
+        ServerFrame::Welcome {
+            nick, seq, online, ..
+        } => {
             assert_eq!((nick.as_str(), *seq), ("joiner", 150));
             online.clone()
         }
@@ -559,7 +623,7 @@ fn a_big_welcome_continues_in_online_frames() {
     let mut rest = got[1..].iter();
     for f in rest.by_ref() {
         match f {
-            ServerFrame::Online { nicks } => {
+            ServerFrame::Online { nicks, .. } => {
                 assert!(!nicks.is_empty());
                 online.extend(nicks.iter().cloned());
                 parts += 1;
@@ -585,8 +649,8 @@ fn shutdown_sends_a_notice_to_every_connection() {
     let mut sim = sim();
     let ids = joined(&mut sim, &["alice", "bob"]);
     let lurker = sim.connect();
-    let seq = sim.room.seq();
-    sim.room.handle_shutdown(sim.now, "server restarting");
+    let seq = sim.server.seq("lobby");
+    sim.server.handle_shutdown("server restarting");
     sim.flush();
     let notice = ServerFrame::Notice {
         text: "server restarting".into(),
@@ -595,7 +659,7 @@ fn shutdown_sends_a_notice_to_every_connection() {
         assert_eq!(sim.take(i), vec![notice.clone()]);
         assert!(sim.clients[i].open, "the caller closes");
     }
-    assert_eq!(sim.room.seq(), seq);
+    assert_eq!(sim.server.seq("lobby"), seq);
 }
 
 #[test]
@@ -605,22 +669,16 @@ fn kick_sends_the_error_closes_and_tells_the_others() {
         unreachable!()
     };
     let id = sim.clients[b].id;
-    sim.room
-        .kick(sim.now, id, ErrorCode::SlowConsumer, "you fell behind");
-    sim.flush();
-    assert_eq!(
-        sim.take(b),
-        vec![ServerFrame::error(
-            ErrorCode::SlowConsumer,
-            "you fell behind"
-        )]
-    );
+    let why = Kick::SlowConsumer { limit: 1_000 };
+    sim.kick(b, why.clone());
+    assert_eq!(sim.take(b), vec![why.frame()]);
+    assert!(why.message().contains("1000"), "{}", why.message());
     assert_eq!(sim.clients[b].closed_with, Some(ErrorCode::SlowConsumer));
     assert_eq!(presences(&sim, a), vec![("bob".to_string(), Offline)]);
-    assert_eq!(sim.room.members(), 1);
+    assert_eq!(sim.server.members(), 1);
     // Kicking again, or a late disconnect, does nothing.
-    sim.room.kick(sim.now, id, ErrorCode::RateLimited, "again");
-    sim.room.handle_disconnect(sim.now, id);
+    sim.server.kick(sim.clock(), id, Kick::RateLimited);
+    sim.server.handle_disconnect(sim.clock(), id);
     sim.flush();
     assert_eq!(sim.take(a).len(), 1);
 }
@@ -630,48 +688,37 @@ fn input_for_unknown_clients_is_ignored() {
     let mut sim = sim();
     let a = joined(&mut sim, &["alice"])[0];
     let ghost = ClientId(999);
-    sim.room
-        .handle_frame(sim.now, ghost, chatproto::ClientFrame::Ping);
-    sim.room.handle_disconnect(sim.now, ghost);
-    sim.room.kick(sim.now, ghost, ErrorCode::Timeout, "x");
-    assert!(sim.room.poll_transmit().is_none() && sim.room.poll_close().is_none());
+    let now = sim.clock();
+    sim.server
+        .handle_frame(now, ghost, chatproto::ClientFrame::Ping);
+    sim.server.handle_disconnect(now, ghost);
+    sim.server.kick(now, ghost, Kick::RateLimited);
+    assert!(sim.server.poll().is_none());
     assert!(sim.take(a).is_empty());
 }
 
 #[test]
-fn events_are_reported_in_seq_order_unless_turned_off() {
+fn events_are_reported_in_seq_order() {
     let mut sim = sim();
     let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
         unreachable!()
     };
     sim.msg(a, &["bob"], "hi");
     sim.disconnect(b);
-    let seqs: Vec<u64> = sim
-        .events
-        .iter()
-        .map(|e| match e {
-            Event::Joined { seq, .. } | Event::Left { seq, .. } | Event::Message { seq, .. } => {
-                *seq
-            }
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let seqs: Vec<u64> = sim.events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
-    assert_eq!(
-        sim.events[2],
-        Event::Message {
-            seq: 3,
-            from: "alice".into(),
-            to: vec!["bob".into()],
-            text: "hi".into()
+    assert!(sim.events.iter().all(|e| e.room == "lobby"));
+    match &sim.events[2].body {
+        EventBody::Msg { nick, to, text, .. } => {
+            assert_eq!(nick, "alice");
+            assert_eq!(
+                to.iter().map(|r| r.nick.as_str()).collect::<Vec<_>>(),
+                ["bob"]
+            );
+            assert_eq!(text, "hi");
         }
-    );
-
-    let mut cfg = RoomConfig::default();
-    cfg.record_events = false;
-    let mut quiet = sim_with(cfg);
-    joined(&mut quiet, &["alice"]);
-    assert!(quiet.events.is_empty());
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -688,6 +735,11 @@ fn fatal_codes_are_the_ones_that_close() {
         (EmptyFrame, true),
         (MsgTooLarge, false),
         (TooManyRecipients, false),
+        (RoomInvalid, false),
+        (NotInRoom, false),
+        (AlreadyInRoom, false),
+        (TooManyRooms, false),
+        (Duplicate, false),
         (ServerFull, true),
         (RateLimited, true),
         (SlowConsumer, true),
@@ -701,4 +753,69 @@ fn fatal_codes_are_the_ones_that_close() {
     }
     let unknown: ErrorCode = serde_json::from_str("\"from_the_future\"").unwrap();
     assert_eq!(unknown, Unknown);
+}
+
+/// Paging back through a history whose oldest messages were forgotten
+/// ends: `more` is false once the kept messages are exhausted.
+#[test]
+fn history_paging_ends_where_the_kept_history_starts() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.history_per_room = 2;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None)); // seq 1
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "m1", None)); // 2
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "m2", None)); // 3
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["rust".into()], None)); // 4
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "m3", None)); // 5
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "m4", None)); // 6: m1, m2 forgotten
+    sim.take(b);
+    let mut before = None;
+    let mut pages = 0;
+    loop {
+        sim.send(b, ClientFrame::history("rust", before, Some(1)));
+        let Some(ServerFrame::History { events, more, .. }) = sim.take(b).pop() else {
+            panic!("no history page")
+        };
+        pages += 1;
+        assert!(pages <= 3, "paging does not end");
+        if !more {
+            break;
+        }
+        before = events.first().map(|e| match e {
+            ServerFrame::Msg { seq, .. } => *seq,
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(pages, 2, "m4, then m3 and the end");
+}
+
+/// At the cap of rooms, a new room takes the place of the least recently
+/// used room nobody is in; if every room has members, `too_many_rooms`.
+#[test]
+fn at_the_room_cap_an_empty_room_is_forgotten_for_a_new_one() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.max_rooms = 2;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["one".into()], None));
+    sim.send(
+        a,
+        ClientFrame::msg_in("one", vec![], "kept until forgotten", None),
+    );
+    sim.send(a, ClientFrame::part("one"));
+    sim.send(a, ClientFrame::enter("two", None));
+    sim.take(a);
+    // "one" has history but nobody in it: it makes way for "three".
+    sim.send(a, ClientFrame::enter("three", None));
+    assert!(
+        matches!(sim.take(a).first(), Some(ServerFrame::Entered { room, .. }) if room == "three")
+    );
+    assert_eq!(sim.server.seq("one"), 0, "forgotten");
+    // Now both rooms have a member: no room for a fourth.
+    sim.send(a, ClientFrame::enter("four", None));
+    assert_eq!(only_error(sim.take(a)).0, ErrorCode::TooManyRooms);
 }

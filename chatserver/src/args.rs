@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-/// The chat server: one room, many clients over TCP.
+/// The chat server: named rooms, history and resume, many clients over TCP.
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
 pub struct Args {
@@ -33,6 +33,61 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_MAX_RECIPIENTS", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_recipients: u32,
+
+    /// Most rooms one client may be in at once (1 to 65536).
+    #[arg(long, env = "CHATSERVER_MAX_ROOMS_PER_CLIENT", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_rooms_per_client: u32,
+
+    /// Most rooms the server holds at once (1 to 1000000); entering a new
+    /// room past it gets too_many_rooms.
+    #[arg(long, env = "CHATSERVER_MAX_ROOMS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_rooms: u32,
+
+    /// Messages kept in memory per room (1 to 1000000), for replay and history.
+    #[arg(long, env = "CHATSERVER_HISTORY_PER_ROOM", default_value_t = 2_048,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub history_per_room: u32,
+
+    /// Bytes of messages kept in memory per room (at least 1024); the
+    /// oldest are forgotten first.
+    #[arg(long, env = "CHATSERVER_HISTORY_BYTES_PER_ROOM", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub history_bytes_per_room: u64,
+
+    /// Bytes of messages kept in memory for all rooms together (at least
+    /// 1024); past it, the room being written to forgets its oldest.
+    #[arg(long, env = "CHATSERVER_HISTORY_BYTES_TOTAL", default_value_t = 256 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub history_bytes_total: u64,
+
+    /// Most messages an enter with since replays (0 to 100000).
+    #[arg(long, env = "CHATSERVER_REPLAY_LIMIT", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub replay_limit: u32,
+
+    /// Most messages one history page holds (1 to 10000).
+    #[arg(long, env = "CHATSERVER_HISTORY_PAGE", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub history_page: u32,
+
+    /// How long a session may be resumed after its connection ended, in
+    /// milliseconds (0: sessions end with their connection).
+    #[arg(long, env = "CHATSERVER_RESUME_WINDOW_MS", default_value_t = 120_000)]
+    pub resume_window_ms: u64,
+
+    /// How many of a session's latest message ids are remembered, to refuse
+    /// a resent message as duplicate (1 to 1000000).
+    #[arg(long, env = "CHATSERVER_ID_WINDOW", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub id_window: u32,
+
+    /// In a room with more members than this, entering and leaving are sent
+    /// only to whoever entered or left: a join storm would otherwise cost
+    /// members squared frames. Members see who is in on entering.
+    #[arg(long, env = "CHATSERVER_PRESENCE_FANOUT_MAX", default_value_t = 1_000)]
+    pub presence_fanout_max: u32,
 
     /// A connection must join within this many milliseconds.
     #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000)]

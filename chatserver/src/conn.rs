@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chatproto::{encode, ClientFrame, ErrorCode, FrameDecoder, ServerFrame};
+use chatproto::{encode, ClientFrame, FrameDecoder, Kick};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
@@ -20,6 +20,9 @@ use crate::Settings;
 
 /// Bytes asked of the socket per read; the buffer exists only while data waits.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// How often a connection that is draining a backlog tells the hub so.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// After the last frame is written, how long to read and discard what the
 /// client still sends, so closing does not reset the connection before it
@@ -68,6 +71,7 @@ pub async fn serve(
         bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now()),
         held: None,
         throttled_since: None,
+        progress_told: None,
     };
     let stop = reader.run().await;
     match &stop {
@@ -94,6 +98,8 @@ struct Reader<'a> {
     held: Option<ToHub>,
     /// Since when the rate limit has held this client back without a break.
     throttled_since: Option<Instant>,
+    /// When the hub was last told the client is reading its backlog.
+    progress_told: Option<Instant>,
 }
 
 impl Reader<'_> {
@@ -145,6 +151,14 @@ impl Reader<'_> {
                     if let Err(e) = self.peer.flush(false) {
                         return Stop::Failed(e);
                     }
+                    // Reading what was queued for it proves the client
+                    // alive, however late its pong (it waits behind the
+                    // backlog). Told at most once a second.
+                    let now = Instant::now();
+                    if self.progress_told.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY) {
+                        self.progress_told = Some(now);
+                        let _ = self.to_hub.try_send(ToHub::Progress(self.id));
+                    }
                 }
                 _ = self.peer.wake.notified() => {}
             }
@@ -162,7 +176,7 @@ impl Reader<'_> {
                     Ok(Some(Err(e))) => Some(ToHub::BadFrame(self.id, e)),
                     Err(e) => {
                         info!(client = %self.id, error = %e, "framing error; closing");
-                        self.kick(e.code(), &e.to_string());
+                        self.kick(Kick::Framing(e));
                         return Err(Stop::Closing);
                     }
                 };
@@ -173,11 +187,7 @@ impl Reader<'_> {
                 if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms)
                 {
                     info!(client = %self.id, "rate limit exceeded for too long; closing");
-                    let msg = format!(
-                        "you sent more than {} frames a second for too long; closing",
-                        self.cfg.rate
-                    );
-                    self.kick(ErrorCode::RateLimited, &msg);
+                    self.kick(Kick::RateLimited);
                     return Err(Stop::Closing);
                 }
                 return Ok(Some(now + wait));
@@ -200,9 +210,10 @@ impl Reader<'_> {
         }
     }
 
-    fn kick(&self, code: ErrorCode, message: &str) {
-        let frame = ServerFrame::error(code, message);
-        if let Ok(bytes) = encode(&frame, self.cfg.max_frame_bytes) {
+    /// Replace what is queued by the error of `why` and close; the hub
+    /// hears `Gone` next, and everyone else sees the client leave.
+    fn kick(&self, why: Kick) {
+        if let Ok(bytes) = encode(&why.frame(), self.cfg.max_frame_bytes) {
             self.peer.kick(bytes);
         } else {
             self.peer.close();

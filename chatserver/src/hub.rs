@@ -1,31 +1,30 @@
-//! The task that owns the [`Room`]: it feeds the room what the connections
-//! read, and moves the room's output into each peer's queue. It never waits
-//! on a socket: writes are attempted without blocking, and a peer whose
-//! socket is full is left to its own connection task.
+//! The task that owns the [`Server`] core: it feeds the core what the
+//! connections read, and moves the core's output into each peer's queue.
+//! It never waits on a socket: writes are attempted without blocking, and a
+//! peer whose socket is full is left to its own connection task.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chatproto::{
-    encode, escape_control, ClientFrame, ClientId, ClientIdMap, ErrorCode, Event, PayloadError,
-    Room, ServerFrame,
+    encode, escape_control, ClientFrame, ClientId, Event, EventBody, Kick, Now, Output,
+    PayloadError, PresenceStatus, Server,
 };
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::budget::OutboundBudget;
 use crate::peer::{Peer, Push};
 
-/// How often the room's timers run.
-const TICK: Duration = Duration::from_millis(250);
+/// At most this many queued inputs are handled before due timers run.
+const TIMEOUT_CATCH_UP: usize = 8192;
 
-/// At most this many queued inputs are handled before a tick's timeouts.
-const TICK_CATCH_UP: usize = 8192;
-
-/// Every this many ticks, idle peers give back their queue's memory.
-const TRIM_EVERY_TICKS: u64 = 4;
+/// How often, while there is activity, idle peers give back their queue's
+/// memory and the heap is looked at; an idle server does not wake for it.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// When the heap's free pages go back to the OS: after this many inputs,
 /// or this many connections opened and closed, once a trim interval has
@@ -49,11 +48,6 @@ struct Activity {
     churn: u64,
 }
 
-/// Most transmits moved into peers' queues between two looks at the
-/// outbound budget (2 MiB of queue slots): a burst such as a tick timing out
-/// thousands of clients is written out as it goes, not queued whole first.
-const DISPATCH_CHUNK: usize = 65_536;
-
 /// How many inputs the hub takes per turn before writing out.
 const BATCH: usize = 1024;
 
@@ -71,6 +65,8 @@ pub enum ToHub {
     Frame(ClientId, ClientFrame),
     /// A payload arrived that is not a frame.
     BadFrame(ClientId, PayloadError),
+    /// The client read a backlog queued for it: it is alive.
+    Progress(ClientId),
     /// The connection is finished (EOF, error, or closed by the server).
     Gone(ClientId),
 }
@@ -78,61 +74,79 @@ pub enum ToHub {
 /// What woke the hub.
 enum Turn {
     Inputs(usize),
-    Tick,
+    Timeout,
+    Trim,
     Shutdown,
 }
 
-/// The room and the peers it talks to.
+/// The two clocks the core runs on: monotonic milliseconds since the hub
+/// started, and the wall clock for `ts`.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Now::new(self.start.elapsed().as_millis() as u64, wall)
+    }
+
+    fn instant(&self, mono: u64) -> Instant {
+        self.start + Duration::from_millis(mono)
+    }
+}
+
+/// The server core and the peers it talks to.
 pub struct Hub {
-    room: Room,
-    peers: ClientIdMap<Arc<Peer>>,
+    server: Server,
+    clock: Clock,
+    max_frame_bytes: usize,
+    peers: HashMap<ClientId, Arc<Peer>>,
     to_flush: Vec<Arc<Peer>>,
-    slow_consumer: Bytes,
     budget: Arc<OutboundBudget>,
-    /// Sent to the clients closed when all queues together pass the budget.
-    over_budget: Bytes,
-    /// Clients to take out of the room, one at a time: closed for
-    /// overflowing, or their socket broke.
-    leaving: VecDeque<ClientId>,
+    outbound_queue_bytes: usize,
+    /// Clients to take out of the core after the current output: closed
+    /// for overflowing, or their socket broke.
+    leaving: Vec<ClientId>,
+    /// Clients whose queue was replaced by their last frame: nothing more
+    /// goes to them.
+    kicked: HashSet<ClientId>,
+    /// Queues that overflowed during the current output.
+    overflowed: Vec<ClientId>,
+    /// Whether events are logged (at info level).
+    log_events: bool,
     /// Activity in the current trim interval, and since memory was last
     /// given back.
     recent: Activity,
     since_release: Activity,
-}
-
-/// Unix milliseconds now: the room's `now`.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    next_trim: Option<Instant>,
 }
 
 impl Hub {
-    /// A hub around `room`; every peer's queue holds at most
+    /// A hub around `server`; every peer's queue holds at most
     /// `outbound_queue_bytes`, and all of them together `budget`.
-    pub fn new(room: Room, outbound_queue_bytes: usize, budget: Arc<OutboundBudget>) -> Self {
-        let msg = format!(
-            "you did not read your messages fast enough (over {outbound_queue_bytes} bytes waiting); closing"
-        );
-        let max = room.config().max_frame_bytes;
-        let slow_consumer = encode(&ServerFrame::error(ErrorCode::SlowConsumer, msg), max)
-            .expect("an error frame fits");
-        let msg = format!(
-            "the server's outbound memory for all clients is full (over {} bytes) and yours was the longest queue; closing",
-            budget.limit()
-        );
-        let over_budget = encode(&ServerFrame::error(ErrorCode::SlowConsumer, msg), max)
-            .expect("an error frame fits");
+    pub fn new(server: Server, outbound_queue_bytes: usize, budget: Arc<OutboundBudget>) -> Self {
+        let max_frame_bytes = server.config().max_frame_bytes;
         Hub {
-            room,
-            peers: ClientIdMap::default(),
+            server,
+            clock: Clock {
+                start: Instant::now(),
+            },
+            max_frame_bytes,
+            peers: HashMap::new(),
             to_flush: Vec::new(),
-            slow_consumer,
             budget,
-            over_budget,
-            leaving: VecDeque::new(),
+            outbound_queue_bytes,
+            leaving: Vec::new(),
+            kicked: HashSet::new(),
+            overflowed: Vec::new(),
+            log_events: tracing::enabled!(tracing::Level::INFO),
             recent: Activity::default(),
             since_release: Activity::default(),
+            next_trim: None,
         }
     }
 
@@ -141,13 +155,13 @@ impl Hub {
     /// once its queue is written.
     pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut ticks: u64 = 0;
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Sleep until the core's next deadline: an idle server does not wake.
+            let deadline = self.server.poll_timeout().map(|t| self.clock.instant(t));
             let turn = tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH) => Turn::Inputs(n),
-                _ = tick.tick() => Turn::Tick,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Turn::Timeout,
+                _ = tokio::time::sleep_until(self.next_trim.unwrap_or_else(Instant::now)), if self.next_trim.is_some() => Turn::Trim,
                 _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
             };
             match turn {
@@ -166,35 +180,36 @@ impl Hub {
                         }
                     }
                     self.recent.inputs += batch.len() as u64;
-                    let now = now_ms();
+                    self.next_trim
+                        .get_or_insert_with(|| Instant::now() + TRIM_INTERVAL);
+                    let now = self.clock.now();
                     for input in batch.drain(..) {
                         self.handle(now, input);
-                        // Keep the room's queue at one event's worth.
                         self.dispatch(now);
                     }
                 }
-                Turn::Tick => {
+                Turn::Timeout => {
                     // Under load, a pong may be waiting in the queue: hear
                     // what is already queued before judging who is silent.
-                    let now = now_ms();
-                    for _ in 0..TICK_CATCH_UP {
+                    let now = self.clock.now();
+                    for _ in 0..TIMEOUT_CATCH_UP {
                         let Ok(input) = rx.try_recv() else { break };
                         self.handle(now, input);
                         self.dispatch(now);
                     }
-                    self.room.handle_tick(now_ms());
-                    ticks += 1;
-                    if ticks.is_multiple_of(TRIM_EVERY_TICKS) {
-                        for peer in self.peers.values() {
-                            peer.trim();
-                        }
-                        self.release_memory_if_quiet();
+                    self.server.handle_timeout(self.clock.now());
+                }
+                Turn::Trim => {
+                    for peer in self.peers.values() {
+                        peer.trim();
                     }
+                    let active = self.release_memory_if_quiet();
+                    self.next_trim = active.then(|| Instant::now() + TRIM_INTERVAL);
                 }
                 Turn::Shutdown => {
-                    self.room
-                        .handle_shutdown(now_ms(), "the server is shutting down; goodbye");
-                    self.drain(now_ms());
+                    self.server
+                        .handle_shutdown("the server is shutting down; goodbye");
+                    self.drain(self.clock.now());
                     for peer in self.peers.values() {
                         peer.close();
                     }
@@ -202,12 +217,13 @@ impl Hub {
                     return;
                 }
             }
-            self.drain(now_ms());
+            self.drain(self.clock.now());
         }
     }
 
     /// Quiet after a burst: hand the heap's free pages back to the OS.
-    fn release_memory_if_quiet(&mut self) {
+    /// Whether anything happened since the last look (so look again).
+    fn release_memory_if_quiet(&mut self) -> bool {
         let recent = std::mem::take(&mut self.recent);
         self.since_release.inputs += recent.inputs;
         self.since_release.churn += recent.churn;
@@ -219,105 +235,160 @@ impl Hub {
             crate::trim::release_free_memory();
             self.since_release = Activity::default();
         }
+        recent.inputs > 0 || recent.churn > 0
     }
 
-    fn handle(&mut self, now: u64, input: ToHub) {
+    fn handle(&mut self, now: Now, input: ToHub) {
         if matches!(input, ToHub::Connect { .. } | ToHub::Gone(_)) {
             self.recent.churn += 1;
         }
         match input {
             ToHub::Connect { peer, reply } => {
-                let id = self.room.handle_connect(now);
+                let id = self.server.handle_connect(now);
                 let _ = peer.id.set(id);
                 if reply.send(id).is_ok() {
                     self.peers.insert(id, peer);
                 } else {
-                    self.room.handle_disconnect(now, id);
+                    self.server.handle_disconnect(now, id);
                 }
             }
-            ToHub::Frame(id, frame) => self.room.handle_frame(now, id, frame),
-            ToHub::BadFrame(id, err) => self.room.handle_bad_frame(now, id, &err),
+            ToHub::Frame(id, frame) => self.server.handle_frame(now, id, frame),
+            ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
+            ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::Gone(id) => {
-                self.room.handle_disconnect(now, id);
+                self.server.handle_disconnect(now, id);
                 self.peers.remove(&id);
+                self.kicked.remove(&id);
             }
         }
     }
 
-    /// Move the room's transmits into the peers' queues, and apply the
+    /// Move the core's output into the peers' queues, and apply the
     /// overflow policies.
     ///
-    /// A client closed for overflowing leaves the room, and its offline
-    /// presence goes to everyone: one departure at a time, each after the
-    /// previous one's copies are queued, so the room's own queue never
-    /// holds more than one event's copies. (Leaving them all at once, when
-    /// thousands of clients overflow together, queued N² copies there.)
-    fn dispatch(&mut self, now: u64) {
+    /// The core applies one event per output, so a client closed for
+    /// overflowing leaves (and its departure reaches everyone) after the
+    /// outputs already made: however many clients overflow at once, no more
+    /// than one event's copies are made before the budget is looked at again.
+    fn dispatch(&mut self, now: Now) {
         loop {
-            let more = self.dispatch_queued();
+            let Some(out) = self.server.poll() else {
+                return;
+            };
+            match out {
+                Output::Send { to, frame } => {
+                    match encode(&frame, self.max_frame_bytes) {
+                        Ok(bytes) => {
+                            let bytes = self.budget.track(bytes);
+                            self.push(to, bytes);
+                        }
+                        // The core builds only frames that fit.
+                        Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
+                    }
+                }
+                Output::Deliver { event, to, with_id } => {
+                    if self.log_events && !with_id {
+                        log_event(event);
+                    }
+                    if !to.is_empty() {
+                        match encode(&event.wire(with_id, false), self.max_frame_bytes) {
+                            Ok(bytes) => {
+                                let bytes = self.budget.track(bytes);
+                                let mut queued = 0;
+                                for &c in to {
+                                    queued += queue(
+                                        &self.peers,
+                                        &mut self.to_flush,
+                                        &mut self.overflowed,
+                                        c,
+                                        &bytes,
+                                    );
+                                }
+                                self.budget.add_slots(queued);
+                            }
+                            Err(e) => warn!(error = %e, "an event did not encode"),
+                        }
+                    }
+                }
+                Output::Close { client, code } => {
+                    if let Some(peer) = self.peers.get(&client) {
+                        info!(client = %client, code = %code, "closing connection");
+                        peer.close();
+                    }
+                }
+                _ => {}
+            }
+            for id in std::mem::take(&mut self.overflowed) {
+                self.overflow(id);
+            }
             if self.budget.is_over() {
                 // Write what the sockets take now: only what stays queued
                 // is a backlog worth closing anyone for.
                 self.flush_pending();
                 self.enforce_budget();
             }
-            if more {
-                continue;
+            for id in self.leaving.drain(..) {
+                self.server.handle_disconnect(now, id);
             }
-            let Some(id) = self.leaving.pop_front() else {
-                return;
-            };
-            self.room.handle_disconnect(now, id);
         }
     }
 
+    /// Queue one frame for `to` (counted in the budget).
+    fn push(&mut self, to: ClientId, bytes: Bytes) {
+        let queued = queue(
+            &self.peers,
+            &mut self.to_flush,
+            &mut self.overflowed,
+            to,
+            &bytes,
+        );
+        self.budget.add_slots(queued);
+        for id in std::mem::take(&mut self.overflowed) {
+            self.overflow(id);
+        }
+    }
+
+    /// The overflow policy of one queue: `slow_consumer` instead of all it
+    /// held, and the client leaves.
+    fn overflow(&mut self, id: ClientId) {
+        let nick = self.server.nick(id).unwrap_or("(not joined)");
+        warn!(client = %id, nick, "slow consumer: outbound queue full; closing");
+        let why = Kick::SlowConsumer {
+            limit: self.outbound_queue_bytes,
+        };
+        self.kick(id, &why);
+    }
+
+    /// Replace `id`'s queue by the error of `why`, close it, and take it
+    /// out of the core after the current output.
+    fn kick(&mut self, id: ClientId, why: &Kick) {
+        if !self.kicked.insert(id) {
+            return;
+        }
+        if let Some(peer) = self.peers.get(&id) {
+            match encode(&why.frame(), self.max_frame_bytes) {
+                Ok(bytes) => peer.kick(self.budget.track(bytes)),
+                Err(_) => peer.close(),
+            }
+        }
+        self.leaving.push(id);
+    }
+
     /// Write what each queued-to peer's socket takes now, never waiting. A
-    /// peer whose socket broke is gone: it leaves the room next.
+    /// peer whose socket broke is gone: it leaves the core next.
     fn flush_pending(&mut self) {
         let mut flushing = std::mem::take(&mut self.to_flush);
         for peer in flushing.drain(..) {
             if peer.flush(true).is_err() {
                 if let Some(&id) = peer.id.get() {
-                    self.leaving.push_back(id);
+                    if self.kicked.insert(id) {
+                        self.leaving.push(id);
+                    }
                 }
             }
         }
         // Keep the list's allocation for the next turn.
         self.to_flush = flushing;
-    }
-
-    /// Move the room's queued transmits into the peers' queues.
-    /// At most [`DISPATCH_CHUNK`] of them, so that the budget is looked at
-    /// in between; `true` if the room may have more.
-    fn dispatch_queued(&mut self) -> bool {
-        let mut queued = 0;
-        let mut taken = 0;
-        while taken < DISPATCH_CHUNK {
-            let Some(t) = self.room.poll_transmit() else {
-                break;
-            };
-            taken += 1;
-            let Some(peer) = self.peers.get(&t.to) else {
-                continue;
-            };
-            match peer.push(t.bytes) {
-                Push::Queued(newly) => {
-                    queued += 1;
-                    if newly {
-                        self.to_flush.push(Arc::clone(peer));
-                    }
-                }
-                Push::Closed => {}
-                Push::Overflow => {
-                    let nick = self.room.nick(t.to).unwrap_or("(not joined)");
-                    warn!(client = %t.to, nick, "slow consumer: outbound queue full; closing");
-                    peer.kick(self.slow_consumer.clone());
-                    self.leaving.push_back(t.to);
-                }
-            }
-        }
-        self.budget.add_slots(queued);
-        taken == DISPATCH_CHUNK
     }
 
     /// The overflow policy of the outbound budget: while all queues
@@ -344,64 +415,85 @@ impl Hub {
             // they free it within --close-flush-ms. Close nobody for it.
             return;
         }
+        let why = Kick::OverBudget {
+            limit: self.budget.limit(),
+        };
         // Closing a queue frees its slots, and its frames unless other
         // queues share them: assume all of it, and look again next time.
         for (queued, id) in longest {
             if used <= target {
                 break;
             }
-            let nick = self.room.nick(id).unwrap_or("(not joined)");
+            let nick = self.server.nick(id).unwrap_or("(not joined)");
             warn!(client = %id, nick, queued, total = used, "outbound budget full: closing the longest queue");
-            if let Some(peer) = self.peers.get(&id) {
-                peer.kick(self.over_budget.clone());
-            }
-            self.leaving.push_back(id);
+            self.kick(id, &why);
             used = used.saturating_sub(queued);
         }
     }
 
-    /// Move everything the room produced to the peers, write what the
-    /// sockets take now, close who must be closed, and log events.
-    fn drain(&mut self, now: u64) {
-        // Until the broken sockets' departures have been sent too.
+    /// Move everything the core produced to the peers and write what the
+    /// sockets take now, until broken sockets' departures are out too.
+    fn drain(&mut self, now: Now) {
         loop {
             self.dispatch(now);
             if self.to_flush.is_empty() {
                 break;
             }
             self.flush_pending();
-        }
-        while let Some(close) = self.room.poll_close() {
-            if let Some(peer) = self.peers.get(&close.client) {
-                // The room has already dropped the client; its `Left` event names it.
-                info!(client = %close.client, code = %close.code, "closing connection");
-                peer.close();
+            for id in self.leaving.drain(..) {
+                self.server.handle_disconnect(now, id);
             }
-        }
-        while let Some(event) = self.room.poll_event() {
-            log_event(&event);
         }
     }
 }
 
+/// Queue `bytes` for `to`; 1 if it took a slot. A queue that overflows is
+/// named in `overflowed` (the caller applies the policy).
+fn queue(
+    peers: &HashMap<ClientId, Arc<Peer>>,
+    to_flush: &mut Vec<Arc<Peer>>,
+    overflowed: &mut Vec<ClientId>,
+    to: ClientId,
+    bytes: &Bytes,
+) -> usize {
+    let Some(peer) = peers.get(&to) else {
+        return 0;
+    };
+    match peer.push(bytes.clone()) {
+        Push::Queued(newly) => {
+            if newly {
+                to_flush.push(Arc::clone(peer));
+            }
+            1
+        }
+        Push::Closed => 0,
+        Push::Overflow => {
+            overflowed.push(to);
+            0
+        }
+    }
+}
+
+/// One line per room event, in seq order: `[#room seq] ...`.
 fn log_event(event: &Event) {
-    match event {
-        Event::Joined { nick, seq, .. } => info!("[{seq}] {nick} joined"),
-        Event::Left { nick, seq, .. } => info!("[{seq}] {nick} left"),
-        Event::Message {
-            seq,
-            from,
-            to,
-            text,
-            ..
-        } => {
+    let (room, seq) = (&event.room, event.seq);
+    match &event.body {
+        EventBody::Presence { nick, status, .. } => match status {
+            PresenceStatus::Online => info!("[#{room} {seq}] {nick} joined"),
+            _ => info!("[#{room} {seq}] {nick} left"),
+        },
+        EventBody::Msg { nick, to, text, .. } => {
             // Arguments are only evaluated when the level is enabled.
             if to.is_empty() {
-                info!("[{seq}] {from} -> everyone: {}", escape_control(text));
-            } else {
                 info!(
-                    "[{seq}] {from} -> {}: {}",
-                    to.join(", "),
+                    "[#{room} {seq}] {nick} -> everyone: {}",
+                    escape_control(text)
+                );
+            } else {
+                let names: Vec<&str> = to.iter().map(|r| r.nick.as_str()).collect();
+                info!(
+                    "[#{room} {seq}] {nick} -> {}: {}",
+                    names.join(", "),
                     escape_control(text)
                 );
             }

@@ -1,8 +1,8 @@
-//! chatserver: one chat room over TCP.
+//! chatserver: chat rooms over TCP.
 //!
-//! The room itself is `chatproto::Room`; this binary only moves bytes:
-//! an accept loop, one task per connection (`conn`), and one task that owns
-//! the room (`hub`). See README.md for the flags.
+//! Rooms, sessions and history are `chatproto::Server`; this binary only
+//! moves bytes: an accept loop, one task per connection (`conn`), and one
+//! task that owns the core (`hub`). See README.md for the flags.
 
 mod args;
 mod budget;
@@ -17,7 +17,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatproto::{encode, ErrorCode, Room, RoomConfig, ServerFrame};
+use chatproto::{encode, ErrorCode, Server, ServerConfig, ServerFrame};
 use clap::Parser;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -107,21 +107,29 @@ async fn run(args: Args) -> std::io::Result<()> {
         close_flush_ms: args.close_flush_ms,
         budget: budget::OutboundBudget::new(args.outbound_total_bytes),
     });
-    let mut config = RoomConfig::default();
+    let mut config = ServerConfig::default();
     config.max_frame_bytes = settings.max_frame_bytes;
     config.join_timeout_ms = args.join_timeout_ms;
     config.idle_ping_ms = args.idle_ping_ms;
     config.pong_timeout_ms = args.pong_timeout_ms;
     config.max_recipients = args.max_recipients as usize;
-    // Events exist to be logged; below info nobody reads them.
-    config.record_events = tracing::enabled!(tracing::Level::INFO);
-    let mut room = Room::new(config);
-    // Count each encoded frame against the outbound budget once, until
-    // its last copy has been written or dropped.
-    let budget = Arc::clone(&settings.budget);
-    room.set_frame_hook(Box::new(move |bytes| budget.track(bytes)));
+    config.max_rooms_per_client = args.max_rooms_per_client as usize;
+    config.max_rooms = args.max_rooms as usize;
+    config.history_per_room = args.history_per_room as usize;
+    config.history_bytes_per_room = args.history_bytes_per_room as usize;
+    config.history_bytes_total = args.history_bytes_total as usize;
+    config.replay_limit = args.replay_limit as usize;
+    config.history_page = args.history_page as usize;
+    config.resume_window_ms = args.resume_window_ms;
+    config.id_window = args.id_window as usize;
+    config.presence_fanout_max = args.presence_fanout_max as usize;
+    // Session tokens are only unguessable if the seed is.
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|e| std::io::Error::other(format!("no random seed from the OS: {e}")))?;
+    let server = Server::new(config, seed);
     let hub = hub::Hub::new(
-        room,
+        server,
         args.outbound_queue_bytes,
         Arc::clone(&settings.budget),
     );

@@ -52,12 +52,7 @@ impl ChatWire {
     }
 
     pub(super) fn hello(&mut self, nick: &str, out: &mut Vec<u8>) {
-        self.put(
-            &ClientFrame::Join {
-                nick: nick.to_owned(),
-            },
-            out,
-        );
+        self.put(&ClientFrame::join(nick), out);
     }
 
     pub(super) fn publish(&mut self, dest: Dest<'_>, text: &str, out: &mut Vec<u8>) {
@@ -70,13 +65,7 @@ impl ChatWire {
 
     /// Send `text` to the nicks in `to` (empty: everyone).
     pub fn publish_to(&mut self, to: Vec<String>, text: &str, out: &mut Vec<u8>) {
-        self.put(
-            &ClientFrame::Msg {
-                to,
-                text: text.to_owned(),
-            },
-            out,
-        );
+        self.put(&ClientFrame::msg(to, text), out);
     }
 
     pub(super) fn pong(&self, out: &mut Vec<u8>) {
@@ -149,7 +138,7 @@ fn owned(frame: ServerFrame) -> In<'static> {
         },
         ServerFrame::Welcome { seq, .. } => In::Ready { seq: Some(seq) },
         ServerFrame::Ping => In::Ping,
-        ServerFrame::Error { code, message } => In::Error {
+        ServerFrame::Error { code, message, .. } => In::Error {
             code: Cow::Borrowed(code.as_str()),
             message: Cow::Owned(message),
         },
@@ -253,6 +242,10 @@ fn scan_fast(p: &[u8]) -> Option<In<'_>> {
     let mut c = Cur { b: p, i: 0 };
     c.lit(b"{\"type\":\"")?;
     let kind = c.short_str()?;
+    // v2 servers name the room; this adapter uses one room.
+    if c.lit(b",\"room\":\"").is_some() {
+        c.short_str()?;
+    }
     match kind {
         b"msg" => {
             c.lit(b",\"seq\":")?;
@@ -322,11 +315,14 @@ mod tests {
 
     fn msg(seq: u64, from: &str, to: &[&str], text: &str) -> ServerFrame {
         ServerFrame::Msg {
+            room: Some("lobby".into()),
             seq,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
             ts: 1_732_400_000_456,
+            id: None,
+            replay: false,
         }
     }
 
@@ -374,6 +370,7 @@ mod tests {
     #[test]
     fn presence_welcome_ping_error() {
         let p = payload(&ServerFrame::Presence {
+            room: Some("lobby".into()),
             seq: 42,
             nick: "alice".into(),
             status: PresenceStatus::Offline,
@@ -391,12 +388,16 @@ mod tests {
             nick: "bob".into(),
             seq: 41,
             online: vec!["a".into(), "bob".into()],
+            session: None,
+            resumed: None,
+            limits: None,
         });
         assert_eq!(scan_fast(&p), Some(In::Ready { seq: Some(41) }));
         assert_eq!(scan(&payload(&ServerFrame::Ping)), In::Ping);
         assert!(scan_fast(&payload(&ServerFrame::Ping)).is_some());
         assert_eq!(
             scan(&payload(&ServerFrame::Online {
+                room: None,
                 nicks: vec!["x".into()]
             })),
             In::Other
@@ -512,15 +513,9 @@ mod tests {
         assert_eq!(
             frames,
             [
-                ClientFrame::Join { nick: "b1".into() },
-                ClientFrame::Msg {
-                    to: vec![],
-                    text: "hi".into()
-                },
-                ClientFrame::Msg {
-                    to: vec!["b2".into()],
-                    text: "yo".into()
-                },
+                ClientFrame::join("b1"),
+                ClientFrame::msg(vec![], "hi"),
+                ClientFrame::msg(vec!["b2".into()], "yo"),
                 ClientFrame::Pong,
             ]
         );

@@ -1,0 +1,391 @@
+//! Applying: the only place a room changes, one event at a time, as the
+//! shell drains [`Server::poll`].
+
+use std::sync::Arc;
+
+use crate::frame::{PresenceStatus, RoomInfo, ServerFrame};
+use crate::server::config::LOBBY;
+use crate::server::event::{Event, EventBody, SessionId};
+use crate::server::output::Output;
+use crate::server::session::EnterRequest;
+use crate::server::{Audience, ClientId, Server, Step};
+
+/// Room left in a frame for members other than a list of nicks.
+const FRAME_OVERHEAD: usize = 512;
+
+impl Server {
+    /// The next thing to do, or `None` when there is nothing left. Call
+    /// after every `handle_*`, until `None`.
+    #[must_use = "outputs not acted on are frames lost or connections left open"]
+    pub fn poll(&mut self) -> Option<Output<'_>> {
+        while self.front.is_empty() && self.pending.is_empty() {
+            match self.steps.pop_front()? {
+                Step::Apply(event) => self.apply(event),
+                other => self.front.push_back(other),
+            }
+        }
+        if let Some(step) = self.front.pop_front() {
+            if let Some(out) = self.materialize(step) {
+                return Some(out);
+            }
+            return self.poll();
+        }
+        let audience = self.pending.pop_front()?;
+        let event = self.current.as_deref()?;
+        let (to, with_id): (&[ClientId], bool) = match audience {
+            Audience::Room => (
+                self.rooms.get(&event.room).map_or(&[][..], |r| &r.members),
+                false,
+            ),
+            Audience::List(list) => {
+                self.list = list;
+                (&self.list, false)
+            }
+            Audience::One(client, with_id) => {
+                self.list.clear();
+                self.list.push(client);
+                (&self.list, with_id)
+            }
+        };
+        Some(Output::Deliver { event, to, with_id })
+    }
+
+    /// A step that is not an event, as an output; `None` if it came to
+    /// nothing (its connection is gone).
+    fn materialize(&mut self, step: Step) -> Option<Output<'static>> {
+        match step {
+            Step::Send(to, frame) => Some(Output::Send { to, frame }),
+            Step::Close(client, code) => Some(Output::Close { client, code }),
+            Step::Welcome {
+                client,
+                lobby,
+                resumed,
+            } => {
+                let frames = self.welcome(client, lobby, resumed)?;
+                let mut frames = frames.into_iter();
+                let first = frames.next()?;
+                // The continuation frames go next, before anything else.
+                let rest: Vec<ServerFrame> = frames.collect();
+                for f in rest.into_iter().rev() {
+                    self.front.push_front(Step::Send(client, f));
+                }
+                Some(Output::Send {
+                    to: client,
+                    frame: first,
+                })
+            }
+            Step::History {
+                client,
+                room,
+                before,
+                limit,
+            } => {
+                let sid = self.conns.get(&client)?.session?;
+                let frame = self.history_page(sid, &room, before, limit);
+                Some(Output::Send { to: client, frame })
+            }
+            Step::Rooms(client) => {
+                self.conns.get(&client)?;
+                Some(Output::Send {
+                    to: client,
+                    frame: self.room_list(),
+                })
+            }
+            Step::Apply(_) => None,
+        }
+    }
+
+    /// Apply one stamped event: change the room, and queue what must be
+    /// sent because of it (the `entered` of whoever entered, then the
+    /// event's deliveries).
+    fn apply(&mut self, event: Event) {
+        let Some(room) = self.rooms.get(&event.room) else {
+            return;
+        };
+        if event.seq <= room.seq {
+            // Applied already (a sequencer may deliver twice).
+            return;
+        }
+        self.applied += 1;
+        if let Some(room) = self.rooms.get_mut(&event.room) {
+            room.touched = self.applied;
+        }
+        let event = Arc::new(event);
+        match &event.body {
+            EventBody::Presence {
+                session,
+                status: PresenceStatus::Online,
+                ..
+            } => self.apply_enter(&event, *session),
+            EventBody::Presence { session, .. } => self.apply_leave(&event, *session),
+            EventBody::Msg { .. } => self.apply_msg(&event),
+        }
+        self.current = Some(event);
+    }
+
+    fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {
+        let conn = self.sessions.get(&sid).and_then(|s| s.conn);
+        let request = self
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.rooms.get_mut(&event.room))
+            .and_then(|r| r.pending.take());
+        if let (Some(conn), Some(req)) = (conn, &request) {
+            if !req.v1 {
+                self.entered(conn, sid, &event.room, req);
+            }
+        }
+        let fanout_max = self.config.presence_fanout_max;
+        let room = self.rooms.get_mut(&event.room).expect("checked by apply");
+        room.seq = event.seq;
+        // Still in the room as decided (it may have parted or gone since).
+        if let (Some(conn), Some(_)) = (conn, request) {
+            room.add(conn, sid);
+        }
+        if room.members.len() > fanout_max {
+            if let Some(conn) = conn {
+                self.pending.push_back(Audience::One(conn, false));
+            }
+        } else {
+            self.pending.push_back(Audience::Room);
+        }
+    }
+
+    fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId) {
+        let fanout_max = self.config.presence_fanout_max;
+        let room = self.rooms.get_mut(&event.room).expect("checked by apply");
+        room.seq = event.seq;
+        let was = room.remove(sid);
+        let big = room.members.len() >= fanout_max;
+        if !big {
+            self.pending.push_back(Audience::Room);
+        }
+        // Whoever parted (and is still connected) sees its own part.
+        let still = self.sessions.get(&sid).and_then(|s| s.conn);
+        if let (Some(conn), Some(old)) = (still, was) {
+            if conn == old {
+                self.pending.push_back(Audience::One(conn, false));
+            }
+        }
+        if self.rooms.get(&event.room).is_some_and(|r| r.is_idle()) {
+            self.rooms.remove(&event.room);
+        }
+        // A room's history stays when its members leave (later members may
+        // read it); it goes only with the room.
+    }
+
+    fn apply_msg(&mut self, event: &Arc<Event>) {
+        let (cap, per_room) = (
+            self.config.history_per_room,
+            self.config.history_bytes_per_room,
+        );
+        let room = self.rooms.get_mut(&event.room).expect("checked by apply");
+        room.seq = event.seq;
+        let added = crate::server::room::event_bytes(event);
+        let freed = room.remember(Arc::clone(event), cap, per_room);
+        self.history_bytes = self.history_bytes + added - freed;
+        // Over the budget for all rooms: this room gives back its oldest,
+        // so the total stays within the budget plus one message per room.
+        while self.history_bytes > self.config.history_bytes_total && room.history.len() > 1 {
+            self.history_bytes -= room.forget_oldest();
+        }
+        let EventBody::Msg { from, to, id, .. } = &event.body else {
+            return;
+        };
+        let sender = self.sessions.get(from).and_then(|s| s.conn);
+        let sender = sender.filter(|c| room.members.contains(c) || !to.is_empty());
+        if to.is_empty() {
+            match (id, sender) {
+                (Some(_), Some(me)) => {
+                    let others = room.members.iter().copied().filter(|&c| c != me).collect();
+                    self.pending.push_back(Audience::List(others));
+                    self.pending.push_back(Audience::One(me, true));
+                }
+                _ => self.pending.push_back(Audience::Room),
+            }
+            return;
+        }
+        let mut list: Vec<ClientId> = to
+            .iter()
+            .filter_map(|r| self.sessions.get(&r.session).and_then(|s| s.conn))
+            .filter(|c| Some(*c) != sender)
+            .collect();
+        match (id, sender) {
+            (Some(_), Some(me)) => {
+                self.pending.push_back(Audience::List(list));
+                self.pending.push_back(Audience::One(me, true));
+            }
+            (None, Some(me)) => {
+                list.push(me);
+                self.pending.push_back(Audience::List(list));
+            }
+            (_, None) => self.pending.push_back(Audience::List(list)),
+        }
+    }
+
+    /// The `entered` answer for `conn`, its continuation and its replay,
+    /// queued to go before the entering presence.
+    fn entered(&mut self, conn: ClientId, sid: SessionId, name: &str, req: &EnterRequest) {
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let me = &self.sessions[&sid];
+        let mut online: Vec<String> = room
+            .sessions
+            .iter()
+            .filter(|&&s| s != sid)
+            .filter_map(|s| self.sessions.get(s).map(|s| s.nick.clone()))
+            .collect();
+        online.push(me.nick.clone());
+        let (replay, recovered) = match &req.since {
+            Some((since, epoch)) if *epoch == room.epoch => {
+                let (page, more) = room.visible(sid, *since, u64::MAX, self.config.replay_limit);
+                let whole = !more && since + 1 >= room.history_start;
+                (page, whole)
+            }
+            _ => {
+                let n = self.config.replay_limit.min(50);
+                (room.visible(sid, 0, u64::MAX, n).0, false)
+            }
+        };
+        let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
+        let mut steps = vec![Step::Send(
+            conn,
+            ServerFrame::Entered {
+                room: name.to_owned(),
+                epoch: room.epoch.clone(),
+                seq: room.seq,
+                oldest: room.history_start,
+                online: chunks.next().unwrap_or_default(),
+                recovered,
+            },
+        )];
+        for nicks in chunks {
+            steps.push(Step::Send(
+                conn,
+                ServerFrame::Online {
+                    room: Some(name.to_owned()),
+                    nicks,
+                },
+            ));
+        }
+        for e in replay {
+            let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
+            steps.push(Step::Send(conn, e.to_frame(mine, true)));
+        }
+        self.front.extend(steps);
+    }
+
+    /// The `welcome` of a join (and its continuation frames); `None` if the
+    /// connection is gone.
+    fn welcome(&self, client: ClientId, lobby: bool, resumed: bool) -> Option<Vec<ServerFrame>> {
+        let sid = self.conns.get(&client)?.session?;
+        let me = self.sessions.get(&sid)?;
+        // What the join listed and entered: a refused enter of lobby is no lobby.
+        let lobby = lobby && me.rooms.contains_key(LOBBY);
+        let (seq, online) = match self.rooms.get(LOBBY).filter(|_| lobby) {
+            Some(room) => {
+                let mut online: Vec<String> = room
+                    .sessions
+                    .iter()
+                    .filter(|&&s| s != sid)
+                    .filter_map(|s| self.sessions.get(s).map(|s| s.nick.clone()))
+                    .collect();
+                online.push(me.nick.clone());
+                (room.seq, online)
+            }
+            None => (0, Vec::new()),
+        };
+        let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
+        let mut frames = vec![ServerFrame::Welcome {
+            nick: me.nick.clone(),
+            seq,
+            online: chunks.next().unwrap_or_default(),
+            session: Some(me.token.clone()),
+            resumed: Some(resumed),
+            limits: Some(self.config.limits()),
+        }];
+        frames.extend(chunks.map(|nicks| ServerFrame::Online { room: None, nicks }));
+        Some(frames)
+    }
+
+    fn history_page(
+        &self,
+        sid: SessionId,
+        name: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> ServerFrame {
+        let (mut page, mut more) = match self.rooms.get(name) {
+            // Messages older than the history holds were forgotten: they
+            // are not "more" (paging would never end); `entered.oldest`
+            // tells the client where the kept history starts.
+            Some(room) => room.visible(sid, 0, before.unwrap_or(u64::MAX), limit),
+            None => (Vec::new(), false),
+        };
+        // Keep the newest messages that fit one frame.
+        let budget = self.config.max_frame_bytes - FRAME_OVERHEAD;
+        let mut used = 0;
+        let mut keep = page.len();
+        for (i, e) in page.iter().enumerate().rev() {
+            used +=
+                crate::encode(&e.wire(true, true), usize::MAX).map_or(usize::MAX, |b| b.len()) + 1;
+            if used > budget {
+                keep = page.len() - 1 - i;
+                more = true;
+                break;
+            }
+        }
+        let skip = page.len() - keep;
+        page.drain(..skip);
+        let events = page
+            .into_iter()
+            .map(|e| {
+                let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
+                e.to_frame(mine, true)
+            })
+            .collect();
+        ServerFrame::History {
+            room: name.to_owned(),
+            events,
+            more,
+        }
+    }
+
+    fn room_list(&self) -> ServerFrame {
+        let mut rooms: Vec<(&str, usize)> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| !r.members.is_empty())
+            .map(|(n, r)| (n.as_str(), r.members.len()))
+            .collect();
+        rooms.sort_unstable();
+        // A name is at most 32 bytes; with its count and punctuation an
+        // entry is under 64.
+        let fit = (self.config.max_frame_bytes - FRAME_OVERHEAD) / 64;
+        rooms.truncate(fit);
+        ServerFrame::Rooms {
+            rooms: rooms
+                .into_iter()
+                .map(|(n, m)| RoomInfo::new(n, m as u64))
+                .collect(),
+        }
+    }
+}
+
+/// Split a list of nicks into lists that each fit a frame.
+fn chunk(nicks: Vec<String>, max_frame_bytes: usize) -> Vec<Vec<String>> {
+    // Nicks never need escaping in JSON: quotes and a comma are the cost.
+    let budget = max_frame_bytes - FRAME_OVERHEAD;
+    let mut chunks: Vec<Vec<String>> = vec![Vec::new()];
+    let mut used = 0;
+    for n in nicks {
+        if used + n.len() + 3 > budget {
+            chunks.push(Vec::new());
+            used = 0;
+        }
+        used += n.len() + 3;
+        chunks.last_mut().expect("never empty").push(n);
+    }
+    chunks
+}

@@ -1,0 +1,110 @@
+//! The server core's settings: every limit a peer can run into.
+
+use crate::codec::{DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES};
+use crate::frame::Limits;
+
+/// The default for [`ServerConfig::max_recipients`].
+pub const DEFAULT_MAX_RECIPIENTS: usize = 64;
+
+/// The room a v1 client is in, and the default room of a `msg`.
+pub const LOBBY: &str = "lobby";
+
+/// The server core's settings. Times are in milliseconds of the monotonic
+/// clock ([`Now::mono`](crate::Now)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The largest payload sent or received (default
+    /// [`DEFAULT_MAX_FRAME_BYTES`], at least [`MIN_MAX_FRAME_BYTES`]). A
+    /// message that would exceed it once stamped is refused with
+    /// `msg_too_large`.
+    pub max_frame_bytes: usize,
+    /// A connection that has not joined this long after connecting is
+    /// closed with `timeout` (default 10 000).
+    pub join_timeout_ms: u64,
+    /// A joined client silent this long is sent a `ping` (default 30 000).
+    pub idle_ping_ms: u64,
+    /// A client that has not answered a `ping` after this long is closed
+    /// with `timeout` (default 10 000).
+    pub pong_timeout_ms: u64,
+    /// The most recipients one `msg` may name in `to`, duplicates counted
+    /// (default [`DEFAULT_MAX_RECIPIENTS`], at least 1). A longer list is
+    /// refused with `too_many_recipients` before any name is looked up, so
+    /// the cost of a message stays proportional to this, not to its size.
+    pub max_recipients: usize,
+    /// The most rooms one client may be in at once (default 32).
+    pub max_rooms_per_client: usize,
+    /// The most rooms the server holds at once (default 10 000).
+    pub max_rooms: usize,
+    /// Messages kept per room in memory (default 2 048).
+    pub history_per_room: usize,
+    /// Bytes of messages kept per room in memory (default 1 MiB): the
+    /// oldest go first when either this or `history_per_room` is passed.
+    pub history_bytes_per_room: usize,
+    /// Bytes of messages kept in memory for all rooms together (default
+    /// 256 MiB). Past it, the room a message is added to forgets its
+    /// oldest, so the total never passes this by more than one message
+    /// per room.
+    pub history_bytes_total: usize,
+    /// The most messages an `enter` with `since` replays (default 500).
+    pub replay_limit: usize,
+    /// The most messages one `history` page holds (default 200).
+    pub history_page: usize,
+    /// How long after its connection ended a session may be resumed
+    /// (default 120 000).
+    pub resume_window_ms: u64,
+    /// How many of a session's latest message ids are remembered to refuse
+    /// duplicates (default 1 024).
+    pub id_window: usize,
+    /// In a room with more members than this, entering and leaving are
+    /// still events (they take a seq) but are sent only to the one who
+    /// entered or left, not to everyone: a join storm into a huge room
+    /// would otherwise cost members² frames. Default 1 000.
+    pub presence_fanout_max: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            join_timeout_ms: 10_000,
+            idle_ping_ms: 30_000,
+            pong_timeout_ms: 10_000,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_rooms_per_client: 32,
+            max_rooms: 10_000,
+            history_per_room: 2_048,
+            history_bytes_per_room: 1 << 20,
+            history_bytes_total: 256 << 20,
+            replay_limit: 500,
+            history_page: 200,
+            resume_window_ms: 120_000,
+            id_window: 1_024,
+            presence_fanout_max: 1_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The same settings, with every value raised to its minimum.
+    pub(crate) fn sanitized(mut self) -> Self {
+        self.max_frame_bytes = self.max_frame_bytes.max(MIN_MAX_FRAME_BYTES);
+        self.max_recipients = self.max_recipients.max(1);
+        self.max_rooms_per_client = self.max_rooms_per_client.max(1);
+        self.max_rooms = self.max_rooms.max(1);
+        self.history_per_room = self.history_per_room.max(1);
+        self.history_page = self.history_page.max(1);
+        self.id_window = self.id_window.max(1);
+        self
+    }
+
+    /// What `welcome` announces.
+    pub fn limits(&self) -> Limits {
+        Limits::new(
+            self.max_frame_bytes as u64,
+            self.max_recipients as u64,
+            self.replay_limit as u64,
+            self.history_page as u64,
+        )
+    }
+}

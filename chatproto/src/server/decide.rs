@@ -1,0 +1,485 @@
+//! Deciding: what a client's frame means. Each frame is answered at once
+//! (an error, a pong) or becomes stamped events for the rooms; nothing
+//! here changes a room.
+
+use std::collections::HashSet;
+
+use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
+use crate::nick::{nick_key, nick_skeleton, validate_nick};
+use crate::server::config::LOBBY;
+use crate::server::event::{room_name, Event, EventBody, Recipient, SessionId};
+use crate::server::room::Room;
+use crate::server::session::{EnterRequest, IdWindow, InRoom, Session};
+use crate::server::timers::Timer;
+use crate::server::{ClientId, Now, Server, Step};
+use crate::PayloadError;
+
+/// The longest message id, in characters.
+pub const MAX_ID_LEN: usize = 64;
+
+impl Server {
+    /// A frame arrived from `client`. Unknown clients are ignored.
+    pub fn handle_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
+        let Some(c) = self.conns.get_mut(&client) else {
+            return;
+        };
+        c.last_heard = now.mono;
+        c.ping_sent_at = None;
+        let Some(sid) = c.session else {
+            return match frame {
+                ClientFrame::Ping => self.send(client, ServerFrame::Pong),
+                ClientFrame::Pong => {}
+                ClientFrame::Join {
+                    nick,
+                    rooms,
+                    resume,
+                } => self.join(now, client, nick, rooms, resume),
+                _ => self.error(
+                    client,
+                    ErrorCode::NotJoined,
+                    "send a join frame with your nickname before anything else",
+                ),
+            };
+        };
+        match frame {
+            ClientFrame::Ping => self.send(client, ServerFrame::Pong),
+            ClientFrame::Pong => {}
+            ClientFrame::Join { .. } => {
+                let mine = &self.sessions[&sid].nick;
+                let msg =
+                    format!("you have already joined as {mine}; reconnect to change nickname");
+                self.error(client, ErrorCode::AlreadyJoined, msg);
+            }
+            ClientFrame::Enter { room, since, epoch } => {
+                let since = since.zip(epoch);
+                self.enter(now, client, sid, &room, EnterRequest { v1: false, since });
+            }
+            ClientFrame::Part { room } => self.part(now, client, sid, &room),
+            ClientFrame::Msg { room, to, text, id } => {
+                self.message(now, client, sid, room, to, text, id)
+            }
+            ClientFrame::History {
+                room,
+                before,
+                limit,
+            } => self.history(client, sid, &room, before, limit),
+            ClientFrame::Rooms => self.steps.push_back(Step::Rooms(client)),
+        }
+    }
+
+    /// A payload from `client` was not a valid frame: answer `bad_frame`;
+    /// the connection stays open.
+    pub fn handle_bad_frame(&mut self, now: Now, client: ClientId, error: &PayloadError) {
+        let Some(c) = self.conns.get_mut(&client) else {
+            return;
+        };
+        c.last_heard = now.mono;
+        self.error(client, ErrorCode::BadFrame, format!("bad frame: {error}"));
+    }
+
+    fn join(
+        &mut self,
+        now: Now,
+        client: ClientId,
+        nick: String,
+        rooms: Option<Vec<String>>,
+        resume: Option<String>,
+    ) {
+        if let Err(e) = validate_nick(&nick) {
+            return self.error(client, ErrorCode::NickInvalid, e.to_string());
+        }
+        let key = nick_key(&nick);
+        if let Some(other) = self.by_key.get(&key) {
+            let taken = &self.sessions[other].nick;
+            let msg = format!("the nickname {taken} is in use; choose another");
+            return self.error(client, ErrorCode::NickTaken, msg);
+        }
+        let skeleton = nick_skeleton(&nick);
+        if let Some(other) = self.by_skeleton.get(&skeleton) {
+            let like = &self.sessions[other].nick;
+            let msg = format!(
+                "the nickname {nick} looks too much like {like}, who is online; choose another"
+            );
+            return self.error(client, ErrorCode::NickInvalid, msg);
+        }
+        // Continue the session named by `resume` if it ended in time and
+        // was this nickname's; otherwise a fresh session, not an error.
+        let resumable = resume
+            .as_ref()
+            .and_then(|t| self.tokens.get(t))
+            .copied()
+            .filter(|sid| {
+                let s = &self.sessions[sid];
+                s.conn.is_none()
+                    && s.key == key
+                    && s.ended_at
+                        .is_some_and(|t| now.mono < t + self.config.resume_window_ms)
+            });
+        let (sid, resumed) = match resumable {
+            Some(sid) => {
+                let s = self
+                    .sessions
+                    .get_mut(&sid)
+                    .expect("token of a live session");
+                s.conn = Some(client);
+                s.ended_at = None;
+                s.nick = nick.clone();
+                (sid, true)
+            }
+            None => {
+                let sid = SessionId(self.next_session);
+                self.next_session += 1;
+                let token = self.token();
+                self.tokens.insert(token.clone(), sid);
+                self.sessions.insert(
+                    sid,
+                    Session {
+                        token,
+                        nick: nick.clone(),
+                        key: key.clone(),
+                        skeleton: skeleton.clone(),
+                        conn: Some(client),
+                        ended_at: None,
+                        rooms: Default::default(),
+                        ids: IdWindow::default(),
+                    },
+                );
+                (sid, false)
+            }
+        };
+        self.by_key.insert(key, sid);
+        self.by_skeleton.insert(skeleton, sid);
+        if let Some(c) = self.conns.get_mut(&client) {
+            c.session = Some(sid);
+        }
+        self.timers
+            .arm(now.mono + self.config.idle_ping_ms, Timer::Idle(client));
+        let v1 = rooms.is_none();
+        let rooms = rooms.unwrap_or_else(|| vec![LOBBY.to_owned()]);
+        let lobby = rooms.iter().any(|r| r.eq_ignore_ascii_case(LOBBY));
+        self.steps.push_back(Step::Welcome {
+            client,
+            lobby,
+            resumed,
+        });
+        for room in rooms {
+            self.enter(now, client, sid, &room, EnterRequest { v1, since: None });
+        }
+    }
+
+    fn enter(&mut self, now: Now, client: ClientId, sid: SessionId, raw: &str, req: EnterRequest) {
+        let room = match room_name(raw) {
+            Ok(r) => r,
+            Err(why) => return self.room_error(client, ErrorCode::RoomInvalid, raw, why),
+        };
+        let s = &self.sessions[&sid];
+        if s.rooms.contains_key(&room) {
+            let msg = format!("you are already in #{room}");
+            return self.room_error(client, ErrorCode::AlreadyInRoom, &room, msg);
+        }
+        let max = self.config.max_rooms_per_client;
+        if s.rooms.len() >= max {
+            let msg = format!("you are in {max} rooms, the most allowed; part one first");
+            return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
+        }
+        if !self.rooms.contains_key(&room) {
+            if self.rooms.len() >= self.config.max_rooms {
+                self.forget_an_empty_room();
+            }
+            if self.rooms.len() >= self.config.max_rooms {
+                let msg = format!(
+                    "the server holds {} rooms, the most it may; enter an existing room",
+                    self.rooms.len()
+                );
+                return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
+            }
+            let epoch = self.token();
+            self.rooms.insert(room.clone(), Room::new(epoch));
+        }
+        let s = self.sessions.get_mut(&sid).expect("joined");
+        s.rooms.insert(room.clone(), InRoom { pending: Some(req) });
+        let nick = s.nick.clone();
+        self.stamp_presence(now, &room, sid, &nick, PresenceStatus::Online);
+    }
+
+    /// At the cap of rooms: forget the least recently used room nobody is
+    /// in, history and all (entering it again starts a new epoch), so that
+    /// rooms people left behind never lock everyone out of new ones.
+    fn forget_an_empty_room(&mut self) {
+        let oldest = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.is_empty())
+            .min_by_key(|(_, r)| r.touched)
+            .map(|(n, _)| n.clone());
+        if let Some(name) = oldest {
+            if let Some(room) = self.rooms.remove(&name) {
+                self.history_bytes -= room.history_bytes;
+            }
+        }
+    }
+
+    fn part(&mut self, now: Now, client: ClientId, sid: SessionId, raw: &str) {
+        let room = match room_name(raw) {
+            Ok(r) => r,
+            Err(why) => return self.room_error(client, ErrorCode::RoomInvalid, raw, why),
+        };
+        let s = self.sessions.get_mut(&sid).expect("joined");
+        if s.rooms.remove(&room).is_none() {
+            let msg = format!("you are not in #{room}");
+            return self.room_error(client, ErrorCode::NotInRoom, &room, msg);
+        }
+        let nick = s.nick.clone();
+        self.stamp_presence(now, &room, sid, &nick, PresenceStatus::Offline);
+    }
+
+    /// Stamp a presence event of `room` and queue it to be applied.
+    pub(crate) fn stamp_presence(
+        &mut self,
+        now: Now,
+        room: &str,
+        session: SessionId,
+        nick: &str,
+        status: PresenceStatus,
+    ) {
+        let body = EventBody::Presence {
+            session,
+            nick: nick.to_owned(),
+            status,
+        };
+        self.stamp(now, room, body);
+    }
+
+    /// Give `body` the room's next seq and the wall clock's ts, and queue
+    /// it to be applied.
+    fn stamp(&mut self, now: Now, room: &str, body: EventBody) -> u64 {
+        let r = self
+            .rooms
+            .get_mut(room)
+            .expect("a room is created before its events");
+        let seq = r.next_seq;
+        r.next_seq += 1;
+        self.steps
+            .push_back(Step::Apply(Event::new(room, seq, now.wall, body)));
+        seq
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn message(
+        &mut self,
+        now: Now,
+        client: ClientId,
+        sid: SessionId,
+        room: Option<String>,
+        to: Vec<String>,
+        text: String,
+        id: Option<String>,
+    ) {
+        let raw = room.as_deref().unwrap_or(LOBBY);
+        let room = match room_name(raw) {
+            Ok(r) => r,
+            Err(why) => return self.msg_error(client, ErrorCode::RoomInvalid, Some(raw), &id, why),
+        };
+        let s = &self.sessions[&sid];
+        if !s.rooms.contains_key(&room) {
+            let msg = format!("you are not in #{room}; enter it first");
+            return self.msg_error(client, ErrorCode::NotInRoom, Some(&room), &id, msg);
+        }
+        if let Some(id) = &id {
+            let n = id.chars().count();
+            if n == 0 || n > MAX_ID_LEN {
+                let msg = format!("bad frame: member `id`: {n} characters; use 1 to {MAX_ID_LEN}");
+                return self.error(client, ErrorCode::BadFrame, msg);
+            }
+            if let Some((orig_room, seq)) = s.ids.get(id) {
+                let frame = ServerFrame::Error {
+                    code: ErrorCode::Duplicate,
+                    message: format!(
+                        "you already sent a message with id {} (seq {seq}); it was not sent again",
+                        crate::escape_control(id)
+                    ),
+                    id: Some(id.clone()),
+                    room: Some(orig_room.clone()),
+                    seq: Some(*seq),
+                };
+                return self.send(client, frame);
+            }
+        }
+        // Checked before any lookup: the work per message is bounded by
+        // this limit, not by how many names fit in a frame.
+        let max = self.config.max_recipients;
+        if to.len() > max {
+            let msg = format!(
+                "a message may name at most {max} recipients and this one names {}; nothing was delivered",
+                to.len()
+            );
+            return self.msg_error(client, ErrorCode::TooManyRecipients, Some(&room), &id, msg);
+        }
+        // Resolve every recipient before anything is sent: all or nothing.
+        let mut recipients = Vec::with_capacity(to.len());
+        let mut seen: HashSet<SessionId> = HashSet::with_capacity(to.len());
+        let mut offline: Vec<&str> = Vec::new();
+        let mut elsewhere: Vec<&str> = Vec::new();
+        let mut missing_seen: HashSet<&str> = HashSet::new();
+        for name in &to {
+            let found = self.by_key.get(&nick_key(name)).copied();
+            match found.map(|r| (r, self.sessions[&r].rooms.contains_key(&room))) {
+                Some((r, true)) if seen.insert(r) => {
+                    let nick = self.sessions[&r].nick.clone();
+                    recipients.push(Recipient { session: r, nick });
+                }
+                Some((_, true)) => {}
+                Some((_, false)) if missing_seen.insert(name) => elsewhere.push(name),
+                None if missing_seen.insert(name) => offline.push(name),
+                _ => {}
+            }
+        }
+        if !offline.is_empty() || !elsewhere.is_empty() {
+            let list = |names: &[&str]| {
+                names
+                    .iter()
+                    .map(|n| crate::escape_control(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut parts = Vec::new();
+            if !offline.is_empty() {
+                parts.push(format!("not online: {}", list(&offline)));
+            }
+            if !elsewhere.is_empty() {
+                parts.push(format!("not in #{room}: {}", list(&elsewhere)));
+            }
+            let msg = format!("{}; nothing was delivered", parts.join("; "));
+            return self.msg_error(client, ErrorCode::UnknownNick, Some(&room), &id, msg);
+        }
+        let r = &self.rooms[&room];
+        let event = Event::new(
+            room.clone(),
+            r.next_seq,
+            now.wall,
+            EventBody::Msg {
+                from: sid,
+                nick: s.nick.clone(),
+                to: recipients,
+                text,
+                id: id.clone(),
+            },
+        );
+        let len = wire_len(&event);
+        let max = self.config.max_frame_bytes;
+        if len > max {
+            let msg = format!("the message would be {len} bytes once stamped, over the limit of {max}; send a shorter text");
+            return self.msg_error(client, ErrorCode::MsgTooLarge, Some(&room), &id, msg);
+        }
+        let r = self.rooms.get_mut(&room).expect("checked above");
+        r.next_seq += 1;
+        if let Some(id) = id {
+            let cap = self.config.id_window;
+            let s = self.sessions.get_mut(&sid).expect("joined");
+            s.ids.insert(id, room, event.seq, cap);
+        }
+        self.steps.push_back(Step::Apply(event));
+    }
+
+    fn history(
+        &mut self,
+        client: ClientId,
+        sid: SessionId,
+        raw: &str,
+        before: Option<u64>,
+        limit: Option<u64>,
+    ) {
+        let room = match room_name(raw) {
+            Ok(r) => r,
+            Err(why) => return self.room_error(client, ErrorCode::RoomInvalid, raw, why),
+        };
+        if !self.sessions[&sid].rooms.contains_key(&room) {
+            let msg = format!("you are not in #{room}; enter it to read its history");
+            return self.room_error(client, ErrorCode::NotInRoom, &room, msg);
+        }
+        let page = self.config.history_page;
+        let limit = limit.map_or(50.min(page), |l| (l.min(page as u64)) as usize);
+        self.steps.push_back(Step::History {
+            client,
+            room,
+            before,
+            limit,
+        });
+    }
+
+    pub(crate) fn send(&mut self, to: ClientId, frame: ServerFrame) {
+        self.steps.push_back(Step::Send(to, frame));
+    }
+
+    pub(crate) fn error(&mut self, to: ClientId, code: ErrorCode, message: impl Into<String>) {
+        let message = self.fit(message.into());
+        self.send(to, ServerFrame::error(code, message));
+    }
+
+    fn room_error(&mut self, to: ClientId, code: ErrorCode, room: &str, message: String) {
+        self.msg_error(to, code, Some(room), &None, message);
+    }
+
+    fn msg_error(
+        &mut self,
+        to: ClientId,
+        code: ErrorCode,
+        room: Option<&str>,
+        id: &Option<String>,
+        message: String,
+    ) {
+        let message = self.fit(message);
+        // A room name that broke the rule is not echoed back: it could be
+        // anything up to a frame long.
+        let room = room.filter(|r| r.len() <= 32).map(str::to_owned);
+        let id = id
+            .as_ref()
+            .filter(|i| i.chars().count() <= MAX_ID_LEN)
+            .cloned();
+        let frame = ServerFrame::Error {
+            code,
+            message,
+            id,
+            room,
+            seq: None,
+        };
+        self.send(to, frame);
+    }
+
+    /// An error message that fits a frame: one that quotes what the client
+    /// sent could outgrow the limit, and is cut short rather than lost.
+    fn fit(&self, mut message: String) -> String {
+        // JSON can spend 6 bytes on one byte of text (`\u001b`); 512 covers
+        // the other members (code, id, room, seq).
+        let keep = (self.config.max_frame_bytes - 512) / 6;
+        if message.len() > keep {
+            let mut cut = keep;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("...");
+        }
+        message
+    }
+}
+
+/// The length of `event`'s largest copy on the wire (the sender's, with its id).
+fn wire_len(event: &Event) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing to a counter cannot fail; a failure would count as too large.
+    match serde_json::to_writer(&mut n, &event.wire(true, false)) {
+        Ok(()) => n.0,
+        Err(_) => usize::MAX,
+    }
+}

@@ -1,0 +1,417 @@
+//! The server core: sessions, rooms and their sequenced events, with no I/O.
+
+mod apply;
+pub(crate) mod config;
+mod decide;
+pub(crate) mod event;
+pub(crate) mod output;
+mod room;
+mod session;
+mod timers;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::frame::{ErrorCode, ServerFrame};
+use config::ServerConfig;
+use event::{Event, SessionId};
+use output::Kick;
+use room::Room;
+use session::{Conn, Session};
+use timers::{Timer, Timers};
+
+/// A small handle by which the [`Server`] knows a connection. Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The two clocks, read by the caller once per call.
+///
+/// `mono` drives every timer and must never go backwards (milliseconds
+/// from any origin, e.g. a `std::time::Instant` taken at start); `wall`
+/// only stamps events' `ts` (unix milliseconds) and may step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds.
+    pub mono: u64,
+    /// Unix milliseconds.
+    pub wall: u64,
+}
+
+impl Now {
+    /// Both clocks.
+    pub fn new(mono: u64, wall: u64) -> Self {
+        Now { mono, wall }
+    }
+}
+
+/// A step of the ordered work queue: what `poll` turns into outputs, in
+/// the order it was decided.
+#[derive(Debug)]
+enum Step {
+    /// A frame for one connection.
+    Send(ClientId, ServerFrame),
+    /// The `welcome` of a join, built when reached so that it agrees with
+    /// every event applied before it.
+    Welcome {
+        client: ClientId,
+        lobby: bool,
+        resumed: bool,
+    },
+    /// A `history` answer, built when reached.
+    History {
+        client: ClientId,
+        room: String,
+        before: Option<u64>,
+        limit: usize,
+    },
+    /// A `rooms` answer, built when reached.
+    Rooms(ClientId),
+    /// A stamped event to apply.
+    Apply(Event),
+    /// Close a connection.
+    Close(ClientId, ErrorCode),
+}
+
+/// Who a delivery waiting in `poll` goes to.
+#[derive(Debug)]
+enum Audience {
+    /// Everyone in the event's room.
+    Room,
+    /// The connections listed.
+    List(Vec<ClientId>),
+    /// One connection; with the sender's id if `true`.
+    One(ClientId, bool),
+}
+
+/// The chat server as a deterministic state machine: no sockets, tasks or clock.
+///
+/// # Driving it
+///
+/// Input comes in through `handle_*` methods, each taking [`Now`]:
+///
+/// * [`handle_connect`](Server::handle_connect): a connection opened; returns its [`ClientId`];
+/// * [`handle_frame`](Server::handle_frame): a frame arrived;
+/// * [`handle_bad_frame`](Server::handle_bad_frame): a payload arrived that was not a frame;
+/// * [`handle_disconnect`](Server::handle_disconnect): a connection closed or failed;
+/// * [`handle_timeout`](Server::handle_timeout): the deadline of
+///   [`poll_timeout`](Server::poll_timeout) has passed;
+/// * [`kick`](Server::kick): the shell's own policies close a connection;
+/// * [`handle_shutdown`](Server::handle_shutdown): the server is stopping.
+///
+/// Output is drained with [`poll`](Server::poll) until it returns `None`,
+/// after every `handle_*` call; then [`poll_timeout`](Server::poll_timeout)
+/// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
+/// server sleeps). `poll` is also where stamped events are applied, one at
+/// a time: an event's fan-out is one [`Output::Deliver`] holding the event
+/// and its recipients, so however many events wait, the shell never holds
+/// more than one event's copies unwritten.
+///
+/// # Example
+///
+/// ```
+/// use chatproto::{ClientFrame, Now, Output, Server, ServerConfig};
+///
+/// let mut server = Server::new(ServerConfig::default(), [7; 32]);
+/// let now = Now::new(0, 1_732_400_000_000);
+/// let alice = server.handle_connect(now);
+/// server.handle_frame(now, alice, ClientFrame::join("alice"));
+/// let mut frames = Vec::new();
+/// while let Some(out) = server.poll() {
+///     match out {
+///         Output::Send { to, frame } => frames.push((to, serde_json::to_value(&frame).unwrap())),
+///         Output::Deliver { event, to, with_id } => {
+///             let wire = serde_json::to_value(event.wire(with_id, false)).unwrap();
+///             frames.extend(to.iter().map(|&c| (c, wire.clone())));
+///         }
+///         Output::Close { .. } => {}
+///         _ => {}
+///     }
+/// }
+/// // alice gets her welcome, then her own presence in the lobby.
+/// assert_eq!(frames[0].1["type"], "welcome");
+/// assert_eq!(frames[1].1["type"], "presence");
+/// assert_eq!(frames[1].1["room"], "lobby");
+/// // The next deadline: alice's join timeout, which finds her joined and
+/// // does nothing; her idle ping comes at 30 s.
+/// assert_eq!(server.poll_timeout(), Some(10_000));
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    rng: StdRng,
+    next_client: u64,
+    next_session: u64,
+    conns: HashMap<ClientId, Conn>,
+    sessions: HashMap<SessionId, Session>,
+    tokens: HashMap<String, SessionId>,
+    by_key: HashMap<String, SessionId>,
+    by_skeleton: HashMap<String, SessionId>,
+    rooms: HashMap<String, Room>,
+    steps: VecDeque<Step>,
+    /// Frames an applied event put before its own delivery (an `entered`
+    /// and its replay), sent first.
+    front: VecDeque<Step>,
+    /// The deliveries of the event applied last.
+    pending: VecDeque<Audience>,
+    /// The event applied last: what `Output::Deliver` borrows.
+    current: Option<Arc<Event>>,
+    /// Scratch for a `Deliver` to a list.
+    list: Vec<ClientId>,
+    timers: Timers,
+    /// What every room's history holds together (see `event_bytes`).
+    history_bytes: usize,
+    /// Events applied so far.
+    applied: u64,
+}
+
+impl Server {
+    /// A server with `config`; `seed` makes the session tokens and room
+    /// epochs (give it 32 bytes from the operating system's random source:
+    /// tokens are only unguessable if the seed is).
+    pub fn new(config: ServerConfig, seed: [u8; 32]) -> Self {
+        Server {
+            config: config.sanitized(),
+            rng: StdRng::from_seed(seed),
+            next_client: 0,
+            next_session: 0,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            tokens: HashMap::new(),
+            by_key: HashMap::new(),
+            by_skeleton: HashMap::new(),
+            rooms: HashMap::new(),
+            steps: VecDeque::new(),
+            front: VecDeque::new(),
+            pending: VecDeque::new(),
+            current: None,
+            list: Vec::new(),
+            timers: Timers::default(),
+            history_bytes: 0,
+            applied: 0,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// How many connections are open, joined or not.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// How many connections have joined.
+    pub fn members(&self) -> usize {
+        self.conns.values().filter(|c| c.session.is_some()).count()
+    }
+
+    /// The nickname `client` joined as, if it has.
+    pub fn nick(&self, client: ClientId) -> Option<&str> {
+        let sid = self.conns.get(&client)?.session?;
+        self.sessions.get(&sid).map(|s| s.nick.as_str())
+    }
+
+    /// The nicknames online, in no particular order.
+    pub fn online(&self) -> impl Iterator<Item = &str> + '_ {
+        self.sessions
+            .values()
+            .filter(|s| s.conn.is_some())
+            .map(|s| s.nick.as_str())
+    }
+
+    /// The latest seq applied in `room` (0 if it does not exist).
+    pub fn seq(&self, room: &str) -> u64 {
+        self.rooms.get(room).map_or(0, |r| r.seq)
+    }
+
+    /// The rooms that exist, with how many are in each.
+    pub fn rooms(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.rooms
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.members.len()))
+    }
+
+    /// A connection opened. It must send `join` within the join timeout.
+    pub fn handle_connect(&mut self, now: Now) -> ClientId {
+        let id = ClientId(self.next_client);
+        self.next_client += 1;
+        self.conns.insert(id, Conn::new(now.mono));
+        self.timers
+            .arm(now.mono + self.config.join_timeout_ms, Timer::Join(id));
+        id
+    }
+
+    /// `client`'s connection closed or failed. Its session leaves every
+    /// room it was in (everyone there sees it go) and can be resumed within
+    /// the resume window. Unknown clients are ignored.
+    pub fn handle_disconnect(&mut self, now: Now, client: ClientId) {
+        self.drop_conn(now, client);
+    }
+
+    /// The shell saw `client` read what was queued for it (its socket took
+    /// bytes after being full). That proves it alive like a frame from it
+    /// would: a ping it has not answered yet no longer times it out, since
+    /// the ping may be waiting behind the backlog it is reading.
+    pub fn handle_progress(&mut self, now: Now, client: ClientId) {
+        if let Some(c) = self.conns.get_mut(&client) {
+            c.last_heard = now.mono;
+            c.ping_sent_at = None;
+        }
+    }
+
+    /// Close `client` for a reason the shell decided (see [`Kick`]): it
+    /// gets the error frame, then [`Output::Close`], and leaves its rooms.
+    pub fn kick(&mut self, now: Now, client: ClientId, why: Kick) {
+        if !self.conns.contains_key(&client) {
+            return;
+        }
+        self.close_with(now, client, why.frame());
+    }
+
+    /// The server is stopping: send every connection a `notice` with `text`.
+    /// The caller then writes out what is queued and closes every connection.
+    pub fn handle_shutdown(&mut self, text: &str) {
+        let mut ids: Vec<ClientId> = self.conns.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.steps
+                .push_back(Step::Send(id, ServerFrame::notice(text)));
+        }
+    }
+
+    /// When to call [`handle_timeout`](Server::handle_timeout) next, on the
+    /// monotonic clock; `None` when nothing is waiting on time. Timers are
+    /// not cancelled when their reason goes away (a client that joins, or
+    /// speaks), so a deadline may come and find nothing to do.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.next()
+    }
+
+    /// Time passed: run every timer that is due (join timeouts, idle
+    /// pings, unanswered pings, sessions past the resume window).
+    pub fn handle_timeout(&mut self, now: Now) {
+        let mut due = Vec::new();
+        self.timers.due(now.mono, &mut due);
+        // Sorted so that the output does not depend on arming order.
+        due.sort_unstable();
+        for timer in due {
+            self.run_timer(now, timer);
+        }
+    }
+
+    fn run_timer(&mut self, now: Now, timer: Timer) {
+        let cfg = &self.config;
+        match timer {
+            Timer::Join(id) => {
+                if matches!(self.conns.get(&id), Some(c) if c.session.is_none()) {
+                    self.close_with(now, id, timeout("you did not join in time"));
+                }
+            }
+            Timer::Idle(id) => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                if c.session.is_none() || c.ping_sent_at.is_some() {
+                    return;
+                }
+                let due = c.last_heard + cfg.idle_ping_ms;
+                if due > now.mono {
+                    self.timers.arm(due, Timer::Idle(id));
+                    return;
+                }
+                c.ping_sent_at = Some(now.mono);
+                self.timers
+                    .arm(now.mono + cfg.pong_timeout_ms, Timer::Pong(id));
+                self.steps.push_back(Step::Send(id, ServerFrame::Ping));
+            }
+            Timer::Pong(id) => {
+                let Some(c) = self.conns.get(&id) else {
+                    return;
+                };
+                match c.ping_sent_at {
+                    Some(sent) if now.mono >= sent + cfg.pong_timeout_ms => {
+                        self.close_with(now, id, timeout("you did not answer a ping in time"));
+                    }
+                    Some(_) => {}
+                    // Answered: watch for the next silence.
+                    None => {
+                        let due = c.last_heard + cfg.idle_ping_ms;
+                        self.timers.arm(due.max(now.mono), Timer::Idle(id));
+                    }
+                }
+            }
+            Timer::Session(sid) => {
+                let expired = matches!(self.sessions.get(&sid),
+                    Some(s) if s.conn.is_none()
+                        && s.ended_at.is_some_and(|t| now.mono >= t + cfg.resume_window_ms));
+                if expired {
+                    if let Some(s) = self.sessions.remove(&sid) {
+                        self.tokens.remove(&s.token);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send `error` to `client`, close it, and let its session leave.
+    fn close_with(&mut self, now: Now, client: ClientId, error: ServerFrame) {
+        let ServerFrame::Error { code, .. } = &error else {
+            return;
+        };
+        let code = *code;
+        self.steps.push_back(Step::Send(client, error));
+        self.steps.push_back(Step::Close(client, code));
+        self.drop_conn(now, client);
+    }
+
+    /// Forget the connection; its session (if any) leaves its rooms and
+    /// releases its nickname, and waits out the resume window.
+    fn drop_conn(&mut self, now: Now, client: ClientId) {
+        let Some(conn) = self.conns.remove(&client) else {
+            return;
+        };
+        let Some(sid) = conn.session else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.conn = None;
+        s.ended_at = Some(now.mono);
+        let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
+        let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
+        rooms.sort_unstable();
+        if self.by_key.get(&key) == Some(&sid) {
+            self.by_key.remove(&key);
+        }
+        if self.by_skeleton.get(&skeleton) == Some(&sid) {
+            self.by_skeleton.remove(&skeleton);
+        }
+        for room in rooms {
+            self.stamp_presence(now, &room, sid, &nick, crate::PresenceStatus::Offline);
+        }
+        self.timers
+            .arm(now.mono + self.config.resume_window_ms, Timer::Session(sid));
+    }
+
+    /// A new unguessable token (128 random bits, hex).
+    fn token(&mut self) -> String {
+        let (a, b) = (self.rng.next_u64(), self.rng.next_u64());
+        format!("{a:016x}{b:016x}")
+    }
+}
+
+fn timeout(message: &str) -> ServerFrame {
+    ServerFrame::error(ErrorCode::Timeout, message)
+}

@@ -1,0 +1,97 @@
+//! What the server core asks its shell to do: the one way out of it.
+
+use crate::frame::{ErrorCode, ServerFrame};
+use crate::server::event::Event;
+use crate::server::ClientId;
+
+/// One thing for the shell to do, from [`Server::poll`](crate::Server::poll).
+///
+/// Act on each before polling again: a [`Output::Deliver`] borrows the
+/// server's state and is only valid until the next call.
+#[derive(Debug)]
+#[non_exhaustive]
+#[must_use = "an output not acted on is a frame lost or a connection left open"]
+pub enum Output<'a> {
+    /// Send `frame` to one connection.
+    Send {
+        /// The connection.
+        to: ClientId,
+        /// The frame.
+        frame: ServerFrame,
+    },
+    /// A room event for many connections: encode it once (with
+    /// [`Event::wire`]) and send the same bytes to each of `to`. Also what
+    /// to log, in seq order per room; `to` may be empty.
+    Deliver {
+        /// The event.
+        event: &'a Event,
+        /// Who gets it.
+        to: &'a [ClientId],
+        /// Encode with the sender's `id` (this is the sender's echo).
+        with_id: bool,
+    },
+    /// Close the connection once what was sent to it is written.
+    Close {
+        /// The connection.
+        client: ClientId,
+        /// Why: an `error` frame with this code was sent just before.
+        code: ErrorCode,
+    },
+}
+
+/// Why a shell closes a connection the core did not decide to close
+/// itself: the policies that live with the sockets. Each has a closing
+/// error code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kick {
+    /// The byte stream broke (`frame_too_large`, `empty_frame`).
+    Framing(crate::FramingError),
+    /// The server has no room for another connection (`server_full`).
+    ServerFull,
+    /// The client kept sending faster than allowed (`rate_limited`).
+    RateLimited,
+    /// The client's own outbound queue passed its limit (`slow_consumer`).
+    SlowConsumer {
+        /// The per-client limit in bytes.
+        limit: usize,
+    },
+    /// All outbound queues together passed the server's limit and this
+    /// client's queue was the longest (`slow_consumer`).
+    OverBudget {
+        /// The limit for all queues together, in bytes.
+        limit: usize,
+    },
+}
+
+impl Kick {
+    /// The error code sent; every one closes the connection.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Kick::Framing(e) => e.code(),
+            Kick::ServerFull => ErrorCode::ServerFull,
+            Kick::RateLimited => ErrorCode::RateLimited,
+            Kick::SlowConsumer { .. } | Kick::OverBudget { .. } => ErrorCode::SlowConsumer,
+        }
+    }
+
+    /// The message for the client: what happened and what to do.
+    pub fn message(&self) -> String {
+        match self {
+            Kick::Framing(e) => e.to_string(),
+            Kick::ServerFull => "the server is full; try again later".into(),
+            Kick::RateLimited => "you sent too much too fast; slow down".into(),
+            Kick::SlowConsumer { limit } => format!(
+                "you did not read your messages fast enough (over {limit} bytes waiting); closing"
+            ),
+            Kick::OverBudget { limit } => format!(
+                "the server's outbound memory for all clients is full (over {limit} bytes) and yours was the longest queue; closing"
+            ),
+        }
+    }
+
+    /// The whole `error` frame.
+    pub fn frame(&self) -> ServerFrame {
+        ServerFrame::error(self.code(), self.message())
+    }
+}

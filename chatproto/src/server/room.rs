@@ -1,0 +1,159 @@
+//! One room: its members and its history, changed only by applying events.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::server::event::{Event, SessionId};
+use crate::server::ClientId;
+
+/// A room's state.
+#[derive(Debug)]
+pub(crate) struct Room {
+    /// Changes whenever the room's history is lost (here: whenever the
+    /// room is created, as history lives in memory).
+    pub epoch: String,
+    /// The seq of the last event applied.
+    pub seq: u64,
+    /// The seq the next stamped event gets (ahead of `seq` while stamped
+    /// events wait to be applied).
+    pub next_seq: u64,
+    /// The connections in the room, for fan-out, and their sessions.
+    pub members: Vec<ClientId>,
+    pub sessions: Vec<SessionId>,
+    pos: HashMap<ClientId, usize>,
+    by_session: HashMap<SessionId, ClientId>,
+    /// The latest messages, oldest first.
+    pub history: VecDeque<Arc<Event>>,
+    /// Every message with a seq at least this is in `history`.
+    pub history_start: u64,
+    /// What `history` holds, as [`event_bytes`] counts it.
+    pub history_bytes: usize,
+    /// When an event was last applied here (the server's count of events
+    /// applied), to forget the least recently used room first.
+    pub touched: u64,
+}
+
+/// The memory one kept message is counted for: its strings and a fixed
+/// overhead for the rest.
+pub(crate) fn event_bytes(event: &Event) -> usize {
+    const OVERHEAD: usize = 128;
+    match &event.body {
+        crate::EventBody::Msg {
+            nick, to, text, id, ..
+        } => {
+            OVERHEAD
+                + nick.len()
+                + text.len()
+                + id.as_ref().map_or(0, String::len)
+                + to.iter().map(|r| r.nick.len() + 16).sum::<usize>()
+        }
+        _ => OVERHEAD,
+    }
+}
+
+impl Room {
+    pub fn new(epoch: String) -> Self {
+        Room {
+            epoch,
+            seq: 0,
+            next_seq: 1,
+            members: Vec::new(),
+            sessions: Vec::new(),
+            pos: HashMap::new(),
+            by_session: HashMap::new(),
+            history: VecDeque::new(),
+            history_start: 1,
+            history_bytes: 0,
+            touched: 0,
+        }
+    }
+
+    pub fn add(&mut self, conn: ClientId, session: SessionId) {
+        if self.pos.contains_key(&conn) || self.by_session.contains_key(&session) {
+            return;
+        }
+        self.by_session.insert(session, conn);
+        self.pos.insert(conn, self.members.len());
+        self.members.push(conn);
+        self.sessions.push(session);
+    }
+
+    /// Take `session` out of the room; the connection it was in as.
+    pub fn remove(&mut self, session: SessionId) -> Option<ClientId> {
+        let conn = self.by_session.remove(&session)?;
+        let i = self.pos.remove(&conn)?;
+        self.members.swap_remove(i);
+        self.sessions.swap_remove(i);
+        if let Some(&moved) = self.members.get(i) {
+            self.pos.insert(moved, i);
+        }
+        Some(conn)
+    }
+
+    /// Keep `event` (a message) in the history, forgetting the oldest past
+    /// `cap` messages or `max_bytes`; the bytes forgotten.
+    pub fn remember(&mut self, event: Arc<Event>, cap: usize, max_bytes: usize) -> usize {
+        self.history_bytes += event_bytes(&event);
+        self.history.push_back(event);
+        let mut freed = 0;
+        while self.history.len() > cap || (self.history_bytes > max_bytes && self.history.len() > 1)
+        {
+            freed += self.forget_oldest();
+        }
+        freed
+    }
+
+    /// Forget the oldest message kept; the bytes it was counted for.
+    pub fn forget_oldest(&mut self) -> usize {
+        let Some(old) = self.history.pop_front() else {
+            return 0;
+        };
+        self.history_start = old.seq + 1;
+        let n = event_bytes(&old);
+        self.history_bytes -= n;
+        n
+    }
+
+    /// The newest `limit` messages `session` may see with seq in
+    /// `(after, before)`, oldest first, and whether older visible ones
+    /// exist in the history.
+    pub fn visible(
+        &self,
+        session: SessionId,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> (Vec<&Arc<Event>>, bool) {
+        let mut page = Vec::new();
+        let mut more = false;
+        for e in self.history.iter().rev() {
+            if e.seq >= before {
+                continue;
+            }
+            if e.seq <= after {
+                break;
+            }
+            if !e.visible_to(session) {
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(e);
+        }
+        page.reverse();
+        (page, more)
+    }
+
+    /// Nothing to keep: no members, no history, nothing stamped in flight.
+    pub fn is_idle(&self) -> bool {
+        self.history.is_empty() && self.is_empty()
+    }
+
+    /// No members and nothing stamped in flight: only its history would be
+    /// lost if it were forgotten.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.next_seq == self.seq + 1
+    }
+}

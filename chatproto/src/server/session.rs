@@ -1,0 +1,109 @@
+//! Per-connection and per-session state, beside the rooms.
+//!
+//! A connection ([`ClientId`]) is one socket; a session ([`SessionId`]) is
+//! what a client's `welcome` token names. A session is attached to at most
+//! one connection; when that ends, the session waits out the resume window
+//! so a reconnecting client can continue it.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::server::event::SessionId;
+use crate::server::ClientId;
+
+/// One open connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Its session, once it has joined.
+    pub session: Option<SessionId>,
+    /// When it last sent a frame.
+    pub last_heard: u64,
+    /// When it was pinged without answering yet.
+    pub ping_sent_at: Option<u64>,
+}
+
+impl Conn {
+    pub fn new(now: u64) -> Self {
+        Conn {
+            session: None,
+            last_heard: now,
+            ping_sent_at: None,
+        }
+    }
+}
+
+/// What an `enter` asked for, kept until its presence event is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnterRequest {
+    /// A v1 join: no `entered`, no replay.
+    pub v1: bool,
+    /// The last seq and epoch the client saw, if it said.
+    pub since: Option<(u64, String)>,
+}
+
+/// A session's part in one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InRoom {
+    /// Until the entering presence is applied: what to answer then.
+    pub pending: Option<EnterRequest>,
+}
+
+/// A session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Its token, as given in `welcome`.
+    pub token: String,
+    /// The nickname, and its identity and look-alike keys.
+    pub nick: String,
+    pub key: String,
+    pub skeleton: String,
+    /// The connection it is attached to.
+    pub conn: Option<ClientId>,
+    /// When its connection ended (monotonic ms), while detached.
+    pub ended_at: Option<u64>,
+    /// The rooms it is in (decided: entered, not yet parted).
+    pub rooms: HashMap<String, InRoom>,
+    /// Its latest message ids.
+    pub ids: IdWindow,
+}
+
+/// The ids a session used last, each with the room and seq of its message.
+#[derive(Debug, Default)]
+pub(crate) struct IdWindow {
+    order: VecDeque<String>,
+    seen: HashMap<String, (String, u64)>,
+}
+
+impl IdWindow {
+    /// The room and seq of the message that used `id`, if remembered.
+    pub fn get(&self, id: &str) -> Option<&(String, u64)> {
+        self.seen.get(id)
+    }
+
+    /// Remember `id`, forgetting the oldest beyond `cap`.
+    pub fn insert(&mut self, id: String, room: String, seq: u64, cap: usize) {
+        if self.seen.insert(id.clone(), (room, seq)).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > cap {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_window_forgets_the_oldest() {
+        let mut w = IdWindow::default();
+        for i in 0..5 {
+            w.insert(format!("m{i}"), "lobby".into(), i, 3);
+        }
+        assert!(w.get("m0").is_none() && w.get("m1").is_none());
+        assert_eq!(w.get("m4"), Some(&("lobby".to_string(), 4)));
+        assert_eq!(w.order.len(), 3);
+    }
+}

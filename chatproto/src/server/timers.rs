@@ -1,0 +1,52 @@
+//! Deadlines on the monotonic clock, so an idle server sleeps instead of
+//! scanning every client on a tick.
+//!
+//! Timers are checked lazily: one that fires may find its reason gone (the
+//! client spoke, joined or left) and does nothing, or re-arms itself for
+//! its real deadline. So handling a frame never touches the heap, and each
+//! connection has at most one idle, one join and one pong timer armed.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::server::event::SessionId;
+use crate::server::ClientId;
+
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    Join(ClientId),
+    Idle(ClientId),
+    Pong(ClientId),
+    Session(SessionId),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(u64, Timer)>>,
+}
+
+impl Timers {
+    pub fn arm(&mut self, at: u64, timer: Timer) {
+        self.heap.push(Reverse((at, timer)));
+    }
+
+    pub fn next(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Move every timer due at `now` into `out`.
+    pub fn due(&mut self, now: u64, out: &mut Vec<Timer>) {
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, t))) = self.heap.pop() {
+                out.push(t);
+            }
+        }
+        if self.heap.capacity() > 1024 && self.heap.capacity() > 4 * self.heap.len() {
+            self.heap.shrink_to_fit();
+        }
+    }
+}
