@@ -58,6 +58,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 mod client_de;
 pub mod codec;
 pub mod frame;
@@ -66,6 +67,7 @@ pub mod sanitize;
 mod server;
 pub mod testkit;
 
+pub use client::{Client, ClientEvent, ClientOutput, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
 pub use codec::{
     encode, encode_into, parse_payload, Decoded, EncodeError, FrameDecoder, FramingError,
     PayloadError, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MIN_MAX_FRAME_BYTES,

@@ -1,0 +1,585 @@
+//! The client's side of the protocol, with no I/O: the join handshake,
+//! answering pings, rooms and who is in them, message ids, and resuming a
+//! session after the connection drops without losing, repeating or
+//! reordering anything.
+//!
+//! [`Client`] is driven like [`Server`](crate::Server): the shell reports
+//! what happened with `handle_*` and drains [`Client::poll`], which returns
+//! frames to send and events to show, until `None`. It outlives
+//! connections: after [`Client::handle_disconnected`], connect again and
+//! call [`Client::handle_connected`]; the client resumes its session,
+//! enters its rooms again from the last seq it saw, and resends every
+//! message the server had not acknowledged, under the same id.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
+use crate::nick::nick_key;
+
+/// How long the client may hear nothing before it pings, and then how
+/// long it waits for any answer before it calls the connection dead
+/// (monotonic milliseconds).
+pub const CLIENT_PING_AFTER_MS: u64 = 45_000;
+/// See [`CLIENT_PING_AFTER_MS`].
+pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
+
+/// What the shell must do, from [`Client::poll`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "a frame not sent is a message lost; an event not shown is a screen wrong"]
+pub enum ClientOutput {
+    /// Send this frame to the server.
+    Send(ClientFrame),
+    /// Show this to the user, in this order.
+    Event(ClientEvent),
+}
+
+/// Something the user should see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Joined (first connection) or rejoined (after a reconnect).
+    Joined {
+        /// The nickname, as the server spells it.
+        nick: String,
+        /// Whether the earlier session was continued.
+        resumed: bool,
+        /// Whether this is a reconnect.
+        reconnect: bool,
+    },
+    /// The join was refused (`nick_taken`, `nick_invalid`, ...).
+    Refused {
+        /// Why.
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+    },
+    /// A room was entered (or entered again after a reconnect).
+    Entered {
+        /// The room.
+        room: String,
+        /// Who is in it.
+        online: Vec<String>,
+        /// Whether this entered the room again after a reconnect.
+        again: bool,
+        /// Whether messages since the last one seen may be missing (the
+        /// server could not replay all of them). The replayed ones follow
+        /// as [`ClientEvent::Message`]s with `replay` set.
+        gap: bool,
+    },
+    /// A message, live or replayed; each is reported once.
+    Message {
+        /// The room.
+        room: String,
+        /// Its seq in the room.
+        seq: u64,
+        /// The sender.
+        from: String,
+        /// The recipients; empty: everyone in the room.
+        to: Vec<String>,
+        /// The text, as sent.
+        text: String,
+        /// Unix milliseconds, stamped by the server.
+        ts: u64,
+        /// Whether this client sent it (this is its echo).
+        mine: bool,
+        /// Whether it came from a replay (sent while away).
+        replay: bool,
+    },
+    /// Someone entered or left a room.
+    Presence {
+        /// The room.
+        room: String,
+        /// Who.
+        nick: String,
+        /// Entered (`true`) or left.
+        online: bool,
+    },
+    /// A page of history, oldest first.
+    History {
+        /// The room.
+        room: String,
+        /// The messages, as [`ClientEvent::Message`]s.
+        events: Vec<ClientEvent>,
+        /// Whether older ones exist.
+        more: bool,
+    },
+    /// The rooms with members.
+    Rooms(Vec<(String, u64)>),
+    /// A request failed. `id` is set when it answered a message this
+    /// client sent (that message is given up).
+    Error {
+        /// The code.
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+        /// The id of the message it answers.
+        id: Option<String>,
+        /// The room concerned.
+        room: Option<String>,
+    },
+    /// A notice from the server.
+    Notice(String),
+    /// The connection seems dead (nothing heard after a ping): close it and
+    /// reconnect.
+    Dead,
+}
+
+/// A message sent and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    id: String,
+    room: String,
+    to: Vec<String>,
+    text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RoomState {
+    /// The epoch and last seq seen, to enter again with `since`.
+    epoch: Option<String>,
+    last_seq: u64,
+    /// Who is in it, by identity key.
+    roster: BTreeMap<String, String>,
+    /// Entered on this connection.
+    entered: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Offline,
+    Joining,
+    Joined,
+}
+
+/// The client's protocol state. See the [module docs](self).
+#[derive(Debug)]
+pub struct Client {
+    nick: String,
+    phase: Phase,
+    connections: u64,
+    token: Option<String>,
+    rooms: BTreeMap<String, RoomState>,
+    /// Rooms asked for on this connection, waiting for `entered`.
+    entering: BTreeSet<String>,
+    pending: VecDeque<Pending>,
+    id_prefix: String,
+    next_id: u64,
+    out: VecDeque<ClientOutput>,
+    heard_at: u64,
+    pinged_at: Option<u64>,
+}
+
+impl Client {
+    /// A client that will join as `nick` and enter `rooms`. `id_prefix`
+    /// makes its message ids (give it a few random characters, so ids
+    /// differ between runs of the same nickname).
+    pub fn new(nick: impl Into<String>, rooms: &[&str], id_prefix: impl Into<String>) -> Self {
+        Client {
+            nick: nick.into(),
+            phase: Phase::Offline,
+            connections: 0,
+            token: None,
+            rooms: rooms
+                .iter()
+                .map(|r| (r.to_ascii_lowercase(), RoomState::default()))
+                .collect(),
+            entering: BTreeSet::new(),
+            pending: VecDeque::new(),
+            id_prefix: id_prefix.into(),
+            next_id: 0,
+            out: VecDeque::new(),
+            heard_at: 0,
+            pinged_at: None,
+        }
+    }
+
+    /// The nickname.
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
+    /// Whether the join succeeded on the current connection.
+    pub fn is_joined(&self) -> bool {
+        self.phase == Phase::Joined
+    }
+
+    /// The rooms this client is in (or will enter on connecting).
+    pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// Who is in `room`, sorted by identity.
+    pub fn roster(&self, room: &str) -> Vec<&str> {
+        self.rooms
+            .get(room)
+            .map(|r| r.roster.values().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// Messages sent that the server has not acknowledged yet (echo or error).
+    pub fn unacknowledged(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// A connection is open: join (resuming the session if there was one).
+    pub fn handle_connected(&mut self, now: u64) {
+        self.phase = Phase::Joining;
+        self.connections += 1;
+        self.heard_at = now;
+        self.pinged_at = None;
+        self.entering.clear();
+        for r in self.rooms.values_mut() {
+            r.entered = false;
+            r.roster.clear();
+        }
+        self.send(ClientFrame::join_v2(
+            self.nick.clone(),
+            Vec::new(),
+            self.token.clone(),
+        ));
+    }
+
+    /// The connection ended. What was not acknowledged is kept, to resend.
+    pub fn handle_disconnected(&mut self) {
+        self.phase = Phase::Offline;
+    }
+
+    /// Enter `room` (it is remembered across reconnects).
+    pub fn enter(&mut self, room: &str) {
+        let room = room.to_ascii_lowercase();
+        self.rooms.entry(room.clone()).or_default();
+        if self.phase == Phase::Joined {
+            self.enter_now(&room);
+        }
+    }
+
+    /// Leave `room`.
+    pub fn part(&mut self, room: &str) {
+        let room = room.to_ascii_lowercase();
+        if self.rooms.remove(&room).is_some() && self.phase == Phase::Joined {
+            self.send(ClientFrame::part(room));
+        }
+    }
+
+    /// Send `text` to `to` (empty: everyone) in `room`; returns its id. It
+    /// is resent after a reconnect until the server acknowledges it.
+    pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
+        self.next_id += 1;
+        let id = format!("{}{}", self.id_prefix, self.next_id);
+        let p = Pending {
+            id: id.clone(),
+            room: room.to_ascii_lowercase(),
+            to,
+            text: text.into(),
+        };
+        if self.phase == Phase::Joined {
+            self.send(msg_frame(&p));
+        }
+        self.pending.push_back(p);
+        id
+    }
+
+    /// Ask for a history page of `room`.
+    pub fn history(&mut self, room: &str, before: Option<u64>, limit: Option<u64>) {
+        self.send(ClientFrame::history(
+            room.to_ascii_lowercase(),
+            before,
+            limit,
+        ));
+    }
+
+    /// Ask for the list of rooms.
+    pub fn list_rooms(&mut self) {
+        self.send(ClientFrame::Rooms);
+    }
+
+    /// When to call [`handle_timeout`](Client::handle_timeout), on the
+    /// monotonic clock, while connected.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.phase == Phase::Offline {
+            return None;
+        }
+        Some(match self.pinged_at {
+            Some(at) => at + CLIENT_DEAD_AFTER_MS,
+            None => self.heard_at + CLIENT_PING_AFTER_MS,
+        })
+    }
+
+    /// Time passed: ping a silent server, or call the connection dead.
+    pub fn handle_timeout(&mut self, now: u64) {
+        if self.phase == Phase::Offline {
+            return;
+        }
+        match self.pinged_at {
+            Some(at) if now >= at + CLIENT_DEAD_AFTER_MS => {
+                self.phase = Phase::Offline;
+                self.out.push_back(ClientOutput::Event(ClientEvent::Dead));
+            }
+            None if now >= self.heard_at + CLIENT_PING_AFTER_MS => {
+                self.pinged_at = Some(now);
+                self.send(ClientFrame::Ping);
+            }
+            _ => {}
+        }
+    }
+
+    /// The next frame to send or event to show.
+    #[must_use = "a frame not sent is a message lost; an event not shown is a screen wrong"]
+    pub fn poll(&mut self) -> Option<ClientOutput> {
+        self.out.pop_front()
+    }
+
+    /// A frame arrived from the server.
+    pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        self.heard_at = now;
+        self.pinged_at = None;
+        match frame {
+            ServerFrame::Ping => self.send(ClientFrame::Pong),
+            ServerFrame::Welcome {
+                nick,
+                session,
+                resumed,
+                ..
+            } => self.welcome(nick, session, resumed.unwrap_or(false)),
+            ServerFrame::Online { room, nicks } => {
+                // Only `entered` continuations matter: we join into no room.
+                if let Some(r) = room.and_then(|r| self.rooms.get_mut(&r)) {
+                    for n in nicks {
+                        r.roster.insert(nick_key(&n), n);
+                    }
+                }
+            }
+            ServerFrame::Entered {
+                room,
+                epoch,
+                seq,
+                oldest,
+                online,
+                recovered,
+            } => self.entered(room, epoch, seq, oldest, online, recovered),
+            ServerFrame::Presence {
+                room,
+                seq,
+                nick,
+                status,
+                ..
+            } => {
+                let room = room.unwrap_or_else(|| crate::LOBBY.to_owned());
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                if seq <= r.last_seq {
+                    return;
+                }
+                r.last_seq = seq;
+                let online = status == PresenceStatus::Online;
+                if online {
+                    r.roster.insert(nick_key(&nick), nick.clone());
+                } else {
+                    r.roster.remove(&nick_key(&nick));
+                }
+                self.event(ClientEvent::Presence { room, nick, online });
+            }
+            ServerFrame::Msg { .. } => {
+                if let Some(e) = self.message(frame, true) {
+                    self.event(e);
+                }
+            }
+            ServerFrame::History { room, events, more } => {
+                let events = events
+                    .into_iter()
+                    .filter_map(|f| self.message(f, false))
+                    .collect();
+                self.event(ClientEvent::History { room, events, more });
+            }
+            ServerFrame::Rooms { rooms } => {
+                let list = rooms.into_iter().map(|r| (r.room, r.members)).collect();
+                self.event(ClientEvent::Rooms(list));
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                id,
+                room,
+                ..
+            } => self.error(code, message, id, room),
+            ServerFrame::Notice { text } => self.event(ClientEvent::Notice(text)),
+            _ => {}
+        }
+    }
+
+    fn welcome(&mut self, nick: String, session: Option<String>, resumed: bool) {
+        self.phase = Phase::Joined;
+        self.nick = nick.clone();
+        if !resumed {
+            // A fresh session: the server remembers none of our ids, so
+            // what it stored from us must be found by content instead.
+            self.token = None;
+        }
+        if session.is_some() {
+            self.token = session;
+        }
+        let reconnect = self.connections > 1;
+        self.event(ClientEvent::Joined {
+            nick,
+            resumed,
+            reconnect,
+        });
+        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            self.enter_now(&room);
+        }
+        // Resent after the enters: their replays show what already arrived.
+        let pending: Vec<ClientFrame> = self.pending.iter().map(msg_frame).collect();
+        for f in pending {
+            self.send(f);
+        }
+    }
+
+    fn enter_now(&mut self, room: &str) {
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        let since = r.epoch.clone().map(|e| (r.last_seq, e));
+        self.entering.insert(room.to_owned());
+        self.send(ClientFrame::enter(room, since));
+    }
+
+    fn entered(
+        &mut self,
+        room: String,
+        epoch: String,
+        seq: u64,
+        oldest: u64,
+        online: Vec<String>,
+        recovered: bool,
+    ) {
+        self.entering.remove(&room);
+        let r = self.rooms.entry(room.clone()).or_default();
+        let again = r.epoch.is_some();
+        // Nothing can be missing if nothing was said since (or ever).
+        let gap = again && !recovered && (seq > r.last_seq || oldest > r.last_seq + 1);
+        if r.epoch.as_deref() != Some(&epoch) {
+            // A new history: seqs start over.
+            r.last_seq = 0;
+        }
+        r.epoch = Some(epoch);
+        r.entered = true;
+        r.roster = online.iter().map(|n| (nick_key(n), n.clone())).collect();
+        self.event(ClientEvent::Entered {
+            room,
+            online,
+            again,
+            gap,
+        });
+    }
+
+    /// A `msg` frame as an event, once: `None` if already seen. `live`
+    /// frames advance the room's last seq.
+    fn message(&mut self, frame: ServerFrame, live: bool) -> Option<ClientEvent> {
+        let ServerFrame::Msg {
+            room,
+            seq,
+            from,
+            to,
+            text,
+            ts,
+            id,
+            replay,
+        } = frame
+        else {
+            return None;
+        };
+        let room = room.unwrap_or_else(|| crate::LOBBY.to_owned());
+        // Acknowledged: the echo, or its replay after a reconnect.
+        let mut mine = false;
+        if let Some(id) = &id {
+            if let Some(i) = self.pending.iter().position(|p| &p.id == id) {
+                self.pending.remove(i);
+                mine = true;
+            }
+        }
+        let me = nick_key(&self.nick);
+        if !mine && replay && nick_key(&from) == me {
+            // A fresh session cannot match ids: match by content.
+            if let Some(i) = self
+                .pending
+                .iter()
+                .position(|p| p.room == room && p.text == text)
+            {
+                self.pending.remove(i);
+            }
+        }
+        mine |= nick_key(&from) == me;
+        if live {
+            let r = self.rooms.get_mut(&room)?;
+            if seq <= r.last_seq {
+                return None;
+            }
+            r.last_seq = seq;
+        }
+        Some(ClientEvent::Message {
+            room,
+            seq,
+            from,
+            to,
+            text,
+            ts,
+            mine,
+            replay,
+        })
+    }
+
+    fn error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        id: Option<String>,
+        room: Option<String>,
+    ) {
+        if self.phase == Phase::Joining {
+            self.event(ClientEvent::Refused { code, message });
+            return;
+        }
+        if let Some(id) = &id {
+            if let Some(i) = self.pending.iter().position(|p| &p.id == id) {
+                self.pending.remove(i);
+            }
+            if code == ErrorCode::Duplicate {
+                // Delivered before the connection dropped; its copy came
+                // (or comes) with the replay.
+                return;
+            }
+        }
+        if let Some(r) = &room {
+            if self.entering.remove(r)
+                && matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
+            {
+                self.rooms.remove(r);
+            }
+        }
+        self.event(ClientEvent::Error {
+            code,
+            message,
+            id,
+            room,
+        });
+    }
+
+    fn send(&mut self, frame: ClientFrame) {
+        self.out.push_back(ClientOutput::Send(frame));
+    }
+
+    fn event(&mut self, e: ClientEvent) {
+        self.out.push_back(ClientOutput::Event(e));
+    }
+}
+
+fn msg_frame(p: &Pending) -> ClientFrame {
+    ClientFrame::msg_in(
+        p.room.clone(),
+        p.to.clone(),
+        p.text.clone(),
+        Some(p.id.clone()),
+    )
+}

@@ -1,0 +1,319 @@
+//! The sans-IO client core against the server core, in memory: a join, rooms,
+//! and connections cut at the worst moments, with nothing lost, shown twice
+//! or reordered.
+
+use bytes::BytesMut;
+use chatproto::{
+    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, FrameDecoder, Now, Output,
+    Server, ServerConfig, ServerFrame,
+};
+
+const T0: u64 = 1_732_400_000_000;
+
+/// One client of a [`Net`]: its core, its connection (if any), and the
+/// bytes the server sent it that it has not read yet.
+struct Peer {
+    core: Client,
+    conn: Option<ClientId>,
+    inbox: BytesMut,
+    decoder: FrameDecoder,
+    /// Every event the core reported.
+    events: Vec<ClientEvent>,
+}
+
+/// A server core and clients, wired through the codec.
+struct Net {
+    server: Server,
+    peers: Vec<Peer>,
+    mono: u64,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            server: Server::new(ServerConfig::default(), [3; 32]),
+            peers: Vec::new(),
+            mono: 0,
+        }
+    }
+
+    fn now(&self) -> Now {
+        Now::new(self.mono, T0 + self.mono)
+    }
+
+    fn add(&mut self, nick: &str, rooms: &[&str]) -> usize {
+        self.peers.push(Peer {
+            core: Client::new(nick, rooms, format!("{nick}-")),
+            conn: None,
+            inbox: BytesMut::new(),
+            decoder: FrameDecoder::default(),
+            events: Vec::new(),
+        });
+        let i = self.peers.len() - 1;
+        self.connect(i);
+        i
+    }
+
+    fn connect(&mut self, i: usize) {
+        let id = self.server.handle_connect(self.now());
+        self.peers[i].conn = Some(id);
+        self.peers[i].core.handle_connected(self.mono);
+        self.pump();
+    }
+
+    /// Cut `i`'s connection: whatever the server had sent that `i` did not
+    /// read is lost.
+    fn cut(&mut self, i: usize) {
+        if let Some(id) = self.peers[i].conn.take() {
+            self.peers[i].inbox.clear();
+            self.peers[i].core.handle_disconnected();
+            self.server.handle_disconnect(self.now(), id);
+        }
+        self.drain_server(false);
+    }
+
+    /// Move frames both ways until nothing moves; each client reads all it got.
+    fn pump(&mut self) {
+        for _ in 0..100 {
+            let mut moved = self.drain_clients();
+            moved |= self.drain_server(false);
+            for i in 0..self.peers.len() {
+                moved |= self.read(i);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the network did not settle");
+    }
+
+    /// Client outputs: frames go to the server, events are recorded.
+    fn drain_clients(&mut self) -> bool {
+        let mut moved = false;
+        for i in 0..self.peers.len() {
+            while let Some(out) = self.peers[i].core.poll() {
+                moved = true;
+                match out {
+                    ClientOutput::Send(frame) => {
+                        if let Some(id) = self.peers[i].conn {
+                            let wire = encode(&frame, 65_536).unwrap();
+                            let mut b = BytesMut::from(&wire[..]);
+                            let f = FrameDecoder::default()
+                                .decode::<ClientFrame>(&mut b)
+                                .unwrap()
+                                .unwrap()
+                                .unwrap();
+                            self.server.handle_frame(self.now(), id, f);
+                        }
+                    }
+                    ClientOutput::Event(e) => self.peers[i].events.push(e),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        moved
+    }
+
+    /// Server outputs into the clients' inboxes (not read yet).
+    fn drain_server(&mut self, _read: bool) -> bool {
+        let mut moved = false;
+        while let Some(out) = self.server.poll() {
+            moved = true;
+            let (bytes, to): (bytes::Bytes, Vec<ClientId>) = match out {
+                Output::Send { to, frame } => (encode(&frame, 65_536).unwrap(), vec![to]),
+                Output::Deliver { event, to, with_id } => (
+                    encode(&event.wire(with_id, false), 65_536).unwrap(),
+                    to.to_vec(),
+                ),
+                _ => continue,
+            };
+            for p in &mut self.peers {
+                if p.conn.is_some_and(|c| to.contains(&c)) {
+                    p.inbox.extend_from_slice(&bytes);
+                }
+            }
+        }
+        moved
+    }
+
+    /// Client `i` reads what it received.
+    fn read(&mut self, i: usize) -> bool {
+        let mut moved = false;
+        let p = &mut self.peers[i];
+        while let Some(f) = p.decoder.decode::<ServerFrame>(&mut p.inbox).unwrap() {
+            p.core.handle_frame(self.mono, f.unwrap());
+            moved = true;
+        }
+        moved
+    }
+
+    /// The messages client `i` showed, as (room, from, text), in order.
+    fn shown(&self, i: usize) -> Vec<(String, String, String)> {
+        self.peers[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Message {
+                    room, from, text, ..
+                } => Some((room.clone(), from.clone(), text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn texts(shown: &[(String, String, String)], from: &str) -> Vec<String> {
+    shown
+        .iter()
+        .filter(|(_, f, _)| f == from)
+        .map(|(_, _, t)| t.clone())
+        .collect()
+}
+
+#[test]
+fn join_enter_and_talk_in_two_rooms() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby", "rust"]);
+    let b = net.add("bob", &["rust"]);
+    assert!(net.peers[a].core.is_joined() && net.peers[b].core.is_joined());
+    assert_eq!(net.peers[a].core.roster("rust"), vec!["alice", "bob"]);
+    let id = net.peers[a].core.send_msg("rust", vec![], "hello rust");
+    assert_eq!(net.peers[a].core.unacknowledged(), 1);
+    net.pump();
+    assert_eq!(net.peers[a].core.unacknowledged(), 0, "{id} acknowledged");
+    assert_eq!(texts(&net.shown(b), "alice"), vec!["hello rust"]);
+    let mine = net.peers[a].events.iter().any(
+        |e| matches!(e, ClientEvent::Message { mine: true, text, .. } if text == "hello rust"),
+    );
+    assert!(mine, "alice's own line is marked as hers");
+    // A private message in the lobby bob is not in: refused, and given up.
+    net.peers[a]
+        .core
+        .send_msg("lobby", vec!["bob".into()], "psst");
+    net.pump();
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    assert!(net.peers[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { id: Some(_), .. })));
+    assert!(texts(&net.shown(b), "alice").len() == 1);
+}
+
+/// The connection drops after alice's messages reached the server but
+/// before their echoes reached her; meanwhile bob keeps talking. After
+/// the reconnect each message shows exactly once, in the room's order.
+#[test]
+fn a_cut_mid_stream_resumes_with_nothing_lost_or_shown_twice() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    let b = net.add("bob", &["lobby"]);
+    for i in 0..3 {
+        net.peers[a].core.send_msg("lobby", vec![], format!("a{i}"));
+    }
+    // The frames reach the server, the server answers, alice reads nothing.
+    net.drain_clients();
+    net.drain_server(false);
+    net.read(b);
+    net.cut(a);
+    assert_eq!(net.peers[a].core.unacknowledged(), 3, "no echo arrived");
+    for i in 0..2 {
+        net.peers[b].core.send_msg("lobby", vec![], format!("b{i}"));
+    }
+    // Two more from alice while she is away: sent on reconnect.
+    net.peers[a].core.send_msg("lobby", vec![], "a3");
+    net.pump();
+    net.connect(a);
+    net.pump();
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    let want_a: Vec<String> = (0..4).map(|i| format!("a{i}")).collect();
+    assert_eq!(
+        texts(&net.shown(a), "alice"),
+        want_a,
+        "alice sees hers once"
+    );
+    assert_eq!(texts(&net.shown(b), "alice"), want_a, "bob sees them once");
+    assert_eq!(texts(&net.shown(a), "bob"), vec!["b0", "b1"]);
+    // Both show the room in the same order.
+    let order = |i: usize| -> Vec<String> {
+        net.shown(i)
+            .into_iter()
+            .map(|(_, f, t)| format!("{f}:{t}"))
+            .collect()
+    };
+    assert_eq!(order(a), order(b));
+    let joined_again = net.peers[a].events.iter().any(|e| {
+        matches!(
+            e,
+            ClientEvent::Joined {
+                resumed: true,
+                reconnect: true,
+                ..
+            }
+        )
+    });
+    assert!(joined_again, "the session was resumed");
+    let gap = net.peers[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Entered { gap: true, .. }));
+    assert!(!gap, "everything was replayed");
+    let errors: Vec<&ClientEvent> = net.peers[a]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Error { .. }))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a resend is not an error to show: {errors:?}"
+    );
+}
+
+/// A server that replays what the client has already seen (here: the client
+/// enters again with an older `since` than it has) shows nothing twice.
+#[test]
+fn what_was_seen_is_not_shown_again() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    let b = net.add("bob", &["lobby"]);
+    net.peers[b].core.send_msg("lobby", vec![], "once");
+    net.pump();
+    // A fresh enter without since replays the latest messages again.
+    let id = net.peers[a].conn.unwrap();
+    net.server
+        .handle_frame(net.now(), id, ClientFrame::part("lobby"));
+    net.server
+        .handle_frame(net.now(), id, ClientFrame::enter("lobby", None));
+    net.pump();
+    assert_eq!(texts(&net.shown(a), "bob"), vec!["once"]);
+}
+
+/// Cut twice in a row, with messages in flight each time.
+#[test]
+fn two_cuts_in_a_row() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby", "rust"]);
+    let b = net.add("bob", &["lobby", "rust"]);
+    let mut want = Vec::new();
+    for round in 0..2 {
+        for room in ["lobby", "rust"] {
+            let t = format!("{room}-{round}");
+            net.peers[a].core.send_msg(room, vec![], t.clone());
+            want.push(t);
+        }
+        net.drain_clients();
+        net.drain_server(false);
+        net.cut(a);
+        net.peers[b]
+            .core
+            .send_msg("rust", vec![], format!("b{round}"));
+        net.pump();
+        net.connect(a);
+        net.pump();
+    }
+    let mut got = texts(&net.shown(a), "alice");
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(texts(&net.shown(a), "bob"), vec!["b0", "b1"]);
+    assert_eq!(texts(&net.shown(b), "alice").len(), 4);
+}
