@@ -52,6 +52,7 @@
 //!     ts: now + 5,
 //! });
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
