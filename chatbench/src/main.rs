@@ -14,7 +14,6 @@
 //! chatbench --target chat --addr 127.0.0.1:7878 --server-pid 4242 fanout --members 100 --publishers 4
 //! ```
 
-mod hist;
 mod idle;
 mod ledger;
 mod net;

@@ -4,12 +4,50 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::hist::Percentiles;
 use crate::ledger::Tally;
 use crate::soakcheck::Verdict;
 use crate::wire::Target;
+
+/// The summary of a latency histogram the reports carry, in nanoseconds.
+///
+/// Every figure but `count` is read from the histogram's buckets: a value is
+/// reported as the upper bound of its bucket (never below the true value,
+/// at most 1/128 above it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest sample.
+    pub max: u64,
+    /// Arithmetic mean.
+    pub mean: u64,
+}
+
+impl Percentiles {
+    /// p50, p99, p99.9, max and mean of `h`; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        Some(Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean().round() as u64,
+        })
+    }
+}
 
 /// The server's CPU time and memory over a run (given `--server-pid`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -482,6 +520,41 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("latency"));
+    }
+
+    #[test]
+    fn percentiles_within_a_bucket_of_the_truth() {
+        // 1..=100_000 microseconds in ns: p99 is 99_000 us, p99.9 is 99_900 us.
+        let mut h = Histogram::<u64>::new(2).unwrap();
+        for us in 1..=100_000u64 {
+            h.record(us * 1000).unwrap();
+        }
+        let p = Percentiles::of(&h).unwrap();
+        for (got, want) in [
+            (p.p50, 50_000_000u64),
+            (p.p99, 99_000_000),
+            (p.p999, 99_900_000),
+            (p.max, 100_000_000),
+            (p.mean, 50_000_500),
+        ] {
+            let err = got.abs_diff(want) as f64 / want as f64;
+            assert!(err <= 1.0 / 128.0, "{got} vs {want}");
+        }
+        assert_eq!(p.count, 100_000);
+        assert!(p.p50 >= 50_000_000 && p.p99 >= 99_000_000);
+    }
+
+    #[test]
+    fn a_single_outlier_shows_only_in_the_max() {
+        let mut h = Histogram::<u64>::new(2).unwrap();
+        for _ in 0..999 {
+            h.record(100).unwrap();
+        }
+        h.record(5_000_000).unwrap();
+        let p = Percentiles::of(&h).unwrap();
+        assert_eq!((p.p50, p.p99, p.p999), (100, 100, 100));
+        assert!(p.max >= 5_000_000 && p.max <= 5_000_000 + 5_000_000 / 128);
+        assert_eq!(Percentiles::of(&Histogram::<u64>::new(2).unwrap()), None);
     }
 
     #[test]
