@@ -19,7 +19,6 @@ mod ledger;
 mod net;
 mod procstat;
 mod report;
-mod rng;
 mod soak;
 mod soakcheck;
 mod text;
