@@ -18,6 +18,7 @@ mod idle;
 mod ledger;
 mod net;
 mod procstat;
+mod progress;
 mod report;
 mod soak;
 mod soakcheck;
@@ -52,7 +53,8 @@ struct Cli {
     /// Print the report as one JSON line instead of a table.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress lines on stderr.
+    /// No progress on stderr (a bar, drawn only when stderr is a terminal,
+    /// and a line before and after each phase).
     #[arg(long, global = true)]
     quiet: bool,
     /// Seed for every random choice (default: from the clock; the report says which).

@@ -27,6 +27,7 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::net::Conn;
 use crate::procstat;
+use crate::progress;
 use crate::report::{Report, SoakResult};
 use crate::soakcheck::{self, End, MsgInfo, Outcome, Rx, Sent, SessionLog};
 use crate::wire::{In, Subs, Target, Wire};
@@ -503,23 +504,27 @@ pub async fn run(cfg: &SoakConfig, report: &mut Report) {
     }
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(cfg.seconds);
-    let mut next_print = started + Duration::from_secs(5);
+    // Counts tenths of a second of churn.
+    let bar = progress::bar(
+        cfg.progress,
+        (cfg.seconds * 10.0).ceil() as u64,
+        progress::SOAK,
+        "soak".into(),
+    );
     while Instant::now() < until {
         sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())))
             .await;
-        if cfg.progress && Instant::now() >= next_print {
-            next_print += Duration::from_secs(5);
-            eprintln!(
-                "[soak] {:5.1}s  connected {}  sessions {}  sent {}  accepted {}  refused {}",
-                started.elapsed().as_secs_f64(),
-                sh.connected.load(Ordering::Relaxed),
-                lock(&sh.logs).len() + sh.connected.load(Ordering::Relaxed),
-                sh.sent.load(Ordering::Relaxed),
-                sh.accepted.load(Ordering::Relaxed),
-                sh.refused.load(Ordering::Relaxed)
-            );
-        }
+        bar.set_position((started.elapsed().as_secs_f64() * 10.0) as u64);
+        bar.set_message(format!(
+            "connected {}  sessions {}  sent {}  accepted {}  refused {}",
+            sh.connected.load(Ordering::Relaxed),
+            lock(&sh.logs).len() + sh.connected.load(Ordering::Relaxed),
+            sh.sent.load(Ordering::Relaxed),
+            sh.accepted.load(Ordering::Relaxed),
+            sh.refused.load(Ordering::Relaxed)
+        ));
     }
+    bar.finish();
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + DRAIN_WITHIN + JOIN_WITHIN;
     while sh.drained.load(Ordering::Relaxed) < cfg.clients && Instant::now() < deadline {

@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use indicatif::HumanCount;
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::ledger::{Ledger, Tally};
 use crate::net::Conn;
 use crate::procstat;
+use crate::progress;
 use crate::report::{Percentiles, Report, ServerUsage};
 use crate::text::{self, Stamp};
 use crate::wire::{Dest, In, Subs, Target};
@@ -181,9 +183,14 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     let before = cfg.server_pid.and_then(procstat::sample);
     let t0 = epoch.elapsed().as_nanos() as u64;
     let _ = start_tx.send(true);
+    let bar = progress::bar(
+        cfg.progress,
+        expected,
+        progress::DELIVERIES,
+        format!("{} {}", report.workload, cfg.target.name()),
+    );
     let started = Instant::now();
-    let (mut last_count, mut last_change, mut last_print) = (0u64, started, started);
-    let mut printed = 0u64;
+    let (mut last_count, mut last_change) = (0u64, started);
     loop {
         sleep(Duration::from_millis(20)).await;
         let now = Instant::now();
@@ -192,21 +199,11 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
             last_count = d;
             last_change = now;
         }
-        if cfg.progress && now - last_print >= Duration::from_secs(1) {
-            let rate = (d - printed) as f64 / (now - last_print).as_secs_f64();
-            eprintln!(
-                "[{} {}] {:5.1}s  sent {}  delivered {}/{}  ({}/s)",
-                report.workload,
-                cfg.target.name(),
-                (now - started).as_secs_f64(),
-                sh.sent.load(Ordering::Relaxed),
-                d,
-                expected,
-                crate::report::si(rate)
-            );
-            printed = d;
-            last_print = now;
-        }
+        bar.set_position(d);
+        bar.set_message(format!(
+            "sent {}",
+            HumanCount(sh.sent.load(Ordering::Relaxed))
+        ));
         if d >= expected {
             break;
         }
@@ -221,6 +218,7 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     }
     let after = cfg.server_pid.and_then(procstat::sample);
     let _ = stop_tx.send(true);
+    bar.finish();
 
     let mut tally = Tally::default();
     let mut hist = latency_histogram();
