@@ -33,6 +33,7 @@ use tokio::time::{sleep, timeout, Instant};
 
 use crate::net::Conn;
 use crate::procstat;
+use crate::progress;
 use crate::report::{IdleResult, Report};
 use crate::wire::{In, Subs, Target};
 
@@ -188,7 +189,11 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
         target,
     };
     let started = Instant::now();
-    let mut last_print = started;
+    let label = match source {
+        Some(ip) => format!("idle {} from {ip}", target.name()),
+        None => format!("idle {}", target.name()),
+    };
+    let bar = progress::bar(progress, n as u64, progress::JOINS, label);
     let batch = batch.max(1);
     for first in (0..n).step_by(batch) {
         if started.elapsed() >= budget {
@@ -223,17 +228,11 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
                 "connections fell behind the room's events after {end} joins"
             ));
         }
-        if progress && last_print.elapsed() >= Duration::from_secs(2) {
-            last_print = Instant::now();
-            eprintln!(
-                "[idle {}] {}/{n} joined ({} failed) in {:.1}s",
-                target.name(),
-                h.count(JOINED),
-                h.count(FAILED),
-                started.elapsed().as_secs_f64()
-            );
-        }
+        let (joined, failed) = (h.count(JOINED), h.count(FAILED));
+        bar.set_position(joined as u64);
+        bar.set_message(format!("({failed} failed)"));
     }
+    bar.finish_and_clear();
     if progress {
         eprintln!(
             "[idle {}] {} joined, {} failed, in {:.1}s",

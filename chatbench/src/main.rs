@@ -14,13 +14,12 @@
 //! chatbench --target chat --addr 127.0.0.1:7878 --server-pid 4242 fanout --members 100 --publishers 4
 //! ```
 
-mod hist;
 mod idle;
 mod ledger;
 mod net;
 mod procstat;
+mod progress;
 mod report;
-mod rng;
 mod soak;
 mod soakcheck;
 mod text;
@@ -54,7 +53,8 @@ struct Cli {
     /// Print the report as one JSON line instead of a table.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress lines on stderr.
+    /// No progress on stderr (a bar, drawn only when stderr is a terminal,
+    /// and a line before and after each phase).
     #[arg(long, global = true)]
     quiet: bool,
     /// Seed for every random choice (default: from the clock; the report says which).

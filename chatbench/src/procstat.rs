@@ -1,14 +1,11 @@
-//! The server's CPU time and memory, read from /proc.
+//! The server's CPU time and memory, read from /proc with procfs.
 //!
 //! CPU seconds are utime + stime of the whole process (all threads) from
-//! `/proc/PID/stat`; memory is VmRSS (now) and VmHWM (peak) from
-//! `/proc/PID/status`.
+//! `/proc/PID/stat`, in clock ticks of the rate sysconf reports; memory is
+//! VmRSS (now) and VmHWM (peak) from `/proc/PID/status`.
 
+use procfs::process::Process;
 use serde::{Deserialize, Serialize};
-
-/// Clock ticks per second of `/proc/PID/stat`'s times. Linux fixes USER_HZ
-/// at 100 on every architecture it exports to user space.
-const USER_HZ: f64 = 100.0;
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -21,51 +18,37 @@ pub struct Sample {
     pub hwm_kib: u64,
 }
 
-/// utime and stime in clock ticks from the contents of `/proc/PID/stat`.
-pub fn parse_stat(stat: &str) -> Option<(u64, u64)> {
-    // The command name is in parentheses and may itself hold spaces or ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    // After the name: state is field 3 of the file; utime is 14, stime 15.
-    let utime = fields.nth(14 - 3)?.parse().ok()?;
-    let stime = fields.next()?.parse().ok()?;
-    Some((utime, stime))
-}
-
-/// The value in kB of `key` (e.g. `VmRSS`) in the contents of `/proc/PID/status`.
-pub fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        if k != key {
-            return None;
-        }
-        v.trim().strip_suffix("kB")?.trim().parse().ok()
-    })
+/// Seconds per clock tick of `/proc/PID/stat`'s times (sysconf's
+/// `_SC_CLK_TCK`; 10 ms on Linux).
+fn tick_s() -> f64 {
+    1.0 / procfs::ticks_per_second() as f64
 }
 
 /// Read process `pid` now; `None` if it is gone or unreadable.
 pub fn sample(pid: u32) -> Option<Sample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let (u, s) = parse_stat(&stat)?;
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    let status = process.status().ok()?;
     Some(Sample {
-        cpu_s: (u + s) as f64 / USER_HZ,
-        rss_kib: parse_status_kib(&status, "VmRSS")?,
-        hwm_kib: parse_status_kib(&status, "VmHWM")?,
+        cpu_s: (stat.utime + stat.stime) as f64 * tick_s(),
+        rss_kib: status.vmrss?,
+        hwm_kib: status.vmhwm?,
     })
 }
 
 /// Wait until the server's CPU time stops moving (two quiet quarter-seconds
-/// in a row, under one 10 ms tick each), at most `within`.
+/// in a row, under one clock tick each), at most `within`.
 pub async fn wait_cpu_quiet(pid: u32, within: std::time::Duration) {
     use tokio::time::{sleep, Duration, Instant};
     let deadline = Instant::now() + within;
+    // A tick and a tenth: float sums of ticks are not exact.
+    let quiet_s = 1.1 * tick_s();
     let mut last = sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
     let mut quiet = 0;
     while quiet < 2 && Instant::now() < deadline {
         sleep(Duration::from_millis(250)).await;
         let now = sample(pid).map(|s| s.cpu_s).unwrap_or(0.0);
-        quiet = if now - last <= 0.011 { quiet + 1 } else { 0 };
+        quiet = if now - last <= quiet_s { quiet + 1 } else { 0 };
         last = now;
     }
 }
@@ -75,27 +58,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_fields_after_a_tricky_name() {
-        let stat = "4242 (chat server) (x)) S 1 4242 4242 0 -1 4194560 1227 0 0 0 \
-                    731 289 0 0 20 0 3 0 123456 1000000 500 18446744073709551615";
-        assert_eq!(parse_stat(stat), Some((731, 289)));
-        assert_eq!(parse_stat("garbage"), None);
-        assert_eq!(parse_stat("1 (x) S 1 2"), None);
-    }
-
-    #[test]
-    fn status_values_in_kib() {
-        let status = "Name:\tchatserver\nVmPeak:\t  999 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4096 kB\nThreads:\t3\n";
-        assert_eq!(parse_status_kib(status, "VmRSS"), Some(4096));
-        assert_eq!(parse_status_kib(status, "VmHWM"), Some(5120));
-        assert_eq!(parse_status_kib(status, "VmSwap"), None);
-        assert_eq!(parse_status_kib(status, "Threads"), None);
-    }
-
-    #[test]
     fn reads_this_very_process() {
         let s = sample(std::process::id()).expect("our own /proc entry");
         assert!(s.rss_kib > 0 && s.hwm_kib >= s.rss_kib);
         assert!(s.cpu_s >= 0.0);
+    }
+
+    #[test]
+    fn cpu_seconds_are_seconds() {
+        // Busy for 200 ms of wall time: the process is charged at least a
+        // few ticks, and at most the wall time on every core (other tests
+        // run beside this one). A wrong tick rate is off by a factor.
+        let me = std::process::id();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let before = sample(me).unwrap().cpu_s;
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        let wall = t.elapsed().as_secs_f64();
+        let used = sample(me).unwrap().cpu_s - before;
+        assert!(used >= 0.05, "{used} s of CPU in {wall} s busy");
+        assert!(
+            used <= wall * cores + 2.0 * tick_s(),
+            "{used} s of CPU in {wall} s"
+        );
+    }
+
+    #[test]
+    fn a_missing_process_reads_as_none() {
+        assert_eq!(sample(u32::MAX), None);
     }
 }

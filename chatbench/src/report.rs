@@ -2,14 +2,52 @@
 //! and a side-by-side table over many reports.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
+use comfy_table::{presets, Table};
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::hist::Percentiles;
 use crate::ledger::Tally;
 use crate::soakcheck::Verdict;
 use crate::wire::Target;
+
+/// The summary of a latency histogram the reports carry, in nanoseconds.
+///
+/// Every figure but `count` is read from the histogram's buckets: a value is
+/// reported as the upper bound of its bucket (never below the true value,
+/// at most 1/128 above it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest sample.
+    pub max: u64,
+    /// Arithmetic mean.
+    pub mean: u64,
+}
+
+impl Percentiles {
+    /// p50, p99, p99.9, max and mean of `h`; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        Some(Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean().round() as u64,
+        })
+    }
+}
 
 /// The server's CPU time and memory over a run (given `--server-pid`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -284,12 +322,18 @@ impl Report {
                 "FAILED".into()
             },
         );
-        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        let mut out = String::new();
-        for (k, v) in rows {
-            let _ = writeln!(out, "{k:<w$}  {v}");
+        // Two columns, no lines, two spaces between: as plain as it was.
+        let mut table = Table::new();
+        table
+            .load_style(presets::NOTHING)
+            .add_rows(rows.into_iter().map(|(k, v)| [k, v]));
+        if let Some(c) = table.column_mut(0) {
+            c.set_padding((0, 1));
         }
-        out
+        if let Some(c) = table.column_mut(1) {
+            c.set_padding((1, 0));
+        }
+        table.trim_fmt() + "\n"
     }
 }
 
@@ -394,35 +438,32 @@ pub fn side_by_side(reports: &[Report]) -> String {
             })
         }),
     ];
-    let mut out = String::new();
-    let _ = write!(out, "| workload / metric |");
-    for t in &targets {
-        let _ = write!(out, " {} |", t.server());
-    }
-    let _ = write!(out, "\n|---|");
-    for _ in &targets {
-        let _ = write!(out, "---|");
-    }
-    out.push('\n');
+    let mut table = Table::new();
+    table.load_style(presets::ASCII_MARKDOWN);
+    table.set_header(
+        std::iter::once("workload / metric".to_string())
+            .chain(targets.iter().map(|t| t.server().to_string())),
+    );
     for (w, label, cell) in metrics {
         if !targets.iter().any(|&t| find(w, t).is_some()) {
             continue;
         }
-        let _ = write!(out, "| {label} |");
-        for &t in &targets {
-            let v = find(w, t).map(|r| {
-                let v = cell(r).unwrap_or_else(|| "-".into());
-                if r.ok {
-                    v
-                } else {
-                    format!("{v} (FAILED)")
-                }
-            });
-            let _ = write!(out, " {} |", v.unwrap_or_else(|| "-".into()));
-        }
-        out.push('\n');
+        let values = targets.iter().map(|&t| {
+            find(w, t).map_or_else(
+                || "-".to_string(),
+                |r| {
+                    let v = cell(r).unwrap_or_else(|| "-".into());
+                    if r.ok {
+                        v
+                    } else {
+                        format!("{v} (FAILED)")
+                    }
+                },
+            )
+        });
+        table.add_row(std::iter::once(label.to_string()).chain(values));
     }
-    out
+    table.to_string() + "\n"
 }
 
 #[cfg(test)]
@@ -474,14 +515,80 @@ mod tests {
             fanout(Target::Nats, 990, 1.0),
             fanout(Target::Chat, 1000, 0.25),
         ]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "| workload / metric | chatserver | nats-server |");
+        // The columns are padded to line up; compare cells, not spacing.
+        let rows: Vec<Vec<&str>> = t
+            .lines()
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            ["", "workload / metric", "chatserver", "nats-server", ""]
+        );
+        assert!(rows[1][1].starts_with("---"), "{t}");
         assert!(
-            lines
-                .contains(&"| fan-out deliveries per server-CPU-second | 4.0 k | 990.0 (FAILED) |"),
+            rows.contains(&vec![
+                "",
+                "fan-out deliveries per server-CPU-second",
+                "4.0 k",
+                "990.0 (FAILED)",
+                ""
+            ]),
             "{t}"
         );
         assert!(!t.contains("latency"));
+        let width = t.lines().next().map_or(0, str::len);
+        assert!(t.lines().all(|l| l.len() == width), "{t}");
+    }
+
+    #[test]
+    fn percentiles_within_a_bucket_of_the_truth() {
+        // 1..=100_000 microseconds in ns: p99 is 99_000 us, p99.9 is 99_900 us.
+        let mut h = Histogram::<u64>::new(2).unwrap();
+        for us in 1..=100_000u64 {
+            h.record(us * 1000).unwrap();
+        }
+        let p = Percentiles::of(&h).unwrap();
+        for (got, want) in [
+            (p.p50, 50_000_000u64),
+            (p.p99, 99_000_000),
+            (p.p999, 99_900_000),
+            (p.max, 100_000_000),
+            (p.mean, 50_000_500),
+        ] {
+            let err = got.abs_diff(want) as f64 / want as f64;
+            assert!(err <= 1.0 / 128.0, "{got} vs {want}");
+        }
+        assert_eq!(p.count, 100_000);
+        assert!(p.p50 >= 50_000_000 && p.p99 >= 99_000_000);
+    }
+
+    #[test]
+    fn a_single_outlier_shows_only_in_the_max() {
+        let mut h = Histogram::<u64>::new(2).unwrap();
+        for _ in 0..999 {
+            h.record(100).unwrap();
+        }
+        h.record(5_000_000).unwrap();
+        let p = Percentiles::of(&h).unwrap();
+        assert_eq!((p.p50, p.p99, p.p999), (100, 100, 100));
+        assert!(p.max >= 5_000_000 && p.max <= 5_000_000 + 5_000_000 / 128);
+        assert_eq!(Percentiles::of(&Histogram::<u64>::new(2).unwrap()), None);
+    }
+
+    #[test]
+    fn render_is_two_aligned_columns() {
+        let text = fanout(Target::Chat, 1000, 0.5).render();
+        let lines: Vec<&str> = text.lines().collect();
+        // Keys padded to the longest, then two spaces, then the value.
+        let key_width = lines.iter().filter_map(|l| l.find("  ")).max().unwrap();
+        assert_eq!(key_width, "duplicates / reordered / unexpected".len());
+        let row = |k: &str, v: &str| format!("{k:<key_width$}  {v}");
+        assert_eq!(lines[0], row("workload", "fanout against chatserver"));
+        assert!(
+            lines.contains(&row("deliveries/s", "500.0").as_str()),
+            "{text}"
+        );
+        assert_eq!(*lines.last().unwrap(), row("result", "ok"));
     }
 
     #[test]

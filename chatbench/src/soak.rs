@@ -19,14 +19,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::RngExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::net::Conn;
 use crate::procstat;
+use crate::progress;
 use crate::report::{Report, SoakResult};
-use crate::rng::Rng;
 use crate::soakcheck::{self, End, MsgInfo, Outcome, Rx, Sent, SessionLog};
 use crate::wire::{In, Subs, Target, Wire};
 
@@ -183,19 +185,24 @@ impl Session {
         self.conn.flush().await.map_err(|e| format!("write: {e}"))
     }
 
-    async fn send(&mut self, rng: &mut Rng, cfg: &SoakConfig, sh: &Shared) -> Result<(), String> {
+    async fn send(
+        &mut self,
+        rng: &mut SmallRng,
+        cfg: &SoakConfig,
+        sh: &Shared,
+    ) -> Result<(), String> {
         let mut to = Vec::new();
-        if !self.online.is_empty() && rng.chance(cfg.private) {
-            let k = 1 + rng.below(3) as usize;
+        if !self.online.is_empty() && rng.random::<f64>() < cfg.private {
+            let k = rng.random_range(1..=3);
             for _ in 0..k {
-                let pick = self.online[rng.below(self.online.len() as u64) as usize].clone();
+                let pick = self.online[rng.random_range(0..self.online.len())].clone();
                 if !to.contains(&pick) {
                     to.push(pick);
                 }
             }
         }
         // Now and then a text that JSON must escape, to check it comes back as sent.
-        let tail = match rng.below(10) {
+        let tail = match rng.random_range(0..10) {
             0 => "with \"quotes\", a \\ and an \u{1b}[31mESC\u{1b}[0m\tand tab",
             1 => "unicode caf\u{e9} \u{202e}bidi\u{202c} \u{1F600}",
             _ => "plain text, nothing to escape",
@@ -314,11 +321,11 @@ enum Ev {
     Error(String, String),
 }
 
-fn exp_delay(rng: &mut Rng, rate: f64) -> Duration {
+fn exp_delay(rng: &mut SmallRng, rate: f64) -> Duration {
     if rate <= 0.0 {
         return Duration::from_secs(3600);
     }
-    Duration::from_secs_f64((-(1.0 - rng.unit()).ln() / rate).min(60.0))
+    Duration::from_secs_f64((-(1.0 - rng.random::<f64>()).ln() / rate).min(60.0))
 }
 
 /// One client slot: sessions one after the other until the stop.
@@ -329,9 +336,9 @@ async fn slot(
     sh: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut rng = Rng::stream(cfg.seed, i as u64);
+    let mut rng = crate::workloads::rng(cfg.seed, i as u64);
     let life_max = (cfg.seconds / 2.0).clamp(0.3, 8.0);
-    sleep(Duration::from_millis(rng.below(200))).await;
+    sleep(Duration::from_millis(rng.random_range(0..200))).await;
     let mut gen = 0;
     loop {
         if *stop.borrow() {
@@ -348,8 +355,9 @@ async fn slot(
             }
         };
         sh.connected.fetch_add(1, Ordering::Relaxed);
-        let leave_at = churner
-            .then(|| Instant::now() + Duration::from_secs_f64(0.2 + rng.unit() * (life_max - 0.2)));
+        let leave_at = churner.then(|| {
+            Instant::now() + Duration::from_secs_f64(0.2 + rng.random::<f64>() * (life_max - 0.2))
+        });
         let mut next_send = Instant::now() + exp_delay(&mut rng, cfg.rate);
         let result: Result<bool, String> = loop {
             if *stop.borrow() {
@@ -381,7 +389,7 @@ async fn slot(
             }
             Ok(false) => {
                 // Leave: half the time politely (FIN), half with a reset.
-                if rng.chance(0.5) {
+                if rng.random_bool(0.5) {
                     let _ = timeout(Duration::from_secs(1), s.conn.stream.shutdown()).await;
                 } else {
                     let _ = s.conn.stream.set_zero_linger();
@@ -390,7 +398,7 @@ async fn slot(
                 s.finish(&sh, End::Left);
                 tokio::select! {
                     _ = stop.changed() => {}
-                    _ = sleep(Duration::from_millis(rng.below(300))) => {}
+                    _ = sleep(Duration::from_millis(rng.random_range(0..300))) => {}
                 }
             }
             Ok(true) => {
@@ -496,23 +504,27 @@ pub async fn run(cfg: &SoakConfig, report: &mut Report) {
     }
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(cfg.seconds);
-    let mut next_print = started + Duration::from_secs(5);
+    // Counts tenths of a second of churn.
+    let bar = progress::bar(
+        cfg.progress,
+        (cfg.seconds * 10.0).ceil() as u64,
+        progress::SOAK,
+        "soak".into(),
+    );
     while Instant::now() < until {
         sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())))
             .await;
-        if cfg.progress && Instant::now() >= next_print {
-            next_print += Duration::from_secs(5);
-            eprintln!(
-                "[soak] {:5.1}s  connected {}  sessions {}  sent {}  accepted {}  refused {}",
-                started.elapsed().as_secs_f64(),
-                sh.connected.load(Ordering::Relaxed),
-                lock(&sh.logs).len() + sh.connected.load(Ordering::Relaxed),
-                sh.sent.load(Ordering::Relaxed),
-                sh.accepted.load(Ordering::Relaxed),
-                sh.refused.load(Ordering::Relaxed)
-            );
-        }
+        bar.set_position((started.elapsed().as_secs_f64() * 10.0) as u64);
+        bar.set_message(format!(
+            "connected {}  sessions {}  sent {}  accepted {}  refused {}",
+            sh.connected.load(Ordering::Relaxed),
+            lock(&sh.logs).len() + sh.connected.load(Ordering::Relaxed),
+            sh.sent.load(Ordering::Relaxed),
+            sh.accepted.load(Ordering::Relaxed),
+            sh.refused.load(Ordering::Relaxed)
+        ));
     }
+    bar.finish();
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + DRAIN_WITHIN + JOIN_WITHIN;
     while sh.drained.load(Ordering::Relaxed) < cfg.clients && Instant::now() < deadline {

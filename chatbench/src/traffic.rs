@@ -13,14 +13,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+use indicatif::HumanCount;
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use crate::hist::Histogram;
 use crate::ledger::{Ledger, Tally};
 use crate::net::Conn;
 use crate::procstat;
-use crate::report::{Report, ServerUsage};
+use crate::progress;
+use crate::report::{Percentiles, Report, ServerUsage};
 use crate::text::{self, Stamp};
 use crate::wire::{Dest, In, Subs, Target};
 
@@ -110,7 +112,18 @@ impl Shared {
 
 struct MemberResult {
     ledger: Ledger,
-    hist: Histogram,
+    hist: Histogram<u64>,
+}
+
+/// Longest latency a histogram tells apart; longer ones count as this.
+/// A run gives up long before (`--max-seconds`, 600 by default).
+const LATENCY_CAP_NS: u64 = 3_600_000_000_000;
+
+/// An empty latency histogram, in nanoseconds: two significant digits, so
+/// a value is known to 1/128 (the resolution of the histogram this one
+/// replaced). Every member's has the same bounds, so they add up.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_CAP_NS, 2).expect("constant, valid bounds")
 }
 
 /// Run the members; fill `report` with what was measured.
@@ -170,9 +183,14 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     let before = cfg.server_pid.and_then(procstat::sample);
     let t0 = epoch.elapsed().as_nanos() as u64;
     let _ = start_tx.send(true);
+    let bar = progress::bar(
+        cfg.progress,
+        expected,
+        progress::DELIVERIES,
+        format!("{} {}", report.workload, cfg.target.name()),
+    );
     let started = Instant::now();
-    let (mut last_count, mut last_change, mut last_print) = (0u64, started, started);
-    let mut printed = 0u64;
+    let (mut last_count, mut last_change) = (0u64, started);
     loop {
         sleep(Duration::from_millis(20)).await;
         let now = Instant::now();
@@ -181,21 +199,11 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
             last_count = d;
             last_change = now;
         }
-        if cfg.progress && now - last_print >= Duration::from_secs(1) {
-            let rate = (d - printed) as f64 / (now - last_print).as_secs_f64();
-            eprintln!(
-                "[{} {}] {:5.1}s  sent {}  delivered {}/{}  ({}/s)",
-                report.workload,
-                cfg.target.name(),
-                (now - started).as_secs_f64(),
-                sh.sent.load(Ordering::Relaxed),
-                d,
-                expected,
-                crate::report::si(rate)
-            );
-            printed = d;
-            last_print = now;
-        }
+        bar.set_position(d);
+        bar.set_message(format!(
+            "sent {}",
+            HumanCount(sh.sent.load(Ordering::Relaxed))
+        ));
         if d >= expected {
             break;
         }
@@ -210,14 +218,17 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     }
     let after = cfg.server_pid.and_then(procstat::sample);
     let _ = stop_tx.send(true);
+    bar.finish();
 
     let mut tally = Tally::default();
-    let mut hist = Histogram::new();
+    let mut hist = latency_histogram();
     for t in tasks {
         match t.await {
             Ok(r) => {
                 tally.add(&r.ledger.tally());
-                hist.merge(&r.hist);
+                if let Err(e) = hist.add(&r.hist) {
+                    sh.error(format!("latency histograms do not add up: {e}"));
+                }
             }
             Err(e) => sh.error(format!("member task failed: {e}")),
         }
@@ -232,7 +243,7 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
         ));
     }
     report.tally = tally;
-    report.latency_ns = hist.percentiles();
+    report.latency_ns = Percentiles::of(&hist);
     if let (Some(pid), Some(b), Some(a)) = (cfg.server_pid, before, after) {
         report.server = Some(ServerUsage {
             pid,
@@ -264,7 +275,7 @@ async fn member(
 ) -> MemberResult {
     let mut res = MemberResult {
         ledger: Ledger::new(plan.expect.iter().copied()),
-        hist: Histogram::new(),
+        hist: latency_histogram(),
     };
     let mut conn = match Conn::open(cfg.target, cfg.addr, cfg.source, false).await {
         Ok(c) => c,
@@ -373,7 +384,7 @@ async fn member(
                             let own = Some(st.sender) == me;
                             if (plan.count_own || !own) && res.ledger.record(st.sender, st.n) {
                                 new += 1;
-                                res.hist.record(now_ns.saturating_sub(st.t_ns));
+                                res.hist.saturating_record(now_ns.saturating_sub(st.t_ns));
                             }
                             if ack_mode == Some(Ack::OwnCopy) && own {
                                 acks += 1;

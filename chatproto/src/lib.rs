@@ -55,6 +55,7 @@
 //! // Sleep until then, and call `handle_timeout`.
 //! assert!(server.poll_timeout().is_some());
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
