@@ -1,5 +1,6 @@
-//! Every line of `nick_vectors.txt` checked against `chatproto::nick`, and
-//! properties of the Unicode rule over random input.
+//! Every line of `nick_vectors.txt` checked against `chatproto::nick`, the
+//! vectors quoted in PROTOCOL.md section 3 checked to be lines of that file,
+//! and properties of the Unicode rule over random input.
 
 use chatproto::nick::{
     nick_key, nick_skeleton, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN,
@@ -8,6 +9,7 @@ use proptest::prelude::*;
 use unicode_normalization::UnicodeNormalization;
 
 const FILE: &str = include_str!("nick_vectors.txt");
+const PROTOCOL: &str = include_str!("../../PROTOCOL.md");
 
 /// The input with every `\u{HEX}` replaced by its character. No other
 /// escape exists, so a lone backslash is a mistake in the file.
@@ -160,6 +162,25 @@ fn every_refusal_reason_has_a_vector() {
             "no vector refuses for {reason}"
         );
     }
+}
+
+/// Section 3 of PROTOCOL.md quotes vectors in a `text` block, fields
+/// aligned with spaces: each must be a line of the file.
+#[test]
+fn protocol_quotes_real_vectors() {
+    let start = PROTOCOL.find("\n## 3. ").expect("section 3");
+    let section = &PROTOCOL[start..];
+    let section = &section[..section.find("\n## 4. ").expect("section 4")];
+    let block = section.split("```text\n").nth(1).expect("a text block");
+    let block = &block[..block.find("```").expect("end of block")];
+    let lines: Vec<Vec<&str>> = FILE.lines().map(|l| l.split('\t').collect()).collect();
+    let mut quoted = 0;
+    for row in block.lines().filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert!(lines.contains(&fields), "PROTOCOL.md quotes {row:?}");
+        quoted += 1;
+    }
+    assert!(quoted >= 20, "only {quoted} vectors quoted");
 }
 
 /// The skeleton of the ASCII-only protocol: lowercase, then `rn` → `m`,
