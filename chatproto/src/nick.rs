@@ -1,21 +1,88 @@
-//! The nickname rule.
+//! The nickname rule: which nicknames are valid, which are the same person,
+//! and which look too much alike.
 //!
-//! A nickname is 1 to [`MAX_NICK_LEN`] characters, each printable ASCII
-//! (`!` 0x21 to `~` 0x7E) except `@`, `:`, `,`, `"` and `\`. So no whitespace,
-//! no control characters, no escapes, no bidi overrides, no zero-width or
-//! look-alike Unicode. `@ : ,` are excluded because the client syntax uses them
-//! to address messages; `"` and `\` so that a nickname never needs escaping.
+//! There are two rules, picked by [`NickRule`]:
 //!
-//! Two nicknames are the same person when they are equal ignoring ASCII case
-//! ([`nick_key`]): joining as `Alice` while `alice` is online is `nick_taken`.
+//! * **Unicode** (the default) lets people be called José, Zoë, Łukasz, 小明
+//!   or Дмитрий. [`normalize_nick`] puts the nickname in NFC, then refuses
+//!   what could hide or fake a name: whitespace, controls, format characters
+//!   (bidi overrides, zero-width joiners), unassigned code points, symbols
+//!   and emoji, characters Unicode does not recommend in identifiers (UTS #39
+//!   General Security Profile), compatibility forms such as fullwidth
+//!   letters, a combining mark at the start or too many stacked on a letter,
+//!   and a mix of scripts such as Latin with Cyrillic (`pаypal` with a
+//!   Cyrillic `а`). ASCII punctuation is allowed as in the ASCII rule, except
+//!   `@ : , " \`.
+//! * **ASCII** is the original rule, kept exactly: 1 to 32 printable ASCII
+//!   characters except `@ : , " \`.
 //!
-//! Two different nicknames collide when their [`nick_skeleton`]s are equal:
-//! they would look alike on screen, so the second is `nick_invalid`. The
-//! skeleton lowercases, then maps `0`→`o`, `1` `i` `|`→`l`, `5`→`s`,
-//! `rn`→`m`, `vv`→`w`.
+//! Every nickname valid under the ASCII rule is valid, and unchanged, under
+//! the Unicode rule, so switching a server to Unicode locks nobody out.
+//!
+//! Two nicknames are the same person when their [`nick_key`]s are equal
+//! (Unicode case folding, so `ZOË` is `zoë` and `STRASSE` is `Straße`).
+//! Two different people collide when their [`nick_skeleton`]s are equal: the
+//! names would look alike on screen (`b0b` and `bob`, Cyrillic `ВОВ` and
+//! `BOB`), so the second to join is refused.
+//!
+//! `PROTOCOL.md` section 3 states the rule for other implementations and
+//! `tests/nick_vectors.txt` holds its test vectors.
+//!
+//! # Example
+//!
+//! ```
+//! use chatproto::nick::{nick_key, nick_skeleton, normalize_nick, NickError, NickRule};
+//!
+//! // Decomposed input (e + U+0301) is stored composed.
+//! let jose = normalize_nick("Jose\u{301}", NickRule::Unicode).unwrap();
+//! assert_eq!(jose, "José");
+//! assert_eq!(nick_key(&jose), nick_key("JOSÉ"));
+//!
+//! // A Latin name with a Cyrillic "а" is refused.
+//! assert!(matches!(
+//!     normalize_nick("p\u{430}ypal", NickRule::Unicode),
+//!     Err(NickError::MixedScript(_))
+//! ));
+//!
+//! // The ASCII rule refuses what is not ASCII.
+//! assert!(normalize_nick("José", NickRule::Ascii).is_err());
+//!
+//! // Look-alikes share a skeleton.
+//! assert_eq!(nick_skeleton("b0b"), nick_skeleton("bob"));
+//! ```
 
-/// The longest nickname, in characters (which are bytes, as nicknames are ASCII).
+use caseless::Caseless;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_script::{Script, UnicodeScript};
+use unicode_security::general_security_profile::IdentifierType;
+use unicode_security::mixed_script::AugmentedScriptSet;
+use unicode_security::GeneralSecurityProfile;
+
+/// The longest nickname, in characters (Unicode scalar values of its NFC form).
 pub const MAX_NICK_LEN: usize = 32;
+
+/// The most combining marks one letter may carry, and the longest run UTS #39
+/// (section 5.4) suggests allowing; more is how "Zalgo" text spills over the
+/// lines around it.
+const MAX_MARKS: usize = 4;
+
+/// Characters refused under both rules: clients use `@ : ,` to address
+/// messages, and `"` `\` would need escaping in JSON.
+const RESERVED: [char; 5] = ['@', ':', ',', '"', '\\'];
+
+/// Which characters a nickname may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NickRule {
+    /// Letters, marks and digits of one script (or Latin with Han, kana or
+    /// Hangul) plus ASCII punctuation; see the module documentation.
+    #[default]
+    Unicode,
+    /// Printable ASCII except `@ : , " \`, the rule from before Unicode
+    /// nicknames.
+    Ascii,
+}
 
 /// Why a nickname breaks the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,16 +91,92 @@ pub enum NickError {
     /// The nickname is empty.
     #[error("the nickname is empty; choose 1 to 32 characters")]
     Empty,
-    /// The nickname is longer than [`MAX_NICK_LEN`].
+    /// The nickname is longer than [`MAX_NICK_LEN`] characters.
     #[error("the nickname is {0} characters long; the limit is 32")]
     TooLong(usize),
-    /// The nickname contains a character outside the rule.
+    /// Under [`NickRule::Ascii`], a character outside printable ASCII or one
+    /// of `@ : , " \`. Shown as `'c'` when printable, else as `U+XXXX`.
     #[error("the nickname contains {0}, which is not allowed; use printable ASCII other than @ : , \" \\ and no spaces")]
     BadChar(String),
+    /// One of `@ : , " \`, which clients use to address messages or which
+    /// would need escaping.
+    #[error("the nickname contains '{0}', which is reserved (@ : , address messages, \" and \\ need escaping); leave it out")]
+    Reserved(char),
+    /// Whitespace, a control or format character (bidi override, zero-width
+    /// space or joiner), or another character that shows as nothing.
+    #[error("the nickname contains {}, a space or a character that shows as nothing (control, bidi or zero-width); remove it", code(*.0))]
+    Invisible(char),
+    /// A code point that Unicode has not assigned (or a noncharacter).
+    #[error("the nickname contains {}, which is not an assigned Unicode character; remove it", code(*.0))]
+    Unassigned(char),
+    /// A compatibility form (fullwidth, ligature, superscript, styled
+    /// letter) of plain characters that a nickname may contain.
+    #[error("the nickname contains {}, a compatibility form of '{plain}'; write '{plain}' instead", shown(*.found))]
+    Compatibility {
+        /// The character as given.
+        found: char,
+        /// Its plain form (NFKC), which the rule allows.
+        plain: String,
+    },
+    /// A symbol, emoji, punctuation mark or other character that is neither
+    /// a letter, a combining mark, a digit nor allowed ASCII punctuation.
+    #[error("the nickname contains {}, which is not a letter, mark or digit; use letters, digits and ASCII punctuation other than @ : , \" \\", shown(*.0))]
+    NotAllowed(char),
+    /// A letter, mark or digit that Unicode does not recommend in names
+    /// (UTS #39: historic, technical or little-used scripts and characters).
+    #[error("the nickname contains {}, which Unicode does not recommend in names (historic, technical or little-used); choose other letters", shown(*.0))]
+    Restricted(char),
+    /// The nickname starts with a combining mark, which would attach to
+    /// whatever is shown before it.
+    #[error("the nickname starts with {}, a combining mark; start with a letter, digit or punctuation", code(*.0))]
+    LeadingMark(char),
+    /// More than four combining marks on one letter, or the same mark twice.
+    #[error("the nickname stacks too many combining marks on one letter (at most 4, none twice); remove some")]
+    TooManyMarks,
+    /// Letters from scripts that may not be mixed (any two, except Latin
+    /// with Han, Hiragana, Katakana, Hangul or Bopomofo).
+    #[error("the nickname mixes {} letters, which is how look-alike names are made; write it in one script", and_list(.0))]
+    MixedScript(Vec<&'static str>),
 }
 
-/// Check `nick` against the nickname rule.
+/// `U+XXXX`, for characters that cannot be shown.
+fn code(c: char) -> String {
+    format!("U+{:04X}", c as u32)
+}
+
+/// `U+XXXX 'c'`, for characters that can.
+fn shown(c: char) -> String {
+    format!("U+{:04X} '{c}'", c as u32)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Check `nick` against `rule`; `Ok` gives the normalized form (NFC) that
+/// the server stores and shows.
+///
+/// Input that is not in NFC is not an error: `"Jose\u{301}"` comes back as
+/// `"José"`. Under [`NickRule::Ascii`] a valid nickname comes back as given.
+pub fn normalize_nick(nick: &str, rule: NickRule) -> Result<String, NickError> {
+    match rule {
+        NickRule::Ascii => check_ascii(nick).map(|()| nick.to_owned()),
+        NickRule::Unicode => check_unicode(nick),
+    }
+}
+
+/// Check `nick` against the ASCII rule ([`NickRule::Ascii`]): the same as
+/// `normalize_nick(nick, NickRule::Ascii).map(|_| ())`, without the copy.
 pub fn validate_nick(nick: &str) -> Result<(), NickError> {
+    check_ascii(nick)
+}
+
+fn check_ascii(nick: &str) -> Result<(), NickError> {
     if nick.is_empty() {
         return Err(NickError::Empty);
     }
@@ -41,52 +184,242 @@ pub fn validate_nick(nick: &str) -> Result<(), NickError> {
     if chars > MAX_NICK_LEN {
         return Err(NickError::TooLong(chars));
     }
-    if let Some(c) = nick.chars().find(|&c| !is_nick_char(c)) {
+    if let Some(c) = nick.chars().find(|&c| !is_ascii_nick_char(c)) {
         let shown = if c.is_ascii_graphic() {
             format!("'{c}'")
         } else {
-            format!("U+{:04X}", c as u32)
+            code(c)
         };
         return Err(NickError::BadChar(shown));
     }
     Ok(())
 }
 
-fn is_nick_char(c: char) -> bool {
-    c.is_ascii_graphic() && !matches!(c, '@' | ':' | ',' | '"' | '\\')
+fn is_ascii_nick_char(c: char) -> bool {
+    c.is_ascii_graphic() && !RESERVED.contains(&c)
 }
 
-/// The identity of a valid nickname: equal keys are the same person.
+fn check_unicode(nick: &str) -> Result<String, NickError> {
+    if nick.is_empty() {
+        return Err(NickError::Empty);
+    }
+    // A character's canonical decomposition is at most 4 long, so NFC
+    // shrinks a string at most 4 times: refuse what is certainly too long
+    // before paying for normalization.
+    let given = nick.chars().count();
+    if given > 4 * MAX_NICK_LEN {
+        return Err(NickError::TooLong(given));
+    }
+    let nfc: String = nick.nfc().collect();
+    let chars = nfc.chars().count();
+    if chars > MAX_NICK_LEN {
+        return Err(NickError::TooLong(chars));
+    }
+    for (i, c) in nfc.chars().enumerate() {
+        check_char(c)?;
+        if i == 0 && is_mark(c) {
+            return Err(NickError::LeadingMark(c));
+        }
+    }
+    check_marks(&nfc)?;
+    check_scripts(&nfc)?;
+    Ok(nfc)
+}
+
+/// Whether `c` may appear in a Unicode nickname, on its own.
+fn check_char(c: char) -> Result<(), NickError> {
+    // ASCII keeps the ASCII rule, punctuation included: UTS #39 would
+    // refuse `!` or `~`, which nicknames have always been allowed.
+    if c.is_ascii() {
+        return if RESERVED.contains(&c) {
+            Err(NickError::Reserved(c))
+        } else if c.is_ascii_graphic() {
+            Ok(())
+        } else {
+            Err(NickError::Invisible(c))
+        };
+    }
+    use GeneralCategory as G;
+    let category = c.general_category();
+    match category {
+        G::Control | G::Format | G::SpaceSeparator | G::LineSeparator | G::ParagraphSeparator => {
+            return Err(NickError::Invisible(c))
+        }
+        G::Unassigned | G::Surrogate => return Err(NickError::Unassigned(c)),
+        _ => {}
+    }
+    // Letters and marks that show as nothing (Hangul fillers, variation
+    // selectors, the combining grapheme joiner) hide in a name like a
+    // zero-width space does.
+    if c.identifier_type() == Some(IdentifierType::Default_Ignorable) {
+        return Err(NickError::Invisible(c));
+    }
+    if let Some(plain) = plain_form(c) {
+        return Err(NickError::Compatibility { found: c, plain });
+    }
+    let letter_mark_digit = matches!(
+        category,
+        G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter
+            | G::NonspacingMark
+            | G::SpacingMark
+            | G::DecimalNumber
+    );
+    if !letter_mark_digit {
+        return Err(NickError::NotAllowed(c));
+    }
+    if !c.identifier_allowed() {
+        return Err(NickError::Restricted(c));
+    }
+    Ok(())
+}
+
+/// The NFKC form of `c` when it differs from `c` and is itself allowed, so
+/// that the error can say what to write instead (`Ａ` → `A`, `ﬁ` → `fi`).
+fn plain_form(c: char) -> Option<String> {
+    let plain: String = std::iter::once(c).nfkc().collect();
+    let differs = plain.chars().ne(std::iter::once(c));
+    // NFKC output has no compatibility forms left, so this recursion stops
+    // after one level.
+    (differs && plain.chars().all(|p| check_char(p).is_ok())).then_some(plain)
+}
+
+fn is_mark(c: char) -> bool {
+    use GeneralCategory as G;
+    matches!(
+        c.general_category(),
+        G::NonspacingMark | G::SpacingMark | G::EnclosingMark
+    )
+}
+
+/// UTS #39 section 5.4: in NFD, no more than [`MAX_MARKS`] nonspacing marks
+/// in a row and no mark twice in one row.
+fn check_marks(nfc: &str) -> Result<(), NickError> {
+    let mut run: Vec<char> = Vec::with_capacity(MAX_MARKS);
+    for c in nfc.nfd() {
+        if c.general_category() != GeneralCategory::NonspacingMark {
+            run.clear();
+            continue;
+        }
+        if run.len() == MAX_MARKS || run.contains(&c) {
+            return Err(NickError::TooManyMarks);
+        }
+        run.push(c);
+    }
+    Ok(())
+}
+
+/// UTS #39's "Highly Restrictive" level: all letters share a script, or
+/// the letters that are not Latin share one of Han with Bopomofo, Japanese
+/// (Han, Hiragana, Katakana) or Korean (Han, Hangul). Digits and
+/// punctuation belong to every script.
+fn check_scripts(nfc: &str) -> Result<(), NickError> {
+    let mut all = AugmentedScriptSet::default();
+    let mut not_latin = AugmentedScriptSet::default();
+    for c in nfc.chars() {
+        let set = AugmentedScriptSet::for_char(c);
+        all.intersect_with(set);
+        if !set.base.contains_script(Script::Latin) {
+            not_latin.intersect_with(set);
+        }
+    }
+    if !all.is_empty() || not_latin.hanb || not_latin.jpan || not_latin.kore {
+        return Ok(());
+    }
+    Err(NickError::MixedScript(script_names(nfc)))
+}
+
+/// The scripts of `nfc`'s letters, in order of first appearance.
+fn script_names(nfc: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for c in nfc.chars() {
+        let ext = c.script_extension();
+        if ext.is_common() || ext.is_inherited() {
+            continue;
+        }
+        // A character used by several scripts (the Japanese long vowel
+        // mark, Arabic-Indic digits) is named after the first of them.
+        let script = match c.script() {
+            Script::Common | Script::Inherited => ext.iter().next(),
+            s => Some(s),
+        };
+        if let Some(name) = script.map(Script::full_name) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The identity of a nickname: equal keys are the same person.
+///
+/// The key is the NFC form of the Unicode default full case folding of the
+/// nickname's NFD form, so it ignores case (`ZOË` = `zoë`, `ΣΟΦΟΣ` = `σοφος`
+/// = `σοφοσ`, `STRASSE` = `Straße`) and canonical equivalence (`Jose\u{301}`
+/// = `José`). Any string has a key, which makes it fit for looking
+/// recipients up by the names clients type; a name with a character that
+/// no nickname may contain simply matches nobody. For ASCII it is ASCII
+/// lowercase, computed without normalizing. There is no Turkish special
+/// case: `İ` folds to `i` plus U+0307 and `ı` to itself, so `Işık`, `ISIK`
+/// and `İşık` are three keys (though `Işık` and `ISIK` look alike, see
+/// [`nick_skeleton`]).
 pub fn nick_key(nick: &str) -> String {
-    nick.to_ascii_lowercase()
+    if nick.is_ascii() {
+        // Unicode case folding maps ASCII to ASCII, A-Z to a-z and nothing
+        // else, so this is the same key without the tables.
+        return nick.to_ascii_lowercase();
+    }
+    nick.nfd().default_case_fold().nfc().collect()
 }
 
-/// The look-alike class of a valid nickname: different nicknames with equal
-/// skeletons would be confused on screen.
+/// The look-alike class of a nickname: different people whose skeletons are
+/// equal would be confused on screen.
+///
+/// It is the UTS #39 skeleton of the nickname, case-folded, then the UTS #39
+/// skeleton again, and finally the ASCII table below. Taking the skeleton
+/// before folding catches look-alikes in the case shown (Cyrillic `ВОВ` is
+/// `BOB`, so it collides with `bob`); taking it after folding merges the
+/// prototypes' case (`0` → `O` → `o`). Applying the three steps again
+/// changes nothing.
+///
+/// The table, applied left to right, turns the pair `rn` into `m` and `vv`
+/// into `w` (each pair consumed whole), `0` into `o`, `1` `i` `|` into `l`
+/// and `5` into `s`. UTS #39 already covers some of these; the table keeps
+/// every one of the original ASCII look-alikes whatever its data says.
+///
+/// The result is meant only for comparing with other skeletons; it is in
+/// NFD and not meant to be shown.
 pub fn nick_skeleton(nick: &str) -> String {
-    let lower = nick.to_ascii_lowercase();
-    let mut out = String::with_capacity(lower.len());
-    let bytes = lower.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let pair = bytes.get(i..i + 2);
-        if pair == Some(b"rn") {
-            out.push('m');
-            i += 2;
+    let shapes: String = unicode_security::skeleton(nick).collect();
+    let folded: String = shapes.chars().default_case_fold().collect();
+    let shapes: String = unicode_security::skeleton(&folded).collect();
+    ascii_look_alikes(&shapes)
+}
+
+fn ascii_look_alikes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let pair = match (c, chars.peek()) {
+            ('r', Some('n')) => Some('m'),
+            ('v', Some('v')) => Some('w'),
+            _ => None,
+        };
+        if let Some(m) = pair {
+            chars.next();
+            out.push(m);
             continue;
         }
-        if pair == Some(b"vv") {
-            out.push('w');
-            i += 2;
-            continue;
-        }
-        out.push(match bytes[i] {
-            b'0' => 'o',
-            b'1' | b'i' | b'|' => 'l',
-            b'5' => 's',
-            b => b as char,
+        out.push(match c {
+            '0' => 'o',
+            '1' | 'i' | '|' => 'l',
+            '5' => 's',
+            c => c,
         });
-        i += 1;
     }
     out
 }
@@ -135,5 +468,105 @@ mod tests {
         assert_eq!(nick_skeleton("rnary"), nick_skeleton("mary"));
         assert_eq!(nick_skeleton("vvill"), nick_skeleton("will"));
         assert_ne!(nick_skeleton("alice"), nick_skeleton("bob"));
+    }
+
+    #[test]
+    fn ascii_valid_is_unicode_valid_and_unchanged() {
+        for nick in ["alice", "Bob_42-x.y!", "c{d}~<x>/'", "[]^|*()`%#$&+=?;"] {
+            assert_eq!(validate_nick(nick), Ok(()), "{nick}");
+            assert_eq!(normalize_nick(nick, NickRule::Unicode).as_deref(), Ok(nick));
+            assert_eq!(normalize_nick(nick, NickRule::Ascii).as_deref(), Ok(nick));
+        }
+    }
+
+    #[test]
+    fn ascii_table_consumes_pairs_whole() {
+        assert_eq!(ascii_look_alikes("rnn"), "mn");
+        assert_eq!(ascii_look_alikes("vvv"), "wv");
+        assert_eq!(ascii_look_alikes("rrn"), "rm");
+        assert_eq!(ascii_look_alikes("05i1|x"), "oslllx");
+    }
+
+    #[test]
+    fn marks_are_limited_per_letter() {
+        let four = "a\u{300}\u{301}\u{302}\u{303}";
+        assert_eq!(check_marks(four), Ok(()));
+        assert_eq!(
+            check_marks(&format!("{four}\u{304}")),
+            Err(NickError::TooManyMarks)
+        );
+        assert_eq!(check_marks("a\u{301}\u{301}"), Err(NickError::TooManyMarks));
+        // A new letter starts a new run, and NFC's precomposed letters count
+        // their marks.
+        assert_eq!(check_marks("á\u{301}"), Err(NickError::TooManyMarks));
+        assert_eq!(check_marks("a\u{301}b\u{301}"), Ok(()));
+    }
+
+    #[test]
+    fn mixed_scripts_are_named() {
+        assert_eq!(
+            check_scripts("p\u{430}ypal"),
+            Err(NickError::MixedScript(vec!["Latin", "Cyrillic"]))
+        );
+        let e = check_scripts("Ωmega-\u{434}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the nickname mixes Greek, Latin and Cyrillic letters, which is how look-alike names are made; write it in one script"
+        );
+        // Digits and punctuation go with any script; Latin goes with CJK.
+        assert_eq!(check_scripts("Дмитрий_1990"), Ok(()));
+        assert_eq!(check_scripts("Taro太郎たろう"), Ok(()));
+        assert_eq!(check_scripts("Minsu민수"), Ok(()));
+    }
+
+    #[test]
+    fn errors_say_which_character() {
+        let e = normalize_nick("a\u{200b}b", NickRule::Unicode).unwrap_err();
+        assert!(e.to_string().contains("U+200B"), "{e}");
+        let e = normalize_nick("bob😀", NickRule::Unicode).unwrap_err();
+        assert!(e.to_string().contains("U+1F600 '😀'"), "{e}");
+        let e = normalize_nick("Ａlice", NickRule::Unicode).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the nickname contains U+FF21 'Ａ', a compatibility form of 'A'; write 'A' instead"
+        );
+    }
+
+    /// Every character the Unicode rule accepts on its own: one pass over
+    /// all code points, shared by the checks below.
+    fn accepted_chars() -> Vec<char> {
+        (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| check_char(c).is_ok())
+            .collect()
+    }
+
+    #[test]
+    fn every_accepted_character_behaves() {
+        let accepted = accepted_chars();
+        // Not an accident of an empty table: ASCII and the names in the
+        // issue are in.
+        for c in ['a', '~', 'é', 'ł', '小', 'д', 'ー', 'ß', 'ı', 'İ'] {
+            assert!(accepted.contains(&c), "{c:?}");
+        }
+        for &c in &accepted {
+            let s = c.to_string();
+            // Case folding comes from caseless (Unicode 16) and the rule
+            // from Unicode 18 tables: check they agree with the standard
+            // library on case, so no accepted letter has an upper and lower
+            // form with two keys. Dotless ı is the one documented
+            // exception: it folds to itself while its capital I folds to i.
+            let key = nick_key(&s);
+            let upper: String = c.to_uppercase().collect();
+            let lower: String = c.to_lowercase().collect();
+            if c != 'ı' {
+                assert_eq!(nick_key(&upper), key, "{c:?} upper");
+            }
+            assert_eq!(nick_key(&lower), key, "{c:?} lower");
+            assert!(key.chars().all(|k| k.to_lowercase().eq([k])), "{c:?}");
+            // A skeleton is its own skeleton, as PROTOCOL.md promises.
+            let skeleton = nick_skeleton(&s);
+            assert_eq!(nick_skeleton(&skeleton), skeleton, "{c:?}");
+        }
     }
 }
