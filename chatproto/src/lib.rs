@@ -77,7 +77,7 @@ pub use codec::{
 pub use codec::{CodecError, JsonFrameCodec};
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use frame::{Limits, RoomInfo};
-pub use nick::{validate_nick, NickError, MAX_NICK_LEN};
+pub use nick::{nick_key, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN};
 pub use sanitize::escape_control;
 pub use server::config::{ServerConfig, DEFAULT_MAX_RECIPIENTS, LOBBY};
 pub use server::event::{

@@ -391,12 +391,20 @@ pub fn nick_key(nick: &str) -> String {
 /// and `5` into `s`. UTS #39 already covers some of these; the table keeps
 /// every one of the original ASCII look-alikes whatever its data says.
 ///
+/// Before the table, the accents of the Combining Diacritical Marks block
+/// (U+0300 to U+036F) are dropped: `José` and `Jose`, or `bób` and `bob`,
+/// differ by a mark a reader easily misses, so while one is online the
+/// other is refused. Marks of other blocks (Indic vowel signs, say) stay:
+/// they are letters to their readers.
+///
 /// The result is meant only for comparing with other skeletons; it is in
 /// NFD and not meant to be shown.
 pub fn nick_skeleton(nick: &str) -> String {
     let shapes: String = unicode_security::skeleton(nick).collect();
     let folded: String = shapes.chars().default_case_fold().collect();
-    let shapes: String = unicode_security::skeleton(&folded).collect();
+    let shapes: String = unicode_security::skeleton(&folded)
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .collect();
     ascii_look_alikes(&shapes)
 }
 

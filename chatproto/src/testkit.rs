@@ -329,7 +329,14 @@ pub fn check_decode(data: &[u8]) {
 /// The `room` fuzz target and the corpus replay test both call this.
 pub fn check_room_ops(data: &[u8]) {
     const NICKS: [&str; 8] = [
-        "alice", "Alice", "bob", "b0b", "carol", "dave", "bad nick", "",
+        "alice",
+        "Alice",
+        "bob",
+        "b0b",
+        "José",
+        "Jose\u{301}",
+        "bad nick",
+        "",
     ];
     const ROOMS: [&str; 4] = ["lobby", "rust", "Rust", "#bad"];
     let mut sim = Sim::new(

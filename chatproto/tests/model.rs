@@ -48,7 +48,7 @@ fn config() -> ServerConfig {
 
 /// Nicknames clients ask for: (nick, identity, look-alike class); identity
 /// `None` marks a nickname the rule forbids.
-const JOIN_POOL: [(&str, Option<&str>, &str); 13] = [
+const JOIN_POOL: [(&str, Option<&str>, &str); 17] = [
     ("alice", Some("alice"), "A"),
     ("Alice", Some("alice"), "A"),
     ("ALICE", Some("alice"), "A"),
@@ -59,14 +59,32 @@ const JOIN_POOL: [(&str, Option<&str>, &str); 13] = [
     ("dave", Some("dave"), "D"),
     ("mary", Some("mary"), "M"),
     ("rnary", Some("rnary"), "M"),
+    ("José", Some("josé"), "J"),
+    ("JOSÉ", Some("josé"), "J"),
+    ("Jose", Some("jose"), "J"),
+    ("Дмитрий", Some("дмитрий"), "R"),
     ("bad nick", None, ""),
     ("", None, ""),
     ("x@y", None, ""),
 ];
 
 /// Names messages are addressed to: members in any case, and strangers.
-const TO_POOL: [&str; 12] = [
-    "alice", "ALICE", "bob", "Bob", "B0B", "carol", "dave", "Mary", "rnary", "zed", "bad nick", "",
+const TO_POOL: [&str; 15] = [
+    "alice",
+    "ALICE",
+    "bob",
+    "Bob",
+    "B0B",
+    "carol",
+    "dave",
+    "Mary",
+    "rnary",
+    "zed",
+    "bad nick",
+    "",
+    "josé",
+    "JOSE",
+    "ДМИТРИЙ",
 ];
 
 /// Rooms clients name: three rooms, a case variant, a name the rule forbids.
@@ -668,7 +686,7 @@ impl Model {
         }
         let mut recipients: Vec<usize> = Vec::new();
         for name in to {
-            match self.online(&name.to_ascii_lowercase()) {
+            match self.online(&chatproto::nick_key(name)) {
                 Some(t) if self.sessions[t].rooms.contains(&room) => {
                     if !recipients.contains(&t) {
                         recipients.push(t);
@@ -1274,7 +1292,7 @@ fn check(ops: &[Op]) -> Result<Stats, TestCaseError> {
             );
         }
         // Who is online agrees, and no nickname is online twice.
-        let real: Vec<String> = sim.server.online().map(str::to_ascii_lowercase).collect();
+        let real: Vec<String> = sim.server.online().map(chatproto::nick_key).collect();
         let unique: BTreeSet<String> = real.iter().cloned().collect();
         prop_assert_eq!(
             unique.len(),

@@ -89,6 +89,12 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_PRESENCE_FANOUT_MAX", default_value_t = 1_000)]
     pub presence_fanout_max: u32,
 
+    /// Allow only printable-ASCII nicknames (the v1 rule) instead of
+    /// Unicode ones (letters and digits of one script, normalized, with
+    /// look-alikes refused; see PROTOCOL.md section 3).
+    #[arg(long, env = "CHATSERVER_ASCII_NICKS")]
+    pub ascii_nicks: bool,
+
     /// A connection must join within this many milliseconds.
     #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub join_timeout_ms: u64,

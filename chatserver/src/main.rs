@@ -123,6 +123,9 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.resume_window_ms = args.resume_window_ms;
     config.id_window = args.id_window as usize;
     config.presence_fanout_max = args.presence_fanout_max as usize;
+    if args.ascii_nicks {
+        config.nick_rule = chatproto::NickRule::Ascii;
+    }
     // Session tokens are only unguessable if the seed is.
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)

@@ -2,6 +2,7 @@
 
 use crate::codec::{DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES};
 use crate::frame::Limits;
+use crate::nick::NickRule;
 
 /// The default for [`ServerConfig::max_recipients`].
 pub const DEFAULT_MAX_RECIPIENTS: usize = 64;
@@ -56,6 +57,9 @@ pub struct ServerConfig {
     /// How many of a session's latest message ids are remembered to refuse
     /// duplicates (default 1 024).
     pub id_window: usize,
+    /// Which nicknames are allowed (default [`NickRule::Unicode`]; see
+    /// [`crate::nick`]).
+    pub nick_rule: NickRule,
     /// In a room with more members than this, entering and leaving are
     /// still events (they take a seq) but are sent only to the one who
     /// entered or left, not to everyone: a join storm into a huge room
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             resume_window_ms: 120_000,
             id_window: 1_024,
             presence_fanout_max: 1_000,
+            nick_rule: NickRule::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
-use crate::nick::{nick_key, nick_skeleton, validate_nick};
+use crate::nick::{nick_key, nick_skeleton, normalize_nick};
 use crate::server::config::LOBBY;
 use crate::server::event::{room_name, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
@@ -85,9 +85,12 @@ impl Server {
         rooms: Option<Vec<String>>,
         resume: Option<String>,
     ) {
-        if let Err(e) = validate_nick(&nick) {
-            return self.error(client, ErrorCode::NickInvalid, e.to_string());
-        }
+        // The normalized form is the nickname from here on: stored, shown
+        // and compared.
+        let nick = match normalize_nick(&nick, self.config.nick_rule) {
+            Ok(n) => n,
+            Err(e) => return self.error(client, ErrorCode::NickInvalid, e.to_string()),
+        };
         let key = nick_key(&nick);
         if let Some(other) = self.by_key.get(&key) {
             let taken = &self.sessions[other].nick;
