@@ -594,7 +594,7 @@ fn an_idle_client_is_pinged_then_closed_if_silent() {
     assert_eq!(sim.take(c), vec![ServerFrame::Ping, gone]);
     assert!(sim.clients[b].open && sim.clients[c].open);
     assert!(sim.events.iter().any(|e| e.seq == 5
-        && matches!(&e.body, EventBody::Presence { nick, status: Offline, .. } if nick == "alice")));
+        && matches!(&e.body, EventBody::Presence { nick, status: Offline, .. } if &**nick == "alice")));
 }
 
 #[test]
@@ -735,14 +735,11 @@ fn events_are_reported_in_seq_order() {
     sim.disconnect(b);
     let seqs: Vec<u64> = sim.events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
-    assert!(sim.events.iter().all(|e| e.room == "lobby"));
+    assert!(sim.events.iter().all(|e| &*e.room == "lobby"));
     match &sim.events[2].body {
         EventBody::Msg { nick, to, text, .. } => {
-            assert_eq!(nick, "alice");
-            assert_eq!(
-                to.iter().map(|r| r.nick.as_str()).collect::<Vec<_>>(),
-                ["bob"]
-            );
+            assert_eq!(&**nick, "alice");
+            assert_eq!(to.iter().map(|r| &*r.nick).collect::<Vec<_>>(), ["bob"]);
             assert_eq!(text, "hi");
         }
         other => panic!("{other:?}"),

@@ -130,7 +130,7 @@ impl Shell {
                     for &c in to {
                         write(&mut self.out, c, &bytes);
                         if let Some((_, last)) =
-                            self.views.entry(c).or_default().rooms.get_mut(&event.room)
+                            self.views.entry(c).or_default().rooms.get_mut(&*event.room)
                         {
                             *last = event.seq;
                         }

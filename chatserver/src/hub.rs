@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chatproto::{
-    encode, escape_control, ClientFrame, ClientId, Event, EventBody, Kick, Now, Output,
-    PayloadError, PresenceStatus, Server,
+    encode, encode_into, escape_control, ClientFrame, ClientId, Event, EventBody, Kick, Now,
+    Output, PayloadError, PresenceStatus, Server,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -99,12 +99,44 @@ impl Clock {
     }
 }
 
+/// A hasher for the core's connection handles: a counter the core hands
+/// out, not chosen by a peer, so a multiply spreads them well enough and
+/// SipHash's cost on the fan-out path (one lookup per recipient) buys
+/// nothing.
+#[derive(Debug, Clone, Copy, Default)]
+struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl std::hash::BuildHasher for HandleHasher {
+    type Hasher = HandleHasher;
+    fn build_hasher(&self) -> HandleHasher {
+        HandleHasher(0)
+    }
+}
+
+type Peers = HashMap<ClientId, Arc<Peer>, HandleHasher>;
+
 /// The server core and the peers it talks to.
 pub struct Hub {
     server: Server,
     clock: Clock,
     max_frame_bytes: usize,
-    peers: HashMap<ClientId, Arc<Peer>>,
+    /// Where frames are encoded, split off one by one.
+    scratch: BytesMut,
+    peers: Peers,
     to_flush: Vec<Arc<Peer>>,
     budget: Arc<OutboundBudget>,
     outbound_queue_bytes: usize,
@@ -136,7 +168,8 @@ impl Hub {
                 start: Instant::now(),
             },
             max_frame_bytes,
-            peers: HashMap::new(),
+            scratch: BytesMut::new(),
+            peers: Peers::default(),
             to_flush: Vec::new(),
             budget,
             outbound_queue_bytes,
@@ -277,7 +310,7 @@ impl Hub {
             };
             match out {
                 Output::Send { to, frame } => {
-                    match encode(&frame, self.max_frame_bytes) {
+                    match encode_shared(&mut self.scratch, &frame, self.max_frame_bytes) {
                         Ok(bytes) => {
                             let bytes = self.budget.track(bytes);
                             self.push(to, bytes);
@@ -291,7 +324,8 @@ impl Hub {
                         log_event(event);
                     }
                     if !to.is_empty() {
-                        match encode(&event.wire(with_id, false), self.max_frame_bytes) {
+                        let wire = event.wire(with_id, false);
+                        match encode_shared(&mut self.scratch, &wire, self.max_frame_bytes) {
                             Ok(bytes) => {
                                 let bytes = self.budget.track(bytes);
                                 let mut queued = 0;
@@ -447,10 +481,25 @@ impl Hub {
     }
 }
 
+/// Encode `frame` into the shared scratch buffer and split it off: frames
+/// encoded one after another share one allocation (each holds a count on
+/// it), instead of one allocation each.
+fn encode_shared(
+    scratch: &mut BytesMut,
+    frame: &impl serde::Serialize,
+    max: usize,
+) -> Result<Bytes, chatproto::EncodeError> {
+    if scratch.capacity() < 256 {
+        scratch.reserve(8 * 1024);
+    }
+    encode_into(frame, scratch, max)?;
+    Ok(scratch.split().freeze())
+}
+
 /// Queue `bytes` for `to`; 1 if it took a slot. A queue that overflows is
 /// named in `overflowed` (the caller applies the policy).
 fn queue(
-    peers: &HashMap<ClientId, Arc<Peer>>,
+    peers: &Peers,
     to_flush: &mut Vec<Arc<Peer>>,
     overflowed: &mut Vec<ClientId>,
     to: ClientId,
@@ -490,7 +539,7 @@ fn log_event(event: &Event) {
                     escape_control(text)
                 );
             } else {
-                let names: Vec<&str> = to.iter().map(|r| r.nick.as_str()).collect();
+                let names: Vec<&str> = to.iter().map(|r| &*r.nick).collect();
                 info!(
                     "[#{room} {seq}] {nick} -> {}: {}",
                     names.join(", "),

@@ -34,11 +34,14 @@ impl Server {
         let event = self.current.as_deref()?;
         let (to, with_id): (&[ClientId], bool) = match audience {
             Audience::Room => (
-                self.rooms.get(&event.room).map_or(&[][..], |r| &r.members),
+                self.rooms.get(&*event.room).map_or(&[][..], |r| &r.members),
                 false,
             ),
-            Audience::List(list) => {
-                self.list = list;
+            Audience::List(mut list) => {
+                // The old buffer goes back for the next list.
+                std::mem::swap(&mut self.list, &mut list);
+                list.clear();
+                self.spare = list;
                 (&self.list, false)
             }
             Audience::One(client, with_id) => {
@@ -99,7 +102,7 @@ impl Server {
     /// sent because of it (the `entered` of whoever entered, then the
     /// event's deliveries).
     fn apply(&mut self, event: Event) {
-        let Some(room) = self.rooms.get(&event.room) else {
+        let Some(room) = self.rooms.get(&*event.room) else {
             return;
         };
         if event.seq <= room.seq {
@@ -107,7 +110,7 @@ impl Server {
             return;
         }
         self.applied += 1;
-        if let Some(room) = self.rooms.get_mut(&event.room) {
+        if let Some(room) = self.rooms.get_mut(&*event.room) {
             room.touched = self.applied;
         }
         let event = Arc::new(event);
@@ -128,7 +131,7 @@ impl Server {
         let request = self
             .sessions
             .get_mut(&sid)
-            .and_then(|s| s.rooms.get_mut(&event.room))
+            .and_then(|s| s.rooms.get_mut(&*event.room))
             .and_then(|r| r.pending.take());
         if let (Some(conn), Some(req)) = (conn, &request) {
             if !req.v1 {
@@ -136,7 +139,7 @@ impl Server {
             }
         }
         let fanout_max = self.config.presence_fanout_max;
-        let room = self.rooms.get_mut(&event.room).expect("checked by apply");
+        let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
         // Still in the room as decided (it may have parted or gone since).
         if let (Some(conn), Some(_)) = (conn, request) {
@@ -153,7 +156,7 @@ impl Server {
 
     fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId) {
         let fanout_max = self.config.presence_fanout_max;
-        let room = self.rooms.get_mut(&event.room).expect("checked by apply");
+        let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
         let was = room.remove(sid);
         let big = room.members.len() >= fanout_max;
@@ -167,8 +170,8 @@ impl Server {
                 self.pending.push_back(Audience::One(conn, false));
             }
         }
-        if self.rooms.get(&event.room).is_some_and(|r| r.is_idle()) {
-            self.rooms.remove(&event.room);
+        if self.rooms.get(&*event.room).is_some_and(|r| r.is_idle()) {
+            self.rooms.remove(&*event.room);
         }
         // A room's history stays when its members leave (later members may
         // read it); it goes only with the room.
@@ -179,7 +182,7 @@ impl Server {
             self.config.history_per_room,
             self.config.history_bytes_per_room,
         );
-        let room = self.rooms.get_mut(&event.room).expect("checked by apply");
+        let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
         let added = crate::server::room::event_bytes(event);
         let freed = room.remember(Arc::clone(event), cap, per_room);
@@ -193,11 +196,12 @@ impl Server {
             return;
         };
         let sender = self.sessions.get(from).and_then(|s| s.conn);
-        let sender = sender.filter(|c| room.members.contains(c) || !to.is_empty());
+        let sender = sender.filter(|&c| !to.is_empty() || room.has(c));
         if to.is_empty() {
             match (id, sender) {
                 (Some(_), Some(me)) => {
-                    let others = room.members.iter().copied().filter(|&c| c != me).collect();
+                    let mut others = std::mem::take(&mut self.spare);
+                    others.extend(room.members.iter().copied().filter(|&c| c != me));
                     self.pending.push_back(Audience::List(others));
                     self.pending.push_back(Audience::One(me, true));
                 }
@@ -205,11 +209,12 @@ impl Server {
             }
             return;
         }
-        let mut list: Vec<ClientId> = to
-            .iter()
-            .filter_map(|r| self.sessions.get(&r.session).and_then(|s| s.conn))
-            .filter(|c| Some(*c) != sender)
-            .collect();
+        let mut list = std::mem::take(&mut self.spare);
+        list.extend(
+            to.iter()
+                .filter_map(|r| self.sessions.get(&r.session).and_then(|s| s.conn))
+                .filter(|c| Some(*c) != sender),
+        );
         match (id, sender) {
             (Some(_), Some(me)) => {
                 self.pending.push_back(Audience::List(list));
@@ -234,9 +239,9 @@ impl Server {
             .sessions
             .iter()
             .filter(|&&s| s != sid)
-            .filter_map(|s| self.sessions.get(s).map(|s| s.nick.clone()))
+            .filter_map(|s| self.sessions.get(s).map(|s| s.nick.to_string()))
             .collect();
-        online.push(me.nick.clone());
+        online.push(me.nick.to_string());
         let (replay, recovered) = match &req.since {
             Some((since, epoch)) if *epoch == room.epoch => {
                 let (page, more) = room.visible(sid, *since, u64::MAX, self.config.replay_limit);
@@ -289,16 +294,16 @@ impl Server {
                     .sessions
                     .iter()
                     .filter(|&&s| s != sid)
-                    .filter_map(|s| self.sessions.get(s).map(|s| s.nick.clone()))
+                    .filter_map(|s| self.sessions.get(s).map(|s| s.nick.to_string()))
                     .collect();
-                online.push(me.nick.clone());
+                online.push(me.nick.to_string());
                 (room.seq, online)
             }
             None => (0, Vec::new()),
         };
         let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
         let mut frames = vec![ServerFrame::Welcome {
-            nick: me.nick.clone(),
+            nick: me.nick.to_string(),
             seq,
             online: chunks.next().unwrap_or_default(),
             session: Some(me.token.clone()),

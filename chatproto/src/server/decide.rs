@@ -3,6 +3,7 @@
 //! here changes a room.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 use crate::nick::{nick_key, nick_skeleton, normalize_nick};
@@ -126,7 +127,7 @@ impl Server {
                     .expect("token of a live session");
                 s.conn = Some(client);
                 s.ended_at = None;
-                s.nick = nick.clone();
+                s.nick = Arc::from(nick.as_str());
                 (sid, true)
             }
             None => {
@@ -138,7 +139,7 @@ impl Server {
                     sid,
                     Session {
                         token,
-                        nick: nick.clone(),
+                        nick: Arc::from(nick.as_str()),
                         key: key.clone(),
                         skeleton: skeleton.clone(),
                         conn: Some(client),
@@ -197,12 +198,13 @@ impl Server {
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
             let epoch = self.token();
-            self.rooms.insert(room.clone(), Room::new(epoch));
+            self.rooms
+                .insert(room.clone(), Room::new(Arc::from(room.as_str()), epoch));
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
         s.rooms.insert(room.clone(), InRoom { pending: Some(req) });
         let nick = s.nick.clone();
-        self.stamp_presence(now, &room, sid, &nick, PresenceStatus::Online);
+        self.stamp_presence(now, &room, sid, nick, PresenceStatus::Online);
     }
 
     /// At the cap of rooms: forget the least recently used room nobody is
@@ -233,7 +235,7 @@ impl Server {
             return self.room_error(client, ErrorCode::NotInRoom, &room, msg);
         }
         let nick = s.nick.clone();
-        self.stamp_presence(now, &room, sid, &nick, PresenceStatus::Offline);
+        self.stamp_presence(now, &room, sid, nick, PresenceStatus::Offline);
     }
 
     /// Stamp a presence event of `room` and queue it to be applied.
@@ -242,12 +244,12 @@ impl Server {
         now: Now,
         room: &str,
         session: SessionId,
-        nick: &str,
+        nick: Arc<str>,
         status: PresenceStatus,
     ) {
         let body = EventBody::Presence {
             session,
-            nick: nick.to_owned(),
+            nick,
             status,
         };
         self.stamp(now, room, body);
@@ -262,8 +264,9 @@ impl Server {
             .expect("a room is created before its events");
         let seq = r.next_seq;
         r.next_seq += 1;
+        let name = Arc::clone(&r.name);
         self.steps
-            .push_back(Step::Apply(Event::new(room, seq, now.wall, body)));
+            .push_back(Step::Apply(Event::new(name, seq, now.wall, body)));
         seq
     }
 
@@ -320,14 +323,19 @@ impl Server {
         }
         // Resolve every recipient before anything is sent: all or nothing.
         let mut recipients = Vec::with_capacity(to.len());
-        let mut seen: HashSet<SessionId> = HashSet::with_capacity(to.len());
+        // A set only pays for itself past a handful of names.
+        let mut seen: HashSet<SessionId> = HashSet::new();
+        let small = to.len() <= 16;
         let mut offline: Vec<&str> = Vec::new();
         let mut elsewhere: Vec<&str> = Vec::new();
         let mut missing_seen: HashSet<&str> = HashSet::new();
         for name in &to {
-            let found = self.by_key.get(&nick_key(name)).copied();
+            let found = lookup(&self.by_key, name);
             match found.map(|r| (r, self.sessions[&r].rooms.contains_key(&room))) {
-                Some((r, true)) if seen.insert(r) => {
+                Some((r, true))
+                    if (small && !recipients.iter().any(|x: &Recipient| x.session == r))
+                        || (!small && seen.insert(r)) =>
+                {
                     let nick = self.sessions[&r].nick.clone();
                     recipients.push(Recipient { session: r, nick });
                 }
@@ -357,7 +365,7 @@ impl Server {
         }
         let r = &self.rooms[&room];
         let event = Event::new(
-            room.clone(),
+            Arc::clone(&r.name),
             r.next_seq,
             now.wall,
             EventBody::Msg {
@@ -368,8 +376,14 @@ impl Server {
                 id: id.clone(),
             },
         );
-        let len = wire_len(&event);
         let max = self.config.max_frame_bytes;
+        // Counted exactly only when a cheap bound (every byte of text and
+        // id escaped to six) does not already show that it fits.
+        let len = if wire_bound(&event) <= max {
+            0
+        } else {
+            wire_len(&event)
+        };
         if len > max {
             let msg = format!("the message would be {len} bytes once stamped, over the limit of {max}; send a shorter text");
             return self.msg_error(client, ErrorCode::MsgTooLarge, Some(&room), &id, msg);
@@ -464,6 +478,41 @@ impl Server {
             message.push_str("...");
         }
         message
+    }
+}
+
+/// The session online as `name`, compared as [`nick_key`] does. An ASCII
+/// name is folded on the stack: most are, and a lookup per recipient
+/// should not allocate.
+fn lookup(by_key: &crate::server::ids::StrMap<SessionId>, name: &str) -> Option<SessionId> {
+    const SHORT: usize = 4 * crate::nick::MAX_NICK_LEN;
+    if name.is_ascii() && name.len() <= SHORT {
+        let mut buf = [0u8; SHORT];
+        let key = &mut buf[..name.len()];
+        key.copy_from_slice(name.as_bytes());
+        key.make_ascii_lowercase();
+        // Lower-casing ASCII bytes leaves UTF-8 valid.
+        return by_key.get(std::str::from_utf8(key).ok()?).copied();
+    }
+    by_key.get(&nick_key(name)).copied()
+}
+
+/// An upper bound of [`wire_len`], without serializing.
+fn wire_bound(event: &Event) -> usize {
+    // Member names, punctuation and two 20-digit numbers.
+    const FIXED: usize = 128;
+    match &event.body {
+        EventBody::Msg {
+            nick, to, text, id, ..
+        } => {
+            FIXED
+                + 6 * (event.room.len()
+                    + nick.len()
+                    + text.len()
+                    + id.as_ref().map_or(0, String::len)
+                    + to.iter().map(|r| r.nick.len() + 1).sum::<usize>())
+        }
+        EventBody::Presence { nick, .. } => FIXED + 6 * (event.room.len() + nick.len()),
     }
 }
 

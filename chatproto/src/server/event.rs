@@ -6,6 +6,8 @@
 //! members and history change, so two copies of a room fed the same events
 //! are the same room.
 
+use std::sync::Arc;
+
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
@@ -59,7 +61,7 @@ pub struct Recipient {
     /// The recipient's session: only it may see the message, later too.
     pub session: SessionId,
     /// Its nickname when the message was sent.
-    pub nick: String,
+    pub nick: Arc<str>,
 }
 
 /// What happened in a room.
@@ -71,7 +73,7 @@ pub enum EventBody {
         /// Whose session.
         session: SessionId,
         /// Its nickname.
-        nick: String,
+        nick: Arc<str>,
         /// Entered or left.
         status: PresenceStatus,
     },
@@ -80,7 +82,7 @@ pub enum EventBody {
         /// The sender's session.
         from: SessionId,
         /// The sender's nickname.
-        nick: String,
+        nick: Arc<str>,
         /// The recipients; empty means everyone in the room.
         to: Vec<Recipient>,
         /// The text, exactly as sent.
@@ -95,7 +97,7 @@ pub enum EventBody {
 #[non_exhaustive]
 pub struct Event {
     /// The room's canonical name.
-    pub room: String,
+    pub room: Arc<str>,
     /// The room's sequence number of this event: one more than the last.
     pub seq: u64,
     /// When it was stamped, unix milliseconds (the wall clock).
@@ -106,7 +108,7 @@ pub struct Event {
 
 impl Event {
     /// An event of `room` with `seq`, `ts` and `body`.
-    pub fn new(room: impl Into<String>, seq: u64, ts: u64, body: EventBody) -> Self {
+    pub fn new(room: impl Into<Arc<str>>, seq: u64, ts: u64, body: EventBody) -> Self {
         Event {
             room: room.into(),
             seq,
@@ -145,19 +147,19 @@ impl Event {
     pub fn to_frame(&self, with_id: bool, replay: bool) -> ServerFrame {
         match &self.body {
             EventBody::Presence { nick, status, .. } => ServerFrame::Presence {
-                room: Some(self.room.clone()),
+                room: Some(self.room.to_string()),
                 seq: self.seq,
-                nick: nick.clone(),
+                nick: nick.to_string(),
                 status: *status,
                 ts: self.ts,
             },
             EventBody::Msg {
                 nick, to, text, id, ..
             } => ServerFrame::Msg {
-                room: Some(self.room.clone()),
+                room: Some(self.room.to_string()),
                 seq: self.seq,
-                from: nick.clone(),
-                to: to.iter().map(|r| r.nick.clone()).collect(),
+                from: nick.to_string(),
+                to: to.iter().map(|r| r.nick.to_string()).collect(),
                 text: text.clone(),
                 ts: self.ts,
                 id: if with_id { id.clone() } else { None },
@@ -181,7 +183,7 @@ struct Nicks<'a>(&'a [Recipient]);
 
 impl Serialize for Nicks<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|r| r.nick.as_str()))
+        s.collect_seq(self.0.iter().map(|r| &*r.nick))
     }
 }
 
@@ -192,9 +194,9 @@ impl Serialize for WireEvent<'_> {
             EventBody::Presence { nick, status, .. } => {
                 let mut st = s.serialize_struct("Presence", 6)?;
                 st.serialize_field("type", "presence")?;
-                st.serialize_field("room", &e.room)?;
+                st.serialize_field("room", &*e.room)?;
                 st.serialize_field("seq", &e.seq)?;
-                st.serialize_field("nick", nick)?;
+                st.serialize_field("nick", &**nick)?;
                 st.serialize_field("status", status)?;
                 st.serialize_field("ts", &e.ts)?;
                 st.end()
@@ -204,9 +206,9 @@ impl Serialize for WireEvent<'_> {
             } => {
                 let mut st = s.serialize_struct("Msg", 9)?;
                 st.serialize_field("type", "msg")?;
-                st.serialize_field("room", &e.room)?;
+                st.serialize_field("room", &*e.room)?;
                 st.serialize_field("seq", &e.seq)?;
-                st.serialize_field("from", nick)?;
+                st.serialize_field("from", &**nick)?;
                 st.serialize_field("to", &Nicks(to))?;
                 st.serialize_field("text", text)?;
                 st.serialize_field("ts", &e.ts)?;

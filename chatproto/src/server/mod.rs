@@ -4,12 +4,13 @@ mod apply;
 pub(crate) mod config;
 mod decide;
 pub(crate) mod event;
+mod ids;
 pub(crate) mod output;
 mod room;
 mod session;
 mod timers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
@@ -150,12 +151,12 @@ pub struct Server {
     rng: StdRng,
     next_client: u64,
     next_session: u64,
-    conns: HashMap<ClientId, Conn>,
-    sessions: HashMap<SessionId, Session>,
-    tokens: HashMap<String, SessionId>,
-    by_key: HashMap<String, SessionId>,
-    by_skeleton: HashMap<String, SessionId>,
-    rooms: HashMap<String, Room>,
+    conns: ids::IdMap<ClientId, Conn>,
+    sessions: ids::IdMap<SessionId, Session>,
+    tokens: ids::StrMap<SessionId>,
+    by_key: ids::StrMap<SessionId>,
+    by_skeleton: ids::StrMap<SessionId>,
+    rooms: ids::StrMap<Room>,
     steps: VecDeque<Step>,
     /// Frames an applied event put before its own delivery (an `entered`
     /// and its replay), sent first.
@@ -164,8 +165,9 @@ pub struct Server {
     pending: VecDeque<Audience>,
     /// The event applied last: what `Output::Deliver` borrows.
     current: Option<Arc<Event>>,
-    /// Scratch for a `Deliver` to a list.
+    /// Scratch for a `Deliver` to a list, and a spare buffer for the next.
     list: Vec<ClientId>,
+    spare: Vec<ClientId>,
     timers: Timers,
     /// What every room's history holds together (see `event_bytes`).
     history_bytes: usize,
@@ -183,17 +185,18 @@ impl Server {
             rng: StdRng::from_seed(seed),
             next_client: 0,
             next_session: 0,
-            conns: HashMap::new(),
-            sessions: HashMap::new(),
-            tokens: HashMap::new(),
-            by_key: HashMap::new(),
-            by_skeleton: HashMap::new(),
-            rooms: HashMap::new(),
+            conns: Default::default(),
+            sessions: Default::default(),
+            tokens: Default::default(),
+            by_key: Default::default(),
+            by_skeleton: Default::default(),
+            rooms: Default::default(),
             steps: VecDeque::new(),
             front: VecDeque::new(),
             pending: VecDeque::new(),
             current: None,
             list: Vec::new(),
+            spare: Vec::new(),
             timers: Timers::default(),
             history_bytes: 0,
             applied: 0,
@@ -218,7 +221,7 @@ impl Server {
     /// The nickname `client` joined as, if it has.
     pub fn nick(&self, client: ClientId) -> Option<&str> {
         let sid = self.conns.get(&client)?.session?;
-        self.sessions.get(&sid).map(|s| s.nick.as_str())
+        self.sessions.get(&sid).map(|s| &*s.nick)
     }
 
     /// The nicknames online, in no particular order.
@@ -226,7 +229,7 @@ impl Server {
         self.sessions
             .values()
             .filter(|s| s.conn.is_some())
-            .map(|s| s.nick.as_str())
+            .map(|s| &*s.nick)
     }
 
     /// The latest seq applied in `room` (0 if it does not exist).
@@ -399,7 +402,13 @@ impl Server {
             self.by_skeleton.remove(&skeleton);
         }
         for room in rooms {
-            self.stamp_presence(now, &room, sid, &nick, crate::PresenceStatus::Offline);
+            self.stamp_presence(
+                now,
+                &room,
+                sid,
+                nick.clone(),
+                crate::PresenceStatus::Offline,
+            );
         }
         self.timers
             .arm(now.mono + self.config.resume_window_ms, Timer::Session(sid));

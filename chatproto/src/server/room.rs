@@ -1,14 +1,17 @@
 //! One room: its members and its history, changed only by applying events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::server::event::{Event, SessionId};
+use crate::server::ids::IdMap;
 use crate::server::ClientId;
 
 /// A room's state.
 #[derive(Debug)]
 pub(crate) struct Room {
+    /// Its canonical name, shared by its events.
+    pub name: Arc<str>,
     /// Changes whenever the room's history is lost (here: whenever the
     /// room is created, as history lives in memory).
     pub epoch: String,
@@ -20,8 +23,8 @@ pub(crate) struct Room {
     /// The connections in the room, for fan-out, and their sessions.
     pub members: Vec<ClientId>,
     pub sessions: Vec<SessionId>,
-    pos: HashMap<ClientId, usize>,
-    by_session: HashMap<SessionId, ClientId>,
+    pos: IdMap<ClientId, usize>,
+    by_session: IdMap<SessionId, ClientId>,
     /// The latest messages, oldest first.
     pub history: VecDeque<Arc<Event>>,
     /// Every message with a seq at least this is in `history`.
@@ -52,15 +55,16 @@ pub(crate) fn event_bytes(event: &Event) -> usize {
 }
 
 impl Room {
-    pub fn new(epoch: String) -> Self {
+    pub fn new(name: Arc<str>, epoch: String) -> Self {
         Room {
+            name,
             epoch,
             seq: 0,
             next_seq: 1,
             members: Vec::new(),
             sessions: Vec::new(),
-            pos: HashMap::new(),
-            by_session: HashMap::new(),
+            pos: Default::default(),
+            by_session: Default::default(),
             history: VecDeque::new(),
             history_start: 1,
             history_bytes: 0,
@@ -144,6 +148,11 @@ impl Room {
         }
         page.reverse();
         (page, more)
+    }
+
+    /// Whether `conn` is in the room.
+    pub fn has(&self, conn: ClientId) -> bool {
+        self.pos.contains_key(&conn)
     }
 
     /// Nothing to keep: no members, no history, nothing stamped in flight.

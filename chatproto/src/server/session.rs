@@ -5,7 +5,7 @@
 //! one connection; when that ends, the session waits out the resume window
 //! so a reconnecting client can continue it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::server::event::SessionId;
 use crate::server::ClientId;
@@ -53,7 +53,7 @@ pub(crate) struct Session {
     /// Its token, as given in `welcome`.
     pub token: String,
     /// The nickname, and its identity and look-alike keys.
-    pub nick: String,
+    pub nick: std::sync::Arc<str>,
     pub key: String,
     pub skeleton: String,
     /// The connection it is attached to.
@@ -61,7 +61,7 @@ pub(crate) struct Session {
     /// When its connection ended (monotonic ms), while detached.
     pub ended_at: Option<u64>,
     /// The rooms it is in (decided: entered, not yet parted).
-    pub rooms: HashMap<String, InRoom>,
+    pub rooms: crate::server::ids::StrMap<InRoom>,
     /// Its latest message ids.
     pub ids: IdWindow,
 }
@@ -70,7 +70,7 @@ pub(crate) struct Session {
 #[derive(Debug, Default)]
 pub(crate) struct IdWindow {
     order: VecDeque<String>,
-    seen: HashMap<String, (String, u64)>,
+    seen: crate::server::ids::StrMap<(String, u64)>,
 }
 
 impl IdWindow {
