@@ -455,7 +455,11 @@ impl Client {
         recovered: bool,
     ) {
         self.entering.remove(&room);
-        let r = self.rooms.entry(room.clone()).or_default();
+        let Some(r) = self.rooms.get_mut(&room) else {
+            // Parted before this answer arrived: it must not bring the
+            // room back (the server has our `part` and leaves us out).
+            return;
+        };
         let again = r.epoch.is_some();
         // Nothing can be missing if nothing was said since (or ever).
         let gap = again && !recovered && (seq > r.last_seq || oldest > r.last_seq + 1);
