@@ -349,3 +349,22 @@ fn a_room_parted_while_entering_stays_parted() {
     assert_eq!(shown(&net), 0, "{:?}", net.peers[a].events);
 }
 
+/// A request made while offline is not queued in front of the next
+/// connection's `join` (the server would answer `not_joined`, which the
+/// core would take for a refused join): only joined clients ask.
+#[test]
+fn requests_while_offline_do_not_spoil_the_next_join() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    net.cut(a);
+    net.peers[a].core.history("lobby", None, Some(10));
+    net.peers[a].core.list_rooms();
+    net.connect(a);
+    net.pump();
+    assert!(net.peers[a].core.is_joined(), "{:?}", net.peers[a].events);
+    let refused = net.peers[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Refused { .. }));
+    assert!(!refused, "{:?}", net.peers[a].events);
+}
