@@ -12,11 +12,18 @@
 //! Either way, reading stdin happens on its own thread and writing stdout on
 //! another, so neither a slow terminal nor a paused stdin ever stops the
 //! network loop from reading the socket.
+//!
+//! The prompt (`alice #rust> `) names the current room. The network loop
+//! sets it with [`Console::set_prompt`] and reports each line it has acted
+//! on with [`Console::line_handled`]; after a line that may change the
+//! room (`/join`, `/part`), the editor waits for that (briefly) before it
+//! shows the next prompt, so the prompt is never one room behind.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -28,6 +35,11 @@ const OUTPUT_QUEUE: usize = 1024;
 
 /// Input lines read ahead of the network loop.
 const INPUT_QUEUE: usize = 256;
+
+/// How long the editor waits for a `/join` or `/part` to be acted on
+/// before it shows the next prompt anyway (the network loop may be busy
+/// reconnecting).
+const PROMPT_WAIT: Duration = Duration::from_secs(1);
 
 /// Something the user did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +82,27 @@ impl Look {
     }
 }
 
+/// The prompt, shared between the network loop and the editor thread.
+#[derive(Default)]
+struct Prompt {
+    state: Mutex<PromptState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct PromptState {
+    text: String,
+    /// Input lines the network loop has acted on.
+    handled: u64,
+}
+
+impl Prompt {
+    fn lock(&self) -> MutexGuard<'_, PromptState> {
+        // A panic elsewhere cannot leave a prompt half-written.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The running console: an input receiver and a printer.
 pub struct Console {
     /// What the user typed, in order.
@@ -78,15 +111,19 @@ pub struct Console {
     printer: JoinHandle<()>,
     look: Look,
     terminal: Option<TerminalMode>,
+    prompt: Arc<Prompt>,
 }
 
 impl Console {
-    /// Start reading input and a printer thread. `nick` is shown in the prompt.
-    pub fn start(look: Look, nick: &str) -> std::io::Result<Console> {
+    /// Start reading input and a printer thread, with `prompt` shown when
+    /// line editing.
+    pub fn start(look: Look, prompt: &str) -> std::io::Result<Console> {
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let (out_tx, out_rx) = mpsc::channel::<String>(OUTPUT_QUEUE);
+        let shared = Arc::new(Prompt::default());
+        shared.lock().text = prompt.to_owned();
         if look.interactive {
-            if let Some((printer, terminal)) = start_editor(nick, in_tx.clone())? {
+            if let Some((printer, terminal)) = start_editor(shared.clone(), in_tx.clone())? {
                 let printer = spawn_printer(out_rx, printer);
                 return Ok(Console {
                     input: in_rx,
@@ -94,6 +131,7 @@ impl Console {
                     printer,
                     look,
                     terminal: Some(terminal),
+                    prompt: shared,
                 });
             }
         }
@@ -105,7 +143,22 @@ impl Console {
             printer,
             look,
             terminal: None,
+            prompt: shared,
         })
+    }
+
+    /// The prompt for the next line (the one being typed keeps its own).
+    pub fn set_prompt(&self, text: &str) {
+        let mut state = self.prompt.lock();
+        if state.text != text {
+            state.text = text.to_owned();
+        }
+    }
+
+    /// One more input line has been acted on.
+    pub fn line_handled(&self) {
+        self.prompt.lock().handled += 1;
+        self.prompt.changed.notify_all();
     }
 
     /// Queue `line` for printing; waits only when the printer is far behind.
@@ -242,7 +295,7 @@ impl TerminalMode {
 /// Start rustyline on its own thread. `None` when the terminal cannot do
 /// line editing (e.g. `TERM=dumb`); the caller falls back to plain mode.
 fn start_editor(
-    nick: &str,
+    shared: Arc<Prompt>,
     tx: mpsc::Sender<InputEvent>,
 ) -> std::io::Result<
     Option<(
@@ -273,31 +326,43 @@ fn start_editor(
     };
     let terminal = TerminalMode::save();
     let done = terminal.editor_done.clone();
-    let prompt = format!("{nick}> ");
     std::thread::Builder::new()
         .name("editor".into())
-        .spawn(move || loop {
-            let event = match editor.readline(&prompt) {
-                Ok(line) => {
-                    let quit =
-                        matches!(crate::input::parse_line(&line), crate::input::Command::Quit);
-                    if tx.blocking_send(InputEvent::Line(line)).is_err() {
-                        return;
+        .spawn(move || {
+            let mut sent: u64 = 0;
+            loop {
+                let prompt = shared.lock().text.clone();
+                let event = match editor.readline(&prompt) {
+                    Ok(line) => {
+                        use crate::input::{parse_line, Command};
+                        let command = parse_line(&line);
+                        let quit = matches!(command, Command::Quit);
+                        let moves = matches!(command, Command::Join(_) | Command::Part(_));
+                        if tx.blocking_send(InputEvent::Line(line)).is_err() {
+                            return;
+                        }
+                        sent += 1;
+                        if moves {
+                            let state = shared.lock();
+                            let _ = shared
+                                .changed
+                                .wait_timeout_while(state, PROMPT_WAIT, |s| s.handled < sent);
+                        }
+                        if !quit {
+                            continue;
+                        }
+                        // Stop reading so the terminal is back in its own mode
+                        // while the last replies arrive.
+                        InputEvent::End
                     }
-                    if !quit {
-                        continue;
-                    }
-                    // Stop reading so the terminal is back in its own mode
-                    // while the last replies arrive.
-                    InputEvent::End
-                }
-                Err(ReadlineError::Interrupted) => InputEvent::Interrupted,
-                Err(_) => InputEvent::End,
-            };
-            // `readline` has returned, so the terminal is in its own mode.
-            done.store(true, Ordering::SeqCst);
-            let _ = tx.blocking_send(event);
-            return;
+                    Err(ReadlineError::Interrupted) => InputEvent::Interrupted,
+                    Err(_) => InputEvent::End,
+                };
+                // `readline` has returned, so the terminal is in its own mode.
+                done.store(true, Ordering::SeqCst);
+                let _ = tx.blocking_send(event);
+                return;
+            }
         })?;
     Ok(Some((EditorPrinter(printer), terminal)))
 }

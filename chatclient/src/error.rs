@@ -3,15 +3,17 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | left normally (`/quit`, Ctrl-D or end of input), every message answered |
-//! | 1 | the session ended from the server's side after joining (it closed, sent a fatal error, or the connection broke), or the client could not use its stdin/stdout |
+//! | 1 | the connection was lost after joining and could not be resumed (every reconnect attempt failed, or `--reconnect-attempts 0`), or the client could not use its stdin/stdout |
 //! | 2 | bad command line |
 //! | 3 | could not connect: refused, unreachable, name not resolved, or connect timed out |
-//! | 4 | the nickname was refused: `nick_taken` or `nick_invalid` |
+//! | 4 | the nickname was refused: `nick_taken` or `nick_invalid` (also when reconnecting: someone took it meanwhile) |
 //! | 5 | the server is full: `server_full` |
 //! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error |
 //! | 130 | Ctrl-C in the terminal: left at once |
 
 use std::process::ExitCode;
+
+use chatproto::{escape_control, ErrorCode};
 
 /// Exit codes, as the table in this module's doc lists them.
 pub mod code {
@@ -106,6 +108,23 @@ pub enum JoinError {
 }
 
 impl JoinError {
+    /// The error for an `error` frame that answered our `join`.
+    pub fn refused(code: ErrorCode, message: &str, nick: &str) -> JoinError {
+        let message = escape_control(message).into_owned();
+        match code {
+            ErrorCode::NickTaken | ErrorCode::NickInvalid => JoinError::NickRefused {
+                nick: escape_control(nick).into_owned(),
+                code: code.as_str(),
+                message,
+            },
+            ErrorCode::ServerFull => JoinError::ServerFull { message },
+            _ => JoinError::Refused {
+                code: code.as_str(),
+                message,
+            },
+        }
+    }
+
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {

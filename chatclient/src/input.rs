@@ -2,24 +2,39 @@
 //!
 //! The syntax, as `/help` shows it:
 //!
-//! * `hello`: to everyone;
-//! * `@bob hi` or `@bob: hi`: to bob only;
+//! * `hello`: to everyone in the current room;
+//! * `@bob hi` or `@bob: hi`: to bob only (in the current room);
 //! * `@bob @carol: hi` (also `@bob, @carol: hi` or `@bob @carol hi`): to both;
-//! * `/who`, `/help`, `/quit`: commands; `//text` sends `/text` to everyone;
+//! * `/join ROOM`, `/part [ROOM]`, `/rooms`, `/who`, `/history [N]`,
+//!   `/help`, `/quit`: commands, in any case (`/JOIN` is `/join`);
+//!   `//text` sends `/text`;
 //! * an empty or blank line is ignored.
+
+/// How many older messages `/history` asks for when no number is given.
+pub const HISTORY_DEFAULT: u64 = 20;
+/// The most `/history N` may ask for (the server's default page).
+pub const HISTORY_MAX: u64 = 200;
 
 /// What one line of input asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Send `text` to `to`, or to everyone when `to` is empty.
+    /// Send `text` to `to`, or to everyone in the room when `to` is empty.
     Send {
         /// Recipients as typed, without the `@`.
         to: Vec<String>,
         /// The text, as typed after the recipients.
         text: String,
     },
-    /// List who is online.
+    /// Enter a room (if not in it yet) and make it the current one.
+    Join(String),
+    /// Leave a room; `None`: the current one.
+    Part(Option<String>),
+    /// List the rooms on the server.
+    Rooms,
+    /// List who is in the current room.
     Who,
+    /// Show this many older messages of the current room.
+    History(u64),
     /// Show the syntax.
     Help,
     /// Leave the chat.
@@ -32,13 +47,18 @@ pub enum Command {
 
 /// The text `/help` prints, one line per entry.
 pub const HELP: &[&str] = &[
-    "hello                  send to everyone",
+    "hello                  send to everyone in the current room",
     "@bob hi                send to bob only (also @bob: hi)",
     "@bob @carol: hi        send to bob and carol only",
-    "/who                   list who is online",
+    "/join ROOM             enter ROOM and make it the current room",
+    "/part [ROOM]           leave ROOM (the current room if none given)",
+    "/rooms                 list the rooms on the server",
+    "/who                   list who is in the current room",
+    "/history [N]           show N older messages of the current room (20)",
     "/help                  show this help",
     "/quit                  leave (Ctrl-D too; Ctrl-C leaves at once)",
-    "//text                 send a line that starts with / to everyone",
+    "//text                 send a line that starts with / to the room",
+    "lines from a room other than the current one start with [#room]",
 ];
 
 /// Parse one line of input (a trailing `\n` or `\r\n` is ignored).
@@ -55,15 +75,7 @@ pub fn parse_line(line: &str) -> Command {
     }
     let trimmed = line.trim_start();
     if let Some(cmd) = trimmed.strip_prefix('/') {
-        let word = cmd.split_whitespace().next().unwrap_or("");
-        return match word {
-            "who" => Command::Who,
-            "help" | "?" => Command::Help,
-            "quit" | "exit" => Command::Quit,
-            _ => Command::Invalid(format!(
-                "unknown command /{word}; /help lists the commands, and //{word} sends the line as text"
-            )),
-        };
+        return parse_command(cmd);
     }
     if trimmed.starts_with('@') {
         return parse_addressed(trimmed);
@@ -72,6 +84,60 @@ pub fn parse_line(line: &str) -> Command {
         to: Vec::new(),
         text: line.to_owned(),
     }
+}
+
+/// A line that started with one `/`: the command word (any case) and its
+/// arguments.
+fn parse_command(cmd: &str) -> Command {
+    let mut words = cmd.split_whitespace();
+    let word = words.next().unwrap_or("");
+    let arg = words.next();
+    let extra = words.next();
+    let too_many = |usage: &str| Command::Invalid(format!("too many words; usage: {usage}"));
+    match word.to_ascii_lowercase().as_str() {
+        "join" | "j" => match (arg, extra) {
+            (None, _) => Command::Invalid("usage: /join ROOM, as in /join rust".to_owned()),
+            (Some(room), None) => match room_arg(room) {
+                Ok(room) => Command::Join(room),
+                Err(why) => Command::Invalid(why),
+            },
+            _ => too_many("/join ROOM"),
+        },
+        "part" | "leave" => match (arg, extra) {
+            (None, _) => Command::Part(None),
+            (Some(room), None) => match room_arg(room) {
+                Ok(room) => Command::Part(Some(room)),
+                Err(why) => Command::Invalid(why),
+            },
+            _ => too_many("/part [ROOM]"),
+        },
+        "rooms" | "list" if arg.is_none() => Command::Rooms,
+        "who" | "names" if arg.is_none() => Command::Who,
+        "history" => match (arg, extra) {
+            (None, _) => Command::History(HISTORY_DEFAULT),
+            (Some(n), None) => match n.parse::<u64>() {
+                Ok(n) if (1..=HISTORY_MAX).contains(&n) => Command::History(n),
+                _ => Command::Invalid(format!(
+                    "/history takes a number of messages from 1 to {HISTORY_MAX}, not {n:?}"
+                )),
+            },
+            _ => too_many("/history [N]"),
+        },
+        "help" | "?" => Command::Help,
+        "quit" | "exit" => Command::Quit,
+        "rooms" | "list" => too_many("/rooms"),
+        "who" | "names" => too_many("/who"),
+        _ => Command::Invalid(format!(
+            "unknown command /{word}; /help lists the commands, and //{word} sends the line as text"
+        )),
+    }
+}
+
+/// A room as typed after `/join` or `/part`: `rust`, `#rust` or `Rust`
+/// all name `rust`.
+fn room_arg(raw: &str) -> Result<String, String> {
+    let name = raw.strip_prefix('#').unwrap_or(raw);
+    chatproto::room_name(name).map_err(|why| format!("{why}: {raw:?}"))
 }
 
 /// `line` starts with `@`: read the recipients, then the text.
@@ -177,6 +243,53 @@ mod tests {
         assert_eq!(parse_line("/quit now"), Command::Quit);
         assert!(matches!(parse_line("/nope"), Command::Invalid(m) if m.contains("/nope")));
         assert_eq!(parse_line("//who"), send(&[], "/who"));
+    }
+
+    #[test]
+    fn commands_ignore_case() {
+        assert_eq!(parse_line("/WHO"), Command::Who);
+        assert_eq!(parse_line("/Help"), Command::Help);
+        assert_eq!(parse_line("/QUIT"), Command::Quit);
+        assert_eq!(parse_line("/Join Rust"), Command::Join("rust".into()));
+        assert_eq!(parse_line("/ROOMS"), Command::Rooms);
+        assert_eq!(parse_line("/HISTORY 5"), Command::History(5));
+    }
+
+    #[test]
+    fn room_commands() {
+        assert_eq!(parse_line("/join rust"), Command::Join("rust".into()));
+        assert_eq!(parse_line("/join #rust"), Command::Join("rust".into()));
+        assert_eq!(
+            parse_line("/j rust.lang"),
+            Command::Join("rust.lang".into())
+        );
+        assert_eq!(parse_line("/part"), Command::Part(None));
+        assert_eq!(
+            parse_line("/part #Rust"),
+            Command::Part(Some("rust".into()))
+        );
+        assert_eq!(parse_line("/rooms"), Command::Rooms);
+        assert_eq!(parse_line("/history"), Command::History(HISTORY_DEFAULT));
+        assert_eq!(parse_line("/history 200"), Command::History(200));
+        for bad in [
+            "/join",
+            "/join a b",
+            "/join -x",
+            "/join ##rust",
+            "/join café",
+            "/part a b",
+            "/history 0",
+            "/history 201",
+            "/history many",
+            "/history 1 2",
+            "/who is there",
+            "/rooms all",
+        ] {
+            assert!(
+                matches!(parse_line(bad), Command::Invalid(_)),
+                "{bad:?} should be invalid"
+            );
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `chatclient`: a terminal client for chatserver.
 //!
 //! Files, one job each: `cli` (flags), `input` (what a typed line means),
-//! `render` (how an event looks), `session` (the client's state, no I/O),
-//! `net` (the socket loop), `console` (stdin, stdout and line editing),
-//! `error` (why it stops, exit codes).
+//! `render` (how a line looks), `session` (what the user sees, over the
+//! protocol core `chatproto::Client`; no I/O), `reconnect` (when to try
+//! again), `net` (sockets and the run loop), `console` (stdin, stdout and
+//! line editing), `error` (why it stops, exit codes).
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -11,17 +12,20 @@ mod console;
 mod error;
 mod input;
 mod net;
+mod reconnect;
 mod render;
 mod session;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
 use crate::console::{Console, Look};
 use crate::error::{code, fail};
-use crate::net::Outcome;
-use crate::session::End;
+use crate::net::{Clock, Config, Outcome};
+use crate::reconnect::{random_u64, Backoff, MAX_DELAY};
+use crate::session::Session;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
@@ -33,40 +37,49 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}"), code::DROPPED),
     };
+    let config = Config {
+        addr: args.addr.clone(),
+        timeout: args.timeout,
+        max_frame_bytes: args.max_frame_bytes,
+        backoff: Backoff {
+            min: Duration::from_millis(args.reconnect_min_ms),
+            max: MAX_DELAY,
+            attempts: args.reconnect_attempts,
+        },
+    };
+    // Message ids differ between runs, so a resumed session never takes a
+    // new message for an old one.
+    let id_prefix = format!("{:08x}-", random_u64() as u32);
+    let mut session = Session::new(&args.nick, &args.rooms(), &id_prefix, args.max_frame_bytes);
+    let clock = Clock::start();
 
-    let joined = match runtime.block_on(net::join(
-        &args.addr,
-        &args.nick,
-        args.timeout,
-        args.max_frame_bytes,
-    )) {
-        Ok(joined) => joined,
+    let mut held = Vec::new();
+    let link = match runtime.block_on(net::dial(&config, &clock, &mut session, &mut held)) {
+        Ok(link) => link,
         Err(e) => return fail(&e, e.exit_code()),
     };
 
     let look = Look::detect();
-    let mut console = match Console::start(look, &joined.nick) {
+    let mut console = match Console::start(look, &session.prompt()) {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot read the terminal: {e}"), code::DROPPED),
     };
-    let outcome = runtime.block_on(net::run(joined, &mut console, args.max_frame_bytes));
+    let outcome = runtime.block_on(net::run(
+        &config,
+        &clock,
+        &mut session,
+        &mut console,
+        link,
+        held,
+    ));
     console.finish();
     // Threads still blocked on stdin must not hold the exit up.
     runtime.shutdown_background();
 
     match outcome {
-        Outcome::Ended(End::Left) => ExitCode::from(code::OK),
-        Outcome::Ended(End::Dropped(None)) => {
-            fail("the server closed the connection", code::DROPPED)
-        }
-        Outcome::Ended(End::Dropped(Some((err, message)))) => fail(
-            format!(
-                "the server ended the session: {err}: {}",
-                chatproto::escape_control(&message)
-            ),
-            code::DROPPED,
-        ),
-        Outcome::Lost(why) => fail(why, code::DROPPED),
+        Outcome::Left => ExitCode::from(code::OK),
         Outcome::Interrupted => ExitCode::from(code::INTERRUPTED),
+        Outcome::Lost(why) => fail(why, code::DROPPED),
+        Outcome::Refused(e) => fail(&e, e.exit_code()),
     }
 }

@@ -1,5 +1,8 @@
-//! The network shell: connect and join, then move frames between the socket
-//! and the [`Session`], and lines between the console and the session.
+//! The network shell: open a connection and move bytes between it and the
+//! [`Session`], and lines between the console and the session; when the
+//! connection is lost, wait (exponential backoff with jitter) and open
+//! another, and let the session resume. There is no protocol logic here:
+//! the join, pings, resume and resending are `chatproto::Client`'s.
 //!
 //! Reading and writing the socket are independent: a writer task owns the
 //! write half, so when the server throttles us by not reading (its rate
@@ -9,101 +12,171 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chatproto::{encode, escape_control, ClientFrame, ErrorCode, FrameDecoder, ServerFrame};
+use chatproto::{encode, FrameDecoder, ServerFrame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{timeout_at, Instant};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout_at, Instant};
 
 use crate::console::{Console, InputEvent};
 use crate::error::JoinError;
-use crate::input::parse_line;
+use crate::reconnect::{jitter, Backoff};
 use crate::render::Line;
-use crate::session::{Action, End, Session};
+use crate::session::{Action, Session};
 
-/// At most this many messages sent and not yet answered; past it, input
-/// waits (stdin is simply not read further) until replies come back. This
-/// bounds the writer's queue without ever dropping a typed line.
-const MAX_IN_FLIGHT: usize = 1024;
+/// At most this many messages sent and not yet acknowledged; past it,
+/// input waits (stdin is simply not read further) until echoes come back.
+/// This bounds the writer's queue without ever dropping a typed line, and
+/// keeps every unacknowledged id inside the server's window of remembered
+/// ids (1024 by default), so a resend after a reconnect is never delivered
+/// twice.
+const MAX_IN_FLIGHT: usize = 512;
+
+/// Lines typed while a reconnect is being made, kept until it is done.
+const HELD_INPUT: usize = 256;
 
 /// How long to wait for the writer to hand the last bytes to the kernel
 /// when leaving.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
-/// A joined connection, ready for [`run`].
-#[derive(Debug)]
-pub struct Joined {
-    stream: TcpStream,
-    /// Bytes read after the `welcome`, not decoded yet.
-    rbuf: BytesMut,
-    decoder: FrameDecoder,
-    /// The nickname as the server spelled it.
-    pub nick: String,
-    /// Who was online at `welcome` (more may follow in `online` frames).
-    pub online: Vec<String>,
+/// Where to connect and how.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HOST:PORT.
+    pub addr: String,
+    /// For connecting and joining together, each time.
+    pub timeout: Duration,
+    /// The largest frame to send or accept.
+    pub max_frame_bytes: usize,
+    /// When to reconnect.
+    pub backoff: Backoff,
 }
 
-/// Connect to `addr` and join as `nick`, all within `limit`.
-pub async fn join(
-    addr: &str,
-    nick: &str,
-    limit: Duration,
-    max_frame_bytes: usize,
-) -> Result<Joined, JoinError> {
-    let deadline = Instant::now() + limit;
+/// The monotonic clock the session's timers run on, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// A clock that starts now.
+    pub fn start() -> Clock {
+        Clock(Instant::now())
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn instant(&self, ms: u64) -> Instant {
+        self.0 + Duration::from_millis(ms)
+    }
+}
+
+/// How a chat ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The user left and every message was acknowledged.
+    Left,
+    /// Ctrl-C: left at once.
+    Interrupted,
+    /// The connection was lost and not resumed; why, in one sentence.
+    Lost(String),
+    /// A reconnect was refused for good (the nickname was taken meanwhile).
+    Refused(JoinError),
+}
+
+/// A joined connection.
+#[derive(Debug)]
+pub struct Link {
+    reader: OwnedReadHalf,
+    /// Bytes read and not decoded yet.
+    rbuf: BytesMut,
+    decoder: FrameDecoder,
+    wtx: mpsc::UnboundedSender<Bytes>,
+    writer: JoinHandle<std::io::Result<()>>,
+}
+
+impl Link {
+    /// Close our side. With `flush`, first give the writer a moment to
+    /// send what it holds, so the server sees a clean end of stream.
+    async fn close(mut self, flush: bool) {
+        drop(self.wtx);
+        if flush {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, &mut self.writer).await;
+        }
+        self.writer.abort();
+    }
+}
+
+/// Connect and join, all within `config.timeout`. Every action the
+/// session asks for up to the end of the handshake, other than sending,
+/// is put in `held`, in order, for the caller to carry out; what the
+/// session asks after that waits in it.
+pub async fn dial(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    held: &mut Vec<Action>,
+) -> Result<Link, JoinError> {
+    let addr = &config.addr;
+    let deadline = Instant::now() + config.timeout;
+    let secs = config.timeout.as_secs_f64();
     let timed_out = || JoinError::Timeout {
-        addr: addr.to_owned(),
-        secs: limit.as_secs_f64(),
+        addr: addr.clone(),
+        secs,
     };
     let mut stream =
         timeout_at(deadline, connect(addr))
             .await
             .map_err(|_| JoinError::ConnectTimeout {
-                addr: addr.to_owned(),
-                secs: limit.as_secs_f64(),
+                addr: addr.clone(),
+                secs,
             })??;
     // Chat lines are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let join = encode(&ClientFrame::join(nick), max_frame_bytes)
-        .map_err(|e| JoinError::Protocol(e.to_string()))?;
-    timeout_at(deadline, stream.write_all(&join))
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(JoinError::Io)?;
+    session.handle_connected(clock.now());
 
-    let mut decoder = FrameDecoder::new(max_frame_bytes);
+    let mut decoder = FrameDecoder::new(config.max_frame_bytes);
     let mut rbuf = BytesMut::with_capacity(4096);
     loop {
-        while let Some(frame) = decoder
-            .decode::<ServerFrame>(&mut rbuf)
-            .map_err(|e| JoinError::Protocol(e.to_string()))?
-        {
-            match frame.map_err(|e| JoinError::Protocol(e.to_string()))? {
-                ServerFrame::Welcome { nick, online, .. } => {
-                    return Ok(Joined {
-                        stream,
-                        rbuf,
-                        decoder,
-                        nick,
-                        online,
-                    })
-                }
-                ServerFrame::Error { code, message, .. } => {
-                    return Err(JoinError::refused(code, &message, nick))
-                }
-                ServerFrame::Ping => {
-                    let pong = encode(&ClientFrame::Pong, max_frame_bytes)
+        while let Some(action) = session.poll() {
+            match action {
+                Action::Send(frame) => {
+                    let bytes = encode(&frame, config.max_frame_bytes)
                         .map_err(|e| JoinError::Protocol(e.to_string()))?;
-                    timeout_at(deadline, stream.write_all(&pong))
+                    timeout_at(deadline, stream.write_all(&bytes))
                         .await
                         .map_err(|_| timed_out())?
                         .map_err(JoinError::Io)?;
                 }
-                // Nothing else is expected before `welcome`; a notice or a
-                // newer frame kind is no reason to fail.
-                _ => {}
+                Action::Refused { code, message } => {
+                    return Err(JoinError::refused(code, &message, session.nick()))
+                }
+                Action::Joined => {
+                    held.push(Action::Joined);
+                    let (reader, half) = stream.into_split();
+                    let (wtx, wrx) = mpsc::unbounded_channel();
+                    let writer = tokio::spawn(write_loop(half, wrx));
+                    return Ok(Link {
+                        reader,
+                        rbuf,
+                        decoder,
+                        wtx,
+                        writer,
+                    });
+                }
+                other => held.push(other),
             }
+        }
+        // One frame at a time, so that what it asks is done before the next.
+        if let Some(frame) = decoder
+            .decode::<ServerFrame>(&mut rbuf)
+            .map_err(|e| JoinError::Protocol(e.to_string()))?
+        {
+            let frame = frame.map_err(|e| JoinError::Protocol(e.to_string()))?;
+            session.handle_frame(clock.now(), frame);
+            continue;
         }
         let n = timeout_at(deadline, stream.read_buf(&mut rbuf))
             .await
@@ -137,136 +210,263 @@ async fn connect(addr: &str) -> Result<TcpStream, JoinError> {
     })
 }
 
-/// How a joined session ended.
-#[derive(Debug)]
-pub enum Outcome {
-    /// As [`Session`] decided: the user left, or the server ended it.
-    Ended(End),
-    /// The connection failed (reset, write error, broken framing).
-    Lost(String),
-    /// Ctrl-C: left at once.
-    Interrupted,
+/// Chat over `link` (just made by [`dial`], which left `held`) until the
+/// user leaves, reconnecting whenever the connection is lost.
+pub async fn run(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    console: &mut Console,
+    mut link: Link,
+    held: Vec<Action>,
+) -> Outcome {
+    if show_held(console, held).await {
+        link.close(true).await;
+        return Outcome::Left;
+    }
+    loop {
+        let why = match chat(config, clock, session, console, &mut link).await {
+            Ok(outcome) => {
+                link.close(matches!(outcome, Outcome::Left)).await;
+                return outcome;
+            }
+            Err(why) => why,
+        };
+        link.close(false).await;
+        session.handle_disconnected();
+        link = match reconnect(config, clock, session, console, why).await {
+            Ok(link) => link,
+            Err(outcome) => return outcome,
+        };
+    }
 }
 
-/// Run a joined session until it ends.
-pub async fn run(joined: Joined, console: &mut Console, max_frame_bytes: usize) -> Outcome {
-    let Joined {
-        stream,
-        mut rbuf,
-        mut decoder,
-        nick,
-        online,
-    } = joined;
-    let (mut reader, writer) = stream.into_split();
-    let (wtx, wrx) = mpsc::unbounded_channel::<Bytes>();
-    let mut writer = tokio::spawn(write_loop(writer, wrx));
-    let mut session = Session::new(nick.clone(), &online, max_frame_bytes);
-    let mut actions = Vec::new();
-
-    console
-        .print(&Line::Info(format!(
-            "joined as {nick}; /who lists who is online, /help shows the syntax"
-        )))
-        .await;
-
-    let outcome = loop {
-        // Frames that came in with the last read (or with the welcome).
-        let decoded = drain_frames(&mut decoder, &mut rbuf, &mut session, &mut actions);
-        if let Some(outcome) = apply(&mut actions, console, &wtx, max_frame_bytes).await {
-            break outcome;
+/// Move frames and lines until the user leaves (`Ok`) or the connection is
+/// lost (`Err`, with why).
+async fn chat(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    console: &mut Console,
+    link: &mut Link,
+) -> Result<Outcome, String> {
+    loop {
+        match apply(session, console, Some(link), config.max_frame_bytes).await {
+            Some(Action::Exit) => return Ok(Outcome::Left),
+            Some(_) => return Err("the server did not answer a ping".to_owned()),
+            None => {}
         }
-        if let Err(e) = decoded {
-            break Outcome::Lost(e);
-        }
-        let may_read_input = !session.input_done() && session.in_flight() < MAX_IN_FLIGHT;
+        let may_read_input = may_read_input(session);
+        let wake = session.poll_timeout().map(|ms| clock.instant(ms));
         tokio::select! {
-            read = reader.read_buf(&mut rbuf) => match read {
-                Ok(0) => session.handle_closed(&mut actions),
-                Ok(_) => {}
-                Err(e) => break Outcome::Lost(format!("reading from the server failed: {e}")),
+            read = link.reader.read_buf(&mut link.rbuf) => match read {
+                Ok(0) => return Err(closed(session)),
+                Ok(_) => loop {
+                    match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
+                        Ok(None) => break,
+                        Ok(Some(Ok(frame))) => session.handle_frame(clock.now(), frame),
+                        // A frame we cannot parse (a newer server?): say
+                        // so, carry on; the framing itself is in sync.
+                        Ok(Some(Err(e))) => session.handle_bad_frame(&e.to_string()),
+                        Err(e) => return Err(format!("the server broke the framing: {e}")),
+                    }
+                },
+                Err(e) => return Err(format!("reading from the server failed: {e}")),
             },
-            event = console.input.recv(), if may_read_input => match event {
-                Some(InputEvent::Line(line)) => session.handle_command(parse_line(&line), &mut actions),
-                Some(InputEvent::End) | None => session.handle_input_end(&mut actions),
-                Some(InputEvent::Interrupted) => break Outcome::Interrupted,
-            },
-            done = &mut writer => {
-                let why = match done {
-                    Ok(Ok(())) => "the connection closed".to_owned(),
-                    Ok(Err(e)) => format!("writing to the server failed: {e}"),
-                    Err(e) => format!("the writer task failed: {e}"),
-                };
-                break Outcome::Lost(why);
+            event = console.input.recv(), if may_read_input => {
+                if let Some(outcome) = input(session, console, event) {
+                    return Ok(outcome);
+                }
+            }
+            () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                session.handle_timeout(clock.now());
+            }
+            done = &mut link.writer => return Err(match done {
+                Ok(Ok(())) => "the connection closed".to_owned(),
+                Ok(Err(e)) => format!("writing to the server failed: {e}"),
+                Err(e) => format!("the writer task failed: {e}"),
+            }),
+        }
+    }
+}
+
+/// After losing the connection (`why`): wait, try again, up to the
+/// configured number of attempts. Input is still taken meanwhile: lines
+/// typed are sent once back, and the user may still leave.
+async fn reconnect(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    console: &mut Console,
+    why: String,
+) -> Result<Link, Outcome> {
+    let attempts = config.backoff.attempts;
+    if attempts == 0 {
+        return Err(Outcome::Lost(why));
+    }
+    let mut last = why;
+    for attempt in 1..=attempts {
+        let delay = config.backoff.delay(attempt, jitter());
+        let note = format!(
+            "connection lost; reconnecting in {:.1} s (attempt {attempt} of {attempts})",
+            delay.as_secs_f64()
+        );
+        console.print(&Line::Info(note)).await;
+        let at = Instant::now() + delay;
+        // Bounded by `at`; input only shortens it.
+        loop {
+            if let Some(Action::Exit) = apply(session, console, None, config.max_frame_bytes).await
+            {
+                return Err(Outcome::Left);
+            }
+            let may_read_input = may_read_input(session);
+            tokio::select! {
+                () = sleep_until(at) => break,
+                event = console.input.recv(), if may_read_input => {
+                    if let Some(outcome) = input(session, console, event) {
+                        return Err(outcome);
+                    }
+                }
             }
         }
-        if let Some(outcome) = apply(&mut actions, console, &wtx, max_frame_bytes).await {
-            break outcome;
-        }
-    };
 
-    // Leaving: let the writer send what it holds and close our side, so the
-    // server sees a clean end of stream rather than a reset.
-    drop(wtx);
-    if matches!(outcome, Outcome::Ended(End::Left)) {
-        let _ = tokio::time::timeout(CLOSE_FLUSH, &mut writer).await;
+        // The handshake borrows the session: hold what is typed meanwhile.
+        let mut held = Vec::new();
+        let mut typed = Vec::new();
+        let mut reading = may_read_input(session);
+        let result = {
+            let dialing = dial(config, clock, session, &mut held);
+            tokio::pin!(dialing);
+            loop {
+                tokio::select! {
+                    result = &mut dialing => break result,
+                    event = console.input.recv(), if reading && typed.len() < HELD_INPUT => {
+                        match event {
+                            Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
+                            Some(InputEvent::Line(_)) => typed.push(event),
+                            Some(InputEvent::End) | None => {
+                                reading = false;
+                                typed.push(event);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if show_held(console, held).await {
+            if let Ok(link) = result {
+                link.close(true).await;
+            }
+            return Err(Outcome::Left);
+        }
+        let link = match result {
+            Ok(link) => Some(link),
+            Err(e @ JoinError::NickRefused { .. }) => return Err(Outcome::Refused(e)),
+            Err(e) => {
+                session.handle_disconnected();
+                last = e.to_string();
+                None
+            }
+        };
+        for event in typed {
+            if let Some(outcome) = input(session, console, event) {
+                return Err(outcome);
+            }
+        }
+        if let Some(link) = link {
+            return Ok(link);
+        }
     }
-    writer.abort();
-    outcome
+    Err(Outcome::Lost(format!(
+        "lost the connection to {} and gave up after {attempts} attempts to reconnect; the last: {last}",
+        config.addr
+    )))
 }
 
-/// Decode every whole frame in `rbuf` and feed it to the session.
-fn drain_frames(
-    decoder: &mut FrameDecoder,
-    rbuf: &mut BytesMut,
-    session: &mut Session,
-    actions: &mut Vec<Action>,
-) -> Result<(), String> {
-    loop {
-        match decoder.decode::<ServerFrame>(rbuf) {
-            Ok(None) => return Ok(()),
-            Ok(Some(Ok(frame))) => session.handle_frame(frame, actions),
-            // A frame we cannot parse (a newer server?): say so, carry on;
-            // the framing itself is still in sync.
-            Ok(Some(Err(e))) => actions.push(Action::Print(Line::Error {
-                code: "bad_frame".into(),
-                message: format!("ignored a frame from the server: {e}"),
-            })),
-            Err(e) => return Err(format!("the server broke the framing: {e}")),
-        }
-        if actions.iter().any(|a| matches!(a, Action::Exit(_))) {
-            return Ok(());
-        }
-    }
-}
-
-/// Carry out `actions` in order; the outcome if one of them ends the session.
-async fn apply(
-    actions: &mut Vec<Action>,
-    console: &Console,
-    wtx: &mpsc::UnboundedSender<Bytes>,
-    max_frame_bytes: usize,
-) -> Option<Outcome> {
-    for action in actions.drain(..) {
+/// Show the lines a handshake held; whether the session asked to leave
+/// meanwhile. (`Joined` was the handshake's; nothing else comes out of one.)
+async fn show_held(console: &Console, held: Vec<Action>) -> bool {
+    let mut exit = false;
+    for action in held {
         match action {
             Action::Print(line) => console.print(&line).await,
-            Action::Send(frame) => match encode(&frame, max_frame_bytes) {
-                Ok(bytes) => {
-                    // If the writer is gone, the select loop hears it next.
-                    let _ = wtx.send(bytes);
-                }
-                Err(e) => {
-                    console
-                        .print(&Line::Error {
-                            code: "msg_too_large".into(),
-                            message: format!("not sent: {e}"),
-                        })
-                        .await
-                }
-            },
-            Action::Exit(end) => return Some(Outcome::Ended(end)),
+            Action::Exit => exit = true,
+            _ => {}
         }
     }
+    exit
+}
+
+/// Whether to take more input now.
+fn may_read_input(session: &Session) -> bool {
+    !session.input_done() && session.unacknowledged() < MAX_IN_FLIGHT
+}
+
+/// Hand one input event to the session; `Some` when it ends everything.
+fn input(session: &mut Session, console: &Console, event: Option<InputEvent>) -> Option<Outcome> {
+    match event {
+        Some(InputEvent::Line(line)) => {
+            session.handle_line(&line);
+            console.set_prompt(&session.prompt());
+            console.line_handled();
+        }
+        Some(InputEvent::End) | None => session.handle_input_end(),
+        Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
+    }
     None
+}
+
+/// Why the server closed the connection, in one sentence.
+fn closed(session: &mut Session) -> String {
+    match session.take_fatal() {
+        Some((code, message)) => format!(
+            "the server ended the session: {}: {}",
+            code.as_str(),
+            chatproto::escape_control(&message)
+        ),
+        None => "the server closed the connection".to_owned(),
+    }
+}
+
+/// Carry out what the session asks, in order, until it asks for `Exit` or
+/// calls the connection dead (returned). Without a link (while
+/// reconnecting), frames are dropped: the core sends none while offline.
+async fn apply(
+    session: &mut Session,
+    console: &Console,
+    link: Option<&Link>,
+    max_frame_bytes: usize,
+) -> Option<Action> {
+    let mut stop = None;
+    while let Some(action) = session.poll() {
+        match action {
+            Action::Print(line) => console.print(&line).await,
+            Action::Send(frame) => {
+                let Some(link) = link else { continue };
+                match encode(&frame, max_frame_bytes) {
+                    // If the writer is gone, the select loop hears it next.
+                    Ok(bytes) => {
+                        let _ = link.wtx.send(bytes);
+                    }
+                    Err(e) => {
+                        let line = Line::Error {
+                            code: "msg_too_large".into(),
+                            message: format!("not sent: {e}"),
+                        };
+                        console.print(&line).await;
+                    }
+                }
+            }
+            Action::Exit | Action::Dead => {
+                stop = Some(action);
+                break;
+            }
+            // Only a handshake answers these, and `dial` takes them.
+            Action::Joined | Action::Refused { .. } => {}
+        }
+    }
+    console.set_prompt(&session.prompt());
+    stop
 }
 
 /// Own the write half: send queued frames, several per write when they pile
@@ -289,23 +489,4 @@ async fn write_loop(
         buf.clear();
     }
     half.shutdown().await
-}
-
-impl JoinError {
-    /// The error for an `error` frame that answered our `join`.
-    fn refused(code: ErrorCode, message: &str, nick: &str) -> JoinError {
-        let message = escape_control(message).into_owned();
-        match code {
-            ErrorCode::NickTaken | ErrorCode::NickInvalid => JoinError::NickRefused {
-                nick: escape_control(nick).into_owned(),
-                code: code.as_str(),
-                message,
-            },
-            ErrorCode::ServerFull => JoinError::ServerFull { message },
-            _ => JoinError::Refused {
-                code: code.as_str(),
-                message,
-            },
-        }
-    }
 }

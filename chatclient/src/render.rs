@@ -5,6 +5,10 @@
 //! character, a bidi override or a zero-width character is shown as a visible
 //! `\u{..}` and never reaches the terminal raw. A line never contains a raw
 //! newline, so one event is always one line.
+//!
+//! A line about a room other than the current one starts with `[#room]`; a
+//! message from the room's history (not new: shown on entering a room or
+//! asked for with `/history`) is marked `[history]`.
 
 use chatproto::escape_control;
 
@@ -13,6 +17,10 @@ use chatproto::escape_control;
 pub enum Line {
     /// A chat message (someone else's, or the echo of our own).
     Msg {
+        /// The room, when it is not the current one.
+        room: Option<String>,
+        /// Whether it is an older message, from the room's history.
+        history: bool,
         /// The sender.
         from: String,
         /// The recipients; empty means everyone.
@@ -20,8 +28,10 @@ pub enum Line {
         /// The text as sent.
         text: String,
     },
-    /// Someone came online or left.
+    /// Someone entered or left a room.
     Presence {
+        /// The room, when it is not the current one.
+        room: Option<String>,
         /// Who.
         nick: String,
         /// `true` for online, `false` for left.
@@ -39,7 +49,7 @@ pub enum Line {
         /// The server's text.
         text: String,
     },
-    /// A line the client says itself (`/who`, `/help`).
+    /// A line the client says itself (`/who`, `/help`, reconnecting).
     Info(String),
 }
 
@@ -80,7 +90,18 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
         out.push(' ');
     }
     match line {
-        Line::Msg { from, to, text } => {
+        Line::Msg {
+            room,
+            history,
+            from,
+            to,
+            text,
+        } => {
+            room_prefix(&mut out, style, room.as_deref());
+            if *history {
+                paint(&mut out, style, DIM, "[history]");
+                out.push(' ');
+            }
             nick(&mut out, style, from);
             if !to.is_empty() {
                 out.push_str(" -> ");
@@ -94,7 +115,12 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str(": ");
             out.push_str(&escape_control(text));
         }
-        Line::Presence { nick: who, online } => {
+        Line::Presence {
+            room,
+            nick: who,
+            online,
+        } => {
+            room_prefix(&mut out, style, room.as_deref());
             out.push_str("* ");
             nick(&mut out, style, who);
             out.push_str(if *online { " is online" } else { " left" });
@@ -113,6 +139,13 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
         }
     }
     out
+}
+
+fn room_prefix(out: &mut String, style: Style, room: Option<&str>) {
+    if let Some(room) = room {
+        paint(out, style, DIM, &format!("[#{}]", escape_control(room)));
+        out.push(' ');
+    }
 }
 
 fn nick(out: &mut String, style: Style, nick: &str) {
@@ -144,6 +177,8 @@ mod tests {
 
     fn msg(from: &str, to: &[&str], text: &str) -> Line {
         Line::Msg {
+            room: None,
+            history: false,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
@@ -161,6 +196,7 @@ mod tests {
             ),
             (
                 Line::Presence {
+                    room: None,
                     nick: "bob".into(),
                     online: true,
                 },
@@ -168,6 +204,7 @@ mod tests {
             ),
             (
                 Line::Presence {
+                    room: None,
                     nick: "bob".into(),
                     online: false,
                 },
@@ -194,6 +231,50 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(render(&line, PLAIN, None), want);
         }
+    }
+
+    #[test]
+    fn other_rooms_and_history_are_marked() {
+        let other = Line::Msg {
+            room: Some("rust".into()),
+            history: false,
+            from: "bob".into(),
+            to: vec![],
+            text: "hi".into(),
+        };
+        assert_eq!(render(&other, PLAIN, None), "[#rust] bob: hi");
+        let old = Line::Msg {
+            room: None,
+            history: true,
+            from: "bob".into(),
+            to: vec!["alice".into()],
+            text: "earlier".into(),
+        };
+        assert_eq!(render(&old, PLAIN, None), "[history] bob -> alice: earlier");
+        let both = Line::Msg {
+            room: Some("rust".into()),
+            history: true,
+            from: "bob".into(),
+            to: vec![],
+            text: "x".into(),
+        };
+        assert_eq!(
+            render(&both, PLAIN, Some("01:02:03")),
+            "[01:02:03] [#rust] [history] bob: x"
+        );
+        let left = Line::Presence {
+            room: Some("rust".into()),
+            nick: "bob".into(),
+            online: false,
+        };
+        assert_eq!(render(&left, PLAIN, None), "[#rust] * bob left");
+        assert_eq!(
+            render(&left, COLOUR, None),
+            format!(
+                "{DIM}[#rust]{RESET} * \x1b[{}mbob{RESET} left",
+                nick_colour("bob")
+            )
+        );
     }
 
     #[test]
@@ -228,6 +309,7 @@ mod tests {
             assert!(ours_removed.starts_with("ev\\u{1b}il -> b\\u{202e}ob: "));
         }
         let presence = Line::Presence {
+            room: None,
             nick: "x\u{7}".into(),
             online: true,
         };

@@ -1,97 +1,128 @@
-//! The client's state after joining, with no I/O: who is online, how many
-//! sent messages still wait for their reply, and what each input or frame
-//! means for the screen and the socket.
+//! The user's side of a chat session, with no I/O: a typed line becomes
+//! calls on the protocol core, [`chatproto::Client`], and what the core
+//! reports becomes lines to show.
 //!
-//! Inputs are method calls (`handle_frame`, `handle_command`,
-//! `handle_input_end`); their effects are pushed as [`Action`]s for the shell
-//! in `net.rs` to carry out, in order.
+//! The protocol is all the core's: the join handshake, pings, entering
+//! rooms, resuming after a reconnect, resending what was not acknowledged
+//! and showing each message once. This file only decides what the user
+//! sees: which room is current, the `[#room]` and `[history]` marks, the
+//! one line that sums up a reconnect, and when the user may leave.
+//!
+//! It is driven like the core: `handle_*` methods feed it, and the shell
+//! (`net.rs`) drains [`Session::poll`] for [`Action`]s, in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use chatproto::{ClientFrame, PresenceStatus, ServerFrame};
+use chatproto::nick::nick_key;
+use chatproto::{escape_control, Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode};
+use chatproto::{ServerFrame, LOBBY};
 
-use crate::input::{Command, HELP};
+use crate::input::{parse_line, Command, HELP};
 use crate::render::Line;
+
+/// How many names a line about a room lists before it says "and N more".
+const NAMES_SHOWN: usize = 10;
+
+/// An id as long as the ones the core makes, to check a message's size
+/// before handing it over.
+const ID_PLACEHOLDER: &str = "0123456789abcdef-0123456789";
 
 /// Something the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Show a line.
-    Print(Line),
     /// Send a frame to the server.
     Send(ClientFrame),
-    /// Stop: the session is over.
-    Exit(End),
+    /// Show a line.
+    Print(Line),
+    /// The join handshake succeeded (the first time, or again after a
+    /// reconnect).
+    Joined,
+    /// The server refused the join.
+    Refused {
+        /// Why: `nick_taken`, `nick_invalid`, `server_full`, ...
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+    },
+    /// The connection seems dead (a ping went unanswered): drop it.
+    Dead,
+    /// Input is over and every message sent was acknowledged: leave.
+    Exit,
 }
 
-/// How a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
-    /// The user left and every message sent got its reply.
-    Left,
-    /// The server ended the session: a fatal error (code, message), or
-    /// `None` when it just closed the connection.
-    Dropped(Option<(String, String)>),
+/// A reconnect being summed up: the rooms whose replay has not ended yet,
+/// and what the replays held so far.
+#[derive(Debug, Default)]
+struct Resume {
+    waiting: BTreeSet<String>,
+    missed: usize,
+    gap: bool,
 }
 
-/// Who is online: display nick by case-folded key, since `Alice` and
-/// `alice` are one person.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Roster {
-    nicks: BTreeMap<String, String>,
-}
-
-impl Roster {
-    /// Record `nick` as online.
-    pub fn add(&mut self, nick: &str) {
-        self.nicks
-            .insert(nick.to_ascii_lowercase(), nick.to_owned());
-    }
-
-    /// Record `nick` as gone.
-    pub fn remove(&mut self, nick: &str) {
-        self.nicks.remove(&nick.to_ascii_lowercase());
-    }
-
-    /// The nicks online, sorted ignoring case.
-    pub fn list(&self) -> Vec<&str> {
-        self.nicks.values().map(String::as_str).collect()
-    }
-}
-
-/// The state of a joined client.
+/// The state of the chat as the user sees it. See the [module docs](self).
 #[derive(Debug)]
 pub struct Session {
-    nick: String,
-    roster: Roster,
-    /// Messages sent whose echo or error has not arrived yet. The server
-    /// answers every `msg` exactly once, in order.
-    in_flight: usize,
-    /// Stdin is finished (EOF or `/quit`): exit once `in_flight` is 0.
+    client: Client,
+    /// Where typed lines go; `None` after leaving every room.
+    current: Option<String>,
+    /// The current room before the last `/join`, to go back to if the
+    /// server refuses the new one.
+    previous: Option<String>,
+    joined_before: bool,
+    resume: Option<Resume>,
+    /// Rooms whose replay is arriving (from `entered` to our own presence):
+    /// `true` when it brings what was missed while away, `false` when it is
+    /// the room's recent history, shown on entering it for the first time.
+    replaying: BTreeMap<String, bool>,
+    /// The smallest seq shown per room: `/history` pages back from it.
+    oldest: BTreeMap<String, u64>,
+    /// The last fatal error the server sent on this connection.
+    fatal: Option<(ErrorCode, String)>,
     input_done: bool,
+    exited: bool,
     max_frame_bytes: usize,
+    out: VecDeque<Action>,
 }
 
 impl Session {
-    /// A session that joined as `nick` (as the server spelled it in
-    /// `welcome`) with `online` in the room.
-    pub fn new(nick: String, online: &[String], max_frame_bytes: usize) -> Self {
-        let mut roster = Roster::default();
-        for n in online {
-            roster.add(n);
-        }
+    /// A session that will join as `nick` and enter `rooms`, the first
+    /// being current. `id_prefix` starts every message id (make it differ
+    /// between runs).
+    pub fn new(nick: &str, rooms: &[String], id_prefix: &str, max_frame_bytes: usize) -> Self {
+        let names: Vec<&str> = rooms.iter().map(String::as_str).collect();
         Session {
-            nick,
-            roster,
-            in_flight: 0,
+            client: Client::new(nick, &names, id_prefix),
+            current: rooms.first().map(|r| r.to_ascii_lowercase()),
+            previous: None,
+            joined_before: false,
+            resume: None,
+            replaying: BTreeMap::new(),
+            oldest: BTreeMap::new(),
+            fatal: None,
             input_done: false,
+            exited: false,
             max_frame_bytes,
+            out: VecDeque::new(),
         }
     }
 
-    /// Messages sent and not yet answered.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight
+    /// The nickname (as the server spells it, once joined).
+    pub fn nick(&self) -> &str {
+        self.client.nick()
+    }
+
+    /// The prompt for line editing: `alice #rust> `.
+    pub fn prompt(&self) -> String {
+        let nick = escape_control(self.client.nick());
+        match &self.current {
+            Some(room) => format!("{nick} #{room}> "),
+            None => format!("{nick}> "),
+        }
+    }
+
+    /// Messages sent that the server has not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.client.unacknowledged()
     }
 
     /// Whether input has ended (EOF or `/quit`).
@@ -99,140 +130,500 @@ impl Session {
         self.input_done
     }
 
-    fn is_me(&self, nick: &str) -> bool {
-        nick.eq_ignore_ascii_case(&self.nick)
+    /// The fatal error the server sent before it closed this connection.
+    pub fn take_fatal(&mut self) -> Option<(ErrorCode, String)> {
+        self.fatal.take()
     }
 
-    fn reply_arrived(&mut self, out: &mut Vec<Action>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        self.exit_if_done(out);
+    /// A connection is open: the core joins (resuming, after the first time).
+    pub fn handle_connected(&mut self, now: u64) {
+        self.fatal = None;
+        self.client.handle_connected(now);
+        self.pump();
     }
 
-    fn exit_if_done(&self, out: &mut Vec<Action>) {
-        if self.input_done && self.in_flight == 0 {
-            out.push(Action::Exit(End::Left));
-        }
+    /// The connection ended.
+    pub fn handle_disconnected(&mut self) {
+        self.client.handle_disconnected();
+        self.resume = None;
+        self.replaying.clear();
+        self.pump();
     }
 
     /// A frame arrived from the server.
-    pub fn handle_frame(&mut self, frame: ServerFrame, out: &mut Vec<Action>) {
-        match frame {
-            ServerFrame::Msg { from, to, text, .. } => {
-                let mine = self.is_me(&from);
-                out.push(Action::Print(Line::Msg { from, to, text }));
-                if mine {
-                    self.reply_arrived(out);
-                }
+    pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        if let ServerFrame::Error { code, message, .. } = &frame {
+            if code.is_fatal() {
+                self.fatal = Some((*code, message.clone()));
             }
-            ServerFrame::Presence { nick, status, .. } => {
-                let online = status == PresenceStatus::Online;
-                if online {
-                    self.roster.add(&nick);
-                } else {
-                    self.roster.remove(&nick);
-                }
-                out.push(Action::Print(Line::Presence { nick, online }));
-            }
-            ServerFrame::Online { nicks, .. } => {
-                for n in &nicks {
-                    self.roster.add(n);
-                }
-            }
-            ServerFrame::Error { code, message, .. } => {
-                let line = (code.as_str().to_owned(), message);
-                if code.is_fatal() {
-                    out.push(Action::Exit(End::Dropped(Some(line))));
-                } else {
-                    out.push(Action::Print(Line::Error {
-                        code: line.0,
-                        message: line.1,
-                    }));
-                    // Every error after joining answers one of our messages:
-                    // we send nothing else that the server can refuse.
-                    self.reply_arrived(out);
-                }
-            }
-            ServerFrame::Ping => out.push(Action::Send(ClientFrame::Pong)),
-            ServerFrame::Notice { text } => out.push(Action::Print(Line::Notice { text })),
-            ServerFrame::Pong | ServerFrame::Welcome { .. } => {}
-            // A frame kind added by a newer server: nothing to show.
-            _ => {}
         }
+        self.client.handle_frame(now, frame);
+        self.pump();
+    }
+
+    /// A frame arrived that could not be parsed (from a newer server?);
+    /// the framing is still in sync, so say so and carry on.
+    pub fn handle_bad_frame(&mut self, why: &str) {
+        self.error(
+            "bad_frame",
+            format!("ignored a frame from the server: {why}"),
+        );
+    }
+
+    /// When to call [`handle_timeout`](Session::handle_timeout), on the
+    /// monotonic clock in milliseconds.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.client.poll_timeout()
+    }
+
+    /// Time passed (the core pings a silent server, or calls it dead).
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.client.handle_timeout(now);
+        self.pump();
+    }
+
+    /// The user typed `line`.
+    pub fn handle_line(&mut self, line: &str) {
+        self.handle_command(parse_line(line));
+    }
+
+    /// Stdin ended or the user typed `/quit`: leave once every message
+    /// sent has been acknowledged, across reconnects, so nothing typed is
+    /// lost.
+    pub fn handle_input_end(&mut self) {
+        self.input_done = true;
+        self.pump();
+    }
+
+    /// The next thing to do.
+    pub fn poll(&mut self) -> Option<Action> {
+        self.out.pop_front()
     }
 
     /// The user typed a line that parsed to `cmd`.
-    pub fn handle_command(&mut self, cmd: Command, out: &mut Vec<Action>) {
+    pub fn handle_command(&mut self, cmd: Command) {
         if self.input_done {
             return;
         }
         match cmd {
-            Command::Send { to, text } => {
-                let frame = ClientFrame::msg(to, text);
-                // Refuse locally what the server would refuse for size, so a
-                // pasted novel does not cost a round trip.
-                match chatproto::encode(&frame, self.max_frame_bytes) {
-                    Ok(_) => {
-                        self.in_flight += 1;
-                        out.push(Action::Send(frame));
-                    }
-                    Err(e) => out.push(Action::Print(Line::Error {
-                        code: "msg_too_large".into(),
-                        message: format!("not sent: {e}"),
-                    })),
+            Command::Send { to, text } => self.send(to, text),
+            Command::Join(room) => self.join(room),
+            Command::Part(room) => self.part(room),
+            Command::Rooms => {
+                if self.connected() {
+                    self.client.list_rooms();
                 }
             }
             Command::Who => {
-                let list = self.roster.list();
-                out.push(Action::Print(Line::Info(format!(
-                    "online ({}): {}",
-                    list.len(),
-                    list.join(", ")
-                ))));
+                if let Some(room) = self.in_a_room() {
+                    let list = self.client.roster(&room);
+                    self.info(format!("online ({}): {}", list.len(), list.join(", ")));
+                }
+            }
+            Command::History(limit) => {
+                if let Some(room) = self.in_a_room() {
+                    if self.connected() {
+                        let before = self.oldest.get(&room).copied();
+                        self.client.history(&room, before, Some(limit));
+                    }
+                }
             }
             Command::Help => {
                 for line in HELP {
-                    out.push(Action::Print(Line::Info((*line).to_owned())));
+                    self.info((*line).to_owned());
                 }
             }
-            Command::Quit => self.handle_input_end(out),
+            Command::Quit => self.input_done = true,
             Command::Nothing => {}
-            Command::Invalid(why) => out.push(Action::Print(Line::Error {
-                code: "input".into(),
-                message: why,
-            })),
+            Command::Invalid(why) => self.error("input", why),
+        }
+        self.pump();
+    }
+
+    fn send(&mut self, to: Vec<String>, text: String) {
+        let Some(room) = self.in_a_room() else {
+            return;
+        };
+        // Refuse locally what the server would refuse for size, so a
+        // pasted novel does not cost a round trip (or a resend forever).
+        let frame = ClientFrame::msg_in(
+            room.clone(),
+            to.clone(),
+            text.clone(),
+            Some(ID_PLACEHOLDER.into()),
+        );
+        match chatproto::encode(&frame, self.max_frame_bytes) {
+            Ok(_) => {
+                self.client.send_msg(&room, to, text);
+            }
+            Err(e) => self.error("msg_too_large", format!("not sent: {e}")),
         }
     }
 
-    /// Stdin ended or the user typed `/quit`: leave once every message sent
-    /// has been answered, so nothing typed is lost.
-    pub fn handle_input_end(&mut self, out: &mut Vec<Action>) {
-        if !self.input_done {
-            self.input_done = true;
-            self.exit_if_done(out);
+    fn join(&mut self, room: String) {
+        if self.current.as_deref() == Some(room.as_str()) {
+            self.info(format!("#{room} is already the current room"));
+            return;
+        }
+        let already = self.client.rooms().any(|r| r == room);
+        if !already {
+            self.client.enter(&room);
+            if !self.client.is_joined() {
+                self.info(format!("#{room} will be entered once reconnected"));
+            }
+        }
+        self.previous = self.current.replace(room.clone());
+        if already {
+            self.info(format!("#{room} is now the current room"));
         }
     }
 
-    /// The server closed the connection.
-    pub fn handle_closed(&mut self, out: &mut Vec<Action>) {
-        out.push(Action::Exit(End::Dropped(None)));
+    fn part(&mut self, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.current.clone()) else {
+            self.error("input", "you are in no room; /part ROOM names one".into());
+            return;
+        };
+        if !self.client.rooms().any(|r| r == room) {
+            self.error("input", format!("you are not in #{room}"));
+            return;
+        }
+        self.client.part(&room);
+        self.info(format!("you left #{room}"));
+        self.forget_room(&room);
     }
+
+    /// `room` is no longer ours: drop what the screen kept about it, and
+    /// pick another current room if it was the current one.
+    fn forget_room(&mut self, room: &str) {
+        self.oldest.remove(room);
+        self.replaying.remove(room);
+        self.resume_room_done(room);
+        if self.current.as_deref() != Some(room) {
+            return;
+        }
+        let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
+        let next = self
+            .previous
+            .take()
+            .filter(|p| rooms.contains(p))
+            .or_else(|| rooms.iter().find(|r| *r == LOBBY).cloned())
+            .or_else(|| rooms.first().cloned());
+        self.current = next;
+        match &self.current {
+            Some(r) => self.info(format!("#{r} is now the current room")),
+            None => self.info("you are in no room; /join ROOM to enter one".into()),
+        }
+    }
+
+    /// The current room, or `None` after telling the user there is none.
+    fn in_a_room(&mut self) -> Option<String> {
+        if self.current.is_none() {
+            self.error("input", "you are in no room; /join ROOM first".into());
+        }
+        self.current.clone()
+    }
+
+    /// Whether the server can be asked something now; if not, say so.
+    fn connected(&mut self) -> bool {
+        let joined = self.client.is_joined();
+        if !joined {
+            self.error("input", "not connected; try again once reconnected".into());
+        }
+        joined
+    }
+
+    /// Move the core's output into ours: frames as they are, events as lines.
+    fn pump(&mut self) {
+        while let Some(out) = self.client.poll() {
+            match out {
+                ClientOutput::Send(frame) => self.out.push_back(Action::Send(frame)),
+                ClientOutput::Event(event) => self.event(event),
+                // A kind of output added by a newer chatproto.
+                _ => {}
+            }
+        }
+        if self.input_done && !self.exited && self.client.unacknowledged() == 0 {
+            self.exited = true;
+            self.out.push_back(Action::Exit);
+        }
+    }
+
+    fn event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Joined { nick, .. } => {
+                if self.joined_before {
+                    let waiting = self.client.rooms().map(str::to_owned).collect();
+                    self.resume = Some(Resume {
+                        waiting,
+                        ..Resume::default()
+                    });
+                    self.finish_resume_if_done();
+                } else {
+                    self.joined_before = true;
+                    self.info(format!("joined as {nick}; /help lists the commands"));
+                }
+                self.out.push_back(Action::Joined);
+            }
+            ClientEvent::Refused { code, message } => {
+                self.out.push_back(Action::Refused { code, message });
+            }
+            ClientEvent::Entered {
+                room,
+                online,
+                again,
+                gap,
+            } => {
+                self.replaying.insert(room.clone(), again);
+                if again {
+                    if let Some(r) = &mut self.resume {
+                        r.gap |= gap;
+                    }
+                } else {
+                    self.info(format!("entered #{room}; {}", names(&online)));
+                }
+            }
+            ClientEvent::Message {
+                room,
+                seq,
+                from,
+                to,
+                text,
+                replay,
+                ..
+            } => {
+                let missed = replay && self.replaying.get(&room) == Some(&true);
+                if missed {
+                    if let Some(r) = &mut self.resume {
+                        r.missed += 1;
+                    }
+                }
+                self.shown(&room, seq);
+                let line = Line::Msg {
+                    room: self.other(&room),
+                    history: replay && !missed,
+                    from,
+                    to,
+                    text,
+                };
+                self.print(line);
+            }
+            ClientEvent::Presence { room, nick, online } => {
+                let me = nick_key(&nick) == nick_key(self.client.nick());
+                if me && online {
+                    // Our own presence ends the room's replay.
+                    let was = self.replaying.remove(&room);
+                    self.resume_room_done(&room);
+                    if was == Some(true) {
+                        // Back after a reconnect: the summary says so.
+                        return;
+                    }
+                }
+                let room = self.other(&room);
+                self.print(Line::Presence { room, nick, online });
+            }
+            ClientEvent::History { room, events, more } => {
+                let mut count = 0;
+                for e in events {
+                    if let ClientEvent::Message {
+                        seq,
+                        from,
+                        to,
+                        text,
+                        ..
+                    } = e
+                    {
+                        count += 1;
+                        self.shown(&room, seq);
+                        let line = Line::Msg {
+                            room: self.other(&room),
+                            history: true,
+                            from,
+                            to,
+                            text,
+                        };
+                        self.print(line);
+                    }
+                }
+                let what = match (count, more) {
+                    (0, false) => format!("no older messages in #{room}"),
+                    (_, false) => {
+                        format!("{} of #{room}; that is all", plural(count, "older message"))
+                    }
+                    (_, true) => format!(
+                        "{} of #{room}; /history shows more",
+                        plural(count, "older message")
+                    ),
+                };
+                self.info(what);
+            }
+            ClientEvent::Rooms(list) => {
+                let shown: Vec<String> = list
+                    .iter()
+                    .map(|(room, members)| format!("#{room} ({members})"))
+                    .collect();
+                self.info(format!("rooms ({}): {}", shown.len(), shown.join(", ")));
+            }
+            ClientEvent::Error {
+                code,
+                message,
+                room,
+                ..
+            } => {
+                self.error(code.as_str(), message);
+                // The core gives up a room the server would not let us in.
+                if let Some(room) = room {
+                    if !self.client.rooms().any(|r| r == room) {
+                        self.forget_room(&room);
+                    }
+                }
+            }
+            ClientEvent::Notice(text) => self.print(Line::Notice { text }),
+            ClientEvent::Dead => self.out.push_back(Action::Dead),
+            // An event added by a newer chatproto: nothing to show.
+            _ => {}
+        }
+    }
+
+    /// `room` has finished its replay after a reconnect (or is gone).
+    fn resume_room_done(&mut self, room: &str) {
+        if let Some(r) = &mut self.resume {
+            r.waiting.remove(room);
+        }
+        self.finish_resume_if_done();
+    }
+
+    /// Every room is back: say in one line what the reconnect brought.
+    fn finish_resume_if_done(&mut self) {
+        if !self.resume.as_ref().is_some_and(|r| r.waiting.is_empty()) {
+            return;
+        }
+        let Some(r) = self.resume.take() else {
+            return;
+        };
+        let text = if r.gap {
+            "reconnected; history has a gap".to_owned()
+        } else if r.missed == 0 {
+            "reconnected; nothing missed".to_owned()
+        } else {
+            format!("reconnected; {}", plural(r.missed, "missed message"))
+        };
+        self.info(text);
+    }
+
+    fn shown(&mut self, room: &str, seq: u64) {
+        let oldest = self.oldest.entry(room.to_owned()).or_insert(seq);
+        *oldest = (*oldest).min(seq);
+    }
+
+    /// `room` for a `[#room]` prefix: `None` when it is the current room.
+    fn other(&self, room: &str) -> Option<String> {
+        (self.current.as_deref() != Some(room)).then(|| room.to_owned())
+    }
+
+    fn print(&mut self, line: Line) {
+        self.out.push_back(Action::Print(line));
+    }
+
+    fn info(&mut self, text: String) {
+        self.print(Line::Info(text));
+    }
+
+    fn error(&mut self, code: &str, message: String) {
+        self.print(Line::Error {
+            code: code.to_owned(),
+            message,
+        });
+    }
+}
+
+/// `3 missed messages`, `1 missed message`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// `2 online: alice, bob`, with at most [`NAMES_SHOWN`] names.
+fn names(online: &[String]) -> String {
+    let shown: Vec<&str> = online
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(String::as_str)
+        .collect();
+    let mut text = format!("{} online: {}", online.len(), shown.join(", "));
+    if online.len() > NAMES_SHOWN {
+        text.push_str(&format!(" and {} more", online.len() - NAMES_SHOWN));
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatproto::ErrorCode;
+    use crate::render::{render, Style};
+    use chatproto::{PresenceStatus, RoomInfo};
 
-    fn session() -> Session {
-        Session::new("alice".into(), &["alice".into(), "Bob".into()], 65536)
+    /// What one batch of input made the session do: frames sent, lines
+    /// shown (rendered plain) and the other actions.
+    #[derive(Debug, Default)]
+    struct Out {
+        sent: Vec<ClientFrame>,
+        lines: Vec<String>,
+        other: Vec<Action>,
     }
 
-    fn echo(from: &str, text: &str) -> ServerFrame {
+    fn drain(s: &mut Session) -> Out {
+        let mut out = Out::default();
+        while let Some(a) = s.poll() {
+            match a {
+                Action::Send(f) => out.sent.push(f),
+                Action::Print(l) => out.lines.push(render(&l, Style::default(), None)),
+                other => out.other.push(other),
+            }
+        }
+        out
+    }
+
+    fn frame(s: &mut Session, f: ServerFrame) -> Out {
+        s.handle_frame(0, f);
+        drain(s)
+    }
+
+    fn line(s: &mut Session, l: &str) -> Out {
+        s.handle_line(l);
+        drain(s)
+    }
+
+    fn welcome(nick: &str, resumed: bool) -> ServerFrame {
+        ServerFrame::Welcome {
+            nick: nick.into(),
+            seq: 0,
+            online: vec![],
+            session: Some("token".into()),
+            resumed: Some(resumed),
+            limits: None,
+        }
+    }
+
+    fn entered(room: &str, seq: u64, online: &[&str], recovered: bool) -> ServerFrame {
+        ServerFrame::Entered {
+            room: room.into(),
+            epoch: "e1".into(),
+            seq,
+            oldest: 1,
+            online: online.iter().map(|n| n.to_string()).collect(),
+            recovered,
+        }
+    }
+
+    fn msg(room: &str, seq: u64, from: &str, to: &[&str], text: &str) -> ServerFrame {
         ServerFrame::Msg {
-            room: None,
-            seq: 1,
+            room: Some(room.into()),
+            seq,
             from: from.into(),
-            to: vec![],
+            to: to.iter().map(|n| n.to_string()).collect(),
             text: text.into(),
             ts: 0,
             id: None,
@@ -240,145 +631,471 @@ mod tests {
         }
     }
 
-    fn run(s: &mut Session, f: impl FnOnce(&mut Session, &mut Vec<Action>)) -> Vec<Action> {
-        let mut out = Vec::new();
-        f(s, &mut out);
-        out
-    }
-
-    #[test]
-    fn roster_follows_welcome_online_and_presence() {
-        let mut s = session();
-        run(&mut s, |s, o| {
-            s.handle_frame(
-                ServerFrame::Online {
-                    room: None,
-                    nicks: vec!["carol".into()],
-                },
-                o,
-            )
-        });
-        run(&mut s, |s, o| {
-            s.handle_frame(
-                ServerFrame::Presence {
-                    room: None,
-                    seq: 2,
-                    nick: "dave".into(),
-                    status: PresenceStatus::Online,
-                    ts: 0,
-                },
-                o,
-            )
-        });
-        let out = run(&mut s, |s, o| {
-            s.handle_frame(
-                ServerFrame::Presence {
-                    room: None,
-                    seq: 3,
-                    nick: "bob".into(),
-                    status: PresenceStatus::Offline,
-                    ts: 0,
-                },
-                o,
-            )
-        });
-        assert_eq!(
-            out,
-            vec![Action::Print(Line::Presence {
-                nick: "bob".into(),
-                online: false
-            })]
-        );
-        assert_eq!(s.roster.list(), vec!["alice", "carol", "dave"]);
-        let out = run(&mut s, |s, o| s.handle_command(Command::Who, o));
-        assert_eq!(
-            out,
-            vec![Action::Print(Line::Info(
-                "online (3): alice, carol, dave".into()
-            ))]
-        );
-    }
-
-    #[test]
-    fn eof_waits_for_every_reply() {
-        let mut s = session();
-        for text in ["one", "two"] {
-            let out = run(&mut s, |s, o| {
-                s.handle_command(
-                    Command::Send {
-                        to: vec![],
-                        text: text.into(),
-                    },
-                    o,
-                )
-            });
-            assert!(matches!(&out[..], [Action::Send(ClientFrame::Msg { .. })]));
+    fn replayed(f: ServerFrame, with_id: Option<&str>) -> ServerFrame {
+        match f {
+            ServerFrame::Msg {
+                room,
+                seq,
+                from,
+                to,
+                text,
+                ts,
+                ..
+            } => ServerFrame::Msg {
+                room,
+                seq,
+                from,
+                to,
+                text,
+                ts,
+                id: with_id.map(str::to_owned),
+                replay: true,
+            },
+            other => other,
         }
-        assert_eq!(s.in_flight(), 2);
-        assert!(run(&mut s, |s, o| s.handle_input_end(o)).is_empty());
-        // Someone else's message is not our reply.
-        let out = run(&mut s, |s, o| s.handle_frame(echo("bob", "x"), o));
-        assert!(!out.contains(&Action::Exit(End::Left)));
-        let out = run(&mut s, |s, o| s.handle_frame(echo("alice", "one"), o));
-        assert!(!out.contains(&Action::Exit(End::Left)));
-        // A non-fatal error is the reply to the second one.
-        let out = run(&mut s, |s, o| {
-            s.handle_frame(ServerFrame::error(ErrorCode::UnknownNick, "no dave"), o)
-        });
-        assert_eq!(out.last(), Some(&Action::Exit(End::Left)));
-        assert_eq!(s.in_flight(), 0);
+    }
+
+    fn echo(room: &str, seq: u64, from: &str, text: &str, id: &str) -> ServerFrame {
+        match msg(room, seq, from, &[], text) {
+            ServerFrame::Msg {
+                room,
+                seq,
+                from,
+                to,
+                text,
+                ts,
+                ..
+            } => ServerFrame::Msg {
+                room,
+                seq,
+                from,
+                to,
+                text,
+                ts,
+                id: Some(id.into()),
+                replay: false,
+            },
+            _ => unreachable!(),
+        }
+    }
+
+    fn presence(room: &str, seq: u64, nick: &str, online: bool) -> ServerFrame {
+        ServerFrame::Presence {
+            room: Some(room.into()),
+            seq,
+            nick: nick.into(),
+            status: if online {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            },
+            ts: 0,
+        }
+    }
+
+    fn the_id(sent: &[ClientFrame]) -> String {
+        match sent {
+            [ClientFrame::Msg { id: Some(id), .. }] => id.clone(),
+            other => panic!("expected one msg, sent {other:?}"),
+        }
+    }
+
+    /// alice, joined and in `rooms` (each entered at seq 0 with her own
+    /// presence at seq 1), every output drained.
+    fn joined(rooms: &[&str]) -> Session {
+        let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+        let mut s = Session::new("alice", &rooms, "t-", 65_536);
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", false));
+        for r in &rooms {
+            frame(&mut s, entered(r, 0, &["alice"], false));
+            frame(&mut s, presence(r, 1, "alice", true));
+        }
+        s
+    }
+
+    #[test]
+    fn the_first_join_shows_the_lobby_as_v1_did() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        assert_eq!(s.prompt(), "alice #lobby> ");
+        s.handle_connected(0);
+        let out = drain(&mut s);
+        assert!(matches!(&out.sent[..], [ClientFrame::Join { .. }]));
+        let out = frame(&mut s, welcome("alice", false));
+        assert_eq!(out.lines, ["* joined as alice; /help lists the commands"]);
+        assert_eq!(out.other, [Action::Joined]);
+        assert_eq!(out.sent, [ClientFrame::enter("lobby", None)]);
+        let out = frame(&mut s, entered("lobby", 3, &["bob", "alice"], false));
+        assert_eq!(out.lines, ["* entered #lobby; 2 online: bob, alice"]);
+        // The replay on a first enter is the room's recent history.
+        let out = frame(
+            &mut s,
+            replayed(msg("lobby", 2, "bob", &[], "earlier"), None),
+        );
+        assert_eq!(out.lines, ["[history] bob: earlier"]);
+        let mut shown = Vec::new();
+        for f in [
+            presence("lobby", 4, "alice", true),
+            msg("lobby", 5, "bob", &[], "hello"),
+            msg("lobby", 6, "bob", &["alice"], "psst"),
+            msg("lobby", 7, "carol", &["alice", "bob"], "both"),
+            presence("lobby", 8, "bob", false),
+            ServerFrame::Notice {
+                text: "going down".into(),
+            },
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            [
+                "* alice is online",
+                "bob: hello",
+                "bob -> alice: psst",
+                "carol -> alice, bob: both",
+                "* bob left",
+                "* server: going down",
+            ]
+        );
+        let out = line(&mut s, "/who");
+        assert_eq!(out.lines, ["* online (1): alice"]);
+    }
+
+    #[test]
+    fn rooms_join_part_who_and_prefixes() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/JOIN #Rust");
+        assert_eq!(out.sent, [ClientFrame::enter("rust", None)]);
+        assert_eq!(s.prompt(), "alice #rust> ");
+        let out = frame(&mut s, entered("rust", 0, &["bob", "alice"], false));
+        assert_eq!(out.lines, ["* entered #rust; 2 online: bob, alice"]);
+        let mut shown = Vec::new();
+        for f in [
+            presence("rust", 1, "alice", true),
+            msg("rust", 2, "bob", &[], "in rust"),
+            msg("lobby", 2, "bob", &[], "in the lobby"),
+            presence("lobby", 3, "carol", true),
+            msg("lobby", 4, "carol", &["alice"], "psst"),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            [
+                "* alice is online",
+                "bob: in rust",
+                "[#lobby] bob: in the lobby",
+                "[#lobby] * carol is online",
+                "[#lobby] carol -> alice: psst",
+            ]
+        );
+        // Typing goes to the current room.
+        let out = line(&mut s, "@bob hi");
+        assert!(matches!(
+            &out.sent[..],
+            [ClientFrame::Msg { room: Some(r), to, text, id: Some(_) }]
+                if r == "rust" && to == &["bob"] && text == "hi"
+        ));
+        assert_eq!(line(&mut s, "/who").lines, ["* online (2): alice, bob"]);
+        // Back to the lobby: it is entered already, so nothing is sent.
+        let out = line(&mut s, "/join lobby");
+        assert!(out.sent.is_empty());
+        assert_eq!(out.lines, ["* #lobby is now the current room"]);
+        assert_eq!(
+            frame(&mut s, msg("rust", 3, "bob", &[], "still here")).lines,
+            ["[#rust] bob: still here"]
+        );
+        assert_eq!(
+            line(&mut s, "/join lobby").lines,
+            ["* #lobby is already the current room"]
+        );
+        assert_eq!(line(&mut s, "/rooms").sent, [ClientFrame::Rooms]);
+        let out = frame(
+            &mut s,
+            ServerFrame::Rooms {
+                rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 2)],
+            },
+        );
+        assert_eq!(out.lines, ["* rooms (2): #lobby (3), #rust (2)"]);
+        // Leaving the current room makes another current.
+        let out = line(&mut s, "/part");
+        assert_eq!(out.sent, [ClientFrame::part("lobby")]);
+        assert_eq!(
+            out.lines,
+            ["* you left #lobby", "* #rust is now the current room"]
+        );
+        assert_eq!(s.prompt(), "alice #rust> ");
+        assert!(frame(&mut s, msg("lobby", 5, "bob", &[], "gone"))
+            .lines
+            .is_empty());
+        assert_eq!(
+            line(&mut s, "/part lobby").lines,
+            ["! input: you are not in #lobby"]
+        );
+        let out = line(&mut s, "/part rust");
+        assert_eq!(
+            out.lines,
+            [
+                "* you left #rust",
+                "* you are in no room; /join ROOM to enter one"
+            ]
+        );
+        assert_eq!(s.prompt(), "alice> ");
+        let out = line(&mut s, "hello?");
+        assert!(out.sent.is_empty());
+        assert_eq!(out.lines, ["! input: you are in no room; /join ROOM first"]);
+    }
+
+    #[test]
+    fn a_room_the_server_refuses_is_not_current() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "/join rust");
+        assert_eq!(s.prompt(), "alice #rust> ");
+        let out = frame(
+            &mut s,
+            ServerFrame::Error {
+                code: ErrorCode::TooManyRooms,
+                message: "you are in 1 rooms, the most allowed".into(),
+                id: None,
+                room: Some("rust".into()),
+                seq: None,
+            },
+        );
+        assert_eq!(
+            out.lines,
+            [
+                "! too_many_rooms: you are in 1 rooms, the most allowed",
+                "* #lobby is now the current room"
+            ]
+        );
+        assert_eq!(s.prompt(), "alice #lobby> ");
+    }
+
+    #[test]
+    fn history_pages_back_from_the_oldest_message_shown() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 6, &["alice"], false));
+        for seq in [5, 6] {
+            let m = msg("lobby", seq, "bob", &[], &format!("m{seq}"));
+            frame(&mut s, replayed(m, None));
+        }
+        frame(&mut s, presence("lobby", 7, "alice", true));
+        let out = line(&mut s, "/history 2");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(5), Some(2))]);
+        let page = |seqs: &[u64], more: bool| ServerFrame::History {
+            room: "lobby".into(),
+            events: seqs
+                .iter()
+                .map(|&q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+                .collect(),
+            more,
+        };
+        let out = frame(&mut s, page(&[3, 4], true));
+        assert_eq!(
+            out.lines,
+            [
+                "[history] bob: m3",
+                "[history] bob: m4",
+                "* 2 older messages of #lobby; /history shows more"
+            ]
+        );
+        let out = line(&mut s, "/history");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history(
+                "lobby",
+                Some(3),
+                Some(crate::input::HISTORY_DEFAULT)
+            )]
+        );
+        let out = frame(&mut s, page(&[1], false));
+        assert_eq!(
+            out.lines,
+            [
+                "[history] bob: m1",
+                "* 1 older message of #lobby; that is all"
+            ]
+        );
+        assert_eq!(
+            frame(&mut s, page(&[], false)).lines,
+            ["* no older messages in #lobby"]
+        );
+    }
+
+    /// The connection drops with one of alice's messages stamped but not
+    /// echoed, bob talks meanwhile, and alice types one more line and ends
+    /// her input while offline. Back, she sees what she missed once, a
+    /// one-line summary, her lines once, and only then leaves.
+    #[test]
+    fn a_reconnect_is_one_line_and_shows_nothing_twice() {
+        let mut s = joined(&["lobby"]);
+        let id1 = the_id(&line(&mut s, "a1").sent);
+        s.handle_disconnected();
+        assert!(drain(&mut s).lines.is_empty());
+        let out = line(&mut s, "a2");
+        assert!(out.sent.is_empty(), "nothing goes out while offline");
+        s.handle_input_end();
+        assert!(drain(&mut s).other.is_empty(), "two messages unanswered");
+        assert_eq!(s.unacknowledged(), 2);
+
+        s.handle_connected(10);
+        let out = drain(&mut s);
+        assert!(matches!(
+            &out.sent[..],
+            [ClientFrame::Join { resume: Some(t), .. }] if t == "token"
+        ));
+        let out = frame(&mut s, welcome("alice", true));
+        assert!(out.lines.is_empty(), "{:?}", out.lines);
+        assert_eq!(out.other, [Action::Joined]);
+        assert_eq!(
+            out.sent.len(),
+            3,
+            "enter, then both messages: {:?}",
+            out.sent
+        );
+        assert_eq!(
+            out.sent[0],
+            ClientFrame::enter("lobby", Some((1, "e1".into())))
+        );
+        let id2 = match &out.sent[2] {
+            ClientFrame::Msg { id: Some(id), .. } => id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut shown = Vec::new();
+        for f in [
+            entered("lobby", 3, &["bob", "alice"], true),
+            replayed(msg("lobby", 2, "bob", &[], "b1"), None),
+            replayed(echo("lobby", 3, "alice", "a1", &id1), Some(&id1)),
+            presence("lobby", 4, "alice", true),
+            ServerFrame::Error {
+                code: ErrorCode::Duplicate,
+                message: "already sent".into(),
+                id: Some(id1.clone()),
+                room: Some("lobby".into()),
+                seq: Some(3),
+            },
+            // A server repeating itself is not shown twice.
+            msg("lobby", 2, "bob", &[], "b1"),
+        ] {
+            let out = frame(&mut s, f);
+            assert!(out.other.is_empty(), "{:?}", out.other);
+            shown.extend(out.lines);
+        }
+        assert_eq!(
+            shown,
+            ["bob: b1", "alice: a1", "* reconnected; 2 missed messages"]
+        );
+        let out = frame(&mut s, echo("lobby", 5, "alice", "a2", &id2));
+        assert_eq!(out.lines, ["alice: a2"]);
+        assert_eq!(out.other, [Action::Exit], "every line answered: leave");
+    }
+
+    #[test]
+    fn a_gap_is_said_in_the_summary() {
+        let mut s = joined(&["lobby", "rust"]);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let mut shown = Vec::new();
+        for f in [
+            entered("lobby", 1, &["alice"], true),
+            presence("lobby", 2, "alice", true),
+            ServerFrame::Entered {
+                room: "rust".into(),
+                epoch: "e1".into(),
+                seq: 900,
+                oldest: 300,
+                online: vec!["alice".into()],
+                recovered: false,
+            },
+            replayed(msg("rust", 900, "bob", &[], "late"), None),
+            presence("rust", 901, "alice", true),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            ["[#rust] bob: late", "* reconnected; history has a gap"]
+        );
+    }
+
+    #[test]
+    fn a_refused_join_is_reported_to_the_shell() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        drain(&mut s);
+        let out = frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::NickTaken, "the nickname alice is in use"),
+        );
+        assert_eq!(
+            out.other,
+            [Action::Refused {
+                code: ErrorCode::NickTaken,
+                message: "the nickname alice is in use".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_unanswered_ping_calls_the_connection_dead() {
+        let mut s = joined(&["lobby"]);
+        let at = s.poll_timeout().expect("a timer while connected");
+        s.handle_timeout(at);
+        assert_eq!(drain(&mut s).sent, [ClientFrame::Ping]);
+        let at = s.poll_timeout().unwrap();
+        s.handle_timeout(at);
+        assert_eq!(drain(&mut s).other, [Action::Dead]);
     }
 
     #[test]
     fn quit_with_nothing_in_flight_exits_at_once() {
-        let mut s = session();
-        let out = run(&mut s, |s, o| s.handle_command(Command::Quit, o));
-        assert_eq!(out, vec![Action::Exit(End::Left)]);
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/quit");
+        assert_eq!(out.other, [Action::Exit]);
         // Input after /quit is ignored.
-        let out = run(&mut s, |s, o| {
-            s.handle_command(
-                Command::Send {
-                    to: vec![],
-                    text: "late".into(),
-                },
-                o,
-            )
-        });
-        assert!(out.is_empty());
+        let out = line(&mut s, "late");
+        assert!(out.sent.is_empty() && out.other.is_empty());
     }
 
     #[test]
-    fn fatal_errors_end_the_session_and_pings_are_answered() {
-        let mut s = session();
-        let out = run(&mut s, |s, o| s.handle_frame(ServerFrame::Ping, o));
-        assert_eq!(out, vec![Action::Send(ClientFrame::Pong)]);
-        let out = run(&mut s, |s, o| {
-            s.handle_frame(ServerFrame::error(ErrorCode::SlowConsumer, "too slow"), o)
-        });
-        assert_eq!(
-            out,
-            vec![Action::Exit(End::Dropped(Some((
-                "slow_consumer".into(),
-                "too slow".into()
-            ))))]
+    fn offline_requests_are_refused_and_fatal_errors_remembered() {
+        let mut s = joined(&["lobby"]);
+        frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::SlowConsumer, "too slow"),
         );
+        assert_eq!(
+            s.take_fatal(),
+            Some((ErrorCode::SlowConsumer, "too slow".into()))
+        );
+        s.handle_disconnected();
+        for cmd in ["/rooms", "/history"] {
+            let out = line(&mut s, cmd);
+            assert!(out.sent.is_empty());
+            assert_eq!(
+                out.lines,
+                ["! input: not connected; try again once reconnected"]
+            );
+        }
+        let out = line(&mut s, "/join rust");
+        assert_eq!(out.lines, ["* #rust will be entered once reconnected"]);
+        assert_eq!(s.prompt(), "alice #rust> ");
     }
 
     #[test]
     fn oversized_text_is_refused_locally() {
-        let mut s = Session::new("alice".into(), &[], 1024);
-        let out = run(&mut s, |s, o| {
-            s.handle_command(
-                Command::Send {
-                    to: vec![],
-                    text: "x".repeat(2000),
-                },
-                o,
-            )
-        });
-        assert!(
-            matches!(&out[..], [Action::Print(Line::Error { code, .. })] if code == "msg_too_large")
-        );
-        assert_eq!(s.in_flight(), 0);
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 1024);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        drain(&mut s);
+        let out = line(&mut s, &"x".repeat(2000));
+        assert!(out.sent.is_empty());
+        assert_eq!(out.lines.len(), 1);
+        assert!(out.lines[0].starts_with("! msg_too_large: not sent"));
+        assert_eq!(s.unacknowledged(), 0);
     }
 }

@@ -270,17 +270,24 @@ fn escapes_never_reach_stdout_raw() {
     }
 }
 
-/// The server going away ends the session: a line on stderr, exit code 1.
+/// The server going away ends the session when the client is told not to
+/// reconnect: a line on stderr, exit code 1, at once. (Reconnecting, and
+/// giving up, are in resume.rs.)
 #[test]
 fn server_gone_exits_one() {
     let mut server = Server::start(&[]);
-    let mut c = Client::start("alice", &server.addr);
+    let mut c = Client::start_opts("alice", &server.addr, &["--reconnect-attempts", "0"], &[]);
     c.expect("* alice is online");
     server.child.kill().unwrap();
-    let (status, stderr, _) = c.wait_exit(WAIT);
+    let (status, stderr, seen) = c.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
     assert!(
         stderr.contains("closed") || stderr.contains("failed"),
         "{stderr}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("reconnecting")),
+        "{seen:#?}"
     );
 }

@@ -109,7 +109,7 @@ fn a_pasted_burst_of_30_lines_sends_all_30() {
     let mut alice = Terminal::start("alice", &server.addr);
     bob.expect("* alice is online");
     // The prompt: line editing has started and owns the terminal.
-    alice.expect_shown("alice> ");
+    alice.expect_shown("alice #lobby> ");
 
     let sent: Vec<String> = (1..=30).map(|i| format!("pasted line {i:02}")).collect();
     let burst: String = sent.iter().map(|l| format!("{l}\r")).collect();
@@ -127,6 +127,29 @@ fn a_pasted_burst_of_30_lines_sends_all_30() {
     // alice sees her own lines too, each when its echo arrives.
     alice.expect_shown("alice: pasted line 30");
 
+    alice.type_bytes(b"/quit\r");
+    bob.expect("* alice left");
+}
+
+/// The prompt names the current room, and the prompt after a `/join` or
+/// `/part` already shows where the next line goes.
+#[test]
+fn the_prompt_names_the_current_room() {
+    let server = Server::start(&[]);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    let mut alice = Terminal::start("alice", &server.addr);
+    alice.expect_shown("alice #lobby> ");
+    alice.type_bytes(b"/join rust\r");
+    alice.expect_shown("alice #rust> ");
+    alice.type_bytes(b"/PART\r");
+    alice.expect_shown("* #lobby is now the current room");
+    let before = alice.seen.len();
+    alice.type_bytes(b"back\r");
+    bob.expect("alice: back");
+    alice.expect_shown("alice: back");
+    let after = String::from_utf8_lossy(&alice.seen[before..]).into_owned();
+    assert!(!after.contains("#rust> "), "{after:?}");
     alice.type_bytes(b"/quit\r");
     bob.expect("* alice left");
 }

@@ -280,18 +280,25 @@ impl Client {
         id
     }
 
-    /// Ask for a history page of `room`.
+    /// Ask for a history page of `room`. Only a joined client asks (see
+    /// [`is_joined`](Client::is_joined)): a request queued while offline
+    /// would reach the next connection before its `join`.
     pub fn history(&mut self, room: &str, before: Option<u64>, limit: Option<u64>) {
-        self.send(ClientFrame::history(
-            room.to_ascii_lowercase(),
-            before,
-            limit,
-        ));
+        if self.phase == Phase::Joined {
+            self.send(ClientFrame::history(
+                room.to_ascii_lowercase(),
+                before,
+                limit,
+            ));
+        }
     }
 
-    /// Ask for the list of rooms.
+    /// Ask for the list of rooms. Only a joined client asks, as for
+    /// [`history`](Client::history).
     pub fn list_rooms(&mut self) {
-        self.send(ClientFrame::Rooms);
+        if self.phase == Phase::Joined {
+            self.send(ClientFrame::Rooms);
+        }
     }
 
     /// When to call [`handle_timeout`](Client::handle_timeout), on the
@@ -455,7 +462,11 @@ impl Client {
         recovered: bool,
     ) {
         self.entering.remove(&room);
-        let r = self.rooms.entry(room.clone()).or_default();
+        let Some(r) = self.rooms.get_mut(&room) else {
+            // Parted before this answer arrived: it must not bring the
+            // room back (the server has our `part` and leaves us out).
+            return;
+        };
         let again = r.epoch.is_some();
         // Nothing can be missing if nothing was said since (or ever).
         let gap = again && !recovered && (seq > r.last_seq || oldest > r.last_seq + 1);

@@ -317,3 +317,54 @@ fn two_cuts_in_a_row() {
     assert_eq!(texts(&net.shown(a), "bob"), vec!["b0", "b1"]);
     assert_eq!(texts(&net.shown(b), "alice").len(), 4);
 }
+
+/// Parting a room while the server's answer to entering it is on its way
+/// leaves it parted: the late `entered` does not bring the room back, so
+/// it is not shown as entered, nor entered again after a reconnect.
+#[test]
+fn a_room_parted_while_entering_stays_parted() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    net.peers[a].core.enter("rust");
+    // The enter reaches the server; its answer waits, unread.
+    net.drain_clients();
+    net.drain_server(false);
+    net.peers[a].core.part("rust");
+    net.pump();
+    let rooms =
+        |net: &Net| -> Vec<String> { net.peers[a].core.rooms().map(str::to_owned).collect() };
+    assert_eq!(rooms(&net), ["lobby"]);
+    let shown = |net: &Net| -> usize {
+        net.peers[a]
+            .events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Entered { room, .. } if room == "rust"))
+            .count()
+    };
+    assert_eq!(shown(&net), 0, "{:?}", net.peers[a].events);
+    net.cut(a);
+    net.connect(a);
+    net.pump();
+    assert_eq!(rooms(&net), ["lobby"]);
+    assert_eq!(shown(&net), 0, "{:?}", net.peers[a].events);
+}
+
+/// A request made while offline is not queued in front of the next
+/// connection's `join` (the server would answer `not_joined`, which the
+/// core would take for a refused join): only joined clients ask.
+#[test]
+fn requests_while_offline_do_not_spoil_the_next_join() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    net.cut(a);
+    net.peers[a].core.history("lobby", None, Some(10));
+    net.peers[a].core.list_rooms();
+    net.connect(a);
+    net.pump();
+    assert!(net.peers[a].core.is_joined(), "{:?}", net.peers[a].events);
+    let refused = net.peers[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Refused { .. }));
+    assert!(!refused, "{:?}", net.peers[a].events);
+}

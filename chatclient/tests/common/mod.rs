@@ -7,6 +7,8 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -125,6 +127,18 @@ impl Drop for Server {
     }
 }
 
+/// Every environment variable chatclient reads, so that the caller's
+/// environment never changes what a test does.
+pub const CLIENT_ENV: &[&str] = &[
+    "CHATCLIENT_NICK",
+    "CHATCLIENT_ADDR",
+    "CHATCLIENT_ROOMS",
+    "CHATCLIENT_TIMEOUT",
+    "CHATCLIENT_RECONNECT_ATTEMPTS",
+    "CHATCLIENT_RECONNECT_MIN_MS",
+    "CHATCLIENT_MAX_FRAME_BYTES",
+];
+
 /// A running chatclient with piped stdin, stdout and stderr.
 pub struct Client {
     pub name: String,
@@ -141,12 +155,22 @@ impl Client {
     }
 
     pub fn start_with(nick: &str, addr: &str, stdin: Stdio) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chatclient"))
-            .args(["--nick", nick, addr])
-            .env_remove("CHATCLIENT_NICK")
-            .env_remove("CHATCLIENT_ADDR")
-            .env_remove("CHATCLIENT_TIMEOUT")
-            .env_remove("CHATCLIENT_MAX_FRAME_BYTES")
+        Self::spawn(nick, addr, &[], &[], stdin)
+    }
+
+    /// With more flags and environment variables.
+    pub fn start_opts(nick: &str, addr: &str, args: &[&str], env: &[(&str, &str)]) -> Client {
+        Self::spawn(nick, addr, args, env, Stdio::piped())
+    }
+
+    fn spawn(nick: &str, addr: &str, args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Client {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatclient"));
+        cmd.args(["--nick", nick, addr]).args(args);
+        for key in CLIENT_ENV {
+            cmd.env_remove(key);
+        }
+        let mut child = cmd
+            .envs(env.iter().copied())
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -166,6 +190,16 @@ impl Client {
     pub fn say(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
         writeln!(stdin, "{line}").expect("write to chatclient");
+        stdin.flush().unwrap();
+    }
+
+    /// Type many lines at once, as a paste or a pipe would.
+    pub fn say_all(&mut self, lines: &[String]) {
+        let batch: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(batch.as_bytes())
+            .expect("write to chatclient");
         stdin.flush().unwrap();
     }
 

@@ -1,0 +1,215 @@
+//! A lost connection is not the end: chatclient reconnects through a proxy
+//! the test cuts, resumes its session, and shows every message once.
+//!
+//! The client under test waits 50 ms before its first reconnect
+//! (`CHATCLIENT_RECONNECT_MIN_MS`) and 20 s for a handshake, so the test
+//! can let its reconnect through when the server has seen it go (the
+//! other client shows `* alice left`). Nothing sleeps: every wait reads
+//! the lines it expects against a deadline.
+
+mod common;
+
+use common::proxy::Proxy;
+use common::{Client, Server, WAIT};
+
+const FAST: &[(&str, &str)] = &[("CHATCLIENT_RECONNECT_MIN_MS", "50")];
+const PATIENT: &[&str] = &["--timeout", "20"];
+
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+/// The texts of `from`'s messages in `lines`, in order.
+fn texts_from<'a>(lines: &'a [String], from: &str) -> Vec<&'a str> {
+    let prefix = format!("{from}: ");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+fn is_chat(line: &str) -> bool {
+    line.starts_with("alice: ") || line.starts_with("bob: ")
+}
+
+/// alice (through the proxy) and bob (directly) in the lobby, each seen
+/// online by both.
+fn two_in_the_lobby(server: &Server, proxy: &Proxy) -> (Client, Client) {
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    proxy.allow();
+    let mut alice = Client::start_opts("alice", &proxy.addr, PATIENT, FAST);
+    alice.expect("* alice is online");
+    bob.expect("* alice is online");
+    (alice, bob)
+}
+
+/// The test: the connection is cut while bob floods the lobby and
+/// alice sends lines of her own, with the server's copies for alice on
+/// their way (held in the proxy, then lost with the socket). After the
+/// reconnect alice shows exactly what the room sent her, each line once,
+/// in order, and says in one line how many she had missed.
+#[test]
+fn a_cut_mid_stream_resumes_with_every_message_once_in_order() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
+
+    let bob_lines = numbered("b", 150);
+    let alice_lines = numbered("a", 40);
+    // From here the server's frames for alice wait in the proxy.
+    let valve = proxy.freeze();
+    bob.say_all(&bob_lines);
+    alice.say_all(&alice_lines[..30]);
+    // All of alice's 30 and bob's first 21 were stamped: their copies for
+    // alice (her echoes among them) are in flight.
+    bob.expect_all(&[format!("alice: {}", alice_lines[29]), "bob: b020".into()]);
+    proxy.cut();
+    drop(valve);
+
+    alice.expect_line("saying the connection was lost", |l| {
+        l.starts_with("* connection lost; reconnecting in ")
+    });
+    // Typed while disconnected: sent once back.
+    alice.say_all(&alice_lines[30..]);
+    bob.expect("* alice left");
+    proxy.allow();
+
+    let summary = alice.expect_line("summing up the reconnect", |l| {
+        l.starts_with("* reconnected; ")
+    });
+    alice.expect_all(&[
+        format!("bob: {}", bob_lines[149]),
+        format!("alice: {}", alice_lines[39]),
+    ]);
+    bob.expect_all(&[format!("alice: {}", alice_lines[39])]);
+    alice.close_stdin();
+    bob.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert!(status.success(), "alice exited {status}: {stderr}");
+    assert!(stderr.is_empty(), "alice's stderr: {stderr}");
+    let (status, stderr, bob_seen) = bob.wait_exit(WAIT);
+    assert!(status.success(), "bob exited {status}: {stderr}");
+
+    // Each line once, in order, on both screens.
+    assert_eq!(texts_from(&seen, "bob"), bob_lines, "bob's lines at alice");
+    assert_eq!(texts_from(&seen, "alice"), alice_lines, "alice's own lines");
+    assert_eq!(
+        texts_from(&bob_seen, "alice"),
+        alice_lines,
+        "alice's at bob"
+    );
+    // Both show the room in one order.
+    let chat = |lines: &[String]| -> Vec<String> {
+        lines.iter().filter(|l| is_chat(l)).cloned().collect()
+    };
+    assert_eq!(chat(&seen), chat(&bob_seen));
+    // Nothing shown as history, no error (a resend is not one to show).
+    for line in &seen {
+        assert!(
+            !line.starts_with("[history]") && !line.starts_with('!'),
+            "{line:?} in {seen:#?}"
+        );
+    }
+
+    // One summary line, and it counts the replayed lines shown before it:
+    // at least the 30 echoes and 21 of bob's that were lost in flight.
+    let summaries: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("* reconnected"))
+        .collect();
+    assert_eq!(summaries, [&summary]);
+    let missed: usize = summary
+        .strip_prefix("* reconnected; ")
+        .and_then(|s| s.strip_suffix(" missed messages"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a count of missed messages: {summary:?}"));
+    let lost = seen
+        .iter()
+        .rposition(|l| l.starts_with("* connection lost"))
+        .unwrap();
+    let back = seen.iter().position(|l| *l == summary).unwrap();
+    let replayed = seen[lost + 1..back].iter().filter(|l| is_chat(l)).count();
+    assert_eq!(missed, replayed, "{:#?}", &seen[lost..=back]);
+    assert!(missed >= 51, "{missed} missed");
+}
+
+/// In a pipe, end of input while disconnected still waits: for the
+/// reconnect, then for the echo of every line, then exits 0.
+#[test]
+fn end_of_input_while_disconnected_waits_for_the_echoes_then_exits_zero() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
+    alice.say("before");
+    alice.expect("alice: before");
+    proxy.cut();
+    alice.expect_line("saying the connection was lost", |l| {
+        l.starts_with("* connection lost; reconnecting in ")
+    });
+    let lines = numbered("x", 3);
+    alice.say_all(&lines);
+    alice.close_stdin();
+    bob.expect("* alice left");
+    proxy.allow();
+    for l in &lines {
+        bob.expect(&format!("alice: {l}"));
+    }
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert!(status.success(), "alice exited {status}: {stderr}");
+    assert!(stderr.is_empty(), "alice's stderr: {stderr}");
+    assert_eq!(
+        texts_from(&seen, "alice"),
+        ["before", "x000", "x001", "x002"]
+    );
+    assert!(
+        seen.contains(&"* reconnected; nothing missed".to_owned()),
+        "{seen:#?}"
+    );
+}
+
+/// Someone took the nickname while alice was away: the reconnect is
+/// refused and alice ends with the refusal's exit code, 4.
+#[test]
+fn a_nickname_taken_while_away_ends_the_client_with_four() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
+    proxy.cut();
+    alice.expect_line("saying the connection was lost", |l| {
+        l.starts_with("* connection lost; reconnecting in ")
+    });
+    bob.expect("* alice left");
+    let mut other = Client::start("ALICE", &server.addr);
+    other.expect("* ALICE is online");
+    proxy.allow();
+    let (status, stderr, _) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(4), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.contains("nick_taken"), "{stderr}");
+}
+
+/// No server to come back to: one line per attempt, then exit 1 with one
+/// line on stderr once the attempts run out.
+#[test]
+fn reconnect_attempts_run_out_exits_one() {
+    let mut server = Server::start(&[]);
+    let mut c = Client::start_opts(
+        "alice",
+        &server.addr,
+        &["--reconnect-attempts", "3", "--timeout", "1"],
+        FAST,
+    );
+    c.expect("* alice is online");
+    server.child.kill().unwrap();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.contains("gave up after 3 attempts"), "{stderr}");
+    let notes: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("* connection lost; reconnecting in "))
+        .collect();
+    assert_eq!(notes.len(), 3, "{seen:#?}");
+    assert!(notes[2].ends_with("(attempt 3 of 3)"), "{notes:?}");
+}
