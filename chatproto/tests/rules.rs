@@ -844,3 +844,36 @@ fn at_the_room_cap_an_empty_room_is_forgotten_for_a_new_one() {
     sim.send(a, ClientFrame::enter("four", None));
     assert_eq!(only_error(sim.take(a)).0, ErrorCode::TooManyRooms);
 }
+
+/// An `enter` and a `part` of one room handled before anything is drained
+/// (one turn of a busy server): the enter is still answered, and the
+/// client sees itself come and go.
+#[test]
+fn enter_then_part_in_one_turn_is_answered_in_full() {
+    use chatproto::ClientFrame;
+    let mut sim = sim();
+    let a = joined(&mut sim, &["alice"])[0];
+    let (now, id) = (sim.clock(), sim.clients[a].id);
+    sim.server
+        .handle_frame(now, id, ClientFrame::enter("rust", None));
+    sim.server.handle_frame(now, id, ClientFrame::part("rust"));
+    sim.flush();
+    let got = sim.take(a);
+    assert!(
+        matches!(&got[0], ServerFrame::Entered { room, .. } if room == "rust"),
+        "{got:?}"
+    );
+    assert_eq!(
+        presences(&sim, a),
+        Vec::<(String, PresenceStatus)>::new(),
+        "taken above"
+    );
+    let statuses: Vec<PresenceStatus> = got
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Presence { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, vec![Online, Offline]);
+}

@@ -128,11 +128,10 @@ impl Server {
 
     fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {
         let conn = self.sessions.get(&sid).and_then(|s| s.conn);
-        let request = self
-            .sessions
-            .get_mut(&sid)
-            .and_then(|s| s.rooms.get_mut(&*event.room))
-            .and_then(|r| r.pending.take());
+        let request = self.sessions.get_mut(&sid).and_then(|s| {
+            let i = s.entering.iter().position(|(r, _)| **r == *event.room)?;
+            s.entering.remove(i).map(|(_, req)| req)
+        });
         if let (Some(conn), Some(req)) = (conn, &request) {
             if !req.v1 {
                 self.entered(conn, sid, &event.room, req);
@@ -141,7 +140,8 @@ impl Server {
         let fanout_max = self.config.presence_fanout_max;
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
-        // Still in the room as decided (it may have parted or gone since).
+        // In as this enter asked, even if it parted since: its leaving
+        // presence comes next and takes it out again, so it sees both.
         if let (Some(conn), Some(_)) = (conn, request) {
             room.add(conn, sid);
         }

@@ -10,7 +10,7 @@ use crate::nick::{nick_key, nick_skeleton, normalize_nick};
 use crate::server::config::LOBBY;
 use crate::server::event::{room_name, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
-use crate::server::session::{EnterRequest, IdWindow, InRoom, Session};
+use crate::server::session::{EnterRequest, IdWindow, Session};
 use crate::server::timers::Timer;
 use crate::server::{ClientId, Now, Server, Step};
 use crate::PayloadError;
@@ -145,6 +145,7 @@ impl Server {
                         conn: Some(client),
                         ended_at: None,
                         rooms: Default::default(),
+                        entering: Default::default(),
                         ids: IdWindow::default(),
                     },
                 );
@@ -202,7 +203,8 @@ impl Server {
                 .insert(room.clone(), Room::new(Arc::from(room.as_str()), epoch));
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
-        s.rooms.insert(room.clone(), InRoom { pending: Some(req) });
+        s.rooms.insert(room.clone(), ());
+        s.entering.push_back((room.clone(), req));
         let nick = s.nick.clone();
         self.stamp_presence(now, &room, sid, nick, PresenceStatus::Online);
     }

@@ -394,6 +394,7 @@ impl Server {
         s.ended_at = Some(now.mono);
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
+        s.entering.clear();
         rooms.sort_unstable();
         if self.by_key.get(&key) == Some(&sid) {
             self.by_key.remove(&key);

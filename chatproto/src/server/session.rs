@@ -40,13 +40,6 @@ pub(crate) struct EnterRequest {
     pub since: Option<(u64, String)>,
 }
 
-/// A session's part in one room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InRoom {
-    /// Until the entering presence is applied: what to answer then.
-    pub pending: Option<EnterRequest>,
-}
-
 /// A session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -61,7 +54,11 @@ pub(crate) struct Session {
     /// When its connection ended (monotonic ms), while detached.
     pub ended_at: Option<u64>,
     /// The rooms it is in (decided: entered, not yet parted).
-    pub rooms: crate::server::ids::StrMap<InRoom>,
+    pub rooms: crate::server::ids::StrMap<()>,
+    /// Its `enter`s whose presence is not applied yet, in order: what to
+    /// answer when it is (even if a `part` came meanwhile: every `enter`
+    /// is answered).
+    pub entering: VecDeque<(String, EnterRequest)>,
     /// Its latest message ids.
     pub ids: IdWindow,
 }
