@@ -9,15 +9,17 @@
 //!
 //! * child: `joined <ok> <failed> <max seq>` once all its connections joined;
 //! * parent: `sync <seq>`; child: `synced` once every connection has read
-//!   the room's events up to that seq (chat: the presence of every joiner);
+//!   all the server sent it so far (chat: each pings and waits for the
+//!   pong, which comes after everything queued before it; the seq is only
+//!   reported);
 //! * parent closes stdin; child closes its connections, prints `closed <n>`
 //!   (connections the server had closed on its own) and exits.
 //!
-//! With chat, every join is announced to everyone, so N joins cost N²/2
-//! presence deliveries. Joining in batches and waiting after each until
-//! every connection has read up to the newest join keeps the server's
-//! outbound queues short, so the figure is the connections' cost, not a
-//! backlog's.
+//! With chat, joins are announced to everyone in rooms up to the server's
+//! `--presence-fanout-max` members (N joins cost up to N²/2 presence
+//! deliveries there), and past it only to the joiner. Joining in batches
+//! and syncing after each keeps the server's outbound queues short, so the
+//! figure is the connections' cost, not a backlog's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
@@ -72,6 +74,8 @@ struct ConnState {
     status: AtomicU8,
     /// The highest seq seen: welcome, then presence events (chat only).
     seq: AtomicU64,
+    /// The last sync round whose ping this connection saw answered.
+    synced: AtomicU64,
 }
 
 /// A set of idle connections held by this process.
@@ -79,6 +83,9 @@ pub struct Holder {
     states: Vec<Arc<ConnState>>,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    /// Sync rounds: each connection pings when the number changes.
+    sync_tx: watch::Sender<u64>,
+    sync_round: AtomicU64,
     closed: Arc<AtomicUsize>,
     errors: Arc<Mutex<Vec<String>>>,
     target: Target,
@@ -101,15 +108,23 @@ impl Holder {
             .unwrap_or(0)
     }
 
-    /// Wait until every joined connection has seen `seq` (chat), at most `within`.
-    pub async fn sync(&self, seq: u64, within: Duration) -> bool {
+    /// Wait until every joined connection has read everything the server
+    /// sent it so far (chat), at most `within`: each pings, and is caught
+    /// up when the pong arrives, since it comes after all that was queued
+    /// before it. (Waiting for every joiner's presence instead would wait
+    /// forever in a room large enough that the server stops announcing
+    /// joins to everyone.)
+    pub async fn sync(&self, within: Duration) -> bool {
         if self.target != Target::Chat {
             return true;
         }
+        let round = self.sync_round.fetch_add(1, Ordering::Relaxed) + 1;
+        self.sync_tx.send_replace(round);
         let deadline = Instant::now() + within;
         loop {
             let behind = self.states.iter().any(|s| {
-                s.status.load(Ordering::Relaxed) == JOINED && s.seq.load(Ordering::Relaxed) < seq
+                s.status.load(Ordering::Relaxed) == JOINED
+                    && s.synced.load(Ordering::Relaxed) < round
             });
             if !behind {
                 return true;
@@ -180,10 +195,14 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
         progress,
     } = *spec;
     let (stop, stop_rx) = watch::channel(false);
+    // Never read here: every clone sees the latest round as new.
+    let (sync_tx, sync_rx) = watch::channel(0u64);
     let mut h = Holder {
         states: Vec::with_capacity(n),
         tasks: Vec::with_capacity(n),
         stop,
+        sync_tx,
+        sync_round: AtomicU64::new(0),
         closed: Arc::new(AtomicUsize::new(0)),
         errors: Arc::new(Mutex::new(Vec::new())),
         target,
@@ -207,12 +226,14 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
             let st = Arc::new(ConnState {
                 status: AtomicU8::new(PENDING),
                 seq: AtomicU64::new(0),
+                synced: AtomicU64::new(0),
             });
             h.states.push(st.clone());
             let nick = format!("{prefix}{i}");
             let (closed, errors, stop) = (h.closed.clone(), h.errors.clone(), stop_rx.clone());
+            let sync = sync_rx.clone();
             h.tasks.push(tokio::spawn(idle_conn(
-                target, addr, source, nick, st, closed, errors, stop,
+                target, addr, source, nick, st, closed, errors, stop, sync,
             )));
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -223,7 +244,7 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
         {
             sleep(Duration::from_millis(2)).await;
         }
-        if !h.sync(h.max_seq(), Duration::from_secs(60)).await {
+        if !h.sync(Duration::from_secs(60)).await {
             h.error(format!(
                 "connections fell behind the room's events after {end} joins"
             ));
@@ -259,6 +280,7 @@ async fn idle_conn(
     closed: Arc<AtomicUsize>,
     errors: Arc<Mutex<Vec<String>>>,
     mut stop: watch::Receiver<bool>,
+    mut sync: watch::Receiver<u64>,
 ) {
     let fail = |e: String| {
         let mut errs = errors.lock().unwrap_or_else(|p| p.into_inner());
@@ -303,6 +325,8 @@ async fn idle_conn(
     st.seq.store(seq, Ordering::Relaxed);
     st.status.store(JOINED, Ordering::Relaxed);
     conn.trim();
+    // The sync round whose ping is waiting for its pong.
+    let mut awaiting: Option<u64> = None;
     loop {
         for _ in 0..std::mem::take(&mut pings) {
             conn.wire.pong(&mut conn.wbuf);
@@ -320,6 +344,12 @@ async fn idle_conn(
                 let _ = conn.stream.set_zero_linger();
                 return;
             }
+            r = sync.changed() => {
+                if r.is_ok() {
+                    awaiting = Some(*sync.borrow_and_update());
+                    conn.wire.ping(&mut conn.wbuf);
+                }
+            }
             r = conn.read() => match r {
                 Ok(0) | Err(_) => {
                     if !*stop.borrow() {
@@ -331,12 +361,19 @@ async fn idle_conn(
                 Ok(_) => {
                     let Conn { wire, rbuf, .. } = &mut conn;
                     let mut errs = Vec::new();
+                    let mut ponged = false;
                     let r = wire.decode(rbuf, &mut |ev| match ev {
                         In::Presence { seq: s, .. } => seq = seq.max(s),
                         In::Ping => pings += 1,
+                        In::Ack => ponged = true,
                         In::Error { code, message } => errs.push(format!("server error {code}: {message}")),
                         _ => {}
                     });
+                    if ponged {
+                        if let Some(round) = awaiting.take() {
+                            st.synced.store(round, Ordering::Relaxed);
+                        }
+                    }
                     for e in errs {
                         fail(e);
                     }
@@ -442,7 +479,7 @@ pub async fn run(cfg: &IdleConfig, report: &mut Report) {
         joined = h.count(JOINED) as u64;
         failed = h.count(FAILED) as u64;
         join_seconds = started.elapsed().as_secs_f64();
-        if !h.sync(h.max_seq(), Duration::from_secs(120)).await {
+        if !h.sync(Duration::from_secs(120)).await {
             errors.push("connections did not catch up with the room".into());
         }
         wait_quiet(pid, Duration::from_secs(120)).await;
@@ -607,8 +644,11 @@ pub async fn worker(mut spec: HoldSpec) {
     let _ = out.flush().await;
     // Bounded by the parent, which closes stdin when done (or dies).
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(seq) = line.strip_prefix("sync ").and_then(|s| s.parse().ok()) {
-            let ok = h.sync(seq, Duration::from_secs(120)).await;
+        if let Some(seq) = line
+            .strip_prefix("sync ")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            let ok = h.sync(Duration::from_secs(120)).await;
             let msg = if ok {
                 "synced\n".to_string()
             } else {

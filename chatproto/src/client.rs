@@ -163,6 +163,9 @@ pub struct Client {
     /// Rooms asked for on this connection, waiting for `entered`.
     entering: BTreeSet<String>,
     pending: VecDeque<Pending>,
+    /// Rooms whose pending messages wait for the replay to end (after a
+    /// fresh session).
+    held: BTreeSet<String>,
     id_prefix: String,
     next_id: u64,
     out: VecDeque<ClientOutput>,
@@ -186,6 +189,7 @@ impl Client {
                 .collect(),
             entering: BTreeSet::new(),
             pending: VecDeque::new(),
+            held: BTreeSet::new(),
             id_prefix: id_prefix.into(),
             next_id: 0,
             out: VecDeque::new(),
@@ -243,6 +247,10 @@ impl Client {
     /// The connection ended. What was not acknowledged is kept, to resend.
     pub fn handle_disconnected(&mut self) {
         self.phase = Phase::Offline;
+        // Frames not sent yet belong to the dead connection; the next one
+        // starts with its join (what matters is kept: pending messages).
+        self.out.retain(|o| matches!(o, ClientOutput::Event(_)));
+        self.held.clear();
     }
 
     /// Enter `room` (it is remembered across reconnects).
@@ -374,6 +382,10 @@ impl Client {
                 ..
             } => {
                 let room = room.unwrap_or_else(|| crate::LOBBY.to_owned());
+                if status == PresenceStatus::Online && nick_key(&nick) == nick_key(&self.nick) {
+                    // Our own entering: the replay before it is over.
+                    self.release(&room);
+                }
                 let Some(r) = self.rooms.get_mut(&room) else {
                     return;
                 };
@@ -435,12 +447,46 @@ impl Client {
             reconnect,
         });
         let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-        for room in rooms {
-            self.enter_now(&room);
+        for room in &rooms {
+            self.enter_now(room);
         }
-        // Resent after the enters: their replays show what already arrived.
-        let pending: Vec<ClientFrame> = self.pending.iter().map(msg_frame).collect();
-        for f in pending {
+        // A resumed session has our ids: the server drops a resend it
+        // already has. A fresh one does not, so a message that reached it
+        // before the connection dropped is recognised in the room's replay
+        // by its content; resend only after that replay (up to our own
+        // entering presence).
+        self.held.clear();
+        if !resumed {
+            self.held.extend(
+                self.pending
+                    .iter()
+                    .map(|p| p.room.clone())
+                    .filter(|r| self.rooms.contains_key(r)),
+            );
+        }
+        let now: Vec<ClientFrame> = self
+            .pending
+            .iter()
+            .filter(|p| !self.held.contains(&p.room))
+            .map(msg_frame)
+            .collect();
+        for f in now {
+            self.send(f);
+        }
+    }
+
+    /// The replay of `room` is over: send what was held for it.
+    fn release(&mut self, room: &str) {
+        if !self.held.remove(room) {
+            return;
+        }
+        let frames: Vec<ClientFrame> = self
+            .pending
+            .iter()
+            .filter(|p| p.room == room)
+            .map(msg_frame)
+            .collect();
+        for f in frames {
             self.send(f);
         }
     }
@@ -468,8 +514,12 @@ impl Client {
             return;
         };
         let again = r.epoch.is_some();
-        // Nothing can be missing if nothing was said since (or ever).
-        let gap = again && !recovered && (seq > r.last_seq || oldest > r.last_seq + 1);
+        // A new epoch lost what came before; otherwise nothing can be
+        // missing if nothing was said since (or ever).
+        let new_epoch = r.epoch.as_deref() != Some(&epoch);
+        let gap = again
+            && !recovered
+            && (new_epoch || seq > r.last_seq || oldest > r.last_seq.saturating_add(1));
         if r.epoch.as_deref() != Some(&epoch) {
             // A new history: seqs start over.
             r.last_seq = 0;
@@ -511,8 +561,9 @@ impl Client {
             }
         }
         let me = nick_key(&self.nick);
-        if !mine && replay && nick_key(&from) == me {
-            // A fresh session cannot match ids: match by content.
+        if !mine && replay && live && self.held.contains(&room) && nick_key(&from) == me {
+            // A fresh session cannot match ids: match by content, in the
+            // replay that comes before the held messages are resent.
             if let Some(i) = self
                 .pending
                 .iter()
@@ -567,6 +618,9 @@ impl Client {
                 && matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
             {
                 self.rooms.remove(r);
+                // No replay is coming: what was held goes now (and is
+                // refused, or delivered, on its own).
+                self.release(r);
             }
         }
         self.event(ClientEvent::Error {

@@ -368,3 +368,53 @@ fn requests_while_offline_do_not_spoil_the_next_join() {
         .any(|e| matches!(e, ClientEvent::Refused { .. }));
     assert!(!refused, "{:?}", net.peers[a].events);
 }
+
+/// Away longer than the resume window: the session is fresh and the
+/// server remembers none of alice's ids. A message it had stored before
+/// the connection dropped is recognised in the replay, not sent twice.
+#[test]
+fn a_fresh_session_does_not_resend_what_the_replay_shows() {
+    let mut cfg = ServerConfig::default();
+    cfg.resume_window_ms = 1_000;
+    let mut net = Net::new();
+    net.server = Server::new(cfg, [5; 32]);
+    let a = net.add("alice", &["lobby"]);
+    let b = net.add("bob", &["lobby"]);
+    net.peers[a]
+        .core
+        .send_msg("lobby", vec![], "stored, echo lost");
+    net.drain_clients();
+    net.drain_server(false);
+    net.read(b);
+    net.cut(a);
+    net.peers[a]
+        .core
+        .send_msg("lobby", vec![], "typed while away");
+    net.mono += 5_000;
+    let now = net.now();
+    net.server.handle_timeout(now); // the session is forgotten
+    net.pump();
+    net.connect(a);
+    net.pump();
+    let fresh = net.peers[a].events.iter().any(|e| {
+        matches!(
+            e,
+            ClientEvent::Joined {
+                resumed: false,
+                reconnect: true,
+                ..
+            }
+        )
+    });
+    assert!(fresh, "a fresh session");
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    assert_eq!(
+        texts(&net.shown(b), "alice"),
+        vec!["stored, echo lost", "typed while away"],
+        "bob sees each once"
+    );
+    assert_eq!(
+        texts(&net.shown(a), "alice"),
+        vec!["stored, echo lost", "typed while away"]
+    );
+}

@@ -607,7 +607,9 @@ fn msg_too_large_when_the_stamped_frame_would_not_fit() {
     };
     // The stamped frame adds seq, from, to and ts around the text:
     // `{"type":"msg","room":"lobby","seq":3,"from":"alice","to":[],"text":"","ts":1732400000000}`.
-    let overhead = 89;
+    // The limit keeps room for the replayed copy (`,"replay":true`) and
+    // for a history page's own members (512 bytes).
+    let overhead = 89 + r#","replay":true"#.len() + 512;
     let fits = "x".repeat(1024 - overhead);
     sim.msg(a, &[], &fits);
     assert_eq!(sim.take(b).len(), 1);
@@ -617,7 +619,7 @@ fn msg_too_large_when_the_stamped_frame_would_not_fit() {
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::MsgTooLarge);
     assert!(
-        message.contains("1025") && message.contains("1024"),
+        message.contains(&(1024 - 512 + 1).to_string()) && message.contains("512"),
         "{message}"
     );
     assert!(sim.take(b).is_empty());
@@ -876,4 +878,142 @@ fn enter_then_part_in_one_turn_is_answered_in_full() {
         })
         .collect();
     assert_eq!(statuses, vec![Online, Offline]);
+}
+
+/// A session resumed under another spelling of the same person (ВОВ for
+/// вов, which look like different names) releases the spelling it left
+/// with; a later `bob` can join, also after the session is forgotten.
+#[test]
+fn a_resume_under_another_spelling_releases_it_on_leaving() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.resume_window_ms = 1_000;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("вов", vec![], None));
+    let token = sim.clients[a].session.clone();
+    sim.disconnect(a);
+    let a2 = sim.connect();
+    sim.send(a2, ClientFrame::join_v2("ВОВ", vec![], token));
+    assert!(matches!(
+        sim.take(a2).first(),
+        Some(ServerFrame::Welcome {
+            resumed: Some(true),
+            ..
+        })
+    ));
+    sim.disconnect(a2);
+    let b = sim.connect();
+    sim.join(b, "bob");
+    assert_eq!(sim.clients[b].nick.as_deref(), Some("bob"));
+    sim.disconnect(b);
+    sim.advance(2_000); // the session is forgotten
+    let c = sim.connect();
+    sim.join(c, "bob");
+    assert_eq!(sim.clients[c].nick.as_deref(), Some("bob"));
+}
+
+/// A replay is cut to the newest messages that fit its byte budget, and
+/// then says it did not recover everything.
+#[test]
+fn a_replay_keeps_to_its_byte_budget() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.replay_bytes = 4_096;
+    let mut sim = sim_with(cfg);
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let mut since = None;
+    if let Some(ServerFrame::Entered { epoch, seq, .. }) = {
+        sim.send(b, ClientFrame::enter("rust", None));
+        sim.take(b).into_iter().next()
+    } {
+        since = Some((seq, epoch));
+    }
+    sim.send(a, ClientFrame::enter("rust", None));
+    sim.send(b, ClientFrame::part("rust"));
+    for i in 0..10 {
+        sim.send(
+            a,
+            ClientFrame::msg_in("rust", vec![], format!("{i}{}", "x".repeat(999)), None),
+        );
+    }
+    sim.take(b);
+    sim.send(b, ClientFrame::enter("rust", since));
+    let got = sim.take(b);
+    let recovered = matches!(
+        &got[0],
+        ServerFrame::Entered {
+            recovered: false,
+            ..
+        }
+    );
+    assert!(recovered, "{:?}", &got[0]);
+    let replayed: Vec<&ServerFrame> = got
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Msg { replay: true, .. }))
+        .collect();
+    assert_eq!(replayed.len(), 3, "three 1 KB messages fit 4 KiB");
+    assert!(matches!(replayed[2], ServerFrame::Msg { text, .. } if text.starts_with('9')));
+}
+
+/// Sessions waiting to be resumed are capped: the oldest is forgotten.
+#[test]
+fn waiting_sessions_are_capped() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.max_detached_sessions = 2;
+    let mut sim = sim_with(cfg);
+    let mut tokens = Vec::new();
+    for nick in ["ann", "ben", "cat"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+        tokens.push((nick, sim.clients[i].session.clone()));
+        sim.disconnect(i);
+    }
+    for (nick, token) in tokens {
+        let i = sim.connect();
+        sim.send(i, ClientFrame::join_v2(nick, vec![], token));
+        let resumed = matches!(
+            sim.take(i).first(),
+            Some(ServerFrame::Welcome {
+                resumed: Some(true),
+                ..
+            })
+        );
+        assert_eq!(resumed, nick != "ann", "{nick}");
+    }
+}
+
+/// Past the history budget for all rooms, the rooms least recently written
+/// to give back their oldest messages first, not the room people talk in.
+#[test]
+fn the_history_budget_sheds_from_rooms_left_behind() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.history_bytes_total = 8_192;
+    let mut sim = sim_with(cfg);
+    let a = joined(&mut sim, &["alice"])[0];
+    sim.send(a, ClientFrame::enter("old", None));
+    for i in 0..4 {
+        sim.send(
+            a,
+            ClientFrame::msg_in("old", vec![], format!("old{i}{}", "x".repeat(900)), None),
+        );
+    }
+    sim.send(a, ClientFrame::part("old"));
+    sim.send(a, ClientFrame::enter("busy", None));
+    for i in 0..6 {
+        sim.send(
+            a,
+            ClientFrame::msg_in("busy", vec![], format!("busy{i}{}", "x".repeat(900)), None),
+        );
+    }
+    sim.take(a);
+    sim.send(a, ClientFrame::history("busy", None, Some(50)));
+    let Some(ServerFrame::History { events, .. }) = sim.take(a).pop() else {
+        panic!("no page")
+    };
+    assert_eq!(events.len(), 6, "the busy room kept all of its messages");
 }

@@ -67,6 +67,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub replay_limit: u32,
 
+    /// Most bytes one enter's replay takes (at least 1024); keep it well
+    /// under --outbound-queue-bytes.
+    #[arg(long, env = "CHATSERVER_REPLAY_BYTES", default_value_t = 512 << 10,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub replay_bytes: u64,
+
     /// Most messages one history page holds (1 to 10000).
     #[arg(long, env = "CHATSERVER_HISTORY_PAGE", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -76,6 +82,12 @@ pub struct Args {
     /// milliseconds (0: sessions end with their connection).
     #[arg(long, env = "CHATSERVER_RESUME_WINDOW_MS", default_value_t = 120_000)]
     pub resume_window_ms: u64,
+
+    /// Most sessions waiting to be resumed at once (1 to 1000000); past it
+    /// the oldest is forgotten.
+    #[arg(long, env = "CHATSERVER_MAX_DETACHED_SESSIONS", default_value_t = 2_048,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_detached_sessions: u32,
 
     /// How many of a session's latest message ids are remembered, to refuse
     /// a resent message as duplicate (1 to 1000000).

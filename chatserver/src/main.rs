@@ -119,9 +119,11 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.history_bytes_per_room = args.history_bytes_per_room as usize;
     config.history_bytes_total = args.history_bytes_total as usize;
     config.replay_limit = args.replay_limit as usize;
+    config.replay_bytes = args.replay_bytes as usize;
     config.history_page = args.history_page as usize;
     config.resume_window_ms = args.resume_window_ms;
     config.id_window = args.id_window as usize;
+    config.max_detached_sessions = args.max_detached_sessions as usize;
     config.presence_fanout_max = args.presence_fanout_max as usize;
     if args.ascii_nicks {
         config.nick_rule = chatproto::NickRule::Ascii;

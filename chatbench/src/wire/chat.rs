@@ -72,6 +72,10 @@ impl ChatWire {
         out.extend_from_slice(b"\0\0\0\x0f{\"type\":\"pong\"}");
     }
 
+    pub(super) fn ping(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\0\0\0\x0f{\"type\":\"ping\"}");
+    }
+
     pub(super) fn decode(
         &mut self,
         buf: &mut BytesMut,
@@ -138,6 +142,8 @@ fn owned(frame: ServerFrame) -> In<'static> {
         },
         ServerFrame::Welcome { seq, .. } => In::Ready { seq: Some(seq) },
         ServerFrame::Ping => In::Ping,
+        // The answer to our ping: everything sent before it has arrived.
+        ServerFrame::Pong => In::Ack,
         ServerFrame::Error { code, message, .. } => In::Error {
             code: Cow::Borrowed(code.as_str()),
             message: Cow::Owned(message),
@@ -300,6 +306,7 @@ fn scan_fast(p: &[u8]) -> Option<In<'_>> {
         // Continuations of a long welcome list: nothing to read in them.
         b"online" => c.lit(b",\"nicks\":[").map(|_| In::Other),
         b"ping" => c.lit(b"}").and_then(|_| c.end()).map(|_| In::Ping),
+        b"pong" => c.lit(b"}").and_then(|_| c.end()).map(|_| In::Ack),
         _ => None,
     }
 }
@@ -402,7 +409,7 @@ mod tests {
             })),
             In::Other
         );
-        assert_eq!(scan(&payload(&ServerFrame::Pong)), In::Other);
+        assert_eq!(scan(&payload(&ServerFrame::Pong)), In::Ack);
         let p = payload(&ServerFrame::error(
             ErrorCode::UnknownNick,
             "not online: zed",

@@ -219,6 +219,14 @@ impl Wire {
         }
     }
 
+    /// A ping (chat only): its answer comes as [`In::Ack`] once everything
+    /// the server queued before it has been read.
+    pub fn ping(&self, out: &mut Vec<u8>) {
+        if let Wire::Chat(w) = self {
+            w.ping(out);
+        }
+    }
+
     /// The answer to [`In::Ping`].
     pub fn pong(&self, out: &mut Vec<u8>) {
         match self {

@@ -10,8 +10,9 @@ use crate::server::output::Output;
 use crate::server::session::EnterRequest;
 use crate::server::{Audience, ClientId, Server, Step};
 
-/// Room left in a frame for members other than a list of nicks.
-const FRAME_OVERHEAD: usize = 512;
+/// Room left in a frame for members other than a list of nicks or of
+/// messages (a `history` page's own members, an `entered`'s).
+pub(crate) const FRAME_OVERHEAD: usize = 512;
 
 impl Server {
     /// The next thing to do, or `None` when there is nothing left. Call
@@ -178,6 +179,14 @@ impl Server {
     }
 
     fn apply_msg(&mut self, event: &Arc<Event>) {
+        self.keep_and_deliver(event);
+        // Over the budget for all rooms: the room least recently written
+        // to gives back its oldest messages first, so rooms people left
+        // behind go before the history of the rooms they talk in.
+        self.shed_history();
+    }
+
+    fn keep_and_deliver(&mut self, event: &Arc<Event>) {
         let (cap, per_room) = (
             self.config.history_per_room,
             self.config.history_bytes_per_room,
@@ -187,11 +196,6 @@ impl Server {
         let added = crate::server::room::event_bytes(event);
         let freed = room.remember(Arc::clone(event), cap, per_room);
         self.history_bytes = self.history_bytes + added - freed;
-        // Over the budget for all rooms: this room gives back its oldest,
-        // so the total stays within the budget plus one message per room.
-        while self.history_bytes > self.config.history_bytes_total && room.history.len() > 1 {
-            self.history_bytes -= room.forget_oldest();
-        }
         let EventBody::Msg { from, to, id, .. } = &event.body else {
             return;
         };
@@ -228,6 +232,27 @@ impl Server {
         }
     }
 
+    /// Forget the oldest messages of the least recently used rooms until
+    /// all history fits its budget (or only the newest message is left).
+    fn shed_history(&mut self) {
+        while self.history_bytes > self.config.history_bytes_total {
+            let lru = self
+                .rooms
+                .values_mut()
+                .filter(|r| !r.history.is_empty())
+                .min_by_key(|r| (r.history.len() == 1, r.touched));
+            let Some(room) = lru else { return };
+            if room.history.len() == 1 && self.history_bytes <= self.config.history_bytes_total {
+                return;
+            }
+            let freed = room.forget_oldest();
+            if freed == 0 {
+                return;
+            }
+            self.history_bytes -= freed;
+        }
+    }
+
     /// The `entered` answer for `conn`, its continuation and its replay,
     /// queued to go before the entering presence.
     fn entered(&mut self, conn: ClientId, sid: SessionId, name: &str, req: &EnterRequest) {
@@ -242,10 +267,10 @@ impl Server {
             .filter_map(|s| self.sessions.get(s).map(|s| s.nick.to_string()))
             .collect();
         online.push(me.nick.to_string());
-        let (replay, recovered) = match &req.since {
+        let (mut replay, mut recovered) = match &req.since {
             Some((since, epoch)) if *epoch == room.epoch => {
                 let (page, more) = room.visible(sid, *since, u64::MAX, self.config.replay_limit);
-                let whole = !more && since + 1 >= room.history_start;
+                let whole = !more && since.saturating_add(1) >= room.history_start;
                 (page, whole)
             }
             _ => {
@@ -253,6 +278,18 @@ impl Server {
                 (room.visible(sid, 0, u64::MAX, n).0, false)
             }
         };
+        // The newest that fit the replay's bytes; the rest are for `history`.
+        let mut used = 0;
+        let mut keep = 0;
+        for e in replay.iter().rev() {
+            used += crate::server::decide::wire_len(e);
+            if used > self.config.replay_bytes {
+                recovered = false;
+                break;
+            }
+            keep += 1;
+        }
+        replay.drain(..replay.len() - keep);
         let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
         let mut steps = vec![Step::Send(
             conn,

@@ -49,11 +49,21 @@ pub struct ServerConfig {
     pub history_bytes_total: usize,
     /// The most messages an `enter` with `since` replays (default 500).
     pub replay_limit: usize,
+    /// The most bytes an `enter`'s replay takes on the wire (default 512
+    /// KiB): the newest messages that fit are replayed and `recovered` is
+    /// false if some did not. Keep it well under the shell's per-client
+    /// outbound queue, or a replay of long messages closes the client it
+    /// was meant for.
+    pub replay_bytes: usize,
     /// The most messages one `history` page holds (default 200).
     pub history_page: usize,
     /// How long after its connection ended a session may be resumed
     /// (default 120 000).
     pub resume_window_ms: u64,
+    /// The most sessions waiting to be resumed at once (default 2 048):
+    /// past it the one whose connection ended first is forgotten. Each
+    /// holds up to `id_window` ids, so this bounds their memory.
+    pub max_detached_sessions: usize,
     /// How many of a session's latest message ids are remembered to refuse
     /// duplicates (default 1 024).
     pub id_window: usize,
@@ -81,8 +91,10 @@ impl Default for ServerConfig {
             history_bytes_per_room: 1 << 20,
             history_bytes_total: 256 << 20,
             replay_limit: 500,
+            replay_bytes: 512 << 10,
             history_page: 200,
             resume_window_ms: 120_000,
+            max_detached_sessions: 2_048,
             id_window: 1_024,
             presence_fanout_max: 1_000,
             nick_rule: NickRule::default(),

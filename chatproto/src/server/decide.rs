@@ -94,13 +94,13 @@ impl Server {
         };
         let key = nick_key(&nick);
         if let Some(other) = self.by_key.get(&key) {
-            let taken = &self.sessions[other].nick;
+            let taken = self.sessions.get(other).map_or("", |s| &s.nick);
             let msg = format!("the nickname {taken} is in use; choose another");
             return self.error(client, ErrorCode::NickTaken, msg);
         }
         let skeleton = nick_skeleton(&nick);
         if let Some(other) = self.by_skeleton.get(&skeleton) {
-            let like = &self.sessions[other].nick;
+            let like = self.sessions.get(other).map_or("", |s| &s.nick);
             let msg = format!(
                 "the nickname {nick} looks too much like {like}, who is online; choose another"
             );
@@ -127,7 +127,10 @@ impl Server {
                     .expect("token of a live session");
                 s.conn = Some(client);
                 s.ended_at = None;
+                // The same person may come back spelled differently (ВОВ
+                // for вов): a different look-alike class, to release later.
                 s.nick = Arc::from(nick.as_str());
+                s.skeleton = skeleton.clone();
                 (sid, true)
             }
             None => {
@@ -302,10 +305,10 @@ impl Server {
             if let Some((orig_room, seq)) = s.ids.get(id) {
                 let frame = ServerFrame::Error {
                     code: ErrorCode::Duplicate,
-                    message: format!(
+                    message: self.fit(format!(
                         "you already sent a message with id {} (seq {seq}); it was not sent again",
                         crate::escape_control(id)
-                    ),
+                    )),
                     id: Some(id.clone()),
                     room: Some(orig_room.clone()),
                     seq: Some(*seq),
@@ -378,7 +381,9 @@ impl Server {
                 id: id.clone(),
             },
         );
-        let max = self.config.max_frame_bytes;
+        // Its largest copy (a replay, with the id) must fit a frame, and one
+        // history page must be able to hold it.
+        let max = self.config.max_frame_bytes - crate::server::apply::FRAME_OVERHEAD;
         // Counted exactly only when a cheap bound (every byte of text and
         // id escaped to six) does not already show that it fits.
         let len = if wire_bound(&event) <= max {
@@ -501,8 +506,8 @@ fn lookup(by_key: &crate::server::ids::StrMap<SessionId>, name: &str) -> Option<
 
 /// An upper bound of [`wire_len`], without serializing.
 fn wire_bound(event: &Event) -> usize {
-    // Member names, punctuation and two 20-digit numbers.
-    const FIXED: usize = 128;
+    // Member names, punctuation, two 20-digit numbers and `replay`.
+    const FIXED: usize = 160;
     match &event.body {
         EventBody::Msg {
             nick, to, text, id, ..
@@ -518,8 +523,9 @@ fn wire_bound(event: &Event) -> usize {
     }
 }
 
-/// The length of `event`'s largest copy on the wire (the sender's, with its id).
-fn wire_len(event: &Event) -> usize {
+/// The length of `event`'s largest copy on the wire (the sender's replay,
+/// with its id and `replay`).
+pub(crate) fn wire_len(event: &Event) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -532,7 +538,7 @@ fn wire_len(event: &Event) -> usize {
     }
     let mut n = Count(0);
     // Writing to a counter cannot fail; a failure would count as too large.
-    match serde_json::to_writer(&mut n, &event.wire(true, false)) {
+    match serde_json::to_writer(&mut n, &event.wire(true, true)) {
         Ok(()) => n.0,
         Err(_) => usize::MAX,
     }

@@ -173,6 +173,9 @@ pub struct Server {
     history_bytes: usize,
     /// Events applied so far.
     applied: u64,
+    /// Sessions in the order their connections ended (some since resumed
+    /// or expired: checked when popped).
+    detached: VecDeque<SessionId>,
 }
 
 impl Server {
@@ -200,6 +203,7 @@ impl Server {
             timers: Timers::default(),
             history_bytes: 0,
             applied: 0,
+            detached: VecDeque::new(),
         }
     }
 
@@ -413,6 +417,17 @@ impl Server {
         }
         self.timers
             .arm(now.mono + self.config.resume_window_ms, Timer::Session(sid));
+        self.detached.push_back(sid);
+        while self.detached.len() > self.config.max_detached_sessions {
+            let Some(old) = self.detached.pop_front() else {
+                break;
+            };
+            if self.sessions.get(&old).is_some_and(|s| s.conn.is_none()) {
+                if let Some(s) = self.sessions.remove(&old) {
+                    self.tokens.remove(&s.token);
+                }
+            }
+        }
     }
 
     /// A new unguessable token (128 random bits, hex).
