@@ -631,52 +631,20 @@ mod tests {
         }
     }
 
-    fn replayed(f: ServerFrame, with_id: Option<&str>) -> ServerFrame {
-        match f {
-            ServerFrame::Msg {
-                room,
-                seq,
-                from,
-                to,
-                text,
-                ts,
-                ..
-            } => ServerFrame::Msg {
-                room,
-                seq,
-                from,
-                to,
-                text,
-                ts,
-                id: with_id.map(str::to_owned),
-                replay: true,
-            },
-            other => other,
+    fn replayed(mut f: ServerFrame, with_id: Option<&str>) -> ServerFrame {
+        if let ServerFrame::Msg { id, replay, .. } = &mut f {
+            *id = with_id.map(str::to_owned);
+            *replay = true;
         }
+        f
     }
 
     fn echo(room: &str, seq: u64, from: &str, text: &str, id: &str) -> ServerFrame {
-        match msg(room, seq, from, &[], text) {
-            ServerFrame::Msg {
-                room,
-                seq,
-                from,
-                to,
-                text,
-                ts,
-                ..
-            } => ServerFrame::Msg {
-                room,
-                seq,
-                from,
-                to,
-                text,
-                ts,
-                id: Some(id.into()),
-                replay: false,
-            },
-            _ => unreachable!(),
+        let mut f = msg(room, seq, from, &[], text);
+        if let ServerFrame::Msg { id: mine, .. } = &mut f {
+            *mine = Some(id.into());
         }
+        f
     }
 
     fn presence(room: &str, seq: u64, nick: &str, online: bool) -> ServerFrame {

@@ -253,20 +253,28 @@ impl Server {
         }
     }
 
-    /// The `entered` answer for `conn`, its continuation and its replay,
-    /// queued to go before the entering presence.
-    fn entered(&mut self, conn: ClientId, sid: SessionId, name: &str, req: &EnterRequest) {
-        let Some(room) = self.rooms.get(name) else {
-            return;
-        };
-        let me = &self.sessions[&sid];
+    /// Who is in `room`, and `sid` (about to be) last: the `online` list of
+    /// a `welcome` or an `entered`.
+    fn roster_with(&self, room: &crate::server::room::Room, sid: SessionId) -> Vec<String> {
         let mut online: Vec<String> = room
             .sessions
             .iter()
             .filter(|&&s| s != sid)
             .filter_map(|s| self.sessions.get(s).map(|s| s.nick.to_string()))
             .collect();
-        online.push(me.nick.to_string());
+        if let Some(me) = self.sessions.get(&sid) {
+            online.push(me.nick.to_string());
+        }
+        online
+    }
+
+    /// The `entered` answer for `conn`, its continuation and its replay,
+    /// queued to go before the entering presence.
+    fn entered(&mut self, conn: ClientId, sid: SessionId, name: &str, req: &EnterRequest) {
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let online = self.roster_with(room, sid);
         let (mut replay, mut recovered) = match &req.since {
             Some((since, epoch)) if *epoch == room.epoch => {
                 let (page, more) = room.visible(sid, *since, u64::MAX, self.config.replay_limit);
@@ -326,16 +334,7 @@ impl Server {
         // What the join listed and entered: a refused enter of lobby is no lobby.
         let lobby = lobby && me.rooms.contains_key(LOBBY);
         let (seq, online) = match self.rooms.get(LOBBY).filter(|_| lobby) {
-            Some(room) => {
-                let mut online: Vec<String> = room
-                    .sessions
-                    .iter()
-                    .filter(|&&s| s != sid)
-                    .filter_map(|s| self.sessions.get(s).map(|s| s.nick.to_string()))
-                    .collect();
-                online.push(me.nick.to_string());
-                (room.seq, online)
-            }
+            Some(room) => (room.seq, self.roster_with(room, sid)),
             None => (0, Vec::new()),
         };
         let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
