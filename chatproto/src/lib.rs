@@ -73,8 +73,6 @@ pub use codec::{
     encode, encode_into, parse_payload, Decoded, EncodeError, FrameDecoder, FramingError,
     PayloadError, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MIN_MAX_FRAME_BYTES,
 };
-#[cfg(feature = "tokio-codec")]
-pub use codec::{CodecError, JsonFrameCodec};
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use frame::{Limits, RoomInfo};
 pub use nick::{nick_key, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN};

@@ -675,24 +675,3 @@ fn v1_server_frames_decode_with_the_v2_members_absent() {
         Ok(Some(Ok(ServerFrame::error(ErrorCode::Unknown, "?"))))
     );
 }
-
-#[cfg(feature = "tokio-codec")]
-#[test]
-fn the_tokio_codec_has_the_same_three_outcomes() {
-    use chatproto::{CodecError, JsonFrameCodec};
-    use tokio_util::codec::{Decoder, Encoder};
-    let mut codec = JsonFrameCodec::<ClientFrame, ClientFrame>::new(1024);
-    let mut buf = BytesMut::new();
-    codec.encode(ClientFrame::Ping, &mut buf).unwrap();
-    buf.extend_from_slice(&framed(b"nope"));
-    buf.extend_from_slice(&[0, 0, 8, 0]);
-    assert_eq!(codec.decode(&mut buf).unwrap(), Some(Ok(ClientFrame::Ping)));
-    assert!(matches!(codec.decode(&mut buf), Ok(Some(Err(_)))));
-    assert!(matches!(
-        codec.decode(&mut buf),
-        Err(CodecError::Framing(FramingError::TooLarge {
-            len: 2048,
-            ..
-        }))
-    ));
-}
