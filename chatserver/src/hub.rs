@@ -148,6 +148,8 @@ pub struct Hub {
     kicked: HashSet<ClientId>,
     /// Queues that overflowed during the current output.
     overflowed: Vec<ClientId>,
+    /// The event logged last (its room's name's address, its seq).
+    last_logged: Option<(usize, u64)>,
     /// Whether events are logged (at info level).
     log_events: bool,
     /// Activity in the current trim interval, and since memory was last
@@ -176,6 +178,7 @@ impl Hub {
             leaving: Vec::new(),
             kicked: HashSet::new(),
             overflowed: Vec::new(),
+            last_logged: None,
             log_events: tracing::enabled!(tracing::Level::INFO),
             recent: Activity::default(),
             since_release: Activity::default(),
@@ -320,7 +323,11 @@ impl Hub {
                     }
                 }
                 Output::Deliver { event, to, with_id } => {
-                    if self.log_events && !with_id {
+                    // An event may go out in several deliveries (everyone
+                    // else, then whoever parted); log it once.
+                    let key = (Arc::as_ptr(&event.room) as *const u8 as usize, event.seq);
+                    if self.log_events && self.last_logged != Some(key) {
+                        self.last_logged = Some(key);
                         log_event(event);
                     }
                     if !to.is_empty() {

@@ -1,0 +1,42 @@
+//! What the operator's console shows: one line per room event, naming the
+//! room, however many deliveries the event took.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Server, WAIT};
+use serde_json::json;
+
+/// Wait until the server has printed a line containing `marker`.
+fn wait_for_log(server: &Server, marker: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = server.log();
+        if log.contains(marker) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {marker:?} in:\n{log}");
+        // Polling the log of another process: the wait is bounded and ends
+        // on what it waits for.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_part_is_logged_once_with_its_room() {
+    let server = Server::start(&[]);
+    let mut alice = server.connect();
+    alice.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby", "rust"]}));
+    alice.expect_kind("welcome");
+    alice.send_frame(&json!({"type": "part", "room": "rust"}));
+    alice.send_frame(&json!({"type": "msg", "text": "marker"}));
+    let log = wait_for_log(&server, "marker");
+    let parts = log
+        .lines()
+        .filter(|l| l.contains("[#rust 2] alice left"))
+        .count();
+    assert_eq!(parts, 1, "{log}");
+    assert!(log.contains("[#rust 1] alice joined"), "{log}");
+    assert!(log.contains("-> everyone: marker"), "{log}");
+}
