@@ -103,7 +103,7 @@ impl Server {
     /// sent because of it (the `entered` of whoever entered, then the
     /// event's deliveries).
     fn apply(&mut self, event: Event) {
-        let Some(room) = self.rooms.get(&*event.room) else {
+        let Some(room) = self.rooms.get_mut(&*event.room) else {
             return;
         };
         if event.seq <= room.seq {
@@ -111,9 +111,7 @@ impl Server {
             return;
         }
         self.applied += 1;
-        if let Some(room) = self.rooms.get_mut(&*event.room) {
-            room.touched = self.applied;
-        }
+        room.touched = self.applied;
         let event = Arc::new(event);
         match &event.body {
             EventBody::Presence {

@@ -287,14 +287,22 @@ impl Server {
         id: Option<String>,
     ) {
         let raw = room.as_deref().unwrap_or(LOBBY);
-        let room = match room_name(raw) {
-            Ok(r) => r,
-            Err(why) => return self.msg_error(client, ErrorCode::RoomInvalid, Some(raw), &id, why),
+        // Already canonical (nearly always): no copy.
+        let room: std::borrow::Cow<'_, str> = if canonical(raw) {
+            raw.into()
+        } else {
+            match room_name(raw) {
+                Ok(r) => r.into(),
+                Err(why) => {
+                    return self.msg_error(client, ErrorCode::RoomInvalid, Some(raw), &id, why)
+                }
+            }
         };
+        let room = &*room;
         let s = &self.sessions[&sid];
-        if !s.rooms.contains_key(&room) {
+        if !s.rooms.contains_key(room) {
             let msg = format!("you are not in #{room}; enter it first");
-            return self.msg_error(client, ErrorCode::NotInRoom, Some(&room), &id, msg);
+            return self.msg_error(client, ErrorCode::NotInRoom, Some(room), &id, msg);
         }
         if let Some(id) = &id {
             let n = id.chars().count();
@@ -324,7 +332,7 @@ impl Server {
                 "a message may name at most {max} recipients and this one names {}; nothing was delivered",
                 to.len()
             );
-            return self.msg_error(client, ErrorCode::TooManyRecipients, Some(&room), &id, msg);
+            return self.msg_error(client, ErrorCode::TooManyRecipients, Some(room), &id, msg);
         }
         // Resolve every recipient before anything is sent: all or nothing.
         let mut recipients = Vec::with_capacity(to.len());
@@ -336,7 +344,7 @@ impl Server {
         let mut missing_seen: HashSet<&str> = HashSet::new();
         for name in &to {
             let found = lookup(&self.by_key, name);
-            match found.map(|r| (r, self.sessions[&r].rooms.contains_key(&room))) {
+            match found.map(|r| (r, self.sessions[&r].rooms.contains_key(room))) {
                 Some((r, true))
                     if (small && !recipients.iter().any(|x: &Recipient| x.session == r))
                         || (!small && seen.insert(r)) =>
@@ -366,9 +374,9 @@ impl Server {
                 parts.push(format!("not in #{room}: {}", list(&elsewhere)));
             }
             let msg = format!("{}; nothing was delivered", parts.join("; "));
-            return self.msg_error(client, ErrorCode::UnknownNick, Some(&room), &id, msg);
+            return self.msg_error(client, ErrorCode::UnknownNick, Some(room), &id, msg);
         }
-        let r = &self.rooms[&room];
+        let r = &self.rooms[room];
         let event = Event::new(
             Arc::clone(&r.name),
             r.next_seq,
@@ -393,14 +401,14 @@ impl Server {
         };
         if len > max {
             let msg = format!("the message would be {len} bytes once stamped, over the limit of {max}; send a shorter text");
-            return self.msg_error(client, ErrorCode::MsgTooLarge, Some(&room), &id, msg);
+            return self.msg_error(client, ErrorCode::MsgTooLarge, Some(room), &id, msg);
         }
-        let r = self.rooms.get_mut(&room).expect("checked above");
+        let r = self.rooms.get_mut(room).expect("checked above");
         r.next_seq += 1;
         if let Some(id) = id {
             let cap = self.config.id_window;
             let s = self.sessions.get_mut(&sid).expect("joined");
-            s.ids.insert(id, room, event.seq, cap);
+            s.ids.insert(id, room.to_owned(), event.seq, cap);
         }
         self.steps.push_back(Step::Apply(event));
     }
@@ -486,6 +494,17 @@ impl Server {
         }
         message
     }
+}
+
+/// Whether `raw` is a room name already in canonical form (what
+/// [`room_name`] would return unchanged).
+fn canonical(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    (1..=crate::MAX_ROOM_LEN).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
+        })
 }
 
 /// The session online as `name`, compared as [`nick_key`] does. An ASCII
