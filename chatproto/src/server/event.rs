@@ -64,6 +64,16 @@ pub struct Recipient {
     pub nick: Arc<str>,
 }
 
+impl Recipient {
+    /// A recipient: its session and its nickname when the message was sent.
+    pub fn new(session: SessionId, nick: impl Into<Arc<str>>) -> Self {
+        Recipient {
+            session,
+            nick: nick.into(),
+        }
+    }
+}
+
 /// What happened in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,0 +1,429 @@
+//! Durable history for chatserver: every room's sequenced events in an
+//! SQLite database (WAL mode), written in batches, one transaction each.
+//!
+//! The store is a plain blocking object: the server gives it to a thread of
+//! its own, hands it each turn's stamped events as one batch, and only
+//! acknowledges them once [`Store::append`] has returned. This crate knows
+//! nothing of sockets or tasks.
+//!
+//! ```
+//! use chatproto::{Event, EventBody, PresenceStatus, SessionId};
+//! use chatstore::{Store, Sync};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut store = Store::open(dir.path(), Sync::Normal).unwrap();
+//! let hello = Event::new("lobby", 1, 1_732_400_000_000, EventBody::Msg {
+//!     from: SessionId(1),
+//!     nick: "alice".into(),
+//!     to: vec![],
+//!     text: "hello".into(),
+//!     id: None,
+//! });
+//! store.append(&[hello.clone()], |_| "e1".into()).unwrap();
+//! drop(store);
+//! // A restart: the history is there, and the room's seq goes on.
+//! let store = Store::open(dir.path(), Sync::Normal).unwrap();
+//! assert_eq!(store.rooms().unwrap()[0].last_seq, 1);
+//! let (page, more) = store.page("lobby", SessionId(9), u64::MAX, 50).unwrap();
+//! assert_eq!((page, more), (vec![hello], false));
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chatproto::{Event, EventBody, PresenceStatus, Recipient, SessionId};
+use rusqlite::{params, Connection, OpenFlags};
+
+/// The schema version this build writes; migrations bring older ones here.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The database file in the data directory.
+pub const DB_FILE: &str = "chat.db";
+
+/// How hard a committed batch is pushed to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sync {
+    /// Survives the process being killed; a power cut may lose the last
+    /// instants (SQLite `synchronous=NORMAL` in WAL mode).
+    Normal,
+    /// Every batch is fsynced before `append` returns (`synchronous=FULL`).
+    Full,
+}
+
+/// Why the store failed; every message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not be created or written.
+    #[error(
+        "cannot use the data directory {dir}: {source}; choose a writable one with --data-dir"
+    )]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a database (nothing was written to it).
+    #[error(
+        "{0} is not a chat database (it is not SQLite); move it away or choose another --data-dir"
+    )]
+    NotADatabase(PathBuf),
+    /// Another server holds the database.
+    #[error("{0} is in use by another chatserver; stop it, or choose another --data-dir")]
+    Locked(PathBuf),
+    /// The database was written by a newer version.
+    #[error("{path} has schema version {found}, newer than this chatserver's {SCHEMA_VERSION}; run a newer chatserver")]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// SQLite reported an error (a full disk, an I/O error, ...).
+    #[error("the history database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// A room as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredRoom {
+    /// Its name.
+    pub name: String,
+    /// Its epoch: changes only when its history is lost.
+    pub epoch: String,
+    /// The seq of its last stored event.
+    pub last_seq: u64,
+    /// The seq of its oldest stored event (`last_seq + 1` when none).
+    pub oldest: u64,
+}
+
+/// The history database.
+#[derive(Debug)]
+pub struct Store {
+    db: Connection,
+    path: PathBuf,
+}
+
+const KIND_PRESENCE: i64 = 0;
+const KIND_MSG: i64 = 1;
+
+impl Store {
+    /// Open (creating if needed) the database in `dir`, check it, migrate
+    /// it to this version, and take it for this process alone.
+    pub fn open(dir: &Path, sync: Sync) -> Result<Store, StoreError> {
+        let dir_err = |source| StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        let path = dir.join(DB_FILE);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
+        // A database another server holds is refused at once, not after a wait.
+        db.busy_timeout(std::time::Duration::ZERO)?;
+        // Reading the schema is the first thing that looks at the file: a
+        // file that is not SQLite fails here, before anything is written.
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(e, &path))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+            });
+        }
+        // One server per database: the exclusive lock is taken by the first
+        // write and held until the connection closes.
+        db.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| classify(e, &path))?;
+        let level = match sync {
+            Sync::Normal => "NORMAL",
+            Sync::Full => "FULL",
+        };
+        db.pragma_update(None, "synchronous", level)?;
+        let mut store = Store { db, path };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(e, &path))?;
+        if from < 1 {
+            tx.execute_batch(
+                "CREATE TABLE rooms (
+                     name TEXT PRIMARY KEY,
+                     epoch TEXT NOT NULL,
+                     last_seq INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE TABLE events (
+                     room TEXT NOT NULL,
+                     seq INTEGER NOT NULL,
+                     ts INTEGER NOT NULL,
+                     kind INTEGER NOT NULL,
+                     session INTEGER NOT NULL,
+                     nick TEXT NOT NULL,
+                     online INTEGER,
+                     text TEXT,
+                     msg_id TEXT,
+                     to_all INTEGER NOT NULL,
+                     PRIMARY KEY (room, seq)
+                 ) WITHOUT ROWID;
+                 CREATE TABLE recipients (
+                     room TEXT NOT NULL,
+                     seq INTEGER NOT NULL,
+                     position INTEGER NOT NULL,
+                     session INTEGER NOT NULL,
+                     nick TEXT NOT NULL,
+                     PRIMARY KEY (room, seq, position)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX events_by_ts ON events (ts);",
+            )?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Store a batch of stamped events in one transaction: all of it or
+    /// none. A room seen for the first time gets `epoch_for(room)`.
+    pub fn append(
+        &mut self,
+        events: &[Event],
+        epoch_for: impl Fn(&str) -> String,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.transaction()?;
+        {
+            let mut room = tx.prepare_cached(
+                "INSERT INTO rooms (name, epoch, last_seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            )?;
+            let mut event = tx.prepare_cached(
+                "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut recipient = tx.prepare_cached(
+                "INSERT INTO recipients (room, seq, position, session, nick) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in events {
+                let room_name: &str = &e.room;
+                room.execute(params![room_name, epoch_for(room_name), e.seq as i64])?;
+                match &e.body {
+                    EventBody::Presence {
+                        session,
+                        nick,
+                        status,
+                    } => {
+                        let online = *status == PresenceStatus::Online;
+                        event.execute(params![
+                            room_name,
+                            e.seq as i64,
+                            e.ts as i64,
+                            KIND_PRESENCE,
+                            session.0 as i64,
+                            &**nick,
+                            online,
+                            None::<String>,
+                            None::<String>,
+                            true
+                        ])?;
+                    }
+                    EventBody::Msg {
+                        from,
+                        nick,
+                        to,
+                        text,
+                        id,
+                    } => {
+                        event.execute(params![
+                            room_name,
+                            e.seq as i64,
+                            e.ts as i64,
+                            KIND_MSG,
+                            from.0 as i64,
+                            &**nick,
+                            None::<bool>,
+                            text,
+                            id,
+                            to.is_empty()
+                        ])?;
+                        for (i, r) in to.iter().enumerate() {
+                            recipient.execute(params![
+                                room_name,
+                                e.seq as i64,
+                                i as i64,
+                                r.session.0 as i64,
+                                &*r.nick
+                            ])?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every room with its epoch, last seq and oldest stored seq.
+    pub fn rooms(&self) -> Result<Vec<StoredRoom>, StoreError> {
+        let mut st = self.db.prepare_cached(
+            "SELECT name, epoch, last_seq,
+                    (SELECT min(seq) FROM events WHERE events.room = rooms.name)
+             FROM rooms ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            let last_seq = r.get::<_, i64>(2)? as u64;
+            let oldest: Option<i64> = r.get(3)?;
+            Ok(StoredRoom {
+                name: r.get(0)?,
+                epoch: r.get(1)?,
+                last_seq,
+                oldest: oldest.map_or(last_seq + 1, |s| s as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest `limit` messages of `room` with a seq below `before`
+    /// that `session` may see, oldest first, and whether older ones exist.
+    pub fn page(
+        &self,
+        room: &str,
+        session: SessionId,
+        before: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, bool), StoreError> {
+        let before = before.min(i64::MAX as u64) as i64;
+        let mut st = self.db.prepare_cached(
+            "SELECT seq, ts, session, nick, text, msg_id, to_all FROM events
+             WHERE room = ?1 AND kind = 1 AND seq < ?2
+               AND (to_all OR session = ?3 OR EXISTS (
+                    SELECT 1 FROM recipients r
+                    WHERE r.room = events.room AND r.seq = events.seq AND r.session = ?3))
+             ORDER BY seq DESC LIMIT ?4",
+        )?;
+        let want = limit as i64 + 1;
+        let rows = st.query_map(params![room, before, session.0 as i64, want], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)? as u64,
+                SessionId(r.get::<_, i64>(2)? as u64),
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, bool>(6)?,
+            ))
+        })?;
+        let mut found = Vec::new();
+        for row in rows {
+            found.push(row?);
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let room_name: Arc<str> = Arc::from(room);
+        let mut page = Vec::with_capacity(found.len());
+        for (seq, ts, from, nick, text, id, to_all) in found.into_iter().rev() {
+            let to = if to_all {
+                Vec::new()
+            } else {
+                self.recipients(room, seq)?
+            };
+            let body = EventBody::Msg {
+                from,
+                nick: nick.into(),
+                to,
+                text,
+                id,
+            };
+            page.push(Event::new(Arc::clone(&room_name), seq, ts, body));
+        }
+        Ok((page, more))
+    }
+
+    fn recipients(&self, room: &str, seq: u64) -> Result<Vec<Recipient>, StoreError> {
+        let mut st = self.db.prepare_cached(
+            "SELECT session, nick FROM recipients WHERE room = ?1 AND seq = ?2 ORDER BY position",
+        )?;
+        let rows = st.query_map(params![room, seq as i64], |r| {
+            Ok(Recipient::new(
+                SessionId(r.get::<_, i64>(0)? as u64),
+                r.get::<_, String>(1)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Retention, in bounded steps: delete at most `batch` events older
+    /// than `now_ms - max_age_ms`, or beyond the newest `max_per_room` of
+    /// their room. Returns how many went; call again while it is `batch`.
+    pub fn prune(
+        &mut self,
+        now_ms: u64,
+        max_age_ms: u64,
+        max_per_room: u64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let cutoff = now_ms.saturating_sub(max_age_ms).min(i64::MAX as u64) as i64;
+        let tx = self.db.transaction()?;
+        let mut victims: Vec<(String, i64)> = Vec::new();
+        {
+            let mut old = tx.prepare_cached(
+                "SELECT room, seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2",
+            )?;
+            let rows = old.query_map(params![cutoff, batch as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            for row in rows {
+                victims.push(row?);
+            }
+            let left = batch.saturating_sub(victims.len()) as i64;
+            let mut over = tx.prepare_cached(
+                "SELECT e.room, e.seq FROM events e JOIN rooms r ON r.name = e.room
+                 WHERE e.seq <= r.last_seq - ?1 ORDER BY e.room, e.seq LIMIT ?2",
+            )?;
+            let keep = max_per_room.min(i64::MAX as u64) as i64;
+            let rows = over.query_map(params![keep, left], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in rows {
+                victims.push(row?);
+            }
+            let mut del = tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND seq = ?2")?;
+            let mut del_to =
+                tx.prepare_cached("DELETE FROM recipients WHERE room = ?1 AND seq = ?2")?;
+            for (room, seq) in &victims {
+                del.execute(params![room, seq])?;
+                del_to.execute(params![room, seq])?;
+            }
+        }
+        tx.commit()?;
+        Ok(victims.len())
+    }
+}
+
+/// Name the errors a person can act on.
+fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase) => StoreError::NotADatabase(path.to_owned()),
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => StoreError::Locked(path.to_owned()),
+        Some(C::CannotOpen) | Some(C::ReadOnly) | Some(C::PermissionDenied) => StoreError::Dir {
+            dir: path.parent().unwrap_or(path).to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        },
+        _ => StoreError::Sqlite(e),
+    }
+}

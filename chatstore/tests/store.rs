@@ -1,0 +1,193 @@
+//! The store against a temporary directory: what goes in comes back, in
+//! pages, to whom it may; retention; a restart; and the faults an operator
+//! meets, each refused with a clear error and the file left alone.
+
+use chatproto::{Event, EventBody, PresenceStatus, Recipient, SessionId};
+use chatstore::{Store, StoreError, Sync};
+
+const T: u64 = 1_732_400_000_000;
+
+fn msg(room: &str, seq: u64, from: u64, to: &[u64], text: &str) -> Event {
+    let to = to
+        .iter()
+        .map(|&s| Recipient::new(SessionId(s), format!("n{s}")))
+        .collect();
+    let body = EventBody::Msg {
+        from: SessionId(from),
+        nick: format!("n{from}").into(),
+        to,
+        text: text.into(),
+        id: Some(format!("id{seq}")),
+    };
+    Event::new(room, seq, T + seq, body)
+}
+
+fn presence(room: &str, seq: u64, who: u64) -> Event {
+    let body = EventBody::Presence {
+        session: SessionId(who),
+        nick: format!("n{who}").into(),
+        status: PresenceStatus::Online,
+    };
+    Event::new(room, seq, T + seq, body)
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path(), Sync::Normal).expect("open")
+}
+
+fn texts(page: &[Event]) -> Vec<String> {
+    page.iter()
+        .map(|e| match &e.body {
+            EventBody::Msg { text, .. } => text.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn append_read_back_page_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut batch = vec![presence("rust", 1, 1)];
+    for seq in 2..=11 {
+        batch.push(msg("rust", seq, 1, &[], &format!("m{seq}")));
+    }
+    store.append(&batch, |_| "epoch-1".into()).unwrap();
+    // Exactly as stamped, private members and ids included.
+    let (page, more) = store.page("rust", SessionId(7), u64::MAX, 3).unwrap();
+    assert_eq!(page, batch[8..].to_vec());
+    assert!(more);
+    // Paging back from the oldest seq shown, to the end.
+    let (page, more) = store.page("rust", SessionId(7), 9, 3).unwrap();
+    assert_eq!(texts(&page), ["m6", "m7", "m8"]);
+    assert!(more);
+    let (page, more) = store.page("rust", SessionId(7), 3, 3).unwrap();
+    assert_eq!(texts(&page), ["m2"]);
+    assert!(!more, "presence is not history");
+    drop(store);
+
+    let store = open(&dir);
+    let rooms = store.rooms().unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(
+        (rooms[0].name.as_str(), rooms[0].epoch.as_str()),
+        ("rust", "epoch-1")
+    );
+    assert_eq!((rooms[0].last_seq, rooms[0].oldest), (11, 1));
+    assert_eq!(
+        store
+            .page("rust", SessionId(7), u64::MAX, 50)
+            .unwrap()
+            .0
+            .len(),
+        10
+    );
+}
+
+#[test]
+fn private_messages_come_back_only_to_their_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let batch = vec![
+        msg("lobby", 1, 1, &[], "all"),
+        msg("lobby", 2, 1, &[2, 3], "group"),
+        msg("lobby", 3, 2, &[1], "reply"),
+    ];
+    store.append(&batch, |_| "e".into()).unwrap();
+    let seen = |s| texts(&store.page("lobby", SessionId(s), u64::MAX, 50).unwrap().0);
+    assert_eq!(seen(1), ["all", "group", "reply"]);
+    assert_eq!(seen(2), ["all", "group", "reply"]);
+    assert_eq!(seen(3), ["all", "group"]);
+    assert_eq!(
+        seen(4),
+        ["all"],
+        "a later holder of a nick sees nothing private"
+    );
+    let (page, _) = store.page("lobby", SessionId(3), u64::MAX, 50).unwrap();
+    assert_eq!(page[1], batch[1], "recipients in order, with their nicks");
+}
+
+#[test]
+fn retention_by_age_and_count_in_bounded_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let batch: Vec<Event> = (1..=20).map(|s| msg("r", s, 1, &[2], "x")).collect();
+    store.append(&batch, |_| "e".into()).unwrap();
+    // Keep the newest 15: 5 go, at most 2 per call.
+    let mut gone = 0;
+    for _ in 0..10 {
+        let n = store.prune(T + 100, 1_000_000, 15, 2).unwrap();
+        assert!(n <= 2);
+        gone += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(gone, 5);
+    assert_eq!(store.rooms().unwrap()[0].oldest, 6);
+    // Older than 10 ms before T + 20: seqs 6 to 9 go (ts = T + seq).
+    while store.prune(T + 20, 10, 1_000, 100).unwrap() > 0 {}
+    let (page, more) = store.page("r", SessionId(2), u64::MAX, 100).unwrap();
+    assert_eq!(page.first().map(|e| e.seq), Some(10));
+    assert!(!more);
+    assert_eq!(
+        store.rooms().unwrap()[0].last_seq,
+        20,
+        "seq goes on after pruning"
+    );
+}
+
+#[test]
+fn a_second_server_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(&dir);
+    match Store::open(dir.path(), Sync::Normal) {
+        Err(StoreError::Locked(path)) => assert!(path.ends_with("chat.db")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let junk = b"these are somebody's notes, not a database\n".repeat(100);
+    std::fs::write(&path, &junk).unwrap();
+    let err = Store::open(dir.path(), Sync::Full).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase(_)), "{err:?}");
+    assert!(err.to_string().contains("not a chat database"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), junk);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir));
+    mark_newer(dir.path());
+    let err = Store::open(dir.path(), Sync::Normal).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+/// Mark the database as written by schema 99, as a future version would:
+/// SQLite keeps `user_version` in the file header, 4 bytes big-endian at
+/// offset 60 (the store checkpointed its WAL into the file when it closed).
+fn mark_newer(dir: &std::path::Path) {
+    let path = dir.join("chat.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_created_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open(&file.join("data"), Sync::Normal).unwrap_err();
+    assert!(matches!(err, StoreError::Dir { .. }), "{err:?}");
+    assert!(err.to_string().contains("--data-dir"), "{err}");
+}
