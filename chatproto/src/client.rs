@@ -152,7 +152,18 @@ enum Phase {
     Joined,
 }
 
-/// The client's protocol state. See the [module docs](self).
+/// The client's side of the protocol, with no I/O: the join handshake,
+/// answering pings, rooms and who is in them, message ids, and resuming
+/// the session after the connection drops without losing, repeating or
+/// reordering anything.
+///
+/// Drive it like [`Server`](crate::Server): report what happened with
+/// `handle_*`, drain [`Client::poll`] (frames to send, events to show)
+/// until `None`. It outlives connections: after
+/// [`handle_disconnected`](Client::handle_disconnected), connect again and
+/// call [`handle_connected`](Client::handle_connected); it resumes its
+/// session, enters its rooms again from the last seq it saw and resends
+/// what the server had not acknowledged, under the same ids.
 #[derive(Debug)]
 pub struct Client {
     nick: String,

@@ -66,6 +66,8 @@ pub mod frame;
 pub mod nick;
 pub mod sanitize;
 mod server;
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
 pub use client::{Client, ClientEvent, ClientOutput, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};

@@ -112,7 +112,7 @@ enum Audience {
 /// after every `handle_*` call; then [`poll_timeout`](Server::poll_timeout)
 /// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
 /// server sleeps). `poll` is also where stamped events are applied, one at
-/// a time: an event's fan-out is one [`Output::Deliver`] holding the event
+/// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
 /// and its recipients, so however many events wait, the shell never holds
 /// more than one event's copies unwritten.
 ///
@@ -277,7 +277,7 @@ impl Server {
     }
 
     /// Close `client` for a reason the shell decided (see [`Kick`]): it
-    /// gets the error frame, then [`Output::Close`], and leaves its rooms.
+    /// gets the error frame, then [`Output::Close`](crate::Output::Close), and leaves its rooms.
     pub fn kick(&mut self, now: Now, client: ClientId, why: Kick) {
         if !self.conns.contains_key(&client) {
             return;
