@@ -285,17 +285,9 @@ impl Server {
             }
         };
         // The newest that fit the replay's bytes; the rest are for `history`.
-        let mut used = 0;
-        let mut keep = 0;
-        for e in replay.iter().rev() {
-            used += crate::server::decide::wire_len(e);
-            if used > self.config.replay_bytes {
-                recovered = false;
-                break;
-            }
-            keep += 1;
+        if keep_newest(&mut replay, self.config.replay_bytes) {
+            recovered = false;
         }
-        replay.drain(..replay.len() - keep);
         let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
         let mut steps = vec![Step::Send(
             conn,
@@ -363,20 +355,9 @@ impl Server {
             None => (Vec::new(), false),
         };
         // Keep the newest messages that fit one frame.
-        let budget = self.config.max_frame_bytes - FRAME_OVERHEAD;
-        let mut used = 0;
-        let mut keep = page.len();
-        for (i, e) in page.iter().enumerate().rev() {
-            used +=
-                crate::encode(&e.wire(true, true), usize::MAX).map_or(usize::MAX, |b| b.len()) + 1;
-            if used > budget {
-                keep = page.len() - 1 - i;
-                more = true;
-                break;
-            }
+        if keep_newest(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD) {
+            more = true;
         }
-        let skip = page.len() - keep;
-        page.drain(..skip);
         let events = page
             .into_iter()
             .map(|e| {
@@ -410,6 +391,24 @@ impl Server {
                 .collect(),
         }
     }
+}
+
+/// Keep the newest messages of `page` (oldest first) whose copies on the
+/// wire, with a separator each, take at most `budget` bytes; whether any
+/// had to go.
+fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
+    let mut used = 0;
+    let mut keep = 0;
+    for e in page.iter().rev() {
+        used += crate::server::decide::wire_len(e) + 1;
+        if used > budget {
+            break;
+        }
+        keep += 1;
+    }
+    let cut = keep < page.len();
+    page.drain(..page.len() - keep);
+    cut
 }
 
 /// Split a list of nicks into lists that each fit a frame.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 use crate::nick::{nick_key, nick_skeleton, normalize_nick};
 use crate::server::config::LOBBY;
-use crate::server::event::{room_name, Event, EventBody, Recipient, SessionId};
+use crate::server::event::{room_name, room_name_ref, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
 use crate::server::session::{EnterRequest, IdWindow, Session};
 use crate::server::timers::Timer;
@@ -287,16 +287,9 @@ impl Server {
         id: Option<String>,
     ) {
         let raw = room.as_deref().unwrap_or(LOBBY);
-        // Already canonical (nearly always): no copy.
-        let room: std::borrow::Cow<'_, str> = if canonical(raw) {
-            raw.into()
-        } else {
-            match room_name(raw) {
-                Ok(r) => r.into(),
-                Err(why) => {
-                    return self.msg_error(client, ErrorCode::RoomInvalid, Some(raw), &id, why)
-                }
-            }
+        let room = match room_name_ref(raw) {
+            Ok(r) => r,
+            Err(why) => return self.msg_error(client, ErrorCode::RoomInvalid, Some(raw), &id, why),
         };
         let room = &*room;
         let s = &self.sessions[&sid];
@@ -494,17 +487,6 @@ impl Server {
         }
         message
     }
-}
-
-/// Whether `raw` is a room name already in canonical form (what
-/// [`room_name`] would return unchanged).
-fn canonical(raw: &str) -> bool {
-    let b = raw.as_bytes();
-    (1..=crate::MAX_ROOM_LEN).contains(&b.len())
-        && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|&c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
-        })
 }
 
 /// The session online as `name`, compared as [`nick_key`] does. An ASCII

@@ -37,6 +37,12 @@ pub const MAX_ROOM_LEN: usize = 32;
 /// assert!(chatproto::room_name("#rust").is_err());
 /// ```
 pub fn room_name(raw: &str) -> Result<String, String> {
+    room_name_ref(raw).map(std::borrow::Cow::into_owned)
+}
+
+/// [`room_name`], borrowing `raw` when it is already canonical (nearly
+/// always), so a message's room costs no copy.
+pub(crate) fn room_name_ref(raw: &str) -> Result<std::borrow::Cow<'_, str>, String> {
     if raw.is_empty() || raw.len() > MAX_ROOM_LEN {
         return Err(format!(
             "a room name is 1 to {MAX_ROOM_LEN} characters; this one has {}",
@@ -51,7 +57,11 @@ pub fn room_name(raw: &str) -> Result<String, String> {
                 .to_owned(),
         );
     }
-    Ok(raw.to_ascii_lowercase())
+    if bytes.iter().any(u8::is_ascii_uppercase) {
+        Ok(raw.to_ascii_lowercase().into())
+    } else {
+        Ok(raw.into())
+    }
 }
 
 /// One recipient of a private or group message.
