@@ -401,6 +401,10 @@ pub enum ErrorCode {
     TooManyRooms,
     /// v2: a `msg` whose `id` this session already used; not delivered again.
     Duplicate,
+    /// v2: the server cannot store messages right now (its disk is full or
+    /// failing); the message was not sent. Reading still works; try again
+    /// later.
+    Unavailable,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -429,6 +433,7 @@ impl ErrorCode {
             ErrorCode::AlreadyInRoom => "already_in_room",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::Duplicate => "duplicate",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unknown => "unknown",
         }
     }

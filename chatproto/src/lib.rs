@@ -80,6 +80,7 @@ pub use frame::{Limits, RoomInfo};
 pub use nick::{nick_key, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN};
 pub use sanitize::escape_control;
 pub use server::config::{ServerConfig, DEFAULT_MAX_RECIPIENTS, LOBBY};
+pub use server::durable::{hash_token, Record, TokenHash};
 pub use server::event::{
     room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
 };

@@ -14,8 +14,34 @@ use bytes::BytesMut;
 
 use crate::{
     encode, ClientFrame, ClientId, ErrorCode, Event, FrameDecoder, Now, Output, PresenceStatus,
-    Server, ServerConfig, ServerFrame,
+    Record, Server, ServerConfig, ServerFrame,
 };
+
+/// The store of a durable [`Sim`] (one whose config has
+/// [`durable`](ServerConfig::durable) set): what it holds, and the batches
+/// the server handed it that are not answered yet.
+#[derive(Debug, Default)]
+pub struct SimStore {
+    /// Every record stored, in order.
+    pub records: Vec<Record>,
+    /// Batches handed out and not answered yet, with their tickets.
+    pub waiting: Vec<(Vec<Record>, u64)>,
+    /// Leave batches waiting until [`Sim::commit`] (otherwise each is
+    /// stored as soon as the server's output is drained).
+    pub hold: bool,
+    /// Fail every batch with this cause, while set.
+    pub fail: Option<String>,
+}
+
+impl SimStore {
+    /// Whether the store holds `event` (same room and seq).
+    pub fn has(&self, event: &Event) -> bool {
+        self.records
+            .iter()
+            .rev()
+            .any(|r| matches!(r, Record::Event(e) if e.room == event.room && e.seq == event.seq))
+    }
+}
 
 /// One fake client of a [`Sim`].
 #[derive(Debug)]
@@ -51,6 +77,8 @@ pub struct Sim {
     pub clients: Vec<SimClient>,
     /// Every event the server delivered, in order.
     pub events: Vec<Event>,
+    /// What a durable server stored.
+    pub store: SimStore,
 }
 
 impl Sim {
@@ -62,6 +90,7 @@ impl Sim {
             start: now,
             clients: Vec::new(),
             events: Vec::new(),
+            store: SimStore::default(),
         }
     }
 
@@ -173,14 +202,56 @@ impl Sim {
     /// increase for a client in a room, a message delivered to someone it
     /// was not addressed to.
     pub fn flush(&mut self) {
+        loop {
+            self.drain();
+            if self.store.hold || self.store.waiting.is_empty() {
+                return;
+            }
+            self.answer_store();
+        }
+    }
+
+    /// Answer every batch the store holds (stored, or failed if
+    /// [`SimStore::fail`] is set), then drain the server.
+    pub fn commit(&mut self) {
+        self.answer_store();
+        let hold = std::mem::replace(&mut self.store.hold, false);
+        self.flush();
+        self.store.hold = hold;
+    }
+
+    fn answer_store(&mut self) {
+        for (batch, through) in std::mem::take(&mut self.store.waiting) {
+            match &self.store.fail {
+                Some(cause) => {
+                    let cause = cause.clone();
+                    self.server.handle_persist_failed(&cause);
+                }
+                None => {
+                    self.store.records.extend(batch);
+                    self.server.handle_persisted(through);
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) {
         let max = self.server.config().max_frame_bytes;
+        let durable = self.server.config().durable;
         while let Some(out) = self.server.poll() {
             match out {
+                Output::Persist { records, through } => {
+                    self.store.waiting.push((records, through));
+                }
                 Output::Send { to, frame } => {
                     let bytes = encode(&frame, max).expect("the server's frames fit");
                     receive(&mut self.clients, to, &bytes);
                 }
                 Output::Deliver { event, to, with_id } => {
+                    assert!(
+                        !durable || !event.is_msg() || self.store.has(event),
+                        "a message went out before it was stored: {event:?}"
+                    );
                     let bytes = encode(&event.wire(with_id, false), max).expect("events fit");
                     for &c in to {
                         receive(&mut self.clients, c, &bytes);

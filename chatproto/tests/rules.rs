@@ -767,6 +767,7 @@ fn fatal_codes_are_the_ones_that_close() {
         (AlreadyInRoom, false),
         (TooManyRooms, false),
         (Duplicate, false),
+        (Unavailable, false),
         (ServerFull, true),
         (RateLimited, true),
         (SlowConsumer, true),

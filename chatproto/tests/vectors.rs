@@ -140,6 +140,7 @@ fn the_file_is_well_formed_and_covers_every_kind() {
         AlreadyInRoom,
         TooManyRooms,
         Duplicate,
+        Unavailable,
         ServerFull,
         RateLimited,
         SlowConsumer,
@@ -322,7 +323,10 @@ impl Script {
     fn drain(&mut self) -> Vec<(ClientId, Bytes)> {
         let mut got = Vec::new();
         while let Some(out) = self.server.poll() {
+            let mut stored = None;
             match out {
+                // A durable server's store takes every batch at once.
+                Output::Persist { through, .. } => stored = Some(through),
                 Output::Send { to, frame } => got.push((to, encode(&frame, 65_536).unwrap())),
                 Output::Deliver { event, to, with_id } => {
                     let bytes = encode(&event.wire(with_id, false), 65_536).unwrap();
@@ -330,6 +334,9 @@ impl Script {
                 }
                 Output::Close { client, code } => self.closes.push((client, code)),
                 _ => {}
+            }
+            if let Some(through) = stored {
+                self.server.handle_persisted(through);
             }
         }
         got
@@ -514,6 +521,17 @@ fn a_server_produces_the_server_vectors() {
     }
     s.server.handle_shutdown("the server is shutting down");
     s.expect(&[(b, "notice")]);
+
+    // A durable server whose store fails refuses messages.
+    let mut durable = ServerConfig::default();
+    durable.durable = true;
+    s.server = Server::new(durable, [1; 32]);
+    let e = s.server.handle_connect(at(50_000));
+    s.send(at(50_000), e, &c2s("join-v2"));
+    s.drain();
+    s.server.handle_persist_failed("disk full");
+    s.send(at(50_100), e, &c2s("msg-room-id"));
+    s.expect(&[(e, "error-unavailable")]);
 
     // Every server vector comes out of the server, except the continuation
     // frame, which needs a room too big to list here.

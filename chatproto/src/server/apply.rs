@@ -19,9 +19,21 @@ impl Server {
     /// after every `handle_*`, until `None`.
     #[must_use = "outputs not acted on are frames lost or connections left open"]
     pub fn poll(&mut self) -> Option<Output<'_>> {
+        if !self.gate.records.is_empty() {
+            return Some(Output::Persist {
+                records: std::mem::take(&mut self.gate.records),
+                through: self.gate.issued,
+            });
+        }
         while self.front.is_empty() && self.pending.is_empty() {
             match self.steps.pop_front()? {
                 Step::Apply(event) => self.apply(event),
+                Step::Barrier(ticket) if ticket > self.gate.stored => {
+                    // Held until the store has it.
+                    self.steps.push_front(Step::Barrier(ticket));
+                    return None;
+                }
+                Step::Barrier(_) => {}
                 other => self.front.push_back(other),
             }
         }
@@ -95,14 +107,14 @@ impl Server {
                     frame: self.room_list(),
                 })
             }
-            Step::Apply(_) => None,
+            Step::Apply(_) | Step::Barrier(_) => None,
         }
     }
 
     /// Apply one stamped event: change the room, and queue what must be
     /// sent because of it (the `entered` of whoever entered, then the
     /// event's deliveries).
-    fn apply(&mut self, event: Event) {
+    fn apply(&mut self, event: Arc<Event>) {
         let Some(room) = self.rooms.get_mut(&*event.room) else {
             return;
         };
@@ -112,7 +124,6 @@ impl Server {
         }
         self.applied += 1;
         room.touched = self.applied;
-        let event = Arc::new(event);
         match &event.body {
             EventBody::Presence {
                 session,
@@ -169,7 +180,10 @@ impl Server {
                 self.pending.push_back(Audience::One(conn, false));
             }
         }
-        if self.rooms.get(&*event.room).is_some_and(|r| r.is_idle()) {
+        // A durable room's history is in the store even when none is in
+        // memory: it stays (the cap of rooms still forgets the least used).
+        let durable = self.config.durable;
+        if !durable && self.rooms.get(&*event.room).is_some_and(|r| r.is_idle()) {
             self.rooms.remove(&*event.room);
         }
         // A room's history stays when its members leave (later members may

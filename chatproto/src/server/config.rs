@@ -75,6 +75,12 @@ pub struct ServerConfig {
     /// entered or left, not to everyone: a join storm into a huge room
     /// would otherwise cost members² frames. Default 1 000.
     pub presence_fanout_max: usize,
+    /// Hold every output until what it depends on is stored: the server
+    /// then yields [`Output::Persist`](crate::Output::Persist) and waits for
+    /// [`Server::handle_persisted`](crate::Server::handle_persisted). A room
+    /// whose members all left is kept (its history is in the store).
+    /// Default `false`: memory only.
+    pub durable: bool,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +103,7 @@ impl Default for ServerConfig {
             max_detached_sessions: 2_048,
             id_window: 1_024,
             presence_fanout_max: 1_000,
+            durable: false,
             nick_rule: NickRule::default(),
         }
     }

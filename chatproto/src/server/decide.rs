@@ -110,7 +110,7 @@ impl Server {
         // was this nickname's; otherwise a fresh session, not an error.
         let resumable = resume
             .as_ref()
-            .and_then(|t| self.tokens.get(t))
+            .and_then(|t| self.tokens.get(&crate::server::durable::hash_token(t)))
             .copied()
             .filter(|sid| {
                 let s = &self.sessions[sid];
@@ -127,6 +127,10 @@ impl Server {
                     .expect("token of a live session");
                 s.conn = Some(client);
                 s.ended_at = None;
+                // A session restored from a store knows only the hash.
+                if let Some(token) = resume {
+                    s.token = token;
+                }
                 // The same person may come back spelled differently (ВОВ
                 // for вов): a different look-alike class, to release later.
                 s.nick = Arc::from(nick.as_str());
@@ -137,11 +141,13 @@ impl Server {
                 let sid = SessionId(self.next_session);
                 self.next_session += 1;
                 let token = self.token();
-                self.tokens.insert(token.clone(), sid);
+                let token_hash = crate::server::durable::hash_token(&token);
+                self.tokens.insert(token_hash, sid);
                 self.sessions.insert(
                     sid,
                     Session {
                         token,
+                        token_hash,
                         nick: Arc::from(nick.as_str()),
                         key: key.clone(),
                         skeleton: skeleton.clone(),
@@ -165,6 +171,9 @@ impl Server {
         let v1 = rooms.is_none();
         let rooms = rooms.unwrap_or_else(|| vec![LOBBY.to_owned()]);
         let lobby = rooms.iter().any(|r| r.eq_ignore_ascii_case(LOBBY));
+        if !resumed {
+            self.record_session(sid);
+        }
         self.steps.push_back(Step::Welcome {
             client,
             lobby,
@@ -202,8 +211,9 @@ impl Server {
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
             let epoch = self.token();
-            self.rooms
-                .insert(room.clone(), Room::new(Arc::from(room.as_str()), epoch));
+            let created = Room::new(Arc::from(room.as_str()), epoch);
+            self.record_room(&created);
+            self.rooms.insert(room.clone(), created);
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
         s.rooms.insert(room.clone(), ());
@@ -270,8 +280,7 @@ impl Server {
         let seq = r.next_seq;
         r.next_seq += 1;
         let name = Arc::clone(&r.name);
-        self.steps
-            .push_back(Step::Apply(Event::new(name, seq, now.wall, body)));
+        self.queue_event(Event::new(name, seq, now.wall, body));
         seq
     }
 
@@ -297,6 +306,10 @@ impl Server {
             let msg = format!("you are not in #{room}; enter it first");
             return self.msg_error(client, ErrorCode::NotInRoom, Some(room), &id, msg);
         }
+        if let Some(msg) = self.unavailable() {
+            return self.msg_error(client, ErrorCode::Unavailable, Some(room), &id, msg);
+        }
+        let s = &self.sessions[&sid];
         if let Some(id) = &id {
             let n = id.chars().count();
             if n == 0 || n > MAX_ID_LEN {
@@ -403,7 +416,7 @@ impl Server {
             let s = self.sessions.get_mut(&sid).expect("joined");
             s.ids.insert(id, room.to_owned(), event.seq, cap);
         }
-        self.steps.push_back(Step::Apply(event));
+        self.queue_event(event);
     }
 
     fn history(
@@ -473,7 +486,7 @@ impl Server {
 
     /// An error message that fits a frame: one that quotes what the client
     /// sent could outgrow the limit, and is cut short rather than lost.
-    fn fit(&self, mut message: String) -> String {
+    pub(crate) fn fit(&self, mut message: String) -> String {
         // JSON can spend 6 bytes on one byte of text (`\u001b`); 512 covers
         // the other members (code, id, room, seq).
         let keep = (self.config.max_frame_bytes - 512) / 6;

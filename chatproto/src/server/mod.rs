@@ -3,6 +3,7 @@
 mod apply;
 pub(crate) mod config;
 mod decide;
+pub(crate) mod durable;
 pub(crate) mod event;
 mod ids;
 pub(crate) mod output;
@@ -77,7 +78,10 @@ enum Step {
     /// A `rooms` answer, built when reached.
     Rooms(ClientId),
     /// A stamped event to apply.
-    Apply(Event),
+    Apply(Arc<Event>),
+    /// Nothing after this goes out until the store holds the records up to
+    /// this ticket (see [`durable`]).
+    Barrier(u64),
     /// Close a connection.
     Close(ClientId, ErrorCode),
 }
@@ -153,7 +157,7 @@ pub struct Server {
     next_session: u64,
     conns: ids::IdMap<ClientId, Conn>,
     sessions: ids::IdMap<SessionId, Session>,
-    tokens: ids::StrMap<SessionId>,
+    tokens: std::collections::HashMap<durable::TokenHash, SessionId>,
     by_key: ids::StrMap<SessionId>,
     by_skeleton: ids::StrMap<SessionId>,
     rooms: ids::StrMap<Room>,
@@ -176,6 +180,8 @@ pub struct Server {
     /// Sessions in the order their connections ended (some since resumed
     /// or expired: checked when popped).
     detached: VecDeque<SessionId>,
+    /// What must be stored before outputs go (when durable).
+    gate: durable::Gate,
 }
 
 impl Server {
@@ -204,6 +210,7 @@ impl Server {
             history_bytes: 0,
             applied: 0,
             detached: VecDeque::new(),
+            gate: durable::Gate::default(),
         }
     }
 
@@ -364,7 +371,7 @@ impl Server {
                         && s.ended_at.is_some_and(|t| now.mono >= t + cfg.resume_window_ms));
                 if expired {
                     if let Some(s) = self.sessions.remove(&sid) {
-                        self.tokens.remove(&s.token);
+                        self.tokens.remove(&s.token_hash);
                     }
                 }
             }
@@ -424,7 +431,7 @@ impl Server {
             };
             if self.sessions.get(&old).is_some_and(|s| s.conn.is_none()) {
                 if let Some(s) = self.sessions.remove(&old) {
-                    self.tokens.remove(&s.token);
+                    self.tokens.remove(&s.token_hash);
                 }
             }
         }

@@ -30,6 +30,19 @@ pub enum Output<'a> {
         /// Encode with the sender's `id` (this is the sender's echo).
         with_id: bool,
     },
+    /// Store `records` (in order, all or none, e.g. in one transaction),
+    /// then call [`Server::handle_persisted`](crate::Server::handle_persisted)
+    /// with `through`; if storing fails, call
+    /// [`Server::handle_persist_failed`](crate::Server::handle_persist_failed).
+    /// Only a durable server asks (see
+    /// [`ServerConfig::durable`](crate::ServerConfig::durable)); until the
+    /// answer, `poll` holds back everything decided after these records.
+    Persist {
+        /// What to store.
+        records: Vec<crate::server::durable::Record>,
+        /// The ticket that names this batch and every one before it.
+        through: u64,
+    },
     /// Close the connection once what was sent to it is written.
     Close {
         /// The connection.

@@ -43,8 +43,11 @@ pub(crate) struct EnterRequest {
 /// A session.
 #[derive(Debug)]
 pub(crate) struct Session {
-    /// Its token, as given in `welcome`.
+    /// Its token, as given in `welcome` (empty for a session restored from
+    /// a store until it is resumed: only the hash is stored).
     pub token: String,
+    /// The token's hash, by which a `resume` finds the session.
+    pub token_hash: crate::server::durable::TokenHash,
     /// The nickname, and its identity and look-alike keys.
     pub nick: std::sync::Arc<str>,
     pub key: String,
@@ -74,6 +77,13 @@ impl IdWindow {
     /// The room and seq of the message that used `id`, if remembered.
     pub fn get(&self, id: &str) -> Option<&(String, u64)> {
         self.seen.get(id)
+    }
+
+    /// Forget `id` (its message was refused after all).
+    pub fn forget(&mut self, id: &str) {
+        if self.seen.remove(id).is_some() {
+            self.order.retain(|x| x != id);
+        }
     }
 
     /// Remember `id`, forgetting the oldest beyond `cap`.

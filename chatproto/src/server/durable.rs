@@ -1,0 +1,314 @@
+//! Durability: what the shell must store before the outputs after it go
+//! out, what to do when the store fails, and starting again from a store.
+//!
+//! With [`ServerConfig::durable`](crate::ServerConfig::durable) set, every
+//! stamped event, every new session and every new room becomes a
+//! [`Record`]. `poll` hands the records out in one [`Output::Persist`]
+//! (the shell writes them in one transaction) and then holds every output
+//! decided after them until [`Server::handle_persisted`] says they are
+//! stored: nothing a client sees can be lost by killing the server.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::frame::{ErrorCode, ServerFrame};
+use crate::server::event::{Event, EventBody, SessionId};
+use crate::server::room::Room;
+use crate::server::session::Session;
+use crate::server::timers::Timer;
+use crate::server::{Now, Server, Step};
+
+/// A session token as it is stored: its SHA-256, never the token itself.
+pub type TokenHash = [u8; 32];
+
+/// The stored form of a session token.
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// What a durable server asks its shell to store, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Record {
+    /// A room began (or began again, after it was forgotten: a new
+    /// `epoch`, whose history replaces the old one).
+    Room {
+        /// The canonical name.
+        name: Arc<str>,
+        /// Its epoch.
+        epoch: String,
+    },
+    /// A session began; resuming it after a restart needs this.
+    Session {
+        /// Its id, which stored events name.
+        id: SessionId,
+        /// The nickname it joined as.
+        nick: Arc<str>,
+        /// Its token's hash.
+        token: TokenHash,
+    },
+    /// A stamped event.
+    Event(Arc<Event>),
+}
+
+/// The durable side of the server's state.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    /// Records not handed out yet.
+    pub records: Vec<Record>,
+    /// Tickets given so far: one for each record that holds outputs back.
+    pub issued: u64,
+    /// Every ticket up to this one is stored.
+    pub stored: u64,
+    /// Why the store is failing, while it is.
+    pub down: Option<String>,
+}
+
+impl Server {
+    /// Queue a stamped event to be applied: behind a store ticket when
+    /// durable and the store works.
+    pub(crate) fn queue_event(&mut self, event: Event) {
+        let event = Arc::new(event);
+        if self.config.durable && self.gate.down.is_none() {
+            self.gate.records.push(Record::Event(Arc::clone(&event)));
+            self.hold();
+        }
+        self.steps.push_back(Step::Apply(event));
+    }
+
+    /// Hold every later output until the records so far are stored.
+    fn hold(&mut self) {
+        self.gate.issued += 1;
+        self.steps.push_back(Step::Barrier(self.gate.issued));
+    }
+
+    /// A room was created: its epoch must be stored before its events.
+    pub(crate) fn record_room(&mut self, room: &Room) {
+        if self.config.durable && self.gate.down.is_none() {
+            self.gate.records.push(Record::Room {
+                name: Arc::clone(&room.name),
+                epoch: room.epoch.clone(),
+            });
+        }
+    }
+
+    /// A session was created: stored before its `welcome` goes out, so the
+    /// token in it can resume the session after a restart.
+    pub(crate) fn record_session(&mut self, sid: SessionId) {
+        if !self.config.durable || self.gate.down.is_some() {
+            return;
+        }
+        let s = &self.sessions[&sid];
+        self.gate.records.push(Record::Session {
+            id: sid,
+            nick: s.nick.clone(),
+            token: hash_token(&s.token),
+        });
+        self.hold();
+    }
+
+    /// The records handed out with the `through` ticket, and all before,
+    /// are stored: what they held back may go.
+    pub fn handle_persisted(&mut self, through: u64) {
+        self.gate.stored = self.gate.stored.max(through.min(self.gate.issued));
+    }
+
+    /// Storing the records handed out failed with `cause` (the disk is
+    /// full, say). Every record not stored yet is given up, the ones
+    /// handed out and the ones not: their messages are refused with
+    /// `unavailable` (their seqs go to the next events, so a room's seqs
+    /// stay gapless), their presence changes go ahead unstored. Until
+    /// [`handle_store_recovered`](Server::handle_store_recovered), new
+    /// messages are refused with `unavailable` and the rest of the server
+    /// (presence, history from memory, pings) works unstored.
+    pub fn handle_persist_failed(&mut self, cause: &str) {
+        if !self.config.durable {
+            return;
+        }
+        self.gate.down = Some(cause.to_owned());
+        self.gate.records.clear();
+        self.gate.stored = self.gate.issued;
+        // Renumber what is left, room by room, from the last applied seq:
+        // nothing stamped after it was seen by anyone.
+        for r in self.rooms.values_mut() {
+            r.next_seq = r.seq + 1;
+        }
+        let steps = std::mem::take(&mut self.steps);
+        for step in steps {
+            let step = match step {
+                Step::Barrier(_) => continue,
+                Step::Apply(event) if !event.is_msg() => {
+                    let Some(r) = self.rooms.get_mut(&*event.room) else {
+                        continue;
+                    };
+                    let mut e = Event::clone(&event);
+                    e.seq = r.next_seq;
+                    r.next_seq += 1;
+                    Step::Apply(Arc::new(e))
+                }
+                Step::Apply(event) => {
+                    let EventBody::Msg { from, id, .. } = &event.body else {
+                        continue;
+                    };
+                    let Some(to) = self.sessions.get(from).and_then(|s| s.conn) else {
+                        continue;
+                    };
+                    if let Some(id) = id {
+                        if let Some(s) = self.sessions.get_mut(from) {
+                            s.ids.forget(id);
+                        }
+                    }
+                    let message = self.fit(format!(
+                        "your message was not sent: the server cannot store messages ({cause}); try again later"
+                    ));
+                    Step::Send(
+                        to,
+                        ServerFrame::Error {
+                            code: ErrorCode::Unavailable,
+                            message,
+                            id: id.clone(),
+                            room: Some(event.room.to_string()),
+                            seq: None,
+                        },
+                    )
+                }
+                other => other,
+            };
+            self.steps.push_back(step);
+        }
+    }
+
+    /// The store works again: messages are taken again, and every room and
+    /// session is handed out to be stored (again: storing is idempotent),
+    /// so that what began while it failed can be resumed after a restart.
+    pub fn handle_store_recovered(&mut self) {
+        if self.gate.down.take().is_none() {
+            return;
+        }
+        let mut names: Vec<_> = self.rooms.keys().cloned().collect();
+        names.sort_unstable();
+        for name in names {
+            let r = &self.rooms[&name];
+            self.gate.records.push(Record::Room {
+                name: Arc::clone(&r.name),
+                epoch: r.epoch.clone(),
+            });
+        }
+        let mut ids: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.token.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for sid in ids {
+            let s = &self.sessions[&sid];
+            self.gate.records.push(Record::Session {
+                id: sid,
+                nick: s.nick.clone(),
+                token: hash_token(&s.token),
+            });
+        }
+    }
+
+    /// Why the store is failing, while it is (see
+    /// [`handle_persist_failed`](Server::handle_persist_failed)).
+    pub fn store_failure(&self) -> Option<&str> {
+        self.gate.down.as_deref()
+    }
+
+    /// The answer to a `msg` while the store is failing.
+    pub(crate) fn unavailable(&self) -> Option<String> {
+        let cause = self.gate.down.as_deref()?;
+        Some(format!(
+            "the server cannot store messages right now ({cause}); your message was not sent; try again later"
+        ))
+    }
+
+    /// Start again from a store: a room as it was, with the seq of its last
+    /// stored event and its newest events (oldest first) for the memory
+    /// window. `oldest` is the seq of its oldest stored event. Call before
+    /// any connection; the next event of the room gets `last_seq + 1`.
+    pub fn restore_room(
+        &mut self,
+        name: &str,
+        epoch: &str,
+        last_seq: u64,
+        oldest: u64,
+        recent: Vec<Event>,
+    ) {
+        let name: Arc<str> = Arc::from(name);
+        let mut room = Room::new(Arc::clone(&name), epoch.to_owned());
+        room.seq = last_seq;
+        room.next_seq = last_seq + 1;
+        room.history_start = oldest.clamp(1, last_seq + 1);
+        let (cap, per_room) = (
+            self.config.history_per_room,
+            self.config.history_bytes_per_room,
+        );
+        for e in recent
+            .into_iter()
+            .filter(|e| e.seq <= last_seq && e.is_msg())
+        {
+            let mut e = e;
+            e.room = Arc::clone(&name);
+            let e = Arc::new(e);
+            if let EventBody::Msg {
+                from, id: Some(id), ..
+            } = &e.body
+            {
+                if let Some(s) = self.sessions.get_mut(from) {
+                    s.ids
+                        .insert(id.clone(), name.to_string(), e.seq, self.config.id_window);
+                }
+            }
+            if room.history.is_empty() {
+                room.history_start = e.seq;
+            }
+            self.history_bytes += crate::server::room::event_bytes(&e);
+            let freed = room.remember(e, cap, per_room);
+            self.history_bytes -= freed;
+        }
+        self.rooms.insert(name.to_string(), room);
+    }
+
+    /// Start again from a store: a session that may be resumed for one
+    /// resume window from `now`. Restore sessions before rooms, so that
+    /// their latest message ids are known again (a client resending a
+    /// message the server stored before it stopped gets `duplicate`).
+    pub fn restore_session(&mut self, now: Now, id: SessionId, nick: &str, token: TokenHash) {
+        let Ok(nick) = crate::nick::normalize_nick(nick, self.config.nick_rule) else {
+            return;
+        };
+        let key = crate::nick::nick_key(&nick);
+        let skeleton = crate::nick::nick_skeleton(&nick);
+        self.next_session = self.next_session.max(id.0 + 1);
+        self.tokens.insert(token, id);
+        self.sessions.insert(
+            id,
+            Session {
+                token: String::new(),
+                token_hash: token,
+                nick: Arc::from(nick.as_str()),
+                key,
+                skeleton,
+                conn: None,
+                ended_at: Some(now.mono),
+                rooms: Default::default(),
+                entering: Default::default(),
+                ids: Default::default(),
+            },
+        );
+        self.timers
+            .arm(now.mono + self.config.resume_window_ms, Timer::Session(id));
+        self.detached.push_back(id);
+    }
+
+    /// Session ids below this are taken (by stored events): a store gives
+    /// the highest it has seen plus one, so no new session can read an old
+    /// one's private messages.
+    pub fn reserve_sessions(&mut self, next: u64) {
+        self.next_session = self.next_session.max(next);
+    }
+}

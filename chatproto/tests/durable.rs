@@ -1,0 +1,269 @@
+//! A durable server core: nothing goes out before the store has it, a
+//! failing store refuses messages and nothing else, and a server started
+//! again from what was stored continues rooms and sessions.
+
+use chatproto::testkit::Sim;
+use chatproto::{
+    hash_token, ClientFrame, ErrorCode, Event, EventBody, Now, Record, ServerConfig, ServerFrame,
+    SessionId,
+};
+
+const T0: u64 = 1_732_400_000_000;
+
+fn durable() -> ServerConfig {
+    let mut cfg = ServerConfig::default();
+    cfg.durable = true;
+    cfg
+}
+
+/// A sim with alice (0) and bob (1) in `lobby`, everything stored.
+fn two() -> Sim {
+    let mut sim = Sim::new(durable(), T0);
+    for nick in ["alice", "bob"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    sim.take(0);
+    sim.take(1);
+    sim
+}
+
+fn msgs(frames: &[ServerFrame]) -> Vec<(u64, String)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Msg { seq, text, .. } => Some((*seq, text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn errors(frames: &[ServerFrame]) -> Vec<(ErrorCode, Option<String>)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Error { code, id, .. } => Some((*code, id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn say(sim: &mut Sim, i: usize, text: &str, id: &str) {
+    sim.send(
+        i,
+        ClientFrame::msg_in("lobby", vec![], text, Some(id.to_owned())),
+    );
+}
+
+#[test]
+fn a_message_goes_out_only_once_stored() {
+    let mut sim = two();
+    sim.store.hold = true;
+    say(&mut sim, 0, "hello", "m1");
+    sim.send(1, ClientFrame::Ping);
+    // Stamped and handed to the store; nobody sees it, and what was decided
+    // after it (bob's pong) waits behind it: each client's order holds.
+    assert!(sim.take(0).is_empty() && sim.take(1).is_empty());
+    assert_eq!(sim.store.waiting.len(), 1);
+    let (batch, _) = &sim.store.waiting[0];
+    assert!(matches!(&batch[..], [Record::Event(e)] if e.seq == 3 && e.is_msg()));
+    sim.commit();
+    assert_eq!(msgs(&sim.take(0)), vec![(3, "hello".to_owned())]);
+    let bob = sim.take(1);
+    assert_eq!(msgs(&bob), vec![(3, "hello".to_owned())]);
+    assert!(matches!(bob.last(), Some(ServerFrame::Pong)));
+}
+
+#[test]
+fn a_new_session_and_room_are_stored_before_the_welcome() {
+    let mut sim = Sim::new(durable(), T0);
+    sim.store.hold = true;
+    let a = sim.connect();
+    sim.join(a, "alice");
+    assert!(sim.take(a).is_empty(), "the welcome waits for the store");
+    sim.commit();
+    let frames = sim.take(a);
+    let Some(ServerFrame::Welcome {
+        session: Some(token),
+        ..
+    }) = frames.first()
+    else {
+        panic!("no welcome: {frames:?}");
+    };
+    let stored = &sim.store.records;
+    assert!(matches!(&stored[0], Record::Session { nick, token: h, .. }
+        if &**nick == "alice" && *h == hash_token(token)));
+    assert!(matches!(&stored[1], Record::Room { name, .. } if &**name == "lobby"));
+    assert!(matches!(&stored[2], Record::Event(e) if e.seq == 1));
+    // Only the hash is stored: the token itself appears in no record.
+    assert!(!format!("{stored:?}").contains(token.as_str()));
+}
+
+#[test]
+fn a_failing_store_refuses_messages_and_nothing_else() {
+    let mut sim = two();
+    sim.store.hold = true;
+    say(&mut sim, 0, "one", "m1");
+    let c = sim.connect();
+    sim.send(c, ClientFrame::join_v2("carol", vec!["lobby".into()], None));
+    say(&mut sim, 1, "two", "m2");
+    sim.store.fail = Some("disk full".into());
+    sim.commit();
+    // Both messages are refused, each to its sender with its id; carol's
+    // arrival goes ahead (unstored) and takes the first free seq.
+    let alice = sim.take(0);
+    assert_eq!(
+        errors(&alice),
+        vec![(ErrorCode::Unavailable, Some("m1".into()))]
+    );
+    assert!(msgs(&alice).is_empty());
+    let bob = sim.take(1);
+    assert_eq!(
+        errors(&bob),
+        vec![(ErrorCode::Unavailable, Some("m2".into()))]
+    );
+    let arrived: Vec<u64> = alice
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Presence { seq, nick, .. } if nick == "carol" => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(arrived, vec![3], "seqs stay gapless");
+    assert!(sim.server.store_failure().is_some());
+
+    // While it fails: new messages are refused at once, pings and history
+    // still answered.
+    say(&mut sim, 0, "three", "m3");
+    sim.send(0, ClientFrame::Ping);
+    sim.send(0, ClientFrame::history("lobby", None, None));
+    let alice = sim.take(0);
+    assert_eq!(
+        errors(&alice),
+        vec![(ErrorCode::Unavailable, Some("m3".into()))]
+    );
+    assert!(alice.iter().any(|f| matches!(f, ServerFrame::Pong)));
+    assert!(alice
+        .iter()
+        .any(|f| matches!(f, ServerFrame::History { .. })));
+
+    // It recovers: every room and session is stored again, and the same
+    // id is taken (it was never sent).
+    sim.store.fail = None;
+    sim.server.handle_store_recovered();
+    say(&mut sim, 0, "three", "m3");
+    sim.commit();
+    assert_eq!(msgs(&sim.take(1)), vec![(4, "three".to_owned())]);
+    let rooms = sim
+        .store
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Room { .. }))
+        .count();
+    let sessions = sim
+        .store
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Session { .. }))
+        .count();
+    assert_eq!(
+        (rooms, sessions),
+        (2, 5),
+        "lobby twice; alice, bob twice, carol"
+    );
+}
+
+/// A new server started from what `sim` stored, as a shell would do it:
+/// sessions first, then each room with its newest events.
+fn restart(stored: &[Record], now: Now) -> Sim {
+    let mut sim = Sim::new(durable(), now.wall);
+    let mut rooms: Vec<(std::sync::Arc<str>, String)> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    for r in stored {
+        match r {
+            Record::Session { id, nick, token } => {
+                sim.server.restore_session(now, *id, nick, *token)
+            }
+            Record::Room { name, epoch } => {
+                rooms.retain(|(n, _)| n != name);
+                rooms.push((name.clone(), epoch.clone()));
+            }
+            Record::Event(e) => events.push(Event::clone(e)),
+            _ => {}
+        }
+    }
+    for (name, epoch) in rooms {
+        let mine: Vec<Event> = events.iter().filter(|e| e.room == name).cloned().collect();
+        let last = mine.last().map_or(0, |e| e.seq);
+        let oldest = mine.first().map_or(last + 1, |e| e.seq);
+        sim.server.restore_room(&name, &epoch, last, oldest, mine);
+    }
+    sim
+}
+
+#[test]
+fn a_restarted_server_continues_rooms_and_sessions() {
+    let mut sim = two();
+    say(&mut sim, 0, "before", "m1");
+    let token = sim.clients[0].session.clone().expect("a token");
+    let stored = std::mem::take(&mut sim.store.records);
+    let epoch = stored
+        .iter()
+        .find_map(|r| match r {
+            Record::Room { epoch, .. } => Some(epoch.clone()),
+            _ => None,
+        })
+        .expect("lobby stored");
+
+    // The server dies; a new one starts from the store.
+    let mut sim = restart(&stored, Now::new(0, T0 + 60_000));
+    let a = sim.connect();
+    sim.send(
+        a,
+        ClientFrame::join_v2("alice", vec![], Some(token.clone())),
+    );
+    sim.send(a, ClientFrame::enter("lobby", Some((3, epoch.clone()))));
+    let frames = sim.take(a);
+    assert!(
+        matches!(frames.first(), Some(ServerFrame::Welcome { resumed: Some(true), session: Some(t), .. }) if *t == token),
+        "{frames:?}"
+    );
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Entered { epoch: e, seq: 3, recovered: true, .. } if *e == epoch)),
+        "{frames:?}"
+    );
+    // The stored message's id is known again: a resend is a duplicate.
+    say(&mut sim, a, "before", "m1");
+    assert_eq!(
+        errors(&sim.take(a)),
+        vec![(ErrorCode::Duplicate, Some("m1".into()))]
+    );
+    // Seqs go on, and a new session cannot take an old one's id.
+    say(&mut sim, a, "after", "m2");
+    assert_eq!(msgs(&sim.take(a)), vec![(5, "after".to_owned())]);
+    let b = sim.connect();
+    sim.join(b, "dave");
+    let new_ids: Vec<SessionId> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Session { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(new_ids, vec![SessionId(2)]);
+    let body = sim
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.is_msg())
+        .map(|e| e.body.clone());
+    assert!(matches!(
+        body,
+        Some(EventBody::Msg {
+            from: SessionId(0),
+            ..
+        })
+    ));
+}
