@@ -7,7 +7,8 @@
 //! nothing of sockets or tasks.
 //!
 //! ```
-//! use chatproto::{Event, EventBody, PresenceStatus, SessionId};
+//! use std::sync::Arc;
+//! use chatproto::{Event, EventBody, Record, SessionId};
 //! use chatstore::{Store, Sync};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -19,7 +20,10 @@
 //!     text: "hello".into(),
 //!     id: None,
 //! });
-//! store.append(&[hello.clone()], |_| "e1".into()).unwrap();
+//! store.append(&[
+//!     Record::Room { name: "lobby".into(), epoch: "e1".into() },
+//!     Record::Event(Arc::new(hello.clone())),
+//! ]).unwrap();
 //! drop(store);
 //! // A restart: the history is there, and the room's seq goes on.
 //! let store = Store::open(dir.path(), Sync::Normal).unwrap();
@@ -33,11 +37,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chatproto::{Event, EventBody, PresenceStatus, Recipient, SessionId};
-use rusqlite::{params, Connection, OpenFlags};
+use chatproto::{Event, EventBody, PresenceStatus, Recipient, Record, SessionId, TokenHash};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
@@ -83,9 +87,24 @@ pub enum StoreError {
         /// Its version.
         found: i64,
     },
+    /// An event for a room whose record was never stored (a caller bug).
+    #[error("an event for room {0}, which the store does not know")]
+    UnknownRoom(String),
     /// SQLite reported an error (a full disk, an I/O error, ...).
     #[error("the history database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// A session as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredSession {
+    /// Its id.
+    pub id: SessionId,
+    /// The nickname it joined as.
+    pub nick: String,
+    /// Its token's SHA-256.
+    pub token: TokenHash,
 }
 
 /// A room as the store knows it.
@@ -194,88 +213,163 @@ impl Store {
                  CREATE INDEX events_by_ts ON events (ts);",
             )?;
         }
+        if from < 2 {
+            // v2: sessions, so that a client can resume across a restart.
+            // Only a hash of the token is kept.
+            tx.execute_batch(
+                "CREATE TABLE sessions (
+                     id INTEGER PRIMARY KEY,
+                     nick TEXT NOT NULL,
+                     token_hash BLOB NOT NULL
+                 );",
+            )?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Store a batch of stamped events in one transaction: all of it or
-    /// none. A room seen for the first time gets `epoch_for(room)`.
-    pub fn append(
-        &mut self,
-        events: &[Event],
-        epoch_for: impl Fn(&str) -> String,
-    ) -> Result<(), StoreError> {
+    /// Store a batch of records in one transaction: all of it or none.
+    /// A room record with a new epoch starts the room's history again.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
-        {
-            let mut room = tx.prepare_cached(
-                "INSERT INTO rooms (name, epoch, last_seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-            )?;
-            let mut event = tx.prepare_cached(
-                "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            let mut recipient = tx.prepare_cached(
-                "INSERT INTO recipients (room, seq, position, session, nick) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for e in events {
-                let room_name: &str = &e.room;
-                room.execute(params![room_name, epoch_for(room_name), e.seq as i64])?;
-                match &e.body {
-                    EventBody::Presence {
-                        session,
-                        nick,
-                        status,
-                    } => {
-                        let online = *status == PresenceStatus::Online;
-                        event.execute(params![
-                            room_name,
-                            e.seq as i64,
-                            e.ts as i64,
-                            KIND_PRESENCE,
-                            session.0 as i64,
-                            &**nick,
-                            online,
-                            None::<String>,
-                            None::<String>,
-                            true
-                        ])?;
-                    }
-                    EventBody::Msg {
-                        from,
-                        nick,
-                        to,
-                        text,
-                        id,
-                    } => {
-                        event.execute(params![
-                            room_name,
-                            e.seq as i64,
-                            e.ts as i64,
-                            KIND_MSG,
-                            from.0 as i64,
-                            &**nick,
-                            None::<bool>,
-                            text,
-                            id,
-                            to.is_empty()
-                        ])?;
-                        for (i, r) in to.iter().enumerate() {
-                            recipient.execute(params![
-                                room_name,
-                                e.seq as i64,
-                                i as i64,
-                                r.session.0 as i64,
-                                &*r.nick
-                            ])?;
-                        }
-                    }
-                    _ => {}
-                }
+        write(&tx, records)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether `records` could be stored now: written, then rolled back.
+    /// After a failed [`append`](Store::append), this tells when the cause
+    /// (a full disk, say) has gone.
+    pub fn probe(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let tx = self.db.transaction()?;
+        write(&tx, records)?;
+        tx.rollback()?;
+        Ok(())
+    }
+
+    /// Cap the database at about `bytes` (`None`: no cap). Past it, an
+    /// append fails as if the disk were full; reading still works, and
+    /// space that retention frees is used again.
+    pub fn set_max_bytes(&mut self, bytes: Option<u64>) -> Result<(), StoreError> {
+        let page: i64 = self.db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = bytes.map_or(i64::from(u32::MAX) * 4, |b| (b as i64 / page).max(1));
+        // SQLite answers with the cap it set (never below the current size).
+        let _: i64 = self
+            .db
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })?;
+        Ok(())
+    }
+
+    /// Forget all but the newest `keep` sessions (those older cannot be
+    /// resumed after a restart anyway: the server restores only the newest).
+    pub fn forget_sessions(&mut self, keep: usize) -> Result<usize, StoreError> {
+        let n = self.db.execute(
+            "DELETE FROM sessions WHERE id < (SELECT min(id) FROM
+                 (SELECT id FROM sessions ORDER BY id DESC LIMIT ?1))",
+            params![keep.min(i64::MAX as usize) as i64],
+        )?;
+        Ok(n)
+    }
+
+    /// The newest `limit` sessions, oldest first.
+    pub fn sessions(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
+        let mut st = self.db.prepare_cached(
+            "SELECT id, nick, token_hash FROM
+                 (SELECT * FROM sessions ORDER BY id DESC LIMIT ?1)
+             ORDER BY id",
+        )?;
+        let rows = st.query_map(params![limit.min(i64::MAX as usize) as i64], |r| {
+            let hash: Vec<u8> = r.get(2)?;
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?, hash))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, nick, hash) = row?;
+            // A hash of another length cannot match any token: skipped.
+            if let Ok(token) = TokenHash::try_from(hash.as_slice()) {
+                out.push(StoredSession {
+                    id: SessionId(id),
+                    nick,
+                    token,
+                });
             }
         }
-        tx.commit()?;
+        Ok(out)
+    }
+
+    /// One more than the highest session id the store names anywhere: no
+    /// new session may take an id below it (it could read an old one's
+    /// private messages).
+    pub fn next_session(&self) -> Result<u64, StoreError> {
+        let max: Option<i64> = self.db.query_row(
+            "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
+                                 UNION ALL SELECT max(session) FROM events
+                                 UNION ALL SELECT max(session) FROM recipients)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(max.map_or(0, |m| m as u64 + 1))
+    }
+
+    /// The newest `limit` messages of `room`, oldest first, whoever may see
+    /// them: what a restarted server keeps in memory.
+    pub fn recent(&self, room: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        self.scan(room, 0, Order::NewestFirst(limit), |e| out.push(e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Every message of `room` with a seq above `since`, oldest first,
+    /// handed to `each` (for an export).
+    pub fn export(
+        &self,
+        room: &str,
+        since: u64,
+        each: impl FnMut(Event),
+    ) -> Result<(), StoreError> {
+        self.scan(room, since, Order::OldestFirst, each)
+    }
+
+    fn scan(
+        &self,
+        room: &str,
+        since: u64,
+        order: Order,
+        mut each: impl FnMut(Event),
+    ) -> Result<(), StoreError> {
+        let (dir, limit) = match order {
+            Order::OldestFirst => ("ASC", -1),
+            Order::NewestFirst(n) => ("DESC", n.min(i64::MAX as usize) as i64),
+        };
+        let mut st = self.db.prepare_cached(&format!(
+            "SELECT seq, ts, session, nick, text, msg_id, to_all FROM events
+             WHERE room = ?1 AND kind = 1 AND seq > ?2 ORDER BY seq {dir} LIMIT ?3"
+        ))?;
+        let since = since.min(i64::MAX as u64) as i64;
+        let mut rows = st.query(params![room, since, limit])?;
+        let room_name: Arc<str> = Arc::from(room);
+        while let Some(r) = rows.next()? {
+            let seq = r.get::<_, i64>(0)? as u64;
+            let to_all: bool = r.get(6)?;
+            let to = if to_all {
+                Vec::new()
+            } else {
+                self.recipients(room, seq)?
+            };
+            let body = EventBody::Msg {
+                from: SessionId(r.get::<_, i64>(2)? as u64),
+                nick: r.get::<_, String>(3)?.into(),
+                to,
+                text: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                id: r.get(5)?,
+            };
+            let ts = r.get::<_, i64>(1)? as u64;
+            each(Event::new(Arc::clone(&room_name), seq, ts, body));
+        }
         Ok(())
     }
 
@@ -412,6 +506,124 @@ impl Store {
         tx.commit()?;
         Ok(victims.len())
     }
+}
+
+/// Which end of a room's history a scan starts from.
+enum Order {
+    OldestFirst,
+    NewestFirst(usize),
+}
+
+/// Write `records` inside `tx`.
+fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), StoreError> {
+    let mut room =
+        tx.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE name = ?1")?;
+    let mut event = tx.prepare_cached(
+        "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut recipient = tx.prepare_cached(
+        "INSERT INTO recipients (room, seq, position, session, nick) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for record in records {
+        match record {
+            Record::Room { name, epoch } => begin_room(tx, name, epoch)?,
+            Record::Session { id, nick, token } => {
+                tx.prepare_cached(
+                    "INSERT INTO sessions (id, nick, token_hash) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET nick = excluded.nick",
+                )?
+                .execute(params![id.0 as i64, &**nick, &token[..]])?;
+            }
+            Record::Event(e) => {
+                let room_name: &str = &e.room;
+                if room.execute(params![room_name, e.seq as i64])? == 0 {
+                    return Err(StoreError::UnknownRoom(room_name.to_owned()));
+                }
+                let (kind, session, nick, online, text, id, to): (
+                    _,
+                    _,
+                    &str,
+                    _,
+                    _,
+                    _,
+                    &[Recipient],
+                ) = match &e.body {
+                    EventBody::Presence {
+                        session,
+                        nick,
+                        status,
+                    } => (
+                        KIND_PRESENCE,
+                        *session,
+                        nick,
+                        Some(*status == PresenceStatus::Online),
+                        None,
+                        None,
+                        &[],
+                    ),
+                    EventBody::Msg {
+                        from,
+                        nick,
+                        to,
+                        text,
+                        id,
+                    } => (KIND_MSG, *from, nick, None, Some(text), id.as_ref(), to),
+                    _ => continue,
+                };
+                event.execute(params![
+                    room_name,
+                    e.seq as i64,
+                    e.ts as i64,
+                    kind,
+                    session.0 as i64,
+                    nick,
+                    online,
+                    text,
+                    id,
+                    to.is_empty()
+                ])?;
+                for (i, r) in to.iter().enumerate() {
+                    recipient.execute(params![
+                        room_name,
+                        e.seq as i64,
+                        i as i64,
+                        r.session.0 as i64,
+                        &*r.nick
+                    ])?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A room record: new, the same epoch again (nothing to do), or a new
+/// epoch (the old history goes: the room began again).
+fn begin_room(tx: &rusqlite::Transaction<'_>, name: &str, epoch: &str) -> Result<(), StoreError> {
+    let old: Option<String> = tx
+        .prepare_cached("SELECT epoch FROM rooms WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
+        .optional()?;
+    match old {
+        Some(old) if old == epoch => {}
+        Some(_) => {
+            tx.execute("DELETE FROM events WHERE room = ?1", params![name])?;
+            tx.execute("DELETE FROM recipients WHERE room = ?1", params![name])?;
+            tx.execute(
+                "UPDATE rooms SET epoch = ?2, last_seq = 0 WHERE name = ?1",
+                params![name, epoch],
+            )?;
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO rooms (name, epoch, last_seq) VALUES (?1, ?2, 0)",
+                params![name, epoch],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Name the errors a person can act on.

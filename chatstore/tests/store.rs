@@ -2,7 +2,9 @@
 //! pages, to whom it may; retention; a restart; and the faults an operator
 //! meets, each refused with a clear error and the file left alone.
 
-use chatproto::{Event, EventBody, PresenceStatus, Recipient, SessionId};
+use std::sync::Arc;
+
+use chatproto::{hash_token, Event, EventBody, PresenceStatus, Recipient, Record, SessionId};
 use chatstore::{Store, StoreError, Sync};
 
 const T: u64 = 1_732_400_000_000;
@@ -31,6 +33,26 @@ fn presence(room: &str, seq: u64, who: u64) -> Event {
     Event::new(room, seq, T + seq, body)
 }
 
+/// Store `batch`, each room it names first begun with `epoch`.
+fn put(store: &mut Store, epoch: &str, batch: &[Event]) {
+    store.append(&records(epoch, batch)).unwrap();
+}
+
+fn records(epoch: &str, batch: &[Event]) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for e in batch {
+        let room = Record::Room {
+            name: e.room.clone(),
+            epoch: epoch.into(),
+        };
+        if !out.contains(&room) {
+            out.push(room);
+        }
+        out.push(Record::Event(Arc::new(e.clone())));
+    }
+    out
+}
+
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(dir.path(), Sync::Normal).expect("open")
 }
@@ -52,7 +74,7 @@ fn append_read_back_page_and_survive_a_restart() {
     for seq in 2..=11 {
         batch.push(msg("rust", seq, 1, &[], &format!("m{seq}")));
     }
-    store.append(&batch, |_| "epoch-1".into()).unwrap();
+    put(&mut store, "epoch-1", &batch);
     // Exactly as stamped, private members and ids included.
     let (page, more) = store.page("rust", SessionId(7), u64::MAX, 3).unwrap();
     assert_eq!(page, batch[8..].to_vec());
@@ -93,7 +115,7 @@ fn private_messages_come_back_only_to_their_sessions() {
         msg("lobby", 2, 1, &[2, 3], "group"),
         msg("lobby", 3, 2, &[1], "reply"),
     ];
-    store.append(&batch, |_| "e".into()).unwrap();
+    put(&mut store, "e", &batch);
     let seen = |s| texts(&store.page("lobby", SessionId(s), u64::MAX, 50).unwrap().0);
     assert_eq!(seen(1), ["all", "group", "reply"]);
     assert_eq!(seen(2), ["all", "group", "reply"]);
@@ -112,7 +134,7 @@ fn retention_by_age_and_count_in_bounded_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
     let batch: Vec<Event> = (1..=20).map(|s| msg("r", s, 1, &[2], "x")).collect();
-    store.append(&batch, |_| "e".into()).unwrap();
+    put(&mut store, "e", &batch);
     // Keep the newest 15: 5 go, at most 2 per call.
     let mut gone = 0;
     for _ in 0..10 {
@@ -190,4 +212,111 @@ fn a_data_directory_that_cannot_be_created_is_a_clear_error() {
     let err = Store::open(&file.join("data"), Sync::Normal).unwrap_err();
     assert!(matches!(err, StoreError::Dir { .. }), "{err:?}");
     assert!(err.to_string().contains("--data-dir"), "{err}");
+}
+
+#[test]
+fn sessions_come_back_hashed_and_ids_are_never_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let session = |id: u64, nick: &str| Record::Session {
+        id: SessionId(id),
+        nick: nick.into(),
+        token: hash_token(&format!("token-{id}")),
+    };
+    store
+        .append(&[session(0, "alice"), session(1, "bob"), session(2, "carol")])
+        .unwrap();
+    // A private message to session 9, whose own record is gone.
+    put(&mut store, "e", &[msg("rust", 1, 1, &[9], "psst")]);
+    drop(store);
+    let store = open(&dir);
+    let newest = store.sessions(2).unwrap();
+    let ids: Vec<u64> = newest.iter().map(|s| s.id.0).collect();
+    assert_eq!(ids, vec![1, 2]);
+    assert_eq!(newest[0].nick, "bob");
+    assert_eq!(newest[0].token, hash_token("token-1"));
+    assert_eq!(store.next_session().unwrap(), 10);
+    let mut store = store;
+    assert_eq!(store.forget_sessions(1).unwrap(), 2);
+    assert_eq!(store.sessions(10).unwrap()[0].nick, "carol");
+    // No token is stored in clear.
+    let bytes = std::fs::read(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let wal = std::fs::read(dir.path().join("chat.db-wal")).unwrap_or_default();
+    for file in [bytes, wal] {
+        assert!(!file.windows(7).any(|w| w == b"token-1"));
+    }
+}
+
+#[test]
+fn recent_and_export_read_a_room_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut batch = vec![presence("rust", 1, 1)];
+    for seq in 2..=6 {
+        batch.push(msg("rust", seq, 1, &[], &format!("m{seq}")));
+    }
+    put(&mut store, "e", &batch);
+    assert_eq!(texts(&store.recent("rust", 2).unwrap()), ["m5", "m6"]);
+    let mut all = Vec::new();
+    store.export("rust", 3, |e| all.push(e)).unwrap();
+    assert_eq!(texts(&all), ["m4", "m5", "m6"]);
+    assert!(store.recent("nowhere", 5).unwrap().is_empty());
+}
+
+#[test]
+fn a_room_begun_again_starts_its_history_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "old", &[msg("rust", 1, 1, &[], "before")]);
+    // The same epoch again changes nothing; a new one starts over at seq 1.
+    put(&mut store, "old", &[msg("rust", 2, 1, &[], "still")]);
+    put(&mut store, "new", &[msg("rust", 1, 1, &[], "after")]);
+    let rooms = store.rooms().unwrap();
+    assert_eq!((rooms[0].epoch.as_str(), rooms[0].last_seq), ("new", 1));
+    assert_eq!(texts(&store.recent("rust", 10).unwrap()), ["after"]);
+}
+
+#[test]
+fn a_full_store_refuses_a_batch_whole_keeps_reading_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("rust", 1, 1, &[], "kept")]);
+    store.set_max_bytes(Some(1)).unwrap();
+    let big: Vec<Event> = (2..200)
+        .map(|seq| msg("rust", seq, 1, &[], &"x".repeat(4_000)))
+        .collect();
+    let batch = records("e", &big);
+    let err = store.append(&batch).unwrap_err();
+    assert!(err.to_string().contains("full"), "{err}");
+    assert!(store.probe(&batch).is_err());
+    // Nothing of the failed batch is there; what was stored still reads.
+    assert_eq!(texts(&store.recent("rust", 10).unwrap()), ["kept"]);
+    assert_eq!(store.rooms().unwrap()[0].last_seq, 1);
+    // The cause goes away: a probe says so, and the batch goes in.
+    store.set_max_bytes(None).unwrap();
+    store.probe(&batch).unwrap();
+    assert_eq!(
+        store.rooms().unwrap()[0].last_seq,
+        1,
+        "a probe stores nothing"
+    );
+    store.append(&batch).unwrap();
+    assert_eq!(store.rooms().unwrap()[0].last_seq, 199);
+}
+
+#[test]
+fn a_version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(&dir);
+        put(&mut store, "e", &[msg("rust", 1, 1, &[], "from v1")]);
+    }
+    // Make it a v1 database: no sessions table, version 1.
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    db.execute_batch("DROP TABLE sessions; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(db);
+    let store = open(&dir);
+    assert_eq!(texts(&store.recent("rust", 10).unwrap()), ["from v1"]);
+    assert!(store.sessions(10).unwrap().is_empty());
 }
