@@ -1,13 +1,50 @@
 //! Command-line flags; each can also come from an environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// The chat server: named rooms, history and resume, many clients over TCP.
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
 pub struct Args {
+    /// Something other than serving (see `chatserver help export`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Where history is kept: created if missing; one server per directory.
+    #[arg(long, env = "CHATSERVER_DATA_DIR", default_value = "chat-data")]
+    pub data_dir: PathBuf,
+
+    /// `sqlite`: history, rooms and sessions survive restarts and crashes
+    /// (in DATA_DIR/chat.db). `memory`: everything is lost when the server
+    /// stops.
+    #[arg(long, env = "CHATSERVER_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+
+    /// `normal`: a message survives the server being killed (a power cut may
+    /// lose the last instants). `full`: every batch is on the disk before it
+    /// is acknowledged (slower).
+    #[arg(long, env = "CHATSERVER_SYNC", value_enum, default_value_t = SyncMode::Normal)]
+    pub sync: SyncMode,
+
+    /// Stored messages older than this many days are deleted (0: kept
+    /// whatever their age). Retention runs in the background, in small steps.
+    #[arg(long, env = "CHATSERVER_HISTORY_MAX_AGE_DAYS", default_value_t = 30)]
+    pub history_max_age_days: u64,
+
+    /// Stored messages kept per room (at least 1); older ones are deleted.
+    #[arg(long, env = "CHATSERVER_HISTORY_MAX_MESSAGES", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_max_messages: u64,
+
+    /// Most the database may grow to, in MiB (0: until the disk is full).
+    /// When full, messages are refused with `unavailable` until retention
+    /// frees room.
+    #[arg(long, env = "CHATSERVER_STORE_MAX_MIB", default_value_t = 0)]
+    pub store_max_mib: u64,
+
     /// Address to listen on. Use 0.0.0.0:7878 to accept clients from the LAN,
     /// port 0 to let the OS choose (the first line of output says which).
     #[arg(long, env = "CHATSERVER_LISTEN", default_value = "127.0.0.1:7878")]
@@ -160,4 +197,40 @@ pub struct Args {
     /// or trace. RUST_LOG, if set, takes precedence.
     #[arg(long, env = "CHATSERVER_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// Where history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// An SQLite database in the data directory.
+    Sqlite,
+    /// Memory only.
+    Memory,
+}
+
+/// How hard each batch is pushed to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncMode {
+    /// Survives the process being killed.
+    Normal,
+    /// Survives a power cut too.
+    Full,
+}
+
+/// What else chatserver can do.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print stored history as JSON lines (one `msg` object per line, as on
+    /// the wire), room by room in seq order. Safe while a server runs.
+    Export {
+        /// The server's data directory.
+        #[arg(long, env = "CHATSERVER_DATA_DIR", default_value = "chat-data")]
+        data_dir: PathBuf,
+        /// Only this room.
+        #[arg(long)]
+        room: Option<String>,
+        /// Only messages with a seq above this.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use chatproto::{
     encode, encode_into, escape_control, ClientFrame, ClientId, Event, EventBody, Kick, Now,
-    Output, PayloadError, PresenceStatus, Server,
+    Output, PayloadError, PresenceStatus, Record, Server,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -18,6 +18,15 @@ use tracing::{info, warn};
 
 use crate::budget::OutboundBudget;
 use crate::peer::{Peer, Push};
+use crate::store::{FromStore, StoreLink, ToStore};
+
+/// Records waiting for the store (beside the batch it is writing) past
+/// which the hub stops reading new input: the senders' sockets fill and TCP
+/// slows them, instead of a queue growing without bound.
+const STORE_BACKLOG: usize = 16_384;
+
+/// How long shutdown waits for the store to take what was acknowledged-to-be.
+const STORE_SETTLE: Duration = Duration::from_secs(10);
 
 /// At most this many queued inputs are handled before due timers run.
 const TIMEOUT_CATCH_UP: usize = 8192;
@@ -74,6 +83,7 @@ pub enum ToHub {
 /// What woke the hub.
 enum Turn {
     Inputs(usize),
+    Store(Option<FromStore>),
     Timeout,
     Trim,
     Shutdown,
@@ -82,12 +92,20 @@ enum Turn {
 /// The two clocks the core runs on: monotonic milliseconds since the hub
 /// started, and the wall clock for `ts`.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub struct Clock {
     start: Instant,
 }
 
 impl Clock {
-    fn now(&self) -> Now {
+    /// Both clocks start now.
+    pub fn new() -> Self {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// Both clocks' readings.
+    pub fn now(&self) -> Now {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -157,18 +175,29 @@ pub struct Hub {
     recent: Activity,
     since_release: Activity,
     next_trim: Option<Instant>,
+    /// The history database's thread, when there is one.
+    store: Option<StoreLink>,
+    /// Records for the store's next batch, and the ticket they end with.
+    to_store: Vec<Record>,
+    to_store_through: u64,
+    /// Whether a batch is being written.
+    storing: bool,
 }
 
 impl Hub {
     /// A hub around `server`; every peer's queue holds at most
     /// `outbound_queue_bytes`, and all of them together `budget`.
-    pub fn new(server: Server, outbound_queue_bytes: usize, budget: Arc<OutboundBudget>) -> Self {
+    pub fn new(
+        server: Server,
+        clock: Clock,
+        store: Option<StoreLink>,
+        outbound_queue_bytes: usize,
+        budget: Arc<OutboundBudget>,
+    ) -> Self {
         let max_frame_bytes = server.config().max_frame_bytes;
         Hub {
             server,
-            clock: Clock {
-                start: Instant::now(),
-            },
+            clock,
             max_frame_bytes,
             scratch: BytesMut::new(),
             peers: Peers::default(),
@@ -183,6 +212,10 @@ impl Hub {
             recent: Activity::default(),
             since_release: Activity::default(),
             next_trim: None,
+            store,
+            to_store: Vec::new(),
+            to_store_through: 0,
+            storing: false,
         }
     }
 
@@ -194,8 +227,12 @@ impl Hub {
         loop {
             // Sleep until the core's next deadline: an idle server does not wake.
             let deadline = self.server.poll_timeout().map(|t| self.clock.instant(t));
+            // A store that falls behind stops the reading (see STORE_BACKLOG).
+            let reading = self.to_store.len() < STORE_BACKLOG;
+            let has_store = self.store.is_some();
             let turn = tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH) => Turn::Inputs(n),
+                n = rx.recv_many(&mut batch, BATCH), if reading => Turn::Inputs(n),
+                answer = recv_store(&mut self.store), if has_store => Turn::Store(answer),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Turn::Timeout,
                 _ = tokio::time::sleep_until(self.next_trim.unwrap_or_else(Instant::now)), if self.next_trim.is_some() => Turn::Trim,
                 _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
@@ -242,7 +279,16 @@ impl Hub {
                     let active = self.release_memory_if_quiet();
                     self.next_trim = active.then(|| Instant::now() + TRIM_INTERVAL);
                 }
+                Turn::Store(None) => {
+                    warn!("the history database's thread stopped; stopping");
+                    self.store = None;
+                    self.server
+                        .handle_persist_failed("the history database's thread stopped");
+                }
+                Turn::Store(Some(answer)) => self.stored(answer),
                 Turn::Shutdown => {
+                    // What is stamped is stored and sent before the goodbye.
+                    let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
                     self.server
                         .handle_shutdown("the server is shutting down; goodbye");
                     self.drain(self.clock.now());
@@ -250,10 +296,73 @@ impl Hub {
                         peer.close();
                     }
                     info!(clients = self.peers.len(), "shutting down");
+                    self.close_store();
                     return;
                 }
             }
             self.drain(self.clock.now());
+            self.send_to_store();
+        }
+    }
+
+    /// Hand the records gathered this turn to the store, as one batch,
+    /// unless it is writing one (then they go with the next).
+    fn send_to_store(&mut self) {
+        if self.storing || self.to_store.is_empty() {
+            return;
+        }
+        let Some(link) = &self.store else { return };
+        let records = std::mem::take(&mut self.to_store);
+        let through = self.to_store_through;
+        if link.tx.send(ToStore::Append { records, through }).is_ok() {
+            self.storing = true;
+        }
+    }
+
+    /// The store answered.
+    fn stored(&mut self, answer: FromStore) {
+        match answer {
+            FromStore::Stored(through) => {
+                self.storing = false;
+                self.server.handle_persisted(through);
+            }
+            FromStore::Failed(cause) => {
+                self.storing = false;
+                // The core gives up every record not stored, these included.
+                self.to_store.clear();
+                warn!(
+                    cause,
+                    "messages are refused until the history database works again"
+                );
+                self.server.handle_persist_failed(&cause);
+            }
+            FromStore::Recovered => self.server.handle_store_recovered(),
+        }
+    }
+
+    /// Wait until everything stamped is stored (or the store failed).
+    async fn settle_store(&mut self) {
+        loop {
+            self.drain(self.clock.now());
+            self.send_to_store();
+            if !self.storing {
+                return;
+            }
+            match recv_store(&mut self.store).await {
+                Some(answer) => self.stored(answer),
+                None => return,
+            }
+        }
+    }
+
+    /// Stop the store's thread and wait for it: the database closes cleanly.
+    fn close_store(&mut self) {
+        if let Some(mut link) = self.store.take() {
+            let thread = link.thread.take();
+            drop(link);
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
         }
     }
 
@@ -356,6 +465,14 @@ impl Hub {
                         info!(client = %client, code = %code, "closing connection");
                         peer.close();
                     }
+                }
+                Output::Persist { records, through } => {
+                    if self.to_store.is_empty() {
+                        self.to_store = records;
+                    } else {
+                        self.to_store.extend(records);
+                    }
+                    self.to_store_through = through;
                 }
                 _ => {}
             }
@@ -555,5 +672,13 @@ fn log_event(event: &Event) {
             }
         }
         _ => {}
+    }
+}
+
+/// The store's next answer; `None` if its thread is gone (or there is none).
+async fn recv_store(store: &mut Option<StoreLink>) -> Option<FromStore> {
+    match store {
+        Some(link) => link.rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -11,6 +11,7 @@ mod hub;
 mod limits;
 mod peer;
 mod ratelimit;
+mod store;
 mod trim;
 
 use std::io::{IsTerminal, Write};
@@ -44,6 +45,20 @@ pub struct Settings {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(args::Command::Export {
+        data_dir,
+        room,
+        since,
+    }) = &args.command
+    {
+        return match store::export(data_dir, room.as_deref(), *since) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chatserver export: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level));
     let filter = match filter {
@@ -86,6 +101,24 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> std::io::Result<()> {
+    // The store first: a directory another server holds, or a file that is
+    // not ours, stops us before we listen.
+    let db = match args.store {
+        args::StoreKind::Memory => None,
+        args::StoreKind::Sqlite => {
+            let sync = match args.sync {
+                args::SyncMode::Normal => chatstore::Sync::Normal,
+                args::SyncMode::Full => chatstore::Sync::Full,
+            };
+            let mut db = chatstore::Store::open(&args.data_dir, sync)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            if args.store_max_mib > 0 {
+                db.set_max_bytes(Some(args.store_max_mib << 20))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            Some(db)
+        }
+    };
     let listener = TcpListener::bind(args.listen).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
     })?;
@@ -132,9 +165,32 @@ async fn run(args: Args) -> std::io::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
         .map_err(|e| std::io::Error::other(format!("no random seed from the OS: {e}")))?;
-    let server = Server::new(config, seed);
+    config.durable = db.is_some();
+    let mut server = Server::new(config, seed);
+    let clock = hub::Clock::new();
+    let link = match db {
+        None => None,
+        Some(db) => {
+            let (rooms, sessions) = store::restore(
+                &mut server,
+                &db,
+                clock.now(),
+                args.max_detached_sessions as usize,
+            )
+            .map_err(|e| std::io::Error::other(format!("cannot read the history database: {e}")))?;
+            info!(dir = %args.data_dir.display(), rooms, sessions, "history database open");
+            let retention = store::Retention {
+                max_age_ms: args.history_max_age_days.saturating_mul(86_400_000),
+                max_per_room: args.history_max_messages,
+                sessions: args.max_detached_sessions as usize,
+            };
+            Some(store::spawn(db, retention)?)
+        }
+    };
     let hub = hub::Hub::new(
         server,
+        clock,
+        link,
         args.outbound_queue_bytes,
         Arc::clone(&settings.budget),
     );

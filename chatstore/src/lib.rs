@@ -46,6 +46,9 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
 
+/// The file a server holds locked while it uses the data directory.
+pub const LOCK_FILE: &str = "chat.lock";
+
 /// How hard a committed batch is pushed to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -82,6 +85,14 @@ pub enum StoreError {
     /// The database was written by a newer version.
     #[error("{path} has schema version {found}, newer than this chatserver's {SCHEMA_VERSION}; run a newer chatserver")]
     NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// A read-only open found an older schema, which only a server migrates.
+    #[error("{path} has schema version {found}, older than this chatserver's {SCHEMA_VERSION}; start chatserver on it once to migrate it")]
+    OlderSchema {
         /// The file.
         path: PathBuf,
         /// Its version.
@@ -126,6 +137,8 @@ pub struct StoredRoom {
 pub struct Store {
     db: Connection,
     path: PathBuf,
+    /// Held locked for as long as the store is open (`None` when read-only).
+    _lock: Option<std::fs::File>,
 }
 
 const KIND_PRESENCE: i64 = 0;
@@ -141,6 +154,21 @@ impl Store {
         };
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         let path = dir.join(DB_FILE);
+        // One server per directory. A lock file rather than SQLite's own
+        // exclusive mode, so that readers (`chatserver export`, the sqlite3
+        // tool) can read while the server runs; the OS drops the lock if
+        // the process dies.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(dir_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(dir_err(e)),
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
         // A database another server holds is refused at once, not after a wait.
@@ -156,9 +184,6 @@ impl Store {
                 found: version,
             });
         }
-        // One server per database: the exclusive lock is taken by the first
-        // write and held until the connection closes.
-        db.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         db.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| classify(e, &path))?;
         let level = match sync {
@@ -166,9 +191,51 @@ impl Store {
             Sync::Full => "FULL",
         };
         db.pragma_update(None, "synchronous", level)?;
-        let mut store = Store { db, path };
+        let mut store = Store {
+            db,
+            path,
+            _lock: Some(lock),
+        };
         store.migrate(version)?;
         Ok(store)
+    }
+
+    /// Open the database in `dir` to read only, beside a server that may
+    /// be writing it (for an export). Nothing is created or changed.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Dir {
+                dir: dir.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {DB_FILE} in it"),
+                ),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(e, &path))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::OlderSchema {
+                path,
+                found: version,
+            });
+        }
+        Ok(Store {
+            db,
+            path,
+            _lock: None,
+        })
     }
 
     /// The database file.

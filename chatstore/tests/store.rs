@@ -320,3 +320,15 @@ fn a_version_1_database_is_migrated() {
     assert_eq!(texts(&store.recent("rust", 10).unwrap()), ["from v1"]);
     assert!(store.sessions(10).unwrap().is_empty());
 }
+
+#[test]
+fn a_reader_sees_what_a_running_server_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("rust", 1, 1, &[], "live")]);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(texts(&reader.recent("rust", 10).unwrap()), ["live"]);
+    // A reader takes no lock: the writer goes on.
+    put(&mut store, "e", &[msg("rust", 2, 1, &[], "more")]);
+    assert_eq!(reader.rooms().unwrap()[0].last_seq, 2);
+}

@@ -94,6 +94,7 @@ impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let mut child = Command::new(server_exe())
             .args(["--listen", "127.0.0.1:0"])
+            .args(memory_unless_told(extra))
             .args(extra)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -288,5 +289,18 @@ impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `--store memory`, unless the test chose where history goes: tests run
+/// at once, and each server on the default directory would lock it.
+fn memory_unless_told(flags: &[&str]) -> &'static [&'static str] {
+    if flags
+        .iter()
+        .any(|f| f.starts_with("--store") || f.starts_with("--data-dir"))
+    {
+        &[]
+    } else {
+        &["--store", "memory"]
     }
 }

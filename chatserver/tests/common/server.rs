@@ -35,6 +35,14 @@ impl Server {
                 cmd.env_remove(key);
             }
         }
+        // Memory only unless the test chose where history goes: tests run
+        // at once, and servers on one directory would lock each other out.
+        let chose = flags
+            .iter()
+            .any(|f| f.starts_with("--store") || f.starts_with("--data-dir"));
+        if !chose {
+            cmd.args(["--store", "memory"]);
+        }
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(flags)
             .env("NO_COLOR", "1")

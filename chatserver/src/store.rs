@@ -1,0 +1,228 @@
+//! The history database's own thread: it takes each turn's records as one
+//! batch and writes them in one transaction, so the hub never waits on the
+//! disk. It also runs retention in small steps between batches, and while
+//! the store fails it tries the failed batch again (rolled back) each
+//! second, to say when it works again.
+
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use chatproto::{Now, Record, Server};
+use chatstore::{Store, StoreError};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// How often a failing store is tried again.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often retention starts a pass; each pass deletes in batches of
+/// [`PRUNE_BATCH`], one batch whenever no write is waiting.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: usize = 1_000;
+
+/// What the hub asks of the store thread.
+#[derive(Debug)]
+pub enum ToStore {
+    /// Store these records, then answer `Stored { through }`.
+    Append {
+        /// The records, in order.
+        records: Vec<Record>,
+        /// The core's ticket for them.
+        through: u64,
+    },
+}
+
+/// What the store thread answers.
+#[derive(Debug)]
+pub enum FromStore {
+    /// The batch with this ticket (and all before) is stored.
+    Stored(u64),
+    /// The batch could not be stored.
+    Failed(String),
+    /// The store works again after a failure.
+    Recovered,
+}
+
+/// Retention settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Messages older than this go (milliseconds; 0: kept whatever their age).
+    pub max_age_ms: u64,
+    /// Per room, all but the newest this many go.
+    pub max_per_room: u64,
+    /// Sessions kept for resuming after a restart.
+    pub sessions: usize,
+}
+
+/// The hub's end of the store thread.
+pub struct StoreLink {
+    /// Requests, in order.
+    pub tx: std_mpsc::Sender<ToStore>,
+    /// Answers, in order.
+    pub rx: mpsc::UnboundedReceiver<FromStore>,
+    /// The thread, joined at shutdown so the database closes cleanly.
+    pub thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Fill a new core from `store`: sessions (the newest the core may keep
+/// detached), then every room with its newest messages. Returns how many
+/// rooms and sessions came back.
+pub fn restore(
+    server: &mut Server,
+    store: &Store,
+    now: Now,
+    sessions: usize,
+) -> Result<(usize, usize), StoreError> {
+    server.reserve_sessions(store.next_session()?);
+    let stored = store.sessions(sessions)?;
+    for s in &stored {
+        server.restore_session(now, s.id, &s.nick, s.token);
+    }
+    let rooms = store.rooms()?;
+    let keep = server.config().history_per_room;
+    for r in &rooms {
+        let recent = store.recent(&r.name, keep)?;
+        server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
+    }
+    Ok((rooms.len(), stored.len()))
+}
+
+/// Start the store thread around `store`.
+pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLink> {
+    let (tx, requests) = std_mpsc::channel();
+    let (answers, rx) = mpsc::unbounded_channel();
+    let thread = std::thread::Builder::new()
+        .name("chat-store".into())
+        .spawn(move || run(&mut store, &requests, &answers, retention))?;
+    Ok(StoreLink {
+        tx,
+        rx,
+        thread: Some(thread),
+    })
+}
+
+fn run(
+    store: &mut Store,
+    requests: &std_mpsc::Receiver<ToStore>,
+    answers: &mpsc::UnboundedSender<FromStore>,
+    retention: Retention,
+) {
+    // The batch that failed, kept to probe with while the store fails.
+    let mut failed: Option<Vec<Record>> = None;
+    let mut next_prune = Instant::now() + PRUNE_EVERY;
+    let mut pruning = false;
+    loop {
+        let wait = if pruning {
+            Duration::ZERO
+        } else if failed.is_some() {
+            PROBE_EVERY
+        } else {
+            next_prune.saturating_duration_since(Instant::now())
+        };
+        match requests.recv_timeout(wait) {
+            Ok(ToStore::Append { records, through }) => {
+                let answer = match store.append(&records) {
+                    Ok(()) => FromStore::Stored(through),
+                    Err(e) => {
+                        warn!(error = %e, "the history database cannot store; messages are refused until it can");
+                        failed = Some(records);
+                        FromStore::Failed(cause(&e))
+                    }
+                };
+                if answers.send(answer).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(batch) = &failed {
+            if store.probe(batch).is_ok() {
+                info!("the history database works again; messages are taken again");
+                failed = None;
+                if answers.send(FromStore::Recovered).is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        if !pruning && Instant::now() >= next_prune {
+            pruning = true;
+            next_prune = Instant::now() + PRUNE_EVERY;
+            if let Err(e) = store.forget_sessions(retention.sessions) {
+                warn!(error = %e, "retention of sessions failed");
+            }
+        }
+        if pruning {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let max_age = match retention.max_age_ms {
+                0 => u64::MAX,
+                n => n,
+            };
+            match store.prune(wall, max_age, retention.max_per_room, PRUNE_BATCH) {
+                Ok(n) => pruning = n == PRUNE_BATCH,
+                Err(e) => {
+                    warn!(error = %e, "retention failed; trying again later");
+                    pruning = false;
+                }
+            }
+        }
+    }
+}
+
+/// The cause of a failure, as a client is told it.
+fn cause(e: &StoreError) -> String {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("full") {
+        "its disk is full".to_owned()
+    } else if lower.contains("i/o") || lower.contains("disk") {
+        "a disk error".to_owned()
+    } else {
+        "its database failed".to_owned()
+    }
+}
+
+/// Print history as JSON lines, one `msg` object per line as on the wire
+/// (with the sender's id), room by room in seq order.
+pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> {
+    use std::io::Write;
+    let store = Store::open_read_only(dir).map_err(|e| e.to_string())?;
+    let rooms = store.rooms().map_err(|e| e.to_string())?;
+    let names: Vec<String> = match room {
+        Some(r) => {
+            let canonical = chatproto::room_name(r).map_err(|why| format!("--room: {why}"))?;
+            if !rooms.iter().any(|x| x.name == canonical) {
+                return Err(format!("no room #{canonical} in {}", dir.display()));
+            }
+            vec![canonical]
+        }
+        None => rooms.into_iter().map(|r| r.name).collect(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = None;
+    for name in names {
+        store
+            .export(&name, since, |e| {
+                if failed.is_some() {
+                    return;
+                }
+                let line = serde_json::to_string(&e.wire(true, false))
+                    .map_err(|e| e.to_string())
+                    .and_then(|l| writeln!(out, "{l}").map_err(|e| e.to_string()));
+                if let Err(e) = line {
+                    failed = Some(e);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(e) = failed {
+        return Err(format!("cannot write the export: {e}"));
+    }
+    out.flush().map_err(|e| e.to_string())
+}
