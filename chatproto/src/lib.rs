@@ -85,4 +85,5 @@ pub use server::event::{
     room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
 };
 pub use server::output::{Kick, Output};
+pub use server::reads::ReadQuery;
 pub use server::{ClientId, Now, Server};

@@ -31,9 +31,38 @@ pub struct SimStore {
     pub hold: bool,
     /// Fail every batch with this cause, while set.
     pub fail: Option<String>,
+    /// Reads asked and not answered yet: ticket and query.
+    pub reads: Vec<(u64, crate::ReadQuery)>,
+    /// Fail reads with this cause, while set.
+    pub fail_reads: Option<String>,
 }
 
 impl SimStore {
+    /// What a store answers to `query`: the newest `limit` stored messages
+    /// in range that its session may see, oldest first, and whether older
+    /// ones exist.
+    pub fn read(&self, query: &crate::ReadQuery) -> (Vec<Event>, bool) {
+        let mut found: Vec<&Event> = Vec::new();
+        for r in &self.records {
+            match r {
+                Record::Room { name, .. } if *name == query.room => found.clear(),
+                Record::Event(e)
+                    if e.room == query.room
+                        && e.is_msg()
+                        && e.seq > query.after
+                        && e.seq < query.before
+                        && e.visible_to(query.session) =>
+                {
+                    found.push(e)
+                }
+                _ => {}
+            }
+        }
+        let more = found.len() > query.limit;
+        let start = found.len().saturating_sub(query.limit);
+        (found[start..].iter().map(|e| (*e).clone()).collect(), more)
+    }
+
     /// Whether the store holds `event` (same room and seq).
     pub fn has(&self, event: &Event) -> bool {
         self.records
@@ -75,6 +104,8 @@ pub struct Sim {
     start: u64,
     /// The clients, indexed by the number [`Sim::connect`] returned.
     pub clients: Vec<SimClient>,
+    /// Frames held for clients waiting for a read, as a shell holds them.
+    held: HashMap<ClientId, Held>,
     /// Every event the server delivered, in order.
     pub events: Vec<Event>,
     /// What a durable server stored.
@@ -89,6 +120,7 @@ impl Sim {
             now,
             start: now,
             clients: Vec::new(),
+            held: HashMap::new(),
             events: Vec::new(),
             store: SimStore::default(),
         }
@@ -204,7 +236,7 @@ impl Sim {
     pub fn flush(&mut self) {
         loop {
             self.drain();
-            if self.store.hold || self.store.waiting.is_empty() {
+            if self.store.hold || (self.store.waiting.is_empty() && self.store.reads.is_empty()) {
                 return;
             }
             self.answer_store();
@@ -221,6 +253,31 @@ impl Sim {
     }
 
     fn answer_store(&mut self) {
+        let max = self.server.config().max_frame_bytes;
+        for (ticket, query) in std::mem::take(&mut self.store.reads) {
+            let found = match &self.store.fail_reads {
+                Some(cause) => Err(cause.clone()),
+                None => Ok(self.store.read(&query)),
+            };
+            let answer = self.server.handle_read(ticket, found);
+            let Some((to, frames)) = answer else { continue };
+            let Some(waiting) = self.held.get_mut(&to) else {
+                panic!("an answer for {to}, which asked nothing");
+            };
+            let (first, after) = waiting.pop_front().expect("a read asked");
+            assert_eq!(first, ticket, "reads are answered in the order asked");
+            if waiting.is_empty() {
+                self.held.remove(&to);
+            }
+            for f in frames {
+                let bytes = encode(&f, max).expect("the server's frames fit");
+                receive(&mut self.clients, to, &bytes);
+            }
+            // What came for it meanwhile goes after the answer.
+            for bytes in after {
+                receive(&mut self.clients, to, &bytes);
+            }
+        }
         for (batch, through) in std::mem::take(&mut self.store.waiting) {
             match &self.store.fail {
                 Some(cause) => {
@@ -243,9 +300,20 @@ impl Sim {
                 Output::Persist { records, through } => {
                     self.store.waiting.push((records, through));
                 }
+                Output::Read {
+                    ticket,
+                    client,
+                    query,
+                } => {
+                    self.held
+                        .entry(client)
+                        .or_default()
+                        .push_back((ticket, Vec::new()));
+                    self.store.reads.push((ticket, query));
+                }
                 Output::Send { to, frame } => {
                     let bytes = encode(&frame, max).expect("the server's frames fit");
-                    receive(&mut self.clients, to, &bytes);
+                    deliver(&mut self.clients, &mut self.held, to, &bytes);
                 }
                 Output::Deliver { event, to, with_id } => {
                     assert!(
@@ -254,7 +322,7 @@ impl Sim {
                     );
                     let bytes = encode(&event.wire(with_id, false), max).expect("events fit");
                     for &c in to {
-                        receive(&mut self.clients, c, &bytes);
+                        deliver(&mut self.clients, &mut self.held, c, &bytes);
                     }
                     if !with_id && self.events.last() != Some(event) {
                         self.events.push(event.clone());
@@ -276,6 +344,23 @@ impl Sim {
     /// Take the frames client `i` has received since the last call.
     pub fn take(&mut self, i: usize) -> Vec<ServerFrame> {
         std::mem::take(&mut self.clients[i].received)
+    }
+}
+
+/// For a client waiting for reads: each read's ticket and the frames that
+/// came after it (before the next read).
+type Held = std::collections::VecDeque<(u64, Vec<Vec<u8>>)>;
+
+/// `bytes` for `to`: held while it waits for a read, received otherwise.
+fn deliver(
+    clients: &mut [SimClient],
+    held: &mut HashMap<ClientId, Held>,
+    to: ClientId,
+    bytes: &[u8],
+) {
+    match held.get_mut(&to).and_then(|h| h.back_mut()) {
+        Some((_, queue)) => queue.push(bytes.to_vec()),
+        None => receive(clients, to, bytes),
     }
 }
 

@@ -182,6 +182,8 @@ pub struct Hub {
     to_store_through: u64,
     /// Whether a batch is being written.
     storing: bool,
+    /// Reads that could not be asked (no store): answered from memory.
+    unanswered: Vec<(u64, ClientId)>,
 }
 
 impl Hub {
@@ -216,6 +218,7 @@ impl Hub {
             to_store: Vec::new(),
             to_store_through: 0,
             storing: false,
+            unanswered: Vec::new(),
         }
     }
 
@@ -337,6 +340,47 @@ impl Hub {
                 self.server.handle_persist_failed(&cause);
             }
             FromStore::Recovered => self.server.handle_store_recovered(),
+            FromStore::Pruned(rooms) => {
+                for (room, oldest) in rooms {
+                    self.server.handle_pruned(&room, oldest);
+                }
+            }
+            FromStore::Read {
+                ticket,
+                client,
+                found,
+            } => self.answer_read(ticket, client, found),
+        }
+    }
+
+    /// The store read history for `client`: its answer goes before what
+    /// was held for it meanwhile.
+    fn answer_read(
+        &mut self,
+        ticket: u64,
+        client: ClientId,
+        found: Result<(Vec<Event>, bool), String>,
+    ) {
+        if let Err(e) = &found {
+            warn!(error = %e, "the history database could not read; answering from memory");
+        }
+        let frames = match self.server.handle_read(ticket, found) {
+            Some((to, frames)) if to == client => frames,
+            _ => Vec::new(),
+        };
+        let Some(peer) = self.peers.get(&client) else {
+            return;
+        };
+        let mut answer = Vec::with_capacity(frames.len());
+        for frame in &frames {
+            match encode_shared(&mut self.scratch, frame, self.max_frame_bytes) {
+                Ok(bytes) => answer.push(self.budget.track(bytes)),
+                Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),
+            }
+        }
+        self.budget.add_slots(answer.len());
+        if peer.release(ticket, answer) {
+            self.to_flush.push(Arc::clone(peer));
         }
     }
 
@@ -466,6 +510,24 @@ impl Hub {
                         peer.close();
                     }
                 }
+                Output::Read {
+                    ticket,
+                    client,
+                    query,
+                } => {
+                    if let Some(peer) = self.peers.get(&client) {
+                        peer.hold(ticket);
+                    }
+                    let read = ToStore::Read {
+                        ticket,
+                        client,
+                        query,
+                    };
+                    let asked = self.store.as_ref().is_some_and(|l| l.tx.send(read).is_ok());
+                    if !asked {
+                        self.unanswered.push((ticket, client));
+                    }
+                }
                 Output::Persist { records, through } => {
                     if self.to_store.is_empty() {
                         self.to_store = records;
@@ -487,6 +549,10 @@ impl Hub {
             }
             for id in self.leaving.drain(..) {
                 self.server.handle_disconnect(now, id);
+            }
+            for (ticket, client) in std::mem::take(&mut self.unanswered) {
+                let gone = "the history database is not running".to_owned();
+                self.answer_read(ticket, client, Err(gone));
             }
         }
     }

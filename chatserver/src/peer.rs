@@ -45,6 +45,10 @@ struct Outbound {
     closing: bool,
     /// The socket failed; nothing more can be written.
     dead: bool,
+    /// Reads of history from disk this peer waits for, oldest first, each
+    /// with the frames queued after it: they go once its answer went.
+    /// Counted in `queued` like the queue.
+    held: VecDeque<(u64, VecDeque<Bytes>)>,
 }
 
 /// The result of [`Peer::push`].
@@ -91,10 +95,44 @@ impl Peer {
             return Push::Overflow;
         }
         out.queued += cost;
+        if let Some((_, after)) = out.held.back_mut() {
+            after.push_back(bytes);
+            return Push::Queued(false);
+        }
         out.queue.push_back(bytes);
         let newly = !out.dirty;
         out.dirty = true;
         Push::Queued(newly)
+    }
+
+    /// From now on hold what is queued, until [`release`](Peer::release)
+    /// of `ticket` puts the answer to a read in front of it.
+    pub fn hold(&self, ticket: u64) {
+        self.out().held.push_back((ticket, VecDeque::new()));
+    }
+
+    /// The answer to the read `ticket` (frames the caller tracked in the
+    /// budget, one slot each to add), then what was held behind it. `true`
+    /// when the peer was not yet on the hub's flush list.
+    pub fn release(&self, ticket: u64, answer: Vec<Bytes>) -> bool {
+        let mut out = self.out();
+        let Some(i) = out.held.iter().position(|(t, _)| *t == ticket) else {
+            return false;
+        };
+        let (_, after) = out.held.remove(i).expect("found above");
+        let mut frames: VecDeque<Bytes> = answer.into();
+        out.queued += frames.iter().map(|b| b.len() + SLOT_BYTES).sum::<usize>();
+        frames.extend(after);
+        if i == 0 {
+            out.queue.extend(frames);
+        } else if let Some((_, before)) = out.held.get_mut(i - 1) {
+            // Reads are answered in order, so this is not expected; keep
+            // the order anyway.
+            before.extend(frames);
+        }
+        let newly = !out.dirty;
+        out.dirty = true;
+        newly
     }
 
     /// Drop everything queued that has not started going out, queue `last`
@@ -105,7 +143,9 @@ impl Peer {
             return;
         }
         let keep = usize::from(out.head_partial);
-        let dropped = out.queue.len().saturating_sub(keep);
+        let held: usize = out.held.iter().map(|(_, a)| a.len()).sum();
+        out.held = VecDeque::new();
+        let dropped = out.queue.len().saturating_sub(keep) + held;
         // A fresh ring: the old one may have grown large, and a closing
         // peer can wait a while for its connection task to finish.
         let mut queue = VecDeque::with_capacity(keep + 1);
@@ -123,7 +163,13 @@ impl Peer {
 
     /// Close once what is queued is written.
     pub fn close(&self) {
-        self.out().closing = true;
+        let mut out = self.out();
+        // Reads not answered yet will not be: what waited behind them goes.
+        for (_, after) in std::mem::take(&mut out.held) {
+            out.queue.extend(after);
+        }
+        out.closing = true;
+        drop(out);
         self.wake.notify_one();
     }
 
@@ -180,11 +226,14 @@ impl Peer {
         }
         let before = out.queue.len();
         let result = write_queued(&self.stream, &mut out);
+        let mut gone = before - out.queue.len();
         if result.is_err() {
+            gone += out.held.iter().map(|(_, a)| a.len()).sum::<usize>();
             out.queue = VecDeque::new();
+            out.held = VecDeque::new();
             out.queued = 0;
         }
-        self.budget.remove_slots(before - out.queue.len());
+        self.budget.remove_slots(gone);
         match &result {
             Ok(done) => {
                 let was_blocked = out.blocked;
@@ -216,7 +265,8 @@ impl Drop for Peer {
     /// (their bytes leave it as the frames drop; their slots here).
     fn drop(&mut self) {
         let out = self.out.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.budget.remove_slots(out.queue.len());
+        let held: usize = out.held.iter().map(|(_, a)| a.len()).sum();
+        self.budget.remove_slots(out.queue.len() + held);
     }
 }
 
@@ -299,5 +349,30 @@ mod tests {
         drop(peer);
         assert_eq!(budget.used(), 0);
         drop(client);
+    }
+
+    #[tokio::test]
+    async fn what_comes_during_a_read_goes_after_its_answer() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (peer, mut client) = peer_with(&budget).await;
+        let frame = |b: &'static [u8]| budget.track(Bytes::from_static(b));
+        assert!(matches!(peer.push(frame(b"a")), Push::Queued(true)));
+        peer.hold(1);
+        peer.push(frame(b"b"));
+        peer.hold(2);
+        peer.push(frame(b"c"));
+        budget.add_slots(3);
+        peer.flush(false).unwrap();
+        // The second answer first: it waits behind the first.
+        peer.release(2, vec![frame(b"2")]);
+        peer.flush(false).unwrap();
+        peer.release(1, vec![frame(b"1")]);
+        budget.add_slots(2);
+        assert!(peer.flush(false).unwrap());
+        assert_eq!((budget.used(), peer.queued()), (0, 0));
+        let mut got = [0u8; 5];
+        use std::io::Read;
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"a1b2c");
     }
 }

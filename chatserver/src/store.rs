@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use chatproto::{Now, Record, Server};
+use chatproto::{ClientId, Event, Now, ReadQuery, Record, Server};
 use chatstore::{Store, StoreError};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -31,6 +31,15 @@ pub enum ToStore {
         /// The core's ticket for them.
         through: u64,
     },
+    /// Read history for `client`, then answer `Read`.
+    Read {
+        /// The core's ticket for the read.
+        ticket: u64,
+        /// Who asked.
+        client: ClientId,
+        /// What to read.
+        query: ReadQuery,
+    },
 }
 
 /// What the store thread answers.
@@ -42,6 +51,17 @@ pub enum FromStore {
     Failed(String),
     /// The store works again after a failure.
     Recovered,
+    /// Retention deleted messages: each room's oldest stored seq now.
+    Pruned(Vec<(String, u64)>),
+    /// The answer to a `Read`.
+    Read {
+        /// The core's ticket for the read.
+        ticket: u64,
+        /// Who asked.
+        client: ClientId,
+        /// The messages found (oldest first) and whether older ones exist.
+        found: Result<(Vec<Event>, bool), String>,
+    },
 }
 
 /// Retention settings.
@@ -112,6 +132,7 @@ fn run(
     let mut failed: Option<Vec<Record>> = None;
     let mut next_prune = Instant::now() + PRUNE_EVERY;
     let mut pruning = false;
+    let mut pruned = 0;
     loop {
         let wait = if pruning {
             Duration::ZERO
@@ -131,6 +152,24 @@ fn run(
                     }
                 };
                 if answers.send(answer).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(ToStore::Read {
+                ticket,
+                client,
+                query,
+            }) => {
+                let found = store.read(&query).map_err(|e| e.to_string());
+                if answers
+                    .send(FromStore::Read {
+                        ticket,
+                        client,
+                        found,
+                    })
+                    .is_err()
+                {
                     return;
                 }
                 continue;
@@ -164,7 +203,19 @@ fn run(
                 n => n,
             };
             match store.prune(wall, max_age, retention.max_per_room, PRUNE_BATCH) {
-                Ok(n) => pruning = n == PRUNE_BATCH,
+                Ok(n) => {
+                    pruned += n;
+                    pruning = n == PRUNE_BATCH;
+                    if !pruning && std::mem::take(&mut pruned) > 0 {
+                        // Clients are told where history now starts.
+                        if let Ok(rooms) = store.rooms() {
+                            let oldest = rooms.into_iter().map(|r| (r.name, r.oldest)).collect();
+                            if answers.send(FromStore::Pruned(oldest)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     warn!(error = %e, "retention failed; trying again later");
                     pruning = false;

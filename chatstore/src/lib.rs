@@ -37,7 +37,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chatproto::{Event, EventBody, PresenceStatus, Recipient, Record, SessionId, TokenHash};
+use chatproto::{
+    Event, EventBody, PresenceStatus, ReadQuery, Recipient, Record, SessionId, TokenHash,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema version this build writes; migrations bring older ones here.
@@ -469,17 +471,41 @@ impl Store {
         before: u64,
         limit: usize,
     ) -> Result<(Vec<Event>, bool), StoreError> {
+        self.page_between(room, session, 0, before, limit)
+    }
+
+    /// What the server core asks for with `Output::Read`: like
+    /// [`page`](Store::page), only messages with a seq above `query.after`.
+    pub fn read(&self, query: &ReadQuery) -> Result<(Vec<Event>, bool), StoreError> {
+        self.page_between(
+            &query.room,
+            query.session,
+            query.after,
+            query.before,
+            query.limit,
+        )
+    }
+
+    fn page_between(
+        &self,
+        room: &str,
+        session: SessionId,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, bool), StoreError> {
         let before = before.min(i64::MAX as u64) as i64;
+        let after = after.min(i64::MAX as u64) as i64;
         let mut st = self.db.prepare_cached(
             "SELECT seq, ts, session, nick, text, msg_id, to_all FROM events
-             WHERE room = ?1 AND kind = 1 AND seq < ?2
+             WHERE room = ?1 AND kind = 1 AND seq < ?2 AND seq > ?5
                AND (to_all OR session = ?3 OR EXISTS (
                     SELECT 1 FROM recipients r
                     WHERE r.room = events.room AND r.seq = events.seq AND r.session = ?3))
              ORDER BY seq DESC LIMIT ?4",
         )?;
         let want = limit as i64 + 1;
-        let rows = st.query_map(params![room, before, session.0 as i64, want], |r| {
+        let rows = st.query_map(params![room, before, session.0 as i64, want, after], |r| {
             Ok((
                 r.get::<_, i64>(0)? as u64,
                 r.get::<_, i64>(1)? as u64,

@@ -332,3 +332,22 @@ fn a_reader_sees_what_a_running_server_stored() {
     put(&mut store, "e", &[msg("rust", 2, 1, &[], "more")]);
     assert_eq!(reader.rooms().unwrap()[0].last_seq, 2);
 }
+
+#[test]
+fn a_read_takes_the_newest_in_a_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let batch: Vec<Event> = (1..=9)
+        .map(|seq| msg("rust", seq, 1, &[], &format!("m{seq}")))
+        .collect();
+    put(&mut store, "e", &batch);
+    let q = chatproto::ReadQuery::new("rust", SessionId(5), 3, 8, 2);
+    let (page, more) = store.read(&q).unwrap();
+    assert_eq!((texts(&page), more), (vec!["m6".into(), "m7".into()], true));
+    let q = chatproto::ReadQuery::new("rust", SessionId(5), 5, 8, 10);
+    let (page, more) = store.read(&q).unwrap();
+    assert_eq!(
+        (texts(&page), more),
+        (vec!["m6".into(), "m7".into()], false)
+    );
+}

@@ -97,9 +97,14 @@ impl Server {
                 limit,
             } => {
                 let sid = self.conns.get(&client)?.session?;
+                if let Some(query) = self.beyond_memory(sid, &room, before, limit) {
+                    let pending = crate::server::reads::Pending::History { room };
+                    return Some(self.read(client, query, pending));
+                }
                 let frame = self.history_page(sid, &room, before, limit);
                 Some(Output::Send { to: client, frame })
             }
+            Step::Read(client, query, pending) => Some(self.read(client, query, pending)),
             Step::Rooms(client) => {
                 self.conns.get(&client)?;
                 Some(Output::Send {
@@ -287,7 +292,24 @@ impl Server {
             return;
         };
         let online = self.roster_with(room, sid);
+        let durable = self.config.durable;
+        // Where a client can page back to: the store, when there is one.
+        let oldest = if durable {
+            room.stored_from.min(room.history_start)
+        } else {
+            room.history_start
+        };
+        // A replay reaching back past memory is read from the store.
+        let from_store = match &req.since {
+            Some((since, epoch)) if durable && *epoch == room.epoch => {
+                let after = since.saturating_add(1);
+                (after < room.history_start && room.history_start > room.stored_from)
+                    .then_some((*since, after >= room.stored_from))
+            }
+            _ => None,
+        };
         let (mut replay, mut recovered) = match &req.since {
+            _ if from_store.is_some() => (Vec::new(), false),
             Some((since, epoch)) if *epoch == room.epoch => {
                 let (page, more) = room.visible(sid, *since, u64::MAX, self.config.replay_limit);
                 let whole = !more && since.saturating_add(1) >= room.history_start;
@@ -309,7 +331,7 @@ impl Server {
                 room: name.to_owned(),
                 epoch: room.epoch.clone(),
                 seq: room.seq,
-                oldest: room.history_start,
+                oldest,
                 online: chunks.next().unwrap_or_default(),
                 recovered,
             },
@@ -322,6 +344,25 @@ impl Server {
                     nicks,
                 },
             ));
+        }
+        if let Some((since, whole)) = from_store {
+            let query = crate::server::reads::ReadQuery {
+                room: Arc::clone(&room.name),
+                session: sid,
+                after: since,
+                before: room.seq + 1,
+                limit: self.config.replay_limit,
+            };
+            let frames = steps
+                .into_iter()
+                .filter_map(|s| match s {
+                    Step::Send(_, f) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            let pending = crate::server::reads::Pending::Enter { frames, whole };
+            self.front.push_back(Step::Read(conn, query, pending));
+            return;
         }
         for e in replay {
             let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
@@ -354,7 +395,37 @@ impl Server {
         Some(frames)
     }
 
-    fn history_page(
+    /// The store's question for a `history` page that memory cannot fill,
+    /// if the store may hold what memory does not.
+    fn beyond_memory(
+        &self,
+        sid: SessionId,
+        name: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Option<crate::server::reads::ReadQuery> {
+        let room = self.rooms.get(name)?;
+        let before = before.unwrap_or(u64::MAX);
+        if !self.config.durable
+            || room.history_start <= room.stored_from
+            || before <= room.stored_from
+        {
+            return None;
+        }
+        let (page, more) = room.visible(sid, 0, before, limit);
+        if more || page.len() == limit {
+            return None;
+        }
+        Some(crate::server::reads::ReadQuery {
+            room: Arc::clone(&room.name),
+            session: sid,
+            after: 0,
+            before,
+            limit,
+        })
+    }
+
+    pub(crate) fn history_page(
         &self,
         sid: SessionId,
         name: &str,
@@ -410,7 +481,7 @@ impl Server {
 /// Keep the newest messages of `page` (oldest first) whose copies on the
 /// wire, with a separator each, take at most `budget` bytes; whether any
 /// had to go.
-fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
+pub(crate) fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
     let mut used = 0;
     let mut keep = 0;
     for e in page.iter().rev() {

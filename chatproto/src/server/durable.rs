@@ -243,6 +243,7 @@ impl Server {
         room.seq = last_seq;
         room.next_seq = last_seq + 1;
         room.history_start = oldest.clamp(1, last_seq + 1);
+        room.stored_from = room.history_start;
         let (cap, per_room) = (
             self.config.history_per_room,
             self.config.history_bytes_per_room,

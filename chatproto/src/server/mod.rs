@@ -7,6 +7,7 @@ pub(crate) mod durable;
 pub(crate) mod event;
 mod ids;
 pub(crate) mod output;
+pub(crate) mod reads;
 mod room;
 mod session;
 mod timers;
@@ -84,6 +85,8 @@ enum Step {
     Barrier(u64),
     /// Close a connection.
     Close(ClientId, ErrorCode),
+    /// Ask the store (see [`reads`]).
+    Read(ClientId, reads::ReadQuery, reads::Pending),
 }
 
 /// Who a delivery waiting in `poll` goes to.
@@ -182,6 +185,9 @@ pub struct Server {
     detached: VecDeque<SessionId>,
     /// What must be stored before outputs go (when durable).
     gate: durable::Gate,
+    /// Questions to the store not answered yet, by ticket.
+    reads: ids::IdMap<u64, (ClientId, reads::Pending)>,
+    next_read: u64,
 }
 
 impl Server {
@@ -211,6 +217,8 @@ impl Server {
             applied: 0,
             detached: VecDeque::new(),
             gate: durable::Gate::default(),
+            reads: Default::default(),
+            next_read: 0,
         }
     }
 

@@ -43,6 +43,19 @@ pub enum Output<'a> {
         /// The ticket that names this batch and every one before it.
         through: u64,
     },
+    /// Read history the memory window no longer holds (only a durable
+    /// server asks): hold everything for `client` from here on, ask the
+    /// store for `query`, and give its answer to
+    /// [`Server::handle_read`](crate::Server::handle_read), whose frames go
+    /// to `client` before what was held.
+    Read {
+        /// Names this read in `handle_read`.
+        ticket: u64,
+        /// Who asked.
+        client: ClientId,
+        /// What to read.
+        query: crate::server::reads::ReadQuery,
+    },
     /// Close the connection once what was sent to it is written.
     Close {
         /// The connection.

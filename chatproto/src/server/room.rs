@@ -29,6 +29,9 @@ pub(crate) struct Room {
     pub history: VecDeque<Arc<Event>>,
     /// Every message with a seq at least this is in `history`.
     pub history_start: u64,
+    /// Every message with a seq at least this is in the store (durable
+    /// servers; retention moves it).
+    pub stored_from: u64,
     /// What `history` holds, as [`event_bytes`] counts it.
     pub history_bytes: usize,
     /// When an event was last applied here (the server's count of events
@@ -67,6 +70,7 @@ impl Room {
             by_session: Default::default(),
             history: VecDeque::new(),
             history_start: 1,
+            stored_from: 1,
             history_bytes: 0,
             touched: 0,
         }

@@ -1,0 +1,54 @@
+//! History older than the server keeps in memory comes from the database:
+//! a `history` page reaches back to the first message, and what the client
+//! is sent meanwhile comes after the page, in order.
+
+mod common;
+
+use common::{kind, Server};
+use serde_json::{json, Value};
+
+fn texts(page: &Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["text"].as_str().expect("text").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_history_page_reaches_past_memory_into_the_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let server = Server::start(&["--data-dir", data, "--history-per-room", "4", "--rate", "0"]);
+    let mut alice = server.join("alice");
+    for n in 0..30 {
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("m{n}"), "id": format!("i{n}")}));
+    }
+    for n in 0..30 {
+        let echo = alice.expect_kind("msg");
+        assert_eq!(echo["text"], format!("m{n}"));
+    }
+    let mut bob = server.join("bob");
+    // A page, then a ping at once: the pong comes after the page.
+    bob.send_frame(&json!({"type": "history", "room": "lobby", "limit": 20}));
+    bob.send_frame(&json!({"type": "ping"}));
+    let page = bob.expect_kind("history");
+    let want: Vec<String> = (10..30).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts(&page), want);
+    assert_eq!(page["more"], true);
+    assert!(page["events"][0]["replay"] == true);
+    bob.expect_kind("pong");
+    // Paging back to the first message.
+    let before = page["events"][0]["seq"].clone();
+    bob.send_frame(&json!({"type": "history", "room": "lobby", "before": before, "limit": 50}));
+    let page = bob.expect_kind("history");
+    let want: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts(&page), want);
+    assert_eq!(page["more"], false);
+    // Only alice's own copies carry her ids.
+    assert!(page["events"][0].get("id").is_none());
+    alice.send_frame(&json!({"type": "history", "room": "lobby", "limit": 1, "before": 3}));
+    let mine = alice.recv_until(40, |f| kind(f) == "history").1;
+    assert_eq!(mine["events"][0]["id"], "i0");
+}
