@@ -63,6 +63,13 @@ impl Client {
         self.send_payload(frame.to_string().as_bytes());
     }
 
+    /// Write `frame` as one frame; the socket's error if it refuses (for
+    /// tests whose server may be gone).
+    pub fn try_send_frame(&mut self, frame: &Value) -> io::Result<()> {
+        self.stream
+            .write_all(&frame_bytes(frame.to_string().as_bytes()))
+    }
+
     /// Send a `join`, and expect the welcome and the joiner's own online
     /// presence. Returns the welcome.
     pub fn join(&mut self, nick: &str) -> Value {

@@ -11,7 +11,7 @@ mod client;
 mod server;
 
 pub use client::{frame_bytes, Client, Next};
-pub use server::Server;
+pub use server::{run_to_exit, Finished, Server};
 
 use std::time::Duration;
 

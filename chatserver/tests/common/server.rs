@@ -24,27 +24,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start the server on `127.0.0.1:0` with `flags`, and wait for its
-    /// `listening on IP:PORT` line.
+    /// Start the server on `127.0.0.1:0` (or the `--listen` in `flags`)
+    /// with `flags`, and wait for its `listening on IP:PORT` line.
     pub fn start(flags: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
-        // Settings from the environment would override nothing we pass, but
-        // could add limits we do not expect; RUST_LOG would change the output.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CHATSERVER_") || key == "RUST_LOG" {
-                cmd.env_remove(key);
-            }
+        let mut cmd = command(flags);
+        if !flags.iter().any(|f| f.starts_with("--listen")) {
+            cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        // Memory only unless the test chose where history goes: tests run
-        // at once, and servers on one directory would lock each other out.
-        let chose = flags
-            .iter()
-            .any(|f| f.starts_with("--store") || f.starts_with("--data-dir"));
-        if !chose {
-            cmd.args(["--store", "memory"]);
-        }
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(flags)
+        cmd.args(flags)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -140,6 +127,24 @@ impl Server {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Kill the server with SIGKILL (its own PID only: `Child::kill`) and
+    /// reap it; it must have died of that signal.
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL chatserver");
+        let status = self.child.wait().expect("wait for chatserver");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "not killed by SIGKILL: {status:?}"
+        );
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Wait for the process to exit, polling at most until `within` has passed.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
@@ -174,6 +179,93 @@ impl Drop for Server {
             eprintln!("--- chatserver output (last lines) ---\n{}", self.log());
         }
     }
+}
+
+/// A `chatserver` command with `flags` in mind: nothing from the caller's
+/// environment, and memory only unless `flags` chose where history goes.
+fn command(flags: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
+    // Settings from the environment would override nothing we pass, but
+    // could add limits we do not expect; RUST_LOG would change the output.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CHATSERVER_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    // Memory only unless the test chose where history goes: tests run
+    // at once, and servers on one directory would lock each other out.
+    // (A subcommand such as `export` chooses for itself.)
+    let subcommand = flags.first().is_some_and(|f| !f.starts_with('-'));
+    let chose = subcommand
+        || flags
+            .iter()
+            .any(|f| f.starts_with("--store") || f.starts_with("--data-dir"));
+    if !chose {
+        cmd.args(["--store", "memory"]);
+    }
+    cmd
+}
+
+/// What a `chatserver` run that ended printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+/// Run `chatserver` with `args` (exactly those: a server that would listen
+/// is given `--listen 127.0.0.1:0` by the caller) until it exits, at most
+/// `within`; a run that does not end by then is killed and fails the test.
+pub fn run_to_exit(args: &[&str], within: Duration) -> Finished {
+    let mut child = command(args)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chatserver");
+    let out = read_all(child.stdout.take().expect("piped stdout"));
+    let err = read_all(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chatserver {args:?} did not exit within {within:?}; stdout: {:?}, stderr: {:?}",
+                out.recv_timeout(WAIT).unwrap_or_default(),
+                err.recv_timeout(WAIT).unwrap_or_default()
+            );
+        }
+        // Polling for the exit: a bounded wait, not synchronisation.
+        thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = out.recv_timeout(WAIT).expect("chatserver's stdout");
+    let stderr = err.recv_timeout(WAIT).expect("chatserver's stderr");
+    Finished {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Read `from` to its end on a thread; the text arrives on the channel.
+fn read_all<R: Read + Send + 'static>(mut from: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    rx
 }
 
 /// Read `from` line by line until EOF, so the server never blocks on a full
