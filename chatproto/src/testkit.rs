@@ -480,7 +480,9 @@ pub fn check_decode(data: &[u8]) {
 /// invariants: seq strictly increasing per client and room, unique
 /// nicknames, no delivery to a non-recipient (all checked by [`Sim`]), and
 /// every `join` and `msg` from an open client answered by exactly one reply
-/// (welcome or echo, or an error).
+/// (welcome or echo, or an error). An odd first byte makes the server
+/// durable: then every message is stored before it goes out, stored seqs
+/// rise, and the store can fail and recover on command.
 ///
 /// The `room` fuzz target and the corpus replay test both call this.
 pub fn check_room_ops(data: &[u8]) {
@@ -505,6 +507,9 @@ pub fn check_room_ops(data: &[u8]) {
             max_recipients: 4,
             max_rooms_per_client: 2,
             history_per_room: 8,
+            // Odd first bytes run a durable server, whose store the ops
+            // below can make fail and recover.
+            durable: data.first().is_some_and(|b| b & 1 == 1),
             ..ServerConfig::default()
         },
         1_000_000,
@@ -541,6 +546,14 @@ pub fn check_room_ops(data: &[u8]) {
                 expect_one_reply(&mut sim, who, |s| s.send(who, frame));
             }
             5 if n > 0 => sim.disconnect(who),
+            6 if arg & 0x80 != 0 && sim.server.config().durable => {
+                if sim.store.fail.take().is_some() {
+                    sim.server.handle_store_recovered();
+                    sim.flush();
+                } else {
+                    sim.store.fail = Some("disk full".into());
+                }
+            }
             6 => sim.advance(arg as u64 * 20),
             7 if n > 0 => match arg % 8 {
                 0 => sim.send(who, ClientFrame::Pong),
@@ -578,6 +591,30 @@ pub fn check_room_ops(data: &[u8]) {
     }
     assert_eq!(sim.server.connections(), 0);
     assert_eq!(sim.server.members(), 0);
+    check_stored_order(&sim.store.records);
+}
+
+/// A store's events: each room's seqs strictly increase within an epoch
+/// (a room record with a new epoch starts it again).
+fn check_stored_order(records: &[Record]) {
+    let mut last: HashMap<&str, (&str, u64)> = HashMap::new();
+    for r in records {
+        match r {
+            Record::Room { name, epoch } => {
+                if last.get(&**name).is_none_or(|(e, _)| e != epoch) {
+                    last.insert(name, (epoch, 0));
+                }
+            }
+            Record::Event(e) => {
+                let Some(entry) = last.get_mut(&*e.room) else {
+                    panic!("an event of #{} before its room", e.room);
+                };
+                assert!(e.seq > entry.1, "stored seq {} after {}", e.seq, entry.1);
+                entry.1 = e.seq;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Run `act` and check that client `i`, if open before, got exactly one
