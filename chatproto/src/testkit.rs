@@ -600,10 +600,10 @@ fn check_stored_order(records: &[Record]) {
     let mut last: HashMap<&str, (&str, u64)> = HashMap::new();
     for r in records {
         match r {
-            Record::Room { name, epoch } => {
-                if last.get(&**name).is_none_or(|(e, _)| e != epoch) {
-                    last.insert(name, (epoch, 0));
-                }
+            Record::Room { name, epoch }
+                if last.get(&**name).is_none_or(|(e, _)| e != epoch) =>
+            {
+                last.insert(name, (epoch, 0));
             }
             Record::Event(e) => {
                 let Some(entry) = last.get_mut(&*e.room) else {

@@ -39,6 +39,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub history_max_messages: u64,
 
+    /// How often retention runs, in seconds (at least 1).
+    #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_prune_every_secs: u64,
+
     /// Most the database may grow to, in MiB (0: until the disk is full).
     /// When full, messages are refused with `unavailable` until retention
     /// frees room.

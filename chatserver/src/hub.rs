@@ -339,7 +339,10 @@ impl Hub {
                 );
                 self.server.handle_persist_failed(&cause);
             }
-            FromStore::Recovered => self.server.handle_store_recovered(),
+            FromStore::Recovered => {
+                self.server.handle_store_recovered();
+                info!("the history database works again; messages are taken again");
+            }
             FromStore::Pruned(rooms) => {
                 for (room, oldest) in rooms {
                     self.server.handle_pruned(&room, oldest);

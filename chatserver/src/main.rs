@@ -183,6 +183,7 @@ async fn run(args: Args) -> std::io::Result<()> {
                 max_age_ms: args.history_max_age_days.saturating_mul(86_400_000),
                 max_per_room: args.history_max_messages,
                 sessions: args.max_detached_sessions as usize,
+                every: Duration::from_secs(args.history_prune_every_secs),
             };
             Some(store::spawn(db, retention)?)
         }

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use chatproto::{ClientId, Event, Now, ReadQuery, Record, Server};
 use chatstore::{Store, StoreError};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// How often a failing store is tried again.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-/// How often retention starts a pass; each pass deletes in batches of
-/// [`PRUNE_BATCH`], one batch whenever no write is waiting.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Retention deletes in batches of this many messages, one batch between
+/// two requests, so writes never wait long behind it.
 const PRUNE_BATCH: usize = 1_000;
 
 /// What the hub asks of the store thread.
@@ -73,6 +72,8 @@ pub struct Retention {
     pub max_per_room: u64,
     /// Sessions kept for resuming after a restart.
     pub sessions: usize,
+    /// How often a retention pass starts.
+    pub every: Duration,
 }
 
 /// The hub's end of the store thread.
@@ -130,16 +131,22 @@ fn run(
 ) {
     // The batch that failed, kept to probe with while the store fails.
     let mut failed: Option<Vec<Record>> = None;
-    let mut next_prune = Instant::now() + PRUNE_EVERY;
+    let mut next_probe = Instant::now();
+    let mut next_prune = Instant::now() + retention.every;
     let mut pruning = false;
     let mut pruned = 0;
     loop {
+        // Requests first; the timed work below runs between them too, so
+        // that retention and probes go on under load.
+        let now = Instant::now();
+        let mut due = next_prune;
+        if failed.is_some() {
+            due = due.min(next_probe);
+        }
         let wait = if pruning {
             Duration::ZERO
-        } else if failed.is_some() {
-            PROBE_EVERY
         } else {
-            next_prune.saturating_duration_since(Instant::now())
+            due.saturating_duration_since(now)
         };
         match requests.recv_timeout(wait) {
             Ok(ToStore::Append { records, through }) => {
@@ -148,13 +155,13 @@ fn run(
                     Err(e) => {
                         warn!(error = %e, "the history database cannot store; messages are refused until it can");
                         failed = Some(records);
+                        next_probe = Instant::now() + PROBE_EVERY;
                         FromStore::Failed(cause(&e))
                     }
                 };
                 if answers.send(answer).is_err() {
                     return;
                 }
-                continue;
             }
             Ok(ToStore::Read {
                 ticket,
@@ -172,24 +179,23 @@ fn run(
                 {
                     return;
                 }
-                continue;
             }
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if let Some(batch) = &failed {
+        let now = Instant::now();
+        if let Some(batch) = failed.as_ref().filter(|_| now >= next_probe) {
+            next_probe = now + PROBE_EVERY;
             if store.probe(batch).is_ok() {
-                info!("the history database works again; messages are taken again");
                 failed = None;
                 if answers.send(FromStore::Recovered).is_err() {
                     return;
                 }
             }
-            continue;
         }
-        if !pruning && Instant::now() >= next_prune {
+        if !pruning && now >= next_prune {
             pruning = true;
-            next_prune = Instant::now() + PRUNE_EVERY;
+            next_prune = now + retention.every;
             if let Err(e) = store.forget_sessions(retention.sessions) {
                 warn!(error = %e, "retention of sessions failed");
             }

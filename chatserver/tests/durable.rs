@@ -1899,3 +1899,58 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
     server.sigterm();
     assert!(server.wait_exit(WAIT).success());
 }
+
+/// A full store works again once retention has freed room: the server
+/// notices by itself (it tries the refused batch each second), and the
+/// next message takes the next seq.
+#[test]
+fn a_full_store_takes_messages_again_once_retention_frees_room() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = durable(
+        dir.path(),
+        &[
+            "--store-max-mib",
+            "1",
+            "--rate",
+            "0",
+            "--history-max-messages",
+            "5",
+            "--history-prune-every-secs",
+            "1",
+        ],
+    );
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["lobby"], None);
+    let mut last = 0;
+    let mut full = false;
+    for i in 0..200 {
+        let text = format!("{i:03} {}", "z".repeat(30_000));
+        alice.send_frame(
+            &json!({"type": "msg", "room": "lobby", "text": text, "id": format!("m-{i}")}),
+        );
+        let f = alice.recv_frame();
+        if kind(&f) == "error" {
+            assert_eq!(f["code"], "unavailable", "{f}");
+            full = true;
+            break;
+        }
+        last = u64_of(&f, "seq");
+    }
+    assert!(full, "1 MiB never filled up");
+    assert!(
+        server.wait_for_line("messages are taken again", Duration::from_secs(20)),
+        "the store never recovered; log:\n{}",
+        server.log()
+    );
+    let echo = say(&mut alice, "lobby", "after", "a-1");
+    assert_eq!(u64_of(&echo, "seq"), last + 1, "{echo}");
+    // Retention kept the newest five of the room, then the new one.
+    let texts: Vec<String> = export(dir.path(), &["--room", "lobby"])
+        .iter()
+        .map(|m| str_of(m, "text").chars().take(5).collect())
+        .collect();
+    assert!(
+        texts.len() <= 6 && texts.last().map(String::as_str) == Some("after"),
+        "{texts:?}"
+    );
+}

@@ -92,6 +92,9 @@ pub enum StoreError {
         /// Its version.
         found: i64,
     },
+    /// The file is an SQLite database of another program; it is left as it is.
+    #[error("{0} is a database of another program, not a chat database; move it away or choose another --data-dir")]
+    Foreign(PathBuf),
     /// A read-only open found an older schema, which only a server migrates.
     #[error("{path} has schema version {found}, older than this chatserver's {SCHEMA_VERSION}; start chatserver on it once to migrate it")]
     OlderSchema {
@@ -185,6 +188,12 @@ impl Store {
                 path,
                 found: version,
             });
+        }
+        // Version 0 is a new file, or another program's database: only an
+        // empty one is ours to fill.
+        let tables: i64 = db.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if version == 0 && tables > 0 {
+            return Err(StoreError::Foreign(path));
         }
         db.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| classify(e, &path))?;

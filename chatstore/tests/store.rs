@@ -351,3 +351,19 @@ fn a_read_takes_the_newest_in_a_range() {
         (vec!["m6".into(), "m7".into()], false)
     );
 }
+
+#[test]
+fn another_programs_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(chatstore::DB_FILE);
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(dir.path(), Sync::Normal).unwrap_err();
+    assert!(matches!(err, StoreError::Foreign(_)), "{err:?}");
+    assert!(err.to_string().contains("another program"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}

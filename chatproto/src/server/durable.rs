@@ -228,7 +228,9 @@ impl Server {
 
     /// Start again from a store: a room as it was, with the seq of its last
     /// stored event and its newest events (oldest first) for the memory
-    /// window. `oldest` is the seq of its oldest stored event. Call before
+    /// window (all of them if there are fewer than
+    /// [`history_per_room`](crate::ServerConfig::history_per_room)).
+    /// `oldest` is the seq of its oldest stored event. Call before
     /// any connection; the next event of the room gets `last_seq + 1`.
     pub fn restore_room(
         &mut self,
@@ -248,10 +250,14 @@ impl Server {
             self.config.history_per_room,
             self.config.history_bytes_per_room,
         );
-        for e in recent
+        let recent: Vec<Event> = recent
             .into_iter()
             .filter(|e| e.seq <= last_seq && e.is_msg())
-        {
+            .collect();
+        // Fewer than memory keeps: the store had no older message, so memory
+        // holds the room's whole history from `oldest` on.
+        let whole = recent.len() < cap;
+        for e in recent {
             let mut e = e;
             e.room = Arc::clone(&name);
             let e = Arc::new(e);
@@ -264,7 +270,7 @@ impl Server {
                         .insert(id.clone(), name.to_string(), e.seq, self.config.id_window);
                 }
             }
-            if room.history.is_empty() {
+            if room.history.is_empty() && !whole {
                 room.history_start = e.seq;
             }
             self.history_bytes += crate::server::room::event_bytes(&e);

@@ -161,6 +161,24 @@ impl Server {
         }
     }
 
+    /// Wait until the server prints a line containing `needle`, at most
+    /// `within`; whether it did.
+    pub fn wait_for_line(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+                if tail.iter().any(|l| l.contains(needle)) {
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The last lines the server printed.
     pub fn log(&self) -> String {
         let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
