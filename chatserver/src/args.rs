@@ -55,6 +55,30 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_LISTEN", default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,
 
+    /// A PEM certificate chain: with --tls-key, the port also speaks TLS
+    /// (chatproto, https:// and wss://).
+    #[arg(long, env = "CHATSERVER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "CHATSERVER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// With a certificate: refuse unencrypted connections (plain chatproto
+    /// and http://).
+    #[arg(long, env = "CHATSERVER_TLS_ONLY")]
+    pub tls_only: bool,
+
+    /// Other origins whose pages may open a WebSocket (comma-separated,
+    /// e.g. https://chat.example.org); the page's own always may.
+    #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Networks besides loopback that may read /metrics (comma-separated
+    /// CIDRs, e.g. 10.0.0.0/8).
+    #[arg(long, env = "CHATSERVER_METRICS_ALLOW", value_delimiter = ',')]
+    pub metrics_allow: Vec<ipnet::IpNet>,
+
     /// Most connections at once, joined or not; the next one gets server_full.
     #[arg(long, env = "CHATSERVER_MAX_CLIENTS", default_value_t = 10_000)]
     pub max_clients: usize,
@@ -63,10 +87,11 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_MAX_CLIENTS_PER_IP", default_value_t = 64)]
     pub max_clients_per_ip: usize,
 
-    /// Largest frame payload in bytes, both directions (at least 1024). A
+    /// Largest frame payload in bytes, both directions (1024 to 16777215: a
+    /// frame's first byte is then 0, which tells chatproto from HTTP and TLS). A
     /// larger length header gets frame_too_large and the connection closes.
     #[arg(long, env = "CHATSERVER_MAX_FRAME_BYTES", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u32).range(1024..))]
+          value_parser = clap::value_parser!(u32).range(1024..=16_777_215))]
     pub max_frame_bytes: u32,
 
     /// Most recipients one message may name (1 to 65536). A longer `to`

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chatproto::{encode, ClientFrame, FrameDecoder, Kick};
-use tokio::sync::{mpsc, oneshot};
+use chatproto::{ClientFrame, FrameDecoder, Kick};
+use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
 
+use crate::feed::{self, Feeder, Halt};
 use crate::hub::ToHub;
 use crate::limits::Admission;
 use crate::peer::Peer;
-use crate::ratelimit::TokenBucket;
 use crate::Settings;
 
 /// Bytes asked of the socket per read; the buffer exists only while data waits.
@@ -49,15 +49,7 @@ pub async fn serve(
     _admission: Admission,
     _done: mpsc::Sender<()>,
 ) {
-    let (reply, id) = oneshot::channel();
-    let connect = ToHub::Connect {
-        peer: Arc::clone(&peer),
-        reply,
-    };
-    if to_hub.send(connect).await.is_err() {
-        return;
-    }
-    let Ok(id) = id.await else {
+    let Some(id) = feed::connect(&to_hub, &peer).await else {
         return;
     };
     debug!(client = %id, %addr, "connected");
@@ -68,9 +60,7 @@ pub async fn serve(
         id,
         decoder: FrameDecoder::new(cfg.max_frame_bytes),
         buf: BytesMut::new(),
-        bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now()),
-        held: None,
-        throttled_since: None,
+        feeder: Feeder::new(&to_hub, &cfg),
         progress_told: None,
     };
     let stop = reader.run().await;
@@ -93,11 +83,7 @@ struct Reader<'a> {
     id: chatproto::ClientId,
     decoder: FrameDecoder,
     buf: BytesMut,
-    bucket: TokenBucket,
-    /// A decoded frame waiting for a rate-limit token.
-    held: Option<ToHub>,
-    /// Since when the rate limit has held this client back without a break.
-    throttled_since: Option<Instant>,
+    feeder: Feeder<'a>,
     /// When the hub was last told the client is reading its backlog.
     progress_told: Option<Instant>,
 }
@@ -114,14 +100,14 @@ impl Reader<'_> {
             }
             let blocked = self.peer.is_blocked();
             tokio::select! {
-                ready = self.peer.stream.readable(), if resume_at.is_none() => {
+                ready = self.peer.socket().readable(), if resume_at.is_none() => {
                     if let Err(e) = ready {
                         return Stop::Failed(e);
                     }
                     if self.buf.capacity() - self.buf.len() < 1024 {
                         self.buf.reserve(READ_CHUNK);
                     }
-                    match self.peer.stream.try_read_buf(&mut self.buf) {
+                    match self.peer.socket().try_read_buf(&mut self.buf) {
                         Ok(0) => return Stop::Eof,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -144,7 +130,7 @@ impl Reader<'_> {
                         Err(stop) => return stop,
                     }
                 }
-                ready = self.peer.stream.writable(), if blocked => {
+                ready = self.peer.socket().writable(), if blocked => {
                     if let Err(e) = ready {
                         return Stop::Failed(e);
                     }
@@ -169,36 +155,31 @@ impl Reader<'_> {
     /// each. `Ok(Some(t))`: out of tokens, stop reading until `t`.
     async fn process(&mut self) -> Result<Option<Instant>, Stop> {
         loop {
-            if self.held.is_none() {
-                self.held = match self.decoder.decode::<ClientFrame>(&mut self.buf) {
+            if !self.feeder.is_holding() {
+                match self.decoder.decode::<ClientFrame>(&mut self.buf) {
                     Ok(None) => break,
-                    Ok(Some(Ok(frame))) => Some(ToHub::Frame(self.id, frame)),
-                    Ok(Some(Err(e))) => Some(ToHub::BadFrame(self.id, e)),
+                    Ok(Some(Ok(frame))) => self.feeder.hold(ToHub::Frame(self.id, frame)),
+                    Ok(Some(Err(e))) => self.feeder.hold(ToHub::BadFrame(self.id, e)),
                     Err(e) => {
                         info!(client = %self.id, error = %e, "framing error; closing");
-                        self.kick(Kick::Framing(e));
+                        feed::kick(self.peer, &Kick::Framing(e), self.cfg);
                         return Err(Stop::Closing);
                     }
-                };
+                }
             }
-            let now = Instant::now();
-            if let Err(wait) = self.bucket.take(now.into_std()) {
-                let since = *self.throttled_since.get_or_insert(now);
-                if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms)
-                {
+            match self.feeder.pass().await {
+                Ok(None) => {}
+                Ok(Some(at)) => return Ok(Some(at)),
+                Err(Halt::Kick(why)) => {
                     info!(client = %self.id, "rate limit exceeded for too long; closing");
-                    self.kick(Kick::RateLimited);
+                    feed::kick(self.peer, &why, self.cfg);
                     return Err(Stop::Closing);
                 }
-                return Ok(Some(now + wait));
-            }
-            let input = self.held.take().expect("held above");
-            if self.to_hub.send(input).await.is_err() {
-                return Err(Stop::HubGone);
+                Err(Halt::HubGone) => return Err(Stop::HubGone),
             }
         }
         // Caught up with everything the client sent.
-        self.throttled_since = None;
+        self.feeder.caught_up();
         self.release_idle_buffer();
         Ok(None)
     }
@@ -209,16 +190,6 @@ impl Reader<'_> {
             self.buf = BytesMut::new();
         }
     }
-
-    /// Replace what is queued by the error of `why` and close; the hub
-    /// hears `Gone` next, and everyone else sees the client leave.
-    fn kick(&self, why: Kick) {
-        if let Ok(bytes) = encode(&why.frame(), self.cfg.max_frame_bytes) {
-            self.peer.kick(bytes);
-        } else {
-            self.peer.close();
-        }
-    }
 }
 
 /// Write what is still queued (bounded by the close-flush time), send FIN,
@@ -226,7 +197,7 @@ impl Reader<'_> {
 async fn finish(peer: &Peer, cfg: &Settings) {
     let deadline = Instant::now() + Duration::from_millis(cfg.close_flush_ms);
     while peer.has_queued() {
-        match timeout_at(deadline, peer.stream.writable()).await {
+        match timeout_at(deadline, peer.socket().writable()).await {
             Some(Ok(())) => {
                 if peer.flush(false).is_err() {
                     return;
@@ -235,13 +206,13 @@ async fn finish(peer: &Peer, cfg: &Settings) {
             _ => return,
         }
     }
-    let _ = socket2::SockRef::from(&peer.stream).shutdown(std::net::Shutdown::Write);
+    let _ = socket2::SockRef::from(peer.socket()).shutdown(std::net::Shutdown::Write);
     let linger_end = Instant::now() + LINGER;
     // On the heap: an array here would sit in every connection's future.
     let mut scratch = vec![0u8; 4096];
     loop {
-        match timeout_at(linger_end, peer.stream.readable()).await {
-            Some(Ok(())) => match peer.stream.try_read(&mut scratch) {
+        match timeout_at(linger_end, peer.socket().readable()).await {
+            Some(Ok(())) => match peer.socket().try_read(&mut scratch) {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -78,6 +78,8 @@ pub enum ToHub {
     Progress(ClientId),
     /// The connection is finished (EOF, error, or closed by the server).
     Gone(ClientId),
+    /// `/metrics` asks what the core knows.
+    Snapshot(oneshot::Sender<crate::metrics::Snapshot>),
 }
 
 /// What woke the hub.
@@ -180,8 +182,12 @@ pub struct Hub {
     /// Records for the store's next batch, and the ticket they end with.
     to_store: Vec<Record>,
     to_store_through: u64,
-    /// Whether a batch is being written.
+    /// Whether a batch is being written, since when.
     storing: bool,
+    storing_since: Instant,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The message counted last (its room's name's address, its seq).
+    last_counted: Option<(usize, u64)>,
     /// Reads that could not be asked (no store): answered from memory.
     unanswered: Vec<(u64, ClientId)>,
 }
@@ -195,6 +201,7 @@ impl Hub {
         store: Option<StoreLink>,
         outbound_queue_bytes: usize,
         budget: Arc<OutboundBudget>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let max_frame_bytes = server.config().max_frame_bytes;
         Hub {
@@ -218,6 +225,9 @@ impl Hub {
             to_store: Vec::new(),
             to_store_through: 0,
             storing: false,
+            storing_since: Instant::now(),
+            metrics,
+            last_counted: None,
             unanswered: Vec::new(),
         }
     }
@@ -319,6 +329,7 @@ impl Hub {
         let through = self.to_store_through;
         if link.tx.send(ToStore::Append { records, through }).is_ok() {
             self.storing = true;
+            self.storing_since = Instant::now();
         }
     }
 
@@ -327,10 +338,13 @@ impl Hub {
         match answer {
             FromStore::Stored(through) => {
                 self.storing = false;
+                let took = self.storing_since.elapsed().as_micros() as u64;
+                self.metrics.appended(took);
                 self.server.handle_persisted(through);
             }
             FromStore::Failed(cause) => {
                 self.storing = false;
+                self.metrics.append_failed();
                 // The core gives up every record not stored, these included.
                 self.to_store.clear();
                 warn!(
@@ -452,6 +466,12 @@ impl Hub {
                 self.peers.remove(&id);
                 self.kicked.remove(&id);
             }
+            ToHub::Snapshot(reply) => {
+                let _ = reply.send(crate::metrics::Snapshot {
+                    rooms: self.server.rooms().count() as u64,
+                    members: self.server.members() as u64,
+                });
+            }
         }
     }
 
@@ -486,6 +506,11 @@ impl Hub {
                         self.last_logged = Some(key);
                         log_event(event);
                     }
+                    if event.is_msg() && self.last_counted != Some(key) {
+                        self.last_counted = Some(key);
+                        self.metrics.message();
+                    }
+                    self.metrics.delivered(to.len());
                     if !to.is_empty() {
                         let wire = event.wire(with_id, false);
                         match encode_shared(&mut self.scratch, &wire, self.max_frame_bytes) {
@@ -508,6 +533,7 @@ impl Hub {
                     }
                 }
                 Output::Close { client, code } => {
+                    self.metrics.closed_for(code.as_str());
                     if let Some(peer) = self.peers.get(&client) {
                         info!(client = %client, code = %code, "closing connection");
                         peer.close();
@@ -592,6 +618,7 @@ impl Hub {
         if !self.kicked.insert(id) {
             return;
         }
+        self.metrics.closed_for(why.code().as_str());
         if let Some(peer) = self.peers.get(&id) {
             match encode(&why.frame(), self.max_frame_bytes) {
                 Ok(bytes) => peer.kick(self.budget.track(bytes)),

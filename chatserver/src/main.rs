@@ -1,18 +1,28 @@
-//! chatserver: chat rooms over TCP.
+//! chatserver: chat rooms over TCP, TLS and WebSockets, with a web page.
 //!
 //! Rooms, sessions and history are `chatproto::Server`; this binary only
-//! moves bytes: an accept loop, one task per connection (`conn`), and one
-//! task that owns the core (`hub`). See README.md for the flags.
+//! moves bytes: an accept loop, the edge that tells the ways in apart
+//! (`edge`), one task per connection (`conn`, `tlsconn`, `wsconn`), the web
+//! routes (`web`), one task that owns the core (`hub`) and the history
+//! database's thread (`store`). See README.md for the flags.
 
 mod args;
 mod budget;
 mod conn;
+mod edge;
+mod feed;
 mod hub;
 mod limits;
+mod metrics;
 mod peer;
 mod ratelimit;
 mod store;
+mod tls;
+mod tlsconn;
 mod trim;
+mod web;
+mod writer;
+mod wsconn;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -26,7 +36,6 @@ use tracing::{info, warn};
 
 use crate::args::Args;
 use crate::limits::{Limits, Refused};
-use crate::peer::Peer;
 
 /// How many inputs may wait for the hub before connection tasks wait too.
 const HUB_QUEUE: usize = 4096;
@@ -41,6 +50,11 @@ pub struct Settings {
     outbound_queue_bytes: usize,
     close_flush_ms: u64,
     budget: Arc<budget::OutboundBudget>,
+    join_timeout_ms: u64,
+    tls_only: bool,
+    allowed_origins: Vec<String>,
+    metrics_allow: Vec<ipnet::IpNet>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -119,6 +133,17 @@ async fn run(args: Args) -> std::io::Result<()> {
             Some(db)
         }
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::load(cert, key).map_err(std::io::Error::other)?,
+        )),
+        _ => None,
+    };
+    if args.tls_only && tls.is_none() {
+        return Err(std::io::Error::other(
+            "--tls-only needs --tls-cert and --tls-key",
+        ));
+    }
     let listener = TcpListener::bind(args.listen).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
     })?;
@@ -129,6 +154,8 @@ async fn run(args: Args) -> std::io::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "open {scheme}://{addr}/ in a browser")?;
         out.flush()?;
     }
     let settings = Arc::new(Settings {
@@ -139,6 +166,16 @@ async fn run(args: Args) -> std::io::Result<()> {
         outbound_queue_bytes: args.outbound_queue_bytes,
         close_flush_ms: args.close_flush_ms,
         budget: budget::OutboundBudget::new(args.outbound_total_bytes),
+        join_timeout_ms: args.join_timeout_ms,
+        tls_only: args.tls_only,
+        allowed_origins: args
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect(),
+        metrics_allow: args.metrics_allow.clone(),
+        metrics: Arc::new(metrics::Metrics::default()),
     });
     let mut config = ServerConfig::default();
     config.max_frame_bytes = settings.max_frame_bytes;
@@ -194,6 +231,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         link,
         args.outbound_queue_bytes,
         Arc::clone(&settings.budget),
+        Arc::clone(&settings.metrics),
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -202,17 +240,19 @@ async fn run(args: Args) -> std::io::Result<()> {
     // Every connection task holds a clone; when all are dropped, all are done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limits = Limits::new(args.max_clients, args.max_clients_per_ip);
-    let accept = tokio::spawn(accept_loop(
-        listener,
+    let edge = Arc::new(edge::Edge {
         to_hub,
-        settings.clone(),
-        limits,
-        stop_rx,
-        done_tx,
-    ));
+        settings: Arc::clone(&settings),
+        tls,
+    });
+    let accept = tokio::spawn(accept_loop(listener, edge, limits, stop_rx, done_tx));
 
     signalled.await;
     info!("signal received: stop accepting, notify clients, flush");
+    settings
+        .metrics
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let _ = accept.await;
     let _ = hub_task.await;
@@ -226,12 +266,12 @@ async fn run(args: Args) -> std::io::Result<()> {
 
 async fn accept_loop(
     listener: TcpListener,
-    to_hub: mpsc::Sender<hub::ToHub>,
-    settings: Arc<Settings>,
+    edge: Arc<edge::Edge>,
     limits: Arc<Limits>,
     mut stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
+    let settings = &edge.settings;
     let max = settings.max_frame_bytes;
     let full = encode(
         &ServerFrame::error(
@@ -266,22 +306,12 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         match limits.admit(addr.ip()) {
             Ok(admission) => {
-                let peer = Arc::new(Peer::new(
-                    stream,
-                    settings.outbound_queue_bytes,
-                    Arc::clone(&settings.budget),
-                ));
-                tokio::spawn(conn::serve(
-                    peer,
-                    addr,
-                    to_hub.clone(),
-                    settings.clone(),
-                    admission,
-                    done.clone(),
-                ));
+                let edge = Arc::clone(&edge);
+                tokio::spawn(edge::serve(stream, addr, edge, admission, done.clone()));
             }
             Err(why) => {
                 info!(%addr, ?why, "refusing connection: server_full");
+                settings.metrics.closed_for("server_full");
                 let bytes = if why == Refused::Full {
                     full.clone()
                 } else {

@@ -1,6 +1,11 @@
 //! One connection's socket and its bounded outbound queue, shared by the hub
 //! (which queues and writes without ever waiting) and the connection task
 //! (which reads, and waits for the socket when a write would block).
+//!
+//! A plain TCP peer is written by the hub itself. A peer behind TLS or a
+//! WebSocket is written by its own writer task, which takes whole frames
+//! from the same bounded queue ([`Peer::take`]): the hub only queues and
+//! wakes it.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -19,8 +24,11 @@ const MAX_IOVECS: usize = 64;
 /// A connection as the hub and its task both see it.
 #[derive(Debug)]
 pub struct Peer {
-    /// The socket. Reads happen in the connection task; writes under `out`'s lock.
-    pub stream: TcpStream,
+    /// The socket of a plain TCP peer (`None`: a writer task writes). Reads
+    /// happen in the connection task; writes under `out`'s lock.
+    stream: Option<TcpStream>,
+    /// Wakes a writer task: frames are queued, or the peer is closing.
+    pub writable: Notify,
     /// The room's handle, set once the hub has registered the connection.
     pub id: OnceLock<ClientId>,
     /// Wakes the connection task: a write would block, or the peer is closing.
@@ -67,14 +75,67 @@ impl Peer {
     /// bytes plus [`SLOT_BYTES`] per frame). Frames leaving the queue are
     /// reported to `budget`; the hub reports those it queues.
     pub fn new(stream: TcpStream, limit: usize, budget: Arc<OutboundBudget>) -> Self {
+        Self::with(Some(stream), limit, budget)
+    }
+
+    /// A peer written by a writer task (TLS, WebSocket), with the same
+    /// queue limit and budget.
+    pub fn for_task(limit: usize, budget: Arc<OutboundBudget>) -> Self {
+        Self::with(None, limit, budget)
+    }
+
+    fn with(stream: Option<TcpStream>, limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Peer {
             stream,
+            writable: Notify::new(),
             id: OnceLock::new(),
             wake: Notify::new(),
             out: Mutex::new(Outbound::default()),
             limit,
             budget,
         }
+    }
+
+    /// The socket of a plain TCP peer.
+    ///
+    /// # Panics
+    ///
+    /// For a peer written by a task, which has none.
+    pub fn socket(&self) -> &TcpStream {
+        self.stream.as_ref().expect("a plain TCP peer")
+    }
+
+    /// For a writer task: move up to `max` whole frames out of the queue
+    /// into `into` (they leave the queue's count and the budget's slots).
+    /// `false` when there is nothing to take and the peer is closing: the
+    /// task ends the connection.
+    pub fn take(&self, max: usize, into: &mut Vec<Bytes>) -> bool {
+        let mut out = self.out();
+        out.dirty = false;
+        let n = out.queue.len().min(max);
+        for _ in 0..n {
+            if let Some(b) = out.queue.pop_front() {
+                out.queued -= b.len() + SLOT_BYTES;
+                into.push(b);
+            }
+        }
+        if out.queue.is_empty() && out.queue.capacity() > 256 {
+            out.queue = VecDeque::new();
+        }
+        let closing = out.closing;
+        drop(out);
+        self.budget.remove_slots(n);
+        n > 0 || !closing
+    }
+
+    /// For a writer task: its socket failed.
+    pub fn set_dead(&self) {
+        let mut out = self.out();
+        out.dead = true;
+        out.closing = true;
+        drop(out);
+        self.wake.notify_one();
+        self.writable.notify_one();
     }
 
     fn out(&self) -> MutexGuard<'_, Outbound> {
@@ -159,6 +220,7 @@ impl Peer {
         self.budget.remove_slots(dropped);
         self.budget.add_slots(1);
         self.wake.notify_one();
+        self.writable.notify_one();
     }
 
     /// Close once what is queued is written.
@@ -224,8 +286,14 @@ impl Peer {
         if skip_if_blocked && out.blocked {
             return Ok(false);
         }
+        let Some(stream) = &self.stream else {
+            // Its writer task writes.
+            drop(out);
+            self.writable.notify_one();
+            return Ok(true);
+        };
         let before = out.queue.len();
-        let result = write_queued(&self.stream, &mut out);
+        let result = write_queued(stream, &mut out);
         let mut gone = before - out.queue.len();
         if result.is_err() {
             gone += out.held.iter().map(|(_, a)| a.len()).sum::<usize>();

@@ -1,0 +1,220 @@
+//! One port, three ways in, told apart by a connection's first byte:
+//! chatproto frames (0x00: every frame is under 16 MiB), an HTTP request
+//! (a method name, A-Z), or a TLS ClientHello (0x16), inside which the
+//! same choice is made again. Any other first byte is a length header over
+//! every limit: the chatproto path answers it `frame_too_large` and
+//! closes. Nothing within the join timeout is closed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chatproto::{ErrorCode, ServerFrame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tracing::debug;
+
+use crate::hub::ToHub;
+use crate::limits::Admission;
+use crate::metrics::Transport;
+use crate::peer::Peer;
+use crate::web::ConnInfo;
+use crate::Settings;
+
+/// What every connection needs, whichever way it came in.
+pub struct Edge {
+    /// The hub's inbox.
+    pub to_hub: mpsc::Sender<ToHub>,
+    /// The server's settings.
+    pub settings: Arc<Settings>,
+    /// TLS, when a certificate was given.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// What a first byte says a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    Chatproto,
+    Http,
+    Tls,
+    Nothing,
+}
+
+fn speaks(first: u8) -> Speaks {
+    match first {
+        0x16 => Speaks::Tls,
+        b'A'..=b'Z' => Speaks::Http,
+        _ => Speaks::Chatproto,
+    }
+}
+
+/// Serve one accepted connection, whatever it speaks.
+pub async fn serve(
+    stream: TcpStream,
+    addr: SocketAddr,
+    edge: Arc<Edge>,
+    admission: Admission,
+    done: mpsc::Sender<()>,
+) {
+    let cfg = &edge.settings;
+    let wait = Duration::from_millis(cfg.join_timeout_ms);
+    let mut first = [0u8; 1];
+    let said = match timeout(wait, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => speaks(first[0]),
+        Ok(_) => Speaks::Nothing,
+        Err(_) => {
+            // Silent: answered as a chatproto client that did not join is.
+            let frame = ServerFrame::error(ErrorCode::Timeout, "you did not join in time");
+            if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
+                let mut stream = stream;
+                let _ = timeout(wait, async {
+                    stream.write_all(&bytes).await?;
+                    stream.shutdown().await
+                })
+                .await;
+            }
+            return;
+        }
+    };
+    let plain_ok = !(cfg.tls_only && edge.tls.is_some());
+    match said {
+        Speaks::Chatproto if plain_ok => {
+            let peer = Arc::new(Peer::new(
+                stream,
+                cfg.outbound_queue_bytes,
+                Arc::clone(&cfg.budget),
+            ));
+            cfg.metrics.opened(Transport::Tcp);
+            let to_hub = edge.to_hub.clone();
+            let settings = Arc::clone(cfg);
+            crate::conn::serve(peer, addr, to_hub, settings, admission, done).await;
+            edge.settings.metrics.closed(Transport::Tcp);
+        }
+        Speaks::Http if plain_ok => {
+            let info = ConnInfo { addr, tls: false };
+            crate::web::serve(stream, info, Arc::clone(&edge), admission, done).await;
+        }
+        Speaks::Tls => {
+            let Some(acceptor) = edge.tls.clone() else {
+                debug!(%addr, "TLS without a certificate; closing");
+                return;
+            };
+            let tls = match timeout(wait, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return debug!(%addr, error = %e, "TLS handshake failed"),
+                Err(_) => return debug!(%addr, "TLS handshake timed out"),
+            };
+            let mut inner = Rewind::new(tls);
+            let said = match timeout(wait, inner.fill()).await {
+                Ok(Ok(Some(b))) => speaks(b),
+                _ => Speaks::Nothing,
+            };
+            match said {
+                Speaks::Chatproto => {
+                    crate::tlsconn::serve(inner, addr, Arc::clone(&edge), admission, done).await;
+                }
+                Speaks::Http => {
+                    let info = ConnInfo { addr, tls: true };
+                    crate::web::serve(inner, info, Arc::clone(&edge), admission, done).await;
+                }
+                _ => debug!(%addr, "TLS carrying neither chatproto nor HTTP; closing"),
+            }
+        }
+        other => debug!(%addr, ?other, "closing: not a way in this server allows"),
+    }
+}
+
+/// A stream whose first byte was read to see what it speaks, and is given
+/// back first.
+pub struct Rewind<S> {
+    first: Option<u8>,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> Rewind<S> {
+    fn new(inner: S) -> Self {
+        Rewind { first: None, inner }
+    }
+
+    /// Read the first byte (kept to be read again); `None` at EOF.
+    async fn fill(&mut self) -> io::Result<Option<u8>> {
+        let mut b = [0u8; 1];
+        match self.inner.read(&mut b).await? {
+            0 => Ok(None),
+            _ => {
+                self.first = Some(b[0]);
+                Ok(Some(b[0]))
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(b) = self.first {
+            if buf.remaining() > 0 {
+                buf.put_slice(&[b]);
+                self.first = None;
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_byte_tells_the_ways_apart() {
+        // A chatproto frame's length header starts with 0 (frames < 16 MiB).
+        assert_eq!(speaks(0x00), Speaks::Chatproto);
+        assert_eq!(speaks(b'G'), Speaks::Http);
+        assert_eq!(speaks(0x16), Speaks::Tls);
+        // A header over every limit: the chatproto path refuses it clearly.
+        for b in [0x01, 0x15, b'g', b'{', 0xff] {
+            assert_eq!(speaks(b), Speaks::Chatproto, "{b:#x}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What every connection does with what it reads, whatever the transport:
+//! register with the hub, and hand it inputs one rate-limit token each,
+//! closing a client held back too long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatproto::{encode, ClientId, Kick};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::hub::ToHub;
+use crate::peer::Peer;
+use crate::ratelimit::TokenBucket;
+use crate::Settings;
+
+/// Why a connection stops feeding the hub.
+#[derive(Debug)]
+pub enum Halt {
+    /// The client is closed with this (its queue is replaced by the error).
+    Kick(Kick),
+    /// The hub is gone: the server is stopping.
+    HubGone,
+}
+
+/// Register `peer` with the hub; its handle, or `None` if the hub is gone.
+pub async fn connect(to_hub: &mpsc::Sender<ToHub>, peer: &Arc<Peer>) -> Option<ClientId> {
+    let (reply, id) = oneshot::channel();
+    let connect = ToHub::Connect {
+        peer: Arc::clone(peer),
+        reply,
+    };
+    to_hub.send(connect).await.ok()?;
+    id.await.ok()
+}
+
+/// Replace what is queued for `peer` by the error of `why` and close it.
+pub fn kick(peer: &Peer, why: &Kick, cfg: &Settings) {
+    cfg.metrics.closed_for(why.code().as_str());
+    match encode(&why.frame(), cfg.max_frame_bytes) {
+        Ok(bytes) => peer.kick(bytes),
+        Err(_) => peer.close(),
+    }
+}
+
+/// Inputs on their way to the hub, through the rate limit.
+pub struct Feeder<'a> {
+    to_hub: &'a mpsc::Sender<ToHub>,
+    cfg: &'a Settings,
+    bucket: TokenBucket,
+    /// An input waiting for a token.
+    held: Option<ToHub>,
+    /// Since when the rate limit has held this client back without a break.
+    throttled_since: Option<Instant>,
+}
+
+impl<'a> Feeder<'a> {
+    /// A feeder with a full bucket.
+    pub fn new(to_hub: &'a mpsc::Sender<ToHub>, cfg: &'a Settings) -> Self {
+        Feeder {
+            to_hub,
+            cfg,
+            bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now()),
+            held: None,
+            throttled_since: None,
+        }
+    }
+
+    /// Whether an input waits for a token.
+    pub fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Take `input` to pass on next.
+    pub fn hold(&mut self, input: ToHub) {
+        self.held = Some(input);
+    }
+
+    /// Pass the held input on if a token is free. `Ok(None)`: passed (or
+    /// nothing held); `Ok(Some(t))`: out of tokens, try again at `t`.
+    pub async fn pass(&mut self) -> Result<Option<Instant>, Halt> {
+        if self.held.is_none() {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        if let Err(wait) = self.bucket.take(now.into_std()) {
+            let since = *self.throttled_since.get_or_insert(now);
+            if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
+                return Err(Halt::Kick(Kick::RateLimited));
+            }
+            return Ok(Some(now + wait));
+        }
+        let input = self.held.take().expect("held above");
+        self.to_hub.send(input).await.map_err(|_| Halt::HubGone)?;
+        Ok(None)
+    }
+
+    /// Everything the client sent has been passed on: it is not throttled.
+    pub fn caught_up(&mut self) {
+        self.throttled_since = None;
+    }
+}

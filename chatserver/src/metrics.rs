@@ -1,0 +1,218 @@
+//! Counters for `GET /metrics`, in the Prometheus text format. The
+//! connection tasks and the hub bump atomics; what only the core knows
+//! (rooms, members) is asked of the hub when the page is read.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// How a connection reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// chatproto frames over TCP.
+    Tcp,
+    /// chatproto frames over TLS.
+    Tls,
+    /// chatproto over a WebSocket (plain or TLS).
+    WebSocket,
+}
+
+const TRANSPORTS: [(Transport, &str); 3] = [
+    (Transport::Tcp, "tcp"),
+    (Transport::Tls, "tls"),
+    (Transport::WebSocket, "websocket"),
+];
+
+/// Why the server closed connections, by the error code it sent.
+const REASONS: [&str; 6] = [
+    "timeout",
+    "rate_limited",
+    "slow_consumer",
+    "frame_too_large",
+    "empty_frame",
+    "server_full",
+];
+
+/// What the core knows, read when the page is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Snapshot {
+    /// Rooms that exist.
+    pub rooms: u64,
+    /// Connections that joined.
+    pub members: u64,
+}
+
+/// Every counter.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    open: [AtomicU64; 3],
+    opened: [AtomicU64; 3],
+    closed_for: [AtomicU64; 6],
+    messages: AtomicU64,
+    deliveries: AtomicU64,
+    appends: AtomicU64,
+    append_micros: AtomicU64,
+    append_failures: AtomicU64,
+    /// Shutting down: `/healthz` answers 503.
+    pub stopping: AtomicBool,
+}
+
+fn slot(t: Transport) -> usize {
+    TRANSPORTS.iter().position(|(x, _)| *x == t).unwrap_or(0)
+}
+
+impl Metrics {
+    /// A connection of `t` opened.
+    pub fn opened(&self, t: Transport) {
+        self.open[slot(t)].fetch_add(1, Relaxed);
+        self.opened[slot(t)].fetch_add(1, Relaxed);
+    }
+
+    /// A connection of `t` closed.
+    pub fn closed(&self, t: Transport) {
+        self.open[slot(t)].fetch_sub(1, Relaxed);
+    }
+
+    /// The server closed a connection, sending `code` first.
+    pub fn closed_for(&self, code: &str) {
+        if let Some(i) = REASONS.iter().position(|r| *r == code) {
+            self.closed_for[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A message was sequenced and sent to `deliveries` connections in all.
+    pub fn message(&self) {
+        self.messages.fetch_add(1, Relaxed);
+    }
+
+    /// Copies of events queued to connections.
+    pub fn delivered(&self, n: usize) {
+        self.deliveries.fetch_add(n as u64, Relaxed);
+    }
+
+    /// The store took a batch in `micros`.
+    pub fn appended(&self, micros: u64) {
+        self.appends.fetch_add(1, Relaxed);
+        self.append_micros.fetch_add(micros, Relaxed);
+    }
+
+    /// The store failed a batch.
+    pub fn append_failed(&self) {
+        self.append_failures.fetch_add(1, Relaxed);
+    }
+
+    /// The page: counters, with what the core and the budget say.
+    pub fn render(&self, core: Snapshot, queued_bytes: usize) -> String {
+        let mut out = String::with_capacity(2048);
+        head(&mut out, "chat_connections", "gauge", "Connections open now, by transport.");
+        for (i, (_, name)) in TRANSPORTS.iter().enumerate() {
+            let n = self.open[i].load(Relaxed);
+            let _ = writeln!(out, "chat_connections{{transport=\"{name}\"}} {n}");
+        }
+        head(&mut out, "chat_connections_opened_total", "counter", "Connections opened, by transport.");
+        for (i, (_, name)) in TRANSPORTS.iter().enumerate() {
+            let n = self.opened[i].load(Relaxed);
+            let _ = writeln!(out, "chat_connections_opened_total{{transport=\"{name}\"}} {n}");
+        }
+        head(&mut out, "chat_disconnects_total", "counter", "Connections the server closed, by the error code it sent.");
+        for (i, reason) in REASONS.iter().enumerate() {
+            let n = self.closed_for[i].load(Relaxed);
+            let _ = writeln!(out, "chat_disconnects_total{{reason=\"{reason}\"}} {n}");
+        }
+        let gauges = [
+            ("chat_rooms", "Rooms that exist.", core.rooms),
+            ("chat_members", "Connections that joined.", core.members),
+            (
+                "chat_outbound_queue_bytes",
+                "Bytes queued for clients and not yet written.",
+                queued_bytes as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            head(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        let counters = [
+            (
+                "chat_messages_total",
+                "Messages sequenced.",
+                self.messages.load(Relaxed),
+            ),
+            (
+                "chat_deliveries_total",
+                "Copies of events queued to connections.",
+                self.deliveries.load(Relaxed),
+            ),
+            (
+                "chat_store_append_failures_total",
+                "Batches the history database could not store.",
+                self.append_failures.load(Relaxed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            head(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        let (n, micros) = (self.appends.load(Relaxed), self.append_micros.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP chat_store_append_seconds Time from handing a batch to the history database to its commit.\n\
+             # TYPE chat_store_append_seconds summary\n\
+             chat_store_append_seconds_sum {}\n\
+             chat_store_append_seconds_count {n}",
+            micros as f64 / 1e6
+        );
+        out
+    }
+}
+
+/// A metric family's `HELP` and `TYPE` lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_is_prometheus_text_with_every_family() {
+        let m = Metrics::default();
+        m.opened(Transport::WebSocket);
+        m.opened(Transport::Tcp);
+        m.closed(Transport::Tcp);
+        m.closed_for("slow_consumer");
+        m.message();
+        m.delivered(3);
+        m.appended(1_500);
+        let core = Snapshot {
+            rooms: 2,
+            members: 1,
+        };
+        let page = m.render(core, 42);
+        for line in [
+            "chat_connections{transport=\"websocket\"} 1",
+            "chat_connections{transport=\"tcp\"} 0",
+            "chat_connections_opened_total{transport=\"tcp\"} 1",
+            "chat_disconnects_total{reason=\"slow_consumer\"} 1",
+            "chat_rooms 2",
+            "chat_members 1",
+            "chat_outbound_queue_bytes 42",
+            "chat_messages_total 1",
+            "chat_deliveries_total 3",
+            "chat_store_append_seconds_sum 0.0015",
+            "chat_store_append_seconds_count 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+        }
+        // Every sample's family is declared first, once.
+        for l in page.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            let family = name.trim_end_matches("_sum").trim_end_matches("_count");
+            assert_eq!(
+                page.matches(&format!("# TYPE {family} ")).count(),
+                1,
+                "{family}"
+            );
+        }
+    }
+}

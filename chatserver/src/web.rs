@@ -1,0 +1,245 @@
+//! HTTP on the shared port: the chat page (embedded at build time), the
+//! WebSocket that carries chatproto, `/healthz` and `/metrics`. Anything
+//! else is 404; nothing is read from disk.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::FromRequestParts;
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::edge::Edge;
+use crate::hub::ToHub;
+use crate::limits::Admission;
+
+/// The page's files: (name, content type, bytes), from `web/` (build.rs).
+static FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
+
+/// No script but our own files, no framing by other sites, nothing sniffed.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+                   form-action 'self'; frame-ancestors 'none'";
+
+/// One HTTP connection's facts.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Whether it came through TLS.
+    pub tls: bool,
+}
+
+/// Serve HTTP/1.1 on `io` until the client closes it or it upgrades to a
+/// WebSocket, which then holds `admission` (the connection's place under
+/// the caps) and `done` (what shutdown waits for).
+pub async fn serve<I>(
+    io: I,
+    info: ConnInfo,
+    edge: Arc<Edge>,
+    admission: Admission,
+    done: mpsc::Sender<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let admission = Arc::new(Mutex::new(Some(admission)));
+    // A request's head must come within the join timeout, as a join must.
+    let timeout = Duration::from_millis(edge.settings.join_timeout_ms.max(1));
+    let service = hyper::service::service_fn(move |req| {
+        let (edge, admission, done) = (Arc::clone(&edge), Arc::clone(&admission), done.clone());
+        async move { Ok::<_, Infallible>(route(req, info, edge, admission, done).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let _ = conn.await;
+}
+
+async fn route(
+    req: Request<Incoming>,
+    info: ConnInfo,
+    edge: Arc<Edge>,
+    admission: Arc<Mutex<Option<Admission>>>,
+    done: mpsc::Sender<()>,
+) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    match req.uri().path() {
+        "/ws" => upgrade(req, info, edge, admission, done).await,
+        "/healthz" => {
+            if edge.settings.metrics.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else {
+                text(StatusCode::OK, "ok\n")
+            }
+        }
+        "/metrics" => metrics(info, &edge).await,
+        "/" => file("index.html"),
+        path => file(path.trim_start_matches('/')),
+    }
+}
+
+/// One of the page's files, or 404.
+fn file(name: &str) -> Response<Body> {
+    let Some((_, kind, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let mut res = Response::new(Body::from(*bytes));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// `GET /ws`: check the origin, then hand the socket to a connection task.
+async fn upgrade(
+    req: Request<Incoming>,
+    info: ConnInfo,
+    edge: Arc<Edge>,
+    admission: Arc<Mutex<Option<Admission>>>,
+    done: mpsc::Sender<()>,
+) -> Response<Body> {
+    let (mut parts, _) = req.into_parts();
+    if let Err(why) = origin_allowed(&parts.headers, info.tls, &edge.settings.allowed_origins) {
+        return text(StatusCode::FORBIDDEN, why);
+    }
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let max = edge.settings.max_frame_bytes;
+    let admission = admission.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let (to_hub, settings) = (edge.to_hub.clone(), Arc::clone(&edge.settings));
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            crate::wsconn::serve(socket, info.addr, to_hub, settings, admission, done)
+        })
+}
+
+/// A browser's `Origin` must be the page's own (`http(s)://` and the
+/// `Host` it asked for) or one of `allowed`; a client that sends none (not
+/// a browser) is let in.
+fn origin_allowed(
+    headers: &axum::http::HeaderMap,
+    tls: bool,
+    allowed: &[String],
+) -> Result<(), &'static str> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| "forbidden: a malformed Origin\n")?
+        .trim_end_matches('/');
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let own = host.map(|h| format!("{}://{h}", if tls { "https" } else { "http" }));
+    let same = own.is_some_and(|own| own.eq_ignore_ascii_case(origin));
+    if same || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err("forbidden: a WebSocket from another site's page (see --allowed-origins)\n")
+    }
+}
+
+/// `GET /metrics`, to loopback and the networks `--metrics-allow` names.
+async fn metrics(info: ConnInfo, edge: &Edge) -> Response<Body> {
+    let ip = canonical(info.addr.ip());
+    let allowed = ip.is_loopback() || edge.settings.metrics_allow.iter().any(|n| n.contains(&ip));
+    if !allowed {
+        return text(StatusCode::FORBIDDEN, "forbidden: see --metrics-allow\n");
+    }
+    let (tx, rx) = oneshot::channel();
+    let core = match edge.to_hub.send(ToHub::Snapshot(tx)).await {
+        Ok(()) => tokio::time::timeout(Duration::from_secs(2), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    let page = edge
+        .settings
+        .metrics
+        .render(core, edge.settings.budget.used());
+    let mut res = Response::new(Body::from(page));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// An IPv4 address mapped into IPv6 is the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_the_pages_own_origin_and_the_allowed_ones_may_open_a_websocket() {
+        let allowed = vec!["https://chat.example".to_owned()];
+        let own = headers(&[("host", "10.0.0.5:7878"), ("origin", "http://10.0.0.5:7878")]);
+        assert!(origin_allowed(&own, false, &allowed).is_ok());
+        // The same origin over TLS is https.
+        assert!(origin_allowed(&own, true, &allowed).is_err());
+        let other = headers(&[("host", "10.0.0.5:7878"), ("origin", "http://evil.example")]);
+        assert!(origin_allowed(&other, false, &allowed).is_err());
+        let listed = headers(&[("host", "10.0.0.5:7878"), ("origin", "https://chat.example")]);
+        assert!(origin_allowed(&listed, false, &allowed).is_ok());
+        // Not a browser: no Origin at all.
+        assert!(origin_allowed(&headers(&[("host", "x")]), false, &allowed).is_ok());
+    }
+
+    #[test]
+    fn every_page_file_is_served_with_a_policy_that_forbids_inline_script() {
+        for (name, _, _) in FILES {
+            let res = file(name);
+            assert_eq!(res.status(), StatusCode::OK, "{name}");
+            let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        }
+        assert_eq!(file("../Cargo.toml").status(), StatusCode::NOT_FOUND);
+        assert_eq!(file("").status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,128 @@
+//! One WebSocket connection: chatproto with one JSON payload per text
+//! message. The same limits as over TCP: the frame size (a larger message
+//! is `frame_too_large` and a close), the rate, the outbound queue and the
+//! total budget, the join and idle timeouts (chatproto's own ping; the
+//! WebSocket's pings are answered too).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use chatproto::{
+    parse_payload, ClientFrame, ErrorCode, FramingError, Kick, PayloadError, ServerFrame,
+};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::{debug, info};
+
+use crate::feed::{self, Feeder, Halt};
+use crate::hub::ToHub;
+use crate::limits::Admission;
+use crate::peer::Peer;
+use crate::writer;
+use crate::Settings;
+
+/// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
+/// are held until then, as for a TCP connection.
+pub async fn serve(
+    socket: WebSocket,
+    addr: SocketAddr,
+    to_hub: mpsc::Sender<ToHub>,
+    cfg: Arc<Settings>,
+    _admission: Option<Admission>,
+    _done: mpsc::Sender<()>,
+) {
+    let peer = Arc::new(Peer::for_task(
+        cfg.outbound_queue_bytes,
+        Arc::clone(&cfg.budget),
+    ));
+    let Some(id) = feed::connect(&to_hub, &peer).await else {
+        return;
+    };
+    debug!(client = %id, %addr, "websocket connected");
+    cfg.metrics.opened(crate::metrics::Transport::WebSocket);
+    let (sink, mut stream) = socket.split();
+    let writing = {
+        let (peer, to_hub) = (Arc::clone(&peer), to_hub.clone());
+        tokio::spawn(async move { writer::run(&peer, writer::Ws(sink), &to_hub, id).await })
+    };
+    let mut feeder = Feeder::new(&to_hub, &cfg);
+    let mut resume_at: Option<Instant> = None;
+    loop {
+        if peer.is_closing() {
+            break;
+        }
+        tokio::select! {
+            next = stream.next(), if resume_at.is_none() => {
+                let input = match next {
+                    None => break,
+                    Some(Ok(Message::Text(text))) => match parse_payload::<ClientFrame>(text.as_bytes()) {
+                        Ok(frame) => ToHub::Frame(id, frame),
+                        Err(e) => ToHub::BadFrame(id, e),
+                    },
+                    Some(Ok(Message::Binary(_))) => ToHub::BadFrame(id, PayloadError::Invalid(
+                        "a binary WebSocket message; send each frame as a text message of JSON".into(),
+                    )),
+                    Some(Ok(Message::Close(_))) => break,
+                    // Answered by the WebSocket itself; they prove nothing
+                    // to the core, whose own ping does.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Err(e)) => {
+                        refuse(&peer, &cfg, id, e);
+                        break;
+                    }
+                };
+                feeder.hold(input);
+            }
+            _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
+            _ = peer.wake.notified() => continue,
+        }
+        match feeder.pass().await {
+            Ok(None) => {
+                feeder.caught_up();
+                resume_at = None;
+            }
+            Ok(Some(at)) => resume_at = Some(at),
+            Err(Halt::Kick(why)) => {
+                info!(client = %id, "rate limit exceeded for too long; closing");
+                feed::kick(&peer, &why, &cfg);
+                break;
+            }
+            Err(Halt::HubGone) => break,
+        }
+    }
+    let _ = to_hub.send(ToHub::Gone(id)).await;
+    // What was queued before the leave goes out, within the flush time.
+    peer.close();
+    let grace = Duration::from_millis(cfg.close_flush_ms);
+    let _ = timeout(grace, writing).await;
+    cfg.metrics.closed(crate::metrics::Transport::WebSocket);
+    debug!(client = %id, %addr, "websocket closed");
+}
+
+/// The WebSocket could not read a message: say why before closing, where
+/// the client caused it (a message over the frame limit, text that is not
+/// UTF-8, which a WebSocket must close for).
+fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: axum::Error) {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(
+            tungstenite::error::CapacityError::MessageTooLong { size, max_size },
+        )) => {
+            info!(client = %id, size, max_size, "websocket message over the frame limit; closing");
+            let len = *size as u64;
+            let why = Kick::Framing(FramingError::TooLarge { len, max: *max_size });
+            feed::kick(peer, &why, cfg);
+        }
+        Some(tungstenite::Error::Utf8(_)) => {
+            let text = "bad frame: a text message that is not UTF-8; closing (a WebSocket must)";
+            let frame = ServerFrame::error(ErrorCode::BadFrame, text);
+            if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
+                peer.kick(bytes);
+            }
+        }
+        _ => debug!(client = %id, error = %inner, "websocket failed"),
+    }
+}
