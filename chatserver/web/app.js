@@ -1,0 +1,420 @@
+// The page: wires the session (protocol state), the connection (socket,
+// reconnects) and the views (messages, lists, input) together, and carries
+// out what the user types.
+
+import {
+  clearErrors,
+  closeDrawers,
+  saved,
+  setTitle,
+  setUpDrawers,
+  showChat,
+  showError,
+  showJoin,
+  showStatus,
+} from './chrome.js';
+import { Composer } from './composer.js';
+import { Connection, socketUrl } from './connection.js';
+import { HistoryLoader } from './history.js';
+import { HELP, parseLine } from './input.js';
+import { MessageView } from './messages.js';
+import { decode as decodeFrame, LOBBY, roomName } from './protocol.js';
+import { Session } from './session.js';
+import { RoomList, renderOnline, renderServerRooms } from './sidebar.js';
+
+const $ = (id) => document.getElementById(id);
+
+let session = null;
+let conn = null;
+let current = null;
+let everJoined = false;
+/** room -> replayed messages counted since entering it again, until our own presence. */
+const catchup = new Map();
+/** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
+const roomsAsks = [];
+
+const view = new MessageView($('messages'), $('jump'), {
+  olderWanted: (room, fromScroll) => backlog.older(room, fromScroll),
+});
+const backlog = new HistoryLoader(view, () => session);
+const roomList = new RoomList($('rooms'), { select, part: partRoom });
+const composer = new Composer($('composer'), $('input'), {
+  submit: runLine,
+  nicks: () => (session && current ? session.roster(current) : []),
+  typing: () => clearErrors(false),
+});
+
+// ---- joining and leaving ------------------------------------------------
+
+function startChat(nick) {
+  stopChat();
+  const rooms = savedRooms();
+  session = new Session(nick, rooms, {
+    send: (f) => conn && conn.send(f),
+    emit: (kind, data) => handlers[kind]?.(data),
+  });
+  conn = new Connection(socketUrl(), {
+    open: () => session.connected(),
+    message: onText,
+    close: onClose,
+    state: (state, detail) => showStatus(state, detail, everJoined),
+  });
+  for (const r of rooms) addRoom(r);
+  select(rooms[0]);
+  conn.start();
+}
+
+function stopChat() {
+  conn?.stop();
+  conn = null;
+  session = null;
+  for (const r of [...view.rooms.keys()]) forgetRoom(r);
+  current = null;
+  $('current-room').textContent = '';
+  $('online').replaceChildren();
+  everJoined = false;
+  clearErrors(true);
+}
+
+$('join-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const nick = $('nick').value.trim();
+  if (!nick) {
+    showJoin('nick_invalid', 'Type a nickname first.');
+    return;
+  }
+  saved.set('nick', nick);
+  $('join-error').hidden = true;
+  startChat(nick);
+});
+
+$('leave').addEventListener('click', leave);
+
+function leave() {
+  stopChat();
+  $('me').textContent = '';
+  showJoin('', '');
+}
+
+// ---- rooms ----------------------------------------------------------------
+
+function savedRooms() {
+  let list = [];
+  try {
+    list = JSON.parse(saved.get('rooms') || '[]');
+  } catch {
+    list = [];
+  }
+  const rooms = [];
+  for (const raw of Array.isArray(list) ? list : []) {
+    const r = typeof raw === 'string' ? roomName(raw).room : null;
+    if (r && !rooms.includes(r)) rooms.push(r);
+  }
+  return rooms.length ? rooms : [LOBBY];
+}
+
+function saveRooms() {
+  if (!session) return;
+  const rooms = [...session.rooms.keys()];
+  if (current) rooms.sort((a, b) => (a === current ? -1 : b === current ? 1 : 0));
+  saved.set('rooms', JSON.stringify(rooms));
+}
+
+function addRoom(room) {
+  view.addRoom(room);
+  roomList.add(room);
+  roomList.setEntering(room, true);
+  backlog.add(room);
+}
+
+function forgetRoom(room) {
+  view.removeRoom(room);
+  roomList.remove(room);
+  backlog.forget(room);
+  catchup.delete(room);
+}
+
+function select(room) {
+  current = room;
+  view.show(room);
+  roomList.setCurrent(room);
+  if (room) roomList.unread(room, null);
+  $('current-room').textContent = room ? `#${room}` : '';
+  $('input').placeholder = room ? `Message #${room}` : 'Join a room to write: /join ROOM';
+  showOnline();
+  updateTitle();
+  saveRooms();
+  closeDrawers();
+}
+
+function joinRoom(room) {
+  if (!session.rooms.has(room)) {
+    session.enter(room);
+    addRoom(room);
+  }
+  select(room);
+}
+
+function partRoom(room) {
+  if (!session || !session.rooms.has(room)) {
+    showError('not_in_room', `you are not in #${room}`);
+    return;
+  }
+  session.part(room);
+  forgetRoom(room);
+  if (current === room) select(session.rooms.keys().next().value ?? null);
+  else saveRooms();
+}
+
+function showOnline() {
+  renderOnline($('online'), $('online-count'), session && current ? session.roster(current) : [], session?.nick);
+}
+
+// ---- lines typed ----------------------------------------------------------
+
+function runLine(line) {
+  if (!session) return false;
+  const cmd = parseLine(line);
+  clearErrors(false);
+  switch (cmd.kind) {
+    case 'nothing':
+      return false;
+    case 'invalid':
+      showError('input', cmd.message);
+      return false;
+    case 'send': {
+      if (!current) {
+        showError('not_in_room', 'you are in no room: /join one first');
+        return false;
+      }
+      const p = session.sendMsg(current, cmd.to, cmd.text, line);
+      if (p.error) {
+        showError('msg_too_large', p.error);
+        return false;
+      }
+      return true;
+    }
+    case 'join':
+      joinRoom(cmd.room);
+      return true;
+    case 'part':
+      if (!cmd.room && !current) {
+        showError('not_in_room', 'you are in no room');
+        return false;
+      }
+      partRoom(cmd.room ?? current);
+      return true;
+    case 'rooms':
+      if (!session.listRooms()) {
+        showError('offline', 'not connected; try again once reconnected');
+        return false;
+      }
+      roomsAsks.push('cmd');
+      return true;
+    case 'who': {
+      const who = current ? session.roster(current) : [];
+      note(current, `${who.length} online in #${current}: ${who.join(', ')}`, 'notice');
+      return true;
+    }
+    case 'history': {
+      const why = current ? backlog.older(current, false, cmd.count) : 'you are in no room';
+      if (why) note(current, why, 'notice');
+      return true;
+    }
+    case 'help':
+      for (const h of HELP) note(current, h, 'notice help');
+      return true;
+    case 'quit':
+      leave();
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- what the server says ---------------------------------------------------
+
+function onText(text) {
+  const f = decodeFrame(text);
+  if (f) session?.frame(f);
+}
+
+const handlers = {
+  joined({ nick, resumed, reconnect }) {
+    conn.markJoined();
+    $('me').textContent = nick;
+    $('nick').value = nick;
+    if (!everJoined) {
+      everJoined = true;
+      showChat();
+      composer.fit();
+      $('input').focus();
+    } else if (reconnect && !resumed) {
+      note(current, 'reconnected as a new session', 'notice');
+    }
+    for (const r of session.rooms.keys()) roomList.setEntering(r, true);
+    view.pendingState('sending…');
+  },
+
+  refused(f) {
+    const nickError = f.code === 'nick_taken' || f.code === 'nick_invalid';
+    if (!everJoined || nickError) {
+      const msg = everJoined ? `You were disconnected and could not rejoin: ${f.message}` : f.message;
+      stopChat();
+      showJoin(f.code, msg);
+    } else {
+      note(current, `${f.code}: ${f.message}`, 'error', f.code);
+    }
+  },
+
+  entered({ room, again, gap, gapAfter, newEpoch }) {
+    roomList.setEntering(room, false);
+    if (again) catchup.set(room, 0);
+    if (newEpoch) {
+      view.clearRoom(room);
+      backlog.dropGap(room);
+      note(room, `history has a gap: the server's history of #${room} was reset, so earlier messages are gone`, 'notice gap');
+    } else if (gap) {
+      const li = note(room, `history has a gap: some messages sent in #${room} while you were away are not shown`, 'notice gap');
+      backlog.gap(room, gapAfter, li);
+    }
+    if (room === current) showOnline();
+  },
+
+  roster({ room }) {
+    if (room === current) showOnline();
+  },
+
+  presence(p) {
+    if (p.self && p.online) {
+      backlog.settle(p.room);
+      if (catchup.has(p.room)) {
+        const n = catchup.get(p.room);
+        catchup.delete(p.room);
+        note(p.room, `reconnected; ${n} missed message${n === 1 ? '' : 's'}`, 'notice reconnected');
+        if (p.room === current) showOnline();
+        return;
+      }
+    }
+    view.presence(p, `${p.online ? 'joined' : 'left'} #${p.room}`);
+    if (p.room === current) showOnline();
+  },
+
+  message(m) {
+    const counted = !m.replay || catchup.has(m.room);
+    if (m.replay && catchup.has(m.room)) catchup.set(m.room, catchup.get(m.room) + 1);
+    if (!view.message(m, session.nick)) return;
+    if (m.mine && !m.replay) clearErrors(true);
+    if (!m.mine && counted && (m.room !== current || document.hidden)) {
+      roomList.unread(m.room, 1);
+      updateTitle();
+    }
+  },
+
+  history({ room, events, more }) {
+    backlog.answer(room, events, more, session.nick);
+  },
+
+  rooms(list) {
+    const who = roomsAsks.shift();
+    renderServerRooms($('server-rooms'), list, (r) => joinRoom(r));
+    if (who === 'cmd') {
+      const text = list.map((r) => `#${r.room} (${r.members})`).join(', ');
+      note(current, `rooms: ${text || 'none'}`, 'notice');
+    }
+  },
+
+  pending(p) {
+    view.pending(p, session.nick);
+    if (!session.joined) view.pendingState('waiting for the connection…');
+  },
+
+  acked(p) {
+    view.acked(p);
+  },
+
+  left({ room }) {
+    forgetRoom(room);
+    if (current === room) select(session.rooms.keys().next().value ?? null);
+  },
+
+  error(f) {
+    if (f.failed) composer.restore(f.failed.line);
+    // A `history` the server refused: the room's request is over.
+    if (!f.id && f.room && f.code === 'not_in_room') backlog.refused(f.room);
+    const room = f.room && view.rooms.has(f.room) ? f.room : current;
+    const li = note(room, f.message || f.code, 'error', f.code);
+    if (li) li.title = f.code;
+    showError(f.code, f.message || f.code);
+  },
+
+  notice({ text }) {
+    if (!note(current, text, 'notice server')) showError('notice', text);
+  },
+};
+
+function onClose({ wasJoined }) {
+  if (!session) return;
+  session.disconnected();
+  for (const r of session.rooms.keys()) roomList.setEntering(r, true);
+  backlog.disconnected();
+  roomsAsks.length = 0;
+  if (session.pending.length) view.pendingState('waiting for the connection…');
+  if (wasJoined) note(current, 'connection lost; reconnecting…', 'notice lost');
+}
+
+$('retry').addEventListener('click', () => conn?.retryNow());
+window.addEventListener('online', () => conn?.retryNow());
+
+// ---- small pieces -------------------------------------------------------------
+
+function note(room, text, className, code) {
+  return room ? view.note(room, text, className, code) : null;
+}
+
+function updateTitle() {
+  setTitle(roomList.totalUnread(), current);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) return;
+  if (current) roomList.unread(current, null);
+  updateTitle();
+  conn?.probe();
+});
+
+// A nickname anywhere in the log or the online list addresses it;
+// Shift/Ctrl/Cmd-click adds it to those addressed.
+for (const id of ['messages', 'online']) {
+  $(id).addEventListener('click', (e) => {
+    const b = e.target.closest('button.nick');
+    if (!b || !b.dataset.nick) return;
+    composer.address(b.dataset.nick, e.shiftKey || e.ctrlKey || e.metaKey);
+    closeDrawers();
+  });
+}
+
+$('room-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  if (!session) return;
+  const r = roomName($('room-input').value.trim());
+  if (r.error) {
+    showError('room_invalid', r.error);
+    return;
+  }
+  $('room-input').value = '';
+  joinRoom(r.room);
+  $('input').focus();
+});
+
+$('server-rooms-panel').addEventListener('toggle', (e) => {
+  if (e.target.open && session?.listRooms()) roomsAsks.push('panel');
+});
+$('server-rooms-refresh').addEventListener('click', () => {
+  if (session?.listRooms()) roomsAsks.push('panel');
+});
+
+setUpDrawers();
+$('nick').value = saved.get('nick') || '';
+showJoin('', '');
+if ($('nick').value) $('join').focus();

@@ -1,0 +1,124 @@
+// The page around the conversation: what is remembered between visits,
+// the connection status, the error line by the input, the join screen,
+// the drawers of a narrow screen and the window title.
+
+import { isolated } from './text.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** localStorage under `chat.`, where it works (private modes may refuse). */
+export const saved = {
+  get(key) {
+    try {
+      return localStorage.getItem(`chat.${key}`);
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem(`chat.${key}`, value);
+    } catch {
+      // Remembering is a convenience.
+    }
+  },
+};
+
+const STATUS_TEXT = {
+  connecting: 'connecting…',
+  connected: 'connected',
+  reconnecting: 'reconnecting…',
+  offline: 'disconnected',
+};
+
+/**
+ * Show the connection's state: `#status` says it in a word (and
+ * `data-state`), `#status-detail` when the next attempt is; before the
+ * first join the join screen says it too.
+ */
+export function showStatus(state, detail, joinedOnce) {
+  const s = $('status');
+  s.textContent = STATUS_TEXT[state];
+  s.dataset.state = state;
+  $('status-detail').textContent = detail;
+  $('retry').hidden = state !== 'reconnecting';
+  document.body.dataset.connection = state;
+  let joinText = '';
+  if (!joinedOnce && state === 'reconnecting') joinText = `cannot reach the server; ${detail}`;
+  else if (!joinedOnce && state !== 'offline') joinText = STATUS_TEXT[state];
+  $('join-status').textContent = joinText;
+}
+
+/** The latest error, shown by the input (`#errors`, one `.error[data-code]`). */
+export function showError(code, message) {
+  const p = document.createElement('p');
+  p.className = code === 'unavailable' ? 'error unavailable' : 'error';
+  p.dataset.code = code;
+  if (code === 'unavailable') {
+    const strong = document.createElement('strong');
+    strong.textContent = 'Not sent: ';
+    p.append(strong);
+  }
+  p.append(isolated('span', 'text', message));
+  $('errors').replaceChildren(p);
+}
+
+/** Clear the error by the input; `all`: even `unavailable`, which stays until a message gets through. */
+export function clearErrors(all) {
+  const errors = $('errors');
+  if (all || !errors.querySelector('.unavailable')) errors.replaceChildren();
+}
+
+/** Back to the join screen, with why (`#join-error[data-code]`) if anything went wrong. */
+export function showJoin(code, message) {
+  $('chat').hidden = true;
+  $('join-screen').hidden = false;
+  $('leave').hidden = true;
+  const err = $('join-error');
+  err.hidden = !message;
+  err.dataset.code = code || '';
+  err.replaceChildren(isolated('span', 'text', message || ''));
+  $('nick').focus();
+}
+
+/** The join succeeded: show the conversation. */
+export function showChat() {
+  $('join-screen').hidden = true;
+  $('chat').hidden = false;
+  $('leave').hidden = false;
+}
+
+export function setTitle(unread, room) {
+  document.title = `${unread ? `(${unread}) ` : ''}${room ? `#${room} – ` : ''}chat`;
+}
+
+const DRAWERS = [
+  ['sidebar', 'rooms-toggle'],
+  ['people', 'people-toggle'],
+];
+
+export function closeDrawers() {
+  for (const [id, button] of DRAWERS) {
+    $(id).classList.remove('open');
+    $(button).setAttribute('aria-expanded', 'false');
+  }
+}
+
+/** On a narrow screen the room list and the online list are drawers. */
+export function setUpDrawers() {
+  for (const [id, button] of DRAWERS) {
+    $(button).addEventListener('click', () => {
+      const open = !$(id).classList.contains('open');
+      closeDrawers();
+      $(id).classList.toggle('open', open);
+      $(button).setAttribute('aria-expanded', String(open));
+    });
+  }
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') closeDrawers();
+  });
+  // A tap outside an open drawer closes it.
+  document.addEventListener('click', (e) => {
+    if (!e.target.closest('.drawer, .drawer-toggle')) closeDrawers();
+  });
+}

@@ -1,0 +1,140 @@
+// The message input: Enter sends, Shift+Enter starts a new line, Up in an
+// empty input (or while stepping through them) recalls the lines sent,
+// Escape clears, Tab completes an @nick.
+
+const RECALL_MAX = 100;
+
+export class Composer {
+  /**
+   * `form` holds `input` (a textarea); `submit(line)` is called with what
+   * was typed and returns true when the line was taken (the input then
+   * clears); `nicks()` lists the nicks to complete.
+   */
+  constructor(form, input, { submit, nicks, typing }) {
+    this.form = form;
+    this.input = input;
+    this.submitLine = submit;
+    this.nicks = nicks;
+    this.typing = typing;
+    this.sent = [];
+    this.recall = -1; // index into `sent` while stepping, else -1
+    this.draft = '';
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    input.addEventListener('keydown', (e) => this.key(e));
+    window.addEventListener('resize', () => this.fit());
+    input.addEventListener('input', () => {
+      this.recall = -1;
+      this.fit();
+      this.typing();
+    });
+  }
+
+  submit() {
+    const line = this.input.value;
+    if (line.trim() === '') return;
+    if (!this.submitLine(line)) return;
+    if (this.sent[this.sent.length - 1] !== line) {
+      this.sent.push(line);
+      if (this.sent.length > RECALL_MAX) this.sent.shift();
+    }
+    this.set('');
+  }
+
+  key(e) {
+    if (e.isComposing || e.keyCode === 229) return; // an IME is composing
+    const v = this.input.value;
+    if (e.key === 'Enter' && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      this.submit();
+    } else if (e.key === 'Escape') {
+      if (v !== '') {
+        e.preventDefault();
+        this.set('');
+      }
+      this.typing();
+    } else if (e.key === 'ArrowUp' && (v === '' || this.recall >= 0) && this.sent.length) {
+      e.preventDefault();
+      if (this.recall < 0) {
+        this.draft = v;
+        this.recall = this.sent.length;
+      }
+      this.recall = Math.max(0, this.recall - 1);
+      this.set(this.sent[this.recall], true);
+    } else if (e.key === 'ArrowDown' && this.recall >= 0) {
+      e.preventDefault();
+      this.recall += 1;
+      if (this.recall >= this.sent.length) {
+        this.recall = -1;
+        this.set(this.draft);
+      } else {
+        this.set(this.sent[this.recall], true);
+      }
+    } else if (e.key === 'Tab' && !e.shiftKey && this.complete()) {
+      e.preventDefault();
+    }
+  }
+
+  /** Complete the `@ni` before the caret to a nick in the room; false if none fits. */
+  complete() {
+    const pos = this.input.selectionStart;
+    if (pos !== this.input.selectionEnd) return false;
+    const before = this.input.value.slice(0, pos);
+    const m = /(^|[\s,])@([^\s@:,]*)$/u.exec(before);
+    if (!m) return false;
+    const prefix = m[2].toLowerCase();
+    const hits = this.nicks().filter((n) => n.toLowerCase().startsWith(prefix));
+    if (hits.length === 0) return false;
+    let common = hits[0];
+    for (const h of hits) {
+      while (!h.toLowerCase().startsWith(common.toLowerCase())) common = common.slice(0, -1);
+    }
+    const word = hits.length === 1 ? `${hits[0]} ` : common;
+    if (word.length <= prefix.length && hits.length > 1) return false;
+    const start = pos - m[2].length;
+    const value = this.input.value.slice(0, start) + word + this.input.value.slice(pos);
+    this.input.value = value;
+    const caret = start + word.length;
+    this.input.setSelectionRange(caret, caret);
+    this.fit();
+    return true;
+  }
+
+  /** Put `text` in the input, caret at the end, and focus it. */
+  set(text, keepRecall) {
+    if (!keepRecall) this.recall = -1;
+    this.input.value = text;
+    this.fit();
+    this.input.focus();
+    this.input.setSelectionRange(text.length, text.length);
+  }
+
+  /**
+   * Address `nick`: `@nick ` at the start, instead of whoever was
+   * addressed, keeping the text; with `add`, next to them (a group).
+   */
+  address(nick, add) {
+    const m = /^(?:@[^\s@:,]+[\s,]*)+:?\s*/u.exec(this.input.value);
+    const names = m ? m[0].match(/@[^\s@:,]+/gu) : [];
+    const rest = this.input.value.slice(m ? m[0].length : 0);
+    const key = `@${nick}`.toLowerCase();
+    const kept = add ? names.filter((n) => n.toLowerCase() !== key) : [];
+    this.set(`${[...kept, `@${nick}`].join(' ')} ${rest}`);
+  }
+
+  /** A line the server refused: back in the input if it is empty. */
+  restore(line) {
+    if (line && this.input.value === '') this.set(line);
+  }
+
+  /** Grow the textarea with its text, up to the height the stylesheet allows. */
+  fit() {
+    const el = this.input;
+    el.style.height = 'auto';
+    const border = el.offsetHeight - el.clientHeight;
+    el.style.height = `${el.scrollHeight + border}px`;
+    el.classList.toggle('scroll', el.scrollHeight > el.clientHeight);
+  }
+}

@@ -1,0 +1,201 @@
+// One WebSocket at a time to the page's own server (`/ws`, ws: or wss: as
+// the page), reconnecting with backoff when it drops, and noticing a dead
+// connection by pinging when the server has been silent.
+//
+// Backoff as the terminal client's (chatclient/src/reconnect.rs): 0.5 s,
+// doubling each attempt up to 30 s, each wait shortened at random by up to
+// half, so that clients dropped together do not come back together.
+
+import { encode, ping } from './protocol.js';
+
+export const BACKOFF_MIN_MS = 500;
+export const BACKOFF_MAX_MS = 30000;
+/** Silence after which we ping, and then how long we wait for anything. */
+export const PING_AFTER_MS = 30000;
+export const DEAD_AFTER_MS = 10000;
+/** A connection that has not joined by then is given up and tried again. */
+export const JOIN_TIMEOUT_MS = 10000;
+
+/** The wait before attempt `n` (1 for the first), with `jitter` from 0 to 1. */
+export function backoffDelay(n, jitter) {
+  const base = Math.min(BACKOFF_MIN_MS * 2 ** Math.min(n - 1, 30), BACKOFF_MAX_MS);
+  return Math.max(base * (0.5 + 0.5 * jitter), BACKOFF_MIN_MS);
+}
+
+export function socketUrl(loc = window.location) {
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+/**
+ * Handlers: `open()`, `message(text)`, `close({ code, reason, wasJoined })`,
+ * `state(state, detail)` with state 'connecting' | 'connected' |
+ * 'reconnecting' | 'offline'.
+ */
+export class Connection {
+  constructor(url, handlers) {
+    this.url = url;
+    this.h = handlers;
+    this.ws = null;
+    this.attempt = 0;
+    this.stopped = true;
+    this.joined = false;
+    this.retryTimer = null;
+    this.liveTimer = null;
+    this.countdown = null;
+    this.heardAt = 0;
+    this.pingedAt = null;
+  }
+
+  /** Connect now, and keep reconnecting until stop(). */
+  start() {
+    this.stopped = false;
+    this.attempt = 0;
+    this.open();
+  }
+
+  /** Close for good (the user left). */
+  stop() {
+    this.stopped = true;
+    this.clearTimers();
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      detach(ws);
+      ws.close(1000, 'bye');
+    }
+    this.h.state('offline', '');
+  }
+
+  /** While waiting to reconnect: try at once (the network came back, or the user asked). */
+  retryNow() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.countdown);
+    this.open();
+  }
+
+  /** The server accepted the join: the next loss starts the backoff afresh. */
+  markJoined() {
+    this.joined = true;
+    this.attempt = 0;
+    this.heardAt = Date.now();
+    this.pingedAt = null;
+    this.schedule(); // replaces the join timeout
+    this.h.state('connected', '');
+  }
+
+  /** Send a frame; false when there is no open socket. */
+  send(frame) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(encode(frame));
+    return true;
+  }
+
+  /** Check at once that the connection is alive (e.g. the page was hidden a while). */
+  probe() {
+    if (this.joined && this.pingedAt == null && this.send(ping())) {
+      this.pingedAt = Date.now();
+      this.schedule();
+    }
+  }
+
+  /** Drop the current socket and reconnect (it seems dead). */
+  drop(reason) {
+    if (!this.ws) return;
+    const ws = this.ws;
+    detach(ws);
+    try {
+      ws.close(4000, reason);
+    } catch {
+      // Closing a socket that never opened can throw in some browsers.
+    }
+    this.lost({ code: 4000, reason });
+  }
+
+  open() {
+    this.clearTimers();
+    this.joined = false;
+    this.h.state(this.attempt === 0 ? 'connecting' : 'reconnecting', 'connecting…');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (e) {
+      this.lost({ code: 0, reason: String(e) });
+      return;
+    }
+    this.ws = ws;
+    this.heardAt = Date.now();
+    this.pingedAt = null;
+    this.liveTimer = setTimeout(() => {
+      if (!this.joined) this.drop('no welcome in time');
+    }, JOIN_TIMEOUT_MS);
+    ws.onopen = () => this.h.open();
+    ws.onmessage = (e) => {
+      this.heardAt = Date.now();
+      this.pingedAt = null;
+      if (this.joined) this.schedule();
+      if (typeof e.data === 'string') this.h.message(e.data);
+    };
+    ws.onclose = (e) => {
+      detach(ws);
+      this.lost({ code: e.code, reason: e.reason });
+    };
+    // An error is always followed by close; nothing to do twice.
+    ws.onerror = () => {};
+  }
+
+  /** The socket is gone: tell, then wait and try again unless stopped. */
+  lost(info) {
+    const wasJoined = this.joined;
+    this.ws = null;
+    this.joined = false;
+    this.clearTimers();
+    this.h.close({ ...info, wasJoined });
+    if (this.stopped) return;
+    this.attempt += 1;
+    const delay = backoffDelay(this.attempt, Math.random());
+    const until = Date.now() + delay;
+    const tell = () => {
+      const s = Math.max(0, (until - Date.now()) / 1000);
+      this.h.state('reconnecting', `retrying in ${s.toFixed(s < 10 ? 1 : 0)} s (attempt ${this.attempt})`);
+    };
+    tell();
+    this.countdown = setInterval(tell, 500);
+    this.retryTimer = setTimeout(() => {
+      clearInterval(this.countdown);
+      this.open();
+    }, delay);
+  }
+
+  /** Ping a silent server; give the connection up when even that gets no answer. */
+  schedule() {
+    clearTimeout(this.liveTimer);
+    const now = Date.now();
+    const at = this.pingedAt != null ? this.pingedAt + DEAD_AFTER_MS : this.heardAt + PING_AFTER_MS;
+    this.liveTimer = setTimeout(() => this.tick(), Math.max(0, at - now) + 50);
+  }
+
+  tick() {
+    if (!this.ws || !this.joined) return;
+    const now = Date.now();
+    if (this.pingedAt != null) {
+      if (now >= this.pingedAt + DEAD_AFTER_MS) {
+        this.drop('no answer to ping');
+        return;
+      }
+    } else if (now >= this.heardAt + PING_AFTER_MS) {
+      if (this.send(ping())) this.pingedAt = now;
+    }
+    this.schedule();
+  }
+
+  clearTimers() {
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.liveTimer);
+    clearInterval(this.countdown);
+  }
+}
+
+function detach(ws) {
+  ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+}

@@ -1,0 +1,145 @@
+// Older messages: asking for a page when the reader reaches the top of a
+// room's log (or types /history), and filling the hole a reconnect left
+// when the server could not replay everything missed (`recovered: false`).
+// Each room has at most one request of each kind in flight; the server
+// answers a connection's requests in order, so answers are matched to
+// requests by arrival.
+
+export const PAGE = 50;
+
+export class HistoryLoader {
+  /** `session()` gives the current Session (or null); `view` is the MessageView. */
+  constructor(view, session) {
+    this.view = view;
+    this.session = session;
+    /** room -> kinds of the requests in flight, oldest first ('older' | 'gap'). */
+    this.asks = new Map();
+    /** room -> 'more' | 'loading' | 'start' | 'none' (not known yet) */
+    this.state = new Map();
+    /** room -> { after, note, button }: a hole in the log after `after`. */
+    this.gaps = new Map();
+  }
+
+  /** A room was added: nothing known until it is entered. */
+  add(room) {
+    this.set(room, 'none');
+  }
+
+  forget(room) {
+    this.asks.delete(room);
+    this.state.delete(room);
+    this.gaps.delete(room);
+  }
+
+  /** The connection dropped: what was asked will not be answered. */
+  disconnected() {
+    for (const [room, state] of this.state) if (state === 'loading') this.set(room, 'more');
+    this.asks.clear();
+    for (const g of this.gaps.values()) g.button.disabled = false;
+  }
+
+  /** Entered and replayed: can older history be asked for? */
+  settle(room) {
+    const r = this.session()?.roomState(room);
+    if (!r) return;
+    const oldest = this.view.oldestSeq(room) ?? r.seq + 1;
+    this.set(room, r.seq === 0 || oldest <= Math.max(r.oldest, 1) ? 'start' : 'more');
+  }
+
+  /**
+   * Ask for the `limit` messages before the oldest one shown. From a
+   * scroll, only when more are known to exist; returns a line to show
+   * when there is nothing to ask for.
+   */
+  older(room, fromScroll, limit = PAGE) {
+    const session = this.session();
+    if (!session?.joined) return fromScroll ? null : 'not connected; try again once reconnected';
+    const state = this.state.get(room);
+    if (state === 'loading' || (fromScroll && state !== 'more')) return null;
+    const r = session.roomState(room);
+    const before = this.view.oldestSeq(room) ?? r.seq + 1;
+    if (before <= Math.max(r.oldest, 1)) {
+      this.set(room, 'start');
+      return fromScroll ? null : `no older messages in #${room}`;
+    }
+    if (session.history(room, before, limit)) {
+      this.queue(room).push('older');
+      this.set(room, 'loading');
+    }
+    return null;
+  }
+
+  /** Mark a hole after seq `after`, with `note` (a log line) offering to fill it. */
+  gap(room, after, note) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'load-gap';
+    button.textContent = 'Load missed messages';
+    button.addEventListener('click', () => this.fillGap(room));
+    note.append(' ', button);
+    this.gaps.set(room, { after, note, button });
+  }
+
+  dropGap(room) {
+    this.gaps.delete(room);
+  }
+
+  /** Ask for the page just below the oldest message shown after the hole. */
+  fillGap(room) {
+    const g = this.gaps.get(room);
+    const session = this.session();
+    if (!g || !session?.joined) return;
+    const before = this.view.firstSeqAbove(room, g.after) ?? session.roomState(room).seq + 1;
+    if (session.history(room, before, PAGE)) {
+      this.queue(room).push('gap');
+      g.button.disabled = true;
+    }
+  }
+
+  /** A `history` answer: show its messages (in seq order) and settle what it answered. */
+  answer(room, events, more, me) {
+    const kind = this.queue(room).shift() || 'older';
+    this.view.above(room, () => {
+      for (const m of events) this.view.message(m, me);
+    });
+    if (kind === 'older') {
+      this.set(room, more && events.length ? 'more' : 'start');
+      return;
+    }
+    const g = this.gaps.get(room);
+    if (!g) return;
+    const low = events.length ? events[0].seq : Infinity;
+    if (low <= g.after + 1 || !more || events.length === 0) {
+      this.gaps.delete(room);
+      g.button.remove();
+      g.note.classList.add('closed');
+      g.note.querySelector('.text').textContent =
+        low <= g.after + 1
+          ? 'history had a gap: the missed messages are now shown'
+          : 'history has a gap: some missed messages are no longer kept by the server';
+    } else {
+      // Still a hole, now just above what this page brought.
+      this.view.moveNote(room, g.note, g.after);
+      g.button.disabled = false;
+    }
+  }
+
+  /** The server refused a `history` of `room` (`not_in_room`). */
+  refused(room) {
+    const q = this.asks.get(room);
+    if (!q?.length) return;
+    const kind = q.shift();
+    if (kind === 'older') this.set(room, 'more');
+    else if (this.gaps.has(room)) this.gaps.get(room).button.disabled = false;
+  }
+
+  set(room, state) {
+    this.state.set(room, state);
+    this.view.setOlder(room, state);
+  }
+
+  queue(room) {
+    if (!this.asks.has(room)) this.asks.set(room, []);
+    return this.asks.get(room);
+  }
+}

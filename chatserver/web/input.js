@@ -1,0 +1,122 @@
+// What a typed line means, with the terminal client's syntax
+// (chatclient/src/input.rs):
+//
+//   hello                 to everyone in the current room
+//   @bob hi, @bob: hi     to bob only
+//   @bob @carol: hi       to bob and carol (also @bob, @carol: hi)
+//   //text                sends /text
+//   /join ROOM, /part [ROOM], /rooms, /who, /history [N], /help, /quit
+
+import { roomName } from './protocol.js';
+
+export const HISTORY_DEFAULT = 20;
+export const HISTORY_MAX = 200;
+
+export const HELP = [
+  'hello — send to everyone in the current room',
+  '@bob hi — send to bob only (also @bob: hi)',
+  '@bob @carol: hi — send to bob and carol only',
+  '/join ROOM — enter ROOM and make it the current room',
+  '/part [ROOM] — leave ROOM (the current room if none given)',
+  '/rooms — list the rooms on the server',
+  '/who — list who is in the current room',
+  '/history [N] — show N older messages of the current room (20)',
+  '/quit — leave the chat',
+  '//text — send a line that starts with /',
+  'Enter sends, Shift+Enter starts a new line, Up recalls what you sent, Escape clears, Tab completes @nick',
+];
+
+const WS = /\s/u;
+
+/**
+ * One line of input as `{ kind, ... }`: `send` (`to`, `text`), `join`
+ * (`room`), `part` (`room` or null), `rooms`, `who`, `history` (`count`),
+ * `help`, `quit`, `nothing`, or `invalid` (`message`).
+ */
+export function parseLine(input) {
+  const line = input.replace(/[\r\n]+$/u, '');
+  if (line.trim() === '') return { kind: 'nothing' };
+  if (line.startsWith('//')) return { kind: 'send', to: [], text: line.slice(1) };
+  const trimmed = line.trimStart();
+  if (trimmed.startsWith('/')) return parseCommand(trimmed.slice(1));
+  if (trimmed.startsWith('@')) return parseAddressed(trimmed);
+  return { kind: 'send', to: [], text: line };
+}
+
+function parseCommand(cmd) {
+  const words = cmd.split(/\s+/u).filter(Boolean);
+  const word = (words[0] || '').toLowerCase();
+  const arg = words[1];
+  const extra = words.length > 2;
+  const invalid = (message) => ({ kind: 'invalid', message });
+  const tooMany = (usage) => invalid(`too many words; usage: ${usage}`);
+  switch (word) {
+    case 'join':
+    case 'j': {
+      if (arg === undefined) return invalid('usage: /join ROOM, as in /join rust');
+      if (extra) return tooMany('/join ROOM');
+      const r = roomName(arg);
+      return r.error ? invalid(r.error) : { kind: 'join', room: r.room };
+    }
+    case 'part':
+    case 'leave': {
+      if (arg === undefined) return { kind: 'part', room: null };
+      if (extra) return tooMany('/part [ROOM]');
+      const r = roomName(arg);
+      return r.error ? invalid(r.error) : { kind: 'part', room: r.room };
+    }
+    case 'rooms':
+    case 'list':
+      return arg === undefined ? { kind: 'rooms' } : tooMany('/rooms');
+    case 'who':
+    case 'names':
+      return arg === undefined ? { kind: 'who' } : tooMany('/who');
+    case 'history': {
+      if (arg === undefined) return { kind: 'history', count: HISTORY_DEFAULT };
+      if (extra) return tooMany('/history [N]');
+      const n = /^\d+$/u.test(arg) ? Number(arg) : NaN;
+      if (!(n >= 1 && n <= HISTORY_MAX)) {
+        return invalid(`/history takes a number of messages from 1 to ${HISTORY_MAX}, not ${JSON.stringify(arg)}`);
+      }
+      return { kind: 'history', count: n };
+    }
+    case 'help':
+    case '?':
+      return { kind: 'help' };
+    case 'quit':
+    case 'exit':
+      return { kind: 'quit' };
+    default:
+      return invalid(
+        `unknown command /${word}; /help lists the commands, and //${word} sends the line as text`,
+      );
+  }
+}
+
+function parseAddressed(line) {
+  const to = [];
+  let rest = line;
+  while (rest.startsWith('@')) {
+    const after = rest.slice(1);
+    let end = 0;
+    while (end < after.length && !WS.test(after[end]) && !'@:,'.includes(after[end])) end++;
+    const name = after.slice(0, end);
+    if (name === '') {
+      return { kind: 'invalid', message: "'@' must be followed by a nickname, as in @bob hi" };
+    }
+    to.push(name);
+    let tail = after.slice(end);
+    // A ',' right after a name separates it from the next one.
+    if (tail.startsWith(',')) tail = tail.slice(1);
+    rest = tail.trimStart();
+  }
+  // The list ends at the first word without '@', or at a ':'.
+  const text = (rest.startsWith(':') ? rest.slice(1) : rest).trimStart();
+  if (text === '') {
+    return {
+      kind: 'invalid',
+      message: `nothing to send to ${to.join(', ')}; type the text after the names, as in @${to[0]} hi`,
+    };
+  }
+  return { kind: 'send', to, text };
+}

@@ -1,0 +1,315 @@
+// The message list: one log per room inside #messages (only the current
+// one shown), each event placed by its seq so that nothing appears twice
+// or out of order, whatever order replays, live frames and history pages
+// arrive in. It also keeps the reader's place: following new messages at
+// the bottom, staying put when older ones load above.
+
+import { isolated, nickButton, timeElement } from './text.js';
+
+const NEAR = 48; // px from an edge that still counts as at it
+
+export class MessageView {
+  /** `handlers`: `olderWanted(room)` when the top of the log is reached. */
+  constructor(scroller, jumpButton, handlers) {
+    this.scroller = scroller;
+    this.jump = jumpButton;
+    this.h = handlers;
+    /** room -> { section, events, pending, older, start, seqs: Map<seq, li>, stick, top } */
+    this.rooms = new Map();
+    this.current = null;
+    // Whether the reader follows the newest messages: kept when the log
+    // is resized (an error line appears, the keyboard opens on a phone).
+    this.stuck = true;
+    this.lastTop = 0;
+    scroller.addEventListener('scroll', () => this.onScroll(), { passive: true });
+    new ResizeObserver(() => {
+      if (this.stuck) this.toBottom();
+      else this.updateJump();
+    }).observe(scroller);
+    jumpButton.addEventListener('click', () => this.toBottom());
+  }
+
+  addRoom(room) {
+    if (this.rooms.has(room)) return this.rooms.get(room);
+    const section = document.createElement('section');
+    section.className = 'room-log';
+    section.dataset.room = room;
+    section.setAttribute('aria-label', `#${room}`);
+    section.hidden = true;
+    const top = document.createElement('div');
+    top.className = 'log-top';
+    const older = document.createElement('button');
+    older.type = 'button';
+    older.className = 'load-older';
+    older.textContent = 'Load older messages';
+    older.addEventListener('click', () => this.h.olderWanted(room));
+    const start = document.createElement('p');
+    start.className = 'log-start';
+    start.textContent = `This is the start of #${room}'s history.`;
+    start.hidden = true;
+    top.append(older, start);
+    const events = document.createElement('ol');
+    events.className = 'events';
+    const pending = document.createElement('ol');
+    pending.className = 'pending-list';
+    pending.setAttribute('aria-label', 'not sent yet');
+    section.append(top, events, pending);
+    this.scroller.append(section);
+    const r = { section, events, pending, older, start, seqs: new Map(), stick: true, top: 0 };
+    this.rooms.set(room, r);
+    return r;
+  }
+
+  removeRoom(room) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.section.remove();
+    this.rooms.delete(room);
+    if (this.current === room) this.current = null;
+  }
+
+  /** Show `room`'s log, where the reader left it. */
+  show(room) {
+    const old = this.current && this.rooms.get(this.current);
+    if (old) {
+      old.stick = this.atBottom();
+      old.top = this.scroller.scrollTop;
+      old.section.hidden = true;
+    }
+    this.current = room;
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.section.hidden = false;
+    if (r.stick) this.toBottom();
+    else {
+      this.scroller.scrollTop = r.top;
+      this.lastTop = this.scroller.scrollTop;
+      this.stuck = this.atBottom();
+    }
+    this.updateJump();
+  }
+
+  /** Forget what `room` shows (its history was reset: seqs start over). */
+  clearRoom(room) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.events.replaceChildren();
+    r.seqs.clear();
+  }
+
+  /** The smallest seq shown in `room`, or null. */
+  oldestSeq(room) {
+    const r = this.rooms.get(room);
+    if (!r || r.seqs.size === 0) return null;
+    return Math.min(...r.seqs.keys());
+  }
+
+  /** The smallest seq shown above `after`, or null. */
+  firstSeqAbove(room, after) {
+    const r = this.rooms.get(room);
+    let best = null;
+    if (r) for (const s of r.seqs.keys()) if (s > after && (best === null || s < best)) best = s;
+    return best;
+  }
+
+  /** Whether more history can be asked for (the button), or the start was reached. */
+  setOlder(room, state) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.older.hidden = state !== 'more' && state !== 'loading';
+    r.older.disabled = state === 'loading';
+    r.older.textContent = state === 'loading' ? 'Loading…' : 'Load older messages';
+    r.start.hidden = state !== 'start';
+  }
+
+  /** A message; false if its seq is already shown. */
+  message(m, me) {
+    const li = document.createElement('li');
+    li.className = 'msg';
+    if (m.mine) li.classList.add('mine');
+    if (m.replay) li.classList.add('replay');
+    li.dataset.seq = String(m.seq);
+    li.dataset.room = m.room;
+    li.dataset.from = m.from;
+    if (m.id) li.dataset.id = m.id;
+    li.append(timeElement(m.ts));
+    const head = document.createElement('span');
+    head.className = 'head';
+    head.append(nickButton(m.from, 'from'));
+    if (m.to.length) {
+      li.classList.add('private');
+      li.dataset.to = m.to.join(',');
+      const to = document.createElement('span');
+      to.className = 'to';
+      to.append(' → ');
+      m.to.forEach((n, i) => {
+        if (i) to.append(', ');
+        to.append(nickButton(n));
+      });
+      head.append(to);
+      const tag = document.createElement('span');
+      tag.className = 'tag';
+      tag.textContent = m.to.length === 1 ? 'private' : 'group';
+      head.append(' ', tag);
+    }
+    li.append(head, ' ');
+    li.append(isolated('span', 'text', m.text));
+    if (!m.mine && me && (m.to.length > 0 || mentions(m.text, me))) li.classList.add('mention');
+    return this.place(m.room, m.seq, li);
+  }
+
+  /** A presence line ("bob joined #rust"); false if already shown. */
+  presence(p, words) {
+    const li = document.createElement('li');
+    li.className = 'presence';
+    li.dataset.seq = String(p.seq);
+    li.dataset.room = p.room;
+    li.dataset.nick = p.nick;
+    li.dataset.status = p.online ? 'online' : 'offline';
+    li.append(timeElement(p.ts), nickButton(p.nick), ` ${words}`);
+    return this.place(p.room, p.seq, li);
+  }
+
+  /** A line with no seq (notice, error, local help), at the end of `room`'s log. */
+  note(room, text, className, code) {
+    const r = this.rooms.get(room);
+    if (!r) return null;
+    const li = document.createElement('li');
+    li.className = className;
+    if (code) li.dataset.code = code;
+    li.append(timeElement(Date.now()), isolated('span', 'text', text));
+    const stick = this.isCurrent(room) && this.atBottom();
+    r.events.append(li);
+    if (stick) this.toBottom();
+    return li;
+  }
+
+  /** A message sent and not yet echoed, shown below the log until it is. */
+  pending(p, me) {
+    const r = this.rooms.get(p.room);
+    if (!r) return;
+    const li = document.createElement('li');
+    li.className = 'msg pending';
+    li.dataset.id = p.id;
+    li.dataset.room = p.room;
+    const head = document.createElement('span');
+    head.className = 'head';
+    head.append(nickButton(me, 'from'));
+    if (p.to.length) head.append(` → ${p.to.join(', ')}`);
+    const state = document.createElement('span');
+    state.className = 'state';
+    state.textContent = 'sending…';
+    li.append(head, ' ', isolated('span', 'text', p.text), ' ', state);
+    r.pending.append(li);
+    if (this.isCurrent(p.room)) this.toBottom();
+  }
+
+  acked(p) {
+    const r = this.rooms.get(p.room);
+    r?.pending.querySelector(`li[data-id="${CSS.escape(p.id)}"]`)?.remove();
+  }
+
+  /** Mark pending messages as waiting for the connection, or sending again. */
+  pendingState(text) {
+    for (const r of this.rooms.values()) {
+      for (const s of r.pending.querySelectorAll('.state')) s.textContent = text;
+    }
+  }
+
+  /**
+   * Insert a batch (a history page) above what the reader sees without
+   * moving it: `fn` does the inserting.
+   */
+  above(room, fn) {
+    const cur = this.isCurrent(room);
+    const stick = cur && this.atBottom();
+    const before = this.scroller.scrollHeight;
+    this.scroller.setAttribute('aria-busy', 'true');
+    fn();
+    this.scroller.setAttribute('aria-busy', 'false');
+    if (!cur) return;
+    if (stick) this.toBottom();
+    else this.scroller.scrollTop += this.scroller.scrollHeight - before;
+  }
+
+  /** Put `li` in `room`'s log in seq order; false (and nothing done) if the seq is there. */
+  place(room, seq, li) {
+    const r = this.rooms.get(room);
+    if (!r || r.seqs.has(seq)) return false;
+    const stick = this.isCurrent(room) && this.atBottom();
+    // Usually the newest: scan back from the end to the last smaller seq;
+    // lines without a seq (notices) stay where they were put.
+    let after = null;
+    let maxSeen = -1;
+    for (let c = r.events.lastElementChild; c; c = c.previousElementSibling) {
+      if (c.dataset.seq === undefined) continue;
+      const s = Number(c.dataset.seq);
+      if (maxSeen < 0) maxSeen = s;
+      if (s < seq) {
+        after = c;
+        break;
+      }
+    }
+    if (maxSeen < seq) r.events.append(li);
+    else if (after) after.after(li);
+    else r.events.prepend(li);
+    r.seqs.set(seq, li);
+    if (stick) this.toBottom();
+    else if (this.isCurrent(room)) this.updateJump();
+    return true;
+  }
+
+  /** Move a notice right after the last line with a seq at most `seq`. */
+  moveNote(room, li, seq) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    let after = null;
+    for (const [s, el] of r.seqs) if (s <= seq && (!after || s > after[0])) after = [s, el];
+    if (after) after[1].after(li);
+    else r.events.prepend(li);
+  }
+
+  isCurrent(room) {
+    return room === this.current;
+  }
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR;
+  }
+
+  toBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.lastTop = this.scroller.scrollTop;
+    this.stuck = true;
+    this.jump.hidden = true;
+  }
+
+  updateJump() {
+    this.jump.hidden = this.atBottom();
+  }
+
+  onScroll() {
+    // Only the reader scrolling up lets go of the bottom: a scroll event
+    // that reports a layout change (the log got shorter) does not.
+    const top = this.scroller.scrollTop;
+    if (top < this.lastTop) this.stuck = this.atBottom();
+    else if (this.atBottom()) this.stuck = true;
+    this.lastTop = top;
+    this.updateJump();
+    if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
+  }
+}
+
+/** Whether `text` names `nick` as `@nick`. */
+function mentions(text, nick) {
+  const t = text.toLowerCase();
+  const n = '@' + nick.toLowerCase();
+  let i = t.indexOf(n);
+  while (i >= 0) {
+    const next = t[i + n.length];
+    if (next === undefined || !/[\p{L}\p{N}_.-]/u.test(next)) return true;
+    i = t.indexOf(n, i + 1);
+  }
+  return false;
+}

@@ -1,0 +1,210 @@
+// The chatproto v2 wire format (PROTOCOL.md) as plain objects: building
+// the client's frames and checking the server's. Over the WebSocket each
+// frame is one text message holding the JSON payload, with no length
+// prefix.
+
+export const LOBBY = 'lobby';
+
+/** The frame limit until the server's `welcome` says otherwise. */
+export const DEFAULT_MAX_FRAME_BYTES = 65536;
+
+/** PROTOCOL.md 5.3: a stamped message must fit `max_frame_bytes` less this. */
+export const STAMP_MARGIN = 512;
+
+export const join = (nick, rooms, resume) => {
+  const f = { type: 'join', nick, rooms };
+  if (resume) f.resume = resume;
+  return f;
+};
+
+export const enter = (room, since, epoch) => {
+  const f = { type: 'enter', room };
+  if (epoch != null) {
+    f.since = since;
+    f.epoch = epoch;
+  }
+  return f;
+};
+
+export const part = (room) => ({ type: 'part', room });
+
+export const msg = (room, to, text, id) => {
+  const f = { type: 'msg', room };
+  if (to.length) f.to = to;
+  f.text = text;
+  if (id) f.id = id;
+  return f;
+};
+
+export const history = (room, before, limit) => {
+  const f = { type: 'history', room };
+  if (before != null) f.before = before;
+  if (limit != null) f.limit = limit;
+  return f;
+};
+
+export const rooms = () => ({ type: 'rooms' });
+export const ping = () => ({ type: 'ping' });
+export const pong = () => ({ type: 'pong' });
+
+/** The payload of `frame`, as sent. */
+export function encode(frame) {
+  return JSON.stringify(frame);
+}
+
+/** How many bytes `s` takes in UTF-8. */
+export function utf8Length(s) {
+  return new TextEncoder().encode(s).length;
+}
+
+/**
+ * `s` with lone surrogates replaced by U+FFFD: JSON.stringify would escape
+ * them as `\udXXX`, which is not a Unicode scalar value and which the
+ * server refuses as a bad frame.
+ */
+export function wellFormed(s) {
+  return s.replace(
+    /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    '\ufffd',
+  );
+}
+
+/**
+ * A room name as the server will have it (PROTOCOL.md 5.2), from what a
+ * person typed (`Rust`, `#rust`): `{ room }` or `{ error }`.
+ */
+export function roomName(raw) {
+  const name = raw.startsWith('#') ? raw.slice(1) : raw;
+  if (name.length < 1 || name.length > 32) {
+    return { error: `a room name is 1 to 32 characters: ${JSON.stringify(raw)}` };
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    return {
+      error: `a room name uses only a-z 0-9 - _ . and starts with a letter or digit: ${JSON.stringify(raw)}`,
+    };
+  }
+  return { room: name.toLowerCase() };
+}
+
+/**
+ * Close to the server's identity key (PROTOCOL.md 3): `Alice` and `ALICE`
+ * are one person. Full case folding is approximated by lower-casing.
+ */
+export function nickKey(nick) {
+  return nick.normalize('NFD').toLowerCase().normalize('NFC');
+}
+
+const isStr = (v) => typeof v === 'string';
+const isInt = (v) => Number.isSafeInteger(v) && v >= 0;
+const isStrArray = (v) => Array.isArray(v) && v.every(isStr);
+const optStr = (v) => (isStr(v) ? v : undefined);
+
+/** A server `msg` object, checked and with defaults filled in; null if malformed. */
+export function checkMsg(o) {
+  if (!o || typeof o !== 'object') return null;
+  if (!isInt(o.seq) || !isStr(o.from) || !isStr(o.text)) return null;
+  return {
+    type: 'msg',
+    room: isStr(o.room) ? o.room : LOBBY,
+    seq: o.seq,
+    from: o.from,
+    to: isStrArray(o.to) ? o.to : [],
+    text: o.text,
+    ts: isInt(o.ts) ? o.ts : null,
+    id: optStr(o.id),
+    replay: o.replay === true,
+  };
+}
+
+/**
+ * A server frame from one WebSocket text message, checked against
+ * PROTOCOL.md 4.2 with defaults filled in (a v1 frame has no `room`: it is
+ * `lobby`'s). Unknown kinds come back as `{ type: 'unknown' }` and are to be
+ * ignored (section 2.3); malformed ones as null.
+ */
+export function decode(text) {
+  let o;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o) || !isStr(o.type)) return null;
+  switch (o.type) {
+    case 'welcome': {
+      if (!isStr(o.nick)) return null;
+      const limits = o.limits && typeof o.limits === 'object' ? o.limits : {};
+      return {
+        type: 'welcome',
+        nick: o.nick,
+        session: optStr(o.session),
+        resumed: o.resumed === true,
+        maxFrameBytes: isInt(limits.max_frame_bytes)
+          ? limits.max_frame_bytes
+          : DEFAULT_MAX_FRAME_BYTES,
+        maxRecipients: isInt(limits.max_recipients) ? limits.max_recipients : 64,
+        historyPage: isInt(limits.history_page) ? limits.history_page : 200,
+      };
+    }
+    case 'online':
+      if (!isStrArray(o.nicks)) return null;
+      return { type: 'online', room: optStr(o.room), nicks: o.nicks };
+    case 'entered':
+      if (!isStr(o.room) || !isStr(o.epoch) || !isInt(o.seq) || !isStrArray(o.online)) {
+        return null;
+      }
+      return {
+        type: 'entered',
+        room: o.room,
+        epoch: o.epoch,
+        seq: o.seq,
+        oldest: isInt(o.oldest) ? o.oldest : 0,
+        online: o.online,
+        recovered: o.recovered === true,
+      };
+    case 'presence':
+      if (!isInt(o.seq) || !isStr(o.nick) || !isStr(o.status)) return null;
+      return {
+        type: 'presence',
+        room: isStr(o.room) ? o.room : LOBBY,
+        seq: o.seq,
+        nick: o.nick,
+        online: o.status === 'online',
+        ts: isInt(o.ts) ? o.ts : null,
+      };
+    case 'msg':
+      return checkMsg(o);
+    case 'history':
+      if (!isStr(o.room) || !Array.isArray(o.events)) return null;
+      return {
+        type: 'history',
+        room: o.room,
+        events: o.events.map(checkMsg).filter(Boolean),
+        more: o.more === true,
+      };
+    case 'rooms':
+      if (!Array.isArray(o.rooms)) return null;
+      return {
+        type: 'rooms',
+        rooms: o.rooms
+          .filter((r) => r && isStr(r.room))
+          .map((r) => ({ room: r.room, members: isInt(r.members) ? r.members : 0 })),
+      };
+    case 'error':
+      return {
+        type: 'error',
+        code: isStr(o.code) ? o.code : 'unknown',
+        message: isStr(o.message) ? o.message : '',
+        id: optStr(o.id),
+        room: optStr(o.room),
+        seq: isInt(o.seq) ? o.seq : undefined,
+      };
+    case 'notice':
+      return isStr(o.text) ? { type: 'notice', text: o.text } : null;
+    case 'ping':
+    case 'pong':
+      return { type: o.type };
+    default:
+      return { type: 'unknown' };
+  }
+}

@@ -1,0 +1,307 @@
+// The client's side of the protocol, with no DOM and no socket: joining and
+// resuming, the rooms and who is in them, message ids, and what to send
+// again after a reconnect, so that nothing is lost, shown twice or
+// reordered. It follows chatproto's sans-IO client core
+// (chatproto/src/client.rs) step by step.
+//
+// It outlives connections: call connected() on each new socket, frame()
+// for each frame, disconnected() when it closes. Frames to send go to
+// `send(frame)` (which drops them while offline); what to show goes to
+// `emit(kind, data)`.
+
+import * as P from './protocol.js';
+
+/** A few random characters, so ids differ between two pages of one nickname. */
+function randomPrefix() {
+  const bytes = new Uint8Array(6);
+  crypto.getRandomValues(bytes);
+  return 'w' + Array.from(bytes, (b) => b.toString(36).padStart(2, '0')).join('') + '-';
+}
+
+export class Session {
+  constructor(nick, rooms, { send, emit }) {
+    this.nick = nick;
+    this.send = send;
+    this.emit = emit;
+    this.phase = 'offline'; // 'offline' | 'joining' | 'joined'
+    this.connections = 0;
+    this.token = null;
+    this.limits = { maxFrameBytes: P.DEFAULT_MAX_FRAME_BYTES, maxRecipients: 64 };
+    /** room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered, everEntered } */
+    this.rooms = new Map();
+    for (const r of rooms) this.rooms.set(r, newRoom());
+    this.entering = new Set();
+    /** Messages not yet acknowledged: { id, room, to, text, line }, in the order sent. */
+    this.pending = [];
+    /** Rooms whose pending messages wait for the end of the replay (fresh session). */
+    this.held = new Set();
+    this.idPrefix = randomPrefix();
+    this.nextId = 0;
+  }
+
+  get joined() {
+    return this.phase === 'joined';
+  }
+
+  /** Who is in `room`, sorted. */
+  roster(room) {
+    const r = this.rooms.get(room);
+    if (!r) return [];
+    return [...r.roster.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map((e) => e[1]);
+  }
+
+  roomState(room) {
+    return this.rooms.get(room);
+  }
+
+  isMe(nick) {
+    return P.nickKey(nick) === P.nickKey(this.nick);
+  }
+
+  /** A socket is open: join, resuming the session if there is one. */
+  connected() {
+    this.phase = 'joining';
+    this.connections += 1;
+    this.entering.clear();
+    for (const r of this.rooms.values()) {
+      r.entered = false;
+      r.roster.clear();
+    }
+    // Join into no room, then enter each with `since`, so that each room
+    // replays what was missed instead of its newest 50.
+    this.send(P.join(this.nick, [], this.token));
+  }
+
+  /** The socket closed. What was not acknowledged is kept, to send again. */
+  disconnected() {
+    this.phase = 'offline';
+    this.held.clear();
+  }
+
+  /** Enter `room` (remembered across reconnects). */
+  enter(room) {
+    if (!this.rooms.has(room)) this.rooms.set(room, newRoom());
+    if (this.joined) this.enterNow(room);
+  }
+
+  /** Leave `room`. */
+  part(room) {
+    if (!this.rooms.delete(room)) return;
+    this.entering.delete(room);
+    if (this.joined) {
+      this.send(P.part(room));
+    } else {
+      // Offline: nothing was sent for these yet on a connection that
+      // will know the room, so they are dropped with it.
+      for (const p of this.pending.filter((p) => p.room === room)) this.ack(p.id);
+    }
+  }
+
+  /**
+   * Send `text` to `to` (empty: everyone) in `room`. Returns the pending
+   * entry, or `{ error }` when the message could never be sent.
+   */
+  sendMsg(room, to, text, line) {
+    text = P.wellFormed(text);
+    if (to.length > this.limits.maxRecipients) {
+      return { error: `a message may name at most ${this.limits.maxRecipients} recipients` };
+    }
+    this.nextId += 1;
+    const p = { id: `${this.idPrefix}${this.nextId}`, room, to, text, line };
+    // A frame over the limit would close the connection, and then be sent
+    // again on every reconnect: refuse it here.
+    const size = P.utf8Length(P.encode(P.msg(room, to, text, p.id)));
+    if (size > this.limits.maxFrameBytes - P.STAMP_MARGIN) {
+      return { error: `the message is too long (${size} bytes; the server takes at most about ${this.limits.maxFrameBytes - P.STAMP_MARGIN})` };
+    }
+    this.pending.push(p);
+    this.emit('pending', p);
+    if (this.joined) this.send(P.msg(p.room, p.to, p.text, p.id));
+    return p;
+  }
+
+  /** Ask for a page of `room`'s history; false when not joined. */
+  history(room, before, limit) {
+    if (!this.joined) return false;
+    this.send(P.history(room, before, limit));
+    return true;
+  }
+
+  listRooms() {
+    if (!this.joined) return false;
+    this.send(P.rooms());
+    return true;
+  }
+
+  /** A frame from the server, as protocol.decode gives it. */
+  frame(f) {
+    switch (f.type) {
+      case 'ping':
+        this.send(P.pong());
+        break;
+      case 'welcome':
+        this.welcome(f);
+        break;
+      case 'online': {
+        // Only `entered` continuations matter: the join enters no room.
+        const r = f.room && this.rooms.get(f.room);
+        if (r) {
+          for (const n of f.nicks) r.roster.set(P.nickKey(n), n);
+          this.emit('roster', { room: f.room });
+        }
+        break;
+      }
+      case 'entered':
+        this.entered(f);
+        break;
+      case 'presence':
+        this.presence(f);
+        break;
+      case 'msg': {
+        const m = this.message(f, true);
+        if (m) this.emit('message', m);
+        break;
+      }
+      case 'history':
+        this.emit('history', {
+          room: f.room,
+          events: f.events.map((e) => this.message(e, false)).filter(Boolean),
+          more: f.more,
+        });
+        break;
+      case 'rooms':
+        this.emit('rooms', f.rooms);
+        break;
+      case 'error':
+        this.error(f);
+        break;
+      case 'notice':
+        this.emit('notice', { text: f.text });
+        break;
+      default:
+        break;
+    }
+  }
+
+  welcome(f) {
+    this.phase = 'joined';
+    this.nick = f.nick;
+    this.limits = { maxFrameBytes: f.maxFrameBytes, maxRecipients: f.maxRecipients };
+    // A fresh session remembers none of our ids.
+    if (!f.resumed) this.token = null;
+    if (f.session) this.token = f.session;
+    this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1 });
+    for (const room of [...this.rooms.keys()]) this.enterNow(room);
+    // A resumed session has our ids: the server drops a resend it already
+    // has (`duplicate`). A fresh one does not, so a message that reached it
+    // before the connection dropped is recognised in the room's replay by
+    // its content: resend only after that replay (up to our own presence).
+    this.held.clear();
+    if (!f.resumed) {
+      for (const p of this.pending) if (this.rooms.has(p.room)) this.held.add(p.room);
+    }
+    for (const p of this.pending) {
+      if (!this.held.has(p.room)) this.send(P.msg(p.room, p.to, p.text, p.id));
+    }
+  }
+
+  /** The replay of `room` is over: send what was held for it. */
+  release(room) {
+    if (!this.held.delete(room)) return;
+    for (const p of this.pending) {
+      if (p.room === room) this.send(P.msg(p.room, p.to, p.text, p.id));
+    }
+  }
+
+  enterNow(room) {
+    const r = this.rooms.get(room) || newRoom();
+    this.rooms.set(room, r);
+    this.entering.add(room);
+    this.send(P.enter(room, r.lastSeq, r.epoch));
+  }
+
+  entered(f) {
+    this.entering.delete(f.room);
+    const r = this.rooms.get(f.room);
+    // Parted before this answer arrived: it must not bring the room back.
+    if (!r) return;
+    const again = r.epoch != null;
+    const newEpoch = again && r.epoch !== f.epoch;
+    // A new epoch lost what came before; otherwise nothing can be missing
+    // if nothing was said since.
+    const gap =
+      again && !f.recovered && (newEpoch || f.seq > r.lastSeq || f.oldest > r.lastSeq + 1);
+    const gapAfter = r.lastSeq;
+    if (r.epoch !== f.epoch) r.lastSeq = 0;
+    r.epoch = f.epoch;
+    r.oldest = f.oldest;
+    r.seq = f.seq;
+    r.entered = true;
+    r.roster = new Map(f.online.map((n) => [P.nickKey(n), n]));
+    this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, seq: f.seq, oldest: f.oldest });
+  }
+
+  presence(f) {
+    if (f.online && this.isMe(f.nick)) this.release(f.room); // the replay is over
+    const r = this.rooms.get(f.room);
+    if (!r || f.seq <= r.lastSeq) return;
+    r.lastSeq = f.seq;
+    if (f.online) r.roster.set(P.nickKey(f.nick), f.nick);
+    else r.roster.delete(P.nickKey(f.nick));
+    this.emit('presence', { ...f, self: this.isMe(f.nick) });
+  }
+
+  /** A `msg` as an event, once: null if already seen. Live ones advance the room's last seq. */
+  message(f, live) {
+    let mine = false;
+    if (f.id) mine = this.ack(f.id);
+    const fromMe = this.isMe(f.from);
+    if (!mine && f.replay && live && fromMe && this.held.has(f.room)) {
+      // A fresh session cannot match ids: match by content, in the replay
+      // that comes before the held messages are sent again.
+      const p = this.pending.find((p) => p.room === f.room && p.text === f.text);
+      if (p) this.ack(p.id);
+    }
+    if (live) {
+      const r = this.rooms.get(f.room);
+      if (!r || f.seq <= r.lastSeq) return null;
+      r.lastSeq = f.seq;
+    }
+    return { ...f, mine: fromMe, live };
+  }
+
+  /** Forget pending message `id`; true if it was pending. */
+  ack(id) {
+    const i = this.pending.findIndex((p) => p.id === id);
+    if (i < 0) return false;
+    const [p] = this.pending.splice(i, 1);
+    this.emit('acked', p);
+    return true;
+  }
+
+  error(f) {
+    if (this.phase === 'joining') {
+      this.emit('refused', f);
+      return;
+    }
+    let failed = null;
+    if (f.id) {
+      failed = this.pending.find((p) => p.id === f.id) || null;
+      this.ack(f.id);
+      // Delivered before the connection dropped; its copy came (or comes)
+      // with the replay.
+      if (f.code === 'duplicate') return;
+    }
+    if (f.room && this.entering.delete(f.room) && ['room_invalid', 'too_many_rooms'].includes(f.code)) {
+      this.rooms.delete(f.room);
+      this.emit('left', { room: f.room });
+      // No replay is coming: what was held goes now.
+      this.release(f.room);
+    }
+    this.emit('error', { ...f, failed });
+  }
+}
+
+function newRoom() {
+  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false };
+}

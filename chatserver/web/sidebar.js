@@ -1,0 +1,128 @@
+// The lists beside the messages: the rooms you are in (with unread
+// counts, the current one marked), who is online in the current room, and
+// the rooms on the server.
+
+import { nickButton, safeText } from './text.js';
+
+export class RoomList {
+  /** `handlers`: `select(room)`, `part(room)`. */
+  constructor(list, handlers) {
+    this.list = list;
+    this.h = handlers;
+    /** room -> { li, badge, unread } */
+    this.rooms = new Map();
+  }
+
+  add(room) {
+    if (this.rooms.has(room)) return;
+    const li = document.createElement('li');
+    li.dataset.room = room;
+    const open = document.createElement('button');
+    open.type = 'button';
+    open.className = 'room';
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = `#${room}`;
+    const badge = document.createElement('span');
+    badge.className = 'unread';
+    badge.hidden = true;
+    open.append(name, badge);
+    open.addEventListener('click', () => this.h.select(room));
+    const leave = document.createElement('button');
+    leave.type = 'button';
+    leave.className = 'part';
+    leave.textContent = '×';
+    leave.title = `leave #${room}`;
+    leave.setAttribute('aria-label', `leave #${room}`);
+    leave.addEventListener('click', () => this.h.part(room));
+    li.append(open, leave);
+    this.list.append(li);
+    this.rooms.set(room, { li, open, badge, unread: 0 });
+  }
+
+  remove(room) {
+    this.rooms.get(room)?.li.remove();
+    this.rooms.delete(room);
+  }
+
+  /** Mark `room` as the current one. */
+  setCurrent(room) {
+    for (const [name, r] of this.rooms) {
+      const cur = name === room;
+      r.li.classList.toggle('current', cur);
+      if (cur) r.open.setAttribute('aria-current', 'true');
+      else r.open.removeAttribute('aria-current');
+    }
+  }
+
+  /** Add `n` to `room`'s unread count, or reset it with `n` null. */
+  unread(room, n) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.unread = n === null ? 0 : r.unread + n;
+    r.badge.textContent = r.unread ? String(r.unread) : '';
+    r.badge.hidden = r.unread === 0;
+    r.open.setAttribute(
+      'aria-label',
+      r.unread ? `#${room}, ${r.unread} unread` : `#${room}`,
+    );
+  }
+
+  /** Unread messages in every room. */
+  totalUnread() {
+    let n = 0;
+    for (const r of this.rooms.values()) n += r.unread;
+    return n;
+  }
+
+  /** Show that `room` is being entered (or entered again), or is in. */
+  setEntering(room, entering) {
+    this.rooms.get(room)?.li.classList.toggle('entering', entering);
+  }
+}
+
+/** Who is online in the current room. */
+export function renderOnline(list, count, nicks, me) {
+  const items = nicks.map((n) => {
+    const li = document.createElement('li');
+    li.dataset.nick = n;
+    const b = nickButton(n);
+    li.append(b);
+    if (me && n.toLowerCase() === me.toLowerCase()) {
+      li.classList.add('me');
+      const you = document.createElement('span');
+      you.className = 'you';
+      you.textContent = ' (you)';
+      li.append(you);
+    }
+    return li;
+  });
+  list.replaceChildren(...items);
+  count.textContent = String(nicks.length);
+}
+
+/** The rooms on the server, each a button to enter it. */
+export function renderServerRooms(list, rooms, enter) {
+  const items = rooms.map(({ room, members }) => {
+    const li = document.createElement('li');
+    li.dataset.room = room;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.append(safeText(`#${room}`));
+    const m = document.createElement('span');
+    m.className = 'members';
+    m.textContent = ` ${members}`;
+    m.title = `${members} in #${room}`;
+    b.append(m);
+    b.addEventListener('click', () => enter(room));
+    li.append(b);
+    return li;
+  });
+  if (items.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = 'no rooms';
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+}
