@@ -15,7 +15,10 @@ fn main() {
     files.sort();
     let mut table = String::from("&[\n");
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).expect("UTF-8 names in web/");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 names in web/");
         let kind = match path.extension().and_then(|e| e.to_str()) {
             Some("html") => "text/html; charset=utf-8",
             Some("css") => "text/css; charset=utf-8",

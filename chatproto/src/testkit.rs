@@ -600,9 +600,7 @@ fn check_stored_order(records: &[Record]) {
     let mut last: HashMap<&str, (&str, u64)> = HashMap::new();
     for r in records {
         match r {
-            Record::Room { name, epoch }
-                if last.get(&**name).is_none_or(|(e, _)| e != epoch) =>
-            {
+            Record::Room { name, epoch } if last.get(&**name).is_none_or(|(e, _)| e != epoch) => {
                 last.insert(name, (epoch, 0));
             }
             Record::Event(e) => {

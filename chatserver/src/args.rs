@@ -1,6 +1,5 @@
 //! Command-line flags; each can also come from an environment variable.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -29,9 +28,11 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_SYNC", value_enum, default_value_t = SyncMode::Normal)]
     pub sync: SyncMode,
 
-    /// Stored messages older than this many days are deleted (0: kept
-    /// whatever their age). Retention runs in the background, in small steps.
-    #[arg(long, env = "CHATSERVER_HISTORY_MAX_AGE_DAYS", default_value_t = 30)]
+    /// Stored messages older than this many days are deleted (0 to 36500;
+    /// 0: kept whatever their age). Retention runs in the background, in
+    /// small steps.
+    #[arg(long, env = "CHATSERVER_HISTORY_MAX_AGE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub history_max_age_days: u64,
 
     /// Stored messages kept per room (at least 1); older ones are deleted.
@@ -39,21 +40,25 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub history_max_messages: u64,
 
-    /// How often retention runs, in seconds (at least 1).
+    /// How often retention runs, in seconds (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub history_prune_every_secs: u64,
 
-    /// Most the database may grow to, in MiB (0: until the disk is full).
+    /// Most the database may grow to, in MiB (0 to 16777216; 0: until the
+    /// disk is full).
     /// When full, messages are refused with `unavailable` until retention
     /// frees room.
-    #[arg(long, env = "CHATSERVER_STORE_MAX_MIB", default_value_t = 0)]
+    #[arg(long, env = "CHATSERVER_STORE_MAX_MIB", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
     pub store_max_mib: u64,
 
-    /// Address to listen on. Use 0.0.0.0:7878 to accept clients from the LAN,
-    /// port 0 to let the OS choose (the first line of output says which).
+    /// Address to listen on, HOST:PORT (a name is resolved). Use
+    /// 0.0.0.0:7878 to accept clients from the LAN (the addresses to give
+    /// people are printed), port 0 to let the OS choose (the first line of
+    /// output says which).
     #[arg(long, env = "CHATSERVER_LISTEN", default_value = "127.0.0.1:7878")]
-    pub listen: SocketAddr,
+    pub listen: String,
 
     /// A PEM certificate chain: with --tls-key, the port also speaks TLS
     /// (chatproto, https:// and wss://).
@@ -79,13 +84,17 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_METRICS_ALLOW", value_delimiter = ',')]
     pub metrics_allow: Vec<ipnet::IpNet>,
 
-    /// Most connections at once, joined or not; the next one gets server_full.
-    #[arg(long, env = "CHATSERVER_MAX_CLIENTS", default_value_t = 10_000)]
-    pub max_clients: usize,
+    /// Most connections at once, joined or not (1 to 1000000); the next one
+    /// gets server_full.
+    #[arg(long, env = "CHATSERVER_MAX_CLIENTS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_clients: u64,
 
-    /// Most connections at once from one IP address (0: no limit).
-    #[arg(long, env = "CHATSERVER_MAX_CLIENTS_PER_IP", default_value_t = 64)]
-    pub max_clients_per_ip: usize,
+    /// Most connections at once from one IP address (0 to 1000000; 0: no
+    /// limit).
+    #[arg(long, env = "CHATSERVER_MAX_CLIENTS_PER_IP", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub max_clients_per_ip: u64,
 
     /// Largest frame payload in bytes, both directions (1024 to 16777215: a
     /// frame's first byte is then 0, which tells chatproto from HTTP and TLS). A
@@ -146,8 +155,9 @@ pub struct Args {
     pub history_page: u32,
 
     /// How long a session may be resumed after its connection ended, in
-    /// milliseconds (0: sessions end with their connection).
-    #[arg(long, env = "CHATSERVER_RESUME_WINDOW_MS", default_value_t = 120_000)]
+    /// milliseconds (0 to 86400000; 0: sessions end with their connection).
+    #[arg(long, env = "CHATSERVER_RESUME_WINDOW_MS", default_value_t = 120_000,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub resume_window_ms: u64,
 
     /// Most sessions waiting to be resumed at once (1 to 1000000); past it
@@ -164,8 +174,10 @@ pub struct Args {
 
     /// In a room with more members than this, entering and leaving are sent
     /// only to whoever entered or left: a join storm would otherwise cost
-    /// members squared frames. Members see who is in on entering.
-    #[arg(long, env = "CHATSERVER_PRESENCE_FANOUT_MAX", default_value_t = 1_000)]
+    /// members squared frames. Members see who is in on entering (0 to
+    /// 1000000; 0: always only to whoever entered or left).
+    #[arg(long, env = "CHATSERVER_PRESENCE_FANOUT_MAX", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub presence_fanout_max: u32,
 
     /// Allow only printable-ASCII nicknames (the v1 rule) instead of
@@ -174,59 +186,121 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_ASCII_NICKS")]
     pub ascii_nicks: bool,
 
-    /// A connection must join within this many milliseconds.
-    #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000)]
+    /// A connection must join within this many milliseconds (100 to 600000).
+    #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub join_timeout_ms: u64,
 
-    /// A joined client silent this many milliseconds is pinged.
-    #[arg(long, env = "CHATSERVER_IDLE_PING_MS", default_value_t = 30_000)]
+    /// A joined client silent this many milliseconds is pinged (100 to
+    /// 3600000).
+    #[arg(long, env = "CHATSERVER_IDLE_PING_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub idle_ping_ms: u64,
 
-    /// A ping not answered within this many milliseconds closes the connection.
-    #[arg(long, env = "CHATSERVER_PONG_TIMEOUT_MS", default_value_t = 10_000)]
+    /// A ping not answered within this many milliseconds closes the
+    /// connection (100 to 600000).
+    #[arg(long, env = "CHATSERVER_PONG_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub pong_timeout_ms: u64,
 
-    /// Frames per second a client may send on average (0: no limit). Past
-    /// the burst the server stops reading from it, so TCP slows the sender.
-    #[arg(long, env = "CHATSERVER_RATE", default_value_t = 50)]
+    /// Frames per second a client may send on average (0 to 1000000; 0: no
+    /// limit). Past the burst the server stops reading from it, so TCP
+    /// slows the sender.
+    #[arg(long, env = "CHATSERVER_RATE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate: u32,
 
-    /// Frames a client may send at once before the rate applies.
-    #[arg(long, env = "CHATSERVER_BURST", default_value_t = 100)]
+    /// Frames a client may send at once before the rate applies (1 to
+    /// 1000000).
+    #[arg(long, env = "CHATSERVER_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub burst: u32,
 
     /// A client held back by the rate limit for this many milliseconds
-    /// without a break gets rate_limited and is closed.
-    #[arg(long, env = "CHATSERVER_RATE_LIMIT_GRACE_MS", default_value_t = 10_000)]
+    /// without a break gets rate_limited and is closed (100 to 3600000).
+    #[arg(long, env = "CHATSERVER_RATE_LIMIT_GRACE_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub rate_limit_grace_ms: u64,
 
     /// Bytes queued for one client that it has not read yet (each frame
     /// also counts 32 bytes for its place in the queue); past this it gets
-    /// slow_consumer and is closed.
-    #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
-    pub outbound_queue_bytes: usize,
+    /// slow_consumer and is closed (4096 to 1073741824, and at least
+    /// --max-frame-bytes plus 32: one frame must fit).
+    #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
+    pub outbound_queue_bytes: u64,
 
     /// Bytes all outbound queues may hold together (each frame counted
     /// once however many queues share it, plus 32 bytes per queued copy).
     /// Past this the client with the longest queue gets slow_consumer and
-    /// is closed, then the next, until the total is under three quarters.
-    #[arg(long, env = "CHATSERVER_OUTBOUND_TOTAL_BYTES", default_value_t = 128 << 20)]
-    pub outbound_total_bytes: usize,
+    /// is closed, then the next, until the total is under three quarters
+    /// (at least --outbound-queue-bytes, at most 68719476736).
+    #[arg(long, env = "CHATSERVER_OUTBOUND_TOTAL_BYTES", default_value_t = 128 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..=1 << 36))]
+    pub outbound_total_bytes: u64,
 
     /// How long a closing connection may take to receive what was queued
-    /// for it, in milliseconds.
-    #[arg(long, env = "CHATSERVER_CLOSE_FLUSH_MS", default_value_t = 2_000)]
+    /// for it, in milliseconds (0 to 60000).
+    #[arg(long, env = "CHATSERVER_CLOSE_FLUSH_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub close_flush_ms: u64,
 
-    /// Worker threads (0: one per CPU). With 1 everything runs on one
-    /// thread, which batches best when the server has one core to itself.
-    #[arg(long, env = "CHATSERVER_THREADS", default_value_t = 0)]
-    pub threads: usize,
+    /// Worker threads (0 to 1024; 0: one per CPU). With 1 everything runs
+    /// on one thread, which batches best when the server has one core to
+    /// itself.
+    #[arg(long, env = "CHATSERVER_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub threads: u64,
 
-    /// Log level: error, warn, info (every join, leave and message), debug
-    /// or trace. RUST_LOG, if set, takes precedence.
-    #[arg(long, env = "CHATSERVER_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// Log level: off, error, warn, info (every join, leave and message),
+    /// debug or trace [default: info]. This flag wins over RUST_LOG, which
+    /// is used when the flag is not given (levels, or TARGET=LEVEL pairs).
+    #[arg(long, env = "CHATSERVER_LOG_LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
+
+    /// Which message text the log shows: all (default), public (private
+    /// and group messages logged without their text), none (no text).
+    #[arg(long, env = "CHATSERVER_LOG_TEXT", value_enum, default_value_t = LogText::All)]
+    pub log_text: LogText,
+}
+
+/// Which message text the log shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogText {
+    /// Every message's text.
+    All,
+    /// Only messages to everyone in a room.
+    Public,
+    /// No text at all.
+    None,
+}
+
+impl Args {
+    /// Settings that are each in range but cannot work together: the
+    /// message names them.
+    pub fn check(&self) -> Result<(), String> {
+        if self.outbound_queue_bytes < u64::from(self.max_frame_bytes) + 36 {
+            return Err(format!(
+                "--outbound-queue-bytes {} cannot hold one frame of --max-frame-bytes {}; use at least {}",
+                self.outbound_queue_bytes,
+                self.max_frame_bytes,
+                u64::from(self.max_frame_bytes) + 36
+            ));
+        }
+        if self.outbound_total_bytes < self.outbound_queue_bytes {
+            return Err(format!(
+                "--outbound-total-bytes {} is less than --outbound-queue-bytes {}",
+                self.outbound_total_bytes, self.outbound_queue_bytes
+            ));
+        }
+        if self.replay_bytes >= self.outbound_queue_bytes {
+            return Err(format!(
+                "--replay-bytes {} must be less than --outbound-queue-bytes {}: a replay would close its own client",
+                self.replay_bytes, self.outbound_queue_bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where history is kept.

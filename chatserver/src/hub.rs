@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::args::LogText;
 use crate::budget::OutboundBudget;
 use crate::peer::{Peer, Push};
 use crate::store::{FromStore, StoreLink, ToStore};
@@ -170,8 +171,9 @@ pub struct Hub {
     overflowed: Vec<ClientId>,
     /// The event logged last (its room's name's address, its seq).
     last_logged: Option<(usize, u64)>,
-    /// Whether events are logged (at info level).
+    /// Whether events are logged (at info level), and which text.
     log_events: bool,
+    log_text: LogText,
     /// Activity in the current trim interval, and since memory was last
     /// given back.
     recent: Activity,
@@ -218,6 +220,7 @@ impl Hub {
             overflowed: Vec::new(),
             last_logged: None,
             log_events: tracing::enabled!(tracing::Level::INFO),
+            log_text: LogText::All,
             recent: Activity::default(),
             since_release: Activity::default(),
             next_trim: None,
@@ -230,6 +233,11 @@ impl Hub {
             last_counted: None,
             unanswered: Vec::new(),
         }
+    }
+
+    /// Which message text the log shows.
+    pub fn set_log_text(&mut self, text: LogText) {
+        self.log_text = text;
     }
 
     /// Run until `shutdown` turns true or every connection sender is gone.
@@ -304,6 +312,11 @@ impl Hub {
                     let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
                     self.server
                         .handle_shutdown("the server is shutting down; goodbye");
+                    let mut online: Vec<String> = self.server.online().map(str::to_owned).collect();
+                    online.sort_unstable();
+                    for nick in online {
+                        info!("{nick} left (the server is shutting down)");
+                    }
                     self.drain(self.clock.now());
                     for peer in self.peers.values() {
                         peer.close();
@@ -504,7 +517,7 @@ impl Hub {
                     let key = (Arc::as_ptr(&event.room) as *const u8 as usize, event.seq);
                     if self.log_events && self.last_logged != Some(key) {
                         self.last_logged = Some(key);
-                        log_event(event);
+                        log_event(event, self.log_text);
                     }
                     if event.is_msg() && self.last_counted != Some(key) {
                         self.last_counted = Some(key);
@@ -744,7 +757,7 @@ fn queue(
 }
 
 /// One line per room event, in seq order: `[#room seq] ...`.
-fn log_event(event: &Event) {
+fn log_event(event: &Event, show: LogText) {
     let (room, seq) = (&event.room, event.seq);
     match &event.body {
         EventBody::Presence { nick, status, .. } => match status {
@@ -753,18 +766,15 @@ fn log_event(event: &Event) {
         },
         EventBody::Msg { nick, to, text, .. } => {
             // Arguments are only evaluated when the level is enabled.
+            let shown = match (show, to.is_empty()) {
+                (LogText::All, _) | (LogText::Public, true) => escape_control(text),
+                _ => "(text not logged)".into(),
+            };
             if to.is_empty() {
-                info!(
-                    "[#{room} {seq}] {nick} -> everyone: {}",
-                    escape_control(text)
-                );
+                info!("[#{room} {seq}] {nick} -> everyone: {shown}");
             } else {
                 let names: Vec<&str> = to.iter().map(|r| &*r.nick).collect();
-                info!(
-                    "[#{room} {seq}] {nick} -> {}: {}",
-                    names.join(", "),
-                    escape_control(text)
-                );
+                info!("[#{room} {seq}] {nick} -> {}: {shown}", names.join(", "));
             }
         }
         _ => {}

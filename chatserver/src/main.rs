@@ -73,12 +73,14 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level));
-    let filter = match filter {
+    if let Err(e) = args.check() {
+        eprintln!("chatserver: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let filter = match log_filter(args.log_level.as_deref(), std::env::var("RUST_LOG").ok()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("chatserver: bad --log-level {:?}: {e}", args.log_level);
+            eprintln!("chatserver: {e}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -94,7 +96,7 @@ fn main() -> std::process::ExitCode {
             .build(),
         0 => tokio::runtime::Runtime::new(),
         n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
+            .worker_threads(n as usize)
             .enable_all()
             .build(),
     };
@@ -144,7 +146,7 @@ async fn run(args: Args) -> std::io::Result<()> {
             "--tls-only needs --tls-cert and --tls-key",
         ));
     }
-    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
+    let listener = TcpListener::bind(args.listen.as_str()).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
     })?;
     let addr = listener.local_addr()?;
@@ -156,6 +158,12 @@ async fn run(args: Args) -> std::io::Result<()> {
         writeln!(out, "listening on {addr}")?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         writeln!(out, "open {scheme}://{addr}/ in a browser")?;
+        if addr.ip().is_unspecified() {
+            for ip in lan_addresses(addr.is_ipv6()) {
+                let at = std::net::SocketAddr::new(ip, addr.port());
+                writeln!(out, "on your LAN: {scheme}://{at}/ (chatclient {at})")?;
+            }
+        }
         out.flush()?;
     }
     let settings = Arc::new(Settings {
@@ -163,9 +171,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         rate: args.rate,
         burst: args.burst,
         rate_limit_grace_ms: args.rate_limit_grace_ms,
-        outbound_queue_bytes: args.outbound_queue_bytes,
+        outbound_queue_bytes: args.outbound_queue_bytes as usize,
         close_flush_ms: args.close_flush_ms,
-        budget: budget::OutboundBudget::new(args.outbound_total_bytes),
+        budget: budget::OutboundBudget::new(args.outbound_total_bytes as usize),
         join_timeout_ms: args.join_timeout_ms,
         tls_only: args.tls_only,
         allowed_origins: args
@@ -225,21 +233,22 @@ async fn run(args: Args) -> std::io::Result<()> {
             Some(store::spawn(db, retention)?)
         }
     };
-    let hub = hub::Hub::new(
+    let mut hub = hub::Hub::new(
         server,
         clock,
         link,
-        args.outbound_queue_bytes,
+        args.outbound_queue_bytes as usize,
         Arc::clone(&settings.budget),
         Arc::clone(&settings.metrics),
     );
+    hub.set_log_text(args.log_text);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (to_hub, hub_rx) = mpsc::channel(HUB_QUEUE);
     let hub_task = tokio::spawn(hub.run(hub_rx, stop_rx.clone()));
     // Every connection task holds a clone; when all are dropped, all are done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let limits = Limits::new(args.max_clients, args.max_clients_per_ip);
+    let limits = Limits::new(args.max_clients as usize, args.max_clients_per_ip as usize);
     let edge = Arc::new(edge::Edge {
         to_hub,
         settings: Arc::clone(&settings),
@@ -361,4 +370,51 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The log filter: `--log-level` if given, else `RUST_LOG` if set, else
+/// info. A `RUST_LOG` that is not levels (or `TARGET=LEVEL` pairs) is
+/// refused rather than taken as a target name that would log nothing.
+fn log_filter(
+    flag: Option<&str>,
+    env: Option<String>,
+) -> Result<tracing_subscriber::EnvFilter, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let spec = match (flag, env) {
+        (Some(level), _) => level.to_owned(),
+        (None, Some(env)) if !env.trim().is_empty() => {
+            for directive in env.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+                let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+                if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                    return Err(format!(
+                        "RUST_LOG={env:?}: {directive:?} is not a level; use one of {} (or TARGET=LEVEL), or --log-level",
+                        LEVELS.join(", ")
+                    ));
+                }
+            }
+            env
+        }
+        _ => "info".to_owned(),
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .map_err(|e| format!("bad log level {spec:?}: {e}"))
+}
+
+/// The addresses other machines can reach this one at, for a server
+/// listening on all of them: every up interface's, loopback aside.
+fn lan_addresses(v6_too: bool) -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback())
+        .map(|i| i.ip())
+        .filter(|ip| match ip {
+            std::net::IpAddr::V4(_) => true,
+            // Link-local IPv6 needs a zone to be used; leave it out.
+            std::net::IpAddr::V6(v6) => v6_too && (v6.segments()[0] & 0xffc0) != 0xfe80,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }

@@ -103,17 +103,35 @@ impl Metrics {
     /// The page: counters, with what the core and the budget say.
     pub fn render(&self, core: Snapshot, queued_bytes: usize) -> String {
         let mut out = String::with_capacity(2048);
-        head(&mut out, "chat_connections", "gauge", "Connections open now, by transport.");
+        head(
+            &mut out,
+            "chat_connections",
+            "gauge",
+            "Connections open now, by transport.",
+        );
         for (i, (_, name)) in TRANSPORTS.iter().enumerate() {
             let n = self.open[i].load(Relaxed);
             let _ = writeln!(out, "chat_connections{{transport=\"{name}\"}} {n}");
         }
-        head(&mut out, "chat_connections_opened_total", "counter", "Connections opened, by transport.");
+        head(
+            &mut out,
+            "chat_connections_opened_total",
+            "counter",
+            "Connections opened, by transport.",
+        );
         for (i, (_, name)) in TRANSPORTS.iter().enumerate() {
             let n = self.opened[i].load(Relaxed);
-            let _ = writeln!(out, "chat_connections_opened_total{{transport=\"{name}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "chat_connections_opened_total{{transport=\"{name}\"}} {n}"
+            );
         }
-        head(&mut out, "chat_disconnects_total", "counter", "Connections the server closed, by the error code it sent.");
+        head(
+            &mut out,
+            "chat_disconnects_total",
+            "counter",
+            "Connections the server closed, by the error code it sent.",
+        );
         for (i, reason) in REASONS.iter().enumerate() {
             let n = self.closed_for[i].load(Relaxed);
             let _ = writeln!(out, "chat_disconnects_total{{reason=\"{reason}\"}} {n}");

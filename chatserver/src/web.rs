@@ -80,7 +80,12 @@ async fn route(
     match req.uri().path() {
         "/ws" => upgrade(req, info, edge, admission, done).await,
         "/healthz" => {
-            if edge.settings.metrics.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            if edge
+                .settings
+                .metrics
+                .stopping
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
             } else {
                 text(StatusCode::OK, "ok\n")
@@ -100,9 +105,18 @@ fn file(name: &str) -> Response<Body> {
     let mut res = Response::new(Body::from(*bytes));
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
 }
@@ -219,13 +233,19 @@ mod tests {
     #[test]
     fn only_the_pages_own_origin_and_the_allowed_ones_may_open_a_websocket() {
         let allowed = vec!["https://chat.example".to_owned()];
-        let own = headers(&[("host", "10.0.0.5:7878"), ("origin", "http://10.0.0.5:7878")]);
+        let own = headers(&[
+            ("host", "10.0.0.5:7878"),
+            ("origin", "http://10.0.0.5:7878"),
+        ]);
         assert!(origin_allowed(&own, false, &allowed).is_ok());
         // The same origin over TLS is https.
         assert!(origin_allowed(&own, true, &allowed).is_err());
         let other = headers(&[("host", "10.0.0.5:7878"), ("origin", "http://evil.example")]);
         assert!(origin_allowed(&other, false, &allowed).is_err());
-        let listed = headers(&[("host", "10.0.0.5:7878"), ("origin", "https://chat.example")]);
+        let listed = headers(&[
+            ("host", "10.0.0.5:7878"),
+            ("origin", "https://chat.example"),
+        ]);
         assert!(origin_allowed(&listed, false, &allowed).is_ok());
         // Not a browser: no Origin at all.
         assert!(origin_allowed(&headers(&[("host", "x")]), false, &allowed).is_ok());
@@ -236,7 +256,9 @@ mod tests {
         for (name, _, _) in FILES {
             let res = file(name);
             assert_eq!(res.status(), StatusCode::OK, "{name}");
-            let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap();
             assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
         }
         assert_eq!(file("../Cargo.toml").status(), StatusCode::NOT_FOUND);

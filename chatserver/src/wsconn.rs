@@ -108,12 +108,16 @@ pub async fn serve(
 fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: axum::Error) {
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(
-            tungstenite::error::CapacityError::MessageTooLong { size, max_size },
-        )) => {
+        Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+            size,
+            max_size,
+        })) => {
             info!(client = %id, size, max_size, "websocket message over the frame limit; closing");
             let len = *size as u64;
-            let why = Kick::Framing(FramingError::TooLarge { len, max: *max_size });
+            let why = Kick::Framing(FramingError::TooLarge {
+                len,
+                max: *max_size,
+            });
             feed::kick(peer, &why, cfg);
         }
         Some(tungstenite::Error::Utf8(_)) => {

@@ -1,0 +1,165 @@
+//! Settings that cannot work are refused at start, naming the setting and
+//! its range (exit 2); the log level from the flag wins over RUST_LOG; a
+//! host name is resolved; the log can leave private text out.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::json;
+
+/// Run chatserver with `args` and `env` until it exits (at most 10 s):
+/// its exit code and stderr.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CHATSERVER_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(["--listen", "127.0.0.1:0", "--store", "memory"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start chatserver");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(!stdout.contains("listening on"), "it listened: {stdout}");
+            return (
+                status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chatserver {args:?} did not refuse to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_refused(args: &[&str], env: &[(&str, &str)], names: &[&str]) {
+    let (code, stderr) = refused(args, env);
+    assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
+    for name in names {
+        assert!(
+            stderr.contains(name),
+            "{args:?}: {name:?} not in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_with_their_range() {
+    for (args, names) in [
+        (
+            vec!["--max-clients", "0"],
+            vec!["--max-clients", "1..=1000000"],
+        ),
+        (
+            vec!["--outbound-queue-bytes", "0"],
+            vec!["--outbound-queue-bytes"],
+        ),
+        (vec!["--threads", "100000"], vec!["--threads", "0..=1024"]),
+        (vec!["--join-timeout-ms", "0"], vec!["--join-timeout-ms"]),
+        (vec!["--burst", "0"], vec!["--burst"]),
+        (
+            vec!["--max-frame-bytes", "20000000"],
+            vec!["--max-frame-bytes"],
+        ),
+        (
+            vec!["--history-max-messages", "0"],
+            vec!["--history-max-messages"],
+        ),
+        // Each in range, but not together.
+        (
+            vec!["--outbound-queue-bytes", "8192"],
+            vec!["--outbound-queue-bytes", "--max-frame-bytes"],
+        ),
+        (
+            vec!["--outbound-total-bytes", "65536"],
+            vec!["--outbound-total-bytes", "--outbound-queue-bytes"],
+        ),
+        (
+            vec!["--replay-bytes", "2000000"],
+            vec!["--replay-bytes", "--outbound-queue-bytes"],
+        ),
+        (
+            vec!["--log-level", "loud"],
+            vec!["--log-level", "error", "warn", "info", "debug", "trace"],
+        ),
+    ] {
+        assert_refused(&args, &[], &names);
+    }
+}
+
+#[test]
+fn a_bad_rust_log_is_refused_and_the_flag_wins_over_it() {
+    assert_refused(&[], &[("RUST_LOG", "bogus")], &["RUST_LOG", "info"]);
+    assert_refused(&[], &[("RUST_LOG", "chatserver=loud")], &["RUST_LOG"]);
+    // The flag wins: the same environment starts a server that logs.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
+    cmd.env_remove("CHATSERVER_LOG_LEVEL")
+        .env("RUST_LOG", "bogus")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--log-level",
+            "info",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("start chatserver");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.starts_with("listening on "), "{first:?}");
+}
+
+#[test]
+fn a_host_name_is_resolved() {
+    let server = Server::start(&["--listen", "localhost:0"]);
+    assert!(server.addr().ip().is_loopback(), "{}", server.addr());
+    let mut alice = server.join("alice");
+    alice.ping_pong();
+}
+
+#[test]
+fn the_log_can_leave_private_text_out_and_says_who_left_at_shutdown() {
+    let mut server = Server::start(&["--log-text", "public"]);
+    let mut alice = server.join("alice");
+    let mut bob = server.join("bob");
+    alice.expect_kind("presence");
+    alice.send_frame(&json!({"type": "msg", "to": ["bob"], "text": "secret-words"}));
+    bob.expect_kind("msg");
+    alice.send_frame(&json!({"type": "msg", "text": "public-words"}));
+    bob.expect_kind("msg");
+    alice.expect_kind("msg");
+    alice.expect_kind("msg");
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let log = server.log();
+    assert!(log.contains("public-words"), "{log}");
+    assert!(!log.contains("secret-words"), "{log}");
+    assert!(log.contains("alice -> bob: (text not logged)"), "{log}");
+    for nick in ["alice", "bob"] {
+        assert!(
+            log.contains(&format!("{nick} left (the server is shutting down)")),
+            "{log}"
+        );
+    }
+}
