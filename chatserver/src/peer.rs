@@ -135,7 +135,6 @@ impl Peer {
         out.closing = true;
         drop(out);
         self.wake.notify_one();
-        self.writable.notify_one();
     }
 
     fn out(&self) -> MutexGuard<'_, Outbound> {
@@ -233,6 +232,8 @@ impl Peer {
         out.closing = true;
         drop(out);
         self.wake.notify_one();
+        // A writer task asleep on an empty queue must see it too.
+        self.writable.notify_one();
     }
 
     /// Whether the peer is closing.

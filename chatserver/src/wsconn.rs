@@ -81,7 +81,12 @@ pub async fn serve(
         }
         match feeder.pass().await {
             Ok(None) => {
-                feeder.caught_up();
+                // Caught up only if it passed without waiting: a flood
+                // that is always waiting is throttled, and closed after
+                // the grace time.
+                if resume_at.is_none() {
+                    feeder.caught_up();
+                }
                 resume_at = None;
             }
             Ok(Some(at)) => resume_at = Some(at),
