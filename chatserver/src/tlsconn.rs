@@ -102,6 +102,8 @@ pub async fn serve<S>(
     }
     let _ = to_hub.send(ToHub::Gone(id)).await;
     peer.close();
+    // The writer may be asleep on an empty queue: wake it to finish.
+    peer.writable.notify_one();
     let _ = timeout(Duration::from_millis(cfg.close_flush_ms), writing).await;
     cfg.metrics.closed(Transport::Tls);
     debug!(client = %id, %addr, "TLS closed");

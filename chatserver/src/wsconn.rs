@@ -101,6 +101,8 @@ pub async fn serve(
     let _ = to_hub.send(ToHub::Gone(id)).await;
     // What was queued before the leave goes out, within the flush time.
     peer.close();
+    // The writer may be asleep on an empty queue: wake it to finish.
+    peer.writable.notify_one();
     let grace = Duration::from_millis(cfg.close_flush_ms);
     let _ = timeout(grace, writing).await;
     cfg.metrics.closed(crate::metrics::Transport::WebSocket);

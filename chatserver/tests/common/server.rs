@@ -21,6 +21,8 @@ pub struct Server {
     child: Child,
     addr: SocketAddr,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// The first lines on stdout, as they come (the first is read by `start`).
+    head: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -47,8 +49,9 @@ impl Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tail,
+            head: first_rx,
         };
-        let first = match first_rx.recv_timeout(WAIT) {
+        let first = match server.head.recv_timeout(WAIT) {
             Ok(line) => line,
             Err(_) => panic!(
                 "chatserver printed no first line; output:\n{}",
@@ -66,6 +69,15 @@ impl Server {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The second line the server printed on stdout (the one after
+    /// `listening on`); call it once, before anything else reads it.
+    pub fn second_line(&self) -> String {
+        match self.head.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(_) => panic!("chatserver printed no second line; output:\n{}", self.log()),
+        }
     }
 
     /// The server's process id.
@@ -286,18 +298,24 @@ fn read_all<R: Read + Send + 'static>(mut from: R) -> mpsc::Receiver<String> {
     rx
 }
 
+/// How many of the first lines on stdout `drain` hands over as well.
+const HEAD_LINES: usize = 2;
+
 /// Read `from` line by line until EOF, so the server never blocks on a full
-/// pipe; keep the last lines, and hand the first one to `first`.
+/// pipe; keep the last lines, and hand the first [`HEAD_LINES`] to `head`.
 fn drain<R: Read + Send + 'static>(
     from: R,
     tail: Arc<Mutex<VecDeque<String>>>,
-    mut first: Option<mpsc::Sender<String>>,
+    mut head: Option<mpsc::Sender<String>>,
 ) {
     thread::spawn(move || {
-        for line in BufReader::new(from).lines() {
+        for (n, line) in BufReader::new(from).lines().enumerate() {
             let Ok(line) = line else { break };
-            if let Some(tx) = first.take() {
+            if let Some(tx) = &head {
                 let _ = tx.send(line.clone());
+            }
+            if n + 1 >= HEAD_LINES {
+                head = None;
             }
             let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
             if tail.len() == TAIL_LINES {

@@ -1,0 +1,271 @@
+//! TLS on the shared port: chatproto, https:// and wss:// with a
+//! certificate made for the test, a client that does not trust it,
+//! `--tls-only`, and the start-up errors of bad certificate files.
+
+mod common;
+mod webclient;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{is_presence, run_to_exit, Next, Server, WAIT};
+use rustls::ClientConfig;
+use serde_json::json;
+use webclient::{request, tcp, tls_connect, ws_over, Ca, Framed, Pki, Tls};
+
+/// A server with `pki`'s certificate and `extra` flags.
+fn tls_server(pki: &Pki, extra: &[&str]) -> Server {
+    let mut flags = pki.flags();
+    flags.extend_from_slice(extra);
+    Server::start(&flags)
+}
+
+/// A TLS connection to `server` that checks its certificate against
+/// `config` for `name`; fails the test if the handshake does.
+fn tls(server: &Server, config: &Arc<ClientConfig>, name: &str) -> Tls {
+    tls_connect(server.addr(), config, name)
+        .unwrap_or_else(|e| panic!("TLS handshake with {name}: {e}"))
+}
+
+#[test]
+fn chatproto_over_tls_shares_a_room_with_tcp() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &[]);
+    let config = pki.ca.client_config();
+    let mut alice = Framed::new(tls(&server, &config, "localhost"));
+    let welcome = alice.join("alice");
+    assert_eq!(welcome["online"], json!(["alice"]));
+    let mut bob = server.join("bob");
+    assert!(is_presence(&alice.recv_frame(), "bob", "online"));
+
+    alice.send_frame(&json!({"type": "msg", "text": "from TLS"}));
+    let (mine, theirs) = (alice.expect_kind("msg"), bob.expect_kind("msg"));
+    assert_eq!(mine, theirs);
+    assert_eq!(theirs["text"], "from TLS");
+    bob.send_frame(&json!({"type": "msg", "to": ["alice"], "text": "from TCP"}));
+    let (mine, theirs) = (bob.expect_kind("msg"), alice.expect_kind("msg"));
+    assert_eq!(mine, theirs);
+    assert_eq!(theirs["from"], "bob");
+
+    // /metrics over https sees one of each.
+    let mut s = tls(&server, &config, "127.0.0.1");
+    let res = request(&mut s, "GET", "/metrics", &server.addr().to_string()).expect("metrics");
+    assert_eq!(res.status, 200);
+    let page = res.text();
+    for line in [
+        "chat_connections{transport=\"tls\"} 1",
+        "chat_connections{transport=\"tcp\"} 1",
+        "chat_connections{transport=\"websocket\"} 0",
+    ] {
+        assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+    }
+    alice.send_frame(&json!({"type": "ping"}));
+    alice.expect_kind("pong");
+}
+
+#[test]
+fn https_serves_the_page_and_the_second_line_says_https() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &[]);
+    assert_eq!(
+        server.second_line(),
+        format!("open https://{}/ in a browser", server.addr())
+    );
+    let config = pki.ca.client_config();
+    let host = format!("localhost:{}", server.addr().port());
+    let mut s = tls(&server, &config, "localhost");
+    let page = request(&mut s, "GET", "/", &host).expect("GET / over TLS");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/html"));
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(page.text().contains("<!doctype html>"));
+    let mut s = tls(&server, &config, "localhost");
+    let health = request(&mut s, "GET", "/healthz", &host).expect("GET /healthz over TLS");
+    assert_eq!((health.status, health.text().trim()), (200, "ok"));
+    // Without --tls-only, plain HTTP is still served beside it.
+    assert_eq!(webclient::get(server.addr(), "/healthz").status, 200);
+}
+
+#[test]
+fn wss_carries_chatproto_and_checks_the_https_origin() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &[]);
+    let config = pki.ca.client_config();
+    let port = server.addr().port();
+    let url = format!("wss://localhost:{port}/ws");
+    let own = format!("https://localhost:{port}");
+    let mut ws = ws_over(tls(&server, &config, "localhost"), &url, Some(&own))
+        .unwrap_or_else(|e| panic!("wss with Origin {own}: {e}"));
+    ws.join("alice");
+    let mut bob = server.join("bob");
+    assert!(is_presence(&ws.recv_frame(), "bob", "online"));
+    bob.say("hello wss");
+    assert_eq!(ws.expect_kind("msg")["text"], "hello wss");
+    ws.ping_pong();
+
+    // Over TLS the page's own origin is https, not http.
+    let plain_origin = format!("http://localhost:{port}");
+    match ws_over(
+        tls(&server, &config, "localhost"),
+        &url,
+        Some(&plain_origin),
+    ) {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 403)
+        }
+        Err(e) => panic!("expected 403, got {e}"),
+        Ok(_) => panic!("Origin {plain_origin} was let in over TLS"),
+    }
+}
+
+#[test]
+fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &[]);
+    let mut bob = server.join("bob");
+    let stranger = Ca::new("someone else's CA").client_config();
+    let err = match tls_connect(server.addr(), &stranger, "localhost") {
+        Ok(_) => panic!("a certificate from an untrusted CA was accepted"),
+        Err(e) => e,
+    };
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(
+            inner,
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ),
+        "{err:?}"
+    );
+    // The right CA but the wrong name fails too.
+    let config = pki.ca.client_config();
+    let err = tls_connect(server.addr(), &config, "chat.example")
+        .expect_err("a certificate for another name was accepted");
+    assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
+
+    // The server goes on serving everyone else.
+    let mut alice = Framed::new(tls(&server, &config, "localhost"));
+    alice.join("alice");
+    assert!(is_presence(&bob.recv_frame(), "alice", "online"));
+    bob.ping_pong();
+}
+
+#[test]
+fn tls_only_refuses_plain_chatproto_and_http_and_serves_tls() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--tls-only"]);
+    let mut plain = server.connect();
+    plain.send_frame(&json!({"type": "join", "nick": "alice"}));
+    plain.expect_closed();
+
+    let mut s = tcp(server.addr());
+    match request(&mut s, "GET", "/", &server.addr().to_string()) {
+        Ok(res) => assert_ne!(res.status, 200, "plain HTTP served under --tls-only"),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        ),
+    }
+
+    let config = pki.ca.client_config();
+    let mut alice = Framed::new(tls(&server, &config, "localhost"));
+    alice.join("alice");
+    let mut s = tls(&server, &config, "localhost");
+    let host = format!("localhost:{}", server.addr().port());
+    assert_eq!(
+        request(&mut s, "GET", "/", &host).expect("https").status,
+        200
+    );
+}
+
+// ---------------------------------------------------------------------
+// Start-up errors
+// ---------------------------------------------------------------------
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 temporary path")
+}
+
+/// The server must refuse to start: exit 1, nothing listening, and one
+/// line on stderr, which is returned.
+fn refuses_to_start(flags: &[&str]) -> String {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    let run = run_to_exit(&args, WAIT);
+    assert_eq!(run.status.code(), Some(1), "{flags:?}: {run:?}");
+    assert!(!run.stdout.contains("listening"), "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{flags:?}: not one line: {:?}", run.stderr);
+    lines[0].to_owned()
+}
+
+#[test]
+fn bad_certificate_files_stop_the_server_with_one_line_naming_the_file() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    let (cert, key) = (path_str(&pki.cert), path_str(&pki.key));
+
+    let missing = dir.join("missing.pem");
+    let line = refuses_to_start(&["--tls-cert", path_str(&missing), "--tls-key", key]);
+    assert!(line.contains(path_str(&missing)), "{line}");
+
+    // A key of its own, not the certificate's.
+    let other_key = dir.join("other-key.pem");
+    let stray = rcgen::KeyPair::generate().expect("a key");
+    std::fs::write(&other_key, stray.serialize_pem()).expect("write");
+    let line = refuses_to_start(&["--tls-cert", cert, "--tls-key", path_str(&other_key)]);
+    assert!(line.contains(path_str(&other_key)), "{line}");
+    assert!(line.contains("does not go with"), "{line}");
+
+    // Not PEM: the certificate in DER, and a key file of plain text.
+    let der = dir.join("cert.der");
+    let (leaf, _) = pki.ca.leaf();
+    std::fs::write(&der, leaf.der().as_ref()).expect("write");
+    let line = refuses_to_start(&["--tls-cert", path_str(&der), "--tls-key", key]);
+    assert!(line.contains(path_str(&der)), "{line}");
+    let text = dir.join("key.txt");
+    std::fs::write(&text, "not a key\n").expect("write");
+    let line = refuses_to_start(&["--tls-cert", cert, "--tls-key", path_str(&text)]);
+    assert!(line.contains(path_str(&text)), "{line}");
+}
+
+#[test]
+fn tls_only_without_a_certificate_is_refused() {
+    let line = refuses_to_start(&["--tls-only"]);
+    assert!(
+        line.contains("--tls-only") && line.contains("--tls-cert"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_tls_client_that_leaves_is_closed_by_the_server() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &[]);
+    let config = pki.ca.client_config();
+    let mut bob = server.join("bob");
+    let mut alice = Framed::new(tls(&server, &config, "localhost"));
+    alice.join("alice");
+    assert!(is_presence(&bob.recv_frame(), "alice", "online"));
+    alice.finish_writing();
+    // Everyone sees her go, and the server closes its side too: nothing
+    // is left open for a client that is gone.
+    assert!(is_presence(&bob.recv_frame(), "alice", "offline"));
+    match alice.next_within(WAIT) {
+        Next::Eof | Next::Reset => {}
+        other => panic!("the server kept the TLS connection open: {other:?}"),
+    }
+}

@@ -1,0 +1,565 @@
+//! The web edge over plain TCP: the page and its files, `/healthz`,
+//! `/metrics`, and chatproto over the `/ws` WebSocket with the same limits
+//! as over TCP (frame size, rate, connections per address, join timeout),
+//! side by side with TCP clients in the same rooms.
+
+mod common;
+mod webclient;
+
+use std::collections::BTreeSet;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{is_presence, kind, Client, Server, WAIT};
+use serde_json::{json, Value};
+use webclient::{get, masked_frame, request, tcp, ws_connect, ws_try, WsNext};
+
+// ---------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------
+
+/// The Content-Security-Policy must allow only our own scripts.
+fn assert_strict_csp(what: &str, res: &webclient::Response) {
+    let csp = res
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no Content-Security-Policy in {:?}", res.headers));
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .unwrap_or_else(|| panic!("{what}: no script-src in {csp:?}"));
+    assert_eq!(script_src, "script-src 'self'", "{what}: {csp:?}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{what}: {csp:?}"
+    );
+}
+
+/// The quoted strings that follow `marker` in `text`.
+fn quoted_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(marker) {
+        rest = &rest[i + marker.len()..];
+        let Some(q) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        let body = &rest[1..];
+        if let Some(end) = body.find(q) {
+            out.push(&body[..end]);
+        }
+    }
+    out
+}
+
+/// The scripts `index.html` loads; each `<script>` must load a file and
+/// hold no code of its own.
+fn scripts_of(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in html.split("<script").skip(1) {
+        let (attrs, after) = tag.split_once('>').expect("a closed <script> tag");
+        let src = quoted_after(attrs, "src=");
+        assert_eq!(src.len(), 1, "a <script> without src: <script{attrs}>");
+        assert!(
+            after.starts_with("</script>"),
+            "inline code in <script{attrs}>"
+        );
+        out.push(src[0].to_owned());
+    }
+    out
+}
+
+/// `spec` imported from the module at `/`: the path to ask for.
+fn module_path(spec: &str) -> String {
+    let path = spec
+        .strip_prefix("./")
+        .map(|p| format!("/{p}"))
+        .unwrap_or_else(|| spec.to_owned());
+    assert!(
+        path.starts_with('/') && !path.starts_with("//") && !path.contains(".."),
+        "a module from elsewhere: {spec:?}"
+    );
+    path
+}
+
+#[test]
+fn the_page_and_every_module_it_loads_are_served_under_a_strict_policy() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let page = get(addr, "/");
+    assert_eq!(page.status, 200, "{page:?}");
+    let ty = page.header("content-type").expect("a content type");
+    assert!(ty.starts_with("text/html"), "{ty}");
+    assert_strict_csp("/", &page);
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let html = page.text();
+    assert!(html.contains("<!doctype html>"), "{html}");
+
+    // Every module reachable from the page's scripts, by its imports.
+    let mut todo: Vec<String> = scripts_of(&html).iter().map(|s| module_path(s)).collect();
+    assert!(!todo.is_empty(), "the page loads no script");
+    let mut seen = BTreeSet::new();
+    while let Some(path) = todo.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let res = get(addr, &path);
+        assert_eq!(res.status, 200, "{path}: {res:?}");
+        let ty = res.header("content-type").unwrap_or_default();
+        assert!(
+            ty.starts_with("text/javascript") || ty.starts_with("application/javascript"),
+            "{path} served as {ty:?}"
+        );
+        assert_strict_csp(&path, &res);
+        let js = res.text();
+        for spec in quoted_after(&js, "from ")
+            .into_iter()
+            .chain(quoted_after(&js, "import "))
+        {
+            todo.push(module_path(spec));
+        }
+    }
+    // app.js imports the others: more than the one <script> was followed.
+    assert!(seen.len() > 3, "only {seen:?}");
+    assert!(seen.contains("/protocol.js"), "{seen:?}");
+
+    // The stylesheet the page links is served as CSS.
+    for href in quoted_after(&html, "href=")
+        .into_iter()
+        .filter(|h| h.ends_with(".css"))
+    {
+        let res = get(addr, href);
+        assert_eq!(res.status, 200, "{href}");
+        assert!(res
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/css"));
+    }
+}
+
+#[test]
+fn healthz_unknown_paths_traversal_and_other_methods() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let health = get(addr, "/healthz");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.text().trim(), "ok");
+
+    for path in [
+        "/nope",
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/..%2fCargo.toml",
+        "/web/app.js",
+        "/app.js/",
+        "//etc/passwd",
+        "/build.rs",
+        "/src/main.rs",
+    ] {
+        let res = get(addr, path);
+        assert_eq!(res.status, 404, "GET {path}: {res:?}");
+        assert!(!res.text().contains("[package]"), "{path}");
+    }
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let res = request(&mut tcp(addr), method, "/", &addr.to_string()).expect(method);
+        assert_eq!(res.status, 404, "{method} /: {res:?}");
+    }
+    // HEAD is GET without the body.
+    let head = request(&mut tcp(addr), "HEAD", "/", &addr.to_string()).expect("HEAD /");
+    assert_eq!(head.status, 200);
+    // /ws without the upgrade is not a page either.
+    let ws = get(addr, "/ws");
+    assert!((400..500).contains(&ws.status), "{ws:?}");
+}
+
+#[test]
+fn the_second_line_says_where_to_point_a_browser() {
+    let server = Server::start(&[]);
+    let line = server.second_line();
+    assert_eq!(line, format!("open http://{}/ in a browser", server.addr()));
+}
+
+/// The `chat_connections{transport="..."}` samples, and the page itself.
+fn metrics(addr: SocketAddr) -> (String, [(String, u64); 3]) {
+    let res = get(addr, "/metrics");
+    assert_eq!(res.status, 200, "{res:?}");
+    let ty = res.header("content-type").unwrap_or_default();
+    assert!(ty.starts_with("text/plain; version=0.0.4"), "{ty}");
+    let page = res.text();
+    let sample = |t: &str| -> (String, u64) {
+        let name = format!("chat_connections{{transport=\"{t}\"}} ");
+        let v = page
+            .lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .unwrap_or_else(|| panic!("no {name:?} in\n{page}"));
+        (t.to_owned(), v.parse().expect("a count"))
+    };
+    let counts = [sample("tcp"), sample("tls"), sample("websocket")];
+    (page, counts)
+}
+
+fn gauge(addr: SocketAddr, transport: &str) -> u64 {
+    let (_, counts) = metrics(addr);
+    counts
+        .iter()
+        .find(|(t, _)| t == transport)
+        .expect("a transport")
+        .1
+}
+
+#[test]
+fn metrics_from_loopback_count_websocket_and_tcp_connections() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let (page, counts) = metrics(addr);
+    assert!(page.contains("# TYPE chat_connections gauge"), "{page}");
+    assert!(
+        page.contains("# TYPE chat_disconnects_total counter"),
+        "{page}"
+    );
+    // Reading /metrics is no chat connection.
+    assert!(counts.iter().all(|(_, n)| *n == 0), "{counts:?}");
+
+    let mut ws = ws_connect(addr);
+    ws.join("alice");
+    let _tcp = server.join("bob");
+    let (page, counts) = metrics(addr);
+    assert_eq!(
+        counts.map(|(_, n)| n),
+        [1, 0, 1],
+        "tcp, tls, websocket in\n{page}"
+    );
+    assert!(page.lines().any(|l| l == "chat_members 2"), "{page}");
+    assert!(
+        page.lines()
+            .any(|l| l == "chat_connections_opened_total{transport=\"websocket\"} 1"),
+        "{page}"
+    );
+
+    // Closed: the gauge goes back down (the server counts it a moment
+    // after its close frame; bounded polling).
+    ws.close();
+    let deadline = Instant::now() + WAIT;
+    while gauge(addr, "websocket") != 0 {
+        assert!(Instant::now() < deadline, "the websocket gauge stayed up");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------
+// WebSocket
+// ---------------------------------------------------------------------
+
+#[test]
+fn a_websocket_joins_and_gets_its_welcome() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    let welcome = ws.join("alice");
+    assert_eq!(welcome["online"], json!(["alice"]), "{welcome}");
+    assert!(welcome["session"].as_str().is_some_and(|s| s.len() >= 32));
+    assert_eq!(welcome["limits"]["max_frame_bytes"], 65536);
+    ws.ping_pong();
+}
+
+/// `(seq, from, to, text)` of each message in `frames`.
+fn msgs(frames: &[Value]) -> Vec<(u64, String, Value, String)> {
+    frames
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .map(|f| {
+            (
+                f["seq"].as_u64().expect("seq"),
+                f["from"].as_str().expect("from").to_owned(),
+                f["to"].clone(),
+                f["text"].as_str().expect("text").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn websocket_and_tcp_clients_share_a_room_in_one_order() {
+    let server = Server::start(&[]);
+    let mut alice = ws_connect(server.addr());
+    alice.join("alice");
+    let mut bob = server.join("bob");
+    assert!(is_presence(&alice.recv_frame(), "bob", "online"));
+    let mut carol = server.join("carol");
+    for f in [alice.recv_frame(), bob.recv_frame()] {
+        assert!(is_presence(&f, "carol", "online"), "{f}");
+    }
+
+    // Interleaved without waiting: the server decides one order.
+    const ROUNDS: usize = 5;
+    for i in 0..ROUNDS {
+        alice.send_frame(&json!({"type": "msg", "text": format!("a{i} to all")}));
+        bob.send_frame(&json!({"type": "msg", "text": format!("b{i} to all")}));
+        alice.send_frame(&json!({"type": "msg", "to": ["bob"], "text": format!("a{i} to bob")}));
+        bob.send_frame(&json!({"type": "msg", "to": ["alice"], "text": format!("b{i} to alice")}));
+    }
+    let total = 4 * ROUNDS;
+    let ws_frames: Vec<Value> = (0..total).map(|_| alice.recv_frame()).collect();
+    let tcp_frames: Vec<Value> = (0..total).map(|_| bob.recv_frame()).collect();
+    let (a, b) = (msgs(&ws_frames), msgs(&tcp_frames));
+    assert_eq!(a.len(), total, "{ws_frames:?}");
+    assert_eq!(
+        a, b,
+        "the WebSocket and the TCP client saw different orders"
+    );
+    assert!(
+        a.windows(2).all(|w| w[0].0 < w[1].0),
+        "seqs not rising: {a:?}"
+    );
+    // Each sender's own messages in the order sent.
+    for who in ["alice", "bob"] {
+        let texts: Vec<&str> = a
+            .iter()
+            .filter(|m| m.1 == who)
+            .map(|m| m.3.as_str())
+            .collect();
+        let p = &who[..1];
+        let want: Vec<String> = (0..ROUNDS)
+            .flat_map(|i| {
+                [
+                    format!("{p}{i} to all"),
+                    format!("{p}{i} to {}", other(who)),
+                ]
+            })
+            .collect();
+        assert_eq!(texts, want, "{who}");
+    }
+    // The private ones went to nobody else: carol has the broadcasts only,
+    // with the same seqs.
+    let broadcasts: Vec<_> = a.iter().filter(|m| m.2 == json!([])).cloned().collect();
+    let c: Vec<Value> = (0..broadcasts.len()).map(|_| carol.recv_frame()).collect();
+    assert_eq!(msgs(&c), broadcasts);
+    carol.ping_pong();
+}
+
+fn other(who: &str) -> &'static str {
+    if who == "alice" {
+        "bob"
+    } else {
+        "alice"
+    }
+}
+
+#[test]
+fn a_binary_message_is_a_bad_frame_and_the_websocket_stays_open() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("alice");
+    ws.send_binary(br#"{"type":"ping"}"#);
+    let why = ws.expect_error("bad_frame");
+    assert!(why.contains("binary"), "{why}");
+    ws.ping_pong();
+    ws.send_frame(&json!({"type": "msg", "text": "still here"}));
+    assert_eq!(ws.expect_kind("msg")["text"], "still here");
+}
+
+#[test]
+fn text_that_is_not_a_frame_is_a_bad_frame_and_the_websocket_stays_open() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    // Before joining, and after.
+    ws.send_text("hello");
+    ws.expect_error("bad_frame");
+    ws.join("alice");
+    for bad in ["{\"type\":\"ping\"", "[1,2]", "{\"type\":\"shout\"}", ""] {
+        ws.send_text(bad);
+        ws.expect_error("bad_frame");
+    }
+    // A length-prefixed frame is not what a WebSocket carries.
+    let mut prefixed = vec![0, 0, 0, 15];
+    prefixed.extend_from_slice(br#"{"type":"ping"}"#);
+    ws.send_text(&String::from_utf8(prefixed).expect("UTF-8"));
+    ws.expect_error("bad_frame");
+    ws.ping_pong();
+}
+
+#[test]
+fn a_message_over_the_frame_limit_is_frame_too_large_then_close() {
+    let server = Server::start(&["--max-frame-bytes", "2048"]);
+    let mut ws = ws_connect(server.addr());
+    let welcome = ws.join("alice");
+    assert_eq!(welcome["limits"]["max_frame_bytes"], 2048);
+    let mut watcher = server.join("watcher");
+    assert!(is_presence(&ws.recv_frame(), "watcher", "online"));
+    // Under the limit passes.
+    let fits = "x".repeat(1000);
+    ws.send_frame(&json!({"type": "msg", "text": fits}));
+    assert_eq!(ws.expect_kind("msg")["text"], fits.as_str());
+    assert_eq!(watcher.expect_kind("msg")["text"], fits.as_str());
+
+    let big = json!({"type": "msg", "text": "y".repeat(5000)}).to_string();
+    ws.send_text(&big);
+    let why = ws.expect_error("frame_too_large");
+    assert!(why.contains("2048"), "{why}");
+    ws.expect_closed();
+    // Nothing of it reached the room; alice left.
+    let f = watcher.recv_frame();
+    assert!(is_presence(&f, "alice", "offline"), "{f}");
+}
+
+#[test]
+fn a_text_message_that_is_not_utf8_is_a_bad_frame_then_close() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("alice");
+    let mut watcher = server.join("watcher");
+    assert!(is_presence(&ws.recv_frame(), "watcher", "online"));
+    // A text frame (opcode 1) whose payload is not UTF-8: a client library
+    // will not make one, so the bytes are written by hand.
+    let payload = b"{\"type\":\"msg\",\"text\":\"\xff\xfe\"}";
+    ws.send_raw(&masked_frame(0x1, payload, [0x12, 0x34, 0x56, 0x78]));
+    let why = ws.expect_error("bad_frame");
+    assert!(why.contains("UTF-8"), "{why}");
+    ws.expect_closed();
+    let f = watcher.recv_frame();
+    assert!(is_presence(&f, "alice", "offline"), "{f}");
+}
+
+#[test]
+fn only_the_pages_own_origin_or_an_allowed_one_may_open_the_websocket() {
+    let server = Server::start(&["--allowed-origins", "https://chat.example"]);
+    let addr = server.addr();
+    for evil in ["http://evil.example", "https://127.0.0.1:1", "null"] {
+        match ws_try(addr, Some(evil)) {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status().as_u16(), 403, "Origin {evil}: {res:?}")
+            }
+            Err(e) => panic!("Origin {evil}: expected 403, got {e}"),
+            Ok(_) => panic!("Origin {evil} was let in"),
+        }
+    }
+    // The page's own origin (the Host it asked for, over http), no Origin
+    // at all (not a browser), and the allowed one.
+    let own = format!("http://{addr}");
+    for (i, origin) in [Some(own.as_str()), None, Some("https://chat.example")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut ws =
+            ws_try(addr, origin).unwrap_or_else(|e| panic!("Origin {origin:?} refused: {e}"));
+        ws.join(&format!("user{i}"));
+    }
+}
+
+#[test]
+fn a_flooding_websocket_is_rate_limited_and_closed() {
+    let server = Server::start(&[
+        "--rate",
+        "10",
+        "--burst",
+        "5",
+        "--rate-limit-grace-ms",
+        "500",
+    ]);
+    let mut watcher = server.join("watcher");
+    let mut ws = ws_connect(server.addr());
+    ws.join("fast");
+    assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
+    // Small messages: they all fit the socket buffers, so sending does not
+    // wait for the server to read.
+    for i in 0..300 {
+        ws.send_frame(&json!({"type": "msg", "text": format!("{i}")}));
+    }
+    // The burst and half a second at the rate pass; a flood held back for
+    // the whole grace is closed. Far more than that through means it never
+    // was.
+    let mut echoed = 0;
+    loop {
+        match ws.next() {
+            WsNext::Frame(f) if kind(&f) == "msg" => echoed += 1,
+            WsNext::Frame(f) => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            other => panic!("expected rate_limited, got {other:?} after {echoed} echoes"),
+        }
+        assert!(
+            echoed <= 30,
+            "{echoed} messages passed a rate of 10/s with 0.5 s of grace, and no rate_limited"
+        );
+    }
+    ws.expect_closed();
+    let (_, gone) = watcher.recv_until(100, |f| kind(f) == "presence");
+    assert!(is_presence(&gone, "fast", "offline"), "{gone}");
+}
+
+#[test]
+fn the_per_address_cap_counts_websockets_and_refuses_at_accept() {
+    let server = Server::start(&["--max-clients-per-ip", "2"]);
+    let addr = server.addr();
+    let mut first = ws_connect(addr);
+    first.join("alice");
+    let mut second = ws_connect(addr);
+    second.ping_pong();
+    // The third is refused as it is accepted, before it says anything, in
+    // chatproto: a WebSocket handshake on it cannot succeed.
+    let mut third = server.connect();
+    let why = third.expect_error("server_full");
+    assert!(why.contains("address"), "{why}");
+    third.expect_closed();
+    match ws_try(addr, None) {
+        Ok(_) => panic!("a third WebSocket from one address was let in"),
+        Err(e) => assert!(
+            !matches!(e, tokio_tungstenite::tungstenite::Error::Http(_)),
+            "refused by HTTP, not at accept: {e}"
+        ),
+    }
+    first.ping_pong();
+    second.ping_pong();
+    // Its place is given back when one closes.
+    second.close();
+    let deadline = Instant::now() + WAIT;
+    let mut again = loop {
+        match ws_try(addr, None) {
+            Ok(ws) => break ws,
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the freed place was not given back: {e}"),
+        }
+    };
+    again.join("bob");
+}
+
+#[test]
+fn a_websocket_that_never_joins_is_timed_out_and_closed() {
+    let server = Server::start(&["--join-timeout-ms", "1000"]);
+    let start = Instant::now();
+    let mut ws = ws_connect(server.addr());
+    ws.ping_pong(); // allowed before joining; not a join
+    ws.expect_error("timeout");
+    ws.expect_closed();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "closed after {waited:?}, before the join timeout"
+    );
+}
+
+#[test]
+fn a_connection_that_sends_nothing_gets_the_chatproto_timeout() {
+    let server = Server::start(&["--join-timeout-ms", "1000"]);
+    let start = Instant::now();
+    let mut silent: Client = server.connect();
+    let why = silent.expect_error("timeout");
+    assert!(why.contains("join"), "{why}");
+    silent.expect_closed();
+    assert!(start.elapsed() >= Duration::from_millis(1000));
+    // Half an HTTP request head is not a way around it either: it is
+    // closed (at most with an HTTP answer), within the same timeout.
+    let mut half = tcp(server.addr());
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    match half.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("a stalled HTTP head was not closed within {WAIT:?}: {e}"),
+    }
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got:?}");
+}
