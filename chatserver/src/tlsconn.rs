@@ -102,9 +102,14 @@ pub async fn serve<S>(
     }
     let _ = to_hub.send(ToHub::Gone(id)).await;
     peer.close();
-    // The writer may be asleep on an empty queue: wake it to finish.
-    peer.writable.notify_one();
-    let _ = timeout(Duration::from_millis(cfg.close_flush_ms), writing).await;
+    let mut writing = writing;
+    if timeout(Duration::from_millis(cfg.close_flush_ms), &mut writing)
+        .await
+        .is_err()
+    {
+        // A client that stopped reading does not keep the task.
+        writing.abort();
+    }
     cfg.metrics.closed(Transport::Tls);
     debug!(client = %id, %addr, "TLS closed");
 }

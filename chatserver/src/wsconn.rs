@@ -101,10 +101,12 @@ pub async fn serve(
     let _ = to_hub.send(ToHub::Gone(id)).await;
     // What was queued before the leave goes out, within the flush time.
     peer.close();
-    // The writer may be asleep on an empty queue: wake it to finish.
-    peer.writable.notify_one();
     let grace = Duration::from_millis(cfg.close_flush_ms);
-    let _ = timeout(grace, writing).await;
+    let mut writing = writing;
+    if timeout(grace, &mut writing).await.is_err() {
+        // A client that stopped reading does not keep the task.
+        writing.abort();
+    }
     cfg.metrics.closed(crate::metrics::Transport::WebSocket);
     debug!(client = %id, %addr, "websocket closed");
 }
