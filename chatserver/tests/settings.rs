@@ -86,10 +86,6 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
             vec!["--outbound-queue-bytes", "--max-frame-bytes"],
         ),
         (
-            vec!["--outbound-total-bytes", "65536"],
-            vec!["--outbound-total-bytes", "--outbound-queue-bytes"],
-        ),
-        (
             vec!["--replay-bytes", "2000000"],
             vec!["--replay-bytes", "--outbound-queue-bytes"],
         ),

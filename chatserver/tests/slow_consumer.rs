@@ -75,7 +75,15 @@ fn write_flood(mut out: TcpStream, acks: Receiver<Ack>) {
 
 #[test]
 fn a_member_that_never_reads_is_dropped_and_nobody_else_is_affected() {
-    flood_past_one_stalled_member(&["--outbound-queue-bytes", "65536"]);
+    // The queue must hold one largest frame and one replay: both smaller.
+    flood_past_one_stalled_member(&[
+        "--outbound-queue-bytes",
+        "65536",
+        "--max-frame-bytes",
+        "16384",
+        "--replay-bytes",
+        "32768",
+    ]);
 }
 
 /// The per-client cap (64 MiB) is far above the whole flood (16 MB), so
