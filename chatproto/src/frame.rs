@@ -357,8 +357,9 @@ pub enum PresenceStatus {
 ///
 /// Codes are never renamed; new ones may be added, so a receiver must accept
 /// codes it does not know (they decode as [`ErrorCode::Unknown`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// The nickname is already in use (compared case-insensitively).
@@ -413,29 +414,8 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The code as it appears on the wire, e.g. `"nick_taken"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NickTaken => "nick_taken",
-            ErrorCode::NickInvalid => "nick_invalid",
-            ErrorCode::NotJoined => "not_joined",
-            ErrorCode::AlreadyJoined => "already_joined",
-            ErrorCode::UnknownNick => "unknown_nick",
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::FrameTooLarge => "frame_too_large",
-            ErrorCode::EmptyFrame => "empty_frame",
-            ErrorCode::MsgTooLarge => "msg_too_large",
-            ErrorCode::TooManyRecipients => "too_many_recipients",
-            ErrorCode::ServerFull => "server_full",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::SlowConsumer => "slow_consumer",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::RoomInvalid => "room_invalid",
-            ErrorCode::NotInRoom => "not_in_room",
-            ErrorCode::AlreadyInRoom => "already_in_room",
-            ErrorCode::TooManyRooms => "too_many_rooms",
-            ErrorCode::Duplicate => "duplicate",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Unknown => "unknown",
-        }
+        // The same snake_case rule as serde's, from the variant names.
+        self.into()
     }
 
     /// Whether the server closes the connection after sending this code.
