@@ -1,46 +1,71 @@
-//! A token bucket, with time passed in so it can be tested without a clock.
+//! The per-connection rate limit: governor's GCRA (the token bucket's
+//! exact equivalent, one atomic word of state), asked with the time passed
+//! in so that it can be tested without a clock. A frame over the limit is
+//! not refused: the connection stops reading until `take` says, and TCP
+//! slows the sender.
 
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Refills `rate` tokens a second up to `burst`; each frame takes one.
-#[derive(Debug, Clone)]
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+/// The clock governor reads: the time the caller passed to
+/// [`TokenBucket::take`], as nanoseconds since the bucket was made.
+#[derive(Debug, Default)]
+struct Passed(AtomicU64);
+
+impl Clone for Passed {
+    fn clone(&self) -> Self {
+        Passed(AtomicU64::new(self.0.load(Relaxed)))
+    }
+}
+
+impl Clock for Passed {
+    type Instant = Nanos;
+    fn now(&self) -> Nanos {
+        Nanos::from(self.0.load(Relaxed))
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, Passed, NoOpMiddleware<Nanos>>;
+
+/// `rate` frames a second on average, `burst` at once; each frame takes one.
+#[derive(Debug)]
 pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+    limiter: Option<Limiter>,
+    start: Instant,
 }
 
 impl TokenBucket {
     /// A full bucket at `now`. A `rate` of 0 means no limit.
     pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
+        let limiter = NonZeroU32::new(rate).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::per_second(rate).allow_burst(burst);
+            RateLimiter::direct_with_clock(quota, Passed::default())
+        });
         TokenBucket {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            last: now,
+            limiter,
+            start: now,
         }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        self.last = now;
     }
 
     /// Take a token at `now`, or say how long until one is available.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        if self.rate == 0.0 {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
-        }
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
-        }
+        };
+        let since = now.saturating_duration_since(self.start);
+        let at = since.as_nanos().min(u128::from(u64::MAX)) as u64;
+        limiter.clock().0.store(at, Relaxed);
+        limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(Nanos::from(at)))
     }
 }
 
