@@ -1,5 +1,7 @@
 //! The command line.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -18,12 +20,18 @@ Typing:
   /join ROOM  /part [ROOM]  /rooms  /who  /history [N]  /help  /quit
   //text                 send a line that starts with /
 
+TLS: --tls, or an address written tls://HOST:PORT, encrypts the connection
+(chatserver --tls-cert); the server's certificate must be for HOST and
+signed by a CA in --ca-cert (a LAN's own CA, or the server's self-signed
+certificate), or without it by one the operating system trusts.
+
 A lost connection is resumed: the client reconnects, waiting 0.5 s, then
 twice as long each time up to 30 s, and shows what was missed once.
 
 Exit codes: 0 left normally; 1 the connection ended and could not be
 resumed; 2 bad command line; 3 could not connect; 4 nickname taken or
-invalid; 5 server full; 6 connected but not let in (no welcome in time);
+invalid; 5 server full; 6 connected but not let in (no welcome in time,
+or the TLS handshake failed); 7 the server's certificate was not trusted;
 130 Ctrl-C.
 
 Set NO_COLOR for output without colours."
@@ -33,9 +41,19 @@ pub struct Args {
     #[arg(short, long, env = "CHATCLIENT_NICK")]
     pub nick: String,
 
-    /// The server's address, HOST:PORT.
-    #[arg(env = "CHATCLIENT_ADDR", default_value = "127.0.0.1:7878")]
-    pub addr: String,
+    /// The server's address, HOST:PORT, or tls://HOST:PORT to connect with TLS.
+    #[arg(env = "CHATCLIENT_ADDR", default_value = "127.0.0.1:7878", value_parser = parse_addr)]
+    pub addr: Address,
+
+    /// Connect with TLS (as a tls:// address does).
+    #[arg(long, env = "CHATCLIENT_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls: bool,
+
+    /// Trust the certificates in this PEM file (a LAN's own CA, or the
+    /// server's self-signed certificate; several may follow each other)
+    /// instead of the system's; implies --tls.
+    #[arg(long, env = "CHATCLIENT_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
 
     /// The rooms to enter at start (repeat the flag or separate with commas);
     /// the first is the current room.
@@ -68,7 +86,52 @@ pub struct Args {
     pub max_frame_bytes: usize,
 }
 
+/// Where the server is, and whether the address asked for TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// HOST:PORT, without the scheme.
+    pub host_port: String,
+    /// Written `tls://HOST:PORT`.
+    pub tls: bool,
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tls {
+            f.write_str("tls://")?;
+        }
+        f.write_str(&self.host_port)
+    }
+}
+
+/// `HOST:PORT` or `tls://HOST:PORT` (the scheme in any case).
+fn parse_addr(s: &str) -> Result<Address, String> {
+    let s = s.trim();
+    let (tls, rest) = match s.split_once("://") {
+        None => (false, s),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => (true, rest),
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{scheme}:// is not a scheme chatclient knows; give HOST:PORT, or tls://HOST:PORT for TLS"
+            ))
+        }
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains('/') {
+        return Err(format!("{s:?} is not HOST:PORT"));
+    }
+    Ok(Address {
+        host_port: rest.to_owned(),
+        tls,
+    })
+}
+
 impl Args {
+    /// Whether to connect with TLS: `--tls`, a `tls://` address or `--ca-cert`.
+    pub fn use_tls(&self) -> bool {
+        self.tls || self.addr.tls || self.ca_cert.is_some()
+    }
+
     /// The rooms to enter, each once, in the order given.
     pub fn rooms(&self) -> Vec<String> {
         let mut rooms: Vec<String> = Vec::new();
@@ -104,20 +167,48 @@ mod tests {
     #[test]
     fn defaults_and_flags() {
         let a = Args::try_parse_from(["chatclient", "--nick", "alice"]).unwrap();
-        assert_eq!(a.addr, "127.0.0.1:7878");
+        assert_eq!(a.addr.to_string(), "127.0.0.1:7878");
+        assert!(!a.use_tls());
         assert_eq!(a.timeout, Duration::from_secs(4));
         assert_eq!(a.rooms(), vec!["lobby"]);
         assert_eq!(a.reconnect_attempts, 10);
         assert_eq!(a.reconnect_min_ms, 500);
         let a = Args::try_parse_from(["chatclient", "-n", "bob", "10.0.0.1:9", "--timeout", "0.5"])
             .unwrap();
-        assert_eq!((a.nick.as_str(), a.addr.as_str()), ("bob", "10.0.0.1:9"));
+        assert_eq!(
+            (a.nick.as_str(), a.addr.host_port.as_str()),
+            ("bob", "10.0.0.1:9")
+        );
         assert_eq!(a.timeout, Duration::from_millis(500));
         assert!(Args::try_parse_from(["chatclient", "--nick", "x", "--timeout", "0"]).is_err());
         assert!(Args::try_parse_from(["chatclient", "--nick", "x", "--timeout", "soon"]).is_err());
         let a =
             Args::try_parse_from(["chatclient", "-n", "x", "--reconnect-attempts", "0"]).unwrap();
         assert_eq!(a.reconnect_attempts, 0);
+    }
+
+    #[test]
+    fn tls_from_the_flag_the_scheme_or_a_ca_cert() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["chatclient", "-n", "x"];
+            all.extend_from_slice(args);
+            Args::try_parse_from(all)
+        };
+        let a = parse(&["tls://chat.lan:7878"]).unwrap();
+        assert_eq!(a.addr.host_port, "chat.lan:7878");
+        assert!(a.addr.tls && a.use_tls());
+        assert_eq!(a.addr.to_string(), "tls://chat.lan:7878");
+        let a = parse(&["TLS://[::1]:7878/"]).unwrap();
+        assert_eq!(a.addr.host_port, "[::1]:7878");
+        assert!(a.use_tls());
+        let a = parse(&["--tls", "chat.lan:7878"]).unwrap();
+        assert!(a.tls && !a.addr.tls && a.use_tls());
+        let a = parse(&["--ca-cert", "ca.pem", "chat.lan:7878"]).unwrap();
+        assert_eq!(a.ca_cert.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(a.use_tls());
+        for bad in ["http://chat.lan:7878", "tls://", "tls://a/b"] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

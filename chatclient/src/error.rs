@@ -8,7 +8,8 @@
 //! | 3 | could not connect: refused, unreachable, name not resolved, or connect timed out |
 //! | 4 | the nickname was refused: `nick_taken` or `nick_invalid` (also when reconnecting: someone took it meanwhile) |
 //! | 5 | the server is full: `server_full` |
-//! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error |
+//! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error; or the TLS handshake failed for another reason than the certificate |
+//! | 7 | TLS: the server's certificate was not trusted (at start or on a reconnect), or there was nothing to trust it with (no `--ca-cert` and no root certificates in the system's store) |
 //! | 130 | Ctrl-C in the terminal: left at once |
 
 use std::process::ExitCode;
@@ -21,7 +22,8 @@ pub mod code {
     pub const OK: u8 = 0;
     /// The server ended the session, or local I/O failed.
     pub const DROPPED: u8 = 1;
-    // 2, a bad command line, is clap's own exit code.
+    /// A bad command line (clap's own exit code for its errors too).
+    pub const USAGE: u8 = 2;
     /// Could not connect.
     pub const CONNECT: u8 = 3;
     /// Nickname refused.
@@ -30,6 +32,8 @@ pub mod code {
     pub const FULL: u8 = 5;
     /// Connected but not let in.
     pub const JOIN: u8 = 6;
+    /// TLS: the server's certificate was not trusted.
+    pub const UNTRUSTED: u8 = 7;
     /// Interrupted with Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -61,6 +65,39 @@ pub enum JoinError {
         addr: String,
         /// The limit.
         secs: f64,
+    },
+    /// TLS: the server's certificate did not verify.
+    #[error("the certificate of the server at {addr} was not trusted: {why}")]
+    Untrusted {
+        /// The address as given.
+        addr: String,
+        /// Why, and what to do.
+        why: String,
+    },
+    /// TLS: the handshake failed for another reason.
+    #[error("the TLS handshake with {addr} failed: {source}; does the server speak TLS (chatserver --tls-cert and --tls-key)?")]
+    Tls {
+        /// The address as given.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS: the handshake did not finish in time.
+    #[error("connected to {addr} but the TLS handshake did not finish within {secs} s; does the server speak TLS?")]
+    TlsTimeout {
+        /// The address as given.
+        addr: String,
+        /// The limit.
+        secs: f64,
+    },
+    /// Without TLS, the server closed or failed the connection before
+    /// letting us in: it may take only TLS.
+    #[error("{why}; if the server takes only TLS, use --tls or write the address as tls://{addr}")]
+    MaybeTlsOnly {
+        /// The address as given.
+        addr: String,
+        /// What happened.
+        why: Box<JoinError>,
     },
     /// The server refused the nickname.
     #[error("cannot join as {nick}: {code}: {message}")]
@@ -132,9 +169,13 @@ impl JoinError {
             | JoinError::Connect { .. }
             | JoinError::ConnectTimeout { .. } => code::CONNECT,
             JoinError::NickRefused { .. } => code::NICK,
+            JoinError::Untrusted { .. } => code::UNTRUSTED,
+            JoinError::MaybeTlsOnly { why, .. } => why.exit_code(),
             JoinError::ServerFull { .. } => code::FULL,
             JoinError::Refused { .. }
             | JoinError::Timeout { .. }
+            | JoinError::Tls { .. }
+            | JoinError::TlsTimeout { .. }
             | JoinError::Closed
             | JoinError::Io(_)
             | JoinError::Protocol(_) => code::JOIN,

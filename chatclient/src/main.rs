@@ -3,8 +3,9 @@
 //! Files, one job each: `cli` (flags), `input` (what a typed line means),
 //! `render` (how a line looks), `session` (what the user sees, over the
 //! protocol core `chatproto::Client`; no I/O), `reconnect` (when to try
-//! again), `net` (sockets and the run loop), `console` (stdin, stdout and
-//! line editing), `error` (why it stops, exit codes).
+//! again), `net` (sockets and the run loop), `tls` (TLS settings and
+//! certificate errors), `console` (stdin, stdout and line editing),
+//! `error` (why it stops, exit codes).
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -15,6 +16,7 @@ mod net;
 mod reconnect;
 mod render;
 mod session;
+mod tls;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +31,16 @@ use crate::session::Session;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    // Before anything else: a --ca-cert that cannot be read is a bad
+    // command line, and the same settings serve every reconnect.
+    let tls = if args.use_tls() {
+        match tls::Tls::new(&args.addr.host_port, args.ca_cert.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(e) => return fail(&e, e.exit_code()),
+        }
+    } else {
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +50,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}"), code::DROPPED),
     };
     let config = Config {
-        addr: args.addr.clone(),
+        addr: args.addr.host_port.clone(),
+        tls,
         timeout: args.timeout,
         max_frame_bytes: args.max_frame_bytes,
         backoff: Backoff {

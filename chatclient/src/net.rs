@@ -8,13 +8,16 @@
 //! write half, so when the server throttles us by not reading (its rate
 //! limit), only that task waits; the loop here keeps reading the socket
 //! (echoes, pings, other people's messages) and keeps taking input.
+//!
+//! With TLS, each connection (the first and every reconnect) makes its
+//! handshake before the join; chatproto frames then go inside TLS exactly
+//! as they go over TCP.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chatproto::{encode, FrameDecoder, ServerFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,6 +28,7 @@ use crate::error::JoinError;
 use crate::reconnect::{jitter, Backoff};
 use crate::render::Line;
 use crate::session::{Action, Session};
+use crate::tls::Tls;
 
 /// At most this many messages sent and not yet acknowledged; past it,
 /// input waits (stdin is simply not read further) until echoes come back.
@@ -46,6 +50,8 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 pub struct Config {
     /// HOST:PORT.
     pub addr: String,
+    /// TLS settings, when the connection is to be encrypted.
+    pub tls: Option<Tls>,
     /// For connecting and joining together, each time.
     pub timeout: Duration,
     /// The largest frame to send or accept.
@@ -86,10 +92,12 @@ pub enum Outcome {
     Refused(JoinError),
 }
 
+/// The read half of a connection, over TCP or TLS.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+
 /// A joined connection.
-#[derive(Debug)]
 pub struct Link {
-    reader: OwnedReadHalf,
+    reader: Reader,
     /// Bytes read and not decoded yet.
     rbuf: BytesMut,
     decoder: FrameDecoder,
@@ -122,11 +130,7 @@ pub async fn dial(
     let addr = &config.addr;
     let deadline = Instant::now() + config.timeout;
     let secs = config.timeout.as_secs_f64();
-    let timed_out = || JoinError::Timeout {
-        addr: addr.clone(),
-        secs,
-    };
-    let mut stream =
+    let stream =
         timeout_at(deadline, connect(addr))
             .await
             .map_err(|_| JoinError::ConnectTimeout {
@@ -135,8 +139,68 @@ pub async fn dial(
             })??;
     // Chat lines are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    session.handle_connected(clock.now());
+    let Some(tls) = &config.tls else {
+        let mut stream = stream;
+        let (rbuf, decoder) = join(config, clock, session, held, &mut stream, deadline)
+            .await
+            .map_err(|e| match e {
+                // A server that takes only TLS closes a plain connection.
+                JoinError::Closed | JoinError::Io(_) => JoinError::MaybeTlsOnly {
+                    addr: addr.clone(),
+                    why: Box::new(e),
+                },
+                e => e,
+            })?;
+        let (reader, half) = stream.into_split();
+        return Ok(Link::start(Box::new(reader), half, rbuf, decoder));
+    };
+    let mut stream = timeout_at(deadline, tls.connect(addr, stream))
+        .await
+        .map_err(|_| JoinError::TlsTimeout {
+            addr: addr.clone(),
+            secs,
+        })??;
+    let (rbuf, decoder) = join(config, clock, session, held, &mut stream, deadline).await?;
+    let (reader, half) = tokio::io::split(stream);
+    Ok(Link::start(Box::new(reader), half, rbuf, decoder))
+}
 
+impl Link {
+    /// A joined connection: `reader` is read here, `writer` is given to a
+    /// task of its own; `rbuf` holds what was read and not decoded yet.
+    fn start(
+        reader: Reader,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+        rbuf: BytesMut,
+        decoder: FrameDecoder,
+    ) -> Link {
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_loop(writer, wrx));
+        Link {
+            reader,
+            rbuf,
+            decoder,
+            wtx,
+            writer,
+        }
+    }
+}
+
+/// The join handshake over `stream`, by `deadline`; what was read past
+/// it, and the decoder, to carry on with.
+async fn join<S: AsyncRead + AsyncWrite + Unpin>(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    held: &mut Vec<Action>,
+    stream: &mut S,
+    deadline: Instant,
+) -> Result<(BytesMut, FrameDecoder), JoinError> {
+    let timed_out = || JoinError::Timeout {
+        addr: config.addr.clone(),
+        secs: config.timeout.as_secs_f64(),
+    };
+    session.handle_connected(clock.now());
     let mut decoder = FrameDecoder::new(config.max_frame_bytes);
     let mut rbuf = BytesMut::with_capacity(4096);
     loop {
@@ -145,26 +209,21 @@ pub async fn dial(
                 Action::Send(frame) => {
                     let bytes = encode(&frame, config.max_frame_bytes)
                         .map_err(|e| JoinError::Protocol(e.to_string()))?;
-                    timeout_at(deadline, stream.write_all(&bytes))
-                        .await
-                        .map_err(|_| timed_out())?
-                        .map_err(JoinError::Io)?;
+                    timeout_at(deadline, async {
+                        stream.write_all(&bytes).await?;
+                        // TLS holds what is written until flushed.
+                        stream.flush().await
+                    })
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(JoinError::Io)?;
                 }
                 Action::Refused { code, message } => {
                     return Err(JoinError::refused(code, &message, session.nick()))
                 }
                 Action::Joined => {
                     held.push(Action::Joined);
-                    let (reader, half) = stream.into_split();
-                    let (wtx, wrx) = mpsc::unbounded_channel();
-                    let writer = tokio::spawn(write_loop(half, wrx));
-                    return Ok(Link {
-                        reader,
-                        rbuf,
-                        decoder,
-                        wtx,
-                        writer,
-                    });
+                    return Ok((rbuf, decoder));
                 }
                 other => held.push(other),
             }
@@ -361,7 +420,11 @@ async fn reconnect(
         }
         let link = match result {
             Ok(link) => Some(link),
-            Err(e @ JoinError::NickRefused { .. }) => return Err(Outcome::Refused(e)),
+            // Trying again would not help: someone has the nickname, or
+            // the server now shows a certificate we do not trust.
+            Err(e @ (JoinError::NickRefused { .. } | JoinError::Untrusted { .. })) => {
+                return Err(Outcome::Refused(e))
+            }
             Err(e) => {
                 session.handle_disconnected();
                 last = e.to_string();
@@ -472,7 +535,7 @@ async fn apply(
 /// Own the write half: send queued frames, several per write when they pile
 /// up, and shut our side down when the queue closes.
 async fn write_loop(
-    mut half: OwnedWriteHalf,
+    mut half: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) -> std::io::Result<()> {
     const BATCH: usize = 64 * 1024;
@@ -486,6 +549,8 @@ async fn write_loop(
             }
         }
         half.write_all(&buf).await?;
+        // A no-op over TCP; over TLS it sends what the stream holds.
+        half.flush().await?;
         buf.clear();
     }
     half.shutdown().await

@@ -7,6 +7,7 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -129,8 +130,13 @@ impl Drop for Server {
 }
 
 /// Every environment variable chatclient reads, so that the caller's
-/// environment never changes what a test does.
+/// environment never changes what a test does (`SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` replace the system's root certificates).
 pub const CLIENT_ENV: &[&str] = &[
+    "CHATCLIENT_TLS",
+    "CHATCLIENT_CA_CERT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     "CHATCLIENT_NICK",
     "CHATCLIENT_ADDR",
     "CHATCLIENT_ROOMS",
