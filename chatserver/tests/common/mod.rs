@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests: start the real `chatserver`
-//! binary on `127.0.0.1:0`, and talk to it over plain blocking sockets.
+//! binary on `127.0.0.1:0`, and talk to it over plain blocking sockets or
+//! through the real `chatclient`.
 //!
 //! Every wait is a read with a deadline, so a server that misbehaves makes a
 //! test fail with a message instead of hanging.
@@ -7,9 +8,11 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+mod chatclient;
 mod client;
 mod server;
 
+pub use chatclient::{client_exe, RealClient};
 pub use client::{frame_bytes, Client, Next};
 pub use server::{run_to_exit, Finished, Server};
 
