@@ -1,0 +1,760 @@
+//! The chat page in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver), against the real server, beside raw clients
+//! and the real terminal client.
+//!
+//! Each test starts its own chromedriver on a free loopback port, with a
+//! temporary directory for the browsers' profiles, and stops it by its PID
+//! (after asking it to close its browsers). Without chromium or
+//! chromedriver the tests say loudly that they skip, and pass, unless
+//! `CHAT_REQUIRE_BROWSER=1` (as .ci/run sets), where they fail.
+//!
+//! The tests take turns (one browser test at a time: two cores run one
+//! Chromium comfortably, not five). Nothing sleeps to synchronise: every
+//! wait polls the page for the condition it needs, against a deadline.
+//! The hooks used are those index.html lists.
+
+mod common;
+mod webdriver;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use common::{run_to_exit, Client, RealClient, Server, WAIT};
+use serde_json::{json, Value};
+use webdriver::{free_port, wait_for, Harness, Line, Page};
+
+/// Text the page shows for everything in `lines`, for failure messages.
+fn shown(lines: &[Line]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| match (&l.seq, &l.from) {
+            (Some(s), Some(f)) => format!(
+                "{s} {f}{}: {}",
+                l.to.as_ref()
+                    .map(|t| format!(" -> {t}"))
+                    .unwrap_or_default(),
+                l.text
+            ),
+            (Some(s), None) => format!("{s} {}", l.text),
+            _ => format!("- {}", l.text),
+        })
+        .collect()
+}
+
+/// A raw client's `msg` in `room`, and its echo.
+fn say_in(c: &mut Client, room: &str, to: &[&str], text: &str) -> Value {
+    c.send_frame(&json!({"type": "msg", "room": room, "to": to, "text": text}));
+    let (_, echo) = c.recv_until(1000, |f| f["type"] == "msg" && f["text"] == text);
+    echo
+}
+
+// ---------------------------------------------------------------------
+// a. Two browsers and a terminal.
+// ---------------------------------------------------------------------
+
+/// A message of the conversation: who types it, to whom, what.
+struct Said {
+    from: &'static str,
+    to: &'static [&'static str],
+    text: &'static str,
+}
+
+impl Said {
+    fn visible_to(&self, nick: &str) -> bool {
+        self.to.is_empty() || self.from == nick || self.to.contains(&nick)
+    }
+
+    /// What the sender types.
+    fn typed(&self) -> String {
+        match self.to {
+            [] => self.text.to_owned(),
+            [one] => format!("@{one} {}", self.text),
+            many => {
+                let names: Vec<String> = many.iter().map(|n| format!("@{n}")).collect();
+                format!("{}: {}", names.join(" "), self.text)
+            }
+        }
+    }
+
+    /// The terminal client's line for it (chatclient/src/render.rs).
+    fn terminal_line(&self) -> String {
+        if self.to.is_empty() {
+            format!("{}: {}", self.from, self.text)
+        } else {
+            format!("{} -> {}: {}", self.from, self.to.join(", "), self.text)
+        }
+    }
+}
+
+/// Said at about the same time by all three, so that the server's order
+/// is its own choice, not the order of the test's steps.
+const BURST: &[Said] = &[
+    Said {
+        from: "carol",
+        to: &[],
+        text: "carol here, from a terminal",
+    },
+    Said {
+        from: "carol",
+        to: &[],
+        text: "the pipe types fast",
+    },
+    Said {
+        from: "carol",
+        to: &[],
+        text: "third line from carol",
+    },
+    Said {
+        from: "alice",
+        to: &[],
+        text: "hello everyone",
+    },
+    Said {
+        from: "alice",
+        to: &[],
+        text: "alice again",
+    },
+    Said {
+        from: "alice",
+        to: &[],
+        text: "and once more from alice",
+    },
+    Said {
+        from: "bob",
+        to: &[],
+        text: "hi all, bob in a browser",
+    },
+    Said {
+        from: "bob",
+        to: &[],
+        text: "bob says two",
+    },
+    Said {
+        from: "bob",
+        to: &[],
+        text: "bob says three",
+    },
+];
+
+/// Private and group messages, again at about the same time.
+const PRIVATE: &[Said] = &[
+    Said {
+        from: "carol",
+        to: &["bob", "alice"],
+        text: "lunch at noon?",
+    },
+    Said {
+        from: "carol",
+        to: &["bob"],
+        text: "just between us, bob",
+    },
+    Said {
+        from: "bob",
+        to: &["alice"],
+        text: "psst, only for alice",
+    },
+    Said {
+        from: "alice",
+        to: &["carol"],
+        text: "for the terminal only",
+    },
+    Said {
+        from: "alice",
+        to: &["bob", "carol"],
+        text: "a group from the page",
+    },
+];
+
+#[test]
+fn two_browsers_and_a_terminal_see_one_conversation_in_one_order() {
+    let Some(h) = Harness::start("two_browsers_and_a_terminal") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(two_browsers_and_a_terminal(&h, &server));
+}
+
+async fn two_browsers_and_a_terminal(h: &Harness, server: &Server) {
+    let addr = server.addr();
+    let alice = Page::join(h, addr, "alice", (1200, 800)).await;
+    let bob = Page::join(h, addr, "bob", (1200, 800)).await;
+    let mut carol = RealClient::start("carol", &addr.to_string(), &[]);
+    carol.expect_line("its own presence", |l| l == "* carol is online");
+    for page in [&alice, &bob] {
+        page.wait_lines("carol online", "lobby", |ls| {
+            ls.iter().any(|l| {
+                l.nick.as_deref() == Some("carol") && l.status.as_deref() == Some("online")
+            })
+        })
+        .await;
+    }
+
+    for phase in [BURST, PRIVATE] {
+        // The terminal's lines go at once; the browsers type meanwhile.
+        let carols: Vec<String> = phase
+            .iter()
+            .filter(|s| s.from == "carol")
+            .map(Said::typed)
+            .collect();
+        carol.type_lines(&carols);
+        for s in phase.iter().filter(|s| s.from != "carol") {
+            let page = if s.from == "alice" { &alice } else { &bob };
+            page.type_line(&s.typed()).await;
+        }
+        for (page, nick) in [(&alice, "alice"), (&bob, "bob")] {
+            let want: Vec<&str> = phase
+                .iter()
+                .filter(|s| s.visible_to(nick))
+                .map(|s| s.text)
+                .collect();
+            page.wait_texts("lobby", &want).await;
+        }
+        let want: Vec<String> = phase
+            .iter()
+            .filter(|s| s.visible_to("carol"))
+            .map(Said::terminal_line)
+            .collect();
+        carol.expect_all(&want);
+    }
+
+    let all: Vec<&Said> = BURST.iter().chain(PRIVATE).collect();
+    let by_text: HashMap<&str, &Said> = all.iter().map(|s| (s.text, *s)).collect();
+
+    // Each browser: exactly what it may see, each once, in seq order,
+    // private ones marked with their recipients.
+    let mut seq_of: HashMap<&str, u64> = HashMap::new();
+    for page in [&alice, &bob] {
+        let msgs = page.msgs("lobby").await;
+        let lines = shown(&msgs);
+        let seqs: Vec<u64> = msgs
+            .iter()
+            .map(|m| m.seq.expect("a message has a seq"))
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{}: messages not in seq order, or a seq twice: {lines:#?}",
+            page.nick
+        );
+        let mut texts = HashSet::new();
+        for m in &msgs {
+            let said = by_text
+                .get(m.text.as_str())
+                .unwrap_or_else(|| panic!("{}: a message nobody sent: {m:?}", page.nick));
+            assert!(
+                texts.insert(m.text.as_str()),
+                "{}: shown twice: {lines:#?}",
+                page.nick
+            );
+            assert!(
+                said.visible_to(&page.nick),
+                "{}: sees a message not meant for it: {m:?}",
+                page.nick
+            );
+            assert_eq!(m.from.as_deref(), Some(said.from), "{}: {m:?}", page.nick);
+            if said.to.is_empty() {
+                assert!(
+                    m.to.is_none() && !m.has_class("private") && m.tag.is_none(),
+                    "{m:?}"
+                );
+            } else {
+                assert_eq!(m.to.as_deref(), Some(said.to.join(",").as_str()), "{m:?}");
+                assert!(
+                    m.has_class("private"),
+                    "a private message not marked: {m:?}"
+                );
+                let tag = if said.to.len() == 1 {
+                    "private"
+                } else {
+                    "group"
+                };
+                assert_eq!(m.tag.as_deref(), Some(tag), "{m:?}");
+            }
+            let seq = m.seq.expect("seq");
+            let first = *seq_of.entry(said.text).or_insert(seq);
+            assert_eq!(first, seq, "{:?} has two seqs in two browsers", said.text);
+        }
+        let visible = all.iter().filter(|s| s.visible_to(&page.nick)).count();
+        assert_eq!(texts.len(), visible, "{}: {lines:#?}", page.nick);
+        assert_eq!(
+            page.pending().await,
+            0,
+            "{}: messages left unsent",
+            page.nick
+        );
+    }
+
+    // Every message was seen by a browser, so the server's order is known.
+    let mut order: Vec<&Said> = all.clone();
+    order.sort_by_key(|s| seq_of[s.text]);
+    assert_eq!(seq_of.len(), all.len(), "a message no browser showed");
+    for page in [&alice, &bob] {
+        let shown: Vec<String> = page
+            .msgs("lobby")
+            .await
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        let want: Vec<&str> = order
+            .iter()
+            .filter(|s| s.visible_to(&page.nick))
+            .map(|s| s.text)
+            .collect();
+        assert_eq!(shown, want, "{}: not the server's order", page.nick);
+    }
+
+    // The terminal: the same order, and nothing meant for others.
+    let (status, stderr, out) = carol.finish();
+    assert!(status.success(), "chatclient: {status}, stderr {stderr:?}");
+    let terminal_lines: HashSet<String> = all.iter().map(|s| s.terminal_line()).collect();
+    let shown: Vec<&str> = out
+        .iter()
+        .map(String::as_str)
+        .filter(|l| terminal_lines.contains(*l))
+        .collect();
+    let want: Vec<String> = order
+        .iter()
+        .filter(|s| s.visible_to("carol"))
+        .map(|s| s.terminal_line())
+        .collect();
+    assert_eq!(
+        shown, want,
+        "chatclient: not the server's order; all it printed: {out:#?}"
+    );
+    for s in all.iter().filter(|s| !s.visible_to("carol")) {
+        assert!(
+            !out.iter().any(|l| l.contains(s.text)),
+            "chatclient shows {:?}, not meant for carol: {out:#?}",
+            s.text
+        );
+    }
+
+    alice.close().await;
+    bob.close().await;
+}
+
+// ---------------------------------------------------------------------
+// b. Markup and bidi controls are text.
+// ---------------------------------------------------------------------
+
+const IMG: &str = "<img src=x onerror=alert(1)>";
+const TYPED_MARKUP: &str = "<b>bold?</b><img src=y onerror=alert(2)><script>alert(3)</script>";
+/// "evil" spelled backwards by a right-to-left override, then "txt".
+const BIDI: &str = "file\u{202e}live.txt";
+
+#[test]
+fn markup_and_bidi_overrides_arrive_as_visible_text() {
+    let Some(h) = Harness::start("markup_and_bidi_overrides") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(markup_and_bidi(&h, &server));
+}
+
+async fn markup_and_bidi(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let mut mallory = server.join("mallory");
+    say_in(&mut mallory, "lobby", &[], IMG);
+    say_in(&mut mallory, "lobby", &["alice"], BIDI);
+    page.type_line(TYPED_MARKUP).await;
+    let lines = page.wait_texts("lobby", &[IMG, TYPED_MARKUP]).await;
+
+    let img = lines
+        .iter()
+        .find(|l| l.text == IMG)
+        .expect("the img message");
+    assert_eq!(img.from.as_deref(), Some("mallory"));
+    assert!(img.text.contains("<img"), "{img:?}");
+    let typed = lines
+        .iter()
+        .find(|l| l.text == TYPED_MARKUP)
+        .expect("the typed one");
+    assert_eq!(typed.from.as_deref(), Some("alice"));
+
+    // The override is shown as a visible escape, not applied.
+    let escaped = "file\\u{202e}live.txt";
+    let bidi = page
+        .wait_lines("the bidi message", "lobby", |ls| {
+            ls.iter().any(|l| l.text == escaped)
+        })
+        .await;
+    let bidi = bidi.iter().find(|l| l.text == escaped).expect("bidi line");
+    assert!(
+        !bidi.text.contains('\u{202e}'),
+        "the raw override is in the page: {bidi:?}"
+    );
+    assert_eq!(bidi.to.as_deref(), Some("alice"), "{bidi:?}");
+
+    // No element was made from the text, and no script ran.
+    let found = page
+        .js(
+            "const m = document.getElementById('messages');
+             return {
+               img: m.querySelectorAll('img').length,
+               script: m.querySelectorAll('script').length,
+               b: m.querySelectorAll('b').length,
+               ctl: Array.from(m.querySelectorAll('.msg .text .ctl'), (e) => e.textContent),
+               images: document.images.length,
+             };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        found,
+        json!({"img": 0, "script": 0, "b": 0, "ctl": ["\\u{202e}"], "images": 0}),
+        "elements made from message text"
+    );
+    match page.c.get_alert_text().await {
+        Err(e) if e.is_no_such_alert() => {}
+        Ok(text) => panic!("a script ran: an alert says {text:?}"),
+        Err(e) => panic!("asking for an alert: {e}"),
+    }
+    page.close().await;
+}
+
+// ---------------------------------------------------------------------
+// c. History loads on scroll.
+// ---------------------------------------------------------------------
+
+const OLD: usize = 120;
+
+fn old_text(i: usize) -> String {
+    format!("old message {i:03} of {OLD}")
+}
+
+#[test]
+fn scrolling_to_the_top_loads_history_down_to_the_first_message() {
+    let Some(h) = Harness::start("scrolling_to_the_top_loads_history") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    let mut dave = server.join("dave");
+    for i in 1..=OLD {
+        dave.send_frame(&json!({"type": "msg", "text": old_text(i)}));
+    }
+    let last = old_text(OLD);
+    dave.recv_until(OLD + 10, |f| {
+        f["type"] == "msg" && f["text"] == last.as_str()
+    });
+    h.block_on(history_on_scroll(&h, &server));
+}
+
+async fn history_on_scroll(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let first = old_text(1);
+    let last = old_text(OLD);
+    let before = page.wait_texts("lobby", &[last.as_str()]).await;
+    let shown_before = before.iter().filter(|l| l.is_msg()).count();
+    assert!(
+        shown_before < OLD && !before.iter().any(|l| l.text == first),
+        "everything was shown before scrolling ({shown_before} messages); nothing to test"
+    );
+
+    // The reader scrolls to the top, again each time a page arrives
+    // (a page keeps the reader's place, so the top moves away).
+    let what = format!("{first:?} after scrolling to the top");
+    wait_for(&what, async || {
+        let v = page
+            .js(
+                "const m = document.getElementById('messages');
+                 m.scrollTop = 0;
+                 return { shown: document.querySelectorAll(
+                   '#messages .room-log[data-room=\"lobby\"] .events > li.msg').length,
+                   first: Array.from(document.querySelectorAll(
+                   '#messages .room-log[data-room=\"lobby\"] .events > li.msg .text'),
+                   (e) => e.textContent).includes(arguments[0]) };",
+                vec![json!(first)],
+            )
+            .await;
+        if v["first"] == true {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    let msgs = page.msgs("lobby").await;
+    let texts: Vec<String> = msgs.iter().map(|m| m.text.clone()).collect();
+    let want: Vec<String> = (1..=OLD).map(old_text).collect();
+    assert_eq!(texts, want, "not every old message once, in order");
+    let seqs: Vec<u64> = msgs.iter().map(|m| m.seq.expect("seq")).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // The log says it reached the start.
+    let start = page
+        .js(
+            "const s = document.querySelector('.room-log[data-room=\"lobby\"] .log-start');
+             return s && !s.hidden && s.textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(start, json!("This is the start of #lobby's history."));
+    page.close().await;
+}
+
+// ---------------------------------------------------------------------
+// d. A server restart.
+// ---------------------------------------------------------------------
+
+#[test]
+fn the_page_reconnects_after_a_server_restart_and_resumes() {
+    let Some(h) = Harness::start("the_page_reconnects_after_a_restart") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    // A fixed port, so the page finds the restarted server where it was.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir];
+    h.block_on(restart(&h, &flags));
+}
+
+async fn restart(h: &Harness, flags: &[&str]) {
+    let mut server = Server::start(flags);
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let mut bob = server.join("bob");
+    say_in(&mut bob, "lobby", &[], "before the restart, from bob");
+    page.type_line("before the restart, from alice").await;
+    let before = page
+        .wait_texts(
+            "lobby",
+            &[
+                "before the restart, from bob",
+                "before the restart, from alice",
+            ],
+        )
+        .await;
+
+    server.sigterm();
+    let status = server.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "chatserver did not stop cleanly: {status}"
+    );
+    drop(server);
+    page.wait_state("reconnecting").await;
+    let text = page
+        .js(
+            "return document.getElementById('status').textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(text, json!("reconnecting…"));
+
+    // Typed while the server is away: kept, and sent once back.
+    page.type_line("typed while the server was down").await;
+    let what = "alice: the offline message pending";
+    wait_for(what, async || match page.pending().await {
+        1 => Ok(()),
+        n => Err(format!("{n} pending")),
+    })
+    .await;
+
+    let server = Server::start(flags);
+    page.wait_state("connected").await;
+    let mut carol = server.join("carol");
+    say_in(&mut carol, "lobby", &[], "after the restart, from carol");
+    let after = page
+        .wait_texts(
+            "lobby",
+            &[
+                "typed while the server was down",
+                "after the restart, from carol",
+            ],
+        )
+        .await;
+    assert_eq!(page.pending().await, 0, "a message left unsent");
+
+    // Everything from before is still shown, once, where it was; no seq twice.
+    let lines = shown(&after);
+    let seqs: Vec<u64> = after.iter().filter_map(|l| l.seq).collect();
+    let unique: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(unique.len(), seqs.len(), "a seq shown twice: {lines:#?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "not in seq order: {lines:#?}"
+    );
+    for l in before.iter().filter(|l| l.seq.is_some()) {
+        let same: Vec<&Line> = after.iter().filter(|a| a.seq == l.seq).collect();
+        assert!(
+            same.len() == 1 && same[0].text == l.text,
+            "{:?} (seq {:?}) not shown once as before: {lines:#?}",
+            l.text,
+            l.seq
+        );
+    }
+    for text in [
+        "before the restart, from bob",
+        "before the restart, from alice",
+        "typed while the server was down",
+        "after the restart, from carol",
+    ] {
+        let n = after
+            .iter()
+            .filter(|l| l.is_msg() && l.text == text)
+            .count();
+        assert_eq!(n, 1, "{text:?} shown {n} times: {lines:#?}");
+    }
+    // The page resumed its session and says so.
+    assert!(
+        after.iter().any(|l| l.has_class("reconnected")),
+        "no 'reconnected' line: {lines:#?}"
+    );
+    // The server stored the offline message once.
+    let dir = flags[3];
+    let run = run_to_exit(&["export", "--data-dir", dir, "--room", "lobby"], WAIT);
+    assert!(run.status.success(), "export: {run:?}");
+    let stored = run
+        .stdout
+        .matches("typed while the server was down")
+        .count();
+    assert_eq!(stored, 1, "stored {stored} times: {}", run.stdout);
+    page.close().await;
+}
+
+// ---------------------------------------------------------------------
+// e. A screenshot of a conversation.
+// ---------------------------------------------------------------------
+
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+#[test]
+fn a_screenshot_of_a_conversation_is_a_png() {
+    let Some(h) = Harness::start("a_screenshot_of_a_conversation") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let png = h.block_on(conversation(&h, &server));
+    assert!(png.starts_with(PNG_MAGIC), "not a PNG");
+    // The IHDR chunk first: width and height, big-endian, after its header.
+    assert_eq!(&png[12..16], b"IHDR", "no IHDR chunk first");
+    let width = u32::from_be_bytes(png[16..20].try_into().expect("4 bytes"));
+    let height = u32::from_be_bytes(png[20..24].try_into().expect("4 bytes"));
+    assert!(
+        (width, height) == (1200, 760),
+        "a {width}x{height} screenshot of a 1200x760 page"
+    );
+    if std::env::var("CHAT_WRITE_SCREENSHOT").as_deref() == Ok("1") {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/page.png");
+        std::fs::create_dir_all(path.parent().expect("docs/")).expect("create docs/");
+        std::fs::write(&path, &png).expect("write docs/page.png");
+        eprintln!("wrote {}", path.display());
+    }
+}
+
+/// A short afternoon in two rooms, seen by alice; her screenshot.
+async fn conversation(h: &Harness, server: &Server) -> Vec<u8> {
+    let page = Page::join(h, server.addr(), "alice", (1200, 760)).await;
+    let enter = |c: &mut Client, room: &str| {
+        c.send_frame(&json!({"type": "enter", "room": room}));
+        c.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+    };
+    let mut bob = server.join("bob");
+    let mut carol = server.join("carol");
+    let mut erin = server.join("erin");
+    page.wait_lines("erin joined", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("erin"))
+    })
+    .await;
+
+    // #rust first, then back to #lobby, where the rest happens.
+    page.type_line("/join rust").await;
+    enter(&mut bob, "rust");
+    say_in(
+        &mut bob,
+        "rust",
+        &[],
+        "has anyone tried the new let chains yet?",
+    );
+    page.wait_texts("rust", &["has anyone tried the new let chains yet?"])
+        .await;
+    page.type_line("yes, they tidied up half of our parser")
+        .await;
+    page.wait_texts("rust", &["yes, they tidied up half of our parser"])
+        .await;
+    page.js(
+        "document.querySelector('#rooms > li[data-room=\"lobby\"] button.room').click();",
+        vec![],
+    )
+    .await;
+
+    let lobby: &[(&str, &[&str], &str)] = &[
+        ("carol", &[], "good morning! the coffee machine works again"),
+        ("bob", &[], "best news all week"),
+        ("erin", &[], "did the nightly build pass?"),
+        ("bob", &[], "all green since the flaky test was fixed"),
+        ("bob", &[], "lunch at 12:30, anyone?"),
+        ("carol", &[], "count me in, the noodle place?"),
+        ("alice", &[], "sure, I'll book a table for four"),
+        ("erin", &[], "same here, see you downstairs"),
+        (
+            "carol",
+            &["alice"],
+            "can you bring the slides for the 2 pm review?",
+        ),
+        ("alice", &["carol"], "will do, they are almost finished"),
+        (
+            "bob",
+            &["alice", "erin"],
+            "retro notes are due on Friday, don't forget",
+        ),
+    ];
+    for (from, to, text) in lobby {
+        match *from {
+            "alice" => {
+                let typed = match to {
+                    [] => text.to_string(),
+                    _ => format!("@{} {text}", to.join(" @")),
+                };
+                page.type_line(&typed).await;
+            }
+            "bob" => {
+                say_in(&mut bob, "lobby", to, text);
+            }
+            "carol" => {
+                say_in(&mut carol, "lobby", to, text);
+            }
+            _ => {
+                say_in(&mut erin, "lobby", to, text);
+            }
+        }
+        page.wait_texts("lobby", &[text]).await;
+    }
+    // Someone comes and goes; bob says something in #rust meanwhile.
+    let mut dave = server.join("dave");
+    say_in(&mut dave, "lobby", &[], "hi! just passing by");
+    drop(dave);
+    page.wait_lines("dave left", "lobby", |ls| {
+        ls.iter()
+            .any(|l| l.nick.as_deref() == Some("dave") && l.status.as_deref() == Some("offline"))
+    })
+    .await;
+    say_in(&mut bob, "rust", &[], "nice; I'll send a PR for ours too");
+    wait_for("alice: #rust marked unread", async || {
+        let v = page
+            .js(
+                "const b = document.querySelector('#rooms > li[data-room=\"rust\"] .unread');
+                 return b && !b.hidden && b.textContent;",
+                vec![],
+            )
+            .await;
+        if v == json!("1") {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    page.js("document.activeElement?.blur();", vec![]).await;
+
+    let size = page
+        .js(
+            "return [window.innerWidth * devicePixelRatio, window.innerHeight * devicePixelRatio];",
+            vec![],
+        )
+        .await;
+    assert_eq!(size, json!([1200, 760]), "the page's viewport");
+    let png = page.c.screenshot().await.expect("screenshot");
+    assert!(!png.is_empty(), "an empty screenshot");
+    page.close().await;
+    png
+}

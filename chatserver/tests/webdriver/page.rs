@@ -1,0 +1,212 @@
+//! The chat page in one browser, through the hooks index.html lists.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Harness, POLL};
+use crate::common::WAIT;
+
+/// One line of a room's log as the page shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Line {
+    pub classes: String,
+    pub seq: Option<u64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub nick: Option<String>,
+    pub status: Option<String>,
+    pub tag: Option<String>,
+    /// The `.text` of a message or notice; the whole line otherwise.
+    pub text: String,
+}
+
+impl Line {
+    pub fn has_class(&self, c: &str) -> bool {
+        self.classes.split_whitespace().any(|x| x == c)
+    }
+
+    pub fn is_msg(&self) -> bool {
+        self.has_class("msg")
+    }
+}
+
+/// Every line of `room`'s log, in the order shown.
+const LINES_JS: &str = r#"
+const events = document.querySelector(
+  `#messages > .room-log[data-room="${CSS.escape(arguments[0])}"] > .events`);
+if (!events) return null;
+return Array.from(events.children, (li) => ({
+  classes: li.className,
+  seq: li.dataset.seq === undefined ? null : Number(li.dataset.seq),
+  from: li.dataset.from ?? null,
+  to: li.dataset.to ?? null,
+  nick: li.dataset.nick ?? null,
+  status: li.dataset.status ?? null,
+  tag: li.querySelector('.tag')?.textContent ?? null,
+  text: (li.querySelector('.text') ?? li).textContent,
+}));
+"#;
+
+/// Poll `probe` until it gives `Ok`, at most [`WAIT`]; it gives `Err` with
+/// what it saw, for the failure message.
+pub async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::new();
+    for _ in 0..(WAIT.as_millis() / POLL.as_millis() + 1) {
+        match probe().await {
+            Ok(v) => return v,
+            Err(saw) => last = saw,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    panic!("timed out after {WAIT:?} waiting for {what}; last saw: {last}");
+}
+
+/// The chat page in one browser, joined as `nick`.
+pub struct Page {
+    pub c: fantoccini::Client,
+    pub nick: String,
+}
+
+impl Page {
+    /// A new browser window of `w` by `h` opening the page at `addr` and
+    /// joining as `nick`; returns once the page shows its own presence.
+    pub async fn join(h: &Harness, addr: SocketAddr, nick: &str, (w, ht): (u32, u32)) -> Page {
+        let c = h.browser(w, ht).await;
+        c.goto(&format!("http://{addr}/"))
+            .await
+            .expect("open the page");
+        let page = Page {
+            c,
+            nick: nick.to_owned(),
+        };
+        let field = page.c.find(Locator::Id("nick")).await.expect("#nick");
+        field.clear().await.expect("clear #nick");
+        field.send_keys(nick).await.expect("type the nickname");
+        page.c
+            .find(Locator::Id("join"))
+            .await
+            .expect("#join")
+            .click()
+            .await
+            .expect("click #join");
+        page.wait_state("connected").await;
+        page.wait_lines(&format!("{nick}'s own presence"), "lobby", |lines| {
+            lines
+                .iter()
+                .any(|l| l.nick.as_deref() == Some(nick) && l.status.as_deref() == Some("online"))
+        })
+        .await;
+        page
+    }
+
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.c
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("{}: script failed: {e}", self.nick))
+    }
+
+    /// Every line of `room`'s log.
+    pub async fn lines(&self, room: &str) -> Vec<Line> {
+        let v = self.js(LINES_JS, vec![json!(room)]).await;
+        if v.is_null() {
+            return Vec::new();
+        }
+        serde_json::from_value(v).expect("lines of the log")
+    }
+
+    /// The messages of `room`'s log.
+    pub async fn msgs(&self, room: &str) -> Vec<Line> {
+        self.lines(room)
+            .await
+            .into_iter()
+            .filter(Line::is_msg)
+            .collect()
+    }
+
+    /// Wait until `room`'s log satisfies `done`; returns its lines then.
+    pub async fn wait_lines(
+        &self,
+        what: &str,
+        room: &str,
+        done: impl Fn(&[Line]) -> bool,
+    ) -> Vec<Line> {
+        let what = format!("{}: {what}", self.nick);
+        wait_for(&what, async || {
+            let lines = self.lines(room).await;
+            if done(&lines) {
+                Ok(lines)
+            } else {
+                Err(format!("{lines:#?}"))
+            }
+        })
+        .await
+    }
+
+    /// Wait until `room` shows a message with each of `texts`.
+    pub async fn wait_texts(&self, room: &str, texts: &[&str]) -> Vec<Line> {
+        self.wait_lines(&format!("messages {texts:?} in #{room}"), room, |lines| {
+            texts
+                .iter()
+                .all(|t| lines.iter().any(|l| l.is_msg() && l.text == *t))
+        })
+        .await
+    }
+
+    /// `#status`'s data-state.
+    pub async fn state(&self) -> String {
+        let v = self
+            .js(
+                "return document.getElementById('status').dataset.state;",
+                vec![],
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn wait_state(&self, want: &str) {
+        let what = format!("{}: #status {want}", self.nick);
+        wait_for(&what, async || {
+            let s = self.state().await;
+            if s == want {
+                Ok(())
+            } else {
+                Err(s)
+            }
+        })
+        .await;
+    }
+
+    /// Type `line` into the message input and press Enter.
+    pub async fn type_line(&self, line: &str) {
+        let input = self.c.find(Locator::Id("input")).await.expect("#input");
+        input
+            .send_keys(&format!("{line}{}", char::from(Key::Enter)))
+            .await
+            .unwrap_or_else(|e| panic!("{}: type {line:?}: {e}", self.nick));
+    }
+
+    /// How many messages wait to be sent (`.pending-list > li.pending`).
+    pub async fn pending(&self) -> u64 {
+        let v = self
+            .js(
+                "return document.querySelectorAll('.pending-list > li.pending').length;",
+                vec![],
+            )
+            .await;
+        v.as_u64().expect("a count")
+    }
+
+    pub async fn close(self) {
+        self.c.close().await.expect("close the browser session");
+    }
+}
