@@ -28,11 +28,17 @@ certificate), or without it by one the operating system trusts.
 A lost connection is resumed: the client reconnects, waiting 0.5 s, then
 twice as long each time up to 30 s, and shows what was missed once.
 
+For scripts and bots: --json prints every frame from the server and one
+outcome per input line (sent, refused, done, skipped, unconfirmed), in
+input order, as JSON lines; --verbatim sends every line as text; --stay
+keeps listening after the input ends, until SIGINT or SIGTERM. A refused
+line is also told on stderr (line N refused: CODE: MESSAGE).
+
 Exit codes: 0 left normally; 1 the connection ended and could not be
 resumed; 2 bad command line; 3 could not connect; 4 nickname taken or
 invalid; 5 server full; 6 connected but not let in (no welcome in time,
 or the TLS handshake failed); 7 the server's certificate was not trusted;
-130 Ctrl-C.
+8 left normally but at least one input line was not delivered; 130 Ctrl-C.
 
 Set NO_COLOR for output without colours."
 )]
@@ -84,6 +90,21 @@ pub struct Args {
     /// The largest frame payload to send or accept, in bytes; match the server's --max-frame-bytes.
     #[arg(long, env = "CHATCLIENT_MAX_FRAME_BYTES", value_name = "N", default_value_t = chatproto::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+
+    /// Print one JSON object per line: every frame from the server (with
+    /// "local_time") and each input line's outcome, in input order.
+    #[arg(long, env = "CHATCLIENT_JSON", value_parser = clap::builder::BoolishValueParser::new())]
+    pub json: bool,
+
+    /// Send every input line as text to the current room: no @names, no
+    /// /commands.
+    #[arg(long, env = "CHATCLIENT_VERBATIM", value_parser = clap::builder::BoolishValueParser::new())]
+    pub verbatim: bool,
+
+    /// Stay connected after the input ends, printing what arrives, until
+    /// SIGINT or SIGTERM (or /quit, or the connection is lost for good).
+    #[arg(long, env = "CHATCLIENT_STAY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub stay: bool,
 }
 
 /// Where the server is, and whether the address asked for TLS.
@@ -185,6 +206,15 @@ mod tests {
         let a =
             Args::try_parse_from(["chatclient", "-n", "x", "--reconnect-attempts", "0"]).unwrap();
         assert_eq!(a.reconnect_attempts, 0);
+        assert!(!a.json && !a.verbatim && !a.stay);
+    }
+
+    #[test]
+    fn line_mode_flags() {
+        let a = Args::try_parse_from(["chatclient", "-n", "x", "--json", "--verbatim", "--stay"])
+            .unwrap();
+        assert!(a.json && a.verbatim && a.stay);
+        assert!(Args::try_parse_from(["chatclient", "-n", "x", "--json=yes"]).is_err());
     }
 
     #[test]

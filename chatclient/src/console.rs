@@ -25,9 +25,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use chatproto::ServerFrame;
 use tokio::sync::mpsc;
 
+use crate::ledger::LineOutcome;
 use crate::render::{render, Line, Style};
+use crate::stop::Stop;
 
 /// Lines the network loop may queue for printing before it waits for the
 /// printer: a bound, so a stalled stdout slows the loop instead of growing it.
@@ -61,6 +64,11 @@ pub struct Look {
     pub style: Style,
     /// A `[HH:MM:SS]` in front of every line.
     pub timestamps: bool,
+    /// `--json`: one JSON object per line (see `json.rs`) instead of text.
+    pub json: bool,
+    /// `--verbatim`: a typed line is never a command (the editor does not
+    /// stop reading after `/quit`).
+    pub verbatim: bool,
 }
 
 impl Look {
@@ -78,6 +86,8 @@ impl Look {
                 color: out_tty && !no_color && !dumb,
             },
             timestamps: out_tty,
+            json: false,
+            verbatim: false,
         }
     }
 }
@@ -112,6 +122,11 @@ pub struct Console {
     look: Look,
     terminal: Option<TerminalMode>,
     prompt: Arc<Prompt>,
+    /// Signals asking to leave (`--stay`); by default, none.
+    pub stop: Stop,
+    /// Whether a refused line goes to stderr too: not when stderr is the
+    /// terminal the line editor already shows it on.
+    refusals_to_stderr: bool,
 }
 
 impl Console {
@@ -122,8 +137,11 @@ impl Console {
         let (out_tx, out_rx) = mpsc::channel::<String>(OUTPUT_QUEUE);
         let shared = Arc::new(Prompt::default());
         shared.lock().text = prompt.to_owned();
+        let refusals_to_stderr = !(look.interactive && std::io::stderr().is_terminal());
         if look.interactive {
-            if let Some((printer, terminal)) = start_editor(shared.clone(), in_tx.clone())? {
+            if let Some((printer, terminal)) =
+                start_editor(shared.clone(), in_tx.clone(), look.verbatim)?
+            {
                 let printer = spawn_printer(out_rx, printer);
                 return Ok(Console {
                     input: in_rx,
@@ -132,6 +150,8 @@ impl Console {
                     look,
                     terminal: Some(terminal),
                     prompt: shared,
+                    stop: Stop::never(),
+                    refusals_to_stderr,
                 });
             }
         }
@@ -144,6 +164,8 @@ impl Console {
             look,
             terminal: None,
             prompt: shared,
+            stop: Stop::never(),
+            refusals_to_stderr: true,
         })
     }
 
@@ -163,6 +185,12 @@ impl Console {
 
     /// Queue `line` for printing; waits only when the printer is far behind.
     pub async fn print(&self, line: &Line) {
+        if self.look.json {
+            if let Some(text) = crate::json::note(line, &crate::json::local_time()) {
+                let _ = self.output.send(text).await;
+            }
+            return;
+        }
         let time = self
             .look
             .timestamps
@@ -170,6 +198,26 @@ impl Console {
         let text = render(line, self.look.style, time.as_deref());
         // The printer only stops when stdout is gone; nothing to do then.
         let _ = self.output.send(text).await;
+    }
+
+    /// A frame as it arrived (`--json`).
+    pub async fn frame(&self, frame: &ServerFrame) {
+        if self.look.json {
+            let text = crate::json::frame(frame, &crate::json::local_time());
+            let _ = self.output.send(text).await;
+        }
+    }
+
+    /// What became of an input line: a JSON object with `--json`; a line
+    /// on stderr when it was refused.
+    pub async fn outcome(&self, outcome: &LineOutcome) {
+        if self.look.json {
+            let text = crate::json::outcome(outcome, &crate::json::local_time());
+            let _ = self.output.send(text).await;
+        }
+        if let Some(why) = outcome.refusal().filter(|_| self.refusals_to_stderr) {
+            let _ = writeln!(std::io::stderr().lock(), "chatclient: {why}");
+        }
     }
 
     /// Print what is queued, then give the terminal back in the mode it had
@@ -297,6 +345,7 @@ impl TerminalMode {
 fn start_editor(
     shared: Arc<Prompt>,
     tx: mpsc::Sender<InputEvent>,
+    verbatim: bool,
 ) -> std::io::Result<
     Option<(
         EditorPrinter<impl rustyline::ExternalPrinter + Send>,
@@ -334,8 +383,12 @@ fn start_editor(
                 let prompt = shared.lock().text.clone();
                 let event = match editor.readline(&prompt) {
                     Ok(line) => {
-                        use crate::input::{parse_line, Command};
-                        let command = parse_line(&line);
+                        use crate::input::{parse_line, verbatim_line, Command};
+                        let command = if verbatim {
+                            verbatim_line(&line)
+                        } else {
+                            parse_line(&line)
+                        };
                         let quit = matches!(command, Command::Quit);
                         let moves = matches!(command, Command::Join(_) | Command::Part(_));
                         if tx.blocking_send(InputEvent::Line(line)).is_err() {

@@ -2,7 +2,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | left normally (`/quit`, Ctrl-D or end of input), every message answered |
+//! | 0 | left normally (`/quit`, Ctrl-D, end of input, or with `--stay` SIGINT or SIGTERM), every input line delivered or carried out |
 //! | 1 | the connection was lost after joining and could not be resumed (every reconnect attempt failed, or `--reconnect-attempts 0`), or the client could not use its stdin/stdout |
 //! | 2 | bad command line |
 //! | 3 | could not connect: refused, unreachable, name not resolved, or connect timed out |
@@ -10,6 +10,7 @@
 //! | 5 | the server is full: `server_full` |
 //! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error; or the TLS handshake failed for another reason than the certificate |
 //! | 7 | TLS: the server's certificate was not trusted (at start or on a reconnect), or there was nothing to trust it with (no `--ca-cert` and no root certificates in the system's store) |
+//! | 8 | left normally, but at least one input line was not delivered: refused by the server (`unknown_nick`, `msg_too_large`, ...) or by the client (an invalid command, a message too large), or still unanswered when a second signal made it leave |
 //! | 130 | Ctrl-C in the terminal: left at once |
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ pub mod code {
     pub const JOIN: u8 = 6;
     /// TLS: the server's certificate was not trusted.
     pub const UNTRUSTED: u8 = 7;
+    /// Left normally, but not every input line was delivered.
+    pub const UNDELIVERED: u8 = 8;
     /// Interrupted with Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }

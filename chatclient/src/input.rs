@@ -9,6 +9,8 @@
 //!   `/help`, `/quit`: commands, in any case (`/JOIN` is `/join`);
 //!   `//text` sends `/text`;
 //! * an empty or blank line is ignored.
+//!
+//! With `--verbatim`, [`verbatim_line`] is used instead: every line is text.
 
 /// How many older messages `/history` asks for when no number is given.
 pub const HISTORY_DEFAULT: u64 = 20;
@@ -79,6 +81,19 @@ pub fn parse_line(line: &str) -> Command {
     }
     if trimmed.starts_with('@') {
         return parse_addressed(trimmed);
+    }
+    Command::Send {
+        to: Vec::new(),
+        text: line.to_owned(),
+    }
+}
+
+/// `--verbatim`: the whole line is text for everyone in the current room,
+/// `@` and `/` included; only an empty line sends nothing.
+pub fn verbatim_line(line: &str) -> Command {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.is_empty() {
+        return Command::Nothing;
     }
     Command::Send {
         to: Vec::new(),
@@ -290,6 +305,15 @@ mod tests {
                 "{bad:?} should be invalid"
             );
         }
+    }
+
+    #[test]
+    fn verbatim_lines_are_text() {
+        assert_eq!(verbatim_line("@bob hi"), send(&[], "@bob hi"));
+        assert_eq!(verbatim_line("/quit\r\n"), send(&[], "/quit"));
+        assert_eq!(verbatim_line("//x"), send(&[], "//x"));
+        assert_eq!(verbatim_line("  "), send(&[], "  "));
+        assert_eq!(verbatim_line(""), Command::Nothing);
     }
 
     #[test]

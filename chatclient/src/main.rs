@@ -5,17 +5,22 @@
 //! protocol core `chatproto::Client`; no I/O), `reconnect` (when to try
 //! again), `net` (sockets and the run loop), `tls` (TLS settings and
 //! certificate errors), `console` (stdin, stdout and line editing),
-//! `error` (why it stops, exit codes).
+//! `error` (why it stops, exit codes); for the line mode (`--json`,
+//! `--verbatim`, `--stay`): `ledger` (each input line's outcome, in
+//! order), `json` (the JSON lines), `stop` (SIGINT and SIGTERM).
 #![forbid(unsafe_code)]
 
 mod cli;
 mod console;
 mod error;
 mod input;
+mod json;
+mod ledger;
 mod net;
 mod reconnect;
 mod render;
 mod session;
+mod stop;
 mod tls;
 
 use std::process::ExitCode;
@@ -27,7 +32,7 @@ use crate::console::{Console, Look};
 use crate::error::{code, fail};
 use crate::net::{Clock, Config, Outcome};
 use crate::reconnect::{random_u64, Backoff, MAX_DELAY};
-use crate::session::Session;
+use crate::session::{Mode, Session};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
@@ -64,6 +69,21 @@ fn main() -> ExitCode {
     // new message for an old one.
     let id_prefix = format!("{:08x}-", random_u64() as u32);
     let mut session = Session::new(&args.nick, &args.rooms(), &id_prefix, args.max_frame_bytes);
+    session.set_mode(Mode {
+        verbatim: args.verbatim,
+        stay: args.stay,
+        echo_frames: args.json,
+    });
+    // With --stay the end of input does not end the client: SIGINT and
+    // SIGTERM do (caught from the start, so none is lost).
+    let stop = if args.stay {
+        match runtime.block_on(async { stop::Stop::on_signals() }) {
+            Ok(stop) => stop,
+            Err(e) => return fail(format!("cannot catch signals: {e}"), code::DROPPED),
+        }
+    } else {
+        stop::Stop::never()
+    };
     let clock = Clock::start();
 
     let mut held = Vec::new();
@@ -72,11 +92,16 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e, e.exit_code()),
     };
 
-    let look = Look::detect();
+    let look = Look {
+        json: args.json,
+        verbatim: args.verbatim,
+        ..Look::detect()
+    };
     let mut console = match Console::start(look, &session.prompt()) {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot read the terminal: {e}"), code::DROPPED),
     };
+    console.stop = stop;
     let outcome = runtime.block_on(net::run(
         &config,
         &clock,
@@ -90,7 +115,17 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
 
     match outcome {
-        Outcome::Left => ExitCode::from(code::OK),
+        Outcome::Left => match session.lines_failed() {
+            0 => ExitCode::from(code::OK),
+            n => fail(
+                format!(
+                    "{n} of {} input lines {} not delivered",
+                    session.lines_read(),
+                    if n == 1 { "was" } else { "were" }
+                ),
+                code::UNDELIVERED,
+            ),
+        },
         Outcome::Interrupted => ExitCode::from(code::INTERRUPTED),
         Outcome::Lost(why) => fail(why, code::DROPPED),
         Outcome::Refused(e) => fail(&e, e.exit_code()),

@@ -270,8 +270,23 @@ async fn connect(addr: &str) -> Result<TcpStream, JoinError> {
 }
 
 /// Chat over `link` (just made by [`dial`], which left `held`) until the
-/// user leaves, reconnecting whenever the connection is lost.
+/// user leaves, reconnecting whenever the connection is lost. Input lines
+/// still unanswered then are reported unconfirmed.
 pub async fn run(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    console: &mut Console,
+    link: Link,
+    held: Vec<Action>,
+) -> Outcome {
+    let outcome = run_until_done(config, clock, session, console, link, held).await;
+    session.abandon_lines();
+    apply(session, console, None, config.max_frame_bytes).await;
+    outcome
+}
+
+async fn run_until_done(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
@@ -337,6 +352,11 @@ async fn chat(
                     return Ok(outcome);
                 }
             }
+            () = console.stop.recv() => {
+                if let Some(outcome) = stop(session) {
+                    return Ok(outcome);
+                }
+            }
             () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                 session.handle_timeout(clock.now());
             }
@@ -386,6 +406,11 @@ async fn reconnect(
                         return Err(outcome);
                     }
                 }
+                () = console.stop.recv() => {
+                    if let Some(outcome) = stop(session) {
+                        return Err(outcome);
+                    }
+                }
             }
         }
 
@@ -393,12 +418,22 @@ async fn reconnect(
         let mut held = Vec::new();
         let mut typed = Vec::new();
         let mut reading = may_read_input(session);
+        let mut stopped = session.stopping();
+        let mut stop_now = false;
         let result = {
             let dialing = dial(config, clock, session, &mut held);
             tokio::pin!(dialing);
             loop {
                 tokio::select! {
                     result = &mut dialing => break result,
+                    () = console.stop.recv() => {
+                        // A second signal leaves at once.
+                        if stopped {
+                            stop_now = true;
+                            break Err(JoinError::Closed);
+                        }
+                        stopped = true;
+                    }
                     event = console.input.recv(), if reading && typed.len() < HELD_INPUT => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
@@ -412,6 +447,12 @@ async fn reconnect(
                 }
             }
         };
+        if stop_now {
+            return Err(Outcome::Left);
+        }
+        if stopped && !session.stopping() {
+            session.handle_stop();
+        }
         if show_held(console, held).await {
             if let Ok(link) = result {
                 link.close(true).await;
@@ -453,11 +494,23 @@ async fn show_held(console: &Console, held: Vec<Action>) -> bool {
     for action in held {
         match action {
             Action::Print(line) => console.print(&line).await,
+            Action::Frame(frame) => console.frame(&frame).await,
+            Action::Outcome(outcome) => console.outcome(&outcome).await,
             Action::Exit => exit = true,
             _ => {}
         }
     }
     exit
+}
+
+/// A signal asked to leave (`--stay`): the first leaves once every message
+/// is answered (`apply` sees the `Exit`), a second at once.
+fn stop(session: &mut Session) -> Option<Outcome> {
+    if session.stopping() {
+        return Some(Outcome::Left);
+    }
+    session.handle_stop();
+    None
 }
 
 /// Whether to take more input now.
@@ -504,6 +557,8 @@ async fn apply(
     while let Some(action) = session.poll() {
         match action {
             Action::Print(line) => console.print(&line).await,
+            Action::Frame(frame) => console.frame(&frame).await,
+            Action::Outcome(outcome) => console.outcome(&outcome).await,
             Action::Send(frame) => {
                 let Some(link) = link else { continue };
                 match encode(&frame, max_frame_bytes) {

@@ -17,7 +17,8 @@ use chatproto::nick::nick_key;
 use chatproto::{escape_control, Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode};
 use chatproto::{ServerFrame, LOBBY};
 
-use crate::input::{parse_line, Command, HELP};
+use crate::input::{parse_line, verbatim_line, Command, HELP};
+use crate::ledger::{Ledger, LineKind, LineOutcome};
 use crate::render::Line;
 
 /// How many names a line about a room lists before it says "and N more".
@@ -48,6 +49,25 @@ pub enum Action {
     Dead,
     /// Input is over and every message sent was acknowledged: leave.
     Exit,
+    /// A frame as it arrived, before anything else it causes (only with
+    /// [`Mode::echo_frames`]).
+    Frame(ServerFrame),
+    /// What became of an input line; one per line, in input order.
+    Outcome(LineOutcome),
+}
+
+/// How input is read and when the session ends (the line mode flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// `--verbatim`: every line is text for the current room; no `@` or
+    /// `/` is interpreted.
+    pub verbatim: bool,
+    /// `--stay`: the end of input does not end the session; only `/quit`
+    /// or [`Session::handle_stop`] do.
+    pub stay: bool,
+    /// `--json`: report every frame ([`Action::Frame`]); errors the frames
+    /// and the outcomes already tell are not shown again as lines.
+    pub echo_frames: bool,
 }
 
 /// A reconnect being summed up: the rooms whose replay has not ended yet,
@@ -79,8 +99,12 @@ pub struct Session {
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
     input_done: bool,
+    /// Leave once every message sent is acknowledged.
+    leaving: bool,
     exited: bool,
     max_frame_bytes: usize,
+    mode: Mode,
+    ledger: Ledger,
     out: VecDeque<Action>,
 }
 
@@ -100,10 +124,35 @@ impl Session {
             oldest: BTreeMap::new(),
             fatal: None,
             input_done: false,
+            leaving: false,
             exited: false,
             max_frame_bytes,
+            mode: Mode::default(),
+            ledger: Ledger::new(),
             out: VecDeque::new(),
         }
+    }
+
+    /// Read input and end as `mode` says (call before anything else).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    /// Input lines read so far.
+    pub fn lines_read(&self) -> u64 {
+        self.ledger.lines()
+    }
+
+    /// Input lines reported refused, or unanswered when the session stopped.
+    pub fn lines_failed(&self) -> u64 {
+        self.ledger.failures()
+    }
+
+    /// Whether the session is leaving although [`Mode::stay`] would keep
+    /// it (a [`handle_stop`](Session::handle_stop), or `/quit`): one more
+    /// signal should leave at once.
+    pub fn stopping(&self) -> bool {
+        self.leaving && self.mode.stay
     }
 
     /// The nickname (as the server spells it, once joined).
@@ -157,17 +206,23 @@ impl Session {
                 self.fatal = Some((*code, message.clone()));
             }
         }
+        if self.mode.echo_frames {
+            self.out.push_back(Action::Frame(frame.clone()));
+        }
+        self.ledger.note(&frame);
         self.client.handle_frame(now, frame);
+        let client = &self.client;
+        self.ledger.settle(|id| client.is_unacknowledged(id));
         self.pump();
     }
 
     /// A frame arrived that could not be parsed (from a newer server?);
     /// the framing is still in sync, so say so and carry on.
     pub fn handle_bad_frame(&mut self, why: &str) {
-        self.error(
-            "bad_frame",
-            format!("ignored a frame from the server: {why}"),
-        );
+        self.print(Line::Error {
+            code: "bad_frame".into(),
+            message: format!("ignored a frame from the server: {why}"),
+        });
     }
 
     /// When to call [`handle_timeout`](Session::handle_timeout), on the
@@ -182,17 +237,60 @@ impl Session {
         self.pump();
     }
 
-    /// The user typed `line`.
+    /// The user typed `line`. Its outcome follows as an
+    /// [`Action::Outcome`], after those of the lines before it.
     pub fn handle_line(&mut self, line: &str) {
-        self.handle_command(parse_line(line));
+        if self.input_done {
+            // Read after /quit or a signal (while reconnecting): not acted on.
+            self.ledger.skip();
+        } else {
+            let cmd = if self.mode.verbatim {
+                verbatim_line(line)
+            } else {
+                parse_line(line)
+            };
+            let kind = line_kind(&cmd);
+            self.ledger.begin();
+            self.command(cmd);
+            self.ledger.end(kind);
+        }
+        self.pump();
     }
 
     /// Stdin ended or the user typed `/quit`: leave once every message
     /// sent has been acknowledged, across reconnects, so nothing typed is
-    /// lost.
+    /// lost. With [`Mode::stay`], the end of input only stops reading it.
     pub fn handle_input_end(&mut self) {
+        if self.mode.stay && !self.input_done {
+            self.info("end of input; staying connected until SIGINT or SIGTERM".into());
+        }
         self.input_done = true;
+        if !self.mode.stay {
+            self.leaving = true;
+        }
         self.pump();
+    }
+
+    /// Asked to stop (a signal, with `--stay`): read no more input, and
+    /// leave once every message sent has been acknowledged.
+    pub fn handle_stop(&mut self) {
+        self.input_done = true;
+        self.leaving = true;
+        match self.client.unacknowledged() {
+            0 => {}
+            n => self.info(format!(
+                "leaving once the server has answered {}; signal again to leave at once",
+                plural(n, "more message")
+            )),
+        }
+        self.pump();
+    }
+
+    /// The shell is stopping before every message was answered: report
+    /// the lines still waiting as unconfirmed.
+    pub fn abandon_lines(&mut self) {
+        self.ledger.abandon();
+        self.drain_outcomes();
     }
 
     /// The next thing to do.
@@ -200,11 +298,8 @@ impl Session {
         self.out.pop_front()
     }
 
-    /// The user typed a line that parsed to `cmd`.
-    pub fn handle_command(&mut self, cmd: Command) {
-        if self.input_done {
-            return;
-        }
+    /// Act on a line that parsed to `cmd`.
+    fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Send { to, text } => self.send(to, text),
             Command::Join(room) => self.join(room),
@@ -233,11 +328,13 @@ impl Session {
                     self.info((*line).to_owned());
                 }
             }
-            Command::Quit => self.input_done = true,
+            Command::Quit => {
+                self.input_done = true;
+                self.leaving = true;
+            }
             Command::Nothing => {}
             Command::Invalid(why) => self.error("input", why),
         }
-        self.pump();
     }
 
     fn send(&mut self, to: Vec<String>, text: String) {
@@ -254,7 +351,8 @@ impl Session {
         );
         match chatproto::encode(&frame, self.max_frame_bytes) {
             Ok(_) => {
-                self.client.send_msg(&room, to, text);
+                let id = self.client.send_msg(&room, to, text);
+                self.ledger.sent(id, room);
             }
             Err(e) => self.error("msg_too_large", format!("not sent: {e}")),
         }
@@ -342,9 +440,16 @@ impl Session {
                 _ => {}
             }
         }
-        if self.input_done && !self.exited && self.client.unacknowledged() == 0 {
+        self.drain_outcomes();
+        if self.leaving && !self.exited && self.client.unacknowledged() == 0 {
             self.exited = true;
             self.out.push_back(Action::Exit);
+        }
+    }
+
+    fn drain_outcomes(&mut self) {
+        while let Some(outcome) = self.ledger.poll() {
+            self.out.push_back(Action::Outcome(outcome));
         }
     }
 
@@ -469,7 +574,13 @@ impl Session {
                 room,
                 ..
             } => {
-                self.error(code.as_str(), message);
+                // With the frames shown, this error is one of them.
+                if !self.mode.echo_frames {
+                    self.print(Line::Error {
+                        code: code.as_str().to_owned(),
+                        message,
+                    });
+                }
                 // The core gives up a room the server would not let us in.
                 if let Some(room) = room {
                     if !self.client.rooms().any(|r| r == room) {
@@ -528,11 +639,32 @@ impl Session {
         self.print(Line::Info(text));
     }
 
+    /// The line being handled fails: its outcome says why (and, unless
+    /// the outcomes are the output, a line shows it).
     fn error(&mut self, code: &str, message: String) {
-        self.print(Line::Error {
-            code: code.to_owned(),
-            message,
-        });
+        self.ledger.fail(code, &message);
+        if !self.mode.echo_frames {
+            self.print(Line::Error {
+                code: code.to_owned(),
+                message,
+            });
+        }
+    }
+}
+
+/// What kind of line `cmd` came from, for its outcome.
+fn line_kind(cmd: &Command) -> LineKind {
+    match cmd {
+        Command::Send { .. } => LineKind::Message,
+        Command::Join(_) => LineKind::Command("join"),
+        Command::Part(_) => LineKind::Command("part"),
+        Command::Rooms => LineKind::Command("rooms"),
+        Command::Who => LineKind::Command("who"),
+        Command::History(_) => LineKind::Command("history"),
+        Command::Help => LineKind::Command("help"),
+        Command::Quit => LineKind::Command("quit"),
+        Command::Nothing => LineKind::Blank,
+        Command::Invalid(_) => LineKind::Command("invalid"),
     }
 }
 
@@ -562,6 +694,7 @@ fn names(online: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::OutcomeKind;
     use crate::render::{render, Style};
     use chatproto::{PresenceStatus, RoomInfo};
 
@@ -571,6 +704,7 @@ mod tests {
     struct Out {
         sent: Vec<ClientFrame>,
         lines: Vec<String>,
+        outcomes: Vec<LineOutcome>,
         other: Vec<Action>,
     }
 
@@ -580,6 +714,7 @@ mod tests {
             match a {
                 Action::Send(f) => out.sent.push(f),
                 Action::Print(l) => out.lines.push(render(&l, Style::default(), None)),
+                Action::Outcome(o) => out.outcomes.push(o),
                 other => out.other.push(other),
             }
         }
@@ -1065,5 +1200,205 @@ mod tests {
         assert_eq!(out.lines.len(), 1);
         assert!(out.lines[0].starts_with("! msg_too_large: not sent"));
         assert_eq!(s.unacknowledged(), 0);
+    }
+
+    /// The outcomes as `(line, short description)`, for comparing.
+    fn outcomes(out: &Out) -> Vec<(u64, String)> {
+        out.outcomes
+            .iter()
+            .map(|o| {
+                let what = match &o.kind {
+                    OutcomeKind::Sent { room, seq, .. } => format!("sent {room} {seq:?}"),
+                    OutcomeKind::Refused { id, code, .. } => {
+                        format!(
+                            "refused {code} {}",
+                            if id.is_some() { "server" } else { "local" }
+                        )
+                    }
+                    OutcomeKind::Done { command } => format!("done {command}"),
+                    OutcomeKind::Skipped => "skipped".to_owned(),
+                    OutcomeKind::Unconfirmed { room, .. } => format!("unconfirmed {room}"),
+                };
+                (o.line, what)
+            })
+            .collect()
+    }
+
+    fn error_for(id: &str, code: ErrorCode, seq: Option<u64>) -> ServerFrame {
+        ServerFrame::Error {
+            code,
+            message: format!("{} for {id}", code.as_str()),
+            id: Some(id.into()),
+            room: Some("lobby".into()),
+            seq,
+        }
+    }
+
+    #[test]
+    fn every_line_gets_one_outcome_in_input_order() {
+        let mut s = joined(&["lobby"]);
+        let id1 = the_id(&line(&mut s, "first").sent);
+        // Known at once, but reported after line 1's.
+        let out = line(&mut s, "/who");
+        assert!(out.outcomes.is_empty(), "{:?}", out.outcomes);
+        line(&mut s, "   ");
+        line(&mut s, "/nope");
+        let id5 = the_id(&line(&mut s, "@zed hi").sent);
+        let out = line(&mut s, &"x".repeat(70_000));
+        assert!(out.sent.is_empty());
+        let id7 = the_id(&line(&mut s, "last").sent);
+        assert_eq!(s.unacknowledged(), 3);
+        // Answers out of order: line 5 is refused before line 1 is echoed.
+        let out = frame(&mut s, error_for(&id5, ErrorCode::UnknownNick, None));
+        assert!(out.outcomes.is_empty());
+        let out = frame(&mut s, echo("lobby", 2, "alice", "first", &id1));
+        assert_eq!(
+            outcomes(&out),
+            [
+                (1, "sent lobby Some(2)".to_owned()),
+                (2, "done who".to_owned()),
+                (3, "skipped".to_owned()),
+                (4, "refused input local".to_owned()),
+                (5, "refused unknown_nick server".to_owned()),
+                (6, "refused msg_too_large local".to_owned()),
+            ]
+        );
+        s.handle_input_end();
+        let out = drain(&mut s);
+        assert!(
+            out.other.is_empty(),
+            "line 7 is unanswered: {:?}",
+            out.other
+        );
+        let out = frame(&mut s, echo("lobby", 3, "alice", "last", &id7));
+        assert_eq!(outcomes(&out), [(7, "sent lobby Some(3)".to_owned())]);
+        assert_eq!(out.other, [Action::Exit], "the outcomes come before Exit");
+        assert_eq!((s.lines_read(), s.lines_failed()), (7, 3));
+    }
+
+    #[test]
+    fn a_resend_answered_as_a_duplicate_or_matched_in_a_replay_was_sent() {
+        // Resumed: the server knows the id and says duplicate, with the seq.
+        let mut s = joined(&["lobby"]);
+        let id = the_id(&line(&mut s, "a1").sent);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let out = frame(&mut s, error_for(&id, ErrorCode::Duplicate, Some(4)));
+        assert_eq!(outcomes(&out), [(1, "sent lobby Some(4)".to_owned())]);
+        assert!(out.lines.is_empty());
+
+        // A fresh session: the replay's copy, without our id, is matched
+        // by its content.
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "a1");
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 5, &["alice"], true));
+        let mut copy = replayed(msg("lobby", 5, "alice", &[], "a1"), None);
+        if let ServerFrame::Msg { id, .. } = &mut copy {
+            *id = None;
+        }
+        let out = frame(&mut s, copy);
+        assert_eq!(outcomes(&out), [(1, "sent lobby Some(5)".to_owned())]);
+        assert_eq!(s.unacknowledged(), 0);
+    }
+
+    #[test]
+    fn json_mode_reports_frames_and_leaves_errors_to_them() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            echo_frames: true,
+            ..Mode::default()
+        });
+        let id = the_id(&line(&mut s, "@zed hi").sent);
+        let err = error_for(&id, ErrorCode::UnknownNick, None);
+        let out = frame(&mut s, err.clone());
+        assert_eq!(out.other, [Action::Frame(err)]);
+        assert!(out.lines.is_empty(), "the frame says it: {:?}", out.lines);
+        assert_eq!(
+            outcomes(&out),
+            [(1, "refused unknown_nick server".to_owned())]
+        );
+        let out = line(&mut s, "/nope");
+        assert!(out.lines.is_empty(), "the outcome says it: {:?}", out.lines);
+        assert_eq!(outcomes(&out), [(2, "refused input local".to_owned())]);
+        let out = line(&mut s, "/who");
+        assert_eq!(out.lines, ["* online (1): alice"]);
+    }
+
+    #[test]
+    fn stay_outlives_the_input_until_stopped() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            stay: true,
+            ..Mode::default()
+        });
+        let id = the_id(&line(&mut s, "hi").sent);
+        s.handle_input_end();
+        let out = frame(&mut s, echo("lobby", 2, "alice", "hi", &id));
+        assert_eq!(outcomes(&out), [(1, "sent lobby Some(2)".to_owned())]);
+        assert!(out.other.is_empty(), "still here: {:?}", out.other);
+        assert_eq!(
+            frame(&mut s, msg("lobby", 3, "bob", &[], "later")).lines,
+            ["bob: later"]
+        );
+        assert!(!s.stopping());
+        s.handle_stop();
+        assert!(s.stopping());
+        assert_eq!(drain(&mut s).other, [Action::Exit]);
+        assert_eq!(s.lines_failed(), 0);
+    }
+
+    #[test]
+    fn lines_unanswered_at_the_end_are_unconfirmed() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "one");
+        line(&mut s, "/who");
+        s.abandon_lines();
+        let out = drain(&mut s);
+        assert_eq!(
+            outcomes(&out),
+            [
+                (1, "unconfirmed lobby".to_owned()),
+                (2, "done who".to_owned())
+            ]
+        );
+        assert_eq!(s.lines_failed(), 1);
+    }
+
+    #[test]
+    fn verbatim_sends_every_line_as_text() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            verbatim: true,
+            ..Mode::default()
+        });
+        for text in ["@bob hi", "/quit", "//x"] {
+            let out = line(&mut s, text);
+            assert!(
+                matches!(
+                    &out.sent[..],
+                    [ClientFrame::Msg { to, text: t, .. }] if to.is_empty() && t == text
+                ),
+                "{text}: {:?}",
+                out.sent
+            );
+        }
+        assert!(!s.input_done(), "/quit was text");
+        let out = line(&mut s, "");
+        assert!(out.sent.is_empty());
+    }
+
+    #[test]
+    fn lines_after_quit_are_skipped() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/quit");
+        assert_eq!(outcomes(&out), [(1, "done quit".to_owned())]);
+        assert_eq!(out.other, [Action::Exit]);
+        let out = line(&mut s, "late");
+        assert!(out.sent.is_empty());
+        assert_eq!(outcomes(&out), [(2, "skipped".to_owned())]);
     }
 }

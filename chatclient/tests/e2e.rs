@@ -103,8 +103,13 @@ fn seed_scenario_with_four_clients() {
     for line in &bittu.seen {
         assert!(!line.contains(" -> "), "bittu saw a private line: {line}");
     }
-    let (status, _, _) = bittu.wait_exit(WAIT);
-    assert!(status.success(), "bittu: {status}");
+    // One of bittu's lines was refused: exit code 8, and stderr says which.
+    let (status, stderr, _) = bittu.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(8), "bittu: {status} {stderr}");
+    assert!(
+        stderr.starts_with("chatclient: line 1 refused: unknown_nick: "),
+        "{stderr}"
+    );
 
     for i in 0..clients.len() {
         for j in i + 1..clients.len() {

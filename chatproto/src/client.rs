@@ -237,6 +237,14 @@ impl Client {
         self.pending.len()
     }
 
+    /// Whether the message [`send_msg`](Client::send_msg) returned `id`
+    /// for is still waiting for the server's answer. Once it is not, the
+    /// frame just handled answered it: its echo (live, replayed or, after a
+    /// fresh session, recognised by its content) or an error carrying `id`.
+    pub fn is_unacknowledged(&self, id: &str) -> bool {
+        self.pending.iter().any(|p| p.id == id)
+    }
+
     /// A connection is open: join (resuming the session if there was one).
     pub fn handle_connected(&mut self, now: u64) {
         self.phase = Phase::Joining;

@@ -179,8 +179,10 @@ fn join_enter_and_talk_in_two_rooms() {
     assert_eq!(net.peers[a].core.roster("rust"), vec!["alice", "bob"]);
     let id = net.peers[a].core.send_msg("rust", vec![], "hello rust");
     assert_eq!(net.peers[a].core.unacknowledged(), 1);
+    assert!(net.peers[a].core.is_unacknowledged(&id));
     net.pump();
     assert_eq!(net.peers[a].core.unacknowledged(), 0, "{id} acknowledged");
+    assert!(!net.peers[a].core.is_unacknowledged(&id));
     assert_eq!(texts(&net.shown(b), "alice"), vec!["hello rust"]);
     let mine = net.peers[a].events.iter().any(
         |e| matches!(e, ClientEvent::Message { mine: true, text, .. } if text == "hello rust"),

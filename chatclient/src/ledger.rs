@@ -1,0 +1,372 @@
+//! What became of each input line, reported in the order the lines came,
+//! so that a program feeding the client can match line N to its outcome.
+//! No I/O: the [`Session`](crate::session::Session) records here what a
+//! line did and what the server answered, and drains the outcomes.
+//!
+//! A message is answered when the server echoes it (delivered: its room
+//! and seq) or refuses it (an `error` carrying its id); a line the client
+//! acts on by itself (a command, a blank line, a line it refuses) has its
+//! outcome at once, but it is reported only after every earlier line's.
+
+use std::collections::{HashMap, VecDeque};
+
+use chatproto::{escape_control, ErrorCode, ServerFrame, LOBBY};
+
+/// What became of one input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOutcome {
+    /// The line's number, counting from 1 every line read from input.
+    pub line: u64,
+    /// What happened to it.
+    pub kind: OutcomeKind,
+}
+
+/// What happened to a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// A message the server delivered: it echoed it as `seq` of `room`
+    /// (`seq` is `None` only if the answer did not say).
+    Sent {
+        /// The message's id.
+        id: String,
+        /// The room it went to.
+        room: String,
+        /// Its seq there.
+        seq: Option<u64>,
+    },
+    /// Refused, by the server (`id` set: an `error` answered the message)
+    /// or by the client (an invalid command, a message too large, no room).
+    Refused {
+        /// The message's id, when it was sent.
+        id: Option<String>,
+        /// The error code, e.g. `unknown_nick`, or `input` for a line the
+        /// client could not act on.
+        code: String,
+        /// What happened, for a human.
+        message: String,
+    },
+    /// A command the client carried out (`join`, `who`, ...).
+    Done {
+        /// The command's name.
+        command: &'static str,
+    },
+    /// Nothing to do: a blank line, or one read after `/quit` (or after a
+    /// signal asked the client to leave).
+    Skipped,
+    /// The client stopped before the server answered this message: it may
+    /// or may not have been delivered.
+    Unconfirmed {
+        /// The message's id.
+        id: String,
+        /// The room it was sent to.
+        room: String,
+    },
+}
+
+impl LineOutcome {
+    /// Whether the line did not get what it asked for.
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.kind,
+            OutcomeKind::Refused { .. } | OutcomeKind::Unconfirmed { .. }
+        )
+    }
+
+    /// The stderr line for a refused line (without the `chatclient: `);
+    /// `None` for the others.
+    pub fn refusal(&self) -> Option<String> {
+        match &self.kind {
+            OutcomeKind::Refused { code, message, .. } => Some(format!(
+                "line {} refused: {}: {}",
+                self.line,
+                escape_control(code),
+                escape_control(message)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of line was just handled, for the outcome of a line that
+/// neither sent a message nor failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A message (it either went out or failed).
+    Message,
+    /// A command, by name.
+    Command(&'static str),
+    /// A blank line.
+    Blank,
+}
+
+/// One line whose outcome is not reported yet.
+#[derive(Debug)]
+enum Entry {
+    /// Sent; waiting for the server.
+    Waiting { id: String, room: String },
+    /// Known, waiting only for the lines before it.
+    Ready(OutcomeKind),
+}
+
+/// What the line being handled did so far.
+#[derive(Debug, Default)]
+struct Open {
+    sent: Option<(String, String)>,
+    failed: Option<(String, String)>,
+}
+
+/// The answer a frame carries for one message id.
+#[derive(Debug)]
+enum Answer {
+    Echo {
+        room: String,
+        seq: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        room: Option<String>,
+        seq: Option<u64>,
+    },
+}
+
+/// Every input line's outcome, in input order. See the [module docs](self).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Lines begun so far.
+    lines: u64,
+    /// Outcomes not reported yet; the first is line `first`.
+    entries: VecDeque<Entry>,
+    first: u64,
+    /// Message ids waiting for the server, and their lines.
+    waiting: HashMap<String, u64>,
+    open: Option<Open>,
+    /// Answers in the frame being handled, by id.
+    answers: Vec<(String, Answer)>,
+    /// The room and seq of the `msg` frame being handled.
+    last_msg: Option<(String, u64)>,
+    /// Failed lines reported so far.
+    failures: u64,
+}
+
+impl Ledger {
+    /// An empty ledger: the first line will be line 1.
+    pub fn new() -> Ledger {
+        Ledger {
+            first: 1,
+            ..Ledger::default()
+        }
+    }
+
+    /// Lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Lines reported refused, or unanswered when the client stopped.
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    /// A line is being handled: what it does is recorded until [`end`](Ledger::end).
+    pub fn begin(&mut self) {
+        self.open = Some(Open::default());
+    }
+
+    /// The open line sent message `id` to `room`.
+    pub fn sent(&mut self, id: String, room: String) {
+        if let Some(open) = &mut self.open {
+            open.sent = Some((id, room));
+        }
+    }
+
+    /// The open line failed (the first failure counts). Nothing happens
+    /// when no line is open: the failure is not a line's.
+    pub fn fail(&mut self, code: &str, message: &str) {
+        if let Some(open) = &mut self.open {
+            open.failed
+                .get_or_insert_with(|| (code.to_owned(), message.to_owned()));
+        }
+    }
+
+    /// The open line has been handled.
+    pub fn end(&mut self, kind: LineKind) {
+        let open = self.open.take().unwrap_or_default();
+        self.lines += 1;
+        let line = self.lines;
+        let entry = match (open.failed, open.sent) {
+            (Some((code, message)), _) => Entry::Ready(OutcomeKind::Refused {
+                id: None,
+                code,
+                message,
+            }),
+            (None, Some((id, room))) => {
+                self.waiting.insert(id.clone(), line);
+                Entry::Waiting { id, room }
+            }
+            (None, None) => Entry::Ready(match kind {
+                LineKind::Command(command) => OutcomeKind::Done { command },
+                LineKind::Message | LineKind::Blank => OutcomeKind::Skipped,
+            }),
+        };
+        self.entries.push_back(entry);
+    }
+
+    /// A line read that will not be acted on (it came after `/quit`, or
+    /// after a signal).
+    pub fn skip(&mut self) {
+        self.begin();
+        self.end(LineKind::Blank);
+    }
+
+    /// A frame is about to be handled: keep what it answers.
+    pub fn note(&mut self, frame: &ServerFrame) {
+        self.answers.clear();
+        self.last_msg = None;
+        if self.waiting.is_empty() {
+            return;
+        }
+        match frame {
+            ServerFrame::Msg { room, seq, id, .. } => {
+                let room = room.clone().unwrap_or_else(|| LOBBY.to_owned());
+                if let Some(id) = id {
+                    self.answers.push((
+                        id.clone(),
+                        Answer::Echo {
+                            room: room.clone(),
+                            seq: *seq,
+                        },
+                    ));
+                }
+                self.last_msg = Some((room, *seq));
+            }
+            ServerFrame::History { events, .. } => {
+                for e in events {
+                    if let ServerFrame::Msg {
+                        room,
+                        seq,
+                        id: Some(id),
+                        ..
+                    } = e
+                    {
+                        let room = room.clone().unwrap_or_else(|| LOBBY.to_owned());
+                        self.answers
+                            .push((id.clone(), Answer::Echo { room, seq: *seq }));
+                    }
+                }
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                id: Some(id),
+                room,
+                seq,
+            } => self.answers.push((
+                id.clone(),
+                Answer::Error {
+                    code: *code,
+                    message: message.clone(),
+                    room: room.clone(),
+                    seq: *seq,
+                },
+            )),
+            _ => {}
+        }
+    }
+
+    /// The frame [`note`](Ledger::note)d has been handled: every message
+    /// the protocol core no longer waits for was answered by it.
+    pub fn settle(&mut self, still_waiting: impl Fn(&str) -> bool) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let done: Vec<(String, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(id, _)| !still_waiting(id))
+            .map(|(id, line)| (id.clone(), *line))
+            .collect();
+        for (id, line) in done {
+            self.waiting.remove(&id);
+            let index = (line - self.first) as usize;
+            let Some(Entry::Waiting { room, .. }) = self.entries.get(index) else {
+                continue;
+            };
+            let room = room.clone();
+            let answer = self
+                .answers
+                .iter()
+                .position(|(a, _)| *a == id)
+                .map(|i| self.answers.swap_remove(i).1);
+            let kind = match answer {
+                Some(Answer::Echo { room, seq }) => OutcomeKind::Sent {
+                    id,
+                    room,
+                    seq: Some(seq),
+                },
+                // Delivered before a reconnect; the error names its seq.
+                Some(Answer::Error {
+                    code: ErrorCode::Duplicate,
+                    room: r,
+                    seq,
+                    ..
+                }) => OutcomeKind::Sent {
+                    id,
+                    room: r.unwrap_or(room),
+                    seq,
+                },
+                Some(Answer::Error { code, message, .. }) => OutcomeKind::Refused {
+                    id: Some(id),
+                    code: code.as_str().to_owned(),
+                    message,
+                },
+                // Recognised by its content in a replay (a fresh session
+                // after a reconnect): this frame is its copy.
+                None => match self.last_msg.clone() {
+                    Some((room, seq)) => OutcomeKind::Sent {
+                        id,
+                        room,
+                        seq: Some(seq),
+                    },
+                    None => OutcomeKind::Sent {
+                        id,
+                        room,
+                        seq: None,
+                    },
+                },
+            };
+            self.entries[index] = Entry::Ready(kind);
+        }
+    }
+
+    /// The client is stopping: every message still waiting is unconfirmed.
+    pub fn abandon(&mut self) {
+        for entry in &mut self.entries {
+            if let Entry::Waiting { id, room } = entry {
+                let kind = OutcomeKind::Unconfirmed {
+                    id: std::mem::take(id),
+                    room: std::mem::take(room),
+                };
+                *entry = Entry::Ready(kind);
+            }
+        }
+        self.waiting.clear();
+    }
+
+    /// The next outcome to report, in line order.
+    pub fn poll(&mut self) -> Option<LineOutcome> {
+        if !matches!(self.entries.front(), Some(Entry::Ready(_))) {
+            return None;
+        }
+        let Some(Entry::Ready(kind)) = self.entries.pop_front() else {
+            return None;
+        };
+        let line = self.first;
+        self.first += 1;
+        let outcome = LineOutcome { line, kind };
+        if outcome.failed() {
+            self.failures += 1;
+        }
+        Some(outcome)
+    }
+}
