@@ -259,7 +259,13 @@ impl Hub {
                 _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
             };
             match turn {
-                Turn::Inputs(0) => return,
+                Turn::Inputs(0) => {
+                    // Every connection is gone: store what is stamped and
+                    // close the database cleanly.
+                    let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
+                    self.close_store();
+                    return;
+                }
                 Turn::Inputs(n) => {
                     if n < BATCH {
                         // Let the connections that are ready run first, so

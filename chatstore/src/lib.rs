@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ use chatproto::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
@@ -302,6 +303,27 @@ impl Store {
                  );",
             )?;
         }
+        if from < 3 {
+            // v3: a message's recipients in its own row (their sessions as
+            // ",12,45," to look one up, their nicks one per line), not a
+            // row each in a table of their own: a private message is one
+            // insert, not two.
+            tx.execute_batch(
+                "ALTER TABLE events ADD COLUMN to_sessions TEXT;
+                 ALTER TABLE events ADD COLUMN to_nicks TEXT;
+                 UPDATE events SET
+                     to_sessions = (SELECT ',' || group_concat(session, ',') || ','
+                                    FROM (SELECT session FROM recipients r
+                                          WHERE r.room = events.room AND r.seq = events.seq
+                                          ORDER BY position)),
+                     to_nicks = (SELECT group_concat(nick, char(10))
+                                 FROM (SELECT nick FROM recipients r
+                                       WHERE r.room = events.room AND r.seq = events.seq
+                                       ORDER BY position))
+                 WHERE NOT to_all;
+                 DROP TABLE recipients;",
+            )?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -378,14 +400,14 @@ impl Store {
         Ok(out)
     }
 
-    /// One more than the highest session id the store names anywhere: no
-    /// new session may take an id below it (it could read an old one's
-    /// private messages).
+    /// One more than the highest session id the store names: no new
+    /// session may take an id below it (it could read an old one's private
+    /// messages). Senders are counted; recipients need not be: each had a
+    /// session record, and retention keeps the newest records.
     pub fn next_session(&self) -> Result<u64, StoreError> {
         let max: Option<i64> = self.db.query_row(
             "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
-                                 UNION ALL SELECT max(session) FROM events
-                                 UNION ALL SELECT max(session) FROM recipients)",
+                                 UNION ALL SELECT max(session) FROM events)",
             [],
             |r| r.get(0),
         )?;
@@ -424,29 +446,14 @@ impl Store {
             Order::NewestFirst(n) => ("DESC", n.min(i64::MAX as usize) as i64),
         };
         let mut st = self.db.prepare_cached(&format!(
-            "SELECT seq, ts, session, nick, text, msg_id, to_all FROM events
+            "SELECT seq, ts, session, nick, text, msg_id, to_sessions, to_nicks FROM events
              WHERE room = ?1 AND kind = 1 AND seq > ?2 ORDER BY seq {dir} LIMIT ?3"
         ))?;
         let since = since.min(i64::MAX as u64) as i64;
         let mut rows = st.query(params![room, since, limit])?;
         let room_name: Arc<str> = Arc::from(room);
         while let Some(r) = rows.next()? {
-            let seq = r.get::<_, i64>(0)? as u64;
-            let to_all: bool = r.get(6)?;
-            let to = if to_all {
-                Vec::new()
-            } else {
-                self.recipients(room, seq)?
-            };
-            let body = EventBody::Msg {
-                from: SessionId(r.get::<_, i64>(2)? as u64),
-                nick: r.get::<_, String>(3)?.into(),
-                to,
-                text: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                id: r.get(5)?,
-            };
-            let ts = r.get::<_, i64>(1)? as u64;
-            each(Event::new(Arc::clone(&room_name), seq, ts, body));
+            each(msg_row(r, &room_name)?);
         }
         Ok(())
     }
@@ -506,62 +513,26 @@ impl Store {
         let before = before.min(i64::MAX as u64) as i64;
         let after = after.min(i64::MAX as u64) as i64;
         let mut st = self.db.prepare_cached(
-            "SELECT seq, ts, session, nick, text, msg_id, to_all FROM events
+            "SELECT seq, ts, session, nick, text, msg_id, to_sessions, to_nicks FROM events
              WHERE room = ?1 AND kind = 1 AND seq < ?2 AND seq > ?5
-               AND (to_all OR session = ?3 OR EXISTS (
-                    SELECT 1 FROM recipients r
-                    WHERE r.room = events.room AND r.seq = events.seq AND r.session = ?3))
+               AND (to_all OR session = ?3 OR instr(to_sessions, ?6) > 0)
              ORDER BY seq DESC LIMIT ?4",
         )?;
         let want = limit as i64 + 1;
-        let rows = st.query_map(params![room, before, session.0 as i64, want, after], |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, i64>(1)? as u64,
-                SessionId(r.get::<_, i64>(2)? as u64),
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, bool>(6)?,
-            ))
-        })?;
-        let mut found = Vec::new();
-        for row in rows {
-            found.push(row?);
-        }
-        let more = found.len() > limit;
-        found.truncate(limit);
+        let me = format!(",{},", session.0);
         let room_name: Arc<str> = Arc::from(room);
-        let mut page = Vec::with_capacity(found.len());
-        for (seq, ts, from, nick, text, id, to_all) in found.into_iter().rev() {
-            let to = if to_all {
-                Vec::new()
-            } else {
-                self.recipients(room, seq)?
-            };
-            let body = EventBody::Msg {
-                from,
-                nick: nick.into(),
-                to,
-                text,
-                id,
-            };
-            page.push(Event::new(Arc::clone(&room_name), seq, ts, body));
-        }
-        Ok((page, more))
-    }
-
-    fn recipients(&self, room: &str, seq: u64) -> Result<Vec<Recipient>, StoreError> {
-        let mut st = self.db.prepare_cached(
-            "SELECT session, nick FROM recipients WHERE room = ?1 AND seq = ?2 ORDER BY position",
+        let rows = st.query_map(
+            params![room, before, session.0 as i64, want, after, me],
+            |r| msg_row(r, &room_name),
         )?;
-        let rows = st.query_map(params![room, seq as i64], |r| {
-            Ok(Recipient::new(
-                SessionId(r.get::<_, i64>(0)? as u64),
-                r.get::<_, String>(1)?,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut page = Vec::new();
+        for row in rows {
+            page.push(row?);
+        }
+        let more = page.len() > limit;
+        page.truncate(limit);
+        page.reverse();
+        Ok((page, more))
     }
 
     /// Retention, in bounded steps: delete at most `batch` events older
@@ -598,11 +569,8 @@ impl Store {
                 victims.push(row?);
             }
             let mut del = tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND seq = ?2")?;
-            let mut del_to =
-                tx.prepare_cached("DELETE FROM recipients WHERE room = ?1 AND seq = ?2")?;
             for (room, seq) in &victims {
                 del.execute(params![room, seq])?;
-                del_to.execute(params![room, seq])?;
             }
         }
         tx.commit()?;
@@ -618,18 +586,23 @@ enum Order {
 
 /// Write `records` inside `tx`.
 fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), StoreError> {
-    let mut room =
-        tx.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE name = ?1")?;
     let mut event = tx.prepare_cached(
-        "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all,
+                             to_sessions, to_nicks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
-    let mut recipient = tx.prepare_cached(
-        "INSERT INTO recipients (room, seq, position, session, nick) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    // Each room's last seq, written once per batch (events of a room come
+    // in seq order).
+    let mut last: Vec<(&str, u64)> = Vec::new();
+    let mut to_sessions = String::new();
+    let mut to_nicks = String::new();
     for record in records {
         match record {
-            Record::Room { name, epoch } => begin_room(tx, name, epoch)?,
+            Record::Room { name, epoch } => {
+                // A room begun again in this batch drops what came before.
+                last.retain(|(r, _)| **r != **name);
+                begin_room(tx, name, epoch)?
+            }
             Record::Session { id, nick, token } => {
                 tx.prepare_cached(
                     "INSERT INTO sessions (id, nick, token_hash) VALUES (?1, ?2, ?3)
@@ -639,8 +612,9 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
             }
             Record::Event(e) => {
                 let room_name: &str = &e.room;
-                if room.execute(params![room_name, e.seq as i64])? == 0 {
-                    return Err(StoreError::UnknownRoom(room_name.to_owned()));
+                match last.iter_mut().find(|(r, _)| *r == room_name) {
+                    Some((_, seq)) => *seq = (*seq).max(e.seq),
+                    None => last.push((room_name, e.seq)),
                 }
                 let (kind, session, nick, online, text, id, to): (
                     _,
@@ -673,6 +647,20 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                     } => (KIND_MSG, *from, nick, None, Some(text), id.as_ref(), to),
                     _ => continue,
                 };
+                to_sessions.clear();
+                to_nicks.clear();
+                if !to.is_empty() {
+                    to_sessions.push(',');
+                    for (i, r) in to.iter().enumerate() {
+                        let _ = write!(to_sessions, "{},", r.session.0);
+                        if i > 0 {
+                            to_nicks.push('\n');
+                        }
+                        // A nickname holds no control character, so no newline.
+                        to_nicks.push_str(&r.nick);
+                    }
+                }
+                let none = to.is_empty();
                 event.execute(params![
                     room_name,
                     e.seq as i64,
@@ -683,22 +671,48 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                     online,
                     text,
                     id,
-                    to.is_empty()
+                    none,
+                    (!none).then_some(to_sessions.as_str()),
+                    (!none).then_some(to_nicks.as_str())
                 ])?;
-                for (i, r) in to.iter().enumerate() {
-                    recipient.execute(params![
-                        room_name,
-                        e.seq as i64,
-                        i as i64,
-                        r.session.0 as i64,
-                        &*r.nick
-                    ])?;
-                }
             }
             _ => {}
         }
     }
+    let mut room =
+        tx.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE name = ?1")?;
+    for (name, seq) in last {
+        if room.execute(params![name, seq as i64])? == 0 {
+            return Err(StoreError::UnknownRoom(name.to_owned()));
+        }
+    }
     Ok(())
+}
+
+/// A message row (seq, ts, session, nick, text, msg_id, to_sessions,
+/// to_nicks) as the event it stored.
+fn msg_row(r: &rusqlite::Row<'_>, room: &Arc<str>) -> rusqlite::Result<Event> {
+    let seq = r.get::<_, i64>(0)? as u64;
+    let ts = r.get::<_, i64>(1)? as u64;
+    let sessions: Option<String> = r.get(6)?;
+    let nicks: Option<String> = r.get(7)?;
+    let to = match (sessions, nicks) {
+        (Some(sessions), Some(nicks)) => sessions
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .zip(nicks.split('\n'))
+            .map(|(s, n)| Recipient::new(SessionId(s.parse().unwrap_or(u64::MAX)), n))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let body = EventBody::Msg {
+        from: SessionId(r.get::<_, i64>(2)? as u64),
+        nick: r.get::<_, String>(3)?.into(),
+        to,
+        text: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        id: r.get(5)?,
+    };
+    Ok(Event::new(Arc::clone(room), seq, ts, body))
 }
 
 /// A room record: new, the same epoch again (nothing to do), or a new
@@ -712,7 +726,6 @@ fn begin_room(tx: &rusqlite::Transaction<'_>, name: &str, epoch: &str) -> Result
         Some(old) if old == epoch => {}
         Some(_) => {
             tx.execute("DELETE FROM events WHERE room = ?1", params![name])?;
-            tx.execute("DELETE FROM recipients WHERE room = ?1", params![name])?;
             tx.execute(
                 "UPDATE rooms SET epoch = ?2, last_seq = 0 WHERE name = ?1",
                 params![name, epoch],

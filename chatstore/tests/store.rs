@@ -226,8 +226,8 @@ fn sessions_come_back_hashed_and_ids_are_never_given_twice() {
     store
         .append(&[session(0, "alice"), session(1, "bob"), session(2, "carol")])
         .unwrap();
-    // A private message to session 9, whose own record is gone.
-    put(&mut store, "e", &[msg("rust", 1, 1, &[9], "psst")]);
+    // A message from session 9, whose own record is gone.
+    put(&mut store, "e", &[msg("rust", 1, 9, &[2], "psst")]);
     drop(store);
     let store = open(&dir);
     let newest = store.sessions(2).unwrap();
@@ -307,18 +307,48 @@ fn a_full_store_refuses_a_batch_whole_keeps_reading_and_recovers() {
 #[test]
 fn a_version_1_database_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = open(&dir);
-        put(&mut store, "e", &[msg("rust", 1, 1, &[], "from v1")]);
-    }
-    // Make it a v1 database: no sessions table, version 1.
+    // A database as version 1 wrote it: no sessions, recipients in a
+    // table of their own.
     let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
-    db.execute_batch("DROP TABLE sessions; PRAGMA user_version = 1;")
-        .unwrap();
+    db.execute_batch(
+        "CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL,
+                             last_seq INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE events (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+                              kind INTEGER NOT NULL, session INTEGER NOT NULL,
+                              nick TEXT NOT NULL, online INTEGER, text TEXT, msg_id TEXT,
+                              to_all INTEGER NOT NULL,
+                              PRIMARY KEY (room, seq)) WITHOUT ROWID;
+         CREATE TABLE recipients (room TEXT NOT NULL, seq INTEGER NOT NULL,
+                                  position INTEGER NOT NULL, session INTEGER NOT NULL,
+                                  nick TEXT NOT NULL,
+                                  PRIMARY KEY (room, seq, position)) WITHOUT ROWID;
+         CREATE INDEX events_by_ts ON events (ts);
+         INSERT INTO rooms VALUES ('rust', 'e', 2);
+         INSERT INTO events VALUES ('rust', 1, 1, 1, 1, 'n1', NULL, 'from v1', NULL, 1);
+         INSERT INTO events VALUES ('rust', 2, 2, 1, 1, 'n1', NULL, 'psst', 'id2', 0);
+         INSERT INTO recipients VALUES ('rust', 2, 0, 3, 'n3');
+         INSERT INTO recipients VALUES ('rust', 2, 1, 4, 'n4');
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(db);
     let store = open(&dir);
-    assert_eq!(texts(&store.recent("rust", 10).unwrap()), ["from v1"]);
     assert!(store.sessions(10).unwrap().is_empty());
+    assert_eq!(
+        texts(&store.recent("rust", 10).unwrap()),
+        ["from v1", "psst"]
+    );
+    // The private message kept its recipients, in order, and who may see it.
+    let (page, _) = store.page("rust", SessionId(4), u64::MAX, 10).unwrap();
+    let EventBody::Msg { to, .. } = &page[1].body else {
+        panic!("{page:?}");
+    };
+    let to: Vec<(u64, &str)> = to.iter().map(|r| (r.session.0, &*r.nick)).collect();
+    assert_eq!(to, [(3, "n3"), (4, "n4")]);
+    assert_eq!(
+        texts(&store.page("rust", SessionId(5), u64::MAX, 10).unwrap().0),
+        ["from v1"]
+    );
 }
 
 #[test]
