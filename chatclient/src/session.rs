@@ -88,6 +88,8 @@ pub struct Session {
     /// The current room before the last `/join`, to go back to if the
     /// server refuses the new one.
     previous: Option<String>,
+    /// `/query NICK`: lines without recipients go to this nickname only.
+    query: Option<String>,
     joined_before: bool,
     resume: Option<Resume>,
     /// Rooms whose replay is arriving (from `entered` to our own presence):
@@ -118,6 +120,7 @@ impl Session {
             client: Client::new(nick, &names, id_prefix),
             current: rooms.first().map(|r| r.to_ascii_lowercase()),
             previous: None,
+            query: None,
             joined_before: false,
             resume: None,
             replaying: BTreeMap::new(),
@@ -160,12 +163,17 @@ impl Session {
         self.client.nick()
     }
 
-    /// The prompt for line editing: `alice #rust> `.
+    /// The prompt for line editing: `alice #rust> `, or `alice #rust ->
+    /// bob> ` after `/query bob`.
     pub fn prompt(&self) -> String {
         let nick = escape_control(self.client.nick());
+        let to = match &self.query {
+            Some(q) => format!(" -> {}", escape_control(q)),
+            None => String::new(),
+        };
         match &self.current {
-            Some(room) => format!("{nick} #{room}> "),
-            None => format!("{nick}> "),
+            Some(room) => format!("{nick} #{room}{to}> "),
+            None => format!("{nick}{to}> "),
         }
     }
 
@@ -328,6 +336,10 @@ impl Session {
                     self.info((*line).to_owned());
                 }
             }
+            Command::Query(nick) => self.set_query(nick),
+            Command::Clear => {
+                self.info("/clear only clears the full-screen client's message area".into());
+            }
             Command::Quit => {
                 self.input_done = true;
                 self.leaving = true;
@@ -337,10 +349,25 @@ impl Session {
         }
     }
 
-    fn send(&mut self, to: Vec<String>, text: String) {
+    fn set_query(&mut self, nick: Option<String>) {
+        match (&nick, self.query.take()) {
+            (Some(n), _) => self.info(format!(
+                "lines now go to {} only; /query alone sends to everyone again",
+                escape_control(n)
+            )),
+            (None, Some(_)) => self.info("lines go to everyone in the room again".into()),
+            (None, None) => self.info("usage: /query NICK sends every line to NICK only".into()),
+        }
+        self.query = nick;
+    }
+
+    fn send(&mut self, mut to: Vec<String>, text: String) {
         let Some(room) = self.in_a_room() else {
             return;
         };
+        if to.is_empty() {
+            to.extend(self.query.clone());
+        }
         // Refuse locally what the server would refuse for size, so a
         // pasted novel does not cost a round trip (or a resend forever).
         let frame = ClientFrame::msg_in(
@@ -662,6 +689,8 @@ fn line_kind(cmd: &Command) -> LineKind {
         Command::Who => LineKind::Command("who"),
         Command::History(_) => LineKind::Command("history"),
         Command::Help => LineKind::Command("help"),
+        Command::Query(_) => LineKind::Command("query"),
+        Command::Clear => LineKind::Command("clear"),
         Command::Quit => LineKind::Command("quit"),
         Command::Nothing => LineKind::Blank,
         Command::Invalid(_) => LineKind::Command("invalid"),
@@ -1152,6 +1181,35 @@ mod tests {
         let at = s.poll_timeout().unwrap();
         s.handle_timeout(at);
         assert_eq!(drain(&mut s).other, [Action::Dead]);
+    }
+
+    #[test]
+    fn query_sends_to_one_nick_until_ended() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/query bob");
+        assert_eq!(
+            out.lines,
+            ["* lines now go to bob only; /query alone sends to everyone again"]
+        );
+        assert_eq!(s.prompt(), "alice #lobby -> bob> ");
+        let to = |out: &Out| match &out.sent[..] {
+            [ClientFrame::Msg { to, text, .. }] => (to.clone(), text.clone()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(to(&line(&mut s, "hi")), (vec!["bob".into()], "hi".into()));
+        assert_eq!(
+            to(&line(&mut s, "/me waves")),
+            (vec!["bob".into()], "/me waves".into())
+        );
+        // Naming recipients still wins.
+        assert_eq!(
+            to(&line(&mut s, "@carol yo")),
+            (vec!["carol".into()], "yo".into())
+        );
+        let out = line(&mut s, "/query");
+        assert_eq!(out.lines, ["* lines go to everyone in the room again"]);
+        assert_eq!(s.prompt(), "alice #lobby> ");
+        assert_eq!(to(&line(&mut s, "all")), (vec![], "all".into()));
     }
 
     #[test]
