@@ -4,8 +4,9 @@
 //! `render` (how a line looks), `session` (what the user sees, over the
 //! protocol core `chatproto::Client`; no I/O), `reconnect` (when to try
 //! again), `net` (sockets and the run loop), `tls` (TLS settings and
-//! certificate errors), `console` (stdin, stdout and line editing),
-//! `error` (why it stops, exit codes); for the line mode (`--json`,
+//! certificate errors), `ui` (what the run loop talks to on the user's
+//! side), `console` (stdin, stdout and line editing), `error` (why it
+//! stops, exit codes); for the line mode (`--json`,
 //! `--verbatim`, `--stay`): `ledger` (each input line's outcome, in
 //! order), `json` (the JSON lines), `stop` (SIGINT and SIGTERM).
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ mod render;
 mod session;
 mod stop;
 mod tls;
+mod ui;
 
 use std::process::ExitCode;
 use std::time::Duration;
