@@ -90,6 +90,12 @@ pub struct Session {
     previous: Option<String>,
     /// `/query NICK`: lines without recipients go to this nickname only.
     query: Option<String>,
+    /// Name the room on every line, the current one's too (the
+    /// full-screen client files lines by room; the line mode marks only
+    /// other rooms').
+    every_room_named: bool,
+    /// The rooms the last `/rooms` listed, for completing room names.
+    listed_rooms: Vec<String>,
     joined_before: bool,
     resume: Option<Resume>,
     /// Rooms whose replay is arriving (from `entered` to our own presence):
@@ -121,6 +127,8 @@ impl Session {
             current: rooms.first().map(|r| r.to_ascii_lowercase()),
             previous: None,
             query: None,
+            every_room_named: false,
+            listed_rooms: Vec::new(),
             joined_before: false,
             resume: None,
             replaying: BTreeMap::new(),
@@ -175,6 +183,42 @@ impl Session {
             Some(room) => format!("{nick} #{room}{to}> "),
             None => format!("{nick}{to}> "),
         }
+    }
+
+    /// Name the room on every line shown, the current one's included
+    /// ([`Line::Msg`] and [`Line::Presence`] always carry `room`).
+    pub fn name_every_room(&mut self) {
+        self.every_room_named = true;
+    }
+
+    /// The room typed lines go to.
+    pub fn current_room(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// The rooms we are in (or will enter once connected).
+    pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
+        self.client.rooms()
+    }
+
+    /// The rooms the last `/rooms` listed.
+    pub fn listed_rooms(&self) -> &[String] {
+        &self.listed_rooms
+    }
+
+    /// Who is in `room`, as far as we know.
+    pub fn roster(&self, room: &str) -> Vec<&str> {
+        self.client.roster(room)
+    }
+
+    /// Whether we are connected and joined.
+    pub fn is_joined(&self) -> bool {
+        self.client.is_joined()
+    }
+
+    /// The messages sent and not acknowledged yet, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = chatproto::Unacknowledged<'_>> + '_ {
+        self.client.pending()
     }
 
     /// Messages sent that the server has not acknowledged yet.
@@ -589,6 +633,7 @@ impl Session {
                 self.info(what);
             }
             ClientEvent::Rooms(list) => {
+                self.listed_rooms = list.iter().map(|(room, _)| room.clone()).collect();
                 let shown: Vec<String> = list
                     .iter()
                     .map(|(room, members)| format!("#{room} ({members})"))
@@ -653,9 +698,10 @@ impl Session {
         *oldest = (*oldest).min(seq);
     }
 
-    /// `room` for a `[#room]` prefix: `None` when it is the current room.
+    /// `room` for a `[#room]` prefix: `None` when it is the current room
+    /// (unless every room is named).
     fn other(&self, room: &str) -> Option<String> {
-        (self.current.as_deref() != Some(room)).then(|| room.to_owned())
+        (self.every_room_named || self.current.as_deref() != Some(room)).then(|| room.to_owned())
     }
 
     fn print(&mut self, line: Line) {
@@ -1210,6 +1256,29 @@ mod tests {
         assert_eq!(out.lines, ["* lines go to everyone in the room again"]);
         assert_eq!(s.prompt(), "alice #lobby> ");
         assert_eq!(to(&line(&mut s, "all")), (vec![], "all".into()));
+    }
+
+    #[test]
+    fn every_room_named_and_what_the_screen_reads() {
+        let mut s = joined(&["lobby", "rust"]);
+        s.name_every_room();
+        let out = frame(&mut s, msg("lobby", 2, "bob", &[], "hi"));
+        assert_eq!(out.lines, ["[#lobby] bob: hi"]);
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert_eq!(s.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
+        assert_eq!(s.roster("lobby"), ["alice"]);
+        assert!(s.is_joined());
+        line(&mut s, "pending one");
+        let pending: Vec<String> = s.pending().map(|p| p.text.to_owned()).collect();
+        assert_eq!(pending, ["pending one"]);
+        line(&mut s, "/rooms");
+        frame(
+            &mut s,
+            ServerFrame::Rooms {
+                rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("ops", 1)],
+            },
+        );
+        assert_eq!(s.listed_rooms(), ["lobby", "ops"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What the network loop (`net.rs`) talks to on the user's side: input
 //! events (and signals asking to stop) in; lines, frames, line outcomes
-//! and the session's state out. The line mode's [`Console`] (a prompt
-//! and lines, or plain pipes) is one implementation.
+//! and the session's state out. Two implementations: the line mode's
+//! [`Console`] (a prompt and lines, or plain pipes) and the full-screen
+//! client, [`crate::tui::Tui`].
 
 use chatproto::ServerFrame;
 use tokio::sync::mpsc;
