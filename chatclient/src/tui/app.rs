@@ -29,6 +29,20 @@ pub const PASTE_ASK_OVER: usize = 5;
 /// Rows one turn of the mouse wheel scrolls.
 const WHEEL_ROWS: usize = 3;
 
+/// What `/help` shows in the full-screen client: the commands, then the
+/// keys.
+pub const HELP: &[&str] = &[
+    "hello: to everyone in the room; @bob hi or /msg bob hi: to bob only",
+    "/me waves: an action; /query bob: every line to bob, /query alone ends it",
+    "/join ROOM, /part [ROOM], /rooms, /who, /history [N], /clear, /quit",
+    "//text sends a line that starts with /; commands ignore case",
+    "Enter sends; Tab completes nicks, #rooms and /commands (again: the next)",
+    "Up/Down: lines typed before; Ctrl-A/E, Ctrl-W/U/K, Alt-B/F edit",
+    "PgUp/PgDn or the mouse wheel scroll; Esc goes back to the newest",
+    "Ctrl-N/Ctrl-P: next/previous room; F2: who is online; Ctrl-L redraws",
+    "Ctrl-C clears the line, and on an empty line twice leaves; Ctrl-D leaves",
+];
+
 /// What the screen shows of the session, sent after each change.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct State {
@@ -369,6 +383,12 @@ impl App {
         self.scroll_to_bottom();
         match parse_line(&line) {
             Command::Clear => self.clear_view(),
+            Command::Help => {
+                let time = chrono::Local::now().format("%H:%M").to_string();
+                for text in HELP {
+                    self.add_line(Line::Info((*text).to_owned()), time.clone());
+                }
+            }
             Command::Quit => {
                 self.quitting = true;
                 self.effects.push(Effect::Send(line));
@@ -712,8 +732,13 @@ mod tests {
         app.handle_event(key(KeyCode::Enter));
         assert!(app.take_effects().is_empty());
         assert_eq!(app.entries.len(), 1, "#rust keeps its line");
-        app.handle_event(key(KeyCode::Up));
-        app.handle_event(key(KeyCode::Up));
+        type_str(&mut app, "/HELP");
+        app.handle_event(key(KeyCode::Enter));
+        assert!(app.take_effects().is_empty(), "the screen's own help");
+        assert_eq!(app.entries.len(), 1 + HELP.len());
+        for _ in 0..3 {
+            app.handle_event(key(KeyCode::Up));
+        }
         assert_eq!(app.input.text(), "hello");
     }
 

@@ -23,7 +23,7 @@ use super::wrap::{grapheme_width, text_width};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// The side list is shown only when the message area keeps this much.
-const MIN_MESSAGE_WIDTH: u16 = 30;
+const MIN_MESSAGE_WIDTH: u16 = 24;
 
 /// Draw everything.
 pub fn draw(frame: &mut Frame<'_>, app: &mut App) {

@@ -3,10 +3,11 @@
 //! colour per nickname.
 //!
 //! Nick colours come from a palette without red (the error colour), black
-//! and white. Each nickname gets the colour its name hashes to, unless
-//! another nickname seen already has it: then the least used colour after
-//! it. So, up to the size of the palette, different people never share a
-//! colour on one screen, and a nickname keeps its colour for the session.
+//! and white, in two rows of five hues: the first five people get five
+//! different hues, the next five the other shade of each, and only then
+//! are colours shared. Within that, each nickname starts from the hue its
+//! name hashes to, so the same people tend to get the same colours; once
+//! given, a nickname keeps its colour for the session.
 
 use std::collections::HashMap;
 
@@ -14,19 +15,23 @@ use chatproto::nick::nick_key;
 use ratatui::style::{Color, Modifier, Style};
 
 /// The nickname palette: the plain and bright colours but red, black and
-/// white.
+/// white; five hues, then the other shade of each (the darker blue, hard
+/// to read on black, in the second row).
 pub const PALETTE: [Color; 10] = [
     Color::Green,
     Color::Yellow,
-    Color::Blue,
+    Color::LightBlue,
     Color::Magenta,
     Color::Cyan,
     Color::LightGreen,
     Color::LightYellow,
-    Color::LightBlue,
+    Color::Blue,
     Color::LightMagenta,
     Color::LightCyan,
 ];
+
+/// Hues in a row of [`PALETTE`].
+const HUES: usize = 5;
 
 /// The colour of errors, which no nickname gets.
 pub const ERROR: Color = Color::Red;
@@ -141,10 +146,11 @@ impl NickColours {
         if let Some(&i) = self.by_key.get(&key) {
             return PALETTE[i];
         }
-        let preferred = hash(&key) % PALETTE.len();
+        let preferred = hash(&key) % HUES;
         let least = *self.used.iter().min().unwrap_or(&0);
+        // The first row, from the preferred hue on, then the second.
         let i = (0..PALETTE.len())
-            .map(|k| (preferred + k) % PALETTE.len())
+            .map(|k| (k / HUES) * HUES + (preferred + k) % HUES)
             .find(|&i| self.used[i] == least)
             .unwrap_or(preferred);
         self.used[i] += 1;
@@ -173,6 +179,25 @@ mod tests {
         let nicks: Vec<String> = (0..PALETTE.len()).map(|i| format!("user{i}")).collect();
         let colours: std::collections::HashSet<Color> = nicks.iter().map(|n| c.colour(n)).collect();
         assert_eq!(colours.len(), PALETTE.len());
+        // The first five are five hues: one of each pair of shades.
+        let mut c = NickColours::default();
+        let first: Vec<Color> = ["ann", "ben", "cat", "dan", "eve"]
+            .iter()
+            .map(|n| c.colour(n))
+            .collect();
+        for (a, b) in [
+            (Color::Green, Color::LightGreen),
+            (Color::Yellow, Color::LightYellow),
+            (Color::Blue, Color::LightBlue),
+            (Color::Magenta, Color::LightMagenta),
+            (Color::Cyan, Color::LightCyan),
+        ] {
+            assert_eq!(
+                first.iter().filter(|&&x| x == a || x == b).count(),
+                1,
+                "{first:?}"
+            );
+        }
         // Stable, and the same person whatever the case.
         assert_eq!(c.colour("user3"), c.colour("USER3"));
         assert!(!PALETTE.contains(&ERROR));
