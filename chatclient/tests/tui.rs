@@ -418,6 +418,26 @@ fn ctrl_d_leaves_normally() {
     bob.expect("* alice left");
 }
 
+/// SIGTERM leaves as /quit does: the terminal is given back, exit 0.
+#[test]
+fn sigterm_gives_the_terminal_back() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    let pid = alice.child.process_id().expect("the client's pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert_eq!(alice.wait_exit(), 0);
+    assert!(
+        !alice.term.screen().alternate_screen(),
+        "the terminal was not given back"
+    );
+    bob.expect("* alice left");
+}
+
 /// Tab completes commands, rooms and nicknames; Tab again cycles.
 #[test]
 fn tab_completes_commands_rooms_and_nicks() {
