@@ -17,13 +17,20 @@ Typing:
   hello                  to everyone in the current room
   @bob hi                to bob only (also @bob: hi)
   @bob @carol: hi        to bob and carol only
-  /join ROOM  /part [ROOM]  /rooms  /who  /history [N]  /help  /quit
+  /me waves              an action, shown as * alice waves
+  /msg bob hi            to bob only; /query bob: every line to bob
+  /join ROOM  /part [ROOM]  /rooms  /who  /history [N]  /clear  /help  /quit
   //text                 send a line that starts with /
 
 TLS: --tls, or an address written tls://HOST:PORT, encrypts the connection
 (chatserver --tls-cert); the server's certificate must be for HOST and
 signed by a CA in --ca-cert (a LAN's own CA, or the server's self-signed
 certificate), or without it by one the operating system trusts.
+
+In a terminal the client is full-screen (PgUp/PgDn scroll, Tab completes,
+F2 shows who is online, Ctrl-N/Ctrl-P change rooms, Ctrl-C clears the
+line, Ctrl-C twice or Ctrl-D leaves); --plain (and --json, --verbatim,
+--stay) give one line per event instead.
 
 A lost connection is resumed: the client reconnects, waiting 0.5 s, then
 twice as long each time up to 30 s, and shows what was missed once.
@@ -105,6 +112,16 @@ pub struct Args {
     /// SIGINT or SIGTERM (or /quit, or the connection is lost for good).
     #[arg(long, env = "CHATCLIENT_STAY", value_parser = clap::builder::BoolishValueParser::new())]
     pub stay: bool,
+
+    /// One line per event with a prompt, even in a terminal, instead of the
+    /// full-screen client (as when stdin or stdout is not a terminal).
+    #[arg(long, env = "CHATCLIENT_PLAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    pub plain: bool,
+
+    /// Ring the terminal's bell when someone mentions you or writes to you
+    /// only (full-screen client).
+    #[arg(long, env = "CHATCLIENT_BELL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub bell: bool,
 }
 
 /// Where the server is, and whether the address asked for TLS.
@@ -207,6 +224,9 @@ mod tests {
             Args::try_parse_from(["chatclient", "-n", "x", "--reconnect-attempts", "0"]).unwrap();
         assert_eq!(a.reconnect_attempts, 0);
         assert!(!a.json && !a.verbatim && !a.stay);
+        assert!(!a.plain && !a.bell);
+        let a = Args::try_parse_from(["chatclient", "-n", "x", "--plain", "--bell"]).unwrap();
+        assert!(a.plain && a.bell);
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! * `hello`: to everyone in the current room;
 //! * `@bob hi` or `@bob: hi`: to bob only (in the current room);
 //! * `@bob @carol: hi` (also `@bob, @carol: hi` or `@bob @carol hi`): to both;
+//! * `/me waves`: an action, sent as the text `/me waves` (the convention
+//!   PROTOCOL.md §5.3 describes), shown as `* alice waves`;
+//! * `/msg bob hi`: to bob only, as `@bob hi`; `/query bob`: every line
+//!   after it goes to bob only, until `/query` alone;
 //! * `/join ROOM`, `/part [ROOM]`, `/rooms`, `/who`, `/history [N]`,
-//!   `/help`, `/quit`: commands, in any case (`/JOIN` is `/join`);
-//!   `//text` sends `/text`;
+//!   `/clear`, `/help`, `/quit`: commands, in any case (`/JOIN` is
+//!   `/join`); `//text` sends `/text`;
 //! * an empty or blank line is ignored.
 //!
 //! With `--verbatim`, [`verbatim_line`] is used instead: every line is text.
@@ -37,6 +41,10 @@ pub enum Command {
     Who,
     /// Show this many older messages of the current room.
     History(u64),
+    /// Send what is typed to this nickname only (`None`: to everyone again).
+    Query(Option<String>),
+    /// Clear the messages shown (the full-screen client's message area).
+    Clear,
     /// Show the syntax.
     Help,
     /// Leave the chat.
@@ -52,11 +60,15 @@ pub const HELP: &[&str] = &[
     "hello                  send to everyone in the current room",
     "@bob hi                send to bob only (also @bob: hi)",
     "@bob @carol: hi        send to bob and carol only",
+    "/me waves              an action: shown as * alice waves",
+    "/msg bob hi            send to bob only (as @bob hi)",
+    "/query bob             send every line to bob only; /query alone ends it",
     "/join ROOM             enter ROOM and make it the current room",
     "/part [ROOM]           leave ROOM (the current room if none given)",
     "/rooms                 list the rooms on the server",
     "/who                   list who is in the current room",
     "/history [N]           show N older messages of the current room (20)",
+    "/clear                 clear the messages shown (full-screen client)",
     "/help                  show this help",
     "/quit                  leave (Ctrl-D too; Ctrl-C leaves at once)",
     "//text                 send a line that starts with / to the room",
@@ -77,6 +89,12 @@ pub fn parse_line(line: &str) -> Command {
     }
     let trimmed = line.trim_start();
     if let Some(cmd) = trimmed.strip_prefix('/') {
+        if let Some(action) = me_command(cmd) {
+            return action;
+        }
+        if let Some(private) = msg_command(cmd) {
+            return private;
+        }
         return parse_command(cmd);
     }
     if trimmed.starts_with('@') {
@@ -138,6 +156,16 @@ fn parse_command(cmd: &str) -> Command {
             },
             _ => too_many("/history [N]"),
         },
+        "query" | "q" => match (arg, extra) {
+            (None, _) => Command::Query(None),
+            (Some(nick), None) => match nick_arg(nick) {
+                Ok(nick) => Command::Query(Some(nick)),
+                Err(why) => Command::Invalid(why),
+            },
+            _ => too_many("/query [NICK]"),
+        },
+        "clear" if arg.is_none() => Command::Clear,
+        "clear" => too_many("/clear"),
         "help" | "?" => Command::Help,
         "quit" | "exit" => Command::Quit,
         "rooms" | "list" => too_many("/rooms"),
@@ -146,6 +174,72 @@ fn parse_command(cmd: &str) -> Command {
             "unknown command /{word}; /help lists the commands, and //{word} sends the line as text"
         )),
     }
+}
+
+/// The text that marks a message as an action (PROTOCOL.md §5.3): `/me `
+/// and then what the sender does.
+pub const ACTION_PREFIX: &str = "/me ";
+
+/// The action in `text`, if it is one: `/me waves` is `waves`. An action
+/// with nothing after the prefix is not one.
+pub fn action(text: &str) -> Option<&str> {
+    text.strip_prefix(ACTION_PREFIX)
+        .filter(|rest| !rest.trim().is_empty())
+}
+
+/// `/me waves` (the command word in any case): the action, sent as
+/// `/me waves` whatever the case typed.
+fn me_command(cmd: &str) -> Option<Command> {
+    let (word, rest) = split_word(cmd);
+    if !word.eq_ignore_ascii_case("me") {
+        return None;
+    }
+    let rest = rest.trim();
+    Some(if rest.is_empty() {
+        Command::Invalid("usage: /me ACTION, as in /me waves".to_owned())
+    } else {
+        Command::Send {
+            to: Vec::new(),
+            text: format!("{ACTION_PREFIX}{rest}"),
+        }
+    })
+}
+
+/// `/msg bob hi` is `@bob hi`.
+fn msg_command(cmd: &str) -> Option<Command> {
+    let (word, rest) = split_word(cmd);
+    if !(word.eq_ignore_ascii_case("msg") || word.eq_ignore_ascii_case("m")) {
+        return None;
+    }
+    let (nick, text) = split_word(rest.trim_start());
+    let text = text.trim_start();
+    if nick.is_empty() || text.trim().is_empty() {
+        return Some(Command::Invalid(
+            "usage: /msg NICK TEXT, as in /msg bob hi".to_owned(),
+        ));
+    }
+    Some(match nick_arg(nick) {
+        Ok(nick) => Command::Send {
+            to: vec![nick],
+            text: text.to_owned(),
+        },
+        Err(why) => Command::Invalid(why),
+    })
+}
+
+/// The first word of `s` and the rest, starting at the whitespace after it.
+fn split_word(s: &str) -> (&str, &str) {
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    s.split_at(end)
+}
+
+/// A nickname as typed after `/msg` or `/query`: `bob` or `@bob`.
+fn nick_arg(raw: &str) -> Result<String, String> {
+    let nick = raw.strip_prefix('@').unwrap_or(raw);
+    if nick.is_empty() || nick.contains(['@', ':', ',']) {
+        return Err(format!("not a nickname: {raw:?}"));
+    }
+    Ok(nick.to_owned())
 }
 
 /// A room as typed after `/join` or `/part`: `rust`, `#rust` or `Rust`
@@ -314,6 +408,33 @@ mod tests {
         assert_eq!(verbatim_line("//x"), send(&[], "//x"));
         assert_eq!(verbatim_line("  "), send(&[], "  "));
         assert_eq!(verbatim_line(""), Command::Nothing);
+    }
+
+    #[test]
+    fn irc_habits() {
+        assert_eq!(parse_line("/me waves"), send(&[], "/me waves"));
+        assert_eq!(parse_line("/ME  waves  back"), send(&[], "/me waves  back"));
+        assert!(matches!(parse_line("/me"), Command::Invalid(_)));
+        assert!(matches!(parse_line("/me   "), Command::Invalid(_)));
+        assert_eq!(parse_line("/msg bob hi there"), send(&["bob"], "hi there"));
+        assert_eq!(parse_line("/MSG @bob  hi"), send(&["bob"], "hi"));
+        assert_eq!(parse_line("/m bob hi"), send(&["bob"], "hi"));
+        for bad in ["/msg", "/msg bob", "/msg bob   ", "/msg b:ob hi"] {
+            assert!(
+                matches!(parse_line(bad), Command::Invalid(_)),
+                "{bad:?} should be invalid"
+            );
+        }
+        assert_eq!(parse_line("/query bob"), Command::Query(Some("bob".into())));
+        assert_eq!(parse_line("/Query"), Command::Query(None));
+        assert!(matches!(parse_line("/query a b"), Command::Invalid(_)));
+        assert_eq!(parse_line("/CLEAR"), Command::Clear);
+        // `//me` sends the text `/me ...`, which is an action too.
+        assert_eq!(parse_line("//me x"), send(&[], "/me x"));
+        assert_eq!(action("/me waves"), Some("waves"));
+        assert_eq!(action("/me "), None);
+        assert_eq!(action("/mews"), None);
+        assert_eq!(action("hello /me x"), None);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! `render` (how a line looks), `session` (what the user sees, over the
 //! protocol core `chatproto::Client`; no I/O), `reconnect` (when to try
 //! again), `net` (sockets and the run loop), `tls` (TLS settings and
-//! certificate errors), `console` (stdin, stdout and line editing),
-//! `error` (why it stops, exit codes); for the line mode (`--json`,
+//! certificate errors), `ui` (what the run loop talks to on the user's
+//! side), `console` (the line mode: stdin, stdout and line editing), `tui`
+//! (the full-screen client), `error` (why it stops, exit codes); for the
+//! line mode (`--json`,
 //! `--verbatim`, `--stay`): `ledger` (each input line's outcome, in
 //! order), `json` (the JSON lines), `stop` (SIGINT and SIGTERM).
 #![forbid(unsafe_code)]
@@ -22,6 +24,8 @@ mod render;
 mod session;
 mod stop;
 mod tls;
+mod tui;
+mod ui;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +37,7 @@ use crate::error::{code, fail};
 use crate::net::{Clock, Config, Outcome};
 use crate::reconnect::{random_u64, Backoff, MAX_DELAY};
 use crate::session::{Mode, Session};
+use crate::tui::Tui;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
@@ -74,9 +79,24 @@ fn main() -> ExitCode {
         stay: args.stay,
         echo_frames: args.json,
     });
+    let look = Look {
+        json: args.json,
+        verbatim: args.verbatim,
+        ..Look::detect()
+    };
+    // Full-screen where a person sits at a terminal; lines for pipes,
+    // scripts and bots.
+    let full_screen = look.interactive
+        && !(args.plain || args.json || args.verbatim || args.stay)
+        && !dumb_terminal();
+    if full_screen {
+        // The screen files every line under its room.
+        session.name_every_room();
+    }
     // With --stay the end of input does not end the client: SIGINT and
-    // SIGTERM do (caught from the start, so none is lost).
-    let stop = if args.stay {
+    // SIGTERM do (caught from the start, so none is lost). Full-screen,
+    // they leave as /quit does, giving the terminal back.
+    let stop = if args.stay || full_screen {
         match runtime.block_on(async { stop::Stop::on_signals() }) {
             Ok(stop) => stop,
             Err(e) => return fail(format!("cannot catch signals: {e}"), code::DROPPED),
@@ -92,25 +112,42 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e, e.exit_code()),
     };
 
-    let look = Look {
-        json: args.json,
-        verbatim: args.verbatim,
-        ..Look::detect()
+    let outcome = if full_screen {
+        let options = tui::Options {
+            color: look.style.color,
+            bell: args.bell,
+        };
+        let mut screen = match Tui::start(options, &session, stop) {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot use the terminal: {e}"), code::DROPPED),
+        };
+        let outcome = runtime.block_on(net::run(
+            &config,
+            &clock,
+            &mut session,
+            &mut screen,
+            link,
+            held,
+        ));
+        screen.finish();
+        outcome
+    } else {
+        let mut console = match Console::start(look, &session.prompt()) {
+            Ok(c) => c,
+            Err(e) => return fail(format!("cannot read the terminal: {e}"), code::DROPPED),
+        };
+        console.stop = stop;
+        let outcome = runtime.block_on(net::run(
+            &config,
+            &clock,
+            &mut session,
+            &mut console,
+            link,
+            held,
+        ));
+        console.finish();
+        outcome
     };
-    let mut console = match Console::start(look, &session.prompt()) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot read the terminal: {e}"), code::DROPPED),
-    };
-    console.stop = stop;
-    let outcome = runtime.block_on(net::run(
-        &config,
-        &clock,
-        &mut session,
-        &mut console,
-        link,
-        held,
-    ));
-    console.finish();
     // Threads still blocked on stdin must not hold the exit up.
     runtime.shutdown_background();
 
@@ -129,5 +166,14 @@ fn main() -> ExitCode {
         Outcome::Interrupted => ExitCode::from(code::INTERRUPTED),
         Outcome::Lost(why) => fail(why, code::DROPPED),
         Outcome::Refused(e) => fail(&e, e.exit_code()),
+    }
+}
+
+/// `TERM=dumb` (or, on Unix, no `TERM`): a terminal that cannot move the
+/// cursor.
+fn dumb_terminal() -> bool {
+    match std::env::var_os("TERM") {
+        Some(term) => term.is_empty() || term == "dumb",
+        None => cfg!(unix),
     }
 }

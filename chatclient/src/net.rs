@@ -23,12 +23,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
-use crate::console::{Console, InputEvent};
+use crate::console::InputEvent;
 use crate::error::JoinError;
 use crate::reconnect::{jitter, Backoff};
 use crate::render::Line;
 use crate::session::{Action, Session};
 use crate::tls::Tls;
+use crate::ui::Ui;
 
 /// At most this many messages sent and not yet acknowledged; past it,
 /// input waits (stdin is simply not read further) until echoes come back.
@@ -276,7 +277,7 @@ pub async fn run(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
-    console: &mut Console,
+    console: &mut impl Ui,
     link: Link,
     held: Vec<Action>,
 ) -> Outcome {
@@ -290,7 +291,7 @@ async fn run_until_done(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
-    console: &mut Console,
+    console: &mut impl Ui,
     mut link: Link,
     held: Vec<Action>,
 ) -> Outcome {
@@ -321,7 +322,7 @@ async fn chat(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
-    console: &mut Console,
+    console: &mut impl Ui,
     link: &mut Link,
 ) -> Result<Outcome, String> {
     loop {
@@ -332,6 +333,7 @@ async fn chat(
         }
         let may_read_input = may_read_input(session);
         let wake = session.poll_timeout().map(|ms| clock.instant(ms));
+        let (events, stop_signal) = console.input();
         tokio::select! {
             read = link.reader.read_buf(&mut link.rbuf) => match read {
                 Ok(0) => return Err(closed(session)),
@@ -347,12 +349,12 @@ async fn chat(
                 },
                 Err(e) => return Err(format!("reading from the server failed: {e}")),
             },
-            event = console.input.recv(), if may_read_input => {
+            event = events.recv(), if may_read_input => {
                 if let Some(outcome) = input(session, console, event) {
                     return Ok(outcome);
                 }
             }
-            () = console.stop.recv() => {
+            () = stop_signal.recv() => {
                 if let Some(outcome) = stop(session) {
                     return Ok(outcome);
                 }
@@ -376,7 +378,7 @@ async fn reconnect(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
-    console: &mut Console,
+    console: &mut impl Ui,
     why: String,
 ) -> Result<Link, Outcome> {
     let attempts = config.backoff.attempts;
@@ -399,14 +401,15 @@ async fn reconnect(
                 return Err(Outcome::Left);
             }
             let may_read_input = may_read_input(session);
+            let (events, stop_signal) = console.input();
             tokio::select! {
                 () = sleep_until(at) => break,
-                event = console.input.recv(), if may_read_input => {
+                event = events.recv(), if may_read_input => {
                     if let Some(outcome) = input(session, console, event) {
                         return Err(outcome);
                     }
                 }
-                () = console.stop.recv() => {
+                () = stop_signal.recv() => {
                     if let Some(outcome) = stop(session) {
                         return Err(outcome);
                     }
@@ -423,10 +426,11 @@ async fn reconnect(
         let result = {
             let dialing = dial(config, clock, session, &mut held);
             tokio::pin!(dialing);
+            let (events, stop_signal) = console.input();
             loop {
                 tokio::select! {
                     result = &mut dialing => break result,
-                    () = console.stop.recv() => {
+                    () = stop_signal.recv() => {
                         // A second signal leaves at once.
                         if stopped {
                             stop_now = true;
@@ -434,7 +438,7 @@ async fn reconnect(
                         }
                         stopped = true;
                     }
-                    event = console.input.recv(), if reading && typed.len() < HELD_INPUT => {
+                    event = events.recv(), if reading && typed.len() < HELD_INPUT => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
                             Some(InputEvent::Line(_)) => typed.push(event),
@@ -489,7 +493,7 @@ async fn reconnect(
 
 /// Show the lines a handshake held; whether the session asked to leave
 /// meanwhile. (`Joined` was the handshake's; nothing else comes out of one.)
-async fn show_held(console: &Console, held: Vec<Action>) -> bool {
+async fn show_held(console: &impl Ui, held: Vec<Action>) -> bool {
     let mut exit = false;
     for action in held {
         match action {
@@ -519,12 +523,11 @@ fn may_read_input(session: &Session) -> bool {
 }
 
 /// Hand one input event to the session; `Some` when it ends everything.
-fn input(session: &mut Session, console: &Console, event: Option<InputEvent>) -> Option<Outcome> {
+fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) -> Option<Outcome> {
     match event {
         Some(InputEvent::Line(line)) => {
             session.handle_line(&line);
-            console.set_prompt(&session.prompt());
-            console.line_handled();
+            console.line_handled(session);
         }
         Some(InputEvent::End) | None => session.handle_input_end(),
         Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
@@ -549,10 +552,13 @@ fn closed(session: &mut Session) -> String {
 /// reconnecting), frames are dropped: the core sends none while offline.
 async fn apply(
     session: &mut Session,
-    console: &Console,
+    console: &impl Ui,
     link: Option<&Link>,
     max_frame_bytes: usize,
 ) -> Option<Action> {
+    // First the state the lines below were made in (a `/join` may have
+    // changed the current room), then the lines, then the state after.
+    console.update(session).await;
     let mut stop = None;
     while let Some(action) = session.poll() {
         match action {
@@ -583,7 +589,7 @@ async fn apply(
             Action::Joined | Action::Refused { .. } => {}
         }
     }
-    console.set_prompt(&session.prompt());
+    console.update(session).await;
     stop
 }
 

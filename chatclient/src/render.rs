@@ -8,7 +8,8 @@
 //!
 //! A line about a room other than the current one starts with `[#room]`; a
 //! message from the room's history (not new: shown on entering a room or
-//! asked for with `/history`) is marked `[history]`.
+//! asked for with `/history`) is marked `[history]`. An action (a text
+//! that starts with `/me `, PROTOCOL.md §5.3) is shown as `* alice waves`.
 
 use chatproto::escape_control;
 
@@ -64,9 +65,10 @@ const RESET: &str = "\x1b[0m";
 const DIM: &str = "\x1b[2m";
 const RED: &str = "\x1b[31m";
 
-/// Foreground colours a nickname may get: the six plain and six bright
-/// colours, leaving out black and white, which vanish on some backgrounds.
-const NICK_COLOURS: [u8; 12] = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+/// Foreground colours a nickname may get: the plain and bright colours,
+/// leaving out black and white, which vanish on some backgrounds, and red,
+/// which is for errors.
+const NICK_COLOURS: [u8; 10] = [32, 33, 34, 35, 36, 92, 93, 94, 95, 96];
 
 /// The ANSI foreground colour of `nick`: the same for everyone, every run,
 /// and the same for `Alice` and `alice` (they are one person).
@@ -102,6 +104,10 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
                 paint(&mut out, style, DIM, "[history]");
                 out.push(' ');
             }
+            let action = crate::input::action(text);
+            if action.is_some() {
+                out.push_str("* ");
+            }
             nick(&mut out, style, from);
             if !to.is_empty() {
                 out.push_str(" -> ");
@@ -111,9 +117,20 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
                     }
                     nick(&mut out, style, n);
                 }
+                if action.is_some() {
+                    out.push(':');
+                }
             }
-            out.push_str(": ");
-            out.push_str(&escape_control(text));
+            match action {
+                Some(act) => {
+                    out.push(' ');
+                    out.push_str(&escape_control(act));
+                }
+                None => {
+                    out.push_str(": ");
+                    out.push_str(&escape_control(text));
+                }
+            }
         }
         Line::Presence {
             room,
@@ -278,6 +295,25 @@ mod tests {
     }
 
     #[test]
+    fn actions_read_as_actions() {
+        assert_eq!(
+            render(&msg("alice", &[], "/me waves"), PLAIN, None),
+            "* alice waves"
+        );
+        assert_eq!(
+            render(&msg("alice", &["bob"], "/me winks"), PLAIN, None),
+            "* alice -> bob: winks"
+        );
+        assert_eq!(
+            render(&msg("alice", &[], "/me \u{1b}[2J"), PLAIN, None),
+            "* alice \\u{1b}[2J"
+        );
+        // Not an action: nothing after the prefix, or no space.
+        assert_eq!(render(&msg("a", &[], "/me "), PLAIN, None), "a: /me ");
+        assert_eq!(render(&msg("a", &[], "/mew"), PLAIN, None), "a: /mew");
+    }
+
+    #[test]
     fn timestamp_goes_first() {
         assert_eq!(
             render(&msg("a", &[], "x"), PLAIN, Some("12:34:56")),
@@ -325,6 +361,14 @@ mod tests {
     fn plain_style_has_no_escape_codes() {
         let line = render(&msg("alice", &["bob"], "hi"), PLAIN, Some("01:02:03"));
         assert!(!line.contains('\x1b'));
+    }
+
+    #[test]
+    fn no_nick_is_red_like_an_error() {
+        for i in 0..500 {
+            let c = nick_colour(&format!("nick{i}"));
+            assert!(c != 31 && c != 91, "nick{i} got red");
+        }
     }
 
     #[test]

@@ -88,6 +88,14 @@ pub struct Session {
     /// The current room before the last `/join`, to go back to if the
     /// server refuses the new one.
     previous: Option<String>,
+    /// `/query NICK`: lines without recipients go to this nickname only.
+    query: Option<String>,
+    /// Name the room on every line, the current one's too (the
+    /// full-screen client files lines by room; the line mode marks only
+    /// other rooms').
+    every_room_named: bool,
+    /// The rooms the last `/rooms` listed, for completing room names.
+    listed_rooms: Vec<String>,
     joined_before: bool,
     resume: Option<Resume>,
     /// Rooms whose replay is arriving (from `entered` to our own presence):
@@ -118,6 +126,9 @@ impl Session {
             client: Client::new(nick, &names, id_prefix),
             current: rooms.first().map(|r| r.to_ascii_lowercase()),
             previous: None,
+            query: None,
+            every_room_named: false,
+            listed_rooms: Vec::new(),
             joined_before: false,
             resume: None,
             replaying: BTreeMap::new(),
@@ -160,13 +171,54 @@ impl Session {
         self.client.nick()
     }
 
-    /// The prompt for line editing: `alice #rust> `.
+    /// The prompt for line editing: `alice #rust> `, or `alice #rust ->
+    /// bob> ` after `/query bob`.
     pub fn prompt(&self) -> String {
         let nick = escape_control(self.client.nick());
+        let to = match &self.query {
+            Some(q) => format!(" -> {}", escape_control(q)),
+            None => String::new(),
+        };
         match &self.current {
-            Some(room) => format!("{nick} #{room}> "),
-            None => format!("{nick}> "),
+            Some(room) => format!("{nick} #{room}{to}> "),
+            None => format!("{nick}{to}> "),
         }
+    }
+
+    /// Name the room on every line shown, the current one's included
+    /// ([`Line::Msg`] and [`Line::Presence`] always carry `room`).
+    pub fn name_every_room(&mut self) {
+        self.every_room_named = true;
+    }
+
+    /// The room typed lines go to.
+    pub fn current_room(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// The rooms we are in (or will enter once connected).
+    pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
+        self.client.rooms()
+    }
+
+    /// The rooms the last `/rooms` listed.
+    pub fn listed_rooms(&self) -> &[String] {
+        &self.listed_rooms
+    }
+
+    /// Who is in `room`, as far as we know.
+    pub fn roster(&self, room: &str) -> Vec<&str> {
+        self.client.roster(room)
+    }
+
+    /// Whether we are connected and joined.
+    pub fn is_joined(&self) -> bool {
+        self.client.is_joined()
+    }
+
+    /// The messages sent and not acknowledged yet, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = chatproto::Unacknowledged<'_>> + '_ {
+        self.client.pending()
     }
 
     /// Messages sent that the server has not acknowledged yet.
@@ -328,6 +380,10 @@ impl Session {
                     self.info((*line).to_owned());
                 }
             }
+            Command::Query(nick) => self.set_query(nick),
+            Command::Clear => {
+                self.info("/clear only clears the full-screen client's message area".into());
+            }
             Command::Quit => {
                 self.input_done = true;
                 self.leaving = true;
@@ -337,10 +393,25 @@ impl Session {
         }
     }
 
-    fn send(&mut self, to: Vec<String>, text: String) {
+    fn set_query(&mut self, nick: Option<String>) {
+        match (&nick, self.query.take()) {
+            (Some(n), _) => self.info(format!(
+                "lines now go to {} only; /query alone sends to everyone again",
+                escape_control(n)
+            )),
+            (None, Some(_)) => self.info("lines go to everyone in the room again".into()),
+            (None, None) => self.info("usage: /query NICK sends every line to NICK only".into()),
+        }
+        self.query = nick;
+    }
+
+    fn send(&mut self, mut to: Vec<String>, text: String) {
         let Some(room) = self.in_a_room() else {
             return;
         };
+        if to.is_empty() {
+            to.extend(self.query.clone());
+        }
         // Refuse locally what the server would refuse for size, so a
         // pasted novel does not cost a round trip (or a resend forever).
         let frame = ClientFrame::msg_in(
@@ -562,6 +633,7 @@ impl Session {
                 self.info(what);
             }
             ClientEvent::Rooms(list) => {
+                self.listed_rooms = list.iter().map(|(room, _)| room.clone()).collect();
                 let shown: Vec<String> = list
                     .iter()
                     .map(|(room, members)| format!("#{room} ({members})"))
@@ -626,9 +698,10 @@ impl Session {
         *oldest = (*oldest).min(seq);
     }
 
-    /// `room` for a `[#room]` prefix: `None` when it is the current room.
+    /// `room` for a `[#room]` prefix: `None` when it is the current room
+    /// (unless every room is named).
     fn other(&self, room: &str) -> Option<String> {
-        (self.current.as_deref() != Some(room)).then(|| room.to_owned())
+        (self.every_room_named || self.current.as_deref() != Some(room)).then(|| room.to_owned())
     }
 
     fn print(&mut self, line: Line) {
@@ -662,6 +735,8 @@ fn line_kind(cmd: &Command) -> LineKind {
         Command::Who => LineKind::Command("who"),
         Command::History(_) => LineKind::Command("history"),
         Command::Help => LineKind::Command("help"),
+        Command::Query(_) => LineKind::Command("query"),
+        Command::Clear => LineKind::Command("clear"),
         Command::Quit => LineKind::Command("quit"),
         Command::Nothing => LineKind::Blank,
         Command::Invalid(_) => LineKind::Command("invalid"),
@@ -1152,6 +1227,58 @@ mod tests {
         let at = s.poll_timeout().unwrap();
         s.handle_timeout(at);
         assert_eq!(drain(&mut s).other, [Action::Dead]);
+    }
+
+    #[test]
+    fn query_sends_to_one_nick_until_ended() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/query bob");
+        assert_eq!(
+            out.lines,
+            ["* lines now go to bob only; /query alone sends to everyone again"]
+        );
+        assert_eq!(s.prompt(), "alice #lobby -> bob> ");
+        let to = |out: &Out| match &out.sent[..] {
+            [ClientFrame::Msg { to, text, .. }] => (to.clone(), text.clone()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(to(&line(&mut s, "hi")), (vec!["bob".into()], "hi".into()));
+        assert_eq!(
+            to(&line(&mut s, "/me waves")),
+            (vec!["bob".into()], "/me waves".into())
+        );
+        // Naming recipients still wins.
+        assert_eq!(
+            to(&line(&mut s, "@carol yo")),
+            (vec!["carol".into()], "yo".into())
+        );
+        let out = line(&mut s, "/query");
+        assert_eq!(out.lines, ["* lines go to everyone in the room again"]);
+        assert_eq!(s.prompt(), "alice #lobby> ");
+        assert_eq!(to(&line(&mut s, "all")), (vec![], "all".into()));
+    }
+
+    #[test]
+    fn every_room_named_and_what_the_screen_reads() {
+        let mut s = joined(&["lobby", "rust"]);
+        s.name_every_room();
+        let out = frame(&mut s, msg("lobby", 2, "bob", &[], "hi"));
+        assert_eq!(out.lines, ["[#lobby] bob: hi"]);
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert_eq!(s.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
+        assert_eq!(s.roster("lobby"), ["alice"]);
+        assert!(s.is_joined());
+        line(&mut s, "pending one");
+        let pending: Vec<String> = s.pending().map(|p| p.text.to_owned()).collect();
+        assert_eq!(pending, ["pending one"]);
+        line(&mut s, "/rooms");
+        frame(
+            &mut s,
+            ServerFrame::Rooms {
+                rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("ops", 1)],
+            },
+        );
+        assert_eq!(s.listed_rooms(), ["lobby", "ops"]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! chatclient in a real pseudo-terminal, as a person uses it: what arrives
-//! on the terminal at once (a paste, fast typing) is sent, every line.
+//! chatclient's line mode (`--plain`) in a real pseudo-terminal, as a
+//! person uses it: what arrives on the terminal at once (a paste, fast
+//! typing) is sent, every line. The full-screen client has its own tests
+//! in `tui.rs`.
 
 mod common;
 
@@ -30,7 +32,7 @@ impl Terminal {
             })
             .expect("open a pty");
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_chatclient"));
-        cmd.args(["--nick", nick, addr]);
+        cmd.args(["--nick", nick, addr, "--plain"]);
         cmd.env("TERM", "xterm-256color");
         cmd.env("NO_COLOR", "1");
         for key in [

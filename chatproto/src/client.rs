@@ -125,6 +125,21 @@ pub enum ClientEvent {
     Dead,
 }
 
+/// A message this client sent that the server has not acknowledged yet,
+/// from [`Client::pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unacknowledged<'a> {
+    /// Its id (the same on every resend).
+    pub id: &'a str,
+    /// The room it was sent in.
+    pub room: &'a str,
+    /// The recipients; empty: everyone in the room.
+    pub to: &'a [String],
+    /// The text.
+    pub text: &'a str,
+}
+
 /// A message sent and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pending {
@@ -243,6 +258,17 @@ impl Client {
     /// fresh session, recognised by its content) or an error carrying `id`.
     pub fn is_unacknowledged(&self, id: &str) -> bool {
         self.pending.iter().any(|p| p.id == id)
+    }
+
+    /// The messages sent and not acknowledged yet, oldest first: what a
+    /// user interface shows as "sending" until each echo arrives.
+    pub fn pending(&self) -> impl Iterator<Item = Unacknowledged<'_>> + '_ {
+        self.pending.iter().map(|p| Unacknowledged {
+            id: &p.id,
+            room: &p.room,
+            to: &p.to,
+            text: &p.text,
+        })
     }
 
     /// A connection is open: join (resuming the session if there was one).

@@ -70,7 +70,9 @@ mod server;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
-pub use client::{Client, ClientEvent, ClientOutput, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
+pub use client::{
+    Client, ClientEvent, ClientOutput, Unacknowledged, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS,
+};
 pub use codec::{
     encode, encode_into, parse_payload, Decoded, EncodeError, FrameDecoder, FramingError,
     PayloadError, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MIN_MAX_FRAME_BYTES,

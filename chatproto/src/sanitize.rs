@@ -22,27 +22,60 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// visible escape: `\n`, `\t`, `\r`, or `\u{1b}` style for the rest.
 /// Borrows when there is nothing to escape.
 ///
+/// One exception keeps legitimate text intact: a zero-width joiner
+/// (U+200D) or non-joiner (U+200C) [inside a word](is_joiner_in_word) is
+/// part of how emoji sequences (👨‍👩‍👧), Persian (می‌خواهم) and the Indic
+/// scripts (क्‍ष) are written, so it is kept; anywhere else (at an edge,
+/// next to a space, doubled, or between two ASCII characters, where it
+/// only hides a difference) it is escaped like the rest.
+///
 /// ```
 /// assert_eq!(chatproto::escape_control("hi\u{1b}[2J"), "hi\\u{1b}[2J");
 /// assert_eq!(chatproto::escape_control("plain"), "plain");
+/// assert_eq!(chatproto::escape_control("می\u{200c}خواهم"), "می\u{200c}خواهم");
+/// assert_eq!(chatproto::escape_control("b\u{200d}ob"), "b\\u{200d}ob");
 /// ```
 pub fn escape_control(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe_char) {
         return Cow::Borrowed(text);
     }
+    let chars: Vec<char> = text.chars().collect();
+    let unsafe_at = |i: usize| is_unsafe_char(chars[i]) && !is_joiner_in_word(&chars, i);
+    if !(0..chars.len()).any(unsafe_at) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
+    for (i, &c) in chars.iter().enumerate() {
         match c {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if is_unsafe_char(c) => {
+            c if unsafe_at(i) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether `chars[i]` is a zero-width joiner or non-joiner inside a word:
+/// between two characters that are visible (not a space, not themselves
+/// [unsafe](is_unsafe_char)), at least one of them outside ASCII. That is
+/// where emoji sequences and scripts such as Persian, Arabic, Hindi and
+/// Bengali need it; between ASCII letters it has no use but to make two
+/// strings that look alike differ.
+pub fn is_joiner_in_word(chars: &[char], i: usize) -> bool {
+    if !matches!(chars.get(i), Some('\u{200C}' | '\u{200D}')) || i == 0 {
+        return false;
+    }
+    let visible = |c: char| !c.is_whitespace() && !is_unsafe_char(c);
+    match (chars.get(i - 1), chars.get(i + 1)) {
+        (Some(&before), Some(&after)) => {
+            visible(before) && visible(after) && !(before.is_ascii() && after.is_ascii())
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +96,35 @@ mod tests {
             assert_eq!(escape_control(raw), shown);
         }
         assert!(matches!(escape_control("héllo ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn joiners_inside_words_are_text() {
+        for kept in [
+            "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}", // family emoji
+            "\u{1f3f3}\u{fe0f}\u{200d}\u{1f308}",          // rainbow flag
+            "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}", // Persian
+            "\u{915}\u{94d}\u{200d}\u{937}",               // Hindi
+            "x\u{200d}\u{1f600}",                          // one side not ASCII
+        ] {
+            assert!(matches!(escape_control(kept), Cow::Borrowed(_)), "{kept:?}");
+        }
+        for (raw, shown) in [
+            ("b\u{200d}ob", "b\\u{200d}ob"),
+            ("\u{200d}\u{1f600}", "\\u{200d}\u{1f600}"),
+            ("\u{1f600}\u{200d}", "\u{1f600}\\u{200d}"),
+            (
+                "\u{1f600} \u{200c}\u{1f600}",
+                "\u{1f600} \\u{200c}\u{1f600}",
+            ),
+            (
+                "\u{1f600}\u{200d}\u{200d}\u{1f600}",
+                "\u{1f600}\\u{200d}\\u{200d}\u{1f600}",
+            ),
+            ("\u{1f600}\u{200b}\u{1f600}", "\u{1f600}\\u{200b}\u{1f600}"),
+            ("\u{645}\u{200c}\u{202e}", "\u{645}\\u{200c}\\u{202e}"),
+        ] {
+            assert_eq!(escape_control(raw), shown, "{raw:?}");
+        }
     }
 }

@@ -180,7 +180,15 @@ fn join_enter_and_talk_in_two_rooms() {
     let id = net.peers[a].core.send_msg("rust", vec![], "hello rust");
     assert_eq!(net.peers[a].core.unacknowledged(), 1);
     assert!(net.peers[a].core.is_unacknowledged(&id));
+    let pending: Vec<_> = net.peers[a].core.pending().collect();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].id, pending[0].room, pending[0].text),
+        (id.as_str(), "rust", "hello rust")
+    );
+    assert!(pending[0].to.is_empty());
     net.pump();
+    assert_eq!(net.peers[a].core.pending().count(), 0);
     assert_eq!(net.peers[a].core.unacknowledged(), 0, "{id} acknowledged");
     assert!(!net.peers[a].core.is_unacknowledged(&id));
     assert_eq!(texts(&net.shown(b), "alice"), vec!["hello rust"]);

@@ -147,6 +147,8 @@ pub const CLIENT_ENV: &[&str] = &[
     "CHATCLIENT_VERBATIM",
     "CHATCLIENT_STAY",
     "CHATCLIENT_MAX_FRAME_BYTES",
+    "CHATCLIENT_PLAIN",
+    "CHATCLIENT_BELL",
 ];
 
 /// A running chatclient with piped stdin, stdout and stderr.

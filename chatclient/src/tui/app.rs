@@ -1,0 +1,833 @@
+//! The full-screen client's state and what each key, paste and incoming
+//! line does to it, with no I/O: the screen thread (`mod.rs`) feeds it
+//! terminal events and lines from the network loop, draws it (`draw.rs`)
+//! and carries out the [`Effect`]s it asks for.
+//!
+//! The message area shows the current room: each message and presence
+//! line is filed under its room, and the client's own lines (errors,
+//! `/who`, reconnecting) under the room that was current when they came.
+//! Other rooms count what arrived unread, and flag a mention of our
+//! nickname or a message written to us only.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chatproto::nick::nick_key;
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind};
+
+use super::complete::{Completion, Words};
+use super::input_line::InputLine;
+use super::theme::{NickColours, Theme};
+use crate::input::{parse_line, Command};
+use crate::render::Line;
+
+/// Lines kept for scrolling back, all rooms together; the oldest go first.
+pub const MAX_ENTRIES: usize = 20_000;
+
+/// A paste of more lines than this asks before sending them.
+pub const PASTE_ASK_OVER: usize = 5;
+
+/// Rows one turn of the mouse wheel scrolls.
+const WHEEL_ROWS: usize = 3;
+
+/// What `/help` shows in the full-screen client: the commands, then the
+/// keys.
+pub const HELP: &[&str] = &[
+    "hello: to everyone in the room; @bob hi or /msg bob hi: to bob only",
+    "/me waves: an action; /query bob: every line to bob, /query alone ends it",
+    "/join ROOM, /part [ROOM], /rooms, /who, /history [N], /clear, /quit",
+    "//text sends a line that starts with /; commands ignore case",
+    "Enter sends; Tab completes nicks, #rooms and /commands (again: the next)",
+    "Up/Down: lines typed before; Ctrl-A/E, Ctrl-W/U/K, Alt-B/F edit",
+    "PgUp/PgDn or the mouse wheel scroll; Esc goes back to the newest",
+    "Ctrl-N/Ctrl-P: next/previous room; F2: who is online; Ctrl-L redraws",
+    "Ctrl-C clears the line, and on an empty line twice leaves; Ctrl-D leaves",
+];
+
+/// What the screen shows of the session, sent after each change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    /// Our nickname.
+    pub nick: String,
+    /// The prompt: `alice #rust> `, or `alice #rust -> bob> ` in a query.
+    pub prompt: String,
+    /// The room typed lines go to.
+    pub current: Option<String>,
+    /// The rooms we are in.
+    pub rooms: Vec<String>,
+    /// The rooms `/rooms` listed last (for Tab).
+    pub listed_rooms: Vec<String>,
+    /// Who is in the current room.
+    pub roster: Vec<String>,
+    /// Our messages the server has not acknowledged yet, oldest first.
+    pub pending: Vec<Sending>,
+    /// Connected and joined (not reconnecting).
+    pub joined: bool,
+    /// Input is over (`/quit`, Ctrl-D): leaving once all is acknowledged.
+    pub leaving: bool,
+}
+
+/// One of our messages not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sending {
+    /// Its room.
+    pub room: String,
+    /// Its recipients (empty: everyone).
+    pub to: Vec<String>,
+    /// Its text.
+    pub text: String,
+}
+
+/// A line in the message area.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// `HH:MM`, local time of arrival.
+    pub time: String,
+    /// The room it is filed under; `None`: every room.
+    pub room: Option<String>,
+    /// What it says.
+    pub line: Line,
+    /// It mentions us or was written to us only (and is not ours).
+    pub mention: bool,
+    /// We sent it.
+    pub mine: bool,
+}
+
+/// Something for the screen thread to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Hand this line to the session, as typed.
+    Send(String),
+    /// Input is over (Ctrl-D on an empty line): leave once every message
+    /// is acknowledged.
+    End,
+    /// Leave at once (Ctrl-C on an empty line, twice).
+    LeaveNow,
+    /// Ring the terminal's bell.
+    Bell,
+    /// Clear the terminal and draw everything again (Ctrl-L).
+    Redraw,
+}
+
+/// What arrived in a room that is not the current one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// Messages.
+    pub count: usize,
+    /// One of them mentions us or was written to us only.
+    pub alert: bool,
+}
+
+/// A multi-line paste waiting for a yes or no.
+#[derive(Debug, Clone)]
+pub struct PasteQuestion {
+    /// The lines it would send.
+    pub lines: Vec<String>,
+    /// What the input line holds after them.
+    rest: String,
+    /// The input line before the paste, for a no.
+    before: (String, usize),
+}
+
+/// The screen's state. See the [module docs](self).
+#[derive(Debug)]
+pub struct App {
+    pub theme: Theme,
+    bell: bool,
+    pub state: State,
+    pub entries: VecDeque<Entry>,
+    pub unread: BTreeMap<String, Unread>,
+    /// Rows scrolled back from the newest (0: following new lines).
+    pub scroll: usize,
+    /// Lines that arrived in view while scrolled back.
+    pub new_below: usize,
+    pub input: InputLine,
+    completion: Option<Completion>,
+    pub paste: Option<PasteQuestion>,
+    /// Ctrl-C was pressed on an empty line: once more leaves.
+    pub ctrl_c_armed: bool,
+    /// The side list of who is online (F2).
+    pub show_names: bool,
+    /// `/quit` or Ctrl-D: typing is over.
+    pub quitting: bool,
+    pub nicks: NickColours,
+    /// The message area's width and height at the last draw.
+    pub area: (usize, usize),
+    effects: Vec<Effect>,
+}
+
+impl App {
+    /// A screen drawn with `theme`, ringing the bell on mentions if `bell`.
+    pub fn new(theme: Theme, bell: bool) -> App {
+        App {
+            theme,
+            bell,
+            state: State::default(),
+            entries: VecDeque::new(),
+            unread: BTreeMap::new(),
+            scroll: 0,
+            new_below: 0,
+            input: InputLine::default(),
+            completion: None,
+            paste: None,
+            ctrl_c_armed: false,
+            show_names: false,
+            quitting: false,
+            nicks: NickColours::default(),
+            area: (80, 22),
+            effects: Vec::new(),
+        }
+    }
+
+    /// What the screen thread must do, in order.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Whether `entry` belongs in the message area now.
+    pub fn in_view(&self, entry: &Entry) -> bool {
+        match (&entry.room, &self.state.current) {
+            (Some(room), Some(current)) => room == current,
+            _ => true,
+        }
+    }
+
+    /// The session changed.
+    pub fn set_state(&mut self, state: State) {
+        if state.current != self.state.current {
+            self.scroll_to_bottom();
+        }
+        if let Some(current) = &state.current {
+            self.unread.remove(current);
+        }
+        self.unread.retain(|room, _| state.rooms.contains(room));
+        for nick in &state.roster {
+            self.nicks.colour(nick);
+        }
+        if state.leaving {
+            self.quitting = true;
+        }
+        self.state = state;
+    }
+
+    /// A line from the session, arrived at `time`.
+    pub fn add_line(&mut self, line: Line, time: String) {
+        let me = self.state.nick.clone();
+        let mut entry = Entry {
+            time,
+            room: self.state.current.clone(),
+            line,
+            mention: false,
+            mine: false,
+        };
+        match &entry.line {
+            Line::Msg {
+                room,
+                history,
+                from,
+                to,
+                text,
+            } => {
+                entry.room = room.clone().or(entry.room);
+                entry.mine = same_nick(from, &me);
+                let to_me = to.iter().any(|n| same_nick(n, &me));
+                entry.mention = !entry.mine && (to_me || mentions(text, &me));
+                self.nicks.colour(from);
+                for n in to {
+                    self.nicks.colour(n);
+                }
+                if !history && !entry.mine {
+                    if let Some(room) = room
+                        .as_ref()
+                        .filter(|r| Some(*r) != self.state.current.as_ref())
+                    {
+                        let unread = self.unread.entry(room.clone()).or_default();
+                        unread.count += 1;
+                        unread.alert |= entry.mention;
+                    }
+                    if entry.mention && self.bell {
+                        self.effects.push(Effect::Bell);
+                    }
+                }
+            }
+            Line::Presence { room, nick, .. } => {
+                entry.room = room.clone().or(entry.room);
+                self.nicks.colour(nick);
+            }
+            _ => {}
+        }
+        if self.scroll > 0 && self.in_view(&entry) {
+            // Keep what is on screen where it is.
+            let rows =
+                super::format::entry_rows(&entry, self.theme, &mut self.nicks, self.area.0).len();
+            self.scroll += rows;
+            self.new_below += 1;
+        }
+        self.entries.push_back(entry);
+        if self.entries.len() > MAX_ENTRIES {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Something happened on the terminal.
+    pub fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
+            Event::Paste(text) => {
+                self.completion = None;
+                self.ctrl_c_armed = false;
+                if !self.quitting && self.paste.is_none() {
+                    self.paste(&text);
+                }
+            }
+            Event::Mouse(m) => match m.kind {
+                MouseEventKind::ScrollUp => self.scroll_up(WHEEL_ROWS),
+                MouseEventKind::ScrollDown => self.scroll_down(WHEEL_ROWS),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if !matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
+            self.completion = None;
+        }
+        let armed = std::mem::take(&mut self.ctrl_c_armed);
+        let code = match key.code {
+            KeyCode::Char(c) if ctrl => KeyCode::Char(c.to_ascii_lowercase()),
+            other => other,
+        };
+        if self.paste.is_some() {
+            match code {
+                KeyCode::Char('y' | 'Y') | KeyCode::Enter if !ctrl => self.answer_paste(true),
+                KeyCode::Char('n' | 'N') | KeyCode::Esc if !ctrl => self.answer_paste(false),
+                KeyCode::Char('c') if ctrl => self.answer_paste(false),
+                _ => {}
+            }
+            return;
+        }
+        // Keys that only move the view work while leaving too.
+        match code {
+            KeyCode::PageUp => return self.scroll_up(self.page()),
+            KeyCode::PageDown => return self.scroll_down(self.page()),
+            KeyCode::Esc => return self.scroll_to_bottom(),
+            KeyCode::F(2) => {
+                self.show_names = !self.show_names;
+                return;
+            }
+            KeyCode::Char('l') if ctrl => return self.effects.push(Effect::Redraw),
+            KeyCode::Char('c') if ctrl => {
+                if self.quitting || (armed && self.input.is_empty()) {
+                    self.effects.push(Effect::LeaveNow);
+                } else {
+                    self.input.clear();
+                    self.ctrl_c_armed = true;
+                }
+                return;
+            }
+            _ => {}
+        }
+        if self.quitting {
+            return;
+        }
+        let input = &mut self.input;
+        match code {
+            KeyCode::Enter => self.submit(),
+            KeyCode::Char('j' | 'm') if ctrl => self.submit(),
+            KeyCode::Tab => self.complete(false),
+            KeyCode::BackTab => self.complete(true),
+            KeyCode::Char('d') if ctrl => {
+                if input.is_empty() {
+                    self.quitting = true;
+                    self.effects.push(Effect::End);
+                } else {
+                    input.delete();
+                }
+            }
+            KeyCode::Char('n') if ctrl => self.switch_room(true),
+            KeyCode::Char('p') if ctrl => self.switch_room(false),
+            KeyCode::Up => input.history_up(),
+            KeyCode::Down => input.history_down(),
+            KeyCode::Left if ctrl || alt => input.word_left(),
+            KeyCode::Right if ctrl || alt => input.word_right(),
+            KeyCode::Left => input.left(),
+            KeyCode::Right => input.right(),
+            KeyCode::Char('b') if ctrl => input.left(),
+            KeyCode::Char('f') if ctrl => input.right(),
+            KeyCode::Char('b') if alt => input.word_left(),
+            KeyCode::Char('f') if alt => input.word_right(),
+            KeyCode::Home => input.home(),
+            KeyCode::End => input.end(),
+            KeyCode::Char('a') if ctrl => input.home(),
+            KeyCode::Char('e') if ctrl => input.end(),
+            KeyCode::Backspace if alt => input.delete_word_before(),
+            KeyCode::Backspace => input.backspace(),
+            KeyCode::Char('h') if ctrl => input.backspace(),
+            KeyCode::Delete => input.delete(),
+            KeyCode::Char('w') if ctrl => input.delete_word_before(),
+            KeyCode::Char('u') if ctrl => input.delete_to_start(),
+            KeyCode::Char('k') if ctrl => input.delete_to_end(),
+            KeyCode::Char(c) if !ctrl && !alt && !c.is_control() => input.insert(c),
+            _ => {}
+        }
+    }
+
+    /// Enter: hand the line to the session (`/clear` is the screen's own).
+    fn submit(&mut self) {
+        let line = self.input.take();
+        if line.trim().is_empty() {
+            return;
+        }
+        self.scroll_to_bottom();
+        match parse_line(&line) {
+            Command::Clear => self.clear_view(),
+            Command::Help => {
+                let time = chrono::Local::now().format("%H:%M").to_string();
+                for text in HELP {
+                    self.add_line(Line::Info((*text).to_owned()), time.clone());
+                }
+            }
+            Command::Quit => {
+                self.quitting = true;
+                self.effects.push(Effect::Send(line));
+            }
+            _ => self.effects.push(Effect::Send(line)),
+        }
+    }
+
+    /// `/clear`: forget what the message area shows.
+    fn clear_view(&mut self) {
+        let current = self.state.current.clone();
+        self.entries.retain(|e| match (&e.room, &current) {
+            (Some(room), Some(current)) => room != current,
+            _ => false,
+        });
+        self.scroll_to_bottom();
+    }
+
+    /// Ctrl-N and Ctrl-P: the next or previous room becomes current.
+    fn switch_room(&mut self, forward: bool) {
+        let rooms = &self.state.rooms;
+        if rooms.len() < 2 {
+            return;
+        }
+        let at = self
+            .state
+            .current
+            .as_ref()
+            .and_then(|c| rooms.iter().position(|r| r == c))
+            .unwrap_or(0);
+        let next = if forward {
+            (at + 1) % rooms.len()
+        } else {
+            (at + rooms.len() - 1) % rooms.len()
+        };
+        self.effects
+            .push(Effect::Send(format!("/join {}", rooms[next])));
+    }
+
+    fn complete(&mut self, back: bool) {
+        let mut text = self.input.text().to_owned();
+        if let Some(c) = &mut self.completion {
+            c.step(back);
+            let cursor = c.apply(&mut text);
+            self.input.set(text, Some(cursor));
+            return;
+        }
+        let me = nick_key(&self.state.nick);
+        let nicks: Vec<&str> = self
+            .state
+            .roster
+            .iter()
+            .map(String::as_str)
+            .filter(|n| nick_key(n) != me)
+            .collect();
+        let rooms: Vec<&str> = self
+            .state
+            .rooms
+            .iter()
+            .chain(&self.state.listed_rooms)
+            .map(String::as_str)
+            .collect();
+        let words = Words { nicks, rooms };
+        let Some(mut c) = Completion::start(&text, self.input.cursor(), &words) else {
+            return;
+        };
+        let cursor = c.apply(&mut text);
+        self.input.set(text, Some(cursor));
+        self.completion = Some(c);
+    }
+
+    /// A bracketed paste: one line goes into the input line; several are
+    /// sent as separate messages (asked about first if there are many),
+    /// and what follows the last line break stays in the input line.
+    fn paste(&mut self, text: &str) {
+        let text = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .replace('\t', "    ");
+        let text: String = text
+            .chars()
+            .filter(|&c| c == '\n' || !c.is_control())
+            .collect();
+        if !text.contains('\n') {
+            self.input.insert_str(&text);
+            return;
+        }
+        let before = (self.input.text().to_owned(), self.input.cursor());
+        let (head, tail) = before.0.split_at(before.1);
+        let mut pieces: Vec<&str> = text.split('\n').collect();
+        let last = pieces.pop().unwrap_or("");
+        let mut lines = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            if i == 0 && !head.is_empty() {
+                // The first line finishes what was typed: it is a command if
+                // that was.
+                lines.push(format!("{head}{piece}"));
+            } else if piece.starts_with('/') {
+                // Pasted text is text: a line that starts with / is sent as
+                // it is, not run as a command.
+                lines.push(format!("/{piece}"));
+            } else {
+                lines.push((*piece).to_owned());
+            }
+        }
+        lines.retain(|l| !l.trim().is_empty());
+        let rest = format!("{last}{tail}");
+        if lines.len() > PASTE_ASK_OVER {
+            self.paste = Some(PasteQuestion {
+                lines,
+                rest,
+                before,
+            });
+            return;
+        }
+        self.send_pasted(lines, rest);
+    }
+
+    fn send_pasted(&mut self, lines: Vec<String>, rest: String) {
+        if !lines.is_empty() {
+            self.scroll_to_bottom();
+        }
+        for line in lines {
+            self.input.remember(&line);
+            self.effects.push(Effect::Send(line));
+        }
+        self.input.set(rest, None);
+    }
+
+    fn answer_paste(&mut self, yes: bool) {
+        let Some(q) = self.paste.take() else { return };
+        if yes {
+            self.send_pasted(q.lines, q.rest);
+        } else {
+            self.input.set(q.before.0, Some(q.before.1));
+        }
+    }
+
+    fn page(&self) -> usize {
+        self.area.1.saturating_sub(1).max(1)
+    }
+
+    fn scroll_up(&mut self, rows: usize) {
+        // Drawing stops at the oldest line.
+        self.scroll = self.scroll.saturating_add(rows);
+    }
+
+    fn scroll_down(&mut self, rows: usize) {
+        self.scroll = self.scroll.saturating_sub(rows);
+        if self.scroll == 0 {
+            self.new_below = 0;
+        }
+    }
+
+    fn scroll_to_bottom(&mut self) {
+        self.scroll = 0;
+        self.new_below = 0;
+    }
+}
+
+/// Whether two nicknames are one person.
+pub fn same_nick(a: &str, b: &str) -> bool {
+    nick_key(a) == nick_key(b)
+}
+
+/// Whether `text` names `nick` as a word of its own, ignoring case:
+/// `hi alice`, `alice: look`, `@alice`, not `malice`.
+pub fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let nick = nick.to_lowercase();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&nick) {
+        let start = from + i;
+        let end = start + nick.len();
+        let clear_before = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let clear_after = text[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric());
+        if clear_before && clear_after {
+            return true;
+        }
+        from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        let mut app = App::new(Theme { color: false }, true);
+        app.set_state(State {
+            nick: "alice".into(),
+            prompt: "alice #lobby> ".into(),
+            current: Some("lobby".into()),
+            rooms: vec!["lobby".into(), "rust".into()],
+            roster: vec!["alice".into(), "bob".into(), "carol".into()],
+            joined: true,
+            ..State::default()
+        });
+        app
+    }
+
+    fn msg(room: &str, from: &str, to: &[&str], text: &str) -> Line {
+        Line::Msg {
+            room: Some(room.into()),
+            history: false,
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            text: text.into(),
+        }
+    }
+
+    fn key(code: KeyCode) -> Event {
+        Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn ctrl(c: char) -> Event {
+        Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    fn type_str(app: &mut App, s: &str) {
+        for c in s.chars() {
+            app.handle_event(key(KeyCode::Char(c)));
+        }
+    }
+
+    #[test]
+    fn mentions_are_whole_words() {
+        assert!(mentions("hi alice", "alice"));
+        assert!(mentions("ALICE: look", "alice"));
+        assert!(mentions("@alice!", "Alice"));
+        assert!(!mentions("malice", "alice"));
+        assert!(!mentions("alices", "alice"));
+        assert!(mentions("malice and alice", "alice"));
+        assert!(mentions("héllo José", "josé"));
+    }
+
+    #[test]
+    fn other_rooms_count_unread_and_flag_mentions() {
+        let mut app = app();
+        app.add_line(msg("rust", "bob", &[], "anyone?"), "12:00".into());
+        app.add_line(msg("rust", "bob", &[], "alice, you there?"), "12:00".into());
+        app.add_line(msg("lobby", "bob", &[], "hi alice"), "12:00".into());
+        assert_eq!(
+            app.unread.get("rust"),
+            Some(&Unread {
+                count: 2,
+                alert: true
+            })
+        );
+        assert_eq!(
+            app.unread.get("lobby"),
+            None,
+            "the current room is being read"
+        );
+        assert_eq!(app.take_effects(), [Effect::Bell, Effect::Bell]);
+        // Our own lines never count.
+        app.add_line(msg("rust", "alice", &[], "yes"), "12:00".into());
+        assert_eq!(app.unread["rust"].count, 2);
+        // Making the room current reads it.
+        let mut state = app.state.clone();
+        state.current = Some("rust".into());
+        app.set_state(state);
+        assert!(app.unread.is_empty());
+        let shown: Vec<&Entry> = app.entries.iter().filter(|e| app.in_view(e)).collect();
+        assert_eq!(shown.len(), 3);
+    }
+
+    #[test]
+    fn ctrl_c_clears_then_leaves() {
+        let mut app = app();
+        type_str(&mut app, "half typed");
+        app.handle_event(ctrl('c'));
+        assert!(app.input.is_empty());
+        assert!(app.take_effects().is_empty());
+        app.handle_event(ctrl('c'));
+        assert_eq!(app.take_effects(), [Effect::LeaveNow]);
+
+        // On an empty line the first Ctrl-C only warns.
+        let mut app = self::app();
+        app.handle_event(ctrl('c'));
+        assert!(app.take_effects().is_empty());
+        assert!(app.ctrl_c_armed);
+        type_str(&mut app, "x");
+        app.handle_event(ctrl('c'));
+        assert!(app.take_effects().is_empty(), "a key in between disarms");
+        app.handle_event(ctrl('c'));
+        assert_eq!(app.take_effects(), [Effect::LeaveNow]);
+    }
+
+    #[test]
+    fn ctrl_d_and_quit_leave_gracefully() {
+        let mut app = app();
+        type_str(&mut app, "ab");
+        app.handle_event(key(KeyCode::Home));
+        app.handle_event(ctrl('d'));
+        assert_eq!(app.input.text(), "b");
+        app.handle_event(ctrl('u'));
+        app.handle_event(ctrl('e'));
+        app.handle_event(ctrl('k'));
+        app.handle_event(ctrl('d'));
+        assert_eq!(app.input.text(), "b");
+        app.handle_event(ctrl('a'));
+        app.handle_event(ctrl('k'));
+        app.handle_event(ctrl('d'));
+        assert_eq!(app.take_effects(), [Effect::End]);
+        assert!(app.quitting);
+        type_str(&mut app, "ignored");
+        assert!(app.input.is_empty());
+
+        let mut app = self::app();
+        type_str(&mut app, "/QUIT");
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(app.take_effects(), [Effect::Send("/QUIT".into())]);
+        assert!(app.quitting);
+        // While leaving, Ctrl-C leaves at once.
+        app.handle_event(ctrl('c'));
+        assert_eq!(app.take_effects(), [Effect::LeaveNow]);
+    }
+
+    #[test]
+    fn enter_sends_and_clear_is_local() {
+        let mut app = app();
+        app.add_line(msg("lobby", "bob", &[], "one"), "12:00".into());
+        app.add_line(msg("rust", "bob", &[], "two"), "12:00".into());
+        type_str(&mut app, "hello");
+        app.handle_event(key(KeyCode::Enter));
+        type_str(&mut app, "   ");
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(app.take_effects(), [Effect::Send("hello".into())]);
+        type_str(&mut app, "/Clear");
+        app.handle_event(key(KeyCode::Enter));
+        assert!(app.take_effects().is_empty());
+        assert_eq!(app.entries.len(), 1, "#rust keeps its line");
+        type_str(&mut app, "/HELP");
+        app.handle_event(key(KeyCode::Enter));
+        assert!(app.take_effects().is_empty(), "the screen's own help");
+        assert_eq!(app.entries.len(), 1 + HELP.len());
+        for _ in 0..3 {
+            app.handle_event(key(KeyCode::Up));
+        }
+        assert_eq!(app.input.text(), "hello");
+    }
+
+    #[test]
+    fn a_long_paste_asks_once_and_a_short_one_is_sent() {
+        let mut app = app();
+        type_str(&mut app, "/me ");
+        app.handle_event(Event::Paste("waves\r\n/etc\nthird\nhalf".into()));
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::Send("/me waves".into()),
+                Effect::Send("//etc".into()),
+                Effect::Send("third".into()),
+            ]
+        );
+        assert_eq!(app.input.text(), "half");
+
+        let long: String = (1..=12).map(|i| format!("line {i}\n")).collect();
+        app.handle_event(Event::Paste(long));
+        assert!(app.take_effects().is_empty());
+        assert_eq!(app.paste.as_ref().map(|q| q.lines.len()), Some(12));
+        type_str(&mut app, "x"); // not an answer
+        app.handle_event(key(KeyCode::Char('y')));
+        let sent = app.take_effects();
+        assert_eq!(sent.len(), 12);
+        assert_eq!(sent[0], Effect::Send("halfline 1".into()));
+        assert!(app.input.is_empty());
+
+        let long: String = (1..=12).map(|i| format!("line {i}\n")).collect();
+        type_str(&mut app, "keep");
+        app.handle_event(Event::Paste(long));
+        app.handle_event(key(KeyCode::Char('n')));
+        assert!(app.take_effects().is_empty());
+        assert_eq!(app.input.text(), "keep");
+        // One line goes into the input line; controls are dropped.
+        app.handle_event(Event::Paste(" more\u{1b}[2J\tok".into()));
+        assert_eq!(app.input.text(), "keep more[2J    ok");
+        assert!(app.take_effects().is_empty());
+    }
+
+    #[test]
+    fn tab_completes_nicks_but_not_our_own() {
+        let mut app = app();
+        type_str(&mut app, "hi a");
+        app.handle_event(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "hi a", "only alice starts with a: us");
+        app.handle_event(ctrl('u'));
+        type_str(&mut app, "c");
+        app.handle_event(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "carol: ");
+        type_str(&mut app, "/");
+        app.handle_event(ctrl('u'));
+        type_str(&mut app, "/j");
+        app.handle_event(key(KeyCode::Tab));
+        type_str(&mut app, "r");
+        app.handle_event(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "/join rust ");
+    }
+
+    #[test]
+    fn ctrl_n_and_ctrl_p_switch_rooms() {
+        let mut app = app();
+        app.handle_event(ctrl('n'));
+        app.handle_event(ctrl('p'));
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::Send("/join rust".into()),
+                Effect::Send("/join rust".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn scrolled_back_the_view_stays_put() {
+        let mut app = app();
+        app.area = (40, 10);
+        for i in 0..30 {
+            app.add_line(msg("lobby", "bob", &[], &format!("m{i}")), "12:00".into());
+        }
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.scroll, 9);
+        app.add_line(msg("lobby", "bob", &[], "new"), "12:00".into());
+        assert_eq!((app.scroll, app.new_below), (10, 1));
+        // A line in another room does not move the view.
+        app.add_line(msg("rust", "bob", &[], "elsewhere"), "12:00".into());
+        assert_eq!(app.scroll, 10);
+        app.handle_event(key(KeyCode::Esc));
+        assert_eq!((app.scroll, app.new_below), (0, 0));
+    }
+}

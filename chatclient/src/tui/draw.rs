@@ -1,0 +1,438 @@
+//! Drawing the [`App`] on the terminal, every frame from scratch (ratatui
+//! compares it with the last one and writes only what changed):
+//!
+//! ```text
+//! ┌──────────────────────────────────────┬───────────┐
+//! │ message area: the current room,      │ who is    │
+//! │ newest at the bottom, scrolled back  │ online    │
+//! │ with PgUp, wrapped under the text    │ (F2)      │
+//! ├──────────────────────────────────────┴───────────┤
+//! │ status bar: #room  other rooms, unread, !        │
+//! │ input line: alice #room> typing here_            │
+//! └──────────────────────────────────────────────────┘
+//! ```
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line as Row, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::app::App;
+use super::format::{entry_rows, sending_rows};
+use super::wrap::{grapheme_width, text_width};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// The side list is shown only when the message area keeps this much.
+const MIN_MESSAGE_WIDTH: u16 = 24;
+
+/// Draw everything.
+pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
+    let area = frame.area();
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let input = Rect {
+        y: area.bottom() - 1,
+        height: 1,
+        ..area
+    };
+    let status = (area.height >= 2).then(|| Rect {
+        y: area.bottom() - 2,
+        height: 1,
+        ..area
+    });
+    let mut messages = Rect {
+        height: area.height.saturating_sub(2),
+        ..area
+    };
+    let mut names = None;
+    if app.show_names && messages.height > 0 {
+        let longest = app
+            .state
+            .roster
+            .iter()
+            .map(|n| text_width(&chatproto::escape_control(n)))
+            .max()
+            .unwrap_or(0);
+        let width = (longest.max(10) as u16 + 1).min(20);
+        if messages.width > MIN_MESSAGE_WIDTH + width {
+            messages.width -= width + 1;
+            names = Some(Rect {
+                x: messages.right() + 1,
+                width,
+                ..messages
+            });
+        }
+    }
+    app.area = (usize::from(messages.width), usize::from(messages.height));
+    if messages.height > 0 {
+        draw_messages(frame, app, messages);
+    }
+    if let Some(r) = names {
+        draw_names(frame, app, r);
+    }
+    if let Some(r) = status {
+        draw_status(frame, app, r);
+    }
+    draw_input(frame, app, input);
+}
+
+/// The current room's lines, newest at the bottom, `app.scroll` rows back.
+fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
+    let width = usize::from(area.width);
+    let height = usize::from(area.height);
+    let want = app.scroll.saturating_add(height);
+    // Rows from the bottom up: first our messages still being sent, then
+    // the entries, newest first, until there are enough.
+    let mut rows: Vec<Row<'static>> = Vec::new();
+    let theme = app.theme;
+    let current = app.state.current.clone();
+    for sending in app
+        .state
+        .pending
+        .iter()
+        .rev()
+        .filter(|s| current.as_ref().is_none_or(|c| *c == s.room))
+    {
+        let r = sending_rows(sending, &app.state.nick, theme, &mut app.nicks, width);
+        rows.extend(r.into_iter().rev());
+    }
+    for entry in app.entries.iter().rev() {
+        if rows.len() >= want {
+            break;
+        }
+        let shown = match (&entry.room, &current) {
+            (Some(room), Some(current)) => room == current,
+            _ => true,
+        };
+        if shown {
+            let r = entry_rows(entry, theme, &mut app.nicks, width);
+            rows.extend(r.into_iter().rev());
+        }
+    }
+    // Not further back than the oldest line.
+    let most = rows.len().saturating_sub(height);
+    if app.scroll > most {
+        app.scroll = most;
+    }
+    if app.scroll == 0 {
+        app.new_below = 0;
+    }
+    let end = (app.scroll + height).min(rows.len());
+    let mut shown: Vec<Row<'static>> = rows[app.scroll..end].to_vec();
+    shown.reverse();
+    // Newest at the bottom: an area not yet full is filled from there.
+    let top = area.y + area.height - shown.len() as u16;
+    let rect = Rect {
+        y: top,
+        height: shown.len() as u16,
+        ..area
+    };
+    frame.render_widget(Paragraph::new(shown), rect);
+}
+
+/// Who is online in the current room (F2).
+fn draw_names(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
+    let theme = app.theme;
+    let roster = &app.state.roster;
+    let mut rows = vec![Row::from(Span::styled(
+        format!("{} online", roster.len()),
+        theme.prompt(),
+    ))];
+    let room_for = usize::from(area.height).saturating_sub(1);
+    let overflow = roster.len() > room_for;
+    let listed = if overflow {
+        room_for.saturating_sub(1)
+    } else {
+        roster.len()
+    };
+    for nick in roster.iter().take(listed) {
+        let colour = app.nicks.colour(nick);
+        let mine = super::app::same_nick(nick, &app.state.nick);
+        rows.push(Row::from(Span::styled(
+            chatproto::escape_control(nick).into_owned(),
+            theme.nick(colour, mine),
+        )));
+    }
+    if overflow {
+        rows.push(Row::from(Span::styled(
+            format!("+{} more", roster.len() - listed),
+            theme.quiet(),
+        )));
+    }
+    frame.render_widget(Paragraph::new(rows), area);
+}
+
+/// `#lobby  #rust 3  #ops 1!     reconnecting  3 online`
+fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let theme = app.theme;
+    let width = usize::from(area.width);
+    let current = match &app.state.current {
+        Some(room) => format!(" #{room} "),
+        None => " no room ".to_owned(),
+    };
+    let mut others: Vec<(String, bool)> = Vec::new();
+    for room in &app.state.rooms {
+        if Some(room) == app.state.current.as_ref() {
+            continue;
+        }
+        let unread = app.unread.get(room).copied().unwrap_or_default();
+        let mut label = format!(" #{room}");
+        if unread.count > 0 {
+            label.push_str(&format!(" {}", unread.count));
+        }
+        if unread.alert {
+            label.push('!');
+        }
+        label.push(' ');
+        others.push((label, unread.alert));
+    }
+    let mut state = Vec::new();
+    if !app.state.joined {
+        state.push("reconnecting".to_owned());
+    }
+    if app.quitting {
+        state.push("leaving".to_owned());
+    }
+    if app.scroll > 0 {
+        state.push(if app.new_below > 0 {
+            format!("{} new below", app.new_below)
+        } else {
+            "more below".to_owned()
+        });
+    }
+
+    // What does not fit goes, least news first: rooms where nothing
+    // happened, the number online, rooms with unread lines, rooms that
+    // mention us, and last the state.
+    let right_of = |state: &[String], online: bool| {
+        let mut parts = state.to_vec();
+        if online {
+            parts.extend(Some(format!("{} online", app.state.roster.len())));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" {} ", parts.join("  "))
+        }
+    };
+    let mut show_online = true;
+    let mut right = right_of(&state, show_online);
+    let total = |others: &[(String, bool)], right: &str, hidden: usize| {
+        let more = if hidden > 0 {
+            text_width(&format!(" +{hidden} "))
+        } else {
+            0
+        };
+        text_width(&current)
+            + others.iter().map(|(l, _)| text_width(l)).sum::<usize>()
+            + more
+            + text_width(right)
+    };
+    let mut hidden = 0;
+    loop {
+        if total(&others, &right, hidden) <= width {
+            break;
+        }
+        let quiet = others
+            .iter()
+            .rposition(|(l, alert)| !alert && !l.trim().contains(' '));
+        let unread = others.iter().rposition(|(_, alert)| !alert);
+        let drop = if let Some(at) = quiet {
+            Some(at)
+        } else if show_online {
+            show_online = false;
+            right = right_of(&state, show_online);
+            None
+        } else if let Some(at) = unread {
+            Some(at)
+        } else if !others.is_empty() {
+            Some(others.len() - 1)
+        } else {
+            right.clear();
+            break;
+        };
+        if let Some(at) = drop {
+            others.remove(at);
+            hidden += 1;
+        }
+    }
+    if hidden > 0 {
+        others.push((format!(" +{hidden} "), false));
+    }
+    let mut spans = vec![Span::styled(current.clone(), theme.bar_current())];
+    for (label, alert) in &others {
+        let style = if *alert {
+            theme.bar_alert()
+        } else {
+            theme.bar()
+        };
+        spans.push(Span::styled(label.clone(), style));
+    }
+    let used = total(&others, &right, 0);
+    spans.push(Span::styled(
+        " ".repeat(width.saturating_sub(used)),
+        theme.bar(),
+    ));
+    spans.push(Span::styled(right, theme.bar()));
+    frame.render_widget(Paragraph::new(Row::from(spans)), area);
+}
+
+/// The prompt and the line being typed, or a question or hint in its place.
+fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
+    let theme = app.theme;
+    let width = usize::from(area.width);
+    let hint = |text: String| Row::from(Span::styled(text, theme.hint()));
+    let (row, cursor) = if let Some(q) = &app.paste {
+        let n = q.lines.len();
+        let text = format!("send the {n} pasted lines as {n} messages? y/n ");
+        let col = text_width(&text);
+        (hint(text), col)
+    } else if app.quitting {
+        let n = app.state.pending.len();
+        let text = if n > 0 {
+            format!(
+                "leaving once the server has answered {n} message{}; Ctrl-C leaves now",
+                if n == 1 { "" } else { "s" }
+            )
+        } else {
+            "leaving".to_owned()
+        };
+        (hint(text), 0)
+    } else {
+        let prompt = cut(&app.state.prompt, width / 2);
+        let prompt_width = text_width(&prompt);
+        let (text, col) = app.input.visible(width.saturating_sub(prompt_width));
+        let mut spans = vec![Span::styled(prompt, theme.prompt())];
+        if text.is_empty() && app.ctrl_c_armed {
+            spans.push(Span::styled("Ctrl-C again to leave", theme.hint()));
+        } else {
+            spans.extend(super::wrap::spans(&text, ratatui::style::Style::default()));
+        }
+        (Row::from(spans), prompt_width + col)
+    };
+    frame.render_widget(Paragraph::new(row), area);
+    let x = area.x + (cursor.min(width.saturating_sub(1)) as u16);
+    frame.set_cursor_position((x, area.y));
+}
+
+/// `text` cut to at most `width` columns.
+fn cut(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    for g in text.graphemes(true) {
+        let w = grapheme_width(g);
+        if used + w > width {
+            break;
+        }
+        out.push_str(g);
+        used += w;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::app::{Sending, State};
+    use super::super::theme::Theme;
+    use super::*;
+    use crate::render::Line;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    fn app() -> App {
+        let mut app = App::new(Theme { color: false }, false);
+        app.set_state(State {
+            nick: "alice".into(),
+            prompt: "alice #lobby> ".into(),
+            current: Some("lobby".into()),
+            rooms: vec!["lobby".into(), "ops".into(), "rust".into()],
+            roster: vec!["alice".into(), "bob".into()],
+            joined: true,
+            ..State::default()
+        });
+        app
+    }
+
+    fn screen(app: &mut App, w: u16, h: u16) -> Vec<String> {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| draw(f, app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..h)
+            .map(|y| {
+                let mut row = String::new();
+                for x in 0..w {
+                    row.push_str(buf[(x, y)].symbol());
+                }
+                row.trim_end().to_owned()
+            })
+            .collect()
+    }
+
+    fn msg(room: &str, from: &str, text: &str) -> Line {
+        Line::Msg {
+            room: Some(room.into()),
+            history: false,
+            from: from.into(),
+            to: vec![],
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_layout_at_40_columns() {
+        let mut app = app();
+        app.add_line(
+            msg("lobby", "bob", "hello there alice, this wraps at forty"),
+            "12:00".into(),
+        );
+        app.add_line(msg("rust", "bob", "elsewhere"), "12:00".into());
+        let mut state = app.state.clone();
+        state.pending = vec![Sending {
+            room: "lobby".into(),
+            to: vec![],
+            text: "mine".into(),
+        }];
+        app.set_state(state);
+        for c in "typing".chars() {
+            app.input.insert(c);
+        }
+        let rows = screen(&mut app, 40, 6);
+        assert_eq!(
+            rows,
+            [
+                "",
+                "12:00 bob: hello there alice, this wraps",
+                "           at forty",
+                "--:-- alice: mine",
+                " #lobby  #ops  #rust 1         2 online",
+                "alice #lobby> typing",
+            ]
+        );
+    }
+
+    #[test]
+    fn scrolling_back_stops_at_the_oldest_line() {
+        let mut app = app();
+        for i in 0..10 {
+            app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:00".into());
+        }
+        app.scroll = 100;
+        let rows = screen(&mut app, 40, 6);
+        assert_eq!(app.scroll, 6);
+        assert_eq!(rows[0], "12:00 bob: m0");
+        assert!(rows[4].contains("more below"), "{:?}", rows[4]);
+    }
+
+    #[test]
+    fn the_side_list_and_a_narrow_bar() {
+        let mut app = app();
+        app.show_names = true;
+        let rows = screen(&mut app, 50, 5);
+        assert!(rows[0].ends_with("2 online"), "{rows:?}");
+        assert!(rows[1].ends_with("alice"), "{rows:?}");
+        let rows = screen(&mut app, 20, 4);
+        assert!(rows[2].starts_with(" #lobby "), "{rows:?}");
+        assert!(rows[2].chars().count() <= 20);
+    }
+}

@@ -1,0 +1,345 @@
+//! How one line of the message area looks, as styled rows of a width:
+//!
+//! ```text
+//! 12:01 bob: a message long enough to wrap goes on
+//!            under its text
+//! 12:01 bob -> alice: a private one
+//! 12:02 * alice waves
+//! 12:02 --> carol is online
+//! 12:03 <-- carol left
+//! 12:03 ! unknown_nick: not online: zed
+//!       bob: from the history (no time, dim)
+//! --:-- alice: sent, not acknowledged yet (dim)
+//! ```
+//!
+//! Text and nicknames from the network go through
+//! [`chatproto::escape_control`]: control characters, bidi overrides and
+//! zero-width characters are shown as `\u{..}`, never sent raw to the
+//! terminal (zero-width joiners inside words are text and stay).
+
+use chatproto::escape_control;
+use ratatui::style::Style;
+use ratatui::text::{Line as Row, Span};
+
+use super::app::{same_nick, Entry, Sending};
+use super::theme::{NickColours, Theme};
+use super::wrap::wrap;
+use crate::input::action;
+use crate::render::Line;
+
+/// The time column of a message not acknowledged yet.
+const SENDING_TIME: &str = "--:--";
+/// The time column of a message from the history (its arrival time would
+/// mislead).
+const HISTORY_TIME: &str = "     ";
+
+/// `entry` as rows of at most `width` columns.
+pub fn entry_rows(
+    entry: &Entry,
+    theme: Theme,
+    nicks: &mut NickColours,
+    width: usize,
+) -> Vec<Row<'static>> {
+    let time_style = if entry.mention {
+        theme.mention_mark()
+    } else {
+        theme.quiet()
+    };
+    let mut prefix = Vec::new();
+    let mut body = Vec::new();
+    match &entry.line {
+        Line::Msg {
+            history,
+            from,
+            to,
+            text,
+            ..
+        } => {
+            let time = if *history {
+                HISTORY_TIME
+            } else {
+                entry.time.as_str()
+            };
+            prefix.push(Span::styled(time.to_owned(), time_style));
+            prefix.push(Span::raw(" "));
+            let quiet = if *history {
+                theme.quiet()
+            } else {
+                Style::default()
+            };
+            let text_style = if entry.mention {
+                theme.mention()
+            } else {
+                quiet
+            };
+            message(
+                &mut prefix,
+                &mut body,
+                Message {
+                    from,
+                    to,
+                    text,
+                    mine: entry.mine,
+                    text_style,
+                },
+                theme,
+                nicks,
+            );
+        }
+        Line::Presence { nick, online, .. } => {
+            let quiet = theme.quiet();
+            prefix.push(Span::styled(format!("{} ", entry.time), quiet));
+            prefix.push(Span::styled(if *online { "--> " } else { "<-- " }, quiet));
+            let colour = nicks.colour(nick);
+            body.push(Span::styled(
+                escape_control(nick).into_owned(),
+                theme.nick(colour, false),
+            ));
+            body.push(Span::styled(
+                if *online { " is online" } else { " left" },
+                quiet,
+            ));
+        }
+        Line::Error { code, message } => {
+            prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
+            prefix.push(Span::styled("! ", theme.error()));
+            body.push(Span::styled(
+                format!("{}: {}", escape_control(code), escape_control(message)),
+                theme.error(),
+            ));
+        }
+        Line::Notice { text } => {
+            prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
+            prefix.push(Span::styled("* server: ", theme.notice()));
+            body.push(Span::styled(
+                escape_control(text).into_owned(),
+                theme.notice(),
+            ));
+        }
+        Line::Info(text) => {
+            prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
+            prefix.push(Span::raw("* "));
+            body.push(Span::raw(escape_control(text).into_owned()));
+        }
+    }
+    wrap(&prefix, &body, width)
+}
+
+/// One of our messages the server has not acknowledged yet, dim, with
+/// `--:--` for a time.
+pub fn sending_rows(
+    sending: &Sending,
+    me: &str,
+    theme: Theme,
+    nicks: &mut NickColours,
+    width: usize,
+) -> Vec<Row<'static>> {
+    let quiet = theme.quiet();
+    let mut prefix = vec![Span::styled(format!("{SENDING_TIME} "), quiet)];
+    let mut body = Vec::new();
+    message(
+        &mut prefix,
+        &mut body,
+        Message {
+            from: me,
+            to: &sending.to,
+            text: &sending.text,
+            mine: true,
+            text_style: quiet,
+        },
+        theme,
+        nicks,
+    );
+    for span in prefix.iter_mut().chain(body.iter_mut()) {
+        span.style = span.style.patch(quiet);
+    }
+    wrap(&prefix, &body, width)
+}
+
+struct Message<'a> {
+    from: &'a str,
+    to: &'a [String],
+    text: &'a str,
+    mine: bool,
+    text_style: Style,
+}
+
+/// `bob -> alice: text`, or `* bob -> alice: waves` for an action.
+fn message(
+    prefix: &mut Vec<Span<'static>>,
+    body: &mut Vec<Span<'static>>,
+    m: Message<'_>,
+    theme: Theme,
+    nicks: &mut NickColours,
+) {
+    let act = action(m.text);
+    if act.is_some() {
+        prefix.push(Span::raw("* "));
+    }
+    let colour = nicks.colour(m.from);
+    prefix.push(Span::styled(
+        escape_control(m.from).into_owned(),
+        theme.nick(colour, m.mine),
+    ));
+    if !m.to.is_empty() {
+        prefix.push(Span::raw(" -> "));
+        for (i, n) in m.to.iter().enumerate() {
+            if i > 0 {
+                prefix.push(Span::raw(", "));
+            }
+            let colour = nicks.colour(n);
+            prefix.push(Span::styled(
+                escape_control(n).into_owned(),
+                theme.nick(colour, same_nick(n, m.from) && m.mine),
+            ));
+        }
+        if act.is_some() {
+            prefix.push(Span::raw(":"));
+        }
+    }
+    match act {
+        Some(act) => {
+            prefix.push(Span::raw(" "));
+            body.push(Span::styled(
+                escape_control(act).into_owned(),
+                m.text_style.patch(theme.action()),
+            ));
+        }
+        None => {
+            prefix.push(Span::raw(": "));
+            body.push(Span::styled(
+                escape_control(m.text).into_owned(),
+                m.text_style,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(rows: &[Row<'_>]) -> Vec<String> {
+        rows.iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    fn entry(line: Line) -> Entry {
+        Entry {
+            time: "12:01".into(),
+            room: Some("lobby".into()),
+            line,
+            mention: false,
+            mine: false,
+        }
+    }
+
+    fn msg(from: &str, to: &[&str], text: &str, history: bool) -> Line {
+        Line::Msg {
+            room: Some("lobby".into()),
+            history,
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            text: text.into(),
+        }
+    }
+
+    fn show(line: Line, width: usize) -> Vec<String> {
+        let theme = Theme { color: false };
+        text(&entry_rows(
+            &entry(line),
+            theme,
+            &mut NickColours::default(),
+            width,
+        ))
+    }
+
+    #[test]
+    fn each_kind_of_line() {
+        assert_eq!(show(msg("bob", &[], "hi", false), 80), ["12:01 bob: hi"]);
+        assert_eq!(
+            show(msg("bob", &["alice"], "psst", false), 80),
+            ["12:01 bob -> alice: psst"]
+        );
+        assert_eq!(
+            show(msg("bob", &[], "/me waves", false), 80),
+            ["12:01 * bob waves"]
+        );
+        assert_eq!(
+            show(msg("bob", &["alice"], "/me winks", false), 80),
+            ["12:01 * bob -> alice: winks"]
+        );
+        assert_eq!(show(msg("bob", &[], "old", true), 80), ["      bob: old"]);
+        let presence = |online| Line::Presence {
+            room: Some("lobby".into()),
+            nick: "carol".into(),
+            online,
+        };
+        assert_eq!(show(presence(true), 80), ["12:01 --> carol is online"]);
+        assert_eq!(show(presence(false), 80), ["12:01 <-- carol left"]);
+        let error = Line::Error {
+            code: "unknown_nick".into(),
+            message: "not online: zed".into(),
+        };
+        assert_eq!(show(error, 80), ["12:01 ! unknown_nick: not online: zed"]);
+        assert_eq!(
+            show(Line::Info("entered #lobby".into()), 80),
+            ["12:01 * entered #lobby"]
+        );
+        assert_eq!(
+            show(Line::Notice { text: "bye".into() }, 80),
+            ["12:01 * server: bye"]
+        );
+        let sending = Sending {
+            room: "lobby".into(),
+            to: vec![],
+            text: "on its way".into(),
+        };
+        let rows = sending_rows(
+            &sending,
+            "alice",
+            Theme { color: false },
+            &mut NickColours::default(),
+            80,
+        );
+        assert_eq!(text(&rows), ["--:-- alice: on its way"]);
+    }
+
+    #[test]
+    fn wraps_with_a_hanging_indent_at_40_columns() {
+        let rows = show(
+            msg(
+                "bob",
+                &[],
+                "this message is long enough to need three rows at forty columns",
+                false,
+            ),
+            40,
+        );
+        assert_eq!(
+            rows,
+            [
+                "12:01 bob: this message is long enough",
+                "           to need three rows at forty",
+                "           columns",
+            ]
+        );
+    }
+
+    #[test]
+    fn spoofing_is_visible_and_joiners_in_words_are_text() {
+        let rows = show(
+            msg("ev\u{1b}il", &[], "\u{1b}[2Jhi\u{202e}x\u{200b}y", false),
+            80,
+        );
+        assert_eq!(
+            rows,
+            ["12:01 ev\\u{1b}il: \\u{1b}[2Jhi\\u{202e}x\\u{200b}y"]
+        );
+        let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+        let persian = "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}";
+        let rows = show(msg("bob", &[], &format!("{family} {persian}"), false), 80);
+        assert_eq!(rows, [format!("12:01 bob: {family} {persian}")]);
+    }
+}

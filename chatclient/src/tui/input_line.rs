@@ -1,0 +1,328 @@
+//! The line being typed: the text, a cursor that moves by grapheme
+//! cluster (an emoji or an accented letter is one step), the usual
+//! editing keys, and the lines typed before (Up and Down).
+//!
+//! It belongs to the screen, not to the connection, so a reconnect never
+//! touches it.
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::wrap::{grapheme_width, text_width};
+
+/// How many typed lines Up can bring back.
+const HISTORY: usize = 1000;
+
+/// The line being typed. See the [module docs](self).
+#[derive(Debug, Default)]
+pub struct InputLine {
+    text: String,
+    /// A byte offset in `text`, always on a grapheme boundary.
+    cursor: usize,
+    history: Vec<String>,
+    /// While browsing the history with Up and Down: the entry shown.
+    browsing: Option<usize>,
+    /// The line that was being typed when browsing started.
+    draft: String,
+}
+
+impl InputLine {
+    /// The text typed.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The cursor, a byte offset in [`text`](InputLine::text).
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Whether nothing is typed.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Replace the text; the cursor goes to its end.
+    pub fn set(&mut self, text: String, cursor: Option<usize>) {
+        self.cursor = cursor.unwrap_or(text.len()).min(text.len());
+        self.text = text;
+        self.browsing = None;
+    }
+
+    /// Take the typed line (Enter), remembering it for Up.
+    pub fn take(&mut self) -> String {
+        let line = std::mem::take(&mut self.text);
+        self.cursor = 0;
+        self.browsing = None;
+        self.draft.clear();
+        self.remember(&line);
+        line
+    }
+
+    /// Remember `line` for Up (a pasted line too), once if repeated.
+    pub fn remember(&mut self, line: &str) {
+        if line.trim().is_empty() || self.history.last().is_some_and(|l| l == line) {
+            return;
+        }
+        if self.history.len() == HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(line.to_owned());
+    }
+
+    /// Empty the line (Ctrl-C).
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.cursor = 0;
+        self.browsing = None;
+    }
+
+    pub fn insert_str(&mut self, s: &str) {
+        self.text.insert_str(self.cursor, s);
+        self.cursor += s.len();
+    }
+
+    pub fn insert(&mut self, c: char) {
+        self.text.insert(self.cursor, c);
+        self.cursor += c.len_utf8();
+        // A combining mark typed after a letter joins its cluster: keep
+        // the cursor on a boundary.
+        self.cursor = self.boundary_at_or_after(self.cursor);
+    }
+
+    fn prev_boundary(&self) -> usize {
+        self.text[..self.cursor]
+            .grapheme_indices(true)
+            .next_back()
+            .map_or(0, |(i, _)| i)
+    }
+
+    fn next_boundary(&self) -> usize {
+        self.text[self.cursor..]
+            .graphemes(true)
+            .next()
+            .map_or(self.cursor, |g| self.cursor + g.len())
+    }
+
+    fn boundary_at_or_after(&self, at: usize) -> usize {
+        self.text
+            .grapheme_indices(true)
+            .map(|(i, _)| i)
+            .chain(std::iter::once(self.text.len()))
+            .find(|&i| i >= at)
+            .unwrap_or(self.text.len())
+    }
+
+    pub fn left(&mut self) {
+        self.cursor = self.prev_boundary();
+    }
+
+    pub fn right(&mut self) {
+        self.cursor = self.next_boundary();
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub fn end(&mut self) {
+        self.cursor = self.text.len();
+    }
+
+    /// Backspace: the cluster before the cursor.
+    pub fn backspace(&mut self) {
+        let from = self.prev_boundary();
+        self.text.replace_range(from..self.cursor, "");
+        self.cursor = from;
+    }
+
+    /// Delete: the cluster under the cursor.
+    pub fn delete(&mut self) {
+        let to = self.next_boundary();
+        self.text.replace_range(self.cursor..to, "");
+    }
+
+    /// The start of the word before the cursor (Ctrl-W, Alt-B, Ctrl-Left).
+    fn word_start(&self) -> usize {
+        let before = &self.text[..self.cursor];
+        let trimmed = before.trim_end();
+        trimmed.rfind(char::is_whitespace).map_or(0, |i| {
+            i + trimmed[i..].chars().next().map_or(1, char::len_utf8)
+        })
+    }
+
+    /// The end of the word after the cursor (Alt-F, Ctrl-Right).
+    fn word_end(&self) -> usize {
+        let after = &self.text[self.cursor..];
+        let skipped = after.len() - after.trim_start().len();
+        let rest = &after[skipped..];
+        let word = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        self.cursor + skipped + word
+    }
+
+    pub fn word_left(&mut self) {
+        self.cursor = self.word_start();
+    }
+
+    pub fn word_right(&mut self) {
+        self.cursor = self.word_end();
+    }
+
+    /// Ctrl-W: delete the word before the cursor.
+    pub fn delete_word_before(&mut self) {
+        let from = self.word_start();
+        self.text.replace_range(from..self.cursor, "");
+        self.cursor = from;
+    }
+
+    /// Ctrl-U: delete from the start to the cursor.
+    pub fn delete_to_start(&mut self) {
+        self.text.replace_range(..self.cursor, "");
+        self.cursor = 0;
+    }
+
+    /// Ctrl-K: delete from the cursor to the end.
+    pub fn delete_to_end(&mut self) {
+        self.text.truncate(self.cursor);
+    }
+
+    /// Up: the line typed before the one shown.
+    pub fn history_up(&mut self) {
+        let next = match self.browsing {
+            None if self.history.is_empty() => return,
+            None => {
+                self.draft = self.text.clone();
+                self.history.len() - 1
+            }
+            Some(0) => return,
+            Some(i) => i - 1,
+        };
+        self.browsing = Some(next);
+        self.text = self.history[next].clone();
+        self.cursor = self.text.len();
+    }
+
+    /// Down: the line typed after the one shown, and at the end the line
+    /// that was being typed.
+    pub fn history_down(&mut self) {
+        let Some(i) = self.browsing else { return };
+        if i + 1 < self.history.len() {
+            self.browsing = Some(i + 1);
+            self.text = self.history[i + 1].clone();
+        } else {
+            self.browsing = None;
+            self.text = std::mem::take(&mut self.draft);
+        }
+        self.cursor = self.text.len();
+    }
+
+    /// The part of the text to show in `width` columns, and the cursor's
+    /// column in it: scrolled sideways so the cursor is always visible,
+    /// with the end of the text in view when it fits.
+    pub fn visible(&self, width: usize) -> (String, usize) {
+        let width = width.max(1);
+        let cursor_col = text_width(&self.text[..self.cursor]);
+        // Scroll so the cursor sits in the last column at most.
+        let skip_cols = (cursor_col + 1).saturating_sub(width);
+        let mut shown = String::new();
+        let mut col = 0;
+        let mut used = 0;
+        for g in self.text.graphemes(true) {
+            let w = grapheme_width(g);
+            if col < skip_cols {
+                col += w;
+                continue;
+            }
+            if used + w > width {
+                break;
+            }
+            shown.push_str(g);
+            used += w;
+            col += w;
+        }
+        let skipped = col - used;
+        (shown, cursor_col.saturating_sub(skipped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(s: &str) -> InputLine {
+        let mut l = InputLine::default();
+        for c in s.chars() {
+            l.insert(c);
+        }
+        l
+    }
+
+    #[test]
+    fn editing_moves_by_cluster() {
+        let mut l = typed("ae\u{301}😀z");
+        assert_eq!(l.text(), "ae\u{301}😀z");
+        l.left();
+        l.left();
+        l.backspace(); // removes é (e + combining accent) at once
+        assert_eq!(l.text(), "a😀z");
+        l.delete();
+        assert_eq!(l.text(), "az");
+        l.home();
+        l.insert('>');
+        assert_eq!(l.text(), ">az");
+        l.end();
+        l.insert('!');
+        assert_eq!(l.text(), ">az!");
+    }
+
+    #[test]
+    fn words_and_kills() {
+        let mut l = typed("hello big  world");
+        l.delete_word_before();
+        assert_eq!(l.text(), "hello big  ");
+        l.delete_word_before();
+        assert_eq!(l.text(), "hello ");
+        l.insert_str("there now");
+        l.word_left();
+        assert_eq!(&l.text()[l.cursor()..], "now");
+        l.word_left();
+        l.delete_to_end();
+        assert_eq!(l.text(), "hello ");
+        l.insert_str("x");
+        l.home();
+        l.word_right();
+        assert_eq!(l.cursor(), 5);
+        l.delete_to_start();
+        assert_eq!(l.text(), " x");
+    }
+
+    #[test]
+    fn history_keeps_the_draft() {
+        let mut l = typed("one");
+        assert_eq!(l.take(), "one");
+        l.insert_str("two");
+        l.take();
+        l.insert_str("draft");
+        l.history_up();
+        assert_eq!(l.text(), "two");
+        l.history_up();
+        assert_eq!(l.text(), "one");
+        l.history_up();
+        assert_eq!(l.text(), "one");
+        l.history_down();
+        l.history_down();
+        assert_eq!(l.text(), "draft");
+    }
+
+    #[test]
+    fn a_long_line_scrolls_to_keep_the_cursor_in_view() {
+        let l = typed("abcdefghij");
+        assert_eq!(l.visible(20), ("abcdefghij".into(), 10));
+        let (shown, col) = l.visible(5);
+        assert_eq!((shown.as_str(), col), ("ghij", 4));
+        let mut l = typed("漢字漢字漢字");
+        l.home();
+        l.right();
+        let (shown, col) = l.visible(5);
+        assert_eq!((shown.as_str(), col), ("漢字", 2));
+    }
+}

@@ -1,0 +1,333 @@
+//! The full-screen client, used when stdin and stdout are a terminal
+//! (unless `--plain`): a message area with its own scrollback, a status
+//! bar and an input line, drawn with ratatui on crossterm.
+//!
+//! Files, one job each: `app` (the screen's state, and what keys, pastes
+//! and incoming lines do to it; no I/O), `draw` (the layout), `format`
+//! (how one line looks), `wrap` (words wrapped with a hanging indent, by
+//! display width), `input_line` (the line being typed), `complete` (Tab),
+//! `theme` (styles, `NO_COLOR`, nick colours). This file owns the
+//! terminal and the threads.
+//!
+//! Two threads: one blocks reading the terminal (keys, pastes, the mouse
+//! wheel, resizes), the other owns the screen. Both feed one bounded
+//! queue, together with the lines and state the network loop sends
+//! through [`Tui`]'s [`Ui`] methods, so the screen thread handles
+//! everything in order and draws once per burst. What the user types goes
+//! back to the network loop through a third thread, so the screen never
+//! waits when the loop is not taking input (too many messages in flight).
+
+mod app;
+mod complete;
+mod draw;
+mod format;
+mod input_line;
+mod theme;
+mod wrap;
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use chatproto::ServerFrame;
+use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
+use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use self::app::{App, Effect, Sending, State};
+use self::theme::Theme;
+use crate::console::InputEvent;
+use crate::ledger::LineOutcome;
+use crate::render::Line;
+use crate::session::Session;
+use crate::stop::Stop;
+use crate::ui::Ui;
+
+/// Lines, states and terminal events waiting for the screen thread: a
+/// bound, so a screen that cannot keep up slows the network loop down
+/// instead of growing memory.
+const SCREEN_QUEUE: usize = 1024;
+
+/// Most messages handled between two draws, so the screen keeps moving
+/// during a flood.
+const BATCH: usize = 512;
+
+/// Typed lines read ahead of the network loop (as in the line mode).
+const INPUT_QUEUE: usize = 256;
+
+/// Mouse reporting for the wheel: button presses only (no motion events)
+/// in the SGR encoding. Shift and drag still selects text in most
+/// terminals.
+const MOUSE_ON: &[u8] = b"\x1b[?1000h\x1b[?1006h";
+const MOUSE_OFF: &[u8] = b"\x1b[?1006l\x1b[?1000l";
+
+/// Whether the terminal is in our mode (raw, alternate screen, mouse), so
+/// it is given back exactly once: at the end, or from a panic.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// How the screen looks and behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Colours (not under `NO_COLOR`).
+    pub color: bool,
+    /// Ring the bell when mentioned or written to privately.
+    pub bell: bool,
+}
+
+/// To the screen thread.
+enum ToScreen {
+    /// A line to show, and its arrival time (`HH:MM`).
+    Line(Line, String),
+    /// The session's state changed.
+    State(State),
+    /// Something happened on the terminal.
+    Term(Event),
+    /// The terminal cannot be read any more.
+    TermGone,
+    /// Give the terminal back and stop.
+    Finish,
+}
+
+/// The running full-screen client. See the [module docs](self).
+pub struct Tui {
+    input: mpsc::Receiver<InputEvent>,
+    /// SIGINT and SIGTERM: leave as `/quit` does.
+    stop: Stop,
+    screen: mpsc::Sender<ToScreen>,
+    thread: Option<JoinHandle<()>>,
+    /// The state last sent to the screen.
+    last: RefCell<State>,
+}
+
+impl Tui {
+    /// Take over the terminal and start the screen, showing `session`;
+    /// `stop` tells when a signal asks to leave.
+    pub fn start(options: Options, session: &Session, stop: Stop) -> io::Result<Tui> {
+        terminal::enable_raw_mode()?;
+        ACTIVE.store(true, Ordering::SeqCst);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        let terminal =
+            match enter().and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout()))) {
+                Ok(t) => t,
+                Err(e) => {
+                    restore();
+                    return Err(e);
+                }
+            };
+        let (screen_tx, screen_rx) = mpsc::channel(SCREEN_QUEUE);
+        // The screen hands typed lines to a thread that waits for room in
+        // the network loop's queue, so the screen itself never waits.
+        let (typed_tx, typed_rx) = std::sync::mpsc::channel::<InputEvent>();
+        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+        std::thread::Builder::new()
+            .name("typed".into())
+            .spawn(move || {
+                for event in typed_rx {
+                    if input_tx.blocking_send(event).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        let keys = screen_tx.clone();
+        std::thread::Builder::new()
+            .name("keys".into())
+            .spawn(move || loop {
+                let msg = match event::read() {
+                    Ok(event) => ToScreen::Term(event),
+                    Err(_) => ToScreen::TermGone,
+                };
+                let gone = matches!(msg, ToScreen::TermGone);
+                if keys.blocking_send(msg).is_err() || gone {
+                    return;
+                }
+            })?;
+        let mut app = App::new(
+            Theme {
+                color: options.color,
+            },
+            options.bell,
+        );
+        // The lines the handshake held are filed under the rooms as they
+        // are now.
+        let state = state_of(session);
+        app.set_state(state.clone());
+        let thread = std::thread::Builder::new()
+            .name("screen".into())
+            .spawn(move || screen_loop(terminal, app, screen_rx, typed_tx))?;
+        Ok(Tui {
+            input: input_rx,
+            stop,
+            screen: screen_tx,
+            thread: Some(thread),
+            last: RefCell::new(state),
+        })
+    }
+
+    /// Give the terminal back as it was. Call before writing to stderr
+    /// and exiting.
+    pub fn finish(mut self) {
+        if self.screen.blocking_send(ToScreen::Finish).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+        restore();
+    }
+}
+
+impl Ui for Tui {
+    fn input(&mut self) -> (&mut mpsc::Receiver<InputEvent>, &mut Stop) {
+        (&mut self.input, &mut self.stop)
+    }
+
+    async fn print(&self, line: &Line) {
+        let time = chrono::Local::now().format("%H:%M").to_string();
+        // The screen only stops when the terminal is gone.
+        let _ = self.screen.send(ToScreen::Line(line.clone(), time)).await;
+    }
+
+    /// Frames are shown only by `--json`, which is the line mode.
+    async fn frame(&self, _frame: &ServerFrame) {}
+
+    /// A refused line is already in the message area, as an error line;
+    /// stderr is the terminal the screen is drawn on.
+    async fn outcome(&self, _outcome: &LineOutcome) {}
+
+    async fn update(&self, session: &Session) {
+        let state = state_of(session);
+        if *self.last.borrow() == state {
+            return;
+        }
+        self.last.replace(state.clone());
+        let _ = self.screen.send(ToScreen::State(state)).await;
+    }
+
+    fn line_handled(&self, _session: &Session) {}
+}
+
+/// What the screen shows of `session`.
+fn state_of(session: &Session) -> State {
+    let current = session.current_room().map(str::to_owned);
+    State {
+        nick: session.nick().to_owned(),
+        prompt: session.prompt(),
+        roster: current
+            .as_deref()
+            .map(|room| {
+                session
+                    .roster(room)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        current,
+        rooms: session.rooms().map(str::to_owned).collect(),
+        listed_rooms: session.listed_rooms().to_vec(),
+        pending: session
+            .pending()
+            .map(|p| Sending {
+                room: p.room.to_owned(),
+                to: p.to.to_vec(),
+                text: p.text.to_owned(),
+            })
+            .collect(),
+        joined: session.is_joined(),
+        leaving: session.input_done(),
+    }
+}
+
+/// The alternate screen (the shell's screen comes back untouched at the
+/// end), bracketed paste (a paste arrives whole, not as typing) and the
+/// mouse wheel.
+fn enter() -> io::Result<()> {
+    let mut out = io::stdout();
+    crossterm::execute!(out, EnterAlternateScreen, EnableBracketedPaste)?;
+    out.write_all(MOUSE_ON)?;
+    out.flush()
+}
+
+/// Put the terminal back as it was, once.
+fn restore() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let mut out = io::stdout();
+    let _ = out.write_all(MOUSE_OFF);
+    let _ = crossterm::execute!(
+        out,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = terminal::disable_raw_mode();
+}
+
+/// The screen thread: take what comes, in order, and draw after each burst.
+fn screen_loop(
+    mut terminal: Terminal<CrosstermBackend<io::Stdout>>,
+    mut app: App,
+    mut rx: mpsc::Receiver<ToScreen>,
+    input: std::sync::mpsc::Sender<InputEvent>,
+) {
+    let _ = terminal.draw(|f| draw::draw(f, &mut app));
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        let mut handled = 0;
+        let (mut bell, mut redraw) = (false, false);
+        while let Some(msg) = next.take() {
+            match msg {
+                ToScreen::Line(line, time) => app.add_line(line, time),
+                ToScreen::State(state) => app.set_state(state),
+                ToScreen::Term(event) => app.handle_event(event),
+                ToScreen::TermGone => {
+                    let _ = input.send(InputEvent::End);
+                }
+                ToScreen::Finish => {
+                    restore();
+                    return;
+                }
+            }
+            for effect in app.take_effects() {
+                match effect {
+                    Effect::Send(line) => {
+                        let _ = input.send(InputEvent::Line(line));
+                    }
+                    Effect::End => {
+                        let _ = input.send(InputEvent::End);
+                    }
+                    Effect::LeaveNow => {
+                        // The network loop may be waiting for echoes and
+                        // not reading input: leave from here, at once.
+                        restore();
+                        std::process::exit(i32::from(crate::error::code::INTERRUPTED));
+                    }
+                    Effect::Bell => bell = true,
+                    Effect::Redraw => redraw = true,
+                }
+            }
+            handled += 1;
+            if handled < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if redraw {
+            let _ = terminal.clear();
+        }
+        if bell {
+            let _ = terminal.backend_mut().write_all(b"\x07");
+        }
+        if terminal.draw(|f| draw::draw(f, &mut app)).is_err() {
+            // The terminal is gone: nothing more can be typed.
+            let _ = input.send(InputEvent::End);
+        }
+    }
+    restore();
+}

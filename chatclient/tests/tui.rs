@@ -1,0 +1,599 @@
+//! The full-screen client in a real pseudo-terminal, read as a person
+//! sees it: every byte it writes goes through a terminal emulator (vt100)
+//! and the tests look at the screen that results, rows and colours.
+//!
+//! Nothing sleeps to synchronise: each wait polls the screen as bytes
+//! arrive, against a deadline, and fails showing the screen it saw.
+//! Whether something is shown only once is checked after a later event
+//! has arrived, so the screen had every chance to show it twice.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::proxy::Proxy;
+use common::{Client, Server, CLIENT_ENV, WAIT};
+use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
+
+/// chatclient on the slave side of a pty; we hold the master and a
+/// terminal emulator fed with everything it writes.
+struct Screen {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Box<dyn MasterPty + Send>,
+    writer: Box<dyn Write + Send>,
+    output: Receiver<Vec<u8>>,
+    term: vt100::Parser,
+}
+
+fn size(cols: u16, rows: u16) -> PtySize {
+    PtySize {
+        rows,
+        cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
+}
+
+impl Screen {
+    fn start(nick: &str, addr: &str, cols: u16, rows: u16, args: &[&str]) -> Screen {
+        Self::start_env(nick, addr, cols, rows, args, &[])
+    }
+
+    fn start_env(
+        nick: &str,
+        addr: &str,
+        cols: u16,
+        rows: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Screen {
+        let pty = native_pty_system()
+            .openpty(size(cols, rows))
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_chatclient"));
+        cmd.args(["--nick", nick, addr]);
+        cmd.args(args);
+        for key in CLIENT_ENV {
+            cmd.env_remove(key);
+        }
+        cmd.env_remove("NO_COLOR");
+        cmd.env("TERM", "xterm-256color");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pty.slave.spawn_command(cmd).expect("start chatclient");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().expect("pty reader");
+        let writer = pty.master.take_writer().expect("pty writer");
+        let (tx, output) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let term = vt100::Parser::new(
+            std::num::NonZeroU16::new(rows).unwrap(),
+            std::num::NonZeroU16::new(cols).unwrap(),
+            0,
+        );
+        Screen {
+            child,
+            master: pty.master,
+            writer,
+            output,
+            term,
+        }
+    }
+
+    /// The screen's rows, trailing blanks cut.
+    fn rows(&self) -> Vec<String> {
+        let (_, cols) = self.term.screen().size();
+        self.term
+            .screen()
+            .rows(0, cols.get())
+            .map(|r| r.trim_end().to_owned())
+            .collect()
+    }
+
+    fn shown(&self) -> String {
+        self.rows().join("\n")
+    }
+
+    /// The last row: the input line.
+    fn input_row(&self) -> String {
+        self.rows().last().cloned().unwrap_or_default()
+    }
+
+    /// The row above it: the status bar.
+    fn status_row(&self) -> String {
+        let rows = self.rows();
+        rows[rows.len() - 2].clone()
+    }
+
+    /// Read what the client writes until `done` holds for the screen.
+    fn wait_until(&mut self, what: &str, done: impl Fn(&Screen) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(chunk) => self.term.process(&chunk),
+                Err(e) => panic!(
+                    "the screen never showed {what} ({e}); it shows:\n{}",
+                    self.shown()
+                ),
+            }
+        }
+    }
+
+    /// Wait until the screen shows `text` somewhere.
+    fn expect(&mut self, text: &str) {
+        self.wait_until(&format!("{text:?}"), |s| s.shown().contains(text));
+    }
+
+    /// Bytes as a terminal sends them for keys, all in one write.
+    fn keys(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to the pty");
+        self.writer.flush().expect("flush the pty");
+    }
+
+    /// A paste, as a terminal sends it in bracketed-paste mode.
+    fn paste(&mut self, text: &str) {
+        assert!(
+            self.term.screen().bracketed_paste(),
+            "the client did not turn bracketed paste on"
+        );
+        let mut bytes = b"\x1b[200~".to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(b"\x1b[201~");
+        self.keys(&bytes);
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) {
+        self.master
+            .resize(size(cols, rows))
+            .expect("resize the pty");
+        let nz = |n| std::num::NonZeroU16::new(n).expect("a size");
+        self.term.screen_mut().set_size(nz(rows), nz(cols));
+    }
+
+    /// Wait for the client to exit; its exit code.
+    fn wait_exit(&mut self) -> u32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // Keep reading so the client never blocks on a full pty.
+            while let Ok(chunk) = self.output.try_recv() {
+                self.term.process(&chunk);
+            }
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                // Everything it wrote before exiting, up to the end of the
+                // pty (closed when the last process holding it exits).
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.output.recv_timeout(left) {
+                        Ok(chunk) => self.term.process(&chunk),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        Err(e) => panic!("the pty did not close: {e}"),
+                    }
+                }
+                return status.exit_code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the client did not exit; the screen shows:\n{}",
+                self.shown()
+            );
+            // Polling the exit status: a bounded wait, not synchronisation.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// bob, a line-mode client in `rooms`, seen online.
+fn bob_in(server: &Server, rooms: &str) -> Client {
+    let mut bob = Client::start_opts("bob", &server.addr, &["--room", rooms], &[]);
+    bob.expect("* bob is online");
+    bob
+}
+
+/// alice full-screen at 80x24 in the lobby (and the rooms `args` name),
+/// seen online by bob, her screen showing she is in the lobby.
+fn alice_with(server: &Server, bob: &mut Client, args: &[&str]) -> Screen {
+    let mut alice = Screen::start("alice", &server.addr, 80, 24, args);
+    bob.expect_line("alice online", |l| l.ends_with("* alice is online"));
+    alice.wait_until("the input line", |s| {
+        s.input_row().starts_with("alice #lobby>")
+    });
+    alice.expect("--> alice is online");
+    alice
+}
+
+const ENTER: &[u8] = b"\r";
+const CTRL_C: &[u8] = b"\x03";
+const TAB: &[u8] = b"\t";
+const PAGE_UP: &[u8] = b"\x1b[5~";
+const PAGE_DOWN: &[u8] = b"\x1b[6~";
+
+/// A paste of three lines is three messages; a paste of eight asks once,
+/// and `y` sends all eight. A burst of typed lines without bracketed paste
+/// (what fast typing or an old terminal sends) is every line too.
+#[test]
+fn pasted_lines_are_separate_messages_and_a_long_paste_asks_once() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+
+    alice.paste("one\ntwo\nthree\n");
+    for l in ["one", "two", "three"] {
+        bob.expect(&format!("alice: {l}"));
+    }
+    let eight: Vec<String> = (1..=8).map(|i| format!("pasted {i}")).collect();
+    alice.paste(&eight.join("\n"));
+    alice.wait_until("the question", |s| {
+        s.input_row()
+            .contains("send the 7 pasted lines as 7 messages? y/n")
+    });
+    alice.keys(b"y");
+    for l in &eight[..7] {
+        bob.expect(&format!("alice: {l}"));
+    }
+    // The last line had no line break: it waits in the input line.
+    alice.wait_until("the rest in the input line", |s| {
+        s.input_row() == "alice #lobby> pasted 8"
+    });
+    alice.keys(ENTER);
+    bob.expect("alice: pasted 8");
+
+    let burst: Vec<String> = (1..=30).map(|i| format!("typed line {i:02}")).collect();
+    let bytes: String = burst.iter().map(|l| format!("{l}\r")).collect();
+    alice.keys(bytes.as_bytes());
+    for l in &burst {
+        bob.expect(&format!("alice: {l}"));
+    }
+    alice.expect("alice: typed line 30");
+}
+
+/// PgUp shows older lines and the status bar says there is more below;
+/// new lines do not move the view; PgDn (and the wheel) come back.
+#[test]
+fn scrollback_with_page_keys_and_the_mouse_wheel() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    let lines: Vec<String> = (0..60).map(|i| format!("line {i:02}")).collect();
+    bob.say_all(&lines);
+    alice.expect("bob: line 59");
+    assert!(!alice.shown().contains("bob: line 30"));
+
+    alice.keys(PAGE_UP);
+    alice.wait_until("older lines", |s| s.shown().contains("bob: line 37"));
+    alice.wait_until("the scroll mark", |s| s.status_row().contains("more below"));
+    let top = alice.rows()[0].clone();
+    // A new line arrives: the view stays, the bar counts it.
+    bob.say("news");
+    alice.wait_until("a count of new lines", |s| {
+        s.status_row().contains("1 new below")
+    });
+    assert_eq!(alice.rows()[0], top, "the view moved");
+    assert!(!alice.shown().contains("bob: news"));
+
+    // The wheel, as xterm reports it in SGR mode: three rows per notch.
+    alice.keys(b"\x1b[<64;10;5M");
+    alice.wait_until("three rows further back", |s| s.rows()[3] == top);
+    alice.keys(b"\x1b[<65;10;5M");
+    alice.wait_until("three rows back down", |s| s.rows()[0] == top);
+
+    alice.keys(PAGE_DOWN);
+    alice.keys(PAGE_DOWN);
+    alice.wait_until("the newest line", |s| {
+        s.shown().contains("bob: news") && !s.status_row().contains("below")
+    });
+}
+
+/// At 40 columns a long message wraps at word boundaries with the rows
+/// after the first under its text; emoji and CJK take two columns each,
+/// and a zero-width joiner inside an emoji is shown as text, not escaped.
+#[test]
+fn wraps_at_40_columns_with_a_hanging_indent() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = Screen::start("alice", &server.addr, 40, 12, &[]);
+    bob.expect("* alice is online");
+    bob.say("this message is long enough to need three rows at forty columns");
+    alice.expect("columns");
+    let rows = alice.rows();
+    let at = rows
+        .iter()
+        .position(|r| r.contains("bob: this message"))
+        .expect("the first row");
+    assert!(
+        rows[at].ends_with("bob: this message is long enough"),
+        "{rows:#?}"
+    );
+    assert_eq!(rows[at + 1], "           to need three rows at forty");
+    assert_eq!(rows[at + 2], "           columns");
+
+    let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+    bob.say(&format!("漢字漢字漢字漢字漢字漢字 {family} ok"));
+    alice.expect("ok");
+    let rows = alice.rows();
+    let at = rows
+        .iter()
+        .position(|r| r.contains("bob: 漢字"))
+        .expect("the CJK row");
+    // 11 columns of prefix, then 14 characters of two columns each: 38.
+    assert!(
+        rows[at].ends_with("bob: 漢字漢字漢字漢字漢字漢字"),
+        "{rows:#?}"
+    );
+    assert!(rows[at + 1].starts_with("           "), "{rows:#?}");
+    assert!(!alice.shown().contains("\\u{200d}"), "{}", alice.shown());
+
+    // Resized, the screen is drawn again at the new width.
+    alice.resize(60, 12);
+    alice.wait_until("the status bar at 60 columns", |s| {
+        s.rows()
+            .iter()
+            .any(|r| r.contains("bob: this message is long enough to need three rows"))
+    });
+}
+
+/// alice's own line appears once: first marked as being sent, then, when
+/// the echo arrives, once in its place. The mark is checked while the
+/// server's answer is held back by a proxy.
+#[test]
+fn own_line_once_with_a_mark_until_acknowledged() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let mut bob = bob_in(&server, "lobby");
+    proxy.allow();
+    let mut alice = Screen::start("alice", &proxy.addr, 80, 24, &[]);
+    bob.expect("* alice is online");
+    alice.wait_until("the input line", |s| {
+        s.input_row().starts_with("alice #lobby>")
+    });
+
+    let valve = proxy.freeze();
+    alice.keys(b"is it there?\r");
+    alice.expect("--:-- alice: is it there?");
+    bob.expect("alice: is it there?");
+    drop(valve);
+    alice.wait_until("the echo", |s| {
+        s.shown().contains(" alice: is it there?") && !s.shown().contains("--:--")
+    });
+    // Something later, then count.
+    bob.say("after");
+    alice.expect("bob: after");
+    let shown = alice.shown();
+    assert_eq!(shown.matches("alice: is it there?").count(), 1, "{shown}");
+}
+
+/// Ctrl-C clears the input line; a second Ctrl-C on the empty line leaves
+/// at once (exit 130) and gives the terminal back.
+#[test]
+fn ctrl_c_clears_the_line_and_twice_leaves() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    alice.keys(b"half a thought");
+    alice.wait_until("the typing", |s| s.input_row().ends_with("half a thought"));
+    alice.keys(CTRL_C);
+    alice.wait_until("an empty line and a hint", |s| {
+        s.input_row() == "alice #lobby> Ctrl-C again to leave"
+    });
+    assert!(alice.term.screen().alternate_screen());
+    alice.keys(CTRL_C);
+    assert_eq!(alice.wait_exit(), 130);
+    assert!(
+        !alice.term.screen().alternate_screen(),
+        "the terminal was not given back"
+    );
+    bob.expect("* alice left");
+}
+
+/// Ctrl-D on an empty line leaves normally (exit 0), as /quit does.
+#[test]
+fn ctrl_d_leaves_normally() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    alice.keys(b"\x04");
+    assert_eq!(alice.wait_exit(), 0);
+    bob.expect("* alice left");
+}
+
+/// SIGTERM leaves as /quit does: the terminal is given back, exit 0.
+#[test]
+fn sigterm_gives_the_terminal_back() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    let pid = alice.child.process_id().expect("the client's pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert_eq!(alice.wait_exit(), 0);
+    assert!(
+        !alice.term.screen().alternate_screen(),
+        "the terminal was not given back"
+    );
+    bob.expect("* alice left");
+}
+
+/// Tab completes commands, rooms and nicknames; Tab again cycles.
+#[test]
+fn tab_completes_commands_rooms_and_nicks() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &["--room", "lobby,rust"]);
+    alice.expect("* entered #rust");
+    alice.keys(b"hi b");
+    alice.keys(TAB);
+    alice.wait_until("bob completed", |s| s.input_row() == "alice #lobby> hi bob");
+    alice.keys(b"how are you\r");
+    bob.expect("alice: hi bob how are you");
+    alice.keys(b"/jo");
+    alice.keys(TAB);
+    alice.keys(b"ru");
+    alice.keys(TAB);
+    alice.wait_until("the command completed", |s| {
+        s.input_row() == "alice #lobby> /join rust"
+    });
+    alice.keys(ENTER);
+    alice.wait_until("#rust current", |s| {
+        s.input_row().starts_with("alice #rust>")
+    });
+    assert!(
+        alice.status_row().starts_with(" #rust  #lobby"),
+        "{}",
+        alice.status_row()
+    );
+}
+
+/// A mention in another room flags it in the status bar, in bold (and
+/// colour); a private message counts as one; the bar is in reverse video.
+#[test]
+fn a_mention_in_another_room_is_highlighted() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "rust");
+    let mut alice = Screen::start("alice", &server.addr, 80, 24, &["--room", "lobby,rust"]);
+    bob.expect("* alice is online");
+    alice.wait_until("the input line", |s| {
+        s.input_row().starts_with("alice #lobby>")
+    });
+    bob.say("nothing for anyone");
+    alice.wait_until("one unread", |s| s.status_row().contains("#rust 1"));
+    assert!(!alice.status_row().contains("#rust 1!"));
+    bob.say("alice: are you there?");
+    alice.wait_until("the mention", |s| s.status_row().contains("#rust 2!"));
+    let row = alice.rows().len() as u16 - 2;
+    let col = alice.status_row().find("#rust 2!").unwrap() as u16;
+    let cell = alice.term.screen().cell(row, col).unwrap().clone();
+    assert!(cell.bold() && cell.inverse(), "{cell:?}");
+    assert_ne!(cell.fgcolor(), vt100::Color::Default, "colour allowed here");
+
+    // Reading the room clears it; a private message in the current room
+    // marks the line itself.
+    alice.keys(b"\x0e"); // Ctrl-N
+    alice.wait_until("#rust read", |s| s.status_row().starts_with(" #rust "));
+    assert!(!alice.status_row().contains('!'));
+    bob.say("@alice psst");
+    alice.expect("bob -> alice: psst");
+    let rows = alice.rows();
+    let row = rows
+        .iter()
+        .position(|r| r.contains("bob -> alice: psst"))
+        .unwrap() as u16;
+    let mark = alice.term.screen().cell(row, 0).unwrap().clone();
+    assert!(
+        mark.inverse(),
+        "the time of a line for us is marked: {mark:?}"
+    );
+}
+
+/// NO_COLOR: no colour anywhere, the highlight still there (bold).
+#[test]
+fn no_color_means_no_colour() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "rust,lobby");
+    let mut alice = Screen::start_env(
+        "alice",
+        &server.addr,
+        80,
+        24,
+        &["--room", "lobby,rust"],
+        &[("NO_COLOR", "1")],
+    );
+    bob.expect("* alice is online");
+    bob.say("hey alice");
+    alice.wait_until("the mention", |s| s.status_row().contains("#rust 1!"));
+    alice.keys(b"/msg bob hi\r");
+    bob.expect("[#lobby] alice -> bob: hi");
+    alice.expect("alice -> bob: hi");
+    let screen = alice.term.screen();
+    let (rows, cols) = screen.size();
+    for r in 0..rows.get() {
+        for c in 0..cols.get() {
+            let cell = screen.cell(r, c).unwrap();
+            assert_eq!(cell.fgcolor(), vt100::Color::Default, "colour at {r},{c}");
+            assert_eq!(cell.bgcolor(), vt100::Color::Default, "colour at {r},{c}");
+        }
+    }
+    let row = rows.get() - 2;
+    let col = alice.status_row().find("#rust 1!").unwrap() as u16;
+    assert!(screen.cell(row, col).unwrap().bold());
+}
+
+/// The connection is cut with half a line typed: the line stays while the
+/// client reconnects (more can be typed meanwhile), and Enter sends it
+/// once back.
+#[test]
+fn a_reconnect_keeps_the_input_line() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let mut bob = bob_in(&server, "lobby");
+    proxy.allow();
+    let mut alice = Screen::start_env(
+        "alice",
+        &proxy.addr,
+        80,
+        24,
+        &["--timeout", "20"],
+        &[("CHATCLIENT_RECONNECT_MIN_MS", "50")],
+    );
+    bob.expect("* alice is online");
+    alice.wait_until("the input line", |s| {
+        s.input_row().starts_with("alice #lobby>")
+    });
+    alice.keys(b"half typed");
+    alice.wait_until("the typing", |s| s.input_row().ends_with("half typed"));
+
+    proxy.cut();
+    alice.wait_until("reconnecting", |s| s.status_row().contains("reconnecting"));
+    bob.expect("* alice left");
+    alice.keys(b", and more");
+    alice.wait_until("more typing", |s| {
+        s.input_row() == "alice #lobby> half typed, and more"
+    });
+    proxy.allow();
+    alice.expect("* reconnected");
+    alice.wait_until("connected again", |s| {
+        !s.status_row().contains("reconnecting")
+    });
+    assert_eq!(alice.input_row(), "alice #lobby> half typed, and more");
+    alice.keys(ENTER);
+    bob.expect("alice: half typed, and more");
+    alice.expect("alice: half typed, and more");
+}
+
+/// /me is an action on both screens: the full-screen one and the line
+/// mode's.
+#[test]
+fn me_is_an_action_everywhere() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    alice.keys(b"/ME waves\r");
+    bob.expect("* alice waves");
+    alice.expect("* alice waves");
+    bob.say("/me waves back");
+    alice.expect("* bob waves back");
+}
