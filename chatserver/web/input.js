@@ -86,6 +86,12 @@ function parseCommand(cmd) {
     case 'quit':
     case 'exit':
       return { kind: 'quit' };
+    case 'me': {
+      // An action goes as the text "/me ..." (PROTOCOL.md 5.3).
+      const action = cmd.replace(/^\S+\s*/u, '');
+      if (action.trim() === '') return invalid('usage: /me ACTION, as in /me waves');
+      return { kind: 'send', to: [], text: `/me ${action}` };
+    }
     default:
       return invalid(
         `unknown command /${word}; /help lists the commands, and //${word} sends the line as text`,

@@ -135,6 +135,12 @@ export class MessageView {
     li.append(timeElement(m.ts));
     const head = document.createElement('span');
     head.className = 'head';
+    // "/me waves" is an action (PROTOCOL.md 5.3): "* alice waves".
+    const action = /^\/me\s+\S/.test(m.text);
+    if (action) {
+      li.classList.add('action');
+      head.append('* ');
+    }
     head.append(nickButton(m.from, 'from'));
     if (m.to.length) {
       li.classList.add('private');
@@ -153,7 +159,7 @@ export class MessageView {
       head.append(' ', tag);
     }
     li.append(head, ' ');
-    li.append(isolated('span', 'text', m.text));
+    li.append(isolated('span', 'text', action ? m.text.slice(4).trimStart() : m.text));
     if (!m.mine && me && (m.to.length > 0 || mentions(m.text, me))) li.classList.add('mention');
     return this.place(m.room, m.seq, li);
   }
