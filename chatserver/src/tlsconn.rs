@@ -47,7 +47,7 @@ pub async fn serve<S>(
     let (mut rd, wr) = tokio::io::split(stream);
     let writing = {
         let (peer, to_hub) = (Arc::clone(&peer), to_hub.clone());
-        tokio::spawn(async move { writer::run(&peer, writer::Stream(wr), &to_hub, id).await })
+        tokio::spawn(async move { writer::run(&peer, writer::Stream::new(wr), &to_hub, id).await })
     };
     let mut decoder = FrameDecoder::new(cfg.max_frame_bytes);
     let mut buf = BytesMut::new();

@@ -62,19 +62,40 @@ pub async fn run(
     }
 }
 
-/// A byte stream (TLS): frames as they are, length and all.
-pub struct Stream<W>(pub W);
+/// A byte stream (TLS): frames as they are, length and all, a batch
+/// gathered into one buffer so that TLS seals a few large records instead
+/// of one per frame.
+pub struct Stream<W> {
+    out: W,
+    gather: Vec<u8>,
+}
+
+impl<W> Stream<W> {
+    /// Write through `out`.
+    pub fn new(out: W) -> Self {
+        Stream {
+            out,
+            gather: Vec::new(),
+        }
+    }
+}
 
 impl<W: AsyncWrite + Unpin> Transport for Stream<W> {
     async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
+        self.gather.clear();
         for f in frames {
-            self.0.write_all(f).await?;
+            self.gather.extend_from_slice(f);
         }
-        self.0.flush().await
+        self.out.write_all(&self.gather).await?;
+        // A burst's buffer is not kept for an idle connection.
+        if self.gather.capacity() > 256 << 10 {
+            self.gather = Vec::new();
+        }
+        self.out.flush().await
     }
 
     async fn finish(&mut self) {
-        let _ = self.0.shutdown().await;
+        let _ = self.out.shutdown().await;
     }
 }
 
