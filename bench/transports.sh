@@ -124,7 +124,7 @@ done
     echo "chatserver and chatbench $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $ROUNDS rounds, $(($(date +%s) - started)) s; server on core $SERVER_CORE, chatbench on core $GEN_CORE, nice $NICE"
     echo "Load average before the run: $load_before; other busy programs: ${busy_before:-none}"
     echo
-    jq -s -r --arg transports "$TRANSPORTS" '
+    jq -n -r --arg transports "$TRANSPORTS" '
       def median: sort | if length == 0 then null
         elif length % 2 == 1 then .[length / 2 | floor]
         else (.[length / 2 - 1] + .[length / 2]) / 2 end;
@@ -133,16 +133,19 @@ done
       def ms: if . == null then "-" else "\(. / 1e3 | round / 1e3) ms" end;
       def runs(f): map(f | si) | join(", ");
       def runs_ms(f): map(f | ms) | join(", ");
-      . as $all
+      def ratio: if . == null then "-" else "\(. * 100 | round / 100)x" end;
+      [inputs | .round = (input_filename | capture("r(?<n>[0-9]+)-").n)] as $all
       | ($transports | split(" ")) as $order
       | ($all | map(select(.workload == "fanout" and .transport == "tcp")) | map(.deliveries_per_cpu_s) | median) as $tcp
-      | "| transport | fan-out deliveries per server-CPU-s (runs) | median | vs tcp | fan-out deliveries/s (median) | server CPU s (median) | latency p50 (runs) | latency p99 (runs) | p50 / p99 median | latency deliveries per server-CPU-s (median) | failed runs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+      | "| transport | fan-out deliveries per server-CPU-s (runs) | median | vs tcp: ratio of medians | vs tcp: each round | median of rounds | fan-out deliveries/s (median) | server CPU s (median) | latency p50 (runs) | latency p99 (runs) | p50 / p99 median | latency deliveries per server-CPU-s (median) | failed runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ($order[] as $t
-         | ($all | map(select(.transport == $t and .workload == "fanout"))) as $f
-         | ($all | map(select(.transport == $t and .workload == "latency"))) as $l
+         | ($all | map(select(.transport == $t and .workload == "fanout")) | sort_by(.round | tonumber)) as $f
+         | ($all | map(select(.transport == $t and .workload == "latency")) | sort_by(.round | tonumber)) as $l
          | ($f | map(.deliveries_per_cpu_s) | median) as $m
-         | "| \($t) | \($f | runs(.deliveries_per_cpu_s)) | \($m | si) | \(if $m and $tcp then "\($m / $tcp * 100 | round / 100)x" else "-" end) | \($f | map(.deliveries_per_s) | median | si) | \($f | map(.server.cpu_s) | median | if . then (. * 100 | round / 100) else "-" end) | \($l | runs_ms(.latency_ns.p50)) | \($l | runs_ms(.latency_ns.p99)) | \($l | map(.latency_ns.p50) | median | ms) / \($l | map(.latency_ns.p99) | median | ms) | \($l | map(.deliveries_per_cpu_s) | median | si) | \(($f + $l) | map(select(.ok | not)) | length) |")
+         | [$f[] | . as $r | ($all | map(select(.workload == "fanout" and .transport == "tcp" and .round == $r.round)) | first) as $base
+            | if $base and $base.deliveries_per_cpu_s and $r.deliveries_per_cpu_s then $r.deliveries_per_cpu_s / $base.deliveries_per_cpu_s else empty end] as $rr
+         | "| \($t) | \($f | runs(.deliveries_per_cpu_s)) | \($m | si) | \(if $m and $tcp then $m / $tcp else null end | ratio) | \($rr | map(ratio) | join(", ")) | \($rr | median | ratio) | \($f | map(.deliveries_per_s) | median | si) | \($f | map(.server.cpu_s) | median | if . then (. * 100 | round / 100) else "-" end) | \($l | runs_ms(.latency_ns.p50)) | \($l | runs_ms(.latency_ns.p99)) | \($l | map(.latency_ns.p50) | median | ms) / \($l | map(.latency_ns.p99) | median | ms) | \($l | map(.deliveries_per_cpu_s) | median | si) | \(($f + $l) | map(select(.ok | not)) | length) |")
     ' "$OUT"/r*.json
 } | tee "$OUT/summary.md"
 log "reports in $OUT"
