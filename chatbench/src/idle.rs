@@ -21,7 +21,7 @@
 //! and syncing after each keeps the server's outbound queues short, so the
 //! figure is the connections' cost, not a backlog's.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 
-use crate::net::Conn;
+use crate::net::{Conn, Endpoint};
 use crate::procstat;
 use crate::progress;
 use crate::report::{IdleResult, Report};
@@ -48,8 +48,8 @@ const FAILED: u8 = 2;
 pub struct IdleConfig {
     /// The server.
     pub target: Target,
-    /// Its address.
-    pub addr: SocketAddr,
+    /// Its address and the transport.
+    pub to: Arc<Endpoint>,
     /// Its PID (needed: RSS is the point).
     pub server_pid: Option<u32>,
     /// Connections to hold.
@@ -166,8 +166,8 @@ impl Holder {
 pub struct HoldSpec {
     /// The server.
     pub target: Target,
-    /// Its address.
-    pub addr: SocketAddr,
+    /// Its address and the transport.
+    pub to: Arc<Endpoint>,
     /// Source address of our sockets.
     pub source: Option<IpAddr>,
     /// Nicks are `{prefix}{i}`.
@@ -186,7 +186,7 @@ pub struct HoldSpec {
 pub async fn hold(spec: &HoldSpec) -> Holder {
     let HoldSpec {
         target,
-        addr,
+        ref to,
         source,
         ref prefix,
         n,
@@ -233,7 +233,15 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
             let (closed, errors, stop) = (h.closed.clone(), h.errors.clone(), stop_rx.clone());
             let sync = sync_rx.clone();
             h.tasks.push(tokio::spawn(idle_conn(
-                target, addr, source, nick, st, closed, errors, stop, sync,
+                target,
+                to.clone(),
+                source,
+                nick,
+                st,
+                closed,
+                errors,
+                stop,
+                sync,
             )));
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -273,7 +281,7 @@ pub async fn hold(spec: &HoldSpec) -> Holder {
 #[allow(clippy::too_many_arguments)]
 async fn idle_conn(
     target: Target,
-    addr: SocketAddr,
+    to: Arc<Endpoint>,
     source: Option<IpAddr>,
     nick: String,
     st: Arc<ConnState>,
@@ -288,7 +296,7 @@ async fn idle_conn(
             errs.push(format!("{nick}: {e}"));
         }
     };
-    let mut conn = match Conn::open(target, addr, source, true).await {
+    let mut conn = match Conn::open(target, &to, source, true).await {
         Ok(c) => c,
         Err(e) => {
             fail(format!("connect: {e}"));
@@ -467,7 +475,7 @@ pub async fn run(cfg: &IdleConfig, report: &mut Report) {
     if processes == 1 {
         let spec = HoldSpec {
             target: cfg.target,
-            addr: cfg.addr,
+            to: cfg.to.clone(),
             source: None,
             prefix: "b".into(),
             n: cfg.connections,
@@ -499,7 +507,16 @@ pub async fn run(cfg: &IdleConfig, report: &mut Report) {
                 .arg("--target")
                 .arg(cfg.target.name())
                 .arg("--addr")
-                .arg(cfg.addr.to_string())
+                .arg(cfg.to.addr.to_string())
+                .args(["--transport", cfg.to.transport.name()])
+                .args(cfg.to.tls.iter().flat_map(|t| {
+                    [
+                        "--ca-cert".as_ref(),
+                        t.ca_cert.as_os_str(),
+                        "--tls-name".as_ref(),
+                        t.name_arg.as_ref(),
+                    ]
+                }))
                 .args(if cfg.progress {
                     &[][..]
                 } else {

@@ -23,17 +23,20 @@ mod report;
 mod soak;
 mod soakcheck;
 mod text;
+mod tls;
 mod traffic;
 mod wire;
 mod workloads;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::net::{Endpoint, Transport};
 use crate::report::Report;
 use crate::wire::Target;
 
@@ -47,6 +50,20 @@ struct Cli {
     /// Its address (default: 127.0.0.1 and the target's usual port).
     #[arg(long, global = true)]
     addr: Option<String>,
+    /// How chatproto is carried (chat only): `tcp` length-prefixed frames;
+    /// `ws` a WebSocket on `GET /ws`, one text message per frame; `tls` and
+    /// `wss` the same inside TLS (give the server --tls-cert/--tls-key, and
+    /// chatbench --ca-cert).
+    #[arg(long, global = true, value_enum, default_value = "tcp")]
+    transport: Transport,
+    /// With `--transport tls|wss`: trust the certificates in this PEM file
+    /// (the server's CA, or its self-signed certificate).
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+    /// With `--transport tls|wss`: the name (or IP address) the server's
+    /// certificate must be for (default: the host of --addr).
+    #[arg(long, global = true)]
+    tls_name: Option<String>,
     /// The server's PID, to report its CPU time and memory from /proc.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
@@ -201,15 +218,33 @@ enum Cmd {
     },
 }
 
-fn resolve(cli: &Cli) -> Result<SocketAddr, String> {
+fn resolve(cli: &Cli) -> Result<Arc<Endpoint>, String> {
     let a = cli
         .addr
         .clone()
         .unwrap_or_else(|| cli.target.default_addr().to_string());
-    a.to_socket_addrs()
+    let addr = a
+        .to_socket_addrs()
         .map_err(|e| format!("bad --addr {a}: {e}"))?
         .next()
-        .ok_or_else(|| format!("--addr {a} resolves to nothing"))
+        .ok_or_else(|| format!("--addr {a} resolves to nothing"))?;
+    if cli.transport != Transport::Tcp && cli.target != Target::Chat {
+        return Err(format!(
+            "--transport {} is for --target chat; {} is spoken over plain TCP",
+            cli.transport.name(),
+            cli.target.server()
+        ));
+    }
+    if !cli.transport.is_tls() && (cli.ca_cert.is_some() || cli.tls_name.is_some()) {
+        return Err("--ca-cert and --tls-name are for --transport tls or wss".into());
+    }
+    Endpoint::new(
+        addr,
+        &a,
+        cli.transport,
+        cli.ca_cert.clone(),
+        cli.tls_name.as_deref(),
+    )
 }
 
 fn main() -> ExitCode {
@@ -217,7 +252,7 @@ fn main() -> ExitCode {
     if let Cmd::Table { files } = &cli.cmd {
         return table(files);
     }
-    let addr = match resolve(&cli) {
+    let to = match resolve(&cli) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("chatbench: {e}");
@@ -238,10 +273,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(cli, addr))
+    rt.block_on(run(cli, to))
 }
 
-async fn run(cli: Cli, addr: SocketAddr) -> ExitCode {
+async fn run(cli: Cli, to: Arc<Endpoint>) -> ExitCode {
     let seed = cli.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -251,7 +286,7 @@ async fn run(cli: Cli, addr: SocketAddr) -> ExitCode {
     let progress = !cli.quiet;
     let run_cfg = |t: &Traffic| traffic::RunConfig {
         target: cli.target,
-        addr,
+        to: to.clone(),
         source: None,
         server_pid: cli.server_pid,
         size: t.size,
@@ -326,7 +361,7 @@ async fn run(cli: Cli, addr: SocketAddr) -> ExitCode {
             let mut r = Report::new("idle", cli.target);
             let cfg = idle::IdleConfig {
                 target: cli.target,
-                addr,
+                to: to.clone(),
                 server_pid: cli.server_pid,
                 connections: *connections,
                 per_process: *per_process,
@@ -348,7 +383,7 @@ async fn run(cli: Cli, addr: SocketAddr) -> ExitCode {
         } => {
             idle::worker(idle::HoldSpec {
                 target: cli.target,
-                addr,
+                to: to.clone(),
                 source: *source_ip,
                 prefix: prefix.clone(),
                 n: *connections,
@@ -375,7 +410,7 @@ async fn run(cli: Cli, addr: SocketAddr) -> ExitCode {
                 return ExitCode::from(2);
             }
             let cfg = soak::SoakConfig {
-                addr,
+                to: to.clone(),
                 server_pid: cli.server_pid,
                 clients: *clients,
                 seconds: *seconds,
@@ -391,6 +426,11 @@ async fn run(cli: Cli, addr: SocketAddr) -> ExitCode {
         }
         Cmd::Table { .. } => unreachable!("handled before the runtime starts"),
     };
+    let mut report = report;
+    report.transport = to.transport;
+    if let Some(tls) = to.negotiated() {
+        report.param("tls", tls);
+    }
     if cli.json {
         match serde_json::to_string(&report) {
             Ok(j) => println!("{j}"),

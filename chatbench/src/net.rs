@@ -1,21 +1,157 @@
-//! One benchmark connection: a socket, its buffers and its wire state.
+//! One benchmark connection: a socket (plain TCP, or TLS over it), its
+//! buffers and its wire state; over a WebSocket, after the HTTP upgrade.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use rustls::pki_types::ServerName;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
-use crate::wire::{In, Subs, Target, Wire};
+use crate::wire::chat::ChatWire;
+use crate::wire::{ws, In, Subs, Target, Wire};
 
 /// Read at least this much room at a time: big reads are what keep a
 /// one-core load generator ahead of a fan-out server.
 const READ_CHUNK: usize = 64 << 10;
 /// Idle connections read with a smaller buffer to keep the generator small.
 const SMALL_READ_CHUNK: usize = 4 << 10;
+/// The TLS handshake and the WebSocket upgrade, each.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(30);
+/// The longest answer to the WebSocket upgrade we wait for the end of.
+const MAX_UPGRADE_ANSWER: usize = 16 << 10;
+
+/// How a connection carries chatproto (chat only; redis and nats: tcp).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Length-prefixed frames on a TCP connection.
+    #[default]
+    Tcp,
+    /// One WebSocket text message per frame, on `GET /ws` (RFC 6455).
+    Ws,
+    /// Length-prefixed frames inside TLS.
+    Tls,
+    /// A WebSocket inside TLS.
+    Wss,
+}
+
+impl Transport {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+            Transport::Tls => "tls",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// Inside TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+
+    /// Over a WebSocket.
+    pub fn is_ws(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+}
+
+/// TLS settings shared by every connection of a run.
+#[derive(Clone)]
+pub struct TlsDial {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+    /// `--ca-cert`, passed on to child processes.
+    pub ca_cert: PathBuf,
+    /// `--tls-name` (or the host of `--addr`), passed on to child processes.
+    pub name_arg: String,
+}
+
+impl std::fmt::Debug for TlsDial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsDial")
+            .field("name", &self.name)
+            .field("ca_cert", &self.ca_cert)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where and how to connect: the server's address and the transport, with
+/// what it needs. Shared (`Arc`) by every connection of a run.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// How chatproto is carried.
+    pub transport: Transport,
+    /// The `Host` of the WebSocket upgrade (`--addr` as given).
+    host: String,
+    /// For `tls` and `wss`.
+    pub tls: Option<TlsDial>,
+    /// The TLS version and cipher suite of the first handshake, for the report.
+    negotiated: OnceLock<String>,
+}
+
+impl Endpoint {
+    /// `transport` to `addr`, written `shown` on the command line. TLS
+    /// needs `ca_cert`; the certificate must be for `tls_name`, or else
+    /// for the host part of `shown`.
+    pub fn new(
+        addr: SocketAddr,
+        shown: &str,
+        transport: Transport,
+        ca_cert: Option<PathBuf>,
+        tls_name: Option<&str>,
+    ) -> Result<Arc<Endpoint>, String> {
+        let tls = match (transport.is_tls(), ca_cert) {
+            (true, Some(ca_cert)) => {
+                let name_arg = tls_name
+                    .unwrap_or_else(|| crate::tls::host_of(shown))
+                    .to_owned();
+                Some(TlsDial {
+                    connector: crate::tls::connector(&ca_cert)?,
+                    name: crate::tls::server_name(&name_arg)?,
+                    ca_cert,
+                    name_arg,
+                })
+            }
+            (true, None) => {
+                return Err(format!(
+                    "--transport {} needs --ca-cert PEM: the CA (or the self-signed \
+                     certificate) the server's certificate is checked against",
+                    transport.name()
+                ))
+            }
+            (false, _) => None,
+        };
+        Ok(Arc::new(Endpoint {
+            addr,
+            transport,
+            host: shown.to_owned(),
+            tls,
+            negotiated: OnceLock::new(),
+        }))
+    }
+
+    /// The TLS version and cipher suite agreed with the server, once a
+    /// connection has made its handshake.
+    pub fn negotiated(&self) -> Option<&str> {
+        self.negotiated.get().map(String::as_str)
+    }
+}
 
 /// Connect to `addr`, from `source` if given (any port), with TCP_NODELAY.
 pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
@@ -32,11 +168,96 @@ pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
     Ok(stream)
 }
 
+/// A connection's byte stream: the TCP socket itself, or TLS over it. An
+/// enum rather than a trait object: plain TCP stays the same calls on the
+/// same `TcpStream` as before, behind one branch.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS (boxed: a rustls connection is a few KiB, and idle runs hold
+    /// thousands of plain ones).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Read once into `buf` (plaintext, for TLS); 0 means closed.
+    pub async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read_buf(buf).await,
+            Stream::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+
+    /// Write all of `b` (TLS: encrypted and flushed to the socket).
+    pub async fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(b).await,
+            Stream::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Close our sending side (TLS: with a close_notify first).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        }
+    }
+
+    /// Reset instead of closing when dropped (no TIME_WAIT).
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.tcp().set_zero_linger()
+    }
+
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+/// Masking keys: a different sequence for every WebSocket of the process.
+fn mask_seed() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    n.wrapping_mul(0x9E37_79B9) ^ std::process::id().rotate_left(16)
+}
+
+/// Send the WebSocket upgrade on `stream` and read its answer into `rbuf`;
+/// anything after the answer's head stays in `rbuf` (frames already).
+async fn upgrade(stream: &mut Stream, rbuf: &mut BytesMut, host: &str) -> io::Result<()> {
+    let key = ws::new_key();
+    stream.write_all(&ws::request(host, &key)).await?;
+    loop {
+        if let Some(head) = ws::check_response(rbuf, &key).map_err(io::Error::other)? {
+            rbuf.advance(head);
+            return Ok(());
+        }
+        if rbuf.len() > MAX_UPGRADE_ANSWER {
+            return Err(io::Error::other(format!(
+                "no end to the answer to the WebSocket upgrade in {MAX_UPGRADE_ANSWER} bytes"
+            )));
+        }
+        rbuf.reserve(4096);
+        if stream.read_buf(rbuf).await? == 0 {
+            return Err(io::Error::other(
+                "the server closed the connection during the WebSocket upgrade",
+            ));
+        }
+    }
+}
+
 /// A connected, not yet joined, benchmark member.
 #[derive(Debug)]
 pub struct Conn {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket, or TLS over it.
+    pub stream: Stream,
     /// Bytes read and not yet decoded.
     pub rbuf: BytesMut,
     /// Bytes to write next.
@@ -71,24 +292,75 @@ impl std::fmt::Display for JoinError {
 }
 
 impl Conn {
-    /// Connect to `addr` (from `source`) and speak `target` on it.
+    /// Connect to `to` (from `source`), make the TLS handshake and the
+    /// WebSocket upgrade if its transport has them, and speak `target` on it.
     pub async fn open(
         target: Target,
-        addr: SocketAddr,
+        to: &Endpoint,
         source: Option<IpAddr>,
         small: bool,
     ) -> io::Result<Conn> {
+        let tcp = connect(to.addr, source).await?;
+        let mut stream = match &to.tls {
+            Some(tls) => {
+                let s = timeout(
+                    HANDSHAKE_WITHIN,
+                    tls.connector.connect(tls.name.clone(), tcp),
+                )
+                .await
+                .map_err(|_| io::Error::other("no TLS handshake in time"))?
+                .map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
+                if to.negotiated.get().is_none() {
+                    let c = s.get_ref().1;
+                    let _ = to.negotiated.set(format!(
+                        "{:?} {:?}",
+                        c.protocol_version()
+                            .unwrap_or(rustls::ProtocolVersion::Unknown(0)),
+                        c.negotiated_cipher_suite()
+                            .map(|s| s.suite())
+                            .unwrap_or(rustls::CipherSuite::Unknown(0))
+                    ));
+                }
+                Stream::Tls(Box::new(s))
+            }
+            None => Stream::Tcp(tcp),
+        };
+        let mut rbuf = BytesMut::new();
+        let wire = if to.transport.is_ws() {
+            timeout(HANDSHAKE_WITHIN, upgrade(&mut stream, &mut rbuf, &to.host))
+                .await
+                .map_err(|_| io::Error::other("no answer to the WebSocket upgrade in time"))??;
+            Wire::Chat(ChatWire::websocket(mask_seed()))
+        } else {
+            Wire::new(target)
+        };
         Ok(Conn {
-            stream: connect(addr, source).await?,
-            rbuf: BytesMut::new(),
+            stream,
+            rbuf,
             wbuf: Vec::new(),
-            wire: Wire::new(target),
+            wire,
             chunk: if small { SMALL_READ_CHUNK } else { READ_CHUNK },
         })
     }
 
-    /// Write everything in `wbuf`.
+    /// Close politely: a WebSocket's close frame, TLS's close_notify, then
+    /// a FIN.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        if let Wire::Chat(w) = &mut self.wire {
+            if let Some(ws) = w.ws_mut() {
+                if !ws.is_closed() {
+                    ws.put_close(&mut self.wbuf);
+                }
+            }
+        }
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+
+    /// Write everything in `wbuf`, and what the framing must answer (a
+    /// WebSocket's pongs, appended: `wbuf` holds whole frames only).
     pub async fn flush(&mut self) -> io::Result<()> {
+        self.wire.take_control(&mut self.wbuf);
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
             self.wbuf.clear();

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::Tally;
+use crate::net::Transport;
 use crate::soakcheck::Verdict;
 use crate::wire::Target;
 
@@ -111,6 +112,9 @@ pub struct Report {
     pub workload: String,
     /// The server spoken to.
     pub target: Target,
+    /// How (reports from before `--transport` have none: tcp).
+    #[serde(default)]
+    pub transport: Transport,
     /// The workload's settings.
     pub params: BTreeMap<String, String>,
     /// Length of the measured interval, seconds.
@@ -143,6 +147,7 @@ impl Report {
         Report {
             workload: workload.into(),
             target,
+            transport: Transport::Tcp,
             params: BTreeMap::new(),
             seconds: 0.0,
             messages: 0,
@@ -155,6 +160,14 @@ impl Report {
             soak: None,
             errors: Vec::new(),
             ok: false,
+        }
+    }
+
+    /// The server and, unless plain TCP, the transport: `chatserver over ws`.
+    pub fn column(&self) -> String {
+        match self.transport {
+            Transport::Tcp => self.target.server().to_owned(),
+            t => format!("{} over {}", self.target.server(), t.name()),
         }
     }
 
@@ -196,7 +209,7 @@ impl Report {
         let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
         row(
             "workload",
-            format!("{} against {}", self.workload, self.target.server()),
+            format!("{} against {}", self.workload, self.column()),
         );
         let params: Vec<String> = self
             .params
@@ -357,20 +370,28 @@ fn kib(k: u64) -> String {
     format!("{:.1} MiB", k as f64 / 1024.0)
 }
 
-/// The side-by-side table of many reports: one column per target, rows per
-/// workload metric, in Markdown.
+/// The side-by-side table of many reports: one column per target (and
+/// per transport, for chat over more than plain TCP), rows per workload
+/// metric, in Markdown.
 pub fn side_by_side(reports: &[Report]) -> String {
-    let mut targets: Vec<Target> = Vec::new();
+    let mut targets: Vec<(Target, Transport)> = Vec::new();
     for t in [Target::Chat, Target::Redis, Target::Nats] {
-        if reports.iter().any(|r| r.target == t) {
-            targets.push(t);
+        for via in [
+            Transport::Tcp,
+            Transport::Ws,
+            Transport::Tls,
+            Transport::Wss,
+        ] {
+            if reports.iter().any(|r| r.target == t && r.transport == via) {
+                targets.push((t, via));
+            }
         }
     }
-    let find = |w: &str, t: Target| {
+    let find = |w: &str, (t, via): (Target, Transport)| {
         reports
             .iter()
             .rev()
-            .find(|r| r.workload == w && r.target == t)
+            .find(|r| r.workload == w && r.target == t && r.transport == via)
     };
     type Cell = fn(&Report) -> Option<String>;
     let metrics: [(&str, &str, Cell); 15] = [
@@ -441,8 +462,11 @@ pub fn side_by_side(reports: &[Report]) -> String {
     let mut table = Table::new();
     table.load_style(presets::ASCII_MARKDOWN);
     table.set_header(
-        std::iter::once("workload / metric".to_string())
-            .chain(targets.iter().map(|t| t.server().to_string())),
+        std::iter::once("workload / metric".to_string()).chain(targets.iter().map(|&(t, via)| {
+            let mut r = Report::new("", t);
+            r.transport = via;
+            r.column()
+        })),
     );
     for (w, label, cell) in metrics {
         if !targets.iter().any(|&t| find(w, t).is_some()) {

@@ -14,18 +14,16 @@
 //! everything ordered before it, and leaves.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::RngExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use crate::net::Conn;
+use crate::net::{Conn, Endpoint};
 use crate::procstat;
 use crate::progress;
 use crate::report::{Report, SoakResult};
@@ -39,8 +37,8 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(15);
 /// Settings of the soak.
 #[derive(Debug, Clone)]
 pub struct SoakConfig {
-    /// chatserver's address.
-    pub addr: SocketAddr,
+    /// chatserver's address and the transport.
+    pub to: Arc<Endpoint>,
     /// Its PID, for RSS at the start and after everyone left.
     pub server_pid: Option<u32>,
     /// Client slots.
@@ -100,7 +98,7 @@ struct Session {
 
 impl Session {
     async fn open(cfg: &SoakConfig, nick: String, sh: &Shared) -> Result<Session, String> {
-        let mut conn = Conn::open(Target::Chat, cfg.addr, None, true)
+        let mut conn = Conn::open(Target::Chat, &cfg.to, None, true)
             .await
             .map_err(|e| format!("{nick}: connect: {e}"))?;
         // Whatever follows the welcome in the same read is already the room's traffic.
@@ -390,7 +388,7 @@ async fn slot(
             Ok(false) => {
                 // Leave: half the time politely (FIN), half with a reset.
                 if rng.random_bool(0.5) {
-                    let _ = timeout(Duration::from_secs(1), s.conn.stream.shutdown()).await;
+                    let _ = timeout(Duration::from_secs(1), s.conn.shutdown()).await;
                 } else {
                     let _ = s.conn.stream.set_zero_linger();
                 }

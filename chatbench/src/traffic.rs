@@ -8,7 +8,7 @@
 //! progress, and stops when every expected delivery arrived, or when
 //! nothing has arrived for `stall` (then the rest is reported lost).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::ledger::{Ledger, Tally};
-use crate::net::Conn;
+use crate::net::{Conn, Endpoint};
 use crate::procstat;
 use crate::progress;
 use crate::report::{Percentiles, Report, ServerUsage};
@@ -73,8 +73,8 @@ pub struct MemberPlan {
 pub struct RunConfig {
     /// The server.
     pub target: Target,
-    /// Its address.
-    pub addr: SocketAddr,
+    /// Its address and the transport.
+    pub to: Arc<Endpoint>,
     /// Source address for our sockets.
     pub source: Option<IpAddr>,
     /// Its PID, to read CPU and memory.
@@ -277,7 +277,7 @@ async fn member(
         ledger: Ledger::new(plan.expect.iter().copied()),
         hist: latency_histogram(),
     };
-    let mut conn = match Conn::open(cfg.target, cfg.addr, cfg.source, false).await {
+    let mut conn = match Conn::open(cfg.target, &cfg.to, cfg.source, false).await {
         Ok(c) => c,
         Err(e) => {
             sh.error(format!("{}: connect: {e}", plan.nick));

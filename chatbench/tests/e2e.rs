@@ -50,6 +50,10 @@ impl Drop for Server {
 }
 
 fn start_chatserver() -> Server {
+    start_chatserver_with(&[])
+}
+
+fn start_chatserver_with(extra: &[&str]) -> Server {
     let mut child = Command::new(chatserver_exe())
         .args([
             "--listen",
@@ -65,6 +69,7 @@ fn start_chatserver() -> Server {
             "--store",
             "memory",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -96,6 +101,12 @@ fn start_chatserver() -> Server {
 
 /// Run chatbench with `args` and return its JSON report.
 fn bench(server: &Server, target: &str, args: &[&str]) -> Value {
+    bench_via(server, target, &[], args)
+}
+
+/// Run chatbench with the global options `via` (e.g. `--transport ws`)
+/// and `args`, and return its JSON report.
+fn bench_via(server: &Server, target: &str, via: &[&str], args: &[&str]) -> Value {
     let out = Command::new(bench_exe())
         .args([
             "--json",
@@ -108,6 +119,7 @@ fn bench(server: &Server, target: &str, args: &[&str]) -> Value {
             &server.addr,
         ])
         .args(["--server-pid", &server.child.id().to_string()])
+        .args(via)
         .args(args)
         .stderr(Stdio::inherit())
         .output()
@@ -254,6 +266,174 @@ fn idle_splits_over_worker_processes_and_source_addresses() {
     let r = bench(&server, "chat", &args);
     assert_eq!(r["idle"]["connections"], 50, "{r:#}");
     assert_eq!(r["idle"]["processes"], 3);
+}
+
+/// A CA (its certificate written to `dir`/ca.pem) and a certificate it
+/// signed for 127.0.0.1 with its key (cert.pem, key.pem), for chatserver's
+/// --tls-cert and --tls-key.
+fn make_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    (paths.0, paths.1, paths.2)
+}
+
+/// `chat_connections_opened_total` by transport, from the server's
+/// `/metrics` (plain HTTP on the same port; loopback may read it).
+fn opened_by_transport(server: &Server) -> Vec<(String, u64)> {
+    let mut s = TcpStream::connect(&server.addr).expect("connect for /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).expect("read /metrics");
+    page.lines()
+        .filter_map(|l| l.strip_prefix("chat_connections_opened_total{transport=\""))
+        .filter_map(|l| {
+            let (t, n) = l.split_once("\"} ")?;
+            Some((t.to_owned(), n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// `--transport ws`, `tls` and `wss` against a chatserver with a
+/// certificate: fan-out, private and latency runs count every delivery,
+/// the soak's checker passes over a WebSocket in TLS (its clients leave
+/// with a close frame or a reset), and the server saw the connections
+/// arrive the way they were asked for.
+#[test]
+fn websocket_and_tls_transports_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_pki(dir.path());
+    let server = start_chatserver_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let ca = ca.to_str().unwrap();
+    let fanout = [
+        "fanout",
+        "--members",
+        "20",
+        "--publishers",
+        "2",
+        "--messages",
+        "300",
+        "--window",
+        "16",
+    ];
+    let mut runs = 0;
+    for via in [
+        &["--transport", "ws"][..],
+        &["--transport", "tls", "--ca-cert", ca],
+        &["--transport", "wss", "--ca-cert", ca],
+    ] {
+        let r = bench_via(&server, "chat", via, &fanout);
+        assert_counted(&r, 20 * 2 * 300);
+        assert_eq!(r["transport"], via[1], "{r:#}");
+        if via[1] != "ws" {
+            let tls = r["params"]["tls"].as_str().unwrap_or_default();
+            assert!(tls.starts_with("TLSv1_3 TLS13_"), "{r:#}");
+        }
+        runs += 1;
+    }
+    let private = ["private", "--clients", "10", "--messages", "100"];
+    assert_counted(
+        &bench_via(&server, "chat", &["--transport", "ws"], &private),
+        10 * 100,
+    );
+    let latency = [
+        "latency",
+        "--members",
+        "10",
+        "--publishers",
+        "2",
+        "--rate",
+        "200",
+        "--seconds",
+        "1",
+    ];
+    let tls = ["--transport", "tls", "--ca-cert", ca];
+    assert_counted(&bench_via(&server, "chat", &tls, &latency), 200 * 10);
+    let soak = ["soak", "--clients", "20", "--seconds", "3", "--rate", "5"];
+    let wss = ["--transport", "wss", "--ca-cert", ca];
+    let r = bench_via(&server, "chat", &wss, &soak);
+    assert!(r["soak"]["verdict"]["passed"].as_bool().unwrap(), "{r:#}");
+    assert!(r["soak"]["sessions"].as_u64().unwrap() > 20, "{r:#}");
+    // The server counts a WebSocket inside TLS as a WebSocket.
+    let opened = opened_by_transport(&server);
+    let count = |t: &str| opened.iter().find(|(n, _)| n == t).map_or(0, |(_, n)| *n);
+    assert_eq!(runs, 3);
+    assert!(count("websocket") >= 20 + 20 + 10 + 20, "{opened:?}");
+    assert!(count("tls") >= 20 + 10, "{opened:?}");
+    // Nothing spoke plain chatproto (HTTP requests such as /metrics are
+    // not counted as connections).
+    assert_eq!(count("tcp"), 0, "{opened:?}");
+}
+
+/// A certificate from another CA is refused, and says so.
+#[test]
+fn tls_with_the_wrong_ca_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = make_pki(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let (wrong_ca, _, _) = make_pki(other.path());
+    let server = start_chatserver_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let out = Command::new(bench_exe())
+        .args(["--json", "--quiet", "--addr", &server.addr])
+        .args([
+            "--transport",
+            "tls",
+            "--ca-cert",
+            wrong_ca.to_str().unwrap(),
+        ])
+        .args([
+            "fanout",
+            "--members",
+            "2",
+            "--publishers",
+            "1",
+            "--messages",
+            "1",
+        ])
+        .output()
+        .expect("run chatbench");
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("TLS handshake"), "{report:#}");
+    // Without --ca-cert it is a bad command line.
+    let out = Command::new(bench_exe())
+        .args(["--addr", &server.addr, "--transport", "wss", "fanout"])
+        .output()
+        .expect("run chatbench");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-cert"));
 }
 
 /// A free port on 127.0.0.1 for a server that cannot be told to pick one.

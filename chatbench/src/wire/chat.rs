@@ -11,12 +11,17 @@
 //! [`chatproto::parse_payload`], with the same result, only slower. The
 //! fast path does not check that a message's text is UTF-8 (texts are
 //! compared as bytes); everything else it accepts, serde would too.
+//!
+//! Over a WebSocket (`--transport ws`/`wss`) only the framing differs: each
+//! payload is one text message, without the length prefix (see [`super::ws`]);
+//! the payloads and their scanner are the same.
 
 use std::borrow::Cow;
 
 use bytes::{Buf, BytesMut};
 use chatproto::{encode_into, ClientFrame, PresenceStatus, ServerFrame, HEADER_LEN};
 
+use super::ws::WsFraming;
 use super::{Delivery, Dest, In, ToList, WireError};
 
 /// The largest frame we send (ours are small).
@@ -29,6 +34,9 @@ const MAX_FRAME: usize = 16 << 20;
 #[derive(Debug)]
 pub struct ChatWire {
     scratch: BytesMut,
+    /// `None`: chatproto's 4-byte length prefix (TCP, TLS); `Some`: one
+    /// WebSocket text message per payload.
+    ws: Option<Box<WsFraming>>,
 }
 
 impl Default for ChatWire {
@@ -38,17 +46,41 @@ impl Default for ChatWire {
 }
 
 impl ChatWire {
-    /// A fresh connection.
+    /// A fresh connection with length-prefixed frames.
     pub fn new() -> Self {
         ChatWire {
             scratch: BytesMut::new(),
+            ws: None,
         }
+    }
+
+    /// A fresh connection over a WebSocket; `seed` picks its masking keys.
+    pub fn websocket(seed: u32) -> Self {
+        ChatWire {
+            scratch: BytesMut::new(),
+            ws: Some(Box::new(WsFraming::new(seed))),
+        }
+    }
+
+    /// The WebSocket framing, if this connection has it.
+    pub fn ws_mut(&mut self) -> Option<&mut WsFraming> {
+        self.ws.as_deref_mut()
     }
 
     fn put(&mut self, frame: &ClientFrame, out: &mut Vec<u8>) {
         self.scratch.clear();
         encode_into(frame, &mut self.scratch, MAX_SEND).expect("benchmark frames are small");
-        out.extend_from_slice(&self.scratch);
+        self.put_payload(None, out);
+    }
+
+    /// Append the frame in `scratch` (with its length prefix), or the
+    /// constant frame `fixed` (also with it), framed for the transport.
+    fn put_payload(&mut self, fixed: Option<&[u8]>, out: &mut Vec<u8>) {
+        let framed = fixed.unwrap_or(&self.scratch);
+        match &mut self.ws {
+            None => out.extend_from_slice(framed),
+            Some(ws) => ws.put_text(&framed[HEADER_LEN..], out),
+        }
     }
 
     pub(super) fn hello(&mut self, nick: &str, out: &mut Vec<u8>) {
@@ -68,12 +100,12 @@ impl ChatWire {
         self.put(&ClientFrame::msg(to, text), out);
     }
 
-    pub(super) fn pong(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"\0\0\0\x0f{\"type\":\"pong\"}");
+    pub(super) fn pong(&mut self, out: &mut Vec<u8>) {
+        self.put_payload(Some(b"\0\0\0\x0f{\"type\":\"pong\"}"), out);
     }
 
-    pub(super) fn ping(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"\0\0\0\x0f{\"type\":\"ping\"}");
+    pub(super) fn ping(&mut self, out: &mut Vec<u8>) {
+        self.put_payload(Some(b"\0\0\0\x0f{\"type\":\"ping\"}"), out);
     }
 
     pub(super) fn decode(
@@ -81,6 +113,9 @@ impl ChatWire {
         buf: &mut BytesMut,
         f: &mut dyn FnMut(In<'_>),
     ) -> Result<(), WireError> {
+        if let Some(ws) = &mut self.ws {
+            return ws.decode(buf, MAX_FRAME, &mut |payload| f(scan(payload)));
+        }
         let mut at = 0;
         let result = loop {
             let Some(head) = buf.get(at..at + HEADER_LEN) else {
@@ -526,5 +561,60 @@ mod tests {
                 ClientFrame::Pong,
             ]
         );
+    }
+
+    /// Over a WebSocket: the same payloads, each one masked text frame
+    /// without the length prefix; and server messages read the same.
+    #[test]
+    fn over_a_websocket_the_payloads_are_the_same_without_the_prefix() {
+        use std::io::Cursor;
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tungstenite::protocol::frame::{Frame, FrameHeader};
+
+        let mut plain = ChatWire::new();
+        let mut ws = ChatWire::websocket(99);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for w in [&mut plain, &mut ws] {
+            let out = if w.ws.is_none() { &mut a } else { &mut b };
+            w.hello("b1", out);
+            w.publish(Dest::Member("b2"), "yo", out);
+            w.pong(out);
+            w.ping(out);
+        }
+        let mut payloads = Vec::new();
+        let mut cur = Cursor::new(&b[..]);
+        while (cur.position() as usize) < b.len() {
+            let (h, len) = FrameHeader::parse(&mut cur).unwrap().unwrap();
+            assert!(h.is_final);
+            assert_eq!(h.opcode, OpCode::Data(Data::Text));
+            let at = cur.position() as usize;
+            let mut p = b[at..at + len as usize].to_vec();
+            super::super::ws::apply_mask(&mut p, h.mask.unwrap());
+            payloads.push(p);
+            cur.set_position((at + len as usize) as u64);
+        }
+        let mut prefixed = Vec::new();
+        for p in &payloads {
+            prefixed.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            prefixed.extend_from_slice(p);
+        }
+        assert_eq!(prefixed, a, "the same frames, prefix for prefix");
+
+        let mut wire = Vec::new();
+        for i in 0..3 {
+            let p = payload(&msg(i, "x", &[], &format!("m{i}")));
+            Frame::message(p, OpCode::Data(Data::Text), true)
+                .format(&mut wire)
+                .unwrap();
+        }
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut got = Vec::new();
+        ws.decode(&mut buf, &mut |ev| match ev {
+            In::Msg(d) => got.push(String::from_utf8(d.text.into_owned()).unwrap()),
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
+        assert_eq!(got, ["m0", "m1", "m2"]);
+        assert!(buf.is_empty());
     }
 }

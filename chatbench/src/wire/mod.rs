@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub mod chat;
 pub mod nats;
 pub mod redis;
+pub mod ws;
 
 /// Which server a benchmark talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -221,14 +222,24 @@ impl Wire {
 
     /// A ping (chat only): its answer comes as [`In::Ack`] once everything
     /// the server queued before it has been read.
-    pub fn ping(&self, out: &mut Vec<u8>) {
+    pub fn ping(&mut self, out: &mut Vec<u8>) {
         if let Wire::Chat(w) = self {
             w.ping(out);
         }
     }
 
+    /// What the framing itself must answer (a WebSocket's pongs and close
+    /// reply), moved to `out`; nothing for the other framings.
+    pub fn take_control(&mut self, out: &mut Vec<u8>) {
+        if let Wire::Chat(w) = self {
+            if let Some(ws) = w.ws_mut() {
+                ws.take_control(out);
+            }
+        }
+    }
+
     /// The answer to [`In::Ping`].
-    pub fn pong(&self, out: &mut Vec<u8>) {
+    pub fn pong(&mut self, out: &mut Vec<u8>) {
         match self {
             Wire::Chat(w) => w.pong(out),
             Wire::Redis(_) => {}
