@@ -261,6 +261,7 @@ impl Ledger {
                 id: Some(id),
                 room,
                 seq,
+                ..
             } => self.answers.push((
                 id.clone(),
                 Answer::Error {

@@ -540,7 +540,7 @@ impl Session {
                 }
                 self.out.push_back(Action::Joined);
             }
-            ClientEvent::Refused { code, message } => {
+            ClientEvent::Refused { code, message, .. } => {
                 self.out.push_back(Action::Refused { code, message });
             }
             ClientEvent::Entered {
@@ -548,6 +548,7 @@ impl Session {
                 online,
                 again,
                 gap,
+                ..
             } => {
                 self.replaying.insert(room.clone(), again);
                 if again {
@@ -583,7 +584,9 @@ impl Session {
                 };
                 self.print(line);
             }
-            ClientEvent::Presence { room, nick, online } => {
+            ClientEvent::Presence {
+                room, nick, online, ..
+            } => {
                 let me = nick_key(&nick) == nick_key(self.client.nick());
                 if me && online {
                     // Our own presence ends the room's replay.
@@ -597,7 +600,9 @@ impl Session {
                 let room = self.other(&room);
                 self.print(Line::Presence { room, nick, online });
             }
-            ClientEvent::History { room, events, more } => {
+            ClientEvent::History {
+                room, events, more, ..
+            } => {
                 let mut count = 0;
                 for e in events {
                     if let ClientEvent::Message {
@@ -807,38 +812,30 @@ mod tests {
     }
 
     fn welcome(nick: &str, resumed: bool) -> ServerFrame {
-        ServerFrame::Welcome {
-            nick: nick.into(),
-            seq: 0,
-            online: vec![],
-            session: Some("token".into()),
-            resumed: Some(resumed),
-            limits: None,
-        }
+        ServerFrame::welcome(nick, 0, vec![], Some("token".into()), Some(resumed), None)
     }
 
     fn entered(room: &str, seq: u64, online: &[&str], recovered: bool) -> ServerFrame {
-        ServerFrame::Entered {
-            room: room.into(),
-            epoch: "e1".into(),
+        ServerFrame::entered(
+            room,
+            "e1",
             seq,
-            oldest: 1,
-            online: online.iter().map(|n| n.to_string()).collect(),
+            1,
+            online.iter().map(|n| n.to_string()).collect(),
             recovered,
-        }
+        )
     }
 
     fn msg(room: &str, seq: u64, from: &str, to: &[&str], text: &str) -> ServerFrame {
-        ServerFrame::Msg {
-            room: Some(room.into()),
+        ServerFrame::msg(
+            Some(room.into()),
             seq,
-            from: from.into(),
-            to: to.iter().map(|n| n.to_string()).collect(),
-            text: text.into(),
-            ts: 0,
-            id: None,
-            replay: false,
-        }
+            from,
+            to.iter().map(|n| n.to_string()).collect(),
+            text,
+            0,
+            None,
+        )
     }
 
     fn replayed(mut f: ServerFrame, with_id: Option<&str>) -> ServerFrame {
@@ -858,17 +855,17 @@ mod tests {
     }
 
     fn presence(room: &str, seq: u64, nick: &str, online: bool) -> ServerFrame {
-        ServerFrame::Presence {
-            room: Some(room.into()),
+        ServerFrame::presence(
+            Some(room.into()),
             seq,
-            nick: nick.into(),
-            status: if online {
+            nick,
+            if online {
                 PresenceStatus::Online
             } else {
                 PresenceStatus::Offline
             },
-            ts: 0,
-        }
+            0,
+        )
     }
 
     fn the_id(sent: &[ClientFrame]) -> String {
@@ -919,9 +916,7 @@ mod tests {
             msg("lobby", 6, "bob", &["alice"], "psst"),
             msg("lobby", 7, "carol", &["alice", "bob"], "both"),
             presence("lobby", 8, "bob", false),
-            ServerFrame::Notice {
-                text: "going down".into(),
-            },
+            ServerFrame::notice("going down"),
         ] {
             shown.extend(frame(&mut s, f).lines);
         }
@@ -972,7 +967,7 @@ mod tests {
         let out = line(&mut s, "@bob hi");
         assert!(matches!(
             &out.sent[..],
-            [ClientFrame::Msg { room: Some(r), to, text, id: Some(_) }]
+            [ClientFrame::Msg { room: Some(r), to, text, id: Some(_), .. }]
                 if r == "rust" && to == &["bob"] && text == "hi"
         ));
         assert_eq!(line(&mut s, "/who").lines, ["* online (2): alice, bob"]);
@@ -991,9 +986,7 @@ mod tests {
         assert_eq!(line(&mut s, "/rooms").sent, [ClientFrame::Rooms]);
         let out = frame(
             &mut s,
-            ServerFrame::Rooms {
-                rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 2)],
-            },
+            ServerFrame::rooms(vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 2)]),
         );
         assert_eq!(out.lines, ["* rooms (2): #lobby (3), #rust (2)"]);
         // Leaving the current room makes another current.
@@ -1032,13 +1025,13 @@ mod tests {
         assert_eq!(s.prompt(), "alice #rust> ");
         let out = frame(
             &mut s,
-            ServerFrame::Error {
-                code: ErrorCode::TooManyRooms,
-                message: "you are in 1 rooms, the most allowed".into(),
-                id: None,
-                room: Some("rust".into()),
-                seq: None,
-            },
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "you are in 1 rooms, the most allowed",
+                None,
+                Some("rust".into()),
+                None,
+            ),
         );
         assert_eq!(
             out.lines,
@@ -1063,13 +1056,14 @@ mod tests {
         frame(&mut s, presence("lobby", 7, "alice", true));
         let out = line(&mut s, "/history 2");
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(5), Some(2))]);
-        let page = |seqs: &[u64], more: bool| ServerFrame::History {
-            room: "lobby".into(),
-            events: seqs
-                .iter()
-                .map(|&q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
-                .collect(),
-            more,
+        let page = |seqs: &[u64], more: bool| {
+            ServerFrame::history(
+                "lobby",
+                seqs.iter()
+                    .map(|&q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+                    .collect(),
+                more,
+            )
         };
         let out = frame(&mut s, page(&[3, 4], true));
         assert_eq!(
@@ -1148,13 +1142,13 @@ mod tests {
             replayed(msg("lobby", 2, "bob", &[], "b1"), None),
             replayed(echo("lobby", 3, "alice", "a1", &id1), Some(&id1)),
             presence("lobby", 4, "alice", true),
-            ServerFrame::Error {
-                code: ErrorCode::Duplicate,
-                message: "already sent".into(),
-                id: Some(id1.clone()),
-                room: Some("lobby".into()),
-                seq: Some(3),
-            },
+            ServerFrame::error_v2(
+                ErrorCode::Duplicate,
+                "already sent",
+                Some(id1.clone()),
+                Some("lobby".into()),
+                Some(3),
+            ),
             // A server repeating itself is not shown twice.
             msg("lobby", 2, "bob", &[], "b1"),
         ] {
@@ -1181,14 +1175,7 @@ mod tests {
         for f in [
             entered("lobby", 1, &["alice"], true),
             presence("lobby", 2, "alice", true),
-            ServerFrame::Entered {
-                room: "rust".into(),
-                epoch: "e1".into(),
-                seq: 900,
-                oldest: 300,
-                online: vec!["alice".into()],
-                recovered: false,
-            },
+            ServerFrame::entered("rust", "e1", 900, 300, vec!["alice".into()], false),
             replayed(msg("rust", 900, "bob", &[], "late"), None),
             presence("rust", 901, "alice", true),
         ] {
@@ -1274,9 +1261,7 @@ mod tests {
         line(&mut s, "/rooms");
         frame(
             &mut s,
-            ServerFrame::Rooms {
-                rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("ops", 1)],
-            },
+            ServerFrame::rooms(vec![RoomInfo::new("lobby", 3), RoomInfo::new("ops", 1)]),
         );
         assert_eq!(s.listed_rooms(), ["lobby", "ops"]);
     }
@@ -1352,13 +1337,13 @@ mod tests {
     }
 
     fn error_for(id: &str, code: ErrorCode, seq: Option<u64>) -> ServerFrame {
-        ServerFrame::Error {
+        ServerFrame::error_v2(
             code,
-            message: format!("{} for {id}", code.as_str()),
-            id: Some(id.into()),
-            room: Some("lobby".into()),
+            format!("{} for {id}", code.as_str()),
+            Some(id.into()),
+            Some("lobby".into()),
             seq,
-        }
+        )
     }
 
     #[test]

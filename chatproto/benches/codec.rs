@@ -40,15 +40,16 @@ fn client_msgs() -> Vec<ClientFrame> {
 /// Server `msg` frames as a v2 server sends them to everyone in `lobby`.
 fn server_msgs() -> Vec<ServerFrame> {
     (0..FRAMES)
-        .map(|i| ServerFrame::Msg {
-            room: Some(chatproto::LOBBY.into()),
-            seq: 1_000_000 + i as u64,
-            from: "alice".into(),
-            to: Vec::new(),
-            text: text(i),
-            ts: 1_732_400_000_000 + i as u64,
-            id: None,
-            replay: false,
+        .map(|i| {
+            ServerFrame::msg(
+                Some(chatproto::LOBBY.into()),
+                1_000_000 + i as u64,
+                "alice",
+                Vec::new(),
+                text(i),
+                1_732_400_000_000 + i as u64,
+                None,
+            )
         })
         .collect()
 }

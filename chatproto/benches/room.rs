@@ -53,12 +53,14 @@ impl Shell {
         let mut copies = 0;
         while let Some(out) = self.server.poll() {
             match out {
-                Output::Send { to, frame } => {
+                Output::Send { to, frame, .. } => {
                     let bytes = encode(&frame, max).expect("fits");
                     self.queues[to.0 as usize].push(bytes);
                     copies += 1;
                 }
-                Output::Deliver { event, to, with_id } => {
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => {
                     // Encode once; every recipient shares the bytes.
                     let bytes = encode(&event.wire(with_id, false), max).expect("fits");
                     for c in to {

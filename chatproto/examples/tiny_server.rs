@@ -57,11 +57,11 @@ async fn main() -> std::io::Result<()> {
         let max = server.config().max_frame_bytes;
         while let Some(out) = server.poll() {
             let (bytes, to) = match out {
-                Output::Send { to, frame } => (encode(&frame, max), vec![to]),
+                Output::Send { to, frame, .. } => (encode(&frame, max), vec![to]),
                 // One event, many recipients: encode once, share the bytes.
-                Output::Deliver { event, to, with_id } => {
-                    (encode(&event.wire(with_id, false), max), to.to_vec())
-                }
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => (encode(&event.wire(with_id, false), max), to.to_vec()),
                 Output::Close { client, .. } => (Ok(Bytes::new()), vec![client]),
                 _ => continue,
             };

@@ -39,6 +39,7 @@ pub enum ClientOutput {
 #[non_exhaustive]
 pub enum ClientEvent {
     /// Joined (first connection) or rejoined (after a reconnect).
+    #[non_exhaustive]
     Joined {
         /// The nickname, as the server spells it.
         nick: String,
@@ -48,6 +49,7 @@ pub enum ClientEvent {
         reconnect: bool,
     },
     /// The join was refused (`nick_taken`, `nick_invalid`, ...).
+    #[non_exhaustive]
     Refused {
         /// Why.
         code: ErrorCode,
@@ -55,6 +57,7 @@ pub enum ClientEvent {
         message: String,
     },
     /// A room was entered (or entered again after a reconnect).
+    #[non_exhaustive]
     Entered {
         /// The room.
         room: String,
@@ -68,6 +71,7 @@ pub enum ClientEvent {
         gap: bool,
     },
     /// A message, live or replayed; each is reported once.
+    #[non_exhaustive]
     Message {
         /// The room.
         room: String,
@@ -87,6 +91,7 @@ pub enum ClientEvent {
         replay: bool,
     },
     /// Someone entered or left a room.
+    #[non_exhaustive]
     Presence {
         /// The room.
         room: String,
@@ -96,6 +101,7 @@ pub enum ClientEvent {
         online: bool,
     },
     /// A page of history, oldest first.
+    #[non_exhaustive]
     History {
         /// The room.
         room: String,
@@ -108,6 +114,7 @@ pub enum ClientEvent {
     Rooms(Vec<(String, u64)>),
     /// A request failed. `id` is set when it answered a message this
     /// client sent (that message is given up).
+    #[non_exhaustive]
     Error {
         /// The code.
         code: ErrorCode,
@@ -138,6 +145,113 @@ pub struct Unacknowledged<'a> {
     pub to: &'a [String],
     /// The text.
     pub text: &'a str,
+}
+
+/// Constructors, for a shell's own tests (every variant with members is
+/// `#[non_exhaustive]`: new members come in minor releases, and these
+/// keep their signatures).
+impl ClientEvent {
+    /// [`ClientEvent::Joined`].
+    pub fn joined(nick: impl Into<String>, resumed: bool, reconnect: bool) -> Self {
+        ClientEvent::Joined {
+            nick: nick.into(),
+            resumed,
+            reconnect,
+        }
+    }
+
+    /// [`ClientEvent::Refused`].
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        ClientEvent::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// [`ClientEvent::Entered`].
+    pub fn entered(room: impl Into<String>, online: Vec<String>, again: bool, gap: bool) -> Self {
+        ClientEvent::Entered {
+            room: room.into(),
+            online,
+            again,
+            gap,
+        }
+    }
+
+    /// [`ClientEvent::Message`], live and from someone else; see
+    /// [`ClientEvent::into_mine`] and [`ClientEvent::into_replay`] for the other kinds.
+    pub fn message(
+        room: impl Into<String>,
+        seq: u64,
+        from: impl Into<String>,
+        to: Vec<String>,
+        text: impl Into<String>,
+        ts: u64,
+    ) -> Self {
+        ClientEvent::Message {
+            room: room.into(),
+            seq,
+            from: from.into(),
+            to,
+            text: text.into(),
+            ts,
+            mine: false,
+            replay: false,
+        }
+    }
+
+    /// A [`ClientEvent::Message`] marked as this client's own; other
+    /// events are returned as they are.
+    #[must_use]
+    pub fn into_mine(mut self) -> Self {
+        if let ClientEvent::Message { mine, .. } = &mut self {
+            *mine = true;
+        }
+        self
+    }
+
+    /// A [`ClientEvent::Message`] marked as replayed; other events are
+    /// returned as they are.
+    #[must_use]
+    pub fn into_replay(mut self) -> Self {
+        if let ClientEvent::Message { replay, .. } = &mut self {
+            *replay = true;
+        }
+        self
+    }
+
+    /// [`ClientEvent::Presence`].
+    pub fn presence(room: impl Into<String>, nick: impl Into<String>, online: bool) -> Self {
+        ClientEvent::Presence {
+            room: room.into(),
+            nick: nick.into(),
+            online,
+        }
+    }
+
+    /// [`ClientEvent::History`].
+    pub fn history(room: impl Into<String>, events: Vec<ClientEvent>, more: bool) -> Self {
+        ClientEvent::History {
+            room: room.into(),
+            events,
+            more,
+        }
+    }
+
+    /// [`ClientEvent::Error`].
+    pub fn error(
+        code: ErrorCode,
+        message: impl Into<String>,
+        id: Option<String>,
+        room: Option<String>,
+    ) -> Self {
+        ClientEvent::Error {
+            code,
+            message: message.into(),
+            id,
+            room,
+        }
+    }
 }
 
 /// A message sent and not yet acknowledged.

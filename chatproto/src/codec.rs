@@ -29,6 +29,7 @@ pub const MIN_MAX_FRAME_BYTES: usize = 1024;
 pub enum FramingError {
     /// The length header announced more than the limit.
     #[error("frame of {len} bytes exceeds the limit of {max} bytes; closing")]
+    #[non_exhaustive]
     TooLarge {
         /// The announced payload length.
         len: u64,
@@ -41,6 +42,13 @@ pub enum FramingError {
 }
 
 impl FramingError {
+    /// [`FramingError::TooLarge`]: a frame of `len` bytes over the limit
+    /// `max` (for a transport that learns a frame's length its own way,
+    /// such as a WebSocket message).
+    pub fn too_large(len: u64, max: usize) -> Self {
+        FramingError::TooLarge { len, max }
+    }
+
     /// The error code to send before closing.
     pub fn code(&self) -> crate::ErrorCode {
         match self {
@@ -56,6 +64,7 @@ impl FramingError {
 pub enum PayloadError {
     /// The payload is not UTF-8.
     #[error("payload is not valid UTF-8 (invalid byte at offset {valid_up_to})")]
+    #[non_exhaustive]
     NotUtf8 {
         /// Length of the valid UTF-8 prefix.
         valid_up_to: usize,
@@ -75,6 +84,7 @@ pub enum PayloadError {
 pub enum EncodeError {
     /// The payload would exceed the limit.
     #[error("encoded frame of {len} bytes exceeds the limit of {max} bytes")]
+    #[non_exhaustive]
     TooLarge {
         /// The payload length that was produced.
         len: usize,

@@ -3,6 +3,42 @@
 //! Every payload is a JSON object whose `"type"` member names the frame kind.
 //! Members a receiver does not know are ignored, so a newer peer can add
 //! fields without breaking an older one.
+//!
+//! # Building and matching frames
+//!
+//! The wire format grows by adding frames and members, and so do these
+//! types, in minor releases: both enums and each of their variants with
+//! members are `#[non_exhaustive]`. Build frames with the constructors
+//! ([`ClientFrame::join`], [`ServerFrame::msg`], ...), and match them with
+//! `..` and a `_` arm:
+//!
+//! ```
+//! use chatproto::{ClientFrame, ErrorCode, ServerFrame};
+//!
+//! let enter = ClientFrame::enter("rust", Some((41, "e1".to_owned())));
+//! let send = ClientFrame::msg_in("rust", vec!["bob".into()], "hi bob", Some("m-1".into()));
+//! let echo = ServerFrame::msg(Some("rust".into()), 42, "alice", vec!["bob".into()], "hi bob", 0, Some("m-1".into()));
+//! let dup = ServerFrame::error_v2(ErrorCode::Duplicate, "sent already", Some("m-1".into()), Some("rust".into()), Some(42));
+//! for frame in [enter, send] {
+//!     match frame {
+//!         ClientFrame::Msg { text, .. } => assert_eq!(text, "hi bob"),
+//!         ClientFrame::Enter { room, .. } => assert_eq!(room, "rust"),
+//!         _ => unreachable!(),
+//!     }
+//! }
+//! for frame in [echo.clone().into_replay(), dup] {
+//!     match frame {
+//!         ServerFrame::Msg { seq, replay, .. } => assert_eq!((seq, replay), (42, true)),
+//!         ServerFrame::Error { code, seq, .. } => assert_eq!((code, seq), (ErrorCode::Duplicate, Some(42))),
+//!         _ => unreachable!(),
+//!     }
+//! }
+//! // Change a member of a frame through a pattern, with `..` too.
+//! let mut frame = echo;
+//! if let ServerFrame::Msg { id, .. } = &mut frame {
+//!     *id = None;
+//! }
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +57,7 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum ClientFrame {
     /// Ask to join under `nick`. Answered by `welcome` or an error.
+    #[non_exhaustive]
     Join {
         /// The requested nickname; see [`crate::nick`] for the rule.
         nick: String,
@@ -34,6 +71,7 @@ pub enum ClientFrame {
         resume: Option<String>,
     },
     /// v2: enter a room. Answered by `entered`, the replay, then live events.
+    #[non_exhaustive]
     Enter {
         /// The room's name, without `#`.
         room: String,
@@ -45,6 +83,7 @@ pub enum ClientFrame {
         epoch: Option<String>,
     },
     /// v2: leave a room.
+    #[non_exhaustive]
     Part {
         /// The room to leave.
         room: String,
@@ -52,6 +91,7 @@ pub enum ClientFrame {
     /// Send `text` to the nicknames in `to`, or to everyone in the room when
     /// `to` is absent or empty. Answered by the echo of the stamped message,
     /// or an error.
+    #[non_exhaustive]
     Msg {
         /// v2: the room; absent means `lobby`.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +107,7 @@ pub enum ClientFrame {
         id: Option<String>,
     },
     /// v2: ask for a page of a room's history.
+    #[non_exhaustive]
     History {
         /// The room.
         room: String,
@@ -85,6 +126,9 @@ pub enum ClientFrame {
     Pong,
 }
 
+/// Constructors: the one way to build a frame outside this crate (every
+/// variant with members is `#[non_exhaustive]`). When a later version adds
+/// a member, these keep their signatures and leave it absent.
 impl ClientFrame {
     /// A v1 `join` as `nick`: enters `lobby`.
     pub fn join(nick: impl Into<String>) -> Self {
@@ -221,6 +265,7 @@ fn is_false(b: &bool) -> bool {
 #[non_exhaustive]
 pub enum ServerFrame {
     /// Sent to a client once it has joined, before anything else.
+    #[non_exhaustive]
     Welcome {
         /// The nickname the client joined as.
         nick: String,
@@ -242,6 +287,7 @@ pub enum ServerFrame {
         limits: Option<Limits>,
     },
     /// The continuation of a `welcome` or `entered` whose `online` list did not fit.
+    #[non_exhaustive]
     Online {
         /// v2: the room the list is of (absent: `lobby`, as in v1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +296,7 @@ pub enum ServerFrame {
         nicks: Vec<String>,
     },
     /// v2: the answer to `enter`, before the replay and the live events.
+    #[non_exhaustive]
     Entered {
         /// The room entered.
         room: String,
@@ -266,6 +313,7 @@ pub enum ServerFrame {
         recovered: bool,
     },
     /// Someone entered or left a room (in v1: came online or went offline).
+    #[non_exhaustive]
     Presence {
         /// v2: the room.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +328,7 @@ pub enum ServerFrame {
         ts: u64,
     },
     /// A message, stamped by the room.
+    #[non_exhaustive]
     Msg {
         /// v2: the room.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,6 +351,7 @@ pub enum ServerFrame {
         replay: bool,
     },
     /// v2: a page of history, the answer to `history`.
+    #[non_exhaustive]
     History {
         /// The room.
         room: String,
@@ -311,11 +361,13 @@ pub enum ServerFrame {
         more: bool,
     },
     /// v2: the rooms that have members, the answer to `rooms`.
+    #[non_exhaustive]
     Rooms {
         /// The rooms.
         rooms: Vec<RoomInfo>,
     },
     /// Something went wrong; see [`ErrorCode`] for which codes close the connection.
+    #[non_exhaustive]
     Error {
         /// A stable machine-readable code.
         code: ErrorCode,
@@ -336,6 +388,7 @@ pub enum ServerFrame {
     /// The answer to a client `ping`.
     Pong,
     /// A message from the server itself, for example before it shuts down.
+    #[non_exhaustive]
     Notice {
         /// Text for a human.
         text: String,
@@ -438,15 +491,144 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// Constructors: the one way to build a frame outside this crate (every
+/// variant with members is `#[non_exhaustive]`). Each takes the members the
+/// frame has today, optional ones as `Option`; when a later version adds a
+/// member, these keep their signatures and leave it absent.
 impl ServerFrame {
+    /// A `welcome` to `nick`: `lobby`'s `seq` and who is in it. A v1
+    /// server's has no `session`, `resumed` or `limits`; a v2 server sends
+    /// all three.
+    pub fn welcome(
+        nick: impl Into<String>,
+        seq: u64,
+        online: Vec<String>,
+        session: Option<String>,
+        resumed: Option<bool>,
+        limits: Option<Limits>,
+    ) -> Self {
+        ServerFrame::Welcome {
+            nick: nick.into(),
+            seq,
+            online,
+            session,
+            resumed,
+            limits,
+        }
+    }
+
+    /// An `online` continuation: more of `room`'s members (`None`: `lobby`,
+    /// as in v1).
+    pub fn online(room: Option<String>, nicks: Vec<String>) -> Self {
+        ServerFrame::Online { room, nicks }
+    }
+
+    /// An `entered`: the answer to `enter`.
+    pub fn entered(
+        room: impl Into<String>,
+        epoch: impl Into<String>,
+        seq: u64,
+        oldest: u64,
+        online: Vec<String>,
+        recovered: bool,
+    ) -> Self {
+        ServerFrame::Entered {
+            room: room.into(),
+            epoch: epoch.into(),
+            seq,
+            oldest,
+            online,
+            recovered,
+        }
+    }
+
+    /// A `presence`: `nick` entered or left `room` (`None` in v1).
+    pub fn presence(
+        room: Option<String>,
+        seq: u64,
+        nick: impl Into<String>,
+        status: PresenceStatus,
+        ts: u64,
+    ) -> Self {
+        ServerFrame::Presence {
+            room,
+            seq,
+            nick: nick.into(),
+            status,
+            ts,
+        }
+    }
+
+    /// A stamped `msg` in `room` (`None` in v1) from `from` to `to` (empty:
+    /// everyone), with the sender's `id` (only on the sender's copies). Not
+    /// a replay copy: see [`ServerFrame::into_replay`].
+    pub fn msg(
+        room: Option<String>,
+        seq: u64,
+        from: impl Into<String>,
+        to: Vec<String>,
+        text: impl Into<String>,
+        ts: u64,
+        id: Option<String>,
+    ) -> Self {
+        ServerFrame::Msg {
+            room,
+            seq,
+            from: from.into(),
+            to,
+            text: text.into(),
+            ts,
+            id,
+            replay: false,
+        }
+    }
+
+    /// This frame as a replay or a `history` page carries it: a `msg` is
+    /// marked `replay`; no other frame has the mark, so they stay as they
+    /// are.
+    #[must_use]
+    pub fn into_replay(mut self) -> Self {
+        if let ServerFrame::Msg { replay, .. } = &mut self {
+            *replay = true;
+        }
+        self
+    }
+
+    /// A `history` page of `room`: `msg` frames in increasing seq, and
+    /// whether older ones exist.
+    pub fn history(room: impl Into<String>, events: Vec<ServerFrame>, more: bool) -> Self {
+        ServerFrame::History {
+            room: room.into(),
+            events,
+            more,
+        }
+    }
+
+    /// A `rooms` answer.
+    pub fn rooms(rooms: Vec<RoomInfo>) -> Self {
+        ServerFrame::Rooms { rooms }
+    }
+
     /// An `error` frame with the given code and message.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::error_v2(code, message, None, None, None)
+    }
+
+    /// An `error` frame with its v2 members: the `id` of the `msg` it
+    /// answers, the room concerned and, for `duplicate`, the original's seq.
+    pub fn error_v2(
+        code: ErrorCode,
+        message: impl Into<String>,
+        id: Option<String>,
+        room: Option<String>,
+        seq: Option<u64>,
+    ) -> Self {
         ServerFrame::Error {
             code,
             message: message.into(),
-            id: None,
-            room: None,
-            seq: None,
+            id,
+            room,
+            seq,
         }
     }
 

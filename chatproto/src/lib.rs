@@ -38,9 +38,9 @@
 //! while let Some(out) = server.poll() {
 //!     match out {
 //!         // One frame for one connection.
-//!         Output::Send { to, frame } => wire.push((to, encode(&frame, max).unwrap())),
+//!         Output::Send { to, frame, .. } => wire.push((to, encode(&frame, max).unwrap())),
 //!         // A room event: encode once, the same bytes for every recipient.
-//!         Output::Deliver { event, to, with_id } => {
+//!         Output::Deliver { event, to, with_id, .. } => {
 //!             let bytes = encode(&event.wire(with_id, false), max).unwrap();
 //!             wire.extend(to.iter().map(|&c| (c, bytes.clone())));
 //!         }

@@ -21,6 +21,7 @@ use crate::{
 /// [`durable`](ServerConfig::durable) set): what it holds, and the batches
 /// the server handed it that are not answered yet.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct SimStore {
     /// Every record stored, in order.
     pub records: Vec<Record>,

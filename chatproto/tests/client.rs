@@ -120,8 +120,10 @@ impl Net {
         while let Some(out) = self.server.poll() {
             moved = true;
             let (bytes, to): (bytes::Bytes, Vec<ClientId>) = match out {
-                Output::Send { to, frame } => (encode(&frame, 65_536).unwrap(), vec![to]),
-                Output::Deliver { event, to, with_id } => (
+                Output::Send { to, frame, .. } => (encode(&frame, 65_536).unwrap(), vec![to]),
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => (
                     encode(&event.wire(with_id, false), 65_536).unwrap(),
                     to.to_vec(),
                 ),

@@ -65,18 +65,43 @@ impl From<Derived> for ClientFrame {
                 rooms: None,
                 resume: Some(token),
             } => {
-                let ClientFrame::Join { nick, rooms, .. } = ClientFrame::join(nick) else {
-                    unreachable!()
-                };
-                ClientFrame::Join {
-                    nick,
-                    rooms,
-                    resume: Some(token),
+                let mut frame = ClientFrame::join(nick);
+                if let ClientFrame::Join { resume, .. } = &mut frame {
+                    *resume = Some(token);
                 }
+                frame
             }
-            Derived::Enter { room, since, epoch } => ClientFrame::Enter { room, since, epoch },
+            // `since` without `epoch` or the other way round: nor that.
+            Derived::Enter { room, since, epoch } => {
+                let mut frame = ClientFrame::enter(room, None);
+                if let ClientFrame::Enter {
+                    since: s, epoch: e, ..
+                } = &mut frame
+                {
+                    (*s, *e) = (since, epoch);
+                }
+                frame
+            }
             Derived::Part { room } => ClientFrame::part(room),
-            Derived::Msg { room, to, text, id } => ClientFrame::Msg { room, to, text, id },
+            Derived::Msg {
+                room: Some(room),
+                to,
+                text,
+                id,
+            } => ClientFrame::msg_in(room, to, text, id),
+            // A v1 msg (no room) carrying an id: nor that.
+            Derived::Msg {
+                room: None,
+                to,
+                text,
+                id,
+            } => {
+                let mut frame = ClientFrame::msg(to, text);
+                if let ClientFrame::Msg { id: i, .. } = &mut frame {
+                    *i = id;
+                }
+                frame
+            }
             Derived::History {
                 room,
                 before,

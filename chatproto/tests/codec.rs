@@ -175,13 +175,7 @@ fn max_plus_one_is_rejected_from_the_header_alone() {
         let cap = buf.capacity();
         let mut dec = FrameDecoder::new(max);
         let err = dec.decode::<ClientFrame>(&mut buf).unwrap_err();
-        assert_eq!(
-            err,
-            FramingError::TooLarge {
-                len: max as u64 + 1,
-                max
-            }
-        );
+        assert_eq!(err, FramingError::too_large(max as u64 + 1, max));
         assert_eq!(err.code(), ErrorCode::FrameTooLarge);
         assert!(err.code().is_fatal());
         assert!(err.to_string().contains(&format!("{}", max + 1)), "{err}");
@@ -202,10 +196,7 @@ fn header_of_all_ones_allocates_nothing() {
     let err = dec.decode_payload(&mut buf).unwrap_err();
     assert_eq!(
         err,
-        FramingError::TooLarge {
-            len: u32::MAX as u64,
-            max: DEFAULT_MAX_FRAME_BYTES
-        }
+        FramingError::too_large(u32::MAX as u64, DEFAULT_MAX_FRAME_BYTES)
     );
     assert!(buf.capacity() <= 64, "capacity {}", buf.capacity());
     assert_eq!(dec.decode_payload(&mut buf), Err(err), "sticky");
@@ -264,10 +255,7 @@ fn garbage_is_an_error_never_a_panic() {
         .unwrap_err();
     assert_eq!(
         err,
-        FramingError::TooLarge {
-            len: u32::from_be_bytes(*b"GET ") as u64,
-            max: DEFAULT_MAX_FRAME_BYTES
-        }
+        FramingError::too_large(u32::from_be_bytes(*b"GET ") as u64, DEFAULT_MAX_FRAME_BYTES)
     );
     // Seeded corruption of a valid stream: each flipped byte may break a
     // payload (bad frame, carry on) or a header (close); never a panic.
@@ -326,7 +314,10 @@ fn bad_then_ping(payload: &[u8]) -> PayloadError {
 fn bad_payloads_say_what_was_wrong_and_the_decoder_carries_on() {
     assert!(matches!(
         bad_then_ping(b"{\"type\":\"join\",\"nick\":\"\xff\"}"),
-        PayloadError::NotUtf8 { valid_up_to: 23 }
+        PayloadError::NotUtf8 {
+            valid_up_to: 23,
+            ..
+        }
     ));
     for p in ["[\"join\",\"alice\"]", "42", "null", "\"ping\"", "true"] {
         let e = bad_then_ping(p.as_bytes());
@@ -452,16 +443,7 @@ fn a_client_cannot_choose_from_or_seq() {
     sim.take(a);
     sim.send_payload(a, p);
     let got = sim.take(a);
-    let want = ServerFrame::Msg {
-        room: Some("lobby".into()),
-        seq: 2,
-        from: "alice".into(),
-        to: vec![],
-        text: "hi".into(),
-        ts: 5_000,
-        id: None,
-        replay: false,
-    };
+    let want = ServerFrame::msg(Some("lobby".into()), 2, "alice", vec![], "hi", 5_000, None);
     assert_eq!(got, vec![want]);
 }
 
@@ -474,7 +456,7 @@ fn the_encoder_refuses_payloads_over_the_limit() {
     assert_eq!(ok.len(), HEADER_LEN + max);
     assert_eq!(&ok[..HEADER_LEN], &(max as u32).to_be_bytes());
     match encode(&frame(max - 23), max) {
-        Err(EncodeError::TooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+        Err(EncodeError::TooLarge { len, max: m, .. }) => assert_eq!((len, m), (max + 1, max)),
         other => panic!("{other:?}"),
     }
     // On error the destination is left as it was.
@@ -508,95 +490,70 @@ fn limits_below_the_minimum_are_raised() {
 
 #[test]
 fn encode_then_decode_round_trips_every_server_kind() {
-    let msg = |room: Option<&str>, id: Option<&str>, replay: bool| ServerFrame::Msg {
-        room: room.map(Into::into),
-        seq: u64::MAX,
-        from: "alice".into(),
-        to: vec!["bob".into()],
-        text: "\u{0}\u{7f}\u{2028}😀".into(),
-        ts: 0,
-        id: id.map(Into::into),
-        replay,
+    let msg = |room: Option<&str>, id: Option<&str>, replay: bool| {
+        let frame = ServerFrame::msg(
+            room.map(Into::into),
+            u64::MAX,
+            "alice",
+            vec!["bob".into()],
+            "\u{0}\u{7f}\u{2028}😀",
+            0,
+            id.map(Into::into),
+        );
+        if replay {
+            frame.into_replay()
+        } else {
+            frame
+        }
     };
     let frames = vec![
         // v1 shapes: every v2 member absent.
-        ServerFrame::Welcome {
-            nick: "alice".into(),
-            seq: 41,
-            online: vec!["alice".into(), "bob".into()],
-            session: None,
-            resumed: None,
-            limits: None,
-        },
-        ServerFrame::Online {
-            room: None,
-            nicks: vec!["carol".into()],
-        },
-        ServerFrame::Presence {
-            room: None,
-            seq: 42,
-            nick: "alice".into(),
-            status: PresenceStatus::Offline,
-            ts: u64::MAX,
-        },
+        ServerFrame::welcome(
+            "alice",
+            41,
+            vec!["alice".into(), "bob".into()],
+            None,
+            None,
+            None,
+        ),
+        ServerFrame::online(None, vec!["carol".into()]),
+        ServerFrame::presence(None, 42, "alice", PresenceStatus::Offline, u64::MAX),
         msg(None, None, false),
         ServerFrame::error(ErrorCode::Timeout, "late"),
         // v2 shapes: every member present.
-        ServerFrame::Welcome {
-            nick: "alice".into(),
-            seq: 0,
-            online: vec![],
-            session: Some("00ff".into()),
-            resumed: Some(true),
-            limits: Some(Limits::new(65_536, 64, 500, 200)),
-        },
-        ServerFrame::Online {
-            room: Some("rust".into()),
-            nicks: vec!["carol".into()],
-        },
-        ServerFrame::Entered {
-            room: "rust".into(),
-            epoch: "e\"1".into(),
-            seq: 7,
-            oldest: 1,
-            online: vec!["alice".into()],
-            recovered: true,
-        },
-        ServerFrame::Presence {
-            room: Some("rust".into()),
-            seq: 8,
-            nick: "alice".into(),
-            status: PresenceStatus::Online,
-            ts: 1,
-        },
+        ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("00ff".into()),
+            Some(true),
+            Some(Limits::new(65_536, 64, 500, 200)),
+        ),
+        ServerFrame::online(Some("rust".into()), vec!["carol".into()]),
+        ServerFrame::entered("rust", "e\"1", 7, 1, vec!["alice".into()], true),
+        ServerFrame::presence(Some("rust".into()), 8, "alice", PresenceStatus::Online, 1),
         msg(Some("rust"), Some("m-1"), true),
-        ServerFrame::History {
-            room: "rust".into(),
-            events: vec![
+        ServerFrame::history(
+            "rust",
+            vec![
                 msg(Some("rust"), None, true),
                 msg(Some("rust"), Some("m-2"), true),
             ],
-            more: true,
-        },
-        ServerFrame::History {
-            room: "ops".into(),
-            events: vec![],
-            more: false,
-        },
-        ServerFrame::Rooms {
-            rooms: vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 1)],
-        },
-        ServerFrame::Error {
-            code: ErrorCode::Duplicate,
-            message: "again".into(),
-            id: Some("m-1".into()),
-            room: Some("rust".into()),
-            seq: Some(9),
-        },
+            true,
+        ),
+        ServerFrame::history("ops", vec![], false),
+        ServerFrame::rooms(vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 1)]),
+        ServerFrame::error_v2(
+            ErrorCode::Duplicate,
+            "again",
+            Some("m-1".into()),
+            Some("rust".into()),
+            Some(9),
+        ),
         ServerFrame::error(ErrorCode::NotInRoom, "enter first"),
         ServerFrame::Ping,
         ServerFrame::Pong,
-        ServerFrame::Notice { text: "bye".into() },
+        ServerFrame::notice("bye"),
     ];
     let mut buf = BytesMut::new();
     for f in &frames {
@@ -615,44 +572,19 @@ fn v1_server_frames_decode_with_the_v2_members_absent() {
     let cases = [
         (
             r#"{"type":"welcome","nick":"alice","seq":3,"online":["alice"]}"#,
-            ServerFrame::Welcome {
-                nick: "alice".into(),
-                seq: 3,
-                online: vec!["alice".into()],
-                session: None,
-                resumed: None,
-                limits: None,
-            },
+            ServerFrame::welcome("alice", 3, vec!["alice".into()], None, None, None),
         ),
         (
             r#"{"type":"presence","seq":4,"nick":"bob","status":"online","ts":9}"#,
-            ServerFrame::Presence {
-                room: None,
-                seq: 4,
-                nick: "bob".into(),
-                status: PresenceStatus::Online,
-                ts: 9,
-            },
+            ServerFrame::presence(None, 4, "bob", PresenceStatus::Online, 9),
         ),
         (
             r#"{"type":"msg","seq":5,"from":"bob","to":[],"text":"hi","ts":10}"#,
-            ServerFrame::Msg {
-                room: None,
-                seq: 5,
-                from: "bob".into(),
-                to: vec![],
-                text: "hi".into(),
-                ts: 10,
-                id: None,
-                replay: false,
-            },
+            ServerFrame::msg(None, 5, "bob", vec![], "hi", 10, None),
         ),
         (
             r#"{"type":"online","nicks":["carol"]}"#,
-            ServerFrame::Online {
-                room: None,
-                nicks: vec!["carol".into()],
-            },
+            ServerFrame::online(None, vec!["carol".into()]),
         ),
     ];
     for (p, want) in cases {

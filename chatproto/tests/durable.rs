@@ -181,10 +181,10 @@ fn restart(stored: &[Record], now: Now) -> Sim {
     let mut events: Vec<Event> = Vec::new();
     for r in stored {
         match r {
-            Record::Session { id, nick, token } => {
-                sim.server.restore_session(now, *id, nick, *token)
-            }
-            Record::Room { name, epoch } => {
+            Record::Session {
+                id, nick, token, ..
+            } => sim.server.restore_session(now, *id, nick, *token),
+            Record::Room { name, epoch, .. } => {
                 rooms.retain(|(n, _)| n != name);
                 rooms.push((name.clone(), epoch.clone()));
             }

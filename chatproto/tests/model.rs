@@ -192,13 +192,7 @@ fn error(
     id: Option<String>,
     seq: Option<u64>,
 ) -> ServerFrame {
-    ServerFrame::Error {
-        code,
-        message: String::new(),
-        id,
-        room,
-        seq,
-    }
+    ServerFrame::error_v2(code, String::new(), id, room, seq)
 }
 
 /// A room name as the protocol canonicalizes it, or `None` if it breaks
@@ -256,15 +250,19 @@ impl Message {
     }
 
     fn frame(&self, room: &str, mine: bool, replay: bool) -> ServerFrame {
-        ServerFrame::Msg {
-            room: Some(room.into()),
-            seq: self.seq,
-            from: self.from_nick.clone(),
-            to: self.to.iter().map(|(_, n)| n.clone()).collect(),
-            text: self.text.clone(),
-            ts: self.ts,
-            id: if mine { self.id.clone() } else { None },
-            replay,
+        let frame = ServerFrame::msg(
+            Some(room.into()),
+            self.seq,
+            self.from_nick.clone(),
+            self.to.iter().map(|(_, n)| n.clone()).collect(),
+            self.text.clone(),
+            self.ts,
+            if mine { self.id.clone() } else { None },
+        );
+        if replay {
+            frame.into_replay()
+        } else {
+            frame
         }
     }
 }
@@ -387,13 +385,13 @@ impl Model {
     }
 
     fn presence(&self, room: &str, seq: u64, s: usize, status: PresenceStatus) -> ServerFrame {
-        ServerFrame::Presence {
-            room: Some(room.into()),
+        ServerFrame::presence(
+            Some(room.into()),
             seq,
-            nick: self.sessions[s].nick.clone(),
+            self.sessions[s].nick.clone(),
             status,
-            ts: self.now,
-        }
+            self.now,
+        )
     }
 
     /// The newest `limit` messages of `room` with a seq in `(after,
@@ -496,19 +494,19 @@ impl Model {
         if !online.is_empty() {
             self.clients[i].view.insert("lobby".into(), (None, seq));
         }
-        let welcome = ServerFrame::Welcome {
-            nick: nick.into(),
+        let welcome = ServerFrame::welcome(
+            nick,
             seq,
             online,
-            session: None,
-            resumed: Some(resumed.is_some()),
-            limits: Some(Limits::new(
+            None,
+            Some(resumed.is_some()),
+            Some(Limits::new(
                 65_536,
                 MAX_RECIPIENTS as u64,
                 REPLAY_LIMIT as u64,
                 HISTORY_PAGE as u64,
             )),
-        };
+        );
         self.push(i, welcome);
         for raw in rooms {
             self.enter(i, raw, None, v1);
@@ -565,14 +563,8 @@ impl Model {
                     false,
                 ),
             };
-            let entered = ServerFrame::Entered {
-                room: room.clone(),
-                epoch: life.clone(),
-                seq: seq - 1,
-                oldest: 1,
-                online,
-                recovered,
-            };
+            let entered =
+                ServerFrame::entered(room.clone(), life.clone(), seq - 1, 1, online, recovered);
             self.push(i, entered);
             self.clients[i]
                 .view
@@ -741,7 +733,7 @@ impl Model {
         }
         let limit = limit.map_or(HISTORY_PAGE.min(50), |l| (l as usize).min(HISTORY_PAGE));
         let (events, more) = self.visible(s, &room, 0, before.unwrap_or(u64::MAX), limit);
-        self.push(i, ServerFrame::History { room, events, more });
+        self.push(i, ServerFrame::history(room, events, more));
     }
 
     fn rooms(&mut self, i: usize) {
@@ -754,7 +746,7 @@ impl Model {
             .filter(|(_, r)| !r.members.is_empty())
             .map(|(n, r)| RoomInfo::new(n.clone(), r.members.len() as u64))
             .collect();
-        self.push(i, ServerFrame::Rooms { rooms });
+        self.push(i, ServerFrame::rooms(rooms));
     }
 
     /// Time passes: every deadline on the way is met at its own instant,

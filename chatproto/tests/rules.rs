@@ -55,26 +55,19 @@ fn without_session(mut frames: Vec<ServerFrame>) -> Vec<ServerFrame> {
 }
 
 fn msg(seq: u64, from: &str, to: &[&str], text: &str, ts: u64) -> ServerFrame {
-    ServerFrame::Msg {
-        room: Some("lobby".into()),
-        id: None,
-        replay: false,
+    ServerFrame::msg(
+        Some("lobby".into()),
         seq,
-        from: from.into(),
-        to: to.iter().map(|s| s.to_string()).collect(),
-        text: text.into(),
+        from,
+        to.iter().map(|s| s.to_string()).collect(),
+        text,
         ts,
-    }
+        None,
+    )
 }
 
 fn presence(seq: u64, nick: &str, status: PresenceStatus, ts: u64) -> ServerFrame {
-    ServerFrame::Presence {
-        room: Some("lobby".into()),
-        seq,
-        nick: nick.into(),
-        status,
-        ts,
-    }
+    ServerFrame::presence(Some("lobby".into()), seq, nick, status, ts)
 }
 
 #[test]
@@ -82,13 +75,15 @@ fn welcome_carries_the_latest_seq_and_everyone_online() {
     let mut sim = sim();
     let a = sim.connect();
     sim.join(a, "alice");
-    let welcome = |nick: &str, seq, online: &[&str]| ServerFrame::Welcome {
-        nick: nick.into(),
-        seq,
-        online: online.iter().map(|s| s.to_string()).collect(),
-        session: None,
-        resumed: Some(false),
-        limits: Some(ServerConfig::default().limits()),
+    let welcome = |nick: &str, seq, online: &[&str]| {
+        ServerFrame::welcome(
+            nick,
+            seq,
+            online.iter().map(|s| s.to_string()).collect(),
+            None,
+            Some(false),
+            Some(ServerConfig::default().limits()),
+        )
     };
     assert_eq!(
         without_session(sim.take(a)),
@@ -682,9 +677,7 @@ fn shutdown_sends_a_notice_to_every_connection() {
     let seq = sim.server.seq("lobby");
     sim.server.handle_shutdown("server restarting");
     sim.flush();
-    let notice = ServerFrame::Notice {
-        text: "server restarting".into(),
-    };
+    let notice = ServerFrame::notice("server restarting");
     for i in ids.into_iter().chain([lurker]) {
         assert_eq!(sim.take(i), vec![notice.clone()]);
         assert!(sim.clients[i].open, "the caller closes");
@@ -699,7 +692,7 @@ fn kick_sends_the_error_closes_and_tells_the_others() {
         unreachable!()
     };
     let id = sim.clients[b].id;
-    let why = Kick::SlowConsumer { limit: 1_000 };
+    let why = Kick::slow_consumer(1_000);
     sim.kick(b, why.clone());
     assert_eq!(sim.take(b), vec![why.frame()]);
     assert!(why.message().contains("1000"), "{}", why.message());

@@ -100,7 +100,7 @@ impl Shell {
         let max = self.server.config().max_frame_bytes;
         while let Some(output) = self.server.poll() {
             match output {
-                Output::Send { to, frame } => {
+                Output::Send { to, frame, .. } => {
                     let bytes = encode(&frame, max).expect("the server's frames fit");
                     write(&mut self.out, to, &bytes);
                     let view = self.views.entry(to).or_default();
@@ -121,7 +121,9 @@ impl Shell {
                         _ => {}
                     }
                 }
-                Output::Deliver { event, to, with_id } => {
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => {
                     // Encoded once, the same bytes for every recipient.
                     let bytes = encode(&event.wire(with_id, false), max).expect("events fit");
                     self.out
@@ -136,7 +138,7 @@ impl Shell {
                         }
                     }
                 }
-                Output::Close { client, code } => {
+                Output::Close { client, code, .. } => {
                     self.out
                         .transcript
                         .extend_from_slice(format!("close {client} {code}\n").as_bytes());

@@ -206,7 +206,7 @@ fn frames_decode_to_their_meaning_and_encode_to_their_bytes() {
     let nicks = vec!["dave".to_string(), "erin".to_string()];
     assert_eq!(
         decode::<ServerFrame>(&online),
-        Ok(ServerFrame::Online { room: None, nicks })
+        Ok(ServerFrame::online(None, nicks))
     );
     let future = find(&vectors(), "s2c-accept", "error-unknown-code");
     assert!(matches!(
@@ -327,12 +327,14 @@ impl Script {
             match out {
                 // A durable server's store takes every batch at once.
                 Output::Persist { through, .. } => stored = Some(through),
-                Output::Send { to, frame } => got.push((to, encode(&frame, 65_536).unwrap())),
-                Output::Deliver { event, to, with_id } => {
+                Output::Send { to, frame, .. } => got.push((to, encode(&frame, 65_536).unwrap())),
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => {
                     let bytes = encode(&event.wire(with_id, false), 65_536).unwrap();
                     got.extend(to.iter().map(|&c| (c, bytes.clone())));
                 }
-                Output::Close { client, code } => self.closes.push((client, code)),
+                Output::Close { client, code, .. } => self.closes.push((client, code)),
                 _ => {}
             }
             if let Some(through) = stored {
@@ -499,19 +501,13 @@ fn a_server_produces_the_server_vectors() {
     // Codes the shell decides, through `kick`.
     for (why, vector) in [
         (
-            Kick::Framing(FramingError::TooLarge {
-                len: 65_537,
-                max: 65_536,
-            }),
+            Kick::Framing(FramingError::too_large(65_537, 65_536)),
             "error-frame-too-large",
         ),
         (Kick::Framing(FramingError::Empty), "error-empty-frame"),
         (Kick::ServerFull, "error-server-full"),
         (Kick::RateLimited, "error-rate-limited"),
-        (
-            Kick::SlowConsumer { limit: 1_048_576 },
-            "error-slow-consumer",
-        ),
+        (Kick::slow_consumer(1_048_576), "error-slow-consumer"),
     ] {
         let code = why.code();
         let id = s.server.handle_connect(at(42_000));

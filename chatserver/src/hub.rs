@@ -507,7 +507,7 @@ impl Hub {
                 return;
             };
             match out {
-                Output::Send { to, frame } => {
+                Output::Send { to, frame, .. } => {
                     match encode_shared(&mut self.scratch, &frame, self.max_frame_bytes) {
                         Ok(bytes) => {
                             let bytes = self.budget.track(bytes);
@@ -517,7 +517,9 @@ impl Hub {
                         Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
                     }
                 }
-                Output::Deliver { event, to, with_id } => {
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => {
                     // An event may go out in several deliveries (everyone
                     // else, then whoever parted); log it once.
                     let key = (Arc::as_ptr(&event.room) as *const u8 as usize, event.seq);
@@ -551,7 +553,7 @@ impl Hub {
                         }
                     }
                 }
-                Output::Close { client, code } => {
+                Output::Close { client, code, .. } => {
                     self.metrics.closed_for(code.as_str());
                     if let Some(peer) = self.peers.get(&client) {
                         info!(client = %client, code = %code, "closing connection");
@@ -562,6 +564,7 @@ impl Hub {
                     ticket,
                     client,
                     query,
+                    ..
                 } => {
                     if let Some(peer) = self.peers.get(&client) {
                         peer.hold(ticket);
@@ -576,7 +579,9 @@ impl Hub {
                         self.unanswered.push((ticket, client));
                     }
                 }
-                Output::Persist { records, through } => {
+                Output::Persist {
+                    records, through, ..
+                } => {
                     if self.to_store.is_empty() {
                         self.to_store = records;
                     } else {
@@ -625,9 +630,7 @@ impl Hub {
     fn overflow(&mut self, id: ClientId) {
         let nick = self.server.nick(id).unwrap_or("(not joined)");
         warn!(client = %id, nick, "slow consumer: outbound queue full; closing");
-        let why = Kick::SlowConsumer {
-            limit: self.outbound_queue_bytes,
-        };
+        let why = Kick::slow_consumer(self.outbound_queue_bytes);
         self.kick(id, &why);
     }
 
@@ -688,9 +691,7 @@ impl Hub {
             // they free it within --close-flush-ms. Close nobody for it.
             return;
         }
-        let why = Kick::OverBudget {
-            limit: self.budget.limit(),
-        };
+        let why = Kick::over_budget(self.budget.limit());
         // Closing a queue frees its slots, and its frames unless other
         // queues share them: assume all of it, and look again next time.
         for (queued, id) in longest {

@@ -123,10 +123,7 @@ fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: axum::Error) 
         })) => {
             info!(client = %id, size, max_size, "websocket message over the frame limit; closing");
             let len = *size as u64;
-            let why = Kick::Framing(FramingError::TooLarge {
-                len,
-                max: *max_size,
-            });
+            let why = Kick::Framing(FramingError::too_large(len, *max_size));
             feed::kick(peer, &why, cfg);
         }
         Some(tungstenite::Error::Utf8(_)) => {

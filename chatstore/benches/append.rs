@@ -29,10 +29,7 @@ fn open(sync: Sync) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut store = Store::open(dir.path(), sync).expect("open the store");
     store
-        .append(&[Record::Room {
-            name: ROOM.into(),
-            epoch: "e1".into(),
-        }])
+        .append(&[Record::room(ROOM, "e1")])
         .expect("the room record");
     (dir, store)
 }
@@ -66,13 +63,13 @@ impl Messages {
                 } else {
                     Vec::new()
                 };
-                let body = EventBody::Msg {
-                    from: SessionId(1),
-                    nick: Arc::clone(&self.nick),
+                let body = EventBody::msg(
+                    SessionId(1),
+                    Arc::clone(&self.nick),
                     to,
-                    text: self.text.clone(),
-                    id: Some(format!("m{}", self.seq)),
-                };
+                    self.text.clone(),
+                    Some(format!("m{}", self.seq)),
+                );
                 let ts = 1_732_400_000_000 + self.seq;
                 Record::Event(Arc::new(Event::new(
                     Arc::clone(&self.room),

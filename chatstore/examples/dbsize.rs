@@ -38,10 +38,7 @@ fn main() {
     let room: Arc<str> = "lobby".into();
     let nick: Arc<str> = "publisher0".into();
     store
-        .append(&[Record::Room {
-            name: Arc::clone(&room),
-            epoch: "e1".into(),
-        }])
+        .append(&[Record::room(Arc::clone(&room), "e1")])
         .expect("the room record");
 
     let mut seq = 0;
@@ -55,13 +52,7 @@ fn main() {
                 let mut text = format!("publisher0:{seq}:{}:", 1_000_000_000 + seq * 997);
                 let pad = text_bytes.saturating_sub(text.len());
                 text.extend(std::iter::repeat_n('x', pad));
-                let body = EventBody::Msg {
-                    from: SessionId(1),
-                    nick: Arc::clone(&nick),
-                    to: Vec::new(),
-                    text,
-                    id: None,
-                };
+                let body = EventBody::msg(SessionId(1), Arc::clone(&nick), Vec::new(), text, None);
                 let ts = 1_732_400_000_000 + seq / 2;
                 Record::Event(Arc::new(Event::new(Arc::clone(&room), seq, ts, body)))
             })

@@ -13,15 +13,10 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let mut store = Store::open(dir.path(), Sync::Normal).unwrap();
-//! let hello = Event::new("lobby", 1, 1_732_400_000_000, EventBody::Msg {
-//!     from: SessionId(1),
-//!     nick: "alice".into(),
-//!     to: vec![],
-//!     text: "hello".into(),
-//!     id: None,
-//! });
+//! let body = EventBody::msg(SessionId(1), "alice", vec![], "hello", None);
+//! let hello = Event::new("lobby", 1, 1_732_400_000_000, body);
 //! store.append(&[
-//!     Record::Room { name: "lobby".into(), epoch: "e1".into() },
+//!     Record::room("lobby", "e1"),
 //!     Record::Event(Arc::new(hello.clone())),
 //! ]).unwrap();
 //! drop(store);
@@ -598,12 +593,14 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
     let mut to_nicks = String::new();
     for record in records {
         match record {
-            Record::Room { name, epoch } => {
+            Record::Room { name, epoch, .. } => {
                 // A room begun again in this batch drops what came before.
                 last.retain(|(r, _)| **r != **name);
                 begin_room(tx, name, epoch)?
             }
-            Record::Session { id, nick, token } => {
+            Record::Session {
+                id, nick, token, ..
+            } => {
                 tx.prepare_cached(
                     "INSERT INTO sessions (id, nick, token_hash) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO UPDATE SET nick = excluded.nick",
@@ -629,6 +626,7 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                         session,
                         nick,
                         status,
+                        ..
                     } => (
                         KIND_PRESENCE,
                         *session,
@@ -644,6 +642,7 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                         to,
                         text,
                         id,
+                        ..
                     } => (KIND_MSG, *from, nick, None, Some(text), id.as_ref(), to),
                     _ => continue,
                 };
@@ -705,13 +704,13 @@ fn msg_row(r: &rusqlite::Row<'_>, room: &Arc<str>) -> rusqlite::Result<Event> {
             .collect(),
         _ => Vec::new(),
     };
-    let body = EventBody::Msg {
-        from: SessionId(r.get::<_, i64>(2)? as u64),
-        nick: r.get::<_, String>(3)?.into(),
+    let body = EventBody::msg(
+        SessionId(r.get::<_, i64>(2)? as u64),
+        r.get::<_, String>(3)?,
         to,
-        text: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-        id: r.get(5)?,
-    };
+        r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        r.get(5)?,
+    );
     Ok(Event::new(Arc::clone(room), seq, ts, body))
 }
 

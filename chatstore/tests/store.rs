@@ -14,22 +14,18 @@ fn msg(room: &str, seq: u64, from: u64, to: &[u64], text: &str) -> Event {
         .iter()
         .map(|&s| Recipient::new(SessionId(s), format!("n{s}")))
         .collect();
-    let body = EventBody::Msg {
-        from: SessionId(from),
-        nick: format!("n{from}").into(),
+    let body = EventBody::msg(
+        SessionId(from),
+        format!("n{from}"),
         to,
-        text: text.into(),
-        id: Some(format!("id{seq}")),
-    };
+        text,
+        Some(format!("id{seq}")),
+    );
     Event::new(room, seq, T + seq, body)
 }
 
 fn presence(room: &str, seq: u64, who: u64) -> Event {
-    let body = EventBody::Presence {
-        session: SessionId(who),
-        nick: format!("n{who}").into(),
-        status: PresenceStatus::Online,
-    };
+    let body = EventBody::presence(SessionId(who), format!("n{who}"), PresenceStatus::Online);
     Event::new(room, seq, T + seq, body)
 }
 
@@ -41,10 +37,7 @@ fn put(store: &mut Store, epoch: &str, batch: &[Event]) {
 fn records(epoch: &str, batch: &[Event]) -> Vec<Record> {
     let mut out: Vec<Record> = Vec::new();
     for e in batch {
-        let room = Record::Room {
-            name: e.room.clone(),
-            epoch: epoch.into(),
-        };
+        let room = Record::room(e.room.clone(), epoch);
         if !out.contains(&room) {
             out.push(room);
         }
@@ -218,10 +211,8 @@ fn a_data_directory_that_cannot_be_created_is_a_clear_error() {
 fn sessions_come_back_hashed_and_ids_are_never_given_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
-    let session = |id: u64, nick: &str| Record::Session {
-        id: SessionId(id),
-        nick: nick.into(),
-        token: hash_token(&format!("token-{id}")),
+    let session = |id: u64, nick: &str| {
+        Record::session(SessionId(id), nick, hash_token(&format!("token-{id}")))
     };
     store
         .append(&[session(0, "alice"), session(1, "bob"), session(2, "carol")])

@@ -356,16 +356,15 @@ mod tests {
     }
 
     fn msg(seq: u64, from: &str, to: &[&str], text: &str) -> ServerFrame {
-        ServerFrame::Msg {
-            room: Some("lobby".into()),
+        ServerFrame::msg(
+            Some("lobby".into()),
             seq,
-            from: from.into(),
-            to: to.iter().map(|s| s.to_string()).collect(),
-            text: text.into(),
-            ts: 1_732_400_000_456,
-            id: None,
-            replay: false,
-        }
+            from,
+            to.iter().map(|s| s.to_string()).collect(),
+            text,
+            1_732_400_000_456,
+            None,
+        )
     }
 
     /// The fast path and serde agree, and the fast path is taken when it should be.
@@ -411,13 +410,13 @@ mod tests {
 
     #[test]
     fn presence_welcome_ping_error() {
-        let p = payload(&ServerFrame::Presence {
-            room: Some("lobby".into()),
-            seq: 42,
-            nick: "alice".into(),
-            status: PresenceStatus::Offline,
-            ts: 5,
-        });
+        let p = payload(&ServerFrame::presence(
+            Some("lobby".into()),
+            42,
+            "alice",
+            PresenceStatus::Offline,
+            5,
+        ));
         assert_eq!(
             scan_fast(&p),
             Some(In::Presence {
@@ -426,22 +425,19 @@ mod tests {
                 online: false
             })
         );
-        let p = payload(&ServerFrame::Welcome {
-            nick: "bob".into(),
-            seq: 41,
-            online: vec!["a".into(), "bob".into()],
-            session: None,
-            resumed: None,
-            limits: None,
-        });
+        let p = payload(&ServerFrame::welcome(
+            "bob",
+            41,
+            vec!["a".into(), "bob".into()],
+            None,
+            None,
+            None,
+        ));
         assert_eq!(scan_fast(&p), Some(In::Ready { seq: Some(41) }));
         assert_eq!(scan(&payload(&ServerFrame::Ping)), In::Ping);
         assert!(scan_fast(&payload(&ServerFrame::Ping)).is_some());
         assert_eq!(
-            scan(&payload(&ServerFrame::Online {
-                room: None,
-                nicks: vec!["x".into()]
-            })),
+            scan(&payload(&ServerFrame::online(None, vec!["x".into()]))),
             In::Other
         );
         assert_eq!(scan(&payload(&ServerFrame::Pong)), In::Ack);

@@ -33,6 +33,7 @@ pub fn hash_token(token: &str) -> TokenHash {
 pub enum Record {
     /// A room began (or began again, after it was forgotten: a new
     /// `epoch`, whose history replaces the old one).
+    #[non_exhaustive]
     Room {
         /// The canonical name.
         name: Arc<str>,
@@ -40,6 +41,7 @@ pub enum Record {
         epoch: String,
     },
     /// A session began; resuming it after a restart needs this.
+    #[non_exhaustive]
     Session {
         /// Its id, which stored events name.
         id: SessionId,
@@ -50,6 +52,25 @@ pub enum Record {
     },
     /// A stamped event.
     Event(Arc<Event>),
+}
+
+impl Record {
+    /// A room began, with `epoch`.
+    pub fn room(name: impl Into<Arc<str>>, epoch: impl Into<String>) -> Self {
+        Record::Room {
+            name: name.into(),
+            epoch: epoch.into(),
+        }
+    }
+
+    /// A session began: its id, its nickname and its token's hash.
+    pub fn session(id: SessionId, nick: impl Into<Arc<str>>, token: TokenHash) -> Self {
+        Record::Session {
+            id,
+            nick: nick.into(),
+            token,
+        }
+    }
 }
 
 /// The durable side of the server's state.

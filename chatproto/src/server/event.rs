@@ -89,6 +89,7 @@ impl Recipient {
 #[non_exhaustive]
 pub enum EventBody {
     /// Someone entered (`Online`) or left (`Offline`) the room.
+    #[non_exhaustive]
     Presence {
         /// Whose session.
         session: SessionId,
@@ -98,6 +99,7 @@ pub enum EventBody {
         status: PresenceStatus,
     },
     /// A message.
+    #[non_exhaustive]
     Msg {
         /// The sender's session.
         from: SessionId,
@@ -110,6 +112,35 @@ pub enum EventBody {
         /// The sender's id for it, if it gave one.
         id: Option<String>,
     },
+}
+
+impl EventBody {
+    /// `session`, known as `nick`, entered (`Online`) or left (`Offline`).
+    pub fn presence(session: SessionId, nick: impl Into<Arc<str>>, status: PresenceStatus) -> Self {
+        EventBody::Presence {
+            session,
+            nick: nick.into(),
+            status,
+        }
+    }
+
+    /// A message from session `from`, known as `nick`, to `to` (empty:
+    /// everyone in the room), with the sender's `id` for it if it gave one.
+    pub fn msg(
+        from: SessionId,
+        nick: impl Into<Arc<str>>,
+        to: Vec<Recipient>,
+        text: impl Into<String>,
+        id: Option<String>,
+    ) -> Self {
+        EventBody::Msg {
+            from,
+            nick: nick.into(),
+            to,
+            text: text.into(),
+            id,
+        }
+    }
 }
 
 /// A stamped room event.

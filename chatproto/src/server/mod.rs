@@ -135,8 +135,8 @@ enum Audience {
 /// let mut frames = Vec::new();
 /// while let Some(out) = server.poll() {
 ///     match out {
-///         Output::Send { to, frame } => frames.push((to, serde_json::to_value(&frame).unwrap())),
-///         Output::Deliver { event, to, with_id } => {
+///         Output::Send { to, frame, .. } => frames.push((to, serde_json::to_value(&frame).unwrap())),
+///         Output::Deliver { event, to, with_id, .. } => {
 ///             let wire = serde_json::to_value(event.wire(with_id, false)).unwrap();
 ///             frames.extend(to.iter().map(|&c| (c, wire.clone())));
 ///         }

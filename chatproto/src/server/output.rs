@@ -8,11 +8,16 @@ use crate::server::ClientId;
 ///
 /// Act on each before polling again: a [`Output::Deliver`] borrows the
 /// server's state and is only valid until the next call.
+///
+/// Only the core makes outputs. New kinds and new members come in minor
+/// releases (the enum and its variants are `#[non_exhaustive]`): match
+/// with `..` and keep a `_` arm.
 #[derive(Debug)]
 #[non_exhaustive]
 #[must_use = "an output not acted on is a frame lost or a connection left open"]
 pub enum Output<'a> {
     /// Send `frame` to one connection.
+    #[non_exhaustive]
     Send {
         /// The connection.
         to: ClientId,
@@ -22,6 +27,7 @@ pub enum Output<'a> {
     /// A room event for many connections: encode it once (with
     /// [`Event::wire`]) and send the same bytes to each of `to`. Also what
     /// to log, in seq order per room; `to` may be empty.
+    #[non_exhaustive]
     Deliver {
         /// The event.
         event: &'a Event,
@@ -37,6 +43,7 @@ pub enum Output<'a> {
     /// Only a durable server asks (see
     /// [`ServerConfig::durable`](crate::ServerConfig::durable)); until the
     /// answer, `poll` holds back everything decided after these records.
+    #[non_exhaustive]
     Persist {
         /// What to store.
         records: Vec<crate::server::durable::Record>,
@@ -48,6 +55,7 @@ pub enum Output<'a> {
     /// store for `query`, and give its answer to
     /// [`Server::handle_read`](crate::Server::handle_read), whose frames go
     /// to `client` before what was held.
+    #[non_exhaustive]
     Read {
         /// Names this read in `handle_read`.
         ticket: u64,
@@ -57,6 +65,7 @@ pub enum Output<'a> {
         query: crate::server::reads::ReadQuery,
     },
     /// Close the connection once what was sent to it is written.
+    #[non_exhaustive]
     Close {
         /// The connection.
         client: ClientId,
@@ -78,12 +87,14 @@ pub enum Kick {
     /// The client kept sending faster than allowed (`rate_limited`).
     RateLimited,
     /// The client's own outbound queue passed its limit (`slow_consumer`).
+    #[non_exhaustive]
     SlowConsumer {
         /// The per-client limit in bytes.
         limit: usize,
     },
     /// All outbound queues together passed the server's limit and this
     /// client's queue was the longest (`slow_consumer`).
+    #[non_exhaustive]
     OverBudget {
         /// The limit for all queues together, in bytes.
         limit: usize,
@@ -91,6 +102,16 @@ pub enum Kick {
 }
 
 impl Kick {
+    /// [`Kick::SlowConsumer`]: the client's queue passed `limit` bytes.
+    pub fn slow_consumer(limit: usize) -> Self {
+        Kick::SlowConsumer { limit }
+    }
+
+    /// [`Kick::OverBudget`]: all queues together passed `limit` bytes.
+    pub fn over_budget(limit: usize) -> Self {
+        Kick::OverBudget { limit }
+    }
+
     /// The error code sent; every one closes the connection.
     pub fn code(&self) -> ErrorCode {
         match self {
