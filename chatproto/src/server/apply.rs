@@ -365,8 +365,7 @@ impl Server {
             return;
         }
         for e in replay {
-            let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
-            steps.push(Step::Send(conn, e.to_frame(mine, true)));
+            steps.push(Step::Send(conn, replay_frame(e, sid)));
         }
         self.front.extend(steps);
     }
@@ -432,28 +431,31 @@ impl Server {
         before: Option<u64>,
         limit: usize,
     ) -> ServerFrame {
-        let (mut page, mut more) = match self.rooms.get(name) {
+        let (page, more) = match self.rooms.get(name) {
             // Messages older than the history holds were forgotten: they
             // are not "more" (paging would never end); `entered.oldest`
             // tells the client where the kept history starts.
             Some(room) => room.visible(sid, 0, before.unwrap_or(u64::MAX), limit),
             None => (Vec::new(), false),
         };
-        // Keep the newest messages that fit one frame.
-        if keep_newest(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD) {
-            more = true;
-        }
-        let events = page
-            .into_iter()
-            .map(|e| {
-                let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
-                e.to_frame(mine, true)
-            })
-            .collect();
+        self.history_frame(sid, name, page, more)
+    }
+
+    /// A `history` frame for `sid`: the newest messages of `page` that fit
+    /// one frame; `more` also when some did not fit.
+    pub(crate) fn history_frame(
+        &self,
+        sid: SessionId,
+        name: &str,
+        mut page: Vec<&Arc<Event>>,
+        more: bool,
+    ) -> ServerFrame {
+        let trimmed = keep_newest(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD);
+        let events = page.into_iter().map(|e| replay_frame(e, sid)).collect();
         ServerFrame::History {
             room: name.to_owned(),
             events,
-            more,
+            more: more || trimmed,
         }
     }
 
@@ -481,6 +483,13 @@ impl Server {
 /// Keep the newest messages of `page` (oldest first) whose copies on the
 /// wire, with a separator each, take at most `budget` bytes; whether any
 /// had to go.
+/// A kept message as `sid` gets it again (a replay or a history page):
+/// with its id if `sid` sent it.
+pub(crate) fn replay_frame(e: &Event, sid: SessionId) -> ServerFrame {
+    let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
+    e.to_frame(mine, true)
+}
+
 pub(crate) fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
     let mut used = 0;
     let mut keep = 0;

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use crate::frame::ServerFrame;
-use crate::server::apply::{keep_newest, FRAME_OVERHEAD};
-use crate::server::event::{Event, EventBody, SessionId};
+use crate::server::apply::{keep_newest, replay_frame};
+use crate::server::event::{Event, SessionId};
 use crate::server::output::Output;
 use crate::server::{ClientId, Server};
 
@@ -96,7 +96,10 @@ impl Server {
         match pending {
             Pending::History { room } => {
                 let frame = match found {
-                    Ok((events, more)) => self.page_frame(sid, &room, events, more),
+                    Ok((events, more)) => {
+                        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+                        self.history_frame(sid, &room, events.iter().collect(), more)
+                    }
                     // The store cannot read: what memory holds, not nothing.
                     Err(_) => self.history_page(sid, &room, None, self.config.history_page),
                 };
@@ -112,37 +115,9 @@ impl Server {
                 if let Some(ServerFrame::Entered { recovered, .. }) = frames.first_mut() {
                     *recovered = whole && !more && !trimmed;
                 }
-                frames.extend(replay.iter().map(|e| {
-                    let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
-                    e.to_frame(mine, true)
-                }));
+                frames.extend(replay.iter().map(|e| replay_frame(e, sid)));
                 Some((client, frames))
             }
-        }
-    }
-
-    /// A `history` frame from messages read from the store.
-    fn page_frame(
-        &self,
-        sid: SessionId,
-        room: &str,
-        events: Vec<Event>,
-        more: bool,
-    ) -> ServerFrame {
-        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
-        let mut page: Vec<&Arc<Event>> = events.iter().collect();
-        let trimmed = keep_newest(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD);
-        let events = page
-            .into_iter()
-            .map(|e| {
-                let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
-                e.to_frame(mine, true)
-            })
-            .collect();
-        ServerFrame::History {
-            room: room.to_owned(),
-            events,
-            more: more || trimmed,
         }
     }
 
