@@ -86,6 +86,7 @@ pub use server::durable::{hash_token, Record, TokenHash};
 pub use server::event::{
     room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
 };
+pub use server::log::LogError;
 pub use server::output::{Kick, Output};
 pub use server::reads::ReadQuery;
 pub use server::{ClientId, Now, Server};

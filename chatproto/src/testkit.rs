@@ -338,6 +338,9 @@ impl Sim {
                     c.open = false;
                     c.closed_with = Some(code);
                 }
+                Output::Propose { .. } => {
+                    panic!("the simulation runs one server, not a cluster")
+                }
             }
         }
     }

@@ -19,6 +19,11 @@ impl Server {
     /// after every `handle_*`, until `None`.
     #[must_use = "outputs not acted on are frames lost or connections left open"]
     pub fn poll(&mut self) -> Option<Output<'_>> {
+        if !self.proposed.is_empty() {
+            return Some(Output::Propose {
+                events: std::mem::take(&mut self.proposed),
+            });
+        }
         if !self.gate.records.is_empty() {
             return Some(Output::Persist {
                 records: std::mem::take(&mut self.gate.records),
@@ -153,8 +158,16 @@ impl Server {
             }
         }
         let fanout_max = self.config.presence_fanout_max;
+        let cluster = self.config.cluster;
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
+        if cluster {
+            if let EventBody::Presence { nick, .. } = &event.body {
+                if room.roster.insert(sid, nick.clone()).is_none() {
+                    room.roster_keys.insert(crate::nick::nick_key(nick), sid);
+                }
+            }
+        }
         // In as this enter asked, even if it parted since: its leaving
         // presence comes next and takes it out again, so it sees both.
         if let (Some(conn), Some(_)) = (conn, request) {
@@ -173,6 +186,17 @@ impl Server {
         let fanout_max = self.config.presence_fanout_max;
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
+        if self.config.cluster {
+            // Several servers may say that one session left (its own and,
+            // if it seemed to die, the others): the first one counts.
+            let Some(nick) = room.roster.remove(&sid) else {
+                return;
+            };
+            let key = crate::nick::nick_key(&nick);
+            if room.roster_keys.get(&key) == Some(&sid) {
+                room.roster_keys.remove(&key);
+            }
+        }
         let was = room.remove(sid);
         let big = room.members.len() >= fanout_max;
         if !big {
@@ -216,6 +240,17 @@ impl Server {
         let EventBody::Msg { from, to, id, .. } = &event.body else {
             return;
         };
+        if self.config.cluster {
+            // The seq its id stands for is known only now.
+            if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
+                if s.ids.get(id).is_some() {
+                    let cap = self.config.id_window;
+                    s.ids
+                        .insert(id.clone(), event.room.to_string(), event.seq, cap);
+                }
+            }
+        }
+        let room = self.rooms.get(&*event.room).expect("checked by apply");
         let sender = self.sessions.get(from).and_then(|s| s.conn);
         let sender = sender.filter(|&c| !to.is_empty() || room.has(c));
         if to.is_empty() {
@@ -273,6 +308,19 @@ impl Server {
     /// Who is in `room`, and `sid` (about to be) last: the `online` list of
     /// a `welcome` or an `entered`.
     fn roster_with(&self, room: &crate::server::room::Room, sid: SessionId) -> Vec<String> {
+        if self.config.cluster {
+            let mut online: Vec<String> = room
+                .roster
+                .iter()
+                .filter(|(&s, _)| s != sid)
+                .map(|(_, n)| n.to_string())
+                .collect();
+            online.sort_unstable();
+            if let Some(me) = self.sessions.get(&sid) {
+                online.push(me.nick.to_string());
+            }
+            return online;
+        }
         let mut online: Vec<String> = room
             .sessions
             .iter()
@@ -463,8 +511,8 @@ impl Server {
         let mut rooms: Vec<(&str, usize)> = self
             .rooms
             .iter()
-            .filter(|(_, r)| !r.members.is_empty())
-            .map(|(n, r)| (n.as_str(), r.members.len()))
+            .map(|(n, r)| (n.as_str(), r.members.len().max(r.roster.len())))
+            .filter(|&(_, m)| m > 0)
             .collect();
         rooms.sort_unstable();
         // A name is at most 32 bytes; with its count and punctuation an

@@ -81,6 +81,16 @@ pub struct ServerConfig {
     /// whose members all left is kept (its history is in the store).
     /// Default `false`: memory only.
     pub durable: bool,
+    /// Events are sequenced by a shared log outside this server (several
+    /// servers sharing rooms, see [`Server::handle_logged`](crate::Server::handle_logged)):
+    /// deciding yields [`Output::Propose`](crate::Output::Propose) instead
+    /// of stamping, and a room changes only when the log hands its events
+    /// back, from this server or any other, in the log's order. Rooms come
+    /// from the log ([`Server::open_room`](crate::Server::open_room)) and are
+    /// never forgotten; rooms track who is in them on every server. Set
+    /// [`durable`](ServerConfig::durable) too, so that new sessions are
+    /// stored where other servers can resume them. Default `false`.
+    pub cluster: bool,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +114,7 @@ impl Default for ServerConfig {
             id_window: 1_024,
             presence_fanout_max: 1_000,
             durable: false,
+            cluster: false,
             nick_rule: NickRule::default(),
         }
     }

@@ -200,7 +200,7 @@ impl Server {
             return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
         }
         if !self.rooms.contains_key(&room) {
-            if self.rooms.len() >= self.config.max_rooms {
+            if self.rooms.len() >= self.config.max_rooms && !self.config.cluster {
                 self.forget_an_empty_room();
             }
             if self.rooms.len() >= self.config.max_rooms {
@@ -210,7 +210,12 @@ impl Server {
                 );
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
-            let epoch = self.token();
+            // In a cluster the log gives the epoch (`open_room`).
+            let epoch = if self.config.cluster {
+                String::new()
+            } else {
+                self.token()
+            };
             let created = Room::new(Arc::from(room.as_str()), epoch);
             self.record_room(&created);
             self.rooms.insert(room.clone(), created);
@@ -277,8 +282,12 @@ impl Server {
             .rooms
             .get_mut(room)
             .expect("a room is created before its events");
-        let seq = r.next_seq;
-        r.next_seq += 1;
+        // In a cluster the log numbers events: `next_seq` is the next it
+        // hands back.
+        let seq = if self.config.cluster { 0 } else { r.next_seq };
+        if !self.config.cluster {
+            r.next_seq += 1;
+        }
         let name = Arc::clone(&r.name);
         self.queue_event(Event::new(name, seq, now.wall, body));
         seq
@@ -348,14 +357,24 @@ impl Server {
         let mut offline: Vec<&str> = Vec::new();
         let mut elsewhere: Vec<&str> = Vec::new();
         let mut missing_seen: HashSet<&str> = HashSet::new();
+        let roster = self.config.cluster.then(|| &self.rooms[room].roster_keys);
         for name in &to {
-            let found = lookup(&self.by_key, name);
-            match found.map(|r| (r, self.sessions[&r].rooms.contains_key(room))) {
+            // In a cluster, whoever the room's log says is in it, on any
+            // server; otherwise this server's sessions.
+            let found = match roster {
+                Some(keys) => lookup(keys, name).map(|r| (r, true)),
+                None => lookup(&self.by_key, name)
+                    .map(|r| (r, self.sessions[&r].rooms.contains_key(room))),
+            };
+            match found {
                 Some((r, true))
                     if (small && !recipients.iter().any(|x: &Recipient| x.session == r))
                         || (!small && seen.insert(r)) =>
                 {
-                    let nick = self.sessions[&r].nick.clone();
+                    let nick = match self.sessions.get(&r) {
+                        Some(s) => s.nick.clone(),
+                        None => self.rooms[room].roster[&r].clone(),
+                    };
                     recipients.push(Recipient { session: r, nick });
                 }
                 Some((_, true)) => {}
@@ -383,9 +402,10 @@ impl Server {
             return self.msg_error(client, ErrorCode::UnknownNick, Some(room), &id, msg);
         }
         let r = &self.rooms[room];
+        let cluster = self.config.cluster;
         let event = Event::new(
             Arc::clone(&r.name),
-            r.next_seq,
+            if cluster { 0 } else { r.next_seq },
             now.wall,
             EventBody::Msg {
                 from: sid,
@@ -410,7 +430,9 @@ impl Server {
             return self.msg_error(client, ErrorCode::MsgTooLarge, Some(room), &id, msg);
         }
         let r = self.rooms.get_mut(room).expect("checked above");
-        r.next_seq += 1;
+        if !cluster {
+            r.next_seq += 1;
+        }
         if let Some(id) = id {
             let cap = self.config.id_window;
             let s = self.sessions.get_mut(&sid).expect("joined");

@@ -91,6 +91,11 @@ impl Server {
     /// durable and the store works.
     pub(crate) fn queue_event(&mut self, event: Event) {
         let event = Arc::new(event);
+        if self.config.cluster {
+            // The log numbers it and hands it back to be applied.
+            self.proposed.push(event);
+            return;
+        }
         if self.config.durable && self.gate.down.is_none() {
             self.gate.records.push(Record::Event(Arc::clone(&event)));
             self.hold();
@@ -106,7 +111,7 @@ impl Server {
 
     /// A room was created: its epoch must be stored before its events.
     pub(crate) fn record_room(&mut self, room: &Room) {
-        if self.config.durable && self.gate.down.is_none() {
+        if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
             self.gate.records.push(Record::Room {
                 name: Arc::clone(&room.name),
                 epoch: room.epoch.clone(),
@@ -150,6 +155,10 @@ impl Server {
         self.gate.down = Some(cause.to_owned());
         self.gate.records.clear();
         self.gate.stored = self.gate.issued;
+        if self.config.cluster {
+            // Only sessions are stored here; events are the log's.
+            return;
+        }
         // Renumber what is left, room by room, from the last applied seq:
         // nothing stamped after it was seen by anyone.
         for r in self.rooms.values_mut() {
@@ -309,6 +318,10 @@ impl Server {
         let Ok(nick) = crate::nick::normalize_nick(nick, self.config.nick_rule) else {
             return;
         };
+        if self.tokens.contains_key(&token) {
+            // Known already (it began or was restored here).
+            return;
+        }
         let key = crate::nick::nick_key(&nick);
         let skeleton = crate::nick::nick_skeleton(&nick);
         self.next_session = self.next_session.max(id.0 + 1);

@@ -6,6 +6,7 @@ mod decide;
 pub(crate) mod durable;
 pub(crate) mod event;
 mod ids;
+pub(crate) mod log;
 pub(crate) mod output;
 pub(crate) mod reads;
 mod room;
@@ -188,6 +189,8 @@ pub struct Server {
     /// Questions to the store not answered yet, by ticket.
     reads: ids::IdMap<u64, (ClientId, reads::Pending)>,
     next_read: u64,
+    /// Events decided but not yet numbered by the log (cluster mode).
+    proposed: Vec<Arc<Event>>,
 }
 
 impl Server {
@@ -219,6 +222,7 @@ impl Server {
             gate: durable::Gate::default(),
             reads: Default::default(),
             next_read: 0,
+            proposed: Vec::new(),
         }
     }
 

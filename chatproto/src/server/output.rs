@@ -50,6 +50,16 @@ pub enum Output<'a> {
         /// The ticket that names this batch and every one before it.
         through: u64,
     },
+    /// Append `events` to their rooms' shared log, in order (cluster mode:
+    /// see [`ServerConfig::cluster`](crate::ServerConfig::cluster)). Their
+    /// `seq` is 0: the log numbers them. Each is applied when the log hands
+    /// it back through [`Server::handle_logged`](crate::Server::handle_logged);
+    /// one that never reaches the log is never seen by anyone.
+    #[non_exhaustive]
+    Propose {
+        /// The events, in the order they were decided.
+        events: Vec<std::sync::Arc<Event>>,
+    },
     /// Read history the memory window no longer holds (only a durable
     /// server asks): hold everything for `client` from here on, ask the
     /// store for `query`, and give its answer to

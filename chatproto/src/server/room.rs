@@ -34,6 +34,11 @@ pub(crate) struct Room {
     pub stored_from: u64,
     /// What `history` holds, as [`event_bytes`] counts it.
     pub history_bytes: usize,
+    /// Who is in the room on every server, by session, with their
+    /// nicknames and the identity key (see [`crate::nick_key`]) to find
+    /// them by (cluster mode only: alone, `sessions` says it).
+    pub roster: IdMap<SessionId, Arc<str>>,
+    pub roster_keys: crate::server::ids::StrMap<SessionId>,
     /// When an event was last applied here (the server's count of events
     /// applied), to forget the least recently used room first.
     pub touched: u64,
@@ -72,6 +77,8 @@ impl Room {
             history_start: 1,
             stored_from: 1,
             history_bytes: 0,
+            roster: Default::default(),
+            roster_keys: Default::default(),
             touched: 0,
         }
     }

@@ -1,0 +1,91 @@
+//! Cluster mode: rooms whose events are numbered by a shared log (one
+//! stream per room, say), so that several servers apply the same events in
+//! the same order and each fans them out to its own connections.
+//!
+//! Deciding works as alone, against this server's own sessions; what it
+//! would stamp goes out as [`Output::Propose`](crate::Output::Propose). The
+//! shell appends it to the room's log, and feeds every event the log holds,
+//! from every server, to [`Server::handle_logged`] in the log's order.
+//! Applying is then the same on every server, so every copy of a room has
+//! the same members, seq and history.
+
+use std::sync::Arc;
+
+use crate::server::event::Event;
+use crate::server::room::Room;
+use crate::server::{Server, Step};
+
+/// Why [`Server::handle_logged`] did not take an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The room was never opened with [`Server::open_room`].
+    #[error("room {0} is not open: open it from the log first")]
+    UnknownRoom(String),
+    /// Events are missing before this one: read the log again from
+    /// `expected` (a log that skips is read again, never applied around).
+    #[error("room {room}: expected seq {expected}, got {got}; read the log again from {expected}")]
+    Gap {
+        /// The room.
+        room: String,
+        /// The seq this server applies next.
+        expected: u64,
+        /// The seq that came.
+        got: u64,
+    },
+}
+
+impl Server {
+    /// Cluster mode: the log holds `name` with this `epoch` (the same on
+    /// every server, e.g. kept with the log), and its oldest event kept
+    /// is `first_seq` (1 unless the log dropped older ones). Call before
+    /// feeding the room's events; calling again changes nothing but an
+    /// epoch not known yet.
+    pub fn open_room(&mut self, name: &str, epoch: &str, first_seq: u64) {
+        let first_seq = first_seq.max(1);
+        let room = self
+            .rooms
+            .entry(name.to_owned())
+            .or_insert_with(|| Room::new(Arc::from(name), String::new()));
+        if room.epoch.is_empty() {
+            room.epoch = epoch.to_owned();
+        }
+        if room.seq == 0 && room.next_seq <= first_seq {
+            room.seq = first_seq - 1;
+            room.next_seq = first_seq;
+            room.history_start = first_seq;
+            room.stored_from = first_seq;
+        }
+    }
+
+    /// Cluster mode: the log's next event of a room, numbered by the log
+    /// (`seq`), from this server or another. Events must come in seq order
+    /// with no gap; one already taken is ignored. It is applied (and fanned
+    /// out to this server's connections) as `poll` reaches it.
+    pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
+        let Some(room) = self.rooms.get_mut(&*event.room) else {
+            return Err(LogError::UnknownRoom(event.room.to_string()));
+        };
+        if event.seq < room.next_seq {
+            return Ok(());
+        }
+        if event.seq > room.next_seq {
+            return Err(LogError::Gap {
+                room: event.room.to_string(),
+                expected: room.next_seq,
+                got: event.seq,
+            });
+        }
+        room.next_seq += 1;
+        let mut event = event;
+        event.room = Arc::clone(&room.name);
+        self.steps.push_back(Step::Apply(Arc::new(event)));
+        Ok(())
+    }
+
+    /// Cluster mode: the seq this server applies next in `room` (what to
+    /// read the log from); `None` if the room is not open.
+    pub fn next_logged(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|r| r.next_seq)
+    }
+}

@@ -1,0 +1,278 @@
+//! Cluster mode: several cores share rooms through one log per room. The
+//! log here is a vector; chatserver's is a JetStream stream.
+
+use std::collections::BTreeMap;
+
+use chatproto::{
+    ClientFrame, ClientId, Event, EventBody, LogError, Now, Output, PresenceStatus, Server,
+    ServerConfig, SessionId,
+};
+use serde_json::Value;
+
+const NOW: Now = Now {
+    mono: 0,
+    wall: 1_700_000_000_000,
+};
+
+/// Servers, the log of each room, and every frame each client got.
+struct Cluster {
+    nodes: Vec<Server>,
+    /// How far each node has read each room's log.
+    read: Vec<BTreeMap<String, usize>>,
+    log: BTreeMap<String, Vec<Event>>,
+    got: BTreeMap<(usize, ClientId), Vec<Value>>,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Self {
+        let nodes = (0..n)
+            .map(|i| {
+                let mut cfg = ServerConfig::default();
+                cfg.cluster = true;
+                let mut s = Server::new(cfg, [i as u8; 32]);
+                // Session ids never collide across nodes.
+                s.reserve_sessions((i as u64 + 1) << 32);
+                s
+            })
+            .collect();
+        Cluster {
+            nodes,
+            read: vec![BTreeMap::new(); n],
+            log: BTreeMap::new(),
+            got: BTreeMap::new(),
+        }
+    }
+
+    fn connect(&mut self, node: usize, nick: &str) -> ClientId {
+        let c = self.nodes[node].handle_connect(NOW);
+        self.nodes[node].handle_frame(NOW, c, ClientFrame::join(nick));
+        c
+    }
+
+    /// Drain one node: what it proposes is appended to the log.
+    fn drain(&mut self, node: usize) {
+        while let Some(out) = self.nodes[node].poll() {
+            match out {
+                Output::Propose { events, .. } => {
+                    for e in events {
+                        assert_eq!(e.seq, 0, "a cluster node never numbers events");
+                        let log = self.log.entry(e.room.to_string()).or_default();
+                        let mut e = Event::clone(&e);
+                        e.seq = log.len() as u64 + 1;
+                        log.push(e);
+                    }
+                }
+                Output::Send { to, frame, .. } => self
+                    .got
+                    .entry((node, to))
+                    .or_default()
+                    .push(serde_json::to_value(&frame).unwrap()),
+                Output::Deliver {
+                    event, to, with_id, ..
+                } => {
+                    let v = serde_json::to_value(event.wire(with_id, false)).unwrap();
+                    for &c in to {
+                        self.got.entry((node, c)).or_default().push(v.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Until nothing moves: every node proposes, then reads every room's
+    /// log from where it stopped.
+    fn settle(&mut self) {
+        for _ in 0..100 {
+            let before: usize = self.log.values().map(Vec::len).sum();
+            for n in 0..self.nodes.len() {
+                self.drain(n);
+            }
+            for n in 0..self.nodes.len() {
+                for (room, events) in &self.log {
+                    let from = self.read[n].entry(room.clone()).or_insert(0);
+                    self.nodes[n].open_room(room, "epoch-1", 1);
+                    for e in &events[*from..] {
+                        self.nodes[n].handle_logged(e.clone()).unwrap();
+                    }
+                    *from = events.len();
+                }
+                self.drain(n);
+            }
+            let after: usize = self.log.values().map(Vec::len).sum();
+            if after == before {
+                return;
+            }
+        }
+        panic!("the cluster did not settle");
+    }
+
+    fn frames(&self, node: usize, c: ClientId) -> &[Value] {
+        self.got.get(&(node, c)).map_or(&[], Vec::as_slice)
+    }
+
+    fn texts(&self, node: usize, c: ClientId) -> Vec<(u64, String)> {
+        self.frames(node, c)
+            .iter()
+            .filter(|f| f["type"] == "msg")
+            .map(|f| {
+                (
+                    f["seq"].as_u64().unwrap(),
+                    f["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn clients_on_two_nodes_see_one_order_and_each_other() {
+    let mut c = Cluster::new(2);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    let bob = c.connect(1, "bob");
+    c.settle();
+    // bob's welcome lists alice, who is on the other node.
+    let welcome = &c.frames(1, bob)[0];
+    assert_eq!(welcome["type"], "welcome");
+    let online: Vec<&str> = welcome["online"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(online, ["alice", "bob"]);
+    // alice sees bob arrive.
+    assert!(c
+        .frames(0, alice)
+        .iter()
+        .any(|f| f["type"] == "presence" && f["nick"] == "bob" && f["status"] == "online"));
+
+    // Both speak before either node reads the log: one order for both.
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec![], "from alice"));
+    c.nodes[1].handle_frame(NOW, bob, ClientFrame::msg(vec![], "from bob"));
+    c.settle();
+    let a = c.texts(0, alice);
+    let b = c.texts(1, bob);
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "both see the same messages with the same seqs");
+    assert!(a[0].0 < a[1].0);
+
+    // A private message across nodes reaches only its recipient.
+    let carol = c.connect(0, "carol");
+    c.settle();
+    c.nodes[1].handle_frame(NOW, bob, ClientFrame::msg(vec!["alice".into()], "psst"));
+    c.settle();
+    assert!(c.texts(0, alice).iter().any(|(_, t)| t == "psst"));
+    assert!(!c.texts(0, carol).iter().any(|(_, t)| t == "psst"));
+    assert!(
+        c.texts(1, bob).iter().any(|(_, t)| t == "psst"),
+        "bob's echo"
+    );
+}
+
+#[test]
+fn a_message_with_an_id_is_echoed_with_the_seq_the_log_gave() {
+    let mut c = Cluster::new(2);
+    let alice = c.connect(0, "alice");
+    let bob = c.connect(1, "bob");
+    c.settle();
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into())),
+    );
+    c.settle();
+    let echo = c
+        .frames(0, alice)
+        .iter()
+        .find(|f| f["type"] == "msg")
+        .unwrap()
+        .clone();
+    assert_eq!(echo["id"], "m1");
+    let seq = echo["seq"].as_u64().unwrap();
+    assert_eq!(c.texts(1, bob), vec![(seq, "hi".to_owned())]);
+    // Sent again: refused, naming the seq the log gave it.
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into())),
+    );
+    c.settle();
+    let dup = c.frames(0, alice).last().unwrap();
+    assert_eq!(dup["code"], "duplicate");
+    assert_eq!(dup["seq"].as_u64(), Some(seq));
+}
+
+#[test]
+fn a_session_said_to_leave_twice_leaves_once() {
+    let mut c = Cluster::new(2);
+    let alice = c.connect(0, "alice");
+    c.connect(1, "bob");
+    c.settle();
+    let bob_sid = {
+        let log = &c.log["lobby"];
+        log.iter()
+            .find_map(|e| match &e.body {
+                EventBody::Presence { session, nick, .. } if &**nick == "bob" => Some(*session),
+                _ => None,
+            })
+            .unwrap()
+    };
+    // Node 1 dies; two survivors' worth of "bob left" reach the log.
+    for _ in 0..2 {
+        let log = c.log.get_mut("lobby").unwrap();
+        let seq = log.len() as u64 + 1;
+        log.push(Event::new(
+            "lobby",
+            seq,
+            NOW.wall,
+            EventBody::presence(bob_sid, "bob", PresenceStatus::Offline),
+        ));
+    }
+    c.settle();
+    let lefts = c
+        .frames(0, alice)
+        .iter()
+        .filter(|f| f["type"] == "presence" && f["nick"] == "bob" && f["status"] == "offline")
+        .count();
+    assert_eq!(lefts, 1);
+    // bob is gone from the room: a message to him is refused.
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec!["bob".into()], "there?"));
+    c.settle();
+    assert_eq!(c.frames(0, alice).last().unwrap()["code"], "unknown_nick");
+}
+
+#[test]
+fn a_gap_in_the_log_is_refused_and_an_unknown_room_too() {
+    let mut cfg = ServerConfig::default();
+    cfg.cluster = true;
+    let mut s = Server::new(cfg, [1; 32]);
+    let e = |seq| {
+        Event::new(
+            "lobby",
+            seq,
+            0,
+            EventBody::presence(SessionId(9), "zed", PresenceStatus::Online),
+        )
+    };
+    assert!(matches!(
+        s.handle_logged(e(1)),
+        Err(LogError::UnknownRoom(_))
+    ));
+    s.open_room("lobby", "ep", 1);
+    s.handle_logged(e(1)).unwrap();
+    assert_eq!(
+        s.handle_logged(e(3)),
+        Err(LogError::Gap {
+            room: "lobby".into(),
+            expected: 2,
+            got: 3
+        })
+    );
+    // Seen already: ignored.
+    s.handle_logged(e(1)).unwrap();
+    assert_eq!(s.next_logged("lobby"), Some(2));
+    while s.poll().is_some() {}
+    assert_eq!(s.seq("lobby"), 1);
+}
