@@ -245,6 +245,31 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub close_flush_ms: u64,
 
+    /// Run as one node of a cluster: NATS server URLs (comma-separated,
+    /// e.g. nats://127.0.0.1:4222), whose JetStream holds every room's
+    /// history, the nicknames and the sessions, shared by every node.
+    /// --data-dir and --store are then not used. Needs --node.
+    #[arg(long, env = "CHATSERVER_CLUSTER", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+
+    /// This node's name in the cluster: 1 to 32 of a-z A-Z 0-9 - _,
+    /// different on every node (a node restarted keeps its name).
+    #[arg(long, env = "CHATSERVER_NODE")]
+    pub node: Option<String>,
+
+    /// Copies JetStream keeps of each room's stream and of the buckets
+    /// (1 to 5; at most the number of NATS servers in its cluster).
+    #[arg(long, env = "CHATSERVER_CLUSTER_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub cluster_replicas: u64,
+
+    /// A node whose heartbeat (one a second) stops for this long is taken
+    /// for dead (1000 to 600000 ms): its clients leave their rooms and
+    /// their nicknames are free again.
+    #[arg(long, env = "CHATSERVER_NODE_DEAD_AFTER_MS", default_value_t = 3_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
+    pub node_dead_after_ms: u64,
+
     /// Worker threads (0 to 1024; 0: one per CPU). With 1 everything runs
     /// on one thread, which batches best when the server has one core to
     /// itself.
@@ -286,6 +311,17 @@ impl Args {
                 self.max_frame_bytes,
                 u64::from(self.max_frame_bytes) + 36
             ));
+        }
+        match (&self.node, self.cluster.is_empty()) {
+            (None, false) => return Err("--cluster needs --node NAME (one name per node)".into()),
+            (Some(_), true) => return Err("--node is for cluster mode: give --cluster too".into()),
+            (Some(n), false) => {
+                let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+                if n.is_empty() || n.len() > 32 || !n.chars().all(ok) {
+                    return Err(format!("--node {n:?}: use 1 to 32 of a-z A-Z 0-9 - _"));
+                }
+            }
+            (None, true) => {}
         }
         if self.replay_bytes >= self.outbound_queue_bytes {
             return Err(format!(

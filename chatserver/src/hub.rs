@@ -3,14 +3,14 @@
 //! It never waits on a socket: writes are attempted without blocking, and a
 //! peer whose socket is full is left to its own connection task.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use chatproto::{
-    encode, encode_into, escape_control, ClientFrame, ClientId, Event, EventBody, Kick, Now,
-    Output, PayloadError, PresenceStatus, Record, Server,
+    encode, encode_into, escape_control, ClientFrame, ClientId, ErrorCode, Event, EventBody, Kick,
+    Now, Output, PayloadError, PresenceStatus, Record, Server, ServerFrame, SessionId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::args::LogText;
 use crate::budget::OutboundBudget;
+use crate::cluster::{ClaimError, Claimed, Cluster, FromCluster};
 use crate::peer::{Peer, Push};
 use crate::store::{FromStore, StoreLink, ToStore};
 
@@ -87,6 +88,7 @@ pub enum ToHub {
 enum Turn {
     Inputs(usize),
     Store(Option<FromStore>),
+    Cluster(usize),
     Timeout,
     Trim,
     Shutdown,
@@ -192,6 +194,57 @@ pub struct Hub {
     last_counted: Option<(usize, u64)>,
     /// Reads that could not be asked (no store): answered from memory.
     unanswered: Vec<(u64, ClientId)>,
+    /// Cluster mode: the link, and what the hub keeps for it.
+    cluster: Option<ClusterSide>,
+}
+
+/// What the hub keeps in cluster mode.
+pub struct ClusterSide {
+    link: Arc<Cluster>,
+    rx: mpsc::Receiver<FromCluster>,
+    /// Who is in which room, by the run of the node that said so (and the
+    /// seq of its entering): when a run stops, the others say its clients
+    /// left, with ids that make several nodes' saying count once.
+    owners: HashMap<SessionId, HashMap<Arc<str>, Owner>>,
+    /// Inputs of clients waiting for a nickname claim, in order.
+    parked: HashMap<ClientId, VecDeque<ToHub>>,
+    /// Each joined client's claim: its key and revision.
+    claims: HashMap<ClientId, (String, u64)>,
+    /// Rooms not caught up with yet, to the seq; then `caught_up` fires.
+    catch_up: HashMap<String, u64>,
+    caught_up: Option<oneshot::Sender<()>>,
+    /// Departures proposed for stopped nodes' clients, and when.
+    cleaning: HashMap<String, Instant>,
+}
+
+/// Who said a session entered a room.
+#[derive(Debug, Clone)]
+struct Owner {
+    origin: Arc<str>,
+    seq: u64,
+    nick: Arc<str>,
+}
+
+impl ClusterSide {
+    /// The hub's side of `link`: events arrive on `rx`; `caught_up`
+    /// fires once every room in `catch_up` is applied to its seq.
+    pub fn new(
+        link: Arc<Cluster>,
+        rx: mpsc::Receiver<FromCluster>,
+        catch_up: HashMap<String, u64>,
+        caught_up: oneshot::Sender<()>,
+    ) -> Self {
+        ClusterSide {
+            link,
+            rx,
+            owners: HashMap::new(),
+            parked: HashMap::new(),
+            claims: HashMap::new(),
+            catch_up,
+            caught_up: Some(caught_up),
+            cleaning: HashMap::new(),
+        }
+    }
 }
 
 impl Hub {
@@ -232,7 +285,13 @@ impl Hub {
             metrics,
             last_counted: None,
             unanswered: Vec::new(),
+            cluster: None,
         }
+    }
+
+    /// Run as a node of a cluster (see `cluster`).
+    pub fn set_cluster(&mut self, side: ClusterSide) {
+        self.cluster = Some(side);
     }
 
     /// Which message text the log shows.
@@ -245,15 +304,22 @@ impl Hub {
     /// once its queue is written.
     pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut from_cluster = Vec::with_capacity(BATCH);
+        self.check_caught_up();
         loop {
             // Sleep until the core's next deadline: an idle server does not wake.
             let deadline = self.server.poll_timeout().map(|t| self.clock.instant(t));
             // A store that falls behind stops the reading (see STORE_BACKLOG).
-            let reading = self.to_store.len() < STORE_BACKLOG;
+            let proposed = self.cluster.as_ref().map_or(0, |c| {
+                c.link.pending.load(std::sync::atomic::Ordering::Relaxed)
+            });
+            let reading = self.to_store.len() < STORE_BACKLOG && proposed < STORE_BACKLOG;
             let has_store = self.store.is_some();
+            let has_cluster = self.cluster.is_some();
             let turn = tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH), if reading => Turn::Inputs(n),
                 answer = recv_store(&mut self.store), if has_store => Turn::Store(answer),
+                n = recv_cluster(&mut self.cluster, &mut from_cluster), if has_cluster => Turn::Cluster(n),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Turn::Timeout,
                 _ = tokio::time::sleep_until(self.next_trim.unwrap_or_else(Instant::now)), if self.next_trim.is_some() => Turn::Trim,
                 _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
@@ -313,7 +379,21 @@ impl Hub {
                         .handle_persist_failed("the history database's thread stopped");
                 }
                 Turn::Store(Some(answer)) => self.stored(answer),
+                Turn::Cluster(0) => {
+                    warn!("the cluster's tasks stopped");
+                    self.cluster = None;
+                }
+                Turn::Cluster(_) => {
+                    let now = self.clock.now();
+                    for item in from_cluster.drain(..) {
+                        self.heard(now, item);
+                        self.dispatch(now);
+                    }
+                }
                 Turn::Shutdown => {
+                    if self.cluster.is_some() {
+                        self.leave_cluster().await;
+                    }
                     // What is stamped is stored and sent before the goodbye.
                     let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
                     self.server
@@ -467,6 +547,13 @@ impl Hub {
         if matches!(input, ToHub::Connect { .. } | ToHub::Gone(_)) {
             self.recent.churn += 1;
         }
+        let input = match self.cluster.is_some() {
+            true => match self.park(input) {
+                Some(input) => input,
+                None => return,
+            },
+            false => input,
+        };
         match input {
             ToHub::Connect { peer, reply } => {
                 let id = self.server.handle_connect(now);
@@ -481,6 +568,11 @@ impl Hub {
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::Gone(id) => {
+                if let Some(c) = &mut self.cluster {
+                    if let Some((key, rev)) = c.claims.remove(&id) {
+                        c.link.release(key, rev);
+                    }
+                }
                 self.server.handle_disconnect(now, id);
                 self.peers.remove(&id);
                 self.kicked.remove(&id);
@@ -560,6 +652,42 @@ impl Hub {
                         peer.close();
                     }
                 }
+                Output::Propose { events, .. } => {
+                    if let Some(c) = &self.cluster {
+                        for e in &events {
+                            c.link.propose(e);
+                        }
+                    }
+                }
+                Output::Read {
+                    ticket,
+                    client,
+                    query,
+                    ..
+                } if self.cluster.is_some() => {
+                    if let Some(peer) = self.peers.get(&client) {
+                        peer.hold(ticket);
+                    }
+                    if let Some(c) = &self.cluster {
+                        c.link.read(ticket, client, query);
+                    }
+                }
+                Output::Persist {
+                    records, through, ..
+                } if self.cluster.is_some() => {
+                    let sessions = records
+                        .into_iter()
+                        .filter_map(|r| match r {
+                            Record::Session {
+                                id, nick, token, ..
+                            } => Some((id, nick.to_string(), token)),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(c) = &self.cluster {
+                        c.link.store_sessions(sessions, through);
+                    }
+                }
                 Output::Read {
                     ticket,
                     client,
@@ -608,6 +736,262 @@ impl Hub {
                 self.answer_read(ticket, client, Err(gone));
             }
         }
+    }
+
+    /// Cluster mode: hold `input` if its client waits for a nickname
+    /// claim, or if it is a join (whose claim starts now); otherwise give
+    /// it back to be handled.
+    fn park(&mut self, input: ToHub) -> Option<ToHub> {
+        let id = match &input {
+            ToHub::Frame(id, _)
+            | ToHub::BadFrame(id, _)
+            | ToHub::Progress(id)
+            | ToHub::Gone(id) => *id,
+            _ => return Some(input),
+        };
+        let c = self.cluster.as_mut()?;
+        if let Some(queue) = c.parked.get_mut(&id) {
+            queue.push_back(input);
+            return None;
+        }
+        let ToHub::Frame(_, ClientFrame::Join { nick, resume, .. }) = &input else {
+            return Some(input);
+        };
+        if self.server.nick(id).is_some() {
+            return Some(input);
+        }
+        // A nickname the core would refuse is refused by the core.
+        let Ok(nick) = chatproto::normalize_nick(nick, self.server.config().nick_rule) else {
+            return Some(input);
+        };
+        let key = chatproto::nick_key(&nick);
+        let skeleton = chatproto::nick::nick_skeleton(&nick);
+        let resume = resume.as_deref().map(chatproto::hash_token);
+        c.link.claim(id, nick, key, skeleton, resume);
+        c.parked.insert(id, VecDeque::from([input]));
+        None
+    }
+
+    /// Something the cluster's tasks said.
+    fn heard(&mut self, now: Now, item: FromCluster) {
+        match item {
+            FromCluster::Open {
+                room,
+                epoch,
+                first_seq,
+                last_seq,
+            } => {
+                self.server.open_room(&room, &epoch, first_seq);
+                if let Some(c) = &mut self.cluster {
+                    if c.catch_up
+                        .get(&room)
+                        .is_some_and(|&to| last_seq < first_seq || to < first_seq)
+                    {
+                        c.catch_up.remove(&room);
+                    }
+                }
+                self.check_caught_up();
+            }
+            FromCluster::Event { event, origin } => {
+                let (room, seq) = (Arc::clone(&event.room), event.seq);
+                if let (
+                    Some(c),
+                    EventBody::Presence {
+                        session,
+                        nick,
+                        status,
+                        ..
+                    },
+                ) = (&mut self.cluster, &event.body)
+                {
+                    if *status == PresenceStatus::Online {
+                        c.owners.entry(*session).or_default().insert(
+                            Arc::clone(&room),
+                            Owner {
+                                origin,
+                                seq,
+                                nick: nick.clone(),
+                            },
+                        );
+                    } else if let Some(rooms) = c.owners.get_mut(session) {
+                        rooms.remove(&room);
+                        if rooms.is_empty() {
+                            c.owners.remove(session);
+                        }
+                    }
+                }
+                if let Err(e) = self.server.handle_logged(event) {
+                    warn!(error = %e, "an event of the cluster's log was not applied");
+                }
+                self.caught_up_to(&room, seq);
+            }
+            FromCluster::Skip { room, seq } => {
+                warn!(
+                    room,
+                    seq, "stepping over a log entry this version cannot read"
+                );
+                if let Err(e) = self.server.skip_logged(&room, seq) {
+                    warn!(error = %e, "a log entry was not stepped over");
+                }
+                self.caught_up_to(&room, seq);
+            }
+            FromCluster::Claimed(claimed) => self.claimed(now, claimed),
+            FromCluster::Persisted(through) => self.server.handle_persisted(through),
+            FromCluster::Read {
+                ticket,
+                client,
+                found,
+            } => self.answer_read(ticket, client, found),
+            FromCluster::Alive(alive) => self.clean_up_after(now, &alive),
+        }
+    }
+
+    fn caught_up_to(&mut self, room: &str, seq: u64) {
+        if let Some(c) = &mut self.cluster {
+            if c.catch_up.get(room).is_some_and(|&to| seq >= to) {
+                c.catch_up.remove(room);
+                self.check_caught_up();
+            }
+        }
+    }
+
+    /// Once every room known at start is applied: accept clients.
+    fn check_caught_up(&mut self) {
+        if let Some(c) = &mut self.cluster {
+            if c.catch_up.is_empty() {
+                if let Some(tx) = c.caught_up.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
+    /// A join's nickname claim came back: the join goes to the core (or
+    /// is refused here), then what the client sent meanwhile, in order.
+    fn claimed(&mut self, now: Now, claimed: Claimed) {
+        let Some(c) = &mut self.cluster else { return };
+        let client = claimed.client;
+        let Some(mut queue) = c.parked.remove(&client) else {
+            if let Ok((key, rev)) = claimed.claim {
+                c.link.release(key, rev);
+            }
+            return;
+        };
+        let join = queue.pop_front();
+        let refusal = match claimed.claim {
+            Ok((key, rev)) => {
+                if let Some((sid, nick, hash)) = claimed.session {
+                    // Begun on another node: known here from now on, and
+                    // whatever that node said of it in rooms is over.
+                    self.server.restore_session(now, sid, &nick, hash);
+                    self.forget_elsewhere(now, sid);
+                }
+                if let Some(ToHub::Frame(id, frame)) = join {
+                    self.server.handle_frame(now, id, frame);
+                }
+                let c = self.cluster.as_mut().expect("checked above");
+                if self.server.nick(client).is_some() {
+                    c.claims.insert(client, (key, rev));
+                } else {
+                    c.link.release(key, rev);
+                }
+                None
+            }
+            Err(ClaimError::Taken { nick, same: true }) => Some(ServerFrame::error(
+                ErrorCode::NickTaken,
+                format!("the nickname {nick} is in use; choose another"),
+            )),
+            Err(ClaimError::Taken { nick, same: false }) => Some(ServerFrame::error(
+                ErrorCode::NickInvalid,
+                format!("that nickname looks too much like {nick}, who is online; choose another"),
+            )),
+            Err(ClaimError::Unreachable(e)) => Some(ServerFrame::error(
+                ErrorCode::Unavailable,
+                format!("the server cannot reach its cluster ({e}); try again later"),
+            )),
+        };
+        if let Some(frame) = refusal {
+            if let Ok(bytes) = encode_shared(&mut self.scratch, &frame, self.max_frame_bytes) {
+                let bytes = self.budget.track(bytes);
+                self.push(client, bytes);
+            }
+        }
+        self.dispatch(now);
+        for input in queue {
+            self.handle(now, input);
+            self.dispatch(now);
+        }
+    }
+
+    /// `sid` resumes here: where another run said it is in a room, say it
+    /// left (with the id every node would use, so it counts once), before
+    /// this node says it entered again.
+    fn forget_elsewhere(&mut self, now: Now, sid: SessionId) {
+        let Some(c) = &mut self.cluster else { return };
+        let Some(rooms) = c.owners.get(&sid) else {
+            return;
+        };
+        let stale: Vec<(Arc<str>, Owner)> = rooms
+            .iter()
+            .filter(|(_, o)| o.origin != c.link.origin)
+            .map(|(r, o)| (Arc::clone(r), o.clone()))
+            .collect();
+        for (room, owner) in stale {
+            propose_gone(c, now, &room, sid, &owner);
+        }
+    }
+
+    /// The runs in `alive` heartbeat: every client another run said is in
+    /// a room leaves it (once every room is caught up with).
+    fn clean_up_after(&mut self, now: Now, alive: &HashSet<Arc<str>>) {
+        let Some(c) = &mut self.cluster else { return };
+        if !c.catch_up.is_empty() {
+            return;
+        }
+        let mine = Arc::clone(&c.link.origin);
+        let mut gone = Vec::new();
+        for (sid, rooms) in &c.owners {
+            for (room, owner) in rooms {
+                if owner.origin != mine && !alive.contains(&owner.origin) {
+                    gone.push((*sid, Arc::clone(room), owner.clone()));
+                }
+            }
+        }
+        gone.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (sid, room, owner) in gone {
+            propose_gone(c, now, &room, sid, &owner);
+        }
+        c.cleaning
+            .retain(|_, at| at.elapsed() < Duration::from_secs(60));
+    }
+
+    /// Stopping in cluster mode: this node's clients leave their rooms
+    /// (proposed and stored, within a bound), its claims are given up, and
+    /// its heartbeat goes, so the other nodes know at once.
+    async fn leave_cluster(&mut self) {
+        let now = self.clock.now();
+        let Some(c) = &mut self.cluster else { return };
+        let mine = Arc::clone(&c.link.origin);
+        let mut own = Vec::new();
+        for (sid, rooms) in &c.owners {
+            for (room, owner) in rooms {
+                if owner.origin == mine {
+                    own.push((*sid, Arc::clone(room), owner.clone()));
+                }
+            }
+        }
+        for (sid, room, owner) in own {
+            propose_gone(c, now, &room, sid, &owner);
+        }
+        let link = Arc::clone(&c.link);
+        let claims: Vec<(String, u64)> = c.claims.drain().map(|(_, v)| v).collect();
+        let settle = async {
+            while link.pending.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            link.leave(claims).await;
+        };
+        let _ = tokio::time::timeout(STORE_SETTLE, settle).await;
     }
 
     /// Queue one frame for `to` (counted in the budget).
@@ -785,6 +1169,34 @@ fn log_event(event: &Event, show: LogText) {
             }
         }
         _ => {}
+    }
+}
+
+/// Propose that `sid` left `room` because the run that said it entered is
+/// gone, with the id every node uses for that (JetStream keeps one copy).
+fn propose_gone(c: &mut ClusterSide, now: Now, room: &Arc<str>, sid: SessionId, owner: &Owner) {
+    let id = format!("gone/{room}/{}/{}", sid.0, owner.seq);
+    if c.cleaning
+        .get(&id)
+        .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+    {
+        return;
+    }
+    c.cleaning.insert(id.clone(), Instant::now());
+    let event = Event::new(
+        Arc::clone(room),
+        0,
+        now.wall,
+        EventBody::presence(sid, owner.nick.clone(), PresenceStatus::Offline),
+    );
+    c.link.propose_with_id(&event, id);
+}
+
+/// The cluster's next messages (up to a batch); 0 if its tasks are gone.
+async fn recv_cluster(cluster: &mut Option<ClusterSide>, into: &mut Vec<FromCluster>) -> usize {
+    match cluster {
+        Some(c) => c.rx.recv_many(into, BATCH).await,
+        None => std::future::pending().await,
     }
 }
 

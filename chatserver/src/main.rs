@@ -8,6 +8,7 @@
 
 mod args;
 mod budget;
+mod cluster;
 mod conn;
 mod edge;
 mod feed;
@@ -36,6 +37,9 @@ use tracing::{info, warn};
 
 use crate::args::Args;
 use crate::limits::{Limits, Refused};
+
+/// How long a cluster node may take to read every room's log at start.
+const CATCH_UP: Duration = Duration::from_secs(120);
 
 /// How many inputs may wait for the hub before connection tasks wait too.
 const HUB_QUEUE: usize = 4096;
@@ -120,6 +124,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     // The store first: a directory another server holds, or a file that is
     // not ours, stops us before we listen.
     let db = match args.store {
+        _ if !args.cluster.is_empty() => None,
         args::StoreKind::Memory => None,
         args::StoreKind::Sqlite => {
             let sync = match args.sync {
@@ -146,26 +151,7 @@ async fn run(args: Args) -> std::io::Result<()> {
             "--tls-only needs --tls-cert and --tls-key",
         ));
     }
-    let listener = TcpListener::bind(args.listen.as_str()).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
-    })?;
-    let addr = listener.local_addr()?;
-    // Before saying we listen: a supervisor may send SIGTERM as soon as it
-    // reads that line, and an unhandled SIGTERM kills us with no flush.
-    let signalled = shutdown_signal();
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {addr}")?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        writeln!(out, "open {scheme}://{addr}/ in a browser")?;
-        if addr.ip().is_unspecified() {
-            for ip in lan_addresses(addr.is_ipv6()) {
-                let at = std::net::SocketAddr::new(ip, addr.port());
-                writeln!(out, "on your LAN: {scheme}://{at}/ (chatclient {at})")?;
-            }
-        }
-        out.flush()?;
-    }
+    let joined = args.node.as_ref().filter(|_| !args.cluster.is_empty());
     let settings = Arc::new(Settings {
         max_frame_bytes: args.max_frame_bytes as usize,
         rate: args.rate,
@@ -210,8 +196,17 @@ async fn run(args: Args) -> std::io::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
         .map_err(|e| std::io::Error::other(format!("no random seed from the OS: {e}")))?;
-    config.durable = db.is_some();
+    config.durable = db.is_some() || !args.cluster.is_empty();
+    config.cluster = !args.cluster.is_empty();
     let mut server = Server::new(config, seed);
+    if !args.cluster.is_empty() {
+        // Sessions begun on every node share one space of ids: each run
+        // takes a random 2^32 of them.
+        let mut base = [0u8; 4];
+        getrandom::fill(&mut base)
+            .map_err(|e| std::io::Error::other(format!("no random seed from the OS: {e}")))?;
+        server.reserve_sessions(u64::from(u32::from_le_bytes(base) | 1) << 32);
+    }
     let clock = hub::Clock::new();
     let link = match db {
         None => None,
@@ -242,10 +237,71 @@ async fn run(args: Args) -> std::io::Result<()> {
         Arc::clone(&settings.metrics),
     );
     hub.set_log_text(args.log_text);
+    // Cluster mode: connect, follow every room, and catch up with each
+    // before accepting anyone.
+    let mut caught_up = None;
+    if let (Some(node), false) = (&args.node, args.cluster.is_empty()) {
+        let (tx, rx) = mpsc::channel(HUB_QUEUE);
+        let settings = cluster::Settings {
+            urls: args.cluster.clone(),
+            node: node.clone(),
+            replicas: args.cluster_replicas as usize,
+            dead_after: Duration::from_millis(args.node_dead_after_ms),
+            max_messages: args.history_max_messages,
+            max_age: Duration::from_millis(args.history_max_age_days.saturating_mul(86_400_000)),
+        };
+        let link = cluster::Cluster::start(settings, tx)
+            .await
+            .map_err(std::io::Error::other)?;
+        let mut catch_up = std::collections::HashMap::new();
+        for (room, last) in link.room_streams().await {
+            link.follow(&room);
+            if last > 0 {
+                catch_up.insert(room, last);
+            }
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        hub.set_cluster(hub::ClusterSide::new(link, rx, catch_up, done));
+        caught_up = Some(wait);
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (to_hub, hub_rx) = mpsc::channel(HUB_QUEUE);
     let hub_task = tokio::spawn(hub.run(hub_rx, stop_rx.clone()));
+    let caught_up = match caught_up {
+        Some(wait) => tokio::time::timeout(CATCH_UP, wait).await.is_ok(),
+        None => true,
+    };
+    let listener = TcpListener::bind(args.listen.as_str()).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
+    })?;
+    let addr = listener.local_addr()?;
+    // Before saying we listen: a supervisor may send SIGTERM as soon as it
+    // reads that line, and an unhandled SIGTERM kills us with no flush.
+    let signalled = shutdown_signal();
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "open {scheme}://{addr}/ in a browser")?;
+        if addr.ip().is_unspecified() {
+            for ip in lan_addresses(addr.is_ipv6()) {
+                let at = std::net::SocketAddr::new(ip, addr.port());
+                writeln!(out, "on your LAN: {scheme}://{at}/ (chatclient {at})")?;
+            }
+        }
+        out.flush()?;
+    }
+    if let Some(node) = joined {
+        info!(
+            node,
+            nats = args.cluster.join(","),
+            "a node of the cluster; every room's log read"
+        );
+        if !caught_up {
+            warn!("not caught up with every room's log in time; accepting clients anyway");
+        }
+    }
     // Every connection task holds a clone; when all are dropped, all are done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limits = Limits::new(args.max_clients as usize, args.max_clients_per_ip as usize);
@@ -381,6 +437,12 @@ fn log_filter(
 ) -> Result<tracing_subscriber::EnvFilter, String> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let spec = match (flag, env) {
+        // The NATS client's own notes (connected, reconnected) are info:
+        // they would come before the `listening on` line, and the cluster
+        // code says what matters itself.
+        (Some(level @ ("info" | "warn" | "error" | "off")), _) => {
+            format!("{level},async_nats=warn")
+        }
         (Some(level), _) => level.to_owned(),
         (None, Some(env)) if !env.trim().is_empty() => {
             for directive in env.split(',').map(str::trim).filter(|d| !d.is_empty()) {
@@ -394,7 +456,7 @@ fn log_filter(
             }
             env
         }
-        _ => "info".to_owned(),
+        _ => "info,async_nats=warn".to_owned(),
     };
     tracing_subscriber::EnvFilter::try_new(&spec)
         .map_err(|e| format!("bad log level {spec:?}: {e}"))

@@ -83,6 +83,27 @@ impl Server {
         Ok(())
     }
 
+    /// Cluster mode: the log's event `seq` of `room` is not one this server
+    /// can read (written by a newer version, or damaged): step over it,
+    /// as every server does, so the seqs after it still apply.
+    pub fn skip_logged(&mut self, room: &str, seq: u64) -> Result<(), LogError> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Err(LogError::UnknownRoom(room.to_owned()));
+        };
+        if seq < r.next_seq {
+            return Ok(());
+        }
+        if seq > r.next_seq {
+            return Err(LogError::Gap {
+                room: room.to_owned(),
+                expected: r.next_seq,
+                got: seq,
+            });
+        }
+        r.next_seq += 1;
+        Ok(())
+    }
+
     /// Cluster mode: the seq this server applies next in `room` (what to
     /// read the log from); `None` if the room is not open.
     pub fn next_logged(&self, room: &str) -> Option<u64> {

@@ -1,0 +1,930 @@
+//! Several chatserver nodes sharing rooms through NATS JetStream (see
+//! ARCHITECTURE.md, "Scale-out").
+//!
+//! One stream per room: its sequence numbers are the room's seqs. The hub
+//! hands what its core proposes to the publisher task, which appends it to
+//! the room's stream (with a `Nats-Msg-Id`, so a retry is stored once); a
+//! follower task per room reads each stream in order, from every node's
+//! proposals, and hands each event to the hub, which feeds it to the core.
+//! Nicknames are claimed in a key-value bucket, sessions kept in another
+//! (so any node can resume them), and each node heartbeats into a third;
+//! a node that stops is noticed by the others, who say its clients left.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use chatproto::{
+    ClientId, Event, EventBody, PresenceStatus, ReadQuery, Recipient, SessionId, TokenHash,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// Stream names are this and the room's name in hex (room names may hold
+/// `.`, which stream names may not).
+const STREAM_PREFIX: &str = "CHATROOM_";
+/// Subjects are this and the room's name in hex.
+const SUBJECT_PREFIX: &str = "chatroom.";
+/// Where a node says it created a room's stream.
+const ROOMS_SUBJECT: &str = "chat.rooms";
+/// The key-value buckets.
+const NICKS: &str = "chat_nicks";
+const SESSIONS: &str = "chat_sessions";
+const NODES: &str = "chat_nodes";
+/// The header naming the node (and its run) that proposed an event.
+const ORIGIN: &str = "Chat-Origin";
+/// How long JetStream remembers message ids to drop a second copy.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How often a node heartbeats and looks at the others' heartbeats.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How often every node lists the streams, for rooms whose announcement
+/// it missed.
+const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// Proposals published before their acknowledgements are awaited.
+const PUBLISH_BATCH: usize = 512;
+/// Session records are kept this long (a day past any resume window).
+const SESSION_MAX_AGE: Duration = Duration::from_secs(86_400);
+
+/// The settings of cluster mode.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// NATS server URLs.
+    pub urls: Vec<String>,
+    /// This node's name.
+    pub node: String,
+    /// Stream and bucket replicas (1 to 5; a NATS cluster's size, or 1).
+    pub replicas: usize,
+    /// A node silent this long is taken for dead.
+    pub dead_after: Duration,
+    /// Stream limits: messages per room and their age (zero: no limit).
+    pub max_messages: u64,
+    pub max_age: Duration,
+}
+
+/// What the cluster tasks tell the hub.
+#[derive(Debug)]
+pub enum FromCluster {
+    /// A room's stream: its epoch and the first seq it holds; its events
+    /// follow.
+    Open {
+        room: String,
+        epoch: String,
+        first_seq: u64,
+        /// The last seq when the follower started (to catch up to).
+        last_seq: u64,
+    },
+    /// The next event of a room, proposed by `origin`.
+    Event { event: Event, origin: Arc<str> },
+    /// A stream message this version cannot read: stepped over.
+    Skip { room: String, seq: u64 },
+    /// The nickname claim (and session lookup) for a join.
+    Claimed(Claimed),
+    /// The session records up to this ticket are stored.
+    Persisted(u64),
+    /// A history read.
+    Read {
+        ticket: u64,
+        client: ClientId,
+        found: Result<(Vec<Event>, bool), String>,
+    },
+    /// The nodes (by origin) heartbeating now.
+    Alive(HashSet<Arc<str>>),
+}
+
+/// The outcome of claiming a nickname for a join.
+#[derive(Debug)]
+pub struct Claimed {
+    /// Who joins.
+    pub client: ClientId,
+    /// The claim: its key and revision, or why not.
+    pub claim: Result<(String, u64), ClaimError>,
+    /// The session the join resumes, if another node began it.
+    pub session: Option<(SessionId, String, TokenHash)>,
+}
+
+/// Why a nickname could not be claimed.
+#[derive(Debug)]
+pub enum ClaimError {
+    /// Someone on some node has it (or one that looks like it): their nick.
+    Taken { nick: String, same: bool },
+    /// NATS did not answer.
+    Unreachable(String),
+}
+
+/// A session to store: its id, nickname and token hash.
+pub type SessionRecord = (SessionId, String, TokenHash);
+
+/// One event for a room's stream.
+#[derive(Debug)]
+pub struct Proposal {
+    pub room: Arc<str>,
+    pub payload: Bytes,
+    pub msg_id: String,
+}
+
+/// The node's link to the cluster.
+pub struct Cluster {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    nicks: kv::Store,
+    sessions: kv::Store,
+    nodes: kv::Store,
+    settings: Settings,
+    /// This node's name and run: `node/random`.
+    pub origin: Arc<str>,
+    proposals: mpsc::UnboundedSender<Proposal>,
+    session_tx: mpsc::UnboundedSender<(Vec<SessionRecord>, u64)>,
+    /// Proposals not acknowledged yet (the hub stops reading past a limit).
+    pub pending: Arc<AtomicUsize>,
+    to_hub: mpsc::Sender<FromCluster>,
+    /// Rooms followed.
+    following: Mutex<HashSet<String>>,
+    /// Proposals numbered so far (their message ids).
+    next_id: AtomicUsize,
+}
+
+/// Which stream and subject hold `room`.
+fn names(room: &str) -> (String, String) {
+    let hex = hex(room.as_bytes());
+    (
+        format!("{STREAM_PREFIX}{hex}"),
+        format!("{SUBJECT_PREFIX}{hex}"),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// A stream's description: the room and its epoch.
+#[derive(Serialize, Deserialize)]
+struct Description {
+    room: String,
+    epoch: String,
+}
+
+/// A claim's value: who holds the nickname.
+#[derive(Serialize, Deserialize)]
+struct ClaimValue {
+    origin: String,
+    nick: String,
+    key: String,
+}
+
+/// A session's record: enough to resume it on any node.
+#[derive(Serialize, Deserialize)]
+struct SessionValue {
+    id: u64,
+    nick: String,
+}
+
+/// An event as a stream message's payload.
+#[derive(Serialize, Deserialize)]
+struct Logged {
+    /// `p` presence, `m` message.
+    k: String,
+    s: u64,
+    n: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    on: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    to: Vec<(u64, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    ts: u64,
+}
+
+/// `event` as a stream message's payload.
+pub fn encode_event(event: &Event) -> Bytes {
+    let logged = match &event.body {
+        EventBody::Presence {
+            session,
+            nick,
+            status,
+            ..
+        } => Logged {
+            k: "p".into(),
+            s: session.0,
+            n: nick.to_string(),
+            on: Some(*status == PresenceStatus::Online),
+            to: Vec::new(),
+            t: None,
+            id: None,
+            ts: event.ts,
+        },
+        EventBody::Msg {
+            from,
+            nick,
+            to,
+            text,
+            id,
+            ..
+        } => Logged {
+            k: "m".into(),
+            s: from.0,
+            n: nick.to_string(),
+            on: None,
+            to: to
+                .iter()
+                .map(|r| (r.session.0, r.nick.to_string()))
+                .collect(),
+            t: Some(text.clone()),
+            id: id.clone(),
+            ts: event.ts,
+        },
+        _ => return Bytes::new(),
+    };
+    Bytes::from(serde_json::to_vec(&logged).unwrap_or_default())
+}
+
+/// A stream message's payload as the event `seq` of `room`.
+pub fn decode_event(room: &str, seq: u64, payload: &[u8]) -> Option<Event> {
+    let l: Logged = serde_json::from_slice(payload).ok()?;
+    let body = match l.k.as_str() {
+        "p" => {
+            let status = if l.on? {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            };
+            EventBody::presence(SessionId(l.s), l.n, status)
+        }
+        "m" => EventBody::msg(
+            SessionId(l.s),
+            l.n,
+            l.to.into_iter()
+                .map(|(s, n)| Recipient::new(SessionId(s), n))
+                .collect(),
+            l.t?,
+            l.id,
+        ),
+        _ => return None,
+    };
+    Some(Event::new(room, seq, l.ts, body))
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    // A weaker id only risks a clash with another run of the same node.
+    let _ = getrandom::fill(&mut b);
+    hex(&b)
+}
+
+impl Cluster {
+    /// Connect, make the buckets, and start the publisher, the room
+    /// discovery and the heartbeat. Events reach the hub through `to_hub`.
+    pub async fn start(
+        settings: Settings,
+        to_hub: mpsc::Sender<FromCluster>,
+    ) -> Result<Arc<Cluster>, String> {
+        let urls = settings.urls.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("chatserver {}", settings.node))
+            .max_reconnects(None)
+            .connect(urls.clone())
+            .await
+            .map_err(|e| format!("cannot reach NATS at {}: {e}", urls.join(",")))?;
+        let js = jetstream::new(client.clone());
+        let replicas = settings.replicas;
+        let nicks = bucket(&js, NICKS, replicas, Duration::ZERO).await?;
+        let sessions = bucket(&js, SESSIONS, replicas, SESSION_MAX_AGE).await?;
+        let nodes = bucket(&js, NODES, replicas, Duration::ZERO).await?;
+        let origin: Arc<str> = Arc::from(format!("{}/{}", settings.node, random_hex(6)));
+        let (proposals, rx) = mpsc::unbounded_channel();
+        let (session_tx, session_rx) = mpsc::unbounded_channel();
+        let cluster = Arc::new(Cluster {
+            client,
+            js,
+            nicks,
+            sessions,
+            nodes,
+            settings,
+            origin,
+            proposals,
+            session_tx,
+            pending: Arc::new(AtomicUsize::new(0)),
+            to_hub,
+            following: Mutex::new(HashSet::new()),
+            next_id: AtomicUsize::new(0),
+        });
+        // Heartbeat before anything else: others must not take this run
+        // for dead once it has clients.
+        cluster.beat().await?;
+        tokio::spawn(Arc::clone(&cluster).publish(rx));
+        tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
+        tokio::spawn(Arc::clone(&cluster).discover());
+        tokio::spawn(Arc::clone(&cluster).watch_nodes());
+        Ok(cluster)
+    }
+
+    /// Hand `event` (decided by this node's core) to the publisher.
+    pub fn propose(&self, event: &Event) {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let msg_id = format!("{}/{n}", self.origin);
+        self.propose_with_id(event, msg_id);
+    }
+
+    /// Hand `event` to the publisher with the id that makes it unique
+    /// across nodes (several nodes saying one dead node's client left).
+    pub fn propose_with_id(&self, event: &Event, msg_id: String) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let proposal = Proposal {
+            room: Arc::clone(&event.room),
+            payload: encode_event(event),
+            msg_id,
+        };
+        if self.proposals.send(proposal).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The publisher: proposals go to their rooms' streams in order, in
+    /// batches whose acknowledgements are awaited together. A failed one
+    /// is tried again (with everything after it, in order) until NATS
+    /// takes it: its id makes a copy stored twice count once.
+    async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        let mut known: HashSet<Arc<str>> = HashSet::new();
+        loop {
+            if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+                return;
+            }
+            let mut backoff = Duration::from_millis(50);
+            let mut from = 0;
+            while from < batch.len() {
+                match self.publish_some(&batch[from..], &mut known).await {
+                    Ok(()) => from = batch.len(),
+                    Err((done, e)) => {
+                        from += done;
+                        warn!(error = %e, "cannot append to the cluster's log; trying again");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+            self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
+            batch.clear();
+        }
+    }
+
+    /// Publish `batch` and await its acknowledgements; on failure, how
+    /// many from the start are stored.
+    async fn publish_some(
+        self: &Arc<Self>,
+        batch: &[Proposal],
+        known: &mut HashSet<Arc<str>>,
+    ) -> Result<(), (usize, String)> {
+        let mut acks = Vec::with_capacity(batch.len());
+        for (i, p) in batch.iter().enumerate() {
+            if !known.contains(&p.room) {
+                self.open_stream(&p.room).await.map_err(|e| (i, e))?;
+                known.insert(Arc::clone(&p.room));
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", p.msg_id.as_str());
+            headers.insert(ORIGIN, &*self.origin);
+            let subject = names(&p.room).1;
+            match self
+                .js
+                .publish_with_headers(subject, headers, p.payload.clone())
+                .await
+            {
+                Ok(ack) => acks.push(ack),
+                Err(e) => return Err((i, e.to_string())),
+            }
+        }
+        for (i, ack) in acks.into_iter().enumerate() {
+            // A duplicate is success: an earlier try stored it.
+            if let Err(e) = ack.await {
+                return Err((i, e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Make sure `room` has a stream (creating it with a new epoch if
+    /// not), and follow it.
+    async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), String> {
+        let (name, subject) = names(room);
+        for _ in 0..3 {
+            if self.js.get_stream(&name).await.is_ok() {
+                self.follow(room);
+                return Ok(());
+            }
+            let description = serde_json::to_string(&Description {
+                room: room.to_owned(),
+                epoch: random_hex(16),
+            })
+            .map_err(|e| e.to_string())?;
+            let config = stream::Config {
+                name: name.clone(),
+                subjects: vec![subject.clone()],
+                description: Some(description),
+                max_messages: clamp_i64(self.settings.max_messages),
+                max_age: self.settings.max_age,
+                duplicate_window: DUPLICATE_WINDOW,
+                num_replicas: self.settings.replicas,
+                discard: stream::DiscardPolicy::Old,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            };
+            // Two nodes may race to create it: the loser finds it next time.
+            if self.js.create_stream(config).await.is_ok() {
+                info!(room, "created the room's stream");
+                let _ = self
+                    .client
+                    .publish(ROOMS_SUBJECT, Bytes::from(room.to_owned()))
+                    .await;
+                self.follow(room);
+                return Ok(());
+            }
+        }
+        Err(format!("cannot create the stream of #{room}"))
+    }
+
+    /// Start following `room`'s stream, unless it is followed.
+    pub fn follow(self: &Arc<Self>, room: &str) {
+        let new = self
+            .following
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(room.to_owned());
+        if new {
+            tokio::spawn(Arc::clone(self).follow_room(room.to_owned()));
+        }
+    }
+
+    /// Read one room's stream in order, forever: each event to the hub.
+    async fn follow_room(self: Arc<Self>, room: String) {
+        let (name, _) = names(&room);
+        let mut next = 0u64;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.follow_once(&room, &name, &mut next).await {
+                Ok(()) => return, // the hub is gone
+                Err(e) => {
+                    warn!(room, error = %e, "reading the room's stream again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// One reading of a stream from `next`; `Ok` only when the hub is gone.
+    async fn follow_once(&self, room: &str, name: &str, next: &mut u64) -> Result<(), String> {
+        let mut stream = self.js.get_stream(name).await.map_err(|e| e.to_string())?;
+        let info = stream.info().await.map_err(|e| e.to_string())?;
+        if *next == 0 {
+            let d: Description = info
+                .config
+                .description
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .ok_or("the stream has no room description")?;
+            let state = &info.state;
+            let first = if state.messages == 0 {
+                state.last_sequence + 1
+            } else {
+                state.first_sequence
+            };
+            *next = first;
+            let open = FromCluster::Open {
+                room: room.to_owned(),
+                epoch: d.epoch,
+                first_seq: first,
+                last_seq: state.last_sequence,
+            };
+            if self.to_hub.send(open).await.is_err() {
+                return Ok(());
+            }
+        }
+        let config = consumer::push::OrderedConfig {
+            deliver_subject: self.client.new_inbox(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: *next,
+            },
+            ..Default::default()
+        };
+        let consumer = stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        while let Some(msg) = messages.next().await {
+            let msg = msg.map_err(|e| e.to_string())?;
+            let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+            if seq < *next {
+                continue;
+            }
+            if seq > *next {
+                // Never applied around: read again from the missing one.
+                return Err(format!("expected seq {next}, got {seq}"));
+            }
+            let origin: Arc<str> = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(ORIGIN))
+                .map_or_else(|| Arc::from(""), |v| Arc::from(v.as_str()));
+            let item = match decode_event(room, seq, &msg.payload) {
+                Some(event) => FromCluster::Event { event, origin },
+                None => FromCluster::Skip {
+                    room: room.to_owned(),
+                    seq,
+                },
+            };
+            if self.to_hub.send(item).await.is_err() {
+                return Ok(());
+            }
+            *next += 1;
+        }
+        Err("the stream's consumer ended".into())
+    }
+
+    /// Follow every room: those that exist now, those announced, and
+    /// (every few seconds) any whose announcement was missed.
+    async fn discover(self: Arc<Self>) {
+        let mut announced = match self.client.subscribe(ROOMS_SUBJECT).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "cannot hear new rooms; listing streams only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(RESCAN_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    for room in self.list_rooms().await {
+                        self.follow(&room);
+                    }
+                }
+                Some(msg) = async { match announced.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } } => {
+                    if let Ok(room) = std::str::from_utf8(&msg.payload) {
+                        if chatproto::room_name(room).as_deref() == Ok(room) {
+                            self.follow(room);
+                        }
+                    }
+                }
+            }
+            if self.to_hub.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Every room with a stream, and its last seq.
+    pub async fn room_streams(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for room in self.list_rooms().await {
+            let (name, _) = names(&room);
+            if let Ok(mut s) = self.js.get_stream(&name).await {
+                if let Ok(info) = s.info().await {
+                    out.push((room, info.state.last_sequence));
+                }
+            }
+        }
+        out
+    }
+
+    async fn list_rooms(&self) -> Vec<String> {
+        let mut names = self.js.stream_names();
+        let mut rooms = Vec::new();
+        while let Some(name) = names.next().await {
+            let Ok(name) = name else { break };
+            if let Some(room) = name.strip_prefix(STREAM_PREFIX).and_then(unhex) {
+                rooms.push(room);
+            }
+        }
+        rooms
+    }
+
+    /// Say this run is alive.
+    async fn beat(&self) -> Result<(), String> {
+        self.nodes
+            .put(&self.settings.node, Bytes::from(self.origin.to_string()))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot heartbeat into NATS: {e}"))
+    }
+
+    /// Heartbeat, and tell the hub which runs heartbeat: a run whose
+    /// heartbeat has not changed for `dead_after` is dead, its clients
+    /// leave their rooms (the hub proposes it) and its nicknames are
+    /// released here.
+    async fn watch_nodes(self: Arc<Self>) {
+        let mut seen: HashMap<String, (u64, Instant)> = HashMap::new();
+        let mut alive_before: HashSet<Arc<str>> = HashSet::new();
+        let mut first = true;
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.beat().await {
+                warn!(error = %e, "heartbeat failed");
+                // NATS is away for everyone: no heartbeat changed meanwhile,
+                // and silence from then on is counted afresh.
+                seen.clear();
+                continue;
+            }
+            let Ok(keys) = self.nodes.keys().await else {
+                seen.clear();
+                continue;
+            };
+            let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+            let mut alive: HashSet<Arc<str>> = HashSet::new();
+            let now = Instant::now();
+            let mut complete = true;
+            for key in keys {
+                let Ok(Some(entry)) = self.nodes.entry(key.clone()).await else {
+                    complete = false;
+                    continue;
+                };
+                if entry.operation != kv::Operation::Put {
+                    continue;
+                }
+                let at = seen.entry(key).or_insert((entry.revision, now));
+                if at.0 != entry.revision {
+                    *at = (entry.revision, now);
+                }
+                if now.duration_since(at.1) < self.settings.dead_after {
+                    if let Ok(origin) = std::str::from_utf8(&entry.value) {
+                        alive.insert(Arc::from(origin));
+                    }
+                }
+            }
+            if !complete {
+                seen.clear();
+                continue;
+            }
+            alive.insert(Arc::clone(&self.origin));
+            if first || alive_before.iter().any(|o| !alive.contains(o)) {
+                self.release_nicks(&alive).await;
+            }
+            first = false;
+            alive_before = alive.clone();
+            if self.to_hub.send(FromCluster::Alive(alive)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Release the nicknames held by runs not in `alive`.
+    async fn release_nicks(&self, alive: &HashSet<Arc<str>>) {
+        let Ok(keys) = self.nicks.keys().await else {
+            return;
+        };
+        let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+        for key in keys {
+            let Ok(Some(entry)) = self.nicks.entry(key.clone()).await else {
+                continue;
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let Ok(v) = serde_json::from_slice::<ClaimValue>(&entry.value) else {
+                continue;
+            };
+            if !alive.contains(v.origin.as_str()) {
+                info!(
+                    nick = v.nick,
+                    node = v.origin,
+                    "releasing a nickname of a node that stopped"
+                );
+                let _ = self
+                    .nicks
+                    .delete_expect_revision(&key, Some(entry.revision))
+                    .await;
+            }
+        }
+    }
+
+    /// Claim `nick` (normalized; `key` and `skeleton` are its identity and
+    /// look-alike forms) for `client`, and find the session `resume`
+    /// names if another node began it. The answer goes to the hub.
+    pub fn claim(
+        self: &Arc<Self>,
+        client: ClientId,
+        nick: String,
+        key: String,
+        skeleton: String,
+        resume: Option<TokenHash>,
+    ) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let session = match resume {
+                Some(hash) => me.find_session(&hash).await,
+                None => None,
+            };
+            let claim = me.claim_nick(&nick, &key, &skeleton).await;
+            let _ = me
+                .to_hub
+                .send(FromCluster::Claimed(Claimed {
+                    client,
+                    claim,
+                    session: session.map(|(id, n)| (id, n, resume.unwrap_or_default())),
+                }))
+                .await;
+        });
+    }
+
+    async fn claim_nick(
+        &self,
+        nick: &str,
+        key: &str,
+        skeleton: &str,
+    ) -> Result<(String, u64), ClaimError> {
+        let kv_key = format!("n{}", hex(&chatproto::hash_token(skeleton)[..20]));
+        let value = serde_json::to_vec(&ClaimValue {
+            origin: self.origin.to_string(),
+            nick: nick.to_owned(),
+            key: key.to_owned(),
+        })
+        .map_err(|e| ClaimError::Unreachable(e.to_string()))?;
+        match self.nicks.create(&kv_key, Bytes::from(value)).await {
+            Ok(rev) => Ok((kv_key, rev)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let holder = self
+                    .nicks
+                    .entry(kv_key.clone())
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|e| serde_json::from_slice::<ClaimValue>(&e.value).ok());
+                let (nick, same) = match holder {
+                    Some(h) => (h.nick, h.key == key),
+                    None => (nick.to_owned(), true),
+                };
+                Err(ClaimError::Taken { nick, same })
+            }
+            Err(e) => Err(ClaimError::Unreachable(e.to_string())),
+        }
+    }
+
+    /// Give up a claim (only the claimer's revision is deleted: a newer
+    /// owner keeps it).
+    pub fn release(&self, key: String, revision: u64) {
+        let nicks = self.nicks.clone();
+        tokio::spawn(async move {
+            let _ = nicks.delete_expect_revision(&key, Some(revision)).await;
+        });
+    }
+
+    async fn find_session(&self, hash: &TokenHash) -> Option<(SessionId, String)> {
+        let entry = self.sessions.get(hex(hash)).await.ok()??;
+        let v: SessionValue = serde_json::from_slice(&entry).ok()?;
+        Some((SessionId(v.id), v.nick))
+    }
+
+    /// Store session records (id, nick, token hash) where every node can
+    /// find them; the hub hears `Persisted(through)` when they are.
+    pub fn store_sessions(&self, sessions: Vec<SessionRecord>, through: u64) {
+        let _ = self.session_tx.send((sessions, through));
+    }
+
+    /// The one writer of session records, in order (so `Persisted`
+    /// tickets only grow), trying each until NATS takes it.
+    async fn write_sessions(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<(Vec<SessionRecord>, u64)>,
+    ) {
+        while let Some((sessions, through)) = rx.recv().await {
+            for (id, nick, hash) in sessions {
+                let value =
+                    serde_json::to_vec(&SessionValue { id: id.0, nick }).unwrap_or_default();
+                let mut backoff = Duration::from_millis(50);
+                while let Err(e) = self
+                    .sessions
+                    .put(hex(&hash), Bytes::from(value.clone()))
+                    .await
+                {
+                    warn!(error = %e, "cannot store a session in NATS; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            if self
+                .to_hub
+                .send(FromCluster::Persisted(through))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// A clean stop: say this run is gone (the others release its
+    /// nicknames at once) and give up the claims of its clients.
+    pub async fn leave(&self, claims: Vec<(String, u64)>) {
+        for (key, rev) in claims {
+            let _ = self.nicks.delete_expect_revision(&key, Some(rev)).await;
+        }
+        let _ = self.nodes.delete(&self.settings.node).await;
+    }
+
+    /// Read history the hub's memory no longer holds from the room's
+    /// stream, newest first, at most a bounded number of messages.
+    pub fn read(self: &Arc<Self>, ticket: u64, client: ClientId, query: ReadQuery) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let found = me.read_stream(&query).await;
+            let _ = me
+                .to_hub
+                .send(FromCluster::Read {
+                    ticket,
+                    client,
+                    found,
+                })
+                .await;
+        });
+    }
+
+    async fn read_stream(&self, q: &ReadQuery) -> Result<(Vec<Event>, bool), String> {
+        let (name, _) = names(&q.room);
+        let mut stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
+        let first = stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .first_sequence;
+        let mut page = Vec::new();
+        let mut seq = q.before.saturating_sub(1);
+        // Messages to others are skipped: look at a bounded number.
+        let mut budget = q.limit * 4 + 64;
+        let low = q.after.max(first.saturating_sub(1));
+        while seq > low && page.len() < q.limit && budget > 0 {
+            budget -= 1;
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                if let Some(e) = decode_event(&q.room, seq, &m.payload) {
+                    if e.is_msg() && e.visible_to(q.session) {
+                        page.push(e);
+                    }
+                }
+            }
+            seq -= 1;
+        }
+        page.reverse();
+        Ok((page, seq > low))
+    }
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A key-value bucket, made as nats-server 2.9 understands: async-nats's
+/// `create_key_value` asks for account details that server cannot give in
+/// the shape this client expects, so the bucket's stream is made directly
+/// with the settings a bucket has.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+    max_age: Duration,
+) -> Result<kv::Store, String> {
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    if js.get_stream(format!("KV_{name}")).await.is_err() {
+        if let Err(e) = js.create_stream(config).await {
+            // Another node may have made it meanwhile.
+            if js.get_stream(format!("KV_{name}")).await.is_err() {
+                return Err(format!("cannot make the {name} bucket in NATS: {e}"));
+            }
+        }
+    }
+    js.get_key_value(name)
+        .await
+        .map_err(|e| format!("cannot open the {name} bucket in NATS: {e}"))
+}
