@@ -196,6 +196,8 @@ pub struct Hub {
     unanswered: Vec<(u64, ClientId)>,
     /// Cluster mode: the link, and what the hub keeps for it.
     cluster: Option<ClusterSide>,
+    /// Set once `listening on` is printed: events are logged from then on.
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the hub keeps in cluster mode.
@@ -286,7 +288,14 @@ impl Hub {
             last_counted: None,
             unanswered: Vec::new(),
             cluster: None,
+            listening: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// The flag to set once `listening on` is printed (events are logged
+    /// only after it).
+    pub fn listening(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.listening)
     }
 
     /// Run as a node of a cluster (see `cluster`).
@@ -615,7 +624,10 @@ impl Hub {
                     // An event may go out in several deliveries (everyone
                     // else, then whoever parted); log it once.
                     let key = (Arc::as_ptr(&event.room) as *const u8 as usize, event.seq);
-                    if self.log_events && self.last_logged != Some(key) {
+                    // Nothing before `listening on`: a node catching up with
+                    // the cluster's log at start does not log it again.
+                    let replaying = !self.listening.load(std::sync::atomic::Ordering::Relaxed);
+                    if self.log_events && !replaying && self.last_logged != Some(key) {
                         self.last_logged = Some(key);
                         log_event(event, self.log_text);
                     }

@@ -265,6 +265,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         caught_up = Some(wait);
     }
 
+    let listening = hub.listening();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (to_hub, hub_rx) = mpsc::channel(HUB_QUEUE);
     let hub_task = tokio::spawn(hub.run(hub_rx, stop_rx.clone()));
@@ -292,6 +293,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         }
         out.flush()?;
     }
+    listening.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(node) = joined {
         info!(
             node,

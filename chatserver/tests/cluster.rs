@@ -221,7 +221,7 @@ fn seqs_increase(frames: &[Value]) -> Result<(), String> {
 
 /// Read until `c` knows everyone in `everyone` is in the lobby (from its
 /// `entered` and the presence events after it).
-fn wait_for_everyone(c: &mut Client, everyone: &[String]) {
+fn wait_for_everyone(c: &mut Client, everyone: &[String]) -> Vec<Value> {
     let mut here: std::collections::HashSet<String> = Default::default();
     collect(c, 10_000, |got| {
         if let Some(f) = got.last() {
@@ -240,7 +240,7 @@ fn wait_for_everyone(c: &mut Client, everyone: &[String]) {
             }
         }
         everyone.iter().all(|n| here.contains(n))
-    });
+    })
 }
 
 const FAST: [&str; 4] = ["--rate", "10000", "--burst", "10000"];
@@ -265,7 +265,7 @@ fn thirty_clients_on_three_nodes_see_one_order() {
         threads.push(thread::spawn(move || {
             c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby", "shared"]}));
             c.expect_kind("welcome");
-            wait_for_everyone(&mut c, &everyone);
+            let _ = wait_for_everyone(&mut c, &everyone);
             barrier.wait();
             // Everyone talks at once: to the shared room, and privately
             // to the next client (on another node).
@@ -371,4 +371,314 @@ fn two_clients_claiming_one_nick_on_two_nodes_at_once_one_wins() {
             .count();
         assert_eq!((won, lost), (1, 1), "round {round}: {answers:?}");
     }
+}
+
+/// What one client of the kill test saw.
+struct Seen {
+    nick: String,
+    token: String,
+    /// Its messages echoed to it: id -> seq.
+    echoed: BTreeMap<String, u64>,
+    /// Every frame it read.
+    frames: Vec<Value>,
+    /// Whether its connection ended (its node was killed).
+    cut: bool,
+}
+
+/// The lobby messages in `frames` as (seq, text), in the order read.
+fn lobby_msgs(frames: &[Value]) -> Vec<(u64, String)> {
+    frames
+        .iter()
+        .filter(|f| kind(f) == "msg" && f["room"] == "lobby")
+        .map(|f| {
+            (
+                f["seq"].as_u64().unwrap(),
+                f["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_acknowledged() {
+    let Some(nats) = Nats::start("a_node_killed_under_load_loses_nothing_acknowledged") else {
+        return;
+    };
+    let flags = [&FAST[..], &["--node-dead-after-ms", "2000"]].concat();
+    let a = node(&nats, "a", &flags);
+    let b = node(&nats, "b", &flags);
+    let mut c = node(&nats, "c", &flags);
+    const PER_NODE: usize = 4;
+    const EACH: usize = 30;
+    let nicks: Vec<String> = (0..3 * PER_NODE).map(|i| format!("k{i}")).collect();
+    let mut watcher = join(&a, "watcher").0;
+    let mut everyone = nicks.clone();
+    everyone.push("watcher".into());
+    let start = Arc::new(Barrier::new(nicks.len() + 1));
+    let (union_tx, mut union_rx): (Vec<_>, Vec<_>) = (0..nicks.len())
+        .map(|_| std::sync::mpsc::channel::<Vec<String>>())
+        .unzip();
+    let (report_tx, report_rx) = std::sync::mpsc::channel::<(usize, BTreeMap<String, u64>)>();
+    let mut threads = Vec::new();
+    for (i, nick) in nicks.iter().enumerate() {
+        let server = [&a, &b, &c][i % 3];
+        let mut cl = server.connect();
+        let (nick, everyone, start) = (nick.clone(), everyone.clone(), Arc::clone(&start));
+        let union = union_rx.remove(0);
+        let report = report_tx.clone();
+        threads.push(thread::spawn(move || {
+            cl.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby"]}));
+            let welcome = cl.expect_kind("welcome");
+            let token = welcome["session"].as_str().unwrap().to_owned();
+            let before = wait_for_everyone(&mut cl, &everyone);
+            start.wait();
+            for k in 0..EACH {
+                let id = format!("{nick}.{k}");
+                if cl
+                    .try_send_frame(&json!({"type": "msg", "room": "lobby", "text": id, "id": id}))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            // Read until every own message is echoed, or the node is gone.
+            let mut seen = Seen {
+                nick: nick.clone(),
+                token,
+                echoed: BTreeMap::new(),
+                frames: before,
+                cut: false,
+            };
+            while seen.echoed.len() < EACH {
+                match cl.next() {
+                    Next::Frame(f) => {
+                        if kind(&f) == "msg" && f["id"].is_string() {
+                            let id = f["id"].as_str().unwrap().to_owned();
+                            seen.echoed.insert(id, f["seq"].as_u64().unwrap());
+                        }
+                        seen.frames.push(f);
+                    }
+                    Next::Eof | Next::Reset => {
+                        seen.cut = true;
+                        break;
+                    }
+                    Next::TimedOut => panic!("{nick}: no frame within {WAIT:?}"),
+                }
+            }
+            let _ = report.send((i, seen.echoed.clone()));
+            if seen.cut {
+                return seen;
+            }
+            // Then until every message anyone saw echoed is here.
+            let all = union.recv().unwrap();
+            let mut have: std::collections::HashSet<String> = lobby_msgs(&seen.frames)
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            while !all.iter().all(|t| have.contains(t)) {
+                let f = match cl.next() {
+                    Next::Frame(f) => f,
+                    // Its node was killed after all its echoes came.
+                    Next::Eof | Next::Reset => {
+                        seen.cut = true;
+                        break;
+                    }
+                    Next::TimedOut => panic!("{nick}: no frame within {WAIT:?}"),
+                };
+                if kind(&f) == "msg" && f["room"] == "lobby" {
+                    have.insert(f["text"].as_str().unwrap().to_owned());
+                }
+                seen.frames.push(f);
+            }
+            seen
+        }));
+    }
+    drop(report_tx);
+    start.wait();
+    // Kill node c once messages flow.
+    let mut watched = Vec::new();
+    let mut flowing = 0;
+    while flowing < 40 {
+        let f = watcher.recv_frame();
+        if kind(&f) == "msg" {
+            flowing += 1;
+        }
+        watched.push(f);
+    }
+    c.sigkill();
+    let killed = Instant::now();
+    // Its clients appear offline everywhere within 5 seconds.
+    let on_c: Vec<String> = nicks.iter().skip(2).step_by(3).cloned().collect();
+    let mut offline = std::collections::HashSet::new();
+    while offline.len() < on_c.len() {
+        let f = watcher.recv_frame();
+        for n in &on_c {
+            if is_presence(&f, n, "offline") {
+                assert!(offline.insert(n.clone()), "{n} left twice");
+            }
+        }
+        watched.push(f);
+    }
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(5), "offline after {took:?}");
+
+    let mut reports = BTreeMap::new();
+    for (i, echoed) in report_rx.iter().take(nicks.len()) {
+        reports.insert(i, echoed);
+    }
+    let union: Vec<String> = reports.values().flat_map(|e| e.keys().cloned()).collect();
+    for tx in &union_tx {
+        let _ = tx.send(union.clone());
+    }
+    let seen: Vec<Seen> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let survivors: Vec<&Seen> = seen.iter().filter(|s| !s.cut).collect();
+    assert_eq!(
+        survivors.len(),
+        2 * PER_NODE,
+        "only node c's clients are cut"
+    );
+    let reference = lobby_msgs(&survivors[0].frames);
+    for s in &survivors {
+        seqs_increase(&s.frames).unwrap_or_else(|e| panic!("{}: {e}", s.nick));
+        let msgs = lobby_msgs(&s.frames);
+        for id in &union {
+            let n = msgs.iter().filter(|(_, t)| t == id).count();
+            assert_eq!(n, 1, "{}: {id} seen {n} times", s.nick);
+        }
+        // One order: the same seq for the same message everywhere.
+        let by_text: HashMap<&String, u64> = reference.iter().map(|(q, t)| (t, *q)).collect();
+        for (q, t) in &msgs {
+            if let Some(r) = by_text.get(t) {
+                assert_eq!(r, q, "{}: {t} at another seq", s.nick);
+            }
+        }
+    }
+
+    // Their nicknames can be taken again (on another node).
+    let gone = &seen[2];
+    assert!(gone.cut);
+    let (_, w) = join(&a, &gone.nick);
+    assert_eq!(w["nick"], gone.nick.as_str());
+
+    // Another of them resumes on node b: no gap, no duplicate.
+    let back = &seen[5];
+    assert!(back.cut);
+    let last = lobby_msgs(&back.frames)
+        .iter()
+        .map(|(q, _)| *q)
+        .chain(
+            back.frames
+                .iter()
+                .filter_map(|f| (kind(f) == "entered").then(|| f["seq"].as_u64().unwrap())),
+        )
+        .max()
+        .unwrap();
+    let epoch = back
+        .frames
+        .iter()
+        .find(|f| kind(f) == "entered")
+        .map(|f| f["epoch"].clone())
+        .unwrap();
+    let mut r = b.connect();
+    r.send_frame(&json!({"type": "join", "nick": back.nick, "rooms": [], "resume": back.token}));
+    let welcome = r.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    r.send_frame(&json!({"type": "enter", "room": "lobby", "since": last, "epoch": epoch}));
+    let entered = r.expect_kind("entered");
+    assert_eq!(entered["recovered"], true, "{entered}");
+    let now_seq = entered["seq"].as_u64().unwrap();
+    let replay = collect(&mut r, 10_000, |got| {
+        got.last()
+            .is_some_and(|f| kind(f) == "presence" && f["nick"] == back.nick.as_str())
+    });
+    let replayed: Vec<(u64, String)> = lobby_msgs(&replay);
+    // The watcher, on node a, read the whole log up to that enter.
+    watched.extend(collect(&mut watcher, 100_000, |got| {
+        got.last()
+            .is_some_and(|f| is_presence(f, &back.nick, "online"))
+    }));
+    seqs_increase(&watched).unwrap();
+    let want: Vec<(u64, String)> = lobby_msgs(&watched)
+        .into_iter()
+        .filter(|(q, _)| *q > last && *q <= now_seq)
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(
+        replayed, want,
+        "the replay after {last} has a gap or a duplicate"
+    );
+
+    // Node c restarted rejoins with the room's seq.
+    let c2 = node(&nats, "c", &flags);
+    let (mut fresh, _) = join(&c2, "fresh");
+    let own = collect(&mut fresh, 1000, |got| {
+        got.last()
+            .is_some_and(|f| is_presence(f, "fresh", "online"))
+    });
+    let own_seq = own.last().unwrap()["seq"].as_u64().unwrap();
+    let seen_by_a = collect(&mut watcher, 100_000, |got| {
+        got.last()
+            .is_some_and(|f| is_presence(f, "fresh", "online"))
+    });
+    assert_eq!(seen_by_a.last().unwrap()["seq"].as_u64().unwrap(), own_seq);
+}
+
+#[test]
+fn nats_killed_and_restarted_loses_nothing_acknowledged() {
+    let Some(mut nats) = Nats::start("nats_killed_and_restarted_loses_nothing_acknowledged") else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let b = node(&nats, "b", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    let (mut bob, _) = join(&b, "bob");
+    let _ = wait_for_everyone(&mut alice, &["alice".into(), "bob".into()]);
+    let say = |c: &mut Client, k: usize| {
+        c.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("m{k}"), "id": format!("m{k}")}));
+    };
+    let echoes = |c: &mut Client, n: usize| {
+        collect(c, 10_000, |got| {
+            got.iter()
+                .filter(|f| kind(f) == "msg" && f["id"].is_string())
+                .count()
+                == n
+        })
+    };
+    for k in 0..10 {
+        say(&mut alice, k);
+    }
+    let mut frames = echoes(&mut alice, 10);
+    nats.kill();
+    // Sent while NATS is down: held, not lost, not refused.
+    for k in 10..20 {
+        say(&mut alice, k);
+    }
+    // Node a notices (its appends fail) before NATS comes back.
+    assert!(
+        a.wait_for_line("cannot append to the cluster's log", WAIT),
+        "node a did not notice NATS was gone"
+    );
+    nats.run();
+    frames.extend(echoes(&mut alice, 10));
+    let echoed: Vec<String> = frames
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(echoed, (0..20).map(|k| format!("m{k}")).collect::<Vec<_>>());
+    seqs_increase(&frames).unwrap();
+    // bob, on the other node, gets each once, in order.
+    let got = collect(&mut bob, 10_000, |got| {
+        got.iter().filter(|f| kind(f) == "msg").count() == 20
+    });
+    seqs_increase(&got).unwrap();
+    let texts: Vec<&str> = got
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, echoed.iter().map(String::as_str).collect::<Vec<_>>());
+    // And new clients join either node.
+    join(&a, "carol");
+    join(&b, "dave");
 }
