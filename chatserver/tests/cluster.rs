@@ -569,7 +569,8 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
         .chain(
             back.frames
                 .iter()
-                .filter_map(|f| (kind(f) == "entered").then(|| f["seq"].as_u64().unwrap())),
+                .filter(|f| kind(f) == "entered")
+                .map(|f| f["seq"].as_u64().unwrap()),
         )
         .max()
         .unwrap();
