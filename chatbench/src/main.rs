@@ -48,6 +48,8 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value = "chat")]
     target: Target,
     /// Its address (default: 127.0.0.1 and the target's usual port).
+    /// Several, comma-separated, for the nodes of a chatserver cluster
+    /// (fanout and latency): members are spread over them in turn.
     #[arg(long, global = true)]
     addr: Option<String>,
     /// How chatproto is carried (chat only): `tcp` length-prefixed frames;
@@ -64,9 +66,15 @@ struct Cli {
     /// certificate must be for (default: the host of --addr).
     #[arg(long, global = true)]
     tls_name: Option<String>,
-    /// The server's PID, to report its CPU time and memory from /proc.
+    /// The server's PID, to report its CPU time and memory from /proc
+    /// (several, comma-separated, for a cluster's nodes: their CPU time and
+    /// memory are added up).
+    #[arg(long, global = true, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// A cluster's engine (nats-server) PID: its CPU time is reported
+    /// apart from the nodes'.
     #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    engine_pid: Option<u32>,
     /// Print the report as one JSON line instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -218,11 +226,24 @@ enum Cmd {
     },
 }
 
-fn resolve(cli: &Cli) -> Result<Arc<Endpoint>, String> {
-    let a = cli
+fn resolve(cli: &Cli) -> Result<Vec<Arc<Endpoint>>, String> {
+    let list = cli
         .addr
         .clone()
         .unwrap_or_else(|| cli.target.default_addr().to_string());
+    let several = list.contains(',');
+    if several
+        && (cli.target != Target::Chat
+            || !matches!(cli.cmd, Cmd::Fanout { .. } | Cmd::Latency { .. }))
+    {
+        return Err("several --addr are for --target chat with fanout or latency".into());
+    }
+    list.split(',')
+        .map(|a| resolve_one(cli, a.trim()))
+        .collect()
+}
+
+fn resolve_one(cli: &Cli, a: &str) -> Result<Arc<Endpoint>, String> {
     let addr = a
         .to_socket_addrs()
         .map_err(|e| format!("bad --addr {a}: {e}"))?
@@ -240,7 +261,7 @@ fn resolve(cli: &Cli) -> Result<Arc<Endpoint>, String> {
     }
     Endpoint::new(
         addr,
-        &a,
+        a,
         cli.transport,
         cli.ca_cert.clone(),
         cli.tls_name.as_deref(),
@@ -276,7 +297,9 @@ fn main() -> ExitCode {
     rt.block_on(run(cli, to))
 }
 
-async fn run(cli: Cli, to: Arc<Endpoint>) -> ExitCode {
+async fn run(cli: Cli, all: Vec<Arc<Endpoint>>) -> ExitCode {
+    let to = Arc::clone(&all[0]);
+    let server_pid = cli.server_pid.first().copied();
     let seed = cli.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -286,9 +309,10 @@ async fn run(cli: Cli, to: Arc<Endpoint>) -> ExitCode {
     let progress = !cli.quiet;
     let run_cfg = |t: &Traffic| traffic::RunConfig {
         target: cli.target,
-        to: to.clone(),
+        to: all.clone(),
         source: None,
-        server_pid: cli.server_pid,
+        server_pids: cli.server_pid.clone(),
+        engine_pid: cli.engine_pid,
         size: t.size,
         stall: Duration::from_secs_f64(t.stall_seconds),
         max: Duration::from_secs_f64(t.max_seconds),
@@ -362,7 +386,7 @@ async fn run(cli: Cli, to: Arc<Endpoint>) -> ExitCode {
             let cfg = idle::IdleConfig {
                 target: cli.target,
                 to: to.clone(),
-                server_pid: cli.server_pid,
+                server_pid,
                 connections: *connections,
                 per_process: *per_process,
                 batch: *batch,
@@ -411,7 +435,7 @@ async fn run(cli: Cli, to: Arc<Endpoint>) -> ExitCode {
             }
             let cfg = soak::SoakConfig {
                 to: to.clone(),
-                server_pid: cli.server_pid,
+                server_pid,
                 clients: *clients,
                 seconds: *seconds,
                 rate: *rate,

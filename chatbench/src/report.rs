@@ -131,6 +131,9 @@ pub struct Report {
     pub server: Option<ServerUsage>,
     /// Deliveries per second of server CPU time.
     pub deliveries_per_cpu_s: Option<f64>,
+    /// A cluster's engine (nats-server), apart from the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<ServerUsage>,
     /// Idle workload only.
     pub idle: Option<IdleResult>,
     /// Soak workload only.
@@ -156,6 +159,7 @@ impl Report {
             latency_ns: None,
             server: None,
             deliveries_per_cpu_s: None,
+            engine: None,
             idle: None,
             soak: None,
             errors: Vec::new(),
@@ -260,6 +264,9 @@ impl Report {
         }
         if let Some(r) = self.deliveries_per_cpu_s {
             row("deliveries per server-CPU-second", si(r));
+        }
+        if let Some(e) = &self.engine {
+            row("engine CPU seconds (apart)", format!("{:.2}", e.cpu_s));
         }
         if let Some(i) = &self.idle {
             row(

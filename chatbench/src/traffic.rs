@@ -73,12 +73,15 @@ pub struct MemberPlan {
 pub struct RunConfig {
     /// The server.
     pub target: Target,
-    /// Its address and the transport.
-    pub to: Arc<Endpoint>,
+    /// Its address and the transport (several: a cluster's nodes, which
+    /// the members are spread over in turn).
+    pub to: Vec<Arc<Endpoint>>,
     /// Source address for our sockets.
     pub source: Option<IpAddr>,
-    /// Its PID, to read CPU and memory.
-    pub server_pid: Option<u32>,
+    /// Its PIDs (a cluster's nodes), to read CPU and memory, added up.
+    pub server_pids: Vec<u32>,
+    /// A cluster's engine, whose CPU is reported apart.
+    pub engine_pid: Option<u32>,
     /// Text size in bytes.
     pub size: usize,
     /// Give up when nothing arrives for this long.
@@ -126,6 +129,23 @@ fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_CAP_NS, 2).expect("constant, valid bounds")
 }
 
+/// CPU time and memory of `pids` added up (`None` if one cannot be read).
+fn sample_all(pids: &[u32]) -> Option<procstat::Sample> {
+    let mut sum: Option<procstat::Sample> = None;
+    for &pid in pids {
+        let s = procstat::sample(pid)?;
+        sum = Some(match sum {
+            None => s,
+            Some(t) => procstat::Sample {
+                cpu_s: t.cpu_s + s.cpu_s,
+                rss_kib: t.rss_kib + s.rss_kib,
+                hwm_kib: t.hwm_kib + s.hwm_kib,
+            },
+        });
+    }
+    sum
+}
+
 /// Run the members; fill `report` with what was measured.
 pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     let n = plans.len();
@@ -152,7 +172,8 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     // Join in waves so a large room does not hit the server's accept queue at once.
     for (i, plan) in plans.into_iter().enumerate() {
         let (shc, start, stop, cfgc) = (sh.clone(), start_rx.clone(), stop_rx.clone(), cfg.clone());
-        tasks.push(tokio::spawn(member(cfgc, plan, shc, start, stop)));
+        let to = Arc::clone(&cfg.to[i % cfg.to.len()]);
+        tasks.push(tokio::spawn(member(cfgc, to, plan, shc, start, stop)));
         if i % 50 == 49 {
             let deadline = Instant::now() + Duration::from_secs(10);
             while sh.ready.load(Ordering::Relaxed) + sh.failed.load(Ordering::Relaxed) < i + 1
@@ -180,7 +201,8 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
         );
     }
 
-    let before = cfg.server_pid.and_then(procstat::sample);
+    let before = sample_all(&cfg.server_pids);
+    let engine_before = cfg.engine_pid.and_then(procstat::sample);
     let t0 = epoch.elapsed().as_nanos() as u64;
     let _ = start_tx.send(true);
     let bar = progress::bar(
@@ -216,7 +238,8 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
             break;
         }
     }
-    let after = cfg.server_pid.and_then(procstat::sample);
+    let after = sample_all(&cfg.server_pids);
+    let engine_after = cfg.engine_pid.and_then(procstat::sample);
     let _ = stop_tx.send(true);
     bar.finish();
 
@@ -244,15 +267,22 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     }
     report.tally = tally;
     report.latency_ns = Percentiles::of(&hist);
-    if let (Some(pid), Some(b), Some(a)) = (cfg.server_pid, before, after) {
-        report.server = Some(ServerUsage {
+    let usage = |pid, b: Option<procstat::Sample>, a: Option<procstat::Sample>| {
+        let (b, a) = (b?, a?);
+        Some(ServerUsage {
             pid,
             cpu_s: a.cpu_s - b.cpu_s,
             rss_start_kib: b.rss_kib,
             rss_end_kib: a.rss_kib,
             hwm_kib: a.hwm_kib,
-        });
-    } else if let Some(pid) = cfg.server_pid {
+        })
+    };
+    if let Some(pid) = cfg.engine_pid {
+        report.engine = usage(pid, engine_before, engine_after);
+    }
+    if let (Some(&pid), Some(b), Some(a)) = (cfg.server_pids.first(), before, after) {
+        report.server = usage(pid, Some(b), Some(a));
+    } else if let Some(pid) = cfg.server_pids.first() {
         sh.error(format!(
             "could not read /proc/{pid}: is --server-pid right?"
         ));
@@ -268,6 +298,7 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
 
 async fn member(
     cfg: RunConfig,
+    to: Arc<Endpoint>,
     plan: MemberPlan,
     sh: Arc<Shared>,
     mut start: watch::Receiver<bool>,
@@ -277,7 +308,7 @@ async fn member(
         ledger: Ledger::new(plan.expect.iter().copied()),
         hist: latency_histogram(),
     };
-    let mut conn = match Conn::open(cfg.target, &cfg.to, cfg.source, false).await {
+    let mut conn = match Conn::open(cfg.target, &to, cfg.source, false).await {
         Ok(c) => c,
         Err(e) => {
             sh.error(format!("{}: connect: {e}", plan.nick));

@@ -208,6 +208,8 @@ async fn run(args: Args) -> std::io::Result<()> {
         server.reserve_sessions(u64::from(u32::from_le_bytes(base) | 1) << 32);
     }
     let clock = hub::Clock::new();
+    // Said once `listening on` is out (nothing may come before it).
+    let mut opened = None;
     let link = match db {
         None => None,
         Some(db) => {
@@ -218,7 +220,7 @@ async fn run(args: Args) -> std::io::Result<()> {
                 args.max_detached_sessions as usize,
             )
             .map_err(|e| std::io::Error::other(format!("cannot read the history database: {e}")))?;
-            info!(dir = %args.data_dir.display(), rooms, sessions, "history database open");
+            opened = Some((rooms, sessions));
             let retention = store::Retention {
                 max_age_ms: args.history_max_age_days.saturating_mul(86_400_000),
                 max_per_room: args.history_max_messages,
@@ -294,6 +296,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         out.flush()?;
     }
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some((rooms, sessions)) = opened {
+        info!(dir = %args.data_dir.display(), rooms, sessions, "history database open");
+    }
     if let Some(node) = joined {
         info!(
             node,
