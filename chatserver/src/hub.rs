@@ -392,7 +392,21 @@ impl Hub {
                     warn!("the cluster's tasks stopped");
                     self.cluster = None;
                 }
-                Turn::Cluster(_) => {
+                Turn::Cluster(n) => {
+                    if n < BATCH {
+                        // As with inputs: let the followers that are ready
+                        // run first, so one turn applies many events and
+                        // each socket gets one write for all of them.
+                        tokio::task::yield_now().await;
+                        if let Some(c) = &mut self.cluster {
+                            while from_cluster.len() < BATCH {
+                                match c.rx.try_recv() {
+                                    Ok(item) => from_cluster.push(item),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
                     let now = self.clock.now();
                     for item in from_cluster.drain(..) {
                         self.heard(now, item);
