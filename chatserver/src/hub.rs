@@ -30,6 +30,10 @@ const STORE_BACKLOG: usize = 16_384;
 /// How long shutdown waits for the store to take what was acknowledged-to-be.
 const STORE_SETTLE: Duration = Duration::from_secs(10);
 
+/// How many times the hub yields to gather more of the cluster's log
+/// into one turn, while each time brings more.
+const CLUSTER_GATHER: usize = 8;
+
 /// At most this many queued inputs are handled before due timers run.
 const TIMEOUT_CATCH_UP: usize = 8192;
 
@@ -397,13 +401,21 @@ impl Hub {
                         // As with inputs: let the followers that are ready
                         // run first, so one turn applies many events and
                         // each socket gets one write for all of them.
-                        tokio::task::yield_now().await;
-                        if let Some(c) = &mut self.cluster {
-                            while from_cluster.len() < BATCH {
-                                match c.rx.try_recv() {
-                                    Ok(item) => from_cluster.push(item),
-                                    Err(_) => break,
+                        // Yield again while they bring more: the log
+                        // arrives in bursts of reads.
+                        for _ in 0..CLUSTER_GATHER {
+                            tokio::task::yield_now().await;
+                            let before = from_cluster.len();
+                            if let Some(c) = &mut self.cluster {
+                                while from_cluster.len() < BATCH {
+                                    match c.rx.try_recv() {
+                                        Ok(item) => from_cluster.push(item),
+                                        Err(_) => break,
+                                    }
                                 }
+                            }
+                            if from_cluster.len() == before || from_cluster.len() >= BATCH {
+                                break;
                             }
                         }
                     }
