@@ -7,7 +7,9 @@
 #
 # Setups: `single` (one chatserver, SQLite store: durable like the
 # cluster), `memory` (one chatserver, --store memory), `cluster` (three
-# nodes; the 100 members are spread over them in turn). A 2-core machine
+# nodes; the 100 members are spread over them in turn), and on request
+# `node1` (one cluster node with its nats-server: the cost of the log
+# without the replication to other nodes). A 2-core machine
 # cannot show wall-clock scaling, so the figure is per CPU: fan-out
 # deliveries per CPU-second of the chat servers (the three nodes' added
 # up); nats-server's CPU is reported apart ("engine").
@@ -118,6 +120,10 @@ start_setup() { # setup name
         start_chat "$OUT/$2-server.log" --data-dir "$d"
         ;;
     memory) start_chat "$OUT/$2-server.log" --store memory ;;
+    node1)
+        start_nats "$OUT/$2-nats.log"
+        start_chat "$OUT/$2-node-a.log" --cluster "$NATS_URL" --node a
+        ;;
     cluster)
         start_nats "$OUT/$2-nats.log"
         for n in a b c; do
