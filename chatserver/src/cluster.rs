@@ -861,14 +861,15 @@ impl Cluster {
     async fn read_stream(&self, q: &ReadQuery) -> Result<(Vec<Event>, bool), String> {
         let (name, _) = names(&q.room);
         let mut stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
-        let first = stream
+        let state = stream
             .info()
             .await
             .map_err(|e| e.to_string())?
             .state
-            .first_sequence;
+            .clone();
+        let first = state.first_sequence;
         let mut page = Vec::new();
-        let mut seq = q.before.saturating_sub(1);
+        let mut seq = q.before.saturating_sub(1).min(state.last_sequence);
         // Messages to others are skipped: look at a bounded number.
         let mut budget = q.limit * 4 + 64;
         let low = q.after.max(first.saturating_sub(1));

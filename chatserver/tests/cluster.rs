@@ -683,3 +683,51 @@ fn nats_killed_and_restarted_loses_nothing_acknowledged() {
     join(&a, "carol");
     join(&b, "dave");
 }
+
+#[test]
+fn a_node_stopped_cleanly_says_its_clients_left_at_once() {
+    let Some(nats) = Nats::start("a_node_stopped_cleanly_says_its_clients_left_at_once") else {
+        return;
+    };
+    // Silence alone would take ten minutes to count: only the clean stop
+    // can make bob leave within the test's wait.
+    let slow = ["--node-dead-after-ms", "600000"];
+    let a = node(&nats, "a", &slow);
+    let mut b = node(&nats, "b", &slow);
+    let (mut alice, _) = join(&a, "alice");
+    let (_bob, _) = join(&b, "bob");
+    let _ = wait_for_everyone(&mut alice, &["alice".into(), "bob".into()]);
+    b.sigterm();
+    read_until(&mut alice, 100, |f| is_presence(f, "bob", "offline"));
+    assert!(b.wait_exit(WAIT).success());
+    // And the nickname is free again, on the node that is left.
+    let (_, welcome) = join(&a, "bob");
+    assert_eq!(welcome["nick"], "bob");
+}
+
+#[test]
+fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
+    let Some(nats) = Nats::start("history_older_than_a_nodes_memory_is_read_from_the_stream")
+    else {
+        return;
+    };
+    let a = node(&nats, "a", &["--history-per-room", "4"]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    for k in 0..12 {
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("t{k}"), "id": format!("i{k}")}));
+    }
+    read_until(&mut alice, 100, |f| f["id"] == "i11");
+    alice.send_frame(&json!({"type": "history", "room": "lobby", "limit": 10}));
+    let page = read_until(&mut alice, 10, |f| kind(f) == "history");
+    let page = page.last().unwrap();
+    let texts: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (2..12).map(|k| format!("t{k}")).collect();
+    assert_eq!(texts, want, "{page}");
+    assert_eq!(page["more"], true);
+}
