@@ -276,3 +276,37 @@ fn a_gap_in_the_log_is_refused_and_an_unknown_room_too() {
     while s.poll().is_some() {}
     assert_eq!(s.seq("lobby"), 1);
 }
+
+#[test]
+fn answers_wait_for_the_senders_events_on_their_way_through_the_log() {
+    let mut c = Cluster::new(2);
+    let alice = c.connect(0, "alice");
+    let bob = c.connect(1, "bob");
+    c.settle();
+    // A message, then a ping and a bad enter: the echo first, as sent.
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "one", Some("m1".into())),
+    );
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("#bad", None));
+    // Nothing answers yet: the log has not handed the message back.
+    c.drain(0);
+    assert!(!c
+        .frames(0, alice)
+        .iter()
+        .any(|f| f["type"] == "pong" || f["type"] == "error"));
+    c.settle();
+    let kinds: Vec<&str> = c
+        .frames(0, alice)
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .skip_while(|&k| k != "msg")
+        .collect();
+    assert_eq!(kinds, ["msg", "pong", "error"]);
+    // bob's node answers bob at once: nothing of his is on its way.
+    c.nodes[1].handle_frame(NOW, bob, ClientFrame::Ping);
+    c.drain(1);
+    assert_eq!(c.frames(1, bob).last().unwrap()["type"], "pong");
+}

@@ -143,7 +143,29 @@ impl Server {
             EventBody::Presence { session, .. } => self.apply_leave(&event, *session),
             EventBody::Msg { .. } => self.apply_msg(&event),
         }
+        if self.config.cluster {
+            self.answers_after(&event);
+        }
         self.current = Some(event);
+    }
+
+    /// Cluster mode: `event` came back from the log; if it was the last
+    /// of its session's on the way, the answers that waited for it go out
+    /// right after its deliveries.
+    fn answers_after(&mut self, event: &Event) {
+        let Some(s) = self.sessions.get_mut(&event.session()) else {
+            return;
+        };
+        if s.in_flight == 0 {
+            return;
+        }
+        s.in_flight -= 1;
+        if s.in_flight == 0 {
+            let deferred = std::mem::take(&mut s.deferred);
+            for step in deferred.into_iter().rev() {
+                self.steps.push_front(step);
+            }
+        }
     }
 
     fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {

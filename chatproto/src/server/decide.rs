@@ -64,7 +64,7 @@ impl Server {
                 before,
                 limit,
             } => self.history(client, sid, &room, before, limit),
-            ClientFrame::Rooms => self.steps.push_back(Step::Rooms(client)),
+            ClientFrame::Rooms => self.answer(client, Step::Rooms(client)),
         }
     }
 
@@ -156,6 +156,8 @@ impl Server {
                         rooms: Default::default(),
                         entering: Default::default(),
                         ids: IdWindow::default(),
+                        in_flight: 0,
+                        deferred: Default::default(),
                     },
                 );
                 (sid, false)
@@ -459,16 +461,19 @@ impl Server {
         }
         let page = self.config.history_page;
         let limit = limit.map_or(50.min(page), |l| (l.min(page as u64)) as usize);
-        self.steps.push_back(Step::History {
+        self.answer(
             client,
-            room,
-            before,
-            limit,
-        });
+            Step::History {
+                client,
+                room,
+                before,
+                limit,
+            },
+        );
     }
 
     pub(crate) fn send(&mut self, to: ClientId, frame: ServerFrame) {
-        self.steps.push_back(Step::Send(to, frame));
+        self.answer(to, Step::Send(to, frame));
     }
 
     pub(crate) fn error(&mut self, to: ClientId, code: ErrorCode, message: impl Into<String>) {

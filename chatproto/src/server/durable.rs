@@ -92,7 +92,13 @@ impl Server {
     pub(crate) fn queue_event(&mut self, event: Event) {
         let event = Arc::new(event);
         if self.config.cluster {
-            // The log numbers it and hands it back to be applied.
+            // The log numbers it and hands it back to be applied; its
+            // session's later answers wait for it.
+            if let Some(s) = self.sessions.get_mut(&event.session()) {
+                if s.conn.is_some() {
+                    s.in_flight += 1;
+                }
+            }
             self.proposed.push(event);
             return;
         }
@@ -339,6 +345,8 @@ impl Server {
                 rooms: Default::default(),
                 entering: Default::default(),
                 ids: Default::default(),
+                in_flight: 0,
+                deferred: Default::default(),
             },
         );
         self.timers

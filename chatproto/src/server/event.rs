@@ -179,6 +179,15 @@ impl Event {
         }
     }
 
+    /// The session whose event this is: the sender of a message, or the
+    /// one that entered or left.
+    pub fn session(&self) -> SessionId {
+        match &self.body {
+            EventBody::Presence { session, .. } => *session,
+            EventBody::Msg { from, .. } => *from,
+        }
+    }
+
     /// Whether this is a message (not a presence).
     pub fn is_msg(&self) -> bool {
         matches!(self.body, EventBody::Msg { .. })

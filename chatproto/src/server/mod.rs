@@ -60,7 +60,7 @@ impl Now {
 /// A step of the ordered work queue: what `poll` turns into outputs, in
 /// the order it was decided.
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     /// A frame for one connection.
     Send(ClientId, ServerFrame),
     /// The `welcome` of a join, built when reached so that it agrees with
@@ -396,6 +396,12 @@ impl Server {
             return;
         };
         let code = *code;
+        // What waited for the log goes first; the connection is closing.
+        if let Some(s) = self.session_of(client) {
+            let deferred = std::mem::take(&mut s.deferred);
+            s.in_flight = 0;
+            self.steps.extend(deferred);
+        }
         self.steps.push_back(Step::Send(client, error));
         self.steps.push_back(Step::Close(client, code));
         self.drop_conn(now, client);
@@ -415,6 +421,8 @@ impl Server {
         };
         s.conn = None;
         s.ended_at = Some(now.mono);
+        s.in_flight = 0;
+        s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
         s.entering.clear();
@@ -447,6 +455,27 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The session `client` joined as.
+    fn session_of(&mut self, client: ClientId) -> Option<&mut Session> {
+        let sid = self.conns.get(&client)?.session?;
+        self.sessions.get_mut(&sid)
+    }
+
+    /// Queue `step`, an answer to `client`: in cluster mode it waits
+    /// behind the client's events that are still on their way through the
+    /// log (answers go out in the order the frames came).
+    pub(crate) fn answer(&mut self, client: ClientId, step: Step) {
+        if self.config.cluster {
+            if let Some(s) = self.session_of(client) {
+                if s.in_flight > 0 {
+                    s.deferred.push_back(step);
+                    return;
+                }
+            }
+        }
+        self.steps.push_back(step);
     }
 
     /// A new unguessable token (128 random bits, hex).

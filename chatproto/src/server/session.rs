@@ -64,6 +64,11 @@ pub(crate) struct Session {
     pub entering: VecDeque<(String, EnterRequest)>,
     /// Its latest message ids.
     pub ids: IdWindow,
+    /// Cluster mode: its events proposed and not yet back from the log,
+    /// and the answers decided meanwhile, which wait for them so that the
+    /// connection gets its answers in the order it sent its frames.
+    pub in_flight: u32,
+    pub deferred: VecDeque<crate::server::Step>,
 }
 
 /// The ids a session used last, each with the room and seq of its message.
