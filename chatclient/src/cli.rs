@@ -55,6 +55,10 @@ pub struct Args {
     pub nick: String,
 
     /// The server's address, HOST:PORT, or tls://HOST:PORT to connect with TLS.
+    /// Several, comma-separated (the nodes of one cluster): each connection
+    /// tries them in turn from a random one, so a reconnect after a node
+    /// stops goes to another (with TLS, the first one's host is the name
+    /// the certificates must be for).
     #[arg(env = "CHATCLIENT_ADDR", default_value = "127.0.0.1:7878", value_parser = parse_addr)]
     pub addr: Address,
 

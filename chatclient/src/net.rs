@@ -248,8 +248,30 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Connect to one of `list` (HOST:PORT, or several comma-separated: the
+/// nodes of one cluster), trying each in turn from a random one.
+async fn connect(list: &str) -> Result<TcpStream, JoinError> {
+    let addrs: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let start = (crate::reconnect::random_u64() % addrs.len().max(1) as u64) as usize;
+    let mut last = None;
+    for i in 0..addrs.len() {
+        match connect_one(addrs[(start + i) % addrs.len()]).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| JoinError::Connect {
+        addr: list.to_owned(),
+        source: std::io::Error::other("no address given"),
+    }))
+}
+
 /// Resolve `addr` and connect to the first address that answers.
-async fn connect(addr: &str) -> Result<TcpStream, JoinError> {
+async fn connect_one(addr: &str) -> Result<TcpStream, JoinError> {
     let addrs: Vec<_> = tokio::net::lookup_host(addr)
         .await
         .map_err(|source| JoinError::Resolve {

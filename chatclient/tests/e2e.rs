@@ -296,3 +296,27 @@ fn server_gone_exits_one() {
         "{seen:#?}"
     );
 }
+
+/// Several addresses (a cluster's nodes): a client gets in through the
+/// one that answers, whichever it tries first.
+#[test]
+fn several_addresses_are_tried_in_turn() {
+    let server = Server::start(&[]);
+    // A port nothing listens on any more.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    for (i, list) in [
+        format!("{dead},{}", server.addr),
+        format!("{},{dead}", server.addr),
+    ]
+    .iter()
+    .cycle()
+    .take(4)
+    .enumerate()
+    {
+        let nick = format!("n{i}");
+        let mut c = Client::start(&nick, list);
+        c.expect(&format!("* {nick} is online"));
+    }
+}
