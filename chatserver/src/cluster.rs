@@ -147,6 +147,8 @@ pub struct Cluster {
     following: Mutex<HashSet<String>>,
     /// Proposals numbered so far (their message ids).
     next_id: AtomicUsize,
+    /// Set once the node listens: other nodes are judged from then on.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// Which stream and subject hold `room`.
@@ -325,6 +327,7 @@ impl Cluster {
             to_hub,
             following: Mutex::new(HashSet::new()),
             next_id: AtomicUsize::new(0),
+            ready: std::sync::atomic::AtomicBool::new(false),
         });
         // Heartbeat before anything else: others must not take this run
         // for dead once it has clients.
@@ -463,11 +466,7 @@ impl Cluster {
 
     /// Start following `room`'s stream, unless it is followed.
     pub fn follow(self: &Arc<Self>, room: &str) {
-        let new = self
-            .following
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(room.to_owned());
+        let new = lock(&self.following).insert(room.to_owned());
         if new {
             tokio::spawn(Arc::clone(self).follow_room(room.to_owned()));
         }
@@ -630,51 +629,44 @@ impl Cluster {
     /// Heartbeat, and tell the hub which runs heartbeat: a run whose
     /// heartbeat has not changed for `dead_after` is dead, its clients
     /// leave their rooms (the hub proposes it) and its nicknames are
-    /// released here.
+    /// released here. The others' heartbeats are watched (one consumer on
+    /// the bucket, not a listing each second).
     async fn watch_nodes(self: Arc<Self>) {
-        let mut seen: HashMap<String, (u64, Instant)> = HashMap::new();
+        // Each node's latest heartbeat: its revision, its run, and when it
+        // was heard (on this node's clock).
+        let heard: Heard = Arc::default();
+        tokio::spawn(Arc::clone(&self).hear_nodes(Arc::clone(&heard)));
         let mut alive_before: HashSet<Arc<str>> = HashSet::new();
         let mut first = true;
+        // Nobody is judged before a whole `dead_after` of listening (from
+        // the start, or since NATS came back): a node not heard yet is
+        // not a dead one.
+        let mut judge_from = Instant::now() + self.settings.dead_after;
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             if let Err(e) = self.beat().await {
                 warn!(error = %e, "heartbeat failed");
                 // NATS is away for everyone: no heartbeat changed meanwhile,
                 // and silence from then on is counted afresh.
-                seen.clear();
+                let now = Instant::now();
+                for h in lock(&heard).values_mut() {
+                    h.2 = now;
+                }
+                judge_from = now + self.settings.dead_after;
                 continue;
             }
-            let Ok(keys) = self.nodes.keys().await else {
-                seen.clear();
-                continue;
-            };
-            let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
-            let mut alive: HashSet<Arc<str>> = HashSet::new();
             let now = Instant::now();
-            let mut complete = true;
-            for key in keys {
-                let Ok(Some(entry)) = self.nodes.entry(key.clone()).await else {
-                    complete = false;
-                    continue;
-                };
-                if entry.operation != kv::Operation::Put {
-                    continue;
-                }
-                let at = seen.entry(key).or_insert((entry.revision, now));
-                if at.0 != entry.revision {
-                    *at = (entry.revision, now);
-                }
-                if now.duration_since(at.1) < self.settings.dead_after {
-                    if let Ok(origin) = std::str::from_utf8(&entry.value) {
-                        alive.insert(Arc::from(origin));
-                    }
-                }
-            }
-            if !complete {
-                seen.clear();
+            // Nor while this node reads the rooms' logs before listening.
+            if now < judge_from || !self.ready.load(Ordering::Relaxed) {
                 continue;
             }
+            let mut alive: HashSet<Arc<str>> = lock(&heard)
+                .values()
+                .filter(|(_, _, at)| now.duration_since(*at) < self.settings.dead_after)
+                .map(|(_, origin, _)| Arc::from(origin.as_str()))
+                .collect();
             alive.insert(Arc::clone(&self.origin));
             if first || alive_before.iter().any(|o| !alive.contains(o)) {
                 self.release_nicks(&alive).await;
@@ -684,6 +676,46 @@ impl Cluster {
             if self.to_hub.send(FromCluster::Alive(alive)).await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Keep `heard` up to date from a watch on the heartbeat bucket,
+    /// watching again whenever the watch ends (NATS restarted, say).
+    async fn hear_nodes(self: Arc<Self>, heard: Heard) {
+        loop {
+            match self.nodes.watch_all().await {
+                Ok(mut watch) => {
+                    while let Some(entry) = watch.next().await {
+                        let Ok(entry) = entry else { break };
+                        let mut heard = lock(&heard);
+                        if entry.operation == kv::Operation::Put {
+                            let origin = String::from_utf8_lossy(&entry.value).into_owned();
+                            let now = Instant::now();
+                            let h = heard.entry(entry.key).or_insert((
+                                entry.revision,
+                                origin.clone(),
+                                now,
+                            ));
+                            if h.0 != entry.revision {
+                                *h = (entry.revision, origin, now);
+                            }
+                        } else {
+                            // A clean stop deleted its heartbeat.
+                            heard.remove(&entry.key);
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot watch the nodes' heartbeats"),
+            }
+            if self.to_hub.is_closed() {
+                return;
+            }
+            // Heard afresh from the next watch on.
+            let now = Instant::now();
+            for h in lock(&heard).values_mut() {
+                h.2 = now;
+            }
+            tokio::time::sleep(HEARTBEAT_EVERY).await;
         }
     }
 
@@ -887,6 +919,15 @@ impl Cluster {
         page.reverse();
         Ok((page, seq > low))
     }
+}
+
+/// Each node's latest heartbeat, by node name: its revision, its run's
+/// origin, and when this node heard it.
+type Heard = Arc<Mutex<HashMap<String, (u64, String, Instant)>>>;
+
+/// A lock that a panic elsewhere does not poison for us.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn clamp_i64(n: u64) -> i64 {

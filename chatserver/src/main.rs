@@ -242,6 +242,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     // Cluster mode: connect, follow every room, and catch up with each
     // before accepting anyone.
     let mut caught_up = None;
+    let mut cluster_link = None;
     if let (Some(node), false) = (&args.node, args.cluster.is_empty()) {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let settings = cluster::Settings {
@@ -263,6 +264,7 @@ async fn run(args: Args) -> std::io::Result<()> {
             }
         }
         let (done, wait) = tokio::sync::oneshot::channel();
+        cluster_link = Some(Arc::clone(&link));
         hub.set_cluster(hub::ClusterSide::new(link, rx, catch_up, done));
         caught_up = Some(wait);
     }
@@ -296,6 +298,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         out.flush()?;
     }
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(link) = &cluster_link {
+        link.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some((rooms, sessions)) = opened {
         info!(dir = %args.data_dir.display(), rooms, sessions, "history database open");
     }

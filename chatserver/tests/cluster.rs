@@ -304,6 +304,12 @@ fn thirty_clients_on_three_nodes_see_one_order() {
     assert_eq!(first.len(), CLIENTS * EACH);
     for (nick, frames) in &results {
         seqs_increase(frames).unwrap_or_else(|e| panic!("{nick}: {e}"));
+        // Nobody left: no node took another for dead.
+        let left: Vec<&Value> = frames
+            .iter()
+            .filter(|f| kind(f) == "presence" && f["status"] == "offline")
+            .collect();
+        assert!(left.is_empty(), "{nick} saw someone leave: {left:?}");
         assert_eq!(order(frames), first, "{nick} saw another order");
         // Each private message reached its recipient once, and no one else.
         let private: Vec<&Value> = frames
