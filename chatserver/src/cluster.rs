@@ -390,7 +390,9 @@ impl Cluster {
     }
 
     /// Publish `batch` and await its acknowledgements; on failure, how
-    /// many from the start are stored.
+    /// many from the start are surely stored (a publish that failed before
+    /// the acknowledgements were awaited counts none: all go again, and
+    /// their ids keep the ones stored already from being stored twice).
     async fn publish_some(
         self: &Arc<Self>,
         batch: &[Proposal],
@@ -399,7 +401,7 @@ impl Cluster {
         let mut acks = Vec::with_capacity(batch.len());
         for (i, p) in batch.iter().enumerate() {
             if !known.contains(&p.room) {
-                self.open_stream(&p.room).await.map_err(|e| (i, e))?;
+                self.open_stream(&p.room).await.map_err(|e| (0, e))?;
                 known.insert(Arc::clone(&p.room));
             }
             let mut headers = HeaderMap::new();
@@ -412,7 +414,7 @@ impl Cluster {
                 .await
             {
                 Ok(ack) => acks.push(ack),
-                Err(e) => return Err((i, e.to_string())),
+                Err(e) => return Err((0, format!("message {i} of {}: {e}", batch.len()))),
             }
         }
         for (i, ack) in acks.into_iter().enumerate() {
@@ -536,8 +538,35 @@ impl Cluster {
                 continue;
             }
             if seq > *next {
-                // Never applied around: read again from the missing one.
-                return Err(format!("expected seq {next}, got {seq}"));
+                // Gone for good (retention dropped them while this node
+                // lagged): stepped over, as every node does that reads
+                // them now. Otherwise never applied around: read again
+                // from the missing one.
+                let first = stream
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .first_sequence;
+                if first < seq {
+                    return Err(format!("expected seq {next}, got {seq}"));
+                }
+                warn!(
+                    room,
+                    from = *next,
+                    to = seq - 1,
+                    "events removed by retention before this node read them"
+                );
+                while *next < seq {
+                    let skip = FromCluster::Skip {
+                        room: room.to_owned(),
+                        seq: *next,
+                    };
+                    if self.to_hub.send(skip).await.is_err() {
+                        return Ok(());
+                    }
+                    *next += 1;
+                }
             }
             let origin: Arc<str> = msg
                 .headers
@@ -546,10 +575,16 @@ impl Cluster {
                 .map_or_else(|| Arc::from(""), |v| Arc::from(v.as_str()));
             let item = match decode_event(room, seq, &msg.payload) {
                 Some(event) => FromCluster::Event { event, origin },
-                None => FromCluster::Skip {
-                    room: room.to_owned(),
-                    seq,
-                },
+                None => {
+                    warn!(
+                        room,
+                        seq, "stepping over a log entry this version cannot read"
+                    );
+                    FromCluster::Skip {
+                        room: room.to_owned(),
+                        seq,
+                    }
+                }
             };
             if self.to_hub.send(item).await.is_err() {
                 return Ok(());

@@ -864,10 +864,7 @@ impl Hub {
                 self.caught_up_to(&room, seq);
             }
             FromCluster::Skip { room, seq } => {
-                warn!(
-                    room,
-                    seq, "stepping over a log entry this version cannot read"
-                );
+                // The follower said why (once).
                 if let Err(e) = self.server.skip_logged(&room, seq) {
                     warn!(error = %e, "a log entry was not stepped over");
                 }

@@ -737,3 +737,39 @@ fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     assert_eq!(texts, want, "{page}");
     assert_eq!(page["more"], true);
 }
+
+#[test]
+fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
+    let Some(nats) =
+        Nats::start("a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq")
+    else {
+        return;
+    };
+    let keep = ["--history-max-messages", "5"];
+    let a = node(&nats, "a", &keep);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    for k in 0..12 {
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("t{k}"), "id": format!("i{k}")}));
+    }
+    let echoes = read_until(&mut alice, 100, |f| f["id"] == "i11");
+    let last = echoes.last().unwrap()["seq"].as_u64().unwrap();
+    // Node b reads a stream whose first events are gone.
+    let b = node(&nats, "b", &keep);
+    let (mut bob, _) = join(&b, "bob");
+    let got = read_until(&mut bob, 100, |f| is_presence(f, "bob", "online"));
+    let entered = got.iter().find(|f| kind(f) == "entered").unwrap();
+    assert_eq!(entered["seq"].as_u64(), Some(last), "{entered}");
+    assert!(entered["oldest"].as_u64().unwrap() > 1, "{entered}");
+    let replayed: Vec<&str> = got
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    // The stream keeps the last 5 events: t7 to t11.
+    assert_eq!(replayed, ["t7", "t8", "t9", "t10", "t11"]);
+    // And the room goes on from there for both.
+    bob.send_frame(&json!({"type": "msg", "room": "lobby", "text": "after"}));
+    let seen = read_until(&mut alice, 100, |f| f["text"] == "after");
+    assert!(seen.last().unwrap()["seq"].as_u64().unwrap() > last);
+}
