@@ -192,4 +192,6 @@ done
          | "| \($s) | \($f | map(.deliveries_per_cpu_s | si) | join(", ")) | \($m | si) | \(if $m and $single then $m / $single else null end | ratio) | \($f | map(.deliveries_per_s) | median | si) | \($f | map(.server.cpu_s) | median | s2) | \($f | map(.engine.cpu_s // null) | map(select(. != null)) | median | s2) | \($f | map(.tally.received / (.server.cpu_s + (.engine.cpu_s // 0))) | median | si) | \($l | map(.latency_ns.p50 | ms) | join(", ")) | \($l | map(.latency_ns.p99 | ms) | join(", ")) | \(($f + $l) | map(select(.ok | not)) | length) |")
     ' "$OUT"/r*.json
 } | tee "$OUT/summary.md"
+# The same reports as pictures (deliveries.svg, latency.svg).
+"$BENCH" chart --out "$OUT" "$OUT"/r*.json >/dev/null || log "no charts drawn"
 log "reports in $OUT"

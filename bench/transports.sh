@@ -148,4 +148,6 @@ done
          | "| \($t) | \($f | runs(.deliveries_per_cpu_s)) | \($m | si) | \(if $m and $tcp then $m / $tcp else null end | ratio) | \($rr | map(ratio) | join(", ")) | \($rr | median | ratio) | \($f | map(.deliveries_per_s) | median | si) | \($f | map(.server.cpu_s) | median | if . then (. * 100 | round / 100) else "-" end) | \($l | runs_ms(.latency_ns.p50)) | \($l | runs_ms(.latency_ns.p99)) | \($l | map(.latency_ns.p50) | median | ms) / \($l | map(.latency_ns.p99) | median | ms) | \($l | map(.deliveries_per_cpu_s) | median | si) | \(($f + $l) | map(select(.ok | not)) | length) |")
     ' "$OUT"/r*.json
 } | tee "$OUT/summary.md"
+# The same reports as pictures (deliveries.svg, latency.svg).
+"$BENCH" chart --out "$OUT" "$OUT"/r*.json >/dev/null || log "no charts drawn"
 log "reports in $OUT"

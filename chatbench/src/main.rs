@@ -14,6 +14,7 @@
 //! chatbench --target chat --addr 127.0.0.1:7878 --server-pid 4242 fanout --members 100 --publishers 4
 //! ```
 
+mod chart;
 mod idle;
 mod ledger;
 mod net;
@@ -224,6 +225,17 @@ enum Cmd {
         /// Files holding one JSON report per line.
         files: Vec<PathBuf>,
     },
+    /// Draw JSON reports (from `--json` runs) as SVG charts: deliveries
+    /// per server-CPU-second per workload and server, with the spread of
+    /// repeated runs (deliveries.svg), and the latency percentiles
+    /// (latency.svg).
+    Chart {
+        /// Where to write the SVG files (created if missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Files holding one JSON report per line.
+        files: Vec<PathBuf>,
+    },
 }
 
 fn resolve(cli: &Cli) -> Result<Vec<Arc<Endpoint>>, String> {
@@ -272,6 +284,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Cmd::Table { files } = &cli.cmd {
         return table(files);
+    }
+    if let Cmd::Chart { out, files } = &cli.cmd {
+        return chart(files, out);
     }
     let to = match resolve(&cli) {
         Ok(a) => a,
@@ -448,7 +463,9 @@ async fn run(cli: Cli, all: Vec<Arc<Endpoint>>) -> ExitCode {
             soak::run(&cfg, &mut r).await;
             r
         }
-        Cmd::Table { .. } => unreachable!("handled before the runtime starts"),
+        Cmd::Table { .. } | Cmd::Chart { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     };
     let mut report = report;
     report.transport = to.transport;
@@ -467,6 +484,48 @@ async fn run(cli: Cli, all: Vec<Arc<Endpoint>>) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn chart(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let mut points = Vec::new();
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("chatbench: {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+            // bench/cluster.sh adds the setup to each report's line.
+            let setup = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["setup"].as_str().map(str::to_owned));
+            match serde_json::from_str::<Report>(line) {
+                Ok(r) => points.push(chart::Point::of(&r, setup.as_deref())),
+                Err(e) => eprintln!(
+                    "chatbench: {}: skipping a line that is not a report: {e}",
+                    f.display()
+                ),
+            }
+        }
+    }
+    if points.is_empty() {
+        eprintln!("chatbench chart: no reports in the files given");
+        return ExitCode::from(2);
+    }
+    match chart::draw(&points, out) {
+        Ok(written) => {
+            for w in written {
+                println!("{w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chatbench chart: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
