@@ -281,11 +281,12 @@ impl Session {
 fn owned(ev: In<'_>, me: &str, sh: &Shared) -> Option<Ev> {
     Some(match ev {
         In::Msg(d) => {
-            let from = d.from.as_deref().unwrap_or("").to_ascii_lowercase();
+            // Identities as the server compares them (chatproto's folding).
+            let from = chatproto::nick_key(d.from.as_deref().unwrap_or(""));
             let to: Vec<String> =
                 d.to.to_vec()
-                    .into_iter()
-                    .map(|t| t.to_ascii_lowercase())
+                    .iter()
+                    .map(|t| chatproto::nick_key(t))
                     .collect();
             let print = soakcheck::fingerprint(&from, &to, &d.text);
             let seq = d.seq.unwrap_or(0);
@@ -300,7 +301,7 @@ fn owned(ev: In<'_>, me: &str, sh: &Shared) -> Option<Ev> {
                 marker: &*d.text == MARKER,
             }
         }
-        In::Presence { seq, nick, online } => Ev::Presence(seq, nick.to_ascii_lowercase(), online),
+        In::Presence { seq, nick, online } => Ev::Presence(seq, chatproto::nick_key(&nick), online),
         In::Ping => Ev::Ping,
         In::Error { code, message } => Ev::Error(code.into_owned(), message.into_owned()),
         _ => return None,

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 pub struct MsgInfo {
     /// The sender's nick.
     pub from: String,
-    /// The named recipients, lowercase; empty means everyone.
+    /// The named recipients, folded as the server compares nicknames
+    /// (`chatproto::nick_key`); empty means everyone.
     pub to: Vec<String>,
     /// [`fingerprint`] of sender, recipients and text.
     pub print: u64,
