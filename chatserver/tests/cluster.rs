@@ -258,10 +258,14 @@ fn thirty_clients_on_three_nodes_see_one_order() {
     const EACH: usize = 4;
     let nicks: Vec<String> = (0..CLIENTS).map(|i| format!("u{i}")).collect();
     let barrier = Arc::new(Barrier::new(CLIENTS));
+    // Everyone stays until everyone is done: a client leaving is not what
+    // this test looks at (and must not be taken for a node's death).
+    let done = Arc::new(Barrier::new(CLIENTS));
     let mut threads = Vec::new();
     for (i, nick) in nicks.iter().enumerate() {
         let mut c = nodes[i % 3].connect();
         let (nick, everyone, barrier) = (nick.clone(), nicks.clone(), Arc::clone(&barrier));
+        let done = Arc::clone(&done);
         threads.push(thread::spawn(move || {
             c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby", "shared"]}));
             c.expect_kind("welcome");
@@ -283,6 +287,7 @@ fn thirty_clients_on_three_nodes_see_one_order() {
                     .count();
                 shared == CLIENTS * EACH && got.iter().any(|f| f["text"] == private.as_str())
             });
+            done.wait();
             (nick, frames)
         }));
     }
@@ -537,12 +542,20 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
         let _ = tx.send(union.clone());
     }
     let seen: Vec<Seen> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let survivors: Vec<&Seen> = seen.iter().filter(|s| !s.cut).collect();
-    assert_eq!(
-        survivors.len(),
-        2 * PER_NODE,
-        "only node c's clients are cut"
-    );
+    // Node c's clients are every third; the others' nodes stayed up.
+    let survivors: Vec<&Seen> = seen
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 2)
+        .map(|(_, s)| s)
+        .collect();
+    for s in &survivors {
+        assert!(
+            !s.cut,
+            "{}: its connection ended, but its node is up",
+            s.nick
+        );
+    }
     let reference = lobby_msgs(&survivors[0].frames);
     for s in &survivors {
         seqs_increase(&s.frames).unwrap_or_else(|e| panic!("{}: {e}", s.nick));
