@@ -22,6 +22,10 @@ pub enum Line {
         room: Option<String>,
         /// Whether it is an older message, from the room's history.
         history: bool,
+        /// From a `/history` page: older than anything shown of its room
+        /// (the full-screen client puts it above them; a line stream
+        /// prints it where it comes).
+        page: bool,
         /// The sender.
         from: String,
         /// The recipients; empty means everyone.
@@ -98,6 +102,7 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             from,
             to,
             text,
+            ..
         } => {
             room_prefix(&mut out, style, room.as_deref());
             if *history {
@@ -196,6 +201,7 @@ mod tests {
         Line::Msg {
             room: None,
             history: false,
+            page: false,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
@@ -255,6 +261,7 @@ mod tests {
         let other = Line::Msg {
             room: Some("rust".into()),
             history: false,
+            page: false,
             from: "bob".into(),
             to: vec![],
             text: "hi".into(),
@@ -263,6 +270,7 @@ mod tests {
         let old = Line::Msg {
             room: None,
             history: true,
+            page: false,
             from: "bob".into(),
             to: vec!["alice".into()],
             text: "earlier".into(),
@@ -271,6 +279,7 @@ mod tests {
         let both = Line::Msg {
             room: Some("rust".into()),
             history: true,
+            page: false,
             from: "bob".into(),
             to: vec![],
             text: "x".into(),

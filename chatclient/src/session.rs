@@ -578,6 +578,7 @@ impl Session {
                 let line = Line::Msg {
                     room: self.other(&room),
                     history: replay && !missed,
+                    page: false,
                     from,
                     to,
                     text,
@@ -618,6 +619,7 @@ impl Session {
                         let line = Line::Msg {
                             room: self.other(&room),
                             history: true,
+                            page: true,
                             from,
                             to,
                             text,

@@ -135,6 +135,8 @@ pub struct App {
     bell: bool,
     pub state: State,
     pub entries: VecDeque<Entry>,
+    /// While a /history page arrives: its room, and where its next line goes.
+    page_at: Option<(Option<String>, usize)>,
     pub unread: BTreeMap<String, Unread>,
     /// Rows scrolled back from the newest (0: following new lines).
     pub scroll: usize,
@@ -163,6 +165,7 @@ impl App {
             bell,
             state: State::default(),
             entries: VecDeque::new(),
+            page_at: None,
             unread: BTreeMap::new(),
             scroll: 0,
             new_below: 0,
@@ -219,6 +222,7 @@ impl App {
             mention: false,
             mine: false,
         };
+        let mut page = false;
         match &entry.line {
             Line::Msg {
                 room,
@@ -226,7 +230,9 @@ impl App {
                 from,
                 to,
                 text,
+                page: older,
             } => {
+                page = *older;
                 entry.room = room.clone().or(entry.room);
                 entry.mine = same_nick(from, &me);
                 let to_me = to.iter().any(|n| same_nick(n, &me));
@@ -255,6 +261,26 @@ impl App {
             }
             _ => {}
         }
+        if page {
+            // A /history page: older than everything shown of its room, so
+            // above it, in the page's own order (the view, counted from the
+            // bottom, stays where it is).
+            let at = match &self.page_at {
+                Some((room, at)) if *room == entry.room => *at,
+                _ => self
+                    .entries
+                    .iter()
+                    .position(|e| e.room == entry.room)
+                    .unwrap_or(self.entries.len()),
+            };
+            self.page_at = Some((entry.room.clone(), at + 1));
+            self.entries.insert(at, entry);
+            if self.entries.len() > MAX_ENTRIES {
+                self.entries.pop_front();
+            }
+            return;
+        }
+        self.page_at = None;
         if self.scroll > 0 && self.in_view(&entry) {
             // Keep what is on screen where it is.
             let rows =
@@ -604,6 +630,7 @@ mod tests {
         Line::Msg {
             room: Some(room.into()),
             history: false,
+            page: false,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
@@ -664,6 +691,35 @@ mod tests {
         assert!(app.unread.is_empty());
         let shown: Vec<&Entry> = app.entries.iter().filter(|e| app.in_view(e)).collect();
         assert_eq!(shown.len(), 3);
+    }
+
+    #[test]
+    fn a_history_page_goes_above_what_its_room_shows() {
+        let mut app = app();
+        app.add_line(msg("rust", "bob", &[], "r1"), "12:00".into());
+        app.add_line(msg("lobby", "bob", &[], "new1"), "12:00".into());
+        app.add_line(msg("lobby", "carol", &[], "new2"), "12:01".into());
+        let older = |text: &str| Line::Msg {
+            room: Some("lobby".into()),
+            history: true,
+            page: true,
+            from: "bob".into(),
+            to: vec![],
+            text: text.into(),
+        };
+        app.add_line(older("old1"), "12:02".into());
+        app.add_line(older("old2"), "12:02".into());
+        // A line after the page is new again: at the bottom.
+        app.add_line(msg("lobby", "bob", &[], "new3"), "12:03".into());
+        let texts: Vec<&str> = app
+            .entries
+            .iter()
+            .filter_map(|e| match &e.line {
+                Line::Msg { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["r1", "old1", "old2", "new1", "new2", "new3"]);
     }
 
     #[test]

@@ -373,6 +373,7 @@ mod tests {
         Line::Msg {
             room: Some(room.into()),
             history: false,
+            page: false,
             from: from.into(),
             to: vec![],
             text: text.into(),

@@ -239,6 +239,7 @@ mod tests {
         Line::Msg {
             room: Some("lobby".into()),
             history,
+            page: false,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
