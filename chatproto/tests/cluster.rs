@@ -310,3 +310,123 @@ fn answers_wait_for_the_senders_events_on_their_way_through_the_log() {
     c.drain(1);
     assert_eq!(c.frames(1, bob).last().unwrap()["type"], "pong");
 }
+
+mod random {
+    //! Random interleavings: clients on two nodes joining, talking,
+    //! entering, parting and leaving while each node reads the log at its
+    //! own pace. Whatever happens: no panic, every client gets each room's
+    //! events in increasing seq, and once both nodes have read everything
+    //! they agree on every room's seq.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Connect(usize, usize),
+        Say(usize, bool),
+        Private(usize, usize),
+        Enter(usize),
+        Part(usize),
+        Ping(usize),
+        Drop(usize),
+        /// Node reads up to this many more events of each room.
+        Read(usize, usize),
+        /// A node proposes what it decided.
+        Drain(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..2usize, 0..6usize).prop_map(|(n, k)| Op::Connect(n, k)),
+            (0..8usize, any::<bool>()).prop_map(|(c, id)| Op::Say(c, id)),
+            (0..8usize, 0..6usize).prop_map(|(c, k)| Op::Private(c, k)),
+            (0..8usize).prop_map(Op::Enter),
+            (0..8usize).prop_map(Op::Part),
+            (0..8usize).prop_map(Op::Ping),
+            (0..8usize).prop_map(Op::Drop),
+            (0..2usize, 0..4usize).prop_map(|(n, k)| Op::Read(n, k)),
+            (0..2usize).prop_map(Op::Drain),
+        ]
+    }
+
+    fn read(c: &mut Cluster, n: usize, k: usize) {
+        let rooms: Vec<String> = c.log.keys().cloned().collect();
+        for room in rooms {
+            let events = &c.log[&room];
+            let from = c.read[n].entry(room.clone()).or_insert(0);
+            c.nodes[n].open_room(&room, "epoch-1", 1);
+            let to = (*from + k).min(events.len());
+            for e in &events[*from..to] {
+                c.nodes[n].handle_logged(e.clone()).unwrap();
+            }
+            *from = to;
+        }
+        c.drain(n);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn any_interleaving_keeps_one_order(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut c = Cluster::new(2);
+            let mut clients: Vec<(usize, ClientId)> = Vec::new();
+            let mut next_id = 0;
+            for op in ops {
+                match op {
+                    Op::Connect(n, k) => {
+                        let id = c.nodes[n].handle_connect(NOW);
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::join(format!("u{k}")));
+                        clients.push((n, id));
+                    }
+                    Op::Say(i, with_id) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        next_id += 1;
+                        let mid = with_id.then(|| format!("m{next_id}"));
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::msg_in("lobby", vec![], "hi", mid));
+                    }
+                    Op::Private(i, k) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::msg_in("lobby", vec![format!("u{k}")], "psst", None));
+                    }
+                    Op::Enter(i) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::enter("r2", None));
+                    }
+                    Op::Part(i) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::part("r2"));
+                    }
+                    Op::Ping(i) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::Ping);
+                    }
+                    Op::Drop(i) if !clients.is_empty() => {
+                        let (n, id) = clients.remove(i % clients.len());
+                        c.nodes[n].handle_disconnect(NOW, id);
+                    }
+                    Op::Read(n, k) => read(&mut c, n, k),
+                    Op::Drain(n) => c.drain(n),
+                    _ => {}
+                }
+            }
+            c.settle();
+            for room in c.log.keys() {
+                prop_assert_eq!(c.nodes[0].seq(room), c.nodes[1].seq(room), "#{}", room);
+                prop_assert_eq!(c.nodes[0].seq(room), c.log[room].len() as u64);
+            }
+            for ((node, client), frames) in &c.got {
+                let mut last: BTreeMap<String, u64> = BTreeMap::new();
+                for f in frames {
+                    if !matches!(f["type"].as_str(), Some("msg" | "presence")) || f["replay"] == true {
+                        continue;
+                    }
+                    let room = f["room"].as_str().unwrap_or("lobby").to_owned();
+                    let seq = f["seq"].as_u64().unwrap();
+                    let prev = last.insert(room.clone(), seq).unwrap_or(0);
+                    prop_assert!(seq > prev, "node {} client {}: #{} seq {} after {}", node, client, room, seq, prev);
+                }
+            }
+        }
+    }
+}

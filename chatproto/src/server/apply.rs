@@ -233,8 +233,9 @@ impl Server {
         }
         // A durable room's history is in the store even when none is in
         // memory: it stays (the cap of rooms still forgets the least used).
-        let durable = self.config.durable;
-        if !durable && self.rooms.get(&*event.room).is_some_and(|r| r.is_idle()) {
+        // A room in a shared log is never forgotten: the log goes on.
+        let keep = self.config.durable || self.config.cluster;
+        if !keep && self.rooms.get(&*event.room).is_some_and(|r| r.is_idle()) {
             self.rooms.remove(&*event.room);
         }
         // A room's history stays when its members leave (later members may
