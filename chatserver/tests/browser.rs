@@ -611,6 +611,64 @@ async fn restart(h: &Harness, flags: &[&str]) {
     page.close().await;
 }
 
+#[test]
+fn a_reloaded_page_resumes_its_session() {
+    let Some(h) = Harness::start("a_reloaded_page_resumes_its_session") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(reload(&h, &server));
+}
+
+async fn reload(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    say_in(
+        &mut bob,
+        "lobby",
+        &["alice"],
+        "only for alice, before the reload",
+    );
+    page.wait_texts("lobby", &["only for alice, before the reload"])
+        .await;
+    let token = || async {
+        page.js(
+            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
+            vec![],
+        )
+        .await
+    };
+    let before = token().await;
+    assert!(before.is_string(), "no session kept for a reload: {before}");
+
+    page.c.refresh().await.expect("reload the page");
+    // No join form: the page joins again by itself, as the same session.
+    page.wait_state("connected").await;
+    page.wait_lines("alice back in the lobby", "lobby", |lines| {
+        lines
+            .iter()
+            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+    })
+    .await;
+    assert_eq!(token().await, before, "the reload began a new session");
+    // Its private message is still its own to see.
+    page.wait_texts("lobby", &["only for alice, before the reload"])
+        .await;
+    // Leaving forgets it: the next load asks for a nickname.
+    page.c
+        .find(fantoccini::Locator::Id("leave"))
+        .await
+        .expect("#leave")
+        .click()
+        .await
+        .expect("click #leave");
+    let kept = page
+        .js("return sessionStorage.getItem('chat.resume');", vec![])
+        .await;
+    assert!(kept.is_null(), "still kept after leaving: {kept}");
+    page.close().await;
+}
+
 // ---------------------------------------------------------------------
 // e. A screenshot of a conversation.
 // ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ import {
   clearErrors,
   closeDrawers,
   saved,
+  tabSaved,
   setTitle,
   setUpDrawers,
   showChat,
@@ -46,12 +47,16 @@ const composer = new Composer($('composer'), $('input'), {
 
 // ---- joining and leaving ------------------------------------------------
 
-function startChat(nick) {
+/** A reload resumes the tab's session: how many tries are left for it. */
+let resumeTries = 0;
+
+function startChat(nick, token = null) {
   stopChat();
   const rooms = savedRooms();
   session = new Session(nick, rooms, {
     send: (f) => conn && conn.send(f),
     emit: (kind, data) => handlers[kind]?.(data),
+    token,
   });
   conn = new Connection(socketUrl(), {
     open: () => session.connected(),
@@ -91,6 +96,7 @@ $('join-form').addEventListener('submit', (e) => {
 $('leave').addEventListener('click', leave);
 
 function leave() {
+  tabSaved.set('resume', null);
   stopChat();
   $('me').textContent = '';
   showJoin('', '');
@@ -242,6 +248,9 @@ function onText(text) {
 const handlers = {
   joined({ nick, resumed, reconnect }) {
     conn.markJoined();
+    resumeTries = 0;
+    // A reload of this tab resumes this session.
+    tabSaved.set('resume', JSON.stringify({ nick, token: session.token }));
     $('me').textContent = nick;
     $('nick').value = nick;
     if (!everJoined) {
@@ -258,6 +267,15 @@ const handlers = {
 
   refused(f) {
     const nickError = f.code === 'nick_taken' || f.code === 'nick_invalid';
+    // Reloaded: the server may not have seen the old page's socket close
+    // yet, and still holds the nickname for it. Try again shortly.
+    if (!everJoined && f.code === 'nick_taken' && resumeTries > 0) {
+      resumeTries -= 1;
+      const { nick, token } = { nick: session.nick, token: session.token };
+      stopChat();
+      setTimeout(() => startChat(nick, token), 500);
+      return;
+    }
     if (!everJoined || nickError) {
       const msg = everJoined ? `You were disconnected and could not rejoin: ${f.message}` : f.message;
       stopChat();
@@ -418,3 +436,17 @@ setUpDrawers();
 $('nick').value = saved.get('nick') || '';
 showJoin('', '');
 if ($('nick').value) $('join').focus();
+resumeAfterReload();
+
+/** This tab had joined before a reload: join again, resuming its session. */
+function resumeAfterReload() {
+  let was = null;
+  try {
+    was = JSON.parse(tabSaved.get('resume') || 'null');
+  } catch {
+    was = null;
+  }
+  if (!was || typeof was.nick !== 'string' || !was.nick) return;
+  resumeTries = 3;
+  startChat(was.nick, typeof was.token === 'string' ? was.token : null);
+}

@@ -24,6 +24,28 @@ export const saved = {
   },
 };
 
+/**
+ * sessionStorage under `chat.`: this tab's own, kept across a reload and
+ * forgotten with the tab (the session token: another tab is another session).
+ */
+export const tabSaved = {
+  get(key) {
+    try {
+      return sessionStorage.getItem(`chat.${key}`);
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      if (value === null) sessionStorage.removeItem(`chat.${key}`);
+      else sessionStorage.setItem(`chat.${key}`, value);
+    } catch {
+      // Remembering is a convenience.
+    }
+  },
+};
+
 const STATUS_TEXT = {
   connecting: 'connecting…',
   connected: 'connected',

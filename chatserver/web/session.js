@@ -19,13 +19,14 @@ function randomPrefix() {
 }
 
 export class Session {
-  constructor(nick, rooms, { send, emit }) {
+  constructor(nick, rooms, { send, emit, token = null }) {
     this.nick = nick;
     this.send = send;
     this.emit = emit;
     this.phase = 'offline'; // 'offline' | 'joining' | 'joined'
     this.connections = 0;
-    this.token = null;
+    /** The session to resume (from a page reloaded), then the current one. */
+    this.token = token;
     this.limits = { maxFrameBytes: P.DEFAULT_MAX_FRAME_BYTES, maxRecipients: 64 };
     /** room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered, everEntered } */
     this.rooms = new Map();
