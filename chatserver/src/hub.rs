@@ -32,7 +32,7 @@ const STORE_SETTLE: Duration = Duration::from_secs(10);
 
 /// How many times the hub yields to gather more of the cluster's log
 /// into one turn, while each time brings more.
-const CLUSTER_GATHER: usize = 8;
+const CLUSTER_GATHER: usize = 32;
 
 /// At most this many queued inputs are handled before due timers run.
 const TIMEOUT_CATCH_UP: usize = 8192;
