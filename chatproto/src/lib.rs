@@ -13,6 +13,13 @@
 //!   [`Event`] with the room's next `seq`, applied in order; applying an
 //!   event yields one fan-out item, the event and its recipients.
 //!
+//! * Durable and shared rooms: with [`ServerConfig::durable`] the core asks
+//!   its shell to store records before anything depending on them goes out
+//!   ([`Output::Persist`]); with [`ServerConfig::cluster`] a log shared by
+//!   several servers numbers the events instead ([`Output::Propose`], then
+//!   [`Server::handle_logged`] with each event the log holds, from every
+//!   server, in order).
+//!
 //! Nothing here opens a socket, spawns a task or reads a clock; `chatserver`
 //! wires it to TCP with tokio, and you can wire it to anything else.
 //!
