@@ -62,6 +62,9 @@ pub struct Settings {
     pub replicas: usize,
     /// A node silent this long is taken for dead.
     pub dead_after: Duration,
+    /// Longest wait for NATS to claim a join's nickname (under the join
+    /// timeout: the join is answered `unavailable` past it).
+    pub claim_timeout: Duration,
     /// Stream limits: messages per room and their age (zero: no limit).
     pub max_messages: u64,
     pub max_age: Duration,
@@ -797,11 +800,35 @@ impl Cluster {
     ) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let session = match resume {
-                Some(hash) => me.find_session(&hash).await,
-                None => None,
+            let mut work = {
+                let me = Arc::clone(&me);
+                tokio::spawn(async move {
+                    let session = match resume {
+                        Some(hash) => me.find_session(&hash).await,
+                        None => None,
+                    };
+                    let claim = me.claim_nick(&nick, &key, &skeleton).await;
+                    (session, claim)
+                })
             };
-            let claim = me.claim_nick(&nick, &key, &skeleton).await;
+            let limit = me.settings.claim_timeout;
+            let waited = tokio::time::timeout(limit, &mut work).await;
+            let (session, claim) = match waited {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => (None, Err(ClaimError::Unreachable(e.to_string()))),
+                Err(_) => {
+                    // Too late for this join (it must not outlast the join
+                    // timeout): a claim that lands after all is given back.
+                    let late = Arc::clone(&me);
+                    tokio::spawn(async move {
+                        if let Ok((_, Ok((key, rev)))) = work.await {
+                            late.release(key, rev);
+                        }
+                    });
+                    let why = format!("no answer from NATS within {} ms", limit.as_millis());
+                    (None, Err(ClaimError::Unreachable(why)))
+                }
+            };
             let _ = me
                 .to_hub
                 .send(FromCluster::Claimed(Claimed {

@@ -250,6 +250,7 @@ async fn run(args: Args) -> std::io::Result<()> {
             node: node.clone(),
             replicas: args.cluster_replicas as usize,
             dead_after: Duration::from_millis(args.node_dead_after_ms),
+            claim_timeout: Duration::from_millis((args.join_timeout_ms / 2).clamp(50, 3_000)),
             max_messages: args.history_max_messages,
             max_age: Duration::from_millis(args.history_max_age_days.saturating_mul(86_400_000)),
         };

@@ -786,3 +786,38 @@ fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
     let seen = read_until(&mut alice, 100, |f| f["text"] == "after");
     assert!(seen.last().unwrap()["seq"].as_u64().unwrap() > last);
 }
+
+#[test]
+fn a_join_while_nats_is_away_is_answered_unavailable() {
+    let Some(mut nats) = Nats::start("a_join_while_nats_is_away_is_answered_unavailable") else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    nats.kill();
+    let mut c = a.connect();
+    c.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+    let message = c.expect_error("unavailable");
+    assert!(message.contains("cluster"), "{message}");
+    // Once NATS is back (and the node has reconnected), joins work again.
+    nats.run();
+    let deadline = Instant::now() + 2 * WAIT;
+    for attempt in 0.. {
+        assert!(attempt < 1_000, "zoe cannot join after {attempt} tries");
+        let mut c = a.connect();
+        c.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+        let f = c.recv_frame();
+        if kind(&f) == "welcome" {
+            break;
+        }
+        // Unavailable while the node reconnects; taken while the first
+        // join's claim, which reached NATS after all, is being given back.
+        assert!(
+            f["code"] == "unavailable" || f["code"] == "nick_taken",
+            "{f}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "zoe cannot join after NATS came back: {f}"
+        );
+    }
+}
