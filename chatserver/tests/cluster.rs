@@ -580,6 +580,15 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
     let (_, w) = join(&a, &gone.nick);
     assert_eq!(w["nick"], gone.nick.as_str());
 
+    // Said after the kill, so the resume below has something it missed
+    // (a client of node c may have read everything before the kill).
+    for k in 0..2 {
+        watcher.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("after the kill {k}"), "id": format!("w{k}")}));
+    }
+    watched.extend(collect(&mut watcher, 100_000, |got| {
+        got.last().is_some_and(|f| f["id"] == "w1")
+    }));
+
     // Another of them resumes on node b: no gap, no duplicate.
     let back = &seen[5];
     let last = lobby_msgs(&back.frames)
