@@ -487,23 +487,27 @@ async fn run(cli: Cli, all: Vec<Arc<Endpoint>>) -> ExitCode {
     }
 }
 
-fn chart(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
-    let mut points = Vec::new();
+/// Every report in `files` (one JSON report per line; other lines are
+/// skipped with a word on stderr), each with the `setup` its line names
+/// (bench/cluster.sh adds one); `None` if a file cannot be read.
+fn read_reports(files: &[PathBuf]) -> Option<Vec<(Report, Option<String>)>> {
+    let mut reports = Vec::new();
     for f in files {
         let text = match std::fs::read_to_string(f) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("chatbench: {}: {e}", f.display());
-                return ExitCode::FAILURE;
+                return None;
             }
         };
         for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-            // bench/cluster.sh adds the setup to each report's line.
-            let setup = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["setup"].as_str().map(str::to_owned));
             match serde_json::from_str::<Report>(line) {
-                Ok(r) => points.push(chart::Point::of(&r, setup.as_deref())),
+                Ok(r) => {
+                    let setup = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v["setup"].as_str().map(str::to_owned));
+                    reports.push((r, setup));
+                }
                 Err(e) => eprintln!(
                     "chatbench: {}: skipping a line that is not a report: {e}",
                     f.display()
@@ -511,6 +515,17 @@ fn chart(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
             }
         }
     }
+    Some(reports)
+}
+
+fn chart(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let Some(reports) = read_reports(files) else {
+        return ExitCode::FAILURE;
+    };
+    let points: Vec<chart::Point> = reports
+        .iter()
+        .map(|(r, setup)| chart::Point::of(r, setup.as_deref()))
+        .collect();
     if points.is_empty() {
         eprintln!("chatbench chart: no reports in the files given");
         return ExitCode::from(2);
@@ -530,25 +545,10 @@ fn chart(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
 }
 
 fn table(files: &[PathBuf]) -> ExitCode {
-    let mut reports = Vec::new();
-    for f in files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("chatbench: {}: {e}", f.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-            match serde_json::from_str::<Report>(line) {
-                Ok(r) => reports.push(r),
-                Err(e) => eprintln!(
-                    "chatbench: {}: skipping a line that is not a report: {e}",
-                    f.display()
-                ),
-            }
-        }
-    }
+    let Some(reports) = read_reports(files) else {
+        return ExitCode::FAILURE;
+    };
+    let reports: Vec<Report> = reports.into_iter().map(|(r, _)| r).collect();
     print!("{}", report::side_by_side(&reports));
     ExitCode::SUCCESS
 }
