@@ -89,15 +89,7 @@ impl Cluster {
                 self.drain(n);
             }
             for n in 0..self.nodes.len() {
-                for (room, events) in &self.log {
-                    let from = self.read[n].entry(room.clone()).or_insert(0);
-                    self.nodes[n].open_room(room, "epoch-1", 1);
-                    for e in &events[*from..] {
-                        self.nodes[n].handle_logged(e.clone()).unwrap();
-                    }
-                    *from = events.len();
-                }
-                self.drain(n);
+                self.read_log(n, usize::MAX);
             }
             let after: usize = self.log.values().map(Vec::len).sum();
             if after == before {
@@ -105,6 +97,20 @@ impl Cluster {
             }
         }
         panic!("the cluster did not settle");
+    }
+
+    /// Node `n` reads up to `k` more events of each room's log, then drains.
+    fn read_log(&mut self, n: usize, k: usize) {
+        for (room, events) in &self.log {
+            let from = self.read[n].entry(room.clone()).or_insert(0);
+            self.nodes[n].open_room(room, "epoch-1", 1);
+            let to = from.saturating_add(k).min(events.len());
+            for e in &events[*from..to] {
+                self.nodes[n].handle_logged(e.clone()).unwrap();
+            }
+            *from = to;
+        }
+        self.drain(n);
     }
 
     fn frames(&self, node: usize, c: ClientId) -> &[Value] {
@@ -350,21 +356,6 @@ mod random {
         ]
     }
 
-    fn read(c: &mut Cluster, n: usize, k: usize) {
-        let rooms: Vec<String> = c.log.keys().cloned().collect();
-        for room in rooms {
-            let events = &c.log[&room];
-            let from = c.read[n].entry(room.clone()).or_insert(0);
-            c.nodes[n].open_room(&room, "epoch-1", 1);
-            let to = (*from + k).min(events.len());
-            for e in &events[*from..to] {
-                c.nodes[n].handle_logged(e.clone()).unwrap();
-            }
-            *from = to;
-        }
-        c.drain(n);
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
         #[test]
@@ -405,7 +396,7 @@ mod random {
                         let (n, id) = clients.remove(i % clients.len());
                         c.nodes[n].handle_disconnect(NOW, id);
                     }
-                    Op::Read(n, k) => read(&mut c, n, k),
+                    Op::Read(n, k) => c.read_log(n, k),
                     Op::Drain(n) => c.drain(n),
                     _ => {}
                 }
