@@ -369,7 +369,9 @@ impl Cluster {
     /// takes it: its id makes a copy stored twice count once.
     async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-        let mut known: HashSet<Arc<str>> = HashSet::new();
+        // Rooms whose stream is known to exist, with their subject (made
+        // once, cloned cheaply per message).
+        let mut known: HashMap<Arc<str>, async_nats::Subject> = HashMap::new();
         loop {
             if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
                 return;
@@ -399,18 +401,18 @@ impl Cluster {
     async fn publish_some(
         self: &Arc<Self>,
         batch: &[Proposal],
-        known: &mut HashSet<Arc<str>>,
+        known: &mut HashMap<Arc<str>, async_nats::Subject>,
     ) -> Result<(), (usize, String)> {
         let mut acks = Vec::with_capacity(batch.len());
         for (i, p) in batch.iter().enumerate() {
-            if !known.contains(&p.room) {
+            if !known.contains_key(&p.room) {
                 self.open_stream(&p.room).await.map_err(|e| (0, e))?;
-                known.insert(Arc::clone(&p.room));
+                known.insert(Arc::clone(&p.room), names(&p.room).1.into());
             }
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", p.msg_id.as_str());
             headers.insert(ORIGIN, &*self.origin);
-            let subject = names(&p.room).1;
+            let subject = known[&p.room].clone();
             match self
                 .js
                 .publish_with_headers(subject, headers, p.payload.clone())
