@@ -33,19 +33,13 @@ FANOUT_MESSAGES=${FANOUT_MESSAGES:-25000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 SERVER_CORE=${SERVER_CORE:-1}
 GEN_CORE=${GEN_CORE:-0}
-BUILD=${BUILD:-1}
 OUT=${OUT:-target/bench/cluster-$(date +%Y%m%d-%H%M%S)}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 log() { printf '[cluster.sh] %s\n' "$*" >&2; }
 
-if [ "$BUILD" = 1 ]; then
-    log "building release binaries"
-    cargo build --release -p chatserver -p chatbench
-fi
-BENCH=$TARGET_DIR/release/chatbench
-CHATSERVER=$TARGET_DIR/release/chatserver
-command -v jq >/dev/null || { log "needs jq for the summary (apt-get install jq)"; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+release_binaries
 command -v nats-server >/dev/null || { log "needs nats-server (apt-get install nats-server)"; exit 1; }
 mkdir -p "$OUT"
 
@@ -88,16 +82,6 @@ start_nats() { # log-file
     done
     grep -q "Server is ready" "$1" || { log "nats-server did not start: $(cat "$1")"; return 1; }
     NATS_URL="nats://127.0.0.1:$port"
-}
-
-stop_pid() {
-    kill "$1" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
 }
 
 stop_all() {
@@ -171,15 +155,9 @@ done
     echo "chatserver and chatbench $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $ROUNDS rounds, $(($(date +%s) - started)) s; servers on core $SERVER_CORE, chatbench on core $GEN_CORE"
     echo "Load average before the run: $load_before; other busy programs: ${busy_before:-none}"
     echo
-    jq -n -r --arg setups "$SETUPS" '
-      def median: sort | if length == 0 then null
-        elif length % 2 == 1 then .[length / 2 | floor]
-        else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-      def si: if . == null then "-" elif . >= 1e6 then "\(. / 1e4 | round / 100) M"
-        elif . >= 1e3 then "\(. / 100 | round / 10) k" else "\(. | round)" end;
-      def ms: if . == null then "-" else "\(. / 1e3 | round / 1e3) ms" end;
+    jq -n -r -L bench --arg setups "$SETUPS" '
+      include "summary";
       def s2: if . == null then "-" else (. * 100 | round / 100) end;
-      def ratio: if . == null then "-" else "\(. * 100 | round / 100)x" end;
       [inputs | .round = (input_filename | capture("r(?<n>[0-9]+)-").n)] as $all
       | ($setups | split(" ")) as $order
       | ($all | map(select(.workload == "fanout" and .setup == "single")) | map(.deliveries_per_cpu_s) | median) as $single

@@ -26,19 +26,13 @@ LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 SERVER_CORE=${SERVER_CORE:-1}
 GEN_CORE=${GEN_CORE:-0}
 NICE=${NICE:-0}
-BUILD=${BUILD:-1}
 OUT=${OUT:-target/bench/transports-$(date +%Y%m%d-%H%M%S)}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 log() { printf '[transports.sh] %s\n' "$*" >&2; }
 
-if [ "$BUILD" = 1 ]; then
-    log "building release binaries"
-    cargo build --release -p chatserver -p chatbench
-fi
-BENCH=$TARGET_DIR/release/chatbench
-CHATSERVER=$TARGET_DIR/release/chatserver
-command -v jq >/dev/null || { log "needs jq for the summary (apt-get install jq)"; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+release_binaries
 
 mkdir -p "$OUT"
 # A self-signed certificate for 127.0.0.1 (CA:FALSE: rustls refuses a CA
@@ -70,13 +64,7 @@ start_server() { # log-file
 
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
     SERVER_PID=""
     [ -z "$DATA_DIR" ] || rm -rf "$DATA_DIR"
     DATA_DIR=""
@@ -124,16 +112,10 @@ done
     echo "chatserver and chatbench $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $ROUNDS rounds, $(($(date +%s) - started)) s; server on core $SERVER_CORE, chatbench on core $GEN_CORE, nice $NICE"
     echo "Load average before the run: $load_before; other busy programs: ${busy_before:-none}"
     echo
-    jq -n -r --arg transports "$TRANSPORTS" '
-      def median: sort | if length == 0 then null
-        elif length % 2 == 1 then .[length / 2 | floor]
-        else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-      def si: if . == null then "-" elif . >= 1e6 then "\(. / 1e4 | round / 100) M"
-        elif . >= 1e3 then "\(. / 100 | round / 10) k" else "\(. | round)" end;
-      def ms: if . == null then "-" else "\(. / 1e3 | round / 1e3) ms" end;
+    jq -n -r -L bench --arg transports "$TRANSPORTS" '
+      include "summary";
       def runs(f): map(f | si) | join(", ");
       def runs_ms(f): map(f | ms) | join(", ");
-      def ratio: if . == null then "-" else "\(. * 100 | round / 100)x" end;
       [inputs | .round = (input_filename | capture("r(?<n>[0-9]+)-").n)] as $all
       | ($transports | split(" ")) as $order
       | ($all | map(select(.workload == "fanout" and .transport == "tcp")) | map(.deliveries_per_cpu_s) | median) as $tcp
