@@ -984,18 +984,7 @@ impl Hub {
             return;
         }
         let mine = Arc::clone(&c.link.origin);
-        let mut gone = Vec::new();
-        for (sid, rooms) in &c.owners {
-            for (room, owner) in rooms {
-                if owner.origin != mine && !alive.contains(&owner.origin) {
-                    gone.push((*sid, Arc::clone(room), owner.clone()));
-                }
-            }
-        }
-        gone.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (sid, room, owner) in gone {
-            propose_gone(c, now, &room, sid, &owner);
-        }
+        propose_departures(c, now, |origin| *origin != mine && !alive.contains(origin));
         c.cleaning
             .retain(|_, at| at.elapsed() < Duration::from_secs(60));
     }
@@ -1007,17 +996,7 @@ impl Hub {
         let now = self.clock.now();
         let Some(c) = &mut self.cluster else { return };
         let mine = Arc::clone(&c.link.origin);
-        let mut own = Vec::new();
-        for (sid, rooms) in &c.owners {
-            for (room, owner) in rooms {
-                if owner.origin == mine {
-                    own.push((*sid, Arc::clone(room), owner.clone()));
-                }
-            }
-        }
-        for (sid, room, owner) in own {
-            propose_gone(c, now, &room, sid, &owner);
-        }
+        propose_departures(c, now, |origin| *origin == mine);
         let link = Arc::clone(&c.link);
         let claims: Vec<(String, u64)> = c.claims.drain().map(|(_, v)| v).collect();
         let settle = async {
@@ -1204,6 +1183,25 @@ fn log_event(event: &Event, show: LogText) {
             }
         }
         _ => {}
+    }
+}
+
+/// Propose the departure of every session in a room whose entering was
+/// said by a run `said_by` picks, in session and room order.
+fn propose_departures(c: &mut ClusterSide, now: Now, said_by: impl Fn(&Arc<str>) -> bool) {
+    let mut gone: Vec<(SessionId, Arc<str>, Owner)> = c
+        .owners
+        .iter()
+        .flat_map(|(sid, rooms)| {
+            rooms
+                .iter()
+                .filter(|(_, o)| said_by(&o.origin))
+                .map(|(room, o)| (*sid, Arc::clone(room), o.clone()))
+        })
+        .collect();
+    gone.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (sid, room, owner) in gone {
+        propose_gone(c, now, &room, sid, &owner);
     }
 }
 
