@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chatproto::{encode, FrameDecoder, ServerFrame};
+use chatproto::{encode, Decoded, FrameDecoder, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -230,13 +230,14 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         // One frame at a time, so that what it asks is done before the next.
-        if let Some(frame) = decoder
-            .decode::<ServerFrame>(&mut rbuf)
-            .map_err(|e| JoinError::Protocol(e.to_string()))?
-        {
-            let frame = frame.map_err(|e| JoinError::Protocol(e.to_string()))?;
-            session.handle_frame(clock.now(), frame);
-            continue;
+        match decoder.decode::<ServerFrame>(&mut rbuf) {
+            Decoded::Frame(frame) => {
+                session.handle_frame(clock.now(), frame);
+                continue;
+            }
+            Decoded::Invalid(e) => return Err(JoinError::Protocol(e.to_string())),
+            Decoded::Broken(e) => return Err(JoinError::Protocol(e.to_string())),
+            Decoded::Incomplete => {}
         }
         let n = timeout_at(deadline, stream.read_buf(&mut rbuf))
             .await
@@ -361,12 +362,12 @@ async fn chat(
                 Ok(0) => return Err(closed(session)),
                 Ok(_) => loop {
                     match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
-                        Ok(None) => break,
-                        Ok(Some(Ok(frame))) => session.handle_frame(clock.now(), frame),
+                        Decoded::Incomplete => break,
+                        Decoded::Frame(frame) => session.handle_frame(clock.now(), frame),
                         // A frame we cannot parse (a newer server?): say
                         // so, carry on; the framing itself is in sync.
-                        Ok(Some(Err(e))) => session.handle_bad_frame(&e.to_string()),
-                        Err(e) => return Err(format!("the server broke the framing: {e}")),
+                        Decoded::Invalid(e) => session.handle_bad_frame(&e.to_string()),
+                        Decoded::Broken(e) => return Err(format!("the server broke the framing: {e}")),
                     }
                 },
                 Err(e) => return Err(format!("reading from the server failed: {e}")),

@@ -345,9 +345,7 @@ mod tests {
                 .replace(&format!("\x1b[{}m", nick_colour("ev\u{1b}il")), "")
                 .replace(&format!("\x1b[{}m", nick_colour("b\u{202e}ob")), "");
             assert!(
-                !ours_removed
-                    .chars()
-                    .any(chatproto::sanitize::is_unsafe_char),
+                !ours_removed.chars().any(chatproto::is_unsafe_char),
                 "{shown:?}"
             );
             assert!(ours_removed.contains("\\u{1b}[2J\\u{9b}31m\\r\\nzero\\u{200b}"));

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use chatproto::nick::nick_key;
+use chatproto::nick_key;
 use chatproto::{escape_control, Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode};
 use chatproto::{ServerFrame, LOBBY};
 

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use bytes::BytesMut;
-use chatproto::{encode, encode_into, ClientFrame, FrameDecoder, ServerFrame};
+use chatproto::{encode, encode_into, ClientFrame, Decoded, FrameDecoder, ServerFrame};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// Frames per iteration: enough that per-iteration overhead vanishes.
@@ -79,8 +79,8 @@ fn decode(c: &mut Criterion) {
             |mut buf| {
                 let mut dec = FrameDecoder::new(MAX);
                 let mut n = 0;
-                while let Some(frame) = dec.decode::<ClientFrame>(&mut buf).expect("framing") {
-                    black_box(frame.expect("valid"));
+                while let Decoded::Frame(frame) = dec.decode::<ClientFrame>(&mut buf) {
+                    black_box(frame);
                     n += 1;
                 }
                 assert_eq!(n, FRAMES);

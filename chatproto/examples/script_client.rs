@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use chatproto::{encode, Client, ClientEvent, ClientOutput, FrameDecoder, ServerFrame};
+use chatproto::{encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -72,8 +72,14 @@ fn main() -> std::io::Result<()> {
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(e) => return Err(e),
             }
-            while let Ok(Some(Ok(frame))) = dec.decode::<ServerFrame>(&mut buf) {
-                client.handle_frame(ms(), frame);
+            loop {
+                match dec.decode::<ServerFrame>(&mut buf) {
+                    Decoded::Frame(frame) => client.handle_frame(ms(), frame),
+                    // A frame this version does not know (a newer server): skip it.
+                    Decoded::Invalid(_) => {}
+                    Decoded::Incomplete => break,
+                    Decoded::Broken(why) => return Err(std::io::Error::other(why)),
+                }
             }
             client.handle_timeout(ms());
         }

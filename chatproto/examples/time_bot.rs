@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use chatproto::{encode, Client, ClientEvent, ClientOutput, FrameDecoder, ServerFrame};
+use chatproto::{encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame};
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,8 +68,14 @@ fn main() -> std::io::Result<()> {
                 ) => {}
             Err(e) => return Err(e),
         }
-        while let Ok(Some(Ok(frame))) = dec.decode::<ServerFrame>(&mut buf) {
-            bot.handle_frame(ms(), frame);
+        loop {
+            match dec.decode::<ServerFrame>(&mut buf) {
+                Decoded::Frame(frame) => bot.handle_frame(ms(), frame),
+                // A frame this version does not know (a newer server): skip it.
+                Decoded::Invalid(_) => {}
+                Decoded::Incomplete => break,
+                Decoded::Broken(why) => return Err(std::io::Error::other(why)),
+            }
         }
         bot.handle_timeout(ms());
     }

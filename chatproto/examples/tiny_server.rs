@@ -5,17 +5,18 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use chatproto::{encode, ClientFrame, ClientId, FrameDecoder, Now, Output, Server, ServerConfig};
+use chatproto::{encode, ClientFrame, ClientId, Decoded, FrameDecoder, Kick, Now, Output, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Bytes for one connection; `None` closes it.
 type Out = mpsc::UnboundedSender<Option<Bytes>>;
+type OutRx = mpsc::UnboundedReceiver<Option<Bytes>>;
 
+/// What connections tell the core: a frame (or why there is none), or the end.
 enum In {
-    Open(Out, oneshot::Sender<ClientId>),
-    Frame(ClientId, ClientFrame),
+    Frame(ClientId, Decoded<ClientFrame>),
     Gone(ClientId),
 }
 
@@ -25,34 +26,34 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     let (tx, mut rx) = mpsc::channel::<In>(1024);
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(connection(sock, tx.clone()));
-        }
-    });
     // A random seed for session tokens (chatserver asks the OS).
     let seed = std::array::from_fn(|i| std::hash::RandomState::new().hash_one(i) as u8);
-    let mut server = Server::new(ServerConfig::default(), seed);
+    let mut server = Server::new(Default::default(), seed);
     let start = Instant::now();
     let wall = || UNIX_EPOCH.elapsed().map_or(0, |d| d.as_millis() as u64);
     let now = || Now::new(start.elapsed().as_millis() as u64, wall());
     let mut peers: HashMap<ClientId, Out> = HashMap::new();
     loop {
         let next = server.poll_timeout().unwrap_or(u64::MAX);
-        let wake = next.saturating_sub(now().mono).min(3_600_000);
-        match tokio::time::timeout(Duration::from_millis(wake), rx.recv()).await {
-            Ok(Some(In::Open(out, reply))) => {
-                let id = server.handle_connect(now());
+        let wake = Duration::from_millis(next.saturating_sub(now().mono).min(3_600_000));
+        // One task owns the core: it accepts, takes frames and keeps the timers.
+        tokio::select! {
+            Ok((sock, _)) = listener.accept() => {
+                let (id, (out, out_rx)) = (server.handle_connect(now()), mpsc::unbounded_channel());
                 peers.insert(id, out);
-                let _ = reply.send(id);
+                tokio::spawn(connection(sock, id, out_rx, tx.clone()));
             }
-            Ok(Some(In::Frame(id, frame))) => server.handle_frame(now(), id, frame),
-            Ok(Some(In::Gone(id))) => {
-                server.handle_disconnect(now(), id);
-                peers.remove(&id);
-            }
-            Ok(None) => return Ok(()),
-            Err(_) => server.handle_timeout(now()),
+            Some(input) = rx.recv() => match input {
+                In::Frame(id, Decoded::Frame(f)) => server.handle_frame(now(), id, f),
+                In::Frame(id, Decoded::Invalid(e)) => server.handle_bad_frame(now(), id, &e),
+                In::Frame(id, Decoded::Broken(e)) => server.kick(now(), id, Kick::Framing(e)),
+                In::Frame(_, Decoded::Incomplete) => {}
+                In::Gone(id) => {
+                    server.handle_disconnect(now(), id);
+                    peers.remove(&id);
+                }
+            },
+            _ = tokio::time::sleep(wake) => server.handle_timeout(now()),
         }
         let max = server.config().max_frame_bytes;
         while let Some(out) = server.poll() {
@@ -66,19 +67,14 @@ async fn main() -> std::io::Result<()> {
                 _ => continue,
             };
             for p in to.iter().filter_map(|c| peers.get(c)) {
-                let b = bytes.as_ref().ok().filter(|b| !b.is_empty()).cloned();
-                let _ = p.send(b);
+                let _ = p.send(bytes.as_ref().ok().filter(|b| !b.is_empty()).cloned());
             }
         }
     }
 }
 
 // Move bytes between one socket and the core's task.
-async fn connection(mut sock: TcpStream, tx: mpsc::Sender<In>) {
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let (id_tx, id_rx) = oneshot::channel();
-    let _ = tx.send(In::Open(out_tx, id_tx)).await;
-    let Ok(id) = id_rx.await else { return };
+async fn connection(mut sock: TcpStream, id: ClientId, mut out_rx: OutRx, tx: mpsc::Sender<In>) {
     let (mut rd, mut wr) = sock.split();
     let (mut buf, mut dec) = (BytesMut::new(), FrameDecoder::default());
     loop {
@@ -89,8 +85,11 @@ async fn connection(mut sock: TcpStream, tx: mpsc::Sender<In>) {
             },
             n = rd.read_buf(&mut buf) => {
                 if !matches!(n, Ok(n) if n > 0) { break }
-                while let Ok(Some(f)) = dec.decode::<ClientFrame>(&mut buf) {
-                    if let Ok(f) = f { let _ = tx.send(In::Frame(id, f)).await; }
+                let mut more = true;
+                while more {
+                    let d = dec.decode::<ClientFrame>(&mut buf);
+                    more = matches!(d, Decoded::Frame(_) | Decoded::Invalid(_));
+                    let _ = tx.send(In::Frame(id, d)).await;
                 }
             }
         }

@@ -2,12 +2,7 @@
 //!
 //! A frame is a 4-byte big-endian length followed by that many bytes of JSON.
 //! [`FrameDecoder`] never panics and never reserves memory for a length it has
-//! not checked against its limit. It separates three outcomes:
-//!
-//! * `Ok(None)`: need more bytes;
-//! * `Err(FramingError)`: the stream is broken and cannot resync, close it;
-//! * `Ok(Some(Err(PayloadError)))`: a well-framed payload that is not a valid
-//!   frame; answer `bad_frame` and carry on, the framing is still in sync.
+//! not checked against its limit; [`Decoded`] names what it found.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -96,9 +91,53 @@ pub enum EncodeError {
     Json(#[from] serde_json::Error),
 }
 
-/// What one call to [`FrameDecoder::decode`] yields when a whole frame was read:
-/// the typed frame, or why its payload is not one.
-pub type Decoded<T> = Result<T, PayloadError>;
+/// What one call to [`FrameDecoder::decode`] found at the front of the buffer.
+///
+/// Each outcome asks for a different action, and a `match` names them all:
+///
+/// ```
+/// use bytes::BytesMut;
+/// use chatproto::{ClientFrame, Decoded, FrameDecoder};
+///
+/// # fn handle(_: ClientFrame) {}
+/// let mut dec = FrameDecoder::default();
+/// let mut buf = BytesMut::from(&b"\0\0\0\x0f{\"type\":\"ping\"}"[..]);
+/// loop {
+///     match dec.decode::<ClientFrame>(&mut buf) {
+///         Decoded::Frame(frame) => handle(frame),
+///         // Answer `bad_frame` and carry on: the framing is still in sync.
+///         Decoded::Invalid(why) => eprintln!("bad frame: {why}"),
+///         // Read more bytes into `buf`, then call again.
+///         Decoded::Incomplete => break,
+///         // Send `why.code()`, then close: the stream cannot resync.
+///         Decoded::Broken(why) => return eprintln!("closing: {why}"),
+///     }
+/// }
+/// ```
+#[must_use = "a decoded frame, or a reason to answer or to close, is lost if ignored"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded<T> {
+    /// A whole frame, parsed.
+    Frame(T),
+    /// A whole frame whose payload is not a valid `T`: answer `bad_frame`
+    /// and carry on, the framing is still in sync.
+    Invalid(PayloadError),
+    /// No whole frame yet: read more bytes into the buffer and call again.
+    Incomplete,
+    /// The stream is broken and cannot resync: send [`FramingError::code`]
+    /// and close. Every later call says the same.
+    Broken(FramingError),
+}
+
+impl<T> Decoded<T> {
+    /// The frame, if this is one.
+    pub fn frame(self) -> Option<T> {
+        match self {
+            Decoded::Frame(f) => Some(f),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -117,14 +156,14 @@ enum State {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use chatproto::{encode, ClientFrame, FrameDecoder};
+/// use chatproto::{encode, ClientFrame, Decoded, FrameDecoder};
 ///
 /// let wire = encode(&ClientFrame::Ping, 1024).unwrap();
 /// let mut dec = FrameDecoder::new(1024);
 /// let mut buf = BytesMut::from(&wire[..3]);
-/// assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None)); // need more
+/// assert_eq!(dec.decode::<ClientFrame>(&mut buf), Decoded::Incomplete);
 /// buf.extend_from_slice(&wire[3..]);
-/// assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(ClientFrame::Ping))));
+/// assert_eq!(dec.decode(&mut buf), Decoded::Frame(ClientFrame::Ping));
 /// ```
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
@@ -204,16 +243,20 @@ impl FrameDecoder {
     }
 
     /// Take the next whole frame off the front of `buf` and parse it as `T`.
-    pub fn decode<T: DeserializeOwned>(
-        &mut self,
-        buf: &mut BytesMut,
-    ) -> Result<Option<Decoded<T>>, FramingError> {
-        Ok(self.decode_payload(buf)?.map(|p| parse_payload(&p)))
+    pub fn decode<T: DeserializeOwned>(&mut self, buf: &mut BytesMut) -> Decoded<T> {
+        match self.decode_payload(buf) {
+            Ok(Some(payload)) => match parse_payload(&payload) {
+                Ok(frame) => Decoded::Frame(frame),
+                Err(why) => Decoded::Invalid(why),
+            },
+            Ok(None) => Decoded::Incomplete,
+            Err(why) => Decoded::Broken(why),
+        }
     }
 }
 
 /// Parse one payload (the bytes after the length header) as a frame of type `T`.
-pub fn parse_payload<T: DeserializeOwned>(payload: &[u8]) -> Decoded<T> {
+pub fn parse_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, PayloadError> {
     let text = std::str::from_utf8(payload).map_err(|e| PayloadError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;

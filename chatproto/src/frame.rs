@@ -3,42 +3,7 @@
 //! Every payload is a JSON object whose `"type"` member names the frame kind.
 //! Members a receiver does not know are ignored, so a newer peer can add
 //! fields without breaking an older one.
-//!
-//! # Building and matching frames
-//!
-//! The wire format grows by adding frames and members, and so do these
-//! types, in minor releases: both enums and each of their variants with
-//! members are `#[non_exhaustive]`. Build frames with the constructors
-//! ([`ClientFrame::join`], [`ServerFrame::msg`], ...), and match them with
-//! `..` and a `_` arm:
-//!
-//! ```
-//! use chatproto::{ClientFrame, ErrorCode, ServerFrame};
-//!
-//! let enter = ClientFrame::enter("rust", Some((41, "e1".to_owned())));
-//! let send = ClientFrame::msg_in("rust", vec!["bob".into()], "hi bob", Some("m-1".into()));
-//! let echo = ServerFrame::msg(Some("rust".into()), 42, "alice", vec!["bob".into()], "hi bob", 0, Some("m-1".into()));
-//! let dup = ServerFrame::error_v2(ErrorCode::Duplicate, "sent already", Some("m-1".into()), Some("rust".into()), Some(42));
-//! for frame in [enter, send] {
-//!     match frame {
-//!         ClientFrame::Msg { text, .. } => assert_eq!(text, "hi bob"),
-//!         ClientFrame::Enter { room, .. } => assert_eq!(room, "rust"),
-//!         _ => unreachable!(),
-//!     }
-//! }
-//! for frame in [echo.clone().into_replay(), dup] {
-//!     match frame {
-//!         ServerFrame::Msg { seq, replay, .. } => assert_eq!((seq, replay), (42, true)),
-//!         ServerFrame::Error { code, seq, .. } => assert_eq!((code, seq), (ErrorCode::Duplicate, Some(42))),
-//!         _ => unreachable!(),
-//!     }
-//! }
-//! // Change a member of a frame through a pattern, with `..` too.
-//! let mut frame = echo;
-//! if let ServerFrame::Msg { id, .. } = &mut frame {
-//!     *id = None;
-//! }
-//! ```
+//! Building and matching them: see the crate docs.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +24,7 @@ pub enum ClientFrame {
     /// Ask to join under `nick`. Answered by `welcome` or an error.
     #[non_exhaustive]
     Join {
-        /// The requested nickname; see [`crate::nick`] for the rule.
+        /// The requested nickname; see [the nickname rule](crate#nicknames) for the rule.
         nick: String,
         /// v2: rooms to enter at once (`[]` enters none). Absent: a v1 join,
         /// which enters `lobby` and gets only v1 frames.

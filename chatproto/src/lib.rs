@@ -7,7 +7,10 @@
 //! * [`ClientFrame`] and [`ServerFrame`]: the typed frames of wire format v2
 //!   (a superset of v1; see `PROTOCOL.md`), tagged by their `"type"` member.
 //! * [`FrameDecoder`], [`encode`]: length-prefixed JSON framing with a size
-//!   limit checked before anything is buffered.
+//!   limit checked before anything is buffered; [`Decoded`] names what a
+//!   read yields (a frame, a bad payload, more bytes needed, a broken stream).
+//! * [`normalize_nick`], [`nick_key`], [`nick_skeleton`]: the nickname rule
+//!   (see [Nicknames](#nicknames)).
 //! * [`Server`]: sessions beside rooms. Handling a frame decides (an answer
 //!   now, or an event for a room); every room change is a stamped
 //!   [`Event`] with the room's next `seq`, applied in order; applying an
@@ -62,16 +65,104 @@
 //! // Sleep until then, and call `handle_timeout`.
 //! assert!(server.poll_timeout().is_some());
 //! ```
+//!
+//! # Building and matching frames
+//!
+//! The wire format grows by adding frames and members, and so do these
+//! types, in minor releases: both enums and each of their variants with
+//! members are `#[non_exhaustive]`. Build frames with the constructors
+//! ([`ClientFrame::join`], [`ServerFrame::msg`], ...), and match them with
+//! `..` and a `_` arm:
+//!
+//! ```
+//! use chatproto::{ClientFrame, ErrorCode, ServerFrame};
+//!
+//! let enter = ClientFrame::enter("rust", Some((41, "e1".to_owned())));
+//! let send = ClientFrame::msg_in("rust", vec!["bob".into()], "hi bob", Some("m-1".into()));
+//! let echo = ServerFrame::msg(Some("rust".into()), 42, "alice", vec!["bob".into()], "hi bob", 0, Some("m-1".into()));
+//! let dup = ServerFrame::error_v2(ErrorCode::Duplicate, "sent already", Some("m-1".into()), Some("rust".into()), Some(42));
+//! for frame in [enter, send] {
+//!     match frame {
+//!         ClientFrame::Msg { text, .. } => assert_eq!(text, "hi bob"),
+//!         ClientFrame::Enter { room, .. } => assert_eq!(room, "rust"),
+//!         _ => unreachable!(),
+//!     }
+//! }
+//! for frame in [echo.clone().into_replay(), dup] {
+//!     match frame {
+//!         ServerFrame::Msg { seq, replay, .. } => assert_eq!((seq, replay), (42, true)),
+//!         ServerFrame::Error { code, seq, .. } => assert_eq!((code, seq), (ErrorCode::Duplicate, Some(42))),
+//!         _ => unreachable!(),
+//!     }
+//! }
+//! // Change a member of a frame through a pattern, with `..` too.
+//! let mut frame = echo;
+//! if let ServerFrame::Msg { id, .. } = &mut frame {
+//!     *id = None;
+//! }
+//! ```
+//!
+//! # Nicknames
+//!
+//! There are two rules, picked by [`NickRule`]:
+//!
+//! * **Unicode** (the default) lets people be called José, Zoë, Łukasz, 小明
+//!   or Дмитрий. [`normalize_nick`] puts the nickname in NFC, then refuses
+//!   what could hide or fake a name: whitespace, controls, format characters
+//!   (bidi overrides, zero-width joiners), unassigned code points, symbols
+//!   and emoji, characters Unicode does not recommend in identifiers (UTS #39
+//!   General Security Profile), compatibility forms such as fullwidth
+//!   letters, a combining mark at the start or too many stacked on a letter,
+//!   and a mix of scripts such as Latin with Cyrillic (`pаypal` with a
+//!   Cyrillic `а`). ASCII punctuation is allowed as in the ASCII rule, except
+//!   `@ : , " \`.
+//! * **ASCII** is the original rule, kept exactly: 1 to 32 printable ASCII
+//!   characters except `@ : , " \`.
+//!
+//! Every nickname valid under the ASCII rule is valid, and unchanged, under
+//! the Unicode rule, so switching a server to Unicode locks nobody out.
+//!
+//! Two nicknames are the same person when their [`nick_key`]s are equal
+//! (Unicode case folding, so `ZOË` is `zoë` and `STRASSE` is `Straße`).
+//! Two different people collide when their [`nick_skeleton`]s are equal: the
+//! names would look alike on screen (`b0b` and `bob`, Cyrillic `ВОВ` and
+//! `BOB`), so the second to join is refused.
+//!
+//! `PROTOCOL.md` section 3 states the rule for other implementations and
+//! `tests/nick_vectors.txt` holds its test vectors.
+//!
+//! ## Example
+//!
+//! ```
+//! use chatproto::{nick_key, nick_skeleton, normalize_nick, NickError, NickRule};
+//!
+//! // Decomposed input (e + U+0301) is stored composed.
+//! let jose = normalize_nick("Jose\u{301}", NickRule::Unicode).unwrap();
+//! assert_eq!(jose, "José");
+//! assert_eq!(nick_key(&jose), nick_key("JOSÉ"));
+//!
+//! // A Latin name with a Cyrillic "а" is refused.
+//! assert!(matches!(
+//!     normalize_nick("p\u{430}ypal", NickRule::Unicode),
+//!     Err(NickError::MixedScript(_))
+//! ));
+//!
+//! // The ASCII rule refuses what is not ASCII.
+//! assert!(normalize_nick("José", NickRule::Ascii).is_err());
+//!
+//! // Look-alikes share a skeleton.
+//! assert_eq!(nick_skeleton("b0b"), nick_skeleton("bob"));
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod client;
 mod client_de;
-pub mod codec;
-pub mod frame;
-pub mod nick;
-pub mod sanitize;
+mod codec;
+mod frame;
+mod nick;
+mod sanitize;
 mod server;
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
@@ -86,8 +177,10 @@ pub use codec::{
 };
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use frame::{Limits, RoomInfo};
-pub use nick::{nick_key, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN};
-pub use sanitize::escape_control;
+pub use nick::{
+    nick_key, nick_skeleton, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN,
+};
+pub use sanitize::{escape_control, is_unsafe_char};
 pub use server::config::{ServerConfig, DEFAULT_MAX_RECIPIENTS, LOBBY};
 pub use server::durable::{hash_token, Record, TokenHash};
 pub use server::event::{

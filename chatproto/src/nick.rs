@@ -1,55 +1,7 @@
 //! The nickname rule: which nicknames are valid, which are the same person,
 //! and which look too much alike.
 //!
-//! There are two rules, picked by [`NickRule`]:
-//!
-//! * **Unicode** (the default) lets people be called José, Zoë, Łukasz, 小明
-//!   or Дмитрий. [`normalize_nick`] puts the nickname in NFC, then refuses
-//!   what could hide or fake a name: whitespace, controls, format characters
-//!   (bidi overrides, zero-width joiners), unassigned code points, symbols
-//!   and emoji, characters Unicode does not recommend in identifiers (UTS #39
-//!   General Security Profile), compatibility forms such as fullwidth
-//!   letters, a combining mark at the start or too many stacked on a letter,
-//!   and a mix of scripts such as Latin with Cyrillic (`pаypal` with a
-//!   Cyrillic `а`). ASCII punctuation is allowed as in the ASCII rule, except
-//!   `@ : , " \`.
-//! * **ASCII** is the original rule, kept exactly: 1 to 32 printable ASCII
-//!   characters except `@ : , " \`.
-//!
-//! Every nickname valid under the ASCII rule is valid, and unchanged, under
-//! the Unicode rule, so switching a server to Unicode locks nobody out.
-//!
-//! Two nicknames are the same person when their [`nick_key`]s are equal
-//! (Unicode case folding, so `ZOË` is `zoë` and `STRASSE` is `Straße`).
-//! Two different people collide when their [`nick_skeleton`]s are equal: the
-//! names would look alike on screen (`b0b` and `bob`, Cyrillic `ВОВ` and
-//! `BOB`), so the second to join is refused.
-//!
-//! `PROTOCOL.md` section 3 states the rule for other implementations and
-//! `tests/nick_vectors.txt` holds its test vectors.
-//!
-//! # Example
-//!
-//! ```
-//! use chatproto::nick::{nick_key, nick_skeleton, normalize_nick, NickError, NickRule};
-//!
-//! // Decomposed input (e + U+0301) is stored composed.
-//! let jose = normalize_nick("Jose\u{301}", NickRule::Unicode).unwrap();
-//! assert_eq!(jose, "José");
-//! assert_eq!(nick_key(&jose), nick_key("JOSÉ"));
-//!
-//! // A Latin name with a Cyrillic "а" is refused.
-//! assert!(matches!(
-//!     normalize_nick("p\u{430}ypal", NickRule::Unicode),
-//!     Err(NickError::MixedScript(_))
-//! ));
-//!
-//! // The ASCII rule refuses what is not ASCII.
-//! assert!(normalize_nick("José", NickRule::Ascii).is_err());
-//!
-//! // Look-alikes share a skeleton.
-//! assert_eq!(nick_skeleton("b0b"), nick_skeleton("bob"));
-//! ```
+//! The rule is stated in the crate docs (section Nicknames) and PROTOCOL.md.
 
 use caseless::Caseless;
 use unicode_normalization::UnicodeNormalization;

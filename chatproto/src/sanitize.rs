@@ -23,7 +23,8 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// Borrows when there is nothing to escape.
 ///
 /// One exception keeps legitimate text intact: a zero-width joiner
-/// (U+200D) or non-joiner (U+200C) [inside a word](is_joiner_in_word) is
+/// (U+200D) or non-joiner (U+200C) inside a word (between two visible
+/// characters, at least one of them outside ASCII) is
 /// part of how emoji sequences (👨‍👩‍👧), Persian (می‌خواهم) and the Indic
 /// scripts (क्‍ष) are written, so it is kept; anywhere else (at an edge,
 /// next to a space, doubled, or between two ASCII characters, where it
@@ -65,7 +66,7 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
 /// where emoji sequences and scripts such as Persian, Arabic, Hindi and
 /// Bengali need it; between ASCII letters it has no use but to make two
 /// strings that look alike differ.
-pub fn is_joiner_in_word(chars: &[char], i: usize) -> bool {
+pub(crate) fn is_joiner_in_word(chars: &[char], i: usize) -> bool {
     if !matches!(chars.get(i), Some('\u{200C}' | '\u{200D}')) || i == 0 {
         return false;
     }

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 
 use crate::{
-    encode, ClientFrame, ClientId, ErrorCode, Event, FrameDecoder, Now, Output, PresenceStatus,
-    Record, Server, ServerConfig, ServerFrame,
+    encode, ClientFrame, ClientId, Decoded, ErrorCode, Event, FrameDecoder, Now, Output,
+    PresenceStatus, Record, Server, ServerConfig, ServerFrame,
 };
 
 /// The store of a durable [`Sim`] (one whose config has
@@ -159,11 +159,9 @@ impl Sim {
         let wire = encode(&frame, max).expect("test frames fit");
         let mut buf = BytesMut::from(&wire[..]);
         let mut dec = FrameDecoder::new(max);
-        let frame = dec
-            .decode::<ClientFrame>(&mut buf)
-            .expect("framing is valid")
-            .expect("a whole frame")
-            .expect("a valid payload");
+        let Decoded::Frame(frame) = dec.decode::<ClientFrame>(&mut buf) else {
+            panic!("a test frame decodes whole");
+        };
         self.server
             .handle_frame(self.clock(), self.clients[i].id, frame);
         self.flush();
@@ -375,12 +373,12 @@ fn receive(clients: &mut [SimClient], to: ClientId, bytes: &[u8]) {
         .expect("output for a client the server never gave out");
     assert!(c.open, "output for closed client {to}");
     c.buf.extend_from_slice(bytes);
-    while let Some(frame) = c
-        .decoder
-        .decode::<ServerFrame>(&mut c.buf)
-        .expect("framing")
-    {
-        let frame = frame.expect("the server sent an invalid payload");
+    loop {
+        let frame = match c.decoder.decode::<ServerFrame>(&mut c.buf) {
+            Decoded::Frame(frame) => frame,
+            Decoded::Incomplete => break,
+            other => panic!("the server sent a bad frame: {other:?}"),
+        };
         check_frame(c, &frame);
         c.received.push(frame);
     }
@@ -457,20 +455,21 @@ pub fn check_decode(data: &[u8]) {
         buf.extend_from_slice(piece);
         loop {
             match dec.decode::<ClientFrame>(&mut buf) {
-                Ok(None) => break,
-                Err(_) => {
-                    assert!(
-                        dec.decode::<ClientFrame>(&mut buf).is_err(),
+                Decoded::Incomplete => break,
+                Decoded::Broken(why) => {
+                    assert_eq!(
+                        dec.decode::<ClientFrame>(&mut buf),
+                        Decoded::Broken(why),
                         "error is sticky"
                     );
                     return;
                 }
-                Ok(Some(Err(_))) => {}
-                Ok(Some(Ok(frame))) => {
+                Decoded::Invalid(_) => {}
+                Decoded::Frame(frame) => {
                     let wire = encode(&frame, max).expect("a decoded frame re-encodes");
                     let mut again = BytesMut::from(&wire[..]);
                     let back = FrameDecoder::new(max).decode::<ClientFrame>(&mut again);
-                    assert_eq!(back, Ok(Some(Ok(frame))), "round trip");
+                    assert_eq!(back, Decoded::Frame(frame), "round trip");
                 }
             }
             // The decoder may reserve one checked body; anything more is a leak.

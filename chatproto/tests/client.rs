@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 use chatproto::{
-    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, FrameDecoder, Now, Output,
-    Server, ServerConfig, ServerFrame,
+    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, FrameDecoder, Now,
+    Output, Server, ServerConfig, ServerFrame,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -100,9 +100,8 @@ impl Net {
                             let mut b = BytesMut::from(&wire[..]);
                             let f = FrameDecoder::default()
                                 .decode::<ClientFrame>(&mut b)
-                                .unwrap()
-                                .unwrap()
-                                .unwrap();
+                                .frame()
+                                .expect("a valid whole frame");
                             self.server.handle_frame(self.now(), id, f);
                         }
                     }
@@ -142,8 +141,12 @@ impl Net {
     fn read(&mut self, i: usize) -> bool {
         let mut moved = false;
         let p = &mut self.peers[i];
-        while let Some(f) = p.decoder.decode::<ServerFrame>(&mut p.inbox).unwrap() {
-            p.core.handle_frame(self.mono, f.unwrap());
+        loop {
+            match p.decoder.decode::<ServerFrame>(&mut p.inbox) {
+                Decoded::Frame(f) => p.core.handle_frame(self.mono, f),
+                Decoded::Incomplete => break,
+                other => panic!("the server sent a bad frame: {other:?}"),
+            }
             moved = true;
         }
         moved

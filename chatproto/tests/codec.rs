@@ -3,9 +3,9 @@
 use bytes::{BufMut, BytesMut};
 use chatproto::testkit::Sim;
 use chatproto::{
-    encode, encode_into, ClientFrame, EncodeError, ErrorCode, FrameDecoder, FramingError, Limits,
-    PayloadError, PresenceStatus, RoomInfo, ServerConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
-    HEADER_LEN, MIN_MAX_FRAME_BYTES,
+    encode, encode_into, ClientFrame, Decoded, EncodeError, ErrorCode, FrameDecoder, FramingError,
+    Limits, PayloadError, PresenceStatus, RoomInfo, ServerConfig, ServerFrame,
+    DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MIN_MAX_FRAME_BYTES,
 };
 
 /// A few frames of every client kind, v1 and v2, with text that needs
@@ -48,8 +48,12 @@ fn wire(frames: &[ClientFrame]) -> Vec<u8> {
 /// Decode everything `buf` holds; panics on a framing or payload error.
 fn drain(dec: &mut FrameDecoder, buf: &mut BytesMut) -> Vec<ClientFrame> {
     let mut out = Vec::new();
-    while let Some(f) = dec.decode::<ClientFrame>(buf).expect("framing") {
-        out.push(f.expect("payload"));
+    loop {
+        match dec.decode::<ClientFrame>(buf) {
+            Decoded::Frame(f) => out.push(f),
+            Decoded::Incomplete => break,
+            other => panic!("{other:?}"),
+        }
     }
     out
 }
@@ -71,8 +75,8 @@ fn one_byte_at_a_time() {
     let mut ends = Vec::new();
     for (i, b) in bytes.iter().enumerate() {
         buf.put_u8(*b);
-        if let Some(f) = dec.decode::<ClientFrame>(&mut buf).unwrap() {
-            got.push(f.unwrap());
+        if let Decoded::Frame(f) = dec.decode::<ClientFrame>(&mut buf) {
+            got.push(f);
             ends.push(i + 1);
             assert!(buf.is_empty());
         }
@@ -88,7 +92,7 @@ fn one_byte_at_a_time() {
         })
         .collect();
     assert_eq!(ends, expected);
-    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None));
+    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Decoded::Incomplete);
 }
 
 #[test]
@@ -114,14 +118,14 @@ fn is_mid_frame_tracks_a_partial_frame() {
     let mut buf = BytesMut::new();
     assert!(!dec.is_mid_frame(&buf));
     buf.extend_from_slice(&bytes[..2]);
-    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None));
+    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Decoded::Incomplete);
     assert_eq!(buf.len(), 2, "a partial header stays in the buffer");
     assert!(dec.is_mid_frame(&buf));
     buf.extend_from_slice(&bytes[2..HEADER_LEN + 1]);
-    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Ok(None));
+    assert_eq!(dec.decode::<ClientFrame>(&mut buf), Decoded::Incomplete);
     assert!(dec.is_mid_frame(&buf));
     buf.extend_from_slice(&bytes[HEADER_LEN + 1..]);
-    assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(ClientFrame::Ping))));
+    assert_eq!(dec.decode(&mut buf), Decoded::Frame(ClientFrame::Ping));
     assert!(!dec.is_mid_frame(&buf));
 }
 
@@ -159,7 +163,7 @@ fn payload_of_exactly_max_is_accepted() {
         let mut buf = BytesMut::from(&msg_of_len(max)[..]);
         let mut dec = FrameDecoder::new(max);
         match dec.decode::<ClientFrame>(&mut buf) {
-            Ok(Some(Ok(ClientFrame::Msg { text, .. }))) => assert_eq!(text.len(), max - 24),
+            Decoded::Frame(ClientFrame::Msg { text, .. }) => assert_eq!(text.len(), max - 24),
             other => panic!("max {max}: {other:?}"),
         }
         assert!(buf.is_empty());
@@ -174,7 +178,9 @@ fn max_plus_one_is_rejected_from_the_header_alone() {
         buf.extend_from_slice(&frame[..HEADER_LEN]);
         let cap = buf.capacity();
         let mut dec = FrameDecoder::new(max);
-        let err = dec.decode::<ClientFrame>(&mut buf).unwrap_err();
+        let Decoded::Broken(err) = dec.decode::<ClientFrame>(&mut buf) else {
+            panic!("max {max}: the header alone is refused");
+        };
         assert_eq!(err, FramingError::too_large(max as u64 + 1, max));
         assert_eq!(err.code(), ErrorCode::FrameTooLarge);
         assert!(err.code().is_fatal());
@@ -182,9 +188,9 @@ fn max_plus_one_is_rejected_from_the_header_alone() {
         assert_eq!(buf.capacity(), cap, "nothing reserved for the body");
         // The body arriving later changes nothing: the stream cannot resync.
         buf.extend_from_slice(&frame[HEADER_LEN..]);
-        assert_eq!(dec.decode::<ClientFrame>(&mut buf), Err(err));
+        assert_eq!(dec.decode::<ClientFrame>(&mut buf), Decoded::Broken(err));
         let mut fresh = BytesMut::from(&wire(&[ClientFrame::Ping])[..]);
-        assert_eq!(dec.decode::<ClientFrame>(&mut fresh), Err(err));
+        assert_eq!(dec.decode::<ClientFrame>(&mut fresh), Decoded::Broken(err));
     }
 }
 
@@ -218,7 +224,7 @@ fn length_zero_is_fatal_and_sticky() {
     let mut dec = FrameDecoder::default();
     assert_eq!(
         dec.decode::<ClientFrame>(&mut buf),
-        Err(FramingError::Empty)
+        Decoded::Broken(FramingError::Empty)
     );
     assert_eq!(FramingError::Empty.code(), ErrorCode::EmptyFrame);
     assert!(ErrorCode::EmptyFrame.is_fatal());
@@ -226,14 +232,14 @@ fn length_zero_is_fatal_and_sticky() {
     for _ in 0..3 {
         assert_eq!(
             dec.decode::<ClientFrame>(&mut buf),
-            Err(FramingError::Empty)
+            Decoded::Broken(FramingError::Empty)
         );
     }
     // Not even from a fresh buffer: the decoder itself remembers.
     let mut fresh = BytesMut::from(&wire(&[ClientFrame::Ping])[..]);
     assert_eq!(
         dec.decode::<ClientFrame>(&mut fresh),
-        Err(FramingError::Empty)
+        Decoded::Broken(FramingError::Empty)
     );
 }
 
@@ -280,10 +286,10 @@ fn garbage_is_an_error_never_a_panic() {
             buf.extend_from_slice(piece);
             loop {
                 match dec.decode::<ClientFrame>(&mut buf) {
-                    Ok(None) => break,
-                    Ok(Some(Ok(_))) => frames += 1,
-                    Ok(Some(Err(_))) => bad += 1,
-                    Err(_) => {
+                    Decoded::Incomplete => break,
+                    Decoded::Frame(_) => frames += 1,
+                    Decoded::Invalid(_) => bad += 1,
+                    Decoded::Broken(_) => {
                         fatal += 1;
                         break 'feed;
                     }
@@ -302,11 +308,11 @@ fn bad_then_ping(payload: &[u8]) -> PayloadError {
     buf.extend_from_slice(&wire(&[ClientFrame::Ping]));
     let mut dec = FrameDecoder::default();
     let err = match dec.decode::<ClientFrame>(&mut buf) {
-        Ok(Some(Err(e))) => e,
+        Decoded::Invalid(e) => e,
         other => panic!("{:?}: {other:?}", String::from_utf8_lossy(payload)),
     };
     // Framing is still in sync: the next frame decodes.
-    assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(ClientFrame::Ping))));
+    assert_eq!(dec.decode(&mut buf), Decoded::Frame(ClientFrame::Ping));
     err
 }
 
@@ -419,14 +425,14 @@ fn unknown_members_are_ignored() {
         let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
         assert_eq!(
             FrameDecoder::default().decode(&mut buf),
-            Ok(Some(Ok(want))),
+            Decoded::Frame(want),
             "{p}"
         );
     }
     let mut buf = BytesMut::from(&framed(br#"{"type":"pong","extra":true}"#)[..]);
     assert_eq!(
         FrameDecoder::default().decode(&mut buf),
-        Ok(Some(Ok(ServerFrame::Pong)))
+        Decoded::Frame(ServerFrame::Pong)
     );
 }
 
@@ -435,7 +441,7 @@ fn a_client_cannot_choose_from_or_seq() {
     let p = br#"{"type":"msg","from":"mallory","seq":999,"ts":1,"replay":true,"text":"hi"}"#;
     let mut buf = BytesMut::from(&framed(p)[..]);
     let decoded = FrameDecoder::default().decode::<ClientFrame>(&mut buf);
-    assert_eq!(decoded, Ok(Some(Ok(ClientFrame::msg(vec![], "hi")))));
+    assert_eq!(decoded, Decoded::Frame(ClientFrame::msg(vec![], "hi")));
 
     let mut sim = Sim::new(ServerConfig::default(), 5_000);
     let a = sim.connect();
@@ -484,7 +490,7 @@ fn limits_below_the_minimum_are_raised() {
     let mut buf = BytesMut::from(&msg_of_len(MIN_MAX_FRAME_BYTES)[..]);
     assert!(matches!(
         FrameDecoder::new(1).decode::<ClientFrame>(&mut buf),
-        Ok(Some(Ok(_)))
+        Decoded::Frame(_)
     ));
 }
 
@@ -561,9 +567,9 @@ fn encode_then_decode_round_trips_every_server_kind() {
     }
     let mut dec = FrameDecoder::new(MIN_MAX_FRAME_BYTES);
     for f in &frames {
-        assert_eq!(dec.decode(&mut buf), Ok(Some(Ok(f.clone()))));
+        assert_eq!(dec.decode(&mut buf), Decoded::Frame(f.clone()));
     }
-    assert_eq!(dec.decode::<ServerFrame>(&mut buf), Ok(None));
+    assert_eq!(dec.decode::<ServerFrame>(&mut buf), Decoded::Incomplete);
 }
 
 /// What a v1 server sent still decodes: every v2 member has a default.
@@ -591,7 +597,7 @@ fn v1_server_frames_decode_with_the_v2_members_absent() {
         let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
         assert_eq!(
             FrameDecoder::default().decode(&mut buf),
-            Ok(Some(Ok(want.clone()))),
+            Decoded::Frame(want.clone()),
             "{p}"
         );
         // And it encodes back to the same bytes: no v2 member appears when
@@ -604,6 +610,6 @@ fn v1_server_frames_decode_with_the_v2_members_absent() {
     let mut buf = BytesMut::from(&framed(p)[..]);
     assert_eq!(
         FrameDecoder::default().decode(&mut buf),
-        Ok(Some(Ok(ServerFrame::error(ErrorCode::Unknown, "?"))))
+        Decoded::Frame(ServerFrame::error(ErrorCode::Unknown, "?"))
     );
 }

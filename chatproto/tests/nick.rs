@@ -1,8 +1,8 @@
-//! Every line of `nick_vectors.txt` checked against `chatproto::nick`, the
+//! Every line of `nick_vectors.txt` checked against chatproto's nickname rule, the
 //! vectors quoted in PROTOCOL.md section 3 checked to be lines of that file,
 //! and properties of the Unicode rule over random input.
 
-use chatproto::nick::{
+use chatproto::{
     nick_key, nick_skeleton, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN,
 };
 use proptest::prelude::*;

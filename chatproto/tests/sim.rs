@@ -180,11 +180,7 @@ impl Shell {
     fn frame(&mut self, id: ClientId, frame: ClientFrame) {
         let max = self.server.config().max_frame_bytes;
         let mut buf = BytesMut::from(&encode(&frame, max).unwrap()[..]);
-        let frame = FrameDecoder::new(max)
-            .decode(&mut buf)
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let frame = FrameDecoder::new(max).decode(&mut buf).frame().unwrap();
         self.server.handle_frame(self.now(), id, frame);
         self.drain();
     }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::{Bytes, BytesMut};
 use chatproto::testkit::Sim;
 use chatproto::{
-    encode, ClientFrame, ClientId, ErrorCode, FrameDecoder, FramingError, Kick, Now, Output,
-    PayloadError, Server, ServerConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
+    encode, ClientFrame, ClientId, Decoded, ErrorCode, FrameDecoder, FramingError, Kick, Now,
+    Output, PayloadError, Server, ServerConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
 };
 
 const FILE: &str = include_str!("vectors.txt");
@@ -63,10 +63,12 @@ fn find(vs: &[Vector], kind: &str, name: &str) -> Vec<u8> {
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PayloadError> {
     let mut buf = BytesMut::from(bytes);
-    let out = FrameDecoder::default()
-        .decode(&mut buf)
-        .expect("framing")
-        .expect("whole frame");
+    let out = match FrameDecoder::default().decode(&mut buf) {
+        Decoded::Frame(frame) => Ok(frame),
+        Decoded::Invalid(why) => Err(why),
+        Decoded::Incomplete => panic!("not a whole frame"),
+        Decoded::Broken(why) => panic!("framing: {why}"),
+    };
     assert!(buf.is_empty(), "one frame per vector");
     out
 }
@@ -283,8 +285,11 @@ fn every_client_vector_survives_arriving_one_byte_at_a_time() {
     let mut got = Vec::new();
     for b in stream {
         buf.extend_from_slice(&[b]);
-        if let Some(d) = dec.decode::<ClientFrame>(&mut buf).unwrap() {
-            got.push(d);
+        match dec.decode::<ClientFrame>(&mut buf) {
+            Decoded::Frame(frame) => got.push(Ok(frame)),
+            Decoded::Invalid(why) => got.push(Err(why)),
+            Decoded::Incomplete => {}
+            Decoded::Broken(why) => panic!("framing: {why}"),
         }
     }
     let want: Vec<_> = sent

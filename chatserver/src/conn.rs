@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chatproto::{ClientFrame, FrameDecoder, Kick};
+use chatproto::{ClientFrame, Decoded, FrameDecoder, Kick};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
@@ -157,10 +157,10 @@ impl Reader<'_> {
         loop {
             if !self.feeder.is_holding() {
                 match self.decoder.decode::<ClientFrame>(&mut self.buf) {
-                    Ok(None) => break,
-                    Ok(Some(Ok(frame))) => self.feeder.hold(ToHub::Frame(self.id, frame)),
-                    Ok(Some(Err(e))) => self.feeder.hold(ToHub::BadFrame(self.id, e)),
-                    Err(e) => {
+                    Decoded::Incomplete => break,
+                    Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame)),
+                    Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e)),
+                    Decoded::Broken(e) => {
                         info!(client = %self.id, error = %e, "framing error; closing");
                         feed::kick(self.peer, &Kick::Framing(e), self.cfg);
                         return Err(Stop::Closing);

@@ -803,7 +803,7 @@ impl Hub {
             return Some(input);
         };
         let key = chatproto::nick_key(&nick);
-        let skeleton = chatproto::nick::nick_skeleton(&nick);
+        let skeleton = chatproto::nick_skeleton(&nick);
         let resume = resume.as_deref().map(chatproto::hash_token);
         c.link.claim(id, nick, key, skeleton, resume);
         c.parked.insert(id, VecDeque::from([input]));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chatproto::{ClientFrame, FrameDecoder, Kick};
+use chatproto::{ClientFrame, Decoded, FrameDecoder, Kick};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -74,10 +74,10 @@ pub async fn serve<S>(
         loop {
             if !feeder.is_holding() {
                 match decoder.decode::<ClientFrame>(&mut buf) {
-                    Ok(None) => break,
-                    Ok(Some(Ok(frame))) => feeder.hold(ToHub::Frame(id, frame)),
-                    Ok(Some(Err(e))) => feeder.hold(ToHub::BadFrame(id, e)),
-                    Err(e) => {
+                    Decoded::Incomplete => break,
+                    Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame)),
+                    Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e)),
+                    Decoded::Broken(e) => {
                         info!(client = %id, error = %e, "framing error; closing");
                         feed::kick(&peer, &Kick::Framing(e), cfg);
                         break 'conn;

@@ -545,9 +545,10 @@ mod tests {
         let mut buf = BytesMut::from(&out[..]);
         let mut dec = chatproto::FrameDecoder::default();
         let mut frames = Vec::new();
-        while let Some(f) = dec.decode::<ClientFrame>(&mut buf).unwrap() {
-            frames.push(f.unwrap());
+        while let chatproto::Decoded::Frame(f) = dec.decode::<ClientFrame>(&mut buf) {
+            frames.push(f);
         }
+        assert!(buf.is_empty(), "every frame decodes");
         assert_eq!(
             frames,
             [

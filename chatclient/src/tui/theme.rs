@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use chatproto::nick::nick_key;
+use chatproto::nick_key;
 use ratatui::style::{Color, Modifier, Style};
 
 /// The nickname palette: the plain and bright colours but red, black and

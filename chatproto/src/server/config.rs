@@ -68,7 +68,7 @@ pub struct ServerConfig {
     /// duplicates (default 1 024).
     pub id_window: usize,
     /// Which nicknames are allowed (default [`NickRule::Unicode`]; see
-    /// [`crate::nick`]).
+    /// [the nickname rule](crate#nicknames)).
     pub nick_rule: NickRule,
     /// In a room with more members than this, entering and leaving are
     /// still events (they take a seq) but are sent only to the one who
