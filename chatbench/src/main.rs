@@ -22,7 +22,6 @@ mod procstat;
 mod progress;
 mod report;
 mod soak;
-mod soakcheck;
 mod text;
 mod tls;
 mod traffic;

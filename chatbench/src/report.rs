@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::Tally;
 use crate::net::Transport;
-use crate::soakcheck::Verdict;
 use crate::wire::Target;
+use chatproto::testkit::oracle::Verdict;
 
 /// The summary of a latency histogram the reports carry, in nanoseconds.
 ///

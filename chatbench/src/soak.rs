@@ -1,6 +1,7 @@
 //! `soak` (chat only): clients join and leave at random while they send, for
 //! a bounded time; then every session's log goes through the
-//! exactly-once-in-order checker ([`crate::soakcheck`]).
+//! exactly-once-in-order checker ([`chatproto::testkit::oracle`], which
+//! chatproto's model-based test runs too).
 //!
 //! Client slots are either stable (joined for the whole run) or churning
 //! (sessions of random length, ended by a graceful close or by a reset,
@@ -27,8 +28,8 @@ use crate::net::{Conn, Endpoint};
 use crate::procstat;
 use crate::progress;
 use crate::report::{Report, SoakResult};
-use crate::soakcheck::{self, End, MsgInfo, Outcome, Rx, Sent, SessionLog};
 use crate::wire::{In, Subs, Target, Wire};
+use chatproto::testkit::oracle::{self, End, MsgInfo, Outcome, Rx, Sent, SessionLog};
 
 const MARKER: &[u8] = b"soak marker: everything before me must have arrived";
 const JOIN_WITHIN: Duration = Duration::from_secs(10);
@@ -207,7 +208,7 @@ impl Session {
         };
         let text = format!("{}#{} {tail}", self.log.nick, self.n);
         self.n += 1;
-        let print = soakcheck::fingerprint(&self.log.nick, &to, text.as_bytes());
+        let print = oracle::fingerprint(&self.log.nick, &to, text.as_bytes());
         self.log.sent.push(Sent {
             print,
             outcome: Outcome::Unanswered,
@@ -288,7 +289,7 @@ fn owned(ev: In<'_>, me: &str, sh: &Shared) -> Option<Ev> {
                     .iter()
                     .map(|t| chatproto::nick_key(t))
                     .collect();
-            let print = soakcheck::fingerprint(&from, &to, &d.text);
+            let print = oracle::fingerprint(&from, &to, &d.text);
             let seq = d.seq.unwrap_or(0);
             let echo = from == me;
             lock(&sh.catalogue)
@@ -448,7 +449,7 @@ async fn marker(cfg: &SoakConfig, sh: &Shared) -> Result<(), String> {
     let mut s = Session::open(cfg, "kmarker".into(), sh).await?;
     let text = std::str::from_utf8(MARKER).expect("ASCII");
     s.log.sent.push(Sent {
-        print: soakcheck::fingerprint("kmarker", &[], MARKER),
+        print: oracle::fingerprint("kmarker", &[], MARKER),
         outcome: Outcome::Unanswered,
     });
     s.pending.push_back(0);
@@ -546,7 +547,7 @@ pub async fn run(cfg: &SoakConfig, report: &mut Report) {
     }
     let logs = std::mem::take(&mut *lock(&sh.logs));
     let catalogue = std::mem::take(&mut *lock(&sh.catalogue));
-    let verdict = soakcheck::check(&catalogue, &logs);
+    let verdict = oracle::check(&catalogue, &logs);
     let rss_end = match cfg.server_pid {
         Some(pid) => {
             procstat::wait_cpu_quiet(pid, Duration::from_secs(10)).await;

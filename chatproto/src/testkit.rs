@@ -7,6 +7,13 @@
 //! seq strictly increasing per room and only messages it may see. Useful to
 //! embedders too: drive your own scenario and inspect what each client
 //! received.
+//!
+//! [`oracle`] checks recorded deliveries for exactly-once, in-order
+//! delivery; chatbench's soak runs it over what its clients recorded from a
+//! real server, and chatproto's model-based test over what the simulated
+//! clients received.
+
+pub mod oracle;
 
 use std::collections::HashMap;
 

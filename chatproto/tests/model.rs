@@ -9,9 +9,16 @@
 //! sessions (live, replayed or in a history page); and no session receives
 //! a message twice across a resume (a replay after `since` holds only what
 //! came after it).
+//!
+//! At the end of every walk, the same frames go through the exactly-once
+//! oracle chatbench's soak uses (`chatproto::testkit::oracle`): per life of
+//! each room, every client's stay must have received every message for it,
+//! once and in order. The model has checked each frame by then, so the
+//! oracle must agree with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chatproto::testkit::oracle::{self, End, MsgInfo, Rx, SessionLog};
 use chatproto::testkit::Sim;
 use chatproto::{
     ClientFrame, ErrorCode, Kick, Limits, PresenceStatus, RoomInfo, ServerConfig, ServerFrame,
@@ -808,6 +815,16 @@ struct Stats {
     resumed: usize,
     new_lives: usize,
     errors: BTreeMap<&'static str, usize>,
+    /// Deliveries the oracle asked for (and found).
+    oracle_expected: u64,
+}
+
+/// What the oracle is given for one life of a room (one epoch).
+#[derive(Default)]
+struct Deliveries {
+    catalogue: BTreeMap<u64, MsgInfo>,
+    /// One log per stay of a connection in the room: (client, room, log).
+    stays: Vec<(usize, String, SessionLog)>,
 }
 
 /// What the checks on the real frames remember per connection.
@@ -837,6 +854,10 @@ struct Checks {
     tracks: Vec<Track>,
     /// Per session: the messages (by text) it got live or replayed after `since`.
     seen: BTreeMap<usize, BTreeSet<String>>,
+    /// For the oracle, by the real epoch.
+    deliveries: BTreeMap<String, Deliveries>,
+    /// Per client and room: the epoch and index of its current stay.
+    staying: BTreeMap<(usize, String), (String, usize)>,
     stats: Stats,
 }
 
@@ -943,6 +964,21 @@ impl Checks {
                 t.entered = Some((room.clone(), *seq, since));
                 t.replay_last = 0;
                 self.stats.recovered += usize::from(*recovered);
+                let nick = model.clients[i].nick.as_deref().expect("welcomed");
+                let d = self.deliveries.entry(epoch.clone()).or_default();
+                d.stays.push((
+                    i,
+                    room.clone(),
+                    SessionLog {
+                        nick: chatproto::nick_key(nick),
+                        welcome: *seq,
+                        received: Vec::new(),
+                        sent: Vec::new(),
+                        end: End::Left,
+                    },
+                ));
+                let stay = (epoch.clone(), d.stays.len() - 1);
+                self.staying.insert((i, room.clone()), stay);
                 return Ok(());
             }
             ServerFrame::Msg {
@@ -967,6 +1003,7 @@ impl Checks {
                 );
                 t.replay_last = *seq;
                 let since = *since;
+                self.catalogue(i, f);
                 self.private(i, session, f, model)?;
                 match since {
                     Some(since) => {
@@ -983,9 +1020,30 @@ impl Checks {
             } => {
                 self.private(i, session, f, model)?;
                 self.once(session, text)?;
-                (room.clone().expect("named"), *seq)
+                let print = self.catalogue(i, f);
+                let room = room.clone().expect("named");
+                self.received(
+                    i,
+                    &room,
+                    Rx {
+                        seq: *seq,
+                        msg: print,
+                    },
+                );
+                (room, *seq)
             }
-            ServerFrame::Presence { room, seq, .. } => (room.clone().expect("named"), *seq),
+            ServerFrame::Presence { room, seq, .. } => {
+                let room = room.clone().expect("named");
+                self.received(
+                    i,
+                    &room,
+                    Rx {
+                        seq: *seq,
+                        msg: None,
+                    },
+                );
+                (room, *seq)
+            }
             ServerFrame::History { events, more, .. } => {
                 for e in events {
                     let replayed = matches!(e, ServerFrame::Msg { replay: true, .. });
@@ -1017,6 +1075,63 @@ impl Checks {
             room
         );
         *last = seq;
+        Ok(())
+    }
+
+    /// Put message `f`, received by client `i`, in the catalogue of its
+    /// room's life (if the client entered the room: a v1 client never
+    /// learns the epoch); returns its fingerprint.
+    fn catalogue(&mut self, i: usize, f: &ServerFrame) -> Option<u64> {
+        let ServerFrame::Msg {
+            room: Some(room),
+            seq,
+            from,
+            to,
+            text,
+            ..
+        } = f
+        else {
+            return None;
+        };
+        let epoch = self.tracks[i].epochs.get(room)?;
+        let from = chatproto::nick_key(from);
+        let to: Vec<String> = to.iter().map(|t| chatproto::nick_key(t)).collect();
+        let print = oracle::fingerprint(&from, &to, text.as_bytes());
+        let d = self.deliveries.get_mut(epoch)?;
+        d.catalogue
+            .entry(*seq)
+            .or_insert(MsgInfo { from, to, print });
+        Some(print)
+    }
+
+    /// Client `i` received `rx` live in `room`: part of its stay there.
+    fn received(&mut self, i: usize, room: &str, rx: Rx) {
+        if let Some((epoch, k)) = self.staying.get(&(i, room.to_string())) {
+            let d = self.deliveries.get_mut(epoch).expect("a stay's life");
+            d.stays[*k].2.received.push(rx);
+        }
+    }
+
+    /// Run the oracle over every life of every room: a stay whose
+    /// connection is open and whose session is still in the room stayed;
+    /// any other left.
+    fn oracle(&mut self, model: &Model) -> Result<(), TestCaseError> {
+        for (epoch, d) in &mut self.deliveries {
+            for (k, (i, room, log)) in d.stays.iter_mut().enumerate() {
+                let c = &model.clients[*i];
+                let here = c.session.is_some_and(|s| {
+                    model.sessions[s].conn == Some(*i) && model.sessions[s].rooms.contains(room)
+                });
+                let latest = self.staying.get(&(*i, room.clone())) == Some(&(epoch.clone(), k));
+                if c.open && here && latest {
+                    log.end = End::Stayed;
+                }
+            }
+            let logs: Vec<SessionLog> = d.stays.iter().map(|(_, _, l)| l.clone()).collect();
+            let verdict = oracle::check(&d.catalogue, &logs);
+            prop_assert!(verdict.passed, "epoch {}: {:?}", epoch, verdict);
+            self.stats.oracle_expected += verdict.expected;
+        }
         Ok(())
     }
 
@@ -1314,6 +1429,7 @@ fn check(ops: &[Op]) -> Result<Stats, TestCaseError> {
             .collect();
         prop_assert_eq!(real, expected);
     }
+    checks.oracle(&model)?;
     checks.stats.new_lives = model.lives;
     Ok(checks.stats)
 }
@@ -1447,4 +1563,6 @@ fn a_hand_written_v2_sequence_matches_the_model() {
     assert!(stats.recovered >= 2, "{stats:?}");
     assert!(stats.replayed_after_since >= 2, "{stats:?}");
     assert!(stats.private_in_history >= 1, "{stats:?}");
+    // The oracle was asked about deliveries, not only handed empty logs.
+    assert!(stats.oracle_expected >= 10, "{stats:?}");
 }

@@ -1,18 +1,47 @@
-//! The soak's checker: every message the server accepted was delivered
-//! exactly once, in seq order, to every recipient that stayed connected.
+//! An exactly-once oracle: every message a room stamped was delivered
+//! exactly once, in seq order, to every recipient that stayed, judged from
+//! what the clients recorded and nothing else.
 //!
-//! Input is what the clients recorded, nothing else: each session's
-//! received events (seq, and for messages a fingerprint of sender,
-//! recipients and text), what it sent and how the server answered, and a
-//! catalogue of every message seen (seq -> sender, recipients, fingerprint).
+//! Input, per room life (one epoch; seqs restart with a new one): a
+//! catalogue of every message seen (seq -> sender, recipients, fingerprint)
+//! and, per session in the room, its received events (seq, and for
+//! messages a fingerprint of sender, recipients and text), what it sent and
+//! how the server answered, and how it ended.
 //!
 //! Who should have received message `s`: the sender (its echo); for a
-//! message to everyone, every session that had joined before `s`
-//! (welcome seq < `s`) and was still in the room; otherwise the named
-//! recipients. "Still in the room" is certain for a session that stayed to
-//! the end; for one that left, the room delivers in seq order, so it must
-//! have everything up to the last seq it received (its horizon) and
-//! nothing is asked of it past that.
+//! message to everyone, every session that had entered before `s` (its
+//! `welcome` seq, or its `entered` seq, is below `s`) and was still in the
+//! room; otherwise the named recipients. "Still in the room" is certain for
+//! a session that stayed to the end; for one that left, the room delivers
+//! in seq order, so it must have everything up to the last seq it received
+//! (its horizon) and nothing is asked of it past that.
+//!
+//! chatbench's soak feeds it what its clients recorded from a real server;
+//! chatproto's model-based test feeds it what the simulated clients
+//! received, after the reference model has checked every frame, so the
+//! oracle and the model agree on every random walk the test makes.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use chatproto::testkit::oracle::{check, fingerprint, End, MsgInfo, Rx, SessionLog};
+//!
+//! // alice (entered at seq 1) says hi to everyone at seq 3; bob entered at 2.
+//! let print = fingerprint("alice", &[], b"hi");
+//! let catalogue = BTreeMap::from([(3, MsgInfo { from: "alice".into(), to: vec![], print })]);
+//! let got = |nick: &str, welcome| SessionLog {
+//!     nick: nick.into(),
+//!     welcome,
+//!     received: vec![Rx { seq: 3, msg: Some(print) }],
+//!     sent: vec![],
+//!     end: End::Stayed,
+//! };
+//! let verdict = check(&catalogue, &[got("alice", 1), got("bob", 2)]);
+//! assert!(verdict.passed && verdict.delivered == 2);
+//! // bob never got it: lost.
+//! let mut bob = got("bob", 2);
+//! bob.received.clear();
+//! assert_eq!(check(&catalogue, &[got("alice", 1), bob]).lost, 1);
+//! ```
 
 use std::collections::BTreeMap;
 
