@@ -8,15 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
 
 use crate::edge::Edge;
 use crate::hub::ToHub;
@@ -131,30 +129,71 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     res
 }
 
-/// `GET /ws`: check the origin, then hand the socket to a connection task.
+/// `GET /ws`: check the origin and the opening handshake (RFC 6455
+/// 4.2.1), answer 101, and hand the upgraded connection to a connection
+/// task once hyper lets go of it.
 async fn upgrade(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     info: ConnInfo,
     edge: Arc<Edge>,
     admission: Arc<Mutex<Option<Admission>>>,
     done: mpsc::Sender<()>,
 ) -> Response<Body> {
-    let (mut parts, _) = req.into_parts();
-    if let Err(why) = origin_allowed(&parts.headers, info.tls, &edge.settings.allowed_origins) {
+    if let Err(why) = origin_allowed(req.headers(), info.tls, &edge.settings.allowed_origins) {
         return text(StatusCode::FORBIDDEN, why);
     }
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+    let accept = match opening(&req) {
+        Ok(key) => tungstenite::handshake::derive_accept_key(key),
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
-    let max = edge.settings.max_frame_bytes;
+    let Ok(accept) = HeaderValue::from_str(&accept) else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let admission = admission.lock().unwrap_or_else(|e| e.into_inner()).take();
     let (to_hub, settings) = (edge.to_hub.clone(), Arc::clone(&edge.settings));
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            crate::wsconn::serve(socket, info.addr, to_hub, settings, admission, done)
-        })
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => {
+                let io = TokioIo::new(io);
+                crate::wsconn::serve(io, info.addr, to_hub, settings, admission, done).await;
+            }
+            Err(e) => debug!(addr = %info.addr, error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    res
+}
+
+/// The `Sec-WebSocket-Key` of a WebSocket opening handshake, or what is
+/// wrong with the request.
+fn opening(req: &Request<Incoming>) -> Result<&[u8], &'static str> {
+    let h = req.headers();
+    let lists = |name: header::HeaderName, token: &str| {
+        h.get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if req.method() != Method::GET {
+        return Err("a WebSocket opens with GET\n");
+    }
+    if !lists(header::CONNECTION, "upgrade") || !lists(header::UPGRADE, "websocket") {
+        return Err("this is the WebSocket endpoint: it needs `Connection: upgrade` and `Upgrade: websocket`\n");
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err("only WebSocket version 13 is spoken (`Sec-WebSocket-Version: 13`)\n");
+    }
+    match h.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) if !key.is_empty() => Ok(key.as_bytes()),
+        _ => Err("a WebSocket opening needs a `Sec-WebSocket-Key`\n"),
+    }
 }
 
 /// A browser's `Origin` must be the page's own (`http(s)://` and the

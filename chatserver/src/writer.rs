@@ -2,12 +2,10 @@
 //! each takes whole frames from its peer's bounded queue and writes them
 //! through its transport, a batch at a time.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
-use futures_util::SinkExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -27,6 +25,11 @@ pub trait Transport {
     async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()>;
     /// The peer is closing and everything is written: say goodbye.
     async fn finish(&mut self);
+    /// Whether the transport has bytes of its own to write (a WebSocket's
+    /// pongs) even with no frame queued.
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 /// Write `peer`'s queue through `out` until the peer closes or the
@@ -45,7 +48,7 @@ pub async fn run(
             out.finish().await;
             return;
         }
-        if batch.is_empty() {
+        if batch.is_empty() && !out.pending() {
             peer.writable.notified().await;
             continue;
         }
@@ -99,30 +102,162 @@ impl<W: AsyncWrite + Unpin> Transport for Stream<W> {
     }
 }
 
-/// A WebSocket: each frame's JSON as one text message (the length prefix
-/// is the TCP framing; the WebSocket frames messages itself).
-pub struct Ws(pub SplitSink<WebSocket, Message>);
+/// A WebSocket, written without a WebSocket library: a server's text
+/// message is an unmasked frame, a 2-to-10-byte header and the payload,
+/// which is the queued frame without its 4-byte length. Each batch is
+/// gathered into one buffer, as for TLS, and written at once.
+///
+/// The payloads are not checked as UTF-8 here: every queued frame comes
+/// from `chatproto::encode`, which is serde_json writing Rust strings.
+/// tungstenite still reads the connection (`wsconn`); what it writes (the
+/// pongs it answers pings with) comes through [`Control`] and goes out
+/// before the next batch, between whole frames.
+pub struct Ws<W> {
+    out: W,
+    control: std::sync::Arc<Control>,
+    gather: Vec<u8>,
+}
 
-impl Transport for Ws {
-    async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
-        for f in frames {
-            // The core's frames are JSON, so UTF-8; a slice shares the bytes.
-            let text = Utf8Bytes::try_from(f.slice(4.min(f.len())..))
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-            self.0
-                .feed(Message::Text(text))
-                .await
-                .map_err(std::io::Error::other)?;
+impl<W> Ws<W> {
+    /// Write through `out`, with `control`'s bytes between batches.
+    pub fn new(out: W, control: std::sync::Arc<Control>) -> Self {
+        Ws {
+            out,
+            control,
+            gather: Vec::new(),
         }
-        self.0.flush().await.map_err(std::io::Error::other)
+    }
+}
+
+/// A WebSocket text frame's header for a payload of `len` bytes (RFC 6455
+/// 5.2: FIN, opcode 1, no mask, the shortest length encoding).
+pub fn put_text_header(out: &mut Vec<u8>, len: usize) {
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// A close frame with status 1000 (normal closure) and no reason.
+const CLOSE_NORMAL: [u8; 4] = [0x88, 0x02, 0x03, 0xE8];
+
+impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
+    async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
+        self.gather.clear();
+        self.control.take_into(&mut self.gather);
+        for f in frames {
+            let payload = &f[chatproto::HEADER_LEN.min(f.len())..];
+            put_text_header(&mut self.gather, payload.len());
+            self.gather.extend_from_slice(payload);
+        }
+        self.out.write_all(&self.gather).await?;
+        // A burst's buffer is not kept for an idle connection.
+        if self.gather.capacity() > 256 << 10 {
+            self.gather = Vec::new();
+        }
+        self.out.flush().await
     }
 
     async fn finish(&mut self) {
-        let bye = CloseFrame {
-            code: 1000,
-            reason: Utf8Bytes::from_static(""),
-        };
-        let _ = self.0.send(Message::Close(Some(bye))).await;
-        let _ = self.0.close().await;
+        self.gather.clear();
+        self.control.take_into(&mut self.gather);
+        self.gather.extend_from_slice(&CLOSE_NORMAL);
+        let _ = self.out.write_all(&self.gather).await;
+        let _ = self.out.shutdown().await;
+    }
+
+    fn pending(&self) -> bool {
+        self.control.is_pending()
+    }
+}
+
+/// What the WebSocket library writes by itself (pongs), held for the
+/// writer task; at most `limit` bytes, so a client that sends pings and
+/// never reads cannot grow it.
+#[derive(Debug)]
+pub struct Control {
+    bytes: Mutex<Vec<u8>>,
+    limit: usize,
+}
+
+impl Control {
+    /// Hold at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Control {
+            bytes: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    /// Hold `more`; `false` (and nothing held) if that would pass the limit.
+    pub fn push(&self, more: &[u8]) -> bool {
+        let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() + more.len() > self.limit {
+            return false;
+        }
+        b.extend_from_slice(more);
+        true
+    }
+
+    fn take_into(&self, out: &mut Vec<u8>) {
+        let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        out.append(&mut b);
+    }
+
+    fn is_pending(&self) -> bool {
+        !self
+            .bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tungstenite::protocol::frame::Frame;
+
+    #[test]
+    fn text_headers_are_the_ones_tungstenite_writes() {
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = vec![b'x'; len];
+            let mut ours = Vec::new();
+            put_text_header(&mut ours, len);
+            ours.extend_from_slice(&payload);
+            let mut theirs = Vec::new();
+            Frame::message(payload, OpCode::Data(Data::Text), true)
+                .format(&mut theirs)
+                .expect("format");
+            assert_eq!(ours, theirs, "payload of {len} bytes");
+        }
+        let mut close = Vec::new();
+        let code = tungstenite::protocol::frame::coding::CloseCode::Normal;
+        Frame::close(Some(tungstenite::protocol::CloseFrame {
+            code,
+            reason: "".into(),
+        }))
+        .format(&mut close)
+        .expect("format");
+        assert_eq!(close, CLOSE_NORMAL);
+    }
+
+    #[test]
+    fn control_bytes_are_bounded() {
+        let c = Control::new(10);
+        assert!(c.push(b"0123456789"));
+        assert!(!c.push(b"x"), "over the limit");
+        let mut out = Vec::new();
+        c.take_into(&mut out);
+        assert_eq!(out, b"0123456789");
+        assert!(!c.is_pending());
+        assert!(c.push(b"x"));
     }
 }

@@ -2,38 +2,50 @@
 //! message. The same limits as over TCP: the frame size (a larger message
 //! is `frame_too_large` and a close), the rate, the outbound queue and the
 //! total budget, the join and idle timeouts (chatproto's own ping; the
-//! WebSocket's pings are answered too).
+//! WebSocket's pings are answered too, within a bound).
+//!
+//! tungstenite reads the connection (unmasking, fragments, control frames,
+//! the size limits, UTF-8); the writer task writes the frames itself
+//! ([`writer::Ws`]), each event's bytes as the hub queued them.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use chatproto::{
     parse_payload, ClientFrame, ErrorCode, FramingError, Kick, PayloadError, ServerFrame,
 };
 use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::Message;
 
 use crate::feed::{self, Feeder, Halt};
 use crate::hub::ToHub;
 use crate::limits::Admission;
 use crate::peer::Peer;
-use crate::writer;
+use crate::writer::{self, Control};
 use crate::Settings;
 
 /// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
 /// are held until then, as for a TCP connection.
-pub async fn serve(
-    socket: WebSocket,
+pub async fn serve<S>(
+    io: S,
     addr: SocketAddr,
     to_hub: mpsc::Sender<ToHub>,
     cfg: Arc<Settings>,
     _admission: Option<Admission>,
     _done: mpsc::Sender<()>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let peer = Arc::new(Peer::for_task(
         cfg.outbound_queue_bytes,
         Arc::clone(&cfg.budget),
@@ -43,10 +55,21 @@ pub async fn serve(
     };
     debug!(client = %id, %addr, "websocket connected");
     cfg.metrics.opened(crate::metrics::Transport::WebSocket);
-    let (sink, mut stream) = socket.split();
+    let (rd, wr) = tokio::io::split(io);
+    let control = Arc::new(Control::new(cfg.outbound_queue_bytes));
+    let read_side = ReadSide {
+        rd,
+        control: Arc::clone(&control),
+        peer: Arc::clone(&peer),
+    };
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_frame_bytes))
+        .max_frame_size(Some(cfg.max_frame_bytes));
+    let mut stream = WebSocketStream::from_raw_socket(read_side, Role::Server, Some(limits)).await;
     let writing = {
         let (peer, to_hub) = (Arc::clone(&peer), to_hub.clone());
-        tokio::spawn(async move { writer::run(&peer, writer::Ws(sink), &to_hub, id).await })
+        let out = writer::Ws::new(wr, control);
+        tokio::spawn(async move { writer::run(&peer, out, &to_hub, id).await })
     };
     let mut feeder = Feeder::new(&to_hub, &cfg);
     let mut resume_at: Option<Instant> = None;
@@ -65,10 +88,11 @@ pub async fn serve(
                     Some(Ok(Message::Binary(_))) => ToHub::BadFrame(id, PayloadError::Invalid(
                         "a binary WebSocket message; send each frame as a text message of JSON".into(),
                     )),
+                    // Our close frame answers it, after what is queued.
                     Some(Ok(Message::Close(_))) => break,
                     // Answered by the WebSocket itself; they prove nothing
                     // to the core, whose own ping does.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Err(e)) => {
                         refuse(&peer, &cfg, id, e);
                         break;
@@ -114,25 +138,68 @@ pub async fn serve(
 /// The WebSocket could not read a message: say why before closing, where
 /// the client caused it (a message over the frame limit, text that is not
 /// UTF-8, which a WebSocket must close for).
-fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: axum::Error) {
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: tungstenite::Error) {
+    match &e {
+        tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
             size,
             max_size,
-        })) => {
+        }) => {
             info!(client = %id, size, max_size, "websocket message over the frame limit; closing");
             let len = *size as u64;
             let why = Kick::Framing(FramingError::too_large(len, *max_size));
             feed::kick(peer, &why, cfg);
         }
-        Some(tungstenite::Error::Utf8(_)) => {
+        tungstenite::Error::Utf8(_) => {
             let text = "bad frame: a text message that is not UTF-8; closing (a WebSocket must)";
             let frame = ServerFrame::error(ErrorCode::BadFrame, text);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 peer.kick(bytes);
             }
         }
-        _ => debug!(client = %id, error = %inner, "websocket failed"),
+        _ => debug!(client = %id, error = %e, "websocket failed"),
+    }
+}
+
+/// The connection's read half, for tungstenite to read from. What
+/// tungstenite writes (the pong for a ping) is held in [`Control`] for the
+/// writer task, which owns the write half; past its bound the write fails
+/// and tungstenite ends the connection.
+struct ReadSide<S> {
+    rd: ReadHalf<S>,
+    control: Arc<Control>,
+    peer: Arc<Peer>,
+}
+
+impl<S: AsyncRead> AsyncRead for ReadSide<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.rd).poll_read(cx, buf)
+    }
+}
+
+impl<S> AsyncWrite for ReadSide<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if !self.control.push(buf) {
+            return Poll::Ready(Err(io::Error::other(
+                "pongs pile up unread (a client that pings and never reads)",
+            )));
+        }
+        self.peer.writable.notify_one();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }

@@ -347,6 +347,95 @@ fn other(who: &str) -> &'static str {
 }
 
 #[test]
+fn websocket_pings_are_answered_between_messages_and_a_close_is_answered() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("alice");
+    let mut bob = server.join("bob");
+    assert!(is_presence(&ws.recv_frame(), "bob", "online"));
+    // Pings in the middle of a stream of messages: every pong comes back
+    // with its payload, and no message is lost, cut or reordered.
+    const N: usize = 200;
+    for i in 0..N {
+        bob.say(&format!("m{i}"));
+        if i % 20 == 0 {
+            ws.send_ping(format!("p{i}").as_bytes()).expect("ping");
+        }
+    }
+    let (mut texts, mut pongs) = (Vec::new(), BTreeSet::new());
+    while texts.len() < N || pongs.len() < N / 20 {
+        match ws.next() {
+            WsNext::Frame(f) if kind(&f) == "msg" => {
+                texts.push(f["text"].as_str().expect("text").to_owned())
+            }
+            WsNext::Pong(p) => assert!(
+                pongs.insert(String::from_utf8(p).expect("UTF-8")),
+                "a pong twice"
+            ),
+            other => panic!(
+                "after {} messages and {} pongs: {other:?}",
+                texts.len(),
+                pongs.len()
+            ),
+        }
+    }
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want);
+    let want: BTreeSet<String> = (0..N).step_by(20).map(|i| format!("p{i}")).collect();
+    assert_eq!(pongs, want);
+    // A close from the client is answered with a normal close.
+    assert_eq!(ws.close(), Some(1000));
+    let (before, _) = bob.recv_until(N + 1, |f| is_presence(f, "alice", "offline"));
+    assert!(before.iter().all(|f| kind(f) == "msg"), "{before:?}");
+}
+
+#[test]
+fn a_websocket_that_pings_and_never_reads_is_closed_without_piling_up_pongs() {
+    let server = Server::start(&[
+        "--max-frame-bytes",
+        "4096",
+        "--outbound-queue-bytes",
+        "16384",
+        "--replay-bytes",
+        "8192",
+    ]);
+    let stream = tcp(server.addr());
+    // A small receive window, so that unread pongs back up soon.
+    socket2::SockRef::from(&stream)
+        .set_recv_buffer_size(4096)
+        .expect("SO_RCVBUF");
+    let url = format!("ws://{}/ws", server.addr());
+    let mut ws = webclient::ws_over(stream, &url, None).expect("WebSocket");
+    ws.join("pinger");
+    ws.tcp()
+        .set_write_timeout(Some(WAIT))
+        .expect("write timeout");
+    let mut watcher = server.join("watcher");
+    // The largest pings a WebSocket allows, and never a read.
+    let payload = [b'p'; 125];
+    let deadline = Instant::now() + WAIT;
+    let mut sent = 0;
+    while sent < 200_000 && Instant::now() < deadline {
+        if ws.send_ping(&payload).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    // The server gave up on it (its pongs would have passed the
+    // outbound bound) instead of holding them: it left.
+    let f = watcher.recv_frame();
+    assert!(
+        is_presence(&f, "pinger", "offline"),
+        "{f} after {sent} pings"
+    );
+    // And the server is as it was for everyone else.
+    watcher.ping_pong();
+    let mut fresh = ws_connect(server.addr());
+    fresh.join("pinger");
+    fresh.ping_pong();
+}
+
+#[test]
 fn a_binary_message_is_a_bad_frame_and_the_websocket_stays_open() {
     let server = Server::start(&[]);
     let mut ws = ws_connect(server.addr());

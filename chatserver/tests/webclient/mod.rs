@@ -316,6 +316,8 @@ pub enum WsNext {
     Frame(Value),
     /// A binary message (the server never sends one).
     Binary(Vec<u8>),
+    /// A pong, with its payload (the answer to [`Ws::send_ping`]).
+    Pong(Vec<u8>),
     /// The connection ended: with the server's close code if it sent a
     /// close frame, `None` if the connection just ended.
     Closed(Option<u16>),
@@ -379,6 +381,16 @@ impl<S: Socket> Ws<S> {
             .expect("send a binary message");
     }
 
+    /// Send a WebSocket ping with `payload` (at most 125 bytes).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), tungstenite::Error> {
+        self.ws.send(Message::Ping(payload.to_vec().into()))
+    }
+
+    /// The TCP socket underneath, for its options.
+    pub fn tcp(&self) -> &TcpStream {
+        self.ws.get_ref().tcp()
+    }
+
     /// Write `bytes` to the connection as they are, beside the WebSocket
     /// (for frames the WebSocket library refuses to make).
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -409,7 +421,8 @@ impl<S: Socket> Ws<S> {
                 }
                 Ok(Message::Binary(b)) => return WsNext::Binary(b.to_vec()),
                 Ok(Message::Close(f)) => return WsNext::Closed(f.map(|f| u16::from(f.code))),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Pong(p)) => return WsNext::Pong(p.to_vec()),
+                Ok(Message::Ping(_) | Message::Frame(_)) => {}
                 Err(tungstenite::Error::Io(e)) if timed_out(&e) => return WsNext::TimedOut,
                 Err(tungstenite::Error::Io(e)) if ended(&e) => return WsNext::Closed(None),
                 Err(
@@ -481,13 +494,14 @@ impl<S: Socket> Ws<S> {
         self.expect_kind("pong");
     }
 
-    /// Close from our side and read until the server's close (bounded).
-    pub fn close(mut self) {
+    /// Close from our side and read until the server's close (bounded);
+    /// the code of the server's close frame, if it sent one.
+    pub fn close(mut self) -> Option<u16> {
         let _ = self.ws.close(None);
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
-            if let WsNext::Closed(_) = self.next_within(deadline - Instant::now()) {
-                return;
+            if let WsNext::Closed(code) = self.next_within(deadline - Instant::now()) {
+                return code;
             }
         }
         panic!("the server did not close the WebSocket within {WAIT:?}");
