@@ -124,6 +124,14 @@ enum Cmd {
         /// Most unacknowledged messages per publisher.
         #[arg(long, default_value_t = 64)]
         window: usize,
+        /// Count the window end to end: a message is acknowledged once
+        /// every member holds it (each reports every --ack-every
+        /// messages), not when the sender's own copy comes back.
+        #[arg(long)]
+        end_to_end: bool,
+        /// With --end-to-end: messages between two reports of a member.
+        #[arg(long, default_value_t = 16)]
+        ack_every: u64,
         #[command(flatten)]
         traffic: Traffic,
     },
@@ -338,6 +346,8 @@ async fn run(cli: Cli, all: Vec<Arc<Endpoint>>) -> ExitCode {
             publishers,
             messages,
             window,
+            end_to_end,
+            ack_every,
             traffic: t,
         } => {
             let mut r = Report::new("fanout", cli.target);
@@ -345,12 +355,14 @@ async fn run(cli: Cli, all: Vec<Arc<Endpoint>>) -> ExitCode {
                 .param("publishers", publishers)
                 .param("messages", messages);
             r.param("window", window).param("size", t.size);
-            traffic::run(
-                &run_cfg(t),
-                workloads::fanout(*members, *publishers, *messages, *window),
-                &mut r,
-            )
-            .await;
+            let mut plans = workloads::fanout(*members, *publishers, *messages, *window);
+            if *end_to_end {
+                r.param("ack", format!("end to end, every {ack_every}"));
+                for s in plans.iter_mut().filter_map(|p| p.send.as_mut()) {
+                    s.ack = traffic::Ack::Receivers { every: *ack_every };
+                }
+            }
+            traffic::run(&run_cfg(t), plans, &mut r).await;
             r
         }
         Cmd::Latency {

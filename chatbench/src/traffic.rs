@@ -33,6 +33,13 @@ pub enum Ack {
     OwnCopy,
     /// The server's reply to the publish (redis integer, nats PONG).
     Reply,
+    /// End to end: every receiver has it. Receivers report how many of
+    /// the sender's messages they hold every `every` messages (and at the
+    /// last), inside this process; the window counts from the slowest.
+    Receivers {
+        /// Messages between two reports of one receiver.
+        every: u64,
+    },
 }
 
 /// What one member sends.
@@ -102,6 +109,12 @@ struct Shared {
     /// Nanoseconds since `epoch` of the latest delivery.
     last_ns: AtomicU64,
     errors: Mutex<Vec<String>>,
+    /// With [`Ack::Receivers`]: per sender, how many of its messages each
+    /// member has reported holding, and the sender's wake-up.
+    held: Vec<Vec<AtomicU64>>,
+    wake: Vec<tokio::sync::Notify>,
+    /// With [`Ack::Receivers`]: report every this many messages.
+    report_every: Option<u64>,
 }
 
 impl Shared {
@@ -150,7 +163,27 @@ fn sample_all(pids: &[u32]) -> Option<procstat::Sample> {
 pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     let n = plans.len();
     let epoch = Instant::now();
+    let senders = plans
+        .iter()
+        .filter_map(|p| p.send.as_ref().map(|s| s.sender + 1))
+        .max()
+        .unwrap_or(0);
+    let report_every = plans
+        .iter()
+        .filter_map(|p| match p.send.as_ref()?.ack {
+            Ack::Receivers { every } => Some(every.max(1)),
+            _ => None,
+        })
+        .min();
+    let e2e = report_every.is_some();
     let sh = Arc::new(Shared {
+        held: (0..if e2e { senders } else { 0 })
+            .map(|_| (0..n).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+        wake: (0..if e2e { senders } else { 0 })
+            .map(|_| tokio::sync::Notify::new())
+            .collect(),
+        report_every,
         epoch,
         names: plans.iter().map(|p| p.nick.clone()).collect(),
         delivered: AtomicU64::new(0),
@@ -173,7 +206,7 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     for (i, plan) in plans.into_iter().enumerate() {
         let (shc, start, stop, cfgc) = (sh.clone(), start_rx.clone(), stop_rx.clone(), cfg.clone());
         let to = Arc::clone(&cfg.to[i % cfg.to.len()]);
-        tasks.push(tokio::spawn(member(cfgc, to, plan, shc, start, stop)));
+        tasks.push(tokio::spawn(member(cfgc, to, i, plan, shc, start, stop)));
         if i % 50 == 49 {
             let deadline = Instant::now() + Duration::from_secs(10);
             while sh.ready.load(Ordering::Relaxed) + sh.failed.load(Ordering::Relaxed) < i + 1
@@ -296,9 +329,19 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     report.finish();
 }
 
+/// How many of `sender`'s messages the slowest member holds, as reported.
+fn slowest(sh: &Shared, sender: usize) -> usize {
+    sh.held[sender]
+        .iter()
+        .map(|h| h.load(Ordering::Acquire))
+        .min()
+        .unwrap_or(0) as usize
+}
+
 async fn member(
     cfg: RunConfig,
     to: Arc<Endpoint>,
+    index: usize,
     plan: MemberPlan,
     sh: Arc<Shared>,
     mut start: watch::Receiver<bool>,
@@ -336,7 +379,16 @@ async fn member(
     let mut room_n = 0u64;
     let mut text = String::with_capacity(cfg.size + 32);
     let mut errors_left = 3;
+    // With end-to-end acks: how many of each sender's messages we hold.
+    let mut held: Vec<u64> = vec![0; sh.held.len()];
+    let e2e_sender = match &plan.send {
+        Some(p) if matches!(p.ack, Ack::Receivers { .. }) => Some(p.sender),
+        _ => None,
+    };
     loop {
+        if let Some(s) = e2e_sender {
+            inflight = sent - slowest(&sh, s).min(sent);
+        }
         if started {
             if let Some(p) = &plan.send {
                 let now = Instant::now();
@@ -383,9 +435,18 @@ async fn member(
                 .map(|r| t_start + Duration::from_secs_f64(p.phase + sent as f64 / r)),
             _ => None,
         };
+        let waiting_for_receivers = matches!(&plan.send, Some(p) if started
+            && e2e_sender.is_some() && sent < p.dests.len() && inflight >= p.window);
+        let wake = async {
+            match e2e_sender {
+                Some(s) if waiting_for_receivers => sh.wake[s].notified().await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            () = wake => {}
             _ = start.wait_for(|s| *s), if !started => {
                 started = true;
                 t_start = Instant::now();
@@ -416,6 +477,14 @@ async fn member(
                             if (plan.count_own || !own) && res.ledger.record(st.sender, st.n) {
                                 new += 1;
                                 res.hist.saturating_record(now_ns.saturating_sub(st.t_ns));
+                                if let (Some(every), Some(h)) = (sh.report_every, held.get_mut(st.sender)) {
+                                    *h += 1;
+                                    let last = plan.expect.get(st.sender) == Some(h);
+                                    if *h % every == 0 || last {
+                                        sh.held[st.sender][index].store(*h, Ordering::Release);
+                                        sh.wake[st.sender].notify_one();
+                                    }
+                                }
                             }
                             if ack_mode == Some(Ack::OwnCopy) && own {
                                 acks += 1;

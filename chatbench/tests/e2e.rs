@@ -167,6 +167,28 @@ fn fanout_against_chatserver_loses_nothing() {
     );
     assert_counted(&r, 20 * 2 * 300);
     assert_eq!(r["messages"], 600);
+    // The same with the window counted end to end (the slowest receiver's
+    // reports, every 4 messages): nothing lost, nothing stalls.
+    let r = bench(
+        &server,
+        "chat",
+        &[
+            "fanout",
+            "--members",
+            "20",
+            "--publishers",
+            "2",
+            "--messages",
+            "300",
+            "--window",
+            "16",
+            "--end-to-end",
+            "--ack-every",
+            "4",
+        ],
+    );
+    assert_counted(&r, 20 * 2 * 300);
+    assert_eq!(r["params"]["ack"], "end to end, every 4", "{r:#}");
 }
 
 #[test]
@@ -593,6 +615,9 @@ fn count_fanout_and_private(server: &Server, target: &str) {
         "200",
     ];
     assert_counted(&bench(server, target, &fanout), 10 * 2 * 200);
+    let mut end_to_end = fanout.to_vec();
+    end_to_end.push("--end-to-end");
+    assert_counted(&bench(server, target, &end_to_end), 10 * 2 * 200);
     let private = ["private", "--clients", "10", "--messages", "50"];
     assert_counted(&bench(server, target, &private), 10 * 50);
 }
