@@ -39,7 +39,7 @@ use chatproto::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
@@ -170,7 +170,12 @@ impl Store {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path)),
             Err(std::fs::TryLockError::Error(e)) => return Err(dir_err(e)),
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        // No mutex of SQLite's own: a `Connection` is used by one thread
+        // at a time (Rust sees to it), and the serialized mode's lock on
+        // every call was a few percent of a stored message's cost.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
         // A database another server holds is refused at once, not after a wait.
         db.busy_timeout(std::time::Duration::ZERO)?;
@@ -220,7 +225,7 @@ impl Store {
                 ),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = db
@@ -318,6 +323,12 @@ impl Store {
                  WHERE NOT to_all;
                  DROP TABLE recipients;",
             )?;
+        }
+        if from < 4 {
+            // v4: no index on `ts`. Retention by age reads each room's
+            // oldest events through the primary key instead, and every
+            // append saved a second B-tree insert per event.
+            tx.execute_batch("DROP INDEX IF EXISTS events_by_ts;")?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -544,14 +555,31 @@ impl Store {
         let tx = self.db.transaction()?;
         let mut victims: Vec<(String, i64)> = Vec::new();
         {
-            let mut old = tx.prepare_cached(
-                "SELECT room, seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2",
+            // Too old: each room's oldest events, in seq order, up to the
+            // first one young enough (a room's `ts` follows its seq but for
+            // a wall clock stepped back; then what follows waits for it).
+            let names: Vec<String> = tx
+                .prepare_cached("SELECT name FROM rooms")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut oldest = tx.prepare_cached(
+                "SELECT seq, ts FROM events WHERE room = ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows = old.query_map(params![cutoff, batch as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            for row in rows {
-                victims.push(row?);
+            for name in names {
+                let left = batch.saturating_sub(victims.len());
+                if left == 0 {
+                    break;
+                }
+                let rows = oldest.query_map(params![name, left as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?;
+                for row in rows {
+                    let (seq, ts) = row?;
+                    if ts >= cutoff {
+                        break;
+                    }
+                    victims.push((name.clone(), seq));
+                }
             }
             let left = batch.saturating_sub(victims.len()) as i64;
             let mut over = tx.prepare_cached(
@@ -579,21 +607,106 @@ enum Order {
     NewestFirst(usize),
 }
 
-/// Write `records` inside `tx`.
+/// Events per multi-row `INSERT`: one statement step for this many rows
+/// costs less than a step each (SQLite's own limit on a statement's
+/// parameters, 32,766, is far above 12 columns x 32).
+const ROWS_PER_INSERT: usize = 32;
+
+/// The columns of an event row, in `INSERT` order.
+const EVENT_COLUMNS: usize = 12;
+
+/// An event row waiting to be inserted.
+struct Row<'a> {
+    room: &'a str,
+    seq: i64,
+    ts: i64,
+    kind: i64,
+    session: i64,
+    nick: &'a str,
+    online: Option<bool>,
+    text: Option<&'a str>,
+    id: Option<&'a str>,
+    to_all: bool,
+    /// The recipients' sessions as ",12,45," and their nicks one per line.
+    to: Option<(String, String)>,
+}
+
+/// `INSERT INTO events ... VALUES (...), (...)` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all, \
+         to_sessions, to_nicks) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..EVENT_COLUMNS {
+            if c > 0 {
+                sql.push(',');
+            }
+            let _ = write!(sql, "?{}", r * EVENT_COLUMNS + c + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Insert `rows` (in order) and empty it: full chunks through one
+/// multi-row statement, the rest through the one-row statement.
+fn flush_rows(tx: &rusqlite::Transaction<'_>, rows: &mut Vec<Row<'_>>) -> Result<(), StoreError> {
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+        for chunk in &mut chunks {
+            bind_rows(&mut many, chunk)?;
+            many.raw_execute()?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut one = tx.prepare_cached(&insert_sql(1))?;
+        for row in rest {
+            bind_rows(&mut one, std::slice::from_ref(row))?;
+            one.raw_execute()?;
+        }
+    }
+    rows.clear();
+    Ok(())
+}
+
+fn bind_rows(st: &mut rusqlite::CachedStatement<'_>, rows: &[Row<'_>]) -> Result<(), StoreError> {
+    for (r, row) in rows.iter().enumerate() {
+        let at = r * EVENT_COLUMNS;
+        st.raw_bind_parameter(at + 1, row.room)?;
+        st.raw_bind_parameter(at + 2, row.seq)?;
+        st.raw_bind_parameter(at + 3, row.ts)?;
+        st.raw_bind_parameter(at + 4, row.kind)?;
+        st.raw_bind_parameter(at + 5, row.session)?;
+        st.raw_bind_parameter(at + 6, row.nick)?;
+        st.raw_bind_parameter(at + 7, row.online)?;
+        st.raw_bind_parameter(at + 8, row.text)?;
+        st.raw_bind_parameter(at + 9, row.id)?;
+        st.raw_bind_parameter(at + 10, row.to_all)?;
+        st.raw_bind_parameter(at + 11, row.to.as_ref().map(|t| t.0.as_str()))?;
+        st.raw_bind_parameter(at + 12, row.to.as_ref().map(|t| t.1.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Write `records` inside `tx`, in order: a batch's events go in
+/// multi-row statements, flushed before any other record (a room begun
+/// again deletes the room's earlier events).
 fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), StoreError> {
-    let mut event = tx.prepare_cached(
-        "INSERT INTO events (room, seq, ts, kind, session, nick, online, text, msg_id, to_all,
-                             to_sessions, to_nicks)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
     // Each room's last seq, written once per batch (events of a room come
     // in seq order).
     let mut last: Vec<(&str, u64)> = Vec::new();
-    let mut to_sessions = String::new();
-    let mut to_nicks = String::new();
+    let mut rows: Vec<Row<'_>> = Vec::new();
     for record in records {
         match record {
             Record::Room { name, epoch, .. } => {
+                flush_rows(tx, &mut rows)?;
                 // A room begun again in this batch drops what came before.
                 last.retain(|(r, _)| **r != **name);
                 begin_room(tx, name, epoch)?
@@ -643,41 +756,47 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                         text,
                         id,
                         ..
-                    } => (KIND_MSG, *from, nick, None, Some(text), id.as_ref(), to),
+                    } => (
+                        KIND_MSG,
+                        *from,
+                        nick,
+                        None,
+                        Some(&**text),
+                        id.as_deref(),
+                        to,
+                    ),
                     _ => continue,
                 };
-                to_sessions.clear();
-                to_nicks.clear();
-                if !to.is_empty() {
-                    to_sessions.push(',');
+                let to = (!to.is_empty()).then(|| {
+                    let (mut sessions, mut nicks) = (String::from(","), String::new());
                     for (i, r) in to.iter().enumerate() {
-                        let _ = write!(to_sessions, "{},", r.session.0);
+                        let _ = write!(sessions, "{},", r.session.0);
                         if i > 0 {
-                            to_nicks.push('\n');
+                            nicks.push('\n');
                         }
                         // A nickname holds no control character, so no newline.
-                        to_nicks.push_str(&r.nick);
+                        nicks.push_str(&r.nick);
                     }
-                }
-                let none = to.is_empty();
-                event.execute(params![
-                    room_name,
-                    e.seq as i64,
-                    e.ts as i64,
+                    (sessions, nicks)
+                });
+                rows.push(Row {
+                    room: room_name,
+                    seq: e.seq as i64,
+                    ts: e.ts as i64,
                     kind,
-                    session.0 as i64,
+                    session: session.0 as i64,
                     nick,
                     online,
                     text,
                     id,
-                    none,
-                    (!none).then_some(to_sessions.as_str()),
-                    (!none).then_some(to_nicks.as_str())
-                ])?;
+                    to_all: to.is_none(),
+                    to,
+                });
             }
             _ => {}
         }
     }
+    flush_rows(tx, &mut rows)?;
     let mut room =
         tx.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE name = ?1")?;
     for (name, seq) in last {

@@ -153,6 +153,39 @@ fn retention_by_age_and_count_in_bounded_batches() {
 }
 
 #[test]
+fn retention_by_age_goes_room_by_room_and_stops_at_the_first_young_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // Room "x": ts = T + seq. Room "y": a wall clock stepped back after
+    // seq 3 (ts T+1, T+2, T+3, then T-100...): the step's events wait
+    // behind seq 3's, which is young.
+    let xs: Vec<Event> = (1..=10).map(|s| msg("x", s, 1, &[], "x")).collect();
+    let mut ys: Vec<Event> = (1..=6).map(|s| msg("y", s, 1, &[], "y")).collect();
+    for e in &mut ys[3..] {
+        e.ts = T - 100;
+    }
+    put(&mut store, "e", &xs);
+    put(&mut store, "e", &ys);
+    // Older than T + 3: x's 1 and 2, y's 1 and 2; one at a time.
+    let mut gone = 0;
+    for _ in 0..10 {
+        let n = store.prune(T + 13, 10, 1_000, 1).unwrap();
+        gone += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(gone, 4);
+    let oldest: Vec<(String, u64)> = store
+        .rooms()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.oldest))
+        .collect();
+    assert_eq!(oldest, [("x".to_string(), 3), ("y".to_string(), 3)]);
+}
+
+#[test]
 fn a_second_server_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(&dir);
@@ -340,6 +373,65 @@ fn a_version_1_database_is_migrated() {
         texts(&store.page("rust", SessionId(5), u64::MAX, 10).unwrap().0),
         ["from v1"]
     );
+    // v4 dropped the index on `ts`.
+    drop(store);
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let indexes: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_by_ts'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0);
+}
+
+#[test]
+fn a_big_batch_keeps_its_order_across_rooms_and_a_room_begun_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // 100 events in two rooms (not a multiple of the rows per statement),
+    // private and public, then "b" begun again mid-batch: its first 40
+    // events go, what follows in the same batch stays.
+    let mut recs = vec![Record::room("a", "e1"), Record::room("b", "e1")];
+    let (mut a, mut b) = (0, 0);
+    let mut want_a = Vec::new();
+    for i in 0..100u64 {
+        let e = if i % 2 == 0 {
+            a += 1;
+            want_a.push(format!("a{a}"));
+            msg(
+                "a",
+                a,
+                1,
+                if i % 4 == 0 { &[] } else { &[2, 3] },
+                &format!("a{a}"),
+            )
+        } else {
+            b += 1;
+            msg("b", b, 1, &[], &format!("b{b}"))
+        };
+        recs.push(Record::Event(Arc::new(e)));
+        if i == 79 {
+            recs.push(Record::room("b", "e2"));
+            b = 0;
+        }
+    }
+    store.append(&recs).unwrap();
+    assert_eq!(texts(&store.recent("a", 100).unwrap()), want_a);
+    let want_b: Vec<String> = (1..=10).map(|n| format!("b{n}")).collect();
+    assert_eq!(texts(&store.recent("b", 100).unwrap()), want_b);
+    let rooms = store.rooms().unwrap();
+    let last: Vec<(&str, &str, u64)> = rooms
+        .iter()
+        .map(|r| (r.name.as_str(), r.epoch.as_str(), r.last_seq))
+        .collect();
+    assert_eq!(last, [("a", "e1", 50), ("b", "e2", 10)]);
+    // Who may see what survived the multi-row statements.
+    let (page, _) = store.page("a", SessionId(9), u64::MAX, 100).unwrap();
+    assert_eq!(page.len(), 25, "only the public half");
+    let (page, _) = store.page("a", SessionId(3), u64::MAX, 100).unwrap();
+    assert_eq!(page.len(), 50);
 }
 
 #[test]
