@@ -17,6 +17,11 @@
 #   IDLE_BUDGET=240            seconds of joining at most; chat's joins cost
 #                              N^2/2 presence deliveries, so it may hold fewer
 #   SOAK_SECONDS=60            chat only (issue 4's soak: 200 clients)
+#   FANOUT_ACK=own             own: a publisher's window counts its own copies
+#                              back; end-to-end: every member's (chatbench
+#                              fanout --end-to-end, reports every 16)
+#   CHAT_STORE=sqlite          sqlite (the default store, a fresh data
+#                              directory per run) or memory (--store memory)
 #   SERVER_CORE=1 GEN_CORE=0   OUT=target/bench/<date>
 #   NICE=0                     e.g. -15 (as root) to run servers and generator
 #                              ahead of other programs on a shared machine
@@ -31,6 +36,9 @@ LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-19000}
 IDLE_BUDGET=${IDLE_BUDGET:-240}
 SOAK_SECONDS=${SOAK_SECONDS:-60}
+FANOUT_ACK=${FANOUT_ACK:-own}
+CHAT_STORE=${CHAT_STORE:-sqlite}
+DATA_DIR=""
 SERVER_CORE=${SERVER_CORE:-1}
 GEN_CORE=${GEN_CORE:-0}
 NICE=${NICE:-0}
@@ -120,8 +128,13 @@ start_server() { # target workload
     [ "$2" = soak ] && rate=()
     case $1 in
     chat)
+        local store=(--store memory)
+        if [ "$CHAT_STORE" = sqlite ]; then
+            DATA_DIR=$(mktemp -d)
+            store=(--data-dir "$DATA_DIR")
+        fi
         nice -n "$NICE" taskset -c "$SERVER_CORE" "$CHATSERVER" --listen 127.0.0.1:0 --log-level warn \
-            "${rate[@]}" --max-clients 20000 --max-clients-per-ip 0 >"$log_file" 2>&1 &
+            "${rate[@]}" --max-clients 20000 --max-clients-per-ip 0 "${store[@]}" >"$log_file" 2>&1 &
         SERVER_PID=$!
         addr_from_log "$log_file" 's/^listening on //p' || return 1
         ;;
@@ -169,6 +182,8 @@ stop_server() {
     kill -9 "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
+    [ -z "$DATA_DIR" ] || rm -rf "$DATA_DIR"
+    DATA_DIR=""
 }
 trap stop_server EXIT
 
@@ -179,7 +194,11 @@ idle_source() { # a different 127.0.0.x range per target, so no run meets anothe
 
 workload_args() { # target workload
     case $2 in
-    fanout) echo "fanout --members 100 --publishers 4 --messages $FANOUT_MESSAGES --window 64 --size 64" ;;
+    fanout)
+        local e2e=""
+        [ "$FANOUT_ACK" = end-to-end ] && e2e=" --end-to-end --ack-every 16"
+        echo "fanout --members 100 --publishers 4 --messages $FANOUT_MESSAGES --window 64 --size 64$e2e"
+        ;;
     latency) echo "latency --members 100 --publishers 4 --rate 2000 --seconds $LATENCY_SECONDS --size 64" ;;
     private) echo "private --clients 100 --messages $PRIVATE_MESSAGES --window 16 --size 64" ;;
     idle) echo "idle --connections $IDLE_CONNECTIONS --max-seconds $IDLE_BUDGET --source-base $(idle_source "$1")" ;;
@@ -210,7 +229,7 @@ done
 {
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "Servers: chatserver $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(redis-server --version 2>/dev/null | cut -d' ' -f1-3 || true), nats-server $("$NATS_SERVER" --version 2>/dev/null | awk '{print $2}' || true)"
-    echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - started )) s, server on core $SERVER_CORE, chatbench on core $GEN_CORE, nice $NICE"
+    echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - started )) s, server on core $SERVER_CORE, chatbench on core $GEN_CORE, nice $NICE; chat store $CHAT_STORE, fan-out window $FANOUT_ACK"
     echo "Load average before the run: $load_before; other busy programs: ${busy_before:-none}"
     echo
     "$BENCH" table "$OUT"/*.json
