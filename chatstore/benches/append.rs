@@ -1,8 +1,8 @@
 //! `Store::append` throughput: batches of 1, 64 and 1,024 messages (about
 //! 100 bytes of text each, to the whole room) into a store in a temporary
 //! directory, with `Sync::Normal` and `Sync::Full` (`append_room`); and
-//! batches of 1,024 messages to one member each, which also write a
-//! recipients row per message (`append_private`).
+//! batches of 1,024 messages to one member each, whose recipients go in
+//! the message's row (`append_private`).
 //!
 //! One batch is one transaction, as the server writes one per turn of its
 //! loop; criterion's throughput is in messages, so the figure it prints is
