@@ -144,12 +144,31 @@ async fn upgrade(
     }
     let accept = match opening(&req) {
         Ok(key) => tungstenite::handshake::derive_accept_key(key),
-        Err(why) => return text(StatusCode::BAD_REQUEST, why),
+        Err(Refusal::Version) => {
+            // RFC 6455 4.2.2: say which version we speak.
+            let mut res = text(
+                StatusCode::UPGRADE_REQUIRED,
+                "only WebSocket version 13 is spoken (`Sec-WebSocket-Version: 13`)\n",
+            );
+            res.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return res;
+        }
+        Err(Refusal::Bad(why)) => return text(StatusCode::BAD_REQUEST, why),
     };
     let Ok(accept) = HeaderValue::from_str(&accept) else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     };
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    // hyper offers the connection only for a request that can upgrade it
+    // (HTTP/1.1); without the offer, no 101.
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return text(
+            StatusCode::UPGRADE_REQUIRED,
+            "a WebSocket opens over HTTP/1.1\n",
+        );
+    };
     let admission = admission.lock().unwrap_or_else(|e| e.into_inner()).take();
     let (to_hub, settings) = (edge.to_hub.clone(), Arc::clone(&edge.settings));
     tokio::spawn(async move {
@@ -170,9 +189,17 @@ async fn upgrade(
     res
 }
 
-/// The `Sec-WebSocket-Key` of a WebSocket opening handshake, or what is
-/// wrong with the request.
-fn opening(req: &Request<Incoming>) -> Result<&[u8], &'static str> {
+/// Why a request is not a WebSocket opening we accept.
+enum Refusal {
+    /// Not an opening handshake: what is wrong with it.
+    Bad(&'static str),
+    /// An opening for a WebSocket version other than 13.
+    Version,
+}
+
+/// The `Sec-WebSocket-Key` of a WebSocket opening handshake (RFC 6455
+/// 4.2.1), or why the request is not one.
+fn opening(req: &Request<Incoming>) -> Result<&[u8], Refusal> {
     let h = req.headers();
     let lists = |name: header::HeaderName, token: &str| {
         h.get_all(name)
@@ -182,17 +209,24 @@ fn opening(req: &Request<Incoming>) -> Result<&[u8], &'static str> {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
     if req.method() != Method::GET {
-        return Err("a WebSocket opens with GET\n");
+        return Err(Refusal::Bad("a WebSocket opens with GET\n"));
+    }
+    if req.version() < axum::http::Version::HTTP_11 {
+        return Err(Refusal::Bad("a WebSocket opens over HTTP/1.1\n"));
     }
     if !lists(header::CONNECTION, "upgrade") || !lists(header::UPGRADE, "websocket") {
-        return Err("this is the WebSocket endpoint: it needs `Connection: upgrade` and `Upgrade: websocket`\n");
+        return Err(Refusal::Bad(
+            "this is the WebSocket endpoint: it needs `Connection: upgrade` and `Upgrade: websocket`\n",
+        ));
     }
     if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        return Err("only WebSocket version 13 is spoken (`Sec-WebSocket-Version: 13`)\n");
+        return Err(Refusal::Version);
     }
     match h.get(header::SEC_WEBSOCKET_KEY) {
         Some(key) if !key.is_empty() => Ok(key.as_bytes()),
-        _ => Err("a WebSocket opening needs a `Sec-WebSocket-Key`\n"),
+        _ => Err(Refusal::Bad(
+            "a WebSocket opening needs a `Sec-WebSocket-Key`\n",
+        )),
     }
 }
 

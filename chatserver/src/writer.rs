@@ -16,6 +16,17 @@ use crate::peer::Peer;
 /// Frames taken from the queue per batch.
 const BATCH: usize = 64;
 
+/// The most of a batch's gather buffer kept for the next batch: an idle
+/// connection holds at most this much (a typical batch of small frames
+/// fits; a burst's bigger buffer is freed once written).
+const GATHER_KEEP: usize = 4 << 10;
+
+/// The most unread WebSocket pongs held for a client (a pong is at most
+/// 127 bytes): a client that pings and does not read is disconnected past
+/// it. RFC 6455 lets a server answer only the latest ping, so a client
+/// that reads loses nothing by the bound.
+pub const MAX_PENDING_PONGS_BYTES: usize = 4 << 10;
+
 /// How often a connection that is writing a backlog tells the hub so.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -90,8 +101,7 @@ impl<W: AsyncWrite + Unpin> Transport for Stream<W> {
             self.gather.extend_from_slice(f);
         }
         self.out.write_all(&self.gather).await?;
-        // A burst's buffer is not kept for an idle connection.
-        if self.gather.capacity() > 256 << 10 {
+        if self.gather.capacity() > GATHER_KEEP {
             self.gather = Vec::new();
         }
         self.out.flush().await
@@ -157,8 +167,7 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
             self.gather.extend_from_slice(payload);
         }
         self.out.write_all(&self.gather).await?;
-        // A burst's buffer is not kept for an idle connection.
-        if self.gather.capacity() > 256 << 10 {
+        if self.gather.capacity() > GATHER_KEEP {
             self.gather = Vec::new();
         }
         self.out.flush().await
@@ -178,8 +187,9 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
 }
 
 /// What the WebSocket library writes by itself (pongs), held for the
-/// writer task; at most `limit` bytes, so a client that sends pings and
-/// never reads cannot grow it.
+/// writer task; at most `limit` bytes ([`MAX_PENDING_PONGS_BYTES`] for a
+/// connection), so a client that sends pings and never reads cannot grow
+/// it.
 #[derive(Debug)]
 pub struct Control {
     bytes: Mutex<Vec<u8>>,
@@ -207,7 +217,9 @@ impl Control {
 
     fn take_into(&self, out: &mut Vec<u8>) {
         let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
-        out.append(&mut b);
+        out.extend_from_slice(&b);
+        // Nothing kept once written.
+        *b = Vec::new();
     }
 
     fn is_pending(&self) -> bool {

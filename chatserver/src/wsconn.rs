@@ -56,7 +56,7 @@ pub async fn serve<S>(
     debug!(client = %id, %addr, "websocket connected");
     cfg.metrics.opened(crate::metrics::Transport::WebSocket);
     let (rd, wr) = tokio::io::split(io);
-    let control = Arc::new(Control::new(cfg.outbound_queue_bytes));
+    let control = Arc::new(Control::new(writer::MAX_PENDING_PONGS_BYTES));
     let read_side = ReadSide {
         rd,
         control: Arc::clone(&control),

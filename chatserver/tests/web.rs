@@ -436,6 +436,40 @@ fn a_websocket_that_pings_and_never_reads_is_closed_without_piling_up_pongs() {
 }
 
 #[test]
+fn a_websocket_opening_the_server_cannot_honour_gets_no_101() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let opening = |version: &str, ws_version: &str| {
+        format!(
+            "GET /ws {version}\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: {ws_version}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )
+    };
+    // The same opening over HTTP/1.1 is accepted, with RFC 6455's own
+    // example key and answer.
+    let ok = webclient::raw_request(&mut tcp(addr), &opening("HTTP/1.1", "13")).expect("101");
+    assert_eq!(ok.status, 101, "{ok:?}");
+    assert_eq!(
+        ok.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    // HTTP/1.0 cannot upgrade a connection: refused, not a 101 and a close.
+    let old = webclient::raw_request(&mut tcp(addr), &opening("HTTP/1.0", "13")).expect("answer");
+    assert!((400..500).contains(&old.status), "{old:?}");
+    // Another WebSocket version: 426, saying which one is spoken.
+    let other = webclient::raw_request(&mut tcp(addr), &opening("HTTP/1.1", "8")).expect("426");
+    assert_eq!(other.status, 426, "{other:?}");
+    assert_eq!(other.header("sec-websocket-version"), Some("13"));
+    // No key, or no upgrade tokens: 400.
+    let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    let nokey = webclient::raw_request(&mut tcp(addr), &head).expect("400");
+    assert_eq!(nokey.status, 400, "{nokey:?}");
+    let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
+    let plain = webclient::raw_request(&mut tcp(addr), &head).expect("400");
+    assert_eq!(plain.status, 400, "{plain:?}");
+}
+
+#[test]
 fn a_binary_message_is_a_bad_frame_and_the_websocket_stays_open() {
     let server = Server::start(&[]);
     let mut ws = ws_connect(server.addr());

@@ -233,6 +233,15 @@ pub fn request<S: Read + Write>(
     read_response(s, method == "HEAD")
 }
 
+/// Send `head` (a request line and headers, each ending in CRLF, without
+/// the final empty line) as it is, and read the response head.
+pub fn raw_request<S: Read + Write>(s: &mut S, head: &str) -> io::Result<Response> {
+    s.write_all(head.as_bytes())?;
+    s.write_all(b"\r\n")?;
+    s.flush()?;
+    read_response(s, true)
+}
+
 /// `GET path` over plain HTTP.
 pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(&mut tcp(addr), "GET", path, &addr.to_string())
@@ -265,6 +274,7 @@ fn read_response<S: Read>(s: &mut S, head_only: bool) -> io::Result<Response> {
     let status_line = lines.next().unwrap_or_default();
     let status = status_line
         .strip_prefix("HTTP/1.1 ")
+        .or_else(|| status_line.strip_prefix("HTTP/1.0 "))
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.clone()))?;
