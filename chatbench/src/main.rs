@@ -295,6 +295,22 @@ fn main() -> ExitCode {
     if let Cmd::Chart { out, files } = &cli.cmd {
         return chart(files, out);
     }
+    if let Cmd::Fanout {
+        window,
+        end_to_end: true,
+        ack_every,
+        ..
+    } = &cli.cmd
+    {
+        // A member reports every --ack-every messages: past the window,
+        // no report would ever come and the publishers would wait forever.
+        if *ack_every == 0 || *ack_every > *window as u64 {
+            eprintln!(
+                "chatbench: --ack-every {ack_every} must be between 1 and --window {window} with --end-to-end"
+            );
+            return ExitCode::from(2);
+        }
+    }
     let to = match resolve(&cli) {
         Ok(a) => a,
         Err(e) => {

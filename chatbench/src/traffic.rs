@@ -115,6 +115,10 @@ struct Shared {
     wake: Vec<tokio::sync::Notify>,
     /// With [`Ack::Receivers`]: report every this many messages.
     report_every: Option<u64>,
+    /// Deliveries that can no longer arrive: those still expected by
+    /// members that failed to join or were cut off. The run does not wait
+    /// for them (the tally still counts them lost).
+    abandoned: AtomicU64,
 }
 
 impl Shared {
@@ -184,6 +188,7 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
             .map(|_| tokio::sync::Notify::new())
             .collect(),
         report_every,
+        abandoned: AtomicU64::new(0),
         epoch,
         names: plans.iter().map(|p| p.nick.clone()).collect(),
         delivered: AtomicU64::new(0),
@@ -259,7 +264,7 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
             "sent {}",
             HumanCount(sh.sent.load(Ordering::Relaxed))
         ));
-        if d >= expected {
+        if d + sh.abandoned.load(Ordering::Relaxed) >= expected {
             break;
         }
         if now - last_change >= cfg.stall {
@@ -329,6 +334,29 @@ pub async fn run(cfg: &RunConfig, plans: Vec<MemberPlan>, report: &mut Report) {
     report.finish();
 }
 
+/// With end-to-end acks, a member that ends (done, failed to join, cut
+/// off) stops holding every publisher's window back.
+struct LeaveWindows<'a> {
+    sh: &'a Shared,
+    index: usize,
+}
+
+impl Drop for LeaveWindows<'_> {
+    fn drop(&mut self) {
+        for (held, wake) in self.sh.held.iter().zip(&self.sh.wake) {
+            held[self.index].store(u64::MAX, Ordering::Release);
+            wake.notify_one();
+        }
+    }
+}
+
+/// A member that ends before the run does gives up what it still expects.
+fn abandon(sh: &Shared, res: &MemberResult) {
+    let t = res.ledger.tally();
+    sh.abandoned
+        .fetch_add(t.expected.saturating_sub(t.received), Ordering::Relaxed);
+}
+
 /// How many of `sender`'s messages the slowest member holds, as reported.
 fn slowest(sh: &Shared, sender: usize) -> usize {
     sh.held[sender]
@@ -351,11 +379,13 @@ async fn member(
         ledger: Ledger::new(plan.expect.iter().copied()),
         hist: latency_histogram(),
     };
+    let _leave = LeaveWindows { sh: &sh, index };
     let mut conn = match Conn::open(cfg.target, &to, cfg.source, false).await {
         Ok(c) => c,
         Err(e) => {
             sh.error(format!("{}: connect: {e}", plan.nick));
             sh.failed.fetch_add(1, Ordering::Relaxed);
+            abandon(&sh, &res);
             return res;
         }
     };
@@ -366,6 +396,7 @@ async fn member(
     {
         sh.error(format!("{}: join: {e}", plan.nick));
         sh.failed.fetch_add(1, Ordering::Relaxed);
+        abandon(&sh, &res);
         return res;
     }
     sh.ready.fetch_add(1, Ordering::Relaxed);
@@ -524,6 +555,10 @@ async fn member(
                 .fetch_add((sent - reported) as u64, Ordering::Relaxed);
             reported = sent;
         }
+    }
+    if !*stop.borrow() {
+        // Cut off before the end: what it still expects will not come.
+        abandon(&sh, &res);
     }
     res
 }

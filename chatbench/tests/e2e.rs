@@ -189,6 +189,47 @@ fn fanout_against_chatserver_loses_nothing() {
     );
     assert_counted(&r, 20 * 2 * 300);
     assert_eq!(r["params"]["ack"], "end to end, every 4", "{r:#}");
+    // Reports every 16 could never come inside a window of 8: refused
+    // before anything starts, not a run that waits forever.
+    let out = Command::new(bench_exe())
+        .args(["--quiet", "--addr", &server.addr, "fanout", "--window", "8"])
+        .arg("--end-to-end")
+        .output()
+        .expect("run chatbench");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--ack-every 16") && err.contains("--window 8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn end_to_end_windows_go_on_without_members_that_could_not_join() {
+    // Room for 15 of the 20 members: 5 are refused (server_full). With the
+    // window counted from the slowest member, those 5 must not hold the
+    // publishers back: the 15 get everything, and the run ends when they
+    // have, not by waiting for the 5 to stall out.
+    let server = start_chatserver_with(&["--max-clients", "15"]);
+    let out = Command::new(bench_exe())
+        .args(["--json", "--quiet", "--addr", &server.addr])
+        .args(["--server-pid", &server.child.id().to_string()])
+        .args(["fanout", "--members", "20", "--publishers", "2"])
+        .args(["--messages", "300", "--window", "16", "--end-to-end"])
+        .args(["--ack-every", "4"])
+        .output()
+        .expect("run chatbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("not a JSON report ({e}): {text}"));
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("only 15 of 20 members joined"),
+        "{report:#}"
+    );
+    assert!(!errors.contains("nothing delivered"), "{report:#}");
+    assert_eq!(report["tally"]["received"], 15 * 2 * 300, "{report:#}");
+    assert_eq!(report["tally"]["duplicates"], 0, "{report:#}");
 }
 
 #[test]
