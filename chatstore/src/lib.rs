@@ -707,9 +707,11 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
         match record {
             Record::Room { name, epoch, .. } => {
                 flush_rows(tx, &mut rows)?;
-                // A room begun again in this batch drops what came before.
-                last.retain(|(r, _)| **r != **name);
-                begin_room(tx, name, epoch)?
+                // A room begun again (a new epoch) in this batch drops
+                // what came before; the same epoch again changes nothing.
+                if begin_room(tx, name, epoch)? {
+                    last.retain(|(r, _)| **r != **name);
+                }
             }
             Record::Session {
                 id, nick, token, ..
@@ -834,29 +836,31 @@ fn msg_row(r: &rusqlite::Row<'_>, room: &Arc<str>) -> rusqlite::Result<Event> {
 }
 
 /// A room record: new, the same epoch again (nothing to do), or a new
-/// epoch (the old history goes: the room began again).
-fn begin_room(tx: &rusqlite::Transaction<'_>, name: &str, epoch: &str) -> Result<(), StoreError> {
+/// epoch (the old history goes: the room began again). Whether it began
+/// again.
+fn begin_room(tx: &rusqlite::Transaction<'_>, name: &str, epoch: &str) -> Result<bool, StoreError> {
     let old: Option<String> = tx
         .prepare_cached("SELECT epoch FROM rooms WHERE name = ?1")?
         .query_row(params![name], |r| r.get(0))
         .optional()?;
     match old {
-        Some(old) if old == epoch => {}
+        Some(old) if old == epoch => Ok(false),
         Some(_) => {
             tx.execute("DELETE FROM events WHERE room = ?1", params![name])?;
             tx.execute(
                 "UPDATE rooms SET epoch = ?2, last_seq = 0 WHERE name = ?1",
                 params![name, epoch],
             )?;
+            Ok(true)
         }
         None => {
             tx.execute(
                 "INSERT INTO rooms (name, epoch, last_seq) VALUES (?1, ?2, 0)",
                 params![name, epoch],
             )?;
+            Ok(true)
         }
     }
-    Ok(())
 }
 
 /// Name the errors a person can act on.

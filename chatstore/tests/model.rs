@@ -1,0 +1,229 @@
+//! The store against a model, over random batches: what every room holds
+//! after each batch (and after closing and opening the store again) is
+//! exactly what a plain list per room says, in seq order, with each
+//! private message visible only to its sender and recipients.
+//!
+//! Batches mix rooms begun (again, with the same or a new epoch),
+//! messages to everyone or to a few, presence events, sessions and
+//! retention by count, in sizes that cross the store's rows-per-statement
+//! boundary; a room begun again in the middle of a batch drops what came
+//! before in that batch too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chatproto::{hash_token, Event, EventBody, PresenceStatus, Recipient, Record, SessionId};
+use chatstore::{Store, Sync};
+use proptest::prelude::*;
+
+const ROOMS: [&str; 3] = ["a", "b", "c"];
+const EPOCHS: [&str; 2] = ["e1", "e2"];
+const T: u64 = 1_732_400_000_000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Begin room `.0` with epoch `.1`.
+    Room(usize, usize),
+    /// A message in room `.0` from session `.1` to sessions `.2` (none:
+    /// everyone).
+    Msg(usize, u64, Vec<u64>),
+    /// A presence event in room `.0`.
+    Presence(usize, u64),
+    /// A session record.
+    Session(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Batch {
+    ops: Vec<Op>,
+    /// Close and open the store after it.
+    reopen: bool,
+    /// Then keep only the newest this many events per room.
+    keep: Option<u64>,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..ROOMS.len(), 0..EPOCHS.len()).prop_map(|(r, e)| Op::Room(r, e)),
+        8 => (0..ROOMS.len(), 1..6u64, prop::collection::vec(1..6u64, 0..3))
+            .prop_map(|(r, f, to)| Op::Msg(r, f, to)),
+        2 => (0..ROOMS.len(), 1..6u64).prop_map(|(r, s)| Op::Presence(r, s)),
+        1 => (1..6u64).prop_map(Op::Session),
+    ]
+}
+
+fn batch() -> impl Strategy<Value = Batch> {
+    (
+        prop::collection::vec(op(), 0..80),
+        prop::bool::weighted(0.2),
+        prop::option::weighted(0.15, 1..40u64),
+    )
+        .prop_map(|(ops, reopen, keep)| Batch { ops, reopen, keep })
+}
+
+/// One room as the model sees it.
+#[derive(Debug, Default, Clone)]
+struct Room {
+    epoch: String,
+    last_seq: u64,
+    /// Every event stored (messages and presence), in seq order.
+    events: Vec<Event>,
+}
+
+fn visible(e: &Event, s: SessionId) -> bool {
+    match &e.body {
+        EventBody::Msg { from, to, .. } => {
+            to.is_empty() || *from == s || to.iter().any(|r| r.session == s)
+        }
+        _ => false,
+    }
+}
+
+fn is_msg(e: &Event) -> bool {
+    matches!(e.body, EventBody::Msg { .. })
+}
+
+/// The records for `ops`, and the model after them. A room not begun
+/// is begun (epoch e1) before its first event.
+fn records(ops: &[Op], model: &mut BTreeMap<&'static str, Room>, n: &mut u64) -> Vec<Record> {
+    let mut out = Vec::new();
+    let begin =
+        |out: &mut Vec<Record>, model: &mut BTreeMap<&'static str, Room>, r: usize, e: usize| {
+            let (name, epoch) = (ROOMS[r], EPOCHS[e]);
+            out.push(Record::room(name, epoch));
+            let room = model.entry(name).or_default();
+            if room.epoch != epoch {
+                *room = Room {
+                    epoch: epoch.into(),
+                    ..Room::default()
+                };
+            }
+        };
+    for op in ops {
+        let r = match op {
+            Op::Room(r, e) => {
+                begin(&mut out, model, *r, *e);
+                continue;
+            }
+            Op::Session(id) => {
+                out.push(Record::session(
+                    SessionId(*id),
+                    format!("n{id}"),
+                    hash_token(&format!("t{id}")),
+                ));
+                continue;
+            }
+            Op::Msg(r, ..) | Op::Presence(r, _) => *r,
+        };
+        if !model.contains_key(ROOMS[r]) {
+            begin(&mut out, model, r, 0);
+        }
+        *n += 1;
+        let room = model.get_mut(ROOMS[r]).expect("begun");
+        room.last_seq += 1;
+        let body = match op {
+            Op::Msg(_, from, to) => EventBody::msg(
+                SessionId(*from),
+                format!("n{from}"),
+                to.iter()
+                    .map(|&t| Recipient::new(SessionId(t), format!("n{t}")))
+                    .collect(),
+                format!("text {n}"),
+                n.is_multiple_of(3).then(|| format!("id{n}")),
+            ),
+            Op::Presence(_, s) => {
+                EventBody::presence(SessionId(*s), format!("n{s}"), PresenceStatus::Online)
+            }
+            _ => unreachable!(),
+        };
+        let event = Event::new(ROOMS[r], room.last_seq, T + *n, body);
+        room.events.push(event.clone());
+        out.push(Record::Event(Arc::new(event)));
+    }
+    out
+}
+
+fn check(store: &Store, model: &BTreeMap<&'static str, Room>) -> Result<(), TestCaseError> {
+    let stored = store
+        .rooms()
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let got: Vec<(String, String, u64)> = stored
+        .iter()
+        .map(|r| (r.name.clone(), r.epoch.clone(), r.last_seq))
+        .collect();
+    let want: Vec<(String, String, u64)> = model
+        .iter()
+        .map(|(n, r)| (n.to_string(), r.epoch.clone(), r.last_seq))
+        .collect();
+    prop_assert_eq!(got, want);
+    for (name, room) in model {
+        let oldest = stored
+            .iter()
+            .find(|r| r.name == *name)
+            .expect("listed")
+            .oldest;
+        let want_oldest = room.events.first().map_or(room.last_seq + 1, |e| e.seq);
+        prop_assert_eq!(oldest, want_oldest, "oldest of {}", name);
+        let msgs: Vec<Event> = room.events.iter().filter(|e| is_msg(e)).cloned().collect();
+        let recent = store
+            .recent(name, 100_000)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&recent, &msgs, "messages of {}", name);
+        for s in 0..7 {
+            let (page, more) = store
+                .page(name, SessionId(s), u64::MAX, 100_000)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let want: Vec<Event> = msgs
+                .iter()
+                .filter(|e| visible(e, SessionId(s)))
+                .cloned()
+                .collect();
+            prop_assert_eq!(page, want, "{} as session {}", name, s);
+            prop_assert!(!more);
+        }
+    }
+    Ok(())
+}
+
+fn run(batches: &[Batch]) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut store = Store::open(dir.path(), Sync::Normal).expect("open");
+    let mut model: BTreeMap<&'static str, Room> = BTreeMap::new();
+    let mut n = 0;
+    for b in batches {
+        let recs = records(&b.ops, &mut model, &mut n);
+        store
+            .append(&recs)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        if let Some(keep) = b.keep {
+            while store
+                .prune(T + n + 1, u64::MAX / 2, keep, 50)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?
+                == 50
+            {}
+            for room in model.values_mut() {
+                let first = room.last_seq.saturating_sub(keep);
+                room.events.retain(|e| e.seq > first);
+            }
+        }
+        if b.reopen {
+            drop(store);
+            store = Store::open(dir.path(), Sync::Normal).expect("open again");
+        }
+        check(&store, &model)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_store_holds_what_the_model_says(batches in prop::collection::vec(batch(), 1..8)) {
+        run(&batches)?;
+    }
+}
