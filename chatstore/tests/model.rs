@@ -5,7 +5,7 @@
 //!
 //! Batches mix rooms begun (again, with the same or a new epoch),
 //! messages to everyone or to a few, presence events, sessions and
-//! retention by count, in sizes that cross the store's rows-per-statement
+//! retention by count and by age, in sizes that cross the store's rows-per-statement
 //! boundary; a room begun again in the middle of a batch drops what came
 //! before in that batch too.
 
@@ -40,6 +40,9 @@ struct Batch {
     reopen: bool,
     /// Then keep only the newest this many events per room.
     keep: Option<u64>,
+    /// Then delete events older than this many ms before the newest
+    /// event's time (each event is 1 ms after the one before).
+    age: Option<u64>,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -57,8 +60,14 @@ fn batch() -> impl Strategy<Value = Batch> {
         prop::collection::vec(op(), 0..80),
         prop::bool::weighted(0.2),
         prop::option::weighted(0.15, 1..40u64),
+        prop::option::weighted(0.15, 0..60u64),
     )
-        .prop_map(|(ops, reopen, keep)| Batch { ops, reopen, keep })
+        .prop_map(|(ops, reopen, keep, age)| Batch {
+            ops,
+            reopen,
+            keep,
+            age,
+        })
 }
 
 /// One room as the model sees it.
@@ -204,6 +213,18 @@ fn run(batches: &[Batch]) -> Result<(), TestCaseError> {
             for room in model.values_mut() {
                 let first = room.last_seq.saturating_sub(keep);
                 room.events.retain(|e| e.seq > first);
+            }
+        }
+        if let Some(age) = b.age {
+            let now = T + n;
+            while store
+                .prune(now, age, u64::MAX / 2, 50)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?
+                == 50
+            {}
+            let cutoff = now - age;
+            for room in model.values_mut() {
+                room.events.retain(|e| e.ts >= cutoff);
             }
         }
         if b.reopen {
