@@ -1718,11 +1718,12 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
 
 /// A full store works again once retention has freed room: the server
 /// notices by itself (it tries the refused batch each second), and the
-/// next message takes the next seq.
+/// next message takes the next seq; after a restart on the same
+/// directory, seqs go on from there.
 #[test]
 fn a_full_store_takes_messages_again_once_retention_frees_room() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = durable(
+    let mut server = durable(
         dir.path(),
         &[
             "--store-max-mib",
@@ -1768,5 +1769,25 @@ fn a_full_store_takes_messages_again_once_retention_frees_room() {
     assert!(
         texts.len() <= 6 && texts.last().map(String::as_str) == Some("after"),
         "{texts:?}"
+    );
+
+    // A restart on the same directory: the room's seq goes on after
+    // everything stored, and the store takes messages at once.
+    let after = u64_of(&echo, "seq");
+    drop(alice);
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+    let server = durable(dir.path(), &["--rate", "0"]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["lobby"], None);
+    let echo = say(&mut alice, "lobby", "restarted", "r-1");
+    assert!(u64_of(&echo, "seq") > after, "{echo}");
+    let stored = export(dir.path(), &["--room", "lobby"]);
+    let seqs: Vec<u64> = stored.iter().map(|m| u64_of(m, "seq")).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(
+        stored.last().map(|m| str_of(m, "text")),
+        Some("restarted"),
+        "{stored:?}"
     );
 }
