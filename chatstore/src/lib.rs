@@ -552,12 +552,16 @@ impl Store {
         batch: usize,
     ) -> Result<usize, StoreError> {
         let cutoff = now_ms.saturating_sub(max_age_ms).min(i64::MAX as u64) as i64;
+        let now = now_ms.min(i64::MAX as u64) as i64;
         let tx = self.db.transaction()?;
         let mut victims: Vec<(String, i64)> = Vec::new();
         {
             // Too old: each room's oldest events, in seq order, up to the
-            // first one young enough (a room's `ts` follows its seq but for
-            // a wall clock stepped back; then what follows waits for it).
+            // first one young enough. A room's `ts` follows its seq but for
+            // a wall clock that was stepped: after a step back, what follows
+            // waits for what came before; a stamp in the future (a clock
+            // that was ahead) is stepped over, kept until its time comes
+            // but holding nothing back.
             let names: Vec<String> = tx
                 .prepare_cached("SELECT name FROM rooms")?
                 .query_map([], |r| r.get(0))?
@@ -575,21 +579,33 @@ impl Store {
                 })?;
                 for row in rows {
                     let (seq, ts) = row?;
-                    if ts >= cutoff {
+                    if ts < cutoff {
+                        victims.push((name.clone(), seq));
+                    } else if ts <= now {
                         break;
                     }
-                    victims.push((name.clone(), seq));
                 }
             }
-            let left = batch.saturating_sub(victims.len()) as i64;
+            // Past the count: each room's events below its newest
+            // `max_per_room`; those already taken for their age are not
+            // counted twice.
+            let old: std::collections::HashSet<(String, i64)> = victims.iter().cloned().collect();
             let mut over = tx.prepare_cached(
                 "SELECT e.room, e.seq FROM events e JOIN rooms r ON r.name = e.room
                  WHERE e.seq <= r.last_seq - ?1 ORDER BY e.room, e.seq LIMIT ?2",
             )?;
             let keep = max_per_room.min(i64::MAX as u64) as i64;
-            let rows = over.query_map(params![keep, left], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let limit = batch.saturating_sub(victims.len()) + old.len();
+            let rows =
+                over.query_map(params![keep, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
             for row in rows {
-                victims.push(row?);
+                if victims.len() == batch {
+                    break;
+                }
+                let victim = row?;
+                if !old.contains(&victim) {
+                    victims.push(victim);
+                }
             }
             let mut del = tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND seq = ?2")?;
             for (room, seq) in &victims {
@@ -707,10 +723,18 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
         match record {
             Record::Room { name, epoch, .. } => {
                 flush_rows(tx, &mut rows)?;
-                // A room begun again (a new epoch) in this batch drops
-                // what came before; the same epoch again changes nothing.
-                if begin_room(tx, name, epoch)? {
-                    last.retain(|(r, _)| **r != **name);
+                match begin_room(tx, name, epoch)? {
+                    // The same epoch again changes nothing.
+                    Began::Same => {}
+                    // A room begun again (a new epoch) drops what came
+                    // before in this batch too.
+                    Began::Again => last.retain(|(r, _)| **r != **name),
+                    // A room's record goes before its events: events of a
+                    // room not yet known are refused, as without it.
+                    Began::New if last.iter().any(|(r, _)| **r == **name) => {
+                        return Err(StoreError::UnknownRoom(name.to_string()));
+                    }
+                    Began::New => {}
                 }
             }
             Record::Session {
@@ -835,30 +859,43 @@ fn msg_row(r: &rusqlite::Row<'_>, room: &Arc<str>) -> rusqlite::Result<Event> {
     Ok(Event::new(Arc::clone(room), seq, ts, body))
 }
 
+/// What a room record did.
+enum Began {
+    /// The room is new.
+    New,
+    /// The same epoch again: nothing.
+    Same,
+    /// A new epoch: the old history went, the room began again.
+    Again,
+}
+
 /// A room record: new, the same epoch again (nothing to do), or a new
-/// epoch (the old history goes: the room began again). Whether it began
-/// again.
-fn begin_room(tx: &rusqlite::Transaction<'_>, name: &str, epoch: &str) -> Result<bool, StoreError> {
+/// epoch (the old history goes: the room began again).
+fn begin_room(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    epoch: &str,
+) -> Result<Began, StoreError> {
     let old: Option<String> = tx
         .prepare_cached("SELECT epoch FROM rooms WHERE name = ?1")?
         .query_row(params![name], |r| r.get(0))
         .optional()?;
     match old {
-        Some(old) if old == epoch => Ok(false),
+        Some(old) if old == epoch => Ok(Began::Same),
         Some(_) => {
             tx.execute("DELETE FROM events WHERE room = ?1", params![name])?;
             tx.execute(
                 "UPDATE rooms SET epoch = ?2, last_seq = 0 WHERE name = ?1",
                 params![name, epoch],
             )?;
-            Ok(true)
+            Ok(Began::Again)
         }
         None => {
             tx.execute(
                 "INSERT INTO rooms (name, epoch, last_seq) VALUES (?1, ?2, 0)",
                 params![name, epoch],
             )?;
-            Ok(true)
+            Ok(Began::New)
         }
     }
 }

@@ -327,6 +327,61 @@ fn the_same_epoch_again_in_a_batch_keeps_what_came_before() {
 }
 
 #[test]
+fn events_before_their_new_rooms_record_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("a", 1, 1, &[], "in a")]);
+    // Room x's event, then x's record: refused as if the record were not
+    // there (it stored the event but not x's last seq before).
+    let err = store
+        .append(&[
+            Record::Event(Arc::new(msg("a", 2, 1, &[], "a again"))),
+            Record::Event(Arc::new(msg("x", 1, 1, &[], "too early"))),
+            Record::room("x", "e"),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnknownRoom(r) if r == "x"),
+        "{err}"
+    );
+    // All or nothing: a's event did not go in either, nor room x.
+    let rooms = store.rooms().unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].last_seq, 1);
+    assert_eq!(texts(&store.recent("a", 10).unwrap()), ["in a"]);
+}
+
+#[test]
+fn a_stamp_from_a_clock_set_ahead_holds_no_retention_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // seq 1 stamped a year ahead (the clock was wrong), then 2..=5 at
+    // T + seq, as the corrected clock stamps them.
+    let mut batch: Vec<Event> = (1..=5)
+        .map(|s| msg("r", s, 1, &[], &format!("m{s}")))
+        .collect();
+    batch[0].ts = T + 365 * 24 * 3_600_000;
+    put(&mut store, "e", &batch);
+    // Older than 10 ms at T + 14: seqs 2 and 3 go; seq 1 waits for its
+    // time, seqs 4 and 5 are young.
+    while store.prune(T + 14, 10, 1_000, 100).unwrap() > 0 {}
+    assert_eq!(texts(&store.recent("r", 10).unwrap()), ["m1", "m4", "m5"]);
+}
+
+#[test]
+fn an_event_too_old_and_past_the_count_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let batch: Vec<Event> = (1..=10).map(|s| msg("r", s, 1, &[], "x")).collect();
+    put(&mut store, "e", &batch);
+    // Everything before T + 9 is too old (seqs 1-8), and all but the
+    // newest 4 are past the count (seqs 1-6): 8 go, counted once each.
+    assert_eq!(store.prune(T + 19, 10, 4, 100).unwrap(), 8);
+    assert_eq!(store.rooms().unwrap()[0].oldest, 9);
+    assert_eq!(store.prune(T + 19, 10, 4, 100).unwrap(), 0);
+}
+
+#[test]
 fn a_full_store_refuses_a_batch_whole_keeps_reading_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
