@@ -46,6 +46,9 @@ OUT=${OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}
 
 log() { printf '[run.sh] %s\n' "$*" >&2; }
 
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # stop_pid
+
 # Servers and the generator are started as `nice -n $NICE taskset -c CORE
 # program`, never through a shell function: nice and taskset exec the
 # program, so `$!` is the server's own PID (a backgrounded function would
@@ -174,13 +177,7 @@ start_server() { # target workload
 
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
     SERVER_PID=""
     [ -z "$DATA_DIR" ] || rm -rf "$DATA_DIR"
     DATA_DIR=""

@@ -150,43 +150,24 @@ fn assert_counted(report: &Value, expected: u64) {
 #[test]
 fn fanout_against_chatserver_loses_nothing() {
     let server = start_chatserver();
-    let r = bench(
-        &server,
-        "chat",
-        &[
-            "fanout",
-            "--members",
-            "20",
-            "--publishers",
-            "2",
-            "--messages",
-            "300",
-            "--window",
-            "16",
-        ],
-    );
+    let fanout = [
+        "fanout",
+        "--members",
+        "20",
+        "--publishers",
+        "2",
+        "--messages",
+        "300",
+        "--window",
+        "16",
+    ];
+    let r = bench(&server, "chat", &fanout);
     assert_counted(&r, 20 * 2 * 300);
     assert_eq!(r["messages"], 600);
     // The same with the window counted end to end (the slowest receiver's
     // reports, every 4 messages): nothing lost, nothing stalls.
-    let r = bench(
-        &server,
-        "chat",
-        &[
-            "fanout",
-            "--members",
-            "20",
-            "--publishers",
-            "2",
-            "--messages",
-            "300",
-            "--window",
-            "16",
-            "--end-to-end",
-            "--ack-every",
-            "4",
-        ],
-    );
+    let end_to_end = [&fanout[..], &["--end-to-end", "--ack-every", "4"]].concat();
+    let r = bench(&server, "chat", &end_to_end);
     assert_counted(&r, 20 * 2 * 300);
     assert_eq!(r["params"]["ack"], "end to end, every 4", "{r:#}");
     // Reports every 16 could never come inside a window of 8: refused

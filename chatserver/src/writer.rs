@@ -76,6 +76,19 @@ pub async fn run(
     }
 }
 
+/// Write a batch gathered in `gather` through `out` at once, then give back
+/// a buffer a burst made bigger than [`GATHER_KEEP`].
+async fn write_gathered<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    gather: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    out.write_all(gather).await?;
+    if gather.capacity() > GATHER_KEEP {
+        *gather = Vec::new();
+    }
+    out.flush().await
+}
+
 /// A byte stream (TLS): frames as they are, length and all, a batch
 /// gathered into one buffer so that TLS seals a few large records instead
 /// of one per frame.
@@ -100,11 +113,7 @@ impl<W: AsyncWrite + Unpin> Transport for Stream<W> {
         for f in frames {
             self.gather.extend_from_slice(f);
         }
-        self.out.write_all(&self.gather).await?;
-        if self.gather.capacity() > GATHER_KEEP {
-            self.gather = Vec::new();
-        }
-        self.out.flush().await
+        write_gathered(&mut self.out, &mut self.gather).await
     }
 
     async fn finish(&mut self) {
@@ -166,11 +175,7 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
             put_text_header(&mut self.gather, payload.len());
             self.gather.extend_from_slice(payload);
         }
-        self.out.write_all(&self.gather).await?;
-        if self.gather.capacity() > GATHER_KEEP {
-            self.gather = Vec::new();
-        }
-        self.out.flush().await
+        write_gathered(&mut self.out, &mut self.gather).await
     }
 
     async fn finish(&mut self) {
