@@ -270,9 +270,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
     pub node_dead_after_ms: u64,
 
-    /// Worker threads (0 to 1024; 0: one per CPU). With 1 everything runs
-    /// on one thread, which batches best when the server has one core to
-    /// itself.
+    /// Worker threads (0 to 1024; 0: one per CPU the process may run on).
+    /// With 1 (given, or 0 on one CPU) everything runs on one thread, which
+    /// batches best when the server has one core to itself.
     #[arg(long, env = "CHATSERVER_THREADS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub threads: u64,

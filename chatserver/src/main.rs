@@ -94,13 +94,13 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stdout)
         .init();
-    let runtime = match args.threads {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = match worker_threads(args.threads, available) {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        0 => tokio::runtime::Runtime::new(),
         n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n as usize)
+            .worker_threads(n)
             .enable_all()
             .build(),
     };
@@ -492,4 +492,29 @@ fn lan_addresses(v6_too: bool) -> Vec<std::net::IpAddr> {
     ips.sort();
     ips.dedup();
     ips
+}
+
+/// How many worker threads `--threads` asks for when the process may run
+/// on `available` CPUs: 0 means one per CPU. One means the single-thread
+/// runtime: on one CPU, the multi-thread scheduler's cross-thread
+/// bookkeeping buys nothing (BENCHMARKS.md, "One CPU, one thread").
+fn worker_threads(flag: u64, available: usize) -> usize {
+    match flag {
+        0 => available.max(1),
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn zero_threads_means_one_per_cpu_the_process_may_use() {
+        assert_eq!(worker_threads(0, 1), 1);
+        assert_eq!(worker_threads(0, 8), 8);
+        assert_eq!(worker_threads(0, 0), 1);
+        assert_eq!(worker_threads(3, 1), 3);
+        assert_eq!(worker_threads(1, 16), 1);
+    }
 }
