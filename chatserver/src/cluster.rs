@@ -152,6 +152,8 @@ pub struct Cluster {
     next_id: AtomicUsize,
     /// Set once the node listens: other nodes are judged from then on.
     pub ready: std::sync::atomic::AtomicBool,
+    /// Per room, the highest seq the log gave one of this node's proposals.
+    acked: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 /// Which stream and subject hold `room`.
@@ -331,6 +333,7 @@ impl Cluster {
             following: Mutex::new(HashSet::new()),
             next_id: AtomicUsize::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
+            acked: Mutex::new(HashMap::new()),
         });
         // Heartbeat before anything else: others must not take this run
         // for dead once it has clients.
@@ -424,8 +427,13 @@ impl Cluster {
         }
         for (i, ack) in acks.into_iter().enumerate() {
             // A duplicate is success: an earlier try stored it.
-            if let Err(e) = ack.await {
-                return Err((i, e.to_string()));
+            match ack.await {
+                Ok(ack) => {
+                    let mut acked = lock(&self.acked);
+                    let seq = acked.entry(Arc::clone(&batch[i].room)).or_default();
+                    *seq = (*seq).max(ack.sequence);
+                }
+                Err(e) => return Err((i, e.to_string())),
             }
         }
         Ok(())
@@ -926,6 +934,14 @@ impl Cluster {
                 return;
             }
         }
+    }
+
+    /// Per room, the highest seq the log gave one of this node's proposals.
+    pub fn acked(&self) -> Vec<(Arc<str>, u64)> {
+        lock(&self.acked)
+            .iter()
+            .map(|(room, seq)| (Arc::clone(room), *seq))
+            .collect()
     }
 
     /// A clean stop: say this run is gone (the others release its

@@ -993,6 +993,7 @@ impl Hub {
     /// (proposed and stored, within a bound), its claims are given up, and
     /// its heartbeat goes, so the other nodes know at once.
     async fn leave_cluster(&mut self) {
+        self.apply_own_proposals().await;
         let now = self.clock.now();
         let Some(c) = &mut self.cluster else { return };
         let mine = Arc::clone(&c.link.origin);
@@ -1006,6 +1007,41 @@ impl Hub {
             link.leave(claims).await;
         };
         let _ = tokio::time::timeout(STORE_SETTLE, settle).await;
+    }
+
+    /// Before a clean stop: wait (bounded) until everything this node
+    /// proposed is in the log and applied here, so that a client whose
+    /// entering was still on its way is among the departures.
+    async fn apply_own_proposals(&mut self) {
+        let deadline = Instant::now() + STORE_SETTLE / 2;
+        let mut items = Vec::with_capacity(BATCH);
+        loop {
+            let Some(c) = &mut self.cluster else { return };
+            let pending = c.link.pending.load(std::sync::atomic::Ordering::Relaxed);
+            let acked = c.link.acked();
+            if pending == 0
+                && acked
+                    .iter()
+                    .all(|(room, seq)| self.server.seq(room) >= *seq)
+            {
+                return;
+            }
+            // The acknowledgements come to the publisher, not here: look
+            // again every 20 ms.
+            let closed = tokio::select! {
+                n = recv_cluster(&mut self.cluster, &mut items) => n == 0,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => false,
+                _ = tokio::time::sleep_until(deadline) => return,
+            };
+            if closed {
+                return;
+            }
+            let now = self.clock.now();
+            for item in items.drain(..) {
+                self.heard(now, item);
+                self.dispatch(now);
+            }
+        }
     }
 
     /// Queue one frame for `to` (counted in the budget).

@@ -734,6 +734,28 @@ fn a_node_stopped_cleanly_says_its_clients_left_at_once() {
 }
 
 #[test]
+fn a_node_stopped_right_after_a_join_says_that_client_left() {
+    let Some(nats) = Nats::start("a_node_stopped_right_after_a_join_says_that_client_left") else {
+        return;
+    };
+    let slow = ["--node-dead-after-ms", "600000"];
+    let a = node(&nats, "a", &slow);
+    let mut b = node(&nats, "b", &slow);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    // Stopped before b has applied bob's entering from the log: b must
+    // wait for it, or bob would stay online everywhere else.
+    let (_bob, _) = join(&b, "bob");
+    b.sigterm();
+    let seen = read_until(&mut alice, 100, |f| is_presence(f, "bob", "offline"));
+    assert!(
+        seen.iter().any(|f| is_presence(f, "bob", "online")),
+        "bob left without having entered: {seen:?}"
+    );
+    assert!(b.wait_exit(WAIT).success());
+}
+
+#[test]
 fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     let Some(nats) = Nats::start("history_older_than_a_nodes_memory_is_read_from_the_stream")
     else {
