@@ -4,7 +4,9 @@
 //! The store is a plain blocking object: the server gives it to a thread of
 //! its own, hands it each turn's stamped events as one batch, and only
 //! acknowledges them once [`Store::append`] has returned. This crate knows
-//! nothing of sockets or tasks.
+//! nothing of sockets or tasks; it keeps one thread of its own, which
+//! copies the write-ahead log into the database (a checkpoint) so that no
+//! append waits for that.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,6 +39,9 @@ use chatproto::{
     Event, EventBody, PresenceStatus, ReadQuery, Recipient, Record, SessionId, TokenHash,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+mod checkpoint;
+pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 
 /// The schema version this build writes; migrations bring older ones here.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -136,6 +141,9 @@ pub struct StoredRoom {
 /// The history database.
 #[derive(Debug)]
 pub struct Store {
+    /// Declared before `db`: stopped and joined before the writer closes
+    /// (the last connection to close checkpoints and removes the log).
+    _checkpointer: Option<checkpoint::Checkpointer>,
     db: Connection,
     path: PathBuf,
     /// Held locked for as long as the store is open (`None` when read-only).
@@ -204,11 +212,18 @@ impl Store {
         };
         db.pragma_update(None, "synchronous", level)?;
         let mut store = Store {
+            _checkpointer: None,
             db,
             path,
             _lock: Some(lock),
         };
         store.migrate(version)?;
+        let checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)
+            .map_err(|e| StoreError::Dir {
+                dir: dir.to_owned(),
+                source: e,
+            })?;
+        store._checkpointer = Some(checkpointer);
         Ok(store)
     }
 
@@ -244,6 +259,7 @@ impl Store {
             });
         }
         Ok(Store {
+            _checkpointer: None,
             db,
             path,
             _lock: None,

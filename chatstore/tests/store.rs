@@ -561,3 +561,38 @@ fn another_programs_database_is_refused_and_left_untouched() {
     assert!(err.to_string().contains("another program"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+#[test]
+fn the_log_is_copied_into_the_database_beside_the_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let db = dir.path().join(chatstore::DB_FILE);
+    let wal = dir.path().join(format!("{}-wal", chatstore::DB_FILE));
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    // About 12 MB of messages in batches of 100: the log passes
+    // CHECKPOINT_PAGES (4 MB of 4 KiB pages) three times over.
+    let text = "x".repeat(1_000);
+    let mut seq = 0;
+    for _ in 0..120 {
+        let batch: Vec<Event> = (0..100)
+            .map(|_| {
+                seq += 1;
+                msg("big", seq, 1, &[], &text)
+            })
+            .collect();
+        put(&mut store, "e", &batch);
+    }
+    // The checkpoint thread copies in the background: wait for it, within
+    // a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while size(&db) < 4_000_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(size(&db) >= 4_000_000, "chat.db holds {} bytes", size(&db));
+    let max_wal = u64::try_from(chatstore::CHECKPOINT_PAGES_MAX).unwrap() * (4096 + 24) + 32;
+    assert!(size(&wal) <= max_wal, "the log holds {} bytes", size(&wal));
+    assert_eq!(store.recent("big", 3).unwrap().len(), 3);
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.rooms().unwrap()[0].last_seq, seq);
+}
