@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chatproto::{ClientFrame, Decoded, FrameDecoder, Kick};
+use futures_util::FutureExt;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
@@ -43,6 +46,7 @@ enum Stop {
 /// token the shutdown waits for.
 pub async fn serve(
     peer: Arc<Peer>,
+    read: OwnedReadHalf,
     addr: SocketAddr,
     to_hub: mpsc::Sender<ToHub>,
     cfg: Arc<Settings>,
@@ -55,6 +59,7 @@ pub async fn serve(
     debug!(client = %id, %addr, "connected");
     let mut reader = Reader {
         peer: &peer,
+        read,
         to_hub: &to_hub,
         cfg: &cfg,
         id,
@@ -78,6 +83,8 @@ pub async fn serve(
 
 struct Reader<'a> {
     peer: &'a Peer,
+    /// The socket's read half (the peer holds the write half).
+    read: OwnedReadHalf,
     to_hub: &'a mpsc::Sender<ToHub>,
     cfg: &'a Settings,
     id: chatproto::ClientId,
@@ -107,17 +114,21 @@ impl Reader<'_> {
                     if self.buf.capacity() - self.buf.len() < 1024 {
                         self.buf.reserve(READ_CHUNK);
                     }
-                    match self.peer.socket().try_read_buf(&mut self.buf) {
-                        Ok(0) => return Stop::Eof,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // One read, never waiting: tokio's own read path, which
+                    // also forgets the readiness after a short read (the
+                    // socket was emptied), so the next turn does not make a
+                    // system call only to hear WouldBlock.
+                    match self.read.read_buf(&mut self.buf).now_or_never() {
+                        Some(Ok(0)) => return Stop::Eof,
+                        Some(Ok(_)) => {}
+                        None => {
                             // Readiness was stale: nothing arrived. Do not
                             // keep the buffer while waiting for more.
                             self.release_idle_buffer();
                             continue;
                         }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Stop::Failed(e),
+                        Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Some(Err(e)) => return Stop::Failed(e),
                     }
                     match self.process().await {
                         Ok(wait) => resume_at = wait,

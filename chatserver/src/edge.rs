@@ -85,15 +85,16 @@ pub async fn serve(
     let plain_ok = !(cfg.tls_only && edge.tls.is_some());
     match said {
         Speaks::Chatproto if plain_ok => {
+            let (read, write) = stream.into_split();
             let peer = Arc::new(Peer::new(
-                stream,
+                write,
                 cfg.outbound_queue_bytes,
                 Arc::clone(&cfg.budget),
             ));
             cfg.metrics.opened(Transport::Tcp);
             let to_hub = edge.to_hub.clone();
             let settings = Arc::clone(cfg);
-            crate::conn::serve(peer, addr, to_hub, settings, admission, done).await;
+            crate::conn::serve(peer, read, addr, to_hub, settings, admission, done).await;
             edge.settings.metrics.closed(Transport::Tcp);
         }
         Speaks::Http if plain_ok => {

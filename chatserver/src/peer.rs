@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::{Buf, Bytes};
 use chatproto::ClientId;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -24,9 +25,10 @@ const MAX_IOVECS: usize = 64;
 /// A connection as the hub and its task both see it.
 #[derive(Debug)]
 pub struct Peer {
-    /// The socket of a plain TCP peer (`None`: a writer task writes). Reads
-    /// happen in the connection task; writes under `out`'s lock.
-    stream: Option<TcpStream>,
+    /// The socket of a plain TCP peer (`None`: a writer task writes), as
+    /// its write half: the connection task reads through the read half;
+    /// writes happen under `out`'s lock.
+    stream: Option<OwnedWriteHalf>,
     /// Wakes a writer task: frames are queued, or the peer is closing.
     pub writable: Notify,
     /// The room's handle, set once the hub has registered the connection.
@@ -74,7 +76,7 @@ impl Peer {
     /// A peer whose outbound queue holds at most `limit` bytes (unwritten
     /// bytes plus [`SLOT_BYTES`] per frame). Frames leaving the queue are
     /// reported to `budget`; the hub reports those it queues.
-    pub fn new(stream: TcpStream, limit: usize, budget: Arc<OutboundBudget>) -> Self {
+    pub fn new(stream: OwnedWriteHalf, limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Self::with(Some(stream), limit, budget)
     }
 
@@ -84,7 +86,7 @@ impl Peer {
         Self::with(None, limit, budget)
     }
 
-    fn with(stream: Option<TcpStream>, limit: usize, budget: Arc<OutboundBudget>) -> Self {
+    fn with(stream: Option<OwnedWriteHalf>, limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Peer {
             stream,
             writable: Notify::new(),
@@ -102,7 +104,7 @@ impl Peer {
     ///
     /// For a peer written by a task, which has none.
     pub fn socket(&self) -> &TcpStream {
-        self.stream.as_ref().expect("a plain TCP peer")
+        self.stream.as_ref().expect("a plain TCP peer").as_ref()
     }
 
     /// For a writer task: move up to `max` whole frames out of the queue
@@ -294,7 +296,7 @@ impl Peer {
             return Ok(true);
         };
         let before = out.queue.len();
-        let result = write_queued(stream, &mut out);
+        let result = write_queued(stream.as_ref(), &mut out);
         let mut gone = before - out.queue.len();
         if result.is_err() {
             gone += out.held.iter().map(|(_, a)| a.len()).sum::<usize>();
@@ -336,6 +338,11 @@ impl Drop for Peer {
         let out = self.out.get_mut().unwrap_or_else(|e| e.into_inner());
         let held: usize = out.held.iter().map(|(_, a)| a.len()).sum();
         self.budget.remove_slots(out.queue.len() + held);
+        // The socket closes when both halves are gone, as it did whole;
+        // the write half would otherwise send a FIN of its own first.
+        if let Some(write) = self.stream.take() {
+            write.forget();
+        }
     }
 }
 
@@ -382,7 +389,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (Peer::new(server, 1 << 20, Arc::clone(budget)), client)
+        let (_, write) = server.into_split();
+        (Peer::new(write, 1 << 20, Arc::clone(budget)), client)
     }
 
     /// Queue `n` distinct 10-byte frames, reporting their slots as the hub does.
