@@ -152,7 +152,7 @@ pub struct Cluster {
     next_id: AtomicUsize,
     /// Set once the node listens: other nodes are judged from then on.
     pub ready: std::sync::atomic::AtomicBool,
-    /// Per room, the highest seq the log gave one of this node's proposals.
+    /// Per room, the seq the log gave this node's latest proposal.
     acked: Mutex<HashMap<Arc<str>, u64>>,
 }
 
@@ -429,9 +429,9 @@ impl Cluster {
             // A duplicate is success: an earlier try stored it.
             match ack.await {
                 Ok(ack) => {
-                    let mut acked = lock(&self.acked);
-                    let seq = acked.entry(Arc::clone(&batch[i].room)).or_default();
-                    *seq = (*seq).max(ack.sequence);
+                    // In order within a room; the latest, not the highest,
+                    // so a stream made again does not leave an old seq here.
+                    lock(&self.acked).insert(Arc::clone(&batch[i].room), ack.sequence);
                 }
                 Err(e) => return Err((i, e.to_string())),
             }
@@ -936,7 +936,7 @@ impl Cluster {
         }
     }
 
-    /// Per room, the highest seq the log gave one of this node's proposals.
+    /// Per room, the seq the log gave this node's latest proposal.
     pub fn acked(&self) -> Vec<(Arc<str>, u64)> {
         lock(&self.acked)
             .iter()

@@ -122,8 +122,10 @@ impl Reader<'_> {
                         Some(Ok(0)) => return Stop::Eof,
                         Some(Ok(_)) => {}
                         None => {
-                            // Readiness was stale: nothing arrived. Do not
-                            // keep the buffer while waiting for more.
+                            // Readiness was stale (nothing arrived), or
+                            // tokio's budget for this turn is spent (then
+                            // select! yields and the data is read next
+                            // time). Do not keep the buffer meanwhile.
                             self.release_idle_buffer();
                             continue;
                         }

@@ -993,7 +993,9 @@ impl Hub {
     /// (proposed and stored, within a bound), its claims are given up, and
     /// its heartbeat goes, so the other nodes know at once.
     async fn leave_cluster(&mut self) {
-        self.apply_own_proposals().await;
+        // One bound for all of it, as before the wait below was added.
+        let deadline = Instant::now() + STORE_SETTLE;
+        self.apply_own_proposals(deadline).await;
         let now = self.clock.now();
         let Some(c) = &mut self.cluster else { return };
         let mine = Arc::clone(&c.link.origin);
@@ -1006,24 +1008,22 @@ impl Hub {
             }
             link.leave(claims).await;
         };
-        let _ = tokio::time::timeout(STORE_SETTLE, settle).await;
+        let _ = tokio::time::timeout_at(deadline, settle).await;
     }
 
-    /// Before a clean stop: wait (bounded) until everything this node
-    /// proposed is in the log and applied here, so that a client whose
-    /// entering was still on its way is among the departures.
-    async fn apply_own_proposals(&mut self) {
-        let deadline = Instant::now() + STORE_SETTLE / 2;
+    /// Before a clean stop: wait (until `deadline` at most) until
+    /// everything this node proposed is in the log and applied here (or
+    /// stepped over), so that a client whose entering was still on its way
+    /// is among the departures.
+    async fn apply_own_proposals(&mut self, deadline: Instant) {
         let mut items = Vec::with_capacity(BATCH);
         loop {
             let Some(c) = &mut self.cluster else { return };
             let pending = c.link.pending.load(std::sync::atomic::Ordering::Relaxed);
             let acked = c.link.acked();
-            if pending == 0
-                && acked
-                    .iter()
-                    .all(|(room, seq)| self.server.seq(room) >= *seq)
-            {
+            let applied =
+                |room: &str, seq: u64| self.server.next_logged(room).is_none_or(|next| next > seq);
+            if pending == 0 && acked.iter().all(|(room, seq)| applied(room, *seq)) {
                 return;
             }
             // The acknowledgements come to the publisher, not here: look
@@ -1041,6 +1041,7 @@ impl Hub {
                 self.heard(now, item);
                 self.dispatch(now);
             }
+            self.drain(now);
         }
     }
 

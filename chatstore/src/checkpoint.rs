@@ -10,7 +10,9 @@
 //! behind, the writer checkpoints itself, so the log stays bounded.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::wal::CheckpointMode;
@@ -34,20 +36,40 @@ enum Nudge {
 #[derive(Debug)]
 pub struct Checkpointer {
     nudge: SyncSender<Nudge>,
+    /// Set when stopping: a nudge still queued is not acted on.
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
     /// Start the thread on the database at `path` and have `db` (the
     /// writer) nudge it after each commit that leaves the log long.
-    pub fn start(db: &mut Connection, path: &Path, synchronous: &str) -> std::io::Result<Self> {
+    /// `Ok(None)` when no thread can be started: SQLite's own automatic
+    /// checkpoint then goes on as before.
+    pub fn start(
+        db: &mut Connection,
+        path: &Path,
+        synchronous: &str,
+    ) -> rusqlite::Result<Option<Self>> {
         let (nudge, nudged) = sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
         let path = path.to_owned();
         let synchronous = synchronous.to_owned();
-        let thread = std::thread::Builder::new()
+        let stopping = Arc::clone(&stop);
+        let Ok(thread) = std::thread::Builder::new()
             .name("chat-checkpoint".into())
-            .spawn(move || run(&path, &synchronous, &nudged))?;
-        let hook_nudge = nudge.clone();
+            .spawn(move || run(&path, &synchronous, &nudged, &stopping))
+        else {
+            return Ok(None);
+        };
+        // Made before the hook: if setting it fails, dropping this stops
+        // the thread.
+        let checkpointer = Checkpointer {
+            nudge: nudge.clone(),
+            stop,
+            thread: Some(thread),
+        };
+        let hook_nudge = nudge;
         // Replaces SQLite's automatic checkpoint (itself a WAL hook).
         db.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
             if pages >= CHECKPOINT_PAGES_MAX {
@@ -60,17 +82,15 @@ impl Checkpointer {
                 }
             }
             Ok(())
-        }))
-        .map_err(std::io::Error::other)?;
-        Ok(Checkpointer {
-            nudge,
-            thread: Some(thread),
-        })
+        }))?;
+        Ok(Some(checkpointer))
     }
 }
 
 impl Drop for Checkpointer {
+    /// Stop the thread and wait for it: at most the checkpoint it is in.
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         let _ = self.nudge.send(Nudge::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -78,16 +98,18 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(path: &Path, synchronous: &str, nudged: &Receiver<Nudge>) {
+fn run(path: &Path, synchronous: &str, nudged: &Receiver<Nudge>, stop: &AtomicBool) {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let Ok(db) = Connection::open_with_flags(path, flags) else {
-        // Without this thread the writer's own checkpoint keeps the log
-        // bounded; wait for the stop.
-        while let Ok(Nudge::Checkpoint) = nudged.recv() {}
+        // Gone, so the writer's nudges fail and it checkpoints itself
+        // past CHECKPOINT_PAGES, as SQLite would.
         return;
     };
     let _ = db.pragma_update(None, "synchronous", synchronous);
     while let Ok(Nudge::Checkpoint) = nudged.recv() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         // A failure (the disk full, say) leaves the log as it is: the next
         // nudge tries again.
         let _ = db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));

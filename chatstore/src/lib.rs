@@ -218,12 +218,7 @@ impl Store {
             _lock: Some(lock),
         };
         store.migrate(version)?;
-        let checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)
-            .map_err(|e| StoreError::Dir {
-                dir: dir.to_owned(),
-                source: e,
-            })?;
-        store._checkpointer = Some(checkpointer);
+        store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;
         Ok(store)
     }
 
