@@ -600,22 +600,37 @@ impl Store {
             // Past the count: each room's events below its newest
             // `max_per_room`; those already taken for their age are not
             // counted twice.
+            // Room by room through the primary key, so a pass with
+            // nothing to delete reads nothing (one query joining rooms to
+            // events read every event, 0.2 s per million, every pass).
             let old: std::collections::HashSet<(String, i64)> = victims.iter().cloned().collect();
+            let rooms: Vec<(String, i64)> = tx
+                .prepare_cached("SELECT name, last_seq FROM rooms ORDER BY name")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
             let mut over = tx.prepare_cached(
-                "SELECT e.room, e.seq FROM events e JOIN rooms r ON r.name = e.room
-                 WHERE e.seq <= r.last_seq - ?1 ORDER BY e.room, e.seq LIMIT ?2",
+                "SELECT seq FROM events WHERE room = ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
             )?;
             let keep = max_per_room.min(i64::MAX as u64) as i64;
-            let limit = batch.saturating_sub(victims.len()) + old.len();
-            let rows =
-                over.query_map(params![keep, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for row in rows {
-                if victims.len() == batch {
+            for (name, last_seq) in rooms {
+                let left = batch.saturating_sub(victims.len());
+                let below = last_seq.saturating_sub(keep);
+                if left == 0 {
                     break;
                 }
-                let victim = row?;
-                if !old.contains(&victim) {
-                    victims.push(victim);
+                if below < 1 {
+                    continue;
+                }
+                let limit = (left + old.len()) as i64;
+                let rows = over.query_map(params![name, below, limit], |r| r.get::<_, i64>(0))?;
+                for seq in rows {
+                    if victims.len() == batch {
+                        break;
+                    }
+                    let victim = (name.clone(), seq?);
+                    if !old.contains(&victim) {
+                        victims.push(victim);
+                    }
                 }
             }
             let mut del = tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND seq = ?2")?;
