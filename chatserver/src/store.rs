@@ -2,7 +2,10 @@
 //! batch and writes them in one transaction, so the hub never waits on the
 //! disk. It also runs retention in small steps between batches, and while
 //! the store fails it tries the failed batch again (rolled back) each
-//! second, to say when it works again.
+//! second, to say when it works again. Reads of history go to a second
+//! thread with a read-only connection of its own, so a long one (a page
+//! of a room where the reader may see few messages) never holds up a
+//! commit.
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
@@ -109,13 +112,27 @@ pub fn restore(
     Ok((rooms.len(), stored.len()))
 }
 
-/// Start the store thread around `store`.
+/// Start the store thread around `store`, and its reading thread.
 pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLink> {
     let (tx, requests) = std_mpsc::channel();
     let (answers, rx) = mpsc::unbounded_channel();
+    let reader = store
+        .path()
+        .parent()
+        .and_then(|dir| Store::open_read_only(dir).ok())
+        .and_then(|db| spawn_reader(db, answers.clone()).ok());
     let thread = std::thread::Builder::new()
         .name("chat-store".into())
-        .spawn(move || run(&mut store, &requests, &answers, retention))?;
+        .spawn(move || {
+            let reads = reader.as_ref().map(|(tx, _)| tx.clone());
+            run(&mut store, &requests, &answers, reads.as_ref(), retention);
+            // Stop the reader too (its channel closes), and wait for it.
+            drop(reads);
+            if let Some((tx, thread)) = reader {
+                drop(tx);
+                let _ = thread.join();
+            }
+        })?;
     Ok(StoreLink {
         tx,
         rx,
@@ -123,10 +140,39 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
     })
 }
 
+/// Reads by the reading thread: requests in, answers to the hub.
+type Reads = std_mpsc::Sender<(u64, ClientId, ReadQuery)>;
+
+/// The thread that answers reads with a connection of its own (WAL lets
+/// it read beside the writer); its requests' sender and its handle.
+fn spawn_reader(
+    db: Store,
+    answers: mpsc::UnboundedSender<FromStore>,
+) -> std::io::Result<(Reads, std::thread::JoinHandle<()>)> {
+    let (tx, requests) = std_mpsc::channel::<(u64, ClientId, ReadQuery)>();
+    let thread = std::thread::Builder::new()
+        .name("chat-history".into())
+        .spawn(move || {
+            while let Ok((ticket, client, query)) = requests.recv() {
+                let found = db.read(&query).map_err(|e| e.to_string());
+                let answer = FromStore::Read {
+                    ticket,
+                    client,
+                    found,
+                };
+                if answers.send(answer).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok((tx, thread))
+}
+
 fn run(
     store: &mut Store,
     requests: &std_mpsc::Receiver<ToStore>,
     answers: &mpsc::UnboundedSender<FromStore>,
+    reads: Option<&Reads>,
     retention: Retention,
 ) {
     // The batch that failed, kept to probe with while the store fails.
@@ -168,16 +214,23 @@ fn run(
                 client,
                 query,
             }) => {
-                let found = store.read(&query).map_err(|e| e.to_string());
-                if answers
-                    .send(FromStore::Read {
-                        ticket,
-                        client,
-                        found,
-                    })
-                    .is_err()
-                {
-                    return;
+                // The reading thread's, if it started; else read here.
+                let sent = match reads {
+                    Some(r) => r.send((ticket, client, query)),
+                    None => Err(std_mpsc::SendError((ticket, client, query))),
+                };
+                if let Err(std_mpsc::SendError((ticket, client, query))) = sent {
+                    let found = store.read(&query).map_err(|e| e.to_string());
+                    if answers
+                        .send(FromStore::Read {
+                            ticket,
+                            client,
+                            found,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
