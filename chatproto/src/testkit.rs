@@ -43,6 +43,10 @@ pub struct SimStore {
     pub reads: Vec<(u64, crate::ReadQuery)>,
     /// Fail reads with this cause, while set.
     pub fail_reads: Option<String>,
+    /// Store the waiting batches before answering the reads asked with
+    /// them, as a store whose reads run beside its writes may (otherwise
+    /// reads are answered first, in the order they were asked).
+    pub reads_after_writes: bool,
 }
 
 impl SimStore {
@@ -259,6 +263,16 @@ impl Sim {
     }
 
     fn answer_store(&mut self) {
+        if self.store.reads_after_writes {
+            self.store_batches();
+            self.answer_reads();
+        } else {
+            self.answer_reads();
+            self.store_batches();
+        }
+    }
+
+    fn answer_reads(&mut self) {
         let max = self.server.config().max_frame_bytes;
         for (ticket, query) in std::mem::take(&mut self.store.reads) {
             let found = match &self.store.fail_reads {
@@ -284,6 +298,9 @@ impl Sim {
                 receive(&mut self.clients, to, &bytes);
             }
         }
+    }
+
+    fn store_batches(&mut self) {
         for (batch, through) in std::mem::take(&mut self.store.waiting) {
             match &self.store.fail {
                 Some(cause) => {

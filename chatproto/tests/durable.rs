@@ -330,6 +330,38 @@ fn a_history_page_past_memory_is_read_from_the_store_in_order() {
 }
 
 #[test]
+fn a_page_read_beside_the_writes_holds_nothing_applied_after_it_was_asked() {
+    let mut sim = Sim::new(small_memory(), T0);
+    for nick in ["alice", "bob"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    for n in 0..10 {
+        say(&mut sim, 0, &format!("m{n}"), &format!("id{n}"));
+    }
+    sim.take(0);
+    sim.take(1);
+    // The store commits alice's next message before it reads bob's page,
+    // as one that reads on a thread of its own may.
+    sim.store.hold = true;
+    sim.store.reads_after_writes = true;
+    sim.send(1, ClientFrame::history("lobby", None, Some(8)));
+    say(&mut sim, 0, "later", "id10");
+    sim.commit();
+    let bob = sim.take(1);
+    let ServerFrame::History { events, .. } = &bob[0] else {
+        panic!("the page first: {bob:?}");
+    };
+    // The page ends where bob's view of the room stood; "later" comes
+    // live, once.
+    assert_eq!(
+        texts_of(events),
+        ["m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]
+    );
+    assert_eq!(texts_of(&bob[1..]), ["later"]);
+}
+
+#[test]
 fn a_store_that_cannot_read_answers_from_memory() {
     let mut sim = Sim::new(small_memory(), T0);
     let a = sim.connect();

@@ -83,7 +83,8 @@ pub struct Retention {
 pub struct StoreLink {
     /// Requests, in order.
     pub tx: std_mpsc::Sender<ToStore>,
-    /// Answers, in order.
+    /// Answers: batches in order, reads in the order asked (a read may
+    /// be answered after batches handed over later: its own thread reads).
     pub rx: mpsc::UnboundedReceiver<FromStore>,
     /// The thread, joined at shutdown so the database closes cleanly.
     pub thread: Option<std::thread::JoinHandle<()>>,

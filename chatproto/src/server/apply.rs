@@ -475,7 +475,10 @@ impl Server {
         limit: usize,
     ) -> Option<crate::server::reads::ReadQuery> {
         let room = self.rooms.get(name)?;
-        let before = before.unwrap_or(u64::MAX);
+        // Nothing past what is applied here: a store that reads beside its
+        // writes may already hold events still on their way to this client
+        // (they come live, after the page).
+        let before = before.unwrap_or(u64::MAX).min(room.seq + 1);
         if !self.config.durable
             || room.history_start <= room.stored_from
             || before <= room.stored_from
