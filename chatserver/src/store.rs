@@ -155,7 +155,12 @@ fn spawn_reader(
         .name("chat-history".into())
         .spawn(move || {
             while let Ok((ticket, client, query)) = requests.recv() {
-                let found = db.read(&query).map_err(|e| e.to_string());
+                // Answered whatever happens: the asker's later frames wait
+                // for this answer.
+                let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    db.read(&query).map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("the history reader failed".to_owned()));
                 let answer = FromStore::Read {
                     ticket,
                     client,
