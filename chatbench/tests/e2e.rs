@@ -147,20 +147,23 @@ fn assert_counted(report: &Value, expected: u64) {
     );
 }
 
+/// A fan-out of 20 members, 2 publishers x 300 messages, window 16.
+const FANOUT_20X2X300: [&str; 9] = [
+    "fanout",
+    "--members",
+    "20",
+    "--publishers",
+    "2",
+    "--messages",
+    "300",
+    "--window",
+    "16",
+];
+
 #[test]
 fn fanout_against_chatserver_loses_nothing() {
     let server = start_chatserver();
-    let fanout = [
-        "fanout",
-        "--members",
-        "20",
-        "--publishers",
-        "2",
-        "--messages",
-        "300",
-        "--window",
-        "16",
-    ];
+    let fanout = FANOUT_20X2X300;
     let r = bench(&server, "chat", &fanout);
     assert_counted(&r, 20 * 2 * 300);
     assert_eq!(r["messages"], 600);
@@ -375,17 +378,7 @@ fn websocket_and_tls_transports_lose_nothing() {
         key.to_str().unwrap(),
     ]);
     let ca = ca.to_str().unwrap();
-    let fanout = [
-        "fanout",
-        "--members",
-        "20",
-        "--publishers",
-        "2",
-        "--messages",
-        "300",
-        "--window",
-        "16",
-    ];
+    let fanout = FANOUT_20X2X300;
     let mut runs = 0;
     for via in [
         &["--transport", "ws"][..],

@@ -274,6 +274,22 @@ fn small_memory() -> ServerConfig {
     cfg
 }
 
+/// Alice (0) and bob (1) in `lobby` of a small-memory sim, after alice
+/// said m0 to m9 (ids id0 to id9); their frames taken.
+fn ten_said() -> Sim {
+    let mut sim = Sim::new(small_memory(), T0);
+    for nick in ["alice", "bob"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    for n in 0..10 {
+        say(&mut sim, 0, &format!("m{n}"), &format!("id{n}"));
+    }
+    sim.take(0);
+    sim.take(1);
+    sim
+}
+
 fn texts_of(frames: &[ServerFrame]) -> Vec<String> {
     frames
         .iter()
@@ -290,16 +306,7 @@ fn texts_of(frames: &[ServerFrame]) -> Vec<String> {
 
 #[test]
 fn a_history_page_past_memory_is_read_from_the_store_in_order() {
-    let mut sim = Sim::new(small_memory(), T0);
-    for nick in ["alice", "bob"] {
-        let i = sim.connect();
-        sim.join(i, nick);
-    }
-    for n in 0..10 {
-        say(&mut sim, 0, &format!("m{n}"), &format!("id{n}"));
-    }
-    sim.take(0);
-    sim.take(1);
+    let mut sim = ten_said();
     // The store is slow to answer: what bob is sent meanwhile (a pong, a
     // message) waits behind the page he asked for first.
     sim.store.hold = true;
@@ -331,16 +338,7 @@ fn a_history_page_past_memory_is_read_from_the_store_in_order() {
 
 #[test]
 fn a_page_read_beside_the_writes_holds_nothing_applied_after_it_was_asked() {
-    let mut sim = Sim::new(small_memory(), T0);
-    for nick in ["alice", "bob"] {
-        let i = sim.connect();
-        sim.join(i, nick);
-    }
-    for n in 0..10 {
-        say(&mut sim, 0, &format!("m{n}"), &format!("id{n}"));
-    }
-    sim.take(0);
-    sim.take(1);
+    let mut sim = ten_said();
     // The store commits alice's next message before it reads bob's page,
     // as one that reads on a thread of its own may.
     sim.store.hold = true;

@@ -125,10 +125,14 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
     let thread = std::thread::Builder::new()
         .name("chat-store".into())
         .spawn(move || {
-            let reads = reader.as_ref().map(|(tx, _)| tx.clone());
-            run(&mut store, &requests, &answers, reads.as_ref(), retention);
+            run(
+                &mut store,
+                &requests,
+                &answers,
+                reader.as_ref().map(|(tx, _)| tx),
+                retention,
+            );
             // Stop the reader too (its channel closes), and wait for it.
-            drop(reads);
             if let Some((tx, thread)) = reader {
                 drop(tx);
                 let _ = thread.join();
@@ -155,23 +159,26 @@ fn spawn_reader(
         .name("chat-history".into())
         .spawn(move || {
             while let Ok((ticket, client, query)) = requests.recv() {
-                // Answered whatever happens: the asker's later frames wait
-                // for this answer.
-                let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    db.read(&query).map_err(|e| e.to_string())
-                }))
-                .unwrap_or_else(|_| Err("the history reader failed".to_owned()));
-                let answer = FromStore::Read {
-                    ticket,
-                    client,
-                    found,
-                };
-                if answers.send(answer).is_err() {
+                if answers.send(read(&db, ticket, client, &query)).is_err() {
                     return;
                 }
             }
         })?;
     Ok((tx, thread))
+}
+
+/// The answer to a read, whatever happens: the asker's later frames wait
+/// for it.
+fn read(store: &Store, ticket: u64, client: ClientId, query: &ReadQuery) -> FromStore {
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.read(query).map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|_| Err("the history reader failed".to_owned()));
+    FromStore::Read {
+        ticket,
+        client,
+        found,
+    }
 }
 
 fn run(
@@ -226,15 +233,7 @@ fn run(
                     None => Err(std_mpsc::SendError((ticket, client, query))),
                 };
                 if let Err(std_mpsc::SendError((ticket, client, query))) = sent {
-                    let found = store.read(&query).map_err(|e| e.to_string());
-                    if answers
-                        .send(FromStore::Read {
-                            ticket,
-                            client,
-                            found,
-                        })
-                        .is_err()
-                    {
+                    if answers.send(read(store, ticket, client, &query)).is_err() {
                         return;
                     }
                 }

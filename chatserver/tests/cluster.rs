@@ -124,6 +124,13 @@ fn node(nats: &Nats, name: &str, extra: &[&str]) -> Server {
     Server::start(&flags)
 }
 
+/// Nodes a and b that count a silent node dead only after ten minutes:
+/// within a test's wait, only a clean stop makes its clients leave.
+fn two_nodes_slow_to_judge(nats: &Nats) -> (Server, Server) {
+    let slow = ["--node-dead-after-ms", "600000"];
+    (node(nats, "a", &slow), node(nats, "b", &slow))
+}
+
 /// Join `nick` on `server` (v2 join, into the lobby); the welcome.
 fn join(server: &Server, nick: &str) -> (Client, Value) {
     let mut c = server.connect();
@@ -717,11 +724,7 @@ fn a_node_stopped_cleanly_says_its_clients_left_at_once() {
     let Some(nats) = Nats::start("a_node_stopped_cleanly_says_its_clients_left_at_once") else {
         return;
     };
-    // Silence alone would take ten minutes to count: only the clean stop
-    // can make bob leave within the test's wait.
-    let slow = ["--node-dead-after-ms", "600000"];
-    let a = node(&nats, "a", &slow);
-    let mut b = node(&nats, "b", &slow);
+    let (a, mut b) = two_nodes_slow_to_judge(&nats);
     let (mut alice, _) = join(&a, "alice");
     let (_bob, _) = join(&b, "bob");
     let _ = wait_for_everyone(&mut alice, &["alice".into(), "bob".into()]);
@@ -738,9 +741,7 @@ fn a_node_stopped_right_after_a_join_says_that_client_left() {
     let Some(nats) = Nats::start("a_node_stopped_right_after_a_join_says_that_client_left") else {
         return;
     };
-    let slow = ["--node-dead-after-ms", "600000"];
-    let a = node(&nats, "a", &slow);
-    let mut b = node(&nats, "b", &slow);
+    let (a, mut b) = two_nodes_slow_to_judge(&nats);
     let (mut alice, _) = join(&a, "alice");
     read_until(&mut alice, 10, |f| kind(f) == "entered");
     // Stopped before b has applied bob's entering from the log: b must

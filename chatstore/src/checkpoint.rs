@@ -69,7 +69,6 @@ impl Checkpointer {
             stop,
             thread: Some(thread),
         };
-        let hook_nudge = nudge;
         // Replaces SQLite's automatic checkpoint (itself a WAL hook).
         db.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
             if pages >= CHECKPOINT_PAGES_MAX {
@@ -77,7 +76,7 @@ impl Checkpointer {
                 let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
             } else if pages >= CHECKPOINT_PAGES {
                 // A nudge already waiting covers this one.
-                if let Err(TrySendError::Disconnected(_)) = hook_nudge.try_send(Nudge::Checkpoint) {
+                if let Err(TrySendError::Disconnected(_)) = nudge.try_send(Nudge::Checkpoint) {
                     let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
                 }
             }
