@@ -102,7 +102,8 @@ pub struct Session {
     /// `true` when it brings what was missed while away, `false` when it is
     /// the room's recent history, shown on entering it for the first time.
     replaying: BTreeMap<String, bool>,
-    /// The smallest seq shown per room: `/history` pages back from it.
+    /// The smallest seq shown per room, or where the last page of history
+    /// said the next one starts: `/history` pages back from it.
     oldest: BTreeMap<String, u64>,
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
@@ -602,8 +603,17 @@ impl Session {
                 self.print(Line::Presence { room, nick, online });
             }
             ClientEvent::History {
-                room, events, more, ..
+                room,
+                events,
+                more,
+                before,
+                ..
             } => {
+                // A page that stopped short (the server looks at so many
+                // messages a page) says where the next one starts.
+                if let Some(before) = before {
+                    self.shown(&room, before);
+                }
                 let mut count = 0;
                 for e in events {
                     if let ClientEvent::Message {
@@ -629,6 +639,10 @@ impl Session {
                 }
                 let what = match (count, more) {
                     (0, false) => format!("no older messages in #{room}"),
+                    (0, true) => format!(
+                        "no older messages for you in this stretch of #{room}; \
+                         /history looks further back"
+                    ),
                     (_, false) => {
                         format!("{} of #{room}; that is all", plural(count, "older message"))
                     }
@@ -1096,6 +1110,31 @@ mod tests {
         assert_eq!(
             frame(&mut s, page(&[], false)).lines,
             ["* no older messages in #lobby"]
+        );
+    }
+
+    #[test]
+    fn an_empty_page_that_stopped_short_pages_on_from_where_it_says() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 900, &["alice"], false));
+        frame(&mut s, presence("lobby", 901, "alice", true));
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+        // The server looked at its bound of messages to others.
+        let out = frame(
+            &mut s,
+            ServerFrame::history_from("lobby", vec![], true, 400),
+        );
+        assert_eq!(
+            out.lines,
+            ["* no older messages for you in this stretch of #lobby; /history looks further back"]
+        );
+        let out = line(&mut s, "/history 5");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(400), Some(5))]
         );
     }
 

@@ -107,8 +107,13 @@ pub enum ClientEvent {
         room: String,
         /// The messages, as [`ClientEvent::Message`]s.
         events: Vec<ClientEvent>,
-        /// Whether older ones exist.
+        /// Whether older ones may exist.
         more: bool,
+        /// With `more`: where the next older page starts, the `before` for
+        /// [`Client::history`]. The server says so when its page stopped
+        /// before reaching a message (`history_scan`); otherwise it is the
+        /// oldest message's seq.
+        before: Option<u64>,
     },
     /// The rooms with members.
     Rooms(Vec<(String, u64)>),
@@ -231,10 +236,15 @@ impl ClientEvent {
 
     /// [`ClientEvent::History`].
     pub fn history(room: impl Into<String>, events: Vec<ClientEvent>, more: bool) -> Self {
+        let before = match events.first() {
+            Some(ClientEvent::Message { seq, .. }) if more => Some(*seq),
+            _ => None,
+        };
         ClientEvent::History {
             room: room.into(),
             events,
             more,
+            before,
         }
     }
 
@@ -565,12 +575,29 @@ impl Client {
                     self.event(e);
                 }
             }
-            ServerFrame::History { room, events, more } => {
-                let events = events
+            ServerFrame::History {
+                room,
+                events,
+                more,
+                before,
+            } => {
+                // A server that does not say where the next page starts
+                // (chatserver before 0.3): from the oldest message of this one.
+                let oldest = match events.first() {
+                    Some(ServerFrame::Msg { seq, .. }) => Some(*seq),
+                    _ => None,
+                };
+                let events: Vec<ClientEvent> = events
                     .into_iter()
                     .filter_map(|f| self.message(f, false))
                     .collect();
-                self.event(ClientEvent::History { room, events, more });
+                let before = if more { before.or(oldest) } else { None };
+                self.event(ClientEvent::History {
+                    room,
+                    events,
+                    more,
+                    before,
+                });
             }
             ServerFrame::Rooms { rooms } => {
                 let list = rooms.into_iter().map(|r| (r.room, r.members)).collect();

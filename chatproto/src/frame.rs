@@ -322,8 +322,14 @@ pub enum ServerFrame {
         room: String,
         /// `msg` frames in increasing seq.
         events: Vec<ServerFrame>,
-        /// Whether older messages this session may see exist.
+        /// Whether older messages this session may see may exist.
         more: bool,
+        /// With `more`: the `before` to ask for the next older page. Every
+        /// message this session may see between it and the asked `before`
+        /// is in `events`; a page that stopped at the server's
+        /// `history_scan` bound may be empty and still carry it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
     },
     /// v2: the rooms that have members, the answer to `rooms`.
     #[non_exhaustive]
@@ -560,12 +566,30 @@ impl ServerFrame {
     }
 
     /// A `history` page of `room`: `msg` frames in increasing seq, and
-    /// whether older ones exist.
+    /// whether older ones exist (the next page is asked from the oldest of
+    /// `events`; see [`history_from`](ServerFrame::history_from)).
     pub fn history(room: impl Into<String>, events: Vec<ServerFrame>, more: bool) -> Self {
         ServerFrame::History {
             room: room.into(),
             events,
             more,
+            before: None,
+        }
+    }
+
+    /// A `history` page of `room` that tells where the next older page
+    /// starts: `before` is sent only with `more`.
+    pub fn history_from(
+        room: impl Into<String>,
+        events: Vec<ServerFrame>,
+        more: bool,
+        before: u64,
+    ) -> Self {
+        ServerFrame::History {
+            room: room.into(),
+            events,
+            more,
+            before: more.then_some(before),
         }
     }
 

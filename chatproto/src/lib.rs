@@ -181,12 +181,12 @@ pub use nick::{
     nick_key, nick_skeleton, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN,
 };
 pub use sanitize::{escape_control, is_unsafe_char};
-pub use server::config::{ServerConfig, DEFAULT_MAX_RECIPIENTS, LOBBY};
+pub use server::config::{ServerConfig, DEFAULT_HISTORY_SCAN, DEFAULT_MAX_RECIPIENTS, LOBBY};
 pub use server::durable::{hash_token, Record, TokenHash};
 pub use server::event::{
     room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
 };
 pub use server::log::LogError;
 pub use server::output::{Kick, Output};
-pub use server::reads::ReadQuery;
+pub use server::reads::{ReadPage, ReadQuery};
 pub use server::{ClientId, Now, Server};

@@ -75,6 +75,32 @@ impl SimStore {
         (found[start..].iter().map(|e| (*e).clone()).collect(), more)
     }
 
+    /// What a store that honours `query.scan` answers: like
+    /// [`read`](SimStore::read), looking only at the seqs from
+    /// [`ReadQuery::lowest`](crate::ReadQuery::lowest) up.
+    pub fn page(&self, query: &crate::ReadQuery) -> crate::ReadPage {
+        let lowest = query.lowest();
+        let bounded = crate::ReadQuery::new(
+            query.room.clone(),
+            query.session,
+            lowest.saturating_sub(1),
+            query.before,
+            query.limit,
+        );
+        let (events, more) = self.read(&bounded);
+        if more {
+            let from = events.first().map_or(query.before, |e| e.seq);
+            return crate::ReadPage::new(events, true, from);
+        }
+        // Cut short by the scan: more if anything older is held in range.
+        let older = lowest > query.after.saturating_add(1)
+            && self.records.iter().any(|r| {
+                matches!(r, Record::Event(e) if e.room == query.room
+                    && e.seq > query.after && e.seq < lowest)
+            });
+        crate::ReadPage::new(events, older, lowest)
+    }
+
     /// Whether the store holds `event` (same room and seq).
     pub fn has(&self, event: &Event) -> bool {
         self.records
@@ -277,9 +303,9 @@ impl Sim {
         for (ticket, query) in std::mem::take(&mut self.store.reads) {
             let found = match &self.store.fail_reads {
                 Some(cause) => Err(cause.clone()),
-                None => Ok(self.store.read(&query)),
+                None => Ok(self.store.page(&query)),
             };
-            let answer = self.server.handle_read(ticket, found);
+            let answer = self.server.handle_page(ticket, found);
             let Some((to, frames)) = answer else { continue };
             let Some(waiting) = self.held.get_mut(&to) else {
                 panic!("an answer for {to}, which asked nothing");

@@ -411,3 +411,73 @@ fn a_replay_past_memory_after_a_restart_is_read_from_the_store() {
         ["m2", "m3", "m4", "m5", "m6", "m7", "m8"]
     );
 }
+
+/// Carol's pages of a lobby where alice said 20 things to bob after
+/// carol's one message, each page looking at 6 events at most; with
+/// `memory` every message is in memory, otherwise the store reads them.
+/// Returns each page: its messages, `more` and `before`.
+fn carol_pages(memory: bool) -> Vec<(Vec<String>, bool, Option<u64>)> {
+    let mut cfg = if memory {
+        ServerConfig::default()
+    } else {
+        small_memory()
+    };
+    cfg.history_scan = 6;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in ["alice", "bob", "carol"] {
+        let i = sim.connect();
+        sim.join(i, nick); // seqs 1 to 3
+    }
+    sim.send(2, ClientFrame::msg_in("lobby", vec![], "mine", None)); // 4
+    for n in 0..20 {
+        let to = vec!["bob".to_owned()];
+        sim.send(0, ClientFrame::msg_in("lobby", to, format!("p{n}"), None)); // 5 to 24
+    }
+    sim.take(2);
+    let mut pages = Vec::new();
+    let mut before = None;
+    // Bounded: 24 events, 6 a page.
+    for _ in 0..10 {
+        sim.send(2, ClientFrame::history("lobby", before, Some(5)));
+        let carol = sim.take(2);
+        let [ServerFrame::History {
+            events,
+            more,
+            before: next,
+            ..
+        }] = &carol[..]
+        else {
+            panic!("one page: {carol:?}");
+        };
+        pages.push((texts_of(events), *more, *next));
+        if !more {
+            break;
+        }
+        assert!(next.is_some(), "a page with more says where to go on");
+        assert!(next < &before.or(Some(u64::MAX)), "paging goes back");
+        before = *next;
+    }
+    pages
+}
+
+#[test]
+fn a_page_of_a_room_full_of_messages_to_others_stops_at_the_scan_bound() {
+    for memory in [true, false] {
+        let pages = carol_pages(memory);
+        let none = (Vec::<String>::new(), true);
+        let heads: Vec<_> = pages
+            .iter()
+            .map(|(t, m, b)| ((t.clone(), *m), *b))
+            .collect();
+        assert_eq!(
+            heads,
+            [
+                (none.clone(), Some(19)),
+                (none.clone(), Some(13)),
+                (none.clone(), Some(7)),
+                ((vec!["mine".to_owned()], false), None),
+            ],
+            "memory: {memory}"
+        );
+    }
+}

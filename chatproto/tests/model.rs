@@ -740,7 +740,17 @@ impl Model {
         }
         let limit = limit.map_or(HISTORY_PAGE.min(50), |l| (l as usize).min(HISTORY_PAGE));
         let (events, more) = self.visible(s, &room, 0, before.unwrap_or(u64::MAX), limit);
-        self.push(i, ServerFrame::history(room, events, more));
+        // The model's rooms are far smaller than `history_scan`: a page
+        // with more is full, and the next one starts at its oldest.
+        // A page of none (`limit` 0) goes on from where it was asked.
+        let asked = before
+            .map_or(u64::MAX, |b| b)
+            .min(self.rooms[&room].seq + 1);
+        let oldest = match events.first() {
+            Some(ServerFrame::Msg { seq, .. }) => *seq,
+            _ => asked,
+        };
+        self.push(i, ServerFrame::history_from(room, events, more, oldest));
     }
 
     fn rooms(&mut self, i: usize) {

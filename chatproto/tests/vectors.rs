@@ -534,6 +534,33 @@ fn a_server_produces_the_server_vectors() {
     s.send(at(50_100), e, &c2s("msg-room-id"));
     s.expect(&[(e, "error-unavailable")]);
 
+    // A page that stops at `history_scan` (2 here) short of anything frank
+    // may see says where the next one starts.
+    let mut short = ServerConfig::default();
+    short.history_scan = 2;
+    s.server = Server::new(short, [1; 32]);
+    let d = s.server.handle_connect(at(60_000));
+    s.send(at(60_000), d, &c2s("join-v2")); // dave enters rust: seq 1
+    let e = s.server.handle_connect(at(60_000));
+    let rust = vec!["rust".to_owned()];
+    s.server.handle_frame(
+        at(60_000),
+        e,
+        ClientFrame::join_v2("erin", rust.clone(), None),
+    ); // 2
+    for text in ["psst", "psst again", "and again"] {
+        let to = vec!["erin".to_owned()];
+        s.server
+            .handle_frame(at(60_100), d, ClientFrame::msg_in("rust", to, text, None));
+        // 3, 4
+    }
+    let f = s.server.handle_connect(at(60_200));
+    s.server
+        .handle_frame(at(60_200), f, ClientFrame::join_v2("frank", rust, None)); // 6
+    s.drain();
+    s.send(at(60_300), f, &c2s("history"));
+    s.expect(&[(f, "history-stopped-short")]);
+
     // Every server vector comes out of the server, except the continuation
     // frame, which needs a room too big to list here.
     let mut unproduced: Vec<&str> = s

@@ -154,6 +154,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub history_page: u32,
 
+    /// Most stored events one history page or replay looks at (1 to
+    /// 10000000): a page short of messages the asker may see then ends
+    /// with where to go on from.
+    #[arg(long, env = "CHATSERVER_HISTORY_SCAN", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub history_scan: u32,
+
     /// How long a session may be resumed after its connection ended, in
     /// milliseconds (0 to 86400000; 0: sessions end with their connection).
     #[arg(long, env = "CHATSERVER_RESUME_WINDOW_MS", default_value_t = 120_000,

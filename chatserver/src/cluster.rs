@@ -19,7 +19,8 @@ use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use chatproto::{
-    ClientId, Event, EventBody, PresenceStatus, ReadQuery, Recipient, SessionId, TokenHash,
+    ClientId, Event, EventBody, PresenceStatus, ReadPage, ReadQuery, Recipient, SessionId,
+    TokenHash,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -94,7 +95,7 @@ pub enum FromCluster {
     Read {
         ticket: u64,
         client: ClientId,
-        found: Result<(Vec<Event>, bool), String>,
+        found: Result<ReadPage, String>,
     },
     /// The nodes (by origin) heartbeating now.
     Alive(HashSet<Arc<str>>),
@@ -970,7 +971,7 @@ impl Cluster {
         });
     }
 
-    async fn read_stream(&self, q: &ReadQuery) -> Result<(Vec<Event>, bool), String> {
+    async fn read_stream(&self, q: &ReadQuery) -> Result<ReadPage, String> {
         let (name, _) = names(&q.room);
         let mut stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
         let state = stream
@@ -982,8 +983,11 @@ impl Cluster {
         let first = state.first_sequence;
         let mut page = Vec::new();
         let mut seq = q.before.saturating_sub(1).min(state.last_sequence);
-        // Messages to others are skipped: look at a bounded number.
-        let mut budget = q.limit * 4 + 64;
+        // One request per stored event: look at a bounded number (fewer
+        // than `history_scan`, which bounds a local database's read);
+        // messages to others are skipped, and the answer says where to go
+        // on from.
+        let mut budget = (q.limit as u64 * 4 + 64).min(q.scan);
         let low = q.after.max(first.saturating_sub(1));
         while seq > low && page.len() < q.limit && budget > 0 {
             budget -= 1;
@@ -997,7 +1001,8 @@ impl Cluster {
             seq -= 1;
         }
         page.reverse();
-        Ok((page, seq > low))
+        // Everything above `seq` was looked at.
+        Ok(ReadPage::new(page, seq > low, seq + 1))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use chatproto::{
     encode, encode_into, escape_control, ClientFrame, ClientId, ErrorCode, Event, EventBody, Kick,
-    Now, Output, PayloadError, PresenceStatus, Record, Server, ServerFrame, SessionId,
+    Now, Output, PayloadError, PresenceStatus, ReadPage, Record, Server, ServerFrame, SessionId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -506,16 +506,11 @@ impl Hub {
 
     /// The store read history for `client`: its answer goes before what
     /// was held for it meanwhile.
-    fn answer_read(
-        &mut self,
-        ticket: u64,
-        client: ClientId,
-        found: Result<(Vec<Event>, bool), String>,
-    ) {
+    fn answer_read(&mut self, ticket: u64, client: ClientId, found: Result<ReadPage, String>) {
         if let Err(e) = &found {
             warn!(error = %e, "the history database could not read; answering from memory");
         }
-        let frames = match self.server.handle_read(ticket, found) {
+        let frames = match self.server.handle_page(ticket, found) {
             Some((to, frames)) if to == client => frames,
             _ => Vec::new(),
         };

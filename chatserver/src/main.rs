@@ -185,6 +185,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.replay_limit = args.replay_limit as usize;
     config.replay_bytes = args.replay_bytes as usize;
     config.history_page = args.history_page as usize;
+    config.history_scan = args.history_scan as usize;
     config.resume_window_ms = args.resume_window_ms;
     config.id_window = args.id_window as usize;
     config.max_detached_sessions = args.max_detached_sessions as usize;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use chatproto::{ClientId, Event, Now, ReadQuery, Record, Server};
+use chatproto::{ClientId, Now, ReadPage, ReadQuery, Record, Server};
 use chatstore::{Store, StoreError};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -62,7 +62,7 @@ pub enum FromStore {
         /// Who asked.
         client: ClientId,
         /// The messages found (oldest first) and whether older ones exist.
-        found: Result<(Vec<Event>, bool), String>,
+        found: Result<ReadPage, String>,
     },
 }
 

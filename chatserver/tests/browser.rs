@@ -491,6 +491,69 @@ async fn history_on_scroll(h: &Harness, server: &Server) {
     page.close().await;
 }
 
+/// Erin's page, in a lobby where dave's first words are followed by far
+/// more messages to frank than one page of history looks at: "Load older
+/// messages" goes on through pages that show nothing until it reaches
+/// dave's words and the start.
+#[test]
+fn older_pages_go_on_past_a_stretch_of_messages_to_others() {
+    let Some(h) = Harness::start("older_pages_go_on_past_messages_to_others") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0", "--history-scan", "20"]);
+    let mut dave = server.join("dave");
+    for i in 1..=3 {
+        dave.send_frame(&json!({"type": "msg", "text": old_text(i)}));
+    }
+    let _frank = server.join("frank");
+    for i in 0..60 {
+        dave.send_frame(&json!({"type": "msg", "to": ["frank"], "text": format!("to frank {i}")}));
+    }
+    dave.recv_until(80, |f| f["type"] == "msg" && f["text"] == "to frank 59");
+    h.block_on(past_messages_to_others(&h, &server));
+}
+
+async fn past_messages_to_others(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let want: Vec<String> = (1..=3).map(old_text).collect();
+    let mut clicks = 0;
+    wait_for("dave's first words after loading older pages", async || {
+        let v = page
+            .js(
+                "const log = document.querySelector('.room-log[data-room=\"lobby\"]');
+                 const b = log && log.querySelector('button.load-older');
+                 const clickable = b && !b.hidden && !b.disabled;
+                 if (clickable) b.click();
+                 return { clicked: !!clickable, start: !!log && !log.querySelector('.log-start').hidden,
+                   texts: Array.from(log ? log.querySelectorAll('.events > li.msg .text') : [],
+                   (e) => e.textContent) };",
+                vec![],
+            )
+            .await;
+        clicks += usize::from(v["clicked"] == true);
+        if v["start"] == true {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let texts: Vec<String> = page
+        .msgs("lobby")
+        .await
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert_eq!(
+        texts, want,
+        "dave's words once, in order, and nothing to frank"
+    );
+    // 60 messages to frank and the presence in between, 20 a page: more
+    // than one page, and not without end.
+    assert!((1..=10).contains(&clicks), "{clicks} pages");
+    page.close().await;
+}
+
 // ---------------------------------------------------------------------
 // d. A server restart.
 // ---------------------------------------------------------------------

@@ -52,3 +52,54 @@ fn a_history_page_reaches_past_memory_into_the_database() {
     let mine = alice.recv_until(40, |f| kind(f) == "history").1;
     assert_eq!(mine["events"][0]["id"], "i0");
 }
+
+/// In the database, a room where alice said one thing to everyone and then
+/// 100 things to bob: carol's pages look at 30 events each, come back
+/// empty with where to go on from, and reach alice's one message.
+#[test]
+fn pages_of_the_database_look_at_a_bounded_stretch_and_go_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let flags = [
+        "--data-dir",
+        data,
+        "--history-per-room",
+        "4",
+        "--history-scan",
+        "30",
+    ];
+    let server = Server::start(&[&flags[..], &["--rate", "0"]].concat());
+    let mut alice = server.join("alice");
+    let _bob = server.join("bob");
+    alice.send_frame(&json!({"type": "msg", "text": "to all"}));
+    for n in 0..100 {
+        alice.send_frame(&json!({"type": "msg", "to": ["bob"], "text": format!("p{n}")}));
+    }
+    alice.recv_until(200, |f| f["text"] == "p99");
+    let mut carol = server.join("carol");
+    let mut before: Option<u64> = None;
+    let mut empty = 0;
+    // Bounded: about 105 events, 30 a page.
+    for _ in 0..10 {
+        let mut ask = json!({"type": "history", "room": "lobby", "limit": 10});
+        if let Some(b) = before {
+            ask["before"] = json!(b);
+        }
+        carol.send_frame(&ask);
+        let page = carol.expect_kind("history");
+        if page["more"] == false {
+            assert_eq!(texts(&page), ["to all"]);
+            assert!(page.get("before").is_none(), "{page}");
+            assert!((3..=4).contains(&empty), "{empty} empty pages before it");
+            return;
+        }
+        assert!(texts(&page).is_empty(), "nothing to bob for carol: {page}");
+        empty += 1;
+        let next = page["before"]
+            .as_u64()
+            .expect("a page with more says where to go on");
+        assert!(before.is_none_or(|b| next < b), "{next} after {before:?}");
+        before = Some(next);
+    }
+    panic!("paging did not reach alice's message");
+}

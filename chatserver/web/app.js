@@ -329,8 +329,8 @@ const handlers = {
     }
   },
 
-  history({ room, events, more }) {
-    backlog.answer(room, events, more, session.nick);
+  history({ room, events, more, before }) {
+    backlog.answer(room, events, more, before, session.nick);
   },
 
   rooms(list) {

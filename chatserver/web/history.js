@@ -16,8 +16,10 @@ export class HistoryLoader {
     this.asks = new Map();
     /** room -> 'more' | 'loading' | 'start' | 'none' (not known yet) */
     this.state = new Map();
-    /** room -> { after, note, button }: a hole in the log after `after`. */
+    /** room -> { after, note, button, before }: a hole in the log after `after`. */
     this.gaps = new Map();
+    /** room -> where the last page said the next older one starts. */
+    this.cursor = new Map();
   }
 
   /** A room was added: nothing known until it is entered. */
@@ -29,6 +31,7 @@ export class HistoryLoader {
     this.asks.delete(room);
     this.state.delete(room);
     this.gaps.delete(room);
+    this.cursor.delete(room);
   }
 
   /** The connection dropped: what was asked will not be answered. */
@@ -57,7 +60,7 @@ export class HistoryLoader {
     const state = this.state.get(room);
     if (state === 'loading' || (fromScroll && state !== 'more')) return null;
     const r = session.roomState(room);
-    const before = this.view.oldestSeq(room) ?? r.seq + 1;
+    const before = Math.min(this.view.oldestSeq(room) ?? r.seq + 1, this.cursor.get(room) ?? Infinity);
     if (before <= Math.max(r.oldest, 1)) {
       this.set(room, 'start');
       return fromScroll ? null : `no older messages in #${room}`;
@@ -89,27 +92,33 @@ export class HistoryLoader {
     const g = this.gaps.get(room);
     const session = this.session();
     if (!g || !session?.joined) return;
-    const before = this.view.firstSeqAbove(room, g.after) ?? session.roomState(room).seq + 1;
+    const before = g.before ?? this.view.firstSeqAbove(room, g.after) ?? session.roomState(room).seq + 1;
     if (session.history(room, before, PAGE)) {
       this.queue(room).push('gap');
       g.button.disabled = true;
     }
   }
 
-  /** A `history` answer: show its messages (in seq order) and settle what it answered. */
-  answer(room, events, more, me) {
+  /**
+   * A `history` answer: show its messages (in seq order) and settle what
+   * it answered. `before` (with `more`) is where the next older page
+   * starts: a page may stop short of messages this reader may see, even
+   * empty, and still have more.
+   */
+  answer(room, events, more, before, me) {
     const kind = this.queue(room).shift() || 'older';
     this.view.above(room, () => {
       for (const m of events) this.view.message(m, me);
     });
     if (kind === 'older') {
-      this.set(room, more && events.length ? 'more' : 'start');
+      if (more && before != null) this.cursor.set(room, Math.min(before, this.cursor.get(room) ?? Infinity));
+      this.set(room, more && before != null ? 'more' : 'start');
       return;
     }
     const g = this.gaps.get(room);
     if (!g) return;
-    const low = events.length ? events[0].seq : Infinity;
-    if (low <= g.after + 1 || !more || events.length === 0) {
+    const low = more && before != null ? before : events.length ? events[0].seq : Infinity;
+    if (low <= g.after + 1 || !more || before == null) {
       this.gaps.delete(room);
       g.button.remove();
       g.note.classList.add('closed');
@@ -119,6 +128,7 @@ export class HistoryLoader {
           : 'history has a gap: some missed messages are no longer kept by the server';
     } else {
       // Still a hole, now just above what this page brought.
+      g.before = low;
       this.view.moveNote(room, g.note, g.after);
       g.button.disabled = false;
     }

@@ -181,6 +181,9 @@ export function decode(text) {
         room: o.room,
         events: o.events.map(checkMsg).filter(Boolean),
         more: o.more === true,
+        // Where the next older page starts (a page that stopped short of
+        // a full one says so; absent, it is the oldest message's seq).
+        before: o.more === true && isInt(o.before) ? o.before : null,
       };
     case 'rooms':
       if (!Array.isArray(o.rooms)) return null;

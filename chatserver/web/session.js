@@ -168,6 +168,7 @@ export class Session {
           room: f.room,
           events: f.events.map((e) => this.message(e, false)).filter(Boolean),
           more: f.more,
+          before: f.before ?? (f.more && f.events.length ? f.events[0].seq : null),
         });
         break;
       case 'rooms':

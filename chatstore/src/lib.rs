@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chatproto::{
-    Event, EventBody, PresenceStatus, ReadQuery, Recipient, Record, SessionId, TokenHash,
+    Event, EventBody, PresenceStatus, ReadPage, ReadQuery, Recipient, Record, SessionId, TokenHash,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
@@ -497,6 +497,8 @@ impl Store {
 
     /// The newest `limit` messages of `room` with a seq below `before`
     /// that `session` may see, oldest first, and whether older ones exist.
+    /// Reads back as far as it takes: see [`read`](Store::read) for a
+    /// bounded read.
     pub fn page(
         &self,
         room: &str,
@@ -508,15 +510,33 @@ impl Store {
     }
 
     /// What the server core asks for with `Output::Read`: like
-    /// [`page`](Store::page), only messages with a seq above `query.after`.
-    pub fn read(&self, query: &ReadQuery) -> Result<(Vec<Event>, bool), StoreError> {
-        self.page_between(
+    /// [`page`](Store::page), only messages with a seq above `query.after`,
+    /// looking at the newest `query.scan` seqs of the range at most (a
+    /// page of a room of messages to others costs that, not the room).
+    pub fn read(&self, query: &ReadQuery) -> Result<ReadPage, StoreError> {
+        let lowest = query.lowest();
+        let (events, more) = self.page_between(
             &query.room,
             query.session,
-            query.after,
+            lowest.saturating_sub(1),
             query.before,
             query.limit,
-        )
+        )?;
+        if more {
+            let from = events.first().map_or(query.before, |e| e.seq);
+            return Ok(ReadPage::new(events, true, from));
+        }
+        // Cut short by the scan: more if the range holds anything older.
+        let older = lowest > query.after.saturating_add(1) && {
+            let mut st = self.db.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE room = ?1 AND seq > ?2 AND seq < ?3)",
+            )?;
+            st.query_row(
+                params![&*query.room, clamp(query.after), clamp(lowest)],
+                |r| r.get::<_, bool>(0),
+            )?
+        };
+        Ok(ReadPage::new(events, older, lowest))
     }
 
     fn page_between(
@@ -527,8 +547,8 @@ impl Store {
         before: u64,
         limit: usize,
     ) -> Result<(Vec<Event>, bool), StoreError> {
-        let before = before.min(i64::MAX as u64) as i64;
-        let after = after.min(i64::MAX as u64) as i64;
+        let before = clamp(before);
+        let after = clamp(after);
         let mut st = self.db.prepare_cached(
             "SELECT seq, ts, session, nick, text, msg_id, to_sessions, to_nicks FROM events
              WHERE room = ?1 AND kind = 1 AND seq < ?2 AND seq > ?5
@@ -938,4 +958,9 @@ fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
         },
         _ => StoreError::Sqlite(e),
     }
+}
+
+/// A seq as SQLite's integer (seqs past `i64::MAX` never exist).
+fn clamp(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
 }

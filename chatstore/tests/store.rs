@@ -536,14 +536,52 @@ fn a_read_takes_the_newest_in_a_range() {
         .collect();
     put(&mut store, "e", &batch);
     let q = chatproto::ReadQuery::new("rust", SessionId(5), 3, 8, 2);
-    let (page, more) = store.read(&q).unwrap();
-    assert_eq!((texts(&page), more), (vec!["m6".into(), "m7".into()], true));
-    let q = chatproto::ReadQuery::new("rust", SessionId(5), 5, 8, 10);
-    let (page, more) = store.read(&q).unwrap();
+    let page = store.read(&q).unwrap();
     assert_eq!(
-        (texts(&page), more),
+        (texts(&page.events), page.more, page.from),
+        (vec!["m6".into(), "m7".into()], true, 6)
+    );
+    let q = chatproto::ReadQuery::new("rust", SessionId(5), 5, 8, 10);
+    let page = store.read(&q).unwrap();
+    assert_eq!(
+        (texts(&page.events), page.more),
         (vec!["m6".into(), "m7".into()], false)
     );
+}
+
+#[test]
+fn a_read_looks_at_no_more_than_its_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // Session 3 said m1; then 1 said twenty things to 2.
+    let mut batch = vec![msg("rust", 1, 3, &[], "m1")];
+    batch.extend((2..=21).map(|seq| msg("rust", seq, 1, &[2], &format!("p{seq}"))));
+    put(&mut store, "e", &batch);
+    let mut pages = Vec::new();
+    let mut before = 22;
+    // Bounded: 21 seqs, 8 a page.
+    for _ in 0..5 {
+        let q = chatproto::ReadQuery::new("rust", SessionId(3), 0, before, 5).with_scan(8);
+        let page = store.read(&q).unwrap();
+        pages.push((texts(&page.events), page.more, page.from));
+        if !page.more {
+            break;
+        }
+        before = page.from;
+    }
+    let none = Vec::<String>::new();
+    assert_eq!(
+        pages,
+        [
+            (none.clone(), true, 14),
+            (none.clone(), true, 6),
+            (vec!["m1".to_owned()], false, 1),
+        ]
+    );
+    // Session 2 may see them: a full page stops at its oldest message.
+    let q = chatproto::ReadQuery::new("rust", SessionId(2), 0, 22, 5).with_scan(8);
+    let page = store.read(&q).unwrap();
+    assert_eq!((page.events.len(), page.more, page.from), (5, true, 17));
 }
 
 #[test]

@@ -103,7 +103,8 @@ impl Server {
             } => {
                 let sid = self.conns.get(&client)?.session?;
                 if let Some(query) = self.beyond_memory(sid, &room, before, limit) {
-                    let pending = crate::server::reads::Pending::History { room };
+                    let before = query.before;
+                    let pending = crate::server::reads::Pending::History { room, before };
                     return Some(self.read(client, query, pending));
                 }
                 let frame = self.history_page(sid, &room, before, limit);
@@ -382,13 +383,15 @@ impl Server {
         let (mut replay, mut recovered) = match &req.since {
             _ if from_store.is_some() => (Vec::new(), false),
             Some((since, epoch)) if *epoch == room.epoch => {
-                let (page, more) = room.visible(sid, *since, u64::MAX, self.config.replay_limit);
-                let whole = !more && since.saturating_add(1) >= room.history_start;
-                (page, whole)
+                let scan = self.config.history_scan;
+                let seen = room.visible(sid, *since, u64::MAX, self.config.replay_limit, scan);
+                let whole = !seen.more && since.saturating_add(1) >= room.history_start;
+                (seen.page, whole)
             }
             _ => {
                 let n = self.config.replay_limit.min(50);
-                (room.visible(sid, 0, u64::MAX, n).0, false)
+                let scan = self.config.history_scan;
+                (room.visible(sid, 0, u64::MAX, n, scan).page, false)
             }
         };
         // The newest that fit the replay's bytes; the rest are for `history`.
@@ -423,6 +426,7 @@ impl Server {
                 after: since,
                 before: room.seq + 1,
                 limit: self.config.replay_limit,
+                scan: self.config.history_scan as u64,
             };
             let frames = steps
                 .into_iter()
@@ -485,8 +489,8 @@ impl Server {
         {
             return None;
         }
-        let (page, more) = room.visible(sid, 0, before, limit);
-        if more || page.len() == limit {
+        let seen = room.visible(sid, 0, before, limit, self.config.history_scan);
+        if seen.more || seen.page.len() == limit {
             return None;
         }
         Some(crate::server::reads::ReadQuery {
@@ -495,6 +499,7 @@ impl Server {
             after: 0,
             before,
             limit,
+            scan: self.config.history_scan as u64,
         })
     }
 
@@ -505,32 +510,46 @@ impl Server {
         before: Option<u64>,
         limit: usize,
     ) -> ServerFrame {
-        let (page, more) = match self.rooms.get(name) {
+        let scan = self.config.history_scan;
+        let seen = match self.rooms.get(name) {
             // Messages older than the history holds were forgotten: they
             // are not "more" (paging would never end); `entered.oldest`
-            // tells the client where the kept history starts.
-            Some(room) => room.visible(sid, 0, before.unwrap_or(u64::MAX), limit),
-            None => (Vec::new(), false),
+            // tells the client where the kept history starts. Nothing
+            // above what is applied is asked for, so a page that looked at
+            // nothing goes on from there.
+            Some(room) => {
+                let before = before.unwrap_or(u64::MAX).min(room.seq + 1);
+                room.visible(sid, 0, before, limit, scan)
+            }
+            None => return self.history_frame(sid, name, Vec::new(), false, 0),
         };
-        self.history_frame(sid, name, page, more)
+        self.history_frame(sid, name, seen.page, seen.more, seen.from)
     }
 
     /// A `history` frame for `sid`: the newest messages of `page` that fit
-    /// one frame; `more` also when some did not fit.
+    /// one frame; `more` also when some did not fit. Everything `sid` may
+    /// see from seq `from` up is in `page`: with `more`, the next page
+    /// starts there, or at the oldest message that fit.
     pub(crate) fn history_frame(
         &self,
         sid: SessionId,
         name: &str,
         mut page: Vec<&Arc<Event>>,
         more: bool,
+        from: u64,
     ) -> ServerFrame {
+        let newest = page.last().map(|e| e.seq);
         let trimmed = keep_newest(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD);
+        let before = match (trimmed, page.first(), newest) {
+            (false, ..) => from,
+            (true, Some(oldest), _) => oldest.seq,
+            // Not even the newest fit (it cannot, once stamped, but a page
+            // must never ask for itself again): step over it.
+            (true, None, Some(seq)) => seq,
+            (true, None, None) => from,
+        };
         let events = page.into_iter().map(|e| replay_frame(e, sid)).collect();
-        ServerFrame::History {
-            room: name.to_owned(),
-            events,
-            more: more || trimmed,
-        }
+        ServerFrame::history_from(name, events, more || trimmed, before)
     }
 
     fn room_list(&self) -> ServerFrame {

@@ -7,6 +7,9 @@ use crate::nick::NickRule;
 /// The default for [`ServerConfig::max_recipients`].
 pub const DEFAULT_MAX_RECIPIENTS: usize = 64;
 
+/// The default for [`ServerConfig::history_scan`].
+pub const DEFAULT_HISTORY_SCAN: usize = 10_000;
+
 /// The room a v1 client is in, and the default room of a `msg`.
 pub const LOBBY: &str = "lobby";
 
@@ -57,6 +60,12 @@ pub struct ServerConfig {
     pub replay_bytes: usize,
     /// The most messages one `history` page holds (default 200).
     pub history_page: usize,
+    /// The most events one `history` page, or one `enter`'s replay, looks
+    /// at (default [`DEFAULT_HISTORY_SCAN`], at least 1), in memory or in
+    /// the store. Short of a full page, the answer then carries `more` and
+    /// the `before` to go on from: in a room full of messages to others, a
+    /// page costs this much, not the whole room.
+    pub history_scan: usize,
     /// How long after its connection ended a session may be resumed
     /// (default 120 000).
     pub resume_window_ms: u64,
@@ -109,6 +118,7 @@ impl Default for ServerConfig {
             replay_limit: 500,
             replay_bytes: 512 << 10,
             history_page: 200,
+            history_scan: DEFAULT_HISTORY_SCAN,
             resume_window_ms: 120_000,
             max_detached_sessions: 2_048,
             id_window: 1_024,
@@ -129,6 +139,7 @@ impl ServerConfig {
         self.max_rooms = self.max_rooms.max(1);
         self.history_per_room = self.history_per_room.max(1);
         self.history_page = self.history_page.max(1);
+        self.history_scan = self.history_scan.max(1);
         self.id_window = self.id_window.max(1);
         self
     }

@@ -62,12 +62,13 @@ pub enum Output<'a> {
     },
     /// Read history the memory window no longer holds (only a durable
     /// server asks): hold everything for `client` from here on, ask the
-    /// store for `query`, and give its answer to
-    /// [`Server::handle_read`](crate::Server::handle_read), whose frames go
+    /// store for `query` (looking at no more than `query.scan` events),
+    /// and give its answer to
+    /// [`Server::handle_page`](crate::Server::handle_page), whose frames go
     /// to `client` before what was held.
     #[non_exhaustive]
     Read {
-        /// Names this read in `handle_read`.
+        /// Names this read in `handle_page`.
         ticket: u64,
         /// Who asked.
         client: ClientId,

@@ -27,6 +27,10 @@ pub struct ReadQuery {
     pub before: u64,
     /// The newest this many of them, oldest first.
     pub limit: usize,
+    /// Look at no more than this many events (each seq in the range
+    /// counts, seen or not); [`ServerConfig::history_scan`](crate::ServerConfig::history_scan)
+    /// in what the core asks, unbounded from [`ReadQuery::new`].
+    pub scan: u64,
 }
 
 impl ReadQuery {
@@ -45,15 +49,52 @@ impl ReadQuery {
             after,
             before,
             limit,
+            scan: u64::MAX,
         }
+    }
+
+    /// The same query, looking at `scan` events at most.
+    pub fn with_scan(mut self, scan: u64) -> Self {
+        self.scan = scan;
+        self
+    }
+
+    /// The lowest seq a scan of this query may look at: the range
+    /// `(after, before)` cut to its newest `scan` seqs.
+    pub fn lowest(&self) -> u64 {
+        let floor = self.before.saturating_sub(self.scan);
+        self.after.saturating_add(1).max(floor)
+    }
+}
+
+/// What a store found for a [`ReadQuery`]; see [`Server::handle_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadPage {
+    /// The newest `limit` messages found, oldest first.
+    pub events: Vec<Event>,
+    /// Whether the store holds older events in the range that it did not
+    /// look at (the page was full, or its `scan` ran out). Older messages
+    /// the session may see may exist: the next page asks from `from`.
+    pub more: bool,
+    /// Every event of the range from this seq up was looked at: all that
+    /// the session may see there is in `events` (so `from` is at most the
+    /// oldest of them).
+    pub from: u64,
+}
+
+impl ReadPage {
+    /// A page of `events`, oldest first.
+    pub fn new(events: Vec<Event>, more: bool, from: u64) -> Self {
+        ReadPage { events, more, from }
     }
 }
 
 /// A question to the store, waiting for its answer.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    /// A `history` request.
-    History { room: String },
+    /// A `history` request, and the `before` it asked the store with.
+    History { room: String, before: u64 },
     /// An `enter` whose replay reaches back past memory: its `entered` (and
     /// `online` continuations), sent with the replay when it comes.
     Enter {
@@ -83,22 +124,49 @@ impl Server {
 
     /// The store answered the read `ticket`: the messages it found
     /// (oldest first) and whether older ones exist, or why it could not
-    /// read. Returns the client and the frames that answer it, to be
-    /// written before anything queued for that client since the read went
-    /// out; `None` for an unknown ticket or a client gone meanwhile.
+    /// read. Like [`handle_page`](Server::handle_page), for a store that
+    /// reads the whole range: the next page is asked from the oldest
+    /// message found.
     pub fn handle_read(
         &mut self,
         ticket: u64,
         found: Result<(Vec<Event>, bool), String>,
     ) -> Option<(ClientId, Vec<ServerFrame>)> {
+        let before = match self.reads.get(&ticket) {
+            Some((_, Pending::History { before, .. })) => *before,
+            _ => 0,
+        };
+        let found = found.map(|(events, more)| {
+            let from = events.first().map_or(before, |e| e.seq);
+            ReadPage::new(events, more, from)
+        });
+        self.handle_page(ticket, found)
+    }
+
+    /// The store answered the read `ticket` with `found`, or could not
+    /// read. Returns the client and the frames that answer it, to be
+    /// written before anything queued for that client since the read went
+    /// out; `None` for an unknown ticket or a client gone meanwhile.
+    pub fn handle_page(
+        &mut self,
+        ticket: u64,
+        found: Result<ReadPage, String>,
+    ) -> Option<(ClientId, Vec<ServerFrame>)> {
         let (client, pending) = self.reads.remove(&ticket)?;
         let sid = self.conns.get(&client)?.session?;
         match pending {
-            Pending::History { room } => {
+            Pending::History { room, .. } => {
                 let frame = match found {
-                    Ok((events, more)) => {
-                        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
-                        self.history_frame(sid, &room, events.iter().collect(), more)
+                    Ok(page) => {
+                        let events: Vec<Arc<Event>> =
+                            page.events.into_iter().map(Arc::new).collect();
+                        self.history_frame(
+                            sid,
+                            &room,
+                            events.iter().collect(),
+                            page.more,
+                            page.from,
+                        )
                     }
                     // The store cannot read: what memory holds, not nothing.
                     Err(_) => self.history_page(sid, &room, None, self.config.history_page),
@@ -106,7 +174,7 @@ impl Server {
                 Some((client, vec![frame]))
             }
             Pending::Enter { mut frames, whole } => {
-                let (events, more) = found.unwrap_or((Vec::new(), true));
+                let (events, more) = found.map_or((Vec::new(), true), |p| (p.events, p.more));
                 let mut replay: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
                 let mut refs: Vec<&Arc<Event>> = replay.iter().collect();
                 let trimmed = keep_newest(&mut refs, self.config.replay_bytes);

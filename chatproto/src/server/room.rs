@@ -130,35 +130,41 @@ impl Room {
     }
 
     /// The newest `limit` messages `session` may see with seq in
-    /// `(after, before)`, oldest first, and whether older visible ones
-    /// exist in the history.
+    /// `(after, before)`, oldest first, looking at `scan` events at most
+    /// (`history_scan`: a page of a room full of messages to others costs
+    /// no more than that).
     pub fn visible(
         &self,
         session: SessionId,
         after: u64,
         before: u64,
         limit: usize,
-    ) -> (Vec<&Arc<Event>>, bool) {
+        scan: usize,
+    ) -> Visible<'_> {
         let mut page = Vec::new();
         let mut more = false;
-        for e in self.history.iter().rev() {
-            if e.seq >= before {
-                continue;
-            }
+        let mut from = before;
+        // The history is in seq order: start just below `before`.
+        let start = self.history.partition_point(|e| e.seq < before);
+        for (looked, e) in self.history.range(..start).rev().enumerate() {
             if e.seq <= after {
                 break;
             }
-            if !e.visible_to(session) {
-                continue;
-            }
-            if page.len() == limit {
+            if looked == scan {
                 more = true;
                 break;
             }
-            page.push(e);
+            if e.visible_to(session) {
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.push(e);
+            }
+            from = e.seq;
         }
         page.reverse();
-        (page, more)
+        Visible { page, more, from }
     }
 
     /// Whether `conn` is in the room.
@@ -176,4 +182,17 @@ impl Room {
     pub fn is_empty(&self) -> bool {
         self.members.is_empty() && self.next_seq == self.seq + 1
     }
+}
+
+/// A page of what one session may see: see [`Room::visible`].
+#[derive(Debug)]
+pub struct Visible<'a> {
+    /// The messages, oldest first.
+    pub page: Vec<&'a Arc<Event>>,
+    /// Whether older events were left unread (the page was full, or the
+    /// scan bound was reached).
+    pub more: bool,
+    /// Every event from this seq up to `before` (and above `after`) was
+    /// looked at: the `before` of the next older page.
+    pub from: u64,
 }
