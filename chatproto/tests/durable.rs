@@ -481,3 +481,55 @@ fn a_page_of_a_room_full_of_messages_to_others_stops_at_the_scan_bound() {
         );
     }
 }
+
+/// Alice asks for a page of rust from the store and leaves; rust, empty,
+/// is forgotten at the cap of rooms and begun again by bob before the
+/// store answers. The answer holds nothing of bob's new room.
+#[test]
+fn a_page_of_a_room_begun_again_meanwhile_holds_nothing_of_the_new_one() {
+    let mut cfg = small_memory();
+    cfg.max_rooms = 1;
+    let mut sim = Sim::new(cfg, T0);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
+    for n in 0..10 {
+        sim.send(
+            a,
+            ClientFrame::msg_in("rust", vec![], format!("m{n}"), None),
+        );
+    }
+    sim.take(a);
+    sim.store.hold = true;
+    sim.send(a, ClientFrame::history("rust", None, Some(8)));
+    let (ticket, query) = sim.store.reads.remove(0);
+    sim.store.hold = false;
+    sim.send(a, ClientFrame::part("rust"));
+    sim.commit();
+    // Bob's ops takes the place of rust, then carol's rust that of ops.
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["ops".into()], None));
+    sim.send(b, ClientFrame::part("ops"));
+    let c = sim.connect();
+    sim.send(c, ClientFrame::join_v2("carol", vec!["rust".into()], None));
+    sim.send(c, ClientFrame::msg_in("rust", vec![], "new room", None));
+    assert_eq!(texts_of(&sim.take(c)), ["new room"], "rust was begun again");
+    // The store, asked before, answers now: from the new room.
+    let page = sim.store.page(&query);
+    assert_eq!(texts_of_events(&page.events), ["new room"]);
+    let (to, frames) = sim
+        .server
+        .handle_page(ticket, Ok(page))
+        .expect("alice is here");
+    assert_eq!(to, sim.clients[a].id);
+    assert_eq!(frames, [ServerFrame::history("rust", Vec::new(), false)]);
+}
+
+fn texts_of_events(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Msg { text, .. } => Some(text.to_string()),
+            _ => None,
+        })
+        .collect()
+}

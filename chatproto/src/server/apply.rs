@@ -104,7 +104,12 @@ impl Server {
                 let sid = self.conns.get(&client)?.session?;
                 if let Some(query) = self.beyond_memory(sid, &room, before, limit) {
                     let before = query.before;
-                    let pending = crate::server::reads::Pending::History { room, before };
+                    let epoch = self.rooms.get(&room).map(|r| r.epoch.clone())?;
+                    let pending = crate::server::reads::Pending::History {
+                        room,
+                        before,
+                        epoch,
+                    };
                     return Some(self.read(client, query, pending));
                 }
                 let frame = self.history_page(sid, &room, before, limit);
@@ -435,7 +440,11 @@ impl Server {
                     _ => None,
                 })
                 .collect();
-            let pending = crate::server::reads::Pending::Enter { frames, whole };
+            let pending = crate::server::reads::Pending::Enter {
+                epoch: room.epoch.clone(),
+                frames,
+                whole,
+            };
             self.front.push_back(Step::Read(conn, query, pending));
             return;
         }

@@ -93,11 +93,18 @@ impl ReadPage {
 /// A question to the store, waiting for its answer.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    /// A `history` request, and the `before` it asked the store with.
-    History { room: String, before: u64 },
+    /// A `history` request, the `before` it asked the store with, and the
+    /// room's epoch then.
+    History {
+        room: String,
+        before: u64,
+        epoch: String,
+    },
     /// An `enter` whose replay reaches back past memory: its `entered` (and
     /// `online` continuations), sent with the replay when it comes.
     Enter {
+        /// The room's epoch when it was asked.
+        epoch: String,
         frames: Vec<ServerFrame>,
         /// The replay is whole if the store had everything after `since`.
         whole: bool,
@@ -154,7 +161,15 @@ impl Server {
     ) -> Option<(ClientId, Vec<ServerFrame>)> {
         let (client, pending) = self.reads.remove(&ticket)?;
         let sid = self.conns.get(&client)?.session?;
+        // A room forgotten and begun again while the store read (its
+        // members all gone, at the cap of rooms): what the store holds now
+        // is another room's history, not for this asker.
+        let rooms = &self.rooms;
+        let same = |room: &str, epoch: &str| rooms.get(room).is_some_and(|r| r.epoch == epoch);
         match pending {
+            Pending::History { room, epoch, .. } if !same(&room, &epoch) => {
+                Some((client, vec![ServerFrame::history(room, Vec::new(), false)]))
+            }
             Pending::History { room, .. } => {
                 let frame = match found {
                     Ok(page) => {
@@ -173,7 +188,16 @@ impl Server {
                 };
                 Some((client, vec![frame]))
             }
-            Pending::Enter { mut frames, whole } => {
+            Pending::Enter {
+                mut frames,
+                whole,
+                epoch,
+            } => {
+                let room = match frames.first() {
+                    Some(ServerFrame::Entered { room, .. }) => room.as_str(),
+                    _ => "",
+                };
+                let found = found.ok().filter(|_| same(room, &epoch));
                 let (events, more) = found.map_or((Vec::new(), true), |p| (p.events, p.more));
                 let mut replay: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
                 let mut refs: Vec<&Arc<Event>> = replay.iter().collect();
