@@ -549,8 +549,13 @@ impl Session {
                 online,
                 again,
                 gap,
+                reset,
                 ..
             } => {
+                if reset {
+                    // A new history: /history pages back from what it shows.
+                    self.oldest.remove(&room);
+                }
                 self.replaying.insert(room.clone(), again);
                 if again {
                     if let Some(r) = &mut self.resume {
@@ -1136,6 +1141,28 @@ mod tests {
             out.sent,
             [ClientFrame::history("lobby", Some(400), Some(5))]
         );
+    }
+
+    #[test]
+    fn a_history_begun_anew_pages_back_from_its_own_messages() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 900, &["alice"], false));
+        frame(
+            &mut s,
+            ServerFrame::history_from("lobby", vec![], true, 400),
+        );
+        // The server restarted without its history: a new epoch, seqs
+        // start over, and seq 400 means nothing in it.
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        let fresh = ServerFrame::entered("lobby", "e2", 2, 1, vec!["alice".into()], false);
+        frame(&mut s, fresh);
+        drain(&mut s);
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
     }
 
     /// The connection drops with one of alice's messages stamped but not

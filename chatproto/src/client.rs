@@ -69,6 +69,11 @@ pub enum ClientEvent {
         /// server could not replay all of them). The replayed ones follow
         /// as [`ClientEvent::Message`]s with `replay` set.
         gap: bool,
+        /// Entered again, into a history begun anew (a new epoch: the
+        /// server forgot the room, or it kept no history across a
+        /// restart): seqs start over, and what was shown before belongs to
+        /// the old history.
+        reset: bool,
     },
     /// A message, live or replayed; each is reported once.
     #[non_exhaustive]
@@ -110,9 +115,9 @@ pub enum ClientEvent {
         /// Whether older ones may exist.
         more: bool,
         /// With `more`: where the next older page starts, the `before` for
-        /// [`Client::history`]. The server says so when its page stopped
-        /// before reaching a message (`history_scan`); otherwise it is the
-        /// oldest message's seq.
+        /// [`Client::history`]: at most the oldest message's seq, lower when
+        /// the server looked further (its `history_scan` bound), and the
+        /// oldest message's seq from a server that does not say.
         before: Option<u64>,
     },
     /// The rooms with members.
@@ -180,6 +185,7 @@ impl ClientEvent {
             online,
             again,
             gap,
+            reset: false,
         }
     }
 
@@ -718,6 +724,7 @@ impl Client {
             online,
             again,
             gap,
+            reset: again && new_epoch,
         });
     }
 

@@ -533,3 +533,41 @@ fn texts_of_events(events: &[Event]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A page that memory fills says there is more when the store holds older
+/// messages, and a page the store cannot read says so too (ask again),
+/// rather than calling the start of memory the start of the room.
+#[test]
+fn a_page_from_memory_has_more_when_the_store_holds_older() {
+    let mut sim = ten_said(); // memory holds m6 to m9
+    sim.send(1, ClientFrame::history("lobby", None, Some(4)));
+    let bob = sim.take(1);
+    let [ServerFrame::History {
+        events,
+        more,
+        before,
+        ..
+    }] = &bob[..]
+    else {
+        panic!("one page: {bob:?}");
+    };
+    assert_eq!(texts_of(events), ["m6", "m7", "m8", "m9"]);
+    assert!(*more, "the store holds m0 to m5");
+    let oldest = match &events[0] {
+        ServerFrame::Msg { seq, .. } => *seq,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(*before, Some(oldest));
+
+    sim.store.fail_reads = Some("disk on fire".into());
+    sim.send(1, ClientFrame::history("lobby", Some(oldest), Some(4)));
+    let bob = sim.take(1);
+    assert_eq!(
+        bob,
+        [ServerFrame::history_from("lobby", Vec::new(), true, oldest)],
+        "nothing in memory below it; the store may have it later"
+    );
+    sim.store.fail_reads = None;
+    sim.send(1, ClientFrame::history("lobby", Some(oldest), Some(4)));
+    assert_eq!(texts_of(&sim.take(1)), ["m2", "m3", "m4", "m5"]);
+}

@@ -492,9 +492,9 @@ async fn history_on_scroll(h: &Harness, server: &Server) {
 }
 
 /// Erin's page, in a lobby where dave's first words are followed by far
-/// more messages to frank than one page of history looks at: "Load older
-/// messages" goes on through pages that show nothing until it reaches
-/// dave's words and the start.
+/// more messages to frank than one page of history looks at: one "Load
+/// older messages" goes on through the pages that show nothing until it
+/// reaches dave's words and the start.
 #[test]
 fn older_pages_go_on_past_a_stretch_of_messages_to_others() {
     let Some(h) = Harness::start("older_pages_go_on_past_messages_to_others") else {
@@ -548,9 +548,9 @@ async fn past_messages_to_others(h: &Harness, server: &Server) {
         texts, want,
         "dave's words once, in order, and nothing to frank"
     );
-    // 60 messages to frank and the presence in between, 20 a page: more
-    // than one page, and not without end.
-    assert!((1..=10).contains(&clicks), "{clicks} pages");
+    // 60 messages to frank, 20 a page: the empty pages in between are
+    // asked for without more clicks (a scroll may have asked first).
+    assert!(clicks <= 1, "{clicks} clicks");
     page.close().await;
 }
 

@@ -78,9 +78,9 @@ fn pages_of_the_database_look_at_a_bounded_stretch_and_go_on() {
     alice.recv_until(200, |f| f["text"] == "p99");
     let mut carol = server.join("carol");
     let mut before: Option<u64> = None;
-    let mut empty = 0;
-    // Bounded: about 105 events, 30 a page.
-    for _ in 0..10 {
+    // Bounded: about 105 events, 30 a page; each page before the last is
+    // empty.
+    for empty in 0..10 {
         let mut ask = json!({"type": "history", "room": "lobby", "limit": 10});
         if let Some(b) = before {
             ask["before"] = json!(b);
@@ -94,7 +94,6 @@ fn pages_of_the_database_look_at_a_bounded_stretch_and_go_on() {
             return;
         }
         assert!(texts(&page).is_empty(), "nothing to bob for carol: {page}");
-        empty += 1;
         let next = page["before"]
             .as_u64()
             .expect("a page with more says where to go on");

@@ -290,7 +290,7 @@ const handlers = {
     if (again) catchup.set(room, 0);
     if (newEpoch) {
       view.clearRoom(room);
-      backlog.dropGap(room);
+      backlog.reset(room);
       note(room, `history has a gap: the server's history of #${room} was reset, so earlier messages are gone`, 'notice gap');
     } else if (gap) {
       const li = note(room, `history has a gap: some messages sent in #${room} while you were away are not shown`, 'notice gap');

@@ -7,6 +7,9 @@
 
 export const PAGE = 50;
 
+/** Empty pages asked for again without a click (each looked at the server's bound of messages). */
+export const EMPTY_PAGES_IN_A_ROW = 8;
+
 export class HistoryLoader {
   /** `session()` gives the current Session (or null); `view` is the MessageView. */
   constructor(view, session) {
@@ -20,6 +23,8 @@ export class HistoryLoader {
     this.gaps = new Map();
     /** room -> where the last page said the next older one starts. */
     this.cursor = new Map();
+    /** room -> empty pages in a row since the reader last asked. */
+    this.empties = new Map();
   }
 
   /** A room was added: nothing known until it is entered. */
@@ -32,6 +37,14 @@ export class HistoryLoader {
     this.state.delete(room);
     this.gaps.delete(room);
     this.cursor.delete(room);
+    this.empties.delete(room);
+  }
+
+  /** The room's history was begun anew (a new epoch): seqs start over. */
+  reset(room) {
+    this.dropGap(room);
+    this.cursor.delete(room);
+    this.empties.delete(room);
   }
 
   /** The connection dropped: what was asked will not be answered. */
@@ -54,7 +67,8 @@ export class HistoryLoader {
    * scroll, only when more are known to exist; returns a line to show
    * when there is nothing to ask for.
    */
-  older(room, fromScroll, limit = PAGE) {
+  older(room, fromScroll, limit = PAGE, again = false) {
+    if (!again) this.empties.delete(room);
     const session = this.session();
     if (!session?.joined) return fromScroll ? null : 'not connected; try again once reconnected';
     const state = this.state.get(room);
@@ -113,6 +127,13 @@ export class HistoryLoader {
     if (kind === 'older') {
       if (more && before != null) this.cursor.set(room, Math.min(before, this.cursor.get(room) ?? Infinity));
       this.set(room, more && before != null ? 'more' : 'start');
+      // A stretch of messages to others shows nothing: go on a few pages
+      // without waiting for a click (the reader asked for messages).
+      if (more && before != null && events.length === 0) {
+        const n = (this.empties.get(room) ?? 0) + 1;
+        this.empties.set(room, n);
+        if (n < EMPTY_PAGES_IN_A_ROW) this.older(room, false, PAGE, true);
+      }
       return;
     }
     const g = this.gaps.get(room);

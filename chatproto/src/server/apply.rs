@@ -108,6 +108,7 @@ impl Server {
                     let pending = crate::server::reads::Pending::History {
                         room,
                         before,
+                        limit,
                         epoch,
                     };
                     return Some(self.read(client, query, pending));
@@ -528,7 +529,15 @@ impl Server {
             // nothing goes on from there.
             Some(room) => {
                 let before = before.unwrap_or(u64::MAX).min(room.seq + 1);
-                room.visible(sid, 0, before, limit, scan)
+                let mut seen = room.visible(sid, 0, before, limit, scan);
+                // Memory was read to its start: the store may hold older.
+                if self.config.durable
+                    && room.stored_from < room.history_start
+                    && room.stored_from < seen.from
+                {
+                    seen.more = true;
+                }
+                seen
             }
             None => return self.history_frame(sid, name, Vec::new(), false, 0),
         };

@@ -61,10 +61,11 @@ pub struct ServerConfig {
     /// The most messages one `history` page holds (default 200).
     pub history_page: usize,
     /// The most events one `history` page, or one `enter`'s replay, looks
-    /// at (default [`DEFAULT_HISTORY_SCAN`], at least 1), in memory or in
-    /// the store. Short of a full page, the answer then carries `more` and
-    /// the `before` to go on from: in a room full of messages to others, a
-    /// page costs this much, not the whole room.
+    /// at (default [`DEFAULT_HISTORY_SCAN`], at least 1): messages in
+    /// memory, seqs of any kind in the store's range. Short of a full page,
+    /// the answer then carries `more` and the `before` to go on from: in a
+    /// room full of messages to others, a page costs this much, not the
+    /// whole room.
     pub history_scan: usize,
     /// How long after its connection ended a session may be resumed
     /// (default 120 000).

@@ -98,6 +98,7 @@ pub(crate) enum Pending {
     History {
         room: String,
         before: u64,
+        limit: usize,
         epoch: String,
     },
     /// An `enter` whose replay reaches back past memory: its `entered` (and
@@ -132,8 +133,10 @@ impl Server {
     /// The store answered the read `ticket`: the messages it found
     /// (oldest first) and whether older ones exist, or why it could not
     /// read. Like [`handle_page`](Server::handle_page), for a store that
-    /// reads the whole range: the next page is asked from the oldest
-    /// message found.
+    /// reads the whole range (ignoring [`ReadQuery::scan`]): the next page
+    /// is asked from the oldest message found, so a store that stops short
+    /// must answer through `handle_page`, or an empty page with `more`
+    /// would send its asker back to where it asked.
     pub fn handle_read(
         &mut self,
         ticket: u64,
@@ -170,7 +173,12 @@ impl Server {
             Pending::History { room, epoch, .. } if !same(&room, &epoch) => {
                 Some((client, vec![ServerFrame::history(room, Vec::new(), false)]))
             }
-            Pending::History { room, .. } => {
+            Pending::History {
+                room,
+                before,
+                limit,
+                ..
+            } => {
                 let frame = match found {
                     Ok(page) => {
                         let events: Vec<Arc<Event>> =
@@ -183,8 +191,10 @@ impl Server {
                             page.from,
                         )
                     }
-                    // The store cannot read: what memory holds, not nothing.
-                    Err(_) => self.history_page(sid, &room, None, self.config.history_page),
+                    // The store cannot read: what memory holds of the
+                    // page asked for, `more` if the store holds older (to
+                    // be asked again).
+                    Err(_) => self.history_page(sid, &room, Some(before), limit),
                 };
                 Some((client, vec![frame]))
             }

@@ -156,7 +156,10 @@ impl Room {
             }
             if e.visible_to(session) {
                 if page.len() == limit {
+                    // Full: the next page starts at its oldest message (at
+                    // `before` for a page of none).
                     more = true;
+                    from = page.last().map_or(before, |p: &&Arc<Event>| p.seq);
                     break;
                 }
                 page.push(e);
