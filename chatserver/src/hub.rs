@@ -20,6 +20,7 @@ use crate::args::LogText;
 use crate::budget::OutboundBudget;
 use crate::cluster::{ClaimError, Claimed, Cluster, FromCluster};
 use crate::peer::{Peer, Push};
+use crate::stage::{Audience, Stage};
 use crate::store::{FromStore, StoreLink, ToStore};
 
 /// Records waiting for the store (beside the batch it is writing) past
@@ -163,6 +164,8 @@ pub struct Hub {
     max_frame_bytes: usize,
     /// Where frames are encoded, split off one by one.
     scratch: BytesMut,
+    /// This turn's frames for the peers, queued when the turn ends.
+    stage: Stage,
     peers: Peers,
     to_flush: Vec<Arc<Peer>>,
     budget: Arc<OutboundBudget>,
@@ -270,6 +273,7 @@ impl Hub {
             clock,
             max_frame_bytes,
             scratch: BytesMut::new(),
+            stage: Stage::default(),
             peers: Peers::default(),
             to_flush: Vec::new(),
             budget,
@@ -628,15 +632,27 @@ impl Hub {
             let Some(out) = self.server.poll() else {
                 return;
             };
+            // Frames and events are staged; anything else first queues
+            // what was staged, so that it comes after them.
+            if !matches!(out, Output::Send { .. } | Output::Deliver { .. }) {
+                unstage(
+                    &mut self.stage,
+                    &self.budget,
+                    &mut self.to_flush,
+                    &mut self.overflowed,
+                );
+            }
             match out {
                 Output::Send { to, frame, .. } => {
-                    match encode_shared(&mut self.scratch, &frame, self.max_frame_bytes) {
-                        Ok(bytes) => {
-                            let bytes = self.budget.track(bytes);
-                            self.push(to, bytes);
+                    if let Some(peer) = self.peers.get(&to) {
+                        match self
+                            .stage
+                            .encode(&frame, Audience::One, self.max_frame_bytes)
+                        {
+                            Ok(staged) => self.stage.add(peer, &staged),
+                            // The core builds only frames that fit.
+                            Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
                         }
-                        // The core builds only frames that fit.
-                        Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
                     }
                 }
                 Output::Deliver {
@@ -659,20 +675,18 @@ impl Hub {
                     self.metrics.delivered(to.len());
                     if !to.is_empty() {
                         let wire = event.wire(with_id, false);
-                        match encode_shared(&mut self.scratch, &wire, self.max_frame_bytes) {
-                            Ok(bytes) => {
-                                let bytes = self.budget.track(bytes);
-                                let mut queued = 0;
-                                for &c in to {
-                                    queued += queue(
-                                        &self.peers,
-                                        &mut self.to_flush,
-                                        &mut self.overflowed,
-                                        c,
-                                        &bytes,
-                                    );
+                        let audience = if to.len() > 1 {
+                            Audience::Many
+                        } else {
+                            Audience::One
+                        };
+                        match self.stage.encode(&wire, audience, self.max_frame_bytes) {
+                            Ok(staged) => {
+                                for c in to {
+                                    if let Some(peer) = self.peers.get(c) {
+                                        self.stage.add(peer, &staged);
+                                    }
                                 }
-                                self.budget.add_slots(queued);
                             }
                             Err(e) => warn!(error = %e, "an event did not encode"),
                         }
@@ -751,6 +765,9 @@ impl Hub {
                     self.to_store_through = through;
                 }
                 _ => {}
+            }
+            if self.stage.is_full() {
+                self.unstage();
             }
             for id in std::mem::take(&mut self.overflowed) {
                 self.overflow(id);
@@ -1040,8 +1057,20 @@ impl Hub {
         }
     }
 
-    /// Queue one frame for `to` (counted in the budget).
+    /// Queue what the turn staged (see [`unstage`]).
+    fn unstage(&mut self) {
+        unstage(
+            &mut self.stage,
+            &self.budget,
+            &mut self.to_flush,
+            &mut self.overflowed,
+        );
+    }
+
+    /// Queue one frame for `to` (counted in the budget), after what this
+    /// turn staged.
     fn push(&mut self, to: ClientId, bytes: Bytes) {
+        self.unstage();
         let queued = queue(
             &self.peers,
             &mut self.to_flush,
@@ -1083,6 +1112,7 @@ impl Hub {
     /// Write what each queued-to peer's socket takes now, never waiting. A
     /// peer whose socket broke is gone: it leaves the core next.
     fn flush_pending(&mut self) {
+        self.unstage();
         let mut flushing = std::mem::take(&mut self.to_flush);
         for peer in flushing.drain(..) {
             if peer.flush(true).is_err() {
@@ -1140,6 +1170,7 @@ impl Hub {
     fn drain(&mut self, now: Now) {
         loop {
             self.dispatch(now);
+            self.unstage();
             if self.to_flush.is_empty() {
                 break;
             }
@@ -1164,6 +1195,38 @@ fn encode_shared(
     }
     encode_into(frame, scratch, max)?;
     Ok(scratch.split().freeze())
+}
+
+/// Queue what the turn staged, each peer's runs in order; queues that
+/// overflow are named in `overflowed` (the caller applies the policy).
+fn unstage(
+    stage: &mut Stage,
+    budget: &Arc<OutboundBudget>,
+    to_flush: &mut Vec<Arc<Peer>>,
+    overflowed: &mut Vec<ClientId>,
+) {
+    if stage.is_empty() {
+        return;
+    }
+    let mut queued = 0;
+    stage.take(
+        |b| budget.track(b),
+        |peer, bytes| match peer.push(bytes) {
+            Push::Queued(newly) => {
+                if newly {
+                    to_flush.push(peer);
+                }
+                queued += 1;
+            }
+            Push::Closed => {}
+            Push::Overflow => {
+                if let Some(&id) = peer.id.get() {
+                    overflowed.push(id);
+                }
+            }
+        },
+    );
+    budget.add_slots(queued);
 }
 
 /// Queue `bytes` for `to`; 1 if it took a slot. A queue that overflows is

@@ -17,6 +17,7 @@ mod limits;
 mod metrics;
 mod peer;
 mod ratelimit;
+mod stage;
 mod store;
 mod tls;
 mod tlsconn;

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::{Buf, Bytes};
@@ -38,6 +39,9 @@ pub struct Peer {
     out: Mutex<Outbound>,
     limit: usize,
     budget: Arc<OutboundBudget>,
+    /// The hub's own mark: 1 + this peer's latest run in the hub's stage
+    /// (0: none). Only the hub's thread reads or writes it.
+    pub staged: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +99,15 @@ impl Peer {
             out: Mutex::new(Outbound::default()),
             limit,
             budget,
+            staged: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether several frames may go in one queue entry: a plain TCP peer
+    /// writes bytes, where a writer task (TLS, WebSocket) takes whole
+    /// frames, one each.
+    pub fn takes_runs(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// The socket of a plain TCP peer.

@@ -1,0 +1,218 @@
+//! One turn's outbound frames, staged before they reach the peers' queues.
+//!
+//! The hub encodes every frame of a turn one after another into one buffer
+//! and notes, per peer, which part of it goes there. A member of a busy
+//! room gets every event of the turn, so its part is one run of the buffer:
+//! at the end of the turn it is queued as one slice, written with one
+//! buffer of one `writev`, instead of a queue entry (a lock, a count on the
+//! buffer, a slot) per frame. Frames for a peer whose writer task takes
+//! whole frames (TLS, WebSocket) stay one entry each.
+//!
+//! Order is kept: entries are queued in the order they were staged, and a
+//! peer's frames only ever join its latest entry. Frames for many and for
+//! one go in two buffers, so that a member's run of a room's events goes on
+//! past an echo or a private message to someone else.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chatproto::encode_into;
+
+use crate::peer::Peer;
+
+/// Past this many staged bytes the hub queues the stage before going on,
+/// so that one turn never holds more than this outside the budget's count
+/// (the queued frames are counted, and each queue's cap applies).
+pub const STAGE_BYTES: usize = 64 * 1024;
+
+/// Which of the stage's buffers a frame is encoded into: frames for many
+/// (a room's events) apart from frames for one (answers, echoes, private
+/// messages), so that a member's run of a room's events is not broken by
+/// frames that go to someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// For one peer.
+    One = 0,
+    /// For several.
+    Many = 1,
+}
+
+/// Where a staged frame is: its buffer and its bytes there.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    audience: Audience,
+    range: Range<usize>,
+}
+
+/// The frames of the current turn and where each goes.
+#[derive(Debug, Default)]
+pub struct Stage {
+    bufs: [BytesMut; 2],
+    /// Each peer's runs of one buffer, in the order they were staged.
+    runs: Vec<(Arc<Peer>, Staged)>,
+}
+
+impl Stage {
+    /// Encode `frame` at the end of `audience`'s buffer; where it is.
+    pub fn encode(
+        &mut self,
+        frame: &impl serde::Serialize,
+        audience: Audience,
+        max: usize,
+    ) -> Result<Staged, chatproto::EncodeError> {
+        let buf = &mut self.bufs[audience as usize];
+        let start = buf.len();
+        if buf.capacity() - start < 256 {
+            buf.reserve(16 * 1024);
+        }
+        encode_into(frame, buf, max)?;
+        Ok(Staged {
+            audience,
+            range: start..buf.len(),
+        })
+    }
+
+    /// `frame` (from [`encode`](Stage::encode)) goes to `peer`: it joins
+    /// the peer's latest run if it follows it in the same buffer.
+    pub fn add(&mut self, peer: &Arc<Peer>, frame: &Staged) {
+        let at = peer.staged.load(Ordering::Relaxed);
+        if let Some((_, run)) = at.checked_sub(1).and_then(|i| self.runs.get_mut(i)) {
+            if run.audience == frame.audience
+                && run.range.end == frame.range.start
+                && peer.takes_runs()
+            {
+                run.range.end = frame.range.end;
+                return;
+            }
+        }
+        self.runs.push((Arc::clone(peer), frame.clone()));
+        peer.staged.store(self.runs.len(), Ordering::Relaxed);
+    }
+
+    /// Whether the stage holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.bufs.iter().all(BytesMut::is_empty)
+    }
+
+    /// Whether the stage should be queued before the turn goes on.
+    pub fn is_full(&self) -> bool {
+        self.bufs.iter().map(BytesMut::len).sum::<usize>() >= STAGE_BYTES
+    }
+
+    /// Empty the stage: hand each peer's runs, in order, to `queue` as
+    /// slices of the staged buffers (each passed once through `track`,
+    /// which counts it in the budget).
+    pub fn take(
+        &mut self,
+        mut track: impl FnMut(Bytes) -> Bytes,
+        mut queue: impl FnMut(Arc<Peer>, Bytes),
+    ) {
+        let bytes: Vec<Bytes> = self
+            .bufs
+            .iter_mut()
+            .map(|b| {
+                if b.is_empty() {
+                    Bytes::new()
+                } else {
+                    track(b.split().freeze())
+                }
+            })
+            .collect();
+        for (peer, run) in self.runs.drain(..) {
+            peer.staged.store(0, Ordering::Relaxed);
+            queue(peer, bytes[run.audience as usize].slice(run.range));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::OutboundBudget;
+    use chatproto::ServerFrame;
+
+    async fn tcp_peer(budget: &Arc<OutboundBudget>) -> (Arc<Peer>, std::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_, write) = server.into_split();
+        (
+            Arc::new(Peer::new(write, 1 << 20, Arc::clone(budget))),
+            client,
+        )
+    }
+
+    fn notice(text: &str) -> ServerFrame {
+        ServerFrame::notice(text)
+    }
+
+    fn wire(frames: &[&str]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for f in frames {
+            encode_into(&notice(f), &mut out, 65_536).unwrap();
+        }
+        out.to_vec()
+    }
+
+    /// What each peer (by index in `peers`) was handed, entry by entry.
+    fn taken(stage: &mut Stage, peers: &[&Arc<Peer>]) -> Vec<(usize, Vec<u8>)> {
+        let mut got = Vec::new();
+        stage.take(
+            |b| b,
+            |peer, bytes| {
+                let i = peers.iter().position(|p| Arc::ptr_eq(p, &peer)).unwrap();
+                got.push((i, bytes.to_vec()));
+            },
+        );
+        got
+    }
+
+    #[tokio::test]
+    async fn a_members_run_of_events_goes_on_past_frames_for_someone_else() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (a, _ca) = tcp_peer(&budget).await;
+        let (b, _cb) = tcp_peer(&budget).await;
+        let mut stage = Stage::default();
+        let e1 = stage.encode(&notice("e1"), Audience::Many, 65_536).unwrap();
+        stage.add(&a, &e1);
+        stage.add(&b, &e1);
+        // An echo for a alone, between two events for both.
+        let p = stage.encode(&notice("p"), Audience::One, 65_536).unwrap();
+        stage.add(&a, &p);
+        let e2 = stage.encode(&notice("e2"), Audience::Many, 65_536).unwrap();
+        stage.add(&a, &e2);
+        stage.add(&b, &e2);
+        assert_eq!(
+            taken(&mut stage, &[&a, &b]),
+            [
+                (0, wire(&["e1"])),
+                (1, wire(&["e1", "e2"])),
+                (0, wire(&["p"])),
+                (0, wire(&["e2"])),
+            ],
+            "b's two events in one entry; a's three frames in order"
+        );
+        assert!(stage.is_empty());
+        // The marks are cleared: the next turn starts new entries.
+        let e3 = stage.encode(&notice("e3"), Audience::Many, 65_536).unwrap();
+        stage.add(&b, &e3);
+        assert_eq!(taken(&mut stage, &[&a, &b]), [(1, wire(&["e3"]))]);
+    }
+
+    #[tokio::test]
+    async fn a_peer_written_by_a_task_gets_whole_frames_one_each() {
+        let budget = OutboundBudget::new(1 << 20);
+        let ws = Arc::new(Peer::for_task(1 << 20, Arc::clone(&budget)));
+        let mut stage = Stage::default();
+        for text in ["e1", "e2"] {
+            let e = stage.encode(&notice(text), Audience::Many, 65_536).unwrap();
+            stage.add(&ws, &e);
+        }
+        assert_eq!(
+            taken(&mut stage, &[&ws]),
+            [(0, wire(&["e1"])), (0, wire(&["e2"]))]
+        );
+    }
+}
