@@ -23,6 +23,13 @@ use crate::budget::{OutboundBudget, SLOT_BYTES};
 /// How many queued buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
 
+/// Queued bytes past which a peer counts as behind (see [`Peer::push`]).
+const BACKLOG_BYTES: usize = 64 * 1024;
+
+/// Frames up to this size queued for a peer that is behind are copied out
+/// of the buffer they were encoded in.
+const COPY_BELOW: usize = 1024;
+
 /// A connection as the hub and its task both see it.
 #[derive(Debug)]
 pub struct Peer {
@@ -168,6 +175,15 @@ impl Peer {
         if out.queued + cost > self.limit {
             return Push::Overflow;
         }
+        // A peer this far behind keeps what is queued for a while: a few
+        // frames cut from a turn's shared buffer would keep the whole
+        // buffer alive (and counted in the budget) that long, so they get
+        // a copy of their own.
+        let bytes = if out.queued >= BACKLOG_BYTES && bytes.len() <= COPY_BELOW {
+            self.budget.track(Bytes::copy_from_slice(&bytes))
+        } else {
+            bytes
+        };
         out.queued += cost;
         if let Some((_, after)) = out.held.back_mut() {
             after.push_back(bytes);
@@ -412,6 +428,26 @@ mod tests {
             assert!(matches!(peer.push(frame), Push::Queued(_)));
         }
         budget.add_slots(n);
+    }
+
+    #[tokio::test]
+    async fn a_peer_far_behind_does_not_keep_a_shared_buffer_alive() {
+        let budget = OutboundBudget::new(1 << 30);
+        let (peer, _client) = peer_with(&budget).await;
+        // 64 KiB queued and not written: behind.
+        let backlog = budget.track(Bytes::from(vec![b'x'; BACKLOG_BYTES]));
+        assert!(matches!(peer.push(backlog), Push::Queued(_)));
+        // A small frame cut from a big shared buffer.
+        let shared = budget.track(Bytes::from(vec![b'y'; 100_000]));
+        assert!(matches!(peer.push(shared.slice(..100)), Push::Queued(_)));
+        drop(shared);
+        assert_eq!(budget.used(), BACKLOG_BYTES + 100, "a copy, not the buffer");
+        // A peer that is not behind gets the slice itself.
+        let (fresh, _client) = peer_with(&budget).await;
+        let shared = budget.track(Bytes::from(vec![b'z'; 100_000]));
+        assert!(matches!(fresh.push(shared.slice(..100)), Push::Queued(_)));
+        drop(shared);
+        assert_eq!(budget.used(), BACKLOG_BYTES + 100 + 100_000);
     }
 
     #[tokio::test]
