@@ -680,7 +680,7 @@ impl Hub {
                         } else {
                             Audience::One
                         };
-                        match self.stage.encode(&wire, audience, self.max_frame_bytes) {
+                        match self.stage.encode_event(&wire, audience, self.max_frame_bytes) {
                             Ok(staged) => {
                                 for c in to {
                                     if let Some(peer) = self.peers.get(c) {

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use chatproto::encode_into;
+use chatproto::{encode_into, WireEvent};
 
 use crate::peer::Peer;
 
@@ -62,12 +62,31 @@ impl Stage {
         audience: Audience,
         max: usize,
     ) -> Result<Staged, chatproto::EncodeError> {
+        self.write(audience, |buf| encode_into(frame, buf, max))
+    }
+
+    /// Encode a room's event (chatproto's own writer for it, the same
+    /// bytes as [`encode`](Stage::encode)); where it is.
+    pub fn encode_event(
+        &mut self,
+        event: &WireEvent<'_>,
+        audience: Audience,
+        max: usize,
+    ) -> Result<Staged, chatproto::EncodeError> {
+        self.write(audience, |buf| event.encode_into(buf, max))
+    }
+
+    fn write(
+        &mut self,
+        audience: Audience,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), chatproto::EncodeError>,
+    ) -> Result<Staged, chatproto::EncodeError> {
         let buf = &mut self.bufs[audience as usize];
         let start = buf.len();
         if buf.capacity() - start < 256 {
             buf.reserve(16 * 1024);
         }
-        encode_into(frame, buf, max)?;
+        encode(buf)?;
         Ok(Staged {
             audience,
             range: start..buf.len(),

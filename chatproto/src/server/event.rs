@@ -234,9 +234,9 @@ impl Event {
 /// bytes are the same).
 #[derive(Debug, Clone, Copy)]
 pub struct WireEvent<'a> {
-    event: &'a Event,
-    with_id: bool,
-    replay: bool,
+    pub(crate) event: &'a Event,
+    pub(crate) with_id: bool,
+    pub(crate) replay: bool,
 }
 
 struct Nicks<'a>(&'a [Recipient]);
