@@ -237,8 +237,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
     pub outbound_queue_bytes: u64,
 
-    /// Bytes all outbound queues may hold together (each frame counted
-    /// once however many queues share it, plus 32 bytes per queued copy).
+    /// Bytes all outbound queues may hold together (each buffer of
+    /// encoded frames counted once however many queues share it, plus 32
+    /// bytes per queue entry).
     /// Past this the client with the longest queue gets slow_consumer and
     /// is closed, then the next, until the total is under three quarters
     /// (4096 to 68719476736).

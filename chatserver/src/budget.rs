@@ -4,11 +4,11 @@
 //! many clients stop reading at once (thousands leaving together, each
 //! departure announced to everyone still queued) the per-client caps add up
 //! to gigabytes. This budget caps the sum. It counts what is really held:
-//! each encoded frame once, however many queues share it, plus a slot per
-//! queued frame. Past the limit the hub applies the overflow policy: the
-//! client with the largest queue gets `slow_consumer` and is closed, then
-//! the next largest, until the total is back under three quarters of the
-//! limit.
+//! each buffer of encoded frames once, however many queues share it, plus
+//! a slot per queue entry. Past the limit the hub applies the overflow
+//! policy: the client with the largest queue gets `slow_consumer` and is
+//! closed, then the next largest, until the total is back under three
+//! quarters of the limit.
 
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;

@@ -623,18 +623,26 @@ impl Hub {
     /// Move the core's output into the peers' queues, and apply the
     /// overflow policies.
     ///
-    /// The core applies one event per output, so a client closed for
-    /// overflowing leaves (and its departure reaches everyone) after the
-    /// outputs already made: however many clients overflow at once, no more
-    /// than one event's copies are made before the budget is looked at again.
+    /// The core applies one event per output; its copies are staged and
+    /// queued once the turn ends or [`STAGE_BYTES`](crate::stage::STAGE_BYTES)
+    /// or [`STAGE_RUNS`](crate::stage::STAGE_RUNS) are staged, so a client
+    /// closed for overflowing leaves (and its departure reaches everyone)
+    /// after at most that much more was made for it.
     fn dispatch(&mut self, now: Now) {
         loop {
             let Some(out) = self.server.poll() else {
                 return;
             };
-            // Frames and events are staged; anything else first queues
-            // what was staged, so that it comes after them.
-            if !matches!(out, Output::Send { .. } | Output::Deliver { .. }) {
+            // Frames and events are staged; anything else that touches a
+            // peer (a close, a held read) first queues what was staged, so
+            // that it comes after them.
+            if !matches!(
+                out,
+                Output::Send { .. }
+                    | Output::Deliver { .. }
+                    | Output::Persist { .. }
+                    | Output::Propose { .. }
+            ) {
                 unstage(
                     &mut self.stage,
                     &self.budget,
@@ -680,7 +688,10 @@ impl Hub {
                         } else {
                             Audience::One
                         };
-                        match self.stage.encode_event(&wire, audience, self.max_frame_bytes) {
+                        match self
+                            .stage
+                            .encode_event(&wire, audience, self.max_frame_bytes)
+                        {
                             Ok(staged) => {
                                 for c in to {
                                     if let Some(peer) = self.peers.get(c) {
@@ -1057,7 +1068,8 @@ impl Hub {
         }
     }
 
-    /// Queue what the turn staged (see [`unstage`]).
+    /// Queue what the turn staged (see [`unstage`]), and apply the
+    /// overflow policy to the queues that overflowed.
     fn unstage(&mut self) {
         unstage(
             &mut self.stage,
@@ -1065,6 +1077,12 @@ impl Hub {
             &mut self.to_flush,
             &mut self.overflowed,
         );
+        for id in std::mem::take(&mut self.overflowed) {
+            // Gone meanwhile: nothing to close.
+            if self.peers.contains_key(&id) {
+                self.overflow(id);
+            }
+        }
     }
 
     /// Queue one frame for `to` (counted in the budget), after what this
@@ -1211,18 +1229,22 @@ fn unstage(
     let mut queued = 0;
     stage.take(
         |b| budget.track(b),
-        |peer, bytes| match peer.push(bytes) {
-            Push::Queued(newly) => {
-                if newly {
-                    to_flush.push(peer);
-                }
-                queued += 1;
+        |peer, bytes| {
+            let id = peer.id.get().copied();
+            // After a refused run, none of that peer's later ones: it is
+            // closed, and must not get frames past a gap.
+            if id.is_some_and(|id| overflowed.contains(&id)) {
+                return;
             }
-            Push::Closed => {}
-            Push::Overflow => {
-                if let Some(&id) = peer.id.get() {
-                    overflowed.push(id);
+            match peer.push(bytes) {
+                Push::Queued(newly) => {
+                    if newly {
+                        to_flush.push(peer);
+                    }
+                    queued += 1;
                 }
+                Push::Closed => {}
+                Push::Overflow => overflowed.extend(id),
             }
         },
     );
@@ -1333,5 +1355,51 @@ async fn recv_store(store: &mut Option<StoreLink>) -> Option<FromStore> {
     match store {
         Some(link) => link.rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer whose queue holds `limit` bytes, registered as client `id`.
+    async fn peer(
+        id: u64,
+        limit: usize,
+        budget: &Arc<OutboundBudget>,
+    ) -> (Arc<Peer>, std::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_, write) = server.into_split();
+        let peer = Arc::new(Peer::new(write, limit, Arc::clone(budget)));
+        peer.id.set(ClientId(id)).unwrap();
+        (peer, client)
+    }
+
+    #[tokio::test]
+    async fn after_a_refused_run_a_peer_gets_nothing_more_and_is_named_once() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (slow, _c1) = peer(1, 600, &budget).await;
+        let (fine, _c2) = peer(2, 1 << 20, &budget).await;
+        let mut stage = Stage::default();
+        let big = ServerFrame::notice("x".repeat(1_000));
+        let small = ServerFrame::notice("y");
+        // A big frame for both (too big for the slow queue), a small one
+        // for the slow peer alone, then another big one for both.
+        let e1 = stage.encode(&big, Audience::Many, 65_536).unwrap();
+        stage.add(&slow, &e1);
+        stage.add(&fine, &e1);
+        let p = stage.encode(&small, Audience::One, 65_536).unwrap();
+        stage.add(&slow, &p);
+        let e2 = stage.encode(&big, Audience::Many, 65_536).unwrap();
+        stage.add(&slow, &e2);
+        stage.add(&fine, &e2);
+        let (mut to_flush, mut overflowed) = (Vec::new(), Vec::new());
+        unstage(&mut stage, &budget, &mut to_flush, &mut overflowed);
+        assert_eq!(overflowed, [ClientId(1)]);
+        assert_eq!(slow.queued(), 0, "not the small frame past the refused one");
+        assert!(fine.queued() > 2_000);
+        assert_eq!(to_flush.len(), 1);
     }
 }

@@ -23,12 +23,11 @@ use crate::budget::{OutboundBudget, SLOT_BYTES};
 /// How many queued buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
 
-/// Queued bytes past which a peer counts as behind (see [`Peer::push`]).
-const BACKLOG_BYTES: usize = 64 * 1024;
-
-/// Frames up to this size queued for a peer that is behind are copied out
-/// of the buffer they were encoded in.
-const COPY_BELOW: usize = 1024;
+/// Runs of frames up to this size queued for a peer that is behind (it
+/// still holds something queued) are copied out of the buffer they were
+/// cut from, which would otherwise stay alive for them: a peer keeps at
+/// most one shared buffer per 4 KiB it holds.
+const COPY_BELOW: usize = 4096;
 
 /// A connection as the hub and its task both see it.
 #[derive(Debug)]
@@ -54,7 +53,8 @@ pub struct Peer {
 #[derive(Debug, Default)]
 struct Outbound {
     queue: VecDeque<Bytes>,
-    /// What `queue` holds: its unwritten bytes plus [`SLOT_BYTES`] per frame.
+    /// What `queue` holds: its unwritten bytes plus [`SLOT_BYTES`] per entry
+    /// (a frame, or a run of frames cut from one buffer).
     queued: usize,
     /// The front buffer is partly written and must be finished first.
     head_partial: bool,
@@ -85,7 +85,7 @@ pub enum Push {
 
 impl Peer {
     /// A peer whose outbound queue holds at most `limit` bytes (unwritten
-    /// bytes plus [`SLOT_BYTES`] per frame). Frames leaving the queue are
+    /// bytes plus [`SLOT_BYTES`] per entry). Frames leaving the queue are
     /// reported to `budget`; the hub reports those it queues.
     pub fn new(stream: OwnedWriteHalf, limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Self::with(Some(stream), limit, budget)
@@ -175,11 +175,12 @@ impl Peer {
         if out.queued + cost > self.limit {
             return Push::Overflow;
         }
-        // A peer this far behind keeps what is queued for a while: a few
-        // frames cut from a turn's shared buffer would keep the whole
-        // buffer alive (and counted in the budget) that long, so they get
-        // a copy of their own.
-        let bytes = if out.queued >= BACKLOG_BYTES && bytes.len() <= COPY_BELOW {
+        // A peer that has not written what it was given before keeps what
+        // is queued for a while: a few frames cut from a turn's shared
+        // buffer would keep the whole buffer alive (and counted in the
+        // budget) that long, so they get a copy of their own.
+        let behind = !out.queue.is_empty() || !out.held.is_empty();
+        let bytes = if behind && bytes.len() <= COPY_BELOW {
             self.budget.track(Bytes::copy_from_slice(&bytes))
         } else {
             bytes
@@ -282,7 +283,7 @@ impl Peer {
         out.blocked && !out.dead
     }
 
-    /// What the queue holds: unwritten bytes plus [`SLOT_BYTES`] per frame.
+    /// What the queue holds: unwritten bytes plus [`SLOT_BYTES`] per entry.
     pub fn queued(&self) -> usize {
         self.out().queued
     }
@@ -431,23 +432,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_peer_far_behind_does_not_keep_a_shared_buffer_alive() {
+    async fn a_peer_behind_does_not_keep_a_shared_buffer_alive() {
+        const BACKLOG: usize = 1_000;
         let budget = OutboundBudget::new(1 << 30);
         let (peer, _client) = peer_with(&budget).await;
-        // 64 KiB queued and not written: behind.
-        let backlog = budget.track(Bytes::from(vec![b'x'; BACKLOG_BYTES]));
+        // Something queued and not written: behind.
+        let backlog = budget.track(Bytes::from(vec![b'x'; BACKLOG]));
         assert!(matches!(peer.push(backlog), Push::Queued(_)));
-        // A small frame cut from a big shared buffer.
+        // A small run cut from a big shared buffer.
         let shared = budget.track(Bytes::from(vec![b'y'; 100_000]));
         assert!(matches!(peer.push(shared.slice(..100)), Push::Queued(_)));
         drop(shared);
-        assert_eq!(budget.used(), BACKLOG_BYTES + 100, "a copy, not the buffer");
-        // A peer that is not behind gets the slice itself.
+        assert_eq!(budget.used(), BACKLOG + 100, "a copy, not the buffer");
+        // A peer with nothing queued gets the slice itself.
         let (fresh, _client) = peer_with(&budget).await;
         let shared = budget.track(Bytes::from(vec![b'z'; 100_000]));
         assert!(matches!(fresh.push(shared.slice(..100)), Push::Queued(_)));
         drop(shared);
-        assert_eq!(budget.used(), BACKLOG_BYTES + 100 + 100_000);
+        assert_eq!(budget.used(), BACKLOG + 100 + 100_000);
     }
 
     #[tokio::test]

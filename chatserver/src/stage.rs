@@ -2,11 +2,12 @@
 //!
 //! The hub encodes every frame of a turn one after another into one buffer
 //! and notes, per peer, which part of it goes there. A member of a busy
-//! room gets every event of the turn, so its part is one run of the buffer:
-//! at the end of the turn it is queued as one slice, written with one
-//! buffer of one `writev`, instead of a queue entry (a lock, a count on the
-//! buffer, a slot) per frame. Frames for a peer whose writer task takes
-//! whole frames (TLS, WebSocket) stay one entry each.
+//! room gets every event of the turn, so its part is usually one run of the
+//! buffer (unless another room's events came in between): at the end of
+//! the turn it is queued as one slice, written as one buffer of a
+//! `writev`, instead of a queue entry (a lock, a count on the buffer, a
+//! slot) per frame. Frames for a peer whose writer task takes whole frames
+//! (TLS, WebSocket) stay one entry each.
 //!
 //! Order is kept: entries are queued in the order they were staged, and a
 //! peer's frames only ever join its latest entry. Frames for many and for
@@ -23,9 +24,13 @@ use chatproto::{encode_into, WireEvent};
 use crate::peer::Peer;
 
 /// Past this many staged bytes the hub queues the stage before going on,
-/// so that one turn never holds more than this outside the budget's count
-/// (the queued frames are counted, and each queue's cap applies).
+/// so that a turn holds at most about this (and one frame more) outside
+/// the budget's count and the queues' caps.
 pub const STAGE_BYTES: usize = 64 * 1024;
+
+/// Past this many runs (each about 40 bytes of bookkeeping) likewise: many
+/// rooms' events interleaved start a run each per member.
+pub const STAGE_RUNS: usize = 16 * 1024;
 
 /// Which of the stage's buffers a frame is encoded into: frames for many
 /// (a room's events) apart from frames for one (answers, echoes, private
@@ -117,7 +122,8 @@ impl Stage {
 
     /// Whether the stage should be queued before the turn goes on.
     pub fn is_full(&self) -> bool {
-        self.bufs.iter().map(BytesMut::len).sum::<usize>() >= STAGE_BYTES
+        self.runs.len() >= STAGE_RUNS
+            || self.bufs.iter().map(BytesMut::len).sum::<usize>() >= STAGE_BYTES
     }
 
     /// Empty the stage: hand each peer's runs, in order, to `queue` as
@@ -142,6 +148,10 @@ impl Stage {
         for (peer, run) in self.runs.drain(..) {
             peer.staged.store(0, Ordering::Relaxed);
             queue(peer, bytes[run.audience as usize].slice(run.range));
+        }
+        // A burst's list is not kept for good.
+        if self.runs.capacity() > STAGE_RUNS {
+            self.runs = Vec::new();
         }
     }
 }
