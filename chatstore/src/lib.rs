@@ -720,7 +720,10 @@ fn insert_sql(rows: usize) -> String {
 fn flush_rows(tx: &rusqlite::Transaction<'_>, rows: &mut Vec<Row<'_>>) -> Result<(), StoreError> {
     let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
     if chunks.len() > 0 {
-        let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+        // Built once: `prepare_cached` looks statements up by their text.
+        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = MANY.get_or_init(|| insert_sql(ROWS_PER_INSERT));
+        let mut many = tx.prepare_cached(sql)?;
         for chunk in &mut chunks {
             bind_rows(&mut many, chunk)?;
             many.raw_execute()?;
@@ -728,7 +731,8 @@ fn flush_rows(tx: &rusqlite::Transaction<'_>, rows: &mut Vec<Row<'_>>) -> Result
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut one = tx.prepare_cached(&insert_sql(1))?;
+        static ONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let mut one = tx.prepare_cached(ONE.get_or_init(|| insert_sql(1)))?;
         for row in rest {
             bind_rows(&mut one, std::slice::from_ref(row))?;
             one.raw_execute()?;
