@@ -6,8 +6,8 @@
 //! buffer (unless another room's events came in between): at the end of
 //! the turn it is queued as one slice, written as one buffer of a
 //! `writev`, instead of a queue entry (a lock, a count on the buffer, a
-//! slot) per frame. Frames for a peer whose writer task takes whole frames
-//! (TLS, WebSocket) stay one entry each.
+//! slot) per frame. Frames for a WebSocket peer, whose writer task sends
+//! each entry as one message, stay one entry each.
 //!
 //! Order is kept: entries are queued in the order they were staged, and a
 //! peer's frames only ever join its latest entry. Frames for many and for
@@ -231,17 +231,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_peer_written_by_a_task_gets_whole_frames_one_each() {
+    async fn a_websocket_gets_whole_frames_one_each_and_tls_runs() {
         let budget = OutboundBudget::new(1 << 20);
         let ws = Arc::new(Peer::for_task(1 << 20, Arc::clone(&budget)));
+        let tls = Arc::new(Peer::for_stream_task(1 << 20, Arc::clone(&budget)));
         let mut stage = Stage::default();
         for text in ["e1", "e2"] {
             let e = stage.encode(&notice(text), Audience::Many, 65_536).unwrap();
             stage.add(&ws, &e);
+            stage.add(&tls, &e);
         }
         assert_eq!(
-            taken(&mut stage, &[&ws]),
-            [(0, wire(&["e1"])), (0, wire(&["e2"]))]
+            taken(&mut stage, &[&ws, &tls]),
+            [
+                (0, wire(&["e1"])),
+                (1, wire(&["e1", "e2"])),
+                (0, wire(&["e2"]))
+            ]
         );
     }
 }

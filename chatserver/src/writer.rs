@@ -1,6 +1,7 @@
 //! Writer tasks for peers the hub cannot write itself (TLS, WebSocket):
-//! each takes whole frames from its peer's bounded queue and writes them
-//! through its transport, a batch at a time.
+//! each takes entries from its peer's bounded queue (runs of whole frames
+//! for TLS, a frame each for a WebSocket) and writes them through its
+//! transport, a batch at a time.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,8 +14,11 @@ use tokio::time::Instant;
 use crate::hub::ToHub;
 use crate::peer::Peer;
 
-/// Frames taken from the queue per batch.
+/// Entries taken from the queue per batch.
 const BATCH: usize = 64;
+
+/// Bytes in a batch that say a backlog is being written, like a full batch.
+const BATCH_BYTES: usize = 64 << 10;
 
 /// The most of a batch's gather buffer kept for the next batch: an idle
 /// connection holds at most this much (a typical batch of small frames
@@ -68,7 +72,10 @@ pub async fn run(
             return;
         }
         let now = Instant::now();
-        if batch.len() == BATCH && told.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY) {
+        // A full batch, or a big one (a TLS entry may be a run of frames).
+        let big =
+            batch.len() == BATCH || batch.iter().map(Bytes::len).sum::<usize>() >= BATCH_BYTES;
+        if big && told.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY) {
             // A backlog is being read: the client is alive.
             told = Some(now);
             let _ = to_hub.try_send(ToHub::Progress(id));
