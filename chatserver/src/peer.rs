@@ -3,9 +3,9 @@
 //! (which reads, and waits for the socket when a write would block).
 //!
 //! A plain TCP peer is written by the hub itself. A peer behind TLS or a
-//! WebSocket is written by its own writer task, which takes entries (runs
-//! of whole frames for TLS, one frame each for a WebSocket) from the same
-//! bounded queue ([`Peer::take`]): the hub only queues and wakes it.
+//! WebSocket is written by its own writer task, which takes entries (each
+//! one or more whole frames) from the same bounded queue ([`Peer::take`]):
+//! the hub only queues and wakes it.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -48,9 +48,6 @@ pub struct Peer {
     /// The hub's own mark: 1 + this peer's latest run in the hub's stage
     /// (0: none). Only the hub's thread reads or writes it.
     pub staged: AtomicUsize,
-    /// Whether its writer task takes runs of frames (a byte stream, TLS);
-    /// a WebSocket's takes whole frames, one message each.
-    runs: bool,
 }
 
 #[derive(Debug, Default)]
@@ -91,28 +88,16 @@ impl Peer {
     /// bytes plus [`SLOT_BYTES`] per entry). Frames leaving the queue are
     /// reported to `budget`; the hub reports those it queues.
     pub fn new(stream: OwnedWriteHalf, limit: usize, budget: Arc<OutboundBudget>) -> Self {
-        Self::with(Some(stream), limit, budget, true)
+        Self::with(Some(stream), limit, budget)
     }
 
-    /// A peer written by a writer task that takes whole frames, one per
-    /// queue entry (WebSocket: a message each), with the same queue limit
-    /// and budget.
+    /// A peer written by a writer task (TLS, WebSocket), with the same
+    /// queue limit and budget.
     pub fn for_task(limit: usize, budget: Arc<OutboundBudget>) -> Self {
-        Self::with(None, limit, budget, false)
+        Self::with(None, limit, budget)
     }
 
-    /// A peer written by a writer task that writes a byte stream (TLS):
-    /// a queue entry may hold a run of frames.
-    pub fn for_stream_task(limit: usize, budget: Arc<OutboundBudget>) -> Self {
-        Self::with(None, limit, budget, true)
-    }
-
-    fn with(
-        stream: Option<OwnedWriteHalf>,
-        limit: usize,
-        budget: Arc<OutboundBudget>,
-        runs: bool,
-    ) -> Self {
+    fn with(stream: Option<OwnedWriteHalf>, limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Peer {
             stream,
             writable: Notify::new(),
@@ -122,15 +107,7 @@ impl Peer {
             limit,
             budget,
             staged: AtomicUsize::new(0),
-            runs,
         }
-    }
-
-    /// Whether several frames may go in one queue entry: a plain TCP or
-    /// TLS peer writes bytes, where a WebSocket's writer task takes whole
-    /// frames, one message each.
-    pub fn takes_runs(&self) -> bool {
-        self.runs
     }
 
     /// The socket of a plain TCP peer.
@@ -142,8 +119,8 @@ impl Peer {
         self.stream.as_ref().expect("a plain TCP peer").as_ref()
     }
 
-    /// For a writer task: move up to `max` entries (whole frames, or runs
-    /// of them for a byte stream) out of the queue
+    /// For a writer task: move up to `max` entries (each one or more whole
+    /// frames) out of the queue
     /// into `into` (they leave the queue's count and the budget's slots).
     /// `false` when there is nothing to take and the peer is closing: the
     /// task ends the connection.

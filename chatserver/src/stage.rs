@@ -6,8 +6,8 @@
 //! buffer (unless another room's events came in between): at the end of
 //! the turn it is queued as one slice, written as one buffer of a
 //! `writev`, instead of a queue entry (a lock, a count on the buffer, a
-//! slot) per frame. Frames for a WebSocket peer, whose writer task sends
-//! each entry as one message, stay one entry each.
+//! slot) per frame. (A WebSocket's writer task cuts a run back into
+//! frames, one message each.)
 //!
 //! Order is kept: entries are queued in the order they were staged, and a
 //! peer's frames only ever join its latest entry. Frames for many and for
@@ -103,10 +103,7 @@ impl Stage {
     pub fn add(&mut self, peer: &Arc<Peer>, frame: &Staged) {
         let at = peer.staged.load(Ordering::Relaxed);
         if let Some((_, run)) = at.checked_sub(1).and_then(|i| self.runs.get_mut(i)) {
-            if run.audience == frame.audience
-                && run.range.end == frame.range.start
-                && peer.takes_runs()
-            {
+            if run.audience == frame.audience && run.range.end == frame.range.start {
                 run.range.end = frame.range.end;
                 return;
             }
@@ -231,23 +228,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_websocket_gets_whole_frames_one_each_and_tls_runs() {
+    async fn a_peer_written_by_a_task_takes_runs_too() {
         let budget = OutboundBudget::new(1 << 20);
-        let ws = Arc::new(Peer::for_task(1 << 20, Arc::clone(&budget)));
-        let tls = Arc::new(Peer::for_stream_task(1 << 20, Arc::clone(&budget)));
+        let task = Arc::new(Peer::for_task(1 << 20, Arc::clone(&budget)));
         let mut stage = Stage::default();
         for text in ["e1", "e2"] {
             let e = stage.encode(&notice(text), Audience::Many, 65_536).unwrap();
-            stage.add(&ws, &e);
-            stage.add(&tls, &e);
+            stage.add(&task, &e);
         }
-        assert_eq!(
-            taken(&mut stage, &[&ws, &tls]),
-            [
-                (0, wire(&["e1"])),
-                (1, wire(&["e1", "e2"])),
-                (0, wire(&["e2"]))
-            ]
-        );
+        assert_eq!(taken(&mut stage, &[&task]), [(0, wire(&["e1", "e2"]))]);
     }
 }

@@ -1,7 +1,7 @@
 //! Writer tasks for peers the hub cannot write itself (TLS, WebSocket):
-//! each takes entries from its peer's bounded queue (runs of whole frames
-//! for TLS, a frame each for a WebSocket) and writes them through its
-//! transport, a batch at a time.
+//! each takes entries (each one or more whole frames, length and all)
+//! from its peer's bounded queue and writes them through its transport, a
+//! batch at a time.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,7 +36,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a writer task writes.
 pub trait Transport {
-    /// Write one batch of encoded frames (each with its 4-byte length).
+    /// Write one batch of entries, each one or more encoded frames (each
+    /// frame with its 4-byte length).
     async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()>;
     /// The peer is closing and everything is written: say goodbye.
     async fn finish(&mut self);
@@ -170,6 +171,19 @@ pub fn put_text_header(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// The payloads of the length-prefixed frames in `run`, in order (a
+/// truncated last frame, which the hub never queues, gives what is there).
+fn payloads(mut run: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let header = run.get(..chatproto::HEADER_LEN)?;
+        let len = u32::from_be_bytes(header.try_into().ok()?) as usize;
+        let end = (chatproto::HEADER_LEN + len).min(run.len());
+        let payload = &run[chatproto::HEADER_LEN..end];
+        run = &run[end..];
+        Some(payload)
+    })
+}
+
 /// A close frame with status 1000 (normal closure) and no reason.
 const CLOSE_NORMAL: [u8; 4] = [0x88, 0x02, 0x03, 0xE8];
 
@@ -177,10 +191,12 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
     async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
         self.gather.clear();
         self.control.take_into(&mut self.gather);
-        for f in frames {
-            let payload = &f[chatproto::HEADER_LEN.min(f.len())..];
-            put_text_header(&mut self.gather, payload.len());
-            self.gather.extend_from_slice(payload);
+        for entry in frames {
+            // An entry may be a run of frames: one message each.
+            for payload in payloads(entry) {
+                put_text_header(&mut self.gather, payload.len());
+                self.gather.extend_from_slice(payload);
+            }
         }
         write_gathered(&mut self.out, &mut self.gather).await
     }
@@ -248,6 +264,27 @@ mod tests {
     use super::*;
     use tungstenite::protocol::frame::coding::{Data, OpCode};
     use tungstenite::protocol::frame::Frame;
+
+    #[test]
+    fn a_run_of_frames_is_cut_back_into_its_payloads() {
+        let mut run = bytes::BytesMut::new();
+        for text in ["a", "", "long enough to matter"] {
+            chatproto::encode_into(&chatproto::ServerFrame::notice(text), &mut run, 65_536)
+                .unwrap();
+        }
+        let got: Vec<String> = payloads(&run)
+            .map(|p| String::from_utf8(p.to_vec()).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                r#"{"type":"notice","text":"a"}"#,
+                r#"{"type":"notice","text":""}"#,
+                r#"{"type":"notice","text":"long enough to matter"}"#,
+            ]
+        );
+        assert_eq!(payloads(&[]).count(), 0);
+    }
 
     #[test]
     fn text_headers_are_the_ones_tungstenite_writes() {
