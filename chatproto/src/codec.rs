@@ -286,16 +286,28 @@ pub fn encode_into<T: Serialize>(
     dst: &mut BytesMut,
     max_frame_bytes: usize,
 ) -> Result<(), EncodeError> {
+    frame_into(dst, max_frame_bytes, |dst| {
+        // `writer()` takes the handle; the bytes are in `dst` either way.
+        serde_json::to_writer(dst.writer(), frame).map_err(EncodeError::from)
+    })
+}
+
+/// Append one length-prefixed frame whose payload `payload` writes, of at
+/// most `max_frame_bytes` bytes. On error `dst` is left as it was.
+pub(crate) fn frame_into(
+    dst: &mut BytesMut,
+    max_frame_bytes: usize,
+    payload: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     // The header is a u32, so no limit can allow more than u32::MAX bytes.
     let max = max_frame_bytes.clamp(MIN_MAX_FRAME_BYTES, u32::MAX as usize);
     let start = dst.len();
     dst.put_u32(0);
-    let result = serde_json::to_writer(dst.writer(), frame);
-    // `writer()` consumed the handle; the bytes are in `dst` either way.
+    let result = payload(dst);
     let len = dst.len() - start - HEADER_LEN;
     if let Err(e) = result {
         dst.truncate(start);
-        return Err(e.into());
+        return Err(e);
     }
     if len > max {
         dst.truncate(start);

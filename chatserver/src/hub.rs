@@ -651,18 +651,7 @@ impl Hub {
                 );
             }
             match out {
-                Output::Send { to, frame, .. } => {
-                    if let Some(peer) = self.peers.get(&to) {
-                        match self
-                            .stage
-                            .encode(&frame, Audience::One, self.max_frame_bytes)
-                        {
-                            Ok(staged) => self.stage.add(peer, &staged),
-                            // The core builds only frames that fit.
-                            Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
-                        }
-                    }
-                }
+                Output::Send { to, frame, .. } => self.stage_frame(to, &frame),
                 Output::Deliver {
                     event, to, with_id, ..
                 } => {
@@ -969,10 +958,7 @@ impl Hub {
             )),
         };
         if let Some(frame) = refusal {
-            if let Ok(bytes) = encode_shared(&mut self.scratch, &frame, self.max_frame_bytes) {
-                let bytes = self.budget.track(bytes);
-                self.push(client, bytes);
-            }
+            self.send_now(client, &frame);
         }
         self.dispatch(now);
         for input in queue {
@@ -1085,21 +1071,25 @@ impl Hub {
         }
     }
 
-    /// Queue one frame for `to` (counted in the budget), after what this
-    /// turn staged.
-    fn push(&mut self, to: ClientId, bytes: Bytes) {
-        self.unstage();
-        let queued = queue(
-            &self.peers,
-            &mut self.to_flush,
-            &mut self.overflowed,
-            to,
-            &bytes,
-        );
-        self.budget.add_slots(queued);
-        for id in std::mem::take(&mut self.overflowed) {
-            self.overflow(id);
+    /// Stage `frame` for `to`.
+    fn stage_frame(&mut self, to: ClientId, frame: &ServerFrame) {
+        let Some(peer) = self.peers.get(&to) else {
+            return;
+        };
+        match self
+            .stage
+            .encode(frame, Audience::One, self.max_frame_bytes)
+        {
+            Ok(staged) => self.stage.add(peer, &staged),
+            // The core builds only frames that fit.
+            Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
         }
+    }
+
+    /// Queue `frame` for `to` now, after what this turn staged.
+    fn send_now(&mut self, to: ClientId, frame: &ServerFrame) {
+        self.stage_frame(to, frame);
+        self.unstage();
     }
 
     /// The overflow policy of one queue: `slow_consumer` instead of all it
@@ -1249,33 +1239,6 @@ fn unstage(
         },
     );
     budget.add_slots(queued);
-}
-
-/// Queue `bytes` for `to`; 1 if it took a slot. A queue that overflows is
-/// named in `overflowed` (the caller applies the policy).
-fn queue(
-    peers: &Peers,
-    to_flush: &mut Vec<Arc<Peer>>,
-    overflowed: &mut Vec<ClientId>,
-    to: ClientId,
-    bytes: &Bytes,
-) -> usize {
-    let Some(peer) = peers.get(&to) else {
-        return 0;
-    };
-    match peer.push(bytes.clone()) {
-        Push::Queued(newly) => {
-            if newly {
-                to_flush.push(Arc::clone(peer));
-            }
-            1
-        }
-        Push::Closed => 0,
-        Push::Overflow => {
-            overflowed.push(to);
-            0
-        }
-    }
 }
 
 /// One line per room event, in seq order: `[#room seq] ...`.

@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::codec::{EncodeError, HEADER_LEN, MIN_MAX_FRAME_BYTES};
+use crate::codec::{frame_into, EncodeError};
 use crate::frame::PresenceStatus;
 use crate::server::event::{EventBody, WireEvent};
 
@@ -20,16 +20,26 @@ impl WireEvent<'_> {
         dst: &mut BytesMut,
         max_frame_bytes: usize,
     ) -> Result<(), EncodeError> {
-        let max = max_frame_bytes.clamp(MIN_MAX_FRAME_BYTES, u32::MAX as usize);
-        let start = dst.len();
-        dst.put_u32(0);
+        frame_into(dst, max_frame_bytes, |dst| {
+            self.payload(dst);
+            Ok(())
+        })
+    }
+
+    fn payload(&self, dst: &mut BytesMut) {
         let e = self.event;
+        // `{"type":KIND,"room":ROOM,"seq":SEQ`, as both kinds begin.
+        let head = |dst: &mut BytesMut, kind: &[u8]| {
+            dst.put_slice(b"{\"type\":\"");
+            dst.put_slice(kind);
+            dst.put_slice(b"\",\"room\":");
+            string(dst, &e.room);
+            dst.put_slice(b",\"seq\":");
+            number(dst, e.seq);
+        };
         match &e.body {
             EventBody::Presence { nick, status, .. } => {
-                dst.put_slice(b"{\"type\":\"presence\",\"room\":");
-                string(dst, &e.room);
-                dst.put_slice(b",\"seq\":");
-                number(dst, e.seq);
+                head(dst, b"presence");
                 dst.put_slice(b",\"nick\":");
                 string(dst, nick);
                 dst.put_slice(match status {
@@ -41,10 +51,7 @@ impl WireEvent<'_> {
             EventBody::Msg {
                 nick, to, text, id, ..
             } => {
-                dst.put_slice(b"{\"type\":\"msg\",\"room\":");
-                string(dst, &e.room);
-                dst.put_slice(b",\"seq\":");
-                number(dst, e.seq);
+                head(dst, b"msg");
                 dst.put_slice(b",\"from\":");
                 string(dst, nick);
                 dst.put_slice(b",\"to\":[");
@@ -68,13 +75,6 @@ impl WireEvent<'_> {
             }
         }
         dst.put_u8(b'}');
-        let len = dst.len() - start - HEADER_LEN;
-        if len > max {
-            dst.truncate(start);
-            return Err(EncodeError::TooLarge { len, max });
-        }
-        dst[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(())
     }
 }
 
