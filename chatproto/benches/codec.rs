@@ -88,6 +88,24 @@ fn decode(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    g.bench_function("codec_from_payload", |b| {
+        // The same, through the plain-frame scanner a server uses.
+        b.iter_batched(
+            || BytesMut::from(&wire[..]),
+            |mut buf| {
+                let mut dec = FrameDecoder::new(MAX);
+                let mut n = 0;
+                while let Decoded::Frame(frame) =
+                    dec.decode_with(&mut buf, ClientFrame::from_payload)
+                {
+                    black_box(frame);
+                    n += 1;
+                }
+                assert_eq!(n, FRAMES);
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("serde_json", |b| {
         b.iter(|| {
             for p in &payloads {

@@ -22,7 +22,9 @@ const KINDS: &[&str] = &[
 ];
 
 /// A member's value: what the frame wants, or a description of what came.
+#[derive(Default)]
 enum Member<T> {
+    #[default]
     Absent,
     Value(T),
     /// The value had another type; the text says which.
@@ -75,7 +77,7 @@ fn describe(u: Unexpected<'_>) -> String {
 
 /// Any JSON value, reduced to what client frames can use: a string, an
 /// array of strings, or a description of something else.
-enum Value {
+pub(crate) enum Value {
     Str(String),
     Strings(Vec<String>),
     Unsigned(u64),
@@ -206,7 +208,7 @@ impl<'de> Deserialize<'de> for Any {
 }
 
 /// The members a client frame can have; the rest are ignored.
-enum Key {
+pub(crate) enum Key {
     Type,
     Nick,
     To,
@@ -222,6 +224,27 @@ enum Key {
     Other,
 }
 
+impl Key {
+    /// The member a name stands for.
+    pub(crate) fn from_name(name: &str) -> Key {
+        match name {
+            "type" => Key::Type,
+            "nick" => Key::Nick,
+            "to" => Key::To,
+            "text" => Key::Text,
+            "rooms" => Key::Rooms,
+            "resume" => Key::Resume,
+            "room" => Key::Room,
+            "since" => Key::Since,
+            "epoch" => Key::Epoch,
+            "id" => Key::Id,
+            "before" => Key::Before,
+            "limit" => Key::Limit,
+            _ => Key::Other,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
@@ -231,21 +254,7 @@ impl<'de> Deserialize<'de> for Key {
                 f.write_str("a member name")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(match v {
-                    "type" => Key::Type,
-                    "nick" => Key::Nick,
-                    "to" => Key::To,
-                    "text" => Key::Text,
-                    "rooms" => Key::Rooms,
-                    "resume" => Key::Resume,
-                    "room" => Key::Room,
-                    "since" => Key::Since,
-                    "epoch" => Key::Epoch,
-                    "id" => Key::Id,
-                    "before" => Key::Before,
-                    "limit" => Key::Limit,
-                    _ => Key::Other,
-                })
+                Ok(Key::from_name(v))
             }
         }
         d.deserialize_identifier(KeyVisitor)
@@ -274,6 +283,123 @@ fn set_opt<T>(slot: &mut Member<T>, seen: &mut bool, value: Option<Result<T, Str
     }
 }
 
+/// What came for each member a client frame can have, as a frame's
+/// members are read one by one: by serde (below) or by the scanner of
+/// plain frames (`crate::client_scan`), which then build the frame the
+/// same way.
+#[derive(Default)]
+pub(crate) struct Members {
+    kind: Member<String>,
+    nick: Member<String>,
+    to: Member<Vec<String>>,
+    text: Member<String>,
+    room: Member<String>,
+    rooms: Member<Vec<String>>,
+    resume: Member<String>,
+    since: Member<u64>,
+    epoch: Member<String>,
+    id: Member<String>,
+    before: Member<u64>,
+    limit: Member<u64>,
+    /// Whether an optional member came at all (null included).
+    seen: [bool; 8],
+}
+
+impl Members {
+    /// Note the value of member `key` (not [`Key::Other`], whose value is
+    /// ignored unread).
+    pub(crate) fn put(&mut self, key: Key, value: Value) {
+        let seen = &mut self.seen;
+        match key {
+            Key::Type => set(&mut self.kind, value.into_string()),
+            Key::Nick => set(&mut self.nick, value.into_string()),
+            Key::To => set(&mut self.to, value.into_strings()),
+            Key::Text => set(&mut self.text, value.into_string()),
+            // `room` is optional in `msg` and required elsewhere; a null
+            // is absent for `msg` and the wrong type for the others.
+            Key::Room => set_opt(
+                &mut self.room,
+                &mut seen[0],
+                value.nullable(Value::into_string),
+            ),
+            Key::Rooms => set_opt(
+                &mut self.rooms,
+                &mut seen[1],
+                value.nullable(Value::into_strings),
+            ),
+            Key::Resume => set_opt(
+                &mut self.resume,
+                &mut seen[2],
+                value.nullable(Value::into_string),
+            ),
+            Key::Since => set_opt(
+                &mut self.since,
+                &mut seen[3],
+                value.nullable(Value::into_u64),
+            ),
+            Key::Epoch => set_opt(
+                &mut self.epoch,
+                &mut seen[4],
+                value.nullable(Value::into_string),
+            ),
+            Key::Id => set_opt(
+                &mut self.id,
+                &mut seen[5],
+                value.nullable(Value::into_string),
+            ),
+            Key::Before => set_opt(
+                &mut self.before,
+                &mut seen[6],
+                value.nullable(Value::into_u64),
+            ),
+            Key::Limit => set_opt(
+                &mut self.limit,
+                &mut seen[7],
+                value.nullable(Value::into_u64),
+            ),
+            Key::Other => {}
+        }
+    }
+
+    /// The frame these members make, or the error that names what is wrong.
+    pub(crate) fn build<E: de::Error>(self) -> Result<ClientFrame, E> {
+        let kind = self.kind.require::<E>("type", "a frame type string")?;
+        const STR: &str = "a string";
+        const NUM: &str = "an unsigned integer";
+        let seen_room = self.seen[0];
+        match kind.as_str() {
+            "join" => Ok(ClientFrame::Join {
+                nick: self.nick.require("nick", STR)?,
+                rooms: self.rooms.optional("rooms", "a sequence of strings")?,
+                resume: self.resume.optional("resume", STR)?,
+            }),
+            "enter" => Ok(ClientFrame::Enter {
+                room: required_room(self.room, seen_room)?,
+                since: self.since.optional("since", NUM)?,
+                epoch: self.epoch.optional("epoch", STR)?,
+            }),
+            "part" => Ok(ClientFrame::Part {
+                room: required_room(self.room, seen_room)?,
+            }),
+            "msg" => Ok(ClientFrame::Msg {
+                room: self.room.optional("room", STR)?,
+                to: self.to.or_default("to", "a sequence of strings")?,
+                text: self.text.require("text", STR)?,
+                id: self.id.optional("id", STR)?,
+            }),
+            "history" => Ok(ClientFrame::History {
+                room: required_room(self.room, seen_room)?,
+                before: self.before.optional("before", NUM)?,
+                limit: self.limit.optional("limit", NUM)?,
+            }),
+            "rooms" => Ok(ClientFrame::Rooms),
+            "ping" => Ok(ClientFrame::Ping),
+            "pong" => Ok(ClientFrame::Pong),
+            other => Err(de::Error::unknown_variant(other, KINDS)),
+        }
+    }
+}
+
 struct FrameVisitor;
 
 impl<'de> Visitor<'de> for FrameVisitor {
@@ -284,87 +410,16 @@ impl<'de> Visitor<'de> for FrameVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClientFrame, A::Error> {
-        let mut kind: Member<String> = Member::Absent;
-        let mut nick: Member<String> = Member::Absent;
-        let mut to: Member<Vec<String>> = Member::Absent;
-        let mut text: Member<String> = Member::Absent;
-        let mut room: Member<String> = Member::Absent;
-        let mut rooms: Member<Vec<String>> = Member::Absent;
-        let mut resume: Member<String> = Member::Absent;
-        let mut since: Member<u64> = Member::Absent;
-        let mut epoch: Member<String> = Member::Absent;
-        let mut id: Member<String> = Member::Absent;
-        let mut before: Member<u64> = Member::Absent;
-        let mut limit: Member<u64> = Member::Absent;
-        // Whether an optional member came at all (null included).
-        let mut seen = [false; 8];
+        let mut members = Members::default();
         while let Some(key) = map.next_key::<Key>()? {
-            let value = match key {
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                _ => map.next_value::<Any>()?.0,
-            };
-            match key {
-                Key::Type => set(&mut kind, value.into_string()),
-                Key::Nick => set(&mut nick, value.into_string()),
-                Key::To => set(&mut to, value.into_strings()),
-                Key::Text => set(&mut text, value.into_string()),
-                // `room` is optional in `msg` and required elsewhere; a null
-                // is absent for `msg` and the wrong type for the others.
-                Key::Room => set_opt(&mut room, &mut seen[0], value.nullable(Value::into_string)),
-                Key::Rooms => set_opt(
-                    &mut rooms,
-                    &mut seen[1],
-                    value.nullable(Value::into_strings),
-                ),
-                Key::Resume => set_opt(
-                    &mut resume,
-                    &mut seen[2],
-                    value.nullable(Value::into_string),
-                ),
-                Key::Since => set_opt(&mut since, &mut seen[3], value.nullable(Value::into_u64)),
-                Key::Epoch => set_opt(&mut epoch, &mut seen[4], value.nullable(Value::into_string)),
-                Key::Id => set_opt(&mut id, &mut seen[5], value.nullable(Value::into_string)),
-                Key::Before => set_opt(&mut before, &mut seen[6], value.nullable(Value::into_u64)),
-                Key::Limit => set_opt(&mut limit, &mut seen[7], value.nullable(Value::into_u64)),
-                Key::Other => unreachable!("skipped above"),
+            if let Key::Other = key {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
+            let value = map.next_value::<Any>()?.0;
+            members.put(key, value);
         }
-        let kind = kind.require::<A::Error>("type", "a frame type string")?;
-        const STR: &str = "a string";
-        const NUM: &str = "an unsigned integer";
-        match kind.as_str() {
-            "join" => Ok(ClientFrame::Join {
-                nick: nick.require("nick", STR)?,
-                rooms: rooms.optional("rooms", "a sequence of strings")?,
-                resume: resume.optional("resume", STR)?,
-            }),
-            "enter" => Ok(ClientFrame::Enter {
-                room: required_room(room, seen[0])?,
-                since: since.optional("since", NUM)?,
-                epoch: epoch.optional("epoch", STR)?,
-            }),
-            "part" => Ok(ClientFrame::Part {
-                room: required_room(room, seen[0])?,
-            }),
-            "msg" => Ok(ClientFrame::Msg {
-                room: room.optional("room", STR)?,
-                to: to.or_default("to", "a sequence of strings")?,
-                text: text.require("text", STR)?,
-                id: id.optional("id", STR)?,
-            }),
-            "history" => Ok(ClientFrame::History {
-                room: required_room(room, seen[0])?,
-                before: before.optional("before", NUM)?,
-                limit: limit.optional("limit", NUM)?,
-            }),
-            "rooms" => Ok(ClientFrame::Rooms),
-            "ping" => Ok(ClientFrame::Ping),
-            "pong" => Ok(ClientFrame::Pong),
-            other => Err(de::Error::unknown_variant(other, KINDS)),
-        }
+        members.build()
     }
 }
 

@@ -244,8 +244,18 @@ impl FrameDecoder {
 
     /// Take the next whole frame off the front of `buf` and parse it as `T`.
     pub fn decode<T: DeserializeOwned>(&mut self, buf: &mut BytesMut) -> Decoded<T> {
+        self.decode_with(buf, parse_payload)
+    }
+
+    /// Take the next whole frame off the front of `buf` and parse its
+    /// payload with `parse`: [`ClientFrame::from_payload`] on a server, say.
+    pub fn decode_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        parse: impl FnOnce(&[u8]) -> Result<T, PayloadError>,
+    ) -> Decoded<T> {
         match self.decode_payload(buf) {
-            Ok(Some(payload)) => match parse_payload(&payload) {
+            Ok(Some(payload)) => match parse(&payload) {
                 Ok(frame) => Decoded::Frame(frame),
                 Err(why) => Decoded::Invalid(why),
             },
@@ -277,6 +287,29 @@ pub fn parse_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, PayloadEr
             format!("not a valid frame: {e}")
         })
     })
+}
+
+impl crate::ClientFrame {
+    /// Parse one payload as a client frame: the same frame or error as
+    /// [`parse_payload`]`::<ClientFrame>`, sooner for the plain frames
+    /// clients send (flat objects whose strings have no escapes), which
+    /// are read without serde.
+    ///
+    /// ```
+    /// use chatproto::ClientFrame;
+    ///
+    /// let frame = ClientFrame::from_payload(br#"{"type":"msg","to":["bob"],"text":"hi"}"#);
+    /// assert_eq!(frame, Ok(ClientFrame::msg(vec!["bob".into()], "hi")));
+    /// ```
+    pub fn from_payload(payload: &[u8]) -> Result<Self, PayloadError> {
+        match std::str::from_utf8(payload)
+            .ok()
+            .and_then(crate::client_scan::scan)
+        {
+            Some(frame) => Ok(frame),
+            None => parse_payload(payload),
+        }
+    }
 }
 
 /// Append `frame` to `dst` as one length-prefixed frame of at most

@@ -159,6 +159,7 @@
 
 mod client;
 mod client_de;
+mod client_scan;
 mod codec;
 mod frame;
 mod nick;

@@ -490,7 +490,8 @@ fn check_frame(c: &mut SimClient, frame: &ServerFrame) {
 
 /// Feed `data` to a [`FrameDecoder`] in chunks chosen by its first byte, and
 /// check what it yields: no panic, no buffer grown past the limit plus one
-/// chunk, and every frame re-encodes and decodes to the same frame.
+/// chunk, [`ClientFrame::from_payload`] and serde making the same of every
+/// payload, and every frame re-encoding and decoding to the same frame.
 ///
 /// The `decode` fuzz target and the corpus replay test both call this.
 pub fn check_decode(data: &[u8]) {
@@ -504,7 +505,13 @@ pub fn check_decode(data: &[u8]) {
     for piece in rest.chunks(chunk) {
         buf.extend_from_slice(piece);
         loop {
-            match dec.decode::<ClientFrame>(&mut buf) {
+            let parsed = dec.decode_with(&mut buf, |payload| {
+                let fast = ClientFrame::from_payload(payload);
+                let serde = crate::parse_payload::<ClientFrame>(payload);
+                assert_eq!(fast, serde, "the plain-frame scanner agrees with serde");
+                fast
+            });
+            match parsed {
                 Decoded::Incomplete => break,
                 Decoded::Broken(why) => {
                     assert_eq!(

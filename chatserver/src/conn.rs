@@ -169,7 +169,10 @@ impl Reader<'_> {
     async fn process(&mut self) -> Result<Option<Instant>, Stop> {
         loop {
             if !self.feeder.is_holding() {
-                match self.decoder.decode::<ClientFrame>(&mut self.buf) {
+                match self
+                    .decoder
+                    .decode_with(&mut self.buf, ClientFrame::from_payload)
+                {
                     Decoded::Incomplete => break,
                     Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame)),
                     Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e)),

@@ -73,7 +73,7 @@ pub async fn serve<S>(
         resume_at = None;
         loop {
             if !feeder.is_holding() {
-                match decoder.decode::<ClientFrame>(&mut buf) {
+                match decoder.decode_with(&mut buf, ClientFrame::from_payload) {
                     Decoded::Incomplete => break,
                     Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame)),
                     Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e)),

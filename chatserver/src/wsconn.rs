@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use chatproto::{
-    parse_payload, ClientFrame, ErrorCode, FramingError, Kick, PayloadError, ServerFrame,
-};
+use chatproto::{ClientFrame, ErrorCode, FramingError, Kick, PayloadError, ServerFrame};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf};
 use tokio::sync::mpsc;
@@ -81,7 +79,7 @@ pub async fn serve<S>(
             next = stream.next(), if resume_at.is_none() => {
                 let input = match next {
                     None => break,
-                    Some(Ok(Message::Text(text))) => match parse_payload::<ClientFrame>(text.as_bytes()) {
+                    Some(Ok(Message::Text(text))) => match ClientFrame::from_payload(text.as_bytes()) {
                         Ok(frame) => ToHub::Frame(id, frame),
                         Err(e) => ToHub::BadFrame(id, e),
                     },

@@ -1,0 +1,361 @@
+//! A scanner for plain client frames: the common case without serde.
+//!
+//! Almost every frame a client sends is a flat JSON object whose members
+//! are strings without escapes, arrays of such strings, unsigned integers
+//! or `null`: `{"type":"msg","to":["bob"],"text":"hi"}`. This reads such a
+//! payload in one pass over its bytes, into the same [`Members`] that the
+//! serde path fills, and builds the frame the same way. Anything else (an
+//! escape, a nested object, a boolean, a float, a negative number, an
+//! error of any kind) makes it give up, and the caller parses the payload
+//! with serde_json instead, which gives the answer and the error text.
+//! So a frame it accepts is exactly the frame serde_json would make (a
+//! property test and the fuzz target check that), only sooner.
+
+use serde::de::value::Error as Unused;
+
+use crate::client_de::{Key, Members, Value};
+use crate::frame::ClientFrame;
+
+/// The frame in `text` (a whole payload, already known to be UTF-8), or
+/// `None` when it is not plain enough to be sure of.
+pub(crate) fn scan(text: &str) -> Option<ClientFrame> {
+    let mut s = Scanner {
+        text,
+        b: text.as_bytes(),
+        at: 0,
+    };
+    let mut members = Members::default();
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.peek()? == b'}' {
+        s.at += 1;
+    } else {
+        loop {
+            let key = Key::from_name(s.string()?);
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            let value = s.value()?;
+            members.put(key, value);
+            s.ws();
+            match s.next()? {
+                b',' => s.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    if s.at != s.b.len() {
+        return None;
+    }
+    members.build::<Unused>().ok()
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// Skip JSON's whitespace (the four characters RFC 8259 allows).
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// A string without escapes or control characters; the input is UTF-8
+    /// and `"` is ASCII, so the slice between the quotes is too (`get`
+    /// checks only that its ends are on character boundaries).
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let end = start + special(&self.b[start..])?;
+        if self.b[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        self.text.get(start..end)
+    }
+
+    /// A value the frames use, or `None` for anything else.
+    fn value(&mut self) -> Option<Value> {
+        match self.peek()? {
+            b'"' => Some(Value::Str(self.string()?.to_owned())),
+            b'[' => {
+                self.at += 1;
+                self.ws();
+                let mut items = Vec::new();
+                if self.peek()? == b']' {
+                    self.at += 1;
+                    return Some(Value::Strings(items));
+                }
+                loop {
+                    items.push(self.string()?.to_owned());
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b']' => return Some(Value::Strings(items)),
+                        _ => return None,
+                    }
+                }
+            }
+            b'n' => {
+                let rest = self.b.get(self.at..self.at + 4)?;
+                (rest == b"null").then_some(())?;
+                self.at += 4;
+                Some(Value::Null)
+            }
+            b'0'..=b'9' => {
+                let start = self.at;
+                let mut n: u64 = 0;
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                    self.at += 1;
+                }
+                // JSON has no leading zeros; a fraction or an exponent
+                // makes a float, which serde describes its own way.
+                if (self.b[start] == b'0' && self.at - start > 1)
+                    || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+                {
+                    return None;
+                }
+                Some(Value::Unsigned(n))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where the first byte that ends or escapes a JSON string is (a quote,
+/// a backslash or a control character), eight bytes at a time.
+fn special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// The high bit of each byte of `x` below `n` (for `n` up to 0x80; the
+    /// lowest one found is exact, which is all that is used).
+    fn below(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+    }
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let hits = below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) | below(x, 0x20);
+        if hits != 0 {
+            return Some(at + hits.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let rest = chunks.remainder();
+    rest.iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What serde_json makes of `text`.
+    fn serde(text: &str) -> Option<ClientFrame> {
+        serde_json::from_str(text).ok()
+    }
+
+    #[test]
+    fn special_finds_the_first_quote_backslash_or_control_byte() {
+        // Every position in and past a word, each kind of byte, and bytes
+        // around the ones looked for (0x21, 0x23, 0x5b, 0x5d, 0x20, 0x80+).
+        for len in 0..20 {
+            for at in 0..=len {
+                for hit in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+                    let mut b: Vec<u8> = (0..len)
+                        .map(|i| [0x21, 0x23, 0x5b, 0x5d, 0x20, 0xc3, 0xa9, b'x'][i % 8])
+                        .collect();
+                    if at < len {
+                        b[at] = hit;
+                        // A later hit must not hide the first one.
+                        if at + 1 < len {
+                            b[at + 1] = b'"';
+                        }
+                    }
+                    let want = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+                    assert_eq!(special(&b), want, "{b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_frames_are_scanned() {
+        for text in [
+            r#"{"type":"msg","to":["bob"],"text":"hi"}"#,
+            r#"{"type":"msg","room":"dev","to":[],"text":"hé ✓","id":"7"}"#,
+            r#" { "type" : "enter" , "room":"dev", "since": 12 ,"epoch":"e1" } "#,
+            r#"{"type":"history","room":"dev","before":0,"limit":18446744073709551615}"#,
+            r#"{"type":"join","nick":"al","rooms":["a", "b"],"resume":null}"#,
+            r#"{"type":"ping","extra":[],"n":null,"k":1}"#,
+            r#"{"type":"msg","text":"x","room":null,"id":null}"#,
+        ] {
+            let fast = scan(text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, serde(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_unsure_is_left_to_serde() {
+        for text in [
+            r#"{"type":"msg","text":"a\"b"}"#,
+            r#"{"type":"msg","text":"x","extra":{"a":1}}"#,
+            r#"{"type":"msg","text":"x","flag":true}"#,
+            r#"{"type":"enter","room":"r","since":1.5}"#,
+            r#"{"type":"enter","room":"r","since":01}"#,
+            r#"{"type":"enter","room":"r","since":-1}"#,
+            r#"{"type":"enter","room":"r","since":18446744073709551616}"#,
+            r#"{"type":"msg","text":"x"} x"#,
+            r#"{"type":"msg","text":"x",}"#,
+            r#"{"type":"msg","text":"x","text":"y"}"#,
+            r#"{"type":"part","room":null}"#,
+            r#"{"type":"nope"}"#,
+            r#"{}"#,
+            "{\"type\":\"msg\",\"text\":\"a\tb\"}",
+        ] {
+            assert_eq!(scan(text), None, "{text}");
+        }
+    }
+
+    /// Pieces of JSON a client frame is made of, plain and not.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just(",".to_owned()),
+            Just(":".to_owned()),
+            Just(" ".to_owned()),
+            Just("\n".to_owned()),
+            Just("null".to_owned()),
+            Just("nul".to_owned()),
+            Just("true".to_owned()),
+            prop::sample::select(vec![
+                "type", "nick", "to", "text", "rooms", "resume", "room", "since", "epoch", "id",
+                "before", "limit", "x", "msg", "join", "enter", "part", "history", "rooms", "ping",
+                "pong", "a\\\"b", "a\\u0041", "é",
+            ])
+            .prop_map(|k| format!("\"{k}\"")),
+            "[0-9]{1,21}",
+            Just("-1".to_owned()),
+            Just("1.5".to_owned()),
+            Just("1e3".to_owned()),
+            "\"[ -~]{0,6}\"",
+        ]
+    }
+
+    /// A frame-shaped object: a `type` among members from the pieces
+    /// above, mostly in a valid layout, sometimes broken.
+    fn object() -> impl Strategy<Value = String> {
+        let kind = prop::sample::select(vec![
+            "msg", "join", "enter", "part", "history", "rooms", "ping", "pong", "nope",
+        ]);
+        let key = prop::sample::select(vec![
+            "nick", "to", "text", "rooms", "resume", "room", "since", "epoch", "id", "before",
+            "limit", "other", "type",
+        ]);
+        let value = prop_oneof![
+            4 => prop::sample::select(vec!["bob", "", "é ✓", "a\\\"b", "x\\n"])
+                .prop_map(|v| format!("\"{v}\"")),
+            2 => prop::collection::vec("[a-c]{0,3}", 0..3).prop_map(|v| {
+                let items: Vec<String> = v.iter().map(|s| format!("\"{s}\"")).collect();
+                format!("[{}]", items.join(", "))
+            }),
+            2 => "[0-9]{1,3}",
+            1 => Just("null".to_owned()),
+            1 => piece(),
+        ];
+        let tail = prop_oneof![4 => Just(String::new()), 1 => piece()];
+        (
+            kind,
+            prop::collection::vec((key, value, " ?"), 0..5),
+            any::<prop::sample::Index>(),
+            tail,
+        )
+            .prop_map(|(kind, members, at, tail)| {
+                let mut inner: Vec<String> = members
+                    .iter()
+                    .map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
+                    .collect();
+                inner.insert(at.index(inner.len() + 1), format!("\"type\":\"{kind}\""));
+                format!("{{{}}}{}", inner.join(","), tail)
+            })
+    }
+
+    /// The agreement tests below prove something only if the objects
+    /// they generate are often plain enough to scan.
+    #[test]
+    fn generated_objects_are_often_scanned() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = object();
+        let scanned = (0..2000)
+            .filter(|_| {
+                let text = strategy.new_tree(&mut runner).unwrap().current();
+                scan(&text).is_some()
+            })
+            .count();
+        assert!(scanned >= 100, "only {scanned} of 2000 scanned");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Whatever the scanner accepts, serde_json makes the same frame of.
+        #[test]
+        fn the_scanner_agrees_with_serde(text in object()) {
+            if let Some(frame) = scan(&text) {
+                prop_assert_eq!(Some(frame), serde(&text), "{}", text);
+            }
+        }
+
+        /// Same for arbitrary sequences of pieces.
+        #[test]
+        fn the_scanner_agrees_on_any_pieces(pieces in prop::collection::vec(piece(), 0..24)) {
+            let text = pieces.concat();
+            if let Some(frame) = scan(&text) {
+                prop_assert_eq!(Some(frame), serde(&text), "{}", text);
+            }
+        }
+
+        /// Every frame chatproto itself writes is plain enough to scan.
+        #[test]
+        fn frames_we_write_are_scanned(
+            room in proptest::option::of("[a-z]{1,8}"),
+            to in prop::collection::vec("[a-z]{1,8}", 0..4),
+            text in "[ !#-\\[\\]-~é]{0,40}",
+            id in proptest::option::of("[0-9]{1,5}"),
+        ) {
+            let frame = ClientFrame::Msg { room, to, text, id };
+            let json = serde_json::to_string(&frame).unwrap();
+            prop_assert_eq!(scan(&json), Some(frame));
+        }
+    }
+}
