@@ -44,7 +44,7 @@ mod checkpoint;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
@@ -341,6 +341,17 @@ impl Store {
             // append saved a second B-tree insert per event.
             tx.execute_batch("DROP INDEX IF EXISTS events_by_ts;")?;
         }
+        if from < 5 {
+            // v5: each room remembers the highest session that wrote an
+            // event into it, so that finding the next free session id at
+            // start reads one row per room instead of every event. Found
+            // here once, by that read.
+            tx.execute_batch(
+                "ALTER TABLE rooms ADD COLUMN max_session INTEGER NOT NULL DEFAULT -1;
+                 UPDATE rooms SET max_session = coalesce(
+                     (SELECT max(session) FROM events WHERE events.room = rooms.name), -1);",
+            )?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -417,18 +428,22 @@ impl Store {
         Ok(out)
     }
 
-    /// One more than the highest session id the store names: no new
+    /// One more than the highest session id the store has named: no new
     /// session may take an id below it (it could read an old one's private
-    /// messages). Senders are counted; recipients need not be: each had a
-    /// session record, and retention keeps the newest records.
+    /// messages). Senders are counted, through each room's highest writer
+    /// (kept as events are written, and kept when they are deleted), so
+    /// this reads one row per room, not the events; recipients need not
+    /// be: each had a session record, and retention keeps the newest
+    /// records.
     pub fn next_session(&self) -> Result<u64, StoreError> {
         let max: Option<i64> = self.db.query_row(
             "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
-                                 UNION ALL SELECT max(session) FROM events)",
+                                 UNION ALL SELECT max(max_session) FROM rooms)",
             [],
             |r| r.get(0),
         )?;
-        Ok(max.map_or(0, |m| m as u64 + 1))
+        // -1: a room no session has written into yet.
+        Ok(max.filter(|m| *m >= 0).map_or(0, |m| m as u64 + 1))
     }
 
     /// The newest `limit` messages of `room`, oldest first, whoever may see
@@ -765,9 +780,9 @@ fn bind_rows(st: &mut rusqlite::CachedStatement<'_>, rows: &[Row<'_>]) -> Result
 /// multi-row statements, flushed before any other record (a room begun
 /// again deletes the room's earlier events).
 fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), StoreError> {
-    // Each room's last seq, written once per batch (events of a room come
-    // in seq order).
-    let mut last: Vec<(&str, u64)> = Vec::new();
+    // Each room's last seq and highest session, written once per batch
+    // (events of a room come in seq order).
+    let mut last: Vec<(&str, u64, i64)> = Vec::new();
     let mut rows: Vec<Row<'_>> = Vec::new();
     for record in records {
         match record {
@@ -778,10 +793,10 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                     Began::Same => {}
                     // A room begun again (a new epoch) drops what came
                     // before in this batch too.
-                    Began::Again => last.retain(|(r, _)| **r != **name),
+                    Began::Again => last.retain(|(r, ..)| **r != **name),
                     // A room's record goes before its events: events of a
                     // room not yet known are refused, as without it.
-                    Began::New if last.iter().any(|(r, _)| **r == **name) => {
+                    Began::New if last.iter().any(|(r, ..)| **r == **name) => {
                         return Err(StoreError::UnknownRoom(name.to_string()));
                     }
                     Began::New => {}
@@ -798,9 +813,17 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
             }
             Record::Event(e) => {
                 let room_name: &str = &e.room;
-                match last.iter_mut().find(|(r, _)| *r == room_name) {
-                    Some((_, seq)) => *seq = (*seq).max(e.seq),
-                    None => last.push((room_name, e.seq)),
+                let writer = match &e.body {
+                    EventBody::Presence { session, .. } => session.0 as i64,
+                    EventBody::Msg { from, .. } => from.0 as i64,
+                    _ => -1,
+                };
+                match last.iter_mut().find(|(r, ..)| *r == room_name) {
+                    Some((_, seq, session)) => {
+                        *seq = (*seq).max(e.seq);
+                        *session = (*session).max(writer);
+                    }
+                    None => last.push((room_name, e.seq, writer)),
                 }
                 let (kind, session, nick, online, text, id, to): (
                     _,
@@ -873,10 +896,12 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
         }
     }
     flush_rows(tx, &mut rows)?;
-    let mut room =
-        tx.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE name = ?1")?;
-    for (name, seq) in last {
-        if room.execute(params![name, seq as i64])? == 0 {
+    let mut room = tx.prepare_cached(
+        "UPDATE rooms SET last_seq = max(last_seq, ?2), max_session = max(max_session, ?3)
+         WHERE name = ?1",
+    )?;
+    for (name, seq, session) in last {
+        if room.execute(params![name, seq as i64, session])? == 0 {
             return Err(StoreError::UnknownRoom(name.to_owned()));
         }
     }

@@ -439,6 +439,9 @@ fn a_version_1_database_is_migrated() {
     drop(db);
     let store = open(&dir);
     assert!(store.sessions(10).unwrap().is_empty());
+    // v5 found the highest writer (session 1, with no record of its own)
+    // in the events, once, for the next free session id.
+    assert_eq!(store.next_session().unwrap(), 2);
     assert_eq!(
         texts(&store.recent("rust", 10).unwrap()),
         ["from v1", "psst"]
