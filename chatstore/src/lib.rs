@@ -97,7 +97,7 @@ pub enum StoreError {
     #[error("{0} is a database of another program, not a chat database; move it away or choose another --data-dir")]
     Foreign(PathBuf),
     /// A read-only open found an older schema, which only a server migrates.
-    #[error("{path} has schema version {found}, older than this chatserver's {SCHEMA_VERSION}; start chatserver on it once to migrate it")]
+    #[error("{path} has schema version {found}, older than this chatserver reads as it is ({READABLE_FROM} to {SCHEMA_VERSION}); start chatserver on it once to migrate it")]
     OlderSchema {
         /// The file.
         path: PathBuf,
@@ -148,7 +148,15 @@ pub struct Store {
     path: PathBuf,
     /// Held locked for as long as the store is open (`None` when read-only).
     _lock: Option<std::fs::File>,
+    /// The file's schema version: [`SCHEMA_VERSION`], or as low as
+    /// [`READABLE_FROM`] when opened read-only.
+    version: i64,
 }
+
+/// The oldest schema [`Store::open_read_only`] reads as it is: v5 only
+/// added `rooms.max_session`, which [`Store::next_session`] does without
+/// on a v4 file (by reading every event).
+pub const READABLE_FROM: i64 = 4;
 
 const KIND_PRESENCE: i64 = 0;
 const KIND_MSG: i64 = 1;
@@ -216,6 +224,7 @@ impl Store {
             db,
             path,
             _lock: Some(lock),
+            version: SCHEMA_VERSION,
         };
         store.migrate(version)?;
         store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;
@@ -247,7 +256,7 @@ impl Store {
                 found: version,
             });
         }
-        if version < SCHEMA_VERSION {
+        if version < READABLE_FROM {
             return Err(StoreError::OlderSchema {
                 path,
                 found: version,
@@ -258,6 +267,7 @@ impl Store {
             db,
             path,
             _lock: None,
+            version,
         })
     }
 
@@ -436,12 +446,14 @@ impl Store {
     /// be: each had a session record, and retention keeps the newest
     /// records.
     pub fn next_session(&self) -> Result<u64, StoreError> {
-        let max: Option<i64> = self.db.query_row(
+        let sql = if self.version >= 5 {
             "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
-                                 UNION ALL SELECT max(max_session) FROM rooms)",
-            [],
-            |r| r.get(0),
-        )?;
+                                 UNION ALL SELECT max(max_session) FROM rooms)"
+        } else {
+            "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
+                                 UNION ALL SELECT max(session) FROM events)"
+        };
+        let max: Option<i64> = self.db.query_row(sql, [], |r| r.get(0))?;
         // -1: a room no session has written into yet.
         Ok(max.filter(|m| *m >= 0).map_or(0, |m| m as u64 + 1))
     }
@@ -793,7 +805,12 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                     Began::Same => {}
                     // A room begun again (a new epoch) drops what came
                     // before in this batch too.
-                    Began::Again => last.retain(|(r, ..)| **r != **name),
+                    // Its highest writer stays: sessions only go up.
+                    Began::Again => {
+                        if let Some((_, seq, _)) = last.iter_mut().find(|(r, ..)| **r == **name) {
+                            *seq = 0;
+                        }
+                    }
                     // A room's record goes before its events: events of a
                     // room not yet known are refused, as without it.
                     Began::New if last.iter().any(|(r, ..)| **r == **name) => {

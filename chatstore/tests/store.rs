@@ -637,3 +637,64 @@ fn the_log_is_copied_into_the_database_beside_the_appends() {
     let store = open(&dir);
     assert_eq!(store.rooms().unwrap()[0].last_seq, seq);
 }
+
+#[test]
+fn a_room_begun_again_keeps_its_writers_sessions_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // Session 5 writes, then the room begins again in the same batch:
+    // its event is gone, but no new session may take id 5.
+    store
+        .append(&[
+            Record::room("a", "e1"),
+            Record::Event(Arc::new(msg("a", 1, 5, &[], "gone"))),
+            Record::room("a", "e2"),
+            Record::Event(Arc::new(presence("a", 1, 2))),
+        ])
+        .unwrap();
+    assert_eq!(store.next_session().unwrap(), 6);
+    assert_eq!(store.rooms().unwrap()[0].last_seq, 1);
+    // And across batches, and a reopen.
+    store
+        .append(&[
+            Record::room("a", "e3"),
+            Record::Event(Arc::new(presence("a", 1, 3))),
+        ])
+        .unwrap();
+    drop(store);
+    assert_eq!(open(&dir).next_session().unwrap(), 6);
+}
+
+#[test]
+fn a_version_4_database_is_read_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("rust", 1, 7, &[], "from v4")]);
+    drop(store);
+    // Back to what version 4 wrote: no `max_session`.
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    db.execute_batch("ALTER TABLE rooms DROP COLUMN max_session; PRAGMA user_version = 4;")
+        .unwrap();
+    drop(db);
+    // An export (read-only) reads it without a migration, and still
+    // finds the next free session id, from the events.
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(texts(&ro.recent("rust", 10).unwrap()), ["from v4"]);
+    assert_eq!(ro.next_session().unwrap(), 8);
+    drop(ro);
+    // A version 3 file is not read as it is.
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    db.pragma_update(None, "user_version", 3).unwrap();
+    drop(db);
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::OlderSchema { found: 3, .. }),
+        "{err}"
+    );
+    // The server migrates it (v4 and v5 steps) and finds the writer.
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    db.pragma_update(None, "user_version", 4).unwrap();
+    drop(db);
+    let store = open(&dir);
+    assert_eq!(store.next_session().unwrap(), 8);
+}
