@@ -24,9 +24,10 @@ use crate::budget::{OutboundBudget, SLOT_BYTES};
 const MAX_IOVECS: usize = 64;
 
 /// Runs of frames up to this size queued for a peer that is behind (it
-/// still holds something queued) are copied out of the buffer they were
-/// cut from, which would otherwise stay alive for them: a peer keeps at
-/// most one shared buffer per 4 KiB it holds.
+/// still held something from an earlier turn when this turn's first run
+/// came) are copied out of the buffer they were cut from, which would
+/// otherwise stay alive for them: a peer behind keeps at most one shared
+/// buffer per 4 KiB it holds, beyond the turn it fell behind in.
 const COPY_BELOW: usize = 4096;
 
 /// A connection as the hub and its task both see it.
@@ -62,6 +63,9 @@ struct Outbound {
     dirty: bool,
     /// The last write would block; the connection task flushes when writable.
     blocked: bool,
+    /// Something queued before this turn was still unwritten at the
+    /// turn's first push (see [`Peer::push`]).
+    behind: bool,
     /// No more frames are accepted; flush what is queued, then close.
     closing: bool,
     /// The socket failed; nothing more can be written.
@@ -172,9 +176,15 @@ impl Peer {
         // A peer that has not written what it was given before keeps what
         // is queued for a while: a few frames cut from a turn's shared
         // buffer would keep the whole buffer alive (and counted in the
-        // budget) that long, so they get a copy of their own.
-        let behind = !out.queue.is_empty() || !out.held.is_empty();
-        let bytes = if behind && bytes.len() <= COPY_BELOW {
+        // budget) that long, so they get a copy of their own. Whether it
+        // is behind is judged at its first push since the last flush:
+        // what that push finds queued is left over, while what later
+        // pushes of the same turn find is this turn's own (an echo's run
+        // beside a broadcast's, say).
+        if !out.dirty {
+            out.behind = out.blocked || !out.queue.is_empty() || !out.held.is_empty();
+        }
+        let bytes = if out.behind && bytes.len() <= COPY_BELOW {
             self.budget.track(Bytes::copy_from_slice(&bytes))
         } else {
             bytes
@@ -429,21 +439,34 @@ mod tests {
     async fn a_peer_behind_does_not_keep_a_shared_buffer_alive() {
         const BACKLOG: usize = 1_000;
         let budget = OutboundBudget::new(1 << 30);
-        let (peer, _client) = peer_with(&budget).await;
-        // Something queued and not written: behind.
+        // A peer written by a task that has not taken what it was given
+        // in a turn before: behind.
+        let peer = Peer::for_task(1 << 20, Arc::clone(&budget));
         let backlog = budget.track(Bytes::from(vec![b'x'; BACKLOG]));
         assert!(matches!(peer.push(backlog), Push::Queued(_)));
-        // A small run cut from a big shared buffer.
+        // Runs of the same turn are its own, not left over: no copy.
+        let shared = budget.track(Bytes::from(vec![b'w'; 100_000]));
+        assert!(matches!(peer.push(shared.slice(..100)), Push::Queued(_)));
+        drop(shared);
+        assert_eq!(budget.used(), BACKLOG + 100_000);
+        // The turn ends (the hub flushes: the task is woken) and the task
+        // takes nothing before the next turn's small run, cut from a big
+        // shared buffer.
+        assert!(peer.flush(true).unwrap());
         let shared = budget.track(Bytes::from(vec![b'y'; 100_000]));
         assert!(matches!(peer.push(shared.slice(..100)), Push::Queued(_)));
         drop(shared);
-        assert_eq!(budget.used(), BACKLOG + 100, "a copy, not the buffer");
+        assert_eq!(
+            budget.used(),
+            BACKLOG + 100_000 + 100,
+            "a copy, not the buffer (the first turn's slice holds its own)"
+        );
         // A peer with nothing queued gets the slice itself.
         let (fresh, _client) = peer_with(&budget).await;
         let shared = budget.track(Bytes::from(vec![b'z'; 100_000]));
         assert!(matches!(fresh.push(shared.slice(..100)), Push::Queued(_)));
         drop(shared);
-        assert_eq!(budget.used(), BACKLOG + 100 + 100_000);
+        assert_eq!(budget.used(), BACKLOG + 100_000 + 100 + 100_000);
     }
 
     #[tokio::test]
