@@ -248,7 +248,8 @@ impl FrameDecoder {
     }
 
     /// Take the next whole frame off the front of `buf` and parse its
-    /// payload with `parse`: [`ClientFrame::from_payload`] on a server, say.
+    /// payload with `parse`: [`ClientFrame::from_payload`](crate::ClientFrame::from_payload)
+    /// on a server, say.
     pub fn decode_with<T>(
         &mut self,
         buf: &mut BytesMut,
