@@ -19,11 +19,7 @@ use crate::frame::ClientFrame;
 /// The frame in `text` (a whole payload, already known to be UTF-8), or
 /// `None` when it is not plain enough to be sure of.
 pub(crate) fn scan(text: &str) -> Option<ClientFrame> {
-    let mut s = Scanner {
-        text,
-        b: text.as_bytes(),
-        at: 0,
-    };
+    let mut s = Scanner { text, at: 0 };
     let mut members = Members::default();
     s.ws();
     s.eat(b'{')?;
@@ -47,7 +43,7 @@ pub(crate) fn scan(text: &str) -> Option<ClientFrame> {
         }
     }
     s.ws();
-    if s.at != s.b.len() {
+    if s.at != text.len() {
         return None;
     }
     members.build::<Unused>().ok()
@@ -55,13 +51,16 @@ pub(crate) fn scan(text: &str) -> Option<ClientFrame> {
 
 struct Scanner<'a> {
     text: &'a str,
-    b: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.b.get(self.at).copied()
+        self.bytes().get(self.at).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -87,8 +86,8 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let end = start + special(&self.b[start..])?;
-        if self.b[end] != b'"' {
+        let end = start + special(&self.bytes()[start..])?;
+        if self.bytes()[end] != b'"' {
             return None;
         }
         self.at = end + 1;
@@ -118,7 +117,7 @@ impl<'a> Scanner<'a> {
                 }
             }
             b'n' => {
-                let rest = self.b.get(self.at..self.at + 4)?;
+                let rest = self.bytes().get(self.at..self.at + 4)?;
                 (rest == b"null").then_some(())?;
                 self.at += 4;
                 Some(Value::Null)
@@ -132,7 +131,7 @@ impl<'a> Scanner<'a> {
                 }
                 // JSON has no leading zeros; a fraction or an exponent
                 // makes a float, which serde describes its own way.
-                if (self.b[start] == b'0' && self.at - start > 1)
+                if (self.bytes()[start] == b'0' && self.at - start > 1)
                     || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
                 {
                     return None;

@@ -830,11 +830,7 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
             }
             Record::Event(e) => {
                 let room_name: &str = &e.room;
-                let writer = match &e.body {
-                    EventBody::Presence { session, .. } => session.0 as i64,
-                    EventBody::Msg { from, .. } => from.0 as i64,
-                    _ => -1,
-                };
+                let writer = e.session().0 as i64;
                 match last.iter_mut().find(|(r, ..)| *r == room_name) {
                     Some((_, seq, session)) => {
                         *seq = (*seq).max(e.seq);
