@@ -8,7 +8,10 @@
 use std::hint::black_box;
 
 use bytes::BytesMut;
-use chatproto::{encode, encode_into, ClientFrame, Decoded, FrameDecoder, ServerFrame};
+use chatproto::{
+    encode, encode_into, ClientFrame, Decoded, Event, EventBody, FrameDecoder, Recipient,
+    ServerFrame, SessionId,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// Frames per iteration: enough that per-iteration overhead vanishes.
@@ -157,5 +160,54 @@ fn encode_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode_bench);
+/// A room's message events as the server's shell writes them (chatproto's
+/// own writer for `msg`, not serde): one in eight private, one in eight
+/// with a quote to escape.
+fn encode_event_bench(c: &mut Criterion) {
+    let events: Vec<Event> = (0..FRAMES)
+        .map(|i| {
+            let to = match i % 8 {
+                3 => vec![Recipient::new(SessionId(2), "bob")],
+                _ => Vec::new(),
+            };
+            let mut t = text(i);
+            if i % 8 == 5 {
+                t.insert_str(10, "\"quoted\" ");
+            }
+            let body = EventBody::msg(SessionId(1), "alice", to, t, None);
+            Event::new(
+                chatproto::LOBBY,
+                1_000_000 + i as u64,
+                1_732_400_000_000,
+                body,
+            )
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    for e in &events {
+        e.wire(false, false)
+            .encode_into(&mut buf, MAX)
+            .expect("fits");
+    }
+    let mut g = c.benchmark_group("encode_event");
+    g.throughput(Throughput::ElementsAndBytes {
+        elements: FRAMES as u64,
+        bytes: buf.len() as u64,
+    });
+    g.bench_function("wire_encode_into", |b| {
+        b.iter(|| {
+            buf.clear();
+            for e in &events {
+                black_box(e)
+                    .wire(false, false)
+                    .encode_into(&mut buf, MAX)
+                    .expect("fits");
+            }
+            black_box(&buf);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode_bench, encode_event_bench);
 criterion_main!(benches);

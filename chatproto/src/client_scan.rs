@@ -145,7 +145,7 @@ impl<'a> Scanner<'a> {
 
 /// Where the first byte that ends or escapes a JSON string is (a quote,
 /// a backslash or a control character), eight bytes at a time.
-fn special(b: &[u8]) -> Option<usize> {
+pub(crate) fn special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     /// The high bit of each byte of `x` below `n` (for `n` up to 0x80; the
