@@ -115,18 +115,8 @@ fn string(dst: &mut BytesMut, s: &str) {
 }
 
 /// `n` in decimal.
-fn number(dst: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    dst.put_slice(&digits[at..]);
+fn number(dst: &mut BytesMut, n: u64) {
+    dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[cfg(test)]
