@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -717,7 +718,7 @@ struct Row<'a> {
     id: Option<&'a str>,
     to_all: bool,
     /// The recipients' sessions as ",12,45," and their nicks one per line.
-    to: Option<(String, String)>,
+    to: Option<(String, Cow<'a, str>)>,
 }
 
 /// `INSERT INTO events ... VALUES (...), (...)` for `rows` rows.
@@ -783,7 +784,7 @@ fn bind_rows(st: &mut rusqlite::CachedStatement<'_>, rows: &[Row<'_>]) -> Result
         st.raw_bind_parameter(at + 9, row.id)?;
         st.raw_bind_parameter(at + 10, row.to_all)?;
         st.raw_bind_parameter(at + 11, row.to.as_ref().map(|t| t.0.as_str()))?;
-        st.raw_bind_parameter(at + 12, row.to.as_ref().map(|t| t.1.as_str()))?;
+        st.raw_bind_parameter(at + 12, row.to.as_ref().map(|t| &*t.1))?;
     }
     Ok(())
 }
@@ -880,15 +881,18 @@ fn write(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), Store
                     _ => continue,
                 };
                 let to = (!to.is_empty()).then(|| {
-                    let (mut sessions, mut nicks) = (String::from(","), String::new());
-                    for (i, r) in to.iter().enumerate() {
-                        let _ = write!(sessions, "{},", r.session.0);
-                        if i > 0 {
-                            nicks.push('\n');
-                        }
-                        // A nickname holds no control character, so no newline.
-                        nicks.push_str(&r.nick);
+                    let mut sessions = String::with_capacity(2 + 8 * to.len());
+                    sessions.push(',');
+                    for r in to {
+                        sessions.push_str(itoa::Buffer::new().format(r.session.0));
+                        sessions.push(',');
                     }
+                    // A nickname holds no control character, so no newline:
+                    // one recipient's nicks are its nick as it is.
+                    let nicks = match to {
+                        [one] => Cow::Borrowed(&*one.nick),
+                        _ => Cow::Owned(to.iter().map(|r| &*r.nick).collect::<Vec<_>>().join("\n")),
+                    };
                     (sessions, nicks)
                 });
                 rows.push(Row {
