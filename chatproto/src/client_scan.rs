@@ -144,7 +144,9 @@ impl<'a> Scanner<'a> {
 }
 
 /// Where the first byte that ends or escapes a JSON string is (a quote,
-/// a backslash or a control character), eight bytes at a time.
+/// a backslash or a control character), eight bytes at a time. Reading a
+/// client's string it finds the end; writing an event's strings
+/// (`server::wire`) it finds what to escape: the same set of bytes.
 pub(crate) fn special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
