@@ -291,6 +291,9 @@ fn run(
 
 /// The cause of a failure, as a client is told it.
 fn cause(e: &StoreError) -> String {
+    if let StoreError::KeysFull { room, why } = e {
+        return format!("room #{room} cannot be stored: {why}");
+    }
     let text = e.to_string();
     let lower = text.to_lowercase();
     if lower.contains("full") {

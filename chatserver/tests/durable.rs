@@ -108,7 +108,7 @@ impl Stored {
         let mut events: BTreeMap<String, Vec<Row>> = BTreeMap::new();
         let mut st = db
             .prepare(
-                "SELECT room, seq, ts, kind, nick, online, text, msg_id FROM events
+                "SELECT room, seq, ts, kind, nick, online, text, msg_id FROM history
                  ORDER BY room, seq",
             )
             .expect("events");

@@ -665,22 +665,88 @@ fn a_room_begun_again_keeps_its_writers_sessions_counted() {
     assert_eq!(open(&dir).next_session().unwrap(), 6);
 }
 
+/// A database as versions 4 (`max_session: false`) and 5 wrote it: events
+/// keyed by their room's name and seq. Room `rust`: a message to all from
+/// session 7, a private one from 7 to 3, a presence of 9; room `go`: two
+/// messages from 2.
+fn old_database(dir: &tempfile::TempDir, max_session: bool) {
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL,
+                             last_seq INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE events (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+                              kind INTEGER NOT NULL, session INTEGER NOT NULL,
+                              nick TEXT NOT NULL, online INTEGER, text TEXT, msg_id TEXT,
+                              to_all INTEGER NOT NULL, to_sessions TEXT, to_nicks TEXT,
+                              PRIMARY KEY (room, seq)) WITHOUT ROWID;
+         CREATE TABLE sessions (id INTEGER PRIMARY KEY, nick TEXT NOT NULL,
+                                token_hash BLOB NOT NULL);
+         INSERT INTO rooms VALUES ('rust', 'e1', 3), ('go', 'e2', 2);
+         INSERT INTO events VALUES
+             ('rust', 1, 1001, 1, 7, 'n7', NULL, 'to all', 'id1', 1, NULL, NULL),
+             ('rust', 2, 1002, 1, 7, 'n7', NULL, 'psst', 'id2', 0, ',3,', 'n3'),
+             ('rust', 3, 1003, 0, 9, 'n9', 1, NULL, NULL, 1, NULL, NULL),
+             ('go', 1, 1004, 1, 2, 'n2', NULL, 'go 1', NULL, 1, NULL, NULL),
+             ('go', 2, 1005, 1, 2, 'n2', NULL, 'go 2', NULL, 1, NULL, NULL);
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    if max_session {
+        db.execute_batch(
+            "ALTER TABLE rooms ADD COLUMN max_session INTEGER NOT NULL DEFAULT -1;
+             UPDATE rooms SET max_session = CASE name WHEN 'rust' THEN 9 ELSE 2 END;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+}
+
+/// What a store gives back of the database `old_database` wrote.
+fn read_old(store: &Store) {
+    let rooms: Vec<(String, String, u64, u64)> = store
+        .rooms()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.epoch, r.last_seq, r.oldest))
+        .collect();
+    assert_eq!(
+        rooms,
+        [
+            ("go".to_owned(), "e2".to_owned(), 2, 1),
+            ("rust".to_owned(), "e1".to_owned(), 3, 1)
+        ]
+    );
+    assert_eq!(
+        texts(&store.recent("rust", 10).unwrap()),
+        ["to all", "psst"]
+    );
+    assert_eq!(texts(&store.recent("go", 1).unwrap()), ["go 2"]);
+    let (page, more) = store.page("rust", SessionId(3), u64::MAX, 10).unwrap();
+    assert_eq!(
+        (texts(&page), more),
+        (vec!["to all".into(), "psst".into()], false)
+    );
+    assert_eq!(page[1].seq, 2);
+    assert_eq!(page[1].ts, 1002);
+    let (page, more) = store.page("rust", SessionId(4), u64::MAX, 10).unwrap();
+    assert_eq!((texts(&page), more), (vec!["to all".into()], false));
+    let (page, more) = store.page("go", SessionId(4), 2, 10).unwrap();
+    assert_eq!((texts(&page), more), (vec!["go 1".into()], false));
+    let mut out = Vec::new();
+    store.export("go", 1, |e| out.push(e)).unwrap();
+    assert_eq!(texts(&out), ["go 2"]);
+    assert!(store.recent("nowhere", 10).unwrap().is_empty());
+    assert_eq!(store.next_session().unwrap(), 10);
+}
+
 #[test]
 fn a_version_4_database_is_read_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&dir);
-    put(&mut store, "e", &[msg("rust", 1, 7, &[], "from v4")]);
-    drop(store);
-    // Back to what version 4 wrote: no `max_session`.
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
-    db.execute_batch("ALTER TABLE rooms DROP COLUMN max_session; PRAGMA user_version = 4;")
-        .unwrap();
-    drop(db);
+    old_database(&dir, false);
     // An export (read-only) reads it without a migration, and still
     // finds the next free session id, from the events.
     let ro = Store::open_read_only(dir.path()).unwrap();
-    assert_eq!(texts(&ro.recent("rust", 10).unwrap()), ["from v4"]);
-    assert_eq!(ro.next_session().unwrap(), 8);
+    read_old(&ro);
     drop(ro);
     // A version 3 file is not read as it is.
     let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
@@ -691,10 +757,106 @@ fn a_version_4_database_is_read_as_it_is() {
         matches!(err, StoreError::OlderSchema { found: 3, .. }),
         "{err}"
     );
-    // The server migrates it (v4 and v5 steps) and finds the writer.
+    // The server migrates it (v4 to v6) and reads the same.
     let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
     db.pragma_update(None, "user_version", 4).unwrap();
     drop(db);
-    let store = open(&dir);
-    assert_eq!(store.next_session().unwrap(), 8);
+    read_old(&open(&dir));
+}
+
+#[test]
+fn a_version_5_database_is_migrated_to_integer_keys_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    old_database(&dir, true);
+    read_old(&Store::open_read_only(dir.path()).unwrap());
+    let mut store = open(&dir);
+    read_old(&store);
+    // Each room goes on from its seq, a new room beside them, in one batch.
+    store
+        .append(&[
+            Record::room("rust", "e1"),
+            Record::Event(Arc::new(msg("rust", 4, 7, &[], "after"))),
+            Record::room("zig", "e3"),
+            Record::Event(Arc::new(msg("zig", 1, 11, &[], "zig 1"))),
+            Record::Event(Arc::new(msg("go", 3, 2, &[], "go 3"))),
+        ])
+        .unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(
+        texts(&store.recent("rust", 10).unwrap()),
+        ["to all", "psst", "after"]
+    );
+    assert_eq!(
+        texts(&store.recent("go", 10).unwrap()),
+        ["go 1", "go 2", "go 3"]
+    );
+    assert_eq!(texts(&store.recent("zig", 10).unwrap()), ["zig 1"]);
+    assert_eq!(store.next_session().unwrap(), 12);
+    // Retention by count keeps each room's newest, room by room.
+    assert_eq!(store.prune(T * 2, u64::MAX, 1, 100).unwrap(), 5);
+    let oldest: Vec<(String, u64, u64)> = store
+        .rooms()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.oldest, r.last_seq))
+        .collect();
+    assert_eq!(
+        oldest,
+        [
+            ("go".to_owned(), 3, 3),
+            ("rust".to_owned(), 4, 4),
+            ("zig".to_owned(), 1, 1)
+        ]
+    );
+    drop(store);
+    // The sqlite3 tool sees the rows by room name and seq, through the
+    // view `history`; the old table is gone.
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let rows: Vec<(String, i64, String)> = db
+        .prepare("SELECT room, seq, text FROM history WHERE kind = 1 ORDER BY room, seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("go".to_owned(), 3, "go 3".to_owned()),
+            ("rust".to_owned(), 4, "after".to_owned()),
+            ("zig".to_owned(), 1, "zig 1".to_owned())
+        ]
+    );
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, chatstore::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_seq_past_the_key_is_refused_whole_with_its_room_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let last = chatstore::MAX_SEQ;
+    put(&mut store, "e", &[msg("edge", last, 1, &[], "the last")]);
+    let err = store
+        .append(&records(
+            "e",
+            &[
+                msg("edge", 1, 1, &[], "kept?"),
+                msg("edge", last + 1, 1, &[], "past"),
+            ],
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::KeysFull { room, .. } if room == "edge"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("room edge"), "{err}");
+    // Nothing of the batch went in; the room's last event reads back.
+    let (page, more) = store.page("edge", SessionId(1), u64::MAX, 10).unwrap();
+    assert_eq!((texts(&page), more), (vec!["the last".into()], false));
+    assert_eq!(page[0].seq, last);
+    assert_eq!(store.rooms().unwrap()[0].last_seq, last);
 }
