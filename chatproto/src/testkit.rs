@@ -57,7 +57,9 @@ impl SimStore {
         let mut found: Vec<&Event> = Vec::new();
         for r in &self.records {
             match r {
-                Record::Room { name, .. } if *name == query.room => found.clear(),
+                Record::Room { name, .. } | Record::Forgotten { name } if *name == query.room => {
+                    found.clear()
+                }
                 Record::Event(e)
                     if e.room == query.room
                         && e.is_msg()
@@ -662,6 +664,9 @@ fn check_stored_order(records: &[Record]) {
         match r {
             Record::Room { name, epoch } if last.get(&**name).is_none_or(|(e, _)| e != epoch) => {
                 last.insert(name, (epoch, 0));
+            }
+            Record::Forgotten { name } => {
+                last.remove(&**name);
             }
             Record::Event(e) => {
                 let Some(entry) = last.get_mut(&*e.room) else {

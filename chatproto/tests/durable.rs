@@ -571,3 +571,50 @@ fn a_page_from_memory_has_more_when_the_store_holds_older() {
     sim.send(1, ClientFrame::history("lobby", Some(oldest), Some(4)));
     assert_eq!(texts_of(&sim.take(1)), ["m2", "m3", "m4", "m5"]);
 }
+
+/// A room forgotten at the cap of rooms is forgotten by the store too
+/// (so the store holds no more rooms than the server), after its events
+/// and before the room that takes its place.
+#[test]
+fn a_room_forgotten_at_the_cap_is_recorded_for_the_store() {
+    let mut cfg = durable();
+    cfg.max_rooms = 1;
+    let mut sim = Sim::new(cfg, T0);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "hi", None));
+    sim.send(a, ClientFrame::part("rust"));
+    sim.send(a, ClientFrame::enter("ops", None));
+    sim.commit();
+    let names: Vec<String> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Room { name, .. } => Some(format!("room {name}")),
+            Record::Forgotten { name, .. } => Some(format!("forgotten {name}")),
+            Record::Event(e) if e.room.as_ref() == "rust" && e.is_msg() => {
+                Some("msg rust".to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["room rust", "msg rust", "forgotten rust", "room ops"],
+        "{:?}",
+        sim.store.records
+    );
+    // Entering rust again begins it anew: the store reads nothing old.
+    sim.send(a, ClientFrame::part("ops"));
+    sim.send(a, ClientFrame::enter("rust", None));
+    sim.commit();
+    let (events, more) = sim.store.read(&chatproto::ReadQuery::new(
+        "rust",
+        SessionId(0),
+        0,
+        u64::MAX,
+        10,
+    ));
+    assert!(events.is_empty() && !more, "{events:?}");
+}

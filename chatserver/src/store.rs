@@ -211,6 +211,16 @@ fn run(
             Ok(ToStore::Append { records, through }) => {
                 let answer = match store.append(&records) {
                     Ok(()) => FromStore::Stored(through),
+                    // A batch past a room's keys can never be stored, but
+                    // the next one may: refused alone (its messages are
+                    // answered `unavailable`), and the store is up again.
+                    Err(e @ StoreError::KeysFull { .. }) => {
+                        warn!(error = %e, "a batch the history database cannot key was refused");
+                        if answers.send(FromStore::Failed(cause(&e))).is_err() {
+                            return;
+                        }
+                        FromStore::Recovered
+                    }
                     Err(e) => {
                         warn!(error = %e, "the history database cannot store; messages are refused until it can");
                         failed = Some(records);

@@ -1377,6 +1377,68 @@ fn after_a_restart_presences_before_the_first_message_are_no_gap() {
     );
 }
 
+/// A room at the highest seq the database can key: its next message is
+/// refused with `unavailable` naming the room and the limit, and the
+/// store goes on for the other rooms (it does not stay down).
+#[test]
+fn a_room_past_the_highest_seq_is_refused_alone() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["rust"], None);
+    say(&mut alice, "rust", "one", "a-1");
+    server.sigterm();
+    alice.expect_kind("notice");
+    alice.expect_closed();
+    assert!(server.wait_exit(WAIT).success());
+    // As if rust had come to one below the highest seq.
+    let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
+    let edge = chatstore::MAX_SEQ;
+    db.execute(
+        "UPDATE rooms SET last_seq = ?1 WHERE name = 'rust'",
+        [edge as i64 - 5],
+    )
+    .expect("update");
+    drop(db);
+
+    let server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["rust", "lobby"], None);
+    // Messages (and any presence) take the seqs up to the highest; the
+    // next message is refused.
+    let mut echoed = Vec::new();
+    let err = loop {
+        assert!(
+            echoed.len() < 6,
+            "no refusal past the highest seq: {echoed:?}"
+        );
+        let id = format!("a-{}", echoed.len() + 2);
+        alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "near", "id": id}));
+        let frame = loop {
+            let f = alice.recv_frame();
+            if f["type"] != "presence" {
+                break f;
+            }
+        };
+        match frame["type"].as_str() {
+            Some("msg") => echoed.push(u64_of(&frame, "seq")),
+            Some("error") => break frame,
+            _ => panic!("{frame}"),
+        }
+    };
+    assert!(
+        echoed.first().is_some_and(|s| *s > edge - 5) && echoed.last() <= Some(&edge),
+        "{echoed:?}"
+    );
+    assert_eq!(err["code"], "unavailable", "{err}");
+    let text = str_of(&err, "message");
+    assert!(text.contains("#rust") && text.contains("seq"), "{err}");
+    // The other rooms go on, at once.
+    say(&mut alice, "lobby", "still here", "a-9");
+    let stored = Stored::read(dir.path());
+    assert!(stored.last("rust") <= edge);
+}
+
 // ---------------------------------------------------------------------
 // 3. Faults.
 // ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ mod checkpoint;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The low bits of an event's key that hold its seq: the key is the room's
 /// number shifted left by this many bits, plus the seq (schema v6).
@@ -55,8 +55,9 @@ pub const SEQ_BITS: u32 = 40;
 /// (3.5 years at 10,000 messages a second into one room, without a pause).
 pub const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
 
-/// The most rooms a database can number: 2^23 - 1, about 8.4 million
-/// names ever used (a room keeps its number when it begins again).
+/// The most rooms a database can number at once: 2^23 - 1, about 8.4
+/// million (a room keeps its number when it begins again; a forgotten
+/// room's number is given again once the numbers above it are taken).
 pub const MAX_ROOMS: u64 = (1 << (63 - SEQ_BITS)) - 1;
 
 /// The database file in the data directory.
@@ -394,13 +395,19 @@ impl Store {
             // v6: an event's key is one integer, the room's number << 40
             // plus its seq, instead of the room's name and the seq: an
             // append is a rowid B-tree insert at the room's end (about 22%
-            // fewer instructions per row, a file 13% smaller; BENCHMARKS).
-            // Rows are copied once; the view `history` shows them with
+            // fewer instructions per row, a file 15% smaller; BENCHMARKS).
+            // Rows are copied once, in the old key's order, which is the
+            // new one's (rooms are numbered in name order): no sort. The
+            // copy needs free space for a second table while it runs; the
+            // file keeps its size after (a VACUUM shrinks it). The view
+            // `history` shows them with
             // their room's name, for the sqlite3 tool.
             let (rooms, bad): (i64, i64) = tx.query_row(
                 &format!(
                     "SELECT (SELECT count(*) FROM rooms),
-                            (SELECT count(*) FROM events WHERE seq < 0 OR seq > {MAX_SEQ})"
+                            (SELECT count(*) FROM events WHERE seq < 0 OR seq > {MAX_SEQ}
+                                 OR room NOT IN (SELECT name FROM rooms))
+                            + (SELECT count(*) FROM rooms WHERE last_seq > {MAX_SEQ})"
                 ),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -408,7 +415,8 @@ impl Store {
             if rooms as u64 > MAX_ROOMS || bad > 0 {
                 return Err(StoreError::KeysFull {
                     room: "(migrating to schema v6)".to_owned(),
-                    why: "more rooms or a higher seq than schema v6 can key",
+                    why: "more rooms or a higher seq than schema v6 can key, \
+                          or events of a room it does not list",
                 });
             }
             tx.execute_batch(&format!(
@@ -435,7 +443,7 @@ impl Store {
                      SELECT (r.no << {SEQ_BITS}) | e.seq, e.ts, e.kind, e.session, e.nick,
                             e.online, e.text, e.msg_id, e.to_all, e.to_sessions, e.to_nicks
                      FROM events_v5 e JOIN rooms r ON r.name = e.room
-                     ORDER BY 1;
+                     ORDER BY e.room, e.seq;
                  DROP TABLE events_v5;
                  CREATE VIEW history AS
                      SELECT r.name AS room, e.id & {MAX_SEQ} AS seq, e.ts, e.kind, e.session,
@@ -445,39 +453,40 @@ impl Store {
                          ON e.id >= r.no << {SEQ_BITS} AND e.id <= (r.no << {SEQ_BITS}) + {MAX_SEQ};"
             ))?;
         }
+        if from < 7 {
+            // v7: a room the server forgot is deleted, events and all (the
+            // store held every room ever named). The highest session that
+            // wrote into a forgotten room stays counted here.
+            tx.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+            )?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// How this file's queries pick a room's events: `?1` is the room's
-    /// name (v4, v5) or its key base, its number << [`SEQ_BITS`] (v6);
-    /// `None` when a v6 file has no such room (so no events).
-    fn keys(&self, room: &str) -> Result<Option<Keys>, StoreError> {
+    /// How this file's queries pick a room's events, with `?1` the
+    /// room's name: by name and seq (v4, v5), or by the key range of the
+    /// room's number (v6 on). One statement looks the number up and reads,
+    /// so a reader beside the writer never reads a number that a
+    /// forgotten room gave up to another in between.
+    fn keys(&self) -> Keys {
         if self.version < 6 {
-            return Ok(Some(Keys {
-                room: RoomKey::Name(room.to_owned()),
+            return Keys {
                 range: "room = ?1 AND seq >= ?2 AND seq <= ?3",
                 seq: "seq",
                 order: "seq",
                 max: i64::MAX,
-            }));
+            };
         }
-        let no: Option<i64> = match self.numbers.get(room) {
-            Some(no) => Some(*no),
-            None => self
-                .db
-                .prepare_cached("SELECT no FROM rooms WHERE name = ?1")?
-                .query_row(params![room], |r| r.get(0))
-                .optional()?,
-        };
-        Ok(no.map(|no| Keys {
-            room: RoomKey::Base(no << SEQ_BITS),
-            range: "id >= ?1 + ?2 AND id <= ?1 + ?3",
+        Keys {
+            range: "id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?2
+                    AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?3",
             seq: "id & 1099511627775",
             order: "id",
             max: MAX_SEQ as i64,
-        }))
+        }
     }
 
     /// Store a batch of records in one transaction: all of it or none.
@@ -489,7 +498,12 @@ impl Store {
         tx.commit()?;
         // Only numbers that are committed are kept: a room added by a
         // batch that failed may get another number later.
-        self.numbers.extend(found);
+        for (name, no) in found {
+            match no {
+                Some(no) => self.numbers.insert(name, no),
+                None => self.numbers.remove(&name),
+            };
+        }
         Ok(())
     }
 
@@ -563,7 +577,12 @@ impl Store {
     /// be: each had a session record, and retention keeps the newest
     /// records.
     pub fn next_session(&self) -> Result<u64, StoreError> {
-        let sql = if self.version >= 5 {
+        let sql = if self.version >= 7 {
+            "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
+                                 UNION ALL SELECT max(max_session) FROM rooms
+                                 UNION ALL SELECT value FROM meta
+                                           WHERE key = 'max_forgotten_session')"
+        } else if self.version >= 5 {
             "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions
                                  UNION ALL SELECT max(max_session) FROM rooms)"
         } else {
@@ -606,9 +625,7 @@ impl Store {
             Order::OldestFirst => ("ASC", -1),
             Order::NewestFirst(n) => ("DESC", n.min(i64::MAX as usize) as i64),
         };
-        let Some(keys) = self.keys(room)? else {
-            return Ok(());
-        };
+        let keys = self.keys();
         let Keys {
             range, seq, order, ..
         } = keys;
@@ -619,7 +636,7 @@ impl Store {
         let Some(from) = keys.lower(since.saturating_add(1)) else {
             return Ok(());
         };
-        let mut rows = st.query(params![keys.room, from, keys.max, limit])?;
+        let mut rows = st.query(params![room, from, keys.max, limit])?;
         let room_name: Arc<str> = Arc::from(room);
         while let Some(r) = rows.next()? {
             each(msg_row(r, &room_name)?);
@@ -687,22 +704,18 @@ impl Store {
         }
         // Cut short by the scan: more if the range holds anything older.
         let older = lowest > query.after.saturating_add(1) && {
-            match self.keys(&query.room)? {
+            let keys = self.keys();
+            let range = keys.range;
+            let mut st = self.db.prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE {range})"
+            ))?;
+            // Seqs `after + 1 ..= lowest - 1` (lowest > after + 1).
+            match keys.lower(query.after.saturating_add(1)) {
+                Some(from) => st
+                    .query_row(params![&*query.room, from, keys.upper(lowest - 1)], |r| {
+                        r.get::<_, bool>(0)
+                    })?,
                 None => false,
-                Some(keys) => {
-                    let range = keys.range;
-                    let mut st = self.db.prepare_cached(&format!(
-                        "SELECT EXISTS (SELECT 1 FROM events WHERE {range})"
-                    ))?;
-                    // Seqs `after + 1 ..= lowest - 1` (lowest > after + 1).
-                    match keys.lower(query.after.saturating_add(1)) {
-                        Some(from) => st
-                            .query_row(params![keys.room, from, keys.upper(lowest - 1)], |r| {
-                                r.get::<_, bool>(0)
-                            })?,
-                        None => false,
-                    }
-                }
             }
         };
         Ok(ReadPage::new(events, older, lowest))
@@ -716,9 +729,7 @@ impl Store {
         before: u64,
         limit: usize,
     ) -> Result<(Vec<Event>, bool), StoreError> {
-        let Some(keys) = self.keys(room)? else {
-            return Ok((Vec::new(), false));
-        };
+        let keys = self.keys();
         // Seqs `after + 1 ..= before - 1`, as far as a room can hold them.
         let (Some(from), Some(to)) = (
             keys.lower(after.saturating_add(1)),
@@ -738,10 +749,9 @@ impl Store {
         let want = limit as i64 + 1;
         let me = format!(",{},", session.0);
         let room_name: Arc<str> = Arc::from(room);
-        let rows = st.query_map(
-            params![keys.room, from, to, session.0 as i64, me, want],
-            |r| msg_row(r, &room_name),
-        )?;
+        let rows = st.query_map(params![room, from, to, session.0 as i64, me, want], |r| {
+            msg_row(r, &room_name)
+        })?;
         let mut page = Vec::new();
         for row in rows {
             page.push(row?);
@@ -842,9 +852,9 @@ impl Store {
 }
 
 /// How a read picks a room's events in this file's schema (see
-/// [`Store::keys`]): bound as `?1`, then the lowest and highest seq.
+/// [`Store::keys`]): the room's name bound as `?1`, then the lowest and
+/// highest seq.
 struct Keys {
-    room: RoomKey,
     /// The condition, on `?1`, `?2` and `?3`.
     range: &'static str,
     /// The expression for an event's seq.
@@ -864,21 +874,6 @@ impl Keys {
     /// A range's highest seq, as far as the schema holds them.
     fn upper(&self, seq: u64) -> i64 {
         seq.min(self.max as u64) as i64
-    }
-}
-
-/// A room in a query: its name (v4, v5) or its events' key base (v6).
-enum RoomKey {
-    Name(String),
-    Base(i64),
-}
-
-impl rusqlite::ToSql for RoomKey {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        match self {
-            RoomKey::Name(name) => name.to_sql(),
-            RoomKey::Base(base) => base.to_sql(),
-        }
     }
 }
 
@@ -983,14 +978,15 @@ fn bind_rows(st: &mut rusqlite::CachedStatement<'_>, rows: &[Row<'_>]) -> Result
 /// multi-row statements, flushed before any other record (a room begun
 /// again deletes the room's earlier events).
 ///
-/// A room's number comes from `known` (committed ones), from this batch's
-/// `found`, or from the file; rooms this batch numbers or looks up are
-/// added to `found`.
+/// A room's number comes from this batch's `found` (the latest entry),
+/// from `known` (committed ones), or from the file; rooms this batch
+/// numbers or looks up are added to `found`, and those it forgets, with
+/// `None`.
 fn write<'a>(
     tx: &rusqlite::Transaction<'_>,
     records: &'a [Record],
     known: &std::collections::HashMap<String, i64>,
-    found: &mut Vec<(String, i64)>,
+    found: &mut Vec<(String, Option<i64>)>,
 ) -> Result<(), StoreError> {
     // Each room's last seq, highest session and key base, the first two
     // written once per batch (events of a room come in seq order).
@@ -1013,8 +1009,18 @@ fn write<'a>(
                     }
                     // A room's record goes before its events: events of a
                     // room not yet known were refused at the first one.
-                    Began::New(no) => found.push((name.to_string(), no)),
+                    Began::New(no) => found.push((name.to_string(), Some(no))),
                 }
+            }
+            Record::Forgotten { name, .. } => {
+                flush_rows(tx, &mut rows)?;
+                // What this batch wrote into it is counted first.
+                if let Some(i) = last.iter().position(|(r, ..)| **r == **name) {
+                    let (_, seq, session, _) = last.remove(i);
+                    update_room(tx, name, seq, session)?;
+                }
+                forget_room(tx, name)?;
+                found.push((name.to_string(), None));
             }
             Record::Session {
                 id, nick, token, ..
@@ -1041,9 +1047,9 @@ fn write<'a>(
                         *base
                     }
                     None => {
-                        let no = match found.iter().find(|(r, _)| r == room_name) {
-                            Some((_, no)) => *no,
-                            None => match known.get(room_name) {
+                        let no = match found.iter().rev().find(|(r, _)| r == room_name) {
+                            Some((_, Some(no))) => *no,
+                            mine => match known.get(room_name).filter(|_| mine.is_none()) {
                                 Some(no) => *no,
                                 None => {
                                     let no = tx
@@ -1053,7 +1059,7 @@ fn write<'a>(
                                         .ok_or_else(|| {
                                             StoreError::UnknownRoom(room_name.to_owned())
                                         })?;
-                                    found.push((room_name.to_owned(), no));
+                                    found.push((room_name.to_owned(), Some(no)));
                                     no
                                 }
                             },
@@ -1135,15 +1141,47 @@ fn write<'a>(
         }
     }
     flush_rows(tx, &mut rows)?;
-    let mut room = tx.prepare_cached(
-        "UPDATE rooms SET last_seq = max(last_seq, ?2), max_session = max(max_session, ?3)
-         WHERE name = ?1",
-    )?;
     for (name, seq, session, _) in last {
-        if room.execute(params![name, seq as i64, session])? == 0 {
-            return Err(StoreError::UnknownRoom(name.to_owned()));
-        }
+        update_room(tx, name, seq, session)?;
     }
+    Ok(())
+}
+
+/// A room's last seq and highest writer, after a batch's events.
+fn update_room(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    seq: u64,
+    session: i64,
+) -> Result<(), StoreError> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE rooms SET last_seq = max(last_seq, ?2), max_session = max(max_session, ?3)
+             WHERE name = ?1",
+        )?
+        .execute(params![name, seq as i64, session])?;
+    if updated == 0 {
+        return Err(StoreError::UnknownRoom(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// A room the server forgot: its events and its row go, and its number is
+/// free; its highest writer stays counted (sessions only go up).
+fn forget_room(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value)
+             SELECT 'max_forgotten_session', max_session FROM rooms WHERE name = ?1
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        params![name],
+    )?;
+    tx.execute(
+        "DELETE FROM events
+         WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40)
+           AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775",
+        params![name],
+    )?;
+    tx.execute("DELETE FROM rooms WHERE name = ?1", params![name])?;
     Ok(())
 }
 
@@ -1210,19 +1248,32 @@ fn begin_room(
             Ok(Began::Again)
         }
         None => {
-            let no: i64 = tx.query_row(
-                "INSERT INTO rooms (name, epoch, last_seq, no)
-                 VALUES (?1, ?2, 0, (SELECT coalesce(max(no), 0) + 1 FROM rooms))
-                 RETURNING no",
-                params![name, epoch],
-                |r| r.get(0),
-            )?;
+            // The next number above all; once those are taken, the lowest
+            // free one (forgotten rooms give theirs up).
+            let mut no: i64 =
+                tx.query_row("SELECT coalesce(max(no), 0) + 1 FROM rooms", [], |r| {
+                    r.get(0)
+                })?;
+            if no as u64 > MAX_ROOMS {
+                no = tx.query_row(
+                    "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM rooms WHERE no = 1) THEN 1
+                            ELSE (SELECT min(no) + 1 FROM rooms r
+                                  WHERE NOT EXISTS (SELECT 1 FROM rooms s WHERE s.no = r.no + 1))
+                            END",
+                    [],
+                    |r| r.get(0),
+                )?;
+            }
             if no as u64 > MAX_ROOMS {
                 return Err(StoreError::KeysFull {
                     room: name.to_owned(),
                     why: "the database holds as many rooms as it can number",
                 });
             }
+            tx.execute(
+                "INSERT INTO rooms (name, epoch, last_seq, no) VALUES (?1, ?2, 0, ?3)",
+                params![name, epoch, no],
+            )?;
             Ok(Began::New(no))
         }
     }

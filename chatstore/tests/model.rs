@@ -3,7 +3,8 @@
 //! exactly what a plain list per room says, in seq order, with each
 //! private message visible only to its sender and recipients.
 //!
-//! Batches mix rooms begun (again, with the same or a new epoch),
+//! Batches mix rooms begun (again, with the same or a new epoch) and
+//! forgotten (their numbers then given to rooms begun after),
 //! messages to everyone or to a few, presence events, sessions and
 //! retention by count and by age, in sizes that cross the store's rows-per-statement
 //! boundary; a room begun again in the middle of a batch drops what came
@@ -31,6 +32,8 @@ enum Op {
     Presence(usize, u64),
     /// A session record.
     Session(u64),
+    /// Room `.0` forgotten, history and all (its number free again).
+    Forget(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(r, f, to)| Op::Msg(r, f, to)),
         2 => (0..ROOMS.len(), 1..6u64).prop_map(|(r, s)| Op::Presence(r, s)),
         1 => (1..6u64).prop_map(Op::Session),
+        1 => (0..ROOMS.len()).prop_map(Op::Forget),
     ]
 }
 
@@ -118,6 +122,11 @@ fn records(
         let r = match op {
             Op::Room(r, e) => {
                 begin(&mut out, model, *r, *e);
+                continue;
+            }
+            Op::Forget(r) => {
+                out.push(Record::forgotten(ROOMS[*r]));
+                model.remove(ROOMS[*r]);
                 continue;
             }
             Op::Session(id) => {

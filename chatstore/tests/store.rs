@@ -860,3 +860,108 @@ fn a_seq_past_the_key_is_refused_whole_with_its_room_named() {
     assert_eq!(page[0].seq, last);
     assert_eq!(store.rooms().unwrap()[0].last_seq, last);
 }
+
+#[test]
+fn a_forgotten_room_goes_with_its_history_and_its_writer_stays_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(
+        &mut store,
+        "e1",
+        &[
+            msg("old", 1, 40, &[], "old 1"),
+            msg("keep", 1, 2, &[], "keep 1"),
+        ],
+    );
+    // In one batch: more into old, old forgotten, then begun again as new.
+    store
+        .append(&[
+            Record::Event(Arc::new(msg("old", 2, 41, &[], "old 2"))),
+            Record::forgotten("old"),
+            Record::room("old", "e2"),
+            Record::Event(Arc::new(msg("old", 1, 3, &[], "new 1"))),
+        ])
+        .unwrap();
+    assert_eq!(texts(&store.recent("old", 10).unwrap()), ["new 1"]);
+    assert_eq!(texts(&store.recent("keep", 10).unwrap()), ["keep 1"]);
+    let rooms: Vec<(String, String, u64)> = store
+        .rooms()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.epoch, r.last_seq))
+        .collect();
+    assert_eq!(
+        rooms,
+        [
+            ("keep".to_owned(), "e1".to_owned(), 1),
+            ("old".to_owned(), "e2".to_owned(), 1)
+        ]
+    );
+    // Forgotten for good: gone from the file, its writer (41) counted.
+    store.append(&[Record::forgotten("old")]).unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    let names: Vec<String> = store.rooms().unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["keep"]);
+    assert!(store.recent("old", 10).unwrap().is_empty());
+    assert_eq!(store.next_session().unwrap(), 42);
+    // An event of a forgotten room is refused, the batch whole.
+    let err = store
+        .append(&[
+            Record::Event(Arc::new(msg("keep", 2, 2, &[], "keep 2"))),
+            Record::Event(Arc::new(msg("old", 2, 3, &[], "lost"))),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownRoom(ref r) if r == "old"),
+        "{err}"
+    );
+    assert_eq!(texts(&store.recent("keep", 10).unwrap()), ["keep 1"]);
+    // Its number is free again; the room that takes it starts empty.
+    put(&mut store, "e3", &[msg("next", 1, 5, &[], "next 1")]);
+    assert_eq!(texts(&store.recent("next", 10).unwrap()), ["next 1"]);
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let numbers: Vec<(String, i64)> = db
+        .prepare("SELECT name, no FROM rooms ORDER BY no")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(numbers, [("keep".to_owned(), 2), ("next".to_owned(), 3)]);
+}
+
+#[test]
+fn past_the_highest_room_number_the_lowest_free_one_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(
+        &mut store,
+        "e",
+        &[msg("a", 1, 1, &[], "a 1"), msg("b", 1, 1, &[], "b 1")],
+    );
+    drop(store);
+    // As if every number up to the highest had been given: b holds it,
+    // and 1 (a) is taken; 2 is free.
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let top = chatstore::MAX_ROOMS as i64;
+    db.execute(
+        "UPDATE events SET id = (?1 << 40) + (id & 1099511627775) WHERE id >> 40 = 2",
+        [top],
+    )
+    .unwrap();
+    db.execute("UPDATE rooms SET no = ?1 WHERE name = 'b'", [top])
+        .unwrap();
+    drop(db);
+    let mut store = open(&dir);
+    assert_eq!(texts(&store.recent("b", 10).unwrap()), ["b 1"]);
+    put(&mut store, "e", &[msg("c", 1, 1, &[], "c 1")]);
+    for (room, text) in [("a", "a 1"), ("b", "b 1"), ("c", "c 1")] {
+        assert_eq!(texts(&store.recent(room, 10).unwrap()), [text], "{room}");
+    }
+    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let no: i64 = db
+        .query_row("SELECT no FROM rooms WHERE name = 'c'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(no, 2);
+}

@@ -242,6 +242,7 @@ impl Server {
         if let Some(name) = oldest {
             if let Some(room) = self.rooms.remove(&name) {
                 self.history_bytes -= room.history_bytes;
+                self.record_forgotten(&room);
             }
         }
     }

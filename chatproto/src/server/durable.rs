@@ -52,6 +52,14 @@ pub enum Record {
     },
     /// A stamped event.
     Event(Arc<Event>),
+    /// A room was forgotten (nobody in it, at the cap of rooms): its
+    /// history goes with it, so that the store holds no more rooms than
+    /// the server does. Entering it again begins it with a new epoch.
+    #[non_exhaustive]
+    Forgotten {
+        /// The canonical name.
+        name: Arc<str>,
+    },
 }
 
 impl Record {
@@ -61,6 +69,11 @@ impl Record {
             name: name.into(),
             epoch: epoch.into(),
         }
+    }
+
+    /// A room was forgotten, its history with it.
+    pub fn forgotten(name: impl Into<Arc<str>>) -> Self {
+        Record::Forgotten { name: name.into() }
     }
 
     /// A session began: its id, its nickname and its token's hash.
@@ -121,6 +134,17 @@ impl Server {
             self.gate.records.push(Record::Room {
                 name: Arc::clone(&room.name),
                 epoch: room.epoch.clone(),
+            });
+        }
+    }
+
+    /// A room was forgotten at the cap of rooms: the store forgets it too
+    /// (nothing waits for that; if it is lost, the room is only
+    /// restored after a restart, as if never forgotten).
+    pub(crate) fn record_forgotten(&mut self, room: &Room) {
+        if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
+            self.gate.records.push(Record::Forgotten {
+                name: Arc::clone(&room.name),
             });
         }
     }
