@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use chatproto::{hash_token, Event, EventBody, PresenceStatus, Recipient, Record, SessionId};
+use chatproto::{
+    hash_token, Event, EventBody, PresenceStatus, ReadQuery, Recipient, Record, SessionId,
+};
 use chatstore::{Store, StoreError, Sync};
 
 const T: u64 = 1_732_400_000_000;
@@ -964,4 +966,101 @@ fn past_the_highest_room_number_the_lowest_free_one_is_given() {
         .query_row("SELECT no FROM rooms WHERE name = 'c'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(no, 2);
+}
+
+/// Two rooms with neighbouring numbers, the lower one at the highest seq
+/// and the upper one at seq 1: reads, `oldest`, retention and a room
+/// begun again each stay inside their own room's keys.
+#[test]
+fn neighbouring_rooms_never_read_or_delete_across_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let top = chatstore::MAX_SEQ;
+    put(
+        &mut store,
+        "e",
+        &[
+            msg("low", top - 1, 1, &[], "low a"),
+            msg("low", top, 1, &[], "low b"),
+        ],
+    );
+    put(
+        &mut store,
+        "e",
+        &[msg("up", 1, 1, &[], "up 1"), msg("up", 2, 1, &[], "up 2")],
+    );
+    assert_eq!(texts(&store.recent("low", 10).unwrap()), ["low a", "low b"]);
+    assert_eq!(texts(&store.recent("up", 10).unwrap()), ["up 1", "up 2"]);
+    let (page, more) = store.page("low", SessionId(9), u64::MAX, 10).unwrap();
+    assert_eq!(
+        (texts(&page), more),
+        (vec!["low a".into(), "low b".into()], false)
+    );
+    let (page, more) = store.page("up", SessionId(9), 2, 10).unwrap();
+    assert_eq!((texts(&page), more), (vec!["up 1".into()], false));
+    // Reads from at or past the highest seq find nothing, in either room.
+    let mut out = Vec::new();
+    store.export("low", top, |e| out.push(e)).unwrap();
+    store.export("low", u64::MAX, |e| out.push(e)).unwrap();
+    store.export("up", top, |e| out.push(e)).unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    let page = store
+        .read(&ReadQuery::new("low", SessionId(9), top, u64::MAX, 10))
+        .unwrap();
+    assert!(page.events.is_empty() && !page.more, "{page:?}");
+    let page = store
+        .read(&ReadQuery::new("low", SessionId(9), top - 2, u64::MAX, 10))
+        .unwrap();
+    assert_eq!(texts(&page.events), ["low a", "low b"]);
+    let oldest: Vec<(String, u64)> = store
+        .rooms()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.oldest))
+        .collect();
+    assert_eq!(oldest, [("low".to_owned(), top - 1), ("up".to_owned(), 1)]);
+    // Retention by count keeps each room's newest.
+    assert_eq!(store.prune(T, u64::MAX, 1, 100).unwrap(), 2);
+    assert_eq!(texts(&store.recent("low", 10).unwrap()), ["low b"]);
+    assert_eq!(texts(&store.recent("up", 10).unwrap()), ["up 2"]);
+    // Each begun again deletes its own events only.
+    store.append(&[Record::room("up", "e2")]).unwrap();
+    assert_eq!(texts(&store.recent("low", 10).unwrap()), ["low b"]);
+    assert!(store.recent("up", 10).unwrap().is_empty());
+    put(&mut store, "e2", &[msg("up", 1, 1, &[], "up again")]);
+    store.append(&[Record::room("low", "e2")]).unwrap();
+    assert!(store.recent("low", 10).unwrap().is_empty());
+    assert_eq!(texts(&store.recent("up", 10).unwrap()), ["up again"]);
+}
+
+/// A v5 file holding what v6 cannot key is refused whole, and left as it
+/// was: a seq past the highest, a room's last seq past it, or events of a
+/// room the file does not list.
+#[test]
+fn a_version_5_file_v6_cannot_key_is_refused_and_left_as_it_was() {
+    for bad in [
+        "UPDATE events SET seq = 1099511627776 WHERE room = 'go' AND seq = 2",
+        "UPDATE rooms SET last_seq = 1099511627776 WHERE name = 'go'",
+        "DELETE FROM rooms WHERE name = 'go'",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        old_database(&dir, true);
+        let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+        db.execute_batch(bad).unwrap();
+        drop(db);
+        let err = Store::open(dir.path(), Sync::Normal).unwrap_err();
+        assert!(matches!(err, StoreError::KeysFull { .. }), "{bad}: {err}");
+        let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let events: i64 = db
+            .query_row(
+                "SELECT count(*) FROM events WHERE room IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((version, events), (5, 5), "{bad}");
+    }
 }
