@@ -618,3 +618,30 @@ fn a_room_forgotten_at_the_cap_is_recorded_for_the_store() {
     ));
     assert!(events.is_empty() && !more, "{events:?}");
 }
+
+/// Retention's report moves a room's oldest only for the room's own
+/// epoch: a report about an earlier life of a room (forgotten and begun
+/// again while retention ran) leaves the new one as it is.
+#[test]
+fn a_prune_report_of_another_epoch_leaves_the_room_as_it_is() {
+    let mut sim = ten_said();
+    let entered = |sim: &mut Sim, nick: &str| -> (String, u64) {
+        let i = sim.connect();
+        sim.send(i, ClientFrame::join_v2(nick, vec!["lobby".into()], None));
+        let frames = sim.take(i);
+        frames
+            .iter()
+            .find_map(|f| match f {
+                ServerFrame::Entered { epoch, oldest, .. } => Some((epoch.clone(), *oldest)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no entered: {frames:?}"))
+    };
+    let (epoch, oldest) = entered(&mut sim, "carol");
+    assert_eq!(oldest, 1, "the store holds m0 on");
+    sim.server
+        .handle_pruned_epoch("lobby", &format!("{epoch}-before"), 8);
+    assert_eq!(entered(&mut sim, "dave"), (epoch.clone(), 1));
+    sim.server.handle_pruned_epoch("lobby", &epoch, 8);
+    assert_eq!(entered(&mut sim, "erin"), (epoch, 8));
+}

@@ -487,7 +487,7 @@ impl Hub {
                 self.to_store.clear();
                 warn!(
                     cause,
-                    "messages are refused until the history database works again"
+                    "the history database failed a batch: messages not yet stored are refused until it works again"
                 );
                 self.server.handle_persist_failed(&cause);
             }
@@ -496,8 +496,8 @@ impl Hub {
                 info!("the history database works again; messages are taken again");
             }
             FromStore::Pruned(rooms) => {
-                for (room, oldest) in rooms {
-                    self.server.handle_pruned(&room, oldest);
+                for (room, epoch, oldest) in rooms {
+                    self.server.handle_pruned_epoch(&room, &epoch, oldest);
                 }
             }
             FromStore::Read {

@@ -53,8 +53,10 @@ pub enum FromStore {
     Failed(String),
     /// The store works again after a failure.
     Recovered,
-    /// Retention deleted messages: each room's oldest stored seq now.
-    Pruned(Vec<(String, u64)>),
+    /// Retention deleted messages: each room's name, epoch and oldest
+    /// stored seq now (the epoch, so that a report about a room since
+    /// forgotten and begun again does not move the new one's start).
+    Pruned(Vec<(String, String, u64)>),
     /// The answer to a `Read`.
     Read {
         /// The core's ticket for the read.
@@ -254,7 +256,7 @@ fn run(
         let now = Instant::now();
         if let Some(batch) = failed.as_ref().filter(|_| now >= next_probe) {
             next_probe = now + PROBE_EVERY;
-            if store.probe(batch).is_ok() {
+            if works_again(&store.probe(batch)) {
                 failed = None;
                 if answers.send(FromStore::Recovered).is_err() {
                     return;
@@ -283,7 +285,10 @@ fn run(
                     if !pruning && std::mem::take(&mut pruned) > 0 {
                         // Clients are told where history now starts.
                         if let Ok(rooms) = store.rooms() {
-                            let oldest = rooms.into_iter().map(|r| (r.name, r.oldest)).collect();
+                            let oldest = rooms
+                                .into_iter()
+                                .map(|r| (r.name, r.epoch, r.oldest))
+                                .collect();
                             if answers.send(FromStore::Pruned(oldest)).is_err() {
                                 return;
                             }
@@ -297,6 +302,13 @@ fn run(
             }
         }
     }
+}
+
+/// Whether a probe with the failed batch shows the store works again. A
+/// batch that now fails only for a room's keys counts: its messages were
+/// refused when it first failed, and such a batch is refused alone.
+fn works_again(probe: &Result<(), StoreError>) -> bool {
+    matches!(probe, Ok(()) | Err(StoreError::KeysFull { .. }))
 }
 
 /// The cause of a failure, as a client is told it.
@@ -353,4 +365,24 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
         return Err(format!("cannot write the export: {e}"));
     }
     out.flush().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_that_fails_only_for_a_rooms_keys_means_the_store_works() {
+        assert!(works_again(&Ok(())));
+        let keys = StoreError::KeysFull {
+            room: "rust".into(),
+            why: "past the highest seq",
+        };
+        assert!(works_again(&Err(keys)));
+        let full = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert!(!works_again(&Err(full)));
+    }
 }

@@ -56,8 +56,9 @@ pub const SEQ_BITS: u32 = 40;
 pub const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
 
 /// The most rooms a database can number at once: 2^23 - 1, about 8.4
-/// million (a room keeps its number when it begins again; a forgotten
-/// room's number is given again once the numbers above it are taken).
+/// million (a room keeps its number when it begins again; a new room
+/// takes the number after the highest in use, which may be a forgotten
+/// room's, and past this one the lowest free number).
 pub const MAX_ROOMS: u64 = (1 << (63 - SEQ_BITS)) - 1;
 
 /// The database file in the data directory.

@@ -139,8 +139,9 @@ impl Server {
     }
 
     /// A room was forgotten at the cap of rooms: the store forgets it too
-    /// (nothing waits for that; if it is lost, the room is only
-    /// restored after a restart, as if never forgotten).
+    /// (nothing waits for that). Skipped while the store is down, and
+    /// lost with a batch that fails: then the room stays in the store and
+    /// is restored after a restart, as if never forgotten.
     pub(crate) fn record_forgotten(&mut self, room: &Room) {
         if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
             self.gate.records.push(Record::Forgotten {

@@ -225,8 +225,22 @@ impl Server {
 
     /// The oldest seq the store still holds of `room` (retention moved
     /// it): `entered.oldest` says so from now on.
+    ///
+    /// This takes the room by name alone: a report about a room that was
+    /// forgotten and begun again meanwhile moves the new room's start.
+    /// A shell that knows the epoch the store pruned should call
+    /// [`Server::handle_pruned_epoch`] instead.
     pub fn handle_pruned(&mut self, room: &str, oldest: u64) {
         if let Some(r) = self.rooms.get_mut(room) {
+            r.stored_from = r.stored_from.max(oldest);
+        }
+    }
+
+    /// As [`Server::handle_pruned`], for the room `room` of this `epoch`
+    /// only: a report about an earlier life of a room (forgotten and begun
+    /// again, with a new epoch, while retention ran) changes nothing.
+    pub fn handle_pruned_epoch(&mut self, room: &str, epoch: &str, oldest: u64) {
+        if let Some(r) = self.rooms.get_mut(room).filter(|r| r.epoch == epoch) {
             r.stored_from = r.stored_from.max(oldest);
         }
     }
