@@ -1,4 +1,4 @@
-# bench/lib.sh: what bench/run.sh, bench/transports.sh and bench/cluster.sh share.
+# bench/lib.sh: what the bench/*.sh scripts share.
 # Sourced from the repository's root, after the caller defines `log`.
 
 # The release binaries: built first unless BUILD=0; sets BENCH and
