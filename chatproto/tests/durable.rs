@@ -645,3 +645,81 @@ fn a_prune_report_of_another_epoch_leaves_the_room_as_it_is() {
     sim.server.handle_pruned_epoch("lobby", &epoch, 8);
     assert_eq!(entered(&mut sim, "erin"), (epoch, 8));
 }
+
+/// What the store holds of `room` for anyone (session 0 sees broadcasts).
+fn stored_texts(sim: &Sim, room: &str) -> Vec<String> {
+    let (events, _) = sim.store.read(&chatproto::ReadQuery::new(
+        room,
+        SessionId(0),
+        0,
+        u64::MAX,
+        100,
+    ));
+    texts_of_events(&events)
+}
+
+/// A room forgotten at the cap of rooms while the store fails is
+/// forgotten by the store once it works again, before the rooms are
+/// stored again; so is one whose record was lost with a failed batch.
+#[test]
+fn a_room_forgotten_while_the_store_fails_is_forgotten_once_it_works() {
+    for lost_with_the_batch in [false, true] {
+        let mut cfg = durable();
+        cfg.max_rooms = 1;
+        let mut sim = Sim::new(cfg, T0);
+        let a = sim.connect();
+        sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
+        sim.send(a, ClientFrame::msg_in("rust", vec![], "hi", None));
+        sim.commit();
+        assert_eq!(stored_texts(&sim, "rust"), ["hi"]);
+        sim.store.fail = Some("disk full".into());
+        if !lost_with_the_batch {
+            // The store fails first; rust is forgotten while it does.
+            sim.send(a, ClientFrame::msg_in("rust", vec![], "lost", None));
+            sim.commit();
+            assert!(sim.server.store_failure().is_some());
+        }
+        sim.send(a, ClientFrame::part("rust"));
+        sim.send(a, ClientFrame::enter("ops", None));
+        sim.commit();
+        assert!(sim.server.store_failure().is_some());
+        assert_eq!(
+            stored_texts(&sim, "rust"),
+            ["hi"],
+            "nothing reached the store"
+        );
+
+        sim.store.fail = None;
+        sim.server.handle_store_recovered();
+        sim.commit();
+        let order: Vec<String> = sim
+            .store
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Room { name, .. } => Some(format!("room {name}")),
+                Record::Forgotten { name, .. } => Some(format!("forgotten {name}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["room rust", "forgotten rust", "room ops"],
+            "lost with the batch: {lost_with_the_batch}"
+        );
+        assert!(
+            stored_texts(&sim, "rust").is_empty(),
+            "lost with the batch: {lost_with_the_batch}"
+        );
+        // Stored once: the store working on does not forget it again.
+        sim.send(a, ClientFrame::msg_in("ops", vec![], "on", None));
+        sim.commit();
+        let forgotten = sim
+            .store
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Forgotten { .. }))
+            .count();
+        assert_eq!(forgotten, 1);
+    }
+}

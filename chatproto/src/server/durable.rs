@@ -8,6 +8,7 @@
 //! decided after them until [`Server::handle_persisted`] says they are
 //! stored: nothing a client sees can be lost by killing the server.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -97,6 +98,13 @@ pub(crate) struct Gate {
     pub stored: u64,
     /// Why the store is failing, while it is.
     pub down: Option<String>,
+    /// Rooms forgotten whose `Forgotten` record is handed out but not yet
+    /// stored, with the ticket that says it is.
+    pub forgetting: Vec<(u64, Arc<str>)>,
+    /// Rooms forgotten while the store failed, or whose record was lost
+    /// with a failed batch: handed out when it works again (oldest first,
+    /// at most `max_rooms` of them).
+    pub forget_later: VecDeque<Arc<str>>,
 }
 
 impl Server {
@@ -138,16 +146,36 @@ impl Server {
         }
     }
 
-    /// A room was forgotten at the cap of rooms: the store forgets it too
-    /// (nothing waits for that). Skipped while the store is down, and
-    /// lost with a batch that fails: then the room stays in the store and
-    /// is restored after a restart, as if never forgotten.
+    /// A room was forgotten at the cap of rooms: the store forgets it too.
+    /// While the store fails (and when the batch that held it fails), the
+    /// room is kept to be forgotten once the store works again: at most
+    /// `max_rooms` of them, the oldest given up first (a room given up
+    /// stays in the store and is restored after a restart, as if never
+    /// forgotten, until the cap of rooms forgets it again).
     pub(crate) fn record_forgotten(&mut self, room: &Room) {
-        if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
-            self.gate.records.push(Record::Forgotten {
-                name: Arc::clone(&room.name),
-            });
+        if !self.config.durable || self.config.cluster {
+            return;
         }
+        let name = Arc::clone(&room.name);
+        if self.gate.down.is_some() {
+            self.forget_later(name);
+            return;
+        }
+        self.gate.records.push(Record::Forgotten {
+            name: Arc::clone(&name),
+        });
+        self.hold();
+        self.gate.forgetting.push((self.gate.issued, name));
+    }
+
+    /// Keep `name` to be forgotten by the store once it works again.
+    fn forget_later(&mut self, name: Arc<str>) {
+        // A name twice is forgotten twice: no harm, and no search.
+        let later = &mut self.gate.forget_later;
+        if later.len() >= self.config.max_rooms.max(1) {
+            later.pop_front();
+        }
+        later.push_back(name);
     }
 
     /// A session was created: stored before its `welcome` goes out, so the
@@ -169,6 +197,8 @@ impl Server {
     /// are stored: what they held back may go.
     pub fn handle_persisted(&mut self, through: u64) {
         self.gate.stored = self.gate.stored.max(through.min(self.gate.issued));
+        let stored = self.gate.stored;
+        self.gate.forgetting.retain(|(ticket, _)| *ticket > stored);
     }
 
     /// Storing the records handed out failed with `cause` (the disk is
@@ -186,6 +216,10 @@ impl Server {
         self.gate.down = Some(cause.to_owned());
         self.gate.records.clear();
         self.gate.stored = self.gate.issued;
+        // Rooms whose forgetting was lost with the batch: again later.
+        for (_, name) in std::mem::take(&mut self.gate.forgetting) {
+            self.forget_later(name);
+        }
         if self.config.cluster {
             // Only sessions are stored here; events are the log's.
             return;
@@ -240,12 +274,28 @@ impl Server {
         }
     }
 
-    /// The store works again: messages are taken again, and every room and
+    /// The store works again: messages are taken again, the rooms
+    /// forgotten meanwhile are forgotten by the store, and every room and
     /// session is handed out to be stored (again: storing is idempotent),
     /// so that what began while it failed can be resumed after a restart.
     pub fn handle_store_recovered(&mut self) {
         if self.gate.down.take().is_none() {
             return;
+        }
+        // Before the rooms: a room forgotten and begun again meanwhile is
+        // forgotten by the store, then begun with its new epoch.
+        let later = std::mem::take(&mut self.gate.forget_later);
+        if !later.is_empty() {
+            for name in &later {
+                self.gate.records.push(Record::Forgotten {
+                    name: Arc::clone(name),
+                });
+            }
+            self.hold();
+            let ticket = self.gate.issued;
+            self.gate
+                .forgetting
+                .extend(later.into_iter().map(|name| (ticket, name)));
         }
         let mut names: Vec<_> = self.rooms.keys().cloned().collect();
         names.sort_unstable();
