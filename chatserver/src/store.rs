@@ -254,9 +254,9 @@ fn run(
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
-        if let Some(batch) = failed.as_ref().filter(|_| now >= next_probe) {
+        if let Some(batch) = failed.as_mut().filter(|_| now >= next_probe) {
             next_probe = now + PROBE_EVERY;
-            if works_again(&store.probe(batch)) {
+            if probe_keyable(store, batch).is_ok() {
                 failed = None;
                 if answers.send(FromStore::Recovered).is_err() {
                     return;
@@ -304,11 +304,32 @@ fn run(
     }
 }
 
-/// Whether a probe with the failed batch shows the store works again. A
-/// batch that now fails only for a room's keys counts: its messages were
-/// refused when it first failed, and such a batch is refused alone.
-fn works_again(probe: &Result<(), StoreError>) -> bool {
-    matches!(probe, Ok(()) | Err(StoreError::KeysFull { .. }))
+/// Probe with the failed batch, less the records of any room the store
+/// cannot key (such records are refused alone whenever they come, and
+/// this batch's messages were refused when it failed): `Ok` when the rest
+/// would be stored, so the store works again.
+fn probe_keyable(store: &mut Store, batch: &mut Vec<Record>) -> Result<(), StoreError> {
+    loop {
+        match store.probe(batch) {
+            Err(StoreError::KeysFull { room, why }) => {
+                let before = batch.len();
+                batch.retain(|r| record_room(r) != Some(room.as_str()));
+                if batch.len() == before {
+                    return Err(StoreError::KeysFull { room, why });
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The room a record belongs to, if any.
+fn record_room(record: &Record) -> Option<&str> {
+    match record {
+        Record::Room { name, .. } | Record::Forgotten { name, .. } => Some(name),
+        Record::Event(e) => Some(&e.room),
+        _ => None,
+    }
 }
 
 /// The cause of a failure, as a client is told it.
@@ -370,19 +391,51 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatproto::{Event, EventBody, SessionId};
 
+    fn msg(room: &str, seq: u64, text: &str) -> Record {
+        let body = EventBody::msg(SessionId(1), "alice", Vec::new(), text, None);
+        Record::Event(std::sync::Arc::new(Event::new(room, seq, 1, body)))
+    }
+
+    /// A failed batch that holds a room past the highest seq probes as
+    /// working once that room's records are left out, and as failing
+    /// while anything else in it cannot be stored.
     #[test]
-    fn a_probe_that_fails_only_for_a_rooms_keys_means_the_store_works() {
-        assert!(works_again(&Ok(())));
-        let keys = StoreError::KeysFull {
-            room: "rust".into(),
-            why: "past the highest seq",
-        };
-        assert!(works_again(&Err(keys)));
-        let full = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
+    fn a_probe_leaves_out_a_room_the_store_cannot_key() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(dir.path(), chatstore::Sync::Normal).expect("open");
+        let mut batch = vec![
+            Record::room("lobby", "e1"),
+            msg("lobby", 1, "kept"),
+            Record::room("rust", "e2"),
+            msg("rust", chatstore::MAX_SEQ + 1, "past the keys"),
+            msg("lobby", 2, "kept too"),
+        ];
+        assert!(matches!(
+            store.probe(&batch),
+            Err(StoreError::KeysFull { .. })
         ));
-        assert!(!works_again(&Err(full)));
+        probe_keyable(&mut store, &mut batch).expect("the rest can be stored");
+        let rooms: Vec<_> = batch.iter().filter_map(record_room).collect();
+        assert_eq!(rooms, ["lobby", "lobby", "lobby"]);
+
+        // A store that cannot write fails the probe whatever is left out,
+        // though the room past its keys comes first.
+        store.set_max_bytes(Some(1)).expect("cap");
+        let mut big = vec![
+            Record::room("rust", "e2"),
+            msg("rust", chatstore::MAX_SEQ + 1, "past the keys"),
+            Record::room("ops", "e3"),
+        ];
+        big.extend((1..=200).map(|n| msg("ops", n, &"x".repeat(2_000))));
+        assert!(matches!(
+            store.probe(&big),
+            Err(StoreError::KeysFull { .. })
+        ));
+        assert!(matches!(
+            probe_keyable(&mut store, &mut big),
+            Err(StoreError::Sqlite(_))
+        ));
     }
 }

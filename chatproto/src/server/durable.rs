@@ -92,7 +92,8 @@ impl Record {
 pub(crate) struct Gate {
     /// Records not handed out yet.
     pub records: Vec<Record>,
-    /// Tickets given so far: one for each record that holds outputs back.
+    /// Tickets given so far: one for each record that holds outputs back,
+    /// and one for each batch of `Forgotten` records (which hold nothing).
     pub issued: u64,
     /// Every ticket up to this one is stored.
     pub stored: u64,
@@ -149,9 +150,10 @@ impl Server {
     /// A room was forgotten at the cap of rooms: the store forgets it too.
     /// While the store fails (and when the batch that held it fails), the
     /// room is kept to be forgotten once the store works again: at most
-    /// `max_rooms` of them, the oldest given up first (a room given up
-    /// stays in the store and is restored after a restart, as if never
-    /// forgotten, until the cap of rooms forgets it again).
+    /// `max_rooms` names (one forgotten twice counts twice), in memory
+    /// only, the oldest given up first (a room given up stays in the store
+    /// and is restored after a restart, as if never forgotten, until the
+    /// cap of rooms forgets it again).
     pub(crate) fn record_forgotten(&mut self, room: &Room) {
         if !self.config.durable || self.config.cluster {
             return;
@@ -164,8 +166,15 @@ impl Server {
         self.gate.records.push(Record::Forgotten {
             name: Arc::clone(&name),
         });
-        self.hold();
-        self.gate.forgetting.push((self.gate.issued, name));
+        let ticket = self.ticket();
+        self.gate.forgetting.push((ticket, name));
+    }
+
+    /// A ticket for records that hold nothing back (no barrier): stored
+    /// once the store answers a `through` at or past it.
+    fn ticket(&mut self) -> u64 {
+        self.gate.issued += 1;
+        self.gate.issued
     }
 
     /// Keep `name` to be forgotten by the store once it works again.
@@ -291,8 +300,7 @@ impl Server {
                     name: Arc::clone(name),
                 });
             }
-            self.hold();
-            let ticket = self.gate.issued;
+            let ticket = self.ticket();
             self.gate
                 .forgetting
                 .extend(later.into_iter().map(|name| (ticket, name)));
