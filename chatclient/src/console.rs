@@ -194,7 +194,7 @@ impl Console {
         let time = self
             .look
             .timestamps
-            .then(|| chrono::Local::now().format("%H:%M:%S").to_string());
+            .then(|| line_time(line, chrono::Local::now()));
         let text = render(line, self.look.style, time.as_deref());
         // The printer only stops when stdout is gone; nothing to do then.
         let _ = self.output.send(text).await;
@@ -229,6 +229,26 @@ impl Console {
         if let Some(terminal) = self.terminal {
             terminal.restore();
         }
+    }
+}
+
+/// A line's timestamp: the local time it arrived, or for a message from a
+/// room's history the local time the server stamped it (with its date
+/// when that is not `now`'s day), so an old message never looks new.
+fn line_time(line: &Line, now: chrono::DateTime<chrono::Local>) -> String {
+    use chrono::TimeZone;
+    let sent = match line {
+        Line::Msg {
+            history: true, ts, ..
+        } if *ts > 0 => i64::try_from(*ts)
+            .ok()
+            .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single()),
+        _ => None,
+    };
+    match sent {
+        Some(t) if t.date_naive() == now.date_naive() => t.format("%H:%M:%S").to_string(),
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => now.format("%H:%M:%S").to_string(),
     }
 }
 
@@ -418,4 +438,49 @@ fn start_editor(
             }
         })?;
     Ok(Some((EditorPrinter(printer), terminal)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn msg(history: bool, ts: u64) -> Line {
+        Line::Msg {
+            room: None,
+            history,
+            page: false,
+            from: "bob".into(),
+            to: vec![],
+            text: "hi".into(),
+            ts,
+        }
+    }
+
+    #[test]
+    fn a_history_line_shows_when_it_was_sent_and_a_live_one_when_it_came() {
+        let at = |d, h, m| {
+            chrono::Local
+                .with_ymd_and_hms(2026, 12, d, h, m, 0)
+                .unwrap()
+        };
+        let now = at(1, 12, 0);
+        let ms = |t: chrono::DateTime<chrono::Local>| t.timestamp_millis() as u64;
+        assert_eq!(line_time(&msg(false, ms(at(1, 9, 30))), now), "12:00:00");
+        assert_eq!(line_time(&msg(true, ms(at(1, 9, 30))), now), "09:30:00");
+        assert_eq!(
+            line_time(
+                &msg(
+                    true,
+                    ms(chrono::Local
+                        .with_ymd_and_hms(2026, 11, 30, 9, 30, 0)
+                        .unwrap())
+                ),
+                now
+            ),
+            "2026-11-30 09:30:00"
+        );
+        assert_eq!(line_time(&msg(true, 0), now), "12:00:00");
+        assert_eq!(line_time(&Line::Info("x".into()), now), "12:00:00");
+    }
 }

@@ -411,10 +411,16 @@ async fn reconnect(
     let mut last = why;
     for attempt in 1..=attempts {
         let delay = config.backoff.delay(attempt, jitter());
-        let note = format!(
-            "connection lost; reconnecting in {:.1} s (attempt {attempt} of {attempts})",
-            delay.as_secs_f64()
-        );
+        let secs = delay.as_secs_f64();
+        // The first line says the connection went; the next ones that the
+        // last try failed (why, if every try does, ends the last line).
+        let note = if attempt == 1 {
+            format!("connection lost; reconnecting in {secs:.1} s (attempt 1 of {attempts})")
+        } else {
+            format!(
+                "reconnecting failed; trying again in {secs:.1} s (attempt {attempt} of {attempts})"
+            )
+        };
         console.print(&Line::Info(note)).await;
         let at = Instant::now() + delay;
         // Bounded by `at`; input only shortens it.

@@ -32,6 +32,8 @@ pub enum Line {
         to: Vec<String>,
         /// The text as sent.
         text: String,
+        /// When the server stamped it (Unix milliseconds; 0: unknown).
+        ts: u64,
     },
     /// Someone entered or left a room.
     Presence {
@@ -205,6 +207,7 @@ mod tests {
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
+            ts: 0,
         }
     }
 
@@ -265,6 +268,7 @@ mod tests {
             from: "bob".into(),
             to: vec![],
             text: "hi".into(),
+            ts: 0,
         };
         assert_eq!(render(&other, PLAIN, None), "[#rust] bob: hi");
         let old = Line::Msg {
@@ -274,6 +278,7 @@ mod tests {
             from: "bob".into(),
             to: vec!["alice".into()],
             text: "earlier".into(),
+            ts: 0,
         };
         assert_eq!(render(&old, PLAIN, None), "[history] bob -> alice: earlier");
         let both = Line::Msg {
@@ -283,6 +288,7 @@ mod tests {
             from: "bob".into(),
             to: vec![],
             text: "x".into(),
+            ts: 0,
         };
         assert_eq!(
             render(&both, PLAIN, Some("01:02:03")),

@@ -572,6 +572,7 @@ impl Session {
                 to,
                 text,
                 replay,
+                ts,
                 ..
             } => {
                 let missed = replay && self.replaying.get(&room) == Some(&true);
@@ -588,6 +589,7 @@ impl Session {
                     from,
                     to,
                     text,
+                    ts,
                 };
                 self.print(line);
             }
@@ -626,6 +628,7 @@ impl Session {
                         from,
                         to,
                         text,
+                        ts,
                         ..
                     } = e
                     {
@@ -638,6 +641,7 @@ impl Session {
                             from,
                             to,
                             text,
+                            ts,
                         };
                         self.print(line);
                     }

@@ -206,10 +206,19 @@ fn reconnect_attempts_run_out_exits_one() {
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
     assert!(stderr.contains("gave up after 3 attempts"), "{stderr}");
+    // One line for the loss, then one for each attempt after a failed one.
     let notes: Vec<&String> = seen
         .iter()
-        .filter(|l| l.starts_with("* connection lost; reconnecting in "))
+        .filter(|l| {
+            l.starts_with("* connection lost; reconnecting in ")
+                || l.starts_with("* reconnecting failed; trying again in ")
+        })
         .collect();
     assert_eq!(notes.len(), 3, "{seen:#?}");
+    assert!(
+        notes[0].starts_with("* connection lost") && notes[0].ends_with("(attempt 1 of 3)"),
+        "{notes:?}"
+    );
+    assert!(notes[1].starts_with("* reconnecting failed"), "{notes:?}");
     assert!(notes[2].ends_with("(attempt 3 of 3)"), "{notes:?}");
 }

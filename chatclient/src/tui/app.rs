@@ -231,6 +231,7 @@ impl App {
                 to,
                 text,
                 page: older,
+                ..
             } => {
                 page = *older;
                 entry.room = room.clone().or(entry.room);
@@ -634,6 +635,7 @@ mod tests {
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
+            ts: 0,
         }
     }
 
@@ -706,6 +708,7 @@ mod tests {
             from: "bob".into(),
             to: vec![],
             text: text.into(),
+            ts: 0,
         };
         app.add_line(older("old1"), "12:02".into());
         app.add_line(older("old2"), "12:02".into());

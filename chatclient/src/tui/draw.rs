@@ -377,6 +377,7 @@ mod tests {
             from: from.into(),
             to: vec![],
             text: text.into(),
+            ts: 0,
         }
     }
 

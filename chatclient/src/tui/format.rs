@@ -243,6 +243,7 @@ mod tests {
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
+            ts: 0,
         }
     }
 
