@@ -491,6 +491,19 @@ impl Hub {
                 );
                 self.server.handle_persist_failed(&cause);
             }
+            FromStore::Refused(cause) => {
+                // Refused alone: the store is up again at once, before any
+                // other input is read.
+                self.storing = false;
+                self.metrics.append_failed();
+                self.to_store.clear();
+                warn!(
+                    cause,
+                    "the history database refused a batch: the messages not yet stored were refused"
+                );
+                self.server.handle_persist_failed(&cause);
+                self.server.handle_store_recovered();
+            }
             FromStore::Recovered => {
                 self.server.handle_store_recovered();
                 info!("the history database works again; messages are taken again");

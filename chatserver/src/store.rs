@@ -51,6 +51,10 @@ pub enum FromStore {
     Stored(u64),
     /// The batch could not be stored.
     Failed(String),
+    /// The batch can never be stored (a room past the database's keys):
+    /// refused alone, and the store works on. One answer, so that nothing
+    /// the hub reads between a failure and a recovery is refused too.
+    Refused(String),
     /// The store works again after a failure.
     Recovered,
     /// Retention deleted messages: each room's name, epoch and oldest
@@ -218,10 +222,7 @@ fn run(
                     // answered `unavailable`), and the store is up again.
                     Err(e @ StoreError::KeysFull { .. }) => {
                         warn!(error = %e, "a batch the history database cannot key was refused");
-                        if answers.send(FromStore::Failed(cause(&e))).is_err() {
-                            return;
-                        }
-                        FromStore::Recovered
+                        FromStore::Refused(cause(&e))
                     }
                     Err(e) => {
                         warn!(error = %e, "the history database cannot store; messages are refused until it can");
