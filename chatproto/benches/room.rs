@@ -140,6 +140,21 @@ fn fanout(c: &mut Criterion) {
                 assert_eq!(copies, 2);
             })
         });
+        // As chatclient sends them: each message with an id of its own,
+        // remembered (and the oldest forgotten) for dedup.
+        g.bench_function("private_msg_with_id", |b| {
+            let mut sh = Shell::new(members);
+            let mut n: u64 = 0;
+            b.iter(|| {
+                n += 1;
+                let i = n as usize % members;
+                let to = format!("member{:04}", (i + 37) % members);
+                let id = Some(format!("m{n}"));
+                let frame = ClientFrame::msg_in(chatproto::LOBBY, vec![to], TEXT, id);
+                // The recipient and the sender's echo.
+                assert_eq!(sh.send(i, frame), 2);
+            })
+        });
         g.finish();
     }
 }

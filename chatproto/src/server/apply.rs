@@ -275,8 +275,7 @@ impl Server {
             if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
                 if s.ids.get(id).is_some() {
                     let cap = self.config.id_window;
-                    s.ids
-                        .insert(id.clone(), event.room.to_string(), event.seq, cap);
+                    s.ids.insert(id, &event.room, event.seq, cap);
                 }
             }
         }

@@ -336,7 +336,7 @@ impl Server {
                         crate::escape_control(id)
                     )),
                     id: Some(id.clone()),
-                    room: Some(orig_room.clone()),
+                    room: Some(orig_room.to_string()),
                     seq: Some(*seq),
                 };
                 return self.send(client, frame);
@@ -415,7 +415,7 @@ impl Server {
                 nick: s.nick.clone(),
                 to: recipients,
                 text,
-                id: id.clone(),
+                id,
             },
         );
         // Its largest copy (a replay, with the id) must fit a frame, and one
@@ -428,8 +428,10 @@ impl Server {
         } else {
             wire_len(&event)
         };
+        let id = event.msg_id();
         if len > max {
             let msg = format!("the message would be {len} bytes once stamped, over the limit of {max}; send a shorter text");
+            let id = id.map(str::to_owned);
             return self.msg_error(client, ErrorCode::MsgTooLarge, Some(room), &id, msg);
         }
         let r = self.rooms.get_mut(room).expect("checked above");
@@ -439,7 +441,7 @@ impl Server {
         if let Some(id) = id {
             let cap = self.config.id_window;
             let s = self.sessions.get_mut(&sid).expect("joined");
-            s.ids.insert(id, room.to_owned(), event.seq, cap);
+            s.ids.insert(id, &r.name, event.seq, cap);
         }
         self.queue_event(event);
     }

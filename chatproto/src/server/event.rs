@@ -188,6 +188,14 @@ impl Event {
         }
     }
 
+    /// A message's client-chosen id, if it has one.
+    pub(crate) fn msg_id(&self) -> Option<&str> {
+        match &self.body {
+            EventBody::Msg { id, .. } => id.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether this is a message (not a presence).
     pub fn is_msg(&self) -> bool {
         matches!(self.body, EventBody::Msg { .. })

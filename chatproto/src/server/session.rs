@@ -5,7 +5,8 @@
 //! one connection; when that ends, the session waits out the resume window
 //! so a reconnecting client can continue it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::server::event::SessionId;
 use crate::server::ClientId;
@@ -72,28 +73,35 @@ pub(crate) struct Session {
 }
 
 /// The ids a session used last, each with the room and seq of its message.
+/// An id is kept once, shared by the order and the map, and the room is
+/// the room's own name: remembering a message's id allocates one string.
 #[derive(Debug, Default)]
 pub(crate) struct IdWindow {
-    order: VecDeque<String>,
-    seen: crate::server::ids::StrMap<(String, u64)>,
+    order: VecDeque<Arc<str>>,
+    seen: HashMap<Arc<str>, (Arc<str>, u64), foldhash::fast::RandomState>,
 }
 
 impl IdWindow {
     /// The room and seq of the message that used `id`, if remembered.
-    pub fn get(&self, id: &str) -> Option<&(String, u64)> {
+    pub fn get(&self, id: &str) -> Option<&(Arc<str>, u64)> {
         self.seen.get(id)
     }
 
     /// Forget `id` (its message was refused after all).
     pub fn forget(&mut self, id: &str) {
         if self.seen.remove(id).is_some() {
-            self.order.retain(|x| x != id);
+            self.order.retain(|x| **x != *id);
         }
     }
 
-    /// Remember `id`, forgetting the oldest beyond `cap`.
-    pub fn insert(&mut self, id: String, room: String, seq: u64, cap: usize) {
-        if self.seen.insert(id.clone(), (room, seq)).is_none() {
+    /// Remember `id` for the message `seq` of `room`, forgetting the
+    /// oldest beyond `cap`.
+    pub fn insert(&mut self, id: &str, room: &Arc<str>, seq: u64, cap: usize) {
+        if let Some(known) = self.seen.get_mut(id) {
+            *known = (Arc::clone(room), seq);
+        } else {
+            let id: Arc<str> = Arc::from(id);
+            self.seen.insert(Arc::clone(&id), (Arc::clone(room), seq));
             self.order.push_back(id);
         }
         while self.order.len() > cap {
@@ -111,11 +119,19 @@ mod tests {
     #[test]
     fn the_id_window_forgets_the_oldest() {
         let mut w = IdWindow::default();
+        let lobby: Arc<str> = Arc::from("lobby");
         for i in 0..5 {
-            w.insert(format!("m{i}"), "lobby".into(), i, 3);
+            w.insert(&format!("m{i}"), &lobby, i, 3);
         }
         assert!(w.get("m0").is_none() && w.get("m1").is_none());
-        assert_eq!(w.get("m4"), Some(&("lobby".to_string(), 4)));
+        assert_eq!(w.get("m4"), Some(&(Arc::clone(&lobby), 4)));
         assert_eq!(w.order.len(), 3);
+        // Remembered again (a resend applied in a cluster): one entry.
+        w.insert("m4", &lobby, 9, 3);
+        assert_eq!(w.get("m4"), Some(&(Arc::clone(&lobby), 9)));
+        assert_eq!(w.order.len(), 3);
+        w.forget("m3");
+        assert!(w.get("m3").is_none());
+        assert_eq!(w.order.len(), 2);
     }
 }
