@@ -723,3 +723,39 @@ fn a_room_forgotten_while_the_store_fails_is_forgotten_once_it_works() {
         assert_eq!(forgotten, 1);
     }
 }
+
+/// Rooms restored from the least to the most recently active are
+/// forgotten at the cap of rooms in that order: the earliest restored
+/// first, whatever the map's order.
+#[test]
+fn rooms_restored_are_forgotten_least_recently_active_first() {
+    let mut cfg = durable();
+    cfg.max_rooms = 3;
+    let mut sim = Sim::new(cfg, T0);
+    for name in ["zulu", "mike", "alpha"] {
+        sim.server
+            .restore_room(name, &format!("e-{name}"), 0, 1, Vec::new());
+    }
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["new".into()], None));
+    sim.commit();
+    let forgotten: Vec<&str> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Forgotten { name, .. } => Some(&**name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgotten, ["zulu"]);
+    sim.send(a, ClientFrame::enter("newer", None));
+    sim.commit();
+    let forgotten = sim
+        .store
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Forgotten { name, .. } if &**name == "mike"))
+        .count();
+    assert_eq!(forgotten, 1, "then the next least recently active");
+}

@@ -215,14 +215,14 @@ async fn run(args: Args) -> std::io::Result<()> {
     let link = match db {
         None => None,
         Some(db) => {
-            let (rooms, sessions) = store::restore(
+            let restored = store::restore(
                 &mut server,
                 &db,
                 clock.now(),
                 args.max_detached_sessions as usize,
             )
             .map_err(|e| std::io::Error::other(format!("cannot read the history database: {e}")))?;
-            opened = Some((rooms, sessions));
+            opened = Some(restored);
             let retention = store::Retention {
                 max_age_ms: args.history_max_age_days.saturating_mul(86_400_000),
                 max_per_room: args.history_max_messages,
@@ -304,8 +304,20 @@ async fn run(args: Args) -> std::io::Result<()> {
     if let Some(link) = &cluster_link {
         link.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    if let Some((rooms, sessions)) = opened {
-        info!(dir = %args.data_dir.display(), rooms, sessions, "history database open");
+    if let Some(r) = opened {
+        info!(
+            dir = %args.data_dir.display(),
+            rooms = r.rooms,
+            sessions = r.sessions,
+            "history database open"
+        );
+        if r.unloaded > 0 {
+            warn!(
+                rooms = r.unloaded,
+                max_rooms = args.max_rooms,
+                "the database holds more rooms than --max-rooms: the least recently active stay unloaded (entering one begins it anew)"
+            );
+        }
     }
     if let Some(node) = joined {
         info!(

@@ -97,26 +97,53 @@ pub struct StoreLink {
 }
 
 /// Fill a new core from `store`: sessions (the newest the core may keep
-/// detached), then every room with its newest messages. Returns how many
-/// rooms and sessions came back.
+/// detached), then the rooms with their newest messages, least recently
+/// active first (so that the cap of rooms forgets them in that order), and
+/// no more than the cap: the rooms less recently active than those stay
+/// in the database, unloaded (entering one begins it anew, as if it had
+/// been forgotten). Returns how many rooms and sessions came back, and how
+/// many rooms were left unloaded.
 pub fn restore(
     server: &mut Server,
     store: &Store,
     now: Now,
     sessions: usize,
-) -> Result<(usize, usize), StoreError> {
+) -> Result<Restored, StoreError> {
     server.reserve_sessions(store.next_session()?);
     let stored = store.sessions(sessions)?;
     for s in &stored {
         server.restore_session(now, s.id, &s.nick, s.token);
     }
     let rooms = store.rooms()?;
-    let keep = server.config().history_per_room;
+    // When each room was last active: the stamp of its newest event.
+    let mut active = Vec::with_capacity(rooms.len());
     for r in &rooms {
+        let newest = store.recent(&r.name, 1)?.last().map_or(0, |e| e.ts);
+        active.push((newest, r));
+    }
+    active.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)));
+    let unloaded = active.len().saturating_sub(server.config().max_rooms);
+    let keep = server.config().history_per_room;
+    for (_, r) in &active[unloaded..] {
         let recent = store.recent(&r.name, keep)?;
         server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
     }
-    Ok((rooms.len(), stored.len()))
+    Ok(Restored {
+        rooms: rooms.len() - unloaded,
+        unloaded,
+        sessions: stored.len(),
+    })
+}
+
+/// What [`restore`] brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Rooms loaded.
+    pub rooms: usize,
+    /// Rooms left in the database past the cap of rooms.
+    pub unloaded: usize,
+    /// Sessions that may be resumed.
+    pub sessions: usize,
 }
 
 /// Start the store thread around `store`, and its reading thread.

@@ -1439,6 +1439,62 @@ fn a_room_past_the_highest_seq_is_refused_alone() {
     assert!(stored.last("rust") <= edge);
 }
 
+/// A database with more rooms than `--max-rooms` loads the most recently
+/// active ones, no more than the cap, and leaves the rest in the file:
+/// entering one of those begins it anew (a new epoch), as if forgotten.
+#[test]
+fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    let first = join_v2(&mut alice, "alice", &["aa", "bb", "cc"], None);
+    for room in ["aa", "bb", "cc"] {
+        say(
+            &mut alice,
+            room,
+            &format!("in {room}"),
+            &format!("id-{room}"),
+        );
+    }
+    server.sigterm();
+    alice.expect_kind("notice");
+    alice.expect_closed();
+    assert!(server.wait_exit(WAIT).success());
+    // Activity as if bb were the least recent and aa the most.
+    let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
+    for (room, ts) in [("bb", 1_000), ("cc", 2_000), ("aa", 3_000)] {
+        db.execute(
+            "UPDATE events SET ts = ?2 WHERE (id >> 40) = (SELECT no FROM rooms WHERE name = ?1)",
+            rusqlite::params![room, ts],
+        )
+        .expect("update");
+    }
+    drop(db);
+
+    let server = durable(dir.path(), &["--max-rooms", "2"]);
+    let mut bob = server.connect();
+    let again = join_v2(&mut bob, "bob", &["aa", "cc"], None);
+    for room in ["aa", "cc"] {
+        assert_eq!(
+            again.entered[room]["epoch"], first.entered[room]["epoch"],
+            "#{room} was loaded"
+        );
+        assert!(
+            u64_of(&again.entered[room], "seq") >= 2,
+            "{}",
+            again.entered[room]
+        );
+    }
+    // The cap is reached: bb takes the place of the least recently active
+    // room nobody is in, cc, and begins anew.
+    bob.send_frame(&json!({"type": "part", "room": "cc"}));
+    bob.expect_kind("presence");
+    bob.send_frame(&json!({"type": "enter", "room": "bb"}));
+    let bb = bob.expect_kind("entered");
+    assert_ne!(bb["epoch"], first.entered["bb"]["epoch"], "{bb}");
+    assert_eq!(u64_of(&bb, "seq"), 0, "{bb}");
+}
+
 // ---------------------------------------------------------------------
 // 3. Faults.
 // ---------------------------------------------------------------------

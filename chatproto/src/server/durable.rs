@@ -152,8 +152,7 @@ impl Server {
     /// room is kept to be forgotten once the store works again: at most
     /// `max_rooms` names (one forgotten twice counts twice), in memory
     /// only, the oldest given up first (a room given up stays in the store
-    /// and is restored after a restart, as if never forgotten, until the
-    /// cap of rooms forgets it again).
+    /// as if never forgotten, and may be restored after a restart).
     pub(crate) fn record_forgotten(&mut self, room: &Room) {
         if !self.config.durable || self.config.cluster {
             return;
@@ -351,6 +350,9 @@ impl Server {
     /// [`history_per_room`](crate::ServerConfig::history_per_room)).
     /// `oldest` is the seq of its oldest stored event. Call before
     /// any connection; the next event of the room gets `last_seq + 1`.
+    /// Restore rooms from the least to the most recently active: a room
+    /// restored later counts as used later, so at the cap of rooms the
+    /// earliest restored is forgotten first.
     pub fn restore_room(
         &mut self,
         name: &str,
@@ -361,6 +363,8 @@ impl Server {
     ) {
         let name: Arc<str> = Arc::from(name);
         let mut room = Room::new(Arc::clone(&name), epoch.to_owned());
+        self.applied += 1;
+        room.touched = self.applied;
         room.seq = last_seq;
         room.next_seq = last_seq + 1;
         room.history_start = oldest.clamp(1, last_seq + 1);
