@@ -98,7 +98,8 @@ pub struct StoreLink {
 
 /// Fill a new core from `store`: sessions (the newest the core may keep
 /// detached), then the rooms with their newest messages, least recently
-/// active first (so that the cap of rooms forgets them in that order), and
+/// active first (by their newest stored message; so that the cap of rooms
+/// forgets them in that order), and
 /// no more than the cap: the rooms less recently active than those stay
 /// in the database, unloaded (entering one begins it anew, as if it had
 /// been forgotten). Returns how many rooms and sessions came back, and how
@@ -115,7 +116,8 @@ pub fn restore(
         server.restore_session(now, s.id, &s.nick, s.token);
     }
     let rooms = store.rooms()?;
-    // When each room was last active: the stamp of its newest event.
+    // When each room was last active: the stamp of its newest stored
+    // message (0: none left, as after retention).
     let mut active = Vec::with_capacity(rooms.len());
     for r in &rooms {
         let newest = store.recent(&r.name, 1)?.last().map_or(0, |e| e.ts);

@@ -180,7 +180,8 @@ pub struct Server {
     timers: Timers,
     /// What every room's history holds together (see `event_bytes`).
     history_bytes: usize,
-    /// Events applied so far.
+    /// Events applied and rooms restored so far: the clock of each room's
+    /// `touched`, which orders the rooms by when they were last used.
     applied: u64,
     /// Sessions in the order their connections ended (some since resumed
     /// or expired: checked when popped).
