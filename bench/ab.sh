@@ -52,7 +52,7 @@ esac
 mkdir -p "$OUT"
 
 PID=""
-ADDR=""
+SERVER_ADDR=""
 DIR=""
 stop() {
     [ -z "$PID" ] || stop_pid "$PID"
@@ -63,25 +63,19 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-listening() { # host:port
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
 start() { # setup logfile
     if [ "$1" = redis ]; then
+        # redis cannot pick its own port: take a free one, and if another
+        # process binds it first (redis then exits), try again.
         local port
         for _ in 1 2 3 4 5; do
-            port=$((20000 + RANDOM % 20000))
+            port=$(free_port)
             taskset -c "$SERVER_CORE" redis-server --port "$port" --bind 127.0.0.1 \
                 --protected-mode no --save "" --appendonly no --maxclients 20000 \
                 --loglevel warning >"$2" 2>&1 &
             PID=$!
-            ADDR=127.0.0.1:$port
-            listening "$ADDR" && kill -0 "$PID" 2>/dev/null && return 0
+            SERVER_ADDR=127.0.0.1:$port
+            wait_listening "$SERVER_ADDR" && redis_ping "$port" && return 0
             stop
         done
         log "redis did not start"
@@ -96,14 +90,7 @@ start() { # setup logfile
     taskset -c "$SERVER_CORE" "$bin" --listen 127.0.0.1:0 --log-level warn --rate 0 \
         --max-clients 20000 --max-clients-per-ip 0 $args >"$2" 2>&1 &
     PID=$!
-    ADDR=""
-    for _ in $(seq 1 200); do
-        ADDR=$(sed -n 's/^listening on //p' "$2" 2>/dev/null | head -n 1 || true)
-        [ -n "$ADDR" ] && break
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    [ -n "$ADDR" ] || { log "$1 did not start:"; cat "$2" >&2; return 1; }
+    addr_from_log "$2" 's/^listening on //p' || { log "$1 did not start:"; cat "$2" >&2; return 1; }
 }
 
 workload_args() {
@@ -123,7 +110,7 @@ for round in $(seq 1 "$ROUNDS"); do
             [ "$s" = redis ] && target=redis
             start "$s" "$OUT/$s-$w-$round.log"
             # shellcheck disable=SC2046 # the workload's arguments are words
-            if ! taskset -c "$GEN_CORE" "$BENCH" --target "$target" --addr "$ADDR" \
+            if ! taskset -c "$GEN_CORE" "$BENCH" --target "$target" --addr "$SERVER_ADDR" \
                 --server-pid "$PID" --json --quiet $(workload_args "$w") \
                 >"$OUT/$s-$w-$round.json"; then
                 log "round $round: $w against $s reported a failure"

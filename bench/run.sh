@@ -78,52 +78,6 @@ mkdir -p "$OUT"
 SERVER_PID=""
 SERVER_ADDR=""
 
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-
-wait_listening() { # addr
-    local host=${1%:*} port=${1##*:}
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    log "server at $1 did not start"
-    return 1
-}
-
-# True when *our* redis answers on $1: PING gets +PONG.
-redis_ping() { # port
-    local reply=""
-    exec 4<>"/dev/tcp/127.0.0.1/$1" || return 1
-    printf 'PING\r\n' >&4
-    read -r -t 2 reply <&4 || true
-    exec 4>&-
-    [[ $reply == +PONG* ]]
-}
-
-# Wait up to 10 s for the server to log its address; set SERVER_ADDR.
-addr_from_log() { # log-file sed-expression
-    SERVER_ADDR=""
-    for _ in $(seq 1 200); do
-        # The server may not have opened its log yet.
-        SERVER_ADDR=$(sed -n "$2" "$1" 2>/dev/null | head -n 1 || true)
-        [ -n "$SERVER_ADDR" ] && return 0
-        sleep 0.05
-    done
-    log "the server did not log where it listens ($1)"
-    return 1
-}
-
 start_server() { # target workload
     local port log_file="$OUT/$1-$2-server.log" rate=(--rate 0)
     # The soak runs chatserver's default rate limit; the speed runs lift it
