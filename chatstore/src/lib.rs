@@ -401,8 +401,8 @@ impl Store {
             // new one's (rooms are numbered in name order): no sort. The
             // copy needs free space for a second table while it runs; the
             // file keeps its size after (a VACUUM shrinks it). The view
-            // `history` shows them with
-            // their room's name, for the sqlite3 tool.
+            // `history` shows them with their room's name, for the sqlite3
+            // tool.
             let (rooms, bad): (i64, i64) = tx.query_row(
                 &format!(
                     "SELECT (SELECT count(*) FROM rooms),
@@ -1048,25 +1048,9 @@ fn write<'a>(
                         *base
                     }
                     None => {
-                        let no = match found.iter().rev().find(|(r, _)| r == room_name) {
-                            Some((_, Some(no))) => *no,
-                            mine => match known.get(room_name).filter(|_| mine.is_none()) {
-                                Some(no) => *no,
-                                None => {
-                                    let no = tx
-                                        .prepare_cached("SELECT no FROM rooms WHERE name = ?1")?
-                                        .query_row(params![room_name], |r| r.get::<_, i64>(0))
-                                        .optional()?
-                                        .ok_or_else(|| {
-                                            StoreError::UnknownRoom(room_name.to_owned())
-                                        })?;
-                                    found.push((room_name.to_owned(), Some(no)));
-                                    no
-                                }
-                            },
-                        };
-                        last.push((room_name, e.seq, writer, no << SEQ_BITS));
-                        no << SEQ_BITS
+                        let base = room_number(tx, room_name, known, found)? << SEQ_BITS;
+                        last.push((room_name, e.seq, writer, base));
+                        base
                     }
                 };
                 let (kind, session, nick, online, text, id, to): (
@@ -1148,6 +1132,33 @@ fn write<'a>(
     Ok(())
 }
 
+/// A room's number: this batch's latest word on it in `found` (a room it
+/// forgot has none: its events are refused), else the committed `known`
+/// one, else the file's (then added to `found`).
+fn room_number(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    known: &std::collections::HashMap<String, i64>,
+    found: &mut Vec<(String, Option<i64>)>,
+) -> Result<i64, StoreError> {
+    match found.iter().rev().find(|(r, _)| r == name) {
+        Some((_, Some(no))) => return Ok(*no),
+        Some((_, None)) => {}
+        None => {
+            if let Some(no) = known.get(name) {
+                return Ok(*no);
+            }
+        }
+    }
+    let no = tx
+        .prepare_cached("SELECT no FROM rooms WHERE name = ?1")?
+        .query_row(params![name], |r| r.get::<_, i64>(0))
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownRoom(name.to_owned()))?;
+    found.push((name.to_owned(), Some(no)));
+    Ok(no)
+}
+
 /// A room's last seq and highest writer, after a batch's events.
 fn update_room(
     tx: &rusqlite::Transaction<'_>,
@@ -1176,13 +1187,19 @@ fn forget_room(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), StoreEr
          ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
         params![name],
     )?;
+    delete_events(tx, name)?;
+    tx.execute("DELETE FROM rooms WHERE name = ?1", params![name])?;
+    Ok(())
+}
+
+/// Every event of the room `name` (its number's whole key range).
+fn delete_events(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), StoreError> {
     tx.execute(
         "DELETE FROM events
          WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40)
            AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775",
         params![name],
     )?;
-    tx.execute("DELETE FROM rooms WHERE name = ?1", params![name])?;
     Ok(())
 }
 
@@ -1237,11 +1254,7 @@ fn begin_room(
         Some(old) if old == epoch => Ok(Began::Same),
         Some(_) => {
             // The room keeps its number; its events go.
-            tx.execute(
-                "DELETE FROM events WHERE id >= (SELECT no FROM rooms WHERE name = ?1) << 40
-                     AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775",
-                params![name],
-            )?;
+            delete_events(tx, name)?;
             tx.execute(
                 "UPDATE rooms SET epoch = ?2, last_seq = 0 WHERE name = ?1",
                 params![name, epoch],

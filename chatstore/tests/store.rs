@@ -52,6 +52,11 @@ fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(dir.path(), Sync::Normal).expect("open")
 }
 
+/// The database file itself, as the sqlite3 tool would see it.
+fn sql(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open chat.db")
+}
+
 fn texts(page: &[Event]) -> Vec<String> {
     page.iter()
         .map(|e| match &e.body {
@@ -416,7 +421,7 @@ fn a_version_1_database_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     // A database as version 1 wrote it: no sessions, recipients in a
     // table of their own.
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     db.execute_batch(
         "CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL,
                              last_seq INTEGER NOT NULL) WITHOUT ROWID;
@@ -461,7 +466,7 @@ fn a_version_1_database_is_migrated() {
     );
     // v4 dropped the index on `ts`.
     drop(store);
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     let indexes: i64 = db
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_by_ts'",
@@ -672,7 +677,7 @@ fn a_room_begun_again_keeps_its_writers_sessions_counted() {
 /// session 7, a private one from 7 to 3, a presence of 9; room `go`: two
 /// messages from 2.
 fn old_database(dir: &tempfile::TempDir, max_session: bool) {
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     db.execute_batch(
         "CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL,
                              last_seq INTEGER NOT NULL) WITHOUT ROWID;
@@ -751,7 +756,7 @@ fn a_version_4_database_is_read_as_it_is() {
     read_old(&ro);
     drop(ro);
     // A version 3 file is not read as it is.
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     db.pragma_update(None, "user_version", 3).unwrap();
     drop(db);
     let err = Store::open_read_only(dir.path()).unwrap_err();
@@ -760,7 +765,7 @@ fn a_version_4_database_is_read_as_it_is() {
         "{err}"
     );
     // The server migrates it (v4 to v6) and reads the same.
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     db.pragma_update(None, "user_version", 4).unwrap();
     drop(db);
     read_old(&open(&dir));
@@ -814,7 +819,7 @@ fn a_version_5_database_is_migrated_to_integer_keys_and_goes_on() {
     drop(store);
     // The sqlite3 tool sees the rows by room name and seq, through the
     // view `history`; the old table is gone.
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     let rows: Vec<(String, i64, String)> = db
         .prepare("SELECT room, seq, text FROM history WHERE kind = 1 ORDER BY room, seq")
         .unwrap()
@@ -922,7 +927,7 @@ fn a_forgotten_room_goes_with_its_history_and_its_writer_stays_counted() {
     // Its number is free again; the room that takes it starts empty.
     put(&mut store, "e3", &[msg("next", 1, 5, &[], "next 1")]);
     assert_eq!(texts(&store.recent("next", 10).unwrap()), ["next 1"]);
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     let numbers: Vec<(String, i64)> = db
         .prepare("SELECT name, no FROM rooms ORDER BY no")
         .unwrap()
@@ -945,7 +950,7 @@ fn past_the_highest_room_number_the_lowest_free_one_is_given() {
     drop(store);
     // As if every number up to the highest had been given: b holds it,
     // and 1 (a) is taken; 2 is free.
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     let top = chatstore::MAX_ROOMS as i64;
     db.execute(
         "UPDATE events SET id = (?1 << 40) + (id & 1099511627775) WHERE id >> 40 = 2",
@@ -961,7 +966,7 @@ fn past_the_highest_room_number_the_lowest_free_one_is_given() {
     for (room, text) in [("a", "a 1"), ("b", "b 1"), ("c", "c 1")] {
         assert_eq!(texts(&store.recent(room, 10).unwrap()), [text], "{room}");
     }
-    let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+    let db = sql(&dir);
     let no: i64 = db
         .query_row("SELECT no FROM rooms WHERE name = 'c'", [], |r| r.get(0))
         .unwrap();
@@ -1045,12 +1050,12 @@ fn a_version_5_file_v6_cannot_key_is_refused_and_left_as_it_was() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         old_database(&dir, true);
-        let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+        let db = sql(&dir);
         db.execute_batch(bad).unwrap();
         drop(db);
         let err = Store::open(dir.path(), Sync::Normal).unwrap_err();
         assert!(matches!(err, StoreError::KeysFull { .. }), "{bad}: {err}");
-        let db = rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).unwrap();
+        let db = sql(&dir);
         let version: i64 = db
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
