@@ -677,7 +677,7 @@ fn a_room_begun_again_keeps_its_writers_sessions_counted() {
 /// session 7, a private one from 7 to 3, a presence of 9; room `go`: two
 /// messages from 2.
 fn old_database(dir: &tempfile::TempDir, max_session: bool) {
-    let db = sql(&dir);
+    let db = sql(dir);
     db.execute_batch(
         "CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL,
                              last_seq INTEGER NOT NULL) WITHOUT ROWID;
