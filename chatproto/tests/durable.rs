@@ -646,6 +646,31 @@ fn a_prune_report_of_another_epoch_leaves_the_room_as_it_is() {
     assert_eq!(entered(&mut sim, "erin"), (epoch, 8));
 }
 
+/// The store's room records in order: "room NAME" and "forgotten NAME".
+fn room_log(sim: &Sim) -> Vec<String> {
+    sim.store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Room { name, .. } => Some(format!("room {name}")),
+            Record::Forgotten { name, .. } => Some(format!("forgotten {name}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rooms the store was told to forget, in order.
+fn forgotten(sim: &Sim) -> Vec<&str> {
+    sim.store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Forgotten { name, .. } => Some(&**name),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What the store holds of `room` for anyone (session 0 sees broadcasts).
 fn stored_texts(sim: &Sim, room: &str) -> Vec<String> {
     let (events, _) = sim.store.read(&chatproto::ReadQuery::new(
@@ -692,18 +717,8 @@ fn a_room_forgotten_while_the_store_fails_is_forgotten_once_it_works() {
         sim.store.fail = None;
         sim.server.handle_store_recovered();
         sim.commit();
-        let order: Vec<String> = sim
-            .store
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Room { name, .. } => Some(format!("room {name}")),
-                Record::Forgotten { name, .. } => Some(format!("forgotten {name}")),
-                _ => None,
-            })
-            .collect();
         assert_eq!(
-            order,
+            room_log(&sim),
             ["room rust", "forgotten rust", "room ops"],
             "lost with the batch: {lost_with_the_batch}"
         );
@@ -714,13 +729,7 @@ fn a_room_forgotten_while_the_store_fails_is_forgotten_once_it_works() {
         // Stored once: the store working on does not forget it again.
         sim.send(a, ClientFrame::msg_in("ops", vec![], "on", None));
         sim.commit();
-        let forgotten = sim
-            .store
-            .records
-            .iter()
-            .filter(|r| matches!(r, Record::Forgotten { .. }))
-            .count();
-        assert_eq!(forgotten, 1);
+        assert_eq!(forgotten(&sim).len(), 1);
     }
 }
 
@@ -739,23 +748,9 @@ fn rooms_restored_are_forgotten_least_recently_active_first() {
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("alice", vec!["new".into()], None));
     sim.commit();
-    let forgotten: Vec<&str> = sim
-        .store
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Forgotten { name, .. } => Some(&**name),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(forgotten, ["zulu"]);
+    assert_eq!(forgotten(&sim), ["zulu"]);
     sim.send(a, ClientFrame::enter("newer", None));
     sim.commit();
-    let forgotten = sim
-        .store
-        .records
-        .iter()
-        .filter(|r| matches!(r, Record::Forgotten { name, .. } if &**name == "mike"))
-        .count();
-    assert_eq!(forgotten, 1, "then the next least recently active");
+    let mike = forgotten(&sim).iter().filter(|n| **n == "mike").count();
+    assert_eq!(mike, 1, "then the next least recently active");
 }

@@ -481,27 +481,20 @@ impl Hub {
                 self.server.handle_persisted(through);
             }
             FromStore::Failed(cause) => {
-                self.storing = false;
-                self.metrics.append_failed();
-                // The core gives up every record not stored, these included.
-                self.to_store.clear();
                 warn!(
                     cause,
                     "the history database failed a batch: messages not yet stored are refused until it works again"
                 );
-                self.server.handle_persist_failed(&cause);
+                self.give_up_batch(&cause);
             }
             FromStore::Refused(cause) => {
-                // Refused alone: the store is up again at once, before any
-                // other input is read.
-                self.storing = false;
-                self.metrics.append_failed();
-                self.to_store.clear();
                 warn!(
                     cause,
                     "the history database refused a batch: the messages not yet stored were refused"
                 );
-                self.server.handle_persist_failed(&cause);
+                // Refused alone: the store is up again at once, before any
+                // other input is read.
+                self.give_up_batch(&cause);
                 self.server.handle_store_recovered();
             }
             FromStore::Recovered => {
@@ -519,6 +512,15 @@ impl Hub {
                 found,
             } => self.answer_read(ticket, client, found),
         }
+    }
+
+    /// The batch in the store's hands was not stored: the core gives up
+    /// every record not stored, those waiting here included.
+    fn give_up_batch(&mut self, cause: &str) {
+        self.storing = false;
+        self.metrics.append_failed();
+        self.to_store.clear();
+        self.server.handle_persist_failed(cause);
     }
 
     /// The store read history for `client`: its answer goes before what

@@ -35,6 +35,15 @@ fn durable(dir: &Path, extra: &[&str]) -> Server {
     Server::start(&flags)
 }
 
+/// SIGTERM: `client` is told and closed, and the server exits cleanly.
+fn stop_cleanly(server: &mut Server, client: &mut Client) {
+    server.sigterm();
+    client.expect_kind("notice");
+    client.expect_closed();
+    let status = server.wait_exit(WAIT);
+    assert!(status.success(), "exit status {status:?}");
+}
+
 /// A port on 127.0.0.1 that was free a moment ago: the kill test needs the
 /// restarted server where the real chatclient will reconnect.
 fn free_port() -> u16 {
@@ -1200,11 +1209,7 @@ fn a_clean_restart_keeps_history_seq_epoch_and_sessions() {
     }
     let a6 = u64_of(&echoes[5], "seq");
 
-    server.sigterm();
-    alice.expect_kind("notice");
-    alice.expect_closed();
-    let status = server.wait_exit(WAIT);
-    assert!(status.success(), "exit status {status:?}");
+    stop_cleanly(&mut server, &mut alice);
 
     let stored = Stored::read(dir.path());
     stored.assert_gapless("after SIGTERM");
@@ -1359,10 +1364,7 @@ fn after_a_restart_presences_before_the_first_message_are_no_gap() {
     alice.expect_kind("presence");
     alice.expect_kind("presence");
 
-    server.sigterm();
-    alice.expect_kind("notice");
-    alice.expect_closed();
-    assert!(server.wait_exit(WAIT).success());
+    stop_cleanly(&mut server, &mut alice);
 
     let server = durable(dir.path(), &[]);
     let (entered, replay) = back(&server);
@@ -1387,10 +1389,7 @@ fn a_room_past_the_highest_seq_is_refused_alone() {
     let mut alice = server.connect();
     join_v2(&mut alice, "alice", &["rust"], None);
     say(&mut alice, "rust", "one", "a-1");
-    server.sigterm();
-    alice.expect_kind("notice");
-    alice.expect_closed();
-    assert!(server.wait_exit(WAIT).success());
+    stop_cleanly(&mut server, &mut alice);
     // As if rust had come to one below the highest seq.
     let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
     let edge = chatstore::MAX_SEQ;
@@ -1456,10 +1455,7 @@ fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
             &format!("id-{room}"),
         );
     }
-    server.sigterm();
-    alice.expect_kind("notice");
-    alice.expect_closed();
-    assert!(server.wait_exit(WAIT).success());
+    stop_cleanly(&mut server, &mut alice);
     // Activity as if bb were the least recent and aa the most.
     let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
     for (room, ts) in [("bb", 1_000), ("cc", 2_000), ("aa", 3_000)] {
