@@ -190,4 +190,5 @@ pub use server::event::{
 pub use server::log::LogError;
 pub use server::output::{Kick, Output};
 pub use server::reads::{ReadPage, ReadQuery};
+pub use server::wire::push_json_string;
 pub use server::{ClientId, Now, Server};

@@ -1460,7 +1460,9 @@ fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
     let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
     for (room, ts) in [("bb", 1_000), ("cc", 2_000), ("aa", 3_000)] {
         db.execute(
-            "UPDATE events SET ts = ?2 WHERE (id >> 40) = (SELECT no FROM rooms WHERE name = ?1)",
+            "UPDATE chunks SET events = (SELECT json_group_array(json_set(j.value, '$[1]', ?2))
+                                         FROM json_each(chunks.events) AS j)
+             WHERE (id >> 40) = (SELECT no FROM rooms WHERE name = ?1)",
             rusqlite::params![room, ts],
         )
         .expect("update");

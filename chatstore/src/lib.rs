@@ -31,8 +31,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::borrow::Cow;
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,10 +43,11 @@ mod checkpoint;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The low bits of an event's key that hold its seq: the key is the room's
-/// number shifted left by this many bits, plus the seq (schema v6).
+/// number shifted left by this many bits, plus the seq (schema v6; from
+/// v8 the key of a chunk of events, with the seq of its last one).
 pub const SEQ_BITS: u32 = 40;
 
 /// The highest seq a room can store: 2^40 - 1, about 1.1 trillion events
@@ -60,6 +59,16 @@ pub const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
 /// takes the number after the highest in use, which may be a forgotten
 /// room's, and past this one the lowest free number).
 pub const MAX_ROOMS: u64 = (1 << (63 - SEQ_BITS)) - 1;
+
+/// The most events one row of the database holds (schema v8): a batch
+/// stores each room's events as runs ("chunks") of up to this many, one
+/// row each, so that SQLite's cost per row is paid once a run, not once
+/// an event.
+pub const CHUNK_EVENTS: usize = 64;
+
+/// A chunk is closed once its JSON passes this many bytes, whatever its
+/// count: rows stay small enough to read and rewrite whole.
+pub const CHUNK_BYTES: usize = 16 * 1024;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
@@ -462,6 +471,49 @@ impl Store {
                 "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
             )?;
         }
+        if from < 8 {
+            // v8: a room's events are stored a run at a time, one row
+            // ("chunk") per run of up to CHUNK_EVENTS events of a batch,
+            // keyed by the room's number << SEQ_BITS plus the seq of its
+            // last event; the events are a JSON array, each one an array
+            // (seq, ts, kind, session, nick, online, text, msg_id,
+            // to_sessions, to_nicks). SQLite's cost is per row (binding,
+            // the record, the B-tree insert), and a stored message cost
+            // about 5,600 instructions as a row of its own (BENCHMARKS).
+            // Old rows are grouped by blocks of 64 seqs; the view
+            // `history` shows one row per event as before.
+            tx.execute_batch(&format!(
+                "DROP VIEW IF EXISTS history;
+                 CREATE TABLE chunks (
+                     id INTEGER PRIMARY KEY,
+                     first INTEGER NOT NULL,
+                     events TEXT NOT NULL
+                 );
+                 INSERT INTO chunks (id, first, events)
+                     SELECT max(id), min(id) & {MAX_SEQ},
+                            json_group_array(json_array(id & {MAX_SEQ}, ts, kind, session, nick,
+                                online, text, msg_id, to_sessions, to_nicks) ORDER BY id)
+                     FROM events GROUP BY id >> 6 ORDER BY 1;
+                 DROP TABLE events;
+                 CREATE VIEW history AS
+                     SELECT r.name AS room, json_extract(j.value, '$[0]') AS seq,
+                            json_extract(j.value, '$[1]') AS ts,
+                            json_extract(j.value, '$[2]') AS kind,
+                            json_extract(j.value, '$[3]') AS session,
+                            json_extract(j.value, '$[4]') AS nick,
+                            json_extract(j.value, '$[5]') AS online,
+                            json_extract(j.value, '$[6]') AS text,
+                            json_extract(j.value, '$[7]') AS msg_id,
+                            json_extract(j.value, '$[8]') IS NULL AS to_all,
+                            json_extract(j.value, '$[8]') AS to_sessions,
+                            json_extract(j.value, '$[9]') AS to_nicks
+                     FROM rooms r
+                         JOIN chunks c
+                             ON c.id >= r.no << {SEQ_BITS}
+                             AND c.id <= (r.no << {SEQ_BITS}) + {MAX_SEQ},
+                         json_each(c.events) AS j;"
+            ))?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -622,25 +674,82 @@ impl Store {
         order: Order,
         mut each: impl FnMut(Event),
     ) -> Result<(), StoreError> {
-        let (dir, limit) = match order {
-            Order::OldestFirst => ("ASC", -1),
-            Order::NewestFirst(n) => ("DESC", n.min(i64::MAX as usize) as i64),
+        let (newest_first, mut left) = match order {
+            Order::OldestFirst => (false, usize::MAX),
+            Order::NewestFirst(n) => (true, n),
         };
+        if left == 0 {
+            return Ok(());
+        }
+        let room_name: Arc<str> = Arc::from(room);
+        self.walk(room, since.saturating_add(1), u64::MAX, newest_first, |e| {
+            if e.2 == KIND_MSG {
+                each(stored_msg(e, &room_name));
+                left -= 1;
+            }
+            left > 0
+        })
+    }
+
+    /// Hand each stored event of `room` with a seq in `lo..=hi` to `each`,
+    /// newest or oldest first, for as long as it answers `true`. Chunks
+    /// (v8) are read a row at a time; older files' rows are read as chunks
+    /// of one event.
+    fn walk(
+        &self,
+        room: &str,
+        lo: u64,
+        hi: u64,
+        newest_first: bool,
+        mut each: impl FnMut(Stored) -> bool,
+    ) -> Result<(), StoreError> {
         let keys = self.keys();
-        let Keys {
-            range, seq, order, ..
-        } = keys;
-        let mut st = self.db.prepare_cached(&format!(
-            "SELECT {seq}, ts, session, nick, text, msg_id, to_sessions, to_nicks FROM events
-             WHERE {range} AND kind = 1 ORDER BY {order} {dir} LIMIT ?4"
-        ))?;
-        let Some(from) = keys.lower(since.saturating_add(1)) else {
+        let (Some(from), to) = (keys.lower(lo), keys.upper(hi)) else {
             return Ok(());
         };
-        let mut rows = st.query(params![room, from, keys.max, limit])?;
-        let room_name: Arc<str> = Arc::from(room);
+        if from > to {
+            return Ok(());
+        }
+        let dir = if newest_first { "DESC" } else { "ASC" };
+        let sql = if self.version >= 8 {
+            // The chunks from the one holding `lo` to the one holding `hi`
+            // (the first whose last seq reaches it), or to the room's end.
+            format!(
+                "SELECT events FROM chunks
+                 WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?2
+                   AND id <= coalesce(
+                       (SELECT min(id) FROM chunks
+                        WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?3
+                          AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40)
+                                    + 1099511627775),
+                       ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775)
+                 ORDER BY id {dir}"
+            )
+        } else {
+            let Keys {
+                range, seq, order, ..
+            } = keys;
+            format!(
+                "SELECT json_array(json_array({seq}, ts, kind, session, nick, online, text,
+                                              msg_id, to_sessions, to_nicks))
+                 FROM events WHERE {range} ORDER BY {order} {dir}"
+            )
+        };
+        let mut st = self.db.prepare_cached(&sql)?;
+        let mut rows = st.query(params![room, from, to])?;
+        let (lo, hi) = (from as u64, to as u64);
         while let Some(r) = rows.next()? {
-            each(msg_row(r, &room_name)?);
+            let json = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let events = decode_chunk(json)?;
+            let mut go = |e: Stored| !(lo..=hi).contains(&e.0) || each(e);
+            let went = if newest_first {
+                events.into_iter().rev().all(&mut go)
+            } else {
+                events.into_iter().all(&mut go)
+            };
+            if !went {
+                break;
+            }
         }
         Ok(())
     }
@@ -650,6 +759,12 @@ impl Store {
         let sql = if self.version < 6 {
             "SELECT name, epoch, last_seq,
                     (SELECT min(seq) FROM events WHERE events.room = rooms.name)
+             FROM rooms ORDER BY name"
+        } else if self.version >= 8 {
+            "SELECT name, epoch, last_seq,
+                    (SELECT first FROM chunks
+                     WHERE id >= rooms.no << 40 AND id <= (rooms.no << 40) + 1099511627775
+                     ORDER BY id LIMIT 1)
              FROM rooms ORDER BY name"
         } else {
             "SELECT name, epoch, last_seq,
@@ -707,9 +822,18 @@ impl Store {
         let older = lowest > query.after.saturating_add(1) && {
             let keys = self.keys();
             let range = keys.range;
-            let mut st = self.db.prepare_cached(&format!(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE {range})"
-            ))?;
+            // From v8: the first chunk that reaches `?2` starts at `?3` or
+            // below (the chunks after it start above).
+            let sql = if self.version >= 8 {
+                "SELECT coalesce((SELECT first <= ?3 FROM chunks
+                     WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?2
+                       AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775
+                     ORDER BY id LIMIT 1), 0)"
+                    .to_owned()
+            } else {
+                format!("SELECT EXISTS (SELECT 1 FROM events WHERE {range})")
+            };
+            let mut st = self.db.prepare_cached(&sql)?;
             // Seqs `after + 1 ..= lowest - 1` (lowest > after + 1).
             match keys.lower(query.after.saturating_add(1)) {
                 Some(from) => st
@@ -730,33 +854,23 @@ impl Store {
         before: u64,
         limit: usize,
     ) -> Result<(Vec<Event>, bool), StoreError> {
-        let keys = self.keys();
-        // Seqs `after + 1 ..= before - 1`, as far as a room can hold them.
-        let (Some(from), Some(to)) = (
-            keys.lower(after.saturating_add(1)),
-            before.checked_sub(1).map(|b| keys.upper(b)),
-        ) else {
+        // Seqs `after + 1 ..= before - 1`.
+        let Some(hi) = before.checked_sub(1) else {
             return Ok((Vec::new(), false));
         };
-        let Keys {
-            range, seq, order, ..
-        } = keys;
-        let mut st = self.db.prepare_cached(&format!(
-            "SELECT {seq}, ts, session, nick, text, msg_id, to_sessions, to_nicks FROM events
-             WHERE {range} AND kind = 1
-               AND (to_all OR session = ?4 OR instr(to_sessions, ?5) > 0)
-             ORDER BY {order} DESC LIMIT ?6"
-        ))?;
-        let want = limit as i64 + 1;
         let me = format!(",{},", session.0);
         let room_name: Arc<str> = Arc::from(room);
-        let rows = st.query_map(params![room, from, to, session.0 as i64, me, want], |r| {
-            msg_row(r, &room_name)
-        })?;
         let mut page = Vec::new();
-        for row in rows {
-            page.push(row?);
-        }
+        self.walk(room, after.saturating_add(1), hi, true, |e| {
+            let visible = match &e.8 {
+                None => true,
+                Some(to) => e.3 == session.0 || to.contains(&me),
+            };
+            if e.2 == KIND_MSG && visible {
+                page.push(stored_msg(e, &room_name));
+            }
+            page.len() <= limit
+        })?;
         let more = page.len() > limit;
         page.truncate(limit);
         page.reverse();
@@ -776,79 +890,97 @@ impl Store {
         let cutoff = now_ms.saturating_sub(max_age_ms).min(i64::MAX as u64) as i64;
         let now = now_ms.min(i64::MAX as u64) as i64;
         let tx = self.db.transaction()?;
-        // Events by key (the room's number << SEQ_BITS plus the seq).
-        let mut victims: Vec<i64> = Vec::new();
+        let mut deleted = 0;
         {
-            // Too old: each room's oldest events, in seq order, up to the
-            // first one young enough. A room's `ts` follows its seq but for
-            // a wall clock that was stepped: after a step back, what follows
-            // waits for what came before; a stamp in the future (a clock
-            // that was ahead) is stepped over, kept until its time comes
-            // but holding nothing back.
-            // Room by room through the key, so a pass with nothing to
-            // delete reads nothing (one query joining rooms to events read
-            // every event, 0.2 s per million, every pass).
+            // Room by room, each room's oldest chunks first, through the
+            // key, so a pass with nothing to delete reads a chunk a room
+            // (one query joining rooms to events read every event, 0.2 s
+            // per million, every pass).
             let rooms: Vec<(i64, i64)> = tx
                 .prepare_cached("SELECT no, last_seq FROM rooms ORDER BY name")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            let mut oldest = tx.prepare_cached(
-                "SELECT id, ts FROM events WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
-            )?;
-            for &(no, _) in &rooms {
-                let left = batch.saturating_sub(victims.len());
-                if left == 0 {
-                    break;
-                }
-                let base = no << SEQ_BITS;
-                let rows = oldest
-                    .query_map(params![base, base + MAX_SEQ as i64, left as i64], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                    })?;
-                for row in rows {
-                    let (id, ts) = row?;
-                    if ts < cutoff {
-                        victims.push(id);
-                    } else if ts <= now {
-                        break;
-                    }
-                }
-            }
-            // Past the count: each room's events below its newest
-            // `max_per_room`; those already taken for their age are not
-            // counted twice.
-            let old: std::collections::HashSet<i64> = victims.iter().copied().collect();
             let keep = max_per_room.min(i64::MAX as u64) as i64;
+            let mut oldest = tx.prepare_cached(
+                "SELECT id, events FROM chunks WHERE id >= ?1 AND id <= ?2 ORDER BY id",
+            )?;
+            // What becomes of a chunk: deleted, or its survivors.
+            let mut edits: Vec<(i64, i64, Vec<Stored>)> = Vec::new();
             for (no, last_seq) in rooms {
-                let left = batch.saturating_sub(victims.len());
-                let below = last_seq.saturating_sub(keep).min(MAX_SEQ as i64);
-                if left == 0 {
+                if deleted == batch {
                     break;
                 }
-                if below < 1 {
-                    continue;
-                }
-                let limit = (left + old.len()) as i64;
                 let base = no << SEQ_BITS;
-                let rows =
-                    oldest.query_map(params![base, base + below, limit], |r| r.get::<_, i64>(0))?;
-                for id in rows {
-                    if victims.len() == batch {
-                        break;
+                // Past the count: the events below the newest `keep`.
+                let below = last_seq.saturating_sub(keep).max(0) as u64;
+                // Too old: the room's oldest events, in seq order, up to
+                // the first one young enough. A room's `ts` follows its
+                // seq but for a wall clock that was stepped: after a step
+                // back, what follows waits for what came before; a stamp
+                // in the future (a clock that was ahead) is stepped over,
+                // kept until its time comes but holding nothing back. At
+                // most `batch` events are looked at for their age.
+                let mut aged = false;
+                let mut looked = 0;
+                let mut rows = oldest.query(params![base, base + MAX_SEQ as i64])?;
+                while let Some(r) = rows.next()? {
+                    let id: i64 = r.get(0)?;
+                    let json = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                    let events = decode_chunk(json)?;
+                    let total = events.len();
+                    let mut survivors = Vec::with_capacity(total);
+                    let mut stop = false;
+                    for e in events {
+                        let ts = e.1.min(i64::MAX as u64) as i64;
+                        if !aged {
+                            looked += 1;
+                        }
+                        let old = !aged && ts < cutoff;
+                        // Young enough: the age scan ends here.
+                        if !aged && ts >= cutoff && ts <= now {
+                            aged = true;
+                        }
+                        if stop || deleted == batch || !(e.0 <= below || old) {
+                            // Nothing after it can go: too young, and
+                            // within the count.
+                            if aged && e.0 > below {
+                                stop = true;
+                            }
+                            survivors.push(e);
+                        } else {
+                            deleted += 1;
+                        }
+                        if looked >= batch {
+                            aged = true;
+                        }
                     }
-                    let id = id?;
-                    if !old.contains(&id) {
-                        victims.push(id);
+                    if survivors.len() < total {
+                        edits.push((base, id, survivors));
+                    }
+                    if stop || deleted == batch || (aged && (id - base) as u64 > below) {
+                        break;
                     }
                 }
             }
-            let mut del = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
-            for id in &victims {
-                del.execute(params![id])?;
+            drop(oldest);
+            for (base, id, survivors) in edits {
+                tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?
+                    .execute(params![id])?;
+                if let (Some(first), Some(last)) = (survivors.first(), survivors.last()) {
+                    let mut json = String::from("[");
+                    for (i, e) in survivors.iter().enumerate() {
+                        if i > 0 {
+                            json.push(',');
+                        }
+                        Fields::of(e).push(&mut json);
+                    }
+                    json.push(']');
+                    insert_chunk(&tx, base, first.0, last.0, &json)?;
+                }
             }
         }
         tx.commit()?;
-        Ok(victims.len())
+        Ok(deleted)
     }
 }
 
@@ -884,100 +1016,169 @@ enum Order {
     NewestFirst(usize),
 }
 
-/// Events per multi-row `INSERT`: one statement step for this many rows
-/// costs less than a step each (SQLite's own limit on a statement's
-/// parameters, 32,766, is far above 12 columns x 32).
-const ROWS_PER_INSERT: usize = 32;
+/// One stored event as a chunk's JSON holds it: seq, ts, kind, session,
+/// nick, online (1, 0 or null), text, msg_id, the recipients' sessions as
+/// ",12,45," and their nicks one per line (both null for everyone).
+type Stored = (
+    u64,
+    u64,
+    i64,
+    u64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
-/// The columns of an event row, in `INSERT` order.
-const EVENT_COLUMNS: usize = 11;
+/// A chunk's events, oldest first.
+fn decode_chunk(json: &str) -> rusqlite::Result<Vec<Stored>> {
+    serde_json::from_str(json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
 
-/// An event row waiting to be inserted.
-struct Row<'a> {
-    /// The room's number << [`SEQ_BITS`], plus the seq.
-    id: i64,
-    ts: i64,
+/// An event's fields, borrowed, as [`Stored`] orders them.
+struct Fields<'a> {
+    seq: u64,
+    ts: u64,
     kind: i64,
-    session: i64,
+    session: u64,
     nick: &'a str,
-    online: Option<bool>,
+    online: Option<i64>,
     text: Option<&'a str>,
     msg_id: Option<&'a str>,
-    to_all: bool,
-    /// The recipients' sessions as ",12,45," and their nicks one per line.
-    to: Option<(String, Cow<'a, str>)>,
+    to: To<'a>,
 }
 
-/// `INSERT INTO events ... VALUES (...), (...)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO events (id, ts, kind, session, nick, online, text, msg_id, to_all, \
-         to_sessions, to_nicks) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
+/// A message's recipients: as a chunk stored them (sessions as ",12,45,",
+/// nicks one per line, both `None` for everyone), or as the event has them
+/// (none: everyone), written in that form without a copy.
+enum To<'a> {
+    Stored(Option<&'a str>, Option<&'a str>),
+    Live(&'a [Recipient]),
+}
+
+impl<'a> Fields<'a> {
+    fn of(e: &'a Stored) -> Fields<'a> {
+        Fields {
+            seq: e.0,
+            ts: e.1,
+            kind: e.2,
+            session: e.3,
+            nick: &e.4,
+            online: e.5,
+            text: e.6.as_deref(),
+            msg_id: e.7.as_deref(),
+            to: To::Stored(e.8.as_deref(), e.9.as_deref()),
         }
-        sql.push('(');
-        for c in 0..EVENT_COLUMNS {
-            if c > 0 {
-                sql.push(',');
+    }
+
+    /// Append the event's JSON array to `out`.
+    fn push(&self, out: &mut String) {
+        out.push('[');
+        for n in [self.seq, self.ts] {
+            out.push_str(itoa::Buffer::new().format(n));
+            out.push(',');
+        }
+        out.push_str(itoa::Buffer::new().format(self.kind));
+        out.push(',');
+        out.push_str(itoa::Buffer::new().format(self.session));
+        out.push(',');
+        push_str(out, Some(self.nick));
+        out.push(',');
+        match self.online {
+            Some(n) => out.push_str(itoa::Buffer::new().format(n)),
+            None => out.push_str("null"),
+        }
+        for s in [self.text, self.msg_id] {
+            out.push(',');
+            push_str(out, s);
+        }
+        match self.to {
+            To::Stored(sessions, nicks) => {
+                for s in [sessions, nicks] {
+                    out.push(',');
+                    push_str(out, s);
+                }
             }
-            let _ = write!(sql, "?{}", r * EVENT_COLUMNS + c + 1);
+            To::Live([]) => out.push_str(",null,null"),
+            To::Live(to) => {
+                // Digits and commas need no escaping.
+                out.push_str(",\",");
+                for r in to {
+                    out.push_str(itoa::Buffer::new().format(r.session.0));
+                    out.push(',');
+                }
+                out.push_str("\",");
+                // A nickname holds no control character, so no newline:
+                // one recipient's nicks are its nick as it is.
+                match to {
+                    [one] => push_str(out, Some(&one.nick)),
+                    _ => {
+                        let nicks = to.iter().map(|r| &*r.nick).collect::<Vec<_>>().join("\n");
+                        push_str(out, Some(&nicks));
+                    }
+                }
+            }
         }
-        sql.push(')');
+        out.push(']');
     }
-    sql
 }
 
-/// Insert `rows` (in order) and empty it: full chunks through one
-/// multi-row statement, the rest through the one-row statement.
-fn flush_rows(tx: &rusqlite::Transaction<'_>, rows: &mut Vec<Row<'_>>) -> Result<(), StoreError> {
-    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-    if chunks.len() > 0 {
-        // Built once: `prepare_cached` looks statements up by their text.
-        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let sql = MANY.get_or_init(|| insert_sql(ROWS_PER_INSERT));
-        let mut many = tx.prepare_cached(sql)?;
-        for chunk in &mut chunks {
-            bind_rows(&mut many, chunk)?;
-            many.raw_execute()?;
-        }
+/// `s` as a JSON string, or `null`.
+fn push_str(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => chatproto::push_json_string(out, s),
+        None => out.push_str("null"),
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        static ONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let mut one = tx.prepare_cached(ONE.get_or_init(|| insert_sql(1)))?;
-        for row in rest {
-            bind_rows(&mut one, std::slice::from_ref(row))?;
-            one.raw_execute()?;
-        }
+}
+
+/// A room's events of one batch being gathered into a chunk.
+struct Chunk {
+    /// Its first and last event's seq.
+    first: u64,
+    last: u64,
+    count: usize,
+    /// `[` and the events so far, comma-separated.
+    json: String,
+}
+
+/// What a batch does to one room: its last seq, highest writer, key base
+/// and the chunk it is gathering.
+struct Run<'a> {
+    room: &'a str,
+    seq: u64,
+    session: i64,
+    base: i64,
+    chunk: Option<Chunk>,
+}
+
+/// Insert the chunk `run` is gathering, if any.
+fn flush_chunk(tx: &rusqlite::Transaction<'_>, run: &mut Run<'_>) -> Result<(), StoreError> {
+    if let Some(mut c) = run.chunk.take() {
+        c.json.push(']');
+        insert_chunk(tx, run.base, c.first, c.last, &c.json)?;
     }
-    rows.clear();
     Ok(())
 }
 
-fn bind_rows(st: &mut rusqlite::CachedStatement<'_>, rows: &[Row<'_>]) -> Result<(), StoreError> {
-    for (r, row) in rows.iter().enumerate() {
-        let at = r * EVENT_COLUMNS;
-        st.raw_bind_parameter(at + 1, row.id)?;
-        st.raw_bind_parameter(at + 2, row.ts)?;
-        st.raw_bind_parameter(at + 3, row.kind)?;
-        st.raw_bind_parameter(at + 4, row.session)?;
-        st.raw_bind_parameter(at + 5, row.nick)?;
-        st.raw_bind_parameter(at + 6, row.online)?;
-        st.raw_bind_parameter(at + 7, row.text)?;
-        st.raw_bind_parameter(at + 8, row.msg_id)?;
-        st.raw_bind_parameter(at + 9, row.to_all)?;
-        st.raw_bind_parameter(at + 10, row.to.as_ref().map(|t| t.0.as_str()))?;
-        st.raw_bind_parameter(at + 11, row.to.as_ref().map(|t| &*t.1))?;
-    }
+fn insert_chunk(
+    tx: &rusqlite::Transaction<'_>,
+    base: i64,
+    first: u64,
+    last: u64,
+    json: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO chunks (id, first, events) VALUES (?1, ?2, ?3)")?
+        .execute(params![base | last as i64, first as i64, json])?;
     Ok(())
 }
 
-/// Write `records` inside `tx`, in order: a batch's events go in
-/// multi-row statements, flushed before any other record (a room begun
-/// again deletes the room's earlier events).
+/// Write `records` inside `tx`, in order: each room's events are gathered
+/// into chunks, inserted once full and before any other record (a room
+/// begun again deletes the room's earlier events).
 ///
 /// A room's number comes from this batch's `found` (the latest entry),
 /// from `known` (committed ones), or from the file; rooms this batch
@@ -989,14 +1190,21 @@ fn write<'a>(
     known: &std::collections::HashMap<String, i64>,
     found: &mut Vec<(String, Option<i64>)>,
 ) -> Result<(), StoreError> {
-    // Each room's last seq, highest session and key base, the first two
-    // written once per batch (events of a room come in seq order).
-    let mut last: Vec<(&'a str, u64, i64, i64)> = Vec::new();
-    let mut rows: Vec<Row<'a>> = Vec::new();
+    // Each room's last seq and highest session are written once per batch
+    // (events of a room come in seq order).
+    let mut runs: Vec<Run<'a>> = Vec::new();
+    // The chunk of the room a record names goes in before the record
+    // acts on the room.
+    let flush_room = |runs: &mut Vec<Run<'a>>, name: &str| -> Result<(), StoreError> {
+        match runs.iter_mut().find(|r| r.room == name) {
+            Some(run) => flush_chunk(tx, run),
+            None => Ok(()),
+        }
+    };
     for record in records {
         match record {
             Record::Room { name, epoch, .. } => {
-                flush_rows(tx, &mut rows)?;
+                flush_room(&mut runs, name)?;
                 match begin_room(tx, name, epoch)? {
                     // The same epoch again changes nothing.
                     Began::Same => {}
@@ -1004,8 +1212,8 @@ fn write<'a>(
                     // before in this batch too.
                     // Its highest writer stays: sessions only go up.
                     Began::Again => {
-                        if let Some((_, seq, ..)) = last.iter_mut().find(|(r, ..)| **r == **name) {
-                            *seq = 0;
+                        if let Some(run) = runs.iter_mut().find(|r| *r.room == **name) {
+                            run.seq = 0;
                         }
                     }
                     // A room's record goes before its events: events of a
@@ -1014,11 +1222,11 @@ fn write<'a>(
                 }
             }
             Record::Forgotten { name, .. } => {
-                flush_rows(tx, &mut rows)?;
+                flush_room(&mut runs, name)?;
                 // What this batch wrote into it is counted first.
-                if let Some(i) = last.iter().position(|(r, ..)| **r == **name) {
-                    let (_, seq, session, _) = last.remove(i);
-                    update_room(tx, name, seq, session)?;
+                if let Some(i) = runs.iter().position(|r| *r.room == **name) {
+                    let run = runs.remove(i);
+                    update_room(tx, name, run.seq, run.session)?;
                 }
                 forget_room(tx, name)?;
                 found.push((name.to_string(), None));
@@ -1041,19 +1249,24 @@ fn write<'a>(
                         why: "its seq is past the highest a room can store",
                     });
                 }
-                let base = match last.iter_mut().find(|(r, ..)| *r == room_name) {
-                    Some((_, seq, session, base)) => {
-                        *seq = (*seq).max(e.seq);
-                        *session = (*session).max(writer);
-                        *base
-                    }
+                let at = match runs.iter().position(|r| r.room == room_name) {
+                    Some(at) => at,
                     None => {
                         let base = room_number(tx, room_name, known, found)? << SEQ_BITS;
-                        last.push((room_name, e.seq, writer, base));
-                        base
+                        runs.push(Run {
+                            room: room_name,
+                            seq: 0,
+                            session: -1,
+                            base,
+                            chunk: None,
+                        });
+                        runs.len() - 1
                     }
                 };
-                let (kind, session, nick, online, text, id, to): (
+                let run = &mut runs[at];
+                run.seq = run.seq.max(e.seq);
+                run.session = run.session.max(writer);
+                let (kind, session, nick, online, text, msg_id, to): (
                     _,
                     _,
                     &str,
@@ -1071,7 +1284,7 @@ fn write<'a>(
                         KIND_PRESENCE,
                         *session,
                         nick,
-                        Some(*status == PresenceStatus::Online),
+                        Some(i64::from(*status == PresenceStatus::Online)),
                         None,
                         None,
                         &[],
@@ -1094,40 +1307,43 @@ fn write<'a>(
                     ),
                     _ => continue,
                 };
-                let to = (!to.is_empty()).then(|| {
-                    let mut sessions = String::with_capacity(2 + 8 * to.len());
-                    sessions.push(',');
-                    for r in to {
-                        sessions.push_str(itoa::Buffer::new().format(r.session.0));
-                        sessions.push(',');
-                    }
-                    // A nickname holds no control character, so no newline:
-                    // one recipient's nicks are its nick as it is.
-                    let nicks = match to {
-                        [one] => Cow::Borrowed(&*one.nick),
-                        _ => Cow::Owned(to.iter().map(|r| &*r.nick).collect::<Vec<_>>().join("\n")),
-                    };
-                    (sessions, nicks)
+                // A chunk holds increasing seqs, up to its bounds.
+                if run.chunk.as_ref().is_some_and(|c| {
+                    e.seq <= c.last || c.count >= CHUNK_EVENTS || c.json.len() >= CHUNK_BYTES
+                }) {
+                    flush_chunk(tx, run)?;
+                }
+                let c = run.chunk.get_or_insert_with(|| Chunk {
+                    first: e.seq,
+                    last: e.seq,
+                    count: 0,
+                    // Grown once for most chunks, not a few times each.
+                    json: String::with_capacity(CHUNK_BYTES / 2),
                 });
-                rows.push(Row {
-                    id: base | e.seq as i64,
-                    ts: e.ts as i64,
+                c.json.push(if c.count == 0 { '[' } else { ',' });
+                c.last = e.seq;
+                c.count += 1;
+                Fields {
+                    seq: e.seq,
+                    ts: e.ts,
                     kind,
-                    session: session.0 as i64,
+                    session: session.0,
                     nick,
                     online,
                     text,
-                    msg_id: id,
-                    to_all: to.is_none(),
-                    to,
-                });
+                    msg_id,
+                    to: To::Live(to),
+                }
+                .push(&mut c.json);
             }
             _ => {}
         }
     }
-    flush_rows(tx, &mut rows)?;
-    for (name, seq, session, _) in last {
-        update_room(tx, name, seq, session)?;
+    for run in &mut runs {
+        flush_chunk(tx, run)?;
+    }
+    for run in runs {
+        update_room(tx, run.room, run.seq, run.session)?;
     }
     Ok(())
 }
@@ -1195,7 +1411,7 @@ fn forget_room(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), StoreEr
 /// Every event of the room `name` (its number's whole key range).
 fn delete_events(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), StoreError> {
     tx.execute(
-        "DELETE FROM events
+        "DELETE FROM chunks
          WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40)
            AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775",
         params![name],
@@ -1203,13 +1419,9 @@ fn delete_events(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), Store
     Ok(())
 }
 
-/// A message row (seq, ts, session, nick, text, msg_id, to_sessions,
-/// to_nicks) as the event it stored.
-fn msg_row(r: &rusqlite::Row<'_>, room: &Arc<str>) -> rusqlite::Result<Event> {
-    let seq = r.get::<_, i64>(0)? as u64;
-    let ts = r.get::<_, i64>(1)? as u64;
-    let sessions: Option<String> = r.get(6)?;
-    let nicks: Option<String> = r.get(7)?;
+/// A stored message as the event it was.
+fn stored_msg(e: Stored, room: &Arc<str>) -> Event {
+    let (seq, ts, _, session, nick, _, text, msg_id, sessions, nicks) = e;
     let to = match (sessions, nicks) {
         (Some(sessions), Some(nicks)) => sessions
             .split(',')
@@ -1220,13 +1432,13 @@ fn msg_row(r: &rusqlite::Row<'_>, room: &Arc<str>) -> rusqlite::Result<Event> {
         _ => Vec::new(),
     };
     let body = EventBody::msg(
-        SessionId(r.get::<_, i64>(2)? as u64),
-        r.get::<_, String>(3)?,
+        SessionId(session),
+        nick,
         to,
-        r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-        r.get(5)?,
+        text.unwrap_or_default(),
+        msg_id,
     );
-    Ok(Event::new(Arc::clone(room), seq, ts, body))
+    Event::new(Arc::clone(room), seq, ts, body)
 }
 
 /// What a room record did.

@@ -12,7 +12,7 @@ pub(crate) mod reads;
 mod room;
 mod session;
 mod timers;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

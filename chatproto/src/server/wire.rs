@@ -79,39 +79,56 @@ impl WireEvent<'_> {
     }
 }
 
-/// `s` as a JSON string, escaped as serde_json escapes it. The bytes
-/// that need it (a quote, a backslash, a control character) are found
-/// eight at a time, and the plain stretches between them copied whole.
+/// `s` as a JSON string, escaped as serde_json escapes it.
 fn string(dst: &mut BytesMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    dst.reserve(s.len() + 2);
+    escaped(s, |part| dst.put_slice(part.as_bytes()));
+}
+
+/// Append `s` to `out` as a JSON string (quotes included), escaped as
+/// serde_json escapes it: a quote, a backslash and the control characters
+/// U+0000 to U+001F, the rest as it is. The bytes that need escaping are
+/// found eight at a time and the plain stretches between them copied
+/// whole, as the server's own encoder writes events. For a store or a
+/// shell that writes JSON of its own.
+///
+/// ```
+/// let mut out = String::from("[");
+/// chatproto::push_json_string(&mut out, "say \"hi\"\n");
+/// assert_eq!(out, r#"["say \"hi\"\n""#);
+/// assert_eq!(serde_json::from_str::<Vec<String>>(&format!("{out}]")).unwrap(), ["say \"hi\"\n"]);
+/// ```
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    escaped(s, |part| out.push_str(part));
+}
+
+/// `s` as a JSON string, handed to `put` in parts: the quotes, the plain
+/// stretches and each escape.
+#[inline(always)]
+fn escaped(s: &str, mut put: impl FnMut(&str)) {
+    /// The escape of each control character, as serde_json writes them.
+    const CONTROL: [&str; 32] = [
+        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+        "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011",
+        "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019",
+        "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    ];
     let bytes = s.as_bytes();
-    dst.reserve(bytes.len() + 2);
-    dst.put_u8(b'"');
+    put("\"");
     let mut plain = 0;
     while let Some(i) = special(&bytes[plain..]).map(|i| plain + i) {
-        dst.put_slice(&bytes[plain..i]);
+        // `i` is at an ASCII byte: both slices are whole characters.
+        put(&s[plain..i]);
         plain = i + 1;
-        let b = bytes[i];
-        match b {
-            b'"' => dst.put_slice(b"\\\""),
-            b'\\' => dst.put_slice(b"\\\\"),
-            0x08 => dst.put_slice(b"\\b"),
-            0x0c => dst.put_slice(b"\\f"),
-            b'\n' => dst.put_slice(b"\\n"),
-            b'\r' => dst.put_slice(b"\\r"),
-            b'\t' => dst.put_slice(b"\\t"),
-            _ => dst.put_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
+        put(match bytes[i] {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b => CONTROL[usize::from(b)],
+        });
     }
-    dst.put_slice(&bytes[plain..]);
-    dst.put_u8(b'"');
+    put(&s[plain..]);
+    put("\"");
 }
 
 /// `n` in decimal.
@@ -142,6 +159,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn push_json_string_is_serde_jsons_byte_for_byte(
+            s in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}]){0,40}",
+        ) {
+            let mut out = String::from("kept");
+            push_json_string(&mut out, &s);
+            prop_assert_eq!(out, format!("kept{}", serde_json::to_string(&s).unwrap()));
+        }
+
         #[test]
         fn msg_frames_are_serde_jsons_byte_for_byte(
             room in "[a-z0-9_-]{1,32}",
