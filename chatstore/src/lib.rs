@@ -1317,8 +1317,8 @@ fn write<'a>(
                     first: e.seq,
                     last: e.seq,
                     count: 0,
-                    // Grown once for most chunks, not a few times each.
-                    json: String::with_capacity(CHUNK_BYTES / 2),
+                    // A batch may name many rooms: small until it grows.
+                    json: String::with_capacity(1024),
                 });
                 c.json.push(if c.count == 0 { '[' } else { ',' });
                 c.last = e.seq;
