@@ -246,11 +246,12 @@ fn run(
             Ok(ToStore::Append { records, through }) => {
                 let answer = match store.append(&records) {
                     Ok(()) => FromStore::Stored(through),
-                    // A batch past a room's keys can never be stored, but
-                    // the next one may: refused alone (its messages are
-                    // answered `unavailable`), and the store is up again.
-                    Err(e @ StoreError::KeysFull { .. }) => {
-                        warn!(error = %e, "a batch the history database cannot key was refused");
+                    // A batch past a room's keys (or with a seq out of
+                    // order, a bug) can never be stored, but the next one
+                    // may: refused alone (its messages are answered
+                    // `unavailable`), and the store is up again.
+                    Err(e @ (StoreError::KeysFull { .. } | StoreError::OutOfOrder { .. })) => {
+                        warn!(error = %e, "a batch the history database cannot store was refused");
                         FromStore::Refused(cause(&e))
                     }
                     Err(e) => {
@@ -335,17 +336,21 @@ fn run(
 }
 
 /// Probe with the failed batch, less the records of any room the store
-/// cannot key (such records are refused alone whenever they come, and
+/// cannot key or whose seqs are out of order (such records are refused alone whenever they come, and
 /// this batch's messages were refused when it failed): `Ok` when the rest
 /// would be stored, so the store works again.
 fn probe_keyable(store: &mut Store, batch: &mut Vec<Record>) -> Result<(), StoreError> {
     loop {
         match store.probe(batch) {
-            Err(StoreError::KeysFull { room, why }) => {
+            Err(e @ (StoreError::KeysFull { .. } | StoreError::OutOfOrder { .. })) => {
+                let (StoreError::KeysFull { room, .. } | StoreError::OutOfOrder { room, .. }) = &e
+                else {
+                    return Err(e);
+                };
                 let before = batch.len();
                 batch.retain(|r| record_room(r) != Some(room.as_str()));
                 if batch.len() == before {
-                    return Err(StoreError::KeysFull { room, why });
+                    return Err(e);
                 }
             }
             other => return other,
@@ -366,6 +371,9 @@ fn record_room(record: &Record) -> Option<&str> {
 fn cause(e: &StoreError) -> String {
     if let StoreError::KeysFull { room, why } = e {
         return format!("room #{room} cannot be stored: {why}");
+    }
+    if let StoreError::OutOfOrder { room, seq } = e {
+        return format!("room #{room} cannot be stored: seq {seq} is out of order");
     }
     let text = e.to_string();
     let lower = text.to_lowercase();

@@ -131,6 +131,15 @@ pub enum StoreError {
     /// An event for a room whose record was never stored (a caller bug).
     #[error("an event for room {0}, which the store does not know")]
     UnknownRoom(String),
+    /// An event whose seq is not above every seq its room stored before
+    /// (a caller bug: a room's seqs only go up, each stored once).
+    #[error("an event of room {room} with seq {seq}, not above the room's stored events")]
+    OutOfOrder {
+        /// The room.
+        room: String,
+        /// The event's seq.
+        seq: u64,
+    },
     /// A room's seq went past [`MAX_SEQ`], or a new room past [`MAX_ROOMS`]:
     /// the keys the schema gives events are all taken.
     #[error("room {room} cannot be stored: {why}")]
@@ -818,31 +827,18 @@ impl Store {
             let from = events.first().map_or(query.before, |e| e.seq);
             return Ok(ReadPage::new(events, true, from));
         }
-        // Cut short by the scan: more if the range holds anything older.
-        let older = lowest > query.after.saturating_add(1) && {
-            let keys = self.keys();
-            let range = keys.range;
-            // From v8: the first chunk that reaches `?2` starts at `?3` or
-            // below (the chunks after it start above).
-            let sql = if self.version >= 8 {
-                "SELECT coalesce((SELECT first <= ?3 FROM chunks
-                     WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?2
-                       AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775
-                     ORDER BY id LIMIT 1), 0)"
-                    .to_owned()
-            } else {
-                format!("SELECT EXISTS (SELECT 1 FROM events WHERE {range})")
-            };
-            let mut st = self.db.prepare_cached(&sql)?;
-            // Seqs `after + 1 ..= lowest - 1` (lowest > after + 1).
-            match keys.lower(query.after.saturating_add(1)) {
-                Some(from) => st
-                    .query_row(params![&*query.room, from, keys.upper(lowest - 1)], |r| {
-                        r.get::<_, bool>(0)
-                    })?,
-                None => false,
-            }
-        };
+        // Cut short by the scan: more if the range holds anything older
+        // (seqs `after + 1 ..= lowest - 1`): the first event found there
+        // answers, found in the first chunk that reaches the range (a
+        // chunk's seqs may have gaps, where retention kept a message
+        // stamped in the future).
+        let mut older = false;
+        if lowest > query.after.saturating_add(1) {
+            self.walk(&query.room, query.after + 1, lowest - 1, false, |_| {
+                older = true;
+                false
+            })?;
+        }
         Ok(ReadPage::new(events, older, lowest))
     }
 
@@ -1150,6 +1146,10 @@ struct Chunk {
 struct Run<'a> {
     room: &'a str,
     seq: u64,
+    /// The first and the last seq gathered since the batch began (or
+    /// began the room again); the next must be above the last.
+    first: Option<u64>,
+    appended: u64,
     session: i64,
     base: i64,
     chunk: Option<Chunk>,
@@ -1214,6 +1214,8 @@ fn write<'a>(
                     Began::Again => {
                         if let Some(run) = runs.iter_mut().find(|r| *r.room == **name) {
                             run.seq = 0;
+                            run.first = None;
+                            run.appended = 0;
                         }
                     }
                     // A room's record goes before its events: events of a
@@ -1226,7 +1228,7 @@ fn write<'a>(
                 // What this batch wrote into it is counted first.
                 if let Some(i) = runs.iter().position(|r| *r.room == **name) {
                     let run = runs.remove(i);
-                    update_room(tx, name, run.seq, run.session)?;
+                    update_room(tx, &run)?;
                 }
                 forget_room(tx, name)?;
                 found.push((name.to_string(), None));
@@ -1256,6 +1258,8 @@ fn write<'a>(
                         runs.push(Run {
                             room: room_name,
                             seq: 0,
+                            first: None,
+                            appended: 0,
                             session: -1,
                             base,
                             chunk: None,
@@ -1264,6 +1268,14 @@ fn write<'a>(
                     }
                 };
                 let run = &mut runs[at];
+                if run.first.is_some() && e.seq <= run.appended {
+                    return Err(StoreError::OutOfOrder {
+                        room: room_name.to_owned(),
+                        seq: e.seq,
+                    });
+                }
+                run.first.get_or_insert(e.seq);
+                run.appended = e.seq;
                 run.seq = run.seq.max(e.seq);
                 run.session = run.session.max(writer);
                 let (kind, session, nick, online, text, msg_id, to): (
@@ -1308,9 +1320,11 @@ fn write<'a>(
                     _ => continue,
                 };
                 // A chunk holds increasing seqs, up to its bounds.
-                if run.chunk.as_ref().is_some_and(|c| {
-                    e.seq <= c.last || c.count >= CHUNK_EVENTS || c.json.len() >= CHUNK_BYTES
-                }) {
+                if run
+                    .chunk
+                    .as_ref()
+                    .is_some_and(|c| c.count >= CHUNK_EVENTS || c.json.len() >= CHUNK_BYTES)
+                {
                     flush_chunk(tx, run)?;
                 }
                 let c = run.chunk.get_or_insert_with(|| Chunk {
@@ -1342,8 +1356,8 @@ fn write<'a>(
     for run in &mut runs {
         flush_chunk(tx, run)?;
     }
-    for run in runs {
-        update_room(tx, run.room, run.seq, run.session)?;
+    for run in &runs {
+        update_room(tx, run)?;
     }
     Ok(())
 }
@@ -1375,21 +1389,31 @@ fn room_number(
     Ok(no)
 }
 
-/// A room's last seq and highest writer, after a batch's events.
-fn update_room(
-    tx: &rusqlite::Transaction<'_>,
-    name: &str,
-    seq: u64,
-    session: i64,
-) -> Result<(), StoreError> {
+/// A room's last seq and highest writer, after a batch's events; the
+/// first of them must be above what the room stored before.
+fn update_room(tx: &rusqlite::Transaction<'_>, run: &Run<'_>) -> Result<(), StoreError> {
     let updated = tx
         .prepare_cached(
             "UPDATE rooms SET last_seq = max(last_seq, ?2), max_session = max(max_session, ?3)
-             WHERE name = ?1",
+             WHERE name = ?1 AND (?4 IS NULL OR last_seq < ?4)",
         )?
-        .execute(params![name, seq as i64, session])?;
+        .execute(params![
+            run.room,
+            run.seq as i64,
+            run.session,
+            run.first.map(|f| f as i64)
+        ])?;
     if updated == 0 {
-        return Err(StoreError::UnknownRoom(name.to_owned()));
+        let known = tx
+            .prepare_cached("SELECT 1 FROM rooms WHERE name = ?1")?
+            .exists(params![run.room])?;
+        return Err(match (known, run.first) {
+            (true, Some(seq)) => StoreError::OutOfOrder {
+                room: run.room.to_owned(),
+                seq,
+            },
+            _ => StoreError::UnknownRoom(run.room.to_owned()),
+        });
     }
     Ok(())
 }

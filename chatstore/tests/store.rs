@@ -1171,3 +1171,75 @@ fn a_version_5_database_becomes_chunks_of_64_seqs() {
         .unwrap();
     assert_eq!(chunks, [(1, 63), (64, 127), (128, 132)]);
 }
+
+#[test]
+fn a_gap_retention_left_inside_a_chunk_is_not_an_older_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let now = T + 1_000_000;
+    // Seq 1 stamped in the future (a clock that was ahead), 2 to 8 old,
+    // 9 to 12 recent: one chunk.
+    let batch: Vec<Event> = (1..=12)
+        .map(|seq| {
+            let mut e = msg("g", seq, 1, &[], &format!("m{seq}"));
+            e.ts = match seq {
+                1 => now + 1_000_000,
+                2..=8 => T + seq,
+                _ => now - 100 + seq,
+            };
+            e
+        })
+        .collect();
+    put(&mut store, "e", &batch);
+    assert_eq!(store.prune(now, 500_000, u64::MAX, 100).unwrap(), 7);
+    // A read whose scan stops at 9: nothing is left in 2..8.
+    let q = ReadQuery::new("g", SessionId(5), 1, 13, 10).with_scan(4);
+    let page = store.read(&q).unwrap();
+    assert_eq!(
+        (texts(&page.events), page.more),
+        (
+            vec!["m9".into(), "m10".into(), "m11".into(), "m12".into()],
+            false
+        )
+    );
+    // From the start, seq 1 is there.
+    let q = ReadQuery::new("g", SessionId(5), 0, 13, 10).with_scan(4);
+    assert!(store.read(&q).unwrap().more);
+    assert_eq!(texts(&store.recent("g", 10).unwrap())[0], "m1");
+}
+
+#[test]
+fn a_seq_not_above_the_rooms_stored_ones_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(
+        &mut store,
+        "e",
+        &[1, 2, 3].map(|s| msg("o", s, 1, &[], &format!("m{s}"))),
+    );
+    // Again, in a later batch.
+    let err = store
+        .append(&records("e", &[msg("o", 2, 1, &[], "again")]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::OutOfOrder { room, seq: 2 } if room == "o"),
+        "{err}"
+    );
+    // Out of order within a batch.
+    let err = store
+        .append(&records(
+            "e",
+            &[5, 7, 6].map(|s| msg("o", s, 1, &[], &format!("m{s}"))),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::OutOfOrder { seq: 6, .. }),
+        "{err}"
+    );
+    // Nothing of either went in; the next in order does.
+    put(&mut store, "e", &[msg("o", 4, 1, &[], "m4")]);
+    assert_eq!(
+        texts(&store.recent("o", 10).unwrap()),
+        ["m1", "m2", "m3", "m4"]
+    );
+}
