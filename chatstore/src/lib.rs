@@ -66,9 +66,11 @@ pub const MAX_ROOMS: u64 = (1 << (63 - SEQ_BITS)) - 1;
 /// an event.
 pub const CHUNK_EVENTS: usize = 64;
 
-/// A chunk is closed once its JSON passes this many bytes, whatever its
-/// count: rows stay small enough to read and rewrite whole.
-pub const CHUNK_BYTES: usize = 16 * 1024;
+/// The most bytes of JSON a chunk of more than one event holds: a row
+/// then fits in one 4 KiB page of SQLite's (a larger one spills into
+/// overflow pages, whole pages each, about a third of them empty on
+/// average). An event whose JSON is longer alone is a chunk of its own.
+pub const CHUNK_BYTES: usize = 4_000;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
@@ -204,8 +206,18 @@ pub struct Store {
 /// and reads of v4 and v5 files keep their queries by room name.
 pub const READABLE_FROM: i64 = 4;
 
-const KIND_PRESENCE: i64 = 0;
+/// An event's kind, as rows (`kind`, with `online` for a presence) and,
+/// from v8, chunks (the presence's status in the kind) store it: a
+/// presence that went offline...
+const KIND_OFFLINE: i64 = 0;
+/// ...a message...
 const KIND_MSG: i64 = 1;
+/// ...and a presence that came online (v8).
+const KIND_ONLINE: i64 = 2;
+
+/// A row's kind (v7 and before) as a chunk's: a presence's status from
+/// its `online` column.
+const LEGACY_KIND: &str = "CASE WHEN kind = 1 THEN 1 WHEN online THEN 2 ELSE 0 END";
 
 impl Store {
     /// Open (creating if needed) the database in `dir`, check it, migrate
@@ -485,11 +497,13 @@ impl Store {
             // ("chunk") per run of up to CHUNK_EVENTS events of a batch,
             // keyed by the room's number << SEQ_BITS plus the seq of its
             // last event; the events are a JSON array, each one an array
-            // (seq, ts, kind, session, nick, online, text, msg_id,
-            // to_sessions, to_nicks). SQLite's cost is per row (binding,
+            // (seq, ts, kind, session, nick, then text, msg_id,
+            // to_sessions, to_nicks as far as any is there; a presence's
+            // status is in its kind: see `Stored`). SQLite's cost is per row (binding,
             // the record, the B-tree insert), and a stored message cost
             // about 5,600 instructions as a row of its own (BENCHMARKS).
-            // Old rows are grouped by blocks of 64 seqs; the view
+            // Old rows are grouped by blocks of 16 seqs (a page holds
+            // 16 messages of up to about 250 bytes); the view
             // `history` shows one row per event as before.
             tx.execute_batch(&format!(
                 "DROP VIEW IF EXISTS history;
@@ -500,22 +514,24 @@ impl Store {
                  );
                  INSERT INTO chunks (id, first, events)
                      SELECT max(id), min(id) & {MAX_SEQ},
-                            json_group_array(json_array(id & {MAX_SEQ}, ts, kind, session, nick,
-                                online, text, msg_id, to_sessions, to_nicks) ORDER BY id)
-                     FROM events GROUP BY id >> 6 ORDER BY 1;
+                            json_group_array(json_array(id & {MAX_SEQ}, ts, {LEGACY_KIND},
+                                session, nick, text, msg_id, to_sessions, to_nicks) ORDER BY id)
+                     FROM events GROUP BY id >> 4 ORDER BY 1;
                  DROP TABLE events;
                  CREATE VIEW history AS
                      SELECT r.name AS room, json_extract(j.value, '$[0]') AS seq,
                             json_extract(j.value, '$[1]') AS ts,
-                            json_extract(j.value, '$[2]') AS kind,
+                            CASE json_extract(j.value, '$[2]') WHEN {KIND_MSG} THEN 1 ELSE 0 END
+                                AS kind,
                             json_extract(j.value, '$[3]') AS session,
                             json_extract(j.value, '$[4]') AS nick,
-                            json_extract(j.value, '$[5]') AS online,
-                            json_extract(j.value, '$[6]') AS text,
-                            json_extract(j.value, '$[7]') AS msg_id,
-                            json_extract(j.value, '$[8]') IS NULL AS to_all,
-                            json_extract(j.value, '$[8]') AS to_sessions,
-                            json_extract(j.value, '$[9]') AS to_nicks
+                            CASE json_extract(j.value, '$[2]') WHEN {KIND_ONLINE} THEN 1
+                                WHEN {KIND_OFFLINE} THEN 0 END AS online,
+                            json_extract(j.value, '$[5]') AS text,
+                            json_extract(j.value, '$[6]') AS msg_id,
+                            json_extract(j.value, '$[7]') IS NULL AS to_all,
+                            json_extract(j.value, '$[7]') AS to_sessions,
+                            json_extract(j.value, '$[8]') AS to_nicks
                      FROM rooms r
                          JOIN chunks c
                              ON c.id >= r.no << {SEQ_BITS}
@@ -692,7 +708,7 @@ impl Store {
         }
         let room_name: Arc<str> = Arc::from(room);
         self.walk(room, since.saturating_add(1), u64::MAX, newest_first, |e| {
-            if e.2 == KIND_MSG {
+            if e.kind == KIND_MSG {
                 each(stored_msg(e, &room_name));
                 left -= 1;
             }
@@ -739,7 +755,7 @@ impl Store {
                 range, seq, order, ..
             } = keys;
             format!(
-                "SELECT json_array(json_array({seq}, ts, kind, session, nick, online, text,
+                "SELECT json_array(json_array({seq}, ts, {LEGACY_KIND}, session, nick, text,
                                               msg_id, to_sessions, to_nicks))
                  FROM events WHERE {range} ORDER BY {order} {dir}"
             )
@@ -750,7 +766,7 @@ impl Store {
         while let Some(r) = rows.next()? {
             let json = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
             let events = decode_chunk(json)?;
-            let mut go = |e: Stored| !(lo..=hi).contains(&e.0) || each(e);
+            let mut go = |e: Stored| !(lo..=hi).contains(&e.seq) || each(e);
             let went = if newest_first {
                 events.into_iter().rev().all(&mut go)
             } else {
@@ -858,11 +874,11 @@ impl Store {
         let room_name: Arc<str> = Arc::from(room);
         let mut page = Vec::new();
         self.walk(room, after.saturating_add(1), hi, true, |e| {
-            let visible = match &e.8 {
+            let visible = match &e.to_sessions {
                 None => true,
-                Some(to) => e.3 == session.0 || to.contains(&me),
+                Some(to) => e.session == session.0 || to.contains(&me),
             };
-            if e.2 == KIND_MSG && visible {
+            if e.kind == KIND_MSG && visible {
                 page.push(stored_msg(e, &room_name));
             }
             page.len() <= limit
@@ -927,7 +943,7 @@ impl Store {
                     let mut survivors = Vec::with_capacity(total);
                     let mut stop = false;
                     for e in events {
-                        let ts = e.1.min(i64::MAX as u64) as i64;
+                        let ts = e.ts.min(i64::MAX as u64) as i64;
                         if !aged {
                             looked += 1;
                         }
@@ -936,10 +952,10 @@ impl Store {
                         if !aged && ts >= cutoff && ts <= now {
                             aged = true;
                         }
-                        if stop || deleted == batch || !(e.0 <= below || old) {
+                        if stop || deleted == batch || !(e.seq <= below || old) {
                             // Nothing after it can go: too young, and
                             // within the count.
-                            if aged && e.0 > below {
+                            if aged && e.seq > below {
                                 stop = true;
                             }
                             survivors.push(e);
@@ -971,7 +987,7 @@ impl Store {
                         Fields::of(e).push(&mut json);
                     }
                     json.push(']');
-                    insert_chunk(&tx, base, first.0, last.0, &json)?;
+                    insert_chunk(&tx, base, first.seq, last.seq, &json)?;
                 }
             }
         }
@@ -1012,21 +1028,67 @@ enum Order {
     NewestFirst(usize),
 }
 
-/// One stored event as a chunk's JSON holds it: seq, ts, kind, session,
-/// nick, online (1, 0 or null), text, msg_id, the recipients' sessions as
-/// ",12,45," and their nicks one per line (both null for everyone).
-type Stored = (
-    u64,
-    u64,
-    i64,
-    u64,
-    String,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// One stored event as a chunk's JSON holds it, an array: seq, ts, kind
+/// ([`KIND_MSG`], or a presence: [`KIND_ONLINE`], [`KIND_OFFLINE`]),
+/// session, nick, then as far as any is there: text, msg_id, the
+/// recipients' sessions as ",12,45," and their nicks one per line (both
+/// absent or null for everyone). A message to everyone without an id is
+/// `[seq,ts,1,session,"nick","text"]`.
+#[derive(Debug)]
+struct Stored {
+    seq: u64,
+    ts: u64,
+    kind: i64,
+    session: u64,
+    nick: String,
+    text: Option<String>,
+    msg_id: Option<String>,
+    to_sessions: Option<String>,
+    to_nicks: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for Stored {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Stored;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event: [seq, ts, kind, session, nick, text?, msg_id?, to_sessions?, to_nicks?]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Stored, A::Error> {
+                use serde::de::Error;
+                let seq = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let ts = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let kind = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(2, &self))?;
+                let session = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(3, &self))?;
+                let nick = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(4, &self))?;
+                let mut next = || a.next_element::<Option<String>>().map(Option::flatten);
+                Ok(Stored {
+                    seq,
+                    ts,
+                    kind,
+                    session,
+                    nick,
+                    text: next()?,
+                    msg_id: next()?,
+                    to_sessions: next()?,
+                    to_nicks: next()?,
+                })
+            }
+        }
+        d.deserialize_seq(Fields)
+    }
+}
 
 /// A chunk's events, oldest first.
 fn decode_chunk(json: &str) -> rusqlite::Result<Vec<Stored>> {
@@ -1042,7 +1104,6 @@ struct Fields<'a> {
     kind: i64,
     session: u64,
     nick: &'a str,
-    online: Option<i64>,
     text: Option<&'a str>,
     msg_id: Option<&'a str>,
     to: To<'a>,
@@ -1059,19 +1120,19 @@ enum To<'a> {
 impl<'a> Fields<'a> {
     fn of(e: &'a Stored) -> Fields<'a> {
         Fields {
-            seq: e.0,
-            ts: e.1,
-            kind: e.2,
-            session: e.3,
-            nick: &e.4,
-            online: e.5,
-            text: e.6.as_deref(),
-            msg_id: e.7.as_deref(),
-            to: To::Stored(e.8.as_deref(), e.9.as_deref()),
+            seq: e.seq,
+            ts: e.ts,
+            kind: e.kind,
+            session: e.session,
+            nick: &e.nick,
+            text: e.text.as_deref(),
+            msg_id: e.msg_id.as_deref(),
+            to: To::Stored(e.to_sessions.as_deref(), e.to_nicks.as_deref()),
         }
     }
 
-    /// Append the event's JSON array to `out`.
+    /// Append the event's JSON array to `out`, up to its last field that
+    /// is there.
     fn push(&self, out: &mut String) {
         out.push('[');
         for n in [self.seq, self.ts] {
@@ -1083,23 +1144,26 @@ impl<'a> Fields<'a> {
         out.push_str(itoa::Buffer::new().format(self.session));
         out.push(',');
         push_str(out, Some(self.nick));
-        out.push(',');
-        match self.online {
-            Some(n) => out.push_str(itoa::Buffer::new().format(n)),
-            None => out.push_str("null"),
-        }
-        for s in [self.text, self.msg_id] {
+        let to = match self.to {
+            To::Stored(None, None) | To::Live([]) => false,
+            To::Stored(..) | To::Live(_) => true,
+        };
+        if self.text.is_some() || self.msg_id.is_some() || to {
             out.push(',');
-            push_str(out, s);
+            push_str(out, self.text);
+        }
+        if self.msg_id.is_some() || to {
+            out.push(',');
+            push_str(out, self.msg_id);
         }
         match self.to {
+            _ if !to => {}
             To::Stored(sessions, nicks) => {
                 for s in [sessions, nicks] {
                     out.push(',');
                     push_str(out, s);
                 }
             }
-            To::Live([]) => out.push_str(",null,null"),
             To::Live(to) => {
                 // Digits and commas need no escaping.
                 out.push_str(",\",");
@@ -1278,53 +1342,36 @@ fn write<'a>(
                 run.appended = e.seq;
                 run.seq = run.seq.max(e.seq);
                 run.session = run.session.max(writer);
-                let (kind, session, nick, online, text, msg_id, to): (
-                    _,
-                    _,
-                    &str,
-                    _,
-                    _,
-                    _,
-                    &[Recipient],
-                ) = match &e.body {
-                    EventBody::Presence {
-                        session,
-                        nick,
-                        status,
-                        ..
-                    } => (
-                        KIND_PRESENCE,
-                        *session,
-                        nick,
-                        Some(i64::from(*status == PresenceStatus::Online)),
-                        None,
-                        None,
-                        &[],
-                    ),
-                    EventBody::Msg {
-                        from,
-                        nick,
-                        to,
-                        text,
-                        id,
-                        ..
-                    } => (
-                        KIND_MSG,
-                        *from,
-                        nick,
-                        None,
-                        Some(&**text),
-                        id.as_deref(),
-                        to,
-                    ),
-                    _ => continue,
-                };
+                let (kind, session, nick, text, msg_id, to): (_, _, &str, _, _, &[Recipient]) =
+                    match &e.body {
+                        EventBody::Presence {
+                            session,
+                            nick,
+                            status,
+                            ..
+                        } => (
+                            match status {
+                                PresenceStatus::Online => KIND_ONLINE,
+                                _ => KIND_OFFLINE,
+                            },
+                            *session,
+                            nick,
+                            None,
+                            None,
+                            &[],
+                        ),
+                        EventBody::Msg {
+                            from,
+                            nick,
+                            to,
+                            text,
+                            id,
+                            ..
+                        } => (KIND_MSG, *from, nick, Some(&**text), id.as_deref(), to),
+                        _ => continue,
+                    };
                 // A chunk holds increasing seqs, up to its bounds.
-                if run
-                    .chunk
-                    .as_ref()
-                    .is_some_and(|c| c.count >= CHUNK_EVENTS || c.json.len() >= CHUNK_BYTES)
-                {
+                if run.chunk.as_ref().is_some_and(|c| c.count >= CHUNK_EVENTS) {
                     flush_chunk(tx, run)?;
                 }
                 let c = run.chunk.get_or_insert_with(|| Chunk {
@@ -1334,21 +1381,39 @@ fn write<'a>(
                     // A batch may name many rooms: small until it grows.
                     json: String::with_capacity(1024),
                 });
+                let mark = c.json.len();
                 c.json.push(if c.count == 0 { '[' } else { ',' });
-                c.last = e.seq;
-                c.count += 1;
                 Fields {
                     seq: e.seq,
                     ts: e.ts,
                     kind,
                     session: session.0,
                     nick,
-                    online,
                     text,
                     msg_id,
                     to: To::Live(to),
                 }
                 .push(&mut c.json);
+                // The closing `]` counted.
+                if c.count > 0 && c.json.len() + 1 > CHUNK_BYTES {
+                    // Past a page with this event: the chunk closes before
+                    // it, and it begins the next one.
+                    let event = c.json.split_off(mark + 1);
+                    c.json.truncate(mark);
+                    flush_chunk(tx, run)?;
+                    let mut json = String::with_capacity(event.len().max(1024) + 2);
+                    json.push('[');
+                    json.push_str(&event);
+                    run.chunk = Some(Chunk {
+                        first: e.seq,
+                        last: e.seq,
+                        count: 1,
+                        json,
+                    });
+                } else {
+                    c.last = e.seq;
+                    c.count += 1;
+                }
             }
             _ => {}
         }
@@ -1445,7 +1510,17 @@ fn delete_events(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), Store
 
 /// A stored message as the event it was.
 fn stored_msg(e: Stored, room: &Arc<str>) -> Event {
-    let (seq, ts, _, session, nick, _, text, msg_id, sessions, nicks) = e;
+    let Stored {
+        seq,
+        ts,
+        session,
+        nick,
+        text,
+        msg_id,
+        to_sessions: sessions,
+        to_nicks: nicks,
+        ..
+    } = e;
     let to = match (sessions, nicks) {
         (Some(sessions), Some(nicks)) => sessions
             .split(',')

@@ -1141,7 +1141,7 @@ fn a_batch_longer_than_a_chunk_and_rooms_taking_turns_read_back_in_order() {
 }
 
 #[test]
-fn a_version_5_database_becomes_chunks_of_64_seqs() {
+fn a_version_5_database_becomes_chunks_of_16_seqs() {
     let dir = tempfile::tempdir().unwrap();
     old_database(&dir, true);
     // 130 more messages in `go`, seqs 3 to 132.
@@ -1169,7 +1169,10 @@ fn a_version_5_database_becomes_chunks_of_64_seqs() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(chunks, [(1, 63), (64, 127), (128, 132)]);
+    let mut want: Vec<(i64, i64)> = vec![(1, 15)];
+    want.extend((1..8).map(|b| (b * 16, b * 16 + 15)));
+    want.push((128, 132));
+    assert_eq!(chunks, want);
 }
 
 #[test]
@@ -1241,5 +1244,122 @@ fn a_seq_not_above_the_rooms_stored_ones_is_refused() {
     assert_eq!(
         texts(&store.recent("o", 10).unwrap()),
         ["m1", "m2", "m3", "m4"]
+    );
+}
+
+#[test]
+fn a_chunk_spells_each_event_as_far_as_it_has_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut all = msg("c", 1, 7, &[], "hi \"all\"");
+    if let EventBody::Msg { id, .. } = &mut all.body {
+        *id = None;
+    }
+    let off = Event::new(
+        "c",
+        4,
+        T + 4,
+        EventBody::presence(SessionId(9), "n9", PresenceStatus::Offline),
+    );
+    put(
+        &mut store,
+        "e",
+        &[
+            all,
+            msg("c", 2, 7, &[3, 4], "psst"),
+            presence("c", 3, 9),
+            off,
+        ],
+    );
+    drop(store);
+    let db = sql(&dir);
+    let json: String = db
+        .query_row("SELECT events FROM chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        json,
+        format!(
+            "[[1,{},1,7,\"n7\",\"hi \\\"all\\\"\"],\
+             [2,{},1,7,\"n7\",\"psst\",\"id2\",\",3,4,\",\"n3\\nn4\"],\
+             [3,{},2,9,\"n9\"],[4,{},0,9,\"n9\"]]",
+            T + 1,
+            T + 2,
+            T + 3,
+            T + 4
+        )
+    );
+    // The view spells them as rows, a presence's status in `online`.
+    type Row = (i64, i64, Option<i64>, Option<String>, bool, Option<String>);
+    let rows: Vec<Row> = db
+        .prepare("SELECT seq, kind, online, msg_id, to_all, to_nicks FROM history ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, 1, None, None, true, None),
+            (2, 1, None, Some("id2".into()), false, Some("n3\nn4".into())),
+            (3, 0, Some(1), None, true, None),
+            (4, 0, Some(0), None, true, None),
+        ]
+    );
+}
+
+#[test]
+fn a_chunk_of_several_events_fits_in_a_page_and_a_long_event_is_one_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // Ten messages of 1,000 bytes, one of 5,000, ten more of 1,000.
+    let batch: Vec<Event> = (1..=21)
+        .map(|seq| {
+            let size = if seq == 11 { 5_000 } else { 1_000 };
+            msg("big", seq, 1, &[], &format!("{seq:>size$}"))
+        })
+        .collect();
+    put(&mut store, "e", &batch);
+    assert_eq!(
+        store.page("big", SessionId(2), u64::MAX, 100).unwrap().0,
+        batch
+    );
+    let db = sql(&dir);
+    let chunks: Vec<(i64, i64, i64)> = db
+        .prepare("SELECT first, id & 1099511627775, length(events) FROM chunks ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for &(first, last, len) in &chunks {
+        assert!(
+            len as usize <= chatstore::CHUNK_BYTES || first == last,
+            "{chunks:?}"
+        );
+    }
+    let spans: Vec<(i64, i64)> = chunks.iter().map(|&(f, l, _)| (f, l)).collect();
+    assert_eq!(
+        spans,
+        [
+            (1, 3),
+            (4, 6),
+            (7, 9),
+            (10, 10),
+            (11, 11),
+            (12, 14),
+            (15, 17),
+            (18, 20),
+            (21, 21)
+        ]
     );
 }
