@@ -1219,11 +1219,23 @@ struct Run<'a> {
     chunk: Option<Chunk>,
 }
 
-/// Insert the chunk `run` is gathering, if any.
+/// Insert the chunk `run` is gathering, if any. A chunk whose key is
+/// taken ends at a seq the room stored before: out of order (a seq that
+/// does not collide is caught by [`update_room`]).
 fn flush_chunk(tx: &rusqlite::Transaction<'_>, run: &mut Run<'_>) -> Result<(), StoreError> {
     if let Some(mut c) = run.chunk.take() {
         c.json.push(']');
-        insert_chunk(tx, run.base, c.first, c.last, &c.json)?;
+        match insert_chunk(tx, run.base, c.first, c.last, &c.json) {
+            Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                return Err(StoreError::OutOfOrder {
+                    room: run.room.to_owned(),
+                    seq: c.last,
+                });
+            }
+            other => other?,
+        }
     }
     Ok(())
 }

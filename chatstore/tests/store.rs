@@ -1228,6 +1228,14 @@ fn a_seq_not_above_the_rooms_stored_ones_is_refused() {
         matches!(&err, StoreError::OutOfOrder { room, seq: 2 } if room == "o"),
         "{err}"
     );
+    // The last one stored again (its chunk's key).
+    let err = store
+        .append(&records("e", &[msg("o", 3, 1, &[], "again")]))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::OutOfOrder { seq: 3, .. }),
+        "{err}"
+    );
     // Out of order within a batch.
     let err = store
         .append(&records(
