@@ -79,6 +79,7 @@ fn main() -> ExitCode {
         verbatim: args.verbatim,
         stay: args.stay,
         echo_frames: args.json,
+        wait_for_rooms: !std::io::IsTerminal::is_terminal(&std::io::stdin()),
     });
     let look = Look {
         json: args.json,

@@ -546,9 +546,10 @@ fn stop(session: &mut Session) -> Option<Outcome> {
     None
 }
 
-/// Whether to take more input now.
+/// Whether to take more input now: not while a room asked for is still
+/// being entered.
 fn may_read_input(session: &Session) -> bool {
-    !session.input_done() && session.unacknowledged() < MAX_IN_FLIGHT
+    !session.input_done() && session.unacknowledged() < MAX_IN_FLIGHT && session.settled()
 }
 
 /// Hand one input event to the session; `Some` when it ends everything.

@@ -68,6 +68,12 @@ pub struct Mode {
     /// `--json`: report every frame ([`Action::Frame`]); errors the frames
     /// and the outcomes already tell are not shown again as lines.
     pub echo_frames: bool,
+    /// Input from a pipe or a file: read no line before every room asked
+    /// for is answered ([`Session::settled`]), so that a line written
+    /// ahead (`/who`, `/history`) meets the rooms as the server has them.
+    /// A person at a terminal cannot type ahead of the answer; there input
+    /// is read as it comes.
+    pub wait_for_rooms: bool,
 }
 
 /// A reconnect being summed up: the rooms whose replay has not ended yet,
@@ -115,6 +121,12 @@ pub struct Session {
     mode: Mode,
     ledger: Ledger,
     out: VecDeque<Action>,
+    /// Rooms asked to enter (at start or with /join) and not answered
+    /// yet: input waits for them (see [`Session::settled`]).
+    entering: std::collections::BTreeSet<String>,
+    /// `/history` and `/rooms` asked and not answered yet: leaving at the
+    /// end of input waits for their answers, as for the echoes.
+    asked: usize,
 }
 
 impl Session {
@@ -142,7 +154,17 @@ impl Session {
             mode: Mode::default(),
             ledger: Ledger::new(),
             out: VecDeque::new(),
+            entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
+            asked: 0,
         }
+    }
+
+    /// Whether the shell may read input as far as rooms go: always at a
+    /// terminal; with [`Mode::wait_for_rooms`], once every room asked to
+    /// enter has been answered (entered or refused). A lost connection
+    /// settles them all (the answers went with it).
+    pub fn settled(&self) -> bool {
+        !self.mode.wait_for_rooms || self.entering.is_empty()
     }
 
     /// Read input and end as `mode` says (call before anything else).
@@ -247,6 +269,8 @@ impl Session {
     /// The connection ended.
     pub fn handle_disconnected(&mut self) {
         self.client.handle_disconnected();
+        self.entering.clear();
+        self.asked = 0;
         self.resume = None;
         self.replaying.clear();
         self.pump();
@@ -360,6 +384,7 @@ impl Session {
             Command::Rooms => {
                 if self.connected() {
                     self.client.list_rooms();
+                    self.asked += 1;
                 }
             }
             Command::Who => {
@@ -373,6 +398,7 @@ impl Session {
                     if self.connected() {
                         let before = self.oldest.get(&room).copied();
                         self.client.history(&room, before, Some(limit));
+                        self.asked += 1;
                     }
                 }
             }
@@ -438,6 +464,9 @@ impl Session {
         let already = self.client.rooms().any(|r| r == room);
         if !already {
             self.client.enter(&room);
+            if self.client.is_joined() {
+                self.entering.insert(room.clone());
+            }
             if !self.client.is_joined() {
                 self.info(format!("#{room} will be entered once reconnected"));
             }
@@ -513,7 +542,12 @@ impl Session {
             }
         }
         self.drain_outcomes();
-        if self.leaving && !self.exited && self.client.unacknowledged() == 0 {
+        if self.leaving
+            && !self.exited
+            && self.client.unacknowledged() == 0
+            && self.asked == 0
+            && self.entering.is_empty()
+        {
             self.exited = true;
             self.out.push_back(Action::Exit);
         }
@@ -552,6 +586,7 @@ impl Session {
                 reset,
                 ..
             } => {
+                self.entering.remove(&room);
                 if reset {
                     // A new history: /history pages back from what it shows.
                     self.oldest.remove(&room);
@@ -616,6 +651,7 @@ impl Session {
                 before,
                 ..
             } => {
+                self.asked = self.asked.saturating_sub(1);
                 // A page that stopped short (the server looks at so many
                 // messages a page) says where the next one starts.
                 if let Some(before) = before {
@@ -663,6 +699,7 @@ impl Session {
                 self.info(what);
             }
             ClientEvent::Rooms(list) => {
+                self.asked = self.asked.saturating_sub(1);
                 self.listed_rooms = list.iter().map(|(room, _)| room.clone()).collect();
                 let shown: Vec<String> = list
                     .iter()
@@ -674,8 +711,13 @@ impl Session {
                 code,
                 message,
                 room,
+                id,
                 ..
             } => {
+                // One that answers no message may answer a request.
+                if id.is_none() {
+                    self.asked = self.asked.saturating_sub(1);
+                }
                 // With the frames shown, this error is one of them.
                 if !self.mode.echo_frames {
                     self.print(Line::Error {
@@ -683,8 +725,14 @@ impl Session {
                         message,
                     });
                 }
+                // An error that names no room may have answered an enter
+                // (one dropped by a rate limit, say): input waits no more.
+                if room.is_none() {
+                    self.entering.clear();
+                }
                 // The core gives up a room the server would not let us in.
                 if let Some(room) = room {
+                    self.entering.remove(&room);
                     if !self.client.rooms().any(|r| r == room) {
                         self.forget_room(&room);
                     }
@@ -958,6 +1006,64 @@ mod tests {
         );
         let out = line(&mut s, "/who");
         assert_eq!(out.lines, ["* online (1): alice"]);
+    }
+
+    #[test]
+    fn input_waits_until_every_room_asked_for_is_answered() {
+        let mut s = Session::new("alice", &["lobby".into(), "Rust".into()], "t-", 65_536);
+        assert!(s.settled(), "at a terminal, input is read as it comes");
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        assert!(!s.settled());
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        assert!(!s.settled(), "#rust is not answered yet");
+        frame(&mut s, entered("rust", 0, &["alice", "bob"], false));
+        assert!(s.settled());
+        // A /join waits for its answer too: entered, or refused.
+        line(&mut s, "/join go");
+        assert!(!s.settled());
+        frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "too many rooms",
+                None,
+                Some("go".into()),
+                None,
+            ),
+        );
+        assert!(s.settled());
+        line(&mut s, "/join zig");
+        assert!(!s.settled());
+        // An error naming no room, or a lost connection, ends the wait.
+        frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::BadFrame, "what was that?"),
+        );
+        assert!(s.settled());
+        line(&mut s, "/join odin");
+        assert!(!s.settled());
+        s.handle_disconnected();
+        assert!(s.settled());
+    }
+
+    #[test]
+    fn the_end_of_input_waits_for_the_answers_to_history_and_rooms() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "/history");
+        line(&mut s, "/rooms");
+        s.handle_input_end();
+        assert!(!drain(&mut s).other.contains(&Action::Exit));
+        let out = frame(&mut s, ServerFrame::history("lobby", Vec::new(), false));
+        assert_eq!(out.lines, ["* no older messages in #lobby"]);
+        assert!(!out.other.contains(&Action::Exit));
+        let out = frame(&mut s, ServerFrame::rooms(vec![]));
+        assert!(out.other.contains(&Action::Exit), "{out:?}");
     }
 
     #[test]

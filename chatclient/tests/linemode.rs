@@ -352,6 +352,8 @@ fn json_outcomes_survive_a_reconnect_each_line_once() {
         &[("CHATCLIENT_RECONNECT_MIN_MS", "50")],
     );
     bob.expect("* alice is online");
+    // In the room before the server's answers stop (input waits for it).
+    alice.expect_line("alice's entered", |l| l.contains(r#""type":"entered""#));
     let lines: Vec<String> = (0..20).map(|i| format!("a{i:03}")).collect();
 
     let valve = proxy.freeze();
