@@ -487,6 +487,8 @@ impl Session {
             return;
         }
         self.client.part(&room);
+        // Parted before the answer came: none will (the core drops it).
+        self.entering.remove(&room);
         self.info(format!("you left #{room}"));
         self.forget_room(&room);
     }
@@ -542,12 +544,10 @@ impl Session {
             }
         }
         self.drain_outcomes();
-        if self.leaving
-            && !self.exited
-            && self.client.unacknowledged() == 0
-            && self.asked == 0
-            && self.entering.is_empty()
-        {
+        // Reading a pipe, the answers to /history and /rooms and the
+        // rooms asked for are waited for too.
+        let answered = !self.mode.wait_for_rooms || (self.asked == 0 && self.entering.is_empty());
+        if self.leaving && !self.exited && self.client.unacknowledged() == 0 && answered {
             self.exited = true;
             self.out.push_back(Action::Exit);
         }
@@ -1050,11 +1050,24 @@ mod tests {
         assert!(!s.settled());
         s.handle_disconnected();
         assert!(s.settled());
+        // Parted before the answer: none comes, and none is waited for.
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", true));
+        line(&mut s, "/join thor");
+        assert!(!s.settled());
+        line(&mut s, "/part thor");
+        assert!(s.settled());
+        frame(&mut s, entered("thor", 0, &["alice"], false));
+        assert!(s.settled());
     }
 
     #[test]
     fn the_end_of_input_waits_for_the_answers_to_history_and_rooms() {
         let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
         line(&mut s, "/history");
         line(&mut s, "/rooms");
         s.handle_input_end();
