@@ -937,8 +937,17 @@ impl Store {
                 let mut rows = oldest.query(params![base, base + MAX_SEQ as i64])?;
                 while let Some(r) = rows.next()? {
                     let id: i64 = r.get(0)?;
-                    let json = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-                    let events = decode_chunk(json)?;
+                    // A chunk that cannot be read (a row edited by hand)
+                    // stops this room's retention, not every room's: the
+                    // room's reads say what is wrong.
+                    let Some(events) = r
+                        .get_ref(1)?
+                        .as_str()
+                        .ok()
+                        .and_then(|json| decode_chunk(json).ok())
+                    else {
+                        break;
+                    };
                     let total = events.len();
                     let mut survivors = Vec::with_capacity(total);
                     let mut stop = false;

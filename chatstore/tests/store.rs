@@ -1371,3 +1371,28 @@ fn a_chunk_of_several_events_fits_in_a_page_and_a_long_event_is_one_alone() {
         ]
     );
 }
+
+#[test]
+fn a_chunk_that_cannot_be_read_holds_back_only_its_rooms_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let batch: Vec<Event> = ["a", "b"]
+        .iter()
+        .flat_map(|room| (1..=5).map(move |seq| msg(room, seq, 1, &[], &format!("{room}{seq}"))))
+        .collect();
+    put(&mut store, "e", &batch);
+    // Room a's chunk, broken by hand.
+    sql(&dir)
+        .execute(
+            "UPDATE chunks SET events = 'not json'
+             WHERE id >> 40 = (SELECT no FROM rooms WHERE name = 'a')",
+            [],
+        )
+        .unwrap();
+    // Keep the newest 2 of each room: b's 3 go, a's stay.
+    assert_eq!(store.prune(T * 2, u64::MAX, 2, 100).unwrap(), 3);
+    assert_eq!(texts(&store.recent("b", 10).unwrap()), ["b4", "b5"]);
+    // Reading a says what is wrong.
+    let err = store.recent("a", 10).unwrap_err();
+    assert!(err.to_string().contains("history database"), "{err}");
+}
