@@ -466,8 +466,7 @@ impl Session {
             self.client.enter(&room);
             if self.client.is_joined() {
                 self.entering.insert(room.clone());
-            }
-            if !self.client.is_joined() {
+            } else {
                 self.info(format!("#{room} will be entered once reconnected"));
             }
         }
@@ -725,17 +724,18 @@ impl Session {
                         message,
                     });
                 }
-                // An error that names no room may have answered an enter
-                // (one dropped by a rate limit, say): input waits no more.
-                if room.is_none() {
-                    self.entering.clear();
-                }
-                // The core gives up a room the server would not let us in.
-                if let Some(room) = room {
-                    self.entering.remove(&room);
-                    if !self.client.rooms().any(|r| r == room) {
-                        self.forget_room(&room);
+                match room {
+                    // The core gives up a room the server would not let
+                    // us in.
+                    Some(room) => {
+                        self.entering.remove(&room);
+                        if !self.client.rooms().any(|r| r == room) {
+                            self.forget_room(&room);
+                        }
                     }
+                    // One that names no room may have answered an enter
+                    // (dropped by a rate limit, say): input waits no more.
+                    None => self.entering.clear(),
                 }
             }
             ClientEvent::Notice(text) => self.print(Line::Notice { text }),

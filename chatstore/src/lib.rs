@@ -1065,22 +1065,21 @@ impl<'de> serde::Deserialize<'de> for Stored {
                 f.write_str("an event: [seq, ts, kind, session, nick, text?, msg_id?, to_sessions?, to_nicks?]")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Stored, A::Error> {
-                use serde::de::Error;
-                let seq = a
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
-                let ts = a
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
-                let kind = a
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(2, &self))?;
-                let session = a
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(3, &self))?;
-                let nick = a
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(4, &self))?;
+                /// The element at `at`, which must be there.
+                fn need<'de, A: serde::de::SeqAccess<'de>, T: serde::Deserialize<'de>>(
+                    a: &mut A,
+                    at: usize,
+                ) -> Result<T, A::Error> {
+                    a.next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(at, &Fields))
+                }
+                let (seq, ts, kind, session, nick) = (
+                    need(&mut a, 0)?,
+                    need(&mut a, 1)?,
+                    need(&mut a, 2)?,
+                    need(&mut a, 3)?,
+                    need(&mut a, 4)?,
+                );
                 let mut next = || a.next_element::<Option<String>>().map(Option::flatten);
                 Ok(Stored {
                     seq,
@@ -1218,11 +1217,11 @@ struct Chunk {
 /// and the chunk it is gathering.
 struct Run<'a> {
     room: &'a str,
+    /// The last seq gathered (0 when none since the batch began or began
+    /// the room again); the next must be above it.
     seq: u64,
-    /// The first and the last seq gathered since the batch began (or
-    /// began the room again); the next must be above the last.
+    /// The first seq gathered since then.
     first: Option<u64>,
-    appended: u64,
     session: i64,
     base: i64,
     chunk: Option<Chunk>,
@@ -1300,7 +1299,6 @@ fn write<'a>(
                         if let Some(run) = runs.iter_mut().find(|r| *r.room == **name) {
                             run.seq = 0;
                             run.first = None;
-                            run.appended = 0;
                         }
                     }
                     // A room's record goes before its events: events of a
@@ -1344,7 +1342,6 @@ fn write<'a>(
                             room: room_name,
                             seq: 0,
                             first: None,
-                            appended: 0,
                             session: -1,
                             base,
                             chunk: None,
@@ -1353,15 +1350,14 @@ fn write<'a>(
                     }
                 };
                 let run = &mut runs[at];
-                if run.first.is_some() && e.seq <= run.appended {
+                if run.first.is_some() && e.seq <= run.seq {
                     return Err(StoreError::OutOfOrder {
                         room: room_name.to_owned(),
                         seq: e.seq,
                     });
                 }
                 run.first.get_or_insert(e.seq);
-                run.appended = e.seq;
-                run.seq = run.seq.max(e.seq);
+                run.seq = e.seq;
                 run.session = run.session.max(writer);
                 let (kind, session, nick, text, msg_id, to): (_, _, &str, _, _, &[Recipient]) =
                     match &e.body {
