@@ -75,6 +75,47 @@ fn a_message_goes_out_only_once_stored() {
 }
 
 #[test]
+fn each_batch_holds_back_its_own_events() {
+    let mut sim = two();
+    sim.store.hold = true;
+    // Drained between them: two batches, each with its own barrier.
+    say(&mut sim, 0, "one", "m1");
+    say(&mut sim, 0, "two", "m2");
+    assert_eq!(sim.store.waiting.len(), 2);
+    // Only the first stored: its message goes out, not the second one.
+    let (batch, through) = sim.store.waiting.remove(0);
+    sim.store.records.extend(batch);
+    sim.server.handle_persisted(through);
+    sim.flush();
+    assert_eq!(msgs(&sim.take(1)), vec![(3, "one".to_owned())]);
+    assert!(msgs(&sim.take(1)).is_empty());
+    sim.commit();
+    assert_eq!(msgs(&sim.take(1)), vec![(4, "two".to_owned())]);
+}
+
+#[test]
+fn events_decided_before_a_poll_go_out_in_one_batch_behind_it() {
+    let mut sim = two();
+    sim.store.hold = true;
+    // As a shell taking a turn's inputs before it polls the core.
+    let (alice, bob) = (sim.clients[0].id, sim.clients[1].id);
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let frame = ClientFrame::msg_in("lobby", vec![], text, Some(format!("m{i}")));
+        sim.server.handle_frame(sim.clock(), alice, frame);
+    }
+    sim.server.handle_frame(sim.clock(), bob, ClientFrame::Ping);
+    sim.flush();
+    assert_eq!(sim.store.waiting.len(), 1);
+    assert_eq!(sim.store.waiting[0].0.len(), 3);
+    assert!(sim.take(0).is_empty() && sim.take(1).is_empty());
+    sim.commit();
+    let bob = sim.take(1);
+    let want: Vec<(u64, String)> = vec![(3, "one".into()), (4, "two".into()), (5, "three".into())];
+    assert_eq!(msgs(&bob), want);
+    assert!(matches!(bob.last(), Some(ServerFrame::Pong)));
+}
+
+#[test]
 fn a_new_session_and_room_are_stored_before_the_welcome() {
     let mut sim = Sim::new(durable(), T0);
     sim.store.hold = true;

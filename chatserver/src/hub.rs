@@ -366,9 +366,15 @@ impl Hub {
                     self.next_trim
                         .get_or_insert_with(|| Instant::now() + TRIM_INTERVAL);
                     let now = self.clock.now();
+                    // With a store, what the inputs decide waits for it
+                    // anyway: taken out once, at the end of the turn, the
+                    // turn's records go to it as one batch.
+                    let each = self.store.is_none();
                     for input in batch.drain(..) {
                         self.handle(now, input);
-                        self.dispatch(now);
+                        if each {
+                            self.dispatch(now);
+                        }
                     }
                 }
                 Turn::Timeout => {

@@ -25,6 +25,8 @@ impl Server {
             });
         }
         if !self.gate.records.is_empty() {
+            // Records after these get a barrier of their own.
+            self.gate.open = false;
             return Some(Output::Persist {
                 records: std::mem::take(&mut self.gate.records),
                 through: self.gate.issued,

@@ -97,6 +97,10 @@ pub(crate) struct Gate {
     pub issued: u64,
     /// Every ticket up to this one is stored.
     pub stored: u64,
+    /// A barrier is queued for records not handed out yet: a later record
+    /// goes out in the same batch (handed out whole, stored at once), so
+    /// the outputs after it wait behind that barrier, and need no other.
+    pub open: bool,
     /// Why the store is failing, while it is.
     pub down: Option<String>,
     /// Rooms forgotten whose `Forgotten` record is handed out but not yet
@@ -134,7 +138,10 @@ impl Server {
     /// Hold every later output until the records so far are stored.
     fn hold(&mut self) {
         self.gate.issued += 1;
-        self.steps.push_back(Step::Barrier(self.gate.issued));
+        if !self.gate.open {
+            self.gate.open = true;
+            self.steps.push_back(Step::Barrier(self.gate.issued));
+        }
     }
 
     /// A room was created: its epoch must be stored before its events.
@@ -223,6 +230,7 @@ impl Server {
         }
         self.gate.down = Some(cause.to_owned());
         self.gate.records.clear();
+        self.gate.open = false;
         self.gate.stored = self.gate.issued;
         // Rooms whose forgetting was lost with the batch: again later.
         for (_, name) in std::mem::take(&mut self.gate.forgetting) {

@@ -83,7 +83,9 @@ pub(crate) enum Step {
     /// A stamped event to apply.
     Apply(Arc<Event>),
     /// Nothing after this goes out until the store holds the records up to
-    /// this ticket (see [`durable`]).
+    /// this ticket (see [`durable`]), and with them every record handed
+    /// out in the same `Persist` (the later ones need no barrier of their
+    /// own).
     Barrier(u64),
     /// Close a connection.
     Close(ClientId, ErrorCode),
