@@ -1147,7 +1147,10 @@ impl<'a> Fields<'a> {
             out.push_str(itoa::Buffer::new().format(n));
             out.push(',');
         }
-        out.push_str(itoa::Buffer::new().format(self.kind));
+        match u8::try_from(self.kind) {
+            Ok(k @ 0..=9) => out.push(char::from(b'0' + k)),
+            _ => out.push_str(itoa::Buffer::new().format(self.kind)),
+        }
         out.push(',');
         out.push_str(itoa::Buffer::new().format(self.session));
         out.push(',');
