@@ -183,9 +183,11 @@ mod tests {
 
     #[test]
     fn special_finds_the_first_quote_backslash_or_control_byte() {
+        use crate::server::wire::needs_escape;
         // Every position in and past a word, each kind of byte, and bytes
         // around the ones looked for (0x21, 0x23, 0x5b, 0x5d, 0x20, 0x80+).
-        for len in 0..20 {
+        // Up to 40 bytes: two blocks of sixteen for `needs_escape`.
+        for len in 0..40 {
             for at in 0..=len {
                 for hit in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
                     let mut b: Vec<u8> = (0..len)
@@ -200,6 +202,8 @@ mod tests {
                     }
                     let want = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
                     assert_eq!(special(&b), want, "{b:?}");
+                    // The writers' whole-string check agrees.
+                    assert_eq!(needs_escape(&b), want.is_some(), "{b:?}");
                 }
             }
         }
