@@ -116,6 +116,32 @@ fn events_decided_before_a_poll_go_out_in_one_batch_behind_it() {
 }
 
 #[test]
+fn a_failure_before_records_are_handed_out_leaves_the_next_ones_held() {
+    let mut sim = two();
+    sim.store.hold = true;
+    // Decided, not yet polled: its record waits behind an open barrier
+    // when the store fails.
+    let alice = sim.clients[0].id;
+    let lost = ClientFrame::msg_in("lobby", vec![], "lost", Some("m1".to_owned()));
+    sim.server.handle_frame(sim.clock(), alice, lost);
+    sim.server.handle_persist_failed("disk full");
+    sim.server.handle_store_recovered();
+    // The next message, before any poll, gets a barrier of its own: held
+    // until stored.
+    let kept = ClientFrame::msg_in("lobby", vec![], "kept", Some("m2".to_owned()));
+    sim.server.handle_frame(sim.clock(), alice, kept);
+    sim.flush();
+    assert_eq!(
+        errors(&sim.take(0)),
+        vec![(ErrorCode::Unavailable, Some("m1".to_owned()))]
+    );
+    assert!(msgs(&sim.take(1)).is_empty());
+    sim.commit();
+    let texts: Vec<String> = msgs(&sim.take(1)).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["kept"]);
+}
+
+#[test]
 fn a_new_session_and_room_are_stored_before_the_welcome() {
     let mut sim = Sim::new(durable(), T0);
     sim.store.hold = true;

@@ -16,7 +16,7 @@ pub(crate) const FRAME_OVERHEAD: usize = 512;
 
 impl Server {
     /// The next thing to do, or `None` when there is nothing left. Call
-    /// after every `handle_*`, until `None`.
+    /// after each `handle_*` (or after several), until `None`.
     #[must_use = "outputs not acted on are frames lost or connections left open"]
     pub fn poll(&mut self) -> Option<Output<'_>> {
         if !self.proposed.is_empty() {

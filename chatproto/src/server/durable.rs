@@ -93,7 +93,8 @@ pub(crate) struct Gate {
     /// Records not handed out yet.
     pub records: Vec<Record>,
     /// Tickets given so far: one for each record that holds outputs back,
-    /// and one for each batch of `Forgotten` records (which hold nothing).
+    /// one for each `Forgotten` record, and one for each batch of them
+    /// handed out again once the store recovers (those hold nothing).
     pub issued: u64,
     /// Every ticket up to this one is stored.
     pub stored: u64,

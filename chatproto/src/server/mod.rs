@@ -120,7 +120,9 @@ enum Audience {
 /// * [`handle_shutdown`](Server::handle_shutdown): the server is stopping.
 ///
 /// Output is drained with [`poll`](Server::poll) until it returns `None`,
-/// after every `handle_*` call; then [`poll_timeout`](Server::poll_timeout)
+/// after each `handle_*` call or after several (the outputs come in the
+/// same order either way; a durable shell that takes a turn's inputs
+/// first gets their records in one batch); then [`poll_timeout`](Server::poll_timeout)
 /// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
 /// server sleeps). `poll` is also where stamped events are applied, one at
 /// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
