@@ -82,13 +82,6 @@ impl WireEvent<'_> {
 /// `s` as a JSON string, escaped as serde_json escapes it.
 fn string(dst: &mut BytesMut, s: &str) {
     dst.reserve(s.len() + 2);
-    // Most strings need no escape: one scan and one copy.
-    if !needs_escape(s.as_bytes()) {
-        dst.put_u8(b'"');
-        dst.put_slice(s.as_bytes());
-        dst.put_u8(b'"');
-        return;
-    }
     escaped(s, |part| dst.put_slice(part.as_bytes()));
 }
 
@@ -109,13 +102,6 @@ fn string(dst: &mut BytesMut, s: &str) {
 #[inline]
 pub fn push_json_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
-    // Most strings need no escape: one scan and one copy.
-    if !needs_escape(s.as_bytes()) {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
     escaped(s, |part| out.push_str(part));
 }
 
@@ -131,7 +117,7 @@ pub(crate) fn needs_escape(b: &[u8]) -> bool {
 }
 
 /// `s` as a JSON string, handed to `put` in parts: the quotes, the plain
-/// stretches and each escape.
+/// stretches and each escape. Most strings need none: one scan, one copy.
 #[inline(always)]
 fn escaped(s: &str, mut put: impl FnMut(&str)) {
     /// The escape of each control character, as serde_json writes them.
@@ -143,6 +129,11 @@ fn escaped(s: &str, mut put: impl FnMut(&str)) {
     ];
     let bytes = s.as_bytes();
     put("\"");
+    if !needs_escape(bytes) {
+        put(s);
+        put("\"");
+        return;
+    }
     let mut plain = 0;
     while let Some(i) = special(&bytes[plain..]).map(|i| plain + i) {
         // `i` is at an ASCII byte: both slices are whole characters.
