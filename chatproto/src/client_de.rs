@@ -21,6 +21,23 @@ const KINDS: &[&str] = &[
     "join", "enter", "part", "msg", "history", "rooms", "ping", "pong",
 ];
 
+/// A frame's `type`: one of [`KINDS`], held without a copy, or another
+/// string (an error once the frame is built).
+enum Kind {
+    Known(&'static str),
+    Unknown(String),
+}
+
+impl Kind {
+    /// The kind `name` names; only an unknown one is copied.
+    fn of(name: &str) -> Kind {
+        match KINDS.iter().find(|k| **k == name) {
+            Some(k) => Kind::Known(k),
+            None => Kind::Unknown(name.to_owned()),
+        }
+    }
+}
+
 /// A member's value: what the frame wants, or a description of what came.
 #[derive(Default)]
 enum Member<T> {
@@ -289,7 +306,7 @@ fn set_opt<T>(slot: &mut Member<T>, seen: &mut bool, value: Option<Result<T, Str
 /// same way.
 #[derive(Default)]
 pub(crate) struct Members {
-    kind: Member<String>,
+    kind: Member<Kind>,
     nick: Member<String>,
     to: Member<Vec<String>>,
     text: Member<String>,
@@ -311,7 +328,7 @@ impl Members {
     pub(crate) fn put(&mut self, key: Key, value: Value) {
         let seen = &mut self.seen;
         match key {
-            Key::Type => set(&mut self.kind, value.into_string()),
+            Key::Type => set(&mut self.kind, value.into_string().map(|k| Kind::of(&k))),
             Key::Nick => set(&mut self.nick, value.into_string()),
             Key::To => set(&mut self.to, value.into_strings()),
             Key::Text => set(&mut self.text, value.into_string()),
@@ -361,13 +378,22 @@ impl Members {
         }
     }
 
+    /// Note a plain string given for `type`, without copying it (the
+    /// scanner's path; [`put`](Members::put) takes any value).
+    pub(crate) fn put_kind(&mut self, name: &str) {
+        set(&mut self.kind, Ok(Kind::of(name)));
+    }
+
     /// The frame these members make, or the error that names what is wrong.
     pub(crate) fn build<E: de::Error>(self) -> Result<ClientFrame, E> {
-        let kind = self.kind.require::<E>("type", "a frame type string")?;
+        let kind = match self.kind.require::<E>("type", "a frame type string")? {
+            Kind::Known(k) => k,
+            Kind::Unknown(other) => return Err(de::Error::unknown_variant(&other, KINDS)),
+        };
         const STR: &str = "a string";
         const NUM: &str = "an unsigned integer";
         let seen_room = self.seen[0];
-        match kind.as_str() {
+        match kind {
             "join" => Ok(ClientFrame::Join {
                 nick: self.nick.require("nick", STR)?,
                 rooms: self.rooms.optional("rooms", "a sequence of strings")?,

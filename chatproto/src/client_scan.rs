@@ -32,8 +32,11 @@ pub(crate) fn scan(text: &str) -> Option<ClientFrame> {
             s.ws();
             s.eat(b':')?;
             s.ws();
-            let value = s.value()?;
-            members.put(key, value);
+            match key {
+                // Every frame has one: read without a copy.
+                Key::Type if s.peek()? == b'"' => members.put_kind(s.string()?),
+                key => members.put(key, s.value()?),
+            }
             s.ws();
             match s.next()? {
                 b',' => s.ws(),
