@@ -203,6 +203,13 @@ impl FrameDecoder {
     /// Returns `Ok(None)` when more bytes are needed. Only after a header has
     /// passed the limit check does it reserve room for that body.
     pub fn decode_payload(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        Ok(self.next_body(buf)?.map(|len| buf.split_to(len).freeze()))
+    }
+
+    /// The length of the next whole payload, which starts `buf` once this
+    /// returns it (its header consumed); `Ok(None)` when more bytes are
+    /// needed. The caller takes the payload off.
+    fn next_body(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, FramingError> {
         loop {
             match self.state {
                 State::Failed(err) => return Err(err),
@@ -236,7 +243,7 @@ impl FrameDecoder {
                         return Ok(None);
                     }
                     self.state = State::Head;
-                    return Ok(Some(buf.split_to(len).freeze()));
+                    return Ok(Some(len));
                 }
             }
         }
@@ -255,11 +262,17 @@ impl FrameDecoder {
         buf: &mut BytesMut,
         parse: impl FnOnce(&[u8]) -> Result<T, PayloadError>,
     ) -> Decoded<T> {
-        match self.decode_payload(buf) {
-            Ok(Some(payload)) => match parse(&payload) {
-                Ok(frame) => Decoded::Frame(frame),
-                Err(why) => Decoded::Invalid(why),
-            },
+        // Parsed where it lies, then dropped: the buffer is never shared,
+        // so it can be used again whole.
+        match self.next_body(buf) {
+            Ok(Some(len)) => {
+                let parsed = parse(&buf[..len]);
+                buf.advance(len);
+                match parsed {
+                    Ok(frame) => Decoded::Frame(frame),
+                    Err(why) => Decoded::Invalid(why),
+                }
+            }
             Ok(None) => Decoded::Incomplete,
             Err(why) => Decoded::Broken(why),
         }
