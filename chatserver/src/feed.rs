@@ -91,7 +91,16 @@ impl<'a> Feeder<'a> {
             return Ok(Some(now + wait));
         }
         let input = self.held.take().expect("held above");
-        self.to_hub.send(input).await.map_err(|_| Halt::HubGone)?;
+        // Without a future when there is room (the usual case); the queue
+        // is fair either way, as no permit is free while another sender
+        // waits for one.
+        match self.to_hub.try_send(input) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                self.to_hub.send(input).await.map_err(|_| Halt::HubGone)?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Halt::HubGone),
+        }
         Ok(None)
     }
 
