@@ -50,7 +50,9 @@ or the TLS handshake failed); 7 the server's certificate was not trusted;
 Set NO_COLOR for output without colours."
 )]
 pub struct Args {
-    /// The nickname to join as: 1 to 32 characters, no spaces, none of @ : , \" \\.
+    /// The nickname to join as: 1 to 32 characters, no spaces, none of
+    /// @ : , " \ (beyond ASCII: letters and digits of one script;
+    /// PROTOCOL.md section 3 has the whole rule).
     #[arg(short, long, env = "CHATCLIENT_NICK")]
     pub nick: String,
 

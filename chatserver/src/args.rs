@@ -35,7 +35,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub history_max_age_days: u64,
 
-    /// Stored messages kept per room (at least 1); older ones are deleted.
+    /// Stored events kept per room (messages, and joins and leaves; at
+    /// least 1); older ones are deleted.
     #[arg(long, env = "CHATSERVER_HISTORY_MAX_MESSAGES", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub history_max_messages: u64,
@@ -115,8 +116,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_rooms_per_client: u32,
 
-    /// Most rooms the server holds at once (1 to 1000000); entering a new
-    /// room past it gets too_many_rooms.
+    /// Most rooms the server holds at once (1 to 1000000). Past it, a new
+    /// room makes the server forget the least recently used room nobody is
+    /// in, deleting its stored history; if every room has members,
+    /// entering a new one gets too_many_rooms.
     #[arg(long, env = "CHATSERVER_MAX_ROOMS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_rooms: u32,
@@ -143,8 +146,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub replay_limit: u32,
 
-    /// Most bytes one enter's replay takes (at least 1024); keep it well
-    /// under --outbound-queue-bytes.
+    /// Most bytes one enter's replay takes (at least 1024, and less than
+    /// --outbound-queue-bytes).
     #[arg(long, env = "CHATSERVER_REPLAY_BYTES", default_value_t = 512 << 10,
           value_parser = clap::value_parser!(u64).range(1024..))]
     pub replay_bytes: u64,
