@@ -95,7 +95,8 @@ pub struct Args {
     pub reconnect_attempts: u32,
 
     /// The first wait before reconnecting, in milliseconds (for tests; it
-    /// doubles on each attempt, up to 30 s).
+    /// doubles on each attempt, up to 30 s, and each wait is shortened at
+    /// random by up to half).
     #[arg(long, env = "CHATCLIENT_RECONNECT_MIN_MS", value_name = "MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..=30_000), hide = true)]
     pub reconnect_min_ms: u64,

@@ -10,7 +10,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 /// How to reconnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
-    /// The wait before the first attempt (before jitter).
+    /// The wait before the first attempt, before jitter takes off up to
+    /// half of it.
     pub min: Duration,
     /// The cap on any wait.
     pub max: Duration,
@@ -22,13 +23,13 @@ impl Backoff {
     /// The wait before attempt `n` (1 for the first): `min` doubled for
     /// each earlier attempt, at most `max`, then scaled by a factor from
     /// 0.5 to 1 picked by `jitter` (0 to 1), so that clients dropped
-    /// together do not all come back at the same instant; never less than
-    /// `min`.
+    /// together (by a server's restart, say) do not all come back at the
+    /// same instant, the first time either.
     pub fn delay(&self, n: u32, jitter: f64) -> Duration {
         let doublings = n.saturating_sub(1).min(31);
         let base = self.min.saturating_mul(1 << doublings).min(self.max);
         let factor = 0.5 + 0.5 * jitter.clamp(0.0, 1.0);
-        base.mul_f64(factor).max(self.min.min(self.max))
+        base.mul_f64(factor)
     }
 }
 
@@ -70,8 +71,9 @@ mod tests {
     }
 
     #[test]
-    fn jitter_takes_off_up_to_half_but_never_goes_below_the_minimum() {
-        assert_eq!(POLICY.delay(1, 0.0), Duration::from_millis(500));
+    fn jitter_takes_off_up_to_half_of_every_wait_the_first_too() {
+        assert_eq!(POLICY.delay(1, 0.0), Duration::from_millis(250));
+        assert_eq!(POLICY.delay(1, 0.5), Duration::from_millis(375));
         assert_eq!(POLICY.delay(3, 0.0), Duration::from_millis(1000));
         assert_eq!(POLICY.delay(3, 0.5), Duration::from_millis(1500));
         assert_eq!(POLICY.delay(12, 0.0), Duration::from_secs(15));
@@ -81,7 +83,7 @@ mod tests {
         for n in 1..40 {
             for j in [0.0, 0.3, 0.999, 1.0] {
                 let d = POLICY.delay(n, j);
-                assert!(d >= POLICY.min && d <= POLICY.max, "{n} {j} {d:?}");
+                assert!(d >= POLICY.min / 2 && d <= POLICY.max, "{n} {j} {d:?}");
             }
         }
     }
