@@ -216,7 +216,10 @@ impl Console {
             let _ = self.output.send(text).await;
         }
         if let Some(why) = outcome.refusal().filter(|_| self.refusals_to_stderr) {
-            let _ = writeln!(std::io::stderr().lock(), "chatclient: {why}");
+            // One write, so that the line is never cut by stdout's when
+            // both go to one file (stderr is unbuffered).
+            let line = format!("chatclient: {why}\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 

@@ -188,6 +188,10 @@ impl JoinError {
 
 /// Print `message` as the one line on stderr and give `code` back as the exit code.
 pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("chatclient: {message}");
+    // One write: stderr is unbuffered, and its line must not be cut by
+    // stdout's when both go to one file.
+    use std::io::Write;
+    let line = format!("chatclient: {message}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
     ExitCode::from(code)
 }
