@@ -113,7 +113,7 @@ pub enum JoinError {
         message: String,
     },
     /// The server has no room.
-    #[error("cannot join: server_full: {message}; try again later")]
+    #[error("cannot join: server_full: {message}")]
     ServerFull {
         /// The server's explanation (escaped for printing).
         message: String,

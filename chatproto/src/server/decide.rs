@@ -206,9 +206,10 @@ impl Server {
                 self.forget_an_empty_room();
             }
             if self.rooms.len() >= self.config.max_rooms {
+                let n = self.rooms.len();
+                let rooms = if n == 1 { "room" } else { "rooms" };
                 let msg = format!(
-                    "the server holds {} rooms, the most it may; enter an existing room",
-                    self.rooms.len()
+                    "the server holds {n} {rooms}, the most it may; enter an existing room"
                 );
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
@@ -346,8 +347,9 @@ impl Server {
         // this limit, not by how many names fit in a frame.
         let max = self.config.max_recipients;
         if to.len() > max {
+            let recipients = if max == 1 { "recipient" } else { "recipients" };
             let msg = format!(
-                "a message may name at most {max} recipients and this one names {}; nothing was delivered",
+                "a message may name at most {max} {recipients} and this one names {}; nothing was delivered",
                 to.len()
             );
             return self.msg_error(client, ErrorCode::TooManyRecipients, Some(room), &id, msg);
