@@ -813,6 +813,46 @@ fn history_paging_ends_where_the_kept_history_starts() {
     assert_eq!(pages, 2, "m4, then m3 and the end");
 }
 
+/// A page asked with `limit: 0` holds one message, so that a pager
+/// asking with the `before` it gets back moves on (a page of none would
+/// say `more` with the same `before`, for ever).
+#[test]
+fn a_history_limit_of_zero_pages_one_message_at_a_time() {
+    use chatproto::ClientFrame;
+    let mut sim = sim_with(ServerConfig::default());
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None)); // seq 1
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "m1", None)); // 2
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "m2", None)); // 3
+    sim.take(a);
+    let mut before = None;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        sim.send(a, ClientFrame::history("rust", before, Some(0)));
+        let Some(ServerFrame::History {
+            events,
+            more,
+            before: next,
+            ..
+        }) = sim.take(a).pop()
+        else {
+            panic!("no history page")
+        };
+        assert_eq!(events.len(), 1, "one message a page");
+        for e in &events {
+            match e {
+                ServerFrame::Msg { text, .. } => seen.push(text.clone()),
+                other => panic!("{other:?}"),
+            }
+        }
+        if !more {
+            break;
+        }
+        before = next;
+    }
+    assert_eq!(seen, ["m2", "m1"]);
+}
+
 /// At the cap of rooms, a new room takes the place of the least recently
 /// used room nobody is in; if every room has members, `too_many_rooms`.
 #[test]

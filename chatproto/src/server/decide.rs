@@ -465,7 +465,9 @@ impl Server {
             return self.room_error(client, ErrorCode::NotInRoom, &room, msg);
         }
         let page = self.config.history_page;
-        let limit = limit.map_or(50.min(page), |l| (l.min(page as u64)) as usize);
+        // At least one: a page of none would say `more` and the same
+        // `before` again, and a pager that asks with it would never end.
+        let limit = limit.map_or(50.min(page), |l| l.clamp(1, page as u64) as usize);
         self.answer(
             client,
             Step::History {
