@@ -12,8 +12,14 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Where history is kept: created if missing; one server per directory.
-    #[arg(long, env = "CHATSERVER_DATA_DIR", default_value = "chat-data")]
+    /// Where history is kept: created if missing; one server per directory
+    /// (`export` reads it; before or after `export`, the same flag).
+    #[arg(
+        long,
+        env = "CHATSERVER_DATA_DIR",
+        default_value = "chat-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// `sqlite`: history, rooms and sessions survive restarts and crashes
@@ -368,9 +374,6 @@ pub enum Command {
     /// Print stored history as JSON lines (one `msg` object per line, as on
     /// the wire), room by room in seq order. Safe while a server runs.
     Export {
-        /// The server's data directory.
-        #[arg(long, env = "CHATSERVER_DATA_DIR", default_value = "chat-data")]
-        data_dir: PathBuf,
         /// Only this room.
         #[arg(long)]
         room: Option<String>,

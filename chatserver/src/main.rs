@@ -64,13 +64,8 @@ pub struct Settings {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if let Some(args::Command::Export {
-        data_dir,
-        room,
-        since,
-    }) = &args.command
-    {
-        return match store::export(data_dir, room.as_deref(), *since) {
+    if let Some(args::Command::Export { room, since }) = &args.command {
+        return match store::export(&args.data_dir, room.as_deref(), *since) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("chatserver export: {e}");

@@ -1802,6 +1802,15 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
     );
     let all: Vec<Value> = lobby.iter().chain(&rust).cloned().collect();
     assert_eq!(export(dir.path(), &[]), all, "every room, room by room");
+    // `--data-dir` before `export` is the same flag, not ignored.
+    let run = run_to_exit(&["--data-dir", path_str(dir.path()), "export"], WAIT);
+    assert!(run.status.success(), "{run:?}");
+    let before: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(before, all, "--data-dir DIR export");
     let rust_last = u64_of(rust.last().unwrap(), "seq").to_string();
     assert_eq!(
         export(dir.path(), &["--room", "rust", "--since", &rust_last]),

@@ -94,9 +94,7 @@ pub enum Sync {
 #[non_exhaustive]
 pub enum StoreError {
     /// The data directory could not be created or written.
-    #[error(
-        "cannot use the data directory {dir}: {source}; choose a writable one with --data-dir"
-    )]
+    #[error("cannot use the data directory {dir}: {source}; choose another with --data-dir")]
     Dir {
         /// The directory.
         dir: PathBuf,
@@ -227,6 +225,12 @@ impl Store {
             dir: dir.to_owned(),
             source,
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(dir_err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it is a file, not a directory",
+            )));
+        }
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         let path = dir.join(DB_FILE);
         // One server per directory. A lock file rather than SQLite's own
