@@ -452,7 +452,11 @@ impl Hub {
                     for peer in self.peers.values() {
                         peer.close();
                     }
-                    info!(clients = self.peers.len(), "shutting down");
+                    // A server that never got to listen (its port taken, say)
+                    // has said why in one line; it does not add this one.
+                    if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
+                        info!(clients = self.peers.len(), "shutting down");
+                    }
                     self.close_store();
                     return;
                 }
