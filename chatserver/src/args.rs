@@ -64,7 +64,8 @@ pub struct Args {
     /// 0.0.0.0:7878 to accept clients from the LAN (the addresses to give
     /// people are printed), port 0 to let the OS choose (the first line of
     /// output says which).
-    #[arg(long, env = "CHATSERVER_LISTEN", default_value = "127.0.0.1:7878")]
+    #[arg(long, env = "CHATSERVER_LISTEN", default_value = "127.0.0.1:7878",
+          value_parser = parse_listen)]
     pub listen: String,
 
     /// A PEM certificate chain: with --tls-key, the port also speaks TLS
@@ -83,7 +84,8 @@ pub struct Args {
 
     /// Other origins whose pages may open a WebSocket (comma-separated,
     /// e.g. https://chat.example.org); the page's own always may.
-    #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',',
+          value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
 
     /// Networks besides loopback that may read /metrics (comma-separated
@@ -347,6 +349,43 @@ impl Args {
             ));
         }
         Ok(())
+    }
+}
+
+/// `--listen`: HOST:PORT, the host a name or an address, the port 0 to
+/// 65535. Whether the name resolves is known only when binding.
+fn parse_listen(s: &str) -> Result<String, String> {
+    let shape = "use HOST:PORT, such as 127.0.0.1:7878, 0.0.0.0:7878 or [::]:7878";
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("no port; {shape}"));
+    };
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(format!("no host; {shape}"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("the port {port:?} is not 0 to 65535; {shape}"))?;
+    Ok(s.to_owned())
+}
+
+/// `--allowed-origins`: each an origin as a browser sends it,
+/// `http://HOST[:PORT]` or `https://HOST[:PORT]` (a trailing `/` is
+/// dropped), since anything else never matches one.
+fn parse_origin(s: &str) -> Result<String, String> {
+    // Spaces around one, and an empty one (a trailing comma), are let be.
+    let origin = s.trim().trim_end_matches('/');
+    if origin.is_empty() {
+        return Ok(String::new());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty() && !r.contains(['/', '?', '#', '@']) && !r.chars().any(char::is_whitespace)
+    });
+    if ok {
+        Ok(origin.to_owned())
+    } else {
+        Err("an origin is http:// or https:// and a host, with a port or not, and nothing after: such as https://chat.example.org".to_owned())
     }
 }
 

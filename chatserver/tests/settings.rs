@@ -20,7 +20,12 @@ fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
             cmd.env_remove(key);
         }
     }
-    cmd.args(["--listen", "127.0.0.1:0", "--store", "memory"])
+    // Loopback on a port of the OS's choosing, unless the case is about
+    // --listen itself.
+    if !args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.args(["--store", "memory"])
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -92,6 +97,19 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
         (
             vec!["--log-level", "loud"],
             vec!["--log-level", "error", "warn", "info", "debug", "trace"],
+        ),
+        (vec!["--listen", "nonsense"], vec!["--listen", "HOST:PORT"]),
+        (
+            vec!["--listen", "127.0.0.1:99999"],
+            vec!["--listen", "0 to 65535"],
+        ),
+        (
+            vec!["--allowed-origins", "chat.example.org"],
+            vec!["--allowed-origins", "https://"],
+        ),
+        (
+            vec!["--allowed-origins", "https://a.example,https://b.example/x"],
+            vec!["--allowed-origins", "https://"],
         ),
     ] {
         assert_refused(&args, &[], &names);
