@@ -489,12 +489,14 @@ impl Session {
         // Parted before the answer came: none will (the core drops it).
         self.entering.remove(&room);
         self.info(format!("you left #{room}"));
-        self.forget_room(&room);
+        self.forget_room(&room, false);
     }
 
     /// `room` is no longer ours: drop what the screen kept about it, and
-    /// pick another current room if it was the current one.
-    fn forget_room(&mut self, room: &str) {
+    /// pick another current room if it was the current one. `refused`:
+    /// the server would not let us in, so the room current before the
+    /// `/join` is current again, if it is still ours.
+    fn forget_room(&mut self, room: &str, refused: bool) {
         self.oldest.remove(room);
         self.replaying.remove(room);
         self.resume_room_done(room);
@@ -502,14 +504,14 @@ impl Session {
             return;
         }
         let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
-        let next = self
-            .previous
-            .take()
-            .filter(|p| rooms.contains(p))
+        let back = self.previous.take().filter(|p| rooms.contains(p));
+        let again = refused && back.is_some();
+        let next = back
             .or_else(|| rooms.iter().find(|r| *r == LOBBY).cloned())
             .or_else(|| rooms.first().cloned());
         self.current = next;
         match &self.current {
+            Some(r) if again => self.info(format!("#{r} is still the current room")),
             Some(r) => self.info(format!("#{r} is now the current room")),
             None => self.info("you are in no room; /join ROOM to enter one".into()),
         }
@@ -728,9 +730,9 @@ impl Session {
                     // The core gives up a room the server would not let
                     // us in.
                     Some(room) => {
-                        self.entering.remove(&room);
+                        let refused = self.entering.remove(&room);
                         if !self.client.rooms().any(|r| r == room) {
-                            self.forget_room(&room);
+                            self.forget_room(&room, refused);
                         }
                     }
                     // One that names no room may have answered an enter
@@ -1181,7 +1183,7 @@ mod tests {
             out.lines,
             [
                 "! too_many_rooms: you are in 1 rooms, the most allowed",
-                "* #lobby is now the current room"
+                "* #lobby is still the current room"
             ]
         );
         assert_eq!(s.prompt(), "alice #lobby> ");
