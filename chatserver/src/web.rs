@@ -73,7 +73,11 @@ async fn route(
     done: mpsc::Sender<()>,
 ) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::NOT_FOUND, "not found\n");
+        // Every path here is read only.
+        let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
     }
     match req.uri().path() {
         "/ws" => upgrade(req, info, edge, admission, done).await,

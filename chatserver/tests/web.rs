@@ -164,7 +164,12 @@ fn healthz_unknown_paths_traversal_and_other_methods() {
     }
     for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
         let res = request(&mut tcp(addr), method, "/", &addr.to_string()).expect(method);
-        assert_eq!(res.status, 404, "{method} /: {res:?}");
+        assert_eq!(res.status, 405, "{method} /: {res:?}");
+        assert_eq!(
+            res.header("allow"),
+            Some("GET, HEAD"),
+            "{method} /: {res:?}"
+        );
     }
     // HEAD is GET without the body.
     let head = request(&mut tcp(addr), "HEAD", "/", &addr.to_string()).expect("HEAD /");
