@@ -738,11 +738,14 @@ impl Model {
         if !self.sessions[s].rooms.contains(&room) {
             return self.error(i, ErrorCode::NotInRoom, Some(room), None);
         }
-        let limit = limit.map_or(HISTORY_PAGE.min(50), |l| (l as usize).min(HISTORY_PAGE));
+        // 0 is taken as 1 (a page of none would never move on).
+        let limit = limit.map_or(HISTORY_PAGE.min(50), |l| {
+            (l as usize).clamp(1, HISTORY_PAGE)
+        });
         let (events, more) = self.visible(s, &room, 0, before.unwrap_or(u64::MAX), limit);
         // The model's rooms are far smaller than `history_scan`: a page
-        // with more is full, and the next one starts at its oldest.
-        // A page of none (`limit` 0) goes on from where it was asked.
+        // with more is full, and the next one starts at its oldest; an
+        // empty page (no message left to see) from where it was asked.
         let asked = before
             .map_or(u64::MAX, |b| b)
             .min(self.rooms[&room].seq + 1);
