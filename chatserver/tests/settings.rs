@@ -116,6 +116,24 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
     }
 }
 
+/// A port another process holds: exit 1 and one line on stderr that
+/// names the address (nothing more, such as the hub's own goodbye).
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = taken.local_addr().expect("local address").to_string();
+    for _ in 0..10 {
+        let (code, stderr) = refused(&["--listen", &addr, "--log-level", "info"], &[]);
+        assert_eq!(code, Some(1), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+        assert!(
+            lines[0].contains("cannot listen") && lines[0].contains(&addr),
+            "{stderr:?}"
+        );
+    }
+}
+
 #[test]
 fn a_bad_rust_log_is_refused_and_the_flag_wins_over_it() {
     assert_refused(&[], &[("RUST_LOG", "bogus")], &["RUST_LOG", "info"]);
