@@ -368,24 +368,30 @@ fn parse_listen(s: &str) -> Result<String, String> {
 }
 
 /// `--allowed-origins`: each an origin as a browser sends it,
-/// `http://HOST[:PORT]` or `https://HOST[:PORT]` (a trailing `/` is
-/// dropped), since anything else never matches one.
+/// `SCHEME://HOST[:PORT]` (`https://chat.example.org`, an app's
+/// `tauri://localhost`; a trailing `/` is dropped, case does not matter)
+/// or `null` (a page opened from a file, a sandboxed frame). A host alone,
+/// or a URL with a path, never equals a browser's origin: refused.
 fn parse_origin(s: &str) -> Result<String, String> {
     // Spaces around one, and an empty one (a trailing comma), are let be.
     let origin = s.trim().trim_end_matches('/');
-    if origin.is_empty() {
-        return Ok(String::new());
+    if origin.is_empty() || origin.eq_ignore_ascii_case("null") {
+        return Ok(origin.to_owned());
     }
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    let ok = rest.is_some_and(|r| {
-        !r.is_empty() && !r.contains(['/', '?', '#', '@']) && !r.chars().any(char::is_whitespace)
+    let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        scheme_ok
+            && !rest.is_empty()
+            && !rest.contains(['/', '?', '#', '@'])
+            && !rest.chars().any(char::is_whitespace)
     });
     if ok {
         Ok(origin.to_owned())
     } else {
-        Err("an origin is http:// or https:// and a host, with a port or not, and nothing after: such as https://chat.example.org".to_owned())
+        Err("an origin is SCHEME://HOST with a port or not and nothing after, such as https://chat.example.org, or null".to_owned())
     }
 }
 
@@ -420,4 +426,60 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         since: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_a_browser_can_send_are_taken() {
+        for (given, kept) in [
+            ("https://chat.example.org", "https://chat.example.org"),
+            ("https://chat.example.org/", "https://chat.example.org"),
+            (" http://192.168.1.10:7878 ", "http://192.168.1.10:7878"),
+            ("HTTPS://Chat.Example.org", "HTTPS://Chat.Example.org"),
+            ("http://[::1]:7878", "http://[::1]:7878"),
+            ("tauri://localhost", "tauri://localhost"),
+            ("chrome-extension://abcdef", "chrome-extension://abcdef"),
+            ("null", "null"),
+            ("", ""),
+        ] {
+            assert_eq!(parse_origin(given).as_deref(), Ok(kept), "{given:?}");
+        }
+        for bad in [
+            "chat.example.org",
+            "https://",
+            "https://chat.example.org/room",
+            "https://a.example?x",
+            "https://user@a.example",
+            "https://a b",
+            "1http://a.example",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn listen_takes_host_and_port() {
+        for ok in [
+            "127.0.0.1:7878",
+            "0.0.0.0:0",
+            "[::]:7878",
+            "localhost:65535",
+            "::1:7878",
+        ] {
+            assert_eq!(parse_listen(ok).as_deref(), Ok(ok), "{ok:?}");
+        }
+        for bad in [
+            "nonsense",
+            ":7878",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "127.0.0.1:-1",
+            "a b:1",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+    }
 }

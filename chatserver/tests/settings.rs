@@ -105,11 +105,11 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
         ),
         (
             vec!["--allowed-origins", "chat.example.org"],
-            vec!["--allowed-origins", "https://"],
+            vec!["--allowed-origins", "SCHEME://HOST"],
         ),
         (
             vec!["--allowed-origins", "https://a.example,https://b.example/x"],
-            vec!["--allowed-origins", "https://"],
+            vec!["--allowed-origins", "SCHEME://HOST"],
         ),
     ] {
         assert_refused(&args, &[], &names);
