@@ -813,6 +813,55 @@ fn history_paging_ends_where_the_kept_history_starts() {
     assert_eq!(pages, 2, "m4, then m3 and the end");
 }
 
+/// Counts of one are said in the singular.
+#[test]
+fn one_room_is_said_in_the_singular() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.max_rooms_per_client = 1;
+    cfg.max_rooms = 1;
+    cfg.max_recipients = 1;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
+    sim.take(a);
+    let errors = |sim: &mut Sim, frame: ClientFrame| -> Vec<String> {
+        sim.send(a, frame);
+        sim.take(a)
+            .into_iter()
+            .filter_map(|f| match f {
+                ServerFrame::Error { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    };
+    let mine = errors(&mut sim, ClientFrame::enter("go", None));
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert!(mine[0].starts_with("you are in 1 room,"), "{mine:?}");
+    let to = vec!["bob".into(), "carol".into()];
+    let mine = errors(&mut sim, ClientFrame::msg_in("rust", to, "hi", None));
+    assert!(
+        mine[0].starts_with("a message may name at most 1 recipient and"),
+        "{mine:?}"
+    );
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["zig".into()], None));
+    let theirs: Vec<String> = sim
+        .take(b)
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::Error { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        theirs
+            .iter()
+            .any(|m| m.starts_with("the server holds 1 room,")),
+        "{theirs:?}"
+    );
+}
+
 /// A page asked with `limit: 0` holds one message, so that a pager
 /// asking with the `before` it gets back moves on (a page of none would
 /// say `more` with the same `before`, for ever).

@@ -198,7 +198,8 @@ impl Server {
         }
         let max = self.config.max_rooms_per_client;
         if s.rooms.len() >= max {
-            let msg = format!("you are in {max} rooms, the most allowed; part one first");
+            let rooms = if max == 1 { "room" } else { "rooms" };
+            let msg = format!("you are in {max} {rooms}, the most allowed; part one first");
             return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
         }
         if !self.rooms.contains_key(&room) {
