@@ -93,9 +93,11 @@ impl<'a> Feeder<'a> {
         let input = self.held.take().expect("held above");
         // Without a future when there is room (the usual case); the queue
         // is fair either way, as no permit is free while another sender
-        // waits for one.
+        // waits for one. A frame still counts against the task's budget of
+        // tokio, as `send().await` did, so that a client with a long
+        // backlog yields to the others (and to the hub) now and then.
         match self.to_hub.try_send(input) {
-            Ok(()) => {}
+            Ok(()) => tokio::task::consume_budget().await,
             Err(mpsc::error::TrySendError::Full(input)) => {
                 self.to_hub.send(input).await.map_err(|_| Halt::HubGone)?;
             }
