@@ -126,8 +126,9 @@ pub struct Args {
 
     /// Most rooms the server holds at once (1 to 1000000). Past it, a new
     /// room makes the server forget the least recently used room nobody is
-    /// in, deleting its stored history; if every room has members,
-    /// entering a new one gets too_many_rooms.
+    /// in, deleting its stored history; if every room has members (or in
+    /// cluster mode, which forgets none), entering a new one gets
+    /// too_many_rooms.
     #[arg(long, env = "CHATSERVER_MAX_ROOMS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_rooms: u32,

@@ -1,6 +1,7 @@
 //! HTTP on the shared port: the chat page (embedded at build time), the
-//! WebSocket that carries chatproto, `/healthz` and `/metrics`. Anything
-//! else is 404; nothing is read from disk.
+//! WebSocket that carries chatproto, `/healthz` and `/metrics`. Any other
+//! path is 404, any method but GET and HEAD 405; nothing is read from
+//! disk.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};

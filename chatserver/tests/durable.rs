@@ -1528,6 +1528,38 @@ fn a_data_dir_that_cannot_be_created_stops_the_server_with_one_line() {
         "does not name the directory: {line:?}"
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory\n");
+    // The file itself as the data directory: said so, and left alone.
+    let line = refuses_to_start(&["--data-dir", path_str(&file)]);
+    assert!(line.contains("a file, not a directory"), "{line:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory\n");
+}
+
+/// A port another process holds, with the default store: exit 1 and one
+/// line on stderr naming the address (and no goodbye from a server that
+/// never listened).
+#[test]
+fn a_port_in_use_stops_a_durable_server_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = taken.local_addr().expect("local address").to_string();
+    for _ in 0..10 {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let data = tmp.path().join("data");
+        let run = run_to_exit(
+            &[
+                "--listen",
+                &addr,
+                "--log-level",
+                "info",
+                "--data-dir",
+                path_str(&data),
+            ],
+            WAIT,
+        );
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {:?}", run.stderr);
+        assert!(lines[0].contains("cannot listen"), "{:?}", run.stderr);
+    }
 }
 
 #[test]
