@@ -288,6 +288,9 @@ struct RoomState {
     roster: BTreeMap<String, String>,
     /// Entered on this connection.
     entered: bool,
+    /// When it was asked for (the rooms given to `new` first, in order):
+    /// after a join they are entered in this order.
+    asked: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,7 +344,16 @@ impl Client {
             token: None,
             rooms: rooms
                 .iter()
-                .map(|r| (r.to_ascii_lowercase(), RoomState::default()))
+                .enumerate()
+                .map(|(asked, r)| {
+                    let state = RoomState {
+                        asked: asked as u64,
+                        ..RoomState::default()
+                    };
+                    (r.to_ascii_lowercase(), state)
+                })
+                // The first of a name given twice keeps its place.
+                .rev()
                 .collect(),
             entering: BTreeSet::new(),
             pending: VecDeque::new(),
@@ -431,7 +443,11 @@ impl Client {
     /// Enter `room` (it is remembered across reconnects).
     pub fn enter(&mut self, room: &str) {
         let room = room.to_ascii_lowercase();
-        self.rooms.entry(room.clone()).or_default();
+        let asked = self.rooms.values().map(|r| r.asked + 1).max().unwrap_or(0);
+        self.rooms.entry(room.clone()).or_insert_with(|| RoomState {
+            asked,
+            ..RoomState::default()
+        });
         if self.phase == Phase::Joined {
             self.enter_now(&room);
         }
@@ -638,8 +654,15 @@ impl Client {
             resumed,
             reconnect,
         });
-        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-        for room in &rooms {
+        // In the order they were asked for: the first given is the one a
+        // user sees as current, and its answer comes first.
+        let mut rooms: Vec<(u64, String)> = self
+            .rooms
+            .iter()
+            .map(|(name, r)| (r.asked, name.clone()))
+            .collect();
+        rooms.sort_unstable();
+        for (_, room) in &rooms {
             self.enter_now(room);
         }
         // A resumed session has our ids: the server drops a resend it

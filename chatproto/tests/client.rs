@@ -433,3 +433,27 @@ fn a_fresh_session_does_not_resend_what_the_replay_shows() {
         vec!["stored, echo lost", "typed while away"]
     );
 }
+
+/// After a join the rooms are entered in the order they were asked for:
+/// those given to `Client::new` as given (the first is the one a user
+/// sees as current), then those entered later; not by name.
+#[test]
+fn rooms_are_entered_in_the_order_they_were_asked_for() {
+    let mut c = Client::new("alice", &["rust", "lobby", "go", "rust"], "a-");
+    c.enter("ada");
+    c.handle_connected(0);
+    let welcome = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
+    c.handle_frame(0, welcome);
+    let mut entered = Vec::new();
+    while let Some(out) = c.poll() {
+        if let ClientOutput::Send(ClientFrame::Enter { room, .. }) = out {
+            entered.push(room);
+        }
+    }
+    assert_eq!(entered, ["rust", "lobby", "go", "ada"]);
+    // Listing them is still by name.
+    assert_eq!(
+        c.rooms().collect::<Vec<_>>(),
+        ["ada", "go", "lobby", "rust"]
+    );
+}
