@@ -729,10 +729,12 @@ impl Session {
                 match room {
                     // The core gives up a room the server would not let
                     // us in.
+                    // (Current and not ours: an enter refused, whether it
+                    // was asked for online or before a reconnect.)
                     Some(room) => {
-                        let refused = self.entering.remove(&room);
+                        self.entering.remove(&room);
                         if !self.client.rooms().any(|r| r == room) {
-                            self.forget_room(&room, refused);
+                            self.forget_room(&room, true);
                         }
                     }
                     // One that names no room may have answered an enter
@@ -1185,6 +1187,34 @@ mod tests {
                 "! too_many_rooms: you are in 1 rooms, the most allowed",
                 "* #lobby is still the current room"
             ]
+        );
+        assert_eq!(s.prompt(), "alice #lobby> ");
+    }
+
+    #[test]
+    fn a_join_asked_offline_and_refused_after_the_reconnect_is_not_current() {
+        let mut s = joined(&["lobby"]);
+        s.handle_disconnected();
+        line(&mut s, "/join rust");
+        assert_eq!(s.prompt(), "alice #rust> ");
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", true));
+        let out = frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "too many rooms",
+                None,
+                Some("rust".into()),
+                None,
+            ),
+        );
+        assert_eq!(
+            out.lines.last().map(String::as_str),
+            Some("* #lobby is still the current room"),
+            "{:?}",
+            out.lines
         );
         assert_eq!(s.prompt(), "alice #lobby> ");
     }
