@@ -97,12 +97,11 @@ pub async fn serve(
             crate::conn::serve(peer, read, addr, to_hub, settings, admission, done).await;
             edge.settings.metrics.closed(Transport::Tcp);
         }
-        Speaks::Http if plain_ok => {
+        // Under --tls-only too: the page answers 400, saying to use https.
+        Speaks::Http => {
             let info = ConnInfo { addr, tls: false };
             crate::web::serve(stream, info, Arc::clone(&edge), admission, done).await;
         }
-        // http:// to a server that takes TLS only: a browser shows why.
-        Speaks::Http => refuse_plain_http(stream, wait).await,
         Speaks::Tls => {
             let Some(acceptor) = edge.tls.clone() else {
                 debug!(%addr, "TLS without a certificate; closing");
@@ -131,35 +130,6 @@ pub async fn serve(
         }
         other => debug!(%addr, ?other, "closing: not a way in this server allows"),
     }
-}
-
-/// Answer plain HTTP on a `--tls-only` server with a 400 that says to use
-/// https. The request's head is read first (at most 8 KiB), and what the
-/// client sends after the answer until it closes, so that closing does not
-/// reset the connection before the answer is read; all within `wait`.
-async fn refuse_plain_http(mut stream: TcpStream, wait: Duration) {
-    const BODY: &str = "this server takes HTTPS only: open the same address with https://\n";
-    let mut buf = [0u8; 8192];
-    let _ = timeout(wait, async {
-        let mut seen = 0;
-        while seen < buf.len() {
-            let n = stream.read(&mut buf[seen..]).await?;
-            if n == 0 || buf[..seen + n].windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-            seen += n;
-        }
-        let answer = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-            BODY.len()
-        );
-        stream.write_all(answer.as_bytes()).await?;
-        stream.shutdown().await?;
-        while stream.read(&mut buf).await? > 0 {}
-        Ok::<(), io::Error>(())
-    })
-    .await;
 }
 
 /// A stream whose first byte was read to see what it speaks, and is given

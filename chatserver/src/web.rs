@@ -1,7 +1,7 @@
 //! HTTP on the shared port: the chat page (embedded at build time), the
 //! WebSocket that carries chatproto, `/healthz` and `/metrics`. Any other
-//! path is 404, any method but GET and HEAD 405; nothing is read from
-//! disk.
+//! path is 404, any method but GET and HEAD 405, and plain HTTP to a
+//! `--tls-only` server 400; nothing is read from disk.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -73,6 +73,13 @@ async fn route(
     admission: Arc<Mutex<Option<Admission>>>,
     done: mpsc::Sender<()>,
 ) -> Response<Body> {
+    // http:// to a server that takes TLS only: a browser shows why.
+    if edge.settings.tls_only && !info.tls {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "this server takes HTTPS only: open the same address with https://\n",
+        );
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         // Every path here is read only.
         let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
