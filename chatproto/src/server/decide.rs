@@ -198,7 +198,7 @@ impl Server {
         }
         let max = self.config.max_rooms_per_client;
         if s.rooms.len() >= max {
-            let rooms = if max == 1 { "room" } else { "rooms" };
+            let rooms = noun(max, "room", "rooms");
             let msg = format!("you are in {max} {rooms}, the most allowed; part one first");
             return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
         }
@@ -208,7 +208,7 @@ impl Server {
             }
             if self.rooms.len() >= self.config.max_rooms {
                 let n = self.rooms.len();
-                let rooms = if n == 1 { "room" } else { "rooms" };
+                let rooms = noun(n, "room", "rooms");
                 let msg = format!(
                     "the server holds {n} {rooms}, the most it may; enter an existing room"
                 );
@@ -348,7 +348,7 @@ impl Server {
         // this limit, not by how many names fit in a frame.
         let max = self.config.max_recipients;
         if to.len() > max {
-            let recipients = if max == 1 { "recipient" } else { "recipients" };
+            let recipients = noun(max, "recipient", "recipients");
             let msg = format!(
                 "a message may name at most {max} {recipients} and this one names {}; nothing was delivered",
                 to.len()
@@ -590,5 +590,15 @@ pub(crate) fn wire_len(event: &Event) -> usize {
     match serde_json::to_writer(&mut n, &event.wire(true, true)) {
         Ok(()) => n.0,
         Err(_) => usize::MAX,
+    }
+}
+
+/// `one` for a count of one, else `many`: the words of a count in a
+/// message.
+fn noun(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
     }
 }
