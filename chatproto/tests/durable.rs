@@ -712,6 +712,73 @@ fn a_prune_report_of_another_epoch_leaves_the_room_as_it_is() {
     assert_eq!(entered(&mut sim, "erin"), (epoch, 8));
 }
 
+/// What retention deleted is served no more: not in a new member's
+/// replay, not in a history page, not in a replay after a resume, though
+/// memory still held it when the store reported the prune.
+#[test]
+fn messages_retention_deleted_are_forgotten_from_memory_too() {
+    let mut sim = two();
+    for n in 0..10 {
+        say(&mut sim, 0, &format!("m{n}"), &format!("id{n}"));
+    }
+    let seqs: Vec<u64> = sim
+        .take(1)
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Msg { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs.len(), 10, "bob saw m0 to m9");
+    let join = |sim: &mut Sim, nick: &str| {
+        let i = sim.connect();
+        sim.send(i, ClientFrame::join_v2(nick, vec!["lobby".into()], None));
+        let frames = sim.take(i);
+        let entered = frames.iter().find_map(|f| match f {
+            ServerFrame::Entered { epoch, oldest, .. } => Some((epoch.clone(), *oldest)),
+            _ => None,
+        });
+        (i, entered.expect("entered"), texts_of(&frames))
+    };
+    let (_, (epoch, oldest), replay) = join(&mut sim, "dave");
+    assert_eq!(oldest, 1);
+    assert_eq!(replay.len(), 10, "memory holds m0 to m9: {replay:?}");
+    // The store kept m7 on.
+    sim.server.handle_pruned_epoch("lobby", &epoch, seqs[7]);
+
+    let (carol, (_, oldest), replay) = join(&mut sim, "carol");
+    assert_eq!(oldest, seqs[7]);
+    assert_eq!(replay, ["m7", "m8", "m9"]);
+
+    sim.send(carol, ClientFrame::history("lobby", None, Some(50)));
+    let page = sim.take(carol);
+    assert_eq!(texts_of(&page), ["m7", "m8", "m9"]);
+    assert!(
+        matches!(&page[0], ServerFrame::History { more: false, .. }),
+        "{page:?}"
+    );
+
+    // Bob asks for everything after m1, as a client back from a blink would.
+    sim.send(1, ClientFrame::part("lobby"));
+    sim.take(1);
+    sim.send(
+        1,
+        ClientFrame::enter("lobby", Some((seqs[1], epoch.clone()))),
+    );
+    let bob = sim.take(1);
+    assert_eq!(texts_of(&bob), ["m7", "m8", "m9"]);
+    assert!(
+        matches!(
+            &bob[0],
+            ServerFrame::Entered {
+                recovered: false,
+                ..
+            }
+        ),
+        "m2 to m6 are gone: not recovered; {bob:?}"
+    );
+}
+
 /// The store's room records in order: "room NAME" and "forgotten NAME".
 fn room_log(sim: &Sim) -> Vec<String> {
     sim.store

@@ -47,7 +47,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub history_max_messages: u64,
 
-    /// How often retention runs, in seconds (1 to 86400).
+    /// How often retention runs, in seconds, and once at start (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub history_prune_every_secs: u64,

@@ -511,10 +511,14 @@ impl Hub {
                 self.server.handle_store_recovered();
                 info!("the history database works again; messages are taken again");
             }
-            FromStore::Pruned(rooms) => {
+            FromStore::Pruned { deleted, rooms } => {
                 for (room, epoch, oldest) in rooms {
                     self.server.handle_pruned_epoch(&room, &epoch, oldest);
                 }
+                info!(
+                    deleted,
+                    "retention deleted old events; they are served no more"
+                );
             }
             FromStore::Read {
                 ticket,

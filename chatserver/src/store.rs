@@ -57,10 +57,15 @@ pub enum FromStore {
     Refused(String),
     /// The store works again after a failure.
     Recovered,
-    /// Retention deleted messages: each room's name, epoch and oldest
-    /// stored seq now (the epoch, so that a report about a room since
-    /// forgotten and begun again does not move the new one's start).
-    Pruned(Vec<(String, String, u64)>),
+    /// Retention deleted `deleted` messages: each room's name, epoch and
+    /// oldest stored seq now (the epoch, so that a report about a room
+    /// since forgotten and begun again does not move the new one's start).
+    Pruned {
+        /// How many events the pass deleted.
+        deleted: usize,
+        /// Each room's name, epoch and oldest stored seq.
+        rooms: Vec<(String, String, u64)>,
+    },
     /// The answer to a `Read`.
     Read {
         /// The core's ticket for the read.
@@ -226,7 +231,10 @@ fn run(
     // The batch that failed, kept to probe with while the store fails.
     let mut failed: Option<Vec<Record>> = None;
     let mut next_probe = Instant::now();
-    let mut next_prune = Instant::now() + retention.every;
+    // The first pass at once: a server restarted with a stricter limit,
+    // or after a long stop, would otherwise serve what the limits delete
+    // until the first period ends.
+    let mut next_prune = Instant::now();
     let mut pruning = false;
     let mut pruned = 0;
     loop {
@@ -313,14 +321,19 @@ fn run(
                 Ok(n) => {
                     pruned += n;
                     pruning = n == PRUNE_BATCH;
-                    if !pruning && std::mem::take(&mut pruned) > 0 {
+                    let deleted = if pruning {
+                        0
+                    } else {
+                        std::mem::take(&mut pruned)
+                    };
+                    if deleted > 0 {
                         // Clients are told where history now starts.
                         if let Ok(rooms) = store.rooms() {
-                            let oldest = rooms
+                            let rooms = rooms
                                 .into_iter()
                                 .map(|r| (r.name, r.epoch, r.oldest))
                                 .collect();
-                            if answers.send(FromStore::Pruned(oldest)).is_err() {
+                            if answers.send(FromStore::Pruned { deleted, rooms }).is_err() {
                                 return;
                             }
                         }

@@ -1946,3 +1946,72 @@ fn a_full_store_takes_messages_again_once_retention_frees_room() {
         "{stored:?}"
     );
 }
+
+/// What retention deleted is served no more, though the server still held
+/// it in memory: a newcomer's replay, `entered.oldest` and a history page
+/// start where the stored history now starts. The first pass runs at
+/// start, so a restart with a stricter limit serves nothing past it.
+#[test]
+fn messages_retention_deleted_are_not_served_from_memory() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &["--rate", "0"]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["lobby"], None);
+    let seqs: Vec<u64> = (0..10)
+        .map(|i| {
+            u64_of(
+                &say(&mut alice, "lobby", &format!("m{i}"), &format!("m-{i}")),
+                "seq",
+            )
+        })
+        .collect();
+    drop(alice);
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+
+    // Restarted keeping three events a room (alice's leaving is one).
+    let flags = &[
+        "--history-max-messages",
+        "3",
+        "--history-prune-every-secs",
+        "3600",
+    ];
+    let server = durable(dir.path(), flags);
+    assert!(
+        server.wait_for_line("retention deleted old events", Duration::from_secs(20)),
+        "no retention pass at start; log:\n{}",
+        server.log()
+    );
+    let stored: Vec<String> = export(dir.path(), &["--room", "lobby"])
+        .iter()
+        .map(|m| str_of(m, "text").to_owned())
+        .collect();
+    assert_eq!(
+        stored,
+        ["m8", "m9"],
+        "the store keeps the newest three events"
+    );
+
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["lobby"], None);
+    assert_eq!(
+        u64_of(&b.entered["lobby"], "oldest"),
+        seqs[8],
+        "{:?}",
+        b.entered
+    );
+    let replay: Vec<&str> = b.replay["lobby"]
+        .iter()
+        .map(|m| str_of(m, "text"))
+        .collect();
+    assert_eq!(replay, ["m8", "m9"]);
+    bob.send_frame(&json!({"type": "history", "room": "lobby"}));
+    let h = bob.expect_kind("history");
+    let page: Vec<&str> = h["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|m| str_of(m, "text"))
+        .collect();
+    assert_eq!((page, &h["more"]), (vec!["m8", "m9"], &json!(false)), "{h}");
+}

@@ -224,24 +224,39 @@ impl Server {
     }
 
     /// The oldest seq the store still holds of `room` (retention moved
-    /// it): `entered.oldest` says so from now on.
+    /// it): `entered.oldest` says so from now on, and the messages before
+    /// it are forgotten from memory too, so that no replay or history page
+    /// serves what retention deleted.
     ///
     /// This takes the room by name alone: a report about a room that was
     /// forgotten and begun again meanwhile moves the new room's start.
     /// A shell that knows the epoch the store pruned should call
     /// [`Server::handle_pruned_epoch`] instead.
     pub fn handle_pruned(&mut self, room: &str, oldest: u64) {
-        if let Some(r) = self.rooms.get_mut(room) {
-            r.stored_from = r.stored_from.max(oldest);
-        }
+        self.pruned(room, None, oldest);
     }
 
     /// As [`Server::handle_pruned`], for the room `room` of this `epoch`
     /// only: a report about an earlier life of a room (forgotten and begun
     /// again, with a new epoch, while retention ran) changes nothing.
     pub fn handle_pruned_epoch(&mut self, room: &str, epoch: &str, oldest: u64) {
-        if let Some(r) = self.rooms.get_mut(room).filter(|r| r.epoch == epoch) {
-            r.stored_from = r.stored_from.max(oldest);
+        self.pruned(room, Some(epoch), oldest);
+    }
+
+    /// The store holds `room` (of `epoch`, when given) from `oldest` on:
+    /// what retention deleted is not served from memory either.
+    fn pruned(&mut self, room: &str, epoch: Option<&str>, oldest: u64) {
+        let Some(r) = self
+            .rooms
+            .get_mut(room)
+            .filter(|r| epoch.is_none_or(|e| r.epoch == e))
+        else {
+            return;
+        };
+        r.stored_from = r.stored_from.max(oldest);
+        while r.history.front().is_some_and(|e| e.seq < r.stored_from) {
+            self.history_bytes -= r.forget_oldest();
         }
+        r.history_start = r.history_start.max(r.stored_from);
     }
 }
