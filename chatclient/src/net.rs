@@ -394,6 +394,11 @@ async fn chat(
     }
 }
 
+/// Reconnect attempts that may find our nickname still held (by our own
+/// lost connection) before that counts as someone else having it: with
+/// the default backoff, the fifth comes 8 to 15 s after the loss.
+const NICK_HELD_ATTEMPTS: u32 = 5;
+
 /// After losing the connection (`why`): wait, try again, up to the
 /// configured number of attempts. Input is still taken meanwhile: lines
 /// typed are sent once back, and the user may still leave.
@@ -494,6 +499,26 @@ async fn reconnect(
         }
         let link = match result {
             Ok(link) => Some(link),
+            // Our own lost connection may still hold the nickname: the
+            // server has not noticed it is gone yet (a connection cut
+            // without a reset), or, in a cluster, its server died and the
+            // others free its nicknames within seconds. The session
+            // resumes once it is free: try again, for a while.
+            Err(
+                e @ JoinError::NickRefused {
+                    code: "nick_taken", ..
+                },
+            ) if attempt < attempts.min(NICK_HELD_ATTEMPTS) => {
+                session.handle_disconnected();
+                console
+                    .print(&Line::Info(
+                        "the nickname is still held, most likely by this client's lost connection"
+                            .to_owned(),
+                    ))
+                    .await;
+                last = e.to_string();
+                None
+            }
             // Trying again would not help: someone has the nickname, or
             // the server now shows a certificate we do not trust.
             Err(e @ (JoinError::NickRefused { .. } | JoinError::Untrusted { .. })) => {

@@ -169,7 +169,8 @@ fn end_of_input_while_disconnected_waits_for_the_echoes_then_exits_zero() {
 }
 
 /// Someone took the nickname while alice was away: the reconnect is
-/// refused and alice ends with the refusal's exit code, 4.
+/// refused, tried again a few times (it might have been her own lost
+/// connection), and alice ends with the refusal's exit code, 4.
 #[test]
 fn a_nickname_taken_while_away_ends_the_client_with_four() {
     let server = Server::start(&[]);
@@ -182,11 +183,22 @@ fn a_nickname_taken_while_away_ends_the_client_with_four() {
     bob.expect("* alice left");
     let mut other = Client::start("ALICE", &server.addr);
     other.expect("* ALICE is online");
-    proxy.allow();
-    let (status, stderr, _) = alice.wait_exit(WAIT);
+    // Every attempt through.
+    for _ in 0..5 {
+        proxy.allow();
+    }
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
     assert_eq!(status.code(), Some(4), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
     assert!(stderr.contains("nick_taken"), "{stderr}");
+    let held = seen
+        .iter()
+        .filter(|l| l.starts_with("* the nickname is still held"))
+        .count();
+    assert_eq!(
+        held, 4,
+        "four tries again, the fifth refusal ends it: {seen:#?}"
+    );
 }
 
 /// No server to come back to: one line per attempt, then exit 1 with one
@@ -221,4 +233,32 @@ fn reconnect_attempts_run_out_exits_one() {
     );
     assert!(notes[1].starts_with("* reconnecting failed"), "{notes:?}");
     assert!(notes[2].ends_with("(attempt 3 of 3)"), "{notes:?}");
+}
+
+/// The server has not noticed alice's connection go (a cable pulled out:
+/// no reset reached it), so her nickname is still held when she comes
+/// back, by herself. She tries again instead of giving up, and resumes
+/// once the server lets the old connection go (in a cluster, once the
+/// other servers free the nicknames of one that died).
+#[test]
+fn a_nickname_still_held_by_our_lost_connection_is_waited_for() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
+    let old = proxy.half_open();
+    alice.expect_line("saying the connection was lost", |l| {
+        l.starts_with("* connection lost; reconnecting in ")
+    });
+    for _ in 0..5 {
+        proxy.allow();
+    }
+    alice.expect("* the nickname is still held, most likely by this client's lost connection");
+    // The server sees the old connection end at last.
+    old.shutdown(std::net::Shutdown::Both).expect("close");
+    drop(old);
+    bob.expect("* alice left");
+    alice.expect_line("saying it is back", |l| l.starts_with("* reconnected"));
+    bob.expect("* alice is online");
+    alice.say("back");
+    bob.expect("alice: back");
 }

@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -25,6 +26,8 @@ pub struct Proxy {
     current: Arc<Mutex<Option<(TcpStream, TcpStream)>>>,
     /// Held by the test to stop bytes from the server reaching the client.
     valve: Arc<Mutex<()>>,
+    /// Set: the end of the client's side is not passed on to the server.
+    hold: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -36,7 +39,8 @@ impl Proxy {
         let current = Arc::new(Mutex::new(None));
         let valve = Arc::new(Mutex::new(()));
         let upstream = upstream.to_owned();
-        let (cur, val) = (current.clone(), valve.clone());
+        let hold = Arc::new(AtomicBool::new(false));
+        let (cur, val, held) = (current.clone(), valve.clone(), hold.clone());
         std::thread::spawn(move || {
             for down in listener.incoming().take(MAX_CONNECTIONS) {
                 let Ok(down) = down else { return };
@@ -53,9 +57,10 @@ impl Proxy {
                 let pair = (down.try_clone().unwrap(), up.try_clone().unwrap());
                 *lock(&cur) = Some(pair);
                 let (d2, u2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
-                std::thread::spawn(move || pipe(d2, u2, None));
+                let h = held.clone();
+                std::thread::spawn(move || pipe(d2, u2, None, Some(h)));
                 let v = val.clone();
-                std::thread::spawn(move || pipe(up, down, Some(v)));
+                std::thread::spawn(move || pipe(up, down, Some(v), None));
             }
         });
         Proxy {
@@ -63,6 +68,7 @@ impl Proxy {
             gate,
             current,
             valve,
+            hold,
         }
     }
 
@@ -86,13 +92,31 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Cut the client's side of the current connection only: the server's
+    /// stays open, as after a cable pulled out (the server does not know
+    /// the client is gone). Closing the socket returned ends it. (The
+    /// proxy leaves later connections' server sides open too.)
+    pub fn half_open(&self) -> TcpStream {
+        let (down, up) = lock(&self.current).take().expect("a connection to cut");
+        self.hold.store(true, Ordering::SeqCst);
+        let _ = down.shutdown(Shutdown::Both);
+        up
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Copy `from` to `to` until either side ends; with a valve, wait for it
-/// before each write.
-fn pipe(mut from: TcpStream, mut to: TcpStream, valve: Option<Arc<Mutex<()>>>) {
+/// before each write; with `hold` set by then, leave `to` open.
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    valve: Option<Arc<Mutex<()>>>,
+    hold: Option<Arc<AtomicBool>>,
+) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -104,5 +128,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, valve: Option<Arc<Mutex<()>>>) {
             break;
         }
     }
-    let _ = to.shutdown(Shutdown::Write);
+    if !hold.is_some_and(|h| h.load(Ordering::SeqCst)) {
+        let _ = to.shutdown(Shutdown::Write);
+    }
 }
