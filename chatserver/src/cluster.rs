@@ -99,6 +99,13 @@ pub enum FromCluster {
     },
     /// The nodes (by origin) heartbeating now.
     Alive(HashSet<Arc<str>>),
+    /// This node was held up for longer than the others wait for a
+    /// heartbeat: they may have taken it for dead and freed its clients'
+    /// nicknames (see [`Cluster::check_claims`]).
+    HeldUp,
+    /// These clients' nickname claims are no longer this node's (another
+    /// node freed them while this one seemed dead).
+    ClaimsLost(Vec<ClientId>),
 }
 
 /// The outcome of claiming a nickname for a join.
@@ -694,7 +701,30 @@ impl Cluster {
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let waited_from = Instant::now();
             tick.tick().await;
+            // A tick is a heartbeat period away at most. Much later, this
+            // node itself was held up (a machine too busy, a process
+            // stopped): the heartbeats it would have heard meanwhile may
+            // not be read yet, so the others' silence is counted afresh,
+            // as after NATS was away, instead of taking them for dead.
+            let now = Instant::now();
+            let waited = now.duration_since(waited_from);
+            if waited >= HEARTBEAT_EVERY + self.settings.dead_after / 2 {
+                warn!(
+                    ms = waited.as_millis() as u64,
+                    "this node was held up; the others' heartbeats are judged afresh"
+                );
+                for h in lock(&heard).values_mut() {
+                    h.2 = now;
+                }
+                judge_from = judge_from.max(now + self.settings.dead_after);
+                if waited >= self.settings.dead_after
+                    && self.to_hub.send(FromCluster::HeldUp).await.is_err()
+                {
+                    return;
+                }
+            }
             if let Err(e) = self.beat().await {
                 warn!(error = %e, "heartbeat failed");
                 // NATS is away for everyone: no heartbeat changed meanwhile,
@@ -890,6 +920,27 @@ impl Cluster {
         let nicks = self.nicks.clone();
         tokio::spawn(async move {
             let _ = nicks.delete_expect_revision(&key, Some(revision)).await;
+        });
+    }
+
+    /// Which of `claims` (each a client's nickname key and the revision
+    /// it claimed) are no longer held as claimed: freed by another node
+    /// while this one seemed dead, and perhaps taken since. The answer
+    /// goes to the hub; a claim NATS could not tell about counts as held.
+    pub fn check_claims(self: &Arc<Self>, claims: Vec<(ClientId, String, u64)>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut lost = Vec::new();
+            for (client, key, revision) in claims {
+                match me.nicks.entry(key).await {
+                    Ok(Some(e)) if e.operation == kv::Operation::Put && e.revision == revision => {}
+                    Ok(_) => lost.push(client),
+                    Err(e) => warn!(error = %e, "cannot check a nickname claim"),
+                }
+            }
+            if !lost.is_empty() {
+                let _ = me.to_hub.send(FromCluster::ClaimsLost(lost)).await;
+            }
         });
     }
 

@@ -919,6 +919,17 @@ impl Hub {
                 found,
             } => self.answer_read(ticket, client, found),
             FromCluster::Alive(alive) => self.clean_up_after(now, &alive),
+            FromCluster::HeldUp => {
+                if let Some(c) = &self.cluster {
+                    let claims = c
+                        .claims
+                        .iter()
+                        .map(|(id, (key, rev))| (*id, key.clone(), *rev))
+                        .collect();
+                    c.link.check_claims(claims);
+                }
+            }
+            FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
         }
     }
 
@@ -1133,17 +1144,47 @@ impl Hub {
     /// Replace `id`'s queue by the error of `why`, close it, and take it
     /// out of the core after the current output.
     fn kick(&mut self, id: ClientId, why: &Kick) {
+        self.close_with(id, why.code(), &why.frame());
+    }
+
+    /// Replace `id`'s queue by `frame` (an error with `code`), close it,
+    /// and take it out of the core after the current output.
+    fn close_with(&mut self, id: ClientId, code: ErrorCode, frame: &ServerFrame) {
         if !self.kicked.insert(id) {
             return;
         }
-        self.metrics.closed_for(why.code().as_str());
+        self.metrics.closed_for(code.as_str());
         if let Some(peer) = self.peers.get(&id) {
-            match encode(&why.frame(), self.max_frame_bytes) {
+            match encode(frame, self.max_frame_bytes) {
                 Ok(bytes) => peer.kick(self.budget.track(bytes)),
                 Err(_) => peer.close(),
             }
         }
         self.leaving.push(id);
+    }
+
+    /// Another node freed these clients' nicknames while this one was
+    /// held up and seemed dead (and said they left their rooms): each
+    /// still holding that claim is closed, and resumes by reconnecting,
+    /// here or elsewhere, if its nickname is still free. Two people never
+    /// hold one nickname, and a session is never in a room on this node
+    /// while every other node has it gone.
+    fn claims_lost(&mut self, clients: &[ClientId]) {
+        let Some(c) = &mut self.cluster else { return };
+        let lost: Vec<ClientId> = clients
+            .iter()
+            .filter(|id| c.claims.remove(id).is_some())
+            .copied()
+            .collect();
+        for id in lost {
+            let nick = self.server.nick(id).unwrap_or("(not joined)").to_owned();
+            warn!(client = %id, nick, "this node seemed dead to the others, which freed this client's nickname; closing it");
+            let frame = ServerFrame::error(
+                ErrorCode::Unavailable,
+                "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free",
+            );
+            self.close_with(id, ErrorCode::Unavailable, &frame);
+        }
     }
 
     /// Write what each queued-to peer's socket takes now, never waiting. A

@@ -756,6 +756,57 @@ fn a_node_stopped_right_after_a_join_says_that_client_left() {
     assert!(b.wait_exit(WAIT).success());
 }
 
+/// A node held up (here: stopped with SIGSTOP) for longer than the others
+/// wait for its heartbeat is taken for dead: they free its clients'
+/// nicknames and say they left. Running again, it does not take the
+/// others for dead in turn (it was the silent one), and it closes each
+/// client whose nickname was freed, so that one nickname is never held
+/// twice; that client resumes by reconnecting.
+#[test]
+fn a_node_held_up_past_its_heartbeat_closes_the_clients_it_lost() {
+    let Some(nats) = Nats::start("a_node_held_up_past_its_heartbeat_closes_the_clients_it_lost")
+    else {
+        return;
+    };
+    let quick = ["--node-dead-after-ms", "1500"];
+    let a = node(&nats, "a", &quick);
+    let b = node(&nats, "b", &quick);
+    let (mut dan, welcome) = join(&a, "dan");
+    read_until(&mut dan, 10, |f| kind(f) == "entered");
+    let (mut eve, _) = join(&b, "eve");
+    read_until(&mut eve, 10, |f| kind(f) == "entered");
+    read_until(&mut dan, 10, |f| is_presence(f, "eve", "online"));
+
+    a.signal("STOP");
+    // b takes a for dead: its nicknames first, then dan leaves the lobby.
+    read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
+    a.signal("CONT");
+
+    // a closes dan: his nickname is no longer his there.
+    let seen = read_until(&mut dan, 100, |f| kind(f) == "error");
+    let error = seen.last().unwrap();
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert!(
+        a.wait_for_line("this node was held up", WAIT),
+        "{}",
+        a.log()
+    );
+    // a did not take b for dead: eve keeps her nickname.
+    let mut again = a.connect();
+    again.send_frame(&json!({"type": "join", "nick": "eve", "rooms": ["lobby"]}));
+    again.expect_error("nick_taken");
+    eve.send_frame(&json!({"type": "msg", "room": "lobby", "text": "still here", "id": "e1"}));
+    let echo = read_until(&mut eve, 10, |f| kind(f) == "msg");
+    assert_eq!(echo.last().unwrap()["id"], "e1", "{echo:?}");
+    // dan resumes, here on b.
+    let mut back = b.connect();
+    back.send_frame(
+        &json!({"type": "join", "nick": "dan", "rooms": [], "resume": welcome["session"]}),
+    );
+    let resumed = back.expect_kind("welcome");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+}
+
 #[test]
 fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     let Some(nats) = Nats::start("history_older_than_a_nodes_memory_is_read_from_the_stream")

@@ -139,6 +139,15 @@ impl Server {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Send `signal` (`STOP`, `CONT`, ...) to the server, by its PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Kill the server with SIGKILL (its own PID only: `Child::kill`) and
     /// reap it; it must have died of that signal.
     pub fn sigkill(&mut self) {
