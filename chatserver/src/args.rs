@@ -12,8 +12,9 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Where history is kept: created if missing; one server per directory
-    /// (`export` reads it; before or after `export`, the same flag).
+    /// Where history is kept: the server creates it if missing; one server
+    /// per directory. `export` reads it and creates nothing (before or
+    /// after `export`, the same flag).
     #[arg(
         long,
         env = "CHATSERVER_DATA_DIR",
@@ -41,10 +42,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub history_max_age_days: u64,
 
-    /// Stored events kept per room (messages, and joins and leaves; at
-    /// least 1); older ones are deleted.
+    /// Stored events kept per room (messages, and joins and leaves; 1 to
+    /// 1000000000000); older ones are deleted.
     #[arg(long, env = "CHATSERVER_HISTORY_MAX_MESSAGES", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     pub history_max_messages: u64,
 
     /// How often retention runs, in seconds, and once at start (1 to 86400).
@@ -79,7 +80,7 @@ pub struct Args {
 
     /// With a certificate: refuse unencrypted connections (plain chatproto
     /// and http://).
-    #[arg(long, env = "CHATSERVER_TLS_ONLY")]
+    #[arg(long, env = "CHATSERVER_TLS_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls_only: bool,
 
     /// Other origins whose pages may open a WebSocket (comma-separated,
@@ -90,7 +91,8 @@ pub struct Args {
 
     /// Networks besides loopback that may read /metrics (comma-separated
     /// CIDRs, e.g. 10.0.0.0/8).
-    #[arg(long, env = "CHATSERVER_METRICS_ALLOW", value_delimiter = ',')]
+    #[arg(long, env = "CHATSERVER_METRICS_ALLOW", value_delimiter = ',',
+          value_parser = parse_network)]
     pub metrics_allow: Vec<ipnet::IpNet>,
 
     /// Most connections at once, joined or not (1 to 1000000); the next one
@@ -202,7 +204,7 @@ pub struct Args {
     /// Allow only printable-ASCII nicknames (the v1 rule) instead of
     /// Unicode ones (letters and digits of one script, normalized, with
     /// look-alikes refused; see PROTOCOL.md section 3).
-    #[arg(long, env = "CHATSERVER_ASCII_NICKS")]
+    #[arg(long, env = "CHATSERVER_ASCII_NICKS", value_parser = clap::builder::BoolishValueParser::new())]
     pub ascii_nicks: bool,
 
     /// A connection must join within this many milliseconds (100 to 600000).
@@ -396,6 +398,30 @@ fn parse_origin(s: &str) -> Result<String, String> {
     }
 }
 
+/// A network for `--metrics-allow`: `ADDRESS/PREFIX`, or an address
+/// alone for that one host; spaces around it are let be.
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ip.into());
+    }
+    match s.split_once('/') {
+        Some((ip, prefix)) if ip.parse::<std::net::IpAddr>().is_ok() => {
+            let max = if ip.contains(':') { 128 } else { 32 };
+            Err(format!(
+                "the prefix length {prefix} is not a number from 0 to {max}"
+            ))
+        }
+        _ => Err(
+            "a network is ADDRESS/PREFIX, such as 10.0.0.0/8 or fd00::/8, or one address"
+                .to_owned(),
+        ),
+    }
+}
+
 /// Where history is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
@@ -458,6 +484,30 @@ mod tests {
             "1http://a.example",
         ] {
             assert!(parse_origin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn networks_take_a_prefix_or_one_address() {
+        for (given, kept) in [
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            (" 192.168.0.0/16", "192.168.0.0/16"),
+            ("10.0.0.1", "10.0.0.1/32"),
+            ("fd00::/8", "fd00::/8"),
+            ("::1", "::1/128"),
+        ] {
+            let net = parse_network(given).map(|n| n.to_string());
+            assert_eq!(net.as_deref(), Ok(kept), "{given:?}");
+        }
+        let wrong = parse_network("10.0.0.0/33").unwrap_err();
+        assert!(
+            wrong.contains("prefix length 33") && wrong.contains("0 to 32"),
+            "{wrong}"
+        );
+        let wrong = parse_network("fd00::/129").unwrap_err();
+        assert!(wrong.contains("0 to 128"), "{wrong}");
+        for bad in ["ten", "10.0.0/8", "", "10.0.0.0/8/8"] {
+            assert!(parse_network(bad).is_err(), "{bad:?}");
         }
     }
 
