@@ -411,6 +411,82 @@ async fn markup_and_bidi(h: &Harness, server: &Server) {
     page.close().await;
 }
 
+/// A family emoji and "I want" in Persian: a joiner (U+200D) and a
+/// non-joiner (U+200C) inside words, where they are text.
+const FAMILY: &str = "family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+const PERSIAN: &str = "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}";
+/// Between ASCII letters a joiner only hides a difference: escaped.
+const ASCII_JOINER: &str = "b\u{200d}ob is not bob";
+const TAB: &str = "name\tvalue";
+/// Typed with Shift+Enter: the page shows a line break.
+const TWO_LINES: &str = "first line\nsecond line";
+
+#[test]
+fn joiners_inside_words_are_text_and_tabs_escaped_as_in_the_terminal() {
+    let Some(h) = Harness::start("joiners_inside_words_are_text") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(joiners_and_tabs(&h, &server));
+}
+
+async fn joiners_and_tabs(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    let own = format!("mine too: {FAMILY} {PERSIAN}\tend");
+    for text in [FAMILY, PERSIAN, ASCII_JOINER, TAB] {
+        say_in(&mut bob, "lobby", &[], text);
+    }
+    page.paste_line(&own).await;
+    page.paste_line(TWO_LINES).await;
+
+    // Each text as the terminal client shows it (chatproto's
+    // escape_control), but for the newline the page shows as a break.
+    let shown = |raw: &str| chatproto::escape_control(raw).replace("\\n", "\n");
+    let want: Vec<String> = [FAMILY, PERSIAN, ASCII_JOINER, TAB, own.as_str(), TWO_LINES]
+        .into_iter()
+        .map(shown)
+        .collect();
+    let lines = page
+        .wait_lines("six messages", "lobby", |ls| {
+            ls.iter().filter(|l| l.is_msg()).count() == want.len()
+        })
+        .await;
+    page.shot("joiners-and-tabs").await;
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.is_msg())
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(texts, want, "not shown as the terminal shows them");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.is_msg())
+            .nth(4)
+            .and_then(|l| l.from.as_deref()),
+        Some("alice")
+    );
+    assert!(
+        want[0].contains('\u{200d}') && want[1].contains('\u{200c}'),
+        "{want:?}"
+    );
+    assert_eq!(want[2], "b\\u{200d}ob is not bob");
+    assert_eq!(want[3], "name\\tvalue");
+    assert_eq!(want[5], TWO_LINES);
+
+    // The escapes stand out (`.ctl`), one per escaped character, in order.
+    let ctl = page
+        .js(
+            "return Array.from(document.querySelectorAll(
+               '#messages .room-log[data-room=\"lobby\"] .msg .text .ctl'), (e) => e.textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(ctl, json!(["\\u{200d}", "\\t", "\\t"]));
+    page.close().await;
+}
+
 // ---------------------------------------------------------------------
 // c. History loads on scroll.
 // ---------------------------------------------------------------------

@@ -3,23 +3,84 @@
 //
 // Nothing here ever parses HTML: text becomes text nodes, so markup in a
 // message is shown as typed. Characters that could hide or reorder what is
-// shown (controls, bidi overrides, zero-width characters) are shown as a
-// visible escape, `\u{202e}`, as chatproto::escape_control does for the
-// terminal. Newlines and tabs stay: the page shows them as they are.
+// shown (controls, tabs, bidi overrides, zero-width characters) are shown
+// as a visible escape, `\u{202e}` or `\t`, by the rule chatproto's
+// escape_control uses for the terminal (chatproto/src/sanitize.rs), so the
+// page and the terminal clients show the same text the same way. Only a
+// newline stays as it is in the page: a line break (Shift+Enter types one).
 
-// chatproto::is_unsafe_char, less '\n' and '\t' (safe in a page).
+// chatproto::is_unsafe_char: C0 and C1 controls (Rust's char::is_control),
+// DEL, bidi controls, zero-width characters and line separators.
 const UNSAFE =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+const WHITE_SPACE = /\p{White_Space}/u; // Rust's char::is_whitespace
+const SHORT_ESCAPES = { '\n': '\\n', '\t': '\\t', '\r': '\\r' };
 
-/** `text` with each unsafe character replaced by a visible escape. */
+/** Whether `c` (one code point) is unsafe to show raw (chatproto::is_unsafe_char). */
+export function isUnsafeChar(c) {
+  return UNSAFE.test(c);
+}
+
+/**
+ * Whether `chars[i]` is a zero-width joiner or non-joiner inside a word,
+ * as chatproto's is_joiner_in_word decides: between two visible
+ * characters (not white space, not unsafe), at least one of them outside
+ * ASCII. Emoji sequences (👨‍👩‍👧), Persian (می‌خواهم) and the Indic
+ * scripts are written with it there; anywhere else it only hides a
+ * difference, and is escaped.
+ */
+function isJoinerInWord(chars, i) {
+  const c = chars[i];
+  if ((c !== '\u200c' && c !== '\u200d') || i === 0 || i + 1 >= chars.length) return false;
+  const before = chars[i - 1];
+  const after = chars[i + 1];
+  const visible = (x) => !WHITE_SPACE.test(x) && !isUnsafeChar(x);
+  const ascii = (x) => x.codePointAt(0) < 0x80;
+  return visible(before) && visible(after) && !(ascii(before) && ascii(after));
+}
+
+/** The escape shown for the unsafe character `c`: `\t`, or `\u{1b}` style. */
+function escapeOf(c) {
+  return SHORT_ESCAPES[c] ?? `\\u{${c.codePointAt(0).toString(16)}}`;
+}
+
+/**
+ * `text` split into runs: `{ text }` shown as it is, `{ escaped, c }` for
+ * each unsafe character. With `keepNewlines`, a newline is text.
+ */
+function runs(text, keepNewlines) {
+  const chars = Array.from(text);
+  const out = [];
+  let run = '';
+  chars.forEach((c, i) => {
+    const shown = (keepNewlines && c === '\n') || !isUnsafeChar(c) || isJoinerInWord(chars, i);
+    if (shown) {
+      run += c;
+      return;
+    }
+    if (run) out.push({ text: run });
+    run = '';
+    out.push({ escaped: escapeOf(c), c });
+  });
+  if (run) out.push({ text: run });
+  return out;
+}
+
+/**
+ * `text` with each unsafe character replaced by a visible escape: the
+ * same string chatproto::escape_control gives.
+ */
 export function escapeControl(text) {
-  return text.replace(UNSAFE_ALL, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  if (!UNSAFE.test(text)) return text;
+  return runs(text, false)
+    .map((r) => r.text ?? r.escaped)
+    .join('');
 }
 
 /**
  * A fragment showing `text` safely: plain runs as text nodes, each unsafe
- * character as `<span class="ctl">\u{..}</span>`, so it stands out.
+ * character as `<span class="ctl">\t</span>` or `\u{..}`, so it stands
+ * out; a newline is a line break.
  */
 export function safeText(text) {
   const frag = document.createDocumentFragment();
@@ -27,21 +88,17 @@ export function safeText(text) {
     frag.append(document.createTextNode(text));
     return frag;
   }
-  let run = '';
-  for (const c of text) {
-    if (UNSAFE.test(c)) {
-      if (run) frag.append(document.createTextNode(run));
-      run = '';
-      const span = document.createElement('span');
-      span.className = 'ctl';
-      span.textContent = escapeControl(c);
-      span.title = `control character U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
-      frag.append(span);
-    } else {
-      run += c;
+  for (const r of runs(text, true)) {
+    if (r.text !== undefined) {
+      frag.append(document.createTextNode(r.text));
+      continue;
     }
+    const span = document.createElement('span');
+    span.className = 'ctl';
+    span.textContent = r.escaped;
+    span.title = `control character U+${r.c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+    frag.append(span);
   }
-  if (run) frag.append(document.createTextNode(run));
   return frag;
 }
 

@@ -195,6 +195,32 @@ impl Page {
             .unwrap_or_else(|e| panic!("{}: type {line:?}: {e}", self.nick));
     }
 
+    /// Put `line` in the message input as a paste would (Tab and all,
+    /// which typing cannot: Tab moves the focus) and send it.
+    pub async fn paste_line(&self, line: &str) {
+        self.js(
+            "const i = document.getElementById('input');
+             i.focus();
+             i.value = arguments[0];
+             document.getElementById('composer').requestSubmit();",
+            vec![json!(line)],
+        )
+        .await;
+    }
+
+    /// With `CHAT_SHOT_DIR` set, a screenshot of the page in that
+    /// directory as `NAME.png`, to look at; nothing otherwise.
+    pub async fn shot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("CHAT_SHOT_DIR") else {
+            return;
+        };
+        let png = self.c.screenshot().await.expect("screenshot");
+        let path = std::path::Path::new(&dir).join(format!("{name}.png"));
+        std::fs::create_dir_all(&dir).expect("create CHAT_SHOT_DIR");
+        std::fs::write(&path, png).expect("write the screenshot");
+        eprintln!("wrote {}", path.display());
+    }
+
     /// How many messages wait to be sent (`.pending-list > li.pending`).
     pub async fn pending(&self) -> u64 {
         let v = self
