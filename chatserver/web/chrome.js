@@ -119,11 +119,44 @@ const DRAWERS = [
   ['people', 'people-toggle'],
 ];
 
+/** Where the lists are drawers (style.css says the same width). */
+const NARROW = window.matchMedia('(max-width: 760px)');
+
+/**
+ * A closed drawer is out of reach (`inert`): Tab does not stop in it,
+ * whatever its own styles show. On a wide screen the lists are columns,
+ * always there.
+ */
+function syncInert() {
+  for (const [id] of DRAWERS) $(id).inert = NARROW.matches && !$(id).classList.contains('open');
+}
+
+/**
+ * Close the drawers. When the focus was inside one (Esc, a room chosen in
+ * it), it goes back to the button that opened it, not to the page.
+ */
 export function closeDrawers() {
   for (const [id, button] of DRAWERS) {
-    $(id).classList.remove('open');
+    const drawer = $(id);
+    const wasOpen = drawer.classList.contains('open');
+    const hadFocus = drawer.contains(document.activeElement);
+    drawer.classList.remove('open');
     $(button).setAttribute('aria-expanded', 'false');
+    if (wasOpen && hadFocus && NARROW.matches) $(button).focus();
   }
+  syncInert();
+}
+
+/** Open drawer `id` and move the focus into it: the current room, or its first control. */
+function openDrawer(id, button) {
+  const drawer = $(id);
+  drawer.classList.add('open');
+  $(button).setAttribute('aria-expanded', 'true');
+  syncInert();
+  const target =
+    drawer.querySelector('[aria-current="true"]') ??
+    drawer.querySelector('button:not([disabled]), input, summary, [tabindex="0"]');
+  target?.focus();
 }
 
 /** On a narrow screen the room list and the online list are drawers. */
@@ -132,10 +165,11 @@ export function setUpDrawers() {
     $(button).addEventListener('click', () => {
       const open = !$(id).classList.contains('open');
       closeDrawers();
-      $(id).classList.toggle('open', open);
-      $(button).setAttribute('aria-expanded', String(open));
+      if (open) openDrawer(id, button);
     });
   }
+  NARROW.addEventListener('change', syncInert);
+  syncInert();
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeDrawers();
   });

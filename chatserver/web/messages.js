@@ -141,7 +141,7 @@ export class MessageView {
       li.classList.add('action');
       head.append('* ');
     }
-    head.append(nickButton(m.from, 'from'));
+    head.append(nickButton(m.from, 'from', true));
     if (m.to.length) {
       li.classList.add('private');
       li.dataset.to = m.to.join(',');
@@ -150,7 +150,7 @@ export class MessageView {
       to.append(' → ');
       m.to.forEach((n, i) => {
         if (i) to.append(', ');
-        to.append(nickButton(n));
+        to.append(nickButton(n, '', true));
       });
       head.append(to);
       const tag = document.createElement('span');
@@ -172,7 +172,7 @@ export class MessageView {
     li.dataset.room = p.room;
     li.dataset.nick = p.nick;
     li.dataset.status = p.online ? 'online' : 'offline';
-    li.append(timeElement(p.ts), nickButton(p.nick), ` ${words}`);
+    li.append(timeElement(p.ts), nickButton(p.nick, '', true), ` ${words}`);
     return this.place(p.room, p.seq, li);
   }
 
@@ -200,7 +200,7 @@ export class MessageView {
     li.dataset.room = p.room;
     const head = document.createElement('span');
     head.className = 'head';
-    head.append(nickButton(me, 'from'));
+    head.append(nickButton(me, 'from', true));
     if (p.to.length) head.append(` → ${p.to.join(', ')}`);
     const state = document.createElement('span');
     state.className = 'state';

@@ -125,10 +125,16 @@ export function nickClass(nick) {
   return `nc${hash % NICK_COLOURS}`;
 }
 
-/** A clickable nickname: a button that addresses `nick` when pressed. */
-export function nickButton(nick, extraClass) {
+/**
+ * A clickable nickname: a button that addresses `nick` when pressed. In
+ * the message log (`inLog`) it is no Tab stop of its own, or Tab would
+ * pass every message: the log is one stop, and the keyboard reaches a
+ * nick in the online list, by @ and Tab in the input, or by /msg.
+ */
+export function nickButton(nick, extraClass, inLog) {
   const b = document.createElement('button');
   b.type = 'button';
+  if (inLog) b.tabIndex = -1;
   b.className = `nick ${nickClass(nick)}${extraClass ? ' ' + extraClass : ''}`;
   b.dataset.nick = nick;
   b.title = `write to ${escapeControl(nick)} privately`;

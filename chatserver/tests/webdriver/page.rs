@@ -221,6 +221,36 @@ impl Page {
         eprintln!("wrote {}", path.display());
     }
 
+    /// What has the focus: `#id`, or `tag.class` for an element without
+    /// an id; inside a drawer, the drawer's id first (`sidebar button.part`);
+    /// `body` when nothing has it.
+    pub async fn focused(&self) -> String {
+        let v = self
+            .js(
+                "const a = document.activeElement;
+                 if (!a || a === document.body) return 'body';
+                 const d = a.closest('.drawer');
+                 const what = a.id ? `#${a.id}` : `${a.tagName.toLowerCase()}.${a.className}`;
+                 return d ? `${d.id} ${what}` : what;",
+                vec![],
+            )
+            .await;
+        v.as_str().expect("a description").to_owned()
+    }
+
+    /// Press `keys` (fantoccini's `Key`s as chars; Shift stays down to the
+    /// end) where the focus is, as the keyboard does.
+    pub async fn press(&self, keys: &[Key]) {
+        let keys: String = keys.iter().map(|k| char::from(*k)).collect();
+        self.c
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys(&keys)
+            .await
+            .unwrap_or_else(|e| panic!("{}: press {keys:?}: {e}", self.nick));
+    }
+
     /// How many messages wait to be sent (`.pending-list > li.pending`).
     pub async fn pending(&self) -> u64 {
         let v = self
