@@ -610,6 +610,88 @@ async fn keyboard_narrow(h: &Harness, server: &Server) {
 }
 
 // ---------------------------------------------------------------------
+// b3. Commands: answered in view.
+// ---------------------------------------------------------------------
+
+/// Where the log is: how far above its bottom, whether "↓ New messages"
+/// shows, and the text of its last line.
+const LOG_PLACE_JS: &str = "const m = document.getElementById('messages');
+  const last = document.querySelector(
+    '#messages .room-log[data-room=\"lobby\"] .events > li:last-child');
+  return { below: m.scrollHeight - m.scrollTop - m.clientHeight,
+    jump: !document.getElementById('jump').hidden,
+    last: last ? (last.querySelector('.text') ?? last).textContent : null,
+    lastInView: !!last && last.getBoundingClientRect().bottom
+      <= m.getBoundingClientRect().bottom + 1 };";
+
+#[test]
+fn a_command_typed_while_scrolled_up_is_answered_in_view() {
+    let Some(h) = Harness::start("a_command_typed_while_scrolled_up") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(commands_in_view(&h, &server));
+}
+
+async fn commands_in_view(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 400)).await;
+    let mut bob = server.join("bob");
+    for i in 1..=40 {
+        say_in(&mut bob, "lobby", &[], &format!("filler {i} from bob"));
+    }
+    page.wait_texts("lobby", &["filler 40 from bob"]).await;
+
+    for (cmd, answer) in [
+        ("/who", "2 online in #lobby"),
+        ("/rooms", "rooms: #lobby (2)"),
+        ("/help", "Enter sends, Shift+Enter starts a new line"),
+    ] {
+        // The reader scrolls up half way; "↓ New messages" shows.
+        let place = wait_for("the log scrolled up", async || {
+            let v = page
+                .js(
+                    &format!(
+                        "{{ const s = document.getElementById('messages');
+                           if (s.scrollHeight - s.scrollTop - s.clientHeight < 100)
+                             s.scrollTop = (s.scrollHeight - s.clientHeight) / 2; }}
+                         {LOG_PLACE_JS}"
+                    ),
+                    vec![],
+                )
+                .await;
+            if v["jump"] == true && v["below"].as_f64() > Some(100.0) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        if cmd == "/who" {
+            page.shot("command-scrolled-up-before").await;
+        }
+        page.type_line(cmd).await;
+        let v = wait_for(&format!("the answer to {cmd}"), async || {
+            let v = page.js(LOG_PLACE_JS, vec![]).await;
+            match v["last"].as_str() {
+                Some(t) if t.starts_with(answer) => Ok(v),
+                _ => Err(v.to_string()),
+            }
+        })
+        .await;
+        if cmd == "/who" {
+            page.shot("command-answered").await;
+        }
+        assert!(
+            v["below"].as_f64().is_some_and(|b| b < 2.0)
+                && v["jump"] == false
+                && v["lastInView"] == true,
+            "{cmd}: its answer is not in view (was {place}): {v}"
+        );
+    }
+    page.close().await;
+}
+
+// ---------------------------------------------------------------------
 // c. History loads on scroll.
 // ---------------------------------------------------------------------
 

@@ -182,6 +182,9 @@ function runLine(line) {
   if (!session) return false;
   const cmd = parseLine(line);
   clearErrors(false);
+  // What a command answers goes at the end of the log: show it there, as
+  // a message sent is (a reader scrolled up would not see it otherwise).
+  if (['rooms', 'who', 'help'].includes(cmd.kind)) view.toBottom();
   switch (cmd.kind) {
     case 'nothing':
       return false;
@@ -223,8 +226,13 @@ function runLine(line) {
       return true;
     }
     case 'history': {
+      // Older messages go above, where the reader is; only a reason why
+      // none come goes at the end.
       const why = current ? backlog.older(current, false, cmd.count) : 'you are in no room';
-      if (why) note(current, why, 'notice');
+      if (why) {
+        view.toBottom();
+        note(current, why, 'notice');
+      }
       return true;
     }
     case 'help':
