@@ -610,7 +610,7 @@ async fn keyboard_narrow(h: &Harness, server: &Server) {
 }
 
 // ---------------------------------------------------------------------
-// b3. Commands: answered in view.
+// b3. Commands: answered in view, and the terminal client's set.
 // ---------------------------------------------------------------------
 
 /// Where the log is: how far above its bottom, whether "↓ New messages"
@@ -689,6 +689,140 @@ async fn commands_in_view(h: &Harness, server: &Server) {
         );
     }
     page.close().await;
+}
+
+#[test]
+fn msg_query_clear_and_help_work_as_in_the_terminal_client() {
+    let Some(h) = Harness::start("msg_query_clear_and_help") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(msg_query_clear(&h, &server));
+}
+
+async fn msg_query_clear(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    let mut carol = server.join("carol");
+    page.wait_lines("carol online", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("carol"))
+    })
+    .await;
+    // What bob receives of alice's `text`: its recipients.
+    let to_bob = |bob: &mut Client, text: &str| {
+        let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == text);
+        f["to"].clone()
+    };
+
+    // /help lists every command the page takes.
+    page.type_line("/help").await;
+    let help = page
+        .wait_lines("the help", "lobby", |ls| {
+            ls.iter().any(|l| l.text.starts_with("Enter sends"))
+        })
+        .await;
+    let help: Vec<&str> = help
+        .iter()
+        .filter(|l| l.has_class("help"))
+        .map(|l| l.text.as_str())
+        .collect();
+    for cmd in [
+        "/me ",
+        "/msg ",
+        "/query ",
+        "/join ",
+        "/part ",
+        "/rooms ",
+        "/who ",
+        "/history ",
+        "/clear ",
+        "/help ",
+        "/quit ",
+        "//text ",
+    ] {
+        assert!(
+            help.iter().any(|l| l.starts_with(cmd)),
+            "/help does not list {cmd}: {help:#?}"
+        );
+    }
+
+    // /msg NICK TEXT is @NICK TEXT.
+    page.type_line("/msg bob hi   there").await;
+    assert_eq!(to_bob(&mut bob, "hi   there"), json!(["bob"]));
+    let shown = page.wait_texts("lobby", &["hi   there"]).await;
+    let m = shown
+        .iter()
+        .find(|l| l.text == "hi   there")
+        .expect("shown");
+    assert_eq!(m.to.as_deref(), Some("bob"), "{m:?}");
+
+    // /query NICK: every line after it goes to NICK, until /query alone.
+    page.type_line("/query @bob").await;
+    let what = page
+        .js(
+            "const q = document.getElementById('query-to');
+             return q.hidden ? null : q.textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(what, json!("→ bob only"));
+    page.wait_lines("the query notice", "lobby", |ls| {
+        ls.last().is_some_and(|l| {
+            l.text == "lines now go to bob only; /query alone sends to everyone again"
+        })
+    })
+    .await;
+    page.type_line("just for bob").await;
+    assert_eq!(to_bob(&mut bob, "just for bob"), json!(["bob"]));
+    page.type_line("/me waves at bob").await;
+    assert_eq!(to_bob(&mut bob, "/me waves at bob"), json!(["bob"]));
+    // Naming someone still wins.
+    page.type_line("@carol and you").await;
+    let (_, f) = carol.recv_until(50, |f| f["type"] == "msg" && f["text"] == "and you");
+    assert_eq!(f["to"], json!(["carol"]));
+    page.shot("query-bob").await;
+    page.type_line("/query").await;
+    page.wait_lines("the end of the query", "lobby", |ls| {
+        ls.last()
+            .is_some_and(|l| l.text == "lines go to everyone in the room again")
+    })
+    .await;
+    let hidden = page
+        .js("return document.getElementById('query-to').hidden;", vec![])
+        .await;
+    assert_eq!(hidden, json!(true));
+    page.type_line("to everyone").await;
+    assert_eq!(to_bob(&mut bob, "to everyone"), json!([]));
+    page.wait_texts("lobby", &["to everyone"]).await;
+
+    // /clear empties the view; what comes after shows, and only that.
+    page.type_line("/clear").await;
+    page.wait_lines("an empty log", "lobby", |ls| ls.is_empty())
+        .await;
+    say_in(&mut bob, "lobby", &[], "after the clear");
+    let after = page.wait_texts("lobby", &["after the clear"]).await;
+    assert_eq!(
+        shown_texts(&after),
+        ["after the clear"],
+        "more than the new message after /clear"
+    );
+    // Unknown commands are still refused.
+    page.type_line("/frob").await;
+    let err = page
+        .js(
+            "return document.querySelector('#errors .error .text')?.textContent ?? null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        err,
+        json!("unknown command /frob; /help lists the commands, and //frob sends the line as text")
+    );
+    page.close().await;
+}
+
+fn shown_texts(lines: &[Line]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.as_str()).collect()
 }
 
 // ---------------------------------------------------------------------

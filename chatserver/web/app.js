@@ -22,6 +22,7 @@ import { MessageView } from './messages.js';
 import { decode as decodeFrame, LOBBY, roomName } from './protocol.js';
 import { Session } from './session.js';
 import { RoomList, renderOnline, renderServerRooms } from './sidebar.js';
+import { isolated } from './text.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +30,8 @@ let session = null;
 let conn = null;
 let current = null;
 let everJoined = false;
+/** `/query NICK`: lines typed without recipients go to this nick only. */
+let query = null;
 /** room -> replayed messages counted since entering it again, until our own presence. */
 const catchup = new Map();
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
@@ -75,6 +78,7 @@ function stopChat() {
   session = null;
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   current = null;
+  setQuery(null);
   $('current-room').textContent = '';
   $('online').replaceChildren();
   everJoined = false;
@@ -184,7 +188,7 @@ function runLine(line) {
   clearErrors(false);
   // What a command answers goes at the end of the log: show it there, as
   // a message sent is (a reader scrolled up would not see it otherwise).
-  if (['rooms', 'who', 'help'].includes(cmd.kind)) view.toBottom();
+  if (['rooms', 'who', 'help', 'query', 'clear'].includes(cmd.kind)) view.toBottom();
   switch (cmd.kind) {
     case 'nothing':
       return false;
@@ -196,7 +200,8 @@ function runLine(line) {
         showError('not_in_room', 'you are in no room: /join one first');
         return false;
       }
-      const p = session.sendMsg(current, cmd.to, cmd.text, line);
+      const to = cmd.to.length || !query ? cmd.to : [query];
+      const p = session.sendMsg(current, to, cmd.text, line);
       if (p.error) {
         showError('msg_too_large', p.error);
         return false;
@@ -235,6 +240,19 @@ function runLine(line) {
       }
       return true;
     }
+    case 'query':
+      if (cmd.nick) {
+        note(current, `lines now go to ${cmd.nick} only; /query alone sends to everyone again`, 'notice');
+      } else if (query) {
+        note(current, 'lines go to everyone in the room again', 'notice');
+      } else {
+        note(current, 'usage: /query NICK sends every line to NICK only', 'notice');
+      }
+      setQuery(cmd.nick);
+      return true;
+    case 'clear':
+      if (current) view.clearShown(current);
+      return true;
     case 'help':
       for (const h of HELP) note(current, h, 'notice help');
       return true;
@@ -396,6 +414,16 @@ window.addEventListener('online', () => conn?.retryNow());
 
 function note(room, text, className, code) {
   return room ? view.note(room, text, className, code) : null;
+}
+
+/** Lines typed without recipients go to `nick` only (null: to the room); the input says so. */
+function setQuery(nick) {
+  query = nick;
+  const shown = $('query-to');
+  shown.hidden = !nick;
+  shown.replaceChildren();
+  if (nick) shown.append('→ ', isolated('bdi', '', nick), ' only');
+  $('input').setAttribute('aria-describedby', nick ? 'query-to composer-help' : 'composer-help');
 }
 
 function updateTitle() {

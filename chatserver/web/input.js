@@ -4,8 +4,11 @@
 //   hello                 to everyone in the current room
 //   @bob hi, @bob: hi     to bob only
 //   @bob @carol: hi       to bob and carol (also @bob, @carol: hi)
+//   /me waves             an action, sent as the text "/me waves"
+//   /msg bob hi           to bob only, as @bob hi
+//   /query bob            every line after it to bob only; /query ends it
 //   //text                sends /text
-//   /join ROOM, /part [ROOM], /rooms, /who, /history [N], /help, /quit
+//   /join ROOM, /part [ROOM], /rooms, /who, /history [N], /clear, /help, /quit
 
 import { roomName } from './protocol.js';
 
@@ -16,11 +19,16 @@ export const HELP = [
   'hello — send to everyone in the current room',
   '@bob hi — send to bob only (also @bob: hi)',
   '@bob @carol: hi — send to bob and carol only',
+  '/me waves — an action: shown as * alice waves',
+  '/msg bob hi — send to bob only (as @bob hi)',
+  '/query bob — send every line to bob only; /query alone ends it',
   '/join ROOM — enter ROOM and make it the current room',
   '/part [ROOM] — leave ROOM (the current room if none given)',
   '/rooms — list the rooms on the server',
   '/who — list who is in the current room',
   '/history [N] — show N older messages of the current room (20)',
+  '/clear — clear the messages shown in the current room',
+  '/help — show this help',
   '/quit — leave the chat',
   '//text — send a line that starts with /',
   'Enter sends, Shift+Enter starts a new line, Up recalls what you sent, Escape clears, Tab completes @nick',
@@ -31,7 +39,8 @@ const WS = /\s/u;
 /**
  * One line of input as `{ kind, ... }`: `send` (`to`, `text`), `join`
  * (`room`), `part` (`room` or null), `rooms`, `who`, `history` (`count`),
- * `help`, `quit`, `nothing`, or `invalid` (`message`).
+ * `query` (`nick` or null), `clear`, `help`, `quit`, `nothing`, or
+ * `invalid` (`message`).
  */
 export function parseLine(input) {
   const line = input.replace(/[\r\n]+$/u, '');
@@ -80,6 +89,24 @@ function parseCommand(cmd) {
       }
       return { kind: 'history', count: n };
     }
+    case 'query':
+    case 'q': {
+      if (arg === undefined) return { kind: 'query', nick: null };
+      if (extra) return tooMany('/query [NICK]');
+      const n = nickArg(arg);
+      return n.error ? invalid(n.error) : { kind: 'query', nick: n.nick };
+    }
+    case 'clear':
+      return arg === undefined ? { kind: 'clear' } : tooMany('/clear');
+    case 'msg':
+    case 'm': {
+      // `/msg bob hi` is `@bob hi`; the text as typed after the nick.
+      const m = /^\S+\s+(\S+)(\s[\s\S]*)?$/u.exec(cmd);
+      const text = (m?.[2] ?? '').trimStart();
+      if (!m || text.trim() === '') return invalid('usage: /msg NICK TEXT, as in /msg bob hi');
+      const n = nickArg(m[1]);
+      return n.error ? invalid(n.error) : { kind: 'send', to: [n.nick], text };
+    }
     case 'help':
     case '?':
       return { kind: 'help' };
@@ -97,6 +124,13 @@ function parseCommand(cmd) {
         `unknown command /${word}; /help lists the commands, and //${word} sends the line as text`,
       );
   }
+}
+
+/** A nickname as typed after /msg or /query: `bob` or `@bob`. */
+function nickArg(raw) {
+  const nick = raw.startsWith('@') ? raw.slice(1) : raw;
+  if (nick === '' || /[@:,]/u.test(nick)) return { error: `not a nickname: ${JSON.stringify(raw)}` };
+  return { nick };
 }
 
 function parseAddressed(line) {

@@ -97,6 +97,18 @@ export class MessageView {
     r.seqs.clear();
   }
 
+  /**
+   * `/clear`: the lines shown in `room` go. Their seqs are kept, so that a
+   * replay does not bring them back, and older history is still paged from
+   * where it was.
+   */
+  clearShown(room) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.events.replaceChildren();
+    if (this.isCurrent(room)) this.toBottom();
+  }
+
   /** The smallest seq shown in `room`, or null. */
   oldestSeq(room) {
     const r = this.rooms.get(room);
@@ -270,7 +282,9 @@ export class MessageView {
     const r = this.rooms.get(room);
     if (!r) return;
     let after = null;
-    for (const [s, el] of r.seqs) if (s <= seq && (!after || s > after[0])) after = [s, el];
+    for (const [s, el] of r.seqs) {
+      if (el.isConnected && s <= seq && (!after || s > after[0])) after = [s, el];
+    }
     if (after) after[1].after(li);
     else r.events.prepend(li);
   }
