@@ -1088,6 +1088,84 @@ async fn restart(h: &Harness, flags: &[&str]) {
     page.close().await;
 }
 
+/// Back after a loss, the page finds its nickname still held (here by a
+/// client that took it while the server was away; in a cluster, by its
+/// own lost connection on a node that died, until the others free it): it
+/// says so and tries again instead of giving up, and resumes once the
+/// name is free.
+#[test]
+fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
+    let Some(h) = Harness::start("a_page_that_finds_its_nickname_held") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir];
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        page.type_line("before").await;
+        page.wait_texts("lobby", &["before"]).await;
+        server.sigterm();
+        let mut server = server;
+        assert!(server.wait_exit(WAIT).success());
+        drop(server);
+        // Wait until the page's tries are a second or more apart, so that
+        // the restarted server's first client comes before its next one;
+        // then the test asks for each try with the page's Retry button.
+        wait_for("alice: a third try to reconnect", async || {
+            let detail = page
+                .js(
+                    "return document.getElementById('status-detail').textContent;",
+                    vec![],
+                )
+                .await;
+            let detail = detail.as_str().unwrap_or_default().to_owned();
+            let attempt = detail
+                .rsplit_once("(attempt ")
+                .and_then(|(_, n)| n.trim_end_matches(')').parse::<u32>().ok());
+            match attempt {
+                Some(n) if n >= 3 => Ok(()),
+                _ => Err(detail),
+            }
+        })
+        .await;
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        let holder = server.join("alice");
+        let retry = "document.getElementById('retry').click(); return null;";
+        page.js(retry, vec![]).await;
+        let lines = page
+            .wait_lines("the nickname said to be held", "lobby", |lines| {
+                lines
+                    .iter()
+                    .any(|l| l.text.starts_with("the nickname is still held"))
+            })
+            .await;
+        assert!(
+            !lines.iter().any(|l| l.text.contains("could not rejoin")),
+            "{lines:#?}"
+        );
+        drop(holder);
+        // The server has let the name go (bob sees it leave).
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.wait_state("reconnecting").await;
+        page.js(retry, vec![]).await;
+        page.wait_state("connected").await;
+        let lines = page
+            .wait_lines("resumed", "lobby", |lines| {
+                lines.iter().any(|l| l.has_class("reconnected"))
+            })
+            .await;
+        assert!(
+            !lines.iter().any(|l| l.text.contains("new session")),
+            "{lines:#?}"
+        );
+        page.close().await;
+    });
+}
+
 #[test]
 fn a_reloaded_page_resumes_its_session() {
     let Some(h) = Harness::start("a_reloaded_page_resumes_its_session") else {

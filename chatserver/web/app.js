@@ -53,6 +53,15 @@ const composer = new Composer($('composer'), $('input'), {
 /** A reload resumes the tab's session: how many tries are left for it. */
 let resumeTries = 0;
 
+/**
+ * Reconnects in a row that found the nickname still held, most likely by
+ * this page's own lost connection (the server has not seen it go, or, in
+ * a cluster, its server died and the others free its names within
+ * seconds); as chatclient, the fifth such answer means someone else has it.
+ */
+let heldTries = 0;
+const HELD_TRIES = 4;
+
 function startChat(nick, token = null) {
   stopChat();
   const rooms = savedRooms();
@@ -275,6 +284,7 @@ const handlers = {
   joined({ nick, resumed, reconnect }) {
     conn.markJoined();
     resumeTries = 0;
+    heldTries = 0;
     // A reload of this tab resumes this session.
     tabSaved.set('resume', JSON.stringify({ nick, token: session.token }));
     $('me').textContent = nick;
@@ -300,6 +310,15 @@ const handlers = {
       const { nick, token } = { nick: session.nick, token: session.token };
       stopChat();
       setTimeout(() => startChat(nick, token), 500);
+      return;
+    }
+    // Back after a loss: the nickname may still be held by our own lost
+    // connection. Drop this socket; the connection tries again with its
+    // backoff.
+    if (everJoined && f.code === 'nick_taken' && heldTries < HELD_TRIES) {
+      heldTries += 1;
+      note(current, 'the nickname is still held, most likely by this page’s lost connection; trying again', 'notice');
+      conn?.drop('nickname still held');
       return;
     }
     if (!everJoined || nickError) {
