@@ -246,7 +246,15 @@ fn nick_arg(raw: &str) -> Result<String, String> {
 /// all name `rust`.
 fn room_arg(raw: &str) -> Result<String, String> {
     let name = raw.strip_prefix('#').unwrap_or(raw);
-    chatproto::room_name(name).map_err(|why| format!("{why}: {raw:?}"))
+    // Worded for what is typed here, where a leading # is fine (the
+    // library's own text is for frames, which carry no #).
+    chatproto::room_name(name).map_err(|_| {
+        format!(
+            "not a room name: {}; a room is 1 to {} of a-z 0-9 - _ ., starting with a letter or digit, as in #rust",
+            chatproto::escape_control(raw),
+            chatproto::MAX_ROOM_LEN
+        )
+    })
 }
 
 /// `line` starts with `@`: read the recipients, then the text.
@@ -351,6 +359,20 @@ mod tests {
         assert_eq!(parse_line("/quit"), Command::Quit);
         assert_eq!(parse_line("/quit now"), Command::Quit);
         assert!(matches!(parse_line("/nope"), Command::Invalid(m) if m.contains("/nope")));
+        for (typed, shown) in [
+            ("/join ab/cd", "ab/cd"),
+            ("/join #", "#"),
+            ("/part #a b", ""),
+        ] {
+            match parse_line(typed) {
+                Command::Invalid(m) if shown.is_empty() => assert!(m.contains("usage"), "{m}"),
+                Command::Invalid(m) => {
+                    assert!(m.starts_with(&format!("not a room name: {shown};")), "{m}");
+                    assert!(m.contains("as in #rust") && !m.contains("no #"), "{m}");
+                }
+                other => panic!("{typed}: {other:?}"),
+            }
+        }
         assert_eq!(parse_line("//who"), send(&[], "/who"));
     }
 
