@@ -1559,6 +1559,8 @@ fn a_port_in_use_stops_a_durable_server_with_one_line() {
         let lines: Vec<&str> = run.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {:?}", run.stderr);
         assert!(lines[0].contains("cannot listen"), "{:?}", run.stderr);
+        // Nothing left behind: no data directory made for nothing.
+        assert!(!data.exists(), "{} was created", data.display());
     }
 }
 
