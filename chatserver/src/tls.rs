@@ -11,33 +11,50 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// together. Every failure is one line naming the file and what to do.
 pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?
+        .map_err(|e| pem_error("certificate", cert, e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{} is not a PEM certificate chain: {e}", cert.display()))?;
+        .map_err(|e| pem_error("certificate", cert, e))?;
     if chain.is_empty() {
         return Err(format!(
             "{} holds no certificate (expected -----BEGIN CERTIFICATE-----)",
             cert.display()
         ));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        format!(
-            "cannot read a private key from {}: {e} (expected a PEM PKCS#8, PKCS#1 or SEC1 key)",
-            key.display()
-        )
-    })?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("key", key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS set-up failed: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key_der)
-        .map_err(|e| {
-            format!(
-                "the key {} does not go with the certificate {}: {e}",
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "the key {} is not the key of the certificate {}; give the key the certificate was made with",
                 key.display(),
                 cert.display()
-            )
+            ),
+            e => format!(
+                "the key {} cannot be used with the certificate {}: {e}",
+                key.display(),
+                cert.display()
+            ),
         })?;
     Ok(Arc::new(config))
+}
+
+/// A PEM file's error in words: `what` (`certificate` or `key`) in `path`.
+fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    let expected = match what {
+        "key" => "a PEM private key (PKCS#8, PKCS#1 or SEC1), such as -----BEGIN PRIVATE KEY-----",
+        _ => "PEM certificates, -----BEGIN CERTIFICATE-----",
+    };
+    match e {
+        Error::Io(e) => format!("cannot read the {what} file {}: {e}", path.display()),
+        Error::NoItemsFound => format!("{} holds no {what}; expected {expected}", path.display()),
+        e => format!(
+            "{} is not a {what} file ({e}); expected {expected}",
+            path.display()
+        ),
+    }
 }

@@ -215,6 +215,16 @@ fn bad_certificate_files_stop_the_server_with_one_line_naming_the_file() {
     let missing = dir.join("missing.pem");
     let line = refuses_to_start(&["--tls-cert", path_str(&missing), "--tls-key", key]);
     assert!(line.contains(path_str(&missing)), "{line}");
+    assert!(
+        line.starts_with("chatserver: cannot read the certificate file"),
+        "{line}"
+    );
+    let line = refuses_to_start(&["--tls-cert", cert, "--tls-key", path_str(&missing)]);
+    assert!(line.contains("cannot read the key file"), "{line}");
+    assert!(
+        !line.contains("expected"),
+        "a missing file is not a format: {line}"
+    );
 
     // A key of its own, not the certificate's.
     let other_key = dir.join("other-key.pem");
@@ -222,7 +232,8 @@ fn bad_certificate_files_stop_the_server_with_one_line_naming_the_file() {
     std::fs::write(&other_key, stray.serialize_pem()).expect("write");
     let line = refuses_to_start(&["--tls-cert", cert, "--tls-key", path_str(&other_key)]);
     assert!(line.contains(path_str(&other_key)), "{line}");
-    assert!(line.contains("does not go with"), "{line}");
+    assert!(line.contains("is not the key of the certificate"), "{line}");
+    assert!(!line.contains("KeyMismatch"), "{line}");
 
     // Not PEM: the certificate in DER, and a key file of plain text.
     let der = dir.join("cert.der");
@@ -234,6 +245,10 @@ fn bad_certificate_files_stop_the_server_with_one_line_naming_the_file() {
     std::fs::write(&text, "not a key\n").expect("write");
     let line = refuses_to_start(&["--tls-cert", cert, "--tls-key", path_str(&text)]);
     assert!(line.contains(path_str(&text)), "{line}");
+    assert!(
+        line.contains("holds no key; expected a PEM private key"),
+        "{line}"
+    );
 }
 
 #[test]
