@@ -1195,6 +1195,25 @@ async fn reload(h: &Harness, server: &Server) {
     };
     let before = token().await;
     assert!(before.is_string(), "no session kept for a reload: {before}");
+    // A second room, the one being read at the reload.
+    page.type_line("/join rust").await;
+    let rooms_and_current = || async {
+        page.js(
+            "return [[...document.querySelectorAll('#rooms li')].map(li => li.dataset.room), \
+             document.getElementById('current-room').textContent];",
+            vec![],
+        )
+        .await
+    };
+    wait_for("alice: in #rust", async || {
+        let v = rooms_and_current().await;
+        if v == json!([["lobby", "rust"], "#rust"]) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
 
     page.c.refresh().await.expect("reload the page");
     // No join form: the page joins again by itself, as the same session.
@@ -1206,6 +1225,11 @@ async fn reload(h: &Harness, server: &Server) {
     })
     .await;
     assert_eq!(token().await, before, "the reload began a new session");
+    // Its rooms in their order, and the one it was reading.
+    assert_eq!(
+        rooms_and_current().await,
+        json!([["lobby", "rust"], "#rust"])
+    );
     // Its private message is still its own to see.
     page.wait_texts("lobby", &["only for alice, before the reload"])
         .await;

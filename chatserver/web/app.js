@@ -77,7 +77,8 @@ function startChat(nick, token = null) {
     state: (state, detail) => showStatus(state, detail, everJoined),
   });
   for (const r of rooms) addRoom(r);
-  select(rooms[0]);
+  const last = saved.get('current');
+  select(rooms.includes(last) ? last : rooms[0]);
   conn.start();
 }
 
@@ -134,9 +135,10 @@ function savedRooms() {
 
 function saveRooms() {
   if (!session) return;
-  const rooms = [...session.rooms.keys()];
-  if (current) rooms.sort((a, b) => (a === current ? -1 : b === current ? 1 : 0));
-  saved.set('rooms', JSON.stringify(rooms));
+  // The list in its own order; the room being read apart, so that a
+  // reload comes back to it without moving it to the top.
+  saved.set('rooms', JSON.stringify([...session.rooms.keys()]));
+  saved.set('current', current ?? '');
 }
 
 function addRoom(room) {
