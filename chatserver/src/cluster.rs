@@ -69,6 +69,9 @@ pub struct Settings {
     /// Stream limits: messages per room and their age (zero: no limit).
     pub max_messages: u64,
     pub max_age: Duration,
+    /// How often the rooms' streams are asked where they start now (the
+    /// limits drop old events), so that memory serves none of those.
+    pub starts_every: Duration,
 }
 
 /// What the cluster tasks tell the hub.
@@ -106,6 +109,13 @@ pub enum FromCluster {
     /// These clients' nickname claims are no longer this node's (another
     /// node freed them while this one seemed dead).
     ClaimsLost(Vec<ClientId>),
+    /// A room's stream starts at `first`: its limits dropped the events
+    /// before it (`moved`: since the last look; else first seen so).
+    Starts {
+        room: String,
+        first: u64,
+        moved: bool,
+    },
 }
 
 /// The outcome of claiming a nickname for a join.
@@ -350,7 +360,49 @@ impl Cluster {
         tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
         tokio::spawn(Arc::clone(&cluster).discover());
         tokio::spawn(Arc::clone(&cluster).watch_nodes());
+        tokio::spawn(Arc::clone(&cluster).watch_starts());
         Ok(cluster)
+    }
+
+    /// Every `starts_every`, ask each room's stream where it starts, and
+    /// tell the hub of each start that moved (the stream's limits dropped
+    /// older events, which this node's memory may still hold).
+    async fn watch_starts(self: Arc<Self>) {
+        let mut known: HashMap<String, u64> = HashMap::new();
+        let mut tick = tokio::time::interval(self.settings.starts_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut initial = true;
+        loop {
+            tick.tick().await;
+            let rooms = self.list_rooms().await;
+            let first_look = std::mem::replace(&mut initial, false);
+            for room in rooms {
+                let (name, _) = names(&room);
+                let Ok(mut stream) = self.js.get_stream(&name).await else {
+                    continue;
+                };
+                let Ok(info) = stream.info().await else {
+                    continue;
+                };
+                let first = info.state.first_sequence;
+                // A room there at the first look was loaded from where its
+                // stream started then (nothing to say, but to be sure); one
+                // seen later began here at 1.
+                let was = known.insert(room.clone(), first);
+                let moved = match was {
+                    Some(was) if first > was => true,
+                    None if first > 1 => !first_look,
+                    _ => continue,
+                };
+                let starts = FromCluster::Starts { room, first, moved };
+                if self.to_hub.send(starts).await.is_err() {
+                    return;
+                }
+            }
+            if self.to_hub.is_closed() {
+                return;
+            }
+        }
     }
 
     /// Hand `event` (decided by this node's core) to the publisher.

@@ -930,6 +930,16 @@ impl Hub {
                 }
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
+            FromCluster::Starts { room, first, moved } => {
+                self.server.handle_pruned(&room, first);
+                if moved {
+                    info!(
+                        room,
+                        first,
+                        "the room's stream starts later now; older events are served no more"
+                    );
+                }
+            }
         }
     }
 

@@ -870,6 +870,58 @@ fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
     assert!(seen.last().unwrap()["seq"].as_u64().unwrap() > last);
 }
 
+/// A node holds a room's latest events in memory; once the stream's
+/// limits drop some of them, it serves them no more (it asks the streams
+/// where they start every `--history-prune-every-secs`).
+#[test]
+fn events_the_streams_limits_dropped_are_not_served_from_memory() {
+    let Some(nats) = Nats::start("events_the_streams_limits_dropped_are_not_served_from_memory")
+    else {
+        return;
+    };
+    let keep = [
+        "--history-max-messages",
+        "5",
+        "--history-prune-every-secs",
+        "1",
+    ];
+    let a = node(&nats, "a", &keep);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    for k in 0..12 {
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("t{k}"), "id": format!("i{k}")}));
+    }
+    let echoes = read_until(&mut alice, 100, |f| f["id"] == "i11");
+    let first = echoes.iter().find(|f| f["id"] == "i7").unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    // The stream keeps the last 5 events, t7 to t11; memory had them all.
+    assert!(
+        a.wait_for_line(&format!("first={first}"), WAIT),
+        "{}",
+        a.log()
+    );
+    let (mut carol, _) = join(&a, "carol");
+    let got = read_until(&mut carol, 100, |f| is_presence(f, "carol", "online"));
+    let entered = got.iter().find(|f| kind(f) == "entered").unwrap();
+    assert_eq!(entered["oldest"].as_u64(), Some(first), "{entered}");
+    let replayed: Vec<&str> = got
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(replayed, ["t7", "t8", "t9", "t10", "t11"]);
+    carol.send_frame(&json!({"type": "history", "room": "lobby"}));
+    let page = read_until(&mut carol, 10, |f| kind(f) == "history");
+    let texts: Vec<&str> = page.last().unwrap()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["t7", "t8", "t9", "t10", "t11"]);
+}
+
 #[test]
 fn a_join_while_nats_is_away_is_answered_unavailable() {
     let Some(mut nats) = Nats::start("a_join_while_nats_is_away_is_answered_unavailable") else {
