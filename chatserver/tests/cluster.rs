@@ -834,6 +834,18 @@ fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     assert_eq!(page["more"], true);
 }
 
+/// alice joins `node` and says t0 to t11 (ids i0 to i11) in the lobby:
+/// her connection, and the frames up to the last echo.
+fn alice_says_twelve(node: &Server) -> (Client, Vec<Value>) {
+    let (mut alice, _) = join(node, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    for k in 0..12 {
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("t{k}"), "id": format!("i{k}")}));
+    }
+    let echoes = read_until(&mut alice, 100, |f| f["id"] == "i11");
+    (alice, echoes)
+}
+
 #[test]
 fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
     let Some(nats) =
@@ -843,12 +855,7 @@ fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
     };
     let keep = ["--history-max-messages", "5"];
     let a = node(&nats, "a", &keep);
-    let (mut alice, _) = join(&a, "alice");
-    read_until(&mut alice, 10, |f| kind(f) == "entered");
-    for k in 0..12 {
-        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("t{k}"), "id": format!("i{k}")}));
-    }
-    let echoes = read_until(&mut alice, 100, |f| f["id"] == "i11");
+    let (mut alice, echoes) = alice_says_twelve(&a);
     let last = echoes.last().unwrap()["seq"].as_u64().unwrap();
     // Node b reads a stream whose first events are gone.
     let b = node(&nats, "b", &keep);
@@ -886,12 +893,7 @@ fn events_the_streams_limits_dropped_are_not_served_from_memory() {
         "1",
     ];
     let a = node(&nats, "a", &keep);
-    let (mut alice, _) = join(&a, "alice");
-    read_until(&mut alice, 10, |f| kind(f) == "entered");
-    for k in 0..12 {
-        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("t{k}"), "id": format!("i{k}")}));
-    }
-    let echoes = read_until(&mut alice, 100, |f| f["id"] == "i11");
+    let (_alice, echoes) = alice_says_twelve(&a);
     let first = echoes.iter().find(|f| f["id"] == "i7").unwrap()["seq"]
         .as_u64()
         .unwrap();
