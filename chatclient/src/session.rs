@@ -452,6 +452,17 @@ impl Session {
                 let id = self.client.send_msg(&room, to, text);
                 self.ledger.sent(id, room);
             }
+            Err(chatproto::EncodeError::TooLarge { len, max, .. }) => {
+                // The frame around the text: the same frame, text left out.
+                let empty =
+                    ClientFrame::msg_in(room, to, String::new(), Some(ID_PLACEHOLDER.into()));
+                let around = chatproto::encode(&empty, self.max_frame_bytes)
+                    .map_or(0, |b| b.len() - chatproto::HEADER_LEN);
+                self.error(
+                    "msg_too_large",
+                    too_long(len.saturating_sub(around), max.saturating_sub(around)),
+                );
+            }
             Err(e) => self.error("msg_too_large", format!("not sent: {e}")),
         }
     }
@@ -805,6 +816,36 @@ impl Session {
             });
         }
     }
+}
+
+/// Why a message of `bytes` bytes (as sent: its text, escaped where
+/// JSON must) is not sent when the server takes at most `most`, in plain
+/// words. The limit is rounded down to the thousand, as the server counts
+/// its stamped copy (a few hundred bytes more) and not this frame.
+fn too_long(bytes: usize, most: usize) -> String {
+    let most = if most >= 10_000 {
+        most / 1000 * 1000
+    } else {
+        most
+    };
+    format!(
+        "not sent: the message is {} bytes; the server takes at most about {}",
+        grouped(bytes),
+        grouped(most)
+    )
+}
+
+/// `n` with its thousands separated by commas: `70,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// What kind of line `cmd` came from, for its outcome.
@@ -1533,8 +1574,31 @@ mod tests {
         let out = line(&mut s, &"x".repeat(2000));
         assert!(out.sent.is_empty());
         assert_eq!(out.lines.len(), 1);
-        assert!(out.lines[0].starts_with("! msg_too_large: not sent"));
+        assert_eq!(
+            out.lines,
+            ["! msg_too_large: not sent: the message is 2,000 bytes; the server takes at most about 950"]
+        );
         assert_eq!(s.unacknowledged(), 0);
+        // What JSON escapes counts as sent.
+        let out = line(&mut s, &"\"".repeat(600));
+        assert_eq!(
+            out.lines,
+            ["! msg_too_large: not sent: the message is 1,200 bytes; the server takes at most about 950"]
+        );
+        let out = line(&mut s, &"x".repeat(950));
+        assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
+    }
+
+    #[test]
+    fn too_long_in_plain_words() {
+        assert_eq!(
+            too_long(70_000, 65_462),
+            "not sent: the message is 70,000 bytes; the server takes at most about 65,000"
+        );
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 
     /// The outcomes as `(line, short description)`, for comparing.

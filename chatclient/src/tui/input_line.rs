@@ -4,10 +4,15 @@
 //!
 //! It belongs to the screen, not to the connection, so a reconnect never
 //! touches it.
+//!
+//! A keystroke and a draw cost about the same in a line of 70,000
+//! characters as in an empty one: editing looks only at the clusters
+//! around the cursor, and [`visible`](InputLine::visible) measures only
+//! what fits on the screen. A paste costs once its own length.
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::wrap::{grapheme_width, text_width};
+use super::wrap::grapheme_width;
 
 /// How many typed lines Up can bring back.
 const HISTORY: usize = 1000;
@@ -76,20 +81,37 @@ impl InputLine {
         self.browsing = None;
     }
 
+    /// Insert `s` at the cursor; the cursor goes after it.
     pub fn insert_str(&mut self, s: &str) {
+        // The start of the cluster before the cursor stays a boundary
+        // whatever follows it (no rule of UAX #29 looks further ahead
+        // than the next character, which is not changed), so clusters can
+        // be counted afresh from there.
+        let from = self.prev_boundary();
         self.text.insert_str(self.cursor, s);
-        self.cursor += s.len();
+        let end = self.cursor + s.len();
+        // A combining mark typed after a letter joins its cluster: keep
+        // the cursor on a boundary, the first at or after what was
+        // inserted. Only the clusters from `from` to there are looked at.
+        let mut at = from;
+        for g in self.text[from..].graphemes(true) {
+            looked_at(1);
+            if at >= end {
+                break;
+            }
+            at += g.len();
+        }
+        self.cursor = at;
     }
 
     pub fn insert(&mut self, c: char) {
-        self.text.insert(self.cursor, c);
-        self.cursor += c.len_utf8();
-        // A combining mark typed after a letter joins its cluster: keep
-        // the cursor on a boundary.
-        self.cursor = self.boundary_at_or_after(self.cursor);
+        self.insert_str(c.encode_utf8(&mut [0; 4]));
     }
 
+    /// The start of the cluster before the cursor (found from the end of
+    /// the text before it, not from the start of the line).
     fn prev_boundary(&self) -> usize {
+        looked_at(1);
         self.text[..self.cursor]
             .grapheme_indices(true)
             .next_back()
@@ -97,19 +119,11 @@ impl InputLine {
     }
 
     fn next_boundary(&self) -> usize {
+        looked_at(1);
         self.text[self.cursor..]
             .graphemes(true)
             .next()
             .map_or(self.cursor, |g| self.cursor + g.len())
-    }
-
-    fn boundary_at_or_after(&self, at: usize) -> usize {
-        self.text
-            .grapheme_indices(true)
-            .map(|(i, _)| i)
-            .chain(std::iter::once(self.text.len()))
-            .find(|&i| i >= at)
-            .unwrap_or(self.text.len())
     }
 
     pub fn left(&mut self) {
@@ -218,30 +232,51 @@ impl InputLine {
     /// The part of the text to show in `width` columns, and the cursor's
     /// column in it: scrolled sideways so the cursor is always visible,
     /// with the end of the text in view when it fits.
+    ///
+    /// Only what is shown is measured: the clusters before the cursor,
+    /// walking back from it while they fit in all columns but the last
+    /// (so the cursor sits in the last column at most), then those after
+    /// it while they fit.
     pub fn visible(&self, width: usize) -> (String, usize) {
         let width = width.max(1);
-        let cursor_col = text_width(&self.text[..self.cursor]);
-        // Scroll so the cursor sits in the last column at most.
-        let skip_cols = (cursor_col + 1).saturating_sub(width);
-        let mut shown = String::new();
-        let mut col = 0;
-        let mut used = 0;
-        for g in self.text.graphemes(true) {
+        let mut start = self.cursor;
+        let mut cursor_col = 0;
+        for g in self.text[..self.cursor].graphemes(true).rev() {
+            looked_at(1);
             let w = grapheme_width(g);
-            if col < skip_cols {
-                col += w;
-                continue;
+            if cursor_col + w >= width {
+                break;
             }
+            cursor_col += w;
+            start -= g.len();
+        }
+        let mut end = self.cursor;
+        let mut used = cursor_col;
+        for g in self.text[self.cursor..].graphemes(true) {
+            looked_at(1);
+            let w = grapheme_width(g);
             if used + w > width {
                 break;
             }
-            shown.push_str(g);
             used += w;
-            col += w;
+            end += g.len();
         }
-        let skipped = col - used;
-        (shown, cursor_col.saturating_sub(skipped))
+        (self.text[start..end].to_owned(), cursor_col)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Clusters looked at by this thread's input lines (tests only).
+    static LOOKED_AT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Count `n` clusters looked at; the tests check that typing and drawing
+/// a long line cost about linearly in its length (no timing).
+fn looked_at(n: usize) {
+    #[cfg(test)]
+    LOOKED_AT.with(|c| c.set(c.get() + n));
+    let _ = n;
 }
 
 #[cfg(test)]
@@ -311,6 +346,88 @@ mod tests {
         l.history_down();
         l.history_down();
         assert_eq!(l.text(), "draft");
+    }
+
+    /// Clusters looked at while `f` runs.
+    fn work(f: impl FnOnce()) -> usize {
+        let before = LOOKED_AT.with(std::cell::Cell::get);
+        f();
+        LOOKED_AT.with(std::cell::Cell::get) - before
+    }
+
+    #[test]
+    fn a_long_line_costs_linearly_to_type_and_to_draw() {
+        // 70,000 characters arriving one key at a time (a paste the
+        // terminal did not bracket), the line drawn at 80 columns after
+        // each: a key costs the screen's width and a few clusters more,
+        // as much at the end as at the start. (Before, each key went
+        // through the whole line twice: 70,000 keys, 4.9 billion clusters.)
+        let mut l = InputLine::default();
+        let mut rounds = Vec::new();
+        for _ in 0..7 {
+            rounds.push(work(|| {
+                for i in 0..10_000 {
+                    l.insert(if i % 8 == 7 { ' ' } else { 'x' });
+                    l.visible(80);
+                }
+            }));
+        }
+        assert_eq!(l.text().len(), 70_000);
+        for (n, r) in rounds.iter().enumerate() {
+            assert!(*r <= 10_000 * (80 + 4), "round {n}: {r} clusters");
+            assert!(*r <= rounds[0] + 10_000, "round {n} costs more: {rounds:?}");
+        }
+        // Moving and deleting at the end of it, and drawing, look at a
+        // few clusters.
+        let keys = work(|| {
+            l.left();
+            l.right();
+            l.backspace();
+            l.delete_word_before();
+            l.insert('y');
+        });
+        assert!(keys <= 8, "{keys}");
+        assert!(work(|| drop(l.visible(80))) <= 82);
+
+        // A bracketed paste of the same length costs its length, once.
+        let mut l = InputLine::default();
+        l.insert_str("before ");
+        let pasted = "x".repeat(70_000);
+        let cost = work(|| l.insert_str(&pasted));
+        assert!(cost <= 70_000 + 4, "{cost}");
+        assert_eq!(l.cursor(), l.text().len());
+        let (shown, col) = l.visible(80);
+        assert_eq!((shown.len(), col), (79, 79));
+    }
+
+    #[test]
+    fn the_cursor_stays_on_a_cluster_boundary() {
+        // A combining accent typed after a letter joins it; one typed at
+        // the start, or pasted before a letter, stands alone.
+        let mut l = typed("e\u{301}");
+        assert_eq!(l.cursor(), l.text().len());
+        l.home();
+        l.insert('\u{301}');
+        assert_eq!(l.cursor(), 2);
+        l.end();
+        // A flag typed in two halves, and an emoji joined on.
+        l.insert_str("\u{1f1eb}");
+        l.insert_str("\u{1f1f7}");
+        l.left();
+        assert_eq!(&l.text()[l.cursor()..], "\u{1f1eb}\u{1f1f7}");
+        l.end();
+        l.insert_str("\u{1f468}\u{200d}");
+        l.insert('\u{1f469}');
+        l.left();
+        assert_eq!(&l.text()[l.cursor()..], "\u{1f468}\u{200d}\u{1f469}");
+        // Typed in the middle of a regional-indicator pair, a third one
+        // pairs with the first: the cursor goes past the pair it made.
+        let mut l = typed("\u{1f1eb}\u{1f1f7}");
+        l.left();
+        l.right();
+        l.home();
+        l.insert('\u{1f1e9}');
+        assert_eq!(l.cursor(), 8, "{:?}", l.text());
     }
 
     #[test]
