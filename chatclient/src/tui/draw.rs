@@ -19,7 +19,7 @@ use ratatui::Frame;
 
 use super::app::App;
 use super::format::{entry_rows, sending_rows};
-use super::wrap::{grapheme_width, text_width};
+use super::wrap::{grapheme_width, spans, text_width};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// The side list is shown only when the message area keeps this much.
@@ -149,8 +149,8 @@ fn draw_names(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     for nick in roster.iter().take(listed) {
         let colour = app.nicks.colour(nick);
         let mine = super::app::same_nick(nick, &app.state.nick);
-        rows.push(Row::from(Span::styled(
-            chatproto::escape_control(nick).into_owned(),
+        rows.push(Row::from(spans(
+            &chatproto::escape_control(nick),
             theme.nick(colour, mine),
         )));
     }
@@ -260,22 +260,22 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
     if hidden > 0 {
         others.push((format!(" +{hidden} "), false));
     }
-    let mut spans = vec![Span::styled(current.clone(), theme.bar_current())];
+    let mut row = spans(&current, theme.bar_current());
     for (label, alert) in &others {
         let style = if *alert {
             theme.bar_alert()
         } else {
             theme.bar()
         };
-        spans.push(Span::styled(label.clone(), style));
+        row.extend(spans(label, style));
     }
     let used = total(&others, &right, 0);
-    spans.push(Span::styled(
+    row.push(Span::styled(
         " ".repeat(width.saturating_sub(used)),
         theme.bar(),
     ));
-    spans.push(Span::styled(right, theme.bar()));
-    frame.render_widget(Paragraph::new(Row::from(spans)), area);
+    row.push(Span::styled(right, theme.bar()));
+    frame.render_widget(Paragraph::new(Row::from(row)), area);
 }
 
 /// The prompt and the line being typed, or a question or hint in its place.
@@ -303,13 +303,13 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         let prompt = cut(&app.state.prompt, width / 2);
         let prompt_width = text_width(&prompt);
         let (text, col) = app.input.visible(width.saturating_sub(prompt_width));
-        let mut spans = vec![Span::styled(prompt, theme.prompt())];
+        let mut row = spans(&prompt, theme.prompt());
         if text.is_empty() && app.ctrl_c_armed {
-            spans.push(Span::styled("Ctrl-C again to leave", theme.hint()));
+            row.push(Span::styled("Ctrl-C again to leave", theme.hint()));
         } else {
-            spans.extend(super::wrap::spans(&text, ratatui::style::Style::default()));
+            row.extend(spans(&text, ratatui::style::Style::default()));
         }
-        (Row::from(spans), prompt_width + col)
+        (Row::from(row), prompt_width + col)
     };
     frame.render_widget(Paragraph::new(row), area);
     let x = area.x + (cursor.min(width.saturating_sub(1)) as u16);
@@ -339,6 +339,7 @@ mod tests {
     use crate::render::Line;
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
+    use unicode_width::UnicodeWidthStr;
 
     fn app() -> App {
         let mut app = App::new(Theme { color: false }, false);
@@ -424,6 +425,51 @@ mod tests {
         assert_eq!(app.scroll, 6);
         assert_eq!(rows[0], "12:00 bob: m0");
         assert!(rows[4].contains("more below"), "{:?}", rows[4]);
+    }
+
+    #[test]
+    fn a_family_and_devanagari_leave_no_residue() {
+        // Every cell the message area shows is one ratatui writes: no
+        // cluster hides cells behind it that the terminal would fill, and
+        // no joiner reaches the terminal.
+        let mut app = app();
+        app.show_names = true;
+        let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+        app.add_line(
+            msg("lobby", "gina", &format!("D family {family} end")),
+            "12:00".into(),
+        );
+        app.add_line(
+            msg(
+                "lobby",
+                "gina",
+                "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}",
+            ),
+            "12:00".into(),
+        );
+        let mut t = Terminal::new(TestBackend::new(60, 6)).unwrap();
+        t.draw(|f| draw(f, &mut app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        for y in 0..6 {
+            for x in 0..60 {
+                let symbol = buf[(x, y)].symbol();
+                assert!(!symbol.contains('\u{200d}'), "a joiner at {x},{y}");
+                assert!(
+                    symbol.width() <= 1 || symbol.chars().count() == 1,
+                    "{symbol:?} at {x},{y} hides a cell"
+                );
+            }
+        }
+        // (A wide character's second cell reads as a space here.)
+        let rows = screen(&mut app, 60, 6);
+        assert_eq!(
+            rows[2],
+            format!("12:00 gina: D family 👨 👩 👧  end{}bob", " ".repeat(18))
+        );
+        assert_eq!(
+            rows[3],
+            "12:00 gina: \u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}"
+        );
     }
 
     #[test]

@@ -270,6 +270,15 @@ fn restore() {
     let _ = terminal::disable_raw_mode();
 }
 
+/// Ctrl-L: clear the whole screen and have the next draw write every cell.
+/// (Not `Terminal::clear`: it first asks the terminal where the cursor is,
+/// an answer the keys thread is waiting to read, and gives up without
+/// clearing.) A resize to the same size clears and forgets the last frame.
+fn repaint(terminal: &mut Terminal<CrosstermBackend<io::Stdout>>) -> io::Result<()> {
+    let size = terminal.size()?;
+    terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
+}
+
 /// The screen thread: take what comes, in order, and draw after each burst.
 fn screen_loop(
     mut terminal: Terminal<CrosstermBackend<io::Stdout>>,
@@ -319,7 +328,7 @@ fn screen_loop(
             }
         }
         if redraw {
-            let _ = terminal.clear();
+            let _ = repaint(&mut terminal);
         }
         if bell {
             let _ = terminal.backend_mut().write_all(b"\x07");

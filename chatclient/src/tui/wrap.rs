@@ -1,47 +1,77 @@
 //! Words wrapped to a width, with a hanging indent: the rows after the
 //! first start under the text, not under the time and nickname.
 //!
-//! Widths are display columns (unicode-width, per grapheme cluster, as
-//! ratatui measures them): an emoji or a CJK character takes two, a
+//! Widths are display columns: an emoji or a CJK character takes two, a
 //! combining mark none, and a wide character never straddles the edge.
 //!
-//! Terminals disagree about emoji sequences: a family (man, zero-width
-//! joiner, woman, joiner, girl) or a thumb with a skin tone is one glyph
-//! two columns wide in some (tmux, kitty) and one glyph per emoji in
-//! others (xterm, VTE), six and four columns. A terminal that moves the
-//! cursor further than we counted overwrites the next cells, and lines
-//! get garbled. So such a cluster is drawn as its parts, each in cells of
-//! its own (ratatui places each with an explicit cursor move), and counted
-//! as wide as its parts: the text is all there, the joiners too, and no
-//! terminal is pushed past the columns we reserved.
+//! What is drawn is measured as the terminals measure it. Most (tmux,
+//! xterm, VTE) still give each character its own width and put the
+//! zero-width ones on the cell before; unicode-width (and so ratatui)
+//! measures a grapheme cluster as a whole, and the two disagree on
+//! clusters of several visible characters: an emoji family (man, joiner,
+//! woman, joiner, girl) is two columns as a cluster, six in xterm, and two
+//! in tmux, which also glues a joiner or a skin tone onto whatever is left
+//! of the cursor, even after a cursor move; a Devanagari conjunct (`स्ते`)
+//! is one cell to ratatui and two to the terminal. Each disagreement leaves
+//! cells the terminal wrote and ratatui believes blank: residue that
+//! stays until a resize.
+//!
+//! So a cluster is drawn as its [parts]: each character that takes
+//! columns, with the combining marks after it, in cells of its own
+//! (ratatui writes every one of them). Zero-width joiners, variation
+//! selectors and skin-tone modifiers are left out of the drawing: they
+//! only change how emoji look, terminals disagree about the width they
+//! make, and tmux would merge the parts again. The family is drawn as
+//! three emoji (six columns), a thumb with a skin tone as a plain thumb,
+//! `❤️` as the one-column `❤`. The text itself is untouched: it is sent,
+//! kept and written to scripts as it came.
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// The parts of a grapheme cluster drawn separately: each character that
-/// takes columns, with the zero-width characters after it.
-fn parts(g: &str) -> impl Iterator<Item = &str> + '_ {
-    let mut starts: Vec<usize> = g
-        .char_indices()
-        .filter(|(i, c)| *i == 0 || c.width().unwrap_or(0) > 0)
-        .map(|(i, _)| i)
-        .collect();
-    starts.push(g.len());
-    (0..starts.len() - 1).map(move |k| &g[starts[k]..starts[k + 1]])
+/// A character left out of the drawing (see the [module docs](self)):
+/// the zero-width joiner, a variation selector, a skin-tone modifier.
+fn left_out(c: char) -> bool {
+    matches!(c, '\u{200d}' | '\u{fe00}'..='\u{fe0f}' | '\u{1f3fb}'..='\u{1f3ff}')
 }
 
-/// Whether the cluster `g` is drawn as its [parts]: when they are wider
-/// than the whole (an emoji sequence that some terminals show as one glyph
-/// and others as several).
+/// The parts of a grapheme cluster as drawn: each character that takes
+/// columns, with the zero-width characters after it, leaving out what
+/// [`left_out`] names (and a zero-width character with nothing before it
+/// to sit on, which no terminal gives a cell).
+pub fn parts(g: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut chars = g.char_indices().peekable();
+    std::iter::from_fn(move || {
+        let (start, first) = loop {
+            let (i, c) = chars.next()?;
+            if !left_out(c) && c.width().unwrap_or(0) > 0 {
+                break (i, c);
+            }
+        };
+        let mut end = start + first.len_utf8();
+        while let Some(&(i, c)) = chars.peek() {
+            if left_out(c) || c.width().unwrap_or(0) > 0 {
+                break;
+            }
+            end = i + c.len_utf8();
+            chars.next();
+        }
+        Some(&g[start..end])
+    })
+}
+
+/// Whether the cluster `g` is drawn other than as itself in one cell:
+/// as several parts, or with something left out.
 pub fn is_split(g: &str) -> bool {
-    parts(g).map(UnicodeWidthStr::width).sum::<usize>() > g.width()
+    let mut p = parts(g);
+    !(p.next() == Some(g) && p.next().is_none())
 }
 
-/// The columns one grapheme cluster takes (as its parts, if split).
+/// The columns one grapheme cluster takes, as drawn (its parts).
 pub fn grapheme_width(g: &str) -> usize {
-    g.width().max(parts(g).map(UnicodeWidthStr::width).sum())
+    parts(g).map(UnicodeWidthStr::width).sum()
 }
 
 /// `text` as spans of `style` ready to draw: split clusters as a span per
@@ -81,21 +111,22 @@ struct Cell<'a> {
 }
 
 /// The cells of `text`: a split cluster's parts stay together (they are
-/// pushed one after the other and never broken across rows, as the whole
-/// is counted as one word by the caller).
+/// pushed one after the other and never broken across rows).
 fn cells_of<'a>(text: &'a str, style: Style, out: &mut Vec<Vec<Cell<'a>>>) {
     for g in text.graphemes(true) {
         if is_split(g) {
-            out.push(
-                parts(g)
-                    .map(|p| Cell {
-                        g: p,
-                        width: p.width(),
-                        style,
-                        alone: true,
-                    })
-                    .collect(),
-            );
+            let cluster: Vec<Cell<'a>> = parts(g)
+                .map(|p| Cell {
+                    g: p,
+                    width: p.width(),
+                    style,
+                    alone: true,
+                })
+                .collect();
+            // Nothing to draw (a lone joiner) is not a space either.
+            if !cluster.is_empty() {
+                out.push(cluster);
+            }
         } else {
             out.push(vec![Cell {
                 g,
@@ -310,49 +341,85 @@ mod tests {
         );
     }
 
+    /// The text of each span of each row.
+    fn texts(rows: &[Line<'_>]) -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|l| l.spans.iter().map(|s| s.content.to_string()).collect())
+            .collect()
+    }
+
     #[test]
-    fn emoji_sequences_are_drawn_as_their_parts() {
+    fn emoji_sequences_are_drawn_as_their_emoji() {
         let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
         assert!(is_split(family));
+        assert_eq!(parts(family).collect::<Vec<_>>(), ["👨", "👩", "👧"]);
         assert_eq!(text_width(family), 6);
+        // A skin tone is left out, and so is the selector that asks for an
+        // emoji's picture: the heart is drawn as the narrow one it is
+        // without it.
         let thumb = "\u{1f44d}\u{1f3fd}";
-        assert!(is_split(thumb));
-        assert_eq!(text_width(thumb), 4);
-        // A Persian word with a non-joiner, a Hindi conjunct, a flag and an
-        // accented letter are not split.
-        for whole in [
-            "\u{645}\u{6cc}\u{200c}\u{62e}",
-            "\u{915}\u{94d}\u{200d}\u{937}",
-            "\u{1f1eb}\u{1f1f7}",
-            "e\u{301}",
-        ] {
+        assert_eq!(parts(thumb).collect::<Vec<_>>(), ["👍"]);
+        assert_eq!(text_width(thumb), 2);
+        assert_eq!(parts("\u{2764}\u{fe0f}").collect::<Vec<_>>(), ["\u{2764}"]);
+        assert_eq!(text_width("\u{2764}\u{fe0f}"), 1);
+        // A woman technologist with a skin tone: two emoji.
+        let coder = "\u{1f469}\u{1f3fd}\u{200d}\u{1f4bb}";
+        assert_eq!(parts(coder).collect::<Vec<_>>(), ["👩", "💻"]);
+        // A lone joiner is nothing to draw.
+        assert_eq!(text_width("\u{200d}"), 0);
+        // An accented letter and a Persian word with a non-joiner are
+        // drawn as they are.
+        for whole in ["\u{645}\u{6cc}\u{200c}\u{62e}", "e\u{301}", "漢"] {
             assert!(whole.graphemes(true).all(|g| !is_split(g)), "{whole:?}");
         }
-        // Each part its own span, the joiners kept.
+        // Each part its own span, no joiner sent to the terminal.
         let s = spans(&format!("a{family}b"), Style::default());
         let texts: Vec<&str> = s.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(texts, ["a", "👨", "👩", "👧", "b"]);
+    }
+
+    #[test]
+    fn a_family_wraps_as_six_columns_with_no_joiner_drawn() {
+        let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+        let body = format!("D family {family} end");
+        assert_eq!(text_width(&body), 9 + 6 + 4);
+        let rows = wrap(&[Span::raw("gina: ")], &[Span::raw(body.clone())], 80);
         assert_eq!(
-            texts,
-            [
-                "a",
-                "\u{1f468}\u{200d}",
-                "\u{1f469}\u{200d}",
-                "\u{1f467}",
-                "b"
-            ]
+            texts(&rows),
+            [["gina: D family ", "👨", "👩", "👧", " end"]]
         );
-        let rows = wrap(&[Span::raw("x: ")], &[Span::raw(format!("{family}!"))], 40);
-        let texts: Vec<&str> = rows[0].spans.iter().map(|s| s.content.as_ref()).collect();
+        // Narrow: the family is one word and moves to the next row whole.
+        let rows = wrap(&[Span::raw("gina: ")], &[Span::raw(body)], 20);
+        assert_eq!(plain(&rows), ["gina: D family", "      👨👩👧 end"]);
+        for r in &plain(&rows) {
+            assert!(text_width(r) <= 20, "{r:?}");
+            assert!(!r.contains('\u{200d}'), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn devanagari_is_drawn_a_character_a_cell() {
+        // नमस्ते: na, ma and the conjunct s-ta-e, three clusters; the
+        // terminal gives na, ma, s(+virama) and ta(+e) a cell each.
+        let namaste = "\u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}";
+        assert_eq!(namaste.graphemes(true).count(), 3);
+        assert_eq!(text_width(namaste), 4);
+        let conjunct = "\u{938}\u{94d}\u{924}\u{947}";
         assert_eq!(
-            texts,
-            [
-                "x: ",
-                "\u{1f468}\u{200d}",
-                "\u{1f469}\u{200d}",
-                "\u{1f467}",
-                "!"
-            ]
+            parts(conjunct).collect::<Vec<_>>(),
+            ["\u{938}\u{94d}", "\u{924}\u{947}"]
         );
+        let rows = wrap(&[Span::raw("gina: ")], &[Span::raw(namaste)], 80);
+        assert_eq!(
+            texts(&rows),
+            [["gina: \u{928}\u{92e}", "\u{938}\u{94d}", "\u{924}\u{947}"]]
+        );
+        // Every span is as wide to ratatui as we counted it.
+        let counted: usize = rows[0].spans.iter().map(|s| text_width(&s.content)).sum();
+        let ratatui: usize = rows[0].spans.iter().map(|s| s.content.width()).sum();
+        assert_eq!((counted, ratatui), (10, 10));
+        // A conjunct written with a joiner (क्‍ष) is drawn without it.
+        assert_eq!(text_width("\u{915}\u{94d}\u{200d}\u{937}"), 2);
     }
 
     #[test]
