@@ -245,6 +245,8 @@ async fn run(args: Args) -> std::io::Result<()> {
             Some(store::spawn(db, retention)?)
         }
     };
+    // The first retention pass is asked for once `listening on` is out.
+    let prune_now = link.as_ref().map(|l| l.tx.clone());
     let mut hub = hub::Hub::new(
         server,
         clock,
@@ -320,6 +322,9 @@ async fn run(args: Args) -> std::io::Result<()> {
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(link) = &cluster_link {
         link.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(tx) = prune_now {
+        let _ = tx.send(store::ToStore::Prune);
     }
     if let Some(r) = opened {
         info!(

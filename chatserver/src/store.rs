@@ -42,6 +42,11 @@ pub enum ToStore {
         /// What to read.
         query: ReadQuery,
     },
+    /// Run a retention pass now (once the server listens: a server
+    /// restarted with a stricter limit, or after a long stop, would
+    /// otherwise serve what the limits delete until the first period
+    /// ends; and nothing may be logged before `listening on`).
+    Prune,
 }
 
 /// What the store thread answers.
@@ -231,10 +236,8 @@ fn run(
     // The batch that failed, kept to probe with while the store fails.
     let mut failed: Option<Vec<Record>> = None;
     let mut next_probe = Instant::now();
-    // The first pass at once: a server restarted with a stricter limit,
-    // or after a long stop, would otherwise serve what the limits delete
-    // until the first period ends.
-    let mut next_prune = Instant::now();
+    // The first pass comes with `ToStore::Prune`, once the server listens.
+    let mut next_prune = Instant::now() + retention.every;
     let mut pruning = false;
     let mut pruned = 0;
     loop {
@@ -289,6 +292,7 @@ fn run(
                     }
                 }
             }
+            Ok(ToStore::Prune) => next_prune = Instant::now(),
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }
