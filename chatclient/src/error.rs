@@ -6,7 +6,7 @@
 //! | 1 | the connection was lost after joining and could not be resumed (every reconnect attempt failed, or `--reconnect-attempts 0`), or the client could not use its stdin/stdout |
 //! | 2 | bad command line |
 //! | 3 | could not connect: refused, unreachable, name not resolved, or connect timed out |
-//! | 4 | the nickname was refused: `nick_taken` or `nick_invalid` (when reconnecting, still at the fifth attempt: someone took it meanwhile) |
+//! | 4 | the nickname was refused: `nick_taken` or `nick_invalid` (when reconnecting, still at the fifth attempt, or the last if fewer: someone took it meanwhile) |
 //! | 5 | the server is full: `server_full` |
 //! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error; or the TLS handshake failed for another reason than the certificate |
 //! | 7 | TLS: the server's certificate was not trusted (at start or on a reconnect), or there was nothing to trust it with (no `--ca-cert` and no root certificates in the system's store) |

@@ -286,10 +286,10 @@ pub struct Args {
     pub cluster_replicas: u64,
 
     /// A node whose heartbeat (one a second) stops for this long is taken
-    /// for dead (1000 to 600000 ms): its clients leave their rooms and
-    /// their nicknames are free again.
+    /// for dead (2000 to 600000 ms: at least two heartbeats): its clients
+    /// leave their rooms and their nicknames are free again.
     #[arg(long, env = "CHATSERVER_NODE_DEAD_AFTER_MS", default_value_t = 3_000,
-          value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
+          value_parser = clap::value_parser!(u64).range(2_000..=600_000))]
     pub node_dead_after_ms: u64,
 
     /// Worker threads (0 to 1024; 0: one per CPU the process may run on).

@@ -752,6 +752,10 @@ impl Cluster {
         let mut judge_from = Instant::now() + self.settings.dead_after;
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When this node's last heartbeat that NATS took began (one was
+        // put before this task started).
+        let mut last_beat = Instant::now();
+        let dead_after = self.settings.dead_after;
         loop {
             let waited_from = Instant::now();
             tick.tick().await;
@@ -759,10 +763,12 @@ impl Cluster {
             // node itself was held up (a machine too busy, a process
             // stopped): the heartbeats it would have heard meanwhile may
             // not be read yet, so the others' silence is counted afresh,
-            // as after NATS was away, instead of taking them for dead.
+            // as after NATS was away, instead of taking them for dead. (A
+            // heartbeat heard just before a stall is a period old: past
+            // half of what is left of `dead_after`, judging could err.)
             let now = Instant::now();
             let waited = now.duration_since(waited_from);
-            if waited >= HEARTBEAT_EVERY + self.settings.dead_after / 2 {
+            if waited >= HEARTBEAT_EVERY + dead_after.saturating_sub(HEARTBEAT_EVERY) / 2 {
                 warn!(
                     ms = waited.as_millis() as u64,
                     "this node was held up; the others' heartbeats are judged afresh"
@@ -770,13 +776,9 @@ impl Cluster {
                 for h in lock(&heard).values_mut() {
                     h.2 = now;
                 }
-                judge_from = judge_from.max(now + self.settings.dead_after);
-                if waited >= self.settings.dead_after
-                    && self.to_hub.send(FromCluster::HeldUp).await.is_err()
-                {
-                    return;
-                }
+                judge_from = judge_from.max(now + dead_after);
             }
+            let silent = now.duration_since(last_beat);
             if let Err(e) = self.beat().await {
                 warn!(error = %e, "heartbeat failed");
                 // NATS is away for everyone: no heartbeat changed meanwhile,
@@ -785,17 +787,47 @@ impl Cluster {
                 for h in lock(&heard).values_mut() {
                     h.2 = now;
                 }
-                judge_from = now + self.settings.dead_after;
+                judge_from = now + dead_after;
                 continue;
+            }
+            last_beat = now;
+            // Silent long enough to be taken for dead (held up, or NATS
+            // away from this node alone): the hub reads its clients'
+            // nickname claims back, and closes those that are gone.
+            if silent >= dead_after && self.to_hub.send(FromCluster::HeldUp).await.is_err() {
+                return;
             }
             let now = Instant::now();
             // Nor while this node reads the rooms' logs before listening.
             if now < judge_from || !self.ready.load(Ordering::Relaxed) {
                 continue;
             }
+            // A node that seems silent is asked of NATS itself before it
+            // is taken for dead: a heartbeat this node has not read yet
+            // (its watch behind) keeps it alive.
+            let suspects: Vec<(String, u64)> = lock(&heard)
+                .iter()
+                .filter(|(_, (_, _, at))| now.duration_since(*at) >= dead_after)
+                .map(|(key, (rev, _, _))| (key.clone(), *rev))
+                .collect();
+            let mut unsure = false;
+            for (key, rev) in suspects {
+                match self.nodes.entry(key.clone()).await {
+                    Ok(Some(e)) if e.operation == kv::Operation::Put && e.revision != rev => {
+                        let origin = String::from_utf8_lossy(&e.value).into_owned();
+                        lock(&heard).insert(key, (e.revision, origin, Instant::now()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => unsure = true,
+                }
+            }
+            if unsure {
+                continue;
+            }
+            let now = Instant::now();
             let mut alive: HashSet<Arc<str>> = lock(&heard)
                 .values()
-                .filter(|(_, _, at)| now.duration_since(*at) < self.settings.dead_after)
+                .filter(|(_, _, at)| now.duration_since(*at) < dead_after)
                 .map(|(_, origin, _)| Arc::from(origin.as_str()))
                 .collect();
             alive.insert(Arc::clone(&self.origin));
@@ -979,19 +1011,30 @@ impl Cluster {
     /// it claimed) are no longer held as claimed: freed by another node
     /// while this one seemed dead, and perhaps taken since. The answer
     /// goes to the hub; a claim NATS could not tell about counts as held.
+    ///
+    /// Read now, and once more after the others' next judging: a node
+    /// that judged this one just before hearing it again frees the claims
+    /// a moment later.
     pub fn check_claims(self: &Arc<Self>, claims: Vec<(ClientId, String, u64)>) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let mut lost = Vec::new();
-            for (client, key, revision) in claims {
-                match me.nicks.entry(key).await {
-                    Ok(Some(e)) if e.operation == kv::Operation::Put && e.revision == revision => {}
-                    Ok(_) => lost.push(client),
-                    Err(e) => warn!(error = %e, "cannot check a nickname claim"),
+            for round in 0..2 {
+                if round > 0 {
+                    tokio::time::sleep(2 * HEARTBEAT_EVERY).await;
                 }
-            }
-            if !lost.is_empty() {
-                let _ = me.to_hub.send(FromCluster::ClaimsLost(lost)).await;
+                let mut lost = Vec::new();
+                for (client, key, revision) in &claims {
+                    match me.nicks.entry(key.clone()).await {
+                        Ok(Some(e))
+                            if e.operation == kv::Operation::Put && e.revision == *revision => {}
+                        Ok(_) => lost.push(*client),
+                        Err(e) => warn!(error = %e, "cannot check a nickname claim"),
+                    }
+                }
+                if !lost.is_empty() && me.to_hub.send(FromCluster::ClaimsLost(lost)).await.is_err()
+                {
+                    return;
+                }
             }
         });
     }

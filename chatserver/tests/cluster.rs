@@ -768,7 +768,7 @@ fn a_node_held_up_past_its_heartbeat_closes_the_clients_it_lost() {
     else {
         return;
     };
-    let quick = ["--node-dead-after-ms", "1500"];
+    let quick = ["--node-dead-after-ms", "2000"];
     let a = node(&nats, "a", &quick);
     let b = node(&nats, "b", &quick);
     let (mut dan, welcome) = join(&a, "dan");
