@@ -109,13 +109,10 @@ pub enum FromCluster {
     /// These clients' nickname claims are no longer this node's (another
     /// node freed them while this one seemed dead).
     ClaimsLost(Vec<ClientId>),
-    /// A room's stream starts at `first`: its limits dropped the events
-    /// before it (`moved`: since the last look; else first seen so).
-    Starts {
-        room: String,
-        first: u64,
-        moved: bool,
-    },
+    /// Rooms whose streams start later than this node knew: each room,
+    /// its stream's first seq (its limits dropped the events before it),
+    /// and whether that moved since the last look (else first seen so).
+    Starts(Vec<(String, u64, bool)>),
 }
 
 /// The outcome of claiming a nickname for a join.
@@ -376,6 +373,7 @@ impl Cluster {
             tick.tick().await;
             let rooms = self.list_rooms().await;
             let first_look = std::mem::replace(&mut initial, false);
+            let mut starts = Vec::new();
             for room in rooms {
                 let (name, _) = names(&room);
                 let Ok(mut stream) = self.js.get_stream(&name).await else {
@@ -394,10 +392,10 @@ impl Cluster {
                     None if first > 1 => !first_look,
                     _ => continue,
                 };
-                let starts = FromCluster::Starts { room, first, moved };
-                if self.to_hub.send(starts).await.is_err() {
-                    return;
-                }
+                starts.push((room, first, moved));
+            }
+            if !starts.is_empty() && self.to_hub.send(FromCluster::Starts(starts)).await.is_err() {
+                return;
             }
             if self.to_hub.is_closed() {
                 return;

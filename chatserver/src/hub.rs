@@ -930,14 +930,22 @@ impl Hub {
                 }
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
-            FromCluster::Starts { room, first, moved } => {
-                self.server.handle_pruned(&room, first);
-                if moved {
-                    info!(
-                        room,
-                        first,
-                        "the room's stream starts later now; older events are served no more"
-                    );
+            FromCluster::Starts(starts) => {
+                for (room, first, _) in &starts {
+                    self.server.handle_pruned(room, *first);
+                }
+                // One line a look, however many rooms moved.
+                let moved: Vec<&(String, u64, bool)> = starts.iter().filter(|s| s.2).collect();
+                match moved.as_slice() {
+                    [] => {}
+                    [(room, first, _)] => info!(
+                        room = room.as_str(),
+                        first, "a room's stream starts later now; older events are served no more"
+                    ),
+                    many => info!(
+                        rooms = many.len(),
+                        "rooms' streams start later now; older events are served no more"
+                    ),
                 }
             }
         }

@@ -122,19 +122,17 @@ fn cannot_listen(args: &Args, e: std::io::Error) -> std::io::Error {
 }
 
 async fn run(args: Args) -> std::io::Result<()> {
-    // The port before anything else, so that a server that cannot listen
-    // leaves nothing behind (such as a data directory made for nothing).
-    // Connections wait in the backlog until the accept loop starts. A
-    // cluster node binds once it has read the rooms' logs, which may take
-    // a while: until then it is not there.
-    let early = if args.cluster.is_empty() {
-        let l = std::net::TcpListener::bind(args.listen.as_str())
-            .map_err(|e| cannot_listen(&args, e))?;
-        l.set_nonblocking(true)?;
-        Some(l)
-    } else {
-        None
-    };
+    // The port first, so that a server that cannot listen leaves nothing
+    // behind (such as a data directory made for nothing): bound and let go
+    // at once, then bound for good once the server is ready to accept
+    // (until then a client is refused, and tries again). A cluster node
+    // has no data directory to leave.
+    if args.cluster.is_empty() {
+        drop(
+            std::net::TcpListener::bind(args.listen.as_str())
+                .map_err(|e| cannot_listen(&args, e))?,
+        );
+    }
     // Then the store: a directory another server holds, or a file that is
     // not ours, stops us before we accept anyone.
     let db = match args.store {
@@ -296,12 +294,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         Some(wait) => tokio::time::timeout(CATCH_UP, wait).await.is_ok(),
         None => true,
     };
-    let listener = match early {
-        Some(l) => TcpListener::from_std(l)?,
-        None => TcpListener::bind(args.listen.as_str())
-            .await
-            .map_err(|e| cannot_listen(&args, e))?,
-    };
+    let listener = TcpListener::bind(args.listen.as_str())
+        .await
+        .map_err(|e| cannot_listen(&args, e))?;
     let addr = listener.local_addr()?;
     // Before saying we listen: a supervisor may send SIGTERM as soon as it
     // reads that line, and an unhandled SIGTERM kills us with no flush.

@@ -28,7 +28,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String
         .with_no_client_auth()
         .with_single_cert(chain, key_der)
         .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => format!(
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => format!(
                 "the key {} is not the key of the certificate {}; give the key the certificate was made with",
                 key.display(),
                 cert.display()
@@ -49,8 +49,15 @@ fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Strin
         "key" => "a PEM private key (PKCS#8, PKCS#1 or SEC1), such as -----BEGIN PRIVATE KEY-----",
         _ => "PEM certificates, -----BEGIN CERTIFICATE-----",
     };
+    let encrypted = what == "key"
+        && std::fs::read(path)
+            .is_ok_and(|b| b.windows(b"ENCRYPTED".len()).any(|w| w == b"ENCRYPTED"));
     match e {
         Error::Io(e) => format!("cannot read the {what} file {}: {e}", path.display()),
+        Error::NoItemsFound if encrypted => format!(
+            "{} holds an encrypted key, which the server cannot use: decrypt it first (openssl pkey -in KEY -out PLAIN)",
+            path.display()
+        ),
         Error::NoItemsFound => format!("{} holds no {what}; expected {expected}", path.display()),
         e => format!(
             "{} is not a {what} file ({e}); expected {expected}",

@@ -249,6 +249,12 @@ fn bad_certificate_files_stop_the_server_with_one_line_naming_the_file() {
         line.contains("holds no key; expected a PEM private key"),
         "{line}"
     );
+    // An encrypted key: the server cannot ask for its passphrase.
+    let locked = dir.join("locked.pem");
+    let pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    std::fs::write(&locked, pem).expect("write");
+    let line = refuses_to_start(&["--tls-cert", cert, "--tls-key", path_str(&locked)]);
+    assert!(line.contains("holds an encrypted key"), "{line}");
 }
 
 #[test]

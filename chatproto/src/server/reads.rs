@@ -253,7 +253,9 @@ impl Server {
         else {
             return;
         };
-        r.stored_from = r.stored_from.max(oldest);
+        // Not past what is applied here (a server behind its log or its
+        // store learns of a start before the events up to it).
+        r.stored_from = r.stored_from.max(oldest.min(r.seq + 1));
         while r.history.front().is_some_and(|e| e.seq < r.stored_from) {
             self.history_bytes -= r.forget_oldest();
         }
