@@ -834,6 +834,15 @@ fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     assert_eq!(page["more"], true);
 }
 
+/// The texts of the `msg` frames among `frames`, in order.
+fn msg_texts(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect()
+}
+
 /// alice joins `node` and says t0 to t11 (ids i0 to i11) in the lobby:
 /// her connection, and the frames up to the last echo.
 fn alice_says_twelve(node: &Server) -> (Client, Vec<Value>) {
@@ -864,11 +873,7 @@ fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
     let entered = got.iter().find(|f| kind(f) == "entered").unwrap();
     assert_eq!(entered["seq"].as_u64(), Some(last), "{entered}");
     assert!(entered["oldest"].as_u64().unwrap() > 1, "{entered}");
-    let replayed: Vec<&str> = got
-        .iter()
-        .filter(|f| kind(f) == "msg")
-        .map(|f| f["text"].as_str().unwrap())
-        .collect();
+    let replayed = msg_texts(&got);
     // The stream keeps the last 5 events: t7 to t11.
     assert_eq!(replayed, ["t7", "t8", "t9", "t10", "t11"]);
     // And the room goes on from there for both.
@@ -907,11 +912,7 @@ fn events_the_streams_limits_dropped_are_not_served_from_memory() {
     let got = read_until(&mut carol, 100, |f| is_presence(f, "carol", "online"));
     let entered = got.iter().find(|f| kind(f) == "entered").unwrap();
     assert_eq!(entered["oldest"].as_u64(), Some(first), "{entered}");
-    let replayed: Vec<&str> = got
-        .iter()
-        .filter(|f| kind(f) == "msg")
-        .map(|f| f["text"].as_str().unwrap())
-        .collect();
+    let replayed = msg_texts(&got);
     assert_eq!(replayed, ["t7", "t8", "t9", "t10", "t11"]);
     carol.send_frame(&json!({"type": "history", "room": "lobby"}));
     let page = read_until(&mut carol, 10, |f| kind(f) == "history");
