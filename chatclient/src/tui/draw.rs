@@ -135,10 +135,14 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
 fn draw_names(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let theme = app.theme;
     let roster = &app.state.roster;
-    let mut rows = vec![Row::from(Span::styled(
-        format!("{} online", roster.len()),
-        theme.prompt(),
-    ))];
+    // While reconnecting nobody knows who is online: the list is the
+    // last one known, and says so.
+    let title = if app.state.joined {
+        format!("{} online", roster.len())
+    } else {
+        "was online".to_owned()
+    };
+    let mut rows = vec![Row::from(Span::styled(title, theme.prompt()))];
     let room_for = usize::from(area.height).saturating_sub(1);
     let overflow = roster.len() > room_for;
     let listed = if overflow {
@@ -216,7 +220,8 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
             format!(" {} ", parts.join("  "))
         }
     };
-    let mut show_online = true;
+    // The number online is not known while reconnecting.
+    let mut show_online = app.state.joined;
     let mut right = right_of(&state, show_online);
     let total = |others: &[(String, bool)], right: &str, hidden: usize| {
         let more = if hidden > 0 {
@@ -470,6 +475,23 @@ mod tests {
             rows[3],
             "12:00 gina: \u{928}\u{92e}\u{938}\u{94d}\u{924}\u{947}"
         );
+    }
+
+    #[test]
+    fn reconnecting_says_no_number_online() {
+        let mut app = app();
+        app.show_names = true;
+        let mut state = app.state.clone();
+        state.joined = false;
+        app.set_state(state);
+        let rows = screen(&mut app, 60, 5);
+        let bar = rows
+            .iter()
+            .find(|r| r.contains("#lobby"))
+            .expect("a status bar");
+        assert!(bar.ends_with("reconnecting"), "{rows:?}");
+        assert!(!rows.iter().any(|r| r.contains("2 online")), "{rows:?}");
+        assert!(rows[0].ends_with("was online"), "{rows:?}");
     }
 
     #[test]
