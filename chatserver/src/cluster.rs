@@ -771,9 +771,7 @@ impl Cluster {
                     ms = waited.as_millis() as u64,
                     "this node was held up; the others' heartbeats are judged afresh"
                 );
-                for h in lock(&heard).values_mut() {
-                    h.2 = now;
-                }
+                heard_afresh(&heard, now);
                 judge_from = judge_from.max(now + dead_after);
             }
             let silent = now.duration_since(last_beat);
@@ -782,9 +780,7 @@ impl Cluster {
                 // NATS is away for everyone: no heartbeat changed meanwhile,
                 // and silence from then on is counted afresh.
                 let now = Instant::now();
-                for h in lock(&heard).values_mut() {
-                    h.2 = now;
-                }
+                heard_afresh(&heard, now);
                 judge_from = now + dead_after;
                 continue;
             }
@@ -872,10 +868,7 @@ impl Cluster {
                 return;
             }
             // Heard afresh from the next watch on.
-            let now = Instant::now();
-            for h in lock(&heard).values_mut() {
-                h.2 = now;
-            }
+            heard_afresh(&heard, Instant::now());
             tokio::time::sleep(HEARTBEAT_EVERY).await;
         }
     }
@@ -1153,6 +1146,15 @@ impl Cluster {
 /// Each node's latest heartbeat, by node name: its revision, its run's
 /// origin, and when this node heard it.
 type Heard = Arc<Mutex<HashMap<String, (u64, String, Instant)>>>;
+
+/// Every node heard `now`: their silence is counted from here (after
+/// NATS was away, or this node was held up, what they said meanwhile
+/// may not have been read).
+fn heard_afresh(heard: &Heard, now: Instant) {
+    for h in lock(heard).values_mut() {
+        h.2 = now;
+    }
+}
 
 /// A lock that a panic elsewhere does not poison for us.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1162,18 +1162,18 @@ impl Hub {
     /// Replace `id`'s queue by the error of `why`, close it, and take it
     /// out of the core after the current output.
     fn kick(&mut self, id: ClientId, why: &Kick) {
-        self.close_with(id, why.code(), &why.frame());
+        self.close_with(id, why.code(), why.message());
     }
 
-    /// Replace `id`'s queue by `frame` (an error with `code`), close it,
-    /// and take it out of the core after the current output.
-    fn close_with(&mut self, id: ClientId, code: ErrorCode, frame: &ServerFrame) {
+    /// Replace `id`'s queue by an error with `code` and `message`, close
+    /// it, and take it out of the core after the current output.
+    fn close_with(&mut self, id: ClientId, code: ErrorCode, message: String) {
         if !self.kicked.insert(id) {
             return;
         }
         self.metrics.closed_for(code.as_str());
         if let Some(peer) = self.peers.get(&id) {
-            match encode(frame, self.max_frame_bytes) {
+            match encode(&ServerFrame::error(code, message), self.max_frame_bytes) {
                 Ok(bytes) => peer.kick(self.budget.track(bytes)),
                 Err(_) => peer.close(),
             }
@@ -1197,11 +1197,8 @@ impl Hub {
         for id in lost {
             let nick = self.server.nick(id).unwrap_or("(not joined)").to_owned();
             warn!(client = %id, nick, "this node seemed dead to the others, which freed this client's nickname; closing it");
-            let frame = ServerFrame::error(
-                ErrorCode::Unavailable,
-                "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free",
-            );
-            self.close_with(id, ErrorCode::Unavailable, &frame);
+            let why = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
+            self.close_with(id, ErrorCode::Unavailable, why.to_owned());
         }
     }
 

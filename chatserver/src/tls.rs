@@ -15,10 +15,8 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String
         .collect::<Result<_, _>>()
         .map_err(|e| pem_error("certificate", cert, e))?;
     if chain.is_empty() {
-        return Err(format!(
-            "{} holds no certificate (expected -----BEGIN CERTIFICATE-----)",
-            cert.display()
-        ));
+        let none = rustls::pki_types::pem::Error::NoItemsFound;
+        return Err(pem_error("certificate", cert, none));
     }
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("key", key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -49,12 +47,13 @@ fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Strin
         "key" => "a PEM private key (PKCS#8, PKCS#1 or SEC1), such as -----BEGIN PRIVATE KEY-----",
         _ => "PEM certificates, -----BEGIN CERTIFICATE-----",
     };
-    let encrypted = what == "key"
-        && std::fs::read(path)
-            .is_ok_and(|b| b.windows(b"ENCRYPTED".len()).any(|w| w == b"ENCRYPTED"));
+    // Read again only to tell an encrypted key from no key at all.
+    let encrypted = || {
+        std::fs::read(path).is_ok_and(|b| b.windows(b"ENCRYPTED".len()).any(|w| w == b"ENCRYPTED"))
+    };
     match e {
         Error::Io(e) => format!("cannot read the {what} file {}: {e}", path.display()),
-        Error::NoItemsFound if encrypted => format!(
+        Error::NoItemsFound if what == "key" && encrypted() => format!(
             "{} holds an encrypted key, which the server cannot use: decrypt it first (openssl pkey -in KEY -out PLAIN)",
             path.display()
         ),
