@@ -431,6 +431,11 @@ pub enum ErrorCode {
     /// failing); the message was not sent. Reading still works; try again
     /// later.
     Unavailable,
+    /// v2.1: the client's session was resumed on another connection (one
+    /// that gave its token); this connection closes. A client MUST NOT
+    /// reconnect on it by itself: the other connection is using the
+    /// session, and taking it back would close that one.
+    ResumedElsewhere,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -453,6 +458,7 @@ impl ErrorCode {
                 | ErrorCode::RateLimited
                 | ErrorCode::SlowConsumer
                 | ErrorCode::Timeout
+                | ErrorCode::ResumedElsewhere
         )
     }
 }

@@ -126,9 +126,11 @@ enum Op {
     Part(usize, usize),
     History(usize, usize, Option<u64>, Option<u64>),
     Rooms(usize),
-    /// Disconnect (if open), then a new connection resumes the session
-    /// (with its nick, or with another) and re-enters its rooms.
-    Resume(usize, Option<usize>),
+    /// A new connection resumes the session (with its nick, or with
+    /// another) and re-enters its rooms; the old one is disconnected
+    /// first if `true`, else left open (lost without the server knowing),
+    /// and the resume takes the session over.
+    Resume(usize, Option<usize>, bool),
     Ping(usize),
     Pong(usize),
     Advance(u64),
@@ -159,8 +161,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (who.clone(), room(), prop::option::of(0..30u64), prop::option::of(0..5u64))
             .prop_map(|(c, r, b, l)| Op::History(c, r, b, l)),
         1 => who.clone().prop_map(Op::Rooms),
-        3 => (who.clone(), prop::option::weighted(0.25, 0..JOIN_POOL.len()))
-            .prop_map(|(c, p)| Op::Resume(c, p)),
+        3 => (who.clone(), prop::option::weighted(0.25, 0..JOIN_POOL.len()), any::<bool>())
+            .prop_map(|(c, p, cut)| Op::Resume(c, p, cut)),
         1 => who.clone().prop_map(Op::Ping),
         1 => who.prop_map(Op::Pong),
         2 => (0..800u64).prop_map(Op::Advance),
@@ -433,6 +435,14 @@ impl Model {
         let Some(key) = key else {
             return self.error(i, ErrorCode::NickInvalid, None, None);
         };
+        // A resume of a session still connected, under its nickname,
+        // closes that connection first.
+        if let Some(old) = resume
+            .filter(|&t| self.sessions[t].key == key)
+            .and_then(|t| self.sessions[t].conn)
+        {
+            self.close(old, Some(ErrorCode::ResumedElsewhere));
+        }
         let online = |pred: &dyn Fn(&Session) -> bool| {
             self.sessions.iter().any(|s| s.conn.is_some() && pred(s))
         };
@@ -1330,7 +1340,7 @@ fn check(ops: &[Op]) -> Result<Stats, TestCaseError> {
                     }
                 }
             }
-            Op::Resume(c, other) => {
+            Op::Resume(c, other, cut) => {
                 let Some(i) = pick_any(c) else { continue };
                 let Some(s) = model.clients[i].session else {
                     continue;
@@ -1359,9 +1369,11 @@ fn check(ops: &[Op]) -> Result<Stats, TestCaseError> {
                         .expect("a pool nick"),
                 };
                 let token = sim.clients[i].session.clone().expect("the welcome's token");
-                sim.disconnect(i);
-                if model.clients[i].open {
-                    model.close(i, None);
+                if *cut {
+                    sim.disconnect(i);
+                    if model.clients[i].open {
+                        model.close(i, None);
+                    }
                 }
                 let j = sim.connect();
                 model.connect();
@@ -1545,11 +1557,12 @@ fn a_hand_written_v2_sequence_matches_the_model() {
         Leave(2),
         MsgIn(0, rust, vec![], None),
         MsgIn(0, rust, vec![5], None),
-        Resume(2, None),
+        Resume(2, None, true),
         MsgIn(3, rust, vec![], Some(2)),
         History(3, rust, Some(4), Some(2)),
-        // bob resumes (client 4): his v1 lobby has no epoch, so no since.
-        Resume(1, None),
+        // bob resumes (client 4) while his connection is open, which is
+        // closed: his v1 lobby has no epoch, so no since.
+        Resume(1, None, false),
         // alice parts and re-enters from where she was.
         Part(0, rust),
         Enter(0, rust, true),
@@ -1562,7 +1575,7 @@ fn a_hand_written_v2_sequence_matches_the_model() {
         // old id is hers to use again.
         Leave(0),
         Advance(RESUME_WINDOW),
-        Resume(0, None),
+        Resume(0, None, true),
         Rooms(5),
         MsgIn(5, rust, vec![], Some(0)),
         // A join that lists lobby past the room limit is not in lobby, and

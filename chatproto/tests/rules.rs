@@ -996,6 +996,66 @@ fn a_resume_under_another_spelling_releases_it_on_leaving() {
     assert_eq!(sim.clients[c].nick.as_deref(), Some("bob"));
 }
 
+/// A resume of a session whose connection is still open (lost without
+/// the server knowing) takes the session over: the old connection gets
+/// `resumed_elsewhere` and closes, the others see it go and come back,
+/// and the new connection continues the session. Under another
+/// nickname, the same token takes nothing over.
+#[test]
+fn a_resume_takes_over_a_session_still_connected() {
+    use chatproto::ClientFrame;
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let token = sim.clients[a].session.clone();
+    let other = sim.connect();
+    sim.send(other, ClientFrame::join_v2("carol", vec![], token.clone()));
+    assert!(sim.clients[a].open, "another nickname takes nothing over");
+    assert!(matches!(
+        sim.take(other).first(),
+        Some(ServerFrame::Welcome { resumed: Some(false), .. })
+    ));
+    let a2 = sim.connect();
+    sim.send(a2, ClientFrame::join_v2("alice", vec!["lobby".into()], token));
+    assert!(!sim.clients[a].open);
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::ResumedElsewhere));
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::ResumedElsewhere);
+    assert!(message.contains("do not reconnect"), "{message}");
+    assert!(matches!(
+        sim.take(a2).first(),
+        Some(ServerFrame::Welcome { resumed: Some(true), .. })
+    ));
+    let seen: Vec<(String, PresenceStatus)> = presences(&sim, b)
+        .into_iter()
+        .filter(|(n, _)| n == "alice")
+        .collect();
+    assert_eq!(
+        seen,
+        [("alice".to_owned(), Offline), ("alice".to_owned(), Online)]
+    );
+    assert_eq!(sim.server.online().filter(|n| *n == "alice").count(), 1);
+}
+
+/// A server that shares rooms closes the connection of a session another
+/// node resumes, found by its token's hash; nothing for a session that is
+/// not connected here.
+#[test]
+fn a_session_resumed_on_another_node_is_closed_here() {
+    let mut sim = sim();
+    let [a, _b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let hash = chatproto::hash_token(sim.clients[a].session.as_deref().expect("token"));
+    let now = sim.clock();
+    assert!(!sim.server.handle_resumed_elsewhere(now, &chatproto::hash_token("nobody")));
+    assert!(sim.server.handle_resumed_elsewhere(now, &hash));
+    sim.flush();
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::ResumedElsewhere));
+    assert!(!sim.server.handle_resumed_elsewhere(now, &hash), "closed already");
+}
+
 /// A replay is cut to the newest messages that fit its byte budget, and
 /// then says it did not recover everything.
 #[test]

@@ -561,6 +561,25 @@ fn a_server_produces_the_server_vectors() {
     s.send(at(60_300), f, &c2s("history"));
     s.expect(&[(f, "history-stopped-short")]);
 
+    // A resume while the session's connection is still open closes that
+    // connection.
+    let g = s.server.handle_connect(at(60_400));
+    s.server
+        .handle_frame(at(60_400), g, ClientFrame::join_v2("gina", vec![], None));
+    let token = match s.drain().first().map(|(_, b)| decode::<ServerFrame>(b)) {
+        Some(Ok(ServerFrame::Welcome { session, .. })) => session,
+        other => panic!("gina's welcome, not {other:?}"),
+    };
+    let h = s.server.handle_connect(at(60_500));
+    s.server
+        .handle_frame(at(60_500), h, ClientFrame::join_v2("gina", vec![], token));
+    let got = s.drain();
+    let name = "error-resumed-elsewhere";
+    s.produced.insert(name);
+    assert_eq!(got[0], (g, Bytes::from(s.vectors[name].clone())));
+    assert_eq!(got[1].0, h);
+    assert_eq!(s.closes(), vec![(g, ErrorCode::ResumedElsewhere)]);
+
     // Every server vector comes out of the server, except the continuation
     // frame, which needs a room too big to list here.
     let mut unproduced: Vec<&str> = s

@@ -93,6 +93,9 @@ impl Server {
             Err(e) => return self.error(client, ErrorCode::NickInvalid, e.to_string()),
         };
         let key = nick_key(&nick);
+        if let Some(token) = &resume {
+            self.take_over(now, token, &key);
+        }
         if let Some(other) = self.by_key.get(&key) {
             let taken = self.sessions.get(other).map_or("", |s| &s.nick);
             let msg = format!("the nickname {taken} is in use; choose another");
@@ -183,6 +186,21 @@ impl Server {
         });
         for room in rooms {
             self.enter(now, client, sid, &room, EnterRequest { v1, since: None });
+        }
+    }
+
+    /// A resume names a session whose connection is still open: the
+    /// client lost that connection without the server noticing (Wi-Fi
+    /// gone, a laptop asleep, a NAT that forgot it), or another copy of
+    /// the client holds the token. The token proves the right to the
+    /// session, so the newer connection wins: the older one is closed
+    /// with `resumed_elsewhere` and its session waits to be resumed, as
+    /// after any disconnect. Only for the same nickname (by identity), as
+    /// any resume.
+    fn take_over(&mut self, now: Now, token: &str, key: &str) {
+        let hash = crate::server::durable::hash_token(token);
+        if let Some(old) = self.live_conn_of(&hash, Some(key)) {
+            self.close_with(now, old, crate::server::resumed_elsewhere());
         }
     }
 

@@ -22,6 +22,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::frame::{ErrorCode, ServerFrame};
 use config::ServerConfig;
+use durable::TokenHash;
 use event::{Event, SessionId};
 use output::Kick;
 use room::Room;
@@ -310,6 +311,29 @@ impl Server {
         self.close_with(now, client, why.frame());
     }
 
+    /// A server that shares rooms with this one (§5.9 of PROTOCOL.md) is
+    /// resuming the session whose token hashes to `token`, and that
+    /// session's connection is here: close it with `resumed_elsewhere`
+    /// (its session leaves its rooms and waits to be resumed, as after any
+    /// disconnect). Whether such a connection was open.
+    pub fn handle_resumed_elsewhere(&mut self, now: Now, token: &TokenHash) -> bool {
+        let Some(client) = self.live_conn_of(token, None) else {
+            return false;
+        };
+        self.close_with(now, client, resumed_elsewhere());
+        true
+    }
+
+    /// The open connection of the session whose token hashes to `token`,
+    /// if that session's nickname has the identity `key` (any, if `None`).
+    fn live_conn_of(&self, token: &TokenHash, key: Option<&str>) -> Option<ClientId> {
+        let s = &self.sessions[self.tokens.get(token)?];
+        match key {
+            Some(key) if *s.key != *key => None,
+            _ => s.conn,
+        }
+    }
+
     /// The server is stopping: send every connection a `notice` with `text`.
     /// The caller then writes out what is queued and closes every connection.
     pub fn handle_shutdown(&mut self, text: &str) {
@@ -493,4 +517,13 @@ impl Server {
 
 fn timeout(message: &str) -> ServerFrame {
     ServerFrame::error(ErrorCode::Timeout, message)
+}
+
+/// What closes a connection whose session a newer connection resumed.
+pub(crate) fn resumed_elsewhere() -> ServerFrame {
+    ServerFrame::error(
+        ErrorCode::ResumedElsewhere,
+        "your session was resumed on another connection, which continues it; \
+         this one is closed (do not reconnect it automatically)",
+    )
 }
