@@ -1014,18 +1014,30 @@ fn a_resume_takes_over_a_session_still_connected() {
     assert!(sim.clients[a].open, "another nickname takes nothing over");
     assert!(matches!(
         sim.take(other).first(),
-        Some(ServerFrame::Welcome { resumed: Some(false), .. })
+        Some(ServerFrame::Welcome {
+            resumed: Some(false),
+            ..
+        })
     ));
     let a2 = sim.connect();
-    sim.send(a2, ClientFrame::join_v2("alice", vec!["lobby".into()], token));
+    sim.send(
+        a2,
+        ClientFrame::join_v2("alice", vec!["lobby".into()], token),
+    );
     assert!(!sim.clients[a].open);
-    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::ResumedElsewhere));
+    assert_eq!(
+        sim.clients[a].closed_with,
+        Some(ErrorCode::ResumedElsewhere)
+    );
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::ResumedElsewhere);
     assert!(message.contains("do not reconnect"), "{message}");
     assert!(matches!(
         sim.take(a2).first(),
-        Some(ServerFrame::Welcome { resumed: Some(true), .. })
+        Some(ServerFrame::Welcome {
+            resumed: Some(true),
+            ..
+        })
     ));
     let seen: Vec<(String, PresenceStatus)> = presences(&sim, b)
         .into_iter()
@@ -1049,11 +1061,20 @@ fn a_session_resumed_on_another_node_is_closed_here() {
     };
     let hash = chatproto::hash_token(sim.clients[a].session.as_deref().expect("token"));
     let now = sim.clock();
-    assert!(!sim.server.handle_resumed_elsewhere(now, &chatproto::hash_token("nobody")));
-    assert!(sim.server.handle_resumed_elsewhere(now, &hash));
+    let nobody = chatproto::hash_token("nobody");
+    assert_eq!(sim.server.handle_resumed_elsewhere(now, &nobody), None);
+    let closed = sim.server.handle_resumed_elsewhere(now, &hash);
+    assert_eq!(closed, Some(sim.clients[a].id));
     sim.flush();
-    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::ResumedElsewhere));
-    assert!(!sim.server.handle_resumed_elsewhere(now, &hash), "closed already");
+    assert_eq!(
+        sim.clients[a].closed_with,
+        Some(ErrorCode::ResumedElsewhere)
+    );
+    assert_eq!(
+        sim.server.handle_resumed_elsewhere(now, &hash),
+        None,
+        "closed"
+    );
 }
 
 /// A replay is cut to the newest messages that fit its byte budget, and

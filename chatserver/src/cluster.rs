@@ -34,6 +34,12 @@ const STREAM_PREFIX: &str = "CHATROOM_";
 const SUBJECT_PREFIX: &str = "chatroom.";
 /// Where a node says it created a room's stream.
 const ROOMS_SUBJECT: &str = "chat.rooms";
+/// Where a node (this and its run's origin in hex) is asked to close the
+/// connection of a session another node resumes.
+const TAKEOVER_PREFIX: &str = "chat.takeover.";
+/// How many times a join claims a nickname its own session holds on a
+/// connection that is being closed for it.
+const TAKEOVER_CLAIMS: u32 = 3;
 /// The key-value buckets.
 const NICKS: &str = "chat_nicks";
 const SESSIONS: &str = "chat_sessions";
@@ -109,6 +115,13 @@ pub enum FromCluster {
     /// These clients' nickname claims are no longer this node's (another
     /// node freed them while this one seemed dead).
     ClaimsLost(Vec<ClientId>),
+    /// Another node resumes the session whose token hashes to `token`:
+    /// close its connection here, if it is here, and answer with that
+    /// connection's nickname claim (to be given up) on `done`.
+    TakeOver {
+        token: TokenHash,
+        done: tokio::sync::oneshot::Sender<Option<(String, u64)>>,
+    },
     /// Rooms whose streams start later than this node knew: each room,
     /// its stream's first seq (its limits dropped the events before it),
     /// and whether that moved since the last look (else first seen so).
@@ -129,8 +142,14 @@ pub struct Claimed {
 /// Why a nickname could not be claimed.
 #[derive(Debug)]
 pub enum ClaimError {
-    /// Someone on some node has it (or one that looks like it): their nick.
-    Taken { nick: String, same: bool },
+    /// Someone on some node has it (or one that looks like it): their
+    /// nick, whether it is the same nickname (else a look-alike), and the
+    /// run (origin) holding it.
+    Taken {
+        nick: String,
+        same: bool,
+        origin: Option<String>,
+    },
     /// NATS did not answer.
     Unreachable(String),
 }
@@ -358,6 +377,13 @@ impl Cluster {
         tokio::spawn(Arc::clone(&cluster).discover());
         tokio::spawn(Arc::clone(&cluster).watch_nodes());
         tokio::spawn(Arc::clone(&cluster).watch_starts());
+        let subject = format!("{TAKEOVER_PREFIX}{}", hex(cluster.origin.as_bytes()));
+        let asked = cluster
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|e| format!("cannot subscribe to takeovers: {e}"))?;
+        tokio::spawn(Arc::clone(&cluster).answer_takeovers(asked));
         Ok(cluster)
     }
 
@@ -923,7 +949,29 @@ impl Cluster {
                         Some(hash) => me.find_session(&hash).await,
                         None => None,
                     };
-                    let claim = me.claim_nick(&nick, &key, &skeleton).await;
+                    let mut claim = me.claim_nick(&nick, &key, &skeleton).await;
+                    // The session's own nickname, held by a connection
+                    // still open somewhere: the token wins (PROTOCOL.md
+                    // §5.1), so that connection is closed and its claim
+                    // given up, and the nickname is claimed again.
+                    if let (Some(hash), Some((_, held_as))) = (resume, &session) {
+                        for _ in 0..TAKEOVER_CLAIMS {
+                            let Err(ClaimError::Taken {
+                                same: true,
+                                origin: Some(origin),
+                                ..
+                            }) = &claim
+                            else {
+                                break;
+                            };
+                            if chatproto::nick_key(held_as) != key
+                                || !me.take_over(origin, &hash).await
+                            {
+                                break;
+                            }
+                            claim = me.claim_nick(&nick, &key, &skeleton).await;
+                        }
+                    }
                     (session, claim)
                 })
             };
@@ -956,6 +1004,55 @@ impl Cluster {
         });
     }
 
+    /// Ask the run `origin` to close the connection of the session whose
+    /// token hashes to `token` and give up its nickname claim; whether it
+    /// did (it answers once the claim is deleted).
+    async fn take_over(&self, origin: &str, token: &TokenHash) -> bool {
+        let subject = format!("{TAKEOVER_PREFIX}{}", hex(origin.as_bytes()));
+        let payload = Bytes::copy_from_slice(token);
+        match self.client.request(subject, payload).await {
+            Ok(reply) => reply.payload.as_ref() == b"1",
+            Err(e) => {
+                warn!(error = %e, origin, "a node did not answer a session's takeover");
+                false
+            }
+        }
+    }
+
+    /// Answer other runs (and this one) asking to close the connection of
+    /// a session they resume: the hub closes it, and the claim it held is
+    /// deleted before the answer, so that the asker can claim at once.
+    async fn answer_takeovers(self: Arc<Self>, mut asked: async_nats::Subscriber) {
+        while let Some(msg) = asked.next().await {
+            let Some(reply) = msg.reply.clone() else {
+                continue;
+            };
+            let mut closed = false;
+            if let Ok(token) = <TokenHash>::try_from(msg.payload.as_ref()) {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                if self
+                    .to_hub
+                    .send(FromCluster::TakeOver { token, done })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if let Ok(Some((key, revision))) = answer.await {
+                    closed = self
+                        .nicks
+                        .delete_expect_revision(&key, Some(revision))
+                        .await
+                        .is_ok();
+                }
+            }
+            let answer = Bytes::from_static(if closed { b"1" } else { b"0" });
+            if let Err(e) = self.client.publish(reply, answer).await {
+                warn!(error = %e, "cannot answer a session's takeover");
+            }
+        }
+    }
+
     async fn claim_nick(
         &self,
         nick: &str,
@@ -979,11 +1076,11 @@ impl Cluster {
                     .ok()
                     .flatten()
                     .and_then(|e| serde_json::from_slice::<ClaimValue>(&e.value).ok());
-                let (nick, same) = match holder {
-                    Some(h) => (h.nick, h.key == key),
-                    None => (nick.to_owned(), true),
+                let (nick, same, origin) = match holder {
+                    Some(h) => (h.nick, h.key == key, Some(h.origin)),
+                    None => (nick.to_owned(), true, None),
                 };
-                Err(ClaimError::Taken { nick, same })
+                Err(ClaimError::Taken { nick, same, origin })
             }
             Err(e) => Err(ClaimError::Unreachable(e.to_string())),
         }

@@ -729,9 +729,9 @@ impl Hub {
                     }
                 }
                 Output::Propose { events, .. } => {
-                    if let Some(c) = &self.cluster {
+                    if let Some(c) = &mut self.cluster {
                         for e in &events {
-                            c.link.propose(e);
+                            propose(c, e);
                         }
                     }
                 }
@@ -930,6 +930,16 @@ impl Hub {
                 }
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
+            FromCluster::TakeOver { token, done } => {
+                let claim = self
+                    .server
+                    .handle_resumed_elsewhere(now, &token)
+                    .and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
+                // The close and the session's departures go out before
+                // the claim is given up.
+                self.dispatch(now);
+                let _ = done.send(claim);
+            }
             FromCluster::Starts(starts) => {
                 for (room, first, _) in &starts {
                     self.server.handle_pruned(room, *first);
@@ -1002,11 +1012,15 @@ impl Hub {
                 }
                 None
             }
-            Err(ClaimError::Taken { nick, same: true }) => Some(ServerFrame::error(
+            Err(ClaimError::Taken {
+                nick, same: true, ..
+            }) => Some(ServerFrame::error(
                 ErrorCode::NickTaken,
                 format!("the nickname {nick} is in use; choose another"),
             )),
-            Err(ClaimError::Taken { nick, same: false }) => Some(ServerFrame::error(
+            Err(ClaimError::Taken {
+                nick, same: false, ..
+            }) => Some(ServerFrame::error(
                 ErrorCode::NickInvalid,
                 format!("that nickname looks too much like {nick}, who is online; choose another"),
             )),
@@ -1370,10 +1384,41 @@ fn propose_departures(c: &mut ClusterSide, now: Now, said_by: impl Fn(&Arc<str>)
     }
 }
 
+/// Propose `event`. A session leaving a room gets the id every node gives
+/// that departure (see `propose_gone`): when it resumes on another node
+/// before this one's word is applied there, that node says it left too,
+/// and the log keeps one.
+fn propose(c: &mut ClusterSide, event: &Event) {
+    if let EventBody::Presence {
+        session,
+        status: PresenceStatus::Offline,
+        ..
+    } = &event.body
+    {
+        // Taken out now: should the session enter again and leave before
+        // this departure comes back from the log, that one is another.
+        if let Some(owner) = c
+            .owners
+            .get_mut(session)
+            .and_then(|r| r.remove(&event.room))
+        {
+            let id = gone_id(&event.room, *session, &owner);
+            c.cleaning.insert(id.clone(), Instant::now());
+            return c.link.propose_with_id(event, id);
+        }
+    }
+    c.link.propose(event);
+}
+
+/// The message id of `sid` leaving `room` after the entry `owner` says.
+fn gone_id(room: &str, sid: SessionId, owner: &Owner) -> String {
+    format!("gone/{room}/{}/{}", sid.0, owner.seq)
+}
+
 /// Propose that `sid` left `room` because the run that said it entered is
 /// gone, with the id every node uses for that (JetStream keeps one copy).
 fn propose_gone(c: &mut ClusterSide, now: Now, room: &Arc<str>, sid: SessionId, owner: &Owner) {
-    let id = format!("gone/{room}/{}/{}", sid.0, owner.seq);
+    let id = gone_id(room, sid, owner);
     if c.cleaning
         .get(&id)
         .is_some_and(|at| at.elapsed() < Duration::from_secs(10))

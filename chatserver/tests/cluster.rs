@@ -959,3 +959,62 @@ fn a_join_while_nats_is_away_is_answered_unavailable() {
         );
     }
 }
+
+/// A resume on one node of a session whose connection is still open on
+/// another (lost without that node noticing) takes the session over: the
+/// old connection gets `resumed_elsewhere` and closes, the nickname moves
+/// with the session, and the others see it leave once and come back. The
+/// same again between two connections of one node.
+#[test]
+fn a_resume_on_another_node_takes_over_a_session_still_connected() {
+    let name = "a_resume_on_another_node_takes_over_a_session_still_connected";
+    let Some(nats) = Nats::start(name) else {
+        return;
+    };
+    let (a, b) = two_nodes_slow_to_judge(&nats);
+    let (mut alice, welcome) = join(&a, "alice");
+    let entered = read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let entered = entered.last().unwrap();
+    let (epoch, seq) = (entered["epoch"].clone(), entered["seq"].clone());
+    let (mut carol, _) = join(&b, "carol");
+    read_until(&mut carol, 10, |f| kind(f) == "entered");
+    read_until(&mut alice, 10, |f| is_presence(f, "carol", "online"));
+    carol.send_frame(&json!({"type": "msg", "room": "lobby", "text": "while away"}));
+    read_until(&mut carol, 10, |f| kind(f) == "msg");
+
+    let token = welcome["session"].clone();
+    let resume = json!({"type": "join", "nick": "alice", "rooms": [], "resume": token});
+    let mut back = b.connect();
+    back.send_frame(&resume);
+    let resumed = back.expect_kind("welcome");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    let told = read_until(&mut alice, 10, |f| kind(f) == "error");
+    assert_eq!(told.last().unwrap()["code"], "resumed_elsewhere");
+    alice.expect_closed();
+    back.send_frame(&json!({"type": "enter", "room": "lobby", "since": seq, "epoch": epoch}));
+    let replay = read_until(&mut back, 20, |f| is_presence(f, "alice", "online"));
+    assert_eq!(replay[0]["recovered"], true, "{}", replay[0]);
+    assert_eq!(msg_texts(&replay), ["while away"]);
+    let seen = read_until(&mut carol, 10, |f| is_presence(f, "alice", "online"));
+    let statuses = |frames: &[Value]| -> Vec<String> {
+        frames
+            .iter()
+            .filter(|f| kind(f) == "presence" && f["nick"] == "alice")
+            .map(|f| f["status"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(statuses(&seen), ["offline", "online"]);
+
+    // Once more, within node b.
+    let mut third = b.connect();
+    third.send_frame(&resume);
+    let resumed = third.expect_kind("welcome");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    let told = read_until(&mut back, 10, |f| kind(f) == "error");
+    assert_eq!(told.last().unwrap()["code"], "resumed_elsewhere");
+    back.expect_closed();
+    third.send_frame(&json!({"type": "enter", "room": "lobby"}));
+    read_until(&mut third, 20, |f| is_presence(f, "alice", "online"));
+    let seen = read_until(&mut carol, 10, |f| is_presence(f, "alice", "online"));
+    assert_eq!(statuses(&seen), ["offline", "online"]);
+}

@@ -87,3 +87,48 @@ fn half_close() {
     let _next = join_when_admitted(&server, "next");
     assert!(is_presence(&watcher.recv_frame(), "next", "online"));
 }
+
+/// A connection lost without the server noticing (no FIN, no reset: the
+/// socket here simply stays open and silent) does not keep its session's
+/// nickname from the client coming back: a resume with the session's
+/// token takes the session over at once. The old connection is told
+/// `resumed_elsewhere` and closed; the others see the session go and
+/// come back, each once; the messages said meanwhile are replayed.
+#[test]
+fn a_resume_takes_over_a_connection_the_server_thinks_alive() {
+    let server = Server::start(&["--idle-ping-ms", "60000"]);
+    let mut lost = server.connect();
+    lost.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}));
+    let welcome = lost.expect_kind("welcome");
+    let (_, entered) = lost.recv_until(10, |f| kind(f) == "entered");
+    let (epoch, seq) = (entered["epoch"].clone(), entered["seq"].clone());
+    let mut bob = server.join("bob");
+    bob.say("said while alice was away");
+    bob.recv_until(10, |f| kind(f) == "msg");
+
+    let mut back = server.connect();
+    back.send_frame(&json!({
+        "type": "join", "nick": "alice", "rooms": [], "resume": welcome["session"]
+    }));
+    let resumed = back.expect_kind("welcome");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    let (_, error) = lost.recv_until(10, |f| kind(f) == "error");
+    assert_eq!(error["code"], "resumed_elsewhere", "{error}");
+    lost.expect_closed();
+
+    back.send_frame(&json!({"type": "enter", "room": "lobby", "since": seq, "epoch": epoch}));
+    let (replay, _) = back.recv_until(20, |f| is_presence(f, "alice", "online"));
+    let entered = &replay[0];
+    assert_eq!(entered["recovered"], true, "{entered}");
+    let texts: Vec<&str> = replay.iter().filter_map(|f| f["text"].as_str()).collect();
+    assert_eq!(texts, ["said while alice was away"]);
+
+    let (mut seen, last) = bob.recv_until(10, |f| is_presence(f, "alice", "online"));
+    seen.push(last);
+    let alice: Vec<&str> = seen
+        .iter()
+        .filter(|f| kind(f) == "presence" && f["nick"] == "alice")
+        .map(|f| f["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(alice, ["offline", "online"]);
+}

@@ -315,13 +315,11 @@ impl Server {
     /// resuming the session whose token hashes to `token`, and that
     /// session's connection is here: close it with `resumed_elsewhere`
     /// (its session leaves its rooms and waits to be resumed, as after any
-    /// disconnect). Whether such a connection was open.
-    pub fn handle_resumed_elsewhere(&mut self, now: Now, token: &TokenHash) -> bool {
-        let Some(client) = self.live_conn_of(token, None) else {
-            return false;
-        };
+    /// disconnect). The connection closed, if one was open.
+    pub fn handle_resumed_elsewhere(&mut self, now: Now, token: &TokenHash) -> Option<ClientId> {
+        let client = self.live_conn_of(token, None)?;
         self.close_with(now, client, resumed_elsewhere());
-        true
+        Some(client)
     }
 
     /// The open connection of the session whose token hashes to `token`,
