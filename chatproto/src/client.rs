@@ -9,7 +9,10 @@
 //! connections: after [`Client::handle_disconnected`], connect again and
 //! call [`Client::handle_connected`]; the client resumes its session,
 //! enters its rooms again from the last seq it saw, and resends every
-//! message the server had not acknowledged, under the same id.
+//! message the server had not acknowledged, under the same id. Do not
+//! connect again by yourself after the error
+//! [`ErrorCode::ResumedElsewhere`]: another connection with this session's
+//! token continues it, and a resume here would close that one.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
