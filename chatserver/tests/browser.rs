@@ -18,8 +18,9 @@ mod webdriver;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
-use common::{run_to_exit, Client, RealClient, Server, WAIT};
+use common::{run_to_exit, Client, Next, RealClient, Server, WAIT};
 use fantoccini::key::Key;
 use serde_json::{json, Value};
 use webdriver::{free_port, wait_for, Harness, Line, Page};
@@ -1249,7 +1250,177 @@ async fn reload(h: &Harness, server: &Server) {
 }
 
 // ---------------------------------------------------------------------
-// e. A screenshot of a conversation.
+// e. One session, two copies.
+// ---------------------------------------------------------------------
+
+/// The notice that another tab or connection continues the session, its
+/// button, and the input meanwhile.
+const ELSEWHERE_JS: &str = r#"
+const notice = document.getElementById('elsewhere');
+const input = document.getElementById('input');
+const button = document.getElementById('continue-here').getBoundingClientRect();
+return {
+  notice: !notice.hidden && notice.getClientRects().length > 0,
+  text: notice.textContent.replace(/\s+/g, ' ').trim(),
+  button_in_view: button.width > 0 && button.left >= 0 && button.right <= innerWidth
+    && button.top >= 0 && button.bottom <= innerHeight,
+  width: innerWidth,
+  // On a phone the lists are drawers: closed, out of the way.
+  drawers_away: innerWidth > 760 || [...document.querySelectorAll('.drawer')].every((d) => {
+    const r = d.getBoundingClientRect();
+    return r.right <= 0 || r.left >= innerWidth;
+  }),
+  state: document.getElementById('status').dataset.state,
+  input_disabled: input.disabled,
+  send_disabled: document.getElementById('send').disabled,
+  draft: input.value,
+};
+"#;
+
+/// A raw client resumes the page's session with the page's token (as a
+/// duplicated tab would): the page says the conversation went on
+/// elsewhere and does not take it back by itself; its button does, and
+/// the raw client is then told so and closed.
+#[test]
+fn a_session_resumed_elsewhere_comes_back_only_by_the_button() {
+    let Some(h) = Harness::start("a_session_resumed_elsewhere") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(resumed_elsewhere(&h, &server));
+}
+
+async fn resumed_elsewhere(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    // A line half written when the session goes.
+    page.c
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("#input")
+        .send_keys("half a line")
+        .await
+        .expect("type a draft");
+    let token = page
+        .js(
+            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
+            vec![],
+        )
+        .await;
+    let token = token.as_str().expect("the page's session token").to_owned();
+
+    let mut other = server.connect();
+    other.send_frame(&json!({"type": "join", "nick": "alice", "rooms": [], "resume": token}));
+    let welcome = other.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
+    bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+
+    let seen = wait_for("alice: the notice", async || {
+        let v = page.js(ELSEWHERE_JS, vec![]).await;
+        if v["notice"] == json!(true) && v["state"] == json!("elsewhere") {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let text = seen["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("This conversation continued in another tab or window"),
+        "{seen}"
+    );
+    assert_eq!(seen["button_in_view"], json!(true), "{seen}");
+    assert_eq!(seen["input_disabled"], json!(true), "{seen}");
+    assert_eq!(seen["send_disabled"], json!(true), "{seen}");
+    assert_eq!(
+        seen["draft"],
+        json!("half a line"),
+        "the draft went: {seen}"
+    );
+    // The focus was in the input: the notice has it, not its button,
+    // which an Enter on its way would press.
+    assert_eq!(page.focused().await, "#elsewhere");
+    page.shot("elsewhere-wide").await;
+
+    // A phone's width: the button is still in view.
+    let frame = page
+        .js(
+            "return [outerWidth - innerWidth, outerHeight - innerHeight];",
+            vec![],
+        )
+        .await;
+    let dw = frame[0].as_u64().expect("a width") as u32;
+    let dh = frame[1].as_u64().expect("a height") as u32;
+    page.c
+        .set_window_size(390 + dw, 760 + dh)
+        .await
+        .expect("a phone's width");
+    let narrow = wait_for("alice: the notice on a phone's width", async || {
+        let v = page.js(ELSEWHERE_JS, vec![]).await;
+        if v["width"] == json!(390) && v["drawers_away"] == json!(true) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(narrow["notice"], json!(true), "{narrow}");
+    assert_eq!(narrow["button_in_view"], json!(true), "{narrow}");
+    page.shot("elsewhere-narrow").await;
+
+    // The page does not come back by itself: its first reconnect would
+    // come within 0.5 s (connection.js, BACKOFF_MIN_MS) and close the
+    // other connection; in four times that, nothing reaches it.
+    match other.next_within(Duration::from_secs(2)) {
+        Next::TimedOut => {}
+        got => panic!("the page took the session back by itself: {got:?}"),
+    }
+    say_in(&mut bob, "lobby", &[], "said while alice was elsewhere");
+
+    page.c
+        .find(fantoccini::Locator::Id("continue-here"))
+        .await
+        .expect("#continue-here")
+        .click()
+        .await
+        .expect("click #continue-here");
+    page.wait_state("connected").await;
+    other.expect_error("resumed_elsewhere");
+    other.expect_closed();
+    let lines = page
+        .wait_lines("back, with what was said meanwhile", "lobby", |ls| {
+            ls.iter().any(|l| l.has_class("reconnected"))
+                && ls
+                    .iter()
+                    .any(|l| l.is_msg() && l.text == "said while alice was elsewhere")
+        })
+        .await;
+    let shown = shown(&lines);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.text == "reconnected; 1 missed message"),
+        "{shown:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.has_class("notice")
+            && l.text
+                .starts_with("this conversation continued in another tab")),
+        "{shown:#?}"
+    );
+    let back = page.js(ELSEWHERE_JS, vec![]).await;
+    assert_eq!(back["notice"], json!(false), "{back}");
+    assert_eq!(back["input_disabled"], json!(false), "{back}");
+    assert_eq!(back["draft"], json!("half a line"), "{back}");
+    assert_eq!(page.focused().await, "#input");
+    // The draft goes out from here.
+    page.press(&[Key::Enter]).await;
+    bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "half a line");
+    page.close().await;
+}
+
+// ---------------------------------------------------------------------
+// f. A screenshot of a conversation.
 // ---------------------------------------------------------------------
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";

@@ -10,6 +10,7 @@ import {
   setTitle,
   setUpDrawers,
   showChat,
+  showElsewhere,
   showError,
   showJoin,
   showStatus,
@@ -93,6 +94,7 @@ function stopChat() {
   $('online').replaceChildren();
   everJoined = false;
   clearErrors(true);
+  showElsewhere(false);
 }
 
 $('join-form').addEventListener('submit', (e) => {
@@ -416,20 +418,43 @@ const handlers = {
   notice({ text }) {
     if (!note(current, text, 'notice server')) showError('notice', text);
   },
+
+  // Another tab (a duplicated one shares the token), window or connection
+  // resumed this session: it goes on there. Reconnecting by ourselves
+  // would take it back, and the other would do the same, for ever; the
+  // user chooses with #continue-here. Unsent lines stay pending.
+  elsewhere() {
+    conn.stop('elsewhere');
+    offline('not sent: continue here to send');
+    note(current, 'this conversation continued in another tab or window (or on another connection)', 'notice lost', 'resumed_elsewhere');
+    showElsewhere(true);
+  },
 };
 
 function onClose({ wasJoined }) {
   if (!session) return;
+  offline('waiting for the connection…');
+  if (wasJoined) note(current, 'connection lost; reconnecting…', 'notice lost');
+}
+
+/** The connection is gone; what was not acknowledged waits, saying `why`. */
+function offline(why) {
   session.disconnected();
   for (const r of session.rooms.keys()) roomList.setEntering(r, true);
   backlog.disconnected();
   roomsAsks.length = 0;
-  if (session.pending.length) view.pendingState('waiting for the connection…');
-  if (wasJoined) note(current, 'connection lost; reconnecting…', 'notice lost');
+  if (session.pending.length) view.pendingState(why);
 }
 
 $('retry').addEventListener('click', () => conn?.retryNow());
 window.addEventListener('online', () => conn?.retryNow());
+// Take the conversation back: resume here, which closes the other copy.
+$('continue-here').addEventListener('click', () => {
+  if (!conn) return;
+  showElsewhere(false);
+  conn.start();
+  $('input').focus();
+});
 
 // ---- small pieces -------------------------------------------------------------
 

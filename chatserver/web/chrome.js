@@ -51,6 +51,7 @@ const STATUS_TEXT = {
   connected: 'connected',
   reconnecting: 'reconnecting…',
   offline: 'disconnected',
+  elsewhere: 'continued elsewhere',
 };
 
 /**
@@ -69,6 +70,22 @@ export function showStatus(state, detail, joinedOnce) {
   if (!joinedOnce && state === 'reconnecting') joinText = `cannot reach the server; ${detail}`;
   else if (!joinedOnce && state !== 'offline') joinText = STATUS_TEXT[state];
   $('join-status').textContent = joinText;
+}
+
+/**
+ * Another tab, window or connection continues the conversation (the
+ * server said `resumed_elsewhere`): `#elsewhere`, with its button, above
+ * the input, and the input out of use meanwhile (what it holds stays).
+ */
+export function showElsewhere(on) {
+  const notice = $('elsewhere');
+  const hadFocus = $('composer').contains(document.activeElement);
+  notice.hidden = !on;
+  $('input').disabled = on;
+  $('send').disabled = on;
+  // A disabled input loses the focus: the notice takes it, not its
+  // button, which an Enter meant for a message would press.
+  if (on && hadFocus) notice.focus();
 }
 
 /** The latest error, shown by the input (`#errors`, one `.error[data-code]`). */

@@ -29,7 +29,7 @@ export function socketUrl(loc = window.location) {
 /**
  * Handlers: `open()`, `message(text)`, `close({ code, reason, wasJoined })`,
  * `state(state, detail)` with state 'connecting' | 'connected' |
- * 'reconnecting' | 'offline'.
+ * 'reconnecting' | 'offline' | 'elsewhere'.
  */
 export class Connection {
   constructor(url, handlers) {
@@ -53,8 +53,11 @@ export class Connection {
     this.open();
   }
 
-  /** Close for good (the user left). */
-  stop() {
+  /**
+   * Close, and do not reconnect until start(): the user left, or
+   * (`state` 'elsewhere') another connection continues the session.
+   */
+  stop(state = 'offline') {
     this.stopped = true;
     this.clearTimers();
     if (this.ws) {
@@ -63,7 +66,7 @@ export class Connection {
       detach(ws);
       ws.close(1000, 'bye');
     }
-    this.h.state('offline', '');
+    this.h.state(state, '');
   }
 
   /** While waiting to reconnect: try at once (the network came back, or the user asked). */

@@ -282,6 +282,13 @@ export class Session {
   }
 
   error(f) {
+    // A newer connection resumed this session with our token: the session
+    // goes on there, and this side must not take it back by itself
+    // (PROTOCOL.md 5.1), or two copies would take it from each other.
+    if (f.code === 'resumed_elsewhere') {
+      this.emit('elsewhere', f);
+      return;
+    }
     if (this.phase === 'joining') {
       this.emit('refused', f);
       return;
