@@ -1419,6 +1419,78 @@ async fn resumed_elsewhere(h: &Harness, server: &Server) {
     page.close().await;
 }
 
+/// A window the page opens gets a copy of its sessionStorage, the token
+/// included, as a duplicated tab does: it asks the first whether the
+/// token is in use, and starts afresh instead of taking the session.
+#[test]
+fn a_copy_of_a_tab_starts_afresh_instead_of_taking_the_session() {
+    let Some(h) = Harness::start("a_copy_of_a_tab_starts_afresh") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(copied_tab(&h, &server));
+}
+
+async fn copied_tab(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let first = page.c.window().await.expect("the first window");
+    page.js("window.open(location.href, '_blank'); return null;", vec![])
+        .await;
+    let copy = wait_for("a second window", async || {
+        let all = page.c.windows().await.map_err(|e| e.to_string())?;
+        let n = all.len();
+        all.into_iter()
+            .find(|w| *w != first)
+            .ok_or_else(|| format!("{n} windows"))
+    })
+    .await;
+    page.c
+        .switch_to_window(copy)
+        .await
+        .expect("switch to the copy");
+    let seen = wait_for("the copy: why it asks for a nickname", async || {
+        let v = page
+            .js(
+                "const e = document.getElementById('join-error');
+                 return { shown: !e.hidden, code: e.dataset.code, text: e.textContent,
+                          chat: !document.getElementById('chat').hidden,
+                          kept: sessionStorage.getItem('chat.resume') };",
+                vec![],
+            )
+            .await;
+        if v["shown"] == json!(true) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(seen["code"], json!("in_another_tab"), "{seen}");
+    let text = seen["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("alice is open in another tab or window"),
+        "{seen}"
+    );
+    assert_eq!(seen["chat"], json!(false), "{seen}");
+    assert!(seen["kept"].is_null(), "the copy kept the token: {seen}");
+    page.shot("copied-tab").await;
+
+    // The first window still has the session.
+    page.c
+        .switch_to_window(first)
+        .await
+        .expect("switch to the first window");
+    assert_eq!(page.state().await, "connected");
+    let v = page.js(ELSEWHERE_JS, vec![]).await;
+    assert_eq!(v["notice"], json!(false), "{v}");
+    let mut bob = server.join("bob");
+    page.type_line("still here").await;
+    bob.recv_until(100, |f| {
+        f["type"] == "msg" && f["from"] == "alice" && f["text"] == "still here"
+    });
+    page.close().await;
+}
+
 // ---------------------------------------------------------------------
 // f. A screenshot of a conversation.
 // ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ import { MessageView } from './messages.js';
 import { decode as decodeFrame, LOBBY, roomName } from './protocol.js';
 import { Session } from './session.js';
 import { RoomList, renderOnline, renderServerRooms } from './sidebar.js';
+import { Tabs } from './tabs.js';
 import { isolated } from './text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -43,6 +44,8 @@ const view = new MessageView($('messages'), $('jump'), {
 });
 const backlog = new HistoryLoader(view, () => session);
 const roomList = new RoomList($('rooms'), { select, part: partRoom });
+/** This tab answers another that asks whether its token is in use here. */
+const tabs = new Tabs((token) => session?.token === token);
 const composer = new Composer($('composer'), $('input'), {
   submit: runLine,
   nicks: () => (session && current ? session.roster(current) : []),
@@ -520,8 +523,12 @@ showJoin('', '');
 if ($('nick').value) $('join').focus();
 resumeAfterReload();
 
-/** This tab had joined before a reload: join again, resuming its session. */
-function resumeAfterReload() {
+/**
+ * This tab had joined before a reload: join again, resuming its session.
+ * A duplicated tab has the same token as the tab it was copied from: if
+ * that one is still open, start afresh here instead of taking its session.
+ */
+async function resumeAfterReload() {
   let was = null;
   try {
     was = JSON.parse(tabSaved.get('resume') || 'null');
@@ -529,6 +536,15 @@ function resumeAfterReload() {
     was = null;
   }
   if (!was || typeof was.nick !== 'string' || !was.nick) return;
+  const token = typeof was.token === 'string' ? was.token : null;
+  const held = token !== null && (await tabs.heldElsewhere(token));
+  if (session) return; // joined by hand meanwhile
+  if (held) {
+    tabSaved.set('resume', null);
+    showJoin('in_another_tab', `${was.nick} is open in another tab or window of this browser: go on there, or join here with another nickname.`);
+    $('nick').select();
+    return;
+  }
   resumeTries = 3;
-  startChat(was.nick, typeof was.token === 'string' ? was.token : null);
+  startChat(was.nick, token);
 }
