@@ -394,9 +394,13 @@ async fn chat(
     }
 }
 
-/// Reconnect attempts that may find our nickname still held (by our own
-/// lost connection) before that counts as someone else having it: with
-/// the default backoff, the fifth comes 8 to 15 s after the loss.
+/// Reconnect attempts that may find our nickname still held by our own
+/// session before that counts as someone else having it: with the default
+/// backoff, the fifth comes 8 to 15 s after the loss. A server that still
+/// has our lost connection open hands the session over to the resume (and
+/// closes that connection with `resumed_elsewhere`); but in a cluster whose
+/// node died with our connection, the other nodes free its nicknames only
+/// about 3 s later.
 const NICK_HELD_ATTEMPTS: u32 = 5;
 
 /// After losing the connection (`why`): wait, try again, up to the
@@ -499,11 +503,11 @@ async fn reconnect(
         }
         let link = match result {
             Ok(link) => Some(link),
-            // Our own lost connection may still hold the nickname: the
-            // server has not noticed it is gone yet (a connection cut
-            // without a reset), or, in a cluster, its server died and the
-            // others free its nicknames within seconds. The session
-            // resumes once it is free: try again, for a while.
+            // Our own session may still hold the nickname: in a cluster,
+            // its node died and the others free its nicknames within
+            // seconds (a live server hands a session to its token at
+            // once). The session resumes once it is free: try again, for
+            // a while.
             Err(
                 e @ JoinError::NickRefused {
                     code: "nick_taken", ..
@@ -512,7 +516,8 @@ async fn reconnect(
                 session.handle_disconnected();
                 console
                     .print(&Line::Info(
-                        "the nickname is still held, most likely by this client's lost connection"
+                        "the nickname is still held, perhaps by this session on a server \
+                         that went down (a cluster frees it within seconds)"
                             .to_owned(),
                     ))
                     .await;

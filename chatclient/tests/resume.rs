@@ -236,29 +236,74 @@ fn reconnect_attempts_run_out_exits_one() {
 }
 
 /// The server has not noticed alice's connection go (a cable pulled out:
-/// no reset reached it), so her nickname is still held when she comes
-/// back, by herself. She tries again instead of giving up, and resumes
-/// once the server lets the old connection go (in a cluster, once the
-/// other servers free the nicknames of one that died).
+/// no reset reached it) when she comes back: her token takes the session
+/// over at the first attempt (the server closes the old connection with
+/// `resumed_elsewhere`, which reaches nobody), with no nickname "still
+/// held" and no second attempt, and she shows every message once, the
+/// ones sent meanwhile too, with no gap.
 #[test]
-fn a_nickname_still_held_by_our_lost_connection_is_waited_for() {
+fn a_half_open_connection_is_taken_over_at_the_first_attempt() {
     let server = Server::start(&[]);
     let proxy = Proxy::start(&server.addr);
     let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
-    let old = proxy.half_open();
+    alice.say("before");
+    bob.expect("alice: before");
+    alice.expect("alice: before");
+    let mut old = proxy.half_open();
     alice.expect_line("saying the connection was lost", |l| {
         l.starts_with("* connection lost; reconnecting in ")
     });
-    for _ in 0..5 {
-        proxy.allow();
-    }
-    alice.expect("* the nickname is still held, most likely by this client's lost connection");
-    // The server sees the old connection end at last.
-    old.shutdown(std::net::Shutdown::Both).expect("close");
-    drop(old);
+    // Sent to alice's old connection, where the proxy drops them.
+    let bob_lines = numbered("b", 20);
+    bob.say_all(&bob_lines);
+    bob.expect(&format!("bob: {}", bob_lines[19]));
+    // Typed while away: sent once back.
+    let alice_lines = numbered("a", 5);
+    alice.say_all(&alice_lines);
+    proxy.allow();
+
+    let summary = alice.expect_line("summing up the reconnect", |l| {
+        l.starts_with("* reconnected")
+    });
+    // The server closed the old connection itself: its ping would have
+    // taken 30 s or more.
+    old.set_read_timeout(Some(WAIT)).unwrap();
+    let mut sink = Vec::new();
+    std::io::Read::read_to_end(&mut old, &mut sink).expect("the server closes the old connection");
+    // bob saw alice go with it, and come back.
     bob.expect("* alice left");
-    alice.expect_line("saying it is back", |l| l.starts_with("* reconnected"));
     bob.expect("* alice is online");
-    alice.say("back");
-    bob.expect("alice: back");
+    alice.expect_all(&[format!("alice: {}", alice_lines[4])]);
+    bob.expect_all(&[format!("alice: {}", alice_lines[4])]);
+    alice.close_stdin();
+    bob.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert!(status.success(), "alice exited {status}: {stderr}");
+    assert!(stderr.is_empty(), "alice's stderr: {stderr}");
+    let (status, stderr, bob_seen) = bob.wait_exit(WAIT);
+    assert!(status.success(), "bob exited {status}: {stderr}");
+
+    // One attempt, and it resumed: nothing held, nothing refused.
+    let lost = seen
+        .iter()
+        .filter(|l| l.starts_with("* connection lost"))
+        .count();
+    assert_eq!(lost, 1, "{seen:#?}");
+    for line in &seen {
+        assert!(
+            !line.starts_with("* reconnecting failed")
+                && !line.contains("still held")
+                && !line.contains("nick_taken")
+                && !line.starts_with('!')
+                && !line.starts_with("[history]"),
+            "{line:?} in {seen:#?}"
+        );
+    }
+    assert_eq!(summary, "* reconnected; 20 missed messages", "{seen:#?}");
+    // Each line once, in order, on both screens.
+    let mut alice_all = vec!["before".to_owned()];
+    alice_all.extend(alice_lines);
+    assert_eq!(texts_from(&seen, "bob"), bob_lines, "bob's lines at alice");
+    assert_eq!(texts_from(&seen, "alice"), alice_all, "alice's own lines");
+    assert_eq!(texts_from(&bob_seen, "alice"), alice_all, "alice's at bob");
 }
