@@ -11,6 +11,7 @@
 //! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error; or the TLS handshake failed for another reason than the certificate |
 //! | 7 | TLS: the server's certificate was not trusted (at start or on a reconnect), or there was nothing to trust it with (no `--ca-cert` and no root certificates in the system's store) |
 //! | 8 | left normally, but at least one input line was not delivered: refused by the server (`unknown_nick`, `msg_too_large`, ...) or by the client (an invalid command, a message too large), or still unanswered when a second signal made it leave |
+//! | 9 | the session was resumed on another connection: the server closed this one with `resumed_elsewhere` (a client that had the session's token took it over); the client does not reconnect, which would take the session back, and input lines not yet answered are reported unconfirmed |
 //! | 130 | Ctrl-C in the terminal: left at once |
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ pub mod code {
     pub const UNTRUSTED: u8 = 7;
     /// Left normally, but not every input line was delivered.
     pub const UNDELIVERED: u8 = 8;
+    /// The session was resumed on another connection; not reconnected.
+    pub const RESUMED_ELSEWHERE: u8 = 9;
     /// Interrupted with Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }

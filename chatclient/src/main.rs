@@ -167,6 +167,11 @@ fn main() -> ExitCode {
         },
         Outcome::Interrupted => ExitCode::from(code::INTERRUPTED),
         Outcome::Lost(why) => fail(why, code::DROPPED),
+        Outcome::ResumedElsewhere => fail(
+            "resumed_elsewhere: the session was resumed on another connection \
+             (a client that had its token), which continues it; not reconnecting",
+            code::RESUMED_ELSEWHERE,
+        ),
         Outcome::Refused(e) => fail(&e, e.exit_code()),
     }
 }

@@ -1,7 +1,9 @@
 //! The network shell: open a connection and move bytes between it and the
 //! [`Session`], and lines between the console and the session; when the
 //! connection is lost, wait (exponential backoff with jitter) and open
-//! another, and let the session resume. There is no protocol logic here:
+//! another, and let the session resume; but not when the server closed it
+//! because another connection resumed the session (`resumed_elsewhere`),
+//! which a resume here would take back. There is no protocol logic here:
 //! the join, pings, resume and resending are `chatproto::Client`'s.
 //!
 //! Reading and writing the socket are independent: a writer task owns the
@@ -89,6 +91,9 @@ pub enum Outcome {
     Interrupted,
     /// The connection was lost and not resumed; why, in one sentence.
     Lost(String),
+    /// The server closed the connection because another one resumed the
+    /// session with its token (`resumed_elsewhere`); not reconnected.
+    ResumedElsewhere,
     /// A reconnect was refused for good (the nickname was taken meanwhile).
     Refused(JoinError),
 }
@@ -349,10 +354,24 @@ async fn chat(
     link: &mut Link,
 ) -> Result<Outcome, String> {
     loop {
+        // What was read and not handled yet: each read's frames, and first
+        // those that came with the welcome (the handshake stops there).
+        loop {
+            match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
+                Decoded::Incomplete => break,
+                Decoded::Frame(frame) => session.handle_frame(clock.now(), frame),
+                // A frame we cannot parse (a newer server?): say so, carry
+                // on; the framing itself is in sync.
+                Decoded::Invalid(e) => session.handle_bad_frame(&e.to_string()),
+                Decoded::Broken(e) => return Err(format!("the server broke the framing: {e}")),
+            }
+        }
         match apply(session, console, Some(link), config.max_frame_bytes).await {
             Some(Action::Exit) => return Ok(Outcome::Left),
-            Some(_) => return Err("the server did not answer a ping".to_owned()),
-            None => {}
+            // Reconnecting would resume the session and take it back.
+            Some(Action::ResumedElsewhere) => return Ok(Outcome::ResumedElsewhere),
+            Some(Action::Dead) => return Err("the server did not answer a ping".to_owned()),
+            _ => {}
         }
         let may_read_input = may_read_input(session);
         let wake = session.poll_timeout().map(|ms| clock.instant(ms));
@@ -360,16 +379,7 @@ async fn chat(
         tokio::select! {
             read = link.reader.read_buf(&mut link.rbuf) => match read {
                 Ok(0) => return Err(closed(session)),
-                Ok(_) => loop {
-                    match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
-                        Decoded::Incomplete => break,
-                        Decoded::Frame(frame) => session.handle_frame(clock.now(), frame),
-                        // A frame we cannot parse (a newer server?): say
-                        // so, carry on; the framing itself is in sync.
-                        Decoded::Invalid(e) => session.handle_bad_frame(&e.to_string()),
-                        Decoded::Broken(e) => return Err(format!("the server broke the framing: {e}")),
-                    }
-                },
+                Ok(_) => {}
                 Err(e) => return Err(format!("reading from the server failed: {e}")),
             },
             event = events.recv(), if may_read_input => {
@@ -607,9 +617,10 @@ fn closed(session: &mut Session) -> String {
     }
 }
 
-/// Carry out what the session asks, in order, until it asks for `Exit` or
-/// calls the connection dead (returned). Without a link (while
-/// reconnecting), frames are dropped: the core sends none while offline.
+/// Carry out what the session asks, in order, until it asks for `Exit`,
+/// calls the connection dead, or says the session was resumed elsewhere
+/// (returned). Without a link (while reconnecting), frames are dropped:
+/// the core sends none while offline.
 async fn apply(
     session: &mut Session,
     console: &impl Ui,
@@ -641,7 +652,7 @@ async fn apply(
                     }
                 }
             }
-            Action::Exit | Action::Dead => {
+            Action::Exit | Action::Dead | Action::ResumedElsewhere => {
                 stop = Some(action);
                 break;
             }

@@ -47,6 +47,10 @@ pub enum Action {
     },
     /// The connection seems dead (a ping went unanswered): drop it.
     Dead,
+    /// The server is closing this connection because another one resumed
+    /// the session with its token (`resumed_elsewhere`): stop, without
+    /// reconnecting, which would take the session back from that one.
+    ResumedElsewhere,
     /// Input is over and every message sent was acknowledged: leave.
     Exit,
     /// A frame as it arrived, before anything else it causes (only with
@@ -278,10 +282,12 @@ impl Session {
 
     /// A frame arrived from the server.
     pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        let mut elsewhere = false;
         if let ServerFrame::Error { code, message, .. } = &frame {
             if code.is_fatal() {
                 self.fatal = Some((*code, message.clone()));
             }
+            elsewhere = *code == ErrorCode::ResumedElsewhere;
         }
         if self.mode.echo_frames {
             self.out.push_back(Action::Frame(frame.clone()));
@@ -291,6 +297,10 @@ impl Session {
         let client = &self.client;
         self.ledger.settle(|id| client.is_unacknowledged(id));
         self.pump();
+        // After the error's own line.
+        if elsewhere {
+            self.out.push_back(Action::ResumedElsewhere);
+        }
     }
 
     /// A frame arrived that could not be parsed (from a newer server?);
@@ -1563,6 +1573,30 @@ mod tests {
         let out = line(&mut s, "/join rust");
         assert_eq!(out.lines, ["* #rust will be entered once reconnected"]);
         assert_eq!(s.prompt(), "alice #rust> ");
+    }
+
+    #[test]
+    fn resumed_elsewhere_is_shown_then_ends_the_session() {
+        let mut s = joined(&["lobby"]);
+        s.handle_frame(
+            0,
+            ServerFrame::error(ErrorCode::ResumedElsewhere, "taken over"),
+        );
+        let error = Line::Error {
+            code: "resumed_elsewhere".into(),
+            message: "taken over".into(),
+        };
+        assert_eq!(s.poll(), Some(Action::Print(error)));
+        assert_eq!(s.poll(), Some(Action::ResumedElsewhere));
+        assert_eq!(s.poll(), None);
+        // Another fatal error ends the connection only: the shell reconnects.
+        let mut s = joined(&["lobby"]);
+        let out = frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::SlowConsumer, "too slow"),
+        );
+        assert_eq!(out.lines, ["! slow_consumer: too slow"]);
+        assert!(out.other.is_empty(), "{:?}", out.other);
     }
 
     #[test]

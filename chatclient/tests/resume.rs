@@ -1,5 +1,7 @@
 //! A lost connection is not the end: chatclient reconnects through a proxy
-//! the test cuts, resumes its session, and shows every message once.
+//! the test cuts, resumes its session, and shows every message once. A
+//! session resumed by another connection is the end: chatclient does not
+//! take it back (a fake server says so, as chatserver would in a race).
 //!
 //! The client under test waits 50 ms before its first reconnect
 //! (`CHATCLIENT_RECONNECT_MIN_MS`) and 20 s for a handshake, so the test
@@ -9,8 +11,11 @@
 
 mod common;
 
+use chatproto::{ClientFrame, ErrorCode, ServerFrame};
+use common::fake::{FakeServer, Reply, RESUMED_ELSEWHERE};
 use common::proxy::Proxy;
 use common::{Client, Server, WAIT};
+use serde_json::Value;
 
 const FAST: &[(&str, &str)] = &[("CHATCLIENT_RECONNECT_MIN_MS", "50")];
 const PATIENT: &[&str] = &["--timeout", "20"];
@@ -306,4 +311,109 @@ fn a_half_open_connection_is_taken_over_at_the_first_attempt() {
     assert_eq!(texts_from(&seen, "bob"), bob_lines, "bob's lines at alice");
     assert_eq!(texts_from(&seen, "alice"), alice_all, "alice's own lines");
     assert_eq!(texts_from(&bob_seen, "alice"), alice_all, "alice's at bob");
+}
+
+/// The session is taken over the moment it is let in: `welcome` and
+/// `resumed_elsewhere` in one write, so that the handshake reads both. The
+/// error is heard all the same (not left in the buffer until the end of
+/// the stream looks like a plain loss): exit 9, no reconnect.
+#[test]
+fn resumed_elsewhere_right_after_the_welcome_exits_nine() {
+    let server = FakeServer::start(|frame| match frame {
+        ClientFrame::Join { nick, .. } => Reply::Close(vec![
+            ServerFrame::welcome(
+                nick.clone(),
+                0,
+                Vec::new(),
+                Some("t".into()),
+                Some(true),
+                None,
+            ),
+            ServerFrame::error(ErrorCode::ResumedElsewhere, RESUMED_ELSEWHERE),
+        ]),
+        _ => Reply::Send(Vec::new()),
+    });
+    let alice = Client::start_opts("alice", &server.addr, &[], FAST);
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(9), "stderr: {stderr}; saw {seen:#?}");
+    assert!(
+        seen.contains(&format!("! resumed_elsewhere: {RESUMED_ELSEWHERE}")),
+        "{seen:#?}"
+    );
+    server.first_connection();
+    assert!(!server.another_connection(), "alice connected again");
+}
+
+/// Whether the client sent a `msg` with `text`.
+fn sent_text(frames: &[ClientFrame], text: &str) -> bool {
+    frames
+        .iter()
+        .any(|f| matches!(f, ClientFrame::Msg { text: t, .. } if t == text))
+}
+
+/// Another connection resumed alice's session with its token: the server
+/// says `resumed_elsewhere` and closes. alice does not reconnect (that
+/// would take the session back): she shows the server's error, says why
+/// she stops in one line on stderr, and exits 9, having connected once.
+#[test]
+fn resumed_elsewhere_exits_nine_without_reconnecting() {
+    let server = FakeServer::taken_over_at_the_first_message();
+    let mut alice = Client::start_opts("alice", &server.addr, &[], FAST);
+    alice.expect("* alice is online");
+    alice.say("hello");
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(9), "stderr: {stderr}; saw {seen:#?}");
+    assert_eq!(
+        stderr,
+        "chatclient: resumed_elsewhere: the session was resumed on another connection \
+         (a client that had its token), which continues it; not reconnecting\n"
+    );
+    assert!(
+        seen.contains(&format!("! resumed_elsewhere: {RESUMED_ELSEWHERE}")),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.starts_with("* connection lost") || l.starts_with("* reconnect")),
+        "{seen:#?}"
+    );
+    assert!(sent_text(&server.first_connection(), "hello"));
+    assert!(!server.another_connection(), "alice connected again");
+}
+
+/// With `--json`, the line whose message the server never answered is
+/// reported `unconfirmed`, as when a lost connection ends the client.
+#[test]
+fn resumed_elsewhere_reports_the_unanswered_line_unconfirmed() {
+    let server = FakeServer::taken_over_at_the_first_message();
+    let mut alice = Client::start_opts("alice", &server.addr, &["--json"], FAST);
+    alice.expect_line("her own presence", |l| {
+        serde_json::from_str::<Value>(l)
+            .is_ok_and(|v| v["type"] == "presence" && v["nick"] == "alice")
+    });
+    alice.say("hello");
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(9), "stderr: {stderr}; saw {seen:#?}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    let objects: Vec<Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        objects
+            .iter()
+            .any(|v| v["type"] == "error" && v["code"] == "resumed_elsewhere"),
+        "{seen:#?}"
+    );
+    let outcomes: Vec<&Value> = objects
+        .iter()
+        .filter(|v| v["type"] == "unconfirmed" || v["type"] == "sent")
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{seen:#?}");
+    assert_eq!(outcomes[0]["type"], "unconfirmed");
+    assert_eq!(outcomes[0]["line"], 1);
+    assert_eq!(outcomes[0]["room"], "lobby");
+    assert!(sent_text(&server.first_connection(), "hello"));
+    assert!(!server.another_connection(), "alice connected again");
 }

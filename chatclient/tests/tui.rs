@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use common::fake::FakeServer;
 use common::proxy::Proxy;
 use common::{Client, Server, CLIENT_ENV, WAIT};
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
@@ -582,6 +583,38 @@ fn a_reconnect_keeps_the_input_line() {
     alice.keys(ENTER);
     bob.expect("alice: half typed, and more");
     alice.expect("alice: half typed, and more");
+}
+
+/// The session is resumed on another connection: the client gives the
+/// terminal back and says why there, exits 9, and does not reconnect.
+#[test]
+fn resumed_elsewhere_gives_the_terminal_back_and_says_why() {
+    let server = FakeServer::taken_over_at_the_first_message();
+    let mut alice = Screen::start_env(
+        "alice",
+        &server.addr,
+        80,
+        24,
+        &[],
+        &[("CHATCLIENT_RECONNECT_MIN_MS", "50")],
+    );
+    alice.wait_until("the input line", |s| {
+        s.input_row().starts_with("alice #lobby>")
+    });
+    alice.expect("--> alice is online");
+    alice.keys(b"hello\r");
+    assert_eq!(alice.wait_exit(), 9, "the screen shows:\n{}", alice.shown());
+    assert!(
+        !alice.term.screen().alternate_screen(),
+        "the terminal was not given back"
+    );
+    let shown = alice.shown();
+    assert!(
+        shown.contains("chatclient: resumed_elsewhere: the session was resumed on another"),
+        "{shown}"
+    );
+    server.first_connection();
+    assert!(!server.another_connection(), "alice connected again");
 }
 
 /// /me is an action on both screens: the full-screen one and the line
