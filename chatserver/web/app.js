@@ -58,10 +58,11 @@ const composer = new Composer($('composer'), $('input'), {
 let resumeTries = 0;
 
 /**
- * Reconnects in a row that found the nickname still held, most likely by
- * this page's own lost connection (the server has not seen it go, or, in
- * a cluster, its server died and the others free its names within
- * seconds); as chatclient, the fifth such answer means someone else has it.
+ * Reconnects in a row that found the nickname still held: in a cluster,
+ * by this session on a server that died (the others free its names within
+ * seconds; a connection the server merely has not seen go is taken over
+ * by the resume); as chatclient, the fifth such answer means someone else
+ * has it.
  */
 let heldTries = 0;
 const HELD_TRIES = 4;
@@ -319,12 +320,12 @@ const handlers = {
       setTimeout(() => startChat(nick, token), 500);
       return;
     }
-    // Back after a loss: the nickname may still be held by our own lost
-    // connection. Drop this socket; the connection tries again with its
-    // backoff.
+    // Back after a loss: the nickname may still be held by this session
+    // on a cluster's server that died. Drop this socket; the connection
+    // tries again with its backoff.
     if (everJoined && f.code === 'nick_taken' && heldTries < HELD_TRIES) {
       heldTries += 1;
-      note(current, 'the nickname is still held, most likely by this page’s lost connection; trying again', 'notice');
+      note(current, 'the nickname is still held, perhaps by this session on a server that went down (a cluster frees it within seconds); trying again', 'notice');
       conn?.drop('nickname still held');
       return;
     }
