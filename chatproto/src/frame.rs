@@ -435,10 +435,12 @@ pub enum ErrorCode {
     /// that gave its token); this connection closes. A client MUST NOT
     /// reconnect on it by itself: the other connection is using the
     /// session, and taking it back would close that one.
-    ResumedElsewhere,
+    // Numbered after `Unknown`, which keeps the number it had (serde
+    // wants `Unknown` last); codes added later are numbered on from here.
+    ResumedElsewhere = 21,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
-    Unknown,
+    Unknown = 20,
 }
 
 impl ErrorCode {
