@@ -1017,6 +1017,10 @@ async fn restart(h: &Harness, flags: &[&str]) {
         )
         .await;
     assert_eq!(text, json!("reconnecting…"));
+    // The list of people is who was online: nobody is, while away.
+    let heading = "return document.getElementById('people-heading').textContent;";
+    assert_eq!(page.js(heading, vec![]).await, json!("Was online 2"));
+    page.shot("reconnecting").await;
 
     // Typed while the server is away: kept, and sent once back.
     page.type_line("typed while the server was down").await;
@@ -1041,6 +1045,11 @@ async fn restart(h: &Harness, flags: &[&str]) {
         )
         .await;
     assert_eq!(page.pending().await, 0, "a message left unsent");
+    let heading = page.js(heading, vec![]).await;
+    assert!(
+        heading.as_str().is_some_and(|h| h.starts_with("Online ")),
+        "{heading}"
+    );
 
     // Everything from before is still shown, once, where it was; no seq twice.
     let lines = shown(&after);

@@ -66,6 +66,9 @@ export function showStatus(state, detail, joinedOnce) {
   $('status-detail').textContent = detail;
   $('retry').hidden = state !== 'reconnecting';
   document.body.dataset.connection = state;
+  // Away from the server, the list is who was online when it left.
+  const away = joinedOnce && state !== 'connected';
+  $('people-heading').firstChild.textContent = away ? 'Was online ' : 'Online ';
   let joinText = '';
   if (!joinedOnce && state === 'reconnecting') joinText = `cannot reach the server; ${detail}`;
   else if (!joinedOnce && state !== 'offline') joinText = STATUS_TEXT[state];
