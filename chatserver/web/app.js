@@ -44,8 +44,12 @@ const view = new MessageView($('messages'), $('jump'), {
 });
 const backlog = new HistoryLoader(view, () => session);
 const roomList = new RoomList($('rooms'), { select, part: partRoom });
-/** This tab answers another that asks whether its token is in use here. */
-const tabs = new Tabs((token) => session?.token === token);
+/**
+ * This tab answers another that asks whether its token is in use here:
+ * not while it shows that the session continued elsewhere (a reload of
+ * the tab that holds it must not be turned away by this one).
+ */
+const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidden);
 const composer = new Composer($('composer'), $('input'), {
   submit: runLine,
   nicks: () => (session && current ? session.roster(current) : []),
