@@ -317,6 +317,56 @@ fn answers_wait_for_the_senders_events_on_their_way_through_the_log() {
     assert_eq!(c.frames(1, bob).last().unwrap()["type"], "pong");
 }
 
+/// A message the log already held under its session and id (logged by
+/// another node before the session moved) does not come back: the log's
+/// word that it was a duplicate answers the sender `duplicate` with the
+/// first copy's seq, before the answers that waited for it.
+#[test]
+fn a_message_the_log_already_held_is_answered_duplicate() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
+    );
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    let mut proposed = Vec::new();
+    while let Some(out) = c.nodes[0].poll() {
+        if let Output::Propose { events, .. } = out {
+            proposed.extend(events);
+        }
+    }
+    let [event] = &proposed[..] else {
+        panic!("one proposal, not {proposed:?}")
+    };
+    let mut first = Event::clone(event);
+    first.seq = 7;
+    c.nodes[0].handle_logged_duplicate(&first);
+    c.drain(0);
+    let frames = c.frames(0, alice);
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    let n = kinds.len();
+    assert_eq!(kinds[n - 2..], ["error", "pong"], "{frames:?}");
+    let error = &frames[n - 2];
+    assert_eq!(error["code"], "duplicate");
+    assert_eq!(error["seq"], 7);
+    assert_eq!(error["id"], "m1");
+    // And the id is known from now on, with that seq.
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
+    );
+    c.drain(0);
+    let last = c.frames(0, alice).last().unwrap();
+    assert_eq!(
+        (&last["code"], &last["seq"]),
+        (&"duplicate".into(), &7.into())
+    );
+}
+
 mod random {
     //! Random interleavings: clients on two nodes joining, talking,
     //! entering, parting and leaving while each node reads the log at its

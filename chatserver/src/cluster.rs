@@ -40,6 +40,13 @@ const TAKEOVER_PREFIX: &str = "chat.takeover.";
 /// How many times a join claims a nickname its own session holds on a
 /// connection that is being closed for it.
 const TAKEOVER_CLAIMS: u32 = 3;
+/// How many times a node tries to delete the claim of a connection it
+/// closed for a takeover (waiting 50 ms, then twice as long each time).
+const TAKEOVER_DELETES: u32 = 6;
+/// How long a join waits before claiming once more when the node holding
+/// its nickname closed no connection for it (its own loss may be freeing
+/// the claim at that moment).
+const TAKEOVER_AGAIN_AFTER: Duration = Duration::from_millis(100);
 /// The key-value buckets.
 const NICKS: &str = "chat_nicks";
 const SESSIONS: &str = "chat_sessions";
@@ -122,6 +129,10 @@ pub enum FromCluster {
         token: TokenHash,
         done: tokio::sync::oneshot::Sender<Option<(String, u64)>>,
     },
+    /// The log already held a message this node proposed, by its session
+    /// and id (from another node: a resend after the session moved); the
+    /// proposal, numbered with the seq of the copy the log holds.
+    Duplicate(Event),
     /// Rooms whose streams start later than this node knew: each room,
     /// its stream's first seq (its limits dropped the events before it),
     /// and whether that moved since the last look (else first seen so).
@@ -163,6 +174,9 @@ pub struct Proposal {
     pub room: Arc<str>,
     pub payload: Bytes,
     pub msg_id: String,
+    /// Published once already (its acknowledgement failed): a duplicate
+    /// may be that try's copy, not another node's.
+    pub tried: bool,
 }
 
 /// The node's link to the cluster.
@@ -397,18 +411,10 @@ impl Cluster {
         let mut initial = true;
         loop {
             tick.tick().await;
-            let rooms = self.list_rooms().await;
+            let rooms = self.room_states().await;
             let first_look = std::mem::replace(&mut initial, false);
             let mut starts = Vec::new();
-            for room in rooms {
-                let (name, _) = names(&room);
-                let Ok(mut stream) = self.js.get_stream(&name).await else {
-                    continue;
-                };
-                let Ok(info) = stream.info().await else {
-                    continue;
-                };
-                let first = info.state.first_sequence;
+            for (room, first, _) in rooms {
                 // A room there at the first look was loaded from where its
                 // stream started then (nothing to say, but to be sure); one
                 // seen later began here at 1.
@@ -444,6 +450,7 @@ impl Cluster {
             room: Arc::clone(&event.room),
             payload: encode_event(event),
             msg_id,
+            tried: false,
         };
         if self.proposals.send(proposal).is_err() {
             self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -466,7 +473,7 @@ impl Cluster {
             let mut backoff = Duration::from_millis(50);
             let mut from = 0;
             while from < batch.len() {
-                match self.publish_some(&batch[from..], &mut known).await {
+                match self.publish_some(&mut batch[from..], &mut known).await {
                     Ok(()) => from = batch.len(),
                     Err((done, e)) => {
                         from += done;
@@ -487,11 +494,12 @@ impl Cluster {
     /// their ids keep the ones stored already from being stored twice).
     async fn publish_some(
         self: &Arc<Self>,
-        batch: &[Proposal],
+        batch: &mut [Proposal],
         known: &mut HashMap<Arc<str>, async_nats::Subject>,
     ) -> Result<(), (usize, String)> {
-        let mut acks = Vec::with_capacity(batch.len());
-        for (i, p) in batch.iter().enumerate() {
+        let n = batch.len();
+        let mut acks = Vec::with_capacity(n);
+        for (i, p) in batch.iter_mut().enumerate() {
             if !known.contains_key(&p.room) {
                 self.open_stream(&p.room).await.map_err(|e| (0, e))?;
                 known.insert(Arc::clone(&p.room), names(&p.room).1.into());
@@ -505,17 +513,28 @@ impl Cluster {
                 .publish_with_headers(subject, headers, p.payload.clone())
                 .await
             {
-                Ok(ack) => acks.push(ack),
-                Err(e) => return Err((0, format!("message {i} of {}: {e}", batch.len()))),
+                // Whether it was published before this try, and is now.
+                Ok(ack) => acks.push((ack, std::mem::replace(&mut p.tried, true))),
+                Err(e) => return Err((0, format!("message {i} of {n}: {e}"))),
             }
         }
-        for (i, ack) in acks.into_iter().enumerate() {
-            // A duplicate is success: an earlier try stored it.
+        for (i, (ack, tried)) in acks.into_iter().enumerate() {
+            // A duplicate is success: an earlier try stored it, or another
+            // node did (a session's message resent after it moved; the
+            // hub answers `duplicate`: this copy will not come back).
             match ack.await {
                 Ok(ack) => {
+                    let p = &batch[i];
+                    if ack.duplicate && !tried && p.msg_id.starts_with("m/") {
+                        if let Some(event) = decode_event(&p.room, ack.sequence, &p.payload) {
+                            let _ = self.to_hub.send(FromCluster::Duplicate(event)).await;
+                        }
+                        // An older seq, not this node's proposal.
+                        continue;
+                    }
                     // In order within a room; the latest, not the highest,
                     // so a stream made again does not leave an old seq here.
-                    lock(&self.acked).insert(Arc::clone(&batch[i].room), ack.sequence);
+                    lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
                 }
                 Err(e) => return Err((i, e.to_string())),
             }
@@ -725,13 +744,29 @@ impl Cluster {
 
     /// Every room with a stream, and its last seq.
     pub async fn room_streams(&self) -> Vec<(String, u64)> {
+        let states = self.room_states().await;
+        states
+            .into_iter()
+            .map(|(room, _, last)| (room, last))
+            .collect()
+    }
+
+    /// Every room with a stream, with its first and last seq: one request
+    /// to NATS per page of streams (256), not one per room.
+    async fn room_states(&self) -> Vec<(String, u64, u64)> {
+        let mut streams = self.js.streams();
         let mut out = Vec::new();
-        for room in self.list_rooms().await {
-            let (name, _) = names(&room);
-            if let Ok(mut s) = self.js.get_stream(&name).await {
-                if let Ok(info) = s.info().await {
-                    out.push((room, info.state.last_sequence));
+        while let Some(info) = streams.next().await {
+            let info = match info {
+                Ok(info) => info,
+                Err(e) => {
+                    warn!(error = %e, "cannot list the rooms' streams");
+                    break;
                 }
+            };
+            let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
+            if let Some(room) = room {
+                out.push((room, info.state.first_sequence, info.state.last_sequence));
             }
         }
         out
@@ -964,9 +999,12 @@ impl Cluster {
                             else {
                                 break;
                             };
-                            if chatproto::nick_key(held_as) != key
-                                || !me.take_over(origin, &hash).await
-                            {
+                            if chatproto::nick_key(held_as) != key {
+                                break;
+                            }
+                            if !me.take_over(origin, &hash).await {
+                                tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
+                                claim = me.claim_nick(&nick, &key, &skeleton).await;
                                 break;
                             }
                             claim = me.claim_nick(&nick, &key, &skeleton).await;
@@ -1039,11 +1077,23 @@ impl Cluster {
                     return;
                 }
                 if let Ok(Some((key, revision))) = answer.await {
-                    closed = self
-                        .nicks
-                        .delete_expect_revision(&key, Some(revision))
-                        .await
-                        .is_ok();
+                    // The hub has let the claim go: nobody else deletes it.
+                    let mut backoff = Duration::from_millis(50);
+                    for _ in 0..TAKEOVER_DELETES {
+                        match self
+                            .nicks
+                            .delete_expect_revision(&key, Some(revision))
+                            .await
+                        {
+                            Ok(_) => {
+                                closed = true;
+                                break;
+                            }
+                            Err(e) => warn!(error = %e, "cannot give up a nickname claim"),
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
                 }
             }
             let answer = Bytes::from_static(if closed { b"1" } else { b"0" });

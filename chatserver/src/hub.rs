@@ -731,7 +731,8 @@ impl Hub {
                 Output::Propose { events, .. } => {
                     if let Some(c) = &mut self.cluster {
                         for e in &events {
-                            propose(c, e);
+                            let connected = self.server.is_connected(e.session());
+                            propose(c, e, connected);
                         }
                     }
                 }
@@ -935,11 +936,14 @@ impl Hub {
                     .server
                     .handle_resumed_elsewhere(now, &token)
                     .and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
-                // The close and the session's departures go out before
-                // the claim is given up.
+                // The close and the session's departures are queued (to
+                // the connection and the publisher) before the claim is
+                // given up; the departures carry the ids the resuming node
+                // uses too, so the log keeps the first of each.
                 self.dispatch(now);
                 let _ = done.send(claim);
             }
+            FromCluster::Duplicate(event) => self.server.handle_logged_duplicate(&event),
             FromCluster::Starts(starts) => {
                 for (room, first, _) in &starts {
                     self.server.handle_pruned(room, *first);
@@ -1384,30 +1388,55 @@ fn propose_departures(c: &mut ClusterSide, now: Now, said_by: impl Fn(&Arc<str>)
     }
 }
 
-/// Propose `event`. A session leaving a room gets the id every node gives
-/// that departure (see `propose_gone`): when it resumes on another node
-/// before this one's word is applied there, that node says it left too,
-/// and the log keeps one.
-fn propose(c: &mut ClusterSide, event: &Event) {
-    if let EventBody::Presence {
-        session,
-        status: PresenceStatus::Offline,
-        ..
-    } = &event.body
-    {
-        // Taken out now: should the session enter again and leave before
-        // this departure comes back from the log, that one is another.
-        if let Some(owner) = c
-            .owners
-            .get_mut(session)
-            .and_then(|r| r.remove(&event.room))
-        {
-            let id = gone_id(&event.room, *session, &owner);
-            c.cleaning.insert(id.clone(), Instant::now());
+/// Propose `event`, with the message id that makes the log keep one copy
+/// of what two nodes may both say:
+///
+/// * a message with an id: its session and id, so that a resend after the
+///   session moved from a node that logged it is not logged twice (the
+///   publisher tells the hub, which answers `duplicate`);
+/// * a session that lost its connection here leaving a room where this
+///   node said it entered: the id every node gives that departure (see
+///   `propose_gone`), which the node it resumes on says too, maybe
+///   before this one's word is applied there.
+///
+/// Anything else gets this run's next id. (A part while connected too: if
+/// another node had said the same departure, the log would drop this one
+/// and the session's answers would wait for it for ever.)
+fn propose(c: &mut ClusterSide, event: &Event, connected: bool) {
+    match &event.body {
+        EventBody::Msg {
+            from, id: Some(id), ..
+        } => {
+            let id = format!("m/{}/{}", from.0, hex_of(id.as_bytes()));
             return c.link.propose_with_id(event, id);
         }
+        EventBody::Presence {
+            session,
+            status: PresenceStatus::Offline,
+            ..
+        } if !connected => {
+            let mine = Arc::clone(&c.link.origin);
+            // Taken out now: should the session enter again and leave
+            // before this departure comes back from the log, that one is
+            // another.
+            let rooms = c.owners.get_mut(session);
+            let owner = rooms.and_then(|r| match r.get(&event.room) {
+                Some(o) if o.origin == mine => r.remove(&event.room),
+                _ => None,
+            });
+            if let Some(owner) = owner {
+                let id = gone_id(&event.room, *session, &owner);
+                c.cleaning.insert(id.clone(), Instant::now());
+                return c.link.propose_with_id(event, id);
+            }
+        }
+        _ => {}
     }
     c.link.propose(event);
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The message id of `sid` leaving `room` after the entry `owner` says.

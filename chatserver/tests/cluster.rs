@@ -1018,3 +1018,47 @@ fn a_resume_on_another_node_takes_over_a_session_still_connected() {
     let seen = read_until(&mut carol, 10, |f| is_presence(f, "alice", "online"));
     assert_eq!(statuses(&seen), ["offline", "online"]);
 }
+
+/// A message resent after its session moved to another node, which the
+/// first node had logged (its echo lost with the old connection), is not
+/// logged twice: the sender gets `duplicate` with the seq the log has it
+/// at, and the others see it once.
+#[test]
+fn a_message_resent_after_its_session_moved_is_not_logged_twice() {
+    let name = "a_message_resent_after_its_session_moved_is_not_logged_twice";
+    let Some(nats) = Nats::start(name) else {
+        return;
+    };
+    let (a, b) = two_nodes_slow_to_judge(&nats);
+    let (mut alice, welcome) = join(&a, "alice");
+    let entered = read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let epoch = entered.last().unwrap()["epoch"].clone();
+    let (mut carol, _) = join(&b, "carol");
+    read_until(&mut carol, 10, |f| kind(f) == "entered");
+    read_until(&mut alice, 10, |f| is_presence(f, "carol", "online"));
+    let said = json!({"type": "msg", "room": "lobby", "text": "only once", "id": "m1"});
+    alice.send_frame(&said);
+    let echo = read_until(&mut alice, 10, |f| kind(f) == "msg");
+    let echo = echo.last().unwrap().clone();
+    read_until(&mut carol, 10, |f| f["text"] == "only once");
+
+    // alice comes back on node b, as if that echo had been lost.
+    let mut back = b.connect();
+    back.send_frame(&json!({
+        "type": "join", "nick": "alice", "rooms": [], "resume": welcome["session"]
+    }));
+    assert_eq!(back.expect_kind("welcome")["resumed"], true);
+    let since = echo["seq"].clone();
+    back.send_frame(&json!({"type": "enter", "room": "lobby", "since": since, "epoch": epoch}));
+    read_until(&mut back, 20, |f| is_presence(f, "alice", "online"));
+    back.send_frame(&said);
+    let answer = read_until(&mut back, 10, |f| kind(f) == "error");
+    let answer = answer.last().unwrap();
+    assert_eq!(answer["code"], "duplicate", "{answer}");
+    assert_eq!(answer["seq"], echo["seq"], "{answer}");
+
+    // carol sees it once: the next message after it is the marker.
+    carol.send_frame(&json!({"type": "msg", "room": "lobby", "text": "marker"}));
+    let seen = read_until(&mut carol, 20, |f| f["text"] == "marker");
+    assert_eq!(msg_texts(&seen), ["marker"], "{seen:?}");
+}

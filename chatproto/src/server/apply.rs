@@ -161,7 +161,7 @@ impl Server {
     /// Cluster mode: `event` came back from the log; if it was the last
     /// of its session's on the way, the answers that waited for it go out
     /// right after its deliveries.
-    fn answers_after(&mut self, event: &Event) {
+    pub(crate) fn answers_after(&mut self, event: &Event) {
         let Some(s) = self.sessions.get_mut(&event.session()) else {
             return;
         };

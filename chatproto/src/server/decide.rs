@@ -349,16 +349,7 @@ impl Server {
                 return self.error(client, ErrorCode::BadFrame, msg);
             }
             if let Some((orig_room, seq)) = s.ids.get(id) {
-                let frame = ServerFrame::Error {
-                    code: ErrorCode::Duplicate,
-                    message: self.fit(format!(
-                        "you already sent a message with id {} (seq {seq}); it was not sent again",
-                        crate::escape_control(id)
-                    )),
-                    id: Some(id.clone()),
-                    room: Some(orig_room.to_string()),
-                    seq: Some(*seq),
-                };
+                let frame = self.duplicate(id, orig_room, *seq);
                 return self.send(client, frame);
             }
         }
@@ -539,6 +530,21 @@ impl Server {
 
     /// An error message that fits a frame: one that quotes what the client
     /// sent could outgrow the limit, and is cut short rather than lost.
+    /// The answer to a `msg` whose `id` the session already used for the
+    /// message `seq` of `room`.
+    pub(crate) fn duplicate(&self, id: &str, room: &str, seq: u64) -> ServerFrame {
+        ServerFrame::Error {
+            code: ErrorCode::Duplicate,
+            message: self.fit(format!(
+                "you already sent a message with id {} (seq {seq}); it was not sent again",
+                crate::escape_control(id)
+            )),
+            id: Some(id.to_owned()),
+            room: Some(room.to_owned()),
+            seq: Some(seq),
+        }
+    }
+
     pub(crate) fn fit(&self, mut message: String) -> String {
         // JSON can spend 6 bytes on one byte of text (`\u001b`); 512 covers
         // the other members (code, id, room, seq).

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::server::event::Event;
+use crate::server::event::{Event, EventBody};
 use crate::server::room::Room;
 use crate::server::{Server, Step};
 
@@ -81,6 +81,33 @@ impl Server {
         event.room = Arc::clone(&room.name);
         self.steps.push_back(Step::Apply(Arc::new(event)));
         Ok(())
+    }
+
+    /// Cluster mode: the log already held a message this server proposed,
+    /// by its session and message id (the log drops a second copy): a
+    /// resend after the session moved from a server that had logged it.
+    /// It will not come back to be applied. `event` is the proposal, with
+    /// the seq the log holds the first copy at; its sender gets
+    /// `duplicate` with that seq, as from a single server, before any
+    /// answer that waited for the message.
+    pub fn handle_logged_duplicate(&mut self, event: &Event) {
+        let EventBody::Msg {
+            from, id: Some(id), ..
+        } = &event.body
+        else {
+            return;
+        };
+        let cap = self.config.id_window;
+        let Some(s) = self.sessions.get_mut(from) else {
+            return;
+        };
+        s.ids.insert(id, &event.room, event.seq, cap);
+        let conn = s.conn;
+        self.answers_after(event);
+        if let Some(conn) = conn {
+            let frame = self.duplicate(id, &event.room, event.seq);
+            self.steps.push_front(Step::Send(conn, frame));
+        }
     }
 
     /// Cluster mode: the log's event `seq` of `room` is not one this server

@@ -254,6 +254,13 @@ impl Server {
         self.sessions.get(&sid).map(|s| &*s.nick)
     }
 
+    /// Whether `session` has a connection to this server now.
+    pub fn is_connected(&self, session: SessionId) -> bool {
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| s.conn.is_some())
+    }
+
     /// The nicknames online, in no particular order.
     pub fn online(&self) -> impl Iterator<Item = &str> + '_ {
         self.sessions
