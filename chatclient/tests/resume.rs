@@ -37,6 +37,19 @@ fn is_chat(line: &str) -> bool {
     line.starts_with("alice: ") || line.starts_with("bob: ")
 }
 
+/// alice and bob end their input and exit 0 (alice with nothing on
+/// stderr); what each printed.
+fn both_leave(mut alice: Client, mut bob: Client) -> (Vec<String>, Vec<String>) {
+    alice.close_stdin();
+    bob.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert!(status.success(), "alice exited {status}: {stderr}");
+    assert!(stderr.is_empty(), "alice's stderr: {stderr}");
+    let (status, stderr, bob_seen) = bob.wait_exit(WAIT);
+    assert!(status.success(), "bob exited {status}: {stderr}");
+    (seen, bob_seen)
+}
+
 /// alice (through the proxy) and bob (directly) in the lobby, each seen
 /// online by both.
 fn two_in_the_lobby(server: &Server, proxy: &Proxy) -> (Client, Client) {
@@ -88,13 +101,7 @@ fn a_cut_mid_stream_resumes_with_every_message_once_in_order() {
         format!("alice: {}", alice_lines[39]),
     ]);
     bob.expect_all(&[format!("alice: {}", alice_lines[39])]);
-    alice.close_stdin();
-    bob.close_stdin();
-    let (status, stderr, seen) = alice.wait_exit(WAIT);
-    assert!(status.success(), "alice exited {status}: {stderr}");
-    assert!(stderr.is_empty(), "alice's stderr: {stderr}");
-    let (status, stderr, bob_seen) = bob.wait_exit(WAIT);
-    assert!(status.success(), "bob exited {status}: {stderr}");
+    let (seen, bob_seen) = both_leave(alice, bob);
 
     // Each line once, in order, on both screens.
     assert_eq!(texts_from(&seen, "bob"), bob_lines, "bob's lines at alice");
@@ -280,13 +287,7 @@ fn a_half_open_connection_is_taken_over_at_the_first_attempt() {
     bob.expect("* alice is online");
     alice.expect_all(&[format!("alice: {}", alice_lines[4])]);
     bob.expect_all(&[format!("alice: {}", alice_lines[4])]);
-    alice.close_stdin();
-    bob.close_stdin();
-    let (status, stderr, seen) = alice.wait_exit(WAIT);
-    assert!(status.success(), "alice exited {status}: {stderr}");
-    assert!(stderr.is_empty(), "alice's stderr: {stderr}");
-    let (status, stderr, bob_seen) = bob.wait_exit(WAIT);
-    assert!(status.success(), "bob exited {status}: {stderr}");
+    let (seen, bob_seen) = both_leave(alice, bob);
 
     // One attempt, and it resumed: nothing held, nothing refused.
     let lost = seen

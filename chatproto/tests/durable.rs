@@ -887,3 +887,45 @@ fn rooms_restored_are_forgotten_least_recently_active_first() {
     let mike = forgotten(&sim).iter().filter(|n| **n == "mike").count();
     assert_eq!(mike, 1, "then the next least recently active");
 }
+
+/// A resume that takes a session over while a private message of its old
+/// connection waits for the store: the new connection's first frame is
+/// its `welcome`, never that message's echo (its client resends it, and
+/// gets `duplicate`).
+#[test]
+fn a_takeover_while_a_message_waits_for_the_store_welcomes_first() {
+    let mut sim = two();
+    let token = sim.clients[0].session.clone();
+    sim.store.hold = true;
+    sim.send(
+        0,
+        ClientFrame::msg_in("lobby", vec!["bob".into()], "psst", Some("p1".into())),
+    );
+    let back = sim.connect();
+    sim.send(back, ClientFrame::join_v2("alice", vec![], token));
+    sim.commit();
+    let got = sim.take(back);
+    assert!(
+        matches!(
+            got.first(),
+            Some(ServerFrame::Welcome {
+                resumed: Some(true),
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    assert!(msgs(&got).is_empty(), "{got:?}");
+    assert_eq!(msgs(&sim.take(1)), vec![(3, "psst".to_owned())]);
+    sim.send(back, ClientFrame::enter("lobby", None));
+    sim.commit();
+    sim.take(back);
+    sim.send(
+        back,
+        ClientFrame::msg_in("lobby", vec!["bob".into()], "psst", Some("p1".into())),
+    );
+    assert_eq!(
+        errors(&sim.take(back)),
+        vec![(ErrorCode::Duplicate, Some("p1".into()))]
+    );
+}

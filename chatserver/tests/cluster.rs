@@ -960,6 +960,18 @@ fn a_join_while_nats_is_away_is_answered_unavailable() {
     }
 }
 
+/// alice joins on node `a` and carol on node `b`, both in the lobby, and
+/// alice has seen carol come: alice, her welcome and her `entered`, carol.
+fn alice_on_a_carol_on_b(a: &Server, b: &Server) -> (Client, Value, Value, Client) {
+    let (mut alice, welcome) = join(a, "alice");
+    let entered = read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let entered = entered.last().unwrap().clone();
+    let (mut carol, _) = join(b, "carol");
+    read_until(&mut carol, 10, |f| kind(f) == "entered");
+    read_until(&mut alice, 10, |f| is_presence(f, "carol", "online"));
+    (alice, welcome, entered, carol)
+}
+
 /// A resume on one node of a session whose connection is still open on
 /// another (lost without that node noticing) takes the session over: the
 /// old connection gets `resumed_elsewhere` and closes, the nickname moves
@@ -972,13 +984,8 @@ fn a_resume_on_another_node_takes_over_a_session_still_connected() {
         return;
     };
     let (a, b) = two_nodes_slow_to_judge(&nats);
-    let (mut alice, welcome) = join(&a, "alice");
-    let entered = read_until(&mut alice, 10, |f| kind(f) == "entered");
-    let entered = entered.last().unwrap();
+    let (mut alice, welcome, entered, mut carol) = alice_on_a_carol_on_b(&a, &b);
     let (epoch, seq) = (entered["epoch"].clone(), entered["seq"].clone());
-    let (mut carol, _) = join(&b, "carol");
-    read_until(&mut carol, 10, |f| kind(f) == "entered");
-    read_until(&mut alice, 10, |f| is_presence(f, "carol", "online"));
     carol.send_frame(&json!({"type": "msg", "room": "lobby", "text": "while away"}));
     read_until(&mut carol, 10, |f| kind(f) == "msg");
 
@@ -1030,12 +1037,8 @@ fn a_message_resent_after_its_session_moved_is_not_logged_twice() {
         return;
     };
     let (a, b) = two_nodes_slow_to_judge(&nats);
-    let (mut alice, welcome) = join(&a, "alice");
-    let entered = read_until(&mut alice, 10, |f| kind(f) == "entered");
-    let epoch = entered.last().unwrap()["epoch"].clone();
-    let (mut carol, _) = join(&b, "carol");
-    read_until(&mut carol, 10, |f| kind(f) == "entered");
-    read_until(&mut alice, 10, |f| is_presence(f, "carol", "online"));
+    let (mut alice, welcome, entered, mut carol) = alice_on_a_carol_on_b(&a, &b);
+    let epoch = entered["epoch"].clone();
     let said = json!({"type": "msg", "room": "lobby", "text": "only once", "id": "m1"});
     alice.send_frame(&said);
     let echo = read_until(&mut alice, 10, |f| kind(f) == "msg");

@@ -85,6 +85,9 @@ impl Server {
                 resumed,
             } => {
                 let frames = self.welcome(client, lobby, resumed)?;
+                if let Some(c) = self.conns.get_mut(&client) {
+                    c.welcomed = true;
+                }
                 let mut frames = frames.into_iter();
                 let first = frames.next()?;
                 // The continuation frames go next, before anything else.
@@ -283,7 +286,15 @@ impl Server {
         }
         let room = self.rooms.get(&*event.room).expect("checked by apply");
         let sender = self.sessions.get(from).and_then(|s| s.conn);
-        let sender = sender.filter(|&c| !to.is_empty() || room.has(c));
+        // A room member has its welcome; a sender of a private message
+        // may be a resume's new connection that has not had it yet.
+        let sender = sender.filter(|&c| {
+            if to.is_empty() {
+                room.has(c)
+            } else {
+                self.conns.get(&c).is_some_and(|k| k.welcomed)
+            }
+        });
         if to.is_empty() {
             match (id, sender) {
                 (Some(_), Some(me)) => {

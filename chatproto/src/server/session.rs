@@ -20,6 +20,10 @@ pub(crate) struct Conn {
     pub last_heard: u64,
     /// When it was pinged without answering yet.
     pub ping_sent_at: Option<u64>,
+    /// Whether its `welcome` went out (nothing of its session may come
+    /// before it: a resume can find a message of the session's previous
+    /// connection still on its way).
+    pub welcomed: bool,
 }
 
 impl Conn {
@@ -28,6 +32,7 @@ impl Conn {
             session: None,
             last_heard: now,
             ping_sent_at: None,
+            welcomed: false,
         }
     }
 }
