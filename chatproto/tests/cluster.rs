@@ -367,6 +367,44 @@ fn a_message_the_log_already_held_is_answered_duplicate() {
     );
 }
 
+/// After a resume, an answer waits for the new connection's own events
+/// only: one of the old connection's that comes back from the log
+/// meanwhile does not let a `pong` go ahead of the `entered` it follows.
+#[test]
+fn a_resumed_connections_answers_wait_for_its_own_events_only() {
+    let mut c = Cluster::new(1);
+    let old = c.connect(0, "alice");
+    c.settle();
+    let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+    // A message on its way when the connection goes.
+    c.nodes[0].handle_frame(
+        NOW,
+        old,
+        ClientFrame::msg_in("lobby", vec![], "on its way", None),
+    );
+    c.drain(0);
+    c.nodes[0].handle_disconnect(NOW, old);
+    let new = c.nodes[0].handle_connect(NOW);
+    c.nodes[0].handle_frame(NOW, new, ClientFrame::join_v2("alice", vec![], Some(token)));
+    c.nodes[0].handle_frame(NOW, new, ClientFrame::enter("rust", None));
+    c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
+    // The log hands back the old message alone first (the new
+    // connection's enter is not in the log yet).
+    c.read_log(0, 1);
+    assert!(
+        !c.frames(0, new).iter().any(|f| f["type"] == "pong"),
+        "{:?}",
+        c.frames(0, new)
+    );
+    c.settle();
+    let kinds: Vec<&str> = c
+        .frames(0, new)
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["welcome", "entered", "presence", "pong"]);
+}
+
 mod random {
     //! Random interleavings: clients on two nodes joining, talking,
     //! entering, parting and leaving while each node reads the log at its

@@ -168,11 +168,15 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&event.session()) else {
             return;
         };
-        if s.in_flight == 0 {
+        let mine = s
+            .in_flight
+            .iter()
+            .position(|p| p.room == event.room && p.ts == event.ts && p.body == event.body);
+        let Some(i) = mine else {
             return;
-        }
-        s.in_flight -= 1;
-        if s.in_flight == 0 {
+        };
+        s.in_flight.remove(i);
+        if s.in_flight.is_empty() {
             let deferred = std::mem::take(&mut s.deferred);
             for step in deferred.into_iter().rev() {
                 self.steps.push_front(step);

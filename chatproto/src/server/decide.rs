@@ -159,7 +159,7 @@ impl Server {
                         rooms: Default::default(),
                         entering: Default::default(),
                         ids: IdWindow::default(),
-                        in_flight: 0,
+                        in_flight: Default::default(),
                         deferred: Default::default(),
                     },
                 );

@@ -123,7 +123,7 @@ impl Server {
             // session's later answers wait for it.
             if let Some(s) = self.sessions.get_mut(&event.session()) {
                 if s.conn.is_some() {
-                    s.in_flight += 1;
+                    s.in_flight.push_back(Arc::clone(&event));
                 }
             }
             self.proposed.push(event);
@@ -440,7 +440,7 @@ impl Server {
                 rooms: Default::default(),
                 entering: Default::default(),
                 ids: Default::default(),
-                in_flight: 0,
+                in_flight: Default::default(),
                 deferred: Default::default(),
             },
         );

@@ -434,7 +434,7 @@ impl Server {
         // What waited for the log goes first; the connection is closing.
         if let Some(s) = self.session_of(client) {
             let deferred = std::mem::take(&mut s.deferred);
-            s.in_flight = 0;
+            s.in_flight.clear();
             self.steps.extend(deferred);
         }
         self.steps.push_back(Step::Send(client, error));
@@ -456,7 +456,7 @@ impl Server {
         };
         s.conn = None;
         s.ended_at = Some(now.mono);
-        s.in_flight = 0;
+        s.in_flight.clear();
         s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
@@ -504,7 +504,7 @@ impl Server {
     pub(crate) fn answer(&mut self, client: ClientId, step: Step) {
         if self.config.cluster {
             if let Some(s) = self.session_of(client) {
-                if s.in_flight > 0 {
+                if !s.in_flight.is_empty() {
                     s.deferred.push_back(step);
                     return;
                 }

@@ -70,10 +70,13 @@ pub(crate) struct Session {
     pub entering: VecDeque<(String, EnterRequest)>,
     /// Its latest message ids.
     pub ids: IdWindow,
-    /// Cluster mode: its events proposed and not yet back from the log,
-    /// and the answers decided meanwhile, which wait for them so that the
-    /// connection gets its answers in the order it sent its frames.
-    pub in_flight: u32,
+    /// Cluster mode: the events its connection proposed and the log has
+    /// not handed back yet, and the answers decided meanwhile, which wait
+    /// for them so that the connection gets its answers in the order it
+    /// sent its frames. An event counts as back when one equal to it
+    /// (room, stamp and body) is applied: not one of an earlier
+    /// connection's, nor another server's word about the session.
+    pub in_flight: VecDeque<Arc<crate::server::event::Event>>,
     pub deferred: VecDeque<crate::server::Step>,
 }
 
