@@ -1440,8 +1440,10 @@ fn a_copy_of_a_tab_starts_afresh_instead_of_taking_the_session() {
     h.block_on(copied_tab(&h, &server));
 }
 
-async fn copied_tab(h: &Harness, server: &Server) {
-    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+/// The page opens a copy of itself in a new window (which gets a copy of
+/// its sessionStorage, as a duplicated tab does) and the driver switches
+/// to it; returns the first window, to switch back.
+async fn open_copy(page: &Page) -> fantoccini::wd::WindowHandle {
     let first = page.c.window().await.expect("the first window");
     page.js("window.open(location.href, '_blank'); return null;", vec![])
         .await;
@@ -1457,6 +1459,12 @@ async fn copied_tab(h: &Harness, server: &Server) {
         .switch_to_window(copy)
         .await
         .expect("switch to the copy");
+    first
+}
+
+async fn copied_tab(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let first = open_copy(&page).await;
     let seen = wait_for("the copy: why it asks for a nickname", async || {
         let v = page
             .js(
@@ -1497,6 +1505,117 @@ async fn copied_tab(h: &Harness, server: &Server) {
     bob.recv_until(100, |f| {
         f["type"] == "msg" && f["from"] == "alice" && f["text"] == "still here"
     });
+    page.close().await;
+}
+
+/// What a copied tab shows: the join form and why, or the chat.
+const COPY_JS: &str = r#"
+const e = document.getElementById('join-error');
+return {
+  join_error: !e.hidden,
+  code: e.dataset.code,
+  text: e.textContent,
+  chat: !document.getElementById('chat').hidden,
+  elsewhere: !document.getElementById('elsewhere').hidden,
+  state: document.getElementById('status').dataset.state,
+  token: JSON.parse(sessionStorage.getItem('chat.resume') || 'null')?.token ?? null,
+};
+"#;
+
+/// A tab whose session went on elsewhere (here: a raw client resumed it)
+/// no longer holds it: a copy of that tab is not turned away with
+/// in_another_tab but resumes the session, which closes the raw client.
+#[test]
+fn a_copy_of_a_tab_whose_session_went_elsewhere_resumes_it() {
+    let Some(h) = Harness::start("a_copy_of_a_tab_whose_session_went_elsewhere") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(copy_after_elsewhere(&h, &server));
+}
+
+async fn copy_after_elsewhere(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    say_in(
+        &mut bob,
+        "lobby",
+        &["alice"],
+        "only for alice, before the copy",
+    );
+    page.wait_texts("lobby", &["only for alice, before the copy"])
+        .await;
+    let token = page
+        .js(
+            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
+            vec![],
+        )
+        .await;
+    let token = token.as_str().expect("the page's session token").to_owned();
+
+    let mut other = server.connect();
+    other.send_frame(&json!({"type": "join", "nick": "alice", "rooms": [], "resume": token}));
+    let welcome = other.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
+    bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+    wait_for("alice: the notice", async || {
+        let v = page.js(ELSEWHERE_JS, vec![]).await;
+        if v["notice"] == json!(true) && v["state"] == json!("elsewhere") {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    // The first window shows the notice while its copy asks whether the
+    // token is held: nobody says so, and the copy resumes the session.
+    let first = open_copy(&page).await;
+    let seen = wait_for("the copy: joined, or why not", async || {
+        let v = page.js(COPY_JS, vec![]).await;
+        if v["join_error"] == json!(true) || v["state"] == json!("connected") {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(
+        seen["join_error"],
+        json!(false),
+        "the copy was turned away by a tab that no longer has the session: {seen}"
+    );
+    assert_eq!(seen["state"], json!("connected"), "{seen}");
+    assert_eq!(seen["chat"], json!(true), "{seen}");
+    assert_eq!(seen["elsewhere"], json!(false), "{seen}");
+    assert_eq!(seen["token"], json!(token), "not the same session: {seen}");
+    other.expect_error("resumed_elsewhere");
+    other.expect_closed();
+    bob.recv_until(100, |f| common::is_presence(f, "alice", "online"));
+    // The conversation as the session had it, its private message included.
+    page.wait_lines("the copy: the conversation", "lobby", |ls| {
+        ls.iter()
+            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+            && ls
+                .iter()
+                .any(|l| l.is_msg() && l.text == "only for alice, before the copy")
+    })
+    .await;
+    page.shot("copy-after-elsewhere").await;
+    page.type_line("from the copy").await;
+    bob.recv_until(100, |f| {
+        f["type"] == "msg" && f["from"] == "alice" && f["text"] == "from the copy"
+    });
+
+    // The first window still shows the notice: it did not take the
+    // session back.
+    page.c
+        .switch_to_window(first)
+        .await
+        .expect("switch to the first window");
+    let v = page.js(ELSEWHERE_JS, vec![]).await;
+    assert_eq!(v["notice"], json!(true), "{v}");
+    assert_eq!(v["state"], json!("elsewhere"), "{v}");
     page.close().await;
 }
 
