@@ -367,6 +367,54 @@ fn a_message_the_log_already_held_is_answered_duplicate() {
     );
 }
 
+/// The log's word that a message was a duplicate answers in that
+/// message's place: after the `entered` of an `enter` sent before it,
+/// which is still on its way.
+#[test]
+fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("rust", None));
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
+    );
+    let mut proposed = Vec::new();
+    while let Some(out) = c.nodes[0].poll() {
+        if let Output::Propose { events, .. } = out {
+            proposed.extend(events);
+        }
+    }
+    let [enter, msg] = &proposed[..] else {
+        panic!("two proposals, not {proposed:?}")
+    };
+    // The enter goes to the log; the message was there already.
+    c.log.entry("rust".into()).or_default().push({
+        let mut e = Event::clone(enter);
+        e.seq = 1;
+        e
+    });
+    let mut first = Event::clone(msg);
+    first.seq = 7;
+    c.nodes[0].handle_logged_duplicate(&first);
+    c.drain(0);
+    assert!(
+        !c.frames(0, alice).iter().any(|f| f["code"] == "duplicate"),
+        "answered before the enter came back: {:?}",
+        c.frames(0, alice)
+    );
+    c.settle();
+    let kinds: Vec<&str> = c
+        .frames(0, alice)
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .skip_while(|&k| k != "entered")
+        .collect();
+    assert_eq!(kinds, ["entered", "presence", "error"]);
+}
+
 /// After a resume, an answer waits for the new connection's own events
 /// only: one of the old connection's that comes back from the log
 /// meanwhile does not let a `pong` go ahead of the `entered` it follows.

@@ -929,3 +929,29 @@ fn a_takeover_while_a_message_waits_for_the_store_welcomes_first() {
         vec![(ErrorCode::Duplicate, Some("p1".into()))]
     );
 }
+
+/// A recipient that resumes (taking over its connection) while a private
+/// message to it waits for the store gets its `welcome` first, and the
+/// message once, in the replay of its `enter`.
+#[test]
+fn a_recipient_resuming_while_a_message_to_it_waits_gets_its_welcome_first() {
+    let mut sim = two();
+    let token = sim.clients[1].session.clone();
+    sim.store.hold = true;
+    sim.send(
+        0,
+        ClientFrame::msg_in("lobby", vec!["bob".into()], "psst", Some("p1".into())),
+    );
+    let back = sim.connect();
+    sim.send(
+        back,
+        ClientFrame::join_v2("bob", vec!["lobby".into()], token),
+    );
+    sim.commit();
+    let got = sim.take(back);
+    assert!(
+        matches!(got.first(), Some(ServerFrame::Welcome { .. })),
+        "{got:?}"
+    );
+    assert_eq!(msgs(&got), vec![(3, "psst".to_owned())], "{got:?}");
+}

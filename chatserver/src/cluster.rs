@@ -41,8 +41,9 @@ const TAKEOVER_PREFIX: &str = "chat.takeover.";
 /// connection that is being closed for it.
 const TAKEOVER_CLAIMS: u32 = 3;
 /// How many times a node tries to delete the claim of a connection it
-/// closed for a takeover (waiting 50 ms, then twice as long each time).
-const TAKEOVER_DELETES: u32 = 6;
+/// closed for a takeover (waiting 50 ms, then twice as long each time:
+/// 350 ms in all, well within a join's claim timeout).
+const TAKEOVER_DELETES: u32 = 4;
 /// How long a join waits before claiming once more when the node holding
 /// its nickname closed no connection for it (its own loss may be freeing
 /// the claim at that moment).
@@ -525,7 +526,10 @@ impl Cluster {
             match ack.await {
                 Ok(ack) => {
                     let p = &batch[i];
-                    if ack.duplicate && !tried && p.msg_id.starts_with("m/") {
+                    if ack.duplicate
+                        && p.msg_id.starts_with("m/")
+                        && !self.ours(p, ack.sequence, tried).await
+                    {
                         if let Some(event) = decode_event(&p.room, ack.sequence, &p.payload) {
                             let _ = self.to_hub.send(FromCluster::Duplicate(event)).await;
                         }
@@ -1042,6 +1046,25 @@ impl Cluster {
         });
     }
 
+    /// A duplicate acknowledgement for the message `p`: whether the copy
+    /// the log holds is this proposal's own (an earlier try stored it, and
+    /// it comes back to be applied) rather than another node's (a resend
+    /// after the session moved; it will not come back). Never published
+    /// before: not ours. Published before: ours if the stored payload is
+    /// this one, stamp included; if that cannot be read, ours (the client
+    /// then waits for an echo, and resends on its next reconnect).
+    async fn ours(&self, p: &Proposal, seq: u64, tried: bool) -> bool {
+        if !tried {
+            return false;
+        }
+        let (name, _) = names(&p.room);
+        let stored = match self.js.get_stream(&name).await {
+            Ok(stream) => stream.get_raw_message(seq).await.ok(),
+            Err(_) => None,
+        };
+        stored.is_none_or(|m| m.payload == p.payload)
+    }
+
     /// Ask the run `origin` to close the connection of the session whose
     /// token hashes to `token` and give up its nickname claim; whether it
     /// did (it answers once the claim is deleted).
@@ -1079,7 +1102,7 @@ impl Cluster {
                 if let Ok(Some((key, revision))) = answer.await {
                     // The hub has let the claim go: nobody else deletes it.
                     let mut backoff = Duration::from_millis(50);
-                    for _ in 0..TAKEOVER_DELETES {
+                    for attempt in 1..=TAKEOVER_DELETES {
                         match self
                             .nicks
                             .delete_expect_revision(&key, Some(revision))
@@ -1089,10 +1112,18 @@ impl Cluster {
                                 closed = true;
                                 break;
                             }
+                            // Freed already (this node seemed dead to the
+                            // others): the asker may claim.
+                            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                                closed = true;
+                                break;
+                            }
                             Err(e) => warn!(error = %e, "cannot give up a nickname claim"),
                         }
-                        tokio::time::sleep(backoff).await;
-                        backoff *= 2;
+                        if attempt < TAKEOVER_DELETES {
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
+                        }
                     }
                 }
             }

@@ -156,32 +156,43 @@ impl Server {
             EventBody::Msg { .. } => self.apply_msg(&event),
         }
         if self.config.cluster {
-            self.answers_after(&event);
+            self.answers_after(&event, None);
         }
         self.current = Some(event);
     }
 
-    /// Cluster mode: `event` came back from the log; if it was the last
-    /// of its session's on the way, the answers that waited for it go out
-    /// right after its deliveries.
-    pub(crate) fn answers_after(&mut self, event: &Event) {
+    /// Cluster mode: `event` came back from the log, or the log said it
+    /// held it already and `answer` is the sender's answer for it, which
+    /// goes where that message's frame came among the answers waiting. If
+    /// it was the last of its connection's on the way, the answers that
+    /// waited go out right after its deliveries. Whether it was one of
+    /// that connection's.
+    pub(crate) fn answers_after(&mut self, event: &Event, answer: Option<ServerFrame>) -> bool {
         let Some(s) = self.sessions.get_mut(&event.session()) else {
-            return;
+            return false;
         };
         let mine = s
             .in_flight
             .iter()
-            .position(|p| p.room == event.room && p.ts == event.ts && p.body == event.body);
-        let Some(i) = mine else {
-            return;
+            .position(|(p, _)| p.room == event.room && p.ts == event.ts && p.body == event.body);
+        let Some((_, at)) = mine.and_then(|i| s.in_flight.remove(i)) else {
+            return false;
         };
-        s.in_flight.remove(i);
+        if let (Some(frame), Some(conn)) = (answer, s.conn) {
+            // Answers put in earlier (in the order of their messages) came
+            // before this one's place.
+            let at = (at + s.answered).min(s.deferred.len());
+            s.deferred.insert(at, Step::Send(conn, frame));
+            s.answered += 1;
+        }
         if s.in_flight.is_empty() {
+            s.answered = 0;
             let deferred = std::mem::take(&mut s.deferred);
             for step in deferred.into_iter().rev() {
                 self.steps.push_front(step);
             }
         }
+        true
     }
 
     fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {
@@ -312,10 +323,12 @@ impl Server {
             return;
         }
         let mut list = std::mem::take(&mut self.spare);
+        // Recipients in the room now: a resume's new connection is not
+        // before its `welcome` and `entered` (its replay brings it).
         list.extend(
             to.iter()
                 .filter_map(|r| self.sessions.get(&r.session).and_then(|s| s.conn))
-                .filter(|c| Some(*c) != sender),
+                .filter(|&c| Some(c) != sender && room.has(c)),
         );
         match (id, sender) {
             (Some(_), Some(me)) => {

@@ -160,6 +160,7 @@ impl Server {
                         entering: Default::default(),
                         ids: IdWindow::default(),
                         in_flight: Default::default(),
+                        answered: 0,
                         deferred: Default::default(),
                     },
                 );

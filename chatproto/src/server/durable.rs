@@ -123,7 +123,8 @@ impl Server {
             // session's later answers wait for it.
             if let Some(s) = self.sessions.get_mut(&event.session()) {
                 if s.conn.is_some() {
-                    s.in_flight.push_back(Arc::clone(&event));
+                    s.in_flight
+                        .push_back((Arc::clone(&event), s.deferred.len()));
                 }
             }
             self.proposed.push(event);
@@ -441,6 +442,7 @@ impl Server {
                 entering: Default::default(),
                 ids: Default::default(),
                 in_flight: Default::default(),
+                answered: 0,
                 deferred: Default::default(),
             },
         );

@@ -102,12 +102,10 @@ impl Server {
             return;
         };
         s.ids.insert(id, &event.room, event.seq, cap);
-        let conn = s.conn;
-        self.answers_after(event);
-        if let Some(conn) = conn {
-            let frame = self.duplicate(id, &event.room, event.seq);
-            self.steps.push_front(Step::Send(conn, frame));
-        }
+        // Only to the connection that sent it (not one that resumed the
+        // session since), in its place among the answers.
+        let frame = self.duplicate(id, &event.room, event.seq);
+        self.answers_after(event, Some(frame));
     }
 
     /// Cluster mode: the log's event `seq` of `room` is not one this server

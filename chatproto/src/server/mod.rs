@@ -435,6 +435,7 @@ impl Server {
         if let Some(s) = self.session_of(client) {
             let deferred = std::mem::take(&mut s.deferred);
             s.in_flight.clear();
+            s.answered = 0;
             self.steps.extend(deferred);
         }
         self.steps.push_back(Step::Send(client, error));
@@ -457,6 +458,7 @@ impl Server {
         s.conn = None;
         s.ended_at = Some(now.mono);
         s.in_flight.clear();
+        s.answered = 0;
         s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();

@@ -76,7 +76,11 @@ pub(crate) struct Session {
     /// sent its frames. An event counts as back when one equal to it
     /// (room, stamp and body) is applied: not one of an earlier
     /// connection's, nor another server's word about the session.
-    pub in_flight: VecDeque<Arc<crate::server::event::Event>>,
+    /// Each with how many answers waited when it was proposed.
+    pub in_flight: VecDeque<(Arc<crate::server::event::Event>, usize)>,
+    /// Answers put among the waiting ones since they last went out (see
+    /// `Server::answers_after`).
+    pub answered: usize,
     pub deferred: VecDeque<crate::server::Step>,
 }
 
