@@ -113,6 +113,24 @@ impl Cluster {
         self.drain(n);
     }
 
+    /// What node `n` proposes now, held back from the log (the rest of
+    /// its output is dropped).
+    fn proposals(&mut self, n: usize) -> Vec<std::sync::Arc<Event>> {
+        let mut proposed = Vec::new();
+        while let Some(out) = self.nodes[n].poll() {
+            if let Output::Propose { events, .. } = out {
+                proposed.extend(events);
+            }
+        }
+        proposed
+    }
+
+    /// The `type` of each frame `c` on `node` got.
+    fn kinds(&self, node: usize, c: ClientId) -> Vec<&str> {
+        let frames = self.frames(node, c);
+        frames.iter().map(|f| f["type"].as_str().unwrap()).collect()
+    }
+
     fn frames(&self, node: usize, c: ClientId) -> &[Value] {
         self.got.get(&(node, c)).map_or(&[], Vec::as_slice)
     }
@@ -332,12 +350,7 @@ fn a_message_the_log_already_held_is_answered_duplicate() {
         ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
     );
     c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
-    let mut proposed = Vec::new();
-    while let Some(out) = c.nodes[0].poll() {
-        if let Output::Propose { events, .. } = out {
-            proposed.extend(events);
-        }
-    }
+    let proposed = c.proposals(0);
     let [event] = &proposed[..] else {
         panic!("one proposal, not {proposed:?}")
     };
@@ -381,12 +394,7 @@ fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
         alice,
         ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
     );
-    let mut proposed = Vec::new();
-    while let Some(out) = c.nodes[0].poll() {
-        if let Output::Propose { events, .. } = out {
-            proposed.extend(events);
-        }
-    }
+    let proposed = c.proposals(0);
     let [enter, msg] = &proposed[..] else {
         panic!("two proposals, not {proposed:?}")
     };
@@ -406,13 +414,9 @@ fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
         c.frames(0, alice)
     );
     c.settle();
-    let kinds: Vec<&str> = c
-        .frames(0, alice)
-        .iter()
-        .map(|f| f["type"].as_str().unwrap())
-        .skip_while(|&k| k != "entered")
-        .collect();
-    assert_eq!(kinds, ["entered", "presence", "error"]);
+    let kinds = c.kinds(0, alice);
+    let from_entered: Vec<&str> = kinds.into_iter().skip_while(|&k| k != "entered").collect();
+    assert_eq!(from_entered, ["entered", "presence", "error"]);
 }
 
 /// After a resume, an answer waits for the new connection's own events
@@ -445,12 +449,7 @@ fn a_resumed_connections_answers_wait_for_its_own_events_only() {
         c.frames(0, new)
     );
     c.settle();
-    let kinds: Vec<&str> = c
-        .frames(0, new)
-        .iter()
-        .map(|f| f["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["welcome", "entered", "presence", "pong"]);
+    assert_eq!(c.kinds(0, new), ["welcome", "entered", "presence", "pong"]);
 }
 
 mod random {

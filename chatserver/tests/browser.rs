@@ -1196,13 +1196,7 @@ async fn reload(h: &Harness, server: &Server) {
     );
     page.wait_texts("lobby", &["only for alice, before the reload"])
         .await;
-    let token = || async {
-        page.js(
-            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
-            vec![],
-        )
-        .await
-    };
+    let token = || page_token(&page);
     let before = token().await;
     assert!(before.is_string(), "no session kept for a reload: {before}");
     // A second room, the one being read at the reload.
@@ -1299,6 +1293,25 @@ fn a_session_resumed_elsewhere_comes_back_only_by_the_button() {
     h.block_on(resumed_elsewhere(&h, &server));
 }
 
+/// The session token the page keeps for a reload.
+async fn page_token(page: &Page) -> Value {
+    let js = "return JSON.parse(sessionStorage.getItem('chat.resume')).token;";
+    page.js(js, vec![]).await
+}
+
+/// A raw client resumes the page's session with its token and so takes
+/// it over (the page is told `resumed_elsewhere`); bob sees alice go.
+async fn take_over(page: &Page, server: &Server, bob: &mut Client) -> Client {
+    let token = page_token(page).await;
+    let token = token.as_str().expect("the page's session token").to_owned();
+    let mut other = server.connect();
+    other.send_frame(&json!({"type": "join", "nick": "alice", "rooms": [], "resume": token}));
+    let welcome = other.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
+    bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+    other
+}
+
 async fn resumed_elsewhere(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
     let mut bob = server.join("bob");
@@ -1310,19 +1323,7 @@ async fn resumed_elsewhere(h: &Harness, server: &Server) {
         .send_keys("half a line")
         .await
         .expect("type a draft");
-    let token = page
-        .js(
-            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
-            vec![],
-        )
-        .await;
-    let token = token.as_str().expect("the page's session token").to_owned();
-
-    let mut other = server.connect();
-    other.send_frame(&json!({"type": "join", "nick": "alice", "rooms": [], "resume": token}));
-    let welcome = other.expect_kind("welcome");
-    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
-    bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+    let mut other = take_over(&page, server, &mut bob).await;
 
     let seen = wait_for("alice: the notice", async || {
         let v = page.js(ELSEWHERE_JS, vec![]).await;
@@ -1545,19 +1546,8 @@ async fn copy_after_elsewhere(h: &Harness, server: &Server) {
     );
     page.wait_texts("lobby", &["only for alice, before the copy"])
         .await;
-    let token = page
-        .js(
-            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
-            vec![],
-        )
-        .await;
-    let token = token.as_str().expect("the page's session token").to_owned();
-
-    let mut other = server.connect();
-    other.send_frame(&json!({"type": "join", "nick": "alice", "rooms": [], "resume": token}));
-    let welcome = other.expect_kind("welcome");
-    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
-    bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+    let token = page_token(&page).await;
+    let mut other = take_over(&page, server, &mut bob).await;
     wait_for("alice: the notice", async || {
         let v = page.js(ELSEWHERE_JS, vec![]).await;
         if v["notice"] == json!(true) && v["state"] == json!("elsewhere") {
@@ -1588,7 +1578,7 @@ async fn copy_after_elsewhere(h: &Harness, server: &Server) {
     assert_eq!(seen["state"], json!("connected"), "{seen}");
     assert_eq!(seen["chat"], json!(true), "{seen}");
     assert_eq!(seen["elsewhere"], json!(false), "{seen}");
-    assert_eq!(seen["token"], json!(token), "not the same session: {seen}");
+    assert_eq!(seen["token"], token, "not the same session: {seen}");
     other.expect_error("resumed_elsewhere");
     other.expect_closed();
     bob.recv_until(100, |f| common::is_presence(f, "alice", "online"));
