@@ -407,6 +407,20 @@ fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
     let mut first = Event::clone(msg);
     first.seq = 7;
     c.nodes[0].handle_logged_duplicate(&first);
+    // Then a second resend and a ping; the second is a duplicate too.
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "and again", Some("m2".into())),
+    );
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    let proposed = c.proposals(0);
+    let [msg] = &proposed[..] else {
+        panic!("one proposal, not {proposed:?}")
+    };
+    let mut second = Event::clone(msg);
+    second.seq = 8;
+    c.nodes[0].handle_logged_duplicate(&second);
     c.drain(0);
     assert!(
         !c.frames(0, alice).iter().any(|f| f["code"] == "duplicate"),
@@ -414,9 +428,29 @@ fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
         c.frames(0, alice)
     );
     c.settle();
-    let kinds = c.kinds(0, alice);
-    let from_entered: Vec<&str> = kinds.into_iter().skip_while(|&k| k != "entered").collect();
-    assert_eq!(from_entered, ["entered", "presence", "error"]);
+    let frames = c.frames(0, alice);
+    let answers: Vec<String> = frames
+        .iter()
+        .skip_while(|f| f["type"] != "entered")
+        .map(|f| match f["type"].as_str().unwrap() {
+            "error" => format!(
+                "{} {}",
+                f["code"].as_str().unwrap(),
+                f["id"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "entered",
+            "presence",
+            "duplicate m1",
+            "duplicate m2",
+            "pong"
+        ]
+    );
 }
 
 /// After a resume, an answer waits for the new connection's own events

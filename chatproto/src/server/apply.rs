@@ -171,17 +171,18 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&event.session()) else {
             return false;
         };
-        let mine = s
-            .in_flight
-            .iter()
-            .position(|(p, _)| p.room == event.room && p.ts == event.ts && p.body == event.body);
-        let Some((_, at)) = mine.and_then(|i| s.in_flight.remove(i)) else {
+        let mine = s.in_flight.iter().position(|w| {
+            let p = &w.event;
+            p.room == event.room && p.ts == event.ts && p.body == event.body
+        });
+        let Some(w) = mine.and_then(|i| s.in_flight.remove(i)) else {
             return false;
         };
         if let (Some(frame), Some(conn)) = (answer, s.conn) {
-            // Answers put in earlier (in the order of their messages) came
-            // before this one's place.
-            let at = (at + s.answered).min(s.deferred.len());
+            // Its place: after the answers that waited when it was
+            // proposed, and those put in since for earlier messages.
+            let at = w.waiting + (s.answered - w.answered);
+            let at = at.min(s.deferred.len());
             s.deferred.insert(at, Step::Send(conn, frame));
             s.answered += 1;
         }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::{Event, EventBody, SessionId};
 use crate::server::room::Room;
-use crate::server::session::Session;
+use crate::server::session::{OnTheWay, Session};
 use crate::server::timers::Timer;
 use crate::server::{Now, Server, Step};
 
@@ -123,8 +123,11 @@ impl Server {
             // session's later answers wait for it.
             if let Some(s) = self.sessions.get_mut(&event.session()) {
                 if s.conn.is_some() {
-                    s.in_flight
-                        .push_back((Arc::clone(&event), s.deferred.len()));
+                    s.in_flight.push_back(OnTheWay {
+                        event: Arc::clone(&event),
+                        waiting: s.deferred.len(),
+                        answered: s.answered,
+                    });
                 }
             }
             self.proposed.push(event);

@@ -76,12 +76,22 @@ pub(crate) struct Session {
     /// sent its frames. An event counts as back when one equal to it
     /// (room, stamp and body) is applied: not one of an earlier
     /// connection's, nor another server's word about the session.
-    /// Each with how many answers waited when it was proposed.
-    pub in_flight: VecDeque<(Arc<crate::server::event::Event>, usize)>,
+    pub in_flight: VecDeque<OnTheWay>,
     /// Answers put among the waiting ones since they last went out (see
     /// `Server::answers_after`).
     pub answered: usize,
     pub deferred: VecDeque<crate::server::Step>,
+}
+
+/// Cluster mode: an event a connection proposed, on its way through the
+/// log, and where an answer for it would go among the waiting ones.
+#[derive(Debug)]
+pub(crate) struct OnTheWay {
+    pub event: Arc<crate::server::event::Event>,
+    /// How many answers waited when it was proposed.
+    pub waiting: usize,
+    /// The session's `answered` then.
+    pub answered: usize,
 }
 
 /// The ids a session used last, each with the room and seq of its message.
