@@ -214,7 +214,8 @@ fn names(room: &str) -> (String, String) {
     )
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -993,25 +994,30 @@ impl Cluster {
                     // still open somewhere: the token wins (PROTOCOL.md
                     // §5.1), so that connection is closed and its claim
                     // given up, and the nickname is claimed again.
-                    if let (Some(hash), Some((_, held_as))) = (resume, &session) {
-                        for _ in 0..TAKEOVER_CLAIMS {
-                            let Err(ClaimError::Taken {
-                                same: true,
-                                origin: Some(origin),
-                                ..
-                            }) = &claim
-                            else {
-                                break;
-                            };
-                            if chatproto::nick_key(held_as) != key {
-                                break;
-                            }
-                            if !me.take_over(origin, &hash).await {
-                                tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
-                                claim = me.claim_nick(&nick, &key, &skeleton).await;
-                                break;
-                            }
-                            claim = me.claim_nick(&nick, &key, &skeleton).await;
+                    let own = session
+                        .as_ref()
+                        .is_some_and(|(_, held_as)| chatproto::nick_key(held_as) == key);
+                    for _ in 0..TAKEOVER_CLAIMS {
+                        let (Some(hash), true) = (resume, own) else {
+                            break;
+                        };
+                        let Err(ClaimError::Taken {
+                            same: true,
+                            origin: Some(origin),
+                            ..
+                        }) = &claim
+                        else {
+                            break;
+                        };
+                        // Nothing closed there: its own loss may be freeing
+                        // the claim now; one more look, a moment later.
+                        let closed = me.take_over(origin, &hash).await;
+                        if !closed {
+                            tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
+                        }
+                        claim = me.claim_nick(&nick, &key, &skeleton).await;
+                        if !closed {
+                            break;
                         }
                     }
                     (session, claim)

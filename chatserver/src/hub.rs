@@ -731,8 +731,7 @@ impl Hub {
                 Output::Propose { events, .. } => {
                     if let Some(c) = &mut self.cluster {
                         for e in &events {
-                            let connected = self.server.is_connected(e.session());
-                            propose(c, e, connected);
+                            propose(c, e, |s| self.server.is_connected(s));
                         }
                     }
                 }
@@ -1402,19 +1401,19 @@ fn propose_departures(c: &mut ClusterSide, now: Now, said_by: impl Fn(&Arc<str>)
 /// Anything else gets this run's next id. (A part while connected too: if
 /// another node had said the same departure, the log would drop this one
 /// and the session's answers would wait for it for ever.)
-fn propose(c: &mut ClusterSide, event: &Event, connected: bool) {
+fn propose(c: &mut ClusterSide, event: &Event, connected: impl Fn(SessionId) -> bool) {
     match &event.body {
         EventBody::Msg {
             from, id: Some(id), ..
         } => {
-            let id = format!("m/{}/{}", from.0, hex_of(id.as_bytes()));
+            let id = format!("m/{}/{}", from.0, crate::cluster::hex(id.as_bytes()));
             return c.link.propose_with_id(event, id);
         }
         EventBody::Presence {
             session,
             status: PresenceStatus::Offline,
             ..
-        } if !connected => {
+        } if !connected(*session) => {
             let mine = Arc::clone(&c.link.origin);
             // Taken out now: should the session enter again and leave
             // before this departure comes back from the log, that one is
@@ -1433,10 +1432,6 @@ fn propose(c: &mut ClusterSide, event: &Event, connected: bool) {
         _ => {}
     }
     c.link.propose(event);
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The message id of `sid` leaving `room` after the entry `owner` says.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 use crate::nick::{nick_key, nick_skeleton, normalize_nick};
 use crate::server::config::LOBBY;
+use crate::server::durable::TokenHash;
 use crate::server::event::{room_name, room_name_ref, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
 use crate::server::session::{EnterRequest, IdWindow, Session};
@@ -93,8 +94,9 @@ impl Server {
             Err(e) => return self.error(client, ErrorCode::NickInvalid, e.to_string()),
         };
         let key = nick_key(&nick);
-        if let Some(token) = &resume {
-            self.take_over(now, token, &key);
+        let hash = resume.as_deref().map(crate::server::durable::hash_token);
+        if let Some(hash) = &hash {
+            self.take_over(now, hash, &key);
         }
         if let Some(other) = self.by_key.get(&key) {
             let taken = self.sessions.get(other).map_or("", |s| &s.nick);
@@ -111,9 +113,8 @@ impl Server {
         }
         // Continue the session named by `resume` if it ended in time and
         // was this nickname's; otherwise a fresh session, not an error.
-        let resumable = resume
-            .as_ref()
-            .and_then(|t| self.tokens.get(&crate::server::durable::hash_token(t)))
+        let resumable = hash
+            .and_then(|h| self.tokens.get(&h))
             .copied()
             .filter(|sid| {
                 let s = &self.sessions[sid];
@@ -198,9 +199,8 @@ impl Server {
     /// with `resumed_elsewhere` and its session waits to be resumed, as
     /// after any disconnect. Only for the same nickname (by identity), as
     /// any resume.
-    fn take_over(&mut self, now: Now, token: &str, key: &str) {
-        let hash = crate::server::durable::hash_token(token);
-        if let Some(old) = self.live_conn_of(&hash, Some(key)) {
+    fn take_over(&mut self, now: Now, token: &TokenHash, key: &str) {
+        if let Some(old) = self.live_conn_of(token, Some(key)) {
             self.close_with(now, old, crate::server::resumed_elsewhere());
         }
     }
@@ -529,8 +529,6 @@ impl Server {
         self.send(to, frame);
     }
 
-    /// An error message that fits a frame: one that quotes what the client
-    /// sent could outgrow the limit, and is cut short rather than lost.
     /// The answer to a `msg` whose `id` the session already used for the
     /// message `seq` of `room`.
     pub(crate) fn duplicate(&self, id: &str, room: &str, seq: u64) -> ServerFrame {
@@ -546,6 +544,8 @@ impl Server {
         }
     }
 
+    /// An error message that fits a frame: one that quotes what the client
+    /// sent could outgrow the limit, and is cut short rather than lost.
     pub(crate) fn fit(&self, mut message: String) -> String {
         // JSON can spend 6 bytes on one byte of text (`\u001b`); 512 covers
         // the other members (code, id, room, seq).

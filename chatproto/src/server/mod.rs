@@ -334,7 +334,7 @@ impl Server {
     fn live_conn_of(&self, token: &TokenHash, key: Option<&str>) -> Option<ClientId> {
         let s = &self.sessions[self.tokens.get(token)?];
         match key {
-            Some(key) if *s.key != *key => None,
+            Some(key) if s.key != key => None,
             _ => s.conn,
         }
     }
