@@ -125,6 +125,19 @@ impl Cluster {
         proposed
     }
 
+    /// Node `n`'s one proposal, a message the log held already at `seq`
+    /// (another node logged it first): the node is told so, as its
+    /// publisher tells it.
+    fn logged_before(&mut self, n: usize, seq: u64) {
+        let proposed = self.proposals(n);
+        let [event] = &proposed[..] else {
+            panic!("one proposal, not {proposed:?}")
+        };
+        let mut first = Event::clone(event);
+        first.seq = seq;
+        self.nodes[n].handle_logged_duplicate(&first);
+    }
+
     /// The `type` of each frame `c` on `node` got.
     fn kinds(&self, node: usize, c: ClientId) -> Vec<&str> {
         let frames = self.frames(node, c);
@@ -350,13 +363,7 @@ fn a_message_the_log_already_held_is_answered_duplicate() {
         ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
     );
     c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
-    let proposed = c.proposals(0);
-    let [event] = &proposed[..] else {
-        panic!("one proposal, not {proposed:?}")
-    };
-    let mut first = Event::clone(event);
-    first.seq = 7;
-    c.nodes[0].handle_logged_duplicate(&first);
+    c.logged_before(0, 7);
     c.drain(0);
     let frames = c.frames(0, alice);
     let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
@@ -414,13 +421,7 @@ fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
         ClientFrame::msg_in("lobby", vec![], "and again", Some("m2".into())),
     );
     c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
-    let proposed = c.proposals(0);
-    let [msg] = &proposed[..] else {
-        panic!("one proposal, not {proposed:?}")
-    };
-    let mut second = Event::clone(msg);
-    second.seq = 8;
-    c.nodes[0].handle_logged_duplicate(&second);
+    c.logged_before(0, 8);
     c.drain(0);
     assert!(
         !c.frames(0, alice).iter().any(|f| f["code"] == "duplicate"),

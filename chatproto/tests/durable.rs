@@ -888,6 +888,22 @@ fn rooms_restored_are_forgotten_least_recently_active_first() {
     assert_eq!(mike, 1, "then the next least recently active");
 }
 
+/// With the store holding on, alice (0) sends bob "psst" (id p1); then a
+/// new connection resumes client `who`'s session as `nick`, entering
+/// `rooms`, and the store takes everything. The new connection.
+fn resume_while_psst_waits(sim: &mut Sim, who: usize, nick: &str, rooms: Vec<String>) -> usize {
+    let token = sim.clients[who].session.clone();
+    sim.store.hold = true;
+    sim.send(
+        0,
+        ClientFrame::msg_in("lobby", vec!["bob".into()], "psst", Some("p1".into())),
+    );
+    let back = sim.connect();
+    sim.send(back, ClientFrame::join_v2(nick, rooms, token));
+    sim.commit();
+    back
+}
+
 /// A resume that takes a session over while a private message of its old
 /// connection waits for the store: the new connection's first frame is
 /// its `welcome`, never that message's echo (its client resends it, and
@@ -895,15 +911,7 @@ fn rooms_restored_are_forgotten_least_recently_active_first() {
 #[test]
 fn a_takeover_while_a_message_waits_for_the_store_welcomes_first() {
     let mut sim = two();
-    let token = sim.clients[0].session.clone();
-    sim.store.hold = true;
-    sim.send(
-        0,
-        ClientFrame::msg_in("lobby", vec!["bob".into()], "psst", Some("p1".into())),
-    );
-    let back = sim.connect();
-    sim.send(back, ClientFrame::join_v2("alice", vec![], token));
-    sim.commit();
+    let back = resume_while_psst_waits(&mut sim, 0, "alice", vec![]);
     let got = sim.take(back);
     assert!(
         matches!(
@@ -936,18 +944,7 @@ fn a_takeover_while_a_message_waits_for_the_store_welcomes_first() {
 #[test]
 fn a_recipient_resuming_while_a_message_to_it_waits_gets_its_welcome_first() {
     let mut sim = two();
-    let token = sim.clients[1].session.clone();
-    sim.store.hold = true;
-    sim.send(
-        0,
-        ClientFrame::msg_in("lobby", vec!["bob".into()], "psst", Some("p1".into())),
-    );
-    let back = sim.connect();
-    sim.send(
-        back,
-        ClientFrame::join_v2("bob", vec!["lobby".into()], token),
-    );
-    sim.commit();
+    let back = resume_while_psst_waits(&mut sim, 1, "bob", vec!["lobby".into()]);
     let got = sim.take(back);
     assert!(
         matches!(got.first(), Some(ServerFrame::Welcome { .. })),

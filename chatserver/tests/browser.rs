@@ -1185,17 +1185,18 @@ fn a_reloaded_page_resumes_its_session() {
     h.block_on(reload(&h, &server));
 }
 
-async fn reload(h: &Harness, server: &Server) {
+/// A page joins as alice, and bob tells her `text`, for her only; the
+/// page shows it.
+async fn alice_told_by_bob(h: &Harness, server: &Server, text: &str) -> (Page, Client) {
     let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
     let mut bob = server.join("bob");
-    say_in(
-        &mut bob,
-        "lobby",
-        &["alice"],
-        "only for alice, before the reload",
-    );
-    page.wait_texts("lobby", &["only for alice, before the reload"])
-        .await;
+    say_in(&mut bob, "lobby", &["alice"], text);
+    page.wait_texts("lobby", &[text]).await;
+    (page, bob)
+}
+
+async fn reload(h: &Harness, server: &Server) {
+    let (page, _bob) = alice_told_by_bob(h, server, "only for alice, before the reload").await;
     let token = || page_token(&page);
     let before = token().await;
     assert!(before.is_string(), "no session kept for a reload: {before}");
@@ -1536,16 +1537,7 @@ fn a_copy_of_a_tab_whose_session_went_elsewhere_resumes_it() {
 }
 
 async fn copy_after_elsewhere(h: &Harness, server: &Server) {
-    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
-    let mut bob = server.join("bob");
-    say_in(
-        &mut bob,
-        "lobby",
-        &["alice"],
-        "only for alice, before the copy",
-    );
-    page.wait_texts("lobby", &["only for alice, before the copy"])
-        .await;
+    let (page, mut bob) = alice_told_by_bob(h, server, "only for alice, before the copy").await;
     let token = page_token(&page).await;
     let mut other = take_over(&page, server, &mut bob).await;
     wait_for("alice: the notice", async || {
