@@ -10,11 +10,13 @@
 //! (so any node can resume them), and each node heartbeats into a third;
 //! a node that stops is noticed by the others, who say its clients left.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_nats::header::{HeaderName, NATS_MESSAGE_ID};
 use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -52,8 +54,9 @@ const TAKEOVER_AGAIN_AFTER: Duration = Duration::from_millis(100);
 const NICKS: &str = "chat_nicks";
 const SESSIONS: &str = "chat_sessions";
 const NODES: &str = "chat_nodes";
-/// The header naming the node (and its run) that proposed an event.
-const ORIGIN: &str = "Chat-Origin";
+/// The header naming the node (and its run) that proposed an event (made
+/// once: a name given as a string is checked and copied at every use).
+const ORIGIN: HeaderName = HeaderName::from_static("Chat-Origin");
 /// How long JetStream remembers message ids to drop a second copy.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How often a node heartbeats and looks at the others' heartbeats.
@@ -252,13 +255,17 @@ struct SessionValue {
     nick: String,
 }
 
-/// An event as a stream message's payload.
-#[derive(Serialize, Deserialize)]
-struct Logged {
+/// An event as a stream message's payload, read: its kind and nickname
+/// borrowed from the payload where they hold no escape ([`LoggedOut`] is
+/// the same payload written).
+#[derive(Deserialize)]
+struct Logged<'a> {
     /// `p` presence, `m` message.
-    k: String,
+    #[serde(borrow)]
+    k: Cow<'a, str>,
     s: u64,
-    n: String,
+    #[serde(borrow)]
+    n: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     on: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -270,6 +277,24 @@ struct Logged {
     ts: u64,
 }
 
+/// An event as a stream message's payload, written from the event's own
+/// strings (no copy of them on the way).
+#[derive(Serialize)]
+struct LoggedOut<'a> {
+    k: &'a str,
+    s: u64,
+    n: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on: Option<bool>,
+    #[serde(skip_serializing_if = "LoggedRecipients::is_empty")]
+    to: LoggedRecipients<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    ts: u64,
+}
+
 /// `event` as a stream message's payload.
 pub fn encode_event(event: &Event) -> Bytes {
     let logged = match &event.body {
@@ -278,12 +303,12 @@ pub fn encode_event(event: &Event) -> Bytes {
             nick,
             status,
             ..
-        } => Logged {
-            k: "p".into(),
+        } => LoggedOut {
+            k: "p",
             s: session.0,
-            n: nick.to_string(),
+            n: nick,
             on: Some(*status == PresenceStatus::Online),
-            to: Vec::new(),
+            to: LoggedRecipients(&[]),
             t: None,
             id: None,
             ts: event.ts,
@@ -295,17 +320,14 @@ pub fn encode_event(event: &Event) -> Bytes {
             text,
             id,
             ..
-        } => Logged {
-            k: "m".into(),
+        } => LoggedOut {
+            k: "m",
             s: from.0,
-            n: nick.to_string(),
+            n: nick,
             on: None,
-            to: to
-                .iter()
-                .map(|r| (r.session.0, r.nick.to_string()))
-                .collect(),
-            t: Some(text.clone()),
-            id: id.clone(),
+            to: LoggedRecipients(to),
+            t: Some(text),
+            id: id.as_deref(),
             ts: event.ts,
         },
         _ => return Bytes::new(),
@@ -313,21 +335,36 @@ pub fn encode_event(event: &Event) -> Bytes {
     Bytes::from(serde_json::to_vec(&logged).unwrap_or_default())
 }
 
+/// A message's recipients as the log holds them: `[session, nick]` pairs.
+struct LoggedRecipients<'a>(&'a [Recipient]);
+
+impl LoggedRecipients<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for LoggedRecipients<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|r| (r.session.0, &*r.nick)))
+    }
+}
+
 /// A stream message's payload as the event `seq` of `room`.
-pub fn decode_event(room: &str, seq: u64, payload: &[u8]) -> Option<Event> {
-    let l: Logged = serde_json::from_slice(payload).ok()?;
-    let body = match l.k.as_str() {
+pub fn decode_event(room: &Arc<str>, seq: u64, payload: &[u8]) -> Option<Event> {
+    let l: Logged<'_> = serde_json::from_slice(payload).ok()?;
+    let body = match &*l.k {
         "p" => {
             let status = if l.on? {
                 PresenceStatus::Online
             } else {
                 PresenceStatus::Offline
             };
-            EventBody::presence(SessionId(l.s), l.n, status)
+            EventBody::presence(SessionId(l.s), &*l.n, status)
         }
         "m" => EventBody::msg(
             SessionId(l.s),
-            l.n,
+            &*l.n,
             l.to.into_iter()
                 .map(|(s, n)| Recipient::new(SessionId(s), n))
                 .collect(),
@@ -336,7 +373,39 @@ pub fn decode_event(room: &str, seq: u64, payload: &[u8]) -> Option<Event> {
         ),
         _ => return None,
     };
-    Some(Event::new(room, seq, l.ts, body))
+    Some(Event::new(Arc::clone(room), seq, l.ts, body))
+}
+
+/// The stream sequence of a JetStream message, read from its reply
+/// subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+/// seq>.<time>.<pending>`, or with the domain and account hash after
+/// `$JS.ACK.` (and maybe a token at the end). async-nats's `info()` reads
+/// every field, and its ordered consumer has already done so once for each
+/// message; this reads the one the follower needs. `None` for any other
+/// shape (then `info()` is asked).
+fn stream_seq(reply: &str) -> Option<u64> {
+    let rest = reply.strip_prefix("$JS.ACK.")?.as_bytes();
+    // Where each token starts, for the first ten.
+    let mut starts = [0usize; 10];
+    let mut n = 1;
+    for (i, &b) in rest.iter().enumerate() {
+        if b == b'.' {
+            if n == starts.len() {
+                n += 1;
+                break;
+            }
+            starts[n] = i + 1;
+            n += 1;
+        }
+    }
+    let at = match n {
+        7 => 3,
+        9.. => 5,
+        _ => return None,
+    };
+    let token = &rest[starts[at]..];
+    let token = &token[..token.iter().position(|&b| b == b'.')?];
+    std::str::from_utf8(token).ok()?.parse().ok()
 }
 
 fn random_hex(n: usize) -> String {
@@ -507,7 +576,7 @@ impl Cluster {
                 known.insert(Arc::clone(&p.room), names(&p.room).1.into());
             }
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", p.msg_id.as_str());
+            headers.insert(NATS_MESSAGE_ID, p.msg_id.as_str());
             headers.insert(ORIGIN, &*self.origin);
             let subject = known[&p.room].clone();
             match self
@@ -598,13 +667,14 @@ impl Cluster {
     /// Read one room's stream in order, forever: each event to the hub.
     async fn follow_room(self: Arc<Self>, room: String) {
         let (name, _) = names(&room);
+        let room: Arc<str> = Arc::from(room);
         let mut next = 0u64;
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.follow_once(&room, &name, &mut next).await {
                 Ok(()) => return, // the hub is gone
                 Err(e) => {
-                    warn!(room, error = %e, "reading the room's stream again");
+                    warn!(room = &*room, error = %e, "reading the room's stream again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -613,7 +683,7 @@ impl Cluster {
     }
 
     /// One reading of a stream from `next`; `Ok` only when the hub is gone.
-    async fn follow_once(&self, room: &str, name: &str, next: &mut u64) -> Result<(), String> {
+    async fn follow_once(&self, room: &Arc<str>, name: &str, next: &mut u64) -> Result<(), String> {
         let mut stream = self.js.get_stream(name).await.map_err(|e| e.to_string())?;
         let info = stream.info().await.map_err(|e| e.to_string())?;
         if *next == 0 {
@@ -631,7 +701,7 @@ impl Cluster {
             };
             *next = first;
             let open = FromCluster::Open {
-                room: room.to_owned(),
+                room: room.to_string(),
                 epoch: d.epoch,
                 first_seq: first,
                 last_seq: state.last_sequence,
@@ -652,9 +722,15 @@ impl Cluster {
             .await
             .map_err(|e| e.to_string())?;
         let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        // The origin of the last event, shared by the events after it from
+        // the same node (most of them, in a busy room).
+        let mut origin: Arc<str> = Arc::from("");
         while let Some(msg) = messages.next().await {
             let msg = msg.map_err(|e| e.to_string())?;
-            let seq = msg.info().map_err(|e| e.to_string())?.stream_sequence;
+            let seq = match msg.reply.as_deref().and_then(stream_seq) {
+                Some(seq) => seq,
+                None => msg.info().map_err(|e| e.to_string())?.stream_sequence,
+            };
             if seq < *next {
                 continue;
             }
@@ -673,14 +749,14 @@ impl Cluster {
                     return Err(format!("expected seq {next}, got {seq}"));
                 }
                 warn!(
-                    room,
+                    room = %room,
                     from = *next,
                     to = seq - 1,
                     "events removed by retention before this node read them"
                 );
                 while *next < seq {
                     let skip = FromCluster::Skip {
-                        room: room.to_owned(),
+                        room: room.to_string(),
                         seq: *next,
                     };
                     if self.to_hub.send(skip).await.is_err() {
@@ -689,20 +765,23 @@ impl Cluster {
                     *next += 1;
                 }
             }
-            let origin: Arc<str> = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(ORIGIN))
-                .map_or_else(|| Arc::from(""), |v| Arc::from(v.as_str()));
+            let from = msg.headers.as_ref().and_then(|h| h.get(ORIGIN));
+            let from = from.map_or("", |v| v.as_str());
+            if *origin != *from {
+                origin = Arc::from(from);
+            }
             let item = match decode_event(room, seq, &msg.payload) {
-                Some(event) => FromCluster::Event { event, origin },
+                Some(event) => FromCluster::Event {
+                    event,
+                    origin: Arc::clone(&origin),
+                },
                 None => {
                     warn!(
-                        room,
+                        room = %room,
                         seq, "stepping over a log entry this version cannot read"
                     );
                     FromCluster::Skip {
-                        room: room.to_owned(),
+                        room: room.to_string(),
                         seq,
                     }
                 }
@@ -1384,4 +1463,120 @@ async fn bucket(
     js.get_key_value(name)
         .await
         .map_err(|e| format!("cannot open the {name} bucket in NATS: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_seq_is_read_from_both_reply_subject_forms() {
+        // ADR-15's first form, and the form with domain and account hash
+        // (with and without the token some servers add at the end).
+        let v1 = "$JS.ACK.CHATROOM_6c6f6262.cons_1.1.4242.17.1764600000000000000.3";
+        let v2 = "$JS.ACK.hub.ACCHASH.CHATROOM_6c6f6262.cons_1.1.4242.17.1764600000000000000.3";
+        assert_eq!(stream_seq(v1), Some(4242));
+        assert_eq!(stream_seq(v2), Some(4242));
+        assert_eq!(stream_seq(&format!("{v2}.xyz")), Some(4242));
+        assert_eq!(stream_seq(&format!("{v2}.xyz.more.tokens")), Some(4242));
+        // Shapes it does not know: left to async-nats's parser.
+        for bad in [
+            "_INBOX.abc.def",
+            "$JS.ACK.a.b.c",
+            "$JS.ACK.a.b.c.d.e.f.g.h",
+            "$JS.ACK.s.c.1.notanumber.17.0.3",
+            "$JS.ACK.s.c.1.-1.17.0.3",
+        ] {
+            assert_eq!(stream_seq(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn events_come_back_from_the_log_as_they_went_in() {
+        let room: Arc<str> = Arc::from("lobby");
+        let events = [
+            Event::new(
+                Arc::clone(&room),
+                7,
+                1_764_600_000_123,
+                EventBody::presence(SessionId(3), "alice", PresenceStatus::Online),
+            ),
+            Event::new(
+                Arc::clone(&room),
+                8,
+                1_764_600_000_124,
+                EventBody::presence(SessionId(3), "alice", PresenceStatus::Offline),
+            ),
+            Event::new(
+                Arc::clone(&room),
+                9,
+                1_764_600_000_125,
+                EventBody::msg(
+                    SessionId(3),
+                    "alice",
+                    Vec::new(),
+                    "hi \"all\"\n\u{e9}",
+                    None,
+                ),
+            ),
+            Event::new(
+                Arc::clone(&room),
+                10,
+                1_764_600_000_126,
+                EventBody::msg(
+                    SessionId(3),
+                    "alice",
+                    vec![
+                        Recipient::new(SessionId(4), "bob"),
+                        Recipient::new(SessionId(5), "carol"),
+                    ],
+                    "psst",
+                    Some("m-1".into()),
+                ),
+            ),
+        ];
+        for e in events {
+            let payload = encode_event(&e);
+            assert_eq!(decode_event(&room, e.seq, &payload), Some(e));
+        }
+    }
+
+    #[test]
+    fn log_entries_written_before_the_borrowed_encoder_still_read() {
+        // What the encoder wrote before it borrowed the event's strings
+        // (serde's derive over owned fields): the format is unchanged.
+        let room: Arc<str> = Arc::from("lobby");
+        let p = br#"{"k":"p","s":3,"n":"alice","on":true,"ts":5}"#;
+        let m = br#"{"k":"m","s":3,"n":"al\u0069ce","to":[[4,"bob"]],"t":"a\"b","id":"x","ts":6}"#;
+        assert_eq!(
+            decode_event(&room, 1, p),
+            Some(Event::new(
+                Arc::clone(&room),
+                1,
+                5,
+                EventBody::presence(SessionId(3), "alice", PresenceStatus::Online)
+            ))
+        );
+        let want = Event::new(
+            Arc::clone(&room),
+            2,
+            6,
+            EventBody::msg(
+                SessionId(3),
+                "alice",
+                vec![Recipient::new(SessionId(4), "bob")],
+                "a\"b",
+                Some("x".into()),
+            ),
+        );
+        assert_eq!(decode_event(&room, 2, m), Some(want.clone()));
+        assert_eq!(
+            &encode_event(&want)[..],
+            br#"{"k":"m","s":3,"n":"alice","to":[[4,"bob"]],"t":"a\"b","id":"x","ts":6}"#
+        );
+        assert_eq!(
+            decode_event(&room, 3, br#"{"k":"q","s":3,"n":"a","ts":1}"#),
+            None
+        );
+    }
 }
