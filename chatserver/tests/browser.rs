@@ -969,6 +969,89 @@ async fn past_messages_to_others(h: &Harness, server: &Server) {
     page.close().await;
 }
 
+/// What messages.js keeps of a room's log while its reader follows the
+/// newest lines (its `MAX_SHOWN` and `TRIM_BY`).
+const MAX_SHOWN: usize = 2000;
+const TRIM_BY: usize = 200;
+
+fn busy_text(i: usize) -> String {
+    format!("busy {i:04}")
+}
+
+/// Erin follows a room that gets far more messages than a page keeps:
+/// the oldest lines go, the newest stay in order, and "Load older
+/// messages" brings back the ones that went, right above the oldest kept.
+#[test]
+fn a_busy_room_keeps_its_newest_lines_and_pages_back_the_rest() {
+    let Some(h) = Harness::start("a_busy_room_keeps_its_newest_lines") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(busy_room(&h, &server));
+}
+
+async fn busy_room(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let n = MAX_SHOWN + 300;
+    let mut dave = server.join("dave");
+    for i in 1..=n {
+        dave.send_frame(&json!({"type": "msg", "text": busy_text(i)}));
+    }
+    const PROBE: &str = "const log = document.querySelector('.room-log[data-room=\"lobby\"]');
+         const b = log.querySelector('button.load-older');
+         return { seqs: log.querySelectorAll('.events > li[data-seq]').length,
+           older: !!b && !b.hidden,
+           texts: Array.from(log.querySelectorAll('.events > li.msg .text'), (e) => e.textContent) };";
+    let last = busy_text(n);
+    let v = wait_for("the last of the busy messages", async || {
+        let v = page.js(PROBE, vec![]).await;
+        let texts = v["texts"].as_array().map(Vec::len).unwrap_or(0);
+        if v["texts"][texts.saturating_sub(1)] == last.as_str() {
+            Ok(v)
+        } else {
+            Err(format!("{} lines", v["seqs"]))
+        }
+    })
+    .await;
+    let seqs = v["seqs"].as_u64().expect("count") as usize;
+    assert!(
+        (MAX_SHOWN - TRIM_BY..=MAX_SHOWN).contains(&seqs),
+        "{seqs} lines kept of {n} messages"
+    );
+    assert_eq!(v["older"], true, "no way to load the lines that went");
+    let texts: Vec<String> = serde_json::from_value(v["texts"].clone()).expect("texts");
+    let first = n + 1 - texts.len();
+    let want: Vec<String> = (first..=n).map(busy_text).collect();
+    assert_eq!(texts, want, "the newest messages, once each, in order");
+
+    // One page back: the messages just above the oldest kept, no hole.
+    page.js(
+        "document.querySelector('.room-log[data-room=\"lobby\"] button.load-older').click();",
+        vec![],
+    )
+    .await;
+    let before = busy_text(first - 1);
+    let v = wait_for("the message above the oldest kept", async || {
+        let v = page.js(PROBE, vec![]).await;
+        if v["texts"][0] != v["texts"][1]
+            && v["texts"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == before.as_str()))
+        {
+            Ok(v)
+        } else {
+            Err(format!("{} lines, first {}", v["seqs"], v["texts"][0]))
+        }
+    })
+    .await;
+    let texts: Vec<String> = serde_json::from_value(v["texts"].clone()).expect("texts");
+    let from = n + 1 - texts.len();
+    assert!(from < first, "nothing older came back");
+    let want: Vec<String> = (from..=n).map(busy_text).collect();
+    assert_eq!(texts, want, "older lines back right above the kept ones");
+    page.close().await;
+}
+
 // ---------------------------------------------------------------------
 // d. A server restart.
 // ---------------------------------------------------------------------

@@ -41,6 +41,7 @@ const roomsAsks = [];
 
 const view = new MessageView($('messages'), $('jump'), {
   olderWanted: (room, fromScroll) => backlog.older(room, fromScroll),
+  trimmed: (room) => backlog.trimmed(room),
 });
 const backlog = new HistoryLoader(view, () => session);
 const roomList = new RoomList($('rooms'), { select, part: partRoom });

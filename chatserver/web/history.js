@@ -25,6 +25,8 @@ export class HistoryLoader {
     this.cursor = new Map();
     /** room -> empty pages in a row since the reader last asked. */
     this.empties = new Map();
+    /** room -> answers still to come that were asked before a trim. */
+    this.stale = new Map();
   }
 
   /** A room was added: nothing known until it is entered. */
@@ -45,12 +47,30 @@ export class HistoryLoader {
     this.dropGap(room);
     this.cursor.delete(room);
     this.empties.delete(room);
+    this.stale.delete(room);
+  }
+
+  /**
+   * The oldest lines of `room`'s log went (too many): older pages start
+   * again from the oldest line kept, and a hole whose note went with them
+   * is left to those pages.
+   */
+  trimmed(room) {
+    const g = this.gaps.get(room);
+    if (g && !g.note.isConnected) this.dropGap(room);
+    this.cursor.delete(room);
+    this.empties.delete(room);
+    // Pages asked before the trim would land above a hole: not shown.
+    const asked = this.asks.get(room)?.length ?? 0;
+    if (asked) this.stale.set(room, asked);
+    this.set(room, 'more');
   }
 
   /** The connection dropped: what was asked will not be answered. */
   disconnected() {
     for (const [room, state] of this.state) if (state === 'loading') this.set(room, 'more');
     this.asks.clear();
+    this.stale.clear();
     for (const g of this.gaps.values()) g.button.disabled = false;
   }
 
@@ -121,6 +141,11 @@ export class HistoryLoader {
    */
   answer(room, events, more, before, me) {
     const kind = this.queue(room).shift() || 'older';
+    if (this.takeStale(room)) {
+      const g = this.gaps.get(room);
+      if (kind === 'gap' && g) g.button.disabled = false;
+      return;
+    }
     this.view.above(room, () => {
       for (const m of events) this.view.message(m, me);
     });
@@ -160,8 +185,17 @@ export class HistoryLoader {
     const q = this.asks.get(room);
     if (!q?.length) return;
     const kind = q.shift();
+    this.takeStale(room);
     if (kind === 'older') this.set(room, 'more');
     else if (this.gaps.has(room)) this.gaps.get(room).button.disabled = false;
+  }
+
+  /** Whether the answer now due was asked before a trim (and count it). */
+  takeStale(room) {
+    const n = this.stale.get(room) ?? 0;
+    if (n > 1) this.stale.set(room, n - 1);
+    else this.stale.delete(room);
+    return n > 0;
   }
 
   set(room, state) {

@@ -7,14 +7,28 @@
 import { isolated, nickButton, timeElement } from './text.js';
 
 const NEAR = 48; // px from an edge that still counts as at it
+/**
+ * Lines with a seq a room's log keeps while its reader follows the newest
+ * ones: past it the oldest go, TRIM_BY at a time, and "Load older
+ * messages" brings them back. A page left open on a busy room for days
+ * stays as light as on its first hour. (README.md, "Limits".)
+ */
+export const MAX_SHOWN = 2000;
+const TRIM_BY = 200;
 
 export class MessageView {
-  /** `handlers`: `olderWanted(room)` when the top of the log is reached. */
+  /**
+   * `handlers`: `olderWanted(room)` when the top of the log is reached,
+   * `trimmed(room)` when its oldest lines went (see MAX_SHOWN).
+   */
   constructor(scroller, jumpButton, handlers) {
     this.scroller = scroller;
     this.jump = jumpButton;
     this.h = handlers;
-    /** room -> { section, events, pending, older, start, seqs: Map<seq, li>, stick, top } */
+    /**
+     * room -> { section, events, pending, older, start, seqs: Map<seq, li>,
+     * stick, top, cleared: { from, to } | null (the seqs `/clear` hid) }
+     */
     this.rooms = new Map();
     this.current = null;
     // Whether the reader follows the newest messages: kept when the log
@@ -55,7 +69,17 @@ export class MessageView {
     pending.setAttribute('aria-label', 'not sent yet');
     section.append(top, events, pending);
     this.scroller.append(section);
-    const r = { section, events, pending, older, start, seqs: new Map(), stick: true, top: 0 };
+    const r = {
+      section,
+      events,
+      pending,
+      older,
+      start,
+      seqs: new Map(),
+      stick: true,
+      top: 0,
+      cleared: null,
+    };
     this.rooms.set(room, r);
     return r;
   }
@@ -95,25 +119,54 @@ export class MessageView {
     if (!r) return;
     r.events.replaceChildren();
     r.seqs.clear();
+    r.cleared = null;
   }
 
   /**
-   * `/clear`: the lines shown in `room` go. Their seqs are kept, so that a
-   * replay does not bring them back, and older history is still paged from
-   * where it was.
+   * `/clear`: the lines shown in `room` go. The range of their seqs is
+   * kept (not the lines), so that a replay does not bring them back, and
+   * older history is still paged from where it was.
    */
   clearShown(room) {
     const r = this.rooms.get(room);
     if (!r) return;
+    if (r.seqs.size) {
+      const seqs = [...r.seqs.keys()];
+      const from = Math.min(...seqs, r.cleared?.from ?? Infinity);
+      const to = Math.max(...seqs, r.cleared?.to ?? -Infinity);
+      r.cleared = { from, to };
+    }
     r.events.replaceChildren();
+    r.seqs.clear();
     if (this.isCurrent(room)) this.toBottom();
   }
 
-  /** The smallest seq shown in `room`, or null. */
+  /** The smallest seq shown in `room` (or hidden by `/clear`), or null. */
   oldestSeq(room) {
     const r = this.rooms.get(room);
-    if (!r || r.seqs.size === 0) return null;
-    return Math.min(...r.seqs.keys());
+    if (!r) return null;
+    const low = r.seqs.size ? Math.min(...r.seqs.keys()) : Infinity;
+    const min = Math.min(low, r.cleared?.from ?? Infinity);
+    return min === Infinity ? null : min;
+  }
+
+  /**
+   * Past MAX_SHOWN lines, the oldest go (with the notes among them), down
+   * to MAX_SHOWN - TRIM_BY. What `/clear` hid is forgotten too: it is
+   * older than what goes, and paging back from the oldest line kept must
+   * pass through what went.
+   */
+  trim(room, r) {
+    const keep = MAX_SHOWN - TRIM_BY;
+    let c = r.events.firstElementChild;
+    while (c && r.seqs.size > keep) {
+      const next = c.nextElementSibling;
+      if (c.dataset.seq !== undefined) r.seqs.delete(Number(c.dataset.seq));
+      c.remove();
+      c = next;
+    }
+    r.cleared = null;
+    this.h.trimmed?.(room);
   }
 
   /** The smallest seq shown above `after`, or null. */
@@ -254,6 +307,7 @@ export class MessageView {
   place(room, seq, li) {
     const r = this.rooms.get(room);
     if (!r || r.seqs.has(seq)) return false;
+    if (r.cleared && seq >= r.cleared.from && seq <= r.cleared.to) return false;
     const stick = this.isCurrent(room) && this.atBottom();
     // Usually the newest: scan back from the end to the last smaller seq;
     // lines without a seq (notices) stay where they were put.
@@ -272,6 +326,10 @@ export class MessageView {
     else if (after) after.after(li);
     else r.events.prepend(li);
     r.seqs.set(seq, li);
+    // Only while the reader follows the newest lines (here, or when it
+    // last looked at this room): one reading older ones keeps them.
+    const following = this.isCurrent(room) ? stick : r.stick;
+    if (r.seqs.size > MAX_SHOWN && following && maxSeen < seq) this.trim(room, r);
     if (stick) this.toBottom();
     else if (this.isCurrent(room)) this.updateJump();
     return true;
