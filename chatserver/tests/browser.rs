@@ -1023,6 +1023,7 @@ async fn busy_room(h: &Harness, server: &Server) {
     let first = n + 1 - texts.len();
     let want: Vec<String> = (first..=n).map(busy_text).collect();
     assert_eq!(texts, want, "the newest messages, once each, in order");
+    page.shot("busy-room-following").await;
 
     // One page back: the messages just above the oldest kept, no hole.
     page.js(
@@ -1049,6 +1050,7 @@ async fn busy_room(h: &Harness, server: &Server) {
     assert!(from < first, "nothing older came back");
     let want: Vec<String> = (from..=n).map(busy_text).collect();
     assert_eq!(texts, want, "older lines back right above the kept ones");
+    page.shot("busy-room-older").await;
     page.close().await;
 }
 
