@@ -423,8 +423,15 @@ impl<'a> Plain<'a> {
             }
             self.lit(b"]")?;
         }
-        let text = self.lit(b",\"t\":").and_then(|()| self.string());
-        let id = self.lit(b",\"id\":").and_then(|()| self.string());
+        // A key once read must have its string: `"t":,` is no text.
+        let text = match self.lit(b",\"t\":") {
+            Some(()) => Some(self.string()?),
+            None => None,
+        };
+        let id = match self.lit(b",\"id\":") {
+            Some(()) => Some(self.string()?),
+            None => None,
+        };
         self.lit(b",\"ts\":")?;
         let ts = self.num()?;
         self.lit(b"}")?;
@@ -1670,11 +1677,12 @@ mod tests {
             session in proptest::num::u64::ANY,
             ts in proptest::num::u64::ANY,
             nick in "[a-z\"\\\\\u{e9}\n]{0,6}",
-            to in proptest::collection::vec((proptest::num::u64::ANY, "[a-z\\\\]{1,4}"), 0..3),
+            to in proptest::collection::vec((proptest::num::u64::ANY, "[a-z\"\\\\]{0,4}"), 0..3),
             text in "[ -~\u{e9}\u{1f600}\n\t]{0,12}",
             id in proptest::option::of("[a-z0-9/\"]{0,6}"),
             cut in 0usize..200,
             flip in proptest::option::of((0usize..200, proptest::num::u8::ANY)),
+            hole in proptest::option::of((0usize..200, 1usize..12)),
         ) {
             let room: Arc<str> = Arc::from("r");
             let body = if presence {
@@ -1689,8 +1697,13 @@ mod tests {
             proptest::prop_assert_eq!(decode_event(&room, 9, &payload), Some(event));
             let plain = !payload.contains(&b'\\') && !payload.iter().any(|&b| b < 0x20);
             proptest::prop_assert_eq!(Plain(&payload).read().is_some(), plain);
-            // Damaged payloads: cut short, or one byte changed.
+            // Damaged payloads: cut short, a few bytes gone (a value or a
+            // key), or one byte changed.
             let mut bad = payload[..cut.min(payload.len())].to_vec();
+            if let Some((at, len)) = hole {
+                let at = at.min(bad.len());
+                bad.drain(at..(at + len).min(bad.len()));
+            }
             if let Some((at, b)) = flip {
                 if let Some(x) = bad.get_mut(at) {
                     *x = b;
@@ -1701,6 +1714,40 @@ mod tests {
                 proptest::prop_assert_eq!(Some(short), decode_any(&room, 9, &bad));
             }
         }
+    }
+
+    #[test]
+    fn malformed_payloads_are_not_read_the_short_way() {
+        // A key without its value, a value of another type, keys out of
+        // order, whitespace: the short way says no, and serde decides.
+        for bad in [
+            r#"{"k":"p","s":1,"n":"a","on":true,"t":,"ts":5}"#,
+            r#"{"k":"p","s":1,"n":"a","on":false,"t":,"id":,"ts":5}"#,
+            r#"{"k":"m","s":1,"n":"a","t":"x","id":,"ts":5}"#,
+            r#"{"k":"m","s":1,"n":"a","t":null,"ts":5}"#,
+            r#"{"k":"m","s":1,"n":"a","to":[],"t":"x","ts":5}"#,
+            r#"{"k":"m","s":1,"n":"a","to":[[2,"b"],],"t":"x","ts":5}"#,
+            r#"{"k":"m","s":01,"n":"a","t":"x","ts":5}"#,
+            r#"{"k":"m","s":1,"n":"a","t":"x","ts":18446744073709551616}"#,
+            r#"{"s":1,"k":"m","n":"a","t":"x","ts":5}"#,
+            r#"{"k":"m", "s":1,"n":"a","t":"x","ts":5}"#,
+            r#"{"k":"m","s":1,"n":"a","t":"x","ts":5} "#,
+            r#"{"k":"m","s":1,"n":"a","t":"x\u0041","ts":5}"#,
+        ] {
+            assert!(Plain(bad.as_bytes()).read().is_none(), "{bad}");
+        }
+        // What serde makes of the reordered one, which is valid.
+        let room: Arc<str> = Arc::from("r");
+        let reordered = br#"{"s":1,"k":"m","n":"a","t":"x","ts":5}"#;
+        assert_eq!(
+            decode_event(&room, 1, reordered),
+            Some(Event::new(
+                Arc::clone(&room),
+                1,
+                5,
+                EventBody::msg(SessionId(1), "a", Vec::new(), "x", None)
+            ))
+        );
     }
 
     #[test]
