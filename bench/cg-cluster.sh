@@ -63,13 +63,7 @@ for n in a b c; do
         --max-clients-per-ip 0 --threads 1 --cluster "nats://127.0.0.1:$port" --node "$n" \
         --node-dead-after-ms 600000 >"$dir/$n.log" 2>&1 &
     pids+=($!)
-    addr=""
-    for _ in $(seq 1 600); do
-        addr=$(sed -n 's/^listening on //p' "$dir/$n.log" | head -n1)
-        [ -n "$addr" ] && break
-        kill -0 "${pids[-1]}" 2>/dev/null || break
-        sleep 0.1
-    done
+    addr=$(valgrind_addr "$dir/$n.log" "${pids[-1]}")
     [ -n "$addr" ] || { log "node $n did not start:"; cat "$dir/$n.log" >&2; exit 1; }
     addrs+=("$addr")
 done

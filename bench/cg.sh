@@ -45,13 +45,7 @@ taskset -c "$SERVER_CORE" valgrind --tool=callgrind --callgrind-out-file="$F" "$
     --listen 127.0.0.1:0 --log-level warn --rate 0 --max-clients 20000 \
     --max-clients-per-ip 0 --threads 1 --data-dir "$dir/data" "$@" >"$dir/server.log" 2>&1 &
 pid=$!
-addr=""
-for _ in $(seq 1 600); do
-    addr=$(sed -n 's/^listening on //p' "$dir/server.log" | head -n1)
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
+addr=$(valgrind_addr "$dir/server.log" "$pid")
 [ -n "$addr" ] || { log "the server did not start:"; cat "$dir/server.log" >&2; exit 1; }
 case $W in
     private) args=(private --clients 100 --messages "${PRIVATE_MESSAGES:-1000}" --window 16 --size 64) ;;

@@ -61,6 +61,20 @@ redis_ping() { # port
     [[ $reply == +PONG* ]]
 }
 
+# The address a server under valgrind logs ("listening on ..."), waiting
+# up to 60 s (valgrind starts it slowly) while its process lives; prints it,
+# or nothing if it did not start.
+valgrind_addr() { # log-file pid
+    local addr=""
+    for _ in $(seq 1 600); do
+        addr=$(sed -n 's/^listening on //p' "$1" | head -n1)
+        [ -n "$addr" ] && break
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$addr"
+}
+
 # Wait up to 10 s for the server to log its address; set SERVER_ADDR.
 addr_from_log() { # log-file sed-expression
     SERVER_ADDR=""
