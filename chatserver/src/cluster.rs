@@ -50,6 +50,9 @@ const TAKEOVER_DELETES: u32 = 4;
 /// its nickname closed no connection for it (its own loss may be freeing
 /// the claim at that moment).
 const TAKEOVER_AGAIN_AFTER: Duration = Duration::from_millis(100);
+/// How many times a node tries its first heartbeat (1.55 s of waiting in
+/// all, from 50 ms).
+const FIRST_BEAT_TRIES: u32 = 6;
 /// The key-value buckets.
 const NICKS: &str = "chat_nicks";
 const SESSIONS: &str = "chat_sessions";
@@ -581,8 +584,20 @@ impl Cluster {
             acked: Mutex::new(HashMap::new()),
         });
         // Heartbeat before anything else: others must not take this run
-        // for dead once it has clients.
-        cluster.beat().await?;
+        // for dead once it has clients. A bucket just made with replicas
+        // may not be reachable through every NATS server yet ("no stream
+        // found"): a few more tries, waiting twice as long each time.
+        let mut beat = cluster.beat().await;
+        let mut wait = Duration::from_millis(50);
+        for _ in 1..FIRST_BEAT_TRIES {
+            if beat.is_ok() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            beat = cluster.beat().await;
+        }
+        beat?;
         tokio::spawn(Arc::clone(&cluster).publish(rx));
         tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
         tokio::spawn(Arc::clone(&cluster).discover());
