@@ -53,6 +53,11 @@ const TAKEOVER_AGAIN_AFTER: Duration = Duration::from_millis(100);
 /// How many times a node tries its first heartbeat (1.55 s of waiting in
 /// all, from 50 ms).
 const FIRST_BEAT_TRIES: u32 = 6;
+/// How many times a nickname is claimed while NATS says another write to
+/// its key is being stored, and how long it waits before the second try
+/// (twice as long each time after: 310 ms in all at most).
+const KEY_BUSY_TRIES: u32 = 6;
+const KEY_BUSY_WAIT: Duration = Duration::from_millis(10);
 /// The key-value buckets.
 const NICKS: &str = "chat_nicks";
 const SESSIONS: &str = "chat_sessions";
@@ -1373,7 +1378,22 @@ impl Cluster {
             key: key.to_owned(),
         })
         .map_err(|e| ClaimError::Unreachable(e.to_string()))?;
-        match self.nicks.create(&kv_key, Bytes::from(value)).await {
+        let value = Bytes::from(value);
+        // Another write to this key is being stored (another claim, or one
+        // given up): with replicas, nats-server 2.11 and later refuse this
+        // one meanwhile, where 2.9 and 2.10 order the two. A moment later
+        // the answer is the usual one.
+        let mut created = self.nicks.create(&kv_key, value.clone()).await;
+        let mut wait = KEY_BUSY_WAIT;
+        for _ in 1..KEY_BUSY_TRIES {
+            if !created.as_ref().is_err_and(|e| key_busy(e)) {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            created = self.nicks.create(&kv_key, value.clone()).await;
+        }
+        match created {
             Ok(rev) => Ok((kv_key, rev)),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 let holder = self
@@ -1565,6 +1585,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Whether NATS refused a key-value write because another write to the
+/// same key was still being stored: nats-server 2.11 and later, on a
+/// bucket with replicas, answer so (error 10164, "wrong last sequence"
+/// without a sequence) instead of ordering the two. async-nats reports it
+/// as an error of no particular kind, the server's answer among its
+/// sources.
+fn key_busy(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(api) = e.downcast_ref::<jetstream::Error>() {
+            return api.error_code() == jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT;
+        }
+        next = e.source();
+    }
+    false
+}
+
 fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -1609,6 +1646,7 @@ async fn bucket(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
     #[test]
     fn the_stream_seq_is_read_from_both_reply_subject_forms() {
@@ -1802,5 +1840,31 @@ mod tests {
             decode_event(&room, 3, br#"{"k":"q","s":3,"n":"a","ts":1}"#),
             None
         );
+    }
+
+    /// A claim's `create` refused by the server with `err_code`, as
+    /// async-nats reports it (the server's answer under a publish error,
+    /// under an update error).
+    fn refused_create(kind: PublishErrorKind, err_code: u64) -> kv::CreateError {
+        let answer =
+            format!(r#"{{"code":400,"err_code":{err_code},"description":"wrong last sequence"}}"#);
+        let api: jetstream::Error = serde_json::from_str(&answer).unwrap();
+        let publish = PublishError::with_source(kind, api);
+        kv::CreateError::from(kv::UpdateError::from(publish))
+    }
+
+    #[test]
+    fn a_key_written_meanwhile_is_told_from_other_refusals() {
+        // 10164: another write to the key is being stored (2.11+).
+        let busy = refused_create(PublishErrorKind::Other, 10164);
+        assert_eq!(busy.kind(), kv::CreateErrorKind::Other);
+        assert!(key_busy(&busy));
+        // 10071: the key holds another revision (a claim exists).
+        let taken = refused_create(PublishErrorKind::WrongLastSequence, 10071);
+        assert_eq!(taken.kind(), kv::CreateErrorKind::AlreadyExists);
+        assert!(!key_busy(&taken));
+        // No answer from the server at all.
+        let timed_out = kv::CreateError::new(kv::CreateErrorKind::Publish);
+        assert!(!key_busy(&timed_out));
     }
 }
