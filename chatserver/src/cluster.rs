@@ -740,6 +740,12 @@ impl Cluster {
             // node did (a session's message resent after it moved; the
             // hub answers `duplicate`: this copy will not come back).
             match ack.await {
+                // A copy of a message still being stored (nats-server 2.10
+                // with replicas answers so, with seq 0; 2.11 and later with
+                // an error): its seq is known once it is, so ask again.
+                Ok(ack) if ack.duplicate && ack.sequence == 0 => {
+                    return Err((i, "a copy of a message still being stored".into()))
+                }
                 Ok(ack) => {
                     let p = &batch[i];
                     if ack.duplicate
