@@ -72,6 +72,10 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How often every node lists the streams, for rooms whose announcement
 /// it missed.
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// How long a room's follower waits for its next event, when this node
+/// knows of a stored one it has not read, before it reads the stream again
+/// with a new consumer.
+const FOLLOW_STALL: Duration = Duration::from_secs(3);
 /// Proposals published before their acknowledgements are awaited.
 const PUBLISH_BATCH: usize = 512;
 /// Session records are kept this long (a day past any resume window).
@@ -877,7 +881,19 @@ impl Cluster {
         // The origin of the last event, shared by the events after it from
         // the same node (most of them, in a busy room).
         let mut origin: Arc<str> = Arc::from("");
-        while let Some(msg) = messages.next().await {
+        loop {
+            let msg = match tokio::time::timeout(FOLLOW_STALL, messages.next()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                // Nothing for a while, though this node's own proposals are
+                // stored past what it read: the consumer is stuck (async-nats
+                // remaking it after a NATS server was lost may never finish):
+                // read again, with a new one, from the next event.
+                Err(_) if lock(&self.acked).get(&**room).is_some_and(|&s| s >= *next) => {
+                    return Err(format!("no event past seq {} for {FOLLOW_STALL:?}, though this node's proposals are stored up to {}", *next - 1, lock(&self.acked).get(&**room).copied().unwrap_or(0)));
+                }
+                Err(_) => continue,
+            };
             let msg = msg.map_err(|e| e.to_string())?;
             let seq = match msg.reply.as_deref().and_then(stream_seq) {
                 Some(seq) => seq,
@@ -1022,11 +1038,21 @@ impl Cluster {
 
     /// Say this run is alive.
     async fn beat(&self) -> Result<(), String> {
-        self.nodes
-            .put(&self.settings.node, Bytes::from(self.origin.to_string()))
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("cannot heartbeat into NATS: {e}"))
+        // Within a heartbeat period: a put sent on a connection to a NATS
+        // server that has just gone is never answered, and waiting out
+        // the client's request timeout (5 s) would leave this node silent
+        // past `dead_after` although it reconnected at once; the next
+        // beat goes on the new connection.
+        let put = self
+            .nodes
+            .put(&self.settings.node, Bytes::from(self.origin.to_string()));
+        match tokio::time::timeout(HEARTBEAT_EVERY, put).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot heartbeat into NATS: {e}")),
+            Err(_) => Err(format!(
+                "cannot heartbeat into NATS: no answer within {HEARTBEAT_EVERY:?}"
+            )),
+        }
     }
 
     /// Heartbeat, and tell the hub which runs heartbeat: a run whose

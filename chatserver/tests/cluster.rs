@@ -206,6 +206,20 @@ impl NatsCluster {
     fn url(&self, i: usize) -> String {
         format!("nats://127.0.0.1:{}", self.ports[i])
     }
+
+    /// All three URLs, as `--cluster` takes them.
+    fn urls(&self) -> String {
+        (0..self.ports.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// SIGKILL server `i` (its own PID) and reap it.
+    fn kill(&mut self, i: usize) {
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+    }
 }
 
 impl Drop for NatsCluster {
@@ -1259,5 +1273,163 @@ fn nodes_on_a_three_server_nats_cluster_with_three_replicas() {
             .filter(|f| kind(f) == "error" && f["code"] == "nick_taken")
             .count();
         assert_eq!((won, lost), (1, 1), "round {round}: {answers:?}");
+    }
+}
+
+/// Read `lobby`'s messages on `c` (answering pings), after seq `last`
+/// (the last one read), until one says `until`, by `deadline`. Told `unavailable` (its node was taken for dead
+/// while NATS elected new leaders: its heartbeats went unanswered), or
+/// cut, the client resumes its session on `server` from the last seq it
+/// saw, as chatclient would, and reads on from the replay. The texts,
+/// in the order they came.
+fn texts_until(
+    server: &Server,
+    c: &mut Client,
+    (nick, session, epoch): (&str, &Value, &Value),
+    mut last: u64,
+    until: &str,
+    deadline: Instant,
+) -> Vec<String> {
+    let mut texts: Vec<String> = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{nick} got {texts:?}, not {until:?}; its node's log:\n{}",
+            server.log()
+        );
+        match c.next_within(Duration::from_secs(1)) {
+            Next::Frame(f) if kind(&f) == "msg" => {
+                last = last.max(f["seq"].as_u64().unwrap_or(0));
+                let text = f["text"].as_str().unwrap_or("").to_owned();
+                let done = text == until;
+                texts.push(text);
+                if done {
+                    return texts;
+                }
+            }
+            Next::Frame(f) if kind(&f) == "ping" => c.send_frame(&json!({"type": "pong"})),
+            Next::Frame(f) if kind(&f) != "error" => {}
+            Next::TimedOut => {}
+            other => {
+                if let Next::Frame(f) = &other {
+                    assert_eq!(f["code"], "unavailable", "{nick}: {f}");
+                }
+                // Resume, once the nickname's claim is free again.
+                eprintln!("{nick}: {other:?}; resuming after seq {last}");
+                loop {
+                    assert!(Instant::now() < deadline, "{nick} could not resume");
+                    let mut r = server.connect();
+                    r.send_frame(
+                        &json!({"type": "join", "nick": nick, "rooms": [], "resume": session}),
+                    );
+                    let w = r.recv_frame();
+                    if kind(&w) != "welcome" {
+                        thread::sleep(Duration::from_millis(200));
+                        continue;
+                    }
+                    r.send_frame(
+                        &json!({"type": "enter", "room": "lobby", "since": last, "epoch": epoch}),
+                    );
+                    *c = r;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// README: "`--cluster-replicas 3` with a three-server NATS cluster
+/// survives losing one of them". Two nodes, each given all three URLs;
+/// one NATS server killed with SIGKILL. Messages sent before and after
+/// reach both clients once each and in order: those sent while JetStream
+/// elects new leaders wait (the publisher tries again, and a follower
+/// whose consumer does not come back reads again), and a client whose
+/// node was taken for dead meanwhile resumes, as chatclient does. A
+/// nickname can still be claimed afterwards.
+#[test]
+fn a_three_replica_cluster_survives_losing_one_nats_server() {
+    let test = "a_three_replica_cluster_survives_losing_one_nats_server";
+    let Some(mut nats) = NatsCluster::start(test) else {
+        return;
+    };
+    let urls = nats.urls();
+    let start = |name: &str| {
+        Server::start(&[
+            "--cluster",
+            &urls,
+            "--node",
+            name,
+            "--cluster-replicas",
+            "3",
+        ])
+    };
+    let (a, b) = (start("a"), start("b"));
+    let (mut alice, alice_w) = join(&a, "alice");
+    let alice_in = read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let (mut bob, bob_w) = join(&b, "bob");
+    let bob_in = read_until(&mut bob, 10, |f| kind(f) == "entered");
+    read_until(&mut alice, 10, |f| is_presence(f, "bob", "online"));
+    for i in 0..5 {
+        let text = format!("before {i}");
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": text, "id": text}));
+    }
+    let sent = read_until(&mut alice, 20, |f| {
+        kind(f) == "msg" && f["text"] == "before 4"
+    });
+    let alice_last = sent.last().and_then(|f| f["seq"].as_u64()).unwrap();
+    let bob_last = bob_in.last().and_then(|f| f["seq"].as_u64()).unwrap();
+
+    // The first server goes: whichever node was connected to it moves to
+    // another, and the streams and buckets elect new leaders.
+    nats.kill(0);
+    for i in 0..5 {
+        let text = format!("after {i}");
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": text, "id": text}));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let epoch = |entered: &[Value]| entered.last().map(|f| f["epoch"].clone()).unwrap();
+    let echoed = texts_until(
+        &a,
+        &mut alice,
+        ("alice", &alice_w["session"], &epoch(&alice_in)),
+        alice_last,
+        "after 4",
+        deadline,
+    );
+    let after: Vec<String> = (0..5).map(|i| format!("after {i}")).collect();
+    assert_eq!(
+        echoed, after,
+        "alice's messages after the loss, once each, in order"
+    );
+    let got = texts_until(
+        &b,
+        &mut bob,
+        ("bob", &bob_w["session"], &epoch(&bob_in)),
+        bob_last,
+        "after 4",
+        deadline,
+    );
+    let want: Vec<String> = (0..5).map(|i| format!("before {i}")).chain(after).collect();
+    assert_eq!(got, want, "bob's view of alice's messages");
+
+    // A new nickname can be claimed (on either node), once the bucket has
+    // its leader again: a join answered `unavailable` meanwhile is tried
+    // again, a bounded number of times.
+    for (server, nick) in [(&a, "carol"), (&b, "dave")] {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut c = server.connect();
+            c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby"]}));
+            let f = c.recv_frame();
+            if kind(&f) == "welcome" {
+                break;
+            }
+            assert!(
+                kind(&f) == "error" && f["code"] == "unavailable" && tries < 20,
+                "{nick}: {f}"
+            );
+            thread::sleep(Duration::from_millis(500));
+        }
     }
 }
