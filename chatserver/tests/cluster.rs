@@ -514,33 +514,35 @@ fn two_clients_claiming_one_nick_on_two_nodes_at_once_one_wins() {
     let a = node(&nats, "a", &[]);
     let b = node(&nats, "b", &[]);
     for round in 0..5 {
-        let nick = format!("zed{round}");
-        let barrier = Arc::new(Barrier::new(2));
-        let mut answers = Vec::new();
-        let mut threads = Vec::new();
-        for server in [&a, &b] {
-            let mut c = server.connect();
-            let (nick, barrier) = (nick.clone(), Arc::clone(&barrier));
-            threads.push(thread::spawn(move || {
-                barrier.wait();
-                c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby"]}));
-                let first = c.recv_frame();
-                (c, first)
-            }));
-        }
-        let mut clients = Vec::new();
-        for t in threads {
-            let (c, first) = t.join().unwrap();
-            answers.push(first);
-            clients.push(c);
-        }
-        let won = answers.iter().filter(|f| kind(f) == "welcome").count();
-        let lost = answers
-            .iter()
-            .filter(|f| kind(f) == "error" && f["code"] == "nick_taken")
-            .count();
-        assert_eq!((won, lost), (1, 1), "round {round}: {answers:?}");
+        one_wins(&a, &b, &format!("zed{round}"), round);
     }
+}
+
+/// Two clients join with `nick` at the same instant, one on `a`, one on
+/// `b`: one is welcomed, the other told `nick_taken`.
+fn one_wins(a: &Server, b: &Server, nick: &str, round: usize) {
+    let barrier = Arc::new(Barrier::new(2));
+    let mut threads = Vec::new();
+    for server in [a, b] {
+        let mut c = server.connect();
+        let (nick, barrier) = (nick.to_owned(), Arc::clone(&barrier));
+        threads.push(thread::spawn(move || {
+            barrier.wait();
+            c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby"]}));
+            let first = c.recv_frame();
+            (c, first)
+        }));
+    }
+    // Both stay connected until both are answered: a winner gone at once
+    // would free the nickname for the other.
+    let (_clients, answers): (Vec<Client>, Vec<Value>) =
+        threads.into_iter().map(|t| t.join().unwrap()).unzip();
+    let won = answers.iter().filter(|f| kind(f) == "welcome").count();
+    let lost = answers
+        .iter()
+        .filter(|f| kind(f) == "error" && f["code"] == "nick_taken")
+        .count();
+    assert_eq!((won, lost), (1, 1), "round {round}: {answers:?}");
 }
 
 /// What one client of the kill test saw.
@@ -1250,35 +1252,14 @@ fn nodes_on_a_three_server_nats_cluster_with_three_replicas() {
     // Two claims of one key at the same moment are rare: many rounds, so
     // that some of them meet (each is a few milliseconds on loopback).
     for round in 0..100 {
-        let nick = format!("zed{round}");
-        let barrier = Arc::new(Barrier::new(2));
-        let mut threads = Vec::new();
-        for server in [&a, &b] {
-            let mut c = server.connect();
-            let (nick, barrier) = (nick.clone(), Arc::clone(&barrier));
-            threads.push(thread::spawn(move || {
-                barrier.wait();
-                c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby"]}));
-                let first = c.recv_frame();
-                (c, first)
-            }));
-        }
-        // Both stay connected until both are answered: a winner gone at
-        // once would free the nickname for the other.
-        let (_clients, answers): (Vec<Client>, Vec<Value>) =
-            threads.into_iter().map(|t| t.join().unwrap()).unzip();
-        let won = answers.iter().filter(|f| kind(f) == "welcome").count();
-        let lost = answers
-            .iter()
-            .filter(|f| kind(f) == "error" && f["code"] == "nick_taken")
-            .count();
-        assert_eq!((won, lost), (1, 1), "round {round}: {answers:?}");
+        one_wins(&a, &b, &format!("zed{round}"), round);
     }
 }
 
 /// Read `lobby`'s messages on `c` (answering pings), after seq `last`
-/// (the last one read), until one says `until`, by `deadline`. Told `unavailable` (its node was taken for dead
-/// while NATS elected new leaders: its heartbeats went unanswered), or
+/// (the last one read), until one says `until`, by `deadline`. Told
+/// `unavailable` (its node was taken for dead while NATS elected new
+/// leaders: its heartbeats went unanswered), or
 /// cut, the client resumes its session on `server` from the last seq it
 /// saw, as chatclient would, and reads on from the replay. The texts,
 /// in the order they came.
