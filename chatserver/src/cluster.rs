@@ -476,17 +476,12 @@ impl<'a> Plain<'a> {
     fn num(&mut self) -> Option<u64> {
         let len = self.0.iter().take_while(|b| b.is_ascii_digit()).count();
         let (digits, rest) = self.0.split_at(len);
-        let n = match len {
-            0 => return None,
-            _ if digits[0] == b'0' && len > 1 => return None,
-            // Nineteen digits cannot overflow.
-            1..=19 => digits
-                .iter()
-                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
-            _ => digits.iter().try_fold(0u64, |n, &d| {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            })?,
-        };
+        if len == 0 || (digits[0] == b'0' && len > 1) {
+            return None;
+        }
+        let n = digits.iter().try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
         self.0 = rest;
         Some(n)
     }
@@ -494,17 +489,9 @@ impl<'a> Plain<'a> {
     /// A JSON string with no escape and no control character in it.
     fn string(&mut self) -> Option<&'a str> {
         let rest = self.0.strip_prefix(b"\"")?;
-        let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-        // Sixteen bytes at a time while none is special (a fold the
-        // compiler turns into vector compares), then byte by byte.
-        let mut end = 0;
-        while let Some(block) = rest.get(end..end + 16) {
-            if block.iter().fold(false, |any, &b| any | special(b)) {
-                break;
-            }
-            end += 16;
-        }
-        end += rest[end..].iter().position(|&b| special(b))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         if rest[end] != b'"' {
             return None;
         }
@@ -889,10 +876,19 @@ impl Cluster {
                 // stored past what it read: the consumer is stuck (async-nats
                 // remaking it after a NATS server was lost may never finish):
                 // read again, with a new one, from the next event.
-                Err(_) if lock(&self.acked).get(&**room).is_some_and(|&s| s >= *next) => {
-                    return Err(format!("no event past seq {} for {FOLLOW_STALL:?}, though this node's proposals are stored up to {}", *next - 1, lock(&self.acked).get(&**room).copied().unwrap_or(0)));
+                Err(_) => {
+                    let stored = lock(&self.acked).get(&**room).copied();
+                    match stored {
+                        Some(stored) if stored >= *next => {
+                            return Err(format!(
+                                "no event past seq {} for {FOLLOW_STALL:?}, though this \
+                                 node's proposals are stored up to {stored}",
+                                *next - 1
+                            ));
+                        }
+                        _ => continue,
+                    }
                 }
-                Err(_) => continue,
             };
             let msg = msg.map_err(|e| e.to_string())?;
             let seq = match msg.reply.as_deref().and_then(stream_seq) {
