@@ -1,0 +1,364 @@
+//! Nicknames and sessions in the key-value buckets: claiming and
+//! releasing a nickname, taking a session over from another node, and
+//! storing sessions so that any node can resume them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use chatproto::{ClientId, SessionId, TokenHash};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{
+    hex, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord, SessionValue,
+    HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, TAKEOVER_AGAIN_AFTER, TAKEOVER_CLAIMS,
+    TAKEOVER_DELETES, TAKEOVER_PREFIX,
+};
+
+impl Cluster {
+    /// Claim `nick` (normalized; `key` and `skeleton` are its identity and
+    /// look-alike forms) for `client`, and find the session `resume`
+    /// names if another node began it. The answer goes to the hub.
+    pub fn claim(
+        self: &Arc<Self>,
+        client: ClientId,
+        nick: String,
+        key: String,
+        skeleton: String,
+        resume: Option<TokenHash>,
+    ) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut work = {
+                let me = Arc::clone(&me);
+                tokio::spawn(async move {
+                    let session = match resume {
+                        Some(hash) => me.find_session(&hash).await,
+                        None => None,
+                    };
+                    let mut claim = me.claim_nick(&nick, &key, &skeleton).await;
+                    // The session's own nickname, held by a connection
+                    // still open somewhere: the token wins (PROTOCOL.md
+                    // §5.1), so that connection is closed and its claim
+                    // given up, and the nickname is claimed again.
+                    let own = session
+                        .as_ref()
+                        .is_some_and(|(_, held_as)| chatproto::nick_key(held_as) == key);
+                    for _ in 0..TAKEOVER_CLAIMS {
+                        let (Some(hash), true) = (resume, own) else {
+                            break;
+                        };
+                        let Err(ClaimError::Taken {
+                            same: true,
+                            origin: Some(origin),
+                            ..
+                        }) = &claim
+                        else {
+                            break;
+                        };
+                        // Nothing closed there: its own loss may be freeing
+                        // the claim now; one more look, a moment later.
+                        let closed = me.take_over(origin, &hash).await;
+                        if !closed {
+                            tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
+                        }
+                        claim = me.claim_nick(&nick, &key, &skeleton).await;
+                        if !closed {
+                            break;
+                        }
+                    }
+                    (session, claim)
+                })
+            };
+            let limit = me.settings.claim_timeout;
+            let waited = tokio::time::timeout(limit, &mut work).await;
+            let (session, claim) = match waited {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => (None, Err(ClaimError::Unreachable(e.to_string()))),
+                Err(_) => {
+                    // Too late for this join (it must not outlast the join
+                    // timeout): a claim that lands after all is given back.
+                    let late = Arc::clone(&me);
+                    tokio::spawn(async move {
+                        if let Ok((_, Ok((key, rev)))) = work.await {
+                            late.release(key, rev);
+                        }
+                    });
+                    let why = format!("no answer from NATS within {} ms", limit.as_millis());
+                    (None, Err(ClaimError::Unreachable(why)))
+                }
+            };
+            let _ = me
+                .to_hub
+                .send(FromCluster::Claimed(Claimed {
+                    client,
+                    claim,
+                    session: session.map(|(id, n)| (id, n, resume.unwrap_or_default())),
+                }))
+                .await;
+        });
+    }
+
+    /// Ask the run `origin` to close the connection of the session whose
+    /// token hashes to `token` and give up its nickname claim; whether it
+    /// did (it answers once the claim is deleted).
+    async fn take_over(&self, origin: &str, token: &TokenHash) -> bool {
+        let subject = format!("{TAKEOVER_PREFIX}{}", hex(origin.as_bytes()));
+        let payload = Bytes::copy_from_slice(token);
+        match self.client.request(subject, payload).await {
+            Ok(reply) => reply.payload.as_ref() == b"1",
+            Err(e) => {
+                warn!(error = %e, origin, "a node did not answer a session's takeover");
+                false
+            }
+        }
+    }
+
+    /// Answer other runs (and this one) asking to close the connection of
+    /// a session they resume: the hub closes it, and the claim it held is
+    /// deleted before the answer, so that the asker can claim at once.
+    pub(super) async fn answer_takeovers(self: Arc<Self>, mut asked: async_nats::Subscriber) {
+        while let Some(msg) = asked.next().await {
+            let Some(reply) = msg.reply.clone() else {
+                continue;
+            };
+            let mut closed = false;
+            if let Ok(token) = <TokenHash>::try_from(msg.payload.as_ref()) {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                if self
+                    .to_hub
+                    .send(FromCluster::TakeOver { token, done })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if let Ok(Some((key, revision))) = answer.await {
+                    // The hub has let the claim go: nobody else deletes it.
+                    let mut backoff = Duration::from_millis(50);
+                    for attempt in 1..=TAKEOVER_DELETES {
+                        match self
+                            .nicks
+                            .delete_expect_revision(&key, Some(revision))
+                            .await
+                        {
+                            Ok(_) => {
+                                closed = true;
+                                break;
+                            }
+                            // Freed already (this node seemed dead to the
+                            // others): the asker may claim.
+                            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                                closed = true;
+                                break;
+                            }
+                            Err(e) => warn!(error = %e, "cannot give up a nickname claim"),
+                        }
+                        if attempt < TAKEOVER_DELETES {
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
+                        }
+                    }
+                }
+            }
+            let answer = Bytes::from_static(if closed { b"1" } else { b"0" });
+            if let Err(e) = self.client.publish(reply, answer).await {
+                warn!(error = %e, "cannot answer a session's takeover");
+            }
+        }
+    }
+
+    async fn claim_nick(
+        &self,
+        nick: &str,
+        key: &str,
+        skeleton: &str,
+    ) -> Result<(String, u64), ClaimError> {
+        let kv_key = format!("n{}", hex(&chatproto::hash_token(skeleton)[..20]));
+        let value = serde_json::to_vec(&ClaimValue {
+            origin: self.origin.to_string(),
+            nick: nick.to_owned(),
+            key: key.to_owned(),
+        })
+        .map_err(|e| ClaimError::Unreachable(e.to_string()))?;
+        let value = Bytes::from(value);
+        // Another write to this key is being stored (another claim, or one
+        // given up): with replicas, nats-server 2.11 and later refuse this
+        // one meanwhile, where 2.9 and 2.10 order the two. A moment later
+        // the answer is the usual one.
+        let mut created = self.nicks.create(&kv_key, value.clone()).await;
+        let mut wait = KEY_BUSY_WAIT;
+        for _ in 1..KEY_BUSY_TRIES {
+            if !created.as_ref().is_err_and(|e| key_busy(e)) {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            created = self.nicks.create(&kv_key, value.clone()).await;
+        }
+        match created {
+            Ok(rev) => Ok((kv_key, rev)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let holder = self
+                    .nicks
+                    .entry(kv_key.clone())
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|e| serde_json::from_slice::<ClaimValue>(&e.value).ok());
+                let (nick, same, origin) = match holder {
+                    Some(h) => (h.nick, h.key == key, Some(h.origin)),
+                    None => (nick.to_owned(), true, None),
+                };
+                Err(ClaimError::Taken { nick, same, origin })
+            }
+            Err(e) => Err(ClaimError::Unreachable(e.to_string())),
+        }
+    }
+
+    /// Give up a claim (only the claimer's revision is deleted: a newer
+    /// owner keeps it).
+    pub fn release(&self, key: String, revision: u64) {
+        let nicks = self.nicks.clone();
+        tokio::spawn(async move {
+            let _ = nicks.delete_expect_revision(&key, Some(revision)).await;
+        });
+    }
+
+    /// Which of `claims` (each a client's nickname key and the revision
+    /// it claimed) are no longer held as claimed: freed by another node
+    /// while this one seemed dead, and perhaps taken since. The answer
+    /// goes to the hub; a claim NATS could not tell about counts as held.
+    ///
+    /// Read now, and once more after the others' next judging: a node
+    /// that judged this one just before hearing it again frees the claims
+    /// a moment later.
+    pub fn check_claims(self: &Arc<Self>, claims: Vec<(ClientId, String, u64)>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            for round in 0..2 {
+                if round > 0 {
+                    tokio::time::sleep(2 * HEARTBEAT_EVERY).await;
+                }
+                let mut lost = Vec::new();
+                for (client, key, revision) in &claims {
+                    match me.nicks.entry(key.clone()).await {
+                        Ok(Some(e))
+                            if e.operation == kv::Operation::Put && e.revision == *revision => {}
+                        Ok(_) => lost.push(*client),
+                        Err(e) => warn!(error = %e, "cannot check a nickname claim"),
+                    }
+                }
+                if !lost.is_empty() && me.to_hub.send(FromCluster::ClaimsLost(lost)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+
+    async fn find_session(&self, hash: &TokenHash) -> Option<(SessionId, String)> {
+        let entry = self.sessions.get(hex(hash)).await.ok()??;
+        let v: SessionValue = serde_json::from_slice(&entry).ok()?;
+        Some((SessionId(v.id), v.nick))
+    }
+
+    /// Store session records (id, nick, token hash) where every node can
+    /// find them; the hub hears `Persisted(through)` when they are.
+    pub fn store_sessions(&self, sessions: Vec<SessionRecord>, through: u64) {
+        let _ = self.session_tx.send((sessions, through));
+    }
+
+    /// The one writer of session records, in order (so `Persisted`
+    /// tickets only grow), trying each until NATS takes it.
+    pub(super) async fn write_sessions(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<(Vec<SessionRecord>, u64)>,
+    ) {
+        while let Some((sessions, through)) = rx.recv().await {
+            for (id, nick, hash) in sessions {
+                let value =
+                    serde_json::to_vec(&SessionValue { id: id.0, nick }).unwrap_or_default();
+                let mut backoff = Duration::from_millis(50);
+                while let Err(e) = self
+                    .sessions
+                    .put(hex(&hash), Bytes::from(value.clone()))
+                    .await
+                {
+                    warn!(error = %e, "cannot store a session in NATS; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            if self
+                .to_hub
+                .send(FromCluster::Persisted(through))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// A clean stop: say this run is gone (the others release its
+    /// nicknames at once) and give up the claims of its clients.
+    pub async fn leave(&self, claims: Vec<(String, u64)>) {
+        for (key, rev) in claims {
+            let _ = self.nicks.delete_expect_revision(&key, Some(rev)).await;
+        }
+        let _ = self.nodes.delete(&self.settings.node).await;
+    }
+}
+
+/// Whether NATS refused a key-value write because another write to the
+/// same key was still being stored: nats-server 2.11 and later, on a
+/// bucket with replicas, answer so (error 10164, "wrong last sequence"
+/// without a sequence) instead of ordering the two. async-nats reports it
+/// as an error of no particular kind, the server's answer among its
+/// sources.
+pub(super) fn key_busy(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(api) = e.downcast_ref::<jetstream::Error>() {
+            return api.error_code() == jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT;
+        }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+
+    /// A claim's `create` refused by the server with `err_code`, as
+    /// async-nats reports it (the server's answer under a publish error,
+    /// under an update error).
+    fn refused_create(kind: PublishErrorKind, err_code: u64) -> kv::CreateError {
+        let answer =
+            format!(r#"{{"code":400,"err_code":{err_code},"description":"wrong last sequence"}}"#);
+        let api: jetstream::Error = serde_json::from_str(&answer).unwrap();
+        let publish = PublishError::with_source(kind, api);
+        kv::CreateError::from(kv::UpdateError::from(publish))
+    }
+
+    #[test]
+    fn a_key_written_meanwhile_is_told_from_other_refusals() {
+        // 10164: another write to the key is being stored (2.11+).
+        let busy = refused_create(PublishErrorKind::Other, 10164);
+        assert_eq!(busy.kind(), kv::CreateErrorKind::Other);
+        assert!(key_busy(&busy));
+        // 10071: the key holds another revision (a claim exists).
+        let taken = refused_create(PublishErrorKind::WrongLastSequence, 10071);
+        assert_eq!(taken.kind(), kv::CreateErrorKind::AlreadyExists);
+        assert!(!key_busy(&taken));
+        // No answer from the server at all.
+        let timed_out = kv::CreateError::new(kv::CreateErrorKind::Publish);
+        assert!(!key_busy(&timed_out));
+    }
+}

@@ -1,0 +1,327 @@
+//! Following: one task per room reads its stream in order and hands each
+//! event to the hub; new rooms are discovered, and each stream's start
+//! (moved by its limits) is watched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tracing::{info, warn};
+
+use super::entry::{decode_event, stream_seq};
+use super::{
+    clamp_i64, lock, names, random_hex, unhex, Cluster, Description, FromCluster, DUPLICATE_WINDOW,
+    FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT, STREAM_PREFIX,
+};
+
+impl Cluster {
+    /// Every `starts_every`, ask each room's stream where it starts, and
+    /// tell the hub of each start that moved (the stream's limits dropped
+    /// older events, which this node's memory may still hold).
+    pub(super) async fn watch_starts(self: Arc<Self>) {
+        let mut known: HashMap<String, u64> = HashMap::new();
+        let mut tick = tokio::time::interval(self.settings.starts_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut initial = true;
+        loop {
+            tick.tick().await;
+            let rooms = self.room_states().await;
+            let first_look = std::mem::replace(&mut initial, false);
+            let mut starts = Vec::new();
+            for (room, first, _) in rooms {
+                // A room there at the first look was loaded from where its
+                // stream started then (nothing to say, but to be sure); one
+                // seen later began here at 1.
+                let was = known.insert(room.clone(), first);
+                let moved = match was {
+                    Some(was) if first > was => true,
+                    None if first > 1 => !first_look,
+                    _ => continue,
+                };
+                starts.push((room, first, moved));
+            }
+            if !starts.is_empty() && self.to_hub.send(FromCluster::Starts(starts)).await.is_err() {
+                return;
+            }
+            if self.to_hub.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Make sure `room` has a stream (creating it with a new epoch if
+    /// not), and follow it.
+    pub(super) async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), String> {
+        let (name, subject) = names(room);
+        for _ in 0..3 {
+            if self.js.get_stream(&name).await.is_ok() {
+                self.follow(room);
+                return Ok(());
+            }
+            let description = serde_json::to_string(&Description {
+                room: room.to_owned(),
+                epoch: random_hex(16),
+            })
+            .map_err(|e| e.to_string())?;
+            let config = stream::Config {
+                name: name.clone(),
+                subjects: vec![subject.clone()],
+                description: Some(description),
+                max_messages: clamp_i64(self.settings.max_messages),
+                max_age: self.settings.max_age,
+                duplicate_window: DUPLICATE_WINDOW,
+                num_replicas: self.settings.replicas,
+                discard: stream::DiscardPolicy::Old,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            };
+            // Two nodes may race to create it: the loser finds it next time.
+            if self.js.create_stream(config).await.is_ok() {
+                info!(room, "created the room's stream");
+                let _ = self
+                    .client
+                    .publish(ROOMS_SUBJECT, Bytes::from(room.to_owned()))
+                    .await;
+                self.follow(room);
+                return Ok(());
+            }
+        }
+        Err(format!("cannot create the stream of #{room}"))
+    }
+
+    /// Start following `room`'s stream, unless it is followed.
+    pub fn follow(self: &Arc<Self>, room: &str) {
+        let new = lock(&self.following).insert(room.to_owned());
+        if new {
+            tokio::spawn(Arc::clone(self).follow_room(room.to_owned()));
+        }
+    }
+
+    /// Read one room's stream in order, forever: each event to the hub.
+    async fn follow_room(self: Arc<Self>, room: String) {
+        let (name, _) = names(&room);
+        let room: Arc<str> = Arc::from(room);
+        let mut next = 0u64;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.follow_once(&room, &name, &mut next).await {
+                Ok(()) => return, // the hub is gone
+                Err(e) => {
+                    warn!(room = &*room, error = %e, "reading the room's stream again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// One reading of a stream from `next`; `Ok` only when the hub is gone.
+    async fn follow_once(&self, room: &Arc<str>, name: &str, next: &mut u64) -> Result<(), String> {
+        let mut stream = self.js.get_stream(name).await.map_err(|e| e.to_string())?;
+        let info = stream.info().await.map_err(|e| e.to_string())?;
+        if *next == 0 {
+            let d: Description = info
+                .config
+                .description
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .ok_or("the stream has no room description")?;
+            let state = &info.state;
+            let first = if state.messages == 0 {
+                state.last_sequence + 1
+            } else {
+                state.first_sequence
+            };
+            *next = first;
+            let open = FromCluster::Open {
+                room: room.to_string(),
+                epoch: d.epoch,
+                first_seq: first,
+                last_seq: state.last_sequence,
+            };
+            if self.to_hub.send(open).await.is_err() {
+                return Ok(());
+            }
+        }
+        let config = consumer::push::OrderedConfig {
+            deliver_subject: self.client.new_inbox(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: *next,
+            },
+            ..Default::default()
+        };
+        let consumer = stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        // The origin of the last event, shared by the events after it from
+        // the same node (most of them, in a busy room).
+        let mut origin: Arc<str> = Arc::from("");
+        loop {
+            let msg = match tokio::time::timeout(FOLLOW_STALL, messages.next()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                // Nothing for a while, though this node's own proposals are
+                // stored past what it read: the consumer is stuck (async-nats
+                // remaking it after a NATS server was lost may never finish):
+                // read again, with a new one, from the next event.
+                Err(_) => {
+                    let stored = lock(&self.acked).get(&**room).copied();
+                    match stored {
+                        Some(stored) if stored >= *next => {
+                            return Err(format!(
+                                "no event past seq {} for {FOLLOW_STALL:?}, though this \
+                                 node's proposals are stored up to {stored}",
+                                *next - 1
+                            ));
+                        }
+                        _ => continue,
+                    }
+                }
+            };
+            let msg = msg.map_err(|e| e.to_string())?;
+            let seq = match msg.reply.as_deref().and_then(stream_seq) {
+                Some(seq) => seq,
+                None => msg.info().map_err(|e| e.to_string())?.stream_sequence,
+            };
+            if seq < *next {
+                continue;
+            }
+            if seq > *next {
+                // Gone for good (retention dropped them while this node
+                // lagged): stepped over, as every node does that reads
+                // them now. Otherwise never applied around: read again
+                // from the missing one.
+                let first = stream
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .first_sequence;
+                if first < seq {
+                    return Err(format!("expected seq {next}, got {seq}"));
+                }
+                warn!(
+                    room = %room,
+                    from = *next,
+                    to = seq - 1,
+                    "events removed by retention before this node read them"
+                );
+                while *next < seq {
+                    let skip = FromCluster::Skip {
+                        room: room.to_string(),
+                        seq: *next,
+                    };
+                    if self.to_hub.send(skip).await.is_err() {
+                        return Ok(());
+                    }
+                    *next += 1;
+                }
+            }
+            let from = msg.headers.as_ref().and_then(|h| h.get(ORIGIN));
+            let from = from.map_or("", |v| v.as_str());
+            if *origin != *from {
+                origin = Arc::from(from);
+            }
+            let item = match decode_event(room, seq, &msg.payload) {
+                Some(event) => FromCluster::Event {
+                    event,
+                    origin: Arc::clone(&origin),
+                },
+                None => {
+                    warn!(
+                        room = %room,
+                        seq, "stepping over a log entry this version cannot read"
+                    );
+                    FromCluster::Skip {
+                        room: room.to_string(),
+                        seq,
+                    }
+                }
+            };
+            if self.to_hub.send(item).await.is_err() {
+                return Ok(());
+            }
+            *next += 1;
+        }
+        Err("the stream's consumer ended".into())
+    }
+
+    /// Follow every room: those that exist now, those announced, and
+    /// (every few seconds) any whose announcement was missed.
+    pub(super) async fn discover(self: Arc<Self>) {
+        let mut announced = match self.client.subscribe(ROOMS_SUBJECT).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "cannot hear new rooms; listing streams only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(RESCAN_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    for room in self.list_rooms().await {
+                        self.follow(&room);
+                    }
+                }
+                Some(msg) = async { match announced.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } } => {
+                    if let Ok(room) = std::str::from_utf8(&msg.payload) {
+                        if chatproto::room_name(room).as_deref() == Ok(room) {
+                            self.follow(room);
+                        }
+                    }
+                }
+            }
+            if self.to_hub.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Every room with a stream, and its last seq.
+    pub async fn room_streams(&self) -> Vec<(String, u64)> {
+        let states = self.room_states().await;
+        states
+            .into_iter()
+            .map(|(room, _, last)| (room, last))
+            .collect()
+    }
+
+    /// Every room with a stream, with its first and last seq: one request
+    /// to NATS per page of streams (256), not one per room.
+    async fn room_states(&self) -> Vec<(String, u64, u64)> {
+        let mut streams = self.js.streams();
+        let mut out = Vec::new();
+        while let Some(info) = streams.next().await {
+            let info = match info {
+                Ok(info) => info,
+                Err(e) => {
+                    warn!(error = %e, "cannot list the rooms' streams");
+                    break;
+                }
+            };
+            let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
+            if let Some(room) = room {
+                out.push((room, info.state.first_sequence, info.state.last_sequence));
+            }
+        }
+        out
+    }
+
+    async fn list_rooms(&self) -> Vec<String> {
+        let mut names = self.js.stream_names();
+        let mut rooms = Vec::new();
+        while let Some(name) = names.next().await {
+            let Ok(name) = name else { break };
+            if let Some(room) = name.strip_prefix(STREAM_PREFIX).and_then(unhex) {
+                rooms.push(room);
+            }
+        }
+        rooms
+    }
+}

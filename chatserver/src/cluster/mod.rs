@@ -1,0 +1,398 @@
+//! Several chatserver nodes sharing rooms through NATS JetStream (see
+//! ARCHITECTURE.md, "Scale-out").
+//!
+//! One stream per room: its sequence numbers are the room's seqs. The hub
+//! hands what its core proposes to the publisher task, which appends it to
+//! the room's stream (with a `Nats-Msg-Id`, so a retry is stored once); a
+//! follower task per room reads each stream in order, from every node's
+//! proposals, and hands each event to the hub, which feeds it to the core.
+//! Nicknames are claimed in a key-value bucket, sessions kept in another
+//! (so any node can resume them), and each node heartbeats into a third;
+//! a node that stops is noticed by the others, who say its clients left.
+//!
+//! This file holds the link's settings, what it tells the hub, and its
+//! start; each task has a file: `publish` (proposals into the streams),
+//! `follow` (the streams read back in order), `entry` (an event as a
+//! stream message), `claims` (nicknames and sessions), `nodes`
+//! (heartbeats, and judging the silent), `history` (pages read from a
+//! stream).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::header::HeaderName;
+use async_nats::jetstream::{self, kv, stream};
+use bytes::Bytes;
+use chatproto::{ClientId, Event, ReadPage, SessionId, TokenHash};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+mod claims;
+mod entry;
+mod follow;
+mod history;
+mod nodes;
+mod publish;
+
+/// Stream names are this and the room's name in hex (room names may hold
+/// `.`, which stream names may not).
+const STREAM_PREFIX: &str = "CHATROOM_";
+/// Subjects are this and the room's name in hex.
+const SUBJECT_PREFIX: &str = "chatroom.";
+/// Where a node says it created a room's stream.
+const ROOMS_SUBJECT: &str = "chat.rooms";
+/// Where a node (this and its run's origin in hex) is asked to close the
+/// connection of a session another node resumes.
+const TAKEOVER_PREFIX: &str = "chat.takeover.";
+/// How many times a join claims a nickname its own session holds on a
+/// connection that is being closed for it.
+const TAKEOVER_CLAIMS: u32 = 3;
+/// How many times a node tries to delete the claim of a connection it
+/// closed for a takeover (waiting 50 ms, then twice as long each time:
+/// 350 ms in all, well within a join's claim timeout).
+const TAKEOVER_DELETES: u32 = 4;
+/// How long a join waits before claiming once more when the node holding
+/// its nickname closed no connection for it (its own loss may be freeing
+/// the claim at that moment).
+const TAKEOVER_AGAIN_AFTER: Duration = Duration::from_millis(100);
+/// How many times a node tries its first heartbeat (1.55 s of waiting in
+/// all, from 50 ms).
+const FIRST_BEAT_TRIES: u32 = 6;
+/// How many times a nickname is claimed while NATS says another write to
+/// its key is being stored, and how long it waits before the second try
+/// (twice as long each time after: 310 ms in all at most).
+const KEY_BUSY_TRIES: u32 = 6;
+const KEY_BUSY_WAIT: Duration = Duration::from_millis(10);
+/// The key-value buckets.
+const NICKS: &str = "chat_nicks";
+const SESSIONS: &str = "chat_sessions";
+const NODES: &str = "chat_nodes";
+/// The header naming the node (and its run) that proposed an event (made
+/// once: a name given as a string is checked and copied at every use).
+const ORIGIN: HeaderName = HeaderName::from_static("Chat-Origin");
+/// How long JetStream remembers message ids to drop a second copy.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How often a node heartbeats and looks at the others' heartbeats.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How often every node lists the streams, for rooms whose announcement
+/// it missed.
+const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// How long a room's follower waits for its next event, when this node
+/// knows of a stored one it has not read, before it reads the stream again
+/// with a new consumer.
+const FOLLOW_STALL: Duration = Duration::from_secs(3);
+/// Proposals published before their acknowledgements are awaited.
+const PUBLISH_BATCH: usize = 512;
+/// Session records are kept this long (a day past any resume window).
+const SESSION_MAX_AGE: Duration = Duration::from_secs(86_400);
+
+/// The settings of cluster mode.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// NATS server URLs.
+    pub urls: Vec<String>,
+    /// This node's name.
+    pub node: String,
+    /// Stream and bucket replicas (1 to 5; a NATS cluster's size, or 1).
+    pub replicas: usize,
+    /// A node silent this long is taken for dead.
+    pub dead_after: Duration,
+    /// Longest wait for NATS to claim a join's nickname (under the join
+    /// timeout: the join is answered `unavailable` past it).
+    pub claim_timeout: Duration,
+    /// Stream limits: messages per room and their age (zero: no limit).
+    pub max_messages: u64,
+    pub max_age: Duration,
+    /// How often the rooms' streams are asked where they start now (the
+    /// limits drop old events), so that memory serves none of those.
+    pub starts_every: Duration,
+}
+
+/// What the cluster tasks tell the hub.
+#[derive(Debug)]
+pub enum FromCluster {
+    /// A room's stream: its epoch and the first seq it holds; its events
+    /// follow.
+    Open {
+        room: String,
+        epoch: String,
+        first_seq: u64,
+        /// The last seq when the follower started (to catch up to).
+        last_seq: u64,
+    },
+    /// The next event of a room, proposed by `origin`.
+    Event { event: Event, origin: Arc<str> },
+    /// A stream message this version cannot read: stepped over.
+    Skip { room: String, seq: u64 },
+    /// The nickname claim (and session lookup) for a join.
+    Claimed(Claimed),
+    /// The session records up to this ticket are stored.
+    Persisted(u64),
+    /// A history read.
+    Read {
+        ticket: u64,
+        client: ClientId,
+        found: Result<ReadPage, String>,
+    },
+    /// The nodes (by origin) heartbeating now.
+    Alive(HashSet<Arc<str>>),
+    /// This node was held up for longer than the others wait for a
+    /// heartbeat: they may have taken it for dead and freed its clients'
+    /// nicknames (see [`Cluster::check_claims`]).
+    HeldUp,
+    /// These clients' nickname claims are no longer this node's (another
+    /// node freed them while this one seemed dead).
+    ClaimsLost(Vec<ClientId>),
+    /// Another node resumes the session whose token hashes to `token`:
+    /// close its connection here, if it is here, and answer with that
+    /// connection's nickname claim (to be given up) on `done`.
+    TakeOver {
+        token: TokenHash,
+        done: tokio::sync::oneshot::Sender<Option<(String, u64)>>,
+    },
+    /// The log already held a message this node proposed, by its session
+    /// and id (from another node: a resend after the session moved); the
+    /// proposal, numbered with the seq of the copy the log holds.
+    Duplicate(Event),
+    /// Rooms whose streams start later than this node knew: each room,
+    /// its stream's first seq (its limits dropped the events before it),
+    /// and whether that moved since the last look (else first seen so).
+    Starts(Vec<(String, u64, bool)>),
+}
+
+/// The outcome of claiming a nickname for a join.
+#[derive(Debug)]
+pub struct Claimed {
+    /// Who joins.
+    pub client: ClientId,
+    /// The claim: its key and revision, or why not.
+    pub claim: Result<(String, u64), ClaimError>,
+    /// The session the join resumes, if another node began it.
+    pub session: Option<(SessionId, String, TokenHash)>,
+}
+
+/// Why a nickname could not be claimed.
+#[derive(Debug)]
+pub enum ClaimError {
+    /// Someone on some node has it (or one that looks like it): their
+    /// nick, whether it is the same nickname (else a look-alike), and the
+    /// run (origin) holding it.
+    Taken {
+        nick: String,
+        same: bool,
+        origin: Option<String>,
+    },
+    /// NATS did not answer.
+    Unreachable(String),
+}
+
+/// A session to store: its id, nickname and token hash.
+pub type SessionRecord = (SessionId, String, TokenHash);
+
+/// One event for a room's stream.
+#[derive(Debug)]
+pub struct Proposal {
+    pub room: Arc<str>,
+    pub payload: Bytes,
+    pub msg_id: String,
+    /// Published once already (its acknowledgement failed): a duplicate
+    /// may be that try's copy, not another node's.
+    pub tried: bool,
+}
+
+/// The node's link to the cluster.
+pub struct Cluster {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    nicks: kv::Store,
+    sessions: kv::Store,
+    nodes: kv::Store,
+    settings: Settings,
+    /// This node's name and run: `node/random`.
+    pub origin: Arc<str>,
+    proposals: mpsc::UnboundedSender<Proposal>,
+    session_tx: mpsc::UnboundedSender<(Vec<SessionRecord>, u64)>,
+    /// Proposals not acknowledged yet (the hub stops reading past a limit).
+    pub pending: Arc<AtomicUsize>,
+    to_hub: mpsc::Sender<FromCluster>,
+    /// Rooms followed.
+    following: Mutex<HashSet<String>>,
+    /// Proposals numbered so far (their message ids).
+    next_id: AtomicUsize,
+    /// Set once the node listens: other nodes are judged from then on.
+    pub ready: std::sync::atomic::AtomicBool,
+    /// Per room, the seq the log gave this node's latest proposal.
+    acked: Mutex<HashMap<Arc<str>, u64>>,
+}
+
+/// Which stream and subject hold `room`.
+fn names(room: &str) -> (String, String) {
+    let hex = hex(room.as_bytes());
+    (
+        format!("{STREAM_PREFIX}{hex}"),
+        format!("{SUBJECT_PREFIX}{hex}"),
+    )
+}
+
+/// `bytes` in lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// A stream's description: the room and its epoch.
+#[derive(Serialize, Deserialize)]
+struct Description {
+    room: String,
+    epoch: String,
+}
+
+/// A claim's value: who holds the nickname.
+#[derive(Serialize, Deserialize)]
+struct ClaimValue {
+    origin: String,
+    nick: String,
+    key: String,
+}
+
+/// A session's record: enough to resume it on any node.
+#[derive(Serialize, Deserialize)]
+struct SessionValue {
+    id: u64,
+    nick: String,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    // A weaker id only risks a clash with another run of the same node.
+    let _ = getrandom::fill(&mut b);
+    hex(&b)
+}
+
+impl Cluster {
+    /// Connect, make the buckets, and start the publisher, the room
+    /// discovery and the heartbeat. Events reach the hub through `to_hub`.
+    pub async fn start(
+        settings: Settings,
+        to_hub: mpsc::Sender<FromCluster>,
+    ) -> Result<Arc<Cluster>, String> {
+        let urls = settings.urls.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("chatserver {}", settings.node))
+            .max_reconnects(None)
+            .connect(urls.clone())
+            .await
+            .map_err(|e| format!("cannot reach NATS at {}: {e}", urls.join(",")))?;
+        let js = jetstream::new(client.clone());
+        let replicas = settings.replicas;
+        let nicks = bucket(&js, NICKS, replicas, Duration::ZERO).await?;
+        let sessions = bucket(&js, SESSIONS, replicas, SESSION_MAX_AGE).await?;
+        let nodes = bucket(&js, NODES, replicas, Duration::ZERO).await?;
+        let origin: Arc<str> = Arc::from(format!("{}/{}", settings.node, random_hex(6)));
+        let (proposals, rx) = mpsc::unbounded_channel();
+        let (session_tx, session_rx) = mpsc::unbounded_channel();
+        let cluster = Arc::new(Cluster {
+            client,
+            js,
+            nicks,
+            sessions,
+            nodes,
+            settings,
+            origin,
+            proposals,
+            session_tx,
+            pending: Arc::new(AtomicUsize::new(0)),
+            to_hub,
+            following: Mutex::new(HashSet::new()),
+            next_id: AtomicUsize::new(0),
+            ready: std::sync::atomic::AtomicBool::new(false),
+            acked: Mutex::new(HashMap::new()),
+        });
+        // Heartbeat before anything else: others must not take this run
+        // for dead once it has clients. A bucket just made with replicas
+        // may not be reachable through every NATS server yet ("no stream
+        // found"): a few more tries, waiting twice as long each time.
+        let mut beat = cluster.beat().await;
+        let mut wait = Duration::from_millis(50);
+        for _ in 1..FIRST_BEAT_TRIES {
+            if beat.is_ok() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            beat = cluster.beat().await;
+        }
+        beat?;
+        tokio::spawn(Arc::clone(&cluster).publish(rx));
+        tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
+        tokio::spawn(Arc::clone(&cluster).discover());
+        tokio::spawn(Arc::clone(&cluster).watch_nodes());
+        tokio::spawn(Arc::clone(&cluster).watch_starts());
+        let subject = format!("{TAKEOVER_PREFIX}{}", hex(cluster.origin.as_bytes()));
+        let asked = cluster
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|e| format!("cannot subscribe to takeovers: {e}"))?;
+        tokio::spawn(Arc::clone(&cluster).answer_takeovers(asked));
+        Ok(cluster)
+    }
+}
+
+/// A lock that a panic elsewhere does not poison for us.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A key-value bucket, made as nats-server 2.9 understands: async-nats's
+/// `create_key_value` asks for account details that server cannot give in
+/// the shape this client expects, so the bucket's stream is made directly
+/// with the settings a bucket has.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+    max_age: Duration,
+) -> Result<kv::Store, String> {
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    if js.get_stream(format!("KV_{name}")).await.is_err() {
+        if let Err(e) = js.create_stream(config).await {
+            // Another node may have made it meanwhile.
+            if js.get_stream(format!("KV_{name}")).await.is_err() {
+                return Err(format!("cannot make the {name} bucket in NATS: {e}"));
+            }
+        }
+    }
+    js.get_key_value(name)
+        .await
+        .map_err(|e| format!("cannot open the {name} bucket in NATS: {e}"))
+}
