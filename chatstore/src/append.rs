@@ -1,0 +1,298 @@
+//! Appending a batch of records in one transaction: each room's events
+//! gathered into chunks, sessions, and the rooms begun, begun again or
+//! forgotten.
+
+use chatproto::{EventBody, PresenceStatus, Recipient, Record};
+use rusqlite::params;
+
+use crate::chunk::{insert_chunk, Fields, To, KIND_MSG, KIND_OFFLINE, KIND_ONLINE};
+use crate::rooms::{begin_room, forget_room, room_number, Began};
+use crate::{Store, StoreError, CHUNK_BYTES, CHUNK_EVENTS, MAX_SEQ, SEQ_BITS};
+
+impl Store {
+    /// Store a batch of records in one transaction: all of it or none.
+    /// A room record with a new epoch starts the room's history again.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let tx = self.db.transaction()?;
+        let mut found = Vec::new();
+        write(&tx, records, &self.numbers, &mut found)?;
+        tx.commit()?;
+        // Only numbers that are committed are kept: a room added by a
+        // batch that failed may get another number later.
+        for (name, no) in found {
+            match no {
+                Some(no) => self.numbers.insert(name, no),
+                None => self.numbers.remove(&name),
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether `records` could be stored now: written, then rolled back.
+    /// After a failed [`append`](Store::append), this tells when the cause
+    /// (a full disk, say) has gone.
+    pub fn probe(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let tx = self.db.transaction()?;
+        write(&tx, records, &self.numbers, &mut Vec::new())?;
+        tx.rollback()?;
+        Ok(())
+    }
+}
+
+/// A room's events of one batch being gathered into a chunk.
+struct Chunk {
+    /// Its first and last event's seq.
+    first: u64,
+    last: u64,
+    count: usize,
+    /// `[` and the events so far, comma-separated.
+    json: String,
+}
+
+/// What a batch does to one room: its last seq, highest writer, key base
+/// and the chunk it is gathering.
+struct Run<'a> {
+    room: &'a str,
+    /// The last seq gathered (0 when none since the batch began or began
+    /// the room again); the next must be above it.
+    seq: u64,
+    /// The first seq gathered since then.
+    first: Option<u64>,
+    session: i64,
+    base: i64,
+    chunk: Option<Chunk>,
+}
+
+/// Insert the chunk `run` is gathering, if any. A chunk whose key is
+/// taken ends at a seq the room stored before: out of order (a seq that
+/// does not collide is caught by [`update_room`]).
+fn flush_chunk(tx: &rusqlite::Transaction<'_>, run: &mut Run<'_>) -> Result<(), StoreError> {
+    if let Some(mut c) = run.chunk.take() {
+        c.json.push(']');
+        match insert_chunk(tx, run.base, c.first, c.last, &c.json) {
+            Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                return Err(StoreError::OutOfOrder {
+                    room: run.room.to_owned(),
+                    seq: c.last,
+                });
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Write `records` inside `tx`, in order: each room's events are gathered
+/// into chunks, inserted once full and before any other record (a room
+/// begun again deletes the room's earlier events).
+///
+/// A room's number comes from this batch's `found` (the latest entry),
+/// from `known` (committed ones), or from the file; rooms this batch
+/// numbers or looks up are added to `found`, and those it forgets, with
+/// `None`.
+fn write<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    records: &'a [Record],
+    known: &std::collections::HashMap<String, i64>,
+    found: &mut Vec<(String, Option<i64>)>,
+) -> Result<(), StoreError> {
+    // Each room's last seq and highest session are written once per batch
+    // (events of a room come in seq order).
+    let mut runs: Vec<Run<'a>> = Vec::new();
+    // The chunk of the room a record names goes in before the record
+    // acts on the room.
+    let flush_room = |runs: &mut Vec<Run<'a>>, name: &str| -> Result<(), StoreError> {
+        match runs.iter_mut().find(|r| r.room == name) {
+            Some(run) => flush_chunk(tx, run),
+            None => Ok(()),
+        }
+    };
+    for record in records {
+        match record {
+            Record::Room { name, epoch, .. } => {
+                flush_room(&mut runs, name)?;
+                match begin_room(tx, name, epoch)? {
+                    // The same epoch again changes nothing.
+                    Began::Same => {}
+                    // A room begun again (a new epoch) drops what came
+                    // before in this batch too.
+                    // Its highest writer stays: sessions only go up.
+                    Began::Again => {
+                        if let Some(run) = runs.iter_mut().find(|r| *r.room == **name) {
+                            run.seq = 0;
+                            run.first = None;
+                        }
+                    }
+                    // A room's record goes before its events: events of a
+                    // room not yet known were refused at the first one.
+                    Began::New(no) => found.push((name.to_string(), Some(no))),
+                }
+            }
+            Record::Forgotten { name, .. } => {
+                flush_room(&mut runs, name)?;
+                // What this batch wrote into it is counted first.
+                if let Some(i) = runs.iter().position(|r| *r.room == **name) {
+                    let run = runs.remove(i);
+                    update_room(tx, &run)?;
+                }
+                forget_room(tx, name)?;
+                found.push((name.to_string(), None));
+            }
+            Record::Session {
+                id, nick, token, ..
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO sessions (id, nick, token_hash) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET nick = excluded.nick",
+                )?
+                .execute(params![id.0 as i64, &**nick, &token[..]])?;
+            }
+            Record::Event(e) => {
+                let room_name: &str = &e.room;
+                let writer = e.session().0 as i64;
+                if e.seq > MAX_SEQ {
+                    return Err(StoreError::KeysFull {
+                        room: room_name.to_owned(),
+                        why: "its seq is past the highest a room can store",
+                    });
+                }
+                let at = match runs.iter().position(|r| r.room == room_name) {
+                    Some(at) => at,
+                    None => {
+                        let base = room_number(tx, room_name, known, found)? << SEQ_BITS;
+                        runs.push(Run {
+                            room: room_name,
+                            seq: 0,
+                            first: None,
+                            session: -1,
+                            base,
+                            chunk: None,
+                        });
+                        runs.len() - 1
+                    }
+                };
+                let run = &mut runs[at];
+                if run.first.is_some() && e.seq <= run.seq {
+                    return Err(StoreError::OutOfOrder {
+                        room: room_name.to_owned(),
+                        seq: e.seq,
+                    });
+                }
+                run.first.get_or_insert(e.seq);
+                run.seq = e.seq;
+                run.session = run.session.max(writer);
+                let (kind, session, nick, text, msg_id, to): (_, _, &str, _, _, &[Recipient]) =
+                    match &e.body {
+                        EventBody::Presence {
+                            session,
+                            nick,
+                            status,
+                            ..
+                        } => (
+                            match status {
+                                PresenceStatus::Online => KIND_ONLINE,
+                                _ => KIND_OFFLINE,
+                            },
+                            *session,
+                            nick,
+                            None,
+                            None,
+                            &[],
+                        ),
+                        EventBody::Msg {
+                            from,
+                            nick,
+                            to,
+                            text,
+                            id,
+                            ..
+                        } => (KIND_MSG, *from, nick, Some(&**text), id.as_deref(), to),
+                        _ => continue,
+                    };
+                // A chunk holds increasing seqs, up to its bounds.
+                if run.chunk.as_ref().is_some_and(|c| c.count >= CHUNK_EVENTS) {
+                    flush_chunk(tx, run)?;
+                }
+                let c = run.chunk.get_or_insert_with(|| Chunk {
+                    first: e.seq,
+                    last: e.seq,
+                    count: 0,
+                    // A batch may name many rooms: small until it grows.
+                    json: String::with_capacity(1024),
+                });
+                let mark = c.json.len();
+                c.json.push(if c.count == 0 { '[' } else { ',' });
+                Fields {
+                    seq: e.seq,
+                    ts: e.ts,
+                    kind,
+                    session: session.0,
+                    nick,
+                    text,
+                    msg_id,
+                    to: To::Live(to),
+                }
+                .push(&mut c.json);
+                // The closing `]` counted.
+                if c.count > 0 && c.json.len() + 1 > CHUNK_BYTES {
+                    // Past a page with this event: the chunk closes before
+                    // it, and it begins the next one.
+                    let event = c.json.split_off(mark + 1);
+                    c.json.truncate(mark);
+                    flush_chunk(tx, run)?;
+                    let mut json = String::with_capacity(event.len().max(1024) + 2);
+                    json.push('[');
+                    json.push_str(&event);
+                    run.chunk = Some(Chunk {
+                        first: e.seq,
+                        last: e.seq,
+                        count: 1,
+                        json,
+                    });
+                } else {
+                    c.last = e.seq;
+                    c.count += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    for run in &mut runs {
+        flush_chunk(tx, run)?;
+    }
+    for run in &runs {
+        update_room(tx, run)?;
+    }
+    Ok(())
+}
+
+/// A room's last seq and highest writer, after a batch's events; the
+/// first of them must be above what the room stored before.
+fn update_room(tx: &rusqlite::Transaction<'_>, run: &Run<'_>) -> Result<(), StoreError> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE rooms SET last_seq = max(last_seq, ?2), max_session = max(max_session, ?3)
+             WHERE name = ?1 AND (?4 IS NULL OR last_seq < ?4)",
+        )?
+        .execute(params![
+            run.room,
+            run.seq as i64,
+            run.session,
+            run.first.map(|f| f as i64)
+        ])?;
+    if updated == 0 {
+        let known = tx
+            .prepare_cached("SELECT 1 FROM rooms WHERE name = ?1")?
+            .exists(params![run.room])?;
+        return Err(match (known, run.first) {
+            (true, Some(seq)) => StoreError::OutOfOrder {
+                room: run.room.to_owned(),
+                seq,
+            },
+            _ => StoreError::UnknownRoom(run.room.to_owned()),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Opening the database: the data directory and its lock file (one
+//! server per directory), the checks before anything is written, the
+//! pragmas; a read-only open beside a running server; the cap on its size.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{
+    checkpoint, Store, StoreError, Sync, DB_FILE, LOCK_FILE, READABLE_FROM, SCHEMA_VERSION,
+};
+
+impl Store {
+    /// Open (creating if needed) the database in `dir`, check it, migrate
+    /// it to this version, and take it for this process alone.
+    pub fn open(dir: &Path, sync: Sync) -> Result<Store, StoreError> {
+        let dir_err = |source| StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        };
+        if dir.exists() && !dir.is_dir() {
+            return Err(dir_err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it is a file, not a directory",
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        let path = dir.join(DB_FILE);
+        // One server per directory. A lock file rather than SQLite's own
+        // exclusive mode, so that readers (`chatserver export`, the sqlite3
+        // tool) can read while the server runs; the OS drops the lock if
+        // the process dies.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(dir_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(dir_err(e)),
+        }
+        // No mutex of SQLite's own: a `Connection` is used by one thread
+        // at a time (Rust sees to it), and the serialized mode's lock on
+        // every call was a few percent of a stored message's cost.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
+        // A database another server holds is refused at once, not after a wait.
+        db.busy_timeout(std::time::Duration::ZERO)?;
+        // Reading the schema is the first thing that looks at the file: a
+        // file that is not SQLite fails here, before anything is written.
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(e, &path))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+            });
+        }
+        // Version 0 is a new file, or another program's database: only an
+        // empty one is ours to fill.
+        let tables: i64 = db.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if version == 0 && tables > 0 {
+            return Err(StoreError::Foreign(path));
+        }
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| classify(e, &path))?;
+        let level = match sync {
+            Sync::Normal => "NORMAL",
+            Sync::Full => "FULL",
+        };
+        db.pragma_update(None, "synchronous", level)?;
+        let mut store = Store {
+            _checkpointer: None,
+            db,
+            path,
+            _lock: Some(lock),
+            version: SCHEMA_VERSION,
+            numbers: std::collections::HashMap::new(),
+        };
+        store.migrate(version)?;
+        store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;
+        Ok(store)
+    }
+
+    /// Open the database in `dir` to read only, beside a server that may
+    /// be writing it (for an export). Nothing is created or changed.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Dir {
+                dir: dir.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {DB_FILE} in it"),
+                ),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(e, &path))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+            });
+        }
+        if version < READABLE_FROM {
+            return Err(StoreError::OlderSchema {
+                path,
+                found: version,
+            });
+        }
+        Ok(Store {
+            _checkpointer: None,
+            db,
+            path,
+            _lock: None,
+            version,
+            numbers: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Cap the database at about `bytes` (`None`: no cap). Past it, an
+    /// append fails as if the disk were full; reading still works, and
+    /// space that retention frees is used again.
+    pub fn set_max_bytes(&mut self, bytes: Option<u64>) -> Result<(), StoreError> {
+        let page: i64 = self.db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = bytes.map_or(i64::from(u32::MAX) * 4, |b| (b as i64 / page).max(1));
+        // SQLite answers with the cap it set (never below the current size).
+        let _: i64 = self
+            .db
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })?;
+        Ok(())
+    }
+}
+
+/// Name the errors a person can act on.
+pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase) => StoreError::NotADatabase(path.to_owned()),
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => StoreError::Locked(path.to_owned()),
+        Some(C::CannotOpen) | Some(C::ReadOnly) | Some(C::PermissionDenied) => StoreError::Dir {
+            dir: path.parent().unwrap_or(path).to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        },
+        _ => StoreError::Sqlite(e),
+    }
+}

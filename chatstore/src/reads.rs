@@ -1,0 +1,285 @@
+//! Reading history: a room's events by its key range in each schema
+//! version, pages with the visibility rules, the recent messages and an
+//! export, and the list of rooms.
+
+use std::sync::Arc;
+
+use chatproto::{Event, ReadPage, ReadQuery, SessionId};
+use rusqlite::params;
+
+use crate::chunk::{decode_chunk, stored_msg, Stored, KIND_MSG, LEGACY_KIND};
+use crate::{Store, StoreError, StoredRoom, MAX_SEQ};
+
+impl Store {
+    /// How this file's queries pick a room's events, with `?1` the
+    /// room's name: by name and seq (v4, v5), or by the key range of the
+    /// room's number (v6 on). One statement looks the number up and reads,
+    /// so a reader beside the writer never reads a number that a
+    /// forgotten room gave up to another in between.
+    fn keys(&self) -> Keys {
+        if self.version < 6 {
+            return Keys {
+                range: "room = ?1 AND seq >= ?2 AND seq <= ?3",
+                seq: "seq",
+                order: "seq",
+                max: i64::MAX,
+            };
+        }
+        Keys {
+            range: "id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?2
+                    AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?3",
+            seq: "id & 1099511627775",
+            order: "id",
+            max: MAX_SEQ as i64,
+        }
+    }
+
+    /// The newest `limit` messages of `room`, oldest first, whoever may see
+    /// them: what a restarted server keeps in memory.
+    pub fn recent(&self, room: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        self.scan(room, 0, Order::NewestFirst(limit), |e| out.push(e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Every message of `room` with a seq above `since`, oldest first,
+    /// handed to `each` (for an export).
+    pub fn export(
+        &self,
+        room: &str,
+        since: u64,
+        each: impl FnMut(Event),
+    ) -> Result<(), StoreError> {
+        self.scan(room, since, Order::OldestFirst, each)
+    }
+
+    fn scan(
+        &self,
+        room: &str,
+        since: u64,
+        order: Order,
+        mut each: impl FnMut(Event),
+    ) -> Result<(), StoreError> {
+        let (newest_first, mut left) = match order {
+            Order::OldestFirst => (false, usize::MAX),
+            Order::NewestFirst(n) => (true, n),
+        };
+        if left == 0 {
+            return Ok(());
+        }
+        let room_name: Arc<str> = Arc::from(room);
+        self.walk(room, since.saturating_add(1), u64::MAX, newest_first, |e| {
+            if e.kind == KIND_MSG {
+                each(stored_msg(e, &room_name));
+                left -= 1;
+            }
+            left > 0
+        })
+    }
+
+    /// Hand each stored event of `room` with a seq in `lo..=hi` to `each`,
+    /// newest or oldest first, for as long as it answers `true`. Chunks
+    /// (v8) are read a row at a time; older files' rows are read as chunks
+    /// of one event.
+    fn walk(
+        &self,
+        room: &str,
+        lo: u64,
+        hi: u64,
+        newest_first: bool,
+        mut each: impl FnMut(Stored) -> bool,
+    ) -> Result<(), StoreError> {
+        let keys = self.keys();
+        let (Some(from), to) = (keys.lower(lo), keys.upper(hi)) else {
+            return Ok(());
+        };
+        if from > to {
+            return Ok(());
+        }
+        let dir = if newest_first { "DESC" } else { "ASC" };
+        let sql = if self.version >= 8 {
+            // The chunks from the one holding `lo` to the one holding `hi`
+            // (the first whose last seq reaches it), or to the room's end.
+            format!(
+                "SELECT events FROM chunks
+                 WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?2
+                   AND id <= coalesce(
+                       (SELECT min(id) FROM chunks
+                        WHERE id >= ((SELECT no FROM rooms WHERE name = ?1) << 40) + ?3
+                          AND id <= ((SELECT no FROM rooms WHERE name = ?1) << 40)
+                                    + 1099511627775),
+                       ((SELECT no FROM rooms WHERE name = ?1) << 40) + 1099511627775)
+                 ORDER BY id {dir}"
+            )
+        } else {
+            let Keys {
+                range, seq, order, ..
+            } = keys;
+            format!(
+                "SELECT json_array(json_array({seq}, ts, {LEGACY_KIND}, session, nick, text,
+                                              msg_id, to_sessions, to_nicks))
+                 FROM events WHERE {range} ORDER BY {order} {dir}"
+            )
+        };
+        let mut st = self.db.prepare_cached(&sql)?;
+        let mut rows = st.query(params![room, from, to])?;
+        let (lo, hi) = (from as u64, to as u64);
+        while let Some(r) = rows.next()? {
+            let json = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let events = decode_chunk(json)?;
+            let mut go = |e: Stored| !(lo..=hi).contains(&e.seq) || each(e);
+            let went = if newest_first {
+                events.into_iter().rev().all(&mut go)
+            } else {
+                events.into_iter().all(&mut go)
+            };
+            if !went {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every room with its epoch, last seq and oldest stored seq.
+    pub fn rooms(&self) -> Result<Vec<StoredRoom>, StoreError> {
+        let sql = if self.version < 6 {
+            "SELECT name, epoch, last_seq,
+                    (SELECT min(seq) FROM events WHERE events.room = rooms.name)
+             FROM rooms ORDER BY name"
+        } else if self.version >= 8 {
+            "SELECT name, epoch, last_seq,
+                    (SELECT first FROM chunks
+                     WHERE id >= rooms.no << 40 AND id <= (rooms.no << 40) + 1099511627775
+                     ORDER BY id LIMIT 1)
+             FROM rooms ORDER BY name"
+        } else {
+            "SELECT name, epoch, last_seq,
+                    (SELECT id - (rooms.no << 40) FROM events
+                     WHERE id >= rooms.no << 40 AND id <= (rooms.no << 40) + 1099511627775
+                     ORDER BY id LIMIT 1)
+             FROM rooms ORDER BY name"
+        };
+        let mut st = self.db.prepare_cached(sql)?;
+        let rows = st.query_map([], |r| {
+            let last_seq = r.get::<_, i64>(2)? as u64;
+            let oldest: Option<i64> = r.get(3)?;
+            Ok(StoredRoom {
+                name: r.get(0)?,
+                epoch: r.get(1)?,
+                last_seq,
+                oldest: oldest.map_or(last_seq + 1, |s| s as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest `limit` messages of `room` with a seq below `before`
+    /// that `session` may see, oldest first, and whether older ones exist.
+    /// Reads back as far as it takes: see [`read`](Store::read) for a
+    /// bounded read.
+    pub fn page(
+        &self,
+        room: &str,
+        session: SessionId,
+        before: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, bool), StoreError> {
+        self.page_between(room, session, 0, before, limit)
+    }
+
+    /// What the server core asks for with `Output::Read`: like
+    /// [`page`](Store::page), only messages with a seq above `query.after`,
+    /// looking at the newest `query.scan` seqs of the range at most (a
+    /// page of a room of messages to others costs that, not the room).
+    pub fn read(&self, query: &ReadQuery) -> Result<ReadPage, StoreError> {
+        let lowest = query.lowest();
+        let (events, more) = self.page_between(
+            &query.room,
+            query.session,
+            lowest.saturating_sub(1),
+            query.before,
+            query.limit,
+        )?;
+        if more {
+            let from = events.first().map_or(query.before, |e| e.seq);
+            return Ok(ReadPage::new(events, true, from));
+        }
+        // Cut short by the scan: more if the range holds anything older
+        // (seqs `after + 1 ..= lowest - 1`): the first event found there
+        // answers, found in the first chunk that reaches the range (a
+        // chunk's seqs may have gaps, where retention kept a message
+        // stamped in the future).
+        let mut older = false;
+        if lowest > query.after.saturating_add(1) {
+            self.walk(&query.room, query.after + 1, lowest - 1, false, |_| {
+                older = true;
+                false
+            })?;
+        }
+        Ok(ReadPage::new(events, older, lowest))
+    }
+
+    fn page_between(
+        &self,
+        room: &str,
+        session: SessionId,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<(Vec<Event>, bool), StoreError> {
+        // Seqs `after + 1 ..= before - 1`.
+        let Some(hi) = before.checked_sub(1) else {
+            return Ok((Vec::new(), false));
+        };
+        let me = format!(",{},", session.0);
+        let room_name: Arc<str> = Arc::from(room);
+        let mut page = Vec::new();
+        self.walk(room, after.saturating_add(1), hi, true, |e| {
+            let visible = match &e.to_sessions {
+                None => true,
+                Some(to) => e.session == session.0 || to.contains(&me),
+            };
+            if e.kind == KIND_MSG && visible {
+                page.push(stored_msg(e, &room_name));
+            }
+            page.len() <= limit
+        })?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        page.reverse();
+        Ok((page, more))
+    }
+}
+
+/// How a read picks a room's events in this file's schema (see
+/// [`Store::keys`]): the room's name bound as `?1`, then the lowest and
+/// highest seq.
+struct Keys {
+    /// The condition, on `?1`, `?2` and `?3`.
+    range: &'static str,
+    /// The expression for an event's seq.
+    seq: &'static str,
+    /// What orders a room's events.
+    order: &'static str,
+    /// The highest seq the schema can hold.
+    max: i64,
+}
+
+impl Keys {
+    /// A range's lowest seq, or `None` when no event can be that high.
+    fn lower(&self, seq: u64) -> Option<i64> {
+        i64::try_from(seq).ok().filter(|s| *s <= self.max)
+    }
+
+    /// A range's highest seq, as far as the schema holds them.
+    fn upper(&self, seq: u64) -> i64 {
+        seq.min(self.max as u64) as i64
+    }
+}
+
+/// Which end of a room's history a scan starts from.
+enum Order {
+    OldestFirst,
+    NewestFirst(usize),
+}
