@@ -1,0 +1,424 @@
+//! Acting on a typed line once parsed: sending a message, entering,
+//! leaving and choosing rooms, `/query`, and the requests to the server.
+
+use chatproto::{escape_control, ClientFrame, LOBBY};
+
+use super::lines::too_long;
+use super::Session;
+use crate::input::{Command, HELP};
+use crate::ledger::LineKind;
+
+/// An id as long as the ones the core makes, to check a message's size
+/// before handing it over.
+const ID_PLACEHOLDER: &str = "0123456789abcdef-0123456789";
+
+impl Session {
+    /// Act on a line that parsed to `cmd`.
+    pub(super) fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Send { to, text } => self.send(to, text),
+            Command::Join(room) => self.join(room),
+            Command::Part(room) => self.part(room),
+            Command::Rooms => {
+                if self.connected() {
+                    self.client.list_rooms();
+                    self.asked += 1;
+                }
+            }
+            Command::Who => {
+                if let Some(room) = self.in_a_room() {
+                    let list = self.client.roster(&room);
+                    self.info(format!("online ({}): {}", list.len(), list.join(", ")));
+                }
+            }
+            Command::History(limit) => {
+                if let Some(room) = self.in_a_room() {
+                    if self.connected() {
+                        let before = self.oldest.get(&room).copied();
+                        self.client.history(&room, before, Some(limit));
+                        self.asked += 1;
+                    }
+                }
+            }
+            Command::Help => {
+                for line in HELP {
+                    self.info((*line).to_owned());
+                }
+            }
+            Command::Query(nick) => self.set_query(nick),
+            Command::Clear => {
+                self.info("/clear only clears the full-screen client's message area".into());
+            }
+            Command::Quit => {
+                self.input_done = true;
+                self.leaving = true;
+            }
+            Command::Nothing => {}
+            Command::Invalid(why) => self.error("input", why),
+        }
+    }
+
+    fn set_query(&mut self, nick: Option<String>) {
+        match (&nick, self.query.take()) {
+            (Some(n), _) => self.info(format!(
+                "lines now go to {} only; /query alone sends to everyone again",
+                escape_control(n)
+            )),
+            (None, Some(_)) => self.info("lines go to everyone in the room again".into()),
+            (None, None) => self.info("usage: /query NICK sends every line to NICK only".into()),
+        }
+        self.query = nick;
+    }
+
+    fn send(&mut self, mut to: Vec<String>, text: String) {
+        let Some(room) = self.in_a_room() else {
+            return;
+        };
+        if to.is_empty() {
+            to.extend(self.query.clone());
+        }
+        // Refuse locally what the server would refuse for size, so a
+        // pasted novel does not cost a round trip (or a resend forever).
+        let frame = ClientFrame::msg_in(
+            room.clone(),
+            to.clone(),
+            text.clone(),
+            Some(ID_PLACEHOLDER.into()),
+        );
+        match chatproto::encode(&frame, self.max_frame_bytes) {
+            Ok(_) => {
+                let id = self.client.send_msg(&room, to, text);
+                self.ledger.sent(id, room);
+            }
+            Err(chatproto::EncodeError::TooLarge { len, max, .. }) => {
+                // The frame around the text: the same frame, text left out.
+                let empty =
+                    ClientFrame::msg_in(room, to, String::new(), Some(ID_PLACEHOLDER.into()));
+                let around = chatproto::encode(&empty, self.max_frame_bytes)
+                    .map_or(0, |b| b.len() - chatproto::HEADER_LEN);
+                self.error(
+                    "msg_too_large",
+                    too_long(len.saturating_sub(around), max.saturating_sub(around)),
+                );
+            }
+            Err(e) => self.error("msg_too_large", format!("not sent: {e}")),
+        }
+    }
+
+    fn join(&mut self, room: String) {
+        if self.current.as_deref() == Some(room.as_str()) {
+            self.info(format!("#{room} is already the current room"));
+            return;
+        }
+        let already = self.client.rooms().any(|r| r == room);
+        if !already {
+            self.client.enter(&room);
+            if self.client.is_joined() {
+                self.entering.insert(room.clone());
+            } else {
+                self.info(format!("#{room} will be entered once reconnected"));
+            }
+        }
+        self.previous = self.current.replace(room.clone());
+        if already {
+            self.info(format!("#{room} is now the current room"));
+        }
+    }
+
+    fn part(&mut self, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.current.clone()) else {
+            self.error("input", "you are in no room; /part ROOM names one".into());
+            return;
+        };
+        if !self.client.rooms().any(|r| r == room) {
+            self.error("input", format!("you are not in #{room}"));
+            return;
+        }
+        self.client.part(&room);
+        // Parted before the answer came: none will (the core drops it).
+        self.entering.remove(&room);
+        self.info(format!("you left #{room}"));
+        self.forget_room(&room, false);
+    }
+
+    /// `room` is no longer ours: drop what the screen kept about it, and
+    /// pick another current room if it was the current one. `refused`:
+    /// the server would not let us in, so the room current before the
+    /// `/join` is current again, if it is still ours.
+    pub(super) fn forget_room(&mut self, room: &str, refused: bool) {
+        self.oldest.remove(room);
+        self.replaying.remove(room);
+        self.resume_room_done(room);
+        if self.current.as_deref() != Some(room) {
+            return;
+        }
+        let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
+        let back = self.previous.take().filter(|p| rooms.contains(p));
+        let again = refused && back.is_some();
+        let next = back
+            .or_else(|| rooms.iter().find(|r| *r == LOBBY).cloned())
+            .or_else(|| rooms.first().cloned());
+        self.current = next;
+        match &self.current {
+            Some(r) if again => self.info(format!("#{r} is still the current room")),
+            Some(r) => self.info(format!("#{r} is now the current room")),
+            None => self.info("you are in no room; /join ROOM to enter one".into()),
+        }
+    }
+
+    /// The current room, or `None` after telling the user there is none.
+    fn in_a_room(&mut self) -> Option<String> {
+        if self.current.is_none() {
+            self.error("input", "you are in no room; /join ROOM first".into());
+        }
+        self.current.clone()
+    }
+
+    /// Whether the server can be asked something now; if not, say so.
+    fn connected(&mut self) -> bool {
+        let joined = self.client.is_joined();
+        if !joined {
+            self.error("input", "not connected; try again once reconnected".into());
+        }
+        joined
+    }
+}
+
+/// What kind of line `cmd` came from, for its outcome.
+pub(super) fn line_kind(cmd: &Command) -> LineKind {
+    match cmd {
+        Command::Send { .. } => LineKind::Message,
+        Command::Join(_) => LineKind::Command("join"),
+        Command::Part(_) => LineKind::Command("part"),
+        Command::Rooms => LineKind::Command("rooms"),
+        Command::Who => LineKind::Command("who"),
+        Command::History(_) => LineKind::Command("history"),
+        Command::Help => LineKind::Command("help"),
+        Command::Query(_) => LineKind::Command("query"),
+        Command::Clear => LineKind::Command("clear"),
+        Command::Quit => LineKind::Command("quit"),
+        Command::Nothing => LineKind::Blank,
+        Command::Invalid(_) => LineKind::Command("invalid"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::testkit::*;
+    use chatproto::{ErrorCode, RoomInfo, ServerFrame};
+
+    #[test]
+    fn rooms_join_part_who_and_prefixes() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/JOIN #Rust");
+        assert_eq!(out.sent, [ClientFrame::enter("rust", None)]);
+        assert_eq!(s.prompt(), "alice #rust> ");
+        let out = frame(&mut s, entered("rust", 0, &["bob", "alice"], false));
+        assert_eq!(out.lines, ["* entered #rust; 2 online: bob, alice"]);
+        let mut shown = Vec::new();
+        for f in [
+            presence("rust", 1, "alice", true),
+            msg("rust", 2, "bob", &[], "in rust"),
+            msg("lobby", 2, "bob", &[], "in the lobby"),
+            presence("lobby", 3, "carol", true),
+            msg("lobby", 4, "carol", &["alice"], "psst"),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            [
+                "* alice is online",
+                "bob: in rust",
+                "[#lobby] bob: in the lobby",
+                "[#lobby] * carol is online",
+                "[#lobby] carol -> alice: psst",
+            ]
+        );
+        // Typing goes to the current room.
+        let out = line(&mut s, "@bob hi");
+        assert!(matches!(
+            &out.sent[..],
+            [ClientFrame::Msg { room: Some(r), to, text, id: Some(_), .. }]
+                if r == "rust" && to == &["bob"] && text == "hi"
+        ));
+        assert_eq!(line(&mut s, "/who").lines, ["* online (2): alice, bob"]);
+        // Back to the lobby: it is entered already, so nothing is sent.
+        let out = line(&mut s, "/join lobby");
+        assert!(out.sent.is_empty());
+        assert_eq!(out.lines, ["* #lobby is now the current room"]);
+        assert_eq!(
+            frame(&mut s, msg("rust", 3, "bob", &[], "still here")).lines,
+            ["[#rust] bob: still here"]
+        );
+        assert_eq!(
+            line(&mut s, "/join lobby").lines,
+            ["* #lobby is already the current room"]
+        );
+        assert_eq!(line(&mut s, "/rooms").sent, [ClientFrame::Rooms]);
+        let out = frame(
+            &mut s,
+            ServerFrame::rooms(vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 2)]),
+        );
+        assert_eq!(out.lines, ["* rooms (2): #lobby (3), #rust (2)"]);
+        // Leaving the current room makes another current.
+        let out = line(&mut s, "/part");
+        assert_eq!(out.sent, [ClientFrame::part("lobby")]);
+        assert_eq!(
+            out.lines,
+            ["* you left #lobby", "* #rust is now the current room"]
+        );
+        assert_eq!(s.prompt(), "alice #rust> ");
+        assert!(frame(&mut s, msg("lobby", 5, "bob", &[], "gone"))
+            .lines
+            .is_empty());
+        assert_eq!(
+            line(&mut s, "/part lobby").lines,
+            ["! input: you are not in #lobby"]
+        );
+        let out = line(&mut s, "/part rust");
+        assert_eq!(
+            out.lines,
+            [
+                "* you left #rust",
+                "* you are in no room; /join ROOM to enter one"
+            ]
+        );
+        assert_eq!(s.prompt(), "alice> ");
+        let out = line(&mut s, "hello?");
+        assert!(out.sent.is_empty());
+        assert_eq!(out.lines, ["! input: you are in no room; /join ROOM first"]);
+    }
+
+    #[test]
+    fn a_room_the_server_refuses_is_not_current() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "/join rust");
+        assert_eq!(s.prompt(), "alice #rust> ");
+        let out = frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "you are in 1 rooms, the most allowed",
+                None,
+                Some("rust".into()),
+                None,
+            ),
+        );
+        assert_eq!(
+            out.lines,
+            [
+                "! too_many_rooms: you are in 1 rooms, the most allowed",
+                "* #lobby is still the current room"
+            ]
+        );
+        assert_eq!(s.prompt(), "alice #lobby> ");
+    }
+
+    #[test]
+    fn a_join_asked_offline_and_refused_after_the_reconnect_is_not_current() {
+        let mut s = joined(&["lobby"]);
+        s.handle_disconnected();
+        line(&mut s, "/join rust");
+        assert_eq!(s.prompt(), "alice #rust> ");
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", true));
+        let out = frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "too many rooms",
+                None,
+                Some("rust".into()),
+                None,
+            ),
+        );
+        assert_eq!(
+            out.lines.last().map(String::as_str),
+            Some("* #lobby is still the current room"),
+            "{:?}",
+            out.lines
+        );
+        assert_eq!(s.prompt(), "alice #lobby> ");
+    }
+
+    #[test]
+    fn query_sends_to_one_nick_until_ended() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/query bob");
+        assert_eq!(
+            out.lines,
+            ["* lines now go to bob only; /query alone sends to everyone again"]
+        );
+        assert_eq!(s.prompt(), "alice #lobby -> bob> ");
+        let to = |out: &Out| match &out.sent[..] {
+            [ClientFrame::Msg { to, text, .. }] => (to.clone(), text.clone()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(to(&line(&mut s, "hi")), (vec!["bob".into()], "hi".into()));
+        assert_eq!(
+            to(&line(&mut s, "/me waves")),
+            (vec!["bob".into()], "/me waves".into())
+        );
+        // Naming recipients still wins.
+        assert_eq!(
+            to(&line(&mut s, "@carol yo")),
+            (vec!["carol".into()], "yo".into())
+        );
+        let out = line(&mut s, "/query");
+        assert_eq!(out.lines, ["* lines go to everyone in the room again"]);
+        assert_eq!(s.prompt(), "alice #lobby> ");
+        assert_eq!(to(&line(&mut s, "all")), (vec![], "all".into()));
+    }
+
+    #[test]
+    fn offline_requests_are_refused_and_fatal_errors_remembered() {
+        let mut s = joined(&["lobby"]);
+        frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::SlowConsumer, "too slow"),
+        );
+        assert_eq!(
+            s.take_fatal(),
+            Some((ErrorCode::SlowConsumer, "too slow".into()))
+        );
+        s.handle_disconnected();
+        for cmd in ["/rooms", "/history"] {
+            let out = line(&mut s, cmd);
+            assert!(out.sent.is_empty());
+            assert_eq!(
+                out.lines,
+                ["! input: not connected; try again once reconnected"]
+            );
+        }
+        let out = line(&mut s, "/join rust");
+        assert_eq!(out.lines, ["* #rust will be entered once reconnected"]);
+        assert_eq!(s.prompt(), "alice #rust> ");
+    }
+
+    #[test]
+    fn oversized_text_is_refused_locally() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 1024);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        drain(&mut s);
+        let out = line(&mut s, &"x".repeat(2000));
+        assert!(out.sent.is_empty());
+        assert_eq!(out.lines.len(), 1);
+        assert_eq!(
+            out.lines,
+            ["! msg_too_large: not sent: the message is 2,000 bytes; the server takes at most about 950"]
+        );
+        assert_eq!(s.unacknowledged(), 0);
+        // What JSON escapes counts as sent.
+        let out = line(&mut s, &"\"".repeat(600));
+        assert_eq!(
+            out.lines,
+            ["! msg_too_large: not sent: the message is 1,200 bytes; the server takes at most about 950"]
+        );
+        let out = line(&mut s, &"x".repeat(950));
+        assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
+    }
+}

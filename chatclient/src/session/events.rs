@@ -1,0 +1,403 @@
+//! What the core puts out, made into the session's actions: frames to
+//! send, lines per room, the `[history]` of a replay or a page, the
+//! answers to requests, and when to leave.
+
+use chatproto::{nick_key, ClientEvent, ClientOutput};
+
+use super::lines::{names, plural};
+use super::resume::Resume;
+use super::{Action, Session};
+use crate::render::Line;
+
+impl Session {
+    /// Move the core's output into ours: frames as they are, events as lines.
+    pub(super) fn pump(&mut self) {
+        while let Some(out) = self.client.poll() {
+            match out {
+                ClientOutput::Send(frame) => self.out.push_back(Action::Send(frame)),
+                ClientOutput::Event(event) => self.event(event),
+                // A kind of output added by a newer chatproto.
+                _ => {}
+            }
+        }
+        self.drain_outcomes();
+        // Reading a pipe, the answers to /history and /rooms and the
+        // rooms asked for are waited for too.
+        let answered = !self.mode.wait_for_rooms || (self.asked == 0 && self.entering.is_empty());
+        if self.leaving && !self.exited && self.client.unacknowledged() == 0 && answered {
+            self.exited = true;
+            self.out.push_back(Action::Exit);
+        }
+    }
+
+    pub(super) fn drain_outcomes(&mut self) {
+        while let Some(outcome) = self.ledger.poll() {
+            self.out.push_back(Action::Outcome(outcome));
+        }
+    }
+
+    fn event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Joined { nick, .. } => {
+                if self.joined_before {
+                    let waiting = self.client.rooms().map(str::to_owned).collect();
+                    self.resume = Some(Resume {
+                        waiting,
+                        ..Resume::default()
+                    });
+                    self.finish_resume_if_done();
+                } else {
+                    self.joined_before = true;
+                    self.info(format!("joined as {nick}; /help lists the commands"));
+                }
+                self.out.push_back(Action::Joined);
+            }
+            ClientEvent::Refused { code, message, .. } => {
+                self.out.push_back(Action::Refused { code, message });
+            }
+            ClientEvent::Entered {
+                room,
+                online,
+                again,
+                gap,
+                reset,
+                ..
+            } => {
+                self.entering.remove(&room);
+                if reset {
+                    // A new history: /history pages back from what it shows.
+                    self.oldest.remove(&room);
+                }
+                self.replaying.insert(room.clone(), again);
+                if again {
+                    if let Some(r) = &mut self.resume {
+                        r.gap |= gap;
+                    }
+                } else {
+                    self.info(format!("entered #{room}; {}", names(&online)));
+                }
+            }
+            ClientEvent::Message {
+                room,
+                seq,
+                from,
+                to,
+                text,
+                replay,
+                ts,
+                ..
+            } => {
+                let missed = replay && self.replaying.get(&room) == Some(&true);
+                if missed {
+                    if let Some(r) = &mut self.resume {
+                        r.missed += 1;
+                    }
+                }
+                self.shown(&room, seq);
+                let line = Line::Msg {
+                    room: self.other(&room),
+                    history: replay && !missed,
+                    page: false,
+                    from,
+                    to,
+                    text,
+                    ts,
+                };
+                self.print(line);
+            }
+            ClientEvent::Presence {
+                room, nick, online, ..
+            } => {
+                let me = nick_key(&nick) == nick_key(self.client.nick());
+                if me && online {
+                    // Our own presence ends the room's replay.
+                    let was = self.replaying.remove(&room);
+                    self.resume_room_done(&room);
+                    if was == Some(true) {
+                        // Back after a reconnect: the summary says so.
+                        return;
+                    }
+                }
+                let room = self.other(&room);
+                self.print(Line::Presence { room, nick, online });
+            }
+            ClientEvent::History {
+                room,
+                events,
+                more,
+                before,
+                ..
+            } => {
+                self.asked = self.asked.saturating_sub(1);
+                // A page that stopped short (the server looks at so many
+                // messages a page) says where the next one starts.
+                if let Some(before) = before {
+                    self.shown(&room, before);
+                }
+                let mut count = 0;
+                for e in events {
+                    if let ClientEvent::Message {
+                        seq,
+                        from,
+                        to,
+                        text,
+                        ts,
+                        ..
+                    } = e
+                    {
+                        count += 1;
+                        self.shown(&room, seq);
+                        let line = Line::Msg {
+                            room: self.other(&room),
+                            history: true,
+                            page: true,
+                            from,
+                            to,
+                            text,
+                            ts,
+                        };
+                        self.print(line);
+                    }
+                }
+                let what = match (count, more) {
+                    (0, false) => format!("no older messages in #{room}"),
+                    (0, true) => format!(
+                        "no older messages for you in this stretch of #{room}; \
+                         /history looks further back"
+                    ),
+                    (_, false) => {
+                        format!("{} of #{room}; that is all", plural(count, "older message"))
+                    }
+                    (_, true) => format!(
+                        "{} of #{room}; /history shows more",
+                        plural(count, "older message")
+                    ),
+                };
+                self.info(what);
+            }
+            ClientEvent::Rooms(list) => {
+                self.asked = self.asked.saturating_sub(1);
+                self.listed_rooms = list.iter().map(|(room, _)| room.clone()).collect();
+                let shown: Vec<String> = list
+                    .iter()
+                    .map(|(room, members)| format!("#{room} ({members})"))
+                    .collect();
+                self.info(format!("rooms ({}): {}", shown.len(), shown.join(", ")));
+            }
+            ClientEvent::Error {
+                code,
+                message,
+                room,
+                id,
+                ..
+            } => {
+                // One that answers no message may answer a request.
+                if id.is_none() {
+                    self.asked = self.asked.saturating_sub(1);
+                }
+                // With the frames shown, this error is one of them.
+                if !self.mode.echo_frames {
+                    self.print(Line::Error {
+                        code: code.as_str().to_owned(),
+                        message,
+                    });
+                }
+                match room {
+                    // The core gives up a room the server would not let
+                    // us in.
+                    // (Current and not ours: an enter refused, whether it
+                    // was asked for online or before a reconnect.)
+                    Some(room) => {
+                        self.entering.remove(&room);
+                        if !self.client.rooms().any(|r| r == room) {
+                            self.forget_room(&room, true);
+                        }
+                    }
+                    // One that names no room may have answered an enter
+                    // (dropped by a rate limit, say): input waits no more.
+                    None => self.entering.clear(),
+                }
+            }
+            ClientEvent::Notice(text) => self.print(Line::Notice { text }),
+            ClientEvent::Dead => self.out.push_back(Action::Dead),
+            // An event added by a newer chatproto: nothing to show.
+            _ => {}
+        }
+    }
+
+    fn shown(&mut self, room: &str, seq: u64) {
+        let oldest = self.oldest.entry(room.to_owned()).or_insert(seq);
+        *oldest = (*oldest).min(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::testkit::*;
+    use chatproto::{ClientFrame, ErrorCode, ServerFrame};
+
+    #[test]
+    fn the_first_join_shows_the_lobby_as_v1_did() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        assert_eq!(s.prompt(), "alice #lobby> ");
+        s.handle_connected(0);
+        let out = drain(&mut s);
+        assert!(matches!(&out.sent[..], [ClientFrame::Join { .. }]));
+        let out = frame(&mut s, welcome("alice", false));
+        assert_eq!(out.lines, ["* joined as alice; /help lists the commands"]);
+        assert_eq!(out.other, [Action::Joined]);
+        assert_eq!(out.sent, [ClientFrame::enter("lobby", None)]);
+        let out = frame(&mut s, entered("lobby", 3, &["bob", "alice"], false));
+        assert_eq!(out.lines, ["* entered #lobby; 2 online: bob, alice"]);
+        // The replay on a first enter is the room's recent history.
+        let out = frame(
+            &mut s,
+            replayed(msg("lobby", 2, "bob", &[], "earlier"), None),
+        );
+        assert_eq!(out.lines, ["[history] bob: earlier"]);
+        let mut shown = Vec::new();
+        for f in [
+            presence("lobby", 4, "alice", true),
+            msg("lobby", 5, "bob", &[], "hello"),
+            msg("lobby", 6, "bob", &["alice"], "psst"),
+            msg("lobby", 7, "carol", &["alice", "bob"], "both"),
+            presence("lobby", 8, "bob", false),
+            ServerFrame::notice("going down"),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            [
+                "* alice is online",
+                "bob: hello",
+                "bob -> alice: psst",
+                "carol -> alice, bob: both",
+                "* bob left",
+                "* server: going down",
+            ]
+        );
+        let out = line(&mut s, "/who");
+        assert_eq!(out.lines, ["* online (1): alice"]);
+    }
+
+    #[test]
+    fn history_pages_back_from_the_oldest_message_shown() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 6, &["alice"], false));
+        for seq in [5, 6] {
+            let m = msg("lobby", seq, "bob", &[], &format!("m{seq}"));
+            frame(&mut s, replayed(m, None));
+        }
+        frame(&mut s, presence("lobby", 7, "alice", true));
+        let out = line(&mut s, "/history 2");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(5), Some(2))]);
+        let page = |seqs: &[u64], more: bool| {
+            ServerFrame::history(
+                "lobby",
+                seqs.iter()
+                    .map(|&q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+                    .collect(),
+                more,
+            )
+        };
+        let out = frame(&mut s, page(&[3, 4], true));
+        assert_eq!(
+            out.lines,
+            [
+                "[history] bob: m3",
+                "[history] bob: m4",
+                "* 2 older messages of #lobby; /history shows more"
+            ]
+        );
+        let out = line(&mut s, "/history");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history(
+                "lobby",
+                Some(3),
+                Some(crate::input::HISTORY_DEFAULT)
+            )]
+        );
+        let out = frame(&mut s, page(&[1], false));
+        assert_eq!(
+            out.lines,
+            [
+                "[history] bob: m1",
+                "* 1 older message of #lobby; that is all"
+            ]
+        );
+        assert_eq!(
+            frame(&mut s, page(&[], false)).lines,
+            ["* no older messages in #lobby"]
+        );
+    }
+
+    #[test]
+    fn an_empty_page_that_stopped_short_pages_on_from_where_it_says() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 900, &["alice"], false));
+        frame(&mut s, presence("lobby", 901, "alice", true));
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+        // The server looked at its bound of messages to others.
+        let out = frame(
+            &mut s,
+            ServerFrame::history_from("lobby", vec![], true, 400),
+        );
+        assert_eq!(
+            out.lines,
+            ["* no older messages for you in this stretch of #lobby; /history looks further back"]
+        );
+        let out = line(&mut s, "/history 5");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(400), Some(5))]
+        );
+    }
+
+    #[test]
+    fn a_history_begun_anew_pages_back_from_its_own_messages() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 900, &["alice"], false));
+        frame(
+            &mut s,
+            ServerFrame::history_from("lobby", vec![], true, 400),
+        );
+        // The server restarted without its history: a new epoch, seqs
+        // start over, and seq 400 means nothing in it.
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        let fresh = ServerFrame::entered("lobby", "e2", 2, 1, vec!["alice".into()], false);
+        frame(&mut s, fresh);
+        drain(&mut s);
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+    }
+
+    #[test]
+    fn a_refused_join_is_reported_to_the_shell() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        drain(&mut s);
+        let out = frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::NickTaken, "the nickname alice is in use"),
+        );
+        assert_eq!(
+            out.other,
+            [Action::Refused {
+                code: ErrorCode::NickTaken,
+                message: "the nickname alice is in use".into()
+            }]
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! What the shell feeds the session (the `handle_*` calls) and
+//! [`poll`](Session::poll), which drains what they caused.
+
+use chatproto::{ErrorCode, ServerFrame};
+
+use super::commands::line_kind;
+use super::lines::plural;
+use super::{Action, Session};
+use crate::input::{parse_line, verbatim_line};
+use crate::render::Line;
+
+impl Session {
+    /// A connection is open: the core joins (resuming, after the first time).
+    pub fn handle_connected(&mut self, now: u64) {
+        self.fatal = None;
+        self.client.handle_connected(now);
+        self.pump();
+    }
+
+    /// The connection ended.
+    pub fn handle_disconnected(&mut self) {
+        self.client.handle_disconnected();
+        self.entering.clear();
+        self.asked = 0;
+        self.resume = None;
+        self.replaying.clear();
+        self.pump();
+    }
+
+    /// A frame arrived from the server.
+    pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        let mut elsewhere = false;
+        if let ServerFrame::Error { code, message, .. } = &frame {
+            if code.is_fatal() {
+                self.fatal = Some((*code, message.clone()));
+            }
+            elsewhere = *code == ErrorCode::ResumedElsewhere;
+        }
+        if self.mode.echo_frames {
+            self.out.push_back(Action::Frame(frame.clone()));
+        }
+        self.ledger.note(&frame);
+        self.client.handle_frame(now, frame);
+        let client = &self.client;
+        self.ledger.settle(|id| client.is_unacknowledged(id));
+        self.pump();
+        // After the error's own line.
+        if elsewhere {
+            self.out.push_back(Action::ResumedElsewhere);
+        }
+    }
+
+    /// A frame arrived that could not be parsed (from a newer server?);
+    /// the framing is still in sync, so say so and carry on.
+    pub fn handle_bad_frame(&mut self, why: &str) {
+        self.print(Line::Error {
+            code: "bad_frame".into(),
+            message: format!("ignored a frame from the server: {why}"),
+        });
+    }
+
+    /// When to call [`handle_timeout`](Session::handle_timeout), on the
+    /// monotonic clock in milliseconds.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.client.poll_timeout()
+    }
+
+    /// Time passed (the core pings a silent server, or calls it dead).
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.client.handle_timeout(now);
+        self.pump();
+    }
+
+    /// The user typed `line`. Its outcome follows as an
+    /// [`Action::Outcome`], after those of the lines before it.
+    pub fn handle_line(&mut self, line: &str) {
+        if self.input_done {
+            // Read after /quit or a signal (while reconnecting): not acted on.
+            self.ledger.skip();
+        } else {
+            let cmd = if self.mode.verbatim {
+                verbatim_line(line)
+            } else {
+                parse_line(line)
+            };
+            let kind = line_kind(&cmd);
+            self.ledger.begin();
+            self.command(cmd);
+            self.ledger.end(kind);
+        }
+        self.pump();
+    }
+
+    /// Stdin ended or the user typed `/quit`: leave once every message
+    /// sent has been acknowledged, across reconnects, so nothing typed is
+    /// lost. With [`Mode::stay`](super::Mode::stay), the end of input
+    /// only stops reading it.
+    pub fn handle_input_end(&mut self) {
+        if self.mode.stay && !self.input_done {
+            self.info("end of input; staying connected until SIGINT or SIGTERM".into());
+        }
+        self.input_done = true;
+        if !self.mode.stay {
+            self.leaving = true;
+        }
+        self.pump();
+    }
+
+    /// Asked to stop (a signal, with `--stay`): read no more input, and
+    /// leave once every message sent has been acknowledged.
+    pub fn handle_stop(&mut self) {
+        self.input_done = true;
+        self.leaving = true;
+        match self.client.unacknowledged() {
+            0 => {}
+            n => self.info(format!(
+                "leaving once the server has answered {}; signal again to leave at once",
+                plural(n, "more message")
+            )),
+        }
+        self.pump();
+    }
+
+    /// The shell is stopping before every message was answered: report
+    /// the lines still waiting as unconfirmed.
+    pub fn abandon_lines(&mut self) {
+        self.ledger.abandon();
+        self.drain_outcomes();
+    }
+
+    /// The next thing to do.
+    pub fn poll(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::OutcomeKind;
+    use crate::session::testkit::*;
+    use crate::session::Mode;
+    use chatproto::ClientFrame;
+
+    #[test]
+    fn the_end_of_input_waits_for_the_answers_to_history_and_rooms() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        line(&mut s, "/history");
+        line(&mut s, "/rooms");
+        s.handle_input_end();
+        assert!(!drain(&mut s).other.contains(&Action::Exit));
+        let out = frame(&mut s, ServerFrame::history("lobby", Vec::new(), false));
+        assert_eq!(out.lines, ["* no older messages in #lobby"]);
+        assert!(!out.other.contains(&Action::Exit));
+        let out = frame(&mut s, ServerFrame::rooms(vec![]));
+        assert!(out.other.contains(&Action::Exit), "{out:?}");
+    }
+
+    #[test]
+    fn an_unanswered_ping_calls_the_connection_dead() {
+        let mut s = joined(&["lobby"]);
+        let at = s.poll_timeout().expect("a timer while connected");
+        s.handle_timeout(at);
+        assert_eq!(drain(&mut s).sent, [ClientFrame::Ping]);
+        let at = s.poll_timeout().unwrap();
+        s.handle_timeout(at);
+        assert_eq!(drain(&mut s).other, [Action::Dead]);
+    }
+
+    #[test]
+    fn quit_with_nothing_in_flight_exits_at_once() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/quit");
+        assert_eq!(out.other, [Action::Exit]);
+        // Input after /quit is ignored.
+        let out = line(&mut s, "late");
+        assert!(out.sent.is_empty() && out.other.is_empty());
+    }
+
+    #[test]
+    fn resumed_elsewhere_is_shown_then_ends_the_session() {
+        let mut s = joined(&["lobby"]);
+        s.handle_frame(
+            0,
+            ServerFrame::error(ErrorCode::ResumedElsewhere, "taken over"),
+        );
+        let error = Line::Error {
+            code: "resumed_elsewhere".into(),
+            message: "taken over".into(),
+        };
+        assert_eq!(s.poll(), Some(Action::Print(error)));
+        assert_eq!(s.poll(), Some(Action::ResumedElsewhere));
+        assert_eq!(s.poll(), None);
+        // Another fatal error ends the connection only: the shell reconnects.
+        let mut s = joined(&["lobby"]);
+        let out = frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::SlowConsumer, "too slow"),
+        );
+        assert_eq!(out.lines, ["! slow_consumer: too slow"]);
+        assert!(out.other.is_empty(), "{:?}", out.other);
+    }
+
+    /// The outcomes as `(line, short description)`, for comparing.
+    fn outcomes(out: &Out) -> Vec<(u64, String)> {
+        out.outcomes
+            .iter()
+            .map(|o| {
+                let what = match &o.kind {
+                    OutcomeKind::Sent { room, seq, .. } => format!("sent {room} {seq:?}"),
+                    OutcomeKind::Refused { id, code, .. } => {
+                        format!(
+                            "refused {code} {}",
+                            if id.is_some() { "server" } else { "local" }
+                        )
+                    }
+                    OutcomeKind::Done { command } => format!("done {command}"),
+                    OutcomeKind::Skipped => "skipped".to_owned(),
+                    OutcomeKind::Unconfirmed { room, .. } => format!("unconfirmed {room}"),
+                };
+                (o.line, what)
+            })
+            .collect()
+    }
+
+    fn error_for(id: &str, code: ErrorCode, seq: Option<u64>) -> ServerFrame {
+        ServerFrame::error_v2(
+            code,
+            format!("{} for {id}", code.as_str()),
+            Some(id.into()),
+            Some("lobby".into()),
+            seq,
+        )
+    }
+
+    #[test]
+    fn every_line_gets_one_outcome_in_input_order() {
+        let mut s = joined(&["lobby"]);
+        let id1 = the_id(&line(&mut s, "first").sent);
+        // Known at once, but reported after line 1's.
+        let out = line(&mut s, "/who");
+        assert!(out.outcomes.is_empty(), "{:?}", out.outcomes);
+        line(&mut s, "   ");
+        line(&mut s, "/nope");
+        let id5 = the_id(&line(&mut s, "@zed hi").sent);
+        let out = line(&mut s, &"x".repeat(70_000));
+        assert!(out.sent.is_empty());
+        let id7 = the_id(&line(&mut s, "last").sent);
+        assert_eq!(s.unacknowledged(), 3);
+        // Answers out of order: line 5 is refused before line 1 is echoed.
+        let out = frame(&mut s, error_for(&id5, ErrorCode::UnknownNick, None));
+        assert!(out.outcomes.is_empty());
+        let out = frame(&mut s, echo("lobby", 2, "alice", "first", &id1));
+        assert_eq!(
+            outcomes(&out),
+            [
+                (1, "sent lobby Some(2)".to_owned()),
+                (2, "done who".to_owned()),
+                (3, "skipped".to_owned()),
+                (4, "refused input local".to_owned()),
+                (5, "refused unknown_nick server".to_owned()),
+                (6, "refused msg_too_large local".to_owned()),
+            ]
+        );
+        s.handle_input_end();
+        let out = drain(&mut s);
+        assert!(
+            out.other.is_empty(),
+            "line 7 is unanswered: {:?}",
+            out.other
+        );
+        let out = frame(&mut s, echo("lobby", 3, "alice", "last", &id7));
+        assert_eq!(outcomes(&out), [(7, "sent lobby Some(3)".to_owned())]);
+        assert_eq!(out.other, [Action::Exit], "the outcomes come before Exit");
+        assert_eq!((s.lines_read(), s.lines_failed()), (7, 3));
+    }
+
+    #[test]
+    fn a_resend_answered_as_a_duplicate_or_matched_in_a_replay_was_sent() {
+        // Resumed: the server knows the id and says duplicate, with the seq.
+        let mut s = joined(&["lobby"]);
+        let id = the_id(&line(&mut s, "a1").sent);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let out = frame(&mut s, error_for(&id, ErrorCode::Duplicate, Some(4)));
+        assert_eq!(outcomes(&out), [(1, "sent lobby Some(4)".to_owned())]);
+        assert!(out.lines.is_empty());
+
+        // A fresh session: the replay's copy, without our id, is matched
+        // by its content.
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "a1");
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 5, &["alice"], true));
+        let mut copy = replayed(msg("lobby", 5, "alice", &[], "a1"), None);
+        if let ServerFrame::Msg { id, .. } = &mut copy {
+            *id = None;
+        }
+        let out = frame(&mut s, copy);
+        assert_eq!(outcomes(&out), [(1, "sent lobby Some(5)".to_owned())]);
+        assert_eq!(s.unacknowledged(), 0);
+    }
+
+    #[test]
+    fn json_mode_reports_frames_and_leaves_errors_to_them() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            echo_frames: true,
+            ..Mode::default()
+        });
+        let id = the_id(&line(&mut s, "@zed hi").sent);
+        let err = error_for(&id, ErrorCode::UnknownNick, None);
+        let out = frame(&mut s, err.clone());
+        assert_eq!(out.other, [Action::Frame(err)]);
+        assert!(out.lines.is_empty(), "the frame says it: {:?}", out.lines);
+        assert_eq!(
+            outcomes(&out),
+            [(1, "refused unknown_nick server".to_owned())]
+        );
+        let out = line(&mut s, "/nope");
+        assert!(out.lines.is_empty(), "the outcome says it: {:?}", out.lines);
+        assert_eq!(outcomes(&out), [(2, "refused input local".to_owned())]);
+        let out = line(&mut s, "/who");
+        assert_eq!(out.lines, ["* online (1): alice"]);
+    }
+
+    #[test]
+    fn stay_outlives_the_input_until_stopped() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            stay: true,
+            ..Mode::default()
+        });
+        let id = the_id(&line(&mut s, "hi").sent);
+        s.handle_input_end();
+        let out = frame(&mut s, echo("lobby", 2, "alice", "hi", &id));
+        assert_eq!(outcomes(&out), [(1, "sent lobby Some(2)".to_owned())]);
+        assert!(out.other.is_empty(), "still here: {:?}", out.other);
+        assert_eq!(
+            frame(&mut s, msg("lobby", 3, "bob", &[], "later")).lines,
+            ["bob: later"]
+        );
+        assert!(!s.stopping());
+        s.handle_stop();
+        assert!(s.stopping());
+        assert_eq!(drain(&mut s).other, [Action::Exit]);
+        assert_eq!(s.lines_failed(), 0);
+    }
+
+    #[test]
+    fn lines_unanswered_at_the_end_are_unconfirmed() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "one");
+        line(&mut s, "/who");
+        s.abandon_lines();
+        let out = drain(&mut s);
+        assert_eq!(
+            outcomes(&out),
+            [
+                (1, "unconfirmed lobby".to_owned()),
+                (2, "done who".to_owned())
+            ]
+        );
+        assert_eq!(s.lines_failed(), 1);
+    }
+
+    #[test]
+    fn verbatim_sends_every_line_as_text() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            verbatim: true,
+            ..Mode::default()
+        });
+        for text in ["@bob hi", "/quit", "//x"] {
+            let out = line(&mut s, text);
+            assert!(
+                matches!(
+                    &out.sent[..],
+                    [ClientFrame::Msg { to, text: t, .. }] if to.is_empty() && t == text
+                ),
+                "{text}: {:?}",
+                out.sent
+            );
+        }
+        assert!(!s.input_done(), "/quit was text");
+        let out = line(&mut s, "");
+        assert!(out.sent.is_empty());
+    }
+
+    #[test]
+    fn lines_after_quit_are_skipped() {
+        let mut s = joined(&["lobby"]);
+        let out = line(&mut s, "/quit");
+        assert_eq!(outcomes(&out), [(1, "done quit".to_owned())]);
+        assert_eq!(out.other, [Action::Exit]);
+        let out = line(&mut s, "late");
+        assert!(out.sent.is_empty());
+        assert_eq!(outcomes(&out), [(2, "skipped".to_owned())]);
+    }
+}

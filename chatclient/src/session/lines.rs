@@ -1,0 +1,106 @@
+//! The lines the session shows and their wording: the `[#room]` prefix,
+//! information and errors, sizes, counts and names.
+
+use super::{Action, Session};
+use crate::render::Line;
+
+/// How many names a line about a room lists before it says "and N more".
+const NAMES_SHOWN: usize = 10;
+
+impl Session {
+    /// `room` for a `[#room]` prefix: `None` when it is the current room
+    /// (unless every room is named).
+    pub(super) fn other(&self, room: &str) -> Option<String> {
+        (self.every_room_named || self.current.as_deref() != Some(room)).then(|| room.to_owned())
+    }
+
+    pub(super) fn print(&mut self, line: Line) {
+        self.out.push_back(Action::Print(line));
+    }
+
+    pub(super) fn info(&mut self, text: String) {
+        self.print(Line::Info(text));
+    }
+
+    /// The line being handled fails: its outcome says why (and, unless
+    /// the outcomes are the output, a line shows it).
+    pub(super) fn error(&mut self, code: &str, message: String) {
+        self.ledger.fail(code, &message);
+        if !self.mode.echo_frames {
+            self.print(Line::Error {
+                code: code.to_owned(),
+                message,
+            });
+        }
+    }
+}
+
+/// Why a message of `bytes` bytes (as sent: its text, escaped where
+/// JSON must) is not sent when the server takes at most `most`, in plain
+/// words. The limit is rounded down to the thousand, as the server counts
+/// its stamped copy (a few hundred bytes more) and not this frame.
+pub(super) fn too_long(bytes: usize, most: usize) -> String {
+    let most = if most >= 10_000 {
+        most / 1000 * 1000
+    } else {
+        most
+    };
+    format!(
+        "not sent: the message is {} bytes; the server takes at most about {}",
+        grouped(bytes),
+        grouped(most)
+    )
+}
+
+/// `n` with its thousands separated by commas: `70,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// `3 missed messages`, `1 missed message`.
+pub(super) fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// `2 online: alice, bob`, with at most [`NAMES_SHOWN`] names.
+pub(super) fn names(online: &[String]) -> String {
+    let shown: Vec<&str> = online
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(String::as_str)
+        .collect();
+    let mut text = format!("{} online: {}", online.len(), shown.join(", "));
+    if online.len() > NAMES_SHOWN {
+        text.push_str(&format!(" and {} more", online.len() - NAMES_SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_long_in_plain_words() {
+        assert_eq!(
+            too_long(70_000, 65_462),
+            "not sent: the message is 70,000 bytes; the server takes at most about 65,000"
+        );
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+}

@@ -1,0 +1,342 @@
+//! The user's side of a chat session, with no I/O: a typed line becomes
+//! calls on the protocol core, [`chatproto::Client`], and what the core
+//! reports becomes lines to show.
+//!
+//! The protocol is all the core's: the join handshake, pings, entering
+//! rooms, resuming after a reconnect, resending what was not acknowledged
+//! and showing each message once. This module only decides what the user
+//! sees: which room is current, the `[#room]` and `[history]` marks, the
+//! one line that sums up a reconnect, and when the user may leave.
+//!
+//! It is driven like the core: `handle_*` methods feed it, and the shell
+//! (`net.rs`) drains [`Session::poll`] for [`Action`]s, in order.
+//!
+//! Files, one job each: `handle` (the `handle_*` calls and `poll`),
+//! `commands` (acting on a typed line), `events` (what the core reports,
+//! as lines), `resume` (the line that sums up a reconnect), `lines` (the
+//! wording of what is shown). This file holds the [`Session`] and what the
+//! shell reads of it.
+
+mod commands;
+mod events;
+mod handle;
+mod lines;
+mod resume;
+#[cfg(test)]
+mod testkit;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chatproto::{escape_control, Client, ClientFrame, ErrorCode, ServerFrame};
+
+use crate::ledger::{Ledger, LineOutcome};
+use crate::render::Line;
+use resume::Resume;
+
+/// Something the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a frame to the server.
+    Send(ClientFrame),
+    /// Show a line.
+    Print(Line),
+    /// The join handshake succeeded (the first time, or again after a
+    /// reconnect).
+    Joined,
+    /// The server refused the join.
+    Refused {
+        /// Why: `nick_taken`, `nick_invalid`, `server_full`, ...
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+    },
+    /// The connection seems dead (a ping went unanswered): drop it.
+    Dead,
+    /// The server is closing this connection because another one resumed
+    /// the session with its token (`resumed_elsewhere`): stop, without
+    /// reconnecting, which would take the session back from that one.
+    ResumedElsewhere,
+    /// Input is over and every message sent was acknowledged: leave.
+    Exit,
+    /// A frame as it arrived, before anything else it causes (only with
+    /// [`Mode::echo_frames`]).
+    Frame(ServerFrame),
+    /// What became of an input line; one per line, in input order.
+    Outcome(LineOutcome),
+}
+
+/// How input is read and when the session ends (the line mode flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// `--verbatim`: every line is text for the current room; no `@` or
+    /// `/` is interpreted.
+    pub verbatim: bool,
+    /// `--stay`: the end of input does not end the session; only `/quit`
+    /// or [`Session::handle_stop`] do.
+    pub stay: bool,
+    /// `--json`: report every frame ([`Action::Frame`]); errors the frames
+    /// and the outcomes already tell are not shown again as lines.
+    pub echo_frames: bool,
+    /// Input from a pipe or a file: read no line before every room asked
+    /// for is answered ([`Session::settled`]), so that a line written
+    /// ahead (`/who`, `/history`) meets the rooms as the server has them.
+    /// A person at a terminal cannot type ahead of the answer; there input
+    /// is read as it comes.
+    pub wait_for_rooms: bool,
+}
+
+/// The state of the chat as the user sees it. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session {
+    client: Client,
+    /// Where typed lines go; `None` after leaving every room.
+    current: Option<String>,
+    /// The current room before the last `/join`, to go back to if the
+    /// server refuses the new one.
+    previous: Option<String>,
+    /// `/query NICK`: lines without recipients go to this nickname only.
+    query: Option<String>,
+    /// Name the room on every line, the current one's too (the
+    /// full-screen client files lines by room; the line mode marks only
+    /// other rooms').
+    every_room_named: bool,
+    /// The rooms the last `/rooms` listed, for completing room names.
+    listed_rooms: Vec<String>,
+    joined_before: bool,
+    resume: Option<Resume>,
+    /// Rooms whose replay is arriving (from `entered` to our own presence):
+    /// `true` when it brings what was missed while away, `false` when it is
+    /// the room's recent history, shown on entering it for the first time.
+    replaying: BTreeMap<String, bool>,
+    /// The smallest seq shown per room, or where the last page of history
+    /// said the next one starts: `/history` pages back from it.
+    oldest: BTreeMap<String, u64>,
+    /// The last fatal error the server sent on this connection.
+    fatal: Option<(ErrorCode, String)>,
+    input_done: bool,
+    /// Leave once every message sent is acknowledged.
+    leaving: bool,
+    exited: bool,
+    max_frame_bytes: usize,
+    mode: Mode,
+    ledger: Ledger,
+    out: VecDeque<Action>,
+    /// Rooms asked to enter (at start or with /join) and not answered
+    /// yet: input waits for them (see [`Session::settled`]).
+    entering: std::collections::BTreeSet<String>,
+    /// `/history` and `/rooms` asked and not answered yet: leaving at the
+    /// end of input waits for their answers, as for the echoes.
+    asked: usize,
+}
+
+impl Session {
+    /// A session that will join as `nick` and enter `rooms`, the first
+    /// being current. `id_prefix` starts every message id (make it differ
+    /// between runs).
+    pub fn new(nick: &str, rooms: &[String], id_prefix: &str, max_frame_bytes: usize) -> Self {
+        let names: Vec<&str> = rooms.iter().map(String::as_str).collect();
+        Session {
+            client: Client::new(nick, &names, id_prefix),
+            current: rooms.first().map(|r| r.to_ascii_lowercase()),
+            previous: None,
+            query: None,
+            every_room_named: false,
+            listed_rooms: Vec::new(),
+            joined_before: false,
+            resume: None,
+            replaying: BTreeMap::new(),
+            oldest: BTreeMap::new(),
+            fatal: None,
+            input_done: false,
+            leaving: false,
+            exited: false,
+            max_frame_bytes,
+            mode: Mode::default(),
+            ledger: Ledger::new(),
+            out: VecDeque::new(),
+            entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
+            asked: 0,
+        }
+    }
+
+    /// Whether the shell may read input as far as rooms go: always at a
+    /// terminal; with [`Mode::wait_for_rooms`], once every room asked to
+    /// enter has been answered (entered or refused). A lost connection
+    /// settles them all (the answers went with it).
+    pub fn settled(&self) -> bool {
+        !self.mode.wait_for_rooms || self.entering.is_empty()
+    }
+
+    /// Read input and end as `mode` says (call before anything else).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    /// Input lines read so far.
+    pub fn lines_read(&self) -> u64 {
+        self.ledger.lines()
+    }
+
+    /// Input lines reported refused, or unanswered when the session stopped.
+    pub fn lines_failed(&self) -> u64 {
+        self.ledger.failures()
+    }
+
+    /// Whether the session is leaving although [`Mode::stay`] would keep
+    /// it (a [`handle_stop`](Session::handle_stop), or `/quit`): one more
+    /// signal should leave at once.
+    pub fn stopping(&self) -> bool {
+        self.leaving && self.mode.stay
+    }
+
+    /// The nickname (as the server spells it, once joined).
+    pub fn nick(&self) -> &str {
+        self.client.nick()
+    }
+
+    /// The prompt for line editing: `alice #rust> `, or `alice #rust ->
+    /// bob> ` after `/query bob`.
+    pub fn prompt(&self) -> String {
+        let nick = escape_control(self.client.nick());
+        let to = match &self.query {
+            Some(q) => format!(" -> {}", escape_control(q)),
+            None => String::new(),
+        };
+        match &self.current {
+            Some(room) => format!("{nick} #{room}{to}> "),
+            None => format!("{nick}{to}> "),
+        }
+    }
+
+    /// Name the room on every line shown, the current one's included
+    /// ([`Line::Msg`] and [`Line::Presence`] always carry `room`).
+    pub fn name_every_room(&mut self) {
+        self.every_room_named = true;
+    }
+
+    /// The room typed lines go to.
+    pub fn current_room(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// The rooms we are in (or will enter once connected).
+    pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
+        self.client.rooms()
+    }
+
+    /// The rooms the last `/rooms` listed.
+    pub fn listed_rooms(&self) -> &[String] {
+        &self.listed_rooms
+    }
+
+    /// Who is in `room`, as far as we know.
+    pub fn roster(&self, room: &str) -> Vec<&str> {
+        self.client.roster(room)
+    }
+
+    /// Whether we are connected and joined.
+    pub fn is_joined(&self) -> bool {
+        self.client.is_joined()
+    }
+
+    /// The messages sent and not acknowledged yet, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = chatproto::Unacknowledged<'_>> + '_ {
+        self.client.pending()
+    }
+
+    /// Messages sent that the server has not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.client.unacknowledged()
+    }
+
+    /// Whether input has ended (EOF or `/quit`).
+    pub fn input_done(&self) -> bool {
+        self.input_done
+    }
+
+    /// The fatal error the server sent before it closed this connection.
+    pub fn take_fatal(&mut self) -> Option<(ErrorCode, String)> {
+        self.fatal.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::testkit::*;
+    use chatproto::RoomInfo;
+
+    #[test]
+    fn input_waits_until_every_room_asked_for_is_answered() {
+        let mut s = Session::new("alice", &["lobby".into(), "Rust".into()], "t-", 65_536);
+        assert!(s.settled(), "at a terminal, input is read as it comes");
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        assert!(!s.settled());
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        assert!(!s.settled(), "#rust is not answered yet");
+        frame(&mut s, entered("rust", 0, &["alice", "bob"], false));
+        assert!(s.settled());
+        // A /join waits for its answer too: entered, or refused.
+        line(&mut s, "/join go");
+        assert!(!s.settled());
+        frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "too many rooms",
+                None,
+                Some("go".into()),
+                None,
+            ),
+        );
+        assert!(s.settled());
+        line(&mut s, "/join zig");
+        assert!(!s.settled());
+        // An error naming no room, or a lost connection, ends the wait.
+        frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::BadFrame, "what was that?"),
+        );
+        assert!(s.settled());
+        line(&mut s, "/join odin");
+        assert!(!s.settled());
+        s.handle_disconnected();
+        assert!(s.settled());
+        // Parted before the answer: none comes, and none is waited for.
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", true));
+        line(&mut s, "/join thor");
+        assert!(!s.settled());
+        line(&mut s, "/part thor");
+        assert!(s.settled());
+        frame(&mut s, entered("thor", 0, &["alice"], false));
+        assert!(s.settled());
+    }
+
+    #[test]
+    fn every_room_named_and_what_the_screen_reads() {
+        let mut s = joined(&["lobby", "rust"]);
+        s.name_every_room();
+        let out = frame(&mut s, msg("lobby", 2, "bob", &[], "hi"));
+        assert_eq!(out.lines, ["[#lobby] bob: hi"]);
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert_eq!(s.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
+        assert_eq!(s.roster("lobby"), ["alice"]);
+        assert!(s.is_joined());
+        line(&mut s, "pending one");
+        let pending: Vec<String> = s.pending().map(|p| p.text.to_owned()).collect();
+        assert_eq!(pending, ["pending one"]);
+        line(&mut s, "/rooms");
+        frame(
+            &mut s,
+            ServerFrame::rooms(vec![RoomInfo::new("lobby", 3), RoomInfo::new("ops", 1)]),
+        );
+        assert_eq!(s.listed_rooms(), ["lobby", "ops"]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Summing up a reconnect: the rooms whose replay is still arriving, and
+//! the one line said once every room is back.
+
+use std::collections::BTreeSet;
+
+use super::lines::plural;
+use super::Session;
+
+/// A reconnect being summed up: the rooms whose replay has not ended yet,
+/// and what the replays held so far.
+#[derive(Debug, Default)]
+pub(super) struct Resume {
+    pub(super) waiting: BTreeSet<String>,
+    pub(super) missed: usize,
+    pub(super) gap: bool,
+}
+
+impl Session {
+    /// `room` has finished its replay after a reconnect (or is gone).
+    pub(super) fn resume_room_done(&mut self, room: &str) {
+        if let Some(r) = &mut self.resume {
+            r.waiting.remove(room);
+        }
+        self.finish_resume_if_done();
+    }
+
+    /// Every room is back: say in one line what the reconnect brought.
+    pub(super) fn finish_resume_if_done(&mut self) {
+        if !self.resume.as_ref().is_some_and(|r| r.waiting.is_empty()) {
+            return;
+        }
+        let Some(r) = self.resume.take() else {
+            return;
+        };
+        let text = if r.gap {
+            "reconnected; history has a gap".to_owned()
+        } else if r.missed == 0 {
+            "reconnected; nothing missed".to_owned()
+        } else {
+            format!("reconnected; {}", plural(r.missed, "missed message"))
+        };
+        self.info(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::session::testkit::*;
+    use crate::session::Action;
+    use chatproto::{ClientFrame, ErrorCode, ServerFrame};
+
+    /// The connection drops with one of alice's messages stamped but not
+    /// echoed, bob talks meanwhile, and alice types one more line and ends
+    /// her input while offline. Back, she sees what she missed once, a
+    /// one-line summary, her lines once, and only then leaves.
+    #[test]
+    fn a_reconnect_is_one_line_and_shows_nothing_twice() {
+        let mut s = joined(&["lobby"]);
+        let id1 = the_id(&line(&mut s, "a1").sent);
+        s.handle_disconnected();
+        assert!(drain(&mut s).lines.is_empty());
+        let out = line(&mut s, "a2");
+        assert!(out.sent.is_empty(), "nothing goes out while offline");
+        s.handle_input_end();
+        assert!(drain(&mut s).other.is_empty(), "two messages unanswered");
+        assert_eq!(s.unacknowledged(), 2);
+
+        s.handle_connected(10);
+        let out = drain(&mut s);
+        assert!(matches!(
+            &out.sent[..],
+            [ClientFrame::Join { resume: Some(t), .. }] if t == "token"
+        ));
+        let out = frame(&mut s, welcome("alice", true));
+        assert!(out.lines.is_empty(), "{:?}", out.lines);
+        assert_eq!(out.other, [Action::Joined]);
+        assert_eq!(
+            out.sent.len(),
+            3,
+            "enter, then both messages: {:?}",
+            out.sent
+        );
+        assert_eq!(
+            out.sent[0],
+            ClientFrame::enter("lobby", Some((1, "e1".into())))
+        );
+        let id2 = match &out.sent[2] {
+            ClientFrame::Msg { id: Some(id), .. } => id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut shown = Vec::new();
+        for f in [
+            entered("lobby", 3, &["bob", "alice"], true),
+            replayed(msg("lobby", 2, "bob", &[], "b1"), None),
+            replayed(echo("lobby", 3, "alice", "a1", &id1), Some(&id1)),
+            presence("lobby", 4, "alice", true),
+            ServerFrame::error_v2(
+                ErrorCode::Duplicate,
+                "already sent",
+                Some(id1.clone()),
+                Some("lobby".into()),
+                Some(3),
+            ),
+            // A server repeating itself is not shown twice.
+            msg("lobby", 2, "bob", &[], "b1"),
+        ] {
+            let out = frame(&mut s, f);
+            assert!(out.other.is_empty(), "{:?}", out.other);
+            shown.extend(out.lines);
+        }
+        assert_eq!(
+            shown,
+            ["bob: b1", "alice: a1", "* reconnected; 2 missed messages"]
+        );
+        let out = frame(&mut s, echo("lobby", 5, "alice", "a2", &id2));
+        assert_eq!(out.lines, ["alice: a2"]);
+        assert_eq!(out.other, [Action::Exit], "every line answered: leave");
+    }
+
+    #[test]
+    fn a_gap_is_said_in_the_summary() {
+        let mut s = joined(&["lobby", "rust"]);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let mut shown = Vec::new();
+        for f in [
+            entered("lobby", 1, &["alice"], true),
+            presence("lobby", 2, "alice", true),
+            ServerFrame::entered("rust", "e1", 900, 300, vec!["alice".into()], false),
+            replayed(msg("rust", 900, "bob", &[], "late"), None),
+            presence("rust", 901, "alice", true),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            ["[#rust] bob: late", "* reconnected; history has a gap"]
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Test helpers: a session driven with frames and lines, and what it did.
+
+use chatproto::{ClientFrame, PresenceStatus, ServerFrame};
+
+use super::{Action, Session};
+use crate::ledger::LineOutcome;
+use crate::render::{render, Style};
+
+/// What one batch of input made the session do: frames sent, lines
+/// shown (rendered plain) and the other actions.
+#[derive(Debug, Default)]
+pub(super) struct Out {
+    pub(super) sent: Vec<ClientFrame>,
+    pub(super) lines: Vec<String>,
+    pub(super) outcomes: Vec<LineOutcome>,
+    pub(super) other: Vec<Action>,
+}
+
+pub(super) fn drain(s: &mut Session) -> Out {
+    let mut out = Out::default();
+    while let Some(a) = s.poll() {
+        match a {
+            Action::Send(f) => out.sent.push(f),
+            Action::Print(l) => out.lines.push(render(&l, Style::default(), None)),
+            Action::Outcome(o) => out.outcomes.push(o),
+            other => out.other.push(other),
+        }
+    }
+    out
+}
+
+pub(super) fn frame(s: &mut Session, f: ServerFrame) -> Out {
+    s.handle_frame(0, f);
+    drain(s)
+}
+
+pub(super) fn line(s: &mut Session, l: &str) -> Out {
+    s.handle_line(l);
+    drain(s)
+}
+
+pub(super) fn welcome(nick: &str, resumed: bool) -> ServerFrame {
+    ServerFrame::welcome(nick, 0, vec![], Some("token".into()), Some(resumed), None)
+}
+
+pub(super) fn entered(room: &str, seq: u64, online: &[&str], recovered: bool) -> ServerFrame {
+    ServerFrame::entered(
+        room,
+        "e1",
+        seq,
+        1,
+        online.iter().map(|n| n.to_string()).collect(),
+        recovered,
+    )
+}
+
+pub(super) fn msg(room: &str, seq: u64, from: &str, to: &[&str], text: &str) -> ServerFrame {
+    ServerFrame::msg(
+        Some(room.into()),
+        seq,
+        from,
+        to.iter().map(|n| n.to_string()).collect(),
+        text,
+        0,
+        None,
+    )
+}
+
+pub(super) fn replayed(mut f: ServerFrame, with_id: Option<&str>) -> ServerFrame {
+    if let ServerFrame::Msg { id, replay, .. } = &mut f {
+        *id = with_id.map(str::to_owned);
+        *replay = true;
+    }
+    f
+}
+
+pub(super) fn echo(room: &str, seq: u64, from: &str, text: &str, id: &str) -> ServerFrame {
+    let mut f = msg(room, seq, from, &[], text);
+    if let ServerFrame::Msg { id: mine, .. } = &mut f {
+        *mine = Some(id.into());
+    }
+    f
+}
+
+pub(super) fn presence(room: &str, seq: u64, nick: &str, online: bool) -> ServerFrame {
+    ServerFrame::presence(
+        Some(room.into()),
+        seq,
+        nick,
+        if online {
+            PresenceStatus::Online
+        } else {
+            PresenceStatus::Offline
+        },
+        0,
+    )
+}
+
+pub(super) fn the_id(sent: &[ClientFrame]) -> String {
+    match sent {
+        [ClientFrame::Msg { id: Some(id), .. }] => id.clone(),
+        other => panic!("expected one msg, sent {other:?}"),
+    }
+}
+
+/// alice, joined and in `rooms` (each entered at seq 0 with her own
+/// presence at seq 1), every output drained.
+pub(super) fn joined(rooms: &[&str]) -> Session {
+    let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+    let mut s = Session::new("alice", &rooms, "t-", 65_536);
+    s.handle_connected(0);
+    drain(&mut s);
+    frame(&mut s, welcome("alice", false));
+    for r in &rooms {
+        frame(&mut s, entered(r, 0, &["alice"], false));
+        frame(&mut s, presence(r, 1, "alice", true));
+    }
+    s
+}
