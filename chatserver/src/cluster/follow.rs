@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::entry::{decode_event, stream_seq};
 use super::{
     clamp_i64, lock, names, random_hex, unhex, Cluster, Description, FromCluster, DUPLICATE_WINDOW,
-    FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT, STREAM_PREFIX,
+    FOLLOW_LOOK_MAX, FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT, STREAM_PREFIX,
 };
 
 impl Cluster {
@@ -118,6 +118,20 @@ impl Cluster {
         }
     }
 
+    /// The last seq the room's stream holds, if it is `next` or later:
+    /// this node's own proposals are known to be stored that far without
+    /// asking; else the stream is asked (within `FOLLOW_STALL`; no answer
+    /// is no news, looked at again later).
+    async fn stored_past(&self, room: &str, stream: &mut stream::Stream, next: u64) -> Option<u64> {
+        let acked = lock(&self.acked).get(room).copied();
+        if let Some(stored) = acked.filter(|&s| s >= next) {
+            return Some(stored);
+        }
+        let info = tokio::time::timeout(FOLLOW_STALL, stream.info()).await;
+        let last = info.ok()?.ok()?.state.last_sequence;
+        (last >= next).then_some(last)
+    }
+
     /// One reading of a stream from `next`; `Ok` only when the hub is gone.
     async fn follow_once(&self, room: &Arc<str>, name: &str, next: &mut u64) -> Result<(), String> {
         let mut stream = self.js.get_stream(name).await.map_err(|e| e.to_string())?;
@@ -161,26 +175,30 @@ impl Cluster {
         // The origin of the last event, shared by the events after it from
         // the same node (most of them, in a busy room).
         let mut origin: Arc<str> = Arc::from("");
+        // How long a silence lasts before the next look at the stream.
+        let mut quiet = FOLLOW_STALL;
         loop {
-            let msg = match tokio::time::timeout(FOLLOW_STALL, messages.next()).await {
-                Ok(Some(msg)) => msg,
+            let msg = match tokio::time::timeout(quiet, messages.next()).await {
+                Ok(Some(msg)) => {
+                    quiet = FOLLOW_STALL;
+                    msg
+                }
                 Ok(None) => break,
-                // Nothing for a while, though this node's own proposals are
-                // stored past what it read: the consumer is stuck (async-nats
-                // remaking it after a NATS server was lost may never finish):
+                // Nothing for a while, though the stream holds an event past
+                // what this node read: the consumer is stuck (async-nats
+                // remaking it after a NATS server was lost may never finish,
+                // and this node's connection may not even have dropped):
                 // read again, with a new one, from the next event.
                 Err(_) => {
-                    let stored = lock(&self.acked).get(&**room).copied();
-                    match stored {
-                        Some(stored) if stored >= *next => {
-                            return Err(format!(
-                                "no event past seq {} for {FOLLOW_STALL:?}, though this \
-                                 node's proposals are stored up to {stored}",
-                                *next - 1
-                            ));
-                        }
-                        _ => continue,
+                    if let Some(stored) = self.stored_past(room, &mut stream, *next).await {
+                        return Err(format!(
+                            "no event past seq {} for {quiet:?}, though the stream holds \
+                             seq {stored}",
+                            *next - 1
+                        ));
                     }
+                    quiet = (quiet * 2).min(FOLLOW_LOOK_MAX);
+                    continue;
                 }
             };
             let msg = msg.map_err(|e| e.to_string())?;

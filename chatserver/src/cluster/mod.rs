@@ -79,10 +79,13 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How often every node lists the streams, for rooms whose announcement
 /// it missed.
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
-/// How long a room's follower waits for its next event, when this node
-/// knows of a stored one it has not read, before it reads the stream again
-/// with a new consumer.
+/// How long a room's follower waits for its next event before it looks
+/// whether the stream holds one it has not read (then its consumer is
+/// stuck, and it reads the stream again with a new one).
 const FOLLOW_STALL: Duration = Duration::from_secs(3);
+/// The longest wait between two such looks in a quiet room (the wait
+/// doubles from `FOLLOW_STALL` while the room stays quiet).
+const FOLLOW_LOOK_MAX: Duration = Duration::from_secs(30);
 /// Proposals published before their acknowledgements are awaited.
 const PUBLISH_BATCH: usize = 512;
 /// Session records are kept this long (a day past any resume window).

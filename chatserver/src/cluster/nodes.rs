@@ -7,12 +7,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{kv, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::{lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY};
+use super::{lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY, NODES};
+
+/// The header NATS marks a key-value delete (or purge) with.
+const KV_OPERATION: &str = "KV-Operation";
 
 impl Cluster {
     /// Say this run is alive.
@@ -43,9 +47,12 @@ impl Cluster {
         // Each node's latest heartbeat: its revision, its run, and when it
         // was heard (on this node's clock).
         let heard: Heard = Arc::default();
-        tokio::spawn(Arc::clone(&self).hear_nodes(Arc::clone(&heard)));
+        let rewatch = Arc::new(Notify::new());
+        tokio::spawn(Arc::clone(&self).hear_nodes(Arc::clone(&heard), Arc::clone(&rewatch)));
         let mut alive_before: HashSet<Arc<str>> = HashSet::new();
         let mut first = true;
+        // The task releasing the nicknames of runs found gone, if any.
+        let mut releasing: Option<tokio::task::JoinHandle<()>> = None;
         // Nobody is judged before a whole `dead_after` of listening (from
         // the start, or since NATS came back): a node not heard yet is
         // not a dead one.
@@ -100,21 +107,25 @@ impl Cluster {
             }
             // A node that seems silent is asked of NATS itself before it
             // is taken for dead: a heartbeat this node has not read yet
-            // (its watch behind) keeps it alive.
+            // (its watch behind) keeps it alive, and the watch is made
+            // anew (after a NATS server is lost it may never catch up).
             let suspects: Vec<(String, u64)> = lock(&heard)
                 .iter()
                 .filter(|(_, (_, _, at))| now.duration_since(*at) >= dead_after)
                 .map(|(key, (rev, _, _))| (key.clone(), *rev))
                 .collect();
             let mut unsure = false;
+            // Each look within a heartbeat period: a request that NATS
+            // never answers must not stop this node's own heartbeat.
             for (key, rev) in suspects {
-                match self.nodes.entry(key.clone()).await {
-                    Ok(Some(e)) if e.operation == kv::Operation::Put && e.revision != rev => {
-                        let origin = String::from_utf8_lossy(&e.value).into_owned();
-                        lock(&heard).insert(key, (e.revision, origin, Instant::now()));
+                let look = tokio::time::timeout(HEARTBEAT_EVERY, self.latest_beat(&key));
+                match look.await.unwrap_or(Err(())) {
+                    Ok(Some((revision, Some(origin)))) if revision != rev => {
+                        lock(&heard).insert(key, (revision, origin, Instant::now()));
+                        rewatch.notify_one();
                     }
                     Ok(_) => {}
-                    Err(_) => unsure = true,
+                    Err(()) => unsure = true,
                 }
             }
             if unsure {
@@ -127,25 +138,66 @@ impl Cluster {
                 .map(|(_, origin, _)| Arc::from(origin.as_str()))
                 .collect();
             alive.insert(Arc::clone(&self.origin));
-            if first || alive_before.iter().any(|o| !alive.contains(o)) {
-                self.release_nicks(&alive).await;
-            }
+            let shrank = first || alive_before.iter().any(|o| !alive.contains(o));
             first = false;
             alive_before = alive.clone();
+            if shrank {
+                // The nicknames of the runs gone are released first, and
+                // only then is the hub told (it says their clients left,
+                // after which they may come back anywhere with their
+                // nicknames). A task of its own: one request per nickname
+                // must not hold up this node's heartbeat, and the hub
+                // hears nothing newer until it is done.
+                let me = Arc::clone(&self);
+                releasing = Some(tokio::spawn(async move {
+                    me.release_nicks(&alive).await;
+                    let _ = me.to_hub.send(FromCluster::Alive(alive)).await;
+                }));
+                continue;
+            }
+            if releasing.as_ref().is_some_and(|task| !task.is_finished()) {
+                continue;
+            }
             if self.to_hub.send(FromCluster::Alive(alive)).await.is_err() {
                 return;
             }
         }
     }
 
+    /// A node's latest heartbeat as the bucket's stream leader holds it:
+    /// its revision, and its run (none: the node stopped cleanly). Not a
+    /// read of `kv::Store::entry`, which any replica may answer, one that
+    /// lags after a NATS server was lost among them (a live node would
+    /// look silent). `Err`: no answer.
+    async fn latest_beat(&self, key: &str) -> Result<Option<(u64, Option<String>)>, ()> {
+        let subject = format!("$KV.{NODES}.{key}");
+        match self.nodes.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => {
+                let put = m.headers.get(KV_OPERATION).is_none();
+                let origin = put.then(|| String::from_utf8_lossy(&m.payload).into_owned());
+                Ok(Some((m.sequence, origin)))
+            }
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(_) => Err(()),
+        }
+    }
+
     /// Keep `heard` up to date from a watch on the heartbeat bucket,
-    /// watching again whenever the watch ends (NATS restarted, say).
-    async fn hear_nodes(self: Arc<Self>, heard: Heard) {
+    /// watching again whenever the watch ends (NATS restarted, say) or
+    /// `rewatch` says it is behind.
+    async fn hear_nodes(self: Arc<Self>, heard: Heard, rewatch: Arc<Notify>) {
         loop {
             match self.nodes.watch_all().await {
                 Ok(mut watch) => {
-                    while let Some(entry) = watch.next().await {
-                        let Ok(entry) = entry else { break };
+                    loop {
+                        let entry = tokio::select! {
+                            entry = watch.next() => entry,
+                            () = rewatch.notified() => {
+                                warn!("the watch on the nodes' heartbeats is behind; watching anew");
+                                break;
+                            }
+                        };
+                        let Some(Ok(entry)) = entry else { break };
                         let mut heard = lock(&heard);
                         if entry.operation == kv::Operation::Put {
                             let origin = String::from_utf8_lossy(&entry.value).into_owned();
