@@ -1,0 +1,126 @@
+//! Nickname claims in cluster mode: a join (and what its client sends
+//! after it) waits for its claim, goes to the core or is refused when the
+//! claim comes back, and clients whose claim another node freed are closed.
+
+use std::collections::VecDeque;
+
+use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame};
+use tracing::warn;
+
+use super::{Hub, ToHub};
+use crate::cluster::{ClaimError, Claimed};
+
+impl Hub {
+    /// Cluster mode: hold `input` if its client waits for a nickname
+    /// claim, or if it is a join (whose claim starts now); otherwise give
+    /// it back to be handled.
+    pub(super) fn park(&mut self, input: ToHub) -> Option<ToHub> {
+        let id = match &input {
+            ToHub::Frame(id, _)
+            | ToHub::BadFrame(id, _)
+            | ToHub::Progress(id)
+            | ToHub::Gone(id) => *id,
+            _ => return Some(input),
+        };
+        let c = self.cluster.as_mut()?;
+        if let Some(queue) = c.parked.get_mut(&id) {
+            queue.push_back(input);
+            return None;
+        }
+        let ToHub::Frame(_, ClientFrame::Join { nick, resume, .. }) = &input else {
+            return Some(input);
+        };
+        if self.server.nick(id).is_some() {
+            return Some(input);
+        }
+        // A nickname the core would refuse is refused by the core.
+        let Ok(nick) = chatproto::normalize_nick(nick, self.server.config().nick_rule) else {
+            return Some(input);
+        };
+        let key = chatproto::nick_key(&nick);
+        let skeleton = chatproto::nick_skeleton(&nick);
+        let resume = resume.as_deref().map(chatproto::hash_token);
+        c.link.claim(id, nick, key, skeleton, resume);
+        c.parked.insert(id, VecDeque::from([input]));
+        None
+    }
+
+    /// A join's nickname claim came back: the join goes to the core (or
+    /// is refused here), then what the client sent meanwhile, in order.
+    pub(super) fn claimed(&mut self, now: Now, claimed: Claimed) {
+        let Some(c) = &mut self.cluster else { return };
+        let client = claimed.client;
+        let Some(mut queue) = c.parked.remove(&client) else {
+            if let Ok((key, rev)) = claimed.claim {
+                c.link.release(key, rev);
+            }
+            return;
+        };
+        let join = queue.pop_front();
+        let refusal = match claimed.claim {
+            Ok((key, rev)) => {
+                if let Some((sid, nick, hash)) = claimed.session {
+                    // Begun on another node: known here from now on, and
+                    // whatever that node said of it in rooms is over.
+                    self.server.restore_session(now, sid, &nick, hash);
+                    self.forget_elsewhere(now, sid);
+                }
+                if let Some(ToHub::Frame(id, frame)) = join {
+                    self.server.handle_frame(now, id, frame);
+                }
+                let c = self.cluster.as_mut().expect("checked above");
+                if self.server.nick(client).is_some() {
+                    c.claims.insert(client, (key, rev));
+                } else {
+                    c.link.release(key, rev);
+                }
+                None
+            }
+            Err(ClaimError::Taken {
+                nick, same: true, ..
+            }) => Some(ServerFrame::error(
+                ErrorCode::NickTaken,
+                format!("the nickname {nick} is in use; choose another"),
+            )),
+            Err(ClaimError::Taken {
+                nick, same: false, ..
+            }) => Some(ServerFrame::error(
+                ErrorCode::NickInvalid,
+                format!("that nickname looks too much like {nick}, who is online; choose another"),
+            )),
+            Err(ClaimError::Unreachable(e)) => Some(ServerFrame::error(
+                ErrorCode::Unavailable,
+                format!("the server cannot reach its cluster ({e}); try again later"),
+            )),
+        };
+        if let Some(frame) = refusal {
+            self.send_now(client, &frame);
+        }
+        self.dispatch(now);
+        for input in queue {
+            self.handle(now, input);
+            self.dispatch(now);
+        }
+    }
+
+    /// Another node freed these clients' nicknames while this one was
+    /// held up and seemed dead (and said they left their rooms): each
+    /// still holding that claim is closed, and resumes by reconnecting,
+    /// here or elsewhere, if its nickname is still free. Two people never
+    /// hold one nickname, and a session is never in a room on this node
+    /// while every other node has it gone.
+    pub(super) fn claims_lost(&mut self, clients: &[ClientId]) {
+        let Some(c) = &mut self.cluster else { return };
+        let lost: Vec<ClientId> = clients
+            .iter()
+            .filter(|id| c.claims.remove(id).is_some())
+            .copied()
+            .collect();
+        for id in lost {
+            let nick = self.server.nick(id).unwrap_or("(not joined)").to_owned();
+            warn!(client = %id, nick, "this node seemed dead to the others, which freed this client's nickname; closing it");
+            let why = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
+            self.close_with(id, ErrorCode::Unavailable, why.to_owned());
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! What the cluster's tasks say, applied: the log's events (and who said
+//! each session entered a room), rooms opened and caught up with at
+//! start, claims, reads, takeovers and the streams' new starts.
+
+use std::sync::Arc;
+
+use chatproto::{EventBody, Now, PresenceStatus};
+use tracing::{info, warn};
+
+use super::{ClusterSide, Hub, Owner, BATCH};
+use crate::cluster::FromCluster;
+
+impl Hub {
+    /// Something the cluster's tasks said.
+    pub(super) fn heard(&mut self, now: Now, item: FromCluster) {
+        match item {
+            FromCluster::Open {
+                room,
+                epoch,
+                first_seq,
+                last_seq,
+            } => {
+                self.server.open_room(&room, &epoch, first_seq);
+                if let Some(c) = &mut self.cluster {
+                    if c.catch_up
+                        .get(&room)
+                        .is_some_and(|&to| last_seq < first_seq || to < first_seq)
+                    {
+                        c.catch_up.remove(&room);
+                    }
+                }
+                self.check_caught_up();
+            }
+            FromCluster::Event { event, origin } => {
+                let (room, seq) = (Arc::clone(&event.room), event.seq);
+                if let (
+                    Some(c),
+                    EventBody::Presence {
+                        session,
+                        nick,
+                        status,
+                        ..
+                    },
+                ) = (&mut self.cluster, &event.body)
+                {
+                    if *status == PresenceStatus::Online {
+                        c.owners.entry(*session).or_default().insert(
+                            Arc::clone(&room),
+                            Owner {
+                                origin,
+                                seq,
+                                nick: nick.clone(),
+                            },
+                        );
+                    } else if let Some(rooms) = c.owners.get_mut(session) {
+                        rooms.remove(&room);
+                        if rooms.is_empty() {
+                            c.owners.remove(session);
+                        }
+                    }
+                }
+                if let Err(e) = self.server.handle_logged(event) {
+                    warn!(error = %e, "an event of the cluster's log was not applied");
+                }
+                self.caught_up_to(&room, seq);
+            }
+            FromCluster::Skip { room, seq } => {
+                // The follower said why (once).
+                if let Err(e) = self.server.skip_logged(&room, seq) {
+                    warn!(error = %e, "a log entry was not stepped over");
+                }
+                self.caught_up_to(&room, seq);
+            }
+            FromCluster::Claimed(claimed) => self.claimed(now, claimed),
+            FromCluster::Persisted(through) => self.server.handle_persisted(through),
+            FromCluster::Read {
+                ticket,
+                client,
+                found,
+            } => self.answer_read(ticket, client, found),
+            FromCluster::Alive(alive) => self.clean_up_after(now, &alive),
+            FromCluster::HeldUp => {
+                if let Some(c) = &self.cluster {
+                    let claims = c
+                        .claims
+                        .iter()
+                        .map(|(id, (key, rev))| (*id, key.clone(), *rev))
+                        .collect();
+                    c.link.check_claims(claims);
+                }
+            }
+            FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
+            FromCluster::TakeOver { token, done } => {
+                let claim = self
+                    .server
+                    .handle_resumed_elsewhere(now, &token)
+                    .and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
+                // The close and the session's departures are queued (to
+                // the connection and the publisher) before the claim is
+                // given up; the departures carry the ids the resuming node
+                // uses too, so the log keeps the first of each.
+                self.dispatch(now);
+                let _ = done.send(claim);
+            }
+            FromCluster::Duplicate(event) => self.server.handle_logged_duplicate(&event),
+            FromCluster::Starts(starts) => {
+                for (room, first, _) in &starts {
+                    self.server.handle_pruned(room, *first);
+                }
+                // One line a look, however many rooms moved.
+                let moved: Vec<&(String, u64, bool)> = starts.iter().filter(|s| s.2).collect();
+                match moved.as_slice() {
+                    [] => {}
+                    [(room, first, _)] => info!(
+                        room = room.as_str(),
+                        first, "a room's stream starts later now; older events are served no more"
+                    ),
+                    many => info!(
+                        rooms = many.len(),
+                        "rooms' streams start later now; older events are served no more"
+                    ),
+                }
+            }
+        }
+    }
+
+    fn caught_up_to(&mut self, room: &str, seq: u64) {
+        if let Some(c) = &mut self.cluster {
+            if c.catch_up.get(room).is_some_and(|&to| seq >= to) {
+                c.catch_up.remove(room);
+                self.check_caught_up();
+            }
+        }
+    }
+
+    /// Once every room known at start is applied: accept clients.
+    pub(super) fn check_caught_up(&mut self) {
+        if let Some(c) = &mut self.cluster {
+            if c.catch_up.is_empty() {
+                if let Some(tx) = c.caught_up.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+}
+
+/// The cluster's next messages (up to a batch); 0 if its tasks are gone.
+pub(super) async fn recv_cluster(
+    cluster: &mut Option<ClusterSide>,
+    into: &mut Vec<FromCluster>,
+) -> usize {
+    match cluster {
+        Some(c) => c.rx.recv_many(into, BATCH).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,292 @@
+//! The task that owns the [`Server`] core: it feeds the core what the
+//! connections read, and moves the core's output into each peer's queue.
+//! It never waits on a socket: writes are attempted without blocking, and a
+//! peer whose socket is full is left to its own connection task.
+//!
+//! This file holds what the connections tell the hub, its clocks, and its
+//! state (with what it keeps in cluster mode); each part of the work has a
+//! file: `run` (the loop: what wakes the hub, and each turn), `dispatch`
+//! (the core's output moved to where it goes), `peers` (the peers' queues
+//! written, and the overflow policies), `persist` (the history database's
+//! batches and answers), `reads` (read pages released to the client that
+//! asked), `from_cluster` (what the cluster's tasks say, applied),
+//! `claims` (joins waiting for their nickname claim), `proposals` (what
+//! the node proposes to the log, departures said once).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use chatproto::{ClientFrame, ClientId, Now, PayloadError, Record, Server, SessionId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::args::LogText;
+use crate::budget::OutboundBudget;
+use crate::cluster::{Cluster, FromCluster};
+use crate::peer::Peer;
+use crate::stage::Stage;
+use crate::store::StoreLink;
+
+mod claims;
+mod dispatch;
+mod from_cluster;
+mod peers;
+mod persist;
+mod proposals;
+mod reads;
+mod run;
+
+/// How long shutdown waits for the store to take what was acknowledged-to-be.
+const STORE_SETTLE: Duration = Duration::from_secs(10);
+
+/// Inputs handled, and connections opened or closed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Activity {
+    inputs: u64,
+    churn: u64,
+}
+
+/// How many inputs the hub takes per turn before writing out.
+const BATCH: usize = 1024;
+
+/// What connection tasks tell the hub.
+#[derive(Debug)]
+pub enum ToHub {
+    /// A connection opened; the hub answers with its handle.
+    Connect {
+        /// The new peer.
+        peer: Arc<Peer>,
+        /// Where to send the handle.
+        reply: oneshot::Sender<ClientId>,
+    },
+    /// A frame arrived.
+    Frame(ClientId, ClientFrame),
+    /// A payload arrived that is not a frame.
+    BadFrame(ClientId, PayloadError),
+    /// The client read a backlog queued for it: it is alive.
+    Progress(ClientId),
+    /// The connection is finished (EOF, error, or closed by the server).
+    Gone(ClientId),
+    /// `/metrics` asks what the core knows.
+    Snapshot(oneshot::Sender<crate::metrics::Snapshot>),
+}
+
+/// The two clocks the core runs on: monotonic milliseconds since the hub
+/// started, and the wall clock for `ts`.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// Both clocks start now.
+    pub fn new() -> Self {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// Both clocks' readings.
+    pub fn now(&self) -> Now {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Now::new(self.start.elapsed().as_millis() as u64, wall)
+    }
+
+    fn instant(&self, mono: u64) -> Instant {
+        self.start + Duration::from_millis(mono)
+    }
+}
+
+/// A hasher for the core's connection handles: a counter the core hands
+/// out, not chosen by a peer, so a multiply spreads them well enough and
+/// SipHash's cost on the fan-out path (one lookup per recipient) buys
+/// nothing.
+#[derive(Debug, Clone, Copy, Default)]
+struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl std::hash::BuildHasher for HandleHasher {
+    type Hasher = HandleHasher;
+    fn build_hasher(&self) -> HandleHasher {
+        HandleHasher(0)
+    }
+}
+
+type Peers = HashMap<ClientId, Arc<Peer>, HandleHasher>;
+
+/// The server core and the peers it talks to.
+pub struct Hub {
+    server: Server,
+    clock: Clock,
+    max_frame_bytes: usize,
+    /// Where frames are encoded, split off one by one.
+    scratch: BytesMut,
+    /// This turn's frames for the peers, queued when the turn ends.
+    stage: Stage,
+    peers: Peers,
+    to_flush: Vec<Arc<Peer>>,
+    budget: Arc<OutboundBudget>,
+    outbound_queue_bytes: usize,
+    /// Clients to take out of the core after the current output: closed
+    /// for overflowing, or their socket broke.
+    leaving: Vec<ClientId>,
+    /// Clients whose queue was replaced by their last frame: nothing more
+    /// goes to them.
+    kicked: HashSet<ClientId>,
+    /// Queues that overflowed during the current output.
+    overflowed: Vec<ClientId>,
+    /// The event logged last (its room's name's address, its seq).
+    last_logged: Option<(usize, u64)>,
+    /// Whether events are logged (at info level), and which text.
+    log_events: bool,
+    log_text: LogText,
+    /// Activity in the current trim interval, and since memory was last
+    /// given back.
+    recent: Activity,
+    since_release: Activity,
+    next_trim: Option<Instant>,
+    /// The history database's thread, when there is one.
+    store: Option<StoreLink>,
+    /// Records for the store's next batch, and the ticket they end with.
+    to_store: Vec<Record>,
+    to_store_through: u64,
+    /// Whether a batch is being written, since when.
+    storing: bool,
+    storing_since: Instant,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The message counted last (its room's name's address, its seq).
+    last_counted: Option<(usize, u64)>,
+    /// Reads that could not be asked (no store): answered from memory.
+    unanswered: Vec<(u64, ClientId)>,
+    /// Cluster mode: the link, and what the hub keeps for it.
+    cluster: Option<ClusterSide>,
+    /// Set once `listening on` is printed: events are logged from then on.
+    listening: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What the hub keeps in cluster mode.
+pub struct ClusterSide {
+    link: Arc<Cluster>,
+    rx: mpsc::Receiver<FromCluster>,
+    /// Who is in which room, by the run of the node that said so (and the
+    /// seq of its entering): when a run stops, the others say its clients
+    /// left, with ids that make several nodes' saying count once.
+    owners: HashMap<SessionId, HashMap<Arc<str>, Owner>>,
+    /// Inputs of clients waiting for a nickname claim, in order.
+    parked: HashMap<ClientId, VecDeque<ToHub>>,
+    /// Each joined client's claim: its key and revision.
+    claims: HashMap<ClientId, (String, u64)>,
+    /// Rooms not caught up with yet, to the seq; then `caught_up` fires.
+    catch_up: HashMap<String, u64>,
+    caught_up: Option<oneshot::Sender<()>>,
+    /// Departures proposed for stopped nodes' clients, and when.
+    cleaning: HashMap<String, Instant>,
+}
+
+/// Who said a session entered a room.
+#[derive(Debug, Clone)]
+struct Owner {
+    origin: Arc<str>,
+    seq: u64,
+    nick: Arc<str>,
+}
+
+impl ClusterSide {
+    /// The hub's side of `link`: events arrive on `rx`; `caught_up`
+    /// fires once every room in `catch_up` is applied to its seq.
+    pub fn new(
+        link: Arc<Cluster>,
+        rx: mpsc::Receiver<FromCluster>,
+        catch_up: HashMap<String, u64>,
+        caught_up: oneshot::Sender<()>,
+    ) -> Self {
+        ClusterSide {
+            link,
+            rx,
+            owners: HashMap::new(),
+            parked: HashMap::new(),
+            claims: HashMap::new(),
+            catch_up,
+            caught_up: Some(caught_up),
+            cleaning: HashMap::new(),
+        }
+    }
+}
+
+impl Hub {
+    /// A hub around `server`; every peer's queue holds at most
+    /// `outbound_queue_bytes`, and all of them together `budget`.
+    pub fn new(
+        server: Server,
+        clock: Clock,
+        store: Option<StoreLink>,
+        outbound_queue_bytes: usize,
+        budget: Arc<OutboundBudget>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let max_frame_bytes = server.config().max_frame_bytes;
+        Hub {
+            server,
+            clock,
+            max_frame_bytes,
+            scratch: BytesMut::new(),
+            stage: Stage::default(),
+            peers: Peers::default(),
+            to_flush: Vec::new(),
+            budget,
+            outbound_queue_bytes,
+            leaving: Vec::new(),
+            kicked: HashSet::new(),
+            overflowed: Vec::new(),
+            last_logged: None,
+            log_events: tracing::enabled!(tracing::Level::INFO),
+            log_text: LogText::All,
+            recent: Activity::default(),
+            since_release: Activity::default(),
+            next_trim: None,
+            store,
+            to_store: Vec::new(),
+            to_store_through: 0,
+            storing: false,
+            storing_since: Instant::now(),
+            metrics,
+            last_counted: None,
+            unanswered: Vec::new(),
+            cluster: None,
+            listening: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// The flag to set once `listening on` is printed (events are logged
+    /// only after it).
+    pub fn listening(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.listening)
+    }
+
+    /// Run as a node of a cluster (see `cluster`).
+    pub fn set_cluster(&mut self, side: ClusterSide) {
+        self.cluster = Some(side);
+    }
+
+    /// Which message text the log shows.
+    pub fn set_log_text(&mut self, text: LogText) {
+        self.log_text = text;
+    }
+}

@@ -1,0 +1,238 @@
+//! The peers' queues: what a turn staged queued in order, the sockets
+//! written without waiting, and the overflow policies (a full queue is a
+//! slow consumer; a full outbound budget closes the longest queues).
+
+use std::sync::Arc;
+
+use chatproto::{encode, ClientId, ErrorCode, Kick, Now, ServerFrame};
+use tracing::warn;
+
+use super::Hub;
+use crate::budget::OutboundBudget;
+use crate::peer::{Peer, Push};
+use crate::stage::{Audience, Stage};
+
+impl Hub {
+    /// Queue what the turn staged (see [`unstage`]), and apply the
+    /// overflow policy to the queues that overflowed.
+    pub(super) fn unstage(&mut self) {
+        unstage(
+            &mut self.stage,
+            &self.budget,
+            &mut self.to_flush,
+            &mut self.overflowed,
+        );
+        for id in std::mem::take(&mut self.overflowed) {
+            // Gone meanwhile: nothing to close.
+            if self.peers.contains_key(&id) {
+                self.overflow(id);
+            }
+        }
+    }
+
+    /// Stage `frame` for `to`.
+    pub(super) fn stage_frame(&mut self, to: ClientId, frame: &ServerFrame) {
+        let Some(peer) = self.peers.get(&to) else {
+            return;
+        };
+        match self
+            .stage
+            .encode(frame, Audience::One, self.max_frame_bytes)
+        {
+            Ok(staged) => self.stage.add(peer, &staged),
+            // The core builds only frames that fit.
+            Err(e) => warn!(client = %to, error = %e, "a frame did not encode"),
+        }
+    }
+
+    /// Queue `frame` for `to` now, after what this turn staged.
+    pub(super) fn send_now(&mut self, to: ClientId, frame: &ServerFrame) {
+        self.stage_frame(to, frame);
+        self.unstage();
+    }
+
+    /// The overflow policy of one queue: `slow_consumer` instead of all it
+    /// held, and the client leaves.
+    pub(super) fn overflow(&mut self, id: ClientId) {
+        let nick = self.server.nick(id).unwrap_or("(not joined)");
+        warn!(client = %id, nick, "slow consumer: outbound queue full; closing");
+        let why = Kick::slow_consumer(self.outbound_queue_bytes);
+        self.kick(id, &why);
+    }
+
+    /// Replace `id`'s queue by the error of `why`, close it, and take it
+    /// out of the core after the current output.
+    fn kick(&mut self, id: ClientId, why: &Kick) {
+        self.close_with(id, why.code(), why.message());
+    }
+
+    /// Replace `id`'s queue by an error with `code` and `message`, close
+    /// it, and take it out of the core after the current output.
+    pub(super) fn close_with(&mut self, id: ClientId, code: ErrorCode, message: String) {
+        if !self.kicked.insert(id) {
+            return;
+        }
+        self.metrics.closed_for(code.as_str());
+        if let Some(peer) = self.peers.get(&id) {
+            match encode(&ServerFrame::error(code, message), self.max_frame_bytes) {
+                Ok(bytes) => peer.kick(self.budget.track(bytes)),
+                Err(_) => peer.close(),
+            }
+        }
+        self.leaving.push(id);
+    }
+
+    /// Write what each queued-to peer's socket takes now, never waiting. A
+    /// peer whose socket broke is gone: it leaves the core next.
+    pub(super) fn flush_pending(&mut self) {
+        self.unstage();
+        let mut flushing = std::mem::take(&mut self.to_flush);
+        for peer in flushing.drain(..) {
+            if peer.flush(true).is_err() {
+                if let Some(&id) = peer.id.get() {
+                    if self.kicked.insert(id) {
+                        self.leaving.push(id);
+                    }
+                }
+            }
+        }
+        // Keep the list's allocation for the next turn.
+        self.to_flush = flushing;
+    }
+
+    /// The overflow policy of the outbound budget: while all queues
+    /// together hold more than the limit, close the client with the longest
+    /// queue (`slow_consumer`), until they hold at most three quarters of it.
+    pub(super) fn enforce_budget(&mut self) {
+        if !self.budget.is_over() {
+            return;
+        }
+        let target = self.budget.limit() / 4 * 3;
+        let mut longest: Vec<(usize, ClientId)> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| !peer.is_closing())
+            .map(|(&id, peer)| (peer.queued(), id))
+            .filter(|&(queued, _)| queued > 0)
+            .collect();
+        longest.sort_unstable_by(|a, b| b.cmp(a));
+        let mut used = self.budget.used();
+        let closable: usize = longest.iter().map(|&(queued, _)| queued).sum();
+        if used.saturating_sub(closable) > target {
+            // Even closing every client with a queue would not get under
+            // the target: connections already closing hold the memory, and
+            // they free it within --close-flush-ms. Close nobody for it.
+            return;
+        }
+        let why = Kick::over_budget(self.budget.limit());
+        // Closing a queue frees its slots, and its frames unless other
+        // queues share them: assume all of it, and look again next time.
+        for (queued, id) in longest {
+            if used <= target {
+                break;
+            }
+            let nick = self.server.nick(id).unwrap_or("(not joined)");
+            warn!(client = %id, nick, queued, total = used, "outbound budget full: closing the longest queue");
+            self.kick(id, &why);
+            used = used.saturating_sub(queued);
+        }
+    }
+
+    /// Move everything the core produced to the peers and write what the
+    /// sockets take now, until broken sockets' departures are out too.
+    pub(super) fn drain(&mut self, now: Now) {
+        loop {
+            self.dispatch(now);
+            self.unstage();
+            if self.to_flush.is_empty() {
+                break;
+            }
+            self.flush_pending();
+            for id in self.leaving.drain(..) {
+                self.server.handle_disconnect(now, id);
+            }
+        }
+    }
+}
+
+/// Queue what the turn staged, each peer's runs in order; queues that
+/// overflow are named in `overflowed` (the caller applies the policy).
+pub(super) fn unstage(
+    stage: &mut Stage,
+    budget: &Arc<OutboundBudget>,
+    to_flush: &mut Vec<Arc<Peer>>,
+    overflowed: &mut Vec<ClientId>,
+) {
+    if stage.is_empty() {
+        return;
+    }
+    let mut queued = 0;
+    stage.take(
+        |b| budget.track(b),
+        |peer, bytes| {
+            let id = peer.id.get().copied();
+            // After a refused run, none of that peer's later ones: it is
+            // closed, and must not get frames past a gap.
+            if id.is_some_and(|id| overflowed.contains(&id)) {
+                return;
+            }
+            match peer.push(bytes) {
+                Push::Queued(newly) => {
+                    if newly {
+                        to_flush.push(peer);
+                    }
+                    queued += 1;
+                }
+                Push::Closed => {}
+                Push::Overflow => overflowed.extend(id),
+            }
+        },
+    );
+    budget.add_slots(queued);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer whose queue holds `limit` bytes, registered as client `id`.
+    async fn peer(
+        id: u64,
+        limit: usize,
+        budget: &Arc<OutboundBudget>,
+    ) -> (Arc<Peer>, std::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_, write) = server.into_split();
+        let peer = Arc::new(Peer::new(write, limit, Arc::clone(budget)));
+        peer.id.set(ClientId(id)).unwrap();
+        (peer, client)
+    }
+
+    #[tokio::test]
+    async fn after_a_refused_run_a_peer_gets_nothing_more_and_is_named_once() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (slow, _c1) = peer(1, 600, &budget).await;
+        let (fine, _c2) = peer(2, 1 << 20, &budget).await;
+        let mut stage = Stage::default();
+        let big = ServerFrame::notice("x".repeat(1_000));
+        let small = ServerFrame::notice("y");
+        // A big frame for both (too big for the slow queue), a small one
+        // for the slow peer alone, then another big one for both.
+        let e1 = stage.encode(&big, Audience::Many, 65_536).unwrap();
+        stage.add(&slow, &e1);
+        stage.add(&fine, &e1);
+        let p = stage.encode(&small, Audience::One, 65_536).unwrap();
+        stage.add(&slow, &p);
+        let e2 = stage.encode(&big, Audience::Many, 65_536).unwrap();
+        stage.add(&slow, &e2);
+        stage.add(&fine, &e2);
+        let (mut to_flush, mut overflowed) = (Vec::new(), Vec::new());
+        unstage(&mut stage, &budget, &mut to_flush, &mut overflowed);
+        assert_eq!(overflowed, [ClientId(1)]);
+        assert_eq!(slow.queued(), 0, "not the small frame past the refused one");
+        assert!(fine.queued() > 2_000);
+        assert_eq!(to_flush.len(), 1);
+    }
+}

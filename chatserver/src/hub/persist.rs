@@ -1,0 +1,116 @@
+//! The history database's side of the hub: a turn's records handed to the
+//! store's thread as one batch, its answers, and at the end, waiting for
+//! it to store what was stamped and closing it cleanly.
+
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Hub;
+use crate::store::{FromStore, StoreLink, ToStore};
+
+impl Hub {
+    /// Hand the records gathered this turn to the store, as one batch,
+    /// unless it is writing one (then they go with the next).
+    pub(super) fn send_to_store(&mut self) {
+        if self.storing || self.to_store.is_empty() {
+            return;
+        }
+        let Some(link) = &self.store else { return };
+        let records = std::mem::take(&mut self.to_store);
+        let through = self.to_store_through;
+        if link.tx.send(ToStore::Append { records, through }).is_ok() {
+            self.storing = true;
+            self.storing_since = Instant::now();
+        }
+    }
+
+    /// The store answered.
+    pub(super) fn stored(&mut self, answer: FromStore) {
+        match answer {
+            FromStore::Stored(through) => {
+                self.storing = false;
+                let took = self.storing_since.elapsed().as_micros() as u64;
+                self.metrics.appended(took);
+                self.server.handle_persisted(through);
+            }
+            FromStore::Failed(cause) => {
+                warn!(
+                    cause,
+                    "the history database failed a batch: messages not yet stored are refused until it works again"
+                );
+                self.give_up_batch(&cause);
+            }
+            FromStore::Refused(cause) => {
+                warn!(
+                    cause,
+                    "the history database refused a batch: the messages not yet stored were refused"
+                );
+                // Refused alone: the store is up again at once, before any
+                // other input is read.
+                self.give_up_batch(&cause);
+                self.server.handle_store_recovered();
+            }
+            FromStore::Recovered => {
+                self.server.handle_store_recovered();
+                info!("the history database works again; messages are taken again");
+            }
+            FromStore::Pruned { deleted, rooms } => {
+                for (room, epoch, oldest) in rooms {
+                    self.server.handle_pruned_epoch(&room, &epoch, oldest);
+                }
+                info!(
+                    deleted,
+                    "retention deleted old events; they are served no more"
+                );
+            }
+            FromStore::Read {
+                ticket,
+                client,
+                found,
+            } => self.answer_read(ticket, client, found),
+        }
+    }
+
+    /// The batch in the store's hands was not stored: the core gives up
+    /// every record not stored, those waiting here included.
+    fn give_up_batch(&mut self, cause: &str) {
+        self.storing = false;
+        self.metrics.append_failed();
+        self.to_store.clear();
+        self.server.handle_persist_failed(cause);
+    }
+
+    /// Wait until everything stamped is stored (or the store failed).
+    pub(super) async fn settle_store(&mut self) {
+        loop {
+            self.drain(self.clock.now());
+            self.send_to_store();
+            if !self.storing {
+                return;
+            }
+            match recv_store(&mut self.store).await {
+                Some(answer) => self.stored(answer),
+                None => return,
+            }
+        }
+    }
+
+    /// Stop the store's thread and wait for it: the database closes cleanly.
+    pub(super) fn close_store(&mut self) {
+        if let Some(mut link) = self.store.take() {
+            let thread = link.thread.take();
+            drop(link);
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// The store's next answer; `None` if its thread is gone (or there is none).
+pub(super) async fn recv_store(store: &mut Option<StoreLink>) -> Option<FromStore> {
+    match store {
+        Some(link) => link.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

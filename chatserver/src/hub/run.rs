@@ -1,0 +1,268 @@
+//! The hub's loop: what wakes it (inputs, the store, the cluster, a
+//! deadline, a trim, shutdown), what each turn does with it, and the
+//! connections' inputs handed to the core.
+
+use std::time::Duration;
+
+use chatproto::Now;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::from_cluster::recv_cluster;
+use super::persist::recv_store;
+use super::{Activity, Hub, ToHub, BATCH, STORE_SETTLE};
+use crate::store::FromStore;
+
+/// Records waiting for the store (beside the batch it is writing) past
+/// which the hub stops reading new input: the senders' sockets fill and TCP
+/// slows them, instead of a queue growing without bound.
+const STORE_BACKLOG: usize = 16_384;
+
+/// How many times the hub yields to gather more of the cluster's log
+/// into one turn, while each time brings more.
+const CLUSTER_GATHER: usize = 32;
+
+/// At most this many queued inputs are handled before due timers run.
+const TIMEOUT_CATCH_UP: usize = 8192;
+
+/// How often, while there is activity, idle peers give back their queue's
+/// memory and the heap is looked at; an idle server does not wake for it.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+
+/// When the heap's free pages go back to the OS: after this many inputs,
+/// or this many connections opened and closed, once a trim interval has
+/// seen fewer than the quiet number of the same kind. Counting connections
+/// on their own matters: joins and leaves are what churn memory (each
+/// welcome lists everyone, each presence goes to everyone), and with many
+/// clients the pongs to idle pings never let the inputs go quiet.
+const RELEASE_AFTER: Activity = Activity {
+    inputs: 1_000,
+    churn: 100,
+};
+const QUIET: Activity = Activity {
+    inputs: 100,
+    churn: 10,
+};
+
+/// What woke the hub.
+enum Turn {
+    Inputs(usize),
+    Store(Option<FromStore>),
+    Cluster(usize),
+    Timeout,
+    Trim,
+    Shutdown,
+}
+
+impl Hub {
+    /// Run until `shutdown` turns true or every connection sender is gone.
+    /// On shutdown every client gets a notice, then its connection closes
+    /// once its queue is written.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<ToHub>, mut shutdown: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut from_cluster = Vec::with_capacity(BATCH);
+        self.check_caught_up();
+        loop {
+            // Sleep until the core's next deadline: an idle server does not wake.
+            let deadline = self.server.poll_timeout().map(|t| self.clock.instant(t));
+            // A store that falls behind stops the reading (see STORE_BACKLOG).
+            let proposed = self.cluster.as_ref().map_or(0, |c| {
+                c.link.pending.load(std::sync::atomic::Ordering::Relaxed)
+            });
+            let reading = self.to_store.len() < STORE_BACKLOG && proposed < STORE_BACKLOG;
+            let has_store = self.store.is_some();
+            let has_cluster = self.cluster.is_some();
+            let turn = tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH), if reading => Turn::Inputs(n),
+                answer = recv_store(&mut self.store), if has_store => Turn::Store(answer),
+                n = recv_cluster(&mut self.cluster, &mut from_cluster), if has_cluster => Turn::Cluster(n),
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Turn::Timeout,
+                _ = tokio::time::sleep_until(self.next_trim.unwrap_or_else(Instant::now)), if self.next_trim.is_some() => Turn::Trim,
+                _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
+            };
+            match turn {
+                Turn::Inputs(0) => {
+                    // Every connection is gone: store what is stamped and
+                    // close the database cleanly.
+                    let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
+                    self.close_store();
+                    return;
+                }
+                Turn::Inputs(n) => {
+                    if n < BATCH {
+                        // Let the connections that are ready run first, so
+                        // one turn carries many frames and each socket gets
+                        // one write for all of them.
+                        tokio::task::yield_now().await;
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(input) => batch.push(input),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    self.recent.inputs += batch.len() as u64;
+                    self.next_trim
+                        .get_or_insert_with(|| Instant::now() + TRIM_INTERVAL);
+                    let now = self.clock.now();
+                    // With a store, what the inputs decide waits for it
+                    // anyway: taken out once, at the end of the turn, the
+                    // turn's records go to it as one batch.
+                    let each = self.store.is_none();
+                    for input in batch.drain(..) {
+                        self.handle(now, input);
+                        if each {
+                            self.dispatch(now);
+                        }
+                    }
+                }
+                Turn::Timeout => {
+                    // Under load, a pong may be waiting in the queue: hear
+                    // what is already queued before judging who is silent.
+                    let now = self.clock.now();
+                    for _ in 0..TIMEOUT_CATCH_UP {
+                        let Ok(input) = rx.try_recv() else { break };
+                        self.handle(now, input);
+                        self.dispatch(now);
+                    }
+                    self.server.handle_timeout(self.clock.now());
+                }
+                Turn::Trim => {
+                    for peer in self.peers.values() {
+                        peer.trim();
+                    }
+                    let active = self.release_memory_if_quiet();
+                    self.next_trim = active.then(|| Instant::now() + TRIM_INTERVAL);
+                }
+                Turn::Store(None) => {
+                    warn!("the history database's thread stopped; stopping");
+                    self.store = None;
+                    self.server
+                        .handle_persist_failed("the history database's thread stopped");
+                }
+                Turn::Store(Some(answer)) => self.stored(answer),
+                Turn::Cluster(0) => {
+                    warn!("the cluster's tasks stopped");
+                    self.cluster = None;
+                }
+                Turn::Cluster(n) => {
+                    if n < BATCH {
+                        // As with inputs: let the followers that are ready
+                        // run first, so one turn applies many events and
+                        // each socket gets one write for all of them.
+                        // Yield again while they bring more: the log
+                        // arrives in bursts of reads.
+                        for _ in 0..CLUSTER_GATHER {
+                            tokio::task::yield_now().await;
+                            let before = from_cluster.len();
+                            if let Some(c) = &mut self.cluster {
+                                while from_cluster.len() < BATCH {
+                                    match c.rx.try_recv() {
+                                        Ok(item) => from_cluster.push(item),
+                                        Err(_) => break,
+                                    }
+                                }
+                            }
+                            if from_cluster.len() == before || from_cluster.len() >= BATCH {
+                                break;
+                            }
+                        }
+                    }
+                    let now = self.clock.now();
+                    for item in from_cluster.drain(..) {
+                        self.heard(now, item);
+                        self.dispatch(now);
+                    }
+                }
+                Turn::Shutdown => {
+                    if self.cluster.is_some() {
+                        self.leave_cluster().await;
+                    }
+                    // What is stamped is stored and sent before the goodbye.
+                    let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
+                    self.server
+                        .handle_shutdown("the server is shutting down; goodbye");
+                    let mut online: Vec<String> = self.server.online().map(str::to_owned).collect();
+                    online.sort_unstable();
+                    for nick in online {
+                        info!("{nick} left (the server is shutting down)");
+                    }
+                    self.drain(self.clock.now());
+                    for peer in self.peers.values() {
+                        peer.close();
+                    }
+                    // A server that never got to listen (its port taken, say)
+                    // has said why in one line; it does not add this one.
+                    if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
+                        info!(clients = self.peers.len(), "shutting down");
+                    }
+                    self.close_store();
+                    return;
+                }
+            }
+            self.drain(self.clock.now());
+            self.send_to_store();
+        }
+    }
+
+    /// Quiet after a burst: hand the heap's free pages back to the OS.
+    /// Whether anything happened since the last look (so look again).
+    fn release_memory_if_quiet(&mut self) -> bool {
+        let recent = std::mem::take(&mut self.recent);
+        self.since_release.inputs += recent.inputs;
+        self.since_release.churn += recent.churn;
+        let inputs_settled =
+            recent.inputs < QUIET.inputs && self.since_release.inputs >= RELEASE_AFTER.inputs;
+        let churn_settled =
+            recent.churn < QUIET.churn && self.since_release.churn >= RELEASE_AFTER.churn;
+        if inputs_settled || churn_settled {
+            crate::trim::release_free_memory();
+            self.since_release = Activity::default();
+        }
+        recent.inputs > 0 || recent.churn > 0
+    }
+
+    pub(super) fn handle(&mut self, now: Now, input: ToHub) {
+        if matches!(input, ToHub::Connect { .. } | ToHub::Gone(_)) {
+            self.recent.churn += 1;
+        }
+        let input = match self.cluster.is_some() {
+            true => match self.park(input) {
+                Some(input) => input,
+                None => return,
+            },
+            false => input,
+        };
+        match input {
+            ToHub::Connect { peer, reply } => {
+                let id = self.server.handle_connect(now);
+                let _ = peer.id.set(id);
+                if reply.send(id).is_ok() {
+                    self.peers.insert(id, peer);
+                } else {
+                    self.server.handle_disconnect(now, id);
+                }
+            }
+            ToHub::Frame(id, frame) => self.server.handle_frame(now, id, frame),
+            ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
+            ToHub::Progress(id) => self.server.handle_progress(now, id),
+            ToHub::Gone(id) => {
+                if let Some(c) = &mut self.cluster {
+                    if let Some((key, rev)) = c.claims.remove(&id) {
+                        c.link.release(key, rev);
+                    }
+                }
+                self.server.handle_disconnect(now, id);
+                self.peers.remove(&id);
+                self.kicked.remove(&id);
+            }
+            ToHub::Snapshot(reply) => {
+                let _ = reply.send(crate::metrics::Snapshot {
+                    rooms: self.server.rooms().count() as u64,
+                    members: self.server.members() as u64,
+                });
+            }
+        }
+    }
+}
