@@ -591,3 +591,24 @@ mod random {
         }
     }
 }
+
+/// `Server::connection_of` finds the connection of a session the log
+/// names (how a shell tells that a departure another node said is of a
+/// session still connected to it), and none once it has gone.
+#[test]
+fn a_session_the_log_names_is_found_to_its_connection() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.drain(0);
+    let session = c.log["lobby"]
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::Presence { session, .. } => Some(*session),
+            _ => None,
+        })
+        .expect("alice's entering is in the log");
+    assert_eq!(c.nodes[0].connection_of(session), Some(alice));
+    assert_eq!(c.nodes[0].connection_of(SessionId(u64::MAX)), None);
+    c.nodes[0].handle_disconnect(NOW, alice);
+    assert_eq!(c.nodes[0].connection_of(session), None);
+}

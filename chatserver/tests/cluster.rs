@@ -961,6 +961,55 @@ fn a_node_held_up_past_its_heartbeat_closes_the_clients_it_lost() {
     assert_eq!(resumed["resumed"], true, "{resumed}");
 }
 
+/// A node taken for dead while it was not (here: stopped for longer
+/// than the other node waits for its heartbeat, shorter than it waits
+/// itself, so its own heartbeat never seems late to it) learns it from
+/// the log: the other node's word that its client left the lobby. It
+/// closes that client with `unavailable` instead of keeping a connection
+/// that hears nothing more; the client resumes on it, enters the lobby
+/// again where it was, and hears what is said next.
+#[test]
+fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
+    let test = "a_node_taken_for_dead_while_alive_closes_the_client_said_gone";
+    let Some(nats) = Nats::start(test) else {
+        return;
+    };
+    let a = node(&nats, "a", &["--node-dead-after-ms", "600000"]);
+    let b = node(&nats, "b", &["--node-dead-after-ms", "2000"]);
+    let (mut dan, welcome) = join(&a, "dan");
+    let entered = read_until(&mut dan, 10, |f| kind(f) == "entered");
+    let entered = entered.last().unwrap().clone();
+    let (mut eve, _) = join(&b, "eve");
+    read_until(&mut eve, 10, |f| kind(f) == "entered");
+    read_until(&mut dan, 10, |f| is_presence(f, "eve", "online"));
+
+    a.signal("STOP");
+    read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
+    a.signal("CONT");
+
+    let seen = read_until(&mut dan, 100, |f| kind(f) == "error");
+    let error = seen.last().unwrap();
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert!(
+        a.wait_for_line("another node said this client left a room", WAIT),
+        "{}",
+        a.log()
+    );
+    let mut back = a.connect();
+    back.send_frame(
+        &json!({"type": "join", "nick": "dan", "rooms": [], "resume": welcome["session"]}),
+    );
+    let resumed = back.expect_kind("welcome");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    back.send_frame(&json!({"type": "enter", "room": "lobby",
+        "since": entered["seq"], "epoch": entered["epoch"]}));
+    read_until(&mut back, 20, |f| kind(f) == "entered");
+    eve.send_frame(&json!({"type": "msg", "room": "lobby", "text": "welcome back", "id": "e1"}));
+    read_until(&mut back, 20, |f| {
+        kind(f) == "msg" && f["text"] == "welcome back"
+    });
+}
+
 #[test]
 fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     let Some(nats) = Nats::start("history_older_than_a_nodes_memory_is_read_from_the_stream")

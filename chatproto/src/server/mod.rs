@@ -261,6 +261,11 @@ impl Server {
             .is_some_and(|s| s.conn.is_some())
     }
 
+    /// The connection `session` has to this server now, if any.
+    pub fn connection_of(&self, session: SessionId) -> Option<ClientId> {
+        self.sessions.get(&session)?.conn
+    }
+
     /// The nicknames online, in no particular order.
     pub fn online(&self) -> impl Iterator<Item = &str> + '_ {
         self.sessions

@@ -3,12 +3,21 @@
 //! claim comes back, and clients whose claim another node freed are closed.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
-use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame};
+use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame, SessionId};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::{Hub, ToHub};
 use crate::cluster::{ClaimError, Claimed};
+
+/// What a client is told when the other nodes took its node for dead.
+const TAKEN_FOR_DEAD: &str = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
+
+/// How often, at most, the claims are read back because another node
+/// said one of this node's sessions left.
+const CLAIMS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Hub {
     /// Cluster mode: hold `input` if its client waits for a nickname
@@ -119,8 +128,44 @@ impl Hub {
         for id in lost {
             let nick = self.server.nick(id).unwrap_or("(not joined)").to_owned();
             warn!(client = %id, nick, "this node seemed dead to the others, which freed this client's nickname; closing it");
-            let why = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
-            self.close_with(id, ErrorCode::Unavailable, why.to_owned());
+            self.close_with(id, ErrorCode::Unavailable, TAKEN_FOR_DEAD.to_owned());
         }
+    }
+
+    /// Another node said that `session`, connected here, left a room
+    /// where this node had said it entered: that node took this one for
+    /// dead (its heartbeat looked silent, whether or not it was) and
+    /// freed the session's nickname. The session is out of the room on
+    /// every node, so its client would hear nothing more there: it is
+    /// closed, as when its claim is found gone, and its claim given up
+    /// (if the other node has not already); it resumes by reconnecting
+    /// and enters its rooms again from where it was. The other claims
+    /// are read back too, for clients in no room (at most once a second).
+    pub(super) fn said_gone_elsewhere(&mut self, session: SessionId) {
+        let Some(client) = self.server.connection_of(session) else {
+            return;
+        };
+        let Some(c) = &mut self.cluster else { return };
+        if let Some((key, rev)) = c.claims.remove(&client) {
+            c.link.release(key, rev);
+        }
+        if c.claims_checked
+            .is_none_or(|at| at.elapsed() >= CLAIMS_CHECK_EVERY)
+        {
+            c.claims_checked = Some(Instant::now());
+            let claims = c
+                .claims
+                .iter()
+                .map(|(id, (key, rev))| (*id, key.clone(), *rev))
+                .collect();
+            c.link.check_claims(claims);
+        }
+        let nick = self
+            .server
+            .nick(client)
+            .unwrap_or("(not joined)")
+            .to_owned();
+        warn!(client = %client, nick, "another node said this client left a room: it took this node for dead; closing it");
+        self.close_with(client, ErrorCode::Unavailable, TAKEN_FOR_DEAD.to_owned());
     }
 }

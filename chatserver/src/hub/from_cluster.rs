@@ -33,6 +33,9 @@ impl Hub {
             }
             FromCluster::Event { event, origin } => {
                 let (room, seq) = (Arc::clone(&event.room), event.seq);
+                // A session this node said entered the room, said to leave
+                // it by another node.
+                let mut said_gone = None;
                 if let (
                     Some(c),
                     EventBody::Presence {
@@ -53,6 +56,11 @@ impl Hub {
                             },
                         );
                     } else if let Some(rooms) = c.owners.get_mut(session) {
+                        let mine = &c.link.origin;
+                        if *origin != **mine && rooms.get(&room).is_some_and(|o| o.origin == *mine)
+                        {
+                            said_gone = Some(*session);
+                        }
                         rooms.remove(&room);
                         if rooms.is_empty() {
                             c.owners.remove(session);
@@ -61,6 +69,9 @@ impl Hub {
                 }
                 if let Err(e) = self.server.handle_logged(event) {
                     warn!(error = %e, "an event of the cluster's log was not applied");
+                }
+                if let Some(session) = said_gone {
+                    self.said_gone_elsewhere(session);
                 }
                 self.caught_up_to(&room, seq);
             }

@@ -198,6 +198,9 @@ pub struct ClusterSide {
     caught_up: Option<oneshot::Sender<()>>,
     /// Departures proposed for stopped nodes' clients, and when.
     cleaning: HashMap<String, Instant>,
+    /// When the claims were last read back because another node said one
+    /// of this node's sessions left (it took this node for dead).
+    claims_checked: Option<Instant>,
 }
 
 /// Who said a session entered a room.
@@ -226,6 +229,7 @@ impl ClusterSide {
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),
+            claims_checked: None,
         }
     }
 }
