@@ -23,6 +23,8 @@
 #   FANOUT_MESSAGES=25000 (4 publishers, 100 members)  LATENCY_SECONDS=10
 #   SERVER_CORE=1 GEN_CORE=0  OUT=target/bench/cluster-<date>
 #   BUILD=1 (0: use the release binaries already in $CARGO_TARGET_DIR or target/)
+#   A setup written SETUP@NAME (say `cluster@old`) runs SETUP with the
+#   chatserver binary in $BIN_NAME (two builds side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +57,7 @@ free_port() {
 start_chat() { # log-file flags...
     local logf=$1
     shift
-    taskset -c "$SERVER_CORE" "$CHATSERVER" --listen 127.0.0.1:0 --log-level warn \
+    taskset -c "$SERVER_CORE" "$SERVER_BIN" --listen 127.0.0.1:0 --log-level warn \
         --rate 0 --max-clients 20000 --max-clients-per-ip 0 "$@" >"$logf" 2>&1 &
     local pid=$! addr=""
     for _ in $(seq 1 400); do
@@ -64,7 +66,7 @@ start_chat() { # log-file flags...
         sleep 0.05
     done
     [ -n "$addr" ] || { log "chatserver did not start: $(cat "$logf")"; return 1; }
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = chatserver ] || { log "PID $pid is not chatserver"; return 1; }
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$SERVER_BIN" | cut -c1-15)" ] || { log "PID $pid is not chatserver"; return 1; }
     PIDS+=("$pid")
     ADDRS+=("$addr")
 }
@@ -96,7 +98,12 @@ stop_all() {
 trap stop_all EXIT
 
 start_setup() { # setup name
-    case $1 in
+    SERVER_BIN=$CHATSERVER
+    if [[ $1 == *@* ]]; then
+        local var="BIN_${1#*@}"
+        SERVER_BIN=${!var:?"setup $1 needs $var"}
+    fi
+    case ${1%@*} in
     single)
         local d
         d=$(mktemp -d)
