@@ -105,6 +105,18 @@ impl Session {
         }
     }
 
+    /// The most bytes a message's text may take in a frame (JSON-escaped,
+    /// see [`text_bytes`]) to the current room before sending it is
+    /// refused as too long: what the full-screen client warns of while
+    /// the line is typed.
+    pub fn max_text_bytes(&self) -> usize {
+        let room = self.current.clone().unwrap_or_default();
+        let empty = ClientFrame::msg_in(room, vec![], String::new(), Some(ID_PLACEHOLDER.into()));
+        let around = chatproto::encode(&empty, self.max_frame_bytes)
+            .map_or(0, |b| b.len() - chatproto::HEADER_LEN);
+        self.max_frame_bytes.saturating_sub(around)
+    }
+
     fn join(&mut self, room: String) {
         if self.current.as_deref() == Some(room.as_str()) {
             self.info(format!("#{room} is already the current room"));
@@ -202,9 +214,37 @@ pub(super) fn line_kind(cmd: &Command) -> LineKind {
     }
 }
 
+/// The bytes `text` takes in a frame's JSON string: `"` and `\` and the
+/// common control characters escaped in two, the other control characters
+/// in six (`\u001f`), everything else as its UTF-8.
+pub fn text_bytes(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_texts_bytes_are_counted_as_json_writes_them() {
+        for text in [
+            "",
+            "hello",
+            "caf\u{e9} \u{1f600}",
+            "say \"hi\" \\ back",
+            "tab\there\nnew line\r\u{8}\u{c}",
+            "\u{1}\u{1f}\u{7f}",
+        ] {
+            let json = serde_json::to_string(text).unwrap();
+            assert_eq!(text_bytes(text), json.len() - 2, "{text:?}");
+        }
+    }
     use crate::session::testkit::*;
     use chatproto::{ErrorCode, RoomInfo, ServerFrame};
 

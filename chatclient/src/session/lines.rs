@@ -53,7 +53,7 @@ pub(super) fn too_long(bytes: usize, most: usize) -> String {
 }
 
 /// `n` with its thousands separated by commas: `70,000`.
-fn grouped(n: usize) -> String {
+pub(crate) fn grouped(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, d) in digits.chars().enumerate() {

@@ -31,6 +31,8 @@ use chatproto::{escape_control, Client, ClientFrame, ErrorCode, ServerFrame};
 
 use crate::ledger::{Ledger, LineOutcome};
 use crate::render::Line;
+pub use commands::text_bytes;
+pub(crate) use lines::grouped;
 use resume::Resume;
 
 /// Something the shell must do.

@@ -64,6 +64,9 @@ pub struct State {
     pub joined: bool,
     /// Input is over (`/quit`, Ctrl-D): leaving once all is acknowledged.
     pub leaving: bool,
+    /// The most bytes a message's text may take (0: no limit known); a
+    /// longer line is marked as it is typed.
+    pub max_text: usize,
 }
 
 /// One of our messages not acknowledged yet.

@@ -20,6 +20,7 @@ use ratatui::Frame;
 use super::app::App;
 use super::format::{entry_rows, sending_rows};
 use super::wrap::{grapheme_width, spans, text_width};
+use crate::session::{grouped, text_bytes};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// The side list is shown only when the message area keeps this much.
@@ -305,10 +306,17 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         };
         (hint(text), 0)
     } else {
+        // A line too long to send is marked before Enter refuses it.
+        let bytes = text_bytes(app.input.text());
+        let max = app.state.max_text;
+        let over = (max > 0 && bytes > max)
+            .then(|| format!("[too long: {}/{}] ", grouped(bytes), grouped(max)));
+        let over = over.map(|o| cut(&o, width / 2)).unwrap_or_default();
         let prompt = cut(&app.state.prompt, width / 2);
-        let prompt_width = text_width(&prompt);
+        let prompt_width = text_width(&over) + text_width(&prompt);
         let (text, col) = app.input.visible(width.saturating_sub(prompt_width));
-        let mut row = spans(&prompt, theme.prompt());
+        let mut row = spans(&over, theme.error());
+        row.extend(spans(&prompt, theme.prompt()));
         if text.is_empty() && app.ctrl_c_armed {
             row.push(Span::styled("Ctrl-C again to leave", theme.hint()));
         } else {
@@ -385,6 +393,26 @@ mod tests {
             text: text.into(),
             ts: 0,
         }
+    }
+
+    #[test]
+    fn a_line_too_long_to_send_is_marked_while_typed() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.max_text = 12;
+        app.set_state(state);
+        for c in "short".chars() {
+            app.input.insert(c);
+        }
+        assert_eq!(screen(&mut app, 60, 3)[2], "alice #lobby> short");
+        // Thirteen characters, fourteen bytes as sent (the quote escaped).
+        for c in " \"quoted".chars() {
+            app.input.insert(c);
+        }
+        assert_eq!(
+            screen(&mut app, 60, 3)[2],
+            "[too long: 14/12] alice #lobby> short \"quoted"
+        );
     }
 
     #[test]

@@ -241,6 +241,7 @@ fn state_of(session: &Session) -> State {
             .collect(),
         joined: session.is_joined(),
         leaving: session.input_done(),
+        max_text: session.max_text_bytes(),
     }
 }
 
