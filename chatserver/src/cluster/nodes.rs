@@ -171,7 +171,12 @@ impl Cluster {
     /// look silent). `Err`: no answer.
     async fn latest_beat(&self, key: &str) -> Result<Option<(u64, Option<String>)>, ()> {
         let subject = format!("$KV.{NODES}.{key}");
-        match self.nodes.stream.get_last_raw_message_by_subject(&subject).await {
+        match self
+            .nodes
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
             Ok(m) => {
                 let put = m.headers.get(KV_OPERATION).is_none();
                 let origin = put.then(|| String::from_utf8_lossy(&m.payload).into_owned());
