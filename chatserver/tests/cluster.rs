@@ -984,7 +984,8 @@ fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
     read_until(&mut dan, 10, |f| is_presence(f, "eve", "online"));
 
     a.signal("STOP");
-    read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
+    let gone = read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
+    let gone_seq = gone.last().unwrap()["seq"].as_u64().unwrap();
     a.signal("CONT");
 
     let seen = read_until(&mut dan, 100, |f| kind(f) == "error");
@@ -1008,6 +1009,12 @@ fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
     read_until(&mut back, 20, |f| {
         kind(f) == "msg" && f["text"] == "welcome back"
     });
+    // a's own word that dan left, said when it closed him, carried the id
+    // b had given that departure: the log holds one, and dan's coming
+    // back is the lobby's next event.
+    let again = read_until(&mut eve, 20, |f| is_presence(f, "dan", "online"));
+    let back_seq = again.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(back_seq, gone_seq + 1, "{again:?}");
 }
 
 #[test]

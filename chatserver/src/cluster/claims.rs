@@ -2,6 +2,7 @@
 //! releasing a nickname, taking a session over from another node, and
 //! storing sessions so that any node can resume them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,9 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::{
-    hex, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord, SessionValue,
-    HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, TAKEOVER_AGAIN_AFTER, TAKEOVER_CLAIMS,
-    TAKEOVER_DELETES, TAKEOVER_PREFIX,
+    hex, leader_entry, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord,
+    SessionValue, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, TAKEOVER_AGAIN_AFTER,
+    TAKEOVER_CLAIMS, TAKEOVER_DELETES, TAKEOVER_PREFIX,
 };
 
 impl Cluster {
@@ -237,6 +238,11 @@ impl Cluster {
     /// that judged this one just before hearing it again frees the claims
     /// a moment later.
     pub fn check_claims(self: &Arc<Self>, claims: Vec<(ClientId, String, u64)>) {
+        // One sweep at a time: with many clients one takes a while, and
+        // what asks for it may ask again meanwhile.
+        if self.checking_claims.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let me = Arc::clone(self);
         tokio::spawn(async move {
             for round in 0..2 {
@@ -245,18 +251,20 @@ impl Cluster {
                 }
                 let mut lost = Vec::new();
                 for (client, key, revision) in &claims {
-                    match me.nicks.entry(key.clone()).await {
-                        Ok(Some(e))
-                            if e.operation == kv::Operation::Put && e.revision == *revision => {}
+                    // From the leader: a lagging replica would show a claim
+                    // made a moment ago as missing.
+                    match leader_entry(&me.nicks, key).await {
+                        Ok(Some((rev, Some(_)))) if rev == *revision => {}
                         Ok(_) => lost.push(*client),
                         Err(e) => warn!(error = %e, "cannot check a nickname claim"),
                     }
                 }
                 if !lost.is_empty() && me.to_hub.send(FromCluster::ClaimsLost(lost)).await.is_err()
                 {
-                    return;
+                    break;
                 }
             }
+            me.checking_claims.store(false, Ordering::Release);
         });
     }
 

@@ -3,8 +3,9 @@
 //! (moved by its limits) is watched.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{consumer, stream};
 use bytes::Bytes;
@@ -107,9 +108,14 @@ impl Cluster {
         let mut next = 0u64;
         let mut backoff = Duration::from_millis(50);
         loop {
+            let from = next;
             match self.follow_once(&room, &name, &mut next).await {
                 Ok(()) => return, // the hub is gone
                 Err(e) => {
+                    // A reading that got somewhere starts the waits over.
+                    if next > from {
+                        backoff = Duration::from_millis(50);
+                    }
                     warn!(room = &*room, error = %e, "reading the room's stream again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -118,18 +124,67 @@ impl Cluster {
         }
     }
 
-    /// The last seq the room's stream holds, if it is `next` or later:
-    /// this node's own proposals are known to be stored that far without
-    /// asking; else the stream is asked (within `FOLLOW_STALL`; no answer
-    /// is no news, looked at again later).
-    async fn stored_past(&self, room: &str, stream: &mut stream::Stream, next: u64) -> Option<u64> {
-        let acked = lock(&self.acked).get(room).copied();
-        if let Some(stored) = acked.filter(|&s| s >= next) {
-            return Some(stored);
+    /// Whether the room's follower, silent for a while at `next`, is
+    /// stuck: this node's own proposals stored that far say so without
+    /// asking; otherwise, once the silence has lasted `look_after`, the
+    /// stream is asked where it starts and ends (within `FOLLOW_STALL`; no
+    /// answer is no news). Events the stream's limits removed before this
+    /// node read them are stepped over here (a new consumer would wait
+    /// for them for ever). `Err`: the last seq the stream holds, past
+    /// what this node read; `Ok(false)`: the hub is gone.
+    async fn check_silence(
+        &self,
+        room: &Arc<str>,
+        stream: &mut stream::Stream,
+        next: &mut u64,
+        asked: bool,
+    ) -> Result<bool, u64> {
+        let acked = lock(&self.acked).get(&**room).copied();
+        if let Some(stored) = acked.filter(|&s| s >= *next) {
+            return Err(stored);
         }
-        let info = tokio::time::timeout(FOLLOW_STALL, stream.info()).await;
-        let last = info.ok()?.ok()?.state.last_sequence;
-        (last >= next).then_some(last)
+        if !asked {
+            return Ok(true);
+        }
+        let Ok(Ok(info)) = tokio::time::timeout(FOLLOW_STALL, stream.info()).await else {
+            return Ok(true);
+        };
+        let state = &info.state;
+        let first = if state.messages == 0 {
+            state.last_sequence + 1
+        } else {
+            state.first_sequence
+        };
+        if first > *next && !self.skip_to(room, next, first).await {
+            return Ok(false);
+        }
+        if state.messages > 0 && state.last_sequence >= *next {
+            return Err(state.last_sequence);
+        }
+        Ok(true)
+    }
+
+    /// Step over the events from `next` up to `to` (not included), which
+    /// the stream's limits removed before this node read them, as every
+    /// node does that reads them now. `false`: the hub is gone.
+    async fn skip_to(&self, room: &Arc<str>, next: &mut u64, to: u64) -> bool {
+        warn!(
+            room = %room,
+            from = *next,
+            to = to - 1,
+            "events removed by retention before this node read them"
+        );
+        while *next < to {
+            let skip = FromCluster::Skip {
+                room: room.to_string(),
+                seq: *next,
+            };
+            if self.to_hub.send(skip).await.is_err() {
+                return false;
+            }
+            *next += 1;
+        }
+        true
     }
 
     /// One reading of a stream from `next`; `Ok` only when the hub is gone.
@@ -175,12 +230,20 @@ impl Cluster {
         // The origin of the last event, shared by the events after it from
         // the same node (most of them, in a busy room).
         let mut origin: Arc<str> = Arc::from("");
-        // How long a silence lasts before the next look at the stream.
-        let mut quiet = FOLLOW_STALL;
+        // The silence's checks: every `tick` (a little past FOLLOW_STALL,
+        // apart for each room so that rooms started together do not ask
+        // NATS together), and the stream itself asked once the silence
+        // (or the time since the last look) reaches `look_after`, which
+        // doubles while the room stays quiet.
+        let tick =
+            FOLLOW_STALL + Duration::from_millis(RandomState::new().hash_one(&**room) % 1000);
+        let mut look_after = FOLLOW_STALL;
+        let mut silent_since = Instant::now();
         loop {
-            let msg = match tokio::time::timeout(quiet, messages.next()).await {
+            let msg = match tokio::time::timeout(tick, messages.next()).await {
                 Ok(Some(msg)) => {
-                    quiet = FOLLOW_STALL;
+                    look_after = FOLLOW_STALL;
+                    silent_since = Instant::now();
                     msg
                 }
                 Ok(None) => break,
@@ -190,14 +253,23 @@ impl Cluster {
                 // and this node's connection may not even have dropped):
                 // read again, with a new one, from the next event.
                 Err(_) => {
-                    if let Some(stored) = self.stored_past(room, &mut stream, *next).await {
-                        return Err(format!(
-                            "no event past seq {} for {quiet:?}, though the stream holds \
-                             seq {stored}",
-                            *next - 1
-                        ));
+                    let ask = silent_since.elapsed() >= look_after;
+                    match self.check_silence(room, &mut stream, next, ask).await {
+                        Err(stored) => {
+                            return Err(format!(
+                                "no event past seq {} for {:?}, though the stream holds \
+                                 seq {stored}",
+                                *next - 1,
+                                silent_since.elapsed()
+                            ));
+                        }
+                        Ok(false) => return Ok(()),
+                        Ok(true) => {}
                     }
-                    quiet = (quiet * 2).min(FOLLOW_LOOK_MAX);
+                    if ask {
+                        look_after = (look_after * 2).min(FOLLOW_LOOK_MAX);
+                        silent_since = Instant::now();
+                    }
                     continue;
                 }
             };
@@ -223,21 +295,8 @@ impl Cluster {
                 if first < seq {
                     return Err(format!("expected seq {next}, got {seq}"));
                 }
-                warn!(
-                    room = %room,
-                    from = *next,
-                    to = seq - 1,
-                    "events removed by retention before this node read them"
-                );
-                while *next < seq {
-                    let skip = FromCluster::Skip {
-                        room: room.to_string(),
-                        seq: *next,
-                    };
-                    if self.to_hub.send(skip).await.is_err() {
-                        return Ok(());
-                    }
-                    *next += 1;
+                if !self.skip_to(room, next, seq).await {
+                    return Ok(());
                 }
             }
             let from = msg.headers.as_ref().and_then(|h| h.get(ORIGIN));

@@ -18,7 +18,7 @@
 //! stream).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -228,6 +228,8 @@ pub struct Cluster {
     pub ready: std::sync::atomic::AtomicBool,
     /// Per room, the seq the log gave this node's latest proposal.
     acked: Mutex<HashMap<Arc<str>, u64>>,
+    /// A sweep of this node's nickname claims is under way.
+    checking_claims: AtomicBool,
 }
 
 /// Which stream and subject hold `room`.
@@ -322,6 +324,7 @@ impl Cluster {
             next_id: AtomicUsize::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
             acked: Mutex::new(HashMap::new()),
+            checking_claims: AtomicBool::new(false),
         });
         // Heartbeat before anything else: others must not take this run
         // for dead once it has clients. A bucket just made with replicas
@@ -353,6 +356,35 @@ impl Cluster {
         Ok(cluster)
     }
 }
+
+/// A key's latest entry in `store` as its stream's leader holds it: its
+/// revision, and its value (none: deleted or purged). Not a read of
+/// `kv::Store::entry`, which any replica may answer, one that lags after
+/// a NATS server was lost among them. `Ok(None)`: the key was never
+/// written (or its history is gone); `Err`: no answer.
+async fn leader_entry(
+    store: &kv::Store,
+    key: &str,
+) -> Result<Option<(u64, Option<Bytes>)>, String> {
+    let subject = format!("{}{key}", store.prefix);
+    match store.stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(m) => {
+            // A delete or purge (KV-Operation), or a marker nats-server
+            // 2.11 and later may leave where a subject's messages went.
+            let gone =
+                m.headers.get(KV_OPERATION).is_some() || m.headers.get(MARKER_REASON).is_some();
+            Ok(Some((m.sequence, (!gone).then_some(m.payload))))
+        }
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The header NATS marks a key-value delete (or purge) with.
+const KV_OPERATION: &str = "KV-Operation";
+/// The header of a marker nats-server leaves where a subject's messages
+/// were removed.
+const MARKER_REASON: &str = "Nats-Marker-Reason";
 
 /// A lock that a panic elsewhere does not poison for us.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

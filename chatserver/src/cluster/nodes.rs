@@ -5,18 +5,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{kv, stream};
+use async_nats::jetstream::kv;
 use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::sync::Notify;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, Notify};
 use tracing::{info, warn};
 
-use super::{lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY, NODES};
+use super::{leader_entry, lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY};
 
-/// The header NATS marks a key-value delete (or purge) with.
-const KV_OPERATION: &str = "KV-Operation";
+/// The longest a release of stopped runs' nicknames may take before it
+/// is begun again.
+const RELEASE_WITHIN: Duration = Duration::from_secs(30);
 
 impl Cluster {
     /// Say this run is alive.
@@ -51,8 +52,12 @@ impl Cluster {
         tokio::spawn(Arc::clone(&self).hear_nodes(Arc::clone(&heard), Arc::clone(&rewatch)));
         let mut alive_before: HashSet<Arc<str>> = HashSet::new();
         let mut first = true;
-        // The task releasing the nicknames of runs found gone, if any.
-        let mut releasing: Option<tokio::task::JoinHandle<()>> = None;
+        // The task releasing the nicknames of runs found gone, if any (it
+        // returns the runs it took for alive, if it released all others);
+        // the set of the last one done; and whether another is due.
+        let mut releasing: Option<tokio::task::JoinHandle<Option<HashSet<Arc<str>>>>> = None;
+        let mut released: Option<HashSet<Arc<str>>> = None;
+        let mut release_due = false;
         // Nobody is judged before a whole `dead_after` of listening (from
         // the start, or since NATS came back): a node not heard yet is
         // not a dead one.
@@ -97,7 +102,13 @@ impl Cluster {
             // Silent long enough to be taken for dead (held up, or NATS
             // away from this node alone): the hub reads its clients'
             // nickname claims back, and closes those that are gone.
-            if silent >= dead_after && self.to_hub.send(FromCluster::HeldUp).await.is_err() {
+            if silent >= dead_after {
+                // Not waited for here: a hub behind must not silence this
+                // node's heartbeat.
+                let to_hub = self.to_hub.clone();
+                tokio::spawn(async move { to_hub.send(FromCluster::HeldUp).await });
+            }
+            if self.to_hub.is_closed() {
                 return;
             }
             let now = Instant::now();
@@ -115,8 +126,9 @@ impl Cluster {
                 .map(|(key, (rev, _, _))| (key.clone(), *rev))
                 .collect();
             let mut unsure = false;
-            // Each look within a heartbeat period: a request that NATS
-            // never answers must not stop this node's own heartbeat.
+            // Each look within a heartbeat period, and none after one
+            // that got no answer: a request that NATS never answers must
+            // not stop this node's own heartbeat.
             for (key, rev) in suspects {
                 let look = tokio::time::timeout(HEARTBEAT_EVERY, self.latest_beat(&key));
                 match look.await.unwrap_or(Err(())) {
@@ -125,7 +137,10 @@ impl Cluster {
                         rewatch.notify_one();
                     }
                     Ok(_) => {}
-                    Err(()) => unsure = true,
+                    Err(()) => {
+                        unsure = true;
+                        break;
+                    }
                 }
             }
             if unsure {
@@ -138,68 +153,69 @@ impl Cluster {
                 .map(|(_, origin, _)| Arc::from(origin.as_str()))
                 .collect();
             alive.insert(Arc::clone(&self.origin));
-            let shrank = first || alive_before.iter().any(|o| !alive.contains(o));
+            if first || alive_before.iter().any(|o| !alive.contains(o)) {
+                release_due = true;
+            }
             first = false;
             alive_before = alive.clone();
-            if shrank {
-                // The nicknames of the runs gone are released first, and
-                // only then is the hub told (it says their clients left,
-                // after which they may come back anywhere with their
-                // nicknames). A task of its own: one request per nickname
-                // must not hold up this node's heartbeat, and the hub
-                // hears nothing newer until it is done.
-                let me = Arc::clone(&self);
+            // The nicknames of the runs gone are released before the hub
+            // hears that they are gone (it says their clients left, after
+            // which they may come back anywhere with their nicknames). A
+            // task of its own, one at a time, bounded, tried again until
+            // it is done: a request per nickname must not hold up this
+            // node's heartbeat.
+            if let Some(done) = releasing.take_if(|task| task.is_finished()) {
+                match done.now_or_never() {
+                    Some(Ok(Some(set))) => released = Some(set),
+                    _ => release_due = true,
+                }
+            }
+            if release_due && releasing.is_none() {
+                release_due = false;
+                let (me, set) = (Arc::clone(&self), alive.clone());
                 releasing = Some(tokio::spawn(async move {
-                    me.release_nicks(&alive).await;
-                    let _ = me.to_hub.send(FromCluster::Alive(alive)).await;
+                    let done = tokio::time::timeout(RELEASE_WITHIN, me.release_nicks(&set)).await;
+                    matches!(done, Ok(true)).then_some(set)
                 }));
-                continue;
             }
-            if releasing.as_ref().is_some_and(|task| !task.is_finished()) {
-                continue;
-            }
-            if self.to_hub.send(FromCluster::Alive(alive)).await.is_err() {
+            // The hub hears of a run gone only once a release that left it
+            // out is done: alive now, or alive when the last release
+            // began. Not waited for: the next heartbeat tells it again.
+            let Some(released) = &released else { continue };
+            let told: HashSet<Arc<str>> = alive.union(released).cloned().collect();
+            if let Err(mpsc::error::TrySendError::Closed(_)) =
+                self.to_hub.try_send(FromCluster::Alive(told))
+            {
                 return;
             }
         }
     }
 
-    /// A node's latest heartbeat as the bucket's stream leader holds it:
-    /// its revision, and its run (none: the node stopped cleanly). Not a
-    /// read of `kv::Store::entry`, which any replica may answer, one that
-    /// lags after a NATS server was lost among them (a live node would
-    /// look silent). `Err`: no answer.
+    /// A node's latest heartbeat as the bucket's stream leader holds it
+    /// (see [`leader_entry`]): its revision, and its run (none: the node
+    /// stopped cleanly). `Err`: no answer.
     async fn latest_beat(&self, key: &str) -> Result<Option<(u64, Option<String>)>, ()> {
-        let subject = format!("$KV.{NODES}.{key}");
-        match self
-            .nodes
-            .stream
-            .get_last_raw_message_by_subject(&subject)
-            .await
-        {
-            Ok(m) => {
-                let put = m.headers.get(KV_OPERATION).is_none();
-                let origin = put.then(|| String::from_utf8_lossy(&m.payload).into_owned());
-                Ok(Some((m.sequence, origin)))
-            }
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(_) => Err(()),
-        }
+        let entry = leader_entry(&self.nodes, key).await.map_err(|_| ())?;
+        Ok(entry.map(|(revision, value)| {
+            let origin = value.map(|v| String::from_utf8_lossy(&v).into_owned());
+            (revision, origin)
+        }))
     }
 
     /// Keep `heard` up to date from a watch on the heartbeat bucket,
     /// watching again whenever the watch ends (NATS restarted, say) or
     /// `rewatch` says it is behind.
     async fn hear_nodes(self: Arc<Self>, heard: Heard, rewatch: Arc<Notify>) {
-        loop {
+        'watch: loop {
             match self.nodes.watch_all().await {
                 Ok(mut watch) => {
                     loop {
                         let entry = tokio::select! {
                             entry = watch.next() => entry,
                             () = rewatch.notified() => {
+                                // What it heard stays true: no afresh.
                                 warn!("the watch on the nodes' heartbeats is behind; watching anew");
-                                break;
+                                continue 'watch;
                             }
                         };
                         let Some(Ok(entry)) = entry else { break };
@@ -212,7 +228,9 @@ impl Cluster {
                                 origin.clone(),
                                 now,
                             ));
-                            if h.0 != entry.revision {
+                            // Only a newer one: a watch behind may still
+                            // hand over older ones.
+                            if entry.revision > h.0 {
                                 *h = (entry.revision, origin, now);
                             }
                         } else {
@@ -232,34 +250,48 @@ impl Cluster {
         }
     }
 
-    /// Release the nicknames held by runs not in `alive`.
-    async fn release_nicks(&self, alive: &HashSet<Arc<str>>) {
+    /// Release the nicknames held by runs not in `alive`, each read from
+    /// the bucket's leader (a lagging replica's revision would make the
+    /// delete fail). `true`: every key was looked at and every such
+    /// nickname released (or changed meanwhile).
+    async fn release_nicks(&self, alive: &HashSet<Arc<str>>) -> bool {
         let Ok(keys) = self.nicks.keys().await else {
-            return;
+            return false;
         };
         let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+        let mut all = true;
         for key in keys {
-            let Ok(Some(entry)) = self.nicks.entry(key.clone()).await else {
+            let (revision, value) = match leader_entry(&self.nicks, &key).await {
+                Ok(Some((revision, Some(value)))) => (revision, value),
+                Ok(_) => continue,
+                Err(_) => {
+                    all = false;
+                    continue;
+                }
+            };
+            let Ok(v) = serde_json::from_slice::<ClaimValue>(&value) else {
                 continue;
             };
-            if entry.operation != kv::Operation::Put {
+            if alive.contains(v.origin.as_str()) {
                 continue;
             }
-            let Ok(v) = serde_json::from_slice::<ClaimValue>(&entry.value) else {
-                continue;
-            };
-            if !alive.contains(v.origin.as_str()) {
-                info!(
-                    nick = v.nick,
-                    node = v.origin,
-                    "releasing a nickname of a node that stopped"
-                );
-                let _ = self
-                    .nicks
-                    .delete_expect_revision(&key, Some(entry.revision))
-                    .await;
+            info!(
+                nick = v.nick,
+                node = v.origin,
+                "releasing a nickname of a node that stopped"
+            );
+            match self
+                .nicks
+                .delete_expect_revision(&key, Some(revision))
+                .await
+            {
+                Ok(()) => {}
+                // Written again meanwhile: someone holds it now.
+                Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => {}
+                Err(_) => all = false,
             }
         }
+        all
     }
 }
 

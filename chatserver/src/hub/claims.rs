@@ -120,9 +120,18 @@ impl Hub {
     /// while every other node has it gone.
     pub(super) fn claims_lost(&mut self, clients: &[ClientId]) {
         let Some(c) = &mut self.cluster else { return };
+        // Each claim is given up as well (expecting its revision, so a
+        // newer owner's is never touched): read back wrongly as gone, it
+        // would otherwise hold the nickname for as long as this run lives.
         let lost: Vec<ClientId> = clients
             .iter()
-            .filter(|id| c.claims.remove(id).is_some())
+            .filter(|id| match c.claims.remove(id) {
+                Some((key, rev)) => {
+                    c.link.release(key, rev);
+                    true
+                }
+                None => false,
+            })
             .copied()
             .collect();
         for id in lost {
@@ -142,9 +151,13 @@ impl Hub {
     /// and enters its rooms again from where it was. The other claims
     /// are read back too, for clients in no room (at most once a second).
     pub(super) fn said_gone_elsewhere(&mut self, session: SessionId) {
+        // Closed already (said gone in another room first, say).
         let Some(client) = self.server.connection_of(session) else {
             return;
         };
+        if self.kicked.contains(&client) {
+            return;
+        }
         let Some(c) = &mut self.cluster else { return };
         if let Some((key, rev)) = c.claims.remove(&client) {
             c.link.release(key, rev);

@@ -57,13 +57,22 @@ impl Hub {
                         );
                     } else if let Some(rooms) = c.owners.get_mut(session) {
                         let mine = &c.link.origin;
-                        if *origin != **mine && rooms.get(&room).is_some_and(|o| o.origin == *mine)
+                        let connected = self.server.connection_of(*session).is_some();
+                        if *origin != **mine
+                            && connected
+                            && rooms.get(&room).is_some_and(|o| o.origin == *mine)
                         {
+                            // Kept: closing the client proposes its
+                            // departure again (the core still has it in
+                            // the room), and with the entry it carries
+                            // the id the other run gave this one, so the
+                            // log keeps one.
                             said_gone = Some(*session);
-                        }
-                        rooms.remove(&room);
-                        if rooms.is_empty() {
-                            c.owners.remove(session);
+                        } else {
+                            rooms.remove(&room);
+                            if rooms.is_empty() {
+                                c.owners.remove(session);
+                            }
                         }
                     }
                 }
