@@ -239,8 +239,10 @@ impl Cluster {
     /// a moment later.
     pub fn check_claims(self: &Arc<Self>, claims: Vec<(ClientId, String, u64)>) {
         // One sweep at a time: with many clients one takes a while, and
-        // what asks for it may ask again meanwhile.
+        // what asks for it may ask again meanwhile; one asked for then is
+        // asked of the hub again at the end (its claims are newer).
         if self.checking_claims.swap(true, Ordering::AcqRel) {
+            self.claims_again.store(true, Ordering::Release);
             return;
         }
         let me = Arc::clone(self);
@@ -253,10 +255,12 @@ impl Cluster {
                 for (client, key, revision) in &claims {
                     // From the leader: a lagging replica would show a claim
                     // made a moment ago as missing.
-                    match leader_entry(&me.nicks, key).await {
-                        Ok(Some((rev, Some(_)))) if rev == *revision => {}
-                        Ok(_) => lost.push(*client),
-                        Err(e) => warn!(error = %e, "cannot check a nickname claim"),
+                    let look = tokio::time::timeout(HEARTBEAT_EVERY, leader_entry(&me.nicks, key));
+                    match look.await {
+                        Ok(Ok(Some((rev, Some(_))))) if rev == *revision => {}
+                        Ok(Ok(_)) => lost.push(*client),
+                        Ok(Err(e)) => warn!(error = %e, "cannot check a nickname claim"),
+                        Err(_) => warn!("cannot check a nickname claim: no answer"),
                     }
                 }
                 if !lost.is_empty() && me.to_hub.send(FromCluster::ClaimsLost(lost)).await.is_err()
@@ -265,6 +269,9 @@ impl Cluster {
                 }
             }
             me.checking_claims.store(false, Ordering::Release);
+            if me.claims_again.swap(false, Ordering::AcqRel) {
+                let _ = me.to_hub.send(FromCluster::HeldUp).await;
+            }
         });
     }
 

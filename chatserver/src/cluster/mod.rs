@@ -228,8 +228,10 @@ pub struct Cluster {
     pub ready: std::sync::atomic::AtomicBool,
     /// Per room, the seq the log gave this node's latest proposal.
     acked: Mutex<HashMap<Arc<str>, u64>>,
-    /// A sweep of this node's nickname claims is under way.
+    /// A sweep of this node's nickname claims is under way; another was
+    /// asked for meanwhile.
     checking_claims: AtomicBool,
+    claims_again: AtomicBool,
 }
 
 /// Which stream and subject hold `room`.
@@ -325,6 +327,7 @@ impl Cluster {
             ready: std::sync::atomic::AtomicBool::new(false),
             acked: Mutex::new(HashMap::new()),
             checking_claims: AtomicBool::new(false),
+            claims_again: AtomicBool::new(false),
         });
         // Heartbeat before anything else: others must not take this run
         // for dead once it has clients. A bucket just made with replicas

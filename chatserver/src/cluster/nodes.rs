@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::{leader_entry, lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY};
 
-/// The longest a release of stopped runs' nicknames may take before it
-/// is begun again.
-const RELEASE_WITHIN: Duration = Duration::from_secs(30);
+/// The longest wait for one request of a release of stopped runs'
+/// nicknames (the release is begun again after one goes unanswered).
+const REQUEST_WITHIN: Duration = Duration::from_secs(5);
+/// Nicknames a release looks at, at once.
+const RELEASE_AT_ONCE: usize = 16;
 
 impl Cluster {
     /// Say this run is alive.
@@ -50,14 +52,12 @@ impl Cluster {
         let heard: Heard = Arc::default();
         let rewatch = Arc::new(Notify::new());
         tokio::spawn(Arc::clone(&self).hear_nodes(Arc::clone(&heard), Arc::clone(&rewatch)));
-        let mut alive_before: HashSet<Arc<str>> = HashSet::new();
-        let mut first = true;
-        // The task releasing the nicknames of runs found gone, if any (it
-        // returns the runs it took for alive, if it released all others);
-        // the set of the last one done; and whether another is due.
-        let mut releasing: Option<tokio::task::JoinHandle<Option<HashSet<Arc<str>>>>> = None;
-        let mut released: Option<HashSet<Arc<str>>> = None;
-        let mut release_due = false;
+        // Which runs the hub may hear are gone; the task releasing the
+        // nicknames of runs found gone, if any (its generation, and
+        // whether it released them all); the hub being told, if it is.
+        let mut releases = Releases::new();
+        let mut releasing: Option<tokio::task::JoinHandle<(u64, bool)>> = None;
+        let mut telling: Option<tokio::task::JoinHandle<()>> = None;
         // Nobody is judged before a whole `dead_after` of listening (from
         // the start, or since NATS came back): a node not heard yet is
         // not a dead one.
@@ -153,40 +153,41 @@ impl Cluster {
                 .map(|(_, origin, _)| Arc::from(origin.as_str()))
                 .collect();
             alive.insert(Arc::clone(&self.origin));
-            if first || alive_before.iter().any(|o| !alive.contains(o)) {
-                release_due = true;
-            }
-            first = false;
-            alive_before = alive.clone();
+            releases.judged(&alive);
             // The nicknames of the runs gone are released before the hub
             // hears that they are gone (it says their clients left, after
             // which they may come back anywhere with their nicknames). A
-            // task of its own, one at a time, bounded, tried again until
-            // it is done: a request per nickname must not hold up this
-            // node's heartbeat.
+            // task of its own, one at a time, begun again until it is
+            // done: a request per nickname must not hold up this node's
+            // heartbeat.
             if let Some(done) = releasing.take_if(|task| task.is_finished()) {
                 match done.now_or_never() {
-                    Some(Ok(Some(set))) => released = Some(set),
-                    _ => release_due = true,
+                    Some(Ok((generation, all))) => releases.ended(generation, all),
+                    _ => releases.failed(),
                 }
             }
-            if release_due && releasing.is_none() {
-                release_due = false;
-                let (me, set) = (Arc::clone(&self), alive.clone());
-                releasing = Some(tokio::spawn(async move {
-                    let done = tokio::time::timeout(RELEASE_WITHIN, me.release_nicks(&set)).await;
-                    matches!(done, Ok(true)).then_some(set)
-                }));
+            if releasing.is_none() {
+                if let Some(generation) = releases.begin() {
+                    let (me, heard) = (Arc::clone(&self), Arc::clone(&heard));
+                    let alive = alive.clone();
+                    releasing = Some(tokio::spawn(async move {
+                        (generation, me.release_nicks(&alive, &heard).await)
+                    }));
+                }
             }
-            // The hub hears of a run gone only once a release that left it
-            // out is done: alive now, or alive when the last release
-            // began. Not waited for: the next heartbeat tells it again.
-            let Some(released) = &released else { continue };
-            let told: HashSet<Arc<str>> = alive.union(released).cloned().collect();
-            if let Err(mpsc::error::TrySendError::Closed(_)) =
-                self.to_hub.try_send(FromCluster::Alive(told))
-            {
+            // Not waited for, and one at a time: the next heartbeat tells
+            // the hub again, newer.
+            let Some(told) = releases.told(&alive) else {
+                continue;
+            };
+            if self.to_hub.is_closed() {
                 return;
+            }
+            if telling.as_ref().is_none_or(|t| t.is_finished()) {
+                let to_hub = self.to_hub.clone();
+                telling = Some(tokio::spawn(async move {
+                    let _ = to_hub.send(FromCluster::Alive(told)).await;
+                }));
             }
         }
     }
@@ -250,48 +251,146 @@ impl Cluster {
         }
     }
 
-    /// Release the nicknames held by runs not in `alive`, each read from
-    /// the bucket's leader (a lagging replica's revision would make the
-    /// delete fail). `true`: every key was looked at and every such
-    /// nickname released (or changed meanwhile).
-    async fn release_nicks(&self, alive: &HashSet<Arc<str>>) -> bool {
-        let Ok(keys) = self.nicks.keys().await else {
+    /// Release the nicknames held by runs neither in `alive` (the runs
+    /// alive when the release began) nor heard since, each read from the
+    /// bucket's leader (a lagging replica's revision would make the delete
+    /// fail), several at a time, each request bounded. `true`: every key
+    /// was looked at and every such nickname released (or written again
+    /// meanwhile).
+    async fn release_nicks(&self, alive: &HashSet<Arc<str>>, heard: &Heard) -> bool {
+        let Ok(Ok(mut listing)) = tokio::time::timeout(REQUEST_WITHIN, self.nicks.keys()).await
+        else {
             return false;
         };
-        let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
-        let mut all = true;
-        for key in keys {
-            let (revision, value) = match leader_entry(&self.nicks, &key).await {
-                Ok(Some((revision, Some(value)))) => (revision, value),
-                Ok(_) => continue,
-                Err(_) => {
-                    all = false;
-                    continue;
-                }
-            };
-            let Ok(v) = serde_json::from_slice::<ClaimValue>(&value) else {
-                continue;
-            };
-            if alive.contains(v.origin.as_str()) {
-                continue;
-            }
-            info!(
-                nick = v.nick,
-                node = v.origin,
-                "releasing a nickname of a node that stopped"
-            );
-            match self
-                .nicks
-                .delete_expect_revision(&key, Some(revision))
-                .await
-            {
-                Ok(()) => {}
-                // Written again meanwhile: someone holds it now.
-                Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => {}
-                Err(_) => all = false,
+        let mut keys = Vec::new();
+        loop {
+            match tokio::time::timeout(REQUEST_WITHIN, listing.next()).await {
+                Ok(Some(Ok(key))) => keys.push(key),
+                Ok(None) => break,
+                Ok(Some(Err(_))) | Err(_) => return false,
             }
         }
-        all
+        let dead_after = self.settings.dead_after;
+        let heard_now = |origin: &str| {
+            let now = Instant::now();
+            lock(heard)
+                .values()
+                .any(|(_, o, at)| o == origin && now.duration_since(*at) < dead_after)
+        };
+        let released = futures_util::stream::iter(keys)
+            .map(|key| async move {
+                let look = tokio::time::timeout(REQUEST_WITHIN, leader_entry(&self.nicks, &key));
+                let (revision, value) = match look.await {
+                    Ok(Ok(Some((revision, Some(value))))) => (revision, value),
+                    Ok(Ok(_)) => return true,
+                    Ok(Err(_)) | Err(_) => return false,
+                };
+                let Ok(v) = serde_json::from_slice::<ClaimValue>(&value) else {
+                    return true;
+                };
+                if alive.contains(v.origin.as_str()) || heard_now(&v.origin) {
+                    return true;
+                }
+                info!(
+                    nick = v.nick,
+                    node = v.origin,
+                    "releasing a nickname of a node that stopped"
+                );
+                let delete = self.nicks.delete_expect_revision(&key, Some(revision));
+                match tokio::time::timeout(REQUEST_WITHIN, delete).await {
+                    Ok(Ok(())) => true,
+                    // Written again meanwhile: someone holds it now.
+                    Ok(Err(e)) => e.kind() == kv::DeleteErrorKind::WrongLastRevision,
+                    Err(_) => false,
+                }
+            })
+            .buffer_unordered(RELEASE_AT_ONCE)
+            .fold(true, |all, one| async move { all && one })
+            .await;
+        released
+    }
+}
+
+/// Which runs the hub may hear are gone. A run found gone is told only
+/// once a release of nicknames that began after it was found gone is
+/// done, so that its clients are said to have left only when their
+/// nicknames are free; and nothing is told before the first release is
+/// done (runs gone before this node started hold nicknames too).
+#[derive(Debug)]
+struct Releases {
+    /// The runs alive at the last judgement.
+    alive_before: HashSet<Arc<str>>,
+    /// Runs found gone, with the generation of the first release that
+    /// can have released their nicknames.
+    gone_at: HashMap<Arc<str>, u64>,
+    /// The generation of the next release to begin.
+    next: u64,
+    /// The newest generation done (0: none yet).
+    done: u64,
+    /// A release is due.
+    due: bool,
+}
+
+impl Releases {
+    fn new() -> Self {
+        Releases {
+            alive_before: HashSet::new(),
+            gone_at: HashMap::new(),
+            next: 1,
+            done: 0,
+            due: true,
+        }
+    }
+
+    /// A judgement found these runs alive.
+    fn judged(&mut self, alive: &HashSet<Arc<str>>) {
+        for run in &self.alive_before {
+            if !alive.contains(run) {
+                self.gone_at.entry(Arc::clone(run)).or_insert(self.next);
+                self.due = true;
+            }
+        }
+        // Back after all (its heartbeat was only late).
+        self.gone_at.retain(|run, _| !alive.contains(run));
+        self.alive_before.clone_from(alive);
+    }
+
+    /// A release may begin: its generation, if one is due.
+    fn begin(&mut self) -> Option<u64> {
+        if !self.due {
+            return None;
+        }
+        self.due = false;
+        self.next += 1;
+        Some(self.next - 1)
+    }
+
+    /// The release of `generation` ended; `all`: it released every
+    /// nickname of a run not alive.
+    fn ended(&mut self, generation: u64, all: bool) {
+        if !all {
+            return self.failed();
+        }
+        self.done = self.done.max(generation);
+        let done = self.done;
+        self.gone_at.retain(|_, g| *g > done);
+    }
+
+    /// A release ended without releasing them all: another is due.
+    fn failed(&mut self) {
+        self.due = true;
+    }
+
+    /// What the hub may hear is alive: the runs alive now and those
+    /// found gone whose nicknames no release has freed yet. `None`
+    /// before the first release is done.
+    fn told(&self, alive: &HashSet<Arc<str>>) -> Option<HashSet<Arc<str>>> {
+        if self.done == 0 {
+            return None;
+        }
+        let mut told = alive.clone();
+        told.extend(self.gone_at.keys().cloned());
+        Some(told)
     }
 }
 
@@ -305,5 +404,85 @@ pub(super) type Heard = Arc<Mutex<HashMap<String, (u64, String, Instant)>>>;
 pub(super) fn heard_afresh(heard: &Heard, now: Instant) {
     for h in lock(heard).values_mut() {
         h.2 = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(names: &[&str]) -> HashSet<Arc<str>> {
+        names.iter().map(|n| Arc::from(*n)).collect()
+    }
+
+    #[test]
+    fn nothing_is_told_before_the_first_release_is_done() {
+        let mut r = Releases::new();
+        r.judged(&runs(&["me", "b"]));
+        assert_eq!(r.told(&runs(&["me", "b"])), None);
+        let first = r.begin().expect("the first judgement releases");
+        assert_eq!(r.begin(), None, "one is due, not two");
+        r.ended(first, true);
+        assert_eq!(r.told(&runs(&["me", "b"])), Some(runs(&["me", "b"])));
+    }
+
+    #[test]
+    fn a_run_gone_is_told_only_once_a_release_begun_after_it_is_done() {
+        let mut r = Releases::new();
+        r.judged(&runs(&["me", "b", "c"]));
+        let first = r.begin().unwrap();
+        r.ended(first, true);
+        // c starts later (after the last release), then dies while no
+        // release runs: still told alive until one that left it out ends.
+        r.judged(&runs(&["me", "b", "c", "d"]));
+        r.judged(&runs(&["me", "b", "c"]));
+        assert_eq!(
+            r.told(&runs(&["me", "b", "c"])).unwrap(),
+            runs(&["me", "b", "c", "d"])
+        );
+        let second = r.begin().unwrap();
+        // b dies while the second release runs: the second does not cover it.
+        r.judged(&runs(&["me", "c"]));
+        r.ended(second, true);
+        assert_eq!(
+            r.told(&runs(&["me", "c"])).unwrap(),
+            runs(&["me", "c", "b"])
+        );
+        let third = r.begin().unwrap();
+        r.ended(third, true);
+        assert_eq!(r.told(&runs(&["me", "c"])).unwrap(), runs(&["me", "c"]));
+    }
+
+    #[test]
+    fn a_failed_release_is_begun_again_and_covers_nothing() {
+        let mut r = Releases::new();
+        r.judged(&runs(&["me", "b"]));
+        let first = r.begin().unwrap();
+        r.ended(first, true);
+        r.judged(&runs(&["me"]));
+        let second = r.begin().unwrap();
+        r.ended(second, false);
+        assert_eq!(r.told(&runs(&["me"])).unwrap(), runs(&["me", "b"]));
+        let third = r.begin().expect("begun again");
+        r.ended(third, true);
+        assert_eq!(r.told(&runs(&["me"])).unwrap(), runs(&["me"]));
+    }
+
+    #[test]
+    fn a_run_back_before_its_release_is_neither_gone_nor_due_again() {
+        let mut r = Releases::new();
+        r.judged(&runs(&["me", "b"]));
+        let first = r.begin().unwrap();
+        r.ended(first, true);
+        r.judged(&runs(&["me"]));
+        r.judged(&runs(&["me", "b"]));
+        assert_eq!(r.told(&runs(&["me", "b"])).unwrap(), runs(&["me", "b"]));
+        // An older release ending late covers no run found gone after it
+        // began.
+        let second = r.begin().unwrap();
+        r.judged(&runs(&["me"]));
+        r.ended(first, true);
+        r.ended(second, true);
+        assert_eq!(r.told(&runs(&["me"])).unwrap(), runs(&["me", "b"]));
     }
 }

@@ -157,6 +157,11 @@ pub(super) fn propose(c: &mut ClusterSide, event: &Event, connected: impl Fn(Ses
                 Some(o) if o.origin == mine => r.remove(&event.room),
                 _ => None,
             });
+            // (This departure may never come back to empty it: the log
+            // may hold another run's copy already.)
+            if c.owners.get(session).is_some_and(|r| r.is_empty()) {
+                c.owners.remove(session);
+            }
             if let Some(owner) = owner {
                 let id = gone_id(&event.room, *session, &owner);
                 c.cleaning.insert(id.clone(), Instant::now());
