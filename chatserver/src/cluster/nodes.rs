@@ -203,12 +203,40 @@ impl Cluster {
         }))
     }
 
+    /// A run that holds a nickname but was never heard: whether it is
+    /// gone for good (its node's heartbeat is another run's, or deleted,
+    /// or absent). If its node's heartbeat is still its own, it may be
+    /// alive: it is taken as heard now, and judged like any other from
+    /// here (silent for `dead_after`, it is dead). `Err`: no answer.
+    async fn never_heard(&self, origin: &str, heard: &Heard) -> Result<bool, ()> {
+        let Some((node, _)) = origin.rsplit_once('/') else {
+            return Ok(true);
+        };
+        let look = tokio::time::timeout(REQUEST_WITHIN, self.latest_beat(node)).await;
+        match look.map_err(|_| ())?? {
+            Some((revision, Some(run))) if run == origin => {
+                let mut heard = lock(heard);
+                let h =
+                    heard
+                        .entry(node.to_owned())
+                        .or_insert((revision, run.clone(), Instant::now()));
+                if h.0 < revision {
+                    *h = (revision, run, Instant::now());
+                }
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
     /// Keep `heard` up to date from a watch on the heartbeat bucket,
     /// watching again whenever the watch ends (NATS restarted, say) or
-    /// `rewatch` says it is behind.
+    /// `rewatch` says it is behind. Each watch begins with every node's
+    /// latest heartbeat: one the watch never got to (it broke when a NATS
+    /// server was lost) must not look like a node that does not exist.
     async fn hear_nodes(self: Arc<Self>, heard: Heard, rewatch: Arc<Notify>) {
         'watch: loop {
-            match self.nodes.watch_all().await {
+            match self.nodes.watch_with_history(">").await {
                 Ok(mut watch) => {
                     loop {
                         let entry = tokio::select! {
@@ -271,11 +299,16 @@ impl Cluster {
             }
         }
         let dead_after = self.settings.dead_after;
-        let heard_now = |origin: &str| {
+        // A run heard lately is alive; one heard, then silent, was judged
+        // dead; one never heard (its heartbeats came while this node's
+        // watch was broken) is looked up before its nicknames go.
+        let heard_as = |origin: &str| {
             let now = Instant::now();
             lock(heard)
                 .values()
-                .any(|(_, o, at)| o == origin && now.duration_since(*at) < dead_after)
+                .filter(|(_, o, _)| o == origin)
+                .map(|(_, _, at)| now.duration_since(*at) < dead_after)
+                .max()
         };
         let released = futures_util::stream::iter(keys)
             .map(|key| async move {
@@ -288,8 +321,18 @@ impl Cluster {
                 let Ok(v) = serde_json::from_slice::<ClaimValue>(&value) else {
                     return true;
                 };
-                if alive.contains(v.origin.as_str()) || heard_now(&v.origin) {
+                if alive.contains(v.origin.as_str()) {
                     return true;
+                }
+                match heard_as(&v.origin) {
+                    Some(true) => return true,
+                    Some(false) => {}
+                    None => match self.never_heard(&v.origin, heard).await {
+                        Ok(true) => {}
+                        // Heard now (it heartbeats), or no answer: looked at
+                        // again by the next release.
+                        Ok(false) | Err(()) => return false,
+                    },
                 }
                 info!(
                     nick = v.nick,
