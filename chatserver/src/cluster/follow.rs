@@ -106,10 +106,12 @@ impl Cluster {
         let (name, _) = names(&room);
         let room: Arc<str> = Arc::from(room);
         let mut next = 0u64;
+        // The room's epoch, from its stream's description when first read.
+        let mut epoch = String::new();
         let mut backoff = Duration::from_millis(50);
         loop {
             let from = next;
-            match self.follow_once(&room, &name, &mut next).await {
+            match self.follow_once(&room, &name, &mut next, &mut epoch).await {
                 Ok(()) => return, // the hub is gone
                 Err(e) => {
                     // A reading that got somewhere starts the waits over.
@@ -188,16 +190,35 @@ impl Cluster {
     }
 
     /// One reading of a stream from `next`; `Ok` only when the hub is gone.
-    async fn follow_once(&self, room: &Arc<str>, name: &str, next: &mut u64) -> Result<(), String> {
+    async fn follow_once(
+        &self,
+        room: &Arc<str>,
+        name: &str,
+        next: &mut u64,
+        epoch: &mut String,
+    ) -> Result<(), String> {
         let mut stream = self.js.get_stream(name).await.map_err(|e| e.to_string())?;
         let info = stream.info().await.map_err(|e| e.to_string())?;
+        let d: Description = info
+            .config
+            .description
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .ok_or("the stream has no room description")?;
+        // The stream was deleted and made again (by hand: nothing here
+        // deletes one) while this node followed the old one: its seqs
+        // begin again under another epoch, which must not be applied as
+        // if they went on from the old ones. The room stays as it was
+        // here until the node is restarted.
+        if *next != 0 && d.epoch != *epoch {
+            return Err(format!(
+                "the room's stream was made anew (epoch {} after {epoch}); this node \
+                 keeps the room as it was: restart it to follow the new one",
+                d.epoch
+            ));
+        }
         if *next == 0 {
-            let d: Description = info
-                .config
-                .description
-                .as_deref()
-                .and_then(|d| serde_json::from_str(d).ok())
-                .ok_or("the stream has no room description")?;
+            epoch.clone_from(&d.epoch);
             let state = &info.state;
             let first = if state.messages == 0 {
                 state.last_sequence + 1
