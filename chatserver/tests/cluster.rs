@@ -1017,6 +1017,64 @@ fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
     assert_eq!(back_seq, gone_seq + 1, "{again:?}");
 }
 
+/// A room's stream deleted and made again by hand while a node follows
+/// it begins its seqs again under another epoch: the node says so, and
+/// does not hand the new stream's events to its clients as if they went
+/// on from the old room's.
+#[test]
+fn a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one() {
+    let test = "a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one";
+    let Some(nats) = Nats::start(test) else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    for i in 0..3 {
+        let text = format!("old {i}");
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": text, "id": text}));
+    }
+    read_until(&mut alice, 10, |f| kind(f) == "msg" && f["text"] == "old 2");
+
+    // By hand, as an operator might: the lobby's stream goes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        // CHATROOM_ and the room's name in hex.
+        js.delete_stream("CHATROOM_6c6f626279").await.unwrap();
+    });
+    // Another node makes it anew for bob, who says more than the old
+    // stream held.
+    let b = node(&nats, "b", &[]);
+    let (mut bob, _) = join(&b, "bob");
+    read_until(&mut bob, 10, |f| kind(f) == "entered");
+    for i in 0..6 {
+        let text = format!("new {i}");
+        bob.send_frame(&json!({"type": "msg", "room": "lobby", "text": text, "id": text}));
+    }
+    read_until(&mut bob, 20, |f| kind(f) == "msg" && f["text"] == "new 5");
+
+    let said = a.wait_for_line("the room's stream was made anew", Duration::from_secs(20));
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        match alice.next_within(Duration::from_millis(200)) {
+            Next::Frame(f) => got.push(f),
+            _ => break,
+        }
+    }
+    assert!(
+        got.iter().all(|f| !(kind(f) == "msg"
+            && f["text"].as_str().is_some_and(|t| t.starts_with("new")))
+            && !is_presence(f, "bob", "online")),
+        "alice was handed the new stream's events: {got:?}"
+    );
+    assert!(said, "{}", a.log());
+}
+
 #[test]
 fn history_older_than_a_nodes_memory_is_read_from_the_stream() {
     let Some(nats) = Nats::start("history_older_than_a_nodes_memory_is_read_from_the_stream")
