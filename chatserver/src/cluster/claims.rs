@@ -268,8 +268,14 @@ impl Cluster {
                     break;
                 }
             }
+            // A sweep asked for meanwhile is asked of the hub again (with
+            // its claims as they are now); looked at again after the
+            // sweep is marked over, so one asked for in between is not
+            // lost (one asked for after it begins its own).
+            let mut again = me.claims_again.swap(false, Ordering::AcqRel);
             me.checking_claims.store(false, Ordering::Release);
-            if me.claims_again.swap(false, Ordering::AcqRel) {
+            again |= me.claims_again.swap(false, Ordering::AcqRel);
+            if again {
                 let _ = me.to_hub.send(FromCluster::HeldUp).await;
             }
         });

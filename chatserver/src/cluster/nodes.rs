@@ -122,8 +122,8 @@ impl Cluster {
             // anew (after a NATS server is lost it may never catch up).
             let suspects: Vec<(String, u64)> = lock(&heard)
                 .iter()
-                .filter(|(_, (_, _, at))| now.duration_since(*at) >= dead_after)
-                .map(|(key, (rev, _, _))| (key.clone(), *rev))
+                .filter(|(_, h)| !h.dead && now.duration_since(h.at) >= dead_after)
+                .map(|(key, h)| (key.clone(), h.rev))
                 .collect();
             let mut unsure = false;
             // Each look within a heartbeat period, and none after one
@@ -133,10 +133,16 @@ impl Cluster {
                 let look = tokio::time::timeout(HEARTBEAT_EVERY, self.latest_beat(&key));
                 match look.await.unwrap_or(Err(())) {
                     Ok(Some((revision, Some(origin)))) if revision != rev => {
-                        lock(&heard).insert(key, (revision, origin, Instant::now()));
+                        lock(&heard).insert(key, Beat::new(revision, origin));
                         rewatch.notify_one();
                     }
-                    Ok(_) => {}
+                    // Silent at the leader too: dead, and not looked up
+                    // again (nor counted afresh) until it beats again.
+                    Ok(_) => {
+                        if let Some(h) = lock(&heard).get_mut(&key).filter(|h| h.rev == rev) {
+                            h.dead = true;
+                        }
+                    }
                     Err(()) => {
                         unsure = true;
                         break;
@@ -149,8 +155,8 @@ impl Cluster {
             let now = Instant::now();
             let mut alive: HashSet<Arc<str>> = lock(&heard)
                 .values()
-                .filter(|(_, _, at)| now.duration_since(*at) < dead_after)
-                .map(|(_, origin, _)| Arc::from(origin.as_str()))
+                .filter(|h| !h.dead && now.duration_since(h.at) < dead_after)
+                .map(|h| Arc::from(h.origin.as_str()))
                 .collect();
             alive.insert(Arc::clone(&self.origin));
             releases.judged(&alive);
@@ -216,14 +222,14 @@ impl Cluster {
         match look.map_err(|_| ())?? {
             Some((revision, Some(run))) if run == origin => {
                 let mut heard = lock(heard);
-                let h =
-                    heard
-                        .entry(node.to_owned())
-                        .or_insert((revision, run.clone(), Instant::now()));
-                if h.0 < revision {
-                    *h = (revision, run, Instant::now());
+                let h = heard
+                    .entry(node.to_owned())
+                    .or_insert_with(|| Beat::new(revision, run.clone()));
+                if h.rev < revision {
+                    *h = Beat::new(revision, run);
                 }
-                Ok(false)
+                // Found dead already at this very heartbeat.
+                Ok(h.rev == revision && h.dead)
             }
             _ => Ok(true),
         }
@@ -249,19 +255,14 @@ impl Cluster {
                         };
                         let Some(Ok(entry)) = entry else { break };
                         let mut heard = lock(&heard);
-                        if entry.operation == kv::Operation::Put {
+                        // Only a newer one: a watch behind may still hand
+                        // over older ones (and its first are the latest of
+                        // each, perhaps looked up already).
+                        let newer = heard.get(&entry.key).is_none_or(|h| entry.revision > h.rev);
+                        if !newer {
+                        } else if entry.operation == kv::Operation::Put {
                             let origin = String::from_utf8_lossy(&entry.value).into_owned();
-                            let now = Instant::now();
-                            let h = heard.entry(entry.key).or_insert((
-                                entry.revision,
-                                origin.clone(),
-                                now,
-                            ));
-                            // Only a newer one: a watch behind may still
-                            // hand over older ones.
-                            if entry.revision > h.0 {
-                                *h = (entry.revision, origin, now);
-                            }
+                            heard.insert(entry.key, Beat::new(entry.revision, origin));
                         } else {
                             // A clean stop deleted its heartbeat.
                             heard.remove(&entry.key);
@@ -306,10 +307,13 @@ impl Cluster {
             let now = Instant::now();
             lock(heard)
                 .values()
-                .filter(|(_, o, _)| o == origin)
-                .map(|(_, _, at)| now.duration_since(*at) < dead_after)
+                .filter(|h| h.origin == origin)
+                .map(|h| !h.dead && now.duration_since(h.at) < dead_after)
                 .max()
         };
+        // What `never_heard` said of each run, once per release.
+        let looked: Mutex<HashMap<String, Result<bool, ()>>> = Mutex::default();
+        let looked = &looked;
         let released = futures_util::stream::iter(keys)
             .map(|key| async move {
                 let look = tokio::time::timeout(REQUEST_WITHIN, leader_entry(&self.nicks, &key));
@@ -325,14 +329,29 @@ impl Cluster {
                     return true;
                 }
                 match heard_as(&v.origin) {
-                    Some(true) => return true,
+                    // Heard lately though not alive when this release
+                    // began (back, new, or counted afresh): left to the
+                    // next release, which knows better; this one does
+                    // not count as done.
+                    Some(true) => return false,
                     Some(false) => {}
-                    None => match self.never_heard(&v.origin, heard).await {
-                        Ok(true) => {}
-                        // Heard now (it heartbeats), or no answer: looked at
-                        // again by the next release.
-                        Ok(false) | Err(()) => return false,
-                    },
+                    None => {
+                        let known = lock(looked).get(&v.origin).copied();
+                        let gone = match known {
+                            Some(gone) => gone,
+                            None => {
+                                let gone = self.never_heard(&v.origin, heard).await;
+                                lock(looked).insert(v.origin.clone(), gone);
+                                gone
+                            }
+                        };
+                        match gone {
+                            Ok(true) => {}
+                            // Heard now (it heartbeats), or no answer:
+                            // looked at again by the next release.
+                            Ok(false) | Err(()) => return false,
+                        }
+                    }
                 }
                 info!(
                     nick = v.nick,
@@ -437,16 +456,40 @@ impl Releases {
     }
 }
 
-/// Each node's latest heartbeat, by node name: its revision, its run's
-/// origin, and when this node heard it.
-pub(super) type Heard = Arc<Mutex<HashMap<String, (u64, String, Instant)>>>;
+/// Each node's latest heartbeat, by node name.
+pub(super) type Heard = Arc<Mutex<HashMap<String, Beat>>>;
 
-/// Every node heard `now`: their silence is counted from here (after
-/// NATS was away, or this node was held up, what they said meanwhile
-/// may not have been read).
+/// A node's latest heartbeat as this node heard it.
+#[derive(Debug)]
+pub(super) struct Beat {
+    /// Its revision in the bucket.
+    rev: u64,
+    /// Its run's origin.
+    origin: String,
+    /// When this node heard it (or began to count its silence afresh).
+    at: Instant,
+    /// Found silent, and confirmed by the bucket's leader: that run is
+    /// dead (until a newer heartbeat comes).
+    dead: bool,
+}
+
+impl Beat {
+    fn new(rev: u64, origin: String) -> Beat {
+        Beat {
+            rev,
+            origin,
+            at: Instant::now(),
+            dead: false,
+        }
+    }
+}
+
+/// Every node not found dead heard `now`: their silence is counted from
+/// here (after NATS was away, or this node was held up, what they said
+/// meanwhile may not have been read). One found dead stays dead.
 pub(super) fn heard_afresh(heard: &Heard, now: Instant) {
-    for h in lock(heard).values_mut() {
-        h.2 = now;
+    for h in lock(heard).values_mut().filter(|h| !h.dead) {
+        h.at = now;
     }
 }
 
@@ -475,7 +518,7 @@ mod tests {
         r.judged(&runs(&["me", "b", "c"]));
         let first = r.begin().unwrap();
         r.ended(first, true);
-        // c starts later (after the last release), then dies while no
+        // d starts later (after the last release), then dies while no
         // release runs: still told alive until one that left it out ends.
         r.judged(&runs(&["me", "b", "c", "d"]));
         r.judged(&runs(&["me", "b", "c"]));
@@ -512,20 +555,23 @@ mod tests {
     }
 
     #[test]
-    fn a_run_back_before_its_release_is_neither_gone_nor_due_again() {
+    fn a_run_back_before_a_release_is_not_told_gone() {
         let mut r = Releases::new();
         r.judged(&runs(&["me", "b"]));
         let first = r.begin().unwrap();
         r.ended(first, true);
+        // b is late once, then heard again before any release ends.
         r.judged(&runs(&["me"]));
         r.judged(&runs(&["me", "b"]));
         assert_eq!(r.told(&runs(&["me", "b"])).unwrap(), runs(&["me", "b"]));
-        // An older release ending late covers no run found gone after it
-        // began.
-        let second = r.begin().unwrap();
-        r.judged(&runs(&["me"]));
-        r.ended(first, true);
+        let second = r.begin().expect("its lateness made one due");
         r.ended(second, true);
+        assert_eq!(r.told(&runs(&["me", "b"])).unwrap(), runs(&["me", "b"]));
+        // Gone for good this time: told once a release begun after it ends.
+        r.judged(&runs(&["me"]));
         assert_eq!(r.told(&runs(&["me"])).unwrap(), runs(&["me", "b"]));
+        let third = r.begin().unwrap();
+        r.ended(third, true);
+        assert_eq!(r.told(&runs(&["me"])).unwrap(), runs(&["me"]));
     }
 }
