@@ -289,6 +289,12 @@ fn random_hex(n: usize) -> String {
 }
 
 impl Cluster {
+    /// How long a node's heartbeat may be silent before it is taken for
+    /// dead.
+    pub fn dead_after(&self) -> Duration {
+        self.settings.dead_after
+    }
+
     /// Connect, make the buckets, and start the publisher, the room
     /// discovery and the heartbeat. Events reach the hub through `to_hub`.
     pub async fn start(

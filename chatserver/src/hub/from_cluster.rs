@@ -33,6 +33,9 @@ impl Hub {
             }
             FromCluster::Event { event, origin } => {
                 let (room, seq) = (Arc::clone(&event.room), event.seq);
+                if let Some(c) = &mut self.cluster {
+                    c.heard_from(&origin, now.mono);
+                }
                 // A session this node said entered the room, said to leave
                 // it by another node.
                 let mut said_gone = None;

@@ -201,6 +201,12 @@ pub struct ClusterSide {
     /// When the claims were last read back because another node said one
     /// of this node's sessions left (it took this node for dead).
     claims_checked: Option<Instant>,
+    /// When (the hub clock's ms) the log last held an event from each run:
+    /// a run whose events are still coming is not taken for gone, though
+    /// this node's watch on the heartbeats has not heard it yet.
+    active: HashMap<Arc<str>, u64>,
+    /// The run of the last event applied, and when its time was noted.
+    last_active: (Arc<str>, u64),
 }
 
 /// Who said a session entered a room.
@@ -212,6 +218,18 @@ struct Owner {
 }
 
 impl ClusterSide {
+    /// The log held an event from `origin`, applied at `now_ms` (the hub
+    /// clock). Most events come from the run of the one before: that one
+    /// is noted again at most every 100 ms.
+    fn heard_from(&mut self, origin: &Arc<str>, now_ms: u64) {
+        let (last, at) = &self.last_active;
+        if **origin == **last && now_ms.saturating_sub(*at) < 100 {
+            return;
+        }
+        self.last_active = (Arc::clone(origin), now_ms);
+        self.active.insert(Arc::clone(origin), now_ms);
+    }
+
     /// The hub's side of `link`: events arrive on `rx`; `caught_up`
     /// fires once every room in `catch_up` is applied to its seq.
     pub fn new(
@@ -230,6 +248,8 @@ impl ClusterSide {
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),
             claims_checked: None,
+            active: HashMap::new(),
+            last_active: (Arc::from(""), 0),
         }
     }
 }

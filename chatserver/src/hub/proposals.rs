@@ -40,9 +40,27 @@ impl Hub {
             return;
         }
         let mine = Arc::clone(&c.link.origin);
-        propose_departures(c, now, |origin| *origin != mine && !alive.contains(origin));
+        // A run whose events the log still brings is alive, whatever the
+        // heartbeats say (this node's watch on them may be behind, and a
+        // run started meanwhile not heard yet).
+        let within = c.link.dead_after().as_millis() as u64;
+        let active = |origin: &Arc<str>| {
+            c.active
+                .get(origin)
+                .is_some_and(|&at| now.mono.saturating_sub(at) < within)
+        };
+        let gone: HashSet<Arc<str>> = c
+            .owners
+            .values()
+            .flat_map(|rooms| rooms.values().map(|o| &o.origin))
+            .filter(|o| **o != mine && !alive.contains(*o) && !active(o))
+            .cloned()
+            .collect();
+        propose_departures(c, now, |origin| gone.contains(origin));
         c.cleaning
             .retain(|_, at| at.elapsed() < Duration::from_secs(60));
+        c.active
+            .retain(|_, at| now.mono.saturating_sub(*at) < 10 * within);
     }
 
     /// Stopping in cluster mode: this node's clients leave their rooms
