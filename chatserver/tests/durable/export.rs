@@ -1,0 +1,108 @@
+//! `chatserver export` beside a running server.
+
+use serde_json::{json, Value};
+
+use crate::common::{run_to_exit, WAIT};
+use crate::{durable, export, join_v2, path_str, say, u64_of};
+
+// ---------------------------------------------------------------------
+// 4. Export.
+// ---------------------------------------------------------------------
+
+/// `chatserver export` beside a running server prints exactly the stored
+/// msgs (as the sender's echo: with its id and `to`), room by room in seq
+/// order, only those after `--since`; an unknown room is exit 1 with one
+/// line naming it.
+#[test]
+fn export_prints_the_messages_after_since_while_the_server_runs() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["lobby", "rust"], None);
+    let mut bob = server.connect();
+    join_v2(&mut bob, "bob", &["lobby"], None);
+    alice.expect_kind("presence");
+
+    let mut lobby = Vec::new();
+    for i in 1..=5 {
+        lobby.push(say(
+            &mut alice,
+            "lobby",
+            &format!("lobby {i}"),
+            &format!("l-{i}"),
+        ));
+        bob.expect_kind("msg");
+    }
+    // One without an id, and one only for bob.
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "no id"}));
+    lobby.push(alice.expect_kind("msg"));
+    alice.send_frame(
+        &json!({"type": "msg", "room": "lobby", "to": ["bob"], "text": "psst", "id": "p-1"}),
+    );
+    let private = alice.expect_kind("msg");
+    assert_eq!(private["to"], json!(["bob"]));
+    lobby.push(private);
+    let mut rust = Vec::new();
+    for i in 1..=3 {
+        rust.push(say(
+            &mut alice,
+            "rust",
+            &format!("rust {i}"),
+            &format!("r-{i}"),
+        ));
+    }
+
+    let since = u64_of(&lobby[2], "seq");
+    assert_eq!(
+        export(
+            dir.path(),
+            &["--room", "lobby", "--since", &since.to_string()]
+        ),
+        lobby[3..],
+        "lobby after {since}"
+    );
+    assert_eq!(
+        export(dir.path(), &["--room", "LOBBY"]),
+        lobby,
+        "all of lobby"
+    );
+    let all: Vec<Value> = lobby.iter().chain(&rust).cloned().collect();
+    assert_eq!(export(dir.path(), &[]), all, "every room, room by room");
+    // `--data-dir` before `export` is the same flag, not ignored.
+    let run = run_to_exit(&["--data-dir", path_str(dir.path()), "export"], WAIT);
+    assert!(run.status.success(), "{run:?}");
+    let before: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(before, all, "--data-dir DIR export");
+    let rust_last = u64_of(rust.last().unwrap(), "seq").to_string();
+    assert_eq!(
+        export(dir.path(), &["--room", "rust", "--since", &rust_last]),
+        Vec::<Value>::new()
+    );
+
+    let args = [
+        "export",
+        "--data-dir",
+        path_str(dir.path()),
+        "--room",
+        "nosuch",
+    ];
+    let run = run_to_exit(&args, WAIT);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {:?}", run.stderr);
+    assert!(
+        lines[0].contains("nosuch"),
+        "does not name the room: {:?}",
+        lines[0]
+    );
+
+    // Everything still works, and stops cleanly.
+    alice.ping_pong();
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+}

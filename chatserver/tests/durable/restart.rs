@@ -1,0 +1,353 @@
+//! A clean restart on the same directory, and rooms past the highest seq or past `--max-rooms`.
+
+use rusqlite::Connection;
+use serde_json::json;
+
+use crate::common::Server;
+use crate::{durable, enter_since, export, join_v2, say, stop_cleanly, str_of, u64_of, Stored};
+
+// ---------------------------------------------------------------------
+// 2. A clean restart.
+// ---------------------------------------------------------------------
+
+/// SIGTERM, then a new server on the same directory: the room's history,
+/// seq and epoch and both sessions survive. bob, who left before the last
+/// three messages, resumes and re-enters with `since` and the epoch: he is
+/// `recovered` with exactly the three he missed. alice's message ids
+/// survive too (a resend is `duplicate`), and her history still carries
+/// them.
+#[test]
+fn a_clean_restart_keeps_history_seq_epoch_and_sessions() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["rust"], None);
+    assert_eq!(a.welcome["resumed"], false, "{}", a.welcome);
+    let alice_token = str_of(&a.welcome, "session").to_owned();
+    let epoch = str_of(&a.entered["rust"], "epoch").to_owned();
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["rust"], None);
+    let bob_token = str_of(&b.welcome, "session").to_owned();
+    let p = alice.expect_kind("presence");
+    assert_eq!(
+        (&p["nick"], &p["status"]),
+        (&json!("bob"), &json!("online"))
+    );
+
+    let mut echoes = Vec::new();
+    for i in 1..=3 {
+        let echo = say(
+            &mut alice,
+            "rust",
+            &format!("before {i}"),
+            &format!("a-{i}"),
+        );
+        let at_bob = bob.expect_kind("msg");
+        assert_eq!(at_bob["seq"], echo["seq"], "{at_bob}");
+        assert!(
+            at_bob["id"].is_null(),
+            "only the sender's copy has the id: {at_bob}"
+        );
+        echoes.push(echo);
+    }
+    let bob_since = u64_of(&echoes[2], "seq");
+    drop(bob);
+    let gone = alice.expect_kind("presence");
+    assert_eq!(
+        (&gone["nick"], &gone["status"]),
+        (&json!("bob"), &json!("offline"))
+    );
+    assert_eq!(u64_of(&gone, "seq"), bob_since + 1);
+    for i in 4..=6 {
+        echoes.push(say(
+            &mut alice,
+            "rust",
+            &format!("before {i}"),
+            &format!("a-{i}"),
+        ));
+    }
+    let a6 = u64_of(&echoes[5], "seq");
+
+    stop_cleanly(&mut server, &mut alice);
+
+    let stored = Stored::read(dir.path());
+    stored.assert_gapless("after SIGTERM");
+    let last = stored.last("rust");
+    assert!(
+        last >= a6,
+        "the store ends at {last}, before the last echo {a6}"
+    );
+    assert_eq!(stored.epoch("rust"), epoch);
+    assert_eq!(
+        export(dir.path(), &["--room", "rust"]),
+        echoes,
+        "the export"
+    );
+
+    let server = durable(dir.path(), &[]);
+    // bob first: he missed 4..6.
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &[], Some(&bob_token));
+    assert_eq!(
+        b.welcome["resumed"], true,
+        "bob's session survives: {}",
+        b.welcome
+    );
+    let e = enter_since(&mut bob, "bob", "rust", bob_since, &epoch);
+    let entered = &e.entered["rust"];
+    assert_eq!(entered["epoch"], epoch.as_str(), "{entered}");
+    assert_eq!(entered["recovered"], true, "{entered}");
+    assert_eq!(
+        u64_of(entered, "seq"),
+        last,
+        "the room's seq goes on: {entered}"
+    );
+    let replay: Vec<(u64, &str, &str)> = e.replay["rust"]
+        .iter()
+        .map(|m| {
+            assert!(m["id"].is_null(), "alice's id in bob's replay: {m}");
+            (u64_of(m, "seq"), str_of(m, "from"), str_of(m, "text"))
+        })
+        .collect();
+    let missed: Vec<(u64, &str, &str)> = echoes[3..]
+        .iter()
+        .map(|m| (u64_of(m, "seq"), "alice", str_of(m, "text")))
+        .collect();
+    assert_eq!(replay, missed, "bob's replay");
+    assert_eq!(u64_of(&e.presence["rust"], "seq"), last + 1);
+
+    // alice: nothing missed; her ids are remembered.
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&alice_token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    let e = enter_since(&mut alice, "alice", "rust", a6, &epoch);
+    assert_eq!(
+        e.entered["rust"]["recovered"], true,
+        "{}",
+        e.entered["rust"]
+    );
+    assert!(
+        e.replay.get("rust").is_none_or(|r| r.is_empty()),
+        "{:?}",
+        e.replay
+    );
+    assert_eq!(u64_of(&e.presence["rust"], "seq"), last + 2);
+    let p = bob.expect_kind("presence");
+    assert_eq!((&p["nick"], u64_of(&p, "seq")), (&json!("alice"), last + 2));
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "before 6", "id": "a-6"}));
+    let dup = alice.expect_kind("error");
+    assert_eq!(dup["code"], "duplicate", "{dup}");
+    assert_eq!(
+        (&dup["id"], &dup["room"]),
+        (&json!("a-6"), &json!("rust")),
+        "{dup}"
+    );
+    assert_eq!(u64_of(&dup, "seq"), a6, "{dup}");
+    let after = say(&mut alice, "rust", "after", "a-7");
+    assert_eq!(u64_of(&after, "seq"), last + 3, "{after}");
+    assert_eq!(bob.expect_kind("msg")["seq"], after["seq"]);
+    echoes.push(after);
+
+    // History from before the restart, with alice's ids on her copies.
+    alice.send_frame(&json!({"type": "history", "room": "rust"}));
+    let h = alice.expect_kind("history");
+    assert_eq!(h["events"].as_array().map(Vec::len), Some(7), "{h}");
+    for (m, echo) in h["events"].as_array().unwrap().iter().zip(&echoes) {
+        assert_eq!(m["replay"], true, "{m}");
+        let mut m = m.clone();
+        m.as_object_mut().unwrap().remove("replay");
+        assert_eq!(&m, echo, "alice's history vs her echoes");
+    }
+    assert_eq!(h["more"], false, "{h}");
+
+    // A newcomer entering without since gets the newest, not recovered.
+    let mut carol = server.connect();
+    let c = join_v2(&mut carol, "carol", &["rust"], None);
+    assert_eq!(
+        c.entered["rust"]["recovered"], false,
+        "{}",
+        c.entered["rust"]
+    );
+    assert_eq!(c.entered["rust"]["epoch"], epoch.as_str());
+    let seqs: Vec<u64> = c.replay["rust"].iter().map(|m| u64_of(m, "seq")).collect();
+    let want: Vec<u64> = echoes.iter().map(|m| u64_of(m, "seq")).collect();
+    assert_eq!(seqs, want, "carol's replay");
+}
+
+/// Only presences lie between bob's `since` and the room's first message:
+/// nothing he may see was forgotten, so re-entering must be `recovered`
+/// (§5.2: `since + 1 >= oldest`, `oldest` the smallest seq from which every
+/// message is kept). It is on the running server; it must stay so after a
+/// restart.
+#[test]
+fn after_a_restart_presences_before_the_first_message_are_no_gap() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["rust"], None);
+    let epoch = str_of(&a.entered["rust"], "epoch").to_owned();
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["rust"], None);
+    let bob_token = str_of(&b.welcome, "session").to_owned();
+    let bob_since = u64_of(&b.presence["rust"], "seq");
+    alice.expect_kind("presence");
+    drop(bob);
+    alice.expect_kind("presence");
+    let m1 = say(&mut alice, "rust", "one", "a-1");
+    let m2 = say(&mut alice, "rust", "two", "a-2");
+    assert!(
+        u64_of(&m1, "seq") > bob_since + 1,
+        "a presence lies between"
+    );
+
+    // bob comes back from `since`: once before the restart, once after.
+    let back = |server: &Server| {
+        let mut bob = server.connect();
+        let b = join_v2(&mut bob, "bob", &[], Some(&bob_token));
+        assert_eq!(b.welcome["resumed"], true, "{}", b.welcome);
+        let e = enter_since(&mut bob, "bob", "rust", bob_since, &epoch);
+        let replay: Vec<(u64, String)> = e.replay["rust"]
+            .iter()
+            .map(|m| (u64_of(m, "seq"), str_of(m, "text").to_owned()))
+            .collect();
+        (e.entered["rust"].clone(), replay)
+    };
+    let want = vec![
+        (u64_of(&m1, "seq"), "one".to_owned()),
+        (u64_of(&m2, "seq"), "two".to_owned()),
+    ];
+    let (entered, replay) = back(&server);
+    assert_eq!(replay, want, "bob's replay before the restart");
+    assert_eq!(entered["recovered"], true, "before the restart: {entered}");
+    // bob goes again (online, offline).
+    alice.expect_kind("presence");
+    alice.expect_kind("presence");
+
+    stop_cleanly(&mut server, &mut alice);
+
+    let server = durable(dir.path(), &[]);
+    let (entered, replay) = back(&server);
+    assert_eq!(replay, want, "bob's replay after the restart");
+    assert!(
+        u64_of(&entered, "oldest") <= bob_since + 1,
+        "entered.oldest claims messages before the first one were forgotten: {entered}"
+    );
+    assert_eq!(
+        entered["recovered"], true,
+        "nothing was forgotten, yet not recovered after the restart: {entered}"
+    );
+}
+
+/// A room at the highest seq the database can key: its next message is
+/// refused with `unavailable` naming the room and the limit, and the
+/// store goes on for the other rooms (it does not stay down).
+#[test]
+fn a_room_past_the_highest_seq_is_refused_alone() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["rust"], None);
+    say(&mut alice, "rust", "one", "a-1");
+    stop_cleanly(&mut server, &mut alice);
+    // As if rust had come to one below the highest seq.
+    let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
+    let edge = chatstore::MAX_SEQ;
+    db.execute(
+        "UPDATE rooms SET last_seq = ?1 WHERE name = 'rust'",
+        [edge as i64 - 5],
+    )
+    .expect("update");
+    drop(db);
+
+    let server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["rust", "lobby"], None);
+    // Messages (and any presence) take the seqs up to the highest; the
+    // next message is refused.
+    let mut echoed = Vec::new();
+    let err = loop {
+        assert!(
+            echoed.len() < 6,
+            "no refusal past the highest seq: {echoed:?}"
+        );
+        let id = format!("a-{}", echoed.len() + 2);
+        alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "near", "id": id}));
+        let frame = loop {
+            let f = alice.recv_frame();
+            if f["type"] != "presence" {
+                break f;
+            }
+        };
+        match frame["type"].as_str() {
+            Some("msg") => echoed.push(u64_of(&frame, "seq")),
+            Some("error") => break frame,
+            _ => panic!("{frame}"),
+        }
+    };
+    assert!(
+        echoed.first().is_some_and(|s| *s > edge - 5) && echoed.last() <= Some(&edge),
+        "{echoed:?}"
+    );
+    assert_eq!(err["code"], "unavailable", "{err}");
+    let text = str_of(&err, "message");
+    assert!(text.contains("#rust") && text.contains("seq"), "{err}");
+    // The other rooms go on, at once.
+    say(&mut alice, "lobby", "still here", "a-9");
+    let stored = Stored::read(dir.path());
+    assert!(stored.last("rust") <= edge);
+}
+
+/// A database with more rooms than `--max-rooms` loads the most recently
+/// active ones, no more than the cap, and leaves the rest in the file:
+/// entering one of those begins it anew (a new epoch), as if forgotten.
+#[test]
+fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    let first = join_v2(&mut alice, "alice", &["aa", "bb", "cc"], None);
+    for room in ["aa", "bb", "cc"] {
+        say(
+            &mut alice,
+            room,
+            &format!("in {room}"),
+            &format!("id-{room}"),
+        );
+    }
+    stop_cleanly(&mut server, &mut alice);
+    // Activity as if bb were the least recent and aa the most.
+    let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
+    for (room, ts) in [("bb", 1_000), ("cc", 2_000), ("aa", 3_000)] {
+        db.execute(
+            "UPDATE chunks SET events = (SELECT json_group_array(json_set(j.value, '$[1]', ?2))
+                                         FROM json_each(chunks.events) AS j)
+             WHERE (id >> 40) = (SELECT no FROM rooms WHERE name = ?1)",
+            rusqlite::params![room, ts],
+        )
+        .expect("update");
+    }
+    drop(db);
+
+    let server = durable(dir.path(), &["--max-rooms", "2"]);
+    let mut bob = server.connect();
+    let again = join_v2(&mut bob, "bob", &["aa", "cc"], None);
+    for room in ["aa", "cc"] {
+        assert_eq!(
+            again.entered[room]["epoch"], first.entered[room]["epoch"],
+            "#{room} was loaded"
+        );
+        assert!(
+            u64_of(&again.entered[room], "seq") >= 2,
+            "{}",
+            again.entered[room]
+        );
+    }
+    // The cap is reached: bb takes the place of the least recently active
+    // room nobody is in, cc, and begins anew.
+    bob.send_frame(&json!({"type": "part", "room": "cc"}));
+    bob.expect_kind("presence");
+    bob.send_frame(&json!({"type": "enter", "room": "bb"}));
+    let bb = bob.expect_kind("entered");
+    assert_ne!(bb["epoch"], first.entered["bb"]["epoch"], "{bb}");
+    assert_eq!(u64_of(&bb, "seq"), 0, "{bb}");
+}
