@@ -1,0 +1,223 @@
+//! Commands typed in the page: answered in view, and the terminal client's set.
+
+use serde_json::json;
+
+use crate::common::{Client, Server};
+use crate::say_in;
+use crate::webdriver::{wait_for, Harness, Line, Page};
+
+// ---------------------------------------------------------------------
+// b3. Commands: answered in view, and the terminal client's set.
+// ---------------------------------------------------------------------
+
+/// Where the log is: how far above its bottom, whether "↓ New messages"
+/// shows, and the text of its last line.
+const LOG_PLACE_JS: &str = "const m = document.getElementById('messages');
+  const last = document.querySelector(
+    '#messages .room-log[data-room=\"lobby\"] .events > li:last-child');
+  return { below: m.scrollHeight - m.scrollTop - m.clientHeight,
+    jump: !document.getElementById('jump').hidden,
+    last: last ? (last.querySelector('.text') ?? last).textContent : null,
+    lastInView: !!last && last.getBoundingClientRect().bottom
+      <= m.getBoundingClientRect().bottom + 1 };";
+
+#[test]
+fn a_command_typed_while_scrolled_up_is_answered_in_view() {
+    let Some(h) = Harness::start("a_command_typed_while_scrolled_up") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(commands_in_view(&h, &server));
+}
+
+async fn commands_in_view(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 400)).await;
+    let mut bob = server.join("bob");
+    for i in 1..=40 {
+        say_in(&mut bob, "lobby", &[], &format!("filler {i} from bob"));
+    }
+    page.wait_texts("lobby", &["filler 40 from bob"]).await;
+
+    for (cmd, answer) in [
+        ("/who", "2 online in #lobby"),
+        ("/rooms", "rooms: #lobby (2)"),
+        ("/help", "Enter sends, Shift+Enter starts a new line"),
+    ] {
+        // The reader scrolls up half way; "↓ New messages" shows.
+        let place = wait_for("the log scrolled up", async || {
+            let v = page
+                .js(
+                    &format!(
+                        "{{ const s = document.getElementById('messages');
+                           if (s.scrollHeight - s.scrollTop - s.clientHeight < 100)
+                             s.scrollTop = (s.scrollHeight - s.clientHeight) / 2; }}
+                         {LOG_PLACE_JS}"
+                    ),
+                    vec![],
+                )
+                .await;
+            if v["jump"] == true && v["below"].as_f64() > Some(100.0) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        if cmd == "/who" {
+            page.shot("command-scrolled-up-before").await;
+        }
+        page.type_line(cmd).await;
+        let v = wait_for(&format!("the answer to {cmd}"), async || {
+            let v = page.js(LOG_PLACE_JS, vec![]).await;
+            match v["last"].as_str() {
+                Some(t) if t.starts_with(answer) => Ok(v),
+                _ => Err(v.to_string()),
+            }
+        })
+        .await;
+        if cmd == "/who" {
+            page.shot("command-answered").await;
+        }
+        assert!(
+            v["below"].as_f64().is_some_and(|b| b < 2.0)
+                && v["jump"] == false
+                && v["lastInView"] == true,
+            "{cmd}: its answer is not in view (was {place}): {v}"
+        );
+    }
+    page.close().await;
+}
+
+#[test]
+fn msg_query_clear_and_help_work_as_in_the_terminal_client() {
+    let Some(h) = Harness::start("msg_query_clear_and_help") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(msg_query_clear(&h, &server));
+}
+
+async fn msg_query_clear(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    let mut carol = server.join("carol");
+    page.wait_lines("carol online", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("carol"))
+    })
+    .await;
+    // What bob receives of alice's `text`: its recipients.
+    let to_bob = |bob: &mut Client, text: &str| {
+        let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == text);
+        f["to"].clone()
+    };
+
+    // /help lists every command the page takes.
+    page.type_line("/help").await;
+    let help = page
+        .wait_lines("the help", "lobby", |ls| {
+            ls.iter().any(|l| l.text.starts_with("Enter sends"))
+        })
+        .await;
+    let help: Vec<&str> = help
+        .iter()
+        .filter(|l| l.has_class("help"))
+        .map(|l| l.text.as_str())
+        .collect();
+    for cmd in [
+        "/me ",
+        "/msg ",
+        "/query ",
+        "/join ",
+        "/part ",
+        "/rooms ",
+        "/who ",
+        "/history ",
+        "/clear ",
+        "/help ",
+        "/quit ",
+        "//text ",
+    ] {
+        assert!(
+            help.iter().any(|l| l.starts_with(cmd)),
+            "/help does not list {cmd}: {help:#?}"
+        );
+    }
+
+    // /msg NICK TEXT is @NICK TEXT.
+    page.type_line("/msg bob hi   there").await;
+    assert_eq!(to_bob(&mut bob, "hi   there"), json!(["bob"]));
+    let shown = page.wait_texts("lobby", &["hi   there"]).await;
+    let m = shown
+        .iter()
+        .find(|l| l.text == "hi   there")
+        .expect("shown");
+    assert_eq!(m.to.as_deref(), Some("bob"), "{m:?}");
+
+    // /query NICK: every line after it goes to NICK, until /query alone.
+    page.type_line("/query @bob").await;
+    let what = page
+        .js(
+            "const q = document.getElementById('query-to');
+             return q.hidden ? null : q.textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(what, json!("→ bob only"));
+    page.wait_lines("the query notice", "lobby", |ls| {
+        ls.last().is_some_and(|l| {
+            l.text == "lines now go to bob only; /query alone sends to everyone again"
+        })
+    })
+    .await;
+    page.type_line("just for bob").await;
+    assert_eq!(to_bob(&mut bob, "just for bob"), json!(["bob"]));
+    page.type_line("/me waves at bob").await;
+    assert_eq!(to_bob(&mut bob, "/me waves at bob"), json!(["bob"]));
+    // Naming someone still wins.
+    page.type_line("@carol and you").await;
+    let (_, f) = carol.recv_until(50, |f| f["type"] == "msg" && f["text"] == "and you");
+    assert_eq!(f["to"], json!(["carol"]));
+    page.shot("query-bob").await;
+    page.type_line("/query").await;
+    page.wait_lines("the end of the query", "lobby", |ls| {
+        ls.last()
+            .is_some_and(|l| l.text == "lines go to everyone in the room again")
+    })
+    .await;
+    let hidden = page
+        .js("return document.getElementById('query-to').hidden;", vec![])
+        .await;
+    assert_eq!(hidden, json!(true));
+    page.type_line("to everyone").await;
+    assert_eq!(to_bob(&mut bob, "to everyone"), json!([]));
+    page.wait_texts("lobby", &["to everyone"]).await;
+
+    // /clear empties the view; what comes after shows, and only that.
+    page.type_line("/clear").await;
+    page.wait_lines("an empty log", "lobby", |ls| ls.is_empty())
+        .await;
+    say_in(&mut bob, "lobby", &[], "after the clear");
+    let after = page.wait_texts("lobby", &["after the clear"]).await;
+    assert_eq!(
+        shown_texts(&after),
+        ["after the clear"],
+        "more than the new message after /clear"
+    );
+    // Unknown commands are still refused.
+    page.type_line("/frob").await;
+    let err = page
+        .js(
+            "return document.querySelector('#errors .error .text')?.textContent ?? null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        err,
+        json!("unknown command /frob; /help lists the commands, and //frob sends the line as text")
+    );
+    page.close().await;
+}
+
+fn shown_texts(lines: &[Line]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.as_str()).collect()
+}

@@ -1,0 +1,234 @@
+//! History loads on scroll, and a busy room keeps its newest lines.
+
+use serde_json::json;
+
+use crate::common::Server;
+use crate::webdriver::{wait_for, Harness, Page};
+
+// ---------------------------------------------------------------------
+// c. History loads on scroll.
+// ---------------------------------------------------------------------
+
+const OLD: usize = 120;
+
+fn old_text(i: usize) -> String {
+    format!("old message {i:03} of {OLD}")
+}
+
+#[test]
+fn scrolling_to_the_top_loads_history_down_to_the_first_message() {
+    let Some(h) = Harness::start("scrolling_to_the_top_loads_history") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    let mut dave = server.join("dave");
+    for i in 1..=OLD {
+        dave.send_frame(&json!({"type": "msg", "text": old_text(i)}));
+    }
+    let last = old_text(OLD);
+    dave.recv_until(OLD + 10, |f| {
+        f["type"] == "msg" && f["text"] == last.as_str()
+    });
+    h.block_on(history_on_scroll(&h, &server));
+}
+
+async fn history_on_scroll(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let first = old_text(1);
+    let last = old_text(OLD);
+    let before = page.wait_texts("lobby", &[last.as_str()]).await;
+    let shown_before = before.iter().filter(|l| l.is_msg()).count();
+    assert!(
+        shown_before < OLD && !before.iter().any(|l| l.text == first),
+        "everything was shown before scrolling ({shown_before} messages); nothing to test"
+    );
+
+    // The reader scrolls to the top, again each time a page arrives
+    // (a page keeps the reader's place, so the top moves away).
+    let what = format!("{first:?} after scrolling to the top");
+    wait_for(&what, async || {
+        let v = page
+            .js(
+                "const m = document.getElementById('messages');
+                 m.scrollTop = 0;
+                 return { shown: document.querySelectorAll(
+                   '#messages .room-log[data-room=\"lobby\"] .events > li.msg').length,
+                   first: Array.from(document.querySelectorAll(
+                   '#messages .room-log[data-room=\"lobby\"] .events > li.msg .text'),
+                   (e) => e.textContent).includes(arguments[0]) };",
+                vec![json!(first)],
+            )
+            .await;
+        if v["first"] == true {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    let msgs = page.msgs("lobby").await;
+    let texts: Vec<String> = msgs.iter().map(|m| m.text.clone()).collect();
+    let want: Vec<String> = (1..=OLD).map(old_text).collect();
+    assert_eq!(texts, want, "not every old message once, in order");
+    let seqs: Vec<u64> = msgs.iter().map(|m| m.seq.expect("seq")).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // The log says it reached the start.
+    let start = page
+        .js(
+            "const s = document.querySelector('.room-log[data-room=\"lobby\"] .log-start');
+             return s && !s.hidden && s.textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(start, json!("This is the start of #lobby's history."));
+    page.close().await;
+}
+
+/// Erin's page, in a lobby where dave's first words are followed by far
+/// more messages to frank than one page of history looks at: one "Load
+/// older messages" goes on through the pages that show nothing until it
+/// reaches dave's words and the start.
+#[test]
+fn older_pages_go_on_past_a_stretch_of_messages_to_others() {
+    let Some(h) = Harness::start("older_pages_go_on_past_messages_to_others") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0", "--history-scan", "20"]);
+    let mut dave = server.join("dave");
+    for i in 1..=3 {
+        dave.send_frame(&json!({"type": "msg", "text": old_text(i)}));
+    }
+    let _frank = server.join("frank");
+    for i in 0..60 {
+        dave.send_frame(&json!({"type": "msg", "to": ["frank"], "text": format!("to frank {i}")}));
+    }
+    dave.recv_until(80, |f| f["type"] == "msg" && f["text"] == "to frank 59");
+    h.block_on(past_messages_to_others(&h, &server));
+}
+
+async fn past_messages_to_others(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let want: Vec<String> = (1..=3).map(old_text).collect();
+    let mut clicks = 0;
+    wait_for("dave's first words after loading older pages", async || {
+        let v = page
+            .js(
+                "const log = document.querySelector('.room-log[data-room=\"lobby\"]');
+                 const b = log && log.querySelector('button.load-older');
+                 const clickable = b && !b.hidden && !b.disabled;
+                 if (clickable) b.click();
+                 return { clicked: !!clickable, start: !!log && !log.querySelector('.log-start').hidden,
+                   texts: Array.from(log ? log.querySelectorAll('.events > li.msg .text') : [],
+                   (e) => e.textContent) };",
+                vec![],
+            )
+            .await;
+        clicks += usize::from(v["clicked"] == true);
+        if v["start"] == true {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let texts: Vec<String> = page
+        .msgs("lobby")
+        .await
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert_eq!(
+        texts, want,
+        "dave's words once, in order, and nothing to frank"
+    );
+    // 60 messages to frank, 20 a page: the empty pages in between are
+    // asked for without more clicks (a scroll may have asked first).
+    assert!(clicks <= 1, "{clicks} clicks");
+    page.close().await;
+}
+
+/// What messages.js keeps of a room's log while its reader follows the
+/// newest lines (its `MAX_SHOWN` and `TRIM_BY`).
+const MAX_SHOWN: usize = 2000;
+const TRIM_BY: usize = 200;
+
+fn busy_text(i: usize) -> String {
+    format!("busy {i:04}")
+}
+
+/// Erin follows a room that gets far more messages than a page keeps:
+/// the oldest lines go, the newest stay in order, and "Load older
+/// messages" brings back the ones that went, right above the oldest kept.
+#[test]
+fn a_busy_room_keeps_its_newest_lines_and_pages_back_the_rest() {
+    let Some(h) = Harness::start("a_busy_room_keeps_its_newest_lines") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(busy_room(&h, &server));
+}
+
+async fn busy_room(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let n = MAX_SHOWN + 300;
+    let mut dave = server.join("dave");
+    for i in 1..=n {
+        dave.send_frame(&json!({"type": "msg", "text": busy_text(i)}));
+    }
+    const PROBE: &str = "const log = document.querySelector('.room-log[data-room=\"lobby\"]');
+         const b = log.querySelector('button.load-older');
+         return { seqs: log.querySelectorAll('.events > li[data-seq]').length,
+           older: !!b && !b.hidden,
+           texts: Array.from(log.querySelectorAll('.events > li.msg .text'), (e) => e.textContent) };";
+    let last = busy_text(n);
+    let v = wait_for("the last of the busy messages", async || {
+        let v = page.js(PROBE, vec![]).await;
+        let texts = v["texts"].as_array().map(Vec::len).unwrap_or(0);
+        if v["texts"][texts.saturating_sub(1)] == last.as_str() {
+            Ok(v)
+        } else {
+            Err(format!("{} lines", v["seqs"]))
+        }
+    })
+    .await;
+    let seqs = v["seqs"].as_u64().expect("count") as usize;
+    assert!(
+        (MAX_SHOWN - TRIM_BY..=MAX_SHOWN).contains(&seqs),
+        "{seqs} lines kept of {n} messages"
+    );
+    assert_eq!(v["older"], true, "no way to load the lines that went");
+    let texts: Vec<String> = serde_json::from_value(v["texts"].clone()).expect("texts");
+    let first = n + 1 - texts.len();
+    let want: Vec<String> = (first..=n).map(busy_text).collect();
+    assert_eq!(texts, want, "the newest messages, once each, in order");
+    page.shot("busy-room-following").await;
+
+    // One page back: the messages just above the oldest kept, no hole.
+    page.js(
+        "document.querySelector('.room-log[data-room=\"lobby\"] button.load-older').click();",
+        vec![],
+    )
+    .await;
+    let before = busy_text(first - 1);
+    let v = wait_for("the message above the oldest kept", async || {
+        let v = page.js(PROBE, vec![]).await;
+        if v["texts"][0] != v["texts"][1]
+            && v["texts"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == before.as_str()))
+        {
+            Ok(v)
+        } else {
+            Err(format!("{} lines, first {}", v["seqs"], v["texts"][0]))
+        }
+    })
+    .await;
+    let texts: Vec<String> = serde_json::from_value(v["texts"].clone()).expect("texts");
+    let from = n + 1 - texts.len();
+    assert!(from < first, "nothing older came back");
+    let want: Vec<String> = (from..=n).map(busy_text).collect();
+    assert_eq!(texts, want, "older lines back right above the kept ones");
+    page.shot("busy-room-older").await;
+    page.close().await;
+}

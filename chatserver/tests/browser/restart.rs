@@ -1,0 +1,216 @@
+//! A server restart: the page reconnects and resumes, and waits for a nickname still held.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::common::{self, run_to_exit, Server, WAIT};
+use crate::webdriver::{free_port, wait_for, Harness, Line, Page};
+use crate::{say_in, shown};
+
+// ---------------------------------------------------------------------
+// d. A server restart.
+// ---------------------------------------------------------------------
+
+#[test]
+fn the_page_reconnects_after_a_server_restart_and_resumes() {
+    let Some(h) = Harness::start("the_page_reconnects_after_a_restart") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    // A fixed port, so the page finds the restarted server where it was.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir];
+    h.block_on(restart(&h, &flags));
+}
+
+async fn restart(h: &Harness, flags: &[&str]) {
+    let mut server = Server::start(flags);
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let mut bob = server.join("bob");
+    say_in(&mut bob, "lobby", &[], "before the restart, from bob");
+    page.type_line("before the restart, from alice").await;
+    let before = page
+        .wait_texts(
+            "lobby",
+            &[
+                "before the restart, from bob",
+                "before the restart, from alice",
+            ],
+        )
+        .await;
+
+    server.sigterm();
+    let status = server.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "chatserver did not stop cleanly: {status}"
+    );
+    drop(server);
+    page.wait_state("reconnecting").await;
+    let text = page
+        .js(
+            "return document.getElementById('status').textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(text, json!("reconnecting…"));
+    // The list of people is who was online: nobody is, while away.
+    let heading = "return document.getElementById('people-heading').textContent;";
+    assert_eq!(page.js(heading, vec![]).await, json!("Was online 2"));
+    page.shot("reconnecting").await;
+
+    // Typed while the server is away: kept, and sent once back.
+    page.type_line("typed while the server was down").await;
+    let what = "alice: the offline message pending";
+    wait_for(what, async || match page.pending().await {
+        1 => Ok(()),
+        n => Err(format!("{n} pending")),
+    })
+    .await;
+
+    let server = Server::start(flags);
+    page.wait_state("connected").await;
+    let mut carol = server.join("carol");
+    say_in(&mut carol, "lobby", &[], "after the restart, from carol");
+    let after = page
+        .wait_texts(
+            "lobby",
+            &[
+                "typed while the server was down",
+                "after the restart, from carol",
+            ],
+        )
+        .await;
+    assert_eq!(page.pending().await, 0, "a message left unsent");
+    let heading = page.js(heading, vec![]).await;
+    assert!(
+        heading.as_str().is_some_and(|h| h.starts_with("Online ")),
+        "{heading}"
+    );
+
+    // Everything from before is still shown, once, where it was; no seq twice.
+    let lines = shown(&after);
+    let seqs: Vec<u64> = after.iter().filter_map(|l| l.seq).collect();
+    let unique: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(unique.len(), seqs.len(), "a seq shown twice: {lines:#?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "not in seq order: {lines:#?}"
+    );
+    for l in before.iter().filter(|l| l.seq.is_some()) {
+        let same: Vec<&Line> = after.iter().filter(|a| a.seq == l.seq).collect();
+        assert!(
+            same.len() == 1 && same[0].text == l.text,
+            "{:?} (seq {:?}) not shown once as before: {lines:#?}",
+            l.text,
+            l.seq
+        );
+    }
+    for text in [
+        "before the restart, from bob",
+        "before the restart, from alice",
+        "typed while the server was down",
+        "after the restart, from carol",
+    ] {
+        let n = after
+            .iter()
+            .filter(|l| l.is_msg() && l.text == text)
+            .count();
+        assert_eq!(n, 1, "{text:?} shown {n} times: {lines:#?}");
+    }
+    // The page resumed its session and says so.
+    assert!(
+        after.iter().any(|l| l.has_class("reconnected")),
+        "no 'reconnected' line: {lines:#?}"
+    );
+    // The server stored the offline message once.
+    let dir = flags[3];
+    let run = run_to_exit(&["export", "--data-dir", dir, "--room", "lobby"], WAIT);
+    assert!(run.status.success(), "export: {run:?}");
+    let stored = run
+        .stdout
+        .matches("typed while the server was down")
+        .count();
+    assert_eq!(stored, 1, "stored {stored} times: {}", run.stdout);
+    page.close().await;
+}
+
+/// Back after a loss, the page finds its nickname still held (here by a
+/// client that took it while the server was away; in a cluster, by its
+/// own lost connection on a node that died, until the others free it): it
+/// says so and tries again instead of giving up, and resumes once the
+/// name is free.
+#[test]
+fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
+    let Some(h) = Harness::start("a_page_that_finds_its_nickname_held") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir];
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        page.type_line("before").await;
+        page.wait_texts("lobby", &["before"]).await;
+        server.sigterm();
+        let mut server = server;
+        assert!(server.wait_exit(WAIT).success());
+        drop(server);
+        // Wait until the page's tries are a second or more apart, so that
+        // the restarted server's first client comes before its next one;
+        // then the test asks for each try with the page's Retry button.
+        wait_for("alice: a third try to reconnect", async || {
+            let detail = page
+                .js(
+                    "return document.getElementById('status-detail').textContent;",
+                    vec![],
+                )
+                .await;
+            let detail = detail.as_str().unwrap_or_default().to_owned();
+            let attempt = detail
+                .rsplit_once("(attempt ")
+                .and_then(|(_, n)| n.trim_end_matches(')').parse::<u32>().ok());
+            match attempt {
+                Some(n) if n >= 3 => Ok(()),
+                _ => Err(detail),
+            }
+        })
+        .await;
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        let holder = server.join("alice");
+        let retry = "document.getElementById('retry').click(); return null;";
+        page.js(retry, vec![]).await;
+        let lines = page
+            .wait_lines("the nickname said to be held", "lobby", |lines| {
+                lines
+                    .iter()
+                    .any(|l| l.text.starts_with("the nickname is still held"))
+            })
+            .await;
+        assert!(
+            !lines.iter().any(|l| l.text.contains("could not rejoin")),
+            "{lines:#?}"
+        );
+        drop(holder);
+        // The server has let the name go (bob sees it leave).
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.wait_state("reconnecting").await;
+        page.js(retry, vec![]).await;
+        page.wait_state("connected").await;
+        let lines = page
+            .wait_lines("resumed", "lobby", |lines| {
+                lines.iter().any(|l| l.has_class("reconnected"))
+            })
+            .await;
+        assert!(
+            !lines.iter().any(|l| l.text.contains("new session")),
+            "{lines:#?}"
+        );
+        page.close().await;
+    });
+}

@@ -1,0 +1,435 @@
+//! A page's session: kept over a reload, taken over elsewhere, and in a copied tab.
+
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use serde_json::{json, Value};
+
+use crate::common::{self, Client, Next, Server};
+use crate::webdriver::{wait_for, Harness, Page};
+use crate::{say_in, shown};
+
+#[test]
+fn a_reloaded_page_resumes_its_session() {
+    let Some(h) = Harness::start("a_reloaded_page_resumes_its_session") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(reload(&h, &server));
+}
+
+/// A page joins as alice, and bob tells her `text`, for her only; the
+/// page shows it.
+async fn alice_told_by_bob(h: &Harness, server: &Server, text: &str) -> (Page, Client) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    say_in(&mut bob, "lobby", &["alice"], text);
+    page.wait_texts("lobby", &[text]).await;
+    (page, bob)
+}
+
+async fn reload(h: &Harness, server: &Server) {
+    let (page, _bob) = alice_told_by_bob(h, server, "only for alice, before the reload").await;
+    let token = || page_token(&page);
+    let before = token().await;
+    assert!(before.is_string(), "no session kept for a reload: {before}");
+    // A second room, the one being read at the reload.
+    page.type_line("/join rust").await;
+    let rooms_and_current = || async {
+        page.js(
+            "return [[...document.querySelectorAll('#rooms li')].map(li => li.dataset.room), \
+             document.getElementById('current-room').textContent];",
+            vec![],
+        )
+        .await
+    };
+    wait_for("alice: in #rust", async || {
+        let v = rooms_and_current().await;
+        if v == json!([["lobby", "rust"], "#rust"]) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    page.c.refresh().await.expect("reload the page");
+    // No join form: the page joins again by itself, as the same session.
+    page.wait_state("connected").await;
+    page.wait_lines("alice back in the lobby", "lobby", |lines| {
+        lines
+            .iter()
+            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+    })
+    .await;
+    assert_eq!(token().await, before, "the reload began a new session");
+    // Its rooms in their order, and the one it was reading.
+    assert_eq!(
+        rooms_and_current().await,
+        json!([["lobby", "rust"], "#rust"])
+    );
+    // Its private message is still its own to see.
+    page.wait_texts("lobby", &["only for alice, before the reload"])
+        .await;
+    // Leaving forgets it: the next load asks for a nickname.
+    page.c
+        .find(fantoccini::Locator::Id("leave"))
+        .await
+        .expect("#leave")
+        .click()
+        .await
+        .expect("click #leave");
+    let kept = page
+        .js("return sessionStorage.getItem('chat.resume');", vec![])
+        .await;
+    assert!(kept.is_null(), "still kept after leaving: {kept}");
+    page.close().await;
+}
+
+// ---------------------------------------------------------------------
+// e. One session, two copies.
+// ---------------------------------------------------------------------
+
+/// The notice that another tab or connection continues the session, its
+/// button, and the input meanwhile.
+const ELSEWHERE_JS: &str = r#"
+const notice = document.getElementById('elsewhere');
+const input = document.getElementById('input');
+const button = document.getElementById('continue-here').getBoundingClientRect();
+return {
+  notice: !notice.hidden && notice.getClientRects().length > 0,
+  text: notice.textContent.replace(/\s+/g, ' ').trim(),
+  button_in_view: button.width > 0 && button.left >= 0 && button.right <= innerWidth
+    && button.top >= 0 && button.bottom <= innerHeight,
+  width: innerWidth,
+  // On a phone the lists are drawers: closed, out of the way.
+  drawers_away: innerWidth > 760 || [...document.querySelectorAll('.drawer')].every((d) => {
+    const r = d.getBoundingClientRect();
+    return r.right <= 0 || r.left >= innerWidth;
+  }),
+  state: document.getElementById('status').dataset.state,
+  input_disabled: input.disabled,
+  send_disabled: document.getElementById('send').disabled,
+  draft: input.value,
+};
+"#;
+
+/// A raw client resumes the page's session with the page's token (as a
+/// duplicated tab would): the page says the conversation went on
+/// elsewhere and does not take it back by itself; its button does, and
+/// the raw client is then told so and closed.
+#[test]
+fn a_session_resumed_elsewhere_comes_back_only_by_the_button() {
+    let Some(h) = Harness::start("a_session_resumed_elsewhere") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(resumed_elsewhere(&h, &server));
+}
+
+/// The session token the page keeps for a reload.
+async fn page_token(page: &Page) -> Value {
+    let js = "return JSON.parse(sessionStorage.getItem('chat.resume')).token;";
+    page.js(js, vec![]).await
+}
+
+/// A raw client resumes the page's session with its token and so takes
+/// it over (the page is told `resumed_elsewhere`); bob sees alice go.
+async fn take_over(page: &Page, server: &Server, bob: &mut Client) -> Client {
+    let token = page_token(page).await;
+    let token = token.as_str().expect("the page's session token").to_owned();
+    let mut other = server.connect();
+    other.send_frame(&json!({"type": "join", "nick": "alice", "rooms": [], "resume": token}));
+    let welcome = other.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
+    bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+    other
+}
+
+async fn resumed_elsewhere(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    // A line half written when the session goes.
+    page.c
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("#input")
+        .send_keys("half a line")
+        .await
+        .expect("type a draft");
+    let mut other = take_over(&page, server, &mut bob).await;
+
+    let seen = wait_for("alice: the notice", async || {
+        let v = page.js(ELSEWHERE_JS, vec![]).await;
+        if v["notice"] == json!(true) && v["state"] == json!("elsewhere") {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let text = seen["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("This conversation continued in another tab or window"),
+        "{seen}"
+    );
+    assert_eq!(seen["button_in_view"], json!(true), "{seen}");
+    assert_eq!(seen["input_disabled"], json!(true), "{seen}");
+    assert_eq!(seen["send_disabled"], json!(true), "{seen}");
+    assert_eq!(
+        seen["draft"],
+        json!("half a line"),
+        "the draft went: {seen}"
+    );
+    // The focus was in the input: the notice has it, not its button,
+    // which an Enter on its way would press.
+    assert_eq!(page.focused().await, "#elsewhere");
+    page.shot("elsewhere-wide").await;
+
+    // A phone's width: the button is still in view.
+    let frame = page
+        .js(
+            "return [outerWidth - innerWidth, outerHeight - innerHeight];",
+            vec![],
+        )
+        .await;
+    let dw = frame[0].as_u64().expect("a width") as u32;
+    let dh = frame[1].as_u64().expect("a height") as u32;
+    page.c
+        .set_window_size(390 + dw, 760 + dh)
+        .await
+        .expect("a phone's width");
+    let narrow = wait_for("alice: the notice on a phone's width", async || {
+        let v = page.js(ELSEWHERE_JS, vec![]).await;
+        if v["width"] == json!(390) && v["drawers_away"] == json!(true) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(narrow["notice"], json!(true), "{narrow}");
+    assert_eq!(narrow["button_in_view"], json!(true), "{narrow}");
+    page.shot("elsewhere-narrow").await;
+
+    // The page does not come back by itself: its first reconnect would
+    // come within 0.5 s (connection.js, BACKOFF_MIN_MS) and close the
+    // other connection; in four times that, nothing reaches it.
+    match other.next_within(Duration::from_secs(2)) {
+        Next::TimedOut => {}
+        got => panic!("the page took the session back by itself: {got:?}"),
+    }
+    say_in(&mut bob, "lobby", &[], "said while alice was elsewhere");
+
+    page.c
+        .find(fantoccini::Locator::Id("continue-here"))
+        .await
+        .expect("#continue-here")
+        .click()
+        .await
+        .expect("click #continue-here");
+    page.wait_state("connected").await;
+    other.expect_error("resumed_elsewhere");
+    other.expect_closed();
+    let lines = page
+        .wait_lines("back, with what was said meanwhile", "lobby", |ls| {
+            ls.iter().any(|l| l.has_class("reconnected"))
+                && ls
+                    .iter()
+                    .any(|l| l.is_msg() && l.text == "said while alice was elsewhere")
+        })
+        .await;
+    let shown = shown(&lines);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.text == "reconnected; 1 missed message"),
+        "{shown:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.has_class("notice")
+            && l.text
+                .starts_with("this conversation continued in another tab")),
+        "{shown:#?}"
+    );
+    let back = page.js(ELSEWHERE_JS, vec![]).await;
+    assert_eq!(back["notice"], json!(false), "{back}");
+    assert_eq!(back["input_disabled"], json!(false), "{back}");
+    assert_eq!(back["draft"], json!("half a line"), "{back}");
+    assert_eq!(page.focused().await, "#input");
+    // The draft goes out from here.
+    page.press(&[Key::Enter]).await;
+    bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "half a line");
+    page.close().await;
+}
+
+/// A window the page opens gets a copy of its sessionStorage, the token
+/// included, as a duplicated tab does: it asks the first whether the
+/// token is in use, and starts afresh instead of taking the session.
+#[test]
+fn a_copy_of_a_tab_starts_afresh_instead_of_taking_the_session() {
+    let Some(h) = Harness::start("a_copy_of_a_tab_starts_afresh") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(copied_tab(&h, &server));
+}
+
+/// The page opens a copy of itself in a new window (which gets a copy of
+/// its sessionStorage, as a duplicated tab does) and the driver switches
+/// to it; returns the first window, to switch back.
+async fn open_copy(page: &Page) -> fantoccini::wd::WindowHandle {
+    let first = page.c.window().await.expect("the first window");
+    page.js("window.open(location.href, '_blank'); return null;", vec![])
+        .await;
+    let copy = wait_for("a second window", async || {
+        let all = page.c.windows().await.map_err(|e| e.to_string())?;
+        let n = all.len();
+        all.into_iter()
+            .find(|w| *w != first)
+            .ok_or_else(|| format!("{n} windows"))
+    })
+    .await;
+    page.c
+        .switch_to_window(copy)
+        .await
+        .expect("switch to the copy");
+    first
+}
+
+async fn copied_tab(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let first = open_copy(&page).await;
+    let seen = wait_for("the copy: why it asks for a nickname", async || {
+        let v = page
+            .js(
+                "const e = document.getElementById('join-error');
+                 return { shown: !e.hidden, code: e.dataset.code, text: e.textContent,
+                          chat: !document.getElementById('chat').hidden,
+                          kept: sessionStorage.getItem('chat.resume') };",
+                vec![],
+            )
+            .await;
+        if v["shown"] == json!(true) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(seen["code"], json!("in_another_tab"), "{seen}");
+    let text = seen["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("alice is open in another tab or window"),
+        "{seen}"
+    );
+    assert_eq!(seen["chat"], json!(false), "{seen}");
+    assert!(seen["kept"].is_null(), "the copy kept the token: {seen}");
+    page.shot("copied-tab").await;
+
+    // The first window still has the session.
+    page.c
+        .switch_to_window(first)
+        .await
+        .expect("switch to the first window");
+    assert_eq!(page.state().await, "connected");
+    let v = page.js(ELSEWHERE_JS, vec![]).await;
+    assert_eq!(v["notice"], json!(false), "{v}");
+    let mut bob = server.join("bob");
+    page.type_line("still here").await;
+    bob.recv_until(100, |f| {
+        f["type"] == "msg" && f["from"] == "alice" && f["text"] == "still here"
+    });
+    page.close().await;
+}
+
+/// What a copied tab shows: the join form and why, or the chat.
+const COPY_JS: &str = r#"
+const e = document.getElementById('join-error');
+return {
+  join_error: !e.hidden,
+  code: e.dataset.code,
+  text: e.textContent,
+  chat: !document.getElementById('chat').hidden,
+  elsewhere: !document.getElementById('elsewhere').hidden,
+  state: document.getElementById('status').dataset.state,
+  token: JSON.parse(sessionStorage.getItem('chat.resume') || 'null')?.token ?? null,
+};
+"#;
+
+/// A tab whose session went on elsewhere (here: a raw client resumed it)
+/// no longer holds it: a copy of that tab is not turned away with
+/// in_another_tab but resumes the session, which closes the raw client.
+#[test]
+fn a_copy_of_a_tab_whose_session_went_elsewhere_resumes_it() {
+    let Some(h) = Harness::start("a_copy_of_a_tab_whose_session_went_elsewhere") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(copy_after_elsewhere(&h, &server));
+}
+
+async fn copy_after_elsewhere(h: &Harness, server: &Server) {
+    let (page, mut bob) = alice_told_by_bob(h, server, "only for alice, before the copy").await;
+    let token = page_token(&page).await;
+    let mut other = take_over(&page, server, &mut bob).await;
+    wait_for("alice: the notice", async || {
+        let v = page.js(ELSEWHERE_JS, vec![]).await;
+        if v["notice"] == json!(true) && v["state"] == json!("elsewhere") {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    // The first window shows the notice while its copy asks whether the
+    // token is held: nobody says so, and the copy resumes the session.
+    let first = open_copy(&page).await;
+    let seen = wait_for("the copy: joined, or why not", async || {
+        let v = page.js(COPY_JS, vec![]).await;
+        if v["join_error"] == json!(true) || v["state"] == json!("connected") {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(
+        seen["join_error"],
+        json!(false),
+        "the copy was turned away by a tab that no longer has the session: {seen}"
+    );
+    assert_eq!(seen["state"], json!("connected"), "{seen}");
+    assert_eq!(seen["chat"], json!(true), "{seen}");
+    assert_eq!(seen["elsewhere"], json!(false), "{seen}");
+    assert_eq!(seen["token"], token, "not the same session: {seen}");
+    other.expect_error("resumed_elsewhere");
+    other.expect_closed();
+    bob.recv_until(100, |f| common::is_presence(f, "alice", "online"));
+    // The conversation as the session had it, its private message included.
+    page.wait_lines("the copy: the conversation", "lobby", |ls| {
+        ls.iter()
+            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+            && ls
+                .iter()
+                .any(|l| l.is_msg() && l.text == "only for alice, before the copy")
+    })
+    .await;
+    page.shot("copy-after-elsewhere").await;
+    page.type_line("from the copy").await;
+    bob.recv_until(100, |f| {
+        f["type"] == "msg" && f["from"] == "alice" && f["text"] == "from the copy"
+    });
+
+    // The first window still shows the notice: it did not take the
+    // session back.
+    page.c
+        .switch_to_window(first)
+        .await
+        .expect("switch to the first window");
+    let v = page.js(ELSEWHERE_JS, vec![]).await;
+    assert_eq!(v["notice"], json!(true), "{v}");
+    assert_eq!(v["state"], json!("elsewhere"), "{v}");
+    page.close().await;
+}

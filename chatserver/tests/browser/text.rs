@@ -1,0 +1,162 @@
+//! Markup, bidi overrides, joiners and tabs arrive as visible text.
+
+use serde_json::json;
+
+use crate::common::Server;
+use crate::say_in;
+use crate::webdriver::{Harness, Page};
+
+// ---------------------------------------------------------------------
+// b. Markup and bidi controls are text.
+// ---------------------------------------------------------------------
+
+const IMG: &str = "<img src=x onerror=alert(1)>";
+const TYPED_MARKUP: &str = "<b>bold?</b><img src=y onerror=alert(2)><script>alert(3)</script>";
+/// "evil" spelled backwards by a right-to-left override, then "txt".
+const BIDI: &str = "file\u{202e}live.txt";
+
+#[test]
+fn markup_and_bidi_overrides_arrive_as_visible_text() {
+    let Some(h) = Harness::start("markup_and_bidi_overrides") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(markup_and_bidi(&h, &server));
+}
+
+async fn markup_and_bidi(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let mut mallory = server.join("mallory");
+    say_in(&mut mallory, "lobby", &[], IMG);
+    say_in(&mut mallory, "lobby", &["alice"], BIDI);
+    page.type_line(TYPED_MARKUP).await;
+    let lines = page.wait_texts("lobby", &[IMG, TYPED_MARKUP]).await;
+
+    let img = lines
+        .iter()
+        .find(|l| l.text == IMG)
+        .expect("the img message");
+    assert_eq!(img.from.as_deref(), Some("mallory"));
+    assert!(img.text.contains("<img"), "{img:?}");
+    let typed = lines
+        .iter()
+        .find(|l| l.text == TYPED_MARKUP)
+        .expect("the typed one");
+    assert_eq!(typed.from.as_deref(), Some("alice"));
+
+    // The override is shown as a visible escape, not applied.
+    let escaped = "file\\u{202e}live.txt";
+    let bidi = page
+        .wait_lines("the bidi message", "lobby", |ls| {
+            ls.iter().any(|l| l.text == escaped)
+        })
+        .await;
+    let bidi = bidi.iter().find(|l| l.text == escaped).expect("bidi line");
+    assert!(
+        !bidi.text.contains('\u{202e}'),
+        "the raw override is in the page: {bidi:?}"
+    );
+    assert_eq!(bidi.to.as_deref(), Some("alice"), "{bidi:?}");
+
+    // No element was made from the text, and no script ran.
+    let found = page
+        .js(
+            "const m = document.getElementById('messages');
+             return {
+               img: m.querySelectorAll('img').length,
+               script: m.querySelectorAll('script').length,
+               b: m.querySelectorAll('b').length,
+               ctl: Array.from(m.querySelectorAll('.msg .text .ctl'), (e) => e.textContent),
+               images: document.images.length,
+             };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        found,
+        json!({"img": 0, "script": 0, "b": 0, "ctl": ["\\u{202e}"], "images": 0}),
+        "elements made from message text"
+    );
+    match page.c.get_alert_text().await {
+        Err(e) if e.is_no_such_alert() => {}
+        Ok(text) => panic!("a script ran: an alert says {text:?}"),
+        Err(e) => panic!("asking for an alert: {e}"),
+    }
+    page.close().await;
+}
+
+/// A family emoji and "I want" in Persian: a joiner (U+200D) and a
+/// non-joiner (U+200C) inside words, where they are text.
+const FAMILY: &str = "family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+const PERSIAN: &str = "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}";
+/// Between ASCII letters a joiner only hides a difference: escaped.
+const ASCII_JOINER: &str = "b\u{200d}ob is not bob";
+const TAB: &str = "name\tvalue";
+/// Typed with Shift+Enter: the page shows a line break.
+const TWO_LINES: &str = "first line\nsecond line";
+
+#[test]
+fn joiners_inside_words_are_text_and_tabs_escaped_as_in_the_terminal() {
+    let Some(h) = Harness::start("joiners_inside_words_are_text") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(joiners_and_tabs(&h, &server));
+}
+
+async fn joiners_and_tabs(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    let own = format!("mine too: {FAMILY} {PERSIAN}\tend");
+    for text in [FAMILY, PERSIAN, ASCII_JOINER, TAB] {
+        say_in(&mut bob, "lobby", &[], text);
+    }
+    page.paste_line(&own).await;
+    page.paste_line(TWO_LINES).await;
+
+    // Each text as the terminal client shows it (chatproto's
+    // escape_control), but for the newline the page shows as a break.
+    let shown = |raw: &str| chatproto::escape_control(raw).replace("\\n", "\n");
+    let want: Vec<String> = [FAMILY, PERSIAN, ASCII_JOINER, TAB, own.as_str(), TWO_LINES]
+        .into_iter()
+        .map(shown)
+        .collect();
+    let lines = page
+        .wait_lines("six messages", "lobby", |ls| {
+            ls.iter().filter(|l| l.is_msg()).count() == want.len()
+        })
+        .await;
+    page.shot("joiners-and-tabs").await;
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.is_msg())
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(texts, want, "not shown as the terminal shows them");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.is_msg())
+            .nth(4)
+            .and_then(|l| l.from.as_deref()),
+        Some("alice")
+    );
+    assert!(
+        want[0].contains('\u{200d}') && want[1].contains('\u{200c}'),
+        "{want:?}"
+    );
+    assert_eq!(want[2], "b\\u{200d}ob is not bob");
+    assert_eq!(want[3], "name\\tvalue");
+    assert_eq!(want[5], TWO_LINES);
+
+    // The escapes stand out (`.ctl`), one per escaped character, in order.
+    let ctl = page
+        .js(
+            "return Array.from(document.querySelectorAll(
+               '#messages .room-log[data-room=\"lobby\"] .msg .text .ctl'), (e) => e.textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(ctl, json!(["\\u{200d}", "\\t", "\\t"]));
+    page.close().await;
+}
