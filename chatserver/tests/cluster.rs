@@ -910,6 +910,35 @@ fn a_node_stopped_right_after_a_join_says_that_client_left() {
     assert!(b.wait_exit(WAIT).success());
 }
 
+/// dan in the lobby on node a and eve on node b, each having seen the
+/// other: dan's connection, welcome and `entered`, and eve's connection.
+fn dan_on_a_eve_on_b(a: &Server, b: &Server) -> (Client, Value, Value, Client) {
+    let (mut dan, welcome) = join(a, "dan");
+    let entered = read_until(&mut dan, 10, |f| kind(f) == "entered");
+    let entered = entered.last().unwrap().clone();
+    let (mut eve, _) = join(b, "eve");
+    read_until(&mut eve, 10, |f| kind(f) == "entered");
+    read_until(&mut dan, 10, |f| is_presence(f, "eve", "online"));
+    (dan, welcome, entered, eve)
+}
+
+/// Node a stopped (SIGSTOP) until eve, on b, sees dan leave (b took a
+/// for dead: its nicknames first, then dan's departure), then running
+/// again. The departure eve saw.
+fn stopped_until_dan_leaves(a: &Server, eve: &mut Client) -> Value {
+    a.signal("STOP");
+    let gone = read_until(eve, 10, |f| is_presence(f, "dan", "offline"));
+    a.signal("CONT");
+    gone.last().unwrap().clone()
+}
+
+/// The next error `c` gets is `unavailable`.
+fn told_unavailable(c: &mut Client) {
+    let seen = read_until(c, 100, |f| kind(f) == "error");
+    let error = seen.last().unwrap();
+    assert_eq!(error["code"], "unavailable", "{error}");
+}
+
 /// A node held up (here: stopped with SIGSTOP) for longer than the others
 /// wait for its heartbeat is taken for dead: they free its clients'
 /// nicknames and say they left. Running again, it does not take the
@@ -925,21 +954,11 @@ fn a_node_held_up_past_its_heartbeat_closes_the_clients_it_lost() {
     let quick = ["--node-dead-after-ms", "2000"];
     let a = node(&nats, "a", &quick);
     let b = node(&nats, "b", &quick);
-    let (mut dan, welcome) = join(&a, "dan");
-    read_until(&mut dan, 10, |f| kind(f) == "entered");
-    let (mut eve, _) = join(&b, "eve");
-    read_until(&mut eve, 10, |f| kind(f) == "entered");
-    read_until(&mut dan, 10, |f| is_presence(f, "eve", "online"));
-
-    a.signal("STOP");
-    // b takes a for dead: its nicknames first, then dan leaves the lobby.
-    read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
-    a.signal("CONT");
+    let (mut dan, welcome, _, mut eve) = dan_on_a_eve_on_b(&a, &b);
+    stopped_until_dan_leaves(&a, &mut eve);
 
     // a closes dan: his nickname is no longer his there.
-    let seen = read_until(&mut dan, 100, |f| kind(f) == "error");
-    let error = seen.last().unwrap();
-    assert_eq!(error["code"], "unavailable", "{error}");
+    told_unavailable(&mut dan);
     assert!(
         a.wait_for_line("this node was held up", WAIT),
         "{}",
@@ -976,21 +995,11 @@ fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
     };
     let a = node(&nats, "a", &["--node-dead-after-ms", "600000"]);
     let b = node(&nats, "b", &["--node-dead-after-ms", "2000"]);
-    let (mut dan, welcome) = join(&a, "dan");
-    let entered = read_until(&mut dan, 10, |f| kind(f) == "entered");
-    let entered = entered.last().unwrap().clone();
-    let (mut eve, _) = join(&b, "eve");
-    read_until(&mut eve, 10, |f| kind(f) == "entered");
-    read_until(&mut dan, 10, |f| is_presence(f, "eve", "online"));
+    let (mut dan, welcome, entered, mut eve) = dan_on_a_eve_on_b(&a, &b);
+    let gone = stopped_until_dan_leaves(&a, &mut eve);
+    let gone_seq = gone["seq"].as_u64().unwrap();
 
-    a.signal("STOP");
-    let gone = read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
-    let gone_seq = gone.last().unwrap()["seq"].as_u64().unwrap();
-    a.signal("CONT");
-
-    let seen = read_until(&mut dan, 100, |f| kind(f) == "error");
-    let error = seen.last().unwrap();
-    assert_eq!(error["code"], "unavailable", "{error}");
+    told_unavailable(&mut dan);
     assert!(
         a.wait_for_line("another node said this client left a room", WAIT),
         "{}",

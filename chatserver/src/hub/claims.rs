@@ -3,10 +3,8 @@
 //! claim comes back, and clients whose claim another node freed are closed.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame, SessionId};
-use tokio::time::Instant;
 use tracing::warn;
 
 use super::{Hub, ToHub};
@@ -14,10 +12,6 @@ use crate::cluster::{ClaimError, Claimed};
 
 /// What a client is told when the other nodes took its node for dead.
 const TAKEN_FOR_DEAD: &str = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
-
-/// How often, at most, the claims are read back because another node
-/// said one of this node's sessions left.
-const CLAIMS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Hub {
     /// Cluster mode: hold `input` if its client waits for a nickname
@@ -149,7 +143,7 @@ impl Hub {
     /// closed, as when its claim is found gone, and its claim given up
     /// (if the other node has not already); it resumes by reconnecting
     /// and enters its rooms again from where it was. The other claims
-    /// are read back too, for clients in no room (at most once a second).
+    /// are read back too, for clients in no room.
     pub(super) fn said_gone_elsewhere(&mut self, session: SessionId) {
         // Closed already (said gone in another room first, say).
         let Some(client) = self.server.connection_of(session) else {
@@ -162,17 +156,7 @@ impl Hub {
         if let Some((key, rev)) = c.claims.remove(&client) {
             c.link.release(key, rev);
         }
-        if c.claims_checked
-            .is_none_or(|at| at.elapsed() >= CLAIMS_CHECK_EVERY)
-        {
-            c.claims_checked = Some(Instant::now());
-            let claims = c
-                .claims
-                .iter()
-                .map(|(id, (key, rev))| (*id, key.clone(), *rev))
-                .collect();
-            c.link.check_claims(claims);
-        }
+        c.check_claims();
         let nick = self
             .server
             .nick(client)

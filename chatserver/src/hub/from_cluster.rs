@@ -104,12 +104,7 @@ impl Hub {
             FromCluster::Alive(alive) => self.clean_up_after(now, &alive),
             FromCluster::HeldUp => {
                 if let Some(c) = &self.cluster {
-                    let claims = c
-                        .claims
-                        .iter()
-                        .map(|(id, (key, rev))| (*id, key.clone(), *rev))
-                        .collect();
-                    c.link.check_claims(claims);
+                    c.check_claims();
                 }
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),

@@ -198,9 +198,6 @@ pub struct ClusterSide {
     caught_up: Option<oneshot::Sender<()>>,
     /// Departures proposed for stopped nodes' clients, and when.
     cleaning: HashMap<String, Instant>,
-    /// When the claims were last read back because another node said one
-    /// of this node's sessions left (it took this node for dead).
-    claims_checked: Option<Instant>,
     /// When (the hub clock's ms) the log last held an event from each run:
     /// a run whose events are still coming is not taken for gone, though
     /// this node's watch on the heartbeats has not heard it yet.
@@ -230,6 +227,18 @@ impl ClusterSide {
         self.active.insert(Arc::clone(origin), now_ms);
     }
 
+    /// Read every claim of this node's clients back (the cluster closes
+    /// those another node freed, see `Cluster::check_claims`; a sweep
+    /// asked for while one runs follows it).
+    fn check_claims(&self) {
+        let claims = self
+            .claims
+            .iter()
+            .map(|(id, (key, rev))| (*id, key.clone(), *rev))
+            .collect();
+        self.link.check_claims(claims);
+    }
+
     /// The hub's side of `link`: events arrive on `rx`; `caught_up`
     /// fires once every room in `catch_up` is applied to its seq.
     pub fn new(
@@ -247,7 +256,6 @@ impl ClusterSide {
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),
-            claims_checked: None,
             active: HashMap::new(),
             last_active: (Arc::from(""), 0),
         }
