@@ -260,11 +260,13 @@ impl Cluster {
             FOLLOW_STALL + Duration::from_millis(RandomState::new().hash_one(&**room) % 1000);
         let mut look_after = FOLLOW_STALL;
         let mut silent_since = Instant::now();
+        // An event came since the last tick (noted without a clock read
+        // per event: a tick fires `tick` after the last one).
+        let mut heard = false;
         loop {
             let msg = match tokio::time::timeout(tick, messages.next()).await {
                 Ok(Some(msg)) => {
-                    look_after = FOLLOW_STALL;
-                    silent_since = Instant::now();
+                    heard = true;
                     msg
                 }
                 Ok(None) => break,
@@ -274,6 +276,12 @@ impl Cluster {
                 // and this node's connection may not even have dropped):
                 // read again, with a new one, from the next event.
                 Err(_) => {
+                    if heard {
+                        heard = false;
+                        look_after = FOLLOW_STALL;
+                        let now = Instant::now();
+                        silent_since = now.checked_sub(tick).unwrap_or(now);
+                    }
                     let ask = silent_since.elapsed() >= look_after;
                     match self.check_silence(room, &mut stream, next, ask).await {
                         Err(stored) => {

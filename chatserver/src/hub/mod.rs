@@ -201,9 +201,9 @@ pub struct ClusterSide {
     /// When (the hub clock's ms) the log last held an event from each run:
     /// a run whose events are still coming is not taken for gone, though
     /// this node's watch on the heartbeats has not heard it yet.
-    active: HashMap<Arc<str>, u64>,
-    /// The run of the last event applied, and when its time was noted.
-    last_active: (Arc<str>, u64),
+    /// (A list: there are as many runs as nodes, and most lookups find
+    /// the run of the event before, first.)
+    active: Vec<(Arc<str>, u64)>,
 }
 
 /// Who said a session entered a room.
@@ -216,15 +216,25 @@ struct Owner {
 
 impl ClusterSide {
     /// The log held an event from `origin`, applied at `now_ms` (the hub
-    /// clock). Most events come from the run of the one before: that one
-    /// is noted again at most every 100 ms.
+    /// clock).
     fn heard_from(&mut self, origin: &Arc<str>, now_ms: u64) {
-        let (last, at) = &self.last_active;
-        if **origin == **last && now_ms.saturating_sub(*at) < 100 {
-            return;
+        let same = |run: &Arc<str>| Arc::ptr_eq(run, origin) || **run == **origin;
+        match self.active.iter().position(|(run, _)| same(run)) {
+            Some(0) => {}
+            // The run heard last goes first.
+            Some(i) => self.active.swap(0, i),
+            None => self.active.insert(0, (Arc::clone(origin), now_ms)),
         }
-        self.last_active = (Arc::clone(origin), now_ms);
-        self.active.insert(Arc::clone(origin), now_ms);
+        self.active[0].1 = now_ms;
+    }
+
+    /// Whether the log brought an event from `origin` within `within_ms`
+    /// of `now_ms`.
+    fn heard_lately(&self, origin: &str, now_ms: u64, within_ms: u64) -> bool {
+        self.active
+            .iter()
+            .find(|(run, _)| **run == *origin)
+            .is_some_and(|&(_, at)| now_ms.saturating_sub(at) < within_ms)
     }
 
     /// Read every claim of this node's clients back (the cluster closes
@@ -256,8 +266,7 @@ impl ClusterSide {
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),
-            active: HashMap::new(),
-            last_active: (Arc::from(""), 0),
+            active: Vec::new(),
         }
     }
 }

@@ -44,23 +44,18 @@ impl Hub {
         // heartbeats say (this node's watch on them may be behind, and a
         // run started meanwhile not heard yet).
         let within = c.link.dead_after().as_millis() as u64;
-        let active = |origin: &Arc<str>| {
-            c.active
-                .get(origin)
-                .is_some_and(|&at| now.mono.saturating_sub(at) < within)
-        };
         let gone: HashSet<Arc<str>> = c
             .owners
             .values()
             .flat_map(|rooms| rooms.values().map(|o| &o.origin))
-            .filter(|o| **o != mine && !alive.contains(*o) && !active(o))
+            .filter(|o| **o != mine && !alive.contains(*o) && !c.heard_lately(o, now.mono, within))
             .cloned()
             .collect();
         propose_departures(c, now, |origin| gone.contains(origin));
         c.cleaning
             .retain(|_, at| at.elapsed() < Duration::from_secs(60));
         c.active
-            .retain(|_, at| now.mono.saturating_sub(*at) < 10 * within);
+            .retain(|(_, at)| now.mono.saturating_sub(*at) < 10 * within);
     }
 
     /// Stopping in cluster mode: this node's clients leave their rooms
