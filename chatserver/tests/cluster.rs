@@ -1044,6 +1044,10 @@ fn a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one() {
         alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": text, "id": text}));
     }
     read_until(&mut alice, 10, |f| kind(f) == "msg" && f["text"] == "old 2");
+    alice.send_frame(&json!({"type": "enter", "room": "dev"}));
+    read_until(&mut alice, 10, |f| {
+        kind(f) == "entered" && f["room"] == "dev"
+    });
 
     // By hand, as an operator might: the lobby's stream goes.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1056,6 +1060,14 @@ fn a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one() {
         // CHATROOM_ and the room's name in hex.
         js.delete_stream("CHATROOM_6c6f626279").await.unwrap();
     });
+    // Said into the lobby while it has no stream: that room's proposal
+    // must not hold up another room's behind it.
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "gone", "id": "gone"}));
+    alice.send_frame(&json!({"type": "msg", "room": "dev", "text": "dev 1", "id": "dev 1"}));
+    read_until(&mut alice, 20, |f| kind(f) == "msg" && f["text"] == "dev 1");
+    // (Published with it in one batch; the next batch is the test.)
+    alice.send_frame(&json!({"type": "msg", "room": "dev", "text": "dev 2", "id": "dev 2"}));
+    read_until(&mut alice, 20, |f| kind(f) == "msg" && f["text"] == "dev 2");
     // Another node makes it anew for bob, who says more than the old
     // stream held.
     let b = node(&nats, "b", &[]);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::HeaderMap;
 use chatproto::Event;
 use tokio::sync::mpsc;
@@ -97,7 +98,12 @@ impl Cluster {
             {
                 // Whether it was published before this try, and is now.
                 Ok(ack) => acks.push((ack, std::mem::replace(&mut p.tried, true))),
-                Err(e) => return Err((0, format!("message {i} of {n}: {e}"))),
+                Err(e) => {
+                    if e.kind() == PublishErrorKind::StreamNotFound {
+                        known.remove(&p.room);
+                    }
+                    return Err((0, format!("message {i} of {n}: {e}")));
+                }
             }
         }
         for (i, (ack, tried)) in acks.into_iter().enumerate() {
@@ -127,7 +133,15 @@ impl Cluster {
                     // so a stream made again does not leave an old seq here.
                     lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
                 }
-                Err(e) => return Err((i, e.to_string())),
+                Err(e) => {
+                    // The stream went (deleted by hand): made again by
+                    // the next try, so that this room's proposals do not
+                    // hold up every other room's behind them.
+                    if e.kind() == PublishErrorKind::StreamNotFound {
+                        known.remove(&batch[i].room);
+                    }
+                    return Err((i, e.to_string()));
+                }
             }
         }
         Ok(())
