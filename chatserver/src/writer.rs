@@ -25,10 +25,10 @@ const BATCH_BYTES: usize = 64 << 10;
 /// fits; a burst's bigger buffer is freed once written).
 const GATHER_KEEP: usize = 4 << 10;
 
-/// The most unread WebSocket pongs held for a client (a pong is at most
-/// 127 bytes): a client that pings and does not read is disconnected past
-/// it. RFC 6455 lets a server answer only the latest ping, so a client
-/// that reads loses nothing by the bound.
+/// The most unwritten WebSocket pongs held for a client (a pong is at
+/// most 127 bytes). Past it the older ones are dropped and the latest is
+/// kept: RFC 6455 lets a server answer only the latest ping, so a burst of
+/// pings neither grows the buffer nor closes the connection.
 pub const MAX_PENDING_PONGS_BYTES: usize = 4 << 10;
 
 /// How often a connection that is writing a backlog tells the hub so.
@@ -217,7 +217,9 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
 /// What the WebSocket library writes by itself (pongs), held for the
 /// writer task; at most `limit` bytes ([`MAX_PENDING_PONGS_BYTES`] for a
 /// connection), so a client that sends pings and never reads cannot grow
-/// it.
+/// it. Each push is whole frames (tungstenite writes its whole buffer at
+/// once, and this never writes less), so dropping the held bytes for
+/// newer ones drops whole pongs.
 #[derive(Debug)]
 pub struct Control {
     bytes: Mutex<Vec<u8>>,
@@ -233,11 +235,16 @@ impl Control {
         }
     }
 
-    /// Hold `more`; `false` (and nothing held) if that would pass the limit.
+    /// Hold `more`. Past the limit the bytes held so far (older pongs, not
+    /// yet written) give way to `more`; `false` (and nothing changed) only
+    /// if `more` alone is over the limit.
     pub fn push(&self, more: &[u8]) -> bool {
+        if more.len() > self.limit {
+            return false;
+        }
         let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() + more.len() > self.limit {
-            return false;
+            b.clear();
         }
         b.extend_from_slice(more);
         true
@@ -311,13 +318,17 @@ mod tests {
     }
 
     #[test]
-    fn control_bytes_are_bounded() {
+    fn control_bytes_are_bounded_and_the_latest_kept() {
         let c = Control::new(10);
-        assert!(c.push(b"0123456789"));
-        assert!(!c.push(b"x"), "over the limit");
+        assert!(c.push(b"01234"));
+        assert!(c.push(b"56789"));
+        // Over the limit: the older bytes give way to the newer.
+        assert!(c.push(b"abc"));
         let mut out = Vec::new();
         c.take_into(&mut out);
-        assert_eq!(out, b"0123456789");
+        assert_eq!(out, b"abc");
+        assert!(!c.is_pending());
+        assert!(!c.push(b"0123456789x"), "alone over the limit");
         assert!(!c.is_pending());
         assert!(c.push(b"x"));
     }

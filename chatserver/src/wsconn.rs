@@ -30,6 +30,10 @@ use crate::hub::ToHub;
 use crate::limits::Admission;
 use crate::peer::Peer;
 use crate::writer::{self, Control};
+
+/// The read buffer of a WebSocket connection (a message longer than it is
+/// read in several reads).
+const WS_READ_BUFFER: usize = 8 << 10;
 use crate::Settings;
 
 /// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
@@ -60,7 +64,10 @@ pub async fn serve<S>(
         control: Arc::clone(&control),
         peer: Arc::clone(&peer),
     };
+    // tungstenite's read buffer is 128 KiB by default, allocated (and
+    // zeroed) for each connection, idle or not: a TCP connection's is 8.
     let limits = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(cfg.max_frame_bytes))
         .max_frame_size(Some(cfg.max_frame_bytes));
     let mut stream = WebSocketStream::from_raw_socket(read_side, Role::Server, Some(limits)).await;
@@ -160,8 +167,8 @@ fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: tungstenite::
 
 /// The connection's read half, for tungstenite to read from. What
 /// tungstenite writes (the pong for a ping) is held in [`Control`] for the
-/// writer task, which owns the write half; past its bound the write fails
-/// and tungstenite ends the connection.
+/// writer task, which owns the write half; past its bound the older pongs
+/// give way to the latest.
 struct ReadSide<S> {
     rd: ReadHalf<S>,
     control: Arc<Control>,
@@ -186,7 +193,7 @@ impl<S> AsyncWrite for ReadSide<S> {
     ) -> Poll<io::Result<usize>> {
         if !self.control.push(buf) {
             return Poll::Ready(Err(io::Error::other(
-                "pongs pile up unread (a client that pings and never reads)",
+                "a control frame over the bound of unwritten pongs",
             )));
         }
         self.peer.writable.notify_one();
