@@ -207,13 +207,16 @@ impl Peer {
     }
 
     /// The answer to the read `ticket` (frames the caller tracked in the
-    /// budget, one slot each to add), then what was held behind it. `true`
-    /// when the peer was not yet on the hub's flush list.
+    /// budget; their slots are counted here, once taken), then what was
+    /// held behind it. `true` when the peer was not yet on the hub's flush
+    /// list. A peer kicked or closed since it asked has no such ticket:
+    /// the answer is dropped and nothing counted.
     pub fn release(&self, ticket: u64, answer: Vec<Bytes>) -> bool {
         let mut out = self.out();
         let Some(i) = out.held.iter().position(|(t, _)| *t == ticket) else {
             return false;
         };
+        self.budget.add_slots(answer.len());
         let (_, after) = out.held.remove(i).expect("found above");
         let mut frames: VecDeque<Bytes> = answer.into();
         out.queued += frames.iter().map(|b| b.len() + SLOT_BYTES).sum::<usize>();
@@ -511,12 +514,24 @@ mod tests {
         peer.release(2, vec![frame(b"2")]);
         peer.flush(false).unwrap();
         peer.release(1, vec![frame(b"1")]);
-        budget.add_slots(2);
         assert!(peer.flush(false).unwrap());
         assert_eq!((budget.used(), peer.queued()), (0, 0));
         let mut got = [0u8; 5];
         use std::io::Read;
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"a1b2c");
+    }
+
+    #[tokio::test]
+    async fn an_answer_for_a_peer_kicked_while_it_waited_leaves_nothing_counted() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (peer, _client) = peer_with(&budget).await;
+        peer.hold(1);
+        peer.kick(Bytes::from_static(b"bye"));
+        let counted = budget.used();
+        assert!(!peer.release(1, vec![budget.track(Bytes::from_static(b"page"))]));
+        assert_eq!(budget.used(), counted, "the dropped answer's slot stayed");
+        drop(peer);
+        assert_eq!(budget.used(), 0);
     }
 }

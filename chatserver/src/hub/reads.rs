@@ -36,7 +36,6 @@ impl Hub {
                 Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),
             }
         }
-        self.budget.add_slots(answer.len());
         if peer.release(ticket, answer) {
             self.to_flush.push(Arc::clone(peer));
         }
