@@ -67,7 +67,14 @@ fn a_message_goes_out_only_once_stored() {
     assert_eq!(sim.store.waiting.len(), 1);
     let (batch, _) = &sim.store.waiting[0];
     assert!(matches!(&batch[..], [Record::Event(e)] if e.seq == 3 && e.is_msg()));
+    // What a shell counts to stop reading while the store is stuck.
+    assert_eq!(
+        sim.server.outputs_waiting(),
+        3,
+        "the barrier, the message, the pong"
+    );
     sim.commit();
+    assert_eq!(sim.server.outputs_waiting(), 0);
     assert_eq!(msgs(&sim.take(0)), vec![(3, "hello".to_owned())]);
     let bob = sim.take(1);
     assert_eq!(msgs(&bob), vec![(3, "hello".to_owned())]);

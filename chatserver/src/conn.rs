@@ -65,7 +65,7 @@ pub async fn serve(
         id,
         decoder: FrameDecoder::new(cfg.max_frame_bytes),
         buf: BytesMut::new(),
-        feeder: Feeder::new(&to_hub, &cfg),
+        feeder: Feeder::new(&to_hub, &cfg, &peer),
         progress_told: None,
     };
     let stop = reader.run().await;
@@ -159,7 +159,16 @@ impl Reader<'_> {
                         let _ = self.to_hub.try_send(ToHub::Progress(self.id));
                     }
                 }
-                _ = self.peer.wake.notified() => {}
+                _ = self.peer.wake.notified() => {
+                    // A read answered: a frame that waited for it (see
+                    // `Feeder::pass`) goes on now.
+                    if resume_at.is_some() && !self.peer.is_closing() {
+                        match self.process().await {
+                            Ok(wait) => resume_at = wait,
+                            Err(stop) => return stop,
+                        }
+                    }
+                }
             }
         }
     }

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatproto::{encode, ClientId, Kick};
+use chatproto::{encode, ClientFrame, ClientId, Kick};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::hub::ToHub;
-use crate::peer::Peer;
+use crate::peer::{Peer, MAX_READS_WAITING};
 use crate::ratelimit::TokenBucket;
 use crate::Settings;
 
@@ -43,10 +43,16 @@ pub fn kick(peer: &Peer, why: &Kick, cfg: &Settings) {
     }
 }
 
+/// How long a frame that may read waits, at most, for the client's
+/// earlier reads before it is looked at again; an answered read wakes the
+/// connection sooner ([`Peer::release`]).
+const READS_RECHECK: Duration = Duration::from_secs(1);
+
 /// Inputs on their way to the hub, through the rate limit.
 pub struct Feeder<'a> {
     to_hub: &'a mpsc::Sender<ToHub>,
     cfg: &'a Settings,
+    peer: &'a Peer,
     bucket: TokenBucket,
     /// An input waiting for a token.
     held: Option<ToHub>,
@@ -56,10 +62,11 @@ pub struct Feeder<'a> {
 
 impl<'a> Feeder<'a> {
     /// A feeder with a full bucket.
-    pub fn new(to_hub: &'a mpsc::Sender<ToHub>, cfg: &'a Settings) -> Self {
+    pub fn new(to_hub: &'a mpsc::Sender<ToHub>, cfg: &'a Settings, peer: &'a Peer) -> Self {
         Feeder {
             to_hub,
             cfg,
+            peer,
             bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now()),
             held: None,
             throttled_since: None,
@@ -77,12 +84,18 @@ impl<'a> Feeder<'a> {
     }
 
     /// Pass the held input on if a token is free. `Ok(None)`: passed (or
-    /// nothing held); `Ok(Some(t))`: out of tokens, try again at `t`.
+    /// nothing held); `Ok(Some(t))`: out of tokens, try again at `t`. A
+    /// frame that may read history (`history`, `enter`, `join`) also waits
+    /// while the client has [`MAX_READS_WAITING`] reads unanswered: until
+    /// one is (the peer's `wake`), or `t`. That wait is not throttling.
     pub async fn pass(&mut self) -> Result<Option<Instant>, Halt> {
-        if self.held.is_none() {
+        let Some(held) = &self.held else {
             return Ok(None);
-        }
+        };
         let now = Instant::now();
+        if may_read(held) && self.peer.reads_waiting() >= MAX_READS_WAITING {
+            return Ok(Some(now + READS_RECHECK));
+        }
         if let Err(wait) = self.bucket.take(now.into_std()) {
             let since = *self.throttled_since.get_or_insert(now);
             if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
@@ -110,4 +123,15 @@ impl<'a> Feeder<'a> {
     pub fn caught_up(&mut self) {
         self.throttled_since = None;
     }
+}
+
+/// Whether `input` may make the hub read history for the client.
+fn may_read(input: &ToHub) -> bool {
+    matches!(
+        input,
+        ToHub::Frame(
+            _,
+            ClientFrame::History { .. } | ClientFrame::Enter { .. } | ClientFrame::Join { .. }
+        )
+    )
 }

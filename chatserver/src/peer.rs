@@ -30,6 +30,13 @@ const MAX_IOVECS: usize = 64;
 /// buffer per 4 KiB it holds, beyond the turn it fell behind in.
 const COPY_BELOW: usize = 4096;
 
+/// History reads (a `history` page or an `enter`'s replay from the store or
+/// the cluster's log) a client may have waiting at once. Past it, its
+/// connection passes no other frame that may read until one is answered
+/// (see [`Feeder::pass`](crate::feed::Feeder::pass)): a client that asks
+/// faster than the disk answers cannot grow the queue of reads.
+pub const MAX_READS_WAITING: usize = 4;
+
 /// A connection as the hub and its task both see it.
 #[derive(Debug)]
 pub struct Peer {
@@ -206,6 +213,12 @@ impl Peer {
         self.out().held.push_back((ticket, VecDeque::new()));
     }
 
+    /// How many reads this peer waits for ([`hold`](Peer::hold) and not
+    /// yet [`release`](Peer::release)d).
+    pub fn reads_waiting(&self) -> usize {
+        self.out().held.len()
+    }
+
     /// The answer to the read `ticket` (frames the caller tracked in the
     /// budget; their slots are counted here, once taken), then what was
     /// held behind it. `true` when the peer was not yet on the hub's flush
@@ -230,6 +243,10 @@ impl Peer {
         }
         let newly = !out.dirty;
         out.dirty = true;
+        drop(out);
+        // A connection task waiting for a read to be answered (past
+        // MAX_READS_WAITING) reads again.
+        self.wake.notify_one();
         newly
     }
 

@@ -51,7 +51,7 @@ pub async fn serve<S>(
     };
     let mut decoder = FrameDecoder::new(cfg.max_frame_bytes);
     let mut buf = BytesMut::new();
-    let mut feeder = Feeder::new(to_hub, cfg);
+    let mut feeder = Feeder::new(to_hub, cfg, &peer);
     let mut resume_at: Option<Instant> = None;
     'conn: loop {
         if peer.is_closing() {
@@ -68,7 +68,11 @@ pub async fn serve<S>(
                 }
             }
             _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
-            _ = peer.wake.notified() => continue,
+            // A read answered: a frame that waited for it (see
+            // `Feeder::pass`) goes on now.
+            _ = peer.wake.notified() => if resume_at.is_none() || peer.is_closing() {
+                continue;
+            },
         }
         resume_at = None;
         loop {

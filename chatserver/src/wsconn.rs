@@ -76,7 +76,7 @@ pub async fn serve<S>(
         let out = writer::Ws::new(wr, control);
         tokio::spawn(async move { writer::run(&peer, out, &to_hub, id).await })
     };
-    let mut feeder = Feeder::new(&to_hub, &cfg);
+    let mut feeder = Feeder::new(&to_hub, &cfg, &peer);
     let mut resume_at: Option<Instant> = None;
     loop {
         if peer.is_closing() {
@@ -106,7 +106,11 @@ pub async fn serve<S>(
                 feeder.hold(input);
             }
             _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
-            _ = peer.wake.notified() => continue,
+            // A read answered: a frame that waited for it (see
+            // `Feeder::pass`) goes on now.
+            _ = peer.wake.notified() => if resume_at.is_none() || peer.is_closing() {
+                continue;
+            },
         }
         match feeder.pass().await {
             Ok(None) => {

@@ -102,3 +102,35 @@ fn pages_of_the_database_look_at_a_bounded_stretch_and_go_on() {
     }
     panic!("paging did not reach alice's message");
 }
+
+/// Forty pages past memory asked at once, with pings among them: more
+/// reads than a client may have waiting (the rest wait in its socket), all
+/// answered, each where it was asked.
+#[test]
+fn many_pages_asked_at_once_are_answered_in_order_among_the_other_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let server = Server::start(&["--data-dir", data, "--history-per-room", "4", "--rate", "0"]);
+    let mut alice = server.join("alice");
+    for n in 0..30 {
+        alice.send_frame(&json!({"type": "msg", "text": format!("m{n}")}));
+    }
+    alice.recv_until(40, |f| f["text"] == "m29");
+    let mut bob = server.join("bob");
+    const PAGES: usize = 40;
+    for k in 0..PAGES {
+        bob.send_frame(&json!({"type": "history", "room": "lobby", "limit": k % 20 + 5}));
+        if k % 8 == 7 {
+            bob.send_frame(&json!({"type": "ping"}));
+        }
+    }
+    for k in 0..PAGES {
+        let page = bob.expect_kind("history");
+        let want: Vec<String> = (30 - (k % 20 + 5)..30).map(|n| format!("m{n}")).collect();
+        assert_eq!(texts(&page), want, "page {k}");
+        if k % 8 == 7 {
+            bob.expect_kind("pong");
+        }
+    }
+    bob.ping_pong();
+}

@@ -238,6 +238,16 @@ impl Server {
         &self.config
     }
 
+    /// How many outputs are decided but not yet given by
+    /// [`poll`](Server::poll): answers and events waiting behind a
+    /// [`Persist`](crate::Output::Persist) not yet reported stored (or, in
+    /// cluster mode, proposals not yet back from the log). A shell stops
+    /// taking input past a bound of its own, so that a stalled store cannot
+    /// make this grow without end (a `pong` per `ping` waits there too).
+    pub fn outputs_waiting(&self) -> usize {
+        self.steps.len()
+    }
+
     /// How many connections are open, joined or not.
     pub fn connections(&self) -> usize {
         self.conns.len()

@@ -19,6 +19,12 @@ use crate::store::FromStore;
 /// slows them, instead of a queue growing without bound.
 const STORE_BACKLOG: usize = 16_384;
 
+/// Outputs the core holds behind the store (answers and events after a
+/// batch not yet stored: a `pong` for each `ping`, say) past which the hub
+/// stops reading new input too: inputs that make no record would
+/// otherwise grow that queue while the store is stuck.
+const OUTPUTS_BACKLOG: usize = 65_536;
+
 /// How many times the hub yields to gather more of the cluster's log
 /// into one turn, while each time brings more.
 const CLUSTER_GATHER: usize = 32;
@@ -70,7 +76,9 @@ impl Hub {
             let proposed = self.cluster.as_ref().map_or(0, |c| {
                 c.link.pending.load(std::sync::atomic::Ordering::Relaxed)
             });
-            let reading = self.to_store.len() < STORE_BACKLOG && proposed < STORE_BACKLOG;
+            let reading = self.to_store.len() < STORE_BACKLOG
+                && proposed < STORE_BACKLOG
+                && self.server.outputs_waiting() < OUTPUTS_BACKLOG;
             let has_store = self.store.is_some();
             let has_cluster = self.cluster.is_some();
             let turn = tokio::select! {
