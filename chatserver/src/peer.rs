@@ -219,6 +219,11 @@ impl Peer {
         self.out().held.len()
     }
 
+    /// The tickets of the reads this peer waits for, oldest first.
+    pub fn held_tickets(&self) -> Vec<u64> {
+        self.out().held.iter().map(|(t, _)| *t).collect()
+    }
+
     /// The answer to the read `ticket` (frames the caller tracked in the
     /// budget; their slots are counted here, once taken), then what was
     /// held behind it. `true` when the peer was not yet on the hub's flush

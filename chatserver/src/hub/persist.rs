@@ -5,7 +5,7 @@
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::Hub;
+use super::{Hub, STORE_SETTLE};
 use crate::store::{FromStore, StoreLink, ToStore};
 
 impl Hub {
@@ -95,14 +95,34 @@ impl Hub {
         }
     }
 
-    /// Stop the store's thread and wait for it: the database closes cleanly.
-    pub(super) fn close_store(&mut self) {
-        if let Some(mut link) = self.store.take() {
-            let thread = link.thread.take();
-            drop(link);
-            if let Some(t) = thread {
+    /// Stop the store's thread and wait for it, at most [`STORE_SETTLE`]:
+    /// the database closes cleanly. A disk that does not answer does not
+    /// keep the server from stopping: it stops with the write unfinished,
+    /// as after a crash, which loses nothing acknowledged (only what the
+    /// store committed was ever sent).
+    pub(super) async fn close_store(&mut self) {
+        let Some(mut link) = self.store.take() else {
+            return;
+        };
+        let thread = link.thread.take();
+        drop(link);
+        let Some(t) = thread else {
+            return;
+        };
+        // Joined on a thread of its own, so that the wait can end.
+        let (done, joined) = tokio::sync::oneshot::channel();
+        let joiner = std::thread::Builder::new()
+            .name("chat-store-close".into())
+            .spawn(move || {
                 let _ = t.join();
-            }
+                let _ = done.send(());
+            });
+        if joiner.is_err() || tokio::time::timeout(STORE_SETTLE, joined).await.is_err() {
+            warn!(
+                "the history database did not close within {} s; stopping without it \
+                 (what clients saw acknowledged is stored)",
+                STORE_SETTLE.as_secs()
+            );
         }
     }
 }

@@ -94,7 +94,7 @@ impl Hub {
                     // Every connection is gone: store what is stamped and
                     // close the database cleanly.
                     let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
-                    self.close_store();
+                    self.close_store().await;
                     return;
                 }
                 Turn::Inputs(n) => {
@@ -144,10 +144,25 @@ impl Hub {
                     self.next_trim = active.then(|| Instant::now() + TRIM_INTERVAL);
                 }
                 Turn::Store(None) => {
-                    warn!("the history database's thread stopped; stopping");
+                    warn!(
+                        "the history database's thread stopped; new messages are refused \
+                         until the server is restarted"
+                    );
                     self.store = None;
                     self.server
                         .handle_persist_failed("the history database's thread stopped");
+                    // The reads it had are answered from memory, so that
+                    // what waits behind them goes out.
+                    let waiting: Vec<_> = self
+                        .peers
+                        .iter()
+                        .flat_map(|(id, p)| p.held_tickets().into_iter().map(|t| (t, *id)))
+                        .collect();
+                    for (ticket, client) in waiting {
+                        let gone = "the history database's thread stopped".to_owned();
+                        self.answer_read(ticket, client, Err(gone));
+                    }
+                    self.dispatch(self.clock.now());
                 }
                 Turn::Store(Some(answer)) => self.stored(answer),
                 Turn::Cluster(0) => {
@@ -205,7 +220,7 @@ impl Hub {
                     if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
                         info!(clients = self.peers.len(), "shutting down");
                     }
-                    self.close_store();
+                    self.close_store().await;
                     return;
                 }
             }
