@@ -14,6 +14,8 @@ use tokio::time::Instant;
 use crate::hub::ToHub;
 use crate::peer::Peer;
 
+pub use tungstenite::protocol::frame::coding::CloseCode;
+
 /// Entries taken from the queue per batch.
 const BATCH: usize = 64;
 
@@ -187,6 +189,27 @@ fn payloads(mut run: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// A close frame with status 1000 (normal closure) and no reason.
 const CLOSE_NORMAL: [u8; 4] = [0x88, 0x02, 0x03, 0xE8];
 
+/// The longest reason a close frame carries: a control frame's payload is
+/// at most 125 bytes, two of them the status code (RFC 6455 5.5).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// A server's close frame (RFC 6455 5.5.1: FIN, opcode 8, no mask) with
+/// status `code` and `reason`, cut to [`MAX_CLOSE_REASON`] bytes at a
+/// character boundary.
+pub fn close_frame(code: CloseCode, reason: &str) -> Vec<u8> {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = &reason.as_bytes()[..end];
+    let mut out = Vec::with_capacity(4 + reason.len());
+    out.push(0x88);
+    out.push((2 + reason.len()) as u8);
+    out.extend_from_slice(&u16::from(code).to_be_bytes());
+    out.extend_from_slice(reason);
+    out
+}
+
 impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
     async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
         self.gather.clear();
@@ -204,7 +227,7 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
     async fn finish(&mut self) {
         self.gather.clear();
         self.control.take_into(&mut self.gather);
-        self.gather.extend_from_slice(&CLOSE_NORMAL);
+        self.control.close_into(&mut self.gather);
         let _ = self.out.write_all(&self.gather).await;
         let _ = self.out.shutdown().await;
     }
@@ -220,10 +243,15 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
 /// it. Each push is whole frames (tungstenite writes its whole buffer at
 /// once, and this never writes less), so dropping the held bytes for
 /// newer ones drops whole pongs.
+///
+/// It also holds the close frame the writer ends with, when the reading
+/// side has said why the connection closes ([`Control::close_with`]);
+/// otherwise the close is 1000, normal.
 #[derive(Debug)]
 pub struct Control {
     bytes: Mutex<Vec<u8>>,
     limit: usize,
+    close: Mutex<Option<Vec<u8>>>,
 }
 
 impl Control {
@@ -232,7 +260,25 @@ impl Control {
         Control {
             bytes: Mutex::new(Vec::new()),
             limit,
+            close: Mutex::new(None),
         }
+    }
+
+    /// End the connection with a close of status `code` and `reason`
+    /// (cut to fit a control frame) instead of a normal one. The first
+    /// reason given is the one sent.
+    pub fn close_with(&self, code: CloseCode, reason: &str) {
+        let mut close = self.close.lock().unwrap_or_else(|e| e.into_inner());
+        if close.is_none() {
+            *close = Some(close_frame(code, reason));
+        }
+    }
+
+    /// Append the close frame to `out`: the one given by
+    /// [`close_with`](Control::close_with), or 1000 without a reason.
+    fn close_into(&self, out: &mut Vec<u8>) {
+        let close = self.close.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend_from_slice(close.as_deref().unwrap_or(&CLOSE_NORMAL));
     }
 
     /// Hold `more`. Past the limit the bytes held so far (older pongs, not
@@ -315,6 +361,47 @@ mod tests {
         .format(&mut close)
         .expect("format");
         assert_eq!(close, CLOSE_NORMAL);
+    }
+
+    #[test]
+    fn close_frames_are_the_ones_tungstenite_writes_and_fit_a_control_frame() {
+        let long = "é".repeat(100);
+        for (code, reason) in [
+            (
+                CloseCode::Protocol,
+                "Received an unmasked frame from client",
+            ),
+            (CloseCode::Invalid, ""),
+            (CloseCode::Size, long.as_str()),
+        ] {
+            let ours = close_frame(code, reason);
+            assert!(ours.len() <= 2 + 125, "{} bytes", ours.len());
+            let mut cut = reason.len().min(MAX_CLOSE_REASON);
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let mut theirs = Vec::new();
+            Frame::close(Some(tungstenite::protocol::CloseFrame {
+                code,
+                reason: reason[..cut].into(),
+            }))
+            .format(&mut theirs)
+            .expect("format");
+            assert_eq!(ours, theirs, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_reason_given_is_the_close_sent() {
+        let c = Control::new(10);
+        let mut out = Vec::new();
+        c.close_into(&mut out);
+        assert_eq!(out, CLOSE_NORMAL);
+        c.close_with(CloseCode::Protocol, "bad");
+        c.close_with(CloseCode::Policy, "later");
+        out.clear();
+        c.close_into(&mut out);
+        assert_eq!(out, close_frame(CloseCode::Protocol, "bad"));
     }
 
     #[test]

@@ -22,14 +22,14 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::Message;
 
 use crate::feed::{self, Feeder, Halt};
 use crate::hub::ToHub;
 use crate::limits::Admission;
 use crate::peer::Peer;
-use crate::writer::{self, Control};
+use crate::writer::{self, CloseCode, Control};
 
 /// The read buffer of a WebSocket connection (a message longer than it is
 /// read in several reads).
@@ -73,7 +73,7 @@ pub async fn serve<S>(
     let mut stream = WebSocketStream::from_raw_socket(read_side, Role::Server, Some(limits)).await;
     let writing = {
         let (peer, to_hub) = (Arc::clone(&peer), to_hub.clone());
-        let out = writer::Ws::new(wr, control);
+        let out = writer::Ws::new(wr, Arc::clone(&control));
         tokio::spawn(async move { writer::run(&peer, out, &to_hub, id).await })
     };
     let mut feeder = Feeder::new(&to_hub, &cfg, &peer);
@@ -94,12 +94,15 @@ pub async fn serve<S>(
                         "a binary WebSocket message; send each frame as a text message of JSON".into(),
                     )),
                     // Our close frame answers it, after what is queued.
-                    Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Close(frame))) => {
+                        answer_close(&control, frame.as_ref());
+                        break;
+                    }
                     // Answered by the WebSocket itself; they prove nothing
                     // to the core, whose own ping does.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Err(e)) => {
-                        refuse(&peer, &cfg, id, e);
+                        refuse(&peer, &control, &cfg, id, e);
                         break;
                     }
                 };
@@ -125,6 +128,7 @@ pub async fn serve<S>(
             Ok(Some(at)) => resume_at = Some(at),
             Err(Halt::Kick(why)) => {
                 info!(client = %id, "rate limit exceeded for too long; closing");
+                control.close_with(CloseCode::Policy, why.code().as_str());
                 feed::kick(&peer, &why, &cfg);
                 break;
             }
@@ -144,10 +148,44 @@ pub async fn serve<S>(
     debug!(client = %id, %addr, "websocket closed");
 }
 
+/// The close that answers a client's close: 1000, unless its close broke
+/// RFC 6455 (a status a peer may not send, such as 1005, which tungstenite
+/// hands on as 1002), which is answered 1002.
+fn answer_close(control: &Control, frame: Option<&CloseFrame>) {
+    if let Some(f) = frame.filter(|f| f.code == CloseCode::Protocol) {
+        control.close_with(CloseCode::Protocol, &f.reason);
+    }
+}
+
+/// The close status for a connection whose messages could not be read
+/// because of `e` (RFC 6455 7.4.1), with a reason; `None` when the
+/// client only went away (or the socket failed), where a normal close is
+/// all that is left to send.
+fn close_for(e: &tungstenite::Error) -> Option<(CloseCode, String)> {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        tungstenite::Error::Protocol(p) => Some((CloseCode::Protocol, p.to_string())),
+        tungstenite::Error::Utf8(_) => Some((CloseCode::Invalid, "text that is not UTF-8".into())),
+        tungstenite::Error::Capacity(_) => Some((CloseCode::Size, "message too big".into())),
+        _ => None,
+    }
+}
+
 /// The WebSocket could not read a message: say why before closing, where
 /// the client caused it (a message over the frame limit, text that is not
-/// UTF-8, which a WebSocket must close for).
-fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: tungstenite::Error) {
+/// UTF-8, which a WebSocket must close for), and close with the status
+/// that says so (1009, 1007; 1002 for a frame that breaks RFC 6455).
+fn refuse(
+    peer: &Peer,
+    control: &Control,
+    cfg: &Settings,
+    id: chatproto::ClientId,
+    e: tungstenite::Error,
+) {
+    if let Some((code, reason)) = close_for(&e) {
+        control.close_with(code, &reason);
+    }
     match &e {
         tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
             size,
@@ -164,6 +202,9 @@ fn refuse(peer: &Peer, cfg: &Settings, id: chatproto::ClientId, e: tungstenite::
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 peer.kick(bytes);
             }
+        }
+        tungstenite::Error::Protocol(_) if close_for(&e).is_some() => {
+            info!(client = %id, error = %e, "websocket protocol error; closing");
         }
         _ => debug!(client = %id, error = %e, "websocket failed"),
     }

@@ -577,7 +577,8 @@ fn a_message_over_the_frame_limit_is_frame_too_large_then_close() {
     ws.send_text(&big);
     let why = ws.expect_error("frame_too_large");
     assert!(why.contains("2048"), "{why}");
-    ws.expect_closed();
+    // 1009: a message too big to process (RFC 6455 7.4.1).
+    assert_eq!(ws.expect_closed(), Some(1009));
     // Nothing of it reached the room; alice left.
     let f = watcher.recv_frame();
     assert!(is_presence(&f, "alice", "offline"), "{f}");
@@ -596,9 +597,60 @@ fn a_text_message_that_is_not_utf8_is_a_bad_frame_then_close() {
     ws.send_raw(&masked_frame(0x1, payload, [0x12, 0x34, 0x56, 0x78]));
     let why = ws.expect_error("bad_frame");
     assert!(why.contains("UTF-8"), "{why}");
-    ws.expect_closed();
+    // 1007: data that does not match the message's type (RFC 6455 7.4.1).
+    assert_eq!(ws.expect_closed(), Some(1007));
     let f = watcher.recv_frame();
     assert!(is_presence(&f, "alice", "offline"), "{f}");
+}
+
+/// A masked ping of 126 bytes: one over what a control frame may carry,
+/// so its length takes the 16-bit form.
+fn long_ping() -> Vec<u8> {
+    let mask = [1, 2, 3, 4];
+    let mut out = vec![0x89, 0x80 | 126, 0, 126];
+    out.extend_from_slice(&mask);
+    out.extend((0..126).map(|i| b'p' ^ mask[i % 4]));
+    out
+}
+
+#[test]
+fn a_frame_that_breaks_rfc_6455_is_closed_with_1002_and_others_stay() {
+    let server = Server::start(&[]);
+    let mut watcher = ws_connect(server.addr());
+    watcher.join("watcher");
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let with_first = |first: u8, frame: Vec<u8>| {
+        let mut f = frame;
+        f[0] = first;
+        f
+    };
+    let cases: [(&str, Vec<u8>); 7] = [
+        ("an unmasked frame", vec![0x81, 0x02, b'h', b'i']),
+        ("RSV1 set", with_first(0xC1, masked_frame(0x1, b"{}", mask))),
+        (
+            "a fragmented ping",
+            with_first(0x09, masked_frame(0x9, b"p", mask)),
+        ),
+        ("a ping of 126 bytes", long_ping()),
+        ("a stray continuation", masked_frame(0x0, b"x", mask)),
+        ("a reserved opcode", masked_frame(0x3, b"x", mask)),
+        ("a close with 1005", masked_frame(0x8, &[0x03, 0xED], mask)),
+    ];
+    for (what, bytes) in cases {
+        let mut ws = ws_connect(server.addr());
+        ws.join("breaker");
+        assert!(is_presence(&watcher.recv_frame(), "breaker", "online"));
+        ws.send_raw(&bytes);
+        // 1002: a protocol error (RFC 6455 7.4.1), not a normal close.
+        assert_eq!(ws.expect_closed(), Some(1002), "{what}");
+        let f = watcher.recv_frame();
+        assert!(is_presence(&f, "breaker", "offline"), "{what}: {f}");
+    }
+    // A close with a status a client may send is answered normally.
+    let mut ws = ws_connect(server.addr());
+    ws.send_raw(&masked_frame(0x8, &[0x03, 0xE9], mask));
+    assert_eq!(ws.expect_closed(), Some(1000));
+    watcher.ping_pong();
 }
 
 #[test]
@@ -664,7 +716,8 @@ fn a_flooding_websocket_is_rate_limited_and_closed() {
             "{echoed} messages passed a rate of 10/s with 0.5 s of grace, and no rate_limited"
         );
     }
-    ws.expect_closed();
+    // 1008: the client broke the server's policy (RFC 6455 7.4.1).
+    assert_eq!(ws.expect_closed(), Some(1008));
     let (_, gone) = watcher.recv_until(100, |f| kind(f) == "presence");
     assert!(is_presence(&gone, "fast", "offline"), "{gone}");
 }
