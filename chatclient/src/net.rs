@@ -150,8 +150,13 @@ pub async fn dial(
         let (rbuf, decoder) = join(config, clock, session, held, &mut stream, deadline)
             .await
             .map_err(|e| match e {
-                // A server that takes only TLS closes a plain connection.
-                JoinError::Closed | JoinError::Io(_) => JoinError::MaybeTlsOnly {
+                // A server that takes only TLS refuses a plain connection
+                // (`bad_frame`, saying so) or, if older, just closes it.
+                JoinError::Closed
+                | JoinError::Io(_)
+                | JoinError::Refused {
+                    code: "bad_frame", ..
+                } => JoinError::MaybeTlsOnly {
                     addr: addr.clone(),
                     why: Box::new(e),
                 },

@@ -27,6 +27,40 @@ use crate::peer::Peer;
 use crate::web::ConnInfo;
 use crate::Settings;
 
+/// What a plain chatproto client of a `--tls-only` server is told.
+const TLS_ONLY: &str =
+    "this server takes TLS only: connect again with TLS (chatclient --tls, or tls://HOST:PORT)";
+
+/// How long a connection refused with an answer has, all told, to take
+/// the answer and close.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The most bytes read (and dropped) from a connection refused with an
+/// answer while it takes the answer.
+const REFUSAL_DRAIN_BYTES: usize = 64 << 10;
+
+/// Write `answer` to a connection that is refused, say we are done, and
+/// read what the client still sends until it closes, all within
+/// [`REFUSAL_LINGER`] and [`REFUSAL_DRAIN_BYTES`]: closing a socket with
+/// unread bytes resets it, and a reset may discard the answer before the
+/// client reads it.
+pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: &[u8]) {
+    let _ = timeout(REFUSAL_LINGER, async {
+        stream.write_all(answer).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left = REFUSAL_DRAIN_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
 /// What every connection needs, whichever way it came in.
 pub struct Edge {
     /// The hub's inbox.
@@ -96,6 +130,14 @@ pub async fn serve(
             let settings = Arc::clone(cfg);
             crate::conn::serve(peer, read, addr, to_hub, settings, admission, done).await;
             edge.settings.metrics.closed(Transport::Tcp);
+        }
+        // Under --tls-only: told so in its own protocol, as HTTP is below.
+        Speaks::Chatproto => {
+            debug!(%addr, "plain chatproto to a server that takes TLS only; refusing");
+            let frame = ServerFrame::error(ErrorCode::BadFrame, TLS_ONLY);
+            if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
+                say_and_close(stream, &bytes).await;
+            }
         }
         // Under --tls-only too: the page answers 400, saying to use https.
         Speaks::Http => {

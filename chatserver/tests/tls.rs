@@ -164,8 +164,12 @@ fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
 fn tls_only_refuses_plain_chatproto_and_http_and_serves_tls() {
     let pki = Pki::new();
     let server = tls_server(&pki, &["--tls-only"]);
+    // Plain chatproto is told so in chatproto (not a reset), even with
+    // its join unread.
     let mut plain = server.connect();
     plain.send_frame(&json!({"type": "join", "nick": "alice"}));
+    let why = plain.expect_error("bad_frame");
+    assert!(why.contains("TLS only"), "{why}");
     plain.expect_closed();
 
     // Plain HTTP is answered 400, saying to use https (not a reset).
