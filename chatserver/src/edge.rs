@@ -16,7 +16,7 @@ use chatproto::{ErrorCode, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
@@ -98,8 +98,12 @@ pub async fn serve(
 ) {
     let cfg = &edge.settings;
     let wait = Duration::from_millis(cfg.join_timeout_ms);
+    // One deadline from accept for every phase before the hub's: the
+    // first byte, the TLS handshake, the first byte inside it, and an
+    // HTTP request's head. Each used to get a whole join timeout.
+    let deadline = Instant::now() + wait;
     let mut first = [0u8; 1];
-    let said = match timeout(wait, stream.peek(&mut first)).await {
+    let said = match timeout_at(deadline, stream.peek(&mut first)).await {
         Ok(Ok(1)) => speaks(first[0]),
         Ok(_) => Speaks::Nothing,
         Err(_) => {
@@ -141,7 +145,11 @@ pub async fn serve(
         }
         // Under --tls-only too: the page answers 400, saying to use https.
         Speaks::Http => {
-            let info = ConnInfo { addr, tls: false };
+            let info = ConnInfo {
+                addr,
+                tls: false,
+                deadline,
+            };
             crate::web::serve(stream, info, Arc::clone(&edge), admission, done).await;
         }
         Speaks::Tls => {
@@ -149,13 +157,13 @@ pub async fn serve(
                 debug!(%addr, "TLS without a certificate; closing");
                 return;
             };
-            let tls = match timeout(wait, acceptor.accept(stream)).await {
+            let tls = match timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return debug!(%addr, error = %e, "TLS handshake failed"),
                 Err(_) => return debug!(%addr, "TLS handshake timed out"),
             };
             let mut inner = Rewind::new(tls);
-            let said = match timeout(wait, inner.fill()).await {
+            let said = match timeout_at(deadline, inner.fill()).await {
                 Ok(Ok(Some(b))) => speaks(b),
                 _ => Speaks::Nothing,
             };
@@ -164,7 +172,11 @@ pub async fn serve(
                     crate::tlsconn::serve(inner, addr, Arc::clone(&edge), admission, done).await;
                 }
                 Speaks::Http => {
-                    let info = ConnInfo { addr, tls: true };
+                    let info = ConnInfo {
+                        addr,
+                        tls: true,
+                        deadline,
+                    };
                     crate::web::serve(inner, info, Arc::clone(&edge), admission, done).await;
                 }
                 _ => debug!(%addr, "TLS carrying neither chatproto nor HTTP; closing"),

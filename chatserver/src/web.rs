@@ -36,6 +36,9 @@ pub struct ConnInfo {
     pub addr: SocketAddr,
     /// Whether it came through TLS.
     pub tls: bool,
+    /// When the connection's join timeout, counted from accept, ends: the
+    /// first request's head must have come by then.
+    pub deadline: tokio::time::Instant,
 }
 
 /// Serve HTTP/1.1 on `io` until the client closes it or it upgrades to a
@@ -51,8 +54,13 @@ pub async fn serve<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let admission = Arc::new(Mutex::new(Some(admission)));
-    // A request's head must come within the join timeout, as a join must.
-    let timeout = Duration::from_millis(edge.settings.join_timeout_ms.max(1));
+    // A request's head must come within what is left of the join timeout
+    // since accept (the first byte and a TLS handshake took the rest), as
+    // a join must; a later request on a kept-alive connection gets as long.
+    let left = info
+        .deadline
+        .saturating_duration_since(tokio::time::Instant::now());
+    let timeout = left.max(Duration::from_millis(1));
     let service = hyper::service::service_fn(move |req| {
         let (edge, admission, done) = (Arc::clone(&edge), Arc::clone(&admission), done.clone());
         async move { Ok::<_, Infallible>(route(req, info, edge, admission, done).await) }

@@ -5,8 +5,11 @@
 mod common;
 mod webclient;
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{is_presence, run_to_exit, Next, Server, WAIT};
 use rustls::ClientConfig;
@@ -123,6 +126,36 @@ fn wss_carries_chatproto_and_checks_the_https_origin() {
         Err(e) => panic!("expected 403, got {e}"),
         Ok(_) => panic!("Origin {plain_origin} was let in over TLS"),
     }
+}
+
+#[test]
+fn a_wss_opening_that_stalls_is_closed_one_join_timeout_after_accept() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--join-timeout-ms", "3000"]);
+    let config = pki.ca.client_config();
+    let start = Instant::now();
+    let sock = webclient::tcp(server.addr());
+    // A slow client, phase by phase: its TLS handshake begins 2 s after
+    // it connected, then it sends half of a WebSocket opening and stalls.
+    // Each phase used to get a whole join timeout of its own (closed
+    // after 5 s here); all of them together get one, from accept.
+    thread::sleep(Duration::from_secs(2));
+    let mut s = webclient::tls_over(sock, &config, "localhost").expect("TLS handshake");
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
+        .expect("write");
+    s.flush().expect("flush");
+    let got = webclient::read_to_close(&mut s);
+    let waited = start.elapsed();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got:?}");
+    assert!(
+        waited >= Duration::from_millis(3000),
+        "closed after {waited:?}, before the join timeout"
+    );
+    assert!(
+        waited < Duration::from_millis(4200),
+        "closed {waited:?} after connecting, not one join timeout (3 s) after"
+    );
 }
 
 #[test]

@@ -180,7 +180,12 @@ impl Pki {
 /// A finished TLS handshake with `addr`, checking the server is `name`
 /// (`localhost` or `127.0.0.1`) by `config`'s roots; the error if it fails.
 pub fn tls_connect(addr: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> io::Result<Tls> {
-    let mut sock = tcp(addr);
+    tls_over(tcp(addr), config, name)
+}
+
+/// A finished TLS handshake on `sock`, a TCP connection already open, as
+/// [`tls_connect`] makes one.
+pub fn tls_over(mut sock: TcpStream, config: &Arc<ClientConfig>, name: &str) -> io::Result<Tls> {
     let name = ServerName::try_from(name.to_owned()).expect("a server name");
     let mut conn = ClientConnection::new(Arc::clone(config), name).expect("a TLS client");
     while conn.is_handshaking() {
@@ -192,6 +197,20 @@ pub fn tls_connect(addr: SocketAddr, config: &Arc<ClientConfig>, name: &str) -> 
 // ---------------------------------------------------------------------
 // HTTP/1.1, just enough to read one response.
 // ---------------------------------------------------------------------
+
+/// Read `s` until the server closes it, at most [`WAIT`]; what came.
+pub fn read_to_close<S: Read>(s: &mut S) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if ended(&e) => return got,
+            Err(e) => panic!("not closed within {WAIT:?}: {e}"),
+        }
+    }
+}
 
 /// One HTTP response.
 #[derive(Debug)]
