@@ -17,6 +17,7 @@ mod limits;
 mod metrics;
 mod peer;
 mod ratelimit;
+mod refuse;
 mod stage;
 mod store;
 mod tls;
@@ -30,14 +31,14 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatproto::{encode, ErrorCode, Server, ServerConfig, ServerFrame};
+use chatproto::{Server, ServerConfig};
 use clap::Parser;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::args::Args;
-use crate::limits::{Limits, Refused};
+use crate::limits::Limits;
 
 /// How long a cluster node may take to read every room's log at start.
 const CATCH_UP: Duration = Duration::from_secs(120);
@@ -381,23 +382,7 @@ async fn accept_loop(
     done: mpsc::Sender<()>,
 ) {
     let settings = &edge.settings;
-    let max = settings.max_frame_bytes;
-    let full = encode(
-        &ServerFrame::error(
-            ErrorCode::ServerFull,
-            "the server has no room for another client; try again later",
-        ),
-        max,
-    )
-    .expect("fits");
-    let ip_full = encode(
-        &ServerFrame::error(
-            ErrorCode::ServerFull,
-            "too many connections from your address; close one and try again",
-        ),
-        max,
-    )
-    .expect("fits");
+    let refuser = refuse::Refuser::new(edge.tls.clone(), settings.max_frame_bytes);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -421,26 +406,10 @@ async fn accept_loop(
             Err(why) => {
                 info!(%addr, ?why, "refusing connection: server_full");
                 settings.metrics.closed_for("server_full");
-                let bytes = if why == Refused::Full {
-                    full.clone()
-                } else {
-                    ip_full.clone()
-                };
-                tokio::spawn(refuse(stream, bytes));
+                refuser.refuse(stream, why);
             }
         }
     }
-}
-
-/// Tell a connection it cannot be served, then close it (bounded in time).
-async fn refuse(stream: TcpStream, bytes: bytes::Bytes) {
-    use tokio::io::AsyncWriteExt;
-    let mut stream = stream;
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.write_all(&bytes).await?;
-        stream.shutdown().await
-    })
-    .await;
 }
 
 /// Register for SIGTERM and Ctrl-C now, and return a future that resolves

@@ -129,6 +129,33 @@ fn wss_carries_chatproto_and_checks_the_https_origin() {
 }
 
 #[test]
+fn a_full_server_refuses_tls_clients_inside_tls() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--max-clients", "1"]);
+    let mut lurker = server.connect();
+    lurker.ping_pong();
+    let config = pki.ca.client_config();
+    // https: a 503 saying when to try again, over a finished handshake.
+    let mut s = tls_connect(server.addr(), &config, "localhost")
+        .expect("the TLS handshake of a refused connection");
+    let host = format!("localhost:{}", server.addr().port());
+    let res = request(&mut s, "GET", "/", &host).expect("an answer over TLS");
+    assert_eq!(res.status, 503, "{res:?}");
+    assert_eq!(res.header("retry-after"), Some("5"), "{res:?}");
+    assert!(res.text().contains("no room"), "{res:?}");
+    // chatproto inside TLS: the server_full error frame.
+    let mut alice = Framed::new(tls(&server, &config, "localhost"));
+    alice.send_frame(&json!({"type": "join", "nick": "alice"}));
+    let error = alice.expect_kind("error");
+    assert_eq!(error["code"], "server_full", "{error}");
+    match alice.next_within(WAIT) {
+        Next::Eof | Next::Reset => {}
+        other => panic!("a refused TLS client was kept: {other:?}"),
+    }
+    lurker.ping_pong();
+}
+
+#[test]
 fn a_wss_opening_that_stalls_is_closed_one_join_timeout_after_accept() {
     let pki = Pki::new();
     let server = tls_server(&pki, &["--join-timeout-ms", "3000"]);

@@ -730,19 +730,24 @@ fn the_per_address_cap_counts_websockets_and_refuses_at_accept() {
     first.join("alice");
     let mut second = ws_connect(addr);
     second.ping_pong();
-    // The third is refused as it is accepted, before it says anything, in
-    // chatproto: a WebSocket handshake on it cannot succeed.
+    // The third is refused as it is accepted, in what it speaks: a silent
+    // or chatproto connection in chatproto, HTTP (a WebSocket's opening,
+    // a page) with a 503 that says when to try again, not chatproto bytes.
     let mut third = server.connect();
     let why = third.expect_error("server_full");
     assert!(why.contains("address"), "{why}");
     third.expect_closed();
     match ws_try(addr, None) {
         Ok(_) => panic!("a third WebSocket from one address was let in"),
-        Err(e) => assert!(
-            !matches!(e, tokio_tungstenite::tungstenite::Error::Http(_)),
-            "refused by HTTP, not at accept: {e}"
-        ),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 503, "{res:?}");
+            assert_eq!(res.headers()["retry-after"], "5", "{res:?}");
+        }
+        Err(e) => panic!("refused without an HTTP answer: {e}"),
     }
+    let page = request(&mut tcp(addr), "GET", "/", &addr.to_string()).expect("an answer");
+    assert_eq!(page.status, 503, "{page:?}");
+    assert!(page.text().contains("your address"), "{page:?}");
     first.ping_pong();
     second.ping_pong();
     // Its place is given back when one closes.

@@ -1,0 +1,184 @@
+//! Connections refused at accept (`server_full`), each answered in what
+//! it speaks, told by its first byte as in `edge`: chatproto gets its
+//! `error` frame, HTTP a 503 with `Retry-After`, TLS the same inside a
+//! finished handshake (when the server has a certificate). Every wait is
+//! bounded, and so is how many refusals are under way at once, so that
+//! connections refused cannot hold what the admitted ones need.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatproto::{ErrorCode, ServerFrame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tracing::debug;
+
+use crate::edge::say_and_close;
+use crate::limits::Refused;
+
+/// The most a refused connection is kept, from accept to close: to say
+/// what it speaks, finish a TLS handshake and take its answer.
+pub const REFUSAL_TIME: Duration = Duration::from_secs(3);
+
+/// How long a refused connection may take to send its first byte (or,
+/// inside TLS, its first byte after the handshake); a silent one is
+/// answered in chatproto.
+const FIRST_BYTE_WAIT: Duration = Duration::from_millis(500);
+
+/// Refused connections answered at once; past it, the next is closed
+/// without an answer.
+pub const MAX_REFUSING: usize = 256;
+
+/// The `Retry-After` of the 503 an HTTP client is refused with, in seconds.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// What a refused connection is told, and how.
+pub struct Refuser {
+    /// TLS, when a certificate was given: a TLS client is refused inside it.
+    tls: Option<TlsAcceptor>,
+    /// The largest frame, for encoding the chatproto answer.
+    max_frame_bytes: usize,
+    /// One permit per refusal under way ([`MAX_REFUSING`]).
+    slots: Arc<Semaphore>,
+}
+
+/// The protocol a refused connection is answered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Chatproto,
+    Http,
+    Tls,
+}
+
+/// What a connection's first byte (`None`: none in time) says to answer
+/// it in; the rule of `edge`, silence being chatproto.
+fn answer_for(first: Option<u8>) -> Answer {
+    match first {
+        Some(0x16) => Answer::Tls,
+        Some(b'A'..=b'Z') => Answer::Http,
+        _ => Answer::Chatproto,
+    }
+}
+
+/// Why, in words, for `why`.
+fn reason(why: Refused) -> &'static str {
+    match why {
+        Refused::Full => "the server has no room for another client; try again later",
+        Refused::IpFull => "too many connections from your address; close one and try again",
+    }
+}
+
+/// The 503 an HTTP client is refused with.
+fn http_503(why: Refused) -> Vec<u8> {
+    let body = format!("{}\n", reason(why));
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nRetry-After: {RETRY_AFTER_SECS}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl Refuser {
+    /// Refuse with TLS inside `tls` when given, frames up to
+    /// `max_frame_bytes`.
+    pub fn new(tls: Option<TlsAcceptor>, max_frame_bytes: usize) -> Self {
+        Refuser {
+            tls,
+            max_frame_bytes,
+            slots: Arc::new(Semaphore::new(MAX_REFUSING)),
+        }
+    }
+
+    /// Answer `stream` that it is refused for `why`, in a task of its own
+    /// that ends within [`REFUSAL_TIME`]; with [`MAX_REFUSING`] under way,
+    /// close it at once instead.
+    pub fn refuse(&self, stream: TcpStream, why: Refused) {
+        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            debug!("too many refusals under way; closing without an answer");
+            return;
+        };
+        let (tls, max) = (self.tls.clone(), self.max_frame_bytes);
+        tokio::spawn(async move {
+            let _ = timeout(REFUSAL_TIME, answer(stream, why, tls, max)).await;
+            drop(permit);
+        });
+    }
+}
+
+/// The first byte `stream` sends, without taking it, within
+/// [`FIRST_BYTE_WAIT`].
+async fn peek_first(stream: &TcpStream) -> Option<u8> {
+    let mut first = [0u8; 1];
+    match timeout(FIRST_BYTE_WAIT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0]),
+        _ => None,
+    }
+}
+
+/// Refuse `stream` in what its first byte says it speaks.
+async fn answer(stream: TcpStream, why: Refused, tls: Option<TlsAcceptor>, max: usize) {
+    match answer_for(peek_first(&stream).await) {
+        Answer::Tls => {
+            let Some(acceptor) = tls else {
+                return debug!("TLS without a certificate; closing");
+            };
+            let Ok(mut inner) = acceptor.accept(stream).await else {
+                return debug!("TLS handshake of a refused connection failed");
+            };
+            let mut first = [0u8; 1];
+            let first = match timeout(FIRST_BYTE_WAIT, inner.read(&mut first)).await {
+                Ok(Ok(1)) => Some(first[0]),
+                _ => None,
+            };
+            // TLS inside TLS is nothing we speak: chatproto says why.
+            let inner_answer = match answer_for(first) {
+                Answer::Http => Answer::Http,
+                _ => Answer::Chatproto,
+            };
+            say(inner, inner_answer, why, max).await;
+        }
+        plain => say(stream, plain, why, max).await,
+    }
+}
+
+/// Tell `stream` it is refused, in `how`, and close it.
+async fn say<S: AsyncRead + AsyncWrite + Unpin>(stream: S, how: Answer, why: Refused, max: usize) {
+    let bytes = match how {
+        Answer::Http => http_503(why),
+        _ => {
+            let frame = ServerFrame::error(ErrorCode::ServerFull, reason(why));
+            match chatproto::encode(&frame, max) {
+                Ok(bytes) => bytes.to_vec(),
+                Err(_) => return,
+            }
+        }
+    };
+    say_and_close(stream, &bytes).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_answered_in_what_the_first_byte_says() {
+        assert_eq!(answer_for(Some(0x16)), Answer::Tls);
+        assert_eq!(answer_for(Some(b'G')), Answer::Http);
+        assert_eq!(answer_for(Some(0)), Answer::Chatproto);
+        assert_eq!(answer_for(None), Answer::Chatproto);
+    }
+
+    #[test]
+    fn the_503_is_whole_and_says_when_to_retry() {
+        let res = String::from_utf8(http_503(Refused::IpFull)).unwrap();
+        let (head, body) = res.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        assert!(head.contains("\r\nRetry-After: 5\r\n"), "{head}");
+        assert!(body.contains("your address"), "{body}");
+    }
+}
