@@ -662,9 +662,13 @@ fn check_stored_order(records: &[Record]) {
     let mut last: HashMap<&str, (&str, u64)> = HashMap::new();
     for r in records {
         match r {
-            Record::Room { name, epoch } if last.get(&**name).is_none_or(|(e, _)| e != epoch) => {
-                last.insert(name, (epoch, 0));
-            }
+            // A room record raises the room's last seq to its own.
+            Record::Room { name, epoch, seq } => match last.get_mut(&**name) {
+                Some((e, at)) if e == epoch => *at = (*at).max(*seq),
+                _ => {
+                    last.insert(name, (epoch, *seq));
+                }
+            },
             Record::Forgotten { name } => {
                 last.remove(&**name);
             }

@@ -246,28 +246,137 @@ fn a_failing_store_refuses_messages_and_nothing_else() {
     );
 }
 
+/// The seqs of `nick`'s presence changes among `frames`.
+fn presences_of(frames: &[ServerFrame], nick: &str) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Presence { seq, nick: n, .. } if n == nick => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Seqs that clients saw while the store failed (presence changes go
+/// ahead unstored) are never given to other events after a restart: the
+/// room's record, stored again once the store recovers, carries them.
+/// Before, the restarted room went on from its last stored event, bob's
+/// "lost" took seq 4 (dave's arrival, seen by alice), and alice resuming
+/// with since 4 was told `recovered: true` without it.
+#[test]
+fn seqs_seen_while_the_store_failed_are_not_given_again_after_a_restart() {
+    let mut sim = two();
+    let alice = sim.clients[0].session.clone().expect("a token");
+    let bob = sim.clients[1].session.clone().expect("a token");
+    sim.store.fail = Some("disk full".into());
+    say(&mut sim, 0, "refused", "m0");
+    sim.commit();
+    for nick in ["carol", "dave"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    let frames = sim.take(0);
+    let seen = [
+        presences_of(&frames, "carol"),
+        presences_of(&frames, "dave"),
+    ];
+    assert_eq!(seen, [vec![3], vec![4]], "{frames:?}");
+    sim.store.fail = None;
+    sim.server.handle_store_recovered();
+    sim.commit();
+    let stored = std::mem::take(&mut sim.store.records);
+    let epoch = stored
+        .iter()
+        .find_map(|r| match r {
+            Record::Room { epoch, .. } => Some(epoch.clone()),
+            _ => None,
+        })
+        .expect("lobby stored");
+
+    // A restart: bob comes back first and says something.
+    let mut sim = restart(&stored, Now::new(0, T0 + 60_000));
+    sim.store.records = stored;
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec![], Some(bob)));
+    sim.send(b, ClientFrame::enter("lobby", Some((2, epoch.clone()))));
+    say(&mut sim, b, "lost", "m1");
+    let said = msgs(&sim.take(b));
+    assert_eq!(said, vec![(6, "lost".to_owned())], "above dave's 4");
+
+    // alice saw up to dave's arrival: her replay holds "lost".
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], Some(alice)));
+    sim.send(a, ClientFrame::enter("lobby", Some((4, epoch))));
+    let frames = sim.take(a);
+    assert_eq!(texts_of(&frames), ["lost"], "{frames:?}");
+}
+
+/// A server stopped while its store still fails loses the seqs it gave
+/// out meanwhile. A client that saw them and enters with a `since` above
+/// the restarted room's seq is not told `recovered: true` (it was, with
+/// an empty replay): it is answered as one that never saw the room.
+#[test]
+fn a_since_above_the_rooms_seq_is_not_recovered() {
+    let mut sim = two();
+    let alice = sim.clients[0].session.clone().expect("a token");
+    say(&mut sim, 1, "kept", "m0");
+    sim.store.fail = Some("disk full".into());
+    let c = sim.connect();
+    sim.join(c, "carol");
+    sim.commit();
+    assert_eq!(presences_of(&sim.take(0), "carol"), vec![4]);
+    let stored = std::mem::take(&mut sim.store.records);
+    let epoch = stored
+        .iter()
+        .find_map(|r| match r {
+            Record::Room { epoch, .. } => Some(epoch.clone()),
+            _ => None,
+        })
+        .expect("lobby stored");
+
+    // The server stops before the store recovers; alice saw seq 4.
+    let mut sim = restart(&stored, Now::new(0, T0 + 60_000));
+    sim.store.records = stored;
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], Some(alice)));
+    sim.send(a, ClientFrame::enter("lobby", Some((4, epoch))));
+    let frames = sim.take(a);
+    let entered = frames.iter().find_map(|f| match f {
+        ServerFrame::Entered { seq, recovered, .. } => Some((*seq, *recovered)),
+        _ => None,
+    });
+    assert_eq!(entered, Some((3, false)), "{frames:?}");
+    assert_eq!(texts_of(&frames), ["kept"]);
+}
+
 /// A new server started from what `sim` stored, as a shell would do it:
-/// sessions first, then each room with its newest events.
+/// sessions first, then each room with its newest events. A room's last
+/// seq is that of its last event, or its record's seq if higher (as
+/// chatstore keeps it).
 fn restart(stored: &[Record], now: Now) -> Sim {
     let mut sim = Sim::new(durable(), now.wall);
-    let mut rooms: Vec<(std::sync::Arc<str>, String)> = Vec::new();
+    let mut rooms: Vec<(std::sync::Arc<str>, String, u64)> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
     for r in stored {
         match r {
             Record::Session {
                 id, nick, token, ..
             } => sim.server.restore_session(now, *id, nick, *token),
-            Record::Room { name, epoch, .. } => {
-                rooms.retain(|(n, _)| n != name);
-                rooms.push((name.clone(), epoch.clone()));
+            Record::Room {
+                name, epoch, seq, ..
+            } => {
+                let same = rooms.iter().find(|(n, e, _)| n == name && e == epoch);
+                let seq = same.map_or(*seq, |(_, _, at)| (*at).max(*seq));
+                rooms.retain(|(n, _, _)| n != name);
+                rooms.push((name.clone(), epoch.clone(), seq));
             }
             Record::Event(e) => events.push(Event::clone(e)),
             _ => {}
         }
     }
-    for (name, epoch) in rooms {
+    for (name, epoch, seq) in rooms {
         let mine: Vec<Event> = events.iter().filter(|e| e.room == name).cloned().collect();
-        let last = mine.last().map_or(0, |e| e.seq);
+        let last = mine.last().map_or(0, |e| e.seq).max(seq);
         let oldest = mine.first().map_or(last + 1, |e| e.seq);
         sim.server.restore_room(&name, &epoch, last, oldest, mine);
     }

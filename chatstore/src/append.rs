@@ -111,10 +111,26 @@ fn write<'a>(
     };
     for record in records {
         match record {
-            Record::Room { name, epoch, .. } => {
+            Record::Room {
+                name, epoch, seq, ..
+            } => {
                 flush_room(&mut runs, name)?;
-                match begin_room(tx, name, epoch)? {
-                    // The same epoch again changes nothing.
+                if *seq > MAX_SEQ {
+                    return Err(StoreError::KeysFull {
+                        room: name.to_string(),
+                        why: "its seq is past the highest a room can store",
+                    });
+                }
+                // What this batch wrote into it is counted first: its
+                // events after the record must be above the record's seq.
+                if *seq > 0 {
+                    if let Some(i) = runs.iter().position(|r| *r.room == **name) {
+                        let run = runs.remove(i);
+                        update_room(tx, &run)?;
+                    }
+                }
+                match begin_room(tx, name, epoch, *seq)? {
+                    // The same epoch again raises its last seq at most.
                     Began::Same => {}
                     // A room begun again (a new epoch) drops what came
                     // before in this batch too.

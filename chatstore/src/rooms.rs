@@ -61,31 +61,40 @@ fn delete_events(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(), Store
 pub(crate) enum Began {
     /// The room is new: its number.
     New(i64),
-    /// The same epoch again: nothing.
+    /// The same epoch again: only its last seq may have gone up.
     Same,
     /// A new epoch: the old history went, the room began again.
     Again,
 }
 
-/// A room record: new, the same epoch again (nothing to do), or a new
-/// epoch (the old history goes: the room began again).
+/// A room record: new, the same epoch again, or a new epoch (the old
+/// history goes: the room began again). The room's last seq becomes at
+/// least `seq`, the highest the server gave out (seqs that clients saw
+/// while the store failed are never given again after a restart).
 pub(crate) fn begin_room(
     tx: &rusqlite::Transaction<'_>,
     name: &str,
     epoch: &str,
+    seq: u64,
 ) -> Result<Began, StoreError> {
     let old: Option<String> = tx
         .prepare_cached("SELECT epoch FROM rooms WHERE name = ?1")?
         .query_row(params![name], |r| r.get(0))
         .optional()?;
     match old {
-        Some(old) if old == epoch => Ok(Began::Same),
+        Some(old) if old == epoch => {
+            if seq > 0 {
+                tx.prepare_cached("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE name = ?1")?
+                    .execute(params![name, seq as i64])?;
+            }
+            Ok(Began::Same)
+        }
         Some(_) => {
             // The room keeps its number; its events go.
             delete_events(tx, name)?;
             tx.execute(
-                "UPDATE rooms SET epoch = ?2, last_seq = 0 WHERE name = ?1",
-                params![name, epoch],
+                "UPDATE rooms SET epoch = ?2, last_seq = ?3 WHERE name = ?1",
+                params![name, epoch, seq as i64],
             )?;
             Ok(Began::Again)
         }
@@ -113,8 +122,8 @@ pub(crate) fn begin_room(
                 });
             }
             tx.execute(
-                "INSERT INTO rooms (name, epoch, last_seq, no) VALUES (?1, ?2, 0, ?3)",
-                params![name, epoch, no],
+                "INSERT INTO rooms (name, epoch, last_seq, no) VALUES (?1, ?2, ?3, ?4)",
+                params![name, epoch, seq as i64, no],
             )?;
             Ok(Began::New(no))
         }

@@ -333,6 +333,52 @@ fn the_same_epoch_again_in_a_batch_keeps_what_came_before() {
     );
 }
 
+/// A room record carries the highest seq the server gave out (presence
+/// changes it applied unstored while the store failed): the room's last
+/// seq rises to it, whether the room is known, new or begun again, so a
+/// restarted server goes on above it; a later event at or below it is
+/// out of order. Before, the same epoch again left the last seq as it
+/// was (a new room started at 0), and seqs 3 and 4 were given again.
+#[test]
+fn a_room_record_raises_the_rooms_last_seq_to_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(
+        &mut store,
+        "e",
+        &[presence("lobby", 1, 1), presence("lobby", 2, 2)],
+    );
+    store
+        .append(&[
+            Record::Event(Arc::new(msg("lobby", 3, 1, &[], "in this batch"))),
+            Record::room_at("lobby", "e", 4),
+            Record::room_at("late", "e1", 7),
+            Record::room_at("again", "e1", 0),
+            Record::room_at("again", "e2", 5),
+        ])
+        .unwrap();
+    // A lower seq never lowers it.
+    store.append(&[Record::room_at("lobby", "e", 1)]).unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    let last: Vec<(String, u64)> = store
+        .rooms()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.last_seq))
+        .collect();
+    let want = [("again", 5), ("late", 7), ("lobby", 4)].map(|(n, s)| (n.to_owned(), s));
+    assert_eq!(last, want);
+    let stale = Record::Event(Arc::new(msg("lobby", 4, 1, &[], "taken")));
+    assert!(matches!(
+        store.append(&[stale]),
+        Err(StoreError::OutOfOrder { seq: 4, .. })
+    ));
+    put(&mut store, "e", &[msg("lobby", 5, 1, &[], "next")]);
+    let said = texts(&store.recent("lobby", 10).unwrap());
+    assert_eq!(said, ["in this batch", "next"]);
+}
+
 #[test]
 fn events_before_their_new_rooms_record_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();

@@ -407,8 +407,17 @@ impl Server {
         } else {
             room.history_start
         };
+        // A `since` past the room's seq (same epoch) was seen before a
+        // restart that lost it (the store failed, and the server stopped
+        // before it recovered): what the client missed is unknown, so it
+        // is answered as a client that never saw the room. (A cluster's
+        // node may be behind its log: there, the log has it.)
+        let since = req
+            .since
+            .as_ref()
+            .filter(|(since, _)| *since <= room.seq || self.config.cluster);
         // A replay reaching back past memory is read from the store.
-        let from_store = match &req.since {
+        let from_store = match since {
             Some((since, epoch)) if durable && *epoch == room.epoch => {
                 let after = since.saturating_add(1);
                 (after < room.history_start && room.history_start > room.stored_from)
@@ -416,7 +425,7 @@ impl Server {
             }
             _ => None,
         };
-        let (mut replay, mut recovered) = match &req.since {
+        let (mut replay, mut recovered) = match since {
             _ if from_store.is_some() => (Vec::new(), false),
             Some((since, epoch)) if *epoch == room.epoch => {
                 let scan = self.config.history_scan;

@@ -40,6 +40,12 @@ pub enum Record {
         name: Arc<str>,
         /// Its epoch.
         epoch: String,
+        /// The highest seq the room has given out so far (0 for a room
+        /// that just began): the store's last seq of the room is raised
+        /// to it, so that after a restart the room goes on above every
+        /// seq a client may have seen, stored or not (presence changes
+        /// go ahead unstored while the store fails).
+        seq: u64,
     },
     /// A session began; resuming it after a restart needs this.
     #[non_exhaustive]
@@ -66,9 +72,16 @@ pub enum Record {
 impl Record {
     /// A room began, with `epoch`.
     pub fn room(name: impl Into<Arc<str>>, epoch: impl Into<String>) -> Self {
+        Record::room_at(name, epoch, 0)
+    }
+
+    /// A room of `epoch` that has given out seqs up to `seq`: the store
+    /// keeps its last seq at least that high.
+    pub fn room_at(name: impl Into<Arc<str>>, epoch: impl Into<String>, seq: u64) -> Self {
         Record::Room {
             name: name.into(),
             epoch: epoch.into(),
+            seq,
         }
     }
 
@@ -152,10 +165,12 @@ impl Server {
     /// A room was created: its epoch must be stored before its events.
     pub(crate) fn record_room(&mut self, room: &Room) {
         if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
-            self.gate.records.push(Record::Room {
-                name: Arc::clone(&room.name),
-                epoch: room.epoch.clone(),
-            });
+            // Its events follow in this batch: they are above nothing yet.
+            self.gate.records.push(Record::room_at(
+                Arc::clone(&room.name),
+                room.epoch.clone(),
+                0,
+            ));
         }
     }
 
@@ -299,6 +314,10 @@ impl Server {
     /// forgotten meanwhile are forgotten by the store, and every room and
     /// session is handed out to be stored (again: storing is idempotent),
     /// so that what began while it failed can be resumed after a restart.
+    /// Each room goes with the highest seq it gave out: the presence
+    /// changes applied unstored meanwhile were seen with their seqs, and a
+    /// restarted server must not give those seqs to other events (a
+    /// client that saw them would resume past those events).
     pub fn handle_store_recovered(&mut self) {
         if self.gate.down.take().is_none() {
             return;
@@ -321,10 +340,15 @@ impl Server {
         names.sort_unstable();
         for name in names {
             let r = &self.rooms[&name];
-            self.gate.records.push(Record::Room {
-                name: Arc::clone(&r.name),
-                epoch: r.epoch.clone(),
-            });
+            // A cluster's seqs are its log's, not this store's.
+            let seq = if self.config.cluster {
+                0
+            } else {
+                r.next_seq - 1
+            };
+            self.gate
+                .records
+                .push(Record::room_at(Arc::clone(&r.name), r.epoch.clone(), seq));
         }
         let mut ids: Vec<_> = self
             .sessions
