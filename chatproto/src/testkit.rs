@@ -90,17 +90,49 @@ impl SimStore {
             query.limit,
         );
         let (events, more) = self.read(&bounded);
-        if more {
+        let page = if more {
             let from = events.first().map_or(query.before, |e| e.seq);
-            return crate::ReadPage::new(events, true, from);
-        }
-        // Cut short by the scan: more if anything older is held in range.
-        let older = lowest > query.after.saturating_add(1)
-            && self.records.iter().any(|r| {
-                matches!(r, Record::Event(e) if e.room == query.room
+            crate::ReadPage::new(events, true, from)
+        } else {
+            // Cut short by the scan: more if anything older is held in range.
+            let older = lowest > query.after.saturating_add(1)
+                && self.records.iter().any(|r| {
+                    matches!(r, Record::Event(e) if e.room == query.room
                     && e.seq > query.after && e.seq < lowest)
-            });
-        crate::ReadPage::new(events, older, lowest)
+                });
+            crate::ReadPage::new(events, older, lowest)
+        };
+        match self.oldest(&query.room) {
+            Some(oldest) => page.with_oldest(oldest),
+            None => page,
+        }
+    }
+
+    /// The seq of the oldest event stored of `room` since it last began
+    /// (a new epoch, or after it was forgotten), if any; a test models
+    /// retention by removing records.
+    pub fn oldest(&self, room: &str) -> Option<u64> {
+        let mut oldest = None;
+        let mut began: Option<&str> = None;
+        for r in &self.records {
+            match r {
+                Record::Room { name, epoch, .. } if &**name == room => {
+                    if began != Some(epoch.as_str()) {
+                        oldest = None;
+                    }
+                    began = Some(epoch);
+                }
+                Record::Forgotten { name } if &**name == room => {
+                    oldest = None;
+                    began = None;
+                }
+                Record::Event(e) if &*e.room == room => {
+                    oldest = Some(oldest.unwrap_or(e.seq).min(e.seq))
+                }
+                _ => {}
+            }
+        }
+        oldest
     }
 
     /// Whether the store holds `event` (same room and seq).

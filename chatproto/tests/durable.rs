@@ -896,6 +896,59 @@ fn messages_retention_deleted_are_forgotten_from_memory_too() {
 }
 
 /// The store's room records in order: "room NAME" and "forgotten NAME".
+/// Retention deleted what follows bob's `since` and the core has not
+/// heard yet: the store's page says where the room's history starts
+/// now, so bob's replay is not `recovered` (it was, with m2 and m3
+/// silently missing), `entered.oldest` says where it starts, and memory
+/// forgets what went.
+#[test]
+fn a_replay_over_what_retention_just_deleted_is_not_recovered() {
+    let mut sim = Sim::new(small_memory(), T0);
+    let a = sim.connect();
+    sim.join(a, "alice");
+    let b = sim.connect();
+    sim.join(b, "bob");
+    for n in 0..10 {
+        say(&mut sim, a, &format!("m{n}"), &format!("id{n}"));
+    }
+    let seqs: Vec<u64> = msgs(&sim.take(b)).iter().map(|(s, _)| *s).collect();
+    let epoch = sim
+        .store
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::Room { epoch, .. } => Some(epoch.clone()),
+            _ => None,
+        })
+        .expect("lobby stored");
+    sim.send(b, ClientFrame::part("lobby"));
+    sim.take(b);
+    // Retention commits the deletion of m0 to m3 (and the presences
+    // before them); memory holds m6 to m9.
+    sim.store
+        .records
+        .retain(|r| !matches!(r, Record::Event(e) if e.seq <= seqs[3]));
+    sim.send(b, ClientFrame::enter("lobby", Some((seqs[1], epoch))));
+    let frames = sim.take(b);
+    let entered = frames.iter().find_map(|f| match f {
+        ServerFrame::Entered {
+            recovered, oldest, ..
+        } => Some((*recovered, *oldest)),
+        _ => None,
+    });
+    assert_eq!(entered, Some((false, seqs[4])), "{frames:?}");
+    assert_eq!(texts_of(&frames), ["m4", "m5", "m6", "m7", "m8", "m9"]);
+    // Heard: a new member is told where history starts.
+    let c = sim.connect();
+    sim.send(c, ClientFrame::join_v2("carol", vec!["lobby".into()], None));
+    let frames = sim.take(c);
+    let oldest = frames.iter().find_map(|f| match f {
+        ServerFrame::Entered { oldest, .. } => Some(*oldest),
+        _ => None,
+    });
+    assert_eq!(oldest, Some(seqs[4]), "{frames:?}");
+}
+
 fn room_log(sim: &Sim) -> Vec<String> {
     sim.store
         .records

@@ -62,13 +62,18 @@ pub enum FromStore {
     Refused(String),
     /// The store works again after a failure.
     Recovered,
-    /// Retention deleted `deleted` messages: each room's name, epoch and
-    /// oldest stored seq now (the epoch, so that a report about a room
+    /// Retention committed a batch of deletions: each room's name, epoch
+    /// and oldest stored seq now (the epoch, so that a report about a room
     /// since forgotten and begun again does not move the new one's start).
+    /// Sent after every batch, not once a pass ends: until the hub hears,
+    /// it serves from memory, and promises replays over, what is gone.
     Pruned {
-        /// How many events the pass deleted.
+        /// How many events the pass deleted so far.
         deleted: usize,
-        /// Each room's name, epoch and oldest stored seq.
+        /// Whether the pass has ended (`deleted` is then its total).
+        done: bool,
+        /// Each room's name, epoch and oldest stored seq (empty when the
+        /// last batch of a pass deleted nothing).
         rooms: Vec<(String, String, u64)>,
     },
     /// The answer to a `Read`.
@@ -325,21 +330,13 @@ fn run(
                 Ok(n) => {
                     pruned += n;
                     pruning = n == PRUNE_BATCH;
-                    let deleted = if pruning {
-                        0
-                    } else {
-                        std::mem::take(&mut pruned)
-                    };
-                    if deleted > 0 {
-                        // Clients are told where history now starts.
-                        if let Ok(rooms) = store.rooms() {
-                            let rooms = rooms
-                                .into_iter()
-                                .map(|r| (r.name, r.epoch, r.oldest))
-                                .collect();
-                            if answers.send(FromStore::Pruned { deleted, rooms }).is_err() {
-                                return;
-                            }
+                    let deleted = pruned;
+                    if !pruning {
+                        pruned = 0;
+                    }
+                    if let Some(report) = pruned_report(store, n, deleted, !pruning) {
+                        if answers.send(report).is_err() {
+                            return;
                         }
                     }
                 }
@@ -350,6 +347,31 @@ fn run(
             }
         }
     }
+}
+
+/// What the hub is told after a batch of retention that deleted `n`
+/// events (`deleted` so far in the pass, which is `done` or not): where
+/// each room's history starts now, if the batch deleted any (clients are
+/// told, and memory forgets what went); the pass's total once it ends.
+fn pruned_report(store: &Store, n: usize, deleted: usize, done: bool) -> Option<FromStore> {
+    let rooms = match n {
+        0 => Vec::new(),
+        _ => match store.rooms() {
+            Ok(rooms) => rooms
+                .into_iter()
+                .map(|r| (r.name, r.epoch, r.oldest))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read where history starts after retention");
+                Vec::new()
+            }
+        },
+    };
+    (n > 0 || (done && deleted > 0)).then_some(FromStore::Pruned {
+        deleted,
+        done,
+        rooms,
+    })
 }
 
 /// Probe with the failed batch, less the records of any room the store
@@ -451,6 +473,54 @@ mod tests {
     fn msg(room: &str, seq: u64, text: &str) -> Record {
         let body = EventBody::msg(SessionId(1), "alice", Vec::new(), text, None);
         Record::Event(std::sync::Arc::new(Event::new(room, seq, 1, body)))
+    }
+
+    /// Retention reports where each room starts after every batch it
+    /// commits, not once the pass ends: a pass deleting 1,400 events in
+    /// batches of 1,000 tells the hub of the first 1,000 before it goes
+    /// on (the first report was the pass's end, with all 1,400). Until
+    /// the hub heard, it promised replays over what was gone.
+    #[test]
+    fn retention_reports_after_every_batch() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(dir.path(), chatstore::Sync::Normal).expect("open");
+        let mut batch = vec![Record::room("lobby", "e1")];
+        batch.extend((1..=1_400 + 100).map(|n| msg("lobby", n, "m")));
+        store.append(&batch).expect("append");
+        let retention = Retention {
+            max_age_ms: 0,
+            max_per_room: 100,
+            sessions: 10,
+            every: Duration::from_secs(3_600),
+        };
+        let mut link = spawn(store, retention).expect("store thread");
+        link.tx.send(ToStore::Prune).expect("prune");
+        let mut reports = Vec::new();
+        while let Some(answer) = link.rx.blocking_recv() {
+            let FromStore::Pruned {
+                deleted,
+                done,
+                rooms,
+            } = answer
+            else {
+                continue;
+            };
+            let oldest: Vec<u64> = rooms.iter().map(|(_, _, oldest)| *oldest).collect();
+            reports.push((deleted, done, oldest));
+            if done {
+                break;
+            }
+        }
+        assert_eq!(
+            reports,
+            [(1_000, false, vec![1_001]), (1_400, true, vec![1_401])]
+        );
+        drop(link.tx);
+        link.thread
+            .take()
+            .expect("a thread")
+            .join()
+            .expect("joined");
     }
 
     /// A failed batch that holds a room past the highest seq probes as

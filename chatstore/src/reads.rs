@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chatproto::{Event, ReadPage, ReadQuery, SessionId};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use crate::chunk::{decode_chunk, stored_msg, Stored, KIND_MSG, LEGACY_KIND};
 use crate::{Store, StoreError, StoredRoom, MAX_SEQ};
@@ -143,35 +143,40 @@ impl Store {
 
     /// Every room with its epoch, last seq and oldest stored seq.
     pub fn rooms(&self) -> Result<Vec<StoredRoom>, StoreError> {
-        let sql = if self.version < 6 {
+        let sql = format!("{} ORDER BY name", self.rooms_sql());
+        let mut st = self.db.prepare_cached(&sql)?;
+        let rows = st.query_map([], stored_room)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The room `name` as [`rooms`](Store::rooms) lists it, if it is
+    /// stored.
+    pub fn room(&self, name: &str) -> Result<Option<StoredRoom>, StoreError> {
+        let sql = format!("{} WHERE name = ?1", self.rooms_sql());
+        let mut st = self.db.prepare_cached(&sql)?;
+        Ok(st.query_row(params![name], stored_room).optional()?)
+    }
+
+    /// The rooms' name, epoch, last seq and oldest stored seq (NULL: none
+    /// stored), in this file's schema.
+    fn rooms_sql(&self) -> &'static str {
+        if self.version < 6 {
             "SELECT name, epoch, last_seq,
                     (SELECT min(seq) FROM events WHERE events.room = rooms.name)
-             FROM rooms ORDER BY name"
+             FROM rooms"
         } else if self.version >= 8 {
             "SELECT name, epoch, last_seq,
                     (SELECT first FROM chunks
                      WHERE id >= rooms.no << 40 AND id <= (rooms.no << 40) + 1099511627775
                      ORDER BY id LIMIT 1)
-             FROM rooms ORDER BY name"
+             FROM rooms"
         } else {
             "SELECT name, epoch, last_seq,
                     (SELECT id - (rooms.no << 40) FROM events
                      WHERE id >= rooms.no << 40 AND id <= (rooms.no << 40) + 1099511627775
                      ORDER BY id LIMIT 1)
-             FROM rooms ORDER BY name"
-        };
-        let mut st = self.db.prepare_cached(sql)?;
-        let rows = st.query_map([], |r| {
-            let last_seq = r.get::<_, i64>(2)? as u64;
-            let oldest: Option<i64> = r.get(3)?;
-            Ok(StoredRoom {
-                name: r.get(0)?,
-                epoch: r.get(1)?,
-                last_seq,
-                oldest: oldest.map_or(last_seq + 1, |s| s as u64),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+             FROM rooms"
+        }
     }
 
     /// The newest `limit` messages of `room` with a seq below `before`
@@ -192,7 +197,20 @@ impl Store {
     /// [`page`](Store::page), only messages with a seq above `query.after`,
     /// looking at the newest `query.scan` seqs of the range at most (a
     /// page of a room of messages to others costs that, not the room).
+    ///
+    /// The page says where the room's history starts
+    /// ([`ReadPage::oldest`]), read after its events: retention may have
+    /// deleted some of the range before the server heard of it.
     pub fn read(&self, query: &ReadQuery) -> Result<ReadPage, StoreError> {
+        let page = self.read_range(query)?;
+        Ok(match self.room(&query.room)? {
+            Some(room) => page.with_oldest(room.oldest),
+            None => page,
+        })
+    }
+
+    /// [`read`](Store::read) but for where the room's history starts.
+    fn read_range(&self, query: &ReadQuery) -> Result<ReadPage, StoreError> {
         let lowest = query.lowest();
         let (events, more) = self.page_between(
             &query.room,
@@ -250,6 +268,18 @@ impl Store {
         page.reverse();
         Ok((page, more))
     }
+}
+
+/// A row of [`Store::rooms_sql`] as a room.
+fn stored_room(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRoom> {
+    let last_seq = r.get::<_, i64>(2)? as u64;
+    let oldest: Option<i64> = r.get(3)?;
+    Ok(StoredRoom {
+        name: r.get(0)?,
+        epoch: r.get(1)?,
+        last_seq,
+        oldest: oldest.map_or(last_seq + 1, |s| s as u64),
+    })
 }
 
 /// How a read picks a room's events in this file's schema (see

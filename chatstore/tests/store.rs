@@ -605,6 +605,26 @@ fn a_read_takes_the_newest_in_a_range() {
     );
 }
 
+/// A read says where the room's history starts once its page is read:
+/// the server learns from it that retention deleted part of a replay's
+/// range before the pass's report reached it (it had no way to, and
+/// told a client whose replay lost two messages `recovered: true`).
+#[test]
+fn a_read_says_where_the_rooms_history_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let batch: Vec<Event> = (1..=10).map(|n| msg("lobby", n, 1, &[], "m")).collect();
+    put(&mut store, "e", &batch);
+    let query = ReadQuery::new("lobby", SessionId(1), 1, 11, 50);
+    assert_eq!(store.read(&query).unwrap().oldest, Some(1));
+    assert_eq!(store.prune(T, u64::MAX, 6, 1_000).unwrap(), 4);
+    let page = store.read(&query).unwrap();
+    assert_eq!((page.events.len(), page.oldest), (6, Some(5)));
+    // A room the store does not hold says nothing.
+    let elsewhere = ReadQuery::new("nowhere", SessionId(1), 0, 5, 50);
+    assert_eq!(store.read(&elsewhere).unwrap().oldest, None);
+}
+
 #[test]
 fn a_read_looks_at_no_more_than_its_scan() {
     let dir = tempfile::tempdir().unwrap();

@@ -484,6 +484,7 @@ impl Server {
                 epoch: room.epoch.clone(),
                 frames,
                 whole,
+                since,
             };
             self.front.push_back(Step::Read(conn, query, pending));
             return;

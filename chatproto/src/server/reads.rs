@@ -81,12 +81,30 @@ pub struct ReadPage {
     /// the session may see there is in `events` (so `from` is at most the
     /// oldest of them).
     pub from: u64,
+    /// The room's oldest stored seq, read after the page, when the store
+    /// says (see [`ReadPage::with_oldest`]); `None`: it does not.
+    pub oldest: Option<u64>,
 }
 
 impl ReadPage {
     /// A page of `events`, oldest first.
     pub fn new(events: Vec<Event>, more: bool, from: u64) -> Self {
-        ReadPage { events, more, from }
+        ReadPage {
+            events,
+            more,
+            from,
+            oldest: None,
+        }
+    }
+
+    /// The same page, with the room's oldest stored seq as the store saw
+    /// it once the page was read. Retention may have deleted what follows
+    /// a replay's `since` before the server heard of it: a replay is
+    /// whole only if the store still held everything after `since`, and
+    /// the server forgets what is older from then on.
+    pub fn with_oldest(mut self, oldest: u64) -> Self {
+        self.oldest = Some(oldest);
+        self
     }
 }
 
@@ -109,6 +127,8 @@ pub(crate) enum Pending {
         frames: Vec<ServerFrame>,
         /// The replay is whole if the store had everything after `since`.
         whole: bool,
+        /// The `since` it asked with.
+        since: u64,
     },
 }
 
@@ -202,12 +222,23 @@ impl Server {
                 mut frames,
                 whole,
                 epoch,
+                since,
             } => {
                 let room = match frames.first() {
-                    Some(ServerFrame::Entered { room, .. }) => room.as_str(),
-                    _ => "",
+                    Some(ServerFrame::Entered { room, .. }) => room.clone(),
+                    _ => String::new(),
                 };
-                let found = found.ok().filter(|_| same(room, &epoch));
+                let found = found.ok().filter(|_| same(&room, &epoch));
+                // Where the store's history starts as it read: retention
+                // may have deleted past `since` before the core heard.
+                let stored = found.as_ref().and_then(|p| p.oldest);
+                let whole = whole && stored.is_none_or(|o| o <= since.saturating_add(1));
+                if let Some(o) = stored {
+                    self.pruned(&room, Some(&epoch), o);
+                    if let Some(ServerFrame::Entered { oldest, seq, .. }) = frames.first_mut() {
+                        *oldest = (*oldest).max(o.min(seq.saturating_add(1)));
+                    }
+                }
                 let (events, more) = found.map_or((Vec::new(), true), |p| (p.events, p.more));
                 let mut replay: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
                 let mut refs: Vec<&Arc<Event>> = replay.iter().collect();

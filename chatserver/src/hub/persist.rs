@@ -54,14 +54,21 @@ impl Hub {
                 self.server.handle_store_recovered();
                 info!("the history database works again; messages are taken again");
             }
-            FromStore::Pruned { deleted, rooms } => {
+            FromStore::Pruned {
+                deleted,
+                done,
+                rooms,
+            } => {
                 for (room, epoch, oldest) in rooms {
                     self.server.handle_pruned_epoch(&room, &epoch, oldest);
                 }
-                info!(
-                    deleted,
-                    "retention deleted old events; they are served no more"
-                );
+                // Once a pass, not once a batch.
+                if done {
+                    info!(
+                        deleted,
+                        "retention deleted old events; they are served no more"
+                    );
+                }
             }
             FromStore::Read {
                 ticket,
