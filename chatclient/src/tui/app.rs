@@ -516,10 +516,11 @@ impl App {
                 // The first line finishes what was typed: it is a command if
                 // that was.
                 lines.push(format!("{head}{piece}"));
-            } else if piece.starts_with('/') {
-                // Pasted text is text: a line that starts with / is sent as
-                // it is, not run as a command.
-                lines.push(format!("/{piece}"));
+            } else if piece.trim_start().starts_with('/') {
+                // Pasted text is text: a line that starts with / (after any
+                // spaces, which a typed line ignores too) is sent as it is,
+                // without those spaces, not run as a command.
+                lines.push(format!("/{}", piece.trim_start()));
             } else {
                 lines.push((*piece).to_owned());
             }
@@ -805,6 +806,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pasted_line_with_spaces_before_a_slash_is_text() {
+        let mut app = app();
+        app.handle_event(Event::Paste("first\n  /part\n\t/quit\nrest".into()));
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::Send("first".into()),
+                Effect::Send("//part".into()),
+                Effect::Send("//quit".into()),
+            ]
+        );
+        assert_eq!(app.input.text(), "rest");
+    }
+
+    #[test]
     fn a_long_paste_asks_once_and_a_short_one_is_sent() {
         let mut app = app();
         type_str(&mut app, "/me ");
@@ -818,7 +834,6 @@ mod tests {
             ]
         );
         assert_eq!(app.input.text(), "half");
-
         let long: String = (1..=12).map(|i| format!("line {i}\n")).collect();
         app.handle_event(Event::Paste(long));
         assert!(app.take_effects().is_empty());
