@@ -351,9 +351,12 @@ impl App {
             KeyCode::Char('c') if ctrl => {
                 if self.quitting || (armed && self.input.is_empty()) {
                     self.effects.push(Effect::LeaveNow);
-                } else {
-                    self.input.clear();
+                } else if self.input.is_empty() {
                     self.ctrl_c_armed = true;
+                } else {
+                    // Clearing a typed line only clears it: leaving takes
+                    // two more, on the empty line.
+                    self.input.clear();
                 }
                 return;
             }
@@ -736,6 +739,10 @@ mod tests {
         app.handle_event(ctrl('c'));
         assert!(app.input.is_empty());
         assert!(app.take_effects().is_empty());
+        assert!(!app.ctrl_c_armed, "clearing a line does not arm leaving");
+        app.handle_event(ctrl('c'));
+        assert!(app.take_effects().is_empty(), "the empty line only warns");
+        assert!(app.ctrl_c_armed);
         app.handle_event(ctrl('c'));
         assert_eq!(app.take_effects(), [Effect::LeaveNow]);
 
@@ -747,6 +754,9 @@ mod tests {
         type_str(&mut app, "x");
         app.handle_event(ctrl('c'));
         assert!(app.take_effects().is_empty(), "a key in between disarms");
+        assert!(app.input.is_empty());
+        app.handle_event(ctrl('c'));
+        assert!(app.take_effects().is_empty());
         app.handle_event(ctrl('c'));
         assert_eq!(app.take_effects(), [Effect::LeaveNow]);
     }
