@@ -276,7 +276,12 @@ impl Sink for PlainPrinter {
 struct EditorPrinter<P>(P);
 
 impl<P: rustyline::ExternalPrinter + Send + 'static> Sink for EditorPrinter<P> {
-    fn line(&mut self, text: String) -> std::io::Result<()> {
+    /// Print `text` as a line of its own. rustyline ends it with a newline
+    /// only while it reads a line; between two reads (after `/quit`, while
+    /// a `/join` is answered) it writes the text as it is. It adds none to
+    /// text that already ends with one, so the newline is always ours.
+    fn line(&mut self, mut text: String) -> std::io::Result<()> {
+        text.push('\n');
         self.0.print(text).map_err(std::io::Error::other)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -458,6 +463,32 @@ mod tests {
             text: "hi".into(),
             ts,
         }
+    }
+
+    /// What rustyline was asked to print.
+    struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl rustyline::ExternalPrinter for Recorded {
+        fn print(&mut self, msg: String) -> rustyline::Result<()> {
+            self.0.lock().unwrap().push(msg);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_line_printed_through_the_editor_ends_with_a_newline() {
+        let printed = std::sync::Arc::default();
+        let mut sink = EditorPrinter(Recorded(std::sync::Arc::clone(&printed)));
+        sink.line("* reconnecting (attempt 4 of 10)".into())
+            .unwrap();
+        sink.line("* reconnecting failed".into()).unwrap();
+        assert_eq!(
+            *printed.lock().unwrap(),
+            [
+                "* reconnecting (attempt 4 of 10)\n",
+                "* reconnecting failed\n"
+            ]
+        );
     }
 
     #[test]
