@@ -101,6 +101,11 @@ pub fn outcome(o: &LineOutcome, time: &str) -> String {
 pub fn note(line: &Line, time: &str) -> Option<String> {
     match line {
         Line::Info(text) => Some(Object::new("info").str("text", text).end(time)),
+        Line::HistoryGone { room } => Some(
+            Object::new("info")
+                .str("text", &crate::render::history_gone(room))
+                .end(time),
+        ),
         Line::Error { code, message } => Some(
             Object::new("client_error")
                 .str("code", code)

@@ -58,6 +58,14 @@ pub enum Line {
     },
     /// A line the client says itself (`/who`, `/help`, reconnecting).
     Info(String),
+    /// Back after a reconnect, `room`'s history began anew (the server
+    /// restarted without keeping it, or forgot the room while it was
+    /// empty): what was said before is gone.
+    HistoryGone {
+        /// The room (named on the line, and where the full-screen client
+        /// files it).
+        room: String,
+    },
 }
 
 /// How lines are decorated.
@@ -161,8 +169,17 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* ");
             out.push_str(&escape_control(text));
         }
+        Line::HistoryGone { room } => {
+            out.push_str("* ");
+            out.push_str(&escape_control(&history_gone(room)));
+        }
     }
     out
+}
+
+/// What a [`Line::HistoryGone`] says.
+pub fn history_gone(room: &str) -> String {
+    format!("the server started #{room}'s history anew; earlier messages are gone")
 }
 
 fn room_prefix(out: &mut String, style: Style, room: Option<&str>) {

@@ -70,8 +70,13 @@ impl Session {
                 }
                 self.replaying.insert(room.clone(), again);
                 if again {
-                    if let Some(r) = &mut self.resume {
-                        r.gap |= gap;
+                    match &mut self.resume {
+                        Some(r) if reset => {
+                            r.reset.insert(room);
+                        }
+                        Some(r) => r.gap |= gap,
+                        None if reset => self.print(Line::HistoryGone { room }),
+                        None => {}
                     }
                 } else {
                     self.info(format!("entered #{room}; {}", names(&online)));

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::lines::plural;
 use super::Session;
+use crate::render::Line;
 
 /// A reconnect being summed up: the rooms whose replay has not ended yet,
 /// and what the replays held so far.
@@ -13,6 +14,9 @@ pub(super) struct Resume {
     pub(super) waiting: BTreeSet<String>,
     pub(super) missed: usize,
     pub(super) gap: bool,
+    /// Rooms whose history began anew: their earlier messages are gone,
+    /// which is more than a gap (and `/history` cannot fetch them).
+    pub(super) reset: BTreeSet<String>,
 }
 
 impl Session {
@@ -40,6 +44,9 @@ impl Session {
             format!("reconnected; {}", plural(r.missed, "missed message"))
         };
         self.info(text);
+        for room in r.reset {
+            self.print(Line::HistoryGone { room });
+        }
     }
 }
 
@@ -136,6 +143,39 @@ mod tests {
         assert_eq!(
             shown,
             ["[#rust] bob: late", "* reconnected; history has a gap"]
+        );
+    }
+
+    /// A server that kept no history restarted (or forgot an empty room):
+    /// the rooms' history began anew. That is said of each room, not as a
+    /// gap that /history could fill.
+    #[test]
+    fn a_history_begun_anew_is_said_of_each_room() {
+        let mut s = joined(&["lobby", "rust", "go"]);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        let anew = |room| ServerFrame::entered(room, "e2", 0, 1, vec!["alice".into()], false);
+        let mut shown = Vec::new();
+        for f in [
+            anew("lobby"),
+            presence("lobby", 1, "alice", true),
+            anew("rust"),
+            replayed(msg("rust", 1, "bob", &[], "first since"), None),
+            presence("rust", 2, "alice", true),
+            entered("go", 1, &["alice"], true),
+            presence("go", 2, "alice", true),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            [
+                "[#rust] bob: first since",
+                "* reconnected; 1 missed message",
+                "* the server started #lobby's history anew; earlier messages are gone",
+                "* the server started #rust's history anew; earlier messages are gone",
+            ]
         );
     }
 }

@@ -263,6 +263,7 @@ impl App {
                 entry.room = room.clone().or(entry.room);
                 self.nicks.colour(nick);
             }
+            Line::HistoryGone { room } => entry.room = Some(room.clone()),
             _ => {}
         }
         if page {
@@ -730,6 +731,25 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["r1", "old1", "old2", "new1", "new2", "new3"]);
+    }
+
+    #[test]
+    fn a_history_gone_line_is_filed_under_its_room() {
+        let mut app = app();
+        app.add_line(
+            Line::HistoryGone {
+                room: "rust".into(),
+            },
+            "12:00".into(),
+        );
+        assert_eq!(
+            app.entries.back().map(|e| e.room.as_deref()),
+            Some(Some("rust"))
+        );
+        assert!(
+            !app.entries.iter().any(|e| app.in_view(e)),
+            "#lobby is current"
+        );
     }
 
     #[test]

@@ -121,6 +121,13 @@ pub fn entry_rows(
             prefix.push(Span::raw("* "));
             body.push(Span::raw(escape_control(text).into_owned()));
         }
+        Line::HistoryGone { room } => {
+            prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
+            prefix.push(Span::raw("* "));
+            body.push(Span::raw(
+                escape_control(&crate::render::history_gone(room)).into_owned(),
+            ));
+        }
     }
     wrap(&prefix, &body, width)
 }
