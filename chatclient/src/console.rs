@@ -236,19 +236,11 @@ impl Console {
 }
 
 /// A line's timestamp: the local time it arrived, or for a message from a
-/// room's history the local time the server stamped it (with its date
-/// when that is not `now`'s day), so an old message never looks new.
+/// room's history or missed while away the local time the server stamped
+/// it (with its date when that is not `now`'s day), so an old message
+/// never looks new.
 fn line_time(line: &Line, now: chrono::DateTime<chrono::Local>) -> String {
-    use chrono::TimeZone;
-    let sent = match line {
-        Line::Msg {
-            history: true, ts, ..
-        } if *ts > 0 => i64::try_from(*ts)
-            .ok()
-            .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single()),
-        _ => None,
-    };
-    match sent {
+    match crate::render::sent_at(line) {
         Some(t) if t.date_naive() == now.date_naive() => t.format("%H:%M:%S").to_string(),
         Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
         None => now.format("%H:%M:%S").to_string(),
@@ -458,6 +450,7 @@ mod tests {
             room: None,
             history,
             page: false,
+            missed: false,
             from: "bob".into(),
             to: vec![],
             text: "hi".into(),
@@ -492,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn a_history_line_shows_when_it_was_sent_and_a_live_one_when_it_came() {
+    fn a_history_or_missed_line_shows_when_it_was_sent_and_a_live_one_when_it_came() {
         let at = |d, h, m| {
             chrono::Local
                 .with_ymd_and_hms(2026, 12, d, h, m, 0)
@@ -515,6 +508,12 @@ mod tests {
             "2026-11-30 09:30:00"
         );
         assert_eq!(line_time(&msg(true, 0), now), "12:00:00");
+        // Missed while away: not history, but as old as it is.
+        let mut missed = msg(false, ms(at(1, 11, 15)));
+        if let Line::Msg { missed: m, .. } = &mut missed {
+            *m = true;
+        }
+        assert_eq!(line_time(&missed, now), "11:15:00");
         assert_eq!(line_time(&Line::Info("x".into()), now), "12:00:00");
     }
 }

@@ -26,6 +26,9 @@ pub enum Line {
         /// (the full-screen client puts it above them; a line stream
         /// prints it where it comes).
         page: bool,
+        /// Sent while this client was away, from the replay after a
+        /// reconnect: shown as new, but timed when it was sent.
+        missed: bool,
         /// The sender.
         from: String,
         /// The recipients; empty means everyone.
@@ -177,6 +180,24 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
     out
 }
 
+/// When a message from a room's history, or one missed while away, was
+/// sent (local time): the time it arrived would make it look new. `None`
+/// for other lines, and for a message without a stamp.
+pub fn sent_at(line: &Line) -> Option<chrono::DateTime<chrono::Local>> {
+    use chrono::TimeZone;
+    match line {
+        Line::Msg {
+            history,
+            missed,
+            ts,
+            ..
+        } if (*history || *missed) && *ts > 0 => i64::try_from(*ts)
+            .ok()
+            .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single()),
+        _ => None,
+    }
+}
+
 /// What a [`Line::HistoryGone`] says.
 pub fn history_gone(room: &str) -> String {
     format!("the server started #{room}'s history anew; earlier messages are gone")
@@ -221,6 +242,7 @@ mod tests {
             room: None,
             history: false,
             page: false,
+            missed: false,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
@@ -282,6 +304,7 @@ mod tests {
             room: Some("rust".into()),
             history: false,
             page: false,
+            missed: false,
             from: "bob".into(),
             to: vec![],
             text: "hi".into(),
@@ -292,6 +315,7 @@ mod tests {
             room: None,
             history: true,
             page: false,
+            missed: false,
             from: "bob".into(),
             to: vec!["alice".into()],
             text: "earlier".into(),
@@ -302,6 +326,7 @@ mod tests {
             room: Some("rust".into()),
             history: true,
             page: false,
+            missed: false,
             from: "bob".into(),
             to: vec![],
             text: "x".into(),

@@ -178,4 +178,37 @@ mod tests {
             ]
         );
     }
+
+    /// What was said while away is new to the user (not dimmed as
+    /// history), but the line knows it was not said now.
+    #[test]
+    fn a_missed_message_keeps_when_it_was_sent() {
+        let mut s = joined(&["lobby"]);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        frame(&mut s, entered("lobby", 2, &["alice"], true));
+        let mut missed = replayed(msg("lobby", 2, "bob", &[], "meanwhile"), None);
+        if let ServerFrame::Msg { ts, .. } = &mut missed {
+            *ts = 1_700_000_000_000;
+        }
+        s.handle_frame(0, missed);
+        let line = std::iter::from_fn(|| s.poll()).find_map(|a| match a {
+            Action::Print(line @ crate::render::Line::Msg { .. }) => Some(line),
+            _ => None,
+        });
+        assert_eq!(
+            line,
+            Some(crate::render::Line::Msg {
+                room: None,
+                history: false,
+                page: false,
+                missed: true,
+                from: "bob".into(),
+                to: vec![],
+                text: "meanwhile".into(),
+                ts: 1_700_000_000_000,
+            })
+        );
+    }
 }

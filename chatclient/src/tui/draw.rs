@@ -388,6 +388,7 @@ mod tests {
             room: Some(room.into()),
             history: false,
             page: false,
+            missed: false,
             from: from.into(),
             to: vec![],
             text: text.into(),

@@ -33,6 +33,17 @@ const SENDING_TIME: &str = "--:--";
 /// mislead).
 const HISTORY_TIME: &str = "     ";
 
+/// A line's time column (`HH:MM`): when it arrived, or for a message
+/// missed while away when it was sent (`MM-DD` when that was not `now`'s
+/// day), so it does not look newer than it is.
+pub fn time_column(line: &Line, now: chrono::DateTime<chrono::Local>) -> String {
+    match crate::render::sent_at(line) {
+        Some(t) if t.date_naive() == now.date_naive() => t.format("%H:%M").to_string(),
+        Some(t) => t.format("%m-%d").to_string(),
+        None => now.format("%H:%M").to_string(),
+    }
+}
+
 /// `entry` as rows of at most `width` columns.
 pub fn entry_rows(
     entry: &Entry,
@@ -247,6 +258,7 @@ mod tests {
             room: Some("lobby".into()),
             history,
             page: false,
+            missed: false,
             from: from.into(),
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
@@ -352,5 +364,30 @@ mod tests {
         // The family is drawn as its three emoji (the joiners are left out
         // of the drawing, see wrap.rs); the non-joiner stays.
         assert_eq!(rows, [format!("12:01 bob: 👨👩👧 {persian}")]);
+    }
+
+    #[test]
+    fn a_missed_message_is_timed_when_it_was_sent() {
+        use chrono::TimeZone;
+        let at = |d, h, m| {
+            chrono::Local
+                .with_ymd_and_hms(2026, 12, d, h, m, 0)
+                .unwrap()
+        };
+        let now = at(2, 12, 0);
+        let sent = |d, h, m, missed| Line::Msg {
+            room: None,
+            history: false,
+            page: false,
+            missed,
+            from: "bob".into(),
+            to: vec![],
+            text: "hi".into(),
+            ts: at(d, h, m).timestamp_millis() as u64,
+        };
+        assert_eq!(time_column(&sent(2, 9, 30, false), now), "12:00");
+        assert_eq!(time_column(&sent(2, 9, 30, true), now), "09:30");
+        assert_eq!(time_column(&sent(1, 9, 30, true), now), "12-01");
+        assert_eq!(time_column(&Line::Info("x".into()), now), "12:00");
     }
 }

@@ -188,7 +188,7 @@ impl Ui for Tui {
     }
 
     async fn print(&self, line: &Line) {
-        let time = chrono::Local::now().format("%H:%M").to_string();
+        let time = format::time_column(line, chrono::Local::now());
         // The screen only stops when the terminal is gone.
         let _ = self.screen.send(ToScreen::Line(line.clone(), time)).await;
     }
