@@ -83,8 +83,11 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_TLS_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub tls_only: bool,
 
-    /// Other origins whose pages may open a WebSocket (comma-separated,
-    /// e.g. https://chat.example.org); the page's own always may.
+    /// Origins whose pages may open a WebSocket (comma-separated, e.g.
+    /// https://chat.example.org). The page's own may without being listed
+    /// when it is an IP address or a local name (localhost, a one-label
+    /// name, *.local, *.lan, *.internal, *.home.arpa); a public name must
+    /// be listed.
     #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',',
           value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,

@@ -250,9 +250,43 @@ fn opening(req: &Request<Incoming>) -> Result<&[u8], Refusal> {
     }
 }
 
-/// A browser's `Origin` must be the page's own (`http(s)://` and the
-/// `Host` it asked for) or one of `allowed`; a client that sends none (not
-/// a browser) is let in.
+/// Names under these are never given out by public DNS (reserved, or not
+/// in its root), so a page from another site cannot take one of them by
+/// pointing its own name at this server (DNS rebinding).
+const LOCAL_SUFFIXES: [&str; 5] = [".localhost", ".local", ".lan", ".internal", ".home.arpa"];
+
+/// Whether `host` (an origin's host, an IPv6 address in brackets) names
+/// this server in a way no other site's page can have: an IP address,
+/// a name of one label (`localhost`, a LAN's `chatbox`), or a name under
+/// one of [`LOCAL_SUFFIXES`] (`myhost.local`, `chat.lan`).
+fn local_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.starts_with('[') && host.ends_with(']') {
+        return host[1..host.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
+    }
+    host.parse::<std::net::Ipv4Addr>().is_ok()
+        || (!host.is_empty() && !host.contains('.'))
+        || LOCAL_SUFFIXES.iter().any(|s| host.ends_with(s))
+}
+
+/// The host of `origin` (`scheme://host[:port]`), brackets and all for
+/// IPv6; `None` if it has no `://`.
+fn origin_host(origin: &str) -> Option<&str> {
+    let (_, authority) = origin.split_once("://")?;
+    if authority.starts_with('[') {
+        return authority.find(']').map(|end| &authority[..=end]);
+    }
+    Some(authority.rsplit_once(':').map_or(authority, |(h, _)| h))
+}
+
+/// A browser's `Origin` must be one of `allowed`, or the page's own
+/// (`http(s)://` and the `Host` it asked for) when that names this server
+/// by an address or a local name ([`local_host`]): a public name equal to
+/// `Host` may be another site's, pointed at this server (DNS rebinding),
+/// and is let in only when listed. A client that sends no `Origin` (not a
+/// browser) is let in.
 fn origin_allowed(
     headers: &axum::http::HeaderMap,
     tls: bool,
@@ -268,8 +302,11 @@ fn origin_allowed(
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let own = host.map(|h| format!("{}://{h}", if tls { "https" } else { "http" }));
     let same = own.is_some_and(|own| own.eq_ignore_ascii_case(origin));
-    if same || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+    let local = origin_host(origin).is_some_and(local_host);
+    if (same && local) || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         Ok(())
+    } else if same {
+        Err("forbidden: a page from a public name this server does not know (list it in --allowed-origins)\n")
     } else {
         Err("forbidden: a WebSocket from another site's page (see --allowed-origins)\n")
     }
@@ -342,6 +379,42 @@ mod tests {
         assert!(origin_allowed(&listed, false, &allowed).is_ok());
         // Not a browser: no Origin at all.
         assert!(origin_allowed(&headers(&[("host", "x")]), false, &allowed).is_ok());
+    }
+
+    #[test]
+    fn the_pages_own_origin_counts_only_for_addresses_and_local_names() {
+        let own = |host: &'static str, origin: &'static str| {
+            origin_allowed(&headers(&[("host", host), ("origin", origin)]), false, &[])
+        };
+        for (host, origin) in [
+            ("192.168.1.5:7878", "http://192.168.1.5:7878"),
+            ("[fe80::1]:7878", "http://[fe80::1]:7878"),
+            ("localhost:7878", "http://localhost:7878"),
+            ("chatbox:7878", "http://chatbox:7878"),
+            ("myhost.local:7878", "http://myhost.local:7878"),
+            ("chat.lan", "http://chat.lan"),
+            ("Dev.Localhost:1", "http://dev.localhost:1"),
+        ] {
+            assert!(own(host, origin).is_ok(), "{origin}");
+        }
+        // DNS rebinding: another site's name, pointed at this server.
+        for (host, origin) in [
+            ("attacker.example:7878", "http://attacker.example:7878"),
+            (
+                "localhost.attacker.example",
+                "http://localhost.attacker.example",
+            ),
+            ("192.168.1.5.nip.io:7878", "http://192.168.1.5.nip.io:7878"),
+        ] {
+            assert!(own(host, origin).is_err(), "{origin}");
+        }
+        // Unless it is listed.
+        let listed = vec!["http://chat.example.org:7878".to_owned()];
+        let h = headers(&[
+            ("host", "chat.example.org:7878"),
+            ("origin", "http://chat.example.org:7878"),
+        ]);
+        assert!(origin_allowed(&h, false, &listed).is_ok());
     }
 
     #[test]

@@ -679,6 +679,43 @@ fn only_the_pages_own_origin_or_an_allowed_one_may_open_the_websocket() {
     }
 }
 
+/// The status of a WebSocket opening on `addr` that says `Host: host`
+/// and `Origin: origin` (a browser's page at `origin`, `host` resolved to
+/// this server).
+fn opening_status(addr: SocketAddr, host: &str, origin: &str) -> u16 {
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    webclient::raw_request(&mut tcp(addr), &head)
+        .expect("an answer")
+        .status
+}
+
+#[test]
+fn a_page_from_another_sites_name_pointed_here_may_not_open_the_websocket() {
+    let server = Server::start(&["--allowed-origins", "http://chat.example.org:7878"]);
+    let addr = server.addr();
+    let port = addr.port();
+    // DNS rebinding: attacker.example now resolves to this server, so its
+    // page's Origin and the Host it asks for agree.
+    let evil = format!("attacker.example:{port}");
+    assert_eq!(opening_status(addr, &evil, &format!("http://{evil}")), 403);
+    // What LAN users open still works: an address, a local name, one
+    // listed in --allowed-origins.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("myhost.local:{port}"),
+        format!("chatbox:{port}"),
+        "chat.example.org:7878".to_owned(),
+    ] {
+        let origin = format!("http://{host}");
+        assert_eq!(opening_status(addr, &host, &origin), 101, "{origin}");
+    }
+}
+
 #[test]
 fn a_flooding_websocket_is_rate_limited_and_closed() {
     let server = Server::start(&[
