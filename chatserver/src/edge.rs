@@ -61,6 +61,15 @@ pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ans
     .await;
 }
 
+/// Tell a connection that sent nothing by its deadline that it did not
+/// join in time, as the hub tells one that did not join, and close it.
+async fn timed_out<S: AsyncRead + AsyncWrite + Unpin>(stream: S, cfg: &Settings) {
+    let frame = ServerFrame::error(ErrorCode::Timeout, "you did not join in time");
+    if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
+        say_and_close(stream, &bytes).await;
+    }
+}
+
 /// What every connection needs, whichever way it came in.
 pub struct Edge {
     /// The hub's inbox.
@@ -106,19 +115,8 @@ pub async fn serve(
     let said = match timeout_at(deadline, stream.peek(&mut first)).await {
         Ok(Ok(1)) => speaks(first[0]),
         Ok(_) => Speaks::Nothing,
-        Err(_) => {
-            // Silent: answered as a chatproto client that did not join is.
-            let frame = ServerFrame::error(ErrorCode::Timeout, "you did not join in time");
-            if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
-                let mut stream = stream;
-                let _ = timeout(wait, async {
-                    stream.write_all(&bytes).await?;
-                    stream.shutdown().await
-                })
-                .await;
-            }
-            return;
-        }
+        // Silent: answered as a chatproto client that did not join is.
+        Err(_) => return timed_out(stream, cfg).await,
     };
     let plain_ok = !(cfg.tls_only && edge.tls.is_some());
     match said {
@@ -165,10 +163,14 @@ pub async fn serve(
             let mut inner = Rewind::new(tls);
             let said = match timeout_at(deadline, inner.fill()).await {
                 Ok(Ok(Some(b))) => speaks(b),
-                _ => Speaks::Nothing,
+                Ok(_) => Speaks::Nothing,
+                // Silent inside TLS: the same answer, inside TLS.
+                Err(_) => return timed_out(inner, cfg).await,
             };
             match said {
-                Speaks::Chatproto => {
+                // Inside TLS, 0x16 is no ClientHello but a length header
+                // over every limit, which the chatproto path refuses.
+                Speaks::Chatproto | Speaks::Tls => {
                     crate::tlsconn::serve(inner, addr, Arc::clone(&edge), admission, done).await;
                 }
                 Speaks::Http => {
@@ -179,7 +181,7 @@ pub async fn serve(
                     };
                     crate::web::serve(inner, info, Arc::clone(&edge), admission, done).await;
                 }
-                _ => debug!(%addr, "TLS carrying neither chatproto nor HTTP; closing"),
+                Speaks::Nothing => debug!(%addr, "TLS closed before its first byte"),
             }
         }
         other => debug!(%addr, ?other, "closing: not a way in this server allows"),

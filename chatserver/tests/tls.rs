@@ -186,6 +186,28 @@ fn a_wss_opening_that_stalls_is_closed_one_join_timeout_after_accept() {
 }
 
 #[test]
+fn inside_tls_silence_is_timed_out_and_a_tls_record_is_too_large() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--join-timeout-ms", "1000"]);
+    let config = pki.ca.client_config();
+    // Silent after the handshake: the chatproto timeout, inside TLS.
+    let mut silent = Framed::new(tls(&server, &config, "localhost"));
+    let error = silent.expect_kind("error");
+    assert_eq!(error["code"], "timeout", "{error}");
+    match silent.next_within(WAIT) {
+        Next::Eof | Next::Reset => {}
+        other => panic!("a timed-out TLS client was kept: {other:?}"),
+    }
+    // A TLS record inside TLS is a chatproto header over every limit.
+    let mut nested = tls(&server, &config, "localhost");
+    nested.write_all(&[0x16, 0x03, 0x01, 0x00]).expect("write");
+    nested.flush().expect("flush");
+    let mut nested = Framed::new(nested);
+    let error = nested.expect_kind("error");
+    assert_eq!(error["code"], "frame_too_large", "{error}");
+}
+
+#[test]
 fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
     let pki = Pki::new();
     let server = tls_server(&pki, &[]);
