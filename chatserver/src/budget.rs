@@ -79,6 +79,16 @@ impl OutboundBudget {
         }
     }
 
+    /// Count `bytes` more held outside any frame (a writer's copy of what
+    /// it is writing) until the returned guard is dropped.
+    pub fn count(self: &Arc<Self>, bytes: usize) -> Counted {
+        self.add(bytes);
+        Counted {
+            bytes,
+            budget: Arc::clone(self),
+        }
+    }
+
     /// The same bytes, counted against the budget until the last copy of
     /// them (in whichever queues) is dropped.
     pub fn track(self: &Arc<Self>, bytes: Bytes) -> Bytes {
@@ -94,6 +104,21 @@ impl OutboundBudget {
 struct Tracked {
     bytes: Bytes,
     budget: Arc<OutboundBudget>,
+}
+
+/// Bytes counted in a budget until this is dropped (a writer's copy of
+/// frames while it writes them: see [`OutboundBudget::count`]).
+#[derive(Debug)]
+#[must_use = "the bytes are counted only while this is held"]
+pub struct Counted {
+    bytes: usize,
+    budget: Arc<OutboundBudget>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.budget.sub(self.bytes);
+    }
 }
 
 impl AsRef<[u8]> for Tracked {
@@ -125,6 +150,18 @@ mod tests {
         drop(copies);
         assert_eq!(budget.used(), 20 * SLOT_BYTES);
         budget.remove_slots(20);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_counted_copy_is_held_until_its_guard_goes() {
+        let budget = OutboundBudget::new(1000);
+        let copy = budget.count(700);
+        assert_eq!(budget.used(), 700);
+        let more = budget.count(400);
+        assert!(budget.is_over());
+        drop(copy);
+        drop(more);
         assert_eq!(budget.used(), 0);
     }
 

@@ -131,19 +131,25 @@ impl Peer {
     }
 
     /// For a writer task: move up to `max` entries (each one or more whole
-    /// frames) out of the queue
-    /// into `into` (they leave the queue's count and the budget's slots).
-    /// `false` when there is nothing to take and the peer is closing: the
-    /// task ends the connection.
-    pub fn take(&self, max: usize, into: &mut Vec<Bytes>) -> bool {
+    /// frames) out of the queue into `into`, and no more once they hold
+    /// `max_bytes` (at least one is taken): they leave the queue's count and
+    /// the budget's slots, and while they are written the queue fills again
+    /// up to its limit, so what a stuck writer holds beyond it is at most
+    /// that much. `false` when there is nothing to take and the peer is
+    /// closing: the task ends the connection.
+    pub fn take(&self, max: usize, max_bytes: usize, into: &mut Vec<Bytes>) -> bool {
         let mut out = self.out();
         out.dirty = false;
-        let n = out.queue.len().min(max);
-        for _ in 0..n {
-            if let Some(b) = out.queue.pop_front() {
-                out.queued -= b.len() + SLOT_BYTES;
-                into.push(b);
-            }
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < max && bytes < max_bytes {
+            let Some(b) = out.queue.pop_front() else {
+                break;
+            };
+            out.queued -= b.len() + SLOT_BYTES;
+            bytes += b.len();
+            n += 1;
+            into.push(b);
         }
         if out.queue.is_empty() && out.queue.capacity() > 256 {
             out.queue = VecDeque::new();
@@ -217,6 +223,12 @@ impl Peer {
     /// yet [`release`](Peer::release)d).
     pub fn reads_waiting(&self) -> usize {
         self.out().held.len()
+    }
+
+    /// Count `bytes` (a writer's copy of what it took, being written) in
+    /// the budget until the guard is dropped.
+    pub fn count_copy(&self, bytes: usize) -> crate::budget::Counted {
+        self.budget.count(bytes)
     }
 
     /// The tickets of the reads this peer waits for, oldest first.
@@ -542,6 +554,28 @@ mod tests {
         use std::io::Read;
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"a1b2c");
+    }
+
+    #[test]
+    fn a_writer_takes_at_most_a_batch_of_bytes_and_one_entry_more() {
+        let budget = OutboundBudget::new(1 << 30);
+        let peer = Peer::for_task(1 << 20, Arc::clone(&budget));
+        for _ in 0..10 {
+            let entry = budget.track(Bytes::from(vec![b'x'; 30_000]));
+            assert!(matches!(peer.push(entry), Push::Queued(_)));
+        }
+        budget.add_slots(10);
+        let mut batch = Vec::new();
+        assert!(peer.take(64, 64_000, &mut batch));
+        assert_eq!(
+            batch.len(),
+            3,
+            "60,000 bytes are under the bound, 90,000 reach it"
+        );
+        assert_eq!(peer.queued(), 7 * (30_000 + SLOT_BYTES));
+        batch.clear();
+        assert!(peer.take(2, 1 << 20, &mut batch));
+        assert_eq!(batch.len(), 2, "the count of entries bounds it too");
     }
 
     #[tokio::test]

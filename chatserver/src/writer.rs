@@ -19,7 +19,9 @@ pub use tungstenite::protocol::frame::coding::CloseCode;
 /// Entries taken from the queue per batch.
 const BATCH: usize = 64;
 
-/// Bytes in a batch that say a backlog is being written, like a full batch.
+/// Bytes taken from the queue per batch (and one entry more at most): what
+/// a writer holds beyond the queue's limit while a batch is written, and
+/// what says a backlog is being written, like a full batch.
 const BATCH_BYTES: usize = 64 << 10;
 
 /// The most of a batch's gather buffer kept for the next batch: an idle
@@ -62,7 +64,7 @@ pub async fn run(
     let mut told: Option<Instant> = None;
     loop {
         batch.clear();
-        if !peer.take(BATCH, &mut batch) {
+        if !peer.take(BATCH, BATCH_BYTES, &mut batch) {
             out.finish().await;
             return;
         }
@@ -70,14 +72,19 @@ pub async fn run(
             peer.writable.notified().await;
             continue;
         }
+        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        // The transport copies the batch into one buffer to write it: that
+        // copy counts in the budget too while it is written (a reader that
+        // does not read holds it that long).
+        let copy = peer.count_copy(bytes);
         if out.write(&batch).await.is_err() {
             peer.set_dead();
             return;
         }
+        drop(copy);
         let now = Instant::now();
         // A full batch, or a big one (a TLS entry may be a run of frames).
-        let big =
-            batch.len() == BATCH || batch.iter().map(Bytes::len).sum::<usize>() >= BATCH_BYTES;
+        let big = batch.len() == BATCH || bytes >= BATCH_BYTES;
         if big && told.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY) {
             // A backlog is being read: the client is alive.
             told = Some(now);
