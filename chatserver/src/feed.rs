@@ -38,7 +38,7 @@ pub async fn connect(to_hub: &mpsc::Sender<ToHub>, peer: &Arc<Peer>) -> Option<C
 pub fn kick(peer: &Peer, why: &Kick, cfg: &Settings) {
     cfg.metrics.closed_for(why.code().as_str());
     match encode(&why.frame(), cfg.max_frame_bytes) {
-        Ok(bytes) => peer.kick(bytes),
+        Ok(bytes) => peer.kick(bytes, why.code()),
         Err(_) => peer.close(),
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::{Buf, Bytes};
-use chatproto::ClientId;
+use chatproto::{ClientId, ErrorCode};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -77,6 +77,9 @@ struct Outbound {
     closing: bool,
     /// The socket failed; nothing more can be written.
     dead: bool,
+    /// Why the server closes the peer (the error code of its last frame),
+    /// for a transport whose close says why (a WebSocket's close status).
+    closed_for: Option<ErrorCode>,
     /// Reads of history from disk this peer waits for, oldest first, each
     /// with the frames queued after it: they go once its answer went.
     /// Counted in `queued` like the queue.
@@ -219,6 +222,11 @@ impl Peer {
         self.out().held.push_back((ticket, VecDeque::new()));
     }
 
+    /// The error code the server closes the peer for, if it said one.
+    pub fn closed_for(&self) -> Option<ErrorCode> {
+        self.out().closed_for
+    }
+
     /// How many reads this peer waits for ([`hold`](Peer::hold) and not
     /// yet [`release`](Peer::release)d).
     pub fn reads_waiting(&self) -> usize {
@@ -268,12 +276,14 @@ impl Peer {
     }
 
     /// Drop everything queued that has not started going out, queue `last`
-    /// (an error frame) in its place, and close once it is written.
-    pub fn kick(&self, last: Bytes) {
+    /// (an error frame with `code`) in its place, and close once it is
+    /// written.
+    pub fn kick(&self, last: Bytes, code: ErrorCode) {
         let mut out = self.out();
         if out.closing {
             return;
         }
+        out.closed_for = Some(code);
         let keep = usize::from(out.head_partial);
         let held: usize = out.held.iter().map(|(_, a)| a.len()).sum();
         out.held = VecDeque::new();
@@ -296,7 +306,19 @@ impl Peer {
 
     /// Close once what is queued is written.
     pub fn close(&self) {
+        self.close_with(None);
+    }
+
+    /// [`close`](Peer::close), for the error `code` its last frame gave.
+    pub fn close_for(&self, code: ErrorCode) {
+        self.close_with(Some(code));
+    }
+
+    fn close_with(&self, code: Option<ErrorCode>) {
         let mut out = self.out();
+        if out.closed_for.is_none() {
+            out.closed_for = code;
+        }
         // Reads not answered yet will not be: what waited behind them goes.
         for (_, after) in std::mem::take(&mut out.held) {
             out.queue.extend(after);
@@ -518,7 +540,7 @@ mod tests {
         assert_eq!((budget.used(), peer.queued()), (0, 0));
         // Kicked: only the last frame's slot (an untracked error frame).
         queue(&peer, &budget, 5);
-        peer.kick(Bytes::from_static(b"bye"));
+        peer.kick(Bytes::from_static(b"bye"), ErrorCode::SlowConsumer);
         assert_eq!(budget.used(), SLOT_BYTES);
         assert_eq!(peer.queued(), 3 + SLOT_BYTES);
         // Dropped with frames still queued.
@@ -583,7 +605,7 @@ mod tests {
         let budget = OutboundBudget::new(1 << 20);
         let (peer, _client) = peer_with(&budget).await;
         peer.hold(1);
-        peer.kick(Bytes::from_static(b"bye"));
+        peer.kick(Bytes::from_static(b"bye"), ErrorCode::SlowConsumer);
         let counted = budget.used();
         assert!(!peer.release(1, vec![budget.track(Bytes::from_static(b"page"))]));
         assert_eq!(budget.used(), counted, "the dropped answer's slot stayed");

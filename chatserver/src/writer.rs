@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatproto::ErrorCode;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -43,8 +44,9 @@ pub trait Transport {
     /// Write one batch of entries, each one or more encoded frames (each
     /// frame with its 4-byte length).
     async fn write(&mut self, frames: &[Bytes]) -> std::io::Result<()>;
-    /// The peer is closing and everything is written: say goodbye.
-    async fn finish(&mut self);
+    /// The peer is closing and everything is written: say goodbye (`why`:
+    /// the error code it was kicked with, if it was).
+    async fn finish(&mut self, why: Option<ErrorCode>);
     /// Whether the transport has bytes of its own to write (a WebSocket's
     /// pongs) even with no frame queued.
     fn pending(&self) -> bool {
@@ -65,7 +67,7 @@ pub async fn run(
     loop {
         batch.clear();
         if !peer.take(BATCH, BATCH_BYTES, &mut batch) {
-            out.finish().await;
+            out.finish(peer.closed_for()).await;
             return;
         }
         if batch.is_empty() && !out.pending() {
@@ -133,7 +135,7 @@ impl<W: AsyncWrite + Unpin> Transport for Stream<W> {
         write_gathered(&mut self.out, &mut self.gather).await
     }
 
-    async fn finish(&mut self) {
+    async fn finish(&mut self, _: Option<ErrorCode>) {
         let _ = self.out.shutdown().await;
     }
 }
@@ -193,6 +195,19 @@ fn payloads(mut run: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The WebSocket close status for a connection the server closes with the
+/// error `code` (RFC 6455 7.4.1, and IANA's registry for 1013).
+pub fn close_code_for(code: ErrorCode) -> CloseCode {
+    match code {
+        ErrorCode::FrameTooLarge => CloseCode::Size,
+        ErrorCode::Unavailable | ErrorCode::ServerFull => CloseCode::Again,
+        ErrorCode::ResumedElsewhere => CloseCode::Normal,
+        // The client broke a rule: too slow, too fast, too quiet, or a
+        // frame the protocol does not allow.
+        _ => CloseCode::Policy,
+    }
+}
+
 /// A close frame with status 1000 (normal closure) and no reason.
 const CLOSE_NORMAL: [u8; 4] = [0x88, 0x02, 0x03, 0xE8];
 
@@ -231,7 +246,12 @@ impl<W: AsyncWrite + Unpin> Transport for Ws<W> {
         write_gathered(&mut self.out, &mut self.gather).await
     }
 
-    async fn finish(&mut self) {
+    async fn finish(&mut self, why: Option<ErrorCode>) {
+        // A close the reading side chose goes first (the first one given
+        // is the one sent); else the kick's, if any.
+        if let Some(code) = why {
+            self.control.close_with(close_code_for(code), code.as_str());
+        }
         self.gather.clear();
         self.control.take_into(&mut self.gather);
         self.control.close_into(&mut self.gather);

@@ -200,7 +200,7 @@ fn refuse(
             let text = "bad frame: a text message that is not UTF-8; closing (a WebSocket must)";
             let frame = ServerFrame::error(ErrorCode::BadFrame, text);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
-                peer.kick(bytes);
+                peer.kick(bytes, ErrorCode::BadFrame);
             }
         }
         tungstenite::Error::Protocol(_) if close_for(&e).is_some() => {

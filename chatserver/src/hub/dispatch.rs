@@ -91,7 +91,7 @@ impl Hub {
                     self.metrics.closed_for(code.as_str());
                     if let Some(peer) = self.peers.get(&client) {
                         info!(client = %client, code = %code, "closing connection");
-                        peer.close();
+                        peer.close_for(code);
                     }
                 }
                 Output::Propose { events, .. } => {

@@ -75,7 +75,7 @@ impl Hub {
         self.metrics.closed_for(code.as_str());
         if let Some(peer) = self.peers.get(&id) {
             match encode(&ServerFrame::error(code, message), self.max_frame_bytes) {
-                Ok(bytes) => peer.kick(self.budget.track(bytes)),
+                Ok(bytes) => peer.kick(self.budget.track(bytes), code),
                 Err(_) => peer.close(),
             }
         }
