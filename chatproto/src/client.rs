@@ -384,6 +384,13 @@ impl Client {
         self.rooms.keys().map(String::as_str)
     }
 
+    /// The epoch of `room`'s history as the server last said it (`None`
+    /// before it was entered, or after it was parted). Seqs are
+    /// comparable only within one epoch.
+    pub fn epoch(&self, room: &str) -> Option<&str> {
+        self.rooms.get(room).and_then(|r| r.epoch.as_deref())
+    }
+
     /// Who is in `room`, sorted by identity.
     pub fn roster(&self, room: &str) -> Vec<&str> {
         self.rooms
@@ -791,13 +798,17 @@ impl Client {
                 self.pending.remove(i);
             }
         }
+        let acknowledged = mine;
         mine |= nick_key(&from) == me;
         if live {
-            let r = self.rooms.get_mut(&room)?;
-            if seq <= r.last_seq {
-                return None;
+            match self.rooms.get_mut(&room) {
+                Some(r) if seq <= r.last_seq => return None,
+                Some(r) => r.last_seq = seq,
+                // Parted since: only the echo of a message sent before the
+                // part is still told (the user has not seen it yet).
+                None if acknowledged => {}
+                None => return None,
             }
-            r.last_seq = seq;
         }
         Some(ClientEvent::Message {
             room,

@@ -364,6 +364,30 @@ fn a_room_parted_while_entering_stays_parted() {
     assert_eq!(shown(&net), 0, "{:?}", net.peers[a].events);
 }
 
+/// The echo of a message sent just before parting its room still comes
+/// out, once: the user has not seen it yet. Others' later messages in
+/// that room do not.
+#[test]
+fn the_echo_of_a_message_sent_before_a_part_is_shown() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby", "rust"]);
+    let b = net.add("bob", &["rust"]);
+    net.peers[a].core.send_msg("rust", vec![], "last words");
+    net.peers[a].core.part("rust");
+    net.pump();
+    net.peers[b].core.send_msg("rust", vec![], "after she left");
+    net.pump();
+    assert_eq!(
+        net.shown(a)
+            .iter()
+            .filter(|(room, _, _)| room == "rust")
+            .map(|(_, from, text)| format!("{from}: {text}"))
+            .collect::<Vec<_>>(),
+        ["alice: last words"]
+    );
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+}
+
 /// A request made while offline is not queued in front of the next
 /// connection's `join` (the server would answer `not_joined`, which the
 /// core would take for a refused join): only joined clients ask.

@@ -6,7 +6,7 @@ use chatproto::{nick_key, ClientEvent, ClientOutput};
 
 use super::lines::{names, plural};
 use super::resume::Resume;
-use super::{Action, Session};
+use super::{Action, Seen, Session};
 use crate::render::Line;
 
 impl Session {
@@ -64,6 +64,7 @@ impl Session {
                 ..
             } => {
                 self.entering.remove(&room);
+                self.seen_epoch(&room);
                 if reset {
                     // A new history: /history pages back from what it shows.
                     self.oldest.remove(&room);
@@ -92,6 +93,11 @@ impl Session {
                 ts,
                 ..
             } => {
+                if !self.note_seen(&room, seq) {
+                    // On screen already: the replay of a room entered
+                    // again after a /part.
+                    return;
+                }
                 let missed = replay && self.replaying.get(&room) == Some(&true);
                 if missed {
                     if let Some(r) = &mut self.resume {
@@ -152,6 +158,7 @@ impl Session {
                     } = e
                     {
                         count += 1;
+                        self.note_seen(&room, seq);
                         self.shown(&room, seq);
                         let line = Line::Msg {
                             room: self.other(&room),
@@ -230,6 +237,25 @@ impl Session {
             // An event added by a newer chatproto: nothing to show.
             _ => {}
         }
+    }
+
+    /// `room` was entered: what was seen of it counts only in the epoch
+    /// it is now in.
+    fn seen_epoch(&mut self, room: &str) {
+        let epoch = self.client.epoch(room).unwrap_or_default();
+        let seen = self.seen.entry(room.to_owned()).or_default();
+        if seen.epoch != epoch {
+            *seen = Seen {
+                epoch: epoch.to_owned(),
+                ..Seen::default()
+            };
+        }
+    }
+
+    /// Note the message `seq` of `room` as shown; `false` if it already
+    /// was.
+    fn note_seen(&mut self, room: &str, seq: u64) -> bool {
+        self.seen.entry(room.to_owned()).or_default().note(seq)
     }
 
     fn shown(&mut self, room: &str, seq: u64) {
@@ -388,6 +414,46 @@ mod tests {
         drain(&mut s);
         let out = line(&mut s, "/history 5");
         assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+    }
+
+    /// Back in a room after a /part, its replay repeats what is on the
+    /// screen already: only what was said meanwhile is shown, as history.
+    /// In a history begun anew, the same seqs are other messages.
+    #[test]
+    fn a_room_joined_again_shows_nothing_twice() {
+        let mut s = joined(&["lobby", "rust"]);
+        frame(&mut s, msg("rust", 2, "bob", &[], "one"));
+        frame(&mut s, msg("rust", 3, "bob", &[], "two"));
+        line(&mut s, "/part rust");
+        line(&mut s, "/join rust");
+        let mut shown = Vec::new();
+        for f in [
+            entered("rust", 5, &["bob"], false),
+            replayed(msg("rust", 2, "bob", &[], "one"), None),
+            replayed(msg("rust", 3, "bob", &[], "two"), None),
+            replayed(msg("rust", 4, "bob", &[], "meanwhile"), None),
+            presence("rust", 5, "alice", true),
+        ] {
+            shown.extend(frame(&mut s, f).lines);
+        }
+        assert_eq!(
+            shown,
+            [
+                "* entered #rust; 1 online: bob",
+                "[history] bob: meanwhile",
+                "* alice is online"
+            ]
+        );
+
+        line(&mut s, "/part rust");
+        line(&mut s, "/join rust");
+        let anew = ServerFrame::entered("rust", "e2", 1, 1, vec!["bob".into()], false);
+        frame(&mut s, anew);
+        let out = frame(
+            &mut s,
+            replayed(msg("rust", 2, "bob", &[], "new one"), None),
+        );
+        assert_eq!(out.lines, ["[history] bob: new one"]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod resume;
 #[cfg(test)]
 mod testkit;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chatproto::{escape_control, Client, ClientFrame, ErrorCode, ServerFrame};
 
@@ -65,6 +65,31 @@ pub enum Action {
     Frame(ServerFrame),
     /// What became of an input line; one per line, in input order.
     Outcome(LineOutcome),
+}
+
+/// The seqs of a room's messages shown, in one epoch of its history (seqs
+/// of another epoch are other messages). Only the newest [`Seen::KEEP`]
+/// are kept: a room's replay brings its latest messages, and of those
+/// this client can have shown no more than the replay holds.
+#[derive(Debug, Default)]
+struct Seen {
+    epoch: String,
+    seqs: BTreeSet<u64>,
+}
+
+impl Seen {
+    const KEEP: usize = 256;
+
+    /// Note `seq` as shown; `false` if it already was.
+    fn note(&mut self, seq: u64) -> bool {
+        if !self.seqs.insert(seq) {
+            return false;
+        }
+        if self.seqs.len() > Self::KEEP {
+            self.seqs.pop_first();
+        }
+        true
+    }
 }
 
 /// How input is read and when the session ends (the line mode flags).
@@ -113,6 +138,10 @@ pub struct Session {
     /// The smallest seq shown per room, or where the last page of history
     /// said the next one starts: `/history` pages back from it.
     oldest: BTreeMap<String, u64>,
+    /// The messages shown per room, to show none twice when the room is
+    /// entered again after a `/part` (its replay repeats what was on
+    /// screen).
+    seen: BTreeMap<String, Seen>,
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
     input_done: bool,
@@ -148,6 +177,7 @@ impl Session {
             resume: None,
             replaying: BTreeMap::new(),
             oldest: BTreeMap::new(),
+            seen: BTreeMap::new(),
             fatal: None,
             input_done: false,
             leaving: false,
