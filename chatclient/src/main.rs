@@ -96,9 +96,10 @@ fn main() -> ExitCode {
         session.name_every_room();
     }
     // With --stay the end of input does not end the client: SIGINT and
-    // SIGTERM do (caught from the start, so none is lost). Full-screen,
-    // they leave as /quit does, giving the terminal back.
-    let stop = if args.stay || full_screen {
+    // SIGTERM do (caught from the start, so none is lost). In a terminal
+    // (full-screen, or line editing, which turns echo off) they leave as
+    // /quit does, giving the terminal back.
+    let stop = if args.stay || look.interactive {
         match runtime.block_on(async { stop::Stop::on_signals() }) {
             Ok(stop) => stop,
             Err(e) => return fail(format!("cannot catch signals: {e}"), code::DROPPED),

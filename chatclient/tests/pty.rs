@@ -15,6 +15,7 @@ use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 /// chatclient running on the slave side of a pty; we hold the master.
 struct Terminal {
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
     writer: Box<dyn Write + Send>,
     /// Everything the client wrote to the terminal, in chunks.
     output: Receiver<Vec<u8>>,
@@ -49,8 +50,6 @@ impl Terminal {
         let writer = pty.master.take_writer().expect("pty writer");
         let (tx, output) = mpsc::channel();
         std::thread::spawn(move || {
-            // Keep the master alive as long as we read from it.
-            let _master = pty.master;
             let mut buf = [0u8; 4096];
             loop {
                 match reader.read(&mut buf) {
@@ -65,6 +64,7 @@ impl Terminal {
         });
         Terminal {
             child,
+            master: pty.master,
             writer,
             output,
             seen: Vec::new(),
@@ -84,6 +84,12 @@ impl Terminal {
                 ),
             }
         }
+    }
+
+    /// The terminal's local modes (echo, canonical input, ...), as text.
+    fn local_modes(&self) -> String {
+        let termios = self.master.get_termios().expect("the pty's modes");
+        format!("{:?}", termios.local_flags)
     }
 
     /// Bytes as the terminal would deliver them, all in one write.
@@ -130,6 +136,34 @@ fn a_pasted_burst_of_30_lines_sends_all_30() {
     alice.expect_shown("alice: pasted line 30");
 
     alice.type_bytes(b"/quit\r");
+    bob.expect("* alice left");
+}
+
+/// SIGTERM leaves as `/quit` does and gives the terminal back in the
+/// mode it had: line editing turned echo off, and a client killed while
+/// reading left it off.
+#[test]
+fn sigterm_leaves_and_gives_the_terminal_back() {
+    let server = Server::start(&[]);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    let mut alice = Terminal::start("alice", &server.addr);
+    let before = alice.local_modes();
+    alice.expect_shown("alice #lobby> ");
+    assert_ne!(
+        alice.local_modes(),
+        before,
+        "line editing changed the modes"
+    );
+    let pid = alice.child.process_id().expect("the client's pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let status = alice.child.wait().expect("wait for the client");
+    assert_eq!(status.exit_code(), 0, "{status:?}");
+    assert_eq!(alice.local_modes(), before, "the terminal's modes");
     bob.expect("* alice left");
 }
 
