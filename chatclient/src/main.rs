@@ -132,7 +132,7 @@ fn main() -> ExitCode {
             link,
             held,
         ));
-        screen.finish();
+        screen.finish(&session);
         outcome
     } else {
         let mut console = match Console::start(look, &session.prompt()) {

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::fake::FakeServer;
+use common::fake::{FakeServer, Reply};
 use common::proxy::Proxy;
 use common::{Client, Server, CLIENT_ENV, WAIT};
 use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
@@ -619,6 +619,57 @@ fn resumed_elsewhere_gives_the_terminal_back_and_says_why() {
     );
     server.first_connection();
     assert!(!server.another_connection(), "alice connected again");
+}
+
+/// Ctrl-C twice leaves at once, before the server confirmed what was
+/// typed: once the shell's screen is back, the client says so and lists
+/// the messages, to be sent again.
+#[test]
+fn leaving_at_once_lists_what_was_not_confirmed() {
+    let server = FakeServer::letting_in(|| Reply::Send(Vec::new()));
+    let mut alice = Screen::start("alice", &server.addr, 80, 24, &[]);
+    alice.expect("--> alice is online");
+    alice.keys(b"never answered\r");
+    alice.expect("--:-- alice: never answered");
+    alice.keys(CTRL_C);
+    alice.keys(CTRL_C);
+    assert_eq!(
+        alice.wait_exit(),
+        130,
+        "the screen shows:\n{}",
+        alice.shown()
+    );
+    let shown = alice.shown();
+    assert!(
+        shown.contains("chatclient: 1 message typed was not confirmed by the server"),
+        "{shown}"
+    );
+    assert!(shown.contains("  #lobby: never answered"), "{shown}");
+}
+
+/// Giving up on a lost connection lists what was not confirmed, too.
+#[test]
+fn giving_up_lists_what_was_not_confirmed() {
+    let server = FakeServer::letting_in(|| Reply::Close(Vec::new()));
+    let mut alice = Screen::start(
+        "alice",
+        &server.addr,
+        80,
+        24,
+        &["--reconnect-attempts", "0"],
+    );
+    alice.expect("--> alice is online");
+    alice.keys(b"@bob lost with the connection\r");
+    assert_eq!(alice.wait_exit(), 1, "the screen shows:\n{}", alice.shown());
+    let shown = alice.shown();
+    assert!(
+        shown.contains("chatclient: 1 message typed was not confirmed by the server"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  #lobby: @bob lost with the connection"),
+        "{shown}"
+    );
 }
 
 /// /me is an action on both screens: the full-screen one and the line

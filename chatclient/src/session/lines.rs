@@ -66,7 +66,7 @@ pub(crate) fn grouped(n: usize) -> String {
 }
 
 /// `3 missed messages`, `1 missed message`.
-pub(super) fn plural(n: usize, what: &str) -> String {
+pub(crate) fn plural(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
     } else {

@@ -32,7 +32,7 @@ use chatproto::{escape_control, Client, ClientFrame, ErrorCode, ServerFrame};
 use crate::ledger::{Ledger, LineOutcome};
 use crate::render::Line;
 pub use commands::text_bytes;
-pub(crate) use lines::grouped;
+pub(crate) use lines::{grouped, plural};
 use resume::Resume;
 
 /// Something the shell must do.

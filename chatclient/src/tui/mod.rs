@@ -30,7 +30,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use chatproto::ServerFrame;
+use chatproto::{escape_control, ServerFrame};
 use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
@@ -170,15 +170,17 @@ impl Tui {
         })
     }
 
-    /// Give the terminal back as it was. Call before writing to stderr
-    /// and exiting.
-    pub fn finish(mut self) {
+    /// Give the terminal back as it was, and say there which messages of
+    /// `session` were never confirmed. Call before writing to stderr and
+    /// exiting.
+    pub fn finish(mut self, session: &Session) {
         if self.screen.blocking_send(ToScreen::Finish).is_ok() {
             if let Some(thread) = self.thread.take() {
                 let _ = thread.join();
             }
         }
         restore();
+        tell_unsent(&state_of(session).pending);
     }
 }
 
@@ -255,6 +257,42 @@ fn enter() -> io::Result<()> {
     out.flush()
 }
 
+/// What to say, once the shell's screen is back, of messages typed but
+/// never confirmed: how many, and each as it could be typed again (they
+/// are gone with the screen). `None` when there are none.
+fn unsent_report(pending: &[Sending]) -> Option<String> {
+    let n = pending.len();
+    if n == 0 {
+        return None;
+    }
+    let mut report = format!(
+        "chatclient: {} typed {} not confirmed by the server and may not have \
+         arrived; to send again:\n",
+        crate::session::plural(n, "message"),
+        if n == 1 { "was" } else { "were" },
+    );
+    for p in pending {
+        report.push_str("  #");
+        report.push_str(&escape_control(&p.room));
+        report.push_str(": ");
+        for nick in &p.to {
+            report.push('@');
+            report.push_str(&escape_control(nick));
+            report.push(' ');
+        }
+        report.push_str(&escape_control(&p.text));
+        report.push('\n');
+    }
+    Some(report)
+}
+
+/// Write the [`unsent_report`], if any, to stderr in one write.
+fn tell_unsent(pending: &[Sending]) {
+    if let Some(report) = unsent_report(pending) {
+        let _ = io::stderr().lock().write_all(report.as_bytes());
+    }
+}
+
 /// Put the terminal back as it was, once.
 fn restore() {
     if !ACTIVE.swap(false, Ordering::SeqCst) {
@@ -317,6 +355,7 @@ fn screen_loop(
                         // The network loop may be waiting for echoes and
                         // not reading input: leave from here, at once.
                         restore();
+                        tell_unsent(&app.state.pending);
                         std::process::exit(i32::from(crate::error::code::INTERRUPTED));
                     }
                     Effect::Bell => bell = true,
@@ -340,4 +379,40 @@ fn screen_loop(
         }
     }
     restore();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sending(room: &str, to: &[&str], text: &str) -> Sending {
+        Sending {
+            room: room.into(),
+            to: to.iter().map(|n| n.to_string()).collect(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn unsent_messages_are_counted_and_listed_to_be_sent_again() {
+        assert_eq!(unsent_report(&[]), None);
+        assert_eq!(
+            unsent_report(&[
+                sending("lobby", &[], "hello"),
+                sending("rust", &["bob", "carol"], "hi \u{1b}[2J"),
+            ])
+            .as_deref(),
+            Some(
+                "chatclient: 2 messages typed were not confirmed by the server and may \
+                 not have arrived; to send again:\n  \
+                 #lobby: hello\n  \
+                 #rust: @bob @carol hi \\u{1b}[2J\n"
+            )
+        );
+        let one = unsent_report(&[sending("lobby", &[], "x")]).unwrap();
+        assert!(
+            one.starts_with("chatclient: 1 message typed was not"),
+            "{one}"
+        );
+    }
 }

@@ -66,6 +66,17 @@ impl FakeServer {
     /// then, when its first message comes, says its session was resumed
     /// elsewhere and closes.
     pub fn taken_over_at_the_first_message() -> FakeServer {
+        FakeServer::letting_in(|| {
+            Reply::Close(vec![ServerFrame::error(
+                ErrorCode::ResumedElsewhere,
+                RESUMED_ELSEWHERE,
+            )])
+        })
+    }
+
+    /// A server that lets the client in and into the rooms it asks for,
+    /// and answers each message with what `on_msg` says.
+    pub fn letting_in(mut on_msg: impl FnMut() -> Reply + Send + 'static) -> FakeServer {
         let mut me = String::new();
         FakeServer::start(move |frame| match frame {
             ClientFrame::Join { nick, .. } => {
@@ -89,10 +100,7 @@ impl FakeServer {
                     1_732_400_000_000,
                 ),
             ]),
-            ClientFrame::Msg { .. } => Reply::Close(vec![ServerFrame::error(
-                ErrorCode::ResumedElsewhere,
-                RESUMED_ELSEWHERE,
-            )]),
+            ClientFrame::Msg { .. } => on_msg(),
             _ => Reply::Send(Vec::new()),
         })
     }
