@@ -67,6 +67,8 @@ pub struct State {
     /// The most bytes a message's text may take (0: no limit known); a
     /// longer line is marked as it is typed.
     pub max_text: usize,
+    /// Input lines the session has taken so far.
+    pub lines_taken: u64,
 }
 
 /// One of our messages not acknowledged yet.
@@ -158,6 +160,12 @@ pub struct App {
     /// The message area's width and height at the last draw.
     pub area: (usize, usize),
     effects: Vec<Effect>,
+    /// Lines handed to the session that it has not taken yet, oldest
+    /// first (it reads none while many messages wait for the server, or
+    /// while a reconnect's handshake runs): shown as waiting.
+    pub waiting: VecDeque<String>,
+    /// Lines handed to the session in all.
+    given: u64,
 }
 
 impl App {
@@ -181,6 +189,8 @@ impl App {
             nicks: NickColours::default(),
             area: (80, 22),
             effects: Vec::new(),
+            waiting: VecDeque::new(),
+            given: 0,
         }
     }
 
@@ -212,7 +222,33 @@ impl App {
         if state.leaving {
             self.quitting = true;
         }
+        let taken_before = |app: &App| app.given - app.waiting.len() as u64;
+        while taken_before(self) < state.lines_taken && self.waiting.pop_front().is_some() {}
         self.state = state;
+    }
+
+    /// Hand `line` to the session; it shows as waiting until taken.
+    fn give(&mut self, line: String) {
+        self.given += 1;
+        self.waiting.push_back(line.clone());
+        self.effects.push(Effect::Send(line));
+    }
+
+    /// The messages among the lines not taken yet, as they will be sent
+    /// (to the current room, as far as the screen knows), oldest first.
+    pub fn waiting_messages(&self) -> Vec<Sending> {
+        let room = self.state.current.clone().unwrap_or_default();
+        self.waiting
+            .iter()
+            .filter_map(|line| match parse_line(line) {
+                Command::Send { to, text } => Some(Sending {
+                    room: room.clone(),
+                    to,
+                    text,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A line from the session, arrived at `time`.
@@ -425,9 +461,9 @@ impl App {
             }
             Command::Quit => {
                 self.quitting = true;
-                self.effects.push(Effect::Send(line));
+                self.give(line);
             }
-            _ => self.effects.push(Effect::Send(line)),
+            _ => self.give(line),
         }
     }
 
@@ -458,8 +494,7 @@ impl App {
         } else {
             (at + rooms.len() - 1) % rooms.len()
         };
-        self.effects
-            .push(Effect::Send(format!("/join {}", rooms[next])));
+        self.give(format!("/join {}", rooms[next]));
     }
 
     fn complete(&mut self, back: bool) {
@@ -548,7 +583,7 @@ impl App {
         }
         for line in lines {
             self.input.remember(&line);
-            self.effects.push(Effect::Send(line));
+            self.give(line);
         }
         self.input.set(rest, None);
     }

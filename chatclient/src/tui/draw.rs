@@ -88,13 +88,15 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let mut rows: Vec<Row<'static>> = Vec::new();
     let theme = app.theme;
     let current = app.state.current.clone();
-    for sending in app
-        .state
-        .pending
-        .iter()
-        .rev()
-        .filter(|s| current.as_ref().is_none_or(|c| *c == s.room))
-    {
+    // Lines typed that the session has not taken yet are the newest.
+    let waiting = app.waiting_messages();
+    for sending in waiting.iter().rev().chain(
+        app.state
+            .pending
+            .iter()
+            .rev()
+            .filter(|s| current.as_ref().is_none_or(|c| *c == s.room)),
+    ) {
         let r = sending_rows(sending, &app.state.nick, theme, &mut app.nicks, width);
         rows.extend(r.into_iter().rev());
     }
@@ -446,6 +448,47 @@ mod tests {
                 "alice #lobby> typing",
             ]
         );
+    }
+
+    /// Lines the session has not taken yet (it reads no more while many
+    /// messages wait for the server) are shown as waiting, not lost from
+    /// sight; a command among them is not a message.
+    #[test]
+    fn lines_not_taken_yet_show_as_waiting() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.pending = vec![Sending {
+            room: "lobby".into(),
+            to: vec![],
+            text: "taken".into(),
+        }];
+        state.lines_taken = 0;
+        app.set_state(state.clone());
+        use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        app.handle_event(Event::Paste("taken\nnot yet\n@bob nor this\n".into()));
+        for c in "/who".chars() {
+            app.input.insert(c);
+        }
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        state.lines_taken = 1;
+        app.set_state(state);
+        let rows = screen(&mut app, 40, 6);
+        assert_eq!(
+            rows[..4],
+            [
+                "",
+                "--:-- alice: taken",
+                "--:-- alice: not yet",
+                "--:-- alice -> bob: nor this",
+            ]
+        );
+        let mut state = app.state.clone();
+        state.lines_taken = 4;
+        app.set_state(state);
+        assert!(app.waiting.is_empty());
     }
 
     #[test]

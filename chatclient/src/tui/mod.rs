@@ -97,7 +97,9 @@ pub struct Tui {
     /// SIGINT and SIGTERM: leave as `/quit` does.
     stop: Stop,
     screen: mpsc::Sender<ToScreen>,
-    thread: Option<JoinHandle<()>>,
+    /// The screen thread; it ends with the typed messages the session
+    /// never took.
+    thread: Option<JoinHandle<Vec<Sending>>>,
     /// The state last sent to the screen.
     last: RefCell<State>,
 }
@@ -174,13 +176,16 @@ impl Tui {
     /// `session` were never confirmed. Call before writing to stderr and
     /// exiting.
     pub fn finish(mut self, session: &Session) {
+        let mut untaken = Vec::new();
         if self.screen.blocking_send(ToScreen::Finish).is_ok() {
             if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
+                untaken = thread.join().unwrap_or_default();
             }
         }
         restore();
-        tell_unsent(&state_of(session).pending);
+        let mut unsent = state_of(session).pending;
+        unsent.extend(untaken);
+        tell_unsent(&unsent);
     }
 }
 
@@ -244,6 +249,7 @@ fn state_of(session: &Session) -> State {
         joined: session.is_joined(),
         leaving: session.input_done(),
         max_text: session.max_text_bytes(),
+        lines_taken: session.lines_read(),
     }
 }
 
@@ -318,13 +324,14 @@ fn repaint(terminal: &mut Terminal<CrosstermBackend<io::Stdout>>) -> io::Result<
     terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }
 
-/// The screen thread: take what comes, in order, and draw after each burst.
+/// The screen thread: take what comes, in order, and draw after each
+/// burst. It ends with the typed messages the session never took.
 fn screen_loop(
     mut terminal: Terminal<CrosstermBackend<io::Stdout>>,
     mut app: App,
     mut rx: mpsc::Receiver<ToScreen>,
     input: std::sync::mpsc::Sender<InputEvent>,
-) {
+) -> Vec<Sending> {
     let _ = terminal.draw(|f| draw::draw(f, &mut app));
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
@@ -340,7 +347,7 @@ fn screen_loop(
                 }
                 ToScreen::Finish => {
                     restore();
-                    return;
+                    return app.waiting_messages();
                 }
             }
             for effect in app.take_effects() {
@@ -355,7 +362,9 @@ fn screen_loop(
                         // The network loop may be waiting for echoes and
                         // not reading input: leave from here, at once.
                         restore();
-                        tell_unsent(&app.state.pending);
+                        let mut unsent = app.state.pending.clone();
+                        unsent.extend(app.waiting_messages());
+                        tell_unsent(&unsent);
                         std::process::exit(i32::from(crate::error::code::INTERRUPTED));
                     }
                     Effect::Bell => bell = true,
@@ -379,6 +388,7 @@ fn screen_loop(
         }
     }
     restore();
+    app.waiting_messages()
 }
 
 #[cfg(test)]
