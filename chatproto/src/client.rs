@@ -472,7 +472,9 @@ impl Client {
     }
 
     /// Send `text` to `to` (empty: everyone) in `room`; returns its id. It
-    /// is resent after a reconnect until the server acknowledges it.
+    /// is resent after a reconnect until the server acknowledges it. While
+    /// a fresh session's replay of `room` holds older messages back, it
+    /// waits behind them.
     pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
         self.next_id += 1;
         let id = format!("{}{}", self.id_prefix, self.next_id);
@@ -482,7 +484,7 @@ impl Client {
             to,
             text: text.into(),
         };
-        if self.phase == Phase::Joined {
+        if self.phase == Phase::Joined && !self.held.contains(&p.room) {
             self.send(msg_frame(&p));
         }
         self.pending.push_back(p);

@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, FrameDecoder, Now,
-    Output, Server, ServerConfig, ServerFrame,
+    Output, PresenceStatus, Server, ServerConfig, ServerFrame,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -480,4 +480,51 @@ fn rooms_are_entered_in_the_order_they_were_asked_for() {
         c.rooms().collect::<Vec<_>>(),
         ["ada", "go", "lobby", "rust"]
     );
+}
+
+/// After a fresh-session rejoin, what was unacknowledged waits for the
+/// room's replay (it may be in it). A line typed in between waits too,
+/// behind it: nothing goes out before our own entering presence, and
+/// then the older message first.
+#[test]
+fn a_message_typed_during_a_fresh_replay_waits_behind_the_held_ones() {
+    let msgs = |c: &mut Client| -> Vec<String> {
+        let mut texts = Vec::new();
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
+                texts.push(text);
+            }
+        }
+        texts
+    };
+    let welcome = || ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
+    let entered = || ServerFrame::entered("lobby", "e1", 0, 1, vec!["alice".into()], false);
+    let mine = |seq| {
+        ServerFrame::presence(
+            Some("lobby".into()),
+            seq,
+            "alice",
+            PresenceStatus::Online,
+            T0,
+        )
+    };
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, welcome());
+    c.handle_frame(0, entered());
+    c.handle_frame(0, mine(1));
+    msgs(&mut c);
+    c.send_msg("lobby", vec![], "older");
+    assert_eq!(msgs(&mut c), ["older"]);
+    c.handle_disconnected();
+
+    c.handle_connected(1);
+    c.handle_frame(1, welcome());
+    c.handle_frame(1, entered());
+    assert!(msgs(&mut c).is_empty(), "held for the replay");
+    c.send_msg("lobby", vec![], "newer");
+    assert!(msgs(&mut c).is_empty(), "typed during the replay: held too");
+    c.handle_frame(1, mine(2));
+    assert_eq!(msgs(&mut c), ["older", "newer"]);
+    assert_eq!(c.unacknowledged(), 2);
 }
