@@ -246,6 +246,31 @@ fn a_failing_store_refuses_messages_and_nothing_else() {
     );
 }
 
+/// A session's comings and goings are stored (the store keeps the
+/// sessions last active and never one attached): a lost connection and
+/// a resume each hand out `Record::Attached` (before, a resumed session
+/// was never recorded again, and the store kept the newest ids).
+#[test]
+fn a_resume_and_a_lost_connection_are_recorded() {
+    let mut sim = two();
+    let token = sim.clients[0].session.clone().expect("a token");
+    sim.store.records.clear();
+    sim.disconnect(0);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], Some(token)));
+    sim.commit();
+    let marks: Vec<(SessionId, bool)> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Attached { id, attached, .. } => Some((*id, *attached)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marks, [(SessionId(0), false), (SessionId(0), true)]);
+}
+
 /// The seqs of `nick`'s presence changes among `frames`.
 fn presences_of(frames: &[ServerFrame], nick: &str) -> Vec<u64> {
     frames

@@ -111,8 +111,9 @@ pub struct StoreLink {
     pub thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Fill a new core from `store`: sessions (the newest the core may keep
-/// detached), then the rooms with their newest messages, least recently
+/// Fill a new core from `store`: sessions (as many as the core may keep
+/// detached: those connected when the last server stopped, then the last
+/// active), then the rooms with their newest messages, least recently
 /// active first (by their newest stored message; so that the cap of rooms
 /// forgets them in that order), and
 /// no more than the cap: the rooms less recently active than those stay

@@ -159,11 +159,22 @@ fn write<'a>(
             Record::Session {
                 id, nick, token, ..
             } => {
+                // A new session is attached, and the last active.
                 tx.prepare_cached(
-                    "INSERT INTO sessions (id, nick, token_hash) VALUES (?1, ?2, ?3)
+                    "INSERT INTO sessions (id, nick, token_hash, active, live)
+                         VALUES (?1, ?2, ?3,
+                                 (SELECT coalesce(max(active), 0) + 1 FROM sessions), 1)
                      ON CONFLICT (id) DO UPDATE SET nick = excluded.nick",
                 )?
                 .execute(params![id.0 as i64, &**nick, &token[..]])?;
+            }
+            Record::Attached { id, attached, .. } => {
+                tx.prepare_cached(
+                    "UPDATE sessions
+                     SET active = (SELECT coalesce(max(active), 0) + 1 FROM sessions), live = ?2
+                     WHERE id = ?1",
+                )?
+                .execute(params![id.0 as i64, *attached])?;
             }
             Record::Event(e) => {
                 let room_name: &str = &e.room;

@@ -48,7 +48,7 @@ mod sessions;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The low bits of an event's key that hold its seq: the key is the room's
 /// number shifted left by this many bits, plus the seq (schema v6; from

@@ -83,6 +83,7 @@ impl Store {
             numbers: std::collections::HashMap::new(),
         };
         store.migrate(version)?;
+        store.detach_sessions()?;
         store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;
         Ok(store)
     }

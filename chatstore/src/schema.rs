@@ -209,6 +209,21 @@ impl Store {
                          json_each(c.events) AS j;"
             ))?;
         }
+        if from < 9 {
+            // v9: sessions are ranked by when they were last active (a
+            // counter the store raises at each new session, resume and
+            // lost connection), and those attached are marked `live`:
+            // retention and a restart keep the sessions last active and
+            // every live one, not the newest ids (a session connected for
+            // long lost its row to newer ones that came and went). Old
+            // rows keep their order: ranked by id.
+            tx.execute_batch(
+                "ALTER TABLE sessions ADD COLUMN active INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE sessions ADD COLUMN live INTEGER NOT NULL DEFAULT 0;
+                 UPDATE sessions SET active = id + 1;
+                 CREATE INDEX sessions_by_active ON sessions (active);",
+            )?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())

@@ -1,5 +1,5 @@
-//! Sessions by token hash: the newest kept, the older forgotten, and the
-//! next free session id.
+//! Sessions by token hash: those last active and those attached kept,
+//! the others forgotten, and the next free session id.
 
 use chatproto::{SessionId, TokenHash};
 use rusqlite::params;
@@ -7,24 +7,59 @@ use rusqlite::params;
 use crate::{Store, StoreError, StoredSession};
 
 impl Store {
-    /// Forget all but the newest `keep` sessions (those older cannot be
-    /// resumed after a restart anyway: the server restores only the newest).
+    /// Forget every session that is not attached, but the `keep` last
+    /// active (those others cannot be resumed after a restart anyway: the
+    /// server restores only the last active). The highest id forgotten
+    /// stays counted: no new session takes it.
     pub fn forget_sessions(&mut self, keep: usize) -> Result<usize, StoreError> {
-        let n = self.db.execute(
-            "DELETE FROM sessions WHERE id < (SELECT min(id) FROM
-                 (SELECT id FROM sessions ORDER BY id DESC LIMIT ?1))",
-            params![keep.min(i64::MAX as usize) as i64],
+        let keep = keep.min(i64::MAX as usize) as i64;
+        // Every detached session but the `keep` last active.
+        let past = "SELECT id FROM sessions WHERE NOT live
+                    ORDER BY active DESC, id DESC LIMIT -1 OFFSET ?1";
+        let tx = self.db.transaction()?;
+        tx.execute(
+            &format!(
+                "INSERT INTO meta (key, value)
+                     SELECT 'max_forgotten_session', m FROM (SELECT max(id) AS m FROM ({past}))
+                     WHERE m IS NOT NULL
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
+            ),
+            params![keep],
         )?;
+        let n = tx.execute(
+            &format!("DELETE FROM sessions WHERE id IN ({past})"),
+            params![keep],
+        )?;
+        tx.commit()?;
         Ok(n)
     }
 
-    /// The newest `limit` sessions, oldest first.
+    /// A server starting holds no connection: the sessions attached when
+    /// the last one stopped (killed, say) are detached now, and ranked as
+    /// the last active (their clients come back first).
+    pub(crate) fn detach_sessions(&mut self) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE sessions SET live = 0,
+                 active = (SELECT coalesce(max(active), 0) + 1 FROM sessions)
+             WHERE live",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// The `limit` sessions last active (attached ones first), the least
+    /// recently active first.
     pub fn sessions(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
-        let mut st = self.db.prepare_cached(
+        let sql = if self.version >= 9 {
+            "SELECT id, nick, token_hash FROM
+                 (SELECT * FROM sessions ORDER BY live DESC, active DESC, id DESC LIMIT ?1)
+             ORDER BY live, active, id"
+        } else {
             "SELECT id, nick, token_hash FROM
                  (SELECT * FROM sessions ORDER BY id DESC LIMIT ?1)
-             ORDER BY id",
-        )?;
+             ORDER BY id"
+        };
+        let mut st = self.db.prepare_cached(sql)?;
         let rows = st.query_map(params![limit.min(i64::MAX as usize) as i64], |r| {
             let hash: Vec<u8> = r.get(2)?;
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?, hash))
@@ -49,8 +84,8 @@ impl Store {
     /// messages). Senders are counted, through each room's highest writer
     /// (kept as events are written, and kept when they are deleted), so
     /// this reads one row per room, not the events; recipients need not
-    /// be: each had a session record, and retention keeps the newest
-    /// records.
+    /// be: each had a session record, and retention counts the highest
+    /// id it forgets.
     pub fn next_session(&self) -> Result<u64, StoreError> {
         let sql = if self.version >= 7 {
             "SELECT max(m) FROM (SELECT max(id) AS m FROM sessions

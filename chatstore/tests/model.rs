@@ -184,12 +184,14 @@ fn check(
     let fail = |e: chatstore::StoreError| TestCaseError::fail(e.to_string());
     // Sessions: each once, with its nick and its token's hash; the next
     // id is past every session id stored, in a session record or an event.
-    let stored: Vec<(u64, String, Vec<u8>)> = store
+    // (Listed by last activity: compared by id.)
+    let mut stored: Vec<(u64, String, Vec<u8>)> = store
         .sessions(1_000)
         .map_err(fail)?
         .into_iter()
         .map(|s| (s.id.0, s.nick, s.token.to_vec()))
         .collect();
+    stored.sort_unstable_by_key(|s| s.0);
     let want: Vec<(u64, String, Vec<u8>)> = sessions
         .iter()
         .map(|(id, nick)| (*id, nick.clone(), hash_token(&format!("t{id}")).to_vec()))

@@ -278,6 +278,76 @@ fn sessions_come_back_hashed_and_ids_are_never_given_twice() {
     }
 }
 
+/// Sessions are kept by when they were last active, and an attached one
+/// is never forgotten: alice, connected while newer sessions came and
+/// went, keeps her row through retention and a kill, and comes back
+/// among the sessions a restarted server restores (before, retention
+/// kept the newest ids and deleted hers, and a restart restored the
+/// newest ids). The highest id forgotten stays taken.
+#[test]
+fn sessions_are_kept_by_last_activity_and_never_while_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let session = |id: u64, nick: &str| {
+        Record::session(SessionId(id), nick, hash_token(&format!("token-{id}")))
+    };
+    store.append(&[session(0, "alice")]).unwrap();
+    for id in 1..=5 {
+        let went = Record::attached(SessionId(id), false);
+        store.append(&[session(id, "other"), went]).unwrap();
+    }
+    // bob (1) resumes and goes again: the last active of those gone.
+    let back = [true, false].map(|a| Record::attached(SessionId(1), a));
+    store.append(&back).unwrap();
+    assert_eq!(store.forget_sessions(2).unwrap(), 3, "2, 3 and 4 go");
+    let ids = |store: &Store, n: usize| -> Vec<u64> {
+        store.sessions(n).unwrap().iter().map(|s| s.id.0).collect()
+    };
+    assert_eq!(ids(&store, 10), [5, 1, 0], "least recently active first");
+    // Killed while alice is connected: she is restored first.
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(ids(&store, 1), [0]);
+    // Now detached and the last active, she stays; the highest id goes,
+    // and stays counted.
+    assert_eq!(store.forget_sessions(2).unwrap(), 1);
+    assert_eq!(ids(&store, 10), [1, 0]);
+    assert_eq!(store.next_session().unwrap(), 6);
+}
+
+/// A version 8 database (sessions without activity) is migrated: its
+/// sessions ranked by id as before, and they go on being kept by
+/// activity.
+#[test]
+fn a_version_8_database_gets_session_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let session = |id: u64| Record::session(SessionId(id), "n", hash_token(&format!("t{id}")));
+    store.append(&[session(3), session(1), session(2)]).unwrap();
+    drop(store);
+    sql(&dir)
+        .execute_batch(
+            "DROP INDEX sessions_by_active;
+             ALTER TABLE sessions DROP COLUMN active;
+             ALTER TABLE sessions DROP COLUMN live;
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+    let mut store = open(&dir);
+    let ids: Vec<u64> = store.sessions(10).unwrap().iter().map(|s| s.id.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    store
+        .append(&[Record::attached(SessionId(1), false)])
+        .unwrap();
+    assert_eq!(store.forget_sessions(1).unwrap(), 2);
+    let ids: Vec<u64> = store.sessions(10).unwrap().iter().map(|s| s.id.0).collect();
+    assert_eq!(ids, [1]);
+    let version: i64 = sql(&dir)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, chatstore::SCHEMA_VERSION);
+}
+
 #[test]
 fn recent_and_export_read_a_room_in_order() {
     let dir = tempfile::tempdir().unwrap();

@@ -178,7 +178,9 @@ impl Server {
         let v1 = rooms.is_none();
         let rooms = rooms.unwrap_or_else(|| vec![LOBBY.to_owned()]);
         let lobby = rooms.iter().any(|r| r.eq_ignore_ascii_case(LOBBY));
-        if !resumed {
+        if resumed {
+            self.record_attached(sid, true);
+        } else {
             self.record_session(sid);
         }
         self.steps.push_back(Step::Welcome {

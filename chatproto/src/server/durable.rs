@@ -59,6 +59,17 @@ pub enum Record {
     },
     /// A stamped event.
     Event(Arc<Event>),
+    /// A session was resumed (`attached`) or lost its connection: the
+    /// store keeps the sessions last active, and never forgets one that
+    /// is attached, so a session resumed long ago and still connected can
+    /// be resumed after a restart.
+    #[non_exhaustive]
+    Attached {
+        /// The session.
+        id: SessionId,
+        /// Whether it has a connection now.
+        attached: bool,
+    },
     /// A room was forgotten (nobody in it, at the cap of rooms): its
     /// history goes with it, so that the store holds no more rooms than
     /// the server does. Entering it again begins it with a new epoch.
@@ -88,6 +99,11 @@ impl Record {
     /// A room was forgotten, its history with it.
     pub fn forgotten(name: impl Into<Arc<str>>) -> Self {
         Record::Forgotten { name: name.into() }
+    }
+
+    /// The session `id` was resumed (`attached`) or lost its connection.
+    pub fn attached(id: SessionId, attached: bool) -> Self {
+        Record::Attached { id, attached }
     }
 
     /// A session began: its id, its nickname and its token's hash.
@@ -228,6 +244,16 @@ impl Server {
         self.hold();
     }
 
+    /// A session was resumed (`attached`) or lost its connection: the
+    /// store ranks sessions by when they were last active. Nothing waits
+    /// for it (a restart loses at most this ranking). Not in a cluster,
+    /// whose sessions expire in its own buckets.
+    pub(crate) fn record_attached(&mut self, sid: SessionId, attached: bool) {
+        if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
+            self.gate.records.push(Record::attached(sid, attached));
+        }
+    }
+
     /// The records handed out with the `through` ticket, and all before,
     /// are stored: what they held back may go.
     pub fn handle_persisted(&mut self, through: u64) {
@@ -364,6 +390,16 @@ impl Server {
                 nick: s.nick.clone(),
                 token: hash_token(&s.token),
             });
+        }
+        // Who is connected now: comings and goings meanwhile were not
+        // stored (a cluster's sessions are not ranked).
+        if !self.config.cluster {
+            let mut all: Vec<_> = self.sessions.keys().copied().collect();
+            all.sort_unstable();
+            for sid in all {
+                let attached = self.sessions[&sid].conn.is_some();
+                self.gate.records.push(Record::attached(sid, attached));
+            }
         }
     }
 

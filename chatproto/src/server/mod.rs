@@ -494,6 +494,7 @@ impl Server {
                 crate::PresenceStatus::Offline,
             );
         }
+        self.record_attached(sid, false);
         self.timers
             .arm(now.mono + self.config.resume_window_ms, Timer::Session(sid));
         self.detached.push_back(sid);
