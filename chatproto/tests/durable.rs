@@ -271,6 +271,38 @@ fn a_resume_and_a_lost_connection_are_recorded() {
     assert_eq!(marks, [(SessionId(0), false), (SessionId(0), true)]);
 }
 
+/// A message the store kept below where history starts (stamped in the
+/// future, kept by retention past messages it deleted) is not served
+/// after a restart: neither from memory nor from a page of the store
+/// (both held m1 below `oldest` 4 before).
+#[test]
+fn a_message_kept_below_where_history_starts_is_not_served() {
+    let said = |seq: u64, text: &str| {
+        let body = EventBody::msg(SessionId(0), "alice", vec![], text, None);
+        Event::new("lobby", seq, T0, body)
+    };
+    let mut sim = Sim::new(small_memory(), T0);
+    let recent = vec![said(1, "m1"), said(4, "m4"), said(5, "m5")];
+    sim.server.restore_room("lobby", "e1", 5, 4, recent);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
+    let frames = sim.take(a);
+    assert_eq!(texts_of(&frames), ["m4", "m5"], "{frames:?}");
+
+    // A room whose memory holds less than its store: the page asks the
+    // store from where history starts, not from the first seq.
+    let mut sim = Sim::new(small_memory(), T0);
+    let recent: Vec<Event> = (6..=9).map(|s| said(s, &format!("m{s}"))).collect();
+    sim.server.restore_room("lobby", "e1", 9, 4, recent);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
+    sim.take(a);
+    sim.store.hold = true;
+    sim.send(a, ClientFrame::history("lobby", Some(6), Some(10)));
+    let afters: Vec<u64> = sim.store.reads.iter().map(|(_, q)| q.after).collect();
+    assert_eq!(afters, [3]);
+}
+
 /// The seqs of `nick`'s presence changes among `frames`.
 fn presences_of(frames: &[ServerFrame], nick: &str) -> Vec<u64> {
     frames

@@ -48,7 +48,7 @@ mod sessions;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The low bits of an event's key that hold its seq: the key is the room's
 /// number shifted left by this many bits, plus the seq (schema v6; from
@@ -181,7 +181,9 @@ pub struct StoredRoom {
     pub epoch: String,
     /// The seq of its last stored event.
     pub last_seq: u64,
-    /// The seq of its oldest stored event (`last_seq + 1` when none).
+    /// Where its history starts: the seq of its oldest stored event
+    /// (`last_seq + 1` when none), but above every seq retention deleted
+    /// (a message stamped in the future may be kept below that).
     pub oldest: u64,
 }
 

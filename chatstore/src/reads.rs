@@ -164,6 +164,15 @@ impl Store {
             "SELECT name, epoch, last_seq,
                     (SELECT min(seq) FROM events WHERE events.room = rooms.name)
              FROM rooms"
+        } else if self.version >= 10 {
+            "SELECT name, epoch, last_seq,
+                    max(coalesce((SELECT first FROM chunks
+                                  WHERE id >= rooms.no << 40
+                                    AND id <= (rooms.no << 40) + 1099511627775
+                                  ORDER BY id LIMIT 1),
+                                 last_seq + 1),
+                        pruned + 1)
+             FROM rooms"
         } else if self.version >= 8 {
             "SELECT name, epoch, last_seq,
                     (SELECT first FROM chunks

@@ -35,7 +35,10 @@ impl Store {
             )?;
             // What becomes of a chunk: deleted, or its survivors.
             let mut edits: Vec<(i64, i64, Vec<Stored>)> = Vec::new();
+            // Each room's highest seq deleted, if any.
+            let mut gone: Vec<(i64, u64)> = Vec::new();
             for (no, last_seq) in rooms {
+                let mut highest = 0;
                 if deleted == batch {
                     break;
                 }
@@ -87,6 +90,7 @@ impl Store {
                             survivors.push(e);
                         } else {
                             deleted += 1;
+                            highest = highest.max(e.seq);
                         }
                         if looked >= batch {
                             aged = true;
@@ -99,8 +103,17 @@ impl Store {
                         break;
                     }
                 }
+                if highest > 0 {
+                    gone.push((no, highest));
+                }
             }
             drop(oldest);
+            // How far retention has deleted: a message it kept below that
+            // (stamped in the future) is not where history starts.
+            for (no, highest) in gone {
+                tx.prepare_cached("UPDATE rooms SET pruned = max(pruned, ?2) WHERE no = ?1")?
+                    .execute(params![no, highest as i64])?;
+            }
             for (base, id, survivors) in edits {
                 tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?
                     .execute(params![id])?;

@@ -93,7 +93,7 @@ pub(crate) fn begin_room(
             // The room keeps its number; its events go.
             delete_events(tx, name)?;
             tx.execute(
-                "UPDATE rooms SET epoch = ?2, last_seq = ?3 WHERE name = ?1",
+                "UPDATE rooms SET epoch = ?2, last_seq = ?3, pruned = 0 WHERE name = ?1",
                 params![name, epoch, seq as i64],
             )?;
             Ok(Began::Again)

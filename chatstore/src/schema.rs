@@ -224,6 +224,13 @@ impl Store {
                  CREATE INDEX sessions_by_active ON sessions (active);",
             )?;
         }
+        if from < 10 {
+            // v10: each room remembers the highest seq retention deleted:
+            // history starts above it, though a message stamped in the
+            // future (a clock that was ahead) is kept below it until its
+            // time. Unknown for older files: 0.
+            tx.execute_batch("ALTER TABLE rooms ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;")?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())

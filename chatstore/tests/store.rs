@@ -315,9 +315,9 @@ fn sessions_are_kept_by_last_activity_and_never_while_attached() {
     assert_eq!(store.next_session().unwrap(), 6);
 }
 
-/// A version 8 database (sessions without activity) is migrated: its
-/// sessions ranked by id as before, and they go on being kept by
-/// activity.
+/// A version 8 database (sessions without activity, rooms without how
+/// far retention deleted) is migrated: its sessions ranked by id as
+/// before, and they go on being kept by activity.
 #[test]
 fn a_version_8_database_gets_session_activity() {
     let dir = tempfile::tempdir().unwrap();
@@ -330,6 +330,7 @@ fn a_version_8_database_gets_session_activity() {
             "DROP INDEX sessions_by_active;
              ALTER TABLE sessions DROP COLUMN active;
              ALTER TABLE sessions DROP COLUMN live;
+             ALTER TABLE rooms DROP COLUMN pruned;
              PRAGMA user_version = 8;",
         )
         .unwrap();
@@ -489,6 +490,32 @@ fn a_stamp_from_a_clock_set_ahead_holds_no_retention_back() {
     // time, seqs 4 and 5 are young.
     while store.prune(T + 14, 10, 1_000, 100).unwrap() > 0 {}
     assert_eq!(texts(&store.recent("r", 10).unwrap()), ["m1", "m4", "m5"]);
+}
+
+/// Where a room's history starts is above every seq retention deleted,
+/// though a message stamped in the future is kept below that: the room
+/// reported seq 1 (the kept message) as its oldest while 2 and 3 were
+/// gone, so `entered.oldest` promised them and a replay from `since` 1
+/// was taken as whole. A room begun again starts over.
+#[test]
+fn history_starts_above_what_retention_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut batch: Vec<Event> = (1..=5)
+        .map(|s| msg("r", s, 1, &[], &format!("m{s}")))
+        .collect();
+    batch[0].ts = T + 365 * 24 * 3_600_000;
+    put(&mut store, "e", &batch);
+    while store.prune(T + 14, 10, 1_000, 100).unwrap() > 0 {}
+    assert_eq!(texts(&store.recent("r", 10).unwrap()), ["m1", "m4", "m5"]);
+    assert_eq!(store.rooms().unwrap()[0].oldest, 4);
+    let query = ReadQuery::new("r", SessionId(1), 1, 6, 50);
+    assert_eq!(store.read(&query).unwrap().oldest, Some(4));
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(store.rooms().unwrap()[0].oldest, 4, "kept across a restart");
+    put(&mut store, "e2", &[msg("r", 1, 1, &[], "again")]);
+    assert_eq!(store.rooms().unwrap()[0].oldest, 1);
 }
 
 #[test]

@@ -465,10 +465,12 @@ impl Server {
             ));
         }
         if let Some((since, whole)) = from_store {
+            // Never below where history starts (the store may keep a
+            // message stamped in the future below it).
             let query = crate::server::reads::ReadQuery {
                 room: Arc::clone(&room.name),
                 session: sid,
-                after: since,
+                after: since.max(room.stored_from.saturating_sub(1)),
                 before: room.seq + 1,
                 limit: self.config.replay_limit,
                 scan: self.config.history_scan as u64,
@@ -543,10 +545,12 @@ impl Server {
         if seen.more || seen.page.len() == limit {
             return None;
         }
+        // Never below where history starts (the store may keep a message
+        // stamped in the future below it).
         Some(crate::server::reads::ReadQuery {
             room: Arc::clone(&room.name),
             session: sid,
-            after: 0,
+            after: room.stored_from.saturating_sub(1),
             before,
             limit,
             scan: self.config.history_scan as u64,

@@ -448,7 +448,9 @@ impl Server {
         );
         let recent: Vec<Event> = recent
             .into_iter()
-            .filter(|e| e.seq <= last_seq && e.is_msg())
+            // A message below `oldest` (stamped in the future, kept by
+            // retention past where history starts) is not served.
+            .filter(|e| e.seq <= last_seq && e.seq >= oldest && e.is_msg())
             .collect();
         // Fewer than memory keeps: the store had no older message, so memory
         // holds the room's whole history from `oldest` on.
