@@ -99,6 +99,12 @@ fn messages_retention_deleted_are_not_served_from_memory() {
             )
         })
         .collect();
+    // Her leaving is stored before the stop: her own `offline` comes only
+    // once it is (a dropped connection raced the SIGTERM, and a shutdown
+    // stores no departure, so the store kept m7 too now and then).
+    alice.send_frame(&json!({"type": "part", "room": "lobby"}));
+    let left = alice.expect_kind("presence");
+    assert_eq!(str_of(&left, "status"), "offline", "{left}");
     drop(alice);
     server.sigterm();
     assert!(server.wait_exit(WAIT).success());
