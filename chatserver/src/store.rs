@@ -104,6 +104,12 @@ pub struct Retention {
 pub struct StoreLink {
     /// Requests, in order.
     pub tx: std_mpsc::Sender<ToStore>,
+    /// Reads straight to the reading thread (when it started), so that a
+    /// write the disk holds up does not hold them too: the reading thread
+    /// has its own connection, and what a read looks for was stored
+    /// before it was asked (only what is stored is ever applied).
+    /// `None`: send reads through `tx` and the store thread reads them.
+    pub reads: Option<Reads>,
     /// Answers: batches in order, reads in the order asked (a read may
     /// be answered after batches handed over later: its own thread reads).
     pub rx: mpsc::UnboundedReceiver<FromStore>,
@@ -173,6 +179,7 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
         .parent()
         .and_then(|dir| Store::open_read_only(dir).ok())
         .and_then(|db| spawn_reader(db, answers.clone()).ok());
+    let reads = reader.as_ref().map(|(tx, _)| tx.clone());
     let thread = std::thread::Builder::new()
         .name("chat-store".into())
         .spawn(move || {
@@ -183,7 +190,8 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
                 reader.as_ref().map(|(tx, _)| tx),
                 retention,
             );
-            // Stop the reader too (its channel closes), and wait for it.
+            // Stop the reader too (its channel closes once the hub's
+            // sender is gone too: it dropped its link), and wait for it.
             if let Some((tx, thread)) = reader {
                 drop(tx);
                 let _ = thread.join();
@@ -191,13 +199,14 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
         })?;
     Ok(StoreLink {
         tx,
+        reads,
         rx,
         thread: Some(thread),
     })
 }
 
 /// Reads by the reading thread: requests in, answers to the hub.
-type Reads = std_mpsc::Sender<(u64, ClientId, ReadQuery)>;
+pub type Reads = std_mpsc::Sender<(u64, ClientId, ReadQuery)>;
 
 /// The thread that answers reads with a connection of its own (WAL lets
 /// it read beside the writer); its requests' sender and its handle.
@@ -517,6 +526,7 @@ mod tests {
             [(1_000, false, vec![1_001]), (1_400, true, vec![1_401])]
         );
         drop(link.tx);
+        drop(link.reads);
         link.thread
             .take()
             .expect("a thread")

@@ -139,12 +139,17 @@ impl Hub {
                     if let Some(peer) = self.peers.get(&client) {
                         peer.hold(ticket);
                     }
-                    let read = ToStore::Read {
-                        ticket,
-                        client,
-                        query,
-                    };
-                    let asked = self.store.as_ref().is_some_and(|l| l.tx.send(read).is_ok());
+                    let asked = self.store.as_ref().is_some_and(|l| match &l.reads {
+                        Some(reads) => reads.send((ticket, client, query)).is_ok(),
+                        None => {
+                            let read = ToStore::Read {
+                                ticket,
+                                client,
+                                query,
+                            };
+                            l.tx.send(read).is_ok()
+                        }
+                    });
                     if !asked {
                         self.unanswered.push((ticket, client));
                     }
