@@ -85,6 +85,21 @@ pub enum FromStore {
         /// The messages found (oldest first) and whether older ones exist.
         found: Result<ReadPage, String>,
     },
+    /// The store thread ended while the hub still had its link (a panic):
+    /// said because the reading thread, which the hub also feeds, keeps
+    /// the answers' channel open.
+    Stopped,
+}
+
+/// Sends [`FromStore::Stopped`] when the store thread's work ends, however
+/// it ends (unwinding from a panic too).
+struct SayStopped(mpsc::UnboundedSender<FromStore>);
+
+impl Drop for SayStopped {
+    fn drop(&mut self) {
+        // No hub any more (shutdown) is fine.
+        let _ = self.0.send(FromStore::Stopped);
+    }
 }
 
 /// Retention settings.
@@ -183,6 +198,7 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
     let thread = std::thread::Builder::new()
         .name("chat-store".into())
         .spawn(move || {
+            let stopped = SayStopped(answers.clone());
             run(
                 &mut store,
                 &requests,
@@ -190,6 +206,7 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
                 reader.as_ref().map(|(tx, _)| tx),
                 retention,
             );
+            drop(stopped);
             // Stop the reader too (its channel closes once the hub's
             // sender is gone too: it dropped its link), and wait for it.
             if let Some((tx, thread)) = reader {
@@ -483,6 +500,22 @@ mod tests {
     fn msg(room: &str, seq: u64, text: &str) -> Record {
         let body = EventBody::msg(SessionId(1), "alice", Vec::new(), text, None);
         Record::Event(std::sync::Arc::new(Event::new(room, seq, 1, body)))
+    }
+
+    /// A store thread that panics still says it stopped: the hub, whose
+    /// answers' channel the reading thread keeps open, would otherwise
+    /// wait for its batch for ever.
+    #[test]
+    fn a_store_thread_that_panics_says_it_stopped() {
+        let (answers, mut rx) = mpsc::unbounded_channel();
+        let keep_open = answers.clone();
+        let thread = std::thread::spawn(move || {
+            let _stopped = SayStopped(answers);
+            panic!("a store that broke");
+        });
+        assert!(thread.join().is_err(), "it panicked");
+        assert!(matches!(rx.try_recv(), Ok(FromStore::Stopped)));
+        drop(keep_open);
     }
 
     /// Retention reports where each room starts after every batch it

@@ -75,7 +75,31 @@ impl Hub {
                 client,
                 found,
             } => self.answer_read(ticket, client, found),
+            FromStore::Stopped => self.store_stopped(),
         }
+    }
+
+    /// The store's thread stopped while the server runs (a panic): new
+    /// messages are refused from now on (the core stays in its failed
+    /// state), and the reads it had are answered from memory, so that
+    /// what waits behind them goes out.
+    pub(super) fn store_stopped(&mut self) {
+        warn!(
+            "the history database's thread stopped; new messages are refused \
+             until the server is restarted"
+        );
+        self.store = None;
+        self.give_up_batch("the history database's thread stopped");
+        let waiting: Vec<_> = self
+            .peers
+            .iter()
+            .flat_map(|(id, p)| p.held_tickets().into_iter().map(|t| (t, *id)))
+            .collect();
+        for (ticket, client) in waiting {
+            let gone = "the history database's thread stopped".to_owned();
+            self.answer_read(ticket, client, Err(gone));
+        }
+        self.dispatch(self.clock.now());
     }
 
     /// The batch in the store's hands was not stored: the core gives up

@@ -129,7 +129,9 @@ impl Hub {
                     // Under load, a pong may be waiting in the queue: hear
                     // what is already queued before judging who is silent.
                     let now = self.clock.now();
-                    for _ in 0..TIMEOUT_CATCH_UP {
+                    // Not past the backlogs' bounds (see `reading`).
+                    let catch_up = if reading { TIMEOUT_CATCH_UP } else { 0 };
+                    for _ in 0..catch_up {
                         let Ok(input) = rx.try_recv() else { break };
                         self.handle(now, input);
                         self.dispatch(now);
@@ -143,27 +145,7 @@ impl Hub {
                     let active = self.release_memory_if_quiet();
                     self.next_trim = active.then(|| Instant::now() + TRIM_INTERVAL);
                 }
-                Turn::Store(None) => {
-                    warn!(
-                        "the history database's thread stopped; new messages are refused \
-                         until the server is restarted"
-                    );
-                    self.store = None;
-                    self.server
-                        .handle_persist_failed("the history database's thread stopped");
-                    // The reads it had are answered from memory, so that
-                    // what waits behind them goes out.
-                    let waiting: Vec<_> = self
-                        .peers
-                        .iter()
-                        .flat_map(|(id, p)| p.held_tickets().into_iter().map(|t| (t, *id)))
-                        .collect();
-                    for (ticket, client) in waiting {
-                        let gone = "the history database's thread stopped".to_owned();
-                        self.answer_read(ticket, client, Err(gone));
-                    }
-                    self.dispatch(self.clock.now());
-                }
+                Turn::Store(None) => self.store_stopped(),
                 Turn::Store(Some(answer)) => self.stored(answer),
                 Turn::Cluster(0) => {
                     warn!("the cluster's tasks stopped");
