@@ -48,7 +48,9 @@ pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ans
     let _ = timeout(REFUSAL_LINGER, async {
         stream.write_all(answer).await?;
         stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
+        // On the heap: a buffer in the future itself would make every
+        // connection's task that much bigger, refused or not.
+        let mut sink = vec![0u8; 4096];
         let mut left = REFUSAL_DRAIN_BYTES;
         while left > 0 {
             match stream.read(&mut sink).await? {
