@@ -8,7 +8,7 @@
 //! 12:02 --> carol is online
 //! 12:03 <-- carol left
 //! 12:03 ! unknown_nick: not online: zed
-//!       bob: from the history (no time, dim)
+//! 09:15 bob: from the history (when it was sent, dim)
 //! --:-- alice: sent, not acknowledged yet (dim)
 //! ```
 //!
@@ -29,13 +29,10 @@ use crate::render::Line;
 
 /// The time column of a message not acknowledged yet.
 const SENDING_TIME: &str = "--:--";
-/// The time column of a message from the history (its arrival time would
-/// mislead).
-const HISTORY_TIME: &str = "     ";
 
 /// A line's time column (`HH:MM`): when it arrived, or for a message
-/// missed while away when it was sent (`MM-DD` when that was not `now`'s
-/// day), so it does not look newer than it is.
+/// from the history or missed while away when it was sent (`MM-DD` when
+/// that was not `now`'s day), so it does not look newer than it is.
 pub fn time_column(line: &Line, now: chrono::DateTime<chrono::Local>) -> String {
     match crate::render::sent_at(line) {
         Some(t) if t.date_naive() == now.date_naive() => t.format("%H:%M").to_string(),
@@ -66,12 +63,8 @@ pub fn entry_rows(
             text,
             ..
         } => {
-            let time = if *history {
-                HISTORY_TIME
-            } else {
-                entry.time.as_str()
-            };
-            prefix.push(Span::styled(time.to_owned(), time_style));
+            // For history, `time` is when it was sent (`time_column`).
+            prefix.push(Span::styled(entry.time.clone(), time_style));
             prefix.push(Span::raw(" "));
             let quiet = if *history {
                 theme.quiet()
@@ -291,7 +284,7 @@ mod tests {
             show(msg("bob", &["alice"], "/me winks", false), 80),
             ["12:01 * bob -> alice: winks"]
         );
-        assert_eq!(show(msg("bob", &[], "old", true), 80), ["      bob: old"]);
+        assert_eq!(show(msg("bob", &[], "old", true), 80), ["12:01 bob: old"]);
         let presence = |online| Line::Presence {
             room: Some("lobby".into()),
             nick: "carol".into(),
@@ -389,5 +382,17 @@ mod tests {
         assert_eq!(time_column(&sent(2, 9, 30, true), now), "09:30");
         assert_eq!(time_column(&sent(1, 9, 30, true), now), "12-01");
         assert_eq!(time_column(&Line::Info("x".into()), now), "12:00");
+        // A message from the history too (a replay, a page).
+        let old = Line::Msg {
+            room: None,
+            history: true,
+            page: true,
+            missed: false,
+            from: "bob".into(),
+            to: vec![],
+            text: "hi".into(),
+            ts: at(1, 8, 5).timestamp_millis() as u64,
+        };
+        assert_eq!(time_column(&old, now), "12-01");
     }
 }
