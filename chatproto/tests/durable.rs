@@ -28,6 +28,29 @@ fn two() -> Sim {
     sim
 }
 
+/// A new connection resuming `nick`'s session by `token` and entering the
+/// lobby with `since` of `epoch`; its index.
+fn resume_in_lobby(sim: &mut Sim, nick: &str, token: String, since: u64, epoch: &str) -> usize {
+    let c = sim.connect();
+    sim.send(c, ClientFrame::join_v2(nick, vec![], Some(token)));
+    sim.send(
+        c,
+        ClientFrame::enter("lobby", Some((since, epoch.to_owned()))),
+    );
+    c
+}
+
+/// The epoch of the first room among `stored` (the lobby, in these tests).
+fn stored_epoch(stored: &[Record]) -> String {
+    stored
+        .iter()
+        .find_map(|r| match r {
+            Record::Room { epoch, .. } => Some(epoch.clone()),
+            _ => None,
+        })
+        .expect("lobby stored")
+}
+
 fn msgs(frames: &[ServerFrame]) -> Vec<(u64, String)> {
     frames
         .iter()
@@ -342,28 +365,18 @@ fn seqs_seen_while_the_store_failed_are_not_given_again_after_a_restart() {
     sim.server.handle_store_recovered();
     sim.commit();
     let stored = std::mem::take(&mut sim.store.records);
-    let epoch = stored
-        .iter()
-        .find_map(|r| match r {
-            Record::Room { epoch, .. } => Some(epoch.clone()),
-            _ => None,
-        })
-        .expect("lobby stored");
+    let epoch = stored_epoch(&stored);
 
     // A restart: bob comes back first and says something.
     let mut sim = restart(&stored, Now::new(0, T0 + 60_000));
     sim.store.records = stored;
-    let b = sim.connect();
-    sim.send(b, ClientFrame::join_v2("bob", vec![], Some(bob)));
-    sim.send(b, ClientFrame::enter("lobby", Some((2, epoch.clone()))));
+    let b = resume_in_lobby(&mut sim, "bob", bob, 2, &epoch);
     say(&mut sim, b, "lost", "m1");
     let said = msgs(&sim.take(b));
     assert_eq!(said, vec![(6, "lost".to_owned())], "above dave's 4");
 
     // alice saw up to dave's arrival: her replay holds "lost".
-    let a = sim.connect();
-    sim.send(a, ClientFrame::join_v2("alice", vec![], Some(alice)));
-    sim.send(a, ClientFrame::enter("lobby", Some((4, epoch))));
+    let a = resume_in_lobby(&mut sim, "alice", alice, 4, &epoch);
     let frames = sim.take(a);
     assert_eq!(texts_of(&frames), ["lost"], "{frames:?}");
 }
@@ -383,20 +396,12 @@ fn a_since_above_the_rooms_seq_is_not_recovered() {
     sim.commit();
     assert_eq!(presences_of(&sim.take(0), "carol"), vec![4]);
     let stored = std::mem::take(&mut sim.store.records);
-    let epoch = stored
-        .iter()
-        .find_map(|r| match r {
-            Record::Room { epoch, .. } => Some(epoch.clone()),
-            _ => None,
-        })
-        .expect("lobby stored");
+    let epoch = stored_epoch(&stored);
 
     // The server stops before the store recovers; alice saw seq 4.
     let mut sim = restart(&stored, Now::new(0, T0 + 60_000));
     sim.store.records = stored;
-    let a = sim.connect();
-    sim.send(a, ClientFrame::join_v2("alice", vec![], Some(alice)));
-    sim.send(a, ClientFrame::enter("lobby", Some((4, epoch))));
+    let a = resume_in_lobby(&mut sim, "alice", alice, 4, &epoch);
     let frames = sim.take(a);
     let entered = frames.iter().find_map(|f| match f {
         ServerFrame::Entered { seq, recovered, .. } => Some((*seq, *recovered)),
@@ -446,22 +451,11 @@ fn a_restarted_server_continues_rooms_and_sessions() {
     say(&mut sim, 0, "before", "m1");
     let token = sim.clients[0].session.clone().expect("a token");
     let stored = std::mem::take(&mut sim.store.records);
-    let epoch = stored
-        .iter()
-        .find_map(|r| match r {
-            Record::Room { epoch, .. } => Some(epoch.clone()),
-            _ => None,
-        })
-        .expect("lobby stored");
+    let epoch = stored_epoch(&stored);
 
     // The server dies; a new one starts from the store.
     let mut sim = restart(&stored, Now::new(0, T0 + 60_000));
-    let a = sim.connect();
-    sim.send(
-        a,
-        ClientFrame::join_v2("alice", vec![], Some(token.clone())),
-    );
-    sim.send(a, ClientFrame::enter("lobby", Some((3, epoch.clone()))));
+    let a = resume_in_lobby(&mut sim, "alice", token.clone(), 3, &epoch);
     let frames = sim.take(a);
     assert!(
         matches!(frames.first(), Some(ServerFrame::Welcome { resumed: Some(true), session: Some(t), .. }) if *t == token),
@@ -624,19 +618,11 @@ fn a_replay_past_memory_after_a_restart_is_read_from_the_store() {
     }
     let token = sim.clients[b].session.clone().expect("a token");
     let stored = std::mem::take(&mut sim.store.records);
-    let epoch = stored
-        .iter()
-        .find_map(|r| match r {
-            Record::Room { epoch, .. } => Some(epoch.clone()),
-            _ => None,
-        })
-        .expect("lobby stored");
+    let epoch = stored_epoch(&stored);
     // bob last saw seq 4 (m1); the restarted server keeps 4 in memory.
     let mut sim = restart(&stored, Now::new(0, T0 + 1_000));
     sim.store.records = stored;
-    let b = sim.connect();
-    sim.send(b, ClientFrame::join_v2("bob", vec![], Some(token)));
-    sim.send(b, ClientFrame::enter("lobby", Some((4, epoch))));
+    let b = resume_in_lobby(&mut sim, "bob", token, 4, &epoch);
     let frames = sim.take(b);
     let entered = frames.iter().find_map(|f| match f {
         ServerFrame::Entered {
@@ -969,15 +955,7 @@ fn a_replay_over_what_retention_just_deleted_is_not_recovered() {
         say(&mut sim, a, &format!("m{n}"), &format!("id{n}"));
     }
     let seqs: Vec<u64> = msgs(&sim.take(b)).iter().map(|(s, _)| *s).collect();
-    let epoch = sim
-        .store
-        .records
-        .iter()
-        .find_map(|r| match r {
-            Record::Room { epoch, .. } => Some(epoch.clone()),
-            _ => None,
-        })
-        .expect("lobby stored");
+    let epoch = stored_epoch(&sim.store.records);
     sim.send(b, ClientFrame::part("lobby"));
     sim.take(b);
     // Retention commits the deletion of m0 to m3 (and the presences

@@ -478,18 +478,23 @@ fn events_before_their_new_rooms_record_are_refused_whole() {
 #[test]
 fn a_stamp_from_a_clock_set_ahead_holds_no_retention_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&dir);
-    // seq 1 stamped a year ahead (the clock was wrong), then 2..=5 at
-    // T + seq, as the corrected clock stamps them.
+    let store = pruned_around_a_stamp_from_the_future(&dir);
+    assert_eq!(texts(&store.recent("r", 10).unwrap()), ["m1", "m4", "m5"]);
+}
+
+/// Room `r` (epoch `e`): seq 1 stamped a year ahead (the clock was
+/// wrong), then 2..=5 at T + seq, as the corrected clock stamps them;
+/// then pruned of what is older than 10 ms at T + 14: seqs 2 and 3 go,
+/// seq 1 waits for its time, seqs 4 and 5 are young.
+fn pruned_around_a_stamp_from_the_future(dir: &tempfile::TempDir) -> Store {
+    let mut store = open(dir);
     let mut batch: Vec<Event> = (1..=5)
         .map(|s| msg("r", s, 1, &[], &format!("m{s}")))
         .collect();
     batch[0].ts = T + 365 * 24 * 3_600_000;
     put(&mut store, "e", &batch);
-    // Older than 10 ms at T + 14: seqs 2 and 3 go; seq 1 waits for its
-    // time, seqs 4 and 5 are young.
     while store.prune(T + 14, 10, 1_000, 100).unwrap() > 0 {}
-    assert_eq!(texts(&store.recent("r", 10).unwrap()), ["m1", "m4", "m5"]);
+    store
 }
 
 /// Where a room's history starts is above every seq retention deleted,
@@ -500,13 +505,7 @@ fn a_stamp_from_a_clock_set_ahead_holds_no_retention_back() {
 #[test]
 fn history_starts_above_what_retention_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&dir);
-    let mut batch: Vec<Event> = (1..=5)
-        .map(|s| msg("r", s, 1, &[], &format!("m{s}")))
-        .collect();
-    batch[0].ts = T + 365 * 24 * 3_600_000;
-    put(&mut store, "e", &batch);
-    while store.prune(T + 14, 10, 1_000, 100).unwrap() > 0 {}
+    let store = pruned_around_a_stamp_from_the_future(&dir);
     assert_eq!(texts(&store.recent("r", 10).unwrap()), ["m1", "m4", "m5"]);
     assert_eq!(store.rooms().unwrap()[0].oldest, 4);
     let query = ReadQuery::new("r", SessionId(1), 1, 6, 50);

@@ -30,13 +30,7 @@ async fn keyboard_narrow(h: &Harness, server: &Server) {
     page.wait_texts("lobby", &["a private one"]).await;
     // Tab from the message box: Send, then out of the page; never into
     // a closed drawer (its "leave #lobby" is off-screen).
-    page.c
-        .find(fantoccini::Locator::Id("input"))
-        .await
-        .expect("#input")
-        .click()
-        .await
-        .expect("click #input");
+    page.click("input").await;
     assert_eq!(page.focused().await, "#input");
     page.press(&[Key::Tab]).await;
     assert_eq!(page.focused().await, "#send");
@@ -48,13 +42,7 @@ async fn keyboard_narrow(h: &Harness, server: &Server) {
     );
     // Back from the message box: the log once (not each nickname in it),
     // then the top bar; the closed Rooms drawer is skipped.
-    page.c
-        .find(fantoccini::Locator::Id("input"))
-        .await
-        .expect("#input")
-        .click()
-        .await
-        .expect("click #input");
+    page.click("input").await;
     let mut back = Vec::new();
     for _ in 0..4 {
         page.press(&[Key::Shift, Key::Tab]).await;

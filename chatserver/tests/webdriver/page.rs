@@ -186,6 +186,17 @@ impl Page {
         .await;
     }
 
+    /// Click the element with id `id` (the message input, say).
+    pub async fn click(&self, id: &str) {
+        self.c
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("{}: find #{id}: {e}", self.nick))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("{}: click #{id}: {e}", self.nick));
+    }
+
     /// Type `line` into the message input and press Enter.
     pub async fn type_line(&self, line: &str) {
         let input = self.c.find(Locator::Id("input")).await.expect("#input");
