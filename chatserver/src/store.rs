@@ -194,23 +194,16 @@ pub fn spawn(mut store: Store, retention: Retention) -> std::io::Result<StoreLin
         .parent()
         .and_then(|dir| Store::open_read_only(dir).ok())
         .and_then(|db| spawn_reader(db, answers.clone()).ok());
-    let reads = reader.as_ref().map(|(tx, _)| tx.clone());
+    let (reads, reading) = reader.unzip();
     let thread = std::thread::Builder::new()
         .name("chat-store".into())
         .spawn(move || {
             let stopped = SayStopped(answers.clone());
-            run(
-                &mut store,
-                &requests,
-                &answers,
-                reader.as_ref().map(|(tx, _)| tx),
-                retention,
-            );
+            run(&mut store, &requests, &answers, retention);
             drop(stopped);
-            // Stop the reader too (its channel closes once the hub's
-            // sender is gone too: it dropped its link), and wait for it.
-            if let Some((tx, thread)) = reader {
-                drop(tx);
+            // The reading thread stops once the hub drops its link (the
+            // only sender of reads): wait for it.
+            if let Some(thread) = reading {
                 let _ = thread.join();
             }
         })?;
@@ -262,7 +255,6 @@ fn run(
     store: &mut Store,
     requests: &std_mpsc::Receiver<ToStore>,
     answers: &mpsc::UnboundedSender<FromStore>,
-    reads: Option<&Reads>,
     retention: Retention,
 ) {
     // The batch that failed, kept to probe with while the store fails.
@@ -313,15 +305,10 @@ fn run(
                 client,
                 query,
             }) => {
-                // The reading thread's, if it started; else read here.
-                let sent = match reads {
-                    Some(r) => r.send((ticket, client, query)),
-                    None => Err(std_mpsc::SendError((ticket, client, query))),
-                };
-                if let Err(std_mpsc::SendError((ticket, client, query))) = sent {
-                    if answers.send(read(store, ticket, client, &query)).is_err() {
-                        return;
-                    }
+                // Only when the reading thread did not start: the hub
+                // hands reads to it directly otherwise.
+                if answers.send(read(store, ticket, client, &query)).is_err() {
+                    return;
                 }
             }
             Ok(ToStore::Prune) => next_prune = Instant::now(),
