@@ -47,7 +47,15 @@ impl Session {
             }
             Command::Query(nick) => self.set_query(nick),
             Command::Clear => {
-                self.info("/clear only clears the full-screen client's message area".into());
+                if self.every_room_named {
+                    // The full-screen client cleared the room's lines:
+                    // `/history` pages back from the newest message again.
+                    if let Some(room) = &self.current {
+                        self.oldest.remove(room);
+                    }
+                } else {
+                    self.info("/clear only clears the full-screen client's message area".into());
+                }
             }
             Command::Quit => {
                 self.input_done = true;

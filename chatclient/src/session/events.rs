@@ -369,6 +369,29 @@ mod tests {
         );
     }
 
+    /// `/clear` in the full-screen client empties the room's view, so the
+    /// next `/history` shows the newest messages again, not only older
+    /// ones; the line mode, which clears nothing, says so and pages on.
+    #[test]
+    fn clear_on_the_full_screen_makes_history_start_from_the_newest_again() {
+        for full_screen in [true, false] {
+            let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+            if full_screen {
+                s.name_every_room();
+            }
+            s.handle_connected(0);
+            frame(&mut s, welcome("alice", false));
+            frame(&mut s, entered("lobby", 6, &["alice"], false));
+            frame(&mut s, replayed(msg("lobby", 6, "bob", &[], "m6"), None));
+            frame(&mut s, presence("lobby", 7, "alice", true));
+            let out = line(&mut s, "/clear");
+            assert_eq!(out.lines.is_empty(), full_screen, "{:?}", out.lines);
+            let before = (!full_screen).then_some(6);
+            let out = line(&mut s, "/history 2");
+            assert_eq!(out.sent, [ClientFrame::history("lobby", before, Some(2))]);
+        }
+    }
+
     #[test]
     fn an_empty_page_that_stopped_short_pages_on_from_where_it_says() {
         let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);

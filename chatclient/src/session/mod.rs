@@ -226,6 +226,11 @@ impl Session {
         self.client.nick()
     }
 
+    /// The nickname `/query` sends every line to, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
     /// The prompt for line editing: `alice #rust> `, or `alice #rust ->
     /// bob> ` after `/query bob`.
     pub fn prompt(&self) -> String {

@@ -58,6 +58,8 @@ pub struct State {
     pub listed_rooms: Vec<String>,
     /// Who is in the current room.
     pub roster: Vec<String>,
+    /// `/query NICK`: lines without recipients go to this nickname only.
+    pub query: Option<String>,
     /// Our messages the server has not acknowledged yet, oldest first.
     pub pending: Vec<Sending>,
     /// Connected and joined (not reconnecting).
@@ -234,21 +236,32 @@ impl App {
         self.effects.push(Effect::Send(line));
     }
 
-    /// The messages among the lines not taken yet, as they will be sent
-    /// (to the current room, as far as the screen knows), oldest first.
+    /// The messages among the lines not taken yet, as they will be sent,
+    /// oldest first: to the current room and the `/query` nickname as far
+    /// as the screen knows, following a `/join` or `/query` typed before
+    /// them.
     pub fn waiting_messages(&self) -> Vec<Sending> {
-        let room = self.state.current.clone().unwrap_or_default();
-        self.waiting
-            .iter()
-            .filter_map(|line| match parse_line(line) {
-                Command::Send { to, text } => Some(Sending {
-                    room: room.clone(),
-                    to,
-                    text,
-                }),
-                _ => None,
-            })
-            .collect()
+        let mut room = self.state.current.clone().unwrap_or_default();
+        let mut query = self.state.query.clone();
+        let mut out = Vec::new();
+        for line in &self.waiting {
+            match parse_line(line) {
+                Command::Send { mut to, text } => {
+                    if to.is_empty() {
+                        to.extend(query.clone());
+                    }
+                    out.push(Sending {
+                        room: room.clone(),
+                        to,
+                        text,
+                    });
+                }
+                Command::Join(r) => room = r,
+                Command::Query(nick) => query = nick,
+                _ => {}
+            }
+        }
+        out
     }
 
     /// A line from the session, arrived at `time`.
@@ -452,7 +465,11 @@ impl App {
         }
         self.scroll_to_bottom();
         match parse_line(&line) {
-            Command::Clear => self.clear_view(),
+            Command::Clear => {
+                self.clear_view();
+                // The session forgets what was shown, for `/history`.
+                self.give(line);
+            }
             Command::Help => {
                 let time = chrono::Local::now().format("%H:%M").to_string();
                 for text in HELP {
@@ -849,7 +866,7 @@ mod tests {
     }
 
     #[test]
-    fn enter_sends_and_clear_is_local() {
+    fn enter_sends_and_clear_clears_the_current_room() {
         let mut app = app();
         app.add_line(msg("lobby", "bob", &[], "one"), "12:00".into());
         app.add_line(msg("rust", "bob", &[], "two"), "12:00".into());
@@ -860,7 +877,8 @@ mod tests {
         assert_eq!(app.take_effects(), [Effect::Send("hello".into())]);
         type_str(&mut app, "/Clear");
         app.handle_event(key(KeyCode::Enter));
-        assert!(app.take_effects().is_empty());
+        // The session hears of it too: /history starts from the newest again.
+        assert_eq!(app.take_effects(), [Effect::Send("/Clear".into())]);
         assert_eq!(app.entries.len(), 1, "#rust keeps its line");
         type_str(&mut app, "/HELP");
         app.handle_event(key(KeyCode::Enter));

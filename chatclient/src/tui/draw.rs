@@ -90,13 +90,13 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let current = app.state.current.clone();
     // Lines typed that the session has not taken yet are the newest.
     let waiting = app.waiting_messages();
-    for sending in waiting.iter().rev().chain(
-        app.state
-            .pending
-            .iter()
-            .rev()
-            .filter(|s| current.as_ref().is_none_or(|c| *c == s.room)),
-    ) {
+    // Each in its own room's view, as the entries.
+    for sending in waiting
+        .iter()
+        .rev()
+        .chain(app.state.pending.iter().rev())
+        .filter(|s| current.as_ref().is_none_or(|c| *c == s.room))
+    {
         let r = sending_rows(sending, &app.state.nick, theme, &mut app.nicks, width);
         rows.extend(r.into_iter().rev());
     }
@@ -489,6 +489,42 @@ mod tests {
         state.lines_taken = 4;
         app.set_state(state);
         assert!(app.waiting.is_empty());
+    }
+
+    /// A line waiting under `/query` goes to that nickname, and one after
+    /// a `/join` typed before it to that room, not the current one.
+    #[test]
+    fn waiting_lines_follow_query_and_join_typed_before_them() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.query = Some("bob".into());
+        app.set_state(state);
+        use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        for line in ["hi", "@carol yes", "/query", "all", "/join rust", "there"] {
+            for c in line.chars() {
+                app.input.insert(c);
+            }
+            app.handle_event(Event::Key(KeyEvent::new(
+                KeyCode::Enter,
+                KeyModifiers::NONE,
+            )));
+        }
+        let rows = screen(&mut app, 40, 6);
+        assert_eq!(
+            rows[..4],
+            [
+                "",
+                "--:-- alice -> bob: hi",
+                "--:-- alice -> carol: yes",
+                "--:-- alice: all",
+            ]
+        );
+        let sent: Vec<(String, Vec<String>)> = app
+            .waiting_messages()
+            .into_iter()
+            .map(|s| (s.room, s.to))
+            .collect();
+        assert_eq!(sent[3], ("rust".to_owned(), vec![]));
     }
 
     #[test]

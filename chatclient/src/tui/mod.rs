@@ -238,6 +238,7 @@ fn state_of(session: &Session) -> State {
         current,
         rooms: session.rooms().map(str::to_owned).collect(),
         listed_rooms: session.listed_rooms().to_vec(),
+        query: session.query().map(str::to_owned),
         pending: session
             .pending()
             .map(|p| Sending {
