@@ -328,6 +328,10 @@ pub struct Client {
     /// Rooms whose pending messages wait for the replay to end (after a
     /// fresh session).
     held: BTreeSet<String>,
+    /// Rooms parted while their messages were held: the `part` goes
+    /// once they are sent (so they are neither lost nor sent twice), and
+    /// the room's state comes back if it is entered again before that.
+    parting: BTreeMap<String, RoomState>,
     id_prefix: String,
     next_id: u64,
     out: VecDeque<ClientOutput>,
@@ -361,6 +365,7 @@ impl Client {
             entering: BTreeSet::new(),
             pending: VecDeque::new(),
             held: BTreeSet::new(),
+            parting: BTreeMap::new(),
             id_prefix: id_prefix.into(),
             next_id: 0,
             out: VecDeque::new(),
@@ -448,11 +453,19 @@ impl Client {
         // starts with its join (what matters is kept: pending messages).
         self.out.retain(|o| matches!(o, ClientOutput::Event(_)));
         self.held.clear();
+        // Parted: the next connection does not enter them (their messages
+        // are sent there without the room, and refused).
+        self.parting.clear();
     }
 
     /// Enter `room` (it is remembered across reconnects).
     pub fn enter(&mut self, room: &str) {
         let room = room.to_ascii_lowercase();
+        if let Some(r) = self.parting.remove(&room) {
+            // Its `part` has not gone yet: still in it.
+            self.rooms.insert(room, r);
+            return;
+        }
         let asked = self.rooms.values().map(|r| r.asked + 1).max().unwrap_or(0);
         self.rooms.entry(room.clone()).or_insert_with(|| RoomState {
             asked,
@@ -463,10 +476,18 @@ impl Client {
         }
     }
 
-    /// Leave `room`.
+    /// Leave `room`. Messages to it that wait for its replay (after a
+    /// fresh session) are sent first, once the replay ends, then the
+    /// `part`; events of the room are no longer reported meanwhile, except
+    /// the echoes of those messages.
     pub fn part(&mut self, room: &str) {
         let room = room.to_ascii_lowercase();
-        if self.rooms.remove(&room).is_some() && self.phase == Phase::Joined {
+        let Some(r) = self.rooms.remove(&room) else {
+            return;
+        };
+        if self.held.contains(&room) {
+            self.parting.insert(room, r);
+        } else if self.phase == Phase::Joined {
             self.send(ClientFrame::part(room));
         }
     }
@@ -716,6 +737,9 @@ impl Client {
         for f in frames {
             self.send(f);
         }
+        if self.parting.remove(room).is_some() {
+            self.send(ClientFrame::part(room));
+        }
     }
 
     fn enter_now(&mut self, room: &str) {
@@ -850,6 +874,8 @@ impl Client {
                 && matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
             {
                 self.rooms.remove(r);
+                // Not entered: nothing to part.
+                self.parting.remove(r);
                 // No replay is coming: what was held goes now (and is
                 // refused, or delivered, on its own).
                 self.release(r);

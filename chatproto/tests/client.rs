@@ -528,3 +528,67 @@ fn a_message_typed_during_a_fresh_replay_waits_behind_the_held_ones() {
     assert_eq!(msgs(&mut c), ["older", "newer"]);
     assert_eq!(c.unacknowledged(), 2);
 }
+
+/// Parting a room while a fresh session's replay holds our messages for it
+/// sends them once the replay ends, then the `part`: nothing is lost, and
+/// nothing waits for the next reconnect. Entering it again before that
+/// keeps it, with no `part` at all.
+#[test]
+fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
+    let frames = |c: &mut Client| -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(o) = c.poll() {
+            match o {
+                ClientOutput::Send(ClientFrame::Msg { text, .. }) => {
+                    out.push(format!("msg {text}"))
+                }
+                ClientOutput::Send(ClientFrame::Part { room, .. }) => {
+                    out.push(format!("part {room}"))
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    let welcome = || ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
+    let entered = || ServerFrame::entered("lobby", "e1", 0, 1, vec!["alice".into()], false);
+    let mine = |seq| {
+        ServerFrame::presence(
+            Some("lobby".into()),
+            seq,
+            "alice",
+            PresenceStatus::Online,
+            T0,
+        )
+    };
+    for enter_again in [false, true] {
+        let mut c = Client::new("alice", &["lobby"], "a-");
+        c.handle_connected(0);
+        c.handle_frame(0, welcome());
+        c.handle_frame(0, entered());
+        c.handle_frame(0, mine(1));
+        c.send_msg("lobby", vec![], "older");
+        assert_eq!(frames(&mut c), ["msg older"]);
+        c.handle_disconnected();
+        c.handle_connected(1);
+        c.handle_frame(1, welcome());
+        c.handle_frame(1, entered());
+        c.part("lobby");
+        assert!(
+            frames(&mut c).is_empty(),
+            "held for the replay: no part yet"
+        );
+        assert_eq!(c.rooms().count(), 0, "parted as far as the user sees");
+        if enter_again {
+            c.enter("lobby");
+            assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+        }
+        c.handle_frame(1, mine(2));
+        if enter_again {
+            assert_eq!(frames(&mut c), ["msg older"]);
+        } else {
+            assert_eq!(frames(&mut c), ["msg older", "part lobby"]);
+        }
+        assert_eq!(c.unacknowledged(), 1);
+    }
+}
