@@ -1150,6 +1150,44 @@ fn waiting_sessions_are_capped() {
     }
 }
 
+/// Only sessions still waiting count against the cap: one session
+/// resumed and lost again twice does not push out the only other one
+/// waiting (it took three places in the queue before, and ann was
+/// forgotten with one session beside her).
+#[test]
+fn a_session_resumed_and_lost_again_counts_once_against_the_cap() {
+    use chatproto::ClientFrame;
+    let resumed = |sim: &mut chatproto::testkit::Sim, i: usize| {
+        matches!(
+            sim.take(i).first(),
+            Some(ServerFrame::Welcome {
+                resumed: Some(true),
+                ..
+            })
+        )
+    };
+    let mut cfg = ServerConfig::default();
+    cfg.max_detached_sessions = 2;
+    let mut sim = sim_with(cfg);
+    let ann = sim.connect();
+    sim.join(ann, "ann");
+    let ann_token = sim.clients[ann].session.clone();
+    sim.disconnect(ann);
+    let mut ben = sim.connect();
+    sim.join(ben, "ben");
+    let ben_token = sim.clients[ben].session.clone();
+    for _ in 0..2 {
+        sim.disconnect(ben);
+        ben = sim.connect();
+        sim.send(ben, ClientFrame::join_v2("ben", vec![], ben_token.clone()));
+        assert!(resumed(&mut sim, ben));
+    }
+    sim.disconnect(ben);
+    let back = sim.connect();
+    sim.send(back, ClientFrame::join_v2("ann", vec![], ann_token));
+    assert!(resumed(&mut sim, back), "two waiting, at a cap of two");
+}
+
 /// Past the history budget for all rooms, the rooms least recently written
 /// to give back their oldest messages first, not the room people talk in.
 #[test]

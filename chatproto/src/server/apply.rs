@@ -19,36 +19,40 @@ impl Server {
     /// after each `handle_*` (or after several), until `None`.
     #[must_use = "outputs not acted on are frames lost or connections left open"]
     pub fn poll(&mut self) -> Option<Output<'_>> {
-        if !self.proposed.is_empty() {
-            return Some(Output::Propose {
-                events: std::mem::take(&mut self.proposed),
-            });
-        }
-        if !self.gate.records.is_empty() {
-            // Records after these get a barrier of their own.
-            self.gate.open = false;
-            return Some(Output::Persist {
-                records: std::mem::take(&mut self.gate.records),
-                through: self.gate.issued,
-            });
-        }
-        while self.front.is_empty() && self.pending.is_empty() {
-            match self.steps.pop_front()? {
-                Step::Apply(event) => self.apply(event),
-                Step::Barrier(ticket) if ticket > self.gate.stored => {
-                    // Held until the store has it.
-                    self.steps.push_front(Step::Barrier(ticket));
-                    return None;
-                }
-                Step::Barrier(_) => {}
-                other => self.front.push_back(other),
+        // A loop, not a call again, for each step that comes to nothing (a
+        // queued answer to a connection gone): there may be thousands.
+        loop {
+            if !self.proposed.is_empty() {
+                return Some(Output::Propose {
+                    events: std::mem::take(&mut self.proposed),
+                });
             }
-        }
-        if let Some(step) = self.front.pop_front() {
+            if !self.gate.records.is_empty() {
+                // Records after these get a barrier of their own.
+                self.gate.open = false;
+                return Some(Output::Persist {
+                    records: std::mem::take(&mut self.gate.records),
+                    through: self.gate.issued,
+                });
+            }
+            while self.front.is_empty() && self.pending.is_empty() {
+                match self.steps.pop_front()? {
+                    Step::Apply(event) => self.apply(event),
+                    Step::Barrier(ticket) if ticket > self.gate.stored => {
+                        // Held until the store has it.
+                        self.steps.push_front(Step::Barrier(ticket));
+                        return None;
+                    }
+                    Step::Barrier(_) => {}
+                    other => self.front.push_back(other),
+                }
+            }
+            let Some(step) = self.front.pop_front() else {
+                break;
+            };
             if let Some(out) = self.materialize(step) {
                 return Some(out);
             }
-            return self.poll();
         }
         let audience = self.pending.pop_front()?;
         let event = self.current.as_deref()?;
@@ -200,7 +204,7 @@ impl Server {
         let conn = self.sessions.get(&sid).and_then(|s| s.conn);
         let request = self.sessions.get_mut(&sid).and_then(|s| {
             let i = s.entering.iter().position(|(r, _)| **r == *event.room)?;
-            s.entering.remove(i).map(|(_, req)| req)
+            s.entering.remove(i).and_then(|(_, req)| req)
         });
         if let (Some(conn), Some(req)) = (conn, &request) {
             if !req.v1 {

@@ -157,6 +157,7 @@ impl Server {
                         skeleton: skeleton.clone(),
                         conn: Some(client),
                         ended_at: None,
+                        detach: 0,
                         rooms: Default::default(),
                         entering: Default::default(),
                         ids: IdWindow::default(),
@@ -247,7 +248,7 @@ impl Server {
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
         s.rooms.insert(room.clone(), ());
-        s.entering.push_back((room.clone(), req));
+        s.entering.push_back((room.clone(), Some(req)));
         let nick = s.nick.clone();
         self.stamp_presence(now, &room, sid, nick, PresenceStatus::Online);
     }
@@ -337,25 +338,29 @@ impl Server {
         };
         let room = &*room;
         let s = &self.sessions[&sid];
-        if !s.rooms.contains_key(room) {
+        // The session's rooms are all held (a room is forgotten only when
+        // nobody is in it); the second test keeps a slip from panicking.
+        if !s.rooms.contains_key(room) || !self.rooms.contains_key(room) {
             let msg = format!("you are not in #{room}; enter it first");
             return self.msg_error(client, ErrorCode::NotInRoom, Some(room), &id, msg);
         }
-        if let Some(msg) = self.unavailable() {
-            return self.msg_error(client, ErrorCode::Unavailable, Some(room), &id, msg);
-        }
-        let s = &self.sessions[&sid];
         if let Some(id) = &id {
             let n = id.chars().count();
             if n == 0 || n > MAX_ID_LEN {
                 let msg = format!("bad frame: member `id`: {n} characters; use 1 to {MAX_ID_LEN}");
                 return self.error(client, ErrorCode::BadFrame, msg);
             }
+            // Before `unavailable`: a message already delivered is
+            // `duplicate` whether or not the store works now.
             if let Some((orig_room, seq)) = s.ids.get(id) {
                 let frame = self.duplicate(id, orig_room, *seq);
                 return self.send(client, frame);
             }
         }
+        if let Some(msg) = self.unavailable() {
+            return self.msg_error(client, ErrorCode::Unavailable, Some(room), &id, msg);
+        }
+        let s = &self.sessions[&sid];
         // Checked before any lookup: the work per message is bounded by
         // this limit, not by how many names fit in a frame.
         let max = self.config.max_recipients;

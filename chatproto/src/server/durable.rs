@@ -277,6 +277,8 @@ impl Server {
         self.gate.down = Some(cause.to_owned());
         self.gate.records.clear();
         self.gate.open = false;
+        // Batches reported stored before this one failed keep their events.
+        let stored_before = self.gate.stored;
         self.gate.stored = self.gate.issued;
         // Rooms whose forgetting was lost with the batch: again later.
         for (_, name) in std::mem::take(&mut self.gate.forgetting) {
@@ -286,15 +288,40 @@ impl Server {
             // Only sessions are stored here; events are the log's.
             return;
         }
-        // Renumber what is left, room by room, from the last applied seq:
-        // nothing stamped after it was seen by anyone.
+        // Renumber what is left, room by room, from the last applied seq
+        // (nothing stamped after it was seen by anyone) or the last stored
+        // one still to apply.
         for r in self.rooms.values_mut() {
             r.next_seq = r.seq + 1;
         }
+        let message = self.fit(format!(
+            "your message was not sent: the server cannot store messages ({cause}); try again later"
+        ));
+        let refusal = |id: &Option<String>, room: &str| ServerFrame::Error {
+            code: ErrorCode::Unavailable,
+            message: message.clone(),
+            id: id.clone(),
+            room: Some(room.to_owned()),
+            seq: None,
+        };
+        // Messages refused, by session and id: a `duplicate` already
+        // queued for a resend of one is a refusal now.
+        let mut refused: Vec<(SessionId, String)> = Vec::new();
+        // Steps ahead of the first barrier were released: stored.
+        let mut stored = true;
         let steps = std::mem::take(&mut self.steps);
         for step in steps {
             let step = match step {
-                Step::Barrier(_) => continue,
+                Step::Barrier(ticket) => {
+                    stored = ticket <= stored_before;
+                    continue;
+                }
+                Step::Apply(event) if stored => {
+                    if let Some(r) = self.rooms.get_mut(&*event.room) {
+                        r.next_seq = r.next_seq.max(event.seq + 1);
+                    }
+                    Step::Apply(event)
+                }
                 Step::Apply(event) if !event.is_msg() => {
                     let Some(r) = self.rooms.get_mut(&*event.room) else {
                         continue;
@@ -308,27 +335,42 @@ impl Server {
                     let EventBody::Msg { from, id, .. } = &event.body else {
                         continue;
                     };
-                    let Some(to) = self.sessions.get(from).and_then(|s| s.conn) else {
+                    let Some(s) = self.sessions.get_mut(from) else {
                         continue;
                     };
+                    // Its id is free again, whoever is connected now: a
+                    // resend is taken, not answered `duplicate`.
                     if let Some(id) = id {
-                        if let Some(s) = self.sessions.get_mut(from) {
-                            s.ids.forget(id);
-                        }
+                        s.ids.forget(id);
+                        refused.push((*from, id.clone()));
                     }
-                    let message = self.fit(format!(
-                        "your message was not sent: the server cannot store messages ({cause}); try again later"
-                    ));
-                    Step::Send(
-                        to,
-                        ServerFrame::Error {
-                            code: ErrorCode::Unavailable,
-                            message,
-                            id: id.clone(),
-                            room: Some(event.room.to_string()),
-                            seq: None,
-                        },
-                    )
+                    // Told only to a connection that has its `welcome`: a
+                    // resume's new one, whose welcome is queued after
+                    // this, resends the message itself.
+                    let to = s
+                        .conn
+                        .filter(|c| self.conns.get(c).is_some_and(|k| k.welcomed));
+                    let Some(to) = to else {
+                        continue;
+                    };
+                    Step::Send(to, refusal(id, &event.room))
+                }
+                Step::Send(
+                    to,
+                    ServerFrame::Error {
+                        code,
+                        id: Some(id),
+                        room: Some(room),
+                        ..
+                    },
+                ) if code == ErrorCode::Duplicate
+                    && self
+                        .conns
+                        .get(&to)
+                        .and_then(|c| c.session)
+                        .is_some_and(|sid| refused.iter().any(|(s, i)| *s == sid && *i == id)) =>
+                {
+                    Step::Send(to, refusal(&Some(id), &room))
                 }
                 other => other,
             };
@@ -503,6 +545,7 @@ impl Server {
                 skeleton,
                 conn: None,
                 ended_at: Some(now.mono),
+                detach: 0,
                 rooms: Default::default(),
                 entering: Default::default(),
                 ids: Default::default(),
@@ -513,7 +556,7 @@ impl Server {
         );
         self.timers
             .arm(now.mono + self.config.resume_window_ms, Timer::Session(id));
-        self.detached.push_back(id);
+        self.note_detached(id);
     }
 
     /// Session ids below this are taken (by stored events): a store gives

@@ -121,9 +121,11 @@ enum Audience {
 /// * [`handle_shutdown`](Server::handle_shutdown): the server is stopping.
 ///
 /// Output is drained with [`poll`](Server::poll) until it returns `None`,
-/// after each `handle_*` call or after several (the outputs come in the
-/// same order either way; a durable shell that takes a turn's inputs
-/// first gets their records in one batch); then [`poll_timeout`](Server::poll_timeout)
+/// after each `handle_*` call or after several (the outputs are the same
+/// either way, in the same order, except that nothing goes to a
+/// connection that [`handle_disconnect`](Server::handle_disconnect) said
+/// closed meanwhile; a durable shell that takes a turn's inputs first
+/// gets their records in one batch); then [`poll_timeout`](Server::poll_timeout)
 /// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
 /// server sleeps). `poll` is also where stamped events are applied, one at
 /// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
@@ -188,9 +190,13 @@ pub struct Server {
     /// Events applied and rooms restored so far: the clock of each room's
     /// `touched`, which orders the rooms by when they were last used.
     applied: u64,
-    /// Sessions in the order their connections ended (some since resumed
-    /// or expired: checked when popped).
-    detached: VecDeque<SessionId>,
+    /// Sessions in the order their connections ended, each with the
+    /// number of that detaching (`detaches`); an entry whose session has
+    /// been resumed, has expired or was detached again since is stale and
+    /// counts for nothing.
+    detached: VecDeque<(SessionId, u64)>,
+    /// Sessions detached so far.
+    detaches: u64,
     /// What must be stored before outputs go (when durable).
     gate: durable::Gate,
     /// Questions to the store not answered yet, by ticket.
@@ -226,6 +232,7 @@ impl Server {
             history_bytes: 0,
             applied: 0,
             detached: VecDeque::new(),
+            detaches: 0,
             gate: durable::Gate::default(),
             reads: Default::default(),
             next_read: 0,
@@ -310,7 +317,7 @@ impl Server {
     /// room it was in (everyone there sees it go) and can be resumed within
     /// the resume window. Unknown clients are ignored.
     pub fn handle_disconnect(&mut self, now: Now, client: ClientId) {
-        self.drop_conn(now, client);
+        self.drop_conn(now, client, true);
     }
 
     /// The shell saw `client` read what was queued for it (its socket took
@@ -455,12 +462,14 @@ impl Server {
         }
         self.steps.push_back(Step::Send(client, error));
         self.steps.push_back(Step::Close(client, code));
-        self.drop_conn(now, client);
+        self.drop_conn(now, client, false);
     }
 
     /// Forget the connection; its session (if any) leaves its rooms and
-    /// releases its nickname, and waits out the resume window.
-    fn drop_conn(&mut self, now: Now, client: ClientId) {
+    /// releases its nickname, and waits out the resume window. `gone`: the
+    /// shell said it closed (nothing more can reach it), rather than the
+    /// core closing it after what is queued for it.
+    fn drop_conn(&mut self, now: Now, client: ClientId, gone: bool) {
         let Some(conn) = self.conns.remove(&client) else {
             return;
         };
@@ -477,7 +486,11 @@ impl Server {
         s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
-        s.entering.clear();
+        // Their presences are still on their way: each must find its own
+        // `enter` gone, not take one a resuming connection makes next.
+        for (_, req) in s.entering.iter_mut() {
+            *req = None;
+        }
         rooms.sort_unstable();
         if self.by_key.get(&key) == Some(&sid) {
             self.by_key.remove(&key);
@@ -486,6 +499,17 @@ impl Server {
             self.by_skeleton.remove(&skeleton);
         }
         for room in rooms {
+            // A connection gone is out of the room's audience at once: the
+            // events applied before its leaving presence (held by the
+            // store, or decided in the same turn) go to those still open.
+            // One being closed gets what comes before its `Close`.
+            if gone {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    if r.has(client) {
+                        r.remove(sid);
+                    }
+                }
+            }
             self.stamp_presence(
                 now,
                 &room,
@@ -497,15 +521,38 @@ impl Server {
         self.record_attached(sid, false);
         self.timers
             .arm(now.mono + self.config.resume_window_ms, Timer::Session(sid));
-        self.detached.push_back(sid);
+        self.note_detached(sid);
+    }
+
+    /// `sid` waits to be resumed: past `max_detached_sessions` waiting,
+    /// the one waiting longest is forgotten. Only sessions still waiting
+    /// count (not entries for those resumed, expired or detached again).
+    pub(crate) fn note_detached(&mut self, sid: SessionId) {
+        self.detaches += 1;
+        let n = self.detaches;
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.detach = n;
+        }
+        self.detached.push_back((sid, n));
+        let sessions = &self.sessions;
+        let waiting = |&(sid, n): &(SessionId, u64)| {
+            sessions
+                .get(&sid)
+                .is_some_and(|s| s.conn.is_none() && s.detach == n)
+        };
+        while self.detached.front().is_some_and(|e| !waiting(e)) {
+            self.detached.pop_front();
+        }
+        if self.detached.len() <= self.config.max_detached_sessions {
+            return;
+        }
+        self.detached.retain(waiting);
         while self.detached.len() > self.config.max_detached_sessions {
-            let Some(old) = self.detached.pop_front() else {
+            let Some((old, _)) = self.detached.pop_front() else {
                 break;
             };
-            if self.sessions.get(&old).is_some_and(|s| s.conn.is_none()) {
-                if let Some(s) = self.sessions.remove(&old) {
-                    self.tokens.remove(&s.token_hash);
-                }
+            if let Some(s) = self.sessions.remove(&old) {
+                self.tokens.remove(&s.token_hash);
             }
         }
     }

@@ -62,12 +62,16 @@ pub(crate) struct Session {
     pub conn: Option<ClientId>,
     /// When its connection ended (monotonic ms), while detached.
     pub ended_at: Option<u64>,
+    /// Which detaching of the server's this session's latest was (see
+    /// `Server::detached`): an older entry for it there is stale.
+    pub detach: u64,
     /// The rooms it is in (decided: entered, not yet parted).
     pub rooms: crate::server::ids::StrMap<()>,
     /// Its `enter`s whose presence is not applied yet, in order: what to
     /// answer when it is (even if a `part` came meanwhile: every `enter`
-    /// is answered).
-    pub entering: VecDeque<(String, EnterRequest)>,
+    /// is answered). `None`: asked by a connection that is gone, whose
+    /// presence must not answer (or add) the connection attached now.
+    pub entering: VecDeque<(String, Option<EnterRequest>)>,
     /// Its latest message ids.
     pub ids: IdWindow,
     /// Cluster mode: the events its connection proposed and the log has
