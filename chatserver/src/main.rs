@@ -270,6 +270,7 @@ async fn run(args: Args) -> std::io::Result<()> {
             max_messages: args.history_max_messages,
             max_age: Duration::from_millis(args.history_max_age_days.saturating_mul(86_400_000)),
             starts_every: Duration::from_secs(args.history_prune_every_secs),
+            max_frame_bytes: args.max_frame_bytes as usize,
         };
         let link = cluster::Cluster::start(settings, tx)
             .await

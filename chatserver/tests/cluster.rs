@@ -1250,6 +1250,44 @@ fn a_join_while_nats_is_away_is_answered_unavailable() {
     }
 }
 
+/// A frame limit past what one NATS message may carry (nats-server's
+/// `max_payload`, 1 MiB by default) would have a large message refused by
+/// NATS for good, holding up every proposal of the node after it: the
+/// node refuses to start instead, saying what to change.
+#[test]
+fn a_frame_limit_past_natss_max_payload_is_refused_at_start() {
+    let Some(nats) = Nats::start("a_frame_limit_past_natss_max_payload_is_refused_at_start") else {
+        return;
+    };
+    let url = nats.url();
+    let run = common::run_to_exit(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster",
+            &url,
+            "--node",
+            "a",
+            "--max-frame-bytes",
+            "2000000",
+            "--outbound-queue-bytes",
+            "4194304",
+        ],
+        WAIT,
+    );
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(!run.stdout.contains("listening on"), "it listened: {run:?}");
+    assert!(
+        run.stderr.contains("max_payload") && run.stderr.contains("--max-frame-bytes"),
+        "{}",
+        run.stderr
+    );
+    // Within it, the node starts.
+    let a = node(&nats, "a", &["--max-frame-bytes", "1000000"]);
+    let (_alice, welcome) = join(&a, "alice");
+    assert_eq!(kind(&welcome), "welcome");
+}
+
 /// alice joins on node `a` and carol on node `b`, both in the lobby, and
 /// alice has seen carol come: alice, her welcome and her `entered`, carol.
 fn alice_on_a_carol_on_b(a: &Server, b: &Server) -> (Client, Value, Value, Client) {

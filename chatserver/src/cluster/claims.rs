@@ -15,8 +15,8 @@ use tracing::warn;
 
 use super::{
     hex, leader_entry, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord,
-    SessionValue, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, TAKEOVER_AGAIN_AFTER,
-    TAKEOVER_CLAIMS, TAKEOVER_DELETES, TAKEOVER_PREFIX,
+    SessionValue, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, RELEASE_FOR,
+    TAKEOVER_AGAIN_AFTER, TAKEOVER_CLAIMS, TAKEOVER_DELETES, TAKEOVER_PREFIX,
 };
 
 impl Cluster {
@@ -139,29 +139,11 @@ impl Cluster {
                 }
                 if let Ok(Some((key, revision))) = answer.await {
                     // The hub has let the claim go: nobody else deletes it.
-                    let mut backoff = Duration::from_millis(50);
-                    for attempt in 1..=TAKEOVER_DELETES {
-                        match self
-                            .nicks
-                            .delete_expect_revision(&key, Some(revision))
-                            .await
-                        {
-                            Ok(_) => {
-                                closed = true;
-                                break;
-                            }
-                            // Freed already (this node seemed dead to the
-                            // others): the asker may claim.
-                            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                                closed = true;
-                                break;
-                            }
-                            Err(e) => warn!(error = %e, "cannot give up a nickname claim"),
-                        }
-                        if attempt < TAKEOVER_DELETES {
-                            tokio::time::sleep(backoff).await;
-                            backoff *= 2;
-                        }
+                    closed = self.delete_claim_now(&key, revision).await;
+                    if !closed {
+                        // Still held: the asker gets `nick_taken` (and may
+                        // try again); the delete goes on in the background.
+                        self.release(key, revision);
                     }
                 }
             }
@@ -170,6 +152,26 @@ impl Cluster {
                 warn!(error = %e, "cannot answer a session's takeover");
             }
         }
+    }
+
+    /// Delete the claim `key` at `revision` within a few quick tries (an
+    /// asker waits); whether it is gone (or no longer ours).
+    async fn delete_claim_now(&self, key: &str, revision: u64) -> bool {
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1..=TAKEOVER_DELETES {
+            match self.nicks.delete_expect_revision(key, Some(revision)).await {
+                Ok(_) => return true,
+                // Freed already (this node seemed dead to the others): the
+                // asker may claim.
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return true,
+                Err(e) => warn!(error = %e, "cannot give up a nickname claim"),
+            }
+            if attempt < TAKEOVER_DELETES {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        false
     }
 
     async fn claim_nick(
@@ -221,11 +223,30 @@ impl Cluster {
     }
 
     /// Give up a claim (only the claimer's revision is deleted: a newer
-    /// owner keeps it).
+    /// owner keeps it). Nothing else deletes it, so a delete that fails
+    /// (NATS away, a bucket's leader being elected) is tried again, less
+    /// and less often, for about [`RELEASE_FOR`]: else the nickname would
+    /// stay taken for as long as this node runs.
     pub fn release(&self, key: String, revision: u64) {
         let nicks = self.nicks.clone();
         tokio::spawn(async move {
-            let _ = nicks.delete_expect_revision(&key, Some(revision)).await;
+            let mut backoff = Duration::from_millis(50);
+            let until = tokio::time::Instant::now() + RELEASE_FOR;
+            loop {
+                match nicks.delete_expect_revision(&key, Some(revision)).await {
+                    Ok(_) => return,
+                    // Not ours any more (freed while this node seemed
+                    // dead, perhaps taken since): nothing to give up.
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return,
+                    Err(e) if tokio::time::Instant::now() >= until => {
+                        warn!(error = %e, key, "gave up giving up a nickname claim");
+                        return;
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         });
     }
 

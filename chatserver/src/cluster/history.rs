@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use chatproto::{ClientId, ReadPage, ReadQuery};
 
 use super::entry::decode_event;
@@ -46,12 +47,19 @@ impl Cluster {
         let low = q.after.max(first.saturating_sub(1));
         while seq > low && page.len() < q.limit && budget > 0 {
             budget -= 1;
-            if let Ok(m) = stream.get_raw_message(seq).await {
-                if let Some(e) = decode_event(&q.room, seq, &m.payload) {
-                    if e.is_msg() && e.visible_to(q.session) {
-                        page.push(e);
+            match stream.get_raw_message(seq).await {
+                Ok(m) => {
+                    if let Some(e) = decode_event(&q.room, seq, &m.payload) {
+                        if e.is_msg() && e.visible_to(q.session) {
+                            page.push(e);
+                        }
                     }
                 }
+                // Deleted (by retention, or by hand): nothing to show.
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {}
+                // A timeout, no leader: the page would have a hole nobody
+                // is told of; the hub answers from memory instead.
+                Err(e) => return Err(format!("reading seq {seq} of the room's stream: {e}")),
             }
             seq -= 1;
         }

@@ -53,6 +53,10 @@ const TAKEOVER_CLAIMS: u32 = 3;
 /// closed for a takeover (waiting 50 ms, then twice as long each time:
 /// 350 ms in all, well within a join's claim timeout).
 const TAKEOVER_DELETES: u32 = 4;
+/// How long a node keeps trying to give up a nickname claim that NATS
+/// would not delete (waiting 50 ms, then twice as long each time, at
+/// most 5 s between tries).
+const RELEASE_FOR: Duration = Duration::from_secs(300);
 /// How long a join waits before claiming once more when the node holding
 /// its nickname closed no connection for it (its own loss may be freeing
 /// the claim at that moment).
@@ -111,7 +115,13 @@ pub struct Settings {
     /// How often the rooms' streams are asked where they start now (the
     /// limits drop old events), so that memory serves none of those.
     pub starts_every: Duration,
+    /// `--max-frame-bytes`: every event must fit one NATS message.
+    pub max_frame_bytes: usize,
 }
+
+/// Room for an event's stored members beyond its largest frame, and a
+/// message's headers, within NATS's `max_payload`.
+const PAYLOAD_SLACK: usize = 4_096;
 
 /// What the cluster tasks tell the hub.
 #[derive(Debug)]
@@ -308,6 +318,18 @@ impl Cluster {
             .connect(urls.clone())
             .await
             .map_err(|e| format!("cannot reach NATS at {}: {e}", urls.join(",")))?;
+        // An event NATS refuses for its size would be refused for good,
+        // and hold up every proposal after it: refuse to start instead.
+        let max_payload = client.server_info().max_payload;
+        if settings.max_frame_bytes + PAYLOAD_SLACK > max_payload {
+            return Err(format!(
+                "--max-frame-bytes {} does not fit the NATS server's max_payload of {max_payload} bytes \
+                 (every message must fit one NATS message, with {PAYLOAD_SLACK} bytes to spare): \
+                 use --max-frame-bytes {} or less, or raise max_payload in nats-server's configuration",
+                settings.max_frame_bytes,
+                max_payload.saturating_sub(PAYLOAD_SLACK)
+            ));
+        }
         let js = jetstream::new(client.clone());
         let replicas = settings.replicas;
         let nicks = bucket(&js, NICKS, replicas, Duration::ZERO).await?;
