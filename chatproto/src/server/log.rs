@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::{Event, EventBody};
 use crate::server::room::Room;
 use crate::server::{Server, Step};
@@ -105,6 +106,29 @@ impl Server {
         // Only to the connection that sent it (not one that resumed the
         // session since), in its place among the answers.
         let frame = self.duplicate(id, &event.room, event.seq);
+        self.answers_after(event, Some(frame));
+    }
+
+    /// Cluster mode: the log refused a message this server proposed (after
+    /// a lost connection it could only have been stored behind later
+    /// messages of its room, out of its sender's order), so it will not
+    /// come back to be applied. `event` is the proposal. Its sender gets
+    /// `unavailable` with `cause` (the message was not sent, and its id
+    /// may be used again), in its place among the answers.
+    pub fn handle_log_refused(&mut self, event: &Event, cause: &str) {
+        let EventBody::Msg { from, id, .. } = &event.body else {
+            return;
+        };
+        if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
+            s.ids.forget(id);
+        }
+        let frame = ServerFrame::Error {
+            code: ErrorCode::Unavailable,
+            message: self.fit(format!("your message was not sent: {cause}; send it again")),
+            id: id.clone(),
+            room: Some(event.room.to_string()),
+            seq: None,
+        };
         self.answers_after(event, Some(frame));
     }
 

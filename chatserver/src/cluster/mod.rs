@@ -169,6 +169,10 @@ pub enum FromCluster {
     /// and id (from another node: a resend after the session moved); the
     /// proposal, numbered with the seq of the copy the log holds.
     Duplicate(Event),
+    /// The log refused a message this node proposed: stored now, it
+    /// would land behind later messages of its room (see
+    /// [`Cluster::publish`]). Its sender is told it was not sent.
+    Refused(Event),
     /// Rooms whose streams start later than this node knew: each room,
     /// its stream's first seq (its limits dropped the events before it),
     /// and whether that moved since the last look (else first seen so).

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::header::{NATS_EXPECTED_LAST_SEQUENCE, NATS_MESSAGE_ID};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::HeaderMap;
 use chatproto::Event;
@@ -42,54 +42,84 @@ impl Cluster {
 
     /// The publisher: proposals go to their rooms' streams in order, in
     /// batches whose acknowledgements are awaited together. A failed one
-    /// is tried again (with everything after it, in order) until NATS
-    /// takes it: its id makes a copy stored twice count once.
+    /// is tried again until NATS takes it: its id makes a copy stored
+    /// twice count once.
+    ///
+    /// A connection lost under a batch can lose publishes written to it
+    /// while later ones, still queued in the NATS client, go out on the
+    /// next connection and are stored: tried again, an earlier message
+    /// would land after a later one of its room (after its sender's next
+    /// messages). So a message tried again behind a later one of its room
+    /// already stored goes with an expectation no stream can meet: NATS
+    /// answers a copy it holds (stored before, in its place) as a
+    /// duplicate, and refuses a message it does not hold, which its
+    /// sender is then told was not sent (`unavailable`) rather than have
+    /// it stored out of order.
     pub(super) async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         // Rooms whose stream is known to exist, with their subject (made
         // once, cloned cheaply per message).
         let mut known: HashMap<Arc<str>, async_nats::Subject> = HashMap::new();
+        let mut done: Vec<bool> = Vec::with_capacity(PUBLISH_BATCH);
+        let mut todo: Vec<(usize, bool)> = Vec::new();
         loop {
             if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
                 return;
             }
+            done.clear();
+            done.resize(batch.len(), false);
+            todo.clear();
+            todo.extend((0..batch.len()).map(|i| (i, false)));
             let mut backoff = Duration::from_millis(50);
-            let mut from = 0;
-            while from < batch.len() {
-                match self.publish_some(&mut batch[from..], &mut known).await {
-                    Ok(()) => from = batch.len(),
-                    Err((done, e)) => {
-                        from += done;
+            loop {
+                match self
+                    .publish_some(&mut batch, &todo, &mut done, &mut known)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) => {
                         warn!(error = %e, "cannot append to the cluster's log; trying again");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(2));
                     }
                 }
+                todo.clear();
+                todo.extend(guarded(&batch, &done));
             }
             self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
             batch.clear();
         }
     }
 
-    /// Publish `batch` and await its acknowledgements; on failure, how
-    /// many from the start are surely stored (a publish that failed before
-    /// the acknowledgements were awaited counts none: all go again, and
-    /// their ids keep the ones stored already from being stored twice).
+    /// Publish the proposals `todo` names (each with whether it goes
+    /// guarded: see [`Cluster::publish`]) and await their
+    /// acknowledgements, marking in `done` those stored or refused. A
+    /// publish that fails before the acknowledgements are awaited marks
+    /// none: all go again, and their ids keep the ones stored already
+    /// from being stored twice.
     async fn publish_some(
         self: &Arc<Self>,
         batch: &mut [Proposal],
+        todo: &[(usize, bool)],
+        done: &mut [bool],
         known: &mut HashMap<Arc<str>, async_nats::Subject>,
-    ) -> Result<(), (usize, String)> {
-        let n = batch.len();
+    ) -> Result<(), String> {
+        let n = todo.len();
         let mut acks = Vec::with_capacity(n);
-        for (i, p) in batch.iter_mut().enumerate() {
+        for (k, &(i, guard)) in todo.iter().enumerate() {
+            let p = &mut batch[i];
             if !known.contains_key(&p.room) {
-                self.open_stream(&p.room).await.map_err(|e| (0, e))?;
+                self.open_stream(&p.room).await?;
                 known.insert(Arc::clone(&p.room), names(&p.room).1.into());
             }
             let mut headers = HeaderMap::new();
             headers.insert(NATS_MESSAGE_ID, p.msg_id.as_str());
             headers.insert(ORIGIN, &*self.origin);
+            if guard {
+                // Met by no stream holding a later message: only a copy
+                // already stored (a duplicate) passes.
+                headers.insert(NATS_EXPECTED_LAST_SEQUENCE, "0");
+            }
             let subject = known[&p.room].clone();
             match self
                 .js
@@ -97,27 +127,38 @@ impl Cluster {
                 .await
             {
                 // Whether it was published before this try, and is now.
-                Ok(ack) => acks.push((ack, std::mem::replace(&mut p.tried, true))),
+                Ok(ack) => acks.push((i, guard, ack, std::mem::replace(&mut p.tried, true))),
                 Err(e) => {
                     if e.kind() == PublishErrorKind::StreamNotFound {
                         known.remove(&p.room);
                     }
-                    return Err((0, format!("message {i} of {n}: {e}")));
+                    return Err(format!("message {k} of {n}: {e}"));
                 }
             }
         }
-        for (i, (ack, tried)) in acks.into_iter().enumerate() {
+        // Every acknowledgement is awaited, a failed one or not: which
+        // later ones are stored decides how the failed ones go again.
+        let mut failed = None;
+        // Awaited together: after a lost connection each may take the
+        // whole acknowledgement timeout.
+        let answers = futures_util::future::join_all(
+            acks.into_iter()
+                .map(|(i, guard, ack, tried)| async move { (i, guard, ack.await, tried) }),
+        )
+        .await;
+        for (i, guard, answer, tried) in answers {
             // A duplicate is success: an earlier try stored it, or another
             // node did (a session's message resent after it moved; the
             // hub answers `duplicate`: this copy will not come back).
-            match ack.await {
+            match answer {
                 // A copy of a message still being stored (nats-server 2.10
                 // with replicas answers so, with seq 0; 2.11 and later with
                 // an error): its seq is known once it is, so ask again.
                 Ok(ack) if ack.duplicate && ack.sequence == 0 => {
-                    return Err((i, "a copy of a message still being stored".into()))
+                    failed.get_or_insert_with(|| "a copy of a message still being stored".into());
                 }
                 Ok(ack) => {
+                    done[i] = true;
                     let p = &batch[i];
                     if ack.duplicate
                         && p.msg_id.starts_with("m/")
@@ -133,6 +174,14 @@ impl Cluster {
                     // so a stream made again does not leave an old seq here.
                     lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
                 }
+                Err(e) if guard && e.kind() == PublishErrorKind::WrongLastSequence => {
+                    // Not stored, and a later message of its room is.
+                    done[i] = true;
+                    let p = &batch[i];
+                    if let Some(event) = decode_event(&p.room, 0, &p.payload) {
+                        let _ = self.to_hub.send(FromCluster::Refused(event)).await;
+                    }
+                }
                 Err(e) => {
                     // The stream went (deleted by hand): made again by
                     // the next try, so that this room's proposals do not
@@ -140,11 +189,11 @@ impl Cluster {
                     if e.kind() == PublishErrorKind::StreamNotFound {
                         known.remove(&batch[i].room);
                     }
-                    return Err((i, e.to_string()));
+                    failed.get_or_insert_with(|| e.to_string());
                 }
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// A duplicate acknowledgement for the message `p`: whether the copy
@@ -173,4 +222,29 @@ impl Cluster {
             .map(|(room, seq)| (Arc::clone(room), *seq))
             .collect()
     }
+}
+
+/// The proposals of `batch` not `done`, in order, each with whether it
+/// must go guarded: a message with a later proposal of its room already
+/// stored.
+fn guarded<'a>(
+    batch: &'a [Proposal],
+    done: &'a [bool],
+) -> impl Iterator<Item = (usize, bool)> + 'a {
+    let mut stored_later: Vec<&str> = Vec::new();
+    let mut guard = vec![false; batch.len()];
+    for i in (0..batch.len()).rev() {
+        let room = &*batch[i].room;
+        if done[i] {
+            if !stored_later.contains(&room) {
+                stored_later.push(room);
+            }
+        } else if stored_later.contains(&room) {
+            guard[i] =
+                decode_event(&batch[i].room, 0, &batch[i].payload).is_some_and(|e| e.is_msg());
+        }
+    }
+    (0..batch.len())
+        .filter(move |&i| !done[i])
+        .map(move |i| (i, guard[i]))
 }
