@@ -580,8 +580,14 @@ impl Client {
                 nick,
                 session,
                 resumed,
+                limits,
                 ..
-            } => self.welcome(nick, session, resumed.unwrap_or(false)),
+            } => {
+                if let Some(l) = limits {
+                    self.drop_too_large(usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX));
+                }
+                self.welcome(nick, session, resumed.unwrap_or(false));
+            }
             ServerFrame::Online { room, nicks } => {
                 // Only `entered` continuations matter: we join into no room.
                 if let Some(r) = room.and_then(|r| self.rooms.get_mut(&r)) {
@@ -668,6 +674,28 @@ impl Client {
             ServerFrame::Notice { text } => self.event(ClientEvent::Notice(text)),
             _ => {}
         }
+    }
+
+    /// Messages waiting to be sent (again) whose frame is larger than the
+    /// server takes (`max`, from its `welcome`) are given up, each told as
+    /// an `error` `msg_too_large`: sent, the frame would close the
+    /// connection, and be sent again after every reconnect.
+    fn drop_too_large(&mut self, max: usize) {
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for p in std::mem::take(&mut self.pending) {
+            match crate::encode(&msg_frame(&p), max) {
+                Err(crate::EncodeError::TooLarge { len, .. }) => self.event(ClientEvent::Error {
+                    code: ErrorCode::MsgTooLarge,
+                    message: format!(
+                        "your message was not sent: its frame is {len} bytes and the server takes at most {max}"
+                    ),
+                    id: Some(p.id),
+                    room: Some(p.room),
+                }),
+                _ => kept.push_back(p),
+            }
+        }
+        self.pending = kept;
     }
 
     fn welcome(&mut self, nick: String, session: Option<String>, resumed: bool) {

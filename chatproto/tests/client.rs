@@ -592,3 +592,43 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
         assert_eq!(c.unacknowledged(), 1);
     }
 }
+
+/// A message waiting to be sent again whose frame the server's `welcome`
+/// says is too large is given up with `msg_too_large`, not sent: the
+/// server would close the connection for it, and the client would send it
+/// again after every reconnect, for ever.
+#[test]
+fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
+    use chatproto::{ErrorCode, Limits};
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    let small = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
+    c.handle_frame(0, small);
+    c.send_msg("lobby", vec![], "x".repeat(1_500));
+    c.send_msg("lobby", vec![], "fits");
+    c.handle_disconnected();
+    while c.poll().is_some() {}
+    c.handle_connected(1);
+    let limits = Limits::new(1_024, 64, 500, 200);
+    let welcome = ServerFrame::welcome(
+        "alice",
+        0,
+        vec![],
+        Some("t".into()),
+        Some(true),
+        Some(limits),
+    );
+    c.handle_frame(1, welcome);
+    let mut sent = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(out) = c.poll() {
+        match out {
+            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
+            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
+            _ => {}
+        }
+    }
+    assert_eq!(sent, ["fits"]);
+    assert_eq!(refused, [(ErrorCode::MsgTooLarge, Some("a-1".to_owned()))]);
+    assert_eq!(c.unacknowledged(), 1);
+}

@@ -469,4 +469,30 @@ mod tests {
         let out = line(&mut s, &"x".repeat(950));
         assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
     }
+
+    /// The server's own limit, from its `welcome`, counts when it is lower
+    /// than ours (before, such a line was sent, the server closed the
+    /// connection, and the line was sent again after every reconnect).
+    #[test]
+    fn a_line_too_long_for_the_servers_limit_is_refused_locally() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        let limits = chatproto::Limits::new(1024, 64, 500, 200);
+        let w = ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("t".into()),
+            Some(false),
+            Some(limits),
+        );
+        frame(&mut s, w);
+        drain(&mut s);
+        let out = line(&mut s, &"x".repeat(1500));
+        assert!(out.sent.is_empty());
+        assert_eq!(
+            out.lines,
+            ["! msg_too_large: not sent: the message is 1,500 bytes; the server takes at most about 950"]
+        );
+    }
 }

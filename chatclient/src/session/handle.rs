@@ -36,6 +36,15 @@ impl Session {
             }
             elsewhere = *code == ErrorCode::ResumedElsewhere;
         }
+        if let ServerFrame::Welcome {
+            limits: Some(l), ..
+        } = &frame
+        {
+            // A line too long for this server is refused as it is typed,
+            // not sent to have the connection closed (and sent again).
+            let theirs = usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX);
+            self.max_frame_bytes = self.max_frame_bytes.min(theirs);
+        }
         if self.mode.echo_frames {
             self.out.push_back(Action::Frame(frame.clone()));
         }
