@@ -9,9 +9,10 @@
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatproto::{ClientId, Now, ReadPage, ReadQuery, Record, Server};
+use chatproto::{ClientId, Event, EventBody, Now, ReadPage, ReadQuery, Record, Server};
 use chatstore::{Store, StoreError};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -291,7 +292,7 @@ fn run(
                     }
                     Err(e) => {
                         warn!(error = %e, "the history database cannot store; messages are refused until it can");
-                        failed = Some(records);
+                        failed = Some(for_probe(records));
                         next_probe = Instant::now() + PROBE_EVERY;
                         FromStore::Failed(cause(&e))
                     }
@@ -411,6 +412,38 @@ fn probe_keyable(store: &mut Store, batch: &mut Vec<Record>) -> Result<(), Store
     }
 }
 
+/// The most text of one message a probe writes.
+const PROBE_TEXT: usize = 1_024;
+
+/// A failed batch as the probes write it: each message's text cut to
+/// [`PROBE_TEXT`] bytes. Its messages were refused when it failed (they
+/// are never stored); the probe asks whether the store takes a batch like
+/// it again, not whether it has room for the largest one there was. A
+/// batch of 60 KB messages that filled a capped store would otherwise
+/// fail every probe while small messages would fit, and the store would
+/// refuse everything until a restart.
+fn for_probe(mut batch: Vec<Record>) -> Vec<Record> {
+    for record in &mut batch {
+        let Record::Event(e) = record else { continue };
+        let EventBody::Msg { text, .. } = &e.body else {
+            continue;
+        };
+        if text.len() <= PROBE_TEXT {
+            continue;
+        }
+        let mut cut = PROBE_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut short = Event::clone(e);
+        if let EventBody::Msg { text, .. } = &mut short.body {
+            text.truncate(cut);
+        }
+        *record = Record::Event(Arc::new(short));
+    }
+    batch
+}
+
 /// The room a record belongs to, if any.
 fn record_room(record: &Record) -> Option<&str> {
     match record {
@@ -431,7 +464,8 @@ fn cause(e: &StoreError) -> String {
     let text = e.to_string();
     let lower = text.to_lowercase();
     if lower.contains("full") {
-        "its disk is full".to_owned()
+        // SQLite says the same of a full disk and of `--store-max-mib`.
+        "its storage is full".to_owned()
     } else if lower.contains("i/o") || lower.contains("disk") {
         "a disk error".to_owned()
     } else {

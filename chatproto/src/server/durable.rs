@@ -295,7 +295,7 @@ impl Server {
             r.next_seq = r.seq + 1;
         }
         let message = self.fit(format!(
-            "your message was not sent: the server cannot store messages ({cause}); try again later"
+            "the server cannot store messages right now ({cause}); your message was not sent; try again later"
         ));
         let refusal = |id: &Option<String>, room: &str| ServerFrame::Error {
             code: ErrorCode::Unavailable,
