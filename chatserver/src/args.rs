@@ -326,6 +326,16 @@ pub enum LogText {
 }
 
 impl Args {
+    /// An empty `--cluster` or `--node` (a blank `CHATSERVER_CLUSTER=` or
+    /// `CHATSERVER_NODE=` line in an environment file) counts as not
+    /// given: it must not switch cluster mode on.
+    pub fn tidy(&mut self) {
+        self.cluster.retain(|url| !url.trim().is_empty());
+        if self.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            self.node = None;
+        }
+    }
+
     /// Settings that are each in range but cannot work together: the
     /// message names them.
     pub fn check(&self) -> Result<(), String> {

@@ -64,7 +64,8 @@ pub struct Settings {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.tidy();
     if let Some(args::Command::Export { room, since }) = &args.command {
         return match store::export(&args.data_dir, room.as_deref(), *since) {
             Ok(()) => std::process::ExitCode::SUCCESS,

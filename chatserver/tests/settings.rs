@@ -161,6 +161,27 @@ fn a_bad_rust_log_is_refused_and_the_flag_wins_over_it() {
     assert!(first.starts_with("listening on "), "{first:?}");
 }
 
+/// A blank `CHATSERVER_CLUSTER=` or `CHATSERVER_NODE=` (an environment
+/// file's empty line) is as if not set: the server starts on its own
+/// (before, it switched cluster mode on and refused to start).
+#[test]
+fn blank_cluster_settings_in_the_environment_are_not_given() {
+    for env in [("CHATSERVER_CLUSTER", ""), ("CHATSERVER_NODE", " ")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
+        cmd.env(env.0, env.1)
+            .args(["--listen", "127.0.0.1:0", "--store", "memory"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start chatserver");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(first.starts_with("listening on "), "{env:?}: {first:?}");
+    }
+}
+
 #[test]
 fn a_host_name_is_resolved() {
     let server = Server::start(&["--listen", "localhost:0"]);

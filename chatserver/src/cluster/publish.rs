@@ -139,13 +139,25 @@ impl Cluster {
         // Every acknowledgement is awaited, a failed one or not: which
         // later ones are stored decides how the failed ones go again.
         let mut failed = None;
-        // Awaited together: after a lost connection each may take the
+        // One after the other while they come; from the first failure on,
+        // the rest together: after a lost connection each may take the
         // whole acknowledgement timeout.
-        let answers = futures_util::future::join_all(
-            acks.into_iter()
-                .map(|(i, guard, ack, tried)| async move { (i, guard, ack.await, tried) }),
-        )
-        .await;
+        let mut answers = Vec::with_capacity(n);
+        let mut acks = acks.into_iter();
+        for (i, guard, ack, tried) in acks.by_ref() {
+            let answer = ack.await;
+            let bad = answer.is_err();
+            answers.push((i, guard, answer, tried));
+            if bad {
+                break;
+            }
+        }
+        answers.extend(
+            futures_util::future::join_all(
+                acks.map(|(i, guard, ack, tried)| async move { (i, guard, ack.await, tried) }),
+            )
+            .await,
+        );
         for (i, guard, answer, tried) in answers {
             // A duplicate is success: an earlier try stored it, or another
             // node did (a session's message resent after it moved; the
