@@ -481,6 +481,8 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
     let rooms = store.rooms().map_err(|e| e.to_string())?;
     let names: Vec<String> = match room {
         Some(r) => {
+            // `#rust` as chatclient's `/join` takes it.
+            let r = r.strip_prefix('#').unwrap_or(r);
             let canonical = chatproto::room_name(r).map_err(|why| format!("--room: {why}"))?;
             if !rooms.iter().any(|x| x.name == canonical) {
                 return Err(format!("no room #{canonical} in {}", dir.display()));

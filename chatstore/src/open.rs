@@ -113,6 +113,12 @@ impl Store {
                 found: version,
             });
         }
+        // As `open` tells them: another program's database is not one to
+        // migrate.
+        let tables: i64 = db.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if version == 0 && tables > 0 {
+            return Err(StoreError::Foreign(path));
+        }
         if version < READABLE_FROM {
             return Err(StoreError::OlderSchema {
                 path,

@@ -769,6 +769,12 @@ fn another_programs_database_is_refused_and_left_untouched() {
     let err = Store::open(dir.path(), Sync::Normal).unwrap_err();
     assert!(matches!(err, StoreError::Foreign(_)), "{err:?}");
     assert!(err.to_string().contains("another program"), "{err}");
+    // An export says the same (it advised migrating the file by starting
+    // a server on it, which the server then refused).
+    let Err(err) = Store::open_read_only(dir.path()) else {
+        panic!("another program's database opened for an export");
+    };
+    assert!(matches!(err, StoreError::Foreign(_)), "{err:?}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 

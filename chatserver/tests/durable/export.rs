@@ -66,6 +66,8 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
         lobby,
         "all of lobby"
     );
+    // Written as chatclient's `/join` takes it, too.
+    assert_eq!(export(dir.path(), &["--room", "#lobby"]), lobby, "#lobby");
     let all: Vec<Value> = lobby.iter().chain(&rust).cloned().collect();
     assert_eq!(export(dir.path(), &[]), all, "every room, room by room");
     // `--data-dir` before `export` is the same flag, not ignored.
