@@ -482,6 +482,27 @@ fn rooms_are_entered_in_the_order_they_were_asked_for() {
     );
 }
 
+/// alice's `welcome` of a fresh session (not resumed).
+fn fresh_welcome() -> ServerFrame {
+    ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None)
+}
+
+/// The lobby entered, with alice alone in it.
+fn lobby_entered() -> ServerFrame {
+    ServerFrame::entered("lobby", "e1", 0, 1, vec!["alice".into()], false)
+}
+
+/// alice's own entering presence in the lobby, at `seq`: its replay ends.
+fn own_presence(seq: u64) -> ServerFrame {
+    ServerFrame::presence(
+        Some("lobby".into()),
+        seq,
+        "alice",
+        PresenceStatus::Online,
+        T0,
+    )
+}
+
 /// After a fresh-session rejoin, what was unacknowledged waits for the
 /// room's replay (it may be in it). A line typed in between waits too,
 /// behind it: nothing goes out before our own entering presence, and
@@ -497,34 +518,23 @@ fn a_message_typed_during_a_fresh_replay_waits_behind_the_held_ones() {
         }
         texts
     };
-    let welcome = || ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
-    let entered = || ServerFrame::entered("lobby", "e1", 0, 1, vec!["alice".into()], false);
-    let mine = |seq| {
-        ServerFrame::presence(
-            Some("lobby".into()),
-            seq,
-            "alice",
-            PresenceStatus::Online,
-            T0,
-        )
-    };
     let mut c = Client::new("alice", &["lobby"], "a-");
     c.handle_connected(0);
-    c.handle_frame(0, welcome());
-    c.handle_frame(0, entered());
-    c.handle_frame(0, mine(1));
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    c.handle_frame(0, own_presence(1));
     msgs(&mut c);
     c.send_msg("lobby", vec![], "older");
     assert_eq!(msgs(&mut c), ["older"]);
     c.handle_disconnected();
 
     c.handle_connected(1);
-    c.handle_frame(1, welcome());
-    c.handle_frame(1, entered());
+    c.handle_frame(1, fresh_welcome());
+    c.handle_frame(1, lobby_entered());
     assert!(msgs(&mut c).is_empty(), "held for the replay");
     c.send_msg("lobby", vec![], "newer");
     assert!(msgs(&mut c).is_empty(), "typed during the replay: held too");
-    c.handle_frame(1, mine(2));
+    c.handle_frame(1, own_presence(2));
     assert_eq!(msgs(&mut c), ["older", "newer"]);
     assert_eq!(c.unacknowledged(), 2);
 }
@@ -550,29 +560,18 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
         }
         out
     };
-    let welcome = || ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
-    let entered = || ServerFrame::entered("lobby", "e1", 0, 1, vec!["alice".into()], false);
-    let mine = |seq| {
-        ServerFrame::presence(
-            Some("lobby".into()),
-            seq,
-            "alice",
-            PresenceStatus::Online,
-            T0,
-        )
-    };
     for enter_again in [false, true] {
         let mut c = Client::new("alice", &["lobby"], "a-");
         c.handle_connected(0);
-        c.handle_frame(0, welcome());
-        c.handle_frame(0, entered());
-        c.handle_frame(0, mine(1));
+        c.handle_frame(0, fresh_welcome());
+        c.handle_frame(0, lobby_entered());
+        c.handle_frame(0, own_presence(1));
         c.send_msg("lobby", vec![], "older");
         assert_eq!(frames(&mut c), ["msg older"]);
         c.handle_disconnected();
         c.handle_connected(1);
-        c.handle_frame(1, welcome());
-        c.handle_frame(1, entered());
+        c.handle_frame(1, fresh_welcome());
+        c.handle_frame(1, lobby_entered());
         c.part("lobby");
         assert!(
             frames(&mut c).is_empty(),
@@ -583,7 +582,7 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
             c.enter("lobby");
             assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
         }
-        c.handle_frame(1, mine(2));
+        c.handle_frame(1, own_presence(2));
         if enter_again {
             assert_eq!(frames(&mut c), ["msg older"]);
         } else {

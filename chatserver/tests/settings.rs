@@ -142,14 +142,16 @@ fn a_bad_rust_log_is_refused_and_the_flag_wins_over_it() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
     cmd.env_remove("CHATSERVER_LOG_LEVEL")
         .env("RUST_LOG", "bogus")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--log-level",
-            "info",
-        ])
+        .args(["--log-level", "info"]);
+    let first = first_line(cmd);
+    assert!(first.starts_with("listening on "), "{first:?}");
+}
+
+/// The first line `cmd` (chatserver, given its other flags) prints on
+/// stdout, started on a free loopback port without a store; it is then
+/// stopped.
+fn first_line(mut cmd: Command) -> String {
+    cmd.args(["--listen", "127.0.0.1:0", "--store", "memory"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -158,7 +160,7 @@ fn a_bad_rust_log_is_refused_and_the_flag_wins_over_it() {
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(first.starts_with("listening on "), "{first:?}");
+    first
 }
 
 /// A blank `CHATSERVER_CLUSTER=` or `CHATSERVER_NODE=` (an environment
@@ -168,16 +170,8 @@ fn a_bad_rust_log_is_refused_and_the_flag_wins_over_it() {
 fn blank_cluster_settings_in_the_environment_are_not_given() {
     for env in [("CHATSERVER_CLUSTER", ""), ("CHATSERVER_NODE", " ")] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
-        cmd.env(env.0, env.1)
-            .args(["--listen", "127.0.0.1:0", "--store", "memory"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("start chatserver");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let _ = child.kill();
-        let _ = child.wait();
+        cmd.env(env.0, env.1);
+        let first = first_line(cmd);
         assert!(first.starts_with("listening on "), "{env:?}: {first:?}");
     }
 }
