@@ -462,7 +462,17 @@ impl Client {
     pub fn enter(&mut self, room: &str) {
         let room = room.to_ascii_lowercase();
         if let Some(r) = self.parting.remove(&room) {
-            // Its `part` has not gone yet: still in it.
+            // Its `part` has not gone yet: still in it, as entered (the
+            // answer may have come while parting: told now).
+            if r.entered {
+                self.event(ClientEvent::Entered {
+                    room: room.clone(),
+                    online: r.roster.values().cloned().collect(),
+                    again: false,
+                    gap: false,
+                    reset: false,
+                });
+            }
             self.rooms.insert(room, r);
             return;
         }
@@ -787,6 +797,15 @@ impl Client {
         recovered: bool,
     ) {
         self.entering.remove(&room);
+        if let Some(r) = self.parting.get_mut(&room) {
+            // Parted, the `part` not sent yet: kept quietly, in case the
+            // room is entered again before it goes.
+            r.epoch = Some(epoch);
+            r.entered = true;
+            r.last_seq = seq;
+            r.roster = online.iter().map(|n| (nick_key(n), n.clone())).collect();
+            return;
+        }
         let Some(r) = self.rooms.get_mut(&room) else {
             // Parted before this answer arrived: it must not bring the
             // room back (the server has our `part` and leaves us out).
@@ -860,8 +879,15 @@ impl Client {
                 Some(r) => r.last_seq = seq,
                 // Parted since: only the echo of a message sent before the
                 // part is still told (the user has not seen it yet).
-                None if acknowledged => {}
-                None => return None,
+                None => {
+                    // Parting, its `part` not sent yet: in step, quietly.
+                    if let Some(r) = self.parting.get_mut(&room) {
+                        r.last_seq = r.last_seq.max(seq);
+                    }
+                    if !acknowledged {
+                        return None;
+                    }
+                }
             }
         }
         Some(ClientEvent::Message {

@@ -542,7 +542,8 @@ fn a_message_typed_during_a_fresh_replay_waits_behind_the_held_ones() {
 /// Parting a room while a fresh session's replay holds our messages for it
 /// sends them once the replay ends, then the `part`: nothing is lost, and
 /// nothing waits for the next reconnect. Entering it again before that
-/// keeps it, with no `part` at all.
+/// keeps it, with no `part` at all, and as entered (the server's answer
+/// may have come while it was parted: it is told then).
 #[test]
 fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
     let frames = |c: &mut Client| -> Vec<String> {
@@ -554,6 +555,9 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
                 }
                 ClientOutput::Send(ClientFrame::Part { room, .. }) => {
                     out.push(format!("part {room}"))
+                }
+                ClientOutput::Event(ClientEvent::Entered { room, online, .. }) => {
+                    out.push(format!("entered {room} {}", online.join(",")))
                 }
                 _ => {}
             }
@@ -567,20 +571,24 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
         c.handle_frame(0, lobby_entered());
         c.handle_frame(0, own_presence(1));
         c.send_msg("lobby", vec![], "older");
-        assert_eq!(frames(&mut c), ["msg older"]);
+        assert_eq!(frames(&mut c), ["entered lobby alice", "msg older"]);
         c.handle_disconnected();
         c.handle_connected(1);
         c.handle_frame(1, fresh_welcome());
-        c.handle_frame(1, lobby_entered());
+        frames(&mut c);
         c.part("lobby");
+        // The answer to the enter comes after the part.
+        c.handle_frame(1, lobby_entered());
         assert!(
             frames(&mut c).is_empty(),
-            "held for the replay: no part yet"
+            "held for the replay: no part yet, nothing told"
         );
         assert_eq!(c.rooms().count(), 0, "parted as far as the user sees");
         if enter_again {
             c.enter("lobby");
             assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+            assert_eq!(frames(&mut c), ["entered lobby alice"]);
+            assert_eq!(c.roster("lobby"), ["alice"]);
         }
         c.handle_frame(1, own_presence(2));
         if enter_again {

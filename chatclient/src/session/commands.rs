@@ -494,5 +494,21 @@ mod tests {
             out.lines,
             ["! msg_too_large: not sent: the message is 1,500 bytes; the server takes at most about 950"]
         );
+        // Another server, reached later, that takes more: so do we.
+        s.handle_disconnected();
+        s.handle_connected(1);
+        let limits = chatproto::Limits::new(65_536, 64, 500, 200);
+        let w = ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("t".into()),
+            Some(true),
+            Some(limits),
+        );
+        frame(&mut s, w);
+        drain(&mut s);
+        let out = line(&mut s, &"x".repeat(1500));
+        assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
     }
 }

@@ -42,8 +42,9 @@ impl Session {
         {
             // A line too long for this server is refused as it is typed,
             // not sent to have the connection closed (and sent again).
+            // Of this server: another one reached later may take more.
             let theirs = usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX);
-            self.max_frame_bytes = self.max_frame_bytes.min(theirs);
+            self.max_frame_bytes = self.own_max_frame_bytes.min(theirs);
         }
         if self.mode.echo_frames {
             self.out.push_back(Action::Frame(frame.clone()));

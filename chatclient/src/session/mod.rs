@@ -149,6 +149,9 @@ pub struct Session {
     leaving: bool,
     exited: bool,
     max_frame_bytes: usize,
+    /// `--max-frame-bytes` as given; the limit above is the lower of it
+    /// and the limit of the server reached last.
+    own_max_frame_bytes: usize,
     mode: Mode,
     ledger: Ledger,
     out: VecDeque<Action>,
@@ -183,6 +186,7 @@ impl Session {
             leaving: false,
             exited: false,
             max_frame_bytes,
+            own_max_frame_bytes: max_frame_bytes,
             mode: Mode::default(),
             ledger: Ledger::new(),
             out: VecDeque::new(),

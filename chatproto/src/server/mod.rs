@@ -122,10 +122,12 @@ enum Audience {
 ///
 /// Output is drained with [`poll`](Server::poll) until it returns `None`,
 /// after each `handle_*` call or after several (the outputs are the same
-/// either way, in the same order, except that nothing goes to a
+/// either way, in the same order, except that no event is delivered to a
 /// connection that [`handle_disconnect`](Server::handle_disconnect) said
-/// closed meanwhile; a durable shell that takes a turn's inputs first
-/// gets their records in one batch); then [`poll_timeout`](Server::poll_timeout)
+/// closed meanwhile, though answers already queued for it may still come:
+/// the shell drops output for a connection it no longer has; a durable
+/// shell that takes a turn's inputs first gets their records in one
+/// batch); then [`poll_timeout`](Server::poll_timeout)
 /// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
 /// server sleeps). `poll` is also where stamped events are applied, one at
 /// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
