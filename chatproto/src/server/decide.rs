@@ -338,9 +338,7 @@ impl Server {
         };
         let room = &*room;
         let s = &self.sessions[&sid];
-        // The session's rooms are all held (a room is forgotten only when
-        // nobody is in it); the second test keeps a slip from panicking.
-        if !s.rooms.contains_key(room) || !self.rooms.contains_key(room) {
+        if !s.rooms.contains_key(room) {
             let msg = format!("you are not in #{room}; enter it first");
             return self.msg_error(client, ErrorCode::NotInRoom, Some(room), &id, msg);
         }
@@ -424,7 +422,12 @@ impl Server {
             let msg = format!("{}; nothing was delivered", parts.join("; "));
             return self.msg_error(client, ErrorCode::UnknownNick, Some(room), &id, msg);
         }
-        let r = &self.rooms[room];
+        // The session's rooms are all held (a room is forgotten only when
+        // nobody is in it); a slip is `not_in_room`, not a panic.
+        let Some(r) = self.rooms.get(room) else {
+            let msg = format!("you are not in #{room}; enter it first");
+            return self.msg_error(client, ErrorCode::NotInRoom, Some(room), &id, msg);
+        };
         let cluster = self.config.cluster;
         let event = Event::new(
             Arc::clone(&r.name),
