@@ -56,7 +56,7 @@ pub async fn serve(
     let Some(id) = feed::connect(&to_hub, &peer).await else {
         return;
     };
-    debug!(client = %id, %addr, "connected");
+    info!(client = %id, %addr, "connected");
     let mut reader = Reader {
         peer: &peer,
         read,

@@ -42,7 +42,7 @@ pub async fn serve<S>(
     let Some(id) = feed::connect(to_hub, &peer).await else {
         return;
     };
-    debug!(client = %id, %addr, "TLS connected");
+    info!(client = %id, %addr, "TLS connected");
     cfg.metrics.opened(Transport::Tls);
     let (mut rd, wr) = tokio::io::split(stream);
     let writing = {

@@ -55,7 +55,7 @@ pub async fn serve<S>(
     let Some(id) = feed::connect(&to_hub, &peer).await else {
         return;
     };
-    debug!(client = %id, %addr, "websocket connected");
+    info!(client = %id, %addr, "websocket connected");
     cfg.metrics.opened(crate::metrics::Transport::WebSocket);
     let (rd, wr) = tokio::io::split(io);
     let control = Arc::new(Control::new(writer::MAX_PENDING_PONGS_BYTES));

@@ -40,3 +40,30 @@ fn a_part_is_logged_once_with_its_room() {
     assert!(log.contains("[#rust 1] alice joined"), "{log}");
     assert!(log.contains("-> everyone: marker"), "{log}");
 }
+
+/// A client's number in the log is tied to its address when it connects
+/// and to its nickname when it joins, so that a later line about `#N` (a
+/// framing error, the rate limit) names someone an operator can find.
+#[test]
+fn a_clients_number_is_logged_with_its_address_and_nickname() {
+    let server = Server::start(&[]);
+    let mut alice = server.connect();
+    alice.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}));
+    alice.expect_kind("welcome");
+    alice.send_frame(&json!({"type": "msg", "text": "marker"}));
+    let log = wait_for_log(&server, "marker");
+    let connected = log
+        .lines()
+        .find(|l| l.contains("connected") && l.contains("client=#"))
+        .unwrap_or_else(|| panic!("no connected line in:\n{log}"));
+    assert!(connected.contains("addr=127.0.0.1:"), "{connected}");
+    let number = connected
+        .split_whitespace()
+        .find(|w| w.starts_with("client=#"))
+        .expect("the client's number");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("joined") && l.contains(number) && l.contains("nick=alice")),
+        "no {number} joined as alice in:\n{log}"
+    );
+}

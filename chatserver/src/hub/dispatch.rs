@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use chatproto::{escape_control, Event, EventBody, Now, Output, PresenceStatus, Record};
+use chatproto::{
+    escape_control, Event, EventBody, Now, Output, PresenceStatus, Record, ServerFrame,
+};
 use tracing::{info, warn};
 
 use super::peers::unstage;
@@ -46,7 +48,14 @@ impl Hub {
                 );
             }
             match out {
-                Output::Send { to, frame, .. } => self.stage_frame(to, &frame),
+                Output::Send { to, frame, .. } => {
+                    // What ties a client's number in the log (its address,
+                    // why it was closed) to a nickname.
+                    if let ServerFrame::Welcome { nick, .. } = &frame {
+                        info!(client = %to, nick = %nick, "joined");
+                    }
+                    self.stage_frame(to, &frame)
+                }
                 Output::Deliver {
                     event, to, with_id, ..
                 } => {
