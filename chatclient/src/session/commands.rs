@@ -476,17 +476,13 @@ mod tests {
     #[test]
     fn a_line_too_long_for_the_servers_limit_is_refused_locally() {
         let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        // A welcome from a server whose frames are at most `max` bytes.
+        let welcome_taking = |max: u64| {
+            let limits = chatproto::Limits::new(max, 64, 500, 200);
+            ServerFrame::welcome("alice", 0, vec![], Some("t".into()), None, Some(limits))
+        };
         s.handle_connected(0);
-        let limits = chatproto::Limits::new(1024, 64, 500, 200);
-        let w = ServerFrame::welcome(
-            "alice",
-            0,
-            vec![],
-            Some("t".into()),
-            Some(false),
-            Some(limits),
-        );
-        frame(&mut s, w);
+        frame(&mut s, welcome_taking(1024));
         drain(&mut s);
         let out = line(&mut s, &"x".repeat(1500));
         assert!(out.sent.is_empty());
@@ -497,16 +493,7 @@ mod tests {
         // Another server, reached later, that takes more: so do we.
         s.handle_disconnected();
         s.handle_connected(1);
-        let limits = chatproto::Limits::new(65_536, 64, 500, 200);
-        let w = ServerFrame::welcome(
-            "alice",
-            0,
-            vec![],
-            Some("t".into()),
-            Some(true),
-            Some(limits),
-        );
-        frame(&mut s, w);
+        frame(&mut s, welcome_taking(65_536));
         drain(&mut s);
         let out = line(&mut s, &"x".repeat(1500));
         assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
