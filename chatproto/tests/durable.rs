@@ -71,6 +71,14 @@ fn errors(frames: &[ServerFrame]) -> Vec<(ErrorCode, Option<String>)> {
         .collect()
 }
 
+/// The store takes the oldest batch waiting, and says so to the server
+/// (the others still wait).
+fn store_first_batch(sim: &mut Sim) {
+    let (batch, through) = sim.store.waiting.remove(0);
+    sim.store.records.extend(batch);
+    sim.server.handle_persisted(through);
+}
+
 fn say(sim: &mut Sim, i: usize, text: &str, id: &str) {
     sim.send(
         i,
@@ -113,9 +121,7 @@ fn each_batch_holds_back_its_own_events() {
     say(&mut sim, 0, "two", "m2");
     assert_eq!(sim.store.waiting.len(), 2);
     // Only the first stored: its message goes out, not the second one.
-    let (batch, through) = sim.store.waiting.remove(0);
-    sim.store.records.extend(batch);
-    sim.server.handle_persisted(through);
+    store_first_batch(&mut sim);
     sim.flush();
     assert_eq!(msgs(&sim.take(1)), vec![(3, "one".to_owned())]);
     sim.commit();
@@ -1303,9 +1309,7 @@ fn a_failure_after_a_batch_reported_stored_keeps_that_batch() {
     say(&mut sim, 0, "kept", "m1");
     say(&mut sim, 0, "refused", "m2");
     assert_eq!(sim.store.waiting.len(), 2);
-    let (batch, through) = sim.store.waiting.remove(0);
-    sim.store.records.extend(batch);
-    sim.server.handle_persisted(through);
+    store_first_batch(&mut sim);
     sim.store.waiting.clear();
     sim.server.handle_persist_failed("disk full");
     sim.server.handle_store_recovered();

@@ -264,16 +264,16 @@ mod tests {
         assert_eq!(s.prompt(), "alice #rust> ");
         let out = frame(&mut s, entered("rust", 0, &["bob", "alice"], false));
         assert_eq!(out.lines, ["* entered #rust; 2 online: bob, alice"]);
-        let mut shown = Vec::new();
-        for f in [
-            presence("rust", 1, "alice", true),
-            msg("rust", 2, "bob", &[], "in rust"),
-            msg("lobby", 2, "bob", &[], "in the lobby"),
-            presence("lobby", 3, "carol", true),
-            msg("lobby", 4, "carol", &["alice"], "psst"),
-        ] {
-            shown.extend(frame(&mut s, f).lines);
-        }
+        let shown = lines_of(
+            &mut s,
+            [
+                presence("rust", 1, "alice", true),
+                msg("rust", 2, "bob", &[], "in rust"),
+                msg("lobby", 2, "bob", &[], "in the lobby"),
+                presence("lobby", 3, "carol", true),
+                msg("lobby", 4, "carol", &["alice"], "psst"),
+            ],
+        );
         assert_eq!(
             shown,
             [

@@ -289,17 +289,17 @@ mod tests {
             replayed(msg("lobby", 2, "bob", &[], "earlier"), None),
         );
         assert_eq!(out.lines, ["[history] bob: earlier"]);
-        let mut shown = Vec::new();
-        for f in [
-            presence("lobby", 4, "alice", true),
-            msg("lobby", 5, "bob", &[], "hello"),
-            msg("lobby", 6, "bob", &["alice"], "psst"),
-            msg("lobby", 7, "carol", &["alice", "bob"], "both"),
-            presence("lobby", 8, "bob", false),
-            ServerFrame::notice("going down"),
-        ] {
-            shown.extend(frame(&mut s, f).lines);
-        }
+        let shown = lines_of(
+            &mut s,
+            [
+                presence("lobby", 4, "alice", true),
+                msg("lobby", 5, "bob", &[], "hello"),
+                msg("lobby", 6, "bob", &["alice"], "psst"),
+                msg("lobby", 7, "carol", &["alice", "bob"], "both"),
+                presence("lobby", 8, "bob", false),
+                ServerFrame::notice("going down"),
+            ],
+        );
         assert_eq!(
             shown,
             [
@@ -449,16 +449,16 @@ mod tests {
         frame(&mut s, msg("rust", 3, "bob", &[], "two"));
         line(&mut s, "/part rust");
         line(&mut s, "/join rust");
-        let mut shown = Vec::new();
-        for f in [
-            entered("rust", 5, &["bob"], false),
-            replayed(msg("rust", 2, "bob", &[], "one"), None),
-            replayed(msg("rust", 3, "bob", &[], "two"), None),
-            replayed(msg("rust", 4, "bob", &[], "meanwhile"), None),
-            presence("rust", 5, "alice", true),
-        ] {
-            shown.extend(frame(&mut s, f).lines);
-        }
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("rust", 5, &["bob"], false),
+                replayed(msg("rust", 2, "bob", &[], "one"), None),
+                replayed(msg("rust", 3, "bob", &[], "two"), None),
+                replayed(msg("rust", 4, "bob", &[], "meanwhile"), None),
+                presence("rust", 5, "alice", true),
+            ],
+        );
         assert_eq!(
             shown,
             [

@@ -130,16 +130,16 @@ mod tests {
         s.handle_disconnected();
         s.handle_connected(10);
         frame(&mut s, welcome("alice", true));
-        let mut shown = Vec::new();
-        for f in [
-            entered("lobby", 1, &["alice"], true),
-            presence("lobby", 2, "alice", true),
-            ServerFrame::entered("rust", "e1", 900, 300, vec!["alice".into()], false),
-            replayed(msg("rust", 900, "bob", &[], "late"), None),
-            presence("rust", 901, "alice", true),
-        ] {
-            shown.extend(frame(&mut s, f).lines);
-        }
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 1, &["alice"], true),
+                presence("lobby", 2, "alice", true),
+                ServerFrame::entered("rust", "e1", 900, 300, vec!["alice".into()], false),
+                replayed(msg("rust", 900, "bob", &[], "late"), None),
+                presence("rust", 901, "alice", true),
+            ],
+        );
         assert_eq!(
             shown,
             ["[#rust] bob: late", "* reconnected; history has a gap"]
@@ -156,18 +156,18 @@ mod tests {
         s.handle_connected(10);
         frame(&mut s, welcome("alice", false));
         let anew = |room| ServerFrame::entered(room, "e2", 0, 1, vec!["alice".into()], false);
-        let mut shown = Vec::new();
-        for f in [
-            anew("lobby"),
-            presence("lobby", 1, "alice", true),
-            anew("rust"),
-            replayed(msg("rust", 1, "bob", &[], "first since"), None),
-            presence("rust", 2, "alice", true),
-            entered("go", 1, &["alice"], true),
-            presence("go", 2, "alice", true),
-        ] {
-            shown.extend(frame(&mut s, f).lines);
-        }
+        let shown = lines_of(
+            &mut s,
+            [
+                anew("lobby"),
+                presence("lobby", 1, "alice", true),
+                anew("rust"),
+                replayed(msg("rust", 1, "bob", &[], "first since"), None),
+                presence("rust", 2, "alice", true),
+                entered("go", 1, &["alice"], true),
+                presence("go", 2, "alice", true),
+            ],
+        );
         assert_eq!(
             shown,
             [

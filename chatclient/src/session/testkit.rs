@@ -34,6 +34,14 @@ pub(super) fn frame(s: &mut Session, f: ServerFrame) -> Out {
     drain(s)
 }
 
+/// The lines shown for `frames`, handled in order.
+pub(super) fn lines_of(
+    s: &mut Session,
+    frames: impl IntoIterator<Item = ServerFrame>,
+) -> Vec<String> {
+    frames.into_iter().flat_map(|f| frame(s, f).lines).collect()
+}
+
 pub(super) fn line(s: &mut Session, l: &str) -> Out {
     s.handle_line(l);
     drain(s)
