@@ -22,6 +22,8 @@ struct Nats {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// A configuration file to start it with (`-c`), if any.
+    config: Option<std::path::PathBuf>,
 }
 
 /// Whether nats-server is on PATH; if not, says so, and fails `test` if
@@ -51,14 +53,27 @@ impl Nats {
     /// Start one, or `None` (having said why) if there is no nats-server
     /// and it is not required.
     fn start(test: &str) -> Option<Nats> {
+        Nats::start_with(test, "")
+    }
+
+    /// [`Nats::start`] with `config` (nats-server's configuration
+    /// language) in a file it is started with, if not empty.
+    fn start_with(test: &str, config: &str) -> Option<Nats> {
         if !nats_found(test) {
             return None;
         }
         let port = free_port();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = (!config.is_empty()).then(|| {
+            let path = dir.path().join("nats.conf");
+            std::fs::write(&path, config).expect("write nats.conf");
+            path
+        });
         let mut nats = Nats {
             child: None,
             port,
-            dir: tempfile::tempdir().expect("temporary directory"),
+            dir,
+            config,
         };
         nats.run();
         Some(nats)
@@ -66,7 +81,11 @@ impl Nats {
 
     /// Start the process (again) on the same port and store directory.
     fn run(&mut self) {
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args([
                 "-js",
                 "-a",
@@ -1639,5 +1658,90 @@ fn a_three_replica_cluster_survives_losing_one_nats_server() {
             );
             thread::sleep(Duration::from_millis(500));
         }
+    }
+}
+
+/// Empty `room`'s stream (as an operator making room would), from here.
+fn purge(nats: &Nats, room: &str) {
+    let hex: String = room.bytes().map(|b| format!("{b:02x}")).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let stream = js
+            .get_stream(format!("CHATROOM_{hex}"))
+            .await
+            .expect("the room's stream");
+        stream.purge().await.expect("purge");
+    });
+}
+
+/// NATS's store full (its `max_file_store` reached): a message is
+/// answered `unavailable` naming the cause, at once, and the node goes on
+/// answering everything else; presence that finds no room waits for it
+/// (and messages sent meanwhile are refused, not stored before it); once
+/// there is room again, both go on.
+#[test]
+fn a_full_nats_store_refuses_messages_and_the_node_goes_on() {
+    let test = "a_full_nats_store_refuses_messages_and_the_node_goes_on";
+    let Some(nats) = Nats::start_with(test, "jetstream { max_file_store: 1MB }") else {
+        return;
+    };
+    let a = node(&nats, "a", &["--node-dead-after-ms", "600000"]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let (mut bob, _) = join(&a, "bob");
+    read_until(&mut bob, 10, |f| kind(f) == "entered");
+    let text = "x".repeat(16 * 1024);
+    let mut echoed = 0;
+    let refused = loop {
+        assert!(echoed < 200, "200 messages of 16 KiB fit in 1 MB");
+        alice.send_frame(
+            &json!({"type": "msg", "room": "lobby", "text": text, "id": format!("i{echoed}")}),
+        );
+        let f = read_until(&mut alice, 10, |f| kind(f) != "presence");
+        let f = f.last().unwrap();
+        if kind(f) == "error" {
+            break f.clone();
+        }
+        assert_eq!(f["id"], format!("i{echoed}"), "{f}");
+        echoed += 1;
+    };
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert_eq!(refused["id"], format!("i{echoed}"), "{refused}");
+    let why = refused["message"].as_str().unwrap();
+    assert!(why.contains("full"), "{why}");
+    alice.ping_pong();
+    // Presence finds no room either: bob's entering #rust waits...
+    bob.send_frame(&json!({"type": "enter", "room": "rust"}));
+    // ...and a message meanwhile is refused (it would go before it).
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "short", "id": "s1"}));
+    let f = alice.expect_kind("error");
+    assert_eq!(
+        (&f["code"], &f["id"]),
+        (&json!("unavailable"), &json!("s1")),
+        "{f}"
+    );
+    alice.ping_pong();
+    // Room made: bob is in #rust, and alice's messages are taken again.
+    purge(&nats, "lobby");
+    // (bob reads alice's messages in the lobby first.)
+    let got = read_until(&mut bob, 500, |f| kind(f) == "entered");
+    assert_eq!(got.last().unwrap()["room"], "rust");
+    let deadline = Instant::now() + WAIT;
+    for k in 0.. {
+        assert!(Instant::now() < deadline, "still refused after {k} tries");
+        let id = format!("after{k}");
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "after", "id": id}));
+        let f = read_until(&mut alice, 10, |f| kind(f) != "presence");
+        let f = f.last().unwrap();
+        if kind(f) == "msg" {
+            assert_eq!(f["id"], id, "{f}");
+            break;
+        }
+        assert_eq!(f["code"], "unavailable", "{f}");
     }
 }

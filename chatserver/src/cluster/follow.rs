@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use super::entry::{decode_event, stream_seq};
+use super::publish::{no_room_to_create, Failure};
 use super::{
     clamp_i64, lock, names, random_hex, unhex, Cluster, Description, FromCluster, DUPLICATE_WINDOW,
     FOLLOW_LOOK_MAX, FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT, STREAM_PREFIX,
@@ -55,8 +56,11 @@ impl Cluster {
 
     /// Make sure `room` has a stream (creating it with a new epoch if
     /// not), and follow it.
-    pub(super) async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), String> {
+    /// NATS refusing to make it for want of room says so in the
+    /// [`Failure`] (the room's messages are refused to their senders).
+    pub(super) async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), Failure> {
         let (name, subject) = names(room);
+        let mut full = None;
         for _ in 0..3 {
             if self.js.get_stream(&name).await.is_ok() {
                 self.follow(room);
@@ -80,17 +84,23 @@ impl Cluster {
                 ..Default::default()
             };
             // Two nodes may race to create it: the loser finds it next time.
-            if self.js.create_stream(config).await.is_ok() {
-                info!(room, "created the room's stream");
-                let _ = self
-                    .client
-                    .publish(ROOMS_SUBJECT, Bytes::from(room.to_owned()))
-                    .await;
-                self.follow(room);
-                return Ok(());
+            match self.js.create_stream(config).await {
+                Ok(_) => {
+                    info!(room, "created the room's stream");
+                    let _ = self
+                        .client
+                        .publish(ROOMS_SUBJECT, Bytes::from(room.to_owned()))
+                        .await;
+                    self.follow(room);
+                    return Ok(());
+                }
+                Err(e) => full = no_room_to_create(&e.kind()),
             }
         }
-        Err(format!("cannot create the stream of #{room}"))
+        Err(Failure {
+            why: format!("cannot create the stream of #{room}"),
+            full,
+        })
     }
 
     /// Start following `room`'s stream, unless it is followed.

@@ -169,10 +169,11 @@ pub enum FromCluster {
     /// and id (from another node: a resend after the session moved); the
     /// proposal, numbered with the seq of the copy the log holds.
     Duplicate(Event),
-    /// The log refused a message this node proposed: stored now, it
-    /// would land behind later messages of its room (see
+    /// The log refused a message this node proposed, for the reason
+    /// given (words for its sender): stored now, it would land behind
+    /// later messages of its room, or NATS has no room for it (see
     /// [`Cluster::publish`]). Its sender is told it was not sent.
-    Refused(Event),
+    Refused(Event, String),
     /// Rooms whose streams start later than this node knew: each room,
     /// its stream's first seq (its limits dropped the events before it),
     /// and whether that moved since the last look (else first seen so).
@@ -214,6 +215,9 @@ pub struct Proposal {
     pub room: Arc<str>,
     pub payload: Bytes,
     pub msg_id: String,
+    /// A message (not presence): one the log has no room for is refused
+    /// to its sender rather than tried again until there is.
+    pub msg: bool,
     /// Published once already (its acknowledgement failed): a duplicate
     /// may be that try's copy, not another node's.
     pub tried: bool,

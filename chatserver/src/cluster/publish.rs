@@ -2,14 +2,15 @@
 //! room's stream, in batches, and learns from the acknowledgement which
 //! seq the log gave it (a duplicate: whether the copy stored is ours).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::header::{NATS_EXPECTED_LAST_SEQUENCE, NATS_MESSAGE_ID};
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
 use chatproto::Event;
 use tokio::sync::mpsc;
@@ -28,6 +29,58 @@ const REST_WAIT: Duration = Duration::from_secs(1);
 /// looked for (stored before its acknowledgement was lost).
 const FIND_BELOW: u64 = 2 * PUBLISH_BATCH as u64;
 
+/// Why a retry is refused to its sender.
+const OUT_OF_ORDER: &str = "the cluster's log lost it with a NATS connection, and storing it \
+                            now would put it after your later messages";
+
+/// Why a round of publishing failed: in words, and whether NATS said it
+/// has no room (its store, or the account's limits, full; then `full`
+/// holds the words for a refused message's sender).
+pub(super) struct Failure {
+    pub(super) why: String,
+    pub(super) full: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure { why, full: None }
+    }
+}
+
+/// The words for a sender whose message NATS had no room for, if that is
+/// what `e` (a JetStream error, or one with such a source) says.
+pub(super) fn no_room(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if let Some(js) = e.downcast_ref::<async_nats::jetstream::Error>() {
+            return no_room_code(js);
+        }
+        at = e.source();
+    }
+    None
+}
+
+/// [`no_room`] of one JetStream error.
+pub(super) fn no_room_code(js: &async_nats::jetstream::Error) -> Option<String> {
+    let full = matches!(
+        js.error_code(),
+        ErrorCode::INSUFFICIENT_RESOURCES
+            | ErrorCode::STORAGE_RESOURCES_EXCEEDED
+            | ErrorCode::MEMORY_RESOURCES_EXCEEDED
+            | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED
+            | ErrorCode::MAXIMUM_STREAMS_LIMIT
+    );
+    full.then(|| format!("the cluster's log is full (NATS: {js})"))
+}
+
+/// [`no_room`] of a stream's creation refused.
+pub(super) fn no_room_to_create(kind: &CreateStreamErrorKind) -> Option<String> {
+    match kind {
+        CreateStreamErrorKind::JetStream(js) => no_room_code(js),
+        _ => None,
+    }
+}
+
 impl Cluster {
     /// Hand `event` (decided by this node's core) to the publisher.
     pub fn propose(&self, event: &Event) {
@@ -44,6 +97,7 @@ impl Cluster {
             room: Arc::clone(&event.room),
             payload: encode_event(event),
             msg_id,
+            msg: event.is_msg(),
             tried: false,
         };
         if self.proposals.send(proposal).is_err() {
@@ -68,8 +122,19 @@ impl Cluster {
     /// the later one. Found, it is stored in its place; not found, its
     /// sender is told it was not sent (`unavailable`) rather than have it
     /// stored out of order.
+    ///
+    /// A message NATS has no room for (its store or the account's limits
+    /// full) is refused to its sender at once. Presence is tried again
+    /// until there is room (as is a message whose earlier try, its answer
+    /// lost, may be stored); while it waits, the batch's messages not sent
+    /// yet and those proposed meanwhile are refused as they come (storing
+    /// them would put them before it), and later presence waits behind
+    /// it, in order.
     pub(super) async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        // Presence that came while earlier presence waited for room in the
+        // log: published first, in order, before anything from `rx`.
+        let mut held: VecDeque<Proposal> = VecDeque::new();
         // Rooms whose stream is known to exist, with their subject (made
         // once, cloned cheaply per message).
         let mut known: HashMap<Arc<str>, async_nats::Subject> = HashMap::new();
@@ -78,8 +143,12 @@ impl Cluster {
         let mut stored: Vec<u64> = Vec::with_capacity(PUBLISH_BATCH);
         let mut todo: Vec<(usize, Option<u64>)> = Vec::new();
         loop {
-            if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
-                return;
+            if held.is_empty() {
+                if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+                    return;
+                }
+            } else {
+                batch.extend(held.drain(..held.len().min(PUBLISH_BATCH)));
             }
             stored.clear();
             stored.resize(batch.len(), 0);
@@ -92,17 +161,68 @@ impl Cluster {
                     .await
                 {
                     Ok(()) => break,
-                    Err(e) => {
-                        warn!(error = %e, "cannot append to the cluster's log; trying again");
+                    Err(Failure { why, full: None }) => {
+                        warn!(error = %why, "cannot append to the cluster's log; trying again");
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                    Err(Failure {
+                        why,
+                        full: Some(cause),
+                    }) => {
+                        // The batch's messages not sent yet would go after
+                        // what waits: refused now. (One sent whose answer
+                        // was lost may be stored: tried again, as ever.)
+                        for (i, p) in batch.iter().enumerate() {
+                            if stored[i] == 0 && p.msg && !p.tried {
+                                stored[i] = REFUSED;
+                                self.refuse(p, &cause).await;
+                            }
+                        }
+                        if !stored.contains(&0) {
+                            break;
+                        }
+                        warn!(error = %why, "no room in the cluster's log; trying again");
+                        self.wait_refusing(&mut rx, &mut held, backoff, &cause)
+                            .await;
                     }
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 todo.clear();
                 todo.extend(guarded(&batch, &stored));
             }
             self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
             batch.clear();
+        }
+    }
+
+    /// Tell `p`'s sender it was not sent, for `cause`.
+    async fn refuse(&self, p: &Proposal, cause: &str) {
+        if let Some(event) = decode_event(&p.room, 0, &p.payload) {
+            let _ = self
+                .to_hub
+                .send(FromCluster::Refused(event, cause.to_owned()))
+                .await;
+        }
+    }
+
+    /// Wait `wait` while presence waits for room in the log: each message
+    /// proposed meanwhile is refused for `cause` as it comes; anything else
+    /// joins `held`, in order, to be published after what waits.
+    async fn wait_refusing(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<Proposal>,
+        held: &mut VecDeque<Proposal>,
+        wait: Duration,
+        cause: &str,
+    ) {
+        let until = tokio::time::Instant::now() + wait;
+        while let Ok(Some(p)) = tokio::time::timeout_at(until, rx.recv()).await {
+            if p.msg {
+                self.refuse(&p, cause).await;
+                self.pending.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                held.push_back(p);
+            }
         }
     }
 
@@ -118,16 +238,30 @@ impl Cluster {
         todo: &[(usize, Option<u64>)],
         stored: &mut [u64],
         known: &mut HashMap<Arc<str>, async_nats::Subject>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let n = todo.len();
         let mut acks = Vec::with_capacity(n);
         let mut failed = None;
+        // NATS said it has no room (for presence: tried again).
+        let mut full = None;
         for (k, &(i, guard)) in todo.iter().enumerate() {
             let p = &mut batch[i];
             if !known.contains_key(&p.room) {
-                if let Err(e) = self.open_stream(&p.room).await {
-                    failed = Some(e);
-                    break;
+                match self.open_stream(&p.room).await {
+                    Ok(()) => {}
+                    // No room for the room's stream: its messages refused.
+                    Err(Failure {
+                        full: Some(cause), ..
+                    }) if p.msg && !p.tried => {
+                        stored[i] = REFUSED;
+                        self.refuse(p, &cause).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        failed = Some(e.why);
+                        full = e.full;
+                        break;
+                    }
                 }
                 known.insert(Arc::clone(&p.room), names(&p.room).1.into());
             }
@@ -162,7 +296,9 @@ impl Cluster {
         let mut acks = acks.into_iter();
         if failed.is_none() {
             for (i, guard, ack, tried) in acks.by_ref() {
-                let answer = ack.await.map_err(|e| (e.kind(), e.to_string()));
+                let answer = ack
+                    .await
+                    .map_err(|e| (e.kind(), no_room(&e), e.to_string()));
                 let bad = answer.is_err();
                 answers.push((i, guard, answer, tried));
                 if bad {
@@ -178,8 +314,12 @@ impl Cluster {
                 )
                 .await
                 {
-                    Ok(answer) => answer.map_err(|e| (e.kind(), e.to_string())),
-                    Err(_) => Err((PublishErrorKind::TimedOut, "no acknowledgement".into())),
+                    Ok(answer) => answer.map_err(|e| (e.kind(), no_room(&e), e.to_string())),
+                    Err(_) => Err((
+                        PublishErrorKind::TimedOut,
+                        None,
+                        "no acknowledgement".into(),
+                    )),
                 };
                 (i, guard, answer, tried)
             }))
@@ -215,10 +355,20 @@ impl Cluster {
                     lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
                 }
                 // Looked for in the stream below, once for all of a room.
-                Err((PublishErrorKind::WrongLastSequence, e)) if guard.is_some() => {
+                Err((PublishErrorKind::WrongLastSequence, _, e)) if guard.is_some() => {
                     refused.push((i, guard.unwrap_or(0), e));
                 }
-                Err((kind, e)) => {
+                // No room for it: its sender told (unless an earlier try,
+                // whose answer was lost, may have stored it).
+                Err((_, Some(cause), _)) if batch[i].msg && !tried => {
+                    stored[i] = REFUSED;
+                    self.refuse(&batch[i], &cause).await;
+                }
+                Err((_, Some(cause), e)) => {
+                    full.get_or_insert(cause);
+                    failed.get_or_insert(e);
+                }
+                Err((kind, _, e)) => {
                     // The stream went (deleted by hand): made again by
                     // the next try, so that this room's proposals do not
                     // hold up every other room's behind them.
@@ -255,14 +405,12 @@ impl Cluster {
                     Some(&seq) => stored[i] = seq,
                     None => {
                         stored[i] = REFUSED;
-                        if let Some(event) = decode_event(&p.room, 0, &p.payload) {
-                            let _ = self.to_hub.send(FromCluster::Refused(event)).await;
-                        }
+                        self.refuse(p, OUT_OF_ORDER).await;
                     }
                 }
             }
         }
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(()), |why| Err(Failure { why, full }))
     }
 
     /// The message ids of the [`FIND_BELOW`] messages of `room`'s stream

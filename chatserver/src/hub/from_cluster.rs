@@ -121,10 +121,7 @@ impl Hub {
                 let _ = done.send(claim);
             }
             FromCluster::Duplicate(event) => self.server.handle_logged_duplicate(&event),
-            FromCluster::Refused(event) => self.server.handle_log_refused(
-                &event,
-                "the cluster's log lost it with a NATS connection, and storing it now would put it after your later messages",
-            ),
+            FromCluster::Refused(event, cause) => self.server.handle_log_refused(&event, &cause),
             FromCluster::Starts(starts) => {
                 for (room, first, _) in &starts {
                     self.server.handle_pruned(room, *first);
