@@ -1745,3 +1745,54 @@ fn a_full_nats_store_refuses_messages_and_the_node_goes_on() {
         assert_eq!(f["code"], "unavailable", "{f}");
     }
 }
+
+/// An account's JetStream limits reached: nats-server 2.9 stores the
+/// message past them, then removes it and refuses it, leaving a hole
+/// inside the room's stream. The sender is told `unavailable`, and the
+/// room goes on past the hole on every node (it is stepped over, not
+/// read again for ever).
+#[test]
+fn a_message_refused_past_an_accounts_limits_leaves_the_room_going() {
+    let test = "a_message_refused_past_an_accounts_limits_leaves_the_room_going";
+    let config = "accounts: { A: { jetstream: { max_file: 1MB, max_mem: 1MB }, \
+                  users: [ { user: a, password: a } ] } }\nno_auth_user: a\n";
+    let Some(nats) = Nats::start_with(test, config) else {
+        return;
+    };
+    let (a, b) = two_nodes_slow_to_judge(&nats);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let (mut bob, _) = join(&b, "bob");
+    read_until(&mut bob, 10, |f| kind(f) == "entered");
+    let text = "x".repeat(16 * 1024);
+    for k in 0.. {
+        assert!(k < 200, "200 messages of 16 KiB fit in 1 MB");
+        alice.send_frame(
+            &json!({"type": "msg", "room": "lobby", "text": text, "id": format!("i{k}")}),
+        );
+        let f = read_until(&mut alice, 10, |f| kind(f) == "msg" || kind(f) == "error");
+        let f = f.last().unwrap();
+        if kind(f) == "error" {
+            assert_eq!(
+                (&f["code"], &f["id"]),
+                (&json!("unavailable"), &json!(format!("i{k}"))),
+                "{f}"
+            );
+            break;
+        }
+    }
+    // A short one fits (at once, or after a few more refusals).
+    let deadline = Instant::now() + WAIT;
+    let seq = (0..)
+        .find_map(|k| {
+            assert!(Instant::now() < deadline, "still refused after {k} tries");
+            let id = format!("short{k}");
+            alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "short", "id": id}));
+            let f = read_until(&mut alice, 10, |f| kind(f) == "msg" || kind(f) == "error");
+            let f = f.last().unwrap();
+            (kind(f) == "msg").then(|| f["seq"].clone())
+        })
+        .unwrap();
+    let seen = read_until(&mut bob, 500, |f| f["text"] == "short");
+    assert_eq!(seen.last().unwrap()["seq"], seq);
+}

@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -94,7 +95,8 @@ impl Cluster {
                     self.follow(room);
                     return Ok(());
                 }
-                Err(e) => full = no_room_to_create(&e.kind()),
+                // NATS's "no room" stands, whatever the later tries say.
+                Err(e) => full = full.or_else(|| no_room_to_create(&e.kind())),
             }
         }
         Err(Failure {
@@ -161,7 +163,7 @@ impl Cluster {
         let Ok(Ok(info)) = tokio::time::timeout(FOLLOW_STALL, stream.info()).await else {
             return Ok(true);
         };
-        let state = &info.state;
+        let state = info.state.clone();
         let first = if state.messages == 0 {
             state.last_sequence + 1
         } else {
@@ -171,20 +173,29 @@ impl Cluster {
             return Ok(false);
         }
         if state.messages > 0 && state.last_sequence >= *next {
-            return Err(state.last_sequence);
+            // The events past `next` removed from inside the stream (see
+            // `follow_once`): stepped over; any there: read again.
+            let end = state.last_sequence + 1;
+            if !matches!(all_removed(stream, *next, end).await, Ok(true)) {
+                return Err(state.last_sequence);
+            }
+            if !self.skip_to(room, next, end).await {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
 
     /// Step over the events from `next` up to `to` (not included), which
-    /// the stream's limits removed before this node read them, as every
-    /// node does that reads them now. `false`: the hub is gone.
+    /// were removed from the stream before this node read them (by its
+    /// limits, or by NATS or an operator inside it), as every node does
+    /// that reads them now. `false`: the hub is gone.
     async fn skip_to(&self, room: &Arc<str>, next: &mut u64, to: u64) -> bool {
         warn!(
             room = %room,
             from = *next,
             to = to - 1,
-            "events removed by retention before this node read them"
+            "events removed from the room's stream before this node read them"
         );
         while *next < to {
             let skip = FromCluster::Skip {
@@ -322,8 +333,11 @@ impl Cluster {
             }
             if seq > *next {
                 // Gone for good (retention dropped them while this node
-                // lagged): stepped over, as every node does that reads
-                // them now. Otherwise never applied around: read again
+                // lagged, or they were removed from inside the stream:
+                // nats-server 2.9 removes a message it stored past an
+                // account's limits, after storing it): stepped over, as
+                // every node does that reads them now. Otherwise (the
+                // consumer lost one) never applied around: read again
                 // from the missing one.
                 let first = stream
                     .info()
@@ -331,7 +345,7 @@ impl Cluster {
                     .map_err(|e| e.to_string())?
                     .state
                     .first_sequence;
-                if first < seq {
+                if first < seq && !all_removed(&stream, first.max(*next), seq).await? {
                     return Err(format!("expected seq {next}, got {seq}"));
                 }
                 if !self.skip_to(room, next, seq).await {
@@ -440,4 +454,17 @@ impl Cluster {
         }
         rooms
     }
+}
+
+/// Whether `stream` holds none of the seqs `from..to` (each asked for,
+/// up to the first it holds).
+async fn all_removed(stream: &stream::Stream, from: u64, to: u64) -> Result<bool, String> {
+    for at in from..to {
+        match stream.get_raw_message(at).await {
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(format!("reading seq {at} of the room's stream: {e}")),
+        }
+    }
+    Ok(true)
 }

@@ -244,9 +244,19 @@ impl Cluster {
         let mut failed = None;
         // NATS said it has no room (for presence: tried again).
         let mut full = None;
+        // Rooms whose streams NATS had no room to make, this round: their
+        // messages refused without asking again.
+        let mut unmade: Vec<(Arc<str>, String)> = Vec::new();
         for (k, &(i, guard)) in todo.iter().enumerate() {
             let p = &mut batch[i];
             if !known.contains_key(&p.room) {
+                if let Some((_, cause)) = unmade.iter().find(|(r, _)| *r == p.room) {
+                    if p.msg && !p.tried {
+                        stored[i] = REFUSED;
+                        self.refuse(p, cause).await;
+                        continue;
+                    }
+                }
                 match self.open_stream(&p.room).await {
                     Ok(()) => {}
                     // No room for the room's stream: its messages refused.
@@ -255,6 +265,7 @@ impl Cluster {
                     }) if p.msg && !p.tried => {
                         stored[i] = REFUSED;
                         self.refuse(p, &cause).await;
+                        unmade.push((Arc::clone(&p.room), cause));
                         continue;
                     }
                     Err(e) => {
