@@ -924,9 +924,11 @@ impl Client {
             }
         }
         if let Some(r) = &room {
-            if self.entering.remove(r)
-                && matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
-            {
+            // Refused, the room is not entered: its name or the cap, or
+            // (with no message id) a server with no room to log it now.
+            let refused = matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
+                || (code == ErrorCode::Unavailable && id.is_none());
+            if self.entering.remove(r) && refused {
                 self.rooms.remove(r);
                 // Not entered: nothing to part.
                 self.parting.remove(r);

@@ -639,3 +639,36 @@ fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
     assert_eq!(refused, [(ErrorCode::MsgTooLarge, Some("a-1".to_owned()))]);
     assert_eq!(c.unacknowledged(), 1);
 }
+
+/// An entering refused with `unavailable` (a server sharing rooms whose
+/// log has no room now) leaves the room not entered: it is gone from the
+/// client's rooms and may be entered again.
+#[test]
+fn an_entering_refused_unavailable_is_not_entered_and_may_be_tried_again() {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    c.handle_frame(0, own_presence(1));
+    while c.poll().is_some() {}
+    c.enter("rust");
+    while c.poll().is_some() {}
+    let refused = ServerFrame::error_v2(
+        chatproto::ErrorCode::Unavailable,
+        "you did not enter #rust: the cluster's log is full; try again",
+        None,
+        Some("rust".into()),
+        None,
+    );
+    c.handle_frame(0, refused);
+    while c.poll().is_some() {}
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+    c.enter("rust");
+    let mut sent = Vec::new();
+    while let Some(out) = c.poll() {
+        if let ClientOutput::Send(ClientFrame::Enter { room, .. }) = out {
+            sent.push(room);
+        }
+    }
+    assert_eq!(sent, ["rust"]);
+}

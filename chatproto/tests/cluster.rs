@@ -612,3 +612,49 @@ fn a_session_the_log_names_is_found_to_its_connection() {
     c.nodes[0].handle_disconnect(NOW, alice);
     assert_eq!(c.nodes[0].connection_of(session), None);
 }
+
+/// The log refused an entering (it has no room): the session is not in
+/// the room, its connection is told so in its place among the answers,
+/// and it may enter again.
+#[test]
+fn an_entering_the_log_refused_is_undone_and_may_be_tried_again() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("rust", None));
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    let proposed = c.proposals(0);
+    let [enter] = &proposed[..] else {
+        panic!("one proposal, not {proposed:?}")
+    };
+    assert!(matches!(
+        &enter.body,
+        EventBody::Presence {
+            status: PresenceStatus::Online,
+            ..
+        }
+    ));
+    c.nodes[0].handle_log_refused(enter, "the log is full");
+    c.drain(0);
+    let frames = c.frames(0, alice);
+    let n = frames.len();
+    assert_eq!(c.kinds(0, alice)[n - 2..], ["error", "pong"], "{frames:?}");
+    let error = &frames[n - 2];
+    assert_eq!(error["code"], "unavailable");
+    assert_eq!(error["room"], "rust");
+    assert!(error["id"].is_null(), "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("the log is full"), "{message}");
+    // Not in #rust: a message there is refused, and entering works.
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg_in("rust", vec![], "hi", None));
+    c.drain(0);
+    assert_eq!(c.frames(0, alice).last().unwrap()["code"], "not_in_room");
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("rust", None));
+    c.settle();
+    let last = c
+        .frames(0, alice)
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "entered");
+    assert_eq!(last.unwrap()["room"], "rust");
+}

@@ -9,6 +9,7 @@
 //! Applying is then the same on every server, so every copy of a room has
 //! the same members, seq and history.
 
+use crate::{PresenceStatus, SessionId};
 use std::sync::Arc;
 
 use crate::frame::{ErrorCode, ServerFrame};
@@ -111,11 +112,26 @@ impl Server {
 
     /// Cluster mode: the log refused a message this server proposed (after
     /// a lost connection it could only have been stored behind later
-    /// messages of its room, out of its sender's order), so it will not
-    /// come back to be applied. `event` is the proposal. Its sender gets
-    /// `unavailable` with `cause` (the message was not sent, and its id
-    /// may be used again), in its place among the answers.
+    /// messages of its room, out of its sender's order; or it has no room
+    /// for it), so it will not come back to be applied. `event` is the
+    /// proposal. Its sender gets `unavailable` with `cause` (the message
+    /// was not sent, and its id may be used again), in its place among the
+    /// answers.
+    ///
+    /// A refused entering (a `presence` `online`) is undone: the session
+    /// is not in the room (it may enter again), and its connection gets
+    /// `unavailable` with the room and `cause`, in its place among the
+    /// answers. A refused leaving is not undone (a server must store it
+    /// sooner or later); it is ignored here.
     pub fn handle_log_refused(&mut self, event: &Event, cause: &str) {
+        if let EventBody::Presence {
+            session,
+            status: PresenceStatus::Online,
+            ..
+        } = &event.body
+        {
+            return self.log_refused_enter(event, *session, cause);
+        }
         let EventBody::Msg { from, id, .. } = &event.body else {
             return;
         };
@@ -127,6 +143,31 @@ impl Server {
             message: self.fit(format!("your message was not sent: {cause}; send it again")),
             id: id.clone(),
             room: Some(event.room.to_string()),
+            seq: None,
+        };
+        self.answers_after(event, Some(frame));
+    }
+
+    /// [`Server::handle_log_refused`] of an entering.
+    fn log_refused_enter(&mut self, event: &Event, sid: SessionId, cause: &str) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let room = &*event.room;
+        // The first entering of the room on its way is this one (they are
+        // applied, or refused, in the order they were decided).
+        let Some(i) = s.entering.iter().position(|(r, _)| r == room) else {
+            return;
+        };
+        s.entering.remove(i);
+        if !s.entering.iter().any(|(r, _)| r == room) {
+            s.rooms.remove(room);
+        }
+        let frame = ServerFrame::Error {
+            code: ErrorCode::Unavailable,
+            message: self.fit(format!("you did not enter #{room}: {cause}; try again")),
+            id: None,
+            room: Some(room.to_owned()),
             seq: None,
         };
         self.answers_after(event, Some(frame));
