@@ -1796,3 +1796,48 @@ fn a_message_refused_past_an_accounts_limits_leaves_the_room_going() {
     let seen = read_until(&mut bob, 500, |f| f["text"] == "short");
     assert_eq!(seen.last().unwrap()["seq"], seq);
 }
+
+/// While NATS is away, a node's heartbeat fails each second: the log
+/// says so once (then once a minute at most), not each second, and says
+/// once when heartbeats go through again, with how many failed.
+#[test]
+fn nats_away_is_logged_once_not_at_each_heartbeat() {
+    let Some(mut nats) = Nats::start("nats_away_is_logged_once_not_at_each_heartbeat") else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    nats.kill();
+    assert!(
+        a.wait_for_line("heartbeat failed", WAIT),
+        "no heartbeat failure logged:\n{}",
+        a.log()
+    );
+    // A join is answered `unavailable` once its claim has had its time
+    // (3 s, half the join timeout at most): the heartbeat, one a second,
+    // has failed again meanwhile.
+    let mut c = a.connect();
+    c.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+    c.expect_error("unavailable");
+    nats.run();
+    assert!(
+        a.wait_for_line("heartbeat into NATS again", 2 * WAIT),
+        "no line saying the heartbeat is back:\n{}",
+        a.log()
+    );
+    let log = a.log();
+    let failed = log
+        .lines()
+        .filter(|l| l.contains("heartbeat failed") || l.contains("heartbeat still failing"))
+        .count();
+    assert_eq!(failed, 1, "{log}");
+    let back = log
+        .lines()
+        .find(|l| l.contains("heartbeat into NATS again"))
+        .expect("the line waited for");
+    let failures: u64 = back
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("failures="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failures=N in {back:?}"));
+    assert!(failures >= 2, "the join's wait outlasts a heartbeat: {log}");
+}

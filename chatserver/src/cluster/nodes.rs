@@ -20,6 +20,9 @@ use super::{leader_entry, lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVER
 const REQUEST_WITHIN: Duration = Duration::from_secs(5);
 /// Nicknames a release looks at, at once.
 const RELEASE_AT_ONCE: usize = 16;
+/// While this node's heartbeat keeps failing (NATS away), how often at
+/// most the log says so again: once a second would bury everything else.
+const FAILING_LOGGED_EVERY: Duration = Duration::from_secs(60);
 
 impl Cluster {
     /// Say this run is alive.
@@ -68,6 +71,7 @@ impl Cluster {
         // put before this task started).
         let mut last_beat = Instant::now();
         let dead_after = self.settings.dead_after;
+        let mut beat_log = BeatLog::default();
         loop {
             let waited_from = Instant::now();
             tick.tick().await;
@@ -90,7 +94,24 @@ impl Cluster {
             }
             let silent = now.duration_since(last_beat);
             if let Err(e) = self.beat().await {
-                warn!(error = %e, "heartbeat failed");
+                match beat_log.failed(Instant::now()) {
+                    Some(Failing::First) => warn!(
+                        error = %e,
+                        "heartbeat failed; while it fails, said again once a minute at most"
+                    ),
+                    Some(Failing::Still {
+                        failures,
+                        for_secs,
+                        unlogged,
+                    }) => warn!(
+                        error = %e,
+                        failures,
+                        for_secs,
+                        unlogged,
+                        "heartbeat still failing"
+                    ),
+                    None => {}
+                }
                 // NATS is away for everyone: no heartbeat changed meanwhile,
                 // and silence from then on is counted afresh.
                 let now = Instant::now();
@@ -99,6 +120,9 @@ impl Cluster {
                 continue;
             }
             last_beat = now;
+            if let Some((failures, for_secs)) = beat_log.succeeded(Instant::now()) {
+                info!(failures, for_secs, "heartbeat into NATS again");
+            }
             // Silent long enough to be taken for dead (held up, or NATS
             // away from this node alone): the hub reads its clients'
             // nickname claims back, and closes those that are gone.
@@ -373,6 +397,78 @@ impl Cluster {
     }
 }
 
+/// What the log says of this node's heartbeat: its first failure, then
+/// at most one line each [`FAILING_LOGGED_EVERY`] while it goes on
+/// failing (with how many failures were not logged), and one when a
+/// heartbeat goes through again.
+#[derive(Debug, Default)]
+struct BeatLog {
+    /// Failing since the first failure in a row, if failing.
+    failing: Option<FailingSince>,
+}
+
+/// A run of failed heartbeats.
+#[derive(Debug)]
+struct FailingSince {
+    /// When the first of them failed.
+    since: Instant,
+    /// When the log last said so.
+    logged_at: Instant,
+    /// Failures in the run.
+    failures: u64,
+    /// Failures since the last one logged.
+    unlogged: u64,
+}
+
+/// What to log of a failed heartbeat.
+#[derive(Debug, PartialEq, Eq)]
+enum Failing {
+    /// The first of a run.
+    First,
+    /// The run goes on: `failures` in `for_secs` seconds, `unlogged` of
+    /// them since the last line.
+    Still {
+        failures: u64,
+        for_secs: u64,
+        unlogged: u64,
+    },
+}
+
+impl BeatLog {
+    /// A heartbeat failed at `now`: what to log, if anything.
+    fn failed(&mut self, now: Instant) -> Option<Failing> {
+        let Some(f) = &mut self.failing else {
+            self.failing = Some(FailingSince {
+                since: now,
+                logged_at: now,
+                failures: 1,
+                unlogged: 0,
+            });
+            return Some(Failing::First);
+        };
+        f.failures += 1;
+        if now.duration_since(f.logged_at) < FAILING_LOGGED_EVERY {
+            f.unlogged += 1;
+            return None;
+        }
+        let still = Failing::Still {
+            failures: f.failures,
+            for_secs: now.duration_since(f.since).as_secs(),
+            unlogged: f.unlogged,
+        };
+        f.logged_at = now;
+        f.unlogged = 0;
+        Some(still)
+    }
+
+    /// A heartbeat went through at `now`: after failures, how many and
+    /// for how many seconds (to log once).
+    fn succeeded(&mut self, now: Instant) -> Option<(u64, u64)> {
+        let f = self.failing.take()?;
+        Some((f.failures, now.duration_since(f.since).as_secs()))
+    }
+}
+
 /// Which runs the hub may hear are gone. A run found gone is told only
 /// once a release of nicknames that began after it was found gone is
 /// done, so that its clients are said to have left only when their
@@ -499,6 +595,31 @@ mod tests {
 
     fn runs(names: &[&str]) -> HashSet<Arc<str>> {
         names.iter().map(|n| Arc::from(*n)).collect()
+    }
+
+    #[test]
+    fn a_failing_heartbeat_is_logged_once_a_minute_and_its_return_once() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut log = BeatLog::default();
+        assert_eq!(log.succeeded(at(0)), None, "nothing failed");
+        assert_eq!(log.failed(at(1)), Some(Failing::First));
+        for s in 2..61 {
+            assert_eq!(log.failed(at(s)), None, "at {s} s");
+        }
+        assert_eq!(
+            log.failed(at(61)),
+            Some(Failing::Still {
+                failures: 61,
+                for_secs: 60,
+                unlogged: 59
+            })
+        );
+        assert_eq!(log.failed(at(62)), None);
+        assert_eq!(log.succeeded(at(63)), Some((62, 62)));
+        assert_eq!(log.succeeded(at(64)), None, "said once");
+        // A new run of failures begins with its first logged again.
+        assert_eq!(log.failed(at(65)), Some(Failing::First));
     }
 
     #[test]
