@@ -10,6 +10,7 @@ mod args;
 mod budget;
 mod cluster;
 mod conn;
+mod datadir;
 mod edge;
 mod feed;
 mod hub;
@@ -124,16 +125,32 @@ fn cannot_listen(args: &Args, e: std::io::Error) -> std::io::Error {
 }
 
 async fn run(args: Args) -> std::io::Result<()> {
-    // The port first, so that a server that cannot listen leaves nothing
-    // behind (such as a data directory made for nothing): bound and let go
-    // at once, then bound for good once the server is ready to accept
-    // (until then a client is refused, and tries again). A cluster node
-    // has no data directory to leave.
+    // What the store makes of the data directory, taken away if this
+    // start fails before it serves. The first local, so the last dropped:
+    // after the database is closed.
+    let sqlite = args.cluster.is_empty() && args.store == args::StoreKind::Sqlite;
+    let made = datadir::Made::before(sqlite.then_some(args.data_dir.as_path()));
+    // The port first, so that a server that cannot listen makes nothing
+    // at all: bound and let go at once, then bound for good once the
+    // server is ready to accept (until then a client is refused, and tries
+    // again). A cluster node has no data directory to leave.
     if args.cluster.is_empty() {
         drop(
             std::net::TcpListener::bind(args.listen.as_str())
                 .map_err(|e| cannot_listen(&args, e))?,
         );
+    }
+    // The certificate before the store, for the same reason.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::load(cert, key).map_err(std::io::Error::other)?,
+        )),
+        _ => None,
+    };
+    if args.tls_only && tls.is_none() {
+        return Err(std::io::Error::other(
+            "--tls-only needs --tls-cert and --tls-key",
+        ));
     }
     // Then the store: a directory another server holds, or a file that is
     // not ours, stops us before we accept anyone.
@@ -154,17 +171,6 @@ async fn run(args: Args) -> std::io::Result<()> {
             Some(db)
         }
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::load(cert, key).map_err(std::io::Error::other)?,
-        )),
-        _ => None,
-    };
-    if args.tls_only && tls.is_none() {
-        return Err(std::io::Error::other(
-            "--tls-only needs --tls-cert and --tls-key",
-        ));
-    }
     let joined = args.node.as_ref().filter(|_| !args.cluster.is_empty());
     let settings = Arc::new(Settings {
         max_frame_bytes: args.max_frame_bytes as usize,
@@ -297,26 +303,22 @@ async fn run(args: Args) -> std::io::Result<()> {
         Some(wait) => tokio::time::timeout(CATCH_UP, wait).await.is_ok(),
         None => true,
     };
-    let listener = TcpListener::bind(args.listen.as_str())
-        .await
-        .map_err(|e| cannot_listen(&args, e))?;
-    let addr = listener.local_addr()?;
     // Before saying we listen: a supervisor may send SIGTERM as soon as it
     // reads that line, and an unhandled SIGTERM kills us with no flush.
     let signalled = shutdown_signal();
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {addr}")?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        writeln!(out, "open {scheme}://{addr}/ in a browser")?;
-        if addr.ip().is_unspecified() {
-            for ip in lan_addresses(addr.is_ipv6()) {
-                let at = std::net::SocketAddr::new(ip, addr.port());
-                writeln!(out, "on your LAN: {scheme}://{at}/ (chatclient {at})")?;
-            }
+    let listener = match listen(&args, tls.is_some()).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            // Nobody was served: the hub closes the database (or leaves
+            // the cluster) before what this start made is taken away. The
+            // store's thread ends once every sender to it is gone.
+            drop(prune_now);
+            let _ = stop_tx.send(true);
+            let _ = hub_task.await;
+            return Err(e);
         }
-        out.flush()?;
-    }
+    };
+    made.keep();
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(link) = &cluster_link {
         link.ready.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -374,6 +376,28 @@ async fn run(args: Args) -> std::io::Result<()> {
     }
     info!("bye");
     Ok(())
+}
+
+/// Bind the port for good and say so: `listening on IP:PORT` first (with
+/// the real port when asked for port 0), then where to point a browser,
+/// and on all addresses, the LAN's.
+async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(args.listen.as_str())
+        .await
+        .map_err(|e| cannot_listen(args, e))?;
+    let addr = listener.local_addr()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {addr}")?;
+    let scheme = if tls { "https" } else { "http" };
+    writeln!(out, "open {scheme}://{addr}/ in a browser")?;
+    if addr.ip().is_unspecified() {
+        for ip in lan_addresses(addr.is_ipv6()) {
+            let at = std::net::SocketAddr::new(ip, addr.port());
+            writeln!(out, "on your LAN: {scheme}://{at}/ (chatclient {at})")?;
+        }
+    }
+    out.flush()?;
+    Ok(listener)
 }
 
 async fn accept_loop(

@@ -327,3 +327,38 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
         "{f}"
     );
 }
+
+/// A start that fails after its data directory could have been made (a
+/// certificate that cannot be read) leaves no directory behind, however
+/// many levels it would have made; a directory that was there stays, with
+/// what it held.
+#[test]
+fn a_failed_start_leaves_no_data_directory_it_made() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let cert = tmp.path().join("no-cert.pem");
+    let key = tmp.path().join("no-key.pem");
+    let bad_tls = ["--tls-cert", path_str(&cert), "--tls-key", path_str(&key)];
+    let data = tmp.path().join("a").join("b").join("data");
+    let mut args = vec!["--data-dir", path_str(&data)];
+    args.extend_from_slice(&bad_tls);
+    let line = refuses_to_start(&args);
+    assert!(line.contains("no-cert.pem"), "{line:?}");
+    assert!(
+        !tmp.path().join("a").exists(),
+        "{} was made and left",
+        tmp.path().join("a").display()
+    );
+    // One that was there, with a server's history in it: kept whole.
+    let kept = tmp.path().join("kept");
+    let mut server = durable(&kept, &[]);
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success(), "{}", server.log());
+    let before = std::fs::read(kept.join("chat.db")).expect("chat.db");
+    let mut args = vec!["--data-dir", path_str(&kept)];
+    args.extend_from_slice(&bad_tls);
+    refuses_to_start(&args);
+    assert_eq!(
+        std::fs::read(kept.join("chat.db")).expect("chat.db"),
+        before
+    );
+}

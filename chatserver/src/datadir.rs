@@ -1,0 +1,150 @@
+//! The data directory a start made, taken away again if that start fails
+//! before the server serves: a mistyped flag must not leave an empty
+//! database behind, in a directory the operator never had. Only what
+//! the start made goes, and only when no other server holds it: the
+//! store's own files by name (while holding their lock, so that a server
+//! starting on the same directory meanwhile cannot lose its files), then
+//! each directory made, if empty. Anything else, there before or put
+//! there meanwhile, stays, and so do the directories holding it.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use chatstore::{DB_FILE, LOCK_FILE};
+
+/// What SQLite keeps beside the database file (WAL mode, or a rollback
+/// journal), each `chat.db` and this.
+const DB_SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// The directories a start is about to make for its store, taken away
+/// when dropped unless [`Made::keep`] was called. Drop it only once the
+/// store is closed (in `run`, it is the first local: the last dropped).
+#[derive(Debug)]
+pub struct Made {
+    /// The directories that did not exist, the data directory first,
+    /// then each parent up to the first that existed.
+    dirs: Vec<PathBuf>,
+}
+
+impl Made {
+    /// Before the store opens `dir`: the directories opening it makes
+    /// (none when it exists, or when there is no store).
+    pub fn before(dir: Option<&Path>) -> Made {
+        let dirs = dir
+            .into_iter()
+            .flat_map(Path::ancestors)
+            // A relative path's last ancestor is "": the current directory.
+            .take_while(|d| !d.as_os_str().is_empty() && d.symlink_metadata().is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        Made { dirs }
+    }
+
+    /// The server serves: what the start made is its data directory now.
+    pub fn keep(mut self) {
+        self.dirs.clear();
+    }
+
+    /// Take away what the start made, as far as it is safe to.
+    fn remove(&self) {
+        let Some(data) = self.dirs.first() else {
+            return;
+        };
+        if let Some(lock) = held(&data.join(LOCK_FILE)) {
+            for side in std::iter::once("").chain(DB_SIDE_FILES) {
+                let _ = std::fs::remove_file(data.join(format!("{DB_FILE}{side}")));
+            }
+            // Unlinked while still held: a server that opened it meanwhile
+            // finds it locked and stops.
+            let _ = std::fs::remove_file(data.join(LOCK_FILE));
+            drop(lock);
+        }
+        // Deepest first; `remove_dir` takes only an empty one.
+        for dir in &self.dirs {
+            if std::fs::remove_dir(dir).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// The lock file at `path`, locked by us: `None` if it is missing or
+/// another server holds it.
+fn held(path: &Path) -> Option<File> {
+    let file = OpenOptions::new().write(true).open(path).ok()?;
+    file.try_lock().ok().map(|()| file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> chatstore::Store {
+        chatstore::Store::open(dir, chatstore::Sync::Normal).expect("open the store")
+    }
+
+    #[test]
+    fn what_a_failed_start_made_goes_however_deep() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("a/b/data");
+        let made = Made::before(Some(&data));
+        drop(open(&data));
+        drop(made);
+        assert!(!tmp.path().join("a").exists(), "a/ is left");
+        assert!(tmp.path().exists());
+    }
+
+    #[test]
+    fn a_start_that_serves_keeps_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let made = Made::before(Some(&data));
+        drop(open(&data));
+        made.keep();
+        assert!(data.join(DB_FILE).exists());
+    }
+
+    #[test]
+    fn a_directory_that_was_there_stays_with_what_it_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        let made = Made::before(Some(tmp.path()));
+        drop(open(tmp.path()));
+        drop(made);
+        assert!(tmp.path().join(DB_FILE).exists());
+        // Nor is there anything to take away without a store.
+        drop(Made::before(None));
+        assert!(tmp.path().join(DB_FILE).exists());
+    }
+
+    #[test]
+    fn what_another_put_in_it_stays_and_so_does_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("a/data");
+        let made = Made::before(Some(&data));
+        drop(open(&data));
+        std::fs::write(data.join("notes.txt"), "mine").unwrap();
+        drop(made);
+        assert_eq!(std::fs::read(data.join("notes.txt")).unwrap(), b"mine");
+        assert!(!data.join(DB_FILE).exists(), "the store's own file goes");
+    }
+
+    #[test]
+    fn a_directory_another_server_holds_is_left_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        // Two starts at once on a new directory: both saw it missing, the
+        // other one opened the store first and serves from it.
+        let made = Made::before(Some(&data));
+        let other = open(&data);
+        drop(made);
+        assert!(data.join(DB_FILE).exists());
+        assert!(data.join(LOCK_FILE).exists());
+        drop(other);
+    }
+}
