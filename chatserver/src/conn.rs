@@ -41,6 +41,18 @@ enum Stop {
     HubGone,
 }
 
+impl Stop {
+    /// Why, in the log's words.
+    fn said(&self) -> &'static str {
+        match self {
+            Stop::Eof => "the client closed it",
+            Stop::Failed(_) => "it failed",
+            Stop::Closing => "the server closed it",
+            Stop::HubGone => "the server is stopping",
+        }
+    }
+}
+
 /// Serve one accepted connection until it ends. `_admission` and `_done`
 /// are held until then: the connection's place under the caps, and the
 /// token the shutdown waits for.
@@ -71,7 +83,7 @@ pub async fn serve(
     let stop = reader.run().await;
     match &stop {
         Stop::Failed(e) => debug!(client = %id, %addr, error = %e, "connection failed"),
-        other => debug!(client = %id, %addr, reason = ?other, "connection ending"),
+        other => debug!(client = %id, %addr, why = other.said(), "connection ending"),
     }
     // Leave the room at once, so everyone sees the offline presence now,
     // then finish writing what was queued before the leave.

@@ -186,7 +186,7 @@ pub async fn serve(
                 Speaks::Nothing => debug!(%addr, "TLS closed before its first byte"),
             }
         }
-        other => debug!(%addr, ?other, "closing: not a way in this server allows"),
+        Speaks::Nothing => debug!(%addr, "closed before its first byte"),
     }
 }
 

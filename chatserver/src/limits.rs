@@ -35,6 +35,21 @@ pub enum Refused {
 }
 
 impl Limits {
+    /// Why a connection was refused, for the log: what the client is told
+    /// (`refuse::reason`), and the cap with the flag that sets it.
+    pub fn explain(&self, why: Refused) -> String {
+        match why {
+            Refused::Full => format!(
+                "the server has no room for another client (--max-clients {})",
+                self.max_total
+            ),
+            Refused::IpFull => format!(
+                "too many connections from this address (--max-clients-per-ip {})",
+                self.max_per_ip
+            ),
+        }
+    }
+
     /// Caps of `max_total` connections, `max_per_ip` per address (0: none).
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
         Arc::new(Limits {
@@ -92,5 +107,18 @@ mod tests {
         assert_eq!(limits.admit(b).unwrap_err(), Refused::Full);
         drop(a1);
         assert!(limits.admit(b).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_is_explained_with_its_cap_and_flag() {
+        let limits = Limits::new(100, 2);
+        assert_eq!(
+            limits.explain(Refused::Full),
+            "the server has no room for another client (--max-clients 100)"
+        );
+        assert_eq!(
+            limits.explain(Refused::IpFull),
+            "too many connections from this address (--max-clients-per-ip 2)"
+        );
     }
 }

@@ -430,7 +430,7 @@ async fn accept_loop(
                 tokio::spawn(edge::serve(stream, addr, edge, admission, done.clone()));
             }
             Err(why) => {
-                info!(%addr, ?why, "refusing connection: server_full");
+                info!(%addr, why = limits.explain(why).as_str(), "refusing connection: server_full");
                 settings.metrics.closed_for("server_full");
                 refuser.refuse(stream, why);
             }

@@ -63,7 +63,8 @@ fn answer_for(first: Option<u8>) -> Answer {
     }
 }
 
-/// Why, in words, for `why`.
+/// Why, in words, for `why`: what the client is told (the log says the
+/// same, with the cap: `Limits::explain`).
 fn reason(why: Refused) -> &'static str {
     match why {
         Refused::Full => "the server has no room for another client; try again later",

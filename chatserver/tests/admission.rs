@@ -2,7 +2,23 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, WAIT};
+
+/// The log's line for a refused connection: it says why in words, with
+/// the cap and its flag (it said `why=Full`).
+fn refusal_logged(server: &Server, why: &str) {
+    assert!(
+        server.wait_for_line("refusing connection", WAIT),
+        "no refusal logged:\n{}",
+        server.log()
+    );
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("refusing connection"))
+        .expect("the line waited for");
+    assert!(line.contains(&format!("why=\"{why}\"")), "{line}");
+}
 
 #[test]
 fn max_clients_refuses_the_next_connection_with_server_full() {
@@ -17,6 +33,10 @@ fn max_clients_refuses_the_next_connection_with_server_full() {
     // The refusal touched nobody already in.
     alice.ping_pong();
     lurker.ping_pong();
+    refusal_logged(
+        &server,
+        "the server has no room for another client (--max-clients 2)",
+    );
 }
 
 #[test]
@@ -28,4 +48,8 @@ fn max_clients_per_ip_refuses_a_second_connection_from_one_address() {
     assert!(message.contains("address"), "{message}");
     second.expect_closed();
     alice.ping_pong();
+    refusal_logged(
+        &server,
+        "too many connections from this address (--max-clients-per-ip 1)",
+    );
 }
