@@ -319,6 +319,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         }
     };
     made.keep();
+    if let Ok(addr) = listener.local_addr() {
+        log_settings(&args, addr, tls.is_some());
+    }
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(link) = &cluster_link {
         link.ready.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -398,6 +401,68 @@ async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
     }
     out.flush()?;
     Ok(listener)
+}
+
+/// One line at start with the settings an operator checks first, each
+/// named as its flag (`--max-clients` is `max_clients`); a 0 that means
+/// no limit says `unlimited`. Settings that do not apply (a data
+/// directory in memory or cluster mode) are left out.
+fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
+    let cluster = !args.cluster.is_empty();
+    let sqlite = !cluster && args.store == args::StoreKind::Sqlite;
+    let store = match args.store {
+        _ if cluster => "cluster",
+        args::StoreKind::Sqlite => "sqlite",
+        args::StoreKind::Memory => "memory",
+    };
+    let sync = match args.sync {
+        args::SyncMode::Normal => "normal",
+        args::SyncMode::Full => "full",
+    };
+    let data_dir = args.data_dir.to_string_lossy();
+    let urls = args.cluster.join(",");
+    // Kept on disk or in the cluster's streams; nowhere in memory mode.
+    let kept = sqlite || cluster;
+    let max_age = kept.then_some(tracing::field::display(Cap(args.history_max_age_days)));
+    let max_mib = sqlite.then_some(tracing::field::display(Cap(args.store_max_mib)));
+    info!(
+        listen = %addr,
+        tls = match (tls, args.tls_only) {
+            (false, _) => "off",
+            (true, false) => "on",
+            (true, true) => "only",
+        },
+        store,
+        data_dir = sqlite.then_some(data_dir.as_ref()),
+        sync = sqlite.then_some(sync),
+        cluster = cluster.then_some(urls.as_str()),
+        node = args.node.as_deref().filter(|_| cluster),
+        cluster_replicas = cluster.then_some(args.cluster_replicas),
+        max_clients = args.max_clients,
+        max_clients_per_ip = %Cap(args.max_clients_per_ip),
+        rate = %Cap(u64::from(args.rate)),
+        burst = args.burst,
+        max_frame_bytes = args.max_frame_bytes,
+        history_per_room = args.history_per_room,
+        history_bytes_per_room = args.history_bytes_per_room,
+        history_bytes_total = args.history_bytes_total,
+        history_max_messages = kept.then_some(args.history_max_messages),
+        history_max_age_days = max_age,
+        store_max_mib = max_mib,
+        "settings"
+    );
+}
+
+/// A limit whose 0 means none, as the log shows it.
+struct Cap(u64);
+
+impl std::fmt::Display for Cap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("unlimited"),
+            n => write!(f, "{n}"),
+        }
+    }
 }
 
 async fn accept_loop(

@@ -1,6 +1,7 @@
 //! Settings that cannot work are refused at start, naming the setting and
 //! its range (exit 2); the log level from the flag wins over RUST_LOG; a
-//! host name is resolved; the log can leave private text out.
+//! host name is resolved; the log can leave private text out; the log
+//! says the settings in effect at start.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, WAIT};
 use serde_json::json;
 
 /// Run chatserver with `args` and `env` until it exits (at most 10 s):
@@ -208,5 +209,92 @@ fn the_log_can_leave_private_text_out_and_says_who_left_at_shutdown() {
             log.contains(&format!("{nick} left (the server is shutting down)")),
             "{log}"
         );
+    }
+}
+
+/// The settings line the server logs at start, once `listening on` and
+/// the browser's line are out.
+fn settings_line(server: &Server) -> String {
+    assert!(
+        server.second_line().starts_with("open http://"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.wait_for_line(" settings listen=", WAIT),
+        "no settings line:\n{}",
+        server.log()
+    );
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains(" settings listen="));
+    line.expect("the line waited for").to_owned()
+}
+
+/// One line at start says the settings an operator checks first, named
+/// as their flags, a 0 that means no limit as `unlimited`, and leaves out
+/// what does not apply (a data directory in memory).
+#[test]
+fn the_settings_in_effect_are_logged_at_start() {
+    let server = Server::start(&[
+        "--max-clients",
+        "7",
+        "--max-clients-per-ip",
+        "0",
+        "--rate",
+        "9",
+        "--burst",
+        "11",
+        "--max-frame-bytes",
+        "4096",
+        "--history-per-room",
+        "5",
+    ]);
+    let line = settings_line(&server);
+    for said in [
+        format!("listen={}", server.addr()),
+        "tls=\"off\"".to_owned(),
+        "store=\"memory\"".to_owned(),
+        "max_clients=7 ".to_owned(),
+        "max_clients_per_ip=unlimited ".to_owned(),
+        "rate=9 ".to_owned(),
+        "burst=11 ".to_owned(),
+        "max_frame_bytes=4096 ".to_owned(),
+        "history_per_room=5 ".to_owned(),
+        "history_bytes_per_room=1048576 ".to_owned(),
+        "history_bytes_total=268435456".to_owned(),
+    ] {
+        assert!(line.contains(&said), "no {said:?} in {line}");
+    }
+    for absent in ["data_dir=", "sync=", "history_max_messages=", "cluster="] {
+        assert!(!line.contains(absent), "{absent:?} in {line}");
+    }
+}
+
+/// With the database: where it is, how it syncs, how long history is kept.
+#[test]
+fn the_settings_line_names_the_data_directory() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("a UTF-8 temporary path");
+    let server = Server::start(&[
+        "--data-dir",
+        data,
+        "--sync",
+        "full",
+        "--history-max-age-days",
+        "0",
+        "--history-max-messages",
+        "500",
+    ]);
+    let line = settings_line(&server);
+    for said in [
+        "store=\"sqlite\"".to_owned(),
+        format!("data_dir={data:?}"),
+        "sync=\"full\"".to_owned(),
+        "history_max_messages=500 ".to_owned(),
+        "history_max_age_days=unlimited ".to_owned(),
+        "store_max_mib=unlimited".to_owned(),
+    ] {
+        assert!(line.contains(&said), "no {said:?} in {line}");
     }
 }
