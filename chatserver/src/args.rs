@@ -249,7 +249,8 @@ pub struct Args {
     /// Bytes queued for one client that it has not read yet (each frame
     /// also counts 32 bytes for its place in the queue); past this it gets
     /// slow_consumer and is closed (4096 to 1073741824, and at least
-    /// --max-frame-bytes plus 32: one frame must fit).
+    /// --max-frame-bytes plus 36: one frame with its 4-byte header and
+    /// its 32 must fit).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
     pub outbound_queue_bytes: u64,

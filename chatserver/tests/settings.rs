@@ -1,7 +1,8 @@
 //! Settings that cannot work are refused at start, naming the setting and
 //! its range (exit 2); the log level from the flag wins over RUST_LOG; a
 //! host name is resolved; the log can leave private text out; the log
-//! says the settings in effect at start.
+//! says the settings in effect at start; README's flags table agrees
+//! with the server.
 
 mod common;
 
@@ -296,5 +297,102 @@ fn the_settings_line_names_the_data_directory() {
         "store_max_mib=unlimited".to_owned(),
     ] {
         assert!(line.contains(&said), "no {said:?} in {line}");
+    }
+}
+
+/// README's server flags table: each row's flag, its default column and
+/// its meaning column.
+fn readme_server_flags() -> Vec<(String, String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).expect("read README.md");
+    let table = readme
+        .split("## The server's flags")
+        .nth(1)
+        .expect("README has the server's flags");
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with("| flag |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.trim_matches('|').splitn(4, " | ").collect();
+            let flag = cells[0].trim().trim_matches('`');
+            let flag = flag.split_whitespace().next().expect("a flag").to_owned();
+            (flag, cells[2].trim().to_owned(), cells[3].to_owned())
+        })
+        .collect()
+}
+
+/// The `[default: X]` of each flag in `chatserver --help`.
+fn help_defaults() -> Vec<(String, Option<String>)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_chatserver"))
+        .arg("--help")
+        .output()
+        .expect("run chatserver --help");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut flags = Vec::new();
+    for line in help.lines() {
+        if let Some(flag) = line.trim_start().strip_prefix("--") {
+            let name = flag.split_whitespace().next().unwrap_or_default();
+            flags.push((format!("--{name}"), None));
+        } else if let Some(d) = line.trim().strip_prefix("[default: ") {
+            if let Some(last) = flags.last_mut() {
+                last.1 = Some(d.trim_end_matches(']').to_owned());
+            }
+        }
+    }
+    flags
+}
+
+/// The first `A to B` in `text`, both numbers.
+fn range_in(text: &str) -> Option<(u64, u64)> {
+    text.match_indices(" to ").find_map(|(at, _)| {
+        let before = text[..at].rsplit(|c: char| !c.is_ascii_digit()).next()?;
+        let after = text[at + 4..].split(|c: char| !c.is_ascii_digit()).next()?;
+        Some((before.parse().ok()?, after.parse().ok()?))
+    })
+}
+
+/// The number after the first `at least ` in `text`.
+fn at_least_in(text: &str) -> Option<u64> {
+    let (_, rest) = text.split_once("at least ")?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// README's server flags table tells the truth: a row for every flag,
+/// each with the server's default, and each numeric one with its range,
+/// the range the server checks (a value just past it is refused, and
+/// the refusal names the same range).
+#[test]
+fn readme_gives_each_server_flags_default_and_range() {
+    let rows = readme_server_flags();
+    let defaults = help_defaults();
+    for (flag, default) in &defaults {
+        if flag == "--help" || flag == "--version" {
+            continue;
+        }
+        let row = rows.iter().find(|(f, _, _)| f == flag);
+        let (_, readme_default, meaning) =
+            row.unwrap_or_else(|| panic!("README has no row for {flag}"));
+        if let Some(default) = default {
+            assert_eq!(
+                readme_default.trim_matches('`'),
+                default,
+                "{flag}'s default"
+            );
+        }
+        if !readme_default.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        // (A to B) or (at least A); the server's own words for it.
+        let (past, range) = match (range_in(meaning), at_least_in(meaning)) {
+            (Some((low, high)), _) => (high + 1, format!("{low}..={high}")),
+            (None, Some(low)) if low > 0 => (low - 1, format!("{low}..")),
+            _ => panic!("README gives no range for {flag}: {meaning}"),
+        };
+        assert_refused(&[flag, &past.to_string()], &[], &[flag, &range]);
     }
 }
