@@ -1679,11 +1679,11 @@ fn purge(nats: &Nats, room: &str) {
     });
 }
 
-/// NATS's store full (its `max_file_store` reached): a message is
-/// answered `unavailable` naming the cause, at once, and the node goes on
-/// answering everything else; presence that finds no room waits for it
-/// (and messages sent meanwhile are refused, not stored before it); once
-/// there is room again, both go on.
+/// NATS's store full (its `max_file_store` reached): a message, or an
+/// entering, is answered `unavailable` naming the cause, at once, and the
+/// node goes on answering everything else; a leaving that finds no room
+/// waits for it (and messages sent meanwhile are refused, not stored
+/// before it); once there is room again, all goes on.
 #[test]
 fn a_full_nats_store_refuses_messages_and_the_node_goes_on() {
     let test = "a_full_nats_store_refuses_messages_and_the_node_goes_on";
@@ -1715,8 +1715,20 @@ fn a_full_nats_store_refuses_messages_and_the_node_goes_on() {
     let why = refused["message"].as_str().unwrap();
     assert!(why.contains("full"), "{why}");
     alice.ping_pong();
-    // Presence finds no room either: bob's entering #rust waits...
+    // Entering finds no room either: refused, bob is not in #rust.
+    // (bob reads alice's messages in the lobby first.)
     bob.send_frame(&json!({"type": "enter", "room": "rust"}));
+    let got = read_until(&mut bob, 500, |f| kind(f) == "error");
+    let f = got.last().unwrap();
+    assert_eq!(
+        (&f["code"], &f["room"], &f["id"]),
+        (&json!("unavailable"), &json!("rust"), &Value::Null),
+        "{f}"
+    );
+    assert!(f["message"].as_str().unwrap().contains("full"), "{f}");
+    bob.ping_pong();
+    // A leaving waits for room...
+    bob.send_frame(&json!({"type": "part", "room": "lobby"}));
     // ...and a message meanwhile is refused (it would go before it).
     alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "short", "id": "s1"}));
     let f = alice.expect_kind("error");
@@ -1726,10 +1738,12 @@ fn a_full_nats_store_refuses_messages_and_the_node_goes_on() {
         "{f}"
     );
     alice.ping_pong();
-    // Room made: bob is in #rust, and alice's messages are taken again.
+    // Room made: bob's leaving goes through, alice's messages are taken
+    // again, and bob may enter #rust.
     purge(&nats, "lobby");
-    // (bob reads alice's messages in the lobby first.)
-    let got = read_until(&mut bob, 500, |f| kind(f) == "entered");
+    read_until(&mut alice, 10, |f| is_presence(f, "bob", "offline"));
+    bob.send_frame(&json!({"type": "enter", "room": "rust"}));
+    let got = read_until(&mut bob, 10, |f| kind(f) == "entered");
     assert_eq!(got.last().unwrap()["room"], "rust");
     let deadline = Instant::now() + WAIT;
     for k in 0.. {
@@ -1840,4 +1854,34 @@ fn nats_away_is_logged_once_not_at_each_heartbeat() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no failures=N in {back:?}"));
     assert!(failures >= 2, "the join's wait outlasts a heartbeat: {log}");
+}
+
+/// At an account's stream limit, entering a new room (whose stream NATS
+/// will not make) is answered `unavailable` with the room, and nothing
+/// else waits: messages in the rooms there are go on.
+#[test]
+fn entering_a_room_past_the_accounts_stream_limit_is_refused_and_the_rest_goes_on() {
+    let test = "entering_a_room_past_the_accounts_stream_limit_is_refused_and_the_rest_goes_on";
+    // The node's three buckets and the lobby's stream.
+    let config = "accounts: { A: { jetstream: { max_file: 64MB, max_mem: 64MB, \
+                  max_streams: 4 }, users: [ { user: a, password: a } ] } }\n\
+                  no_auth_user: a\n";
+    let Some(nats) = Nats::start_with(test, config) else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| is_presence(f, "alice", "online"));
+    alice.send_frame(&json!({"type": "enter", "room": "rust"}));
+    let f = alice.recv_frame();
+    assert_eq!(
+        (&f["type"], &f["code"], &f["room"]),
+        (&json!("error"), &json!("unavailable"), &json!("rust")),
+        "{f}"
+    );
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "still here", "id": "m1"}));
+    let f = alice.expect_kind("msg");
+    assert_eq!(f["id"], "m1", "{f}");
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "there?", "id": "m2"}));
+    assert_eq!(alice.expect_kind("error")["code"], "not_in_room");
 }

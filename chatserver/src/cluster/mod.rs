@@ -215,9 +215,11 @@ pub struct Proposal {
     pub room: Arc<str>,
     pub payload: Bytes,
     pub msg_id: String,
-    /// A message (not presence): one the log has no room for is refused
-    /// to its sender rather than tried again until there is.
-    pub msg: bool,
+    /// A message or an entering, which the core can take back
+    /// (`Server::handle_log_refused`): one the log has no room for is
+    /// refused to its sender rather than tried again until there is. A
+    /// leaving must be stored, sooner or later.
+    pub undoable: bool,
     /// Published once already (its acknowledgement failed): a duplicate
     /// may be that try's copy, not another node's.
     pub tried: bool,

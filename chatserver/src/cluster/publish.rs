@@ -12,7 +12,7 @@ use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
-use chatproto::Event;
+use chatproto::{Event, EventBody, PresenceStatus};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -97,7 +97,14 @@ impl Cluster {
             room: Arc::clone(&event.room),
             payload: encode_event(event),
             msg_id,
-            msg: event.is_msg(),
+            undoable: event.is_msg()
+                || matches!(
+                    event.body,
+                    EventBody::Presence {
+                        status: PresenceStatus::Online,
+                        ..
+                    }
+                ),
             tried: false,
         };
         if self.proposals.send(proposal).is_err() {
@@ -123,16 +130,17 @@ impl Cluster {
     /// sender is told it was not sent (`unavailable`) rather than have it
     /// stored out of order.
     ///
-    /// A message NATS has no room for (its store or the account's limits
-    /// full) is refused to its sender at once. Presence is tried again
-    /// until there is room (as is a message whose earlier try, its answer
-    /// lost, may be stored); while it waits, the batch's messages not sent
-    /// yet and those proposed meanwhile are refused as they come (storing
-    /// them would put them before it), and later presence waits behind
-    /// it, in order.
+    /// A message or an entering NATS has no room for (its store or the
+    /// account's limits full, or no room for a new room's stream) is
+    /// refused to its sender at once. A leaving is tried again until there
+    /// is room (as is a message or entering whose earlier try, its answer
+    /// lost, may be stored); while it waits, the batch's messages and
+    /// enterings not sent yet and those proposed meanwhile are refused as
+    /// they come (storing them would put them before it), and later
+    /// leavings wait behind it, in order.
     pub(super) async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-        // Presence that came while earlier presence waited for room in the
+        // Leavings that came while an earlier one waited for room in the
         // log: published first, in order, before anything from `rx`.
         let mut held: VecDeque<Proposal> = VecDeque::new();
         // Rooms whose stream is known to exist, with their subject (made
@@ -169,11 +177,11 @@ impl Cluster {
                         why,
                         full: Some(cause),
                     }) => {
-                        // The batch's messages not sent yet would go after
+                        // The batch's messages and enterings not sent yet would go after
                         // what waits: refused now. (One sent whose answer
                         // was lost may be stored: tried again, as ever.)
                         for (i, p) in batch.iter().enumerate() {
-                            if stored[i] == 0 && p.msg && !p.tried {
+                            if stored[i] == 0 && p.undoable && !p.tried {
                                 stored[i] = REFUSED;
                                 self.refuse(p, &cause).await;
                             }
@@ -205,9 +213,9 @@ impl Cluster {
         }
     }
 
-    /// Wait `wait` while presence waits for room in the log: each message
-    /// proposed meanwhile is refused for `cause` as it comes; anything else
-    /// joins `held`, in order, to be published after what waits.
+    /// Wait `wait` while a leaving waits for room in the log: each message
+    /// or entering proposed meanwhile is refused for `cause` as it comes;
+    /// a leaving joins `held`, in order, to be published after what waits.
     async fn wait_refusing(
         &self,
         rx: &mut mpsc::UnboundedReceiver<Proposal>,
@@ -217,7 +225,7 @@ impl Cluster {
     ) {
         let until = tokio::time::Instant::now() + wait;
         while let Ok(Some(p)) = tokio::time::timeout_at(until, rx.recv()).await {
-            if p.msg {
+            if p.undoable {
                 self.refuse(&p, cause).await;
                 self.pending.fetch_sub(1, Ordering::Relaxed);
             } else {
@@ -242,16 +250,16 @@ impl Cluster {
         let n = todo.len();
         let mut acks = Vec::with_capacity(n);
         let mut failed = None;
-        // NATS said it has no room (for presence: tried again).
+        // NATS said it has no room (for a leaving: tried again).
         let mut full = None;
         // Rooms whose streams NATS had no room to make, this round: their
-        // messages refused without asking again.
+        // messages and enterings refused without asking again.
         let mut unmade: Vec<(Arc<str>, String)> = Vec::new();
         for (k, &(i, guard)) in todo.iter().enumerate() {
             let p = &mut batch[i];
             if !known.contains_key(&p.room) {
                 if let Some((_, cause)) = unmade.iter().find(|(r, _)| *r == p.room) {
-                    if p.msg && !p.tried {
+                    if p.undoable && !p.tried {
                         stored[i] = REFUSED;
                         self.refuse(p, cause).await;
                         continue;
@@ -259,10 +267,11 @@ impl Cluster {
                 }
                 match self.open_stream(&p.room).await {
                     Ok(()) => {}
-                    // No room for the room's stream: its messages refused.
+                    // No room for the room's stream: its messages and
+                    // enterings refused.
                     Err(Failure {
                         full: Some(cause), ..
-                    }) if p.msg && !p.tried => {
+                    }) if p.undoable && !p.tried => {
                         stored[i] = REFUSED;
                         self.refuse(p, &cause).await;
                         unmade.push((Arc::clone(&p.room), cause));
@@ -371,7 +380,7 @@ impl Cluster {
                 }
                 // No room for it: its sender told (unless an earlier try,
                 // whose answer was lost, may have stored it).
-                Err((_, Some(cause), _)) if batch[i].msg && !tried => {
+                Err((_, Some(cause), _)) if batch[i].undoable && !tried => {
                     stored[i] = REFUSED;
                     self.refuse(&batch[i], &cause).await;
                 }
