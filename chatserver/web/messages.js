@@ -35,6 +35,10 @@ export class MessageView {
     // is resized (an error line appears, the keyboard opens on a phone).
     this.stuck = true;
     this.lastTop = 0;
+    // A frame asked for to scroll (or show the jump button) once for all
+    // the lines put in since: reading the layout after each line of a
+    // burst cost a whole layout each, and froze the page for seconds.
+    this.frame = 0;
     scroller.addEventListener('scroll', () => this.onScroll(), { passive: true });
     new ResizeObserver(() => {
       if (this.stuck) this.toBottom();
@@ -96,7 +100,7 @@ export class MessageView {
   show(room) {
     const old = this.current && this.rooms.get(this.current);
     if (old) {
-      old.stick = this.atBottom();
+      old.stick = this.stuck;
       old.top = this.scroller.scrollTop;
       old.section.hidden = true;
     }
@@ -249,9 +253,8 @@ export class MessageView {
     li.className = className;
     if (code) li.dataset.code = code;
     li.append(timeElement(Date.now()), isolated('span', 'text', text));
-    const stick = this.isCurrent(room) && this.atBottom();
     r.events.append(li);
-    if (stick) this.toBottom();
+    if (this.isCurrent(room)) this.settle();
     return li;
   }
 
@@ -272,7 +275,10 @@ export class MessageView {
     state.textContent = 'sending…';
     li.append(head, ' ', isolated('span', 'text', p.text), ' ', state);
     r.pending.append(li);
-    if (this.isCurrent(p.room)) this.toBottom();
+    if (this.isCurrent(p.room)) {
+      this.stuck = true;
+      this.settle();
+    }
   }
 
   acked(p) {
@@ -293,7 +299,7 @@ export class MessageView {
    */
   above(room, fn) {
     const cur = this.isCurrent(room);
-    const stick = cur && this.atBottom();
+    const stick = cur && this.stuck;
     const before = this.scroller.scrollHeight;
     this.scroller.setAttribute('aria-busy', 'true');
     fn();
@@ -308,7 +314,6 @@ export class MessageView {
     const r = this.rooms.get(room);
     if (!r || r.seqs.has(seq)) return false;
     if (r.cleared && seq >= r.cleared.from && seq <= r.cleared.to) return false;
-    const stick = this.isCurrent(room) && this.atBottom();
     // Usually the newest: scan back from the end to the last smaller seq;
     // lines without a seq (notices) stay where they were put.
     let after = null;
@@ -328,10 +333,9 @@ export class MessageView {
     r.seqs.set(seq, li);
     // Only while the reader follows the newest lines (here, or when it
     // last looked at this room): one reading older ones keeps them.
-    const following = this.isCurrent(room) ? stick : r.stick;
+    const following = this.isCurrent(room) ? this.stuck : r.stick;
     if (r.seqs.size > MAX_SHOWN && following && maxSeen < seq) this.trim(room, r);
-    if (stick) this.toBottom();
-    else if (this.isCurrent(room)) this.updateJump();
+    if (this.isCurrent(room)) this.settle();
     return true;
   }
 
@@ -354,6 +358,19 @@ export class MessageView {
   atBottom() {
     const s = this.scroller;
     return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR;
+  }
+
+  /**
+   * Before the next paint, once however many lines came: to the newest
+   * line if the reader follows them, else the jump button updated.
+   */
+  settle() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      if (this.stuck) this.toBottom();
+      else this.updateJump();
+    });
   }
 
   toBottom() {
