@@ -310,6 +310,9 @@ const handlers = {
     } else if (reconnect && !resumed) {
       note(current, 'reconnected as a new session', 'notice');
     }
+    // What the bar said of the lost connection ("you did not answer a
+    // ping in time") is over: the log keeps it.
+    if (reconnect) clearErrors(true);
     for (const r of session.rooms.keys()) roomList.setEntering(r, true);
     view.pendingState('sending…');
   },

@@ -396,15 +396,19 @@ export class MessageView {
   }
 }
 
-/** Whether `text` names `nick` as `@nick`. */
+/**
+ * Whether `text` names `nick` as a word of its own, ignoring case: `hi
+ * bob`, `bob: look`, `@bob`, not `bobby` (as the terminal client does).
+ */
 function mentions(text, nick) {
+  if (!nick) return false;
   const t = text.toLowerCase();
-  const n = '@' + nick.toLowerCase();
-  let i = t.indexOf(n);
-  while (i >= 0) {
-    const next = t[i + n.length];
-    if (next === undefined || !/[\p{L}\p{N}_.-]/u.test(next)) return true;
-    i = t.indexOf(n, i + 1);
+  const n = nick.toLowerCase();
+  const word = /[\p{L}\p{N}]/u;
+  for (let i = t.indexOf(n); i >= 0; i = t.indexOf(n, i + 1)) {
+    const before = i > 0 ? t[i - 1] : '';
+    const after = t[i + n.length] ?? '';
+    if (!word.test(before) && !word.test(after)) return true;
   }
   return false;
 }

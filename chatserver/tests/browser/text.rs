@@ -160,3 +160,49 @@ async fn joiners_and_tabs(h: &Harness, server: &Server) {
     assert_eq!(ctl, json!(["\\u{200d}", "\\t", "\\t"]));
     page.close().await;
 }
+
+// ---------------------------------------------------------------------
+// A line that names the reader is marked, as the terminal client does.
+// ---------------------------------------------------------------------
+
+#[test]
+fn a_line_naming_the_reader_as_a_word_is_marked_a_mention() {
+    let Some(h) = Harness::start("a_line_naming_the_reader_as_a_word") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(naming_the_reader(&h, &server));
+}
+
+async fn naming_the_reader(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let mut bob = server.join("bob");
+    let said = [
+        "alice: are you there?",
+        "thanks Alice.",
+        "@alice look",
+        "hi malice",
+        "alice2 is someone else",
+    ];
+    for text in said {
+        say_in(&mut bob, "lobby", &[], text);
+    }
+    page.wait_texts("lobby", &said).await;
+    let marked = page
+        .js(
+            "return Array.from(document.querySelectorAll('.room-log[data-room=lobby] li.msg'),
+               (li) => [li.querySelector('.text').textContent, li.classList.contains('mention')]);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        marked,
+        json!([
+            ["alice: are you there?", true],
+            ["thanks Alice.", true],
+            ["@alice look", true],
+            ["hi malice", false],
+            ["alice2 is someone else", false],
+        ])
+    );
+}
