@@ -350,9 +350,9 @@ const handlers = {
     roomList.setEntering(room, false);
     if (again) catchup.set(room, 0);
     if (newEpoch) {
-      view.clearRoom(room);
       backlog.reset(room);
-      note(room, `history has a gap: the server's history of #${room} was reset, so earlier messages are gone`, 'notice gap');
+      const mark = note(room, `the server started #${room}'s history anew: the lines above are from before it`, 'notice gap');
+      view.newEpoch(room, mark);
     } else if (gap) {
       const li = note(room, `history has a gap: some messages sent in #${room} while you were away are not shown`, 'notice gap');
       backlog.gap(room, gapAfter, li);

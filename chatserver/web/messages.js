@@ -117,13 +117,22 @@ export class MessageView {
     this.updateJump();
   }
 
-  /** Forget what `room` shows (its history was reset: seqs start over). */
-  clearRoom(room) {
+  /**
+   * `room`'s history was reset (a server that keeps it only in memory
+   * started again): its seqs start over. What is shown stays, as lines
+   * without a seq (`old`), above `mark` (the line that says so), and the
+   * new history goes below it.
+   */
+  newEpoch(room, mark) {
     const r = this.rooms.get(room);
     if (!r) return;
-    r.events.replaceChildren();
+    for (const li of r.seqs.values()) {
+      delete li.dataset.seq;
+      li.classList.add('old');
+    }
     r.seqs.clear();
     r.cleared = null;
+    if (mark) r.floor = mark;
   }
 
   /**
@@ -329,6 +338,7 @@ export class MessageView {
     }
     if (maxSeen < seq) r.events.append(li);
     else if (after) after.after(li);
+    else if (r.floor?.isConnected) r.floor.after(li);
     else r.events.prepend(li);
     r.seqs.set(seq, li);
     // Only while the reader follows the newest lines (here, or when it

@@ -214,3 +214,53 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
         page.close().await;
     });
 }
+
+/// A server that keeps history only in memory, started again: the page
+/// keeps the lines it showed (without their seqs, which start over),
+/// says the room's history began anew, and shows the new lines below.
+#[test]
+fn a_rooms_history_started_anew_keeps_what_was_shown_above_a_mark() {
+    let Some(h) = Harness::start("a_rooms_history_started_anew") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir, "--store", "memory"];
+    h.block_on(started_anew(&h, &flags));
+}
+
+async fn started_anew(h: &Harness, flags: &[&str]) {
+    let mut server = Server::start(flags);
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let mut bob = server.join("bob");
+    say_in(&mut bob, "lobby", &[], "before, from bob");
+    page.wait_texts("lobby", &["before, from bob"]).await;
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+    drop(server);
+    page.wait_state("reconnecting").await;
+    let server = Server::start(flags);
+    page.wait_state("connected").await;
+    let mut carol = server.join("carol");
+    say_in(&mut carol, "lobby", &[], "after, from carol");
+    let lines = page
+        .wait_texts("lobby", &["before, from bob", "after, from carol"])
+        .await;
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.text.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?}: {:#?}", shown(&lines)))
+    };
+    let (before, mark, after) = (
+        at("before, from bob"),
+        at("history anew"),
+        at("after, from carol"),
+    );
+    assert!(before < mark && mark < after, "{:#?}", shown(&lines));
+    let old = &lines[before];
+    assert!(old.has_class("old") && old.seq.is_none(), "{old:?}");
+    assert!(lines[after].seq.is_some(), "{:?}", lines[after]);
+    page.close().await;
+}
