@@ -87,7 +87,7 @@ function startChat(nick, token = null) {
     state: (state, detail) => showStatus(state, detail, everJoined),
   });
   for (const r of rooms) addRoom(r);
-  const last = saved.get('current');
+  const last = tabSaved.get('rooms') ? tabSaved.get('current') : saved.get('current');
   select(rooms.includes(last) ? last : rooms[0]);
   conn.start();
 }
@@ -129,10 +129,13 @@ function leave() {
 
 // ---- rooms ----------------------------------------------------------------
 
+// A tab's rooms are its own: kept in the tab (a reload comes back to
+// them, whatever another tab of this browser entered or left since) and,
+// for a new tab, in the browser (the last rooms used anywhere).
 function savedRooms() {
   let list = [];
   try {
-    list = JSON.parse(saved.get('rooms') || '[]');
+    list = JSON.parse(tabSaved.get('rooms') || saved.get('rooms') || '[]');
   } catch {
     list = [];
   }
@@ -148,8 +151,11 @@ function saveRooms() {
   if (!session) return;
   // The list in its own order; the room being read apart, so that a
   // reload comes back to it without moving it to the top.
-  saved.set('rooms', JSON.stringify([...session.rooms.keys()]));
-  saved.set('current', current ?? '');
+  const rooms = JSON.stringify([...session.rooms.keys()]);
+  for (const store of [tabSaved, saved]) {
+    store.set('rooms', rooms);
+    store.set('current', current ?? '');
+  }
 }
 
 function addRoom(room) {

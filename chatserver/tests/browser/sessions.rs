@@ -433,3 +433,78 @@ async fn copy_after_elsewhere(h: &Harness, server: &Server) {
     assert_eq!(v["state"], json!("elsewhere"), "{v}");
     page.close().await;
 }
+
+/// Two tabs of one browser, two nicknames: what one enters and leaves
+/// is its own, and the other, reloaded, comes back to its own rooms.
+#[test]
+fn a_reloaded_tab_comes_back_to_its_own_rooms_not_another_tabs() {
+    let Some(h) = Harness::start("a_reloaded_tab_comes_back_to_its_own_rooms") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(own_rooms(&h, &server));
+}
+
+/// The rooms in the current window's list.
+async fn room_list(page: &Page) -> Value {
+    page.js(
+        "return [...document.querySelectorAll('#rooms li')].map(li => li.dataset.room);",
+        vec![],
+    )
+    .await
+}
+
+async fn wait_rooms(page: &Page, who: &str, want: Value) {
+    wait_for(&format!("{who}'s rooms {want}"), async || {
+        let v = room_list(page).await;
+        if v == want {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+}
+
+async fn own_rooms(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    page.type_line("/join rust").await;
+    wait_rooms(&page, "alice", json!(["lobby", "rust"])).await;
+    // A copy asks for a nickname of its own; as carol it goes elsewhere.
+    let first = open_copy(&page).await;
+    wait_for("the copy's join form", async || {
+        let shown = page
+            .js(
+                "return !document.getElementById('join-screen').hidden;",
+                vec![],
+            )
+            .await;
+        if shown == json!(true) {
+            Ok(())
+        } else {
+            Err(shown.to_string())
+        }
+    })
+    .await;
+    page.js(
+        "document.getElementById('nick').value = 'carol';
+         document.getElementById('join').click(); return null;",
+        vec![],
+    )
+    .await;
+    page.wait_state("connected").await;
+    page.type_line("/join go").await;
+    wait_rooms(&page, "carol", json!(["lobby", "rust", "go"])).await;
+    page.type_line("/part rust").await;
+    page.type_line("/part lobby").await;
+    wait_rooms(&page, "carol", json!(["go"])).await;
+    // alice's tab, reloaded: her rooms, not carol's.
+    page.c
+        .switch_to_window(first)
+        .await
+        .expect("switch to the first window");
+    page.c.refresh().await.expect("reload the page");
+    page.wait_state("connected").await;
+    wait_rooms(&page, "alice", json!(["lobby", "rust"])).await;
+    page.close().await;
+}
