@@ -100,6 +100,7 @@ function stopChat() {
   current = null;
   setQuery(null);
   $('current-room').textContent = '';
+  $('me').textContent = '';
   $('online').replaceChildren();
   everJoined = false;
   clearErrors(true);
@@ -123,7 +124,6 @@ $('leave').addEventListener('click', leave);
 function leave() {
   tabSaved.set('resume', null);
   stopChat();
-  $('me').textContent = '';
   showJoin('', '');
 }
 
@@ -339,7 +339,7 @@ const handlers = {
     // tries again with its backoff.
     if (everJoined && f.code === 'nick_taken' && heldTries < HELD_TRIES) {
       heldTries += 1;
-      note(current, 'the nickname is still held, perhaps by this session on a server that went down (a cluster frees it within seconds); trying again', 'notice');
+      note(current, 'the nickname is still held (perhaps by this session, on a server that has not yet seen it go); trying again', 'notice');
       conn?.drop('nickname still held');
       return;
     }
