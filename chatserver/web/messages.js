@@ -39,6 +39,9 @@ export class MessageView {
     // the lines put in since: reading the layout after each line of a
     // burst cost a whole layout each, and froze the page for seconds.
     this.frame = 0;
+    // Lines came below while the reader read older ones: the jump button
+    // says "New messages", else only "Newest".
+    this.newBelow = false;
     scroller.addEventListener('scroll', () => this.onScroll(), { passive: true });
     new ResizeObserver(() => {
       if (this.stuck) this.toBottom();
@@ -105,6 +108,7 @@ export class MessageView {
       old.section.hidden = true;
     }
     this.current = room;
+    this.newBelow = false;
     const r = this.rooms.get(room);
     if (!r) return;
     r.section.hidden = false;
@@ -263,7 +267,7 @@ export class MessageView {
     if (code) li.dataset.code = code;
     li.append(timeElement(Date.now()), isolated('span', 'text', text));
     r.events.append(li);
-    if (this.isCurrent(room)) this.settle();
+    if (this.isCurrent(room)) this.settle(true);
     return li;
   }
 
@@ -345,7 +349,7 @@ export class MessageView {
     // last looked at this room): one reading older ones keeps them.
     const following = this.isCurrent(room) ? this.stuck : r.stick;
     if (r.seqs.size > MAX_SHOWN && following && maxSeen < seq) this.trim(room, r);
-    if (this.isCurrent(room)) this.settle();
+    if (this.isCurrent(room)) this.settle(maxSeen < seq);
     return true;
   }
 
@@ -374,7 +378,8 @@ export class MessageView {
    * Before the next paint, once however many lines came: to the newest
    * line if the reader follows them, else the jump button updated.
    */
-  settle() {
+  settle(below = false) {
+    if (below && !this.stuck) this.newBelow = true;
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
@@ -387,11 +392,13 @@ export class MessageView {
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.lastTop = this.scroller.scrollTop;
     this.stuck = true;
+    this.newBelow = false;
     this.jump.hidden = true;
   }
 
   updateJump() {
     this.jump.hidden = this.atBottom();
+    this.jump.textContent = this.newBelow ? '↓ New messages' : '↓ Newest';
   }
 
   onScroll() {

@@ -10,13 +10,15 @@ use crate::webdriver::{wait_for, Harness, Line, Page};
 // b3. Commands: answered in view, and the terminal client's set.
 // ---------------------------------------------------------------------
 
-/// Where the log is: how far above its bottom, whether "↓ New messages"
-/// shows, and the text of its last line.
+/// Where the log is: how far above its bottom, whether the jump button
+/// ("↓ Newest", or "↓ New messages") shows and what it says, and the text
+/// of its last line.
 const LOG_PLACE_JS: &str = "const m = document.getElementById('messages');
   const last = document.querySelector(
     '#messages .room-log[data-room=\"lobby\"] .events > li:last-child');
   return { below: m.scrollHeight - m.scrollTop - m.clientHeight,
     jump: !document.getElementById('jump').hidden,
+    label: document.getElementById('jump').textContent,
     last: last ? (last.querySelector('.text') ?? last).textContent : null,
     lastInView: !!last && last.getBoundingClientRect().bottom
       <= m.getBoundingClientRect().bottom + 1 };";
@@ -64,7 +66,20 @@ async fn commands_in_view(h: &Harness, server: &Server) {
         })
         .await;
         if cmd == "/who" {
+            // Nothing new below yet: the button only goes to the newest.
+            assert_eq!(place["label"], "↓ Newest", "{place}");
             page.shot("command-scrolled-up-before").await;
+            // A line comes below while the reader reads older ones.
+            say_in(&mut bob, "lobby", &[], "news while alice reads back");
+            wait_for("the button saying new messages came", async || {
+                let v = page.js(LOG_PLACE_JS, vec![]).await;
+                if v["jump"] == true && v["label"] == "↓ New messages" {
+                    Ok(())
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await;
         }
         page.type_line(cmd).await;
         let v = wait_for(&format!("the answer to {cmd}"), async || {
