@@ -54,8 +54,27 @@ const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidd
 const composer = new Composer($('composer'), $('input'), {
   submit: runLine,
   nicks: () => (session && current ? session.roster(current) : []),
-  typing: () => clearErrors(false),
+  typing: () => {
+    clearErrors(false);
+    checkLength();
+  },
 });
+
+/**
+ * A line too long to send is said above the input as it is typed, not
+ * only on Enter (as the terminal client does).
+ */
+function checkLength() {
+  const line = $('input').value;
+  // Shorter than this, no line can be too long (six bytes a character at
+  // most, as an escape, and room for the rest of the frame).
+  if (!session || !current || line.length * 6 + 4096 < session.limits.maxFrameBytes) return;
+  const cmd = parseLine(line);
+  if (cmd.kind !== 'send') return;
+  const to = cmd.to.length || !query ? cmd.to : [query];
+  const error = session.tooLong(current, to, cmd.text);
+  if (error) showError('msg_too_large', error);
+}
 
 // ---- joining and leaving ------------------------------------------------
 

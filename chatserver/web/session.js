@@ -111,14 +111,22 @@ export class Session {
     const p = { id: `${this.idPrefix}${this.nextId}`, room, to, text, line };
     // A frame over the limit would close the connection, and then be sent
     // again on every reconnect: refuse it here.
-    const size = P.utf8Length(P.encode(P.msg(room, to, text, p.id)));
-    if (size > this.limits.maxFrameBytes - P.STAMP_MARGIN) {
-      return { error: `the message is too long (${size} bytes; the server takes at most about ${this.limits.maxFrameBytes - P.STAMP_MARGIN})` };
-    }
+    const error = this.tooLong(room, to, text, p.id);
+    if (error) return { error };
     this.pending.push(p);
     this.emit('pending', p);
     if (this.joined) this.send(P.msg(p.room, p.to, p.text, p.id));
     return p;
+  }
+
+  /**
+   * Why `text` to `to` in `room` is too long to send (with an id like
+   * `id`, this session's next by default), or null if it fits.
+   */
+  tooLong(room, to, text, id = `${this.idPrefix}${this.nextId + 1}`) {
+    const size = P.utf8Length(P.encode(P.msg(room, to, P.wellFormed(text), id)));
+    const max = this.limits.maxFrameBytes - P.STAMP_MARGIN;
+    return size > max ? `the message is too long (${size} bytes; the server takes at most about ${max})` : null;
   }
 
   /** Ask for a page of `room`'s history; false when not joined. */

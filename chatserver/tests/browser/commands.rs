@@ -236,3 +236,38 @@ async fn msg_query_clear(h: &Harness, server: &Server) {
 fn shown_texts(lines: &[Line]) -> Vec<&str> {
     lines.iter().map(|l| l.text.as_str()).collect()
 }
+
+/// A line too long to send is said above the input as it is typed, and
+/// the warning goes once the line is short enough again.
+#[test]
+fn a_line_too_long_is_said_while_it_is_typed() {
+    let Some(h) = Harness::start("a_line_too_long_is_said_while_typed") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(too_long_while_typed(&h, &server));
+}
+
+async fn too_long_while_typed(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let type_js = |n: usize| {
+        format!(
+            "const i = document.getElementById('input');
+             i.value = 'x'.repeat({n});
+             i.dispatchEvent(new Event('input'));
+             const e = document.querySelector('#errors .error');
+             return e ? [e.dataset.code, e.textContent] : null;"
+        )
+    };
+    let warned = page.js(&type_js(70_000), vec![]).await;
+    assert_eq!(warned[0], "msg_too_large", "{warned}");
+    assert!(
+        warned[1].as_str().is_some_and(|t| t.contains("too long")),
+        "{warned}"
+    );
+    // Shorter again: no warning, and nothing was sent.
+    let fine = page.js(&type_js(60_000), vec![]).await;
+    assert!(fine.is_null(), "{fine}");
+    assert_eq!(page.pending().await, 0);
+    page.close().await;
+}
