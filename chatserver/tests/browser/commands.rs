@@ -82,10 +82,12 @@ async fn commands_in_view(h: &Harness, server: &Server) {
             .await;
         }
         page.type_line(cmd).await;
-        let v = wait_for(&format!("the answer to {cmd}"), async || {
+        // The log scrolls to a new line at the next frame: the answer is
+        // in view once it has been drawn (or this times out).
+        let v = wait_for(&format!("the answer to {cmd}, in view"), async || {
             let v = page.js(LOG_PLACE_JS, vec![]).await;
             match v["last"].as_str() {
-                Some(t) if t.starts_with(answer) => Ok(v),
+                Some(t) if t.starts_with(answer) && v["lastInView"] == true => Ok(v),
                 _ => Err(v.to_string()),
             }
         })
