@@ -1884,4 +1884,17 @@ fn entering_a_room_past_the_accounts_stream_limit_is_refused_and_the_rest_goes_o
     assert_eq!(f["id"], "m1", "{f}");
     alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "there?", "id": "m2"}));
     assert_eq!(alice.expect_kind("error")["code"], "not_in_room");
+    // Entering and leaving at once: the leaving of a room with no stream
+    // is dropped, not tried for ever with her answers behind it.
+    alice.send_frame(&json!({"type": "enter", "room": "rust"}));
+    alice.send_frame(&json!({"type": "part", "room": "rust"}));
+    alice.send_frame(&json!({"type": "ping"}));
+    let got = read_until(&mut alice, 10, |f| kind(f) == "pong");
+    assert!(
+        got.iter()
+            .any(|f| f["code"] == "unavailable" && f["room"] == "rust"),
+        "{got:?}"
+    );
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "and on", "id": "m3"}));
+    assert_eq!(alice.expect_kind("msg")["id"], "m3");
 }

@@ -309,7 +309,10 @@ export class Session {
       // with the replay.
       if (f.code === 'duplicate') return;
     }
-    if (f.room && this.entering.delete(f.room) && ['room_invalid', 'too_many_rooms'].includes(f.code)) {
+    // Refused, the room is not entered: its name or the cap, or (with no
+    // message id) a server whose shared log has no room for it now.
+    const refused = ['room_invalid', 'too_many_rooms'].includes(f.code) || (f.code === 'unavailable' && !f.id);
+    if (f.room && this.entering.delete(f.room) && refused) {
       this.rooms.delete(f.room);
       this.emit('left', { room: f.room });
       // No replay is coming: what was held goes now.

@@ -121,16 +121,21 @@ impl Server {
     /// A refused entering (a `presence` `online`) is undone: the session
     /// is not in the room (it may enter again), and its connection gets
     /// `unavailable` with the room and `cause`, in its place among the
-    /// answers. A refused leaving is not undone (a server must store it
-    /// sooner or later); it is ignored here.
+    /// answers. A refused leaving is dropped (a shell refuses one only
+    /// when nothing of its room was stored: no room to leave), and the
+    /// answers that waited for it go on.
     pub fn handle_log_refused(&mut self, event: &Event, cause: &str) {
-        if let EventBody::Presence {
-            session,
-            status: PresenceStatus::Online,
-            ..
-        } = &event.body
-        {
-            return self.log_refused_enter(event, *session, cause);
+        match &event.body {
+            EventBody::Presence {
+                session,
+                status: PresenceStatus::Online,
+                ..
+            } => return self.log_refused_enter(event, *session, cause),
+            EventBody::Presence { .. } => {
+                self.answers_after(event, None);
+                return;
+            }
+            _ => {}
         }
         let EventBody::Msg { from, id, .. } = &event.body else {
             return;

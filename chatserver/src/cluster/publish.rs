@@ -277,6 +277,16 @@ impl Cluster {
                         unmade.push((Arc::clone(&p.room), cause));
                         continue;
                     }
+                    // A leaving of a room NATS has no stream for: nobody's
+                    // entering was stored there, so there is nothing to
+                    // leave; dropped (the core lets what waited for it go).
+                    Err(Failure {
+                        full: Some(cause), ..
+                    }) => {
+                        stored[i] = REFUSED;
+                        self.refuse(p, &cause).await;
+                        continue;
+                    }
                     Err(e) => {
                         failed = Some(e.why);
                         full = e.full;
