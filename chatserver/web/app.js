@@ -71,9 +71,13 @@ function checkLength() {
   if (!session || !current || line.length * 6 + 4096 < session.limits.maxFrameBytes) return;
   const cmd = parseLine(line);
   if (cmd.kind !== 'send') return;
-  const to = cmd.to.length || !query ? cmd.to : [query];
-  const error = session.tooLong(current, to, cmd.text);
+  const error = session.tooLong(current, recipients(cmd), cmd.text);
   if (error) showError('msg_too_large', error);
+}
+
+/** Whom a line sent goes to: those it names, else the `/query`'s, else everyone. */
+function recipients(cmd) {
+  return cmd.to.length || !query ? cmd.to : [query];
 }
 
 // ---- joining and leaving ------------------------------------------------
@@ -247,8 +251,7 @@ function runLine(line) {
         showError('not_in_room', 'you are in no room: /join one first');
         return false;
       }
-      const to = cmd.to.length || !query ? cmd.to : [query];
-      const p = session.sendMsg(current, to, cmd.text, line);
+      const p = session.sendMsg(current, recipients(cmd), cmd.text, line);
       if (p.error) {
         showError('msg_too_large', p.error);
         return false;

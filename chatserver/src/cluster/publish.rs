@@ -252,46 +252,36 @@ impl Cluster {
         let mut failed = None;
         // NATS said it has no room (for a leaving: tried again).
         let mut full = None;
-        // Rooms whose streams NATS had no room to make, this round: their
-        // messages and enterings refused without asking again.
+        // Rooms whose streams NATS had no room to make, this round: what
+        // else comes for them is refused without asking again.
         let mut unmade: Vec<(Arc<str>, String)> = Vec::new();
         for (k, &(i, guard)) in todo.iter().enumerate() {
             let p = &mut batch[i];
             if !known.contains_key(&p.room) {
-                if let Some((_, cause)) = unmade.iter().find(|(r, _)| *r == p.room) {
-                    if p.undoable && !p.tried {
-                        stored[i] = REFUSED;
-                        self.refuse(p, cause).await;
-                        continue;
-                    }
-                }
-                match self.open_stream(&p.room).await {
-                    Ok(()) => {}
-                    // No room for the room's stream: its messages and
-                    // enterings refused.
-                    Err(Failure {
-                        full: Some(cause), ..
-                    }) if p.undoable && !p.tried => {
-                        stored[i] = REFUSED;
-                        self.refuse(p, &cause).await;
-                        unmade.push((Arc::clone(&p.room), cause));
-                        continue;
-                    }
-                    // A leaving of a room NATS has no stream for: nobody's
-                    // entering was stored there, so there is nothing to
-                    // leave; dropped (the core lets what waited for it go).
-                    Err(Failure {
-                        full: Some(cause), ..
-                    }) => {
-                        stored[i] = REFUSED;
-                        self.refuse(p, &cause).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        failed = Some(e.why);
-                        full = e.full;
-                        break;
-                    }
+                // No room for the room's stream: nothing of the room was
+                // stored, so whatever comes for it is refused (a message or
+                // an entering, its sender told; a leaving has nothing to
+                // leave, and the core lets what waited for it go).
+                let no_room = match unmade.iter().find(|(r, _)| *r == p.room) {
+                    Some((_, cause)) => Some(cause.clone()),
+                    None => match self.open_stream(&p.room).await {
+                        Ok(()) => None,
+                        Err(Failure {
+                            full: Some(cause), ..
+                        }) => {
+                            unmade.push((Arc::clone(&p.room), cause.clone()));
+                            Some(cause)
+                        }
+                        Err(e) => {
+                            failed = Some(e.why);
+                            break;
+                        }
+                    },
+                };
+                if let Some(cause) = no_room {
+                    stored[i] = REFUSED;
+                    self.refuse(p, &cause).await;
+                    continue;
                 }
                 known.insert(Arc::clone(&p.room), names(&p.room).1.into());
             }
