@@ -408,9 +408,11 @@ const handlers = {
   },
 
   message(m) {
-    const counted = !m.replay || catchup.has(m.room);
-    if (m.replay && catchup.has(m.room)) catchup.set(m.room, catchup.get(m.room) + 1);
+    const catching = m.replay && catchup.has(m.room);
+    const counted = !m.replay || catching;
     if (!view.message(m, session.nick)) return;
+    // Missed: shown now for the first time, and someone else's.
+    if (catching && !m.mine) catchup.set(m.room, catchup.get(m.room) + 1);
     if (m.mine && !m.replay) clearErrors(true);
     if (!m.mine && counted && (m.room !== current || document.hidden)) {
       roomList.unread(m.room, 1);
