@@ -270,6 +270,44 @@ fn pasted_lines_are_separate_messages_and_a_long_paste_asks_once() {
     alice.expect("alice: typed line 30");
 }
 
+/// A paste without bracketed paste, longer than the client reads from
+/// the terminal at a time (1 KiB): every line is sent, once, in order, and
+/// the tail after the last line break waits in the input line. The client
+/// used to read one chunk and then wait for the terminal to say there was
+/// more, which it had said already: the rest of the paste sat unread
+/// until the next key.
+#[test]
+fn a_paste_without_brackets_longer_than_one_read_is_read_to_its_end() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+
+    let lines: Vec<String> = (1..=40)
+        .map(|i| format!("unbracketed line {i:02} {}", "z".repeat(40)))
+        .collect();
+    let mut bytes: String = lines.iter().map(|l| format!("{l}\r")).collect();
+    assert!(bytes.len() > 2048, "more than two reads of the terminal");
+    bytes.push_str("the tail");
+    alice.keys(bytes.as_bytes());
+
+    for l in &lines {
+        bob.expect(&format!("alice: {l}"));
+    }
+    alice.wait_until("the tail in the input line", |s| {
+        s.input_row() == "alice #lobby> the tail"
+    });
+    alice.keys(ENTER);
+    bob.expect("alice: the tail");
+    let got: Vec<&str> = bob
+        .seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("alice: "))
+        .collect();
+    let mut want: Vec<&str> = lines.iter().map(String::as_str).collect();
+    want.push("the tail");
+    assert_eq!(got, want, "lines missing, repeated or out of order");
+}
+
 /// PgUp shows older lines and the status bar says there is more below;
 /// new lines do not move the view; PgDn (and the wheel) come back.
 #[test]
