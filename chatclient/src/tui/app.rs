@@ -335,7 +335,10 @@ impl App {
             return;
         }
         self.page_at = None;
-        if self.scroll > 0 && self.in_view(&entry) {
+        // Our own message, confirmed, takes the place of its row waiting
+        // at the bottom: nothing below what is shown grows.
+        let replaces_waiting = entry.mine && matches!(entry.line, Line::Msg { history: false, .. });
+        if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting {
             // Keep what is on screen where it is.
             let rows =
                 super::format::entry_rows(&entry, self.theme, &mut self.nicks, self.area.0).len();

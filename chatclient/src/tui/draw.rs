@@ -540,6 +540,40 @@ mod tests {
         assert!(rows[4].contains("more below"), "{:?}", rows[4]);
     }
 
+    /// Scrolled back while our own messages wait for the server (typed
+    /// during a reconnect, say): their confirmation turns the waiting
+    /// rows at the bottom into messages in the same place, so what is
+    /// being read stays where it is, and nothing new is said to be below.
+    #[test]
+    fn our_confirmed_messages_do_not_move_a_scrolled_back_view() {
+        let mut app = app();
+        for i in 0..20 {
+            app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:00".into());
+        }
+        let sending = |text: &str| Sending {
+            room: "lobby".into(),
+            to: vec![],
+            text: text.into(),
+        };
+        let mut state = app.state.clone();
+        state.pending = vec![sending("one"), sending("two"), sending("three")];
+        app.set_state(state);
+        screen(&mut app, 40, 8);
+        app.scroll = 10;
+        let before = screen(&mut app, 40, 8);
+        assert!(before[6].contains(" more below "), "{before:?}");
+        for (n, text) in ["one", "two", "three"].into_iter().enumerate() {
+            app.add_line(msg("lobby", "alice", text), "12:01".into());
+            let mut state = app.state.clone();
+            state.pending.remove(0);
+            app.set_state(state);
+            assert_eq!(screen(&mut app, 40, 8), before, "after {}", n + 1);
+        }
+        app.scroll = 0;
+        let newest = screen(&mut app, 40, 8);
+        assert_eq!(newest[5], "12:01 alice: three");
+    }
+
     #[test]
     fn a_family_and_devanagari_leave_no_residue() {
         // Every cell the message area shows is one ratatui writes: no
