@@ -481,6 +481,82 @@ fn sigterm_gives_the_terminal_back() {
     bob.expect("* alice left");
 }
 
+/// A terminal that hangs up (its window closed) while the client ignores
+/// SIGHUP (`nohup`, a shell's `trap '' HUP`): the client leaves, instead
+/// of staying online behind a terminal nobody can type into, its key
+/// reader spinning on the end of input.
+#[cfg(unix)]
+#[test]
+fn a_terminal_that_hangs_up_with_sighup_ignored_is_left() {
+    use std::os::fd::BorrowedFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let pty = native_pty_system()
+        .openpty(size(80, 24))
+        .expect("open a pty");
+    let mut cmd = CommandBuilder::new("sh");
+    cmd.args([
+        "-c",
+        "trap '' HUP; exec \"$0\" --nick alice \"$1\"",
+        env!("CARGO_BIN_EXE_chatclient"),
+        &server.addr,
+    ]);
+    for key in CLIENT_ENV {
+        cmd.env_remove(key);
+    }
+    cmd.env("TERM", "xterm-256color");
+    let child = pty.slave.spawn_command(cmd).expect("start chatclient");
+    drop(pty.slave);
+    // Stopped if the test fails (it would spin on for ever).
+    struct Killed(Box<dyn portable_pty::Child + Send + Sync>);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(child);
+    // What it draws is read (so that it never blocks on a full pty) until
+    // the hangup: then the reader lets go of the terminal too.
+    let master = pty.master;
+    let fd = master.as_raw_fd().expect("the pty's fd");
+    let mut reader = master.try_clone_reader().expect("pty reader");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // SAFETY: `master` keeps the fd open until this thread is joined.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let mut buf = [0u8; 8192];
+            while !stop.load(Ordering::Relaxed) {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                if poll(&mut fds, PollTimeout::from(50u16)).unwrap_or(0) > 0
+                    && matches!(reader.read(&mut buf), Ok(0) | Err(_))
+                {
+                    return;
+                }
+            }
+        })
+    };
+    bob.expect_line("alice online", |l| l.ends_with("* alice is online"));
+    stop.store(true, Ordering::Relaxed);
+    reading.join().expect("the pty reader");
+    // The last of the terminal's master side closed: a hangup.
+    drop(master);
+    bob.expect("* alice left");
+    let deadline = Instant::now() + WAIT;
+    while child.0.try_wait().expect("child status").is_none() {
+        assert!(Instant::now() < deadline, "the client did not exit");
+        // Polling the exit status: a bounded wait, not synchronisation.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Tab completes commands, rooms and nicknames; Tab again cycles.
 #[test]
 fn tab_completes_commands_rooms_and_nicks() {

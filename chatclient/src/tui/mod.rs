@@ -77,6 +77,41 @@ pub struct Options {
     pub bell: bool,
 }
 
+/// Tell the screen when the terminal hangs up (its window closed, its ssh
+/// connection gone). SIGHUP says so too, but a client started with SIGHUP
+/// ignored (`nohup`, a shell's `trap '' HUP`) would otherwise stay online
+/// behind a terminal nobody can type into, its key reader spinning on the
+/// end of input (crossterm reads it as "nothing yet", not as an error).
+#[cfg(unix)]
+fn watch_hangup(screen: mpsc::Sender<ToScreen>) {
+    use std::os::fd::AsFd;
+
+    use nix::errno::Errno;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return;
+    };
+    let watch = move || {
+        // No events asked for: poll() wakes only for a hangup or an error.
+        let mut fds = [PollFd::new(tty.as_fd(), PollFlags::empty())];
+        loop {
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+                Ok(_) => break,
+            }
+        }
+        let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+            let _ = screen.blocking_send(ToScreen::TermGone);
+        }
+    };
+    let _ = std::thread::Builder::new()
+        .name("hangup".into())
+        .spawn(watch);
+}
+
 /// To the screen thread.
 enum ToScreen {
     /// A line to show, and its arrival time (`HH:MM`).
@@ -137,6 +172,8 @@ impl Tui {
                     }
                 }
             })?;
+        #[cfg(unix)]
+        watch_hangup(screen_tx.clone());
         let keys = screen_tx.clone();
         std::thread::Builder::new()
             .name("keys".into())
