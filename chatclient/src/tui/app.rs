@@ -131,6 +131,9 @@ pub struct PasteQuestion {
     pub lines: Vec<String>,
     /// What the input line holds after them.
     rest: String,
+    /// Where in `rest` the paste ended (a byte index): a second paste
+    /// while this one waits goes on from there.
+    at: usize,
     /// The input line before the paste, for a no.
     before: (String, usize),
 }
@@ -358,7 +361,7 @@ impl App {
             Event::Paste(text) => {
                 self.completion = None;
                 self.ctrl_c_armed = false;
-                if !self.quitting && self.paste.is_none() {
+                if !self.quitting {
                     self.paste(&text);
                 }
             }
@@ -551,7 +554,9 @@ impl App {
 
     /// A bracketed paste: one line goes into the input line; several are
     /// sent as separate messages (asked about first if there are many),
-    /// and what follows the last line break stays in the input line.
+    /// and what follows the last line break stays in the input line. A
+    /// paste while another waits for its answer goes on from where that
+    /// one ended: its lines join the question.
     fn paste(&mut self, text: &str) {
         let text = text
             .replace("\r\n", "\n")
@@ -561,35 +566,24 @@ impl App {
             .chars()
             .filter(|&c| c == '\n' || !c.is_control())
             .collect();
+        if let Some(q) = &mut self.paste {
+            let (lines, rest, at) = split_pasted(&text, &q.rest, q.at);
+            q.lines.extend(lines);
+            q.rest = rest;
+            q.at = at;
+            return;
+        }
         if !text.contains('\n') {
             self.input.insert_str(&text);
             return;
         }
         let before = (self.input.text().to_owned(), self.input.cursor());
-        let (head, tail) = before.0.split_at(before.1);
-        let mut pieces: Vec<&str> = text.split('\n').collect();
-        let last = pieces.pop().unwrap_or("");
-        let mut lines = Vec::new();
-        for (i, piece) in pieces.iter().enumerate() {
-            if i == 0 && !head.is_empty() {
-                // The first line finishes what was typed: it is a command if
-                // that was.
-                lines.push(format!("{head}{piece}"));
-            } else if piece.trim_start().starts_with('/') {
-                // Pasted text is text: a line that starts with / (after any
-                // spaces, which a typed line ignores too) is sent as it is,
-                // without those spaces, not run as a command.
-                lines.push(format!("/{}", piece.trim_start()));
-            } else {
-                lines.push((*piece).to_owned());
-            }
-        }
-        lines.retain(|l| !l.trim().is_empty());
-        let rest = format!("{last}{tail}");
+        let (lines, rest, at) = split_pasted(&text, &before.0, before.1);
         if lines.len() > PASTE_ASK_OVER {
             self.paste = Some(PasteQuestion {
                 lines,
                 rest,
+                at,
                 before,
             });
             return;
@@ -670,6 +664,39 @@ pub fn mentions(text: &str, nick: &str) -> bool {
         from = start + text[start..].chars().next().map_or(1, char::len_utf8);
     }
     false
+}
+
+/// `text` (cleaned) pasted into `input` at byte `cursor`: the lines it
+/// sends, what the input line holds after them, and where in that the
+/// paste ended.
+fn split_pasted(text: &str, input: &str, cursor: usize) -> (Vec<String>, String, usize) {
+    let (head, tail) = input.split_at(cursor);
+    let mut pieces: Vec<&str> = text.split('\n').collect();
+    let last = pieces.pop().unwrap_or("");
+    if pieces.is_empty() {
+        return (
+            Vec::new(),
+            format!("{head}{last}{tail}"),
+            cursor + last.len(),
+        );
+    }
+    let mut lines = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i == 0 && !head.is_empty() {
+            // The first line finishes what was typed: it is a command if
+            // that was.
+            lines.push(format!("{head}{piece}"));
+        } else if piece.trim_start().starts_with('/') {
+            // Pasted text is text: a line that starts with / (after any
+            // spaces, which a typed line ignores too) is sent as it is,
+            // without those spaces, not run as a command.
+            lines.push(format!("/{}", piece.trim_start()));
+        } else {
+            lines.push((*piece).to_owned());
+        }
+    }
+    lines.retain(|l| !l.trim().is_empty());
+    (lines, format!("{last}{tail}"), last.len())
 }
 
 #[cfg(test)]
@@ -943,6 +970,36 @@ mod tests {
         app.handle_event(Event::Paste(" more\u{1b}[2J\tok".into()));
         assert_eq!(app.input.text(), "keep more[2J    ok");
         assert!(app.take_effects().is_empty());
+    }
+
+    /// A paste while another waits for its yes or no joins it: a yes sends
+    /// both, in order, the second going on from where the first ended; a
+    /// no keeps neither.
+    #[test]
+    fn a_paste_while_one_waits_joins_it() {
+        let mut app = app();
+        let first: String = (1..=7).map(|i| format!("a{i}\n")).collect();
+        app.handle_event(Event::Paste(format!("{first}half")));
+        app.handle_event(Event::Paste(" done\nb1\nb2".into()));
+        assert!(app.take_effects().is_empty());
+        assert_eq!(app.paste.as_ref().map(|q| q.lines.len()), Some(9));
+        app.handle_event(key(KeyCode::Char('y')));
+        let sent = app.take_effects();
+        let want: Vec<Effect> = (1..=7)
+            .map(|i| format!("a{i}"))
+            .chain(["half done".into(), "b1".into()])
+            .map(Effect::Send)
+            .collect();
+        assert_eq!(sent, want);
+        assert_eq!(app.input.text(), "b2");
+
+        app.handle_event(ctrl('u'));
+        type_str(&mut app, "keep");
+        app.handle_event(Event::Paste(first.clone()));
+        app.handle_event(Event::Paste(first));
+        app.handle_event(key(KeyCode::Char('n')));
+        assert!(app.take_effects().is_empty());
+        assert_eq!(app.input.text(), "keep");
     }
 
     #[test]
