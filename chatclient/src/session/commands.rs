@@ -457,14 +457,14 @@ mod tests {
         assert_eq!(out.lines.len(), 1);
         assert_eq!(
             out.lines,
-            ["! msg_too_large: not sent: the message is 2,000 bytes; the server takes at most about 950"]
+            ["! msg_too_large: not sent: the message is 2,000 bytes; the server takes at most 950"]
         );
         assert_eq!(s.unacknowledged(), 0);
         // What JSON escapes counts as sent.
         let out = line(&mut s, &"\"".repeat(600));
         assert_eq!(
             out.lines,
-            ["! msg_too_large: not sent: the message is 1,200 bytes; the server takes at most about 950"]
+            ["! msg_too_large: not sent: the message is 1,200 bytes; the server takes at most 950"]
         );
         let out = line(&mut s, &"x".repeat(950));
         assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
@@ -488,7 +488,7 @@ mod tests {
         assert!(out.sent.is_empty());
         assert_eq!(
             out.lines,
-            ["! msg_too_large: not sent: the message is 1,500 bytes; the server takes at most about 950"]
+            ["! msg_too_large: not sent: the message is 1,500 bytes; the server takes at most 950"]
         );
         // Another server, reached later, that takes more: so do we.
         s.handle_disconnected();

@@ -37,16 +37,10 @@ impl Session {
 
 /// Why a message of `bytes` bytes (as sent: its text, escaped where
 /// JSON must) is not sent when the server takes at most `most`, in plain
-/// words. The limit is rounded down to the thousand, as the server counts
-/// its stamped copy (a few hundred bytes more) and not this frame.
+/// words, with the numbers the full-screen client's too-long mark shows.
 pub(super) fn too_long(bytes: usize, most: usize) -> String {
-    let most = if most >= 10_000 {
-        most / 1000 * 1000
-    } else {
-        most
-    };
     format!(
-        "not sent: the message is {} bytes; the server takes at most about {}",
+        "not sent: the message is {} bytes; the server takes at most {}",
         grouped(bytes),
         grouped(most)
     )
@@ -96,7 +90,7 @@ mod tests {
     fn too_long_in_plain_words() {
         assert_eq!(
             too_long(70_000, 65_462),
-            "not sent: the message is 70,000 bytes; the server takes at most about 65,000"
+            "not sent: the message is 70,000 bytes; the server takes at most 65,462"
         );
         assert_eq!(grouped(0), "0");
         assert_eq!(grouped(999), "999");
