@@ -16,6 +16,17 @@ const NEAR = 48; // px from an edge that still counts as at it
 export const MAX_SHOWN = 2000;
 const TRIM_BY = 200;
 
+/**
+ * What a line says after its time, in one box: lines wrap under it, not
+ * under the time.
+ */
+function body(...parts) {
+  const span = document.createElement('span');
+  span.className = 'body';
+  span.append(...parts);
+  return span;
+}
+
 export class MessageView {
   /**
    * `handlers`: `olderWanted(room)` when the top of the log is reached,
@@ -240,8 +251,7 @@ export class MessageView {
       tag.textContent = m.to.length === 1 ? 'private' : 'group';
       head.append(' ', tag);
     }
-    li.append(head, ' ');
-    li.append(isolated('span', 'text', action ? m.text.slice(4).trimStart() : m.text));
+    li.append(body(head, ' ', isolated('span', 'text', action ? m.text.slice(4).trimStart() : m.text)));
     if (!m.mine && me && (m.to.length > 0 || mentions(m.text, me))) li.classList.add('mention');
     return this.place(m.room, m.seq, li);
   }
@@ -254,7 +264,7 @@ export class MessageView {
     li.dataset.room = p.room;
     li.dataset.nick = p.nick;
     li.dataset.status = p.online ? 'online' : 'offline';
-    li.append(timeElement(p.ts), nickButton(p.nick, '', true), ` ${words}`);
+    li.append(timeElement(p.ts), body(nickButton(p.nick, '', true), ` ${words}`));
     return this.place(p.room, p.seq, li);
   }
 
@@ -265,7 +275,7 @@ export class MessageView {
     const li = document.createElement('li');
     li.className = className;
     if (code) li.dataset.code = code;
-    li.append(timeElement(Date.now()), isolated('span', 'text', text));
+    li.append(timeElement(Date.now()), body(isolated('span', 'text', text)));
     r.events.append(li);
     if (this.isCurrent(room)) this.settle(true);
     return li;

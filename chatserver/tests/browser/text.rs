@@ -206,3 +206,58 @@ async fn naming_the_reader(h: &Harness, server: &Server) {
         ])
     );
 }
+
+// ---------------------------------------------------------------------
+// A long or multi-line message wraps under its words, not under its time.
+// ---------------------------------------------------------------------
+
+#[test]
+fn a_long_message_wraps_under_its_words_not_its_time() {
+    let Some(h) = Harness::start("a_long_message_wraps_under_its_words") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(wraps_under_its_words(&h, &server));
+}
+
+async fn wraps_under_its_words(h: &Harness, server: &Server) {
+    // Narrow: the long line takes several rows.
+    let page = Page::join(h, server.addr(), "alice", (420, 700)).await;
+    let mut bob = server.join("bob");
+    let long = "a long line that goes on and on so that it must wrap onto more rows \
+                of the log than one, however the page lays it out";
+    let lines = "first of three\nsecond\nthird";
+    say_in(&mut bob, "lobby", &[], long);
+    say_in(&mut bob, "lobby", &[], lines);
+    page.wait_texts("lobby", &[long, lines]).await;
+    // Per message: its time's right edge, and the left edge and count of
+    // every row its text takes.
+    let rows = page
+        .js(
+            "return Array.from(document.querySelectorAll('.room-log[data-room=lobby] li.msg'), (li) => {
+               const time = li.querySelector('time').getBoundingClientRect();
+               const rows = Array.from(li.querySelector('.text').getClientRects());
+               return [time.right, rows.map((r) => r.left)];
+             });",
+            vec![],
+        )
+        .await;
+    let rows = rows.as_array().expect("a list");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for msg in rows {
+        let time_right = msg[0].as_f64().expect("a right edge");
+        let lefts: Vec<f64> = msg[1]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|l| l.as_f64().expect("a left edge"))
+            .collect();
+        assert!(lefts.len() >= 2, "the message took one row: {rows:?}");
+        for left in &lefts[1..] {
+            assert!(
+                *left > time_right,
+                "a row of the text starts under the time: {rows:?}"
+            );
+        }
+    }
+}
