@@ -179,22 +179,31 @@ export class MessageView {
   }
 
   /**
-   * Past MAX_SHOWN lines, the oldest go (with the notes among them), down
-   * to MAX_SHOWN - TRIM_BY. What `/clear` hid is forgotten too: it is
-   * older than what goes, and paging back from the oldest line kept must
-   * pass through what went.
+   * Past MAX_SHOWN lines (every line: notes, and those from before the
+   * history began anew, count too), the oldest go, down to MAX_SHOWN -
+   * TRIM_BY. When lines with a seq go, what `/clear` hid is forgotten
+   * too: it is older than what goes, and paging back from the oldest line
+   * kept must pass through what went.
    */
   trim(room, r) {
     const keep = MAX_SHOWN - TRIM_BY;
-    let c = r.events.firstElementChild;
-    while (c && r.seqs.size > keep) {
-      const next = c.nextElementSibling;
-      if (c.dataset.seq !== undefined) r.seqs.delete(Number(c.dataset.seq));
+    let seqs = false;
+    while (r.events.childElementCount > keep) {
+      const c = r.events.firstElementChild;
+      if (c.dataset.seq !== undefined) {
+        r.seqs.delete(Number(c.dataset.seq));
+        seqs = true;
+      }
       c.remove();
-      c = next;
     }
+    if (!seqs) return;
     r.cleared = null;
     this.h.trimmed?.(room);
+  }
+
+  /** Whether `room`'s reader follows its newest lines (here, or when it last looked). */
+  following(room, r) {
+    return this.isCurrent(room) ? this.stuck : r.stick;
   }
 
   /** The smallest seq shown above `after`, or null. */
@@ -277,6 +286,7 @@ export class MessageView {
     if (code) li.dataset.code = code;
     li.append(timeElement(Date.now()), body(isolated('span', 'text', text)));
     r.events.append(li);
+    if (r.events.childElementCount > MAX_SHOWN && this.following(room, r)) this.trim(room, r);
     if (this.isCurrent(room)) this.settle(true);
     return li;
   }
@@ -357,8 +367,9 @@ export class MessageView {
     r.seqs.set(seq, li);
     // Only while the reader follows the newest lines (here, or when it
     // last looked at this room): one reading older ones keeps them.
-    const following = this.isCurrent(room) ? this.stuck : r.stick;
-    if (r.seqs.size > MAX_SHOWN && following && maxSeen < seq) this.trim(room, r);
+    if (r.events.childElementCount > MAX_SHOWN && this.following(room, r) && maxSeen < seq) {
+      this.trim(room, r);
+    }
     if (this.isCurrent(room)) this.settle(maxSeen < seq);
     return true;
   }

@@ -232,3 +232,49 @@ async fn busy_room(h: &Harness, server: &Server) {
     page.shot("busy-room-older").await;
     page.close().await;
 }
+
+/// Lines without a seq count against what a room's log keeps too: a tab
+/// left open where notes pile up (here, `/help` asked for again and
+/// again) keeps its newest lines, not all of them.
+#[test]
+fn notes_count_against_what_a_room_keeps() {
+    let Some(h) = Harness::start("notes_count_against_what_a_room_keeps") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(notes_pile_up(&h, &server));
+}
+
+async fn notes_pile_up(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "gina", (1200, 800)).await;
+    // Typed and sent with Enter, 200 times, in one script: about 15 notes
+    // each, half as many again as the log keeps.
+    let v = page
+        .js(
+            "const input = document.getElementById('input');
+             for (let i = 0; i < 200; i++) {
+               input.value = '/help';
+               input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+             }
+             const log = document.querySelector('.room-log[data-room=\"lobby\"] .events');
+             const help = log.querySelectorAll('li.help').length;
+             return { lines: log.childElementCount, help,
+                      last: log.lastElementChild.querySelector('.text').textContent };",
+            vec![],
+        )
+        .await;
+    let lines = v["lines"].as_u64().expect("a count") as usize;
+    let help = v["help"].as_u64().expect("a count") as usize;
+    assert!(
+        (MAX_SHOWN - TRIM_BY..=MAX_SHOWN).contains(&lines),
+        "{lines} lines kept: {v}"
+    );
+    assert!(help > MAX_SHOWN / 2, "the help was not shown: {v}");
+    assert!(
+        v["last"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Enter sends")),
+        "the newest help line is not the last: {v}"
+    );
+    page.close().await;
+}
