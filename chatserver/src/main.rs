@@ -266,6 +266,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     // before accepting anyone.
     let mut caught_up = None;
     let mut cluster_link = None;
+    let mut limits_set = None;
     if let (Some(node), false) = (&args.node, args.cluster.is_empty()) {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let settings = cluster::Settings {
@@ -283,7 +284,9 @@ async fn run(args: Args) -> std::io::Result<()> {
             .await
             .map_err(std::io::Error::other)?;
         let mut catch_up = std::collections::HashMap::new();
-        for (room, last) in link.room_streams().await {
+        let (rooms, set) = link.room_streams().await;
+        limits_set = Some(set);
+        for (room, last) in rooms {
             link.follow(&room);
             if last > 0 {
                 catch_up.insert(room, last);
@@ -350,6 +353,9 @@ async fn run(args: Args) -> std::io::Result<()> {
             nats = args.cluster.join(","),
             "a node of the cluster; every room's log read"
         );
+        if let Some(set) = &limits_set {
+            set.log();
+        }
         if !caught_up {
             warn!("not caught up with every room's log in time; accepting clients anyway");
         }

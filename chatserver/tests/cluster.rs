@@ -1244,6 +1244,39 @@ fn a_node_started_after_retention_trimmed_the_log_joins_at_the_rooms_seq() {
     assert!(seen.last().unwrap()["seq"].as_u64().unwrap() > last);
 }
 
+/// Retention set anew (every node restarted with a lower
+/// `--history-max-messages`) applies to the rooms made before, not only
+/// to new ones: a node that starts sets its limits on every room's stream.
+#[test]
+fn retention_lowered_at_a_restart_applies_to_rooms_made_before() {
+    let Some(nats) = Nats::start("retention_lowered_at_a_restart_applies_to_rooms_made_before")
+    else {
+        return;
+    };
+    let mut a = node(&nats, "a", &[]);
+    let (alice, echoes) = alice_says_twelve(&a);
+    let last = echoes.last().unwrap()["seq"].as_u64().unwrap();
+    drop(alice);
+    a.sigterm();
+    assert!(a.wait_exit(WAIT).success(), "{}", a.log());
+    let b = node(&nats, "b", &["--history-max-messages", "5"]);
+    let (mut bob, _) = join(&b, "bob");
+    let got = read_until(&mut bob, 100, |f| is_presence(f, "bob", "online"));
+    let entered = got.iter().find(|f| kind(f) == "entered").unwrap();
+    // The stream kept the last 5 events, t8 to t11 and alice's leaving
+    // (and bob's entering may push t8 out too).
+    assert!(
+        entered["oldest"].as_u64().unwrap() > last - 4,
+        "{entered}\n{}",
+        b.log()
+    );
+    let texts = msg_texts(&got);
+    assert!(
+        texts.ends_with(&["t9", "t10", "t11"]) && texts.len() <= 4,
+        "{texts:?}"
+    );
+}
+
 /// A node holds a room's latest events in memory; once the stream's
 /// limits drop some of them, it serves them no more (it asks the streams
 /// where they start every `--history-prune-every-secs`).

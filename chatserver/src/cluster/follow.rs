@@ -72,12 +72,13 @@ impl Cluster {
                 epoch: random_hex(16),
             })
             .map_err(|e| e.to_string())?;
+            let (max_messages, max_age) = self.limits();
             let config = stream::Config {
                 name: name.clone(),
                 subjects: vec![subject.clone()],
                 description: Some(description),
-                max_messages: clamp_i64(self.settings.max_messages),
-                max_age: self.settings.max_age,
+                max_messages,
+                max_age,
                 duplicate_window: DUPLICATE_WINDOW,
                 num_replicas: self.settings.replicas,
                 discard: stream::DiscardPolicy::Old,
@@ -413,13 +414,53 @@ impl Cluster {
         }
     }
 
-    /// Every room with a stream, and its last seq.
-    pub async fn room_streams(&self) -> Vec<(String, u64)> {
-        let states = self.room_states().await;
-        states
-            .into_iter()
-            .map(|(room, _, last)| (room, last))
-            .collect()
+    /// Every room with a stream, and its last seq. A stream made with
+    /// other limits than this node's `--history-max-messages` and
+    /// `--history-max-age-days` (before they were changed, or by a node
+    /// with other flags) is given this node's first, so that retention
+    /// set anew applies to the rooms there already, not only to new ones.
+    pub async fn room_streams(&self) -> (Vec<(String, u64)>, LimitsSet) {
+        let mut out = Vec::new();
+        let mut other = Vec::new();
+        let (max_messages, max_age) = self.limits();
+        let mut streams = self.js.streams();
+        while let Some(info) = streams.next().await {
+            let info = match info {
+                Ok(info) => info,
+                Err(e) => {
+                    warn!(error = %e, "cannot list the rooms' streams");
+                    break;
+                }
+            };
+            let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
+            let Some(room) = room else { continue };
+            out.push((room, info.state.last_sequence));
+            if info.config.max_messages != max_messages || info.config.max_age != max_age {
+                other.push(info.config);
+            }
+        }
+        let mut report = LimitsSet {
+            max_messages: self.settings.max_messages,
+            max_age_days: max_age.as_secs() / 86_400,
+            ..LimitsSet::default()
+        };
+        for mut config in other {
+            config.max_messages = max_messages;
+            config.max_age = max_age;
+            match self.js.update_stream(&config).await {
+                Ok(_) => report.set += 1,
+                Err(e) => {
+                    report.failed += 1;
+                    report.error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        (out, report)
+    }
+
+    /// This node's limits of a room's stream: its messages and their age.
+    fn limits(&self) -> (i64, Duration) {
+        (clamp_i64(self.settings.max_messages), self.settings.max_age)
     }
 
     /// Every room with a stream, with its first and last seq: one request
@@ -467,4 +508,36 @@ async fn all_removed(stream: &stream::Stream, from: u64, to: u64) -> Result<bool
         }
     }
     Ok(true)
+}
+
+/// How many rooms' streams a node starting gave its retention limits to
+/// (they had others), said in its log once it listens.
+#[derive(Debug, Default)]
+pub struct LimitsSet {
+    set: usize,
+    failed: usize,
+    error: Option<String>,
+    max_messages: u64,
+    max_age_days: u64,
+}
+
+impl LimitsSet {
+    /// One line for the rooms given this node's limits, one for those
+    /// NATS would not change; nothing if every room had them already.
+    pub fn log(&self) {
+        if self.set > 0 {
+            info!(
+                rooms = self.set,
+                history_max_messages = self.max_messages,
+                history_max_age_days = self.max_age_days,
+                "rooms' streams made with other limits now keep this node's"
+            );
+        }
+        if let Some(error) = &self.error {
+            warn!(
+                rooms = self.failed,
+                error, "cannot change the limits of some rooms' streams; they keep theirs"
+            );
+        }
+    }
 }
