@@ -658,3 +658,33 @@ fn an_entering_the_log_refused_is_undone_and_may_be_tried_again() {
         .find(|f| f["type"] == "entered");
     assert_eq!(last.unwrap()["room"], "rust");
 }
+
+/// The session `nick` entered the lobby with, as the log has it.
+fn session_of(c: &Cluster, nick: &str) -> SessionId {
+    c.log["lobby"]
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::Presence {
+                session, nick: n, ..
+            } if &**n == nick => Some(*session),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{nick}'s entering is in the log"))
+}
+
+/// A session resumed from another node's block of ids (restored here)
+/// does not move this node's numbering into that block: the next sessions
+/// begun on the two nodes have ids of their own (one id on two nodes
+/// delivered a message to one of them to the other too).
+#[test]
+fn a_session_resumed_from_another_nodes_block_leaves_new_ids_apart() {
+    let mut c = Cluster::new(2);
+    c.connect(1, "bob");
+    c.settle();
+    let bob = session_of(&c, "bob");
+    c.nodes[0].restore_session(NOW, bob, "bob", [7; 32]);
+    c.connect(0, "dave");
+    c.connect(1, "erin");
+    c.settle();
+    assert_ne!(session_of(&c, "dave"), session_of(&c, "erin"));
+}

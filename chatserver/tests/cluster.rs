@@ -1499,6 +1499,50 @@ fn a_message_resent_after_its_session_moved_is_not_logged_twice() {
     assert_eq!(msg_texts(&seen), ["marker"], "{seen:?}");
 }
 
+/// Resume the session of `welcome` on `node`, and enter the lobby.
+fn resume_on(node: &Server, nick: &str, welcome: &Value) -> Client {
+    let mut c = node.connect();
+    c.send_frame(&json!({"type": "join", "nick": nick, "rooms": [], "resume": welcome["session"]}));
+    assert_eq!(c.expect_kind("welcome")["resumed"], true);
+    c.send_frame(&json!({"type": "enter", "room": "lobby"}));
+    read_until(&mut c, 20, |f| is_presence(f, nick, "online"));
+    c
+}
+
+/// Session ids are one space for the whole cluster: each run of a node
+/// numbers its new sessions in a block of its own. A session resumed from
+/// another run must not move this run's numbering into that run's block:
+/// after alice moved from a to b and carol from b to a, both nodes went
+/// on from the higher of the two, and the next joins on a and b got one
+/// id, so that a message to one of them was delivered to the other too.
+#[test]
+fn sessions_moved_between_nodes_leave_new_sessions_apart() {
+    let Some(nats) = Nats::start("sessions_moved_between_nodes_leave_new_sessions_apart") else {
+        return;
+    };
+    let (a, b) = two_nodes_slow_to_judge(&nats);
+    let (_alice, alice_welcome) = join(&a, "alice");
+    let (_carol, carol_welcome) = join(&b, "carol");
+    let mut alice = resume_on(&b, "alice", &alice_welcome);
+    let _carol = resume_on(&a, "carol", &carol_welcome);
+
+    let (mut dave, _) = join(&a, "dave");
+    read_until(&mut dave, 10, |f| kind(f) == "entered");
+    let (mut erin, _) = join(&b, "erin");
+    read_until(&mut erin, 10, |f| kind(f) == "entered");
+    read_until(&mut alice, 20, |f| is_presence(f, "erin", "online"));
+    alice.send_frame(
+        &json!({"type": "msg", "room": "lobby", "to": ["dave"], "text": "for dave only"}),
+    );
+    let answer = read_until(&mut alice, 10, |f| kind(f) == "msg" || kind(f) == "error");
+    assert_eq!(kind(answer.last().unwrap()), "msg", "{answer:?}");
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "marker"}));
+    let to_dave = read_until(&mut dave, 20, |f| f["text"] == "marker");
+    assert_eq!(msg_texts(&to_dave), ["for dave only", "marker"]);
+    let to_erin = read_until(&mut erin, 20, |f| f["text"] == "marker");
+    assert_eq!(msg_texts(&to_erin), ["marker"], "{to_erin:?}");
+}
+
 /// Two nodes on a three-server NATS cluster with `--cluster-replicas 3`:
 /// streams and buckets are replicated, and newer nats-servers answer some
 /// writes differently there (a nickname key written by two nodes at once:

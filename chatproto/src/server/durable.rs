@@ -523,6 +523,12 @@ impl Server {
     /// resume window from `now`. Restore sessions before rooms, so that
     /// their latest message ids are known again (a client resending a
     /// message the server stored before it stopped gets `duplicate`).
+    /// New sessions are numbered above it, except with
+    /// [`ServerConfig::cluster`](crate::ServerConfig::cluster), where
+    /// [`Server::reserve_sessions`] gives each server a block of its own
+    /// and a session restored from another server's block (resumed here)
+    /// leaves this one's numbering where it was: moved into that block,
+    /// it would give new sessions the ids the other server gives its own.
     pub fn restore_session(&mut self, now: Now, id: SessionId, nick: &str, token: TokenHash) {
         let Ok(nick) = crate::nick::normalize_nick(nick, self.config.nick_rule) else {
             return;
@@ -533,7 +539,9 @@ impl Server {
         }
         let key = crate::nick::nick_key(&nick);
         let skeleton = crate::nick::nick_skeleton(&nick);
-        self.next_session = self.next_session.max(id.0 + 1);
+        if !self.config.cluster {
+            self.next_session = self.next_session.max(id.0 + 1);
+        }
         self.tokens.insert(token, id);
         self.sessions.insert(
             id,
