@@ -1933,6 +1933,50 @@ fn nats_away_is_logged_once_not_at_each_heartbeat() {
     assert!(failures >= 2, "the join's wait outlasts a heartbeat: {log}");
 }
 
+/// A node killed is said once in a survivor's log, by its run's name,
+/// when it is taken for dead. Its client resuming on the survivor before
+/// then (the nickname still held) is told to try again, and that is no
+/// warning: a node that is gone cannot answer a takeover (it was one
+/// warning per client and attempt, on every survivor).
+#[test]
+fn a_node_killed_is_logged_once_as_dead_and_its_clients_early_resumes_are_no_warning() {
+    let name = "a_node_killed_is_logged_once_as_dead_and_its_clients_early_resumes_are_no_warning";
+    let Some(nats) = Nats::start(name) else {
+        return;
+    };
+    let mut a = node(&nats, "a", &[]);
+    let b = node(&nats, "b", &[]);
+    let (alice, welcome) = join(&a, "alice");
+    a.sigkill();
+    drop(alice);
+    let resume =
+        json!({"type": "join", "nick": "alice", "rooms": [], "resume": welcome["session"]});
+    let deadline = Instant::now() + 2 * WAIT;
+    let mut refused = 0;
+    loop {
+        let mut c = b.connect();
+        c.send_frame(&resume);
+        let answer = c.recv_frame();
+        if kind(&answer) == "welcome" {
+            break;
+        }
+        assert_eq!(answer["code"], "nick_taken", "{answer}");
+        refused += 1;
+        assert!(Instant::now() < deadline, "never resumed:\n{}", b.log());
+        // As a client waits before it tries again.
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(refused > 0, "resumed before a was taken for dead");
+    let log = b.log();
+    let dead: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("taken for dead"))
+        .collect();
+    assert_eq!(dead.len(), 1, "{log}");
+    assert!(dead[0].contains("node=\"a/"), "{log}");
+    assert!(!log.contains("WARN a node did not answer"), "{log}");
+}
+
 /// At an account's stream limit, entering a new room (whose stream NATS
 /// will not make) is answered `unavailable` with the room, and nothing
 /// else waits: messages in the rooms there are go on.

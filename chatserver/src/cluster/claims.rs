@@ -11,7 +11,7 @@ use bytes::Bytes;
 use chatproto::{ClientId, SessionId, TokenHash};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{
     hex, leader_entry, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord,
@@ -111,6 +111,13 @@ impl Cluster {
         let payload = Bytes::copy_from_slice(token);
         match self.client.request(subject, payload).await {
             Ok(reply) => reply.payload.as_ref() == b"1",
+            // Nobody listens for that run: it is gone (killed, say), and
+            // the others free its nicknames once they take it for dead,
+            // which their logs say; the client is told to try again.
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                debug!(origin, "a session's takeover: its node is gone");
+                false
+            }
             Err(e) => {
                 warn!(error = %e, origin, "a node did not answer a session's takeover");
                 false

@@ -165,6 +165,11 @@ impl Cluster {
                     Ok(_) => {
                         if let Some(h) = lock(&heard).get_mut(&key).filter(|h| h.rev == rev) {
                             h.dead = true;
+                            warn!(
+                                node = h.origin,
+                                silent_ms = now.duration_since(h.at).as_millis(),
+                                "a node stopped sending its heartbeat: taken for dead; its clients leave and their nicknames are freed"
+                            );
                         }
                     }
                     Err(()) => {
