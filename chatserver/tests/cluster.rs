@@ -1977,6 +1977,31 @@ fn a_node_killed_is_logged_once_as_dead_and_its_clients_early_resumes_are_no_war
     assert!(!log.contains("WARN a node did not answer"), "{log}");
 }
 
+/// Two nodes started with one `--node` name (a copied service file) take
+/// each other's clients for dead in turn, every few seconds: each says
+/// in its log that another runs under its name.
+#[test]
+fn two_nodes_with_one_name_say_so() {
+    let Some(nats) = Nats::start("two_nodes_with_one_name_say_so") else {
+        return;
+    };
+    let first = node(&nats, "a", &[]);
+    let second = node(&nats, "a", &[]);
+    for n in [&first, &second] {
+        assert!(
+            n.wait_for_line("another chatserver runs with this node's --node name", WAIT),
+            "{}",
+            n.log()
+        );
+    }
+    let log = first.log();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("another chatserver runs"))
+        .count();
+    assert_eq!(said, 1, "said once: {log}");
+}
+
 /// At an account's stream limit, entering a new room (whose stream NATS
 /// will not make) is answered `unavailable` with the room, and nothing
 /// else waits: messages in the rooms there are go on.

@@ -11,7 +11,7 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{leader_entry, lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY};
 
@@ -270,7 +270,13 @@ impl Cluster {
     /// latest heartbeat: one the watch never got to (it broke when a NATS
     /// server was lost) must not look like a node that does not exist.
     async fn hear_nodes(self: Arc<Self>, heard: Heard, rewatch: Arc<Notify>) {
+        // Other runs found heartbeating under this node's name after this
+        // run did (said once each).
+        let mut twins = HashSet::new();
         'watch: loop {
+            // This run's own heartbeat seen in this watch: after it, a
+            // heartbeat of another run under this name is a live one.
+            let mut own_seen = false;
             match self.nodes.watch_with_history(">").await {
                 Ok(mut watch) => {
                     loop {
@@ -291,6 +297,18 @@ impl Cluster {
                         if !newer {
                         } else if entry.operation == kv::Operation::Put {
                             let origin = String::from_utf8_lossy(&entry.value).into_owned();
+                            if entry.key == self.settings.node {
+                                if origin == *self.origin {
+                                    own_seen = true;
+                                } else if own_seen && twins.insert(origin.clone()) {
+                                    error!(
+                                        node = entry.key,
+                                        other = origin,
+                                        "another chatserver runs with this node's --node name: every node needs a name of its own; \
+                                         until one of them stops, the nodes take the clients of one or the other for dead in turn"
+                                    );
+                                }
+                            }
                             heard.insert(entry.key, Beat::new(entry.revision, origin));
                         } else {
                             // A clean stop deleted its heartbeat.
