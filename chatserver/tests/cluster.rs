@@ -1977,6 +1977,40 @@ fn a_node_killed_is_logged_once_as_dead_and_its_clients_early_resumes_are_no_war
     assert!(!log.contains("WARN a node did not answer"), "{log}");
 }
 
+/// A node that stopped long before another started (its last heartbeat
+/// left in the bucket, as a kill leaves it) is no news to the new one:
+/// it is taken for dead without the warning a node that dies is given
+/// (which would come at every start of every node, for ever), in a line
+/// that says it stopped before.
+#[test]
+fn a_node_dead_before_another_starts_is_no_warning_there() {
+    let Some(nats) = Nats::start("a_node_dead_before_another_starts_is_no_warning_there") else {
+        return;
+    };
+    let mut a = node(&nats, "a", &[]);
+    let witness = node(&nats, "w", &["--node-dead-after-ms", "5000"]);
+    // Heard by the witness: its death is news there.
+    assert!(
+        witness.wait_for_line("a node of the cluster", WAIT),
+        "{}",
+        witness.log()
+    );
+    a.sigkill();
+    assert!(
+        witness.wait_for_line("taken for dead;", 2 * WAIT),
+        "{}",
+        witness.log()
+    );
+    // a's last heartbeat is 5 s old now, past b's 2 s and a second.
+    let b = node(&nats, "b", &["--node-dead-after-ms", "2000"]);
+    assert!(
+        b.wait_for_line("a node that stopped before this one started", 2 * WAIT),
+        "{}",
+        b.log()
+    );
+    assert!(!b.log().contains("a node stopped sending"), "{}", b.log());
+}
+
 /// Two nodes started with one `--node` name (a copied service file) take
 /// each other's clients for dead in turn, every few seconds: each says
 /// in its log that another runs under its name.

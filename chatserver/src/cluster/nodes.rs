@@ -157,7 +157,9 @@ impl Cluster {
                 let look = tokio::time::timeout(HEARTBEAT_EVERY, self.latest_beat(&key));
                 match look.await.unwrap_or(Err(())) {
                     Ok(Some((revision, Some(origin)))) if revision != rev => {
-                        lock(&heard).insert(key, Beat::new(revision, origin));
+                        let mut beat = Beat::new(revision, origin);
+                        beat.live = true;
+                        lock(&heard).insert(key, beat);
                         rewatch.notify_one();
                     }
                     // Silent at the leader too: dead, and not looked up
@@ -165,11 +167,21 @@ impl Cluster {
                     Ok(_) => {
                         if let Some(h) = lock(&heard).get_mut(&key).filter(|h| h.rev == rev) {
                             h.dead = true;
-                            warn!(
-                                node = h.origin,
-                                silent_ms = now.duration_since(h.at).as_millis(),
-                                "a node stopped sending its heartbeat: taken for dead; its clients leave and their nicknames are freed"
-                            );
+                            let silent_ms = now.duration_since(h.at).as_millis();
+                            if h.live {
+                                warn!(
+                                    node = h.origin,
+                                    silent_ms,
+                                    "a node stopped sending its heartbeat: taken for dead; its clients leave and their nicknames are freed"
+                                );
+                            } else {
+                                // Its last heartbeat was old when heard:
+                                // it stopped before this run began.
+                                info!(
+                                    node = h.origin,
+                                    "a node that stopped before this one started: taken for dead"
+                                );
+                            }
                         }
                     }
                     Err(()) => {
@@ -309,7 +321,14 @@ impl Cluster {
                                     );
                                 }
                             }
-                            heard.insert(entry.key, Beat::new(entry.revision, origin));
+                            // Heard beating here (again, or lately), not
+                            // the last word of a run that stopped long ago.
+                            let again = heard.get(&entry.key).is_some_and(|h| h.origin == origin);
+                            let age = unix_secs().saturating_sub(entry.created.unix_timestamp());
+                            let mut beat = Beat::new(entry.revision, origin);
+                            beat.live =
+                                again || age <= self.settings.dead_after.as_secs() as i64 + 1;
+                            heard.insert(entry.key, beat);
                         } else {
                             // A clean stop deleted its heartbeat.
                             heard.remove(&entry.key);
@@ -590,6 +609,10 @@ pub(super) struct Beat {
     /// Found silent, and confirmed by the bucket's leader: that run is
     /// dead (until a newer heartbeat comes).
     dead: bool,
+    /// Heard beating while this run watched: its death is news (a
+    /// heartbeat already old when first heard is a run that stopped
+    /// before this one began, and is taken for dead without a word).
+    live: bool,
 }
 
 impl Beat {
@@ -599,8 +622,16 @@ impl Beat {
             origin,
             at: Instant::now(),
             dead: false,
+            live: false,
         }
     }
+}
+
+/// The wall clock in seconds since the Unix epoch (0 if before it).
+fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Every node not found dead heard `now`: their silence is counted from
