@@ -2011,6 +2011,37 @@ fn a_node_dead_before_another_starts_is_no_warning_there() {
     assert!(!b.log().contains("a node stopped sending"), "{}", b.log());
 }
 
+/// A room's stream NATS will not make for a setting (`--cluster-replicas
+/// 3` on one NATS server whose buckets a node with one replica made, so
+/// that the node started) is logged with NATS's reason: before, only
+/// "cannot create the stream of #zzz", every two seconds.
+#[test]
+fn a_rooms_stream_nats_will_not_make_is_logged_with_its_reason() {
+    let Some(nats) = Nats::start("a_rooms_stream_nats_will_not_make_is_logged_with_its_reason")
+    else {
+        return;
+    };
+    let mut a = node(&nats, "a", &[]);
+    a.sigterm();
+    assert!(a.wait_exit(WAIT).success(), "{}", a.log());
+    let b = node(&nats, "b", &["--cluster-replicas", "3"]);
+    let mut bob = b.connect();
+    bob.send_frame(&json!({"type": "join", "nick": "bob", "rooms": ["zzz"]}));
+    bob.expect_kind("welcome");
+    assert!(
+        b.wait_for_line("cannot create the stream of #zzz: ", WAIT),
+        "{}",
+        b.log()
+    );
+    let log = b.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot create the stream of #zzz: "))
+        .unwrap();
+    let said = line.split("#zzz: ").nth(1).unwrap_or("");
+    assert!(said.contains("replicas"), "no reason from NATS: {line}");
+}
+
 /// Two nodes started with one `--node` name (a copied service file) take
 /// each other's clients for dead in turn, every few seconds: each says
 /// in its log that another runs under its name.

@@ -62,6 +62,7 @@ impl Cluster {
     pub(super) async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), Failure> {
         let (name, subject) = names(room);
         let mut full = None;
+        let mut said = String::new();
         for _ in 0..3 {
             if self.js.get_stream(&name).await.is_ok() {
                 self.follow(room);
@@ -97,11 +98,16 @@ impl Cluster {
                     return Ok(());
                 }
                 // NATS's "no room" stands, whatever the later tries say.
-                Err(e) => full = full.or_else(|| no_room_to_create(&e.kind())),
+                Err(e) => {
+                    full = full.or_else(|| no_room_to_create(&e.kind()));
+                    said = e.to_string();
+                }
             }
         }
+        // What NATS said, for the log: the operator's only clue when it
+        // is a setting (`--cluster-replicas` above the NATS cluster's size).
         Err(Failure {
-            why: format!("cannot create the stream of #{room}"),
+            why: format!("cannot create the stream of #{room}: {said}"),
             full,
         })
     }
