@@ -73,9 +73,20 @@ pub(super) fn no_room_code(js: &async_nats::jetstream::Error) -> Option<String> 
     full.then(|| format!("the cluster's log is full (NATS: {js})"))
 }
 
-/// [`no_room`] of a stream's creation refused.
+/// [`no_room`] of a stream's creation refused; or the words for a room
+/// whose stream NATS refuses for a setting that no retry changes (more
+/// `--cluster-replicas` than one NATS server can hold): its messages are
+/// refused too, rather than hold up every other room's for ever.
 pub(super) fn no_room_to_create(kind: &CreateStreamErrorKind) -> Option<String> {
     match kind {
+        CreateStreamErrorKind::JetStream(js)
+            if js.error_code() == ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED =>
+        {
+            Some(format!(
+                "the cluster's log cannot make this room (NATS: {js}; the server's \
+                 --cluster-replicas is more than NATS has servers)"
+            ))
+        }
         CreateStreamErrorKind::JetStream(js) => no_room_code(js),
         _ => None,
     }
@@ -267,8 +278,10 @@ impl Cluster {
                     None => match self.open_stream(&p.room).await {
                         Ok(()) => None,
                         Err(Failure {
-                            full: Some(cause), ..
+                            full: Some(cause),
+                            why,
                         }) => {
+                            warn!(room = &*p.room, error = %why, "refusing the room's messages and enterings");
                             unmade.push((Arc::clone(&p.room), cause.clone()));
                             Some(cause)
                         }
