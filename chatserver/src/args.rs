@@ -48,6 +48,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     pub history_max_messages: u64,
 
+    /// Whether `--history-max-messages` or `--history-max-age-days` was
+    /// given (on the command line or in the environment), not left to its
+    /// default: see [`Args::parse_noting_given`].
+    #[arg(skip)]
+    pub retention_given: bool,
+
     /// How often retention runs, in seconds, and once at start (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -327,6 +333,24 @@ pub enum LogText {
 }
 
 impl Args {
+    /// [`Parser::parse`], noting whether the retention limits were given
+    /// (a cluster node applies them to the rooms made before only then).
+    pub fn parse_noting_given() -> Args {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().get_matches();
+        let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        args.retention_given = ["history_max_messages", "history_max_age_days"]
+            .iter()
+            .any(|id| {
+                matches!(
+                    matches.value_source(id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            });
+        args
+    }
+
     /// An empty `--cluster` or `--node` (a blank `CHATSERVER_CLUSTER=` or
     /// `CHATSERVER_NODE=` line in an environment file) counts as not
     /// given: it must not switch cluster mode on.

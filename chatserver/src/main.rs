@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatproto::{Server, ServerConfig};
-use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -65,7 +64,7 @@ pub struct Settings {
 }
 
 fn main() -> std::process::ExitCode {
-    let mut args = Args::parse();
+    let mut args = Args::parse_noting_given();
     args.tidy();
     if let Some(args::Command::Export { room, since }) = &args.command {
         return match store::export(&args.data_dir, room.as_deref(), *since) {
@@ -277,6 +276,7 @@ async fn run(args: Args) -> std::io::Result<()> {
             claim_timeout: Duration::from_millis((args.join_timeout_ms / 2).clamp(50, 3_000)),
             max_messages: args.history_max_messages,
             max_age: Duration::from_millis(args.history_max_age_days.saturating_mul(86_400_000)),
+            retention_given: args.retention_given,
             starts_every: Duration::from_secs(args.history_prune_every_secs),
             max_frame_bytes: args.max_frame_bytes as usize,
         };

@@ -1277,6 +1277,36 @@ fn retention_lowered_at_a_restart_applies_to_rooms_made_before() {
     );
 }
 
+/// A node started without the retention flags leaves the rooms' streams
+/// the limits they have: a node added with the defaults must not cut
+/// every room's history down to them (nor lift it). Given, they apply
+/// (see above).
+#[test]
+fn retention_left_to_its_defaults_leaves_the_rooms_limits_alone() {
+    let Some(nats) = Nats::start("retention_left_to_its_defaults_leaves_the_rooms_limits_alone")
+    else {
+        return;
+    };
+    let mut a = node(&nats, "a", &["--history-max-messages", "100"]);
+    let (alice, _) = alice_says_twelve(&a);
+    drop(alice);
+    a.sigterm();
+    assert!(a.wait_exit(WAIT).success(), "{}", a.log());
+    let mut b = node(&nats, "b", &[]);
+    assert!(
+        b.wait_for_line("a node of the cluster", WAIT),
+        "{}",
+        b.log()
+    );
+    let log = b.log();
+    assert!(!log.contains("now keep this node's"), "{log}");
+    b.sigterm();
+    assert!(b.wait_exit(WAIT).success(), "{}", b.log());
+    // The same limit as the default, given: the lobby's 100 becomes it.
+    let c = node(&nats, "c", &["--history-max-messages", "1000000"]);
+    assert!(c.wait_for_line("now keep this node's", WAIT), "{}", c.log());
+}
+
 /// A node holds a room's latest events in memory; once the stream's
 /// limits drop some of them, it serves them no more (it asks the streams
 /// where they start every `--history-prune-every-secs`).

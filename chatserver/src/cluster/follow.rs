@@ -420,11 +420,11 @@ impl Cluster {
         }
     }
 
-    /// Every room with a stream, and its last seq. A stream made with
-    /// other limits than this node's `--history-max-messages` and
-    /// `--history-max-age-days` (before they were changed, or by a node
-    /// with other flags) is given this node's first, so that retention
-    /// set anew applies to the rooms there already, not only to new ones.
+    /// Every room with a stream, and its last seq. When this node was
+    /// given `--history-max-messages` or `--history-max-age-days`, a stream
+    /// made with other limits (before they were changed, or by a node with
+    /// other flags) is given this node's first, so that retention set anew
+    /// applies to the rooms there already, not only to new ones.
     pub async fn room_streams(&self) -> (Vec<(String, u64)>, LimitsSet) {
         let mut out = Vec::new();
         let mut other = Vec::new();
@@ -441,7 +441,8 @@ impl Cluster {
             let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
             let Some(room) = room else { continue };
             out.push((room, info.state.last_sequence));
-            if info.config.max_messages != max_messages || info.config.max_age != max_age {
+            let differ = info.config.max_messages != max_messages || info.config.max_age != max_age;
+            if differ && self.settings.retention_given {
                 other.push(info.config);
             }
         }
