@@ -429,17 +429,7 @@ impl Cluster {
         let mut out = Vec::new();
         let mut other = Vec::new();
         let (max_messages, max_age) = self.limits();
-        let mut streams = self.js.streams();
-        while let Some(info) = streams.next().await {
-            let info = match info {
-                Ok(info) => info,
-                Err(e) => {
-                    warn!(error = %e, "cannot list the rooms' streams");
-                    break;
-                }
-            };
-            let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
-            let Some(room) = room else { continue };
+        for (room, info) in self.room_infos().await {
             out.push((room, info.state.last_sequence));
             let differ = info.config.max_messages != max_messages || info.config.max_age != max_age;
             if differ && self.settings.retention_given {
@@ -470,9 +460,18 @@ impl Cluster {
         (clamp_i64(self.settings.max_messages), self.settings.max_age)
     }
 
-    /// Every room with a stream, with its first and last seq: one request
-    /// to NATS per page of streams (256), not one per room.
+    /// Every room with a stream, with its first and last seq.
     async fn room_states(&self) -> Vec<(String, u64, u64)> {
+        let infos = self.room_infos().await;
+        infos
+            .into_iter()
+            .map(|(room, info)| (room, info.state.first_sequence, info.state.last_sequence))
+            .collect()
+    }
+
+    /// Every room with a stream, and the stream's configuration and state:
+    /// one request to NATS per page of streams (256), not one per room.
+    async fn room_infos(&self) -> Vec<(String, stream::Info)> {
         let mut streams = self.js.streams();
         let mut out = Vec::new();
         while let Some(info) = streams.next().await {
@@ -485,7 +484,7 @@ impl Cluster {
             };
             let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
             if let Some(room) = room {
-                out.push((room, info.state.first_sequence, info.state.last_sequence));
+                out.push((room, info));
             }
         }
         out
