@@ -12,6 +12,13 @@ use crate::ledger::LineKind;
 /// before handing it over.
 const ID_PLACEHOLDER: &str = "0123456789abcdef-0123456789";
 
+/// What the server leaves free in a frame beside a stamped message
+/// (PROTOCOL.md: a `msg` replayed must fit `max_frame_bytes` − 512).
+const STAMPED_ROOM: usize = 512;
+
+/// A `ts` as wide as one gets before the year 2286 (13 digits).
+const STAMP_WIDEST: u64 = 9_999_999_999_999;
+
 impl Session {
     /// Act on a line that parsed to `cmd`.
     pub(super) fn command(&mut self, cmd: Command) {
@@ -87,6 +94,12 @@ impl Session {
         }
         // Refuse locally what the server would refuse for size, so a
         // pasted novel does not cost a round trip (or a resend forever).
+        let max = self.max_text_for(&room, &to);
+        let bytes = text_bytes(&text);
+        if bytes > max {
+            self.error("msg_too_large", too_long(bytes, max));
+            return;
+        }
         let frame = ClientFrame::msg_in(
             room.clone(),
             to.clone(),
@@ -113,16 +126,29 @@ impl Session {
         }
     }
 
-    /// The most bytes a message's text may take in a frame (JSON-escaped,
-    /// see [`text_bytes`]) to the current room before sending it is
-    /// refused as too long: what the full-screen client warns of while
+    /// The most bytes a message's text may take (JSON-escaped, see
+    /// [`text_bytes`]) to everyone in the current room before sending it
+    /// is refused as too long: what the full-screen client warns of while
     /// the line is typed.
     pub fn max_text_bytes(&self) -> usize {
         let room = self.current.clone().unwrap_or_default();
-        let empty = ClientFrame::msg_in(room, vec![], String::new(), Some(ID_PLACEHOLDER.into()));
-        let around = chatproto::encode(&empty, self.max_frame_bytes)
-            .map_or(0, |b| b.len() - chatproto::HEADER_LEN);
-        self.max_frame_bytes.saturating_sub(around)
+        self.max_text_for(&room, &[])
+    }
+
+    /// The most bytes a message's text may take in `room` to `to`: what
+    /// leaves its stamped copy as the server replays it (PROTOCOL.md §5.3:
+    /// with `from`, `seq`, `ts`, its id and `"replay":true`) within the
+    /// frame limit less 512 bytes, the server's bound. The seq is counted
+    /// at its widest, so this is at most 19 bytes short of the server's.
+    fn max_text_for(&self, room: &str, to: &[String]) -> usize {
+        let stamped = serde_json::json!({
+            "type": "msg", "room": room, "seq": u64::MAX, "from": self.nick(), "to": to,
+            "text": "", "ts": STAMP_WIDEST, "id": ID_PLACEHOLDER, "replay": true,
+        });
+        let around = serde_json::to_string(&stamped).map_or(0, |s| s.len());
+        self.max_frame_bytes
+            .saturating_sub(STAMPED_ROOM)
+            .saturating_sub(around)
     }
 
     fn join(&mut self, room: String) {
@@ -457,16 +483,20 @@ mod tests {
         assert_eq!(out.lines.len(), 1);
         assert_eq!(
             out.lines,
-            ["! msg_too_large: not sent: the message is 2,000 bytes; the server takes at most 950"]
+            ["! msg_too_large: not sent: the message is 2,000 bytes; the server takes at most 355"]
         );
         assert_eq!(s.unacknowledged(), 0);
         // What JSON escapes counts as sent.
         let out = line(&mut s, &"\"".repeat(600));
         assert_eq!(
             out.lines,
-            ["! msg_too_large: not sent: the message is 1,200 bytes; the server takes at most 950"]
+            ["! msg_too_large: not sent: the message is 1,200 bytes; the server takes at most 355"]
         );
-        let out = line(&mut s, &"x".repeat(950));
+        // The bound is the server's on the stamped copy (a frame of 1,024
+        // less 512, less what stamping adds): 355 go, 356 do not.
+        let out = line(&mut s, &"x".repeat(356));
+        assert!(out.sent.is_empty(), "{:?}", out.sent);
+        let out = line(&mut s, &"x".repeat(355));
         assert_eq!(out.sent.len(), 1, "{:?}", out.lines);
     }
 
@@ -488,7 +518,7 @@ mod tests {
         assert!(out.sent.is_empty());
         assert_eq!(
             out.lines,
-            ["! msg_too_large: not sent: the message is 1,500 bytes; the server takes at most 950"]
+            ["! msg_too_large: not sent: the message is 1,500 bytes; the server takes at most 355"]
         );
         // Another server, reached later, that takes more: so do we.
         s.handle_disconnected();

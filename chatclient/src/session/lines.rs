@@ -36,8 +36,9 @@ impl Session {
 }
 
 /// Why a message of `bytes` bytes (as sent: its text, escaped where
-/// JSON must) is not sent when the server takes at most `most`, in plain
-/// words, with the numbers the full-screen client's too-long mark shows.
+/// JSON must) is not sent when the server takes at most `most` (see
+/// `Session::max_text_bytes`), in plain words, with the numbers the
+/// full-screen client's too-long mark shows.
 pub(super) fn too_long(bytes: usize, most: usize) -> String {
     format!(
         "not sent: the message is {} bytes; the server takes at most {}",
