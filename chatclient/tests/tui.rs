@@ -485,7 +485,7 @@ fn sigterm_gives_the_terminal_back() {
 /// SIGHUP (`nohup`, a shell's `trap '' HUP`): the client leaves, instead
 /// of staying online behind a terminal nobody can type into, its key
 /// reader spinning on the end of input.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn a_terminal_that_hangs_up_with_sighup_ignored_is_left() {
     use std::os::fd::BorrowedFd;

@@ -48,11 +48,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     pub history_max_messages: u64,
 
-    /// Whether `--history-max-messages` or `--history-max-age-days` was
-    /// given (on the command line or in the environment), not left to its
-    /// default: see [`Args::parse_noting_given`].
+    /// Whether `--history-max-messages` and `--history-max-age-days` were
+    /// given (on the command line or in the environment), not left to
+    /// their defaults: see [`Args::parse_noting_given`].
     #[arg(skip)]
-    pub retention_given: bool,
+    pub retention_given: (bool, bool),
 
     /// How often retention runs, in seconds, and once at start (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
@@ -340,14 +340,13 @@ impl Args {
         use clap::{CommandFactory, FromArgMatches};
         let matches = Args::command().get_matches();
         let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        args.retention_given = ["history_max_messages", "history_max_age_days"]
-            .iter()
-            .any(|id| {
-                matches!(
-                    matches.value_source(id),
-                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                )
-            });
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        args.retention_given = (given("history_max_messages"), given("history_max_age_days"));
         args
     }
 

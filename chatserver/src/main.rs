@@ -276,7 +276,8 @@ async fn run(args: Args) -> std::io::Result<()> {
             claim_timeout: Duration::from_millis((args.join_timeout_ms / 2).clamp(50, 3_000)),
             max_messages: args.history_max_messages,
             max_age: Duration::from_millis(args.history_max_age_days.saturating_mul(86_400_000)),
-            retention_given: args.retention_given,
+            max_messages_given: args.retention_given.0,
+            max_age_given: args.retention_given.1,
             starts_every: Duration::from_secs(args.history_prune_every_secs),
             max_frame_bytes: args.max_frame_bytes as usize,
         };

@@ -567,7 +567,7 @@ impl App {
             .filter(|&c| c == '\n' || !c.is_control())
             .collect();
         if let Some(q) = &mut self.paste {
-            let (lines, rest, at) = split_pasted(&text, &q.rest, q.at);
+            let (lines, rest, at) = split_pasted(&text, &q.rest, q.at, false);
             q.lines.extend(lines);
             q.rest = rest;
             q.at = at;
@@ -578,7 +578,7 @@ impl App {
             return;
         }
         let before = (self.input.text().to_owned(), self.input.cursor());
-        let (lines, rest, at) = split_pasted(&text, &before.0, before.1);
+        let (lines, rest, at) = split_pasted(&text, &before.0, before.1, true);
         if lines.len() > PASTE_ASK_OVER {
             self.paste = Some(PasteQuestion {
                 lines,
@@ -668,8 +668,15 @@ pub fn mentions(text: &str, nick: &str) -> bool {
 
 /// `text` (cleaned) pasted into `input` at byte `cursor`: the lines it
 /// sends, what the input line holds after them, and where in that the
-/// paste ended.
-fn split_pasted(text: &str, input: &str, cursor: usize) -> (Vec<String>, String, usize) {
+/// paste ended. `typed`: whether the input before the cursor was typed
+/// (then the first line finishes it, a command if it was one) or is the
+/// end of an earlier paste (then it is text, as every pasted line).
+fn split_pasted(
+    text: &str,
+    input: &str,
+    cursor: usize,
+    typed: bool,
+) -> (Vec<String>, String, usize) {
     let (head, tail) = input.split_at(cursor);
     let mut pieces: Vec<&str> = text.split('\n').collect();
     let last = pieces.pop().unwrap_or("");
@@ -682,17 +689,21 @@ fn split_pasted(text: &str, input: &str, cursor: usize) -> (Vec<String>, String,
     }
     let mut lines = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
-        if i == 0 && !head.is_empty() {
+        let line = match i {
+            0 => format!("{head}{piece}"),
+            _ => (*piece).to_owned(),
+        };
+        if i == 0 && typed && !head.is_empty() {
             // The first line finishes what was typed: it is a command if
             // that was.
-            lines.push(format!("{head}{piece}"));
-        } else if piece.trim_start().starts_with('/') {
+            lines.push(line);
+        } else if line.trim_start().starts_with('/') {
             // Pasted text is text: a line that starts with / (after any
             // spaces, which a typed line ignores too) is sent as it is,
             // without those spaces, not run as a command.
-            lines.push(format!("/{}", piece.trim_start()));
+            lines.push(format!("/{}", line.trim_start()));
         } else {
-            lines.push((*piece).to_owned());
+            lines.push(line);
         }
     }
     lines.retain(|l| !l.trim().is_empty());
@@ -1000,6 +1011,20 @@ mod tests {
         app.handle_event(key(KeyCode::Char('n')));
         assert!(app.take_effects().is_empty());
         assert_eq!(app.input.text(), "keep");
+
+        // The end of the first paste is pasted text, not typed: a line
+        // the second one finishes is text even if it starts with /.
+        app.handle_event(ctrl('u'));
+        let first: String = (1..=7).map(|i| format!("c{i}\n")).collect();
+        app.handle_event(Event::Paste(format!("{first}/quit")));
+        app.handle_event(Event::Paste("\nlast".into()));
+        app.handle_event(key(KeyCode::Char('y')));
+        let sent = app.take_effects();
+        assert_eq!(
+            sent.last(),
+            Some(&Effect::Send("//quit".into())),
+            "{sent:?}"
+        );
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub struct Options {
 /// ignored (`nohup`, a shell's `trap '' HUP`) would otherwise stay online
 /// behind a terminal nobody can type into, its key reader spinning on the
 /// end of input (crossterm reads it as "nothing yet", not as an error).
-#[cfg(unix)]
+/// Linux only: macOS's poll() answers POLLNVAL for every terminal device.
+#[cfg(target_os = "linux")]
 fn watch_hangup(screen: mpsc::Sender<ToScreen>) {
     use std::os::fd::AsFd;
 
@@ -172,7 +173,7 @@ impl Tui {
                     }
                 }
             })?;
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         watch_hangup(screen_tx.clone());
         let keys = screen_tx.clone();
         std::thread::Builder::new()

@@ -420,20 +420,32 @@ impl Cluster {
         }
     }
 
-    /// Every room with a stream, and its last seq. When this node was
-    /// given `--history-max-messages` or `--history-max-age-days`, a stream
-    /// made with other limits (before they were changed, or by a node with
-    /// other flags) is given this node's first, so that retention set anew
+    /// Every room with a stream, and its last seq. Each of
+    /// `--history-max-messages` and `--history-max-age-days` this node was
+    /// given is set first on a stream made with another (before it was
+    /// changed, or by a node with other flags), so that retention set anew
     /// applies to the rooms there already, not only to new ones.
     pub async fn room_streams(&self) -> (Vec<(String, u64)>, LimitsSet) {
         let mut out = Vec::new();
         let mut other = Vec::new();
         let (max_messages, max_age) = self.limits();
+        let (messages_given, age_given) = (
+            self.settings.max_messages_given,
+            self.settings.max_age_given,
+        );
         for (room, info) in self.room_infos().await {
             out.push((room, info.state.last_sequence));
-            let differ = info.config.max_messages != max_messages || info.config.max_age != max_age;
-            if differ && self.settings.retention_given {
-                other.push(info.config);
+            let mut config = info.config;
+            let differ = (messages_given && config.max_messages != max_messages)
+                || (age_given && config.max_age != max_age);
+            if differ {
+                if messages_given {
+                    config.max_messages = max_messages;
+                }
+                if age_given {
+                    config.max_age = max_age;
+                }
+                other.push(config);
             }
         }
         let mut report = LimitsSet {
@@ -441,9 +453,7 @@ impl Cluster {
             max_age_days: max_age.as_secs() / 86_400,
             ..LimitsSet::default()
         };
-        for mut config in other {
-            config.max_messages = max_messages;
-            config.max_age = max_age;
+        for config in other {
             match self.js.update_stream(&config).await {
                 Ok(_) => report.set += 1,
                 Err(e) => {

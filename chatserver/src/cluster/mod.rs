@@ -112,12 +112,13 @@ pub struct Settings {
     /// Stream limits: messages per room and their age (zero: no limit).
     pub max_messages: u64,
     pub max_age: Duration,
-    /// Whether the operator gave those limits (a flag or the environment):
-    /// only then does a node starting give them to the rooms' streams
-    /// made with others. Left to their defaults, they apply to new rooms
-    /// only: a node added without the flags must not cut every room's
-    /// history down to the defaults.
-    pub retention_given: bool,
+    /// Whether the operator gave each of those limits (a flag or the
+    /// environment): only a limit given is set, by a node starting, on
+    /// the rooms' streams made with another. Left to its default, a limit
+    /// applies to new rooms only: a node added without the flags must not
+    /// cut every room's history down to the defaults.
+    pub max_messages_given: bool,
+    pub max_age_given: bool,
     /// How often the rooms' streams are asked where they start now (the
     /// limits drop old events), so that memory serves none of those.
     pub starts_every: Duration,
