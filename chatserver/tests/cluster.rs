@@ -1302,6 +1302,17 @@ fn retention_left_to_its_defaults_leaves_the_rooms_limits_alone() {
     assert!(!log.contains("now keep this node's"), "{log}");
     b.sigterm();
     assert!(b.wait_exit(WAIT).success(), "{}", b.log());
+    // One limit given (the age, as the room has it) leaves the other.
+    let mut b2 = node(&nats, "b2", &["--history-max-age-days", "30"]);
+    assert!(
+        b2.wait_for_line("a node of the cluster", WAIT),
+        "{}",
+        b2.log()
+    );
+    let log = b2.log();
+    assert!(!log.contains("now keep this node's"), "{log}");
+    b2.sigterm();
+    assert!(b2.wait_exit(WAIT).success(), "{}", b2.log());
     // The same limit as the default, given: the lobby's 100 becomes it.
     let c = node(&nats, "c", &["--history-max-messages", "1000000"]);
     assert!(c.wait_for_line("now keep this node's", WAIT), "{}", c.log());
