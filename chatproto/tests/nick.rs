@@ -183,8 +183,6 @@ fn protocol_quotes_real_vectors() {
     assert!(quoted >= 20, "only {quoted} vectors quoted");
 }
 
-/// The skeleton of the ASCII-only protocol: lowercase, then `rn` → `m`,
-/// `vv` → `w`, `0` → `o`, `1` `i` `|` → `l`, `5` → `s`.
 /// The iota subscript folds with its capital forms when nothing follows it
 /// (what `key_ignores_case` leaves out is only a mark after it).
 #[test]
@@ -195,6 +193,8 @@ fn iota_subscript_folds_with_its_capitals() {
     assert_eq!(key, nick_key("\u{3c9}\u{313}\u{345}")); // decomposed
 }
 
+/// The skeleton of the ASCII-only protocol: lowercase, then `rn` → `m`,
+/// `vv` → `w`, `0` → `o`, `1` `i` `|` → `l`, `5` → `s`.
 fn old_table(nick: &str) -> String {
     let lower = nick.to_ascii_lowercase();
     let mut out = String::new();

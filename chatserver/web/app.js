@@ -42,6 +42,7 @@ const roomsAsks = [];
 const view = new MessageView($('messages'), $('jump'), {
   olderWanted: (room, fromScroll) => backlog.older(room, fromScroll),
   trimmed: (room) => backlog.trimmed(room),
+  notesTrimmed: (room) => backlog.notesTrimmed(room),
 });
 const backlog = new HistoryLoader(view, () => session);
 const roomList = new RoomList($('rooms'), { select, part: partRoom });

@@ -113,8 +113,14 @@ export class HistoryLoader {
     button.className = 'load-gap';
     button.textContent = 'Load missed messages';
     button.addEventListener('click', () => this.fillGap(room));
-    note.append(' ', button);
+    (note.querySelector('.body') ?? note).append(' ', button);
     this.gaps.set(room, { after, note, button });
+  }
+
+  /** Notes went from the top of `room`'s log (too many lines): a hole whose note went is left. */
+  notesTrimmed(room) {
+    const g = this.gaps.get(room);
+    if (g && !g.note.isConnected) this.dropGap(room);
   }
 
   dropGap(room) {

@@ -30,7 +30,8 @@ function body(...parts) {
 export class MessageView {
   /**
    * `handlers`: `olderWanted(room)` when the top of the log is reached,
-   * `trimmed(room)` when its oldest lines went (see MAX_SHOWN).
+   * `trimmed(room)` when its oldest lines went (see MAX_SHOWN),
+   * `notesTrimmed(room)` when only lines without a seq did.
    */
   constructor(scroller, jumpButton, handlers) {
     this.scroller = scroller;
@@ -196,7 +197,10 @@ export class MessageView {
       }
       c.remove();
     }
-    if (!seqs) return;
+    if (!seqs) {
+      this.h.notesTrimmed?.(room);
+      return;
+    }
     r.cleared = null;
     this.h.trimmed?.(room);
   }

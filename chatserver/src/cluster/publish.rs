@@ -87,6 +87,15 @@ pub(super) fn no_room_to_create(kind: &CreateStreamErrorKind) -> Option<String> 
                  --cluster-replicas is more than NATS has servers)"
             ))
         }
+        // A NATS cluster that cannot place the copies now (too few servers
+        // up, or too few at all): refused this round, tried again with the
+        // room's next proposal.
+        CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::CLUSTER_NO_PEERS => {
+            Some(format!(
+                "the cluster's log cannot place this room's copies now (NATS: {js}; a NATS \
+                 server may be down, or --cluster-replicas is more than NATS has servers)"
+            ))
+        }
         CreateStreamErrorKind::JetStream(js) => no_room_code(js),
         _ => None,
     }
