@@ -1292,27 +1292,22 @@ fn retention_left_to_its_defaults_leaves_the_rooms_limits_alone() {
     drop(alice);
     a.sigterm();
     assert!(a.wait_exit(WAIT).success(), "{}", a.log());
-    let mut b = node(&nats, "b", &[]);
-    assert!(
-        b.wait_for_line("a node of the cluster", WAIT),
-        "{}",
-        b.log()
-    );
-    let log = b.log();
-    assert!(!log.contains("now keep this node's"), "{log}");
-    b.sigterm();
-    assert!(b.wait_exit(WAIT).success(), "{}", b.log());
+    // A node started with `flags` changes no room's limits.
+    let leaves_alone = |name: &str, flags: &[&str]| {
+        let mut n = node(&nats, name, flags);
+        assert!(
+            n.wait_for_line("a node of the cluster", WAIT),
+            "{}",
+            n.log()
+        );
+        let log = n.log();
+        assert!(!log.contains("now keep this node's"), "{log}");
+        n.sigterm();
+        assert!(n.wait_exit(WAIT).success(), "{}", n.log());
+    };
+    leaves_alone("b", &[]);
     // One limit given (the age, as the room has it) leaves the other.
-    let mut b2 = node(&nats, "b2", &["--history-max-age-days", "30"]);
-    assert!(
-        b2.wait_for_line("a node of the cluster", WAIT),
-        "{}",
-        b2.log()
-    );
-    let log = b2.log();
-    assert!(!log.contains("now keep this node's"), "{log}");
-    b2.sigterm();
-    assert!(b2.wait_exit(WAIT).success(), "{}", b2.log());
+    leaves_alone("b2", &["--history-max-age-days", "30"]);
     // The same limit as the default, given: the lobby's 100 becomes it.
     let c = node(&nats, "c", &["--history-max-messages", "1000000"]);
     assert!(c.wait_for_line("now keep this node's", WAIT), "{}", c.log());
