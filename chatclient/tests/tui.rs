@@ -481,6 +481,115 @@ fn sigterm_gives_the_terminal_back() {
     bob.expect("* alice left");
 }
 
+/// chatclient `--nick alice` on a pty, started with SIGHUP ignored (as
+/// `nohup` or a shell's `trap '' HUP` do), whose output is read until
+/// [`Nohup::hang_up`] closes the terminal.
+#[cfg(target_os = "linux")]
+struct Nohup {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Option<Box<dyn MasterPty + Send>>,
+    writer: Option<Box<dyn Write + Send>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reading: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(target_os = "linux")]
+impl Nohup {
+    fn start(addr: &str) -> Nohup {
+        use std::os::fd::BorrowedFd;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+        let pty = native_pty_system()
+            .openpty(size(80, 24))
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new("sh");
+        cmd.args([
+            "-c",
+            "trap '' HUP; exec \"$0\" --nick alice \"$1\"",
+            env!("CARGO_BIN_EXE_chatclient"),
+            addr,
+        ]);
+        for key in CLIENT_ENV {
+            cmd.env_remove(key);
+        }
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).expect("start chatclient");
+        drop(pty.slave);
+        // What it draws is read (so that it never blocks on a full pty)
+        // until the hangup: then the reader lets go of the terminal too.
+        let master = pty.master;
+        let fd = master.as_raw_fd().expect("the pty's fd");
+        let mut reader = master.try_clone_reader().expect("pty reader");
+        let writer = master.take_writer().expect("pty writer");
+        let stop = Arc::new(AtomicBool::new(false));
+        let reading = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // SAFETY: `master` keeps the fd open until this thread is
+                // joined.
+                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                let mut buf = [0u8; 8192];
+                while !stop.load(Ordering::Relaxed) {
+                    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                    if poll(&mut fds, PollTimeout::from(50u16)).unwrap_or(0) > 0
+                        && matches!(reader.read(&mut buf), Ok(0) | Err(_))
+                    {
+                        return;
+                    }
+                }
+            })
+        };
+        Nohup {
+            child,
+            master: Some(master),
+            writer: Some(writer),
+            stop,
+            reading: Some(reading),
+        }
+    }
+
+    fn keys(&mut self, bytes: &[u8]) {
+        let w = self.writer.as_mut().expect("not hung up");
+        w.write_all(bytes).expect("write to the pty");
+        w.flush().expect("flush the pty");
+    }
+
+    /// Close the last of the terminal's master side: a hangup.
+    fn hang_up(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(r) = self.reading.take() {
+            r.join().expect("the pty reader");
+        }
+        self.writer = None;
+        self.master = None;
+    }
+
+    /// Its exit code, polled until `within` has passed.
+    fn wait_exit(&mut self, within: Duration) -> u32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status.exit_code();
+            }
+            assert!(Instant::now() < deadline, "the client did not exit");
+            // Polling the exit status: a bounded wait, not synchronisation.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Stopped if the test fails (it would spin on for ever).
+#[cfg(target_os = "linux")]
+impl Drop for Nohup {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A terminal that hangs up (its window closed) while the client ignores
 /// SIGHUP (`nohup`, a shell's `trap '' HUP`): the client leaves, instead
 /// of staying online behind a terminal nobody can type into, its key
@@ -488,73 +597,33 @@ fn sigterm_gives_the_terminal_back() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_terminal_that_hangs_up_with_sighup_ignored_is_left() {
-    use std::os::fd::BorrowedFd;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
     let server = Server::start(&[]);
     let mut bob = bob_in(&server, "lobby");
-    let pty = native_pty_system()
-        .openpty(size(80, 24))
-        .expect("open a pty");
-    let mut cmd = CommandBuilder::new("sh");
-    cmd.args([
-        "-c",
-        "trap '' HUP; exec \"$0\" --nick alice \"$1\"",
-        env!("CARGO_BIN_EXE_chatclient"),
-        &server.addr,
-    ]);
-    for key in CLIENT_ENV {
-        cmd.env_remove(key);
-    }
-    cmd.env("TERM", "xterm-256color");
-    let child = pty.slave.spawn_command(cmd).expect("start chatclient");
-    drop(pty.slave);
-    // Stopped if the test fails (it would spin on for ever).
-    struct Killed(Box<dyn portable_pty::Child + Send + Sync>);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Killed(child);
-    // What it draws is read (so that it never blocks on a full pty) until
-    // the hangup: then the reader lets go of the terminal too.
-    let master = pty.master;
-    let fd = master.as_raw_fd().expect("the pty's fd");
-    let mut reader = master.try_clone_reader().expect("pty reader");
-    let stop = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            // SAFETY: `master` keeps the fd open until this thread is joined.
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            let mut buf = [0u8; 8192];
-            while !stop.load(Ordering::Relaxed) {
-                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-                if poll(&mut fds, PollTimeout::from(50u16)).unwrap_or(0) > 0
-                    && matches!(reader.read(&mut buf), Ok(0) | Err(_))
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let mut alice = Nohup::start(&server.addr);
     bob.expect_line("alice online", |l| l.ends_with("* alice is online"));
-    stop.store(true, Ordering::Relaxed);
-    reading.join().expect("the pty reader");
-    // The last of the terminal's master side closed: a hangup.
-    drop(master);
+    alice.hang_up();
     bob.expect("* alice left");
-    let deadline = Instant::now() + WAIT;
-    while child.0.try_wait().expect("child status").is_none() {
-        assert!(Instant::now() < deadline, "the client did not exit");
-        // Polling the exit status: a bounded wait, not synchronisation.
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert_eq!(alice.wait_exit(WAIT), 0);
+}
+
+/// A terminal gone while a message typed there waits for a server that
+/// does not answer: the client leaves anyway after a bounded wait (10 s),
+/// as a second Ctrl-C does, rather than wait through its reconnects with
+/// nobody to see it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_hung_up_client_whose_server_does_not_answer_leaves_after_a_while() {
+    let (came, seen) = mpsc::channel();
+    let server = FakeServer::letting_in(move || {
+        let _ = came.send(());
+        Reply::Send(Vec::new())
+    });
+    let mut alice = Nohup::start(&server.addr);
+    alice.keys(b"never answered\r");
+    seen.recv_timeout(WAIT)
+        .expect("the message reached the server");
+    alice.hang_up();
+    assert_eq!(alice.wait_exit(WAIT), 130);
 }
 
 /// Tab completes commands, rooms and nicknames; Tab again cycles.

@@ -77,6 +77,11 @@ pub struct Options {
     pub bell: bool,
 }
 
+/// How long a client whose terminal hung up waits for the server to
+/// confirm what was typed before it leaves anyway.
+#[cfg(target_os = "linux")]
+const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Tell the screen when the terminal hangs up (its window closed, its ssh
 /// connection gone). SIGHUP says so too, but a client started with SIGHUP
 /// ignored (`nohup`, a shell's `trap '' HUP`) would otherwise stay online
@@ -104,8 +109,14 @@ fn watch_hangup(screen: mpsc::Sender<ToScreen>) {
             }
         }
         let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
-        if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
-            let _ = screen.blocking_send(ToScreen::TermGone);
+        if fds[0].revents().is_some_and(|r| r.intersects(gone))
+            && screen.blocking_send(ToScreen::TermGone).is_ok()
+        {
+            // Leaving as on end of input waits for the server to confirm
+            // what was typed, across reconnects, while crossterm's reader
+            // spins on the dead terminal: a bounded wait, then leave.
+            std::thread::sleep(HANGUP_GRACE);
+            let _ = screen.blocking_send(ToScreen::LeaveNow);
         }
     };
     let _ = std::thread::Builder::new()
@@ -123,6 +134,9 @@ enum ToScreen {
     Term(Event),
     /// The terminal cannot be read any more.
     TermGone,
+    /// Leave at once, as a second Ctrl-C does.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    LeaveNow,
     /// Give the terminal back and stop.
     Finish,
 }
@@ -363,6 +377,16 @@ fn repaint(terminal: &mut Terminal<CrosstermBackend<io::Stdout>>) -> io::Result<
     terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }
 
+/// Leave from the screen thread, at once: the network loop may be
+/// waiting for echoes and not reading input.
+fn leave_now(app: &App) -> ! {
+    restore();
+    let mut unsent = app.state.pending.clone();
+    unsent.extend(app.waiting_messages());
+    tell_unsent(&unsent);
+    std::process::exit(i32::from(crate::error::code::INTERRUPTED));
+}
+
 /// The screen thread: take what comes, in order, and draw after each
 /// burst. It ends with the typed messages the session never took.
 fn screen_loop(
@@ -384,6 +408,7 @@ fn screen_loop(
                 ToScreen::TermGone => {
                     let _ = input.send(InputEvent::End);
                 }
+                ToScreen::LeaveNow => leave_now(&app),
                 ToScreen::Finish => {
                     restore();
                     return app.waiting_messages();
@@ -397,15 +422,7 @@ fn screen_loop(
                     Effect::End => {
                         let _ = input.send(InputEvent::End);
                     }
-                    Effect::LeaveNow => {
-                        // The network loop may be waiting for echoes and
-                        // not reading input: leave from here, at once.
-                        restore();
-                        let mut unsent = app.state.pending.clone();
-                        unsent.extend(app.waiting_messages());
-                        tell_unsent(&unsent);
-                        std::process::exit(i32::from(crate::error::code::INTERRUPTED));
-                    }
+                    Effect::LeaveNow => leave_now(&app),
                     Effect::Bell => bell = true,
                     Effect::Redraw => redraw = true,
                 }
