@@ -119,6 +119,13 @@ fn main() -> std::process::ExitCode {
 }
 
 /// The error of a bind that failed, naming the address.
+/// The wall clock: milliseconds since the Unix epoch (0 if before it).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn cannot_listen(args: &Args, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
 }

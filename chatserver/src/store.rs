@@ -334,9 +334,7 @@ fn run(
             }
         }
         if pruning {
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let wall = crate::wall_ms();
             let max_age = match retention.max_age_ms {
                 0 => u64::MAX,
                 n => n,

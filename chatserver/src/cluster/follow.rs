@@ -429,22 +429,17 @@ impl Cluster {
         let mut out = Vec::new();
         let mut other = Vec::new();
         let (max_messages, max_age) = self.limits();
-        let (messages_given, age_given) = (
-            self.settings.max_messages_given,
-            self.settings.max_age_given,
-        );
         for (room, info) in self.room_infos().await {
             out.push((room, info.state.last_sequence));
             let mut config = info.config;
-            let differ = (messages_given && config.max_messages != max_messages)
-                || (age_given && config.max_age != max_age);
-            if differ {
-                if messages_given {
-                    config.max_messages = max_messages;
-                }
-                if age_given {
-                    config.max_age = max_age;
-                }
+            let was = (config.max_messages, config.max_age);
+            if self.settings.max_messages_given {
+                config.max_messages = max_messages;
+            }
+            if self.settings.max_age_given {
+                config.max_age = max_age;
+            }
+            if (config.max_messages, config.max_age) != was {
                 other.push(config);
             }
         }

@@ -324,7 +324,8 @@ impl Cluster {
                             // Heard beating here (again, or lately), not
                             // the last word of a run that stopped long ago.
                             let again = heard.get(&entry.key).is_some_and(|h| h.origin == origin);
-                            let age = unix_secs().saturating_sub(entry.created.unix_timestamp());
+                            let age = ((crate::wall_ms() / 1000) as i64)
+                                .saturating_sub(entry.created.unix_timestamp());
                             let mut beat = Beat::new(entry.revision, origin);
                             beat.live =
                                 again || age <= self.settings.dead_after.as_secs() as i64 + 1;
@@ -625,13 +626,6 @@ impl Beat {
             live: false,
         }
     }
-}
-
-/// The wall clock in seconds since the Unix epoch (0 if before it).
-fn unix_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Every node not found dead heard `now`: their silence is counted from

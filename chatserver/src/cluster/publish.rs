@@ -74,31 +74,24 @@ pub(super) fn no_room_code(js: &async_nats::jetstream::Error) -> Option<String> 
 }
 
 /// [`no_room`] of a stream's creation refused; or the words for a room
-/// whose stream NATS refuses for a setting that no retry changes (more
-/// `--cluster-replicas` than one NATS server can hold): its messages are
-/// refused too, rather than hold up every other room's for ever.
+/// whose stream NATS will not place its copies of: more
+/// `--cluster-replicas` than one NATS server holds (no retry changes
+/// that), or than a NATS cluster has servers up now. Its messages are
+/// refused this round (the room's next proposal tries again), rather
+/// than hold up every other room's for ever.
 pub(super) fn no_room_to_create(kind: &CreateStreamErrorKind) -> Option<String> {
-    match kind {
-        CreateStreamErrorKind::JetStream(js)
-            if js.error_code() == ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED =>
-        {
-            Some(format!(
-                "the cluster's log cannot make this room (NATS: {js}; the server's \
-                 --cluster-replicas is more than NATS has servers)"
-            ))
-        }
-        // A NATS cluster that cannot place the copies now (too few servers
-        // up, or too few at all): refused this round, tried again with the
-        // room's next proposal.
-        CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::CLUSTER_NO_PEERS => {
-            Some(format!(
-                "the cluster's log cannot place this room's copies now (NATS: {js}; a NATS \
-                 server may be down, or --cluster-replicas is more than NATS has servers)"
-            ))
-        }
-        CreateStreamErrorKind::JetStream(js) => no_room_code(js),
-        _ => None,
-    }
+    let CreateStreamErrorKind::JetStream(js) = kind else {
+        return None;
+    };
+    let why = match js.error_code() {
+        ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED => "cannot make this room",
+        ErrorCode::CLUSTER_NO_PEERS => "cannot place this room's copies now",
+        _ => return no_room_code(js),
+    };
+    Some(format!(
+        "the cluster's log {why} (NATS: {js}; --cluster-replicas is more than \
+         NATS has servers, or some are down)"
+    ))
 }
 
 impl Cluster {

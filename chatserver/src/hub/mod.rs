@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use chatproto::{ClientFrame, ClientId, Now, PayloadError, Record, Server, SessionId};
@@ -90,10 +90,7 @@ impl Clock {
 
     /// Both clocks' readings.
     pub fn now(&self) -> Now {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        Now::new(self.start.elapsed().as_millis() as u64, wall)
+        Now::new(self.start.elapsed().as_millis() as u64, crate::wall_ms())
     }
 
     fn instant(&self, mono: u64) -> Instant {
