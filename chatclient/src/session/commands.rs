@@ -1,7 +1,7 @@
 //! Acting on a typed line once parsed: sending a message, entering,
 //! leaving and choosing rooms, `/query`, and the requests to the server.
 
-use chatproto::{escape_control, ClientFrame, LOBBY};
+use chatproto::{escape_control, LOBBY};
 
 use super::lines::too_long;
 use super::Session;
@@ -93,37 +93,16 @@ impl Session {
             to.extend(self.query.clone());
         }
         // Refuse locally what the server would refuse for size, so a
-        // pasted novel does not cost a round trip (or a resend forever).
+        // pasted novel does not cost a round trip (or a resend forever):
+        // within the server's bound, the frame sent fits ours too.
         let max = self.max_text_for(&room, &to);
         let bytes = text_bytes(&text);
         if bytes > max {
             self.error("msg_too_large", too_long(bytes, max));
             return;
         }
-        let frame = ClientFrame::msg_in(
-            room.clone(),
-            to.clone(),
-            text.clone(),
-            Some(ID_PLACEHOLDER.into()),
-        );
-        match chatproto::encode(&frame, self.max_frame_bytes) {
-            Ok(_) => {
-                let id = self.client.send_msg(&room, to, text);
-                self.ledger.sent(id, room);
-            }
-            Err(chatproto::EncodeError::TooLarge { len, max, .. }) => {
-                // The frame around the text: the same frame, text left out.
-                let empty =
-                    ClientFrame::msg_in(room, to, String::new(), Some(ID_PLACEHOLDER.into()));
-                let around = chatproto::encode(&empty, self.max_frame_bytes)
-                    .map_or(0, |b| b.len() - chatproto::HEADER_LEN);
-                self.error(
-                    "msg_too_large",
-                    too_long(len.saturating_sub(around), max.saturating_sub(around)),
-                );
-            }
-            Err(e) => self.error("msg_too_large", format!("not sent: {e}")),
-        }
+        let id = self.client.send_msg(&room, to, text);
+        self.ledger.sent(id, room);
     }
 
     /// The most bytes a message's text may take (JSON-escaped, see
@@ -264,6 +243,7 @@ pub fn text_bytes(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatproto::ClientFrame;
 
     #[test]
     fn a_texts_bytes_are_counted_as_json_writes_them() {
