@@ -288,11 +288,10 @@ async fn run(args: Args) -> std::io::Result<()> {
             starts_every: Duration::from_secs(args.history_prune_every_secs),
             max_frame_bytes: args.max_frame_bytes as usize,
         };
-        let link = cluster::Cluster::start(settings, tx)
+        let (link, rooms, set) = cluster::Cluster::start(settings, tx)
             .await
             .map_err(std::io::Error::other)?;
         let mut catch_up = std::collections::HashMap::new();
-        let (rooms, set) = link.room_streams().await;
         limits_set = Some(set);
         for (room, last) in rooms {
             link.follow(&room);

@@ -425,7 +425,7 @@ impl Cluster {
     /// given is set first on a stream made with another (before it was
     /// changed, or by a node with other flags), so that retention set anew
     /// applies to the rooms there already, not only to new ones.
-    pub async fn room_streams(&self) -> (Vec<(String, u64)>, LimitsSet) {
+    pub(super) async fn room_streams(&self) -> (Vec<(String, u64)>, LimitsSet) {
         let mut out = Vec::new();
         let mut other = Vec::new();
         let (max_messages, max_age) = self.limits();

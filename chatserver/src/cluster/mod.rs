@@ -36,6 +36,8 @@ mod history;
 mod nodes;
 mod publish;
 
+pub use follow::LimitsSet;
+
 /// Stream names are this and the room's name in hex (room names may hold
 /// `.`, which stream names may not).
 const STREAM_PREFIX: &str = "CHATROOM_";
@@ -322,12 +324,15 @@ impl Cluster {
         self.settings.dead_after
     }
 
-    /// Connect, make the buckets, and start the publisher, the room
-    /// discovery and the heartbeat. Events reach the hub through `to_hub`.
+    /// Connect, make the buckets, give the rooms' streams this node's
+    /// retention limits (see [`Cluster::room_streams`]), and start the
+    /// publisher, the room discovery and the heartbeat. Events reach the
+    /// hub through `to_hub`. Returned beside the link: every room with a
+    /// stream and its last seq, and what the limits changed.
     pub async fn start(
         settings: Settings,
         to_hub: mpsc::Sender<FromCluster>,
-    ) -> Result<Arc<Cluster>, String> {
+    ) -> Result<(Arc<Cluster>, Vec<(String, u64)>, LimitsSet), String> {
         let urls = settings.urls.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("chatserver {}", settings.node))
@@ -389,6 +394,10 @@ impl Cluster {
             beat = cluster.beat().await;
         }
         beat?;
+        // The limits set before any room is followed: a follower that
+        // read a stream's start before its limits were lowered would
+        // find the events between removed (and warn of it).
+        let (rooms, limits) = cluster.room_streams().await;
         tokio::spawn(Arc::clone(&cluster).publish(rx));
         tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
         tokio::spawn(Arc::clone(&cluster).discover());
@@ -401,7 +410,7 @@ impl Cluster {
             .await
             .map_err(|e| format!("cannot subscribe to takeovers: {e}"))?;
         tokio::spawn(Arc::clone(&cluster).answer_takeovers(asked));
-        Ok(cluster)
+        Ok((cluster, rooms, limits))
     }
 }
 
