@@ -399,7 +399,8 @@ const handlers = {
       if (catchup.has(p.room)) {
         const n = catchup.get(p.room);
         catchup.delete(p.room);
-        note(p.room, `reconnected; ${n} missed message${n === 1 ? '' : 's'}`, 'notice reconnected');
+        const missed = n === 0 ? 'nothing missed' : `${n} missed message${n === 1 ? '' : 's'}`;
+        note(p.room, `reconnected; ${missed}`, 'notice reconnected');
         if (p.room === current) showOnline();
         return;
       }

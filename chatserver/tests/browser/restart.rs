@@ -211,6 +211,13 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
             !lines.iter().any(|l| l.text.contains("new session")),
             "{lines:#?}"
         );
+        // Nobody spoke while it was away, and it says so in words.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.text == "reconnected; nothing missed"),
+            "{lines:#?}"
+        );
         page.close().await;
     });
 }
