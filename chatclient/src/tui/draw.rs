@@ -65,8 +65,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
             });
         }
     }
+    let was_wide = app.area.0;
     app.area = (usize::from(messages.width), usize::from(messages.height));
     if messages.height > 0 {
+        if app.scroll > 0 && was_wide != app.area.0 && was_wide > 0 {
+            app.scroll = same_text_at(app, was_wide, app.area.0);
+        }
         draw_messages(frame, app, messages);
     }
     if let Some(r) = names {
@@ -78,14 +82,22 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     draw_input(frame, app, input);
 }
 
-/// The current room's lines, newest at the bottom, `app.scroll` rows back.
-fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
-    let width = usize::from(area.width);
-    let height = usize::from(area.height);
-    let want = app.scroll.saturating_add(height);
-    // Rows from the bottom up: first our messages still being sent, then
-    // the entries, newest first, until there are enough.
+/// Where a row of the message area comes from: the entry (its index in
+/// `app.entries`), which of its rows counted from its last, and how many
+/// it has; `None` for our messages still being sent.
+type Place = Option<(usize, usize, usize)>;
+
+/// The current room's rows at `width`, newest first: our messages still
+/// being sent, then the entries, newest first, until there are `want`
+/// rows and the entry `down_to` (an index in `app.entries`) is among them.
+fn bottom_rows(
+    app: &mut App,
+    width: usize,
+    want: usize,
+    down_to: usize,
+) -> (Vec<Row<'static>>, Vec<Place>) {
     let mut rows: Vec<Row<'static>> = Vec::new();
+    let mut places: Vec<Place> = Vec::new();
     let theme = app.theme;
     let current = app.state.current.clone();
     // Lines typed that the session has not taken yet are the newest.
@@ -98,10 +110,11 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         .filter(|s| current.as_ref().is_none_or(|c| *c == s.room))
     {
         let r = sending_rows(sending, &app.state.nick, theme, &mut app.nicks, width);
+        places.extend(std::iter::repeat_n(None, r.len()));
         rows.extend(r.into_iter().rev());
     }
-    for entry in app.entries.iter().rev() {
-        if rows.len() >= want {
+    for (at, entry) in app.entries.iter().enumerate().rev() {
+        if rows.len() >= want && at < down_to {
             break;
         }
         let shown = match (&entry.room, &current) {
@@ -110,9 +123,37 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         };
         if shown {
             let r = entry_rows(entry, theme, &mut app.nicks, width);
+            let n = r.len();
+            places.extend((0..n).map(|up| Some((at, up, n))));
             rows.extend(r.into_iter().rev());
         }
     }
+    (rows, places)
+}
+
+/// The scroll that keeps the text read at the bottom of the view when
+/// the message area goes from `from` columns to `to` (the terminal was
+/// resized, or the list of names shown or hidden): the same entry, as
+/// far up its rows (which may now be more or fewer) as it was.
+fn same_text_at(app: &mut App, from: usize, to: usize) -> usize {
+    let (_, places) = bottom_rows(app, from, app.scroll + 1, usize::MAX);
+    let Some(&Some((entry, up, n))) = places.get(app.scroll) else {
+        return app.scroll;
+    };
+    let (_, places) = bottom_rows(app, to, 0, entry);
+    let Some(last) = places.iter().position(|p| p.is_some_and(|p| p.0 == entry)) else {
+        return app.scroll;
+    };
+    let now = places[last].map_or(1, |p| p.2);
+    last + up * now / n.max(1)
+}
+
+/// The current room's lines, newest at the bottom, `app.scroll` rows back.
+fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
+    let width = usize::from(area.width);
+    let height = usize::from(area.height);
+    let want = app.scroll.saturating_add(height);
+    let (rows, _) = bottom_rows(app, width, want, usize::MAX);
     // Not further back than the oldest line.
     let most = rows.len().saturating_sub(height);
     if app.scroll > most {
@@ -538,6 +579,33 @@ mod tests {
         assert_eq!(app.scroll, 6);
         assert_eq!(rows[0], "12:00 bob: m0");
         assert!(rows[4].contains("more below"), "{:?}", rows[4]);
+    }
+
+    /// The terminal resized while scrolled back: the message read at the
+    /// bottom of the view stays there, though it and everything below it
+    /// now wrap into another number of rows.
+    #[test]
+    fn a_resize_keeps_the_message_read_in_view() {
+        let mut app = app();
+        for i in 0..30 {
+            let text = format!("m{i}a m{i}b m{i}c m{i}d m{i}e m{i}f m{i}g m{i}h");
+            app.add_line(msg("lobby", "bob", &text), "12:00".into());
+        }
+        // Which message the bottom row of the area (8 rows) shows.
+        let read = |rows: &[String]| {
+            let word = rows[7].split_whitespace().last().unwrap_or("").to_owned();
+            word.trim_end_matches(|c: char| c.is_ascii_lowercase())
+                .to_owned()
+        };
+        screen(&mut app, 40, 10);
+        app.scroll = 13;
+        let wide = screen(&mut app, 40, 10);
+        let before = read(&wide);
+        assert!(before.starts_with('m') && before != "m29", "{wide:?}");
+        for (w, h) in [(24, 10), (60, 10), (40, 10)] {
+            let now = screen(&mut app, w, h);
+            assert_eq!(read(&now), before, "at {w} columns: {now:?}");
+        }
     }
 
     /// Scrolled back while our own messages wait for the server (typed
