@@ -1275,6 +1275,16 @@ fn retention_lowered_at_a_restart_applies_to_rooms_made_before() {
         texts.ends_with(&["t9", "t10", "t11"]) && texts.len() <= 4,
         "{texts:?}"
     );
+    // The log names the limit set, and not the one left alone.
+    let log = b.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("now keep this node's"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("history_max_messages=5") && !line.contains("history_max_age_days"),
+        "{line}"
+    );
 }
 
 /// A node started without the retention flags leaves the rooms' streams

@@ -444,8 +444,14 @@ impl Cluster {
             }
         }
         let mut report = LimitsSet {
-            max_messages: self.settings.max_messages,
-            max_age_days: max_age.as_secs() / 86_400,
+            max_messages: self
+                .settings
+                .max_messages_given
+                .then_some(self.settings.max_messages),
+            max_age_days: self
+                .settings
+                .max_age_given
+                .then_some(max_age.as_secs() / 86_400),
             ..LimitsSet::default()
         };
         for config in other {
@@ -528,21 +534,28 @@ pub struct LimitsSet {
     set: usize,
     failed: usize,
     error: Option<String>,
-    max_messages: u64,
-    max_age_days: u64,
+    /// The limits set: those this node was given (`None`: left alone).
+    max_messages: Option<u64>,
+    max_age_days: Option<u64>,
 }
 
 impl LimitsSet {
     /// One line for the rooms given this node's limits, one for those
     /// NATS would not change; nothing if every room had them already.
     pub fn log(&self) {
-        if self.set > 0 {
-            info!(
-                rooms = self.set,
-                history_max_messages = self.max_messages,
-                history_max_age_days = self.max_age_days,
-                "rooms' streams made with other limits now keep this node's"
-            );
+        const SAID: &str = "rooms' streams made with other limits now keep this node's";
+        match (self.set, self.max_messages, self.max_age_days) {
+            (0, _, _) | (_, None, None) => {}
+            (rooms, Some(messages), Some(days)) => info!(
+                rooms,
+                history_max_messages = messages,
+                history_max_age_days = days,
+                "{SAID}"
+            ),
+            (rooms, Some(messages), None) => {
+                info!(rooms, history_max_messages = messages, "{SAID}")
+            }
+            (rooms, None, Some(days)) => info!(rooms, history_max_age_days = days, "{SAID}"),
         }
         if let Some(error) = &self.error {
             warn!(
