@@ -79,8 +79,8 @@ pub enum ClientFrame {
         /// Only messages with a seq below this; absent: the newest.
         #[serde(skip_serializing_if = "Option::is_none")]
         before: Option<u64>,
-        /// At most this many messages (0 is taken as 1; default and ceiling: the
-        /// server's page size).
+        /// At most this many messages (0 is taken as 1; absent: 50; at most
+        /// the server's page size, `history_page` in `welcome`'s `limits`).
         #[serde(skip_serializing_if = "Option::is_none")]
         limit: Option<u64>,
     },
