@@ -43,14 +43,17 @@ pub fn room_name(raw: &str) -> Result<String, String> {
 /// [`room_name`], borrowing `raw` when it is already canonical (nearly
 /// always), so a message's room costs no copy.
 pub(crate) fn room_name_ref(raw: &str) -> Result<std::borrow::Cow<'_, str>, String> {
-    if raw.is_empty() || raw.len() > MAX_ROOM_LEN {
-        return Err(format!(
-            "a room name is 1 to {MAX_ROOM_LEN} characters; this one has {}",
-            raw.chars().count()
-        ));
-    }
     let ok = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.');
     let bytes = raw.as_bytes();
+    // Too long in bytes is too long in characters only for ASCII: a short
+    // name that is long in bytes has characters the rule refuses, and is
+    // told so, not that it is too long.
+    if raw.is_empty() || (raw.len() > MAX_ROOM_LEN && raw.is_ascii()) {
+        return Err(format!(
+            "a room name is 1 to {MAX_ROOM_LEN} characters; this one has {}",
+            raw.len()
+        ));
+    }
     if !bytes[0].is_ascii_alphanumeric() || !bytes.iter().all(|&c| ok(c)) {
         return Err(
             "a room name uses only a-z 0-9 - _ . and starts with a letter or digit (no #)"
@@ -367,5 +370,14 @@ mod tests {
         ] {
             assert!(room_name(bad).is_err(), "{bad:?}");
         }
+        // Over 32 bytes but not 32 characters: refused for its characters,
+        // not said to be too long.
+        let accented = "\u{e9}".repeat(17);
+        let why = room_name(&accented).unwrap_err();
+        assert!(why.contains("uses only a-z"), "{why}");
+        assert_eq!(
+            room_name(&"a".repeat(33)).unwrap_err(),
+            "a room name is 1 to 32 characters; this one has 33"
+        );
     }
 }
