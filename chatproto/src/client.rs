@@ -551,8 +551,8 @@ impl Client {
             return None;
         }
         Some(match self.pinged_at {
-            Some(at) => at + CLIENT_DEAD_AFTER_MS,
-            None => self.heard_at + CLIENT_PING_AFTER_MS,
+            Some(at) => at.saturating_add(CLIENT_DEAD_AFTER_MS),
+            None => self.heard_at.saturating_add(CLIENT_PING_AFTER_MS),
         })
     }
 
@@ -562,11 +562,11 @@ impl Client {
             return;
         }
         match self.pinged_at {
-            Some(at) if now >= at + CLIENT_DEAD_AFTER_MS => {
+            Some(at) if now >= at.saturating_add(CLIENT_DEAD_AFTER_MS) => {
                 self.phase = Phase::Offline;
                 self.out.push_back(ClientOutput::Event(ClientEvent::Dead));
             }
-            None if now >= self.heard_at + CLIENT_PING_AFTER_MS => {
+            None if now >= self.heard_at.saturating_add(CLIENT_PING_AFTER_MS) => {
                 self.pinged_at = Some(now);
                 self.send(ClientFrame::Ping);
             }

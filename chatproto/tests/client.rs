@@ -672,3 +672,22 @@ fn an_entering_refused_unavailable_is_not_entered_and_may_be_tried_again() {
     }
     assert_eq!(sent, ["rust"]);
 }
+
+/// A monotonic clock may start anywhere: a deadline past `u64::MAX` is
+/// `u64::MAX`, not a panic (or, wrapped, a deadline already past).
+#[test]
+fn deadlines_near_the_end_of_the_clock_saturate() {
+    let mut client = Client::new("alice", &[], "t");
+    let late = u64::MAX - 10;
+    client.handle_connected(late);
+    assert_eq!(client.poll_timeout(), Some(u64::MAX));
+    client.handle_timeout(late + 5);
+    let sent: Vec<ClientOutput> = std::iter::from_fn(|| client.poll()).collect();
+    assert_eq!(sent.len(), 1, "only the join: {sent:?}");
+    client.handle_timeout(u64::MAX);
+    assert!(matches!(
+        client.poll(),
+        Some(ClientOutput::Send(ClientFrame::Ping))
+    ));
+    assert_eq!(client.poll_timeout(), Some(u64::MAX));
+}

@@ -1219,3 +1219,62 @@ fn the_history_budget_sheds_from_rooms_left_behind() {
     };
     assert_eq!(events.len(), 6, "the busy room kept all of its messages");
 }
+
+#[test]
+fn timeouts_of_u64_max_mean_never() {
+    use chatproto::{ClientFrame, Now, Output, Server};
+    let mut config = ServerConfig::default();
+    config.join_timeout_ms = u64::MAX;
+    config.idle_ping_ms = u64::MAX;
+    config.pong_timeout_ms = u64::MAX;
+    config.resume_window_ms = u64::MAX;
+    let mut server = Server::new(config, [3; 32]);
+    let at = |ms: u64| Now::new(ms, T0 + ms);
+    let lurker = server.handle_connect(at(1_000));
+    let alice = server.handle_connect(at(1_000));
+    server.handle_frame(
+        at(1_000),
+        alice,
+        ClientFrame::join_v2("alice", vec![], None),
+    );
+    let mut token = None;
+    while let Some(out) = server.poll() {
+        if let Output::Send {
+            frame: ServerFrame::Welcome { session, .. },
+            ..
+        } = out
+        {
+            token = session;
+        }
+    }
+    server.handle_disconnect(at(2_000), alice);
+    while server.poll().is_some() {}
+    // Never due: nobody is timed out, pinged or forgotten.
+    assert_eq!(server.poll_timeout(), Some(u64::MAX));
+    server.handle_timeout(at(1 << 40));
+    let mut closed = Vec::new();
+    while let Some(out) = server.poll() {
+        if let Output::Close { client, .. } = out {
+            closed.push(client);
+        }
+    }
+    assert_eq!(closed, Vec::<ClientId>::new());
+    assert_eq!(server.connections(), 1, "{lurker} still open");
+    let back = server.handle_connect(at(1 << 40));
+    server.handle_frame(
+        at(1 << 40),
+        back,
+        ClientFrame::join_v2("alice", vec![], token),
+    );
+    let mut resumed = None;
+    while let Some(out) = server.poll() {
+        if let Output::Send {
+            frame: ServerFrame::Welcome { resumed: r, .. },
+            ..
+        } = out
+        {
+            resumed = r;
+        }
+    }
+    assert_eq!(resumed, Some(true));
+}

@@ -14,7 +14,7 @@ pub const DEFAULT_HISTORY_SCAN: usize = 10_000;
 pub const LOBBY: &str = "lobby";
 
 /// The server core's settings. Times are in milliseconds of the monotonic
-/// clock ([`Now::mono`](crate::Now)).
+/// clock ([`Now::mono`](crate::Now)); `u64::MAX` means never.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {

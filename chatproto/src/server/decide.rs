@@ -121,7 +121,7 @@ impl Server {
                 s.conn.is_none()
                     && s.key == key
                     && s.ended_at
-                        .is_some_and(|t| now.mono < t + self.config.resume_window_ms)
+                        .is_some_and(|t| now.mono < t.saturating_add(self.config.resume_window_ms))
             });
         let (sid, resumed) = match resumable {
             Some(sid) => {
@@ -174,8 +174,10 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&client) {
             c.session = Some(sid);
         }
-        self.timers
-            .arm(now.mono + self.config.idle_ping_ms, Timer::Idle(client));
+        self.timers.arm(
+            now.mono.saturating_add(self.config.idle_ping_ms),
+            Timer::Idle(client),
+        );
         let v1 = rooms.is_none();
         let rooms = rooms.unwrap_or_else(|| vec![LOBBY.to_owned()]);
         let lobby = rooms.iter().any(|r| r.eq_ignore_ascii_case(LOBBY));

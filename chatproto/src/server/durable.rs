@@ -562,8 +562,10 @@ impl Server {
                 deferred: Default::default(),
             },
         );
-        self.timers
-            .arm(now.mono + self.config.resume_window_ms, Timer::Session(id));
+        self.timers.arm(
+            now.mono.saturating_add(self.config.resume_window_ms),
+            Timer::Session(id),
+        );
         self.note_detached(id);
     }
 

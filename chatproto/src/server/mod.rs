@@ -310,8 +310,10 @@ impl Server {
         let id = ClientId(self.next_client);
         self.next_client += 1;
         self.conns.insert(id, Conn::new(now.mono));
-        self.timers
-            .arm(now.mono + self.config.join_timeout_ms, Timer::Join(id));
+        self.timers.arm(
+            now.mono.saturating_add(self.config.join_timeout_ms),
+            Timer::Join(id),
+        );
         id
     }
 
@@ -410,14 +412,16 @@ impl Server {
                 if c.session.is_none() || c.ping_sent_at.is_some() {
                     return;
                 }
-                let due = c.last_heard + cfg.idle_ping_ms;
+                let due = c.last_heard.saturating_add(cfg.idle_ping_ms);
                 if due > now.mono {
                     self.timers.arm(due, Timer::Idle(id));
                     return;
                 }
                 c.ping_sent_at = Some(now.mono);
-                self.timers
-                    .arm(now.mono + cfg.pong_timeout_ms, Timer::Pong(id));
+                self.timers.arm(
+                    now.mono.saturating_add(cfg.pong_timeout_ms),
+                    Timer::Pong(id),
+                );
                 self.steps.push_back(Step::Send(id, ServerFrame::Ping));
             }
             Timer::Pong(id) => {
@@ -425,13 +429,13 @@ impl Server {
                     return;
                 };
                 match c.ping_sent_at {
-                    Some(sent) if now.mono >= sent + cfg.pong_timeout_ms => {
+                    Some(sent) if now.mono >= sent.saturating_add(cfg.pong_timeout_ms) => {
                         self.close_with(now, id, timeout("you did not answer a ping in time"));
                     }
                     Some(_) => {}
                     // Answered: watch for the next silence.
                     None => {
-                        let due = c.last_heard + cfg.idle_ping_ms;
+                        let due = c.last_heard.saturating_add(cfg.idle_ping_ms);
                         self.timers.arm(due.max(now.mono), Timer::Idle(id));
                     }
                 }
@@ -439,7 +443,7 @@ impl Server {
             Timer::Session(sid) => {
                 let expired = matches!(self.sessions.get(&sid),
                     Some(s) if s.conn.is_none()
-                        && s.ended_at.is_some_and(|t| now.mono >= t + cfg.resume_window_ms));
+                        && s.ended_at.is_some_and(|t| now.mono >= t.saturating_add(cfg.resume_window_ms)));
                 if expired {
                     if let Some(s) = self.sessions.remove(&sid) {
                         self.tokens.remove(&s.token_hash);
@@ -521,8 +525,10 @@ impl Server {
             );
         }
         self.record_attached(sid, false);
-        self.timers
-            .arm(now.mono + self.config.resume_window_ms, Timer::Session(sid));
+        self.timers.arm(
+            now.mono.saturating_add(self.config.resume_window_ms),
+            Timer::Session(sid),
+        );
         self.note_detached(sid);
     }
 
