@@ -26,6 +26,10 @@ pub const CLIENT_PING_AFTER_MS: u64 = 45_000;
 /// See [`CLIENT_PING_AFTER_MS`].
 pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
 
+/// The longest id prefix used: with a `u64` counter (20 digits at most),
+/// an id stays within the protocol's 64 characters (PROTOCOL.md §5.4).
+const MAX_ID_PREFIX: usize = 64 - 20;
+
 /// What the shell must do, from [`Client::poll`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -342,8 +346,15 @@ pub struct Client {
 impl Client {
     /// A client that will join as `nick` and enter `rooms`. `id_prefix`
     /// makes its message ids (give it a few random characters, so ids
-    /// differ between runs of the same nickname).
+    /// differ between runs of the same nickname). Only its first 44
+    /// characters are used: an id is the prefix and a counter of up to 20
+    /// digits, and the server refuses an id over 64 characters with a
+    /// `bad_frame` that cannot name the message.
     pub fn new(nick: impl Into<String>, rooms: &[&str], id_prefix: impl Into<String>) -> Self {
+        let mut id_prefix = id_prefix.into();
+        if let Some((cut, _)) = id_prefix.char_indices().nth(MAX_ID_PREFIX) {
+            id_prefix.truncate(cut);
+        }
         Client {
             nick: nick.into(),
             phase: Phase::Offline,
@@ -366,7 +377,7 @@ impl Client {
             pending: VecDeque::new(),
             held: BTreeSet::new(),
             parting: BTreeMap::new(),
-            id_prefix: id_prefix.into(),
+            id_prefix,
             next_id: 0,
             out: VecDeque::new(),
             heard_at: 0,

@@ -691,3 +691,48 @@ fn deadlines_near_the_end_of_the_clock_saturate() {
     ));
     assert_eq!(client.poll_timeout(), Some(u64::MAX));
 }
+
+/// An id prefix too long for the protocol's 64-character ids is cut, so
+/// that messages are sent and acknowledged, not refused with a
+/// `bad_frame` that names no message (and resent after every reconnect).
+#[test]
+fn a_long_id_prefix_still_makes_ids_the_server_takes() {
+    let mut server = Server::new(ServerConfig::default(), [5; 32]);
+    let now = Now::new(0, T0);
+    let conn = server.handle_connect(now);
+    let mut client = Client::new("alice", &["lobby"], "é".repeat(70));
+    client.handle_connected(0);
+    let mut sent = false;
+    let mut events = Vec::new();
+    for _ in 0..4 {
+        while let Some(out) = client.poll() {
+            match out {
+                ClientOutput::Send(frame) => server.handle_frame(now, conn, frame),
+                ClientOutput::Event(e) => events.push(e),
+                _ => {}
+            }
+        }
+        while let Some(out) = server.poll() {
+            match out {
+                Output::Send { frame, .. } => client.handle_frame(0, frame),
+                Output::Deliver { event, with_id, .. } => {
+                    client.handle_frame(0, event.to_frame(with_id, false))
+                }
+                _ => {}
+            }
+        }
+        if client.is_joined() && !sent {
+            let id = client.send_msg("lobby", vec![], "hi");
+            assert!(id.chars().count() <= 64, "{id}");
+            sent = true;
+        }
+    }
+    assert!(sent);
+    assert_eq!(client.unacknowledged(), 0, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Message { mine: true, .. })),
+        "{events:?}"
+    );
+}
