@@ -14,7 +14,9 @@
 //! * [`Server`]: sessions beside rooms. Handling a frame decides (an answer
 //!   now, or an event for a room); every room change is a stamped
 //!   [`Event`] with the room's next `seq`, applied in order; applying an
-//!   event yields one fan-out item, the event and its recipients.
+//!   event yields its fan-out, the event and its recipients, in one
+//!   [`Output::Deliver`] or two (the sender's echo with its id, or
+//!   the copy of whoever left, apart from the rest).
 //!
 //! * Durable and shared rooms: with [`ServerConfig::durable`] the core asks
 //!   its shell to store records before anything depending on them goes out

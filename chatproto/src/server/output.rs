@@ -25,8 +25,14 @@ pub enum Output<'a> {
         frame: ServerFrame,
     },
     /// A room event for many connections: encode it once (with
-    /// [`Event::wire`]) and send the same bytes to each of `to`. Also what
-    /// to log, in seq order per room; `to` may be empty.
+    /// [`Event::wire`]) and send the same bytes to each of `to`; `to` may
+    /// be empty. Events come in seq order per room. One event may come in
+    /// two `Deliver`s: the sender's echo, `with_id`, apart from the other
+    /// recipients, or the copy of whoever left a room apart from the rest
+    /// of it; so log an event once, by room and seq. A presence
+    /// that no connection here is to receive (in a room past
+    /// [`presence_fanout_max`](crate::ServerConfig::presence_fanout_max))
+    /// may come in none.
     #[non_exhaustive]
     Deliver {
         /// The event.
