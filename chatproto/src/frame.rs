@@ -429,7 +429,10 @@ pub enum ErrorCode {
     Duplicate,
     /// v2: the server cannot store messages right now (its disk is full or
     /// failing); the message was not sent. Reading still works; try again
-    /// later.
+    /// later. From a server that shares rooms (PROTOCOL.md §5.9) also the
+    /// answer to a `join` or an `enter` it cannot log now, and, without
+    /// `id`, the last frame before it closes a connection whose nickname
+    /// the other servers freed (the one case it is fatal).
     Unavailable,
     /// v2.1: the client's session was resumed on another connection (one
     /// that gave its token); this connection closes. A client MUST NOT
@@ -450,7 +453,11 @@ impl ErrorCode {
         self.into()
     }
 
-    /// Whether the server closes the connection after sending this code.
+    /// Whether the server always closes the connection after sending this
+    /// code. [`ErrorCode::Unavailable`] is not, though a server that shares
+    /// rooms closes a connection after one without `id` (PROTOCOL.md §6),
+    /// and a code this version does not know may be: tell a closed
+    /// connection by its closing.
     pub fn is_fatal(self) -> bool {
         matches!(
             self,
