@@ -327,7 +327,8 @@ impl crate::ClientFrame {
 }
 
 /// Append `frame` to `dst` as one length-prefixed frame of at most
-/// `max_frame_bytes` payload bytes. On error `dst` is left as it was.
+/// `max_frame_bytes` payload bytes (taken as [`encode`] takes it). On
+/// error `dst` is left as it was.
 pub fn encode_into<T: Serialize>(
     frame: &T,
     dst: &mut BytesMut,
@@ -365,7 +366,22 @@ pub(crate) fn frame_into(
 }
 
 /// Encode `frame` as one length-prefixed frame of at most `max_frame_bytes`
-/// payload bytes.
+/// payload bytes. As for [`FrameDecoder::new`], a limit below
+/// [`MIN_MAX_FRAME_BYTES`] is raised to it; one above `u32::MAX`, more
+/// than the header can say, is lowered to that.
+///
+/// ```
+/// use chatproto::{encode, ClientFrame, EncodeError, MIN_MAX_FRAME_BYTES};
+///
+/// let long = ClientFrame::msg(vec![], "x".repeat(500));
+/// // A limit of 100 is taken as 1024: the frame fits.
+/// assert!(encode(&long, 100).is_ok());
+/// let longer = ClientFrame::msg(vec![], "x".repeat(2_000));
+/// match encode(&longer, 100) {
+///     Err(EncodeError::TooLarge { max, .. }) => assert_eq!(max, MIN_MAX_FRAME_BYTES),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 pub fn encode<T: Serialize>(frame: &T, max_frame_bytes: usize) -> Result<Bytes, EncodeError> {
     // Most frames (a msg with a short text) fit without growing.
     let mut buf = BytesMut::with_capacity(256);
