@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chatproto::{
     hash_token, ClientEvent, ClientFrame, ErrorCode, Event, EventBody, FramingError, Kick, Limits,
-    PresenceStatus, ReadQuery, Recipient, Record, RoomInfo, ServerFrame, SessionId,
+    PresenceStatus, ReadPage, ReadQuery, Recipient, Record, RoomInfo, ServerFrame, SessionId,
 };
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -212,6 +212,8 @@ fn events_records_and_kicks_are_built_by_constructors() {
 
     let query = ReadQuery::new("rust", SessionId(1), 0, 8, 50);
     assert_eq!((query.after, query.before, query.limit), (0, 8, 50));
+    let page = ReadPage::new(Vec::new(), true, 7).with_oldest(3);
+    assert_eq!((page.more, page.from, page.oldest), (true, 7, Some(3)));
 
     assert_eq!(Kick::slow_consumer(10).code(), ErrorCode::SlowConsumer);
     assert_eq!(Kick::over_budget(10).code(), ErrorCode::SlowConsumer);
