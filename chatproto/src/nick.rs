@@ -47,7 +47,8 @@ pub enum NickError {
     #[error("the nickname is {0} characters long; the limit is 32")]
     TooLong(usize),
     /// Under [`NickRule::Ascii`], a character outside printable ASCII or one
-    /// of `@ : , " \`. Shown as `'c'` when printable, else as `U+XXXX`.
+    /// of `@ : , " \`. Shown as `'c'` when printable ASCII, else (`é`
+    /// too) as `U+XXXX`.
     #[error("the nickname contains {0}, which is not allowed; use printable ASCII other than @ : , \" \\ and no spaces")]
     BadChar(String),
     /// One of `@ : , " \`, which clients use to address messages or which
