@@ -606,3 +606,21 @@ fn protocol_md_lists_every_vector() {
     }
     assert!(doc.contains("chatproto/tests/vectors.txt"));
 }
+
+/// The server reads client frames with `ClientFrame::from_payload` (plain
+/// frames without serde): every client vector reads the same that way.
+#[test]
+fn client_vectors_read_the_same_without_serde() {
+    for v in vectors() {
+        if !v.kind.starts_with("c2s") || v.kind == "c2s-fatal" {
+            continue;
+        }
+        let payload = &v.bytes[4..];
+        assert_eq!(
+            ClientFrame::from_payload(payload),
+            chatproto::parse_payload::<ClientFrame>(payload),
+            "line {}",
+            v.line
+        );
+    }
+}
