@@ -131,6 +131,8 @@ fn presence_goes_to_everyone_on_join_and_to_the_rest_on_leave() {
     sim.disconnect(lurker);
     assert!(sim.take(a).is_empty());
     assert_eq!(sim.server.seq("lobby"), 4);
+    // Named as a client may spell it.
+    assert_eq!(sim.server.seq("LOBBY"), 4);
 }
 
 #[test]

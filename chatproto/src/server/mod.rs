@@ -293,9 +293,18 @@ impl Server {
             .map(|s| &*s.nick)
     }
 
-    /// The latest seq applied in `room` (0 if it does not exist).
+    /// The latest seq applied in `room` (0 if it does not exist). The
+    /// name is compared as the protocol does, after ASCII lower-casing:
+    /// `seq("Lobby")` is `seq("lobby")`.
     pub fn seq(&self, room: &str) -> u64 {
-        self.rooms.get(room).map_or(0, |r| r.seq)
+        match self.rooms.get(room) {
+            Some(r) => r.seq,
+            None if room.bytes().any(|b| b.is_ascii_uppercase()) => self
+                .rooms
+                .get(&room.to_ascii_lowercase())
+                .map_or(0, |r| r.seq),
+            None => 0,
+        }
     }
 
     /// The rooms that exist, with how many are in each.
