@@ -16,8 +16,8 @@
 //! The prompt (`alice #rust> `) names the current room. The network loop
 //! sets it with [`Console::set_prompt`] and reports each line it has acted
 //! on with [`Console::line_handled`]; after a line that may change the
-//! room (`/join`, `/part`), the editor waits for that (briefly) before it
-//! shows the next prompt, so the prompt is never one room behind.
+//! prompt (`/join`, `/part`, `/query`), the editor waits for that (briefly)
+//! before it shows the next prompt, so the prompt is never one line behind.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +39,7 @@ const OUTPUT_QUEUE: usize = 1024;
 /// Input lines read ahead of the network loop.
 const INPUT_QUEUE: usize = 256;
 
-/// How long the editor waits for a `/join` or `/part` to be acted on
+/// How long the editor waits for a `/join`, `/part` or `/query` to be acted on
 /// before it shows the next prompt anyway (the network loop may be busy
 /// reconnecting).
 const PROMPT_WAIT: Duration = Duration::from_secs(1);
@@ -410,7 +410,11 @@ fn start_editor(
                             parse_line(&line)
                         };
                         let quit = matches!(command, Command::Quit);
-                        let moves = matches!(command, Command::Join(_) | Command::Part(_));
+                        // `/query` changes the prompt too (`-> bob`), at once.
+                        let moves = matches!(
+                            command,
+                            Command::Join(_) | Command::Part(_) | Command::Query(_)
+                        );
                         if tx.blocking_send(InputEvent::Line(line)).is_err() {
                             return;
                         }

@@ -189,3 +189,28 @@ fn the_prompt_names_the_current_room() {
     alice.type_bytes(b"/quit\r");
     bob.expect("* alice left");
 }
+
+/// `/query bob` changes the prompt at once (`-> bob`), and `/query` alone
+/// takes it back: the prompt shown after the line is the one the next line
+/// goes by, not the one before it.
+#[test]
+fn the_prompt_after_query_says_who_the_next_line_goes_to() {
+    let server = Server::start(&[]);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    let mut alice = Terminal::start("alice", &server.addr);
+    alice.expect_shown("alice #lobby> ");
+    bob.expect("* alice is online");
+    alice.type_bytes(b"/query bob\r");
+    alice.expect_shown("alice #lobby -> bob> ");
+    alice.type_bytes(b"/query\r");
+    alice.expect_shown("lines go to everyone in the room again");
+    let before = alice.seen.len();
+    alice.type_bytes(b"to all\r");
+    bob.expect("alice: to all");
+    alice.expect_shown("alice: to all");
+    let after = String::from_utf8_lossy(&alice.seen[before..]).into_owned();
+    assert!(!after.contains("-> bob> "), "{after:?}");
+    alice.type_bytes(b"/quit\r");
+    bob.expect("* alice left");
+}
