@@ -592,7 +592,8 @@ fn stop(session: &mut Session) -> Option<Outcome> {
 }
 
 /// Whether to take more input now: not while a room asked for is still
-/// being entered, when reading a pipe (see `Session::settled`).
+/// being entered, or a `/history` or `/rooms` answered, when reading a
+/// pipe (see `Session::settled`).
 fn may_read_input(session: &Session) -> bool {
     !session.input_done() && session.unacknowledged() < MAX_IN_FLIGHT && session.settled()
 }

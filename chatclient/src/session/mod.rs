@@ -105,8 +105,9 @@ pub struct Mode {
     /// and the outcomes already tell are not shown again as lines.
     pub echo_frames: bool,
     /// Input from a pipe or a file: read no line before every room asked
-    /// for is answered ([`Session::settled`]), so that a line written
-    /// ahead (`/who`, `/history`) meets the rooms as the server has them.
+    /// for, and every `/history` and `/rooms`, is answered
+    /// ([`Session::settled`]), so that a line written ahead (`/who`,
+    /// `/history`) meets the rooms as the server has them.
     /// A person at a terminal cannot type ahead of the answer; there input
     /// is read as it comes.
     pub wait_for_rooms: bool,
@@ -197,10 +198,12 @@ impl Session {
 
     /// Whether the shell may read input as far as rooms go: always at a
     /// terminal; with [`Mode::wait_for_rooms`], once every room asked to
-    /// enter has been answered (entered or refused). A lost connection
-    /// settles them all (the answers went with it).
+    /// enter has been answered (entered or refused), and every `/history`
+    /// and `/rooms` asked (so a second `/history` pages back from where
+    /// the first one's answer stopped, not from the same place). A lost
+    /// connection settles them all (the answers went with it).
     pub fn settled(&self) -> bool {
-        !self.mode.wait_for_rooms || self.entering.is_empty()
+        !self.mode.wait_for_rooms || (self.entering.is_empty() && self.asked == 0)
     }
 
     /// Read input and end as `mode` says (call before anything else).
@@ -322,6 +325,22 @@ mod tests {
         frame(&mut s, entered("lobby", 0, &["alice"], false));
         assert!(!s.settled(), "#rust is not answered yet");
         frame(&mut s, entered("rust", 0, &["alice", "bob"], false));
+        assert!(s.settled());
+        // A /history waits for its page: the next one pages back from
+        // where this one stopped, not from the same place again.
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+        assert!(!s.settled(), "the page is not answered yet");
+        let page = replayed(msg("lobby", 9, "bob", &[], "m9"), None);
+        frame(&mut s, ServerFrame::history("lobby", vec![page], true));
+        assert!(s.settled());
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(9), Some(5))]);
+        frame(&mut s, ServerFrame::history("lobby", vec![], false));
+        // /rooms alike.
+        line(&mut s, "/rooms");
+        assert!(!s.settled());
+        frame(&mut s, ServerFrame::rooms(vec![]));
         assert!(s.settled());
         // A /join waits for its answer too: entered, or refused.
         line(&mut s, "/join go");
