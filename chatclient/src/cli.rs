@@ -102,8 +102,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=30_000), hide = true)]
     pub reconnect_min_ms: u64,
 
-    /// The largest frame payload to send or accept, in bytes; match the server's --max-frame-bytes.
-    #[arg(long, env = "CHATCLIENT_MAX_FRAME_BYTES", value_name = "N", default_value_t = chatproto::DEFAULT_MAX_FRAME_BYTES)]
+    /// The largest frame payload to send or accept, in bytes (at least
+    /// 1024); match the server's --max-frame-bytes.
+    #[arg(long, env = "CHATCLIENT_MAX_FRAME_BYTES", value_name = "N",
+          default_value_t = chatproto::DEFAULT_MAX_FRAME_BYTES, value_parser = parse_frame_bytes)]
     pub max_frame_bytes: usize,
 
     /// Print one JSON object per line: every frame from the server (with
@@ -201,6 +203,22 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 /// `rust`, `#rust` and `Rust` all name the room `rust`.
+/// A frame limit: below chatproto's least, the codec would use its least
+/// anyway, so such a value is refused rather than changed without a word.
+fn parse_frame_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of bytes"))?;
+    if n < chatproto::MIN_MAX_FRAME_BYTES {
+        return Err(format!(
+            "{n} is too small; give at least {} bytes",
+            chatproto::MIN_MAX_FRAME_BYTES
+        ));
+    }
+    Ok(n)
+}
+
 fn parse_room(s: &str) -> Result<String, String> {
     let s = s.trim();
     chatproto::room_name(s.strip_prefix('#').unwrap_or(s))
@@ -235,6 +253,18 @@ mod tests {
         assert!(!a.plain && !a.bell);
         let a = Args::try_parse_from(["chatclient", "-n", "x", "--plain", "--bell"]).unwrap();
         assert!(a.plain && a.bell);
+    }
+
+    #[test]
+    fn a_frame_limit_below_the_least_is_refused_not_raised() {
+        let parse =
+            |n: &str| Args::try_parse_from(["chatclient", "-n", "x", "--max-frame-bytes", n]);
+        assert_eq!(parse("1024").unwrap().max_frame_bytes, 1024);
+        assert_eq!(parse("100000").unwrap().max_frame_bytes, 100_000);
+        let err = parse("10").unwrap_err().to_string();
+        assert!(err.contains("10 is too small; give at least 1024"), "{err}");
+        assert!(parse("0").is_err());
+        assert!(parse("lots").is_err());
     }
 
     #[test]
