@@ -219,9 +219,10 @@ fn parse_frame_bytes(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// As `/join` takes it (`#rust` too), and worded so: the library's own
+/// text is for frames, which carry no `#`.
 fn parse_room(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    chatproto::room_name(s.strip_prefix('#').unwrap_or(s))
+    crate::input::room_arg(s.trim())
 }
 
 #[cfg(test)]
@@ -265,6 +266,19 @@ mod tests {
         assert!(err.contains("10 is too small; give at least 1024"), "{err}");
         assert!(parse("0").is_err());
         assert!(parse("lots").is_err());
+    }
+
+    #[test]
+    fn a_bad_room_is_told_as_join_tells_it() {
+        let parse = |r: &str| Args::try_parse_from(["chatclient", "-n", "x", "--room", r]);
+        assert_eq!(parse("#Rust,lobby").unwrap().rooms(), ["rust", "lobby"]);
+        let err = parse("bad room").unwrap_err().to_string();
+        // `#rust` is taken here: the message must not say "no #".
+        assert!(
+            err.contains("not a room name: bad room") && err.contains("as in #rust"),
+            "{err}"
+        );
+        assert!(!err.contains("no #"), "{err}");
     }
 
     #[test]

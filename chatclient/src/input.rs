@@ -242,9 +242,9 @@ fn nick_arg(raw: &str) -> Result<String, String> {
     Ok(nick.to_owned())
 }
 
-/// A room as typed after `/join` or `/part`: `rust`, `#rust` or `Rust`
-/// all name `rust`.
-fn room_arg(raw: &str) -> Result<String, String> {
+/// A room as typed after `/join` or `/part` (or given to `--room`):
+/// `rust`, `#rust` or `Rust` all name `rust`.
+pub(crate) fn room_arg(raw: &str) -> Result<String, String> {
     let name = raw.strip_prefix('#').unwrap_or(raw);
     // Worded for what is typed here, where a leading # is fine (the
     // library's own text is for frames, which carry no #).

@@ -471,6 +471,19 @@ fn cause(e: &StoreError) -> String {
     }
 }
 
+/// `export --room`: `#rust` as chatclient's `/join` takes it, and worded
+/// so (chatproto's own text is for frames, which carry no `#`).
+fn export_room(raw: &str) -> Result<String, String> {
+    let name = raw.strip_prefix('#').unwrap_or(raw);
+    chatproto::room_name(name).map_err(|_| {
+        format!(
+            "--room: not a room name: {}; a room is 1 to {} of a-z 0-9 - _ ., starting with a letter or digit, as in #rust",
+            chatproto::escape_control(raw),
+            chatproto::MAX_ROOM_LEN
+        )
+    })
+}
+
 /// Print history as JSON lines, one `msg` object per line as on the wire
 /// (with the sender's id), room by room in seq order.
 pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> {
@@ -479,9 +492,7 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
     let rooms = store.rooms().map_err(|e| e.to_string())?;
     let names: Vec<String> = match room {
         Some(r) => {
-            // `#rust` as chatclient's `/join` takes it.
-            let r = r.strip_prefix('#').unwrap_or(r);
-            let canonical = chatproto::room_name(r).map_err(|why| format!("--room: {why}"))?;
+            let canonical = export_room(r)?;
             if !rooms.iter().any(|x| x.name == canonical) {
                 return Err(format!("no room #{canonical} in {}", dir.display()));
             }
@@ -517,6 +528,18 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
 mod tests {
     use super::*;
     use chatproto::{Event, EventBody, SessionId};
+
+    #[test]
+    fn export_room_takes_a_hash_and_does_not_say_otherwise() {
+        assert_eq!(export_room("#Rust").unwrap(), "rust");
+        assert_eq!(export_room("lobby").unwrap(), "lobby");
+        let err = export_room("Bad Room").unwrap_err();
+        assert!(err.contains("not a room name: Bad Room"), "{err}");
+        assert!(
+            err.contains("as in #rust") && !err.contains("no #"),
+            "{err}"
+        );
+    }
 
     fn msg(room: &str, seq: u64, text: &str) -> Record {
         let body = EventBody::msg(SessionId(1), "alice", Vec::new(), text, None);
