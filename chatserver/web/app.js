@@ -44,7 +44,10 @@ const view = new MessageView($('messages'), $('jump'), {
   trimmed: (room) => backlog.trimmed(room),
   notesTrimmed: (room) => backlog.notesTrimmed(room),
 });
-const backlog = new HistoryLoader(view, () => session);
+const backlog = new HistoryLoader(view, () => session, (room, text) => {
+  view.toBottom();
+  note(room, text, 'notice');
+});
 const roomList = new RoomList($('rooms'), { select, part: partRoom });
 /**
  * This tab answers another that asks whether its token is in use here:
@@ -284,7 +287,7 @@ function runLine(line) {
     case 'history': {
       // Older messages go above, where the reader is; only a reason why
       // none come goes at the end.
-      const why = current ? backlog.older(current, false, cmd.count) : 'you are in no room';
+      const why = current ? backlog.older(current, false, cmd.count, false, true) : 'you are in no room';
       if (why) {
         view.toBottom();
         note(current, why, 'notice');

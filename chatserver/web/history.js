@@ -11,11 +11,16 @@ export const PAGE = 50;
 export const EMPTY_PAGES_IN_A_ROW = 8;
 
 export class HistoryLoader {
-  /** `session()` gives the current Session (or null); `view` is the MessageView. */
-  constructor(view, session) {
+  /**
+   * `session()` gives the current Session (or null); `view` is the
+   * MessageView; `told(room, text)` shows the answer to a typed /history
+   * at the end of the log, as other commands' answers are.
+   */
+  constructor(view, session, told = () => {}) {
     this.view = view;
     this.session = session;
-    /** room -> kinds of the requests in flight, oldest first ('older' | 'gap'). */
+    this.told = told;
+    /** room -> kinds of the requests in flight, oldest first ('older' | 'typed' | 'gap'). */
     this.asks = new Map();
     /** room -> 'more' | 'loading' | 'start' | 'none' (not known yet) */
     this.state = new Map();
@@ -85,9 +90,10 @@ export class HistoryLoader {
   /**
    * Ask for the `limit` messages before the oldest one shown. From a
    * scroll, only when more are known to exist; returns a line to show
-   * when there is nothing to ask for.
+   * when there is nothing to ask for. `typed`: asked by /history, whose
+   * answer is also told at the end of the log.
    */
-  older(room, fromScroll, limit = PAGE, again = false) {
+  older(room, fromScroll, limit = PAGE, again = false, typed = false) {
     if (!again) this.empties.delete(room);
     const session = this.session();
     if (!session?.joined) return fromScroll ? null : 'not connected; try again once reconnected';
@@ -100,7 +106,7 @@ export class HistoryLoader {
       return fromScroll ? null : `no older messages in #${room}`;
     }
     if (session.history(room, before, limit)) {
-      this.queue(room).push('older');
+      this.queue(room).push(typed ? 'typed' : 'older');
       this.set(room, 'loading');
     }
     return null;
@@ -155,15 +161,34 @@ export class HistoryLoader {
     this.view.above(room, () => {
       for (const m of events) this.view.message(m, me);
     });
-    if (kind === 'older') {
-      if (more && before != null) this.cursor.set(room, Math.min(before, this.cursor.get(room) ?? Infinity));
-      this.set(room, more && before != null ? 'more' : 'start');
+    if (kind === 'older' || kind === 'typed') {
+      const typed = kind === 'typed';
+      const further = more && before != null;
+      if (further) this.cursor.set(room, Math.min(before, this.cursor.get(room) ?? Infinity));
+      this.set(room, further ? 'more' : 'start');
       // A stretch of messages to others shows nothing: go on a few pages
       // without waiting for a click (the reader asked for messages).
-      if (more && before != null && events.length === 0) {
+      if (further && events.length === 0) {
         const n = (this.empties.get(room) ?? 0) + 1;
         this.empties.set(room, n);
-        if (n < EMPTY_PAGES_IN_A_ROW) this.older(room, false, PAGE, true);
+        if (n < EMPTY_PAGES_IN_A_ROW) {
+          this.older(room, false, PAGE, true, typed);
+          return;
+        }
+      }
+      // What /history brought is above, where the reader at the end of
+      // the log does not look: the end says so (as chatclient does).
+      if (typed) {
+        const n = events.length;
+        const what = n === 1 ? '1 older message' : `${n} older messages`;
+        this.told(
+          room,
+          n === 0
+            ? further
+              ? `no older messages for you in this stretch of #${room}; /history looks further back`
+              : `no older messages in #${room}`
+            : `${what} of #${room} shown above; ${further ? '/history shows more' : 'that is all'}`,
+        );
       }
       return;
     }
@@ -192,7 +217,7 @@ export class HistoryLoader {
     if (!q?.length) return;
     const kind = q.shift();
     this.takeStale(room);
-    if (kind === 'older') this.set(room, 'more');
+    if (kind === 'older' || kind === 'typed') this.set(room, 'more');
     else if (this.gaps.has(room)) this.gaps.get(room).button.disabled = false;
   }
 

@@ -278,3 +278,43 @@ async fn notes_pile_up(h: &Harness, server: &Server) {
     );
     page.close().await;
 }
+
+/// `/history 5` typed at the end of the log: the five come above, where
+/// the reader does not look, and the end of the log says so, as the
+/// answer to every other command is (and as chatclient says it).
+#[test]
+fn a_typed_history_says_at_the_end_of_the_log_what_it_brought() {
+    let Some(h) = Harness::start("a_typed_history_says_what_it_brought") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    let mut dave = server.join("dave");
+    for i in 1..=OLD {
+        dave.send_frame(&json!({"type": "msg", "text": old_text(i)}));
+    }
+    let last = old_text(OLD);
+    dave.recv_until(OLD + 10, |f| {
+        f["type"] == "msg" && f["text"] == last.as_str()
+    });
+    h.block_on(typed_history(&h, &server));
+}
+
+async fn typed_history(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let last = old_text(OLD);
+    let before = page.wait_texts("lobby", &[last.as_str()]).await;
+    let shown_before = before.iter().filter(|l| l.is_msg()).count();
+    page.type_line("/history 5").await;
+    let want = "5 older messages of #lobby shown above; /history shows more";
+    let lines = page
+        .wait_lines(&format!("{want:?} at the end"), "lobby", |lines| {
+            lines.last().is_some_and(|l| l.text == want)
+        })
+        .await;
+    assert_eq!(
+        lines.iter().filter(|l| l.is_msg()).count(),
+        shown_before + 5,
+        "five older messages more"
+    );
+    page.close().await;
+}
