@@ -98,7 +98,7 @@ pub enum JoinError {
     },
     /// Without TLS, the server closed or failed the connection before
     /// letting us in: it may take only TLS.
-    #[error("{why}; if the server takes only TLS, use --tls or write the address as tls://{addr}")]
+    #[error("{why}; {}", tls_hint(why, addr))]
     MaybeTlsOnly {
         /// The address as given.
         addr: String,
@@ -189,6 +189,23 @@ impl JoinError {
     }
 }
 
+/// What to do about a plain connection refused or closed before the
+/// join: the server may take only TLS, or (a `bad_frame` from chatserver
+/// `--tls-only`) has just said so, when "if" would be out of place.
+fn tls_hint(why: &JoinError, addr: &str) -> String {
+    match why {
+        JoinError::Refused {
+            code: "bad_frame",
+            message,
+        } if message.contains("TLS") => {
+            format!("use --tls or write the address as tls://{addr}")
+        }
+        _ => {
+            format!("if the server takes only TLS, use --tls or write the address as tls://{addr}")
+        }
+    }
+}
+
 /// Print `message` as the one line on stderr and give `code` back as the exit code.
 pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     // One write: stderr is unbuffered, and its line must not be cut by
@@ -197,4 +214,36 @@ pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     let line = format!("chatclient: {message}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_said_it_takes_only_tls_is_not_doubted() {
+        let said = JoinError::MaybeTlsOnly {
+            addr: "chat.lan:7878".into(),
+            why: Box::new(JoinError::refused(
+                ErrorCode::BadFrame,
+                "this server takes TLS only: connect again with TLS (chatclient --tls, or tls://HOST:PORT)",
+                "alice",
+            )),
+        };
+        assert_eq!(
+            said.to_string(),
+            "cannot join: bad_frame: this server takes TLS only: connect again with TLS \
+             (chatclient --tls, or tls://HOST:PORT); use --tls or write the address as \
+             tls://chat.lan:7878"
+        );
+        let closed = JoinError::MaybeTlsOnly {
+            addr: "chat.lan:7878".into(),
+            why: Box::new(JoinError::Closed),
+        };
+        assert_eq!(
+            closed.to_string(),
+            "the server closed the connection before letting us in; if the server takes \
+             only TLS, use --tls or write the address as tls://chat.lan:7878"
+        );
+    }
 }
