@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::Server;
+use crate::common::{Client, Server};
 use crate::webdriver::{wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
@@ -15,11 +15,8 @@ fn old_text(i: usize) -> String {
     format!("old message {i:03} of {OLD}")
 }
 
-#[test]
-fn scrolling_to_the_top_loads_history_down_to_the_first_message() {
-    let Some(h) = Harness::start("scrolling_to_the_top_loads_history") else {
-        return;
-    };
+/// A server whose lobby holds `OLD` messages from dave, still there.
+fn server_with_old_messages() -> (Server, Client) {
     let server = Server::start(&["--rate", "0"]);
     let mut dave = server.join("dave");
     for i in 1..=OLD {
@@ -29,6 +26,15 @@ fn scrolling_to_the_top_loads_history_down_to_the_first_message() {
     dave.recv_until(OLD + 10, |f| {
         f["type"] == "msg" && f["text"] == last.as_str()
     });
+    (server, dave)
+}
+
+#[test]
+fn scrolling_to_the_top_loads_history_down_to_the_first_message() {
+    let Some(h) = Harness::start("scrolling_to_the_top_loads_history") else {
+        return;
+    };
+    let (server, _dave) = server_with_old_messages();
     h.block_on(history_on_scroll(&h, &server));
 }
 
@@ -287,15 +293,7 @@ fn a_typed_history_says_at_the_end_of_the_log_what_it_brought() {
     let Some(h) = Harness::start("a_typed_history_says_what_it_brought") else {
         return;
     };
-    let server = Server::start(&["--rate", "0"]);
-    let mut dave = server.join("dave");
-    for i in 1..=OLD {
-        dave.send_frame(&json!({"type": "msg", "text": old_text(i)}));
-    }
-    let last = old_text(OLD);
-    dave.recv_until(OLD + 10, |f| {
-        f["type"] == "msg" && f["text"] == last.as_str()
-    });
+    let (server, _dave) = server_with_old_messages();
     h.block_on(typed_history(&h, &server));
 }
 
