@@ -98,6 +98,14 @@ export class HistoryLoader {
     const session = this.session();
     if (!session?.joined) return fromScroll ? null : 'not connected; try again once reconnected';
     const state = this.state.get(room);
+    if (state === 'loading' && typed) {
+      // A page asked by a scroll is on its way: it is the one typed for,
+      // told at the end of the log when it comes.
+      const q = this.queue(room);
+      const i = q.lastIndexOf('older');
+      if (i >= 0) q[i] = 'typed';
+      return i >= 0 ? null : `older messages of #${room} are on their way`;
+    }
     if (state === 'loading' || (fromScroll && state !== 'more')) return null;
     const r = session.roomState(room);
     const before = Math.min(this.view.oldestSeq(room) ?? r.seq + 1, this.cursor.get(room) ?? Infinity);
@@ -172,8 +180,14 @@ export class HistoryLoader {
         const n = (this.empties.get(room) ?? 0) + 1;
         this.empties.set(room, n);
         if (n < EMPTY_PAGES_IN_A_ROW) {
-          this.older(room, false, PAGE, true, typed);
-          return;
+          const why = this.older(room, false, PAGE, true, typed);
+          // Asked: that page's answer tells. Not asked: say why, or
+          // what this one brought.
+          if (this.state.get(room) === 'loading') return;
+          if (typed && why) {
+            this.told(room, why);
+            return;
+          }
         }
       }
       // What /history brought is above, where the reader at the end of
