@@ -202,7 +202,6 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `rust`, `#rust` and `Rust` all name the room `rust`.
 /// A frame limit: below chatproto's least, the codec would use its least
 /// anyway, so such a value is refused rather than changed without a word.
 fn parse_frame_bytes(s: &str) -> Result<usize, String> {
@@ -220,7 +219,8 @@ fn parse_frame_bytes(s: &str) -> Result<usize, String> {
 }
 
 /// As `/join` takes it (`#rust` too), and worded so: the library's own
-/// text is for frames, which carry no `#`.
+/// text is for frames, which carry no `#`. `rust`, `#rust` and `Rust`
+/// all name the room `rust`.
 fn parse_room(s: &str) -> Result<String, String> {
     crate::input::room_arg(s.trim())
 }
