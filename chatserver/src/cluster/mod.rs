@@ -394,14 +394,16 @@ impl Cluster {
             beat = cluster.beat().await;
         }
         beat?;
+        // The heartbeat goes on while the limits are set (one request per
+        // room whose limits differ, each up to NATS's timeout).
+        tokio::spawn(Arc::clone(&cluster).watch_nodes());
+        tokio::spawn(Arc::clone(&cluster).publish(rx));
+        tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
         // The limits set before any room is followed: a follower that
         // read a stream's start before its limits were lowered would
         // find the events between removed (and warn of it).
         let (rooms, limits) = cluster.room_streams().await;
-        tokio::spawn(Arc::clone(&cluster).publish(rx));
-        tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
         tokio::spawn(Arc::clone(&cluster).discover());
-        tokio::spawn(Arc::clone(&cluster).watch_nodes());
         tokio::spawn(Arc::clone(&cluster).watch_starts());
         let subject = format!("{TAKEOVER_PREFIX}{}", hex(cluster.origin.as_bytes()));
         let asked = cluster
