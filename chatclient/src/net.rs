@@ -473,7 +473,7 @@ async fn reconnect(
         // The handshake borrows the session: hold what is typed meanwhile.
         let mut held = Vec::new();
         let mut typed = Vec::new();
-        let mut reading = may_read_input(session);
+        let mut reading = may_read_input(session) && session.reads_while_dialing();
         let mut stopped = session.stopping();
         let mut stop_now = false;
         let result = {

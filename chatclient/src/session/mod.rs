@@ -206,6 +206,14 @@ impl Session {
         !self.mode.wait_for_rooms || (self.entering.is_empty() && self.asked == 0)
     }
 
+    /// Whether input may be read while the connection is made again:
+    /// not with [`Mode::wait_for_rooms`], whose lines wait for the
+    /// answers before them ([`Session::settled`]), and the new connection
+    /// enters the rooms again first; a person's lines are held meanwhile.
+    pub fn reads_while_dialing(&self) -> bool {
+        !self.mode.wait_for_rooms
+    }
+
     /// Read input and end as `mode` says (call before anything else).
     pub fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
