@@ -36,6 +36,8 @@ let everJoined = false;
 let query = null;
 /** room -> replayed messages counted since entering it again, until our own presence. */
 const catchup = new Map();
+/** Rooms whose log said the connection was lost, until it says it is back. */
+const toldLost = new Set();
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
 const roomsAsks = [];
 
@@ -197,6 +199,7 @@ function forgetRoom(room) {
   roomList.remove(room);
   backlog.forget(room);
   catchup.delete(room);
+  toldLost.delete(room);
 }
 
 function select(room) {
@@ -402,8 +405,13 @@ const handlers = {
       if (catchup.has(p.room)) {
         const n = catchup.get(p.room);
         catchup.delete(p.room);
-        const missed = n === 0 ? 'nothing missed' : `${n} missed message${n === 1 ? '' : 's'}`;
-        note(p.room, `reconnected; ${missed}`, 'notice reconnected');
+        // Said where the loss was said (the room open then), and in the
+        // others only when something was missed there.
+        const told = toldLost.delete(p.room);
+        if (n > 0 || told) {
+          const missed = n === 0 ? 'nothing missed' : `${n} missed message${n === 1 ? '' : 's'}`;
+          note(p.room, `reconnected; ${missed}`, 'notice reconnected');
+        }
         if (p.room === current) showOnline();
         return;
       }
@@ -473,7 +481,8 @@ const handlers = {
   elsewhere() {
     conn.stop('elsewhere');
     offline('not sent: continue here to send');
-    note(current, 'this conversation continued in another tab or window (or on another connection)', 'notice lost', 'resumed_elsewhere');
+    const said = note(current, 'this conversation continued in another tab or window (or on another connection)', 'notice lost', 'resumed_elsewhere');
+    if (said) toldLost.add(current);
     showElsewhere(true);
   },
 };
@@ -481,7 +490,7 @@ const handlers = {
 function onClose({ wasJoined }) {
   if (!session) return;
   offline('waiting for the connection…');
-  if (wasJoined) note(current, 'connection lost; reconnecting…', 'notice lost');
+  if (wasJoined && note(current, 'connection lost; reconnecting…', 'notice lost')) toldLost.add(current);
 }
 
 /** The connection is gone; what was not acknowledged waits, saying `why`. */

@@ -160,31 +160,12 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
         let mut server = server;
         assert!(server.wait_exit(WAIT).success());
         drop(server);
-        // Wait until the page's tries are a second or more apart, so that
-        // the restarted server's first client comes before its next one;
-        // then the test asks for each try with the page's Retry button.
-        wait_for("alice: a third try to reconnect", async || {
-            let detail = page
-                .js(
-                    "return document.getElementById('status-detail').textContent;",
-                    vec![],
-                )
-                .await;
-            let detail = detail.as_str().unwrap_or_default().to_owned();
-            let attempt = detail
-                .rsplit_once("(attempt ")
-                .and_then(|(_, n)| n.trim_end_matches(')').parse::<u32>().ok());
-            match attempt {
-                Some(n) if n >= 3 => Ok(()),
-                _ => Err(detail),
-            }
-        })
-        .await;
+        // The restarted server's first client comes before the page's next try.
+        third_try(&page).await;
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
         let holder = server.join("alice");
-        let retry = "document.getElementById('retry').click(); return null;";
-        page.js(retry, vec![]).await;
+        page.js(RETRY, vec![]).await;
         let lines = page
             .wait_lines("the nickname said to be held", "lobby", |lines| {
                 lines
@@ -200,7 +181,7 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
         // The server has let the name go (bob sees it leave).
         bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
         page.wait_state("reconnecting").await;
-        page.js(retry, vec![]).await;
+        page.js(RETRY, vec![]).await;
         page.wait_state("connected").await;
         let lines = page
             .wait_lines("resumed", "lobby", |lines| {
@@ -218,6 +199,119 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
                 .any(|l| l.text == "reconnected; nothing missed"),
             "{lines:#?}"
         );
+        page.close().await;
+    });
+}
+
+/// Presses the page's Retry button.
+const RETRY: &str = "document.getElementById('retry').click(); return null;";
+
+/// Wait until the page's tries to reconnect are a second or more apart,
+/// so that what a test does with a restarted server comes before the
+/// page's next try; the test then asks for that try with [`RETRY`].
+async fn third_try(page: &Page) {
+    wait_for(
+        &format!("{}: a third try to reconnect", page.nick),
+        async || {
+            let detail = page
+                .js(
+                    "return document.getElementById('status-detail').textContent;",
+                    vec![],
+                )
+                .await;
+            let detail = detail.as_str().unwrap_or_default().to_owned();
+            let attempt = detail
+                .rsplit_once("(attempt ")
+                .and_then(|(_, n)| n.trim_end_matches(')').parse::<u32>().ok());
+            match attempt {
+                Some(n) if n >= 3 => Ok(()),
+                _ => Err(detail),
+            }
+        },
+    )
+    .await;
+}
+
+/// Back after a loss, the page says so where it said the loss (the room
+/// that was open), and in another room only what was missed there: a
+/// room where nothing was missed does not say "reconnected; nothing
+/// missed" under no "connection lost".
+#[test]
+fn after_a_reconnect_a_room_not_open_says_so_only_when_it_missed_something() {
+    let Some(h) = Harness::start("after_a_reconnect_a_room_not_open") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir];
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        page.type_line("/join rust").await;
+        page.type_line("/join go").await;
+        for room in ["rust", "go"] {
+            page.wait_lines(&format!("in #{room}"), room, |ls| {
+                ls.iter().any(|l| {
+                    l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online")
+                })
+            })
+            .await;
+        }
+        // #lobby is the room open when the connection goes.
+        page.type_line("/join lobby").await;
+        server.sigterm();
+        let mut server = server;
+        assert!(server.wait_exit(WAIT).success());
+        drop(server);
+        third_try(&page).await;
+
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        for room in ["rust", "go"] {
+            bob.send_frame(&json!({"type": "enter", "room": room}));
+            bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+        }
+        say_in(&mut bob, "rust", &[], "said in rust while alice was away");
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        // Once alice is back in #go, what bob says there comes after her
+        // page has settled #go's return.
+        bob.recv_until(100, |f| {
+            common::is_presence(f, "alice", "online") && f["room"] == "go"
+        });
+        say_in(&mut bob, "go", &[], "said in go once alice was back");
+        let go = page
+            .wait_texts("go", &["said in go once alice was back"])
+            .await;
+        let lobby = page
+            .wait_lines("back in #lobby", "lobby", |ls| {
+                ls.iter().any(|l| l.has_class("reconnected"))
+            })
+            .await;
+        let rust = page
+            .wait_lines("back in #rust", "rust", |ls| {
+                ls.iter().any(|l| l.has_class("reconnected"))
+            })
+            .await;
+        let texts = |ls: &[Line]| -> Vec<String> { ls.iter().map(|l| l.text.clone()).collect() };
+        let (lobby, rust, go) = (texts(&lobby), texts(&rust), texts(&go));
+        let lost = "connection lost; reconnecting…".to_owned();
+        assert!(lobby.contains(&lost), "#lobby: {lobby:#?}");
+        assert!(
+            lobby.contains(&"reconnected; nothing missed".to_owned()),
+            "#lobby: {lobby:#?}"
+        );
+        assert!(
+            rust.contains(&"reconnected; 1 missed message".to_owned()) && !rust.contains(&lost),
+            "#rust: {rust:#?}"
+        );
+        assert!(
+            !go.iter()
+                .any(|t| t.starts_with("reconnected") || t.starts_with("connection lost")),
+            "#go: {go:#?}"
+        );
+        page.shot("reconnected-rooms").await;
         page.close().await;
     });
 }
