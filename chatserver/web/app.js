@@ -60,8 +60,10 @@ const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidd
 const composer = new Composer($('composer'), $('input'), {
   submit: runLine,
   nicks: () => (session && current ? session.roster(current) : []),
+  // The line changed: what was said of it (or of the one before) goes,
+  // `unavailable` too (the log keeps it).
   typing: () => {
-    clearErrors(false);
+    clearErrors(true);
     checkLength();
   },
 });

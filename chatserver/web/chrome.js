@@ -105,7 +105,10 @@ export function showError(code, message) {
   $('errors').replaceChildren(p);
 }
 
-/** Clear the error by the input; `all`: even `unavailable`, which stays until a message gets through. */
+/**
+ * Clear the error by the input; `all`: even `unavailable`, which a line
+ * sent leaves until it gets through (or is refused in its turn).
+ */
 export function clearErrors(all) {
   const errors = $('errors');
   if (all || !errors.querySelector('.unavailable')) errors.replaceChildren();

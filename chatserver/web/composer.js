@@ -8,7 +8,9 @@ export class Composer {
   /**
    * `form` holds `input` (a textarea); `submit(line)` is called with what
    * was typed and returns true when the line was taken (the input then
-   * clears); `nicks()` lists the nicks to complete.
+   * clears); `nicks()` lists the nicks to complete; `typing()` is called
+   * when the user changed the text (typed, cleared, recalled, completed or
+   * addressed it).
    */
   constructor(form, input, { submit, nicks, typing }) {
     this.form = form;
@@ -63,6 +65,7 @@ export class Composer {
       }
       this.recall = Math.max(0, this.recall - 1);
       this.set(this.sent[this.recall], true);
+      this.typing();
     } else if (e.key === 'ArrowDown' && this.recall >= 0) {
       e.preventDefault();
       this.recall += 1;
@@ -72,8 +75,10 @@ export class Composer {
       } else {
         this.set(this.sent[this.recall], true);
       }
+      this.typing();
     } else if (e.key === 'Tab' && !e.shiftKey && this.complete()) {
       e.preventDefault();
+      this.typing();
     }
   }
 
@@ -122,6 +127,7 @@ export class Composer {
     const key = `@${nick}`.toLowerCase();
     const kept = add ? names.filter((n) => n.toLowerCase() !== key) : [];
     this.set(`${[...kept, `@${nick}`].join(' ')} ${rest}`);
+    this.typing();
   }
 
   /** A line the server refused: back in the input if it is empty. */

@@ -1,5 +1,7 @@
 //! Commands typed in the page: answered in view, and the terminal client's set.
 
+use fantoccini::key::Key;
+use fantoccini::Locator;
 use serde_json::json;
 
 use crate::common::{Client, Server};
@@ -271,5 +273,103 @@ async fn too_long_while_typed(h: &Harness, server: &Server) {
     let fine = page.js(&type_js(60_000), vec![]).await;
     assert!(fine.is_null(), "{fine}");
     assert_eq!(page.pending().await, 0);
+    page.close().await;
+}
+
+/// The error above the input (`#errors`): its code and the input's text.
+const BAR_JS: &str = "const e = document.querySelector('#errors .error');
+  return [e ? e.dataset.code : null, document.getElementById('input').value];";
+
+/// A line the server refused (here `unavailable`: its storage is full)
+/// comes back to the input with the reason above it. The reason goes once
+/// the line is changed: edited, addressed by a click on a nickname, or
+/// cleared with Escape (the log keeps it).
+#[test]
+fn a_refused_lines_error_goes_once_the_line_is_changed() {
+    let Some(h) = Harness::start("a_refused_lines_error_goes") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let server = Server::start(&["--data-dir", &dir, "--store-max-mib", "1", "--rate", "0"]);
+    h.block_on(refused_line(&h, &server));
+}
+
+async fn refused_line(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    // Bob fills the store until it refuses even a message of one letter
+    // (rows go at the end of the table: a longer one cannot fit either).
+    let mut bob = server.join("bob");
+    page.wait_lines("bob joined", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("bob"))
+    })
+    .await;
+    let mut n = 0;
+    for size in [30_000, 3_000, 300, 30, 1] {
+        let text = "x".repeat(size);
+        let full = (0..400).any(|_| {
+            n += 1;
+            let id = format!("fill-{n}");
+            bob.send_frame(&json!({"type": "msg", "text": text, "id": id}));
+            let (_, f) = bob.recv_until(10, |f| {
+                (f["type"] == "msg" || f["type"] == "error") && f["id"] == id.as_str()
+            });
+            f["type"] == "error"
+        });
+        assert!(full, "the store took 400 messages of {size} bytes more");
+    }
+    let refused = async |what: &str, line: &str| {
+        wait_for(&format!("alice: {what} refused"), async || {
+            let v = page.js(BAR_JS, vec![]).await;
+            if v == json!(["unavailable", line]) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+    };
+    let input = page.c.find(Locator::Id("input")).await.expect("#input");
+
+    page.type_line("not stored").await;
+    refused("the line", "not stored").await;
+    input.send_keys(" again").await.expect("type");
+    assert_eq!(
+        page.js(BAR_JS, vec![]).await,
+        json!([null, "not stored again"]),
+        "the error stayed once the line was edited"
+    );
+
+    page.type_line("").await;
+    refused("the edited line", "not stored again").await;
+    page.c
+        .find(Locator::Css("#online li[data-nick=\"bob\"] button.nick"))
+        .await
+        .expect("bob in the online list")
+        .click()
+        .await
+        .expect("click bob");
+    assert_eq!(
+        page.js(BAR_JS, vec![]).await,
+        json!([null, "@bob not stored again"]),
+        "the error stayed once the line was addressed"
+    );
+
+    page.type_line("").await;
+    refused("the addressed line", "@bob not stored again").await;
+    page.press(&[Key::Escape]).await;
+    assert_eq!(
+        page.js(BAR_JS, vec![]).await,
+        json!([null, ""]),
+        "the error stayed once the line was cleared"
+    );
+    // The log keeps each refusal.
+    let lines = page.lines("lobby").await;
+    let n = lines
+        .iter()
+        .filter(|l| l.has_class("error") && l.text.contains("cannot store"))
+        .count();
+    assert_eq!(n, 3, "{lines:#?}");
+    page.shot("refused-line").await;
     page.close().await;
 }
