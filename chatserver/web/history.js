@@ -32,6 +32,15 @@ export class HistoryLoader {
     this.empties = new Map();
     /** room -> answers still to come that were asked before a trim. */
     this.stale = new Map();
+    /**
+     * Rooms whose log reaches the start of what this reader may see (a
+     * page said nothing is older, or the room's kept history is all
+     * shown): what comes later only adds below, so it stays so (lines
+     * shown above a history that begins with joins and leaves do not
+     * make it "more" again) until the oldest lines go or the history
+     * begins anew.
+     */
+    this.reached = new Set();
   }
 
   /** A room was added: nothing known until it is entered. */
@@ -45,6 +54,7 @@ export class HistoryLoader {
     this.gaps.delete(room);
     this.cursor.delete(room);
     this.empties.delete(room);
+    this.reached.delete(room);
   }
 
   /** The room's history was begun anew (a new epoch): seqs start over. */
@@ -53,6 +63,7 @@ export class HistoryLoader {
     this.cursor.delete(room);
     this.empties.delete(room);
     this.stale.delete(room);
+    this.reached.delete(room);
   }
 
   /**
@@ -65,6 +76,7 @@ export class HistoryLoader {
     if (g && !g.note.isConnected) this.dropGap(room);
     this.cursor.delete(room);
     this.empties.delete(room);
+    this.reached.delete(room);
     // Pages asked before the trim would land above a hole: not shown.
     const asked = this.asks.get(room)?.length ?? 0;
     if (asked) this.stale.set(room, asked);
@@ -84,7 +96,8 @@ export class HistoryLoader {
     const r = this.session()?.roomState(room);
     if (!r) return;
     const oldest = this.view.oldestSeq(room) ?? r.seq + 1;
-    this.set(room, r.seq === 0 || oldest <= Math.max(r.oldest, 1) ? 'start' : 'more');
+    if (r.seq === 0 || oldest <= Math.max(r.oldest, 1)) this.reached.add(room);
+    this.set(room, this.reached.has(room) ? 'start' : 'more');
   }
 
   /**
@@ -109,7 +122,8 @@ export class HistoryLoader {
     if (state === 'loading' || (fromScroll && state !== 'more')) return null;
     const r = session.roomState(room);
     const before = Math.min(this.view.oldestSeq(room) ?? r.seq + 1, this.cursor.get(room) ?? Infinity);
-    if (before <= Math.max(r.oldest, 1)) {
+    if (this.reached.has(room) || before <= Math.max(r.oldest, 1)) {
+      this.reached.add(room);
       this.set(room, 'start');
       return fromScroll ? null : `no older messages in #${room}`;
     }
@@ -173,6 +187,7 @@ export class HistoryLoader {
       const typed = kind === 'typed';
       const further = more && before != null;
       if (further) this.cursor.set(room, Math.min(before, this.cursor.get(room) ?? Infinity));
+      if (!more) this.reached.add(room);
       this.set(room, further ? 'more' : 'start');
       // A stretch of messages to others shows nothing: go on a few pages
       // without waiting for a click (the reader asked for messages).

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::common::{Client, Server};
-use crate::webdriver::{wait_for, Harness, Page};
+use crate::common::{Client, Server, WAIT};
+use crate::webdriver::{free_port, wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
 // c. History loads on scroll.
@@ -314,5 +314,81 @@ async fn typed_history(h: &Harness, server: &Server) {
         shown_before + 5,
         "five older messages more"
     );
+    page.close().await;
+}
+
+/// Whether `room`'s log offers "Load older messages", and whether it says
+/// it starts at the start of the room's history.
+const OLDER_JS: &str =
+    "const log = document.querySelector(`.room-log[data-room=\"${arguments[0]}\"]`);
+  return { older: !log.querySelector('button.load-older').hidden,
+    start: !log.querySelector('.log-start').hidden };";
+
+/// A lobby whose history before dave's only message holds only joins and
+/// leaves (which history pages do not carry): "Load older messages" finds
+/// nothing older, and from then on the log says it starts at the start,
+/// after a reconnect too.
+#[test]
+fn a_page_that_found_nothing_older_does_not_offer_more_again() {
+    let Some(h) = Harness::start("a_page_that_found_nothing_older") else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("data directory");
+    // A fixed port, so the page finds the restarted server where it was.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let flags = ["--listen", &listen, "--data-dir", &dir];
+    h.block_on(nothing_older(&h, &flags));
+}
+
+async fn nothing_older(h: &Harness, flags: &[&str]) {
+    let mut server = Server::start(flags);
+    for nick in ["carol", "frank"] {
+        drop(server.join(nick));
+    }
+    let mut dave = server.join("dave");
+    dave.say("the only message");
+    dave.recv_until(10, |f| {
+        f["type"] == "msg" && f["text"] == "the only message"
+    });
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    page.wait_texts("lobby", &["the only message"]).await;
+    // The page cannot tell yet that the joins and leaves hold no message.
+    let v = page.js(OLDER_JS, vec![json!("lobby")]).await;
+    assert_eq!(v, json!({"older": true, "start": false}));
+    page.js(
+        "document.querySelector('.room-log[data-room=\"lobby\"] button.load-older').click();
+         return null;",
+        vec![],
+    )
+    .await;
+    wait_for("erin: the start of #lobby's history", async || {
+        let v = page.js(OLDER_JS, vec![json!("lobby")]).await;
+        if v == json!({"older": false, "start": true}) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+
+    // Back after a loss, the page still knows there is nothing older.
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+    drop(server);
+    page.wait_state("reconnecting").await;
+    let _server = Server::start(flags);
+    page.wait_state("connected").await;
+    page.wait_lines("back in #lobby", "lobby", |ls| {
+        ls.iter().any(|l| l.has_class("reconnected"))
+    })
+    .await;
+    let v = page.js(OLDER_JS, vec![json!("lobby")]).await;
+    assert_eq!(
+        v,
+        json!({"older": false, "start": true}),
+        "after the reconnect"
+    );
+    page.shot("nothing-older").await;
     page.close().await;
 }
