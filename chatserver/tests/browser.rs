@@ -38,6 +38,18 @@ use common::Client;
 use serde_json::{json, Value};
 use webdriver::Line;
 
+/// Flags for a server that can be stopped and started again where the
+/// page finds it: a fixed loopback port (free when chosen) and a data
+/// directory, kept while the returned `TempDir` lives; `extra` after them.
+fn restartable(extra: &[&str]) -> (tempfile::TempDir, Vec<String>) {
+    let data = tempfile::tempdir().expect("data directory");
+    let listen = format!("127.0.0.1:{}", webdriver::free_port());
+    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
+    let mut flags = vec!["--listen".to_owned(), listen, "--data-dir".to_owned(), dir];
+    flags.extend(extra.iter().map(|f| (*f).to_owned()));
+    (data, flags)
+}
+
 /// Text the page shows for everything in `lines`, for failure messages.
 fn shown(lines: &[Line]) -> Vec<String> {
     lines

@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use crate::common::{Client, Server, WAIT};
-use crate::webdriver::{free_port, wait_for, Harness, Page};
+use crate::restartable;
+use crate::webdriver::{wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
 // c. History loads on scroll.
@@ -333,11 +334,8 @@ fn a_page_that_found_nothing_older_does_not_offer_more_again() {
     let Some(h) = Harness::start("a_page_that_found_nothing_older") else {
         return;
     };
-    let data = tempfile::tempdir().expect("data directory");
-    // A fixed port, so the page finds the restarted server where it was.
-    let listen = format!("127.0.0.1:{}", free_port());
-    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
-    let flags = ["--listen", &listen, "--data-dir", &dir];
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(nothing_older(&h, &flags));
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use crate::common::{self, run_to_exit, Server, WAIT};
-use crate::webdriver::{free_port, wait_for, Harness, Line, Page};
-use crate::{say_in, shown};
+use crate::webdriver::{wait_for, Harness, Line, Page};
+use crate::{restartable, say_in, shown};
 
 // ---------------------------------------------------------------------
 // d. A server restart.
@@ -17,11 +17,8 @@ fn the_page_reconnects_after_a_server_restart_and_resumes() {
     let Some(h) = Harness::start("the_page_reconnects_after_a_restart") else {
         return;
     };
-    let data = tempfile::tempdir().expect("data directory");
-    // A fixed port, so the page finds the restarted server where it was.
-    let listen = format!("127.0.0.1:{}", free_port());
-    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
-    let flags = ["--listen", &listen, "--data-dir", &dir];
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(restart(&h, &flags));
 }
 
@@ -147,10 +144,8 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
     let Some(h) = Harness::start("a_page_that_finds_its_nickname_held") else {
         return;
     };
-    let data = tempfile::tempdir().expect("data directory");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
-    let flags = ["--listen", &listen, "--data-dir", &dir];
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(async {
         let server = Server::start(&flags);
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
@@ -241,10 +236,8 @@ fn after_a_reconnect_a_room_not_open_says_so_only_when_it_missed_something() {
     let Some(h) = Harness::start("after_a_reconnect_a_room_not_open") else {
         return;
     };
-    let data = tempfile::tempdir().expect("data directory");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
-    let flags = ["--listen", &listen, "--data-dir", &dir];
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(async {
         let server = Server::start(&flags);
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
@@ -324,10 +317,8 @@ fn a_rooms_history_started_anew_keeps_what_was_shown_above_a_mark() {
     let Some(h) = Harness::start("a_rooms_history_started_anew") else {
         return;
     };
-    let data = tempfile::tempdir().expect("data directory");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let dir = data.path().to_str().expect("a UTF-8 path").to_owned();
-    let flags = ["--listen", &listen, "--data-dir", &dir, "--store", "memory"];
+    let (_data, flags) = restartable(&["--store", "memory"]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(started_anew(&h, &flags));
 }
 
