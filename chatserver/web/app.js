@@ -38,6 +38,8 @@ let query = null;
 const catchup = new Map();
 /** Rooms whose log said the connection was lost, until it says it is back. */
 const toldLost = new Set();
+/** Rooms entered again with a gap in what was missed, until our own presence there. */
+const gapped = new Set();
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
 const roomsAsks = [];
 
@@ -202,6 +204,7 @@ function forgetRoom(room) {
   backlog.forget(room);
   catchup.delete(room);
   toldLost.delete(room);
+  gapped.delete(room);
 }
 
 function select(room) {
@@ -386,6 +389,8 @@ const handlers = {
   entered({ room, again, gap, gapAfter, newEpoch }) {
     roomList.setEntering(room, false);
     if (again) catchup.set(room, 0);
+    if (again && gap && !newEpoch) gapped.add(room);
+    else gapped.delete(room);
     if (newEpoch) {
       backlog.reset(room);
       const mark = note(room, `the server started #${room}'s history anew: the lines above are from before it`, 'notice gap');
@@ -410,8 +415,14 @@ const handlers = {
         // Said where the loss was said (the room open then), and in the
         // others only when something was missed there.
         const told = toldLost.delete(p.room);
+        // Not "nothing missed" under "history has a gap" (as chatclient).
+        const gap = gapped.delete(p.room);
         if (n > 0 || told) {
-          const missed = n === 0 ? 'nothing missed' : `${n} missed message${n === 1 ? '' : 's'}`;
+          const missed = gap
+            ? 'history has a gap'
+            : n === 0
+              ? 'nothing missed'
+              : `${n} missed message${n === 1 ? '' : 's'}`;
           note(p.room, `reconnected; ${missed}`, 'notice reconnected');
         }
         if (p.room === current) showOnline();

@@ -198,6 +198,59 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
     });
 }
 
+/// Back after missing more than the server replays (`--replay-limit 2`,
+/// three messages said while the page was kept out by a client holding
+/// its nickname): the room says history has a gap, and its reconnect
+/// line says so too, not "nothing missed" (as chatclient says it).
+#[test]
+fn a_reconnect_past_the_replay_limit_says_history_has_a_gap() {
+    let Some(h) = Harness::start("a_reconnect_past_the_replay_limit") else {
+        return;
+    };
+    let (_data, flags) = restartable(&["--replay-limit", "2"]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        page.type_line("before").await;
+        page.wait_texts("lobby", &["before"]).await;
+        server.sigterm();
+        let mut server = server;
+        assert!(server.wait_exit(WAIT).success());
+        drop(server);
+        third_try(&page).await;
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        let holder = server.join("alice");
+        for text in ["away 1", "away 2", "away 3"] {
+            say_in(&mut bob, "lobby", &[], text);
+        }
+        drop(holder);
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.wait_state("reconnecting").await;
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        let lines = page
+            .wait_lines("resumed", "lobby", |lines| {
+                lines.iter().any(|l| l.has_class("reconnected"))
+            })
+            .await;
+        let said = |f: &dyn Fn(&str) -> bool| lines.iter().any(|l| f(&l.text));
+        assert!(
+            said(&|t| t.starts_with("history has a gap")),
+            "{:#?}",
+            shown(&lines)
+        );
+        assert!(
+            said(&|t| t == "reconnected; history has a gap")
+                && !said(&|t| t.contains("nothing missed")),
+            "{:#?}",
+            shown(&lines)
+        );
+        page.close().await;
+    });
+}
+
 /// Presses the page's Retry button.
 const RETRY: &str = "document.getElementById('retry').click(); return null;";
 
