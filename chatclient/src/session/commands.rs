@@ -40,10 +40,15 @@ impl Session {
             }
             Command::History(limit) => {
                 if let Some(room) = self.in_a_room() {
-                    if self.connected() {
+                    if self.paging.contains(&room) {
+                        self.info(format!(
+                            "older messages of #{room} are on their way; /history again once they are shown"
+                        ));
+                    } else if self.connected() {
                         let before = self.oldest.get(&room).copied();
                         self.client.history(&room, before, Some(limit));
                         self.asked += 1;
+                        self.paging.insert(room);
                     }
                 }
             }
@@ -172,6 +177,7 @@ impl Session {
     /// `/join` is current again, if it is still ours.
     pub(super) fn forget_room(&mut self, room: &str, refused: bool) {
         self.oldest.remove(room);
+        self.paging.remove(room);
         self.replaying.remove(room);
         self.resume_room_done(room);
         if self.current.as_deref() != Some(room) {

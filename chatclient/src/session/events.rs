@@ -141,6 +141,7 @@ impl Session {
                 ..
             } => {
                 self.asked = self.asked.saturating_sub(1);
+                self.paging.remove(&room);
                 // A page that stopped short (the server looks at so many
                 // messages a page) says where the next one starts.
                 if let Some(before) = before {
@@ -223,6 +224,8 @@ impl Session {
                     // was asked for online or before a reconnect.)
                     Some(room) => {
                         self.entering.remove(&room);
+                        // A refused page (`not_in_room`) is over too.
+                        self.paging.remove(&room);
                         if !self.client.rooms().any(|r| r == room) {
                             self.forget_room(&room, true);
                         }

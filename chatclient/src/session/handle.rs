@@ -22,6 +22,7 @@ impl Session {
         self.client.handle_disconnected();
         self.entering.clear();
         self.asked = 0;
+        self.paging.clear();
         self.resume = None;
         self.replaying.clear();
         self.pump();

@@ -162,6 +162,9 @@ pub struct Session {
     /// `/history` and `/rooms` asked and not answered yet: leaving at the
     /// end of input waits for their answers, as for the echoes.
     asked: usize,
+    /// Rooms whose `/history` page is on its way: another `/history`
+    /// there before it comes would ask from the same place again.
+    paging: std::collections::BTreeSet<String>,
 }
 
 impl Session {
@@ -193,6 +196,7 @@ impl Session {
             out: VecDeque::new(),
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             asked: 0,
+            paging: std::collections::BTreeSet::new(),
         }
     }
 
@@ -317,6 +321,45 @@ mod tests {
     use super::*;
     use crate::session::testkit::*;
     use chatproto::RoomInfo;
+
+    /// At a terminal, a second `/history` typed before the first page
+    /// came would ask from the same place: it says the page is on its
+    /// way instead, and the next one pages back from where it stopped.
+    #[test]
+    fn a_history_typed_while_a_page_comes_waits_for_it() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        drain(&mut s);
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+        let out = line(&mut s, "/history 5");
+        assert!(out.sent.is_empty(), "{:?}", out.sent);
+        assert!(
+            out.lines.iter().any(|l| l.contains("on their way")),
+            "{:?}",
+            out.lines
+        );
+        let page = replayed(msg("lobby", 9, "bob", &[], "m9"), None);
+        frame(&mut s, ServerFrame::history("lobby", vec![page], true));
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(9), Some(5))]);
+        // Refused (not in the room any more, say): over too.
+        frame(
+            &mut s,
+            ServerFrame::error_v2(
+                chatproto::ErrorCode::NotInRoom,
+                "you are not in #lobby",
+                None,
+                Some("lobby".into()),
+                None,
+            ),
+        );
+        drain(&mut s);
+        assert!(!s.paging.contains("lobby"));
+    }
 
     #[test]
     fn input_waits_until_every_room_asked_for_is_answered() {
