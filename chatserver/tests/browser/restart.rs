@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::common::{self, run_to_exit, Server, WAIT};
+use crate::common::{self, run_to_exit, Client, Server, WAIT};
 use crate::webdriver::{wait_for, Harness, Line, Page};
 use crate::{restartable, say_in, shown};
 
@@ -151,12 +151,8 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
         page.type_line("before").await;
         page.wait_texts("lobby", &["before"]).await;
-        server.sigterm();
-        let mut server = server;
-        assert!(server.wait_exit(WAIT).success());
-        drop(server);
         // The restarted server's first client comes before the page's next try.
-        third_try(&page).await;
+        stop_for_a_third_try(&page, server).await;
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
         let holder = server.join("alice");
@@ -172,17 +168,7 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
             !lines.iter().any(|l| l.text.contains("could not rejoin")),
             "{lines:#?}"
         );
-        drop(holder);
-        // The server has let the name go (bob sees it leave).
-        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
-        page.wait_state("reconnecting").await;
-        page.js(RETRY, vec![]).await;
-        page.wait_state("connected").await;
-        let lines = page
-            .wait_lines("resumed", "lobby", |lines| {
-                lines.iter().any(|l| l.has_class("reconnected"))
-            })
-            .await;
+        let lines = let_go_and_resume(&page, holder, &mut bob).await;
         assert!(
             !lines.iter().any(|l| l.text.contains("new session")),
             "{lines:#?}"
@@ -214,41 +200,50 @@ fn a_reconnect_past_the_replay_limit_says_history_has_a_gap() {
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
         page.type_line("before").await;
         page.wait_texts("lobby", &["before"]).await;
-        server.sigterm();
-        let mut server = server;
-        assert!(server.wait_exit(WAIT).success());
-        drop(server);
-        third_try(&page).await;
+        stop_for_a_third_try(&page, server).await;
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
         let holder = server.join("alice");
         for text in ["away 1", "away 2", "away 3"] {
             say_in(&mut bob, "lobby", &[], text);
         }
-        drop(holder);
-        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
-        page.wait_state("reconnecting").await;
-        page.js(RETRY, vec![]).await;
-        page.wait_state("connected").await;
-        let lines = page
-            .wait_lines("resumed", "lobby", |lines| {
-                lines.iter().any(|l| l.has_class("reconnected"))
-            })
-            .await;
-        let said = |f: &dyn Fn(&str) -> bool| lines.iter().any(|l| f(&l.text));
+        let lines = let_go_and_resume(&page, holder, &mut bob).await;
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert!(
-            said(&|t| t.starts_with("history has a gap")),
-            "{:#?}",
-            shown(&lines)
+            texts.iter().any(|t| t.starts_with("history has a gap")),
+            "{texts:#?}"
         );
         assert!(
-            said(&|t| t == "reconnected; history has a gap")
-                && !said(&|t| t.contains("nothing missed")),
-            "{:#?}",
-            shown(&lines)
+            texts.contains(&"reconnected; history has a gap")
+                && !texts.iter().any(|t| t.contains("nothing missed")),
+            "{texts:#?}"
         );
         page.close().await;
     });
+}
+
+/// Stop `server` and wait until the page is on its third try to
+/// reconnect (see [`third_try`]): the caller starts a server again.
+async fn stop_for_a_third_try(page: &Page, mut server: Server) {
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+    drop(server);
+    third_try(page).await;
+}
+
+/// The client `holder`, which kept the page's nickname, goes; once the
+/// server has let the name go (`bob` sees it leave), the page tries again
+/// and resumes: its lobby's lines, once they say it reconnected.
+async fn let_go_and_resume(page: &Page, holder: Client, bob: &mut Client) -> Vec<Line> {
+    drop(holder);
+    bob.recv_until(100, |f| common::is_presence(f, &page.nick, "offline"));
+    page.wait_state("reconnecting").await;
+    page.js(RETRY, vec![]).await;
+    page.wait_state("connected").await;
+    page.wait_lines("resumed", "lobby", |lines| {
+        lines.iter().any(|l| l.has_class("reconnected"))
+    })
+    .await
 }
 
 /// Presses the page's Retry button.
@@ -306,11 +301,7 @@ fn after_a_reconnect_a_room_not_open_says_so_only_when_it_missed_something() {
         }
         // #lobby is the room open when the connection goes.
         page.type_line("/join lobby").await;
-        server.sigterm();
-        let mut server = server;
-        assert!(server.wait_exit(WAIT).success());
-        drop(server);
-        third_try(&page).await;
+        stop_for_a_third_try(&page, server).await;
 
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
