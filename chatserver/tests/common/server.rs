@@ -15,12 +15,23 @@ use super::{Client, WAIT};
 
 /// How many lines of the server's output to keep for a failing test's report.
 const TAIL_LINES: usize = 200;
+/// How many of its warnings and errors to keep for that report (the
+/// first: what went wrong first; the tail may have lost them).
+const WARN_LINES: usize = 60;
+
+/// What a server printed that a failing test reports: its last lines,
+/// and its first warnings.
+#[derive(Default)]
+struct Printed {
+    tail: VecDeque<String>,
+    warnings: Vec<String>,
+}
 
 /// A running `chatserver`, killed (by its PID) when dropped.
 pub struct Server {
     child: Child,
     addr: SocketAddr,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    printed: Arc<Mutex<Printed>>,
     /// The first lines on stdout, as they come (the first is read by `start`).
     head: mpsc::Receiver<String>,
 }
@@ -39,16 +50,16 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start chatserver");
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let printed = Arc::new(Mutex::new(Printed::default()));
         let (first_tx, first_rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        drain(stdout, Arc::clone(&tail), Some(first_tx));
-        drain(stderr, Arc::clone(&tail), None);
+        drain(stdout, Arc::clone(&printed), Some(first_tx));
+        drain(stderr, Arc::clone(&printed), None);
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tail,
+            printed,
             head: first_rx,
         };
         let first = match server.head.recv_timeout(WAIT) {
@@ -188,8 +199,8 @@ impl Server {
         let deadline = Instant::now() + within;
         loop {
             {
-                let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-                if tail.iter().any(|l| l.contains(needle)) {
+                let printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());
+                if printed.tail.iter().any(|l| l.contains(needle)) {
                     return true;
                 }
             }
@@ -202,8 +213,8 @@ impl Server {
 
     /// The last lines the server printed.
     pub fn log(&self) -> String {
-        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        let printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());
+        printed.tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -215,7 +226,16 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
         if thread::panicking() {
-            eprintln!("--- chatserver output (last lines) ---\n{}", self.log());
+            let addr = self.addr;
+            eprintln!(
+                "--- chatserver {addr} output (last lines) ---\n{}",
+                self.log()
+            );
+            let printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());
+            if !printed.warnings.is_empty() {
+                let first = printed.warnings.join("\n");
+                eprintln!("--- chatserver {addr}: its first warnings and errors ---\n{first}");
+            }
         }
     }
 }
@@ -314,7 +334,7 @@ const HEAD_LINES: usize = 2;
 /// pipe; keep the last lines, and hand the first [`HEAD_LINES`] to `head`.
 fn drain<R: Read + Send + 'static>(
     from: R,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    printed: Arc<Mutex<Printed>>,
     mut head: Option<mpsc::Sender<String>>,
 ) {
     thread::spawn(move || {
@@ -326,11 +346,15 @@ fn drain<R: Read + Send + 'static>(
             if n + 1 >= HEAD_LINES {
                 head = None;
             }
-            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
+            let mut printed = printed.lock().unwrap_or_else(|e| e.into_inner());
+            let warning = line.contains(" WARN ") || line.contains(" ERROR ");
+            if warning && printed.warnings.len() < WARN_LINES {
+                printed.warnings.push(line.clone());
             }
-            tail.push_back(line);
+            if printed.tail.len() == TAIL_LINES {
+                printed.tail.pop_front();
+            }
+            printed.tail.push_back(line);
         }
     });
 }
