@@ -322,7 +322,11 @@ fn read_until(c: &mut Client, max: usize, mut done: impl FnMut(&Value) -> bool) 
                     return got;
                 }
             }
-            other => panic!("expected a frame, got {other:?} after {} frames", got.len()),
+            other => panic!(
+                "expected a frame, got {other:?} after {} frames; the last: {:?}",
+                got.len(),
+                got.last()
+            ),
         }
     }
     panic!("not done within {max} frames");
@@ -374,7 +378,11 @@ fn collect(c: &mut Client, max: usize, mut done: impl FnMut(&[Value]) -> bool) -
         assert!(got.len() < max, "not done within {max} frames");
         match c.next() {
             Next::Frame(f) => got.push(f),
-            other => panic!("expected a frame, got {other:?} after {} frames", got.len()),
+            other => panic!(
+                "expected a frame, got {other:?} after {} frames; the last: {:?}",
+                got.len(),
+                got.last()
+            ),
         }
     }
     got
