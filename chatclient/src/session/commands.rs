@@ -29,7 +29,7 @@ impl Session {
             Command::Rooms => {
                 if self.connected() {
                     self.client.list_rooms();
-                    self.asked += 1;
+                    self.listing += 1;
                 }
             }
             Command::Who => {
@@ -47,7 +47,6 @@ impl Session {
                     } else if self.connected() {
                         let before = self.oldest.get(&room).copied();
                         self.client.history(&room, before, Some(limit));
-                        self.asked += 1;
                         self.paging.insert(room);
                     }
                 }

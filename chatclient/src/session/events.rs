@@ -23,7 +23,7 @@ impl Session {
         self.drain_outcomes();
         // Reading a pipe, the answers to /history and /rooms and the
         // rooms asked for are waited for too.
-        let answered = !self.mode.wait_for_rooms || (self.asked == 0 && self.entering.is_empty());
+        let answered = !self.mode.wait_for_rooms || self.nothing_asked();
         if self.leaving && !self.exited && self.client.unacknowledged() == 0 && answered {
             self.exited = true;
             self.out.push_back(Action::Exit);
@@ -140,7 +140,6 @@ impl Session {
                 before,
                 ..
             } => {
-                self.asked = self.asked.saturating_sub(1);
                 self.paging.remove(&room);
                 // A page that stopped short (the server looks at so many
                 // messages a page) says where the next one starts.
@@ -191,7 +190,7 @@ impl Session {
                 self.info(what);
             }
             ClientEvent::Rooms(list) => {
-                self.asked = self.asked.saturating_sub(1);
+                self.listing = self.listing.saturating_sub(1);
                 self.listed_rooms = list.iter().map(|(room, _)| room.clone()).collect();
                 let shown: Vec<String> = list
                     .iter()
@@ -206,9 +205,10 @@ impl Session {
                 id,
                 ..
             } => {
-                // One that answers no message may answer a request.
-                if id.is_none() {
-                    self.asked = self.asked.saturating_sub(1);
+                // One that answers no message and names no room may have
+                // answered a /rooms (a refused page names its room).
+                if id.is_none() && room.is_none() {
+                    self.listing = self.listing.saturating_sub(1);
                 }
                 // With the frames shown, this error is one of them.
                 if !self.mode.echo_frames {

@@ -21,7 +21,7 @@ impl Session {
     pub fn handle_disconnected(&mut self) {
         self.client.handle_disconnected();
         self.entering.clear();
-        self.asked = 0;
+        self.listing = 0;
         self.paging.clear();
         self.resume = None;
         self.replaying.clear();
@@ -68,6 +68,12 @@ impl Session {
             code: "bad_frame".into(),
             message: format!("ignored a frame from the server: {why}"),
         });
+        // It may have been the answer to a /history or /rooms: what it
+        // answered is not known, so nothing is waited for any more (a
+        // pipe would otherwise wait for ever).
+        self.listing = 0;
+        self.paging.clear();
+        self.pump();
     }
 
     /// When to call [`handle_timeout`](Session::handle_timeout), on the

@@ -159,9 +159,9 @@ pub struct Session {
     /// Rooms asked to enter (at start or with /join) and not answered
     /// yet: input waits for them (see [`Session::settled`]).
     entering: std::collections::BTreeSet<String>,
-    /// `/history` and `/rooms` asked and not answered yet: leaving at the
-    /// end of input waits for their answers, as for the echoes.
-    asked: usize,
+    /// `/rooms` asked and not answered yet: leaving at the end of input
+    /// waits for their answers, as for the echoes (and for `paging`).
+    listing: usize,
     /// Rooms whose `/history` page is on its way: another `/history`
     /// there before it comes would ask from the same place again.
     paging: std::collections::BTreeSet<String>,
@@ -195,7 +195,7 @@ impl Session {
             ledger: Ledger::new(),
             out: VecDeque::new(),
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
-            asked: 0,
+            listing: 0,
             paging: std::collections::BTreeSet::new(),
         }
     }
@@ -207,7 +207,13 @@ impl Session {
     /// the first one's answer stopped, not from the same place). A lost
     /// connection settles them all (the answers went with it).
     pub fn settled(&self) -> bool {
-        !self.mode.wait_for_rooms || (self.entering.is_empty() && self.asked == 0)
+        !self.mode.wait_for_rooms || self.nothing_asked()
+    }
+
+    /// Whether every room asked to enter, `/history` page and `/rooms`
+    /// list asked for has been answered.
+    fn nothing_asked(&self) -> bool {
+        self.entering.is_empty() && self.paging.is_empty() && self.listing == 0
     }
 
     /// Whether input may be read while the connection is made again:
@@ -427,6 +433,42 @@ mod tests {
         line(&mut s, "/part thor");
         assert!(s.settled());
         frame(&mut s, entered("thor", 0, &["alice"], false));
+        assert!(s.settled());
+    }
+
+    #[test]
+    fn a_page_on_its_way_is_waited_for_whatever_else_is_refused() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        assert!(s.settled());
+        line(&mut s, "/history 5");
+        // A refusal that names another room (an entering, say) answers
+        // no page: the pipe still waits for this one.
+        frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "too many rooms",
+                None,
+                Some("go".into()),
+                None,
+            ),
+        );
+        assert!(!s.settled(), "the page of #lobby is not answered yet");
+        // A frame that cannot be read may have been the answer: the pipe
+        // goes on rather than wait for ever.
+        s.handle_bad_frame("expected value at line 1 column 1");
+        assert!(s.settled());
+        // Likewise for a /rooms list.
+        line(&mut s, "/rooms");
+        assert!(!s.settled());
+        s.handle_bad_frame("expected value at line 1 column 1");
         assert!(s.settled());
     }
 
