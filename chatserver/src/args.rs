@@ -280,8 +280,9 @@ pub struct Args {
     /// Run as one node of a cluster: NATS server URLs (comma-separated,
     /// e.g. nats://127.0.0.1:4222), whose JetStream holds every room's
     /// history, the nicknames and the sessions, shared by every node.
-    /// --data-dir and --store are then not used. Needs --node.
-    #[arg(long, env = "CHATSERVER_CLUSTER", value_delimiter = ',')]
+    /// --data-dir and --store are then not used. Needs --node. With
+    /// `export`, the cluster whose history to print.
+    #[arg(long, env = "CHATSERVER_CLUSTER", value_delimiter = ',', global = true)]
     pub cluster: Vec<String>,
 
     /// This node's name in the cluster: 1 to 32 of a-z A-Z 0-9 - _,
@@ -481,7 +482,8 @@ pub enum SyncMode {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Print stored history as JSON lines (one `msg` object per line, as on
-    /// the wire), room by room in seq order. Safe while a server runs.
+    /// the wire), room by room in seq order: the database's in --data-dir,
+    /// or with --cluster the rooms' streams in NATS. Safe while servers run.
     Export {
         /// Only this room.
         #[arg(long)]

@@ -67,7 +67,12 @@ fn main() -> std::process::ExitCode {
     let mut args = Args::parse_noting_given();
     args.tidy();
     if let Some(args::Command::Export { room, since }) = &args.command {
-        return match store::export(&args.data_dir, room.as_deref(), *since) {
+        let done = if args.cluster.is_empty() {
+            store::export(&args.data_dir, room.as_deref(), *since)
+        } else {
+            export_cluster(&args.cluster, room.as_deref(), *since)
+        };
+        return match done {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("chatserver export: {e}");
@@ -543,6 +548,19 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `export --cluster`: the history in the rooms' streams (see
+/// [`cluster::export`]), on a runtime of its own.
+fn export_cluster(urls: &[String], room: Option<&str>, since: u64) -> Result<(), String> {
+    let room = room.map(store::export_room).transpose()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    runtime.block_on(cluster::export(urls, room.as_deref(), since, &mut out))
 }
 
 /// The log filter: `--log-level` if given, else `RUST_LOG` if set, else

@@ -473,7 +473,7 @@ fn cause(e: &StoreError) -> String {
 
 /// `export --room`: `#rust` as chatclient's `/join` takes it, and worded
 /// so (chatproto's own text is for frames, which carry no `#`).
-fn export_room(raw: &str) -> Result<String, String> {
+pub fn export_room(raw: &str) -> Result<String, String> {
     let name = raw.strip_prefix('#').unwrap_or(raw);
     chatproto::room_name(name).map_err(|_| {
         format!(

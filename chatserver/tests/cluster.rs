@@ -2186,3 +2186,99 @@ fn entering_a_room_past_the_accounts_stream_limit_is_refused_and_the_rest_goes_o
     alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "and on", "id": "m3"}));
     assert_eq!(alice.expect_kind("msg")["id"], "m3");
 }
+
+/// `chatserver export --cluster URL ...`, which must succeed; one JSON
+/// object per line.
+fn export(nats: &Nats, extra: &[&str]) -> Vec<Value> {
+    let url = nats.url();
+    let mut args = vec!["export", "--cluster", &url];
+    args.extend_from_slice(extra);
+    let run = common::run_to_exit(&args, WAIT);
+    assert!(
+        run.status.success() && run.stderr.is_empty(),
+        "export {extra:?}: {run:?}"
+    );
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
+}
+
+/// A cluster's history is printed by `export --cluster` as a database's
+/// is by `export --data-dir`: every room's messages, private ones with
+/// their recipients, in seq order, and none of the joins and leaves.
+#[test]
+fn export_prints_the_rooms_streams() {
+    let Some(nats) = Nats::start("export_prints_the_rooms_streams") else {
+        return;
+    };
+    let (a, b) = (node(&nats, "a", &[]), node(&nats, "b", &[]));
+    let mut alice = a.connect();
+    alice.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby", "rust"]}));
+    alice.expect_kind("welcome");
+    read_until(&mut alice, 20, |f| {
+        kind(f) == "entered" && f["room"] == "rust"
+    });
+    let (mut bob, _) = join(&b, "bob");
+    read_until(&mut alice, 20, |f| is_presence(f, "bob", "online"));
+    let echo = |c: &mut Client, frame: Value| -> Value {
+        c.send_frame(&frame);
+        let got = read_until(c, 20, |f| kind(f) == "msg" && f["id"] == frame["id"]);
+        got.last().unwrap().clone()
+    };
+    let hello = echo(
+        &mut alice,
+        json!({"type": "msg", "room": "lobby", "text": "hello", "id": "a1"}),
+    );
+    let psst = echo(
+        &mut bob,
+        json!({"type": "msg", "room": "lobby", "to": ["alice"], "text": "psst", "id": "b1"}),
+    );
+    let rust = echo(
+        &mut alice,
+        json!({"type": "msg", "room": "rust", "text": "in rust", "id": "a2"}),
+    );
+    let fields = |f: &Value| {
+        let to = f["to"].as_array().cloned().unwrap_or_default();
+        (
+            f["room"].clone(),
+            f["seq"].clone(),
+            f["from"].clone(),
+            to,
+            f["text"].clone(),
+            f["id"].clone(),
+        )
+    };
+    let all: Vec<_> = export(&nats, &[]).iter().map(fields).collect();
+    assert_eq!(all, [fields(&hello), fields(&psst), fields(&rust)]);
+    assert_eq!(all[1].3, [json!("alice")], "the recipients are printed");
+    // One room, named as chatclient's /join takes it.
+    let one: Vec<_> = export(&nats, &["--room", "#Rust"])
+        .iter()
+        .map(fields)
+        .collect();
+    assert_eq!(one, [fields(&rust)]);
+    // Past a seq, in every room (as `export --data-dir`).
+    let since = hello["seq"].as_u64().unwrap();
+    let past: Vec<_> = export(&nats, &["--since", &since.to_string()])
+        .iter()
+        .map(fields)
+        .collect();
+    let want: Vec<_> = all
+        .iter()
+        .filter(|f| f.1.as_u64().unwrap() > since)
+        .cloned()
+        .collect();
+    assert_eq!(past, want);
+    assert!(past.contains(&fields(&psst)) && !past.contains(&fields(&hello)));
+    // A room the cluster does not have is refused, saying so.
+    let url = nats.url();
+    let run = common::run_to_exit(&["export", "--cluster", &url, "--room", "nope"], WAIT);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(
+        run.stderr.contains("no room #nope in the cluster"),
+        "{}",
+        run.stderr
+    );
+}

@@ -15,7 +15,7 @@
 //! `follow` (the streams read back in order), `entry` (an event as a
 //! stream message), `claims` (nicknames and sessions), `nodes`
 //! (heartbeats, and judging the silent), `history` (pages read from a
-//! stream).
+//! stream); `export` prints the streams for `chatserver export`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -31,11 +31,13 @@ use tokio::sync::mpsc;
 
 mod claims;
 mod entry;
+mod export;
 mod follow;
 mod history;
 mod nodes;
 mod publish;
 
+pub use export::export;
 pub use follow::LimitsSet;
 
 /// Stream names are this and the room's name in hex (room names may hold
