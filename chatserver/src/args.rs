@@ -216,7 +216,8 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_ASCII_NICKS", value_parser = clap::builder::BoolishValueParser::new())]
     pub ascii_nicks: bool,
 
-    /// A connection must join within this many milliseconds (100 to 600000).
+    /// A connection must join within this many milliseconds (100 to 600000);
+    /// an HTTP answer not taken this long closes its connection.
     #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub join_timeout_ms: u64,

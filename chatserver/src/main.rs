@@ -20,6 +20,7 @@ mod peer;
 mod ratelimit;
 mod refuse;
 mod stage;
+mod stall;
 mod store;
 mod tls;
 mod tlsconn;

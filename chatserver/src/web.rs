@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tracing::debug;
 use crate::edge::Edge;
 use crate::hub::ToHub;
 use crate::limits::Admission;
+use crate::stall::StallLimit;
 
 /// The page's files: (name, content type, bytes), from `web/` (build.rs).
 static FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
@@ -61,9 +63,17 @@ pub async fn serve<I>(
         .deadline
         .saturating_duration_since(tokio::time::Instant::now());
     let timeout = left.max(Duration::from_millis(1));
+    // An answer the client does not take for a whole join timeout closes
+    // the connection, as a head it does not send does: a client that asks
+    // and never reads would otherwise keep its place for ever. A WebSocket
+    // lifts it (its unread output is the hub's to judge).
+    let stall = Duration::from_millis(edge.settings.join_timeout_ms);
+    let armed = Arc::new(AtomicBool::new(true));
+    let io = StallLimit::new(io, stall, Arc::clone(&armed));
     let service = hyper::service::service_fn(move |req| {
         let (edge, admission, done) = (Arc::clone(&edge), Arc::clone(&admission), done.clone());
-        async move { Ok::<_, Infallible>(route(req, info, edge, admission, done).await) }
+        let armed = Arc::clone(&armed);
+        async move { Ok::<_, Infallible>(route(req, info, edge, admission, done, armed).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -80,6 +90,7 @@ async fn route(
     edge: Arc<Edge>,
     admission: Arc<Mutex<Option<Admission>>>,
     done: mpsc::Sender<()>,
+    armed: Arc<AtomicBool>,
 ) -> Response<Body> {
     // http:// to a server that takes TLS only: a browser shows why.
     if edge.settings.tls_only && !info.tls {
@@ -96,7 +107,7 @@ async fn route(
         return res;
     }
     match req.uri().path() {
-        "/ws" => upgrade(req, info, edge, admission, done).await,
+        "/ws" => upgrade(req, info, edge, admission, done, armed).await,
         "/healthz" => {
             if edge
                 .settings
@@ -158,6 +169,7 @@ async fn upgrade(
     edge: Arc<Edge>,
     admission: Arc<Mutex<Option<Admission>>>,
     done: mpsc::Sender<()>,
+    armed: Arc<AtomicBool>,
 ) -> Response<Body> {
     if let Err(why) = origin_allowed(req.headers(), info.tls, &edge.settings.allowed_origins) {
         return text(StatusCode::FORBIDDEN, why);
@@ -194,6 +206,8 @@ async fn upgrade(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(io) => {
+                // The 101 is written: from now on a WebSocket.
+                armed.store(false, Ordering::Relaxed);
                 let io = TokioIo::new(io);
                 crate::wsconn::serve(io, info.addr, to_hub, settings, admission, done).await;
             }

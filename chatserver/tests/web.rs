@@ -839,3 +839,54 @@ fn a_connection_that_sends_nothing_gets_the_chatproto_timeout() {
     let got = String::from_utf8_lossy(&got);
     assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got:?}");
 }
+
+#[test]
+fn an_http_client_that_asks_and_never_reads_is_closed_and_its_place_given_back() {
+    let server = Server::start(&["--max-clients-per-ip", "1", "--join-timeout-ms", "1000"]);
+    let addr = server.addr();
+    // Requests for the page's biggest file, pipelined, on a connection
+    // with a small receive window that never reads: the answers (tens of
+    // MB) cannot all be written.
+    let stalled = server.connect_with_rcvbuf(4096);
+    let mut out = stalled.stream();
+    out.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let ask = format!("GET /app.js HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    for _ in 0..2000 {
+        // The server may stop reading them: then enough were sent.
+        if out.write_all(ask.as_bytes()).is_err() {
+            break;
+        }
+    }
+    // Its place is given back within about a join timeout of the answers
+    // going untaken (it was held for as long as the client stayed).
+    let deadline = Instant::now() + WAIT;
+    let mut next = loop {
+        let mut c = server.connect();
+        c.send_frame(&json!({"type": "ping"}));
+        let f = c.recv_frame();
+        if kind(&f) == "pong" {
+            break c;
+        }
+        assert_eq!(f["code"], "server_full", "{f}");
+        assert!(
+            Instant::now() < deadline,
+            "an HTTP client that never read its answers kept its place"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    next.join("alice");
+    // And its connection was closed: what was on its way, then the end.
+    let mut s = stalled.stream();
+    s.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut chunk = vec![0u8; 64 << 10];
+    for _ in 0..100_000 {
+        match s.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the stalled HTTP connection was not closed: {e}"),
+        }
+    }
+    panic!("the stalled HTTP connection sent more than its answers");
+}
