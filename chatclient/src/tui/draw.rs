@@ -354,7 +354,16 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         let max = app.state.max_text;
         let over = (max > 0 && bytes > max)
             .then(|| format!("[too long: {}/{}] ", grouped(bytes), grouped(max)));
-        let over = over.map(|o| cut(&o, width / 2)).unwrap_or_default();
+        // Figures cut short would be wrong ones: without room, less.
+        let over = over
+            .map(|o| {
+                if text_width(&o) <= width / 2 {
+                    o
+                } else {
+                    cut("[too long] ", width / 2)
+                }
+            })
+            .unwrap_or_default();
         let prompt = cut(&app.state.prompt, width / 2);
         let prompt_width = text_width(&over) + text_width(&prompt);
         let (text, col) = app.input.visible(width.saturating_sub(prompt_width));
@@ -457,6 +466,25 @@ mod tests {
             screen(&mut app, 60, 3)[2],
             "[too long: 14/12] alice #lobby> short \"quoted"
         );
+    }
+
+    /// In a narrow terminal the mark with its figures does not fit its
+    /// half of the row: cut, it read `[too long: 66,000/64` (a limit of
+    /// 64?) and ran into the prompt. It says less instead, whole.
+    #[test]
+    fn a_too_long_mark_that_does_not_fit_says_less() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.max_text = 64_867;
+        app.set_state(state);
+        for _ in 0..66_000 {
+            app.input.insert('x');
+        }
+        assert!(screen(&mut app, 60, 3)[2].starts_with("[too long: 66,000/64,867] alice #lobby> x"));
+        let row = screen(&mut app, 40, 3)[2].clone();
+        assert!(row.starts_with("[too long] alice #lobby> x"), "{row:?}");
+        let row = screen(&mut app, 16, 3)[2].clone();
+        assert!(row.starts_with("[too lo"), "{row:?}");
     }
 
     #[test]
