@@ -106,6 +106,11 @@ pub fn note(line: &Line, time: &str) -> Option<String> {
                 .str("text", &crate::render::history_gone(room))
                 .end(time),
         ),
+        Line::Gap { room, filled } => Some(
+            Object::new("info")
+                .str("text", &crate::render::gap(room, *filled))
+                .end(time),
+        ),
         Line::Error { code, message } => Some(
             Object::new("client_error")
                 .str("code", code)

@@ -69,6 +69,17 @@ pub enum Line {
         /// files it).
         room: String,
     },
+    /// Back after a reconnect, some of `room`'s messages sent meanwhile
+    /// are not shown (the server replays only so many): said where they
+    /// are missing, and `/history` fetches them. `filled`: they all are
+    /// shown now (the full-screen client takes the first line away).
+    Gap {
+        /// The room (named on the line, and where the full-screen client
+        /// files it).
+        room: String,
+        /// Whether the missing messages are all shown now.
+        filled: bool,
+    },
 }
 
 /// How lines are decorated.
@@ -176,6 +187,10 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* ");
             out.push_str(&escape_control(&history_gone(room)));
         }
+        Line::Gap { room, filled } => {
+            out.push_str("* ");
+            out.push_str(&escape_control(&gap(room, *filled)));
+        }
     }
     out
 }
@@ -195,6 +210,17 @@ pub fn sent_at(line: &Line) -> Option<chrono::DateTime<chrono::Local>> {
             .ok()
             .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single()),
         _ => None,
+    }
+}
+
+/// What a [`Line::Gap`] says.
+pub fn gap(room: &str, filled: bool) -> String {
+    if filled {
+        format!("the messages of #{room} missing above are all shown now")
+    } else {
+        format!(
+            "messages of #{room} sent while you were away are missing here; /history fetches them"
+        )
     }
 }
 

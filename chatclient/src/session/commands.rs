@@ -45,7 +45,11 @@ impl Session {
                             "older messages of #{room} are on their way; /history again once they are shown"
                         ));
                     } else if self.connected() {
-                        let before = self.oldest.get(&room).copied();
+                        // What is missing after a reconnect first.
+                        let before = match self.gaps.get(&room) {
+                            Some(gap) => gap.before,
+                            None => self.oldest.get(&room).copied(),
+                        };
                         self.client.history(&room, before, Some(limit));
                         self.paging.insert(room);
                     }
@@ -177,6 +181,7 @@ impl Session {
     pub(super) fn forget_room(&mut self, room: &str, refused: bool) {
         self.oldest.remove(room);
         self.paging.remove(room);
+        self.gaps.remove(room);
         self.replaying.remove(room);
         self.resume_room_done(room);
         if self.current.as_deref() != Some(room) {

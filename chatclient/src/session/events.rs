@@ -6,7 +6,7 @@ use chatproto::{nick_key, ClientEvent, ClientOutput};
 
 use super::lines::{names, plural};
 use super::resume::Resume;
-use super::{Action, Seen, Session};
+use super::{Action, Gap, Seen, Session};
 use crate::render::Line;
 
 impl Session {
@@ -70,6 +70,23 @@ impl Session {
                     self.oldest.remove(&room);
                 }
                 self.replaying.insert(room.clone(), again);
+                if reset {
+                    self.gaps.remove(&room);
+                } else if again && gap {
+                    // Shown where it is: before what the replay brings.
+                    let after = self.seen.get(&room).and_then(|s| s.seqs.last());
+                    let after = after.copied().unwrap_or(0);
+                    let gap = Gap {
+                        after,
+                        before: None,
+                    };
+                    self.gaps.insert(room.clone(), gap);
+                    let room = room.clone();
+                    self.print(Line::Gap {
+                        room,
+                        filled: false,
+                    });
+                }
                 if again {
                     match &mut self.resume {
                         Some(r) if reset => {
@@ -99,6 +116,9 @@ impl Session {
                     return;
                 }
                 let missed = replay && self.replaying.get(&room) == Some(&true);
+                if let Some(gap) = self.gaps.get_mut(&room).filter(|_| missed) {
+                    gap.before = Some(gap.before.map_or(seq, |b| b.min(seq)));
+                }
                 if missed {
                     if let Some(r) = &mut self.resume {
                         r.missed += 1;
@@ -141,6 +161,9 @@ impl Session {
                 ..
             } => {
                 self.paging.remove(&room);
+                if let Some(gap) = self.gaps.get(&room).copied() {
+                    return self.gap_page(room, gap, events, more, before);
+                }
                 // A page that stopped short (the server looks at so many
                 // messages a page) says where the next one starts.
                 if let Some(before) = before {
@@ -257,6 +280,68 @@ impl Session {
 
     /// Note the message `seq` of `room` as shown; `false` if it already
     /// was.
+    /// A `/history` page asked for the messages missing after a
+    /// reconnect (`gap`): those not shown yet go where they are missing
+    /// (the full-screen client puts them under the gap's line), and the
+    /// gap closes once a page reaches what was shown before it.
+    fn gap_page(
+        &mut self,
+        room: String,
+        gap: Gap,
+        events: Vec<ClientEvent>,
+        more: bool,
+        stopped_at: Option<u64>,
+    ) {
+        let mut count = 0;
+        let mut lowest = stopped_at;
+        for e in events {
+            let ClientEvent::Message {
+                seq,
+                from,
+                to,
+                text,
+                ts,
+                ..
+            } = e
+            else {
+                continue;
+            };
+            lowest = Some(lowest.map_or(seq, |l| l.min(seq)));
+            if seq <= gap.after || !self.note_seen(&room, seq) {
+                continue;
+            }
+            count += 1;
+            let line = Line::Msg {
+                room: self.other(&room),
+                history: true,
+                page: true,
+                missed: true,
+                from,
+                to,
+                text,
+                ts,
+            };
+            self.print(line);
+        }
+        // Nothing older, or the page reached the last message shown.
+        let filled = !more || lowest.is_none_or(|l| l <= gap.after + 1);
+        let what = plural(count, "missing message");
+        if filled {
+            self.gaps.remove(&room);
+            self.info(format!("{what} of #{room}; none is missing any more"));
+            self.print(Line::Gap { room, filled: true });
+        } else {
+            self.gaps.insert(
+                room.clone(),
+                Gap {
+                    before: lowest,
+                    ..gap
+                },
+            );
+            self.info(format!("{what} of #{room}; /history fetches more"));
+        }
+    }
+
     fn note_seen(&mut self, room: &str, seq: u64) -> bool {
         self.seen.entry(room.to_owned()).or_default().note(seq)
     }

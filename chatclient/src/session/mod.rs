@@ -67,6 +67,17 @@ pub enum Action {
     Outcome(LineOutcome),
 }
 
+/// Messages of a room missing from what is shown, after a reconnect the
+/// server could not replay all of them to: those with a seq above `after`
+/// (the last one shown before) and below `before` (the first one the
+/// replay brought; `None`: it brought none, so up to the newest).
+/// `/history` fetches them first, a page at a time, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gap {
+    after: u64,
+    before: Option<u64>,
+}
+
 /// The seqs of a room's messages shown, in one epoch of its history (seqs
 /// of another epoch are other messages). Only the newest [`Seen::KEEP`]
 /// are kept: a room's replay brings its latest messages, and of those
@@ -165,6 +176,8 @@ pub struct Session {
     /// Rooms whose `/history` page is on its way: another `/history`
     /// there before it comes would ask from the same place again.
     paging: std::collections::BTreeSet<String>,
+    /// Rooms with messages missing from what is shown (see [`Gap`]).
+    gaps: BTreeMap<String, Gap>,
 }
 
 impl Session {
@@ -197,6 +210,7 @@ impl Session {
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             listing: 0,
             paging: std::collections::BTreeSet::new(),
+            gaps: BTreeMap::new(),
         }
     }
 

@@ -142,8 +142,84 @@ mod tests {
         );
         assert_eq!(
             shown,
-            ["[#rust] bob: late", "* reconnected; history has a gap"]
+            [
+                "* messages of #rust sent while you were away are missing here; /history fetches them",
+                "[#rust] bob: late",
+                "* reconnected; history has a gap"
+            ]
         );
+    }
+
+    /// What the replay left out is said where it is missing, and
+    /// /history fetches it, newest first, until it meets what was shown
+    /// before; then /history pages back from the oldest again.
+    #[test]
+    fn history_fetches_what_a_gap_left_out() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 20, &["alice"], false),
+                replayed(msg("lobby", 19, "bob", &[], "m19"), None),
+                replayed(msg("lobby", 20, "bob", &[], "m20"), None),
+                presence("lobby", 21, "alice", true),
+            ],
+        );
+        let missing =
+            "* messages of #lobby sent while you were away are missing here; /history fetches them";
+        assert_eq!(
+            shown,
+            [
+                missing,
+                "bob: m19",
+                "bob: m20",
+                "* reconnected; history has a gap"
+            ]
+        );
+        // The newest of the missing ones first: below the first replayed.
+        let out = line(&mut s, "/history 10");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(19), Some(10))]
+        );
+        let page: Vec<ServerFrame> = (9..=18)
+            .map(|n| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None))
+            .collect();
+        let out = frame(&mut s, ServerFrame::history("lobby", page, true));
+        assert_eq!(out.lines.len(), 11, "{:?}", out.lines);
+        assert_eq!(out.lines[0], "[history] bob: m9");
+        assert_eq!(
+            out.lines[10],
+            "* 10 missing messages of #lobby; /history fetches more"
+        );
+        // The rest, in a page that reaches what was shown (m3 is not
+        // shown again).
+        let out = line(&mut s, "/history 10");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(9), Some(10))]);
+        let page: Vec<ServerFrame> = (1..=8)
+            .filter(|n| *n != 2)
+            .map(|n| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None))
+            .collect();
+        let out = frame(&mut s, ServerFrame::history("lobby", page, true));
+        assert_eq!(
+            out.lines,
+            [
+                "[history] bob: m4",
+                "[history] bob: m5",
+                "[history] bob: m6",
+                "[history] bob: m7",
+                "[history] bob: m8",
+                "* 5 missing messages of #lobby; none is missing any more",
+                "* the messages of #lobby missing above are all shown now",
+            ]
+        );
+        // Back to paging from the oldest shown.
+        let out = line(&mut s, "/history 10");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(3), Some(10))]);
     }
 
     /// A server that kept no history restarted (or forgot an empty room):

@@ -267,6 +267,13 @@ impl App {
         out
     }
 
+    /// Where `room`'s line saying messages are missing is, if it has one.
+    fn gap_line(&self, room: &Option<String>) -> Option<usize> {
+        self.entries
+            .iter()
+            .rposition(|e| matches!(&e.line, Line::Gap { filled: false, .. }) && e.room == *room)
+    }
+
     /// A line from the session, arrived at `time`.
     pub fn add_line(&mut self, line: Line, time: String) {
         let me = self.state.nick.clone();
@@ -278,6 +285,9 @@ impl App {
             mine: false,
         };
         let mut page = false;
+        // A page of messages missing after a reconnect: under its room's
+        // line saying so, not above everything.
+        let mut fill = false;
         match &entry.line {
             Line::Msg {
                 room,
@@ -286,9 +296,11 @@ impl App {
                 to,
                 text,
                 page: older,
+                missed,
                 ..
             } => {
                 page = *older;
+                fill = *older && *missed;
                 entry.room = room.clone().or(entry.room);
                 entry.mine = same_nick(from, &me);
                 let to_me = to.iter().any(|n| same_nick(n, &me));
@@ -316,7 +328,32 @@ impl App {
                 self.nicks.colour(nick);
             }
             Line::HistoryGone { room } => entry.room = Some(room.clone()),
+            Line::Gap { room, filled } => {
+                entry.room = Some(room.clone());
+                if *filled {
+                    // Nothing is missing there any more: its line goes
+                    // (the session says so in a line of its own).
+                    let marker = self.gap_line(&entry.room);
+                    if let Some(i) = marker {
+                        self.entries.remove(i);
+                    }
+                    return;
+                }
+            }
             _ => {}
+        }
+        let under_gap = fill.then(|| self.gap_line(&entry.room)).flatten();
+        if let Some(marker) = under_gap {
+            let at = match &self.page_at {
+                Some((room, at)) if *room == entry.room => *at,
+                _ => marker + 1,
+            };
+            self.page_at = Some((entry.room.clone(), at + 1));
+            self.entries.insert(at, entry);
+            if self.entries.len() > MAX_ENTRIES {
+                self.entries.pop_front();
+            }
+            return;
         }
         if page {
             // A /history page: older than everything shown of its room, so
@@ -826,6 +863,56 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["r1", "old1", "old2", "new1", "new2", "new3"]);
+    }
+
+    /// Messages missing after a reconnect, fetched by /history, go
+    /// under the line saying they are missing (newest page first, each
+    /// page in order), not above everything; once none is missing, that
+    /// line goes.
+    #[test]
+    fn a_gap_is_filled_where_it_is() {
+        let mut app = app();
+        let gap = |filled| Line::Gap {
+            room: "lobby".into(),
+            filled,
+        };
+        app.add_line(msg("lobby", "bob", &[], "m3"), "12:00".into());
+        app.add_line(gap(false), "12:01".into());
+        app.add_line(msg("lobby", "bob", &[], "m19"), "12:01".into());
+        let missing = |text: &str| Line::Msg {
+            room: Some("lobby".into()),
+            history: true,
+            page: true,
+            missed: true,
+            from: "bob".into(),
+            to: vec![],
+            text: text.into(),
+            ts: 0,
+        };
+        let shown = |app: &App| -> Vec<String> {
+            app.entries
+                .iter()
+                .map(|e| match &e.line {
+                    Line::Msg { text, .. } => text.clone(),
+                    Line::Gap { .. } => "(gap)".into(),
+                    _ => "(other)".into(),
+                })
+                .collect()
+        };
+        app.add_line(missing("m17"), "12:02".into());
+        app.add_line(missing("m18"), "12:02".into());
+        app.add_line(Line::Info("2 missing messages".into()), "12:02".into());
+        app.add_line(missing("m15"), "12:03".into());
+        app.add_line(missing("m16"), "12:03".into());
+        assert_eq!(
+            shown(&app),
+            ["m3", "(gap)", "m15", "m16", "m17", "m18", "m19", "(other)"]
+        );
+        app.add_line(gap(true), "12:04".into());
+        assert_eq!(
+            shown(&app),
+            ["m3", "m15", "m16", "m17", "m18", "m19", "(other)"]
+        );
     }
 
     #[test]

@@ -132,6 +132,13 @@ pub fn entry_rows(
                 escape_control(&crate::render::history_gone(room)).into_owned(),
             ));
         }
+        Line::Gap { room, filled } => {
+            prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
+            prefix.push(Span::raw("* "));
+            body.push(Span::raw(
+                escape_control(&crate::render::gap(room, *filled)).into_owned(),
+            ));
+        }
     }
     wrap(&prefix, &body, width)
 }
