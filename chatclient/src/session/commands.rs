@@ -46,7 +46,7 @@ impl Session {
                         ));
                     } else if self.connected() {
                         // What is missing after a reconnect first.
-                        let before = match self.gaps.get(&room) {
+                        let before = match self.gaps.get(&room).and_then(|g| g.last()) {
                             Some(gap) => gap.before,
                             None => self.oldest.get(&room).copied(),
                         };

@@ -80,7 +80,7 @@ impl Session {
                         after,
                         before: None,
                     };
-                    self.gaps.insert(room.clone(), gap);
+                    self.gaps.entry(room.clone()).or_default().push(gap);
                     let room = room.clone();
                     self.print(Line::Gap {
                         room,
@@ -116,7 +116,8 @@ impl Session {
                     return;
                 }
                 let missed = replay && self.replaying.get(&room) == Some(&true);
-                if let Some(gap) = self.gaps.get_mut(&room).filter(|_| missed) {
+                let gap = self.gaps.get_mut(&room).and_then(|g| g.last_mut());
+                if let Some(gap) = gap.filter(|_| missed) {
                     gap.before = Some(gap.before.map_or(seq, |b| b.min(seq)));
                 }
                 if missed {
@@ -161,7 +162,7 @@ impl Session {
                 ..
             } => {
                 self.paging.remove(&room);
-                if let Some(gap) = self.gaps.get(&room).copied() {
+                if let Some(gap) = self.gaps.get(&room).and_then(|g| g.last()).copied() {
                     return self.gap_page(room, gap, events, more, before);
                 }
                 // A page that stopped short (the server looks at so many
@@ -311,6 +312,8 @@ impl Session {
                 continue;
             }
             count += 1;
+            // (Below what was shown only when nothing was before the gap.)
+            self.shown(&room, seq);
             let line = Line::Msg {
                 room: self.other(&room),
                 history: true,
@@ -323,22 +326,35 @@ impl Session {
             };
             self.print(line);
         }
-        // Nothing older, or the page reached the last message shown.
-        let filled = !more || lowest.is_none_or(|l| l <= gap.after + 1);
         let what = plural(count, "missing message");
-        if filled {
+        let gaps = self.gaps.entry(room.clone()).or_default();
+        // The page reached the last message shown before this gap: filled.
+        // Nothing older at all: every gap of the room is (nothing was
+        // missing in the older ones).
+        let filled = match more {
+            false => std::mem::take(gaps).len(),
+            true if lowest.is_none_or(|l| l <= gap.after + 1) => usize::from(gaps.pop().is_some()),
+            true => {
+                if let Some(last) = gaps.last_mut() {
+                    last.before = lowest;
+                }
+                0
+            }
+        };
+        let older = !gaps.is_empty();
+        if !older {
             self.gaps.remove(&room);
-            self.info(format!("{what} of #{room}; none is missing any more"));
+        }
+        match (filled, older) {
+            (0, _) => self.info(format!("{what} of #{room}; /history fetches more")),
+            (_, false) => self.info(format!("{what} of #{room}; none is missing any more")),
+            (_, true) => self.info(format!(
+                "{what} of #{room}; none is missing there any more, but some are further up: /history fetches them"
+            )),
+        }
+        for _ in 0..filled {
+            let room = room.clone();
             self.print(Line::Gap { room, filled: true });
-        } else {
-            self.gaps.insert(
-                room.clone(),
-                Gap {
-                    before: lowest,
-                    ..gap
-                },
-            );
-            self.info(format!("{what} of #{room}; /history fetches more"));
         }
     }
 

@@ -176,8 +176,9 @@ pub struct Session {
     /// Rooms whose `/history` page is on its way: another `/history`
     /// there before it comes would ask from the same place again.
     paging: std::collections::BTreeSet<String>,
-    /// Rooms with messages missing from what is shown (see [`Gap`]).
-    gaps: BTreeMap<String, Gap>,
+    /// Rooms with messages missing from what is shown (see [`Gap`]), one
+    /// gap a reconnect, the newest last (filled first).
+    gaps: BTreeMap<String, Vec<Gap>>,
 }
 
 impl Session {

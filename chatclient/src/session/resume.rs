@@ -222,6 +222,79 @@ mod tests {
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(3), Some(10))]);
     }
 
+    /// Two reconnects, two gaps: /history fills the newer one first, then
+    /// the older one, each in its place.
+    #[test]
+    fn two_gaps_are_filled_newest_first() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        let reconnect = |s: &mut crate::session::Session, last: u64| {
+            s.handle_disconnected();
+            s.handle_connected(10);
+            frame(s, welcome("alice", true));
+            lines_of(
+                s,
+                [
+                    entered("lobby", last, &["alice"], false),
+                    replayed(msg("lobby", last, "bob", &[], "r"), None),
+                    presence("lobby", last + 1, "alice", true),
+                ],
+            )
+        };
+        reconnect(&mut s, 10);
+        reconnect(&mut s, 20);
+        let page = |from: u64, to: u64| -> Vec<ServerFrame> {
+            // (Seq 11 is alice's presence.)
+            (from..=to)
+                .filter(|n| *n != 11)
+                .map(|n| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None))
+                .collect()
+        };
+        let out = line(&mut s, "/history 50");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(20), Some(50))]
+        );
+        // The page reaches past the newer gap, into the older one's
+        // messages and below: only the newer gap's are shown now.
+        let out = frame(&mut s, ServerFrame::history("lobby", page(1, 19), true));
+        let shown: Vec<&str> = out.lines.iter().map(String::as_str).collect();
+        assert_eq!(
+            shown,
+            [
+                "[history] bob: m12",
+                "[history] bob: m13",
+                "[history] bob: m14",
+                "[history] bob: m15",
+                "[history] bob: m16",
+                "[history] bob: m17",
+                "[history] bob: m18",
+                "[history] bob: m19",
+                "* 8 missing messages of #lobby; none is missing there any more, but some are further up: /history fetches them",
+                "* the messages of #lobby missing above are all shown now",
+            ]
+        );
+        let out = line(&mut s, "/history 50");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(10), Some(50))]
+        );
+        let out = frame(&mut s, ServerFrame::history("lobby", page(1, 9), false));
+        assert_eq!(
+            out.lines.len(),
+            8,
+            "m4 to m9, and two lines: {:?}",
+            out.lines
+        );
+        assert_eq!(out.lines[0], "[history] bob: m4");
+        assert_eq!(
+            out.lines[6],
+            "* 6 missing messages of #lobby; none is missing any more"
+        );
+        let out = line(&mut s, "/history 50");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(3), Some(50))]);
+    }
+
     /// A server that kept no history restarted (or forgot an empty room):
     /// the rooms' history began anew. That is said of each room, not as a
     /// gap that /history could fill.
