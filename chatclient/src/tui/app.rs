@@ -267,6 +267,44 @@ impl App {
         out
     }
 
+    /// The rows the entries at `range` take in the view (none for those
+    /// of other rooms).
+    fn rows_of(&mut self, range: std::ops::Range<usize>) -> usize {
+        let (theme, width) = (self.theme, self.area.0);
+        let current = self.state.current.clone();
+        let mut rows = 0;
+        for e in self.entries.range(range) {
+            let shown = match (&e.room, &current) {
+                (Some(room), Some(current)) => room == current,
+                _ => true,
+            };
+            if shown {
+                rows += super::format::entry_rows(e, theme, &mut self.nicks, width).len();
+            }
+        }
+        rows
+    }
+
+    /// `rows` were added (or taken away) just above the entry at `at`:
+    /// scrolled back, a view above them stays where it is (counted from
+    /// the bottom, it moves by as many rows).
+    fn keep_view(&mut self, at: usize, rows: usize, added: bool) {
+        if self.scroll == 0 || rows == 0 {
+            return;
+        }
+        let below = self.rows_of(at..self.entries.len());
+        if below > self.scroll {
+            // In the view or above it: the view stays (what is above it
+            // moves up).
+            return;
+        }
+        self.scroll = if added {
+            self.scroll + rows
+        } else {
+            self.scroll.saturating_sub(rows)
+        };
+    }
+
     /// Where `room`'s line saying messages are missing is, if it has one.
     fn gap_line(&self, room: &Option<String>) -> Option<usize> {
         self.entries
@@ -335,6 +373,8 @@ impl App {
                     // (the session says so in a line of its own).
                     let marker = self.gap_line(&entry.room);
                     if let Some(i) = marker {
+                        let rows = self.rows_of(i..i + 1);
+                        self.keep_view(i + 1, rows, false);
                         self.entries.remove(i);
                     }
                     return;
@@ -350,6 +390,8 @@ impl App {
             };
             self.page_at = Some((entry.room.clone(), at + 1));
             self.entries.insert(at, entry);
+            let rows = self.rows_of(at..at + 1);
+            self.keep_view(at + 1, rows, true);
             if self.entries.len() > MAX_ENTRIES {
                 self.entries.pop_front();
             }

@@ -636,6 +636,51 @@ mod tests {
         }
     }
 
+    /// Scrolled back to read above a reconnect's gap, the messages
+    /// /history brings into it go below what is read, which stays where it
+    /// is; so it does when the gap's line goes.
+    #[test]
+    fn a_gap_filled_below_the_view_leaves_it_alone() {
+        let mut app = app();
+        for i in 0..20 {
+            app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:00".into());
+        }
+        let gap = |filled| Line::Gap {
+            room: "lobby".into(),
+            filled,
+        };
+        app.add_line(gap(false), "12:01".into());
+        for i in 30..45 {
+            app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:02".into());
+        }
+        screen(&mut app, 40, 10);
+        // m15 at the bottom of the view: the gap's line (three rows) and
+        // what follows it are below.
+        app.scroll = 22;
+        let before = screen(&mut app, 40, 10);
+        assert!(before[7].ends_with("bob: m15"), "{before:?}");
+        for i in 20..30 {
+            let missing = Line::Msg {
+                room: Some("lobby".into()),
+                history: true,
+                page: true,
+                missed: true,
+                from: "bob".into(),
+                to: vec![],
+                text: format!("m{i}"),
+                ts: 0,
+            };
+            app.add_line(missing, "12:03".into());
+        }
+        assert_eq!(screen(&mut app, 40, 10), before);
+        app.add_line(gap(true), "12:04".into());
+        assert_eq!(screen(&mut app, 40, 10), before);
+        // At the bottom, the newest stay in view.
+        app.scroll = 0;
+        let bottom = screen(&mut app, 40, 10);
+        assert!(bottom[7].ends_with("bob: m44"), "{bottom:?}");
+    }
+
     /// Scrolled back while our own messages wait for the server (typed
     /// during a reconnect, say): their confirmation turns the waiting
     /// rows at the bottom into messages in the same place, so what is
