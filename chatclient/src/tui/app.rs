@@ -267,6 +267,24 @@ impl App {
         out
     }
 
+    /// Put a line of a page at `at` (the page's next line goes after it;
+    /// with `keep`, a view scrolled back above it stays where it is),
+    /// keeping at most [`MAX_ENTRIES`] (the oldest go).
+    fn insert_page_line(&mut self, at: usize, entry: Entry, keep: bool) {
+        let room = entry.room.clone();
+        self.entries.insert(at, entry);
+        if keep {
+            let rows = self.rows_of(at..at + 1);
+            self.keep_view(at + 1, rows, true);
+        }
+        let mut next = at + 1;
+        if self.entries.len() > MAX_ENTRIES {
+            self.entries.pop_front();
+            next = next.saturating_sub(1);
+        }
+        self.page_at = Some((room, next));
+    }
+
     /// The rows the entries at `range` take in the view (none for those
     /// of other rooms).
     fn rows_of(&mut self, range: std::ops::Range<usize>) -> usize {
@@ -388,13 +406,7 @@ impl App {
                 Some((room, at)) if *room == entry.room => *at,
                 _ => marker + 1,
             };
-            self.page_at = Some((entry.room.clone(), at + 1));
-            self.entries.insert(at, entry);
-            let rows = self.rows_of(at..at + 1);
-            self.keep_view(at + 1, rows, true);
-            if self.entries.len() > MAX_ENTRIES {
-                self.entries.pop_front();
-            }
+            self.insert_page_line(at, entry, true);
             return;
         }
         if page {
@@ -409,11 +421,7 @@ impl App {
                     .position(|e| e.room == entry.room)
                     .unwrap_or(self.entries.len()),
             };
-            self.page_at = Some((entry.room.clone(), at + 1));
-            self.entries.insert(at, entry);
-            if self.entries.len() > MAX_ENTRIES {
-                self.entries.pop_front();
-            }
+            self.insert_page_line(at, entry, false);
             return;
         }
         self.page_at = None;
@@ -955,6 +963,50 @@ mod tests {
             shown(&app),
             ["m3", "m15", "m16", "m17", "m18", "m19", "(other)"]
         );
+    }
+
+    /// With as many lines as are kept, each line a page brings pushes the
+    /// oldest out: the page's lines still go in their order.
+    #[test]
+    fn a_gap_is_filled_in_order_when_the_lines_are_at_their_cap() {
+        let mut app = app();
+        for i in 0..MAX_ENTRIES - 2 {
+            app.add_line(msg("lobby", "bob", &[], &format!("old{i}")), "12:00".into());
+        }
+        app.add_line(
+            Line::Gap {
+                room: "lobby".into(),
+                filled: false,
+            },
+            "12:01".into(),
+        );
+        app.add_line(msg("lobby", "bob", &[], "m19"), "12:01".into());
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        for text in ["m16", "m17", "m18"] {
+            let line = Line::Msg {
+                room: Some("lobby".into()),
+                history: true,
+                page: true,
+                missed: true,
+                from: "bob".into(),
+                to: vec![],
+                text: text.into(),
+                ts: 0,
+            };
+            app.add_line(line, "12:02".into());
+        }
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        let last: Vec<String> = app
+            .entries
+            .iter()
+            .skip(MAX_ENTRIES - 5)
+            .map(|e| match &e.line {
+                Line::Msg { text, .. } => text.clone(),
+                Line::Gap { .. } => "(gap)".into(),
+                _ => "(other)".into(),
+            })
+            .collect();
+        assert_eq!(last, ["(gap)", "m16", "m17", "m18", "m19"]);
     }
 
     #[test]
