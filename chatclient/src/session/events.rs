@@ -248,8 +248,11 @@ impl Session {
                     // was asked for online or before a reconnect.)
                     Some(room) => {
                         self.entering.remove(&room);
-                        // A refused page (`not_in_room`) is over too.
-                        self.paging.remove(&room);
+                        // A refused page (`not_in_room`) is over too; a
+                        // refused message (it has an id) answers no page.
+                        if id.is_none() {
+                            self.paging.remove(&room);
+                        }
                         if !self.client.rooms().any(|r| r == room) {
                             self.forget_room(&room, true);
                         }

@@ -487,6 +487,40 @@ mod tests {
         assert!(s.settled());
     }
 
+    /// A message refused in the room whose page is on its way answers
+    /// no page: the pipe still waits for it, and does not leave before it
+    /// is printed.
+    #[test]
+    fn a_refused_message_does_not_end_the_wait_for_its_rooms_page() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        let id = the_id(&line(&mut s, "@nobody hi").sent);
+        line(&mut s, "/history 5");
+        s.handle_input_end();
+        let out = frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::UnknownNick,
+                "no one called nobody is in #lobby",
+                Some(id),
+                Some("lobby".into()),
+                None,
+            ),
+        );
+        assert!(!s.settled(), "the page of #lobby is not answered yet");
+        assert!(!out.other.contains(&Action::Exit), "{:?}", out.other);
+        let page = vec![replayed(msg("lobby", 1, "bob", &[], "old"), None)];
+        let out = frame(&mut s, ServerFrame::history("lobby", page, false));
+        assert!(out.lines.contains(&"[history] bob: old".to_owned()));
+        assert!(out.other.contains(&Action::Exit), "{:?}", out.other);
+    }
+
     #[test]
     fn every_room_named_and_what_the_screen_reads() {
         let mut s = joined(&["lobby", "rust"]);
