@@ -116,9 +116,14 @@ impl Session {
                     return;
                 }
                 let missed = replay && self.replaying.get(&room) == Some(&true);
-                let gap = self.gaps.get_mut(&room).and_then(|g| g.last_mut());
-                if let Some(gap) = gap.filter(|_| missed) {
-                    gap.before = Some(gap.before.map_or(seq, |b| b.min(seq)));
+                if let Some(gap) = self.gaps.get_mut(&room).and_then(|g| g.last_mut()) {
+                    if missed {
+                        gap.before = Some(gap.before.map_or(seq, |b| b.min(seq)));
+                    } else if !replay {
+                        // A replay that brought no message: what is shown
+                        // live is not missing, so the gap ends below it.
+                        gap.before.get_or_insert(seq);
+                    }
                 }
                 if missed {
                     if let Some(r) = &mut self.resume {
@@ -282,8 +287,6 @@ impl Session {
         }
     }
 
-    /// Note the message `seq` of `room` as shown; `false` if it already
-    /// was.
     /// A `/history` page asked for the messages missing after a
     /// reconnect (`gap`): those not shown yet go where they are missing
     /// (the full-screen client puts them under the gap's line), and the
@@ -361,6 +364,8 @@ impl Session {
         }
     }
 
+    /// Note the message `seq` of `room` as shown; `false` if it already
+    /// was.
     fn note_seen(&mut self, room: &str, seq: u64) -> bool {
         self.seen.entry(room.to_owned()).or_default().note(seq)
     }

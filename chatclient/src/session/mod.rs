@@ -70,7 +70,8 @@ pub enum Action {
 /// Messages of a room missing from what is shown, after a reconnect the
 /// server could not replay all of them to: those with a seq above `after`
 /// (the last one shown before) and below `before` (the first one the
-/// replay brought; `None`: it brought none, so up to the newest).
+/// replay brought, or if it brought none the first one shown live since;
+/// `None`: neither yet, so up to the newest).
 /// `/history` fetches them first, a page at a time, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Gap {

@@ -295,6 +295,69 @@ mod tests {
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(3), Some(50))]);
     }
 
+    /// A gap whose replay brought no message (only presence, or a
+    /// stretch of messages to others): the messages shown live since are
+    /// not missing, and paging /history through them must not show them
+    /// again (the client remembers only the newest 256 it showed).
+    #[test]
+    fn a_gap_with_no_message_replayed_shows_nothing_twice() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        lines_of(
+            &mut s,
+            [
+                entered("lobby", 20, &["alice"], false),
+                presence("lobby", 19, "carol", true),
+                presence("lobby", 20, "carol", false),
+                presence("lobby", 21, "alice", true),
+            ],
+        );
+        // What the server holds: m1..m18 (m4..m18 missing here), then
+        // m22..m321 shown live after the reconnect.
+        let held: Vec<u64> = (1..=18).chain(22..=321).collect();
+        for &n in held.iter().filter(|n| **n >= 22) {
+            frame(&mut s, msg("lobby", n, "bob", &[], &format!("m{n}")));
+        }
+        let mut shown = Vec::new();
+        for _ in 0..20 {
+            let out = line(&mut s, "/history 50");
+            let [ClientFrame::History { before, .. }] = &out.sent[..] else {
+                panic!("{:?}", out.sent)
+            };
+            let below: Vec<u64> = held
+                .iter()
+                .copied()
+                .filter(|n| before.is_none_or(|b| *n < b))
+                .collect();
+            let page = &below[below.len().saturating_sub(50)..];
+            let more = page.first().is_some_and(|f| *f > 1);
+            let frames = page
+                .iter()
+                .map(|n| replayed(msg("lobby", *n, "bob", &[], &format!("m{n}")), None))
+                .collect();
+            let out = frame(&mut s, ServerFrame::history("lobby", frames, more));
+            shown.extend(out.lines);
+            if shown.iter().any(|l| l.contains("none is missing")) {
+                break;
+            }
+        }
+        let again: Vec<&String> = shown
+            .iter()
+            .filter(|l| {
+                l.strip_prefix("[history] bob: m")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n >= 22)
+            })
+            .collect();
+        assert!(again.is_empty(), "shown twice: {again:?}");
+        for n in 4..=18 {
+            assert!(shown.contains(&format!("[history] bob: m{n}")), "m{n}");
+        }
+    }
+
     /// A server that kept no history restarted (or forgot an empty room):
     /// the rooms' history began anew. That is said of each room, not as a
     /// gap that /history could fill.
