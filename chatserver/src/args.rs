@@ -54,6 +54,18 @@ pub struct Args {
     #[arg(skip)]
     pub retention_given: (bool, bool),
 
+    /// Whether `export` reads the cluster (`--cluster` given, and no
+    /// `--data-dir` on the command line when `--cluster` came from the
+    /// environment) rather than the database: see
+    /// [`Args::parse_noting_given`].
+    #[arg(skip)]
+    pub export_cluster: bool,
+
+    /// Whether both `--cluster` and `--data-dir` are on the command line
+    /// (`export` cannot read both).
+    #[arg(skip)]
+    pub export_both: bool,
+
     /// How often retention runs, in seconds, and once at start (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -349,6 +361,11 @@ impl Args {
             )
         };
         args.retention_given = (given("history_max_messages"), given("history_max_age_days"));
+        // `export --data-dir DIR` on a machine whose environment makes it
+        // a node (CHATSERVER_CLUSTER) reads DIR, as it says.
+        let on_line = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
+        args.export_cluster = on_line("cluster") || (given("cluster") && !on_line("data_dir"));
+        args.export_both = on_line("cluster") && on_line("data_dir");
         args
     }
 

@@ -68,7 +68,12 @@ fn main() -> std::process::ExitCode {
     let mut args = Args::parse_noting_given();
     args.tidy();
     if let Some(args::Command::Export { room, since }) = &args.command {
-        let done = if args.cluster.is_empty() {
+        let done = if args.export_both {
+            Err(
+                "give --cluster (a cluster's history) or --data-dir (a database's), not both"
+                    .into(),
+            )
+        } else if args.cluster.is_empty() || !args.export_cluster {
             store::export(&args.data_dir, room.as_deref(), *since)
         } else {
             export_cluster(&args.cluster, room.as_deref(), *since)

@@ -103,6 +103,31 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
         lines[0]
     );
 
+    // A node's environment (CHATSERVER_CLUSTER) does not turn
+    // `export --data-dir DIR` into the export of a cluster.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatserver"))
+        .args(["export", "--data-dir", path_str(dir.path())])
+        .env("CHATSERVER_CLUSTER", "nats://127.0.0.1:1")
+        .output()
+        .expect("run chatserver export");
+    assert!(out.status.success(), "{out:?}");
+    let printed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(printed, all, "CHATSERVER_CLUSTER=... export --data-dir DIR");
+    // Both on the command line: which is meant is not guessed.
+    let args = [
+        "export",
+        "--cluster",
+        "nats://127.0.0.1:1",
+        "--data-dir",
+        path_str(dir.path()),
+    ];
+    let run = run_to_exit(&args, WAIT);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("not both"), "{run:?}");
+
     // Everything still works, and stops cleanly.
     alice.ping_pong();
     server.sigterm();
