@@ -72,10 +72,12 @@ impl Session {
                 self.replaying.insert(room.clone(), again);
                 if reset {
                     self.gaps.remove(&room);
+                    self.last_seq.remove(&room);
                 } else if again && gap {
                     // Shown where it is: before what the replay brings.
-                    let after = self.seen.get(&room).and_then(|s| s.seqs.last());
-                    let after = after.copied().unwrap_or(0);
+                    let shown = self.seen.get(&room).and_then(|s| s.seqs.last());
+                    let heard = self.last_seq.get(&room);
+                    let after = shown.max(heard).copied().unwrap_or(0);
                     let gap = Gap {
                         after,
                         before: None,

@@ -222,6 +222,44 @@ mod tests {
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(3), Some(10))]);
     }
 
+    /// Joins and leaves take seqs too: a page that reaches the last one
+    /// seen before the reconnect fills the gap, with no further /history
+    /// to find nothing.
+    #[test]
+    fn a_gap_begins_after_the_last_join_or_leave_seen() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        frame(&mut s, presence("lobby", 4, "bob", false));
+        frame(&mut s, presence("lobby", 5, "carol", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        lines_of(
+            &mut s,
+            [
+                entered("lobby", 19, &["alice"], false),
+                replayed(msg("lobby", 19, "carol", &[], "m19"), None),
+                presence("lobby", 20, "alice", true),
+            ],
+        );
+        let out = line(&mut s, "/history 13");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(19), Some(13))]
+        );
+        let page = (6..=18)
+            .map(|n| replayed(msg("lobby", n, "carol", &[], &format!("m{n}")), None))
+            .collect();
+        let out = frame(&mut s, ServerFrame::history("lobby", page, true));
+        assert_eq!(
+            out.lines[13..],
+            [
+                "* 13 missing messages of #lobby; none is missing any more",
+                "* the messages of #lobby missing above are all shown now",
+            ]
+        );
+    }
+
     /// Two reconnects, two gaps: /history fills the newer one first, then
     /// the older one, each in its place.
     #[test]
