@@ -221,6 +221,10 @@ impl App {
             self.unread.remove(current);
         }
         self.unread.retain(|room, _| state.rooms.contains(room));
+        if state.joined {
+            // A room left: nothing is fetched into its gaps any more.
+            self.drop_gap_lines(|room| !state.rooms.contains(room));
+        }
         for nick in &state.roster {
             self.nicks.colour(nick);
         }
@@ -323,6 +327,19 @@ impl App {
         };
     }
 
+    /// Take away the lines saying messages are missing in the rooms
+    /// `gone` picks.
+    fn drop_gap_lines(&mut self, gone: impl Fn(&String) -> bool) {
+        let before = self.entries.len();
+        self.entries.retain(|e| match (&e.line, &e.room) {
+            (Line::Gap { filled: false, .. }, Some(room)) => !gone(room),
+            _ => true,
+        });
+        if self.entries.len() != before {
+            self.page_at = None;
+        }
+    }
+
     /// Where `room`'s line saying messages are missing is, if it has one.
     fn gap_line(&self, room: &Option<String>) -> Option<usize> {
         self.entries
@@ -383,7 +400,11 @@ impl App {
                 entry.room = room.clone().or(entry.room);
                 self.nicks.colour(nick);
             }
-            Line::HistoryGone { room } => entry.room = Some(room.clone()),
+            Line::HistoryGone { room } => {
+                // The history its gaps were in is gone.
+                self.drop_gap_lines(|r| r == room);
+                entry.room = Some(room.clone());
+            }
             Line::Gap { room, filled } => {
                 entry.room = Some(room.clone());
                 if *filled {
@@ -1007,6 +1028,37 @@ mod tests {
             })
             .collect();
         assert_eq!(last, ["(gap)", "m16", "m17", "m18", "m19"]);
+    }
+
+    /// A gap's line goes when nothing will be fetched into it any more:
+    /// its room left, or its history begun anew.
+    #[test]
+    fn a_gap_line_goes_with_its_room_or_its_history() {
+        let mut app = app();
+        for room in ["lobby", "rust"] {
+            let gap = Line::Gap {
+                room: room.into(),
+                filled: false,
+            };
+            app.add_line(gap, "12:00".into());
+        }
+        let gaps = |app: &App| -> Vec<String> {
+            app.entries
+                .iter()
+                .filter(|e| matches!(e.line, Line::Gap { .. }))
+                .filter_map(|e| e.room.clone())
+                .collect()
+        };
+        assert_eq!(gaps(&app), ["lobby", "rust"]);
+        let mut state = app.state.clone();
+        state.rooms = vec!["lobby".into()];
+        app.set_state(state);
+        assert_eq!(gaps(&app), ["lobby"], "#rust was left");
+        let gone = Line::HistoryGone {
+            room: "lobby".into(),
+        };
+        app.add_line(gone, "12:01".into());
+        assert!(gaps(&app).is_empty());
     }
 
     #[test]
