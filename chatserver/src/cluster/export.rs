@@ -111,6 +111,10 @@ async fn export_room(
         if seq > last {
             break;
         }
+        // Given again (a consumer made anew): printed once.
+        if seq <= read {
+            continue;
+        }
         read = seq;
         let Some(event) = decode_event(&room, seq, &msg.payload) else {
             unreadable += 1;
