@@ -100,8 +100,9 @@ impl Metrics {
         self.append_failures.fetch_add(1, Relaxed);
     }
 
-    /// The page: counters, with what the core and the budget say.
-    pub fn render(&self, core: Snapshot, queued_bytes: usize) -> String {
+    /// The page: counters, with what the core and the budget say (the
+    /// core's gauges left out when it did not answer in time).
+    pub fn render(&self, core: Option<Snapshot>, queued_bytes: usize) -> String {
         let mut out = String::with_capacity(2048);
         head(
             &mut out,
@@ -137,15 +138,21 @@ impl Metrics {
             let _ = writeln!(out, "chat_disconnects_total{{reason=\"{reason}\"}} {n}");
         }
         let gauges = [
-            ("chat_rooms", "Rooms that exist.", core.rooms),
-            ("chat_members", "Connections that joined.", core.members),
+            ("chat_rooms", "Rooms that exist.", core.map(|c| c.rooms)),
+            (
+                "chat_members",
+                "Connections that joined.",
+                core.map(|c| c.members),
+            ),
             (
                 "chat_outbound_queue_bytes",
                 "Bytes queued for clients and not yet written.",
-                queued_bytes as u64,
+                Some(queued_bytes as u64),
             ),
         ];
         for (name, help, v) in gauges {
+            // A 0 the core did not say would be a wrong one.
+            let Some(v) = v else { continue };
             head(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {v}");
         }
@@ -192,6 +199,20 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
 mod tests {
     use super::*;
 
+    /// The core too busy to answer: its gauges are left out, not said
+    /// to be 0; the rest of the page is there.
+    #[test]
+    fn a_core_that_did_not_answer_leaves_its_gauges_out() {
+        let m = Metrics::default();
+        m.message();
+        let page = m.render(None, 7);
+        assert!(!page.contains("chat_rooms"), "{page}");
+        assert!(!page.contains("chat_members"), "{page}");
+        for line in ["chat_outbound_queue_bytes 7", "chat_messages_total 1"] {
+            assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+        }
+    }
+
     #[test]
     fn the_page_is_prometheus_text_with_every_family() {
         let m = Metrics::default();
@@ -206,7 +227,7 @@ mod tests {
             rooms: 2,
             members: 1,
         };
-        let page = m.render(core, 42);
+        let page = m.render(Some(core), 42);
         for line in [
             "chat_connections{transport=\"websocket\"} 1",
             "chat_connections{transport=\"tcp\"} 0",

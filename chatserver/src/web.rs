@@ -23,6 +23,10 @@ use crate::hub::ToHub;
 use crate::limits::Admission;
 use crate::stall::StallLimit;
 
+/// How long `/metrics` waits for the core's gauges (rooms, members);
+/// past it, the page goes without them.
+const METRICS_WITHIN: Duration = Duration::from_secs(2);
+
 /// The page's files: (name, content type, bytes), from `web/` (build.rs).
 static FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
@@ -333,15 +337,18 @@ async fn metrics(info: ConnInfo, edge: &Edge) -> Response<Body> {
     if !allowed {
         return text(StatusCode::FORBIDDEN, "forbidden: see --metrics-allow\n");
     }
+    // Asking and answering within one bound: a hub too busy to take the
+    // question (its queue full, its store behind) must not hold the page,
+    // which is when an operator wants it.
     let (tx, rx) = oneshot::channel();
-    let core = match edge.to_hub.send(ToHub::Snapshot(tx)).await {
-        Ok(()) => tokio::time::timeout(Duration::from_secs(2), rx)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        Err(_) => Default::default(),
+    let ask = async {
+        edge.to_hub.send(ToHub::Snapshot(tx)).await.ok()?;
+        rx.await.ok()
     };
+    let core = tokio::time::timeout(METRICS_WITHIN, ask)
+        .await
+        .ok()
+        .flatten();
     let page = edge
         .settings
         .metrics
