@@ -197,7 +197,9 @@ fn refuse(
             feed::kick(peer, &why, cfg);
         }
         tungstenite::Error::Utf8(_) => {
-            let text = "bad frame: a text message that is not UTF-8; closing (a WebSocket must)";
+            // The WebSocket library does not say which of the two it was.
+            let text = "bad frame: text that is not UTF-8 (in a text message or a close frame's \
+                        reason); closing (a WebSocket must)";
             let frame = ServerFrame::error(ErrorCode::BadFrame, text);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 peer.kick(bytes, ErrorCode::BadFrame);

@@ -603,6 +603,24 @@ fn a_text_message_that_is_not_utf8_is_a_bad_frame_then_close() {
     assert!(is_presence(&f, "alice", "offline"), "{f}");
 }
 
+/// A close frame's reason must be UTF-8 too (RFC 6455 5.5.1): 1007, and
+/// the error says where such text may have been.
+#[test]
+fn a_close_reason_that_is_not_utf8_is_a_bad_frame_then_close() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("alice");
+    // Status 1000, then a reason of two bytes that are not UTF-8.
+    let payload = [0x03, 0xE8, 0xff, 0xfe];
+    ws.send_raw(&masked_frame(0x8, &payload, [0x12, 0x34, 0x56, 0x78]));
+    let why = ws.expect_error("bad_frame");
+    assert!(
+        why.contains("UTF-8") && why.contains("close frame"),
+        "{why}"
+    );
+    assert_eq!(ws.expect_closed(), Some(1007));
+}
+
 /// A masked ping of 126 bytes: one over what a control frame may carry,
 /// so its length takes the 16-bit form.
 fn long_ping() -> Vec<u8> {
