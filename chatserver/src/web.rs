@@ -261,11 +261,25 @@ fn opening(req: &Request<Incoming>) -> Result<&[u8], Refusal> {
         return Err(Refusal::Version);
     }
     match h.get(header::SEC_WEBSOCKET_KEY) {
-        Some(key) if !key.is_empty() => Ok(key.as_bytes()),
-        _ => Err(Refusal::Bad(
+        Some(key) if is_key(key.as_bytes()) => Ok(key.as_bytes()),
+        Some(_) => Err(Refusal::Bad(
+            "a `Sec-WebSocket-Key` is 16 bytes in base64 (24 characters ending in `==`)\n",
+        )),
+        None => Err(Refusal::Bad(
             "a WebSocket opening needs a `Sec-WebSocket-Key`\n",
         )),
     }
+}
+
+/// Whether `key` is 16 bytes in base64, as RFC 6455 4.1 has a client
+/// send: 22 characters of the alphabet (the last one carrying 2 bits),
+/// then `==`.
+fn is_key(key: &[u8]) -> bool {
+    let base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    key.len() == 24
+        && key[..22].iter().all(base64)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && &key[22..] == b"=="
 }
 
 /// Names under these are never given out by public DNS (reserved, or not

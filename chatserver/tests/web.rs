@@ -521,6 +521,20 @@ fn a_websocket_opening_the_server_cannot_honour_gets_no_101() {
     let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     let nokey = webclient::raw_request(&mut tcp(addr), &head).expect("400");
     assert_eq!(nokey.status, 400, "{nokey:?}");
+    // A key that is not 16 bytes in base64 (RFC 6455 4.2.1): 400.
+    for key in [
+        "x",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZR==",
+        "dGhlIHNhbXBsZSBub25j*Q==",
+    ] {
+        let head = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+        );
+        let bad = webclient::raw_request(&mut tcp(addr), &head).expect("400");
+        assert_eq!(bad.status, 400, "{key}: {bad:?}");
+    }
     let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
     let plain = webclient::raw_request(&mut tcp(addr), &head).expect("400");
     assert_eq!(plain.status, 400, "{plain:?}");
