@@ -474,13 +474,16 @@ const handlers = {
   },
 
   error(f) {
-    if (f.failed) composer.restore(f.failed.line);
     // A `history` the server refused: the room's request is over.
     if (!f.id && f.room && f.code === 'not_in_room') backlog.refused(f.room);
     const room = f.room && view.rooms.has(f.room) ? f.room : current;
     const li = note(room, f.message || f.code, 'error', f.code);
     if (li) li.title = f.code;
     showError(f.code, f.message || f.code);
+    // Last: fitting the input lays the page out, and done while the
+    // refused line's pending copy was gone but the error not yet in, it
+    // pulled the log up, which then read as the reader scrolling away.
+    if (f.failed) composer.restore(f.failed.line);
   },
 
   notice({ text }) {

@@ -108,6 +108,44 @@ async fn commands_in_view(h: &Harness, server: &Server) {
 }
 
 #[test]
+fn a_line_the_server_refuses_leaves_the_log_at_its_newest_line() {
+    let Some(h) = Harness::start("a_line_the_server_refuses_leaves_the_log") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(refused_in_view(&h, &server));
+}
+
+async fn refused_in_view(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 400)).await;
+    let mut bob = server.join("bob");
+    for i in 1..=40 {
+        say_in(&mut bob, "lobby", &[], &format!("filler {i} from bob"));
+    }
+    page.wait_texts("lobby", &["filler 40 from bob"]).await;
+    // Followed to the bottom, a line to no one online: its pending line
+    // goes, the error comes into the log and above the input (which
+    // takes the line back), and the log is no higher than before. The
+    // newest line stays in view (it was left above "↓ Newest").
+    page.type_line("@nobody hi").await;
+    let v = wait_for("the refusal, at the bottom of the log", async || {
+        let v = page.js(LOG_PLACE_JS, vec![]).await;
+        let said = v["last"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("not online: nobody"));
+        if said && v["lastInView"] == true && v["jump"] == false {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert!(v["below"].as_f64().is_some_and(|b| b < 2.0), "{v}");
+    page.shot("refused-in-view").await;
+    page.close().await;
+}
+
+#[test]
 fn msg_query_clear_and_help_work_as_in_the_terminal_client() {
     let Some(h) = Harness::start("msg_query_clear_and_help") else {
         return;
