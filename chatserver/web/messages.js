@@ -222,8 +222,14 @@ export class MessageView {
   setOlder(room, state) {
     const r = this.rooms.get(room);
     if (!r) return;
-    r.older.hidden = state !== 'more' && state !== 'loading';
-    r.older.disabled = state === 'loading';
+    const gone = state !== 'more' && state !== 'loading';
+    // Tabbed to, the button asks for a page by itself (it comes into
+    // view): disabled, it dropped the focus to the page's body, so it is
+    // only marked busy (a click then asks for nothing), and when it goes
+    // the focus goes to the log.
+    if (gone && document.activeElement === r.older) this.scroller.focus({ preventScroll: true });
+    r.older.hidden = gone;
+    r.older.setAttribute('aria-disabled', String(state === 'loading'));
     r.older.textContent = state === 'loading' ? 'Loading…' : 'Load older messages';
     r.start.hidden = state !== 'start';
   }

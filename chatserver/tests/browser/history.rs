@@ -97,6 +97,60 @@ async fn history_on_scroll(h: &Harness, server: &Server) {
 /// older messages" goes on through the pages that show nothing until it
 /// reaches dave's words and the start.
 #[test]
+fn the_keyboard_on_load_older_messages_keeps_its_focus_while_they_load() {
+    let Some(h) = Harness::start("the_keyboard_on_load_older_messages") else {
+        return;
+    };
+    let (server, _dave) = server_with_old_messages();
+    h.block_on(load_older_by_keyboard(&h, &server));
+}
+
+async fn load_older_by_keyboard(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let last = old_text(OLD);
+    let before = page.wait_texts("lobby", &[last.as_str()]).await;
+    let shown_before = before.iter().filter(|l| l.is_msg()).count();
+    assert!(
+        shown_before < OLD,
+        "everything was shown at once; nothing to test"
+    );
+    // Tab from the log to Load older messages: in view, it asks for a
+    // page by itself. The focus stays on it while the page comes (it
+    // fell to the page's body), or on the log once the first message
+    // is shown and the button goes.
+    page.js("document.getElementById('messages').focus();", vec![])
+        .await;
+    page.press(&[fantoccini::key::Key::Tab]).await;
+    let first = old_text(1);
+    let more = move |lines: &[crate::webdriver::Line]| {
+        lines.iter().filter(|l| l.is_msg()).count() > shown_before
+            || lines.iter().any(|l| l.text == first)
+    };
+    page.wait_lines("an older page", "lobby", more).await;
+    let focused = wait_for("the page loaded and the focus kept", async || {
+        let loading = page
+            .js(
+                "return document.querySelector('.room-log[data-room=\"lobby\"] button.load-older')
+                   .textContent === 'Loading…';",
+                vec![],
+            )
+            .await;
+        let f = page.focused().await;
+        if loading == false && f != "body" {
+            Ok(f)
+        } else {
+            Err(format!("loading: {loading}, focus on {f}"))
+        }
+    })
+    .await;
+    assert!(
+        focused == "button.load-older" || focused == "#messages",
+        "the focus went to {focused}"
+    );
+    page.close().await;
+}
+
+#[test]
 fn older_pages_go_on_past_a_stretch_of_messages_to_others() {
     let Some(h) = Harness::start("older_pages_go_on_past_messages_to_others") else {
         return;
@@ -123,7 +177,7 @@ async fn past_messages_to_others(h: &Harness, server: &Server) {
             .js(
                 "const log = document.querySelector('.room-log[data-room=\"lobby\"]');
                  const b = log && log.querySelector('button.load-older');
-                 const clickable = b && !b.hidden && !b.disabled;
+                 const clickable = b && !b.hidden && b.getAttribute('aria-disabled') !== 'true';
                  if (clickable) b.click();
                  return { clicked: !!clickable, start: !!log && !log.querySelector('.log-start').hidden,
                    texts: Array.from(log ? log.querySelectorAll('.events > li.msg .text') : [],
