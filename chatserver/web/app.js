@@ -570,14 +570,23 @@ $('room-form').addEventListener('submit', (e) => {
   e.preventDefault();
   if (!session) return;
   const r = roomName($('room-input').value.trim());
-  if (r.error) {
-    showError('room_invalid', r.error);
-    return;
-  }
+  // Said by the name, not above the message box: on a phone the open
+  // drawer covers that.
+  roomError(r.error);
+  if (r.error) return;
   $('room-input').value = '';
   joinRoom(r.room);
   $('input').focus();
 });
+
+$('room-input').addEventListener('input', () => roomError(null));
+
+function roomError(message) {
+  const p = $('room-error');
+  p.hidden = !message;
+  p.dataset.code = message ? 'room_invalid' : '';
+  p.replaceChildren(isolated('span', 'text', message || ''));
+}
 
 $('server-rooms-panel').addEventListener('toggle', (e) => {
   if (e.target.open && session?.listRooms()) roomsAsks.push('panel');

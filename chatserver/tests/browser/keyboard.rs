@@ -1,4 +1,4 @@
-//! The keyboard on a phone-sized page.
+//! The keyboard, and the drawers, on a phone-sized page.
 
 use fantoccini::key::Key;
 use serde_json::json;
@@ -113,5 +113,59 @@ async fn keyboard_narrow(h: &Harness, server: &Server) {
     );
     assert_eq!(page.focused().await, "#people-toggle");
     page.shot("narrow-drawers-closed").await;
+    page.close().await;
+}
+
+#[test]
+fn on_a_narrow_page_a_room_name_refused_is_said_in_the_open_drawer() {
+    let Some(h) = Harness::start("room_name_refused_on_a_narrow_page") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(room_refused_narrow(&h, &server));
+}
+
+async fn room_refused_narrow(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (400, 700)).await;
+    page.click("rooms-toggle").await;
+    page.c
+        .find(fantoccini::Locator::Id("room-input"))
+        .await
+        .expect("#room-input")
+        .send_keys(&format!("bad!{}", char::from(Key::Enter)))
+        .await
+        .expect("type a room name");
+    // Why the name was refused shows where it was typed: it was said
+    // above the message box only, which the open drawer covers.
+    let seen = page
+        .js(
+            "return Array.from(document.querySelectorAll('[data-code=\"room_invalid\"]'))
+               .filter((e) => {
+                 const r = e.getBoundingClientRect();
+                 if (r.width === 0 || r.height === 0) return false;
+                 const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                 return !!at && e.contains(at);
+               }).map((e) => e.textContent);",
+            vec![],
+        )
+        .await;
+    assert!(
+        seen.as_array().is_some_and(|a| a.len() == 1),
+        "the refusal is not seen once in the open drawer: {seen}"
+    );
+    page.shot("narrow-room-refused").await;
+    // Typing again takes it away.
+    page.press(&[Key::Backspace]).await;
+    let left = page
+        .js(
+            "return !document.getElementById('room-error').hidden;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        left,
+        json!(false),
+        "the refusal stayed once the name was edited"
+    );
     page.close().await;
 }
