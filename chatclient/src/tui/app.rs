@@ -936,6 +936,21 @@ mod tests {
         assert_eq!(texts, ["r1", "old1", "old2", "new1", "new2", "new3"]);
     }
 
+    /// bob's message in #lobby missing after a reconnect, as a page of
+    /// /history brings it.
+    fn missing(text: &str) -> Line {
+        Line::Msg {
+            room: Some("lobby".into()),
+            history: true,
+            page: true,
+            missed: true,
+            from: "bob".into(),
+            to: vec![],
+            text: text.into(),
+            ts: 0,
+        }
+    }
+
     /// Messages missing after a reconnect, fetched by /history, go
     /// under the line saying they are missing (newest page first, each
     /// page in order), not above everything; once none is missing, that
@@ -950,16 +965,6 @@ mod tests {
         app.add_line(msg("lobby", "bob", &[], "m3"), "12:00".into());
         app.add_line(gap(false), "12:01".into());
         app.add_line(msg("lobby", "bob", &[], "m19"), "12:01".into());
-        let missing = |text: &str| Line::Msg {
-            room: Some("lobby".into()),
-            history: true,
-            page: true,
-            missed: true,
-            from: "bob".into(),
-            to: vec![],
-            text: text.into(),
-            ts: 0,
-        };
         let shown = |app: &App| -> Vec<String> {
             app.entries
                 .iter()
@@ -1004,17 +1009,7 @@ mod tests {
         app.add_line(msg("lobby", "bob", &[], "m19"), "12:01".into());
         assert_eq!(app.entries.len(), MAX_ENTRIES);
         for text in ["m16", "m17", "m18"] {
-            let line = Line::Msg {
-                room: Some("lobby".into()),
-                history: true,
-                page: true,
-                missed: true,
-                from: "bob".into(),
-                to: vec![],
-                text: text.into(),
-                ts: 0,
-            };
-            app.add_line(line, "12:02".into());
+            app.add_line(missing(text), "12:02".into());
         }
         assert_eq!(app.entries.len(), MAX_ENTRIES);
         let last: Vec<String> = app
