@@ -407,6 +407,14 @@ impl Client {
         self.rooms.get(room).and_then(|r| r.epoch.as_deref())
     }
 
+    /// The seq of the last event of `room` this client saw in the room's
+    /// current epoch (0 before any): what it enters the room again
+    /// `since` after a reconnect, so where a gap the
+    /// [`ClientEvent::Entered`] reports begins. `None` when not in it.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|r| r.last_seq)
+    }
+
     /// Who is in `room`, sorted by identity.
     pub fn roster(&self, room: &str) -> Vec<&str> {
         self.rooms

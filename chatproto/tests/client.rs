@@ -736,3 +736,30 @@ fn a_long_id_prefix_still_makes_ids_the_server_takes() {
         "{events:?}"
     );
 }
+
+/// `last_seq` is the seq of the last event seen, joins and leaves
+/// included: what a reconnect enters again `since`, where its gap
+/// begins, until the replay after it brings more.
+#[test]
+fn last_seq_is_where_a_reconnect_enters_again_from() {
+    let mut c = Client::new("alice", &["lobby"], "a");
+    c.handle_connected(T0);
+    c.handle_frame(T0, fresh_welcome());
+    c.handle_frame(T0, lobby_entered());
+    assert_eq!(c.last_seq("lobby"), Some(0));
+    assert_eq!(c.last_seq("rust"), None, "not in it");
+    c.handle_frame(T0, own_presence(1));
+    let bob = ServerFrame::msg(Some("lobby".into()), 2, "bob", vec![], "hi", T0, None);
+    c.handle_frame(T0, bob);
+    let left = ServerFrame::presence(Some("lobby".into()), 3, "bob", PresenceStatus::Offline, T0);
+    c.handle_frame(T0, left);
+    assert_eq!(c.last_seq("lobby"), Some(3));
+    c.handle_disconnected();
+    c.handle_connected(T0);
+    c.handle_frame(T0, fresh_welcome());
+    // Entered again with a gap: not yet past what was seen.
+    let again = ServerFrame::entered("lobby", "e1", 20, 1, vec!["alice".into()], false);
+    c.handle_frame(T0, again);
+    assert_eq!(c.last_seq("lobby"), Some(3));
+    while c.poll().is_some() {}
+}

@@ -72,12 +72,12 @@ impl Session {
                 self.replaying.insert(room.clone(), again);
                 if reset {
                     self.gaps.remove(&room);
-                    self.last_seq.remove(&room);
                 } else if again && gap {
                     // Shown where it is: before what the replay brings.
-                    let shown = self.seen.get(&room).and_then(|s| s.seqs.last());
-                    let heard = self.last_seq.get(&room);
-                    let after = shown.max(heard).copied().unwrap_or(0);
+                    // It begins after the last event seen, the `since` the
+                    // room was entered again with (joins and leaves take
+                    // seqs too).
+                    let after = self.client.last_seq(&room).unwrap_or(0);
                     let gap = Gap {
                         after,
                         before: None,

@@ -51,12 +51,6 @@ impl Session {
             self.out.push_back(Action::Frame(frame.clone()));
         }
         self.ledger.note(&frame);
-        if let ServerFrame::Msg { room, seq, .. } | ServerFrame::Presence { room, seq, .. } = &frame
-        {
-            let room = room.as_deref().unwrap_or(chatproto::LOBBY);
-            let last = self.last_seq.entry(room.to_ascii_lowercase()).or_default();
-            *last = (*last).max(*seq);
-        }
         self.client.handle_frame(now, frame);
         let client = &self.client;
         self.ledger.settle(|id| client.is_unacknowledged(id));

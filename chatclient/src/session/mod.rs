@@ -180,9 +180,6 @@ pub struct Session {
     /// Rooms with messages missing from what is shown (see [`Gap`]), one
     /// gap a reconnect, the newest last (filled first).
     gaps: BTreeMap<String, Vec<Gap>>,
-    /// The seq of the last message or presence each room brought: where
-    /// a gap begins (joins and leaves take seqs too).
-    last_seq: BTreeMap<String, u64>,
 }
 
 impl Session {
@@ -216,7 +213,6 @@ impl Session {
             listing: 0,
             paging: std::collections::BTreeSet::new(),
             gaps: BTreeMap::new(),
-            last_seq: BTreeMap::new(),
         }
     }
 
