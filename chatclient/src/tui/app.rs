@@ -206,10 +206,7 @@ impl App {
 
     /// Whether `entry` belongs in the message area now.
     pub fn in_view(&self, entry: &Entry) -> bool {
-        match (&entry.room, &self.state.current) {
-            (Some(room), Some(current)) => room == current,
-            _ => true,
-        }
+        shown_in(entry, &self.state.current)
     }
 
     /// The session changed.
@@ -278,7 +275,7 @@ impl App {
         let room = entry.room.clone();
         self.entries.insert(at, entry);
         if keep {
-            let rows = self.rows_of(at..at + 1);
+            let rows = self.rows_of(at..at + 1, usize::MAX);
             self.keep_view(at + 1, rows, true);
         }
         let mut next = at + 1;
@@ -290,17 +287,15 @@ impl App {
     }
 
     /// The rows the entries at `range` take in the view (none for those
-    /// of other rooms).
-    fn rows_of(&mut self, range: std::ops::Range<usize>) -> usize {
+    /// of other rooms), counted from the last, up to `stop` at most.
+    fn rows_of(&mut self, range: std::ops::Range<usize>, stop: usize) -> usize {
         let (theme, width) = (self.theme, self.area.0);
-        let current = self.state.current.clone();
         let mut rows = 0;
-        for e in self.entries.range(range) {
-            let shown = match (&e.room, &current) {
-                (Some(room), Some(current)) => room == current,
-                _ => true,
-            };
-            if shown {
+        for e in self.entries.range(range).rev() {
+            if rows >= stop {
+                break;
+            }
+            if shown_in(e, &self.state.current) {
                 rows += super::format::entry_rows(e, theme, &mut self.nicks, width).len();
             }
         }
@@ -314,7 +309,9 @@ impl App {
         if self.scroll == 0 || rows == 0 {
             return;
         }
-        let below = self.rows_of(at..self.entries.len());
+        // Only as far up as the view's bottom: a page of a long log lays
+        // out what is below the view, not the whole log, for each line.
+        let below = self.rows_of(at..self.entries.len(), self.scroll + 1);
         if below > self.scroll {
             // In the view or above it: the view stays (what is above it
             // moves up).
@@ -412,7 +409,7 @@ impl App {
                     // (the session says so in a line of its own).
                     let marker = self.gap_line(&entry.room);
                     if let Some(i) = marker {
-                        let rows = self.rows_of(i..i + 1);
+                        let rows = self.rows_of(i..i + 1, usize::MAX);
                         self.keep_view(i + 1, rows, false);
                         self.entries.remove(i);
                     }
@@ -816,6 +813,15 @@ fn split_pasted(
     }
     lines.retain(|l| !l.trim().is_empty());
     (lines, format!("{last}{tail}"), last.len())
+}
+
+/// Whether `entry` belongs in the message area while `current` is the
+/// current room (lines of no room always do).
+fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
+    match (&entry.room, current) {
+        (Some(room), Some(current)) => room == current,
+        _ => true,
+    }
 }
 
 #[cfg(test)]
