@@ -23,7 +23,7 @@ impl Session {
         self.drain_outcomes();
         // Reading a pipe, the answers to /history and /rooms and the
         // rooms asked for are waited for too.
-        let answered = !self.mode.wait_for_rooms || self.nothing_asked();
+        let answered = self.settled();
         if self.leaving && !self.exited && self.client.unacknowledged() == 0 && answered {
             self.exited = true;
             self.out.push_back(Action::Exit);

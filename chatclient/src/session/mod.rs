@@ -223,13 +223,8 @@ impl Session {
     /// the first one's answer stopped, not from the same place). A lost
     /// connection settles them all (the answers went with it).
     pub fn settled(&self) -> bool {
-        !self.mode.wait_for_rooms || self.nothing_asked()
-    }
-
-    /// Whether every room asked to enter, `/history` page and `/rooms`
-    /// list asked for has been answered.
-    fn nothing_asked(&self) -> bool {
-        self.entering.is_empty() && self.paging.is_empty() && self.listing == 0
+        !self.mode.wait_for_rooms
+            || (self.entering.is_empty() && self.paging.is_empty() && self.listing == 0)
     }
 
     /// Whether input may be read while the connection is made again:
