@@ -335,27 +335,27 @@ fn a_refused_lines_error_goes_once_the_line_is_changed() {
 
 async fn refused_line(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
-    // Bob fills the store until it refuses even a message of one letter
-    // (rows go at the end of the table: a longer one cannot fit either).
+    // Bob fills the store with messages of 1,000 bytes until one is
+    // refused. While the store fails, a probe each second writes that same
+    // message again (texts up to 1 KiB are probed whole), which never
+    // fits: everything is refused from then on. A larger message's probe
+    // is cut to 1 KiB, which could fit, and the store would take lines
+    // again while this test reads their refusals.
     let mut bob = server.join("bob");
     page.wait_lines("bob joined", "lobby", |ls| {
         ls.iter().any(|l| l.nick.as_deref() == Some("bob"))
     })
     .await;
-    let mut n = 0;
-    for size in [30_000, 3_000, 300, 30, 1] {
-        let text = "x".repeat(size);
-        let full = (0..400).any(|_| {
-            n += 1;
-            let id = format!("fill-{n}");
-            bob.send_frame(&json!({"type": "msg", "text": text, "id": id}));
-            let (_, f) = bob.recv_until(10, |f| {
-                (f["type"] == "msg" || f["type"] == "error") && f["id"] == id.as_str()
-            });
-            f["type"] == "error"
+    let text = "x".repeat(1_000);
+    let full = (0..3_000).any(|n| {
+        let id = format!("fill-{n}");
+        bob.send_frame(&json!({"type": "msg", "text": text, "id": id}));
+        let (_, f) = bob.recv_until(10, |f| {
+            (f["type"] == "msg" || f["type"] == "error") && f["id"] == id.as_str()
         });
-        assert!(full, "the store took 400 messages of {size} bytes more");
-    }
+        f["type"] == "error"
+    });
+    assert!(full, "1 MiB took 3,000 messages of 1,000 bytes");
     let refused = async |what: &str, line: &str| {
         wait_for(&format!("alice: {what} refused"), async || {
             let v = page.js(BAR_JS, vec![]).await;
