@@ -111,6 +111,14 @@ pub fn note(line: &Line, time: &str) -> Option<String> {
                 .str("text", &crate::render::gap(room, *filled))
                 .end(time),
         ),
+        Line::WhileAway { room, joined, left } => {
+            let text = crate::render::while_away_text(joined, left);
+            let text = match room {
+                Some(room) => format!("[#{room}] {text}"),
+                None => text,
+            };
+            Some(Object::new("info").str("text", &text).end(time))
+        }
         Line::Error { code, message } => Some(
             Object::new("client_error")
                 .str("code", code)
@@ -289,5 +297,16 @@ mod tests {
             format!(r#"{{"type":"info","text":"a \"b\"","local_time":"{T}"}}"#)
         );
         assert!(note(&Line::Notice { text: "x".into() }, T).is_none());
+        let away = Line::WhileAway {
+            room: Some("rust".into()),
+            joined: vec!["carol".into()],
+            left: vec!["dave".into()],
+        };
+        assert_eq!(
+            note(&away, T).unwrap(),
+            format!(
+                r#"{{"type":"info","text":"[#rust] while you were away: carol joined; dave left","local_time":"{T}"}}"#
+            )
+        );
     }
 }

@@ -80,6 +80,70 @@ pub enum Line {
         /// Whether the missing messages are all shown now.
         filled: bool,
     },
+    /// Back after a reconnect, who came into `room` and who left it while
+    /// the connection was lost (the room's online list then and now; the
+    /// replay brings messages only, never presence).
+    WhileAway {
+        /// The room, when it is not the current one.
+        room: Option<String>,
+        /// Who is there now and was not then.
+        joined: Vec<String>,
+        /// Who was there then and is not now.
+        left: Vec<String>,
+    },
+}
+
+/// A part of a line that lists nicknames: the client's own words, or a
+/// nickname from the network (escaped, and coloured where nicknames are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Words of the client's.
+    Text(&'static str),
+    /// A count the client put in (`and 3 more`).
+    More(usize),
+    /// A nickname.
+    Nick(&'a str),
+}
+
+/// How many names a [`Line::WhileAway`] lists of those who joined (and
+/// of those who left) before it says "and N more".
+const AWAY_NAMES_SHOWN: usize = 10;
+
+/// What a [`Line::WhileAway`] says, in pieces:
+/// `while you were away: carol, erin joined; dave left`.
+pub fn while_away<'a>(joined: &'a [String], left: &'a [String]) -> Vec<Piece<'a>> {
+    let mut out = vec![Piece::Text("while you were away: ")];
+    let lists = [(joined, " joined"), (left, " left")];
+    for (i, (names, what)) in lists.into_iter().filter(|(n, _)| !n.is_empty()).enumerate() {
+        if i > 0 {
+            out.push(Piece::Text("; "));
+        }
+        for (j, n) in names.iter().take(AWAY_NAMES_SHOWN).enumerate() {
+            if j > 0 {
+                out.push(Piece::Text(", "));
+            }
+            out.push(Piece::Nick(n));
+        }
+        if names.len() > AWAY_NAMES_SHOWN {
+            out.push(Piece::More(names.len() - AWAY_NAMES_SHOWN));
+        }
+        out.push(Piece::Text(what));
+    }
+    out
+}
+
+/// A [`Line::WhileAway`]'s words as plain text, the nicknames as they
+/// came (for `--json`, whose encoding escapes what it must).
+pub fn while_away_text(joined: &[String], left: &[String]) -> String {
+    let mut out = String::new();
+    for piece in while_away(joined, left) {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::More(n) => out.push_str(&format!(" and {n} more")),
+            Piece::Nick(n) => out.push_str(n),
+        }
+    }
+    out
 }
 
 /// How lines are decorated.
@@ -190,6 +254,17 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
         Line::Gap { room, filled } => {
             out.push_str("* ");
             out.push_str(&escape_control(&gap(room, *filled)));
+        }
+        Line::WhileAway { room, joined, left } => {
+            room_prefix(&mut out, style, room.as_deref());
+            out.push_str("* ");
+            for piece in while_away(joined, left) {
+                match piece {
+                    Piece::Text(t) => out.push_str(t),
+                    Piece::More(n) => out.push_str(&format!(" and {n} more")),
+                    Piece::Nick(n) => nick(&mut out, style, n),
+                }
+            }
         }
     }
     out
@@ -322,6 +397,47 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(render(&line, PLAIN, None), want);
         }
+    }
+
+    #[test]
+    fn who_came_and_went_while_away() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let away = |room: Option<&str>, joined: &[&str], left: &[&str]| Line::WhileAway {
+            room: room.map(str::to_owned),
+            joined: names(joined),
+            left: names(left),
+        };
+        let cases = [
+            (
+                away(None, &["carol"], &["dave"]),
+                "* while you were away: carol joined; dave left",
+            ),
+            (
+                away(None, &["carol", "erin"], &[]),
+                "* while you were away: carol, erin joined",
+            ),
+            (
+                away(Some("rust"), &[], &["dave"]),
+                "[#rust] * while you were away: dave left",
+            ),
+            (
+                away(None, &["e\u{1b}[2Jvil"], &[]),
+                "* while you were away: e\\u{1b}[2Jvil joined",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(render(&line, PLAIN, None), want);
+        }
+        let many: Vec<String> = (1..=12).map(|n| format!("n{n}")).collect();
+        assert_eq!(
+            while_away_text(&many, &[]),
+            "while you were away: n1, n2, n3, n4, n5, n6, n7, n8, n9, n10 and 2 more joined"
+        );
+        let coloured = render(&away(None, &["carol"], &[]), COLOUR, None);
+        assert!(
+            coloured.contains(&format!("\x1b[{}mcarol", nick_colour("carol"))),
+            "{coloured:?}"
+        );
     }
 
     #[test]

@@ -147,12 +147,15 @@ fn a_cut_mid_stream_resumes_with_every_message_once_in_order() {
 }
 
 /// In a pipe, end of input while disconnected still waits: for the
-/// reconnect, then for the echo of every line, then exits 0.
+/// reconnect, then for the echo of every line, then exits 0. Who came
+/// and went meanwhile (carol, dave) is said after the summary.
 #[test]
 fn end_of_input_while_disconnected_waits_for_the_echoes_then_exits_zero() {
     let server = Server::start(&[]);
     let proxy = Proxy::start(&server.addr);
     let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
+    let mut dave = Client::start("dave", &server.addr);
+    alice.expect("* dave is online");
     alice.say("before");
     alice.expect("alice: before");
     proxy.cut();
@@ -163,6 +166,13 @@ fn end_of_input_while_disconnected_waits_for_the_echoes_then_exits_zero() {
     alice.say_all(&lines);
     alice.close_stdin();
     bob.expect("* alice left");
+    dave.close_stdin();
+    let (status, stderr, _) = dave.wait_exit(WAIT);
+    assert!(status.success(), "dave exited {status}: {stderr}");
+    bob.expect("* dave left");
+    let mut carol = Client::start("carol", &server.addr);
+    carol.expect("* carol is online");
+    bob.expect("* carol is online");
     proxy.allow();
     for l in &lines {
         bob.expect(&format!("alice: {l}"));
@@ -174,10 +184,16 @@ fn end_of_input_while_disconnected_waits_for_the_echoes_then_exits_zero() {
         texts_from(&seen, "alice"),
         ["before", "x000", "x001", "x002"]
     );
-    assert!(
-        seen.contains(&"* reconnected; nothing missed".to_owned()),
+    let back = seen
+        .iter()
+        .position(|l| l == "* reconnected; nothing missed")
+        .unwrap_or_else(|| panic!("no summary in {seen:#?}"));
+    assert_eq!(
+        seen.get(back + 1).map(String::as_str),
+        Some("* while you were away: carol joined; dave left"),
         "{seen:#?}"
     );
+    drop(carol);
 }
 
 /// Someone took the nickname while alice was away: the reconnect is

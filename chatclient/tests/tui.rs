@@ -230,6 +230,7 @@ const CTRL_C: &[u8] = b"\x03";
 const TAB: &[u8] = b"\t";
 const PAGE_UP: &[u8] = b"\x1b[5~";
 const PAGE_DOWN: &[u8] = b"\x1b[6~";
+const F2: &[u8] = b"\x1bOQ";
 
 /// A paste of three lines is three messages; a paste of eight asks once,
 /// and `y` sends all eight. A burst of typed lines without bracketed paste
@@ -732,7 +733,8 @@ fn no_color_means_no_colour() {
 
 /// The connection is cut with half a line typed: the line stays while the
 /// client reconnects (more can be typed meanwhile), and Enter sends it
-/// once back.
+/// once back. carol, who came meanwhile, is said under the summary and
+/// listed in the side list.
 #[test]
 fn a_reconnect_keeps_the_input_line() {
     let server = Server::start(&[]);
@@ -761,11 +763,32 @@ fn a_reconnect_keeps_the_input_line() {
     alice.wait_until("more typing", |s| {
         s.input_row() == "alice #lobby> half typed, and more"
     });
+    let mut carol = Client::start("carol", &server.addr);
+    carol.expect("* carol is online");
     proxy.allow();
     alice.expect("* reconnected");
+    alice.expect("* while you were away: carol joined");
     alice.wait_until("connected again", |s| {
         !s.status_row().contains("reconnecting")
     });
+    let rows = alice.rows();
+    let summary = rows
+        .iter()
+        .position(|r| r.contains("* reconnected; nothing missed"));
+    let away = rows
+        .iter()
+        .position(|r| r.contains("* while you were away: carol joined"));
+    assert!(
+        summary.is_some() && away == summary.map(|s| s + 1),
+        "the summary, then who came:\n{}",
+        alice.shown()
+    );
+    // F2: the side list, on the right.
+    alice.keys(F2);
+    alice.wait_until("carol in the side list", |s| {
+        s.rows().iter().any(|r| r.ends_with(" carol"))
+    });
+    alice.keys(F2);
     assert_eq!(alice.input_row(), "alice #lobby> half typed, and more");
     alice.keys(ENTER);
     bob.expect("alice: half typed, and more");

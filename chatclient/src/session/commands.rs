@@ -183,6 +183,11 @@ impl Session {
         self.paging.remove(room);
         self.gaps.remove(room);
         self.replaying.remove(room);
+        self.entered_here.remove(room);
+        self.away.remove(room);
+        if let Some(r) = &mut self.resume {
+            r.came_and_went.remove(room);
+        }
         self.resume_room_done(room);
         if self.current.as_deref() != Some(room) {
             return;

@@ -5,7 +5,7 @@
 use chatproto::{nick_key, ClientEvent, ClientOutput};
 
 use super::lines::{names, plural};
-use super::resume::Resume;
+use super::resume::{Resume, RosterChange};
 use super::{Action, Gap, Seen, Session};
 use crate::render::Line;
 
@@ -64,6 +64,7 @@ impl Session {
                 ..
             } => {
                 self.entering.remove(&room);
+                self.entered_here.insert(room.clone());
                 self.seen_epoch(&room);
                 if reset {
                     // A new history: /history pages back from what it shows.
@@ -89,14 +90,32 @@ impl Session {
                         filled: false,
                     });
                 }
+                // Who was there when the connection was lost (a room whose
+                // history began anew too: its people are the same).
+                let before = self.away.remove(&room);
                 if again {
+                    let change = before.and_then(|before| {
+                        RosterChange::between(self.client.nick(), &before, &online)
+                    });
                     match &mut self.resume {
-                        Some(r) if reset => {
-                            r.reset.insert(room);
+                        Some(r) => {
+                            if reset {
+                                r.reset.insert(room.clone());
+                            } else {
+                                r.gap |= gap;
+                            }
+                            if let Some(change) = change {
+                                r.came_and_went.insert(room, change);
+                            }
                         }
-                        Some(r) => r.gap |= gap,
-                        None if reset => self.print(Line::HistoryGone { room }),
-                        None => {}
+                        None => {
+                            if reset {
+                                self.print(Line::HistoryGone { room: room.clone() });
+                            }
+                            if let Some(change) = change {
+                                self.print_came_and_went(&room, change);
+                            }
+                        }
                     }
                 } else {
                     self.info(format!("entered #{room}; {}", names(&online)));

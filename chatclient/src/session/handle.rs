@@ -19,6 +19,7 @@ impl Session {
 
     /// The connection ended.
     pub fn handle_disconnected(&mut self) {
+        self.note_who_was_there();
         self.client.handle_disconnected();
         self.entering.clear();
         self.listing = 0;

@@ -6,14 +6,15 @@
 //! rooms, resuming after a reconnect, resending what was not acknowledged
 //! and showing each message once. This module only decides what the user
 //! sees: which room is current, the `[#room]` and `[history]` marks, the
-//! one line that sums up a reconnect, and when the user may leave.
+//! one line that sums up a reconnect (and who came and went in each room
+//! meanwhile), and when the user may leave.
 //!
 //! It is driven like the core: `handle_*` methods feed it, and the shell
 //! (`net.rs`) drains [`Session::poll`] for [`Action`]s, in order.
 //!
 //! Files, one job each: `handle` (the `handle_*` calls and `poll`),
 //! `commands` (acting on a typed line), `events` (what the core reports,
-//! as lines), `resume` (the line that sums up a reconnect), `lines` (the
+//! as lines), `resume` (the lines that sum up a reconnect), `lines` (the
 //! wording of what is shown). This file holds the [`Session`] and what the
 //! shell reads of it.
 
@@ -180,6 +181,13 @@ pub struct Session {
     /// Rooms with messages missing from what is shown (see [`Gap`]), one
     /// gap a reconnect, the newest last (filled first).
     gaps: BTreeMap<String, Vec<Gap>>,
+    /// Rooms entered on this connection: the core's roster of each is
+    /// who is there (it empties them all on connecting again).
+    entered_here: BTreeSet<String>,
+    /// Who was in each room when the connection was lost, kept until the
+    /// room is entered again: the replay brings messages only, so who
+    /// came and went meanwhile is told from this and who is there then.
+    away: BTreeMap<String, Vec<String>>,
 }
 
 impl Session {
@@ -213,6 +221,8 @@ impl Session {
             listing: 0,
             paging: std::collections::BTreeSet::new(),
             gaps: BTreeMap::new(),
+            entered_here: BTreeSet::new(),
+            away: BTreeMap::new(),
         }
     }
 

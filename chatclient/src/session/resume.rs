@@ -1,7 +1,10 @@
 //! Summing up a reconnect: the rooms whose replay is still arriving, and
-//! the one line said once every room is back.
+//! the one line said once every room is back, then who came and went in
+//! each room while the connection was lost.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chatproto::nick_key;
 
 use super::lines::plural;
 use super::Session;
@@ -17,6 +20,44 @@ pub(super) struct Resume {
     /// Rooms whose history began anew: their earlier messages are gone,
     /// which is more than a gap (and `/history` cannot fetch them).
     pub(super) reset: BTreeSet<String>,
+    /// Who came and went in each room while the connection was lost, said
+    /// after the summary.
+    pub(super) came_and_went: BTreeMap<String, RosterChange>,
+}
+
+/// Who came into a room and who left it between two of its online lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RosterChange {
+    joined: Vec<String>,
+    left: Vec<String>,
+}
+
+impl RosterChange {
+    /// Who is in `after` and not in `before`, and the other way round,
+    /// nicknames compared as chatproto folds them (`Bob` is `bob`), each
+    /// list in that order; `me` is never one of them. `None`: nobody.
+    pub(super) fn between(me: &str, before: &[String], after: &[String]) -> Option<Self> {
+        let me = nick_key(me);
+        let keyed = |list: &[String]| -> BTreeMap<String, String> {
+            list.iter()
+                .map(|n| (nick_key(n), n.clone()))
+                .filter(|(k, _)| *k != me)
+                .collect()
+        };
+        let (before, after) = (keyed(before), keyed(after));
+        let only = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| -> Vec<String> {
+            a.iter()
+                .filter(|(k, _)| !b.contains_key(*k))
+                .map(|(_, n)| n.clone())
+                .collect()
+        };
+        let change = RosterChange {
+            // Spelled as the server spells them now, or did then.
+            joined: only(&after, &before),
+            left: only(&before, &after),
+        };
+        (!change.joined.is_empty() || !change.left.is_empty()).then_some(change)
+    }
 }
 
 impl Session {
@@ -47,6 +88,32 @@ impl Session {
         for room in r.reset {
             self.print(Line::HistoryGone { room });
         }
+        for (room, change) in r.came_and_went {
+            self.print_came_and_went(&room, change);
+        }
+    }
+
+    /// The connection is going: who is in each room entered on it, to
+    /// tell who came and went once the room is entered again. A room not
+    /// entered on it (a try that failed before) keeps what was known.
+    pub(super) fn note_who_was_there(&mut self) {
+        for room in std::mem::take(&mut self.entered_here) {
+            if !self.client.rooms().any(|r| r == room) {
+                continue;
+            }
+            let online = self.client.roster(&room).into_iter().map(str::to_owned);
+            self.away.insert(room, online.collect());
+        }
+    }
+
+    /// Say in `room` who came and went there while away.
+    pub(super) fn print_came_and_went(&mut self, room: &str, change: RosterChange) {
+        let room = self.other(room);
+        self.print(Line::WhileAway {
+            room,
+            joined: change.joined,
+            left: change.left,
+        });
     }
 }
 
@@ -117,7 +184,13 @@ mod tests {
         }
         assert_eq!(
             shown,
-            ["bob: b1", "alice: a1", "* reconnected; 2 missed messages"]
+            [
+                "bob: b1",
+                "alice: a1",
+                "* reconnected; 2 missed messages",
+                // alice was alone when the connection went.
+                "* while you were away: bob joined",
+            ]
         );
         let out = frame(&mut s, echo("lobby", 5, "alice", "a2", &id2));
         assert_eq!(out.lines, ["alice: a2"]);
@@ -427,6 +500,192 @@ mod tests {
                 "* the server started #rust's history anew; earlier messages are gone",
             ]
         );
+    }
+
+    /// alice in the lobby with `before` online, the connection lost and
+    /// made again, the lobby entered again with `after` online: the lines
+    /// shown from there on.
+    fn away_and_back(before: &[&str], after: &[&str]) -> Vec<String> {
+        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, before, false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        lines_of(
+            &mut s,
+            [
+                entered("lobby", 5, after, true),
+                presence("lobby", 6, "alice", true),
+            ],
+        )
+    }
+
+    /// The replay brings messages only: who came while the connection was
+    /// lost is said in one line, after the summary.
+    #[test]
+    fn who_joined_while_away_is_said_after_the_summary() {
+        assert_eq!(
+            away_and_back(&["alice", "bob"], &["bob", "carol", "alice"]),
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: carol joined"
+            ]
+        );
+    }
+
+    #[test]
+    fn who_left_while_away_is_said_after_the_summary() {
+        assert_eq!(
+            away_and_back(&["alice", "bob", "dave"], &["alice", "bob"]),
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: dave left"
+            ]
+        );
+    }
+
+    #[test]
+    fn who_joined_and_who_left_while_away_are_one_line() {
+        assert_eq!(
+            away_and_back(
+                &["dave", "alice", "bob"],
+                &["erin", "alice", "bob", "carol"]
+            ),
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: carol, erin joined; dave left"
+            ]
+        );
+    }
+
+    #[test]
+    fn nobody_coming_or_going_while_away_says_nothing_more() {
+        assert_eq!(
+            away_and_back(&["alice", "bob"], &["bob", "alice"]),
+            ["* reconnected; nothing missed"]
+        );
+    }
+
+    /// Nicknames are one person whatever their case (chatproto's folding),
+    /// and alice is never one who came or went.
+    #[test]
+    fn a_nickname_back_in_another_case_is_no_change() {
+        assert_eq!(
+            away_and_back(
+                &["alice", "Bob", "\u{c9}mile"],
+                &["ALICE", "bob", "\u{e9}mile"]
+            ),
+            ["* reconnected; nothing missed"]
+        );
+        assert_eq!(
+            away_and_back(&["bob"], &["Alice", "bob"]),
+            ["* reconnected; nothing missed"],
+            "alice herself did not join"
+        );
+    }
+
+    /// Every room says its own, named where it is not the current one,
+    /// after the summary and the rooms whose history began anew (which
+    /// still say who came and went). Presence seen live before the loss
+    /// counts, and a try that failed before the rooms were entered again
+    /// does not lose what was known.
+    #[test]
+    fn each_room_says_who_came_and_went_in_it() {
+        let rooms = ["lobby".to_owned(), "rust".to_owned()];
+        let mut s = crate::session::Session::new("alice", &rooms, "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        frame(&mut s, entered("rust", 0, &["alice", "dave"], false));
+        frame(&mut s, presence("rust", 1, "alice", true));
+        frame(&mut s, presence("rust", 2, "carol", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        s.handle_disconnected();
+        s.handle_connected(20);
+        frame(&mut s, welcome("alice", false));
+        let anew = ServerFrame::entered(
+            "lobby",
+            "e2",
+            0,
+            1,
+            vec!["alice".into(), "erin".into()],
+            false,
+        );
+        let shown = lines_of(
+            &mut s,
+            [
+                anew,
+                presence("lobby", 1, "alice", true),
+                entered("rust", 5, &["alice", "dave"], true),
+                presence("rust", 6, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "* reconnected; nothing missed",
+                "* the server started #lobby's history anew; earlier messages are gone",
+                "* while you were away: erin joined; bob left",
+                "[#rust] * while you were away: carol left",
+            ]
+        );
+        // Next time, from what was known when this connection went.
+        s.handle_disconnected();
+        s.handle_connected(30);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                ServerFrame::entered(
+                    "lobby",
+                    "e2",
+                    1,
+                    1,
+                    vec!["alice".into(), "erin".into()],
+                    true,
+                ),
+                presence("lobby", 2, "alice", true),
+                entered("rust", 6, &["alice"], true),
+                presence("rust", 7, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "* reconnected; nothing missed",
+                "[#rust] * while you were away: dave left",
+            ]
+        );
+    }
+
+    /// The full-screen client files the line under its room.
+    #[test]
+    fn the_full_screen_gets_the_room_of_who_came_and_went() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        frame(&mut s, entered("lobby", 1, &["alice", "bob"], true));
+        s.handle_frame(0, presence("lobby", 2, "alice", true));
+        let away = std::iter::from_fn(|| s.poll()).find_map(|a| match a {
+            Action::Print(line @ crate::render::Line::WhileAway { .. }) => Some(line),
+            _ => None,
+        });
+        assert_eq!(
+            away,
+            Some(crate::render::Line::WhileAway {
+                room: Some("lobby".into()),
+                joined: vec!["bob".into()],
+                left: vec![],
+            })
+        );
+        assert_eq!(s.roster("lobby"), ["alice", "bob"]);
     }
 
     /// What was said while away is new to the user (not dimmed as

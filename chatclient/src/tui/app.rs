@@ -397,6 +397,12 @@ impl App {
                 entry.room = room.clone().or(entry.room);
                 self.nicks.colour(nick);
             }
+            Line::WhileAway { room, joined, left } => {
+                entry.room = room.clone().or(entry.room);
+                for nick in joined.iter().chain(left) {
+                    self.nicks.colour(nick);
+                }
+            }
             Line::HistoryGone { room } => {
                 // The history its gaps were in is gone.
                 self.drop_gap_lines(|r| r == room);
@@ -1079,6 +1085,29 @@ mod tests {
             !app.entries.iter().any(|e| app.in_view(e)),
             "#lobby is current"
         );
+    }
+
+    /// Who came and went in a room while the connection was lost is said
+    /// in that room, not in the current one.
+    #[test]
+    fn a_while_away_line_is_filed_under_its_room() {
+        let mut app = app();
+        let away = |room: &str| Line::WhileAway {
+            room: Some(room.into()),
+            joined: vec!["carol".into()],
+            left: vec![],
+        };
+        app.add_line(away("rust"), "12:00".into());
+        assert_eq!(
+            app.entries.back().map(|e| e.room.as_deref()),
+            Some(Some("rust"))
+        );
+        assert!(
+            !app.entries.iter().any(|e| app.in_view(e)),
+            "#lobby is current"
+        );
+        app.add_line(away("lobby"), "12:00".into());
+        assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::app::{same_nick, Entry, Sending};
 use super::theme::{NickColours, Theme};
 use super::wrap::wrap;
 use crate::input::action;
-use crate::render::Line;
+use crate::render::{Line, Piece};
 
 /// The time column of a message not acknowledged yet.
 const SENDING_TIME: &str = "--:--";
@@ -138,6 +138,22 @@ pub fn entry_rows(
             body.push(Span::raw(
                 escape_control(&crate::render::gap(room, *filled)).into_owned(),
             ));
+        }
+        Line::WhileAway { joined, left, .. } => {
+            // Quiet, as the presence lines it stands for.
+            let quiet = theme.quiet();
+            prefix.push(Span::styled(format!("{} ", entry.time), quiet));
+            prefix.push(Span::styled("* ", quiet));
+            for piece in crate::render::while_away(joined, left) {
+                body.push(match piece {
+                    Piece::Text(t) => Span::styled(t, quiet),
+                    Piece::More(n) => Span::styled(format!(" and {n} more"), quiet),
+                    Piece::Nick(n) => Span::styled(
+                        escape_control(n).into_owned(),
+                        theme.nick(nicks.colour(n), false),
+                    ),
+                });
+            }
         }
     }
     wrap(&prefix, &body, width)
@@ -299,6 +315,15 @@ mod tests {
         };
         assert_eq!(show(presence(true), 80), ["12:01 --> carol is online"]);
         assert_eq!(show(presence(false), 80), ["12:01 <-- carol left"]);
+        let away = Line::WhileAway {
+            room: Some("lobby".into()),
+            joined: vec!["carol".into()],
+            left: vec!["dave".into()],
+        };
+        assert_eq!(
+            show(away, 80),
+            ["12:01 * while you were away: carol joined; dave left"]
+        );
         let error = Line::Error {
             code: "unknown_nick".into(),
             message: "not online: zed".into(),
