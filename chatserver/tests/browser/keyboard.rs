@@ -1,4 +1,4 @@
-//! The keyboard, and the drawers, on a phone-sized page.
+//! The keyboard, the drawers and the top bar on a phone-sized page.
 
 use fantoccini::key::Key;
 use serde_json::json;
@@ -168,4 +168,98 @@ async fn room_refused_narrow(h: &Harness, server: &Server) {
         "the refusal stayed once the name was edited"
     );
     page.close().await;
+}
+
+// ---------------------------------------------------------------------
+// b3. The top bar on a phone.
+// ---------------------------------------------------------------------
+
+/// Whether the element `#id` is seen whole: a box inside the viewport,
+/// not cut by an ancestor that clips what overflows it, not covered at
+/// its ends, and its text not cut short. What it saw otherwise.
+const SEEN_WHOLE_JS: &str = r#"
+const e = document.getElementById(arguments[0]);
+const r = e.getBoundingClientRect();
+const why = [];
+if (r.width === 0 || r.height === 0) why.push('no box');
+if (r.left < 0 || r.top < 0 || r.right > innerWidth || r.bottom > innerHeight) {
+  why.push(`outside the ${innerWidth}x${innerHeight} viewport`);
+}
+for (let a = e.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+  const st = getComputedStyle(a);
+  if (st.overflowX === 'visible' && st.overflowY === 'visible') continue;
+  const b = a.getBoundingClientRect();
+  if (r.left < b.left - 0.5 || r.right > b.right + 0.5 || r.top < b.top - 0.5 || r.bottom > b.bottom + 0.5) {
+    why.push(`clipped by ${a.id ? '#' + a.id : a.tagName.toLowerCase() + '.' + a.className}`);
+  }
+}
+if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible') why.push('its text cut short');
+const y = r.top + r.height / 2;
+for (const x of [r.left + 1, r.right - 1]) {
+  const at = document.elementFromPoint(x, y);
+  if (!at || !e.contains(at)) why.push(`at x=${Math.round(x)}: ${at ? at.id || at.tagName : 'nothing'}`);
+}
+return {
+  why,
+  box: [Math.round(r.left), Math.round(r.top), Math.round(r.right), Math.round(r.bottom)],
+  text: e.textContent,
+};
+"#;
+
+/// On a phone, the connection's state in the top bar is seen whole when
+/// the connection drops ("reconnecting…", with Retry now), in a row of
+/// its own, as is every button of the bar; the room's name gives way,
+/// shortened with an ellipsis, but still shows. (It was squeezed to its
+/// `#`, and on a 320-pixel phone Leave went off the edge.) A wide page
+/// keeps its one row.
+#[test]
+fn on_a_phone_the_top_bar_shows_the_connection_state_whole() {
+    let Some(h) = Harness::start("top_bar_on_a_phone") else {
+        return;
+    };
+    let mut server = Server::start(&[]);
+    h.block_on(async {
+        let room = "the-rather-long-room-for-a-phone";
+        let sizes = [("alice", 390, 844), ("bob", 320, 640), ("carol", 1200, 800)];
+        let mut pages = Vec::new();
+        for (nick, w, ht) in sizes {
+            let page = Page::join(&h, server.addr(), nick, (w, ht)).await;
+            page.type_line(&format!("/join {room}")).await;
+            page.wait_lines("in the long-named room", room, |ls| {
+                ls.iter().any(|l| l.nick.as_deref() == Some(nick))
+            })
+            .await;
+            page.shot(&format!("top-bar-connected-{w}")).await;
+            pages.push(page);
+        }
+        server.sigterm();
+        assert!(server.wait_exit(crate::common::WAIT).success());
+        for (page, (_, w, ht)) in pages.iter().zip(sizes) {
+            page.wait_state("reconnecting").await;
+            for id in ["status", "retry", "rooms-toggle", "people-toggle", "leave"] {
+                if w > 760 && id.ends_with("-toggle") {
+                    continue; // no drawers on a wide page
+                }
+                let seen = page.js(SEEN_WHOLE_JS, vec![json!(id)]).await;
+                assert_eq!(seen["why"], json!([]), "#{id} at {w}x{ht}: {seen}");
+            }
+            let title = page
+                .js(
+                    "const t = document.getElementById('current-room');
+                     return [t.textContent, t.closest('h1').getBoundingClientRect().width];",
+                    vec![],
+                )
+                .await;
+            assert_eq!(title[0], json!(format!("#{room}")));
+            let width = title[1].as_f64().expect("a width");
+            assert!(
+                width >= 80.0,
+                "the room's name squeezed to {width}px at {w}x{ht}"
+            );
+            page.shot(&format!("top-bar-reconnecting-{w}")).await;
+        }
+        for page in pages {
+            page.close().await;
+        }
+    });
 }
