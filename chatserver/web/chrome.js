@@ -148,10 +148,16 @@ const NARROW = window.matchMedia('(max-width: 760px)');
 /**
  * A closed drawer is out of reach (`inert`): Tab does not stop in it,
  * whatever its own styles show. On a wide screen the lists are columns,
- * always there.
+ * always there. Behind an open one, the scrim dims the page.
  */
-function syncInert() {
-  for (const [id] of DRAWERS) $(id).inert = NARROW.matches && !$(id).classList.contains('open');
+function syncDrawers() {
+  let open = false;
+  for (const [id] of DRAWERS) {
+    const closed = !$(id).classList.contains('open');
+    $(id).inert = NARROW.matches && closed;
+    open ||= NARROW.matches && !closed;
+  }
+  $('scrim').classList.toggle('open', open);
 }
 
 /**
@@ -167,7 +173,7 @@ export function closeDrawers() {
     $(button).setAttribute('aria-expanded', 'false');
     if (wasOpen && hadFocus && NARROW.matches) $(button).focus();
   }
-  syncInert();
+  syncDrawers();
 }
 
 /** Open drawer `id` and move the focus into it: the current room, or its first control. */
@@ -175,7 +181,7 @@ function openDrawer(id, button) {
   const drawer = $(id);
   drawer.classList.add('open');
   $(button).setAttribute('aria-expanded', 'true');
-  syncInert();
+  syncDrawers();
   const target =
     drawer.querySelector('[aria-current="true"]') ??
     drawer.querySelector('button:not([disabled]), input, summary, [tabindex="0"]');
@@ -191,12 +197,13 @@ export function setUpDrawers() {
       if (open) openDrawer(id, button);
     });
   }
-  NARROW.addEventListener('change', syncInert);
-  syncInert();
+  NARROW.addEventListener('change', syncDrawers);
+  syncDrawers();
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeDrawers();
   });
-  // A tap outside an open drawer closes it.
+  // A tap outside an open drawer closes it: on a phone, a tap on the
+  // scrim that dims the page behind it.
   document.addEventListener('click', (e) => {
     if (!e.target.closest('.drawer, .drawer-toggle')) closeDrawers();
   });

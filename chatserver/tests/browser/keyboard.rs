@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::common::Server;
 use crate::say_in;
-use crate::webdriver::{Harness, Page};
+use crate::webdriver::{wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
 // b2. The keyboard on a phone-sized page.
@@ -262,4 +262,145 @@ fn on_a_phone_the_top_bar_shows_the_connection_state_whole() {
             page.close().await;
         }
     });
+}
+
+// ---------------------------------------------------------------------
+// b4. The scrim behind a drawer.
+// ---------------------------------------------------------------------
+
+/// What is at the middle of the viewport's `side` edge (10 pixels in),
+/// and whether each drawer is open.
+const BEHIND_JS: &str = r#"
+const x = arguments[0] === 'left' ? 10 : innerWidth - 10;
+const at = document.elementFromPoint(x, innerHeight / 2);
+const bg = at ? getComputedStyle(at).backgroundColor : '';
+return {
+  at: at ? (at.id || at.tagName.toLowerCase()) : null,
+  dims: bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent' && bg !== '',
+  x,
+  y: innerHeight / 2,
+  sidebar: document.getElementById('sidebar').classList.contains('open'),
+  people: document.getElementById('people').classList.contains('open'),
+};
+"#;
+
+/// On a phone, an open drawer dims the page behind it with a scrim, and
+/// a tap on the scrim closes the drawer (pressing nothing under it).
+#[test]
+fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
+    let Some(h) = Harness::start("a_drawer_dims_the_page") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let _bob = server.join("bob");
+        page.wait_lines("bob joined", "lobby", |ls| {
+            ls.iter().any(|l| l.nick.as_deref() == Some("bob"))
+        })
+        .await;
+        let behind = |side: &'static str| {
+            let page = &page;
+            async move { page.js(BEHIND_JS, vec![json!(side)]).await }
+        };
+        // Closed: the page itself, not dimmed.
+        let closed = behind("right").await;
+        assert_eq!(closed["at"], json!("messages"), "{closed}");
+
+        // The Rooms drawer (from the left): the scrim on the right.
+        page.click("rooms-toggle").await;
+        let open = behind("right").await;
+        assert_eq!(
+            (&open["at"], &open["dims"], &open["sidebar"]),
+            (&json!("scrim"), &json!(true), &json!(true)),
+            "the page beside the open Rooms drawer: {open}"
+        );
+        slid_in(&page, "sidebar").await;
+        page.shot("phone-rooms-drawer-scrim").await;
+        page.click_at(open["x"].as_f64().unwrap(), open["y"].as_f64().unwrap())
+            .await;
+        gone(&page, "right", "sidebar").await;
+
+        // The People drawer (from the right): the scrim on the left.
+        page.click("people-toggle").await;
+        let open = behind("left").await;
+        assert_eq!(
+            (&open["at"], &open["dims"], &open["people"]),
+            (&json!("scrim"), &json!(true), &json!(true)),
+            "the page beside the open People drawer: {open}"
+        );
+        slid_in(&page, "people").await;
+        page.shot("phone-people-drawer-scrim").await;
+        // The tap lands on the scrim over bob's name in the log, beside
+        // the drawer: it closes the drawer and does not address bob.
+        let bob = page
+            .js(
+                "const r = document.querySelector(
+                   '#messages li.presence[data-nick=\"bob\"] button.nick').getBoundingClientRect();
+                 const d = document.getElementById('people').getBoundingClientRect();
+                 return [r.left + r.width / 2, r.top + r.height / 2, d.left];",
+                vec![],
+            )
+            .await;
+        let (x, y) = (bob[0].as_f64().unwrap(), bob[1].as_f64().unwrap());
+        assert!(
+            x < bob[2].as_f64().unwrap(),
+            "bob's name under the drawer: {bob}"
+        );
+        page.click_at(x, y).await;
+        gone(&page, "left", "people").await;
+        // Nothing under the scrim was pressed: no nickname put in the input.
+        let input = page
+            .js("return document.getElementById('input').value;", vec![])
+            .await;
+        assert_eq!(input, json!(""));
+        page.close().await;
+
+        // A wide page has columns, no drawers: no scrim.
+        let wide = Page::join(&h, server.addr(), "carol", (1200, 800)).await;
+        let shown = wide
+            .js(
+                "return getComputedStyle(document.getElementById('scrim')).display;",
+                vec![],
+            )
+            .await;
+        assert_eq!(shown, json!("none"));
+        wide.shot("wide-no-scrim").await;
+        wide.close().await;
+    });
+}
+
+/// Wait until drawer `id` has slid in whole and the scrim behind it has
+/// faded in (for a screenshot of what stays on the screen).
+async fn slid_in(page: &Page, id: &str) {
+    wait_for(&format!("#{id} slid in"), async || {
+        let v = page
+            .js(
+                "const r = document.getElementById(arguments[0]).getBoundingClientRect();
+                 return r.left >= 0 && r.right <= innerWidth
+                   && getComputedStyle(document.getElementById('scrim')).opacity === '1';",
+                vec![json!(id)],
+            )
+            .await;
+        if v == json!(true) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+}
+
+/// Wait until drawer `id` is closed and the page at the `side` edge is the
+/// log again, the scrim gone once it has faded out.
+async fn gone(page: &Page, side: &str, id: &str) {
+    wait_for(&format!("a tap on the scrim closes #{id}"), async || {
+        let v = page.js(BEHIND_JS, vec![json!(side)]).await;
+        if v[id] == json!(false) && v["at"] == json!("messages") {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::key::Key;
 use fantoccini::Locator;
 use serde::Deserialize;
@@ -195,6 +196,27 @@ impl Page {
             .click()
             .await
             .unwrap_or_else(|e| panic!("{}: click #{id}: {e}", self.nick));
+    }
+
+    /// Click the page at (`x`, `y`) of the viewport, as a mouse (or a
+    /// finger) does: on whatever is there.
+    pub async fn click_at(&self, x: f64, y: f64) {
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x,
+                y,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.c
+            .perform_actions(mouse)
+            .await
+            .unwrap_or_else(|e| panic!("{}: click at ({x}, {y}): {e}", self.nick));
     }
 
     /// Type `line` into the message input and press Enter.
