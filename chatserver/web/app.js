@@ -425,6 +425,8 @@ const handlers = {
               : `${n} missed message${n === 1 ? '' : 's'}`;
           note(p.room, `reconnected; ${missed}`, 'notice reconnected');
         }
+        // No presence of theirs is replayed: say who came and went.
+        if (p.away) note(p.room, cameAndWent(p.away), 'notice away');
         if (p.room === current) showOnline();
         return;
       }
@@ -529,6 +531,21 @@ $('continue-here').addEventListener('click', () => {
 });
 
 // ---- small pieces -------------------------------------------------------------
+
+/** Names in a line: a few, then how many more. */
+const AWAY_NAMES = 10;
+
+/** "while you were away: carol joined; dave, erin left" */
+function cameAndWent({ joined, left }) {
+  const names = (list) =>
+    list.length > AWAY_NAMES
+      ? `${list.slice(0, AWAY_NAMES - 1).join(', ')} and ${list.length - AWAY_NAMES + 1} more`
+      : list.join(', ');
+  const parts = [];
+  if (joined.length) parts.push(`${names(joined)} joined`);
+  if (left.length) parts.push(`${names(left)} left`);
+  return `while you were away: ${parts.join('; ')}`;
+}
 
 function note(room, text, className, code) {
   return room ? view.note(room, text, className, code) : null;

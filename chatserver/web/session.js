@@ -28,7 +28,7 @@ export class Session {
     /** The session to resume (from a page reloaded), then the current one. */
     this.token = token;
     this.limits = { maxFrameBytes: P.DEFAULT_MAX_FRAME_BYTES, maxRecipients: 64 };
-    /** room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered, everEntered } */
+    /** room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered, away: Map<key, nick> | null } */
     this.rooms = new Map();
     for (const r of rooms) this.rooms.set(r, newRoom());
     this.entering = new Set();
@@ -65,6 +65,10 @@ export class Session {
     this.connections += 1;
     this.entering.clear();
     for (const r of this.rooms.values()) {
+      // Who was in the room when the connection went, to tell what
+      // changed once it is entered again (kept from the first loss until
+      // it is: a reconnect that fails halfway does not move it).
+      if (r.entered && !r.away) r.away = new Map(r.roster);
       r.entered = false;
       r.roster.clear();
     }
@@ -248,17 +252,26 @@ export class Session {
     r.seq = f.seq;
     r.entered = true;
     r.roster = new Map(f.online.map((n) => [P.nickKey(n), n]));
+    if (!again) r.away = null;
     this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, seq: f.seq, oldest: f.oldest });
   }
 
   presence(f) {
-    if (f.online && this.isMe(f.nick)) this.release(f.room); // the replay is over
+    const self = this.isMe(f.nick);
+    if (f.online && self) this.release(f.room); // the replay is over
     const r = this.rooms.get(f.room);
     if (!r || f.seq <= r.lastSeq) return;
     r.lastSeq = f.seq;
+    // Our own arrival ends the room's `online` list: who came and went
+    // while we were away is known now.
+    let away = null;
+    if (f.online && self && r.away) {
+      away = cameAndWent(r.away, r.roster, (n) => this.isMe(n));
+      r.away = null;
+    }
     if (f.online) r.roster.set(P.nickKey(f.nick), f.nick);
     else r.roster.delete(P.nickKey(f.nick));
-    this.emit('presence', { ...f, self: this.isMe(f.nick) });
+    this.emit('presence', { ...f, self, away });
   }
 
   /** A `msg` as an event, once: null if already seen. Live ones advance the room's last seq. */
@@ -323,5 +336,21 @@ export class Session {
 }
 
 function newRoom() {
-  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false };
+  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, away: null };
+}
+
+/**
+ * Who is in `now` and was not in `before` (`joined`), and the other way
+ * round (`left`), both rosters keyed by P.nickKey, each list sorted as
+ * the online list is; `me` left out. Null when nobody came or went.
+ */
+function cameAndWent(before, now, isMe) {
+  const missing = (a, b) =>
+    [...a.entries()]
+      .filter(([k, n]) => !b.has(k) && !isMe(n))
+      .sort((x, y) => (x[0] < y[0] ? -1 : 1))
+      .map((e) => e[1]);
+  const joined = missing(now, before);
+  const left = missing(before, now);
+  return joined.length || left.length ? { joined, left } : null;
 }

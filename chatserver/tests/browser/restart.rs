@@ -400,3 +400,84 @@ async fn started_anew(h: &Harness, flags: &[&str]) {
     assert!(lines[after].seq.is_some(), "{:?}", lines[after]);
     page.close().await;
 }
+
+/// Back after a loss, a room says in one line who came and went while
+/// the page was away (no presence is replayed, only messages): its
+/// online list before the loss against the one it entered again with,
+/// nicknames compared as the server does, whatever their case. A room
+/// where the same people are says nothing of it.
+#[test]
+fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
+    let Some(h) = Harness::start("after_a_reconnect_who_came_and_went") else {
+        return;
+    };
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let enter = |c: &mut Client, room: &str| {
+            c.send_frame(&json!({"type": "enter", "room": room}));
+            c.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+        };
+        let mut bob = server.join("bob");
+        enter(&mut bob, "rust");
+        let _dave = server.join("dave");
+        page.type_line("/join rust").await;
+        page.wait_lines("bob in #rust", "rust", |ls| {
+            ls.iter().any(|l| l.nick.as_deref() == Some("alice"))
+        })
+        .await;
+        page.type_line("/join lobby").await;
+        page.wait_lines("dave joined", "lobby", |ls| {
+            ls.iter().any(|l| l.nick.as_deref() == Some("dave"))
+        })
+        .await;
+        stop_for_a_third_try(&page, server).await;
+
+        // Back: bob (as "Bob") in both rooms again, carol new, dave gone.
+        let server = Server::start(&flags);
+        let mut bob = server.join("Bob");
+        enter(&mut bob, "rust");
+        let _carol = server.join("carol");
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        let lobby = page
+            .wait_lines("back in #lobby", "lobby", |ls| {
+                ls.iter().any(|l| l.has_class("reconnected"))
+            })
+            .await;
+        // Once alice is back in #rust, what Bob says there comes after her
+        // page has settled #rust's return.
+        bob.recv_until(100, |f| {
+            common::is_presence(f, "alice", "online") && f["room"] == "rust"
+        });
+        say_in(&mut bob, "rust", &[], "said in rust once alice was back");
+        let rust = page
+            .wait_texts("rust", &["said in rust once alice was back"])
+            .await;
+        let away = |ls: &[Line]| -> Vec<String> {
+            ls.iter()
+                .filter(|l| l.has_class("away"))
+                .map(|l| l.text.clone())
+                .collect()
+        };
+        assert_eq!(
+            away(&lobby),
+            ["while you were away: carol joined; dave left"],
+            "#lobby: {:#?}",
+            shown(&lobby)
+        );
+        // Said after the line that says the page is back.
+        let at = |class: &str| lobby.iter().position(|l| l.has_class(class));
+        assert!(at("reconnected") < at("away"), "{:#?}", shown(&lobby));
+        assert_eq!(
+            away(&rust),
+            Vec::<String>::new(),
+            "#rust: {:#?}",
+            shown(&rust)
+        );
+        page.shot("reconnected-who-came-and-went").await;
+        page.close().await;
+    });
+}
