@@ -404,3 +404,122 @@ async fn gone(page: &Page, side: &str, id: &str) {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------
+// b5. Leaving any room from the list.
+// ---------------------------------------------------------------------
+
+/// For each room in the list, whether its leave button (×) is seen, and
+/// where its middle is.
+const LEAVE_BUTTONS_JS: &str = r#"
+return Array.from(document.querySelectorAll('#rooms > li'), (li) => {
+  const b = li.querySelector('button.part');
+  const r = b.getBoundingClientRect();
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const at = document.elementFromPoint(x, y);
+  return {
+    room: li.dataset.room,
+    current: li.classList.contains('current'),
+    seen: getComputedStyle(b).visibility === 'visible' && r.width > 0 && at === b,
+    label: b.getAttribute('aria-label'),
+    x,
+    y,
+  };
+});
+"#;
+
+/// Every room in the list can be left from it, not only the current one
+/// (its × showed on hover, which a phone does not have): on a phone, in
+/// the Rooms drawer, a tap on another room's × leaves that room and
+/// keeps the current one; with the keyboard, each × is reached by Tab.
+/// On a wide page every × shows too.
+#[test]
+fn every_room_in_the_list_can_be_left_from_it() {
+    let Some(h) = Harness::start("every_room_can_be_left") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let mut bob = server.join("bob");
+        bob.send_frame(&json!({"type": "enter", "room": "rust"}));
+        bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == "rust");
+        let wide = Page::join(&h, server.addr(), "carol", (1200, 800)).await;
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        for p in [&wide, &page] {
+            for room in ["rust", "go"] {
+                p.type_line(&format!("/join {room}")).await;
+                p.wait_lines(&format!("in #{room}"), room, |ls| {
+                    ls.iter().any(|l| l.nick.as_deref() == Some(p.nick.as_str()))
+                })
+                .await;
+            }
+            p.type_line("/join lobby").await;
+        }
+        let all_seen = |v: &serde_json::Value| {
+            v.as_array()
+                .is_some_and(|a| a.len() == 3 && a.iter().all(|b| b["seen"] == json!(true)))
+        };
+        let on_wide = wide.js(LEAVE_BUTTONS_JS, vec![]).await;
+        assert!(all_seen(&on_wide), "a room's × not seen on a wide page: {on_wide}");
+        wide.shot("wide-every-room-leavable").await;
+
+        page.click("rooms-toggle").await;
+        slid_in(&page, "sidebar").await;
+        let on_phone = page.js(LEAVE_BUTTONS_JS, vec![]).await;
+        assert!(all_seen(&on_phone), "a room's × not seen in the drawer: {on_phone}");
+        page.shot("phone-every-room-leavable").await;
+        // With the keyboard: room, its ×, the next room, its ×...
+        let mut stops = Vec::new();
+        for _ in 0..6 {
+            stops.push(page.focused().await);
+            page.press(&[Key::Tab]).await;
+        }
+        assert_eq!(
+            stops,
+            [
+                "sidebar button.room",
+                "sidebar button.part",
+                "sidebar button.room",
+                "sidebar button.part",
+                "sidebar button.room",
+                "sidebar button.part"
+            ],
+            "Tab through the room list"
+        );
+
+        // A tap on #rust's × (not the current room) leaves #rust only.
+        let rust = on_phone
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["room"] == json!("rust"))
+            .expect("#rust in the list")
+            .clone();
+        assert_eq!(
+            (&rust["current"], &rust["label"]),
+            (&json!(false), &json!("leave #rust"))
+        );
+        page.click_at(rust["x"].as_f64().unwrap(), rust["y"].as_f64().unwrap())
+            .await;
+        bob.recv_until(100, |f| {
+            crate::common::is_presence(f, "alice", "offline") && f["room"] == "rust"
+        });
+        wait_for("alice: #rust gone from the list", async || {
+            let v = page
+                .js(
+                    "return [[...document.querySelectorAll('#rooms > li')].map((li) => li.dataset.room),
+                       document.getElementById('current-room').textContent];",
+                    vec![],
+                )
+                .await;
+            if v == json!([["lobby", "go"], "#lobby"]) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.close().await;
+        wide.close().await;
+    });
+}
