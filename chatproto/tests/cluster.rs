@@ -688,3 +688,57 @@ fn a_session_resumed_from_another_nodes_block_leaves_new_ids_apart() {
     c.settle();
     assert_ne!(session_of(&c, "dave"), session_of(&c, "erin"));
 }
+
+/// A session that moves to another node before that node has read the
+/// room: the log's entering said by the first node (and that node's word
+/// that it left) come before the entering said here. Only the entering
+/// this connection asked for answers its `enter`; the older one, applied
+/// first, did take it (by room alone), so the connection got `entered`
+/// early, was taken out by the old departure, and was never put back: it
+/// heard nothing more of the room while its roster said it was there.
+#[test]
+fn an_older_nodes_entering_does_not_answer_an_enter_made_here() {
+    let mut c = Cluster::new(2);
+    let dave = c.connect(0, "dave");
+    c.settle();
+    let old = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+    c.nodes[0].handle_frame(NOW, old, join);
+    c.drain(0);
+    let token = c
+        .frames(0, old)
+        .iter()
+        .find(|f| f["type"] == "welcome")
+        .map(|f| f["session"].as_str().unwrap().to_owned())
+        .unwrap();
+    let alice = session_of(&c, "alice");
+    // Node 0 loses the connection before reading its entering back.
+    c.nodes[0].handle_disconnect(NOW, old);
+    c.drain(0);
+
+    // The session resumes on node 1, which has not read the room since.
+    let later = Now {
+        mono: 5,
+        wall: NOW.wall + 5,
+    };
+    c.nodes[1].restore_session(later, alice, "alice", chatproto::hash_token(&token));
+    let back = c.nodes[1].handle_connect(later);
+    let join = ClientFrame::join_v2("alice", vec![], Some(token));
+    c.nodes[1].handle_frame(later, back, join);
+    c.nodes[1].handle_frame(later, back, ClientFrame::enter("lobby", None));
+    c.settle();
+
+    // Answered by her own entering (seq 4): the room up to seq 3 is what
+    // she finds, and the older entering and leaving are not hers to see.
+    let frames = c.frames(1, back);
+    let kinds: Vec<(&str, u64)> = frames
+        .iter()
+        .map(|f| (f["type"].as_str().unwrap(), f["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("welcome", 0), ("entered", 3), ("presence", 4)]);
+    // She hears the room after entering it.
+    c.nodes[0].handle_frame(later, dave, ClientFrame::msg(vec![], "still there?"));
+    c.settle();
+    let heard: Vec<String> = c.texts(1, back).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(heard, ["still there?"]);
+}

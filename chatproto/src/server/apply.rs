@@ -178,10 +178,10 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&event.session()) else {
             return false;
         };
-        let mine = s.in_flight.iter().position(|w| {
-            let p = &w.event;
-            p.room == event.room && p.ts == event.ts && p.body == event.body
-        });
+        let mine = s
+            .in_flight
+            .iter()
+            .position(|w| same_proposal(&w.event, event));
         let Some(w) = mine.and_then(|i| s.in_flight.remove(i)) else {
             return false;
         };
@@ -205,8 +205,19 @@ impl Server {
 
     fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {
         let conn = self.sessions.get(&sid).and_then(|s| s.conn);
+        let cluster = self.config.cluster;
         let request = self.sessions.get_mut(&sid).and_then(|s| {
-            let i = s.entering.iter().position(|(r, _)| **r == *event.room)?;
+            // In a cluster the session may have entered the room through
+            // another node before it moved here, and that node's word may
+            // come back after this connection's `enter` was made: it must
+            // not answer (and add) the connection here; only the entering
+            // this connection proposed does. Any other takes the place of
+            // an entering of a connection gone (one answered by nobody).
+            let ours = !cluster || s.in_flight.iter().any(|w| same_proposal(&w.event, event));
+            let i = s
+                .entering
+                .iter()
+                .position(|(r, req)| **r == *event.room && (!cluster || req.is_some() == ours))?;
             s.entering.remove(i).and_then(|(_, req)| req)
         });
         if let (Some(conn), Some(req)) = (conn, &request) {
@@ -215,7 +226,6 @@ impl Server {
             }
         }
         let fanout_max = self.config.presence_fanout_max;
-        let cluster = self.config.cluster;
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
         if cluster {
@@ -647,6 +657,12 @@ impl Server {
 /// had to go.
 /// A kept message as `sid` gets it again (a replay or a history page):
 /// with its id if `sid` sent it.
+/// Cluster mode: whether `logged`, handed back by the log, is `proposed`
+/// (its room, stamp and body are; the log gave it only a seq).
+fn same_proposal(proposed: &Event, logged: &Event) -> bool {
+    proposed.room == logged.room && proposed.ts == logged.ts && proposed.body == logged.body
+}
+
 pub(crate) fn replay_frame(e: &Event, sid: SessionId) -> ServerFrame {
     let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
     e.to_frame(mine, true)

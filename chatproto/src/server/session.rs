@@ -70,7 +70,9 @@ pub(crate) struct Session {
     /// Its `enter`s whose presence is not applied yet, in order: what to
     /// answer when it is (even if a `part` came meanwhile: every `enter`
     /// is answered). `None`: asked by a connection that is gone, whose
-    /// presence must not answer (or add) the connection attached now.
+    /// presence must not answer (or add) the connection attached now. In
+    /// cluster mode only a presence its connection proposed (in
+    /// `in_flight`) answers one; another node's word takes a `None`.
     pub entering: VecDeque<(String, Option<EnterRequest>)>,
     /// Its latest message ids.
     pub ids: IdWindow,
