@@ -5,7 +5,7 @@
 use chatproto::{nick_key, ClientEvent, ClientOutput};
 
 use super::lines::{names, plural};
-use super::resume::{Resume, RosterChange};
+use super::resume::Resume;
 use super::{Action, Gap, Seen, Session};
 use crate::render::Line;
 
@@ -90,33 +90,19 @@ impl Session {
                         filled: false,
                     });
                 }
-                // Who was there when the connection was lost (a room whose
-                // history began anew too: its people are the same).
-                let before = self.away.remove(&room);
                 if again {
-                    let change = before.and_then(|before| {
-                        RosterChange::between(self.client.nick(), &before, &online)
-                    });
                     match &mut self.resume {
-                        Some(r) => {
-                            if reset {
-                                r.reset.insert(room.clone());
-                            } else {
-                                r.gap |= gap;
-                            }
-                            if let Some(change) = change {
-                                r.came_and_went.insert(room, change);
-                            }
+                        Some(r) if reset => {
+                            r.reset.insert(room.clone());
                         }
-                        None => {
-                            if reset {
-                                self.print(Line::HistoryGone { room: room.clone() });
-                            }
-                            if let Some(change) = change {
-                                self.print_came_and_went(&room, change);
-                            }
-                        }
+                        Some(r) => r.gap |= gap,
+                        None if reset => self.print(Line::HistoryGone { room: room.clone() }),
+                        None => {}
                     }
+                    // From who was there when the connection was lost (a
+                    // room whose history began anew too: its people are
+                    // the same).
+                    self.tell_came_and_went(&room, &online);
                 } else {
                     self.info(format!("entered #{room}; {}", names(&online)));
                 }
@@ -177,6 +163,7 @@ impl Session {
                         return;
                     }
                 }
+                self.seen_come_or_go(&room, &nick, online);
                 let room = self.other(&room);
                 self.print(Line::Presence { room, nick, online });
             }

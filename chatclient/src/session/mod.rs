@@ -184,9 +184,11 @@ pub struct Session {
     /// Rooms entered on this connection: the core's roster of each is
     /// who is there (it empties them all on connecting again).
     entered_here: BTreeSet<String>,
-    /// Who was in each room when the connection was lost, kept until the
-    /// room is entered again: the replay brings messages only, so who
-    /// came and went meanwhile is told from this and who is there then.
+    /// Who was in each room when the connection was lost, kept until who
+    /// came and went there is said (a reconnect lost again before its
+    /// summary keeps the list of the first loss): the replay brings
+    /// messages only, so who came and went meanwhile is told from this
+    /// and who is there then.
     away: BTreeMap<String, Vec<String>>,
 }
 

@@ -20,9 +20,10 @@ pub(super) struct Resume {
     /// Rooms whose history began anew: their earlier messages are gone,
     /// which is more than a gap (and `/history` cannot fetch them).
     pub(super) reset: BTreeSet<String>,
-    /// Who came and went in each room while the connection was lost, said
-    /// after the summary.
-    pub(super) came_and_went: BTreeMap<String, RosterChange>,
+    /// The rooms told from who was there when the connection was lost,
+    /// and who came and went in each (`None`: nobody), said after the
+    /// summary; only then is that list forgotten (see `Session::away`).
+    pub(super) came_and_went: BTreeMap<String, Option<RosterChange>>,
 }
 
 /// Who came into a room and who left it between two of its online lists.
@@ -89,20 +90,64 @@ impl Session {
             self.print(Line::HistoryGone { room });
         }
         for (room, change) in r.came_and_went {
-            self.print_came_and_went(&room, change);
+            // Said: the next loss starts from who is there then.
+            self.away.remove(&room);
+            if let Some(change) = change {
+                self.print_came_and_went(&room, change);
+            }
         }
     }
 
     /// The connection is going: who is in each room entered on it, to
     /// tell who came and went once the room is entered again. A room not
-    /// entered on it (a try that failed before) keeps what was known.
+    /// entered on it (a try that failed before) keeps what was known, and
+    /// so does a room whose line was not said yet (this connection went
+    /// before the summary): its list is the one of the first loss, and
+    /// the one the server has now is only part of the story.
     pub(super) fn note_who_was_there(&mut self) {
         for room in std::mem::take(&mut self.entered_here) {
             if !self.client.rooms().any(|r| r == room) {
                 continue;
             }
-            let online = self.client.roster(&room).into_iter().map(str::to_owned);
-            self.away.insert(room, online.collect());
+            let client = &self.client;
+            self.away.entry(room).or_insert_with_key(|room| {
+                client.roster(room).into_iter().map(str::to_owned).collect()
+            });
+        }
+    }
+
+    /// `room` is entered again with `online` in it: who came and went
+    /// since the connection was lost, said after the summary (or now,
+    /// with no reconnect being summed up).
+    pub(super) fn tell_came_and_went(&mut self, room: &str, online: &[String]) {
+        let Some(before) = self.away.get(room) else {
+            return;
+        };
+        let change = RosterChange::between(self.client.nick(), before, online);
+        match &mut self.resume {
+            Some(r) => {
+                r.came_and_went.insert(room.to_owned(), change);
+            }
+            None => {
+                self.away.remove(room);
+                if let Some(change) = change {
+                    self.print_came_and_went(room, change);
+                }
+            }
+        }
+    }
+
+    /// `nick` came or went in `room` in view: if what was there at the
+    /// loss is still kept (its line not said yet), it counts as known, so
+    /// that a reconnect lost again does not say it a second time.
+    pub(super) fn seen_come_or_go(&mut self, room: &str, nick: &str, online: bool) {
+        let Some(before) = self.away.get_mut(room) else {
+            return;
+        };
+        let key = nick_key(nick);
+        before.retain(|n| nick_key(n) != key);
+        if online {
+            before.push(nick.to_owned());
         }
     }
 
@@ -659,6 +704,53 @@ mod tests {
             [
                 "* reconnected; nothing missed",
                 "[#rust] * while you were away: dave left",
+            ]
+        );
+    }
+
+    /// A reconnect lost again before its summary (#rust's replay was
+    /// still coming) has said nothing of who came and went: the next one
+    /// says it, from who was there at the first loss, less whoever came
+    /// or went in view since (dave, said live).
+    #[test]
+    fn a_reconnect_lost_halfway_loses_no_one_who_came_or_went() {
+        let rooms = ["lobby".to_owned(), "rust".to_owned()];
+        let mut s = crate::session::Session::new("alice", &rooms, "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        frame(&mut s, entered("rust", 0, &["alice"], false));
+        frame(&mut s, presence("rust", 1, "alice", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 5, &["alice", "bob", "carol"], true),
+                presence("lobby", 6, "alice", true),
+                presence("lobby", 7, "dave", true),
+            ],
+        );
+        assert_eq!(shown, ["* dave is online"], "no summary: #rust is not back");
+        s.handle_disconnected();
+        s.handle_connected(20);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 7, &["alice", "bob", "carol", "dave"], true),
+                presence("lobby", 8, "alice", true),
+                entered("rust", 1, &["alice"], true),
+                presence("rust", 2, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: carol joined"
             ]
         );
     }
