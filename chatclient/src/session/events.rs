@@ -64,7 +64,6 @@ impl Session {
                 ..
             } => {
                 self.entering.remove(&room);
-                self.entered_here.insert(room.clone());
                 self.seen_epoch(&room);
                 if reset {
                     // A new history: /history pages back from what it shows.
@@ -99,10 +98,6 @@ impl Session {
                         None if reset => self.print(Line::HistoryGone { room: room.clone() }),
                         None => {}
                     }
-                    // From who was there when the connection was lost (a
-                    // room whose history began anew too: its people are
-                    // the same).
-                    self.tell_came_and_went(&room, &online);
                 } else {
                     self.info(format!("entered #{room}; {}", names(&online)));
                 }
@@ -155,8 +150,17 @@ impl Session {
             } => {
                 let me = nick_key(&nick) == nick_key(self.client.nick());
                 if me && online {
-                    // Our own presence ends the room's replay.
+                    // Our own presence ends the room's replay, and its
+                    // online list before it (`entered`, then `online`
+                    // frames for a big room): who is there is known now.
+                    self.entered_here.insert(room.clone());
                     let was = self.replaying.remove(&room);
+                    if was == Some(true) {
+                        // From who was there when the connection was lost
+                        // (a room whose history began anew too: its
+                        // people are the same).
+                        self.tell_came_and_went(&room);
+                    }
                     self.resume_room_done(&room);
                     if was == Some(true) {
                         // Back after a reconnect: the summary says so.

@@ -181,8 +181,9 @@ pub struct Session {
     /// Rooms with messages missing from what is shown (see [`Gap`]), one
     /// gap a reconnect, the newest last (filled first).
     gaps: BTreeMap<String, Vec<Gap>>,
-    /// Rooms entered on this connection: the core's roster of each is
-    /// who is there (it empties them all on connecting again).
+    /// Rooms entered on this connection whose online list came whole
+    /// (our own presence there came after it): the core's roster of each
+    /// is who is there (it empties them all on connecting again).
     entered_here: BTreeSet<String>,
     /// Who was in each room when the connection was lost, kept until who
     /// came and went there is said (a reconnect lost again before its

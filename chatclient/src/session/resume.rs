@@ -116,14 +116,20 @@ impl Session {
         }
     }
 
-    /// `room` is entered again with `online` in it: who came and went
-    /// since the connection was lost, said after the summary (or now,
-    /// with no reconnect being summed up).
-    pub(super) fn tell_came_and_went(&mut self, room: &str, online: &[String]) {
+    /// `room` is entered again and its online list is whole: who came
+    /// and went since the connection was lost, said after the summary (or
+    /// now, with no reconnect being summed up).
+    pub(super) fn tell_came_and_went(&mut self, room: &str) {
         let Some(before) = self.away.get(room) else {
             return;
         };
-        let change = RosterChange::between(self.client.nick(), before, online);
+        let online: Vec<String> = self
+            .client
+            .roster(room)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let change = RosterChange::between(self.client.nick(), before, &online);
         match &mut self.resume {
             Some(r) => {
                 r.came_and_went.insert(room.to_owned(), change);
@@ -753,6 +759,61 @@ mod tests {
                 "* while you were away: carol joined"
             ]
         );
+    }
+
+    /// A big room's online list comes in parts: `entered`, then `online`
+    /// frames (PROTOCOL.md 5.2). Who is in a later part did not leave,
+    /// nor join: the list is compared once it is whole.
+    #[test]
+    fn an_online_list_in_parts_is_compared_whole() {
+        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
+        frame(&mut s, online("lobby", &["dave"]));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 5, &["alice", "carol"], true),
+                online("lobby", &["bob"]),
+                online("lobby", &["dave", "erin"]),
+                presence("lobby", 6, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: carol, erin joined"
+            ]
+        );
+    }
+
+    /// A connection lost between a room's `entered` and the rest of its
+    /// online list never had the whole list: it is not what a reconnect
+    /// tells who came and went from (carol was there all along).
+    #[test]
+    fn a_list_cut_off_in_parts_is_not_kept() {
+        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 0, &["alice"], false),
+                online("lobby", &["bob", "carol"]),
+                presence("lobby", 1, "alice", true),
+            ],
+        );
+        assert_eq!(shown, ["* reconnected; nothing missed"]);
     }
 
     /// The full-screen client files the line under its room.

@@ -62,6 +62,14 @@ pub(super) fn entered(room: &str, seq: u64, online: &[&str], recovered: bool) ->
     )
 }
 
+/// More of `room`'s online list, after its `entered`.
+pub(super) fn online(room: &str, nicks: &[&str]) -> ServerFrame {
+    ServerFrame::online(
+        Some(room.into()),
+        nicks.iter().map(|n| n.to_string()).collect(),
+    )
+}
+
 pub(super) fn msg(room: &str, seq: u64, from: &str, to: &[&str], text: &str) -> ServerFrame {
     ServerFrame::msg(
         Some(room.into()),
