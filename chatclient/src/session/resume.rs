@@ -10,6 +10,14 @@ use super::lines::plural;
 use super::Session;
 use crate::render::Line;
 
+/// In a room of more than this many, the server sends nobody presence
+/// but the one who came or went (PROTOCOL.md 5.2, "Large rooms"): the
+/// online list kept there goes stale unseen, and who came and went while
+/// away cannot be told from it. The server's own cap
+/// (`presence_fanout_max`) is not in its `welcome` (`limits` has no such
+/// member), so this is its documented default.
+const PRESENCE_FANOUT_MAX: usize = 1_000;
+
 /// A reconnect being summed up: the rooms whose replay has not ended yet,
 /// and what the replays held so far.
 #[derive(Debug, Default)]
@@ -129,7 +137,13 @@ impl Session {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let change = RosterChange::between(self.client.nick(), before, &online);
+        let big = before.len().max(online.len()) > PRESENCE_FANOUT_MAX;
+        let change = if big {
+            // Nothing to say there (and the list is forgotten all the same).
+            None
+        } else {
+            RosterChange::between(self.client.nick(), before, &online)
+        };
         match &mut self.resume {
             Some(r) => {
                 r.came_and_went.insert(room.to_owned(), change);
@@ -814,6 +828,49 @@ mod tests {
             ],
         );
         assert_eq!(shown, ["* reconnected; nothing missed"]);
+    }
+
+    /// Past the server's presence fan-out cap (a room of more than 1,000)
+    /// nobody else's presence is sent there, so the list kept went stale
+    /// unseen: a room that big, before or after, says nothing of who came
+    /// and went.
+    #[test]
+    fn a_room_too_big_for_presence_says_nothing_of_who_came_and_went() {
+        // alice and `n - 1` others.
+        let crowd = |n: usize| -> Vec<String> {
+            std::iter::once("alice".to_owned())
+                .chain((1..n).map(|i| format!("n{i}")))
+                .collect()
+        };
+        fn names(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        let (under, at_cap, over) = (crowd(999), crowd(1_000), crowd(1_001));
+        assert_eq!(
+            away_and_back(&names(&under), &names(&at_cap)),
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: n999 joined"
+            ],
+            "at the cap, presence still reaches everyone"
+        );
+        assert_eq!(
+            away_and_back(&names(&at_cap), &names(&over)),
+            ["* reconnected; nothing missed"]
+        );
+        assert_eq!(
+            away_and_back(&names(&over), &names(&at_cap)),
+            ["* reconnected; nothing missed"]
+        );
+    }
+
+    /// The cap the server is assumed to have is its default.
+    #[test]
+    fn the_presence_cap_is_the_servers_default() {
+        assert_eq!(
+            super::PRESENCE_FANOUT_MAX,
+            chatproto::ServerConfig::default().presence_fanout_max
+        );
     }
 
     /// The full-screen client files the line under its room.
