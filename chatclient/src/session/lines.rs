@@ -9,9 +9,11 @@ const NAMES_SHOWN: usize = 10;
 
 impl Session {
     /// `room` for a `[#room]` prefix: `None` when it is the current room
-    /// (unless every room is named).
+    /// (unless every room is named, or the lines are for a program: with
+    /// `--json` there is no current room to read a line against).
     pub(super) fn other(&self, room: &str) -> Option<String> {
-        (self.every_room_named || self.current.as_deref() != Some(room)).then(|| room.to_owned())
+        let named = self.every_room_named || self.mode.echo_frames;
+        (named || self.current.as_deref() != Some(room)).then(|| room.to_owned())
     }
 
     pub(super) fn print(&mut self, line: Line) {

@@ -898,6 +898,39 @@ mod tests {
         assert_eq!(s.roster("lobby"), ["alice", "bob"]);
     }
 
+    /// With `--json` there is no current room for a program to read the
+    /// line against: it names its room, the current one too (as the
+    /// other notes name theirs in their text).
+    #[test]
+    fn with_json_the_line_names_its_room_always() {
+        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.set_mode(crate::session::Mode {
+            echo_frames: true,
+            ..crate::session::Mode::default()
+        });
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        frame(&mut s, entered("lobby", 1, &["alice", "bob"], true));
+        s.handle_frame(0, presence("lobby", 2, "alice", true));
+        let note = std::iter::from_fn(|| s.poll()).find_map(|a| match a {
+            Action::Print(line @ crate::render::Line::WhileAway { .. }) => {
+                crate::json::note(&line, "T")
+            }
+            _ => None,
+        });
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                r#"{"type":"info","text":"[#lobby] while you were away: bob joined","local_time":"T"}"#
+            )
+        );
+    }
+
     /// What was said while away is new to the user (not dimmed as
     /// history), but the line knows it was not said now.
     #[test]
