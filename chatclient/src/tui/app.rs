@@ -18,7 +18,7 @@ use super::complete::{Completion, Words};
 use super::input_line::InputLine;
 use super::theme::{NickColours, Theme};
 use crate::input::{parse_line, Command};
-use crate::render::Line;
+use crate::render::{Line, Piece};
 
 /// Lines kept for scrolling back, all rooms together; the oldest go first.
 pub const MAX_ENTRIES: usize = 20_000;
@@ -399,8 +399,12 @@ impl App {
             }
             Line::WhileAway { room, joined, left } => {
                 entry.room = room.clone().or(entry.room);
-                for nick in joined.iter().chain(left) {
-                    self.nicks.colour(nick);
+                // The names shown, not the "and 3 more": a colour given
+                // to one never on screen is one fewer for the others.
+                for piece in crate::render::while_away(joined, left) {
+                    if let Piece::Nick(nick) = piece {
+                        self.nicks.colour(nick);
+                    }
                 }
             }
             Line::HistoryGone { room } => {
@@ -1108,6 +1112,26 @@ mod tests {
         );
         app.add_line(away("lobby"), "12:00".into());
         assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
+    }
+
+    /// Of a long list only the names shown take a colour: the others
+    /// ("and 2 more") would use the palette up on people never on screen.
+    #[test]
+    fn a_while_away_line_colours_only_the_names_it_shows() {
+        let mut app = app();
+        let names = |p: &str, n: usize| (1..=n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let away = Line::WhileAway {
+            room: Some("lobby".into()),
+            joined: names("j", 12),
+            left: names("l", 11),
+        };
+        app.add_line(away, "12:00".into());
+        for shown in ["j1", "j10", "l1", "l10"] {
+            assert!(app.nicks.has(shown), "{shown} is shown");
+        }
+        for more in ["j11", "j12", "l11"] {
+            assert!(!app.nicks.has(more), "{more} is not shown");
+        }
     }
 
     #[test]

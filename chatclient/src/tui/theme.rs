@@ -157,6 +157,12 @@ impl NickColours {
         self.by_key.insert(key, i);
         PALETTE[i]
     }
+
+    /// Whether `nick` has a colour yet.
+    #[cfg(test)]
+    pub fn has(&self, nick: &str) -> bool {
+        self.by_key.contains_key(&nick_key(nick))
+    }
 }
 
 /// FNV-1a: small, and the same on every platform and Rust version.
