@@ -52,7 +52,7 @@ const backlog = new HistoryLoader(view, () => session, (room, text) => {
   view.toBottom();
   note(room, text, 'notice');
 });
-const roomList = new RoomList($('rooms'), { select, part: partRoom });
+const roomList = new RoomList($('rooms'), $('room-input'), { select, part: partRoom });
 /**
  * This tab answers another that asks whether its token is in use here:
  * not while it shows that the session continued elsewhere (a reload of

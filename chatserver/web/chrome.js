@@ -203,8 +203,11 @@ export function setUpDrawers() {
     if (e.key === 'Escape') closeDrawers();
   });
   // A tap outside an open drawer closes it: on a phone, a tap on the
-  // scrim that dims the page behind it.
+  // scrim that dims the page behind it. A target no longer in the page
+  // was taken out by its own click (a room's ×, gone with its room): it
+  // was inside, but closest() cannot tell any more.
   document.addEventListener('click', (e) => {
+    if (!e.target.isConnected) return;
     if (!e.target.closest('.drawer, .drawer-toggle')) closeDrawers();
   });
 }

@@ -5,9 +5,13 @@
 import { nickButton, safeText } from './text.js';
 
 export class RoomList {
-  /** `handlers`: `select(room)`, `part(room)`. */
-  constructor(list, handlers) {
+  /**
+   * `handlers`: `select(room)`, `part(room)`; `none`: what takes the focus
+   * when a × leaves the last room.
+   */
+  constructor(list, none, handlers) {
     this.list = list;
+    this.none = none;
     this.h = handlers;
     /** room -> { li, badge, unread } */
     this.rooms = new Map();
@@ -34,7 +38,14 @@ export class RoomList {
     leave.textContent = '×';
     leave.title = `leave #${room}`;
     leave.setAttribute('aria-label', `leave #${room}`);
-    leave.addEventListener('click', () => this.h.part(room));
+    leave.addEventListener('click', () => {
+      // The × goes with its room, and the focus would go with it to the
+      // page's body: it goes first to the next room (the one before, at
+      // the end of the list), or to entering a room once none is left.
+      const next = li.nextElementSibling ?? li.previousElementSibling;
+      (next?.querySelector('button.room') ?? this.none).focus();
+      this.h.part(room);
+    });
     li.append(open, leave);
     this.list.append(li);
     this.rooms.set(room, { li, open, badge, unread: 0 });

@@ -431,8 +431,11 @@ return Array.from(document.querySelectorAll('#rooms > li'), (li) => {
 /// Every room in the list can be left from it, not only the current one
 /// (its × showed on hover, which a phone does not have): on a phone, in
 /// the Rooms drawer, a tap on another room's × leaves that room and
-/// keeps the current one; with the keyboard, each × is reached by Tab.
-/// On a wide page every × shows too.
+/// keeps the current one, the drawer open and the focus on the next room
+/// (it dropped to the page's body, and the drawer closed); with the
+/// keyboard, each × is reached by Tab, and Enter on one leaves its room
+/// for the next one, or Enter a room once none is left. On a wide page
+/// every × shows too.
 #[test]
 fn every_room_in_the_list_can_be_left_from_it() {
     let Some(h) = Harness::start("every_room_can_be_left") else {
@@ -519,7 +522,55 @@ fn every_room_in_the_list_can_be_left_from_it() {
             }
         })
         .await;
+        // The focus goes to the next room, not with the × to the page's
+        // body, and the drawer stays open: the tap was inside it, though
+        // its × was gone from the page when the page's click handler
+        // looked.
+        let after = page.js(FOCUS_JS, vec![]).await;
+        assert_eq!(
+            after,
+            json!({"focus": "sidebar button.room", "room": "go", "drawer": true}),
+            "after a tap on #rust's ×"
+        );
+        page.shot("phone-left-a-room-from-the-list").await;
+
+        // With the keyboard, on the wide page: Enter on a room's × leaves
+        // it and the focus goes to the next room, or the one before at
+        // the end of the list, and to Enter a room once none is left.
+        for (room, focus, on) in [
+            ("rust", "sidebar button.room", json!("go")),
+            ("go", "sidebar button.room", json!("lobby")),
+            ("lobby", "sidebar #room-input", json!(null)),
+        ] {
+            wide.js(
+                "document.querySelector(`#rooms > li[data-room=\"${arguments[0]}\"] button.part`).focus();
+                 return null;",
+                vec![json!(room)],
+            )
+            .await;
+            assert_eq!(wide.focused().await, "sidebar button.part");
+            wide.press(&[Key::Enter]).await;
+            let after = wide.js(FOCUS_JS, vec![]).await;
+            assert_eq!(
+                (&after["focus"], &after["room"]),
+                (&json!(focus), &on),
+                "after Enter on #{room}'s ×: {after}"
+            );
+        }
         page.close().await;
         wide.close().await;
     });
 }
+
+/// What has the focus (as [`Page::focused`] says it), the room of the
+/// list item it is in, and whether the Rooms drawer is open.
+const FOCUS_JS: &str = r#"
+const a = document.activeElement;
+const d = a && a.closest('.drawer');
+const what = !a || a === document.body ? 'body' : a.id ? `#${a.id}` : `${a.tagName.toLowerCase()}.${a.className}`;
+return {
+  focus: d ? `${d.id} ${what}` : what,
+  room: a && a.closest('#rooms > li') ? a.closest('li').dataset.room : null,
+  drawer: document.getElementById('sidebar').classList.contains('open'),
+};
+"#;
