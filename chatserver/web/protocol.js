@@ -11,6 +11,14 @@ export const DEFAULT_MAX_FRAME_BYTES = 65536;
 /** PROTOCOL.md 5.3: a stamped message must fit `max_frame_bytes` less this. */
 export const STAMP_MARGIN = 512;
 
+/**
+ * PROTOCOL.md 5.2: in a room with more members than this, the server
+ * sends entering and leaving only to whoever entered or left. It is the
+ * server's default `presence_fanout_max`: `welcome` does not say a
+ * server's own, so the page assumes this one on a server run with another.
+ */
+export const PRESENCE_FANOUT_MAX = 1000;
+
 export const join = (nick, rooms, resume) => {
   const f = { type: 'join', nick, rooms };
   if (resume) f.resume = resume;

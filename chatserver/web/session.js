@@ -28,7 +28,10 @@ export class Session {
     /** The session to resume (from a page reloaded), then the current one. */
     this.token = token;
     this.limits = { maxFrameBytes: P.DEFAULT_MAX_FRAME_BYTES, maxRecipients: 64 };
-    /** room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered, away: Map<key, nick> | null } */
+    /**
+     * room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered,
+     * crowded, away: { roster: Map<key, nick>, crowded } | null }
+     */
     this.rooms = new Map();
     for (const r of rooms) this.rooms.set(r, newRoom());
     this.entering = new Set();
@@ -68,7 +71,7 @@ export class Session {
       // Who was in the room when the connection went, to tell what
       // changed once it is entered again (kept from the first loss until
       // it is: a reconnect that fails halfway does not move it).
-      if (r.entered && !r.away) r.away = new Map(r.roster);
+      if (r.entered && !r.away) r.away = { roster: new Map(r.roster), crowded: r.crowded };
       r.entered = false;
       r.roster.clear();
     }
@@ -160,6 +163,7 @@ export class Session {
         const r = f.room && this.rooms.get(f.room);
         if (r) {
           for (const n of f.nicks) r.roster.set(P.nickKey(n), n);
+          crowding(r);
           this.emit('roster', { room: f.room });
         }
         break;
@@ -252,6 +256,8 @@ export class Session {
     r.seq = f.seq;
     r.entered = true;
     r.roster = new Map(f.online.map((n) => [P.nickKey(n), n]));
+    r.crowded = false;
+    crowding(r);
     if (!again) r.away = null;
     this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, seq: f.seq, oldest: f.oldest });
   }
@@ -263,14 +269,17 @@ export class Session {
     if (!r || f.seq <= r.lastSeq) return;
     r.lastSeq = f.seq;
     // Our own arrival ends the room's `online` list: who came and went
-    // while we were away is known now.
+    // while we were away is known now. Not in a crowded room (see
+    // crowding): its list before may have fallen behind, and the server
+    // tells nobody there who comes and goes, away or not.
     let away = null;
     if (f.online && self && r.away) {
-      away = cameAndWent(r.away, r.roster, (n) => this.isMe(n));
+      if (!r.away.crowded && !r.crowded) away = cameAndWent(r.away.roster, r.roster, (n) => this.isMe(n));
       r.away = null;
     }
     if (f.online) r.roster.set(P.nickKey(f.nick), f.nick);
     else r.roster.delete(P.nickKey(f.nick));
+    crowding(r);
     this.emit('presence', { ...f, self, away });
   }
 
@@ -336,7 +345,17 @@ export class Session {
 }
 
 function newRoom() {
-  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, away: null };
+  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, crowded: false, away: null };
+}
+
+/**
+ * Mark room `r` crowded (until it is entered again) once its online list
+ * reaches the server's presence fan-out cap: one more arrival there is
+ * not sent to us, nor is any leaving while the room is past it, so the
+ * list may be behind from then on.
+ */
+function crowding(r) {
+  if (r.roster.size >= P.PRESENCE_FANOUT_MAX) r.crowded = true;
 }
 
 /**

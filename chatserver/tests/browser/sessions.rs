@@ -1,4 +1,5 @@
-//! A page's session: kept over a reload, taken over elsewhere, and in a copied tab.
+//! A page's session: kept over a reload, taken over elsewhere (and what a
+//! crowded room says of it when back), and in a copied tab.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use fantoccini::key::Key;
 use serde_json::{json, Value};
 
 use crate::common::{self, Client, Next, Server};
-use crate::webdriver::{wait_for, Harness, Page};
+use crate::webdriver::{wait_for, Harness, Line, Page};
 use crate::{say_in, shown};
 
 #[test]
@@ -507,4 +508,127 @@ async fn own_rooms(h: &Harness, server: &Server) {
     page.wait_state("connected").await;
     wait_rooms(&page, "alice", json!(["lobby", "rust"])).await;
     page.close().await;
+}
+
+/// The server's `presence_fanout_max` (PROTOCOL.md 5.2), as the page
+/// assumes it: in a room with more members, entering and leaving are sent
+/// only to whoever entered or left.
+const FANOUT_MAX: usize = 1_000;
+
+/// `n` raw clients, `{prefix}0001` and on, joined into no room and then
+/// in `room`: all asked at once, and each in when this returns.
+fn crowd(server: &Server, prefix: &str, n: usize, room: &str) -> Vec<Client> {
+    let mut all: Vec<Client> = (1..=n)
+        .map(|i| {
+            let mut c = server.connect();
+            let nick = format!("{prefix}{i:04}");
+            c.send_frame(&json!({"type": "join", "nick": nick, "rooms": []}));
+            c.send_frame(&json!({"type": "enter", "room": room}));
+            c
+        })
+        .collect();
+    for c in &mut all {
+        c.expect_kind("welcome");
+        c.recv_until(10, |f| f["type"] == "entered" && f["room"] == room);
+    }
+    all
+}
+
+/// In a room past the server's presence fan-out cap the page is not told
+/// who comes and goes, so its online list there falls behind (here it
+/// never sees the last of a crowd come in): back after its session went
+/// on elsewhere, such a room, crowded before or after, says nothing of
+/// who came and went meanwhile, where a small room still does.
+#[test]
+fn back_a_crowded_room_says_nothing_of_who_came_and_went() {
+    let Some(h) = Harness::start("back_a_crowded_room_says_nothing") else {
+        return;
+    };
+    // Two thousand connections from one address, and none pinged while
+    // the test does not read them.
+    let server = Server::start(&["--max-clients-per-ip", "0", "--idle-ping-ms", "600000"]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let mut bob = server.join("bob");
+        bob.send_frame(&json!({"type": "enter", "room": "after"}));
+        bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == "after");
+        for room in ["after", "before"] {
+            page.type_line(&format!("/join {room}")).await;
+            page.wait_lines(&format!("in #{room}"), room, |ls| {
+                ls.iter().any(|l| l.nick.as_deref() == Some("alice"))
+            })
+            .await;
+        }
+        page.type_line("/join lobby").await;
+        // #before fills past the cap: the page is told of every arrival
+        // but the last, which made the room one more than the cap.
+        let before = crowd(&server, "x", FANOUT_MAX, "before");
+        page.wait_lines("the crowd in #before", "before", |ls| {
+            let came = ls
+                .iter()
+                .filter(|l| l.nick.as_deref().is_some_and(|n| n.starts_with('x')))
+                .count();
+            came == FANOUT_MAX - 1
+        })
+        .await;
+
+        // Away (the page waits for its button): #before empties, #after
+        // fills past the cap, and in the lobby bob goes and carol comes.
+        let other = take_over(&page, &server, &mut bob).await;
+        drop(before);
+        drop(bob);
+        let _after = crowd(&server, "y", FANOUT_MAX, "after");
+        let mut carol = server.join("carol");
+        let want = json!({"after": FANOUT_MAX, "lobby": 1});
+        wait_for("#before empty, bob gone", async || {
+            carol.send_frame(&json!({"type": "rooms"}));
+            let (_, rooms) = carol.recv_until(10, |f| f["type"] == "rooms");
+            let members: serde_json::Map<String, Value> = rooms["rooms"]
+                .as_array()
+                .expect("rooms")
+                .iter()
+                .map(|r| (r["room"].as_str().unwrap().to_owned(), r["members"].clone()))
+                .collect();
+            if Value::Object(members.clone()) == want {
+                Ok(())
+            } else {
+                Err(format!("{members:?}"))
+            }
+        })
+        .await;
+
+        page.click("continue-here").await;
+        page.wait_state("connected").await;
+        drop(other);
+        // What alice says in a room comes after her own return there.
+        let mut logs = Vec::new();
+        for room in ["before", "after", "lobby"] {
+            page.type_line(&format!("/join {room}")).await;
+            let text = format!("back in {room}");
+            page.type_line(&text).await;
+            logs.push(page.wait_texts(room, &[text.as_str()]).await);
+        }
+        let away = |ls: &[Line]| -> Vec<String> {
+            ls.iter()
+                .filter(|l| l.has_class("away"))
+                .map(|l| l.text.clone())
+                .collect()
+        };
+        let lobby = ["while you were away: carol joined; bob left"];
+        for ((room, want), lines) in [("before", &[][..]), ("after", &[]), ("lobby", &lobby)]
+            .into_iter()
+            .zip(&logs)
+        {
+            assert_eq!(
+                away(lines),
+                want,
+                "#{room}: {:#?}",
+                shown(lines)
+                    .into_iter()
+                    .filter(|l| !l.contains(" joined #"))
+                    .collect::<Vec<_>>()
+            );
+        }
+        page.close().await;
+    });
 }
