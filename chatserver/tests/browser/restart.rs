@@ -404,7 +404,7 @@ async fn started_anew(h: &Harness, flags: &[&str]) {
 /// Back after a loss, a room says in one line who came and went while
 /// the page was away (no presence is replayed, only messages): its
 /// online list before the loss against the one it entered again with,
-/// nicknames compared as the server does, whatever their case. A room
+/// nicknames compared whatever their case (`Bob` is bob). A room
 /// where the same people are says nothing of it.
 #[test]
 fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
