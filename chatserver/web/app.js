@@ -24,7 +24,7 @@ import { decode as decodeFrame, LOBBY, roomName } from './protocol.js';
 import { Session } from './session.js';
 import { RoomList, renderOnline, renderServerRooms } from './sidebar.js';
 import { Tabs } from './tabs.js';
-import { isolated } from './text.js';
+import { isolated, nickButton } from './text.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -535,16 +535,27 @@ $('continue-here').addEventListener('click', () => {
 /** Names in a line: a few, then how many more. */
 const AWAY_NAMES = 10;
 
-/** "while you were away: carol joined; dave, erin left" */
+/**
+ * "while you were away: carol joined; dave, erin left", each name a
+ * nickname as in the rest of the log, its direction its own: two names
+ * written right to left, and the comma between them, would otherwise
+ * read as one run, the names swapped.
+ */
 function cameAndWent({ joined, left }) {
-  const names = (list) =>
-    list.length > AWAY_NAMES
-      ? `${list.slice(0, AWAY_NAMES - 1).join(', ')} and ${list.length - AWAY_NAMES + 1} more`
-      : list.join(', ');
-  const parts = [];
-  if (joined.length) parts.push(`${names(joined)} joined`);
-  if (left.length) parts.push(`${names(left)} left`);
-  return `while you were away: ${parts.join('; ')}`;
+  const line = document.createElement('span');
+  line.className = 'text';
+  line.dir = 'auto';
+  line.append('while you were away: ');
+  const names = (list, verb) => {
+    const shown = list.length > AWAY_NAMES ? list.slice(0, AWAY_NAMES - 1) : list;
+    shown.forEach((n, i) => line.append(...(i ? [', '] : []), nickButton(n, '', true)));
+    if (shown.length < list.length) line.append(` and ${list.length - shown.length} more`);
+    line.append(` ${verb}`);
+  };
+  if (joined.length) names(joined, 'joined');
+  if (joined.length && left.length) line.append('; ');
+  if (left.length) names(left, 'left');
+  return line;
 }
 
 function note(room, text, className, code) {

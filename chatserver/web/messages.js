@@ -287,14 +287,17 @@ export class MessageView {
     return this.place(p.room, p.seq, li);
   }
 
-  /** A line with no seq (notice, error, local help), at the end of `room`'s log. */
+  /**
+   * A line with no seq (notice, error, local help), at the end of `room`'s
+   * log: `text`, or an element holding it (nicknames and all).
+   */
   note(room, text, className, code) {
     const r = this.rooms.get(room);
     if (!r) return null;
     const li = document.createElement('li');
     li.className = className;
     if (code) li.dataset.code = code;
-    li.append(timeElement(Date.now()), body(isolated('span', 'text', text)));
+    li.append(timeElement(Date.now()), body(typeof text === 'string' ? isolated('span', 'text', text) : text));
     r.events.append(li);
     if (r.events.childElementCount > MAX_SHOWN && this.following(room, r)) this.trim(room, r);
     if (this.isCurrent(room)) this.settle(true);

@@ -401,6 +401,39 @@ async fn started_anew(h: &Harness, flags: &[&str]) {
     page.close().await;
 }
 
+/// Two nicknames written right to left (Hebrew).
+const DAVID: &str = "\u{5d3}\u{5d5}\u{5d3}";
+const SARAH: &str = "\u{5e9}\u{5e8}\u{5d4}";
+
+/// Where on the screen (the left edge) each of `pieces` is in the line of
+/// who came and went in `room`'s log, each found after the one before.
+const LEFTS_JS: &str = r#"
+const li = document.querySelector(
+  `#messages > .room-log[data-room="${CSS.escape(arguments[0])}"] li.away .text`);
+const nodes = [];
+const walk = document.createTreeWalker(li, NodeFilter.SHOW_TEXT);
+while (walk.nextNode()) nodes.push(walk.currentNode);
+const text = nodes.map((n) => n.data).join('');
+// The text node and offset of character `i` of the whole line.
+const at = (i) => {
+  for (const n of nodes) {
+    if (i <= n.data.length) return [n, i];
+    i -= n.data.length;
+  }
+  return null;
+};
+let from = 0;
+return arguments[1].map((piece) => {
+  const i = text.indexOf(piece, from);
+  if (i < 0) return null;
+  from = i + piece.length;
+  const r = document.createRange();
+  r.setStart(...at(i));
+  r.setEnd(...at(from));
+  return r.getBoundingClientRect().left;
+});
+"#;
+
 /// Back after a loss, a room says in one line who came and went while
 /// the page was away (no presence is replayed, only messages): its
 /// online list before the loss against the one it entered again with,
@@ -435,11 +468,13 @@ fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
         .await;
         stop_for_a_third_try(&page, server).await;
 
-        // Back: bob (as "Bob") in both rooms again, carol new, dave gone.
+        // Back: bob (as "Bob") in both rooms again, carol and two
+        // written right to left new, dave gone.
         let server = Server::start(&flags);
         let mut bob = server.join("Bob");
         enter(&mut bob, "rust");
         let _carol = server.join("carol");
+        let _new = [server.join(DAVID), server.join(SARAH)];
         page.js(RETRY, vec![]).await;
         page.wait_state("connected").await;
         let lobby = page
@@ -464,13 +499,32 @@ fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
         };
         assert_eq!(
             away(&lobby),
-            ["while you were away: carol joined; dave left"],
+            [format!(
+                "while you were away: carol, {DAVID}, {SARAH} joined; dave left"
+            )],
             "#lobby: {:#?}",
             shown(&lobby)
         );
         // Said after the line that says the page is back.
         let at = |class: &str| lobby.iter().position(|l| l.has_class(class));
         assert!(at("reconnected") < at("away"), "{:#?}", shown(&lobby));
+        // Each name is set apart from the line's direction: the names and
+        // the commas between them read left to right, in the line's
+        // order. (Two right-to-left names, and the comma between them,
+        // were one right-to-left run: "carol, שרה ,דוד".)
+        let pieces = ["carol", ",", DAVID, ",", SARAH, "joined"];
+        let lefts = page.js(LEFTS_JS, vec![json!("lobby"), json!(pieces)]).await;
+        let lefts: Vec<f64> = lefts
+            .as_array()
+            .expect("where each piece is")
+            .iter()
+            .map(|x| x.as_f64().expect("a left edge"))
+            .collect();
+        assert!(
+            lefts.windows(2).all(|w| w[0] < w[1]),
+            "out of order on the screen: {:?}",
+            pieces.iter().zip(&lefts).collect::<Vec<_>>()
+        );
         assert_eq!(
             away(&rust),
             Vec::<String>::new(),
