@@ -589,8 +589,9 @@ for (const id of ['messages', 'online']) {
   $(id).addEventListener('click', (e) => {
     const b = e.target.closest('button.nick');
     if (!b || !b.dataset.nick) return;
-    composer.address(b.dataset.nick, e.shiftKey || e.ctrlKey || e.metaKey);
+    // The drawer first: the message box behind it takes no focus.
     closeDrawers();
+    composer.address(b.dataset.nick, e.shiftKey || e.ctrlKey || e.metaKey);
   });
 }
 

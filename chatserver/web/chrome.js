@@ -148,7 +148,9 @@ const NARROW = window.matchMedia('(max-width: 760px)');
 /**
  * A closed drawer is out of reach (`inert`): Tab does not stop in it,
  * whatever its own styles show. On a wide screen the lists are columns,
- * always there. Behind an open one, the scrim dims the page.
+ * always there. Behind an open one, the scrim dims the page, and the page
+ * there (the top bar, the conversation) is out of reach as well: the
+ * keyboard stays in the drawer as a finger does.
  */
 function syncDrawers() {
   let open = false;
@@ -158,22 +160,27 @@ function syncDrawers() {
     open ||= NARROW.matches && !closed;
   }
   $('scrim').classList.toggle('open', open);
+  document.querySelector('.topbar').inert = open;
+  $('conversation').inert = open;
 }
 
 /**
  * Close the drawers. When the focus was inside one (Esc, a room chosen in
- * it), it goes back to the button that opened it, not to the page.
+ * it), it goes back to the button that opened it, not to the page (once
+ * the top bar it is in is in reach again).
  */
 export function closeDrawers() {
+  let back = null;
   for (const [id, button] of DRAWERS) {
     const drawer = $(id);
     const wasOpen = drawer.classList.contains('open');
     const hadFocus = drawer.contains(document.activeElement);
     drawer.classList.remove('open');
     $(button).setAttribute('aria-expanded', 'false');
-    if (wasOpen && hadFocus && NARROW.matches) $(button).focus();
+    if (wasOpen && hadFocus && NARROW.matches) back = $(button);
   }
   syncDrawers();
+  back?.focus();
 }
 
 /** Open drawer `id` and move the focus into it: the current room, or its first control. */

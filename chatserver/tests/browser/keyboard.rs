@@ -285,7 +285,9 @@ return {
 "#;
 
 /// On a phone, an open drawer dims the page behind it with a scrim, and
-/// a tap on the scrim closes the drawer (pressing nothing under it).
+/// a tap on the scrim closes the drawer (pressing nothing under it); nor
+/// does Tab reach the page behind (it went on to the message box), until
+/// the drawer closes.
 #[test]
 fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
     let Some(h) = Harness::start("a_drawer_dims_the_page") else {
@@ -316,6 +318,7 @@ fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
             "the page beside the open Rooms drawer: {open}"
         );
         slid_in(&page, "sidebar").await;
+        stays_in(&page, "sidebar").await;
         page.shot("phone-rooms-drawer-scrim").await;
         page.click_at(open["x"].as_f64().unwrap(), open["y"].as_f64().unwrap())
             .await;
@@ -330,6 +333,7 @@ fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
             "the page beside the open People drawer: {open}"
         );
         slid_in(&page, "people").await;
+        stays_in(&page, "people").await;
         page.shot("phone-people-drawer-scrim").await;
         // The tap lands on the scrim over bob's name in the log, beside
         // the drawer: it closes the drawer and does not address bob.
@@ -354,6 +358,31 @@ fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
             .js("return document.getElementById('input').value;", vec![])
             .await;
         assert_eq!(input, json!(""));
+        // The drawer closed, the page is in reach again.
+        page.click("input").await;
+        assert_eq!(page.focused().await, "#input");
+        // A nickname pressed in the drawer addresses it in the message
+        // box, which has the focus once the drawer has closed.
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        page.c
+            .find(fantoccini::Locator::Css(
+                "#online li[data-nick=\"bob\"] button.nick",
+            ))
+            .await
+            .expect("bob in the online list")
+            .click()
+            .await
+            .expect("press bob");
+        let after = page
+            .js(
+                "return [document.getElementById('input').value,
+                   document.getElementById('people').classList.contains('open')];",
+                vec![],
+            )
+            .await;
+        assert_eq!(after, json!(["@bob ", false]));
+        assert_eq!(page.focused().await, "#input");
         page.close().await;
 
         // A wide page has columns, no drawers: no scrim.
@@ -368,6 +397,24 @@ fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
         wide.shot("wide-no-scrim").await;
         wide.close().await;
     });
+}
+
+/// The page behind open drawer `id` is out of the keyboard's reach as
+/// the scrim puts it out of a finger's: Tab goes round the drawer (and
+/// out of the page, to the browser), never to the message box or the
+/// top bar behind the scrim.
+async fn stays_in(page: &Page, id: &str) {
+    let mut stops = Vec::new();
+    for _ in 0..10 {
+        page.press(&[Key::Tab]).await;
+        stops.push(page.focused().await);
+    }
+    assert!(
+        stops
+            .iter()
+            .all(|s| s.starts_with(&format!("{id} ")) || s == "body"),
+        "Tab from the open #{id}: {stops:?}"
+    );
 }
 
 /// Wait until drawer `id` has slid in whole and the scrim behind it has
