@@ -13,7 +13,9 @@ use crate::render::Line;
 /// In a room of more than this many, the server sends nobody presence
 /// but the one who came or went (PROTOCOL.md 5.2, "Large rooms"): the
 /// online list kept there goes stale unseen, and who came and went while
-/// away cannot be told from it. The server's own cap
+/// away cannot be told from it. A list of exactly this many may be stale
+/// too (the arrival past the cap reached nobody), so it counts as big,
+/// as on the page. The server's own cap
 /// (`presence_fanout_max`) is not in its `welcome` (`limits` has no such
 /// member), so this is its documented default.
 const PRESENCE_FANOUT_MAX: usize = 1_000;
@@ -137,7 +139,7 @@ impl Session {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let big = before.len().max(online.len()) > PRESENCE_FANOUT_MAX;
+        let big = before.len().max(online.len()) >= PRESENCE_FANOUT_MAX;
         let change = if big {
             // Nothing to say there (and the list is forgotten all the same).
             None
@@ -845,21 +847,23 @@ mod tests {
         fn names(v: &[String]) -> Vec<&str> {
             v.iter().map(String::as_str).collect()
         }
-        let (under, at_cap, over) = (crowd(999), crowd(1_000), crowd(1_001));
+        let (under, below_cap, at_cap) = (crowd(998), crowd(999), crowd(1_000));
         assert_eq!(
-            away_and_back(&names(&under), &names(&at_cap)),
+            away_and_back(&names(&under), &names(&below_cap)),
             [
                 "* reconnected; nothing missed",
-                "* while you were away: n999 joined"
+                "* while you were away: n998 joined"
             ],
-            "at the cap, presence still reaches everyone"
+            "below the cap, presence reaches everyone"
         );
+        // At the cap, the arrival that took the room past it reached
+        // nobody: the list kept may be stale.
         assert_eq!(
-            away_and_back(&names(&at_cap), &names(&over)),
+            away_and_back(&names(&below_cap), &names(&at_cap)),
             ["* reconnected; nothing missed"]
         );
         assert_eq!(
-            away_and_back(&names(&over), &names(&at_cap)),
+            away_and_back(&names(&at_cap), &names(&below_cap)),
             ["* reconnected; nothing missed"]
         );
     }
