@@ -533,6 +533,8 @@ mod random {
             let mut c = Cluster::new(2);
             let mut clients: Vec<(usize, ClientId)> = Vec::new();
             let mut next_id = 0;
+            // How many `enter`s each client sent.
+            let mut enters: BTreeMap<(usize, ClientId), usize> = BTreeMap::new();
             for op in ops {
                 match op {
                     Op::Connect(n, k) => {
@@ -553,6 +555,7 @@ mod random {
                     Op::Enter(i) if !clients.is_empty() => {
                         let (n, id) = clients[i % clients.len()];
                         c.nodes[n].handle_frame(NOW, id, ClientFrame::enter("r2", None));
+                        *enters.entry((n, id)).or_default() += 1;
                     }
                     Op::Part(i) if !clients.is_empty() => {
                         let (n, id) = clients[i % clients.len()];
@@ -587,6 +590,22 @@ mod random {
                     let prev = last.insert(room.clone(), seq).unwrap_or(0);
                     prop_assert!(seq > prev, "node {} client {}: #{} seq {} after {}", node, client, room, seq, prev);
                 }
+            }
+            // Every `enter` of a client joined and still connected is
+            // answered, once: `entered`, or an error naming the room (a
+            // part's is `not_in_room`).
+            for &(node, client) in &clients {
+                let frames = c.got.get(&(node, client)).map_or(&[][..], Vec::as_slice);
+                if !frames.iter().any(|f| f["type"] == "welcome") {
+                    continue;
+                }
+                let asked = enters.get(&(node, client)).copied().unwrap_or(0);
+                let answered = frames
+                    .iter()
+                    .filter(|f| f["room"] == "r2")
+                    .filter(|f| f["type"] == "entered" || (f["type"] == "error" && f["code"] != "not_in_room"))
+                    .count();
+                prop_assert_eq!(asked, answered, "node {} client {}", node, client);
             }
         }
     }
@@ -741,4 +760,54 @@ fn an_older_nodes_entering_does_not_answer_an_enter_made_here() {
     c.settle();
     let heard: Vec<String> = c.texts(1, back).into_iter().map(|(_, t)| t).collect();
     assert_eq!(heard, ["still there?"]);
+}
+
+/// A connection that resumes its session on the same node, enters a room
+/// in the same millisecond as the connection gone did, and has that
+/// entering refused by the log (no room for it): the refusal undoes its
+/// own entering, not the older one still on its way. It was the older
+/// one's entry that went, so the older entering, applied later, took this
+/// connection's (telling it `entered` after `unavailable`), or else left
+/// it behind for good (the room counted as entered, and entering it again
+/// answered `already_in_room`).
+#[test]
+fn a_refused_entering_undoes_its_own_enter_not_an_older_one() {
+    let mut c = Cluster::new(1);
+    let old = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+    c.nodes[0].handle_frame(NOW, old, join);
+    c.drain(0);
+    let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+    c.nodes[0].handle_disconnect(NOW, old);
+    c.drain(0);
+
+    // Back at once, before the node read its entering (or leaving) back.
+    let back = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec![], Some(token));
+    c.nodes[0].handle_frame(NOW, back, join);
+    c.nodes[0].handle_frame(NOW, back, ClientFrame::enter("lobby", None));
+    let proposed = c.proposals(0);
+    let [entering] = &proposed[..] else {
+        panic!("one proposal, not {proposed:?}")
+    };
+    c.nodes[0].handle_log_refused(entering, "the cluster's log is full");
+    c.settle();
+    c.nodes[0].handle_frame(NOW, back, ClientFrame::enter("lobby", None));
+    c.settle();
+
+    let frames = c.frames(0, back);
+    let said: Vec<String> = frames
+        .iter()
+        .map(|f| match f["type"].as_str().unwrap() {
+            "error" => format!("error {}", f["code"].as_str().unwrap()),
+            kind => kind.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        said,
+        ["error unavailable", "entered", "presence"],
+        "{frames:?}"
+    );
+    assert_eq!(frames[2]["nick"], "alice");
+    assert_eq!(frames[2]["status"], "online");
 }

@@ -210,15 +210,14 @@ impl Server {
             // In a cluster the session may have entered the room through
             // another node before it moved here, and that node's word may
             // come back after this connection's `enter` was made: it must
-            // not answer (and add) the connection here; only the entering
-            // this connection proposed does. Any other takes the place of
-            // an entering of a connection gone (one answered by nobody).
-            let ours = !cluster || s.in_flight.iter().any(|w| same_proposal(&w.event, event));
+            // not answer (and add) the connection here, nor use up another
+            // entering's entry; only the entering proposed for an entry
+            // does.
             let i = s
                 .entering
                 .iter()
-                .position(|(r, req)| **r == *event.room && (!cluster || req.is_some() == ours))?;
-            s.entering.remove(i).and_then(|(_, req)| req)
+                .position(|e| *e.room == *event.room && (!cluster || e.ts == event.ts))?;
+            s.entering.remove(i).and_then(|e| e.req)
         });
         if let (Some(conn), Some(req)) = (conn, &request) {
             if !req.v1 {
@@ -652,22 +651,22 @@ impl Server {
     }
 }
 
-/// Keep the newest messages of `page` (oldest first) whose copies on the
-/// wire, with a separator each, take at most `budget` bytes; whether any
-/// had to go.
-/// A kept message as `sid` gets it again (a replay or a history page):
-/// with its id if `sid` sent it.
 /// Cluster mode: whether `logged`, handed back by the log, is `proposed`
 /// (its room, stamp and body are; the log gave it only a seq).
 fn same_proposal(proposed: &Event, logged: &Event) -> bool {
     proposed.room == logged.room && proposed.ts == logged.ts && proposed.body == logged.body
 }
 
+/// A kept message as `sid` gets it again (a replay or a history page):
+/// with its id if `sid` sent it.
 pub(crate) fn replay_frame(e: &Event, sid: SessionId) -> ServerFrame {
     let mine = matches!(&e.body, EventBody::Msg { from, .. } if *from == sid);
     e.to_frame(mine, true)
 }
 
+/// Keep the newest messages of `page` (oldest first) whose copies on the
+/// wire, with a separator each, take at most `budget` bytes; whether any
+/// had to go.
 pub(crate) fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
     let mut used = 0;
     let mut keep = 0;

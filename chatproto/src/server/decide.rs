@@ -11,7 +11,7 @@ use crate::server::config::LOBBY;
 use crate::server::durable::TokenHash;
 use crate::server::event::{room_name, room_name_ref, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
-use crate::server::session::{EnterRequest, IdWindow, Session};
+use crate::server::session::{EnterRequest, Entering, IdWindow, Session};
 use crate::server::timers::Timer;
 use crate::server::{ClientId, Now, Server, Step};
 use crate::PayloadError;
@@ -250,7 +250,23 @@ impl Server {
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
         s.rooms.insert(room.clone(), ());
-        s.entering.push_back((room.clone(), Some(req)));
+        // In a cluster an entering is told from the session's others on
+        // their way by its stamp: one of its own per room (a millisecond
+        // later than the last, if need be).
+        let mut now = now;
+        if self.config.cluster {
+            let after = s
+                .entering
+                .iter()
+                .filter(|e| e.room == room)
+                .map(|e| e.ts + 1);
+            now.wall = after.fold(now.wall, u64::max);
+        }
+        s.entering.push_back(Entering {
+            room: room.clone(),
+            req: Some(req),
+            ts: now.wall,
+        });
         let nick = s.nick.clone();
         self.stamp_presence(now, &room, sid, nick, PresenceStatus::Online);
     }

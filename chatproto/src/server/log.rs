@@ -159,13 +159,19 @@ impl Server {
             return;
         };
         let room = &*event.room;
-        // The first entering of the room on its way is this one (they are
-        // applied, or refused, in the order they were decided).
-        let Some(i) = s.entering.iter().position(|(r, _)| r == room) else {
+        // The entering proposed with this stamp (this server's come back,
+        // or are refused, in the order they were decided).
+        let Some(i) = s
+            .entering
+            .iter()
+            .position(|e| e.room == room && e.ts == event.ts)
+        else {
             return;
         };
         s.entering.remove(i);
-        if !s.entering.iter().any(|(r, _)| r == room) {
+        // Still in it if this connection entered it again meanwhile (an
+        // entering of a connection gone says nothing of this one's).
+        if !s.entering.iter().any(|e| e.room == room && e.req.is_some()) {
             s.rooms.remove(room);
         }
         let frame = ServerFrame::Error {

@@ -503,8 +503,8 @@ impl Server {
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
         // Their presences are still on their way: each must find its own
         // `enter` gone, not take one a resuming connection makes next.
-        for (_, req) in s.entering.iter_mut() {
-            *req = None;
+        for e in s.entering.iter_mut() {
+            e.req = None;
         }
         rooms.sort_unstable();
         if self.by_key.get(&key) == Some(&sid) {

@@ -46,6 +46,23 @@ pub(crate) struct EnterRequest {
     pub since: Option<(u64, String)>,
 }
 
+/// An `enter` of a session whose presence is not applied yet.
+#[derive(Debug)]
+pub(crate) struct Entering {
+    pub room: String,
+    /// What to answer. `None`: asked by a connection that is gone, whose
+    /// presence must not answer (or add) the connection attached now.
+    pub req: Option<EnterRequest>,
+    /// The wall-clock stamp its presence was proposed with. In a cluster
+    /// the log may also bring the session's enterings said by another
+    /// node (before it moved here), and a refused one comes back apart
+    /// from those applied: only the one proposed for this entry (its room
+    /// and stamp, which no other entry of the room on its way has) answers
+    /// it. (Another node's of the very same millisecond would be taken for
+    /// it.)
+    pub ts: u64,
+}
+
 /// A session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -69,11 +86,8 @@ pub(crate) struct Session {
     pub rooms: crate::server::ids::StrMap<()>,
     /// Its `enter`s whose presence is not applied yet, in order: what to
     /// answer when it is (even if a `part` came meanwhile: every `enter`
-    /// is answered). `None`: asked by a connection that is gone, whose
-    /// presence must not answer (or add) the connection attached now. In
-    /// cluster mode only a presence its connection proposed (in
-    /// `in_flight`) answers one; another node's word takes a `None`.
-    pub entering: VecDeque<(String, Option<EnterRequest>)>,
+    /// is answered).
+    pub entering: VecDeque<Entering>,
     /// Its latest message ids.
     pub ids: IdWindow,
     /// Cluster mode: the events its connection proposed and the log has
