@@ -184,6 +184,7 @@ impl Session {
         self.gaps.remove(room);
         self.replaying.remove(room);
         self.entered_here.remove(room);
+        self.crowded.remove(room);
         self.away.remove(room);
         if let Some(r) = &mut self.resume {
             r.came_and_went.remove(room);

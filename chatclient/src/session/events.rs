@@ -149,6 +149,10 @@ impl Session {
                 room, nick, online, ..
             } => {
                 let me = nick_key(&nick) == nick_key(self.client.nick());
+                // Whether the list reached the cap (at our own arrival,
+                // the whole list entered afresh), before who came and
+                // went is told from it.
+                self.crowding(&room, me && online);
                 if me && online {
                     // Our own presence ends the room's replay, and its
                     // online list before it (`entered`, then `online`

@@ -34,7 +34,7 @@ use crate::ledger::{Ledger, LineOutcome};
 use crate::render::Line;
 pub use commands::text_bytes;
 pub(crate) use lines::{grouped, plural};
-use resume::Resume;
+use resume::{Away, Resume};
 
 /// Something the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,12 +185,17 @@ pub struct Session {
     /// (our own presence there came after it): the core's roster of each
     /// is who is there (it empties them all on connecting again).
     entered_here: BTreeSet<String>,
+    /// Rooms whose online list reached the server's presence fan-out cap
+    /// since they were last entered: someone's coming or going may have
+    /// been sent to nobody there since, so the list may be behind even
+    /// once it is smaller again (carried into `away` at a loss).
+    crowded: BTreeSet<String>,
     /// Who was in each room when the connection was lost, kept until who
     /// came and went there is said (a reconnect lost again before its
     /// summary keeps the list of the first loss): the replay brings
     /// messages only, so who came and went meanwhile is told from this
     /// and who is there then.
-    away: BTreeMap<String, Vec<String>>,
+    away: BTreeMap<String, Away>,
 }
 
 impl Session {
@@ -225,6 +230,7 @@ impl Session {
             paging: std::collections::BTreeSet::new(),
             gaps: BTreeMap::new(),
             entered_here: BTreeSet::new(),
+            crowded: BTreeSet::new(),
             away: BTreeMap::new(),
         }
     }

@@ -14,11 +14,24 @@ use crate::render::Line;
 /// but the one who came or went (PROTOCOL.md 5.2, "Large rooms"): the
 /// online list kept there goes stale unseen, and who came and went while
 /// away cannot be told from it. A list of exactly this many may be stale
-/// too (the arrival past the cap reached nobody), so it counts as big,
-/// as on the page. The server's own cap
-/// (`presence_fanout_max`) is not in its `welcome` (`limits` has no such
-/// member), so this is its documented default.
+/// too (the arrival past the cap reached nobody), and so may any list
+/// kept since, however small again (the leaving back to the cap reached
+/// nobody either): a room that reached it is crowded until entered
+/// afresh below it (`Session::crowded`), as on the page. The server's own
+/// cap (`presence_fanout_max`) is not in its `welcome` (`limits` has no
+/// such member), so this is its documented default.
 const PRESENCE_FANOUT_MAX: usize = 1_000;
+
+/// What was known of a room when the connection was lost (see
+/// `Session::away`).
+#[derive(Debug)]
+pub(super) struct Away {
+    /// Who was there, and who came or went in view since.
+    roster: Vec<String>,
+    /// The room reached the presence fan-out cap on a connection this
+    /// list was kept on: it may be behind, so it tells nothing.
+    crowded: bool,
+}
 
 /// A reconnect being summed up: the rooms whose replay has not ended yet,
 /// and what the replays held so far.
@@ -114,15 +127,34 @@ impl Session {
     /// so does a room whose line was not said yet (this connection went
     /// before the summary): its list is the one of the first loss, and
     /// the one the server has now is only part of the story.
+    ///
+    /// A room crowded on it (see `Session::crowded`) is crowded in what
+    /// is kept too, the list of the first loss as well: presence unheard
+    /// on this connection left either behind.
     pub(super) fn note_who_was_there(&mut self) {
         for room in std::mem::take(&mut self.entered_here) {
             if !self.client.rooms().any(|r| r == room) {
                 continue;
             }
+            let crowded = self.crowded.contains(&room);
             let client = &self.client;
-            self.away.entry(room).or_insert_with_key(|room| {
-                client.roster(room).into_iter().map(str::to_owned).collect()
+            let kept = self.away.entry(room).or_insert_with_key(|room| Away {
+                roster: client.roster(room).into_iter().map(str::to_owned).collect(),
+                crowded: false,
             });
+            kept.crowded |= crowded;
+        }
+    }
+
+    /// `room`'s online list has changed, or come whole at our entering
+    /// (`afresh`, when it stops being crowded unless it still is at the
+    /// cap): note whether it reached the cap.
+    pub(super) fn crowding(&mut self, room: &str, afresh: bool) {
+        if afresh {
+            self.crowded.remove(room);
+        }
+        if self.client.roster(room).len() >= PRESENCE_FANOUT_MAX {
+            self.crowded.insert(room.to_owned());
         }
     }
 
@@ -133,18 +165,18 @@ impl Session {
         let Some(before) = self.away.get(room) else {
             return;
         };
-        let online: Vec<String> = self
-            .client
-            .roster(room)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let big = before.len().max(online.len()) >= PRESENCE_FANOUT_MAX;
-        let change = if big {
-            // Nothing to say there (and the list is forgotten all the same).
+        let change = if before.crowded || self.crowded.contains(room) {
+            // Crowded before the loss or now: nothing to say there (and
+            // the list is forgotten all the same).
             None
         } else {
-            RosterChange::between(self.client.nick(), before, &online)
+            let online: Vec<String> = self
+                .client
+                .roster(room)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            RosterChange::between(self.client.nick(), &before.roster, &online)
         };
         match &mut self.resume {
             Some(r) => {
@@ -167,9 +199,9 @@ impl Session {
             return;
         };
         let key = nick_key(nick);
-        before.retain(|n| nick_key(n) != key);
+        before.roster.retain(|n| nick_key(n) != key);
         if online {
-            before.push(nick.to_owned());
+            before.roster.push(nick.to_owned());
         }
     }
 
@@ -865,6 +897,65 @@ mod tests {
         assert_eq!(
             away_and_back(&names(&at_cap), &names(&below_cap)),
             ["* reconnected; nothing missed"]
+        );
+    }
+
+    /// A room that reached the cap stays crowded after it is smaller
+    /// again: at 1,000, xena's arrival (1,001) and n1's leaving (1,000)
+    /// reach nobody, n2's leaving (999) does; the list kept at the loss
+    /// has n1 still and not xena, though both came and went while alice
+    /// was connected. Entered again below the cap, the room is no longer
+    /// crowded.
+    #[test]
+    fn a_room_that_reached_the_cap_says_nothing_though_smaller_since() {
+        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        // alice and n1 to n999.
+        let mut crowd: Vec<String> = std::iter::once("alice".to_owned())
+            .chain((1..1_000).map(|i| format!("n{i}")))
+            .collect();
+        let entered_with = |seq: u64, online: &[String], recovered: bool| {
+            ServerFrame::entered("lobby", "e1", seq, 1, online.to_vec(), recovered)
+        };
+        frame(&mut s, entered_with(0, &crowd, false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        // Seqs 2 and 3, xena's arrival and n1's leaving, went to them alone.
+        let out = frame(&mut s, presence("lobby", 4, "n2", false));
+        assert_eq!(out.lines, ["* n2 left"]);
+        s.handle_disconnected();
+        crowd.retain(|n| n != "n1" && n != "n2");
+        crowd.push("xena".into());
+        assert_eq!(crowd.len(), 999);
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered_with(4, &crowd, true),
+                presence("lobby", 5, "alice", true),
+            ],
+        );
+        assert_eq!(shown, ["* reconnected; nothing missed"]);
+
+        // Entered afresh at 999: n3 leaving while away is said.
+        s.handle_disconnected();
+        crowd.retain(|n| n != "n3");
+        s.handle_connected(20);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered_with(6, &crowd, true),
+                presence("lobby", 7, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: n3 left"
+            ]
         );
     }
 
