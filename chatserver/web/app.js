@@ -52,7 +52,10 @@ const backlog = new HistoryLoader(view, () => session, (room, text) => {
   view.toBottom();
   note(room, text, 'notice');
 });
-const roomList = new RoomList($('rooms'), $('room-input'), { select, part: partRoom });
+const roomList = new RoomList($('rooms'), $('room-input'), {
+  select,
+  part: (room) => partRoom(room, true),
+});
 /**
  * This tab answers another that asks whether its token is in use here:
  * not while it shows that the session continued elsewhere (a reload of
@@ -207,7 +210,12 @@ function forgetRoom(room) {
   gapped.delete(room);
 }
 
-function select(room) {
+/**
+ * Show `room` (null: none), and close the drawer it was chosen in (on a
+ * phone it covers the room), unless `keepDrawers`: the drawer is still in
+ * use (a room left by its × in the list, the focus on the next one).
+ */
+function select(room, keepDrawers = false) {
   current = room;
   view.show(room);
   roomList.setCurrent(room);
@@ -217,7 +225,7 @@ function select(room) {
   showOnline();
   updateTitle();
   saveRooms();
-  closeDrawers();
+  if (!keepDrawers) closeDrawers();
 }
 
 function joinRoom(room) {
@@ -228,14 +236,22 @@ function joinRoom(room) {
   select(room);
 }
 
-function partRoom(room) {
+/**
+ * Leave `room`; `fromList`: by its × in the room list, which has put the
+ * focus on the next room there.
+ */
+function partRoom(room, fromList = false) {
   if (!session || !session.rooms.has(room)) {
     showError('not_in_room', `you are not in #${room}`);
     return;
   }
+  // The current room left, the next one in the list is shown: the one
+  // its × gives the focus to (the first room was, wherever the focus
+  // went), and by the × the Rooms drawer stays open on it.
+  const next = roomList.next(room);
   session.part(room);
   forgetRoom(room);
-  if (current === room) select(session.rooms.keys().next().value ?? null);
+  if (current === room) select(next, fromList);
   else saveRooms();
 }
 
@@ -471,8 +487,9 @@ const handlers = {
   },
 
   left({ room }) {
+    const next = roomList.next(room);
     forgetRoom(room);
-    if (current === room) select(session.rooms.keys().next().value ?? null);
+    if (current === room) select(next);
   },
 
   error(f) {

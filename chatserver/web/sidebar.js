@@ -6,8 +6,8 @@ import { nickButton, safeText } from './text.js';
 
 export class RoomList {
   /**
-   * `handlers`: `select(room)`, `part(room)`; `none`: what takes the focus
-   * when a × leaves the last room.
+   * `handlers`: `select(room)`, `part(room)` (its ×, in the list); `none`:
+   * what takes the focus when a × leaves the last room.
    */
   constructor(list, none, handlers) {
     this.list = list;
@@ -40,15 +40,26 @@ export class RoomList {
     leave.setAttribute('aria-label', `leave #${room}`);
     leave.addEventListener('click', () => {
       // The × goes with its room, and the focus would go with it to the
-      // page's body: it goes first to the next room (the one before, at
-      // the end of the list), or to entering a room once none is left.
-      const next = li.nextElementSibling ?? li.previousElementSibling;
-      (next?.querySelector('button.room') ?? this.none).focus();
+      // page's body: it goes first to the next room, the one shown
+      // instead when this one is the current room, or to entering a room
+      // once none is left.
+      const next = this.next(room);
+      (next === null ? this.none : this.rooms.get(next).open).focus();
       this.h.part(room);
     });
     li.append(open, leave);
     this.list.append(li);
     this.rooms.set(room, { li, open, badge, unread: 0 });
+  }
+
+  /**
+   * The room after `room` in the list (the one before, at the end), or
+   * null when it is the only one: where leaving `room` goes.
+   */
+  next(room) {
+    const li = this.rooms.get(room)?.li;
+    const next = li?.nextElementSibling ?? li?.previousElementSibling;
+    return next ? next.dataset.room : null;
   }
 
   remove(room) {

@@ -479,10 +479,12 @@ return Array.from(document.querySelectorAll('#rooms > li'), (li) => {
 /// (its × showed on hover, which a phone does not have): on a phone, in
 /// the Rooms drawer, a tap on another room's × leaves that room and
 /// keeps the current one, the drawer open and the focus on the next room
-/// (it dropped to the page's body, and the drawer closed); with the
-/// keyboard, each × is reached by Tab, and Enter on one leaves its room
-/// for the next one, or Enter a room once none is left. On a wide page
-/// every × shows too.
+/// (it dropped to the page's body, and the drawer closed); a tap on the
+/// current room's × shows the next room, which has the focus, the drawer
+/// still open (it closed, the focus on ☰, and the first room was shown),
+/// and Enter a room has it once none is left; with the keyboard, each ×
+/// is reached by Tab, and Enter on one leaves its room for the next one,
+/// or Enter a room once none is left. On a wide page every × shows too.
 #[test]
 fn every_room_in_the_list_can_be_left_from_it() {
     let Some(h) = Harness::start("every_room_can_be_left") else {
@@ -576,18 +578,91 @@ fn every_room_in_the_list_can_be_left_from_it() {
         let after = page.js(FOCUS_JS, vec![]).await;
         assert_eq!(
             after,
-            json!({"focus": "sidebar button.room", "room": "go", "drawer": true}),
+            json!({"focus": "sidebar button.room", "room": "go", "drawer": true, "current": "lobby"}),
             "after a tap on #rust's ×"
         );
         page.shot("phone-left-a-room-from-the-list").await;
 
+        // The current room's × alike: the drawer stays open (choosing the
+        // room to show instead closed it and sent the focus to ☰), and the
+        // room shown instead is the next one, which has the focus (it was
+        // the first of the list, wherever the focus went). #go is made
+        // the current room, between #lobby (the first) and #rust.
+        page.c
+            .find(fantoccini::Locator::Id("room-input"))
+            .await
+            .expect("#room-input")
+            .send_keys(&format!("rust{}", char::from(Key::Enter)))
+            .await
+            .expect("enter #rust again");
+        page.wait_lines("in #rust again", "rust", |ls| {
+            ls.iter().any(|l| l.nick.as_deref() == Some("alice"))
+        })
+        .await;
+        page.click("rooms-toggle").await;
+        slid_in(&page, "sidebar").await;
+        page.c
+            .find(fantoccini::Locator::Css(
+                "#rooms > li[data-room=\"go\"] button.room",
+            ))
+            .await
+            .expect("#go in the list")
+            .click()
+            .await
+            .expect("show #go");
+        page.click("rooms-toggle").await;
+        slid_in(&page, "sidebar").await;
+        for (room, left, focus, next) in [
+            ("go", json!(["lobby", "rust"]), "sidebar button.room", json!("rust")),
+            ("rust", json!(["lobby"]), "sidebar button.room", json!("lobby")),
+            ("lobby", json!([]), "sidebar #room-input", json!(null)),
+        ] {
+            let buttons = page.js(LEAVE_BUTTONS_JS, vec![]).await;
+            let b = buttons
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["room"] == json!(room))
+                .unwrap_or_else(|| panic!("#{room} in the list: {buttons}"))
+                .clone();
+            assert_eq!(
+                (&b["current"], &b["seen"]),
+                (&json!(true), &json!(true)),
+                "{b}"
+            );
+            page.click_at(b["x"].as_f64().unwrap(), b["y"].as_f64().unwrap())
+                .await;
+            wait_for(&format!("alice: #{room} gone from the list"), async || {
+                let v = page
+                    .js(
+                        "return [...document.querySelectorAll('#rooms > li')]
+                           .map((li) => li.dataset.room);",
+                        vec![],
+                    )
+                    .await;
+                if v == left {
+                    Ok(())
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await;
+            let after = page.js(FOCUS_JS, vec![]).await;
+            assert_eq!(
+                after,
+                json!({"focus": focus, "room": next, "drawer": true, "current": next}),
+                "after a tap on the current #{room}'s ×"
+            );
+        }
+        page.shot("phone-left-every-room-from-the-list").await;
+
         // With the keyboard, on the wide page: Enter on a room's × leaves
         // it and the focus goes to the next room, or the one before at
         // the end of the list, and to Enter a room once none is left.
-        for (room, focus, on) in [
-            ("rust", "sidebar button.room", json!("go")),
-            ("go", "sidebar button.room", json!("lobby")),
-            ("lobby", "sidebar #room-input", json!(null)),
+        for (room, focus, on, current) in [
+            ("rust", "sidebar button.room", json!("go"), json!("lobby")),
+            ("go", "sidebar button.room", json!("lobby"), json!("lobby")),
+            ("lobby", "sidebar #room-input", json!(null), json!(null)),
         ] {
             wide.js(
                 "document.querySelector(`#rooms > li[data-room=\"${arguments[0]}\"] button.part`).focus();
@@ -599,8 +674,8 @@ fn every_room_in_the_list_can_be_left_from_it() {
             wide.press(&[Key::Enter]).await;
             let after = wide.js(FOCUS_JS, vec![]).await;
             assert_eq!(
-                (&after["focus"], &after["room"]),
-                (&json!(focus), &on),
+                (&after["focus"], &after["room"], &after["current"]),
+                (&json!(focus), &on, &current),
                 "after Enter on #{room}'s ×: {after}"
             );
         }
@@ -610,14 +685,18 @@ fn every_room_in_the_list_can_be_left_from_it() {
 }
 
 /// What has the focus (as [`Page::focused`] says it), the room of the
-/// list item it is in, and whether the Rooms drawer is open.
+/// list item it is in, whether the Rooms drawer is open, and the current
+/// room (the one shown, as the list and the top bar say it).
 const FOCUS_JS: &str = r#"
 const a = document.activeElement;
 const d = a && a.closest('.drawer');
 const what = !a || a === document.body ? 'body' : a.id ? `#${a.id}` : `${a.tagName.toLowerCase()}.${a.className}`;
+const cur = document.querySelector('#rooms > li.current');
+const shown = document.getElementById('current-room').textContent;
 return {
   focus: d ? `${d.id} ${what}` : what,
   room: a && a.closest('#rooms > li') ? a.closest('li').dataset.room : null,
   drawer: document.getElementById('sidebar').classList.contains('open'),
+  current: cur && shown === `#${cur.dataset.room}` ? cur.dataset.room : shown || null,
 };
 "#;
