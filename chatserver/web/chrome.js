@@ -137,9 +137,10 @@ export function setTitle(unread, room) {
   document.title = `${unread ? `(${unread}) ` : ''}${room ? `#${room} – ` : ''}chat`;
 }
 
+/** Each drawer, the button that opens it, and its own Close button. */
 const DRAWERS = [
-  ['sidebar', 'rooms-toggle'],
-  ['people', 'people-toggle'],
+  ['sidebar', 'rooms-toggle', 'rooms-close'],
+  ['people', 'people-toggle', 'people-close'],
 ];
 
 /** Where the lists are drawers (style.css says the same width). */
@@ -165,9 +166,9 @@ function syncDrawers() {
 }
 
 /**
- * Close the drawers. When the focus was inside one (Esc, a room chosen in
- * it), it goes back to the button that opened it, not to the page (once
- * the top bar it is in is in reach again).
+ * Close the drawers. When the focus was inside one (Esc, its Close, a
+ * room chosen in it), it goes back to the button that opened it, not to
+ * the page (once the top bar it is in is in reach again).
  */
 export function closeDrawers() {
   let back = null;
@@ -183,26 +184,36 @@ export function closeDrawers() {
   back?.focus();
 }
 
-/** Open drawer `id` and move the focus into it: the current room, or its first control. */
-function openDrawer(id, button) {
+/**
+ * Open drawer `id` and move the focus into it: the current room, or its
+ * first control after Close (which is there to leave it), or Close in a
+ * drawer with nothing else (no room, nobody online).
+ */
+function openDrawer(id, button, close) {
   const drawer = $(id);
   drawer.classList.add('open');
   $(button).setAttribute('aria-expanded', 'true');
   syncDrawers();
   const target =
     drawer.querySelector('[aria-current="true"]') ??
-    drawer.querySelector('button:not([disabled]), input, summary, [tabindex="0"]');
-  target?.focus();
+    drawer.querySelector(
+      'button:not([disabled]):not(.drawer-close), input, summary, [tabindex="0"]',
+    ) ??
+    $(close);
+  target.focus();
 }
 
 /** On a narrow screen the room list and the online list are drawers. */
 export function setUpDrawers() {
-  for (const [id, button] of DRAWERS) {
+  for (const [id, button, close] of DRAWERS) {
     $(button).addEventListener('click', () => {
       const open = !$(id).classList.contains('open');
       closeDrawers();
-      if (open) openDrawer(id, button);
+      if (open) openDrawer(id, button, close);
     });
+    // The page behind an open drawer, its button with it, is out of
+    // reach: without Esc (a phone's screen reader), this closes it.
+    $(close).addEventListener('click', closeDrawers);
   }
   NARROW.addEventListener('change', syncDrawers);
   syncDrawers();

@@ -452,6 +452,64 @@ async fn gone(page: &Page, side: &str, id: &str) {
     .await;
 }
 
+/// On a phone, an open drawer can be closed from inside it: the page
+/// behind is out of reach (inert), ☰ and People with it, and without Esc
+/// (a phone's screen reader has none) only choosing something in the
+/// drawer closed it. Its Close button is seen whole, Tab reaches it, and
+/// Enter on it closes the drawer and gives the focus back to the button
+/// that opened it.
+#[test]
+fn on_a_phone_an_open_drawer_is_closed_by_its_close_button() {
+    let Some(h) = Harness::start("a_drawer_closed_from_inside") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        for (drawer, toggle, close) in [
+            ("sidebar", "rooms-toggle", "rooms-close"),
+            ("people", "people-toggle", "people-close"),
+        ] {
+            page.click(toggle).await;
+            slid_in(&page, drawer).await;
+            let seen = page.js(SEEN_WHOLE_JS, vec![json!(close)]).await;
+            assert_eq!(seen["why"], json!([]), "#{close}: {seen}");
+            let mut stops = Vec::new();
+            while stops.len() < 10 && stops.last() != Some(&format!("{drawer} #{close}")) {
+                page.press(&[Key::Tab]).await;
+                stops.push(page.focused().await);
+            }
+            assert_eq!(
+                stops.last(),
+                Some(&format!("{drawer} #{close}")),
+                "Tab in the open #{drawer}: {stops:?}"
+            );
+            page.shot(&format!("phone-{drawer}-close")).await;
+            page.press(&[Key::Enter]).await;
+            let open = page
+                .js(
+                    "return document.getElementById(arguments[0]).classList.contains('open');",
+                    vec![json!(drawer)],
+                )
+                .await;
+            assert_eq!(open, json!(false), "#{drawer} after Enter on #{close}");
+            assert_eq!(page.focused().await, format!("#{toggle}"));
+        }
+        // A wide page has no drawers to close.
+        let wide = Page::join(&h, server.addr(), "carol", (1200, 800)).await;
+        let shown = wide
+            .js(
+                "return ['rooms-close', 'people-close'].map((id) =>
+                   getComputedStyle(document.getElementById(id)).display);",
+                vec![],
+            )
+            .await;
+        assert_eq!(shown, json!(["none", "none"]));
+        page.close().await;
+        wide.close().await;
+    });
+}
+
 // ---------------------------------------------------------------------
 // b5. Leaving any room from the list.
 // ---------------------------------------------------------------------
