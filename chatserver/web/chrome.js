@@ -151,7 +151,8 @@ const NARROW = window.matchMedia('(max-width: 760px)');
  * whatever its own styles show. On a wide screen the lists are columns,
  * always there. Behind an open one, the scrim dims the page, and the page
  * there (the top bar, the conversation) is out of reach as well: the
- * keyboard stays in the drawer as a finger does.
+ * keyboard stays in the drawer as a finger does (what that page says
+ * meanwhile is said again beside it: echoBehind).
  */
 function syncDrawers() {
   let open = false;
@@ -163,6 +164,81 @@ function syncDrawers() {
   $('scrim').classList.toggle('open', open);
   document.querySelector('.topbar').inert = open;
   $('conversation').inert = open;
+  // The page speaks for itself again.
+  if (!open) {
+    $('behind').replaceChildren();
+    $('behind-alert').replaceChildren();
+  }
+}
+
+/** Lines kept in #behind or #behind-alert: the newest, said already. */
+const BEHIND_KEPT = 10;
+
+/** Say each of `texts` in live region `region`, as a line of its own. */
+function sayIn(region, texts) {
+  for (const t of texts) {
+    const p = document.createElement('p');
+    p.textContent = t;
+    region.append(p);
+  }
+  while (region.childElementCount > BEHIND_KEPT) region.firstElementChild.remove();
+}
+
+/** What `el` shows, as one line. */
+const shownText = (el) => el.innerText.replace(/\s+/g, ' ').trim();
+
+/**
+ * Behind an open drawer the page is inert, and so out of the
+ * accessibility tree with its live regions: the connection's state
+ * (`#status`), the log, the error by the input and the notice that the
+ * conversation continued elsewhere would go unheard until the drawer
+ * closes ('reconnecting…' among them). What each would say meanwhile is
+ * said again in #behind (polite) or #behind-alert, beside the drawers and
+ * never inert; while the page is in reach they say nothing, not to say
+ * it twice.
+ */
+function echoBehind() {
+  const status = $('status');
+  const errors = $('errors');
+  const elsewhere = $('elsewhere');
+  const log = $('messages');
+  // A status says a change (it is set again, the same, as the next
+  // attempt nears).
+  let lastStatus = status.textContent;
+  const echo = new MutationObserver((records) => {
+    const changed = status.textContent !== lastStatus;
+    lastStatus = status.textContent;
+    // In reach, the page says it itself (the top bar and the
+    // conversation are inert together).
+    if (!$('conversation').inert) return;
+    const polite = [];
+    const assertive = [];
+    if (changed && lastStatus) polite.push(lastStatus);
+    if (records.some((r) => errors.contains(r.target) && r.addedNodes.length)) {
+      if (shownText(errors)) assertive.push(shownText(errors));
+    }
+    if (records.some((r) => r.target === elsewhere) && !elsewhere.hidden) {
+      assertive.push(shownText(elsewhere));
+    }
+    // The log's new lines: those added at the end of the room shown, not
+    // a page of older ones put above (nor another room's, unseen).
+    const added = new Set(
+      records.filter((r) => log.contains(r.target)).flatMap((r) => [...r.addedNodes]),
+    );
+    for (const n of added) {
+      if (!(n instanceof Element) || !n.matches('.events > li, .pending-list > li')) continue;
+      if (!n.checkVisibility()) continue;
+      let later = n.nextElementSibling;
+      while (later && added.has(later)) later = later.nextElementSibling;
+      if (!later) polite.push(shownText(n));
+    }
+    sayIn($('behind'), polite);
+    sayIn($('behind-alert'), assertive);
+  });
+  echo.observe(status, { childList: true, characterData: true, subtree: true });
+  echo.observe(errors, { childList: true, subtree: true });
+  echo.observe(elsewhere, { attributes: true, attributeFilter: ['hidden'] });
+  echo.observe(log, { childList: true, subtree: true });
 }
 
 /**
@@ -217,6 +293,7 @@ export function setUpDrawers() {
   }
   NARROW.addEventListener('change', syncDrawers);
   syncDrawers();
+  echoBehind();
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeDrawers();
   });

@@ -510,6 +510,112 @@ fn on_a_phone_an_open_drawer_is_closed_by_its_close_button() {
     });
 }
 
+/// The live regions (the page's own, and any element in one) whose text
+/// is `arguments[0]` (`arguments[1]`: or holds it), outside anything inert
+/// or hidden, so in the accessibility tree: where a screen reader hears it.
+const HEARD_JS: &str = r#"
+const live = '[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"], [role="log"]';
+const heard = Array.from(document.querySelectorAll(`${live}, :is(${live}) *`))
+  .filter((e) => arguments[1] ? e.textContent.includes(arguments[0]) : e.textContent.trim() === arguments[0])
+  .filter((e) => e.closest('[inert], [hidden], [aria-hidden="true"]') === null)
+  .map((e) => e.closest(live).id);
+return [...new Set(heard)];
+"#;
+
+/// Where the page says `text` (`part`: or a text that holds it) so that a
+/// screen reader hears it: the ids of the live regions, per [`HEARD_JS`].
+async fn heard(page: &Page, text: &str, part: bool) -> serde_json::Value {
+    page.js(HEARD_JS, vec![json!(text), json!(part)]).await
+}
+
+/// On a phone, what the page behind an open drawer says is still heard:
+/// that page is inert, out of the accessibility tree with its live
+/// regions, and a line said in the room, the notice that the
+/// conversation continued elsewhere or the connection's state
+/// ("reconnecting…") went unsaid while the drawer was open. Once it
+/// closes, the page says it again itself, and only there.
+#[test]
+fn on_a_phone_what_the_page_says_behind_an_open_drawer_is_heard() {
+    let Some(h) = Harness::start("heard_behind_a_drawer") else {
+        return;
+    };
+    let mut server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let carol = Page::join(&h, server.addr(), "carol", (390, 844)).await;
+        let mut bob = server.join("bob");
+        page.wait_lines("bob joined", "lobby", |ls| {
+            ls.iter().any(|l| l.nick.as_deref() == Some("bob"))
+        })
+        .await;
+
+        // A line in the room, behind the People drawer.
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        let line = "said while the drawer is open";
+        say_in(&mut bob, "lobby", &[], line);
+        page.wait_texts("lobby", &[line]).await;
+        assert_eq!(heard(&page, line, true).await, json!(["behind"]), "{line}");
+
+        // The notice (an alert) that the conversation continued elsewhere,
+        // behind the Rooms drawer: a raw client resumes carol's session.
+        carol.click("rooms-toggle").await;
+        slid_in(&carol, "sidebar").await;
+        let token = carol
+            .js(
+                "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
+                vec![],
+            )
+            .await;
+        let mut other = server.connect();
+        other.send_frame(&json!({"type": "join", "nick": "carol", "rooms": [], "resume": token}));
+        other.expect_kind("welcome");
+        carol.wait_state("elsewhere").await;
+        let notice = "This conversation continued in another tab or window";
+        assert_eq!(
+            heard(&carol, notice, true).await,
+            json!(["behind-alert"]),
+            "the notice"
+        );
+        assert_eq!(
+            heard(&carol, "continued elsewhere", false).await,
+            json!(["behind"]),
+            "the connection's state"
+        );
+        carol.press(&[Key::Escape]).await;
+        assert_eq!(heard(&carol, notice, true).await, json!(["elsewhere"]));
+        assert_eq!(
+            heard(&carol, "continued elsewhere", false).await,
+            json!(["status"])
+        );
+        carol.close().await;
+
+        // The connection's state, behind the People drawer still.
+        server.sigterm();
+        assert!(server.wait_exit(crate::common::WAIT).success());
+        page.wait_state("reconnecting").await;
+        assert_eq!(
+            heard(&page, "reconnecting…", false).await,
+            json!(["behind"]),
+            "the connection's state"
+        );
+        page.shot("phone-reconnecting-behind-a-drawer").await;
+        // Closed, the page says it itself.
+        page.press(&[Key::Escape]).await;
+        assert_eq!(
+            heard(&page, line, true).await,
+            json!(["messages"]),
+            "{line}"
+        );
+        assert_eq!(
+            heard(&page, "reconnecting…", false).await,
+            json!(["status"]),
+            "the connection's state"
+        );
+        page.close().await;
+    });
+}
+
 // ---------------------------------------------------------------------
 // b5. Leaving any room from the list.
 // ---------------------------------------------------------------------
