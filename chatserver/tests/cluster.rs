@@ -1597,6 +1597,63 @@ fn sessions_moved_between_nodes_leave_new_sessions_apart() {
     assert_eq!(msg_texts(&to_erin), ["marker"], "{to_erin:?}");
 }
 
+/// A session resumed on another node while its old node has much to
+/// store still, its entering among it: the old node's word that it left
+/// (behind that backlog) reaches the log before the new node's entering,
+/// since the old node gives up the nickname only once it is stored. (The
+/// new node could not say that departure first itself, not knowing of
+/// the entering yet; stored after the new node's entering, the departure
+/// took the client out of the room it had just entered there, and it
+/// heard nothing more.)
+#[test]
+fn a_resume_elsewhere_enters_after_the_old_nodes_departure() {
+    let Some(nats) = Nats::start("a_resume_elsewhere_enters_after_the_old_nodes_departure") else {
+        return;
+    };
+    let flood = ["--node-dead-after-ms", "600000", "--rate", "0"];
+    let a = node(&nats, "a", &flood);
+    let b = node(&nats, "b", &flood);
+    let (mut dave, _) = join(&a, "dave");
+    read_until(&mut dave, 10, |f| kind(f) == "entered");
+    let mut flo = a.connect();
+    flo.send_frame(&json!({"type": "join", "nick": "flo", "rooms": ["busy"]}));
+    read_until(&mut flo, 10, |f| kind(f) == "entered");
+
+    // Node a's publisher gets a backlog: 8,000 messages to another room,
+    // then alice's entering.
+    let mut burst = Vec::new();
+    for k in 0..8_000 {
+        let m = json!({"type": "msg", "room": "busy", "text": format!("m{k}")});
+        burst.extend(common::frame_bytes(m.to_string().as_bytes()));
+    }
+    flo.send_raw(&burst);
+    read_until(&mut flo, 10, |f| kind(f) == "msg");
+    let (_alice, alice_welcome) = join(&a, "alice");
+
+    // alice comes back on b at once, entering the lobby with her join.
+    let mut back = b.connect();
+    back.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"], "resume": alice_welcome["session"]}));
+    assert_eq!(back.expect_kind("welcome")["resumed"], true);
+    read_until(&mut back, 20, |f| is_presence(f, "alice", "online"));
+    // She hears the lobby on: she was not taken out of it.
+    dave.send_frame(&json!({"type": "msg", "room": "lobby", "text": "still with us?"}));
+    let heard = read_until(&mut back, 20, |f| kind(f) == "msg" || kind(f) == "error");
+    assert_eq!(heard.last().unwrap()["text"], "still with us?", "{heard:?}");
+    // dave saw her enter on a, leave it, then enter on b.
+    let seen = read_until(&mut dave, 20, |f| f["text"] == "still with us?");
+    let presence: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|f| kind(f) == "presence" && f["nick"] == "alice")
+        .map(|f| (f["nick"].as_str().unwrap(), f["status"].as_str().unwrap()))
+        .collect();
+    let steps = [
+        ("alice", "online"),
+        ("alice", "offline"),
+        ("alice", "online"),
+    ];
+    assert_eq!(presence, steps, "{seen:?}");
+}
+
 /// Two nodes on a three-server NATS cluster with `--cluster-replicas 3`:
 /// streams and buckets are replicated, and newer nats-servers answer some
 /// writes differently there (a nickname key written by two nodes at once:

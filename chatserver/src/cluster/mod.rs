@@ -220,6 +220,15 @@ pub enum ClaimError {
 /// A session to store: its id, nickname and token hash.
 pub type SessionRecord = (SessionId, String, TokenHash);
 
+/// What the hub hands the publisher, in order.
+#[derive(Debug)]
+pub enum ToPublisher {
+    Propose(Proposal),
+    /// Answered once everything handed over before it is stored (or
+    /// refused to its sender); dropped unanswered if the publisher ends.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
 /// One event for a room's stream.
 #[derive(Debug)]
 pub struct Proposal {
@@ -246,7 +255,7 @@ pub struct Cluster {
     settings: Settings,
     /// This node's name and run: `node/random`.
     pub origin: Arc<str>,
-    proposals: mpsc::UnboundedSender<Proposal>,
+    proposals: mpsc::UnboundedSender<ToPublisher>,
     session_tx: mpsc::UnboundedSender<(Vec<SessionRecord>, u64)>,
     /// Proposals not acknowledged yet (the hub stops reading past a limit).
     pub pending: Arc<AtomicUsize>,

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::entry::{decode_event, encode_event};
-use super::{lock, names, Cluster, FromCluster, Proposal, ORIGIN, PUBLISH_BATCH};
+use super::{lock, names, Cluster, FromCluster, Proposal, ToPublisher, ORIGIN, PUBLISH_BATCH};
 
 /// `stored` of a proposal refused (its sender told it was not sent).
 const REFUSED: u64 = u64::MAX;
@@ -120,9 +120,17 @@ impl Cluster {
                 ),
             tried: false,
         };
-        if self.proposals.send(proposal).is_err() {
+        if self.proposals.send(ToPublisher::Propose(proposal)).is_err() {
             self.pending.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Answered once everything proposed so far is stored in the log (or
+    /// refused to its sender); an error if the publisher is gone.
+    pub fn stored_so_far(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.proposals.send(ToPublisher::Barrier(tx));
+        rx
     }
 
     /// The publisher: proposals go to their rooms' streams in order, in
@@ -151,8 +159,12 @@ impl Cluster {
     /// enterings not sent yet and those proposed meanwhile are refused as
     /// they come (storing them would put them before it), and later
     /// leavings wait behind it, in order.
-    pub(super) async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
+    pub(super) async fn publish(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<ToPublisher>) {
+        let mut got = Vec::with_capacity(PUBLISH_BATCH);
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        // Barriers to answer once what came before them is stored: at the
+        // end of a batch with nothing held back.
+        let mut barriers = Vec::new();
         // Leavings that came while an earlier one waited for room in the
         // log: published first, in order, before anything from `rx`.
         let mut held: VecDeque<Proposal> = VecDeque::new();
@@ -165,8 +177,14 @@ impl Cluster {
         let mut todo: Vec<(usize, Option<u64>)> = Vec::new();
         loop {
             if held.is_empty() {
-                if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+                if rx.recv_many(&mut got, PUBLISH_BATCH).await == 0 {
                     return;
+                }
+                for item in got.drain(..) {
+                    match item {
+                        ToPublisher::Propose(p) => batch.push(p),
+                        ToPublisher::Barrier(b) => barriers.push(b),
+                    }
                 }
             } else {
                 batch.extend(held.drain(..held.len().min(PUBLISH_BATCH)));
@@ -203,7 +221,7 @@ impl Cluster {
                             break;
                         }
                         warn!(error = %why, "no room in the cluster's log; trying again");
-                        self.wait_refusing(&mut rx, &mut held, backoff, &cause)
+                        self.wait_refusing(&mut rx, &mut held, &mut barriers, backoff, &cause)
                             .await;
                     }
                 }
@@ -213,6 +231,11 @@ impl Cluster {
             }
             self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
             batch.clear();
+            if held.is_empty() {
+                for b in barriers.drain(..) {
+                    let _ = b.send(());
+                }
+            }
         }
     }
 
@@ -228,16 +251,25 @@ impl Cluster {
 
     /// Wait `wait` while a leaving waits for room in the log: each message
     /// or entering proposed meanwhile is refused for `cause` as it comes;
-    /// a leaving joins `held`, in order, to be published after what waits.
+    /// a leaving joins `held`, in order, to be published after what waits
+    /// (and a barrier waits for those).
     async fn wait_refusing(
         &self,
-        rx: &mut mpsc::UnboundedReceiver<Proposal>,
+        rx: &mut mpsc::UnboundedReceiver<ToPublisher>,
         held: &mut VecDeque<Proposal>,
+        barriers: &mut Vec<tokio::sync::oneshot::Sender<()>>,
         wait: Duration,
         cause: &str,
     ) {
         let until = tokio::time::Instant::now() + wait;
-        while let Ok(Some(p)) = tokio::time::timeout_at(until, rx.recv()).await {
+        while let Ok(Some(item)) = tokio::time::timeout_at(until, rx.recv()).await {
+            let p = match item {
+                ToPublisher::Propose(p) => p,
+                ToPublisher::Barrier(b) => {
+                    barriers.push(b);
+                    continue;
+                }
+            };
             if p.undoable {
                 self.refuse(&p, cause).await;
                 self.pending.fetch_sub(1, Ordering::Relaxed);

@@ -10,6 +10,10 @@ use tracing::{info, warn};
 use super::{ClusterSide, Hub, Owner, BATCH};
 use crate::cluster::FromCluster;
 
+/// How long a takeover waits for the closed session's departures to be
+/// stored before giving up its nickname claim all the same.
+const DEPARTURES_STORED_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Hub {
     /// Something the cluster's tasks said.
     pub(super) fn heard(&mut self, now: Now, item: FromCluster) {
@@ -114,11 +118,21 @@ impl Hub {
                     .handle_resumed_elsewhere(now, &token)
                     .and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
                 // The close and the session's departures are queued (to
-                // the connection and the publisher) before the claim is
-                // given up; the departures carry the ids the resuming node
+                // the connection and the publisher), and the claim given
+                // up once they are in the log: the resuming node's
+                // enterings come after them there. (Stored after one, a
+                // departure would take the client out of the room it just
+                // entered.) The departures carry the ids the resuming node
                 // uses too, so the log keeps the first of each.
                 self.dispatch(now);
-                let _ = done.send(claim);
+                let Some(c) = &self.cluster else { return };
+                let stored = c.link.stored_so_far();
+                tokio::spawn(async move {
+                    // Not for ever: NATS may be away (the resuming node
+                    // waits for the answer).
+                    let _ = tokio::time::timeout(DEPARTURES_STORED_WITHIN, stored).await;
+                    let _ = done.send(claim);
+                });
             }
             FromCluster::Duplicate(event) => self.server.handle_logged_duplicate(&event),
             FromCluster::Refused(event, cause) => self.server.handle_log_refused(&event, &cause),
