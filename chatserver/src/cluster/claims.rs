@@ -130,34 +130,46 @@ impl Cluster {
     /// deleted before the answer, so that the asker can claim at once.
     pub(super) async fn answer_takeovers(self: Arc<Self>, mut asked: async_nats::Subscriber) {
         while let Some(msg) = asked.next().await {
-            let Some(reply) = msg.reply.clone() else {
-                continue;
-            };
-            let mut closed = false;
-            if let Ok(token) = <TokenHash>::try_from(msg.payload.as_ref()) {
-                let (done, answer) = tokio::sync::oneshot::channel();
-                if self
-                    .to_hub
-                    .send(FromCluster::TakeOver { token, done })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                if let Ok(Some((key, revision))) = answer.await {
-                    // The hub has let the claim go: nobody else deletes it.
-                    closed = self.delete_claim_now(&key, revision).await;
-                    if !closed {
-                        // Still held: the asker gets `nick_taken` (and may
-                        // try again); the delete goes on in the background.
-                        self.release(key, revision);
-                    }
+            if self.to_hub.is_closed() {
+                return;
+            }
+            // Each on its own: one waits until the departures of the
+            // session it closed are stored (NATS slow, up to 2 s), which
+            // must not hold up the others.
+            tokio::spawn(Arc::clone(&self).answer_takeover(msg));
+        }
+    }
+
+    /// Answer one node asking to take a session over (see
+    /// [`Cluster::answer_takeovers`]).
+    async fn answer_takeover(self: Arc<Self>, msg: async_nats::Message) {
+        let Some(reply) = msg.reply.clone() else {
+            return;
+        };
+        let mut closed = false;
+        if let Ok(token) = <TokenHash>::try_from(msg.payload.as_ref()) {
+            let (done, answer) = tokio::sync::oneshot::channel();
+            if self
+                .to_hub
+                .send(FromCluster::TakeOver { token, done })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if let Ok(Some((key, revision))) = answer.await {
+                // The hub has let the claim go: nobody else deletes it.
+                closed = self.delete_claim_now(&key, revision).await;
+                if !closed {
+                    // Still held: the asker gets `nick_taken` (and may
+                    // try again); the delete goes on in the background.
+                    self.release(key, revision);
                 }
             }
-            let answer = Bytes::from_static(if closed { b"1" } else { b"0" });
-            if let Err(e) = self.client.publish(reply, answer).await {
-                warn!(error = %e, "cannot answer a session's takeover");
-            }
+        }
+        let answer = Bytes::from_static(if closed { b"1" } else { b"0" });
+        if let Err(e) = self.client.publish(reply, answer).await {
+            warn!(error = %e, "cannot answer a session's takeover");
         }
     }
 
