@@ -55,7 +55,9 @@ const TAKEOVER_PREFIX: &str = "chat.takeover.";
 const TAKEOVER_CLAIMS: u32 = 3;
 /// How many times a node tries to delete the claim of a connection it
 /// closed for a takeover (waiting 50 ms, then twice as long each time:
-/// 350 ms in all, well within a join's claim timeout).
+/// 350 ms in all; with the wait for the departures to be stored, see
+/// `Cluster::departures_stored_within`, within a join's claim timeout
+/// when NATS answers).
 const TAKEOVER_DELETES: u32 = 4;
 /// How long a node keeps trying to give up a nickname claim that NATS
 /// would not delete (waiting 50 ms, then twice as long each time, at
@@ -333,6 +335,14 @@ impl Cluster {
     /// dead.
     pub fn dead_after(&self) -> Duration {
         self.settings.dead_after
+    }
+
+    /// How long a takeover waits for the closed session's departures to
+    /// be stored before giving up its nickname claim all the same: 2 s,
+    /// or two thirds of the asker's claim timeout if that is less (the
+    /// asker must get its answer, and delete its claim, within it).
+    pub fn departures_stored_within(&self) -> Duration {
+        (self.settings.claim_timeout * 2 / 3).min(Duration::from_secs(2))
     }
 
     /// Connect, make the buckets, give the rooms' streams this node's

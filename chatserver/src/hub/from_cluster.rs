@@ -10,10 +10,6 @@ use tracing::{info, warn};
 use super::{ClusterSide, Hub, Owner, BATCH};
 use crate::cluster::FromCluster;
 
-/// How long a takeover waits for the closed session's departures to be
-/// stored before giving up its nickname claim all the same.
-const DEPARTURES_STORED_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-
 impl Hub {
     /// Something the cluster's tasks said.
     pub(super) fn heard(&mut self, now: Now, item: FromCluster) {
@@ -127,10 +123,11 @@ impl Hub {
                 self.dispatch(now);
                 let Some(c) = &self.cluster else { return };
                 let stored = c.link.stored_so_far();
+                let within = c.link.departures_stored_within();
                 tokio::spawn(async move {
                     // Not for ever: NATS may be away (the resuming node
                     // waits for the answer).
-                    let _ = tokio::time::timeout(DEPARTURES_STORED_WITHIN, stored).await;
+                    let _ = tokio::time::timeout(within, stored).await;
                     let _ = done.send(claim);
                 });
             }
