@@ -7,7 +7,7 @@ use chatproto::{
     ClientFrame, ClientId, Event, EventBody, LogError, Now, Output, PresenceStatus, Server,
     ServerConfig, SessionId,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const NOW: Now = Now {
     mono: 0,
@@ -810,4 +810,109 @@ fn a_refused_entering_undoes_its_own_enter_not_an_older_one() {
     );
     assert_eq!(frames[2]["nick"], "alice");
     assert_eq!(frames[2]["status"], "online");
+}
+
+/// The entering of a connection gone, refused by the log after the one
+/// its session's new connection made was applied: the new connection is
+/// still in the room (refusing the old one took the room from the
+/// session, and the new connection's part was answered `not_in_room`).
+#[test]
+fn a_refused_entering_of_a_connection_gone_leaves_the_new_ones_room() {
+    let mut c = Cluster::new(1);
+    // Everything node 0 proposes, held back from the log.
+    fn held(c: &mut Cluster, frames: &mut Vec<Value>) -> Vec<std::sync::Arc<Event>> {
+        let mut proposed = Vec::new();
+        while let Some(out) = c.nodes[0].poll() {
+            match out {
+                Output::Propose { events, .. } => proposed.extend(events),
+                Output::Send { frame, .. } => frames.push(serde_json::to_value(&frame).unwrap()),
+                _ => {}
+            }
+        }
+        proposed
+    }
+    let mut frames = Vec::new();
+    let old = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+    c.nodes[0].handle_frame(NOW, old, join);
+    let old_entering = held(&mut c, &mut frames);
+    let token = frames[0]["session"].as_str().unwrap().to_owned();
+    c.nodes[0].handle_disconnect(NOW, old);
+    let old_leaving = held(&mut c, &mut frames);
+
+    let back = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+    c.nodes[0].handle_frame(NOW, back, join);
+    let new_entering = held(&mut c, &mut frames);
+    // The log took the new entering; the old one (and so its leaving) it
+    // had no room for, and says so after.
+    let mut logged = Event::clone(&new_entering[0]);
+    logged.seq = 1;
+    c.log.insert("lobby".into(), vec![logged]);
+    c.read_log(0, usize::MAX);
+    for e in old_entering.iter().chain(&old_leaving) {
+        c.nodes[0].handle_log_refused(e, "the cluster's log is full");
+    }
+    c.drain(0);
+
+    c.nodes[0].handle_frame(NOW, back, ClientFrame::part("lobby"));
+    c.settle();
+    let last = c.frames(0, back).last().unwrap().clone();
+    assert_eq!(
+        (&last["type"], &last["nick"], &last["status"]),
+        (&json!("presence"), &json!("alice"), &json!("offline")),
+        "{:?}",
+        c.frames(0, back)
+    );
+}
+
+/// A node whose sessions are stored (as chatserver's are, in NATS): a
+/// join's `welcome` waits until its session is. An entering the log
+/// refuses meanwhile is answered after that `welcome`, not before it
+/// (the refusal's answer went to the head of the queue, ahead of the
+/// held welcome; CI saw `unavailable` come first).
+#[test]
+fn a_refused_entering_is_answered_after_the_welcome_held_for_the_store() {
+    let mut cfg = ServerConfig::default();
+    cfg.cluster = true;
+    cfg.durable = true;
+    let mut node = Server::new(cfg, [3; 32]);
+    let client = node.handle_connect(NOW);
+    let join = ClientFrame::join_v2("bob", vec!["zzz".into()], None);
+    node.handle_frame(NOW, client, join);
+    // What the node says: frames sent, its proposal, its store ticket.
+    #[derive(Default)]
+    struct Said {
+        frames: Vec<Value>,
+        entering: Option<std::sync::Arc<Event>>,
+        through: Option<u64>,
+    }
+    fn take(node: &mut Server, said: &mut Said) {
+        while let Some(out) = node.poll() {
+            match out {
+                Output::Propose { events, .. } => said.entering = events.first().cloned(),
+                Output::Persist { through, .. } => said.through = Some(through),
+                Output::Send { frame, .. } => {
+                    said.frames.push(serde_json::to_value(&frame).unwrap())
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut said = Said::default();
+    take(&mut node, &mut said);
+    assert!(
+        said.frames.is_empty(),
+        "the welcome waits for the store: {:?}",
+        said.frames
+    );
+    let refused = said.entering.clone().expect("the entering proposed");
+    node.handle_log_refused(&refused, "the cluster's log cannot make this room");
+    take(&mut node, &mut said);
+    node.handle_persisted(said.through.expect("the session handed to the store"));
+    take(&mut node, &mut said);
+    let frames = said.frames;
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["welcome", "error"], "{frames:?}");
+    assert_eq!(frames[1]["code"], "unavailable");
 }

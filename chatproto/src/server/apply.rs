@@ -163,18 +163,25 @@ impl Server {
             EventBody::Msg { .. } => self.apply_msg(&event),
         }
         if self.config.cluster {
-            self.answers_after(&event, None);
+            self.answers_after(&event, None, true);
         }
         self.current = Some(event);
     }
 
-    /// Cluster mode: `event` came back from the log, or the log said it
-    /// held it already and `answer` is the sender's answer for it, which
-    /// goes where that message's frame came among the answers waiting. If
-    /// it was the last of its connection's on the way, the answers that
-    /// waited go out right after its deliveries. Whether it was one of
-    /// that connection's.
-    pub(crate) fn answers_after(&mut self, event: &Event, answer: Option<ServerFrame>) -> bool {
+    /// Cluster mode: `event` came back from the log (`applied`: it is
+    /// being applied), or the log said it held it already or refused it,
+    /// and `answer` is the sender's answer for it, which goes where that
+    /// message's frame came among the answers waiting. If it was the last
+    /// of its connection's on the way, the answers that waited go out:
+    /// right after its deliveries if applied, else after what is queued
+    /// already (a `welcome` held until the session is stored among it).
+    /// Whether it was one of that connection's.
+    pub(crate) fn answers_after(
+        &mut self,
+        event: &Event,
+        answer: Option<ServerFrame>,
+        applied: bool,
+    ) -> bool {
         let Some(s) = self.sessions.get_mut(&event.session()) else {
             return false;
         };
@@ -196,8 +203,12 @@ impl Server {
         if s.in_flight.is_empty() {
             s.answered = 0;
             let deferred = std::mem::take(&mut s.deferred);
-            for step in deferred.into_iter().rev() {
-                self.steps.push_front(step);
+            if applied {
+                for step in deferred.into_iter().rev() {
+                    self.steps.push_front(step);
+                }
+            } else {
+                self.steps.extend(deferred);
             }
         }
         true

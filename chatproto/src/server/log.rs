@@ -107,7 +107,7 @@ impl Server {
         // Only to the connection that sent it (not one that resumed the
         // session since), in its place among the answers.
         let frame = self.duplicate(id, &event.room, event.seq);
-        self.answers_after(event, Some(frame));
+        self.answers_after(event, Some(frame), false);
     }
 
     /// Cluster mode: the log refused a message this server proposed (after
@@ -132,7 +132,7 @@ impl Server {
                 ..
             } => return self.log_refused_enter(event, *session, cause),
             EventBody::Presence { .. } => {
-                self.answers_after(event, None);
+                self.answers_after(event, None, false);
                 return;
             }
             _ => {}
@@ -150,7 +150,7 @@ impl Server {
             room: Some(event.room.to_string()),
             seq: None,
         };
-        self.answers_after(event, Some(frame));
+        self.answers_after(event, Some(frame), false);
     }
 
     /// [`Server::handle_log_refused`] of an entering.
@@ -168,10 +168,12 @@ impl Server {
         else {
             return;
         };
-        s.entering.remove(i);
-        // Still in it if this connection entered it again meanwhile (an
-        // entering of a connection gone says nothing of this one's).
-        if !s.entering.iter().any(|e| e.room == room && e.req.is_some()) {
+        let refused = s.entering.remove(i);
+        // The rooms are the connection's now: one gone, its entering
+        // refused, says nothing of them; and this connection is still in
+        // the room if it entered it again meanwhile.
+        let ours = refused.is_some_and(|e| e.req.is_some());
+        if ours && !s.entering.iter().any(|e| e.room == room && e.req.is_some()) {
             s.rooms.remove(room);
         }
         let frame = ServerFrame::Error {
@@ -181,7 +183,7 @@ impl Server {
             room: Some(room.to_owned()),
             seq: None,
         };
-        self.answers_after(event, Some(frame));
+        self.answers_after(event, Some(frame), false);
     }
 
     /// Cluster mode: the log's event `seq` of `room` is not one this server
