@@ -27,6 +27,22 @@ function body(...parts) {
   return span;
 }
 
+/**
+ * ` → bob, carol`: a private or group message's recipients, each a
+ * nickname set apart from the line's direction (a name written right to
+ * left, and the comma after it, would otherwise run into the next).
+ */
+function recipients(to) {
+  const span = document.createElement('span');
+  span.className = 'to';
+  span.append(' → ');
+  to.forEach((n, i) => {
+    if (i) span.append(', ');
+    span.append(nickButton(n, '', true));
+  });
+  return span;
+}
+
 export class MessageView {
   /**
    * `handlers`: `olderWanted(room)` when the top of the log is reached,
@@ -257,14 +273,7 @@ export class MessageView {
     if (m.to.length) {
       li.classList.add('private');
       li.dataset.to = m.to.join(',');
-      const to = document.createElement('span');
-      to.className = 'to';
-      to.append(' → ');
-      m.to.forEach((n, i) => {
-        if (i) to.append(', ');
-        to.append(nickButton(n, '', true));
-      });
-      head.append(to);
+      head.append(recipients(m.to));
       const tag = document.createElement('span');
       tag.className = 'tag';
       tag.textContent = m.to.length === 1 ? 'private' : 'group';
@@ -315,7 +324,7 @@ export class MessageView {
     const head = document.createElement('span');
     head.className = 'head';
     head.append(nickButton(me, 'from', true));
-    if (p.to.length) head.append(` → ${p.to.join(', ')}`);
+    if (p.to.length) head.append(recipients(p.to));
     const state = document.createElement('span');
     state.className = 'state';
     state.textContent = 'sending…';

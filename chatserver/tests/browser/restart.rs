@@ -535,3 +535,45 @@ fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
         page.close().await;
     });
 }
+
+/// A private line typed while the server is away waits below the log with
+/// its recipients as nicknames, each set apart from the line's direction
+/// as in a line sent (they were joined as plain text: a name written right
+/// to left ran into the comma and the next name).
+#[test]
+fn a_line_waiting_to_be_sent_shows_its_recipients_as_nicknames() {
+    let Some(h) = Harness::start("a_line_waiting_to_be_sent_shows_its_recipients") else {
+        return;
+    };
+    h.block_on(waiting_recipients(&h));
+}
+
+async fn waiting_recipients(h: &Harness) {
+    let mut server = Server::start(&[]);
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let _bob = server.join("bob");
+    let _dana = server.join("דנה");
+    page.wait_lines("bob and דנה online", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("דנה"))
+    })
+    .await;
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+    page.wait_state("reconnecting").await;
+    page.type_line("@bob @דנה: later").await;
+    let what = "the private line waiting";
+    wait_for(what, async || match page.pending().await {
+        1 => Ok(()),
+        n => Err(format!("{n} pending")),
+    })
+    .await;
+    let to = page
+        .js(
+            "const li = document.querySelector('.pending-list > li.pending');
+             return [...li.querySelectorAll('.to button.nick > bdi')].map((b) => b.textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(to, json!(["bob", "דנה"]));
+    page.shot("a-private-line-waiting").await;
+}
