@@ -423,6 +423,12 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// How many are in `room` (the length of [`Client::roster`], without
+    /// making the list).
+    pub fn roster_len(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, |r| r.roster.len())
+    }
+
     /// Messages sent that the server has not acknowledged yet (echo or error).
     pub fn unacknowledged(&self) -> usize {
         self.pending.len()

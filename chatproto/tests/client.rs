@@ -182,6 +182,8 @@ fn join_enter_and_talk_in_two_rooms() {
     let b = net.add("bob", &["rust"]);
     assert!(net.peers[a].core.is_joined() && net.peers[b].core.is_joined());
     assert_eq!(net.peers[a].core.roster("rust"), vec!["alice", "bob"]);
+    assert_eq!(net.peers[a].core.roster_len("rust"), 2);
+    assert_eq!(net.peers[b].core.roster_len("lobby"), 0, "not in it");
     let id = net.peers[a].core.send_msg("rust", vec![], "hello rust");
     assert_eq!(net.peers[a].core.unacknowledged(), 1);
     assert!(net.peers[a].core.is_unacknowledged(&id));

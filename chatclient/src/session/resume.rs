@@ -153,7 +153,7 @@ impl Session {
         if afresh {
             self.crowded.remove(room);
         }
-        if self.client.roster(room).len() >= PRESENCE_FANOUT_MAX {
+        if self.client.roster_len(room) >= PRESENCE_FANOUT_MAX {
             self.crowded.insert(room.to_owned());
         }
     }
@@ -864,10 +864,10 @@ mod tests {
         assert_eq!(shown, ["* reconnected; nothing missed"]);
     }
 
-    /// Past the server's presence fan-out cap (a room of more than 1,000)
-    /// nobody else's presence is sent there, so the list kept went stale
-    /// unseen: a room that big, before or after, says nothing of who came
-    /// and went.
+    /// At the server's presence fan-out cap (1,000) the next arrival is
+    /// sent to nobody else, and past it no presence is, so the list kept
+    /// may be stale unseen: a room that big, before or after, says nothing
+    /// of who came and went.
     #[test]
     fn a_room_too_big_for_presence_says_nothing_of_who_came_and_went() {
         // alice and `n - 1` others.
