@@ -299,9 +299,7 @@ mod tests {
     #[test]
     fn a_gap_is_said_in_the_summary() {
         let mut s = joined(&["lobby", "rust"]);
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         let shown = lines_of(
             &mut s,
             [
@@ -329,9 +327,7 @@ mod tests {
     fn history_fetches_what_a_gap_left_out() {
         let mut s = joined(&["lobby"]);
         frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         let shown = lines_of(
             &mut s,
             [
@@ -403,9 +399,7 @@ mod tests {
         frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
         frame(&mut s, presence("lobby", 4, "bob", false));
         frame(&mut s, presence("lobby", 5, "carol", true));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         lines_of(
             &mut s,
             [
@@ -439,9 +433,7 @@ mod tests {
         let mut s = joined(&["lobby"]);
         frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
         let reconnect = |s: &mut crate::session::Session, last: u64| {
-            s.handle_disconnected();
-            s.handle_connected(10);
-            frame(s, welcome("alice", true));
+            back(s, 10);
             lines_of(
                 s,
                 [
@@ -513,9 +505,7 @@ mod tests {
     fn a_gap_with_no_message_replayed_shows_nothing_twice() {
         let mut s = joined(&["lobby"]);
         frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         lines_of(
             &mut s,
             [
@@ -605,14 +595,10 @@ mod tests {
     /// made again, the lobby entered again with `after` online: the lines
     /// shown from there on.
     fn away_and_back(before: &[&str], after: &[&str]) -> Vec<String> {
-        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
+        let mut s = welcomed(&["lobby"]);
         frame(&mut s, entered("lobby", 0, before, false));
         frame(&mut s, presence("lobby", 1, "alice", true));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         lines_of(
             &mut s,
             [
@@ -693,10 +679,7 @@ mod tests {
     /// does not lose what was known.
     #[test]
     fn each_room_says_who_came_and_went_in_it() {
-        let rooms = ["lobby".to_owned(), "rust".to_owned()];
-        let mut s = crate::session::Session::new("alice", &rooms, "t-", 65_536);
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
+        let mut s = welcomed(&["lobby", "rust"]);
         frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
         frame(&mut s, presence("lobby", 1, "alice", true));
         frame(&mut s, entered("rust", 0, &["alice", "dave"], false));
@@ -734,9 +717,7 @@ mod tests {
             ]
         );
         // Next time, from what was known when this connection went.
-        s.handle_disconnected();
-        s.handle_connected(30);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 30);
         let shown = lines_of(
             &mut s,
             [
@@ -768,17 +749,12 @@ mod tests {
     /// or went in view since (dave, said live).
     #[test]
     fn a_reconnect_lost_halfway_loses_no_one_who_came_or_went() {
-        let rooms = ["lobby".to_owned(), "rust".to_owned()];
-        let mut s = crate::session::Session::new("alice", &rooms, "t-", 65_536);
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
+        let mut s = welcomed(&["lobby", "rust"]);
         frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
         frame(&mut s, presence("lobby", 1, "alice", true));
         frame(&mut s, entered("rust", 0, &["alice"], false));
         frame(&mut s, presence("rust", 1, "alice", true));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         let shown = lines_of(
             &mut s,
             [
@@ -788,9 +764,7 @@ mod tests {
             ],
         );
         assert_eq!(shown, ["* dave is online"], "no summary: #rust is not back");
-        s.handle_disconnected();
-        s.handle_connected(20);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 20);
         let shown = lines_of(
             &mut s,
             [
@@ -814,15 +788,11 @@ mod tests {
     /// nor join: the list is compared once it is whole.
     #[test]
     fn an_online_list_in_parts_is_compared_whole() {
-        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
+        let mut s = welcomed(&["lobby"]);
         frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
         frame(&mut s, online("lobby", &["dave"]));
         frame(&mut s, presence("lobby", 1, "alice", true));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         let shown = lines_of(
             &mut s,
             [
@@ -846,9 +816,7 @@ mod tests {
     /// tells who came and went from (carol was there all along).
     #[test]
     fn a_list_cut_off_in_parts_is_not_kept() {
-        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
+        let mut s = welcomed(&["lobby"]);
         frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
         s.handle_disconnected();
         s.handle_connected(10);
@@ -908,9 +876,7 @@ mod tests {
     /// crowded.
     #[test]
     fn a_room_that_reached_the_cap_says_nothing_though_smaller_since() {
-        let mut s = crate::session::Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
+        let mut s = welcomed(&["lobby"]);
         // alice and n1 to n999.
         let mut crowd: Vec<String> = std::iter::once("alice".to_owned())
             .chain((1..1_000).map(|i| format!("n{i}")))
@@ -973,9 +939,7 @@ mod tests {
     fn the_full_screen_gets_the_room_of_who_came_and_went() {
         let mut s = joined(&["lobby"]);
         s.name_every_room();
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         frame(&mut s, entered("lobby", 1, &["alice", "bob"], true));
         s.handle_frame(0, presence("lobby", 2, "alice", true));
         let away = std::iter::from_fn(|| s.poll()).find_map(|a| match a {
@@ -1007,9 +971,7 @@ mod tests {
         frame(&mut s, welcome("alice", false));
         frame(&mut s, entered("lobby", 0, &["alice"], false));
         frame(&mut s, presence("lobby", 1, "alice", true));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         frame(&mut s, entered("lobby", 1, &["alice", "bob"], true));
         s.handle_frame(0, presence("lobby", 2, "alice", true));
         let note = std::iter::from_fn(|| s.poll()).find_map(|a| match a {
@@ -1031,9 +993,7 @@ mod tests {
     #[test]
     fn a_missed_message_keeps_when_it_was_sent() {
         let mut s = joined(&["lobby"]);
-        s.handle_disconnected();
-        s.handle_connected(10);
-        frame(&mut s, welcome("alice", true));
+        back(&mut s, 10);
         frame(&mut s, entered("lobby", 2, &["alice"], true));
         let mut missed = replayed(msg("lobby", 2, "bob", &[], "meanwhile"), None);
         if let ServerFrame::Msg { ts, .. } = &mut missed {

@@ -119,15 +119,29 @@ pub(super) fn the_id(sent: &[ClientFrame]) -> String {
     }
 }
 
-/// alice, joined and in `rooms` (each entered at seq 0 with her own
-/// presence at seq 1), every output drained.
-pub(super) fn joined(rooms: &[&str]) -> Session {
+/// alice, welcomed on a first connection, to enter `rooms`.
+pub(super) fn welcomed(rooms: &[&str]) -> Session {
     let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
     let mut s = Session::new("alice", &rooms, "t-", 65_536);
     s.handle_connected(0);
     drain(&mut s);
     frame(&mut s, welcome("alice", false));
-    for r in &rooms {
+    s
+}
+
+/// The connection lost, and a new one at `at` ms, alice's session
+/// resumed.
+pub(super) fn back(s: &mut Session, at: u64) {
+    s.handle_disconnected();
+    s.handle_connected(at);
+    frame(s, welcome("alice", true));
+}
+
+/// alice, joined and in `rooms` (each entered at seq 0 with her own
+/// presence at seq 1), every output drained.
+pub(super) fn joined(rooms: &[&str]) -> Session {
+    let mut s = welcomed(rooms);
+    for r in rooms {
         frame(&mut s, entered(r, 0, &["alice"], false));
         frame(&mut s, presence(r, 1, "alice", true));
     }
