@@ -225,6 +225,7 @@ pub type SessionRecord = (SessionId, String, TokenHash);
 /// What the hub hands the publisher, in order.
 #[derive(Debug)]
 pub enum ToPublisher {
+    /// An event to append to its room's stream.
     Propose(Proposal),
     /// Answered once everything handed over before it is stored (or
     /// refused to its sender); dropped unanswered if the publisher ends.
