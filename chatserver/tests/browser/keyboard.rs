@@ -128,13 +128,7 @@ fn on_a_narrow_page_a_room_name_refused_is_said_in_the_open_drawer() {
 async fn room_refused_narrow(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "alice", (400, 700)).await;
     page.click("rooms-toggle").await;
-    page.c
-        .find(fantoccini::Locator::Id("room-input"))
-        .await
-        .expect("#room-input")
-        .send_keys(&format!("bad!{}", char::from(Key::Enter)))
-        .await
-        .expect("type a room name");
+    page.type_into("room-input", "bad!").await;
     // Why the name was refused shows where it was typed: it was said
     // above the message box only, which the open drawer covers.
     let seen = page
@@ -752,13 +746,7 @@ fn every_room_in_the_list_can_be_left_from_it() {
         // room shown instead is the next one, which has the focus (it was
         // the first of the list, wherever the focus went). #go is made
         // the current room, between #lobby (the first) and #rust.
-        page.c
-            .find(fantoccini::Locator::Id("room-input"))
-            .await
-            .expect("#room-input")
-            .send_keys(&format!("rust{}", char::from(Key::Enter)))
-            .await
-            .expect("enter #rust again");
+        page.type_into("room-input", "rust").await;
         page.wait_lines("in #rust again", "rust", |ls| {
             ls.iter().any(|l| l.nick.as_deref() == Some("alice"))
         })

@@ -221,11 +221,20 @@ impl Page {
 
     /// Type `line` into the message input and press Enter.
     pub async fn type_line(&self, line: &str) {
-        let input = self.c.find(Locator::Id("input")).await.expect("#input");
-        input
+        self.type_into("input", line).await;
+    }
+
+    /// Type `line` into the field with id `id` and press Enter.
+    pub async fn type_into(&self, id: &str, line: &str) {
+        let field = self
+            .c
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("{}: find #{id}: {e}", self.nick));
+        field
             .send_keys(&format!("{line}{}", char::from(Key::Enter)))
             .await
-            .unwrap_or_else(|e| panic!("{}: type {line:?}: {e}", self.nick));
+            .unwrap_or_else(|e| panic!("{}: type {line:?} into #{id}: {e}", self.nick));
     }
 
     /// Put `line` in the message input as a paste would (Tab and all,
