@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
+use crate::frame::{ClientFrame, ErrorCode, Limits, PresenceStatus, ServerFrame};
 use crate::nick::nick_key;
 
 /// How long the client may hear nothing before it pings, and then how
@@ -341,6 +341,7 @@ pub struct Client {
     out: VecDeque<ClientOutput>,
     heard_at: u64,
     pinged_at: Option<u64>,
+    limits: Option<Limits>,
 }
 
 impl Client {
@@ -382,6 +383,7 @@ impl Client {
             out: VecDeque::new(),
             heard_at: 0,
             pinged_at: None,
+            limits: None,
         }
     }
 
@@ -413,6 +415,14 @@ impl Client {
     /// [`ClientEvent::Entered`] reports begins. `None` when not in it.
     pub fn last_seq(&self, room: &str) -> Option<u64> {
         self.rooms.get(room).map(|r| r.last_seq)
+    }
+
+    /// The limits the server announced in its last `welcome` (`None`
+    /// before one, or from a server that announced none). Its
+    /// [`presence_fanout_max`](Limits::presence_fanout_max) says past how
+    /// many members a room's online list may fall behind.
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
     }
 
     /// Who is in `room`, sorted by identity.
@@ -618,9 +628,10 @@ impl Client {
                 limits,
                 ..
             } => {
-                if let Some(l) = limits {
+                if let Some(l) = &limits {
                     self.drop_too_large(usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX));
                 }
+                self.limits = limits;
                 self.welcome(nick, session, resumed.unwrap_or(false));
             }
             ServerFrame::Online { room, nicks } => {

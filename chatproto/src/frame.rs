@@ -179,6 +179,13 @@ pub struct Limits {
     pub replay_limit: u64,
     /// The most messages one `history` page holds.
     pub history_page: u64,
+    /// In a room with more members than this, entering and leaving are
+    /// sent only to the one who entered or left (PROTOCOL.md 5.2), so a
+    /// client's online list there may fall behind. `None` from a server
+    /// that does not say (an older one), whose cap a client may take to
+    /// be the default, 1 000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_fanout_max: Option<u64>,
 }
 
 impl Limits {
@@ -194,7 +201,15 @@ impl Limits {
             max_recipients,
             replay_limit,
             history_page,
+            presence_fanout_max: None,
         }
+    }
+
+    /// These limits, saying the server's presence fan-out cap.
+    #[must_use]
+    pub fn with_presence_fanout_max(mut self, presence_fanout_max: u64) -> Self {
+        self.presence_fanout_max = Some(presence_fanout_max);
+        self
     }
 }
 

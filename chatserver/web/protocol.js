@@ -14,8 +14,8 @@ export const STAMP_MARGIN = 512;
 /**
  * PROTOCOL.md 5.2: in a room with more members than this, the server
  * sends entering and leaving only to whoever entered or left. It is the
- * server's default `presence_fanout_max`: `welcome` does not say a
- * server's own, so the page assumes this one on a server run with another.
+ * server's default `presence_fanout_max`, taken where `welcome.limits`
+ * does not say the server's own (an older server).
  */
 export const PRESENCE_FANOUT_MAX = 1000;
 
@@ -152,6 +152,9 @@ export function decode(text) {
           : DEFAULT_MAX_FRAME_BYTES,
         maxRecipients: isInt(limits.max_recipients) ? limits.max_recipients : 64,
         historyPage: isInt(limits.history_page) ? limits.history_page : 200,
+        presenceFanoutMax: isInt(limits.presence_fanout_max)
+          ? limits.presence_fanout_max
+          : PRESENCE_FANOUT_MAX,
       };
     }
     case 'online':

@@ -27,7 +27,11 @@ export class Session {
     this.connections = 0;
     /** The session to resume (from a page reloaded), then the current one. */
     this.token = token;
-    this.limits = { maxFrameBytes: P.DEFAULT_MAX_FRAME_BYTES, maxRecipients: 64 };
+    this.limits = {
+      maxFrameBytes: P.DEFAULT_MAX_FRAME_BYTES,
+      maxRecipients: 64,
+      presenceFanoutMax: P.PRESENCE_FANOUT_MAX,
+    };
     /**
      * room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered,
      * crowded, away: { roster: Map<key, nick>, crowded } | null }
@@ -163,7 +167,7 @@ export class Session {
         const r = f.room && this.rooms.get(f.room);
         if (r) {
           for (const n of f.nicks) r.roster.set(P.nickKey(n), n);
-          crowding(r);
+          crowding(r, this.limits.presenceFanoutMax);
           this.emit('roster', { room: f.room });
         }
         break;
@@ -204,7 +208,11 @@ export class Session {
   welcome(f) {
     this.phase = 'joined';
     this.nick = f.nick;
-    this.limits = { maxFrameBytes: f.maxFrameBytes, maxRecipients: f.maxRecipients };
+    this.limits = {
+      maxFrameBytes: f.maxFrameBytes,
+      maxRecipients: f.maxRecipients,
+      presenceFanoutMax: f.presenceFanoutMax,
+    };
     // A fresh session remembers none of our ids.
     if (!f.resumed) this.token = null;
     if (f.session) this.token = f.session;
@@ -257,7 +265,7 @@ export class Session {
     r.entered = true;
     r.roster = new Map(f.online.map((n) => [P.nickKey(n), n]));
     r.crowded = false;
-    crowding(r);
+    crowding(r, this.limits.presenceFanoutMax);
     if (!again) r.away = null;
     this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, seq: f.seq, oldest: f.oldest });
   }
@@ -279,7 +287,7 @@ export class Session {
     }
     if (f.online) r.roster.set(P.nickKey(f.nick), f.nick);
     else r.roster.delete(P.nickKey(f.nick));
-    crowding(r);
+    crowding(r, this.limits.presenceFanoutMax);
     this.emit('presence', { ...f, self, away });
   }
 
@@ -350,12 +358,12 @@ function newRoom() {
 
 /**
  * Mark room `r` crowded (until it is entered again) once its online list
- * reaches the server's presence fan-out cap: one more arrival there is
- * not sent to us, nor is any leaving while the room is past it, so the
+ * reaches `cap`, the server's presence fan-out cap: one more arrival there
+ * is not sent to us, nor is any leaving while the room is past it, so the
  * list may be behind from then on.
  */
-function crowding(r) {
-  if (r.roster.size >= P.PRESENCE_FANOUT_MAX) r.crowded = true;
+function crowding(r, cap) {
+  if (r.roster.size >= cap) r.crowded = true;
 }
 
 /**

@@ -17,9 +17,9 @@ use crate::render::Line;
 /// too (the arrival past the cap reached nobody), and so may any list
 /// kept since, however small again (the leaving back to the cap reached
 /// nobody either): a room that reached it is crowded until entered
-/// afresh below it (`Session::crowded`), as on the page. The server's own
-/// cap (`presence_fanout_max`) is not in its `welcome` (`limits` has no
-/// such member), so this is its documented default.
+/// afresh below it (`Session::crowded`), as on the page. The server says
+/// its own cap in `welcome.limits`; this is the default, for a server
+/// that does not.
 const PRESENCE_FANOUT_MAX: usize = 1_000;
 
 /// What was known of a room when the connection was lost (see
@@ -153,9 +153,19 @@ impl Session {
         if afresh {
             self.crowded.remove(room);
         }
-        if self.client.roster_len(room) >= PRESENCE_FANOUT_MAX {
+        if self.client.roster_len(room) >= self.presence_cap() {
             self.crowded.insert(room.to_owned());
         }
+    }
+
+    /// The server's presence fan-out cap, as its `welcome` said it.
+    fn presence_cap(&self) -> usize {
+        self.client
+            .limits()
+            .and_then(|l| l.presence_fanout_max)
+            .map_or(PRESENCE_FANOUT_MAX, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            })
     }
 
     /// `room` is entered again and its online list is whole: who came
@@ -219,7 +229,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use crate::session::testkit::*;
-    use crate::session::Action;
+    use crate::session::{Action, Session};
     use chatproto::{ClientFrame, ErrorCode, ServerFrame};
 
     /// The connection drops with one of alice's messages stamped but not
@@ -921,6 +931,49 @@ mod tests {
             [
                 "* reconnected; nothing missed",
                 "* while you were away: n3 left"
+            ]
+        );
+    }
+
+    /// A server run with another cap says it in its `welcome`, and that
+    /// is the cap the lists are held to: at 2, a room of two says nothing
+    /// of who came while away (the same room below the default cap does).
+    #[test]
+    fn the_presence_cap_is_the_one_the_welcome_says() {
+        let limits = chatproto::Limits::new(65_536, 64, 500, 200).with_presence_fanout_max(2);
+        let rooms = vec!["lobby".to_owned()];
+        let mut s = Session::new("alice", &rooms, "t-", 65_536);
+        s.handle_connected(0);
+        drain(&mut s);
+        let welcome_capped = |resumed: bool| {
+            ServerFrame::welcome(
+                "alice",
+                0,
+                vec![],
+                Some("token".into()),
+                Some(resumed),
+                Some(limits),
+            )
+        };
+        frame(&mut s, welcome_capped(false));
+        frame(&mut s, entered("lobby", 0, &["alice", "bob"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome_capped(true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 5, &["alice", "bob", "carol"], true),
+                presence("lobby", 6, "alice", true),
+            ],
+        );
+        assert_eq!(shown, ["* reconnected; nothing missed"]);
+        assert_eq!(
+            away_and_back(&["alice", "bob"], &["alice", "bob", "carol"]),
+            [
+                "* reconnected; nothing missed",
+                "* while you were away: carol joined"
             ]
         );
     }

@@ -153,5 +153,6 @@ impl ServerConfig {
             self.replay_limit as u64,
             self.history_page as u64,
         )
+        .with_presence_fanout_max(self.presence_fanout_max as u64)
     }
 }

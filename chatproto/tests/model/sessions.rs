@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chatproto::{ErrorCode, Limits, ServerFrame};
 
 use crate::{
-    canon, Model, Session, HISTORY_PAGE, IDLE_PING, JOIN_POOL, JOIN_TIMEOUT, MAX_RECIPIENTS,
-    MAX_ROOMS, PONG_TIMEOUT, REPLAY_LIMIT, RESUME_WINDOW, START,
+    canon, Model, Session, FANOUT_MAX, HISTORY_PAGE, IDLE_PING, JOIN_POOL, JOIN_TIMEOUT,
+    MAX_RECIPIENTS, MAX_ROOMS, PONG_TIMEOUT, REPLAY_LIMIT, RESUME_WINDOW, START,
 };
 
 impl Model {
@@ -106,12 +106,15 @@ impl Model {
             online,
             None,
             Some(resumed.is_some()),
-            Some(Limits::new(
-                65_536,
-                MAX_RECIPIENTS as u64,
-                REPLAY_LIMIT as u64,
-                HISTORY_PAGE as u64,
-            )),
+            Some(
+                Limits::new(
+                    65_536,
+                    MAX_RECIPIENTS as u64,
+                    REPLAY_LIMIT as u64,
+                    HISTORY_PAGE as u64,
+                )
+                .with_presence_fanout_max(FANOUT_MAX as u64),
+            ),
         );
         self.push(i, welcome);
         for raw in rooms {
