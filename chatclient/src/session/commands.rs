@@ -284,8 +284,9 @@ mod tests {
         let out = line(&mut s, "/JOIN #Rust");
         assert_eq!(out.sent, [ClientFrame::enter("rust", None)]);
         assert_eq!(s.prompt(), "alice #rust> ");
+        // Said once the list is whole: at the room's next event.
         let out = frame(&mut s, entered("rust", 0, &["bob", "alice"], false));
-        assert_eq!(out.lines, ["* entered #rust; 2 online: bob, alice"]);
+        assert_eq!(out.lines, [""; 0]);
         let shown = lines_of(
             &mut s,
             [
@@ -299,6 +300,7 @@ mod tests {
         assert_eq!(
             shown,
             [
+                "* entered #rust; 2 online: bob, alice",
                 "* alice is online",
                 "bob: in rust",
                 "[#lobby] bob: in the lobby",

@@ -4,7 +4,7 @@
 
 use chatproto::{nick_key, ClientEvent, ClientOutput};
 
-use super::lines::{names, plural};
+use super::lines::{names_of, plural, NAMES_SHOWN};
 use super::resume::Resume;
 use super::{Action, Gap, Seen, Session};
 use crate::render::Line;
@@ -30,6 +30,15 @@ impl Session {
         }
     }
 
+    /// `entered #room; N online: ...`, once `room`'s online list is
+    /// whole (it is at any event of the room after its `entered`).
+    fn announce_entered(&mut self, room: &str) {
+        if let Some(first) = self.announcing.remove(room) {
+            let count = self.client.roster_len(room);
+            self.info(format!("entered #{room}; {}", names_of(count, &first)));
+        }
+    }
+
     pub(super) fn drain_outcomes(&mut self) {
         while let Some(outcome) = self.ledger.poll() {
             self.out.push_back(Action::Outcome(outcome));
@@ -37,6 +46,12 @@ impl Session {
     }
 
     fn event(&mut self, event: ClientEvent) {
+        match &event {
+            ClientEvent::Message { room, .. }
+            | ClientEvent::Presence { room, .. }
+            | ClientEvent::History { room, .. } => self.announce_entered(room),
+            _ => {}
+        }
         match event {
             ClientEvent::Joined { nick, .. } => {
                 if self.joined_before {
@@ -99,7 +114,11 @@ impl Session {
                         None => {}
                     }
                 } else {
-                    self.info(format!("entered #{room}; {}", names(&online)));
+                    // The rest of a big room's list may follow: the line
+                    // waits for the room's next event.
+                    let mut first = online;
+                    first.truncate(NAMES_SHOWN);
+                    self.announcing.insert(room, first);
                 }
             }
             ClientEvent::Message {
@@ -398,6 +417,36 @@ mod tests {
     use crate::session::testkit::*;
     use chatproto::{ClientFrame, ErrorCode, ServerFrame};
 
+    /// A big room's online list comes in parts (`entered`, then `online`
+    /// frames): the line entering it counts the whole list and names its
+    /// first people in the server's order, once the list is whole.
+    #[test]
+    fn entering_a_big_room_counts_its_whole_list() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "/join big");
+        let part = |from: usize, to: usize| -> Vec<String> {
+            (from..to).map(|i| format!("p{i:02}")).collect()
+        };
+        let mut shown = lines_of(
+            &mut s,
+            [
+                entered("big", 0, &["alice"], false),
+                ServerFrame::online(Some("big".into()), part(1, 4)),
+                ServerFrame::online(Some("big".into()), part(4, 25)),
+            ],
+        );
+        assert_eq!(shown, [""; 0], "the list is not whole yet");
+        shown = lines_of(&mut s, [presence("big", 1, "alice", true)]);
+        assert_eq!(
+            shown,
+            [
+                "* entered #big; 25 online: alice, p01, p02, p03, p04, p05, p06, p07, p08, \
+                 p09 and 15 more",
+                "* alice is online"
+            ]
+        );
+    }
+
     #[test]
     fn the_first_join_shows_the_lobby_as_v1_did() {
         let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
@@ -409,14 +458,21 @@ mod tests {
         assert_eq!(out.lines, ["* joined as alice; /help lists the commands"]);
         assert_eq!(out.other, [Action::Joined]);
         assert_eq!(out.sent, [ClientFrame::enter("lobby", None)]);
+        // Said once the list is whole: before the replay.
         let out = frame(&mut s, entered("lobby", 3, &["bob", "alice"], false));
-        assert_eq!(out.lines, ["* entered #lobby; 2 online: bob, alice"]);
+        assert_eq!(out.lines, [""; 0]);
         // The replay on a first enter is the room's recent history.
         let out = frame(
             &mut s,
             replayed(msg("lobby", 2, "bob", &[], "earlier"), None),
         );
-        assert_eq!(out.lines, ["[history] bob: earlier"]);
+        assert_eq!(
+            out.lines,
+            [
+                "* entered #lobby; 2 online: bob, alice",
+                "[history] bob: earlier"
+            ]
+        );
         let shown = lines_of(
             &mut s,
             [
@@ -604,7 +660,10 @@ mod tests {
             &mut s,
             replayed(msg("rust", 2, "bob", &[], "new one"), None),
         );
-        assert_eq!(out.lines, ["[history] bob: new one"]);
+        assert_eq!(
+            out.lines,
+            ["* entered #rust; 1 online: bob", "[history] bob: new one"]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chatproto::{ErrorCode, ServerFrame};
 
 use super::commands::line_kind;
-use super::lines::plural;
+use super::lines::{plural, NAMES_SHOWN};
 use super::{Action, Session};
 use crate::input::{parse_line, verbatim_line};
 use crate::render::Line;
@@ -26,6 +26,9 @@ impl Session {
         self.paging.clear();
         self.resume = None;
         self.replaying.clear();
+        // Its online list never came whole: a reconnect enters it again
+        // and says so then.
+        self.announcing.clear();
         self.pump();
     }
 
@@ -47,6 +50,19 @@ impl Session {
             // Of this server: another one reached later may take more.
             let theirs = usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX);
             self.max_frame_bytes = self.own_max_frame_bytes.min(theirs);
+        }
+        if let ServerFrame::Online {
+            room: Some(room),
+            nicks,
+            ..
+        } = &frame
+        {
+            // More of a list whose line waits: its first names, in the
+            // server's order.
+            if let Some(first) = self.announcing.get_mut(room) {
+                let room_left = NAMES_SHOWN.saturating_sub(first.len());
+                first.extend(nicks.iter().take(room_left).cloned());
+            }
         }
         if self.mode.echo_frames {
             self.out.push_back(Action::Frame(frame.clone()));

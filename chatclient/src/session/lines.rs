@@ -5,7 +5,7 @@ use super::{Action, Session};
 use crate::render::Line;
 
 /// How many names a line about a room lists before it says "and N more".
-const NAMES_SHOWN: usize = 10;
+pub(super) const NAMES_SHOWN: usize = 10;
 
 impl Session {
     /// `room` for a `[#room]` prefix: `None` when it is the current room
@@ -71,16 +71,18 @@ pub(crate) fn plural(n: usize, what: &str) -> String {
     }
 }
 
-/// `2 online: alice, bob`, with at most [`NAMES_SHOWN`] names.
-pub(super) fn names(online: &[String]) -> String {
-    let shown: Vec<&str> = online
+/// `count` online, the first [`NAMES_SHOWN`] of them named from `first`:
+/// `3 online: alice, bob and 1 more` (`first` may hold fewer than
+/// `count`, as an online list's first part does).
+pub(super) fn names_of(count: usize, first: &[String]) -> String {
+    let shown: Vec<&str> = first
         .iter()
-        .take(NAMES_SHOWN)
+        .take(NAMES_SHOWN.min(count))
         .map(String::as_str)
         .collect();
-    let mut text = format!("{} online: {}", online.len(), shown.join(", "));
-    if online.len() > NAMES_SHOWN {
-        text.push_str(&format!(" and {} more", online.len() - NAMES_SHOWN));
+    let mut text = format!("{count} online: {}", shown.join(", "));
+    if count > shown.len() {
+        text.push_str(&format!(" and {} more", count - shown.len()));
     }
     text
 }

@@ -185,6 +185,11 @@ pub struct Session {
     /// (our own presence there came after it): the core's roster of each
     /// is who is there (it empties them all on connecting again).
     entered_here: BTreeSet<String>,
+    /// Rooms entered afresh whose `entered #room` line waits for the rest
+    /// of their online list (`online` frames after a big room's
+    /// `entered`), with the first names it shows: said at the room's
+    /// next event, when the list is whole and its count true.
+    announcing: BTreeMap<String, Vec<String>>,
     /// Rooms whose online list reached the server's presence fan-out cap
     /// since they were last entered: someone's coming or going may have
     /// been sent to nobody there since, so the list may be behind even
@@ -230,6 +235,7 @@ impl Session {
             paging: std::collections::BTreeSet::new(),
             gaps: BTreeMap::new(),
             entered_here: BTreeSet::new(),
+            announcing: BTreeMap::new(),
             crowded: BTreeSet::new(),
             away: BTreeMap::new(),
         }
