@@ -541,6 +541,12 @@ impl Client {
     /// is resent after a reconnect until the server acknowledges it. While
     /// a fresh session's replay of `room` holds older messages back, it
     /// waits behind them.
+    ///
+    /// A message whose frame is longer than the server takes (the
+    /// `max_frame_bytes` of its `welcome`, see [`Client::limits`]) is not
+    /// sent: it is answered at once by a [`ClientEvent::Error`]
+    /// `msg_too_large` with its id, as one found too long when a
+    /// `welcome` arrives is.
     pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
         self.next_id += 1;
         let id = format!("{}{}", self.id_prefix, self.next_id);
@@ -550,6 +556,19 @@ impl Client {
             to,
             text: text.into(),
         };
+        if self.phase == Phase::Joined {
+            if let Some(max) = self.frame_limit() {
+                // Sent, the frame would be refused by the shell's encoder
+                // or close the connection, and it would wait for an echo
+                // that never comes.
+                if let Err(crate::EncodeError::TooLarge { len, .. }) =
+                    crate::encode(&msg_frame(&p), max)
+                {
+                    self.too_large(p, len, max);
+                    return id;
+                }
+            }
+        }
         if self.phase == Phase::Joined && !self.held.contains(&p.room) {
             self.send(msg_frame(&p));
         }
@@ -628,10 +647,10 @@ impl Client {
                 limits,
                 ..
             } => {
-                if let Some(l) = &limits {
-                    self.drop_too_large(usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX));
-                }
                 self.limits = limits;
+                if let Some(max) = self.frame_limit() {
+                    self.drop_too_large(max);
+                }
                 self.welcome(nick, session, resumed.unwrap_or(false));
             }
             ServerFrame::Online { room, nicks } => {
@@ -730,18 +749,31 @@ impl Client {
         let mut kept = VecDeque::with_capacity(self.pending.len());
         for p in std::mem::take(&mut self.pending) {
             match crate::encode(&msg_frame(&p), max) {
-                Err(crate::EncodeError::TooLarge { len, .. }) => self.event(ClientEvent::Error {
-                    code: ErrorCode::MsgTooLarge,
-                    message: format!(
-                        "your message was not sent: its frame is {len} bytes and the server takes at most {max}"
-                    ),
-                    id: Some(p.id),
-                    room: Some(p.room),
-                }),
+                Err(crate::EncodeError::TooLarge { len, .. }) => self.too_large(p, len, max),
                 _ => kept.push_back(p),
             }
         }
         self.pending = kept;
+    }
+
+    /// The payload limit of the server's last `welcome`, if it said one.
+    fn frame_limit(&self) -> Option<usize> {
+        self.limits
+            .as_ref()
+            .map(|l| usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX))
+    }
+
+    /// Tell that `p`, whose frame is `len` bytes, is given up: the server
+    /// takes at most `max`.
+    fn too_large(&mut self, p: Pending, len: usize, max: usize) {
+        self.event(ClientEvent::Error {
+            code: ErrorCode::MsgTooLarge,
+            message: format!(
+                "your message was not sent: its frame is {len} bytes and the server takes at most {max}"
+            ),
+            id: Some(p.id),
+            room: Some(p.room),
+        });
     }
 
     fn welcome(&mut self, nick: String, session: Option<String>, resumed: bool) {

@@ -642,6 +642,42 @@ fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
     assert_eq!(c.unacknowledged(), 1);
 }
 
+/// A message sent while joined whose frame is longer than the server's
+/// `welcome` says it takes is given up at once with `msg_too_large`: no
+/// shell can send it, and it would wait for an echo for ever.
+#[test]
+fn a_message_too_large_for_the_server_is_given_up_when_sent() {
+    use chatproto::{ErrorCode, Limits};
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    let limits = Limits::new(1_024, 64, 500, 200);
+    let welcome = ServerFrame::welcome(
+        "alice",
+        0,
+        vec![],
+        Some("t".into()),
+        Some(false),
+        Some(limits),
+    );
+    c.handle_frame(0, welcome);
+    while c.poll().is_some() {}
+    let big = c.send_msg("lobby", vec![], "x".repeat(1_500));
+    c.send_msg("lobby", vec![], "fits");
+    let mut sent = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(out) = c.poll() {
+        match out {
+            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
+            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
+            _ => {}
+        }
+    }
+    assert_eq!(sent, ["fits"]);
+    assert_eq!(refused, [(ErrorCode::MsgTooLarge, Some(big.clone()))]);
+    assert!(!c.is_unacknowledged(&big));
+    assert_eq!(c.unacknowledged(), 1);
+}
+
 /// An entering refused with `unavailable` (a server sharing rooms whose
 /// log has no room now) leaves the room not entered: it is gone from the
 /// client's rooms and may be entered again.
