@@ -68,7 +68,12 @@ pub enum ClientEvent {
     Entered {
         /// The room.
         room: String,
-        /// Who is in it.
+        /// Who is in it, as the `entered` frame lists it. In a room whose
+        /// list does not fit one frame this is only its first part: the
+        /// rest comes in `online` frames, which go into
+        /// [`Client::roster`] without an event of their own, so the
+        /// roster is whole by the room's next event (a replayed message,
+        /// or this client's own [`ClientEvent::Presence`]).
         online: Vec<String>,
         /// Whether this entered the room again after a reconnect.
         again: bool,

@@ -287,7 +287,9 @@ pub enum ServerFrame {
         seq: u64,
         /// Every message with a seq at least this is still in the history.
         oldest: u64,
-        /// Who is in the room now, the enterer included.
+        /// Who is in the room now, the enterer included. When the list
+        /// does not fit in one frame, the rest follows in
+        /// [`ServerFrame::Online`] frames with this `room`.
         online: Vec<String>,
         /// True when `since` and the current `epoch` were given and the
         /// replay holds every message after `since` this session may see.
