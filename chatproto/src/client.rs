@@ -55,7 +55,8 @@ pub enum ClientEvent {
         /// Whether this is a reconnect.
         reconnect: bool,
     },
-    /// The join was refused (`nick_taken`, `nick_invalid`, ...).
+    /// The join was refused (`nick_taken`, `nick_invalid`, ...). The
+    /// connection stays open: [`Client::join_as`] tries another nickname.
     #[non_exhaustive]
     Refused {
         /// Why.
@@ -484,6 +485,30 @@ impl Client {
             Vec::new(),
             self.token.clone(),
         ));
+    }
+
+    /// Join as `nick` instead, after the server refused the nickname
+    /// ([`ClientEvent::Refused`] with `nick_taken` or `nick_invalid`: the
+    /// connection stays open): the join is sent again with it. Offline,
+    /// the next connection joins with it. Once joined there is no
+    /// changing it: returns `false` and does nothing.
+    pub fn join_as(&mut self, nick: impl Into<String>) -> bool {
+        match self.phase {
+            Phase::Joined => false,
+            Phase::Offline => {
+                self.nick = nick.into();
+                true
+            }
+            Phase::Joining => {
+                self.nick = nick.into();
+                self.send(ClientFrame::join_v2(
+                    self.nick.clone(),
+                    Vec::new(),
+                    self.token.clone(),
+                ));
+                true
+            }
+        }
     }
 
     /// The connection ended. What was not acknowledged is kept, to resend.

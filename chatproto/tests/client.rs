@@ -801,3 +801,38 @@ fn last_seq_is_where_a_reconnect_enters_again_from() {
     assert_eq!(c.last_seq("lobby"), Some(3));
     while c.poll().is_some() {}
 }
+
+/// A nickname taken is refused and the connection stays open: the same
+/// client joins again under another one, enters its rooms and talks, and
+/// once joined its nickname cannot change.
+#[test]
+fn a_refused_nickname_is_tried_again_as_another() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    let b = net.add("Alice", &["lobby"]);
+    assert!(!net.peers[b].core.is_joined());
+    assert!(
+        net.peers[b].events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Refused {
+                code: chatproto::ErrorCode::NickTaken,
+                ..
+            }
+        )),
+        "{:?}",
+        net.peers[b].events
+    );
+    assert!(net.peers[b].core.join_as("bob"));
+    net.pump();
+    assert!(net.peers[b].core.is_joined(), "{:?}", net.peers[b].events);
+    assert_eq!(net.peers[b].core.nick(), "bob");
+    net.peers[b].core.send_msg("lobby", vec![], "hi, I am bob");
+    net.pump();
+    assert_eq!(net.peers[b].core.unacknowledged(), 0);
+    let heard = net.peers[a].events.iter().any(|e| {
+        matches!(e, ClientEvent::Message { from, text, .. } if from == "bob" && text == "hi, I am bob")
+    });
+    assert!(heard, "{:?}", net.peers[a].events);
+    assert!(!net.peers[b].core.join_as("carol"));
+    assert_eq!(net.peers[b].core.nick(), "bob");
+}
