@@ -151,7 +151,8 @@ pub enum ClientEvent {
     /// A notice from the server.
     Notice(String),
     /// The connection seems dead (nothing heard after a ping): close it and
-    /// reconnect.
+    /// reconnect. The core already counts it ended, as after
+    /// [`Client::handle_disconnected`] (calling that too does no harm).
     Dead,
 }
 
@@ -470,7 +471,12 @@ impl Client {
     }
 
     /// A connection is open: join (resuming the session if there was one).
+    /// The one before, if the shell did not say it ended
+    /// ([`Client::handle_disconnected`]), is taken to have ended first.
     pub fn handle_connected(&mut self, now: u64) {
+        if self.phase != Phase::Offline {
+            self.handle_disconnected();
+        }
         self.phase = Phase::Joining;
         self.connections += 1;
         self.heard_at = now;
@@ -647,7 +653,10 @@ impl Client {
         }
         match self.pinged_at {
             Some(at) if now >= at.saturating_add(CLIENT_DEAD_AFTER_MS) => {
-                self.phase = Phase::Offline;
+                // As good as ended: what belongs to it goes now, so a
+                // shell that connects again at once without
+                // `handle_disconnected` starts clean (its join first).
+                self.handle_disconnected();
                 self.out.push_back(ClientOutput::Event(ClientEvent::Dead));
             }
             None if now >= self.heard_at.saturating_add(CLIENT_PING_AFTER_MS) => {

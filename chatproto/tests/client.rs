@@ -836,3 +836,60 @@ fn a_refused_nickname_is_tried_again_as_another() {
     assert!(!net.peers[b].core.join_as("carol"));
     assert_eq!(net.peers[b].core.nick(), "bob");
 }
+
+/// The frames `c` has to send, in order, and the events it reported.
+fn drain(c: &mut Client) -> (Vec<ClientFrame>, Vec<ClientEvent>) {
+    let (mut frames, mut events) = (Vec::new(), Vec::new());
+    while let Some(out) = c.poll() {
+        match out {
+            ClientOutput::Send(f) => frames.push(f),
+            ClientOutput::Event(e) => events.push(e),
+            _ => {}
+        }
+    }
+    (frames, events)
+}
+
+/// A connection called dead, or one the shell never said ended, is over
+/// when the next one opens: that connection's first frame is its join,
+/// never a frame left from the old one (the server would answer it
+/// `not_joined`), and the message waiting is sent after the welcome.
+#[test]
+fn a_new_connection_starts_with_its_join_whatever_the_old_one_left() {
+    for said_dead in [true, false] {
+        let mut c = Client::new("alice", &[], "a-");
+        c.handle_connected(0);
+        drain(&mut c);
+        c.handle_frame(
+            0,
+            ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None),
+        );
+        c.handle_frame(
+            0,
+            ServerFrame::entered("lobby", "e", 0, 1, vec!["alice".into()], false),
+        );
+        drain(&mut c);
+        c.send_msg("lobby", vec![], "hello");
+        let mut at = 0;
+        if said_dead {
+            // Pinged, then silent: dead. The frames queued meanwhile are
+            // not drained by this shell before it connects again.
+            for _ in 0..2 {
+                at = c.poll_timeout().expect("connected");
+                c.handle_timeout(at);
+            }
+        }
+        c.handle_connected(at);
+        let (frames, events) = drain(&mut c);
+        assert_eq!(
+            events.iter().any(|e| matches!(e, ClientEvent::Dead)),
+            said_dead,
+            "{events:?}"
+        );
+        assert!(
+            matches!(&frames[..], [ClientFrame::Join { .. }]),
+            "said dead: {said_dead}: {frames:?}"
+        );
+        assert_eq!(c.unacknowledged(), 1, "kept to send again");
+    }
+}
