@@ -2339,3 +2339,58 @@ fn export_prints_the_rooms_streams() {
         run.stderr
     );
 }
+
+/// With retention keeping one event a room, a node's own message is often
+/// removed from the stream before the node has read it back (the next
+/// one, from either node, pushes it out). It was stored, so its sender is
+/// answered all the same (`duplicate` with the seq it was stored as),
+/// and what the sender asks after it is answered too: nothing waits for
+/// an event that will never be read.
+#[test]
+fn a_message_retention_removed_before_its_node_read_it_is_answered() {
+    let test = "a_message_retention_removed_before_its_node_read_it_is_answered";
+    let Some(nats) = Nats::start(test) else {
+        return;
+    };
+    let mut keep_one = vec![
+        "--history-max-messages",
+        "1",
+        "--node-dead-after-ms",
+        "600000",
+    ];
+    keep_one.extend_from_slice(&FAST);
+    let (a, b) = (node(&nats, "a", &keep_one), node(&nats, "b", &keep_one));
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| is_presence(f, "alice", "online"));
+    let (mut bob, _) = join(&b, "bob");
+    read_until(&mut bob, 10, |f| is_presence(f, "bob", "online"));
+    const N: usize = 300;
+    let send = |c: &mut Client, who: &str| {
+        for k in 0..N {
+            let id = format!("{who}{k}");
+            c.send_frame(&json!({"type": "msg", "room": "lobby", "text": id, "id": id}));
+        }
+        // Answered after every message before it.
+        c.send_frame(&json!({"type": "ping"}));
+    };
+    send(&mut alice, "a");
+    send(&mut bob, "b");
+    for (c, who) in [(&mut alice, "a"), (&mut bob, "b")] {
+        let mut answered = std::collections::BTreeSet::new();
+        let frames = read_until(c, 4 * N + 100, |f| kind(f) == "pong");
+        for f in &frames {
+            let mine = f["id"].as_str().filter(|id| id.starts_with(who));
+            match (kind(f), mine) {
+                ("msg", Some(id)) => assert!(answered.insert(id.to_owned()), "twice: {f}"),
+                ("error", Some(id)) => {
+                    assert_eq!(f["code"], "duplicate", "{f}");
+                    assert!(f["seq"].as_u64().is_some(), "{f}");
+                    assert!(answered.insert(id.to_owned()), "twice: {f}");
+                }
+                ("error", None) => panic!("{f}"),
+                _ => {}
+            }
+        }
+        assert_eq!(answered.len(), N, "{who}: every message answered once");
+    }
+}

@@ -196,7 +196,8 @@ impl Cluster {
     /// Step over the events from `next` up to `to` (not included), which
     /// were removed from the stream before this node read them (by its
     /// limits, or by NATS or an operator inside it), as every node does
-    /// that reads them now. `false`: the hub is gone.
+    /// that reads them now; but this node's own proposals stored there
+    /// are applied from its copy (see `own`). `false`: the hub is gone.
     async fn skip_to(&self, room: &Arc<str>, next: &mut u64, to: u64) -> bool {
         warn!(
             room = %room,
@@ -205,11 +206,21 @@ impl Cluster {
             "events removed from the room's stream before this node read them"
         );
         while *next < to {
-            let skip = FromCluster::Skip {
-                room: room.to_string(),
-                seq: *next,
+            let seq = *next;
+            // This node's own, stored: applied from its copy (what the
+            // log held there), as it would have been read.
+            let own = self.past_own(room, seq, true);
+            let item = match own.and_then(|p| decode_event(room, seq, &p)) {
+                Some(event) => FromCluster::Event {
+                    event,
+                    origin: Arc::clone(&self.origin),
+                },
+                None => FromCluster::Skip {
+                    room: room.to_string(),
+                    seq,
+                },
             };
-            if self.to_hub.send(skip).await.is_err() {
+            if self.to_hub.send(item).await.is_err() {
                 return false;
             }
             *next += 1;
@@ -359,6 +370,8 @@ impl Cluster {
                     return Ok(());
                 }
             }
+            // Read: this node's copy of it (if it is its own) is not needed.
+            self.past_own(room, seq, false);
             let from = msg.headers.as_ref().and_then(|h| h.get(ORIGIN));
             let from = from.map_or("", |v| v.as_str());
             if *origin != *from {

@@ -35,6 +35,7 @@ mod export;
 mod follow;
 mod history;
 mod nodes;
+mod own;
 mod publish;
 
 pub use export::export;
@@ -271,6 +272,8 @@ pub struct Cluster {
     pub ready: std::sync::atomic::AtomicBool,
     /// Per room, the seq the log gave this node's latest proposal.
     acked: Mutex<HashMap<Arc<str>, u64>>,
+    /// This node's proposals stored and not read back yet (see `own`).
+    own: Mutex<own::OwnByRoom>,
     /// A sweep of this node's nickname claims is under way; another was
     /// asked for meanwhile.
     checking_claims: AtomicBool,
@@ -398,6 +401,7 @@ impl Cluster {
             next_id: AtomicUsize::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
             acked: Mutex::new(HashMap::new()),
+            own: Mutex::new(HashMap::new()),
             checking_claims: AtomicBool::new(false),
             claims_again: AtomicBool::new(false),
         });

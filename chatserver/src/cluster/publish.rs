@@ -29,6 +29,12 @@ const REST_WAIT: Duration = Duration::from_secs(1);
 /// looked for (stored before its acknowledgement was lost).
 const FIND_BELOW: u64 = 2 * PUBLISH_BATCH as u64;
 
+/// Why an entering stored, then removed before this node read it, is
+/// refused to its sender (other nodes may have applied it: entering
+/// again is harmless).
+const REMOVED_UNREAD: &str = "the room's log removed it (its history limit) before this \
+                              server read it";
+
 /// Why a retry is refused to its sender.
 const OUT_OF_ORDER: &str = "the cluster's log lost it with a NATS connection, and storing it \
                             now would put it after your later messages";
@@ -240,6 +246,22 @@ impl Cluster {
     }
 
     /// Tell `p`'s sender it was not sent, for `cause`.
+    /// `p`, stored at `seq`, was removed from the stream before this
+    /// node read it, and stepped over (see `own`): a message's sender is
+    /// answered as for a copy the log held already, an entering refused,
+    /// a leaving's waiting answers let go.
+    async fn lost(&self, p: &Proposal, seq: u64) {
+        let Some(event) = decode_event(&p.room, seq, &p.payload) else {
+            return;
+        };
+        let item = if event.is_msg() {
+            FromCluster::Duplicate(event)
+        } else {
+            FromCluster::Refused(event, REMOVED_UNREAD.to_owned())
+        };
+        let _ = self.to_hub.send(item).await;
+    }
+
     async fn refuse(&self, p: &Proposal, cause: &str) {
         if let Some(event) = decode_event(&p.room, 0, &p.payload) {
             let _ = self
@@ -420,6 +442,9 @@ impl Cluster {
                     // In order within a room; the latest, not the highest,
                     // so a stream made again does not leave an old seq here.
                     lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
+                    if self.stored_own(&p.room, ack.sequence, &p.payload) {
+                        self.lost(p, ack.sequence).await;
+                    }
                 }
                 // Looked for in the stream below, once for all of a room.
                 Err((PublishErrorKind::WrongLastSequence, _, e)) if guard.is_some() => {
@@ -469,7 +494,12 @@ impl Cluster {
                 let p = &batch[i];
                 match ids.get(p.msg_id.as_str()) {
                     // Stored before the later one: in its place.
-                    Some(&seq) => stored[i] = seq,
+                    Some(&seq) => {
+                        stored[i] = seq;
+                        if self.stored_own(&p.room, seq, &p.payload) {
+                            self.lost(p, seq).await;
+                        }
+                    }
                     None => {
                         stored[i] = REFUSED;
                         self.refuse(p, OUT_OF_ORDER).await;
