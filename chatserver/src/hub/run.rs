@@ -90,11 +90,14 @@ impl Hub {
                 _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
             };
             match turn {
-                Turn::Inputs(0) => {
-                    // Every connection is gone: store what is stamped and
-                    // close the database cleanly.
-                    let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
-                    self.close_store().await;
+                // Every connection is gone, and the accept loop too, which
+                // ends only at a stop: a stop, however it is heard. With no
+                // connection open, both are ready at once and `select!`
+                // takes either; this one must leave the cluster as well
+                // (its heartbeat deleted: the other nodes warned that it
+                // had died) and say it shuts down.
+                Turn::Inputs(0) | Turn::Shutdown => {
+                    self.shut_down().await;
                     return;
                 }
                 Turn::Inputs(n) => {
@@ -180,35 +183,38 @@ impl Hub {
                         self.dispatch(now);
                     }
                 }
-                Turn::Shutdown => {
-                    if self.cluster.is_some() {
-                        self.leave_cluster().await;
-                    }
-                    // What is stamped is stored and sent before the goodbye.
-                    let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
-                    self.server
-                        .handle_shutdown("the server is shutting down; goodbye");
-                    let mut online: Vec<String> = self.server.online().map(str::to_owned).collect();
-                    online.sort_unstable();
-                    for nick in online {
-                        info!("{nick} left (the server is shutting down)");
-                    }
-                    self.drain(self.clock.now());
-                    for peer in self.peers.values() {
-                        peer.close();
-                    }
-                    // A server that never got to listen (its port taken, say)
-                    // has said why in one line; it does not add this one.
-                    if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
-                        info!(clients = self.peers.len(), "shutting down");
-                    }
-                    self.close_store().await;
-                    return;
-                }
             }
             self.drain(self.clock.now());
             self.send_to_store();
         }
+    }
+
+    /// A stop: leave the cluster, store what is stamped, say goodbye to
+    /// every client, close their connections once written, and close the
+    /// database.
+    async fn shut_down(&mut self) {
+        if self.cluster.is_some() {
+            self.leave_cluster().await;
+        }
+        // What is stamped is stored and sent before the goodbye.
+        let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
+        self.server
+            .handle_shutdown("the server is shutting down; goodbye");
+        let mut online: Vec<String> = self.server.online().map(str::to_owned).collect();
+        online.sort_unstable();
+        for nick in online {
+            info!("{nick} left (the server is shutting down)");
+        }
+        self.drain(self.clock.now());
+        for peer in self.peers.values() {
+            peer.close();
+        }
+        // A server that never got to listen (its port taken, say) has said
+        // why in one line; it does not add this one.
+        if self.listening.load(std::sync::atomic::Ordering::Relaxed) {
+            info!(clients = self.peers.len(), "shutting down");
+        }
+        self.close_store().await;
     }
 
     /// Quiet after a burst: hand the heap's free pages back to the OS.
