@@ -16,19 +16,25 @@ use chatstore::{DB_FILE, LOCK_FILE};
 /// journal), each `chat.db` and this.
 const DB_SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
-/// The directories a start is about to make for its store, taken away
+/// The directories and store files a start is about to make, taken away
 /// when dropped unless [`Made::keep`] was called. Drop it only once the
 /// store is closed (in `run`, it is the first local: the last dropped).
 #[derive(Debug)]
 pub struct Made {
+    /// The data directory (`None`: no store).
+    data: Option<PathBuf>,
     /// The directories that did not exist, the data directory first,
     /// then each parent up to the first that existed.
     dirs: Vec<PathBuf>,
+    /// The store's files (the database, its side files, the lock) that
+    /// did not exist in the data directory: a directory there before
+    /// keeps what it held, and loses only these.
+    files: Vec<PathBuf>,
 }
 
 impl Made {
     /// Before the store opens `dir`: the directories opening it makes
-    /// (none when it exists, or when there is no store).
+    /// (none when it exists, or when there is no store), and its files.
     pub fn before(dir: Option<&Path>) -> Made {
         let dirs = dir
             .into_iter()
@@ -37,27 +43,50 @@ impl Made {
             .take_while(|d| !d.as_os_str().is_empty() && d.symlink_metadata().is_err())
             .map(Path::to_path_buf)
             .collect();
-        Made { dirs }
+        let files = dir
+            .into_iter()
+            .flat_map(|d| {
+                std::iter::once(String::new())
+                    .chain(DB_SIDE_FILES.map(String::from))
+                    .map(|side| d.join(format!("{DB_FILE}{side}")))
+                    .chain(std::iter::once(d.join(LOCK_FILE)))
+            })
+            .filter(|f| f.symlink_metadata().is_err())
+            .collect();
+        Made {
+            data: dir.map(Path::to_path_buf),
+            dirs,
+            files,
+        }
     }
 
     /// The server serves: what the start made is its data directory now.
     pub fn keep(mut self) {
         self.dirs.clear();
+        self.files.clear();
     }
 
     /// Take away what the start made, as far as it is safe to.
     fn remove(&self) {
-        let Some(data) = self.dirs.first() else {
+        let Some(data) = &self.data else {
             return;
         };
-        if let Some(lock) = held(&data.join(LOCK_FILE)) {
-            for side in std::iter::once("").chain(DB_SIDE_FILES) {
-                let _ = std::fs::remove_file(data.join(format!("{DB_FILE}{side}")));
+        let lock_path = data.join(LOCK_FILE);
+        // Made by this start (missing before) and held by no other server.
+        if self.files.contains(&lock_path) {
+            if let Some(lock) = held(&lock_path) {
+                // A database there before keeps its side files too (its
+                // log may hold what is not in it yet).
+                if self.files.contains(&data.join(DB_FILE)) {
+                    for file in self.files.iter().filter(|f| **f != lock_path) {
+                        let _ = std::fs::remove_file(file);
+                    }
+                }
+                // Unlinked while still held: a server that opened it
+                // meanwhile finds it locked and stops.
+                let _ = std::fs::remove_file(&lock_path);
+                drop(lock);
             }
-            // Unlinked while still held: a server that opened it meanwhile
-            // finds it locked and stops.
-            let _ = std::fs::remove_file(data.join(LOCK_FILE));
-            drop(lock);
         }
         // Deepest first; `remove_dir` takes only an empty one.
         for dir in &self.dirs {
@@ -113,6 +142,9 @@ mod tests {
     #[test]
     fn a_directory_that_was_there_stays_with_what_it_held() {
         let tmp = tempfile::tempdir().unwrap();
+        // Its own database: opened by the start, and kept.
+        drop(open(tmp.path()));
+        std::fs::remove_file(tmp.path().join(LOCK_FILE)).unwrap();
         let made = Made::before(Some(tmp.path()));
         drop(open(tmp.path()));
         drop(made);
@@ -120,6 +152,32 @@ mod tests {
         // Nor is there anything to take away without a store.
         drop(Made::before(None));
         assert!(tmp.path().join(DB_FILE).exists());
+    }
+
+    /// A directory there before, empty, or holding a file that is not a
+    /// database (the start fails on it): what the start made in it goes
+    /// (the lock file, a database), the directory and its file stay.
+    #[test]
+    fn what_a_failed_start_made_in_a_directory_there_before_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let made = Made::before(Some(tmp.path()));
+        drop(open(tmp.path()));
+        drop(made);
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        std::fs::write(tmp.path().join(DB_FILE), "not a database").unwrap();
+        let made = Made::before(Some(tmp.path()));
+        assert!(chatstore::Store::open(tmp.path(), chatstore::Sync::Normal).is_err());
+        drop(made);
+        assert!(
+            !tmp.path().join(LOCK_FILE).exists(),
+            "the lock it made goes"
+        );
+        assert_eq!(
+            std::fs::read(tmp.path().join(DB_FILE)).unwrap(),
+            b"not a database"
+        );
     }
 
     #[test]
