@@ -57,7 +57,8 @@ pub struct Args {
     #[arg(short, long, env = "CHATCLIENT_NICK")]
     pub nick: String,
 
-    /// The server's address, HOST:PORT, or tls://HOST:PORT to connect with TLS.
+    /// The server's address, HOST:PORT, or tls://HOST:PORT to connect with TLS
+    /// (the port, left out, is 7878).
     /// Several, comma-separated (the nodes of one cluster): each connection
     /// tries them in turn from a random one, so a reconnect after a node
     /// stops goes to another (with TLS, the first one's host is the name
@@ -168,10 +169,29 @@ fn parse_addr(s: &str) -> Result<Address, String> {
     if rest.is_empty() || rest.contains('/') {
         return Err(format!("{s:?} is not HOST:PORT"));
     }
-    Ok(Address {
-        host_port: rest.to_owned(),
-        tls,
-    })
+    let host_port = rest
+        .split(',')
+        .map(|one| with_port(one.trim()))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Address { host_port, tls })
+}
+
+/// The server's port when none is given.
+const DEFAULT_PORT: u16 = 7878;
+
+/// `HOST:PORT` as given, or `HOST` (a name, an IPv4 address, or an IPv6
+/// one in brackets) with the server's default port.
+fn with_port(one: &str) -> String {
+    let has_port = match one.strip_prefix('[') {
+        Some(v6) => !v6.ends_with(']'),
+        None => one.contains(':'),
+    };
+    if has_port || one.is_empty() {
+        one.to_owned()
+    } else {
+        format!("{one}:{DEFAULT_PORT}")
+    }
 }
 
 impl Args {
@@ -308,6 +328,15 @@ mod tests {
         let a = parse(&["--ca-cert", "ca.pem", "chat.lan:7878"]).unwrap();
         assert_eq!(a.ca_cert.as_deref(), Some(std::path::Path::new("ca.pem")));
         assert!(a.use_tls());
+        // No port: the server's default.
+        for (given, meant) in [
+            ("chat.lan", "chat.lan:7878"),
+            ("tls://192.168.1.10", "192.168.1.10:7878"),
+            ("[::1]", "[::1]:7878"),
+            ("a:1, b", "a:1,b:7878"),
+        ] {
+            assert_eq!(parse(&[given]).unwrap().addr.host_port, meant, "{given}");
+        }
         for bad in ["http://chat.lan:7878", "tls://", "tls://a/b"] {
             assert!(parse(&[bad]).is_err(), "{bad}");
         }

@@ -416,7 +416,18 @@ async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {addr}")?;
     let scheme = if tls { "https" } else { "http" };
-    writeln!(out, "open {scheme}://{addr}/ in a browser")?;
+    if addr.ip().is_unspecified() {
+        // 0.0.0.0 is no address to open: this machine's, then the LAN's.
+        let here = if addr.is_ipv6() {
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        } else {
+            std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+        };
+        let here = std::net::SocketAddr::new(here, addr.port());
+        writeln!(out, "open {scheme}://{here}/ in a browser on this machine")?;
+    } else {
+        writeln!(out, "open {scheme}://{addr}/ in a browser")?;
+    }
     if addr.ip().is_unspecified() {
         for ip in lan_addresses(addr.is_ipv6()) {
             let at = std::net::SocketAddr::new(ip, addr.port());
