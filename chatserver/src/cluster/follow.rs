@@ -205,6 +205,7 @@ impl Cluster {
             to = to - 1,
             "events removed from the room's stream before this node read them"
         );
+        self.await_publishing(room).await;
         while *next < to {
             let seq = *next;
             // This node's own, stored: applied from its copy (what the

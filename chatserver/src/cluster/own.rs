@@ -5,17 +5,26 @@
 //! sender is answered and this node's copy of the room is the others'.
 //! Stepped over instead, it would leave its sender waiting for an answer
 //! that never comes, and every later answer to that session behind it.
-//! One stepped over before its acknowledgement came (the follower read
-//! the next seq first) is lost to this node's copy of the room: its
-//! sender is answered as for a copy the log held already (a message:
-//! `duplicate`, with its seq) or refused (an entering), in its place.
+//! A follower about to step over events first waits (a little) for the
+//! acknowledgements of this node's proposals being published in the
+//! room, one of which may be in the gap. One stepped over before its
+//! acknowledgement came all the same is lost to this node's copy of the
+//! room: its sender is answered as for a copy the log held already (a
+//! message: `duplicate`, with its seq) or refused (an entering), in its
+//! place.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
-use super::{lock, Cluster};
+use super::{lock, Cluster, Proposal};
+
+/// How long a follower about to step over events waits for the
+/// acknowledgements of this node's proposals being published in the room.
+const SKIP_WAIT: Duration = Duration::from_millis(500);
 
 /// The most of a room's own proposals kept unread, and of its seqs stepped
 /// over remembered; past it the oldest goes (its follower, or the
@@ -32,55 +41,159 @@ pub(super) struct OwnStored {
     /// Seqs stepped over with no copy here: one of them acknowledged to
     /// this node later was its own, lost.
     skipped: BTreeSet<u64>,
+    /// This node's proposals in the batch being published, whose
+    /// acknowledgements are not all in.
+    publishing: usize,
 }
 
 /// Per room.
 pub(super) type OwnByRoom = HashMap<Arc<str>, OwnStored>;
 
-impl Cluster {
-    /// The log stored this node's proposal `payload` in `room` at `seq`:
-    /// kept until the follower reads it, unless it has already. `true`:
-    /// the follower stepped over it (removed before it was read), so it
-    /// will not be applied here.
-    pub(super) fn stored_own(&self, room: &Arc<str>, seq: u64, payload: &Bytes) -> bool {
-        let mut own = lock(&self.own);
-        let r = own.entry(Arc::clone(room)).or_default();
-        if seq < r.next {
-            return r.skipped.remove(&seq);
+impl OwnStored {
+    /// This node's proposal `payload` was stored at `seq`: kept until the
+    /// follower reads it, unless it has already. `true`: the follower
+    /// stepped over it (removed before it was read): it will not be
+    /// applied here.
+    fn stored(&mut self, seq: u64, payload: &Bytes) -> bool {
+        if seq < self.next {
+            return self.skipped.remove(&seq);
         }
-        r.events.insert(seq, payload.clone());
-        if r.events.len() > OWN_KEPT_MAX {
-            r.events.pop_first();
+        self.events.insert(seq, payload.clone());
+        if self.events.len() > OWN_KEPT_MAX {
+            self.events.pop_first();
         }
         false
     }
 
-    /// The follower of `room` is past `seq`, read or (`skipped`) stepped
-    /// over: what was kept up to it goes; this node's proposal at `seq`,
-    /// if it is one, is returned.
+    /// The follower is past `seq`, read or (`skipped`) stepped over: what
+    /// was kept up to it goes; stepped over, this node's proposal at
+    /// `seq`, if it is one, is returned.
+    fn past(&mut self, seq: u64, skipped: bool) -> Option<Bytes> {
+        self.next = self.next.max(seq + 1);
+        let mut at_seq = None;
+        while let Some(e) = self.events.first_entry() {
+            if *e.key() > seq {
+                break;
+            }
+            let (s, payload) = e.remove_entry();
+            if s == seq && skipped {
+                at_seq = Some(payload);
+            }
+        }
+        if skipped && at_seq.is_none() {
+            // Another node's, or this one's not acknowledged yet.
+            self.skipped.insert(seq);
+            if self.skipped.len() > OWN_KEPT_MAX {
+                self.skipped.pop_first();
+            }
+        }
+        at_seq
+    }
+}
+
+impl Cluster {
+    /// The publisher starts (`true`) or is done with (`false`) `batch`.
+    pub(super) fn publishing(&self, batch: &[Proposal], start: bool) {
+        let mut own = lock(&self.own);
+        for p in batch {
+            let r = own.entry(Arc::clone(&p.room)).or_default();
+            r.publishing = if start {
+                r.publishing + 1
+            } else {
+                r.publishing.saturating_sub(1)
+            };
+        }
+    }
+
+    /// Before `room`'s follower steps over events: wait (up to
+    /// [`SKIP_WAIT`]) until the acknowledgements of this node's proposals
+    /// being published there are in, so that one in the gap is kept and
+    /// applied from its copy.
+    pub(super) async fn await_publishing(&self, room: &str) {
+        let until = Instant::now() + SKIP_WAIT;
+        while lock(&self.own).get(room).is_some_and(|r| r.publishing > 0) && Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// [`OwnStored::stored`] in `room`.
+    pub(super) fn stored_own(&self, room: &Arc<str>, seq: u64, payload: &Bytes) -> bool {
+        lock(&self.own)
+            .entry(Arc::clone(room))
+            .or_default()
+            .stored(seq, payload)
+    }
+
+    /// [`OwnStored::past`] in `room`.
     pub(super) fn past_own(&self, room: &str, seq: u64, skipped: bool) -> Option<Bytes> {
         let mut own = lock(&self.own);
         let r = match own.get_mut(room) {
             Some(r) => r,
             None => own.entry(Arc::from(room)).or_default(),
         };
-        r.next = r.next.max(seq + 1);
-        let mut at_seq = None;
-        while let Some(e) = r.events.first_entry() {
-            if *e.key() > seq {
-                break;
-            }
-            let (s, payload) = e.remove_entry();
-            if s == seq {
-                at_seq = Some(payload);
-            }
+        r.past(seq, skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Bytes {
+        Bytes::from(s.to_owned())
+    }
+
+    /// Acknowledged, then removed before it was read: its copy, once.
+    #[test]
+    fn one_stored_then_stepped_over_comes_from_its_copy() {
+        let mut r = OwnStored::default();
+        assert!(!r.stored(5, &bytes("five")));
+        assert!(!r.stored(7, &bytes("seven")));
+        assert_eq!(r.past(4, true), None, "another node's");
+        assert_eq!(r.past(5, true), Some(bytes("five")));
+        assert_eq!(r.past(5, true), None, "given once");
+        // Read: its copy goes, not given.
+        assert_eq!(r.past(7, false), None);
+        assert!(r.events.is_empty());
+    }
+
+    /// Read before its acknowledgement came: nothing kept, nothing lost.
+    #[test]
+    fn one_read_before_its_acknowledgement_is_not_kept() {
+        let mut r = OwnStored::default();
+        assert_eq!(r.past(3, false), None);
+        assert!(!r.stored(3, &bytes("three")), "read: not lost");
+        assert!(r.events.is_empty());
+    }
+
+    /// Stepped over before its acknowledgement came: lost, said once.
+    #[test]
+    fn one_stepped_over_before_its_acknowledgement_is_lost() {
+        let mut r = OwnStored::default();
+        assert_eq!(r.past(3, true), None);
+        assert_eq!(r.past(4, true), None);
+        assert!(r.stored(4, &bytes("four")));
+        assert!(!r.stored(4, &bytes("four")), "said once");
+        assert_eq!(r.skipped.len(), 1, "3 was another node's");
+    }
+
+    /// A follower far behind keeps at most so many, the newest; and so
+    /// many seqs stepped over are remembered, the newest.
+    #[test]
+    fn what_is_kept_is_bounded() {
+        let mut r = OwnStored::default();
+        let n = OWN_KEPT_MAX as u64 + 10;
+        for seq in 1..=n {
+            r.stored(seq, &bytes("x"));
         }
-        if skipped && at_seq.is_none() {
-            r.skipped.insert(seq);
-            if r.skipped.len() > OWN_KEPT_MAX {
-                r.skipped.pop_first();
-            }
+        assert_eq!(r.events.len(), OWN_KEPT_MAX);
+        assert_eq!(r.events.first_key_value().map(|(s, _)| *s), Some(11));
+        let mut r = OwnStored::default();
+        for seq in 1..=n {
+            r.past(seq, true);
         }
-        at_seq
+        assert_eq!(r.skipped.len(), OWN_KEPT_MAX);
+        assert_eq!(r.skipped.first(), Some(&11));
     }
 }

@@ -195,6 +195,7 @@ impl Cluster {
             } else {
                 batch.extend(held.drain(..held.len().min(PUBLISH_BATCH)));
             }
+            self.publishing(&batch, true);
             stored.clear();
             stored.resize(batch.len(), 0);
             todo.clear();
@@ -235,6 +236,7 @@ impl Cluster {
                 todo.clear();
                 todo.extend(guarded(&batch, &stored));
             }
+            self.publishing(&batch, false);
             self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
             batch.clear();
             if held.is_empty() {
@@ -441,10 +443,10 @@ impl Cluster {
                     }
                     // In order within a room; the latest, not the highest,
                     // so a stream made again does not leave an old seq here.
-                    lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
                     if self.stored_own(&p.room, ack.sequence, &p.payload) {
                         self.lost(p, ack.sequence).await;
                     }
+                    lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
                 }
                 // Looked for in the stream below, once for all of a room.
                 Err((PublishErrorKind::WrongLastSequence, _, e)) if guard.is_some() => {
