@@ -387,6 +387,27 @@ fn a_message_the_log_already_held_is_answered_duplicate() {
     );
 }
 
+/// A message without an id the log held already (or the shell lost
+/// before it was read back) has no answer of its own, but what its sender
+/// asked after it is answered all the same.
+#[test]
+fn a_message_without_an_id_the_log_held_lets_later_answers_go() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "no id", None),
+    );
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    c.logged_before(0, 7);
+    c.drain(0);
+    let kinds = c.kinds(0, alice);
+    assert_eq!(kinds.last(), Some(&"pong"), "{kinds:?}");
+    assert!(!kinds.contains(&"error"), "{kinds:?}");
+}
+
 /// The log's word that a message was a duplicate answers in that
 /// message's place: after the `entered` of an `enter` sent before it,
 /// which is still on its way.

@@ -91,12 +91,14 @@ impl Server {
     /// It will not come back to be applied. `event` is the proposal, with
     /// the seq the log holds the first copy at; its sender gets
     /// `duplicate` with that seq, as from a single server, before any
-    /// answer that waited for the message.
+    /// answer that waited for the message. A message without an id has
+    /// no answer of its own: the answers that waited for it go on.
     pub fn handle_logged_duplicate(&mut self, event: &Event) {
-        let EventBody::Msg {
-            from, id: Some(id), ..
-        } = &event.body
-        else {
+        let EventBody::Msg { from, id, .. } = &event.body else {
+            return;
+        };
+        let Some(id) = id else {
+            self.answers_after(event, None, false);
             return;
         };
         let cap = self.config.id_window;

@@ -26,10 +26,14 @@ use super::{lock, Cluster, Proposal};
 /// acknowledgements of this node's proposals being published in the room.
 const SKIP_WAIT: Duration = Duration::from_millis(500);
 
-/// The most of a room's own proposals kept unread, and of its seqs stepped
-/// over remembered; past it the oldest goes (its follower, or the
-/// acknowledgements, that far behind: a hang of its own).
-const OWN_KEPT_MAX: usize = 65_536;
+/// The most bytes of a room's own proposals kept unread; past it the
+/// oldest go (its follower that far behind: a hang of its own).
+const OWN_KEPT_BYTES: usize = 8 << 20;
+
+/// The most of a room's seqs stepped over remembered (an acknowledgement
+/// comes within moments of its proposal's seq being read or stepped
+/// over); past it the oldest go.
+const SKIPPED_KEPT: usize = 4_096;
 
 /// One room's own stored proposals not read yet.
 #[derive(Debug, Default)]
@@ -38,12 +42,15 @@ pub(super) struct OwnStored {
     next: u64,
     /// Each proposal's payload by the seq the log gave it.
     events: BTreeMap<u64, Bytes>,
+    /// Their bytes.
+    bytes: usize,
     /// Seqs stepped over with no copy here: one of them acknowledged to
     /// this node later was its own, lost.
     skipped: BTreeSet<u64>,
-    /// This node's proposals in the batch being published, whose
-    /// acknowledgements are not all in.
-    publishing: usize,
+    /// This node's proposals the publisher started on, and those it is
+    /// done with (acknowledged or refused), counted since the start.
+    started: u64,
+    finished: u64,
 }
 
 /// Per room.
@@ -58,9 +65,15 @@ impl OwnStored {
         if seq < self.next {
             return self.skipped.remove(&seq);
         }
-        self.events.insert(seq, payload.clone());
-        if self.events.len() > OWN_KEPT_MAX {
-            self.events.pop_first();
+        self.bytes += payload.len();
+        if let Some(old) = self.events.insert(seq, payload.clone()) {
+            self.bytes -= old.len();
+        }
+        while self.bytes > OWN_KEPT_BYTES {
+            match self.events.pop_first() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
         }
         false
     }
@@ -76,6 +89,7 @@ impl OwnStored {
                 break;
             }
             let (s, payload) = e.remove_entry();
+            self.bytes -= payload.len();
             if s == seq && skipped {
                 at_seq = Some(payload);
             }
@@ -83,7 +97,7 @@ impl OwnStored {
         if skipped && at_seq.is_none() {
             // Another node's, or this one's not acknowledged yet.
             self.skipped.insert(seq);
-            if self.skipped.len() > OWN_KEPT_MAX {
+            if self.skipped.len() > SKIPPED_KEPT {
                 self.skipped.pop_first();
             }
         }
@@ -97,21 +111,27 @@ impl Cluster {
         let mut own = lock(&self.own);
         for p in batch {
             let r = own.entry(Arc::clone(&p.room)).or_default();
-            r.publishing = if start {
-                r.publishing + 1
+            if start {
+                r.started += 1;
             } else {
-                r.publishing.saturating_sub(1)
-            };
+                r.finished += 1;
+            }
         }
     }
 
     /// Before `room`'s follower steps over events: wait (up to
-    /// [`SKIP_WAIT`]) until the acknowledgements of this node's proposals
-    /// being published there are in, so that one in the gap is kept and
-    /// applied from its copy.
+    /// [`SKIP_WAIT`]) until the publisher is done with the proposals of
+    /// the room it had started on (not those it starts on meanwhile), so
+    /// that one of them in the gap is kept and applied from its copy.
     pub(super) async fn await_publishing(&self, room: &str) {
         let until = Instant::now() + SKIP_WAIT;
-        while lock(&self.own).get(room).is_some_and(|r| r.publishing > 0) && Instant::now() < until
+        let Some(started) = lock(&self.own).get(room).map(|r| r.started) else {
+            return;
+        };
+        while lock(&self.own)
+            .get(room)
+            .is_some_and(|r| r.finished < started)
+            && Instant::now() < until
         {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -178,22 +198,27 @@ mod tests {
         assert_eq!(r.skipped.len(), 1, "3 was another node's");
     }
 
-    /// A follower far behind keeps at most so many, the newest; and so
-    /// many seqs stepped over are remembered, the newest.
+    /// A follower far behind keeps at most so many bytes, the newest;
+    /// and so many seqs stepped over are remembered, the newest.
     #[test]
     fn what_is_kept_is_bounded() {
         let mut r = OwnStored::default();
-        let n = OWN_KEPT_MAX as u64 + 10;
+        let kb = Bytes::from(vec![b'x'; 1024]);
+        let n = (OWN_KEPT_BYTES / 1024) as u64 + 10;
         for seq in 1..=n {
-            r.stored(seq, &bytes("x"));
+            r.stored(seq, &kb);
         }
-        assert_eq!(r.events.len(), OWN_KEPT_MAX);
+        assert_eq!(r.bytes, OWN_KEPT_BYTES);
+        assert_eq!(r.events.len(), OWN_KEPT_BYTES / 1024);
         assert_eq!(r.events.first_key_value().map(|(s, _)| *s), Some(11));
+        assert_eq!(r.past(n, false), None);
+        assert_eq!((r.bytes, r.events.len()), (0, 0));
         let mut r = OwnStored::default();
+        let n = SKIPPED_KEPT as u64 + 10;
         for seq in 1..=n {
             r.past(seq, true);
         }
-        assert_eq!(r.skipped.len(), OWN_KEPT_MAX);
+        assert_eq!(r.skipped.len(), SKIPPED_KEPT);
         assert_eq!(r.skipped.first(), Some(&11));
     }
 }
