@@ -1,0 +1,100 @@
+//! A connection's start and end (join, rejoin, disconnect), and the
+//! timers that ping a silent server and call a connection dead.
+
+use super::{Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
+use crate::frame::ClientFrame;
+
+impl Client {
+    /// A connection is open: join (resuming the session if there was one).
+    /// The one before, if the shell did not say it ended
+    /// ([`Client::handle_disconnected`]), is taken to have ended first.
+    pub fn handle_connected(&mut self, now: u64) {
+        if self.phase != Phase::Offline {
+            self.handle_disconnected();
+        }
+        self.phase = Phase::Joining;
+        self.connections += 1;
+        self.heard_at = now;
+        self.pinged_at = None;
+        self.entering.clear();
+        for r in self.rooms.values_mut() {
+            r.entered = false;
+            r.roster.clear();
+        }
+        self.send(ClientFrame::join_v2(
+            self.nick.clone(),
+            Vec::new(),
+            self.token.clone(),
+        ));
+    }
+
+    /// Join as `nick` instead, after the server refused the nickname
+    /// ([`ClientEvent::Refused`] with `nick_taken` or `nick_invalid`: the
+    /// connection stays open): the join is sent again with it. Offline,
+    /// the next connection joins with it. Once joined there is no
+    /// changing it: returns `false` and does nothing.
+    pub fn join_as(&mut self, nick: impl Into<String>) -> bool {
+        match self.phase {
+            Phase::Joined => false,
+            Phase::Offline => {
+                self.nick = nick.into();
+                true
+            }
+            Phase::Joining => {
+                self.nick = nick.into();
+                self.send(ClientFrame::join_v2(
+                    self.nick.clone(),
+                    Vec::new(),
+                    self.token.clone(),
+                ));
+                true
+            }
+        }
+    }
+
+    /// The connection ended. What was not acknowledged is kept, to resend.
+    pub fn handle_disconnected(&mut self) {
+        self.phase = Phase::Offline;
+        // Frames not sent yet belong to the dead connection; the next one
+        // starts with its join (what matters is kept: pending messages).
+        self.out.retain(|o| matches!(o, ClientOutput::Event(_)));
+        self.held.clear();
+        // Parted: the next connection does not enter them (their messages
+        // are sent there without the room, and refused).
+        self.parting.clear();
+    }
+
+    /// When to call [`handle_timeout`](Client::handle_timeout), on the
+    /// monotonic clock, while connected.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.phase == Phase::Offline {
+            return None;
+        }
+        Some(match self.pinged_at {
+            Some(at) => at.saturating_add(CLIENT_DEAD_AFTER_MS),
+            None => self.heard_at.saturating_add(CLIENT_PING_AFTER_MS),
+        })
+    }
+
+    /// Time passed: ping a silent server, or call the connection dead.
+    pub fn handle_timeout(&mut self, now: u64) {
+        if self.phase == Phase::Offline {
+            return;
+        }
+        match self.pinged_at {
+            Some(at) if now >= at.saturating_add(CLIENT_DEAD_AFTER_MS) => {
+                // As good as ended: what belongs to it goes now, so a
+                // shell that connects again at once without
+                // `handle_disconnected` starts clean (its join first).
+                self.handle_disconnected();
+                self.out.push_back(ClientOutput::Event(ClientEvent::Dead));
+            }
+            None if now >= self.heard_at.saturating_add(CLIENT_PING_AFTER_MS) => {
+                self.pinged_at = Some(now);
+                self.send(ClientFrame::Ping);
+            }
+            _ => {}
+        }
+    }
+}

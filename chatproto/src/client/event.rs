@@ -1,0 +1,260 @@
+//! What the client core hands its shell: outputs to act on, events to
+//! show, the messages not yet acknowledged, and the events' constructors.
+
+#[cfg(doc)]
+use super::Client;
+use crate::frame::{ClientFrame, ErrorCode};
+
+/// What the shell must do, from [`Client::poll`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "a frame not sent is a message lost; an event not shown is a screen wrong"]
+pub enum ClientOutput {
+    /// Send this frame to the server.
+    Send(ClientFrame),
+    /// Show this to the user, in this order.
+    Event(ClientEvent),
+}
+
+/// Something the user should see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Joined (first connection) or rejoined (after a reconnect).
+    #[non_exhaustive]
+    Joined {
+        /// The nickname, as the server spells it.
+        nick: String,
+        /// Whether the earlier session was continued.
+        resumed: bool,
+        /// Whether this is a reconnect.
+        reconnect: bool,
+    },
+    /// The join was refused (`nick_taken`, `nick_invalid`, ...). The
+    /// connection stays open: [`Client::join_as`] tries another nickname.
+    #[non_exhaustive]
+    Refused {
+        /// Why.
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+    },
+    /// A room was entered (or entered again after a reconnect).
+    #[non_exhaustive]
+    Entered {
+        /// The room.
+        room: String,
+        /// Who is in it, as the `entered` frame lists it. In a room whose
+        /// list does not fit one frame this is only its first part: the
+        /// rest comes in `online` frames, which go into
+        /// [`Client::roster`] without an event of their own, so the
+        /// roster is whole by the room's next event (a replayed message,
+        /// or this client's own [`ClientEvent::Presence`]).
+        online: Vec<String>,
+        /// Whether this entered the room again after a reconnect.
+        again: bool,
+        /// Whether messages since the last one seen may be missing (the
+        /// server could not replay all of them). The replayed ones follow
+        /// as [`ClientEvent::Message`]s with `replay` set.
+        gap: bool,
+        /// Entered again, into a history begun anew (a new epoch: the
+        /// server forgot the room, or it kept no history across a
+        /// restart): seqs start over, and what was shown before belongs to
+        /// the old history.
+        reset: bool,
+    },
+    /// A message, live or replayed; each is reported once.
+    #[non_exhaustive]
+    Message {
+        /// The room.
+        room: String,
+        /// Its seq in the room.
+        seq: u64,
+        /// The sender.
+        from: String,
+        /// The recipients; empty: everyone in the room.
+        to: Vec<String>,
+        /// The text, as sent.
+        text: String,
+        /// Unix milliseconds, stamped by the server.
+        ts: u64,
+        /// Whether this client sent it (this is its echo).
+        mine: bool,
+        /// Whether it came from a replay (sent while away).
+        replay: bool,
+    },
+    /// Someone entered or left a room.
+    #[non_exhaustive]
+    Presence {
+        /// The room.
+        room: String,
+        /// Who.
+        nick: String,
+        /// Entered (`true`) or left.
+        online: bool,
+    },
+    /// A page of history, oldest first.
+    #[non_exhaustive]
+    History {
+        /// The room.
+        room: String,
+        /// The messages, as [`ClientEvent::Message`]s.
+        events: Vec<ClientEvent>,
+        /// Whether older ones may exist.
+        more: bool,
+        /// With `more`: where the next older page starts, the `before` for
+        /// [`Client::history`]: at most the oldest message's seq, lower when
+        /// the server looked further (its `history_scan` bound), and the
+        /// oldest message's seq from a server that does not say.
+        before: Option<u64>,
+    },
+    /// The rooms with members.
+    Rooms(Vec<(String, u64)>),
+    /// A request failed. `id` is set when it answered a message this
+    /// client sent (that message is given up).
+    #[non_exhaustive]
+    Error {
+        /// The code.
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+        /// The id of the message it answers.
+        id: Option<String>,
+        /// The room concerned.
+        room: Option<String>,
+    },
+    /// A notice from the server.
+    Notice(String),
+    /// The connection seems dead (nothing heard after a ping): close it and
+    /// reconnect. The core already counts it ended, as after
+    /// [`Client::handle_disconnected`] (calling that too does no harm).
+    Dead,
+}
+
+/// A message this client sent that the server has not acknowledged yet,
+/// from [`Client::pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unacknowledged<'a> {
+    /// Its id (the same on every resend).
+    pub id: &'a str,
+    /// The room it was sent in.
+    pub room: &'a str,
+    /// The recipients; empty: everyone in the room.
+    pub to: &'a [String],
+    /// The text.
+    pub text: &'a str,
+}
+
+/// Constructors, for a shell's own tests (every variant with members is
+/// `#[non_exhaustive]`: new members come in minor releases, and these
+/// keep their signatures).
+impl ClientEvent {
+    /// [`ClientEvent::Joined`].
+    pub fn joined(nick: impl Into<String>, resumed: bool, reconnect: bool) -> Self {
+        ClientEvent::Joined {
+            nick: nick.into(),
+            resumed,
+            reconnect,
+        }
+    }
+
+    /// [`ClientEvent::Refused`].
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        ClientEvent::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// [`ClientEvent::Entered`].
+    pub fn entered(room: impl Into<String>, online: Vec<String>, again: bool, gap: bool) -> Self {
+        ClientEvent::Entered {
+            room: room.into(),
+            online,
+            again,
+            gap,
+            reset: false,
+        }
+    }
+
+    /// [`ClientEvent::Message`], live and from someone else; see
+    /// [`ClientEvent::into_mine`] and [`ClientEvent::into_replay`] for the other kinds.
+    pub fn message(
+        room: impl Into<String>,
+        seq: u64,
+        from: impl Into<String>,
+        to: Vec<String>,
+        text: impl Into<String>,
+        ts: u64,
+    ) -> Self {
+        ClientEvent::Message {
+            room: room.into(),
+            seq,
+            from: from.into(),
+            to,
+            text: text.into(),
+            ts,
+            mine: false,
+            replay: false,
+        }
+    }
+
+    /// A [`ClientEvent::Message`] marked as this client's own; other
+    /// events are returned as they are.
+    #[must_use]
+    pub fn into_mine(mut self) -> Self {
+        if let ClientEvent::Message { mine, .. } = &mut self {
+            *mine = true;
+        }
+        self
+    }
+
+    /// A [`ClientEvent::Message`] marked as replayed; other events are
+    /// returned as they are.
+    #[must_use]
+    pub fn into_replay(mut self) -> Self {
+        if let ClientEvent::Message { replay, .. } = &mut self {
+            *replay = true;
+        }
+        self
+    }
+
+    /// [`ClientEvent::Presence`].
+    pub fn presence(room: impl Into<String>, nick: impl Into<String>, online: bool) -> Self {
+        ClientEvent::Presence {
+            room: room.into(),
+            nick: nick.into(),
+            online,
+        }
+    }
+
+    /// [`ClientEvent::History`].
+    pub fn history(room: impl Into<String>, events: Vec<ClientEvent>, more: bool) -> Self {
+        let before = match events.first() {
+            Some(ClientEvent::Message { seq, .. }) if more => Some(*seq),
+            _ => None,
+        };
+        ClientEvent::History {
+            room: room.into(),
+            events,
+            more,
+            before,
+        }
+    }
+
+    /// [`ClientEvent::Error`].
+    pub fn error(
+        code: ErrorCode,
+        message: impl Into<String>,
+        id: Option<String>,
+        room: Option<String>,
+    ) -> Self {
+        ClientEvent::Error {
+            code,
+            message: message.into(),
+            id,
+            room,
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The server's frames, as the client takes them: `handle_frame` and its
+//! handlers of `welcome`, `entered`, `presence`, `msg`, `history` and `error`.
+
+use super::pending::msg_frame;
+use super::{Client, ClientEvent, Phase};
+use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
+use crate::nick::nick_key;
+
+impl Client {
+    /// A frame arrived from the server.
+    pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        self.heard_at = now;
+        self.pinged_at = None;
+        match frame {
+            ServerFrame::Ping => self.send(ClientFrame::Pong),
+            ServerFrame::Welcome {
+                nick,
+                session,
+                resumed,
+                limits,
+                ..
+            } => {
+                self.limits = limits;
+                if let Some(max) = self.frame_limit() {
+                    self.drop_too_large(max);
+                }
+                self.welcome(nick, session, resumed.unwrap_or(false));
+            }
+            ServerFrame::Online { room, nicks } => {
+                // Only `entered` continuations matter: we join into no room.
+                if let Some(r) = room.and_then(|r| self.rooms.get_mut(&r)) {
+                    for n in nicks {
+                        r.roster.insert(nick_key(&n), n);
+                    }
+                }
+            }
+            ServerFrame::Entered {
+                room,
+                epoch,
+                seq,
+                oldest,
+                online,
+                recovered,
+            } => self.entered(room, epoch, seq, oldest, online, recovered),
+            ServerFrame::Presence {
+                room,
+                seq,
+                nick,
+                status,
+                ..
+            } => {
+                let room = room.unwrap_or_else(|| crate::LOBBY.to_owned());
+                if status == PresenceStatus::Online && nick_key(&nick) == nick_key(&self.nick) {
+                    // Our own entering: the replay before it is over.
+                    self.release(&room);
+                }
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                if seq <= r.last_seq {
+                    return;
+                }
+                r.last_seq = seq;
+                let online = status == PresenceStatus::Online;
+                if online {
+                    r.roster.insert(nick_key(&nick), nick.clone());
+                } else {
+                    r.roster.remove(&nick_key(&nick));
+                }
+                self.event(ClientEvent::Presence { room, nick, online });
+            }
+            ServerFrame::Msg { .. } => {
+                if let Some(e) = self.message(frame, true) {
+                    self.event(e);
+                }
+            }
+            ServerFrame::History {
+                room,
+                events,
+                more,
+                before,
+            } => {
+                // A server that does not say where the next page starts
+                // (chatserver before 0.3): from the oldest message of this one.
+                let oldest = match events.first() {
+                    Some(ServerFrame::Msg { seq, .. }) => Some(*seq),
+                    _ => None,
+                };
+                let events: Vec<ClientEvent> = events
+                    .into_iter()
+                    .filter_map(|f| self.message(f, false))
+                    .collect();
+                let before = if more { before.or(oldest) } else { None };
+                self.event(ClientEvent::History {
+                    room,
+                    events,
+                    more,
+                    before,
+                });
+            }
+            ServerFrame::Rooms { rooms } => {
+                let list = rooms.into_iter().map(|r| (r.room, r.members)).collect();
+                self.event(ClientEvent::Rooms(list));
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                id,
+                room,
+                ..
+            } => self.error(code, message, id, room),
+            ServerFrame::Notice { text } => self.event(ClientEvent::Notice(text)),
+            _ => {}
+        }
+    }
+
+    fn welcome(&mut self, nick: String, session: Option<String>, resumed: bool) {
+        self.phase = Phase::Joined;
+        self.nick = nick.clone();
+        if !resumed {
+            // A fresh session: the server remembers none of our ids, so
+            // what it stored from us must be found by content instead.
+            self.token = None;
+        }
+        if session.is_some() {
+            self.token = session;
+        }
+        let reconnect = self.connections > 1;
+        self.event(ClientEvent::Joined {
+            nick,
+            resumed,
+            reconnect,
+        });
+        // In the order they were asked for: the first given is the one a
+        // user sees as current, and its answer comes first.
+        let mut rooms: Vec<(u64, String)> = self
+            .rooms
+            .iter()
+            .map(|(name, r)| (r.asked, name.clone()))
+            .collect();
+        rooms.sort_unstable();
+        for (_, room) in &rooms {
+            self.enter_now(room);
+        }
+        // A resumed session has our ids: the server drops a resend it
+        // already has. A fresh one does not, so a message that reached it
+        // before the connection dropped is recognised in the room's replay
+        // by its content; resend only after that replay (up to our own
+        // entering presence).
+        self.held.clear();
+        if !resumed {
+            self.held.extend(
+                self.pending
+                    .iter()
+                    .map(|p| p.room.clone())
+                    .filter(|r| self.rooms.contains_key(r)),
+            );
+        }
+        let now: Vec<ClientFrame> = self
+            .pending
+            .iter()
+            .filter(|p| !self.held.contains(&p.room))
+            .map(msg_frame)
+            .collect();
+        for f in now {
+            self.send(f);
+        }
+    }
+
+    fn entered(
+        &mut self,
+        room: String,
+        epoch: String,
+        seq: u64,
+        oldest: u64,
+        online: Vec<String>,
+        recovered: bool,
+    ) {
+        self.entering.remove(&room);
+        if let Some(r) = self.parting.get_mut(&room) {
+            // Parted, the `part` not sent yet: kept quietly, in case the
+            // room is entered again before it goes.
+            r.epoch = Some(epoch);
+            r.entered = true;
+            r.last_seq = seq;
+            r.roster = online.iter().map(|n| (nick_key(n), n.clone())).collect();
+            return;
+        }
+        let Some(r) = self.rooms.get_mut(&room) else {
+            // Parted before this answer arrived: it must not bring the
+            // room back (the server has our `part` and leaves us out).
+            return;
+        };
+        let again = r.epoch.is_some();
+        // A new epoch lost what came before; otherwise nothing can be
+        // missing if nothing was said since (or ever).
+        let new_epoch = r.epoch.as_deref() != Some(&epoch);
+        let gap = again
+            && !recovered
+            && (new_epoch || seq > r.last_seq || oldest > r.last_seq.saturating_add(1));
+        if r.epoch.as_deref() != Some(&epoch) {
+            // A new history: seqs start over.
+            r.last_seq = 0;
+        }
+        r.epoch = Some(epoch);
+        r.entered = true;
+        r.roster = online.iter().map(|n| (nick_key(n), n.clone())).collect();
+        self.event(ClientEvent::Entered {
+            room,
+            online,
+            again,
+            gap,
+            reset: again && new_epoch,
+        });
+    }
+
+    /// A `msg` frame as an event, once: `None` if already seen. `live`
+    /// frames advance the room's last seq.
+    fn message(&mut self, frame: ServerFrame, live: bool) -> Option<ClientEvent> {
+        let ServerFrame::Msg {
+            room,
+            seq,
+            from,
+            to,
+            text,
+            ts,
+            id,
+            replay,
+        } = frame
+        else {
+            return None;
+        };
+        let room = room.unwrap_or_else(|| crate::LOBBY.to_owned());
+        // Acknowledged: the echo, or its replay after a reconnect.
+        let mut mine = false;
+        if let Some(id) = &id {
+            if let Some(i) = self.pending.iter().position(|p| &p.id == id) {
+                self.pending.remove(i);
+                mine = true;
+            }
+        }
+        let me = nick_key(&self.nick);
+        if !mine && replay && live && self.held.contains(&room) && nick_key(&from) == me {
+            // A fresh session cannot match ids: match by content, in the
+            // replay that comes before the held messages are resent.
+            if let Some(i) = self
+                .pending
+                .iter()
+                .position(|p| p.room == room && p.text == text)
+            {
+                self.pending.remove(i);
+            }
+        }
+        let acknowledged = mine;
+        mine |= nick_key(&from) == me;
+        if live {
+            match self.rooms.get_mut(&room) {
+                Some(r) if seq <= r.last_seq => return None,
+                Some(r) => r.last_seq = seq,
+                // Parted since: only the echo of a message sent before the
+                // part is still told (the user has not seen it yet).
+                None => {
+                    // Parting, its `part` not sent yet: in step, quietly.
+                    if let Some(r) = self.parting.get_mut(&room) {
+                        r.last_seq = r.last_seq.max(seq);
+                    }
+                    if !acknowledged {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(ClientEvent::Message {
+            room,
+            seq,
+            from,
+            to,
+            text,
+            ts,
+            mine,
+            replay,
+        })
+    }
+
+    fn error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        id: Option<String>,
+        room: Option<String>,
+    ) {
+        if self.phase == Phase::Joining {
+            self.event(ClientEvent::Refused { code, message });
+            return;
+        }
+        if let Some(id) = &id {
+            if let Some(i) = self.pending.iter().position(|p| &p.id == id) {
+                self.pending.remove(i);
+            }
+            if code == ErrorCode::Duplicate {
+                // Delivered before the connection dropped; its copy came
+                // (or comes) with the replay.
+                return;
+            }
+        }
+        if let Some(r) = &room {
+            // Refused, the room is not entered: its name or the cap, or
+            // (with no message id) a server with no room to log it now.
+            let refused = matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
+                || (code == ErrorCode::Unavailable && id.is_none());
+            if self.entering.remove(r) && refused {
+                self.rooms.remove(r);
+                // Not entered: nothing to part.
+                self.parting.remove(r);
+                // No replay is coming: what was held goes now (and is
+                // refused, or delivered, on its own).
+                self.release(r);
+            }
+        }
+        self.event(ClientEvent::Error {
+            code,
+            message,
+            id,
+            room,
+        });
+    }
+}

@@ -1,0 +1,342 @@
+//! The client's side of the protocol, with no I/O: the join handshake,
+//! answering pings, rooms and who is in them, message ids, and resuming a
+//! session after the connection drops without losing, repeating or
+//! reordering anything.
+//!
+//! [`Client`] is driven like [`Server`](crate::Server): the shell reports
+//! what happened with `handle_*` and drains [`Client::poll`], which returns
+//! frames to send and events to show, until `None`. It outlives
+//! connections: after [`Client::handle_disconnected`], connect again and
+//! call [`Client::handle_connected`]; the client resumes its session,
+//! enters its rooms again from the last seq it saw, and resends every
+//! message the server had not acknowledged, under the same id. Do not
+//! connect again by yourself after the error
+//! [`ErrorCode::ResumedElsewhere`]: another connection with this session's
+//! token continues it, and a resume here would close that one.
+
+mod connection;
+mod event;
+mod frames;
+mod pending;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[cfg(doc)]
+use crate::frame::ErrorCode;
+use crate::frame::{ClientFrame, Limits};
+pub use event::{ClientEvent, ClientOutput, Unacknowledged};
+use pending::{msg_frame, Pending};
+
+/// How long the client may hear nothing before it pings, and then how
+/// long it waits for any answer before it calls the connection dead
+/// (monotonic milliseconds).
+pub const CLIENT_PING_AFTER_MS: u64 = 45_000;
+/// See [`CLIENT_PING_AFTER_MS`].
+pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
+
+/// The longest id prefix used: with a `u64` counter (20 digits at most),
+/// an id stays within the protocol's 64 characters (PROTOCOL.md §5.4).
+const MAX_ID_PREFIX: usize = 64 - 20;
+
+#[derive(Debug, Clone, Default)]
+struct RoomState {
+    /// The epoch and last seq seen, to enter again with `since`.
+    epoch: Option<String>,
+    last_seq: u64,
+    /// Who is in it, by identity key.
+    roster: BTreeMap<String, String>,
+    /// Entered on this connection.
+    entered: bool,
+    /// When it was asked for (the rooms given to `new` first, in order):
+    /// after a join they are entered in this order.
+    asked: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Offline,
+    Joining,
+    Joined,
+}
+
+/// The client's side of the protocol, with no I/O: the join handshake,
+/// answering pings, rooms and who is in them, message ids, and resuming
+/// the session after the connection drops without losing, repeating or
+/// reordering anything.
+///
+/// Drive it like [`Server`](crate::Server): report what happened with
+/// `handle_*`, drain [`Client::poll`] (frames to send, events to show)
+/// until `None`. It outlives connections: after
+/// [`handle_disconnected`](Client::handle_disconnected), connect again and
+/// call [`handle_connected`](Client::handle_connected); it resumes its
+/// session, enters its rooms again from the last seq it saw and resends
+/// what the server had not acknowledged, under the same ids.
+#[derive(Debug)]
+pub struct Client {
+    nick: String,
+    phase: Phase,
+    connections: u64,
+    token: Option<String>,
+    rooms: BTreeMap<String, RoomState>,
+    /// Rooms asked for on this connection, waiting for `entered`.
+    entering: BTreeSet<String>,
+    pending: VecDeque<Pending>,
+    /// Rooms whose pending messages wait for the replay to end (after a
+    /// fresh session).
+    held: BTreeSet<String>,
+    /// Rooms parted while their messages were held: the `part` goes
+    /// once they are sent (so they are neither lost nor sent twice), and
+    /// the room's state comes back if it is entered again before that.
+    parting: BTreeMap<String, RoomState>,
+    id_prefix: String,
+    next_id: u64,
+    out: VecDeque<ClientOutput>,
+    heard_at: u64,
+    pinged_at: Option<u64>,
+    limits: Option<Limits>,
+}
+
+impl Client {
+    /// A client that will join as `nick` and enter `rooms`. `id_prefix`
+    /// makes its message ids (give it a few random characters, so ids
+    /// differ between runs of the same nickname). Only its first 44
+    /// characters are used: an id is the prefix and a counter of up to 20
+    /// digits, and the server refuses an id over 64 characters with a
+    /// `bad_frame` that cannot name the message.
+    pub fn new(nick: impl Into<String>, rooms: &[&str], id_prefix: impl Into<String>) -> Self {
+        let mut id_prefix = id_prefix.into();
+        if let Some((cut, _)) = id_prefix.char_indices().nth(MAX_ID_PREFIX) {
+            id_prefix.truncate(cut);
+        }
+        Client {
+            nick: nick.into(),
+            phase: Phase::Offline,
+            connections: 0,
+            token: None,
+            rooms: rooms
+                .iter()
+                .enumerate()
+                .map(|(asked, r)| {
+                    let state = RoomState {
+                        asked: asked as u64,
+                        ..RoomState::default()
+                    };
+                    (r.to_ascii_lowercase(), state)
+                })
+                // The first of a name given twice keeps its place.
+                .rev()
+                .collect(),
+            entering: BTreeSet::new(),
+            pending: VecDeque::new(),
+            held: BTreeSet::new(),
+            parting: BTreeMap::new(),
+            id_prefix,
+            next_id: 0,
+            out: VecDeque::new(),
+            heard_at: 0,
+            pinged_at: None,
+            limits: None,
+        }
+    }
+
+    /// The nickname.
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
+    /// Whether the join succeeded on the current connection.
+    pub fn is_joined(&self) -> bool {
+        self.phase == Phase::Joined
+    }
+
+    /// The rooms this client is in (or will enter on connecting).
+    pub fn rooms(&self) -> impl Iterator<Item = &str> + '_ {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// The epoch of `room`'s history as the server last said it (`None`
+    /// before it was entered, or after it was parted). Seqs are
+    /// comparable only within one epoch.
+    pub fn epoch(&self, room: &str) -> Option<&str> {
+        self.rooms.get(room).and_then(|r| r.epoch.as_deref())
+    }
+
+    /// The seq of the last event of `room` this client saw in the room's
+    /// current epoch (0 before any): what it enters the room again
+    /// `since` after a reconnect, so where a gap the
+    /// [`ClientEvent::Entered`] reports begins. `None` when not in it.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|r| r.last_seq)
+    }
+
+    /// The limits the server announced in its last `welcome` (`None`
+    /// before one, or from a server that announced none). Its
+    /// [`presence_fanout_max`](Limits::presence_fanout_max) says past how
+    /// many members a room's online list may fall behind.
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
+    }
+
+    /// Who is in `room`, sorted by identity.
+    pub fn roster(&self, room: &str) -> Vec<&str> {
+        self.rooms
+            .get(room)
+            .map(|r| r.roster.values().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many are in `room` (the length of [`Client::roster`], without
+    /// making the list).
+    pub fn roster_len(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, |r| r.roster.len())
+    }
+
+    /// Messages sent that the server has not acknowledged yet (echo or error).
+    pub fn unacknowledged(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether the message [`send_msg`](Client::send_msg) returned `id`
+    /// for is still waiting for the server's answer. Once it is not, the
+    /// frame just handled answered it: its echo (live, replayed or, after a
+    /// fresh session, recognised by its content) or an error carrying `id`.
+    pub fn is_unacknowledged(&self, id: &str) -> bool {
+        self.pending.iter().any(|p| p.id == id)
+    }
+
+    /// The messages sent and not acknowledged yet, oldest first: what a
+    /// user interface shows as "sending" until each echo arrives.
+    pub fn pending(&self) -> impl Iterator<Item = Unacknowledged<'_>> + '_ {
+        self.pending.iter().map(|p| Unacknowledged {
+            id: &p.id,
+            room: &p.room,
+            to: &p.to,
+            text: &p.text,
+        })
+    }
+
+    /// Enter `room` (it is remembered across reconnects).
+    pub fn enter(&mut self, room: &str) {
+        let room = room.to_ascii_lowercase();
+        if let Some(r) = self.parting.remove(&room) {
+            // Its `part` has not gone yet: still in it, as entered (the
+            // answer may have come while parting: told now).
+            if r.entered {
+                self.event(ClientEvent::Entered {
+                    room: room.clone(),
+                    online: r.roster.values().cloned().collect(),
+                    again: false,
+                    gap: false,
+                    reset: false,
+                });
+            }
+            self.rooms.insert(room, r);
+            return;
+        }
+        let asked = self.rooms.values().map(|r| r.asked + 1).max().unwrap_or(0);
+        self.rooms.entry(room.clone()).or_insert_with(|| RoomState {
+            asked,
+            ..RoomState::default()
+        });
+        if self.phase == Phase::Joined {
+            self.enter_now(&room);
+        }
+    }
+
+    /// Leave `room`. Messages to it that wait for its replay (after a
+    /// fresh session) are sent first, once the replay ends, then the
+    /// `part`; events of the room are no longer reported meanwhile, except
+    /// the echoes of those messages.
+    pub fn part(&mut self, room: &str) {
+        let room = room.to_ascii_lowercase();
+        let Some(r) = self.rooms.remove(&room) else {
+            return;
+        };
+        if self.held.contains(&room) {
+            self.parting.insert(room, r);
+        } else if self.phase == Phase::Joined {
+            self.send(ClientFrame::part(room));
+        }
+    }
+
+    /// Send `text` to `to` (empty: everyone) in `room`; returns its id. It
+    /// is resent after a reconnect until the server acknowledges it. While
+    /// a fresh session's replay of `room` holds older messages back, it
+    /// waits behind them.
+    ///
+    /// A message whose frame is longer than the server takes (the
+    /// `max_frame_bytes` of its `welcome`, see [`Client::limits`]) is not
+    /// sent: it is answered at once by a [`ClientEvent::Error`]
+    /// `msg_too_large` with its id, as one found too long when a
+    /// `welcome` arrives is.
+    pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
+        self.next_id += 1;
+        let id = format!("{}{}", self.id_prefix, self.next_id);
+        let p = Pending {
+            id: id.clone(),
+            room: room.to_ascii_lowercase(),
+            to,
+            text: text.into(),
+        };
+        if self.phase == Phase::Joined {
+            if let Some(max) = self.frame_limit() {
+                // Sent, the frame would be refused by the shell's encoder
+                // or close the connection, and it would wait for an echo
+                // that never comes.
+                if let Err(crate::EncodeError::TooLarge { len, .. }) =
+                    crate::encode(&msg_frame(&p), max)
+                {
+                    self.too_large(p, len, max);
+                    return id;
+                }
+            }
+        }
+        if self.phase == Phase::Joined && !self.held.contains(&p.room) {
+            self.send(msg_frame(&p));
+        }
+        self.pending.push_back(p);
+        id
+    }
+
+    /// Ask for a history page of `room`. Only a joined client asks (see
+    /// [`is_joined`](Client::is_joined)): a request queued while offline
+    /// would reach the next connection before its `join`.
+    pub fn history(&mut self, room: &str, before: Option<u64>, limit: Option<u64>) {
+        if self.phase == Phase::Joined {
+            self.send(ClientFrame::history(
+                room.to_ascii_lowercase(),
+                before,
+                limit,
+            ));
+        }
+    }
+
+    /// Ask for the list of rooms. Only a joined client asks, as for
+    /// [`history`](Client::history).
+    pub fn list_rooms(&mut self) {
+        if self.phase == Phase::Joined {
+            self.send(ClientFrame::Rooms);
+        }
+    }
+
+    /// The next frame to send or event to show.
+    #[must_use = "a frame not sent is a message lost; an event not shown is a screen wrong"]
+    pub fn poll(&mut self) -> Option<ClientOutput> {
+        self.out.pop_front()
+    }
+
+    fn enter_now(&mut self, room: &str) {
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        let since = r.epoch.clone().map(|e| (r.last_seq, e));
+        self.entering.insert(room.to_owned());
+        self.send(ClientFrame::enter(room, since));
+    }
+
+    fn send(&mut self, frame: ClientFrame) {
+        self.out.push_back(ClientOutput::Send(frame));
+    }
+
+    fn event(&mut self, e: ClientEvent) {
+        self.out.push_back(ClientOutput::Event(e));
+    }
+}
