@@ -809,6 +809,11 @@ fn last_seq_is_where_a_reconnect_enters_again_from() {
 fn a_refused_nickname_is_tried_again_as_another() {
     let mut net = Net::new();
     let a = net.add("alice", &["lobby"]);
+    // Not while its join waits for an answer: two joins would race.
+    let mut waiting = Client::new("Alice", &["lobby"], "w-");
+    waiting.handle_connected(0);
+    assert!(!waiting.join_as("bob"));
+    assert_eq!(waiting.nick(), "Alice");
     let b = net.add("Alice", &["lobby"]);
     assert!(!net.peers[b].core.is_joined());
     assert!(

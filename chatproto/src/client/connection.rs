@@ -12,6 +12,7 @@ impl Client {
         if self.phase != Phase::Offline {
             self.handle_disconnected();
         }
+        self.join_refused = false;
         self.phase = Phase::Joining;
         self.connections += 1;
         self.heard_at = now;
@@ -32,15 +33,18 @@ impl Client {
     /// ([`ClientEvent::Refused`] with `nick_taken` or `nick_invalid`: the
     /// connection stays open): the join is sent again with it. Offline,
     /// the next connection joins with it. Once joined there is no
-    /// changing it: returns `false` and does nothing.
+    /// changing it, nor while a join is waiting for its answer: returns
+    /// `false` and does nothing.
     pub fn join_as(&mut self, nick: impl Into<String>) -> bool {
         match self.phase {
             Phase::Joined => false,
+            Phase::Joining if !self.join_refused => false,
             Phase::Offline => {
                 self.nick = nick.into();
                 true
             }
             Phase::Joining => {
+                self.join_refused = false;
                 self.nick = nick.into();
                 self.send(ClientFrame::join_v2(
                     self.nick.clone(),

@@ -290,6 +290,7 @@ impl Client {
         room: Option<String>,
     ) {
         if self.phase == Phase::Joining {
+            self.join_refused = true;
             self.event(ClientEvent::Refused { code, message });
             return;
         }

@@ -94,6 +94,8 @@ pub struct Client {
     heard_at: u64,
     pinged_at: Option<u64>,
     limits: Option<Limits>,
+    /// The join on this connection was refused (another may be sent).
+    join_refused: bool,
 }
 
 impl Client {
@@ -136,6 +138,7 @@ impl Client {
             heard_at: 0,
             pinged_at: None,
             limits: None,
+            join_refused: false,
         }
     }
 
