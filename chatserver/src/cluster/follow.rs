@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use super::entry::{decode_event, stream_seq};
+use super::own::OwnStored;
 use super::publish::{no_room_to_create, Failure};
 use super::{
     clamp_i64, lock, names, random_hex, unhex, Cluster, Description, FromCluster, DUPLICATE_WINDOW,
@@ -206,12 +207,13 @@ impl Cluster {
             "events removed from the room's stream before this node read them"
         );
         self.await_publishing(room).await;
+        let own = self.own_room(room);
         while *next < to {
             let seq = *next;
             // This node's own, stored: applied from its copy (what the
             // log held there), as it would have been read.
-            let own = self.past_own(room, seq, true);
-            let item = match own.and_then(|p| decode_event(room, seq, &p)) {
+            let copy = OwnStored::follower_past(&own, seq, true);
+            let item = match copy.and_then(|p| decode_event(room, seq, &p)) {
                 Some(event) => FromCluster::Event {
                     event,
                     origin: Arc::clone(&self.origin),
@@ -237,6 +239,8 @@ impl Cluster {
         next: &mut u64,
         epoch: &mut String,
     ) -> Result<(), String> {
+        // This node's own proposals stored in the room, read past here.
+        let own = self.own_room(room);
         let mut stream = self.js.get_stream(name).await.map_err(|e| e.to_string())?;
         let info = stream.info().await.map_err(|e| e.to_string())?;
         let d: Description = info
@@ -372,7 +376,7 @@ impl Cluster {
                 }
             }
             // Read: this node's copy of it (if it is its own) is not needed.
-            self.past_own(room, seq, false);
+            OwnStored::follower_past(&own, seq, false);
             let from = msg.headers.as_ref().and_then(|h| h.get(ORIGIN));
             let from = from.map_or("", |v| v.as_str());
             if *origin != *from {

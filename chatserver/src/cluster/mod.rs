@@ -401,7 +401,7 @@ impl Cluster {
             next_id: AtomicUsize::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
             acked: Mutex::new(HashMap::new()),
-            own: Mutex::new(HashMap::new()),
+            own: Mutex::new(own::OwnByRoom::default()),
             checking_claims: AtomicBool::new(false),
             claims_again: AtomicBool::new(false),
         });

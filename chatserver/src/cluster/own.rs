@@ -14,7 +14,7 @@
 //! place.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,8 +53,10 @@ pub(super) struct OwnStored {
     finished: u64,
 }
 
-/// Per room.
-pub(super) type OwnByRoom = HashMap<Arc<str>, OwnStored>;
+/// Per room, each shared with the room's follower (which reads it at
+/// every event without looking the room up). Room names are peers'
+/// words: foldhash, seeded, as for the core's maps of them.
+pub(super) type OwnByRoom = HashMap<Arc<str>, Arc<Mutex<OwnStored>>, foldhash::fast::RandomState>;
 
 impl OwnStored {
     /// This node's proposal `payload` was stored at `seq`: kept until the
@@ -106,16 +108,32 @@ impl OwnStored {
 }
 
 impl Cluster {
-    /// The publisher starts (`true`) or is done with (`false`) `batch`.
-    pub(super) fn publishing(&self, batch: &[Proposal], start: bool) {
+    /// `room`'s own stored proposals (made empty the first time).
+    pub(super) fn own_room(&self, room: &str) -> Arc<Mutex<OwnStored>> {
         let mut own = lock(&self.own);
-        for p in batch {
-            let r = own.entry(Arc::clone(&p.room)).or_default();
+        match own.get(room) {
+            Some(r) => Arc::clone(r),
+            None => Arc::clone(own.entry(Arc::from(room)).or_default()),
+        }
+    }
+
+    /// The publisher starts (`true`) or is done with (`false`) `batch`:
+    /// counted a run of one room's proposals at a time.
+    pub(super) fn publishing(&self, batch: &[Proposal], start: bool) {
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .take_while(|p| Arc::ptr_eq(&p.room, &first.room) || p.room == first.room)
+                .count();
+            let room = self.own_room(&first.room);
+            let mut r = lock(&room);
             if start {
-                r.started += 1;
+                r.started += n as u64;
             } else {
-                r.finished += 1;
+                r.finished += n as u64;
             }
+            rest = &rest[n..];
         }
     }
 
@@ -125,34 +143,23 @@ impl Cluster {
     /// that one of them in the gap is kept and applied from its copy.
     pub(super) async fn await_publishing(&self, room: &str) {
         let until = Instant::now() + SKIP_WAIT;
-        let Some(started) = lock(&self.own).get(room).map(|r| r.started) else {
-            return;
-        };
-        while lock(&self.own)
-            .get(room)
-            .is_some_and(|r| r.finished < started)
-            && Instant::now() < until
-        {
+        let room = self.own_room(room);
+        let started = lock(&room).started;
+        while lock(&room).finished < started && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
     /// [`OwnStored::stored`] in `room`.
-    pub(super) fn stored_own(&self, room: &Arc<str>, seq: u64, payload: &Bytes) -> bool {
-        lock(&self.own)
-            .entry(Arc::clone(room))
-            .or_default()
-            .stored(seq, payload)
+    pub(super) fn stored_own(&self, room: &str, seq: u64, payload: &Bytes) -> bool {
+        lock(&self.own_room(room)).stored(seq, payload)
     }
+}
 
-    /// [`OwnStored::past`] in `room`.
-    pub(super) fn past_own(&self, room: &str, seq: u64, skipped: bool) -> Option<Bytes> {
-        let mut own = lock(&self.own);
-        let r = match own.get_mut(room) {
-            Some(r) => r,
-            None => own.entry(Arc::from(room)).or_default(),
-        };
-        r.past(seq, skipped)
+impl OwnStored {
+    /// [`OwnStored::past`], for the room's follower.
+    pub(super) fn follower_past(room: &Mutex<OwnStored>, seq: u64, skipped: bool) -> Option<Bytes> {
+        lock(room).past(seq, skipped)
     }
 }
 
