@@ -608,7 +608,7 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
 /// again after every reconnect, for ever.
 #[test]
 fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
-    use chatproto::{ErrorCode, Limits};
+    use chatproto::ErrorCode;
     let mut c = Client::new("alice", &["lobby"], "a-");
     c.handle_connected(0);
     let small = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
@@ -618,16 +618,7 @@ fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
     c.handle_disconnected();
     while c.poll().is_some() {}
     c.handle_connected(1);
-    let limits = Limits::new(1_024, 64, 500, 200);
-    let welcome = ServerFrame::welcome(
-        "alice",
-        0,
-        vec![],
-        Some("t".into()),
-        Some(true),
-        Some(limits),
-    );
-    c.handle_frame(1, welcome);
+    c.handle_frame(1, small_welcome(true));
     let mut sent = Vec::new();
     let mut refused = Vec::new();
     while let Some(out) = c.poll() {
@@ -647,19 +638,10 @@ fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
 /// shell can send it, and it would wait for an echo for ever.
 #[test]
 fn a_message_too_large_for_the_server_is_given_up_when_sent() {
-    use chatproto::{ErrorCode, Limits};
+    use chatproto::ErrorCode;
     let mut c = Client::new("alice", &["lobby"], "a-");
     c.handle_connected(0);
-    let limits = Limits::new(1_024, 64, 500, 200);
-    let welcome = ServerFrame::welcome(
-        "alice",
-        0,
-        vec![],
-        Some("t".into()),
-        Some(false),
-        Some(limits),
-    );
-    c.handle_frame(0, welcome);
+    c.handle_frame(0, small_welcome(false));
     while c.poll().is_some() {}
     let big = c.send_msg("lobby", vec![], "x".repeat(1_500));
     c.send_msg("lobby", vec![], "fits");
@@ -897,4 +879,17 @@ fn a_new_connection_starts_with_its_join_whatever_the_old_one_left() {
         );
         assert_eq!(c.unacknowledged(), 1, "kept to send again");
     }
+}
+
+/// alice's `welcome` from a server that takes frames of 1,024 bytes.
+fn small_welcome(resumed: bool) -> ServerFrame {
+    let limits = chatproto::Limits::new(1_024, 64, 500, 200);
+    ServerFrame::welcome(
+        "alice",
+        0,
+        vec![],
+        Some("t".into()),
+        Some(resumed),
+        Some(limits),
+    )
 }
