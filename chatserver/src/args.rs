@@ -349,9 +349,22 @@ pub enum LogText {
 impl Args {
     /// [`Parser::parse`], noting whether the retention limits were given
     /// (a cluster node applies them to the rooms made before only then).
+    /// A `CHATSERVER_*` variable set to nothing (a blank line of an
+    /// environment file) counts as not given, whatever its setting: it is
+    /// unset first. Call it before any other thread starts.
     pub fn parse_noting_given() -> Args {
         use clap::parser::ValueSource;
         use clap::{CommandFactory, FromArgMatches};
+        let blank: Vec<std::ffi::OsString> = std::env::vars_os()
+            .filter(|(k, v)| {
+                k.to_str().is_some_and(|k| k.starts_with("CHATSERVER_"))
+                    && v.to_str().is_some_and(|v| v.trim().is_empty())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in blank {
+            std::env::remove_var(k);
+        }
         let matches = Args::command().get_matches();
         let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         let given = |id: &str| {

@@ -165,12 +165,20 @@ fn first_line(mut cmd: Command) -> String {
     first
 }
 
-/// A blank `CHATSERVER_CLUSTER=` or `CHATSERVER_NODE=` (an environment
-/// file's empty line) is as if not set: the server starts on its own
-/// (before, it switched cluster mode on and refused to start).
+/// A blank variable (an environment file's empty line) is as if not set,
+/// whatever its setting: the server starts with its default. Before, a
+/// blank `CHATSERVER_CLUSTER=` or `CHATSERVER_NODE=` switched cluster mode
+/// on, and a blank log level or on/off setting stopped the server.
 #[test]
-fn blank_cluster_settings_in_the_environment_are_not_given() {
-    for env in [("CHATSERVER_CLUSTER", ""), ("CHATSERVER_NODE", " ")] {
+fn blank_settings_in_the_environment_are_not_given() {
+    for env in [
+        ("CHATSERVER_CLUSTER", ""),
+        ("CHATSERVER_NODE", " "),
+        ("CHATSERVER_LOG_LEVEL", ""),
+        ("CHATSERVER_ASCII_NICKS", ""),
+        ("CHATSERVER_MAX_CLIENTS", " "),
+        ("CHATSERVER_ALLOWED_ORIGINS", ""),
+    ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
         cmd.env(env.0, env.1);
         let first = first_line(cmd);
