@@ -619,15 +619,7 @@ fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
     while c.poll().is_some() {}
     c.handle_connected(1);
     c.handle_frame(1, small_welcome(true));
-    let mut sent = Vec::new();
-    let mut refused = Vec::new();
-    while let Some(out) = c.poll() {
-        match out {
-            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
-            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
-            _ => {}
-        }
-    }
+    let (sent, refused) = sent_and_refused(&mut c);
     assert_eq!(sent, ["fits"]);
     assert_eq!(refused, [(ErrorCode::MsgTooLarge, Some("a-1".to_owned()))]);
     assert_eq!(c.unacknowledged(), 1);
@@ -645,15 +637,7 @@ fn a_message_too_large_for_the_server_is_given_up_when_sent() {
     while c.poll().is_some() {}
     let big = c.send_msg("lobby", vec![], "x".repeat(1_500));
     c.send_msg("lobby", vec![], "fits");
-    let mut sent = Vec::new();
-    let mut refused = Vec::new();
-    while let Some(out) = c.poll() {
-        match out {
-            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
-            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
-            _ => {}
-        }
-    }
+    let (sent, refused) = sent_and_refused(&mut c);
     assert_eq!(sent, ["fits"]);
     assert_eq!(refused, [(ErrorCode::MsgTooLarge, Some(big.clone()))]);
     assert!(!c.is_unacknowledged(&big));
@@ -892,4 +876,18 @@ fn small_welcome(resumed: bool) -> ServerFrame {
         Some(resumed),
         Some(limits),
     )
+}
+
+/// The texts of the messages `c` has to send, and the errors it reported
+/// (code and message id).
+fn sent_and_refused(c: &mut Client) -> (Vec<String>, Vec<(chatproto::ErrorCode, Option<String>)>) {
+    let (mut sent, mut refused) = (Vec::new(), Vec::new());
+    while let Some(out) = c.poll() {
+        match out {
+            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
+            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
+            _ => {}
+        }
+    }
+    (sent, refused)
 }
