@@ -380,13 +380,8 @@ async fn refused_line(h: &Harness, server: &Server) {
 
     page.type_line("").await;
     refused("the edited line", "not stored again").await;
-    page.c
-        .find(Locator::Css("#online li[data-nick=\"bob\"] button.nick"))
-        .await
-        .expect("bob in the online list")
-        .click()
-        .await
-        .expect("click bob");
+    page.click_css("#online li[data-nick=\"bob\"] button.nick")
+        .await;
     assert_eq!(
         page.js(BAR_JS, vec![]).await,
         json!([null, "@bob not stored again"]),

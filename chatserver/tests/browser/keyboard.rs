@@ -359,15 +359,8 @@ fn on_a_phone_an_open_drawer_dims_the_page_and_a_tap_beside_it_closes_it() {
         // box, which has the focus once the drawer has closed.
         page.click("people-toggle").await;
         slid_in(&page, "people").await;
-        page.c
-            .find(fantoccini::Locator::Css(
-                "#online li[data-nick=\"bob\"] button.nick",
-            ))
-            .await
-            .expect("bob in the online list")
-            .click()
-            .await
-            .expect("press bob");
+        page.click_css("#online li[data-nick=\"bob\"] button.nick")
+            .await;
         let after = page
             .js(
                 "return [document.getElementById('input').value,
@@ -753,15 +746,8 @@ fn every_room_in_the_list_can_be_left_from_it() {
         .await;
         page.click("rooms-toggle").await;
         slid_in(&page, "sidebar").await;
-        page.c
-            .find(fantoccini::Locator::Css(
-                "#rooms > li[data-room=\"go\"] button.room",
-            ))
-            .await
-            .expect("#go in the list")
-            .click()
-            .await
-            .expect("show #go");
+        page.click_css("#rooms > li[data-room=\"go\"] button.room")
+            .await;
         page.click("rooms-toggle").await;
         slid_in(&page, "sidebar").await;
         for (room, left, focus, next) in [

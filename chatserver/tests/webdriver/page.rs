@@ -198,6 +198,18 @@ impl Page {
             .unwrap_or_else(|e| panic!("{}: click #{id}: {e}", self.nick));
     }
 
+    /// Click the element the CSS `selector` finds (a nickname or room
+    /// button in a list, say).
+    pub async fn click_css(&self, selector: &str) {
+        self.c
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("{}: find {selector}: {e}", self.nick))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("{}: click {selector}: {e}", self.nick));
+    }
+
     /// Click the page at (`x`, `y`) of the viewport, as a mouse (or a
     /// finger) does: on whatever is there.
     pub async fn click_at(&self, x: f64, y: f64) {
