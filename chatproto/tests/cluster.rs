@@ -348,23 +348,27 @@ fn answers_wait_for_the_senders_events_on_their_way_through_the_log() {
     assert_eq!(c.frames(1, bob).last().unwrap()["type"], "pong");
 }
 
+/// alice sends a message (with `id`), then a ping, and the log says it
+/// held that message already, at seq 7.
+fn held_already(id: Option<&str>) -> (Cluster, ClientId) {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    let msg = ClientFrame::msg_in("lobby", vec![], "again", id.map(str::to_owned));
+    c.nodes[0].handle_frame(NOW, alice, msg);
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    c.logged_before(0, 7);
+    c.drain(0);
+    (c, alice)
+}
+
 /// A message the log already held under its session and id (logged by
 /// another node before the session moved) does not come back: the log's
 /// word that it was a duplicate answers the sender `duplicate` with the
 /// first copy's seq, before the answers that waited for it.
 #[test]
 fn a_message_the_log_already_held_is_answered_duplicate() {
-    let mut c = Cluster::new(1);
-    let alice = c.connect(0, "alice");
-    c.settle();
-    c.nodes[0].handle_frame(
-        NOW,
-        alice,
-        ClientFrame::msg_in("lobby", vec![], "again", Some("m1".into())),
-    );
-    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
-    c.logged_before(0, 7);
-    c.drain(0);
+    let (mut c, alice) = held_already(Some("m1"));
     let frames = c.frames(0, alice);
     let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
     let n = kinds.len();
@@ -392,17 +396,7 @@ fn a_message_the_log_already_held_is_answered_duplicate() {
 /// asked after it is answered all the same.
 #[test]
 fn a_message_without_an_id_the_log_held_lets_later_answers_go() {
-    let mut c = Cluster::new(1);
-    let alice = c.connect(0, "alice");
-    c.settle();
-    c.nodes[0].handle_frame(
-        NOW,
-        alice,
-        ClientFrame::msg_in("lobby", vec![], "no id", None),
-    );
-    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
-    c.logged_before(0, 7);
-    c.drain(0);
+    let (c, alice) = held_already(None);
     let kinds = c.kinds(0, alice);
     assert_eq!(kinds.last(), Some(&"pong"), "{kinds:?}");
     assert!(!kinds.contains(&"error"), "{kinds:?}");
