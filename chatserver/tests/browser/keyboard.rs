@@ -515,6 +515,14 @@ async fn heard(page: &Page, text: &str, part: bool) -> serde_json::Value {
     page.js(HEARD_JS, vec![json!(text), json!(part)]).await
 }
 
+/// Each `(text, part, region)`: `text` is heard in that live region
+/// alone (see [`heard`]).
+async fn heard_in(page: &Page, each: &[(&str, bool, &str)]) {
+    for &(text, part, region) in each {
+        assert_eq!(heard(page, text, part).await, json!([region]), "{text}");
+    }
+}
+
 /// On a phone, what the page behind an open drawer says is still heard:
 /// that page is inert, out of the accessibility tree with its live
 /// regions, and a line said in the room, the notice that the
@@ -559,22 +567,18 @@ fn on_a_phone_what_the_page_says_behind_an_open_drawer_is_heard() {
         other.expect_kind("welcome");
         carol.wait_state("elsewhere").await;
         let notice = "This conversation continued in another tab or window";
-        assert_eq!(
-            heard(&carol, notice, true).await,
-            json!(["behind-alert"]),
-            "the notice"
-        );
-        assert_eq!(
-            heard(&carol, "continued elsewhere", false).await,
-            json!(["behind"]),
-            "the connection's state"
-        );
+        let state = "continued elsewhere";
+        heard_in(
+            &carol,
+            &[(notice, true, "behind-alert"), (state, false, "behind")],
+        )
+        .await;
         carol.press(&[Key::Escape]).await;
-        assert_eq!(heard(&carol, notice, true).await, json!(["elsewhere"]));
-        assert_eq!(
-            heard(&carol, "continued elsewhere", false).await,
-            json!(["status"])
-        );
+        heard_in(
+            &carol,
+            &[(notice, true, "elsewhere"), (state, false, "status")],
+        )
+        .await;
         carol.close().await;
 
         // The connection's state, behind the People drawer still.
@@ -589,16 +593,11 @@ fn on_a_phone_what_the_page_says_behind_an_open_drawer_is_heard() {
         page.shot("phone-reconnecting-behind-a-drawer").await;
         // Closed, the page says it itself.
         page.press(&[Key::Escape]).await;
-        assert_eq!(
-            heard(&page, line, true).await,
-            json!(["messages"]),
-            "{line}"
-        );
-        assert_eq!(
-            heard(&page, "reconnecting…", false).await,
-            json!(["status"]),
-            "the connection's state"
-        );
+        heard_in(
+            &page,
+            &[(line, true, "messages"), ("reconnecting…", false, "status")],
+        )
+        .await;
         page.close().await;
     });
 }
