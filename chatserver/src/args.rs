@@ -382,9 +382,9 @@ impl Args {
         args
     }
 
-    /// An empty `--cluster` or `--node` (a blank `CHATSERVER_CLUSTER=` or
-    /// `CHATSERVER_NODE=` line in an environment file) counts as not
-    /// given: it must not switch cluster mode on.
+    /// An empty `--cluster ""` or `--node ""` on the command line counts
+    /// as not given: it must not switch cluster mode on (blank variables
+    /// are unset before parsing, see [`Args::parse_noting_given`]).
     pub fn tidy(&mut self) {
         self.cluster.retain(|url| !url.trim().is_empty());
         if self.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
