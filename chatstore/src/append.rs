@@ -15,7 +15,7 @@ impl Store {
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
         let mut found = Vec::new();
-        write(&tx, records, &self.numbers, &mut found)?;
+        write(&tx, records, &self.numbers, &mut found, &mut self.buffers)?;
         tx.commit()?;
         // Only numbers that are committed are kept: a room added by a
         // batch that failed may get another number later.
@@ -33,9 +33,46 @@ impl Store {
     /// (a full disk, say) has gone.
     pub fn probe(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
-        write(&tx, records, &self.numbers, &mut Vec::new())?;
+        write(
+            &tx,
+            records,
+            &self.numbers,
+            &mut Vec::new(),
+            &mut self.buffers,
+        )?;
         tx.rollback()?;
         Ok(())
+    }
+}
+
+/// Chunks' JSON buffers, used again from chunk to chunk and batch to
+/// batch. A chunk's JSON is about [`CHUNK_BYTES`]: made anew each time,
+/// it was a large allocation (the slow way through glibc's malloc) that
+/// grew twice, about 3,000 instructions a chunk for allocating alone
+/// (BENCHMARKS.md).
+#[derive(Debug, Default)]
+pub(crate) struct ChunkBuffers(Vec<String>);
+
+/// Buffers kept for the next chunks: as many rooms as a batch is likely
+/// to write at once...
+const BUFFERS_KEPT: usize = 16;
+
+/// ...each at most this large (one that held a long event alone goes).
+const BUFFER_KEPT_BYTES: usize = 4 * CHUNK_BYTES;
+
+impl ChunkBuffers {
+    /// An empty buffer: one kept, or a new one (small: a batch may name
+    /// many rooms, each with an event or two; it grows as needed).
+    fn take(&mut self) -> String {
+        self.0.pop().unwrap_or_else(|| String::with_capacity(1024))
+    }
+
+    /// A buffer whose chunk went in, kept for another if there is room.
+    fn give(&mut self, mut json: String) {
+        if self.0.len() < BUFFERS_KEPT && json.capacity() <= BUFFER_KEPT_BYTES {
+            json.clear();
+            self.0.push(json);
+        }
     }
 }
 
@@ -66,10 +103,17 @@ struct Run<'a> {
 /// Insert the chunk `run` is gathering, if any. A chunk whose key is
 /// taken ends at a seq the room stored before: out of order (a seq that
 /// does not collide is caught by [`update_room`]).
-fn flush_chunk(tx: &rusqlite::Transaction<'_>, run: &mut Run<'_>) -> Result<(), StoreError> {
+/// Its buffer goes back to `buffers`.
+fn flush_chunk(
+    tx: &rusqlite::Transaction<'_>,
+    run: &mut Run<'_>,
+    buffers: &mut ChunkBuffers,
+) -> Result<(), StoreError> {
     if let Some(mut c) = run.chunk.take() {
         c.json.push(']');
-        match insert_chunk(tx, run.base, c.first, c.last, &c.json) {
+        let inserted = insert_chunk(tx, run.base, c.first, c.last, &c.json);
+        buffers.give(c.json);
+        match inserted {
             Err(StoreError::Sqlite(e))
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
             {
@@ -91,21 +135,25 @@ fn flush_chunk(tx: &rusqlite::Transaction<'_>, run: &mut Run<'_>) -> Result<(), 
 /// A room's number comes from this batch's `found` (the latest entry),
 /// from `known` (committed ones), or from the file; rooms this batch
 /// numbers or looks up are added to `found`, and those it forgets, with
-/// `None`.
+/// `None`. Chunks' JSON is written in buffers from `buffers`.
 fn write<'a>(
     tx: &rusqlite::Transaction<'_>,
     records: &'a [Record],
     known: &std::collections::HashMap<String, i64>,
     found: &mut Vec<(String, Option<i64>)>,
+    buffers: &mut ChunkBuffers,
 ) -> Result<(), StoreError> {
     // Each room's last seq and highest session are written once per batch
     // (events of a room come in seq order).
     let mut runs: Vec<Run<'a>> = Vec::new();
     // The chunk of the room a record names goes in before the record
     // acts on the room.
-    let flush_room = |runs: &mut Vec<Run<'a>>, name: &str| -> Result<(), StoreError> {
+    let flush_room = |runs: &mut Vec<Run<'a>>,
+                      name: &str,
+                      buffers: &mut ChunkBuffers|
+     -> Result<(), StoreError> {
         match runs.iter_mut().find(|r| r.room == name) {
-            Some(run) => flush_chunk(tx, run),
+            Some(run) => flush_chunk(tx, run, buffers),
             None => Ok(()),
         }
     };
@@ -114,7 +162,7 @@ fn write<'a>(
             Record::Room {
                 name, epoch, seq, ..
             } => {
-                flush_room(&mut runs, name)?;
+                flush_room(&mut runs, name, buffers)?;
                 if *seq > MAX_SEQ {
                     return Err(StoreError::KeysFull {
                         room: name.to_string(),
@@ -147,7 +195,7 @@ fn write<'a>(
                 }
             }
             Record::Forgotten { name, .. } => {
-                flush_room(&mut runs, name)?;
+                flush_room(&mut runs, name, buffers)?;
                 // What this batch wrote into it is counted first.
                 if let Some(i) = runs.iter().position(|r| *r.room == **name) {
                     let run = runs.remove(i);
@@ -240,14 +288,13 @@ fn write<'a>(
                     };
                 // A chunk holds increasing seqs, up to its bounds.
                 if run.chunk.as_ref().is_some_and(|c| c.count >= CHUNK_EVENTS) {
-                    flush_chunk(tx, run)?;
+                    flush_chunk(tx, run, buffers)?;
                 }
                 let c = run.chunk.get_or_insert_with(|| Chunk {
                     first: e.seq,
                     last: e.seq,
                     count: 0,
-                    // A batch may name many rooms: small until it grows.
-                    json: String::with_capacity(1024),
+                    json: buffers.take(),
                 });
                 let mark = c.json.len();
                 c.json.push(if c.count == 0 { '[' } else { ',' });
@@ -266,12 +313,11 @@ fn write<'a>(
                 if c.count > 0 && c.json.len() + 1 > CHUNK_BYTES {
                     // Past a page with this event: the chunk closes before
                     // it, and it begins the next one.
-                    let event = c.json.split_off(mark + 1);
-                    c.json.truncate(mark);
-                    flush_chunk(tx, run)?;
-                    let mut json = String::with_capacity(event.len().max(1024) + 2);
+                    let mut json = buffers.take();
                     json.push('[');
-                    json.push_str(&event);
+                    json.push_str(&c.json[mark + 1..]);
+                    c.json.truncate(mark);
+                    flush_chunk(tx, run, buffers)?;
                     run.chunk = Some(Chunk {
                         first: e.seq,
                         last: e.seq,
@@ -287,7 +333,7 @@ fn write<'a>(
         }
     }
     for run in &mut runs {
-        flush_chunk(tx, run)?;
+        flush_chunk(tx, run, buffers)?;
     }
     for run in &runs {
         update_room(tx, run)?;

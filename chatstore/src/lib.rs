@@ -203,6 +203,8 @@ pub struct Store {
     /// Each committed room's number (they never change), as the writer
     /// found them.
     numbers: std::collections::HashMap<String, i64>,
+    /// Chunks' JSON buffers, for the next batches.
+    buffers: append::ChunkBuffers,
 }
 
 /// The oldest schema [`Store::open_read_only`] reads as it is: v5 only

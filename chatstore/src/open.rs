@@ -81,6 +81,7 @@ impl Store {
             _lock: Some(lock),
             version: SCHEMA_VERSION,
             numbers: std::collections::HashMap::new(),
+            buffers: Default::default(),
         };
         store.migrate(version)?;
         store.detach_sessions()?;
@@ -132,6 +133,7 @@ impl Store {
             _lock: None,
             version,
             numbers: std::collections::HashMap::new(),
+            buffers: Default::default(),
         })
     }
 
