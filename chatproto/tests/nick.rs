@@ -1,6 +1,7 @@
 //! Every line of `nick_vectors.txt` checked against chatproto's nickname rule, the
 //! vectors quoted in PROTOCOL.md section 3 checked to be lines of that file,
-//! and properties of the Unicode rule over random input.
+//! its look-alike table checked against the code, and properties of the
+//! Unicode rule over random input.
 
 use chatproto::{
     nick_key, nick_skeleton, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN,
@@ -181,6 +182,43 @@ fn protocol_quotes_real_vectors() {
         quoted += 1;
     }
     assert!(quoted >= 20, "only {quoted} vectors quoted");
+}
+
+/// The table of look-alikes in PROTOCOL.md section 3: each nickname has
+/// the skeleton shown, and each name it refuses collides with it (the
+/// same skeleton, or the same person).
+#[test]
+fn protocol_look_alike_table_is_right() {
+    let start = PROTOCOL.find("\n## 3. ").expect("section 3");
+    let section = &PROTOCOL[start..];
+    let section = &section[..section.find("\n## 4. ").expect("section 4")];
+    let head = "| nickname | skeleton | refused while it is online |";
+    let table = &section[section.find(head).expect("the look-alike table")..];
+    let mut rows = 0;
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        // `\|` is a pipe inside a cell.
+        let row = row.replace("\\|", "\u{1}");
+        let cells: Vec<String> = row.split('|').map(|c| c.replace('\u{1}', "|")).collect();
+        let quoted = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        let (nick, skeleton) = (&quoted(&cells[1])[0], &quoted(&cells[2])[0]);
+        assert_eq!(&nick_skeleton(nick), skeleton, "{nick}");
+        let refused = quoted(&cells[3]);
+        assert!(!refused.is_empty(), "{nick}: nothing refused");
+        for other in refused {
+            assert!(
+                nick_skeleton(&other) == *skeleton || nick_key(&other) == nick_key(nick),
+                "{nick} does not collide with {other}"
+            );
+        }
+        rows += 1;
+    }
+    assert!(rows >= 10, "only {rows} rows");
 }
 
 /// The iota subscript folds with its capital forms when nothing follows it

@@ -1,6 +1,7 @@
 //! Every line of `vectors.txt` checked against the code: decoding gives the
 //! frame, encoding gives the bytes, and the server frames come out of a real
-//! server core. PROTOCOL.md must list the same lines.
+//! server core. PROTOCOL.md must list the same lines, its example frames
+//! must be canonical frames, and its table of error codes the crate's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -147,6 +148,7 @@ fn the_file_is_well_formed_and_covers_every_kind() {
         RateLimited,
         SlowConsumer,
         Timeout,
+        ResumedElsewhere,
     ] {
         assert!(
             types.contains(&format!("code {code}")),
@@ -605,6 +607,96 @@ fn protocol_md_lists_every_vector() {
         );
     }
     assert!(doc.contains("chatproto/tests/vectors.txt"));
+    // The copy said to be verbatim is the file, line for line: no line
+    // there that the file (and so the checks above) does not hold.
+    let start = doc.find("The file, verbatim:").expect("the verbatim copy");
+    let block = &doc[start..];
+    let block = &block[block.find("```text\n").expect("its text block") + 8..];
+    let block = &block[..block.find("```").expect("the end of the block")];
+    let (copy, file): (Vec<&str>, Vec<&str>) = (block.lines().collect(), FILE.lines().collect());
+    for (n, (c, f)) in copy.iter().zip(&file).enumerate() {
+        assert_eq!(
+            c,
+            f,
+            "PROTOCOL.md's copy differs at line {} of vectors.txt",
+            n + 1
+        );
+    }
+    assert_eq!(
+        copy.len(),
+        file.len(),
+        "PROTOCOL.md's copy and vectors.txt: lines"
+    );
+}
+
+/// The table of error codes in PROTOCOL.md section 6 names every code
+/// the crate knows, each once, says which close the connection as
+/// `ErrorCode::is_fatal` does, and each has an `s2c` vector.
+#[test]
+fn protocol_md_error_table_matches_the_codes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
+    let doc = std::fs::read_to_string(path).expect("PROTOCOL.md next to the workspace root");
+    let start = doc.find("\n## 6. Errors").expect("section 6");
+    let section = &doc[start..];
+    let section = &section[..section.find("\n## 7. ").expect("section 7")];
+    let vectored: BTreeSet<String> = vectors()
+        .iter()
+        .filter(|v| v.kind == "s2c")
+        .filter_map(|v| {
+            let value: serde_json::Value = serde_json::from_str(v.expect).ok()?;
+            Some(value["code"].as_str()?.to_owned())
+        })
+        .collect();
+    let mut listed = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`');
+        let code: ErrorCode = serde_json::from_value(serde_json::json!(name)).unwrap();
+        assert_ne!(
+            code,
+            ErrorCode::Unknown,
+            "PROTOCOL.md lists {name}, unknown to the crate"
+        );
+        assert_eq!(code.as_str(), name);
+        let fatal = match cells[2] {
+            "**yes**" => true,
+            "no" => false,
+            other => panic!("{name}: fatal column {other:?}"),
+        };
+        assert_eq!(code.is_fatal(), fatal, "{name}: fatal column");
+        assert!(vectored.contains(name), "{name}: no s2c vector");
+        assert!(listed.insert(name.to_owned()), "{name} listed twice");
+    }
+    assert_eq!(
+        listed, vectored,
+        "the codes listed and the codes with vectors"
+    );
+}
+
+/// Every example frame in PROTOCOL.md's `json` blocks is a frame of the
+/// crate, written canonically (section 2.2): it decodes as a client or a
+/// server frame and encodes back to the same text, no member unknown,
+/// missing or out of order.
+#[test]
+fn protocol_md_examples_are_canonical_frames() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md");
+    let doc = std::fs::read_to_string(path).expect("PROTOCOL.md next to the workspace root");
+    let mut seen = 0;
+    for block in doc.split("```json\n").skip(1) {
+        let block = &block[..block.find("```").expect("the end of a json block")];
+        for line in block.lines().filter(|l| !l.is_empty()) {
+            let as_client = chatproto::parse_payload::<ClientFrame>(line.as_bytes())
+                .map(|f| serde_json::to_string(&f).unwrap());
+            let as_server = chatproto::parse_payload::<ServerFrame>(line.as_bytes())
+                .map(|f| serde_json::to_string(&f).unwrap());
+            assert!(
+                as_client.as_deref() == Ok(line) || as_server.as_deref() == Ok(line),
+                "PROTOCOL.md: {line}\n as a client frame: {as_client:?}\n as a server frame: {as_server:?}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 20, "only {seen} examples");
 }
 
 /// The server reads client frames with `ClientFrame::from_payload` (plain
