@@ -104,8 +104,8 @@ pub struct Args {
     /// Origins whose pages may open a WebSocket (comma-separated, e.g.
     /// https://chat.example.org). The page's own may without being listed
     /// when it is an IP address or a local name (localhost, a one-label
-    /// name, *.local, *.lan, *.internal, *.home.arpa); a public name must
-    /// be listed.
+    /// name, *.local, *.lan, *.internal, *.home.arpa, *.localhost); a
+    /// public name must be listed.
     #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',',
           value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
@@ -293,8 +293,8 @@ pub struct Args {
     /// Run as one node of a cluster: NATS server URLs (comma-separated,
     /// e.g. nats://127.0.0.1:4222), whose JetStream holds every room's
     /// history, the nicknames and the sessions, shared by every node.
-    /// --data-dir and --store are then not used. Needs --node. With
-    /// `export`, the cluster whose history to print.
+    /// --data-dir and --store are then not used. Serving needs --node
+    /// too; with `export`, the cluster whose history to print (no --node).
     #[arg(long, env = "CHATSERVER_CLUSTER", value_delimiter = ',', global = true)]
     pub cluster: Vec<String>,
 
