@@ -370,4 +370,74 @@ mod tests {
         use clap::CommandFactory;
         Args::command().debug_assert();
     }
+
+    /// README's table of the client's flags tells the truth: a row for
+    /// every flag that `--help` shows (and `ADDR`), none for another,
+    /// each with the flag's variable, its short form and its default.
+    #[test]
+    fn readme_gives_each_flags_variable_and_default() {
+        use clap::CommandFactory;
+        let readme = include_str!("../../README.md");
+        let client = &readme[readme
+            .find("\n## The client")
+            .expect("README's client section")..];
+        let table = &client[client
+            .find("| flag | env | default | meaning |")
+            .expect("the client's flags table")..];
+        let mut rows = std::collections::BTreeMap::new();
+        for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let names: Vec<&str> = cells[1]
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|n| n.split(' ').next().unwrap())
+                .collect();
+            let (env, default) = (cells[2].trim_matches('`'), cells[3].trim_matches('`'));
+            rows.insert(
+                names[0].to_owned(),
+                (names, env.to_owned(), default.to_owned()),
+            );
+        }
+        let mut cmd = Args::command();
+        cmd.build();
+        let mut shown = 0;
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            let name = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => id.to_uppercase(),
+            };
+            let (names, env, default) = rows
+                .get(&name)
+                .unwrap_or_else(|| panic!("README has no row for {name}"));
+            let short = arg.get_short().map(|c| format!("-{c}"));
+            assert_eq!(
+                names.get(1).copied(),
+                short.as_deref(),
+                "{name}: short form"
+            );
+            let var = arg.get_env().map(|v| v.to_string_lossy().into_owned());
+            assert_eq!(Some(env.as_str()), var.as_deref(), "{name}: variable");
+            let given: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            match given.as_slice() {
+                [] => assert!(
+                    ["(required)", "the system's roots"].contains(&default.as_str()),
+                    "{name}: README's default {default:?}, none in clap"
+                ),
+                [off] if off == "false" => assert_eq!(default, "off", "{name}"),
+                [one] => assert_eq!(default, one, "{name}: default"),
+                more => panic!("{name}: defaults {more:?}"),
+            }
+            shown += 1;
+        }
+        assert_eq!(shown, rows.len(), "README's rows and the flags");
+    }
 }
