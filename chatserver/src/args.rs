@@ -35,9 +35,9 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_SYNC", value_enum, default_value_t = SyncMode::Normal)]
     pub sync: SyncMode,
 
-    /// Stored messages older than this many days are deleted (0 to 36500;
-    /// 0: kept whatever their age). Retention runs in the background, in
-    /// small steps.
+    /// Stored events (messages, and joins and leaves) older than this many
+    /// days are deleted (0 to 36500; 0: kept whatever their age).
+    /// Retention runs in the background, in small steps.
     #[arg(long, env = "CHATSERVER_HISTORY_MAX_AGE_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub history_max_age_days: u64,
