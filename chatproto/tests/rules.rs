@@ -624,6 +624,37 @@ fn msg_too_large_when_the_stamped_frame_would_not_fit() {
     assert!(!code.is_fatal() && sim.clients[a].open);
 }
 
+/// The largest message the server takes is in a history page: a page
+/// holding it alone fits, so it is neither left out nor stepped over.
+#[test]
+fn the_largest_message_taken_is_in_a_history_page() {
+    let mut cfg = ServerConfig::default();
+    cfg.max_frame_bytes = 1024;
+    let mut sim = sim_with(cfg);
+    let [a] = joined(&mut sim, &["alice"])[..] else {
+        unreachable!()
+    };
+    // As above: the longest text whose replayed copy is 512 bytes short.
+    let fits = "x".repeat(1024 - (89 + r#","replay":true"#.len() + 512));
+    sim.msg(a, &[], &fits);
+    sim.take(a);
+    let seq = sim.server.seq("lobby");
+    sim.send(a, chatproto::ClientFrame::history("lobby", None, None));
+    match &sim.take(a)[..] {
+        [ServerFrame::History { events, .. }] => {
+            let seqs: Vec<u64> = events
+                .iter()
+                .filter_map(|e| match e {
+                    ServerFrame::Msg { seq, .. } => Some(*seq),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(seqs, [seq], "the page: {events:?}");
+        }
+        other => panic!("expected one history frame, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_big_welcome_continues_in_online_frames() {
     let mut cfg = ServerConfig::default();

@@ -676,13 +676,15 @@ pub(crate) fn replay_frame(e: &Event, sid: SessionId) -> ServerFrame {
 }
 
 /// Keep the newest messages of `page` (oldest first) whose copies on the
-/// wire, with a separator each, take at most `budget` bytes; whether any
-/// had to go.
+/// wire, with a separator between two, take at most `budget` bytes;
+/// whether any had to go. The newest alone is charged no separator, so
+/// that the largest message the server takes (its copy exactly `budget`
+/// long) always fits a page.
 pub(crate) fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
     let mut used = 0;
     let mut keep = 0;
     for e in page.iter().rev() {
-        used += crate::server::decide::wire_len(e) + 1;
+        used += crate::server::decide::wire_len(e) + usize::from(keep > 0);
         if used > budget {
             break;
         }
