@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::hub::ToHub;
 use crate::limits::Admission;
@@ -30,6 +30,11 @@ use crate::Settings;
 /// What a plain chatproto client of a `--tls-only` server is told.
 const TLS_ONLY: &str =
     "this server takes TLS only: connect again with TLS (chatclient --tls, or tls://HOST:PORT)";
+
+/// What a TLS client of a server without a certificate is told, instead
+/// of a reset: a TLS alert record (plaintext, as before any handshake),
+/// fatal `handshake_failure`.
+const NO_TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 
 /// How long a connection refused with an answer has, all told, to take
 /// the answer and close.
@@ -154,7 +159,8 @@ pub async fn serve(
         }
         Speaks::Tls => {
             let Some(acceptor) = edge.tls.clone() else {
-                debug!(%addr, "TLS without a certificate; closing");
+                info!(%addr, "a TLS client, but this server has no certificate (--tls-cert); closing");
+                say_and_close(stream, &NO_TLS_ALERT).await;
                 return;
             };
             let tls = match timeout_at(deadline, acceptor.accept(stream)).await {

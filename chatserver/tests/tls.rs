@@ -207,6 +207,32 @@ fn inside_tls_silence_is_timed_out_and_a_tls_record_is_too_large() {
     assert_eq!(error["code"], "frame_too_large", "{error}");
 }
 
+/// A TLS client of a server without a certificate is told so in TLS (a
+/// fatal `handshake_failure` alert), not reset without a word.
+#[test]
+fn a_tls_client_of_a_server_without_a_certificate_gets_an_alert() {
+    let server = Server::start(&[]);
+    let config = Pki::new().ca.client_config();
+    let err = match tls_connect(server.addr(), &config, "localhost") {
+        Ok(_) => panic!("a TLS handshake succeeded without a certificate"),
+        Err(e) => e,
+    };
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(
+            inner,
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure
+            ))
+        ),
+        "{err:?}"
+    );
+    // The server goes on serving everyone else.
+    server.join("alice").ping_pong();
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
     let pki = Pki::new();
