@@ -67,6 +67,10 @@ impl Session {
                     // `/history` pages back from the newest message again.
                     if let Some(room) = &self.current {
                         self.oldest.remove(room);
+                        // Nothing is on the screen any more to show twice.
+                        if let Some(seen) = self.seen.get_mut(room) {
+                            seen.seqs.clear();
+                        }
                     }
                 } else {
                     self.info("/clear only clears the full-screen client's message area".into());

@@ -133,7 +133,8 @@ impl Session {
             } => {
                 if !self.note_seen(&room, seq) {
                     // On screen already: the replay of a room entered
-                    // again after a /part.
+                    // again after a /part. `/history` pages back from it.
+                    self.shown(&room, seq);
                     return;
                 }
                 let missed = replay && self.replaying.get(&room) == Some(&true);
@@ -221,9 +222,12 @@ impl Session {
                         ..
                     } = e
                     {
-                        count += 1;
-                        self.note_seen(&room, seq);
                         self.shown(&room, seq);
+                        if !self.note_seen(&room, seq) {
+                            // On screen already, from before a /part.
+                            continue;
+                        }
+                        count += 1;
                         let line = Line::Msg {
                             room: self.other(&room),
                             history: true,
@@ -573,6 +577,16 @@ mod tests {
             let before = (!full_screen).then_some(6);
             let out = line(&mut s, "/history 2");
             assert_eq!(out.sent, [ClientFrame::history("lobby", before, Some(2))]);
+            if full_screen {
+                // What was cleared is shown again.
+                let m6 = replayed(msg("lobby", 6, "bob", &[], "m6"), None);
+                let out = frame(&mut s, ServerFrame::history("lobby", vec![m6], false));
+                assert!(
+                    out.lines[0].ends_with("[history] bob: m6"),
+                    "{:?}",
+                    out.lines
+                );
+            }
         }
     }
 
@@ -664,6 +678,34 @@ mod tests {
             out.lines,
             ["* entered #rust; 1 online: bob", "[history] bob: new one"]
         );
+    }
+
+    /// Back in a room after a /part, `/history` pages back from the
+    /// oldest message on the screen, counting those the replay repeated,
+    /// and a page shows none of what is on the screen already.
+    #[test]
+    fn history_in_a_room_joined_again_shows_nothing_twice() {
+        let mut s = joined(&["lobby", "rust"]);
+        for seq in 2..=4 {
+            frame(&mut s, msg("rust", seq, "bob", &[], &format!("m{seq}")));
+        }
+        line(&mut s, "/part rust");
+        line(&mut s, "/join rust");
+        frame(&mut s, entered("rust", 6, &["bob"], false));
+        frame(&mut s, replayed(msg("rust", 4, "bob", &[], "m4"), None));
+        frame(&mut s, replayed(msg("rust", 5, "bob", &[], "m5"), None));
+        frame(&mut s, presence("rust", 6, "alice", true));
+        let out = line(&mut s, "/history 3");
+        assert_eq!(out.sent, [ClientFrame::history("rust", Some(4), Some(3))]);
+        let page = ServerFrame::history(
+            "rust",
+            (2..=3)
+                .map(|q| replayed(msg("rust", q, "bob", &[], &format!("m{q}")), None))
+                .collect(),
+            false,
+        );
+        let out = frame(&mut s, page);
+        assert_eq!(out.lines, ["* no older messages in #rust"]);
     }
 
     #[test]
