@@ -35,7 +35,19 @@ impl Session {
             Command::Who => {
                 if let Some(room) = self.in_a_room() {
                     let list = self.client.roster(&room);
-                    self.info(format!("online ({}): {}", list.len(), list.join(", ")));
+                    let (n, names) = (list.len(), list.join(", "));
+                    let text = if !self.client.is_joined() {
+                        if n == 0 {
+                            format!("#{room} will be entered once reconnected")
+                        } else {
+                            format!("was online when the connection was lost ({n}): {names}")
+                        }
+                    } else if n == 0 || self.entering.contains(&room) {
+                        format!("#{room} is being entered; /who once it is")
+                    } else {
+                        format!("online ({n}): {names}")
+                    };
+                    self.info(text);
                 }
             }
             Command::History(limit) => {
@@ -472,6 +484,32 @@ mod tests {
         let out = line(&mut s, "/join rust");
         assert_eq!(out.lines, ["* #rust will be entered once reconnected"]);
         assert_eq!(s.prompt(), "alice #rust> ");
+    }
+
+    /// `/who` says only what is known: while reconnecting, who was
+    /// online when the connection was lost (the side list's `was
+    /// online`), and of a room not entered yet, that it is not (it said
+    /// `online (0): `, without even us).
+    #[test]
+    fn who_while_entering_or_reconnecting_says_so() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, presence("lobby", 2, "bob", true));
+        assert_eq!(line(&mut s, "/who").lines, ["* online (2): alice, bob"]);
+        line(&mut s, "/join rust");
+        assert_eq!(
+            line(&mut s, "/who").lines,
+            ["* #rust is being entered; /who once it is"]
+        );
+        s.handle_disconnected();
+        assert_eq!(
+            line(&mut s, "/who").lines,
+            ["* #rust will be entered once reconnected"]
+        );
+        line(&mut s, "/join lobby");
+        assert_eq!(
+            line(&mut s, "/who").lines,
+            ["* was online when the connection was lost (2): alice, bob"]
+        );
     }
 
     #[test]
