@@ -32,7 +32,7 @@ impl Session {
 
     /// `entered #room; N online: ...`, once `room`'s online list is
     /// whole (it is at any event of the room after its `entered`).
-    fn announce_entered(&mut self, room: &str) {
+    pub(super) fn announce_entered(&mut self, room: &str) {
         if let Some(first) = self.announcing.remove(room) {
             let count = self.client.roster_len(room);
             self.info(format!("entered #{room}; {}", names_of(count, &first)));

@@ -65,6 +65,17 @@ impl Session {
             }
         }
         if self.mode.echo_frames {
+            // A room's `entered` line waits for its next event (see
+            // `announce_entered`): it goes before that event's frame.
+            let next_of = match &frame {
+                ServerFrame::Msg { room: Some(r), .. }
+                | ServerFrame::Presence { room: Some(r), .. }
+                | ServerFrame::History { room: r, .. } => Some(r.clone()),
+                _ => None,
+            };
+            if let Some(room) = next_of {
+                self.announce_entered(&room);
+            }
             self.out.push_back(Action::Frame(frame.clone()));
         }
         self.ledger.note(&frame);
@@ -363,6 +374,38 @@ mod tests {
         assert_eq!(outcomes(&out), [(2, "refused input local".to_owned())]);
         let out = line(&mut s, "/who");
         assert_eq!(out.lines, ["* online (1): alice"]);
+    }
+
+    /// With `--json`, the `entered #room; ...` line (which waits for the
+    /// room's next event, a big room's list coming in parts) comes before
+    /// that event's frame, as it does before its line without `--json`:
+    /// it came between the first replayed message and the rest.
+    #[test]
+    fn json_mode_says_entered_before_the_rooms_next_frame() {
+        let mut s = welcomed(&["lobby"]);
+        s.set_mode(Mode {
+            echo_frames: true,
+            ..Mode::default()
+        });
+        s.handle_frame(0, entered("lobby", 3, &["bob", "alice"], false));
+        s.handle_frame(0, replayed(msg("lobby", 2, "bob", &[], "hi"), None));
+        let mut order = Vec::new();
+        while let Some(a) = s.poll() {
+            match a {
+                Action::Frame(ServerFrame::Entered { .. }) => order.push("entered frame".into()),
+                Action::Frame(ServerFrame::Msg { .. }) => order.push("msg frame".into()),
+                Action::Print(Line::Info(text)) => order.push(text),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            order,
+            [
+                "entered frame",
+                "entered #lobby; 2 online: bob, alice",
+                "msg frame"
+            ]
+        );
     }
 
     #[test]
