@@ -334,16 +334,25 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let hint = |text: String| Row::from(Span::styled(text, theme.hint()));
     let (row, cursor) = if let Some(q) = &app.paste {
         let n = q.lines.len();
-        let text = format!("send the {n} pasted lines as {n} messages? y/n ");
+        let text = fit(
+            width,
+            [
+                format!("send the {n} pasted lines as {n} messages? y/n "),
+                format!("send {n} lines? y/n "),
+                "y/n ".to_owned(),
+            ],
+        );
         let col = text_width(&text);
         (hint(text), col)
     } else if app.quitting {
         let n = app.state.pending.len();
         let text = if n > 0 {
-            format!(
+            let long = format!(
                 "leaving once the server has answered {n} message{}; Ctrl-C leaves now",
                 if n == 1 { "" } else { "s" }
-            )
+            );
+            let short = "leaving; Ctrl-C leaves now".to_owned();
+            fit(width, [long, short, "Ctrl-C leaves now".to_owned()])
         } else {
             "leaving".to_owned()
         };
@@ -369,16 +378,35 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         let (text, col) = app.input.visible(width.saturating_sub(prompt_width));
         let mut row = spans(&over, theme.error());
         row.extend(spans(&prompt, theme.prompt()));
+        let mut cursor = prompt_width + col;
         if text.is_empty() && app.ctrl_c_armed {
-            row.push(Span::styled("Ctrl-C again to leave", theme.hint()));
+            const AGAIN: &str = "Ctrl-C again to leave";
+            if prompt_width + AGAIN.len() > width {
+                // Without room for both, the hint rather than the prompt.
+                row.clear();
+                cursor = 0;
+            }
+            row.push(Span::styled(AGAIN, theme.hint()));
         } else {
             row.extend(spans(&text, ratatui::style::Style::default()));
         }
-        (Row::from(row), prompt_width + col)
+        (Row::from(row), cursor)
     };
     frame.render_widget(Paragraph::new(row), area);
     let x = area.x + (cursor.min(width.saturating_sub(1)) as u16);
     frame.set_cursor_position((x, area.y));
+}
+
+/// The first of `texts` (longest first) that fits in `width` columns,
+/// or the last.
+fn fit<const N: usize>(width: usize, texts: [String; N]) -> String {
+    let last = texts.len() - 1;
+    texts
+        .into_iter()
+        .enumerate()
+        .find(|(i, t)| *i == last || text_width(t.trim_end()) <= width)
+        .map(|(_, t)| t)
+        .unwrap_or_default()
 }
 
 /// `text` cut to at most `width` columns.
@@ -466,6 +494,51 @@ mod tests {
             screen(&mut app, 60, 3)[2],
             "[too long: 14/12] alice #lobby> short \"quoted"
         );
+    }
+
+    /// What the input row asks or says instead of the line (a long
+    /// paste's question, leaving, Ctrl-C armed) keeps the keys that
+    /// answer it in a narrow terminal: cut, the question lost its `y/n`
+    /// and the others their Ctrl-C.
+    #[test]
+    fn the_input_rows_questions_keep_their_keys_when_narrow() {
+        use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        let mut app = app();
+        app.handle_event(Event::Paste("1\n2\n3\n4\n5\n6\n7\n".into()));
+        let wide = screen(&mut app, 60, 3)[2].clone();
+        assert_eq!(wide, "send the 7 pasted lines as 7 messages? y/n");
+        let row = screen(&mut app, 24, 3)[2].clone();
+        assert!(row.ends_with("y/n"), "{row:?}");
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Char('n'),
+            KeyModifiers::NONE,
+        )));
+
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Char('c'),
+            KeyModifiers::CONTROL,
+        )));
+        let wide = screen(&mut app, 60, 3)[2].clone();
+        assert_eq!(wide, "alice #lobby> Ctrl-C again to leave");
+        let row = screen(&mut app, 24, 3)[2].clone();
+        assert!(row.ends_with("Ctrl-C again to leave"), "{row:?}");
+
+        let mut state = app.state.clone();
+        let sending = |text: &str| Sending {
+            room: "lobby".into(),
+            to: vec![],
+            text: text.into(),
+        };
+        state.pending = vec![sending("one"), sending("two")];
+        app.set_state(state);
+        app.quitting = true;
+        let wide = screen(&mut app, 80, 3)[2].clone();
+        assert_eq!(
+            wide,
+            "leaving once the server has answered 2 messages; Ctrl-C leaves now"
+        );
+        let row = screen(&mut app, 30, 3)[2].clone();
+        assert!(row.ends_with("Ctrl-C leaves now"), "{row:?}");
     }
 
     /// In a narrow terminal the mark with its figures does not fit its
