@@ -266,13 +266,29 @@ pub struct Args {
     pub rate_limit_grace_ms: u64,
 
     /// Bytes queued for one client that it has not read yet (each frame
-    /// also counts 32 bytes for its place in the queue); past this it gets
-    /// slow_consumer and is closed (4096 to 1073741824, and at least
-    /// --max-frame-bytes plus 36: one frame with its 4-byte header and
-    /// its 32 must fit).
+    /// also counts 32 bytes for its place in the queue); past this for
+    /// longer than --slow-consumer-ms it gets slow_consumer and is closed
+    /// (4096 to 1073741824, and at least --max-frame-bytes plus 36: one
+    /// frame with its 4-byte header and its 32 must fit).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
     pub outbound_queue_bytes: u64,
+
+    /// How long, in milliseconds, a client's unread output may stay past
+    /// --outbound-queue-bytes (a burst it is reading) before it gets
+    /// slow_consumer and is closed; 0: closed as soon as it passes it
+    /// (0 to 600000).
+    #[arg(long, env = "CHATSERVER_SLOW_CONSUMER_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub slow_consumer_ms: u64,
+
+    /// Bytes queued for one client past which it gets slow_consumer and
+    /// is closed at once, in its grace or not (by default 16777216, or
+    /// --outbound-queue-bytes if that is more; 4096 to 1073741824, and at
+    /// least --outbound-queue-bytes).
+    #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_MAX_BYTES",
+          value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
+    pub outbound_queue_max_bytes: Option<u64>,
 
     /// Bytes all outbound queues may hold together (each buffer of
     /// encoded frames counted once however many queues share it, plus 32
@@ -346,7 +362,28 @@ pub enum LogText {
     None,
 }
 
+/// `--outbound-queue-max-bytes` when not given (or
+/// `--outbound-queue-bytes`, if that is more).
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 16 << 20;
+
 impl Args {
+    /// The limits of each client's outbound queue: past
+    /// `--outbound-queue-bytes` for `--slow-consumer-ms`, or past
+    /// `--outbound-queue-max-bytes` at once (with no grace, the first).
+    pub fn queue_limits(&self) -> crate::peer::QueueLimits {
+        let bytes = self.outbound_queue_bytes as usize;
+        if self.slow_consumer_ms == 0 {
+            return crate::peer::QueueLimits::fixed(bytes);
+        }
+        let max = self
+            .outbound_queue_max_bytes
+            .map_or(DEFAULT_QUEUE_MAX_BYTES.max(bytes), |m| m as usize);
+        crate::peer::QueueLimits {
+            bytes,
+            max_bytes: max.max(bytes),
+        }
+    }
+
     /// [`Parser::parse`], noting whether the retention limits were given
     /// (a cluster node applies them to the rooms made before only then).
     /// A `CHATSERVER_*` variable set to nothing (a blank line of an
@@ -402,6 +439,14 @@ impl Args {
                 self.max_frame_bytes,
                 u64::from(self.max_frame_bytes) + 36
             ));
+        }
+        if let Some(max) = self.outbound_queue_max_bytes {
+            if max < self.outbound_queue_bytes {
+                return Err(format!(
+                    "--outbound-queue-max-bytes {max} is below --outbound-queue-bytes {}; use at least that",
+                    self.outbound_queue_bytes
+                ));
+            }
         }
         match (&self.node, self.cluster.is_empty()) {
             (None, false) => return Err("--cluster needs --node NAME (one name per node)".into()),

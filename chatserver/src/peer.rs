@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use chatproto::{ClientId, ErrorCode};
@@ -37,6 +38,29 @@ const COPY_BELOW: usize = 4096;
 /// faster than the disk answers cannot grow the queue of reads.
 pub const MAX_READS_WAITING: usize = 4;
 
+/// How much a peer's queue holds before its client is a slow consumer:
+/// past `bytes` for longer than the hub's grace (`--slow-consumer-ms`),
+/// or past `max_bytes` at once (each counted as [`Peer::queued`] is).
+/// A burst larger than `bytes` that the client reads at once is no
+/// reason to close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// `--outbound-queue-bytes`.
+    pub bytes: usize,
+    /// `--outbound-queue-max-bytes`: at least `bytes`.
+    pub max_bytes: usize,
+}
+
+impl QueueLimits {
+    /// One limit, passed at once (no grace).
+    pub fn fixed(bytes: usize) -> Self {
+        QueueLimits {
+            bytes,
+            max_bytes: bytes,
+        }
+    }
+}
+
 /// A connection as the hub and its task both see it.
 #[derive(Debug)]
 pub struct Peer {
@@ -51,7 +75,7 @@ pub struct Peer {
     /// Wakes the connection task: a write would block, or the peer is closing.
     pub wake: Notify,
     out: Mutex<Outbound>,
-    limit: usize,
+    limits: QueueLimits,
     budget: Arc<OutboundBudget>,
     /// The hub's own mark: 1 + this peer's latest run in the hub's stage
     /// (0: none). Only the hub's thread reads or writes it.
@@ -70,6 +94,9 @@ struct Outbound {
     dirty: bool,
     /// The last write would block; the connection task flushes when writable.
     blocked: bool,
+    /// Since when `queued` has been past [`QueueLimits::bytes`] (`None`
+    /// while it is not).
+    over_since: Option<Instant>,
     /// Something queued before this turn was still unwritten at the
     /// turn's first push (see [`Peer::push`]).
     behind: bool,
@@ -86,39 +113,50 @@ struct Outbound {
     held: VecDeque<(u64, VecDeque<Bytes>)>,
 }
 
-/// The result of [`Peer::push`].
+/// The result of [`Peer::push`] (and [`Peer::release`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Push {
-    /// Queued; `true` when the peer was not yet on the hub's flush list.
-    Queued(bool),
-    /// Queuing would pass the limit: the overflow policy (slow_consumer) applies.
+    /// Queued.
+    Queued {
+        /// The peer was not yet on the hub's flush list.
+        newly: bool,
+        /// The queue went past [`QueueLimits::bytes`] with it: the hub
+        /// gives the client its grace to read it back under.
+        over: bool,
+    },
+    /// Queuing would pass [`QueueLimits::max_bytes`]: the overflow policy
+    /// (slow_consumer) applies at once.
     Overflow,
     /// The peer is closing; the bytes were dropped.
     Closed,
 }
 
 impl Peer {
-    /// A peer whose outbound queue holds at most `limit` bytes (unwritten
-    /// bytes plus [`SLOT_BYTES`] per entry). Frames leaving the queue are
+    /// A peer whose outbound queue (unwritten bytes plus [`SLOT_BYTES`]
+    /// per entry) is bounded by `limits`. Frames leaving the queue are
     /// reported to `budget`; the hub reports those it queues.
-    pub fn new(stream: OwnedWriteHalf, limit: usize, budget: Arc<OutboundBudget>) -> Self {
-        Self::with(Some(stream), limit, budget)
+    pub fn new(stream: OwnedWriteHalf, limits: QueueLimits, budget: Arc<OutboundBudget>) -> Self {
+        Self::with(Some(stream), limits, budget)
     }
 
     /// A peer written by a writer task (TLS, WebSocket), with the same
-    /// queue limit and budget.
-    pub fn for_task(limit: usize, budget: Arc<OutboundBudget>) -> Self {
-        Self::with(None, limit, budget)
+    /// queue limits and budget.
+    pub fn for_task(limits: QueueLimits, budget: Arc<OutboundBudget>) -> Self {
+        Self::with(None, limits, budget)
     }
 
-    fn with(stream: Option<OwnedWriteHalf>, limit: usize, budget: Arc<OutboundBudget>) -> Self {
+    fn with(
+        stream: Option<OwnedWriteHalf>,
+        limits: QueueLimits,
+        budget: Arc<OutboundBudget>,
+    ) -> Self {
         Peer {
             stream,
             writable: Notify::new(),
             id: OnceLock::new(),
             wake: Notify::new(),
             out: Mutex::new(Outbound::default()),
-            limit,
+            limits,
             budget,
             staged: AtomicUsize::new(0),
         }
@@ -154,6 +192,7 @@ impl Peer {
             n += 1;
             into.push(b);
         }
+        self.settle(&mut out);
         if out.queue.is_empty() && out.queue.capacity() > 256 {
             out.queue = VecDeque::new();
         }
@@ -172,12 +211,35 @@ impl Peer {
         self.wake.notify_one();
     }
 
+    /// A queue back under [`QueueLimits::bytes`] is no longer over it.
+    fn settle(&self, out: &mut Outbound) {
+        if out.queued <= self.limits.bytes {
+            out.over_since = None;
+        }
+    }
+
+    /// Mark a queue that went past [`QueueLimits::bytes`]; whether it
+    /// just did.
+    fn mark_over(&self, out: &mut Outbound) -> bool {
+        let over = out.queued > self.limits.bytes && out.over_since.is_none();
+        if over {
+            out.over_since = Some(Instant::now());
+        }
+        over
+    }
+
+    /// Since when the queue has been past [`QueueLimits::bytes`], if it is.
+    pub fn over_since(&self) -> Option<Instant> {
+        self.out().over_since
+    }
+
     fn out(&self) -> MutexGuard<'_, Outbound> {
         // A panic while holding this lock leaves plain data behind; carry on.
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queue `bytes` (one or more whole frames) unless that would pass the limit. The
+    /// Queue `bytes` (one or more whole frames) unless that would pass
+    /// [`QueueLimits::max_bytes`]. The
     /// caller reports each `Queued` frame to the budget (the hub does so
     /// once per batch).
     pub fn push(&self, bytes: Bytes) -> Push {
@@ -186,7 +248,7 @@ impl Peer {
             return Push::Closed;
         }
         let cost = bytes.len() + SLOT_BYTES;
-        if out.queued + cost > self.limit {
+        if out.queued + cost > self.limits.max_bytes {
             return Push::Overflow;
         }
         // A peer that has not written what it was given before keeps what
@@ -206,14 +268,15 @@ impl Peer {
             bytes
         };
         out.queued += cost;
+        let over = self.mark_over(&mut out);
         if let Some((_, after)) = out.held.back_mut() {
             after.push_back(bytes);
-            return Push::Queued(false);
+            return Push::Queued { newly: false, over };
         }
         out.queue.push_back(bytes);
         let newly = !out.dirty;
         out.dirty = true;
-        Push::Queued(newly)
+        Push::Queued { newly, over }
     }
 
     /// From now on hold what is queued, until [`release`](Peer::release)
@@ -246,13 +309,13 @@ impl Peer {
 
     /// The answer to the read `ticket` (frames the caller tracked in the
     /// budget; their slots are counted here, once taken), then what was
-    /// held behind it. `true` when the peer was not yet on the hub's flush
-    /// list. A peer kicked or closed since it asked has no such ticket:
-    /// the answer is dropped and nothing counted.
-    pub fn release(&self, ticket: u64, answer: Vec<Bytes>) -> bool {
+    /// held behind it: [`Push::Queued`], as a push says it. A peer kicked
+    /// or closed since it asked has no such ticket: the answer is dropped
+    /// and nothing counted ([`Push::Closed`]).
+    pub fn release(&self, ticket: u64, answer: Vec<Bytes>) -> Push {
         let mut out = self.out();
         let Some(i) = out.held.iter().position(|(t, _)| *t == ticket) else {
-            return false;
+            return Push::Closed;
         };
         self.budget.add_slots(answer.len());
         let (_, after) = out.held.remove(i).expect("found above");
@@ -268,11 +331,12 @@ impl Peer {
         }
         let newly = !out.dirty;
         out.dirty = true;
+        let over = self.mark_over(&mut out);
         drop(out);
         // A connection task waiting for a read to be answered (past
         // MAX_READS_WAITING) reads again.
         self.wake.notify_one();
-        newly
+        Push::Queued { newly, over }
     }
 
     /// Drop everything queued that has not started going out, queue `last`
@@ -295,6 +359,7 @@ impl Peer {
         queue.push_back(last);
         out.queue = queue;
         out.queued = out.queue.iter().map(|b| b.len() + SLOT_BYTES).sum();
+        self.settle(&mut out);
         out.closing = true;
         drop(out);
         // `dropped` left the queue and `last` came in.
@@ -396,6 +461,7 @@ impl Peer {
             out.held = VecDeque::new();
             out.queued = 0;
         }
+        self.settle(&mut out);
         self.budget.remove_slots(gone);
         match &result {
             Ok(done) => {
@@ -482,14 +548,17 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (_, write) = server.into_split();
-        (Peer::new(write, 1 << 20, Arc::clone(budget)), client)
+        (
+            Peer::new(write, QueueLimits::fixed(1 << 20), Arc::clone(budget)),
+            client,
+        )
     }
 
     /// Queue `n` distinct 10-byte frames, reporting their slots as the hub does.
     fn queue(peer: &Peer, budget: &Arc<OutboundBudget>, n: usize) {
         for _ in 0..n {
             let frame = budget.track(Bytes::from_static(b"0123456789"));
-            assert!(matches!(peer.push(frame), Push::Queued(_)));
+            assert!(matches!(peer.push(frame), Push::Queued { .. }));
         }
         budget.add_slots(n);
     }
@@ -500,12 +569,15 @@ mod tests {
         let budget = OutboundBudget::new(1 << 30);
         // A peer written by a task that has not taken what it was given
         // in a turn before: behind.
-        let peer = Peer::for_task(1 << 20, Arc::clone(&budget));
+        let peer = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
         let backlog = budget.track(Bytes::from(vec![b'x'; BACKLOG]));
-        assert!(matches!(peer.push(backlog), Push::Queued(_)));
+        assert!(matches!(peer.push(backlog), Push::Queued { .. }));
         // Runs of the same turn are its own, not left over: no copy.
         let shared = budget.track(Bytes::from(vec![b'w'; 100_000]));
-        assert!(matches!(peer.push(shared.slice(..100)), Push::Queued(_)));
+        assert!(matches!(
+            peer.push(shared.slice(..100)),
+            Push::Queued { .. }
+        ));
         drop(shared);
         assert_eq!(budget.used(), BACKLOG + 100_000);
         // The turn ends (the hub flushes: the task is woken) and the task
@@ -513,7 +585,10 @@ mod tests {
         // shared buffer.
         assert!(peer.flush(true).unwrap());
         let shared = budget.track(Bytes::from(vec![b'y'; 100_000]));
-        assert!(matches!(peer.push(shared.slice(..100)), Push::Queued(_)));
+        assert!(matches!(
+            peer.push(shared.slice(..100)),
+            Push::Queued { .. }
+        ));
         drop(shared);
         assert_eq!(
             budget.used(),
@@ -523,7 +598,10 @@ mod tests {
         // A peer with nothing queued gets the slice itself.
         let (fresh, _client) = peer_with(&budget).await;
         let shared = budget.track(Bytes::from(vec![b'z'; 100_000]));
-        assert!(matches!(fresh.push(shared.slice(..100)), Push::Queued(_)));
+        assert!(matches!(
+            fresh.push(shared.slice(..100)),
+            Push::Queued { .. }
+        ));
         drop(shared);
         assert_eq!(budget.used(), BACKLOG + 100_000 + 100 + 100_000);
     }
@@ -559,7 +637,10 @@ mod tests {
         let budget = OutboundBudget::new(1 << 20);
         let (peer, mut client) = peer_with(&budget).await;
         let frame = |b: &'static [u8]| budget.track(Bytes::from_static(b));
-        assert!(matches!(peer.push(frame(b"a")), Push::Queued(true)));
+        assert!(matches!(
+            peer.push(frame(b"a")),
+            Push::Queued { newly: true, .. }
+        ));
         peer.hold(1);
         peer.push(frame(b"b"));
         peer.hold(2);
@@ -581,10 +662,10 @@ mod tests {
     #[test]
     fn a_writer_takes_at_most_a_batch_of_bytes_and_one_entry_more() {
         let budget = OutboundBudget::new(1 << 30);
-        let peer = Peer::for_task(1 << 20, Arc::clone(&budget));
+        let peer = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
         for _ in 0..10 {
             let entry = budget.track(Bytes::from(vec![b'x'; 30_000]));
-            assert!(matches!(peer.push(entry), Push::Queued(_)));
+            assert!(matches!(peer.push(entry), Push::Queued { .. }));
         }
         budget.add_slots(10);
         let mut batch = Vec::new();
@@ -600,6 +681,62 @@ mod tests {
         assert_eq!(batch.len(), 2, "the count of entries bounds it too");
     }
 
+    /// Past `bytes` a queue is over (said once, with when), still queued;
+    /// past `max_bytes` it overflows; written back under `bytes`, it is
+    /// no longer over, and passing it again is said again.
+    #[test]
+    fn a_queue_past_its_limit_is_over_until_read_back_under_it() {
+        let budget = OutboundBudget::new(1 << 20);
+        let limits = QueueLimits {
+            bytes: 1000,
+            max_bytes: 2500,
+        };
+        let peer = Peer::for_task(limits, Arc::clone(&budget));
+        let frame = || budget.track(Bytes::from(vec![b'x'; 600]));
+        assert_eq!(
+            peer.push(frame()),
+            Push::Queued {
+                newly: true,
+                over: false
+            }
+        );
+        assert_eq!(peer.over_since(), None);
+        assert_eq!(
+            peer.push(frame()),
+            Push::Queued {
+                newly: false,
+                over: true
+            }
+        );
+        let since = peer.over_since().expect("over its limit");
+        assert_eq!(
+            peer.push(frame()),
+            Push::Queued {
+                newly: false,
+                over: false
+            }
+        );
+        assert_eq!(peer.over_since(), Some(since), "still the same time over");
+        assert_eq!(peer.push(frame()), Push::Overflow, "past max_bytes");
+        let mut taken = Vec::new();
+        assert!(peer.take(1, usize::MAX, &mut taken));
+        assert_eq!(
+            peer.over_since(),
+            Some(since),
+            "1264 bytes left: still over"
+        );
+        assert!(peer.take(1, usize::MAX, &mut taken));
+        assert_eq!(peer.over_since(), None, "back under it");
+        assert_eq!(
+            peer.push(frame()),
+            Push::Queued {
+                newly: true,
+                over: true
+            }
+        );
+        assert!(peer.over_since().is_some());
+    }
+
     #[tokio::test]
     async fn an_answer_for_a_peer_kicked_while_it_waited_leaves_nothing_counted() {
         let budget = OutboundBudget::new(1 << 20);
@@ -607,7 +744,10 @@ mod tests {
         peer.hold(1);
         peer.kick(Bytes::from_static(b"bye"), ErrorCode::SlowConsumer);
         let counted = budget.used();
-        assert!(!peer.release(1, vec![budget.track(Bytes::from_static(b"page"))]));
+        assert_eq!(
+            peer.release(1, vec![budget.track(Bytes::from_static(b"page"))]),
+            Push::Closed
+        );
         assert_eq!(budget.used(), counted, "the dropped answer's slot stayed");
         drop(peer);
         assert_eq!(budget.used(), 0);

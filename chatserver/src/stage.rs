@@ -165,7 +165,11 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (_, write) = server.into_split();
         (
-            Arc::new(Peer::new(write, 1 << 20, Arc::clone(budget))),
+            Arc::new(Peer::new(
+                write,
+                crate::peer::QueueLimits::fixed(1 << 20),
+                Arc::clone(budget),
+            )),
             client,
         )
     }
@@ -230,7 +234,10 @@ mod tests {
     #[tokio::test]
     async fn a_peer_written_by_a_task_takes_runs_too() {
         let budget = OutboundBudget::new(1 << 20);
-        let task = Arc::new(Peer::for_task(1 << 20, Arc::clone(&budget)));
+        let task = Arc::new(Peer::for_task(
+            crate::peer::QueueLimits::fixed(1 << 20),
+            Arc::clone(&budget),
+        ));
         let mut stage = Stage::default();
         for text in ["e1", "e2"] {
             let e = stage.encode(&notice(text), Audience::Many, 65_536).unwrap();

@@ -35,10 +35,7 @@ pub async fn serve<S>(
 {
     let cfg = &edge.settings;
     let to_hub = &edge.to_hub;
-    let peer = Arc::new(Peer::for_task(
-        cfg.outbound_queue_bytes,
-        Arc::clone(&cfg.budget),
-    ));
+    let peer = Arc::new(Peer::for_task(cfg.queue, Arc::clone(&cfg.budget)));
     let Some(id) = feed::connect(to_hub, &peer).await else {
         return;
     };

@@ -48,10 +48,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let peer = Arc::new(Peer::for_task(
-        cfg.outbound_queue_bytes,
-        Arc::clone(&cfg.budget),
-    ));
+    let peer = Arc::new(Peer::for_task(cfg.queue, Arc::clone(&cfg.budget)));
     let Some(id) = feed::connect(&to_hub, &peer).await else {
         return;
     };

@@ -97,6 +97,14 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
             vec!["--replay-bytes", "--outbound-queue-bytes"],
         ),
         (
+            vec!["--outbound-queue-max-bytes", "65536"],
+            vec!["--outbound-queue-max-bytes", "--outbound-queue-bytes"],
+        ),
+        (
+            vec!["--slow-consumer-ms", "600001"],
+            vec!["--slow-consumer-ms", "0..=600000"],
+        ),
+        (
             vec!["--log-level", "loud"],
             vec!["--log-level", "error", "warn", "info", "debug", "trace"],
         ),

@@ -73,6 +73,7 @@ fn write_flood(mut out: TcpStream, acks: Receiver<Ack>) {
     }
 }
 
+/// Past its queue's limit for the grace, or past its most at once.
 #[test]
 fn a_member_that_never_reads_is_dropped_and_nobody_else_is_affected() {
     // The queue must hold one largest frame and one replay: both smaller.
@@ -83,7 +84,85 @@ fn a_member_that_never_reads_is_dropped_and_nobody_else_is_affected() {
         "16384",
         "--replay-bytes",
         "32768",
+        "--slow-consumer-ms",
+        "200",
+        "--outbound-queue-max-bytes",
+        "1048576",
     ]);
+}
+
+/// Without a grace, as soon as its queue passes the limit.
+#[test]
+fn without_a_grace_a_member_that_never_reads_is_dropped_at_once() {
+    flood_past_one_stalled_member(&[
+        "--outbound-queue-bytes",
+        "65536",
+        "--max-frame-bytes",
+        "16384",
+        "--replay-bytes",
+        "32768",
+        "--slow-consumer-ms",
+        "0",
+    ]);
+}
+
+/// Messages in one burst, each of [`TEXT_BYTES`]: about 6.5 times the
+/// queue's limit below, for every member at once.
+const BURST: usize = 100;
+
+/// One sender's burst far larger than each member's queue limit, to
+/// members who read it at once: nobody is a slow consumer, and every
+/// member (the sender too, its echoes) gets every message in order.
+/// Before, each queue passed its limit within the turn that handled the
+/// burst, before anything was written, and every member was closed.
+#[test]
+fn a_burst_past_the_queue_limit_to_members_who_read_it_closes_nobody() {
+    let server = Server::start(&[
+        "--rate",
+        "0",
+        "--log-level",
+        "warn",
+        "--outbound-queue-bytes",
+        "65536",
+        "--max-frame-bytes",
+        "16384",
+        "--replay-bytes",
+        "32768",
+    ]);
+    let mut obs = server.join("obs");
+    let mut other = server.join("other");
+    let sender = server.join("sender");
+    for nick in ["other", "sender"] {
+        assert!(is_presence(&obs.recv_frame(), nick, "online"));
+    }
+    assert!(is_presence(&other.recv_frame(), "sender", "online"));
+    let mut burst = Vec::new();
+    for i in 0..BURST {
+        let frame = json!({"type": "msg", "text": text(i)});
+        burst.extend(frame_bytes(frame.to_string().as_bytes()));
+    }
+    let mut out = sender.stream().try_clone().expect("clone the socket");
+    let writer = thread::spawn(move || out.write_all(&burst).expect("the burst is taken"));
+    let readers: Vec<_> = [obs, other, sender]
+        .into_iter()
+        .map(|mut c| {
+            thread::spawn(move || {
+                for i in 0..BURST {
+                    let f = c.recv_frame();
+                    assert_eq!(kind(&f), "msg", "message {i}: {f}");
+                    assert!(
+                        f["text"] == text(i).as_str(),
+                        "message {i} lost or reordered"
+                    );
+                }
+                c.ping_pong();
+            })
+        })
+        .collect();
+    writer.join().expect("writer thread");
+    for r in readers {
+        r.join().expect("a member was closed or lost a message");
+    }
 }
 
 /// The per-client cap (64 MiB) is far above the whole flood (16 MB), so

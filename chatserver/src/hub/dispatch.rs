@@ -45,6 +45,7 @@ impl Hub {
                     &self.budget,
                     &mut self.to_flush,
                     &mut self.overflowed,
+                    &mut self.lagging,
                 );
             }
             match out {

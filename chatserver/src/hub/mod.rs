@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::args::LogText;
 use crate::budget::OutboundBudget;
 use crate::cluster::{Cluster, FromCluster};
-use crate::peer::Peer;
+use crate::peer::{Peer, QueueLimits};
 use crate::stage::Stage;
 use crate::store::StoreLink;
 
@@ -140,7 +140,14 @@ pub struct Hub {
     peers: Peers,
     to_flush: Vec<Arc<Peer>>,
     budget: Arc<OutboundBudget>,
-    outbound_queue_bytes: usize,
+    /// Each peer's queue limits, and the grace of a queue past the first.
+    queue: QueueLimits,
+    slow_consumer_grace: Duration,
+    /// Clients whose queue went past `queue.bytes`, given the grace to
+    /// read it back under (see [`Hub::check_lagging`]).
+    lagging: HashSet<ClientId>,
+    /// When the first of them is due to be looked at again.
+    next_lag_check: Option<Instant>,
     /// Clients to take out of the core after the current output: closed
     /// for overflowing, or their socket broke.
     leaving: Vec<ClientId>,
@@ -269,13 +276,15 @@ impl ClusterSide {
 }
 
 impl Hub {
-    /// A hub around `server`; every peer's queue holds at most
-    /// `outbound_queue_bytes`, and all of them together `budget`.
+    /// A hub around `server`; every peer's queue is bounded by `queue`
+    /// (past its `bytes` for `slow_consumer_grace` at most), and all of
+    /// them together by `budget`.
     pub fn new(
         server: Server,
         clock: Clock,
         store: Option<StoreLink>,
-        outbound_queue_bytes: usize,
+        queue: QueueLimits,
+        slow_consumer_grace: Duration,
         budget: Arc<OutboundBudget>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
@@ -289,7 +298,10 @@ impl Hub {
             peers: Peers::default(),
             to_flush: Vec::new(),
             budget,
-            outbound_queue_bytes,
+            queue,
+            slow_consumer_grace,
+            lagging: HashSet::new(),
+            next_lag_check: None,
             leaving: Vec::new(),
             kicked: HashSet::new(),
             overflowed: Vec::new(),

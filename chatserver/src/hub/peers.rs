@@ -2,9 +2,11 @@
 //! written without waiting, and the overflow policies (a full queue is a
 //! slow consumer; a full outbound budget closes the longest queues).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chatproto::{encode, ClientId, ErrorCode, Kick, Now, ServerFrame};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::Hub;
@@ -21,6 +23,7 @@ impl Hub {
             &self.budget,
             &mut self.to_flush,
             &mut self.overflowed,
+            &mut self.lagging,
         );
         for id in std::mem::take(&mut self.overflowed) {
             // Gone meanwhile: nothing to close.
@@ -51,13 +54,63 @@ impl Hub {
         self.unstage();
     }
 
-    /// The overflow policy of one queue: `slow_consumer` instead of all it
+    /// The overflow policy of one queue past its most
+    /// (`--outbound-queue-max-bytes`): `slow_consumer` instead of all it
     /// held, and the client leaves.
     pub(super) fn overflow(&mut self, id: ClientId) {
         let nick = self.server.nick(id).unwrap_or("(not joined)");
         warn!(client = %id, nick, "slow consumer: outbound queue full; closing");
-        let why = Kick::slow_consumer(self.outbound_queue_bytes);
+        let why = Kick::slow_consumer(self.queue.max_bytes);
         self.kick(id, &why);
+    }
+
+    /// The other overflow policy: a client whose queue has stayed past
+    /// `--outbound-queue-bytes` for the grace (`--slow-consumer-ms`) gets
+    /// `slow_consumer` and leaves; one back under it is no longer
+    /// watched. A burst it reads at once costs it nothing. Looks again
+    /// when the next one watched is due.
+    pub(super) fn check_lagging(&mut self) {
+        self.next_lag_check = None;
+        let now = std::time::Instant::now();
+        let grace = self.slow_consumer_grace;
+        let mut next: Option<std::time::Instant> = None;
+        let mut slow = Vec::new();
+        let peers = &self.peers;
+        self.lagging.retain(|id| {
+            let Some(since) = peers.get(id).and_then(|p| p.over_since()) else {
+                return false;
+            };
+            let due = since + grace;
+            if due <= now {
+                slow.push(*id);
+                return false;
+            }
+            next = Some(next.map_or(due, |n| n.min(due)));
+            true
+        });
+        for id in slow {
+            if self.kicked.contains(&id) {
+                continue;
+            }
+            let nick = self.server.nick(id).unwrap_or("(not joined)");
+            warn!(
+                client = %id,
+                nick,
+                grace_ms = grace.as_millis() as u64,
+                "slow consumer: its unread output stayed past the outbound queue's limit; closing"
+            );
+            let why = Kick::slow_consumer(self.queue.bytes);
+            self.kick(id, &why);
+        }
+        self.next_lag_check = next.map(Instant::from_std);
+    }
+
+    /// Watch the clients whose queue went past its limit: the first check
+    /// is due one grace from now.
+    pub(super) fn watch_lagging(&mut self) {
+        if self.next_lag_check.is_none() && !self.lagging.is_empty() {
+            self.next_lag_check = Some(Instant::now() + self.slow_consumer_grace);
+        }
     }
 
     /// Replace `id`'s queue by the error of `why`, close it, and take it
@@ -156,12 +209,14 @@ impl Hub {
 }
 
 /// Queue what the turn staged, each peer's runs in order; queues that
-/// overflow are named in `overflowed` (the caller applies the policy).
+/// overflow are named in `overflowed` (the caller applies the policy),
+/// those that went past their limit join `lagging` (to be watched).
 pub(super) fn unstage(
     stage: &mut Stage,
     budget: &Arc<OutboundBudget>,
     to_flush: &mut Vec<Arc<Peer>>,
     overflowed: &mut Vec<ClientId>,
+    lagging: &mut HashSet<ClientId>,
 ) {
     if stage.is_empty() {
         return;
@@ -177,9 +232,12 @@ pub(super) fn unstage(
                 return;
             }
             match peer.push(bytes) {
-                Push::Queued(newly) => {
+                Push::Queued { newly, over } => {
                     if newly {
                         to_flush.push(peer);
+                    }
+                    if over {
+                        lagging.extend(id);
                     }
                     queued += 1;
                 }
@@ -205,7 +263,11 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (_, write) = server.into_split();
-        let peer = Arc::new(Peer::new(write, limit, Arc::clone(budget)));
+        let peer = Arc::new(Peer::new(
+            write,
+            crate::peer::QueueLimits::fixed(limit),
+            Arc::clone(budget),
+        ));
         peer.id.set(ClientId(id)).unwrap();
         (peer, client)
     }
@@ -229,7 +291,13 @@ mod tests {
         stage.add(&slow, &e2);
         stage.add(&fine, &e2);
         let (mut to_flush, mut overflowed) = (Vec::new(), Vec::new());
-        unstage(&mut stage, &budget, &mut to_flush, &mut overflowed);
+        unstage(
+            &mut stage,
+            &budget,
+            &mut to_flush,
+            &mut overflowed,
+            &mut HashSet::new(),
+        );
         assert_eq!(overflowed, [ClientId(1)]);
         assert_eq!(slow.queued(), 0, "not the small frame past the refused one");
         assert!(fine.queued() > 2_000);

@@ -9,6 +9,7 @@ use chatproto::{encode_into, ClientId, ReadPage};
 use tracing::warn;
 
 use super::Hub;
+use crate::peer::Push;
 
 impl Hub {
     /// The store read history for `client`: its answer goes before what
@@ -36,8 +37,13 @@ impl Hub {
                 Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),
             }
         }
-        if peer.release(ticket, answer) {
-            self.to_flush.push(Arc::clone(peer));
+        if let Push::Queued { newly, over } = peer.release(ticket, answer) {
+            if newly {
+                self.to_flush.push(Arc::clone(peer));
+            }
+            if over {
+                self.lagging.insert(client);
+            }
         }
     }
 }

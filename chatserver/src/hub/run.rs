@@ -58,6 +58,7 @@ enum Turn {
     Cluster(usize),
     Timeout,
     Trim,
+    Lagging,
     Shutdown,
 }
 
@@ -79,6 +80,7 @@ impl Hub {
             let reading = self.to_store.len() < STORE_BACKLOG
                 && proposed < STORE_BACKLOG
                 && self.server.outputs_waiting() < OUTPUTS_BACKLOG;
+            self.watch_lagging();
             let has_store = self.store.is_some();
             let has_cluster = self.cluster.is_some();
             let turn = tokio::select! {
@@ -87,6 +89,7 @@ impl Hub {
                 n = recv_cluster(&mut self.cluster, &mut from_cluster), if has_cluster => Turn::Cluster(n),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Turn::Timeout,
                 _ = tokio::time::sleep_until(self.next_trim.unwrap_or_else(Instant::now)), if self.next_trim.is_some() => Turn::Trim,
+                _ = tokio::time::sleep_until(self.next_lag_check.unwrap_or_else(Instant::now)), if self.next_lag_check.is_some() => Turn::Lagging,
                 _ = shutdown.wait_for(|stop| *stop) => Turn::Shutdown,
             };
             match turn {
@@ -148,6 +151,7 @@ impl Hub {
                     let active = self.release_memory_if_quiet();
                     self.next_trim = active.then(|| Instant::now() + TRIM_INTERVAL);
                 }
+                Turn::Lagging => self.check_lagging(),
                 Turn::Store(None) => self.store_stopped(),
                 Turn::Store(Some(answer)) => self.stored(answer),
                 Turn::Cluster(0) => {
