@@ -156,13 +156,17 @@ fn a_burst_past_the_queue_limit_to_members_who_read_it_closes_nobody() {
                     );
                 }
                 c.ping_pong();
+                // Kept open until every reader has its pong: one closed
+                // sooner is an offline presence another may get before it.
+                c
             })
         })
         .collect();
     writer.join().expect("writer thread");
-    for r in readers {
-        r.join().expect("a member was closed or lost a message");
-    }
+    let _members: Vec<_> = readers
+        .into_iter()
+        .map(|r| r.join().expect("a member was closed or lost a message"))
+        .collect();
 }
 
 /// The per-client cap (64 MiB) is far above the whole flood (16 MB), so
