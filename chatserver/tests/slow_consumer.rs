@@ -73,37 +73,33 @@ fn write_flood(mut out: TcpStream, acks: Receiver<Ack>) {
     }
 }
 
+/// A queue limit of 64 KiB. It must hold one largest frame and one
+/// replay: both smaller.
+const SMALL_QUEUE: [&str; 6] = [
+    "--outbound-queue-bytes",
+    "65536",
+    "--max-frame-bytes",
+    "16384",
+    "--replay-bytes",
+    "32768",
+];
+
 /// Past its queue's limit for the grace, or past its most at once.
 #[test]
 fn a_member_that_never_reads_is_dropped_and_nobody_else_is_affected() {
-    // The queue must hold one largest frame and one replay: both smaller.
-    flood_past_one_stalled_member(&[
-        "--outbound-queue-bytes",
-        "65536",
-        "--max-frame-bytes",
-        "16384",
-        "--replay-bytes",
-        "32768",
+    let grace = [
         "--slow-consumer-ms",
         "200",
         "--outbound-queue-max-bytes",
         "1048576",
-    ]);
+    ];
+    flood_past_one_stalled_member(&[&SMALL_QUEUE[..], &grace].concat());
 }
 
 /// Without a grace, as soon as its queue passes the limit.
 #[test]
 fn without_a_grace_a_member_that_never_reads_is_dropped_at_once() {
-    flood_past_one_stalled_member(&[
-        "--outbound-queue-bytes",
-        "65536",
-        "--max-frame-bytes",
-        "16384",
-        "--replay-bytes",
-        "32768",
-        "--slow-consumer-ms",
-        "0",
-    ]);
+    flood_past_one_stalled_member(&[&SMALL_QUEUE[..], &["--slow-consumer-ms", "0"]].concat());
 }
 
 /// Messages in one burst, each of [`TEXT_BYTES`]: about 6.5 times the
@@ -117,18 +113,8 @@ const BURST: usize = 100;
 /// burst, before anything was written, and every member was closed.
 #[test]
 fn a_burst_past_the_queue_limit_to_members_who_read_it_closes_nobody() {
-    let server = Server::start(&[
-        "--rate",
-        "0",
-        "--log-level",
-        "warn",
-        "--outbound-queue-bytes",
-        "65536",
-        "--max-frame-bytes",
-        "16384",
-        "--replay-bytes",
-        "32768",
-    ]);
+    let server =
+        Server::start(&[&["--rate", "0", "--log-level", "warn"], &SMALL_QUEUE[..]].concat());
     let mut obs = server.join("obs");
     let mut other = server.join("other");
     let sender = server.join("sender");

@@ -207,25 +207,33 @@ fn inside_tls_silence_is_timed_out_and_a_tls_record_is_too_large() {
     assert_eq!(error["code"], "frame_too_large", "{error}");
 }
 
+/// The TLS error of a handshake with `server` (as `localhost`) that must
+/// fail: `what` names it if it succeeds, or fails for another reason.
+fn handshake_error(server: &Server, config: &Arc<ClientConfig>, what: &str) -> rustls::Error {
+    let err = match tls_connect(server.addr(), config, "localhost") {
+        Ok(_) => panic!("{what} was accepted"),
+        Err(e) => e,
+    };
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(inner) => inner.clone(),
+        None => panic!("{what} failed without a TLS error: {err:?}"),
+    }
+}
+
 /// A TLS client of a server without a certificate is told so in TLS (a
 /// fatal `handshake_failure` alert), not reset without a word.
 #[test]
 fn a_tls_client_of_a_server_without_a_certificate_gets_an_alert() {
     let server = Server::start(&[]);
     let config = Pki::new().ca.client_config();
-    let err = match tls_connect(server.addr(), &config, "localhost") {
-        Ok(_) => panic!("a TLS handshake succeeded without a certificate"),
-        Err(e) => e,
-    };
-    let inner = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    let err = handshake_error(&server, &config, "a TLS handshake without a certificate");
     assert!(
         matches!(
-            inner,
-            Some(rustls::Error::AlertReceived(
-                rustls::AlertDescription::HandshakeFailure
-            ))
+            err,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)
         ),
         "{err:?}"
     );
@@ -239,19 +247,11 @@ fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
     let server = tls_server(&pki, &[]);
     let mut bob = server.join("bob");
     let stranger = Ca::new("someone else's CA").client_config();
-    let err = match tls_connect(server.addr(), &stranger, "localhost") {
-        Ok(_) => panic!("a certificate from an untrusted CA was accepted"),
-        Err(e) => e,
-    };
-    let inner = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    let err = handshake_error(&server, &stranger, "a certificate from an untrusted CA");
     assert!(
         matches!(
-            inner,
-            Some(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer
-            ))
+            err,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
         ),
         "{err:?}"
     );
