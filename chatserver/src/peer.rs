@@ -309,9 +309,11 @@ impl Peer {
 
     /// The answer to the read `ticket` (frames the caller tracked in the
     /// budget; their slots are counted here, once taken), then what was
-    /// held behind it: [`Push::Queued`], as a push says it. A peer kicked
-    /// or closed since it asked has no such ticket: the answer is dropped
-    /// and nothing counted ([`Push::Closed`]).
+    /// held behind it: [`Push::Queued`], as a push says it, or
+    /// [`Push::Overflow`] if that took the queue past
+    /// [`QueueLimits::max_bytes`]. A peer kicked or closed since it asked
+    /// has no such ticket: the answer is dropped and nothing counted
+    /// ([`Push::Closed`]).
     pub fn release(&self, ticket: u64, answer: Vec<Bytes>) -> Push {
         let mut out = self.out();
         let Some(i) = out.held.iter().position(|(t, _)| *t == ticket) else {
@@ -332,10 +334,15 @@ impl Peer {
         let newly = !out.dirty;
         out.dirty = true;
         let over = self.mark_over(&mut out);
+        let overflow = out.queued > self.limits.max_bytes;
         drop(out);
         // A connection task waiting for a read to be answered (past
         // MAX_READS_WAITING) reads again.
         self.wake.notify_one();
+        if overflow {
+            // Queued, but past the most: the policy replaces it all.
+            return Push::Overflow;
+        }
         Push::Queued { newly, over }
     }
 
@@ -735,6 +742,21 @@ mod tests {
             }
         );
         assert!(peer.over_since().is_some());
+    }
+
+    /// An answer to a read that takes the queue past its most overflows,
+    /// as a push would (it was only watched for the grace).
+    #[test]
+    fn an_answer_past_the_most_overflows() {
+        let budget = OutboundBudget::new(1 << 20);
+        let limits = QueueLimits {
+            bytes: 1000,
+            max_bytes: 2000,
+        };
+        let peer = Peer::for_task(limits, Arc::clone(&budget));
+        peer.hold(1);
+        let page = vec![budget.track(Bytes::from(vec![b'x'; 2500]))];
+        assert_eq!(peer.release(1, page), Push::Overflow);
     }
 
     #[tokio::test]

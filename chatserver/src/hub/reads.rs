@@ -37,13 +37,17 @@ impl Hub {
                 Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),
             }
         }
-        if let Push::Queued { newly, over } = peer.release(ticket, answer) {
-            if newly {
-                self.to_flush.push(Arc::clone(peer));
+        match peer.release(ticket, answer) {
+            Push::Queued { newly, over } => {
+                if newly {
+                    self.to_flush.push(Arc::clone(peer));
+                }
+                if over {
+                    self.lagging.insert(client);
+                }
             }
-            if over {
-                self.lagging.insert(client);
-            }
+            Push::Overflow => self.overflow(client),
+            Push::Closed => {}
         }
     }
 }
