@@ -260,7 +260,12 @@ fn opening(req: &Request<Incoming>) -> Result<&[u8], Refusal> {
     if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
         return Err(Refusal::Version);
     }
-    match h.get(header::SEC_WEBSOCKET_KEY) {
+    let mut keys = h.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    match keys.next() {
+        // RFC 6455 11.3.1: the field appears once.
+        Some(_) if keys.next().is_some() => Err(Refusal::Bad(
+            "a WebSocket opening has one `Sec-WebSocket-Key`, not several\n",
+        )),
         Some(key) if is_key(key.as_bytes()) => Ok(key.as_bytes()),
         Some(_) => Err(Refusal::Bad(
             "a `Sec-WebSocket-Key` is 16 bytes in base64 (24 characters ending in `==`)\n",

@@ -535,6 +535,14 @@ fn a_websocket_opening_the_server_cannot_honour_gets_no_101() {
         let bad = webclient::raw_request(&mut tcp(addr), &head).expect("400");
         assert_eq!(bad.status, 400, "{key}: {bad:?}");
     }
+    // Two keys, each good (RFC 6455 11.3.1: it appears once): 400.
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
+    );
+    let twice = webclient::raw_request(&mut tcp(addr), &head).expect("400");
+    assert_eq!(twice.status, 400, "{twice:?}");
     let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
     let plain = webclient::raw_request(&mut tcp(addr), &head).expect("400");
     assert_eq!(plain.status, 400, "{plain:?}");
