@@ -691,38 +691,28 @@ mod tests {
     /// Past `bytes` a queue is over (said once, with when), still queued;
     /// past `max_bytes` it overflows; written back under `bytes`, it is
     /// no longer over, and passing it again is said again.
+    /// A peer written by a task, over `bytes` and overflowing past
+    /// `max_bytes`, with its budget.
+    fn graced(bytes: usize, max_bytes: usize) -> (Arc<OutboundBudget>, Peer) {
+        let budget = OutboundBudget::new(1 << 20);
+        let limits = QueueLimits { bytes, max_bytes };
+        let peer = Peer::for_task(limits, Arc::clone(&budget));
+        (budget, peer)
+    }
+
+    fn queued(newly: bool, over: bool) -> Push {
+        Push::Queued { newly, over }
+    }
+
     #[test]
     fn a_queue_past_its_limit_is_over_until_read_back_under_it() {
-        let budget = OutboundBudget::new(1 << 20);
-        let limits = QueueLimits {
-            bytes: 1000,
-            max_bytes: 2500,
-        };
-        let peer = Peer::for_task(limits, Arc::clone(&budget));
+        let (budget, peer) = graced(1000, 2500);
         let frame = || budget.track(Bytes::from(vec![b'x'; 600]));
-        assert_eq!(
-            peer.push(frame()),
-            Push::Queued {
-                newly: true,
-                over: false
-            }
-        );
+        assert_eq!(peer.push(frame()), queued(true, false));
         assert_eq!(peer.over_since(), None);
-        assert_eq!(
-            peer.push(frame()),
-            Push::Queued {
-                newly: false,
-                over: true
-            }
-        );
+        assert_eq!(peer.push(frame()), queued(false, true));
         let since = peer.over_since().expect("over its limit");
-        assert_eq!(
-            peer.push(frame()),
-            Push::Queued {
-                newly: false,
-                over: false
-            }
-        );
+        assert_eq!(peer.push(frame()), queued(false, false));
         assert_eq!(peer.over_since(), Some(since), "still the same time over");
         assert_eq!(peer.push(frame()), Push::Overflow, "past max_bytes");
         let mut taken = Vec::new();
@@ -734,13 +724,7 @@ mod tests {
         );
         assert!(peer.take(1, usize::MAX, &mut taken));
         assert_eq!(peer.over_since(), None, "back under it");
-        assert_eq!(
-            peer.push(frame()),
-            Push::Queued {
-                newly: true,
-                over: true
-            }
-        );
+        assert_eq!(peer.push(frame()), queued(true, true));
         assert!(peer.over_since().is_some());
     }
 
@@ -748,12 +732,7 @@ mod tests {
     /// as a push would (it was only watched for the grace).
     #[test]
     fn an_answer_past_the_most_overflows() {
-        let budget = OutboundBudget::new(1 << 20);
-        let limits = QueueLimits {
-            bytes: 1000,
-            max_bytes: 2000,
-        };
-        let peer = Peer::for_task(limits, Arc::clone(&budget));
+        let (budget, peer) = graced(1000, 2000);
         peer.hold(1);
         let page = vec![budget.track(Bytes::from(vec![b'x'; 2500]))];
         assert_eq!(peer.release(1, page), Push::Overflow);

@@ -58,10 +58,15 @@ impl Hub {
     /// (`--outbound-queue-max-bytes`): `slow_consumer` instead of all it
     /// held, and the client leaves.
     pub(super) fn overflow(&mut self, id: ClientId) {
+        self.slow_consumer(id, self.queue.max_bytes, "outbound queue full");
+    }
+
+    /// Close `id` as a slow consumer of more than `limit` bytes, logging
+    /// `what` happened.
+    fn slow_consumer(&mut self, id: ClientId, limit: usize, what: &str) {
         let nick = self.server.nick(id).unwrap_or("(not joined)");
-        warn!(client = %id, nick, "slow consumer: outbound queue full; closing");
-        let why = Kick::slow_consumer(self.queue.max_bytes);
-        self.kick(id, &why);
+        warn!(client = %id, nick, limit, "slow consumer: {what}; closing");
+        self.kick(id, &Kick::slow_consumer(limit));
     }
 
     /// The other overflow policy: a client whose queue has stayed past
@@ -89,18 +94,10 @@ impl Hub {
             true
         });
         for id in slow {
-            if self.kicked.contains(&id) {
-                continue;
+            if !self.kicked.contains(&id) {
+                let what = format!("unread output past the limit for {} ms", grace.as_millis());
+                self.slow_consumer(id, self.queue.bytes, &what);
             }
-            let nick = self.server.nick(id).unwrap_or("(not joined)");
-            warn!(
-                client = %id,
-                nick,
-                grace_ms = grace.as_millis() as u64,
-                "slow consumer: its unread output stayed past the outbound queue's limit; closing"
-            );
-            let why = Kick::slow_consumer(self.queue.bytes);
-            self.kick(id, &why);
         }
         self.next_lag_check = next.map(Instant::from_std);
     }
