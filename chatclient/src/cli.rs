@@ -195,6 +195,24 @@ fn with_port(one: &str) -> String {
 }
 
 impl Args {
+    /// [`Parser::parse`], with every `CHATCLIENT_*` variable set to nothing
+    /// (a blank line of an environment file) counted as not set, as
+    /// chatserver counts its own: it is unset first. Call it before any
+    /// other thread starts.
+    pub fn parse_env_tidy() -> Args {
+        let blank: Vec<std::ffi::OsString> = std::env::vars_os()
+            .filter(|(k, v)| {
+                k.to_str().is_some_and(|k| k.starts_with("CHATCLIENT_"))
+                    && v.to_str().is_some_and(|v| v.trim().is_empty())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in blank {
+            std::env::remove_var(k);
+        }
+        Args::parse()
+    }
+
     /// Whether to connect with TLS: `--tls`, a `tls://` address or `--ca-cert`.
     pub fn use_tls(&self) -> bool {
         self.tls || self.addr.tls || self.ca_cert.is_some()

@@ -30,8 +30,6 @@ mod ui;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-
 use crate::console::{Console, Look};
 use crate::error::{code, fail};
 use crate::net::{Clock, Config, Outcome};
@@ -40,7 +38,7 @@ use crate::session::{Mode, Session};
 use crate::tui::Tui;
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = cli::Args::parse_env_tidy();
     // Before anything else: a --ca-cert that cannot be read is a bad
     // command line, and the same settings serve every reconnect.
     let tls = if args.use_tls() {

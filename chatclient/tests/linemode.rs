@@ -208,6 +208,27 @@ fn plain_mode_tells_a_refused_line_on_stderr_and_exits_eight() {
     assert_eq!(errs[1], "chatclient: 1 of 2 input lines was not delivered");
 }
 
+/// A `CHATCLIENT_*` variable set to nothing (a blank line of an
+/// environment file) counts as not set, as chatserver's own do: the
+/// client starts with the defaults instead of refusing the empty values.
+#[test]
+fn blank_environment_variables_count_as_not_set() {
+    let server = Server::start(&[]);
+    let blank = [
+        ("CHATCLIENT_TIMEOUT", ""),
+        ("CHATCLIENT_ROOMS", ""),
+        ("CHATCLIENT_TLS", " "),
+        ("CHATCLIENT_RECONNECT_ATTEMPTS", ""),
+        ("CHATCLIENT_MAX_FRAME_BYTES", ""),
+    ];
+    let mut alice = Client::start_opts("alice", &server.addr, &[], &blank);
+    alice.say("hello");
+    alice.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(seen.contains(&"alice: hello".to_owned()), "{seen:#?}");
+}
+
 /// `--verbatim`: `@` and `/` mean nothing; every line is text for the
 /// room, `/quit` included (input goes on after it).
 #[test]
