@@ -12,7 +12,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use chatproto::{encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame};
+use chatproto::{
+    encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame,
+    DEFAULT_MAX_FRAME_BYTES,
+};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -42,9 +45,13 @@ fn main() -> std::io::Result<()> {
         let want = (cmd == "expect").then_some(rest);
         let deadline = Instant::now() + Duration::from_secs(if want.is_some() { 10 } else { 1 });
         loop {
+            // The server's limit once it said (`send_msg` checks against it).
+            let max = client
+                .limits()
+                .map_or(DEFAULT_MAX_FRAME_BYTES, |l| l.max_frame_bytes as usize);
             while let Some(out) = client.poll() {
                 match out {
-                    ClientOutput::Send(f) => sock.write_all(&encode(&f, 65_536).expect("fits"))?,
+                    ClientOutput::Send(f) => sock.write_all(&encode(&f, max).expect("fits"))?,
                     ClientOutput::Event(e) => {
                         println!("{e:?}");
                         if let ClientEvent::Message { text, .. } = e {
@@ -79,6 +86,13 @@ fn main() -> std::io::Result<()> {
                     Decoded::Invalid(_) => {}
                     Decoded::Incomplete => break,
                     Decoded::Broken(why) => return Err(std::io::Error::other(why)),
+                }
+                // Its `welcome` may allow longer frames: a new decoder takes
+                // the rest of the buffer between two frames.
+                if let Some(l) = client.limits() {
+                    if dec.max_frame_bytes() < l.max_frame_bytes as usize {
+                        dec = FrameDecoder::new(l.max_frame_bytes as usize);
+                    }
                 }
             }
             client.handle_timeout(ms());

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use chatproto::{encode, ClientFrame, ClientId, Decoded, FrameDecoder, Kick, Now, Output, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, Sender};
 
 /// Bytes for one connection; `None` closes it.
 type Out = mpsc::UnboundedSender<Option<Bytes>>;
@@ -33,6 +33,7 @@ async fn main() -> std::io::Result<()> {
     let wall = || UNIX_EPOCH.elapsed().map_or(0, |d| d.as_millis() as u64);
     let now = || Now::new(start.elapsed().as_millis() as u64, wall());
     let mut peers: HashMap<ClientId, Out> = HashMap::new();
+    let max = server.config().max_frame_bytes; // `welcome` announces it: decode with it too
     loop {
         let next = server.poll_timeout().unwrap_or(u64::MAX);
         let wake = Duration::from_millis(next.saturating_sub(now().mono).min(3_600_000));
@@ -41,7 +42,7 @@ async fn main() -> std::io::Result<()> {
             Ok((sock, _)) = listener.accept() => {
                 let (id, (out, out_rx)) = (server.handle_connect(now()), mpsc::unbounded_channel());
                 peers.insert(id, out);
-                tokio::spawn(connection(sock, id, out_rx, tx.clone()));
+                tokio::spawn(connection(sock, id, out_rx, tx.clone(), max));
             }
             Some(input) = rx.recv() => match input {
                 In::Frame(id, Decoded::Frame(f)) => server.handle_frame(now(), id, f),
@@ -55,7 +56,6 @@ async fn main() -> std::io::Result<()> {
             },
             _ = tokio::time::sleep(wake) => server.handle_timeout(now()),
         }
-        let max = server.config().max_frame_bytes;
         while let Some(out) = server.poll() {
             let (bytes, to) = match out {
                 Output::Send { to, frame, .. } => (encode(&frame, max), vec![to]),
@@ -74,12 +74,12 @@ async fn main() -> std::io::Result<()> {
 }
 
 // Move bytes between one socket and the core's task.
-async fn connection(mut sock: TcpStream, id: ClientId, mut out_rx: OutRx, tx: mpsc::Sender<In>) {
+async fn connection(mut sock: TcpStream, id: ClientId, mut rx: OutRx, tx: Sender<In>, max: usize) {
     let (mut rd, mut wr) = sock.split();
-    let (mut buf, mut dec) = (BytesMut::new(), FrameDecoder::default());
+    let (mut buf, mut dec) = (BytesMut::new(), FrameDecoder::new(max));
     loop {
         tokio::select! {
-            out = out_rx.recv() => match out {
+            out = rx.recv() => match out {
                 Some(Some(b)) => if wr.write_all(&b).await.is_err() { break },
                 _ => break,
             },

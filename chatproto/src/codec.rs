@@ -154,6 +154,16 @@ enum State {
 /// Feed it the bytes read so far in a [`BytesMut`]; it consumes whole frames
 /// from the front and leaves a partial frame in place.
 ///
+/// Give it the limit the peer was told: on a server, its
+/// [`ServerConfig::max_frame_bytes`](crate::ServerConfig::max_frame_bytes),
+/// which the `welcome` announces (`FrameDecoder::new(server.config().max_frame_bytes)`);
+/// on a client, at least what the server announced
+/// ([`Client::limits`](crate::Client::limits)). [`FrameDecoder::default`]
+/// takes [`DEFAULT_MAX_FRAME_BYTES`], so with a server that raised its limit
+/// it calls a frame the peer was allowed to send [`Decoded::Broken`]. A
+/// new decoder may replace one between two frames: what is not decoded yet
+/// stays in the buffer.
+///
 /// ```
 /// use bytes::BytesMut;
 /// use chatproto::{encode, ClientFrame, Decoded, FrameDecoder};

@@ -18,6 +18,12 @@
 //!   [`Output::Deliver`] or two (the sender's echo with its id, or
 //!   the copy of whoever left, apart from the rest).
 //!
+//! * [`Client`]: the client's side, also sans-IO (see [The client
+//!   core](#the-client-core)): the join handshake, pings, rooms and who is
+//!   in them, message ids, and resuming after a dropped connection without
+//!   losing, repeating or reordering a message. It reports
+//!   [`ClientOutput`]s: frames to send and [`ClientEvent`]s to show.
+//!
 //! * Durable and shared rooms: with [`ServerConfig::durable`] the core asks
 //!   its shell to store records before anything depending on them goes out
 //!   ([`Output::Persist`]); with [`ServerConfig::cluster`] a log shared by
@@ -67,6 +73,135 @@
 //! // Sleep until then, and call `handle_timeout`.
 //! assert!(server.poll_timeout().is_some());
 //! ```
+//!
+//! A real shell also reads: it takes frames off each connection with a
+//! [`FrameDecoder`] made with the server's limit,
+//! `FrameDecoder::new(server.config().max_frame_bytes)` (the `welcome`
+//! announces that limit, and [`FrameDecoder::default`] only takes
+//! [`DEFAULT_MAX_FRAME_BYTES`]), and hands what it found to the core:
+//! [`Decoded::Frame`] to [`Server::handle_frame`], [`Decoded::Invalid`] to
+//! [`Server::handle_bad_frame`], [`Decoded::Broken`] to [`Server::kick`]
+//! with [`Kick::Framing`]. When a connection ends, say so with
+//! [`Server::handle_disconnect`]; one the core closed itself
+//! ([`Output::Close`]) it has already forgotten. `examples/tiny_server.rs`
+//! does all of it over TCP.
+//!
+//! Timers: call [`Server::handle_timeout`] whenever the monotonic clock
+//! has reached [`Server::poll_timeout`], also when input kept the loop busy
+//! (a loop that only calls it when its sleep ends first may never call it
+//! under steady input); a call before the deadline does nothing, so
+//! calling it after every turn is fine.
+//!
+//! # The client core
+//!
+//! [`Client`] is driven the same way, with one clock (monotonic
+//! milliseconds): report a connection with [`Client::handle_connected`],
+//! each frame from the server with [`Client::handle_frame`], the end of
+//! the connection with [`Client::handle_disconnected`], and drain
+//! [`Client::poll`]. It outlives its connections: after a drop, connect
+//! again and call `handle_connected`; it resumes the session with the
+//! token of its last `welcome`, enters its rooms again from the last seq
+//! it saw, and resends what was not acknowledged, under the same ids.
+//!
+//! Here the "network" hands frames straight across (a real shell encodes
+//! them with [`encode`] and decodes them with a [`FrameDecoder`]): alice's
+//! connection drops, she writes while offline, bob writes meanwhile, and
+//! she comes back with everything once.
+//!
+//! ```
+//! use chatproto::{
+//!     Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Now, Output, Server, ServerConfig,
+//! };
+//!
+//! /// Carry frames between `client` (on connection `id`) and the server until
+//! /// both are quiet; return the events the client reported. What the server
+//! /// sends other connections is dropped.
+//! fn pump(server: &mut Server, client: &mut Client, id: ClientId, now: Now) -> Vec<ClientEvent> {
+//!     let mut events = Vec::new();
+//!     loop {
+//!         let mut quiet = true;
+//!         while let Some(out) = client.poll() {
+//!             match out {
+//!                 ClientOutput::Send(frame) => {
+//!                     server.handle_frame(now, id, frame);
+//!                     quiet = false;
+//!                 }
+//!                 ClientOutput::Event(event) => events.push(event),
+//!                 _ => {}
+//!             }
+//!         }
+//!         while let Some(out) = server.poll() {
+//!             let frame = match out {
+//!                 Output::Send { to, frame, .. } if to == id => frame,
+//!                 Output::Deliver { event, to, with_id, .. } if to.contains(&id) => {
+//!                     event.to_frame(with_id, false)
+//!                 }
+//!                 _ => continue,
+//!             };
+//!             client.handle_frame(now.mono, frame);
+//!             quiet = false;
+//!         }
+//!         if quiet {
+//!             return events;
+//!         }
+//!     }
+//! }
+//! let texts = |events: &[ClientEvent]| -> Vec<String> {
+//!     let texts = events.iter().filter_map(|e| match e {
+//!         ClientEvent::Message { text, .. } => Some(text.clone()),
+//!         _ => None,
+//!     });
+//!     texts.collect()
+//! };
+//!
+//! let mut server = Server::new(ServerConfig::default(), [0; 32]); // seed from the OS in real use
+//! let now = Now::new(0, 1_732_400_000_000);
+//! let bob = server.handle_connect(now);
+//! server.handle_frame(now, bob, ClientFrame::join_v2("bob", vec!["rust".into()], None));
+//!
+//! let mut alice = Client::new("alice", &["rust"], "a7f3-"); // a prefix of her own for her ids
+//! let first = server.handle_connect(now);
+//! alice.handle_connected(now.mono);
+//! alice.send_msg("rust", vec![], "hi bob");
+//! let events = pump(&mut server, &mut alice, first, now);
+//! assert!(matches!(&events[0], ClientEvent::Joined { resumed: false, .. }));
+//! assert_eq!(texts(&events), ["hi bob"]);
+//! assert_eq!(alice.roster("rust"), ["alice", "bob"]);
+//!
+//! // The connection drops: both sides are told.
+//! let now = Now::new(5_000, 1_732_400_005_000);
+//! server.handle_disconnect(now, first);
+//! alice.handle_disconnected();
+//! alice.send_msg("rust", vec![], "am I back?"); // kept until acknowledged
+//! server.handle_frame(now, bob, ClientFrame::msg_in("rust", vec![], "did you miss this?", None));
+//! assert_eq!(alice.unacknowledged(), 1);
+//!
+//! // A new connection: the session resumes, the room's replay brings what
+//! // she missed, and her message goes once.
+//! let second = server.handle_connect(now);
+//! alice.handle_connected(now.mono);
+//! let events = pump(&mut server, &mut alice, second, now);
+//! assert!(matches!(&events[0], ClientEvent::Joined { resumed: true, reconnect: true, .. }));
+//! assert!(matches!(&events[1], ClientEvent::Entered { again: true, gap: false, .. }));
+//! assert_eq!(texts(&events), ["did you miss this?", "am I back?"]);
+//! assert_eq!(alice.unacknowledged(), 0);
+//! ```
+//!
+//! Three things a client shell must do itself:
+//!
+//! * Encode with the limit the server announced and decode with at least
+//!   it: [`Client::limits`]`.max_frame_bytes` once joined
+//!   ([`DEFAULT_MAX_FRAME_BYTES`] before). [`Client::send_msg`] lets
+//!   through any message that fits the announced limit, so encoding with a
+//!   smaller fixed one fails on a server that raised it; a decoder can be
+//!   replaced between frames (the bytes not yet decoded stay in the buffer).
+//! * Reconnect after [`ClientEvent::Dead`] (nothing heard after a ping) or
+//!   when the transport ends, and call [`Client::poll_timeout`] /
+//!   [`Client::handle_timeout`] for that ping to happen.
+//! * Not reconnect after a [`ClientEvent::Error`] with
+//!   [`ErrorCode::ResumedElsewhere`]: another connection resumed this
+//!   session with its token, and a resume here would close that one in
+//!   turn (two shells doing so close each other forever).
 //!
 //! # Building and matching frames
 //!

@@ -80,7 +80,13 @@ pub enum ClientEvent {
         ts: u64,
         /// Whether this client sent it (this is its echo).
         mine: bool,
-        /// Whether it came from a replay (sent while away).
+        /// Whether it came from a room's replay, not live. After
+        /// [`ClientEvent::Entered`] with `again` (a reconnect), the replay
+        /// is what was sent while away; after a first entering (`again`
+        /// false), it is the room's latest messages, up to 50, sent before
+        /// this client came: a bot must not take those for new commands.
+        /// The replay ends with this client's own
+        /// [`ClientEvent::Presence`] in the room.
         replay: bool,
     },
     /// Someone entered or left a room.
@@ -111,7 +117,11 @@ pub enum ClientEvent {
     /// The rooms with members.
     Rooms(Vec<(String, u64)>),
     /// A request failed. `id` is set when it answered a message this
-    /// client sent (that message is given up).
+    /// client sent (that message is given up). With
+    /// [`ErrorCode::ResumedElsewhere`] (or another code that closes the
+    /// connection, see [`ErrorCode::is_fatal`]) the server closes the
+    /// connection next; after `ResumedElsewhere` do not reconnect by
+    /// yourself: another connection continues this session.
     #[non_exhaustive]
     Error {
         /// The code.

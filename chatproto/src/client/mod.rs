@@ -70,7 +70,25 @@ enum Phase {
 /// [`handle_disconnected`](Client::handle_disconnected), connect again and
 /// call [`handle_connected`](Client::handle_connected); it resumes its
 /// session, enters its rooms again from the last seq it saw and resends
-/// what the server had not acknowledged, under the same ids.
+/// what the server had not acknowledged, under the same ids. Its `now`
+/// arguments are milliseconds of a monotonic clock (the one
+/// [`poll_timeout`](Client::poll_timeout) answers in).
+///
+/// Do not connect again by yourself after a [`ClientEvent::Error`] with
+/// [`ErrorCode::ResumedElsewhere`]: another connection with this session's
+/// token continues it, and a resume here would close that one (the core
+/// does not stop by itself: the shell must look for that code).
+///
+/// Encode its frames with the limit of [`Client::limits`] once joined
+/// ([`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES) before):
+/// [`send_msg`](Client::send_msg) lets through any message within that
+/// limit, so a smaller fixed limit fails against a server that raised its
+/// own. The server's frames can be that long too: decode with a
+/// [`FrameDecoder`](crate::FrameDecoder) of at least that limit (one made
+/// after the `welcome` may replace the first between two frames).
+///
+/// The [crate documentation](crate#the-client-core) has an example with a
+/// reconnect; `examples/time_bot.rs` is a bot over TCP that reconnects.
 #[derive(Debug)]
 pub struct Client {
     nick: String,

@@ -15,6 +15,21 @@ pub const LOBBY: &str = "lobby";
 
 /// The server core's settings. Times are in milliseconds of the monotonic
 /// clock ([`Now::mono`](crate::Now)); `u64::MAX` means never.
+///
+/// The struct may gain members in minor releases (`#[non_exhaustive]`), so
+/// another crate cannot write it as a literal, not even with
+/// `..Default::default()`: start from the default and set members.
+///
+/// ```
+/// use chatproto::{FrameDecoder, ServerConfig};
+///
+/// let mut config = ServerConfig::default();
+/// config.resume_window_ms = 30_000;
+/// config.max_frame_bytes = 256 * 1024;
+/// // The shell's decoders take what the `welcome` will announce.
+/// let decoder = FrameDecoder::new(config.max_frame_bytes);
+/// assert_eq!(decoder.max_frame_bytes(), 256 * 1024);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {

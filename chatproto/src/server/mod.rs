@@ -389,13 +389,19 @@ impl Server {
     /// monotonic clock; `None` when nothing is waiting on time. Timers are
     /// not cancelled when their reason goes away (a client that joins, or
     /// speaks), so a deadline may come and find nothing to do.
+    ///
+    /// Check it after every turn, not only when a sleep until it ends: under
+    /// steady input a loop whose wait for input returns first every time
+    /// would never call [`handle_timeout`](Server::handle_timeout).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         self.timers.next()
     }
 
     /// Time passed: run every timer that is due (join timeouts, idle
-    /// pings, unanswered pings, sessions past the resume window).
+    /// pings, unanswered pings, sessions past the resume window). A call
+    /// before [`poll_timeout`](Server::poll_timeout)'s deadline does
+    /// nothing, so a shell may call it on every turn.
     pub fn handle_timeout(&mut self, now: Now) {
         let mut due = Vec::new();
         self.timers.due(now.mono, &mut due);

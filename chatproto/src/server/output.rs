@@ -81,7 +81,10 @@ pub enum Output<'a> {
         /// What to read.
         query: crate::server::reads::ReadQuery,
     },
-    /// Close the connection once what was sent to it is written.
+    /// Close the connection once what was sent to it is written. The core
+    /// has forgotten it already: nothing more comes for it, and there is
+    /// no need to call [`Server::handle_disconnect`](crate::Server::handle_disconnect)
+    /// when it is closed (a call does nothing).
     #[non_exhaustive]
     Close {
         /// The connection.
