@@ -458,13 +458,14 @@ export class MessageView {
 
 /**
  * Whether `text` names `nick` as a word of its own, ignoring case: `hi
- * bob`, `bob: look`, `@bob`, not `bobby` (as the terminal client does).
+ * bob`, `bob: look`, `@bob`, not `bobby`, nor `bob_b` or `bob-b` (other
+ * nicknames: `_` and `-` join a word), as the terminal client does.
  */
 function mentions(text, nick) {
   if (!nick) return false;
   const t = text.toLowerCase();
   const n = nick.toLowerCase();
-  const word = /[\p{L}\p{N}]/u;
+  const word = /[\p{L}\p{N}_-]/u;
   for (let i = t.indexOf(n); i >= 0; i = t.indexOf(n, i + 1)) {
     const before = i > 0 ? t[i - 1] : '';
     const after = t[i + n.length] ?? '';

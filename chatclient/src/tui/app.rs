@@ -755,7 +755,8 @@ pub fn same_nick(a: &str, b: &str) -> bool {
 }
 
 /// Whether `text` names `nick` as a word of its own, ignoring case:
-/// `hi alice`, `alice: look`, `@alice`, not `malice`.
+/// `hi alice`, `alice: look`, `@alice`, not `malice`, nor `alice_b` or
+/// `alice-b` (other nicknames: `_` and `-` join a word, as in most).
 pub fn mentions(text: &str, nick: &str) -> bool {
     if nick.is_empty() {
         return false;
@@ -766,14 +767,12 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     while let Some(i) = text[from..].find(&nick) {
         let start = from + i;
         let end = start + nick.len();
+        let in_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
         let clear_before = text[..start]
             .chars()
             .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
-        let clear_after = text[end..]
-            .chars()
-            .next()
-            .is_none_or(|c| !c.is_alphanumeric());
+            .is_none_or(|c| !in_word(c));
+        let clear_after = text[end..].chars().next().is_none_or(|c| !in_word(c));
         if clear_before && clear_after {
             return true;
         }
@@ -889,6 +888,10 @@ mod tests {
         assert!(!mentions("alices", "alice"));
         assert!(mentions("malice and alice", "alice"));
         assert!(mentions("héllo José", "josé"));
+        assert!(!mentions("ask alice_b", "alice"));
+        assert!(!mentions("alice-b said", "alice"));
+        assert!(mentions("thanks, alice.", "alice"));
+        assert!(mentions("alice_b or alice?", "alice"));
     }
 
     #[test]

@@ -183,6 +183,7 @@ async fn naming_the_reader(h: &Harness, server: &Server) {
         "@alice look",
         "hi malice",
         "alice2 is someone else",
+        "alice_b and alice-b too",
     ];
     for text in said {
         say_in(&mut bob, "lobby", &[], text);
@@ -203,6 +204,7 @@ async fn naming_the_reader(h: &Harness, server: &Server) {
             ["@alice look", true],
             ["hi malice", false],
             ["alice2 is someone else", false],
+            ["alice_b and alice-b too", false],
         ])
     );
 }
