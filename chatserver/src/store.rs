@@ -459,6 +459,9 @@ fn cause(e: &StoreError) -> String {
     if let StoreError::OutOfOrder { room, seq } = e {
         return format!("room #{room} cannot be stored: seq {seq} is out of order");
     }
+    if let StoreError::Gone(_) = e {
+        return "its database file was deleted; the server must be restarted".to_owned();
+    }
     let text = e.to_string();
     let lower = text.to_lowercase();
     if lower.contains("full") {
@@ -609,6 +612,23 @@ mod tests {
             .expect("a thread")
             .join()
             .expect("joined");
+    }
+
+    /// The database file deleted while the server runs: the batch is
+    /// refused, clients are told why, and no probe says it works again
+    /// (SQLite would write on into the deleted file and lose it all).
+    #[test]
+    fn a_deleted_database_is_refused_and_says_so() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(dir.path(), chatstore::Sync::Normal).expect("open");
+        let batch = vec![Record::room("lobby", "e1"), msg("lobby", 1, "lost?")];
+        std::fs::remove_file(dir.path().join(chatstore::DB_FILE)).expect("delete it");
+        let err = store.append(&batch).expect_err("refused");
+        assert_eq!(
+            cause(&err),
+            "its database file was deleted; the server must be restarted"
+        );
+        assert!(matches!(store.probe(&batch), Err(StoreError::Gone(_))));
     }
 
     /// A failed batch that holds a room past the highest seq probes as

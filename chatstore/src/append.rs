@@ -13,6 +13,10 @@ impl Store {
     /// Store a batch of records in one transaction: all of it or none.
     /// A room record with a new epoch starts the room's history again.
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        // A message is acknowledged once it is committed, and a commit
+        // into a file deleted meanwhile is lost when the store closes: one
+        // stat a batch, not a message.
+        self.check_file()?;
         let tx = self.db.transaction()?;
         let mut found = Vec::new();
         write(&tx, records, &self.numbers, &mut found, &mut self.buffers)?;
@@ -28,10 +32,12 @@ impl Store {
         Ok(())
     }
 
-    /// Whether `records` could be stored now: written, then rolled back.
-    /// After a failed [`append`](Store::append), this tells when the cause
-    /// (a full disk, say) has gone.
+    /// Whether `records` could be stored now: written, down to the disk
+    /// (the log, uncommitted), then rolled back. After a failed
+    /// [`append`](Store::append), this tells when the cause (a full disk,
+    /// say) has gone.
     pub fn probe(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        self.check_file()?;
         let tx = self.db.transaction()?;
         write(
             &tx,
@@ -40,6 +46,13 @@ impl Store {
             &mut Vec::new(),
             &mut self.buffers,
         )?;
+        // SQLite keeps a transaction's pages in memory until its commit:
+        // written and rolled back only, a probe never touched the disk,
+        // and said a full or failing one worked (the server then went
+        // from "works again" to "cannot store" every second). Flushed, the
+        // pages go to the log as frames no commit marks, which the
+        // rollback discards.
+        tx.cache_flush()?;
         tx.rollback()?;
         Ok(())
     }

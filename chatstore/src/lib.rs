@@ -154,6 +154,11 @@ pub enum StoreError {
         /// Which limit it reached.
         why: &'static str,
     },
+    /// The database file was deleted or replaced while the store had it
+    /// open: SQLite would go on writing into the file no name leads to
+    /// any more, and lose it all when it closes. Refused until a restart.
+    #[error("{0} was deleted or replaced while chatserver had it open; nothing more is stored there; restart chatserver")]
+    Gone(PathBuf),
     /// SQLite reported an error (a full disk, an I/O error, ...).
     #[error("the history database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -205,6 +210,10 @@ pub struct Store {
     numbers: std::collections::HashMap<String, i64>,
     /// Chunks' JSON buffers, for the next batches.
     buffers: append::ChunkBuffers,
+    /// The database file as opened (device and inode; `None` read-only,
+    /// or not on Unix): a batch is not committed once its name leads
+    /// elsewhere.
+    file_id: Option<(u64, u64)>,
 }
 
 /// The oldest schema [`Store::open_read_only`] reads as it is: v5 only

@@ -82,7 +82,9 @@ impl Store {
             version: SCHEMA_VERSION,
             numbers: std::collections::HashMap::new(),
             buffers: Default::default(),
+            file_id: None,
         };
+        store.file_id = file_id(&store.path);
         store.migrate(version)?;
         store.detach_sessions()?;
         store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;
@@ -134,12 +136,22 @@ impl Store {
             version,
             numbers: std::collections::HashMap::new(),
             buffers: Default::default(),
+            file_id: None,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `Err(Gone)` when the database's name no longer leads to the file
+    /// opened (deleted, or another put in its place).
+    pub(crate) fn check_file(&self) -> Result<(), StoreError> {
+        match self.file_id {
+            Some(id) if file_id(&self.path) != Some(id) => Err(StoreError::Gone(self.path.clone())),
+            _ => Ok(()),
+        }
     }
 
     /// Cap the database at about `bytes` (`None`: no cap). Past it, an
@@ -155,6 +167,20 @@ impl Store {
                 r.get(0)
             })?;
         Ok(())
+    }
+}
+
+/// The file at `path`: its device and inode (`None`: missing, or not on Unix).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -558,6 +558,27 @@ fn a_full_store_refuses_a_batch_whole_keeps_reading_and_recovers() {
     assert_eq!(store.rooms().unwrap()[0].last_seq, 199);
 }
 
+/// The database file deleted (or another put in its place) while the
+/// store has it open: SQLite would write on into the file no name leads
+/// to, every batch acknowledged and all of it lost at the close. Refused
+/// instead, and no probe says it works again.
+#[test]
+fn a_database_deleted_while_open_refuses_every_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("rust", 1, 1, &[], "kept")]);
+    let db = dir.path().join(chatstore::DB_FILE);
+    std::fs::remove_file(&db).unwrap();
+    let batch = records("e", &[msg("rust", 2, 1, &[], "after")]);
+    let err = store.append(&batch).unwrap_err();
+    assert!(matches!(err, StoreError::Gone(_)), "{err}");
+    assert!(err.to_string().contains("deleted or replaced"), "{err}");
+    assert!(store.probe(&batch).is_err());
+    // Another file in its place is not the one open either.
+    std::fs::write(&db, b"").unwrap();
+    assert!(matches!(store.append(&batch), Err(StoreError::Gone(_))));
+}
+
 #[test]
 fn a_version_1_database_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
