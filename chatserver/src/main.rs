@@ -257,7 +257,10 @@ async fn run(args: Args) -> std::io::Result<()> {
                 clock.now(),
                 args.max_detached_sessions as usize,
             )
-            .map_err(|e| std::io::Error::other(format!("cannot read the history database: {e}")))?;
+            .map_err(|e| {
+                let e = e.naming(db.path());
+                std::io::Error::other(format!("cannot read the history database: {e}"))
+            })?;
             opened = Some(restored);
             let retention = store::Retention {
                 max_age_ms: args.history_max_age_days.saturating_mul(86_400_000),

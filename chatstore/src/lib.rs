@@ -31,7 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chatproto::{SessionId, TokenHash};
 use rusqlite::Connection;
@@ -159,9 +159,36 @@ pub enum StoreError {
     /// any more, and lose it all when it closes. Refused until a restart.
     #[error("{0} was deleted or replaced while chatserver had it open; nothing more is stored there; restart chatserver")]
     Gone(PathBuf),
+    /// The file is damaged (SQLite found it malformed), found at start or
+    /// by [`StoreError::naming`].
+    #[error("{path} is damaged ({source}); restore it from a backup, or move it away to start with an empty history")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The disk had no room for the database, found at start or by
+    /// [`StoreError::naming`].
+    #[error("the disk holding {0} is full; free some space, or choose another --data-dir")]
+    DiskFull(PathBuf),
     /// SQLite reported an error (a full disk, an I/O error, ...).
     #[error("the history database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// This error as one naming the database file `path` and what to do,
+    /// where SQLite's own words would say neither (a damaged file, a full
+    /// disk, one that cannot be written); other errors as they are. For
+    /// what goes wrong while starting (reading what was stored), where a
+    /// person has to act.
+    pub fn naming(self, path: &Path) -> StoreError {
+        match self {
+            StoreError::Sqlite(e) => open::classify(e, path),
+            e => e,
+        }
+    }
 }
 
 /// A session as the store knows it.

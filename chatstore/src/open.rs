@@ -44,6 +44,17 @@ impl Store {
         // No mutex of SQLite's own: a `Connection` is used by one thread
         // at a time (Rust sees to it), and the serialized mode's lock on
         // every call was a few percent of a stored message's cost.
+        // What SQLite says past this point names the file and what to do
+        // (a damaged file, a full disk), not only SQLite's words.
+        Self::open_locked(path.clone(), lock, sync).map_err(|e| e.naming(&path))
+    }
+
+    /// [`open`](Store::open)'s part once the directory is locked.
+    fn open_locked(
+        path: std::path::PathBuf,
+        lock: std::fs::File,
+        sync: Sync,
+    ) -> Result<Store, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -189,6 +200,11 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
         Some(C::NotADatabase) => StoreError::NotADatabase(path.to_owned()),
+        Some(C::DatabaseCorrupt) => StoreError::Damaged {
+            path: path.to_owned(),
+            source: e,
+        },
+        Some(C::DiskFull) => StoreError::DiskFull(path.to_owned()),
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => StoreError::Locked(path.to_owned()),
         Some(C::CannotOpen) | Some(C::ReadOnly) | Some(C::PermissionDenied) => StoreError::Dir {
             dir: path.parent().unwrap_or(path).to_owned(),

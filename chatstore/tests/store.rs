@@ -214,6 +214,38 @@ fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
     assert_eq!(std::fs::read(&path).unwrap(), junk);
 }
 
+/// A database cut short (a copy that stopped halfway, a disk that lost
+/// its end): refused at start, naming the file and what to do, not only
+/// in SQLite's words, and left as it is.
+#[test]
+fn a_truncated_database_is_refused_as_damaged_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let text = "x".repeat(2_000);
+    for seq in 1..=200 {
+        put(&mut store, "e", &[msg("rust", seq, 1, &[], &text)]);
+    }
+    drop(store);
+    let path = dir.path().join(chatstore::DB_FILE);
+    let whole = std::fs::read(&path).unwrap();
+    assert!(whole.len() > 100_000, "{} bytes", whole.len());
+    for keep in [4_096, whole.len() / 2] {
+        let cut = &whole[..keep];
+        std::fs::write(&path, cut).unwrap();
+        let err = Store::open(dir.path(), Sync::Normal)
+            .err()
+            .unwrap_or_else(|| panic!("a database cut to {keep} bytes was opened"));
+        assert!(matches!(err, StoreError::Damaged { .. }), "{keep}: {err:?}");
+        let said = err.to_string();
+        assert!(said.starts_with(&path.display().to_string()), "{said}");
+        assert!(
+            said.contains("is damaged") && said.contains("backup"),
+            "{said}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), cut, "left as it was");
+    }
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
