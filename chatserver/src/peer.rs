@@ -463,7 +463,9 @@ impl Peer {
         let result = write_queued(stream.as_ref(), &mut out);
         let mut gone = before - out.queue.len();
         if result.is_err() {
-            gone += out.held.iter().map(|(_, a)| a.len()).sum::<usize>();
+            // Nothing more can be written: every entry still queued or
+            // held leaves the budget's slots with the queue.
+            gone = before + out.held.iter().map(|(_, a)| a.len()).sum::<usize>();
             out.queue = VecDeque::new();
             out.held = VecDeque::new();
             out.queued = 0;
@@ -637,6 +639,24 @@ mod tests {
         drop(peer);
         assert_eq!(budget.used(), 0);
         drop(client);
+    }
+
+    #[tokio::test]
+    async fn frames_left_when_the_socket_fails_leave_the_budget() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (peer, _client) = peer_with(&budget).await;
+        // Every write fails from now on (EPIPE), as after the client's reset.
+        socket2::SockRef::from(peer.socket())
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
+        queue(&peer, &budget, 4);
+        peer.hold(1);
+        queue(&peer, &budget, 2);
+        assert!(peer.flush(false).is_err());
+        assert!(peer.is_dead());
+        assert_eq!((budget.used(), peer.queued()), (0, 0));
+        drop(peer);
+        assert_eq!(budget.used(), 0);
     }
 
     #[tokio::test]
