@@ -158,6 +158,7 @@ impl Server {
                         conn: Some(client),
                         ended_at: None,
                         detach: 0,
+                        timer: false,
                         rooms: Default::default(),
                         entering: Default::default(),
                         ids: IdWindow::default(),

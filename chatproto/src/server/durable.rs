@@ -17,7 +17,6 @@ use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::{Event, EventBody, SessionId};
 use crate::server::room::Room;
 use crate::server::session::{OnTheWay, Session};
-use crate::server::timers::Timer;
 use crate::server::{Now, Server, Step};
 
 /// A session token as it is stored: its SHA-256, never the token itself.
@@ -554,6 +553,7 @@ impl Server {
                 conn: None,
                 ended_at: Some(now.mono),
                 detach: 0,
+                timer: false,
                 rooms: Default::default(),
                 entering: Default::default(),
                 ids: Default::default(),
@@ -562,10 +562,7 @@ impl Server {
                 deferred: Default::default(),
             },
         );
-        self.timers.arm(
-            now.mono.saturating_add(self.config.resume_window_ms),
-            Timer::Session(id),
-        );
+        self.detach_timer(id, now);
         self.note_detached(id);
     }
 

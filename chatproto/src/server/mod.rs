@@ -456,15 +456,38 @@ impl Server {
                 }
             }
             Timer::Session(sid) => {
-                let expired = matches!(self.sessions.get(&sid),
-                    Some(s) if s.conn.is_none()
-                        && s.ended_at.is_some_and(|t| now.mono >= t.saturating_add(cfg.resume_window_ms)));
-                if expired {
-                    if let Some(s) = self.sessions.remove(&sid) {
-                        self.tokens.remove(&s.token_hash);
-                    }
+                let Some(s) = self.sessions.get_mut(&sid) else {
+                    return;
+                };
+                s.timer = false;
+                let Some(end) = s.ended_at.filter(|_| s.conn.is_none()) else {
+                    return;
+                };
+                let due = end.saturating_add(cfg.resume_window_ms);
+                if now.mono < due {
+                    // Detached again since this timer was armed.
+                    s.timer = true;
+                    self.timers.arm(due, Timer::Session(sid));
+                } else if let Some(s) = self.sessions.remove(&sid) {
+                    self.tokens.remove(&s.token_hash);
                 }
             }
+        }
+    }
+
+    /// `sid`'s connection ended (at `now`): its resume window's timer,
+    /// unless one is armed already (for an earlier end: firing, it arms
+    /// itself again for this one's).
+    fn detach_timer(&mut self, sid: SessionId, now: Now) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if !s.timer {
+            s.timer = true;
+            self.timers.arm(
+                now.mono.saturating_add(self.config.resume_window_ms),
+                Timer::Session(sid),
+            );
         }
     }
 
@@ -540,10 +563,7 @@ impl Server {
             );
         }
         self.record_attached(sid, false);
-        self.timers.arm(
-            now.mono.saturating_add(self.config.resume_window_ms),
-            Timer::Session(sid),
-        );
+        self.detach_timer(sid, now);
         self.note_detached(sid);
     }
 
@@ -619,4 +639,68 @@ pub(crate) fn resumed_elsewhere() -> ServerFrame {
         "your session was resumed on another connection, which continues it; \
          this one is closed (do not reconnect it automatically)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClientFrame, Output};
+
+    /// The token of the `welcome` `client` got, reading everything out.
+    fn welcome_token(server: &mut Server, client: ClientId) -> String {
+        let mut token = None;
+        while let Some(out) = server.poll() {
+            if let Output::Send {
+                to,
+                frame: ServerFrame::Welcome { session, .. },
+                ..
+            } = out
+            {
+                if to == client {
+                    token = session;
+                }
+            }
+        }
+        token.expect("welcomed")
+    }
+
+    fn session_timers(server: &Server) -> usize {
+        let all = server.timers.iter();
+        all.filter(|t| matches!(t, Timer::Session(_))).count()
+    }
+
+    /// A client reconnecting in a loop within its resume window: one
+    /// timer for its session, not one per lost connection (which a window
+    /// of hours would have let grow without bound), and the session still
+    /// expires at the end of the window after its last connection.
+    #[test]
+    fn a_session_detached_again_and_again_keeps_one_timer() {
+        let window = 60_000;
+        let mut config = ServerConfig::default();
+        config.resume_window_ms = window;
+        let mut server = Server::new(config, [7; 32]);
+        let mut now = Now::new(0, 1_732_400_000_000);
+        let first = server.handle_connect(now);
+        server.handle_frame(now, first, ClientFrame::join_v2("alice", vec![], None));
+        let mut token = welcome_token(&mut server, first);
+        server.handle_disconnect(now, first);
+        for _ in 0..1_000 {
+            now = Now::new(now.mono + 10, now.wall + 10);
+            let again = server.handle_connect(now);
+            let join = ClientFrame::join_v2("alice", vec![], Some(token.clone()));
+            server.handle_frame(now, again, join);
+            token = welcome_token(&mut server, again);
+            server.handle_disconnect(now, again);
+            server.handle_timeout(now);
+        }
+        assert_eq!(session_timers(&server), 1);
+        let last_end = now.mono;
+        // Past the first connection's window, not the last one's: alive.
+        server.handle_timeout(Now::new(window + 1, now.wall));
+        assert_eq!(session_timers(&server), 1);
+        assert_eq!(server.sessions.len(), 1);
+        // Past the last one's: gone, and so is its timer.
+        server.handle_timeout(Now::new(last_end + window, now.wall));
+        assert_eq!((session_timers(&server), server.sessions.len()), (0, 0));
+    }
 }

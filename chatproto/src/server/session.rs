@@ -79,6 +79,11 @@ pub(crate) struct Session {
     pub conn: Option<ClientId>,
     /// When its connection ended (monotonic ms), while detached.
     pub ended_at: Option<u64>,
+    /// Whether a timer for its resume window is armed: at most one is, so
+    /// a session detached again and again within its window (a client
+    /// reconnecting in a loop) adds no more timers (the one armed arms
+    /// itself again for the window's real end, see `Server::detach_timer`).
+    pub timer: bool,
     /// Which detaching of the server's this session's latest was (see
     /// `Server::detached`): an older entry for it there is stale.
     pub detach: u64,

@@ -35,6 +35,12 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// Every timer armed, in no order.
+    #[cfg(test)]
+    pub fn iter(&self) -> impl Iterator<Item = Timer> + '_ {
+        self.heap.iter().map(|Reverse((_, t))| *t)
+    }
+
     /// Move every timer due at `now` into `out`.
     pub fn due(&mut self, now: u64, out: &mut Vec<Timer>) {
         while let Some(Reverse((at, _))) = self.heap.peek() {
