@@ -1,5 +1,6 @@
 //! Fan-out through the server core: messages handled per second in a room
-//! of 100 (and of 1 000) members.
+//! of 100 (and of 1 000) members; and a message into one of many rooms past
+//! the history budget for them all.
 //!
 //! Each iteration is one `handle_frame` followed by the drain a shell does
 //! after every input: `poll` until `None`, encoding each `Deliver` once and
@@ -159,5 +160,48 @@ fn fanout(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fanout);
+/// Many rooms past the history budget for them all: each message makes the
+/// least recently used room give back its oldest message (BENCHMARKS.md,
+/// "Forgetting the least recently used room").
+fn rooms_past_the_history_budget(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rooms_past_the_history_budget");
+    g.throughput(Throughput::Elements(1));
+    for rooms in [1_000, 10_000] {
+        g.bench_function(format!("msg_{rooms}_rooms"), |b| {
+            let mut config = ServerConfig::default();
+            config.max_rooms_per_client = rooms;
+            // About two of these messages a room fit (each is counted for
+            // its strings and 128 bytes), so history is shed from the start.
+            config.history_bytes_total = rooms * 500;
+            let mut sh = Shell {
+                server: Server::new(config, [1; 32]),
+                ids: Vec::new(),
+                queues: vec![Vec::new()],
+                mono: 0,
+            };
+            let id = sh.server.handle_connect(sh.now());
+            sh.ids.push(id);
+            sh.send(0, ClientFrame::join_v2("alice", Vec::new(), None));
+            let names: Vec<String> = (0..rooms).map(|i| format!("r{i}")).collect();
+            for name in &names {
+                sh.send(0, ClientFrame::enter(name.clone(), None));
+            }
+            for _ in 0..3 {
+                for name in &names {
+                    sh.send(0, ClientFrame::msg_in(name.clone(), Vec::new(), TEXT, None));
+                }
+            }
+            let mut i = 0;
+            b.iter(|| {
+                // People talk in a few rooms; the rest sit idle.
+                i = (i + 1) % 7;
+                let frame = ClientFrame::msg_in(names[i].clone(), Vec::new(), TEXT, None);
+                assert_eq!(sh.send(0, frame), 1);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fanout, rooms_past_the_history_budget);
 criterion_main!(benches);

@@ -158,8 +158,14 @@ impl Server {
                 session,
                 status: PresenceStatus::Online,
                 ..
-            } => self.apply_enter(&event, *session),
-            EventBody::Presence { session, .. } => self.apply_leave(&event, *session),
+            } => {
+                self.apply_enter(&event, *session);
+                self.note_used(&event.room);
+            }
+            EventBody::Presence { session, .. } => {
+                self.apply_leave(&event, *session);
+                self.note_used(&event.room);
+            }
             EventBody::Msg { .. } => self.apply_msg(&event),
         }
         if self.config.cluster {
@@ -298,6 +304,7 @@ impl Server {
     }
 
     fn apply_msg(&mut self, event: &Arc<Event>) {
+        // Noted in the order of use there, before the history is shed.
         self.keep_and_deliver(event);
         // Over the budget for all rooms: the room least recently written
         // to gives back its oldest messages first, so rooms people left
@@ -310,11 +317,15 @@ impl Server {
             self.config.history_per_room,
             self.config.history_bytes_per_room,
         );
+        let rooms = self.rooms.len();
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
         let added = crate::server::room::event_bytes(event);
         let freed = room.remember(Arc::clone(event), cap, per_room);
         self.history_bytes = self.history_bytes + added - freed;
+        if self.order.used(room, rooms) {
+            self.order.sweep(&self.rooms);
+        }
         let EventBody::Msg { from, to, id, .. } = &event.body else {
             return;
         };
@@ -375,21 +386,42 @@ impl Server {
     /// all history fits its budget (or only the newest message is left).
     fn shed_history(&mut self) {
         while self.history_bytes > self.config.history_bytes_total {
-            let lru = self
-                .rooms
-                .values_mut()
-                .filter(|r| !r.history.is_empty())
-                .min_by_key(|r| (r.history.len() == 1, r.touched));
+            let noted = self.order.oldest_with_history(&self.rooms);
+            debug_assert_eq!(
+                noted
+                    .as_deref()
+                    .and_then(|n| self.rooms.get(n))
+                    .map(|r| r.touched),
+                self.oldest_with_history_scan()
+                    .and_then(|n| self.rooms.get(n))
+                    .map(|r| r.touched),
+                "the order of use kept for the history budget"
+            );
+            // Never without a room when some keep history; if it were, one
+            // pass over them all finds it.
+            let lru = match noted {
+                Some(name) => self.rooms.get_mut(&*name),
+                None => {
+                    let name = self.oldest_with_history_scan().map(str::to_owned);
+                    name.and_then(|n| self.rooms.get_mut(&n))
+                }
+            };
             let Some(room) = lru else { return };
-            if room.history.len() == 1 && self.history_bytes <= self.config.history_bytes_total {
-                return;
-            }
             let freed = room.forget_oldest();
             if freed == 0 {
                 return;
             }
+            self.order.cut(room);
             self.history_bytes -= freed;
         }
+    }
+
+    /// The room [`Server::shed_history`] takes from, by looking at every
+    /// room (what [`lru::Order`](crate::server::lru) answers sooner).
+    fn oldest_with_history_scan(&self) -> Option<&str> {
+        let lru = self.rooms.iter().filter(|(_, r)| !r.history.is_empty());
+        lru.min_by_key(|(_, r)| (r.history.len() == 1, r.touched))
+            .map(|(n, _)| n.as_str())
     }
 
     /// Who is in `room`, and `sid` (about to be) last: the `online` list of

@@ -248,6 +248,7 @@ impl Server {
             let created = Room::new(Arc::from(room.as_str()), epoch);
             self.record_room(&created);
             self.rooms.insert(room.clone(), created);
+            self.note_used(&room);
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
         s.rooms.insert(room.clone(), ());
@@ -276,18 +277,38 @@ impl Server {
     /// in, history and all (entering it again starts a new epoch), so that
     /// rooms people left behind never lock everyone out of new ones.
     fn forget_an_empty_room(&mut self) {
-        let oldest = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| r.is_empty())
-            .min_by_key(|(_, r)| r.touched)
-            .map(|(n, _)| n.clone());
+        let noted = self.order.oldest_empty(&self.rooms);
+        // (Rooms made and never used tie at 0: either will do.)
+        debug_assert_eq!(
+            noted
+                .as_deref()
+                .and_then(|n| self.rooms.get(n))
+                .map(|r| r.touched),
+            self.oldest_empty_scan()
+                .and_then(|n| self.rooms.get(n))
+                .map(|r| r.touched),
+            "the order of use kept for the cap of rooms"
+        );
+        // None noted: one pass over every room, in case.
+        let oldest = match noted {
+            Some(name) => Some(name.to_string()),
+            None => self.oldest_empty_scan().map(str::to_owned),
+        };
         if let Some(name) = oldest {
             if let Some(room) = self.rooms.remove(&name) {
                 self.history_bytes -= room.history_bytes;
                 self.record_forgotten(&room);
             }
         }
+    }
+
+    /// The room [`Server::forget_an_empty_room`] forgets, by looking at
+    /// every room.
+    fn oldest_empty_scan(&self) -> Option<&str> {
+        let empty = self.rooms.iter().filter(|(_, r)| r.is_empty());
+        empty
+            .min_by_key(|(_, r)| r.touched)
+            .map(|(n, _)| n.as_str())
     }
 
     fn part(&mut self, now: Now, client: ClientId, sid: SessionId, raw: &str) {

@@ -293,6 +293,10 @@ impl Server {
         for r in self.rooms.values_mut() {
             r.next_seq = r.seq + 1;
         }
+        // A room whose last events were given up may be empty now, unused.
+        for r in self.rooms.values().filter(|r| r.is_empty()) {
+            self.order.emptied(r);
+        }
         let message = self.fit(format!(
             "the server cannot store messages right now ({cause}); your message was not sent; try again later"
         ));
@@ -516,6 +520,7 @@ impl Server {
             self.history_bytes -= freed;
         }
         self.rooms.insert(name.to_string(), room);
+        self.note_used(&name);
     }
 
     /// Start again from a store: a session that may be resumed for one

@@ -7,6 +7,7 @@ pub(crate) mod durable;
 pub(crate) mod event;
 mod ids;
 pub(crate) mod log;
+mod lru;
 pub(crate) mod output;
 pub(crate) mod reads;
 mod room;
@@ -189,6 +190,9 @@ pub struct Server {
     timers: Timers,
     /// What every room's history holds together (see `event_bytes`).
     history_bytes: usize,
+    /// The rooms in the order they were last used, to forget the least
+    /// recently used first.
+    order: lru::Order,
     /// Events applied and rooms restored so far: the clock of each room's
     /// `touched`, which orders the rooms by when they were last used.
     applied: u64,
@@ -232,6 +236,7 @@ impl Server {
             spare: Vec::new(),
             timers: Timers::default(),
             history_bytes: 0,
+            order: Default::default(),
             applied: 0,
             detached: VecDeque::new(),
             detaches: 0,
@@ -491,6 +496,15 @@ impl Server {
         }
     }
 
+    /// `room` was used or made (or restored): note it in the order of use.
+    fn note_used(&mut self, room: &str) {
+        if let Some(r) = self.rooms.get(room) {
+            if self.order.used(r, self.rooms.len()) {
+                self.order.sweep(&self.rooms);
+            }
+        }
+    }
+
     /// Send `error` to `client`, close it, and let its session leave.
     fn close_with(&mut self, now: Now, client: ClientId, error: ServerFrame) {
         let ServerFrame::Error { code, .. } = &error else {
@@ -669,6 +683,74 @@ mod tests {
         all.filter(|t| matches!(t, Timer::Session(_))).count()
     }
 
+    /// Many rooms, a small history budget and a small cap of rooms, with
+    /// clients entering, parting, talking and leaving at random: every
+    /// room the order of use gives for shedding history and for the cap
+    /// is the one a look at every room finds (`debug_assert`s in
+    /// `shed_history` and `forget_an_empty_room`, which this debug build
+    /// runs at each), and the budget holds.
+    #[test]
+    fn the_order_of_use_picks_the_rooms_a_full_look_would() {
+        let config = ServerConfig {
+            max_rooms: 40,
+            max_rooms_per_client: 8,
+            history_bytes_total: 6_000,
+            history_per_room: 6,
+            ..ServerConfig::default()
+        };
+        let budget = config.history_bytes_total;
+        let mut server = Server::new(config, [3; 32]);
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut now = Now::new(0, 1_732_400_000_000);
+        let mut clients: Vec<Option<ClientId>> = vec![None; 12];
+        let (mut fullest, mut most_rooms) = (0, 0);
+        for step in 0..20_000 {
+            now = Now::new(now.mono + 1, now.wall + 1);
+            let slot = next(clients.len() as u64) as usize;
+            let frame = match clients[slot] {
+                None => {
+                    let c = server.handle_connect(now);
+                    clients[slot] = Some(c);
+                    (c, ClientFrame::join_v2(format!("n{slot}"), vec![], None))
+                }
+                Some(c) => {
+                    let room = format!("r{}", next(60));
+                    match next(10) {
+                        0 => {
+                            server.handle_disconnect(now, c);
+                            clients[slot] = None;
+                            continue;
+                        }
+                        1 | 2 => (c, ClientFrame::enter(room, None)),
+                        3 => (c, ClientFrame::Part { room }),
+                        _ => {
+                            let text = "x".repeat(next(300) as usize);
+                            (c, ClientFrame::msg_in(room, vec![], text, None))
+                        }
+                    }
+                }
+            };
+            server.handle_frame(now, frame.0, frame.1);
+            while server.poll().is_some() {}
+            assert!(
+                server.history_bytes <= budget,
+                "step {step}: {}",
+                server.history_bytes
+            );
+            fullest = fullest.max(server.history_bytes);
+            most_rooms = most_rooms.max(server.rooms.len());
+        }
+        // Both forgettings were needed (or this tested nothing).
+        assert!(fullest > budget - 600, "{fullest}");
+        assert_eq!(most_rooms, 40);
+    }
+
     /// A client reconnecting in a loop within its resume window: one
     /// timer for its session, not one per lost connection (which a window
     /// of hours would have let grow without bound), and the session still
@@ -676,8 +758,10 @@ mod tests {
     #[test]
     fn a_session_detached_again_and_again_keeps_one_timer() {
         let window = 60_000;
-        let mut config = ServerConfig::default();
-        config.resume_window_ms = window;
+        let config = ServerConfig {
+            resume_window_ms: window,
+            ..ServerConfig::default()
+        };
         let mut server = Server::new(config, [7; 32]);
         let mut now = Now::new(0, 1_732_400_000_000);
         let first = server.handle_connect(now);

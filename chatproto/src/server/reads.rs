@@ -290,6 +290,7 @@ impl Server {
         while r.history.front().is_some_and(|e| e.seq < r.stored_from) {
             self.history_bytes -= r.forget_oldest();
         }
+        self.order.cut(r);
         r.history_start = r.history_start.max(r.stored_from);
     }
 }

@@ -1,0 +1,135 @@
+//! The rooms in the order they were last used, by kind, for the two
+//! forgettings that take the least recently used room: the oldest
+//! messages of the room least recently used (all history past its
+//! budget; rooms with more than their newest message first) and the empty
+//! room least recently used (at the cap of rooms). Each looked at every
+//! room every time: with 10,000 rooms, a message past the history budget
+//! cost 90 to 210 us instead of under 1 (BENCHMARKS.md).
+//!
+//! A room is noted with its `touched` whenever that changes (an event
+//! applied, a room restored) and when its history is cut to one message;
+//! an entry whose room was used since (another `touched`), or is no longer
+//! of its kind, is stale and goes when it is found. `touched` only grows,
+//! so entries noted as rooms are used are in order; the others are kept in
+//! ordered sets.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::server::ids::StrMap;
+use crate::server::room::Room;
+
+/// Stale entries are swept out when there are this many more than rooms
+/// (and more than twice as many).
+const SWEEP_OVER: usize = 1_024;
+
+#[derive(Debug, Default)]
+pub(crate) struct Order {
+    /// Rooms that kept more than one message, in the order they were used.
+    several: VecDeque<(u64, Arc<str>)>,
+    /// Rooms that keep exactly one message, by when they were last used.
+    one: BTreeSet<(u64, Arc<str>)>,
+    /// Empty rooms (see [`Room::is_empty`]), by when they were last used
+    /// (rooms made before any event count as used at 0).
+    empty: BTreeSet<(u64, Arc<str>)>,
+}
+
+impl Order {
+    /// `room` was used (`touched` is new), or made: note it as it is now.
+    /// `rooms`: how many there are. True when stale entries should be
+    /// swept out now ([`Order::sweep`]).
+    #[must_use]
+    pub fn used(&mut self, room: &Room, rooms: usize) -> bool {
+        match room.history.len() {
+            0 => {}
+            1 => {
+                self.one.insert((room.touched, Arc::clone(&room.name)));
+            }
+            _ => match self.several.back_mut() {
+                // The same room again (the common case: one busy room):
+                // its entry moves to now, where it is already.
+                Some((t, name)) if Arc::ptr_eq(name, &room.name) => *t = room.touched,
+                _ => self
+                    .several
+                    .push_back((room.touched, Arc::clone(&room.name))),
+            },
+        }
+        if room.touched == 0 || room.is_empty() {
+            self.empty.insert((room.touched, Arc::clone(&room.name)));
+        }
+        let most = rooms.saturating_mul(2).max(rooms + SWEEP_OVER);
+        self.several.len() > most || self.one.len() > most || self.empty.len() > most
+    }
+
+    /// `room` is empty now, not by an event of its own (the events on
+    /// their way to it were given up).
+    pub fn emptied(&mut self, room: &Room) {
+        self.empty.insert((room.touched, Arc::clone(&room.name)));
+    }
+
+    /// `room`'s history was cut, not by an event of its own.
+    pub fn cut(&mut self, room: &Room) {
+        if room.history.len() == 1 {
+            self.one.insert((room.touched, Arc::clone(&room.name)));
+        }
+    }
+
+    /// The room least recently used of those that keep messages, those
+    /// keeping more than one first.
+    pub fn oldest_with_history(&mut self, rooms: &StrMap<Room>) -> Option<Arc<str>> {
+        while let Some((t, name)) = self.several.front() {
+            if rooms
+                .get(&**name)
+                .is_some_and(|r| r.touched == *t && r.history.len() > 1)
+            {
+                return Some(Arc::clone(name));
+            }
+            // Used since, cut to one message (then in `one`), or gone.
+            self.several.pop_front();
+        }
+        while let Some((t, name)) = self.one.first() {
+            if rooms
+                .get(&**name)
+                .is_some_and(|r| r.touched == *t && r.history.len() == 1)
+            {
+                return Some(Arc::clone(name));
+            }
+            self.one.pop_first();
+        }
+        None
+    }
+
+    /// The empty room least recently used.
+    pub fn oldest_empty(&mut self, rooms: &StrMap<Room>) -> Option<Arc<str>> {
+        let mut stale = Vec::new();
+        let mut found = None;
+        for (t, name) in &self.empty {
+            match rooms.get(&**name) {
+                Some(r) if r.touched == *t => {
+                    if r.is_empty() {
+                        found = Some(Arc::clone(name));
+                        break;
+                    }
+                    // Not empty now without being used (an event on its
+                    // way): it may be empty again the same way.
+                }
+                _ => stale.push((*t, Arc::clone(name))),
+            }
+        }
+        for e in stale {
+            self.empty.remove(&e);
+        }
+        found
+    }
+
+    /// Drop every stale entry (an empty room's stays while the room was
+    /// not used since: see [`Order::oldest_empty`]).
+    pub fn sweep(&mut self, rooms: &StrMap<Room>) {
+        let now = |t: u64, name: &str| rooms.get(name).filter(|r| r.touched == t);
+        self.several
+            .retain(|(t, n)| now(*t, n).is_some_and(|r| r.history.len() > 1));
+        self.one
+            .retain(|(t, n)| now(*t, n).is_some_and(|r| r.history.len() == 1));
+        self.empty.retain(|(t, n)| now(*t, n).is_some());
+    }
+}
