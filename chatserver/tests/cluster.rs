@@ -24,6 +24,11 @@ struct Nats {
     dir: tempfile::TempDir,
     /// A configuration file to start it with (`-c`), if any.
     config: Option<std::path::PathBuf>,
+    /// While killed: its port, held by a listener that says nothing, so
+    /// that no other test's nats-server starts there meanwhile (its nodes
+    /// would find that one, with another test's rooms, and go on; seen once
+    /// in CI). Nodes connecting to it get no INFO: NATS is still away.
+    held: Option<TcpListener>,
 }
 
 /// Whether nats-server is on PATH; if not, says so, and fails `test` if
@@ -74,6 +79,7 @@ impl Nats {
             port,
             dir,
             config,
+            held: None,
         };
         nats.run();
         Some(nats)
@@ -81,6 +87,7 @@ impl Nats {
 
     /// Start the process (again) on the same port and store directory.
     fn run(&mut self) {
+        self.held = None;
         let mut command = Command::new("nats-server");
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
@@ -120,11 +127,12 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// SIGKILL (its own PID) and reap.
+    /// SIGKILL (its own PID) and reap; its port is held until [`Nats::run`].
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.held = TcpListener::bind(("127.0.0.1", self.port)).ok();
         }
     }
 }
@@ -141,7 +149,11 @@ impl Drop for Nats {
 struct NatsCluster {
     children: Vec<Child>,
     ports: Vec<u16>,
+    /// Each server's route port, by which the others reach it.
+    routes: Vec<u16>,
     dir: tempfile::TempDir,
+    /// The ports of the servers killed, held as [`Nats`] holds its own.
+    held: Vec<TcpListener>,
 }
 
 impl NatsCluster {
@@ -188,7 +200,9 @@ impl NatsCluster {
         let mut cluster = NatsCluster {
             children: Vec::new(),
             ports: Vec::new(),
+            routes: routes.clone(),
             dir: tempfile::tempdir().expect("temporary directory"),
+            held: Vec::new(),
         };
         for (i, route) in routes.iter().enumerate() {
             let port = free_port();
@@ -234,10 +248,15 @@ impl NatsCluster {
             .join(",")
     }
 
-    /// SIGKILL server `i` (its own PID) and reap it.
+    /// SIGKILL server `i` (its own PID) and reap it; its ports are held
+    /// from then on.
     fn kill(&mut self, i: usize) {
         let _ = self.children[i].kill();
         let _ = self.children[i].wait();
+        for port in [self.ports[i], self.routes[i]] {
+            self.held
+                .extend(TcpListener::bind(("127.0.0.1", port)).ok());
+        }
     }
 }
 
