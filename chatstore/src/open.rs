@@ -88,14 +88,13 @@ impl Store {
         let mut store = Store {
             _checkpointer: None,
             db,
+            file_id: file_id(&path),
             path,
             _lock: Some(lock),
             version: SCHEMA_VERSION,
             numbers: std::collections::HashMap::new(),
             buffers: Default::default(),
-            file_id: None,
         };
-        store.file_id = file_id(&store.path);
         store.migrate(version)?;
         store.detach_sessions()?;
         store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;

@@ -388,25 +388,13 @@ impl Server {
         while self.history_bytes > self.config.history_bytes_total {
             let noted = self.order.oldest_with_history(&self.rooms);
             debug_assert_eq!(
-                noted
-                    .as_deref()
-                    .and_then(|n| self.rooms.get(n))
-                    .map(|r| r.touched),
-                self.oldest_with_history_scan()
-                    .and_then(|n| self.rooms.get(n))
-                    .map(|r| r.touched),
+                self.touched_of(noted.as_deref()),
+                self.touched_of(self.oldest_with_history_scan()),
                 "the order of use kept for the history budget"
             );
-            // Never without a room when some keep history; if it were, one
-            // pass over them all finds it.
-            let lru = match noted {
-                Some(name) => self.rooms.get_mut(&*name),
-                None => {
-                    let name = self.oldest_with_history_scan().map(str::to_owned);
-                    name.and_then(|n| self.rooms.get_mut(&n))
-                }
+            let Some(room) = noted.and_then(|n| self.rooms.get_mut(&*n)) else {
+                return;
             };
-            let Some(room) = lru else { return };
             let freed = room.forget_oldest();
             if freed == 0 {
                 return;
@@ -414,6 +402,12 @@ impl Server {
             self.order.cut(room);
             self.history_bytes -= freed;
         }
+    }
+
+    /// When `room` was last used, if there is such a room (to check the
+    /// order of use against a look at every room).
+    pub(crate) fn touched_of(&self, room: Option<&str>) -> Option<u64> {
+        room.and_then(|n| self.rooms.get(n)).map(|r| r.touched)
     }
 
     /// The room [`Server::shed_history`] takes from, by looking at every

@@ -277,25 +277,15 @@ impl Server {
     /// in, history and all (entering it again starts a new epoch), so that
     /// rooms people left behind never lock everyone out of new ones.
     fn forget_an_empty_room(&mut self) {
-        let noted = self.order.oldest_empty(&self.rooms);
+        let oldest = self.order.oldest_empty(&self.rooms);
         // (Rooms made and never used tie at 0: either will do.)
         debug_assert_eq!(
-            noted
-                .as_deref()
-                .and_then(|n| self.rooms.get(n))
-                .map(|r| r.touched),
-            self.oldest_empty_scan()
-                .and_then(|n| self.rooms.get(n))
-                .map(|r| r.touched),
+            self.touched_of(oldest.as_deref()),
+            self.touched_of(self.oldest_empty_scan()),
             "the order of use kept for the cap of rooms"
         );
-        // None noted: one pass over every room, in case.
-        let oldest = match noted {
-            Some(name) => Some(name.to_string()),
-            None => self.oldest_empty_scan().map(str::to_owned),
-        };
         if let Some(name) = oldest {
-            if let Some(room) = self.rooms.remove(&name) {
+            if let Some(room) = self.rooms.remove(&*name) {
                 self.history_bytes -= room.history_bytes;
                 self.record_forgotten(&room);
             }
