@@ -459,6 +459,12 @@ fn cause(e: &StoreError) -> String {
     if let StoreError::OutOfOrder { room, seq } = e {
         return format!("room #{room} cannot be stored: seq {seq} is out of order");
     }
+    if let StoreError::DiskFull(_) = e {
+        return "its disk is full".to_owned();
+    }
+    if let StoreError::AtCap { .. } = e {
+        return "its history is at its size cap".to_owned();
+    }
     if let StoreError::Gone(_) = e {
         return "its database file was deleted; the server must be restarted".to_owned();
     }
@@ -668,7 +674,7 @@ mod tests {
         ));
         assert!(matches!(
             probe_keyable(&mut store, &mut big),
-            Err(StoreError::Sqlite(_))
+            Err(StoreError::AtCap { .. })
         ));
     }
 }

@@ -6,6 +6,7 @@ use chatproto::{EventBody, PresenceStatus, Recipient, Record};
 use rusqlite::params;
 
 use crate::chunk::{insert_chunk, Fields, To, KIND_MSG, KIND_OFFLINE, KIND_ONLINE};
+use crate::open::{free_bytes, full_disk};
 use crate::rooms::{begin_room, forget_room, room_number, Began};
 use crate::{Store, StoreError, CHUNK_BYTES, CHUNK_EVENTS, MAX_SEQ, SEQ_BITS};
 
@@ -13,6 +14,11 @@ impl Store {
     /// Store a batch of records in one transaction: all of it or none.
     /// A room record with a new epoch starts the room's history again.
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        self.append_batch(records).map_err(|e| self.explain(e))
+    }
+
+    /// [`append`](Store::append), its errors as SQLite gave them.
+    fn append_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
         // A message is acknowledged once it is committed, and a commit
         // into a file deleted meanwhile is lost when the store closes: one
         // stat a batch, not a message.
@@ -37,6 +43,11 @@ impl Store {
     /// [`append`](Store::append), this tells when the cause (a full disk,
     /// say) has gone.
     pub fn probe(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        self.probe_batch(records).map_err(|e| self.explain(e))
+    }
+
+    /// [`probe`](Store::probe), its errors as SQLite gave them.
+    fn probe_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
         self.check_file()?;
         let tx = self.db.transaction()?;
         write(
@@ -55,6 +66,35 @@ impl Store {
         tx.cache_flush()?;
         tx.rollback()?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// SQLite's "full" or an I/O error while the disk holding the database
+    /// has no room left is [`StoreError::DiskFull`] (see
+    /// [`full_disk`](crate::open::full_disk)); "full" with room on the
+    /// disk is [`StoreError::AtCap`] when a cap is set. SQLite's words say
+    /// neither which of the two it is nor, for an I/O error, that it is
+    /// about space.
+    fn explain(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Sqlite(ref s) if full_disk(s, || free_bytes(&self.path)) => {
+                StoreError::DiskFull(self.path.clone())
+            }
+            // Not the disk: with a cap set, the cap.
+            StoreError::Sqlite(ref s)
+                if s.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                match self.max_bytes {
+                    Some(bytes) => StoreError::AtCap {
+                        path: self.path.clone(),
+                        bytes,
+                    },
+                    None => e,
+                }
+            }
+            e => e,
+        }
     }
 }
 

@@ -172,6 +172,15 @@ pub enum StoreError {
     /// [`StoreError::naming`].
     #[error("the disk holding {0} is full; free some space, or choose another --data-dir")]
     DiskFull(PathBuf),
+    /// The database reached the cap [`Store::set_max_bytes`] set
+    /// (`--store-max-mib`): appends fail until retention frees space.
+    #[error("{path} reached its size cap of {} MiB (--store-max-mib); it stores again once retention frees space, or raise the cap", bytes.div_ceil(1 << 20))]
+    AtCap {
+        /// The file.
+        path: PathBuf,
+        /// The cap.
+        bytes: u64,
+    },
     /// SQLite reported an error (a full disk, an I/O error, ...).
     #[error("the history database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -241,6 +250,8 @@ pub struct Store {
     /// or not on Unix): a batch is not committed once its name leads
     /// elsewhere.
     file_id: Option<(u64, u64)>,
+    /// The cap [`Store::set_max_bytes`] set, if any.
+    max_bytes: Option<u64>,
 }
 
 /// The oldest schema [`Store::open_read_only`] reads as it is: v5 only

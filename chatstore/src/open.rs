@@ -89,6 +89,7 @@ impl Store {
             _checkpointer: None,
             db,
             file_id: file_id(&path),
+            max_bytes: None,
             path,
             _lock: Some(lock),
             version: SCHEMA_VERSION,
@@ -147,6 +148,7 @@ impl Store {
             numbers: std::collections::HashMap::new(),
             buffers: Default::default(),
             file_id: None,
+            max_bytes: None,
         })
     }
 
@@ -176,6 +178,7 @@ impl Store {
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
                 r.get(0)
             })?;
+        self.max_bytes = bytes;
         Ok(())
     }
 }
@@ -204,11 +207,99 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
             source: e,
         },
         Some(C::DiskFull) => StoreError::DiskFull(path.to_owned()),
+        _ if full_disk(&e, || free_bytes(path)) => StoreError::DiskFull(path.to_owned()),
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => StoreError::Locked(path.to_owned()),
         Some(C::CannotOpen) | Some(C::ReadOnly) | Some(C::PermissionDenied) => StoreError::Dir {
             dir: path.parent().unwrap_or(path).to_owned(),
             source: std::io::Error::other(e.to_string()),
         },
         _ => StoreError::Sqlite(e),
+    }
+}
+
+/// Free space below this on the disk holding the database, at an I/O
+/// error, is why: a write that found no room for its page (a log frame,
+/// the shared-memory index, a checkpoint's copy) fails that way, as "disk
+/// I/O error" rather than SQLite's "database or disk is full".
+pub(crate) const FULL_BELOW_BYTES: u64 = 1 << 20;
+
+/// Whether `e` is SQLite's "full" or an I/O error, on a disk with less
+/// than [`FULL_BELOW_BYTES`] free (`free` tells how much: asked only for
+/// those two). SQLite's "database or disk is full" alone does not say
+/// which: it is also the answer at the size cap (`--store-max-mib`).
+pub(crate) fn full_disk(e: &rusqlite::Error, free: impl FnOnce() -> Option<u64>) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(C::DiskFull | C::SystemIoFailure)
+    ) && out_of_space(free())
+}
+
+/// Whether `free` (bytes an unprivileged writer may still use, `None` when
+/// unknown) is too little to go on.
+pub(crate) fn out_of_space(free: Option<u64>) -> bool {
+    free.is_some_and(|b| b < FULL_BELOW_BYTES)
+}
+
+/// The bytes an unprivileged writer may still use on the filesystem
+/// holding `path` (its directory), or `None` if it cannot be told.
+pub(crate) fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+        let fs = rustix::fs::statvfs(dir).ok()?;
+        Some(fs.f_bavail.saturating_mul(fs.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn an_io_error_or_full_on_a_disk_with_no_room_is_a_full_disk() {
+        for code in [ffi::SQLITE_IOERR_WRITE, ffi::SQLITE_FULL] {
+            let e = sqlite(code);
+            assert!(full_disk(&e, || Some(0)));
+            assert!(full_disk(&e, || Some(FULL_BELOW_BYTES - 1)));
+            // Room left (SQLite's "full" is then the size cap), or no way
+            // to tell: the error as it is.
+            assert!(!full_disk(&e, || Some(FULL_BELOW_BYTES)));
+            assert!(!full_disk(&e, || None));
+        }
+        // Other errors are not about space: the disk is not even asked.
+        let mut asked = false;
+        assert!(!full_disk(&sqlite(ffi::SQLITE_BUSY), || {
+            asked = true;
+            Some(0)
+        }));
+        assert!(!asked);
+        let path = Path::new("/data/chat.db");
+        assert!(matches!(
+            classify(sqlite(ffi::SQLITE_FULL), path),
+            StoreError::DiskFull(p) if p == path
+        ));
+    }
+
+    #[test]
+    fn free_space_is_read_from_the_directory_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(&dir.path().join("chat.db"));
+        if cfg!(unix) {
+            assert!(free.is_some(), "statvfs of a temporary directory");
+        }
+        // A directory that does not exist, and a bare file name: unknown.
+        assert_eq!(free_bytes(Path::new("/nonexistent-dir-x/chat.db")), None);
+        assert_eq!(free_bytes(Path::new("chat.db")), None);
     }
 }

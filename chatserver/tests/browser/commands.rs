@@ -318,7 +318,7 @@ async fn too_long_while_typed(h: &Harness, server: &Server) {
 const BAR_JS: &str = "const e = document.querySelector('#errors .error');
   return [e ? e.dataset.code : null, document.getElementById('input').value];";
 
-/// A line the server refused (here `unavailable`: its storage is full)
+/// A line the server refused (here `unavailable`: its history is at its size cap)
 /// comes back to the input with the reason above it. The reason goes once
 /// the line is changed: edited, addressed by a click on a nickname, or
 /// cleared with Escape (the log keeps it).
