@@ -168,8 +168,9 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
-    /// The disk had no room for the database, found at start or by
-    /// [`StoreError::naming`].
+    /// The disk had no room for the database: found at start, by
+    /// [`StoreError::naming`], or by an [`append`](Store::append) or a
+    /// [`probe`](Store::probe) that failed with less than 1 MiB free.
     #[error("the disk holding {0} is full; free some space, or choose another --data-dir")]
     DiskFull(PathBuf),
     /// The database reached the cap [`Store::set_max_bytes`] set
