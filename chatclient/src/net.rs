@@ -560,8 +560,9 @@ async fn reconnect(
         }
     }
     Err(Outcome::Lost(format!(
-        "lost the connection to {} and gave up after {attempts} attempts to reconnect; the last: {last}",
-        config.addr
+        "lost the connection to {} and gave up after {attempts} {} to reconnect; the last: {last}",
+        config.addr,
+        if attempts == 1 { "attempt" } else { "attempts" }
     )))
 }
 
