@@ -19,6 +19,7 @@ use super::input_line::InputLine;
 use super::theme::{NickColours, Theme};
 use crate::input::{parse_line, Command};
 use crate::render::{Line, Piece};
+use crate::session::text_bytes;
 
 /// Lines kept for scrolling back, all rooms together; the oldest go first.
 pub const MAX_ENTRIES: usize = 20_000;
@@ -601,6 +602,15 @@ impl App {
             Command::Quit => {
                 self.quitting = true;
                 self.give(line);
+            }
+            // Past the most the current room takes from us to everyone
+            // (recipients only lower it), the session refuses the message
+            // and says why: the line stays, to be cut down, not retyped.
+            Command::Send { text, .. }
+                if self.state.max_text > 0 && text_bytes(&text) > self.state.max_text =>
+            {
+                self.give(line.clone());
+                self.input.set(line, None);
             }
             _ => self.give(line),
         }
@@ -1220,6 +1230,30 @@ mod tests {
             app.handle_event(key(KeyCode::Up));
         }
         assert_eq!(app.input.text(), "hello");
+    }
+
+    #[test]
+    fn a_line_too_long_to_send_stays_in_the_input_after_enter() {
+        let mut app = app();
+        app.state.max_text = 12;
+        type_str(&mut app, "@bob twelve bytes!");
+        app.handle_event(key(KeyCode::Enter));
+        // The session refuses it and says why; the line is kept to edit.
+        assert_eq!(
+            app.take_effects(),
+            [Effect::Send("@bob twelve bytes!".into())]
+        );
+        assert_eq!(app.input.text(), "@bob twelve bytes!");
+        app.handle_event(ctrl('u'));
+        type_str(&mut app, "@bob twelve bytes");
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(
+            app.take_effects(),
+            [Effect::Send("@bob twelve bytes".into())]
+        );
+        assert!(app.input.is_empty(), "a line that may fit is sent and gone");
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "@bob twelve bytes");
     }
 
     #[test]
