@@ -107,15 +107,18 @@ class Pen:
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
-def line_html(line, width):
-    pen, out, col, pos = Pen(), [], 0, 0
-    for m in SGR.finditer(line + "\x1b[0m"):
-        text = line[pos:m.start()]
+def line_html(line, width, pen):
+    """One row; `pen` comes from the row before: tmux writes an attribute
+    only where it changes, so a row may start in the last one's (dim)."""
+    out, col, pos = [], 0, 0
+    for m in list(SGR.finditer(line)) + [None]:
+        text = line[pos:m.start() if m else len(line)]
         if text:
             col += len(text)
             out.append(f'<span style="{pen.style()}">{html.escape(text)}</span>')
-        pen.apply([int(p) for p in m.group(1).split(";") if p != ""])
-        pos = m.end()
+        if m:
+            pen.apply([int(p) for p in m.group(1).split(";") if p != ""])
+            pos = m.end()
     # Pad to the full width so a reverse-video bar reaches the edge.
     if col < width:
         out.append(" " * (width - col))
@@ -125,7 +128,8 @@ def line_html(line, width):
 def main():
     path, width = sys.argv[1], int(sys.argv[2])
     lines = open(path, encoding="utf-8").read().rstrip("\n").split("\n")
-    rows = "\n".join(line_html(l, width) for l in lines)
+    pen = Pen()
+    rows = "\n".join(line_html(l, width, pen) for l in lines)
     print(f"""<!doctype html><meta charset="utf-8">
 <style>
 body {{ margin:0; background:{BG}; }}
