@@ -138,7 +138,29 @@ pub fn wall_ms() -> u64 {
 }
 
 fn cannot_listen(args: &Args, e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another program (a chatserver still running?) has that port: stop it, \
+             or choose another port with --listen (port 0 lets the system choose)"
+        }
+        std::io::ErrorKind::PermissionDenied if privileged_port(&args.listen) => {
+            "; ports below 1024 need privileges: choose one above 1023 with --listen"
+        }
+        _ => "",
+    };
+    std::io::Error::new(
+        e.kind(),
+        format!("cannot listen on {}: {e}{hint}", args.listen),
+    )
+}
+
+/// Whether `HOST:PORT` names a port from 1 to 1023, which only a
+/// privileged process may listen on.
+fn privileged_port(listen: &str) -> bool {
+    listen
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .is_some_and(|port| (1..1024).contains(&port))
 }
 
 async fn run(args: Args) -> std::io::Result<()> {
@@ -650,7 +672,16 @@ fn worker_threads(flag: u64, available: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_threads;
+    use super::{privileged_port, worker_threads};
+
+    #[test]
+    fn only_ports_1_to_1023_are_privileged() {
+        assert!(privileged_port("0.0.0.0:80"));
+        assert!(privileged_port("[::]:1023"));
+        assert!(!privileged_port("127.0.0.1:1024"));
+        assert!(!privileged_port("127.0.0.1:0"));
+        assert!(!privileged_port("localhost:7878"));
+    }
 
     #[test]
     fn zero_threads_means_one_per_cpu_the_process_may_use() {

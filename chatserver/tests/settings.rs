@@ -127,7 +127,8 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
 }
 
 /// A port another process holds: exit 1 and one line on stderr that
-/// names the address (nothing more, such as the hub's own goodbye).
+/// names the address and what to do (nothing more, such as the hub's
+/// own goodbye).
 #[test]
 fn a_port_in_use_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -139,6 +140,10 @@ fn a_port_in_use_is_one_line_and_exit_1() {
         assert_eq!(lines.len(), 1, "one line: {stderr:?}");
         assert!(
             lines[0].contains("cannot listen") && lines[0].contains(&addr),
+            "{stderr:?}"
+        );
+        assert!(
+            lines[0].contains("choose another port with --listen"),
             "{stderr:?}"
         );
     }
