@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -448,6 +448,122 @@ fn wait_for_everyone(c: &mut Client, everyone: &[String]) -> Vec<Value> {
     })
 }
 
+/// A barrier for a test's client threads that never waits for ever
+/// (`std::sync::Barrier` would: one thread failing before it left the
+/// others, and the test, waiting until CI gave up, its output lost). A
+/// thread that panics while it holds a [`Gate::attend`] breaks the gate,
+/// and the others fail at once, saying so; a wait past `within` fails and
+/// breaks it too (a backstop: every thread's own reads are bounded).
+struct Gate {
+    n: usize,
+    within: Duration,
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    arrived: usize,
+    /// How many times all `n` have passed.
+    passed: u64,
+    broken: bool,
+}
+
+/// What a thread waiting at a broken [`Gate`] panics with; [`join_all`]
+/// reports the failure that broke it instead.
+const GATE_BROKEN: &str = "another thread of this test failed (see its panic)";
+
+impl Gate {
+    fn new(n: usize, within: Duration) -> Arc<Gate> {
+        Arc::new(Gate {
+            n,
+            within,
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// Held by a thread for as long as it may wait at this gate: it
+    /// breaks the gate if the thread panics.
+    fn attend(self: &Arc<Self>) -> Attending {
+        Attending(Arc::clone(self))
+    }
+
+    /// Wait until all `n` have come, or fail.
+    fn wait(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let passed = s.passed;
+        s.arrived += 1;
+        if s.arrived == self.n {
+            s.arrived = 0;
+            s.passed += 1;
+            self.changed.notify_all();
+            return;
+        }
+        let deadline = Instant::now() + self.within;
+        while s.passed == passed {
+            if s.broken {
+                drop(s);
+                std::panic::panic_any(GATE_BROKEN);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let missing = self.n - s.arrived;
+                s.broken = true;
+                self.changed.notify_all();
+                drop(s);
+                panic!(
+                    "{missing} of {} threads did not reach the gate within {:?}",
+                    self.n, self.within
+                );
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// See [`Gate::attend`].
+struct Attending(Arc<Gate>);
+
+impl Drop for Attending {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.broken = true;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+/// Join every thread; if any panicked, panic again with the first failure
+/// that was not only a broken [`Gate`].
+fn join_all<T>(threads: Vec<thread::JoinHandle<T>>) -> Vec<T> {
+    let mut results = Vec::new();
+    let mut failure = None;
+    for t in threads {
+        match t.join() {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                let broken = e.downcast_ref::<&str>() == Some(&GATE_BROKEN);
+                if failure
+                    .as_ref()
+                    .is_none_or(|(was_broken, _)| *was_broken && !broken)
+                {
+                    failure = Some((broken, e));
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = failure {
+        std::panic::resume_unwind(e);
+    }
+    results
+}
+
 const FAST: [&str; 4] = ["--rate", "10000", "--burst", "10000"];
 
 #[test]
@@ -462,16 +578,17 @@ fn thirty_clients_on_three_nodes_see_one_order() {
     const CLIENTS: usize = 30;
     const EACH: usize = 4;
     let nicks: Vec<String> = (0..CLIENTS).map(|i| format!("u{i}")).collect();
-    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let barrier = Gate::new(CLIENTS, 6 * WAIT);
     // Everyone stays until everyone is done: a client leaving is not what
     // this test looks at (and must not be taken for a node's death).
-    let done = Arc::new(Barrier::new(CLIENTS));
+    let done = Gate::new(CLIENTS, 6 * WAIT);
     let mut threads = Vec::new();
     for (i, nick) in nicks.iter().enumerate() {
         let mut c = nodes[i % 3].connect();
         let (nick, everyone, barrier) = (nick.clone(), nicks.clone(), Arc::clone(&barrier));
         let done = Arc::clone(&done);
         threads.push(thread::spawn(move || {
+            let _attending = (barrier.attend(), done.attend());
             c.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby", "shared"]}));
             c.expect_kind("welcome");
             let _ = wait_for_everyone(&mut c, &everyone);
@@ -496,8 +613,7 @@ fn thirty_clients_on_three_nodes_see_one_order() {
             (nick, frames)
         }));
     }
-    let results: Vec<(String, Vec<Value>)> =
-        threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let results: Vec<(String, Vec<Value>)> = join_all(threads);
     let order = |frames: &[Value]| -> Vec<(u64, String)> {
         frames
             .iter()
@@ -632,7 +748,7 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
     let mut watcher = join(&a, "watcher").0;
     let mut everyone = nicks.clone();
     everyone.push("watcher".into());
-    let start = Arc::new(Barrier::new(nicks.len() + 1));
+    let start = Gate::new(nicks.len() + 1, 6 * WAIT);
     let (union_tx, mut union_rx): (Vec<_>, Vec<_>) = (0..nicks.len())
         .map(|_| std::sync::mpsc::channel::<Vec<String>>())
         .unzip();
@@ -645,11 +761,13 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
         let union = union_rx.remove(0);
         let report = report_tx.clone();
         threads.push(thread::spawn(move || {
+            let attending = start.attend();
             cl.send_frame(&json!({"type": "join", "nick": nick, "rooms": ["lobby"]}));
             let welcome = cl.expect_kind("welcome");
             let token = welcome["session"].as_str().unwrap().to_owned();
             let before = wait_for_everyone(&mut cl, &everyone);
             start.wait();
+            drop(attending);
             for k in 0..EACH {
                 let id = format!("{nick}.{k}");
                 if cl
@@ -684,6 +802,9 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
                 }
             }
             let _ = report.send((i, seen.echoed.clone()));
+            // Not held while waiting below: the test waits for every
+            // report until each thread has sent its own or failed.
+            drop(report);
             if seen.cut {
                 return seen;
             }
@@ -712,7 +833,12 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
         }));
     }
     drop(report_tx);
-    start.wait();
+    // A client that fails before the start fails the test with its own
+    // words (the others stop at the broken gate).
+    if std::panic::catch_unwind(|| start.wait()).is_err() {
+        join_all(threads);
+        unreachable!("the gate broke, so a client failed");
+    }
     // Kill node c once messages flow.
     let mut watched = Vec::new();
     let mut flowing = 0;
@@ -748,7 +874,7 @@ fn a_node_killed_under_load_loses_nothing_acknowledged() {
     for tx in &union_tx {
         let _ = tx.send(union.clone());
     }
-    let seen: Vec<Seen> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let seen: Vec<Seen> = join_all(threads);
     // Node c's clients are every third; the others' nodes stayed up.
     let survivors: Vec<&Seen> = seen
         .iter()
