@@ -15,9 +15,28 @@ use tracing::{debug, warn};
 
 use super::{
     hex, leader_entry, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord,
-    SessionValue, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, RELEASE_FOR,
+    SessionValue, TakenOver, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, RELEASE_FOR,
     TAKEOVER_AGAIN_AFTER, TAKEOVER_CLAIMS, TAKEOVER_DELETES, TAKEOVER_PREFIX,
 };
+
+/// A takeover's answers: the connection closed and its claim deleted;
+/// nothing closed (or the claim still held: an older node says this for
+/// the next one too); closed, its claim given up once its departures are
+/// stored.
+const TAKEN_OVER: &[u8] = b"1";
+const NOT_TAKEN_OVER: &[u8] = b"0";
+const STILL_LEAVING: &[u8] = b"2";
+
+/// What the node asked to close a session's connection answered.
+enum Takeover {
+    /// Closed, its claim deleted: claim now.
+    Closed,
+    /// Nothing closed (no answer, or the node is gone).
+    Nothing,
+    /// Closed, but its departures are not stored yet: its claim goes
+    /// once they are.
+    Leaving,
+}
 
 impl Cluster {
     /// Claim `nick` (normalized; `key` and `skeleton` are its identity and
@@ -33,6 +52,10 @@ impl Cluster {
     ) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
+            let limit = me.settings.claim_timeout;
+            // A claim waiting for a closed connection's departures gives
+            // up a little before the join's own limit, to say so.
+            let until = tokio::time::Instant::now() + limit - limit / 10;
             let mut work = {
                 let me = Arc::clone(&me);
                 tokio::spawn(async move {
@@ -60,21 +83,30 @@ impl Cluster {
                         else {
                             break;
                         };
-                        // Nothing closed there: its own loss may be freeing
-                        // the claim now; one more look, a moment later.
-                        let closed = me.take_over(origin, &hash).await;
-                        if !closed {
-                            tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
-                        }
-                        claim = me.claim_nick(&nick, &key, &skeleton).await;
-                        if !closed {
-                            break;
+                        let origin = origin.clone();
+                        match me.take_over(&origin, &hash).await {
+                            Takeover::Closed => {
+                                claim = me.claim_nick(&nick, &key, &skeleton).await;
+                            }
+                            // Nothing closed there: its own loss may be
+                            // freeing the claim now; one more look, a
+                            // moment later.
+                            Takeover::Nothing => {
+                                tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
+                                claim = me.claim_nick(&nick, &key, &skeleton).await;
+                                break;
+                            }
+                            Takeover::Leaving => {
+                                claim = me
+                                    .claim_once_left(&nick, &key, &skeleton, &origin, until)
+                                    .await;
+                                break;
+                            }
                         }
                     }
                     (session, claim)
                 })
             };
-            let limit = me.settings.claim_timeout;
             let waited = tokio::time::timeout(limit, &mut work).await;
             let (session, claim) = match waited {
                 Ok(Ok(done)) => done,
@@ -104,23 +136,61 @@ impl Cluster {
     }
 
     /// Ask the run `origin` to close the connection of the session whose
-    /// token hashes to `token` and give up its nickname claim; whether it
-    /// did (it answers once the claim is deleted).
-    async fn take_over(&self, origin: &str, token: &TokenHash) -> bool {
+    /// token hashes to `token` and give up its nickname claim; what it did
+    /// (it answers once the claim is deleted, or once it has waited for
+    /// the session's departures for a while).
+    async fn take_over(&self, origin: &str, token: &TokenHash) -> Takeover {
         let subject = format!("{TAKEOVER_PREFIX}{}", hex(origin.as_bytes()));
         let payload = Bytes::copy_from_slice(token);
         match self.client.request(subject, payload).await {
-            Ok(reply) => reply.payload.as_ref() == b"1",
+            Ok(reply) => match reply.payload.as_ref() {
+                TAKEN_OVER => Takeover::Closed,
+                STILL_LEAVING => Takeover::Leaving,
+                _ => Takeover::Nothing,
+            },
             // Nobody listens for that run: it is gone (killed, say), and
             // the others free its nicknames once they take it for dead,
             // which their logs say; the client is told to try again.
             Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
                 debug!(origin, "a session's takeover: its node is gone");
-                false
+                Takeover::Nothing
             }
             Err(e) => {
                 warn!(error = %e, origin, "a node did not answer a session's takeover");
-                false
+                Takeover::Nothing
+            }
+        }
+    }
+
+    /// Claim `nick` for a session whose connection the run `origin` closed
+    /// for this join, and which is still leaving its rooms there: that run
+    /// gives the claim up once the departures are stored (claimed before,
+    /// this node's enterings could be stored before them, and a departure
+    /// stored after an entering takes the session out of the room it has
+    /// just entered). Claimed again every [`TAKEOVER_AGAIN_AFTER`] while
+    /// `origin` holds it, until `until` at most: then the join is told to
+    /// try again ([`ClaimError::Leaving`]).
+    async fn claim_once_left(
+        &self,
+        nick: &str,
+        key: &str,
+        skeleton: &str,
+        origin: &str,
+        until: tokio::time::Instant,
+    ) -> Result<(String, u64), ClaimError> {
+        loop {
+            if tokio::time::Instant::now() + TAKEOVER_AGAIN_AFTER >= until {
+                return Err(ClaimError::Leaving);
+            }
+            tokio::time::sleep(TAKEOVER_AGAIN_AFTER).await;
+            let claim = self.claim_nick(nick, key, skeleton).await;
+            match &claim {
+                Err(ClaimError::Taken {
+                    same: true,
+                    origin: Some(holder),
+                    ..
+                }) if holder == origin => {}
+                _ => return claim,
             }
         }
     }
@@ -146,9 +216,9 @@ impl Cluster {
         let Some(reply) = msg.reply.clone() else {
             return;
         };
-        let mut closed = false;
+        let mut answer = NOT_TAKEN_OVER;
         if let Ok(token) = <TokenHash>::try_from(msg.payload.as_ref()) {
-            let (done, answer) = tokio::sync::oneshot::channel();
+            let (done, taken) = tokio::sync::oneshot::channel();
             if self
                 .to_hub
                 .send(FromCluster::TakeOver { token, done })
@@ -157,17 +227,24 @@ impl Cluster {
             {
                 return;
             }
-            if let Ok(Some((key, revision))) = answer.await {
-                // The hub has let the claim go: nobody else deletes it.
-                closed = self.delete_claim_now(&key, revision).await;
-                if !closed {
-                    // Still held: the asker gets `nick_taken` (and may
-                    // try again); the delete goes on in the background.
-                    self.release(key, revision);
+            match taken.await {
+                Ok(TakenOver::Closed(key, revision)) => {
+                    // The hub has let the claim go: nobody else deletes it.
+                    if self.delete_claim_now(&key, revision).await {
+                        answer = TAKEN_OVER;
+                    } else {
+                        // Still held: the asker gets `nick_taken` (and may
+                        // try again); the delete goes on in the background.
+                        self.release(key, revision);
+                    }
                 }
+                // The hub gives the claim up once the departures are
+                // stored; the asker claims until then.
+                Ok(TakenOver::Leaving) => answer = STILL_LEAVING,
+                Ok(TakenOver::NotHere) | Err(_) => {}
             }
         }
-        let answer = Bytes::from_static(if closed { b"1" } else { b"0" });
+        let answer = Bytes::from_static(answer);
         if let Err(e) = self.client.publish(reply, answer).await {
             warn!(error = %e, "cannot answer a session's takeover");
         }

@@ -173,11 +173,10 @@ pub enum FromCluster {
     /// node freed them while this one seemed dead).
     ClaimsLost(Vec<ClientId>),
     /// Another node resumes the session whose token hashes to `token`:
-    /// close its connection here, if it is here, and answer with that
-    /// connection's nickname claim (to be given up) on `done`.
+    /// close its connection here, if it is here, and answer on `done`.
     TakeOver {
         token: TokenHash,
-        done: tokio::sync::oneshot::Sender<Option<(String, u64)>>,
+        done: tokio::sync::oneshot::Sender<TakenOver>,
     },
     /// The log already held a message this node proposed, by its session
     /// and id (from another node: a resend after the session moved); the
@@ -205,6 +204,21 @@ pub struct Claimed {
     pub session: Option<(SessionId, String, TokenHash)>,
 }
 
+/// What the hub did for another node that resumes one of its sessions.
+#[derive(Debug)]
+pub enum TakenOver {
+    /// No connection of that session here (or none holding a claim).
+    NotHere,
+    /// Its connection closed and its departures stored: the claim (key
+    /// and revision), for the answering task to give up now.
+    Closed(String, u64),
+    /// Its connection closed, but its departures are not stored yet
+    /// (behind a backlog of this node's proposals, or NATS slow): the
+    /// claim is given up only once they are, so that the resuming node's
+    /// enterings come after them in the log.
+    Leaving,
+}
+
 /// Why a nickname could not be claimed.
 #[derive(Debug)]
 pub enum ClaimError {
@@ -218,6 +232,10 @@ pub enum ClaimError {
     },
     /// NATS did not answer.
     Unreachable(String),
+    /// The session this join resumes is still leaving its rooms on the
+    /// node it was connected to, which holds its nickname until that is
+    /// stored (see [`TakenOver::Leaving`]).
+    Leaving,
 }
 
 /// A session to store: its id, nickname and token hash.
@@ -278,6 +296,10 @@ pub struct Cluster {
     /// asked for meanwhile.
     checking_claims: AtomicBool,
     claims_again: AtomicBool,
+    /// Sessions (by their token's hash) whose connection this node closed
+    /// for another node's resume, and whose nickname claim it holds until
+    /// their departures are stored (see [`TakenOver::Leaving`]).
+    leaving: Mutex<HashSet<TokenHash>>,
 }
 
 /// Which stream and subject hold `room`.
@@ -339,6 +361,22 @@ impl Cluster {
     /// dead.
     pub fn dead_after(&self) -> Duration {
         self.settings.dead_after
+    }
+
+    /// Whether the session whose token hashes to `token` is leaving its
+    /// rooms here after a takeover (its claim held until that is stored).
+    pub fn leaving(&self, token: &TokenHash) -> bool {
+        lock(&self.leaving).contains(token)
+    }
+
+    /// Say that session is leaving (`true`), or has left.
+    pub fn set_leaving(&self, token: TokenHash, leaving: bool) {
+        let mut set = lock(&self.leaving);
+        if leaving {
+            set.insert(token);
+        } else {
+            set.remove(&token);
+        }
     }
 
     /// How long a takeover waits for the closed session's departures to
@@ -404,6 +442,7 @@ impl Cluster {
             own: Mutex::new(own::OwnByRoom::default()),
             checking_claims: AtomicBool::new(false),
             claims_again: AtomicBool::new(false),
+            leaving: Mutex::default(),
         });
         // Heartbeat before anything else: others must not take this run
         // for dead once it has clients. A bucket just made with replicas

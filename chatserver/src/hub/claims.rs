@@ -91,6 +91,12 @@ impl Hub {
                 ErrorCode::NickInvalid,
                 format!("that nickname looks too much like {nick}, who is online; choose another"),
             )),
+            Err(ClaimError::Leaving) => Some(ServerFrame::error(
+                ErrorCode::Unavailable,
+                "your session is still leaving its rooms on the server it was connected to; \
+                 try again in a moment"
+                    .to_owned(),
+            )),
             Err(ClaimError::Unreachable(e)) => Some(ServerFrame::error(
                 ErrorCode::Unavailable,
                 format!("the server cannot reach its cluster ({e}); try again later"),

@@ -8,7 +8,7 @@ use chatproto::{EventBody, Now, PresenceStatus};
 use tracing::{info, warn};
 
 use super::{ClusterSide, Hub, Owner, BATCH};
-use crate::cluster::FromCluster;
+use crate::cluster::{FromCluster, TakenOver};
 
 impl Hub {
     /// Something the cluster's tasks said.
@@ -122,13 +122,42 @@ impl Hub {
                 // uses too, so the log keeps the first of each.
                 self.dispatch(now);
                 let Some(c) = &self.cluster else { return };
-                let stored = c.link.stored_so_far();
+                // Closed by an earlier takeover, and leaving still (that
+                // node's client tries again, or another node asks).
+                if claim.is_none() && c.link.leaving(&token) {
+                    let _ = done.send(TakenOver::Leaving);
+                    return;
+                }
+                let mut stored = c.link.stored_so_far();
                 let within = c.link.departures_stored_within();
+                let link = Arc::clone(&c.link);
+                if claim.is_some() {
+                    link.set_leaving(token, true);
+                }
                 tokio::spawn(async move {
-                    // Not for ever: NATS may be away (the resuming node
-                    // waits for the answer).
-                    let _ = tokio::time::timeout(within, stored).await;
-                    let _ = done.send(claim);
+                    // The answer is not held for ever (the resuming node
+                    // waits for it within its join's claim timeout)...
+                    let in_time = tokio::time::timeout(within, &mut stored).await.is_ok();
+                    let Some((key, revision)) = claim else {
+                        let _ = done.send(TakenOver::NotHere);
+                        return;
+                    };
+                    if in_time {
+                        link.set_leaving(token, false);
+                        let _ = done.send(TakenOver::Closed(key, revision));
+                        return;
+                    }
+                    // ...but the claim is (behind a backlog of proposals,
+                    // or with NATS slow or away): given up before the
+                    // departures are stored, it let the resuming node's
+                    // enterings into the log before them. That node claims
+                    // until then, or tells its client to try again.
+                    let _ = done.send(TakenOver::Leaving);
+                    // An error: the publisher is gone (this node stops),
+                    // and nothing of this node's is stored any more.
+                    let _ = stored.await;
+                    link.release(key, revision);
+                    link.set_leaving(token, false);
                 });
             }
             FromCluster::Duplicate(event) => self.server.handle_logged_duplicate(&event),
