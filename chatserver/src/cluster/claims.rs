@@ -325,25 +325,12 @@ impl Cluster {
     /// stay taken for as long as this node runs.
     pub fn release(&self, key: String, revision: u64) {
         let nicks = self.nicks.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            let until = tokio::time::Instant::now() + RELEASE_FOR;
-            loop {
-                match nicks.delete_expect_revision(&key, Some(revision)).await {
-                    Ok(_) => return,
-                    // Not ours any more (freed while this node seemed
-                    // dead, perhaps taken since): nothing to give up.
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return,
-                    Err(e) if tokio::time::Instant::now() >= until => {
-                        warn!(error = %e, key, "gave up giving up a nickname claim");
-                        return;
-                    }
-                    Err(_) => {}
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        });
+        tokio::spawn(async move { give_up(&nicks, &key, revision).await });
+    }
+
+    /// [`Cluster::release`], done when the claim is (or when it gave up).
+    pub async fn release_now(&self, key: &str, revision: u64) {
+        give_up(&self.nicks, key, revision).await;
     }
 
     /// Which of `claims` (each a client's nickname key and the revision
@@ -467,6 +454,28 @@ pub(super) fn key_busy(e: &(dyn std::error::Error + 'static)) -> bool {
         next = e.source();
     }
     false
+}
+
+/// Delete the claim `key` at `revision`, trying again for about
+/// [`RELEASE_FOR`] (see [`Cluster::release`]).
+async fn give_up(nicks: &kv::Store, key: &str, revision: u64) {
+    let mut backoff = Duration::from_millis(50);
+    let until = tokio::time::Instant::now() + RELEASE_FOR;
+    loop {
+        match nicks.delete_expect_revision(key, Some(revision)).await {
+            Ok(_) => return,
+            // Not ours any more (freed while this node seemed
+            // dead, perhaps taken since): nothing to give up.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return,
+            Err(e) if tokio::time::Instant::now() >= until => {
+                warn!(error = %e, key, "gave up giving up a nickname claim");
+                return;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 #[cfg(test)]

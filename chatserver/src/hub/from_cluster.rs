@@ -156,7 +156,10 @@ impl Hub {
                     // An error: the publisher is gone (this node stops),
                     // and nothing of this node's is stored any more.
                     let _ = stored.await;
-                    link.release(key, revision);
+                    // Said leaving until the claim is gone: a takeover
+                    // asked again meanwhile must not be told there is
+                    // nothing here, and the nickname taken.
+                    link.release_now(&key, revision).await;
                     link.set_leaving(token, false);
                 });
             }
