@@ -1824,8 +1824,10 @@ fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize) {
     let (_alice, alice_welcome) = join(&a, "alice");
 
     // alice comes back on b at once, entering the lobby with her join;
-    // told to try again while her departure from a is not stored yet (as
-    // a client does, at once: the server waited before saying so).
+    // told to try again while her departure from a is not stored yet (or
+    // when a claim took longer than the join's claim timeout, on a loaded
+    // machine), as a client does, at once: the server waited before
+    // saying so.
     let deadline = Instant::now() + 3 * WAIT;
     let mut back = None;
     for attempt in 0..20 {
@@ -1838,8 +1840,9 @@ fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize) {
             break;
         }
         assert_eq!(f["code"], "unavailable", "{f}");
+        let why = f["message"].as_str().unwrap();
         assert!(
-            f["message"].as_str().unwrap().contains("still leaving"),
+            why.contains("still leaving") || why.contains("no answer from NATS"),
             "{f}"
         );
         assert!(
