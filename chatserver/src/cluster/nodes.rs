@@ -193,7 +193,12 @@ impl Cluster {
             if unsure {
                 continue;
             }
-            let now = Instant::now();
+            // Alive as of the judgement above (`now`, not a later clock):
+            // a run whose silence reached `dead_after` only since then
+            // was not asked of the bucket's leader, nor said dead; left
+            // out here, its nicknames were released (and its clients said
+            // to have left) unconfirmed, a live node's too with this
+            // node's watch behind. It is judged at the next heartbeat.
             let mut alive: HashSet<Arc<str>> = lock(&heard)
                 .values()
                 .filter(|h| !h.dead && now.duration_since(h.at) < dead_after)
