@@ -221,9 +221,11 @@ impl Reader<'_> {
         Ok(None)
     }
 
-    /// Idle connections hold no read buffer: drop it between frames.
+    /// Idle connections hold no read buffer: drop it between frames (also
+    /// one whose `capacity()` is 0: a frame that took all of a large buffer
+    /// leaves it looking empty while it still holds the allocation).
     fn release_idle_buffer(&mut self) {
-        if !self.decoder.is_mid_frame(&self.buf) && self.buf.capacity() > 0 {
+        if !self.decoder.is_mid_frame(&self.buf) {
             self.buf = BytesMut::new();
         }
     }

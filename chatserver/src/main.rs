@@ -671,6 +671,27 @@ fn worker_threads(flag: u64, available: usize) -> usize {
 }
 
 #[cfg(test)]
+impl Settings {
+    /// The defaults, for a connection task driven by a test.
+    fn for_tests() -> Arc<Settings> {
+        Arc::new(Settings {
+            max_frame_bytes: 65_536,
+            rate: 50,
+            burst: 100,
+            rate_limit_grace_ms: 10_000,
+            queue: peer::QueueLimits::fixed(1 << 20),
+            close_flush_ms: 2_000,
+            budget: budget::OutboundBudget::new(128 << 20),
+            join_timeout_ms: 10_000,
+            tls_only: false,
+            allowed_origins: Vec::new(),
+            metrics_allow: Vec::new(),
+            metrics: Arc::new(metrics::Metrics::default()),
+        })
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::{privileged_port, worker_threads};
 

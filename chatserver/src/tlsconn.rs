@@ -23,6 +23,18 @@ use crate::writer;
 /// Bytes asked of the stream per read.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Between frames, let the read buffer go (the next read takes a fresh
+/// [`READ_CHUNK`]), as a plain TCP connection does. A buffer a large frame
+/// grew keeps its whole allocation, even when the frame took all of it and
+/// what is left looks empty (`capacity()` 0): the next `reserve` takes it
+/// back whole, and a connection that once sent a message near the frame
+/// limit would hold that much for as long as it stays connected.
+fn release_idle_buffer(decoder: &FrameDecoder, buf: &mut BytesMut) {
+    if !decoder.is_mid_frame(buf) {
+        *buf = BytesMut::new();
+    }
+}
+
 /// Serve chatproto on `stream` until it ends.
 pub async fn serve<S>(
     stream: S,
@@ -100,6 +112,7 @@ pub async fn serve<S>(
             }
         }
         feeder.caught_up();
+        release_idle_buffer(&decoder, &mut buf);
     }
     let _ = to_hub.send(ToHub::Gone(id)).await;
     peer.close();
@@ -113,4 +126,131 @@ pub async fn serve<S>(
     }
     cfg.metrics.closed(Transport::Tls);
     debug!(client = %id, %addr, "TLS closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use chatproto::ClientId;
+    use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf};
+
+    use super::*;
+    use crate::limits::Limits;
+    use crate::Settings;
+
+    /// A stream that notes how much room each read offers (the read
+    /// buffer's spare capacity).
+    struct Offered {
+        inner: DuplexStream,
+        room: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for Offered {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.room.store(buf.remaining(), Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Offered {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    fn frame(json: &str) -> Vec<u8> {
+        let mut out = (json.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(json.as_bytes());
+        out
+    }
+
+    /// The hub's next input that is a frame from the client.
+    async fn next_frame(hub: &mut mpsc::Receiver<ToHub>) -> ClientFrame {
+        loop {
+            match hub.recv().await.expect("the connection task is running") {
+                ToHub::Frame(_, frame) => return frame,
+                ToHub::Gone(_) => panic!("the connection ended"),
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_does_not_leave_its_buffer_to_an_idle_connection() {
+        let (to_hub, mut hub) = mpsc::channel(16);
+        let edge = Arc::new(Edge {
+            to_hub,
+            settings: Settings::for_tests(),
+            tls: None,
+        });
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let room = Arc::new(AtomicUsize::new(0));
+        let stream = Offered {
+            inner: server,
+            room: Arc::clone(&room),
+        };
+        let admission = Limits::new(1, 1)
+            .admit([127, 0, 0, 1].into())
+            .expect("room for one");
+        let (done, _done_rx) = mpsc::channel(1);
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let task = tokio::spawn(serve(stream, addr, edge, admission, done));
+        match hub.recv().await {
+            Some(ToHub::Connect { reply, .. }) => reply.send(ClientId(1)).unwrap(),
+            _ => panic!("the connection did not register"),
+        }
+        let (mut rd, mut wr) = tokio::io::split(client);
+        // Whatever the server writes (nothing, here) is read away.
+        tokio::spawn(async move {
+            let mut sink = vec![0u8; 4096];
+            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        wr.write_all(&frame(r#"{"type":"join","nick":"alice"}"#))
+            .await
+            .unwrap();
+        next_frame(&mut hub).await;
+        // A message near the frame limit, then silence.
+        let text = "x".repeat(60_000);
+        let big = format!(r#"{{"type":"msg","to":["bob"],"text":"{text}"}}"#);
+        wr.write_all(&frame(&big)).await.unwrap();
+        assert!(matches!(
+            next_frame(&mut hub).await,
+            ClientFrame::Msg { .. }
+        ));
+        // The task is waiting for the next read: its buffer is the one an
+        // idle connection keeps.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let offered = room.load(Ordering::Relaxed);
+        assert!(
+            offered <= READ_CHUNK,
+            "an idle connection still offers {offered} bytes of buffer after a large frame"
+        );
+        wr.write_all(&frame(r#"{"type":"ping"}"#)).await.unwrap();
+        assert!(matches!(next_frame(&mut hub).await, ClientFrame::Ping));
+        wr.shutdown().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the connection ends when the client does")
+            .unwrap();
+    }
 }
