@@ -60,6 +60,7 @@ pub async fn serve<S>(
         rd,
         control: Arc::clone(&control),
         peer: Arc::clone(&peer),
+        frames: Frames::default(),
     };
     // tungstenite's read buffer is 128 KiB by default, allocated (and
     // zeroed) for each connection, idle or not: a TCP connection's is 8.
@@ -75,12 +76,17 @@ pub async fn serve<S>(
     };
     let mut feeder = Feeder::new(&to_hub, &cfg, &peer);
     let mut resume_at: Option<Instant> = None;
+    // Messages tungstenite has handed on (see `Frames::drained`).
+    let mut messages = 0u64;
     loop {
         if peer.is_closing() {
             break;
         }
         tokio::select! {
             next = stream.next(), if resume_at.is_none() => {
+                if matches!(next, Some(Ok(_))) {
+                    messages += 1;
+                }
                 let input = match next {
                     None => break,
                     Some(Ok(Message::Text(text))) => match ClientFrame::from_payload(text.as_bytes()) {
@@ -103,6 +109,20 @@ pub async fn serve<S>(
                         break;
                     }
                 };
+                // A data message (not a ping, whose pong tungstenite has
+                // yet to write). tungstenite keeps the buffer a large
+                // frame grew for as long as it reads: once it holds
+                // nothing unread, a new one with a buffer of the usual
+                // size reads on, so that a connection that sent a large
+                // message once does not keep that much while it idles.
+                let frames = &stream.get_ref().frames;
+                if frames.largest > WS_READ_BUFFER as u64 && frames.drained(messages) {
+                    let mut read_side = stream.into_inner();
+                    read_side.frames.renew();
+                    let config = Some(limits);
+                    stream = WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
+                    messages = 0;
+                }
                 feeder.hold(input);
             }
             _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
@@ -217,6 +237,8 @@ struct ReadSide<S> {
     rd: ReadHalf<S>,
     control: Arc<Control>,
     peer: Arc<Peer>,
+    /// Where the bytes handed to tungstenite stand among the client's frames.
+    frames: Frames,
 }
 
 impl<S: AsyncRead> AsyncRead for ReadSide<S> {
@@ -225,7 +247,108 @@ impl<S: AsyncRead> AsyncRead for ReadSide<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.rd).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let read = Pin::new(&mut this.rd).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            this.frames.feed(&buf.filled()[before..]);
+        }
+        read
+    }
+}
+
+/// The client's frames as their bytes go by on their way to tungstenite:
+/// how many ended a message (a final data frame, or a control frame: each
+/// is one message tungstenite hands on), whether the bytes so far end
+/// between frames, and the largest payload since [`Frames::renew`].
+/// Enough to tell when tungstenite holds no byte it has not handed on
+/// (see [`Frames::drained`]).
+#[derive(Debug, Default)]
+struct Frames {
+    /// The header being read (at most 14 bytes) and how much of it came.
+    head: [u8; 14],
+    have: usize,
+    /// Payload bytes still to come of the frame being read (its header
+    /// came whole).
+    body_left: u64,
+    /// Whether the frame being read ends a message.
+    ends_message: bool,
+    /// Frames handed whole that end a message.
+    ends: u64,
+    /// Within a message of several frames (a data frame without FIN came,
+    /// its last one not yet).
+    fragmented: bool,
+    /// The largest payload handed since the last renewal.
+    largest: u64,
+}
+
+impl Frames {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len() as u64);
+                self.body_left -= n;
+                bytes = &bytes[n as usize..];
+                if self.body_left == 0 {
+                    self.frame_done();
+                }
+                continue;
+            }
+            self.head[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have < 2 {
+                continue;
+            }
+            let extended = match self.head[1] & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let mask = if self.head[1] & 0x80 != 0 { 4 } else { 0 };
+            if self.have < 2 + extended + mask {
+                continue;
+            }
+            let len = match extended {
+                2 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+                8 => u64::from_be_bytes(self.head[2..10].try_into().expect("8 bytes")),
+                _ => u64::from(self.head[1] & 0x7f),
+            };
+            let fin = self.head[0] & 0x80 != 0;
+            let control = self.head[0] & 0x08 != 0;
+            self.ends_message = fin || control;
+            if !control {
+                self.fragmented = !fin;
+            }
+            self.largest = self.largest.max(len);
+            self.have = 0;
+            self.body_left = len;
+            if len == 0 {
+                self.frame_done();
+            }
+        }
+    }
+
+    fn frame_done(&mut self) {
+        if self.ends_message {
+            self.ends += 1;
+        }
+    }
+
+    /// Whether tungstenite, having handed on `messages` messages, holds
+    /// no byte of the client's: the bytes so far end between frames,
+    /// outside a message of several frames, and every frame among them
+    /// that ends a message has been handed on as one.
+    fn drained(&self, messages: u64) -> bool {
+        self.have == 0 && self.body_left == 0 && !self.fragmented && self.ends == messages
+    }
+
+    /// A new tungstenite reads on (every frame handed on, see
+    /// [`drained`](Frames::drained)): it has handed on no message yet, and
+    /// the largest payload is counted anew.
+    fn renew(&mut self) {
+        self.ends = 0;
+        self.largest = 0;
     }
 }
 
@@ -250,5 +373,67 @@ impl<S> AsyncWrite for ReadSide<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client's frame (masked) with `first` as its first byte (FIN and
+    /// opcode) and `len` bytes of payload.
+    fn frame(first: u8, len: usize) -> Vec<u8> {
+        let mut out = vec![first];
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else if let Ok(short) = u16::try_from(len) {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&short.to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        out.extend(std::iter::repeat_n(b'x', len));
+        out
+    }
+
+    #[test]
+    fn frames_are_followed_however_their_bytes_are_cut() {
+        // A text message, a ping, a message in two frames with a pong
+        // between them, a large text message, an empty one.
+        let parts = [
+            (frame(0x81, 5), 1),
+            (frame(0x89, 0), 1),
+            (frame(0x01, 300), 0),
+            (frame(0x8A, 4), 1),
+            (frame(0x80, 70_000), 1),
+            (frame(0x81, 0), 1),
+        ];
+        for cut in [1, 2, 3, 7, 100, 1 << 20] {
+            let mut frames = Frames::default();
+            let mut ends = 0;
+            for (i, (bytes, message)) in parts.iter().enumerate() {
+                for (j, chunk) in bytes.chunks(cut).enumerate() {
+                    frames.feed(chunk);
+                    let last = (j + 1) * cut >= bytes.len();
+                    if !last {
+                        assert!(!frames.drained(ends), "frame {i} is not whole yet");
+                    }
+                }
+                ends += message;
+                // Not drained while tungstenite has not handed on the
+                // frame's message, nor within a message cut in frames.
+                let within = i == 2 || i == 3;
+                assert_eq!(frames.drained(ends), !within, "after frame {i}, cut {cut}");
+                if *message == 1 {
+                    assert!(!frames.drained(ends - 1), "frame {i} not handed on yet");
+                }
+            }
+            assert_eq!(frames.largest, 70_000);
+            frames.renew();
+            assert!(frames.drained(0));
+            assert_eq!(frames.largest, 0);
+        }
     }
 }

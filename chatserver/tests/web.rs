@@ -856,6 +856,47 @@ fn a_websocket_that_never_joins_is_timed_out_and_closed() {
     );
 }
 
+/// Pings from every client, enough inputs for the hub to give free heap
+/// pages back to the OS once it is quiet, then that quiet.
+fn settle<S: webclient::Socket>(clients: &mut [webclient::Ws<S>]) {
+    for _ in 0..11 {
+        for c in clients.iter_mut() {
+            c.ping_pong();
+        }
+    }
+    thread::sleep(Duration::from_secs(3));
+}
+
+#[test]
+fn websockets_that_sent_a_large_message_once_do_not_keep_its_buffer_while_idle() {
+    const CLIENTS: u64 = 100;
+    let server = Server::start(&["--max-clients-per-ip", "0"]);
+    let mut clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let mut ws = ws_connect(server.addr());
+            // In no room: nobody hears of the others.
+            ws.send_frame(&json!({"type": "join", "nick": format!("idle{i}"), "rooms": []}));
+            ws.expect_kind("welcome");
+            ws
+        })
+        .collect();
+    settle(&mut clients);
+    let before = server.rss_kib();
+    // A message near the frame limit from each (refused: nothing is kept
+    // of it), then silence but for the pings.
+    let text = "x".repeat(60_000);
+    for c in &mut clients {
+        c.send_frame(&json!({"type": "msg", "to": ["nobody"], "text": text}));
+        c.expect_kind("error");
+    }
+    settle(&mut clients);
+    let grew = server.rss_kib().saturating_sub(before);
+    assert!(
+        grew < CLIENTS * 20,
+        "RSS grew by {grew} KiB for {CLIENTS} idle WebSockets that each sent 60 KB once"
+    );
+}
+
 #[test]
 fn a_connection_that_sends_nothing_gets_the_chatproto_timeout() {
     let server = Server::start(&["--join-timeout-ms", "1000"]);
