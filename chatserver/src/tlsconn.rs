@@ -132,7 +132,7 @@ pub async fn serve<S>(
 mod tests {
     use std::io;
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::task::{Context, Poll};
 
     use chatproto::ClientId;
@@ -143,10 +143,12 @@ mod tests {
     use crate::Settings;
 
     /// A stream that notes how much room each read offers (the read
-    /// buffer's spare capacity).
+    /// buffer's spare capacity), and whether the last read found nothing
+    /// to read (the task then waits for the client).
     struct Offered {
         inner: DuplexStream,
         room: Arc<AtomicUsize>,
+        waiting: Arc<AtomicBool>,
     }
 
     impl AsyncRead for Offered {
@@ -156,7 +158,9 @@ mod tests {
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
             self.room.store(buf.remaining(), Ordering::Relaxed);
-            Pin::new(&mut self.inner).poll_read(cx, buf)
+            let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+            self.waiting.store(read.is_pending(), Ordering::Relaxed);
+            read
         }
     }
 
@@ -205,9 +209,11 @@ mod tests {
         });
         let (client, server) = tokio::io::duplex(1 << 20);
         let room = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicBool::new(false));
         let stream = Offered {
             inner: server,
             room: Arc::clone(&room),
+            waiting: Arc::clone(&waiting),
         };
         let admission = Limits::new(1, 1)
             .admit([127, 0, 0, 1].into())
@@ -237,9 +243,20 @@ mod tests {
             next_frame(&mut hub).await,
             ClientFrame::Msg { .. }
         ));
-        // The task is waiting for the next read: its buffer is the one an
-        // idle connection keeps.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Once the task waits for the next read, its buffer is the one an
+        // idle connection keeps (on this runtime's one thread, the task
+        // runs while the test yields). The reads that brought the frame
+        // found bytes: a read that waits is the one after it.
+        for _ in 0..10_000 {
+            if waiting.load(Ordering::Relaxed) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            waiting.load(Ordering::Relaxed),
+            "the task never waited for the next read"
+        );
         let offered = room.load(Ordering::Relaxed);
         assert!(
             offered <= READ_CHUNK,
