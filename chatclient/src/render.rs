@@ -61,6 +61,15 @@ pub enum Line {
     },
     /// A line the client says itself (`/who`, `/help`, reconnecting).
     Info(String),
+    /// `entered #room; N online: ...`: said as [`Line::Info`] is, and filed
+    /// by the full-screen client under `room` (entered at the join with
+    /// others, it is not always the current one).
+    Entered {
+        /// The room entered.
+        room: String,
+        /// The line (it names the room).
+        text: String,
+    },
     /// Back after a reconnect, `room`'s history began anew (the server
     /// restarted without keeping it, or forgot the room while it was
     /// empty): what was said before is gone.
@@ -243,7 +252,7 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* server: ");
             out.push_str(&escape_control(text));
         }
-        Line::Info(text) => {
+        Line::Info(text) | Line::Entered { text, .. } => {
             out.push_str("* ");
             out.push_str(&escape_control(text));
         }

@@ -633,7 +633,8 @@ fn tab_completes_commands_rooms_and_nicks() {
     let server = Server::start(&[]);
     let mut bob = bob_in(&server, "lobby");
     let mut alice = alice_with(&server, &mut bob, &["--room", "lobby,rust"]);
-    alice.expect("* entered #rust");
+    // Said in #rust's own view; the status bar lists it once entered.
+    alice.wait_until("#rust entered", |s| s.status_row().contains("#rust"));
     alice.keys(b"hi b");
     alice.keys(TAB);
     alice.wait_until("bob completed", |s| s.input_row() == "alice #lobby> hi bob");
@@ -655,6 +656,8 @@ fn tab_completes_commands_rooms_and_nicks() {
         "{}",
         alice.status_row()
     );
+    // #rust's view has what was said of it at the start.
+    alice.expect("* entered #rust");
 }
 
 /// A mention in another room flags it in the status bar, in bold (and

@@ -35,7 +35,11 @@ impl Session {
     pub(super) fn announce_entered(&mut self, room: &str) {
         if let Some(first) = self.announcing.remove(room) {
             let count = self.client.roster_len(room);
-            self.info(format!("entered #{room}; {}", names_of(count, &first)));
+            let text = format!("entered #{room}; {}", names_of(count, &first));
+            self.print(Line::Entered {
+                room: room.to_owned(),
+                text,
+            });
         }
     }
 

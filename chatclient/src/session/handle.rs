@@ -394,7 +394,7 @@ mod tests {
             match a {
                 Action::Frame(ServerFrame::Entered { .. }) => order.push("entered frame".into()),
                 Action::Frame(ServerFrame::Msg { .. }) => order.push("msg frame".into()),
-                Action::Print(Line::Info(text)) => order.push(text),
+                Action::Print(Line::Info(text) | Line::Entered { text, .. }) => order.push(text),
                 _ => {}
             }
         }

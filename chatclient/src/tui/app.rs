@@ -409,6 +409,7 @@ impl App {
                     }
                 }
             }
+            Line::Entered { room, .. } => entry.room = Some(room.clone()),
             Line::HistoryGone { room } => {
                 // The history its gaps were in is gone.
                 self.drop_gap_lines(|r| r == room);
@@ -1103,6 +1104,28 @@ mod tests {
             !app.entries.iter().any(|e| app.in_view(e)),
             "#lobby is current"
         );
+    }
+
+    /// A room entered with others at the join says so in its own view,
+    /// not in the current room's.
+    #[test]
+    fn an_entered_line_is_filed_under_its_room() {
+        let mut app = app();
+        let entered = |room: &str| Line::Entered {
+            room: room.into(),
+            text: format!("entered #{room}; 1 online: alice"),
+        };
+        app.add_line(entered("rust"), "12:00".into());
+        assert_eq!(
+            app.entries.back().map(|e| e.room.as_deref()),
+            Some(Some("rust"))
+        );
+        assert!(
+            !app.entries.iter().any(|e| app.in_view(e)),
+            "#lobby is current"
+        );
+        app.add_line(entered("lobby"), "12:00".into());
+        assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
     }
 
     /// Who came and went in a room while the connection was lost is said

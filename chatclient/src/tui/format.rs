@@ -120,7 +120,7 @@ pub fn entry_rows(
                 theme.notice(),
             ));
         }
-        Line::Info(text) => {
+        Line::Info(text) | Line::Entered { text, .. } => {
             prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
             prefix.push(Span::raw("* "));
             body.push(Span::raw(escape_control(text).into_owned()));
