@@ -1087,6 +1087,19 @@ mod tests {
         assert!(gaps(&app).is_empty());
     }
 
+    /// The last line is filed under #rust, and nothing is in view: #lobby
+    /// is current.
+    fn filed_under_rust(app: &App) {
+        assert_eq!(
+            app.entries.back().map(|e| e.room.as_deref()),
+            Some(Some("rust"))
+        );
+        assert!(
+            !app.entries.iter().any(|e| app.in_view(e)),
+            "#lobby is current"
+        );
+    }
+
     #[test]
     fn a_history_gone_line_is_filed_under_its_room() {
         let mut app = app();
@@ -1096,14 +1109,7 @@ mod tests {
             },
             "12:00".into(),
         );
-        assert_eq!(
-            app.entries.back().map(|e| e.room.as_deref()),
-            Some(Some("rust"))
-        );
-        assert!(
-            !app.entries.iter().any(|e| app.in_view(e)),
-            "#lobby is current"
-        );
+        filed_under_rust(&app);
     }
 
     /// A room entered with others at the join says so in its own view,
@@ -1116,14 +1122,7 @@ mod tests {
             text: format!("entered #{room}; 1 online: alice"),
         };
         app.add_line(entered("rust"), "12:00".into());
-        assert_eq!(
-            app.entries.back().map(|e| e.room.as_deref()),
-            Some(Some("rust"))
-        );
-        assert!(
-            !app.entries.iter().any(|e| app.in_view(e)),
-            "#lobby is current"
-        );
+        filed_under_rust(&app);
         app.add_line(entered("lobby"), "12:00".into());
         assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
     }
@@ -1139,14 +1138,7 @@ mod tests {
             left: vec![],
         };
         app.add_line(away("rust"), "12:00".into());
-        assert_eq!(
-            app.entries.back().map(|e| e.room.as_deref()),
-            Some(Some("rust"))
-        );
-        assert!(
-            !app.entries.iter().any(|e| app.in_view(e)),
-            "#lobby is current"
-        );
+        filed_under_rust(&app);
         app.add_line(away("lobby"), "12:00".into());
         assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
     }
