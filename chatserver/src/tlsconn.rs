@@ -136,17 +136,18 @@ mod tests {
     use std::task::{Context, Poll};
 
     use chatproto::ClientId;
-    use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf};
+    use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf, ReadHalf};
 
     use super::*;
     use crate::limits::Limits;
     use crate::Settings;
 
-    /// A stream that notes how much room each read offers (the read
+    /// A read side that notes how much room each read offers (the read
     /// buffer's spare capacity), and whether the last read found nothing
-    /// to read (the task then waits for the client).
+    /// to read (the task then waits for the client). Joined to a write
+    /// side with `tokio::io::join`.
     struct Offered {
-        inner: DuplexStream,
+        inner: ReadHalf<DuplexStream>,
         room: Arc<AtomicUsize>,
         waiting: Arc<AtomicBool>,
     }
@@ -161,24 +162,6 @@ mod tests {
             let read = Pin::new(&mut self.inner).poll_read(cx, buf);
             self.waiting.store(read.is_pending(), Ordering::Relaxed);
             read
-        }
-    }
-
-    impl AsyncWrite for Offered {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.inner).poll_write(cx, buf)
-        }
-
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.inner).poll_flush(cx)
-        }
-
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.inner).poll_shutdown(cx)
         }
     }
 
@@ -210,11 +193,13 @@ mod tests {
         let (client, server) = tokio::io::duplex(1 << 20);
         let room = Arc::new(AtomicUsize::new(0));
         let waiting = Arc::new(AtomicBool::new(false));
-        let stream = Offered {
-            inner: server,
+        let (server_rd, server_wr) = tokio::io::split(server);
+        let offered = Offered {
+            inner: server_rd,
             room: Arc::clone(&room),
             waiting: Arc::clone(&waiting),
         };
+        let stream = tokio::io::join(offered, server_wr);
         let admission = Limits::new(1, 1)
             .admit([127, 0, 0, 1].into())
             .expect("room for one");
