@@ -68,12 +68,14 @@ fn main() -> std::process::ExitCode {
     let mut args = Args::parse_noting_given();
     args.tidy();
     if let Some(args::Command::Export { room, since }) = &args.command {
-        let done = if args.export_both {
-            Err(
-                "give --cluster (a cluster's history) or --data-dir (a database's), not both"
-                    .into(),
-            )
-        } else if args.cluster.is_empty() || !args.export_cluster {
+        // A usage error, as the server's own are: exit 2, before anything is opened.
+        if args.export_both {
+            eprintln!(
+                "chatserver export: give --cluster (a cluster's history) or --data-dir (a database's), not both"
+            );
+            return std::process::ExitCode::from(2);
+        }
+        let done = if args.cluster.is_empty() || !args.export_cluster {
             store::export(&args.data_dir, room.as_deref(), *since)
         } else {
             export_cluster(&args.cluster, room.as_deref(), *since)

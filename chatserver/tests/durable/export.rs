@@ -125,7 +125,7 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
         path_str(dir.path()),
     ];
     let run = run_to_exit(&args, WAIT);
-    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_eq!(run.status.code(), Some(2), "a usage error: {run:?}");
     assert!(run.stderr.contains("not both"), "{run:?}");
 
     // Everything still works, and stops cleanly.
