@@ -98,7 +98,7 @@ pub enum JoinError {
     },
     /// Without TLS, the server closed or failed the connection before
     /// letting us in: it may take only TLS.
-    #[error("{why}; {}", tls_hint(why, addr))]
+    #[error("{}", tls_only(why, addr))]
     MaybeTlsOnly {
         /// The address as given.
         addr: String,
@@ -189,20 +189,22 @@ impl JoinError {
     }
 }
 
-/// What to do about a plain connection refused or closed before the
-/// join: the server may take only TLS, or (a `bad_frame` from chatserver
-/// `--tls-only`) has just said so, when "if" would be out of place.
-fn tls_hint(why: &JoinError, addr: &str) -> String {
+/// A plain connection refused or closed before the join, and what to do:
+/// the server may take only TLS, or (a `bad_frame` from chatserver
+/// `--tls-only`) has just said so. Then its words (a hint with
+/// placeholders, for any client) give way to ours, which name the address
+/// given: said once, and without "if", which would be out of place.
+fn tls_only(why: &JoinError, addr: &str) -> String {
     match why {
         JoinError::Refused {
             code: "bad_frame",
             message,
-        } if message.contains("TLS") => {
-            format!("use --tls or write the address as tls://{addr}")
-        }
-        _ => {
-            format!("if the server takes only TLS, use --tls or write the address as tls://{addr}")
-        }
+        } if message.contains("TLS") => format!(
+            "cannot join: this server takes TLS only; use --tls or write the address as tls://{addr}"
+        ),
+        _ => format!(
+            "{why}; if the server takes only TLS, use --tls or write the address as tls://{addr}"
+        ),
     }
 }
 
@@ -232,8 +234,7 @@ mod tests {
         };
         assert_eq!(
             said.to_string(),
-            "cannot join: bad_frame: this server takes TLS only: connect again with TLS \
-             (chatclient --tls, or tls://HOST:PORT); use --tls or write the address as \
+            "cannot join: this server takes TLS only; use --tls or write the address as \
              tls://chat.lan:7878"
         );
         let closed = JoinError::MaybeTlsOnly {
