@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Instant;
 
 use common::{Client, Server, WAIT};
-use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
 
 /// chatclient running on the slave side of a pty; we hold the master.
 struct Terminal {
@@ -20,6 +20,14 @@ struct Terminal {
     /// Everything the client wrote to the terminal, in chunks.
     output: Receiver<Vec<u8>>,
     seen: Vec<u8>,
+    /// The local modes the pty had before the client started.
+    first_modes: String,
+}
+
+/// A pty's local modes (echo, canonical input, ...), as text.
+fn modes(master: &dyn MasterPty) -> String {
+    let termios = master.get_termios().expect("the pty's modes");
+    format!("{:?}", termios.local_flags)
 }
 
 impl Terminal {
@@ -44,6 +52,9 @@ impl Terminal {
         ] {
             cmd.env_remove(key);
         }
+        // Read before the client runs: read after, it may already have
+        // changed them (seen under load).
+        let first_modes = modes(&*pty.master);
         let child = pty.slave.spawn_command(cmd).expect("start chatclient");
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().expect("pty reader");
@@ -68,6 +79,7 @@ impl Terminal {
             writer,
             output,
             seen: Vec::new(),
+            first_modes,
         }
     }
 
@@ -88,8 +100,7 @@ impl Terminal {
 
     /// The terminal's local modes (echo, canonical input, ...), as text.
     fn local_modes(&self) -> String {
-        let termios = self.master.get_termios().expect("the pty's modes");
-        format!("{:?}", termios.local_flags)
+        modes(&*self.master)
     }
 
     /// Bytes as the terminal would deliver them, all in one write.
@@ -148,7 +159,7 @@ fn sigterm_leaves_and_gives_the_terminal_back() {
     let mut bob = Client::start("bob", &server.addr);
     bob.expect("* bob is online");
     let mut alice = Terminal::start("alice", &server.addr);
-    let before = alice.local_modes();
+    let before = alice.first_modes.clone();
     alice.expect_shown("alice #lobby> ");
     assert_ne!(
         alice.local_modes(),
