@@ -20,11 +20,20 @@ use crate::metrics::Transport;
 use crate::peer::Peer;
 use crate::writer;
 
-/// Bytes asked of the stream per read.
+/// Bytes asked of the stream per read, once a read has begun a frame...
 const READ_CHUNK: usize = 8 * 1024;
 
+/// ...and by the first read after the last frame: the buffer an idle
+/// connection holds while it waits. A plain TCP connection waits for the
+/// socket to be readable with no buffer at all; a TLS stream has no such
+/// wait, so its read waits in a buffer, and a small one: most frames fit,
+/// and a larger one reads on from what rustls has decrypted, without a
+/// system call. (8 KiB here made an idle TLS connection cost 26 KiB of
+/// the server's memory instead of 19; BENCHMARKS.md.)
+const FIRST_READ: usize = 512;
+
 /// Between frames, let the read buffer go (the next read takes a fresh
-/// [`READ_CHUNK`]), as a plain TCP connection does. A buffer a large frame
+/// [`FIRST_READ`]), as a plain TCP connection does. A buffer a large frame
 /// grew keeps its whole allocation, even when the frame took all of it and
 /// what is left looks empty (`capacity()` 0): the next `reserve` takes it
 /// back whole, and a connection that once sent a message near the frame
@@ -66,7 +75,10 @@ pub async fn serve<S>(
         if peer.is_closing() {
             break;
         }
-        if buf.capacity() - buf.len() < 1024 {
+        if buf.capacity() == 0 {
+            // Between frames: what a connection keeps while it idles.
+            buf.reserve(FIRST_READ);
+        } else if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
@@ -182,6 +194,18 @@ mod tests {
         }
     }
 
+    /// Until the connection's task waits for a read that found nothing (on
+    /// this runtime's one thread, the task runs while the test yields).
+    async fn wait_for_read(waiting: &AtomicBool) {
+        for _ in 0..10_000 {
+            if waiting.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the task never waited for the next read");
+    }
+
     #[tokio::test]
     async fn a_large_frame_does_not_leave_its_buffer_to_an_idle_connection() {
         let (to_hub, mut hub) = mpsc::channel(16);
@@ -216,6 +240,13 @@ mod tests {
             let mut sink = vec![0u8; 4096];
             while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
         });
+        // A new connection waits for its first frame in a small buffer.
+        wait_for_read(&waiting).await;
+        let offered = room.load(Ordering::Relaxed);
+        assert!(
+            offered <= FIRST_READ,
+            "a new connection offers {offered} bytes of buffer"
+        );
         wr.write_all(&frame(r#"{"type":"join","nick":"alice"}"#))
             .await
             .unwrap();
@@ -232,19 +263,10 @@ mod tests {
         // idle connection keeps (on this runtime's one thread, the task
         // runs while the test yields). The reads that brought the frame
         // found bytes: a read that waits is the one after it.
-        for _ in 0..10_000 {
-            if waiting.load(Ordering::Relaxed) {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert!(
-            waiting.load(Ordering::Relaxed),
-            "the task never waited for the next read"
-        );
+        wait_for_read(&waiting).await;
         let offered = room.load(Ordering::Relaxed);
         assert!(
-            offered <= READ_CHUNK,
+            offered <= FIRST_READ,
             "an idle connection still offers {offered} bytes of buffer after a large frame"
         );
         wr.write_all(&frame(r#"{"type":"ping"}"#)).await.unwrap();
