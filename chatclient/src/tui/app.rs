@@ -1,5 +1,5 @@
-//! The full-screen client's state and what each key, paste and incoming
-//! line does to it, with no I/O: the screen thread (`mod.rs`) feeds it
+//! The full-screen client's state and what each incoming line does to it
+//! (each key and paste: `app/keys.rs`), with no I/O: the screen thread (`mod.rs`) feeds it
 //! terminal events and lines from the network loop, draws it (`draw.rs`)
 //! and carries out the [`Effect`]s it asks for.
 //!
@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chatproto::nick_key;
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind};
 
 use super::complete::{Completion, Words};
 use super::input_line::InputLine;
@@ -20,6 +19,8 @@ use super::theme::{NickColours, Theme};
 use crate::input::{parse_line, Command};
 use crate::render::{Line, Piece};
 use crate::session::text_bytes;
+
+mod keys;
 
 /// Lines kept for scrolling back, all rooms together; the oldest go first.
 pub const MAX_ENTRIES: usize = 20_000;
@@ -471,293 +472,6 @@ impl App {
             self.entries.pop_front();
         }
     }
-
-    /// Something happened on the terminal.
-    pub fn handle_event(&mut self, event: Event) {
-        match event {
-            Event::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
-            Event::Paste(text) => {
-                self.completion = None;
-                self.ctrl_c_armed = false;
-                if !self.quitting {
-                    self.paste(&text);
-                }
-            }
-            Event::Mouse(m) => match m.kind {
-                MouseEventKind::ScrollUp => self.scroll_up(WHEEL_ROWS),
-                MouseEventKind::ScrollDown => self.scroll_down(WHEEL_ROWS),
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-
-    fn key(&mut self, key: KeyEvent) {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = key.modifiers.contains(KeyModifiers::ALT);
-        if !matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
-            self.completion = None;
-        }
-        let armed = std::mem::take(&mut self.ctrl_c_armed);
-        let code = match key.code {
-            KeyCode::Char(c) if ctrl => KeyCode::Char(c.to_ascii_lowercase()),
-            other => other,
-        };
-        if self.paste.is_some() {
-            match code {
-                KeyCode::Char('y' | 'Y') | KeyCode::Enter if !ctrl => self.answer_paste(true),
-                KeyCode::Char('n' | 'N') | KeyCode::Esc if !ctrl => self.answer_paste(false),
-                KeyCode::Char('c') if ctrl => self.answer_paste(false),
-                _ => {}
-            }
-            return;
-        }
-        // Keys that only move the view work while leaving too.
-        match code {
-            KeyCode::PageUp => return self.scroll_up(self.page()),
-            KeyCode::PageDown => return self.scroll_down(self.page()),
-            KeyCode::Esc => return self.scroll_to_bottom(),
-            KeyCode::F(2) => {
-                self.show_names = !self.show_names;
-                return;
-            }
-            KeyCode::Char('l') if ctrl => return self.effects.push(Effect::Redraw),
-            KeyCode::Char('c') if ctrl => {
-                if self.quitting || (armed && self.input.is_empty()) {
-                    self.effects.push(Effect::LeaveNow);
-                } else if self.input.is_empty() {
-                    self.ctrl_c_armed = true;
-                } else {
-                    // Clearing a typed line only clears it: leaving takes
-                    // two more, on the empty line.
-                    self.input.clear();
-                }
-                return;
-            }
-            _ => {}
-        }
-        if self.quitting {
-            return;
-        }
-        let input = &mut self.input;
-        match code {
-            KeyCode::Enter => self.submit(),
-            KeyCode::Char('j' | 'm') if ctrl => self.submit(),
-            KeyCode::Tab => self.complete(false),
-            KeyCode::BackTab => self.complete(true),
-            KeyCode::Char('d') if ctrl => {
-                if input.is_empty() {
-                    self.quitting = true;
-                    self.effects.push(Effect::End);
-                } else {
-                    input.delete();
-                }
-            }
-            KeyCode::Char('n') if ctrl => self.switch_room(true),
-            KeyCode::Char('p') if ctrl => self.switch_room(false),
-            KeyCode::Up => input.history_up(),
-            KeyCode::Down => input.history_down(),
-            KeyCode::Left if ctrl || alt => input.word_left(),
-            KeyCode::Right if ctrl || alt => input.word_right(),
-            KeyCode::Left => input.left(),
-            KeyCode::Right => input.right(),
-            KeyCode::Char('b') if ctrl => input.left(),
-            KeyCode::Char('f') if ctrl => input.right(),
-            KeyCode::Char('b') if alt => input.word_left(),
-            KeyCode::Char('f') if alt => input.word_right(),
-            KeyCode::Home => input.home(),
-            KeyCode::End => input.end(),
-            KeyCode::Char('a') if ctrl => input.home(),
-            KeyCode::Char('e') if ctrl => input.end(),
-            KeyCode::Backspace if alt => input.delete_word_before(),
-            KeyCode::Backspace => input.backspace(),
-            KeyCode::Char('h') if ctrl => input.backspace(),
-            KeyCode::Delete => input.delete(),
-            KeyCode::Char('w') if ctrl => input.delete_word_before(),
-            KeyCode::Char('u') if ctrl => input.delete_to_start(),
-            KeyCode::Char('k') if ctrl => input.delete_to_end(),
-            KeyCode::Char(c) if !ctrl && !alt && !c.is_control() => input.insert(c),
-            _ => {}
-        }
-    }
-
-    /// Enter: hand the line to the session (`/clear` is the screen's own).
-    fn submit(&mut self) {
-        let line = self.input.take();
-        if line.trim().is_empty() {
-            return;
-        }
-        self.scroll_to_bottom();
-        match parse_line(&line) {
-            Command::Clear => {
-                self.clear_view();
-                // The session forgets what was shown, for `/history`.
-                self.give(line);
-            }
-            Command::Help => {
-                let time = chrono::Local::now().format("%H:%M").to_string();
-                for text in HELP {
-                    self.add_line(Line::Info((*text).to_owned()), time.clone());
-                }
-            }
-            Command::Quit => {
-                self.quitting = true;
-                self.give(line);
-            }
-            // Past the most the current room takes from us to everyone
-            // (recipients only lower it), the session refuses the message
-            // and says why: the line stays, to be cut down, not retyped.
-            Command::Send { text, .. }
-                if self.state.max_text > 0 && text_bytes(&text) > self.state.max_text =>
-            {
-                self.give(line.clone());
-                self.input.set(line, None);
-            }
-            _ => self.give(line),
-        }
-    }
-
-    /// `/clear`: forget what the message area shows.
-    fn clear_view(&mut self) {
-        let current = self.state.current.clone();
-        self.entries.retain(|e| match (&e.room, &current) {
-            (Some(room), Some(current)) => room != current,
-            _ => false,
-        });
-        self.scroll_to_bottom();
-    }
-
-    /// Ctrl-N and Ctrl-P: the next or previous room becomes current.
-    fn switch_room(&mut self, forward: bool) {
-        let rooms = &self.state.rooms;
-        if rooms.len() < 2 {
-            return;
-        }
-        let at = self
-            .state
-            .current
-            .as_ref()
-            .and_then(|c| rooms.iter().position(|r| r == c))
-            .unwrap_or(0);
-        let next = if forward {
-            (at + 1) % rooms.len()
-        } else {
-            (at + rooms.len() - 1) % rooms.len()
-        };
-        self.give(format!("/join {}", rooms[next]));
-    }
-
-    fn complete(&mut self, back: bool) {
-        let mut text = self.input.text().to_owned();
-        if let Some(c) = &mut self.completion {
-            c.step(back);
-            let cursor = c.apply(&mut text);
-            self.input.set(text, Some(cursor));
-            return;
-        }
-        let me = nick_key(&self.state.nick);
-        let nicks: Vec<&str> = self
-            .state
-            .roster
-            .iter()
-            .map(String::as_str)
-            .filter(|n| nick_key(n) != me)
-            .collect();
-        let rooms: Vec<&str> = self
-            .state
-            .rooms
-            .iter()
-            .chain(&self.state.listed_rooms)
-            .map(String::as_str)
-            .collect();
-        let words = Words { nicks, rooms };
-        let Some(mut c) = Completion::start(&text, self.input.cursor(), &words) else {
-            return;
-        };
-        let cursor = c.apply(&mut text);
-        self.input.set(text, Some(cursor));
-        self.completion = Some(c);
-    }
-
-    /// A bracketed paste: one line goes into the input line; several are
-    /// sent as separate messages (asked about first if there are many),
-    /// and what follows the last line break stays in the input line. A
-    /// paste while another waits for its answer goes on from where that
-    /// one ended: its lines join the question.
-    fn paste(&mut self, text: &str) {
-        let text = text
-            .replace("\r\n", "\n")
-            .replace('\r', "\n")
-            .replace('\t', "    ");
-        let text: String = text
-            .chars()
-            .filter(|&c| c == '\n' || !c.is_control())
-            .collect();
-        if let Some(q) = &mut self.paste {
-            let (lines, rest, at) = split_pasted(&text, &q.rest, q.at, false);
-            q.lines.extend(lines);
-            q.rest = rest;
-            q.at = at;
-            return;
-        }
-        if !text.contains('\n') {
-            self.input.insert_str(&text);
-            return;
-        }
-        let before = (self.input.text().to_owned(), self.input.cursor());
-        let (lines, rest, at) = split_pasted(&text, &before.0, before.1, true);
-        if lines.len() > PASTE_ASK_OVER {
-            self.paste = Some(PasteQuestion {
-                lines,
-                rest,
-                at,
-                before,
-            });
-            return;
-        }
-        self.send_pasted(lines, rest);
-    }
-
-    fn send_pasted(&mut self, lines: Vec<String>, rest: String) {
-        if !lines.is_empty() {
-            self.scroll_to_bottom();
-        }
-        for line in lines {
-            self.input.remember(&line);
-            self.give(line);
-        }
-        self.input.set(rest, None);
-    }
-
-    fn answer_paste(&mut self, yes: bool) {
-        let Some(q) = self.paste.take() else { return };
-        if yes {
-            self.send_pasted(q.lines, q.rest);
-        } else {
-            self.input.set(q.before.0, Some(q.before.1));
-        }
-    }
-
-    fn page(&self) -> usize {
-        self.area.1.saturating_sub(1).max(1)
-    }
-
-    fn scroll_up(&mut self, rows: usize) {
-        // Drawing stops at the oldest line.
-        self.scroll = self.scroll.saturating_add(rows);
-    }
-
-    fn scroll_down(&mut self, rows: usize) {
-        self.scroll = self.scroll.saturating_sub(rows);
-        if self.scroll == 0 {
-            self.new_below = 0;
-        }
-    }
-
-    fn scroll_to_bottom(&mut self) {
-        self.scroll = 0;
-        self.new_below = 0;
-    }
 }
 
 /// Whether two nicknames are one person.
@@ -792,50 +506,6 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     false
 }
 
-/// `text` (cleaned) pasted into `input` at byte `cursor`: the lines it
-/// sends, what the input line holds after them, and where in that the
-/// paste ended. `typed`: whether the input before the cursor was typed
-/// (then the first line finishes it, a command if it was one) or is the
-/// end of an earlier paste (then it is text, as every pasted line).
-fn split_pasted(
-    text: &str,
-    input: &str,
-    cursor: usize,
-    typed: bool,
-) -> (Vec<String>, String, usize) {
-    let (head, tail) = input.split_at(cursor);
-    let mut pieces: Vec<&str> = text.split('\n').collect();
-    let last = pieces.pop().unwrap_or("");
-    if pieces.is_empty() {
-        return (
-            Vec::new(),
-            format!("{head}{last}{tail}"),
-            cursor + last.len(),
-        );
-    }
-    let mut lines = Vec::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        let line = match i {
-            0 => format!("{head}{piece}"),
-            _ => (*piece).to_owned(),
-        };
-        if i == 0 && typed && !head.is_empty() {
-            // The first line finishes what was typed: it is a command if
-            // that was.
-            lines.push(line);
-        } else if line.trim_start().starts_with('/') {
-            // Pasted text is text: a line that starts with / (after any
-            // spaces, which a typed line ignores too) is sent as it is,
-            // without those spaces, not run as a command.
-            lines.push(format!("/{}", line.trim_start()));
-        } else {
-            lines.push(line);
-        }
-    }
-    lines.retain(|l| !l.trim().is_empty());
-    (lines, format!("{last}{tail}"), last.len())
-}
-
 /// Whether `entry` belongs in the message area while `current` is the
 /// current room (lines of no room always do).
 fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
@@ -847,6 +517,8 @@ fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+
     use super::*;
 
     fn app() -> App {
