@@ -8,12 +8,19 @@
 //! embedders too: drive your own scenario and inspect what each client
 //! received.
 //!
+//! [`check_decode`], [`check_room_ops`] and [`check_client_ops`] are the
+//! bodies of the fuzz targets: the codec, the server core, and the client
+//! core against a hostile server.
+//!
 //! [`oracle`] checks recorded deliveries for exactly-once, in-order
 //! delivery; chatbench's soak runs it over what its clients recorded from a
 //! real server, and chatproto's model-based test over what the simulated
 //! clients received.
 
+mod client;
 pub mod oracle;
+
+pub use client::check_client_ops;
 
 use std::collections::HashMap;
 

@@ -52,6 +52,22 @@ struct RoomState {
     asked: u64,
 }
 
+/// See [`Client::footprint`].
+#[cfg(feature = "testkit")]
+#[derive(Debug)]
+pub(crate) struct Footprint<'a> {
+    /// Rooms asked for on this connection, not answered yet.
+    pub(crate) entering: Vec<&'a str>,
+    /// Rooms whose messages wait for their replay to end.
+    pub(crate) held: Vec<&'a str>,
+    /// Rooms parted whose `part` waits for their held messages.
+    pub(crate) parting: Vec<&'a str>,
+    /// Outputs not drained by `poll`.
+    pub(crate) queued: usize,
+    /// The bytes of every string kept.
+    pub(crate) bytes: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Offline,
@@ -344,6 +360,44 @@ impl Client {
     #[must_use = "a frame not sent is a message lost; an event not shown is a screen wrong"]
     pub fn poll(&mut self) -> Option<ClientOutput> {
         self.out.pop_front()
+    }
+
+    /// What the core holds beyond its public accessors, for the testkit's
+    /// bounds: the room names of its sets, the outputs not drained, and
+    /// the bytes of every string it keeps.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn footprint(&self) -> Footprint<'_> {
+        let rooms = self.rooms.iter().chain(&self.parting);
+        let room_bytes: usize = rooms
+            .map(|(name, r)| {
+                let roster: usize = r.roster.iter().map(|(k, v)| k.len() + v.len()).sum();
+                name.len() + r.epoch.as_ref().map_or(0, String::len) + roster
+            })
+            .sum();
+        let pending_bytes: usize = self
+            .pending
+            .iter()
+            .map(|p| {
+                p.id.len()
+                    + p.room.len()
+                    + p.text.len()
+                    + p.to.iter().map(String::len).sum::<usize>()
+            })
+            .sum();
+        let names = |set: &BTreeSet<String>| set.iter().map(String::len).sum::<usize>();
+        Footprint {
+            entering: self.entering.iter().map(String::as_str).collect(),
+            held: self.held.iter().map(String::as_str).collect(),
+            parting: self.parting.keys().map(String::as_str).collect(),
+            queued: self.out.len(),
+            bytes: self.nick.len()
+                + self.token.as_ref().map_or(0, String::len)
+                + self.id_prefix.len()
+                + room_bytes
+                + pending_bytes
+                + names(&self.entering)
+                + names(&self.held),
+        }
     }
 
     fn enter_now(&mut self, room: &str) {
