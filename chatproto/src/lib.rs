@@ -191,10 +191,11 @@
 //!
 //! * Encode with the limit the server announced and decode with at least
 //!   it: [`Client::limits`]`.max_frame_bytes` once joined
-//!   ([`DEFAULT_MAX_FRAME_BYTES`] before). [`Client::send_msg`] lets
-//!   through any message that fits the announced limit, so encoding with a
-//!   smaller fixed one fails on a server that raised it; a decoder can be
-//!   replaced between frames (the bytes not yet decoded stay in the buffer).
+//!   ([`DEFAULT_MAX_FRAME_BYTES`] before, or from a server that announced
+//!   none). [`Client::send_msg`] lets through any message that fits the
+//!   announced limit, so encoding with a smaller fixed one fails on a
+//!   server that raised it; a decoder can be replaced between frames (the
+//!   bytes not yet decoded stay in the buffer).
 //! * Reconnect after [`ClientEvent::Dead`] (nothing heard after a ping) or
 //!   when the transport ends, and call [`Client::poll_timeout`] /
 //!   [`Client::handle_timeout`] for that ping to happen.

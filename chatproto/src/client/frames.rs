@@ -21,9 +21,7 @@ impl Client {
                 ..
             } => {
                 self.limits = limits;
-                if let Some(max) = self.frame_limit() {
-                    self.drop_too_large(max);
-                }
+                self.drop_too_large(self.frame_limit());
                 self.welcome(nick, session, resumed.unwrap_or(false));
             }
             ServerFrame::Online { room, nicks } => {

@@ -96,7 +96,8 @@ enum Phase {
 /// does not stop by itself: the shell must look for that code).
 ///
 /// Encode its frames with the limit of [`Client::limits`] once joined
-/// ([`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES) before):
+/// ([`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES) before, or
+/// from a server that announced none):
 /// [`send_msg`](Client::send_msg) lets through any message within that
 /// limit, so a smaller fixed limit fails against a server that raised its
 /// own. The server's frames can be that long too: decode with a
@@ -302,10 +303,11 @@ impl Client {
     /// waits behind them.
     ///
     /// A message whose frame is longer than the server takes (the
-    /// `max_frame_bytes` of its `welcome`, see [`Client::limits`]) is not
-    /// sent: it is answered at once by a [`ClientEvent::Error`]
-    /// `msg_too_large` with its id, as one found too long when a
-    /// `welcome` arrives is.
+    /// `max_frame_bytes` of its `welcome`, see [`Client::limits`], or
+    /// [`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES) from a
+    /// server whose `welcome` said none) is not sent: it is answered at
+    /// once by a [`ClientEvent::Error`] `msg_too_large` with its id, as one
+    /// found too long when a `welcome` arrives is.
     pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
         self.next_id += 1;
         let id = format!("{}{}", self.id_prefix, self.next_id);
@@ -316,16 +318,15 @@ impl Client {
             text: text.into(),
         };
         if self.phase == Phase::Joined {
-            if let Some(max) = self.frame_limit() {
-                // Sent, the frame would be refused by the shell's encoder
-                // or close the connection, and it would wait for an echo
-                // that never comes.
-                if let Err(crate::EncodeError::TooLarge { len, .. }) =
-                    crate::encode(&msg_frame(&p), max)
-                {
-                    self.too_large(p, len, max);
-                    return id;
-                }
+            // Sent, the frame would be refused by the shell's encoder or
+            // close the connection, and it would wait for an echo that
+            // never comes.
+            let max = self.frame_limit();
+            if let Err(crate::EncodeError::TooLarge { len, .. }) =
+                crate::encode(&msg_frame(&p), max)
+            {
+                self.too_large(p, len, max);
+                return id;
             }
         }
         if self.phase == Phase::Joined && !self.held.contains(&p.room) {

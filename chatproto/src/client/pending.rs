@@ -31,11 +31,16 @@ impl Client {
         self.pending = kept;
     }
 
-    /// The payload limit of the server's last `welcome`, if it said one.
-    pub(super) fn frame_limit(&self) -> Option<usize> {
+    /// The payload limit of the server's last `welcome`, or the
+    /// protocol's default from a server that said none (PROTOCOL.md 1.1):
+    /// a frame over it is refused by a shell encoding with that limit, and
+    /// would wait for an echo for ever.
+    pub(super) fn frame_limit(&self) -> usize {
         self.limits
             .as_ref()
-            .map(|l| usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX))
+            .map_or(crate::DEFAULT_MAX_FRAME_BYTES, |l| {
+                usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX)
+            })
     }
 
     /// Tell that `p`, whose frame is `len` bytes, is given up: the server
