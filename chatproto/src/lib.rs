@@ -308,7 +308,8 @@ mod server;
 pub mod testkit;
 
 pub use client::{
-    Client, ClientEvent, ClientOutput, Unacknowledged, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS,
+    Client, ClientEvent, ClientOutput, Unacknowledged, CLIENT_DEAD_AFTER_MS, CLIENT_MAX_ROSTER,
+    CLIENT_PING_AFTER_MS,
 };
 pub use codec::{
     encode, encode_into, parse_payload, Decoded, EncodeError, FrameDecoder, FramingError,

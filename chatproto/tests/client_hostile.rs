@@ -1,9 +1,11 @@
 //! The client core against a broken or hostile server: what the `client`
-//! fuzz target (`chatproto::testkit::check_client_ops`) found, each kept
-//! as a test that fails without its fix.
+//! fuzz target (`chatproto::testkit::check_client_ops`) found, and the
+//! bounds set while writing it, each kept as a test that fails without its
+//! fix.
 
 use chatproto::{
-    Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
+    Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode, PresenceStatus, ServerFrame,
+    CLIENT_MAX_ROSTER, DEFAULT_MAX_FRAME_BYTES, MAX_NICK_LEN,
 };
 
 /// A `welcome` that announces no limits (as a v1 server's).
@@ -56,4 +58,65 @@ fn a_pending_message_over_the_default_limit_is_given_up_at_a_welcome_without_lim
     assert_eq!(sent, ["fits"]);
     assert_eq!(refused, [(ErrorCode::MsgTooLarge, Some(big.clone()))]);
     assert_eq!(c.unacknowledged(), 1);
+}
+
+/// alice, joined, in the lobby with bob.
+fn in_lobby() -> Client {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, welcome_without_limits(false));
+    let online = vec!["alice".to_owned(), "bob".to_owned()];
+    c.handle_frame(0, ServerFrame::entered("lobby", "e1", 1, 1, online, false));
+    while c.poll().is_some() {}
+    c
+}
+
+fn presence(seq: u64, nick: &str, status: PresenceStatus) -> ServerFrame {
+    ServerFrame::presence(Some("lobby".into()), seq, nick, status, 0)
+}
+
+/// A server naming ever more members of a room (in `online` frames, or
+/// one `presence` after another) fills the roster up to
+/// `CLIENT_MAX_ROSTER`, no further: it grew without end. Those kept
+/// still leave, and another takes the place freed.
+#[test]
+fn a_roster_stops_at_its_cap() {
+    let mut c = in_lobby();
+    let names: Vec<String> = (0..CLIENT_MAX_ROSTER + 500)
+        .map(|i| format!("n{i}"))
+        .collect();
+    for chunk in names.chunks(1_000) {
+        c.handle_frame(0, ServerFrame::online(Some("lobby".into()), chunk.to_vec()));
+    }
+    assert_eq!(c.roster_len("lobby"), CLIENT_MAX_ROSTER);
+    c.handle_frame(0, presence(2, "late", PresenceStatus::Online));
+    assert_eq!(c.roster_len("lobby"), CLIENT_MAX_ROSTER);
+    assert!(!c.roster("lobby").contains(&"late"));
+    c.handle_frame(0, presence(3, "bob", PresenceStatus::Offline));
+    assert_eq!(c.roster_len("lobby"), CLIENT_MAX_ROSTER - 1);
+    c.handle_frame(0, presence(4, "later", PresenceStatus::Online));
+    assert_eq!(c.roster_len("lobby"), CLIENT_MAX_ROSTER);
+    assert!(c.roster("lobby").contains(&"later"));
+}
+
+/// A name longer than any nickname may be (`MAX_NICK_LEN` characters)
+/// is not kept in a roster, however the server says it: each could be a
+/// whole frame long.
+#[test]
+fn a_name_longer_than_a_nickname_is_not_kept_in_a_roster() {
+    let long = "é".repeat(MAX_NICK_LEN + 1);
+    let longest = "é".repeat(MAX_NICK_LEN);
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, welcome_without_limits(false));
+    let online = vec!["alice".to_owned(), long.clone()];
+    c.handle_frame(0, ServerFrame::entered("lobby", "e1", 1, 1, online, false));
+    c.handle_frame(
+        0,
+        ServerFrame::online(Some("lobby".into()), vec![long.clone()]),
+    );
+    c.handle_frame(0, presence(2, &long, PresenceStatus::Online));
+    assert_eq!(c.roster("lobby"), ["alice"]);
+    c.handle_frame(0, presence(3, &longest, PresenceStatus::Online));
+    assert_eq!(c.roster("lobby"), ["alice", longest.as_str()]);
 }

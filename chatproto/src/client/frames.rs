@@ -28,7 +28,7 @@ impl Client {
                 // Only `entered` continuations matter: we join into no room.
                 if let Some(r) = room.and_then(|r| self.rooms.get_mut(&r)) {
                     for n in nicks {
-                        r.roster.insert(nick_key(&n), n);
+                        r.admit(n);
                     }
                 }
             }
@@ -61,7 +61,7 @@ impl Client {
                 r.last_seq = seq;
                 let online = status == PresenceStatus::Online;
                 if online {
-                    r.roster.insert(nick_key(&nick), nick.clone());
+                    r.admit(nick.clone());
                 } else {
                     r.roster.remove(&nick_key(&nick));
                 }
@@ -181,7 +181,7 @@ impl Client {
             r.epoch = Some(epoch);
             r.entered = true;
             r.last_seq = seq;
-            r.roster = online.iter().map(|n| (nick_key(n), n.clone())).collect();
+            r.set_roster(&online);
             return;
         }
         let Some(r) = self.rooms.get_mut(&room) else {
@@ -202,7 +202,7 @@ impl Client {
         }
         r.epoch = Some(epoch);
         r.entered = true;
-        r.roster = online.iter().map(|n| (nick_key(n), n.clone())).collect();
+        r.set_roster(&online);
         self.event(ClientEvent::Entered {
             room,
             online,

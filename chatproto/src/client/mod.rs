@@ -34,6 +34,16 @@ pub const CLIENT_PING_AFTER_MS: u64 = 45_000;
 /// See [`CLIENT_PING_AFTER_MS`].
 pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
 
+/// The most members [`Client::roster`] keeps of one room. Past it, a
+/// name the server says is in the room is not kept (one kept still
+/// leaves), so the list and [`Client::roster_len`] stop at this many:
+/// otherwise a broken or hostile server could grow a client's memory
+/// without end by naming ever more members. A room this large is far
+/// past a room's presence fan-out cap
+/// ([`Limits::presence_fanout_max`], 1,000 by default), beyond which its
+/// list falls behind anyway.
+pub const CLIENT_MAX_ROSTER: usize = 100_000;
+
 /// The longest id prefix used: with a `u64` counter (20 digits at most),
 /// an id stays within the protocol's 64 characters (PROTOCOL.md §5.4).
 const MAX_ID_PREFIX: usize = 64 - 20;
@@ -50,6 +60,31 @@ struct RoomState {
     /// When it was asked for (the rooms given to `new` first, in order):
     /// after a join they are entered in this order.
     asked: u64,
+}
+
+impl RoomState {
+    /// `online` (from an `entered`) as the room's members.
+    fn set_roster(&mut self, online: &[String]) {
+        self.roster.clear();
+        for n in online {
+            self.admit(n.clone());
+        }
+    }
+
+    /// Keep `nick` as a member, unless it cannot be a nickname (longer
+    /// than [`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters, which no
+    /// server's rule allows) or the roster is full
+    /// ([`CLIENT_MAX_ROSTER`]): a member's memory stays small, and so does
+    /// a room's.
+    fn admit(&mut self, nick: String) {
+        if nick.chars().nth(crate::MAX_NICK_LEN).is_some() {
+            return;
+        }
+        let key = crate::nick::nick_key(&nick);
+        if self.roster.len() < CLIENT_MAX_ROSTER || self.roster.contains_key(&key) {
+            self.roster.insert(key, nick);
+        }
+    }
 }
 
 /// See [`Client::footprint`].
@@ -215,7 +250,10 @@ impl Client {
         self.limits.as_ref()
     }
 
-    /// Who is in `room`, sorted by identity.
+    /// Who is in `room`, sorted by identity: at most
+    /// [`CLIENT_MAX_ROSTER`] names, none longer than a nickname may be
+    /// ([`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters; a server that
+    /// sends one is broken, and it is left out).
     pub fn roster(&self, room: &str) -> Vec<&str> {
         self.rooms
             .get(room)

@@ -8,8 +8,8 @@ use bytes::BytesMut;
 
 use crate::{
     encode, Client, ClientEvent, ClientFrame, ClientOutput, Decoded, ErrorCode, FrameDecoder,
-    Limits, PresenceStatus, RoomInfo, ServerFrame, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN,
-    MIN_MAX_FRAME_BYTES,
+    Limits, PresenceStatus, RoomInfo, ServerFrame, CLIENT_MAX_ROSTER, DEFAULT_MAX_FRAME_BYTES,
+    HEADER_LEN, MAX_NICK_LEN, MIN_MAX_FRAME_BYTES,
 };
 
 /// The client's nickname and the prefix of its ids.
@@ -19,7 +19,8 @@ const PREFIX: &str = "f-";
 /// server may still spell it so).
 const ROOMS: [&str; 5] = ["lobby", "rust", "Rust", "music", "#bad"];
 /// Nicknames the ops pick from: ours in two cases, one that folds to
-/// another key, and one in two normalization forms.
+/// another key, one in two normalization forms, and one a character
+/// longer than any nickname may be.
 const NICKS: [&str; 8] = [
     "alice",
     "ALICE",
@@ -28,7 +29,7 @@ const NICKS: [&str; 8] = [
     "José",
     "Jose\u{301}",
     "Straße",
-    "dave",
+    "dave-is-one-character-too-long-xy",
 ];
 const EPOCHS: [&str; 3] = ["e1", "e2", ""];
 const ERRORS: [ErrorCode; 12] = [
@@ -351,6 +352,20 @@ impl Shell {
             self.connected,
             "a timer without a connection, or none with one"
         );
+        for r in &rooms {
+            let roster = self.client.roster(r);
+            assert!(
+                roster.len() <= CLIENT_MAX_ROSTER,
+                "#{r}'s roster is over its cap"
+            );
+            for n in roster {
+                let chars = n.chars().count();
+                assert!(
+                    chars <= MAX_NICK_LEN,
+                    "#{r}'s roster keeps a name of {chars} characters"
+                );
+            }
+        }
         // Pending: sent by the shell, oldest first, none twice.
         let mut sent = self.sent.iter();
         for p in self.client.pending() {
@@ -492,11 +507,13 @@ fn check_server_round_trip(frame: &ServerFrame, max: usize) {
 /// (the protocol's default if none) and still unacknowledged, an `enter`
 /// or `part` only of a room it is in or has left; every `entered`,
 /// `presence` and message event is of one of its rooms (or its own echo),
-/// messages reported once, in rising seq; a message refused is no longer
-/// pending; nothing from the server adds a room or a pending message, or
-/// grows what the client holds beyond a few times the bytes it sent; a
-/// timer due does something and one not due does nothing; and every
-/// server frame decoded re-encodes and decodes to itself.
+/// messages reported once, in rising seq; a roster holds at most
+/// [`CLIENT_MAX_ROSTER`] names, none longer than a nickname; a message
+/// refused is no longer pending; nothing from the server adds a room or a
+/// pending message, or grows what the client holds beyond a few times the
+/// bytes it sent; a timer due does something and one not due does
+/// nothing; and every server frame decoded re-encodes and decodes to
+/// itself.
 ///
 /// The first byte picks the decoder's limit (high bit: 8 KiB, else 1 KiB)
 /// and how server bytes are cut into reads (as in [`check_decode`]); the
