@@ -268,6 +268,11 @@ impl Client {
     }
 
     /// Messages sent that the server has not acknowledged yet (echo or error).
+    ///
+    /// The client keeps each until it is acknowledged or given up, however
+    /// many there are: only [`send_msg`](Client::send_msg) adds to them,
+    /// never the server, so their bound is the shell's to set (chatclient
+    /// takes no more input while 512 are unanswered), with this count.
     pub fn unacknowledged(&self) -> usize {
         self.pending.len()
     }
