@@ -120,3 +120,31 @@ fn a_name_longer_than_a_nickname_is_not_kept_in_a_roster() {
     c.handle_frame(0, presence(3, &longest, PresenceStatus::Online));
     assert_eq!(c.roster("lobby"), ["alice", longest.as_str()]);
 }
+
+/// A second `welcome` on one connection (a broken server's) is ignored:
+/// it entered every room and sent every message waiting once more, as many
+/// times as it came, a few bytes from the server making the client send
+/// all it had; and it took the session's token and limits from it.
+#[test]
+fn a_second_welcome_on_one_connection_is_ignored() {
+    let mut c = in_lobby();
+    c.handle_frame(0, presence(2, "alice", PresenceStatus::Online));
+    c.send_msg("lobby", vec![], "x".repeat(10_000));
+    while c.poll().is_some() {}
+    for _ in 0..3 {
+        let again =
+            ServerFrame::welcome("alice", 0, vec![], Some("other".into()), Some(true), None);
+        c.handle_frame(0, again);
+        assert_eq!(c.poll(), None);
+    }
+    assert_eq!(c.unacknowledged(), 1);
+    // The session is still the first welcome's.
+    c.handle_disconnected();
+    c.handle_connected(1);
+    let join = c.poll();
+    let resume = match &join {
+        Some(ClientOutput::Send(ClientFrame::Join { resume, .. })) => resume.as_deref(),
+        other => panic!("not a join: {other:?}"),
+    };
+    assert_eq!(resume, Some("t"));
+}

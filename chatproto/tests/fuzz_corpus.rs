@@ -242,6 +242,7 @@ fn client_seeds() -> Vec<(&'static str, Ops)> {
                     Some(2),
                 ))
                 .op(PART, &[1])
+                .op(CONNECT, &[])
                 .frame(welcome(true, 1024))
                 .send(0, 3),
         ),

@@ -13,6 +13,10 @@ impl Client {
         self.pinged_at = None;
         match frame {
             ServerFrame::Ping => self.send(ClientFrame::Pong),
+            // One per connection. Another (a broken server's) would enter
+            // every room and send every message waiting again, as many
+            // times as it came.
+            ServerFrame::Welcome { .. } if self.phase == Phase::Joined => {}
             ServerFrame::Welcome {
                 nick,
                 session,

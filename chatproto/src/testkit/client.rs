@@ -101,6 +101,8 @@ struct Shell {
     connected: bool,
     /// Whether the client said `Joined` on this connection.
     joined_here: bool,
+    /// The ids of the messages sent on this connection.
+    sent_here: BTreeSet<String>,
     /// The monotonic clock.
     now: u64,
     /// Every room name (lowercased) the shell gave the client.
@@ -126,6 +128,7 @@ impl Shell {
             buf: BytesMut::new(),
             connected: false,
             joined_here: false,
+            sent_here: BTreeSet::new(),
             now: 0,
             asked: rooms.iter().map(|r| r.to_string()).collect(),
             sent: Vec::new(),
@@ -141,6 +144,7 @@ impl Shell {
         self.client.handle_connected(self.now);
         self.connected = true;
         self.joined_here = false;
+        self.sent_here.clear();
         self.decoder = FrameDecoder::new(self.decoder.max_frame_bytes());
         self.buf.clear();
         self.drain();
@@ -260,6 +264,12 @@ impl Shell {
             ClientFrame::Msg { id, room, .. } => {
                 let id = id.as_deref().expect("the client's messages carry ids");
                 assert!(self.client.is_unacknowledged(id), "{id} sent, not pending");
+                // Else a server could have the client send its messages
+                // again and again, a frame of its own bringing them all.
+                assert!(
+                    self.sent_here.insert(id.to_owned()),
+                    "{id} sent twice on one connection"
+                );
                 let room = room.as_deref().unwrap_or(crate::LOBBY);
                 assert!(self.asked.contains(room), "a message to #{room}");
                 // The limit the server announced (as `encode` takes it), or
@@ -504,7 +514,8 @@ fn check_server_round_trip(frame: &ServerFrame, max: usize) {
 /// frame it sends encodes and decodes back to itself (both parsers
 /// agreeing), only a `join`, `ping` or `pong` before its `welcome`, none
 /// without a connection, a message within the limit the server announced
-/// (the protocol's default if none) and still unacknowledged, an `enter`
+/// (the protocol's default if none), still unacknowledged and once per
+/// connection, an `enter`
 /// or `part` only of a room it is in or has left; every `entered`,
 /// `presence` and message event is of one of its rooms (or its own echo),
 /// messages reported once, in rising seq; a roster holds at most
