@@ -33,6 +33,8 @@ mod sessions;
 mod text;
 #[path = "browser/two_browsers.rs"]
 mod two_browsers;
+#[path = "browser/unread.rs"]
+mod unread;
 
 use common::Client;
 use serde_json::{json, Value};

@@ -19,10 +19,10 @@ import { Composer } from './composer.js';
 import { Connection, socketUrl } from './connection.js';
 import { HistoryLoader } from './history.js';
 import { HELP, parseLine } from './input.js';
-import { MessageView } from './messages.js';
+import { forMe, MessageView } from './messages.js';
 import { decode as decodeFrame, LOBBY, roomName } from './protocol.js';
 import { Session } from './session.js';
-import { RoomList, renderOnline, renderServerRooms } from './sidebar.js';
+import { RoomList, renderOnline, renderServerRooms, unreadWords } from './sidebar.js';
 import { Tabs } from './tabs.js';
 import { isolated, nickButton } from './text.js';
 
@@ -55,6 +55,7 @@ const backlog = new HistoryLoader(view, () => session, (room, text) => {
 const roomList = new RoomList($('rooms'), $('room-input'), {
   select,
   part: (room) => partRoom(room, true),
+  unreadChanged: () => updateTitle(),
 });
 /**
  * This tab answers another that asks whether its token is in use here:
@@ -459,8 +460,7 @@ const handlers = {
     if (catching && !m.mine) catchup.set(m.room, catchup.get(m.room) + 1);
     if (m.mine && !m.replay) clearErrors(true);
     if (!m.mine && counted && (m.room !== current || document.hidden)) {
-      roomList.unread(m.room, 1);
-      updateTitle();
+      roomList.unread(m.room, 1, forMe(m, session.nick));
     }
   },
 
@@ -589,8 +589,18 @@ function setQuery(nick) {
   $('input').setAttribute('aria-describedby', nick ? 'query-to composer-help' : 'composer-help');
 }
 
+/**
+ * The unread count in the title and, for a phone, whose room list is
+ * behind ☰, on that button (`!` when one of them is for the reader).
+ */
 function updateTitle() {
-  setTitle(roomList.totalUnread(), current);
+  const { n, mention } = roomList.totalUnread();
+  setTitle(n, current);
+  const badge = $('rooms-unread');
+  badge.hidden = n === 0;
+  badge.textContent = n ? `${n}${mention ? '!' : ''}` : '';
+  badge.classList.toggle('mention', mention);
+  $('rooms-toggle').setAttribute('aria-label', `Rooms${unreadWords(n, mention)}`);
 }
 
 document.addEventListener('visibilitychange', () => {

@@ -280,7 +280,7 @@ export class MessageView {
       head.append(' ', tag);
     }
     li.append(body(head, ' ', isolated('span', 'text', action ? m.text.slice(4).trimStart() : m.text)));
-    if (!m.mine && me && (m.to.length > 0 || mentions(m.text, me))) li.classList.add('mention');
+    if (forMe(m, me)) li.classList.add('mention');
     return this.place(m.room, m.seq, li);
   }
 
@@ -454,6 +454,14 @@ export class MessageView {
     this.updateJump();
     if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
   }
+}
+
+/**
+ * Whether someone else's message `m` is for `me` in particular: written to
+ * them only (or to a group with them), or naming them.
+ */
+export function forMe(m, me) {
+  return !m.mine && Boolean(me) && (m.to.length > 0 || mentions(m.text, me));
 }
 
 /**

@@ -6,14 +6,15 @@ import { nickButton, safeText } from './text.js';
 
 export class RoomList {
   /**
-   * `handlers`: `select(room)`, `part(room)` (its ×, in the list); `none`:
-   * what takes the focus when a × leaves the last room.
+   * `handlers`: `select(room)`, `part(room)` (its ×, in the list),
+   * `unreadChanged()` (a count or a mark changed, or a room with them
+   * went); `none`: what takes the focus when a × leaves the last room.
    */
   constructor(list, none, handlers) {
     this.list = list;
     this.none = none;
     this.h = handlers;
-    /** room -> { li, badge, unread } */
+    /** room -> { li, open, badge, unread, mention } */
     this.rooms = new Map();
   }
 
@@ -49,7 +50,7 @@ export class RoomList {
     });
     li.append(open, leave);
     this.list.append(li);
-    this.rooms.set(room, { li, open, badge, unread: 0 });
+    this.rooms.set(room, { li, open, badge, unread: 0, mention: false });
   }
 
   /**
@@ -63,8 +64,11 @@ export class RoomList {
   }
 
   remove(room) {
-    this.rooms.get(room)?.li.remove();
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.li.remove();
     this.rooms.delete(room);
+    if (r.unread) this.h.unreadChanged?.();
   }
 
   /** Mark `room` as the current one. */
@@ -77,30 +81,44 @@ export class RoomList {
     }
   }
 
-  /** Add `n` to `room`'s unread count, or reset it with `n` null. */
-  unread(room, n) {
+  /**
+   * Add `n` to `room`'s unread count, or reset it with `n` null;
+   * `mention`: one of them names the reader or was written to them only
+   * (marked `!`, as the terminal client's status bar does, until read).
+   */
+  unread(room, n, mention = false) {
     const r = this.rooms.get(room);
     if (!r) return;
     r.unread = n === null ? 0 : r.unread + n;
-    r.badge.textContent = r.unread ? String(r.unread) : '';
+    r.mention = r.unread > 0 && (r.mention || mention);
+    r.badge.textContent = r.unread ? `${r.unread}${r.mention ? '!' : ''}` : '';
     r.badge.hidden = r.unread === 0;
-    r.open.setAttribute(
-      'aria-label',
-      r.unread ? `#${room}, ${r.unread} unread` : `#${room}`,
-    );
+    r.badge.classList.toggle('mention', r.mention);
+    r.open.setAttribute('aria-label', `#${room}${unreadWords(r.unread, r.mention)}`);
+    this.h.unreadChanged?.();
   }
 
-  /** Unread messages in every room. */
+  /** Unread messages in every room, and whether one of them is a mention. */
   totalUnread() {
     let n = 0;
-    for (const r of this.rooms.values()) n += r.unread;
-    return n;
+    let mention = false;
+    for (const r of this.rooms.values()) {
+      n += r.unread;
+      mention ||= r.mention;
+    }
+    return { n, mention };
   }
 
   /** Show that `room` is being entered (or entered again), or is in. */
   setEntering(room, entering) {
     this.rooms.get(room)?.li.classList.toggle('entering', entering);
   }
+}
+
+/** ", 3 unread, some for you" after a room's name (or the Rooms button's). */
+export function unreadWords(n, mention) {
+  if (!n) return '';
+  return `, ${n} unread${mention ? ', some for you' : ''}`;
 }
 
 /** Who is online in the current room. */

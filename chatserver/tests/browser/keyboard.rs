@@ -406,7 +406,7 @@ async fn stays_in(page: &Page, id: &str) {
 
 /// Wait until drawer `id` has slid in whole and the scrim behind it has
 /// faded in (for a screenshot of what stays on the screen).
-async fn slid_in(page: &Page, id: &str) {
+pub(crate) async fn slid_in(page: &Page, id: &str) {
     wait_for(&format!("#{id} slid in"), async || {
         let v = page
             .js(
