@@ -135,6 +135,7 @@ function stopChat() {
   session = null;
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   current = null;
+  updateTitle();
   setQuery(null);
   $('current-room').textContent = '';
   $('me').textContent = '';

@@ -134,6 +134,20 @@ fn on_a_phone_the_rooms_button_says_what_waits_unread_and_whether_it_is_for_you(
             "the left room's count stays: {left}"
         );
         assert_eq!(left["toggle"]["shown"], json!(false), "{left}");
+
+        // Left with news waiting: the join screen's title names no room
+        // and counts nothing (it said "(1) #lobby – chat").
+        page.type_line("/join rust").await;
+        say_in(&mut bob, "lobby", &[], "bye for now");
+        wait_unread(&page, "unread in #lobby", |v| {
+            v["title"] == json!("(1) #rust – chat")
+        })
+        .await;
+        page.click("leave").await;
+        wait_unread(&page, "the join screen's title", |v| {
+            v["title"] == json!("chat")
+        })
+        .await;
         page.close().await;
     });
 }
