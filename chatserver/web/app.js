@@ -154,15 +154,46 @@ $('join-form').addEventListener('submit', (e) => {
   }
   saved.set('nick', nick);
   $('join-error').hidden = true;
+  showUnsent([]);
   startChat(nick);
 });
 
 $('leave').addEventListener('click', leave);
 
 function leave() {
+  const unsent = session ? session.pending.map(resendable) : [];
   tabSaved.set('resume', null);
   stopChat();
   showJoin('', '');
+  showUnsent(unsent);
+}
+
+/**
+ * A message the server had not confirmed, as a line that sends it again
+ * (`#lobby: @bob hi`, as the terminal client lists them when it leaves):
+ * what was typed, its recipients first when a `/query` chose them.
+ */
+function resendable(p) {
+  const typed = p.line.trimStart();
+  const named = typed.startsWith('@') || /^\/(msg|m)\s/iu.test(typed);
+  const line = p.to.length && !named ? `@${p.to.join(' @')} ${p.line}` : p.line;
+  return { room: p.room, line };
+}
+
+/**
+ * After Leave, on the join screen: the lines that were not confirmed
+ * (none: hidden), each after its room; a click selects the line alone,
+ * to copy.
+ */
+function showUnsent(lines) {
+  $('unsent').hidden = lines.length === 0;
+  $('unsent-lines').replaceChildren(
+    ...lines.map(({ room, line }) => {
+      const li = document.createElement('li');
+      li.append(`#${room}: `, isolated('span', 'line', line));
+      return li;
+    }),
+  );
 }
 
 // ---- rooms ----------------------------------------------------------------

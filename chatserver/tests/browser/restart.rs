@@ -577,3 +577,62 @@ async fn waiting_recipients(h: &Harness) {
     assert_eq!(to, json!(["bob", "דנה"]));
     page.shot("a-private-line-waiting").await;
 }
+
+/// Leave with lines the server never confirmed (it went away): the join
+/// screen lists them, as the terminal client does when it leaves, each
+/// as a line that sends it again in its room (a `/query`'s with its
+/// recipient); before, they went without a word. Joining again clears
+/// the list.
+#[test]
+fn leaving_with_lines_not_confirmed_lists_them_to_send_again() {
+    let Some(h) = Harness::start("leaving_with_lines_not_confirmed") else {
+        return;
+    };
+    h.block_on(leave_unconfirmed(&h));
+}
+
+async fn leave_unconfirmed(h: &Harness) {
+    let mut server = Server::start(&[]);
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    let _bob = server.join("bob");
+    page.wait_lines("bob online", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("bob"))
+    })
+    .await;
+    let unsent = async || {
+        page.js(
+            "const u = document.getElementById('unsent');
+             return !u || u.hidden ? null
+               : [...u.querySelectorAll('#unsent-lines > li')].map((li) => li.textContent);",
+            vec![],
+        )
+        .await
+    };
+    assert_eq!(unsent().await, json!(null), "nothing listed before leaving");
+    page.type_line("/query bob").await;
+    server.sigterm();
+    assert!(server.wait_exit(WAIT).success());
+    page.wait_state("reconnecting").await;
+    page.type_line("see you at noon").await;
+    page.type_line("/query").await;
+    page.paste_line("the minutes are\nin the wiki").await;
+    wait_for("the two lines waiting", async || {
+        match page.pending().await {
+            2 => Ok(()),
+            n => Err(format!("{n} pending")),
+        }
+    })
+    .await;
+    page.click("leave").await;
+    assert_eq!(
+        unsent().await,
+        json!([
+            "#lobby: @bob see you at noon",
+            "#lobby: the minutes are\nin the wiki"
+        ]),
+        "the lines not confirmed, on the join screen"
+    );
+    page.shot("left-with-lines-not-confirmed").await;
+    page.click("join").await;
+    assert_eq!(unsent().await, json!(null), "joining again clears the list");
+}
