@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 
 use super::{
     hex, leader_entry, ClaimError, ClaimValue, Claimed, Cluster, FromCluster, SessionRecord,
-    SessionValue, TakenOver, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT, RELEASE_FOR,
-    TAKEOVER_AGAIN_AFTER, TAKEOVER_CLAIMS, TAKEOVER_DELETES, TAKEOVER_PREFIX,
+    SessionValue, TakenOver, CLAIM_FREED_TRIES, HEARTBEAT_EVERY, KEY_BUSY_TRIES, KEY_BUSY_WAIT,
+    RELEASE_FOR, TAKEOVER_AGAIN_AFTER, TAKEOVER_CLAIMS, TAKEOVER_DELETES, TAKEOVER_PREFIX,
 };
 
 /// A takeover's answers: the connection closed and its claim deleted;
@@ -270,6 +270,8 @@ impl Cluster {
         false
     }
 
+    /// Claim `nick` in the nicknames bucket: the key's revision, or who
+    /// holds it.
     async fn claim_nick(
         &self,
         nick: &str,
@@ -284,11 +286,47 @@ impl Cluster {
         })
         .map_err(|e| ClaimError::Unreachable(e.to_string()))?;
         let value = Bytes::from(value);
+        for _ in 0..CLAIM_FREED_TRIES {
+            match self.create_claim(&kv_key, &value).await {
+                Ok(rev) => return Ok((kv_key, rev)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ClaimError::Unreachable(e.to_string())),
+            }
+            let holder = match self.nicks.entry(kv_key.clone()).await {
+                Ok(Some(entry)) if entry.operation == kv::Operation::Put => entry.value,
+                // Given up between the two (its holder left, or a node
+                // it was taken over from let it go): claimed again. Told
+                // `nick_taken` with nobody holding it, a resuming client
+                // would have been refused its own nickname.
+                Ok(_) => continue,
+                Err(e) => {
+                    warn!(error = %e, "cannot read who holds a nickname");
+                    Bytes::new()
+                }
+            };
+            let holder = serde_json::from_slice::<ClaimValue>(&holder).ok();
+            let (nick, same, origin) = match holder {
+                Some(h) => (h.nick, h.key == key, Some(h.origin)),
+                None => (nick.to_owned(), true, None),
+            };
+            return Err(ClaimError::Taken { nick, same, origin });
+        }
+        // Taken and given up again at every look: held for moments only,
+        // by someone.
+        Err(ClaimError::Taken {
+            nick: nick.to_owned(),
+            same: true,
+            origin: None,
+        })
+    }
+
+    /// Create the claim `kv_key` (see [`Cluster::claim_nick`]).
+    async fn create_claim(&self, kv_key: &str, value: &Bytes) -> Result<u64, kv::CreateError> {
         // Another write to this key is being stored (another claim, or one
         // given up): with replicas, nats-server 2.11 and later refuse this
         // one meanwhile, where 2.9 and 2.10 order the two. A moment later
         // the answer is the usual one.
-        let mut created = self.nicks.create(&kv_key, value.clone()).await;
+        let mut created = self.nicks.create(kv_key, value.clone()).await;
         let mut wait = KEY_BUSY_WAIT;
         for _ in 1..KEY_BUSY_TRIES {
             if !created.as_ref().is_err_and(|e| key_busy(e)) {
@@ -296,26 +334,9 @@ impl Cluster {
             }
             tokio::time::sleep(wait).await;
             wait *= 2;
-            created = self.nicks.create(&kv_key, value.clone()).await;
+            created = self.nicks.create(kv_key, value.clone()).await;
         }
-        match created {
-            Ok(rev) => Ok((kv_key, rev)),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let holder = self
-                    .nicks
-                    .entry(kv_key.clone())
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|e| serde_json::from_slice::<ClaimValue>(&e.value).ok());
-                let (nick, same, origin) = match holder {
-                    Some(h) => (h.nick, h.key == key, Some(h.origin)),
-                    None => (nick.to_owned(), true, None),
-                };
-                Err(ClaimError::Taken { nick, same, origin })
-            }
-            Err(e) => Err(ClaimError::Unreachable(e.to_string())),
-        }
+        created
     }
 
     /// Give up a claim (only the claimer's revision is deleted: a newer
