@@ -15,6 +15,7 @@
 //! handshake before the join; chatproto frames then go inside TLS exactly
 //! as they go over TCP.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -40,6 +41,14 @@ use crate::ui::Ui;
 /// ids (1024 by default), so a resend after a reconnect is never delivered
 /// twice.
 const MAX_IN_FLIGHT: usize = 512;
+
+/// Frames waiting for the writer at most. Messages are bounded by
+/// [`MAX_IN_FLIGHT`] (all of them are sent again at once after a
+/// reconnect), commands by the user's typing; what else the client sends
+/// answers the server (a `pong` per `ping`), so a queue this long means the
+/// server has stopped reading while it goes on writing: the connection is
+/// given up (and resumed on a new one) instead of queueing without bound.
+const WRITE_QUEUE: usize = 2 * MAX_IN_FLIGHT;
 
 /// Lines typed while a reconnect is being made, kept until it is done.
 const HELD_INPUT: usize = 256;
@@ -107,8 +116,10 @@ pub struct Link {
     /// Bytes read and not decoded yet.
     rbuf: BytesMut,
     decoder: FrameDecoder,
-    wtx: mpsc::UnboundedSender<Bytes>,
+    wtx: mpsc::Sender<Bytes>,
     writer: JoinHandle<std::io::Result<()>>,
+    /// The writer's queue was found full (see [`WRITE_QUEUE`]).
+    stalled: AtomicBool,
 }
 
 impl Link {
@@ -185,7 +196,7 @@ impl Link {
         rbuf: BytesMut,
         decoder: FrameDecoder,
     ) -> Link {
-        let (wtx, wrx) = mpsc::unbounded_channel();
+        let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
         let writer = tokio::spawn(write_loop(writer, wrx));
         Link {
             reader,
@@ -193,6 +204,7 @@ impl Link {
             decoder,
             wtx,
             writer,
+            stalled: AtomicBool::new(false),
         }
     }
 }
@@ -377,6 +389,11 @@ async fn chat(
             Some(Action::ResumedElsewhere) => return Ok(Outcome::ResumedElsewhere),
             Some(Action::Dead) => return Err("the server did not answer a ping".to_owned()),
             _ => {}
+        }
+        if link.stalled.load(Ordering::Relaxed) {
+            return Err(format!(
+                "the server stopped reading what this client sends ({WRITE_QUEUE} frames waiting)"
+            ));
         }
         let may_read_input = may_read_input(session);
         let wake = session.poll_timeout().map(|ms| clock.instant(ms));
@@ -646,9 +663,12 @@ async fn apply(
             Action::Send(frame) => {
                 let Some(link) = link else { continue };
                 match encode(&frame, max_frame_bytes) {
-                    // If the writer is gone, the select loop hears it next.
+                    // If the writer is gone, the select loop hears it next;
+                    // a full queue ends the connection (the caller looks).
                     Ok(bytes) => {
-                        let _ = link.wtx.send(bytes);
+                        if let Err(mpsc::error::TrySendError::Full(_)) = link.wtx.try_send(bytes) {
+                            link.stalled.store(true, Ordering::Relaxed);
+                        }
                     }
                     Err(e) => {
                         let line = Line::Error {
@@ -675,7 +695,7 @@ async fn apply(
 /// up, and shut our side down when the queue closes.
 async fn write_loop(
     mut half: impl AsyncWrite + Unpin,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
 ) -> std::io::Result<()> {
     const BATCH: usize = 64 * 1024;
     let mut buf = BytesMut::new();

@@ -434,3 +434,72 @@ fn resumed_elsewhere_reports_the_unanswered_line_unconfirmed() {
     assert!(sent_text(&server.first_connection(), "hello"));
     assert!(!server.another_connection(), "alice connected again");
 }
+
+/// A server that goes on writing (ping after ping) and reads nothing:
+/// the client's answers wait in its writer's queue, which is bounded; once
+/// it is full the client gives the connection up and says why, instead of
+/// queueing pongs for as long as the server writes.
+#[test]
+fn a_server_that_stops_reading_is_given_up_not_queued_for() {
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap().to_string();
+    // Pings written before the client closed; `None` if it never did.
+    let (tx, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        // The join, read whole; nothing is read after it.
+        let mut decoder = chatproto::FrameDecoder::new(64 * 1024);
+        let mut buf = bytes::BytesMut::new();
+        let mut chunk = [0u8; 4096];
+        while !matches!(
+            decoder.decode::<ClientFrame>(&mut buf),
+            chatproto::Decoded::Frame(ClientFrame::Join { .. })
+        ) {
+            let n = stream.read(&mut chunk).expect("read the join");
+            assert!(n > 0, "the client closed before joining");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let welcome = ServerFrame::welcome(
+            "alice",
+            0,
+            Vec::new(),
+            Some("0123456789abcdef0123456789abcdef".into()),
+            Some(false),
+            None,
+        );
+        let mut out = chatproto::encode(&welcome, 64 * 1024).unwrap().to_vec();
+        stream.write_all(&out).expect("welcome");
+        // 1,000 pings a write, 2,000,000 at most (38 MB: more than the
+        // kernel holds for a connection nobody reads).
+        out.clear();
+        let ping = chatproto::encode(&ServerFrame::Ping, 64).unwrap();
+        for _ in 0..1_000 {
+            out.extend_from_slice(&ping);
+        }
+        let mut sent = None;
+        for batch in 1..=2_000 {
+            if stream.write_all(&out).is_err() {
+                sent = Some(batch * 1_000);
+                break;
+            }
+        }
+        let _ = tx.send(sent);
+    });
+
+    let alice = Client::start_opts("alice", &addr, &["--reconnect-attempts", "0"], FAST);
+    let (status, stderr, _) = alice.wait_exit(WAIT);
+    let sent = written.recv_timeout(WAIT).expect("the fake server ended");
+    assert!(
+        sent.is_some(),
+        "the client read 2,000,000 pings without giving up"
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the server stopped reading what this client sends (1024 frames waiting)"),
+        "{stderr}"
+    );
+}
