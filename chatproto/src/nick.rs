@@ -47,8 +47,8 @@ pub enum NickError {
     #[error("the nickname is {0} characters long; the limit is 32")]
     TooLong(usize),
     /// Under [`NickRule::Ascii`], a character outside printable ASCII or one
-    /// of `@ : , " \`. Shown as `'c'` when printable ASCII, else (`é`
-    /// too) as `U+XXXX`.
+    /// of `@ : , " \`. Shown as `'c'` when printable ASCII, `a space`
+    /// for a space, else (`é` too) as `U+XXXX`.
     #[error("the nickname contains {0}, which is not allowed; use printable ASCII other than @ : , \" \\ and no spaces")]
     BadChar(String),
     /// One of `@ : , " \`, which clients use to address messages or which
@@ -57,7 +57,7 @@ pub enum NickError {
     Reserved(char),
     /// Whitespace, a control or format character (bidi override, zero-width
     /// space or joiner), or another character that shows as nothing.
-    #[error("the nickname contains {}, a space or a character that shows as nothing (control, bidi or zero-width); remove it", code(*.0))]
+    #[error("{}", invisible(*.0))]
     Invisible(char),
     /// A code point that Unicode has not assigned (or a noncharacter).
     #[error("the nickname contains {}, which is not an assigned Unicode character; remove it", code(*.0))]
@@ -95,6 +95,22 @@ pub enum NickError {
 /// `U+XXXX`, for characters that cannot be shown.
 fn code(c: char) -> String {
     format!("U+{:04X}", c as u32)
+}
+
+/// Why an invisible character is refused: a plain space (a name typed
+/// as two words) said as such, the rest by code point.
+fn invisible(c: char) -> String {
+    if c == ' ' {
+        "the nickname contains a space; a nickname is one word: leave the space out or \
+         join the words with - or _"
+            .to_owned()
+    } else {
+        format!(
+            "the nickname contains {}, a space or a character that shows as nothing \
+             (control, bidi or zero-width); remove it",
+            code(c)
+        )
+    }
 }
 
 /// `U+XXXX 'c'`, for characters that can.
@@ -140,6 +156,8 @@ fn check_ascii(nick: &str) -> Result<(), NickError> {
     if let Some(c) = nick.chars().find(|&c| !is_ascii_nick_char(c)) {
         let shown = if c.is_ascii_graphic() {
             format!("'{c}'")
+        } else if c == ' ' {
+            "a space".to_owned()
         } else {
             code(c)
         };

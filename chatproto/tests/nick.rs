@@ -338,3 +338,21 @@ proptest! {
         prop_assert_eq!(nick_key(&nick_key(&nick)), nick_key(&nick));
     }
 }
+
+/// A name typed as two words is told about its space in words; other
+/// invisible characters are named by code point (they cannot be shown).
+#[test]
+fn a_space_is_said_to_be_one_and_other_invisible_characters_by_code() {
+    for rule in [NickRule::Ascii, NickRule::Unicode] {
+        let space = normalize_nick("bob smith", rule).unwrap_err().to_string();
+        assert!(
+            space.starts_with("the nickname contains a space"),
+            "{space}"
+        );
+        assert!(!space.contains("U+"), "{space}");
+    }
+    let zwsp = normalize_nick("bob\u{200b}", NickRule::Unicode).unwrap_err();
+    assert!(zwsp.to_string().contains("U+200B"), "{zwsp}");
+    let tab = normalize_nick("bob\tsmith", NickRule::Ascii).unwrap_err();
+    assert!(tab.to_string().contains("U+0009"), "{tab}");
+}
