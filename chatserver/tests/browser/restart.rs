@@ -636,3 +636,46 @@ async fn leave_unconfirmed(h: &Harness) {
     page.click("join").await;
     assert_eq!(unsent().await, json!(null), "joining again clears the list");
 }
+
+/// On a phone's width, the row a lost connection takes under the top bar
+/// says when the next try is (`retrying in 1.2 s (attempt 2)`), beside
+/// Retry now, both in view: it was hidden there with the rest of the
+/// bar's detail, and the row said only `reconnecting…`.
+#[test]
+fn on_a_phone_a_reconnecting_page_says_when_it_tries_again() {
+    let Some(h) = Harness::start("on_a_phone_a_reconnecting_page") else {
+        return;
+    };
+    h.block_on(async {
+        let mut server = Server::start(&[]);
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        server.sigterm();
+        assert!(server.wait_exit(WAIT).success());
+        let shown = wait_for("alice: when the next try is, on a phone", async || {
+            let v = page.js(NEXT_TRY_JS, vec![]).await;
+            match v["text"].as_str() {
+                Some(t) if t.starts_with("retrying in ") => Ok(v),
+                _ => Err(v.to_string()),
+            }
+        })
+        .await;
+        assert_eq!(shown["width"], json!(390), "{shown}");
+        assert_eq!(shown["displayed"], json!(true), "{shown}");
+        assert_eq!(shown["in_view"], json!(true), "{shown}");
+        page.shot("reconnecting-narrow").await;
+        page.close().await;
+    });
+}
+
+/// `#status-detail`'s text, whether it shows, and whether it and Retry
+/// now after it are wholly within the window.
+const NEXT_TRY_JS: &str = "const d = document.getElementById('status-detail');
+    const r = d.getBoundingClientRect();
+    const b = document.getElementById('retry').getBoundingClientRect();
+    return {
+      text: d.textContent,
+      width: innerWidth,
+      displayed: getComputedStyle(d).display !== 'none' && r.width > 0,
+      in_view: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight
+        && b.width > 0 && b.left >= r.right && b.right <= innerWidth,
+    };";
