@@ -152,7 +152,7 @@ fn a_page_that_finds_its_nickname_held_tries_again_and_resumes() {
         page.type_line("before").await;
         page.wait_texts("lobby", &["before"]).await;
         // The restarted server's first client comes before the page's next try.
-        stop_for_a_third_try(&page, server).await;
+        stop_for_a_slow_try(&page, server).await;
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
         let holder = server.join("alice");
@@ -200,7 +200,7 @@ fn a_reconnect_past_the_replay_limit_says_history_has_a_gap() {
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
         page.type_line("before").await;
         page.wait_texts("lobby", &["before"]).await;
-        stop_for_a_third_try(&page, server).await;
+        stop_for_a_slow_try(&page, server).await;
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
         let holder = server.join("alice");
@@ -222,13 +222,13 @@ fn a_reconnect_past_the_replay_limit_says_history_has_a_gap() {
     });
 }
 
-/// Stop `server` and wait until the page is on its third try to
-/// reconnect (see [`third_try`]): the caller starts a server again.
-async fn stop_for_a_third_try(page: &Page, mut server: Server) {
+/// Stop `server` and wait until the page's next try to reconnect is a
+/// while away (see [`a_slow_try`]): the caller starts a server again.
+async fn stop_for_a_slow_try(page: &Page, mut server: Server) {
     server.sigterm();
     assert!(server.wait_exit(WAIT).success());
     drop(server);
-    third_try(page).await;
+    a_slow_try(page).await;
 }
 
 /// The client `holder`, which kept the page's nickname, goes; once the
@@ -249,12 +249,15 @@ async fn let_go_and_resume(page: &Page, holder: Client, bob: &mut Client) -> Vec
 /// Presses the page's Retry button.
 const RETRY: &str = "document.getElementById('retry').click(); return null;";
 
-/// Wait until the page's tries to reconnect are a second or more apart,
-/// so that what a test does with a restarted server comes before the
-/// page's next try; the test then asks for that try with [`RETRY`].
-async fn third_try(page: &Page) {
+/// Wait until the page's next try to reconnect is 3 s away or more (its
+/// fourth or fifth: the waits double from 0.5 s, each cut by up to half
+/// at random), so that what a test does with a restarted server (start
+/// it, let a client take the page's nickname) comes before that try,
+/// even on a loaded machine; the test then asks for the try with
+/// [`RETRY`]. (With the third, 1 to 2 s away, the page came first once.)
+async fn a_slow_try(page: &Page) {
     wait_for(
-        &format!("{}: a third try to reconnect", page.nick),
+        &format!("{}: a try to reconnect 3 s away", page.nick),
         async || {
             let detail = page
                 .js(
@@ -263,11 +266,12 @@ async fn third_try(page: &Page) {
                 )
                 .await;
             let detail = detail.as_str().unwrap_or_default().to_owned();
-            let attempt = detail
-                .rsplit_once("(attempt ")
-                .and_then(|(_, n)| n.trim_end_matches(')').parse::<u32>().ok());
-            match attempt {
-                Some(n) if n >= 3 => Ok(()),
+            let away = detail
+                .strip_prefix("retrying in ")
+                .and_then(|rest| rest.split_once(" s"))
+                .and_then(|(secs, _)| secs.parse::<f64>().ok());
+            match away {
+                Some(secs) if secs >= 3.0 => Ok(()),
                 _ => Err(detail),
             }
         },
@@ -301,7 +305,7 @@ fn after_a_reconnect_a_room_not_open_says_so_only_when_it_missed_something() {
         }
         // #lobby is the room open when the connection goes.
         page.type_line("/join lobby").await;
-        stop_for_a_third_try(&page, server).await;
+        stop_for_a_slow_try(&page, server).await;
 
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
@@ -466,7 +470,7 @@ fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
             ls.iter().any(|l| l.nick.as_deref() == Some("dave"))
         })
         .await;
-        stop_for_a_third_try(&page, server).await;
+        stop_for_a_slow_try(&page, server).await;
 
         // Back: bob (as "Bob") in both rooms again, carol and two
         // written right to left new, dave gone.
