@@ -114,7 +114,10 @@ function startChat(nick, token = null) {
   const rooms = savedRooms();
   session = new Session(nick, rooms, {
     send: (f) => conn && conn.send(f),
-    emit: (kind, data) => handlers[kind]?.(data),
+    emit: (kind, data) => {
+      handlers[kind]?.(data);
+      if (kind === 'pending' || kind === 'acked') savePendingSoon();
+    },
     token,
   });
   conn = new Connection(socketUrl(), {
@@ -126,7 +129,51 @@ function startChat(nick, token = null) {
   for (const r of rooms) addRoom(r);
   const last = tabSaved.get('rooms') ? tabSaved.get('current') : saved.get('current');
   select(rooms.includes(last) ? last : rooms[0]);
+  // Resuming this tab's session after a reload: what it had not had
+  // confirmed is sent again (with its ids, so the server drops what it
+  // has); a new session starts with none.
+  if (token) session.restore(savedPending());
+  else tabSaved.set('pending', null);
   conn.start();
+}
+
+/**
+ * Keep this tab's unconfirmed lines (ids, rooms, recipients and text)
+ * with its session token, so that a reload does not lose them: a moment
+ * after they change (a burst of echoes writes the list once, not once
+ * each), and at once when the page goes away.
+ */
+function savePending() {
+  clearTimeout(pendingTimer);
+  pendingTimer = null;
+  if (!session) return;
+  const list = session.pending.map(({ id, room, to, text, line }) => ({ id, room, to, text, line }));
+  tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
+}
+
+let pendingTimer = null;
+const PENDING_SAVE_MS = 250;
+
+function savePendingSoon() {
+  pendingTimer ??= setTimeout(savePending, PENDING_SAVE_MS);
+}
+
+window.addEventListener('pagehide', () => {
+  if (pendingTimer !== null) savePending();
+});
+
+/** The lines [`savePending`] kept, each checked. */
+function savedPending() {
+  let list = [];
+  try {
+    list = JSON.parse(tabSaved.get('pending') || '[]');
+  } catch {
+    list = [];
+  }
+  const text = (v) => typeof v === 'string';
+  return (Array.isArray(list) ? list : []).filter(
+    (p) => p && text(p.id) && text(p.text) && text(p.line) && text(p.room) && Array.isArray(p.to) && p.to.every(text),
+  );
 }
 
 function stopChat() {
@@ -163,6 +210,7 @@ $('leave').addEventListener('click', leave);
 function leave() {
   const unsent = session ? session.pending.map(resendable) : [];
   tabSaved.set('resume', null);
+  tabSaved.set('pending', null);
   stopChat();
   showJoin('', '');
   showUnsent(unsent);
@@ -428,8 +476,12 @@ const handlers = {
     }
     if (!everJoined || nickError) {
       const msg = everJoined ? `You were disconnected and could not rejoin: ${f.message}` : f.message;
+      // Lines still unconfirmed are listed there, to send again.
+      const unsent = session.pending.map(resendable);
+      tabSaved.set('pending', null);
       stopChat();
       showJoin(f.code, msg);
+      showUnsent(unsent);
     } else {
       note(current, `${f.code}: ${f.message}`, 'error', f.code);
     }
@@ -706,7 +758,9 @@ async function resumeAfterReload() {
   const held = token !== null && (await tabs.heldElsewhere(token));
   if (session) return; // joined by hand meanwhile
   if (held) {
+    // Its lines are that tab's, which sends them: not this copy's.
     tabSaved.set('resume', null);
+    tabSaved.set('pending', null);
     showJoin('in_another_tab', `${was.nick} is open in another tab or window of this browser: go on there, or join here with another nickname.`);
     $('nick').select();
     return;

@@ -47,6 +47,21 @@ export class Session {
     this.nextId = 0;
   }
 
+  /**
+   * Take back `items` ({ id, room, to, text, line }), the messages this
+   * session had not had acknowledged when the page was reloaded: pending
+   * again, sent once joined (a resumed session drops what it has by id).
+   * Those for rooms no longer kept are dropped.
+   */
+  restore(items) {
+    for (const { id, room, to, text, line } of items) {
+      if (!this.rooms.has(room) || this.pending.some((p) => p.id === id)) continue;
+      const p = { id, room, to, text, line };
+      this.pending.push(p);
+      this.emit('pending', p);
+    }
+  }
+
   get joined() {
     return this.phase === 'joined';
   }

@@ -683,3 +683,158 @@ const NEXT_TRY_JS: &str = "const d = document.getElementById('status-detail');
       in_view: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight
         && b.width > 0 && b.left >= r.right && b.right <= innerWidth,
     };";
+
+/// Lines typed while the server is away wait in the page; the server is
+/// back before the page's next try, and the person reloads the page. The
+/// reloaded page has the lines still (kept in the tab with its session)
+/// and sends them as it resumes: bob gets each once, in order, and the
+/// page shows them confirmed. (They were lost with the reload.)
+#[test]
+fn lines_not_confirmed_survive_a_reload_and_are_sent_once() {
+    let Some(h) = Harness::start("lines_not_confirmed_survive_a_reload") else {
+        return;
+    };
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let mut server = server;
+        server.sigterm();
+        assert!(server.wait_exit(WAIT).success());
+        drop(server);
+        page.wait_state("reconnecting").await;
+        let lines = ["typed while away", "and a second line"];
+        for line in lines {
+            page.type_line(line).await;
+        }
+        wait_for("alice: two lines waiting", async || {
+            match page.pending().await {
+                2 => Ok(()),
+                n => Err(format!("{n} pending")),
+            }
+        })
+        .await;
+        // Kept in the tab (a moment after they change).
+        wait_for("alice: the lines kept in the tab", async || {
+            let kept = page.js(KEPT_JS, vec![]).await;
+            if kept == json!(lines) {
+                Ok(())
+            } else {
+                Err(kept.to_string())
+            }
+        })
+        .await;
+
+        // The server is back, and bob in, before the page's next try; the
+        // page is reloaded then.
+        a_slow_try(&page).await;
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        page.wait_texts("lobby", &lines).await;
+        wait_for("alice: nothing pending", async || {
+            match page.pending().await {
+                0 => Ok(()),
+                n => Err(format!("{n} pending")),
+            }
+        })
+        .await;
+
+        // bob got each once, in order, and nothing else of alice's before
+        // his own marker.
+        bob.send_frame(&json!({"type": "msg", "text": "marker"}));
+        let (before, _) = bob.recv_until(50, |f| f["text"] == "marker");
+        let from_alice: Vec<&str> = before
+            .iter()
+            .filter(|f| f["type"] == "msg" && f["from"] == "alice")
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(from_alice, lines);
+        wait_for("alice: nothing kept once confirmed", async || {
+            let kept = page.js(KEPT_JS, vec![]).await;
+            if kept == json!([]) {
+                Ok(())
+            } else {
+                Err(kept.to_string())
+            }
+        })
+        .await;
+        page.close().await;
+    });
+}
+
+/// The texts of the lines the page keeps in the tab to send again.
+const KEPT_JS: &str =
+    "return JSON.parse(sessionStorage.getItem('chat.pending') || '[]').map((p) => p.text);";
+
+/// A line waits while the server is away; back, the server has given the
+/// page's nickname to someone else, and the page, refused again and
+/// again, goes back to the join screen: the line is listed there, to send
+/// again, as after Leave. (It was dropped.)
+#[test]
+fn a_rejoin_refused_lists_the_lines_not_confirmed() {
+    let Some(h) = Harness::start("a_rejoin_refused_lists_the_lines") else {
+        return;
+    };
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        stop_for_a_slow_try(&page, server).await;
+        page.type_line("lost in the rejoin").await;
+        wait_for("alice: the line waiting", async || {
+            match page.pending().await {
+                1 => Ok(()),
+                n => Err(format!("{n} pending")),
+            }
+        })
+        .await;
+        let server = Server::start(&flags);
+        let _holder = server.join("alice");
+        // Each try is refused (`nick_taken`); Retry now asks for the next
+        // at once, until the page gives up.
+        wait_for("alice: back on the join screen", async || {
+            let back = page
+                .js(
+                    "const r = document.getElementById('retry');
+                     if (!r.hidden) r.click();
+                     return !document.getElementById('join-screen').hidden;",
+                    vec![],
+                )
+                .await;
+            if back == json!(true) {
+                Ok(())
+            } else {
+                Err("still trying".to_owned())
+            }
+        })
+        .await;
+        let shown = page
+            .js(
+                "const u = document.getElementById('unsent');
+                 return {
+                   error: document.getElementById('join-error').textContent,
+                   unsent: u.hidden ? null
+                     : [...u.querySelectorAll('#unsent-lines > li')].map((li) => li.textContent),
+                 };",
+                vec![],
+            )
+            .await;
+        assert!(
+            shown["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("You were disconnected and could not rejoin")),
+            "{shown}"
+        );
+        assert_eq!(
+            shown["unsent"],
+            json!(["#lobby: lost in the rejoin"]),
+            "{shown}"
+        );
+        page.shot("rejoin-refused-with-a-line").await;
+        page.close().await;
+    });
+}
