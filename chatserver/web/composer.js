@@ -1,6 +1,6 @@
 // The message input: Enter sends, Shift+Enter starts a new line, Up in an
 // empty input (or while stepping through them) recalls the lines sent,
-// Escape clears, Tab completes an @nick.
+// Escape clears (Ctrl+Z brings it back), Tab completes an @nick.
 
 const RECALL_MAX = 100;
 
@@ -54,7 +54,7 @@ export class Composer {
     } else if (e.key === 'Escape') {
       if (v !== '') {
         e.preventDefault();
-        this.set('');
+        this.clear();
       }
       this.typing();
     } else if (e.key === 'ArrowUp' && (v === '' || this.recall >= 0) && this.sent.length) {
@@ -105,6 +105,20 @@ export class Composer {
     this.input.setSelectionRange(caret, caret);
     this.fit();
     return true;
+  }
+
+  /**
+   * Empty the input as an edit of the person's, which Ctrl+Z undoes (a
+   * long draft cleared by a stray Escape comes back), where the browser
+   * can; else as `set('')` does.
+   */
+  clear() {
+    this.recall = -1;
+    this.input.focus();
+    this.input.select();
+    // Deprecated, yet still the one way to edit a textarea undoably.
+    if (!document.execCommand('delete') || this.input.value !== '') this.input.value = '';
+    this.fit();
   }
 
   /** Put `text` in the input, caret at the end, and focus it. */

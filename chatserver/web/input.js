@@ -31,7 +31,7 @@ export const HELP = [
   '/help — show this help',
   '/quit — leave the chat',
   '//text — send a line that starts with /',
-  'Enter sends, Shift+Enter starts a new line, Up recalls what you sent, Escape clears, Tab completes @nick',
+  'Enter sends, Shift+Enter starts a new line, Up recalls what you sent, Escape clears (Ctrl+Z brings it back), Tab completes @nick',
 ];
 
 const WS = /\s/u;

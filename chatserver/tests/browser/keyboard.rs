@@ -837,3 +837,38 @@ return {
   current: cur && shown === `#${cur.dataset.room}` ? cur.dataset.room : shown || null,
 };
 "#;
+
+/// Escape empties the message input as an edit of the person's: Ctrl+Z
+/// brings a draft cleared by a stray Escape back. (It was gone for good.)
+#[test]
+fn escape_clears_the_input_and_ctrl_z_brings_the_draft_back() {
+    let Some(h) = Harness::start("escape_clears_the_input") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1000, 700)).await;
+        assert_eq!(page.focused().await, "#input");
+        let draft = "a long draft, half written";
+        page.c
+            .active_element()
+            .await
+            .expect("the input")
+            .send_keys(draft)
+            .await
+            .expect("type the draft");
+        let value = || page.js("return document.getElementById('input').value;", vec![]);
+        assert_eq!(value().await, json!(draft));
+        page.press(&[Key::Escape]).await;
+        assert_eq!(value().await, json!(""), "Escape clears");
+        page.c
+            .active_element()
+            .await
+            .expect("the input")
+            .send_keys(&format!("{}z", char::from(Key::Control)))
+            .await
+            .expect("press Ctrl+Z");
+        assert_eq!(value().await, json!(draft), "Ctrl+Z brings it back");
+        page.close().await;
+    });
+}
