@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chatproto::{encode, Decoded, FrameDecoder, ServerFrame};
+use chatproto::{encode, Decoded, FrameDecoder, PayloadError, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -257,6 +257,8 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
                 session.handle_frame(clock.now(), frame);
                 continue;
             }
+            // A kind a later server added: ignored (PROTOCOL.md section 2).
+            Decoded::Invalid(PayloadError::UnknownKind { .. }) => continue,
             Decoded::Invalid(e) => return Err(JoinError::Protocol(e.to_string())),
             Decoded::Broken(e) => return Err(JoinError::Protocol(e.to_string())),
             Decoded::Incomplete => {}
@@ -377,8 +379,10 @@ async fn chat(
             match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
                 Decoded::Incomplete => break,
                 Decoded::Frame(frame) => session.handle_frame(clock.now(), frame),
-                // A frame we cannot parse (a newer server?): say so, carry
-                // on; the framing itself is in sync.
+                // A kind a later server added: ignored, as the protocol
+                // asks. A known kind we cannot parse: say so, carry on; the
+                // framing itself is in sync.
+                Decoded::Invalid(PayloadError::UnknownKind { .. }) => {}
                 Decoded::Invalid(e) => session.handle_bad_frame(&e.to_string()),
                 Decoded::Broken(e) => return Err(format!("the server broke the framing: {e}")),
             }

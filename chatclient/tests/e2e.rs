@@ -320,3 +320,64 @@ fn several_addresses_are_tried_in_turn() {
         c.expect(&format!("* {nick} is online"));
     }
 }
+
+/// A server of a later version sends frames of kinds this client does not
+/// know, before its `welcome` and among the room's frames: the client
+/// ignores them, saying nothing (PROTOCOL.md section 2), and goes on. It
+/// refused to join, then printed an error for each.
+#[test]
+fn frames_of_kinds_a_later_server_added_are_ignored() {
+    use chatproto::{ClientFrame, PresenceStatus, ServerFrame};
+    use common::fake::{FakeServer, Reply};
+
+    let json = |f: ServerFrame| serde_json::to_string(&f).unwrap();
+    let motd = || r#"{"type":"motd","text":"the LAN party starts at eight"}"#.to_owned();
+    let server = FakeServer::start(move |frame| {
+        match frame {
+        ClientFrame::Join { .. } => Reply::Raw(vec![
+            motd(),
+            json(ServerFrame::welcome(
+                "alice",
+                0,
+                Vec::new(),
+                Some("0123456789abcdef0123456789abcdef".into()),
+                Some(false),
+                None,
+            )),
+        ]),
+        ClientFrame::Enter { room, .. } => Reply::Raw(vec![
+            json(ServerFrame::entered(
+                room.clone(),
+                "e1",
+                0,
+                1,
+                vec!["alice".into()],
+                false,
+            )),
+            r#"{"type":"typing","room":"lobby","nick":"bob"}"#.to_owned(),
+            json(ServerFrame::presence(
+                Some(room.clone()),
+                1,
+                "alice",
+                PresenceStatus::Online,
+                1_732_400_000_000,
+            )),
+            motd(),
+            r#"{"type":"msg","room":"lobby","from":"bob","to":[],"seq":2,"ts":1732400000000,"text":"hi after news"}"#.to_owned(),
+        ]),
+        _ => Reply::Send(Vec::new()),
+    }
+    });
+    let mut c = Client::start("alice", &server.addr);
+    c.expect("bob: hi after news");
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("bad_frame") || l.contains("ignored")),
+        "{seen:#?}"
+    );
+}

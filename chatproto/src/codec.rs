@@ -68,9 +68,23 @@ pub enum PayloadError {
     #[error("payload is not a JSON object; every frame is {{\"type\":...}}")]
     NotObject,
     /// The payload is not JSON, or is an object that is not a known frame
-    /// (unknown `type`, a missing or mistyped member).
+    /// (a missing or mistyped member; an unknown `type` is
+    /// [`PayloadError::UnknownKind`]).
     #[error("{0}")]
     Invalid(String),
+    /// A JSON object whose `type` is a string the receiver does not know:
+    /// a kind a later version of the protocol added. A client SHOULD
+    /// ignore it, saying nothing (PROTOCOL.md sections 2 and 8); a server
+    /// answers `bad_frame` with `message`, as for
+    /// [`PayloadError::Invalid`].
+    #[error("{message}")]
+    #[non_exhaustive]
+    UnknownKind {
+        /// The `type` as it came.
+        kind: String,
+        /// What is wrong, in the words [`PayloadError::Invalid`] would use.
+        message: String,
+    },
 }
 
 /// Why a frame could not be encoded.
@@ -305,12 +319,30 @@ pub fn parse_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, PayloadEr
         }
     }
     serde_json::from_str(text).map_err(|e| {
-        PayloadError::Invalid(if e.is_syntax() || e.is_eof() {
-            format!("payload is not JSON: {e}")
-        } else {
-            format!("not a valid frame: {e}")
-        })
+        if e.is_syntax() || e.is_eof() {
+            return PayloadError::Invalid(format!("payload is not JSON: {e}"));
+        }
+        let message = format!("not a valid frame: {e}");
+        match unknown_kind(text, &e) {
+            Some(kind) => PayloadError::UnknownKind { kind, message },
+            None => PayloadError::Invalid(message),
+        }
     })
+}
+
+/// The `type` of the object `text` when `e`, the error parsing it, says
+/// that is what was unknown (the frame enums are tagged by `type`: serde
+/// names the tag it did not know); `None` for every other fault.
+fn unknown_kind(text: &str, e: &serde_json::Error) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Tagged {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let Tagged { kind } = serde_json::from_str(text).ok()?;
+    e.to_string()
+        .starts_with(&format!("unknown variant `{kind}`"))
+        .then_some(kind)
 }
 
 impl crate::ClientFrame {

@@ -357,7 +357,14 @@ fn bad_payloads_say_what_was_wrong_and_the_decoder_carries_on() {
     ];
     for (p, words) in cases {
         let e = bad_then_ping(p.as_bytes());
-        assert!(matches!(e, PayloadError::Invalid(_)), "{p}: {e:?}");
+        if p.contains("shout") {
+            assert!(
+                matches!(&e, PayloadError::UnknownKind { kind, .. } if kind == "shout"),
+                "{p}: {e:?}"
+            );
+        } else {
+            assert!(matches!(e, PayloadError::Invalid(_)), "{p}: {e:?}");
+        }
         let msg = e.to_string();
         for w in words {
             assert!(msg.contains(w), "{p}: {msg:?} lacks {w:?}");
@@ -612,4 +619,41 @@ fn v1_server_frames_decode_with_the_v2_members_absent() {
         FrameDecoder::default().decode(&mut buf),
         Decoded::Frame(ServerFrame::error(ErrorCode::Unknown, "?"))
     );
+}
+
+/// A server frame of a kind this version does not know (a later one's) is
+/// told apart from a known kind gone wrong: a client ignores the first
+/// (PROTOCOL.md section 2) and may say the second. The server's words for
+/// either are the same as before.
+#[test]
+fn an_unknown_kind_is_told_from_a_known_kind_gone_wrong() {
+    let decode = |p: &str| {
+        let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
+        match FrameDecoder::default().decode::<ServerFrame>(&mut buf) {
+            Decoded::Invalid(e) => e,
+            other => panic!("{p}: {other:?}"),
+        }
+    };
+    let e = decode(r#"{"type":"motd","text":"welcome to the LAN party"}"#);
+    match &e {
+        PayloadError::UnknownKind { kind, message, .. } => {
+            assert_eq!(kind, "motd");
+            assert!(message.starts_with("not a valid frame: unknown variant `motd`"));
+            assert_eq!(e.to_string(), *message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Known kinds with a member wrong, or no kind at all: not unknown.
+    for p in [
+        r#"{"type":"msg","from":"bob","seq":"one","ts":1,"text":"hi"}"#,
+        r#"{"type":"presence","nick":"bob","status":"away","seq":1,"ts":1}"#,
+        r#"{"type":42}"#,
+        r#"{"text":"motd"}"#,
+    ] {
+        let mut buf = BytesMut::from(&framed(p.as_bytes())[..]);
+        match FrameDecoder::default().decode::<ServerFrame>(&mut buf) {
+            Decoded::Invalid(PayloadError::Invalid(_)) => {}
+            other => panic!("{p}: {other:?}"),
+        }
+    }
 }

@@ -227,7 +227,7 @@ fn why(e: &PayloadError) -> &'static str {
         PayloadError::NotUtf8 { .. } => "not_utf8",
         PayloadError::NotObject => "not_object",
         PayloadError::Invalid(m) if m.starts_with("payload is not JSON") => "not_json",
-        PayloadError::Invalid(m) if m.contains("unknown variant") => "unknown_type",
+        PayloadError::UnknownKind { .. } => "unknown_type",
         PayloadError::Invalid(m) if m.contains("missing field") => "missing_member",
         PayloadError::Invalid(m) if m.contains("invalid type") => "mistyped_member",
         other => panic!("unclassified {other:?}"),

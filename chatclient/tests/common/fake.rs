@@ -30,6 +30,9 @@ pub enum Reply {
     /// Send these frames (in one write), then shut our side down, as the
     /// server does after a fatal error, and read until the client closes.
     Close(Vec<ServerFrame>),
+    /// Send these payloads, JSON as written (frames of kinds chatproto
+    /// does not have, say), framed, in one write, and read on.
+    Raw(Vec<String>),
 }
 
 /// A listener whose first connection is answered by a script.
@@ -142,11 +145,18 @@ fn serve(mut stream: TcpStream, mut script: impl FnMut(&ClientFrame) -> Reply) -
                 other => panic!("the client sent a bad frame: {other:?}"),
             };
             if !closed {
+                let mut out = Vec::new();
                 let (frames, close) = match script(&frame) {
                     Reply::Send(frames) => (frames, false),
                     Reply::Close(frames) => (frames, true),
+                    Reply::Raw(payloads) => {
+                        for p in payloads {
+                            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+                            out.extend_from_slice(p.as_bytes());
+                        }
+                        (Vec::new(), false)
+                    }
                 };
-                let mut out = Vec::new();
                 for f in &frames {
                     out.extend_from_slice(&encode(f, MAX_FRAME).expect("encode"));
                 }
