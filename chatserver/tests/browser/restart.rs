@@ -60,12 +60,7 @@ async fn restart(h: &Harness, flags: &[&str]) {
 
     // Typed while the server is away: kept, and sent once back.
     page.type_line("typed while the server was down").await;
-    let what = "alice: the offline message pending";
-    wait_for(what, async || match page.pending().await {
-        1 => Ok(()),
-        n => Err(format!("{n} pending")),
-    })
-    .await;
+    page.wait_pending(1).await;
 
     let server = Server::start(flags);
     page.wait_state("connected").await;
@@ -565,12 +560,7 @@ async fn waiting_recipients(h: &Harness) {
     assert!(server.wait_exit(WAIT).success());
     page.wait_state("reconnecting").await;
     page.type_line("@bob @דנה: later").await;
-    let what = "the private line waiting";
-    wait_for(what, async || match page.pending().await {
-        1 => Ok(()),
-        n => Err(format!("{n} pending")),
-    })
-    .await;
+    page.wait_pending(1).await;
     let to = page
         .js(
             "const li = document.querySelector('.pending-list > li.pending');
@@ -620,13 +610,7 @@ async fn leave_unconfirmed(h: &Harness) {
     page.type_line("see you at noon").await;
     page.type_line("/query").await;
     page.paste_line("the minutes are\nin the wiki").await;
-    wait_for("the two lines waiting", async || {
-        match page.pending().await {
-            2 => Ok(()),
-            n => Err(format!("{n} pending")),
-        }
-    })
-    .await;
+    page.wait_pending(2).await;
     page.click("leave").await;
     assert_eq!(
         unsent().await,
@@ -708,23 +692,9 @@ fn lines_not_confirmed_survive_a_reload_and_are_sent_once() {
         for line in lines {
             page.type_line(line).await;
         }
-        wait_for("alice: two lines waiting", async || {
-            match page.pending().await {
-                2 => Ok(()),
-                n => Err(format!("{n} pending")),
-            }
-        })
-        .await;
+        page.wait_pending(2).await;
         // Kept in the tab (a moment after they change).
-        wait_for("alice: the lines kept in the tab", async || {
-            let kept = page.js(KEPT_JS, vec![]).await;
-            if kept == json!(lines) {
-                Ok(())
-            } else {
-                Err(kept.to_string())
-            }
-        })
-        .await;
+        wait_kept(&page, json!(lines)).await;
 
         // The server is back, and bob in, before the page's next try; the
         // page is reloaded then.
@@ -734,13 +704,7 @@ fn lines_not_confirmed_survive_a_reload_and_are_sent_once() {
         page.c.refresh().await.expect("reload the page");
         page.wait_state("connected").await;
         page.wait_texts("lobby", &lines).await;
-        wait_for("alice: nothing pending", async || {
-            match page.pending().await {
-                0 => Ok(()),
-                n => Err(format!("{n} pending")),
-            }
-        })
-        .await;
+        page.wait_pending(0).await;
 
         // bob got each once, in order, and nothing else of alice's before
         // his own marker.
@@ -752,22 +716,26 @@ fn lines_not_confirmed_survive_a_reload_and_are_sent_once() {
             .map(|f| f["text"].as_str().unwrap())
             .collect();
         assert_eq!(from_alice, lines);
-        wait_for("alice: nothing kept once confirmed", async || {
-            let kept = page.js(KEPT_JS, vec![]).await;
-            if kept == json!([]) {
-                Ok(())
-            } else {
-                Err(kept.to_string())
-            }
-        })
-        .await;
+        wait_kept(&page, json!([])).await;
         page.close().await;
     });
 }
 
-/// The texts of the lines the page keeps in the tab to send again.
-const KEPT_JS: &str =
-    "return JSON.parse(sessionStorage.getItem('chat.pending') || '[]').map((p) => p.text);";
+/// Wait until the texts of the lines `page` keeps in its tab, to send
+/// again, are `want`.
+async fn wait_kept(page: &Page, want: serde_json::Value) {
+    let js =
+        "return JSON.parse(sessionStorage.getItem('chat.pending') || '[]').map((p) => p.text);";
+    wait_for(&format!("{}: kept {want}", page.nick), async || {
+        let kept = page.js(js, vec![]).await;
+        if kept == want {
+            Ok(())
+        } else {
+            Err(kept.to_string())
+        }
+    })
+    .await;
+}
 
 /// A line waits while the server is away; back, the server has given the
 /// page's nickname to someone else, and the page, refused again and
@@ -785,13 +753,7 @@ fn a_rejoin_refused_lists_the_lines_not_confirmed() {
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
         stop_for_a_slow_try(&page, server).await;
         page.type_line("lost in the rejoin").await;
-        wait_for("alice: the line waiting", async || {
-            match page.pending().await {
-                1 => Ok(()),
-                n => Err(format!("{n} pending")),
-            }
-        })
-        .await;
+        page.wait_pending(1).await;
         let server = Server::start(&flags);
         let _holder = server.join("alice");
         // Each try is refused (`nick_taken`); Retry now asks for the next

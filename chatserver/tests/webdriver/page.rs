@@ -316,6 +316,18 @@ impl Page {
         v.as_u64().expect("a count")
     }
 
+    /// Wait until exactly `n` messages wait to be sent.
+    pub async fn wait_pending(&self, n: u64) {
+        wait_for(
+            &format!("{}: {n} pending", self.nick),
+            async || match self.pending().await {
+                m if m == n => Ok(()),
+                m => Err(format!("{m} pending")),
+            },
+        )
+        .await;
+    }
+
     pub async fn close(self) {
         self.c.close().await.expect("close the browser session");
     }
