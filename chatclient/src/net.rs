@@ -666,6 +666,11 @@ async fn apply(
             Action::Outcome(outcome) => console.outcome(&outcome).await,
             Action::Send(frame) => {
                 let Some(link) = link else { continue };
+                // Given up (its queue was full): nothing more goes out on
+                // it, or a later frame could pass one dropped before it.
+                if link.stalled.load(Ordering::Relaxed) {
+                    continue;
+                }
                 match encode(&frame, max_frame_bytes) {
                     // If the writer is gone, the select loop hears it next;
                     // a full queue ends the connection (the caller looks).

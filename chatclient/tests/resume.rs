@@ -473,15 +473,20 @@ fn a_server_that_stops_reading_is_given_up_not_queued_for() {
         );
         let mut out = chatproto::encode(&welcome, 64 * 1024).unwrap().to_vec();
         stream.write_all(&out).expect("welcome");
-        // 1,000 pings a write, 2,000,000 at most (38 MB: more than the
-        // kernel holds for a connection nobody reads).
+        // 1,000 pings a write until the client closes, for `WAIT` at most
+        // (whatever the kernel holds for a connection nobody reads is
+        // filled long before).
         out.clear();
         let ping = chatproto::encode(&ServerFrame::Ping, 64).unwrap();
         for _ in 0..1_000 {
             out.extend_from_slice(&ping);
         }
+        let deadline = std::time::Instant::now() + WAIT;
         let mut sent = None;
-        for batch in 1..=2_000 {
+        for batch in 1..=10_000_000u64 {
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
             if stream.write_all(&out).is_err() {
                 sent = Some(batch * 1_000);
                 break;
@@ -491,12 +496,14 @@ fn a_server_that_stops_reading_is_given_up_not_queued_for() {
     });
 
     let alice = Client::start_opts("alice", &addr, &["--reconnect-attempts", "0"], FAST);
-    let (status, stderr, _) = alice.wait_exit(WAIT);
-    let sent = written.recv_timeout(WAIT).expect("the fake server ended");
+    let sent = written
+        .recv_timeout(2 * WAIT)
+        .expect("the fake server ended");
     assert!(
         sent.is_some(),
-        "the client read 2,000,000 pings without giving up"
+        "the client read pings for {WAIT:?} without giving up"
     );
+    let (status, stderr, _) = alice.wait_exit(WAIT);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the server stopped reading what this client sends (1024 frames waiting)"),

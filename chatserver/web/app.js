@@ -147,7 +147,7 @@ function savePending() {
   clearTimeout(pendingTimer);
   pendingTimer = null;
   if (!session) return;
-  const list = session.pending.map(({ id, room, to, text, line }) => ({ id, room, to, text, line }));
+  const list = session.pending.map(({ id, room, to, text, line, epoch, after }) => ({ id, room, to, text, line, epoch, after }));
   tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
 }
 
@@ -158,8 +158,12 @@ function savePendingSoon() {
   pendingTimer ??= setTimeout(savePending, PENDING_SAVE_MS);
 }
 
+// A phone may freeze or discard a hidden tab without a pagehide.
 window.addEventListener('pagehide', () => {
   if (pendingTimer !== null) savePending();
+});
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden' && pendingTimer !== null) savePending();
 });
 
 /** The lines [`savePending`] kept, each checked. */
@@ -172,7 +176,16 @@ function savedPending() {
   }
   const text = (v) => typeof v === 'string';
   return (Array.isArray(list) ? list : []).filter(
-    (p) => p && text(p.id) && text(p.text) && text(p.line) && text(p.room) && Array.isArray(p.to) && p.to.every(text),
+    (p) =>
+      p &&
+      text(p.id) &&
+      text(p.text) &&
+      text(p.line) &&
+      text(p.room) &&
+      Array.isArray(p.to) &&
+      p.to.every(text) &&
+      (p.epoch === null || text(p.epoch)) &&
+      Number.isSafeInteger(p.after),
   );
 }
 
@@ -180,6 +193,9 @@ function stopChat() {
   conn?.stop();
   conn = null;
   session = null;
+  // What it kept is as the caller left it (Leave has cleared it).
+  clearTimeout(pendingTimer);
+  pendingTimer = null;
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   current = null;
   updateTitle();
@@ -477,8 +493,10 @@ const handlers = {
     if (!everJoined || nickError) {
       const msg = everJoined ? `You were disconnected and could not rejoin: ${f.message}` : f.message;
       // Lines still unconfirmed are listed there, to send again.
+      // Kept in the tab too: a reload here resumes, and sends them if
+      // the nickname is free by then.
       const unsent = session.pending.map(resendable);
-      tabSaved.set('pending', null);
+      savePending();
       stopChat();
       showJoin(f.code, msg);
       showUnsent(unsent);

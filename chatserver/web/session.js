@@ -39,7 +39,11 @@ export class Session {
     this.rooms = new Map();
     for (const r of rooms) this.rooms.set(r, newRoom());
     this.entering = new Set();
-    /** Messages not yet acknowledged: { id, room, to, text, line }, in the order sent. */
+    /**
+     * Messages not yet acknowledged, in the order sent: { id, room, to,
+     * text, line, epoch, after }, the last two the room's epoch and last
+     * seq when it was typed.
+     */
     this.pending = [];
     /** Rooms whose pending messages wait for the end of the replay (fresh session). */
     this.held = new Set();
@@ -48,15 +52,15 @@ export class Session {
   }
 
   /**
-   * Take back `items` ({ id, room, to, text, line }), the messages this
-   * session had not had acknowledged when the page was reloaded: pending
-   * again, sent once joined (a resumed session drops what it has by id).
-   * Those for rooms no longer kept are dropped.
+   * Take back `items` ({ id, room, to, text, line, epoch, after }), the
+   * messages this session had not had acknowledged when the page was
+   * reloaded: pending again, sent once joined (a resumed session drops
+   * what it has by id). Those for rooms no longer kept are dropped.
    */
   restore(items) {
-    for (const { id, room, to, text, line } of items) {
+    for (const { id, room, to, text, line, epoch, after } of items) {
       if (!this.rooms.has(room) || this.pending.some((p) => p.id === id)) continue;
-      const p = { id, room, to, text, line };
+      const p = { id, room, to, text, line, epoch, after };
       this.pending.push(p);
       this.emit('pending', p);
     }
@@ -134,7 +138,10 @@ export class Session {
       return { error: `a message may name at most ${this.limits.maxRecipients} recipients` };
     }
     this.nextId += 1;
-    const p = { id: `${this.idPrefix}${this.nextId}`, room, to, text, line };
+    // Where the room stood when it was typed: it can only have been
+    // stamped after that (see `message`).
+    const r = this.rooms.get(room);
+    const p = { id: `${this.idPrefix}${this.nextId}`, room, to, text, line, epoch: r?.epoch ?? null, after: r?.lastSeq ?? 0 };
     // A frame over the limit would close the connection, and then be sent
     // again on every reconnect: refuse it here.
     const error = this.tooLong(room, to, text, p.id);
@@ -314,7 +321,14 @@ export class Session {
     if (!mine && f.replay && live && fromMe && this.held.has(f.room)) {
       // A fresh session cannot match ids: match by content, in the replay
       // that comes before the held messages are sent again.
-      const p = this.pending.find((p) => p.room === f.room && p.text === f.text);
+      // Only a copy stamped after it was typed (same history, a later
+      // seq) can be it: a line taken back after a reload meets the room's
+      // newest messages, where an older "ok" of ours would otherwise pass
+      // for it.
+      const epoch = this.rooms.get(f.room)?.epoch;
+      const p = this.pending.find(
+        (p) => p.room === f.room && p.text === f.text && (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
+      );
       if (p) this.ack(p.id);
     }
     if (live) {

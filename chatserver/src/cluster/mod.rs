@@ -75,10 +75,10 @@ const FIRST_BEAT_TRIES: u32 = 6;
 /// its key is being stored, and how long it waits before the second try
 /// (twice as long each time after: 310 ms in all at most).
 const KEY_BUSY_TRIES: u32 = 6;
+const KEY_BUSY_WAIT: Duration = Duration::from_millis(10);
 /// How many times a nickname is claimed when its claim is found given up
 /// between the claim's refusal and the look at who holds it.
 const CLAIM_FREED_TRIES: u32 = 3;
-const KEY_BUSY_WAIT: Duration = Duration::from_millis(10);
 /// The key-value buckets.
 const NICKS: &str = "chat_nicks";
 const SESSIONS: &str = "chat_sessions";

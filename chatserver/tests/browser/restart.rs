@@ -244,12 +244,14 @@ async fn let_go_and_resume(page: &Page, holder: Client, bob: &mut Client) -> Vec
 /// Presses the page's Retry button.
 const RETRY: &str = "document.getElementById('retry').click(); return null;";
 
-/// Wait until the page's next try to reconnect is 3 s away or more (its
-/// fourth or fifth: the waits double from 0.5 s, each cut by up to half
-/// at random), so that what a test does with a restarted server (start
-/// it, let a client take the page's nickname) comes before that try,
-/// even on a loaded machine; the test then asks for the try with
-/// [`RETRY`]. (With the third, 1 to 2 s away, the page came first once.)
+/// Wait until the page says its next try to reconnect is 3 s away or
+/// more (its fourth or fifth: the waits double from 0.5 s, each cut by up
+/// to half at random; the text is a count down refreshed every 0.5 s, so
+/// 2.5 s at least are left), so that what a test does with a restarted
+/// server (start it, let a client take the page's nickname) comes before
+/// that try, even on a loaded machine; the test then asks for the try
+/// with [`RETRY`]. (With the third, 1 to 2 s away, the page came first
+/// once.)
 async fn a_slow_try(page: &Page) {
     wait_for(
         &format!("{}: a try to reconnect 3 s away", page.nick),
@@ -797,6 +799,47 @@ fn a_rejoin_refused_lists_the_lines_not_confirmed() {
             "{shown}"
         );
         page.shot("rejoin-refused-with-a-line").await;
+        page.close().await;
+    });
+}
+
+/// As above, but the server keeps no session past its connection, so the
+/// reloaded page starts a new one, and its line "ok" was said before: the
+/// room's newest messages, which the new session is shown, hold that
+/// older "ok". The line typed while away is still sent (only a copy
+/// stamped after it was typed may stand for it); it was taken for the
+/// older one and dropped.
+#[test]
+fn a_line_taken_back_after_a_reload_is_not_mistaken_for_an_older_one() {
+    let Some(h) = Harness::start("a_line_taken_back_is_not_mistaken") else {
+        return;
+    };
+    let (_data, flags) = restartable(&["--resume-window-ms", "0"]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        page.type_line("ok").await;
+        page.wait_texts("lobby", &["ok"]).await;
+        page.wait_pending(0).await;
+        stop_for_a_slow_try(&page, server).await;
+        page.type_line("ok").await;
+        page.wait_pending(1).await;
+        wait_kept(&page, json!(["ok"])).await;
+
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        page.wait_pending(0).await;
+        bob.send_frame(&json!({"type": "msg", "text": "marker"}));
+        let (before, _) = bob.recv_until(50, |f| f["text"] == "marker");
+        let from_alice: Vec<&str> = before
+            .iter()
+            .filter(|f| f["type"] == "msg" && f["from"] == "alice")
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(from_alice, ["ok"], "{before:?}");
         page.close().await;
     });
 }
