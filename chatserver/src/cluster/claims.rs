@@ -292,22 +292,21 @@ impl Cluster {
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                 Err(e) => return Err(ClaimError::Unreachable(e.to_string())),
             }
-            let holder = match self.nicks.entry(kv_key.clone()).await {
-                Ok(Some(entry)) if entry.operation == kv::Operation::Put => entry.value,
+            let found = match self.nicks.entry(kv_key.clone()).await {
+                Ok(entry) => holder(entry.as_ref().map(|e| (&e.operation, &e.value[..]))),
+                Err(e) => {
+                    warn!(error = %e, "cannot read who holds a nickname");
+                    Holder::Unknown
+                }
+            };
+            let (nick, same, origin) = match found {
                 // Given up between the two (its holder left, or a node
                 // it was taken over from let it go): claimed again. Told
                 // `nick_taken` with nobody holding it, a resuming client
                 // would have been refused its own nickname.
-                Ok(_) => continue,
-                Err(e) => {
-                    warn!(error = %e, "cannot read who holds a nickname");
-                    Bytes::new()
-                }
-            };
-            let holder = serde_json::from_slice::<ClaimValue>(&holder).ok();
-            let (nick, same, origin) = match holder {
-                Some(h) => (h.nick, h.key == key, Some(h.origin)),
-                None => (nick.to_owned(), true, None),
+                Holder::Free => continue,
+                Holder::Held(h) => (h.nick, h.key == key, Some(h.origin)),
+                Holder::Unknown => (nick.to_owned(), true, None),
             };
             return Err(ClaimError::Taken { nick, same, origin });
         }
@@ -460,6 +459,27 @@ impl Cluster {
     }
 }
 
+/// Who holds a nickname's key, as read after a claim of it was refused.
+enum Holder {
+    /// Nobody: the key was given up (deleted or purged) since.
+    Free,
+    /// The claim this names.
+    Held(ClaimValue),
+    /// Somebody, but the claim could not be read.
+    Unknown,
+}
+
+/// [`Holder`] from the key's latest entry (its operation and value), if
+/// it has one.
+fn holder(entry: Option<(&kv::Operation, &[u8])>) -> Holder {
+    match entry {
+        Some((kv::Operation::Put, value)) => {
+            serde_json::from_slice(value).map_or(Holder::Unknown, Holder::Held)
+        }
+        Some(_) | None => Holder::Free,
+    }
+}
+
 /// Whether NATS refused a key-value write because another write to the
 /// same key was still being stored: nats-server 2.11 and later, on a
 /// bucket with replicas, answer so (error 10164, "wrong last sequence"
@@ -513,6 +533,30 @@ mod tests {
         let api: jetstream::Error = serde_json::from_str(&answer).unwrap();
         let publish = PublishError::with_source(kind, api);
         kv::CreateError::from(kv::UpdateError::from(publish))
+    }
+
+    /// A claim refused, then found given up when its holder is read: the
+    /// nickname is free (claimed again), not held by an unknown someone
+    /// (a delete marker's empty value read as a holder that could not be
+    /// parsed, and the join was told `nick_taken`).
+    #[test]
+    fn a_claim_given_up_before_its_holder_is_read_is_free() {
+        let claim = ClaimValue {
+            origin: "run-1".into(),
+            nick: "Alice".into(),
+            key: "alice".into(),
+        };
+        let value = serde_json::to_vec(&claim).unwrap();
+        let put = kv::Operation::Put;
+        assert!(matches!(
+            holder(Some((&put, &value))),
+            Holder::Held(h) if h.nick == "Alice" && h.origin == "run-1"
+        ));
+        for gone in [kv::Operation::Delete, kv::Operation::Purge] {
+            assert!(matches!(holder(Some((&gone, b""))), Holder::Free));
+        }
+        assert!(matches!(holder(None), Holder::Free));
+        assert!(matches!(holder(Some((&put, b"{}"))), Holder::Unknown));
     }
 
     #[test]
