@@ -876,7 +876,7 @@ fn giving_up_lists_what_was_not_confirmed() {
         "{shown}"
     );
     assert!(
-        shown.contains("  #lobby: @bob lost with the connection"),
+        shown.contains("  #lobby: @bob: lost with the connection"),
         "{shown}"
     );
 }

@@ -148,3 +148,27 @@ fn a_second_welcome_on_one_connection_is_ignored() {
     };
     assert_eq!(resume, Some("t"));
 }
+
+/// A `welcome` while no join is outstanding (the connection is gone, and
+/// the next not made yet) is not taken: it would enter every room and
+/// send every waiting message again, for a connection that is gone.
+#[test]
+fn a_welcome_while_offline_is_not_taken() {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, welcome_without_limits(false));
+    while c.poll().is_some() {}
+    c.send_msg("lobby", vec![], "waiting");
+    c.handle_disconnected();
+    while c.poll().is_some() {}
+    c.handle_frame(1, welcome_without_limits(true));
+    let mut out = Vec::new();
+    while let Some(o) = c.poll() {
+        out.push(o);
+    }
+    assert!(
+        !out.iter().any(|o| matches!(o, ClientOutput::Send(_))),
+        "{out:?}"
+    );
+    assert_eq!(c.unacknowledged(), 1);
+}

@@ -29,7 +29,7 @@ const READ_CHUNK: usize = 8 * 1024;
 /// wait, so its read waits in a buffer, and a small one: most frames fit,
 /// and a larger one reads on from what rustls has decrypted, without a
 /// system call. (8 KiB here made an idle TLS connection cost 26 KiB of
-/// the server's memory instead of 19; BENCHMARKS.md.)
+/// the server's memory instead of about 20; BENCHMARKS.md.)
 const FIRST_READ: usize = 512;
 
 /// Between frames, let the read buffer go (the next read takes a fresh

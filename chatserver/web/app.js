@@ -217,7 +217,6 @@ $('join-form').addEventListener('submit', (e) => {
   }
   saved.set('nick', nick);
   $('join-error').hidden = true;
-  showUnsent([]);
   startChat(nick);
 });
 
@@ -234,13 +233,15 @@ function leave() {
 
 /**
  * A message the server had not confirmed, as a line that sends it again
- * (`#lobby: @bob hi`, as the terminal client lists them when it leaves):
- * what was typed, its recipients first when a `/query` chose them.
+ * (`#lobby: @bob: hi`, as the terminal client lists them when it leaves):
+ * what was typed; when a `/query` chose its recipients, they and a `:`
+ * (which ends them, so a text starting with `:` keeps it) before its text
+ * (a `//` typed under it was sent as `/`, and is not a command after `@`).
  */
 function resendable(p) {
   const typed = p.line.trimStart();
   const named = typed.startsWith('@') || /^\/(msg|m)\s/iu.test(typed);
-  const line = p.to.length && !named ? `@${p.to.join(' @')} ${p.line}` : p.line;
+  const line = p.to.length && !named ? `@${p.to.join(' @')}: ${p.text}` : p.line;
   return { room: p.room, line };
 }
 
@@ -457,6 +458,9 @@ const handlers = {
     $('nick').value = nick;
     if (!everJoined) {
       everJoined = true;
+      // In: what the join screen listed to send again is over (kept
+      // until now, in case this join failed too).
+      showUnsent([]);
       showChat();
       composer.fit();
       $('input').focus();

@@ -334,10 +334,20 @@ fn unsent_report(pending: &[Sending]) -> Option<String> {
         report.push_str("  #");
         report.push_str(&escape_control(&p.room));
         report.push_str(": ");
-        for nick in &p.to {
-            report.push('@');
-            report.push_str(&escape_control(nick));
-            report.push(' ');
+        // As typed again it sends this text: recipients end at a `:` (a
+        // text of its own starting with `:` keeps it), and a text to
+        // everyone starting with `/` is escaped as `//`, not a command.
+        if p.to.is_empty() {
+            if p.text.starts_with('/') {
+                report.push('/');
+            }
+        } else {
+            let to: Vec<String> =
+                p.to.iter()
+                    .map(|n| format!("@{}", escape_control(n)))
+                    .collect();
+            report.push_str(&to.join(" "));
+            report.push_str(": ");
         }
         report.push_str(&escape_control(&p.text));
         report.push('\n');
@@ -466,15 +476,41 @@ mod tests {
             unsent_report(&[
                 sending("lobby", &[], "hello"),
                 sending("rust", &["bob", "carol"], "hi \u{1b}[2J"),
+                sending("lobby", &[], "/etc is full"),
+                sending("lobby", &["bob"], ":) see you"),
             ])
             .as_deref(),
             Some(
-                "chatclient: 2 messages typed were not confirmed by the server and may \
+                "chatclient: 4 messages typed were not confirmed by the server and may \
                  not have arrived; to send again:\n  \
                  #lobby: hello\n  \
-                 #rust: @bob @carol hi \\u{1b}[2J\n"
+                 #rust: @bob @carol: hi \\u{1b}[2J\n  \
+                 #lobby: //etc is full\n  \
+                 #lobby: @bob: :) see you\n"
             )
         );
+        // Each listed line, typed again, sends what was not confirmed.
+        for (to, text) in [
+            (&[][..], "/etc is full"),
+            (&["bob"][..], ":) see you"),
+            (&["bob", "carol"][..], "hi"),
+        ] {
+            let report = unsent_report(&[sending("lobby", to, text)]).unwrap();
+            let line = report.lines().nth(1).unwrap();
+            let typed = line.strip_prefix("  #lobby: ").unwrap();
+            match crate::input::parse_line(typed) {
+                crate::input::Command::Send {
+                    to: got,
+                    text: sent,
+                } => {
+                    assert_eq!(
+                        (got, sent.as_str()),
+                        (to.iter().map(|n| n.to_string()).collect::<Vec<_>>(), text)
+                    );
+                }
+                other => panic!("{typed:?}: {other:?}"),
+            }
+        }
         let one = unsent_report(&[sending("lobby", &[], "x")]).unwrap();
         assert!(
             one.starts_with("chatclient: 1 message typed was not"),

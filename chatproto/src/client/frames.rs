@@ -13,10 +13,11 @@ impl Client {
         self.pinged_at = None;
         match frame {
             ServerFrame::Ping => self.send(ClientFrame::Pong),
-            // One per connection. Another (a broken server's) would enter
-            // every room and send every message waiting again, as many
-            // times as it came.
-            ServerFrame::Welcome { .. } if self.phase == Phase::Joined => {}
+            // One per connection, answering its join. Another (a broken
+            // server's) would enter every room and send every message
+            // waiting again, as many times as it came; one while offline
+            // would do so for a connection that is gone.
+            ServerFrame::Welcome { .. } if self.phase != Phase::Joining => {}
             ServerFrame::Welcome {
                 nick,
                 session,

@@ -39,7 +39,10 @@ impl Client {
         self.limits
             .as_ref()
             .map_or(crate::DEFAULT_MAX_FRAME_BYTES, |l| {
-                usize::try_from(l.max_frame_bytes).unwrap_or(usize::MAX)
+                // As `encode` takes it, so that what is said is what holds.
+                usize::try_from(l.max_frame_bytes)
+                    .unwrap_or(usize::MAX)
+                    .clamp(crate::MIN_MAX_FRAME_BYTES, u32::MAX as usize)
             })
     }
 

@@ -577,8 +577,10 @@ async fn waiting_recipients(h: &Harness) {
 /// Leave with lines the server never confirmed (it went away): the join
 /// screen lists them, as the terminal client does when it leaves, each
 /// as a line that sends it again in its room (a `/query`'s with its
-/// recipient); before, they went without a word. Joining again clears
-/// the list.
+/// recipient and a `:`, so that `//etc` sent as `/etc` and a text
+/// starting with `:` come out as they went); before, they went without a
+/// word. A join that fails (the server still away) keeps the list; one
+/// that gets in clears it.
 #[test]
 fn leaving_with_lines_not_confirmed_lists_them_to_send_again() {
     let Some(h) = Harness::start("leaving_with_lines_not_confirmed") else {
@@ -588,7 +590,9 @@ fn leaving_with_lines_not_confirmed_lists_them_to_send_again() {
 }
 
 async fn leave_unconfirmed(h: &Harness) {
-    let mut server = Server::start(&[]);
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut server = Server::start(&flags);
     let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
     let _bob = server.join("bob");
     page.wait_lines("bob online", "lobby", |ls| {
@@ -610,21 +614,48 @@ async fn leave_unconfirmed(h: &Harness) {
     assert!(server.wait_exit(WAIT).success());
     page.wait_state("reconnecting").await;
     page.type_line("see you at noon").await;
+    page.type_line("//etc is full").await;
+    page.type_line(":) bring tea").await;
     page.type_line("/query").await;
     page.paste_line("the minutes are\nin the wiki").await;
-    page.wait_pending(2).await;
+    page.wait_pending(4).await;
     page.click("leave").await;
+    let listed = json!([
+        "#lobby: @bob: see you at noon",
+        "#lobby: @bob: /etc is full",
+        "#lobby: @bob: :) bring tea",
+        "#lobby: the minutes are\nin the wiki"
+    ]);
     assert_eq!(
         unsent().await,
-        json!([
-            "#lobby: @bob see you at noon",
-            "#lobby: the minutes are\nin the wiki"
-        ]),
+        listed,
         "the lines not confirmed, on the join screen"
     );
     page.shot("left-with-lines-not-confirmed").await;
+    // The server is still away: the join fails, and the list stays.
     page.click("join").await;
-    assert_eq!(unsent().await, json!(null), "joining again clears the list");
+    wait_for(
+        "alice: the join screen saying it cannot reach the server",
+        async || {
+            let said = page
+                .js(
+                    "return document.getElementById('join-status').textContent;",
+                    vec![],
+                )
+                .await;
+            match said.as_str() {
+                Some(t) if t.starts_with("cannot reach the server") => Ok(()),
+                _ => Err(said.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(unsent().await, listed, "a failed join keeps the list");
+    // Back, the join gets in: the list is over.
+    let _server = Server::start(&flags);
+    page.js(RETRY, vec![]).await;
+    page.wait_state("connected").await;
+    assert_eq!(unsent().await, json!(null), "joining clears the list");
 }
 
 /// On a phone's width, the row a lost connection takes under the top bar
