@@ -739,19 +739,23 @@ fn lines_not_confirmed_survive_a_reload_and_are_sent_once() {
         page.wait_texts("lobby", &lines).await;
         page.wait_pending(0).await;
 
-        // bob got each once, in order, and nothing else of alice's before
-        // his own marker.
-        bob.send_frame(&json!({"type": "msg", "text": "marker"}));
-        let (before, _) = bob.recv_until(50, |f| f["text"] == "marker");
-        let from_alice: Vec<&str> = before
-            .iter()
-            .filter(|f| f["type"] == "msg" && f["from"] == "alice")
-            .map(|f| f["text"].as_str().unwrap())
-            .collect();
-        assert_eq!(from_alice, lines);
+        // bob got each once, in order, and nothing else of alice's.
+        assert_eq!(alices_heard_by(&mut bob), lines);
         wait_kept(&page, json!([])).await;
         page.close().await;
     });
+}
+
+/// The texts of alice's messages `bob` has been sent, up to a marker of
+/// his own (so every one sent before it).
+fn alices_heard_by(bob: &mut Client) -> Vec<String> {
+    bob.send_frame(&json!({"type": "msg", "text": "marker"}));
+    let (before, _) = bob.recv_until(50, |f| f["text"] == "marker");
+    before
+        .iter()
+        .filter(|f| f["type"] == "msg" && f["from"] == "alice")
+        .map(|f| f["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Wait until the texts of the lines `page` keeps in its tab, to send
@@ -863,14 +867,7 @@ fn a_line_taken_back_after_a_reload_is_not_mistaken_for_an_older_one() {
         page.c.refresh().await.expect("reload the page");
         page.wait_state("connected").await;
         page.wait_pending(0).await;
-        bob.send_frame(&json!({"type": "msg", "text": "marker"}));
-        let (before, _) = bob.recv_until(50, |f| f["text"] == "marker");
-        let from_alice: Vec<&str> = before
-            .iter()
-            .filter(|f| f["type"] == "msg" && f["from"] == "alice")
-            .map(|f| f["text"].as_str().unwrap())
-            .collect();
-        assert_eq!(from_alice, ["ok"], "{before:?}");
+        assert_eq!(alices_heard_by(&mut bob), ["ok"]);
         page.close().await;
     });
 }
