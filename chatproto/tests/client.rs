@@ -2,6 +2,9 @@
 //! and connections cut at the worst moments, with nothing lost, shown twice
 //! or reordered.
 
+mod common;
+use common::sent_and_refused;
+
 use bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, FrameDecoder, Now,
@@ -876,18 +879,4 @@ fn small_welcome(resumed: bool) -> ServerFrame {
         Some(resumed),
         Some(limits),
     )
-}
-
-/// The texts of the messages `c` has to send, and the errors it reported
-/// (code and message id).
-fn sent_and_refused(c: &mut Client) -> (Vec<String>, Vec<(chatproto::ErrorCode, Option<String>)>) {
-    let (mut sent, mut refused) = (Vec::new(), Vec::new());
-    while let Some(out) = c.poll() {
-        match out {
-            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
-            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
-            _ => {}
-        }
-    }
-    (sent, refused)
 }

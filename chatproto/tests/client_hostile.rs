@@ -3,28 +3,17 @@
 //! bounds set while writing it, each kept as a test that fails without its
 //! fix.
 
+mod common;
+use common::sent_and_refused;
+
 use chatproto::{
-    Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode, PresenceStatus, ServerFrame,
-    CLIENT_MAX_ROSTER, DEFAULT_MAX_FRAME_BYTES, MAX_NICK_LEN,
+    Client, ClientFrame, ClientOutput, ErrorCode, PresenceStatus, ServerFrame, CLIENT_MAX_ROSTER,
+    DEFAULT_MAX_FRAME_BYTES, MAX_NICK_LEN,
 };
 
 /// A `welcome` that announces no limits (as a v1 server's).
 fn welcome_without_limits(resumed: bool) -> ServerFrame {
     ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(resumed), None)
-}
-
-/// The texts of the messages `c` has to send, and the errors it reported
-/// (code and message id).
-fn sent_and_refused(c: &mut Client) -> (Vec<String>, Vec<(ErrorCode, Option<String>)>) {
-    let (mut sent, mut refused) = (Vec::new(), Vec::new());
-    while let Some(out) = c.poll() {
-        match out {
-            ClientOutput::Send(ClientFrame::Msg { text, .. }) => sent.push(text),
-            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => refused.push((code, id)),
-            _ => {}
-        }
-    }
-    (sent, refused)
 }
 
 /// A server whose `welcome` announces no limits takes the protocol's
@@ -154,10 +143,7 @@ fn a_second_welcome_on_one_connection_is_ignored() {
 /// send every waiting message again, for a connection that is gone.
 #[test]
 fn a_welcome_while_offline_is_not_taken() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
-    c.handle_connected(0);
-    c.handle_frame(0, welcome_without_limits(false));
-    while c.poll().is_some() {}
+    let mut c = in_lobby();
     c.send_msg("lobby", vec![], "waiting");
     c.handle_disconnected();
     while c.poll().is_some() {}

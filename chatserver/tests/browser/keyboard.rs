@@ -643,8 +643,7 @@ fn every_room_in_the_list_can_be_left_from_it() {
     let server = Server::start(&[]);
     h.block_on(async {
         let mut bob = server.join("bob");
-        bob.send_frame(&json!({"type": "enter", "room": "rust"}));
-        bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == "rust");
+        bob.enter("rust");
         let wide = Page::join(&h, server.addr(), "carol", (1200, 800)).await;
         let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
         for p in [&wide, &page] {

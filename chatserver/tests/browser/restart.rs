@@ -307,8 +307,7 @@ fn after_a_reconnect_a_room_not_open_says_so_only_when_it_missed_something() {
         let server = Server::start(&flags);
         let mut bob = server.join("bob");
         for room in ["rust", "go"] {
-            bob.send_frame(&json!({"type": "enter", "room": room}));
-            bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+            bob.enter(room);
         }
         say_in(&mut bob, "rust", &[], "said in rust while alice was away");
         page.js(RETRY, vec![]).await;
@@ -451,8 +450,7 @@ fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
         let server = Server::start(&flags);
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
         let enter = |c: &mut Client, room: &str| {
-            c.send_frame(&json!({"type": "enter", "room": room}));
-            c.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+            c.enter(room);
         };
         let mut bob = server.join("bob");
         enter(&mut bob, "rust");

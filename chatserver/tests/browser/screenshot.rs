@@ -42,8 +42,7 @@ fn a_screenshot_of_a_conversation_is_a_png() {
 async fn conversation(h: &Harness, server: &Server) -> Vec<u8> {
     let page = Page::join(h, server.addr(), "alice", (1200, 760)).await;
     let enter = |c: &mut Client, room: &str| {
-        c.send_frame(&json!({"type": "enter", "room": room}));
-        c.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+        c.enter(room);
     };
     let mut bob = server.join("bob");
     let mut carol = server.join("carol");

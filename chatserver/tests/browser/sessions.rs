@@ -551,8 +551,7 @@ fn back_a_crowded_room_says_nothing_of_who_came_and_went() {
     h.block_on(async {
         let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
         let mut bob = server.join("bob");
-        bob.send_frame(&json!({"type": "enter", "room": "after"}));
-        bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == "after");
+        bob.enter("after");
         for room in ["after", "before"] {
             page.type_line(&format!("/join {room}")).await;
             page.wait_lines(&format!("in #{room}"), room, |ls| {

@@ -51,8 +51,7 @@ fn on_a_phone_the_rooms_button_says_what_waits_unread_and_whether_it_is_for_you(
     let server = Server::start(&[]);
     h.block_on(async {
         let mut bob = server.join("bob");
-        bob.send_frame(&json!({"type": "enter", "room": "rust"}));
-        bob.recv_until(100, |f| f["type"] == "entered" && f["room"] == "rust");
+        bob.enter("rust");
         let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
         page.type_line("/join rust").await;
         page.wait_lines("in #rust", "rust", |ls| {

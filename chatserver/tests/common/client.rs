@@ -84,6 +84,12 @@ impl Client {
         welcome
     }
 
+    /// Enter `room` and read on to its `entered` (within 100 frames).
+    pub fn enter(&mut self, room: &str) {
+        self.send_frame(&json!({"type": "enter", "room": room}));
+        self.recv_until(100, |f| f["type"] == "entered" && f["room"] == room);
+    }
+
     /// Send a broadcast `msg` with `text`.
     pub fn say(&mut self, text: &str) {
         self.send_frame(&json!({"type": "msg", "text": text}));
