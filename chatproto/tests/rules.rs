@@ -1083,6 +1083,38 @@ fn a_resume_takes_over_a_session_still_connected() {
     assert_eq!(sim.server.online().filter(|n| *n == "alice").count(), 1);
 }
 
+/// With a resume window of 0 a session that ended cannot be resumed, but
+/// a takeover still continues the session it takes over: the old
+/// connection was told not to come back, so a fresh session would leave
+/// neither with it.
+#[test]
+fn a_takeover_continues_the_session_with_a_resume_window_of_0() {
+    use chatproto::ClientFrame;
+    let resumed = |frames: Vec<ServerFrame>| match frames.first() {
+        Some(ServerFrame::Welcome { resumed, .. }) => *resumed,
+        other => panic!("not a welcome: {other:?}"),
+    };
+    let mut cfg = ServerConfig::default();
+    cfg.resume_window_ms = 0;
+    let mut sim = sim_with(cfg);
+    let [a] = joined(&mut sim, &["alice"])[..] else {
+        unreachable!()
+    };
+    let token = sim.clients[a].session.clone();
+    let a2 = sim.connect();
+    sim.send(a2, ClientFrame::join_v2("alice", vec![], token.clone()));
+    assert_eq!(
+        sim.clients[a].closed_with,
+        Some(ErrorCode::ResumedElsewhere)
+    );
+    assert_eq!(resumed(sim.take(a2)), Some(true));
+    assert_eq!(sim.clients[a2].session, token, "the same session");
+    sim.disconnect(a2);
+    let a3 = sim.connect();
+    sim.send(a3, ClientFrame::join_v2("alice", vec![], token));
+    assert_eq!(resumed(sim.take(a3)), Some(false), "ended: not resumed");
+}
+
 /// A server that shares rooms closes the connection of a session another
 /// node resumes, found by its token's hash; nothing for a session that is
 /// not connected here.

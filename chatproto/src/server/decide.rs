@@ -95,9 +95,9 @@ impl Server {
         };
         let key = nick_key(&nick);
         let hash = resume.as_deref().map(crate::server::durable::hash_token);
-        if let Some(hash) = &hash {
-            self.take_over(now, hash, &key);
-        }
+        let took_over = hash
+            .as_ref()
+            .is_some_and(|hash| self.take_over(now, hash, &key));
         if let Some(other) = self.by_key.get(&key) {
             let taken = self.sessions.get(other).map_or("", |s| &s.nick);
             let msg = format!("the nickname {taken} is in use; choose another");
@@ -111,8 +111,9 @@ impl Server {
             );
             return self.error(client, ErrorCode::NickInvalid, msg);
         }
-        // Continue the session named by `resume` if it ended in time and
-        // was this nickname's; otherwise a fresh session, not an error.
+        // Continue the session named by `resume` if it ended in time (or
+        // just now, taken over: even with a resume window of 0) and was
+        // this nickname's; otherwise a fresh session, not an error.
         let resumable = hash
             .and_then(|h| self.tokens.get(&h))
             .copied()
@@ -120,8 +121,10 @@ impl Server {
                 let s = &self.sessions[sid];
                 s.conn.is_none()
                     && s.key == key
-                    && s.ended_at
-                        .is_some_and(|t| now.mono < t.saturating_add(self.config.resume_window_ms))
+                    && (took_over
+                        || s.ended_at.is_some_and(|t| {
+                            now.mono < t.saturating_add(self.config.resume_window_ms)
+                        }))
             });
         let (sid, resumed) = match resumable {
             Some(sid) => {
@@ -204,11 +207,13 @@ impl Server {
     /// session, so the newer connection wins: the older one is closed
     /// with `resumed_elsewhere` and its session waits to be resumed, as
     /// after any disconnect. Only for the same nickname (by identity), as
-    /// any resume.
-    fn take_over(&mut self, now: Now, token: &TokenHash, key: &str) {
-        if let Some(old) = self.live_conn_of(token, Some(key)) {
-            self.close_with(now, old, crate::server::resumed_elsewhere());
-        }
+    /// any resume. Whether it closed one.
+    fn take_over(&mut self, now: Now, token: &TokenHash, key: &str) -> bool {
+        let Some(old) = self.live_conn_of(token, Some(key)) else {
+            return false;
+        };
+        self.close_with(now, old, crate::server::resumed_elsewhere());
+        true
     }
 
     fn enter(&mut self, now: Now, client: ClientId, sid: SessionId, raw: &str, req: EnterRequest) {
