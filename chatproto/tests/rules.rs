@@ -1083,6 +1083,45 @@ fn a_resume_takes_over_a_session_still_connected() {
     assert_eq!(sim.server.online().filter(|n| *n == "alice").count(), 1);
 }
 
+/// An error answering a `msg` names its room, and its id only when the id
+/// kept the rule (1 to 64 characters): one that broke it is the error.
+/// The room is checked first.
+#[test]
+fn a_msg_error_names_the_room_and_only_an_id_that_kept_the_rule() {
+    use chatproto::ClientFrame;
+    let mut sim = sim();
+    let [a] = joined(&mut sim, &["alice"])[..] else {
+        unreachable!()
+    };
+    let answer = |sim: &mut Sim, room: &str, id: String| {
+        sim.send(a, ClientFrame::msg_in(room, vec![], "hi", Some(id)));
+        match &sim.take(a)[..] {
+            [ServerFrame::Error { code, id, room, .. }] => (*code, room.clone(), id.clone()),
+            other => panic!("expected one error, got {other:?}"),
+        }
+    };
+    let lobby = Some("lobby".to_owned());
+    for bad in [String::new(), "x".repeat(65)] {
+        assert_eq!(
+            answer(&mut sim, "lobby", bad.clone()),
+            (ErrorCode::BadFrame, lobby.clone(), None)
+        );
+        assert_eq!(
+            answer(&mut sim, "ops", bad),
+            (ErrorCode::NotInRoom, Some("ops".to_owned()), None),
+            "the room first"
+        );
+    }
+    assert_eq!(
+        answer(&mut sim, "ops", "m1".to_owned()),
+        (
+            ErrorCode::NotInRoom,
+            Some("ops".to_owned()),
+            Some("m1".to_owned())
+        )
+    );
+}
+
 /// With a resume window of 0 a session that ended cannot be resumed, but
 /// a takeover still continues the session it takes over: the old
 /// connection was told not to come back, so a fresh session would leave

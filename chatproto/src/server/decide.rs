@@ -381,7 +381,7 @@ impl Server {
             let n = id.chars().count();
             if n == 0 || n > MAX_ID_LEN {
                 let msg = format!("bad frame: member `id`: {n} characters; use 1 to {MAX_ID_LEN}");
-                return self.error(client, ErrorCode::BadFrame, msg);
+                return self.msg_error(client, ErrorCode::BadFrame, Some(room), &None, msg);
             }
             // Before `unavailable`: a message already delivered is
             // `duplicate` whether or not the store works now.
@@ -560,9 +560,10 @@ impl Server {
         // A room name that broke the rule is not echoed back: it could be
         // anything up to a frame long.
         let room = room.filter(|r| r.len() <= 32).map(str::to_owned);
+        // Nor an id that broke its rule (empty, or longer than allowed).
         let id = id
             .as_ref()
-            .filter(|i| i.chars().count() <= MAX_ID_LEN)
+            .filter(|i| (1..=MAX_ID_LEN).contains(&i.chars().count()))
             .cloned();
         let frame = ServerFrame::Error {
             code,

@@ -136,7 +136,9 @@ impl Model {
     ) {
         let Some(s) = self.joined(i) else { return };
         let raw = room.unwrap_or("lobby");
-        let echo = id.clone().filter(|id| id.chars().count() <= 64);
+        let echo = id
+            .clone()
+            .filter(|id| (1..=64).contains(&id.chars().count()));
         let Some(room) = canon(raw) else {
             let raw = (raw.len() <= 32).then(|| raw.to_string());
             return self.error(i, ErrorCode::RoomInvalid, raw, echo);
@@ -147,7 +149,7 @@ impl Model {
         if let Some(id) = &id {
             let n = id.chars().count();
             if n == 0 || n > 64 {
-                return self.error(i, ErrorCode::BadFrame, None, None);
+                return self.error(i, ErrorCode::BadFrame, Some(room), None);
             }
             if let Some((r, seq)) = self.sessions[s].ids.get(id) {
                 let dup = error(
