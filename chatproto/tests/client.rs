@@ -680,6 +680,48 @@ fn an_entering_refused_unavailable_is_not_entered_and_may_be_tried_again() {
     assert_eq!(sent, ["rust"]);
 }
 
+/// A room whose name breaks the rule is refused at once, by `new` and by
+/// `enter`, naming it (the server leaves a long one out of its error, so
+/// the client could never tell it was refused), and never asked for.
+#[test]
+fn a_room_name_that_breaks_the_rule_is_refused_at_once_and_not_asked_for() {
+    let long = "r".repeat(40);
+    let mut c = Client::new("alice", &["lobby", &long, "#ops"], "a-");
+    // The rooms refused, and the rooms asked for (in a join or an enter).
+    let out = |c: &mut Client| {
+        let (mut refused, mut asked) = (Vec::new(), Vec::new());
+        while let Some(out) = c.poll() {
+            match out {
+                ClientOutput::Event(ClientEvent::Error {
+                    code: chatproto::ErrorCode::RoomInvalid,
+                    room,
+                    ..
+                }) => refused.push(room.expect("named")),
+                ClientOutput::Send(ClientFrame::Join { rooms, .. }) => {
+                    asked.extend(rooms.unwrap_or_default())
+                }
+                ClientOutput::Send(ClientFrame::Enter { room, .. }) => asked.push(room),
+                _ => {}
+            }
+        }
+        (refused, asked)
+    };
+    let none: Vec<String> = Vec::new();
+    assert_eq!(
+        out(&mut c),
+        (vec![long.clone(), "#ops".into()], none.clone())
+    );
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    assert_eq!(out(&mut c), (none.clone(), vec!["lobby".to_owned()]));
+    c.handle_frame(0, lobby_entered());
+    out(&mut c);
+    c.enter(&long);
+    assert_eq!(out(&mut c), (vec![long], none));
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+}
+
 /// A monotonic clock may start anywhere: a deadline past `u64::MAX` is
 /// `u64::MAX`, not a panic (or, wrapped, a deadline already past).
 #[test]

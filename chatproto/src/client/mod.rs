@@ -21,9 +21,7 @@ mod pending;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-#[cfg(doc)]
-use crate::frame::ErrorCode;
-use crate::frame::{ClientFrame, Limits};
+use crate::frame::{ClientFrame, ErrorCode, Limits};
 pub use event::{ClientEvent, ClientOutput, Unacknowledged};
 use pending::{msg_frame, Pending};
 
@@ -175,12 +173,18 @@ impl Client {
     /// characters are used: an id is the prefix and a counter of up to 20
     /// digits, and the server refuses an id over 64 characters with a
     /// `bad_frame` that cannot name the message.
+    ///
+    /// A room whose name breaks the rule ([`room_name`](crate::room_name))
+    /// is not asked for: the first events are a [`ClientEvent::Error`]
+    /// `room_invalid` for each, naming it.
     pub fn new(nick: impl Into<String>, rooms: &[&str], id_prefix: impl Into<String>) -> Self {
         let mut id_prefix = id_prefix.into();
         if let Some((cut, _)) = id_prefix.char_indices().nth(MAX_ID_PREFIX) {
             id_prefix.truncate(cut);
         }
-        Client {
+        let (rooms, invalid): (Vec<&str>, Vec<&str>) =
+            rooms.iter().partition(|r| crate::room_name(r).is_ok());
+        let mut client = Client {
             nick: nick.into(),
             phase: Phase::Offline,
             connections: 0,
@@ -209,7 +213,11 @@ impl Client {
             pinged_at: None,
             limits: None,
             join_refused: false,
+        };
+        for room in invalid {
+            client.refuse_room(room);
         }
+        client
     }
 
     /// The nickname.
@@ -297,7 +305,16 @@ impl Client {
     }
 
     /// Enter `room` (it is remembered across reconnects).
+    ///
+    /// A name that breaks the rule ([`room_name`](crate::room_name)) is
+    /// not asked for, nor remembered: it is answered at once by a
+    /// [`ClientEvent::Error`] `room_invalid` naming it, as the server
+    /// would answer it (which leaves a long name out, so a client could
+    /// not tell it was refused).
     pub fn enter(&mut self, room: &str) {
+        if crate::room_name(room).is_err() {
+            return self.refuse_room(room);
+        }
         let room = room.to_ascii_lowercase();
         if let Some(r) = self.parting.remove(&room) {
             // Its `part` has not gone yet: still in it, as entered (the
@@ -457,5 +474,16 @@ impl Client {
 
     fn event(&mut self, e: ClientEvent) {
         self.out.push_back(ClientOutput::Event(e));
+    }
+
+    /// `room` breaks the naming rule: said as the server says it.
+    fn refuse_room(&mut self, room: &str) {
+        let why = crate::room_name(room).err().unwrap_or_default();
+        self.event(ClientEvent::Error {
+            code: ErrorCode::RoomInvalid,
+            message: why,
+            id: None,
+            room: Some(room.to_owned()),
+        });
     }
 }
