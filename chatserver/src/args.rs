@@ -402,7 +402,10 @@ impl Args {
         for k in blank {
             std::env::remove_var(k);
         }
-        let matches = Args::command().get_matches();
+        let mut command = Args::command();
+        let matches = command
+            .try_get_matches_from_mut(std::env::args_os())
+            .unwrap_or_else(|e| from_env_tip(&command, e).exit());
         let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         let given = |id: &str| {
             matches!(
@@ -568,6 +571,49 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         since: u64,
     },
+}
+
+/// A bad value that came from the environment, not the command line:
+/// clap names the flag (`--max-clients`), which an operator who set
+/// `CHATSERVER_MAX_CLIENTS` may not connect with it, so the error says
+/// which variable it was.
+fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return e;
+    }
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    // `--max-clients <MAX_CLIENTS>`, or `--tls-only`.
+    let flag = shown.split(' ').next().unwrap_or_default().to_owned();
+    let Some(env) = command
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
+        .and_then(|a| a.get_env())
+        .filter(|env| std::env::var_os(env).is_some())
+    else {
+        return e;
+    };
+    let on_line = std::env::args().skip(1).any(|a| {
+        a == flag
+            || a.strip_prefix(flag.as_str())
+                .is_some_and(|rest| rest.starts_with('='))
+    });
+    if !on_line {
+        let tip = format!(
+            "the value came from the environment variable {}",
+            env.to_string_lossy()
+        );
+        e.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![tip.into()]),
+        );
+    }
+    e
 }
 
 #[cfg(test)]

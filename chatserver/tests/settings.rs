@@ -199,6 +199,29 @@ fn blank_settings_in_the_environment_are_not_given() {
     }
 }
 
+/// A bad value from the environment names its variable as well as the flag
+/// clap reports (an operator may not know `--max-clients` is
+/// `CHATSERVER_MAX_CLIENTS`); one given on the command line names the flag.
+#[test]
+fn a_bad_value_from_the_environment_names_the_variable() {
+    for (var, value, flag) in [
+        ("CHATSERVER_MAX_CLIENTS", "abc", "--max-clients"),
+        ("CHATSERVER_TLS_ONLY", "maybe", "--tls-only"),
+    ] {
+        let (code, stderr) = refused(&[], &[(var, value)]);
+        assert_eq!(code, Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(flag), "{var}: {stderr}");
+        let tip = format!("the value came from the environment variable {var}");
+        assert!(stderr.contains(&tip), "{var}: {stderr}");
+    }
+    let (code, stderr) = refused(
+        &["--max-clients", "abc"],
+        &[("CHATSERVER_MAX_CLIENTS", "5")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("environment variable"), "{stderr}");
+}
+
 #[test]
 fn a_host_name_is_resolved() {
     let server = Server::start(&["--listen", "localhost:0"]);
