@@ -209,5 +209,42 @@ fn encode_event_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode_bench, encode_event_bench);
+/// Hostile payloads near the frame limit: an array of a wrong type under
+/// a member the frame knows (`to`), and the same bytes under a member it
+/// ignores. What one frame costs the server to refuse or take.
+fn decode_hostile(c: &mut Criterion) {
+    let ones = vec!["1"; 30_000].join(",");
+    let nested = vec!["[[[1]]]"; 8_000].join(",");
+    let cases = [
+        (
+            "wrong_array_under_to",
+            format!(r#"{{"type":"ping","to":[{ones}]}}"#),
+        ),
+        (
+            "nested_arrays_under_to",
+            format!(r#"{{"type":"ping","to":[{nested}]}}"#),
+        ),
+        (
+            "same_under_ignored_key",
+            format!(r#"{{"type":"ping","x":[{ones}]}}"#),
+        ),
+    ];
+    let mut g = c.benchmark_group("decode_hostile");
+    for (name, payload) in &cases {
+        assert!(payload.len() < MAX, "{name}: {} bytes", payload.len());
+        g.throughput(Throughput::Bytes(payload.len() as u64));
+        g.bench_function(*name, |b| {
+            b.iter(|| black_box(ClientFrame::from_payload(black_box(payload.as_bytes()))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decode,
+    decode_hostile,
+    encode_bench,
+    encode_event_bench
+);
 criterion_main!(benches);
