@@ -60,32 +60,43 @@ pub async fn serve<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let admission = Arc::new(Mutex::new(Some(admission)));
-    // A request's head must come within what is left of the join timeout
-    // since accept (the first byte and a TLS handshake took the rest), as
-    // a join must; a later request on a kept-alive connection gets as long.
-    let left = info
-        .deadline
-        .saturating_duration_since(tokio::time::Instant::now());
-    let timeout = left.max(Duration::from_millis(1));
+    // The first request's head must come within what is left of the join
+    // timeout since accept (the first byte and a TLS handshake took the
+    // rest), as a join must; each later one on a kept-alive connection
+    // gets a whole join timeout (with what was left, a connection that
+    // began late was closed under a browser about to use it again).
+    let join_timeout = Duration::from_millis(edge.settings.join_timeout_ms);
+    let asked = Arc::new(AtomicBool::new(false));
     // An answer the client does not take for a whole join timeout closes
     // the connection, as a head it does not send does: a client that asks
     // and never reads would otherwise keep its place for ever. A WebSocket
     // lifts it (its unread output is the hub's to judge).
-    let stall = Duration::from_millis(edge.settings.join_timeout_ms);
     let armed = Arc::new(AtomicBool::new(true));
-    let io = StallLimit::new(io, stall, Arc::clone(&armed));
-    let service = hyper::service::service_fn(move |req| {
-        let (edge, admission, done) = (Arc::clone(&edge), Arc::clone(&admission), done.clone());
-        let armed = Arc::clone(&armed);
-        async move { Ok::<_, Infallible>(route(req, info, edge, admission, done, armed).await) }
-    });
+    let io = StallLimit::new(io, join_timeout, Arc::clone(&armed));
+    let service = {
+        let asked = Arc::clone(&asked);
+        hyper::service::service_fn(move |req| {
+            asked.store(true, Ordering::Relaxed);
+            let (edge, admission, done) = (Arc::clone(&edge), Arc::clone(&admission), done.clone());
+            let armed = Arc::clone(&armed);
+            async move { Ok::<_, Infallible>(route(req, info, edge, admission, done, armed).await) }
+        })
+    };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
+        .header_read_timeout(join_timeout)
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    let _ = conn.await;
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = tokio::time::sleep_until(info.deadline) => {}
+    }
+    // No whole head by the deadline: closed, as a join that did not come.
+    if asked.load(Ordering::Relaxed) {
+        let _ = conn.await;
+    }
 }
 
 async fn route(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{is_presence, kind, Client, Server, WAIT};
 use serde_json::{json, Value};
-use webclient::{get, masked_frame, request, tcp, ws_connect, ws_try, WsNext};
+use webclient::{get, masked_frame, raw_request, request, tcp, ws_connect, ws_try, WsNext};
 
 // ---------------------------------------------------------------------
 // HTTP
@@ -906,6 +906,24 @@ fn websockets_that_sent_a_large_message_once_do_not_keep_its_buffer_while_idle()
         grew < CLIENTS * 20,
         "RSS grew by {grew} KiB for {CLIENTS} idle WebSockets that each sent 60 KB once"
     );
+}
+
+/// A kept-alive connection's next request gets a whole join timeout, not
+/// what was left of it when the first came: a browser uses its
+/// connections again, and one closed under it costs a new connection.
+/// (The sleeps are the time under test, not a wait for the server.)
+#[test]
+fn a_kept_alive_connection_waits_a_whole_join_timeout_for_its_next_request() {
+    let server = Server::start(&["--join-timeout-ms", "3000"]);
+    let mut s = tcp(server.addr());
+    let head = format!("HEAD /healthz HTTP/1.1\r\nHost: {}\r\n", server.addr());
+    // The first request late in the join timeout...
+    thread::sleep(Duration::from_millis(2_400));
+    assert_eq!(raw_request(&mut s, &head).expect("the first").status, 200);
+    // ...and the next after that timeout would have ended.
+    thread::sleep(Duration::from_millis(1_500));
+    let again = raw_request(&mut s, &head).expect("the kept-alive connection was closed");
+    assert_eq!(again.status, 200);
 }
 
 #[test]
