@@ -177,6 +177,51 @@ fn piped_input_is_delivered_whole_then_exits_zero() {
     rx.expect("* writer left");
 }
 
+/// A paste longer than the server's rate allows at once is sent at the
+/// rate its `welcome` said, not faster: the server never holds the client
+/// back for its grace (here half a second), so it is never closed with
+/// `rate_limited` and reconnected, and every line arrives once, in order.
+#[test]
+fn a_paste_is_paced_under_the_servers_rate_not_closed_for_it() {
+    let server = Server::start(&[
+        "--rate",
+        "20",
+        "--burst",
+        "4",
+        "--rate-limit-grace-ms",
+        "500",
+    ]);
+    let mut rx = Client::start("reader", &server.addr);
+    rx.expect("* reader is online");
+    let mut tx = Client::start("writer", &server.addr);
+    rx.expect("* writer is online");
+    let sent: Vec<String> = (0..40).map(|i| format!("pasted {i:02} of 40")).collect();
+    let batch: String = sent.iter().map(|l| format!("{l}\n")).collect();
+    tx.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    tx.close_stdin();
+    for line in &sent {
+        rx.expect(&format!("writer: {line}"));
+    }
+    let (status, stderr, _) = tx.wait_exit(WAIT);
+    assert!(status.success(), "writer exited {status}: {stderr}");
+    assert!(stderr.is_empty(), "writer stderr: {stderr}");
+    let got: Vec<&str> = rx
+        .seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("writer: "))
+        .collect();
+    assert_eq!(got, sent, "lines missing, repeated or out of order");
+    assert!(
+        !rx.seen.iter().any(|l| l == "* writer left"),
+        "the writer was closed on the way: {:?}",
+        rx.seen
+    );
+}
+
 /// A nickname in use (case-insensitively): one line on stderr, exit code 4.
 #[test]
 fn taken_nick_exits_nonzero_with_a_message() {

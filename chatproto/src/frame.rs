@@ -186,6 +186,17 @@ pub struct Limits {
     /// be the default, 1 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence_fanout_max: Option<u64>,
+    /// The frames per second, on average, the server reads from one
+    /// connection (PROTOCOL.md 7): a client that sends faster is read
+    /// slower, and one held back for long is closed with `rate_limited`.
+    /// `None` when the server sets no limit or does not say (an older
+    /// one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u64>,
+    /// The frames a connection may send at once before [`rate`](Limits::rate)
+    /// applies; said with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
 }
 
 impl Limits {
@@ -202,7 +213,20 @@ impl Limits {
             replay_limit,
             history_page,
             presence_fanout_max: None,
+            rate: None,
+            burst: None,
         }
+    }
+
+    /// These limits, saying the server's rate limit: `rate` frames a
+    /// second after a `burst`. A `rate` of 0 (no limit) says nothing.
+    #[must_use]
+    pub fn with_rate(mut self, rate: u64, burst: u64) -> Self {
+        if rate > 0 {
+            self.rate = Some(rate);
+            self.burst = Some(burst.max(1));
+        }
+        self
     }
 
     /// These limits, saying the server's presence fan-out cap.

@@ -7,8 +7,8 @@ use common::sent_and_refused;
 
 use bytes::BytesMut;
 use chatproto::{
-    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, FrameDecoder, Now,
-    Output, PresenceStatus, Server, ServerConfig, ServerFrame,
+    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, FrameDecoder,
+    Limits, Now, Output, PresenceStatus, Server, ServerConfig, ServerFrame,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -720,6 +720,93 @@ fn a_room_name_that_breaks_the_rule_is_refused_at_once_and_not_asked_for() {
     c.enter(&long);
     assert_eq!(out(&mut c), (vec![long], none));
     assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+}
+
+/// Under a rate the server said in its `welcome`, frames go no faster
+/// than nine tenths of it after half its burst, in order (an `enter` waits
+/// behind the messages before it); a pong is never held; what waited is
+/// sent again in full on the next connection, paced by that one's rate.
+#[test]
+fn frames_are_paced_under_the_rate_the_server_said() {
+    let sent = |c: &mut Client| {
+        let mut sent = Vec::new();
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(frame) = out {
+                sent.push(match frame {
+                    ClientFrame::Msg { text, .. } => text,
+                    ClientFrame::Enter { room, .. } => format!("enter {room}"),
+                    ClientFrame::Pong => "pong".to_owned(),
+                    other => format!("{other:?}"),
+                });
+            }
+        }
+        sent
+    };
+    // 10 a second after 4 at once: 9 a second (one every 112 ms) after 2.
+    let limits = Limits::new(65_536, 64, 500, 200).with_rate(10, 4);
+    let welcome = || {
+        ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("t".into()),
+            Some(false),
+            Some(limits),
+        )
+    };
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(1_000);
+    c.handle_frame(1_000, welcome());
+    c.handle_frame(1_000, lobby_entered());
+    c.handle_frame(1_000, own_presence(1));
+    // The join before the rate was said; the enter of the lobby took one
+    // of two.
+    let first = sent(&mut c);
+    assert!(first[0].starts_with("Join"), "{first:?}");
+    assert_eq!(first[1..], ["enter lobby"]);
+    for i in 0..4 {
+        c.send_msg("lobby", vec![], format!("m{i}"));
+    }
+    c.enter("rust");
+    c.handle_frame(1_000, ServerFrame::Ping);
+    assert_eq!(sent(&mut c), ["m0", "pong"]);
+    assert_eq!(c.poll_timeout(), Some(1_112));
+    c.handle_timeout(1_111);
+    assert!(sent(&mut c).is_empty(), "not before its time");
+    c.handle_timeout(1_112);
+    assert_eq!(sent(&mut c), ["m1"]);
+    // The bucket holds two at most.
+    c.handle_timeout(1_112 + 5 * 112);
+    assert_eq!(sent(&mut c), ["m2", "m3"]);
+    c.handle_timeout(1_112 + 6 * 112);
+    assert_eq!(sent(&mut c), ["enter rust"]);
+    assert!(
+        c.poll_timeout() > Some(2_000),
+        "nothing waits: the ping timer"
+    );
+    // More than the bucket holds, then the connection ends: the next
+    // one's welcome sends every message again, under its own rate.
+    for i in 4..8 {
+        c.send_msg("lobby", vec![], format!("m{i}"));
+    }
+    assert!(sent(&mut c).len() < 4);
+    c.handle_disconnected();
+    c.handle_connected(5_000);
+    sent(&mut c);
+    let faster = Limits::new(65_536, 64, 500, 200).with_rate(1_000, 200);
+    let welcome = ServerFrame::welcome(
+        "alice",
+        0,
+        vec![],
+        Some("t".into()),
+        Some(true),
+        Some(faster),
+    );
+    c.handle_frame(5_000, welcome);
+    let again = sent(&mut c);
+    assert!(again.contains(&"enter lobby".to_owned()), "{again:?}");
+    let texts: Vec<&String> = again.iter().filter(|t| t.starts_with('m')).collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
 }
 
 /// A monotonic clock may start anywhere: a deadline past `u64::MAX` is

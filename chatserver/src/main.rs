@@ -251,6 +251,9 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.id_window = args.id_window as usize;
     config.max_detached_sessions = args.max_detached_sessions as usize;
     config.presence_fanout_max = args.presence_fanout_max as usize;
+    // Said in `welcome`, so that clients pace themselves under it.
+    config.rate = u64::from(args.rate);
+    config.burst = u64::from(args.burst);
     if args.ascii_nicks {
         config.nick_rule = chatproto::NickRule::Ascii;
     }

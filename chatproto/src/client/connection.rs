@@ -1,7 +1,9 @@
 //! A connection's start and end (join, rejoin, disconnect), and the
 //! timers that ping a silent server and call a connection dead.
 
-use super::{Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
+use super::{
+    pace, Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS,
+};
 use crate::frame::ClientFrame;
 
 impl Client {
@@ -12,6 +14,7 @@ impl Client {
         if self.phase != Phase::Offline {
             self.handle_disconnected();
         }
+        self.tick(now);
         self.join_refused = false;
         self.phase = Phase::Joining;
         self.connections += 1;
@@ -62,6 +65,9 @@ impl Client {
         // Frames not sent yet belong to the dead connection; the next one
         // starts with its join (what matters is kept: pending messages).
         self.out.retain(|o| matches!(o, ClientOutput::Event(_)));
+        self.paced.clear();
+        // The next server says its own rate (in its `welcome`).
+        self.pacer = None;
         self.held.clear();
         // Parted: the next connection does not enter them (their messages
         // are sent there without the room, and refused).
@@ -75,17 +81,26 @@ impl Client {
         if self.phase == Phase::Offline {
             return None;
         }
-        Some(match self.pinged_at {
+        let alive = match self.pinged_at {
             Some(at) => at.saturating_add(CLIENT_DEAD_AFTER_MS),
             None => self.heard_at.saturating_add(CLIENT_PING_AFTER_MS),
-        })
+        };
+        let paced = self
+            .pacer
+            .as_ref()
+            .filter(|_| !self.paced.is_empty())
+            .map_or(u64::MAX, pace::Pacer::next_at);
+        Some(alive.min(paced))
     }
 
-    /// Time passed: ping a silent server, or call the connection dead.
+    /// Time passed: send what waited for the rate the server said, ping a
+    /// silent server, or call the connection dead.
     pub fn handle_timeout(&mut self, now: u64) {
         if self.phase == Phase::Offline {
             return;
         }
+        self.tick(now);
+        self.send_paced(now);
         match self.pinged_at {
             Some(at) if now >= at.saturating_add(CLIENT_DEAD_AFTER_MS) => {
                 // As good as ended: what belongs to it goes now, so a

@@ -9,6 +9,7 @@ use crate::nick::nick_key;
 impl Client {
     /// A frame arrived from the server.
     pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        self.tick(now);
         self.heard_at = now;
         self.pinged_at = None;
         match frame {
@@ -26,6 +27,9 @@ impl Client {
                 ..
             } => {
                 self.limits = limits;
+                self.pacer = limits
+                    .and_then(|l| Some((l.rate?, l.burst?)))
+                    .map(|(rate, burst)| super::pace::Pacer::new(rate, burst, self.now));
                 self.drop_too_large(self.frame_limit());
                 self.welcome(nick, session, resumed.unwrap_or(false));
             }

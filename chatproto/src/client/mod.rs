@@ -17,6 +17,7 @@
 mod connection;
 mod event;
 mod frames;
+mod pace;
 mod pending;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -137,6 +138,12 @@ enum Phase {
 /// [`FrameDecoder`](crate::FrameDecoder) of at least that limit (one made
 /// after the `welcome` may replace the first between two frames).
 ///
+/// Under a rate limit the server says in its `welcome`
+/// ([`Limits::rate`]), frames other than `ping` and `pong` go out no
+/// faster than it allows (half its burst at once, then nine tenths of its
+/// rate), in order: the rest wait in the core, and
+/// [`poll_timeout`](Client::poll_timeout) says when the next may go.
+///
 /// The [crate documentation](crate#the-client-core) has an example with a
 /// reconnect; `examples/time_bot.rs` is a bot over TCP that reconnects.
 #[derive(Debug)]
@@ -164,6 +171,13 @@ pub struct Client {
     limits: Option<Limits>,
     /// The join on this connection was refused (another may be sent).
     join_refused: bool,
+    /// Under the rate the server said in its `welcome`, if any.
+    pacer: Option<pace::Pacer>,
+    /// Frames waiting for the pacer, in order: nothing passes them but
+    /// pings and pongs.
+    paced: VecDeque<ClientFrame>,
+    /// The latest time a `handle_*` call gave.
+    now: u64,
 }
 
 impl Client {
@@ -213,6 +227,9 @@ impl Client {
             pinged_at: None,
             limits: None,
             join_refused: false,
+            pacer: None,
+            paced: VecDeque::new(),
+            now: 0,
         };
         for room in invalid {
             client.refuse_room(room);
@@ -450,7 +467,7 @@ impl Client {
             entering: self.entering.iter().map(String::as_str).collect(),
             held: self.held.iter().map(String::as_str).collect(),
             parting: self.parting.keys().map(String::as_str).collect(),
-            queued: self.out.len(),
+            queued: self.out.len() + self.paced.len(),
             bytes: self.nick.len()
                 + self.token.as_ref().map_or(0, String::len)
                 + self.id_prefix.len()
@@ -468,8 +485,41 @@ impl Client {
         self.send(ClientFrame::enter(room, since));
     }
 
+    /// Send `frame`, or queue it behind those waiting for the pacer. A
+    /// ping or pong is never held (the server does not count them against
+    /// the rate, and a pong late is a connection closed); the join goes
+    /// before the pacer is set (by the `welcome`).
     fn send(&mut self, frame: ClientFrame) {
-        self.out.push_back(ClientOutput::Send(frame));
+        let free = matches!(frame, ClientFrame::Ping | ClientFrame::Pong);
+        let now = self.now;
+        let go = free
+            || match &mut self.pacer {
+                None => true,
+                Some(p) => self.paced.is_empty() && p.take(now),
+            };
+        if go {
+            self.out.push_back(ClientOutput::Send(frame));
+        } else {
+            self.paced.push_back(frame);
+        }
+    }
+
+    /// Send what waited for the pacer, as far as it lets at `now`.
+    fn send_paced(&mut self, now: u64) {
+        let Some(p) = &mut self.pacer else {
+            return;
+        };
+        while !self.paced.is_empty() && p.take(now) {
+            if let Some(frame) = self.paced.pop_front() {
+                self.out.push_back(ClientOutput::Send(frame));
+            }
+        }
+    }
+
+    /// Note the time a `handle_*` call gave (a clock that seems to go back
+    /// is taken as standing still).
+    fn tick(&mut self, now: u64) {
+        self.now = self.now.max(now);
     }
 
     fn event(&mut self, e: ClientEvent) {

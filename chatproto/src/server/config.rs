@@ -95,6 +95,13 @@ pub struct ServerConfig {
     /// Which nicknames are allowed (default [`NickRule::Unicode`]; see
     /// [the nickname rule](crate#nicknames)).
     pub nick_rule: NickRule,
+    /// The rate limit the shell applies to each connection, in frames per
+    /// second (default 0: none said), which `welcome` announces so that
+    /// clients pace themselves ([`Limits::rate`]). The core does not
+    /// enforce it: reading a connection slower is the shell's part.
+    pub rate: u64,
+    /// The burst that goes with [`rate`](ServerConfig::rate).
+    pub burst: u64,
     /// In a room with more members than this, entering and leaving are
     /// still events (they take a seq) but are sent only to the one who
     /// entered or left, not to everyone: a join storm into a huge room
@@ -142,6 +149,8 @@ impl Default for ServerConfig {
             durable: false,
             cluster: false,
             nick_rule: NickRule::default(),
+            rate: 0,
+            burst: 0,
         }
     }
 }
@@ -169,5 +178,6 @@ impl ServerConfig {
             self.history_page as u64,
         )
         .with_presence_fanout_max(self.presence_fanout_max as u64)
+        .with_rate(self.rate, self.burst)
     }
 }
