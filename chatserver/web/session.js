@@ -157,9 +157,19 @@ export class Session {
    * `id`, this session's next by default), or null if it fits.
    */
   tooLong(room, to, text, id = `${this.idPrefix}${this.nextId + 1}`) {
-    const size = P.utf8Length(P.encode(P.msg(room, to, P.wellFormed(text), id)));
-    const max = this.limits.maxFrameBytes - P.STAMP_MARGIN;
-    return size > max ? `the message is too long (${size} bytes; the server takes at most about ${max})` : null;
+    // The text as the frame carries it (JSON-escaped), against what is
+    // left of the frame limit around its stamped copy as the server
+    // replays it (PROTOCOL.md 5.3: `from`, `seq`, `ts`, the id and
+    // `"replay":true`), the seq counted at its widest: at most 19 bytes
+    // short of the server's own bound, as chatclient counts it.
+    const bytes = P.utf8Length(JSON.stringify(P.wellFormed(text))) - 2;
+    const around = P.utf8Length(
+      `{"type":"msg","room":${JSON.stringify(room)},"seq":18446744073709551615,` +
+        `"from":${JSON.stringify(this.nick)},"to":${JSON.stringify(to)},"text":"",` +
+        `"ts":9999999999999,"id":${JSON.stringify(id)},"replay":true}`,
+    );
+    const max = this.limits.maxFrameBytes - P.STAMP_MARGIN - around;
+    return bytes > max ? `the message is too long (${bytes} bytes; the server takes at most ${max})` : null;
   }
 
   /** Ask for a page of `room`'s history; false when not joined. */

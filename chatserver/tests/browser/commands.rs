@@ -280,7 +280,10 @@ fn shown_texts(lines: &[Line]) -> Vec<&str> {
 }
 
 /// A line too long to send is said above the input as it is typed, and
-/// the warning goes once the line is short enough again.
+/// the warning goes once the line is short enough again. The most it says
+/// the server takes is what the server takes: a line that long is sent
+/// and delivered, one byte more is warned of (it said "about" a bound 540
+/// bytes too high, and the server refused lines under it).
 #[test]
 fn a_line_too_long_is_said_while_it_is_typed() {
     let Some(h) = Harness::start("a_line_too_long_is_said_while_typed") else {
@@ -311,6 +314,22 @@ async fn too_long_while_typed(h: &Harness, server: &Server) {
     let fine = page.js(&type_js(60_000), vec![]).await;
     assert!(fine.is_null(), "{fine}");
     assert_eq!(page.pending().await, 0);
+    // "... the server takes at most N)": N is sent, N + 1 is not.
+    let said = warned[1].as_str().expect("a text");
+    let most: usize = said
+        .rsplit("at most ")
+        .next()
+        .and_then(|n| n.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no bound in {said:?}"));
+    assert!(page.js(&type_js(most + 1), vec![]).await.is_array());
+    assert!(page.js(&type_js(most), vec![]).await.is_null());
+    let line = "x".repeat(most);
+    page.paste_line(&line).await;
+    page.wait_texts("lobby", &[&line]).await;
+    // Taken by the server (echoed), not refused as too large.
+    page.wait_pending(0).await;
+    let bar = page.js(BAR_JS, vec![]).await;
+    assert!(bar[0].is_null(), "{bar}");
     page.close().await;
 }
 
