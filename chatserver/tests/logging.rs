@@ -54,7 +54,7 @@ fn a_clients_number_is_logged_with_its_address_and_nickname() {
     let log = wait_for_log(&server, "marker");
     let connected = log
         .lines()
-        .find(|l| l.contains("connected") && l.contains("client=#"))
+        .find(|l| l.contains(" connected ") && l.contains("client=#"))
         .unwrap_or_else(|| panic!("no connected line in:\n{log}"));
     assert!(connected.contains("addr=127.0.0.1:"), "{connected}");
     let number = connected
@@ -65,5 +65,34 @@ fn a_clients_number_is_logged_with_its_address_and_nickname() {
         log.lines()
             .any(|l| l.contains("joined") && l.contains(number) && l.contains("nick=alice")),
         "no {number} joined as alice in:\n{log}"
+    );
+}
+
+/// A join refused and a connection's end are in the log too, with the
+/// client's number (and its nickname, once it had one): an operator sees
+/// why someone could not get in, and when someone went.
+#[test]
+fn a_refused_join_and_a_disconnect_are_logged() {
+    let server = Server::start(&[]);
+    let mut alice = server.join("alice");
+    let mut again = server.connect();
+    again.send_frame(&json!({"type": "join", "nick": "Alice"}));
+    again.expect_error("nick_taken");
+    let log = wait_for_log(&server, "join refused");
+    let refused = log
+        .lines()
+        .find(|l| l.contains("join refused"))
+        .expect("found");
+    assert!(refused.contains("code=nick_taken"), "{refused}");
+    assert!(refused.contains("client=#"), "{refused}");
+    alice.send_frame(&json!({"type": "msg", "text": "bye"}));
+    alice.expect_kind("msg");
+    drop(alice);
+    let log = wait_for_log(&server, "alice left");
+    assert!(
+        log.lines().any(|l| l.contains("disconnected")
+            && l.contains("client=#")
+            && l.contains("nick=alice")),
+        "{log}"
     );
 }

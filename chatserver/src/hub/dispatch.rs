@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chatproto::{
-    escape_control, Event, EventBody, Now, Output, PresenceStatus, Record, ServerFrame,
+    escape_control, ErrorCode, Event, EventBody, Now, Output, PresenceStatus, Record, ServerFrame,
 };
 use tracing::{info, warn};
 
@@ -52,8 +52,16 @@ impl Hub {
                 Output::Send { to, frame, .. } => {
                     // What ties a client's number in the log (its address,
                     // why it was closed) to a nickname.
-                    if let ServerFrame::Welcome { nick, .. } = &frame {
-                        info!(client = %to, nick = %nick, "joined");
+                    match &frame {
+                        ServerFrame::Welcome { nick, .. } => {
+                            info!(client = %to, nick = %nick, "joined");
+                        }
+                        // Only a join is answered so.
+                        ServerFrame::Error {
+                            code: code @ (ErrorCode::NickTaken | ErrorCode::NickInvalid),
+                            ..
+                        } => info!(client = %to, code = %code, "join refused"),
+                        _ => {}
                     }
                     self.stage_frame(to, &frame)
                 }

@@ -268,6 +268,12 @@ impl Hub {
                         c.link.release(key, rev);
                     }
                 }
+                // Its end in the log, beside `connected` (with the
+                // address) and `joined`.
+                match self.server.nick(id) {
+                    Some(nick) => info!(client = %id, nick = %nick, "disconnected"),
+                    None => info!(client = %id, "disconnected"),
+                }
                 self.server.handle_disconnect(now, id);
                 self.peers.remove(&id);
                 self.kicked.remove(&id);
