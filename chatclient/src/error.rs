@@ -106,7 +106,7 @@ pub enum JoinError {
         why: Box<JoinError>,
     },
     /// The server refused the nickname.
-    #[error("cannot join as {nick}: {code}: {message}")]
+    #[error("cannot join {}: {code}: {message}", joining_as(nick))]
     NickRefused {
         /// The nickname asked for (escaped for printing).
         nick: String,
@@ -218,6 +218,16 @@ pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Whom a refused join was for: `as alice`, or, for an empty nickname
+/// (which would read `cannot join as : ...`), say so.
+fn joining_as(nick: &str) -> String {
+    if nick.is_empty() {
+        "with an empty nickname".to_owned()
+    } else {
+        format!("as {nick}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +256,21 @@ mod tests {
             "the server closed the connection before letting us in; if the server takes \
              only TLS, use --tls or write the address as tls://chat.lan:7878"
         );
+    }
+
+    #[test]
+    fn a_refused_empty_nickname_is_said_in_words() {
+        let refused = |nick: &str| JoinError::NickRefused {
+            nick: nick.into(),
+            code: "nick_invalid",
+            message: "a nickname is 1 to 32 characters".into(),
+        };
+        assert_eq!(
+            refused("").to_string(),
+            "cannot join with an empty nickname: nick_invalid: a nickname is 1 to 32 characters"
+        );
+        assert!(refused("bo b")
+            .to_string()
+            .starts_with("cannot join as bo b: "));
     }
 }
