@@ -194,8 +194,8 @@ impl<'de> Visitor<'de> for AnyValue {
 
     /// An array: its strings, or a description by its first element that
     /// is not a string. Past that element the rest is only skipped: read
-    /// and described one by one, an array of 60,000 wrong elements cost
-    /// fifteen times what skipping it does.
+    /// and described one by one, an array of 30,000 wrong elements cost
+    /// twelve times what skipping it does (BENCHMARKS.md).
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
         while let Some(item) = seq.next_element::<Any>()? {

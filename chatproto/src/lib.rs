@@ -197,8 +197,11 @@
 //!   server that raised it; a decoder can be replaced between frames (the
 //!   bytes not yet decoded stay in the buffer).
 //! * Reconnect after [`ClientEvent::Dead`] (nothing heard after a ping) or
-//!   when the transport ends, and call [`Client::poll_timeout`] /
-//!   [`Client::handle_timeout`] for that ping to happen.
+//!   when the transport ends, and call [`Client::handle_timeout`] when
+//!   [`Client::poll_timeout`] says, asking it again after every call into
+//!   the client: the ping happens so, and under a rate the server
+//!   announced ([`Limits::rate`]) a frame that a call such as
+//!   [`Client::send_msg`] could not send yet goes so.
 //! * Not reconnect after a [`ClientEvent::Error`] with
 //!   [`ErrorCode::ResumedElsewhere`]: another connection resumed this
 //!   session with its token, and a resume here would close that one in

@@ -809,6 +809,65 @@ fn frames_are_paced_under_the_rate_the_server_said() {
     assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
 }
 
+/// A message whose frame still waits for the pacer when the server
+/// acknowledges it (after a resume, the replay of a room holds the copies
+/// the server stored before the connection dropped) is not sent again.
+#[test]
+fn a_paced_message_acknowledged_by_the_replay_is_not_sent() {
+    let limits = Limits::new(65_536, 64, 500, 200).with_rate(10, 4);
+    let welcome = |resumed| {
+        ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("t".into()),
+            Some(resumed),
+            Some(limits),
+        )
+    };
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, welcome(false));
+    c.handle_frame(0, lobby_entered());
+    c.handle_frame(0, own_presence(1));
+    while c.poll().is_some() {}
+    let ids: Vec<String> = (0..6)
+        .map(|i| c.send_msg("lobby", vec![], format!("m{i}")))
+        .collect();
+    while c.poll().is_some() {}
+    // The connection drops; the server had stored m0 to m3.
+    c.handle_disconnected();
+    c.handle_connected(10_000);
+    c.handle_frame(10_000, welcome(true));
+    let stored = |i: usize| {
+        ServerFrame::msg(
+            Some("lobby".into()),
+            2 + i as u64,
+            "alice",
+            vec![],
+            format!("m{i}"),
+            1,
+            Some(ids[i].clone()),
+        )
+    };
+    for i in 0..4 {
+        c.handle_frame(10_000, stored(i));
+    }
+    let mut sent = Vec::new();
+    for t in 0..40 {
+        c.handle_timeout(10_000 + t * 200);
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
+                sent.push(text);
+            }
+        }
+    }
+    // At most the two the bucket let go at once went before the replay.
+    assert!(sent.len() <= 4, "{sent:?}");
+    assert_eq!(sent[sent.len() - 2..], ["m4", "m5"], "{sent:?}");
+    assert_eq!(c.unacknowledged(), 2);
+}
+
 /// A monotonic clock may start anywhere: a deadline past `u64::MAX` is
 /// `u64::MAX`, not a panic (or, wrapped, a deadline already past).
 #[test]

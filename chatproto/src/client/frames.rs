@@ -27,8 +27,9 @@ impl Client {
                 ..
             } => {
                 self.limits = limits;
+                // A rate of 0 (said by no server of ours) is no limit.
                 self.pacer = limits
-                    .and_then(|l| Some((l.rate?, l.burst?)))
+                    .and_then(|l| Some((l.rate.filter(|r| *r > 0)?, l.burst?)))
                     .map(|(rate, burst)| super::pace::Pacer::new(rate, burst, self.now));
                 self.drop_too_large(self.frame_limit());
                 self.welcome(nick, session, resumed.unwrap_or(false));
@@ -242,7 +243,7 @@ impl Client {
         let mut mine = false;
         if let Some(id) = &id {
             if let Some(i) = self.pending.iter().position(|p| &p.id == id) {
-                self.pending.remove(i);
+                self.settled(i);
                 mine = true;
             }
         }
@@ -255,7 +256,7 @@ impl Client {
                 .iter()
                 .position(|p| p.room == room && p.text == text)
             {
-                self.pending.remove(i);
+                self.settled(i);
             }
         }
         let acknowledged = mine;
@@ -303,7 +304,7 @@ impl Client {
         }
         if let Some(id) = &id {
             if let Some(i) = self.pending.iter().position(|p| &p.id == id) {
-                self.pending.remove(i);
+                self.settled(i);
             }
             if code == ErrorCode::Duplicate {
                 // Delivered before the connection dropped; its copy came

@@ -385,6 +385,11 @@ impl Client {
     /// server whose `welcome` said none) is not sent: it is answered at
     /// once by a [`ClientEvent::Error`] `msg_too_large` with its id, as one
     /// found too long when a `welcome` arrives is.
+    ///
+    /// Under a rate the server announced, its frame may wait in the core
+    /// (behind others, or until the pacer allows it): it goes from
+    /// [`handle_timeout`](Client::handle_timeout) at the time
+    /// [`poll_timeout`](Client::poll_timeout) then says.
     pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
         self.next_id += 1;
         let id = format!("{}{}", self.id_prefix, self.next_id);
@@ -467,7 +472,7 @@ impl Client {
             entering: self.entering.iter().map(String::as_str).collect(),
             held: self.held.iter().map(String::as_str).collect(),
             parting: self.parting.keys().map(String::as_str).collect(),
-            queued: self.out.len() + self.paced.len(),
+            queued: self.out.len(),
             bytes: self.nick.len()
                 + self.token.as_ref().map_or(0, String::len)
                 + self.id_prefix.len()
@@ -486,9 +491,10 @@ impl Client {
     }
 
     /// Send `frame`, or queue it behind those waiting for the pacer. A
-    /// ping or pong is never held (the server does not count them against
-    /// the rate, and a pong late is a connection closed); the join goes
-    /// before the pacer is set (by the `welcome`).
+    /// ping or pong is never held (a pong late is a connection closed;
+    /// the server counts both, and the pacer leaves a tenth of the rate
+    /// for them); the join goes before the pacer is set (by the
+    /// `welcome`).
     fn send(&mut self, frame: ClientFrame) {
         let free = matches!(frame, ClientFrame::Ping | ClientFrame::Pong);
         let now = self.now;
@@ -501,6 +507,20 @@ impl Client {
             self.out.push_back(ClientOutput::Send(frame));
         } else {
             self.paced.push_back(frame);
+        }
+    }
+
+    /// The message `pending[i]` is settled (acknowledged or refused): it
+    /// is no longer waiting, nor is its frame, if it still waits for the
+    /// pacer (a server answered it before it went: not ours, but no reason
+    /// to send a message already settled).
+    fn settled(&mut self, i: usize) {
+        let Some(p) = self.pending.remove(i) else {
+            return;
+        };
+        if !self.paced.is_empty() {
+            self.paced
+                .retain(|f| !matches!(f, ClientFrame::Msg { id: Some(id), .. } if *id == p.id));
         }
     }
 

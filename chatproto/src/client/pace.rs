@@ -4,26 +4,29 @@
 //! `rate_limited`.
 
 /// A token bucket a little inside the server's: nine tenths of its rate
-/// and half its burst, which leaves room for the pings and pongs it does
-/// not count (they are never held back) and for the two clocks' drift.
+/// and half its burst. The server counts every frame, pings and pongs too,
+/// which are never held back here: they are small and rare, and the
+/// tenth left over covers them and the two clocks' drift.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
-    /// Thousandths of a frame gained per millisecond (= frames a second).
+    /// Millionths of a frame gained per millisecond (a thousandth of the
+    /// rate in millionths a second: fine enough that nine tenths of a
+    /// rate of 1 or 2 is not rounded to all or half of it).
     per_ms: u64,
-    /// The most thousandths of a frame it holds.
+    /// The most millionths of a frame it holds.
     cap: u64,
-    /// Thousandths of a frame it holds at `at`.
+    /// Millionths of a frame it holds at `at`.
     held: u64,
     at: u64,
 }
 
 /// One frame, in the bucket's unit.
-const FRAME: u64 = 1_000;
+const FRAME: u64 = 1_000_000;
 
 impl Pacer {
     /// A full bucket under the server's `rate` and `burst`, at `now`.
     pub(crate) fn new(rate: u64, burst: u64, now: u64) -> Pacer {
-        let per_ms = (rate.saturating_mul(9) / 10).max(1);
+        let per_ms = rate.saturating_mul(900).max(1);
         let cap = (burst / 2).max(1).saturating_mul(FRAME);
         Pacer {
             per_ms,
@@ -75,6 +78,18 @@ mod tests {
         assert!(p.take(1_023));
         let in_a_second = (0..1_000u64).filter(|ms| p.take(1_023 + ms + 1)).count();
         assert!((44..=45).contains(&in_a_second), "{in_a_second}");
+    }
+
+    #[test]
+    fn nine_tenths_of_a_slow_rate_too() {
+        // 1 a second: one every 1.111 s, not every second.
+        let mut p = Pacer::new(1, 2, 0);
+        assert!(p.take(0));
+        assert_eq!(p.next_at(), 1_112);
+        // 2 a second: 1.8, not 1.
+        let mut p = Pacer::new(2, 2, 0);
+        assert!(p.take(0));
+        assert_eq!(p.next_at(), 556);
     }
 
     #[test]
