@@ -598,7 +598,9 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
     else {
         return e;
     };
-    let on_line = std::env::args().skip(1).any(|a| {
+    // As the OS gave them: `args()` would panic on one not UTF-8.
+    let on_line = std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
         a == flag
             || a.strip_prefix(flag.as_str())
                 .is_some_and(|rest| rest.starts_with('='))

@@ -90,6 +90,9 @@ pub async fn serve<I>(
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
+        // The connection first: a head already in hand when the deadline
+        // is reached is answered (as hyper's own timeout did).
+        biased;
         _ = conn.as_mut() => return,
         () = tokio::time::sleep_until(info.deadline) => {}
     }
