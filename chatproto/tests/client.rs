@@ -488,6 +488,20 @@ fn rooms_are_entered_in_the_order_they_were_asked_for() {
 }
 
 /// alice's `welcome` of a fresh session (not resumed).
+/// alice's `welcome`, saying a rate limit of `rate` frames a second after
+/// `burst`.
+fn rated_welcome(resumed: bool, rate: u64, burst: u64) -> ServerFrame {
+    let limits = Limits::new(65_536, 64, 500, 200).with_rate(rate, burst);
+    ServerFrame::welcome(
+        "alice",
+        0,
+        vec![],
+        Some("t".into()),
+        Some(resumed),
+        Some(limits),
+    )
+}
+
 fn fresh_welcome() -> ServerFrame {
     ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None)
 }
@@ -743,20 +757,9 @@ fn frames_are_paced_under_the_rate_the_server_said() {
         sent
     };
     // 10 a second after 4 at once: 9 a second (one every 112 ms) after 2.
-    let limits = Limits::new(65_536, 64, 500, 200).with_rate(10, 4);
-    let welcome = || {
-        ServerFrame::welcome(
-            "alice",
-            0,
-            vec![],
-            Some("t".into()),
-            Some(false),
-            Some(limits),
-        )
-    };
     let mut c = Client::new("alice", &["lobby"], "a-");
     c.handle_connected(1_000);
-    c.handle_frame(1_000, welcome());
+    c.handle_frame(1_000, rated_welcome(false, 10, 4));
     c.handle_frame(1_000, lobby_entered());
     c.handle_frame(1_000, own_presence(1));
     // The join before the rate was said; the enter of the lobby took one
@@ -793,16 +796,7 @@ fn frames_are_paced_under_the_rate_the_server_said() {
     c.handle_disconnected();
     c.handle_connected(5_000);
     sent(&mut c);
-    let faster = Limits::new(65_536, 64, 500, 200).with_rate(1_000, 200);
-    let welcome = ServerFrame::welcome(
-        "alice",
-        0,
-        vec![],
-        Some("t".into()),
-        Some(true),
-        Some(faster),
-    );
-    c.handle_frame(5_000, welcome);
+    c.handle_frame(5_000, rated_welcome(true, 1_000, 200));
     let again = sent(&mut c);
     assert!(again.contains(&"enter lobby".to_owned()), "{again:?}");
     let texts: Vec<&String> = again.iter().filter(|t| t.starts_with('m')).collect();
@@ -814,17 +808,7 @@ fn frames_are_paced_under_the_rate_the_server_said() {
 /// the server stored before the connection dropped) is not sent again.
 #[test]
 fn a_paced_message_acknowledged_by_the_replay_is_not_sent() {
-    let limits = Limits::new(65_536, 64, 500, 200).with_rate(10, 4);
-    let welcome = |resumed| {
-        ServerFrame::welcome(
-            "alice",
-            0,
-            vec![],
-            Some("t".into()),
-            Some(resumed),
-            Some(limits),
-        )
-    };
+    let welcome = |resumed| rated_welcome(resumed, 10, 4);
     let mut c = Client::new("alice", &["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, welcome(false));
