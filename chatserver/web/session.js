@@ -169,7 +169,9 @@ export class Session {
         `"ts":9999999999999,"id":${JSON.stringify(id)},"replay":true}`,
     );
     const max = this.limits.maxFrameBytes - P.STAMP_MARGIN - around;
-    return bytes > max ? `the message is too long (${bytes} bytes; the server takes at most ${max})` : null;
+    // Grouped as chatclient writes them (64,879).
+    const n = (x) => x.toLocaleString('en-US');
+    return bytes > max ? `the message is too long (${n(bytes)} bytes; the server takes at most ${n(max)})` : null;
   }
 
   /** Ask for a page of `room`'s history; false when not joined. */

@@ -319,7 +319,7 @@ async fn too_long_while_typed(h: &Harness, server: &Server) {
     let most: usize = said
         .rsplit("at most ")
         .next()
-        .and_then(|n| n.trim_end_matches(')').parse().ok())
+        .and_then(|n| n.trim_end_matches(')').replace(',', "").parse().ok())
         .unwrap_or_else(|| panic!("no bound in {said:?}"));
     assert!(page.js(&type_js(most + 1), vec![]).await.is_array());
     assert!(page.js(&type_js(most), vec![]).await.is_null());
