@@ -137,25 +137,20 @@ fn seed_scenario_with_four_clients() {
     }
 }
 
-/// Through pipes: 200 lines then EOF. All arrive, in order, and the sender
-/// exits 0 only after every line was acknowledged (the server's rate limit,
-/// burst 100 then 50/s, makes this take a few seconds).
-#[test]
-fn piped_input_is_delivered_whole_then_exits_zero() {
-    let server = Server::start(&[]);
+/// `sent` piped at once (as a paste or a pipe would) into a `writer`
+/// that ends with its input, while a `reader` listens: every line reaches
+/// the reader once, in order, and the writer exits 0 with nothing on
+/// stderr. The reader, and what the writer printed.
+fn pipe_through(server: &Server, sent: &[String]) -> (Client, Vec<String>) {
     let mut rx = Client::start("reader", &server.addr);
     rx.expect("* reader is online");
     let mut tx = Client::start("writer", &server.addr);
     rx.expect("* writer is online");
-
-    let sent: Vec<String> = (0..200).map(|i| format!("line {i:03} of 200")).collect();
-    // All at once, as a paste or a pipe would.
     let batch: String = sent.iter().map(|l| format!("{l}\n")).collect();
     let stdin = tx.stdin.as_mut().unwrap();
     stdin.write_all(batch.as_bytes()).unwrap();
     tx.close_stdin();
-
-    for line in &sent {
+    for line in sent {
         rx.expect(&format!("writer: {line}"));
     }
     let got: Vec<&str> = rx
@@ -163,11 +158,21 @@ fn piped_input_is_delivered_whole_then_exits_zero() {
         .iter()
         .filter_map(|l| l.strip_prefix("writer: "))
         .collect();
-    assert_eq!(got, sent, "lines missing or out of order");
-
+    assert_eq!(got, sent, "lines missing, repeated or out of order");
     let (status, stderr, seen) = tx.wait_exit(WAIT);
     assert!(status.success(), "writer exited {status}: {stderr}");
     assert!(stderr.is_empty(), "writer stderr: {stderr}");
+    (rx, seen)
+}
+
+/// Through pipes: 200 lines then EOF. All arrive, in order, and the sender
+/// exits 0 only after every line was acknowledged (the server's rate limit,
+/// said in its `welcome`, paces this over a few seconds).
+#[test]
+fn piped_input_is_delivered_whole_then_exits_zero() {
+    let server = Server::start(&[]);
+    let sent: Vec<String> = (0..200).map(|i| format!("line {i:03} of 200")).collect();
+    let (mut rx, seen) = pipe_through(&server, &sent);
     // The sender printed each of its own lines once, when its echo came.
     let echoed: Vec<&str> = seen
         .iter()
@@ -191,30 +196,8 @@ fn a_paste_is_paced_under_the_servers_rate_not_closed_for_it() {
         "--rate-limit-grace-ms",
         "500",
     ]);
-    let mut rx = Client::start("reader", &server.addr);
-    rx.expect("* reader is online");
-    let mut tx = Client::start("writer", &server.addr);
-    rx.expect("* writer is online");
     let sent: Vec<String> = (0..40).map(|i| format!("pasted {i:02} of 40")).collect();
-    let batch: String = sent.iter().map(|l| format!("{l}\n")).collect();
-    tx.stdin
-        .as_mut()
-        .unwrap()
-        .write_all(batch.as_bytes())
-        .unwrap();
-    tx.close_stdin();
-    for line in &sent {
-        rx.expect(&format!("writer: {line}"));
-    }
-    let (status, stderr, _) = tx.wait_exit(WAIT);
-    assert!(status.success(), "writer exited {status}: {stderr}");
-    assert!(stderr.is_empty(), "writer stderr: {stderr}");
-    let got: Vec<&str> = rx
-        .seen
-        .iter()
-        .filter_map(|l| l.strip_prefix("writer: "))
-        .collect();
-    assert_eq!(got, sent, "lines missing, repeated or out of order");
+    let (rx, _) = pipe_through(&server, &sent);
     assert!(
         !rx.seen.iter().any(|l| l == "* writer left"),
         "the writer was closed on the way: {:?}",

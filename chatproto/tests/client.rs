@@ -487,11 +487,8 @@ fn rooms_are_entered_in_the_order_they_were_asked_for() {
     );
 }
 
-/// alice's `welcome` of a fresh session (not resumed).
-/// alice's `welcome`, saying a rate limit of `rate` frames a second after
-/// `burst`.
-fn rated_welcome(resumed: bool, rate: u64, burst: u64) -> ServerFrame {
-    let limits = Limits::new(65_536, 64, 500, 200).with_rate(rate, burst);
+/// alice's `welcome` (session token `t`) with these `limits`.
+fn welcome_with(resumed: bool, limits: Limits) -> ServerFrame {
     ServerFrame::welcome(
         "alice",
         0,
@@ -502,6 +499,16 @@ fn rated_welcome(resumed: bool, rate: u64, burst: u64) -> ServerFrame {
     )
 }
 
+/// alice's `welcome`, saying a rate limit of `rate` frames a second after
+/// `burst`.
+fn rated_welcome(resumed: bool, rate: u64, burst: u64) -> ServerFrame {
+    welcome_with(
+        resumed,
+        Limits::new(65_536, 64, 500, 200).with_rate(rate, burst),
+    )
+}
+
+/// alice's `welcome` of a fresh session (not resumed).
 fn fresh_welcome() -> ServerFrame {
     ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None)
 }
@@ -1042,13 +1049,5 @@ fn a_new_connection_starts_with_its_join_whatever_the_old_one_left() {
 
 /// alice's `welcome` from a server that takes frames of 1,024 bytes.
 fn small_welcome(resumed: bool) -> ServerFrame {
-    let limits = chatproto::Limits::new(1_024, 64, 500, 200);
-    ServerFrame::welcome(
-        "alice",
-        0,
-        vec![],
-        Some("t".into()),
-        Some(resumed),
-        Some(limits),
-    )
+    welcome_with(resumed, Limits::new(1_024, 64, 500, 200))
 }

@@ -196,8 +196,18 @@ impl Client {
         if let Some((cut, _)) = id_prefix.char_indices().nth(MAX_ID_PREFIX) {
             id_prefix.truncate(cut);
         }
-        let (rooms, invalid): (Vec<&str>, Vec<&str>) =
-            rooms.iter().partition(|r| crate::room_name(r).is_ok());
+        let mut invalid = Vec::new();
+        let rooms: Vec<&str> = rooms
+            .iter()
+            .copied()
+            .filter(|r| match crate::room_name(r) {
+                Ok(_) => true,
+                Err(why) => {
+                    invalid.push((*r, why));
+                    false
+                }
+            })
+            .collect();
         let mut client = Client {
             nick: nick.into(),
             phase: Phase::Offline,
@@ -231,8 +241,8 @@ impl Client {
             paced: VecDeque::new(),
             now: 0,
         };
-        for room in invalid {
-            client.refuse_room(room);
+        for (room, why) in invalid {
+            client.refuse_room(room, why);
         }
         client
     }
@@ -329,8 +339,8 @@ impl Client {
     /// would answer it (which leaves a long name out, so a client could
     /// not tell it was refused).
     pub fn enter(&mut self, room: &str) {
-        if crate::room_name(room).is_err() {
-            return self.refuse_room(room);
+        if let Err(why) = crate::room_name(room) {
+            return self.refuse_room(room, why);
         }
         let room = room.to_ascii_lowercase();
         if let Some(r) = self.parting.remove(&room) {
@@ -546,9 +556,8 @@ impl Client {
         self.out.push_back(ClientOutput::Event(e));
     }
 
-    /// `room` breaks the naming rule: said as the server says it.
-    fn refuse_room(&mut self, room: &str) {
-        let why = crate::room_name(room).err().unwrap_or_default();
+    /// `room` breaks the naming rule (`why`): said as the server says it.
+    fn refuse_room(&mut self, room: &str, why: String) {
         self.event(ClientEvent::Error {
             code: ErrorCode::RoomInvalid,
             message: why,

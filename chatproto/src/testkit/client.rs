@@ -433,11 +433,11 @@ impl Shell {
                     nicks(b),
                     (a & 2 != 0).then(|| format!("tok{}", b % 3)),
                     (a & 4 != 0).then_some(a & 8 != 0),
-                    // The rate as a server may say it: none, the
-                    // slowest, ours, or past any clock.
+                    // The rate as a server may say it: mostly none (so
+                    // that most runs check each frame against the state
+                    // when it goes, see `check_send`), else the slowest,
+                    // ours, or past any clock.
                     limits.map(|max| {
-                        // Mostly none, so that most runs check each frame
-                        // against the state when it goes (see `check_send`).
                         let rate = [0, 0, 0, 0, 0, 1, 50, u64::MAX][usize::from(c % 8)];
                         let burst = [1, 2, 100, u64::MAX][usize::from(c / 8 % 4)];
                         Limits::new(max, 4, 50, 200).with_rate(rate, burst)
