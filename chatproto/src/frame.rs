@@ -197,6 +197,17 @@ pub struct Limits {
     /// applies; said with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u64>,
+    /// The payload bytes per second, on average, the server reads from one
+    /// connection (PROTOCOL.md 7), beside [`rate`](Limits::rate): a client
+    /// that sends more is read slower, as for frames. `None` when the
+    /// server sets no such limit or does not say (an older one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bytes: Option<u64>,
+    /// The payload bytes a connection may send at once before
+    /// [`rate_bytes`](Limits::rate_bytes) applies; said with it, and never
+    /// less than [`max_frame_bytes`](Limits::max_frame_bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -215,6 +226,8 @@ impl Limits {
             presence_fanout_max: None,
             rate: None,
             burst: None,
+            rate_bytes: None,
+            burst_bytes: None,
         }
     }
 
@@ -225,6 +238,19 @@ impl Limits {
         if rate > 0 {
             self.rate = Some(rate);
             self.burst = Some(burst.max(1));
+        }
+        self
+    }
+
+    /// These limits, saying the server's byte allowance: `rate_bytes`
+    /// payload bytes a second after `burst_bytes` (raised to
+    /// [`max_frame_bytes`](Limits::max_frame_bytes) if below it). A
+    /// `rate_bytes` of 0 (no limit) says nothing.
+    #[must_use]
+    pub fn with_byte_rate(mut self, rate_bytes: u64, burst_bytes: u64) -> Self {
+        if rate_bytes > 0 {
+            self.rate_bytes = Some(rate_bytes);
+            self.burst_bytes = Some(burst_bytes.max(self.max_frame_bytes).max(1));
         }
         self
     }

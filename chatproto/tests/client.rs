@@ -810,6 +810,57 @@ fn frames_are_paced_under_the_rate_the_server_said() {
     assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
 }
 
+/// Under a byte allowance the server said, large messages go no faster
+/// than nine tenths of it after half its burst, each counted by its
+/// encoded frame; small frames around them are not held by a frame rate
+/// the server did not say.
+#[test]
+fn large_messages_are_paced_under_the_byte_allowance_the_server_said() {
+    let sent = |c: &mut Client| {
+        let mut sent = Vec::new();
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
+                sent.push(text.len());
+            }
+        }
+        sent
+    };
+    // 9,000 bytes a second after 20,000: 8,100 a second after 10,000.
+    let limits = Limits::new(16_384, 64, 500, 200).with_byte_rate(9_000, 20_000);
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(1_000);
+    c.handle_frame(1_000, welcome_with(false, limits));
+    c.handle_frame(1_000, lobby_entered());
+    c.handle_frame(1_000, own_presence(1));
+    sent(&mut c);
+    // Each frame is 4,000 bytes of text and about 70 of JSON around it.
+    for _ in 0..4 {
+        c.send_msg("lobby", vec![], "x".repeat(4_000));
+    }
+    assert_eq!(
+        sent(&mut c),
+        [4_000, 4_000],
+        "two fit in 10,000 (less the enter)"
+    );
+    let next = c.poll_timeout().expect("a deadline");
+    assert!(
+        (1_200..1_300).contains(&next),
+        "about 2,150 bytes short at 8.1 a millisecond: {next}"
+    );
+    c.handle_timeout(next - 1);
+    assert!(sent(&mut c).is_empty(), "not before its time");
+    c.handle_timeout(next);
+    assert_eq!(sent(&mut c), [4_000]);
+    // A message larger than half the burst waits for a full bucket.
+    c.send_msg("lobby", vec![], "y".repeat(12_000));
+    c.handle_timeout(next + 1_000);
+    assert_eq!(sent(&mut c), [4_000]);
+    c.handle_timeout(next + 1_000 + 700);
+    assert!(sent(&mut c).is_empty(), "about 9,700 of 10,000: not yet");
+    c.handle_timeout(next + 1_000 + 1_240);
+    assert_eq!(sent(&mut c), [12_000], "the bucket is full: it goes");
+}
+
 /// A message whose frame still waits for the pacer when the server
 /// acknowledges it (after a resume, the replay of a room holds the copies
 /// the server stored before the connection dropped) is not sent again.

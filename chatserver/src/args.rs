@@ -247,8 +247,8 @@ pub struct Args {
     pub pong_timeout_ms: u64,
 
     /// Frames per second a client may send on average (0 to 1000000; 0: no
-    /// limit). Past the burst the server stops reading from it, so TCP
-    /// slows the sender.
+    /// limit, bytes included). Past the burst the server stops reading from
+    /// it, so TCP slows the sender.
     #[arg(long, env = "CHATSERVER_RATE", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate: u32,
@@ -258,6 +258,21 @@ pub struct Args {
     #[arg(long, env = "CHATSERVER_BURST", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub burst: u32,
+
+    /// Payload bytes per second a client may send on average, beside
+    /// --rate (0 to 1073741824; 0: no byte allowance): past
+    /// --burst-bytes the server reads it slower, as for frames. Off when
+    /// --rate is 0.
+    #[arg(long, env = "CHATSERVER_RATE_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(0..=1 << 30))]
+    pub rate_bytes: u32,
+
+    /// Payload bytes a client may send at once before --rate-bytes applies
+    /// (by default four frames of --max-frame-bytes, 262144; 1024 to
+    /// 1073741824, and at least --max-frame-bytes).
+    #[arg(long, env = "CHATSERVER_BURST_BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..=1 << 30))]
+    pub burst_bytes: Option<u32>,
 
     /// A client held back by the rate limit for this many milliseconds
     /// without a break gets rate_limited and is closed (100 to 3600000).
@@ -432,9 +447,21 @@ impl Args {
         }
     }
 
+    /// The byte allowance's burst: as given, or four frames.
+    pub fn burst_bytes(&self) -> u32 {
+        self.burst_bytes
+            .unwrap_or_else(|| self.max_frame_bytes.saturating_mul(4).min(1 << 30))
+    }
+
     /// Settings that are each in range but cannot work together: the
     /// message names them.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(burst) = self.burst_bytes.filter(|b| *b < self.max_frame_bytes) {
+            return Err(format!(
+                "--burst-bytes {burst} is less than one frame of --max-frame-bytes {}; use at least {}",
+                self.max_frame_bytes, self.max_frame_bytes
+            ));
+        }
         if self.outbound_queue_bytes < u64::from(self.max_frame_bytes) + 36 {
             return Err(format!(
                 "--outbound-queue-bytes {} cannot hold one frame of --max-frame-bytes {}; use at least {}",

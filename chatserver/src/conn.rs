@@ -190,13 +190,15 @@ impl Reader<'_> {
     async fn process(&mut self) -> Result<Option<Instant>, Stop> {
         loop {
             if !self.feeder.is_holding() {
-                match self
-                    .decoder
-                    .decode_with(&mut self.buf, ClientFrame::from_payload)
-                {
+                let mut len = 0;
+                let parse = |payload: &[u8]| {
+                    len = payload.len();
+                    ClientFrame::from_payload(payload)
+                };
+                match self.decoder.decode_with(&mut self.buf, parse) {
                     Decoded::Incomplete => break,
-                    Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame)),
-                    Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e)),
+                    Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame), len),
+                    Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e), len),
                     Decoded::Broken(e) => {
                         info!(client = %self.id, error = %e, "framing error; closing");
                         feed::kick(self.peer, &Kick::Framing(e), self.cfg);

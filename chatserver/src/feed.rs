@@ -54,8 +54,8 @@ pub struct Feeder<'a> {
     cfg: &'a Settings,
     peer: &'a Peer,
     bucket: TokenBucket,
-    /// An input waiting for a token.
-    held: Option<ToHub>,
+    /// An input waiting for a token, with its payload's length in bytes.
+    held: Option<(ToHub, usize)>,
     /// Since when the rate limit has held this client back without a break.
     throttled_since: Option<Instant>,
 }
@@ -67,7 +67,8 @@ impl<'a> Feeder<'a> {
             to_hub,
             cfg,
             peer,
-            bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now()),
+            bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now())
+                .with_bytes(cfg.rate_bytes, cfg.burst_bytes),
             held: None,
             throttled_since: None,
         }
@@ -78,9 +79,10 @@ impl<'a> Feeder<'a> {
         self.held.is_some()
     }
 
-    /// Take `input` to pass on next.
-    pub fn hold(&mut self, input: ToHub) {
-        self.held = Some(input);
+    /// Take `input`, read from a payload of `bytes` bytes, to pass on
+    /// next.
+    pub fn hold(&mut self, input: ToHub, bytes: usize) {
+        self.held = Some((input, bytes));
     }
 
     /// Pass the held input on if a token is free. `Ok(None)`: passed (or
@@ -89,21 +91,21 @@ impl<'a> Feeder<'a> {
     /// while the client has [`MAX_READS_WAITING`] reads unanswered: until
     /// one is (the peer's `wake`), or `t`. That wait is not throttling.
     pub async fn pass(&mut self) -> Result<Option<Instant>, Halt> {
-        let Some(held) = &self.held else {
+        let Some((held, bytes)) = &self.held else {
             return Ok(None);
         };
         let now = Instant::now();
         if may_read(held) && self.peer.reads_waiting() >= MAX_READS_WAITING {
             return Ok(Some(now + READS_RECHECK));
         }
-        if let Err(wait) = self.bucket.take(now.into_std()) {
+        if let Err(wait) = self.bucket.take(now.into_std(), *bytes) {
             let since = *self.throttled_since.get_or_insert(now);
             if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
                 return Err(Halt::Kick(Kick::RateLimited));
             }
             return Ok(Some(now + wait));
         }
-        let input = self.held.take().expect("held above");
+        let (input, _) = self.held.take().expect("held above");
         // Without a future when there is room (the usual case); the queue
         // is fair either way, as no permit is free while another sender
         // waits for one. A frame still counts against the task's budget of

@@ -53,6 +53,9 @@ pub struct Settings {
     max_frame_bytes: usize,
     rate: u32,
     burst: u32,
+    /// The byte allowance: 0 when there is none (or no rate limit).
+    rate_bytes: u32,
+    burst_bytes: u32,
     rate_limit_grace_ms: u64,
     queue: peer::QueueLimits,
     close_flush_ms: u64,
@@ -217,6 +220,9 @@ async fn run(args: Args) -> std::io::Result<()> {
         max_frame_bytes: args.max_frame_bytes as usize,
         rate: args.rate,
         burst: args.burst,
+        // `--rate 0` is no rate limit at all.
+        rate_bytes: if args.rate == 0 { 0 } else { args.rate_bytes },
+        burst_bytes: args.burst_bytes(),
         rate_limit_grace_ms: args.rate_limit_grace_ms,
         queue: args.queue_limits(),
         close_flush_ms: args.close_flush_ms,
@@ -254,6 +260,8 @@ async fn run(args: Args) -> std::io::Result<()> {
     // Said in `welcome`, so that clients pace themselves under it.
     config.rate = u64::from(args.rate);
     config.burst = u64::from(args.burst);
+    config.rate_bytes = u64::from(settings.rate_bytes);
+    config.burst_bytes = u64::from(settings.burst_bytes);
     if args.ascii_nicks {
         config.nick_rule = chatproto::NickRule::Ascii;
     }
@@ -508,6 +516,8 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
         max_clients_per_ip = %Cap(args.max_clients_per_ip),
         rate = %Cap(u64::from(args.rate)),
         burst = args.burst,
+        rate_bytes = %Cap(if args.rate == 0 { 0 } else { u64::from(args.rate_bytes) }),
+        burst_bytes = args.burst_bytes(),
         max_frame_bytes = args.max_frame_bytes,
         history_per_room = args.history_per_room,
         history_bytes_per_room = args.history_bytes_per_room,
@@ -683,6 +693,8 @@ impl Settings {
             max_frame_bytes: 65_536,
             rate: 50,
             burst: 100,
+            rate_bytes: 65_536,
+            burst_bytes: 262_144,
             rate_limit_grace_ms: 10_000,
             queue: peer::QueueLimits::fixed(1 << 20),
             close_flush_ms: 2_000,

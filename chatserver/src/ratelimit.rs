@@ -1,8 +1,10 @@
 //! The per-connection rate limit: governor's GCRA (the token bucket's
 //! exact equivalent, one atomic word of state), asked with the time passed
-//! in so that it can be tested without a clock. A frame over the limit is
-//! not refused: the connection stops reading until `take` says, and TCP
-//! slows the sender.
+//! in so that it can be tested without a clock. Two buckets: one token per
+//! frame, and one per payload byte (the byte allowance), so that neither
+//! many small frames nor a few of the largest may flood a room. A frame
+//! over either limit is not refused: the connection stops reading until
+//! `take` says, and TCP slows the sender.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -34,38 +36,81 @@ impl Clock for Passed {
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, Passed, NoOpMiddleware<Nanos>>;
 
-/// `rate` frames a second on average, `burst` at once; each frame takes one.
+/// `rate` frames a second on average, `burst` at once; each frame takes
+/// one. With [`with_bytes`](TokenBucket::with_bytes), also `rate_bytes`
+/// payload bytes a second after `burst_bytes`.
 #[derive(Debug)]
 pub struct TokenBucket {
-    limiter: Option<Limiter>,
+    frames: Option<Limiter>,
+    /// The byte allowance, with its burst.
+    bytes: Option<(Limiter, NonZeroU32)>,
+    /// The frame waiting has taken its frame token already and waits only
+    /// for bytes: asked again, it must not pay twice.
+    frame_paid: bool,
     start: Instant,
+}
+
+/// A full bucket of `burst` tokens gaining `rate` a second; `None` for a
+/// `rate` of 0 (no limit).
+fn limiter(rate: u32, burst: u32) -> Option<Limiter> {
+    NonZeroU32::new(rate).map(|rate| {
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(rate).allow_burst(burst);
+        RateLimiter::direct_with_clock(quota, Passed::default())
+    })
+}
+
+/// Set `limiter`'s clock to `at` (nanoseconds since the bucket was made).
+fn set_clock(limiter: &Limiter, at: u64) {
+    limiter.clock().0.store(at, Relaxed);
 }
 
 impl TokenBucket {
     /// A full bucket at `now`. A `rate` of 0 means no limit.
     pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        let limiter = NonZeroU32::new(rate).map(|rate| {
-            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-            let quota = Quota::per_second(rate).allow_burst(burst);
-            RateLimiter::direct_with_clock(quota, Passed::default())
-        });
         TokenBucket {
-            limiter,
+            frames: limiter(rate, burst),
+            bytes: None,
+            frame_paid: false,
             start: now,
         }
     }
 
-    /// Take a token at `now`, or say how long until one is available.
-    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
+    /// The same bucket with a byte allowance: `rate_bytes` payload bytes a
+    /// second after `burst_bytes` (0: no allowance). A frame larger than
+    /// `burst_bytes` waits for a full bucket and takes it all.
+    #[must_use]
+    pub fn with_bytes(mut self, rate_bytes: u32, burst_bytes: u32) -> Self {
+        let burst = NonZeroU32::new(burst_bytes).unwrap_or(NonZeroU32::MIN);
+        self.bytes = limiter(rate_bytes, burst_bytes).map(|l| (l, burst));
+        self
+    }
+
+    /// Take a token, and `bytes` tokens of the byte allowance, at `now`, or
+    /// say how long until they are available.
+    pub fn take(&mut self, now: Instant, bytes: usize) -> Result<(), Duration> {
         let since = now.saturating_duration_since(self.start);
         let at = since.as_nanos().min(u128::from(u64::MAX)) as u64;
-        limiter.clock().0.store(at, Relaxed);
-        limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(Nanos::from(at)))
+        let wait = |not_until: governor::NotUntil<Nanos>| not_until.wait_time_from(Nanos::from(at));
+        if let (Some(frames), false) = (&self.frames, self.frame_paid) {
+            set_clock(frames, at);
+            frames.check().map_err(wait)?;
+            self.frame_paid = true;
+        }
+        if let Some((limit, burst)) = &self.bytes {
+            set_clock(limit, at);
+            let n = u32::try_from(bytes).map_or(*burst, |n| {
+                NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN).min(*burst)
+            });
+            match limit.check_n(n) {
+                Ok(Ok(())) => {}
+                Ok(Err(not_until)) => return Err(wait(not_until)),
+                // `n` is at most the burst.
+                Err(_) => {}
+            }
+        }
+        self.frame_paid = false;
+        Ok(())
     }
 }
 
@@ -78,18 +123,18 @@ mod tests {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(10, 3, t0);
         for _ in 0..3 {
-            assert_eq!(b.take(t0), Ok(()));
+            assert_eq!(b.take(t0, 1), Ok(()));
         }
-        let wait = b.take(t0).unwrap_err();
+        let wait = b.take(t0, 1).unwrap_err();
         assert!(wait > Duration::from_millis(99) && wait <= Duration::from_millis(100));
-        assert!(b.take(t0 + Duration::from_millis(50)).is_err());
-        assert_eq!(b.take(t0 + Duration::from_millis(100)), Ok(()));
+        assert!(b.take(t0 + Duration::from_millis(50), 1).is_err());
+        assert_eq!(b.take(t0 + Duration::from_millis(100), 1), Ok(()));
         // A long pause refills only up to the burst.
         let later = t0 + Duration::from_secs(60);
         for _ in 0..3 {
-            assert_eq!(b.take(later), Ok(()));
+            assert_eq!(b.take(later, 1), Ok(()));
         }
-        assert!(b.take(later).is_err());
+        assert!(b.take(later, 1).is_err());
     }
 
     #[test]
@@ -97,7 +142,44 @@ mod tests {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(0, 1, t0);
         for _ in 0..10_000 {
-            assert_eq!(b.take(t0), Ok(()));
+            assert_eq!(b.take(t0, 1), Ok(()));
         }
+    }
+
+    #[test]
+    fn bytes_then_their_rate() {
+        let t0 = Instant::now();
+        // Frames are plenty; 1,000 bytes a second after 3,000.
+        let mut b = TokenBucket::new(1_000, 1_000, t0).with_bytes(1_000, 3_000);
+        assert_eq!(b.take(t0, 2_000), Ok(()));
+        assert_eq!(b.take(t0, 1_000), Ok(()));
+        let wait = b.take(t0, 500).unwrap_err();
+        assert!(
+            wait > Duration::from_millis(499) && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
+        assert_eq!(b.take(t0 + Duration::from_millis(500), 500), Ok(()));
+        // Larger than the burst: waits for a full bucket, then goes.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(b.take(later, 1 << 20), Ok(()));
+        assert!(b.take(later, 1).is_err());
+    }
+
+    #[test]
+    fn a_frame_waiting_for_bytes_pays_its_frame_token_once() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // 1 frame a second after 2; 1,000 bytes a second after 100.
+        let mut b = TokenBucket::new(1, 2, t0).with_bytes(1_000, 100);
+        assert_eq!(b.take(t0, 100), Ok(()));
+        // The second frame takes the last frame token, then waits for
+        // bytes, asked every 10 ms.
+        for n in 1..5 {
+            assert!(b.take(ms(n * 10), 50).is_err());
+        }
+        // Had each ask taken a frame token, the next would be a second
+        // away; the bytes are there at 50 ms.
+        assert_eq!(b.take(ms(50), 50), Ok(()));
+        assert!(b.take(ms(100), 50).is_err(), "no frame token is left");
     }
 }

@@ -98,10 +98,15 @@ pub async fn serve<S>(
         resume_at = None;
         loop {
             if !feeder.is_holding() {
-                match decoder.decode_with(&mut buf, ClientFrame::from_payload) {
+                let mut len = 0;
+                let parse = |payload: &[u8]| {
+                    len = payload.len();
+                    ClientFrame::from_payload(payload)
+                };
+                match decoder.decode_with(&mut buf, parse) {
                     Decoded::Incomplete => break,
-                    Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame)),
-                    Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e)),
+                    Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame), len),
+                    Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e), len),
                     Decoded::Broken(e) => {
                         info!(client = %id, error = %e, "framing error; closing");
                         feed::kick(&peer, &Kick::Framing(e), cfg);

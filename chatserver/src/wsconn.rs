@@ -87,15 +87,15 @@ pub async fn serve<S>(
                 if matches!(next, Some(Ok(_))) {
                     messages += 1;
                 }
-                let input = match next {
+                let (input, bytes) = match next {
                     None => break,
-                    Some(Ok(Message::Text(text))) => match ClientFrame::from_payload(text.as_bytes()) {
+                    Some(Ok(Message::Text(text))) => (match ClientFrame::from_payload(text.as_bytes()) {
                         Ok(frame) => ToHub::Frame(id, frame),
                         Err(e) => ToHub::BadFrame(id, e),
-                    },
-                    Some(Ok(Message::Binary(_))) => ToHub::BadFrame(id, PayloadError::Invalid(
+                    }, text.len()),
+                    Some(Ok(Message::Binary(bytes))) => (ToHub::BadFrame(id, PayloadError::Invalid(
                         "a binary WebSocket message; send each frame as a text message of JSON".into(),
-                    )),
+                    )), bytes.len()),
                     // Our close frame answers it, after what is queued.
                     Some(Ok(Message::Close(frame))) => {
                         answer_close(&control, frame.as_ref());
@@ -123,7 +123,7 @@ pub async fn serve<S>(
                     stream = WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
                     messages = 0;
                 }
-                feeder.hold(input);
+                feeder.hold(input, bytes);
             }
             _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
             // A read answered: a frame that waited for it (see

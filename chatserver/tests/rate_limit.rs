@@ -116,3 +116,80 @@ fn far_over_the_limit_for_long_is_rate_limited_and_closed() {
     assert!(is_presence(&gone, "fast", "offline"), "{gone}");
     writer.join().expect("writer thread");
 }
+
+#[test]
+fn large_messages_are_held_to_the_byte_allowance_and_welcome_says_it() {
+    const COUNT: usize = 10;
+    const SIZE: usize = 10_000;
+    // Frames are plenty (1,000 a second); bytes are not: 40,000 a second
+    // after 65,536, so about six of these pass at once and the other four
+    // take about a second.
+    let server = Server::start(&[
+        "--rate",
+        "1000",
+        "--burst",
+        "1000",
+        "--rate-bytes",
+        "40000",
+        "--burst-bytes",
+        "65536",
+    ]);
+    let mut other = server.join("other");
+    let mut fast = server.connect();
+    let welcome = fast.join("fast");
+    assert_eq!(welcome["limits"]["rate_bytes"], 40_000, "{welcome}");
+    assert_eq!(welcome["limits"]["burst_bytes"], 65_536, "{welcome}");
+    assert!(is_presence(&other.recv_frame(), "fast", "online"));
+
+    let started = Instant::now();
+    let mut stream = fast.stream().try_clone().expect("clone the socket");
+    let writer = thread::spawn(move || {
+        for i in 0..COUNT {
+            let text = format!("m{i} {}", "x".repeat(SIZE));
+            let frame = json!({"type": "msg", "text": text});
+            stream
+                .write_all(&frame_bytes(frame.to_string().as_bytes()))
+                .expect("write");
+        }
+    });
+    let seen: Vec<Value> = (0..COUNT).map(|_| other.expect_kind("msg")).collect();
+    for (i, m) in seen.iter().enumerate() {
+        let text = m["text"].as_str().expect("text");
+        assert!(
+            text.starts_with(&format!("m{i} ")),
+            "message {i} out of order"
+        );
+        assert_eq!(text.len(), SIZE + 3);
+    }
+    // The allowance did apply: about 100,000 bytes past a burst of 65,536
+    // at 40,000 a second. (A lower bound only.)
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(700),
+        "{COUNT} messages of {SIZE} bytes passed in {took:?}, faster than the allowance"
+    );
+    writer.join().expect("writer thread");
+    // Slowed, not closed.
+    for _ in 0..COUNT {
+        fast.expect_kind("msg");
+    }
+    fast.ping_pong();
+}
+
+#[test]
+fn no_rate_limit_means_no_byte_allowance_either() {
+    let server = Server::start(&["--rate", "0"]);
+    let mut c = server.connect();
+    let welcome = c.join("c");
+    let limits = &welcome["limits"];
+    for member in ["rate", "burst", "rate_bytes", "burst_bytes"] {
+        assert!(limits.get(member).is_none(), "{member} in {welcome}");
+    }
+    let server = Server::start(&[]);
+    let welcome = server.connect().join("d");
+    assert_eq!(
+        welcome["limits"]["rate_bytes"], 65_536,
+        "the default, {welcome}"
+    );
+    assert_eq!(welcome["limits"]["burst_bytes"], 262_144, "{welcome}");
+}

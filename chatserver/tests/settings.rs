@@ -93,6 +93,14 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
             vec!["--outbound-queue-bytes", "--max-frame-bytes"],
         ),
         (
+            vec!["--burst-bytes", "60000"],
+            vec!["--burst-bytes", "--max-frame-bytes", "65536"],
+        ),
+        (
+            vec!["--rate-bytes", "2000000000"],
+            vec!["--rate-bytes", "0..=1073741824"],
+        ),
+        (
             vec!["--replay-bytes", "2000000"],
             vec!["--replay-bytes", "--outbound-queue-bytes"],
         ),

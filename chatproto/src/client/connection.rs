@@ -1,9 +1,7 @@
 //! A connection's start and end (join, rejoin, disconnect), and the
 //! timers that ping a silent server and call a connection dead.
 
-use super::{
-    pace, Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS,
-};
+use super::{Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
 use crate::frame::ClientFrame;
 
 impl Client {
@@ -85,11 +83,10 @@ impl Client {
             Some(at) => at.saturating_add(CLIENT_DEAD_AFTER_MS),
             None => self.heard_at.saturating_add(CLIENT_PING_AFTER_MS),
         };
-        let paced = self
-            .pacer
-            .as_ref()
-            .filter(|_| !self.paced.is_empty())
-            .map_or(u64::MAX, pace::Pacer::next_at);
+        let paced = match (&self.pacer, self.paced.front()) {
+            (Some(p), Some((_, cost))) => p.next_at(*cost),
+            _ => u64::MAX,
+        };
         Some(alive.min(paced))
     }
 

@@ -27,10 +27,8 @@ impl Client {
                 ..
             } => {
                 self.limits = limits;
-                // A rate of 0 (said by no server of ours) is no limit.
-                self.pacer = limits
-                    .and_then(|l| Some((l.rate.filter(|r| *r > 0)?, l.burst?)))
-                    .map(|(rate, burst)| super::pace::Pacer::new(rate, burst, self.now));
+                let now = self.now;
+                self.pacer = limits.and_then(|l| super::pace::Pace::new(&l, now));
                 self.drop_too_large(self.frame_limit());
                 self.welcome(nick, session, resumed.unwrap_or(false));
             }

@@ -171,11 +171,12 @@ pub struct Client {
     limits: Option<Limits>,
     /// The join on this connection was refused (another may be sent).
     join_refused: bool,
-    /// Under the rate the server said in its `welcome`, if any.
-    pacer: Option<pace::Pacer>,
-    /// Frames waiting for the pacer, in order: nothing passes them but
-    /// pings and pongs.
-    paced: VecDeque<ClientFrame>,
+    /// Under the rate and byte allowance the server said in its
+    /// `welcome`, if any.
+    pacer: Option<pace::Pace>,
+    /// Frames waiting for the pacer, in order, each with its cost in
+    /// bytes: nothing passes them but pings and pongs.
+    paced: VecDeque<(ClientFrame, u64)>,
     /// The latest time a `handle_*` call gave.
     now: u64,
 }
@@ -508,15 +509,16 @@ impl Client {
     fn send(&mut self, frame: ClientFrame) {
         let free = matches!(frame, ClientFrame::Ping | ClientFrame::Pong);
         let now = self.now;
-        let go = free
-            || match &mut self.pacer {
-                None => true,
-                Some(p) => self.paced.is_empty() && p.take(now),
-            };
-        if go {
-            self.out.push_back(ClientOutput::Send(frame));
-        } else {
-            self.paced.push_back(frame);
+        match &mut self.pacer {
+            Some(p) if !free => {
+                let cost = p.cost(&frame);
+                if self.paced.is_empty() && p.take(now, cost) {
+                    self.out.push_back(ClientOutput::Send(frame));
+                } else {
+                    self.paced.push_back((frame, cost));
+                }
+            }
+            _ => self.out.push_back(ClientOutput::Send(frame)),
         }
     }
 
@@ -529,8 +531,9 @@ impl Client {
             return;
         };
         if !self.paced.is_empty() {
-            self.paced
-                .retain(|f| !matches!(f, ClientFrame::Msg { id: Some(id), .. } if *id == p.id));
+            self.paced.retain(
+                |(f, _)| !matches!(f, ClientFrame::Msg { id: Some(id), .. } if *id == p.id),
+            );
         }
     }
 
@@ -539,8 +542,11 @@ impl Client {
         let Some(p) = &mut self.pacer else {
             return;
         };
-        while !self.paced.is_empty() && p.take(now) {
-            if let Some(frame) = self.paced.pop_front() {
+        while let Some((_, cost)) = self.paced.front() {
+            if !p.take(now, *cost) {
+                break;
+            }
+            if let Some((frame, _)) = self.paced.pop_front() {
                 self.out.push_back(ClientOutput::Send(frame));
             }
         }

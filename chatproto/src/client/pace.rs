@@ -1,7 +1,9 @@
 //! Pacing: the client sends no faster than the server said it reads
-//! (`welcome`'s `rate` and `burst`), so a long paste is sent at that rate
-//! instead of being read slower and, held back too long, closed with
-//! `rate_limited`.
+//! (`welcome`'s `rate` and `burst`, and its byte allowance `rate_bytes`
+//! and `burst_bytes`), so a long paste is sent at that rate instead of
+//! being read slower and, held back too long, closed with `rate_limited`.
+
+use crate::frame::ClientFrame;
 
 /// A token bucket a little inside the server's: nine tenths of its rate
 /// and half its burst. The server counts every frame, pings and pongs too,
@@ -9,25 +11,27 @@
 /// tenth left over covers them and the two clocks' drift.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
-    /// Millionths of a frame gained per millisecond (a thousandth of the
-    /// rate in millionths a second: fine enough that nine tenths of a
-    /// rate of 1 or 2 is not rounded to all or half of it).
+    /// Millionths of a unit (a frame, or a byte) gained per millisecond (a
+    /// thousandth of the rate in millionths a second: fine enough that
+    /// nine tenths of a rate of 1 or 2 is not rounded to all or half of
+    /// it).
     per_ms: u64,
-    /// The most millionths of a frame it holds.
+    /// The most millionths of a unit it holds.
     cap: u64,
-    /// Millionths of a frame it holds at `at`.
+    /// Millionths of a unit it holds at `at`.
     held: u64,
     at: u64,
 }
 
-/// One frame, in the bucket's unit.
-const FRAME: u64 = 1_000_000;
+/// One unit, in the bucket's millionths.
+const UNIT: u64 = 1_000_000;
 
 impl Pacer {
-    /// A full bucket under the server's `rate` and `burst`, at `now`.
+    /// A full bucket under the server's `rate` and `burst` (units a second,
+    /// units at once), at `now`.
     pub(crate) fn new(rate: u64, burst: u64, now: u64) -> Pacer {
         let per_ms = rate.saturating_mul(900).max(1);
-        let cap = (burst / 2).max(1).saturating_mul(FRAME);
+        let cap = (burst / 2).max(1).saturating_mul(UNIT);
         Pacer {
             per_ms,
             cap,
@@ -44,27 +48,119 @@ impl Pacer {
         }
     }
 
-    /// Take one frame's worth at `now`, if there is one.
-    pub(crate) fn take(&mut self, now: u64) -> bool {
-        self.fill(now);
-        if self.held >= FRAME {
-            self.held -= FRAME;
-            true
-        } else {
-            false
-        }
+    /// What `n` units take from the bucket: no more than it holds when
+    /// full, so that something larger than half the server's burst (a
+    /// frame near the largest, under a byte allowance) goes once the
+    /// bucket is full instead of never.
+    fn cost(&self, n: u64) -> u64 {
+        n.saturating_mul(UNIT).min(self.cap)
     }
 
-    /// When the next frame's worth will be there.
-    pub(crate) fn next_at(&self) -> u64 {
-        let short = FRAME.saturating_sub(self.held);
+    /// Whether `n` units may go at `now`.
+    pub(crate) fn can(&mut self, now: u64, n: u64) -> bool {
+        self.fill(now);
+        self.held >= self.cost(n)
+    }
+
+    /// Take `n` units (after [`can`](Pacer::can) said yes).
+    pub(crate) fn spend(&mut self, n: u64) {
+        self.held = self.held.saturating_sub(self.cost(n));
+    }
+
+    /// Take one unit at `now`, if there is one.
+    #[cfg(test)]
+    pub(crate) fn take(&mut self, now: u64) -> bool {
+        let ok = self.can(now, 1);
+        if ok {
+            self.spend(1);
+        }
+        ok
+    }
+
+    /// When `n` units' worth will be there.
+    pub(crate) fn next_at(&self, n: u64) -> u64 {
+        let short = self.cost(n).saturating_sub(self.held);
         self.at.saturating_add(short.div_ceil(self.per_ms))
+    }
+}
+
+/// The server's two limits, as far as it said them: frames, and payload
+/// bytes. A frame goes when both have room for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Pace {
+    frames: Option<Pacer>,
+    bytes: Option<Pacer>,
+}
+
+impl Pace {
+    /// Pacing under what `welcome` said (`None` when it said no limit).
+    pub(crate) fn new(limits: &crate::Limits, now: u64) -> Option<Pace> {
+        // A rate of 0 (said by no server of ours) is no limit.
+        let pacer = |rate: Option<u64>, burst: Option<u64>| {
+            Some(Pacer::new(rate.filter(|r| *r > 0)?, burst?, now))
+        };
+        let frames = pacer(limits.rate, limits.burst);
+        let bytes = pacer(limits.rate_bytes, limits.burst_bytes);
+        (frames.is_some() || bytes.is_some()).then_some(Pace { frames, bytes })
+    }
+
+    /// What `frame` costs the byte allowance: its payload's length as
+    /// `encode` writes it (0 when there is no allowance, so nothing is
+    /// encoded for it).
+    pub(crate) fn cost(&self, frame: &ClientFrame) -> u64 {
+        if self.bytes.is_none() {
+            return 0;
+        }
+        let mut count = Count(0);
+        // Writing to a counter fails never; a frame that cannot be
+        // written is refused by `encode` whatever it costs here.
+        let _ = serde_json::to_writer(&mut count, frame);
+        count.0
+    }
+
+    /// Whether a frame of `cost` bytes may go at `now`; if so, its share
+    /// is taken from both buckets.
+    pub(crate) fn take(&mut self, now: u64, cost: u64) -> bool {
+        let frame_ok = self.frames.as_mut().is_none_or(|p| p.can(now, 1));
+        let bytes_ok = self.bytes.as_mut().is_none_or(|p| p.can(now, cost));
+        if !(frame_ok && bytes_ok) {
+            return false;
+        }
+        if let Some(p) = &mut self.frames {
+            p.spend(1);
+        }
+        if let Some(p) = &mut self.bytes {
+            p.spend(cost);
+        }
+        true
+    }
+
+    /// When a frame of `cost` bytes may go.
+    pub(crate) fn next_at(&self, cost: u64) -> u64 {
+        let frames = self.frames.as_ref().map_or(0, |p| p.next_at(1));
+        let bytes = self.bytes.as_ref().map_or(0, |p| p.next_at(cost));
+        frames.max(bytes)
+    }
+}
+
+/// A writer that only counts.
+struct Count(u64);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Pacer;
+    use super::{Pace, Pacer};
+    use crate::Limits;
 
     #[test]
     fn a_burst_then_the_rate_inside_the_servers() {
@@ -73,7 +169,7 @@ mod tests {
         let burst = (0..100).take_while(|_| p.take(1_000)).count();
         assert_eq!(burst, 50, "half the burst");
         // Then 45 a second: one every 22.2 ms.
-        assert_eq!(p.next_at(), 1_023);
+        assert_eq!(p.next_at(1), 1_023);
         assert!(!p.take(1_022));
         assert!(p.take(1_023));
         let in_a_second = (0..1_000u64).filter(|ms| p.take(1_023 + ms + 1)).count();
@@ -85,11 +181,11 @@ mod tests {
         // 1 a second: one every 1.111 s, not every second.
         let mut p = Pacer::new(1, 2, 0);
         assert!(p.take(0));
-        assert_eq!(p.next_at(), 1_112);
+        assert_eq!(p.next_at(1), 1_112);
         // 2 a second: 1.8, not 1.
         let mut p = Pacer::new(2, 2, 0);
         assert!(p.take(0));
-        assert_eq!(p.next_at(), 556);
+        assert_eq!(p.next_at(1), 556);
     }
 
     #[test]
@@ -102,6 +198,71 @@ mod tests {
         assert_eq!((0..10).take_while(|_| p.take(later)).count(), 2);
         let mut tiny = Pacer::new(1, 1, u64::MAX - 5);
         assert!(tiny.take(u64::MAX - 5));
-        assert_eq!(tiny.next_at(), u64::MAX, "saturates");
+        assert_eq!(tiny.next_at(1), u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn a_byte_allowance_paces_large_frames() {
+        // 1,000 bytes a second after 4,000: half of that at once, at 900 a second.
+        let limits = Limits::new(1_024, 4, 50, 200).with_byte_rate(1_000, 4_000);
+        let mut p = Pace::new(&limits, 0).expect("a byte allowance paces");
+        assert!(p.take(0, 600) && p.take(0, 600) && p.take(0, 600));
+        assert!(!p.take(0, 600), "2,000 bytes at once, not 2,400");
+        // 200 left: 400 more at 0.9 a millisecond.
+        assert_eq!(p.next_at(600), 445);
+        assert!(!p.take(444, 600));
+        assert!(p.take(445, 600));
+        // No frame limit was said: small frames go as the bytes allow.
+        let mut q = Pace::new(&limits, 0).expect("paces");
+        assert_eq!((0..5_000).take_while(|_| q.take(0, 2)).count(), 1_000);
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_bucket_goes_when_it_is_full() {
+        let limits = Limits::new(1_024, 4, 50, 200).with_byte_rate(1_000, 4_000);
+        let mut p = Pace::new(&limits, 0).expect("paces");
+        assert!(p.take(0, 3_000), "a full bucket lets it go");
+        assert!(!p.take(1, 3_000));
+        // Full again after 2,000 / 0.9 ms.
+        assert_eq!(p.next_at(3_000), 2_223);
+        assert!(p.take(2_223, 3_000));
+    }
+
+    #[test]
+    fn a_frame_goes_only_when_both_limits_have_room() {
+        // 10 frames a second after 4, and 1,000 bytes a second after 4,000.
+        let limits = Limits::new(1_024, 4, 50, 200)
+            .with_rate(10, 4)
+            .with_byte_rate(1_000, 4_000);
+        let mut p = Pace::new(&limits, 0).expect("paces");
+        assert!(p.take(0, 10) && p.take(0, 10), "half the frame burst");
+        assert!(!p.take(0, 10), "the frames are out, though bytes are not");
+        let frames_at = p.next_at(10);
+        assert_eq!(frames_at, 112);
+        // The bytes are now the tighter: a refused take spent nothing.
+        assert!(p.take(frames_at, 1_900));
+        assert!(!p.take(frames_at + 200, 1_000));
+        assert!(p.next_at(1_000) > frames_at + 200);
+        // No limit said: no pacing.
+        assert!(Pace::new(&Limits::new(1_024, 4, 50, 200), 0).is_none());
+        assert!(Pace::new(&Limits::new(1_024, 4, 50, 200).with_byte_rate(0, 9), 0).is_none());
+    }
+
+    #[test]
+    fn a_frames_cost_is_its_encoded_length() {
+        let limits = Limits::new(1_024, 4, 50, 200).with_byte_rate(1_000, 4_000);
+        let p = Pace::new(&limits, 0).expect("paces");
+        let frame = crate::ClientFrame::msg_in(
+            "dev",
+            vec!["bob".into()],
+            "h\u{e9} \"x\"",
+            Some("7".into()),
+        );
+        let encoded = crate::encode(&frame, 1_024).expect("fits");
+        assert_eq!(p.cost(&frame), encoded.len() as u64 - 4);
+        // Without a byte allowance nothing is encoded.
+        let frames_only =
+            Pace::new(&Limits::new(1_024, 4, 50, 200).with_rate(5, 5), 0).expect("paces");
+        assert_eq!(frames_only.cost(&frame), 0);
     }
 }

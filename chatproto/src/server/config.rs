@@ -102,6 +102,13 @@ pub struct ServerConfig {
     pub rate: u64,
     /// The burst that goes with [`rate`](ServerConfig::rate).
     pub burst: u64,
+    /// The byte allowance the shell applies to each connection beside
+    /// [`rate`](ServerConfig::rate), in payload bytes per second (default
+    /// 0: none said), which `welcome` announces ([`Limits::rate_bytes`]).
+    /// Like `rate`, not enforced by the core.
+    pub rate_bytes: u64,
+    /// The burst that goes with [`rate_bytes`](ServerConfig::rate_bytes).
+    pub burst_bytes: u64,
     /// In a room with more members than this, entering and leaving are
     /// still events (they take a seq) but are sent only to the one who
     /// entered or left, not to everyone: a join storm into a huge room
@@ -151,6 +158,8 @@ impl Default for ServerConfig {
             nick_rule: NickRule::default(),
             rate: 0,
             burst: 0,
+            rate_bytes: 0,
+            burst_bytes: 0,
         }
     }
 }
@@ -179,5 +188,6 @@ impl ServerConfig {
         )
         .with_presence_fanout_max(self.presence_fanout_max as u64)
         .with_rate(self.rate, self.burst)
+        .with_byte_rate(self.rate_bytes, self.burst_bytes)
     }
 }

@@ -260,7 +260,10 @@ impl Shell {
         let back = FrameDecoder::new(payload.len()).decode::<ClientFrame>(&mut again);
         assert_eq!(back, Decoded::Frame(frame.clone()), "round trip");
         let has = |room: &str| self.client.rooms().any(|r| r == room);
-        let paced = self.client.limits().is_some_and(|l| l.rate.is_some());
+        let paced = self
+            .client
+            .limits()
+            .is_some_and(|l| l.rate.is_some() || l.rate_bytes.is_some());
         match &frame {
             ClientFrame::Msg { id, room, .. } => {
                 let id = id.as_deref().expect("the client's messages carry ids");
@@ -433,14 +436,19 @@ impl Shell {
                     nicks(b),
                     (a & 2 != 0).then(|| format!("tok{}", b % 3)),
                     (a & 4 != 0).then_some(a & 8 != 0),
-                    // The rate as a server may say it: mostly none (so
+                    // The rates as a server may say them: mostly none (so
                     // that most runs check each frame against the state
                     // when it goes, see `check_send`), else the slowest,
-                    // ours, or past any clock.
+                    // ours, or past any clock; the byte allowance's burst
+                    // below a frame or far above.
                     limits.map(|max| {
                         let rate = [0, 0, 0, 0, 0, 1, 50, u64::MAX][usize::from(c % 8)];
                         let burst = [1, 2, 100, u64::MAX][usize::from(c / 8 % 4)];
-                        Limits::new(max, 4, 50, 200).with_rate(rate, burst)
+                        let rate_bytes = [0, 0, 0, 1, 65_536, u64::MAX][usize::from(c / 32 % 6)];
+                        let burst_bytes = [0, 1_000, u64::MAX][usize::from(b % 3)];
+                        Limits::new(max, 4, 50, 200)
+                            .with_rate(rate, burst)
+                            .with_byte_rate(rate_bytes, burst_bytes)
                     }),
                 )
             }
