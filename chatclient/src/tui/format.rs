@@ -15,7 +15,9 @@
 //! Text and nicknames from the network go through
 //! [`chatproto::escape_control`]: control characters, bidi overrides and
 //! zero-width characters are shown as `\u{..}`, never sent raw to the
-//! terminal (zero-width joiners inside words are text and stay).
+//! terminal (zero-width joiners inside words are text and stay). A
+//! message's newlines are the one exception, as on the web page: each
+//! starts a row of its own, under the text ([`wrap`] breaks there).
 
 use chatproto::escape_control;
 use ratatui::style::Style;
@@ -235,18 +237,36 @@ fn message(
         Some(act) => {
             prefix.push(Span::raw(" "));
             body.push(Span::styled(
-                escape_control(act).into_owned(),
+                with_breaks(act),
                 m.text_style.patch(theme.action()),
             ));
         }
         None => {
             prefix.push(Span::raw(": "));
-            body.push(Span::styled(
-                escape_control(m.text).into_owned(),
-                m.text_style,
-            ));
+            body.push(Span::styled(with_breaks(m.text), m.text_style));
         }
     }
+}
+
+/// `text` escaped as [`escape_control`] does, but for its line breaks
+/// (`\n`, or `\r\n`), kept as `\n` for [`wrap`] to break the row at.
+fn with_breaks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let more = lines.peek().is_some();
+        // A `\r` is part of the break only before a newline.
+        let line = if more {
+            line.strip_suffix('\r').unwrap_or(line)
+        } else {
+            line
+        };
+        out.push_str(&escape_control(line));
+        if more {
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -371,6 +391,21 @@ mod tests {
                 "           columns",
             ]
         );
+    }
+
+    #[test]
+    fn a_messages_newlines_are_rows_and_other_controls_stay_escaped() {
+        let rows = show(msg("bob", &[], "one\r\ntwo\rx\n\u{1b}[2J", false), 40);
+        assert_eq!(
+            rows,
+            [
+                "12:01 bob: one",
+                "           two\\rx",
+                "           \\u{1b}[2J",
+            ]
+        );
+        assert_eq!(with_breaks("a\r"), "a\\r", "a \\r not before a newline");
+        assert_eq!(with_breaks("\n"), "\n");
     }
 
     #[test]

@@ -114,7 +114,15 @@ struct Cell<'a> {
 /// pushed one after the other and never broken across rows).
 fn cells_of<'a>(text: &'a str, style: Style, out: &mut Vec<Vec<Cell<'a>>>) {
     for g in text.graphemes(true) {
-        if is_split(g) {
+        if g == "\n" {
+            // A line break: `wrap` starts a row there.
+            out.push(vec![Cell {
+                g,
+                width: 0,
+                style,
+                alone: false,
+            }]);
+        } else if is_split(g) {
             let cluster: Vec<Cell<'a>> = parts(g)
                 .map(|p| Cell {
                     g: p,
@@ -182,7 +190,9 @@ impl<'a> Rows<'a> {
 /// `prefix` then `body` as rows of at most `width` columns. Rows after
 /// the first are indented by the prefix's width, or by half the width when
 /// the prefix is wider than that; words move to the next row whole unless
-/// a word is longer than a row, which is broken where the row ends.
+/// a word is longer than a row, which is broken where the row ends. A
+/// newline in the body starts a new row, and the spaces after it are kept
+/// (an indented line of code stays indented).
 pub fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'static>> {
     let width = width.max(1);
     let cells = |spans: &[Span<'_>]| -> Vec<(String, Style)> {
@@ -217,11 +227,26 @@ pub fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'s
     }
     let is_space = |c: &Vec<Cell<'_>>| c.iter().all(|c| c.g.chars().all(char::is_whitespace));
     let width_of = |c: &Vec<Cell<'_>>| c.iter().map(|c| c.width).sum::<usize>();
+    let is_break = |c: &Vec<Cell<'_>>| matches!(&c[..], [one] if one.g == "\n");
+    // Just after a newline: spaces there are the line's own.
+    let mut line_start = false;
     let mut i = 0;
     while i < flat.len() {
+        if is_break(&flat[i]) {
+            // A newline at the very end opens no empty row.
+            if i + 1 < flat.len() {
+                rows.new_row();
+            }
+            line_start = true;
+            i += 1;
+            continue;
+        }
         if is_space(&flat[i]) {
-            // No space at the start of a continuation row.
-            if !(rows.at_row_start() && rows.rows.len() > 1) {
+            // No space at the start of a continuation row, unless the
+            // line began there.
+            if line_start && rows.col + width_of(&flat[i]) <= width {
+                rows.push(&flat[i]);
+            } else if !(rows.at_row_start() && rows.rows.len() > 1) {
                 if rows.col + width_of(&flat[i]) > width {
                     rows.new_row();
                 } else {
@@ -235,6 +260,7 @@ pub fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'s
             .iter()
             .position(is_space)
             .map_or(flat.len(), |n| i + n);
+        line_start = false;
         let word = &flat[i..end];
         let word_width: usize = word.iter().map(width_of).sum();
         if rows.col + word_width > width && word_width <= width - indent && !rows.at_row_start() {
@@ -312,6 +338,23 @@ mod tests {
         for r in &rows {
             assert!(text_width(r) <= 30, "{r:?}");
         }
+    }
+
+    #[test]
+    fn a_newline_starts_a_row_under_the_text_and_keeps_its_spaces() {
+        let rows = w("12:00 bob: ", "fn main() {\n    hi();\n\n}\n", 40);
+        assert_eq!(
+            rows,
+            [
+                "12:00 bob: fn main() {",
+                "               hi();",
+                "           ",
+                "           }",
+            ]
+        );
+        // A long line after a break still wraps under the text.
+        let rows = w("> ", "a\nbb cc dd", 6);
+        assert_eq!(rows, ["> a", "  bb", "  cc", "  dd"]);
     }
 
     #[test]
