@@ -812,53 +812,72 @@ fn frames_are_paced_under_the_rate_the_server_said() {
 
 /// Under a byte allowance the server said, large messages go no faster
 /// than nine tenths of it after half its burst, each counted by its
-/// encoded frame; small frames around them are not held by a frame rate
-/// the server did not say.
+/// encoded frame (the deadline is exact to the millisecond); one larger
+/// than half the burst goes when the bucket is full and the rest is owed.
 #[test]
 fn large_messages_are_paced_under_the_byte_allowance_the_server_said() {
+    // Each frame sent: its text's length and its payload's (what the
+    // server counts).
     let sent = |c: &mut Client| {
         let mut sent = Vec::new();
         while let Some(out) = c.poll() {
-            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
-                sent.push(text.len());
+            if let ClientOutput::Send(frame) = out {
+                let payload = chatproto::encode(&frame, 1 << 20).expect("fits").len() as u64 - 4;
+                let text = match frame {
+                    ClientFrame::Msg { text, .. } => text.len(),
+                    _ => 0,
+                };
+                sent.push((text, payload));
             }
         }
         sent
     };
-    // 9,000 bytes a second after 20,000: 8,100 a second after 10,000.
+    let texts = |s: &[(usize, u64)]| s.iter().map(|(t, _)| *t).collect::<Vec<_>>();
+    // 9,000 bytes a second after 20,000: 8,100 a second after 10,000, in
+    // millionths of a byte 8,100,000 a millisecond.
     let limits = Limits::new(16_384, 64, 500, 200).with_byte_rate(9_000, 20_000);
     let mut c = Client::new("alice", &["lobby"], "a-");
     c.handle_connected(1_000);
+    sent(&mut c); // the join, before any limit was said
     c.handle_frame(1_000, welcome_with(false, limits));
+    let enter = sent(&mut c);
+    assert_eq!(enter.len(), 1, "the enter of the lobby");
     c.handle_frame(1_000, lobby_entered());
     c.handle_frame(1_000, own_presence(1));
-    sent(&mut c);
-    // Each frame is 4,000 bytes of text and about 70 of JSON around it.
     for _ in 0..4 {
         c.send_msg("lobby", vec![], "x".repeat(4_000));
     }
+    let first = sent(&mut c);
     assert_eq!(
-        sent(&mut c),
+        texts(&first),
         [4_000, 4_000],
-        "two fit in 10,000 (less the enter)"
+        "two fit in 10,000 with the enter"
     );
-    let next = c.poll_timeout().expect("a deadline");
-    assert!(
-        (1_200..1_300).contains(&next),
-        "about 2,150 bytes short at 8.1 a millisecond: {next}"
-    );
+    // What the third still needs, at 8.1 bytes a millisecond.
+    let spent: u64 = enter.iter().chain(&first).map(|(_, p)| p).sum();
+    let held = 10_000 - spent;
+    let need = first[1].1 - held;
+    let next = 1_000 + (need * 1_000_000).div_ceil(8_100_000);
+    assert_eq!(c.poll_timeout(), Some(next));
     c.handle_timeout(next - 1);
     assert!(sent(&mut c).is_empty(), "not before its time");
     c.handle_timeout(next);
-    assert_eq!(sent(&mut c), [4_000]);
+    assert_eq!(texts(&sent(&mut c)), [4_000]);
     // A message larger than half the burst waits for a full bucket.
     c.send_msg("lobby", vec![], "y".repeat(12_000));
     c.handle_timeout(next + 1_000);
-    assert_eq!(sent(&mut c), [4_000]);
+    assert_eq!(texts(&sent(&mut c)), [4_000]);
     c.handle_timeout(next + 1_000 + 700);
     assert!(sent(&mut c).is_empty(), "about 9,700 of 10,000: not yet");
     c.handle_timeout(next + 1_000 + 1_240);
-    assert_eq!(sent(&mut c), [12_000], "the bucket is full: it goes");
+    let big = sent(&mut c);
+    assert_eq!(texts(&big), [12_000], "the bucket is full: it goes");
+    // It owed what the bucket did not hold: the next waits for that too.
+    c.send_msg("lobby", vec![], "z".repeat(10));
+    assert!(sent(&mut c).is_empty(), "the debt is not paid");
+    let owed = big[0].1 - 10_000;
+    let at = c.poll_timeout().expect("a deadline");
+    assert!(at > next + 1_000 + 1_240 + owed * 1_000 / 8_100, "{at}");
 }
 
 /// A message whose frame still waits for the pacer when the server

@@ -260,12 +260,12 @@ pub struct Args {
     pub burst: u32,
 
     /// Payload bytes per second a client may send on average, beside
-    /// --rate (0 to 1073741824; 0: no byte allowance): past
-    /// --burst-bytes the server reads it slower, as for frames. Off when
-    /// --rate is 0.
-    #[arg(long, env = "CHATSERVER_RATE_BYTES", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u32).range(0..=1 << 30))]
-    pub rate_bytes: u32,
+    /// --rate (by default one frame of --max-frame-bytes a second, 65536;
+    /// 0 to 1000000000; 0: no byte allowance): past --burst-bytes the
+    /// server reads it slower, as for frames. Off when --rate is 0.
+    #[arg(long, env = "CHATSERVER_RATE_BYTES",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000_000))]
+    pub rate_bytes: Option<u32>,
 
     /// Payload bytes a client may send at once before --rate-bytes applies
     /// (by default four frames of --max-frame-bytes, 262144; 1024 to
@@ -447,16 +447,26 @@ impl Args {
         }
     }
 
+    /// The byte allowance, in bytes a second: 0 when there is none (also
+    /// with no rate limit), by default one frame a second.
+    pub fn rate_bytes(&self) -> u32 {
+        if self.rate == 0 {
+            return 0;
+        }
+        self.rate_bytes.unwrap_or(self.max_frame_bytes)
+    }
+
     /// The byte allowance's burst: as given, or four frames.
     pub fn burst_bytes(&self) -> u32 {
         self.burst_bytes
-            .unwrap_or_else(|| self.max_frame_bytes.saturating_mul(4).min(1 << 30))
+            .unwrap_or_else(|| self.max_frame_bytes.saturating_mul(4))
     }
 
     /// Settings that are each in range but cannot work together: the
     /// message names them.
     pub fn check(&self) -> Result<(), String> {
-        if let Some(burst) = self.burst_bytes.filter(|b| *b < self.max_frame_bytes) {
+        let burst = self.burst_bytes.filter(|b| *b < self.max_frame_bytes);
+        if let Some(burst) = burst.filter(|_| self.rate_bytes() > 0) {
             return Err(format!(
                 "--burst-bytes {burst} is less than one frame of --max-frame-bytes {}; use at least {}",
                 self.max_frame_bytes, self.max_frame_bytes

@@ -217,8 +217,6 @@ impl Reader<'_> {
                 Err(Halt::HubGone) => return Err(Stop::HubGone),
             }
         }
-        // Caught up with everything the client sent.
-        self.feeder.caught_up();
         self.release_idle_buffer();
         Ok(None)
     }

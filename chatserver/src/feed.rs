@@ -56,7 +56,10 @@ pub struct Feeder<'a> {
     bucket: TokenBucket,
     /// An input waiting for a token, with its payload's length in bytes.
     held: Option<(ToHub, usize)>,
-    /// Since when the rate limit has held this client back without a break.
+    /// The held input was refused a token at least once.
+    waited: bool,
+    /// Since when the rate limit has held this client back without a
+    /// break: until an input passes without waiting.
     throttled_since: Option<Instant>,
 }
 
@@ -70,6 +73,7 @@ impl<'a> Feeder<'a> {
             bucket: TokenBucket::new(cfg.rate, cfg.burst, std::time::Instant::now())
                 .with_bytes(cfg.rate_bytes, cfg.burst_bytes),
             held: None,
+            waited: false,
             throttled_since: None,
         }
     }
@@ -99,6 +103,7 @@ impl<'a> Feeder<'a> {
             return Ok(Some(now + READS_RECHECK));
         }
         if let Err(wait) = self.bucket.take(now.into_std(), *bytes) {
+            self.waited = true;
             let since = *self.throttled_since.get_or_insert(now);
             if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
                 return Err(Halt::Kick(Kick::RateLimited));
@@ -106,6 +111,13 @@ impl<'a> Feeder<'a> {
             return Ok(Some(now + wait));
         }
         let (input, _) = self.held.take().expect("held above");
+        // A client is no longer throttled once an input of its passes
+        // without waiting: not when its buffer runs dry, which with frames
+        // larger than a read is after every frame, so a flood of them was
+        // never closed.
+        if !std::mem::take(&mut self.waited) {
+            self.throttled_since = None;
+        }
         // Without a future when there is room (the usual case); the queue
         // is fair either way, as no permit is free while another sender
         // waits for one. A frame still counts against the task's budget of
@@ -119,11 +131,6 @@ impl<'a> Feeder<'a> {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Halt::HubGone),
         }
         Ok(None)
-    }
-
-    /// Everything the client sent has been passed on: it is not throttled.
-    pub fn caught_up(&mut self) {
-        self.throttled_since = None;
     }
 }
 

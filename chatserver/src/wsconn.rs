@@ -133,15 +133,7 @@ pub async fn serve<S>(
             },
         }
         match feeder.pass().await {
-            Ok(None) => {
-                // Caught up only if it passed without waiting: a flood
-                // that is always waiting is throttled, and closed after
-                // the grace time.
-                if resume_at.is_none() {
-                    feeder.caught_up();
-                }
-                resume_at = None;
-            }
+            Ok(None) => resume_at = None,
             Ok(Some(at)) => resume_at = Some(at),
             Err(Halt::Kick(why)) => {
                 info!(client = %id, "rate limit exceeded for too long; closing");

@@ -564,7 +564,7 @@ fn join_all<T>(threads: Vec<thread::JoinHandle<T>>) -> Vec<T> {
     results
 }
 
-const FAST: [&str; 4] = ["--rate", "10000", "--burst", "10000"];
+const FAST: [&str; 6] = ["--rate", "10000", "--burst", "10000", "--rate-bytes", "0"];
 
 #[test]
 fn thirty_clients_on_three_nodes_see_one_order() {

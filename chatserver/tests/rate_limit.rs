@@ -193,3 +193,53 @@ fn no_rate_limit_means_no_byte_allowance_either() {
     );
     assert_eq!(welcome["limits"]["burst_bytes"], 262_144, "{welcome}");
 }
+
+/// A flood of frames each larger than one read of the socket is closed
+/// after the grace too: the client is throttled from its first wait until
+/// a frame passes without one, not only while its buffer holds a whole
+/// frame.
+#[test]
+fn a_flood_of_large_frames_over_the_byte_allowance_is_rate_limited_and_closed() {
+    let server = Server::start(&[
+        "--rate-bytes",
+        "20000",
+        "--burst-bytes",
+        "65536",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut watcher = server.join("watcher");
+    let mut fast = server.join("fast");
+    assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
+
+    let mut stream = fast.stream().try_clone().expect("clone the socket");
+    // 60 frames of 20 KB: 1.2 MB, a minute at 20,000 bytes a second.
+    let writer = thread::spawn(move || {
+        for i in 0..60 {
+            let frame = json!({"type": "msg", "text": format!("m{i} {}", "x".repeat(20_000))});
+            if stream
+                .write_all(&frame_bytes(frame.to_string().as_bytes()))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut echoed = 0;
+    loop {
+        match fast.next() {
+            Next::Frame(f) if kind(&f) == "msg" => echoed += 1,
+            Next::Frame(f) => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            other => panic!("expected rate_limited, got {other:?} after {echoed} echoes"),
+        }
+        assert!(
+            echoed < 20,
+            "{echoed} large messages passed and no rate_limited"
+        );
+    }
+    fast.expect_closed();
+    writer.join().expect("writer thread");
+}

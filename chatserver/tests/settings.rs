@@ -98,7 +98,7 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
         ),
         (
             vec!["--rate-bytes", "2000000000"],
-            vec!["--rate-bytes", "0..=1073741824"],
+            vec!["--rate-bytes", "0..=1000000000"],
         ),
         (
             vec!["--replay-bytes", "2000000"],

@@ -20,6 +20,9 @@ pub(crate) struct Pacer {
     cap: u64,
     /// Millionths of a unit it holds at `at`.
     held: u64,
+    /// Millionths owed by something larger than the bucket that went
+    /// anyway: paid from what is gained before anything is held again.
+    owed: u64,
     at: u64,
 }
 
@@ -36,35 +39,44 @@ impl Pacer {
             per_ms,
             cap,
             held: cap,
+            owed: 0,
             at: now,
         }
     }
 
     fn fill(&mut self, now: u64) {
         if now > self.at {
-            let gained = (now - self.at).saturating_mul(self.per_ms);
+            let mut gained = (now - self.at).saturating_mul(self.per_ms);
+            let paid = gained.min(self.owed);
+            self.owed -= paid;
+            gained -= paid;
             self.held = self.held.saturating_add(gained).min(self.cap);
             self.at = now;
         }
     }
 
-    /// What `n` units take from the bucket: no more than it holds when
-    /// full, so that something larger than half the server's burst (a
-    /// frame near the largest, under a byte allowance) goes once the
-    /// bucket is full instead of never.
-    fn cost(&self, n: u64) -> u64 {
+    /// What the bucket must hold for `n` units to go: all of them, or a
+    /// full bucket for more than it holds (something larger than half
+    /// the server's burst, such as a frame near the largest under a byte
+    /// allowance, goes once the bucket is full instead of never, and the
+    /// rest is owed).
+    fn needed(&self, n: u64) -> u64 {
         n.saturating_mul(UNIT).min(self.cap)
     }
 
     /// Whether `n` units may go at `now`.
     pub(crate) fn can(&mut self, now: u64, n: u64) -> bool {
         self.fill(now);
-        self.held >= self.cost(n)
+        self.owed == 0 && self.held >= self.needed(n)
     }
 
-    /// Take `n` units (after [`can`](Pacer::can) said yes).
+    /// Take `n` units (after [`can`](Pacer::can) said yes): all of them,
+    /// what the bucket does not hold owed.
     pub(crate) fn spend(&mut self, n: u64) {
-        self.held = self.held.saturating_sub(self.cost(n));
+        let cost = n.saturating_mul(UNIT);
+        let from_held = cost.min(self.held);
+        self.held -= from_held;
+        self.owed = self.owed.saturating_add(cost - from_held);
     }
 
     /// Take one unit at `now`, if there is one.
@@ -77,9 +89,12 @@ impl Pacer {
         ok
     }
 
-    /// When `n` units' worth will be there.
+    /// When `n` units may go.
     pub(crate) fn next_at(&self, n: u64) -> u64 {
-        let short = self.cost(n).saturating_sub(self.held);
+        let short = self
+            .owed
+            .saturating_add(self.needed(n))
+            .saturating_sub(self.held);
         self.at.saturating_add(short.div_ceil(self.per_ms))
     }
 }
@@ -218,14 +233,34 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_larger_than_the_bucket_goes_when_it_is_full() {
+    fn a_frame_larger_than_the_bucket_goes_when_it_is_full_and_owes_the_rest() {
+        // 1,000 bytes a second after 4,000: 2,000 at once, 900 a second.
         let limits = Limits::new(1_024, 4, 50, 200).with_byte_rate(1_000, 4_000);
         let mut p = Pace::new(&limits, 0).expect("paces");
         assert!(p.take(0, 3_000), "a full bucket lets it go");
-        assert!(!p.take(1, 3_000));
-        // Full again after 2,000 / 0.9 ms.
-        assert_eq!(p.next_at(3_000), 2_223);
-        assert!(p.take(2_223, 3_000));
+        // It owes 1,000, then needs a full bucket again: 3,000 / 0.9 ms.
+        assert_eq!(p.next_at(3_000), 3_334);
+        assert!(!p.take(2_223, 3_000), "full, but the debt is not paid");
+        assert!(!p.take(3_333, 3_000));
+        assert!(p.take(3_334, 3_000));
+        // Back to back, such frames go at the server's pace, not faster:
+        // 3,000 bytes every 3,334 ms is 0.9 of its 1,000 a second.
+        let mut sent = 1;
+        let mut now = 3_334;
+        while now < 3_334 + 33_340 {
+            now += 1;
+            if p.take(now, 3_000) {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 11, "ten more in ten periods");
+        // A small frame waits for the debt too.
+        let mut q = Pace::new(&limits, 0).expect("paces");
+        assert!(q.take(0, 3_000));
+        // Owed 1,000 and needing 1: 1,001 bytes at 0.9 a millisecond.
+        assert_eq!(q.next_at(1), 1_113);
+        assert!(!q.take(1_112, 1));
+        assert!(q.take(1_113, 1));
     }
 
     #[test]
