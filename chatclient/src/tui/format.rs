@@ -248,24 +248,27 @@ fn message(
     }
 }
 
-/// `text` escaped as [`escape_control`] does, but for its line breaks
-/// (`\n`, or `\r\n`), kept as `\n` for [`wrap`] to break the row at.
+/// How many of one message's line breaks start rows; any after are shown
+/// as `\n`, as before line breaks were rows, so that one message of
+/// newlines (64 KiB of them is 65,536 rows) cannot push the whole screen
+/// out of sight at once. Nothing is hidden either way.
+pub const MAX_BREAKS: usize = 50;
+
+/// `text` escaped as [`escape_control`] does, but for its first
+/// [`MAX_BREAKS`] line breaks (`\n`, or `\r\n`), kept as `\n` for
+/// [`wrap`] to break the row at.
 fn with_breaks(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut lines = text.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let more = lines.peek().is_some();
+    let mut start = 0;
+    for (at, _) in text.match_indices('\n').take(MAX_BREAKS) {
+        let line = &text[start..at];
         // A `\r` is part of the break only before a newline.
-        let line = if more {
-            line.strip_suffix('\r').unwrap_or(line)
-        } else {
-            line
-        };
-        out.push_str(&escape_control(line));
-        if more {
-            out.push('\n');
-        }
+        out.push_str(&escape_control(line.strip_suffix('\r').unwrap_or(line)));
+        out.push('\n');
+        start = at + 1;
     }
+    // The last line, or past the last break kept, the rest escaped whole.
+    out.push_str(&escape_control(&text[start..]));
     out
 }
 
@@ -406,6 +409,11 @@ mod tests {
         );
         assert_eq!(with_breaks("a\r"), "a\\r", "a \\r not before a newline");
         assert_eq!(with_breaks("\n"), "\n");
+        // Past the first MAX_BREAKS, newlines are shown as before.
+        let many = "x\n".repeat(MAX_BREAKS + 3);
+        let shown = with_breaks(&many);
+        assert_eq!(shown.matches('\n').count(), MAX_BREAKS);
+        assert!(shown.ends_with("x\nx\\nx\\nx\\n"), "{shown}");
     }
 
     #[test]
