@@ -14,10 +14,21 @@ use serde_json::{json, Value};
 /// as the socket takes them, on a thread of its own. Stops at the first
 /// write error (the server may close the connection).
 fn flood(client: &Client, count: usize) -> thread::JoinHandle<usize> {
+    flood_padded(client, count, 0)
+}
+
+/// [`flood`], each text followed by a space and `pad` bytes when `pad` is
+/// not 0.
+fn flood_padded(client: &Client, count: usize, pad: usize) -> thread::JoinHandle<usize> {
     let mut stream = client.stream().try_clone().expect("clone the socket");
+    let padding = if pad == 0 {
+        String::new()
+    } else {
+        format!(" {}", "x".repeat(pad))
+    };
     thread::spawn(move || {
         for i in 0..count {
-            let frame = json!({"type": "msg", "text": format!("m{i}")});
+            let frame = json!({"type": "msg", "text": format!("m{i}{padding}")});
             if stream
                 .write_all(&frame_bytes(frame.to_string().as_bytes()))
                 .is_err()
@@ -27,6 +38,24 @@ fn flood(client: &Client, count: usize) -> thread::JoinHandle<usize> {
         }
         count
     })
+}
+
+/// Read `client`'s echoes until it is sent `rate_limited`, which must come
+/// before `max` echoes, then its connection's end.
+fn expect_rate_limited(client: &mut Client, max: usize) {
+    let mut echoed = 0;
+    loop {
+        match client.next() {
+            Next::Frame(f) if kind(&f) == "msg" => echoed += 1,
+            Next::Frame(f) => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            other => panic!("expected rate_limited, got {other:?} after {echoed} echoes"),
+        }
+        assert!(echoed < max, "{echoed} messages passed and no rate_limited");
+    }
+    client.expect_closed();
 }
 
 /// Check that `msgs` are `m0..` from `from`, in order, with rising seq.
@@ -96,22 +125,7 @@ fn far_over_the_limit_for_long_is_rate_limited_and_closed() {
     assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
 
     let writer = flood(&fast, 5000);
-    let mut echoed = 0;
-    loop {
-        match fast.next() {
-            Next::Frame(f) if kind(&f) == "msg" => echoed += 1,
-            Next::Frame(f) => {
-                assert_eq!(f["code"], "rate_limited", "{f}");
-                break;
-            }
-            other => panic!("expected rate_limited, got {other:?} after {echoed} echoes"),
-        }
-        assert!(
-            echoed < 100,
-            "{echoed} messages passed a limit of 5 a second"
-        );
-    }
-    fast.expect_closed();
+    expect_rate_limited(&mut fast, 100);
     let (_, gone) = watcher.recv_until(100, |f| kind(f) == "presence");
     assert!(is_presence(&gone, "fast", "offline"), "{gone}");
     writer.join().expect("writer thread");
@@ -142,16 +156,7 @@ fn large_messages_are_held_to_the_byte_allowance_and_welcome_says_it() {
     assert!(is_presence(&other.recv_frame(), "fast", "online"));
 
     let started = Instant::now();
-    let mut stream = fast.stream().try_clone().expect("clone the socket");
-    let writer = thread::spawn(move || {
-        for i in 0..COUNT {
-            let text = format!("m{i} {}", "x".repeat(SIZE));
-            let frame = json!({"type": "msg", "text": text});
-            stream
-                .write_all(&frame_bytes(frame.to_string().as_bytes()))
-                .expect("write");
-        }
-    });
+    let writer = flood_padded(&fast, COUNT, SIZE);
     let seen: Vec<Value> = (0..COUNT).map(|_| other.expect_kind("msg")).collect();
     for (i, m) in seen.iter().enumerate() {
         let text = m["text"].as_str().expect("text");
@@ -168,7 +173,7 @@ fn large_messages_are_held_to_the_byte_allowance_and_welcome_says_it() {
         took >= Duration::from_millis(700),
         "{COUNT} messages of {SIZE} bytes passed in {took:?}, faster than the allowance"
     );
-    writer.join().expect("writer thread");
+    assert_eq!(writer.join().expect("writer thread"), COUNT);
     // Slowed, not closed.
     for _ in 0..COUNT {
         fast.expect_kind("msg");
@@ -212,34 +217,8 @@ fn a_flood_of_large_frames_over_the_byte_allowance_is_rate_limited_and_closed() 
     let mut fast = server.join("fast");
     assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
 
-    let mut stream = fast.stream().try_clone().expect("clone the socket");
     // 60 frames of 20 KB: 1.2 MB, a minute at 20,000 bytes a second.
-    let writer = thread::spawn(move || {
-        for i in 0..60 {
-            let frame = json!({"type": "msg", "text": format!("m{i} {}", "x".repeat(20_000))});
-            if stream
-                .write_all(&frame_bytes(frame.to_string().as_bytes()))
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    let mut echoed = 0;
-    loop {
-        match fast.next() {
-            Next::Frame(f) if kind(&f) == "msg" => echoed += 1,
-            Next::Frame(f) => {
-                assert_eq!(f["code"], "rate_limited", "{f}");
-                break;
-            }
-            other => panic!("expected rate_limited, got {other:?} after {echoed} echoes"),
-        }
-        assert!(
-            echoed < 20,
-            "{echoed} large messages passed and no rate_limited"
-        );
-    }
-    fast.expect_closed();
+    let writer = flood_padded(&fast, 60, 20_000);
+    expect_rate_limited(&mut fast, 20);
     writer.join().expect("writer thread");
 }
