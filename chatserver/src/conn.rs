@@ -217,6 +217,9 @@ impl Reader<'_> {
                 Err(Halt::HubGone) => return Err(Stop::HubGone),
             }
         }
+        // Caught up with everything the client sent (see
+        // `Feeder::caught_up`).
+        self.feeder.caught_up();
         self.release_idle_buffer();
         Ok(None)
     }

@@ -59,7 +59,8 @@ pub struct Feeder<'a> {
     /// The held input was refused a token at least once.
     waited: bool,
     /// Since when the rate limit has held this client back without a
-    /// break: until an input passes without waiting.
+    /// break: until an input passes without waiting, or everything it
+    /// sent has passed ([`caught_up`](Feeder::caught_up)).
     throttled_since: Option<Instant>,
 }
 
@@ -112,9 +113,7 @@ impl<'a> Feeder<'a> {
         }
         let (input, _) = self.held.take().expect("held above");
         // A client is no longer throttled once an input of its passes
-        // without waiting: not when its buffer runs dry, which with frames
-        // larger than a read is after every frame, so a flood of them was
-        // never closed.
+        // without waiting.
         if !std::mem::take(&mut self.waited) {
             self.throttled_since = None;
         }
@@ -131,6 +130,16 @@ impl<'a> Feeder<'a> {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Halt::HubGone),
         }
         Ok(None)
+    }
+
+    /// Everything the client sent has passed (a stream transport's
+    /// buffer holds no whole frame): it is not throttled, however long its
+    /// frames waited, so a client that sends one and waits for its echo is
+    /// slowed, never closed. A flood of frames larger than one read is
+    /// caught up so after every frame: it is read at the limit for as long
+    /// as it lasts, but not closed (a known limit, see the README).
+    pub fn caught_up(&mut self) {
+        self.throttled_since = None;
     }
 }
 

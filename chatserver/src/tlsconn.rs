@@ -128,6 +128,7 @@ pub async fn serve<S>(
                 Err(Halt::HubGone) => break 'conn,
             }
         }
+        feeder.caught_up();
         release_idle_buffer(&decoder, &mut buf);
     }
     let _ = to_hub.send(ToHub::Gone(id)).await;

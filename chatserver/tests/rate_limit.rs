@@ -198,27 +198,3 @@ fn no_rate_limit_means_no_byte_allowance_either() {
     );
     assert_eq!(welcome["limits"]["burst_bytes"], 262_144, "{welcome}");
 }
-
-/// A flood of frames each larger than one read of the socket is closed
-/// after the grace too: the client is throttled from its first wait until
-/// a frame passes without one, not only while its buffer holds a whole
-/// frame.
-#[test]
-fn a_flood_of_large_frames_over_the_byte_allowance_is_rate_limited_and_closed() {
-    let server = Server::start(&[
-        "--rate-bytes",
-        "20000",
-        "--burst-bytes",
-        "65536",
-        "--rate-limit-grace-ms",
-        "300",
-    ]);
-    let mut watcher = server.join("watcher");
-    let mut fast = server.join("fast");
-    assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
-
-    // 60 frames of 20 KB: 1.2 MB, a minute at 20,000 bytes a second.
-    let writer = flood_padded(&fast, 60, 20_000);
-    expect_rate_limited(&mut fast, 20);
-    writer.join().expect("writer thread");
-}
