@@ -368,6 +368,23 @@ impl crate::ClientFrame {
     }
 }
 
+/// The length of `value` as JSON, as [`encode`] writes its payload,
+/// counted without writing it anywhere; `None` if it cannot be written.
+pub(crate) fn json_len<T: Serialize + ?Sized>(value: &T) -> Option<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, value).ok().map(|()| n.0)
+}
+
 /// Append `frame` to `dst` as one length-prefixed frame of at most
 /// `max_frame_bytes` payload bytes (taken as [`encode`] takes it). On
 /// error `dst` is left as it was.

@@ -200,8 +200,8 @@
 //!   when the transport ends, and call [`Client::handle_timeout`] when
 //!   [`Client::poll_timeout`] says, asking it again after every call into
 //!   the client: the ping happens so, and under a rate the server
-//!   announced ([`Limits::rate`], [`Limits::rate_bytes`]) a frame that a call such as
-//!   [`Client::send_msg`] could not send yet goes so.
+//!   announced ([`Limits::rate`], [`Limits::rate_bytes`]) a frame that a
+//!   call such as [`Client::send_msg`] could not send yet goes so.
 //! * Not reconnect after a [`ClientEvent::Error`] with
 //!   [`ErrorCode::ResumedElsewhere`]: another connection resumed this
 //!   session with its token, and a resume here would close that one in

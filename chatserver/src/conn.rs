@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chatproto::{ClientFrame, Decoded, FrameDecoder, Kick};
+use chatproto::{Decoded, FrameDecoder, Kick};
 use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -190,12 +190,8 @@ impl Reader<'_> {
     async fn process(&mut self) -> Result<Option<Instant>, Stop> {
         loop {
             if !self.feeder.is_holding() {
-                let mut len = 0;
-                let parse = |payload: &[u8]| {
-                    len = payload.len();
-                    ClientFrame::from_payload(payload)
-                };
-                match self.decoder.decode_with(&mut self.buf, parse) {
+                let (decoded, len) = feed::next_frame(&mut self.decoder, &mut self.buf);
+                match decoded {
                     Decoded::Incomplete => break,
                     Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame), len),
                     Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e), len),

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatproto::{encode, ClientFrame, ClientId, Kick};
+use bytes::BytesMut;
+use chatproto::{encode, ClientFrame, ClientId, Decoded, FrameDecoder, Kick};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -141,6 +142,17 @@ impl<'a> Feeder<'a> {
     pub fn caught_up(&mut self) {
         self.throttled_since = None;
     }
+}
+
+/// The next frame in a stream transport's `buf`, with its payload's
+/// length: what the byte allowance counts.
+pub fn next_frame(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> (Decoded<ClientFrame>, usize) {
+    let mut len = 0;
+    let decoded = decoder.decode_with(buf, |payload| {
+        len = payload.len();
+        ClientFrame::from_payload(payload)
+    });
+    (decoded, len)
 }
 
 /// Whether `input` may make the hub read history for the client.

@@ -105,11 +105,9 @@ impl TokenBucket {
             let n = u32::try_from(bytes).map_or(*burst, |n| {
                 NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN).min(*burst)
             });
-            match limit.check_n(n) {
-                Ok(Ok(())) => {}
-                Ok(Err(not_until)) => return Err(wait(not_until)),
-                // `n` is at most the burst.
-                Err(_) => {}
+            // `n` is at most the burst, so the outer error never comes.
+            if let Ok(Err(not_until)) = limit.check_n(n) {
+                return Err(wait(not_until));
             }
         }
         self.frame_paid = false;

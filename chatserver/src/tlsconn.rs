@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chatproto::{ClientFrame, Decoded, FrameDecoder, Kick};
+use chatproto::{Decoded, FrameDecoder, Kick};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -98,12 +98,8 @@ pub async fn serve<S>(
         resume_at = None;
         loop {
             if !feeder.is_holding() {
-                let mut len = 0;
-                let parse = |payload: &[u8]| {
-                    len = payload.len();
-                    ClientFrame::from_payload(payload)
-                };
-                match decoder.decode_with(&mut buf, parse) {
+                let (decoded, len) = feed::next_frame(&mut decoder, &mut buf);
+                match decoded {
                     Decoded::Incomplete => break,
                     Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame), len),
                     Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e), len),
@@ -152,7 +148,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::task::{Context, Poll};
 
-    use chatproto::ClientId;
+    use chatproto::{ClientFrame, ClientId};
     use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf, ReadHalf};
 
     use super::*;

@@ -252,7 +252,7 @@ fn message(
 /// as `\n`, as before line breaks were rows, so that one message of
 /// newlines (64 KiB of them is 65,536 rows) cannot push the whole screen
 /// out of sight at once. Nothing is hidden either way.
-pub const MAX_BREAKS: usize = 50;
+const MAX_BREAKS: usize = 50;
 
 /// `text` escaped as [`escape_control`] does, but for its first
 /// [`MAX_BREAKS`] line breaks (`\n`, or `\r\n`), kept as `\n` for

@@ -126,11 +126,9 @@ impl Pace {
         if self.bytes.is_none() {
             return 0;
         }
-        let mut count = Count(0);
-        // Writing to a counter fails never; a frame that cannot be
-        // written is refused by `encode` whatever it costs here.
-        let _ = serde_json::to_writer(&mut count, frame);
-        count.0
+        // A frame that cannot be written is refused by `encode` whatever
+        // it costs here.
+        crate::codec::json_len(frame).map_or(0, |n| n as u64)
     }
 
     /// Whether a frame of `cost` bytes may go at `now`; if so, its share
@@ -155,20 +153,6 @@ impl Pace {
         let frames = self.frames.as_ref().map_or(0, |p| p.next_at(1));
         let bytes = self.bytes.as_ref().map_or(0, |p| p.next_at(cost));
         frames.max(bytes)
-    }
-}
-
-/// A writer that only counts.
-struct Count(u64);
-
-impl std::io::Write for Count {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -646,22 +646,8 @@ fn wire_bound(event: &Event) -> usize {
 /// The length of `event`'s largest copy on the wire (the sender's replay,
 /// with its id and `replay`).
 pub(crate) fn wire_len(event: &Event) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut n = Count(0);
     // Writing to a counter cannot fail; a failure would count as too large.
-    match serde_json::to_writer(&mut n, &event.wire(true, true)) {
-        Ok(()) => n.0,
-        Err(_) => usize::MAX,
-    }
+    crate::codec::json_len(&event.wire(true, true)).unwrap_or(usize::MAX)
 }
 
 /// `one` for a count of one, else `many`: the words of a count in a
