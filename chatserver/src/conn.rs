@@ -192,6 +192,14 @@ impl Reader<'_> {
             if !self.feeder.is_holding() {
                 let (decoded, len) = feed::next_frame(&mut self.decoder, &mut self.buf);
                 match decoded {
+                    Decoded::Incomplete if self.feeder.is_throttled() => {
+                        // Throttled: caught up only if nothing more waits
+                        // in the socket (see `Feeder::caught_up`).
+                        if !self.read_more_now()? {
+                            break;
+                        }
+                        continue;
+                    }
                     Decoded::Incomplete => break,
                     Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame), len),
                     Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e), len),
@@ -218,6 +226,23 @@ impl Reader<'_> {
         self.feeder.caught_up();
         self.release_idle_buffer();
         Ok(None)
+    }
+
+    /// Read once more if the socket has something now, without waiting:
+    /// whether it had.
+    fn read_more_now(&mut self) -> Result<bool, Stop> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.read.read_buf(&mut self.buf).now_or_never() {
+            Some(Ok(0)) => Err(Stop::Eof),
+            Some(Ok(_)) => Ok(true),
+            // Nothing waits (or tokio's budget is spent: then the client
+            // counts as caught up this once, as it did before this look).
+            None => Ok(false),
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Some(Err(e)) => Err(Stop::Failed(e)),
+        }
     }
 
     /// Idle connections hold no read buffer: drop it between frames (also

@@ -133,12 +133,19 @@ impl<'a> Feeder<'a> {
         Ok(None)
     }
 
+    /// Whether the rate limit has held this client back since its last
+    /// break: a stream transport then looks at its socket once more
+    /// before it calls the client [`caught_up`](Feeder::caught_up).
+    pub fn is_throttled(&self) -> bool {
+        self.throttled_since.is_some()
+    }
+
     /// Everything the client sent has passed (a stream transport's
-    /// buffer holds no whole frame): it is not throttled, however long its
+    /// buffer holds no whole frame, and, while it is throttled, one more
+    /// read found nothing waiting): it is not throttled, however long its
     /// frames waited, so a client that sends one and waits for its echo is
-    /// slowed, never closed. A flood of frames larger than one read is
-    /// caught up so after every frame: it is read at the limit for as long
-    /// as it lasts, but not closed (a known limit, see the README).
+    /// slowed, never closed. A flood is never caught up, whatever the size
+    /// of its frames: more of it is always waiting.
     pub fn caught_up(&mut self) {
         self.throttled_since = None;
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chatproto::{Decoded, FrameDecoder, Kick};
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -100,6 +101,18 @@ pub async fn serve<S>(
             if !feeder.is_holding() {
                 let (decoded, len) = feed::next_frame(&mut decoder, &mut buf);
                 match decoded {
+                    Decoded::Incomplete if feeder.is_throttled() => {
+                        // Throttled: caught up only if nothing more waits
+                        // in the stream (see `Feeder::caught_up`).
+                        if buf.capacity() - buf.len() < 1024 {
+                            buf.reserve(READ_CHUNK);
+                        }
+                        match rd.read_buf(&mut buf).now_or_never() {
+                            Some(Ok(0) | Err(_)) => break 'conn,
+                            Some(Ok(_)) => continue,
+                            None => break,
+                        }
+                    }
                     Decoded::Incomplete => break,
                     Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame), len),
                     Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e), len),
@@ -207,6 +220,76 @@ mod tests {
         panic!("the task never waited for the next read");
     }
 
+    /// The connection task serving `stream`, registered with `hub` as
+    /// client 1.
+    async fn start<S>(
+        stream: S,
+        edge: Arc<Edge>,
+        hub: &mut mpsc::Receiver<ToHub>,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let admission = Limits::new(1, 1)
+            .admit([127, 0, 0, 1].into())
+            .expect("room for one");
+        let (done, _done_rx) = mpsc::channel(1);
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let task = tokio::spawn(serve(stream, addr, edge, admission, done));
+        match hub.recv().await {
+            Some(ToHub::Connect { reply, .. }) => reply.send(ClientId(1)).unwrap(),
+            _ => panic!("the connection did not register"),
+        }
+        task
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_frames_larger_than_one_read_is_rate_limited() {
+        let mut settings = Arc::into_inner(Settings::for_tests()).expect("not shared yet");
+        settings.rate_bytes = 40_000;
+        settings.burst_bytes = 65_536;
+        settings.rate_limit_grace_ms = 300;
+        let (to_hub, mut hub) = mpsc::channel(16);
+        let edge = Arc::new(Edge {
+            to_hub,
+            settings: Arc::new(settings),
+            tls: None,
+        });
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let task = start(server, edge, &mut hub).await;
+        let (mut rd, mut wr) = tokio::io::split(client);
+        tokio::spawn(async move {
+            let mut sink = vec![0u8; 4096];
+            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        // 4 MB of frames of 20 KB, each more than one 8 KiB read: a
+        // hundred seconds at the allowance, were the flood only slowed.
+        let text = "x".repeat(20_000);
+        let big = frame(&format!(r#"{{"type":"msg","text":"{text}"}}"#));
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                if wr.write_all(&big).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // The burst passes three, the allowance one more within the
+        // grace; the next has waited past it and the client is closed.
+        let mut passed = 0;
+        loop {
+            match hub.recv().await.expect("the connection task is running") {
+                ToHub::Frame(..) => passed += 1,
+                ToHub::Gone(_) => break,
+                _ => {}
+            }
+            assert!(passed < 10, "{passed} frames of a flood passed");
+        }
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the connection ends once closed")
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_large_frame_does_not_leave_its_buffer_to_an_idle_connection() {
         let (to_hub, mut hub) = mpsc::channel(16);
@@ -225,16 +308,7 @@ mod tests {
             waiting: Arc::clone(&waiting),
         };
         let stream = tokio::io::join(offered, server_wr);
-        let admission = Limits::new(1, 1)
-            .admit([127, 0, 0, 1].into())
-            .expect("room for one");
-        let (done, _done_rx) = mpsc::channel(1);
-        let addr = "127.0.0.1:1".parse().unwrap();
-        let task = tokio::spawn(serve(stream, addr, edge, admission, done));
-        match hub.recv().await {
-            Some(ToHub::Connect { reply, .. }) => reply.send(ClientId(1)).unwrap(),
-            _ => panic!("the connection did not register"),
-        }
+        let task = start(stream, edge, &mut hub).await;
         let (mut rd, mut wr) = tokio::io::split(client);
         // Whatever the server writes (nothing, here) is read away.
         tokio::spawn(async move {

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chatproto::{ClientFrame, ErrorCode, FramingError, Kick, PayloadError, ServerFrame};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -78,62 +78,94 @@ pub async fn serve<S>(
     let mut resume_at: Option<Instant> = None;
     // Messages tungstenite has handed on (see `Frames::drained`).
     let mut messages = 0u64;
+    // What tungstenite handed on when a throttled client was looked at
+    // (see below), to take next.
+    let mut early = None;
     loop {
         if peer.is_closing() {
             break;
         }
-        tokio::select! {
-            next = stream.next(), if resume_at.is_none() => {
-                if matches!(next, Some(Ok(_))) {
-                    messages += 1;
-                }
-                let (input, bytes) = match next {
-                    None => break,
-                    Some(Ok(Message::Text(text))) => (match ClientFrame::from_payload(text.as_bytes()) {
+        let next = match early.take() {
+            Some(next) => Some(next),
+            None => tokio::select! {
+                next = stream.next(), if resume_at.is_none() => Some(next),
+                _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => None,
+                // A read answered: a frame that waited for it (see
+                // `Feeder::pass`) goes on now.
+                _ = peer.wake.notified() => if resume_at.is_none() || peer.is_closing() {
+                    continue;
+                } else {
+                    None
+                },
+            },
+        };
+        if let Some(next) = next {
+            if matches!(next, Some(Ok(_))) {
+                messages += 1;
+            }
+            let (input, bytes) = match next {
+                None => break,
+                Some(Ok(Message::Text(text))) => (
+                    match ClientFrame::from_payload(text.as_bytes()) {
                         Ok(frame) => ToHub::Frame(id, frame),
                         Err(e) => ToHub::BadFrame(id, e),
-                    }, text.len()),
-                    Some(Ok(Message::Binary(bytes))) => (ToHub::BadFrame(id, PayloadError::Invalid(
-                        "a binary WebSocket message; send each frame as a text message of JSON".into(),
-                    )), bytes.len()),
-                    // Our close frame answers it, after what is queued.
-                    Some(Ok(Message::Close(frame))) => {
-                        answer_close(&control, frame.as_ref());
-                        break;
-                    }
-                    // Answered by the WebSocket itself; they prove nothing
-                    // to the core, whose own ping does.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Err(e)) => {
-                        refuse(&peer, &control, &cfg, id, e);
-                        break;
-                    }
-                };
-                // A data message (not a ping, whose pong tungstenite has
-                // yet to write). tungstenite keeps the buffer a large
-                // frame grew for as long as it reads: once it holds
-                // nothing unread, a new one with a buffer of the usual
-                // size reads on, so that a connection that sent a large
-                // message once does not keep that much while it idles.
-                let frames = &stream.get_ref().frames;
-                if frames.largest > WS_READ_BUFFER as u64 && frames.drained(messages) {
-                    let mut read_side = stream.into_inner();
-                    read_side.frames.renew();
-                    let config = Some(limits);
-                    stream = WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
-                    messages = 0;
+                    },
+                    text.len(),
+                ),
+                Some(Ok(Message::Binary(bytes))) => (
+                    ToHub::BadFrame(
+                        id,
+                        PayloadError::Invalid(
+                            "a binary WebSocket message; send each frame as a text message of JSON"
+                                .into(),
+                        ),
+                    ),
+                    bytes.len(),
+                ),
+                // Our close frame answers it, after what is queued.
+                Some(Ok(Message::Close(frame))) => {
+                    answer_close(&control, frame.as_ref());
+                    break;
                 }
-                feeder.hold(input, bytes);
+                // Answered by the WebSocket itself; they prove nothing
+                // to the core, whose own ping does.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Err(e)) => {
+                    refuse(&peer, &control, &cfg, id, e);
+                    break;
+                }
+            };
+            // A data message (not a ping, whose pong tungstenite has
+            // yet to write). tungstenite keeps the buffer a large
+            // frame grew for as long as it reads: once it holds
+            // nothing unread, a new one with a buffer of the usual
+            // size reads on, so that a connection that sent a large
+            // message once does not keep that much while it idles.
+            let frames = &stream.get_ref().frames;
+            if frames.largest > WS_READ_BUFFER as u64 && frames.drained(messages) {
+                let mut read_side = stream.into_inner();
+                read_side.frames.renew();
+                let config = Some(limits);
+                stream = WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
+                messages = 0;
             }
-            _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
-            // A read answered: a frame that waited for it (see
-            // `Feeder::pass`) goes on now.
-            _ = peer.wake.notified() => if resume_at.is_none() || peer.is_closing() {
-                continue;
-            },
+            feeder.hold(input, bytes);
         }
         match feeder.pass().await {
-            Ok(None) => resume_at = None,
+            Ok(None) => {
+                resume_at = None;
+                // A throttled client is caught up (see
+                // `Feeder::caught_up`) once it has nothing more to
+                // read: tungstenite holds no byte of it and the socket
+                // has none now. Whatever it does have is taken next.
+                if feeder.is_throttled() {
+                    match stream.next().now_or_never() {
+                        Some(next) => early = Some(next),
+                        None if stream.get_ref().frames.drained(messages) => feeder.caught_up(),
+                        None => {}
+                    }
+                }
+            }
             Ok(Some(at)) => resume_at = Some(at),
             Err(Halt::Kick(why)) => {
                 info!(client = %id, "rate limit exceeded for too long; closing");

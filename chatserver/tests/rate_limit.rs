@@ -132,6 +132,57 @@ fn far_over_the_limit_for_long_is_rate_limited_and_closed() {
 }
 
 #[test]
+fn a_flood_of_frames_larger_than_one_read_is_rate_limited_and_closed() {
+    // Each frame takes more than one of the server's 8 KiB reads, so its
+    // read buffer is never left holding whole frames only; the flood must
+    // still be closed, as one of small frames is.
+    let server = Server::start(&[
+        "--rate-bytes",
+        "40000",
+        "--burst-bytes",
+        "65536",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut watcher = server.join("watcher");
+    let mut fast = server.join("fast");
+    assert!(is_presence(&watcher.recv_frame(), "fast", "online"));
+
+    // 4 MB: a hundred seconds at the allowance, were it only slowed. The
+    // burst passes three, the allowance one more within the grace; the
+    // next has waited past it.
+    let writer = flood_padded(&fast, 200, 20_000);
+    expect_rate_limited(&mut fast, 10);
+    let (_, gone) = watcher.recv_until(200, |f| kind(f) == "presence");
+    assert!(is_presence(&gone, "fast", "offline"), "{gone}");
+    writer.join().expect("writer thread");
+}
+
+#[test]
+fn a_client_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed() {
+    // 20,000 bytes a second after a burst of 65,536: the first six pass
+    // at once, each after waits half a second, far longer in all than the
+    // grace. Each is read in two reads and the client sends nothing more
+    // until its echo comes, so it is caught up each time.
+    let server = Server::start(&[
+        "--rate-bytes",
+        "20000",
+        "--burst-bytes",
+        "65536",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut c = server.join("patient");
+    let text = "y".repeat(10_000);
+    for _ in 0..10 {
+        c.send_frame(&json!({"type": "msg", "text": text}));
+        let echo = c.expect_kind("msg");
+        assert_eq!(echo["text"].as_str().map(str::len), Some(10_000));
+    }
+    c.ping_pong();
+}
+
+#[test]
 fn large_messages_are_held_to_the_byte_allowance_and_welcome_says_it() {
     const COUNT: usize = 10;
     const SIZE: usize = 10_000;

@@ -800,6 +800,31 @@ fn a_flooding_websocket_is_rate_limited_and_closed() {
 }
 
 #[test]
+fn a_websocket_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed() {
+    // 20,000 bytes a second after a burst of 65,536: the first six
+    // messages pass at once, each after waits half a second, far longer
+    // in all than the grace. The client sends nothing more until its
+    // echo comes, so it is caught up each time: slowed, never closed.
+    let server = Server::start(&[
+        "--rate-bytes",
+        "20000",
+        "--burst-bytes",
+        "65536",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("patient");
+    let text = "y".repeat(10_000);
+    for _ in 0..10 {
+        ws.send_frame(&json!({"type": "msg", "text": text}));
+        let echo = ws.expect_kind("msg");
+        assert_eq!(echo["text"].as_str().map(str::len), Some(10_000));
+    }
+    ws.ping_pong();
+}
+
+#[test]
 fn the_per_address_cap_counts_websockets_and_refuses_at_accept() {
     let server = Server::start(&["--max-clients-per-ip", "2"]);
     let addr = server.addr();
