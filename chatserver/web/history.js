@@ -120,6 +120,11 @@ export class HistoryLoader {
       return i >= 0 ? null : `older messages of #${room} are on their way`;
     }
     if (state === 'loading' || (fromScroll && state !== 'more')) return null;
+    if (typed && this.view.unclear(room)) {
+      // What /clear hid is paged again, from the oldest line shown.
+      this.cursor.delete(room);
+      this.reached.delete(room);
+    }
     const r = session.roomState(room);
     const before = Math.min(this.view.oldestSeq(room) ?? r.seq + 1, this.cursor.get(room) ?? Infinity);
     if (this.reached.has(room) || before <= Math.max(r.oldest, 1)) {

@@ -27,7 +27,7 @@ export const HELP = [
   '/rooms — list the rooms on the server',
   '/who — list who is in the current room',
   '/history [N] — show N older messages of the current room (20)',
-  '/clear — clear the messages shown in the current room',
+  '/clear — clear the messages shown in the current room (/history shows them again)',
   '/help — show this help',
   '/quit — leave the chat',
   '//text — send a line that starts with /',

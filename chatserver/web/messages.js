@@ -164,6 +164,7 @@ export class MessageView {
     }
     r.seqs.clear();
     r.cleared = null;
+    startText(room, r);
     if (mark) r.floor = mark;
   }
 
@@ -183,7 +184,21 @@ export class MessageView {
     }
     r.events.replaceChildren();
     r.seqs.clear();
+    startText(room, r);
     if (this.isCurrent(room)) this.toBottom();
+  }
+
+  /**
+   * A typed `/history` shows again what `/clear` hid: true if it hid
+   * something and nothing older is shown, so that paging from the oldest
+   * line shown goes through what was hidden (as chatclient's does).
+   */
+  unclear(room) {
+    const r = this.rooms.get(room);
+    if (!r || !clearedAtTop(r)) return false;
+    r.cleared = null;
+    startText(room, r);
+    return true;
   }
 
   /** The smallest seq shown in `room` (or hidden by `/clear`), or null. */
@@ -218,6 +233,7 @@ export class MessageView {
       return;
     }
     r.cleared = null;
+    startText(room, r);
     this.h.trimmed?.(room);
   }
 
@@ -248,6 +264,7 @@ export class MessageView {
     r.older.setAttribute('aria-disabled', String(state === 'loading'));
     r.older.textContent = state === 'loading' ? 'Loading…' : 'Load older messages';
     r.start.hidden = state !== 'start';
+    startText(room, r);
   }
 
   /** A message; false if its seq is already shown. */
@@ -454,6 +471,20 @@ export class MessageView {
     this.updateJump();
     if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
   }
+}
+
+/** Whether `/clear` hid the oldest lines of a room's log `r` holds (none older is shown). */
+function clearedAtTop(r) {
+  if (!r.cleared) return false;
+  for (const s of r.seqs.keys()) if (s < r.cleared.from) return false;
+  return true;
+}
+
+/** The line above a room's log once its start is reached, which says when `/clear` hid what follows it. */
+function startText(room, r) {
+  r.start.textContent = clearedAtTop(r)
+    ? `This is the start of #${room}'s history; /history shows again what /clear hid.`
+    : `This is the start of #${room}'s history.`;
 }
 
 /**

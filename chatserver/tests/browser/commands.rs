@@ -253,6 +253,18 @@ async fn msg_query_clear(h: &Harness, server: &Server) {
     page.type_line("/clear").await;
     page.wait_lines("an empty log", "lobby", |ls| ls.is_empty())
         .await;
+    // The whole history was shown: the start of it says what /clear hid.
+    let start = page
+        .js(
+            "const p = document.querySelector('section[data-room=\"lobby\"] .log-start');
+             return p.hidden ? null : p.textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        start,
+        json!("This is the start of #lobby's history; /history shows again what /clear hid.")
+    );
     say_in(&mut bob, "lobby", &[], "after the clear");
     let after = page.wait_texts("lobby", &["after the clear"]).await;
     assert_eq!(
@@ -260,6 +272,15 @@ async fn msg_query_clear(h: &Harness, server: &Server) {
         ["after the clear"],
         "more than the new message after /clear"
     );
+    // /history shows again what /clear hid, above what came after it (a
+    // page said "no older messages" and stayed empty).
+    page.type_line("/history").await;
+    let back = page
+        .wait_texts("lobby", &["to everyone", "after the clear"])
+        .await;
+    let texts = shown_texts(&back);
+    let at = |t: &str| texts.iter().position(|x| *x == t);
+    assert!(at("to everyone") < at("after the clear"), "{texts:?}");
     // Unknown commands are still refused.
     page.type_line("/frob").await;
     let err = page
