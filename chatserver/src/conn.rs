@@ -192,15 +192,19 @@ impl Reader<'_> {
             if !self.feeder.is_holding() {
                 let (decoded, len) = feed::next_frame(&mut self.decoder, &mut self.buf);
                 match decoded {
-                    Decoded::Incomplete if self.feeder.is_throttled() => {
-                        // Throttled: caught up only if nothing more waits
-                        // in the socket (see `Feeder::caught_up`).
-                        if !self.read_more_now()? {
-                            break;
+                    Decoded::Incomplete => {
+                        // Throttled, the client is caught up (see
+                        // `Feeder::caught_up`) only when nothing of it
+                        // waits: no part of a frame in the buffer, and
+                        // nothing in the socket.
+                        if self.feeder.is_throttled() && !self.decoder.is_mid_frame(&self.buf) {
+                            if self.read_more_now()? {
+                                continue;
+                            }
+                            self.feeder.caught_up();
                         }
-                        continue;
+                        break;
                     }
-                    Decoded::Incomplete => break,
                     Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame), len),
                     Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e), len),
                     Decoded::Broken(e) => {
@@ -221,9 +225,6 @@ impl Reader<'_> {
                 Err(Halt::HubGone) => return Err(Stop::HubGone),
             }
         }
-        // Caught up with everything the client sent (see
-        // `Feeder::caught_up`).
-        self.feeder.caught_up();
         self.release_idle_buffer();
         Ok(None)
     }

@@ -141,11 +141,12 @@ impl<'a> Feeder<'a> {
     }
 
     /// Everything the client sent has passed (a stream transport's
-    /// buffer holds no whole frame, and, while it is throttled, one more
-    /// read found nothing waiting): it is not throttled, however long its
-    /// frames waited, so a client that sends one and waits for its echo is
-    /// slowed, never closed. A flood is never caught up, whatever the size
-    /// of its frames: more of it is always waiting.
+    /// buffer holds no byte of a frame, and one more read found nothing
+    /// waiting): it is not throttled, however long its frames waited, so
+    /// a client that sends one and waits for its echo is slowed, never
+    /// closed. A flood, whatever the size of its frames, has more waiting
+    /// (part of its next frame read, or in the socket), so its grace runs
+    /// on.
     pub fn caught_up(&mut self) {
         self.throttled_since = None;
     }

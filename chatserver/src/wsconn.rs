@@ -31,10 +31,15 @@ use crate::limits::Admission;
 use crate::peer::Peer;
 use crate::writer::{self, CloseCode, Control};
 
+use crate::Settings;
+
 /// The read buffer of a WebSocket connection (a message longer than it is
 /// read in several reads).
 const WS_READ_BUFFER: usize = 8 << 10;
-use crate::Settings;
+
+/// Pings and pongs looked past, at most, when a throttled client is
+/// looked at for anything more it sent.
+const CONTROL_LOOKED_PAST: usize = 8;
 
 /// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
 /// are held until then, as for a TCP connection.
@@ -157,12 +162,24 @@ pub async fn serve<S>(
                 // A throttled client is caught up (see
                 // `Feeder::caught_up`) once it has nothing more to
                 // read: tungstenite holds no byte of it and the socket
-                // has none now. Whatever it does have is taken next.
+                // has none now. A data message it does have is taken
+                // next; pings and pongs are looked past (a
+                // few: tungstenite bounds the pongs it owes), as they
+                // are when read above.
                 if feeder.is_throttled() {
-                    match stream.next().now_or_never() {
-                        Some(next) => early = Some(next),
-                        None if stream.get_ref().frames.drained(messages) => feeder.caught_up(),
-                        None => {}
+                    for _ in 0..CONTROL_LOOKED_PAST {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(
+                                Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
+                            ))) => {
+                                messages += 1;
+                                continue;
+                            }
+                            Some(next) => early = Some(next),
+                            None if stream.get_ref().frames.drained(messages) => feeder.caught_up(),
+                            None => {}
+                        }
+                        break;
                     }
                 }
             }
