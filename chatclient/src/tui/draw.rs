@@ -373,7 +373,7 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 }
             })
             .unwrap_or_default();
-        let prompt = cut(&app.state.prompt, width / 2);
+        let prompt = short_prompt(&app.state.prompt, width / 2);
         let prompt_width = text_width(&over) + text_width(&prompt);
         let (text, col) = app.input.visible(width.saturating_sub(prompt_width));
         let mut row = spans(&over, theme.error());
@@ -407,6 +407,27 @@ fn fit<const N: usize>(width: usize, texts: [String; N]) -> String {
         .find(|(i, t)| *i == last || text_width(t.trim_end()) <= width)
         .map(|(_, t)| t)
         .unwrap_or_default()
+}
+
+/// The prompt (`alice #rust> `, `alice #rust -> bob> `) in at most
+/// `width` columns: whole, or without the nickname, or cut short and
+/// ended with `…> `, so that the line typed never runs into it.
+fn short_prompt(prompt: &str, width: usize) -> String {
+    if text_width(prompt) <= width {
+        return prompt.to_owned();
+    }
+    let room = prompt.find(" #").map_or(prompt, |i| &prompt[i + 1..]);
+    if text_width(room) <= width {
+        return room.to_owned();
+    }
+    const END: &str = "…> ";
+    let end_width = text_width(END);
+    if width <= end_width {
+        return cut(prompt, width);
+    }
+    let mut short = cut(room.trim_end_matches("> "), width - end_width);
+    short.push_str(END);
+    short
 }
 
 /// `text` cut to at most `width` columns.
@@ -558,6 +579,25 @@ mod tests {
         assert!(row.starts_with("[too long] alice #lobby> x"), "{row:?}");
         let row = screen(&mut app, 16, 3)[2].clone();
         assert!(row.starts_with("[too lo"), "{row:?}");
+    }
+
+    /// Narrow, the prompt lost its end and the line typed ran into it
+    /// (`alice #rusyped line`). It says less, and ends as a prompt.
+    #[test]
+    fn a_narrow_prompt_says_less_and_still_ends_as_one() {
+        let mut app = app();
+        for c in "half typed line".chars() {
+            app.input.insert(c);
+        }
+        assert_eq!(screen(&mut app, 40, 3)[2], "alice #lobby> half typed line");
+        // Half of 20 columns: the room without the nickname.
+        assert_eq!(screen(&mut app, 20, 3)[2], "#lobby>  typed line");
+        // Half of 12: the room cut short, still a prompt.
+        assert_eq!(screen(&mut app, 12, 3)[2], "#lo…>  line");
+        assert_eq!(short_prompt("alice #rust -> bob> ", 16), "#rust -> bob> ");
+        assert_eq!(short_prompt("alice #rust -> bob> ", 10), "#rust -…> ");
+        assert_eq!(short_prompt("alice> ", 6), "ali…> ");
+        assert_eq!(short_prompt("alice> ", 3), "ali");
     }
 
     #[test]
