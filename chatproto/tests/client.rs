@@ -463,6 +463,81 @@ fn a_fresh_session_does_not_resend_what_the_replay_shows() {
     );
 }
 
+/// A message typed before the first connection was never sent, so no
+/// replay holds it: the same text said earlier under the same nickname
+/// (another run of the client) is not taken for it, and it goes.
+#[test]
+fn an_older_message_of_the_same_text_is_not_taken_for_one_never_sent() {
+    let mut net = Net::new();
+    let b = net.add("bob", &["lobby"]);
+    let a = net.add("alice", &["lobby"]);
+    net.peers[a].core.send_msg("lobby", vec![], "hi");
+    net.pump();
+    net.cut(a);
+    // Another run of the client, as alice: a fresh session, whose replay
+    // of the lobby holds the first "hi".
+    net.peers[a].core = Client::new("alice", &["lobby"], "alice2-");
+    net.peers[a].core.send_msg("lobby", vec![], "hi");
+    net.connect(a);
+    net.pump();
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    assert_eq!(texts(&net.shown(b), "alice"), ["hi", "hi"], "bob sees both");
+}
+
+/// After a fresh session, a message of ours in the replay is taken for a
+/// waiting one only if it came after what was seen when that one was
+/// sent, with the same text to the same people: otherwise it is another.
+#[test]
+fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
+    let sent = |c: &mut Client| -> Vec<String> {
+        let mut texts = Vec::new();
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
+                texts.push(text);
+            }
+        }
+        texts
+    };
+    let mine = |seq: u64, to: &[&str], text: &str| {
+        ServerFrame::msg(
+            Some("lobby".into()),
+            seq,
+            "alice",
+            to.iter().map(|t| t.to_string()).collect(),
+            text,
+            T0,
+            None,
+        )
+        .into_replay()
+    };
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    c.handle_frame(0, own_presence(1));
+    c.handle_frame(0, mine(2, &[], "hi"));
+    sent(&mut c);
+    // Sent after seq 2: "hi" to everyone, "hi" to Bob.
+    c.send_msg("lobby", vec![], "hi");
+    c.send_msg("lobby", vec!["Bob".into()], "hi");
+    assert_eq!(sent(&mut c), ["hi", "hi"]);
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    c.handle_frame(1, lobby_entered());
+    // The replay: the old "hi" (seq 2, seen before) is neither; one to
+    // carol is not the one to bob; one to bob is (names as the server
+    // folds them).
+    c.handle_frame(1, mine(2, &[], "hi"));
+    c.handle_frame(1, mine(3, &["carol"], "hi"));
+    assert_eq!(c.unacknowledged(), 2);
+    c.handle_frame(1, mine(4, &["bob"], "hi"));
+    assert_eq!(c.unacknowledged(), 1);
+    c.handle_frame(1, own_presence(5));
+    // The one to everyone was not in the replay: sent again.
+    assert_eq!(sent(&mut c), ["hi"]);
+}
+
 /// After a join the rooms are entered in the order they were asked for:
 /// those given to `Client::new` as given (the first is the one a user
 /// sees as current), then those entered later; not by name.

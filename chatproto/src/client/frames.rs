@@ -1,7 +1,6 @@
 //! The server's frames, as the client takes them: `handle_frame` and its
 //! handlers of `welcome`, `entered`, `presence`, `msg`, `history` and `error`.
 
-use super::pending::msg_frame;
 use super::{Client, ClientEvent, Phase};
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 use crate::nick::nick_key;
@@ -153,24 +152,21 @@ impl Client {
         // before the connection dropped is recognised in the room's replay
         // by its content; resend only after that replay (up to our own
         // entering presence).
+        // Only a room something was sent to before is held: what was
+        // never sent cannot be in its replay.
         self.held.clear();
         if !resumed {
             self.held.extend(
                 self.pending
                     .iter()
+                    .filter(|p| p.sent_after.is_some())
                     .map(|p| p.room.clone())
                     .filter(|r| self.rooms.contains_key(r)),
             );
         }
-        let now: Vec<ClientFrame> = self
-            .pending
-            .iter()
-            .filter(|p| !self.held.contains(&p.room))
-            .map(msg_frame)
-            .collect();
-        for f in now {
-            self.send(f);
-        }
+        let held = std::mem::take(&mut self.held);
+        self.send_pending(|p| !held.contains(&p.room));
+        self.held = held;
     }
 
     fn entered(
@@ -204,13 +200,17 @@ impl Client {
         let gap = again
             && !recovered
             && (new_epoch || seq > r.last_seq || oldest > r.last_seq.saturating_add(1));
-        if r.epoch.as_deref() != Some(&epoch) {
+        let began_anew = r.epoch.is_some() && new_epoch;
+        if new_epoch {
             // A new history: seqs start over.
             r.last_seq = 0;
         }
         r.epoch = Some(epoch);
         r.entered = true;
         r.set_roster(&online);
+        if began_anew {
+            self.sent_into_new_history(&room);
+        }
         self.event(ClientEvent::Entered {
             room,
             online,
@@ -252,7 +252,7 @@ impl Client {
             if let Some(i) = self
                 .pending
                 .iter()
-                .position(|p| p.room == room && p.text == text)
+                .position(|p| p.room == room && p.may_be(seq, &to, &text))
             {
                 self.settled(i);
             }

@@ -124,6 +124,20 @@ enum Phase {
 /// arguments are milliseconds of a monotonic clock (the one
 /// [`poll_timeout`](Client::poll_timeout) answers in).
 ///
+/// What the resend can promise depends on the session. Resumed (the
+/// server still had it), every resend is recognised by its id, if the
+/// session has at most as many messages unacknowledged as the server
+/// remembers ids of (its id window: chatserver's `--id-window`, 1,024 by
+/// default; see [`unacknowledged`](Client::unacknowledged)). Fresh (the
+/// client was away longer than the server's resume window, or the
+/// server forgot the session), the server knows none of its ids: a
+/// message sent before is looked for in its room's replay, by its text
+/// and recipients above what the client had seen when it sent it, and
+/// sent again only if it is not there. A private or group message is
+/// never in that replay (only the session it came from, and those it
+/// went to, see it), nor is a message older than the replay reaches: such
+/// a message is sent again, and may arrive twice.
+///
 /// Do not connect again by yourself after a [`ClientEvent::Error`] with
 /// [`ErrorCode::ResumedElsewhere`]: another connection with this session's
 /// token continues it, and a resume here would close that one (the core
@@ -309,6 +323,10 @@ impl Client {
     /// many there are: only [`send_msg`](Client::send_msg) adds to them,
     /// never the server, so their bound is the shell's to set (chatclient
     /// takes no more input while 512 are unanswered), with this count.
+    /// Keep it under the server's id window (chatserver's `--id-window`,
+    /// 1,024 by default): a resumed session resends them all, and the
+    /// server recognises a resend only among that many of the session's
+    /// latest ids; past it, resends are delivered again.
     pub fn unacknowledged(&self) -> usize {
         self.pending.len()
     }
@@ -409,6 +427,7 @@ impl Client {
             room: room.to_ascii_lowercase(),
             to,
             text: text.into(),
+            sent_after: None,
         };
         if self.phase == Phase::Joined {
             // Sent, the frame would be refused by the shell's encoder or
@@ -422,10 +441,11 @@ impl Client {
                 return id;
             }
         }
-        if self.phase == Phase::Joined && !self.held.contains(&p.room) {
-            self.send(msg_frame(&p));
-        }
+        let now = self.phase == Phase::Joined && !self.held.contains(&p.room);
         self.pending.push_back(p);
+        if now {
+            self.send_pending(|p| p.id == id);
+        }
         id
     }
 

@@ -13,6 +13,34 @@ pub(super) struct Pending {
     pub(super) room: String,
     pub(super) to: Vec<String>,
     pub(super) text: String,
+    /// The room's last seq seen when its frame was first handed out to be
+    /// sent (0 again once the room's history began anew): a fresh
+    /// session's replay can hold it only above that. `None`: never sent,
+    /// so no replay holds it, and nothing must be taken for it.
+    pub(super) sent_after: Option<u64>,
+}
+
+impl Pending {
+    /// Whether a message of ours at `seq` in a fresh session's replay of
+    /// its room, to `to` with `text`, can be this one: sent before, and
+    /// the same text to the same people after what was seen then (an
+    /// older message of the same text was another).
+    pub(super) fn may_be(&self, seq: u64, to: &[String], text: &str) -> bool {
+        self.sent_after.is_some_and(|after| seq > after)
+            && self.text == text
+            && same_people(&self.to, to)
+    }
+}
+
+/// Whether two recipient lists name the same people (as the server
+/// folds nicknames; it lists each once).
+fn same_people(a: &[String], b: &[String]) -> bool {
+    let keys = |l: &[String]| {
+        l.iter()
+            .map(|n| crate::nick::nick_key(n))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    keys(a) == keys(b)
 }
 
 impl Client {
@@ -64,17 +92,42 @@ impl Client {
         if !self.held.remove(room) {
             return;
         }
-        let frames: Vec<ClientFrame> = self
-            .pending
-            .iter()
-            .filter(|p| p.room == room)
-            .map(msg_frame)
-            .collect();
+        self.send_pending(|p| p.room == room);
+        if self.parting.remove(room).is_some() {
+            self.send(ClientFrame::part(room));
+        }
+    }
+
+    /// Send the waiting messages `which` picks, in order, each noted as
+    /// sent after its room's last seq if it was not before (see
+    /// [`Pending::sent_after`]).
+    pub(super) fn send_pending(&mut self, which: impl Fn(&Pending) -> bool) {
+        let mut frames = Vec::new();
+        for p in self.pending.iter_mut() {
+            if !which(p) {
+                continue;
+            }
+            if p.sent_after.is_none() {
+                let room = self
+                    .rooms
+                    .get(&p.room)
+                    .or_else(|| self.parting.get(&p.room));
+                p.sent_after = Some(room.map_or(0, |r| r.last_seq));
+            }
+            frames.push(msg_frame(p));
+        }
         for f in frames {
             self.send(f);
         }
-        if self.parting.remove(room).is_some() {
-            self.send(ClientFrame::part(room));
+    }
+
+    /// `room`'s history began anew: what was sent to it may be anywhere
+    /// in the new one.
+    pub(super) fn sent_into_new_history(&mut self, room: &str) {
+        for p in self.pending.iter_mut().filter(|p| p.room == room) {
+            if p.sent_after.is_some() {
+                p.sent_after = Some(0);
+            }
         }
     }
 }
