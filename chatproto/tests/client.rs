@@ -7,8 +7,8 @@ use common::sent_and_refused;
 
 use bytes::BytesMut;
 use chatproto::{
-    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, FrameDecoder,
-    Limits, Now, Output, PresenceStatus, Server, ServerConfig, ServerFrame,
+    encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, ErrorCode,
+    FrameDecoder, Limits, Now, Output, PresenceStatus, Server, ServerConfig, ServerFrame,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -536,6 +536,76 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
     c.handle_frame(1, own_presence(5));
     // The one to everyone was not in the replay: sent again.
     assert_eq!(sent(&mut c), ["hi"]);
+}
+
+/// A room parted while a fresh session's replay holds our message for it:
+/// the replay's copy of that message, recognised by its content, is still
+/// told (the user has not seen it), as its echo would be; nothing else of
+/// the room is.
+#[test]
+fn a_message_recognised_in_the_replay_of_a_room_being_parted_is_told() {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    c.handle_frame(0, own_presence(1));
+    c.send_msg("lobby", vec![], "older");
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    c.part("lobby");
+    c.handle_frame(1, lobby_entered());
+    while c.poll().is_some() {}
+    let replayed = |seq: u64, from: &str, text: &str| {
+        ServerFrame::msg(Some("lobby".into()), seq, from, vec![], text, T0, None).into_replay()
+    };
+    c.handle_frame(1, replayed(2, "bob", "not told"));
+    c.handle_frame(1, replayed(3, "alice", "older"));
+    let mut told = Vec::new();
+    while let Some(out) = c.poll() {
+        if let ClientOutput::Event(ClientEvent::Message { text, .. }) = out {
+            told.push(text);
+        }
+    }
+    assert_eq!(told, ["older"]);
+    assert_eq!(c.unacknowledged(), 0);
+}
+
+/// An error that answers a message (it carries the message's id) and
+/// names a room being entered is not the `enter`'s answer: the room's own
+/// refusal after it still removes the room, which is then not asked for
+/// again at every reconnect.
+#[test]
+fn an_error_for_a_message_is_not_the_answer_to_entering_its_room() {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    c.enter("rust");
+    let id = c.send_msg("rust", vec![], "early");
+    while c.poll().is_some() {}
+    c.handle_frame(
+        0,
+        ServerFrame::error_v2(
+            ErrorCode::NotInRoom,
+            "you are not in #rust",
+            Some(id),
+            Some("rust".into()),
+            None,
+        ),
+    );
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
+    c.handle_frame(
+        0,
+        ServerFrame::error_v2(
+            ErrorCode::TooManyRooms,
+            "you are in too many rooms",
+            None,
+            Some("rust".into()),
+            None,
+        ),
+    );
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
 }
 
 /// After a join the rooms are entered in the order they were asked for:

@@ -255,6 +255,7 @@ impl Client {
                 .position(|p| p.room == room && p.may_be(seq, &to, &text))
             {
                 self.settled(i);
+                mine = true;
             }
         }
         let acknowledged = mine;
@@ -310,11 +311,15 @@ impl Client {
                 return;
             }
         }
-        if let Some(r) = &room {
+        // An error with a message's id answers that message, never an
+        // `enter` (which has none) of the room it names.
+        if let Some(r) = room.as_ref().filter(|_| id.is_none()) {
             // Refused, the room is not entered: its name or the cap, or
-            // (with no message id) a server with no room to log it now.
-            let refused = matches!(code, ErrorCode::RoomInvalid | ErrorCode::TooManyRooms)
-                || (code == ErrorCode::Unavailable && id.is_none());
+            // a server with no room to log it now.
+            let refused = matches!(
+                code,
+                ErrorCode::RoomInvalid | ErrorCode::TooManyRooms | ErrorCode::Unavailable
+            );
             if self.entering.remove(r) && refused {
                 self.rooms.remove(r);
                 // Not entered: nothing to part.
