@@ -627,6 +627,19 @@ fn log_filter(
     flag: Option<&str>,
     env: Option<String>,
 ) -> Result<tracing_subscriber::EnvFilter, String> {
+    let spec = log_spec(flag, env)?;
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .map_err(|e| format!("bad log level {spec:?}: {e}"))
+}
+
+/// The WebSocket library writes every message a client sends, whole, at
+/// debug and trace (a `join`'s session token, a private message's text,
+/// and raw newlines that would forge log lines): whatever the level, it
+/// logs at info at most, unless `RUST_LOG` names it.
+const WS_LIBRARY_AT_MOST_INFO: &str = "tungstenite=info,tokio_tungstenite=info";
+
+/// [`log_filter`]'s directives.
+fn log_spec(flag: Option<&str>, env: Option<String>) -> Result<String, String> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let spec = match (flag, env) {
         // The NATS client's own notes (connected, reconnected) are info:
@@ -635,7 +648,7 @@ fn log_filter(
         (Some(level @ ("info" | "warn" | "error" | "off")), _) => {
             format!("{level},async_nats=warn")
         }
-        (Some(level), _) => level.to_owned(),
+        (Some(level), _) => format!("{level},{WS_LIBRARY_AT_MOST_INFO}"),
         (None, Some(env)) if !env.trim().is_empty() => {
             for directive in env.split(',').map(str::trim).filter(|d| !d.is_empty()) {
                 let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
@@ -646,12 +659,20 @@ fn log_filter(
                     ));
                 }
             }
-            env
+            // A level for every target above info: not for the WebSocket
+            // library, unless it is named.
+            let verbose = env.split(',').map(str::trim).any(|d| {
+                !d.contains('=') && matches!(d.to_ascii_lowercase().as_str(), "debug" | "trace")
+            });
+            if verbose && !env.contains("tungstenite") {
+                format!("{env},{WS_LIBRARY_AT_MOST_INFO}")
+            } else {
+                env
+            }
         }
         _ => "info,async_nats=warn".to_owned(),
     };
-    tracing_subscriber::EnvFilter::try_new(&spec)
-        .map_err(|e| format!("bad log level {spec:?}: {e}"))
+    Ok(spec)
 }
 
 /// The addresses other machines can reach this one at, for a server
@@ -709,7 +730,7 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::{privileged_port, worker_threads};
+    use super::{log_filter, log_spec, privileged_port, worker_threads};
 
     #[test]
     fn only_ports_1_to_1023_are_privileged() {
@@ -718,6 +739,28 @@ mod tests {
         assert!(!privileged_port("127.0.0.1:1024"));
         assert!(!privileged_port("127.0.0.1:0"));
         assert!(!privileged_port("localhost:7878"));
+    }
+
+    /// At debug and trace, tungstenite writes each client message whole
+    /// (session tokens, private text, raw newlines): it stays at info,
+    /// unless `RUST_LOG` names it; at info and below it is not raised.
+    #[test]
+    fn the_websocket_library_logs_at_most_info_unless_named() {
+        let spec = |flag: Option<&str>, env: Option<&str>| {
+            log_spec(flag, env.map(str::to_owned)).expect("a valid spec")
+        };
+        for level in ["debug", "trace"] {
+            assert!(spec(Some(level), None).ends_with(",tungstenite=info,tokio_tungstenite=info"));
+            assert!(spec(None, Some(level)).ends_with(",tungstenite=info,tokio_tungstenite=info"));
+        }
+        assert!(!spec(Some("warn"), None).contains("tungstenite"));
+        assert!(!spec(None, Some("warn")).contains("tungstenite"));
+        assert!(!spec(None, Some("chatserver=trace")).contains("tungstenite"));
+        assert_eq!(
+            spec(None, Some("trace,tungstenite=trace")),
+            "trace,tungstenite=trace"
+        );
+        assert!(log_filter(Some("trace"), None).is_ok());
     }
 
     #[test]
