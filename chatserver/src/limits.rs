@@ -61,6 +61,7 @@ impl Limits {
 
     /// Take a place for a connection from `ip`, or say why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refused> {
+        let ip = holder(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.total >= self.max_total {
             return Err(Refused::Full);
@@ -75,6 +76,24 @@ impl Limits {
             limits: Arc::clone(self),
             ip,
         })
+    }
+}
+
+/// Whose connection it is, as the per-address cap counts: an IPv4
+/// address (one mapped into IPv6 too) as itself, an IPv6 address by its
+/// /64, the network one site is given. Counted one by one, the addresses
+/// of one /64 (2^64 of them, all one machine's for the asking) would be
+/// no cap at all.
+fn holder(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -94,6 +113,28 @@ impl Drop for Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_network_of_64_bits_counts_as_one_address() {
+        let limits = Limits::new(10, 2);
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let a = limits.admit(ip("2001:db8:1:2::1")).expect("first");
+        let b = limits.admit(ip("2001:db8:1:2:ffff::9")).expect("second");
+        assert_eq!(
+            limits.admit(ip("2001:db8:1:2:dead:beef:0:1")).unwrap_err(),
+            Refused::IpFull,
+            "a third address of the same /64"
+        );
+        let other = limits.admit(ip("2001:db8:1:3::1")).expect("another /64");
+        // IPv4 mapped into IPv6 is the IPv4 address.
+        let v4 = limits.admit(ip("10.0.0.1")).expect("v4");
+        let mapped = limits
+            .admit(ip("::ffff:10.0.0.1"))
+            .expect("mapped, the second");
+        assert_eq!(limits.admit(ip("10.0.0.1")).unwrap_err(), Refused::IpFull);
+        drop((a, b, other, v4, mapped));
+        assert!(limits.admit(ip("2001:db8:1:2::7")).is_ok(), "given back");
+    }
 
     #[test]
     fn caps_total_and_per_ip_and_gives_back() {
