@@ -549,6 +549,7 @@ async fn accept_loop(
 ) {
     let settings = &edge.settings;
     let refuser = refuse::Refuser::new(edge.tls.clone(), settings.max_frame_bytes);
+    let mut refusals = refuse::RefusalLog::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -570,7 +571,16 @@ async fn accept_loop(
                 tokio::spawn(edge::serve(stream, addr, edge, admission, done.clone()));
             }
             Err(why) => {
-                info!(%addr, why = limits.explain(why).as_str(), "refusing connection: server_full");
+                // At most a line a second, which says how many more were
+                // refused since the one before.
+                if let Some(unlogged) = refusals.refused(std::time::Instant::now()) {
+                    info!(
+                        %addr,
+                        why = limits.explain(why).as_str(),
+                        more_since_last_line = (unlogged > 0).then_some(unlogged),
+                        "refusing connection: server_full"
+                    );
+                }
                 settings.metrics.closed_for("server_full");
                 refuser.refuse(stream, why);
             }

@@ -45,6 +45,35 @@ pub struct Refuser {
     slots: Arc<Semaphore>,
 }
 
+/// How often, at most, a refused connection is logged: a client at its
+/// cap that reconnects in a loop would otherwise write a line per
+/// attempt, as fast as it can connect, and fill the log's disk.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether to log a refusal now, at most once per [`REFUSAL_LOG_EVERY`],
+/// and how many went unlogged since the last line.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// A refusal at `now`: `Some(n)` to log it, `n` the refusals left
+    /// out since the last line; `None` to count it and log nothing.
+    pub fn refused(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_EVERY)
+        {
+            self.unlogged += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
 /// The protocol a refused connection is answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -164,6 +193,20 @@ async fn say<S: AsyncRead + AsyncWrite + Unpin>(stream: S, how: Answer, why: Ref
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_logged_once_a_second_with_how_many_were_not() {
+        let mut log = RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.refused(t0), Some(0));
+        for ms in [1, 10, 999] {
+            assert_eq!(log.refused(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(log.refused(t0 + Duration::from_millis(1000)), Some(3));
+        assert_eq!(log.refused(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(log.refused(t0 + Duration::from_millis(5000)), Some(1));
+        assert_eq!(log.refused(t0 + Duration::from_millis(9000)), Some(0));
+    }
 
     #[test]
     fn a_refusal_is_answered_in_what_the_first_byte_says() {
