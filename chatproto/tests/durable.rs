@@ -300,6 +300,42 @@ fn a_resume_and_a_lost_connection_are_recorded() {
     assert_eq!(marks, [(SessionId(0), false), (SessionId(0), true)]);
 }
 
+/// In a room past the presence fan-out cap, an entering presence goes
+/// only to the connection that asked. One asked by a connection the
+/// session has left since (the enter waited for its batch meanwhile) goes
+/// to nobody: the session's new connection is not in the room, and a
+/// presence before its `welcome` moved a client's last seq past messages
+/// it had missed (it then entered again with that `since`, without them).
+#[test]
+fn an_enter_from_a_connection_taken_over_tells_the_new_one_nothing() {
+    let mut cfg = durable();
+    cfg.presence_fanout_max = 1;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in ["bob", "carol"] {
+        let i = sim.connect();
+        sim.send(i, ClientFrame::join_v2(nick, vec!["r".into()], None));
+    }
+    let a1 = sim.connect();
+    sim.send(a1, ClientFrame::join_v2("alice", vec![], None));
+    let token = sim.clients[a1].session.clone().expect("a token");
+    // alice's enter waits for its batch, and her session moves meanwhile.
+    sim.store.hold = true;
+    sim.send(a1, ClientFrame::enter("r", None));
+    let a2 = sim.connect();
+    sim.send(a2, ClientFrame::join_v2("alice", vec![], Some(token)));
+    sim.commit();
+    let got = sim.take(a2);
+    assert!(
+        matches!(got.first(), Some(ServerFrame::Welcome { .. })),
+        "the new connection's first frame: {got:?}"
+    );
+    assert!(
+        !got.iter()
+            .any(|f| matches!(f, ServerFrame::Presence { .. })),
+        "a presence of a room it is not in: {got:?}"
+    );
+}
+
 /// A message the store kept below where history starts (stamped in the
 /// future, kept by retention past messages it deleted) is not served
 /// after a restart: neither from memory nor from a page of the store

@@ -253,11 +253,16 @@ impl Server {
         }
         // In as this enter asked, even if it parted since: its leaving
         // presence comes next and takes it out again, so it sees both.
-        if let (Some(conn), Some(_)) = (conn, request) {
+        // Asked by a connection the session has left since, it is not in
+        // the room here.
+        let asked_here = conn.filter(|_| request.is_some());
+        if let Some(conn) = asked_here {
             room.add(conn, sid);
         }
         if room.members.len() > fanout_max {
-            if let Some(conn) = conn {
+            // Past the cap only the one entering is told, and only on the
+            // connection that asked: another is not in the room.
+            if let Some(conn) = asked_here {
                 self.pending.push_back(Audience::One(conn, false));
             }
         } else {
