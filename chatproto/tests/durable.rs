@@ -336,6 +336,45 @@ fn an_enter_from_a_connection_taken_over_tells_the_new_one_nothing() {
     );
 }
 
+/// An idle ping that waits behind a stalled store cannot be answered: the
+/// client is not timed out for it (a slow disk would otherwise close
+/// every idle client whose ping came due meanwhile). Its time starts once
+/// the ping could go; unanswered then, the client is timed out as ever.
+#[test]
+fn an_idle_ping_held_behind_the_store_does_not_time_the_client_out() {
+    for answers in [true, false] {
+        let mut cfg = durable();
+        cfg.idle_ping_ms = 1_000;
+        cfg.pong_timeout_ms = 500;
+        let mut sim = Sim::new(cfg, T0);
+        for nick in ["alice", "bob"] {
+            let i = sim.connect();
+            sim.join(i, nick);
+        }
+        sim.take(0);
+        // bob's message waits for a store that does not answer.
+        sim.store.hold = true;
+        sim.msg(1, &[], "held");
+        sim.advance(5_000);
+        assert!(sim.clients[0].open, "timed out by a ping it never got");
+        assert!(!sim.take(0).contains(&ServerFrame::Ping));
+        // The store answers: the ping goes out, with the whole time to
+        // answer it.
+        sim.commit();
+        assert!(sim.take(0).contains(&ServerFrame::Ping));
+        sim.advance(400);
+        assert!(sim.clients[0].open);
+        if answers {
+            sim.send(0, ClientFrame::Pong);
+            sim.advance(900);
+            assert!(sim.clients[0].open, "answered");
+        } else {
+            sim.advance(1_500);
+            assert!(!sim.clients[0].open, "a ping left unanswered times out");
+        }
+    }
+}
+
 /// A message the store kept below where history starts (stamped in the
 /// future, kept by retention past messages it deleted) is not served
 /// after a restart: neither from memory nor from a page of the store

@@ -41,6 +41,7 @@ impl Server {
                     Step::Barrier(ticket) if ticket > self.gate.stored => {
                         // Held until the store has it.
                         self.steps.push_front(Step::Barrier(ticket));
+                        self.barrier_stops += 1;
                         return None;
                     }
                     Step::Barrier(_) => {}
@@ -81,7 +82,17 @@ impl Server {
     /// nothing (its connection is gone).
     fn materialize(&mut self, step: Step) -> Option<Output<'static>> {
         match step {
-            Step::Send(to, frame) => Some(Output::Send { to, frame }),
+            Step::Send(to, frame) => {
+                if matches!(frame, ServerFrame::Ping) {
+                    let stops = self.barrier_stops;
+                    if let Some(c) = self.conns.get_mut(&to) {
+                        if let Some(mark) = c.ping_queued.take() {
+                            c.ping_late = mark != stops;
+                        }
+                    }
+                }
+                Some(Output::Send { to, frame })
+            }
             Step::Close(client, code) => Some(Output::Close { client, code }),
             Step::Welcome {
                 client,

@@ -205,6 +205,9 @@ pub struct Server {
     detaches: u64,
     /// What must be stored before outputs go (when durable).
     gate: durable::Gate,
+    /// How many times output stopped at a barrier, the store not done:
+    /// what tells a ping that waited for the store (see `Conn::ping_late`).
+    barrier_stops: u64,
     /// Questions to the store not answered yet, by ticket.
     reads: ids::IdMap<u64, (ClientId, reads::Pending)>,
     next_read: u64,
@@ -241,6 +244,7 @@ impl Server {
             detached: VecDeque::new(),
             detaches: 0,
             gate: durable::Gate::default(),
+            barrier_stops: 0,
             reads: Default::default(),
             next_read: 0,
             proposed: Vec::new(),
@@ -438,6 +442,8 @@ impl Server {
                     return;
                 }
                 c.ping_sent_at = Some(now.mono);
+                c.ping_queued = Some(self.barrier_stops);
+                c.ping_late = false;
                 self.timers.arm(
                     now.mono.saturating_add(cfg.pong_timeout_ms),
                     Timer::Pong(id),
@@ -445,10 +451,21 @@ impl Server {
                 self.steps.push_back(Step::Send(id, ServerFrame::Ping));
             }
             Timer::Pong(id) => {
-                let Some(c) = self.conns.get(&id) else {
+                let Some(c) = self.conns.get_mut(&id) else {
                     return;
                 };
                 match c.ping_sent_at {
+                    // The ping waits for the store, or went out after
+                    // waiting: the client could not answer it yet, and
+                    // has the whole time from now.
+                    Some(_) if c.ping_queued.is_some() || c.ping_late => {
+                        c.ping_late = false;
+                        c.ping_sent_at = Some(now.mono);
+                        self.timers.arm(
+                            now.mono.saturating_add(cfg.pong_timeout_ms),
+                            Timer::Pong(id),
+                        );
+                    }
                     Some(sent) if now.mono >= sent.saturating_add(cfg.pong_timeout_ms) => {
                         self.close_with(now, id, timeout("you did not answer a ping in time"));
                     }

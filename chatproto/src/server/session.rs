@@ -20,6 +20,14 @@ pub(crate) struct Conn {
     pub last_heard: u64,
     /// When it was pinged without answering yet.
     pub ping_sent_at: Option<u64>,
+    /// Its ping waits to go out (behind the store's barrier, or until the
+    /// next poll): the server's count of stops at a barrier when it was
+    /// queued, to tell whether it then waited for the store.
+    pub ping_queued: Option<u64>,
+    /// Its ping went out after waiting for the store: the client could
+    /// not answer it in time, so its pong's time starts again at the
+    /// next check.
+    pub ping_late: bool,
     /// Whether its `welcome` went out (nothing of its session may come
     /// before it: a resume can find a message of the session's previous
     /// connection still on its way).
@@ -32,6 +40,8 @@ impl Conn {
             session: None,
             last_heard: now,
             ping_sent_at: None,
+            ping_queued: None,
+            ping_late: false,
             welcomed: false,
         }
     }
