@@ -510,11 +510,7 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
         )
         .into_replay()
     };
-    let mut c = Client::new("alice", &["lobby"], "a-");
-    c.handle_connected(0);
-    c.handle_frame(0, fresh_welcome());
-    c.handle_frame(0, lobby_entered());
-    c.handle_frame(0, own_presence(1));
+    let mut c = alice_in_lobby();
     c.handle_frame(0, mine(2, &[], "hi"));
     sent(&mut c);
     // Sent after seq 2: "hi" to everyone, "hi" to Bob.
@@ -544,11 +540,7 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
 /// the room is.
 #[test]
 fn a_message_recognised_in_the_replay_of_a_room_being_parted_is_told() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
-    c.handle_connected(0);
-    c.handle_frame(0, fresh_welcome());
-    c.handle_frame(0, lobby_entered());
-    c.handle_frame(0, own_presence(1));
+    let mut c = alice_in_lobby();
     c.send_msg("lobby", vec![], "older");
     c.handle_disconnected();
     c.handle_connected(1);
@@ -674,6 +666,18 @@ fn own_presence(seq: u64) -> ServerFrame {
     )
 }
 
+/// alice, joined on a first connection (a fresh session) and in the
+/// lobby, its replay over (her own entering presence, seq 1); what that
+/// put out is not drained.
+fn alice_in_lobby() -> Client {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    c.handle_frame(0, own_presence(1));
+    c
+}
+
 /// After a fresh-session rejoin, what was unacknowledged waits for the
 /// room's replay (it may be in it). A line typed in between waits too,
 /// behind it: nothing goes out before our own entering presence, and
@@ -689,11 +693,7 @@ fn a_message_typed_during_a_fresh_replay_waits_behind_the_held_ones() {
         }
         texts
     };
-    let mut c = Client::new("alice", &["lobby"], "a-");
-    c.handle_connected(0);
-    c.handle_frame(0, fresh_welcome());
-    c.handle_frame(0, lobby_entered());
-    c.handle_frame(0, own_presence(1));
+    let mut c = alice_in_lobby();
     msgs(&mut c);
     c.send_msg("lobby", vec![], "older");
     assert_eq!(msgs(&mut c), ["older"]);
@@ -736,11 +736,7 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
         out
     };
     for enter_again in [false, true] {
-        let mut c = Client::new("alice", &["lobby"], "a-");
-        c.handle_connected(0);
-        c.handle_frame(0, fresh_welcome());
-        c.handle_frame(0, lobby_entered());
-        c.handle_frame(0, own_presence(1));
+        let mut c = alice_in_lobby();
         c.send_msg("lobby", vec![], "older");
         assert_eq!(frames(&mut c), ["entered lobby alice", "msg older"]);
         c.handle_disconnected();
@@ -818,11 +814,7 @@ fn a_message_too_large_for_the_server_is_given_up_when_sent() {
 /// client's rooms and may be entered again.
 #[test]
 fn an_entering_refused_unavailable_is_not_entered_and_may_be_tried_again() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
-    c.handle_connected(0);
-    c.handle_frame(0, fresh_welcome());
-    c.handle_frame(0, lobby_entered());
-    c.handle_frame(0, own_presence(1));
+    let mut c = alice_in_lobby();
     while c.poll().is_some() {}
     c.enter("rust");
     while c.poll().is_some() {}

@@ -232,14 +232,9 @@ impl Reader<'_> {
     /// Read once more if the socket has something now, without waiting:
     /// whether it had.
     fn read_more_now(&mut self) -> Result<bool, Stop> {
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        match self.read.read_buf(&mut self.buf).now_or_never() {
+        match feed::read_now(&mut self.read, &mut self.buf, READ_CHUNK) {
             Some(Ok(0)) => Err(Stop::Eof),
             Some(Ok(_)) => Ok(true),
-            // Nothing waits (or tokio's budget is spent: then the client
-            // counts as caught up this once, as it did before this look).
             None => Ok(false),
             Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
             Some(Err(e)) => Err(Stop::Failed(e)),

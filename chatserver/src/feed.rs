@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chatproto::{encode, ClientFrame, ClientId, Decoded, FrameDecoder, Kick};
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -150,6 +152,22 @@ impl<'a> Feeder<'a> {
     pub fn caught_up(&mut self) {
         self.throttled_since = None;
     }
+}
+
+/// One more read of a stream transport into `buf` (room for `chunk` more
+/// bytes made first if little is left), without waiting: `None` if
+/// nothing is there now (or tokio's budget for this turn is spent: the
+/// client then counts as caught up this once, as it did before this
+/// look); `Some(Ok(0))` at its end.
+pub fn read_now<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    chunk: usize,
+) -> Option<std::io::Result<usize>> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(chunk);
+    }
+    rd.read_buf(buf).now_or_never()
 }
 
 /// The next frame in a stream transport's `buf`, with its payload's

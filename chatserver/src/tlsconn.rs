@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chatproto::{Decoded, FrameDecoder, Kick};
-use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -107,10 +106,7 @@ pub async fn serve<S>(
                         // waits: no part of a frame in the buffer, and
                         // nothing more in the stream.
                         if feeder.is_throttled() && !decoder.is_mid_frame(&buf) {
-                            if buf.capacity() - buf.len() < 1024 {
-                                buf.reserve(READ_CHUNK);
-                            }
-                            match rd.read_buf(&mut buf).now_or_never() {
+                            match feed::read_now(&mut rd, &mut buf, READ_CHUNK) {
                                 Some(Ok(0) | Err(_)) => break 'conn,
                                 Some(Ok(_)) => continue,
                                 None => feeder.caught_up(),

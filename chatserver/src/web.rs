@@ -4,7 +4,7 @@
 //! `--tls-only` server 400; nothing is read from disk.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -365,7 +365,7 @@ fn origin_allowed(
 
 /// `GET /metrics`, to loopback and the networks `--metrics-allow` names.
 async fn metrics(info: ConnInfo, edge: &Edge) -> Response<Body> {
-    let ip = canonical(info.addr.ip());
+    let ip = crate::limits::canonical(info.addr.ip());
     let allowed = ip.is_loopback() || edge.settings.metrics_allow.iter().any(|n| n.contains(&ip));
     if !allowed {
         return text(StatusCode::FORBIDDEN, "forbidden: see --metrics-allow\n");
@@ -392,14 +392,6 @@ async fn metrics(info: ConnInfo, edge: &Edge) -> Response<Body> {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     res
-}
-
-/// An IPv4 address mapped into IPv6 is the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

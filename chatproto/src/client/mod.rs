@@ -422,7 +422,7 @@ impl Client {
     pub fn send_msg(&mut self, room: &str, to: Vec<String>, text: impl Into<String>) -> String {
         self.next_id += 1;
         let id = format!("{}{}", self.id_prefix, self.next_id);
-        let p = Pending {
+        let mut p = Pending {
             id: id.clone(),
             room: room.to_ascii_lowercase(),
             to,
@@ -441,11 +441,11 @@ impl Client {
                 return id;
             }
         }
-        let now = self.phase == Phase::Joined && !self.held.contains(&p.room);
-        self.pending.push_back(p);
-        if now {
-            self.send_pending(|p| p.id == id);
+        if self.phase == Phase::Joined && !self.held.contains(&p.room) {
+            p.sent_after = Some(self.seen_in(&p.room));
+            self.send(msg_frame(&p));
         }
+        self.pending.push_back(p);
         id
     }
 

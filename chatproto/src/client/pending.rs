@@ -1,9 +1,9 @@
 //! The messages sent and not yet acknowledged: held back until a fresh
 //! session's replay ends, released, resent, or given up as too large.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-use super::{Client, ClientEvent};
+use super::{Client, ClientEvent, RoomState};
 use crate::frame::{ClientFrame, ErrorCode};
 
 /// A message sent and not yet acknowledged.
@@ -108,17 +108,18 @@ impl Client {
                 continue;
             }
             if p.sent_after.is_none() {
-                let room = self
-                    .rooms
-                    .get(&p.room)
-                    .or_else(|| self.parting.get(&p.room));
-                p.sent_after = Some(room.map_or(0, |r| r.last_seq));
+                p.sent_after = Some(seen_in(&self.rooms, &self.parting, &p.room));
             }
             frames.push(msg_frame(p));
         }
         for f in frames {
             self.send(f);
         }
+    }
+
+    /// The last seq seen of `room` (being parted, too): 0 before any.
+    pub(super) fn seen_in(&self, room: &str) -> u64 {
+        seen_in(&self.rooms, &self.parting, room)
     }
 
     /// `room`'s history began anew: what was sent to it may be anywhere
@@ -130,6 +131,19 @@ impl Client {
             }
         }
     }
+}
+
+/// [`Client::seen_in`], from the rooms alone (while a message of
+/// `pending` is borrowed).
+fn seen_in(
+    rooms: &BTreeMap<String, RoomState>,
+    parting: &BTreeMap<String, RoomState>,
+    room: &str,
+) -> u64 {
+    rooms
+        .get(room)
+        .or_else(|| parting.get(room))
+        .map_or(0, |r| r.last_seq)
 }
 
 pub(super) fn msg_frame(p: &Pending) -> ClientFrame {
