@@ -118,16 +118,20 @@ impl Hub {
 
     /// Replace `id`'s queue by an error with `code` and `message`, close
     /// it, and take it out of the core after the current output.
+    /// A client already gone (its departure handled) is left alone:
+    /// marked, it would stay in `kicked` for good, as only its departure
+    /// takes the mark off.
     pub(super) fn close_with(&mut self, id: ClientId, code: ErrorCode, message: String) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
         if !self.kicked.insert(id) {
             return;
         }
         self.metrics.closed_for(code.as_str());
-        if let Some(peer) = self.peers.get(&id) {
-            match encode(&ServerFrame::error(code, message), self.max_frame_bytes) {
-                Ok(bytes) => peer.kick(self.budget.track(bytes), code),
-                Err(_) => peer.close(),
-            }
+        match encode(&ServerFrame::error(code, message), self.max_frame_bytes) {
+            Ok(bytes) => peer.kick(self.budget.track(bytes), code),
+            Err(_) => peer.close(),
         }
         self.leaving.push(id);
     }
@@ -140,7 +144,8 @@ impl Hub {
         for peer in flushing.drain(..) {
             if peer.flush(true).is_err() {
                 if let Some(&id) = peer.id.get() {
-                    if self.kicked.insert(id) {
+                    // Gone already (see `close_with`): nothing to mark.
+                    if self.peers.contains_key(&id) && self.kicked.insert(id) {
                         self.leaving.push(id);
                     }
                 }
@@ -267,6 +272,31 @@ mod tests {
         ));
         peer.id.set(ClientId(id)).unwrap();
         (peer, client)
+    }
+
+    /// A client whose departure the hub has handled (or that it never
+    /// had) is not marked as closing: nothing would take the mark off.
+    #[tokio::test]
+    async fn closing_a_client_already_gone_leaves_no_mark() {
+        let budget = OutboundBudget::new(1 << 20);
+        let server = chatproto::Server::new(chatproto::ServerConfig::default(), [7; 32]);
+        let mut hub = Hub::new(
+            server,
+            super::super::Clock::new(),
+            None,
+            crate::peer::QueueLimits::fixed(1 << 20),
+            std::time::Duration::from_secs(1),
+            Arc::clone(&budget),
+            Arc::new(crate::metrics::Metrics::default()),
+        );
+        let (here, _c) = peer(1, 1 << 20, &budget).await;
+        hub.peers.insert(ClientId(1), here);
+        hub.close_with(ClientId(2), ErrorCode::Unavailable, "gone".into());
+        assert!(hub.kicked.is_empty(), "a client the hub does not hold");
+        assert!(hub.leaving.is_empty());
+        hub.close_with(ClientId(1), ErrorCode::Unavailable, "closing".into());
+        assert!(hub.kicked.contains(&ClientId(1)), "a client it holds");
+        assert_eq!(hub.leaving, [ClientId(1)]);
     }
 
     #[tokio::test]
