@@ -203,5 +203,34 @@ fn rooms_past_the_history_budget(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout, rooms_past_the_history_budget);
+/// A `rooms` request on a server with 10,000 rooms in use: the answer
+/// lists the names that sort first, as many as fit a frame (about 1,000
+/// at the default limit).
+fn rooms_answer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rooms_answer");
+    g.throughput(Throughput::Elements(1));
+    let rooms = 10_000;
+    g.bench_function(format!("{rooms}_rooms"), |b| {
+        let mut config = ServerConfig::default();
+        config.max_rooms_per_client = rooms;
+        let mut sh = Shell {
+            server: Server::new(config, [1; 32]),
+            ids: Vec::new(),
+            queues: vec![Vec::new()],
+            mono: 0,
+        };
+        let id = sh.server.handle_connect(sh.now());
+        sh.ids.push(id);
+        sh.send(0, ClientFrame::join_v2("alice", Vec::new(), None));
+        // Names in no particular order.
+        for i in 0..rooms {
+            let n = (i * 7_919) % rooms;
+            sh.send(0, ClientFrame::enter(format!("r{n}"), None));
+        }
+        b.iter(|| assert_eq!(sh.send(0, ClientFrame::Rooms), 1))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fanout, rooms_past_the_history_budget, rooms_answer);
 criterion_main!(benches);

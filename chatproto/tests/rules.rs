@@ -963,6 +963,46 @@ fn at_the_room_cap_an_empty_room_is_forgotten_for_a_new_one() {
     assert_eq!(only_error(sim.take(a)).0, ErrorCode::TooManyRooms);
 }
 
+/// A `rooms` answer too long for a frame lists the rooms whose names
+/// sort first, in order, and no more than fit.
+#[test]
+fn a_long_room_list_keeps_the_first_names_in_order() {
+    use chatproto::{ClientFrame, RoomInfo, MIN_MAX_FRAME_BYTES};
+    let mut cfg = ServerConfig::default();
+    // Room for eight entries of at most 64 bytes past the frame's own 512.
+    cfg.max_frame_bytes = MIN_MAX_FRAME_BYTES;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["lobby".into()], None));
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
+    for room in [
+        "kilo", "delta", "hotel", "charlie", "juliet", "echo", "alpha", "india", "golf",
+    ] {
+        sim.send(a, ClientFrame::enter(room, None));
+    }
+    sim.send(b, ClientFrame::enter("bravo", None));
+    sim.send(b, ClientFrame::enter("golf", None));
+    sim.take(a);
+    sim.take(b);
+    sim.send(b, ClientFrame::Rooms);
+    let rooms = match sim.take(b).as_slice() {
+        [ServerFrame::Rooms { rooms, .. }] => rooms.clone(),
+        other => panic!("one rooms answer, got {other:?}"),
+    };
+    let expect = [
+        ("alpha", 1),
+        ("bravo", 1),
+        ("charlie", 1),
+        ("delta", 1),
+        ("echo", 1),
+        ("golf", 2),
+        ("hotel", 1),
+        ("india", 1),
+    ];
+    assert_eq!(rooms, expect.map(|(r, m)| RoomInfo::new(r, m)));
+}
+
 /// An `enter` and a `part` of one room handled before anything is drained
 /// (one turn of a busy server): the enter is still answered, and the
 /// client sees itself come and go.
