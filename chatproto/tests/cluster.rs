@@ -348,6 +348,49 @@ fn answers_wait_for_the_senders_events_on_their_way_through_the_log() {
     assert_eq!(c.frames(1, bob).last().unwrap()["type"], "pong");
 }
 
+/// Answers held behind an event on its way through the log are counted
+/// in what waits, which a shell bounds: pings sent while the log is away
+/// cannot grow memory unseen.
+#[test]
+fn answers_held_for_the_log_count_as_waiting() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "stuck", Some("m1".into())),
+    );
+    let proposed = c.proposals(0);
+    assert_eq!(proposed.len(), 1);
+    let before = c.nodes[0].outputs_waiting();
+    for _ in 0..100 {
+        c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    }
+    c.drain(0);
+    assert_eq!(c.nodes[0].outputs_waiting(), before + 100);
+    // Logged: the echo and the pongs go, and nothing is counted any more.
+    let mut logged = Event::clone(&proposed[0]);
+    logged.seq = c.log["lobby"].len() as u64 + 1;
+    c.log.get_mut("lobby").unwrap().push(logged);
+    c.read_log(0, usize::MAX);
+    assert_eq!(c.nodes[0].outputs_waiting(), 0);
+    let kinds = c.kinds(0, alice);
+    assert_eq!(kinds.iter().filter(|&&k| k == "pong").count(), 100);
+    // Closed while held: nothing stays counted either.
+    c.nodes[0].handle_frame(
+        NOW,
+        alice,
+        ClientFrame::msg_in("lobby", vec![], "stuck again", Some("m2".into())),
+    );
+    c.proposals(0);
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    assert!(c.nodes[0].outputs_waiting() >= 1);
+    c.nodes[0].handle_disconnect(NOW, alice);
+    c.drain(0);
+    assert_eq!(c.nodes[0].outputs_waiting(), 0);
+}
+
 /// alice sends a message (with `id`), then a ping, and the log says it
 /// held that message already, at seq 7.
 fn held_already(id: Option<&str>) -> (Cluster, ClientId) {

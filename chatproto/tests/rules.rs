@@ -594,6 +594,49 @@ fn an_idle_client_is_pinged_then_closed_if_silent() {
         && matches!(&e.body, EventBody::Presence { nick, status: Offline, .. } if &**nick == "alice")));
 }
 
+/// While the shell takes no input (its backlog is full), a pong or a
+/// join may wait unread: nobody is closed for it then, and each gets a
+/// whole timeout once input is taken again.
+#[test]
+fn no_client_is_timed_out_while_the_shell_takes_no_input() {
+    let mut sim = sim_with(short_timeouts());
+    let a = joined(&mut sim, &["alice"])[0];
+    let late = sim.connect();
+    sim.server.handle_input_paused(sim.clock(), true);
+    sim.advance(5_000);
+    assert_eq!(sim.take(a), vec![ServerFrame::Ping]);
+    // Far past the pong and join timeouts, still paused.
+    sim.advance(20_000);
+    assert!(sim.clients[a].open && sim.clients[late].open);
+    sim.server.handle_input_paused(sim.clock(), false);
+    // At least a whole timeout from the pause's end (join 1 s, pong 2 s),
+    // at most two.
+    sim.advance(999);
+    assert!(
+        sim.clients[late].open,
+        "the join had no time since the pause"
+    );
+    sim.advance(1_000);
+    assert!(sim.clients[a].open, "the pong had no time since the pause");
+    assert_eq!(sim.clients[late].closed_with, Some(ErrorCode::Timeout));
+    sim.advance(2_001);
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
+    // Answered in time after a pause: kept, and timed as before.
+    let b = joined(&mut sim, &["bob"])[0];
+    sim.server.handle_input_paused(sim.clock(), true);
+    sim.advance(5_000);
+    assert_eq!(sim.take(b), vec![ServerFrame::Ping]);
+    sim.server.handle_input_paused(sim.clock(), false);
+    sim.advance(100);
+    sim.send(b, chatproto::ClientFrame::Pong);
+    sim.advance(4_999);
+    assert!(sim.take(b).is_empty());
+    sim.advance(1);
+    assert_eq!(sim.take(b), vec![ServerFrame::Ping]);
+    sim.advance(2_000);
+    assert_eq!(sim.clients[b].closed_with, Some(ErrorCode::Timeout));
+}
+
 #[test]
 fn msg_too_large_when_the_stamped_frame_would_not_fit() {
     let mut cfg = ServerConfig::default();

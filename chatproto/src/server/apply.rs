@@ -216,10 +216,12 @@ impl Server {
             let at = at.min(s.deferred.len());
             s.deferred.insert(at, Step::Send(conn, frame));
             s.answered += 1;
+            self.deferred += 1;
         }
         if s.in_flight.is_empty() {
             s.answered = 0;
             let deferred = std::mem::take(&mut s.deferred);
+            self.deferred = self.deferred.saturating_sub(deferred.len());
             if applied {
                 for step in deferred.into_iter().rev() {
                     self.steps.push_front(step);

@@ -208,6 +208,16 @@ pub struct Server {
     /// How many times output stopped at a barrier, the store not done:
     /// what tells a ping that waited for the store (see `Conn::ping_late`).
     barrier_stops: u64,
+    /// The shell takes no input now (see
+    /// [`handle_input_paused`](Server::handle_input_paused)).
+    input_paused: bool,
+    /// When the shell last took input again after a pause (monotonic
+    /// ms; 0: never paused).
+    input_resumed_at: u64,
+    /// Answers held in sessions behind their events on the way through
+    /// the log (cluster mode): counted in
+    /// [`outputs_waiting`](Server::outputs_waiting).
+    deferred: usize,
     /// Questions to the store not answered yet, by ticket.
     reads: ids::IdMap<u64, (ClientId, reads::Pending)>,
     next_read: u64,
@@ -245,6 +255,9 @@ impl Server {
             detaches: 0,
             gate: durable::Gate::default(),
             barrier_stops: 0,
+            input_paused: false,
+            input_resumed_at: 0,
+            deferred: 0,
             reads: Default::default(),
             next_read: 0,
             proposed: Vec::new(),
@@ -263,7 +276,19 @@ impl Server {
     /// taking input past a bound of its own, so that a stalled store cannot
     /// make this grow without end (a `pong` per `ping` waits there too).
     pub fn outputs_waiting(&self) -> usize {
-        self.steps.len()
+        self.steps.len() + self.deferred
+    }
+
+    /// The shell stopped taking input (`paused`: its own bound on what
+    /// waits, see [`outputs_waiting`](Server::outputs_waiting)), or takes
+    /// it again. Frames wait unread meanwhile, answers to pings and joins
+    /// among them: while paused, and for one whole timeout after, no
+    /// client is closed for not answering a ping or not joining in time.
+    pub fn handle_input_paused(&mut self, now: Now, paused: bool) {
+        if self.input_paused && !paused {
+            self.input_resumed_at = now.mono;
+        }
+        self.input_paused = paused;
     }
 
     /// How many connections are open, joined or not.
@@ -425,9 +450,19 @@ impl Server {
         let cfg = &self.config;
         match timer {
             Timer::Join(id) => {
-                if matches!(self.conns.get(&id), Some(c) if c.session.is_none()) {
-                    self.close_with(now, id, timeout("you did not join in time"));
+                let Some(c) = self.conns.get_mut(&id).filter(|c| c.session.is_none()) else {
+                    return;
+                };
+                if self.input_paused || c.join_from < self.input_resumed_at {
+                    // Its join may wait unread: the whole time again.
+                    c.join_from = now.mono;
+                    self.timers.arm(
+                        now.mono.saturating_add(cfg.join_timeout_ms),
+                        Timer::Join(id),
+                    );
+                    return;
                 }
+                self.close_with(now, id, timeout("you did not join in time"));
             }
             Timer::Idle(id) => {
                 let Some(c) = self.conns.get_mut(&id) else {
@@ -458,7 +493,14 @@ impl Server {
                     // The ping waits for the store, or went out after
                     // waiting: the client could not answer it yet, and
                     // has the whole time from now.
-                    Some(_) if c.ping_queued.is_some() || c.ping_late => {
+                    // Or the shell paused its input (the pong may wait
+                    // unread) while the ping was out.
+                    Some(sent)
+                        if c.ping_queued.is_some()
+                            || c.ping_late
+                            || self.input_paused
+                            || sent < self.input_resumed_at =>
+                    {
                         c.ping_late = false;
                         c.ping_sent_at = Some(now.mono);
                         self.timers.arm(
@@ -533,6 +575,7 @@ impl Server {
             let deferred = std::mem::take(&mut s.deferred);
             s.in_flight.clear();
             s.answered = 0;
+            self.deferred = self.deferred.saturating_sub(deferred.len());
             self.steps.extend(deferred);
         }
         self.steps.push_back(Step::Send(client, error));
@@ -558,6 +601,7 @@ impl Server {
         s.ended_at = Some(now.mono);
         s.in_flight.clear();
         s.answered = 0;
+        self.deferred = self.deferred.saturating_sub(s.deferred.len());
         s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
@@ -645,6 +689,7 @@ impl Server {
             if let Some(s) = self.session_of(client) {
                 if !s.in_flight.is_empty() {
                     s.deferred.push_back(step);
+                    self.deferred += 1;
                     return;
                 }
             }

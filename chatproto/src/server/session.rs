@@ -28,6 +28,9 @@ pub(crate) struct Conn {
     /// not answer it in time, so its pong's time starts again at the
     /// next check.
     pub ping_late: bool,
+    /// Since when it has had to join (its connection, or the end of a
+    /// pause of the shell's input that its join may have waited behind).
+    pub join_from: u64,
     /// Whether its `welcome` went out (nothing of its session may come
     /// before it: a resume can find a message of the session's previous
     /// connection still on its way).
@@ -42,6 +45,7 @@ impl Conn {
             ping_sent_at: None,
             ping_queued: None,
             ping_late: false,
+            join_from: now,
             welcomed: false,
         }
     }

@@ -154,6 +154,9 @@ pub struct Hub {
     /// Clients whose queue was replaced by their last frame: nothing more
     /// goes to them.
     kicked: HashSet<ClientId>,
+    /// Input is not taken (a backlog of the store's or the cluster's
+    /// past its bound); the core knows.
+    input_paused: bool,
     /// Queues that overflowed during the current output.
     overflowed: Vec<ClientId>,
     /// The event logged last (its room's name's address, its seq).
@@ -304,6 +307,7 @@ impl Hub {
             next_lag_check: None,
             leaving: Vec::new(),
             kicked: HashSet::new(),
+            input_paused: false,
             overflowed: Vec::new(),
             last_logged: None,
             log_events: tracing::enabled!(tracing::Level::INFO),

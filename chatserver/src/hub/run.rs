@@ -80,6 +80,14 @@ impl Hub {
             let reading = self.to_store.len() < STORE_BACKLOG
                 && proposed < STORE_BACKLOG
                 && self.server.outputs_waiting() < OUTPUTS_BACKLOG;
+            if reading == self.input_paused {
+                // Pongs and joins wait unread while paused: the core
+                // times nobody out for that.
+                self.input_paused = !reading;
+                self.server.handle_input_paused(self.clock.now(), !reading);
+                // Debug only: near the bound it may change every turn.
+                tracing::debug!(paused = !reading, "input from the connections");
+            }
             self.watch_lagging();
             let has_store = self.store.is_some();
             let has_cluster = self.cluster.is_some();
