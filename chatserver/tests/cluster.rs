@@ -1778,7 +1778,20 @@ fn sessions_moved_between_nodes_leave_new_sessions_apart() {
 #[test]
 fn a_resume_elsewhere_enters_after_the_old_nodes_departure() {
     let test = "a_resume_elsewhere_enters_after_the_old_nodes_departure";
-    resume_behind_a_backlog(test, &[], 8_000);
+    resume_behind_a_backlog(test, &[], 8_000, false);
+}
+
+/// The same when alice's connection to the old node ended before she
+/// resumed (her Wi-Fi moved her to another node): the old node keeps her
+/// nickname until her departures are stored. It gave the nickname up as
+/// the connection ended: her entering on the new node was stored before
+/// her departure from the old one, which then took her out of the room
+/// on every node, and she heard nothing more, with no error (3 of 3
+/// before the fix).
+#[test]
+fn a_resume_elsewhere_after_the_old_connection_ended_enters_after_its_departure() {
+    let test = "a_resume_elsewhere_after_the_old_connection_ended_enters_after_its_departure";
+    resume_behind_a_backlog(test, &[], 8_000, true);
 }
 
 /// The same when the old node's backlog outlasts its wait for the
@@ -1793,13 +1806,14 @@ fn a_resume_elsewhere_enters_after_the_old_nodes_departure() {
 #[test]
 fn a_resume_elsewhere_waits_for_a_departure_stored_after_the_takeovers_wait() {
     let test = "a_resume_elsewhere_waits_for_a_departure_stored_after_the_takeovers_wait";
-    resume_behind_a_backlog(test, &["--join-timeout-ms", "1200"], 32_000);
+    resume_behind_a_backlog(test, &["--join-timeout-ms", "1200"], 32_000, false);
 }
 
 /// alice joins node a (with `a_flags`) behind a backlog of `backlog`
-/// messages and resumes on node b at once: she hears the lobby on, and
-/// dave, on a, sees her enter on a, leave, and enter on b.
-fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize) {
+/// messages and resumes on node b at once (`gone_first`: once node a has
+/// seen her connection end): she hears the lobby on, and dave, on a, sees
+/// her enter on a, leave, and enter on b.
+fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize, gone_first: bool) {
     let Some(nats) = Nats::start(test) else {
         return;
     };
@@ -1821,7 +1835,14 @@ fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize) {
     }
     flo.send_raw(&burst);
     read_until(&mut flo, 10, |f| kind(f) == "msg");
-    let (_alice, alice_welcome) = join(&a, "alice");
+    let (alice, alice_welcome) = join(&a, "alice");
+    if gone_first {
+        drop(alice);
+        assert!(
+            a.wait_for_line("disconnected client=", WAIT),
+            "node a saw alice go"
+        );
+    }
 
     // alice comes back on b at once, entering the lobby with her join;
     // told to try again while her departure from a is not stored yet (or

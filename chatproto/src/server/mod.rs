@@ -319,6 +319,14 @@ impl Server {
         self.sessions.get(&session)?.conn
     }
 
+    /// The hash of the token of the session `client` joined as (what
+    /// another cluster node names the session by when it asks to take it
+    /// over); `None` before it joined.
+    pub fn token_hash_of(&self, client: ClientId) -> Option<TokenHash> {
+        let sid = self.conns.get(&client)?.session?;
+        Some(self.sessions.get(&sid)?.token_hash)
+    }
+
     /// The nicknames online, in no particular order.
     pub fn online(&self) -> impl Iterator<Item = &str> + '_ {
         self.sessions

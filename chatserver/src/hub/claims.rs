@@ -112,6 +112,40 @@ impl Hub {
         }
     }
 
+    /// A client of this node left (its connection ended): its nickname
+    /// claim is given up once its departures from its rooms, just
+    /// proposed, are stored. Given up at once, it let the session resume
+    /// on another node and enter a room there before the departure of
+    /// its entering here was stored: stored after it, that departure took
+    /// the session out of the room on every node, without a word to it.
+    /// Meanwhile a takeover asked here is told the session is leaving
+    /// (the asker claims again until the claim is gone).
+    pub(super) fn release_once_left(
+        &mut self,
+        now: Now,
+        key: String,
+        revision: u64,
+        token: Option<chatproto::TokenHash>,
+    ) {
+        // The departures go to the publisher before the barrier below.
+        self.dispatch(now);
+        let Some(c) = &self.cluster else { return };
+        let link = std::sync::Arc::clone(&c.link);
+        let stored = link.stored_so_far();
+        if let Some(token) = token {
+            link.set_leaving(token, true);
+        }
+        tokio::spawn(async move {
+            // An error: the publisher is gone (this node stops), and
+            // nothing of this node's is stored any more.
+            let _ = stored.await;
+            link.release_now(&key, revision).await;
+            if let Some(token) = token {
+                link.set_leaving(token, false);
+            }
+        });
+    }
+
     /// Another node freed these clients' nicknames while this one was
     /// held up and seemed dead (and said they left their rooms): each
     /// still holding that claim is closed, and resumes by reconnecting,

@@ -271,11 +271,9 @@ impl Hub {
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::Gone(id) => {
-                if let Some(c) = &mut self.cluster {
-                    if let Some((key, rev)) = c.claims.remove(&id) {
-                        c.link.release(key, rev);
-                    }
-                }
+                // Read before the core forgets the connection.
+                let token = self.server.token_hash_of(id);
+                let claim = self.cluster.as_mut().and_then(|c| c.claims.remove(&id));
                 // Its end in the log, beside `connected` (with the
                 // address) and `joined`.
                 match self.server.nick(id) {
@@ -285,6 +283,9 @@ impl Hub {
                 self.server.handle_disconnect(now, id);
                 self.peers.remove(&id);
                 self.kicked.remove(&id);
+                if let Some((key, rev)) = claim {
+                    self.release_once_left(now, key, rev, token);
+                }
             }
             ToHub::Snapshot(reply) => {
                 let _ = reply.send(crate::metrics::Snapshot {
