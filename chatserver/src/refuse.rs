@@ -59,6 +59,14 @@ pub struct RefusalLog {
 }
 
 impl RefusalLog {
+    /// Nothing logged yet (for a `static`).
+    pub const fn new() -> Self {
+        RefusalLog {
+            last: None,
+            unlogged: 0,
+        }
+    }
+
     /// A refusal at `now`: `Some(n)` to log it, `n` the refusals left
     /// out since the last line; `None` to count it and log nothing.
     pub fn refused(&mut self, now: std::time::Instant) -> Option<u64> {

@@ -16,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::edge::Edge;
 use crate::hub::ToHub;
@@ -178,6 +178,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     res
 }
 
+/// WebSockets refused for their origin, logged at most once a second.
+static ORIGIN_REFUSALS: Mutex<crate::refuse::RefusalLog> =
+    Mutex::new(crate::refuse::RefusalLog::new());
+
 /// `GET /ws`: check the origin and the opening handshake (RFC 6455
 /// 4.2.1), answer 101, and hand the upgraded connection to a connection
 /// task once hyper lets go of it.
@@ -190,6 +194,25 @@ async fn upgrade(
     armed: Arc<AtomicBool>,
 ) -> Response<Body> {
     if let Err(why) = origin_allowed(req.headers(), info.tls, &edge.settings.allowed_origins) {
+        // A browser's script cannot read why: the operator learns it here
+        // (at most a line a second: any site's page can make these).
+        let logged = ORIGIN_REFUSALS
+            .lock()
+            .map(|mut log| log.refused(std::time::Instant::now()));
+        if let Ok(Some(unlogged)) = logged {
+            // Refused, so it was there; quoted and escaped (any site's).
+            let origin = req
+                .headers()
+                .get(header::ORIGIN)
+                .map_or_else(Default::default, |o| String::from_utf8_lossy(o.as_bytes()));
+            warn!(
+                addr = %info.addr,
+                origin = ?origin,
+                more_since_last_line = (unlogged > 0).then_some(unlogged),
+                "refusing a WebSocket: {}",
+                why.trim_end()
+            );
+        }
         return text(StatusCode::FORBIDDEN, why);
     }
     let accept = match opening(&req) {

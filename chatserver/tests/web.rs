@@ -742,6 +742,17 @@ fn a_page_from_another_sites_name_pointed_here_may_not_open_the_websocket() {
     // page's Origin and the Host it asks for agree.
     let evil = format!("attacker.example:{port}");
     assert_eq!(opening_status(addr, &evil, &format!("http://{evil}")), 403);
+    // The page's script cannot read why; the log says it, with the flag.
+    assert!(
+        server.wait_for_line(
+            "refusing a WebSocket: forbidden: a page from a public name",
+            WAIT
+        ),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains(&format!("origin=\"http://{evil}\"")));
+    assert!(server.log().contains("--allowed-origins"));
     // What LAN users open still works: an address, a local name, one
     // listed in --allowed-origins.
     for host in [
