@@ -85,6 +85,8 @@ fn main() -> std::process::ExitCode {
         };
         return match done {
             Ok(()) => std::process::ExitCode::SUCCESS,
+            // `chatserver export | head`: done, quietly.
+            Err(e) if e == store::READER_GONE => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("chatserver export: {e}");
                 std::process::ExitCode::FAILURE

@@ -552,6 +552,18 @@ pub fn export_room(raw: &str) -> Result<String, String> {
     })
 }
 
+/// What an export stops with when what reads its lines closed (`chatserver
+/// export | head`): not a failure, as for any tool in a pipe.
+pub const READER_GONE: &str = "the export's reader closed the pipe";
+
+/// A failed write of an export's lines, as the export stops with it.
+pub fn write_failed(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => READER_GONE.to_owned(),
+        _ => format!("cannot write the export: {e}"),
+    }
+}
+
 /// Print history as JSON lines, one `msg` object per line as on the wire
 /// (with the sender's id), room by room in seq order.
 pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> {
@@ -578,18 +590,18 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
                     return;
                 }
                 let line = serde_json::to_string(&e.wire(true, false))
-                    .map_err(|e| e.to_string())
-                    .and_then(|l| writeln!(out, "{l}").map_err(|e| e.to_string()));
+                    .map_err(|e| format!("cannot write the export: {e}"))
+                    .and_then(|l| writeln!(out, "{l}").map_err(|e| write_failed(&e)));
                 if let Err(e) = line {
                     failed = Some(e);
                 }
             })
             .map_err(|e| e.to_string())?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
-    if let Some(e) = failed {
-        return Err(format!("cannot write the export: {e}"));
-    }
-    out.flush().map_err(|e| e.to_string())
+    out.flush().map_err(|e| write_failed(&e))
 }
 
 #[cfg(test)]

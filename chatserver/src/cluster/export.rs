@@ -52,8 +52,7 @@ pub async fn export(
     for room in rooms {
         export_room(&js, &client, &room, since, out).await?;
     }
-    out.flush()
-        .map_err(|e| format!("cannot write the export: {e}"))
+    out.flush().map_err(|e| crate::store::write_failed(&e))
 }
 
 /// One room's messages past `since`, up to the stream's last event now.
@@ -123,7 +122,7 @@ async fn export_room(
         if event.is_msg() {
             let line = serde_json::to_string(&event.wire(true, false))
                 .map_err(|e| format!("cannot write the export: {e}"))?;
-            writeln!(out, "{line}").map_err(|e| format!("cannot write the export: {e}"))?;
+            writeln!(out, "{line}").map_err(|e| crate::store::write_failed(&e))?;
         }
     }
     if unreadable > 0 {

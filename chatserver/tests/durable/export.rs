@@ -133,3 +133,46 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
     server.sigterm();
     assert!(server.wait_exit(WAIT).success());
 }
+
+/// `chatserver export | head -1`: once the reader has closed the pipe, the
+/// export stops as done, exit 0 and nothing on stderr (it said "cannot
+/// write the export: Broken pipe" and exited 1).
+#[test]
+fn an_export_whose_reader_closes_the_pipe_stops_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["lobby"], None);
+    // About 100 KB of lines: past the export's buffer and the pipe's.
+    let text = "x".repeat(1_000);
+    for i in 0..100 {
+        say(&mut alice, "lobby", &text, &format!("m{i}"));
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatserver"))
+        .args(["export", "--data-dir", path_str(dir.path())])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chatserver export");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut first)
+        .expect("a line");
+    assert!(first.contains("\"type\":\"msg\""), "{first}");
+    // The reader is gone (dropped with the BufReader).
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr to its end");
+    let status = child.wait().expect("the export ends");
+    assert!(
+        status.success() && stderr.is_empty(),
+        "{status:?}: {stderr}"
+    );
+}
