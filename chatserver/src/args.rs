@@ -261,7 +261,7 @@ pub struct Args {
 
     /// Payload bytes per second a client may send on average, beside
     /// --rate (by default one frame of --max-frame-bytes a second, 65536;
-    /// 0 to 1000000000; 0: no byte allowance): past --burst-bytes the
+    /// 0 to 1000000000; 0: no limit on bytes, only --rate): past --burst-bytes the
     /// server reads it slower, as for frames. Off when --rate is 0.
     #[arg(long, env = "CHATSERVER_RATE_BYTES",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000_000))]
