@@ -70,7 +70,11 @@ pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ans
 
 /// Tell a connection that sent nothing by its deadline that it did not
 /// join in time, as the hub tells one that did not join, and close it.
-async fn timed_out<S: AsyncRead + AsyncWrite + Unpin>(stream: S, cfg: &Settings) {
+async fn timed_out<S: AsyncRead + AsyncWrite + Unpin>(stream: S, cfg: &Settings, addr: SocketAddr) {
+    // Never handed to the hub, so said here: in the log and the count of
+    // disconnects by reason, as a client that did not join is.
+    info!(%addr, code = "timeout", "closing connection: it sent nothing");
+    cfg.metrics.closed_for(ErrorCode::Timeout.as_str());
     let frame = ServerFrame::error(ErrorCode::Timeout, "you did not join in time");
     if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
         say_and_close(stream, &bytes).await;
@@ -123,7 +127,7 @@ pub async fn serve(
         Ok(Ok(1)) => speaks(first[0]),
         Ok(_) => Speaks::Nothing,
         // Silent: answered as a chatproto client that did not join is.
-        Err(_) => return timed_out(stream, cfg).await,
+        Err(_) => return timed_out(stream, cfg, addr).await,
     };
     let plain_ok = !(cfg.tls_only && edge.tls.is_some());
     match said {
@@ -169,7 +173,7 @@ pub async fn serve(
                 Ok(Ok(Some(b))) => speaks(b),
                 Ok(_) => Speaks::Nothing,
                 // Silent inside TLS: the same answer, inside TLS.
-                Err(_) => return timed_out(inner, cfg).await,
+                Err(_) => return timed_out(inner, cfg, addr).await,
             };
             match said {
                 // Inside TLS, 0x16 is no ClientHello but a length header

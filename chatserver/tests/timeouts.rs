@@ -28,6 +28,31 @@ fn connections_that_never_join_are_closed_after_the_join_timeout() {
     );
     // Nobody else noticed: the next thing alice hears is her own pong.
     alice.ping_pong();
+    // Both are in the log and counted, the one that sent nothing too
+    // (it never reached the hub: before, it was neither).
+    assert!(
+        server.wait_for_line("closing connection: it sent nothing", common::WAIT),
+        "{}",
+        server.log()
+    );
+    let page = http_get(&server, "/metrics");
+    assert!(
+        page.lines()
+            .any(|l| l == r#"chat_disconnects_total{reason="timeout"} 2"#),
+        "{page}"
+    );
+}
+
+/// The body of `GET path` from `server`, over a plain HTTP/1.1 request.
+fn http_get(server: &Server, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.addr()).expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("request");
+    s.set_read_timeout(Some(common::WAIT)).expect("timeout");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    answer
 }
 
 /// Read `client` until every nick in `gone` has gone offline, answering each
