@@ -35,7 +35,7 @@ pub enum Command {
     Join(String),
     /// Leave a room; `None`: the current one.
     Part(Option<String>),
-    /// List the rooms on the server.
+    /// List the rooms someone is in.
     Rooms,
     /// List who is in the current room.
     Who,
@@ -65,7 +65,7 @@ pub const HELP: &[&str] = &[
     "/query bob             send every line to bob only; /query alone ends it",
     "/join ROOM             enter ROOM and make it the current room",
     "/part [ROOM]           leave ROOM (the current room if none given)",
-    "/rooms                 list the rooms on the server",
+    "/rooms                 list the rooms someone is in",
     "/who                   list who is in the current room",
     "/history [N]           show N older messages of the current room (20)",
     "/clear                 clear the messages shown (full-screen client)",

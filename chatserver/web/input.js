@@ -24,7 +24,7 @@ export const HELP = [
   '/query bob — send every line to bob only; /query alone ends it',
   '/join ROOM — enter ROOM and make it the current room',
   '/part [ROOM] — leave ROOM (the current room if none given)',
-  '/rooms — list the rooms on the server',
+  '/rooms — list the rooms someone is in',
   '/who — list who is in the current room',
   '/history [N] — show N older messages of the current room (20)',
   '/clear — clear the messages shown in the current room (/history shows them again)',

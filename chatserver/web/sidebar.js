@@ -1,6 +1,6 @@
 // The lists beside the messages: the rooms you are in (with unread
 // counts, the current one marked), who is online in the current room, and
-// the rooms on the server.
+// the rooms someone is in.
 
 import { nickButton, safeText } from './text.js';
 
@@ -141,7 +141,7 @@ export function renderOnline(list, count, nicks, me) {
   count.textContent = String(nicks.length);
 }
 
-/** The rooms on the server, each a button to enter it. */
+/** The rooms someone is in, each a button to enter it. */
 export function renderServerRooms(list, rooms, enter) {
   const items = rooms.map(({ room, members }) => {
     const li = document.createElement('li');
