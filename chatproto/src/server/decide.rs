@@ -229,7 +229,9 @@ impl Server {
         let max = self.config.max_rooms_per_client;
         if s.rooms.len() >= max {
             let rooms = noun(max, "room", "rooms");
-            let msg = format!("you are in {max} {rooms}, the most allowed; part one first");
+            let msg = format!(
+                "you are in {max} {rooms}, the most allowed: part one first to enter #{room}"
+            );
             return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
         }
         if !self.rooms.contains_key(&room) {
@@ -240,7 +242,7 @@ impl Server {
                 let n = self.rooms.len();
                 let rooms = noun(n, "room", "rooms");
                 let msg = format!(
-                    "the server holds {n} {rooms}, the most it may; enter an existing room"
+                    "the server holds {n} {rooms}, the most it may, so #{room} cannot begin; enter an existing room"
                 );
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
