@@ -595,8 +595,9 @@ fn an_idle_client_is_pinged_then_closed_if_silent() {
 }
 
 /// While the shell takes no input (its backlog is full), a pong or a
-/// join may wait unread: nobody is closed for it then, and each gets a
-/// whole timeout once input is taken again.
+/// join may wait unread: the timeouts count only the time input was
+/// taken, so nobody is closed for the pause, and each is closed once it
+/// has had its whole timeout of input taken.
 #[test]
 fn no_client_is_timed_out_while_the_shell_takes_no_input() {
     let mut sim = sim_with(short_timeouts());
@@ -609,17 +610,18 @@ fn no_client_is_timed_out_while_the_shell_takes_no_input() {
     sim.advance(20_000);
     assert!(sim.clients[a].open && sim.clients[late].open);
     sim.server.handle_input_paused(sim.clock(), false);
-    // At least a whole timeout from the pause's end (join 1 s, pong 2 s),
-    // at most two.
+    // Both waited only while paused: the whole timeout is left (join 1 s,
+    // pong 2 s).
     sim.advance(999);
     assert!(
         sim.clients[late].open,
         "the join had no time since the pause"
     );
-    sim.advance(1_000);
-    assert!(sim.clients[a].open, "the pong had no time since the pause");
+    sim.advance(1);
     assert_eq!(sim.clients[late].closed_with, Some(ErrorCode::Timeout));
-    sim.advance(2_001);
+    sim.advance(999);
+    assert!(sim.clients[a].open, "the pong had no time since the pause");
+    sim.advance(1);
     assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
     // Answered in time after a pause: kept, and timed as before.
     let b = joined(&mut sim, &["bob"])[0];
@@ -635,6 +637,37 @@ fn no_client_is_timed_out_while_the_shell_takes_no_input() {
     assert_eq!(sim.take(b), vec![ServerFrame::Ping]);
     sim.advance(2_000);
     assert_eq!(sim.clients[b].closed_with, Some(ErrorCode::Timeout));
+}
+
+/// A pause that comes and goes (a backlog near its bound) only slows the
+/// timeouts down by the time paused: with input taken four fifths of the
+/// time, a silent member and a connection that never joins are still
+/// closed, after about five fourths of their timeouts.
+#[test]
+fn a_pause_that_comes_and_goes_only_slows_the_timeouts() {
+    let mut sim = sim_with(short_timeouts());
+    let a = joined(&mut sim, &["alice"])[0];
+    let late = sim.connect();
+    let start = sim.clock().mono;
+    let mut closed = [None, None];
+    for _ in 0..100 {
+        sim.server.handle_input_paused(sim.clock(), true);
+        sim.advance(100);
+        sim.server.handle_input_paused(sim.clock(), false);
+        sim.advance(400);
+        for (i, c) in [late, a].into_iter().enumerate() {
+            if closed[i].is_none() && !sim.clients[c].open {
+                closed[i] = Some(sim.clock().mono - start);
+            }
+        }
+    }
+    assert_eq!(sim.clients[late].closed_with, Some(ErrorCode::Timeout));
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
+    // The join: 1 s of input taken, within 1.5 s. The pong: idle 5 s
+    // (the idle clock is not slowed), then 2 s taken, within 8 s.
+    let [join, pong] = closed.map(|t| t.expect("closed"));
+    assert!((1_000..=1_500).contains(&join), "join closed at {join} ms");
+    assert!((7_000..=8_000).contains(&pong), "pong closed at {pong} ms");
 }
 
 #[test]

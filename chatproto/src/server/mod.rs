@@ -209,11 +209,13 @@ pub struct Server {
     /// what tells a ping that waited for the store (see `Conn::ping_late`).
     barrier_stops: u64,
     /// The shell takes no input now (see
-    /// [`handle_input_paused`](Server::handle_input_paused)).
+    /// [`handle_input_paused`](Server::handle_input_paused)), since
+    /// `paused_since` (monotonic ms).
     input_paused: bool,
-    /// When the shell last took input again after a pause (monotonic
-    /// ms; 0: never paused).
-    input_resumed_at: u64,
+    paused_since: u64,
+    /// How long the shell's input was paused in all, pauses that ended
+    /// (see [`paused_ms`](Server::paused_ms)).
+    paused_before: u64,
     /// Answers held in sessions behind their events on the way through
     /// the log (cluster mode): counted in
     /// [`outputs_waiting`](Server::outputs_waiting).
@@ -256,7 +258,8 @@ impl Server {
             gate: durable::Gate::default(),
             barrier_stops: 0,
             input_paused: false,
-            input_resumed_at: 0,
+            paused_since: 0,
+            paused_before: 0,
             deferred: 0,
             reads: Default::default(),
             next_read: 0,
@@ -282,13 +285,45 @@ impl Server {
     /// The shell stopped taking input (`paused`: its own bound on what
     /// waits, see [`outputs_waiting`](Server::outputs_waiting)), or takes
     /// it again. Frames wait unread meanwhile, answers to pings and joins
-    /// among them: while paused, and for one whole timeout after, no
-    /// client is closed for not answering a ping or not joining in time.
+    /// among them: the pong and join timeouts count only the time input
+    /// was taken, so nobody is closed for what waited unread (and a pause
+    /// that comes and goes only slows them down).
     pub fn handle_input_paused(&mut self, now: Now, paused: bool) {
-        if self.input_paused && !paused {
-            self.input_resumed_at = now.mono;
+        match (self.input_paused, paused) {
+            (false, true) => self.paused_since = now.mono,
+            (true, false) => {
+                self.paused_before = self
+                    .paused_before
+                    .saturating_add(now.mono.saturating_sub(self.paused_since));
+            }
+            _ => {}
         }
         self.input_paused = paused;
+    }
+
+    /// How long the shell's input has been paused in all, up to `mono`:
+    /// a client's wait is the time since its ping (or connection) less
+    /// what this grew by meanwhile.
+    fn paused_ms(&self, mono: u64) -> u64 {
+        match self.input_paused {
+            true => self
+                .paused_before
+                .saturating_add(mono.saturating_sub(self.paused_since)),
+            false => self.paused_before,
+        }
+    }
+
+    /// What is left of `timeout` for a client waited for since `since`
+    /// (monotonic ms), when the input's paused total was `paused_then`;
+    /// 0 once it is over. While paused, never 0 (and a whole `timeout`,
+    /// so that the timer does not spin).
+    fn left_of(&self, now: u64, since: u64, paused_then: u64, timeout: u64) -> u64 {
+        if self.input_paused {
+            return timeout.max(1);
+        }
+        let paused = self.paused_ms(now).saturating_sub(paused_then);
+        let waited = now.saturating_sub(since).saturating_sub(paused);
+        timeout.saturating_sub(waited)
     }
 
     /// How many connections are open, joined or not.
@@ -360,7 +395,9 @@ impl Server {
     pub fn handle_connect(&mut self, now: Now) -> ClientId {
         let id = ClientId(self.next_client);
         self.next_client += 1;
-        self.conns.insert(id, Conn::new(now.mono));
+        let mut conn = Conn::new(now.mono);
+        conn.join_paused = self.paused_ms(now.mono);
+        self.conns.insert(id, conn);
         self.timers.arm(
             now.mono.saturating_add(self.config.join_timeout_ms),
             Timer::Join(id),
@@ -461,18 +498,19 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&id).filter(|c| c.session.is_none()) else {
                     return;
                 };
-                if self.input_paused || c.join_from < self.input_resumed_at {
-                    // Its join may wait unread: the whole time again.
-                    c.join_from = now.mono;
-                    self.timers.arm(
-                        now.mono.saturating_add(cfg.join_timeout_ms),
-                        Timer::Join(id),
-                    );
+                let (since, paused_then) = (c.connected_at, c.join_paused);
+                let timeout_ms = cfg.join_timeout_ms;
+                // Its join may have waited unread while input was paused.
+                let left = self.left_of(now.mono, since, paused_then, timeout_ms);
+                if left > 0 {
+                    self.timers
+                        .arm(now.mono.saturating_add(left), Timer::Join(id));
                     return;
                 }
                 self.close_with(now, id, timeout("you did not join in time"));
             }
             Timer::Idle(id) => {
+                let paused_now = self.paused_ms(now.mono);
                 let Some(c) = self.conns.get_mut(&id) else {
                     return;
                 };
@@ -487,6 +525,7 @@ impl Server {
                 c.ping_sent_at = Some(now.mono);
                 c.ping_queued = Some(self.barrier_stops);
                 c.ping_late = false;
+                c.ping_paused = paused_now;
                 self.timers.arm(
                     now.mono.saturating_add(cfg.pong_timeout_ms),
                     Timer::Pong(id),
@@ -494,6 +533,7 @@ impl Server {
                 self.steps.push_back(Step::Send(id, ServerFrame::Ping));
             }
             Timer::Pong(id) => {
+                let paused_now = self.paused_ms(now.mono);
                 let Some(c) = self.conns.get_mut(&id) else {
                     return;
                 };
@@ -501,22 +541,26 @@ impl Server {
                     // The ping waits for the store, or went out after
                     // waiting: the client could not answer it yet, and
                     // has the whole time from now.
-                    // Or the shell paused its input (the pong may wait
-                    // unread) while the ping was out.
-                    Some(sent)
-                        if c.ping_queued.is_some()
-                            || c.ping_late
-                            || self.input_paused
-                            || sent < self.input_resumed_at =>
-                    {
+                    Some(_) if c.ping_queued.is_some() || c.ping_late => {
                         c.ping_late = false;
                         c.ping_sent_at = Some(now.mono);
+                        c.ping_paused = paused_now;
                         self.timers.arm(
                             now.mono.saturating_add(cfg.pong_timeout_ms),
                             Timer::Pong(id),
                         );
                     }
                     Some(sent) if now.mono >= sent.saturating_add(cfg.pong_timeout_ms) => {
+                        // Less the time input was paused meanwhile (the
+                        // pong may have waited unread).
+                        let paused_then = c.ping_paused;
+                        let timeout_ms = cfg.pong_timeout_ms;
+                        let left = self.left_of(now.mono, sent, paused_then, timeout_ms);
+                        if left > 0 {
+                            self.timers
+                                .arm(now.mono.saturating_add(left), Timer::Pong(id));
+                            return;
+                        }
                         self.close_with(now, id, timeout("you did not answer a ping in time"));
                     }
                     Some(_) => {}

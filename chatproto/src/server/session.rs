@@ -28,9 +28,12 @@ pub(crate) struct Conn {
     /// not answer it in time, so its pong's time starts again at the
     /// next check.
     pub ping_late: bool,
-    /// Since when it has had to join (its connection, or the end of a
-    /// pause of the shell's input that its join may have waited behind).
-    pub join_from: u64,
+    /// When it connected (monotonic ms), and the shell's paused total
+    /// then: it must join within the join timeout of input taken.
+    pub connected_at: u64,
+    pub join_paused: u64,
+    /// The shell's paused total when its ping went out.
+    pub ping_paused: u64,
     /// Whether its `welcome` went out (nothing of its session may come
     /// before it: a resume can find a message of the session's previous
     /// connection still on its way).
@@ -45,7 +48,9 @@ impl Conn {
             ping_sent_at: None,
             ping_queued: None,
             ping_late: false,
-            join_from: now,
+            connected_at: now,
+            join_paused: 0,
+            ping_paused: 0,
             welcomed: false,
         }
     }
