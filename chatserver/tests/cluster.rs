@@ -1778,7 +1778,7 @@ fn sessions_moved_between_nodes_leave_new_sessions_apart() {
 #[test]
 fn a_resume_elsewhere_enters_after_the_old_nodes_departure() {
     let test = "a_resume_elsewhere_enters_after_the_old_nodes_departure";
-    resume_behind_a_backlog(test, &[], 8_000, false);
+    resume_behind_a_backlog(test, &[], 8_000, Gone::Open);
 }
 
 /// The same when alice's connection to the old node ended before she
@@ -1791,7 +1791,32 @@ fn a_resume_elsewhere_enters_after_the_old_nodes_departure() {
 #[test]
 fn a_resume_elsewhere_after_the_old_connection_ended_enters_after_its_departure() {
     let test = "a_resume_elsewhere_after_the_old_connection_ended_enters_after_its_departure";
-    resume_behind_a_backlog(test, &[], 8_000, true);
+    resume_behind_a_backlog(test, &[], 8_000, Gone::ClientClosed);
+}
+
+/// The same when node a closed alice's connection itself (here for an
+/// empty frame; a pong timeout is the same), behind a backlog that
+/// outlasts a takeover's wait: its core forgets a connection it closes at
+/// once, so the session's token, which a takeover names it by, must be
+/// kept since her join. Without it, the resume on b found neither her
+/// connection nor a leaving mark on a, and was told the nickname was in
+/// use: her own session's.
+#[test]
+fn a_resume_elsewhere_after_the_old_node_closed_it_enters_after_its_departure() {
+    let test = "a_resume_elsewhere_after_the_old_node_closed_it_enters_after_its_departure";
+    let a_flags = ["--join-timeout-ms", "1200"];
+    resume_behind_a_backlog(test, &a_flags, 32_000, Gone::ServerClosed);
+}
+
+/// How alice's first connection ends before she resumes elsewhere.
+#[derive(Clone, Copy, PartialEq)]
+enum Gone {
+    /// It does not: still open, it is taken over.
+    Open,
+    /// She closes it.
+    ClientClosed,
+    /// The old node closes it.
+    ServerClosed,
 }
 
 /// The same when the old node's backlog outlasts its wait for the
@@ -1806,14 +1831,14 @@ fn a_resume_elsewhere_after_the_old_connection_ended_enters_after_its_departure(
 #[test]
 fn a_resume_elsewhere_waits_for_a_departure_stored_after_the_takeovers_wait() {
     let test = "a_resume_elsewhere_waits_for_a_departure_stored_after_the_takeovers_wait";
-    resume_behind_a_backlog(test, &["--join-timeout-ms", "1200"], 32_000, false);
+    resume_behind_a_backlog(test, &["--join-timeout-ms", "1200"], 32_000, Gone::Open);
 }
 
 /// alice joins node a (with `a_flags`) behind a backlog of `backlog`
-/// messages and resumes on node b at once (`gone_first`: once node a has
-/// seen her connection end): she hears the lobby on, and dave, on a, sees
-/// her enter on a, leave, and enter on b.
-fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize, gone_first: bool) {
+/// messages and resumes on node b at once (once node a has seen her first
+/// connection end, unless `gone` is `Open`): she hears the lobby on, and
+/// dave, on a, sees her enter on a, leave, and enter on b.
+fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize, gone: Gone) {
     let Some(nats) = Nats::start(test) else {
         return;
     };
@@ -1835,11 +1860,17 @@ fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize, gone_fi
     }
     flo.send_raw(&burst);
     read_until(&mut flo, 10, |f| kind(f) == "msg");
-    let (alice, alice_welcome) = join(&a, "alice");
-    if gone_first {
+    let (mut alice, alice_welcome) = join(&a, "alice");
+    if gone == Gone::ServerClosed {
+        alice.send_raw(&[0, 0, 0, 0]);
+        alice.expect_error("empty_frame");
+    }
+    if gone != Gone::Open {
         drop(alice);
+        // Behind a backlog past the hub's bound, it reads again only once
+        // the backlog is under it.
         assert!(
-            a.wait_for_line("disconnected client=", WAIT),
+            a.wait_for_line("disconnected client=", 3 * WAIT),
             "node a saw alice go"
         );
     }

@@ -71,9 +71,13 @@ impl Hub {
                 if let Some(ToHub::Frame(id, frame)) = join {
                     self.server.handle_frame(now, id, frame);
                 }
+                let token = self.server.token_hash_of(client);
                 let c = self.cluster.as_mut().expect("checked above");
                 if self.server.nick(client).is_some() {
                     c.claims.insert(client, (key, rev));
+                    if let Some(token) = token {
+                        c.tokens.insert(client, token);
+                    }
                 } else {
                     c.link.release(key, rev);
                 }

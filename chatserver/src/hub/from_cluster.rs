@@ -109,10 +109,20 @@ impl Hub {
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
             FromCluster::TakeOver { token, done } => {
-                let claim = self
+                // The core knows the connection, unless it closed it
+                // already (a pong timeout, say) and the hub has not heard
+                // it is gone yet: the hub still holds its claim then.
+                let client = self
                     .server
                     .handle_resumed_elsewhere(now, &token)
-                    .and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
+                    .or_else(|| {
+                        let c = self.cluster.as_ref()?;
+                        c.tokens
+                            .iter()
+                            .find(|(_, t)| **t == token)
+                            .map(|(id, _)| *id)
+                    });
+                let claim = client.and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
                 // The close and the session's departures are queued (to
                 // the connection and the publisher), and the claim given
                 // up once they are in the log: the resuming node's

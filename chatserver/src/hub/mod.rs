@@ -200,6 +200,11 @@ pub struct ClusterSide {
     parked: HashMap<ClientId, VecDeque<ToHub>>,
     /// Each joined client's claim: its key and revision.
     claims: HashMap<ClientId, (String, u64)>,
+    /// Each joined client's session token hash, kept until its connection
+    /// is gone: the core forgets a connection it closes at once, and the
+    /// claim held after that must still say, by this hash, that the
+    /// session is leaving (see `Hub::release_once_left`).
+    tokens: HashMap<ClientId, chatproto::TokenHash>,
     /// Rooms not caught up with yet, to the seq; then `caught_up` fires.
     catch_up: HashMap<String, u64>,
     caught_up: Option<oneshot::Sender<()>>,
@@ -270,6 +275,7 @@ impl ClusterSide {
             owners: HashMap::new(),
             parked: HashMap::new(),
             claims: HashMap::new(),
+            tokens: HashMap::new(),
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),

@@ -271,9 +271,12 @@ impl Hub {
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::Gone(id) => {
-                // Read before the core forgets the connection.
-                let token = self.server.token_hash_of(id);
-                let claim = self.cluster.as_mut().and_then(|c| c.claims.remove(&id));
+                // Kept since its join: a connection the core closed (a
+                // pong timeout, say) is forgotten there already.
+                let (claim, token) = match &mut self.cluster {
+                    Some(c) => (c.claims.remove(&id), c.tokens.remove(&id)),
+                    None => (None, None),
+                };
                 // Its end in the log, beside `connected` (with the
                 // address) and `joined`.
                 match self.server.nick(id) {
