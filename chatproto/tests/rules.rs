@@ -642,13 +642,20 @@ fn no_client_is_timed_out_while_the_shell_takes_no_input() {
 /// A pause that comes and goes (a backlog near its bound) only slows the
 /// timeouts down by the time paused: with input taken four fifths of the
 /// time, a silent member and a connection that never joins are still
-/// closed, after about five fourths of their timeouts.
+/// closed, after about five fourths of their timeouts, also when their
+/// deadlines keep falling inside a pause (the connection comes 50 ms into
+/// one).
 #[test]
 fn a_pause_that_comes_and_goes_only_slows_the_timeouts() {
     let mut sim = sim_with(short_timeouts());
     let a = joined(&mut sim, &["alice"])[0];
-    let late = sim.connect();
     let start = sim.clock().mono;
+    sim.server.handle_input_paused(sim.clock(), true);
+    sim.advance(50);
+    let late = sim.connect();
+    sim.advance(50);
+    sim.server.handle_input_paused(sim.clock(), false);
+    sim.advance(400);
     let mut closed = [None, None];
     for _ in 0..100 {
         sim.server.handle_input_paused(sim.clock(), true);
@@ -663,11 +670,31 @@ fn a_pause_that_comes_and_goes_only_slows_the_timeouts() {
     }
     assert_eq!(sim.clients[late].closed_with, Some(ErrorCode::Timeout));
     assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
-    // The join: 1 s of input taken, within 1.5 s. The pong: idle 5 s
-    // (the idle clock is not slowed), then 2 s taken, within 8 s.
+    // The join: 1 s of input taken, within 1.5 s (seen at the end of a
+    // 500 ms round). The pong: idle 5 s (the idle clock is not slowed),
+    // then 2 s taken, within 8 s.
     let [join, pong] = closed.map(|t| t.expect("closed"));
-    assert!((1_000..=1_500).contains(&join), "join closed at {join} ms");
-    assert!((7_000..=8_000).contains(&pong), "pong closed at {pong} ms");
+    assert!((1_000..=2_000).contains(&join), "join closed at {join} ms");
+    assert!((7_000..=8_500).contains(&pong), "pong closed at {pong} ms");
+}
+
+/// A short pause across a pong's deadline delays the close by the pause,
+/// not by a whole timeout.
+#[test]
+fn a_short_pause_over_a_deadline_delays_the_close_by_the_pause_only() {
+    let mut sim = sim_with(short_timeouts());
+    let a = joined(&mut sim, &["alice"])[0];
+    // The ping at 5 s, its deadline at 7 s; paused from 6.9 s to 7.1 s.
+    sim.advance(6_900);
+    assert_eq!(sim.take(a), vec![ServerFrame::Ping]);
+    sim.server.handle_input_paused(sim.clock(), true);
+    sim.advance(200);
+    sim.server.handle_input_paused(sim.clock(), false);
+    // At 7.2 s: 2 s of input taken since the ping.
+    sim.advance(99);
+    assert!(sim.clients[a].open, "closed before 2 s of input taken");
+    sim.advance(1);
+    assert_eq!(sim.clients[a].closed_with, Some(ErrorCode::Timeout));
 }
 
 #[test]

@@ -216,6 +216,10 @@ pub struct Server {
     /// How long the shell's input was paused in all, pauses that ended
     /// (see [`paused_ms`](Server::paused_ms)).
     paused_before: u64,
+    /// Pong and join timers that came due while input was paused: moved
+    /// here (each connection keeps at most one of each), and armed again
+    /// when the pause ends, for what is left of their time.
+    held_timers: Vec<Timer>,
     /// Answers held in sessions behind their events on the way through
     /// the log (cluster mode): counted in
     /// [`outputs_waiting`](Server::outputs_waiting).
@@ -260,6 +264,7 @@ impl Server {
             input_paused: false,
             paused_since: 0,
             paused_before: 0,
+            held_timers: Vec::new(),
             deferred: 0,
             reads: Default::default(),
             next_read: 0,
@@ -295,6 +300,10 @@ impl Server {
                 self.paused_before = self
                     .paused_before
                     .saturating_add(now.mono.saturating_sub(self.paused_since));
+                // Each finds what is left of its time (see `left_of`).
+                for timer in self.held_timers.drain(..) {
+                    self.timers.arm(now.mono, timer);
+                }
             }
             _ => {}
         }
@@ -315,12 +324,9 @@ impl Server {
 
     /// What is left of `timeout` for a client waited for since `since`
     /// (monotonic ms), when the input's paused total was `paused_then`;
-    /// 0 once it is over. While paused, never 0 (and a whole `timeout`,
-    /// so that the timer does not spin).
+    /// 0 once it is over. Asked only while input is taken (a timer due
+    /// during a pause waits in `held_timers`).
     fn left_of(&self, now: u64, since: u64, paused_then: u64, timeout: u64) -> u64 {
-        if self.input_paused {
-            return timeout.max(1);
-        }
         let paused = self.paused_ms(now).saturating_sub(paused_then);
         let waited = now.saturating_sub(since).saturating_sub(paused);
         timeout.saturating_sub(waited)
@@ -498,6 +504,11 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&id).filter(|c| c.session.is_none()) else {
                     return;
                 };
+                if self.input_paused {
+                    // Its join may wait unread: judged once input is taken.
+                    self.held_timers.push(timer);
+                    return;
+                }
                 let (since, paused_then) = (c.connected_at, c.join_paused);
                 let timeout_ms = cfg.join_timeout_ms;
                 // Its join may have waited unread while input was paused.
@@ -552,7 +563,12 @@ impl Server {
                     }
                     Some(sent) if now.mono >= sent.saturating_add(cfg.pong_timeout_ms) => {
                         // Less the time input was paused meanwhile (the
-                        // pong may have waited unread).
+                        // pong may have waited unread); judged once input
+                        // is taken.
+                        if self.input_paused {
+                            self.held_timers.push(timer);
+                            return;
+                        }
                         let paused_then = c.ping_paused;
                         let timeout_ms = cfg.pong_timeout_ms;
                         let left = self.left_of(now.mono, sent, paused_then, timeout_ms);
