@@ -112,6 +112,8 @@ impl Hub {
                 // The core knows the connection, unless it closed it
                 // already (a pong timeout, say) and the hub has not heard
                 // it is gone yet: the hub still holds its claim then.
+                // (Only one holding a claim: an earlier connection of the
+                // session, taken over or lost, may be waiting to be gone.)
                 let client = self
                     .server
                     .handle_resumed_elsewhere(now, &token)
@@ -119,7 +121,7 @@ impl Hub {
                         let c = self.cluster.as_ref()?;
                         c.tokens
                             .iter()
-                            .find(|(_, t)| **t == token)
+                            .find(|(id, t)| **t == token && c.claims.contains_key(id))
                             .map(|(id, _)| *id)
                     });
                 let claim = client.and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
