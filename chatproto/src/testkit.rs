@@ -616,6 +616,10 @@ pub fn check_room_ops(data: &[u8]) {
         1_000_000,
     );
     let mut ops = data.iter().copied();
+    // Whether the shell's input is paused (the server is told; frames the
+    // ops send meanwhile still reach it, which no shell does, and must
+    // break nothing either).
+    let mut paused = false;
     while let (Some(op), Some(arg)) = (ops.next(), ops.next()) {
         let n = sim.clients.len();
         let who = if n == 0 { 0 } else { arg as usize % n };
@@ -655,6 +659,11 @@ pub fn check_room_ops(data: &[u8]) {
                     sim.store.fail = Some("disk full".into());
                 }
             }
+            6 if arg & 0x40 != 0 => {
+                paused = !paused;
+                sim.server.handle_input_paused(sim.clock(), paused);
+                sim.flush();
+            }
             6 => sim.advance(arg as u64 * 20),
             7 if n > 0 => match arg % 8 {
                 0 => sim.send(who, ClientFrame::Pong),
@@ -686,6 +695,15 @@ pub fn check_room_ops(data: &[u8]) {
             _ => {}
         }
         check_unique_nicks(&sim.server);
+    }
+    // Once input is taken again, every connection that stays silent is
+    // closed within its timeouts (held timers came back).
+    if paused {
+        sim.server.handle_input_paused(sim.clock(), false);
+    }
+    sim.advance(10_000);
+    for (i, c) in sim.clients.iter().enumerate() {
+        assert!(!c.open, "client {i} still open after 10 s of silence");
     }
     for i in 0..sim.clients.len() {
         sim.disconnect(i);
