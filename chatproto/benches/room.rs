@@ -44,6 +44,20 @@ impl Shell {
         sh
     }
 
+    /// A server with `config` and one v2 client, alice, in no room.
+    fn alice_alone(config: ServerConfig) -> Self {
+        let mut sh = Shell {
+            server: Server::new(config, [1; 32]),
+            ids: Vec::new(),
+            queues: vec![Vec::new()],
+            mono: 0,
+        };
+        let id = sh.server.handle_connect(sh.now());
+        sh.ids.push(id);
+        sh.send(0, ClientFrame::join_v2("alice", Vec::new(), None));
+        sh
+    }
+
     fn now(&self) -> Now {
         Now::new(self.mono, 1_732_400_000_000 + self.mono)
     }
@@ -173,15 +187,7 @@ fn rooms_past_the_history_budget(c: &mut Criterion) {
             // About two of these messages a room fit (each is counted for
             // its strings and 128 bytes), so history is shed from the start.
             config.history_bytes_total = rooms * 500;
-            let mut sh = Shell {
-                server: Server::new(config, [1; 32]),
-                ids: Vec::new(),
-                queues: vec![Vec::new()],
-                mono: 0,
-            };
-            let id = sh.server.handle_connect(sh.now());
-            sh.ids.push(id);
-            sh.send(0, ClientFrame::join_v2("alice", Vec::new(), None));
+            let mut sh = Shell::alice_alone(config);
             let names: Vec<String> = (0..rooms).map(|i| format!("r{i}")).collect();
             for name in &names {
                 sh.send(0, ClientFrame::enter(name.clone(), None));
@@ -213,15 +219,7 @@ fn rooms_answer(c: &mut Criterion) {
     g.bench_function(format!("{rooms}_rooms"), |b| {
         let mut config = ServerConfig::default();
         config.max_rooms_per_client = rooms;
-        let mut sh = Shell {
-            server: Server::new(config, [1; 32]),
-            ids: Vec::new(),
-            queues: vec![Vec::new()],
-            mono: 0,
-        };
-        let id = sh.server.handle_connect(sh.now());
-        sh.ids.push(id);
-        sh.send(0, ClientFrame::join_v2("alice", Vec::new(), None));
+        let mut sh = Shell::alice_alone(config);
         // Names in no particular order.
         for i in 0..rooms {
             let n = (i * 7_919) % rooms;

@@ -497,6 +497,34 @@ impl Server {
         }
     }
 
+    /// A join or pong `timer` came due, waiting since `since` when the
+    /// input's paused total was `paused_then`: held while input is paused
+    /// (its answer may wait unread; judged once input is taken), armed
+    /// again for what is left of `timeout_ms` of input taken, or its
+    /// connection closed with `timeout` and `why`.
+    fn judge(
+        &mut self,
+        now: Now,
+        timer: Timer,
+        since: u64,
+        paused_then: u64,
+        timeout_ms: u64,
+        why: &str,
+    ) {
+        if self.input_paused {
+            self.held_timers.push(timer);
+            return;
+        }
+        let left = self.left_of(now.mono, since, paused_then, timeout_ms);
+        if left > 0 {
+            self.timers.arm(now.mono.saturating_add(left), timer);
+            return;
+        }
+        if let Timer::Join(id) | Timer::Pong(id) = timer {
+            self.close_with(now, id, timeout(why));
+        }
+    }
+
     fn run_timer(&mut self, now: Now, timer: Timer) {
         let cfg = &self.config;
         match timer {
@@ -504,21 +532,9 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&id).filter(|c| c.session.is_none()) else {
                     return;
                 };
-                if self.input_paused {
-                    // Its join may wait unread: judged once input is taken.
-                    self.held_timers.push(timer);
-                    return;
-                }
                 let (since, paused_then) = (c.connected_at, c.join_paused);
-                let timeout_ms = cfg.join_timeout_ms;
-                // Its join may have waited unread while input was paused.
-                let left = self.left_of(now.mono, since, paused_then, timeout_ms);
-                if left > 0 {
-                    self.timers
-                        .arm(now.mono.saturating_add(left), Timer::Join(id));
-                    return;
-                }
-                self.close_with(now, id, timeout("you did not join in time"));
+                let why = "you did not join in time";
+                self.judge(now, timer, since, paused_then, cfg.join_timeout_ms, why);
             }
             Timer::Idle(id) => {
                 let paused_now = self.paused_ms(now.mono);
@@ -562,22 +578,9 @@ impl Server {
                         );
                     }
                     Some(sent) if now.mono >= sent.saturating_add(cfg.pong_timeout_ms) => {
-                        // Less the time input was paused meanwhile (the
-                        // pong may have waited unread); judged once input
-                        // is taken.
-                        if self.input_paused {
-                            self.held_timers.push(timer);
-                            return;
-                        }
                         let paused_then = c.ping_paused;
-                        let timeout_ms = cfg.pong_timeout_ms;
-                        let left = self.left_of(now.mono, sent, paused_then, timeout_ms);
-                        if left > 0 {
-                            self.timers
-                                .arm(now.mono.saturating_add(left), Timer::Pong(id));
-                            return;
-                        }
-                        self.close_with(now, id, timeout("you did not answer a ping in time"));
+                        let why = "you did not answer a ping in time";
+                        self.judge(now, timer, sent, paused_then, cfg.pong_timeout_ms, why);
                     }
                     Some(_) => {}
                     // Answered: watch for the next silence.
