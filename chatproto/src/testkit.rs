@@ -659,7 +659,9 @@ pub fn check_room_ops(data: &[u8]) {
                     sim.store.fail = Some("disk full".into());
                 }
             }
-            6 if arg & 0x40 != 0 => {
+            // A bit of the op, not of its argument: time steps keep
+            // their whole range.
+            6 if op & 0x08 != 0 => {
                 paused = !paused;
                 sim.server.handle_input_paused(sim.clock(), paused);
                 sim.flush();

@@ -690,6 +690,9 @@ fn a_short_pause_over_a_deadline_delays_the_close_by_the_pause_only() {
     sim.server.handle_input_paused(sim.clock(), true);
     sim.advance(200);
     sim.server.handle_input_paused(sim.clock(), false);
+    // The pong timer came due in the pause and waited; its end arms it
+    // again, at once: a shell must read the deadline after telling it.
+    assert_eq!(sim.server.poll_timeout(), Some(sim.clock().mono));
     // At 7.2 s: 2 s of input taken since the ping.
     sim.advance(99);
     assert!(sim.clients[a].open, "closed before 2 s of input taken");

@@ -292,7 +292,9 @@ impl Server {
     /// it again. Frames wait unread meanwhile, answers to pings and joins
     /// among them: the pong and join timeouts count only the time input
     /// was taken, so nobody is closed for what waited unread (and a pause
-    /// that comes and goes only slows them down).
+    /// that comes and goes only slows them down). A timer that comes due
+    /// while paused waits for the pause's end, which arms it again: read
+    /// [`poll_timeout`](Server::poll_timeout) after this call.
     pub fn handle_input_paused(&mut self, now: Now, paused: bool) {
         match (self.input_paused, paused) {
             (false, true) => self.paused_since = now.mono,

@@ -119,10 +119,13 @@ impl Hub {
                     .handle_resumed_elsewhere(now, &token)
                     .or_else(|| {
                         let c = self.cluster.as_ref()?;
+                        // The newest, should two hold one (a claim freed
+                        // elsewhere whose news has not come yet).
                         c.tokens
                             .iter()
-                            .find(|(id, t)| **t == token && c.claims.contains_key(id))
+                            .filter(|(id, t)| **t == token && c.claims.contains_key(id))
                             .map(|(id, _)| *id)
+                            .max()
                     });
                 let claim = client.and_then(|client| self.cluster.as_mut()?.claims.remove(&client));
                 // The close and the session's departures are queued (to

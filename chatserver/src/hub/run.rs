@@ -71,8 +71,6 @@ impl Hub {
         let mut from_cluster = Vec::with_capacity(BATCH);
         self.check_caught_up();
         loop {
-            // Sleep until the core's next deadline: an idle server does not wake.
-            let deadline = self.server.poll_timeout().map(|t| self.clock.instant(t));
             // A store that falls behind stops the reading (see STORE_BACKLOG).
             let proposed = self.cluster.as_ref().map_or(0, |c| {
                 c.link.pending.load(std::sync::atomic::Ordering::Relaxed)
@@ -88,6 +86,9 @@ impl Hub {
                 // Debug only: near the bound it may change every turn.
                 tracing::debug!(paused = !reading, "input from the connections");
             }
+            // Sleep until the core's next deadline: an idle server does not
+            // wake. Read after the pause's news: its end arms timers.
+            let deadline = self.server.poll_timeout().map(|t| self.clock.instant(t));
             self.watch_lagging();
             let has_store = self.store.is_some();
             let has_cluster = self.cluster.is_some();
