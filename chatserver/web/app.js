@@ -545,7 +545,7 @@ const handlers = {
             ? 'history has a gap'
             : n === 0
               ? 'nothing missed'
-              : `${n} missed message${n === 1 ? '' : 's'}`;
+              : `${n} missed message${n === 1 ? '' : 's'} above`;
           note(p.room, `reconnected; ${missed}`, 'notice reconnected');
         }
         // No presence of theirs is replayed: say who came and went.

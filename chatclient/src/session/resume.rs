@@ -106,7 +106,7 @@ impl Session {
         } else if r.missed == 0 {
             "reconnected; nothing missed".to_owned()
         } else {
-            format!("reconnected; {}", plural(r.missed, "missed message"))
+            format!("reconnected; {} above", plural(r.missed, "missed message"))
         };
         self.info(text);
         for room in r.reset {
@@ -296,7 +296,7 @@ mod tests {
             [
                 "bob: b1",
                 "alice: a1",
-                "* reconnected; 2 missed messages",
+                "* reconnected; 2 missed messages above",
                 // alice was alone when the connection went.
                 "* while you were away: bob joined",
             ]
@@ -594,7 +594,7 @@ mod tests {
             shown,
             [
                 "[#rust] bob: first since",
-                "* reconnected; 1 missed message",
+                "* reconnected; 1 missed message above",
                 "* the server started #lobby's history anew; earlier messages are gone",
                 "* the server started #rust's history anew; earlier messages are gone",
             ]

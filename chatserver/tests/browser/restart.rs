@@ -340,7 +340,8 @@ fn after_a_reconnect_a_room_not_open_says_so_only_when_it_missed_something() {
             "#lobby: {lobby:#?}"
         );
         assert!(
-            rust.contains(&"reconnected; 1 missed message".to_owned()) && !rust.contains(&lost),
+            rust.contains(&"reconnected; 1 missed message above".to_owned())
+                && !rust.contains(&lost),
             "#rust: {rust:#?}"
         );
         assert!(

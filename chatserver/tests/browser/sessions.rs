@@ -244,7 +244,7 @@ async fn resumed_elsewhere(h: &Harness, server: &Server) {
     assert!(
         lines
             .iter()
-            .any(|l| l.text == "reconnected; 1 missed message"),
+            .any(|l| l.text == "reconnected; 1 missed message above"),
         "{shown:#?}"
     );
     assert!(
