@@ -172,7 +172,7 @@ fn parse_addr(s: &str) -> Result<Address, String> {
     let host_port = rest
         .split(',')
         .map(|one| with_port(one.trim()))
-        .collect::<Vec<_>>()
+        .collect::<Result<Vec<_>, _>>()?
         .join(",");
     Ok(Address { host_port, tls })
 }
@@ -181,17 +181,33 @@ fn parse_addr(s: &str) -> Result<Address, String> {
 const DEFAULT_PORT: u16 = 7878;
 
 /// `HOST:PORT` as given, or `HOST` (a name, an IPv4 address, or an IPv6
-/// one in brackets) with the server's default port.
-fn with_port(one: &str) -> String {
+/// one in brackets) with the server's default port. A port that is not
+/// one, or a host with a colon outside brackets, is a mistake in the
+/// command line (said so at once, not as a name that does not resolve).
+fn with_port(one: &str) -> Result<String, String> {
     let has_port = match one.strip_prefix('[') {
         Some(v6) => !v6.ends_with(']'),
         None => one.contains(':'),
     };
-    if has_port || one.is_empty() {
-        one.to_owned()
-    } else {
-        format!("{one}:{DEFAULT_PORT}")
+    if !has_port || one.is_empty() {
+        return Ok(match one.is_empty() {
+            true => String::new(),
+            false => format!("{one}:{DEFAULT_PORT}"),
+        });
     }
+    let (host, port) = one.rsplit_once(':').unwrap_or((one, ""));
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.is_empty() || (!bracketed && host.contains(':')) {
+        return Err(format!(
+            "{one:?} is not HOST:PORT (an IPv6 address goes in brackets, as in [::1]:7878)"
+        ));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "{one:?}: {port:?} is not a port (a number from 0 to 65535)"
+        ));
+    }
+    Ok(one.to_owned())
 }
 
 impl Args {
@@ -354,6 +370,20 @@ mod tests {
             ("a:1, b", "a:1,b:7878"),
         ] {
             assert_eq!(parse(&[given]).unwrap().addr.host_port, meant, "{given}");
+        }
+        // A mistake in the address is one in the command line (exit 2),
+        // not a name that does not resolve (exit 3).
+        for bad in [
+            "127.0.0.1:38829:99",
+            "::1",
+            "chat.lan:",
+            "chat.lan:port",
+            "chat.lan:70000",
+            "[::1:7878",
+            "a:1,b:x",
+        ] {
+            let e = parse(&[bad]).expect_err(bad);
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
         }
         for bad in ["http://chat.lan:7878", "tls://", "tls://a/b"] {
             assert!(parse(&[bad]).is_err(), "{bad}");
