@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame, SessionId};
 use tracing::warn;
 
-use super::{Hub, ToHub};
+use super::{Claim, Hub, ToHub};
 use crate::cluster::{ClaimError, Claimed};
 
 /// What a client is told when the other nodes took its node for dead.
@@ -74,10 +74,12 @@ impl Hub {
                 let token = self.server.token_hash_of(client);
                 let c = self.cluster.as_mut().expect("checked above");
                 if self.server.nick(client).is_some() {
-                    c.claims.insert(client, (key, rev));
-                    if let Some(token) = token {
-                        c.tokens.insert(client, token);
-                    }
+                    let claim = Claim {
+                        key,
+                        revision: rev,
+                        token,
+                    };
+                    c.claims.insert(client, claim);
                 } else {
                     c.link.release(key, rev);
                 }
@@ -124,13 +126,12 @@ impl Hub {
     /// the session out of the room on every node, without a word to it.
     /// Meanwhile a takeover asked here is told the session is leaving
     /// (the asker claims again until the claim is gone).
-    pub(super) fn release_once_left(
-        &mut self,
-        now: Now,
-        key: String,
-        revision: u64,
-        token: Option<chatproto::TokenHash>,
-    ) {
+    pub(super) fn release_once_left(&mut self, now: Now, claim: Claim) {
+        let Claim {
+            key,
+            revision,
+            token,
+        } = claim;
         // The departures go to the publisher before the barrier below.
         self.dispatch(now);
         let Some(c) = &self.cluster else { return };
@@ -164,8 +165,8 @@ impl Hub {
         let lost: Vec<ClientId> = clients
             .iter()
             .filter(|id| match c.claims.remove(id) {
-                Some((key, rev)) => {
-                    c.link.release(key, rev);
+                Some(claim) => {
+                    c.link.release(claim.key, claim.revision);
                     true
                 }
                 None => false,
@@ -197,8 +198,8 @@ impl Hub {
             return;
         }
         let Some(c) = &mut self.cluster else { return };
-        if let Some((key, rev)) = c.claims.remove(&client) {
-            c.link.release(key, rev);
+        if let Some(claim) = c.claims.remove(&client) {
+            c.link.release(claim.key, claim.revision);
         }
         c.check_claims();
         let nick = self

@@ -111,9 +111,8 @@ impl Hub {
             FromCluster::TakeOver { token, done } => {
                 // The core knows the connection, unless it closed it
                 // already (a pong timeout, say) and the hub has not heard
-                // it is gone yet: the hub still holds its claim then.
-                // (Only one holding a claim: an earlier connection of the
-                // session, taken over or lost, may be waiting to be gone.)
+                // it is gone yet: the hub still holds its claim then,
+                // with the session's token.
                 let client = self
                     .server
                     .handle_resumed_elsewhere(now, &token)
@@ -121,9 +120,9 @@ impl Hub {
                         let c = self.cluster.as_ref()?;
                         // The newest, should two hold one (a claim freed
                         // elsewhere whose news has not come yet).
-                        c.tokens
+                        c.claims
                             .iter()
-                            .filter(|(id, t)| **t == token && c.claims.contains_key(id))
+                            .filter(|(_, claim)| claim.token == Some(token))
                             .map(|(id, _)| *id)
                             .max()
                     });
@@ -153,7 +152,7 @@ impl Hub {
                     // The answer is not held for ever (the resuming node
                     // waits for it within its join's claim timeout)...
                     let in_time = tokio::time::timeout(within, &mut stored).await.is_ok();
-                    let Some((key, revision)) = claim else {
+                    let Some(super::Claim { key, revision, .. }) = claim else {
                         let _ = done.send(TakenOver::NotHere);
                         return;
                     };

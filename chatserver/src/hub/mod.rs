@@ -188,6 +188,16 @@ pub struct Hub {
     listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// A joined client's nickname claim: its key and revision, and its
+/// session's token hash, taken at the join. The core forgets a connection
+/// it closes at once, and the claim held after that must still say, by
+/// this hash, that the session is leaving (see `Hub::release_once_left`).
+struct Claim {
+    key: String,
+    revision: u64,
+    token: Option<chatproto::TokenHash>,
+}
+
 /// What the hub keeps in cluster mode.
 pub struct ClusterSide {
     link: Arc<Cluster>,
@@ -198,13 +208,8 @@ pub struct ClusterSide {
     owners: HashMap<SessionId, HashMap<Arc<str>, Owner>>,
     /// Inputs of clients waiting for a nickname claim, in order.
     parked: HashMap<ClientId, VecDeque<ToHub>>,
-    /// Each joined client's claim: its key and revision.
-    claims: HashMap<ClientId, (String, u64)>,
-    /// Each joined client's session token hash, kept until its connection
-    /// is gone: the core forgets a connection it closes at once, and the
-    /// claim held after that must still say, by this hash, that the
-    /// session is leaving (see `Hub::release_once_left`).
-    tokens: HashMap<ClientId, chatproto::TokenHash>,
+    /// Each joined client's claim.
+    claims: HashMap<ClientId, Claim>,
     /// Rooms not caught up with yet, to the seq; then `caught_up` fires.
     catch_up: HashMap<String, u64>,
     caught_up: Option<oneshot::Sender<()>>,
@@ -256,7 +261,7 @@ impl ClusterSide {
         let claims = self
             .claims
             .iter()
-            .map(|(id, (key, rev))| (*id, key.clone(), *rev))
+            .map(|(id, claim)| (*id, claim.key.clone(), claim.revision))
             .collect();
         self.link.check_claims(claims);
     }
@@ -275,7 +280,6 @@ impl ClusterSide {
             owners: HashMap::new(),
             parked: HashMap::new(),
             claims: HashMap::new(),
-            tokens: HashMap::new(),
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),

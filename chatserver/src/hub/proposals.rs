@@ -70,7 +70,11 @@ impl Hub {
         let mine = Arc::clone(&c.link.origin);
         propose_departures(c, now, |origin| *origin == mine);
         let link = Arc::clone(&c.link);
-        let claims: Vec<(String, u64)> = c.claims.drain().map(|(_, v)| v).collect();
+        let claims: Vec<(String, u64)> = c
+            .claims
+            .drain()
+            .map(|(_, claim)| (claim.key, claim.revision))
+            .collect();
         let settle = async {
             while link.pending.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -272,12 +272,9 @@ impl Hub {
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::Gone(id) => {
-                // Kept since its join: a connection the core closed (a
-                // pong timeout, say) is forgotten there already.
-                let (claim, token) = match &mut self.cluster {
-                    Some(c) => (c.claims.remove(&id), c.tokens.remove(&id)),
-                    None => (None, None),
-                };
+                // With its token, kept since its join: a connection the
+                // core closed (a pong timeout, say) is forgotten there.
+                let claim = self.cluster.as_mut().and_then(|c| c.claims.remove(&id));
                 // Its end in the log, beside `connected` (with the
                 // address) and `joined`.
                 match self.server.nick(id) {
@@ -287,8 +284,8 @@ impl Hub {
                 self.server.handle_disconnect(now, id);
                 self.peers.remove(&id);
                 self.kicked.remove(&id);
-                if let Some((key, rev)) = claim {
-                    self.release_once_left(now, key, rev, token);
+                if let Some(claim) = claim {
+                    self.release_once_left(now, claim);
                 }
             }
             ToHub::Snapshot(reply) => {
