@@ -25,6 +25,11 @@ const WARN_LINES: usize = 60;
 struct Printed {
     tail: VecDeque<String>,
     warnings: Vec<String>,
+    /// The last lines that are not a room's events (`[#room seq] ...`,
+    /// a line per message): under a burst of messages, a line of the
+    /// server's own doings leaves the tail between two looks, and
+    /// [`Server::wait_for_line`] must still find it.
+    doings: VecDeque<String>,
 }
 
 /// A running `chatserver`, killed (by its PID) when dropped.
@@ -200,7 +205,8 @@ impl Server {
         loop {
             {
                 let printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());
-                if printed.tail.iter().any(|l| l.contains(needle)) {
+                let mut lines = printed.tail.iter().chain(&printed.doings);
+                if lines.any(|l| l.contains(needle)) {
                     return true;
                 }
             }
@@ -350,6 +356,12 @@ fn drain<R: Read + Send + 'static>(
             let warning = line.contains(" WARN ") || line.contains(" ERROR ");
             if warning && printed.warnings.len() < WARN_LINES {
                 printed.warnings.push(line.clone());
+            }
+            if !line.contains(" [#") {
+                if printed.doings.len() == TAIL_LINES {
+                    printed.doings.pop_front();
+                }
+                printed.doings.push_back(line.clone());
             }
             if printed.tail.len() == TAIL_LINES {
                 printed.tail.pop_front();
