@@ -12,7 +12,7 @@ use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
-use chatproto::{Event, EventBody, PresenceStatus};
+use chatproto::{Event, EventBody, PresenceStatus, SessionId};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -35,9 +35,10 @@ const FIND_BELOW: u64 = 2 * PUBLISH_BATCH as u64;
 const REMOVED_UNREAD: &str = "the room's log removed it (its history limit) before this \
                               server read it";
 
-/// Why a retry is refused to its sender.
+/// Why a retry is refused to its sender (a leaving's waiting answers
+/// are let go: its session entered the room again since).
 const OUT_OF_ORDER: &str = "the cluster's log lost it with a NATS connection, and storing it \
-                            now would put it after your later messages";
+                            now would put it after later events of the room";
 
 /// Why a round of publishing failed: in words, and whether NATS said it
 /// has no room (its store, or the account's limits, full; then `full`
@@ -148,14 +149,18 @@ impl Cluster {
     /// while later ones, still queued in the NATS client, go out on the
     /// next connection and are stored: tried again, an earlier message
     /// would land after a later one of its room (after its sender's next
-    /// messages). So a message tried again behind a later one of its room
-    /// already stored goes with an expectation no stream can meet (the
-    /// last seq 0). NATS answers a copy it holds as a duplicate (up to
-    /// 2.11, and with replicas) or refuses it (2.12 and later, on a stream
-    /// without replicas); a refused one is looked for in the stream below
-    /// the later one. Found, it is stored in its place; not found, its
-    /// sender is told it was not sent (`unavailable`) rather than have it
-    /// stored out of order.
+    /// messages; an entering after its session's message in the room; a
+    /// leaving after its session's entering again). So a message or an
+    /// entering tried again behind a later proposal of its room already
+    /// stored, or a leaving behind its own session's entering of the room,
+    /// goes with an expectation no stream can meet (the last seq 0). NATS
+    /// answers a copy it holds as a duplicate (up to 2.11, and with
+    /// replicas) or refuses it (2.12 and later, on a stream without
+    /// replicas); a refused one is looked for in the stream below the
+    /// later one. Found, it is stored in its place; not found, its sender
+    /// is told it was not sent (`unavailable`; a leaving is dropped, its
+    /// session's entering again stands) rather than have it stored out of
+    /// order.
     ///
     /// A message or an entering NATS has no room for (its store or the
     /// account's limits full, or no room for a new room's stream) is
@@ -561,35 +566,166 @@ impl Cluster {
     }
 }
 
+/// What a guard needs to know of a proposal: its event's kind and session.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Msg,
+    Enter(SessionId),
+    Leave(SessionId),
+}
+
+fn kind_of(p: &Proposal) -> Option<Kind> {
+    let event = decode_event(&p.room, 0, &p.payload)?;
+    Some(match event.body {
+        EventBody::Msg { .. } => Kind::Msg,
+        EventBody::Presence {
+            session,
+            status: PresenceStatus::Online,
+            ..
+        } => Kind::Enter(session),
+        EventBody::Presence { session, .. } => Kind::Leave(session),
+        _ => return None,
+    })
+}
+
 /// The proposals of `batch` not stored yet, in order, each guarded (with
-/// the lowest seq of the later proposals of its room stored) if it is a
-/// message behind one of them.
+/// the lowest seq of the later proposals of its room stored) if storing it
+/// after them would change what they meant: a message or an entering
+/// behind any of them (a message after its sender's later ones; an
+/// entering after its session's message in the room, which would then
+/// come from someone not in it and go unechoed), a leaving behind its own
+/// session's entering of the room (which it would undo).
 fn guarded<'a>(
     batch: &'a [Proposal],
     stored: &'a [u64],
 ) -> impl Iterator<Item = (usize, Option<u64>)> + 'a {
-    let mut later: Vec<(&str, u64)> = Vec::new();
+    // Per room: the lowest seq of its later proposals stored, and the
+    // sessions whose entering is among them.
+    let mut later: Vec<(&str, u64, Vec<SessionId>)> = Vec::new();
     let mut guard = vec![None; batch.len()];
     for i in (0..batch.len()).rev() {
         let room = &*batch[i].room;
         match stored[i] {
             REFUSED => {}
             0 => {
-                let below = later.iter().find(|(r, _)| *r == room).map(|&(_, s)| s);
-                if below.is_some()
-                    && decode_event(&batch[i].room, 0, &batch[i].payload)
-                        .is_some_and(|e| e.is_msg())
-                {
-                    guard[i] = below;
+                let Some((_, below, entered)) = later.iter().find(|(r, _, _)| *r == room) else {
+                    continue;
+                };
+                let guard_it = match kind_of(&batch[i]) {
+                    Some(Kind::Msg | Kind::Enter(_)) => true,
+                    Some(Kind::Leave(s)) => entered.contains(&s),
+                    None => false,
+                };
+                if guard_it {
+                    guard[i] = Some(*below);
                 }
             }
-            seq => match later.iter_mut().find(|(r, _)| *r == room) {
-                Some(l) => l.1 = l.1.min(seq),
-                None => later.push((room, seq)),
-            },
+            seq => {
+                let at = match later.iter().position(|(r, _, _)| *r == room) {
+                    Some(at) => at,
+                    None => {
+                        later.push((room, seq, Vec::new()));
+                        later.len() - 1
+                    }
+                };
+                let l = &mut later[at];
+                l.1 = l.1.min(seq);
+                if let Some(Kind::Enter(s)) = kind_of(&batch[i]) {
+                    l.2.push(s);
+                }
+            }
         }
     }
     (0..batch.len())
         .filter(move |&i| stored[i] == 0)
         .map(move |i| (i, guard[i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposal(room: &str, body: EventBody) -> Proposal {
+        let room: Arc<str> = room.into();
+        let event = Event::new(Arc::clone(&room), 0, 1, body);
+        Proposal {
+            room,
+            payload: encode_event(&event),
+            msg_id: String::new(),
+            undoable: true,
+            tried: true,
+        }
+    }
+
+    fn msg(room: &str, s: u64) -> Proposal {
+        proposal(
+            room,
+            EventBody::msg(SessionId(s), "n", Vec::new(), "hi", None),
+        )
+    }
+
+    fn enter(room: &str, s: u64) -> Proposal {
+        proposal(
+            room,
+            EventBody::presence(SessionId(s), "n", PresenceStatus::Online),
+        )
+    }
+
+    fn leave(room: &str, s: u64) -> Proposal {
+        proposal(
+            room,
+            EventBody::presence(SessionId(s), "n", PresenceStatus::Offline),
+        )
+    }
+
+    fn guards(batch: &[Proposal], stored: &[u64]) -> Vec<(usize, Option<u64>)> {
+        guarded(batch, stored).collect()
+    }
+
+    #[test]
+    fn a_message_or_an_entering_behind_a_later_stored_one_of_its_room_is_guarded() {
+        // Lost: 0 and 1 (room a), 3 (room b); stored: 2 (a, seq 9), 4 (a, seq 7).
+        let batch = [
+            msg("a", 1),
+            enter("a", 2),
+            msg("a", 3),
+            enter("b", 4),
+            msg("a", 5),
+        ];
+        let stored = [0, 0, 9, 0, 7];
+        assert_eq!(
+            guards(&batch, &stored),
+            [(0, Some(7)), (1, Some(7)), (3, None)]
+        );
+        // Nothing later stored: tried again as it was.
+        assert_eq!(guards(&batch[..2], &[0, 0]), [(0, None), (1, None)]);
+        // A refused one is not a later stored one.
+        assert_eq!(
+            guards(&batch[..3], &[0, 0, REFUSED]),
+            [(0, None), (1, None)]
+        );
+    }
+
+    #[test]
+    fn a_leaving_is_guarded_only_behind_its_own_sessions_entering() {
+        let batch = [
+            leave("a", 1),
+            leave("a", 2),
+            leave("b", 1),
+            msg("a", 3),
+            enter("a", 1),
+        ];
+        let stored = [0, 0, 0, 12, 13];
+        // Session 1's leaving of a would undo its entering again; session
+        // 2's would not, nor session 1's of another room.
+        assert_eq!(
+            guards(&batch, &stored),
+            [(0, Some(12)), (1, None), (2, None)]
+        );
+        // Behind someone else's message only: stored late, as before.
+        assert_eq!(
+            guards(&batch[..4], &[0, 0, 0, 12]),
+            [(0, None), (1, None), (2, None)]
+        );
+    }
 }
