@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 
 use super::entry::{decode_event, stream_seq};
-use super::{names, unhex, STREAM_PREFIX};
+use super::{names, room_of_stream};
 
 /// The longest wait for NATS: to connect, and for the next event of a
 /// stream that holds more (then it is asked again whether it still does).
@@ -38,7 +38,7 @@ pub async fn export(
     let mut listed = js.stream_names();
     while let Some(name) = listed.next().await {
         let name = name.map_err(|e| format!("cannot list the rooms' streams: {e}"))?;
-        if let Some(room) = name.strip_prefix(STREAM_PREFIX).and_then(unhex) {
+        if let Some(room) = room_of_stream(&name) {
             rooms.push(room);
         }
     }

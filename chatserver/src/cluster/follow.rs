@@ -17,8 +17,8 @@ use super::entry::{decode_event, stream_seq};
 use super::own::OwnStored;
 use super::publish::{no_room_to_create, Failure};
 use super::{
-    clamp_i64, lock, names, random_hex, unhex, Cluster, Description, FromCluster, DUPLICATE_WINDOW,
-    FOLLOW_LOOK_MAX, FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT, STREAM_PREFIX,
+    clamp_i64, lock, names, random_hex, room_of_stream, Cluster, Description, FromCluster,
+    DUPLICATE_WINDOW, FOLLOW_LOOK_MAX, FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT,
 };
 
 impl Cluster {
@@ -511,7 +511,7 @@ impl Cluster {
                     break;
                 }
             };
-            let room = info.config.name.strip_prefix(STREAM_PREFIX).and_then(unhex);
+            let room = room_of_stream(&info.config.name);
             if let Some(room) = room {
                 out.push((room, info));
             }
@@ -524,7 +524,7 @@ impl Cluster {
         let mut rooms = Vec::new();
         while let Some(name) = names.next().await {
             let Ok(name) = name else { break };
-            if let Some(room) = name.strip_prefix(STREAM_PREFIX).and_then(unhex) {
+            if let Some(room) = room_of_stream(&name) {
                 rooms.push(room);
             }
         }

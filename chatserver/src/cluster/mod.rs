@@ -319,6 +319,17 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The room whose stream is named `stream`, if it is one: the name this
+/// version gives a room's stream ([`names`]), of a valid room name.
+/// Anything else that lists under the prefix (a stream made by hand, or
+/// by something else writing to the NATS account) is not followed,
+/// exported, or taken for a room.
+fn room_of_stream(stream: &str) -> Option<String> {
+    let room = unhex(stream.strip_prefix(STREAM_PREFIX)?)?;
+    let valid = chatproto::room_name(&room).as_deref() == Ok(room.as_str());
+    (valid && names(&room).0 == stream).then_some(room)
+}
+
 fn unhex(s: &str) -> Option<String> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -557,4 +568,37 @@ async fn bucket(
     js.get_key_value(name)
         .await
         .map_err(|e| format!("cannot open the {name} bucket in NATS: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_streams_named_as_this_version_names_a_room_are_rooms() {
+        for room in ["lobby", "rust-dev", "a.b_c", "0"] {
+            assert_eq!(room_of_stream(&names(room).0).as_deref(), Some(room));
+        }
+        let not_rooms = [
+            "OTHER_6c6f626279".to_owned(),
+            // Not hex, odd length, not UTF-8.
+            format!("{STREAM_PREFIX}zz"),
+            format!("{STREAM_PREFIX}6c6"),
+            format!("{STREAM_PREFIX}ff"),
+            // Hex of names no client could enter: empty, a space, a
+            // control character, upper case (rooms are folded).
+            STREAM_PREFIX.to_owned(),
+            format!("{STREAM_PREFIX}{}", hex(b"a b")),
+            format!("{STREAM_PREFIX}{}", hex(b"a\nb")),
+            format!("{STREAM_PREFIX}{}", hex(b"Lobby")),
+            format!("{STREAM_PREFIX}{}", hex("ünïcode".as_bytes())),
+            format!("{STREAM_PREFIX}{}", hex(b"#rust")),
+            format!("{STREAM_PREFIX}{}", hex("x".repeat(200).as_bytes())),
+            // A room's hex in upper case: another stream than its own.
+            format!("{STREAM_PREFIX}6C6F626279"),
+        ];
+        for stream in not_rooms {
+            assert_eq!(room_of_stream(&stream), None, "{stream}");
+        }
+    }
 }
