@@ -2670,3 +2670,56 @@ fn a_message_retention_removed_before_its_node_read_it_is_answered() {
         }
     }
 }
+
+/// The age limit of the nodes' heartbeat bucket on `nats`.
+fn nodes_bucket_max_age(nats: &Nats) -> Duration {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js
+            .get_stream("KV_chat_nodes")
+            .await
+            .expect("the nodes' bucket");
+        stream.cached_info().config.max_age
+    })
+}
+
+/// A killed node's heartbeat key must not stay for ever: the bucket keeps
+/// a key a day after its last write, also when an earlier version made
+/// the bucket without an age limit.
+#[test]
+fn heartbeats_of_nodes_that_never_stopped_cleanly_are_not_kept_for_ever() {
+    let Some(nats) = Nats::start("heartbeats_of_nodes_that_never_stopped_cleanly") else {
+        return;
+    };
+    let day = Duration::from_secs(86_400);
+    let a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    assert_eq!(nodes_bucket_max_age(&nats), day);
+    drop(alice);
+    drop(a);
+
+    // As an earlier version made it: no age limit.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream("KV_chat_nodes").await.unwrap();
+        let mut config = stream.cached_info().config.clone();
+        config.max_age = Duration::ZERO;
+        js.update_stream(&config).await.unwrap();
+    });
+    assert_eq!(nodes_bucket_max_age(&nats), Duration::ZERO);
+    let b = node(&nats, "b", &[]);
+    let (mut bob, _) = join(&b, "bob");
+    read_until(&mut bob, 10, |f| kind(f) == "entered");
+    assert_eq!(nodes_bucket_max_age(&nats), day);
+}

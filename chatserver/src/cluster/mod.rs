@@ -104,6 +104,11 @@ const FOLLOW_LOOK_MAX: Duration = Duration::from_secs(30);
 const PUBLISH_BATCH: usize = 512;
 /// Session records are kept this long (a day past any resume window).
 const SESSION_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// A node's heartbeat is kept this long after its last: a node that never
+/// stopped cleanly (killed, its machine lost) leaves its key until then,
+/// long after the others took it for dead and freed its nicknames. A
+/// live node writes its key every [`HEARTBEAT_EVERY`].
+const NODE_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 /// The settings of cluster mode.
 #[derive(Debug, Clone)]
@@ -433,7 +438,7 @@ impl Cluster {
         let replicas = settings.replicas;
         let nicks = bucket(&js, NICKS, replicas, Duration::ZERO).await?;
         let sessions = bucket(&js, SESSIONS, replicas, SESSION_MAX_AGE).await?;
-        let nodes = bucket(&js, NODES, replicas, Duration::ZERO).await?;
+        let nodes = bucket(&js, NODES, replicas, NODE_MAX_AGE).await?;
         let origin: Arc<str> = Arc::from(format!("{}/{}", settings.node, random_hex(6)));
         let (proposals, rx) = mpsc::unbounded_channel();
         let (session_tx, session_rx) = mpsc::unbounded_channel();
@@ -557,11 +562,24 @@ async fn bucket(
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    if js.get_stream(format!("KV_{name}")).await.is_err() {
-        if let Err(e) = js.create_stream(config).await {
-            // Another node may have made it meanwhile.
-            if js.get_stream(format!("KV_{name}")).await.is_err() {
-                return Err(format!("cannot make the {name} bucket in NATS: {e}"));
+    match js.get_stream(format!("KV_{name}")).await {
+        // Made by an earlier version with another age limit (the nodes'
+        // bucket had none): given this one's, so that what it keeps stays
+        // bounded. Not fatal: the bucket works as it is.
+        Ok(stream) if stream.cached_info().config.max_age != max_age => {
+            let mut had = stream.cached_info().config.clone();
+            had.max_age = max_age;
+            if let Err(e) = js.update_stream(&had).await {
+                tracing::warn!(bucket = name, error = %e, "cannot give the bucket its age limit");
+            }
+        }
+        Ok(_) => {}
+        Err(_) => {
+            if let Err(e) = js.create_stream(config).await {
+                // Another node may have made it meanwhile.
+                if js.get_stream(format!("KV_{name}")).await.is_err() {
+                    return Err(format!("cannot make the {name} bucket in NATS: {e}"));
+                }
             }
         }
     }
