@@ -26,8 +26,10 @@ const REFUSED: u64 = u64::MAX;
 const REST_WAIT: Duration = Duration::from_secs(1);
 
 /// How many messages below a later one of its room a refused retry is
-/// looked for (stored before its acknowledgement was lost).
-const FIND_BELOW: u64 = 2 * PUBLISH_BATCH as u64;
+/// looked for at most (stored before its acknowledgement was lost). The
+/// look stops sooner, at this node's last message of an earlier batch:
+/// a batch is stored or refused whole before the next is published.
+const FIND_BELOW: u64 = 16 * PUBLISH_BATCH as u64;
 
 /// Why an entering stored, then removed before this node read it, is
 /// refused to its sender (other nodes may have applied it: entering
@@ -489,7 +491,7 @@ impl Cluster {
             }
         }
         for (room, below) in rooms {
-            let ids = match self.ids_below(&room, below).await {
+            let ids = match self.ids_below(&room, below, batch).await {
                 Ok(ids) => ids,
                 // Cannot tell: tried again later.
                 Err(why) => {
@@ -517,18 +519,33 @@ impl Cluster {
         failed.map_or(Ok(()), |why| Err(Failure { why, full }))
     }
 
-    /// The message ids of the [`FIND_BELOW`] messages of `room`'s stream
-    /// below `seq`, with their seqs; `Err` if the stream cannot be read.
-    async fn ids_below(&self, room: &str, seq: u64) -> Result<HashMap<String, u64>, String> {
+    /// The message ids of `batch` stored in `room`'s stream below `seq`,
+    /// with their seqs: the messages below it are read down to this node's
+    /// latest of an earlier batch (all of `batch` went after it), or for
+    /// [`FIND_BELOW`] messages at most. `Err` if the stream cannot be read.
+    async fn ids_below(
+        &self,
+        room: &str,
+        seq: u64,
+        batch: &[Proposal],
+    ) -> Result<HashMap<String, u64>, String> {
         let (name, _) = names(room);
         let stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
         let low = seq.saturating_sub(FIND_BELOW).max(1);
+        let ours: std::collections::HashSet<&str> =
+            batch.iter().map(|p| p.msg_id.as_str()).collect();
         let mut ids = HashMap::new();
         for at in (low..seq).rev() {
             match stream.get_raw_message(at).await {
                 Ok(m) => {
-                    if let Some(id) = m.headers.get(NATS_MESSAGE_ID) {
+                    let Some(id) = m.headers.get(NATS_MESSAGE_ID) else {
+                        continue;
+                    };
+                    if ours.contains(id.as_str()) {
                         ids.insert(id.as_str().to_owned(), at);
+                    } else if m.headers.get(ORIGIN).map(|o| o.as_str()) == Some(&*self.origin) {
+                        // This node's, of an earlier batch.
+                        break;
                     }
                 }
                 Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {}
