@@ -553,9 +553,17 @@ async fn accept_loop(
     let refuser = refuse::Refuser::new(edge.tls.clone(), settings.max_frame_bytes);
     let mut refusals = refuse::RefusalLog::default();
     loop {
+        let due = refusals.due();
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = stop.wait_for(|s| *s) => return,
+            // A burst of refusals ended: how many the last line left out.
+            () = async { if let Some(due) = due { tokio::time::sleep_until(due.into()).await } }, if due.is_some() => {
+                if let Some(unlogged) = refusals.flush(std::time::Instant::now()) {
+                    info!(more_since_last_line = unlogged, "refused more connections: server_full");
+                }
+                continue;
+            }
         };
         let (stream, addr) = match accepted {
             Ok(pair) => pair,

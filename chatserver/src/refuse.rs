@@ -80,6 +80,31 @@ impl RefusalLog {
         self.last = Some(now);
         Some(std::mem::take(&mut self.unlogged))
     }
+
+    /// How many refusals were counted and not logged since the last line.
+    pub fn unlogged(&self) -> u64 {
+        self.unlogged
+    }
+
+    /// When the refusals counted but not logged are to be logged on their
+    /// own, if there are any: a burst that ends is said within
+    /// [`REFUSAL_LOG_EVERY`], not only at the next refusal, which may
+    /// never come.
+    pub fn due(&self) -> Option<std::time::Instant> {
+        let last = self.last?;
+        (self.unlogged > 0).then(|| last + REFUSAL_LOG_EVERY)
+    }
+
+    /// At `now`: `Some(n)` to log that `n` refusals were not logged, if
+    /// they are [`RefusalLog::due`] (then a line was logged now, and the
+    /// next refusal within [`REFUSAL_LOG_EVERY`] is counted).
+    pub fn flush(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self.due().is_none_or(|due| now < due) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 /// The protocol a refused connection is answered in.
@@ -214,6 +239,30 @@ mod tests {
         assert_eq!(log.refused(t0 + Duration::from_millis(1500)), None);
         assert_eq!(log.refused(t0 + Duration::from_millis(5000)), Some(1));
         assert_eq!(log.refused(t0 + Duration::from_millis(9000)), Some(0));
+    }
+
+    #[test]
+    fn a_burst_of_refusals_is_counted_within_a_second_of_its_first_line() {
+        let mut log = RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(log.due(), None);
+        assert_eq!(log.refused(t0), Some(0));
+        // Logged, nothing left out: nothing to say later.
+        assert_eq!(log.due(), None);
+        for ms in [1, 10, 999] {
+            assert_eq!(log.refused(at(ms)), None);
+        }
+        assert_eq!(log.due(), Some(at(1000)));
+        assert_eq!(log.flush(at(999)), None);
+        assert_eq!(log.flush(at(1200)), Some(3));
+        assert_eq!(log.due(), None);
+        assert_eq!(log.flush(at(5000)), None);
+        // That line counts as the last: a refusal right after it waits.
+        assert_eq!(log.refused(at(1300)), None);
+        assert_eq!(log.due(), Some(at(2200)));
+        assert_eq!(log.refused(at(2200)), Some(1));
+        assert_eq!(log.due(), None);
     }
 
     #[test]

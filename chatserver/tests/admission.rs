@@ -53,3 +53,41 @@ fn max_clients_per_ip_refuses_a_second_connection_from_one_address() {
         "too many connections from this address (--max-clients-per-ip 1)",
     );
 }
+
+/// A burst of refusals is logged as one line and, within a second, one
+/// more that says how many the first left out: every refusal is counted
+/// in the log, though no refusal comes after the burst.
+#[test]
+fn a_burst_of_refusals_is_counted_in_the_log_once_it_ends() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let mut alice = server.join("alice");
+    const BURST: u64 = 6;
+    for _ in 0..BURST {
+        let mut refused = server.connect();
+        refused.expect_error("server_full");
+        refused.expect_closed();
+    }
+    alice.ping_pong();
+    // The burst's lines: the first, and any a second or more after it
+    // (a slow machine), each with the count it left out; the last one
+    // says the rest after the burst.
+    let count = |log: &str| -> u64 {
+        log.lines()
+            .filter(|l| l.contains("refusing connection") || l.contains("refused more connections"))
+            .map(|l| {
+                let more = l
+                    .split("more_since_last_line=")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next())
+                    .map_or(0, |n| n.parse::<u64>().expect("a count"));
+                u64::from(l.contains("refusing connection")) + more
+            })
+            .sum()
+    };
+    // Polled as the harness polls for a line, for WAIT at most.
+    let deadline = std::time::Instant::now() + WAIT;
+    while count(&server.log()) < BURST && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(count(&server.log()), BURST, "{}", server.log());
+}
