@@ -1157,6 +1157,60 @@ fn last_seq_is_where_a_reconnect_enters_again_from() {
     while c.poll().is_some() {}
 }
 
+/// A server whose room went back below what this client saw, in the same
+/// epoch (PROTOCOL.md §5.8's open case: a server stopped while its store
+/// failed gives the lost seqs again): the reconnect's `entered` has a
+/// lower seq and `recovered: false`. Its events from there on are new
+/// ones, not copies of those seen: they are shown. Nothing the server
+/// holds was missed (what it lost is presence only): no gap.
+#[test]
+fn a_room_whose_seq_went_back_in_the_same_epoch_is_followed_from_there() {
+    let mut c = Client::new("alice", &["lobby"], "a");
+    c.handle_connected(T0);
+    c.handle_frame(T0, fresh_welcome());
+    c.handle_frame(T0, lobby_entered());
+    c.handle_frame(T0, own_presence(1));
+    for seq in 2..=5 {
+        let bob = ServerFrame::msg(Some("lobby".into()), seq, "bob", vec![], "old", T0, None);
+        c.handle_frame(T0, bob);
+    }
+    assert_eq!(c.last_seq("lobby"), Some(5));
+    c.handle_disconnected();
+    while c.poll().is_some() {}
+    c.handle_connected(T0);
+    c.handle_frame(T0, fresh_welcome());
+    let behind = ServerFrame::entered("lobby", "e1", 2, 1, vec!["alice".into()], false);
+    c.handle_frame(T0, behind);
+    assert_eq!(c.last_seq("lobby"), Some(2));
+    c.handle_frame(T0, own_presence(3));
+    let carol = ServerFrame::msg(Some("lobby".into()), 4, "carol", vec![], "new", T0, None);
+    c.handle_frame(T0, carol);
+    let mut events = Vec::new();
+    while let Some(out) = c.poll() {
+        if let chatproto::ClientOutput::Event(e) = out {
+            events.push(e);
+        }
+    }
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Entered {
+                gap: false,
+                reset: false,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, ClientEvent::Message { from, text, .. } if from == "carol" && text == "new")
+        ),
+        "{events:?}"
+    );
+    assert_eq!(c.last_seq("lobby"), Some(4));
+}
+
 /// A nickname taken is refused and the connection stays open: the same
 /// client joins again under another one, enters its rooms and talks, and
 /// once joined its nickname cannot change.

@@ -509,8 +509,11 @@ const handlers = {
     }
   },
 
-  entered({ room, again, gap, gapAfter, newEpoch }) {
+  entered({ room, again, gap, gapAfter, newEpoch, behind, seq }) {
     roomList.setEntering(room, false);
+    // The seqs above the room's are given again: the lines shown with
+    // them stay, without their seq, so the new events are shown too.
+    if (behind) view.forgetAbove(room, seq);
     if (again) catchup.set(room, 0);
     if (again && gap && !newEpoch) gapped.add(room);
     else gapped.delete(room);

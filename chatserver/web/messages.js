@@ -169,6 +169,26 @@ export class MessageView {
   }
 
   /**
+   * `room`'s seqs above `seq` are given again (a server that lost its last
+   * ones): the lines shown with them stay, as lines without a seq (`old`),
+   * so that the events now numbered so are shown as well.
+   */
+  forgetAbove(room, seq) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    for (const [s, li] of [...r.seqs]) {
+      if (s <= seq) continue;
+      delete li.dataset.seq;
+      li.classList.add('old');
+      r.seqs.delete(s);
+    }
+    // What `/clear` hid above it is not what those seqs are now.
+    if (r.cleared && r.cleared.to > seq) {
+      r.cleared = r.cleared.from > seq ? null : { from: r.cleared.from, to: seq };
+    }
+  }
+
+  /**
    * `/clear`: the lines shown in `room` go. The range of their seqs is
    * kept (not the lines), so that a replay does not bring them back, and
    * older history is still paged from where it was.

@@ -292,7 +292,12 @@ export class Session {
     const gap =
       again && !f.recovered && (newEpoch || f.seq > r.lastSeq || f.oldest > r.lastSeq + 1);
     const gapAfter = r.lastSeq;
+    // The same history, but the room is behind what was seen here (a
+    // server that lost its last seqs, presence only, gives them again:
+    // PROTOCOL.md §5.8): its events after f.seq are new ones, not copies.
+    const behind = again && !newEpoch && f.seq < r.lastSeq;
     if (r.epoch !== f.epoch) r.lastSeq = 0;
+    else if (behind) r.lastSeq = f.seq;
     r.epoch = f.epoch;
     r.oldest = f.oldest;
     r.seq = f.seq;
@@ -301,7 +306,7 @@ export class Session {
     r.crowded = false;
     crowding(r, this.limits.presenceFanoutMax);
     if (!again) r.away = null;
-    this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, seq: f.seq, oldest: f.oldest });
+    this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, behind, seq: f.seq, oldest: f.oldest });
   }
 
   presence(f) {

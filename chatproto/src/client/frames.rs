@@ -197,6 +197,11 @@ impl Client {
         // A new epoch lost what came before; otherwise nothing can be
         // missing if nothing was said since (or ever).
         let new_epoch = r.epoch.as_deref() != Some(&epoch);
+        // The same history, but the room is behind what was seen here (a
+        // server that lost its last seqs, presence only, gives them again:
+        // PROTOCOL.md §5.8): its events after `seq` are new ones, not
+        // copies, and nothing it holds was missed.
+        let behind = again && !new_epoch && seq < r.last_seq;
         let gap = again
             && !recovered
             && (new_epoch || seq > r.last_seq || oldest > r.last_seq.saturating_add(1));
@@ -204,6 +209,8 @@ impl Client {
         if new_epoch {
             // A new history: seqs start over.
             r.last_seq = 0;
+        } else if behind {
+            r.last_seq = seq;
         }
         r.epoch = Some(epoch);
         r.entered = true;

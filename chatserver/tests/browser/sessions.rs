@@ -632,3 +632,107 @@ fn back_a_crowded_room_says_nothing_of_who_came_and_went() {
         page.close().await;
     });
 }
+
+/// The page's session core (`session.js`, driven here with frames as the
+/// server sends them) for a room that went back below what it saw in the
+/// same epoch (PROTOCOL.md §5.8's open case: a server stopped while its
+/// store failed gives the lost seqs again): the events numbered so anew
+/// are shown, not taken for copies of those seen.
+#[test]
+fn a_room_whose_seq_went_back_in_the_same_epoch_is_followed_from_there() {
+    let Some(h) = Harness::start("a_room_whose_seq_went_back_in_the_same_epoch") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(seq_went_back(&h, &server));
+}
+
+const SEQ_WENT_BACK_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const P = await import('/protocol.js');
+  const events = [];
+  const s = new Session('alice', ['lobby'], { send: () => {}, emit: (k, d) => events.push([k, d]) });
+  const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
+  const welcome = { type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed: false };
+  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice'], recovered: false });
+  const msg = (seq, from, text) => ({ type: 'msg', room: 'lobby', seq, ts: 1, from, text });
+  s.connected();
+  frame(welcome);
+  frame(entered(0));
+  frame({ type: 'presence', room: 'lobby', seq: 1, nick: 'alice', status: 'online', ts: 1 });
+  for (let seq = 2; seq <= 5; seq++) frame(msg(seq, 'bob', 'old'));
+  s.disconnected();
+  events.length = 0;
+  s.connected();
+  frame(welcome);
+  frame(entered(2));
+  const lastSeq = s.roomState('lobby').lastSeq;
+  frame({ type: 'presence', room: 'lobby', seq: 3, nick: 'alice', status: 'online', ts: 1 });
+  frame(msg(4, 'carol', 'new'));
+  const kinds = events.map(([k, d]) => k === 'message' ? `message ${d.from} ${d.text}` : k === 'entered' ? `entered gap=${d.gap} behind=${d.behind}` : k);
+  return { lastSeq, kinds };
+})();";
+
+async fn seq_went_back(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(SEQ_WENT_BACK_JS, vec![]).await;
+    assert_eq!(v["lastSeq"], json!(2), "{v}");
+    let kinds: Vec<&str> = v["kinds"]
+        .as_array()
+        .expect("kinds")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(kinds.contains(&"entered gap=false behind=true"), "{v}");
+    assert!(kinds.contains(&"message carol new"), "{v}");
+}
+
+/// The page's log (`messages.js`, driven here directly) for such a room:
+/// the lines shown with the seqs given again stay, and the events now
+/// numbered so are shown below them, also where `/clear` hid the old ones.
+#[test]
+fn a_log_shows_the_events_numbered_again_below_the_old_ones() {
+    let Some(h) = Harness::start("a_log_shows_the_events_numbered_again") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(log_numbered_again(&h, &server));
+}
+
+const NUMBERED_AGAIN_JS: &str = "return (async () => {
+  const { MessageView } = await import('/messages.js');
+  const scroller = document.createElement('div');
+  const jump = document.createElement('button');
+  document.body.append(scroller, jump);
+  const noop = () => {};
+  const v = new MessageView(scroller, jump, { olderWanted: noop, trimmed: noop, notesTrimmed: noop });
+  const texts = (room) => [...v.rooms.get(room).events.querySelectorAll('li.msg .text')].map((e) => e.textContent);
+  const msg = (room, seq, text) => v.message({ room, seq, ts: 1, from: 'bob', to: [], text, replay: false, mine: false, live: true }, 'alice');
+  const out = {};
+  for (const room of ['a', 'b']) {
+    v.addRoom(room);
+    for (let seq = 1; seq <= 5; seq++) msg(room, seq, `old ${seq}`);
+  }
+  v.clearShown('b');
+  for (const room of ['a', 'b']) {
+    v.forgetAbove(room, 2);
+    // The replay of what the room holds: shown already (or hidden).
+    msg(room, 2, 'old 2');
+    const shown = msg(room, 3, `new 3`);
+    out[room] = { shown, texts: texts(room) };
+  }
+  scroller.remove();
+  jump.remove();
+  return out;
+})();";
+
+async fn log_numbered_again(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(NUMBERED_AGAIN_JS, vec![]).await;
+    assert_eq!(
+        v["a"],
+        json!({"shown": true, "texts": ["old 1", "old 2", "old 3", "old 4", "old 5", "new 3"]}),
+        "{v}"
+    );
+    assert_eq!(v["b"], json!({"shown": true, "texts": ["new 3"]}), "{v}");
+}
