@@ -1,5 +1,6 @@
 //! The command line.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -213,8 +214,9 @@ fn with_port(one: &str) -> Result<String, String> {
 impl Args {
     /// [`Parser::parse`], with every `CHATCLIENT_*` variable set to nothing
     /// (a blank line of an environment file) counted as not set, as
-    /// chatserver counts its own: it is unset first. Call it before any
-    /// other thread starts.
+    /// chatserver counts its own: it is unset first; and a bad value that
+    /// came from a variable is told with the variable's name. Call it
+    /// before any other thread starts.
     pub fn parse_env_tidy() -> Args {
         let blank: Vec<std::ffi::OsString> = std::env::vars_os()
             .filter(|(k, v)| {
@@ -226,7 +228,10 @@ impl Args {
         for k in blank {
             std::env::remove_var(k);
         }
-        Args::parse()
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        Args::try_parse_from(&argv)
+            .map_err(|e| name_the_variable(e, &argv))
+            .unwrap_or_else(|e| e.exit())
     }
 
     /// Whether to connect with TLS: `--tls`, a `tls://` address or `--ca-cert`.
@@ -244,6 +249,64 @@ impl Args {
         }
         rooms
     }
+}
+
+/// clap names the flag a bad value was for even when the value came from
+/// the flag's variable, which whoever set it (in an environment file,
+/// say) may not know stands for that flag (`--reconnect-min-ms` is not
+/// in `--help` at all): then the variable is named after the flag,
+/// `invalid value 'abc' for '--timeout <SECS>' (from CHATCLIENT_TIMEOUT)`.
+/// Still clap's usage error, exit code 2; a bad value on the command line
+/// keeps clap's words.
+fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let mut cmd = Args::command();
+    cmd.build();
+    let Some((id, var)) = cmd
+        .get_arguments()
+        .find(|a| a.to_string() == *shown)
+        .and_then(|a| Some((a.get_id().clone(), a.get_env()?.to_owned())))
+    else {
+        return err;
+    };
+    // clap reads a variable only for a flag the command line leaves out:
+    // without the variable, a bad value from the command line is refused
+    // again, the same way, and one from the variable is gone.
+    let again = Args::command()
+        .mut_arg(id, |a| a.env(None))
+        .try_get_matches_from(argv)
+        .err();
+    if again.is_some_and(|again| {
+        again.kind() == err.kind()
+            && again.get(ContextKind::InvalidArg) == err.get(ContextKind::InvalidArg)
+    }) {
+        return err;
+    }
+    let text = err.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let flag = format!(" for '{shown}'");
+    let at = match text.find(&flag) {
+        Some(i) => i + flag.len(),
+        None => text.find('\n').unwrap_or(text.len()),
+    };
+    let text = format!(
+        "{} (from {}){}",
+        &text[..at],
+        var.to_string_lossy(),
+        &text[at..]
+    );
+    clap::Error::raw(err.kind(), text).with_cmd(&cmd)
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -258,6 +258,64 @@ fn no_server_exits_nonzero_within_five_seconds() {
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
 
+/// A bad value from a variable is told with the variable's name (a
+/// user who set it in an environment file may not know which flag it
+/// stands for; `--reconnect-min-ms` is not even in `--help`), as clap's
+/// usage error (exit code 2), before connecting anywhere. A bad flag on
+/// the command line keeps clap's own words, even when the variable is
+/// set too (the flag wins over it).
+#[test]
+fn a_bad_value_from_a_variable_names_the_variable() {
+    let nowhere = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let c = Client::start_opts("alice", &nowhere, args, env);
+        let (status, stderr, seen) = c.wait_exit(Duration::from_secs(10));
+        assert!(seen.is_empty(), "printed {seen:#?}");
+        assert_eq!(status.code(), Some(2), "stderr: {stderr}");
+        stderr
+    };
+    for (var, value, bad, flag) in [
+        ("CHATCLIENT_TIMEOUT", "abc", "abc", "'--timeout <SECS>'"),
+        (
+            "CHATCLIENT_RECONNECT_MIN_MS",
+            "x",
+            "x",
+            "'--reconnect-min-ms <MS>'",
+        ),
+        ("CHATCLIENT_TLS", "maybe", "maybe", "'--tls'"),
+        ("CHATCLIENT_ROOMS", "lobby,a b", "a b", "'--room <ROOM>'"),
+    ] {
+        let stderr = run(&[], &[(var, value)]);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!(
+                "error: invalid value '{bad}' for {flag} (from {var}): "
+            )),
+            "{var}: {stderr}"
+        );
+        assert!(stderr.contains("try '--help'"), "{var}: {stderr}");
+    }
+    let from_flag =
+        "error: invalid value 'abc' for '--timeout <SECS>': \"abc\" is not a number of seconds";
+    let stderr = run(&["--timeout", "abc"], &[]);
+    assert!(stderr.starts_with(from_flag), "{stderr}");
+    let stderr = run(&["--timeout", "abc"], &[("CHATCLIENT_TIMEOUT", "abc")]);
+    assert!(stderr.starts_with(from_flag), "{stderr}");
+    assert!(!stderr.contains("CHATCLIENT_TIMEOUT"), "{stderr}");
+    // A good flag over a bad variable: the variable is not read at all.
+    let stderr = run(
+        &["--timeout", "1", "--reconnect-min-ms", "0"],
+        &[("CHATCLIENT_TIMEOUT", "abc")],
+    );
+    assert!(
+        stderr.starts_with("error: invalid value '0' for '--reconnect-min-ms <MS>': "),
+        "{stderr}"
+    );
+}
+
 /// A server that accepts but never answers the join: exit code 6 within 5 s.
 #[test]
 fn unanswered_join_exits_nonzero_within_five_seconds() {
