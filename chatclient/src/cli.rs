@@ -46,8 +46,9 @@ Exit codes: 0 left normally; 1 the connection ended and could not be
 resumed; 2 bad command line; 3 could not connect; 4 nickname taken or
 invalid; 5 server full; 6 connected but not let in (no welcome in time,
 or the TLS handshake failed); 7 the server's certificate was not trusted;
-8 left normally but at least one input line was not delivered; 9 the
-session was resumed on another connection (not reconnected); 130 Ctrl-C.
+8 left normally but at least one input line was not delivered, or (one
+line per event) a room asked for was refused; 9 the session was resumed
+on another connection (not reconnected); 130 Ctrl-C.
 
 Set NO_COLOR for output without colours."
 )]

@@ -2,7 +2,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | left normally (`/quit`, Ctrl-D, end of input, or with `--stay` SIGINT or SIGTERM), every input line delivered or carried out |
+//! | 0 | left normally (`/quit`, Ctrl-D, end of input, or with `--stay` SIGINT or SIGTERM), every input line delivered or carried out (and, in the line mode, every room asked for entered) |
 //! | 1 | the connection was lost after joining and could not be resumed (every reconnect attempt failed, or `--reconnect-attempts 0`), or the client could not use its stdin/stdout |
 //! | 2 | bad command line |
 //! | 3 | could not connect: refused, unreachable, name not resolved, or connect timed out |
@@ -10,7 +10,7 @@
 //! | 5 | the server is full: `server_full` |
 //! | 6 | connected but not let in: no `welcome` within the timeout, the server closed, or it answered with another error; or the TLS handshake failed for another reason than the certificate |
 //! | 7 | TLS: the server's certificate was not trusted (at start or on a reconnect), or there was nothing to trust it with (no `--ca-cert` and no root certificates in the system's store) |
-//! | 8 | left normally, but at least one input line was not delivered: refused by the server (`unknown_nick`, `msg_too_large`, ...) or by the client (an invalid command, a message too large), or still unanswered when a second signal made it leave |
+//! | 8 | left normally, but at least one input line was not delivered: refused by the server (`unknown_nick`, `msg_too_large`, ...) or by the client (an invalid command, a message too large), or still unanswered when a second signal made it leave; or, in the line mode, the server would not let it into a room asked for (`--room`, `/join`: `too_many_rooms`, ...) |
 //! | 9 | the session was resumed on another connection: the server closed this one with `resumed_elsewhere` (a client that had the session's token took it over); the client does not reconnect, which would take the session back, and input lines not yet answered are reported unconfirmed |
 //! | 130 | Ctrl-C in the terminal: left at once |
 

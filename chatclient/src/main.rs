@@ -153,17 +153,38 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
 
     match outcome {
-        Outcome::Left => match session.lines_failed() {
-            0 => ExitCode::from(code::OK),
-            n => fail(
-                format!(
+        Outcome::Left => {
+            let mut why = Vec::new();
+            let n = session.lines_failed();
+            if n > 0 {
+                why.push(format!(
                     "{n} of {} input lines {} not delivered",
                     session.lines_read(),
                     if n == 1 { "was" } else { "were" }
-                ),
-                code::UNDELIVERED,
-            ),
-        },
+                ));
+            }
+            // A script that names its rooms means its lines for them: a
+            // room the server kept it out of fails the run as a refused
+            // line does (on the screen, a person saw it refused).
+            let refused: Vec<String> = match full_screen {
+                true => Vec::new(),
+                false => session
+                    .rooms_refused()
+                    .iter()
+                    .map(|r| format!("#{r}"))
+                    .collect(),
+            };
+            if !refused.is_empty() {
+                why.push(format!(
+                    "{} not entered: refused by the server",
+                    refused.join(", ")
+                ));
+            }
+            match why.is_empty() {
+                true => ExitCode::from(code::OK),
+                false => fail(why.join("; "), code::UNDELIVERED),
+            }
+        }
         Outcome::Interrupted => ExitCode::from(code::INTERRUPTED),
         Outcome::Lost(why) => fail(why, code::DROPPED),
         Outcome::ResumedElsewhere => fail(

@@ -208,6 +208,51 @@ fn plain_mode_tells_a_refused_line_on_stderr_and_exits_eight() {
     assert_eq!(errs[1], "chatclient: 1 of 2 input lines was not delivered");
 }
 
+/// A room the server will not let the client in (past its
+/// `--max-rooms-per-client`), named with `--room` or `/join`, fails a
+/// one-shot run as a refused line does: exit code 8, the room named on
+/// stderr. The lines for the rooms it did enter are still delivered;
+/// a run whose every room was entered exits 0.
+#[test]
+fn a_refused_room_exits_eight_and_is_named_on_stderr() {
+    let server = Server::start(&["--max-rooms-per-client", "2"]);
+    let mut alice = Client::start_opts("alice", &server.addr, &["--room", "a,b,c"], &[]);
+    alice.say("hello");
+    alice.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
+    assert!(
+        seen.iter().any(|l| l.starts_with("! too_many_rooms: ")),
+        "{seen:#?}"
+    );
+    assert!(seen.contains(&"alice: hello".to_owned()), "{seen:#?}");
+    assert_eq!(
+        stderr, "chatclient: #c not entered: refused by the server\n",
+        "{stderr}"
+    );
+
+    // Refused on /join, beside a refused line; --json tells the same.
+    let mut bob = Client::start_opts("bob", &server.addr, &["--room", "a,b", "--json"], &[]);
+    bob.say_all(&["/join zz".into(), "@nobody hi".into(), "bye".into()]);
+    bob.close_stdin();
+    let (status, stderr, seen) = bob.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
+    assert!(seen.iter().any(|l| is_msg(l, "bob", "bye")), "{seen:#?}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "chatclient: 1 of 3 input lines was not delivered; #zz not entered: refused by the server",
+        "{stderr}"
+    );
+
+    let mut carol = Client::start_opts("carol", &server.addr, &["--room", "a,b"], &[]);
+    carol.say("hello");
+    carol.close_stdin();
+    let (status, stderr, _) = carol.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(stderr, "");
+}
+
 /// A `CHATCLIENT_*` variable set to nothing (a blank line of an
 /// environment file) counts as not set, as chatserver's own do: the
 /// client starts with the defaults instead of refusing the empty values.

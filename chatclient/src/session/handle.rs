@@ -79,7 +79,20 @@ impl Session {
             self.out.push_back(Action::Frame(frame.clone()));
         }
         self.ledger.note(&frame);
+        // An error naming one of our rooms and no message: if the core
+        // gives the room up for it, the server would not let us in.
+        let entering = match &frame {
+            ServerFrame::Error {
+                room: Some(room),
+                id: None,
+                ..
+            } if self.client.rooms().any(|r| r == room) => Some(room.clone()),
+            _ => None,
+        };
         self.client.handle_frame(now, frame);
+        if let Some(room) = entering.filter(|r| !self.client.rooms().any(|ours| ours == r)) {
+            self.refused_rooms.insert(room);
+        }
         let client = &self.client;
         self.ledger.settle(|id| client.is_unacknowledged(id));
         self.pump();
@@ -446,6 +459,44 @@ mod tests {
             ]
         );
         assert_eq!(s.lines_failed(), 1);
+    }
+
+    /// A room the server kept us out of (the core gives it up), asked
+    /// for at start or with `/join`, counts; a refused message or page
+    /// naming a room we are in does not, nor an error naming a room we
+    /// never asked for.
+    #[test]
+    fn rooms_the_server_refused_are_kept_for_the_exit_code() {
+        let mut s = welcomed(&["lobby", "rust", "ops"]);
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        let refuse = |room: &str| {
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                format!("not #{room}"),
+                None,
+                Some(room.into()),
+                None,
+            )
+        };
+        frame(&mut s, refuse("ops"));
+        frame(&mut s, entered("rust", 0, &["alice"], false));
+        let id = the_id(&line(&mut s, "@zed hi").sent);
+        frame(&mut s, error_for(&id, ErrorCode::UnknownNick, None));
+        let page = ServerFrame::error_v2(
+            ErrorCode::NotInRoom,
+            "not in #lobby",
+            None,
+            Some("lobby".into()),
+            None,
+        );
+        frame(&mut s, page);
+        // Never asked for: nothing to give up.
+        frame(&mut s, refuse("elsewhere"));
+        line(&mut s, "/join zig");
+        frame(&mut s, refuse("zig"));
+        let refused: Vec<&str> = s.rooms_refused().iter().map(String::as_str).collect();
+        assert_eq!(refused, ["ops", "zig"]);
+        assert_eq!(s.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub struct Session {
     seen: BTreeMap<String, Seen>,
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
+    /// Rooms the server would not let us in (asked for at start or with
+    /// `/join`, or entered again on a reconnect): the line mode's exit
+    /// code counts them as it counts refused lines.
+    refused_rooms: BTreeSet<String>,
     input_done: bool,
     /// Leave once every message sent is acknowledged.
     leaving: bool,
@@ -222,6 +226,7 @@ impl Session {
             oldest: BTreeMap::new(),
             seen: BTreeMap::new(),
             fatal: None,
+            refused_rooms: BTreeSet::new(),
             input_done: false,
             leaving: false,
             exited: false,
@@ -273,6 +278,11 @@ impl Session {
     /// Input lines reported refused, or unanswered when the session stopped.
     pub fn lines_failed(&self) -> u64 {
         self.ledger.failures()
+    }
+
+    /// The rooms the server refused to let us in, by name.
+    pub fn rooms_refused(&self) -> &BTreeSet<String> {
+        &self.refused_rooms
     }
 
     /// Whether the session is leaving although [`Mode::stay`] would keep
