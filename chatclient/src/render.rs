@@ -70,6 +70,16 @@ pub enum Line {
         /// The line (it names the room).
         text: String,
     },
+    /// What became of a `/history` in `room` (`5 older messages of
+    /// #lobby; /history shows more`, or that a page is on its way): said
+    /// as [`Line::Info`] is; the full-screen client keeps only the newest
+    /// of each room, each `/history`'s taking the last one's place.
+    HistoryNote {
+        /// The room paged back in.
+        room: String,
+        /// The line (it names the room).
+        text: String,
+    },
     /// Back after a reconnect, `room`'s history began anew (the server
     /// restarted without keeping it, or forgot the room while it was
     /// empty): what was said before is gone.
@@ -252,7 +262,7 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* server: ");
             out.push_str(&escape_control(text));
         }
-        Line::Info(text) | Line::Entered { text, .. } => {
+        Line::Info(text) | Line::Entered { text, .. } | Line::HistoryNote { text, .. } => {
             out.push_str("* ");
             out.push_str(&escape_control(text));
         }

@@ -894,3 +894,35 @@ fn me_is_an_action_everywhere() {
     bob.say("/me waves back");
     alice.expect("* bob waves back");
 }
+
+/// Each `/history` says what its page brought, at the bottom where the
+/// eye is (the page itself goes above what is shown); the next one's
+/// word takes the place of the last one's rather than piling up under it.
+#[test]
+fn history_notices_do_not_pile_up() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    // More than a room's replay (50): older ones are left for /history.
+    let lines: Vec<String> = (0..70).map(|i| format!("line {i:02}")).collect();
+    bob.say_all(&lines);
+    bob.expect("bob: line 69");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    for n in 2..=4 {
+        alice.keys(format!("/history {n}\r").as_bytes());
+        alice.expect(&format!(
+            "* {n} older messages of #lobby; /history shows more"
+        ));
+    }
+    let notices: Vec<String> = alice
+        .rows()
+        .into_iter()
+        .filter(|r| r.contains("older messages of #lobby"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{}", alice.shown());
+    let rows = alice.rows();
+    assert!(
+        rows[rows.len() - 3].ends_with("* 4 older messages of #lobby; /history shows more"),
+        "{}",
+        alice.shown()
+    );
+}

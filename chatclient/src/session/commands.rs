@@ -7,6 +7,7 @@ use super::lines::too_long;
 use super::Session;
 use crate::input::{Command, HELP};
 use crate::ledger::LineKind;
+use crate::render::Line;
 
 /// An id as long as the ones the core makes, to check a message's size
 /// before handing it over.
@@ -53,9 +54,10 @@ impl Session {
             Command::History(limit) => {
                 if let Some(room) = self.in_a_room() {
                     if self.paging.contains(&room) {
-                        self.info(format!(
+                        let text = format!(
                             "older messages of #{room} are on their way; /history again once they are shown"
-                        ));
+                        );
+                        self.print(Line::HistoryNote { room, text });
                     } else if self.connected() {
                         // What is missing after a reconnect first.
                         let before = match self.gaps.get(&room).and_then(|g| g.last()) {

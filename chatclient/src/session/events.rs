@@ -259,7 +259,7 @@ impl Session {
                         plural(count, "older message")
                     ),
                 };
-                self.info(what);
+                self.print(Line::HistoryNote { room, text: what });
             }
             ClientEvent::Rooms(list) => {
                 self.listing = self.listing.saturating_sub(1);

@@ -411,6 +411,19 @@ impl App {
                 }
             }
             Line::Entered { room, .. } => entry.room = Some(room.clone()),
+            Line::HistoryNote { room, .. } => {
+                entry.room = Some(room.clone());
+                // What the last /history brought is old news once the
+                // next one says: one such line a room, at the bottom.
+                let last = self.entries.iter().rposition(
+                    |e| matches!(&e.line, Line::HistoryNote { room: r, .. } if r == room),
+                );
+                if let Some(i) = last {
+                    let rows = self.rows_of(i..i + 1, usize::MAX);
+                    self.keep_view(i + 1, rows, false);
+                    self.entries.remove(i);
+                }
+            }
             Line::HistoryGone { room } => {
                 // The history its gaps were in is gone.
                 self.drop_gap_lines(|r| r == room);
@@ -637,6 +650,47 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["r1", "old1", "old2", "new1", "new2", "new3"]);
+    }
+
+    /// What a /history brought (or that its page is on its way) is one
+    /// line a room, the newest, at the bottom; scrolled back, the view
+    /// stays on what it shows.
+    #[test]
+    fn a_history_note_takes_the_last_ones_place() {
+        let mut app = app();
+        let note = |room: &str, text: &str| Line::HistoryNote {
+            room: room.into(),
+            text: text.into(),
+        };
+        let texts = |app: &App| -> Vec<String> {
+            app.entries
+                .iter()
+                .map(|e| match &e.line {
+                    Line::Msg { text, .. } => text.clone(),
+                    Line::HistoryNote { room, text } => format!("#{room}: {text}"),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        app.add_line(msg("lobby", "bob", &[], "new1"), "12:00".into());
+        app.add_line(note("rust", "2 older"), "12:00".into());
+        app.add_line(note("lobby", "on their way"), "12:01".into());
+        app.add_line(note("lobby", "5 older"), "12:01".into());
+        app.add_line(msg("lobby", "bob", &[], "new2"), "12:02".into());
+        assert_eq!(
+            texts(&app),
+            ["new1", "#rust: 2 older", "#lobby: 5 older", "new2"]
+        );
+        // Scrolled back to the first line, the note below the view goes:
+        // what the view shows does not move.
+        app.area = (80, 2);
+        app.scroll = 2;
+        app.add_line(note("lobby", "3 older"), "12:03".into());
+        assert_eq!(
+            texts(&app),
+            ["new1", "#rust: 2 older", "new2", "#lobby: 3 older"]
+        );
+        assert_eq!(app.scroll, 2, "one row gone below the view, one come");
     }
 
     /// bob's message in #lobby missing after a reconnect, as a page of
