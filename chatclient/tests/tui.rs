@@ -926,3 +926,44 @@ fn history_notices_do_not_pile_up() {
         alice.shown()
     );
 }
+
+/// One long word (64,000 characters without a space, over 900 rows at
+/// 80 columns) takes at most 60 rows, its last saying how many
+/// characters it leaves out: a few pages back is what came before it.
+#[test]
+fn one_huge_word_takes_a_few_pages_not_hundreds() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    bob.say("before");
+    bob.say(&"x".repeat(64_000));
+    bob.say("after");
+    alice.expect("bob: after");
+    // `HH:MM bob: ` is 11 columns, and so is the indent under it: 69 x
+    // a row, in the 59 rows before the last.
+    let shown = 59 * (80 - 11);
+    let left = 64_000 - shown;
+    let marker = format!("… ({},{:03} more characters)", left / 1000, left % 1000);
+    let rows = alice.rows();
+    let after = rows.iter().position(|r| r.ends_with("bob: after")).unwrap();
+    assert_eq!(rows[after - 1], format!("{}{marker}", " ".repeat(11)));
+    assert_eq!(
+        rows[after - 2],
+        format!("{}{}", " ".repeat(11), "x".repeat(69))
+    );
+    // 60 rows up, not 900: a few pages.
+    alice.keys(&PAGE_UP.repeat(4));
+    alice.wait_until("the line before the long one", |s| {
+        s.shown().contains("bob: before")
+    });
+    let rows = alice.rows();
+    let before = rows
+        .iter()
+        .position(|r| r.ends_with("bob: before"))
+        .unwrap();
+    assert!(
+        rows[before + 1].ends_with(&format!("bob: {}", "x".repeat(69))),
+        "{}",
+        alice.shown()
+    );
+}

@@ -32,6 +32,14 @@ use crate::render::{Line, Piece};
 /// The time column of a message not acknowledged yet.
 const SENDING_TIME: &str = "--:--";
 
+/// The most rows one line of the message area takes: past them, its last
+/// row says how much more there is (`… (63,412 more characters)`), so
+/// that one long message (64 KiB without a space is over 700 rows at 100
+/// columns) cannot push everything else out of sight. Enough for a
+/// message's [`MAX_BREAKS`] line breaks to show as rows. Only the
+/// drawing is cut: the text is kept, sent and written out whole.
+pub const MAX_ROWS: usize = 60;
+
 /// A line's time column (`HH:MM`): when it arrived, or for a message
 /// from the history or missed while away when it was sent (`MM-DD` when
 /// that was not `now`'s day), so it does not look newer than it is.
@@ -158,7 +166,7 @@ pub fn entry_rows(
             }
         }
     }
-    wrap(&prefix, &body, width)
+    wrap(&prefix, &body, width, MAX_ROWS, theme.quiet())
 }
 
 /// One of our messages the server has not acknowledged yet, dim, with
@@ -189,7 +197,7 @@ pub fn sending_rows(
     for span in prefix.iter_mut().chain(body.iter_mut()) {
         span.style = span.style.patch(quiet);
     }
-    wrap(&prefix, &body, width)
+    wrap(&prefix, &body, width, MAX_ROWS, quiet)
 }
 
 struct Message<'a> {
@@ -275,6 +283,7 @@ fn with_breaks(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::grouped;
 
     fn text(rows: &[Row<'_>]) -> Vec<String> {
         rows.iter()
@@ -414,6 +423,44 @@ mod tests {
         let shown = with_breaks(&many);
         assert_eq!(shown.matches('\n').count(), MAX_BREAKS);
         assert!(shown.ends_with("x\nx\\nx\\nx\\n"), "{shown}");
+    }
+
+    /// A message takes at most MAX_ROWS rows, the last saying how much
+    /// is left out; its first MAX_BREAKS lines still show whole; the
+    /// text itself is kept whole.
+    #[test]
+    fn a_message_takes_at_most_max_rows() {
+        let word = "y".repeat(10_000);
+        let line = msg("bob", &[], &word, false);
+        let rows = show(line.clone(), 40);
+        assert_eq!(rows.len(), MAX_ROWS);
+        // 29 columns a row after `12:01 bob: ` and under it.
+        let left = 10_000 - 29 * (MAX_ROWS - 1);
+        assert_eq!(
+            rows[MAX_ROWS - 1],
+            format!("           \u{2026} ({} more characters)", grouped(left))
+        );
+        assert_eq!(rows[MAX_ROWS - 2], format!("           {}", "y".repeat(29)));
+        assert!(matches!(&line, Line::Msg { text, .. } if *text == word));
+        // Words wrap as ever; what is left out is counted as drawn.
+        let prose = "lorem ipsum ".repeat(1_000);
+        let rows = show(msg("bob", &[], &prose, false), 40);
+        assert_eq!(rows.len(), MAX_ROWS);
+        assert!(rows[MAX_ROWS - 1].contains(" more characters)"), "{rows:?}");
+        // As many line breaks as are rows, and no more rows: whole.
+        let lines = vec!["a line"; MAX_BREAKS + 1].join("\n");
+        let rows = show(msg("bob", &[], &lines, false), 40);
+        assert_eq!(rows.len(), MAX_BREAKS + 1);
+        assert!(rows.iter().all(|r| r.ends_with("a line")), "{rows:?}");
+        // Our own, waiting for the server, alike.
+        let sending = Sending {
+            room: "lobby".into(),
+            to: vec![],
+            text: word,
+        };
+        let theme = Theme { color: false };
+        let rows = sending_rows(&sending, "alice", theme, &mut NickColours::default(), 40);
+        assert_eq!(rows.len(), MAX_ROWS);
     }
 
     #[test]

@@ -193,7 +193,18 @@ impl<'a> Rows<'a> {
 /// a word is longer than a row, which is broken where the row ends. A
 /// newline in the body starts a new row, and the spaces after it are kept
 /// (an indented line of code stays indented).
-pub fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'static>> {
+///
+/// At most `max_rows` rows (at least 2): when there would be more, the
+/// last one says, in `more_style`, how many characters the rows left
+/// out hold, as drawn (not the spaces and line breaks rows break at):
+/// `… (63,412 more characters)`.
+pub fn wrap(
+    prefix: &[Span<'_>],
+    body: &[Span<'_>],
+    width: usize,
+    max_rows: usize,
+    more_style: Style,
+) -> Vec<Line<'static>> {
     let width = width.max(1);
     let cells = |spans: &[Span<'_>]| -> Vec<(String, Style)> {
         spans
@@ -272,7 +283,20 @@ pub fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'s
         i = end;
     }
 
-    rows.rows
+    let max_rows = max_rows.max(2);
+    let mut more = None;
+    if rows.rows.len() > max_rows {
+        let left_out: usize = rows.rows[max_rows - 1..]
+            .iter()
+            .flatten()
+            .map(|c| c.g.chars().count())
+            .sum();
+        rows.rows.truncate(max_rows - 1);
+        more = Some(left_out);
+    }
+
+    let mut lines: Vec<Line<'static>> = rows
+        .rows
         .into_iter()
         .enumerate()
         .map(|(n, row)| {
@@ -296,13 +320,31 @@ pub fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'s
             }
             Line::from(spans)
         })
-        .collect()
+        .collect();
+    if let Some(n) = more {
+        let what = if n == 1 { "character" } else { "characters" };
+        let mut spans = Vec::new();
+        if indent > 0 {
+            spans.push(Span::raw(" ".repeat(indent)));
+        }
+        spans.push(Span::styled(
+            format!("\u{2026} ({} more {what})", crate::session::grouped(n)),
+            more_style,
+        ));
+        lines.push(Line::from(spans));
+    }
+    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ratatui::style::Modifier;
+
+    /// Every row, as the message area without a cap would have them.
+    fn wrap(prefix: &[Span<'_>], body: &[Span<'_>], width: usize) -> Vec<Line<'static>> {
+        super::wrap(prefix, body, width, usize::MAX, Style::default())
+    }
 
     fn plain(rows: &[Line<'_>]) -> Vec<String> {
         rows.iter()
@@ -312,6 +354,48 @@ mod tests {
 
     fn w(prefix: &str, body: &str, width: usize) -> Vec<String> {
         plain(&wrap(&[Span::raw(prefix)], &[Span::raw(body)], width))
+    }
+
+    /// Rows that fit are all drawn; one more, and the last row says
+    /// how many characters the rows past it hold.
+    #[test]
+    fn past_max_rows_the_last_row_counts_what_is_left_out() {
+        let capped = |body: &str, max| {
+            plain(&super::wrap(
+                &[Span::raw("b: ")],
+                &[Span::raw(body)],
+                10,
+                max,
+                Style::default(),
+            ))
+        };
+        // 7 columns on the first row, 7 under it on each after.
+        assert_eq!(
+            capped(&"x".repeat(21), 3),
+            ["b: xxxxxxx", "   xxxxxxx", "   xxxxxxx"]
+        );
+        assert_eq!(
+            capped(&"x".repeat(22), 3),
+            [
+                "b: xxxxxxx",
+                "   xxxxxxx",
+                "   \u{2026} (8 more characters)"
+            ]
+        );
+        assert_eq!(
+            capped(&"x".repeat(15), 2),
+            ["b: xxxxxxx", "   \u{2026} (8 more characters)"]
+        );
+        assert_eq!(
+            capped("xxxxxxx\ny\nz", 2)[1],
+            "   \u{2026} (2 more characters)"
+        );
+        assert_eq!(capped(&"x".repeat(8), 2), ["b: xxxxxxx", "   x"]);
+        assert_eq!(
+            capped(&"x".repeat(15), 1),
+            capped(&"x".repeat(15), 2),
+            "at least 2"
+        );
     }
 
     #[test]
