@@ -974,3 +974,76 @@ fn a_refused_entering_is_answered_after_the_welcome_held_for_the_store() {
     assert_eq!(kinds, ["welcome", "error"], "{frames:?}");
     assert_eq!(frames[1]["code"], "unavailable");
 }
+
+/// A connection taken over (resumed elsewhere while still open) leaves
+/// its rooms by a leaving the log may lose while it stores the new
+/// connection's entering (a NATS connection lost under the batch). The
+/// publisher then drops the leaving (storing it after the entering would
+/// take the session out again): the new connection is in the room all
+/// the same, and hears it, though the room still had the old one.
+#[test]
+fn a_takeovers_entering_stands_when_the_old_connections_leaving_is_dropped() {
+    let mut c = Cluster::new(1);
+    let bob = c.connect(0, "bob");
+    let old = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+    c.nodes[0].handle_frame(NOW, old, join);
+    c.settle();
+    let welcome = c
+        .frames(0, old)
+        .iter()
+        .find(|f| f["type"] == "welcome")
+        .unwrap()
+        .clone();
+    let token = welcome["session"].as_str().unwrap().to_owned();
+
+    // Resumed on a new connection while the old one is open: the old one
+    // is closed, and leaves; the new one enters.
+    let back = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+    c.nodes[0].handle_frame(NOW, back, join);
+    let mut proposed = Vec::new();
+    while let Some(out) = c.nodes[0].poll() {
+        match out {
+            Output::Propose { events, .. } => proposed.extend(events),
+            Output::Send { to, frame, .. } => c
+                .got
+                .entry((0, to))
+                .or_default()
+                .push(serde_json::to_value(&frame).unwrap()),
+            _ => {}
+        }
+    }
+    let is_enter = |e: &Event| {
+        matches!(
+            e.body,
+            EventBody::Presence {
+                status: PresenceStatus::Online,
+                ..
+            }
+        )
+    };
+    let (enterings, leavings): (Vec<_>, Vec<_>) = proposed.iter().partition(|e| is_enter(e));
+    assert_eq!((enterings.len(), leavings.len()), (1, 1), "{proposed:?}");
+    // The log stores the entering; the leaving is dropped by the
+    // publisher, which tells the node as for a refusal.
+    let log = c.log.entry("lobby".into()).or_default();
+    let mut e = Event::clone(enterings[0]);
+    e.seq = log.len() as u64 + 1;
+    log.push(e);
+    c.read_log(0, usize::MAX);
+    c.nodes[0].handle_log_refused(leavings[0], "dropped");
+    c.drain(0);
+
+    c.nodes[0].handle_frame(
+        NOW,
+        bob,
+        ClientFrame::msg_in("lobby", vec![], "hi alice", None),
+    );
+    c.settle();
+    assert!(
+        c.texts(0, back).iter().any(|(_, t)| t == "hi alice"),
+        "{:?}",
+        c.frames(0, back)
+    );
+}

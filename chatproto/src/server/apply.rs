@@ -270,6 +270,12 @@ impl Server {
         // the room here.
         let asked_here = conn.filter(|_| request.is_some());
         if let Some(conn) = asked_here {
+            // In by a connection it has left since (closed for a takeover,
+            // whose leaving the log dropped: see `handle_log_refused`):
+            // the room has the session as its connection now.
+            if room.conn_of(sid).is_some_and(|old| old != conn) {
+                room.remove(sid);
+            }
             room.add(conn, sid);
         }
         if room.members.len() > fanout_max {

@@ -123,9 +123,12 @@ impl Server {
     /// A refused entering (a `presence` `online`) is undone: the session
     /// is not in the room (it may enter again), and its connection gets
     /// `unavailable` with the room and `cause`, in its place among the
-    /// answers. A refused leaving is dropped (a shell refuses one only
-    /// when nothing of its room was stored: no room to leave), and the
-    /// answers that waited for it go on.
+    /// answers. A refused leaving is dropped, and the answers that waited
+    /// for it go on: a shell refuses one when nothing of its room was
+    /// stored (no room to leave), or when storing it would put it after
+    /// its session's entering the room again (which then stands: the
+    /// session is in the room as its current connection, whichever
+    /// connection it was in as before).
     pub fn handle_log_refused(&mut self, event: &Event, cause: &str) {
         match &event.body {
             EventBody::Presence {

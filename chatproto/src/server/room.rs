@@ -93,6 +93,11 @@ impl Room {
         self.sessions.push(session);
     }
 
+    /// The connection `session` is in the room as, if it is in.
+    pub fn conn_of(&self, session: SessionId) -> Option<ClientId> {
+        self.by_session.get(&session).copied()
+    }
+
     /// Take `session` out of the room; the connection it was in as.
     pub fn remove(&mut self, session: SessionId) -> Option<ClientId> {
         let conn = self.by_session.remove(&session)?;
