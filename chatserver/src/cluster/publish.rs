@@ -29,7 +29,20 @@ const REST_WAIT: Duration = Duration::from_secs(1);
 /// looked for at most (stored before its acknowledgement was lost). The
 /// look stops sooner, at this node's last message of an earlier batch:
 /// a batch is stored or refused whole before the next is published.
-const FIND_BELOW: u64 = 16 * PUBLISH_BATCH as u64;
+const FIND_BELOW: u64 = 4 * PUBLISH_BATCH as u64;
+
+/// Whether a NATS server of `version` refuses a guarded copy of a message
+/// it holds (2.12 and later, on a stream without replicas) rather than
+/// answer it as a duplicate with its seq, as earlier ones and replicated
+/// streams do. A version it cannot read is taken as new (the look costs
+/// time, not correctness).
+fn holds_are_refused(version: &str, replicas: usize) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (2, 12) && replicas <= 1,
+        _ => replicas <= 1,
+    }
+}
 
 /// Why an entering stored, then removed before this node read it, is
 /// refused to its sender (other nodes may have applied it: entering
@@ -151,18 +164,17 @@ impl Cluster {
     /// while later ones, still queued in the NATS client, go out on the
     /// next connection and are stored: tried again, an earlier message
     /// would land after a later one of its room (after its sender's next
-    /// messages; an entering after its session's message in the room; a
-    /// leaving after its session's entering again). So a message or an
-    /// entering tried again behind a later proposal of its room already
-    /// stored, or a leaving behind its own session's entering of the room,
-    /// goes with an expectation no stream can meet (the last seq 0). NATS
+    /// messages; a leaving after its session's entering again, an entering
+    /// after its session's parting). So a message tried again behind a
+    /// later proposal of its room already stored, or an entering or a
+    /// leaving behind its own session's later presence in the room, goes
+    /// with an expectation no stream can meet (the last seq 0). NATS
     /// answers a copy it holds as a duplicate (up to 2.11, and with
     /// replicas) or refuses it (2.12 and later, on a stream without
-    /// replicas); a refused one is looked for in the stream below the
-    /// later one. Found, it is stored in its place; not found, its sender
-    /// is told it was not sent (`unavailable`; a leaving is dropped, its
-    /// session's entering again stands) rather than have it stored out of
-    /// order.
+    /// replicas; then a refused one is looked for in the stream below the
+    /// later one). Held, it is stored in its place; not, its sender is told
+    /// it was not sent (`unavailable`; a leaving is dropped, its session's
+    /// entering again stands) rather than have it stored out of order.
     ///
     /// A message or an entering NATS has no room for (its store or the
     /// account's limits full, or no room for a new room's stream) is
@@ -490,8 +502,16 @@ impl Cluster {
                 None => rooms.push((Arc::clone(room), below)),
             }
         }
+        // A NATS that answers a copy it holds as a duplicate refused these
+        // because it holds none: nothing to look for.
+        let look = holds_are_refused(&self.client.server_info().version, self.settings.replicas);
         for (room, below) in rooms {
-            let ids = match self.ids_below(&room, below, batch).await {
+            let found = if look {
+                self.ids_below(&room, below, batch).await
+            } else {
+                Ok(HashMap::new())
+            };
+            let ids = match found {
                 Ok(ids) => ids,
                 // Cannot tell: tried again later.
                 Err(why) => {
@@ -583,41 +603,39 @@ impl Cluster {
     }
 }
 
-/// What a guard needs to know of a proposal: its event's kind and session.
+/// What a guard needs to know of a proposal: whether it is a message, or
+/// a presence (an entering or a leaving) of which session.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Msg,
-    Enter(SessionId),
-    Leave(SessionId),
+    Presence(SessionId),
 }
 
 fn kind_of(p: &Proposal) -> Option<Kind> {
     let event = decode_event(&p.room, 0, &p.payload)?;
     Some(match event.body {
         EventBody::Msg { .. } => Kind::Msg,
-        EventBody::Presence {
-            session,
-            status: PresenceStatus::Online,
-            ..
-        } => Kind::Enter(session),
-        EventBody::Presence { session, .. } => Kind::Leave(session),
+        EventBody::Presence { session, .. } => Kind::Presence(session),
         _ => return None,
     })
 }
 
 /// The proposals of `batch` not stored yet, in order, each guarded (with
 /// the lowest seq of the later proposals of its room stored) if storing it
-/// after them would change what they meant: a message or an entering
-/// behind any of them (a message after its sender's later ones; an
-/// entering after its session's message in the room, which would then
-/// come from someone not in it and go unechoed), a leaving behind its own
-/// session's entering of the room (which it would undo).
+/// after them would change what they meant: a message behind any of them
+/// (after its sender's later messages), an entering or a leaving behind
+/// its own session's later presence in the room (a leaving after its
+/// session's entering again would take it out of the room; an entering
+/// after its session's parting would put it back in). Stored late, any
+/// other presence means what it meant (an entering after its session's
+/// message leaves that message unechoed, but refusing it would not echo
+/// it either, and the session is in the room as it asked).
 fn guarded<'a>(
     batch: &'a [Proposal],
     stored: &'a [u64],
 ) -> impl Iterator<Item = (usize, Option<u64>)> + 'a {
     // Per room: the lowest seq of its later proposals stored, and the
-    // sessions whose entering is among them.
+    // sessions with a presence among them.
     let mut later: Vec<(&str, u64, Vec<SessionId>)> = Vec::new();
     let mut guard = vec![None; batch.len()];
     for i in (0..batch.len()).rev() {
@@ -625,12 +643,12 @@ fn guarded<'a>(
         match stored[i] {
             REFUSED => {}
             0 => {
-                let Some((_, below, entered)) = later.iter().find(|(r, _, _)| *r == room) else {
+                let Some((_, below, moved)) = later.iter().find(|(r, _, _)| *r == room) else {
                     continue;
                 };
                 let guard_it = match kind_of(&batch[i]) {
-                    Some(Kind::Msg | Kind::Enter(_)) => true,
-                    Some(Kind::Leave(s)) => entered.contains(&s),
+                    Some(Kind::Msg) => true,
+                    Some(Kind::Presence(s)) => moved.contains(&s),
                     None => false,
                 };
                 if guard_it {
@@ -647,7 +665,7 @@ fn guarded<'a>(
                 };
                 let l = &mut later[at];
                 l.1 = l.1.min(seq);
-                if let Some(Kind::Enter(s)) = kind_of(&batch[i]) {
+                if let Some(Kind::Presence(s)) = kind_of(&batch[i]) {
                     l.2.push(s);
                 }
             }
@@ -700,27 +718,49 @@ mod tests {
     }
 
     #[test]
-    fn a_message_or_an_entering_behind_a_later_stored_one_of_its_room_is_guarded() {
-        // Lost: 0 and 1 (room a), 3 (room b); stored: 2 (a, seq 9), 4 (a, seq 7).
+    fn a_message_behind_a_later_stored_one_of_its_room_is_guarded() {
+        // Lost: 0, 1 and 2 (room a), 4 (room b); stored: 3 (a, seq 9), 5 (a, seq 7).
         let batch = [
             msg("a", 1),
             enter("a", 2),
+            leave("a", 6),
             msg("a", 3),
-            enter("b", 4),
+            msg("b", 4),
             msg("a", 5),
         ];
-        let stored = [0, 0, 9, 0, 7];
+        let stored = [0, 0, 0, 9, 0, 7];
+        // Another session's presence is not guarded: late, it means what
+        // it meant.
         assert_eq!(
             guards(&batch, &stored),
-            [(0, Some(7)), (1, Some(7)), (3, None)]
+            [(0, Some(7)), (1, None), (2, None), (4, None)]
         );
         // Nothing later stored: tried again as it was.
         assert_eq!(guards(&batch[..2], &[0, 0]), [(0, None), (1, None)]);
         // A refused one is not a later stored one.
         assert_eq!(
-            guards(&batch[..3], &[0, 0, REFUSED]),
-            [(0, None), (1, None)]
+            guards(&batch[..4], &[0, 0, 0, REFUSED]),
+            [(0, None), (1, None), (2, None)]
         );
+    }
+
+    #[test]
+    fn an_entering_is_guarded_only_behind_its_own_sessions_leaving() {
+        let batch = [enter("a", 1), enter("a", 2), enter("b", 1), leave("a", 1)];
+        assert_eq!(
+            guards(&batch, &[0, 0, 0, 12]),
+            [(0, Some(12)), (1, None), (2, None)]
+        );
+    }
+
+    #[test]
+    fn a_refused_retry_is_looked_for_only_where_nats_refuses_copies_it_holds() {
+        assert!(!holds_are_refused("2.9.10", 1));
+        assert!(!holds_are_refused("2.11.4", 1));
+        assert!(holds_are_refused("2.12.0", 1));
+        assert!(holds_are_refused("3.0.1-beta", 1));
+        assert!(!holds_are_refused("2.12.0", 3));
+        assert!(holds_are_refused("", 1));
     }
 
     #[test]
