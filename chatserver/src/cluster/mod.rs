@@ -563,10 +563,11 @@ async fn bucket(
         ..Default::default()
     };
     match js.get_stream(format!("KV_{name}")).await {
-        // Made by an earlier version with another age limit (the nodes'
+        // Made by an earlier version without an age limit (the nodes'
         // bucket had none): given this one's, so that what it keeps stays
-        // bounded. Not fatal: the bucket works as it is.
-        Ok(stream) if stream.cached_info().config.max_age != max_age => {
+        // bounded. A limit someone set (by hand) stays. Not fatal: the
+        // bucket works as it is.
+        Ok(stream) if !max_age.is_zero() && stream.cached_info().config.max_age.is_zero() => {
             let mut had = stream.cached_info().config.clone();
             had.max_age = max_age;
             if let Err(e) = js.update_stream(&had).await {
