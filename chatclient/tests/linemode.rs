@@ -232,16 +232,24 @@ fn a_refused_room_exits_eight_and_is_named_on_stderr() {
     );
 
     // Refused on /join, beside a refused line; --json tells the same.
+    // The lines after it were written for #zz: sent to no other room.
     let mut bob = Client::start_opts("bob", &server.addr, &["--room", "a,b", "--json"], &[]);
-    bob.say_all(&["/join zz".into(), "@nobody hi".into(), "bye".into()]);
+    bob.say_all(&[
+        "/join zz".into(),
+        "@nobody hi".into(),
+        "bye".into(),
+        "/join a".into(),
+        "back in a".into(),
+    ]);
     bob.close_stdin();
     let (status, stderr, seen) = bob.wait_exit(WAIT);
     assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
-    assert!(seen.iter().any(|l| is_msg(l, "bob", "bye")), "{seen:#?}");
+    assert!(!seen.iter().any(|l| is_msg(l, "bob", "bye")), "{seen:#?}");
+    assert!(seen.iter().any(|l| is_msg(l, "bob", "back in a")), "{seen:#?}");
     let last = stderr.lines().last().unwrap_or_default();
     assert_eq!(
         last,
-        "chatclient: 1 of 3 input lines was not delivered; #zz not entered: refused by the server",
+        "chatclient: 2 of 5 input lines were not delivered; #zz not entered: refused by the server",
         "{stderr}"
     );
 

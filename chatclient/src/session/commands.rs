@@ -211,6 +211,16 @@ impl Session {
         if self.current.as_deref() != Some(room) {
             return;
         }
+        if refused && self.mode.wait_for_rooms {
+            // Lines from a pipe or a file were written for this room: none
+            // goes to another one instead (a script that entered #a and
+            // then #b, refused, would post #b's lines into #a).
+            self.current = None;
+            self.info(format!(
+                "lines for #{room} are not sent; /join ROOM to enter another"
+            ));
+            return;
+        }
         let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
         let back = self.previous.take().filter(|p| rooms.contains(p));
         let again = refused && back.is_some();
@@ -404,6 +414,39 @@ mod tests {
             ]
         );
         assert_eq!(s.prompt(), "alice #lobby> ");
+    }
+
+    /// Lines from a pipe were written for the room they follow: one the
+    /// server refused sends them nowhere, not into the room before it.
+    #[test]
+    fn a_refused_room_in_a_pipe_sends_its_lines_nowhere_else() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(crate::session::Mode {
+            wait_for_rooms: true,
+            ..crate::session::Mode::default()
+        });
+        line(&mut s, "/join rust");
+        let out = frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::TooManyRooms,
+                "you are in 1 rooms, the most allowed",
+                None,
+                Some("rust".into()),
+                None,
+            ),
+        );
+        assert_eq!(
+            out.lines.last().map(String::as_str),
+            Some("* lines for #rust are not sent; /join ROOM to enter another")
+        );
+        let out = line(&mut s, "meant for rust");
+        assert!(out.sent.is_empty(), "{:?}", out.sent);
+        assert_eq!(out.lines, ["! input: you are in no room; /join ROOM first"]);
+        // Entering one goes on as ever.
+        line(&mut s, "/join lobby");
+        let out = line(&mut s, "for the lobby");
+        assert_eq!(out.sent.len(), 1, "{:?}", out.sent);
     }
 
     #[test]
