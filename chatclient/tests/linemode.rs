@@ -245,7 +245,10 @@ fn a_refused_room_exits_eight_and_is_named_on_stderr() {
     let (status, stderr, seen) = bob.wait_exit(WAIT);
     assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
     assert!(!seen.iter().any(|l| is_msg(l, "bob", "bye")), "{seen:#?}");
-    assert!(seen.iter().any(|l| is_msg(l, "bob", "back in a")), "{seen:#?}");
+    assert!(
+        seen.iter().any(|l| is_msg(l, "bob", "back in a")),
+        "{seen:#?}"
+    );
     let last = stderr.lines().last().unwrap_or_default();
     assert_eq!(
         last,

@@ -217,6 +217,8 @@ impl Client {
         r.set_roster(&online);
         if began_anew {
             self.sent_into_new_history(&room);
+        } else if behind {
+            self.sent_into_history_behind(&room, seq);
         }
         self.event(ClientEvent::Entered {
             room,

@@ -131,6 +131,17 @@ impl Client {
             }
         }
     }
+
+    /// `room` came back at `seq`, below what was seen there (the same
+    /// history, its last seqs given again): a message sent after a later
+    /// seq may be stored above `seq` now, so it is looked for from there.
+    pub(super) fn sent_into_history_behind(&mut self, room: &str, seq: u64) {
+        for p in self.pending.iter_mut().filter(|p| p.room == room) {
+            if let Some(after) = &mut p.sent_after {
+                *after = (*after).min(seq);
+            }
+        }
+    }
 }
 
 /// [`Client::seen_in`], from the rooms alone (while a message of

@@ -661,22 +661,26 @@ const SEQ_WENT_BACK_JS: &str = "return (async () => {
   frame(entered(0));
   frame({ type: 'presence', room: 'lobby', seq: 1, nick: 'alice', status: 'online', ts: 1 });
   for (let seq = 2; seq <= 5; seq++) frame(msg(seq, 'bob', 'old'));
+  s.sendMsg('lobby', [], 'unanswered', 1);
   s.disconnected();
   events.length = 0;
   s.connected();
   frame(welcome);
   frame(entered(2));
   const lastSeq = s.roomState('lobby').lastSeq;
+  // Sent after seq 5, it may be stored above 2 now.
+  const after = s.pending.find((p) => p.text === 'unanswered').after;
   frame({ type: 'presence', room: 'lobby', seq: 3, nick: 'alice', status: 'online', ts: 1 });
   frame(msg(4, 'carol', 'new'));
   const kinds = events.map(([k, d]) => k === 'message' ? `message ${d.from} ${d.text}` : k === 'entered' ? `entered gap=${d.gap} behind=${d.behind}` : k);
-  return { lastSeq, kinds };
+  return { lastSeq, after, kinds };
 })();";
 
 async fn seq_went_back(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
     let v = page.js(SEQ_WENT_BACK_JS, vec![]).await;
     assert_eq!(v["lastSeq"], json!(2), "{v}");
+    assert_eq!(v["after"], json!(2), "{v}");
     let kinds: Vec<&str> = v["kinds"]
         .as_array()
         .expect("kinds")
