@@ -31,19 +31,6 @@ const REST_WAIT: Duration = Duration::from_secs(1);
 /// a batch is stored or refused whole before the next is published.
 const FIND_BELOW: u64 = 4 * PUBLISH_BATCH as u64;
 
-/// Whether a NATS server of `version` refuses a guarded copy of a message
-/// it holds (2.12 and later, on a stream without replicas) rather than
-/// answer it as a duplicate with its seq, as earlier ones and replicated
-/// streams do. A version it cannot read is taken as new (the look costs
-/// time, not correctness).
-fn holds_are_refused(version: &str, replicas: usize) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(major), Some(minor)) => (major, minor) >= (2, 12) && replicas <= 1,
-        _ => replicas <= 1,
-    }
-}
-
 /// Why an entering stored, then removed before this node read it, is
 /// refused to its sender (other nodes may have applied it: entering
 /// again is harmless).
@@ -170,9 +157,10 @@ impl Cluster {
     /// leaving behind its own session's later presence in the room, goes
     /// with an expectation no stream can meet (the last seq 0). NATS
     /// answers a copy it holds as a duplicate (up to 2.11, and with
-    /// replicas) or refuses it (2.12 and later, on a stream without
-    /// replicas; then a refused one is looked for in the stream below the
-    /// later one). Held, it is stored in its place; not, its sender is told
+    /// replicas, within the stream's duplicate window) or refuses it (2.12
+    /// and later, on a stream without replicas, and past the window): a
+    /// refused one is looked for in the stream below the later one. Held,
+    /// it is stored in its place; not, its sender is told
     /// it was not sent (`unavailable`; a leaving is dropped, its session's
     /// entering again stands) rather than have it stored out of order.
     ///
@@ -502,16 +490,8 @@ impl Cluster {
                 None => rooms.push((Arc::clone(room), below)),
             }
         }
-        // A NATS that answers a copy it holds as a duplicate refused these
-        // because it holds none: nothing to look for.
-        let look = holds_are_refused(&self.client.server_info().version, self.settings.replicas);
         for (room, below) in rooms {
-            let found = if look {
-                self.ids_below(&room, below, batch).await
-            } else {
-                Ok(HashMap::new())
-            };
-            let ids = match found {
+            let ids = match self.ids_below(&room, below, batch).await {
                 Ok(ids) => ids,
                 // Cannot tell: tried again later.
                 Err(why) => {
@@ -751,16 +731,6 @@ mod tests {
             guards(&batch, &[0, 0, 0, 12]),
             [(0, Some(12)), (1, None), (2, None)]
         );
-    }
-
-    #[test]
-    fn a_refused_retry_is_looked_for_only_where_nats_refuses_copies_it_holds() {
-        assert!(!holds_are_refused("2.9.10", 1));
-        assert!(!holds_are_refused("2.11.4", 1));
-        assert!(holds_are_refused("2.12.0", 1));
-        assert!(holds_are_refused("3.0.1-beta", 1));
-        assert!(!holds_are_refused("2.12.0", 3));
-        assert!(holds_are_refused("", 1));
     }
 
     #[test]
