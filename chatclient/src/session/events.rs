@@ -83,6 +83,8 @@ impl Session {
                 ..
             } => {
                 self.entering.remove(&room);
+                // Refused before, entered now: it no longer fails the run.
+                self.refused_rooms.remove(&room);
                 self.seen_epoch(&room);
                 if reset {
                     // A new history: /history pages back from what it shows.

@@ -499,6 +499,26 @@ mod tests {
         assert_eq!(s.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
     }
 
+    /// A room refused and entered later (a `/join` once there is room for
+    /// it) was entered: it no longer fails the run.
+    #[test]
+    fn a_room_refused_then_entered_no_longer_counts() {
+        let mut s = welcomed(&["lobby", "ops"]);
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        let refused = ServerFrame::error_v2(
+            ErrorCode::TooManyRooms,
+            "not #ops",
+            None,
+            Some("ops".into()),
+            None,
+        );
+        frame(&mut s, refused);
+        assert_eq!(s.rooms_refused().len(), 1);
+        line(&mut s, "/join ops");
+        frame(&mut s, entered("ops", 0, &["alice"], false));
+        assert!(s.rooms_refused().is_empty(), "{:?}", s.rooms_refused());
+    }
+
     #[test]
     fn verbatim_sends_every_line_as_text() {
         let mut s = joined(&["lobby"]);
