@@ -520,7 +520,9 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, fresh_welcome());
-    c.handle_frame(1, lobby_entered());
+    // The room's latest seq is that of the last event its replay brings.
+    let entered = ServerFrame::entered("lobby", "e1", 4, 1, vec!["alice".into()], false);
+    c.handle_frame(1, entered);
     // The replay: the old "hi" (seq 2, seen before) is neither; one to
     // carol is not the one to bob; one to bob is (names as the server
     // folds them).
