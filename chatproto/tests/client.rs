@@ -489,15 +489,6 @@ fn an_older_message_of_the_same_text_is_not_taken_for_one_never_sent() {
 /// sent, with the same text to the same people: otherwise it is another.
 #[test]
 fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
-    let sent = |c: &mut Client| -> Vec<String> {
-        let mut texts = Vec::new();
-        while let Some(out) = c.poll() {
-            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
-                texts.push(text);
-            }
-        }
-        texts
-    };
     let mine = |seq: u64, to: &[&str], text: &str| {
         ServerFrame::msg(
             Some("lobby".into()),
@@ -512,11 +503,11 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
     };
     let mut c = alice_in_lobby();
     c.handle_frame(0, mine(2, &[], "hi"));
-    sent(&mut c);
+    sent_texts(&mut c);
     // Sent after seq 2: "hi" to everyone, "hi" to Bob.
     c.send_msg("lobby", vec![], "hi");
     c.send_msg("lobby", vec!["Bob".into()], "hi");
-    assert_eq!(sent(&mut c), ["hi", "hi"]);
+    assert_eq!(sent_texts(&mut c), ["hi", "hi"]);
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, fresh_welcome());
@@ -533,7 +524,7 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
     assert_eq!(c.unacknowledged(), 1);
     c.handle_frame(1, own_presence(5));
     // The one to everyone was not in the replay: sent again.
-    assert_eq!(sent(&mut c), ["hi"]);
+    assert_eq!(sent_texts(&mut c), ["hi"]);
 }
 
 /// A room parted while a fresh session's replay holds our message for it:
@@ -1220,29 +1211,20 @@ fn a_room_whose_seq_went_back_in_the_same_epoch_is_followed_from_there() {
 /// what was seen in the history as it is now), not sent a third time.
 #[test]
 fn a_message_stored_in_a_room_that_came_back_behind_is_found_in_the_replay() {
-    let sent = |c: &mut Client| -> Vec<String> {
-        let mut texts = Vec::new();
-        while let Some(out) = c.poll() {
-            if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
-                texts.push(text);
-            }
-        }
-        texts
-    };
     let mut c = alice_in_lobby();
     for seq in 2..=7 {
         let bob = ServerFrame::msg(Some("lobby".into()), seq, "bob", vec![], "x", T0, None);
         c.handle_frame(T0, bob);
     }
     c.send_msg("lobby", vec![], "hi");
-    assert_eq!(sent(&mut c), ["hi"]);
+    assert_eq!(sent_texts(&mut c), ["hi"]);
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, fresh_welcome());
     let behind = ServerFrame::entered("lobby", "e1", 5, 1, vec!["alice".into()], false);
     c.handle_frame(1, behind);
     c.handle_frame(1, own_presence(6));
-    assert_eq!(sent(&mut c), ["hi"], "not in the replay: sent again");
+    assert_eq!(sent_texts(&mut c), ["hi"], "not in the replay: sent again");
     c.handle_disconnected();
     c.handle_connected(2);
     c.handle_frame(2, fresh_welcome());
@@ -1252,7 +1234,7 @@ fn a_message_stored_in_a_room_that_came_back_behind_is_found_in_the_replay() {
     c.handle_frame(2, mine.into_replay());
     c.handle_frame(2, own_presence(8));
     assert_eq!(c.unacknowledged(), 0);
-    assert!(sent(&mut c).is_empty());
+    assert!(sent_texts(&mut c).is_empty());
 }
 
 /// A nickname taken is refused and the connection stays open: the same
@@ -1293,6 +1275,18 @@ fn a_refused_nickname_is_tried_again_as_another() {
     assert!(heard, "{:?}", net.peers[a].events);
     assert!(!net.peers[b].core.join_as("carol"));
     assert_eq!(net.peers[b].core.nick(), "bob");
+}
+
+/// The texts of the messages `c` has to send, in order (its other output
+/// dropped).
+fn sent_texts(c: &mut Client) -> Vec<String> {
+    let mut texts = Vec::new();
+    while let Some(out) = c.poll() {
+        if let ClientOutput::Send(ClientFrame::Msg { text, .. }) = out {
+            texts.push(text);
+        }
+    }
+    texts
 }
 
 /// The frames `c` has to send, in order, and the events it reported.

@@ -2118,16 +2118,27 @@ fn a_three_replica_cluster_survives_losing_one_nats_server() {
     }
 }
 
-/// Empty `room`'s stream (as an operator making room would), from here.
-fn purge(nats: &Nats, room: &str) {
-    let hex: String = room.bytes().map(|b| format!("{b:02x}")).collect();
+/// Run `f` with a JetStream context on `nats`, on a runtime of its own.
+fn with_js<T, F>(nats: &Nats, f: impl FnOnce(async_nats::jetstream::Context) -> F) -> T
+where
+    F: std::future::Future<Output = T>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("connect to NATS");
+        f(async_nats::jetstream::new(client)).await
+    })
+}
+
+/// Empty `room`'s stream (as an operator making room would), from here.
+fn purge(nats: &Nats, room: &str) {
+    let hex: String = room.bytes().map(|b| format!("{b:02x}")).collect();
+    with_js(nats, async |js| {
         let stream = js
             .get_stream(format!("CHATROOM_{hex}"))
             .await
@@ -2673,13 +2684,7 @@ fn a_message_retention_removed_before_its_node_read_it_is_answered() {
 
 /// The age limit of the nodes' heartbeat bucket on `nats`.
 fn nodes_bucket_max_age(nats: &Nats) -> Duration {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
+    with_js(nats, async |js| {
         let stream = js
             .get_stream("KV_chat_nodes")
             .await
@@ -2705,13 +2710,7 @@ fn heartbeats_of_nodes_that_never_stopped_cleanly_are_not_kept_for_ever() {
     drop(a);
 
     // As an earlier version made it: no age limit.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
+    with_js(&nats, async |js| {
         let stream = js.get_stream("KV_chat_nodes").await.unwrap();
         let mut config = stream.cached_info().config.clone();
         config.max_age = Duration::ZERO;
