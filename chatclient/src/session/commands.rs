@@ -211,10 +211,12 @@ impl Session {
         if self.current.as_deref() != Some(room) {
             return;
         }
-        if refused && self.mode.wait_for_rooms {
+        if refused && self.mode.wait_for_rooms && !self.mode.verbatim {
             // Lines from a pipe or a file were written for this room: none
             // goes to another one instead (a script that entered #a and
-            // then #b, refused, would post #b's lines into #a).
+            // then #b, refused, would post #b's lines into #a). Not with
+            // --verbatim, whose lines cannot /join: there every line is
+            // text for whatever room is current.
             self.current = None;
             self.info(format!(
                 "lines for #{room} are not sent; /join ROOM to enter another"
@@ -447,6 +449,41 @@ mod tests {
         line(&mut s, "/join lobby");
         let out = line(&mut s, "for the lobby");
         assert_eq!(out.sent.len(), 1, "{:?}", out.sent);
+    }
+
+    /// With --verbatim no line can /join another room: a refused one
+    /// leaves the room before it current, as at a terminal.
+    #[test]
+    fn a_refused_room_in_a_verbatim_pipe_leaves_the_room_before_current() {
+        let mut s = joined(&["lobby", "rust"]);
+        s.set_mode(crate::session::Mode {
+            wait_for_rooms: true,
+            verbatim: true,
+            ..crate::session::Mode::default()
+        });
+        assert_eq!(s.current_room(), Some("lobby"));
+        // Entering the lobby again after a reconnect is refused.
+        back(&mut s, 10);
+        drain(&mut s);
+        frame(&mut s, entered("rust", 0, &["alice"], true));
+        let out = frame(
+            &mut s,
+            ServerFrame::error_v2(
+                ErrorCode::Unavailable,
+                "not now",
+                None,
+                Some("lobby".into()),
+                None,
+            ),
+        );
+        assert_eq!(
+            out.lines.last().map(String::as_str),
+            Some("* #rust is now the current room"),
+            "{:?}",
+            out.lines
+        );
+        let out = line(&mut s, "/join a");
+        assert_eq!(out.sent.len(), 1, "sent as text: {:?}", out.sent);
     }
 
     #[test]
