@@ -297,10 +297,12 @@ export class Session {
     // PROTOCOL.md §5.8): its events after f.seq are new ones, not copies.
     const behind = again && !newEpoch && f.seq < r.lastSeq;
     if (r.epoch !== f.epoch) r.lastSeq = 0;
-    else if (behind) {
-      r.lastSeq = f.seq;
-      // A message sent after a later seq may be stored above f.seq now.
-      for (const p of this.pending) if (p.room === f.room && p.after > f.seq) p.after = f.seq;
+    else if (behind) r.lastSeq = f.seq;
+    // A message sent in this history after a later seq than the room's
+    // (behind, or found so after a reload, whose rooms start unseen) may
+    // be stored above f.seq now.
+    for (const p of this.pending) {
+      if (p.room === f.room && p.epoch === f.epoch && p.after > f.seq) p.after = f.seq;
     }
     r.epoch = f.epoch;
     r.oldest = f.oldest;

@@ -673,7 +673,16 @@ const SEQ_WENT_BACK_JS: &str = "return (async () => {
   frame({ type: 'presence', room: 'lobby', seq: 3, nick: 'alice', status: 'online', ts: 1 });
   frame(msg(4, 'carol', 'new'));
   const kinds = events.map(([k, d]) => k === 'message' ? `message ${d.from} ${d.text}` : k === 'entered' ? `entered gap=${d.gap} behind=${d.behind}` : k);
-  return { lastSeq, after, kinds };
+  // After a reload: a new session, its waiting message restored with the
+  // history and seq it was sent after; the room's first entering says 2.
+  const t = new Session('alice', ['lobby'], { send: () => {}, emit: () => {} });
+  t.restore([{ id: 'r1', room: 'lobby', to: [], text: 'restored', line: 1, epoch: 'e1', after: 5 }]);
+  const tframe = (o) => t.frame(P.decode(JSON.stringify(o)));
+  t.connected();
+  tframe(welcome);
+  tframe(entered(2));
+  const restoredAfter = t.pending.find((p) => p.id === 'r1').after;
+  return { lastSeq, after, restoredAfter, kinds };
 })();";
 
 async fn seq_went_back(h: &Harness, server: &Server) {
@@ -681,6 +690,7 @@ async fn seq_went_back(h: &Harness, server: &Server) {
     let v = page.js(SEQ_WENT_BACK_JS, vec![]).await;
     assert_eq!(v["lastSeq"], json!(2), "{v}");
     assert_eq!(v["after"], json!(2), "{v}");
+    assert_eq!(v["restoredAfter"], json!(2), "{v}");
     let kinds: Vec<&str> = v["kinds"]
         .as_array()
         .expect("kinds")
