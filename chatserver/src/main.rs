@@ -179,13 +179,11 @@ async fn run(args: Args) -> std::io::Result<()> {
     // The port first, so that a server that cannot listen makes nothing
     // at all: bound and let go at once, then bound for good once the
     // server is ready to accept (until then a client is refused, and tries
-    // again). A cluster node has no data directory to leave.
-    if args.cluster.is_empty() {
-        drop(
-            std::net::TcpListener::bind(args.listen.as_str())
-                .map_err(|e| cannot_listen(&args, e))?,
-        );
-    }
+    // again). A cluster node touches nothing in NATS either: its start
+    // heartbeats under its --node name, which a node running under that
+    // name (the same command started twice, its port taken) would see
+    // taken over, and the others free that node's nicknames.
+    drop(std::net::TcpListener::bind(args.listen.as_str()).map_err(|e| cannot_listen(&args, e))?);
     // The certificate before the store, for the same reason.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(

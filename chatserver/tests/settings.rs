@@ -137,6 +137,30 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
 /// A port another process holds: exit 1 and one line on stderr that
 /// names the address and what to do (nothing more, such as the hub's
 /// own goodbye).
+/// A cluster node whose port is taken stops before it touches NATS: its
+/// start would heartbeat under its --node name, which a node running
+/// under that name (the same command started twice) would see taken
+/// over, and the other nodes would free that node's nicknames. Here NATS
+/// is not even there: the port is what the node says.
+#[test]
+fn a_cluster_node_whose_port_is_taken_stops_before_nats() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = taken.local_addr().expect("local address").to_string();
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let nats = format!("nats://{nowhere}");
+    let args = ["--listen", &addr, "--cluster", &nats, "--node", "x"];
+    let (code, stderr) = refused(&args, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+    assert!(
+        lines[0].contains("cannot listen") && lines[0].contains(&addr),
+        "{stderr:?}"
+    );
+}
+
 #[test]
 fn a_port_in_use_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
