@@ -1047,3 +1047,62 @@ fn a_takeovers_entering_stands_when_the_old_connections_leaving_is_dropped() {
         c.frames(0, back)
     );
 }
+
+/// A node dies with hank in the lobby; the survivors free his nickname
+/// and say he left, but a new hank (another session, on another node)
+/// may take the name and enter before that leaving is stored. Everyone
+/// sees presence by nickname: "hank left" after the new hank came would
+/// say he is gone while he is in the room, to everyone and to himself.
+/// The old session's leaving is applied, not told.
+#[test]
+fn an_old_sessions_leaving_is_not_told_once_its_nickname_is_back_in_the_room() {
+    let mut c = Cluster::new(2);
+    let alice = c.connect(0, "alice");
+    c.connect(1, "hank");
+    c.settle();
+    let session_of = |c: &Cluster, nick: &str| {
+        c.log["lobby"]
+            .iter()
+            .rev()
+            .find_map(|e| match &e.body {
+                EventBody::Presence {
+                    session, nick: n, ..
+                } if &**n == nick => Some(*session),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let old = session_of(&c, "hank");
+    // Node 1 dies; hank comes back as a new session on node 0 before the
+    // survivors' word that the old one left is stored.
+    let hank = c.connect(0, "hank");
+    c.drain(0);
+    c.read_log(0, usize::MAX);
+    let new = session_of(&c, "hank");
+    assert_ne!(old, new);
+    let log = c.log.get_mut("lobby").unwrap();
+    let seq = log.len() as u64 + 1;
+    log.push(Event::new(
+        "lobby",
+        seq,
+        NOW.wall,
+        EventBody::presence(old, "hank", PresenceStatus::Offline),
+    ));
+    c.read_log(0, usize::MAX);
+    for (who, c_id) in [("alice", alice), ("hank", hank)] {
+        let lefts = c
+            .frames(0, c_id)
+            .iter()
+            .filter(|f| f["type"] == "presence" && f["nick"] == "hank" && f["status"] == "offline")
+            .count();
+        assert_eq!(lefts, 0, "{who}: {:?}", c.frames(0, c_id));
+    }
+    // The new hank is in the room: a message to him goes.
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec!["hank".into()], "there?"));
+    c.settle();
+    assert!(
+        c.texts(0, hank).iter().any(|(_, t)| t == "there?"),
+        "{:?}",
+        c.frames(0, hank)
+    );
+}

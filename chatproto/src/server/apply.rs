@@ -293,6 +293,9 @@ impl Server {
         let fanout_max = self.config.presence_fanout_max;
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
+        // Another session in the room has the nickname now: told by
+        // nickname, this leaving would say that one left.
+        let mut renamed = false;
         if self.config.cluster {
             // Several servers may say that one session left (its own and,
             // if it seemed to die, the others): the first one counts.
@@ -300,13 +303,19 @@ impl Server {
                 return;
             };
             let key = crate::nick::nick_key(&nick);
-            if room.roster_keys.get(&key) == Some(&sid) {
-                room.roster_keys.remove(&key);
+            match room.roster_keys.get(&key) {
+                Some(&holder) if holder == sid => {
+                    room.roster_keys.remove(&key);
+                }
+                // A dead node's session whose nickname its survivors freed
+                // before its leaving was stored, taken since by a new one.
+                Some(_) => renamed = true,
+                None => {}
             }
         }
         let was = room.remove(sid);
         let big = room.members.len() >= fanout_max;
-        if !big {
+        if !big && !renamed {
             self.pending.push_back(Audience::Room);
         }
         // Whoever parted (and is still connected) sees its own part.
