@@ -2722,3 +2722,74 @@ fn heartbeats_of_nodes_that_never_stopped_cleanly_are_not_kept_for_ever() {
     read_until(&mut bob, 10, |f| kind(f) == "entered");
     assert_eq!(nodes_bucket_max_age(&nats), day);
 }
+
+/// A node started again reads every room's log before it listens, and
+/// logs none of it: the last events it read were delivered (and logged)
+/// after `listening on` in one start of three or so, as if new.
+#[test]
+fn a_node_started_again_logs_no_event_it_read_at_start() {
+    let Some(nats) = Nats::start("a_node_started_again_logs_no_event_it_read_at_start") else {
+        return;
+    };
+    let mut a = node(&nats, "a", &["--log-level", "info"]);
+    let b = node(&nats, "b", &["--rate", "0"]);
+    // Events in two rooms, the last of each a leaving; many of them, so
+    // that reading them at start takes a while.
+    let (mut carol, _) = join(&b, "carol");
+    read_until(&mut carol, 10, |f| kind(f) == "entered");
+    carol.send_frame(&json!({"type": "enter", "room": "rust"}));
+    read_until(&mut carol, 10, |f| {
+        kind(f) == "entered" && f["room"] == "rust"
+    });
+    for i in 0..2_000 {
+        let room = ["lobby", "rust"][i % 2];
+        carol.send_frame(&json!({"type": "msg", "room": room, "text": "many"}));
+    }
+    for room in ["lobby", "rust"] {
+        carol.send_frame(&json!({"type": "msg", "room": room, "text": "old", "id": room}));
+        read_until(&mut carol, 2_100, |f| kind(f) == "msg" && f["id"] == room);
+    }
+    drop(carol);
+    // Both leavings logged by a.
+    let deadline = std::time::Instant::now() + WAIT;
+    while a.log().matches("] carol left").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.sigterm();
+    assert!(a.wait_exit(WAIT).success(), "{}", a.log());
+
+    for round in 0..3 {
+        let again = node(&nats, "a", &["--log-level", "info"]);
+        assert!(
+            again.wait_for_line("every room's log read", WAIT),
+            "{}",
+            again.log()
+        );
+        // Something new, logged: everything read before it is out.
+        let nick = format!("erin{round}");
+        let (mut erin, _) = join(&again, &nick);
+        read_until(&mut erin, 10, |f| kind(f) == "entered");
+        erin.send_frame(&json!({"type": "msg", "room": "lobby", "text": "new", "id": "n"}));
+        // After the lobby's replay.
+        read_until(&mut erin, 1_000, |f| kind(f) == "msg" && f["id"] == "n");
+        assert!(
+            again.wait_for_line(&format!("{nick} -> everyone: new"), WAIT),
+            "{}",
+            again.log()
+        );
+        let log = again.log();
+        let old: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("carol") && l.contains("[#"))
+            .collect();
+        assert!(
+            old.is_empty(),
+            "round {round}: logged again: {old:?}\n{log}"
+        );
+        drop(erin);
+        let mut again = again;
+        again.sigterm();
+        assert!(again.wait_exit(WAIT).success(), "{}", again.log());
+    }
+}

@@ -72,9 +72,17 @@ impl Hub {
                     // else, then whoever parted); log it once.
                     let key = (Arc::as_ptr(&event.room) as *const u8 as usize, event.seq);
                     // Nothing before `listening on`: a node catching up with
-                    // the cluster's log at start does not log it again.
-                    let replaying = !self.listening.load(std::sync::atomic::Ordering::Relaxed);
-                    if self.log_events && !replaying && self.last_logged != Some(key) {
+                    // the cluster's log at start does not log it again (nor
+                    // what it read then but delivers after).
+                    let replaying = || {
+                        !self.listening.load(std::sync::atomic::Ordering::Relaxed)
+                            || self.cluster.as_ref().is_some_and(|c| {
+                                c.read_at_start
+                                    .get(&*event.room)
+                                    .is_some_and(|&to| event.seq <= to)
+                            })
+                    };
+                    if self.log_events && self.last_logged != Some(key) && !replaying() {
                         self.last_logged = Some(key);
                         log_event(event, self.log_text);
                     }

@@ -212,6 +212,10 @@ pub struct ClusterSide {
     claims: HashMap<ClientId, Claim>,
     /// Rooms not caught up with yet, to the seq; then `caught_up` fires.
     catch_up: HashMap<String, u64>,
+    /// Each room's last seq at start, kept: what the log held then is not
+    /// logged again, though its deliveries may go out after `listening
+    /// on` (the last ones applied are dispatched in the next turn).
+    read_at_start: HashMap<String, u64>,
     caught_up: Option<oneshot::Sender<()>>,
     /// Departures proposed for stopped nodes' clients, and when.
     cleaning: HashMap<String, Instant>,
@@ -280,6 +284,7 @@ impl ClusterSide {
             owners: HashMap::new(),
             parked: HashMap::new(),
             claims: HashMap::new(),
+            read_at_start: catch_up.clone(),
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),
