@@ -2793,3 +2793,24 @@ fn a_node_started_again_logs_no_event_it_read_at_start() {
         assert!(again.wait_exit(WAIT).success(), "{}", again.log());
     }
 }
+
+/// A join refused for a nickname held on another node is logged as a
+/// single server logs it: the operator sees why a connection came and
+/// went.
+#[test]
+fn a_join_refused_for_a_nickname_held_elsewhere_is_logged() {
+    let Some(nats) = Nats::start("a_join_refused_for_a_nickname_held_elsewhere") else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let b = node(&nats, "b", &["--log-level", "info"]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    let mut again = b.connect();
+    again.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}));
+    again.expect_error("nick_taken");
+    assert!(b.wait_for_line("join refused", WAIT), "{}", b.log());
+    let log = b.log();
+    let line = log.lines().find(|l| l.contains("join refused")).unwrap();
+    assert!(line.contains("code=nick_taken"), "{line}");
+}

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame, SessionId};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{Claim, Hub, ToHub};
 use crate::cluster::{ClaimError, Claimed};
@@ -109,6 +109,11 @@ impl Hub {
             )),
         };
         if let Some(frame) = refusal {
+            // As the core's refusals are logged (dispatch): this one is
+            // sent past it.
+            if let ServerFrame::Error { code, .. } = &frame {
+                info!(client = %client, code = %code, "join refused");
+            }
             self.send_now(client, &frame);
         }
         self.dispatch(now);
