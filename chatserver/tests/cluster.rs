@@ -2814,3 +2814,46 @@ fn a_join_refused_for_a_nickname_held_elsewhere_is_logged() {
     let line = log.lines().find(|l| l.contains("join refused")).unwrap();
     assert!(line.contains("code=nick_taken"), "{line}");
 }
+
+/// A node killed with several clients: the survivor frees their
+/// nicknames and says so in one line for the node, with how many, not a
+/// line a nickname (a node of 10,000 clients).
+#[test]
+fn a_dead_nodes_nicknames_are_freed_in_one_line() {
+    let Some(nats) = Nats::start("a_dead_nodes_nicknames_are_freed_in_one_line") else {
+        return;
+    };
+    let a = node(&nats, "a", &["--log-level", "info"]);
+    let mut b = node(&nats, "b", &[]);
+    let mut held = Vec::new();
+    for nick in ["gus", "hal", "ida"] {
+        let (mut c, _) = join(&b, nick);
+        read_until(&mut c, 10, |f| kind(f) == "entered");
+        held.push(c);
+    }
+    b.sigkill();
+    assert!(
+        a.wait_for_line("released the nicknames of a node that stopped", WAIT),
+        "{}",
+        a.log()
+    );
+    // Every one of them free: joined on a.
+    for nick in ["gus", "hal", "ida"] {
+        let (_c, welcome) = join(&a, nick);
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+    }
+    let log = a.log();
+    let freed: u64 = log
+        .lines()
+        .filter(|l| l.contains("released the nicknames of a node that stopped"))
+        .map(|l| {
+            l.split("nicknames=")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("a count: {l}"))
+        })
+        .sum();
+    assert_eq!(freed, 3, "{log}");
+    assert!(!log.contains("releasing a nickname"), "{log}");
+}
