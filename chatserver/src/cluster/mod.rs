@@ -90,6 +90,10 @@ const ORIGIN: HeaderName = HeaderName::from_static("Chat-Origin");
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How often a node heartbeats and looks at the others' heartbeats.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long a starting node watches the heartbeat key of its name when a
+/// run that did not stop cleanly left it: a live run writes it every
+/// [`HEARTBEAT_EVERY`], so twice that and a half sees it write.
+const TWIN_WATCH: Duration = Duration::from_millis(2_500);
 /// How often every node lists the streams, for rooms whose announcement
 /// it missed.
 const RESCAN_EVERY: Duration = Duration::from_secs(2);
@@ -463,6 +467,7 @@ impl Cluster {
             claims_again: AtomicBool::new(false),
             leaving: Mutex::default(),
         });
+        cluster.no_twin().await?;
         // Heartbeat before anything else: others must not take this run
         // for dead once it has clients. A bucket just made with replicas
         // may not be reachable through every NATS server yet ("no stream
@@ -497,6 +502,33 @@ impl Cluster {
             .map_err(|e| format!("cannot subscribe to takeovers: {e}"))?;
         tokio::spawn(Arc::clone(&cluster).answer_takeovers(asked));
         Ok((cluster, rooms, limits))
+    }
+}
+
+impl Cluster {
+    /// Refuse to start under a `--node` name another run heartbeats under
+    /// now (the same service started twice, a copied service file): its
+    /// heartbeat taken over, the others would free its clients'
+    /// nicknames. A run that stopped cleanly deleted its key; one that
+    /// did not (killed) is silent: its key is watched for
+    /// [`TWIN_WATCH`], and a heartbeat within it is a live twin. No answer
+    /// from NATS is no verdict: the start goes on (and its heartbeat
+    /// fails, or the watch of heartbeats says so later).
+    async fn no_twin(&self) -> Result<(), String> {
+        let key = &self.settings.node;
+        let first = match leader_entry(&self.nodes, key).await {
+            Ok(Some((revision, Some(_)))) => revision,
+            _ => return Ok(()),
+        };
+        tokio::time::sleep(TWIN_WATCH).await;
+        match leader_entry(&self.nodes, key).await {
+            Ok(Some((revision, Some(run)))) if revision != first => Err(format!(
+                "another chatserver runs with --node {key} (its run {}, heartbeating now); \
+                 give every node a name of its own",
+                String::from_utf8_lossy(&run)
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
