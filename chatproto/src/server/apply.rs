@@ -315,7 +315,11 @@ impl Server {
         }
         let was = room.remove(sid);
         let big = room.members.len() >= fanout_max;
-        if !big && !renamed {
+        if renamed {
+            // Delivered to no one, still an output: a shell that logs each
+            // event it delivers logs this one, in its place.
+            self.pending.push_back(Audience::List(Vec::new()));
+        } else if !big {
             self.pending.push_back(Audience::Room);
         }
         // Whoever parted (and is still connected) sees its own part.

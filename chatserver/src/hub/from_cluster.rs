@@ -22,6 +22,11 @@ impl Hub {
             } => {
                 self.server.open_room(&room, &epoch, first_seq);
                 if let Some(c) = &mut self.cluster {
+                    // The stream as it is now: made anew since the listing
+                    // at start, its events are new ones.
+                    if let Some(quiet) = c.read_at_start.get_mut(&room) {
+                        *quiet = (*quiet).min(last_seq);
+                    }
                     if c.catch_up
                         .get(&room)
                         .is_some_and(|&to| last_seq < first_seq || to < first_seq)
