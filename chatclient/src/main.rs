@@ -37,6 +37,19 @@ use crate::reconnect::{random_u64, Backoff, MAX_DELAY};
 use crate::session::{Mode, Session};
 use crate::tui::Tui;
 
+/// `why`, naming `CHATCLIENT_CA_CERT` beside `--ca-cert` when the path
+/// came from that variable (as clap's own errors name a variable, see
+/// `cli`): whoever set it may not know it stands for the flag.
+fn ca_cert_named(why: String) -> String {
+    let on_command_line = std::env::args_os()
+        .skip(1)
+        .any(|a| a == "--ca-cert" || a.to_string_lossy().starts_with("--ca-cert="));
+    if on_command_line || std::env::var_os("CHATCLIENT_CA_CERT").is_none() {
+        return why;
+    }
+    why.replacen("--ca-cert", "--ca-cert (from CHATCLIENT_CA_CERT)", 1)
+}
+
 fn main() -> ExitCode {
     let args = cli::Args::parse_env_tidy();
     // Before anything else: a --ca-cert that cannot be read is a bad
@@ -45,7 +58,7 @@ fn main() -> ExitCode {
         let first = args.addr.host_port.split(',').next().unwrap_or_default();
         match tls::Tls::new(first.trim(), args.ca_cert.as_deref()) {
             Ok(tls) => Some(tls),
-            Err(e) => return fail(&e, e.exit_code()),
+            Err(e) => return fail(ca_cert_named(e.to_string()), e.exit_code()),
         }
     } else {
         None

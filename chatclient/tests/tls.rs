@@ -317,5 +317,9 @@ fn a_bad_ca_cert_is_a_bad_command_line() {
         &[("CHATCLIENT_CA_CERT", arg(pki.dir()))],
     );
     assert_eq!(code, Some(2), "stderr: {stderr}");
-    assert!(stderr.contains("--ca-cert"), "{stderr}");
+    // Named as the variable it came from.
+    assert!(
+        stderr.contains("--ca-cert (from CHATCLIENT_CA_CERT)"),
+        "{stderr}"
+    );
 }
