@@ -151,14 +151,21 @@ fn a_cluster_node_whose_port_is_taken_stops_before_nats() {
         .expect("a free port");
     let nats = format!("nats://{nowhere}");
     let args = ["--listen", &addr, "--cluster", &nats, "--node", "x"];
-    let (code, stderr) = refused(&args, &[]);
+    cannot_listen_on(&args, &addr);
+}
+
+/// A run with `args` that exits 1 with one line on stderr saying it
+/// cannot listen on `addr`; that line.
+fn cannot_listen_on(args: &[&str], addr: &str) -> String {
+    let (code, stderr) = refused(args, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line: {stderr:?}");
     assert!(
-        lines[0].contains("cannot listen") && lines[0].contains(&addr),
+        lines[0].contains("cannot listen") && lines[0].contains(addr),
         "{stderr:?}"
     );
+    lines[0].to_owned()
 }
 
 #[test]
@@ -166,17 +173,10 @@ fn a_port_in_use_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = taken.local_addr().expect("local address").to_string();
     for _ in 0..10 {
-        let (code, stderr) = refused(&["--listen", &addr, "--log-level", "info"], &[]);
-        assert_eq!(code, Some(1), "{stderr}");
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+        let line = cannot_listen_on(&["--listen", &addr, "--log-level", "info"], &addr);
         assert!(
-            lines[0].contains("cannot listen") && lines[0].contains(&addr),
-            "{stderr:?}"
-        );
-        assert!(
-            lines[0].contains("choose another port with --listen"),
-            "{stderr:?}"
+            line.contains("choose another port with --listen"),
+            "{line:?}"
         );
     }
 }

@@ -400,12 +400,10 @@ mod tests {
         assert_eq!(s.prompt(), "alice #rust> ");
         let out = frame(
             &mut s,
-            ServerFrame::error_v2(
+            room_error(
                 ErrorCode::TooManyRooms,
                 "you are in 1 rooms, the most allowed",
-                None,
-                Some("rust".into()),
-                None,
+                "rust",
             ),
         );
         assert_eq!(
@@ -430,12 +428,10 @@ mod tests {
         line(&mut s, "/join rust");
         let out = frame(
             &mut s,
-            ServerFrame::error_v2(
+            room_error(
                 ErrorCode::TooManyRooms,
                 "you are in 1 rooms, the most allowed",
-                None,
-                Some("rust".into()),
-                None,
+                "rust",
             ),
         );
         assert_eq!(
@@ -468,13 +464,7 @@ mod tests {
         frame(&mut s, entered("rust", 0, &["alice"], true));
         let out = frame(
             &mut s,
-            ServerFrame::error_v2(
-                ErrorCode::Unavailable,
-                "not now",
-                None,
-                Some("lobby".into()),
-                None,
-            ),
+            room_error(ErrorCode::Unavailable, "not now", "lobby"),
         );
         assert_eq!(
             out.lines.last().map(String::as_str),
@@ -497,13 +487,7 @@ mod tests {
         frame(&mut s, welcome("alice", true));
         let out = frame(
             &mut s,
-            ServerFrame::error_v2(
-                ErrorCode::TooManyRooms,
-                "too many rooms",
-                None,
-                Some("rust".into()),
-                None,
-            ),
+            room_error(ErrorCode::TooManyRooms, "too many rooms", "rust"),
         );
         assert_eq!(
             out.lines.last().map(String::as_str),

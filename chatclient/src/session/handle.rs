@@ -469,26 +469,13 @@ mod tests {
     fn rooms_the_server_refused_are_kept_for_the_exit_code() {
         let mut s = welcomed(&["lobby", "rust", "ops"]);
         frame(&mut s, entered("lobby", 0, &["alice"], false));
-        let refuse = |room: &str| {
-            ServerFrame::error_v2(
-                ErrorCode::TooManyRooms,
-                format!("not #{room}"),
-                None,
-                Some(room.into()),
-                None,
-            )
-        };
+        let refuse =
+            |room: &str| room_error(ErrorCode::TooManyRooms, &format!("not #{room}"), room);
         frame(&mut s, refuse("ops"));
         frame(&mut s, entered("rust", 0, &["alice"], false));
         let id = the_id(&line(&mut s, "@zed hi").sent);
         frame(&mut s, error_for(&id, ErrorCode::UnknownNick, None));
-        let page = ServerFrame::error_v2(
-            ErrorCode::NotInRoom,
-            "not in #lobby",
-            None,
-            Some("lobby".into()),
-            None,
-        );
+        let page = room_error(ErrorCode::NotInRoom, "not in #lobby", "lobby");
         frame(&mut s, page);
         // Never asked for: nothing to give up.
         frame(&mut s, refuse("elsewhere"));
@@ -505,13 +492,7 @@ mod tests {
     fn a_room_refused_then_entered_no_longer_counts() {
         let mut s = welcomed(&["lobby", "ops"]);
         frame(&mut s, entered("lobby", 0, &["alice"], false));
-        let refused = ServerFrame::error_v2(
-            ErrorCode::TooManyRooms,
-            "not #ops",
-            None,
-            Some("ops".into()),
-            None,
-        );
+        let refused = room_error(ErrorCode::TooManyRooms, "not #ops", "ops");
         frame(&mut s, refused);
         assert_eq!(s.rooms_refused().len(), 1);
         line(&mut s, "/join ops");

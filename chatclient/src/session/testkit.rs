@@ -1,6 +1,6 @@
 //! Test helpers: a session driven with frames and lines, and what it did.
 
-use chatproto::{ClientFrame, PresenceStatus, ServerFrame};
+use chatproto::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 
 use super::{Action, Session};
 use crate::ledger::LineOutcome;
@@ -110,6 +110,12 @@ pub(super) fn presence(room: &str, seq: u64, nick: &str, online: bool) -> Server
         },
         0,
     )
+}
+
+/// An `error` naming `room` and no message id: how the server refuses an
+/// enter (or a page).
+pub(super) fn room_error(code: ErrorCode, message: &str, room: &str) -> ServerFrame {
+    ServerFrame::error_v2(code, message, None, Some(room.into()), None)
 }
 
 pub(super) fn the_id(sent: &[ClientFrame]) -> String {

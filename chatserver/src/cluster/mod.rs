@@ -505,33 +505,6 @@ impl Cluster {
     }
 }
 
-impl Cluster {
-    /// Refuse to start under a `--node` name another run heartbeats under
-    /// now (the same service started twice, a copied service file): its
-    /// heartbeat taken over, the others would free its clients'
-    /// nicknames. A run that stopped cleanly deleted its key; one that
-    /// did not (killed) is silent: its key is watched for
-    /// [`TWIN_WATCH`], and a heartbeat within it is a live twin. No answer
-    /// from NATS is no verdict: the start goes on (and its heartbeat
-    /// fails, or the watch of heartbeats says so later).
-    async fn no_twin(&self) -> Result<(), String> {
-        let key = &self.settings.node;
-        let first = match leader_entry(&self.nodes, key).await {
-            Ok(Some((revision, Some(_)))) => revision,
-            _ => return Ok(()),
-        };
-        tokio::time::sleep(TWIN_WATCH).await;
-        match leader_entry(&self.nodes, key).await {
-            Ok(Some((revision, Some(run)))) if revision != first => Err(format!(
-                "another chatserver runs with --node {key} (its run {}, heartbeating now); \
-                 give every node a name of its own",
-                String::from_utf8_lossy(&run)
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
 /// A key's latest entry in `store` as its stream's leader holds it: its
 /// revision, and its value (none: deleted or purged). Not a read of
 /// `kv::Store::entry`, which any replica may answer, one that lags after

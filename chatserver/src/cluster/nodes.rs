@@ -13,7 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
-use super::{leader_entry, lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY};
+use super::{leader_entry, lock, ClaimValue, Cluster, FromCluster, HEARTBEAT_EVERY, TWIN_WATCH};
 
 /// The longest wait for one request of a release of stopped runs'
 /// nicknames (the release is begun again after one goes unanswered).
@@ -253,6 +253,29 @@ impl Cluster {
             let origin = value.map(|v| String::from_utf8_lossy(&v).into_owned());
             (revision, origin)
         }))
+    }
+
+    /// Refuse to start under a `--node` name another run heartbeats under
+    /// now (the same service started twice, a copied service file): its
+    /// heartbeat taken over, the others would free its clients'
+    /// nicknames. A run that stopped cleanly deleted its key; one that
+    /// did not (killed) is silent: its key is watched for
+    /// [`TWIN_WATCH`], and a heartbeat within it is a live twin. No answer
+    /// from NATS is no verdict: the start goes on (and its heartbeat
+    /// fails, or the watch of heartbeats says so later).
+    pub(super) async fn no_twin(&self) -> Result<(), String> {
+        let key = &self.settings.node;
+        let Ok(Some((first, Some(_)))) = self.latest_beat(key).await else {
+            return Ok(());
+        };
+        tokio::time::sleep(TWIN_WATCH).await;
+        match self.latest_beat(key).await {
+            Ok(Some((revision, Some(run)))) if revision != first => Err(format!(
+                "another chatserver runs with --node {key} (its run {run}, heartbeating now); \
+                 give every node a name of its own"
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A run that holds a nickname but was never heard: whether it is
