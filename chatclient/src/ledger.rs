@@ -4,9 +4,11 @@
 //! line did and what the server answered, and drains the outcomes.
 //!
 //! A message is answered when the server echoes it (delivered: its room
-//! and seq) or refuses it (an `error` carrying its id); a line the client
-//! acts on by itself (a command, a blank line, a line it refuses) has its
-//! outcome at once, but it is reported only after every earlier line's.
+//! and seq) or refuses it (an `error` carrying its id); a `/join` of a
+//! room not yet entered when the server lets the client in (`entered`) or
+//! refuses the room; a line the client acts on by itself (another
+//! command, a blank line, a line it refuses) has its outcome at once, but
+//! it is reported only after every earlier line's.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -45,7 +47,8 @@ pub enum OutcomeKind {
         /// What happened, for a human.
         message: String,
     },
-    /// A command the client carried out (`join`, `who`, ...).
+    /// A command the client carried out (`join`, `who`, ...); a `/join`
+    /// of a room not yet entered once the server let the client in.
     Done {
         /// The command's name.
         command: &'static str,
@@ -104,6 +107,8 @@ pub enum LineKind {
 enum Entry {
     /// Sent; waiting for the server.
     Waiting { id: String, room: String },
+    /// A `/join` asked the server for a room; waiting for its answer.
+    Joining,
     /// Known, waiting only for the lines before it.
     Ready(OutcomeKind),
 }
@@ -112,6 +117,7 @@ enum Entry {
 #[derive(Debug, Default)]
 struct Open {
     sent: Option<(String, String)>,
+    joining: Option<String>,
     failed: Option<(String, String)>,
 }
 
@@ -140,6 +146,8 @@ pub struct Ledger {
     first: u64,
     /// Message ids waiting for the server, and their lines.
     waiting: HashMap<String, u64>,
+    /// Rooms a `/join` waits to be let into, and its line.
+    joins: HashMap<String, u64>,
     open: Option<Open>,
     /// Answers in the frame being handled, by id.
     answers: Vec<(String, Answer)>,
@@ -180,6 +188,41 @@ impl Ledger {
         }
     }
 
+    /// The open line asked the server to let the client into `room`: its
+    /// outcome waits for [`entered`](Ledger::entered) or
+    /// [`room_refused`](Ledger::room_refused).
+    pub fn joining(&mut self, room: String) {
+        if let Some(open) = &mut self.open {
+            open.joining = Some(room);
+        }
+    }
+
+    /// The server let the client into `room` (or the client gave the room
+    /// up before it answered): a `/join` waiting for it is done.
+    pub fn entered(&mut self, room: &str) {
+        self.answer_join(room, || OutcomeKind::Done { command: "join" });
+    }
+
+    /// The server would not let the client into `room`: a `/join` waiting
+    /// for it is refused, with the server's error.
+    pub fn room_refused(&mut self, room: &str, code: &str, message: &str) {
+        self.answer_join(room, || OutcomeKind::Refused {
+            id: None,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    fn answer_join(&mut self, room: &str, kind: impl FnOnce() -> OutcomeKind) {
+        let Some(line) = self.joins.remove(room) else {
+            return;
+        };
+        let index = (line - self.first) as usize;
+        if let Some(entry @ Entry::Joining) = self.entries.get_mut(index) {
+            *entry = Entry::Ready(kind());
+        }
+    }
+
     /// The open line failed (the first failure counts). Nothing happens
     /// when no line is open: the failure is not a line's.
     pub fn fail(&mut self, code: &str, message: &str) {
@@ -203,6 +246,11 @@ impl Ledger {
             (None, Some((id, room))) => {
                 self.waiting.insert(id.clone(), line);
                 Entry::Waiting { id, room }
+            }
+            (None, None) if open.joining.is_some() => {
+                let room = open.joining.unwrap_or_default();
+                self.joins.insert(room, line);
+                Entry::Joining
             }
             (None, None) => Entry::Ready(match kind {
                 LineKind::Command(command) => OutcomeKind::Done { command },
@@ -340,18 +388,25 @@ impl Ledger {
         }
     }
 
-    /// The client is stopping: every message still waiting is unconfirmed.
+    /// The client is stopping: every message still waiting is
+    /// unconfirmed; a `/join` still waiting is done (it was asked; the
+    /// client leaves before the answer, which would change nothing now).
     pub fn abandon(&mut self) {
         for entry in &mut self.entries {
-            if let Entry::Waiting { id, room } = entry {
-                let kind = OutcomeKind::Unconfirmed {
-                    id: std::mem::take(id),
-                    room: std::mem::take(room),
-                };
-                *entry = Entry::Ready(kind);
+            match entry {
+                Entry::Waiting { id, room } => {
+                    let kind = OutcomeKind::Unconfirmed {
+                        id: std::mem::take(id),
+                        room: std::mem::take(room),
+                    };
+                    *entry = Entry::Ready(kind);
+                }
+                Entry::Joining => *entry = Entry::Ready(OutcomeKind::Done { command: "join" }),
+                Entry::Ready(_) => {}
             }
         }
         self.waiting.clear();
+        self.joins.clear();
     }
 
     /// The next outcome to report, in line order.

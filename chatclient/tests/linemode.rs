@@ -249,10 +249,26 @@ fn a_refused_room_exits_eight_and_is_named_on_stderr() {
         seen.iter().any(|l| is_msg(l, "bob", "back in a")),
         "{seen:#?}"
     );
+    // The /join's own outcome is the server's refusal, not `done`.
+    assert!(
+        seen.iter()
+            .any(|l| l
+                .starts_with(r#"{"type":"refused","line":1,"id":null,"code":"too_many_rooms","#)),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(r#"{"type":"done","line":4,"command":"join","#)),
+        "{seen:#?}"
+    );
+    assert!(
+        stderr.starts_with("chatclient: line 1 refused: too_many_rooms: "),
+        "{stderr}"
+    );
     let last = stderr.lines().last().unwrap_or_default();
     assert_eq!(
         last,
-        "chatclient: 2 of 5 input lines were not delivered; #zz not entered: refused by the server",
+        "chatclient: 3 of 5 input lines were not delivered; #zz not entered: refused by the server",
         "{stderr}"
     );
 

@@ -164,6 +164,7 @@ impl Session {
         let already = self.client.rooms().any(|r| r == room);
         if !already {
             self.client.enter(&room);
+            self.ledger.joining(room.clone());
             if self.client.is_joined() {
                 self.entering.insert(room.clone());
             } else {
@@ -188,6 +189,7 @@ impl Session {
         self.client.part(&room);
         // Parted before the answer came: none will (the core drops it).
         self.entering.remove(&room);
+        self.ledger.entered(&room);
         self.info(format!("you left #{room}"));
         self.forget_room(&room, false);
     }

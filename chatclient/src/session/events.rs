@@ -83,6 +83,7 @@ impl Session {
                 ..
             } => {
                 self.entering.remove(&room);
+                self.ledger.entered(&room);
                 // Refused before, entered now: it no longer fails the run.
                 self.refused_rooms.remove(&room);
                 self.seen_epoch(&room);

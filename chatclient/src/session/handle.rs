@@ -85,12 +85,19 @@ impl Session {
             ServerFrame::Error {
                 room: Some(room),
                 id: None,
+                code,
+                message,
                 ..
-            } if self.client.rooms().any(|r| r == room) => Some(room.clone()),
+            } if self.client.rooms().any(|r| r == room) => {
+                Some((room.clone(), *code, message.clone()))
+            }
             _ => None,
         };
         self.client.handle_frame(now, frame);
-        if let Some(room) = entering.filter(|r| !self.client.rooms().any(|ours| ours == r)) {
+        if let Some((room, code, message)) =
+            entering.filter(|(r, ..)| !self.client.rooms().any(|ours| ours == r))
+        {
+            self.ledger.room_refused(&room, code.as_str(), &message);
             self.refused_rooms.insert(room);
         }
         let client = &self.client;
@@ -459,6 +466,47 @@ mod tests {
             ]
         );
         assert_eq!(s.lines_failed(), 1);
+    }
+
+    /// A `/join` of a room not yet entered is answered by the server:
+    /// `done` once entered, `refused` with the server's error if not, and
+    /// the lines after it wait for that answer; one the client leaves
+    /// before the answer (a `/part`, the end) is done.
+    #[test]
+    fn a_join_waits_for_the_servers_answer() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "/join ops");
+        let out = line(&mut s, "/who");
+        assert!(out.outcomes.is_empty(), "{:?}", out.outcomes);
+        let out = frame(&mut s, entered("ops", 0, &["alice"], false));
+        assert_eq!(
+            outcomes(&out),
+            [(1, "done join".to_owned()), (2, "done who".to_owned())]
+        );
+        line(&mut s, "/join zig");
+        let out = frame(
+            &mut s,
+            room_error(ErrorCode::TooManyRooms, "not #zig", "zig"),
+        );
+        // The server's code, but no id ("local"): no message was sent.
+        assert_eq!(
+            outcomes(&out),
+            [(3, "refused too_many_rooms local".to_owned())]
+        );
+        // Already in: the room is made current, nothing is asked.
+        let out = line(&mut s, "/join lobby");
+        assert_eq!(outcomes(&out), [(4, "done join".to_owned())]);
+        line(&mut s, "/join dev");
+        let out = line(&mut s, "/part dev");
+        assert_eq!(
+            outcomes(&out),
+            [(5, "done join".to_owned()), (6, "done part".to_owned())]
+        );
+        line(&mut s, "/join late");
+        s.handle_input_end();
+        s.handle_disconnected();
+        let out = drain(&mut s);
+        assert_eq!(s.lines_failed(), 1, "{:?}", out.outcomes);
     }
 
     /// A room the server kept us out of (the core gives it up), asked
