@@ -263,6 +263,13 @@ fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     use clap::CommandFactory;
 
+    if err.kind() == ErrorKind::InvalidUtf8 {
+        let cmd = Args::command();
+        return match not_utf8(&cmd, argv, std::env::vars_os()) {
+            Some(text) => clap::Error::raw(ErrorKind::InvalidUtf8, text).with_cmd(&cmd),
+            None => err,
+        };
+    }
     if !matches!(
         err.kind(),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation
@@ -310,6 +317,38 @@ fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     clap::Error::raw(err.kind(), text).with_cmd(&cmd)
 }
 
+/// clap says only "invalid UTF-8 was detected in one or more arguments",
+/// also when the bytes came from a flag's environment variable: then
+/// the words naming it (each, when several are), if no argument on the
+/// command line is at fault. `None` when one is, or no such variable is
+/// set.
+fn not_utf8(
+    cmd: &clap::Command,
+    argv: &[OsString],
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Option<String> {
+    if argv.iter().any(|a| a.to_str().is_none()) {
+        return None;
+    }
+    let flags: Vec<&std::ffi::OsStr> = cmd.get_arguments().filter_map(|a| a.get_env()).collect();
+    let mut bad: Vec<String> = vars
+        .filter(|(k, v)| v.to_str().is_none() && flags.contains(&k.as_os_str()))
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    if bad.is_empty() {
+        return None;
+    }
+    bad.sort();
+    let (what, is) = match bad.len() {
+        1 => ("variable", "is"),
+        _ => ("variables", "are"),
+    };
+    Some(format!(
+        "the environment {what} {} {is} not valid UTF-8\n",
+        bad.join(", ")
+    ))
+}
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
@@ -346,6 +385,31 @@ fn parse_room(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variable_not_utf8_is_named() {
+        use clap::CommandFactory;
+        use std::os::unix::ffi::OsStringExt;
+        let cmd = Args::command();
+        let os = |s: &str| OsString::from(s);
+        let bad = || OsString::from_vec(vec![b'a', 0xff]);
+        let vars = || {
+            vec![
+                (os("CHATCLIENT_TIMEOUT"), bad()),
+                (os("CHATCLIENT_NICK"), bad()),
+                (os("CHATCLIENT_OTHER"), bad()),
+                (os("CHATCLIENT_ADDR"), os("127.0.0.1:1")),
+            ]
+            .into_iter()
+        };
+        assert_eq!(
+            not_utf8(&cmd, &[os("chatclient")], vars()).as_deref(),
+            Some(
+                "the environment variables CHATCLIENT_NICK, CHATCLIENT_TIMEOUT are not valid UTF-8\n"
+            )
+        );
+        assert_eq!(not_utf8(&cmd, &[os("chatclient"), bad()], vars()), None);
+    }
 
     #[test]
     fn defaults_and_flags() {

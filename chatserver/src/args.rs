@@ -616,6 +616,12 @@ pub enum Command {
 /// which variable it was.
 fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::InvalidUtf8 {
+        return match not_utf8(command, std::env::args_os(), std::env::vars_os()) {
+            Some(text) => clap::Error::raw(ErrorKind::InvalidUtf8, text).with_cmd(command),
+            None => e,
+        };
+    }
     if !matches!(
         e.kind(),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation
@@ -655,9 +661,76 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
     e
 }
 
+/// clap says only "invalid UTF-8 was detected in one or more arguments",
+/// also when the bytes came from a flag's environment variable: then
+/// the words naming it (each, when several are), if no argument on the
+/// command line is at fault. `None` when one is, or no such variable is
+/// set.
+fn not_utf8(
+    command: &clap::Command,
+    argv: impl Iterator<Item = std::ffi::OsString>,
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Option<String> {
+    let mut argv = argv;
+    if argv.any(|a| a.to_str().is_none()) {
+        return None;
+    }
+    let flags: Vec<&std::ffi::OsStr> = command
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .collect();
+    let mut bad: Vec<String> = vars
+        .filter(|(k, v)| v.to_str().is_none() && flags.contains(&k.as_os_str()))
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    if bad.is_empty() {
+        return None;
+    }
+    bad.sort();
+    let (what, is) = match bad.len() {
+        1 => ("variable", "is"),
+        _ => ("variables", "are"),
+    };
+    Some(format!(
+        "the environment {what} {} {is} not valid UTF-8\n",
+        bad.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variable_not_utf8_is_named() {
+        use clap::CommandFactory;
+        use std::os::unix::ffi::OsStringExt;
+        let cmd = Args::command();
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let bad = || std::ffi::OsString::from_vec(vec![b'a', 0xff]);
+        let vars = || {
+            vec![
+                (os("CHATSERVER_LISTEN"), bad()),
+                (os("CHATSERVER_UNKNOWN"), bad()),
+                (os("HOME"), bad()),
+                (os("CHATSERVER_NODE"), os("ok")),
+            ]
+            .into_iter()
+        };
+        assert_eq!(
+            not_utf8(&cmd, [os("chatserver")].into_iter(), vars()).as_deref(),
+            Some("the environment variable CHATSERVER_LISTEN is not valid UTF-8\n")
+        );
+        // The command line's own bytes: clap's words stand.
+        assert_eq!(
+            not_utf8(&cmd, [os("chatserver"), bad()].into_iter(), vars()),
+            None
+        );
+        assert_eq!(
+            not_utf8(&cmd, [os("chatserver")].into_iter(), std::iter::empty()),
+            None
+        );
+    }
 
     #[test]
     fn origins_a_browser_can_send_are_taken() {
