@@ -592,8 +592,7 @@ impl Server {
     fn welcome(&self, client: ClientId, lobby: bool, resumed: bool) -> Option<Vec<ServerFrame>> {
         let sid = self.conns.get(&client)?.session?;
         let me = self.sessions.get(&sid)?;
-        // What the join listed and entered: a refused enter of lobby is no lobby.
-        let lobby = lobby && me.rooms.contains_key(LOBBY);
+        // `lobby`: the join listed and entered it (decided at the join).
         let (seq, online) = match self.rooms.get(LOBBY).filter(|_| lobby) {
             Some(room) => (room.seq, self.roster_with(room, sid)),
             None => (0, Vec::new()),

@@ -198,6 +198,21 @@ impl Server {
         for room in rooms {
             self.enter(now, client, sid, &room, EnterRequest { v1, since: None });
         }
+        // What the join listed and entered (a refused enter of lobby is no
+        // lobby), decided now: a `part` of lobby handled before the
+        // welcome is polled does not unmake the join's lobby.
+        let entered = self
+            .sessions
+            .get(&sid)
+            .is_some_and(|me| me.rooms.contains_key(LOBBY));
+        if let Some(Step::Welcome { lobby, .. }) = self
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| matches!(s, Step::Welcome { client: c, .. } if *c == client))
+        {
+            *lobby = *lobby && entered;
+        }
     }
 
     /// A resume names a session whose connection is still open: the

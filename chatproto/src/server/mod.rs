@@ -126,9 +126,12 @@ enum Audience {
 /// either way, in the same order, except that no event is delivered to a
 /// connection that [`handle_disconnect`](Server::handle_disconnect) said
 /// closed meanwhile, though answers already queued for it may still come:
-/// the shell drops output for a connection it no longer has; a durable
-/// shell that takes a turn's inputs first gets their records in one
-/// batch); then [`poll_timeout`](Server::poll_timeout)
+/// the shell drops output for a connection it no longer has; that a
+/// durable shell that takes a turn's inputs first gets their records in
+/// one batch; and that a memory server forgets a room its last member
+/// left, with no history, when that leaving is applied, unless an
+/// entering of the room was decided before: drained late, such a room may
+/// go on where drained early it would start anew, with a new epoch); then [`poll_timeout`](Server::poll_timeout)
 /// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
 /// server sleeps). `poll` is also where stamped events are applied, one at
 /// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
