@@ -216,8 +216,10 @@ impl FrameDecoder {
         self.max_frame_bytes
     }
 
-    /// Whether a frame has been started but not finished: the header or part
-    /// of the body is buffered. `buf` is the buffer passed to `decode`.
+    /// Whether `buf` (the buffer passed to `decode`) holds bytes not yet
+    /// decoded: part of a frame, or whole frames not decoded yet. Called
+    /// after `decode` said [`Decoded::Incomplete`], that is a frame
+    /// started but not finished (a stream that ends then ended mid-frame).
     pub fn is_mid_frame(&self, buf: &BytesMut) -> bool {
         matches!(self.state, State::Body(_)) || !buf.is_empty()
     }

@@ -1277,6 +1277,41 @@ fn a_refused_nickname_is_tried_again_as_another() {
     assert_eq!(net.peers[b].core.nick(), "bob");
 }
 
+/// A room's state is found by its name in any case, as `enter` and the
+/// server fold it.
+#[test]
+fn a_rooms_state_is_found_by_its_name_in_any_case() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["Rust"]);
+    net.pump();
+    let c = &net.peers[a].core;
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["rust"]);
+    assert_eq!(c.roster("Rust"), ["alice"]);
+    assert_eq!(c.roster_len("RUST"), 1);
+    assert_eq!(c.last_seq("Rust"), c.last_seq("rust"));
+    assert!(c.last_seq("Rust").is_some());
+    assert_eq!(c.epoch("Rust"), c.epoch("rust"));
+    assert!(c.epoch("Rust").is_some());
+}
+
+/// A refusal that closes the connection (`server_full`) leaves no
+/// nickname to try on it: `join_as` waits for the next connection.
+#[test]
+fn a_fatal_refusal_tries_no_other_nickname_on_its_connection() {
+    let mut c = Client::new("alice", &["lobby"], "f-");
+    c.handle_connected(0);
+    while c.poll().is_some() {}
+    c.handle_frame(
+        1,
+        ServerFrame::error(chatproto::ErrorCode::ServerFull, "full"),
+    );
+    assert!(!c.join_as("bob"));
+    assert!(c.poll().is_none_or(|o| !matches!(o, ClientOutput::Send(_))));
+    c.handle_disconnected();
+    assert!(c.join_as("bob"));
+    assert_eq!(c.nick(), "bob");
+}
+
 /// The texts of the messages `c` has to send, in order (its other output
 /// dropped).
 fn sent_texts(c: &mut Client) -> Vec<String> {

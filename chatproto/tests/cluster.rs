@@ -162,6 +162,28 @@ impl Cluster {
     }
 }
 
+/// A server not in cluster mode numbers its own events: what a log would
+/// give it is refused, and nothing of it reaches a client.
+#[test]
+fn a_server_not_in_cluster_mode_takes_nothing_from_a_log() {
+    let mut s = Server::new(ServerConfig::default(), [1; 32]);
+    let a = s.handle_connect(NOW);
+    s.handle_frame(NOW, a, ClientFrame::join("alice"));
+    while s.poll().is_some() {}
+    s.open_room("lobby", "e-log", 1);
+    let ghost = EventBody::presence(SessionId(99), "ghost", PresenceStatus::Offline);
+    let event = Event::new("lobby", s.seq("lobby") + 1, NOW.wall, ghost);
+    assert_eq!(s.handle_logged(event.clone()), Err(LogError::NotCluster));
+    assert_eq!(
+        s.skip_logged("lobby", s.seq("lobby") + 1),
+        Err(LogError::NotCluster)
+    );
+    s.handle_logged_duplicate(&event);
+    s.handle_log_refused(&event, "no");
+    assert!(s.poll().is_none());
+    assert_eq!(s.seq("lobby"), 1);
+}
+
 #[test]
 fn clients_on_two_nodes_see_one_order_and_each_other() {
     let mut c = Cluster::new(2);

@@ -501,6 +501,29 @@ fn limits_below_the_minimum_are_raised() {
     ));
 }
 
+/// A server's frame limit above what a length header can say is taken
+/// as that most, and announced so.
+#[test]
+fn a_servers_frame_limit_is_at_most_what_a_header_says() {
+    let mut config = chatproto::ServerConfig::default();
+    config.max_frame_bytes = usize::MAX;
+    let mut s = chatproto::Server::new(config, [0; 32]);
+    let now = chatproto::Now::new(0, 0);
+    let a = s.handle_connect(now);
+    s.handle_frame(now, a, ClientFrame::join("alice"));
+    let mut announced = None;
+    while let Some(out) = s.poll() {
+        if let chatproto::Output::Send {
+            frame: ServerFrame::Welcome { limits, .. },
+            ..
+        } = out
+        {
+            announced = limits.map(|l| l.max_frame_bytes);
+        }
+    }
+    assert_eq!(announced, Some(u64::from(u32::MAX)));
+}
+
 #[test]
 fn encode_then_decode_round_trips_every_server_kind() {
     let msg = |room: Option<&str>, id: Option<&str>, replay: bool| {

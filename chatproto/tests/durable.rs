@@ -407,6 +407,34 @@ fn a_message_kept_below_where_history_starts_is_not_served() {
     assert_eq!(afters, [3]);
 }
 
+/// What a store gives back is taken as a client would give it: a room's
+/// name folded (one no client could give, or a seq with none after it,
+/// restores nothing), and no panic on the largest numbers.
+#[test]
+fn restored_names_and_numbers_are_checked() {
+    let mut sim = Sim::new(durable(), T0);
+    sim.server.restore_room("Rust", "e1", 7, 1, Vec::new());
+    sim.server.restore_room("#x y", "e1", 3, 1, Vec::new());
+    sim.server
+        .restore_room("big", "e1", u64::MAX, 1, Vec::new());
+    let now = Now::new(0, T0);
+    sim.server
+        .restore_session(now, SessionId(u64::MAX), "zed", hash_token("t"));
+    assert_eq!(sim.server.seq("rust"), 7);
+    assert_eq!(sim.server.seq("big"), 0);
+    let names: Vec<&str> = sim.server.rooms().map(|(name, _)| name).collect();
+    assert_eq!(names, ["rust"]);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("bob", vec!["RUST".into()], None));
+    let frames = sim.take(a);
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Entered { room, seq: 7, .. } if room == "rust")),
+        "{frames:?}"
+    );
+}
+
 /// The seqs of `nick`'s presence changes among `frames`.
 fn presences_of(frames: &[ServerFrame], nick: &str) -> Vec<u64> {
     frames

@@ -34,7 +34,9 @@ impl Client {
     /// ([`ClientEvent::Refused`] with `nick_taken` or `nick_invalid`: the
     /// connection stays open): the join is sent again with it. Offline,
     /// the next connection joins with it. Once joined there is no
-    /// changing it, nor while a join is waiting for its answer: returns
+    /// changing it, nor while a join is waiting for its answer, nor after
+    /// a refusal that closes the connection (a fatal code) until
+    /// [`handle_disconnected`](Client::handle_disconnected): returns
     /// `false` and does nothing.
     pub fn join_as(&mut self, nick: impl Into<String>) -> bool {
         match self.phase {

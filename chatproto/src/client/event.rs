@@ -30,8 +30,12 @@ pub enum ClientEvent {
         /// Whether this is a reconnect.
         reconnect: bool,
     },
-    /// The join was refused (`nick_taken`, `nick_invalid`, ...). The
-    /// connection stays open: [`Client::join_as`] tries another nickname.
+    /// The join was refused. With a code that is not fatal (`nick_taken`,
+    /// `nick_invalid`, ...) the connection stays open:
+    /// [`Client::join_as`] tries another nickname. With a fatal one
+    /// ([`ErrorCode::is_fatal`]: `server_full`, a join `timeout`, ...) the
+    /// server closes the connection: `join_as` only sets the nickname for
+    /// the next one, after [`Client::handle_disconnected`].
     #[non_exhaustive]
     Refused {
         /// Why.
@@ -111,7 +115,11 @@ pub enum ClientEvent {
         /// With `more`: where the next older page starts, the `before` for
         /// [`Client::history`]: at most the oldest message's seq, lower when
         /// the server looked further (its `history_scan` bound), and the
-        /// oldest message's seq from a server that does not say.
+        /// oldest message's seq from a server that does not say. `None`
+        /// with `more` (an empty page from a server that does not say):
+        /// there is no place to go on from; asking with `before: None`
+        /// would get the newest page again, so go on from the `before` of
+        /// the request this page answered, or stop.
         before: Option<u64>,
     },
     /// The rooms with members.

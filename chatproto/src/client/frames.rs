@@ -306,7 +306,9 @@ impl Client {
         room: Option<String>,
     ) {
         if self.phase == Phase::Joining {
-            self.join_refused = true;
+            // A fatal code (`server_full`, a join `timeout`): the server
+            // closes the connection, no other nickname can be tried on it.
+            self.join_refused = !code.is_fatal();
             self.event(ClientEvent::Refused { code, message });
             return;
         }

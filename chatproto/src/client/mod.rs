@@ -281,7 +281,7 @@ impl Client {
     /// before it was entered, or after it was parted). Seqs are
     /// comparable only within one epoch.
     pub fn epoch(&self, room: &str) -> Option<&str> {
-        self.rooms.get(room).and_then(|r| r.epoch.as_deref())
+        self.room(room).and_then(|r| r.epoch.as_deref())
     }
 
     /// The seq of the last event of `room` this client saw in the room's
@@ -289,7 +289,7 @@ impl Client {
     /// `since` after a reconnect, so where a gap the
     /// [`ClientEvent::Entered`] reports begins. `None` when not in it.
     pub fn last_seq(&self, room: &str) -> Option<u64> {
-        self.rooms.get(room).map(|r| r.last_seq)
+        self.room(room).map(|r| r.last_seq)
     }
 
     /// The limits the server announced in its last `welcome` (`None`
@@ -305,8 +305,7 @@ impl Client {
     /// ([`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters; a server that
     /// sends one is broken, and it is left out).
     pub fn roster(&self, room: &str) -> Vec<&str> {
-        self.rooms
-            .get(room)
+        self.room(room)
             .map(|r| r.roster.values().map(String::as_str).collect())
             .unwrap_or_default()
     }
@@ -314,7 +313,17 @@ impl Client {
     /// How many are in `room` (the length of [`Client::roster`], without
     /// making the list).
     pub fn roster_len(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, |r| r.roster.len())
+        self.room(room).map_or(0, |r| r.roster.len())
+    }
+
+    /// `room`'s state, its name in any case (room names are folded to
+    /// lower case, as [`enter`](Client::enter) and the server fold them).
+    fn room(&self, room: &str) -> Option<&RoomState> {
+        if room.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.rooms.get(&room.to_ascii_lowercase())
+        } else {
+            self.rooms.get(room)
+        }
     }
 
     /// Messages sent that the server has not acknowledged yet (echo or error).

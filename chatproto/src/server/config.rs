@@ -34,7 +34,9 @@ pub const LOBBY: &str = "lobby";
 #[non_exhaustive]
 pub struct ServerConfig {
     /// The largest payload sent or received (default
-    /// [`DEFAULT_MAX_FRAME_BYTES`], at least [`MIN_MAX_FRAME_BYTES`]). A
+    /// [`DEFAULT_MAX_FRAME_BYTES`], at least [`MIN_MAX_FRAME_BYTES`], at
+    /// most `u32::MAX`, the most a length header can say; a value out of
+    /// that range is taken as its nearer end). A
     /// message that would exceed it once stamped is refused with
     /// `msg_too_large`.
     pub max_frame_bytes: usize,
@@ -165,9 +167,12 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// The same settings, with every value raised to its minimum.
+    /// The same settings, with every value raised to its minimum (and the
+    /// frame limit lowered to what a length header can say).
     pub(crate) fn sanitized(mut self) -> Self {
-        self.max_frame_bytes = self.max_frame_bytes.max(MIN_MAX_FRAME_BYTES);
+        self.max_frame_bytes = self
+            .max_frame_bytes
+            .clamp(MIN_MAX_FRAME_BYTES, u32::MAX as usize);
         self.max_recipients = self.max_recipients.max(1);
         self.max_rooms_per_client = self.max_rooms_per_client.max(1);
         self.max_rooms = self.max_rooms.max(1);

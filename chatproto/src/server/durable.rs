@@ -470,7 +470,11 @@ impl Server {
     /// any connection; the next event of the room gets `last_seq + 1`.
     /// Restore rooms from the least to the most recently active: a room
     /// restored later counts as used later, so at the cap of rooms the
-    /// earliest restored is forgotten first.
+    /// earliest restored is forgotten first. The name is folded as
+    /// clients' are ([`room_name`](crate::room_name)); a name no client
+    /// could give, or a `last_seq` of `u64::MAX` (no next seq; no store
+    /// gets there), restores nothing. A room restored again replaces what
+    /// was restored before.
     pub fn restore_room(
         &mut self,
         name: &str,
@@ -479,6 +483,15 @@ impl Server {
         oldest: u64,
         recent: Vec<Event>,
     ) {
+        let Ok(name) = crate::room_name(name) else {
+            return;
+        };
+        if last_seq == u64::MAX {
+            return;
+        }
+        if let Some(before) = self.rooms.remove(&name) {
+            self.history_bytes -= before.history_bytes;
+        }
         let name: Arc<str> = Arc::from(name);
         let mut room = Room::new(Arc::clone(&name), epoch.to_owned());
         self.applied += 1;
@@ -533,10 +546,15 @@ impl Server {
     /// and a session restored from another server's block (resumed here)
     /// leaves this one's numbering where it was: moved into that block,
     /// it would give new sessions the ids the other server gives its own.
+    /// A nickname no client could join with, or the id `u64::MAX` (no id
+    /// above it for new sessions), restores nothing.
     pub fn restore_session(&mut self, now: Now, id: SessionId, nick: &str, token: TokenHash) {
         let Ok(nick) = crate::nick::normalize_nick(nick, self.config.nick_rule) else {
             return;
         };
+        if id.0 == u64::MAX {
+            return;
+        }
         if self.tokens.contains_key(&token) {
             // Known already (it began or was restored here).
             return;

@@ -21,6 +21,11 @@ use crate::server::{Server, Step};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
+    /// This server is not in cluster mode
+    /// ([`ServerConfig::cluster`](crate::ServerConfig::cluster)): it numbers
+    /// its own events, and takes none from a log.
+    #[error("this server is not in cluster mode: it takes no events from a log")]
+    NotCluster,
     /// The room was never opened with [`Server::open_room`].
     #[error("room {0} is not open: open it from the log first")]
     UnknownRoom(String),
@@ -42,8 +47,14 @@ impl Server {
     /// every server, e.g. kept with the log), and its oldest event kept
     /// is `first_seq` (1 unless the log dropped older ones). Call before
     /// feeding the room's events; calling again changes nothing but an
-    /// epoch not known yet.
+    /// epoch not known yet. Not in cluster mode, it does nothing (as do
+    /// [`handle_logged_duplicate`](Server::handle_logged_duplicate) and
+    /// [`handle_log_refused`](Server::handle_log_refused); the calls that
+    /// answer say [`LogError::NotCluster`]).
     pub fn open_room(&mut self, name: &str, epoch: &str, first_seq: u64) {
+        if !self.config.cluster {
+            return;
+        }
         let first_seq = first_seq.max(1);
         let room = self
             .rooms
@@ -65,6 +76,9 @@ impl Server {
     /// with no gap; one already taken is ignored. It is applied (and fanned
     /// out to this server's connections) as `poll` reaches it.
     pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
+        if !self.config.cluster {
+            return Err(LogError::NotCluster);
+        }
         let Some(room) = self.rooms.get_mut(&*event.room) else {
             return Err(LogError::UnknownRoom(event.room.to_string()));
         };
@@ -94,6 +108,9 @@ impl Server {
     /// answer that waited for the message. A message without an id has
     /// no answer of its own: the answers that waited for it go on.
     pub fn handle_logged_duplicate(&mut self, event: &Event) {
+        if !self.config.cluster {
+            return;
+        }
         let EventBody::Msg { from, id, .. } = &event.body else {
             return;
         };
@@ -130,6 +147,9 @@ impl Server {
     /// session is in the room as its current connection, whichever
     /// connection it was in as before).
     pub fn handle_log_refused(&mut self, event: &Event, cause: &str) {
+        if !self.config.cluster {
+            return;
+        }
         match &event.body {
             EventBody::Presence {
                 session,
@@ -195,6 +215,9 @@ impl Server {
     /// can read (written by a newer version, or damaged): step over it,
     /// as every server does, so the seqs after it still apply.
     pub fn skip_logged(&mut self, room: &str, seq: u64) -> Result<(), LogError> {
+        if !self.config.cluster {
+            return Err(LogError::NotCluster);
+        }
         let Some(r) = self.rooms.get_mut(room) else {
             return Err(LogError::UnknownRoom(room.to_owned()));
         };
