@@ -172,7 +172,9 @@ impl Session {
             }
         }
         self.previous = self.current.replace(room.clone());
-        if already {
+        // The full-screen client's tab bar shows it: a line in the room
+        // at every Ctrl-N would pile up.
+        if already && !self.every_room_named {
             self.info(format!("#{room} is now the current room"));
         }
     }
@@ -352,6 +354,13 @@ mod tests {
         let out = line(&mut s, "/join lobby");
         assert!(out.sent.is_empty());
         assert_eq!(out.lines, ["* #lobby is now the current room"]);
+        // The full-screen client shows the current room (Ctrl-N is a
+        // /join): no line for it there.
+        s.name_every_room();
+        let out = line(&mut s, "/join rust");
+        assert!(out.sent.is_empty() && out.lines.is_empty(), "{out:?}");
+        assert_eq!(s.current_room(), Some("rust"));
+        line(&mut s, "/join lobby");
         assert_eq!(
             frame(&mut s, msg("rust", 3, "bob", &[], "still here")).lines,
             ["[#rust] bob: still here"]

@@ -139,7 +139,8 @@ pub struct Session {
     query: Option<String>,
     /// Name the room on every line, the current one's too (the
     /// full-screen client files lines by room; the line mode marks only
-    /// other rooms').
+    /// other rooms'). The full-screen client also shows which room is
+    /// current: a `/join` of a room already entered says nothing there.
     every_room_named: bool,
     /// The rooms the last `/rooms` listed, for completing room names.
     listed_rooms: Vec<String>,
@@ -317,7 +318,9 @@ impl Session {
     }
 
     /// Name the room on every line shown, the current one's included
-    /// ([`Line::Msg`] and [`Line::Presence`] always carry `room`).
+    /// ([`Line::Msg`] and [`Line::Presence`] always carry `room`), for a
+    /// screen that files lines by room and shows the current one (so
+    /// switching to a room already entered adds no line).
     pub fn name_every_room(&mut self) {
         self.every_room_named = true;
     }

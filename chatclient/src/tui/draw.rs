@@ -219,7 +219,8 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
         Some(room) => format!(" #{room} "),
         None => " no room ".to_owned(),
     };
-    let mut others: Vec<(String, bool)> = Vec::new();
+    // Each other room's label, whether it mentions us, and its unread count.
+    let mut others: Vec<(String, bool, usize)> = Vec::new();
     for room in &app.state.rooms {
         if Some(room) == app.state.current.as_ref() {
             continue;
@@ -233,7 +234,7 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
             label.push('!');
         }
         label.push(' ');
-        others.push((label, unread.alert));
+        others.push((label, unread.alert, unread.count));
     }
     let mut state = Vec::new();
     if !app.state.joined {
@@ -267,26 +268,37 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
     // The number online is not known while reconnecting.
     let mut show_online = app.state.joined;
     let mut right = right_of(&state, show_online);
-    let total = |others: &[(String, bool)], right: &str, hidden: usize| {
-        let more = if hidden > 0 {
-            text_width(&format!(" +{hidden} "))
-        } else {
-            0
-        };
+    // The rooms left out, as one label: how many, and what they hold
+    // unread (`+3 2!`: three rooms, two messages, one mentions us).
+    let more = |hidden: usize, unread: usize, alert: bool| {
+        if hidden == 0 {
+            return String::new();
+        }
+        let mut label = format!(" +{hidden}");
+        if unread > 0 {
+            label.push_str(&format!(" {unread}"));
+        }
+        if alert {
+            label.push('!');
+        }
+        label.push(' ');
+        label
+    };
+    let total = |others: &[(String, bool, usize)], right: &str, more: &str| {
         text_width(&current)
-            + others.iter().map(|(l, _)| text_width(l)).sum::<usize>()
-            + more
+            + others.iter().map(|(l, ..)| text_width(l)).sum::<usize>()
+            + text_width(more)
             + text_width(right)
     };
-    let mut hidden = 0;
+    let (mut hidden, mut hidden_unread, mut hidden_alert) = (0, 0, false);
     loop {
-        if total(&others, &right, hidden) <= width {
+        if total(&others, &right, &more(hidden, hidden_unread, hidden_alert)) <= width {
             break;
         }
         let quiet = others
             .iter()
-            .rposition(|(l, alert)| !alert && !l.trim().contains(' '));
-        let unread = others.iter().rposition(|(_, alert)| !alert);
+            .rposition(|(l, alert, _)| !alert && !l.trim().contains(' '));
+        let unread = others.iter().rposition(|(_, alert, _)| !alert);
         let drop = if let Some(at) = quiet {
             Some(at)
         } else if show_online {
@@ -302,15 +314,17 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
             break;
         };
         if let Some(at) = drop {
-            others.remove(at);
+            let (_, alert, count) = others.remove(at);
             hidden += 1;
+            hidden_unread += count;
+            hidden_alert |= alert;
         }
     }
     if hidden > 0 {
-        others.push((format!(" +{hidden} "), false));
+        others.push((more(hidden, hidden_unread, hidden_alert), hidden_alert, 0));
     }
     let mut row = spans(&current, theme.bar_current());
-    for (label, alert) in &others {
+    for (label, alert, _) in &others {
         let style = if *alert {
             theme.bar_alert()
         } else {
@@ -318,7 +332,7 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
         };
         row.extend(spans(label, style));
     }
-    let used = total(&others, &right, 0);
+    let used = total(&others, &right, "");
     row.push(Span::styled(
         " ".repeat(width.saturating_sub(used)),
         theme.bar(),
@@ -900,5 +914,28 @@ mod tests {
         let rows = screen(&mut app, 20, 4);
         assert!(rows[2].starts_with(" #lobby "), "{rows:?}");
         assert!(rows[2].chars().count() <= 20);
+    }
+
+    /// Rooms left out of a narrow bar still say what they hold unread.
+    #[test]
+    fn rooms_left_out_of_the_bar_say_their_unread() {
+        use crate::tui::app::Unread;
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.rooms = ["lobby", "alpha", "beta", "gamma", "delta"]
+            .map(String::from)
+            .to_vec();
+        app.set_state(state);
+        let unread = |count, alert| Unread { count, alert };
+        app.unread.insert("alpha".into(), unread(1, true));
+        app.unread.insert("beta".into(), unread(2, false));
+        app.unread.insert("gamma".into(), unread(3, false));
+        let rows = screen(&mut app, 80, 4);
+        assert!(rows[2].contains("#beta 2"), "{rows:?}");
+        let rows = screen(&mut app, 30, 4);
+        let bar = &rows[2];
+        assert!(bar.contains("#alpha 1!"), "{rows:?}");
+        assert!(bar.ends_with("+3 5"), "{rows:?}");
+        assert!(bar.chars().count() <= 30);
     }
 }
