@@ -232,6 +232,12 @@ impl Ledger {
         }
     }
 
+    /// The number of the line being handled, if a line before it has not
+    /// been reported yet (it waits for the server, or for one that does).
+    pub fn open_behind(&self) -> Option<u64> {
+        (self.open.is_some() && !self.entries.is_empty()).then_some(self.lines + 1)
+    }
+
     /// The open line has been handled.
     pub fn end(&mut self, kind: LineKind) {
         let open = self.open.take().unwrap_or_default();

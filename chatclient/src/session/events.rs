@@ -45,6 +45,11 @@ impl Session {
 
     pub(super) fn drain_outcomes(&mut self) {
         while let Some(outcome) = self.ledger.poll() {
+            while self.held.front().is_some_and(|(at, _)| *at <= outcome.line) {
+                if let Some((_, line)) = self.held.pop_front() {
+                    self.out.push_back(Action::Print(line));
+                }
+            }
             self.out.push_back(Action::Outcome(outcome));
         }
     }

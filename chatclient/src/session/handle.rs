@@ -207,6 +207,40 @@ mod tests {
     use crate::session::Mode;
     use chatproto::ClientFrame;
 
+    /// Input read ahead (a pipe): what a line says is shown after the
+    /// lines before it were answered, so the output reads in input order.
+    /// At a terminal it is shown at once.
+    #[test]
+    fn a_piped_lines_notes_wait_for_the_lines_before_it() {
+        for piped in [true, false] {
+            let mut s = joined(&["lobby"]);
+            s.set_mode(Mode {
+                wait_for_rooms: piped,
+                ..Mode::default()
+            });
+            let id1 = the_id(&line(&mut s, "first line").sent);
+            let nope = line(&mut s, "/nope").lines;
+            let id3 = the_id(&line(&mut s, "second line").sent);
+            let who = line(&mut s, "/who").lines;
+            if !piped {
+                assert_eq!((nope.len(), who.len()), (1, 1));
+                continue;
+            }
+            assert!(nope.is_empty() && who.is_empty(), "{nope:?} {who:?}");
+            let out = frame(&mut s, echo("lobby", 2, "alice", "first line", &id1));
+            assert_eq!(out.lines.len(), 2, "{:?}", out.lines);
+            assert_eq!(out.lines[0], "alice: first line");
+            assert!(
+                out.lines[1].contains("unknown command /nope"),
+                "{:?}",
+                out.lines
+            );
+            let out = frame(&mut s, echo("lobby", 3, "alice", "second line", &id3));
+            assert_eq!(out.lines, ["alice: second line", "* online (1): alice"]);
+            assert_eq!(outcomes(&out).len(), 2);
+        }
+    }
+
     #[test]
     fn the_end_of_input_waits_for_the_answers_to_history_and_rooms() {
         let mut s = joined(&["lobby"]);

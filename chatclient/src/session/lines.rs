@@ -17,6 +17,16 @@ impl Session {
     }
 
     pub(super) fn print(&mut self, line: Line) {
+        // Input read ahead (a pipe, a file): what a line says waits for the
+        // lines before it to be answered (a message's echo), or `/who` on
+        // line 4 would be read before line 1's message. A person at a
+        // terminal sees each answer as it comes.
+        if self.mode.wait_for_rooms {
+            if let Some(at) = self.ledger.open_behind() {
+                self.held.push_back((at, line));
+                return;
+            }
+        }
         self.out.push_back(Action::Print(line));
     }
 

@@ -173,6 +173,10 @@ pub struct Session {
     own_max_frame_bytes: usize,
     mode: Mode,
     ledger: Ledger,
+    /// Lines an input line printed while a line before it waited for the
+    /// server (input from a pipe or a file), with its number: shown with
+    /// its outcome, so that what a script's lines did reads in their order.
+    held: VecDeque<(u64, Line)>,
     out: VecDeque<Action>,
     /// Rooms asked to enter (at start or with /join) and not answered
     /// yet: input waits for them (see [`Session::settled`]).
@@ -235,6 +239,7 @@ impl Session {
             own_max_frame_bytes: max_frame_bytes,
             mode: Mode::default(),
             ledger: Ledger::new(),
+            held: VecDeque::new(),
             out: VecDeque::new(),
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             listing: 0,
