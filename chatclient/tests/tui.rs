@@ -907,10 +907,11 @@ fn history_notices_do_not_pile_up() {
     bob.say_all(&lines);
     bob.expect("bob: line 69");
     let mut alice = alice_with(&server, &mut bob, &[]);
-    for n in 2..=4 {
+    // Each counts the pages before it too: (2), (5 in all), (9 in all).
+    for (n, all) in [(2, ""), (3, " (5 in all)"), (4, " (9 in all)")] {
         alice.keys(format!("/history {n}\r").as_bytes());
         alice.expect(&format!(
-            "* {n} older messages of #lobby; /history shows more"
+            "* {n} older messages of #lobby{all}; /history shows more"
         ));
     }
     let notices: Vec<String> = alice
@@ -921,7 +922,8 @@ fn history_notices_do_not_pile_up() {
     assert_eq!(notices.len(), 1, "{}", alice.shown());
     let rows = alice.rows();
     assert!(
-        rows[rows.len() - 3].ends_with("* 4 older messages of #lobby; /history shows more"),
+        rows[rows.len() - 3]
+            .ends_with("* 4 older messages of #lobby (9 in all); /history shows more"),
         "{}",
         alice.shown()
     );

@@ -81,6 +81,7 @@ impl Session {
                     // `/history` pages back from the newest message again.
                     if let Some(room) = &self.current {
                         self.oldest.remove(room);
+                        self.paged.remove(room);
                         // Nothing is on the screen any more to show twice.
                         if let Some(seen) = self.seen.get_mut(room) {
                             seen.seqs.clear();
@@ -202,6 +203,7 @@ impl Session {
     /// `/join` is current again, if it is still ours.
     pub(super) fn forget_room(&mut self, room: &str, refused: bool) {
         self.oldest.remove(room);
+        self.paged.remove(room);
         self.paging.remove(room);
         self.gaps.remove(room);
         self.replaying.remove(room);

@@ -95,6 +95,7 @@ impl Session {
                 if reset {
                     // A new history: /history pages back from what it shows.
                     self.oldest.remove(&room);
+                    self.paged.remove(&room);
                 }
                 self.replaying.insert(room.clone(), again);
                 if reset {
@@ -253,19 +254,24 @@ impl Session {
                         self.print(line);
                     }
                 }
+                let paged = self.paged.entry(room.clone()).or_default();
+                *paged += count;
+                // With the pages before it, when there were some.
+                let brought = match *paged {
+                    all if all > count => format!(
+                        "{} of #{room} ({all} in all)",
+                        plural(count, "older message")
+                    ),
+                    _ => format!("{} of #{room}", plural(count, "older message")),
+                };
                 let what = match (count, more) {
                     (0, false) => format!("no older messages in #{room}"),
                     (0, true) => format!(
                         "no older messages for you in this stretch of #{room}; \
                          /history looks further back"
                     ),
-                    (_, false) => {
-                        format!("{} of #{room}; that is all", plural(count, "older message"))
-                    }
-                    (_, true) => format!(
-                        "{} of #{room}; /history shows more",
-                        plural(count, "older message")
-                    ),
+                    (_, false) => format!("{brought}; that is all"),
+                    (_, true) => format!("{brought}; /history shows more"),
                 };
                 self.print(Line::HistoryNote { room, text: what });
             }
@@ -560,7 +566,7 @@ mod tests {
             out.lines,
             [
                 "[history] bob: m1",
-                "* 1 older message of #lobby; that is all"
+                "* 1 older message of #lobby (3 in all); that is all"
             ]
         );
         assert_eq!(

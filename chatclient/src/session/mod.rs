@@ -153,6 +153,9 @@ pub struct Session {
     /// The smallest seq shown per room, or where the last page of history
     /// said the next one starts: `/history` pages back from it.
     oldest: BTreeMap<String, u64>,
+    /// Messages `/history` brought per room since it paged from the newest
+    /// (each page's line says the sum, so two pages of 3 read apart).
+    paged: BTreeMap<String, usize>,
     /// The messages shown per room, to show none twice when the room is
     /// entered again after a `/part` (its replay repeats what was on
     /// screen).
@@ -229,6 +232,7 @@ impl Session {
             resume: None,
             replaying: BTreeMap::new(),
             oldest: BTreeMap::new(),
+            paged: BTreeMap::new(),
             seen: BTreeMap::new(),
             fatal: None,
             refused_rooms: BTreeSet::new(),
