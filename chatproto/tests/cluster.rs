@@ -953,12 +953,19 @@ fn a_refused_entering_of_a_connection_gone_leaves_the_new_ones_room() {
 /// held welcome; CI saw `unavailable` come first).
 #[test]
 fn a_refused_entering_is_answered_after_the_welcome_held_for_the_store() {
+    // Lobby too: the held welcome then says the join entered no lobby.
+    for room in ["zzz", "lobby"] {
+        refused_entering_after_the_welcome(room);
+    }
+}
+
+fn refused_entering_after_the_welcome(room: &str) {
     let mut cfg = ServerConfig::default();
     cfg.cluster = true;
     cfg.durable = true;
     let mut node = Server::new(cfg, [3; 32]);
     let client = node.handle_connect(NOW);
-    let join = ClientFrame::join_v2("bob", vec!["zzz".into()], None);
+    let join = ClientFrame::join_v2("bob", vec![room.into()], None);
     node.handle_frame(NOW, client, join);
     // What the node says: frames sent, its proposal, its store ticket.
     #[derive(Default)]
@@ -995,6 +1002,8 @@ fn a_refused_entering_is_answered_after_the_welcome_held_for_the_store() {
     let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["welcome", "error"], "{frames:?}");
     assert_eq!(frames[1]["code"], "unavailable");
+    assert_eq!(frames[0]["online"], json!([]), "{frames:?}");
+    assert_eq!(frames[0]["seq"], json!(0), "{frames:?}");
 }
 
 /// A connection taken over (resumed elsewhere while still open) leaves

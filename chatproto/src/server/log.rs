@@ -200,6 +200,19 @@ impl Server {
         let ours = refused.is_some_and(|e| e.req.is_some());
         if ours && !s.entering.iter().any(|e| e.room == room && e.req.is_some()) {
             s.rooms.remove(room);
+            // A join's lobby, refused before its welcome went out (held for
+            // the store): the welcome says no lobby.
+            if room == crate::LOBBY {
+                if let Some(conn) = s.conn {
+                    for step in &mut self.steps {
+                        if let Step::Welcome { client, lobby, .. } = step {
+                            if *client == conn {
+                                *lobby = false;
+                            }
+                        }
+                    }
+                }
+            }
         }
         let frame = ServerFrame::Error {
             code: ErrorCode::Unavailable,
