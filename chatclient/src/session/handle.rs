@@ -97,7 +97,13 @@ impl Session {
         if let Some((room, code, message)) =
             entering.filter(|(r, ..)| !self.client.rooms().any(|ours| ours == r))
         {
-            self.ledger.room_refused(&room, code.as_str(), &message);
+            if self.every_room_named {
+                // The full-screen client: a person saw the room refused,
+                // which fails no line there (as it fails no run).
+                self.ledger.entered(&room);
+            } else {
+                self.ledger.room_refused(&room, code.as_str(), &message);
+            }
             self.refused_rooms.insert(room);
         }
         let client = &self.client;
@@ -527,6 +533,16 @@ mod tests {
             outcomes(&out),
             [(3, "refused too_many_rooms local".to_owned())]
         );
+        // The full-screen client counts no line failed for it (nor the run).
+        let mut full = joined(&["lobby"]);
+        full.name_every_room();
+        line(&mut full, "/join zig");
+        let refuse = room_error(ErrorCode::TooManyRooms, "not #zig", "zig");
+        assert_eq!(
+            outcomes(&frame(&mut full, refuse)),
+            [(1, "done join".to_owned())]
+        );
+        assert_eq!(full.lines_failed(), 0);
         // Already in: the room is made current, nothing is asked.
         let out = line(&mut s, "/join lobby");
         assert_eq!(outcomes(&out), [(4, "done join".to_owned())]);
