@@ -327,14 +327,37 @@ fn not_utf8(
     argv: &[OsString],
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> Option<String> {
+    use clap::parser::ValueSource;
     if argv.iter().any(|a| a.to_str().is_none()) {
         return None;
     }
-    let flags: Vec<&std::ffi::OsStr> = cmd.get_arguments().filter_map(|a| a.get_env()).collect();
-    let mut bad: Vec<String> = vars
-        .filter(|(k, v)| v.to_str().is_none() && flags.contains(&k.as_os_str()))
-        .map(|(k, _)| k.to_string_lossy().into_owned())
+    let vars: Vec<(OsString, OsString)> = vars.filter(|(_, v)| v.to_str().is_none()).collect();
+    // The flags whose variable holds such bytes, but for a path (any
+    // bytes make one).
+    let any_bytes = |a: &clap::Arg| {
+        let of = a.get_value_parser().type_id();
+        of == std::any::TypeId::of::<std::path::PathBuf>()
+            || of == std::any::TypeId::of::<std::ffi::OsString>()
+    };
+    let mut bad: Vec<(clap::Id, String)> = cmd
+        .get_arguments()
+        .filter(|a| !any_bytes(a))
+        .filter_map(|a| {
+            let var = a.get_env()?;
+            vars.iter()
+                .any(|(k, _)| k == var)
+                .then(|| (a.get_id().clone(), var.to_string_lossy().into_owned()))
+        })
         .collect();
+    // Not those given on the command line: clap did not read their variable.
+    let mut without = cmd.clone();
+    for (id, _) in &bad {
+        without = without.mut_arg(id.clone(), |a| a.env(None));
+    }
+    if let Ok(matches) = without.try_get_matches_from(argv) {
+        bad.retain(|(id, _)| matches.value_source(id.as_str()) != Some(ValueSource::CommandLine));
+    }
+    let mut bad: Vec<String> = bad.into_iter().map(|(_, var)| var).collect();
     if bad.is_empty() {
         return None;
     }
@@ -387,6 +410,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(unix)]
     fn a_variable_not_utf8_is_named() {
         use clap::CommandFactory;
         use std::os::unix::ffi::OsStringExt;
@@ -399,14 +423,20 @@ mod tests {
                 (os("CHATCLIENT_NICK"), bad()),
                 (os("CHATCLIENT_OTHER"), bad()),
                 (os("CHATCLIENT_ADDR"), os("127.0.0.1:1")),
+                // A path may be any bytes.
+                (os("CHATCLIENT_CA_CERT"), bad()),
             ]
             .into_iter()
         };
         assert_eq!(
             not_utf8(&cmd, &[os("chatclient")], vars()).as_deref(),
-            Some(
-                "the environment variables CHATCLIENT_NICK, CHATCLIENT_TIMEOUT are not valid UTF-8\n"
-            )
+            Some("the environment variables CHATCLIENT_NICK, CHATCLIENT_TIMEOUT are not valid UTF-8\n")
+        );
+        // Given on the command line, the variable was not read.
+        let given = [os("chatclient"), os("--nick"), os("ann")];
+        assert_eq!(
+            not_utf8(&cmd, &given, vars()).as_deref(),
+            Some("the environment variable CHATCLIENT_TIMEOUT is not valid UTF-8\n")
         );
         assert_eq!(not_utf8(&cmd, &[os("chatclient"), bad()], vars()), None);
     }

@@ -617,7 +617,8 @@ pub enum Command {
 fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if e.kind() == ErrorKind::InvalidUtf8 {
-        return match not_utf8(command, std::env::args_os(), std::env::vars_os()) {
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        return match not_utf8(command, &argv, std::env::vars_os()) {
             Some(text) => clap::Error::raw(ErrorKind::InvalidUtf8, text).with_cmd(command),
             None => e,
         };
@@ -667,22 +668,42 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
 /// command line is at fault. `None` when one is, or no such variable is
 /// set.
 fn not_utf8(
-    command: &clap::Command,
-    argv: impl Iterator<Item = std::ffi::OsString>,
+    cmd: &clap::Command,
+    argv: &[std::ffi::OsString],
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
 ) -> Option<String> {
-    let mut argv = argv;
-    if argv.any(|a| a.to_str().is_none()) {
+    use clap::parser::ValueSource;
+    if argv.iter().any(|a| a.to_str().is_none()) {
         return None;
     }
-    let flags: Vec<&std::ffi::OsStr> = command
+    let vars: Vec<(std::ffi::OsString, std::ffi::OsString)> =
+        vars.filter(|(_, v)| v.to_str().is_none()).collect();
+    // The flags whose variable holds such bytes, but for a path (any
+    // bytes make one).
+    let any_bytes = |a: &clap::Arg| {
+        let of = a.get_value_parser().type_id();
+        of == std::any::TypeId::of::<std::path::PathBuf>()
+            || of == std::any::TypeId::of::<std::ffi::OsString>()
+    };
+    let mut bad: Vec<(clap::Id, String)> = cmd
         .get_arguments()
-        .filter_map(|a| a.get_env())
+        .filter(|a| !any_bytes(a))
+        .filter_map(|a| {
+            let var = a.get_env()?;
+            vars.iter()
+                .any(|(k, _)| k == var)
+                .then(|| (a.get_id().clone(), var.to_string_lossy().into_owned()))
+        })
         .collect();
-    let mut bad: Vec<String> = vars
-        .filter(|(k, v)| v.to_str().is_none() && flags.contains(&k.as_os_str()))
-        .map(|(k, _)| k.to_string_lossy().into_owned())
-        .collect();
+    // Not those given on the command line: clap did not read their variable.
+    let mut without = cmd.clone();
+    for (id, _) in &bad {
+        without = without.mut_arg(id.clone(), |a| a.env(None));
+    }
+    if let Ok(matches) = without.try_get_matches_from(argv) {
+        bad.retain(|(id, _)| matches.value_source(id.as_str()) != Some(ValueSource::CommandLine));
+    }
+    let mut bad: Vec<String> = bad.into_iter().map(|(_, var)| var).collect();
     if bad.is_empty() {
         return None;
     }
@@ -702,6 +723,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(unix)]
     fn a_variable_not_utf8_is_named() {
         use clap::CommandFactory;
         use std::os::unix::ffi::OsStringExt;
@@ -714,20 +736,22 @@ mod tests {
                 (os("CHATSERVER_UNKNOWN"), bad()),
                 (os("HOME"), bad()),
                 (os("CHATSERVER_NODE"), os("ok")),
+                // A path may be any bytes.
+                (os("CHATSERVER_DATA_DIR"), bad()),
             ]
             .into_iter()
         };
         assert_eq!(
-            not_utf8(&cmd, [os("chatserver")].into_iter(), vars()).as_deref(),
+            not_utf8(&cmd, &[os("chatserver")], vars()).as_deref(),
             Some("the environment variable CHATSERVER_LISTEN is not valid UTF-8\n")
         );
+        // Given on the command line, the variable was not read.
+        let given = [os("chatserver"), os("--listen"), os("127.0.0.1:1")];
+        assert_eq!(not_utf8(&cmd, &given, vars()), None);
         // The command line's own bytes: clap's words stand.
+        assert_eq!(not_utf8(&cmd, &[os("chatserver"), bad()], vars()), None);
         assert_eq!(
-            not_utf8(&cmd, [os("chatserver"), bad()].into_iter(), vars()),
-            None
-        );
-        assert_eq!(
-            not_utf8(&cmd, [os("chatserver")].into_iter(), std::iter::empty()),
+            not_utf8(&cmd, &[os("chatserver")], std::iter::empty()),
             None
         );
     }
