@@ -407,6 +407,55 @@ fn a_message_kept_below_where_history_starts_is_not_served() {
     assert_eq!(afters, [3]);
 }
 
+/// Messages stored under a larger frame limit than the server's now (an
+/// operator lowered `--max-frame-bytes`) are left out of replays and
+/// history pages, which go on past them; every frame still fits (the sim
+/// encodes each one under the limit).
+#[test]
+fn messages_too_large_for_the_frame_limit_now_are_left_out() {
+    let mut cfg = durable();
+    cfg.max_frame_bytes = 1024;
+    let said = |seq: u64, text: String| {
+        let body = EventBody::msg(SessionId(0), "alice", vec![], text, None);
+        Event::new("lobby", seq, T0, body)
+    };
+    let big = || "x".repeat(30_000);
+    let recent = vec![
+        said(1, "m1".into()),
+        said(2, big()),
+        said(3, "m3".into()),
+        said(4, big()),
+    ];
+    let mut sim = Sim::new(cfg, T0);
+    sim.server.restore_room("lobby", "e1", 4, 1, recent);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
+    let frames = sim.take(a);
+    assert_eq!(texts_of(&frames), ["m1", "m3"], "{frames:?}");
+    sim.send(a, ClientFrame::history("lobby", Some(5), Some(10)));
+    let frames = sim.take(a);
+    match &frames[..] {
+        [ServerFrame::History { events, .. }] => {
+            assert_eq!(texts_of(events), ["m1", "m3"], "{frames:?}")
+        }
+        other => panic!("not one history page: {other:?}"),
+    }
+    // Entered again with `since`: the gap is told.
+    let b = sim.connect();
+    let join = ClientFrame::join_v2("carol", vec![], None);
+    sim.send(b, join);
+    sim.take(b);
+    sim.send(b, ClientFrame::enter("lobby", Some((0, "e1".into()))));
+    let frames = sim.take(b);
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Entered { recovered: false, .. })),
+        "{frames:?}"
+    );
+    assert_eq!(texts_of(&frames), ["m1", "m3"], "{frames:?}");
+}
+
 /// What a store gives back is taken as a client would give it: a room's
 /// name folded (one no client could give, or a seq with none after it,
 /// restores nothing), and no panic on the largest numbers.

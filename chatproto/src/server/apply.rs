@@ -529,6 +529,11 @@ impl Server {
                 (room.visible(sid, 0, u64::MAX, n, scan).page, false)
             }
         };
+        // Not one that no frame can carry (stored under a larger frame
+        // limit than this server's now): the replay has a gap there.
+        if drop_oversized(&mut replay, self.config.max_frame_bytes) {
+            recovered = false;
+        }
         // The newest that fit the replay's bytes; the rest are for `history`.
         if keep_newest(&mut replay, self.config.replay_bytes) {
             recovered = false;
@@ -689,6 +694,10 @@ impl Server {
         more: bool,
         from: u64,
     ) -> ServerFrame {
+        // A message no history frame can carry (stored under a larger frame
+        // limit than this server's now) is left out, not stopped at: the
+        // page goes on past it, and so does paging.
+        drop_oversized(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD);
         let newest = page.last().map(|e| e.seq);
         let trimmed = keep_newest(&mut page, self.config.max_frame_bytes - FRAME_OVERHEAD);
         let before = match (trimmed, page.first(), newest) {
@@ -761,6 +770,14 @@ pub(crate) fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
     let cut = keep < page.len();
     page.drain(..page.len() - keep);
     cut
+}
+
+/// Take out of `page` every event whose frame (a replayed `msg`) is over
+/// `max` bytes on its own; whether there was one.
+pub(crate) fn drop_oversized<E: AsRef<Event>>(page: &mut Vec<E>, max: usize) -> bool {
+    let before = page.len();
+    page.retain(|e| crate::server::decide::wire_len(e.as_ref()) <= max);
+    page.len() < before
 }
 
 /// Split a list of nicks into lists that each fit a frame.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::frame::ServerFrame;
-use crate::server::apply::{keep_newest, replay_frame};
+use crate::server::apply::{drop_oversized, keep_newest, replay_frame};
 use crate::server::event::{Event, SessionId};
 use crate::server::output::Output;
 use crate::server::{ClientId, Server};
@@ -241,8 +241,10 @@ impl Server {
                 }
                 let (events, more) = found.map_or((Vec::new(), true), |p| (p.events, p.more));
                 let mut replay: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+                // See `drop_oversized` in apply.
+                let oversized = drop_oversized(&mut replay, self.config.max_frame_bytes);
                 let mut refs: Vec<&Arc<Event>> = replay.iter().collect();
-                let trimmed = keep_newest(&mut refs, self.config.replay_bytes);
+                let trimmed = keep_newest(&mut refs, self.config.replay_bytes) || oversized;
                 let keep = refs.len();
                 replay.drain(..replay.len() - keep);
                 if let Some(ServerFrame::Entered { recovered, .. }) = frames.first_mut() {
