@@ -448,9 +448,13 @@ fn messages_too_large_for_the_frame_limit_now_are_left_out() {
     sim.send(b, ClientFrame::enter("lobby", Some((0, "e1".into()))));
     let frames = sim.take(b);
     assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerFrame::Entered { recovered: false, .. })),
+        frames.iter().any(|f| matches!(
+            f,
+            ServerFrame::Entered {
+                recovered: false,
+                ..
+            }
+        )),
         "{frames:?}"
     );
     assert_eq!(texts_of(&frames), ["m1", "m3"], "{frames:?}");

@@ -56,14 +56,33 @@ pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 pub struct RefusalLog {
     last: Option<std::time::Instant>,
     unlogged: u64,
+    /// At most a line this often (`Duration::ZERO`: the default,
+    /// [`REFUSAL_LOG_EVERY`]).
+    every: Duration,
 }
 
 impl RefusalLog {
     /// Nothing logged yet (for a `static`).
     pub const fn new() -> Self {
+        Self::every(REFUSAL_LOG_EVERY)
+    }
+
+    /// At most a line every `every`: for other warnings that can repeat
+    /// as fast as a client can make them (a store that fails and works
+    /// again at every large message, at its size cap).
+    pub const fn every(every: Duration) -> Self {
         RefusalLog {
             last: None,
             unlogged: 0,
+            every,
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        if self.every.is_zero() {
+            REFUSAL_LOG_EVERY
+        } else {
+            self.every
         }
     }
 
@@ -72,7 +91,7 @@ impl RefusalLog {
     pub fn refused(&mut self, now: std::time::Instant) -> Option<u64> {
         if self
             .last
-            .is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_EVERY)
+            .is_some_and(|t| now.saturating_duration_since(t) < self.interval())
         {
             self.unlogged += 1;
             return None;
@@ -92,7 +111,7 @@ impl RefusalLog {
     /// never come.
     pub fn due(&self) -> Option<std::time::Instant> {
         let last = self.last?;
-        (self.unlogged > 0).then(|| last + REFUSAL_LOG_EVERY)
+        (self.unlogged > 0).then(|| last + self.interval())
     }
 
     /// At `now`: `Some(n)` to log that `n` refusals were not logged, if

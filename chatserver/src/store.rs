@@ -15,10 +15,16 @@ use std::time::{Duration, Instant};
 use chatproto::{ClientId, Event, EventBody, Now, ReadPage, ReadQuery, Record, Server};
 use chatstore::{Store, StoreError};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// How often a failing store is tried again.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often, at most, a batch the store could not write is logged (at
+/// its size cap, or on a disk nearly full, every large message fails and
+/// the next probe works, as fast as a client sends them); the lines left
+/// out are counted in the next. The hub logs its side as seldom.
+pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Retention deletes in batches of this many messages, one batch between
 /// two requests, so writes never wait long behind it.
@@ -324,6 +330,7 @@ fn run(
     let mut next_prune = Instant::now() + retention.every;
     let mut pruning = false;
     let mut pruned = 0;
+    let mut failures = crate::refuse::RefusalLog::every(FAILURE_LOG_EVERY);
     loop {
         // Requests first; the timed work below runs between them too, so
         // that retention and probes go on under load.
@@ -346,11 +353,27 @@ fn run(
                     // may: refused alone (its messages are answered
                     // `unavailable`), and the store is up again.
                     Err(e @ (StoreError::KeysFull { .. } | StoreError::OutOfOrder { .. })) => {
-                        warn!(error = %e, "a batch the history database cannot store was refused");
+                        match failures.refused(std::time::Instant::now()) {
+                            Some(n) => warn!(
+                                error = %e,
+                                more_since_last_line = (n > 0).then_some(n),
+                                "a batch the history database cannot store was refused"
+                            ),
+                            None => {
+                                debug!(error = %e, "a batch the history database cannot store was refused")
+                            }
+                        }
                         FromStore::Refused(cause(&e))
                     }
                     Err(e) => {
-                        warn!(error = %e, "the history database cannot store; messages are refused until it can");
+                        match failures.refused(std::time::Instant::now()) {
+                            Some(n) => warn!(
+                                error = %e,
+                                more_since_last_line = (n > 0).then_some(n),
+                                "the history database cannot store; messages are refused until it can"
+                            ),
+                            None => debug!(error = %e, "the history database cannot store"),
+                        }
                         failed = Some(for_probe(records));
                         next_probe = Instant::now() + PROBE_EVERY;
                         FromStore::Failed(cause(&e))

@@ -3,10 +3,12 @@
 //! it to store what was stamped and closing it cleanly.
 
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Hub, STORE_SETTLE};
 use crate::store::{FromStore, StoreLink, ToStore};
+
+pub(super) use crate::store::FAILURE_LOG_EVERY as STORE_FLAP_LOG_EVERY;
 
 impl Hub {
     /// Hand the records gathered this turn to the store, as one batch,
@@ -34,10 +36,19 @@ impl Hub {
                 self.server.handle_persisted(through);
             }
             FromStore::Failed(cause) => {
-                warn!(
-                    cause,
-                    "the history database failed a batch: messages not yet stored are refused until it works again"
-                );
+                // At its size cap (or a disk nearly full) every large
+                // message fails and the next probe works: a line or two a
+                // message, as fast as a client sends them, without a limit.
+                let unlogged = self.store_flaps.refused(std::time::Instant::now());
+                self.failure_logged = unlogged.is_some();
+                match unlogged {
+                    Some(n) => warn!(
+                        cause,
+                        more_since_last_line = (n > 0).then_some(n),
+                        "the history database failed a batch: messages not yet stored are refused until it works again"
+                    ),
+                    None => debug!(cause, "the history database failed a batch"),
+                }
                 self.give_up_batch(&cause);
             }
             FromStore::Refused(cause) => {
@@ -52,7 +63,11 @@ impl Hub {
             }
             FromStore::Recovered => {
                 self.server.handle_store_recovered();
-                info!("the history database works again; messages are taken again");
+                if std::mem::take(&mut self.failure_logged) {
+                    info!("the history database works again; messages are taken again");
+                } else {
+                    debug!("the history database works again");
+                }
             }
             FromStore::Pruned {
                 deleted,

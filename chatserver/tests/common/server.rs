@@ -217,6 +217,21 @@ impl Server {
         }
     }
 
+    /// Wait until at least `n` of the lines the server printed contain
+    /// `needle`, at most `within`; whether they did.
+    pub fn wait_for_lines(&self, needle: &str, n: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.log().lines().filter(|l| l.contains(needle)).count() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The last lines the server printed.
     pub fn log(&self) -> String {
         let printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());

@@ -300,7 +300,16 @@ fn a_full_store_refuses_messages_with_unavailable_and_everything_else_goes_on() 
 #[test]
 fn a_store_filled_by_large_messages_takes_small_ones_again() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = durable(dir.path(), &["--store-max-mib", "1", "--rate", "0"]);
+    // At debug, the lines left out of the log show when the store is up.
+    let flags = [
+        "--store-max-mib",
+        "1",
+        "--rate",
+        "0",
+        "--log-level",
+        "debug",
+    ];
+    let server = durable(dir.path(), &flags);
     let mut alice = server.connect();
     join_v2(&mut alice, "alice", &["lobby"], None);
     let big = "z".repeat(60_000);
@@ -328,6 +337,34 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
         (&json!("small"), &json!("s-1")),
         "{f}"
     );
+    // Each large one now fails and the store works again at the next
+    // probe: logged at most once in 10 s, not a few lines a message.
+    for i in 0..4 {
+        let id = format!("again-{i}");
+        alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": big, "id": id}));
+        assert_eq!(alice.expect_kind("error")["code"], "unavailable");
+        assert!(
+            server.wait_for_lines("the history database works again", i + 2, WAIT),
+            "the store never worked again"
+        );
+    }
+    let log = server.log();
+    let at = |level: &str, text: &str| {
+        log.lines()
+            .filter(|l| l.contains(level) && l.contains(text))
+            .count()
+    };
+    for text in [
+        "the history database failed a batch",
+        "the history database cannot store",
+        "the history database works again",
+    ] {
+        // Five times in all; said once, or twice on a machine so slow
+        // that the test took over 10 s.
+        let said = at(" WARN ", text) + at(" INFO ", text);
+        assert!((1..=2).contains(&said), "{text:?} in:\n{log}");
+        assert_eq!(said + at("DEBUG ", text), 5, "{text:?} in:\n{log}");
+    }
 }
 
 /// A start that fails after its data directory could have been made (a
