@@ -66,6 +66,12 @@ pub struct Args {
     #[arg(skip)]
     pub export_both: bool,
 
+    /// The flags whose value came from their environment variable, as
+    /// `("--max-clients", "CHATSERVER_MAX_CLIENTS")`: an error about one
+    /// names the variable too ([`Args::naming_variables`]).
+    #[arg(skip)]
+    pub from_env: Vec<(String, String)>,
+
     /// How often retention runs, in seconds, and once at start (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -434,7 +440,29 @@ impl Args {
         let on_line = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
         args.export_cluster = on_line("cluster") || (given("cluster") && !on_line("data_dir"));
         args.export_both = on_line("cluster") && on_line("data_dir");
+        args.from_env = command
+            .get_arguments()
+            .filter(|a| {
+                matches!(
+                    matches.value_source(a.get_id().as_str()),
+                    Some(ValueSource::EnvVariable)
+                )
+            })
+            .filter_map(|a| {
+                let long = a.get_long()?;
+                let var = a.get_env()?.to_string_lossy().into_owned();
+                Some((format!("--{long}"), var))
+            })
+            .collect();
         args
+    }
+
+    /// `message`, an error that names flags, with the variable named after
+    /// each flag whose value came from the environment (an operator who
+    /// set `CHATSERVER_REPLAY_BYTES` in a unit file may not connect it
+    /// with `--replay-bytes`).
+    pub fn naming_variables(&self, message: &str) -> String {
+        naming_variables(message, &self.from_env)
     }
 
     /// An empty `--cluster ""` or `--node ""` on the command line counts
@@ -506,6 +534,25 @@ impl Args {
             ));
         }
         Ok(())
+    }
+}
+
+/// See [`Args::naming_variables`]: `from_env` is [`Args::from_env`].
+pub fn naming_variables(message: &str, from_env: &[(String, String)]) -> String {
+    // `--burst` is not `--burst-bytes`: a flag ends where a name cannot go on.
+    let names = |flag: &str| {
+        message.match_indices(flag).any(|(at, _)| {
+            !message[at + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        })
+    };
+    let came: Vec<String> = from_env
+        .iter()
+        .filter(|(flag, _)| names(flag))
+        .map(|(flag, var)| format!("{flag} is from {var}"))
+        .collect();
+    match came.is_empty() {
+        true => message.to_owned(),
+        false => format!("{message} ({})", came.join(", ")),
     }
 }
 
@@ -721,6 +768,26 @@ fn not_utf8(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_names_the_variables_its_flags_came_from() {
+        let from_env = [
+            ("--burst".to_owned(), "CHATSERVER_BURST".to_owned()),
+            ("--listen".to_owned(), "CHATSERVER_LISTEN".to_owned()),
+        ];
+        assert_eq!(
+            naming_variables("--burst-bytes 9 is less than one frame", &from_env),
+            "--burst-bytes 9 is less than one frame"
+        );
+        assert_eq!(
+            naming_variables("choose another port with --listen (port 0)", &from_env),
+            "choose another port with --listen (port 0) (--listen is from CHATSERVER_LISTEN)"
+        );
+        assert_eq!(
+            naming_variables("--burst 0 and --listen", &from_env),
+            "--burst 0 and --listen (--burst is from CHATSERVER_BURST, --listen is from CHATSERVER_LISTEN)"
+        );
+    }
 
     #[test]
     #[cfg(unix)]

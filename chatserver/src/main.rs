@@ -94,7 +94,7 @@ fn main() -> std::process::ExitCode {
         };
     }
     if let Err(e) = args.check() {
-        eprintln!("chatserver: {e}");
+        eprintln!("chatserver: {}", args.naming_variables(&e));
         return std::process::ExitCode::from(2);
     }
     let filter = match log_filter(args.log_level.as_deref(), std::env::var("RUST_LOG").ok()) {
@@ -127,9 +127,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let from_env = args.from_env.clone();
     match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let e = args::naming_variables(&e.to_string(), &from_env);
             eprintln!("chatserver: {e}");
             std::process::ExitCode::FAILURE
         }

@@ -51,15 +51,23 @@ fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Strin
     let encrypted = || {
         std::fs::read(path).is_ok_and(|b| b.windows(b"ENCRYPTED".len()).any(|w| w == b"ENCRYPTED"))
     };
+    // The flag, so that a file named in a variable is told by its name.
+    let flag = match what {
+        "key" => "--tls-key",
+        _ => "--tls-cert",
+    };
     match e {
-        Error::Io(e) => format!("cannot read the {what} file {}: {e}", path.display()),
+        Error::Io(e) => format!("cannot read the {what} file {} ({flag}): {e}", path.display()),
         Error::NoItemsFound if what == "key" && encrypted() => format!(
-            "{} holds an encrypted key, which the server cannot use: decrypt it first (openssl pkey -in KEY -out PLAIN)",
+            "{} ({flag}) holds an encrypted key, which the server cannot use: decrypt it first (openssl pkey -in KEY -out PLAIN)",
             path.display()
         ),
-        Error::NoItemsFound => format!("{} holds no {what}; expected {expected}", path.display()),
+        Error::NoItemsFound => format!(
+            "{} ({flag}) holds no {what}; expected {expected}",
+            path.display()
+        ),
         e => format!(
-            "{} is not a {what} file ({e}); expected {expected}",
+            "{} ({flag}) is not a {what} file ({e}); expected {expected}",
             path.display()
         ),
     }

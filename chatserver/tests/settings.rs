@@ -252,6 +252,31 @@ fn a_bad_value_from_the_environment_names_the_variable() {
     );
     assert_eq!(code, Some(2), "{stderr}");
     assert!(!stderr.contains("environment variable"), "{stderr}");
+
+    // Settings that cannot work together, or a file that cannot be read,
+    // name the variables the flags came from too.
+    let (code, stderr) = refused(
+        &["--outbound-queue-bytes", "100000"],
+        &[("CHATSERVER_REPLAY_BYTES", "200000")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("(--replay-bytes is from CHATSERVER_REPLAY_BYTES)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CHATSERVER_OUTBOUND"), "{stderr}");
+    let (code, stderr) = refused(
+        &[],
+        &[
+            ("CHATSERVER_TLS_CERT", "/nonexistent/cert.pem"),
+            ("CHATSERVER_TLS_KEY", "/nonexistent/key.pem"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("(--tls-cert is from CHATSERVER_TLS_CERT)"),
+        "{stderr}"
+    );
 }
 
 #[test]
