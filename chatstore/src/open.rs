@@ -115,12 +115,41 @@ impl Store {
                 ),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = db
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| classify(e, &path))?;
+        let (db, version) = match read_only(&path, false) {
+            Ok(opened) => opened,
+            // A database in WAL mode is read beside its shared-memory
+            // file, which a read-only directory (a backup on a read-only
+            // mount) cannot get. With no server holding the directory
+            // and no log left to fold in, read it as a file that never
+            // changes. With a log, what it holds would be left out: say so.
+            Err(e) if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            ) =>
+            {
+                let log = dir.join(format!("{DB_FILE}-wal"));
+                // A server holding the directory writes on: this reader
+                // must share the shared-memory file with it.
+                let held = std::fs::File::open(dir.join(LOCK_FILE))
+                    .is_ok_and(|f| f.try_lock_shared().is_err());
+                if held {
+                    return Err(classify(e, &path));
+                }
+                if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+                    return Err(StoreError::Dir {
+                        dir: dir.to_owned(),
+                        source: std::io::Error::other(format!(
+                            "{e}; its write-ahead log {} holds writes not yet in the database, \
+                             which a read-only directory cannot fold in: copy the directory to \
+                             a writable place and export from there",
+                            log.display()
+                        )),
+                    });
+                }
+                read_only(&path, true).map_err(|_| classify(e, &path))?
+            }
+            Err(e) => return Err(classify(e, &path)),
+        };
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path,
@@ -198,6 +227,32 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Name the errors a person can act on.
+/// The database at `path` opened to read only, and its schema version
+/// (asking for it is when SQLite first reads the file). `immutable`: as a
+/// file that cannot change, without the shared-memory file or locks.
+fn read_only(path: &Path, immutable: bool) -> Result<(Connection, i64), rusqlite::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = if immutable {
+        // A URI's path: `%`, `?` and `#` would be read as its syntax.
+        let mut uri = String::from("file:");
+        for c in path.to_string_lossy().chars() {
+            match c {
+                '%' => uri.push_str("%25"),
+                '?' => uri.push_str("%3f"),
+                '#' => uri.push_str("%23"),
+                c => uri.push(c),
+            }
+        }
+        uri.push_str("?immutable=1");
+        Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
+    } else {
+        Connection::open_with_flags(path, flags)?
+    };
+    db.busy_timeout(std::time::Duration::from_secs(5))?;
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok((db, version))
+}
+
 pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {

@@ -735,6 +735,32 @@ fn a_reader_sees_what_a_running_server_stored() {
     assert_eq!(reader.rooms().unwrap()[0].last_seq, 2);
 }
 
+/// A database whose shared-memory file cannot be made (its directory on
+/// a read-only mount, say: here a link to nowhere stands in its place) is
+/// still read once its writer has gone, as a file that cannot change; one
+/// whose log holds writes not yet folded in is refused, saying why.
+#[cfg(unix)]
+#[test]
+fn a_database_in_a_directory_that_cannot_be_written_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("rust", 1, 1, &[], "kept")]);
+    drop(store);
+    let shm = dir.path().join("chat.db-shm");
+    let wal = dir.path().join("chat.db-wal");
+    let _ = std::fs::remove_file(&shm);
+    let _ = std::fs::remove_file(&wal);
+    std::os::unix::fs::symlink(dir.path().join("gone/shm"), &shm).unwrap();
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(texts(&reader.recent("rust", 10).unwrap()), ["kept"]);
+    drop(reader);
+    std::fs::write(&wal, b"not folded in").unwrap();
+    let Err(err) = Store::open_read_only(dir.path()) else {
+        panic!("a log not folded in was read past");
+    };
+    assert!(err.to_string().contains("write-ahead log"), "{err}");
+}
+
 #[test]
 fn a_read_takes_the_newest_in_a_range() {
     let dir = tempfile::tempdir().unwrap();
