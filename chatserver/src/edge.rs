@@ -28,6 +28,28 @@ use crate::web::ConnInfo;
 use crate::Settings;
 
 /// What a plain chatproto client of a `--tls-only` server is told.
+/// Unencrypted connections refused under `--tls-only`, logged at most
+/// once a second (anyone can make them).
+static PLAIN_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
+    std::sync::Mutex::new(crate::refuse::RefusalLog::new());
+
+/// Log an unencrypted connection refused under `--tls-only` (`what` it
+/// spoke: chatproto or HTTP), at most once a second.
+pub fn log_plain_refused(addr: SocketAddr, what: &str) {
+    let logged = PLAIN_REFUSALS
+        .lock()
+        .map(|mut log| log.refused(std::time::Instant::now()));
+    match logged {
+        Ok(Some(n)) => info!(
+            %addr,
+            speaks = what,
+            more_since_last_line = (n > 0).then_some(n),
+            "refusing an unencrypted connection: this server takes TLS only (--tls-only)"
+        ),
+        _ => debug!(%addr, speaks = what, "refusing an unencrypted connection (--tls-only)"),
+    }
+}
+
 const TLS_ONLY: &str =
     "this server takes TLS only: connect again with TLS (chatclient --tls, or tls://HOST:PORT)";
 
@@ -142,7 +164,7 @@ pub async fn serve(
         }
         // Under --tls-only: told so in its own protocol, as HTTP is below.
         Speaks::Chatproto => {
-            debug!(%addr, "plain chatproto to a server that takes TLS only; refusing");
+            log_plain_refused(addr, "chatproto");
             let frame = ServerFrame::error(ErrorCode::BadFrame, TLS_ONLY);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 say_and_close(stream, &bytes).await;

@@ -112,6 +112,7 @@ async fn route(
 ) -> Response<Body> {
     // http:// to a server that takes TLS only: a browser shows why.
     if edge.settings.tls_only && !info.tls {
+        crate::edge::log_plain_refused(info.addr, "http");
         return text(
             StatusCode::BAD_REQUEST,
             "this server takes HTTPS only: open the same address with https://\n",

@@ -279,6 +279,15 @@ fn tls_only_refuses_plain_chatproto_and_http_and_serves_tls() {
     let why = plain.expect_error("bad_frame");
     assert!(why.contains("TLS only"), "{why}");
     plain.expect_closed();
+    // The operator sees it too.
+    assert!(
+        server.wait_for_line(
+            "refusing an unencrypted connection: this server takes TLS only",
+            WAIT
+        ),
+        "{}",
+        server.log()
+    );
 
     // Plain HTTP is answered 400, saying to use https (not a reset).
     let mut s = tcp(server.addr());

@@ -122,10 +122,11 @@ impl Store {
             // mount) cannot get. With no server holding the directory
             // and no log left to fold in, read it as a file that never
             // changes. With a log, what it holds would be left out: say so.
-            Err(e) if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
-            ) =>
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                ) =>
             {
                 let log = dir.join(format!("{DB_FILE}-wal"));
                 // A server holding the directory writes on: this reader
