@@ -96,3 +96,24 @@ fn a_refused_join_and_a_disconnect_are_logged() {
         "{log}"
     );
 }
+
+/// One the server closes itself (its pong never came) is logged with its
+/// nickname too: the core forgets it before the connection is gone.
+#[test]
+fn a_connection_the_server_closes_is_logged_with_its_nickname() {
+    let server = Server::start(&["--idle-ping-ms", "200", "--pong-timeout-ms", "300"]);
+    // Bob reads nothing and answers no ping.
+    let _bob = server.join("bob");
+    let log = wait_for_log(&server, "bob left");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("closing connection") && l.contains("code=timeout")),
+        "{log}"
+    );
+    let log = wait_for_log(&server, "disconnected");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("disconnected") && l.contains("nick=bob")),
+        "{log}"
+    );
+}

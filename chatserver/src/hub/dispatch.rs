@@ -55,6 +55,7 @@ impl Hub {
                     match &frame {
                         ServerFrame::Welcome { nick, .. } => {
                             info!(client = %to, nick = %nick, "joined");
+                            self.nicks.insert(to, nick.clone());
                         }
                         // Only a join is answered so.
                         ServerFrame::Error {

@@ -154,6 +154,10 @@ pub struct Hub {
     /// Clients whose queue was replaced by their last frame: nothing more
     /// goes to them.
     kicked: HashSet<ClientId>,
+    /// Each joined connection's nickname as its `welcome` gave it, for the
+    /// log's `disconnected` line: a connection the core closed (a pong
+    /// timeout) is forgotten there before it is gone.
+    nicks: HashMap<ClientId, String>,
     /// Input is not taken (a backlog of the store's or the cluster's
     /// past its bound); the core knows.
     input_paused: bool,
@@ -327,6 +331,7 @@ impl Hub {
             next_lag_check: None,
             leaving: Vec::new(),
             kicked: HashSet::new(),
+            nicks: HashMap::new(),
             input_paused: false,
             overflowed: Vec::new(),
             last_logged: None,

@@ -277,7 +277,7 @@ impl Hub {
                 let claim = self.cluster.as_mut().and_then(|c| c.claims.remove(&id));
                 // Its end in the log, beside `connected` (with the
                 // address) and `joined`.
-                match self.server.nick(id) {
+                match self.nicks.remove(&id) {
                     Some(nick) => info!(client = %id, nick = %nick, "disconnected"),
                     None => info!(client = %id, "disconnected"),
                 }
