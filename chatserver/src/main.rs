@@ -78,6 +78,10 @@ fn main() -> std::process::ExitCode {
             );
             return std::process::ExitCode::from(2);
         }
+        if let Some(Err(e)) = room.as_deref().map(store::export_room) {
+            eprintln!("chatserver export: {e}");
+            return std::process::ExitCode::from(2);
+        }
         let done = if args.cluster.is_empty() || !args.export_cluster {
             store::export(&args.data_dir, room.as_deref(), *since)
         } else {

@@ -127,6 +127,11 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
     let run = run_to_exit(&args, WAIT);
     assert_eq!(run.status.code(), Some(2), "a usage error: {run:?}");
     assert!(run.stderr.contains("not both"), "{run:?}");
+    // So is a room no client could name.
+    let args = ["export", "--data-dir", path_str(dir.path()), "--room", ""];
+    let run = run_to_exit(&args, WAIT);
+    assert_eq!(run.status.code(), Some(2), "a usage error: {run:?}");
+    assert!(run.stderr.contains("not a room name"), "{run:?}");
 
     // Everything still works, and stops cleanly.
     alice.ping_pong();
