@@ -403,7 +403,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         );
         if r.unloaded > 0 {
             warn!(
-                rooms = r.unloaded,
+                unloaded = r.unloaded,
                 max_rooms = args.max_rooms,
                 "the database holds more rooms than --max-rooms: the least recently active stay unloaded (entering one begins it anew)"
             );
