@@ -27,7 +27,6 @@ use crate::peer::Peer;
 use crate::web::ConnInfo;
 use crate::Settings;
 
-/// What a plain chatproto client of a `--tls-only` server is told.
 /// Unencrypted connections refused under `--tls-only`, logged at most
 /// once a second (anyone can make them).
 static PLAIN_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
@@ -50,6 +49,7 @@ pub fn log_plain_refused(addr: SocketAddr, what: &str) {
     }
 }
 
+/// What a plain chatproto client of a `--tls-only` server is told.
 const TLS_ONLY: &str =
     "this server takes TLS only: connect again with TLS (chatclient --tls, or tls://HOST:PORT)";
 

@@ -26,6 +26,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// out are counted in the next. The hub logs its side as seldom.
 pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// A failure the log left out is said once it has lasted this long: it is
+/// no flap, mended at the next probe.
+const STILL_FAILING: Duration = Duration::from_secs(2);
+
 /// Retention deletes in batches of this many messages, one batch between
 /// two requests, so writes never wait long behind it.
 const PRUNE_BATCH: usize = 1_000;
@@ -67,8 +71,13 @@ pub enum FromStore {
     /// refused alone, and the store works on. One answer, so that nothing
     /// the hub reads between a failure and a recovery is refused too.
     Refused(String),
-    /// The store works again after a failure.
-    Recovered,
+    /// The store works again after a failure; `said`: the log said the
+    /// failure (it leaves out one mended at the next probe, within
+    /// [`FAILURE_LOG_EVERY`] of the last it said), so this says the end.
+    Recovered {
+        /// The failure was logged.
+        said: bool,
+    },
     /// Retention committed a batch of deletions: each room's name, epoch
     /// and oldest stored seq now (the epoch, so that a report about a room
     /// since forgotten and begun again does not move the new one's start).
@@ -331,6 +340,11 @@ fn run(
     let mut pruning = false;
     let mut pruned = 0;
     let mut failures = crate::refuse::RefusalLog::every(FAILURE_LOG_EVERY);
+    // The failure under way: since when, and whether the log said so. One
+    // left out is said once it lasts past [`STILL_FAILING`]: only a flap
+    // (at the size cap, every large message fails and the next probe
+    // works) goes unsaid.
+    let mut outage: Option<(Instant, bool)> = None;
     loop {
         // Requests first; the timed work below runs between them too, so
         // that retention and probes go on under load.
@@ -366,14 +380,22 @@ fn run(
                         FromStore::Refused(cause(&e))
                     }
                     Err(e) => {
-                        match failures.refused(std::time::Instant::now()) {
-                            Some(n) => warn!(
-                                error = %e,
-                                more_since_last_line = (n > 0).then_some(n),
-                                "the history database cannot store; messages are refused until it can"
-                            ),
-                            None => debug!(error = %e, "the history database cannot store"),
-                        }
+                        let said = match failures.refused(std::time::Instant::now()) {
+                            Some(n) => {
+                                warn!(
+                                    error = %e,
+                                    more_since_last_line = (n > 0).then_some(n),
+                                    "the history database cannot store; messages are refused until it can"
+                                );
+                                true
+                            }
+                            None => {
+                                debug!(error = %e, "the history database cannot store");
+                                false
+                            }
+                        };
+                        let o = outage.get_or_insert((Instant::now(), false));
+                        o.1 |= said;
                         failed = Some(for_probe(records));
                         next_probe = Instant::now() + PROBE_EVERY;
                         FromStore::Failed(cause(&e))
@@ -401,10 +423,24 @@ fn run(
         let now = Instant::now();
         if let Some(batch) = failed.as_mut().filter(|_| now >= next_probe) {
             next_probe = now + PROBE_EVERY;
-            if probe_keyable(store, batch).is_ok() {
-                failed = None;
-                if answers.send(FromStore::Recovered).is_err() {
-                    return;
+            match probe_keyable(store, batch) {
+                Ok(()) => {
+                    failed = None;
+                    let said = outage.take().is_some_and(|(_, said)| said);
+                    if answers.send(FromStore::Recovered { said }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if let Some((since, said @ false)) = &mut outage {
+                        if now.saturating_duration_since(*since) >= STILL_FAILING {
+                            warn!(
+                                error = %e,
+                                "the history database still cannot store; messages are refused until it can"
+                            );
+                            *said = true;
+                        }
+                    }
                 }
             }
         }

@@ -27,12 +27,12 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String
         .with_single_cert(chain, key_der)
         .map_err(|e| match e {
             rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => format!(
-                "the key {} is not the key of the certificate {}; give the key the certificate was made with",
+                "the key {} (--tls-key) is not the key of the certificate {} (--tls-cert); give the key the certificate was made with",
                 key.display(),
                 cert.display()
             ),
             e => format!(
-                "the key {} cannot be used with the certificate {}: {e}",
+                "the key {} (--tls-key) cannot be used with the certificate {} (--tls-cert): {e}",
                 key.display(),
                 cert.display()
             ),

@@ -115,6 +115,9 @@ impl Store {
                 ),
             });
         }
+        // Kept while reading as a file that cannot change: no server takes
+        // the directory meanwhile.
+        let mut shared = None;
         let (db, version) = match read_only(&path, false) {
             Ok(opened) => opened,
             // A database in WAL mode is read beside its shared-memory
@@ -130,11 +133,12 @@ impl Store {
             {
                 let log = dir.join(format!("{DB_FILE}-wal"));
                 // A server holding the directory writes on: this reader
-                // must share the shared-memory file with it.
-                let held = std::fs::File::open(dir.join(LOCK_FILE))
-                    .is_ok_and(|f| f.try_lock_shared().is_err());
-                if held {
-                    return Err(classify(e, &path));
+                // must share the shared-memory file with it. A lock file
+                // that cannot be read may be held too.
+                match std::fs::File::open(dir.join(LOCK_FILE)) {
+                    Ok(f) if f.try_lock_shared().is_ok() => shared = Some(f),
+                    Err(no) if no.kind() == std::io::ErrorKind::NotFound => {}
+                    _ => return Err(classify(e, &path)),
                 }
                 if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
                     return Err(StoreError::Dir {
@@ -173,7 +177,7 @@ impl Store {
             _checkpointer: None,
             db,
             path,
-            _lock: None,
+            _lock: shared,
             version,
             numbers: std::collections::HashMap::new(),
             buffers: Default::default(),
@@ -227,7 +231,6 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
-/// Name the errors a person can act on.
 /// The database at `path` opened to read only, and its schema version
 /// (asking for it is when SQLite first reads the file). `immutable`: as a
 /// file that cannot change, without the shared-memory file or locks.
@@ -254,6 +257,7 @@ fn read_only(path: &Path, immutable: bool) -> Result<(Connection, i64), rusqlite
     Ok((db, version))
 }
 
+/// Name the errors a person can act on.
 pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {

@@ -776,7 +776,10 @@ pub(crate) fn keep_newest(page: &mut Vec<&Arc<Event>>, budget: usize) -> bool {
 /// `max` bytes on its own; whether there was one.
 pub(crate) fn drop_oversized<E: AsRef<Event>>(page: &mut Vec<E>, max: usize) -> bool {
     let before = page.len();
-    page.retain(|e| crate::server::decide::wire_len(e.as_ref()) <= max);
+    use crate::server::decide::{wire_bound, wire_len};
+    // The bound first: only a message near the limit is written out to
+    // count it (replays and pages count every event again to fit them).
+    page.retain(|e| wire_bound(e.as_ref()) <= max || wire_len(e.as_ref()) <= max);
     page.len() < before
 }
 

@@ -642,7 +642,7 @@ fn lookup(by_key: &crate::server::ids::StrMap<SessionId>, name: &str) -> Option<
 }
 
 /// An upper bound of [`wire_len`], without serializing.
-fn wire_bound(event: &Event) -> usize {
+pub(crate) fn wire_bound(event: &Event) -> usize {
     // Member names, punctuation, two 20-digit numbers and `replay`.
     const FIXED: usize = 160;
     match &event.body {

@@ -181,11 +181,6 @@ pub struct Hub {
     /// Whether a batch is being written, since when.
     storing: bool,
     storing_since: Instant,
-    /// The store failing and working again, logged at most every
-    /// [`STORE_FLAP_LOG_EVERY`](persist::STORE_FLAP_LOG_EVERY); whether the
-    /// last failure was.
-    store_flaps: crate::refuse::RefusalLog,
-    failure_logged: bool,
     metrics: Arc<crate::metrics::Metrics>,
     /// The message counted last (its room's name's address, its seq).
     last_counted: Option<(usize, u64)>,
@@ -345,8 +340,6 @@ impl Hub {
             to_store_through: 0,
             storing: false,
             storing_since: Instant::now(),
-            store_flaps: crate::refuse::RefusalLog::every(persist::STORE_FLAP_LOG_EVERY),
-            failure_logged: false,
             metrics,
             last_counted: None,
             unanswered: Vec::new(),

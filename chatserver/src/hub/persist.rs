@@ -8,8 +8,6 @@ use tracing::{debug, info, warn};
 use super::{Hub, STORE_SETTLE};
 use crate::store::{FromStore, StoreLink, ToStore};
 
-pub(super) use crate::store::FAILURE_LOG_EVERY as STORE_FLAP_LOG_EVERY;
-
 impl Hub {
     /// Hand the records gathered this turn to the store, as one batch,
     /// unless it is writing one (then they go with the next).
@@ -36,19 +34,9 @@ impl Hub {
                 self.server.handle_persisted(through);
             }
             FromStore::Failed(cause) => {
-                // At its size cap (or a disk nearly full) every large
-                // message fails and the next probe works: a line or two a
-                // message, as fast as a client sends them, without a limit.
-                let unlogged = self.store_flaps.refused(std::time::Instant::now());
-                self.failure_logged = unlogged.is_some();
-                match unlogged {
-                    Some(n) => warn!(
-                        cause,
-                        more_since_last_line = (n > 0).then_some(n),
-                        "the history database failed a batch: messages not yet stored are refused until it works again"
-                    ),
-                    None => debug!(cause, "the history database failed a batch"),
-                }
+                // The store's thread said it, as seldom as it fails and
+                // works again at its size cap (a large message each).
+                debug!(cause, "the history database failed a batch");
                 self.give_up_batch(&cause);
             }
             FromStore::Refused(cause) => {
@@ -61,9 +49,9 @@ impl Hub {
                 self.give_up_batch(&cause);
                 self.server.handle_store_recovered();
             }
-            FromStore::Recovered => {
+            FromStore::Recovered { said } => {
                 self.server.handle_store_recovered();
-                if std::mem::take(&mut self.failure_logged) {
+                if said {
                     info!("the history database works again; messages are taken again");
                 } else {
                     debug!("the history database works again");
