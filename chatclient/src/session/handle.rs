@@ -168,7 +168,12 @@ impl Session {
     /// only stops reading it.
     pub fn handle_input_end(&mut self) {
         if self.mode.stay && !self.input_done {
-            self.info("end of input; staying connected until SIGINT or SIGTERM".into());
+            let end = Line::Info("end of input; staying connected until SIGINT or SIGTERM".into());
+            // After what the last lines said, when that waits for them.
+            match self.held.back() {
+                Some(&(at, _)) => self.held.push_back((at, end)),
+                None => self.print(end),
+            }
         }
         self.input_done = true;
         if !self.mode.stay {
@@ -245,6 +250,26 @@ mod tests {
             assert_eq!(out.lines, ["alice: second line", "* online (1): alice"]);
             assert_eq!(outcomes(&out).len(), 2);
         }
+        // With --stay, the end of input is said after what the lines said.
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            stay: true,
+            ..Mode::default()
+        });
+        let id = the_id(&line(&mut s, "hi").sent);
+        line(&mut s, "/who");
+        s.handle_input_end();
+        assert!(drain(&mut s).lines.is_empty());
+        let out = frame(&mut s, echo("lobby", 2, "alice", "hi", &id));
+        assert_eq!(
+            out.lines,
+            [
+                "alice: hi",
+                "* online (1): alice",
+                "* end of input; staying connected until SIGINT or SIGTERM"
+            ]
+        );
     }
 
     #[test]
