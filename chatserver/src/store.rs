@@ -23,7 +23,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often, at most, a batch the store could not write is logged (at
 /// its size cap, or on a disk nearly full, every large message fails and
 /// the next probe works, as fast as a client sends them); the lines left
-/// out are counted in the next. The hub logs its side as seldom.
+/// out are counted in the next. The hub leaves its side at debug.
 pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A failure the log left out is said once it has lasted this long: it is
@@ -340,6 +340,9 @@ fn run(
     let mut pruning = false;
     let mut pruned = 0;
     let mut failures = crate::refuse::RefusalLog::every(FAILURE_LOG_EVERY);
+    // Batches refused alone (a room past its keys): another kind, counted
+    // apart, so that they hide no failure.
+    let mut refusals = crate::refuse::RefusalLog::every(FAILURE_LOG_EVERY);
     // The failure under way: since when, and whether the log said so. One
     // left out is said once it lasts past [`STILL_FAILING`]: only a flap
     // (at the size cap, every large message fails and the next probe
@@ -367,7 +370,7 @@ fn run(
                     // may: refused alone (its messages are answered
                     // `unavailable`), and the store is up again.
                     Err(e @ (StoreError::KeysFull { .. } | StoreError::OutOfOrder { .. })) => {
-                        match failures.refused(std::time::Instant::now()) {
+                        match refusals.refused(std::time::Instant::now()) {
                             Some(n) => warn!(
                                 error = %e,
                                 more_since_last_line = (n > 0).then_some(n),

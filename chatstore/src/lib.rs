@@ -112,7 +112,7 @@ pub enum StoreError {
     )]
     NotADatabase(PathBuf),
     /// Another server holds the database.
-    #[error("{0} is in use by another chatserver; stop it, or choose another --data-dir")]
+    #[error("{0} is in use by another chatserver (or a `chatserver export` reading a copy it cannot write to); stop it, or choose another --data-dir")]
     Locked(PathBuf),
     /// The database was written by a newer version.
     #[error("{path} has schema version {found}, newer than this chatserver's {SCHEMA_VERSION}; run a newer chatserver")]
@@ -237,7 +237,9 @@ pub struct Store {
     _checkpointer: Option<checkpoint::Checkpointer>,
     db: Connection,
     path: PathBuf,
-    /// Held locked for as long as the store is open (`None` when read-only).
+    /// Held locked for as long as the store is open: exclusively by a
+    /// server; shared by a reader that reads the database as a file that
+    /// cannot change (see `open_read_only`); `None` for other readers.
     _lock: Option<std::fs::File>,
     /// The file's schema version: [`SCHEMA_VERSION`], or as low as
     /// [`READABLE_FROM`] when opened read-only.

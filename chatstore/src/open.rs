@@ -137,8 +137,17 @@ impl Store {
                 // that cannot be read may be held too.
                 match std::fs::File::open(dir.join(LOCK_FILE)) {
                     Ok(f) if f.try_lock_shared().is_ok() => shared = Some(f),
+                    Ok(_) => return Err(classify(e, &path)),
                     Err(no) if no.kind() == std::io::ErrorKind::NotFound => {}
-                    _ => return Err(classify(e, &path)),
+                    Err(why) => {
+                        return Err(StoreError::Dir {
+                            dir: dir.to_owned(),
+                            source: std::io::Error::other(format!(
+                                "{e}; and {LOCK_FILE}, which says whether a server has the \
+                                 directory, cannot be read: {why}"
+                            )),
+                        })
+                    }
                 }
                 if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
                     return Err(StoreError::Dir {

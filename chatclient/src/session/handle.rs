@@ -169,9 +169,14 @@ impl Session {
     pub fn handle_input_end(&mut self) {
         if self.mode.stay && !self.input_done {
             let end = Line::Info("end of input; staying connected until SIGINT or SIGTERM".into());
-            // After what the last lines said, when that waits for them.
-            match self.held.back() {
-                Some(&(at, _)) => self.held.push_back((at, end)),
+            // After the last line's echo and what it said, when that
+            // waits for the server.
+            match self
+                .ledger
+                .last_unreported()
+                .filter(|_| self.mode.wait_for_rooms)
+            {
+                Some(at) => self.held.push_back((at, end)),
                 None => self.print(end),
             }
         }
@@ -259,14 +264,16 @@ mod tests {
         });
         let id = the_id(&line(&mut s, "hi").sent);
         line(&mut s, "/who");
+        let bye = the_id(&line(&mut s, "bye").sent);
         s.handle_input_end();
         assert!(drain(&mut s).lines.is_empty());
         let out = frame(&mut s, echo("lobby", 2, "alice", "hi", &id));
+        assert_eq!(out.lines, ["alice: hi", "* online (1): alice"]);
+        let out = frame(&mut s, echo("lobby", 3, "alice", "bye", &bye));
         assert_eq!(
             out.lines,
             [
-                "alice: hi",
-                "* online (1): alice",
+                "alice: bye",
                 "* end of input; staying connected until SIGINT or SIGTERM"
             ]
         );
