@@ -238,12 +238,6 @@ impl Ledger {
         (self.open.is_some() && !self.entries.is_empty()).then_some(self.lines + 1)
     }
 
-    /// The number of the last line read, if a line's outcome has not been
-    /// reported yet (it waits for the server, or for one that does).
-    pub fn last_unreported(&self) -> Option<u64> {
-        (!self.entries.is_empty()).then_some(self.lines)
-    }
-
     /// The open line has been handled.
     pub fn end(&mut self, kind: LineKind) {
         let open = self.open.take().unwrap_or_default();

@@ -168,17 +168,10 @@ impl Session {
     /// only stops reading it.
     pub fn handle_input_end(&mut self) {
         if self.mode.stay && !self.input_done {
-            let end = Line::Info("end of input; staying connected until SIGINT or SIGTERM".into());
-            // After the last line's echo and what it said, when that
-            // waits for the server.
-            match self
-                .ledger
-                .last_unreported()
-                .filter(|_| self.mode.wait_for_rooms)
-            {
-                Some(at) => self.held.push_back((at, end)),
-                None => self.print(end),
-            }
+            // At once, not after the answers to the last lines: it says
+            // what the client does now (it stays), which a reader waiting
+            // for a server that does not answer needs to know.
+            self.info("end of input; staying connected until SIGINT or SIGTERM".into());
         }
         self.input_done = true;
         if !self.mode.stay {
@@ -255,28 +248,6 @@ mod tests {
             assert_eq!(out.lines, ["alice: second line", "* online (1): alice"]);
             assert_eq!(outcomes(&out).len(), 2);
         }
-        // With --stay, the end of input is said after what the lines said.
-        let mut s = joined(&["lobby"]);
-        s.set_mode(Mode {
-            wait_for_rooms: true,
-            stay: true,
-            ..Mode::default()
-        });
-        let id = the_id(&line(&mut s, "hi").sent);
-        line(&mut s, "/who");
-        let bye = the_id(&line(&mut s, "bye").sent);
-        s.handle_input_end();
-        assert!(drain(&mut s).lines.is_empty());
-        let out = frame(&mut s, echo("lobby", 2, "alice", "hi", &id));
-        assert_eq!(out.lines, ["alice: hi", "* online (1): alice"]);
-        let out = frame(&mut s, echo("lobby", 3, "alice", "bye", &bye));
-        assert_eq!(
-            out.lines,
-            [
-                "alice: bye",
-                "* end of input; staying connected until SIGINT or SIGTERM"
-            ]
-        );
     }
 
     #[test]
