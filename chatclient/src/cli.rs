@@ -230,7 +230,9 @@ impl Args {
             std::env::remove_var(k);
         }
         let argv: Vec<OsString> = std::env::args_os().collect();
-        Args::try_parse_from(&argv)
+        parsing()
+            .try_get_matches_from(&argv)
+            .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m))
             .map_err(|e| name_the_variable(e, &argv))
             .unwrap_or_else(|e| e.exit())
     }
@@ -252,6 +254,16 @@ impl Args {
     }
 }
 
+/// The command line as parsed: `--timeout -1` is a bad value for
+/// `--timeout`, not an unknown flag `-1`.
+fn parsing() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command().mut_args(|a| {
+        let takes = a.get_action().takes_values();
+        a.allow_negative_numbers(takes)
+    })
+}
+
 /// clap names the flag a bad value was for even when the value came from
 /// the flag's variable, which whoever set it (in an environment file,
 /// say) may not know stands for that flag (`--reconnect-min-ms` is not
@@ -261,10 +273,9 @@ impl Args {
 /// keeps clap's words.
 fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    use clap::CommandFactory;
 
     if err.kind() == ErrorKind::InvalidUtf8 {
-        let cmd = Args::command();
+        let cmd = parsing();
         return match not_utf8(&cmd, argv, std::env::vars_os()) {
             Some(text) => clap::Error::raw(ErrorKind::InvalidUtf8, text).with_cmd(&cmd),
             None => err,
@@ -279,7 +290,7 @@ fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
         return err;
     };
-    let mut cmd = Args::command();
+    let mut cmd = parsing();
     cmd.build();
     let Some((id, var)) = cmd
         .get_arguments()
@@ -291,7 +302,7 @@ fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     // clap reads a variable only for a flag the command line leaves out:
     // without the variable, a bad value from the command line is refused
     // again, the same way, and one from the variable is gone.
-    let again = Args::command()
+    let again = parsing()
         .mut_arg(id, |a| a.env(None))
         .try_get_matches_from(argv)
         .err();
@@ -408,6 +419,16 @@ fn parse_room(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A negative number is a bad value for its flag, not an unknown flag.
+    #[test]
+    fn a_negative_number_names_its_flag() {
+        let err = parsing()
+            .try_get_matches_from(["chatclient", "--nick", "a", "--timeout", "-1"])
+            .expect_err("refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--timeout"), "{err}");
+    }
 
     #[test]
     #[cfg(unix)]

@@ -423,7 +423,11 @@ impl Args {
         for k in blank {
             std::env::remove_var(k);
         }
-        let mut command = Args::command();
+        // `--rate -1` is a bad value for --rate, not an unknown flag `-1`.
+        let mut command = Args::command().mut_args(|a| {
+            let takes = a.get_action().takes_values();
+            a.allow_negative_numbers(takes)
+        });
         let matches = command
             .try_get_matches_from_mut(std::env::args_os())
             .unwrap_or_else(|e| from_env_tip(&command, e).exit());

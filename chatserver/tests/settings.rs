@@ -253,6 +253,14 @@ fn a_bad_value_from_the_environment_names_the_variable() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(!stderr.contains("environment variable"), "{stderr}");
 
+    // A negative number is a bad value for its flag, not an unknown flag.
+    let (code, stderr) = refused(&["--rate", "-1"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value '-1' for '--rate"),
+        "{stderr}"
+    );
+
     // Settings that cannot work together, or a file that cannot be read,
     // name the variables the flags came from too.
     let (code, stderr) = refused(
