@@ -4,7 +4,8 @@
 //! line did and what the server answered, and drains the outcomes.
 //!
 //! A message is answered when the server echoes it (delivered: its room
-//! and seq) or refuses it (an `error` carrying its id); a `/join` of a
+//! and seq; after a reconnect, also its `duplicate` error or its copy in a
+//! replay) or refuses it (another `error` carrying its id); a `/join` of a
 //! room not yet entered when the server lets the client in (`entered`) or
 //! refuses the room; a line the client acts on by itself (another
 //! command, a blank line, a line it refuses) has its outcome at once, but

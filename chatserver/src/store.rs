@@ -1,5 +1,6 @@
-//! The history database's own thread: it takes each turn's records as one
-//! batch and writes them in one transaction, so the hub never waits on the
+//! The history database's own thread: it takes the records the hub
+//! gathered (a turn's, or several while it wrote the last) as one batch
+//! and writes them in one transaction, so the hub never waits on the
 //! disk. It also runs retention in small steps between batches, and while
 //! the store fails it tries the failed batch again (rolled back) each
 //! second, to say when it works again. Reads of history go to a second

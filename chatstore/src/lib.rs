@@ -2,7 +2,8 @@
 //! SQLite database (WAL mode), written in batches, one transaction each.
 //!
 //! The store is a plain blocking object: the server gives it to a thread of
-//! its own, hands it each turn's stamped events as one batch, and only
+//! its own, hands it the stamped events gathered since the last (a turn's,
+//! or several turns') as one batch, and only
 //! acknowledges them once [`Store::append`] has returned. This crate knows
 //! nothing of sockets or tasks; it keeps one thread of its own, which
 //! copies the write-ahead log into the database (a checkpoint) so that no

@@ -162,7 +162,8 @@ impl Session {
         self.pump();
     }
 
-    /// Stdin ended or the user typed `/quit`: leave once every message
+    /// Stdin ended (`/quit` sets the same state itself, and leaves with
+    /// `--stay` too): leave once every message
     /// sent has been acknowledged, across reconnects, so nothing typed is
     /// lost. With [`Mode::stay`](super::Mode::stay), the end of input
     /// only stops reading it.

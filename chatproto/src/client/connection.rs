@@ -1,5 +1,6 @@
 //! A connection's start and end (join, rejoin, disconnect), and the
-//! timers that ping a silent server and call a connection dead.
+//! timers: pinging a silent server, calling a connection dead, and
+//! sending messages the pacing held back.
 
 use super::{Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
 use crate::frame::ClientFrame;

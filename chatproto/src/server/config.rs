@@ -63,9 +63,9 @@ pub struct ServerConfig {
     /// oldest go first when either this or `history_per_room` is passed.
     pub history_bytes_per_room: usize,
     /// Bytes of messages kept in memory for all rooms together (default
-    /// 256 MiB). Past it, the room a message is added to forgets its
-    /// oldest, so the total never passes this by more than one message
-    /// per room.
+    /// 256 MiB). Past it, the least recently used rooms with history
+    /// forget their oldest messages until the total is back under it (a
+    /// durable server's store still has them).
     pub history_bytes_total: usize,
     /// The most messages an `enter` with `since` replays (default 500).
     pub replay_limit: usize,

@@ -1,6 +1,7 @@
 //! Deciding: what a client's frame means. Each frame is answered at once
-//! (an error, a pong) or becomes stamped events for the rooms; nothing
-//! here changes a room.
+//! (an error, a pong) or becomes stamped events for the rooms; what a room
+//! holds changes only when they are applied (deciding makes a room at its
+//! first `enter`, and forgets an empty one at the cap of rooms).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! Handling a client's frame decides; if the frame changes a room, it
 //! becomes an [`Event`] stamped with the room's next `seq` and the wall
 //! clock's `ts`. Applying events in seq order is the only way a room's
-//! members and history change, so two copies of a room fed the same events
-//! are the same room.
+//! history and its members as events tell them change, so two copies of a
+//! room fed the same events are the same room.
 
 use std::sync::Arc;
 

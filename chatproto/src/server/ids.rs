@@ -1,4 +1,5 @@
-//! Maps keyed by the server's own counters.
+//! Maps keyed by the server's own counters, and by strings (`StrMap`:
+//! names a peer chose).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};

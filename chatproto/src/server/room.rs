@@ -1,4 +1,5 @@
-//! One room: its members and its history, changed only by applying events.
+//! One room: its members and its history, changed by applying events (and
+//! a closed connection leaving the member list at once).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -15,7 +15,9 @@
 //! `follow` (the streams read back in order), `entry` (an event as a
 //! stream message), `claims` (nicknames and sessions), `nodes`
 //! (heartbeats, and judging the silent), `history` (pages read from a
-//! stream); `export` prints the streams for `chatserver export`.
+//! stream), `own` (this node's own proposals kept until read back, and
+//! applied from that copy if the stream's limits drop them unread);
+//! `export` prints the streams for `chatserver export`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize};

@@ -1,4 +1,5 @@
-//! The history database's side of the hub: a turn's records handed to the
+//! The history database's side of the hub: the records gathered (a turn's,
+//! and those of turns while a batch was being written) handed to the
 //! store's thread as one batch, its answers, and at the end, waiting for
 //! it to store what was stamped and closing it cleanly.
 

@@ -1,5 +1,5 @@
 //! The hub's loop: what wakes it (inputs, the store, the cluster, a
-//! deadline, a trim, shutdown), what each turn does with it, and the
+//! deadline, a slow-consumer check, a trim, shutdown), what each turn does with it, and the
 //! connections' inputs handed to the core.
 
 use std::time::Duration;
