@@ -357,6 +357,11 @@ fn run(
         if failed.is_some() {
             due = due.min(next_probe);
         }
+        // The count of what the last 10 s left out of the log, said when
+        // they end (not only at the next failure, which may never come).
+        for left_out in [failures.due(), refusals.due()].into_iter().flatten() {
+            due = due.min(left_out);
+        }
         let wait = if pruning {
             Duration::ZERO
         } else {
@@ -425,6 +430,18 @@ fn run(
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
+        if let Some(n) = failures.flush(now) {
+            warn!(
+                more_since_last_line = n,
+                "the history database could not store more batches since the last line (each at debug)"
+            );
+        }
+        if let Some(n) = refusals.flush(now) {
+            warn!(
+                more_since_last_line = n,
+                "the history database refused more batches since the last line (each at debug)"
+            );
+        }
         if let Some(batch) = failed.as_mut().filter(|_| now >= next_probe) {
             next_probe = now + PROBE_EVERY;
             match probe_keyable(store, batch) {

@@ -366,6 +366,19 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
         assert!((1..=most).contains(&said), "{text:?} in:\n{log}");
         assert_eq!(said + at("DEBUG ", text), 5, "{text:?} in:\n{log}");
     }
+    // What the 10 s left out is counted once they end, with no failure
+    // after them to say it.
+    assert!(
+        server.wait_for_line("could not store more batches since the last line", WAIT),
+        "the failures left out were never counted:\n{}",
+        server.log()
+    );
+    let count = server.log();
+    let count = count
+        .lines()
+        .find(|l| l.contains("could not store more batches"))
+        .unwrap_or_default();
+    assert!(count.contains("more_since_last_line="), "{count}");
     // The hub's side is left to the store's thread's.
     assert_eq!(
         at("DEBUG ", "the history database failed a batch"),
