@@ -35,9 +35,15 @@ static PLAIN_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
 /// Log an unencrypted connection refused under `--tls-only` (`what` it
 /// spoke: chatproto or HTTP), at most once a second.
 pub fn log_plain_refused(addr: SocketAddr, what: &str) {
-    let logged = PLAIN_REFUSALS
-        .lock()
-        .map(|mut log| log.refused(std::time::Instant::now()));
+    let logged = PLAIN_REFUSALS.lock().map(|mut log| {
+        let logged = log.refused(std::time::Instant::now());
+        if logged.is_none() && log.unlogged() == 1 {
+            // The first left out since the last line: counted within a
+            // second, even if no other comes.
+            tokio::spawn(say_plain_refusals_left_out(log.due()));
+        }
+        logged
+    });
     match logged {
         Ok(Some(n)) => info!(
             %addr,
@@ -46,6 +52,22 @@ pub fn log_plain_refused(addr: SocketAddr, what: &str) {
             "refusing an unencrypted connection: this server takes TLS only (--tls-only)"
         ),
         _ => debug!(%addr, speaks = what, "refusing an unencrypted connection (--tls-only)"),
+    }
+}
+
+/// At `due`, log how many unencrypted connections were refused since the
+/// last line, if any still are.
+async fn say_plain_refusals_left_out(due: Option<std::time::Instant>) {
+    let Some(due) = due else { return };
+    tokio::time::sleep_until(due.into()).await;
+    let left_out = PLAIN_REFUSALS
+        .lock()
+        .map(|mut log| log.flush(std::time::Instant::now()));
+    if let Ok(Some(n)) = left_out {
+        info!(
+            more_since_last_line = n,
+            "refused more unencrypted connections (--tls-only)"
+        );
     }
 }
 

@@ -294,6 +294,13 @@ fn tls_only_refuses_plain_chatproto_and_http_and_serves_tls() {
     let res = request(&mut s, "GET", "/", &server.addr().to_string()).expect("an answer");
     assert_eq!(res.status, 400, "{res:?}");
     assert!(res.text().contains("https://"), "{res:?}");
+    // Said too: on its own line, or (within a second of the first) in the
+    // count the log gives when that second ends.
+    assert!(
+        server.wait_for_lines("unencrypted connection", 2, WAIT),
+        "{}",
+        server.log()
+    );
 
     let config = pki.ca.client_config();
     let mut alice = Framed::new(tls(&server, &config, "localhost"));
