@@ -126,7 +126,10 @@ export class HistoryLoader {
       this.reached.delete(room);
     }
     const r = session.roomState(room);
-    const before = Math.min(this.view.oldestSeq(room) ?? r.seq + 1, this.cursor.get(room) ?? Infinity);
+    // Nothing shown (all of it hidden by /clear, say): from the newest event
+    // seen, not from where the room was entered (messages came since).
+    const newest = Math.max(r.seq, r.lastSeq) + 1;
+    const before = Math.min(this.view.oldestSeq(room) ?? newest, this.cursor.get(room) ?? Infinity);
     if (this.reached.has(room) || before <= Math.max(r.oldest, 1)) {
       this.reached.add(room);
       this.set(room, 'start');

@@ -281,6 +281,14 @@ async fn msg_query_clear(h: &Harness, server: &Server) {
     let texts = shown_texts(&back);
     let at = |t: &str| texts.iter().position(|x| *x == t);
     assert!(at("to everyone") < at("after the clear"), "{texts:?}");
+    // With nothing after it, /history brings back the newest too (it paged
+    // from where the room was entered, and found nothing older).
+    page.type_line("/clear").await;
+    page.wait_lines("an empty log again", "lobby", |ls| ls.is_empty())
+        .await;
+    page.type_line("/history").await;
+    page.wait_texts("lobby", &["to everyone", "after the clear"])
+        .await;
     // Unknown commands are still refused.
     page.type_line("/frob").await;
     let err = page
