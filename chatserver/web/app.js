@@ -38,8 +38,11 @@ let query = null;
 const catchup = new Map();
 /** Rooms whose log said the connection was lost, until it says it is back. */
 const toldLost = new Set();
-/** Rooms entered again with a gap in what was missed, until our own presence there. */
-const gapped = new Set();
+/**
+ * room -> what its reconnected line says instead of "nothing missed" (a gap
+ * in what was missed, or a history begun anew), until our own presence there.
+ */
+const gapped = new Map();
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
 const roomsAsks = [];
 
@@ -515,7 +518,9 @@ const handlers = {
     // them stay, without their seq, so the new events are shown too.
     if (behind) view.forgetAbove(room, seq);
     if (again) catchup.set(room, 0);
-    if (again && gap && !newEpoch) gapped.add(room);
+    // What the reconnected line says instead of "nothing missed".
+    if (again && newEpoch) gapped.set(room, `the history of #${room} began anew`);
+    else if (again && gap) gapped.set(room, 'history has a gap');
     else gapped.delete(room);
     if (newEpoch) {
       backlog.reset(room);
@@ -541,11 +546,13 @@ const handlers = {
         // Said where the loss was said (the room open then), and in the
         // others only when something was missed there.
         const told = toldLost.delete(p.room);
-        // Not "nothing missed" under "history has a gap" (as chatclient).
-        const gap = gapped.delete(p.room);
+        // Not "nothing missed" under "history has a gap" (as chatclient),
+        // nor under "the server started #room's history anew".
+        const gap = gapped.get(p.room);
+        gapped.delete(p.room);
         if (n > 0 || told) {
           const missed = gap
-            ? 'history has a gap'
+            ? gap
             : n === 0
               ? 'nothing missed'
               : `${n} missed message${n === 1 ? '' : 's'} above`;

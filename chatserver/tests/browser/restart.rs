@@ -396,6 +396,14 @@ async fn started_anew(h: &Harness, flags: &[&str]) {
         at("after, from carol"),
     );
     assert!(before < mark && mark < after, "{:#?}", shown(&lines));
+    // The reconnected line does not contradict the mark.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.text == "reconnected; nothing missed"),
+        "{:#?}",
+        shown(&lines)
+    );
     let old = &lines[before];
     assert!(old.has_class("old") && old.seq.is_none(), "{old:?}");
     assert!(lines[after].seq.is_some(), "{:?}", lines[after]);
