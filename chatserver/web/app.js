@@ -208,6 +208,9 @@ function stopChat() {
   $('online').replaceChildren();
   everJoined = false;
   clearErrors(true);
+  // The room box too: its refusal was this chat's, not the next one's.
+  $('room-input').value = '';
+  roomError(null);
   showElsewhere(false);
 }
 

@@ -72,6 +72,18 @@ async fn reload(h: &Harness, server: &Server) {
     // Its private message is still its own to see.
     page.wait_texts("lobby", &["only for alice, before the reload"])
         .await;
+    // A room name refused just before leaving: its refusal and the name
+    // go with the chat, not to whoever joins next.
+    let refused = page
+        .js(
+            "const i = document.getElementById('room-input');
+             i.value = '<b>r</b>';
+             document.getElementById('room-form').requestSubmit();
+             return !document.getElementById('room-error').hidden;",
+            vec![],
+        )
+        .await;
+    assert_eq!(refused, json!(true), "the bad room name was not refused");
     // Leaving forgets it: the next load asks for a nickname.
     page.c
         .find(fantoccini::Locator::Id("leave"))
@@ -84,6 +96,14 @@ async fn reload(h: &Harness, server: &Server) {
         .js("return sessionStorage.getItem('chat.resume');", vec![])
         .await;
     assert!(kept.is_null(), "still kept after leaving: {kept}");
+    let left = page
+        .js(
+            "return [document.getElementById('room-input').value,
+                     document.getElementById('room-error').hidden];",
+            vec![],
+        )
+        .await;
+    assert_eq!(left, json!(["", true]), "the room box kept its refusal");
     page.close().await;
 }
 
