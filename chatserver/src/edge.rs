@@ -35,39 +35,20 @@ static PLAIN_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
 /// Log an unencrypted connection refused under `--tls-only` (`what` it
 /// spoke: chatproto or HTTP), at most once a second.
 pub fn log_plain_refused(addr: SocketAddr, what: &str) {
-    let logged = PLAIN_REFUSALS.lock().map(|mut log| {
-        let logged = log.refused(std::time::Instant::now());
-        if logged.is_none() && log.unlogged() == 1 {
-            // The first left out since the last line: counted within a
-            // second, even if no other comes.
-            tokio::spawn(say_plain_refusals_left_out(log.due()));
-        }
-        logged
-    });
-    match logged {
-        Ok(Some(n)) => info!(
+    let say_left_out = |n| {
+        info!(
+            more_since_last_line = n,
+            "refused more unencrypted connections (--tls-only)"
+        )
+    };
+    match crate::refuse::refused_shared(&PLAIN_REFUSALS, say_left_out) {
+        Some(n) => info!(
             %addr,
             speaks = what,
             more_since_last_line = (n > 0).then_some(n),
             "refusing an unencrypted connection: this server takes TLS only (--tls-only)"
         ),
         _ => debug!(%addr, speaks = what, "refusing an unencrypted connection (--tls-only)"),
-    }
-}
-
-/// At `due`, log how many unencrypted connections were refused since the
-/// last line, if any still are.
-async fn say_plain_refusals_left_out(due: Option<std::time::Instant>) {
-    let Some(due) = due else { return };
-    tokio::time::sleep_until(due.into()).await;
-    let left_out = PLAIN_REFUSALS
-        .lock()
-        .map(|mut log| log.flush(std::time::Instant::now()));
-    if let Ok(Some(n)) = left_out {
-        info!(
-            more_since_last_line = n,
-            "refused more unencrypted connections (--tls-only)"
-        );
     }
 }
 

@@ -52,13 +52,18 @@ pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether to log a refusal now, at most once per [`REFUSAL_LOG_EVERY`],
 /// and how many went unlogged since the last line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RefusalLog {
     last: Option<std::time::Instant>,
     unlogged: u64,
-    /// At most a line this often (`Duration::ZERO`: the default,
-    /// [`REFUSAL_LOG_EVERY`]).
+    /// At most a line this often.
     every: Duration,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RefusalLog {
@@ -78,20 +83,12 @@ impl RefusalLog {
         }
     }
 
-    fn interval(&self) -> Duration {
-        if self.every.is_zero() {
-            REFUSAL_LOG_EVERY
-        } else {
-            self.every
-        }
-    }
-
     /// A refusal at `now`: `Some(n)` to log it, `n` the refusals left
     /// out since the last line; `None` to count it and log nothing.
     pub fn refused(&mut self, now: std::time::Instant) -> Option<u64> {
         if self
             .last
-            .is_some_and(|t| now.saturating_duration_since(t) < self.interval())
+            .is_some_and(|t| now.saturating_duration_since(t) < self.every)
         {
             self.unlogged += 1;
             return None;
@@ -111,7 +108,7 @@ impl RefusalLog {
     /// never come.
     pub fn due(&self) -> Option<std::time::Instant> {
         let last = self.last?;
-        (self.unlogged > 0).then(|| last + self.interval())
+        (self.unlogged > 0).then(|| last + self.every)
     }
 
     /// At `now`: `Some(n)` to log that `n` refusals were not logged, if
@@ -124,6 +121,34 @@ impl RefusalLog {
         self.last = Some(now);
         Some(std::mem::take(&mut self.unlogged))
     }
+}
+
+/// A refusal at now, counted in `log`, which connection tasks share (a
+/// `static`): `Some(n)` to log it, as [`RefusalLog::refused`]. The first
+/// one left out since the last line has `say_left_out` called with the
+/// count when its interval ends (if no line came first), so a burst that
+/// ends is said even if no refusal follows it.
+pub fn refused_shared(
+    log: &'static std::sync::Mutex<RefusalLog>,
+    say_left_out: fn(u64),
+) -> Option<u64> {
+    let mut guard = log.lock().ok()?;
+    let logged = guard.refused(std::time::Instant::now());
+    if logged.is_none() && guard.unlogged() == 1 {
+        if let Some(due) = guard.due() {
+            tokio::spawn(async move {
+                tokio::time::sleep_until(due.into()).await;
+                let left_out = log
+                    .lock()
+                    .ok()
+                    .and_then(|mut l| l.flush(std::time::Instant::now()));
+                if let Some(n) = left_out {
+                    say_left_out(n);
+                }
+            });
+        }
+    }
+    logged
 }
 
 /// The protocol a refused connection is answered in.

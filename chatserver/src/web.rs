@@ -183,22 +183,6 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 static ORIGIN_REFUSALS: Mutex<crate::refuse::RefusalLog> =
     Mutex::new(crate::refuse::RefusalLog::new());
 
-/// At `due`, log how many WebSockets were refused for their origin since
-/// the last line, if any still are.
-async fn say_origin_refusals_left_out(due: Option<std::time::Instant>) {
-    let Some(due) = due else { return };
-    tokio::time::sleep_until(due.into()).await;
-    let left_out = ORIGIN_REFUSALS
-        .lock()
-        .map(|mut log| log.flush(std::time::Instant::now()));
-    if let Ok(Some(n)) = left_out {
-        warn!(
-            more_since_last_line = n,
-            "refused more WebSockets for their origin (see --allowed-origins)"
-        );
-    }
-}
-
 /// `GET /ws`: check the origin and the opening handshake (RFC 6455
 /// 4.2.1), answer 101, and hand the upgraded connection to a connection
 /// task once hyper lets go of it.
@@ -213,16 +197,13 @@ async fn upgrade(
     if let Err(why) = origin_allowed(req.headers(), info.tls, &edge.settings.allowed_origins) {
         // A browser's script cannot read why: the operator learns it here
         // (at most a line a second: any site's page can make these).
-        let logged = ORIGIN_REFUSALS.lock().map(|mut log| {
-            let logged = log.refused(std::time::Instant::now());
-            if logged.is_none() && log.unlogged() == 1 {
-                // The first left out since the last line: said within a
-                // second, even if no other comes.
-                tokio::spawn(say_origin_refusals_left_out(log.due()));
-            }
-            logged
-        });
-        if let Ok(Some(unlogged)) = logged {
+        let say_left_out = |n| {
+            warn!(
+                more_since_last_line = n,
+                "refused more WebSockets for their origin (see --allowed-origins)"
+            )
+        };
+        if let Some(unlogged) = crate::refuse::refused_shared(&ORIGIN_REFUSALS, say_left_out) {
             // Refused, so it was there; quoted and escaped (any site's).
             let origin = req
                 .headers()
