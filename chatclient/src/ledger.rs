@@ -244,22 +244,21 @@ impl Ledger {
         let open = self.open.take().unwrap_or_default();
         self.lines += 1;
         let line = self.lines;
-        let entry = match (open.failed, open.sent) {
-            (Some((code, message)), _) => Entry::Ready(OutcomeKind::Refused {
+        let entry = match (open.failed, open.sent, open.joining) {
+            (Some((code, message)), ..) => Entry::Ready(OutcomeKind::Refused {
                 id: None,
                 code,
                 message,
             }),
-            (None, Some((id, room))) => {
+            (None, Some((id, room)), _) => {
                 self.waiting.insert(id.clone(), line);
                 Entry::Waiting { id, room }
             }
-            (None, None) if open.joining.is_some() => {
-                let room = open.joining.unwrap_or_default();
+            (None, None, Some(room)) => {
                 self.joins.insert(room, line);
                 Entry::Joining
             }
-            (None, None) => Entry::Ready(match kind {
+            (None, None, None) => Entry::Ready(match kind {
                 LineKind::Command(command) => OutcomeKind::Done { command },
                 LineKind::Message | LineKind::Blank => OutcomeKind::Skipped,
             }),
