@@ -376,7 +376,7 @@ fn run(
                     // may: refused alone (its messages are answered
                     // `unavailable`), and the store is up again.
                     Err(e @ (StoreError::KeysFull { .. } | StoreError::OutOfOrder { .. })) => {
-                        match refusals.refused(std::time::Instant::now()) {
+                        match refusals.refused(Instant::now()) {
                             Some(n) => warn!(
                                 error = %e,
                                 more_since_last_line = (n > 0).then_some(n),
@@ -389,7 +389,7 @@ fn run(
                         FromStore::Refused(cause(&e))
                     }
                     Err(e) => {
-                        let said = match failures.refused(std::time::Instant::now()) {
+                        let said = match failures.refused(Instant::now()) {
                             Some(n) => {
                                 warn!(
                                     error = %e,

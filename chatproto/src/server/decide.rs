@@ -206,13 +206,8 @@ impl Server {
             .sessions
             .get(&sid)
             .is_some_and(|me| me.rooms.contains_key(LOBBY));
-        if let Some(Step::Welcome { lobby, .. }) = self
-            .steps
-            .iter_mut()
-            .rev()
-            .find(|s| matches!(s, Step::Welcome { client: c, .. } if *c == client))
-        {
-            *lobby = *lobby && entered;
+        if !entered {
+            self.welcome_without_lobby(client);
         }
     }
 

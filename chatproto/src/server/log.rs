@@ -204,13 +204,7 @@ impl Server {
             // the store): the welcome says no lobby.
             if room == crate::LOBBY {
                 if let Some(conn) = s.conn {
-                    for step in &mut self.steps {
-                        if let Step::Welcome { client, lobby, .. } = step {
-                            if *client == conn {
-                                *lobby = false;
-                            }
-                        }
-                    }
+                    self.welcome_without_lobby(conn);
                 }
             }
         }

@@ -757,6 +757,22 @@ impl Server {
         self.sessions.get_mut(&sid)
     }
 
+    /// The `welcome` of `client`'s join, if still queued, says the join
+    /// entered no lobby (its enter of lobby refused, at the join or later
+    /// by a cluster's log, before the welcome goes out).
+    pub(crate) fn welcome_without_lobby(&mut self, client: ClientId) {
+        for step in &mut self.steps {
+            if let Step::Welcome {
+                client: c, lobby, ..
+            } = step
+            {
+                if *c == client {
+                    *lobby = false;
+                }
+            }
+        }
+    }
+
     /// Queue `step`, an answer to `client`: in cluster mode it waits
     /// behind the client's events that are still on their way through the
     /// log (answers go out in the order the frames came).
