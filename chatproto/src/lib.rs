@@ -187,6 +187,12 @@
 //! assert_eq!(alice.unacknowledged(), 0);
 //! ```
 //!
+//! A program that stops and starts again (a bot) can carry on the same way:
+//! keep [`Client::session_token`] and each room's [`Client::epoch`] and
+//! [`Client::last_seq`], and give them to the next run's `Client` with
+//! [`Client::resume_session`] and [`Client::set_last_seen`] before it
+//! connects.
+//!
 //! Three things a client shell must do itself:
 //!
 //! * Encode with the limit the server announced and decode with at least

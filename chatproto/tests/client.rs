@@ -1385,3 +1385,89 @@ fn a_new_connection_starts_with_its_join_whatever_the_old_one_left() {
 fn small_welcome(resumed: bool) -> ServerFrame {
     welcome_with(resumed, Limits::new(1_024, 64, 500, 200))
 }
+
+/// A program that restarts keeps its session's token and where it was in
+/// each room, and gives them to the new run's core: the server resumes
+/// the session (`resumed`), and the room is replayed from
+/// where the earlier run was: what it had seen is not shown again, what
+/// was said meanwhile is, and nothing is missing.
+#[test]
+fn a_new_run_resumes_the_session_and_room_of_an_earlier_one() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    let b = net.add("bob", &["lobby"]);
+    net.peers[b].core.send_msg("lobby", vec![], "before");
+    net.pump();
+    let old = &net.peers[a].core;
+    let token = old.session_token().expect("a token once joined").to_owned();
+    let epoch = old.epoch("lobby").expect("entered").to_owned();
+    let seen = old.last_seq("lobby").expect("entered");
+    // The earlier run ends; bob talks while nobody runs as alice.
+    net.cut(a);
+    net.peers[b].core.send_msg("lobby", vec![], "meanwhile");
+    net.pump();
+    let mut new = Client::new("alice", &[], "alice-run2-");
+    assert_eq!(new.session_token(), None, "no welcome yet");
+    assert!(new.resume_session(token.clone()));
+    assert!(new.set_last_seen("Lobby", epoch, seen));
+    assert_eq!(new.rooms().collect::<Vec<_>>(), ["lobby"]);
+    assert_eq!(new.last_seq("lobby"), Some(seen));
+    net.peers[a].core = new;
+    net.peers[a].events.clear();
+    net.connect(a);
+    net.pump();
+    let p = &net.peers[a];
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Joined { nick, resumed: true, .. } if nick == "alice"
+    )));
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Entered { room, gap: false, .. } if room == "lobby"
+    )));
+    assert_eq!(texts(&net.shown(a), "bob"), ["meanwhile"]);
+    assert_eq!(p.core.session_token(), Some(token.as_str()));
+    // Connected, neither may change any more.
+    let core = &mut net.peers[a].core;
+    assert!(!core.resume_session("other"));
+    assert!(!core.set_last_seen("rust", "e9", 4));
+    assert_eq!(core.session_token(), Some(token.as_str()));
+    assert_eq!(core.last_seq("rust"), None);
+}
+
+/// A token the server does not hold (forgotten, or never its own) gives a
+/// new session with a new token, under the nickname asked for; the room
+/// is still replayed from where the earlier run was.
+#[test]
+fn a_token_the_server_does_not_hold_gives_a_new_session() {
+    let mut net = Net::new();
+    let b = net.add("bob", &["lobby"]);
+    net.peers[b].core.send_msg("lobby", vec![], "one");
+    net.pump();
+    let epoch = net.peers[b].core.epoch("lobby").unwrap().to_owned();
+    let seen = net.peers[b].core.last_seq("lobby").unwrap();
+    net.peers[b].core.send_msg("lobby", vec![], "two");
+    net.pump();
+    let mut c = Client::new("carol", &[], "carol-");
+    assert!(c.resume_session("not-a-token-of-this-server"));
+    assert!(!c.set_last_seen("no room!", "e1", 1), "an invalid name");
+    assert!(c.set_last_seen("lobby", epoch, seen));
+    net.peers.push(Peer {
+        core: c,
+        conn: None,
+        inbox: BytesMut::new(),
+        decoder: FrameDecoder::default(),
+        events: Vec::new(),
+    });
+    let c = net.peers.len() - 1;
+    net.connect(c);
+    net.pump();
+    let p = &net.peers[c];
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Joined { nick, resumed: false, .. } if nick == "carol"
+    )));
+    let token = p.core.session_token().expect("a new token");
+    assert_ne!(token, "not-a-token-of-this-server");
+    assert_eq!(texts(&net.shown(c), "bob"), ["two"]);
+}

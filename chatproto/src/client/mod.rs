@@ -292,6 +292,66 @@ impl Client {
         self.room(room).map(|r| r.last_seq)
     }
 
+    /// The session's token as the server gave it in its last `welcome`
+    /// (`None` before one). It is a secret: whoever has it can take the
+    /// session over. Kept with each room's [`epoch`](Client::epoch) and
+    /// [`last_seq`](Client::last_seq), it lets a program that restarts
+    /// carry on where it was: see [`resume_session`](Client::resume_session)
+    /// and [`set_last_seen`](Client::set_last_seen).
+    pub fn session_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Carry on a session of an earlier run of this program (its
+    /// [`session_token`](Client::session_token)): the next join asks the
+    /// server to resume it. If the server still holds the session (its
+    /// connection ended within the server's resume window, chatserver's
+    /// `--resume-window-ms`, two minutes by default; a chatserver with
+    /// history on disk keeps it across its own restarts) and the join is
+    /// under the session's nickname (in any case), the
+    /// [`ClientEvent::Joined`] says `resumed`. If not, the server starts a
+    /// new session, with a new token. Only while offline (before a connection, or after
+    /// [`handle_disconnected`](Client::handle_disconnected)): otherwise it
+    /// returns `false` and does nothing.
+    ///
+    /// What the earlier run sent and never saw acknowledged is not carried
+    /// over: its [`pending`](Client::pending) messages are the program's
+    /// to keep, and sent again with new ids they may arrive twice. Give
+    /// this run an id prefix of its own ([`Client::new`]): the server
+    /// remembers the session's latest ids, and takes a message with an id
+    /// it has seen for a resend.
+    pub fn resume_session(&mut self, token: impl Into<String>) -> bool {
+        if self.phase != Phase::Offline {
+            return false;
+        }
+        self.token = Some(token.into());
+        true
+    }
+
+    /// Where an earlier run of this program was in `room` (its
+    /// [`epoch`](Client::epoch) and [`last_seq`](Client::last_seq)): the
+    /// room is entered (added if it is not one of this client's rooms)
+    /// with `since`, so the server replays what was said after it, as
+    /// after a reconnect, and the [`ClientEvent::Entered`] says whether
+    /// anything is missing (`gap`: the server no longer holds all of it,
+    /// or its history began anew). Only while offline, and for a room
+    /// name that follows the rule ([`room_name`](crate::room_name)):
+    /// otherwise it returns `false` and does nothing.
+    pub fn set_last_seen(&mut self, room: &str, epoch: impl Into<String>, last_seq: u64) -> bool {
+        if self.phase != Phase::Offline || crate::room_name(room).is_err() {
+            return false;
+        }
+        let room = room.to_ascii_lowercase();
+        let asked = self.rooms.values().map(|r| r.asked + 1).max().unwrap_or(0);
+        let r = self.rooms.entry(room).or_insert_with(|| RoomState {
+            asked,
+            ..RoomState::default()
+        });
+        r.epoch = Some(epoch.into());
+        r.last_seq = last_seq;
+        true
+    }
+
     /// The limits the server announced in its last `welcome` (`None`
     /// before one, or from a server that announced none). Its
     /// [`presence_fanout_max`](Limits::presence_fanout_max) says past how
