@@ -1010,6 +1010,36 @@ fn large_messages_are_paced_under_the_byte_allowance_the_server_said() {
     assert!(at > next + 1_000 + 1_240 + owed * 1_000 / 8_100, "{at}");
 }
 
+/// A `rooms` request costs the byte allowance the largest frame, as the
+/// server counts it (PROTOCOL.md §7): after one, a message waits until
+/// that much came back.
+#[test]
+fn a_rooms_request_is_paced_as_the_largest_frame() {
+    // 16,384-byte frames; 10,000 bytes a second after 40,000: half of it
+    // (20,000) at once, then 9 bytes a millisecond.
+    let limits = Limits::new(16_384, 64, 500, 200).with_byte_rate(10_000, 40_000);
+    let mut c = Client::new("alice", &[], "a-");
+    c.handle_connected(1_000);
+    while c.poll().is_some() {}
+    c.handle_frame(1_000, welcome_with(false, limits));
+    while c.poll().is_some() {}
+    let sent = |c: &mut Client| {
+        let mut sent = Vec::new();
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(frame) = out {
+                sent.push(frame);
+            }
+        }
+        sent
+    };
+    c.list_rooms();
+    assert_eq!(sent(&mut c), [ClientFrame::Rooms], "16,384 of 20,000");
+    c.list_rooms();
+    assert!(sent(&mut c).is_empty(), "3,616 left: the second waits");
+    // 16,384 - 3,616 = 12,768 bytes more, at 9 a millisecond.
+    assert_eq!(c.poll_timeout(), Some(1_000 + 12_768_u64.div_ceil(9)));
+}
+
 /// A message whose frame still waits for the pacer when the server
 /// acknowledges it (after a resume, the replay of a room holds the copies
 /// the server stored before the connection dropped) is not sent again.

@@ -88,8 +88,16 @@ impl<'a> Feeder<'a> {
     }
 
     /// Take `input`, read from a payload of `bytes` bytes, to pass on
-    /// next.
+    /// next. A `rooms` request is charged the byte allowance for the
+    /// largest frame, as its answer may be (PROTOCOL.md §7): a few bytes
+    /// that make the core look at every room, and answer with up to a
+    /// frame, are not left to the frame rate alone (50 a second from
+    /// each of 64 connections of one address held the core for seconds).
     pub fn hold(&mut self, input: ToHub, bytes: usize) {
+        let bytes = match input {
+            ToHub::Frame(_, ClientFrame::Rooms) => bytes.max(self.cfg.max_frame_bytes),
+            _ => bytes,
+        };
         self.held = Some((input, bytes));
     }
 

@@ -162,6 +162,47 @@ fn a_flood_of_frames_larger_than_one_read_is_rate_limited_and_closed() {
     }
 }
 
+/// A `rooms` request is a few bytes, but the core looks at every room to
+/// answer it, with up to a frame: the byte allowance charges it as the
+/// largest frame. 50 of them at once (850 bytes, well within the frame
+/// rate's burst of 100) pass four at once (the burst of 262,144 bytes),
+/// then one a second, and the rest wait past the grace: closed. Charged
+/// their own bytes, all 50 were answered at once.
+#[test]
+fn a_flood_of_rooms_requests_is_held_to_the_byte_allowance_and_closed() {
+    let server = Server::start(&[
+        "--rate-bytes",
+        "65536",
+        "--burst-bytes",
+        "262144",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut asker = server.join("asker");
+    let request = frame_bytes(json!({"type": "rooms"}).to_string().as_bytes());
+    asker.send_raw(&request.repeat(50));
+    let mut answered = 0;
+    loop {
+        match asker.next() {
+            Next::Frame(f) if kind(&f) == "rooms" => answered += 1,
+            Next::Frame(f) => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            other => panic!("expected rate_limited, got {other:?} after {answered} answers"),
+        }
+        assert!(answered < 10, "{answered} rooms answers and no rate_limited");
+    }
+    assert!(answered >= 4, "the burst lets four through, {answered} were");
+    asker.expect_closed();
+    // Another client asking now and then is answered every time.
+    let mut patient = server.join("patient");
+    for _ in 0..3 {
+        patient.send_frame(&json!({"type": "rooms"}));
+        patient.expect_kind("rooms");
+    }
+}
+
 #[test]
 fn a_client_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed() {
     // 20,000 bytes a second after a burst of 65,536: the first six pass

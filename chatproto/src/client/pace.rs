@@ -105,6 +105,8 @@ impl Pacer {
 pub(crate) struct Pace {
     frames: Option<Pacer>,
     bytes: Option<Pacer>,
+    /// The server's frame limit: what a `rooms` request costs the bytes.
+    max_frame_bytes: u64,
 }
 
 impl Pace {
@@ -116,15 +118,23 @@ impl Pace {
         };
         let frames = pacer(limits.rate, limits.burst);
         let bytes = pacer(limits.rate_bytes, limits.burst_bytes);
-        (frames.is_some() || bytes.is_some()).then_some(Pace { frames, bytes })
+        (frames.is_some() || bytes.is_some()).then_some(Pace {
+            frames,
+            bytes,
+            max_frame_bytes: limits.max_frame_bytes,
+        })
     }
 
     /// What `frame` costs the byte allowance: its payload's length as
     /// `encode` writes it (0 when there is no allowance, so nothing is
-    /// encoded for it).
+    /// encoded for it); a `rooms` request, the largest frame, as the
+    /// server counts it (PROTOCOL.md §7).
     pub(crate) fn cost(&self, frame: &ClientFrame) -> u64 {
         if self.bytes.is_none() {
             return 0;
+        }
+        if matches!(frame, ClientFrame::Rooms) {
+            return self.max_frame_bytes;
         }
         // A frame that cannot be written is refused by `encode` whatever
         // it costs here.
