@@ -57,8 +57,9 @@ pub struct Feeder<'a> {
     cfg: &'a Settings,
     peer: &'a Peer,
     bucket: TokenBucket,
-    /// An input waiting for a token, with its payload's length in bytes.
-    held: Option<(ToHub, usize)>,
+    /// An input waiting for a token, with its payload's length in bytes
+    /// (no input: a WebSocket control frame, which is charged the same).
+    held: Option<(Option<ToHub>, usize)>,
     /// The held input was refused a token at least once.
     waited: bool,
     /// Since when the rate limit has held this client back without a
@@ -98,7 +99,15 @@ impl<'a> Feeder<'a> {
             ToHub::Frame(_, ClientFrame::Rooms) => bytes.max(self.cfg.max_frame_bytes),
             _ => bytes,
         };
-        self.held = Some((input, bytes));
+        self.held = Some((Some(input), bytes));
+    }
+
+    /// Charge a WebSocket ping or pong of `bytes` bytes as a frame: the
+    /// WebSocket answers a ping itself, and it passes nothing to the hub,
+    /// but unlimited they kept a core busy answering them (16 connections
+    /// slowed every other client tenfold). Read on only once it passed.
+    pub fn hold_control(&mut self, bytes: usize) {
+        self.held = Some((None, bytes));
     }
 
     /// Pass the held input on if a token is free. `Ok(None)`: passed (or
@@ -111,7 +120,7 @@ impl<'a> Feeder<'a> {
             return Ok(None);
         };
         let now = Instant::now();
-        if may_read(held) && self.peer.reads_waiting() >= MAX_READS_WAITING {
+        if held.as_ref().is_some_and(may_read) && self.peer.reads_waiting() >= MAX_READS_WAITING {
             return Ok(Some(now + READS_RECHECK));
         }
         if let Err(wait) = self.bucket.take(now.into_std(), *bytes) {
@@ -128,6 +137,9 @@ impl<'a> Feeder<'a> {
         if !std::mem::take(&mut self.waited) {
             self.throttled_since = None;
         }
+        let Some(input) = input else {
+            return Ok(None);
+        };
         // Without a future when there is room (the usual case); the queue
         // is fair either way, as no permit is free while another sender
         // waits for one. A frame still counts against the task's budget of

@@ -37,8 +37,9 @@ use crate::Settings;
 /// read in several reads).
 const WS_READ_BUFFER: usize = 8 << 10;
 
-/// Pings and pongs looked past, at most, when a throttled client is
-/// looked at for anything more it sent.
+/// Raw frames (never handed to a server: none in practice) looked past,
+/// at most, when a throttled client is looked at for anything more it
+/// sent.
 const CONTROL_LOOKED_PAST: usize = 8;
 
 /// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
@@ -108,16 +109,16 @@ pub async fn serve<S>(
             if matches!(next, Some(Ok(_))) {
                 messages += 1;
             }
-            let (input, bytes) = match next {
+            let held = match next {
                 None => break,
-                Some(Ok(Message::Text(text))) => (
+                Some(Ok(Message::Text(text))) => Some((
                     match ClientFrame::from_payload(text.as_bytes()) {
                         Ok(frame) => ToHub::Frame(id, frame),
                         Err(e) => ToHub::BadFrame(id, e),
                     },
                     text.len(),
-                ),
-                Some(Ok(Message::Binary(bytes))) => (
+                )),
+                Some(Ok(Message::Binary(bytes))) => Some((
                     ToHub::BadFrame(
                         id,
                         PayloadError::Invalid(
@@ -126,15 +127,20 @@ pub async fn serve<S>(
                         ),
                     ),
                     bytes.len(),
-                ),
+                )),
+                // Answered by the WebSocket itself; they prove nothing
+                // to the core, whose own ping does, but each costs what a
+                // frame does (`Feeder::hold_control`).
+                Some(Ok(Message::Ping(p) | Message::Pong(p))) => {
+                    feeder.hold_control(p.len());
+                    None
+                }
                 // Our close frame answers it, after what is queued.
                 Some(Ok(Message::Close(frame))) => {
                     answer_close(&control, frame.as_ref());
                     break;
                 }
-                // Answered by the WebSocket itself; they prove nothing
-                // to the core, whose own ping does.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Frame(_))) => continue,
                 Some(Err(e)) => {
                     refuse(&peer, &control, &cfg, id, e);
                     break;
@@ -146,15 +152,18 @@ pub async fn serve<S>(
             // nothing unread, a new one with a buffer of the usual
             // size reads on, so that a connection that sent a large
             // message once does not keep that much while it idles.
-            let frames = &stream.get_ref().frames;
-            if frames.largest > WS_READ_BUFFER as u64 && frames.drained(messages) {
-                let mut read_side = stream.into_inner();
-                read_side.frames.renew();
-                let config = Some(limits);
-                stream = WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
-                messages = 0;
+            if let Some((input, bytes)) = held {
+                let frames = &stream.get_ref().frames;
+                if frames.largest > WS_READ_BUFFER as u64 && frames.drained(messages) {
+                    let mut read_side = stream.into_inner();
+                    read_side.frames.renew();
+                    let config = Some(limits);
+                    stream =
+                        WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
+                    messages = 0;
+                }
+                feeder.hold(input, bytes);
             }
-            feeder.hold(input, bytes);
         }
         match feeder.pass().await {
             Ok(None) => {
@@ -162,16 +171,14 @@ pub async fn serve<S>(
                 // A throttled client is caught up (see
                 // `Feeder::caught_up`) once it has nothing more to
                 // read: tungstenite holds no byte of it and the socket
-                // has none now. A data message it does have is taken
-                // next; pings and pongs are looked past (a
-                // few: tungstenite bounds the pongs it owes), as they
-                // are when read above.
+                // has none now. A message it does have is taken next
+                // (a ping or a pong too: each is charged as a frame);
+                // raw frames, which a server is not handed, are looked
+                // past (a few).
                 if feeder.is_throttled() {
                     for _ in 0..CONTROL_LOOKED_PAST {
                         match stream.next().now_or_never() {
-                            Some(Some(Ok(
-                                Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
-                            ))) => {
+                            Some(Some(Ok(Message::Frame(_)))) => {
                                 messages += 1;
                                 continue;
                             }

@@ -191,9 +191,15 @@ fn a_flood_of_rooms_requests_is_held_to_the_byte_allowance_and_closed() {
             }
             other => panic!("expected rate_limited, got {other:?} after {answered} answers"),
         }
-        assert!(answered < 10, "{answered} rooms answers and no rate_limited");
+        assert!(
+            answered < 10,
+            "{answered} rooms answers and no rate_limited"
+        );
     }
-    assert!(answered >= 4, "the burst lets four through, {answered} were");
+    assert!(
+        answered >= 4,
+        "the burst lets four through, {answered} were"
+    );
     asker.expect_closed();
     // Another client asking now and then is answered every time.
     let mut patient = server.join("patient");

@@ -810,6 +810,42 @@ fn a_flooding_websocket_is_rate_limited_and_closed() {
     assert!(is_presence(&gone, "fast", "offline"), "{gone}");
 }
 
+/// WebSocket pings are answered by the WebSocket itself, not the core,
+/// but each costs what a frame does: a flood of them is held to the rate
+/// and closed, as a flood of messages is. Uncharged, all 300 were
+/// answered at once (16 such connections slowed every other client of
+/// the server tenfold).
+#[test]
+fn a_websocket_flooding_pings_is_rate_limited_and_closed() {
+    let server = Server::start(&[
+        "--rate",
+        "10",
+        "--burst",
+        "5",
+        "--rate-limit-grace-ms",
+        "500",
+    ]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("pinger");
+    ws.send_raw(&masked_pings(300));
+    let mut pongs = 0;
+    loop {
+        match ws.next() {
+            WsNext::Pong(_) => pongs += 1,
+            WsNext::Frame(f) => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            other => panic!("expected rate_limited, got {other:?} after {pongs} pongs"),
+        }
+        assert!(
+            pongs <= 30,
+            "{pongs} pings passed a rate of 10/s with 0.5 s of grace, and no rate_limited"
+        );
+    }
+    assert_eq!(ws.expect_closed(), Some(1008));
+}
+
 #[test]
 fn a_websocket_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed() {
     // 20,000 bytes a second after a burst of 65,536: the first six
