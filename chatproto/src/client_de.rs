@@ -320,7 +320,7 @@ pub(crate) struct Members {
     before: Member<u64>,
     limit: Member<u64>,
     /// Whether an optional member came at all (null included).
-    seen: [bool; 8],
+    seen: [bool; 9],
 }
 
 impl Members {
@@ -331,7 +331,12 @@ impl Members {
         match key {
             Key::Type => set(&mut self.kind, value.into_string().map(|k| Kind::of(&k))),
             Key::Nick => set(&mut self.nick, value.into_string()),
-            Key::To => set(&mut self.to, value.into_strings()),
+            // Optional: null is absent, which is everyone.
+            Key::To => set_opt(
+                &mut self.to,
+                &mut seen[8],
+                value.nullable(Value::into_strings),
+            ),
             Key::Text => set(&mut self.text, value.into_string()),
             // `room` is optional in `msg` and required elsewhere; a null
             // is absent for `msg` and the wrong type for the others.

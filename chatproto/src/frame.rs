@@ -54,7 +54,7 @@ pub enum ClientFrame {
         room: String,
     },
     /// Send `text` to the nicknames in `to`, or to everyone in the room when
-    /// `to` is absent or empty. Answered by the echo of the stamped message,
+    /// `to` is absent, null or empty. Answered by the echo of the stamped message,
     /// or an error.
     #[non_exhaustive]
     Msg {

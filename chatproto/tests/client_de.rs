@@ -31,8 +31,8 @@ enum Derived {
     },
     Msg {
         room: Option<String>,
-        #[serde(default)]
-        to: Vec<String>,
+        // Absent or null: everyone (PROTOCOL.md §4.1).
+        to: Option<Vec<String>>,
         text: String,
         id: Option<String>,
     },
@@ -88,7 +88,7 @@ impl From<Derived> for ClientFrame {
                 to,
                 text,
                 id,
-            } => ClientFrame::msg_in(room, to, text, id),
+            } => ClientFrame::msg_in(room, to.unwrap_or_default(), text, id),
             // A v1 msg (no room) carrying an id: nor that.
             Derived::Msg {
                 room: None,
@@ -96,7 +96,7 @@ impl From<Derived> for ClientFrame {
                 text,
                 id,
             } => {
-                let mut frame = ClientFrame::msg(to, text);
+                let mut frame = ClientFrame::msg(to.unwrap_or_default(), text);
                 if let ClientFrame::Msg { id: i, .. } = &mut frame {
                     *i = id;
                 }
@@ -209,9 +209,10 @@ fn names() -> impl Strategy<Value = String> {
 fn plausible() -> impl Strategy<Value = String> {
     let room = || "[a-z]{1,6}".prop_map(|r| format!("\"{r}\""));
     let num = || any::<u64>().prop_map(|n| n.to_string());
-    // `to` defaults without being an `Option`: absent or a list, never null.
+    // `to`: absent, null (both everyone) or a list.
     let to = prop_oneof![
         Just(String::new()),
+        Just(",\"to\":null".to_owned()),
         names().prop_map(|v| format!(",\"to\":{v}"))
     ];
     prop_oneof![
@@ -277,7 +278,9 @@ fn the_corners_agree_with_the_derive() {
         r#"{"type":"enter","room":null}"#,
         r#"{"type":"part","room":null}"#,
         r#"{"type":"history","room":null}"#,
+        // `to` is optional too: null is everyone.
         r#"{"type":"msg","to":null,"text":"x"}"#,
+        r#"{"type":"msg","to":null,"to":["a"],"text":"x"}"#,
         // A member given twice is an error when the kind uses it, null or not.
         r#"{"type":"msg","room":null,"room":"r","text":"x"}"#,
         r#"{"type":"enter","room":"a","room":"b"}"#,
@@ -351,5 +354,19 @@ fn errors_name_the_member_at_fault() {
     assert_eq!(
         parse_payload::<ClientFrame>(br#"{"type":"ping","nick":5,"to":{},"room":[1]}"#).unwrap(),
         ClientFrame::Ping
+    );
+}
+
+/// `to` is optional, and a null optional member is an absent one
+/// (PROTOCOL.md §4.1): a message to everyone, as without it.
+#[test]
+fn a_null_to_is_everyone() {
+    let null = parse_payload::<ClientFrame>(br#"{"type":"msg","to":null,"text":"hi"}"#);
+    let absent = parse_payload::<ClientFrame>(br#"{"type":"msg","text":"hi"}"#);
+    assert_eq!(null.expect("a msg"), absent.expect("a msg"));
+    let fast = ClientFrame::from_payload(br#"{"type":"msg","room":"r","to":null,"text":"hi"}"#);
+    assert_eq!(
+        fast.expect("a msg"),
+        ClientFrame::msg_in("r", vec![], "hi", None)
     );
 }
