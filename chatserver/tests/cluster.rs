@@ -1230,6 +1230,52 @@ fn a_node_held_up_past_its_heartbeat_closes_the_clients_it_lost() {
     assert_eq!(resumed["resumed"], true, "{resumed}");
 }
 
+/// What a client of a held-up node sent while the others took the node
+/// for dead is not stored: by then its nickname was freed, and someone
+/// else holds it on another node. Running again, the node publishes
+/// nothing until it has read its clients' claims back; it closes the
+/// client, refuses what it sent, and goes on for its other clients.
+#[test]
+fn a_held_up_nodes_lost_client_is_not_heard_under_a_name_another_took() {
+    let test = "a_held_up_nodes_lost_client_is_not_heard_under_a_name_another_took";
+    let Some(nats) = Nats::start(test) else {
+        return;
+    };
+    let quick = ["--node-dead-after-ms", "2000"];
+    let a = node(&nats, "a", &quick);
+    let b = node(&nats, "b", &quick);
+    let (mut dan, _, _, mut eve) = dan_on_a_eve_on_b(&a, &b);
+    a.signal("STOP");
+    // Read by a only once it runs again.
+    for i in 0..3 {
+        dan.send_frame(&json!({"type": "msg", "room": "lobby",
+            "text": format!("old dan {i}"), "id": format!("d{i}")}));
+    }
+    read_until(&mut eve, 10, |f| is_presence(f, "dan", "offline"));
+    // Someone else takes the name, on b.
+    let (mut new_dan, _) = join(&b, "dan");
+    read_until(&mut new_dan, 10, |f| kind(f) == "entered");
+    new_dan.send_frame(&json!({"type": "msg", "room": "lobby", "text": "the new dan", "id": "n1"}));
+    read_until(&mut new_dan, 10, |f| kind(f) == "msg" && f["id"] == "n1");
+    a.signal("CONT");
+    told_unavailable(&mut dan);
+    // a goes on: a client of its own is heard (its proposals wait for
+    // the sweep of the claims, then go).
+    let (mut frank, _) = join(&a, "frank");
+    read_until(&mut frank, 10, |f| kind(f) == "entered");
+    frank.send_frame(&json!({"type": "msg", "room": "lobby", "text": "frank here", "id": "f1"}));
+    read_until(&mut frank, 20, |f| kind(f) == "msg" && f["id"] == "f1");
+    let seen = read_until(&mut eve, 40, |f| {
+        kind(f) == "msg" && f["text"] == "frank here"
+    });
+    let texts = msg_texts(&seen);
+    assert!(
+        texts.iter().all(|t| !t.starts_with("old dan")),
+        "the old dan was heard under the new dan's name: {texts:?}"
+    );
+    assert!(texts.contains(&"the new dan"), "{texts:?}");
+}
+
 /// A node taken for dead while it was not (here: stopped for longer
 /// than the other node waits for its heartbeat, shorter than it waits
 /// itself, so its own heartbeat never seems late to it) learns it from

@@ -353,6 +353,11 @@ impl Server {
         self.sessions.get(&sid).map(|s| &*s.nick)
     }
 
+    /// The session `client` joined as, if it has.
+    pub fn session_id_of(&self, client: ClientId) -> Option<SessionId> {
+        self.conns.get(&client)?.session
+    }
+
     /// Whether `session` has a connection to this server now.
     pub fn is_connected(&self, session: SessionId) -> bool {
         self.sessions

@@ -370,6 +370,7 @@ impl Cluster {
             return;
         }
         let me = Arc::clone(self);
+        let sweep = self.fence.sweep_begins();
         tokio::spawn(async move {
             for round in 0..2 {
                 if round > 0 {
@@ -396,6 +397,9 @@ impl Cluster {
             // its claims as they are now); looked at again after the
             // sweep is marked over, so one asked for in between is not
             // lost (one asked for after it begins its own).
+            // After its `ClaimsLost`: the hub has closed those clients by
+            // the time it hears this.
+            let _ = me.to_hub.send(FromCluster::ClaimsChecked(sweep)).await;
             let mut again = me.claims_again.swap(false, Ordering::AcqRel);
             me.checking_claims.store(false, Ordering::Release);
             again |= me.claims_again.swap(false, Ordering::AcqRel);

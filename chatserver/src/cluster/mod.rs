@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 mod claims;
 mod entry;
 mod export;
+mod fence;
 mod follow;
 mod history;
 mod nodes;
@@ -90,6 +91,9 @@ const NODES: &str = "chat_nodes";
 const ORIGIN: HeaderName = HeaderName::from_static("Chat-Origin");
 /// How long JetStream remembers message ids to drop a second copy.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// What a client closed because another node took this one for dead is
+/// told, and what it proposed meanwhile is refused with.
+pub const TAKEN_FOR_DEAD: &str = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
 /// How often a node heartbeats and looks at the others' heartbeats.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long a starting node watches the heartbeat key of its name when a
@@ -186,6 +190,9 @@ pub enum FromCluster {
     /// These clients' nickname claims are no longer this node's (another
     /// node freed them while this one seemed dead).
     ClaimsLost(Vec<ClientId>),
+    /// The sweep of the claims numbered so is over (its `ClaimsLost`, if
+    /// any, came before): see [`Cluster::swept`].
+    ClaimsChecked(u64),
     /// Another node resumes the session whose token hashes to `token`:
     /// close its connection here, if it is here, and answer on `done`.
     TakeOver {
@@ -279,6 +286,8 @@ pub struct Proposal {
     /// Published once already (its acknowledgement failed): a duplicate
     /// may be that try's copy, not another node's.
     pub tried: bool,
+    /// Its place among this node's proposals (see `fence`).
+    pub number: usize,
 }
 
 /// The node's link to the cluster.
@@ -314,6 +323,10 @@ pub struct Cluster {
     /// for another node's resume, and whose nickname claim it holds until
     /// their departures are stored (see [`TakenOver::Leaving`]).
     leaving: Mutex<HashSet<TokenHash>>,
+    /// Proposals made so far, of every kind (their `number`s).
+    numbered: AtomicUsize,
+    /// Holds the publisher while the others may take this node for dead.
+    fence: fence::Fence,
 }
 
 /// Which stream and subject hold `room`.
@@ -384,6 +397,28 @@ fn random_hex(n: usize) -> String {
 impl Cluster {
     /// How long a node's heartbeat may be silent before it is taken for
     /// dead.
+    /// How long after this node's last heartbeat it holds its proposals:
+    /// half a heartbeat period before the others could take it for dead
+    /// (see `fence`).
+    fn warn_at(&self) -> Duration {
+        self.settings.dead_after.saturating_sub(HEARTBEAT_EVERY / 2)
+    }
+
+    /// The hub closed the clients the sweep of the claims numbered `n`
+    /// found freed: the publisher may go on if it waited for that.
+    pub fn swept(&self, n: u64) {
+        self.fence.swept(n, self.warn_at());
+    }
+
+    /// `session` is closed because another node took this one for dead:
+    /// what it proposed and is not published yet is refused to it.
+    pub fn session_gone(&self, session: SessionId) {
+        self.fence.gone(
+            session,
+            self.numbered.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+
     pub fn dead_after(&self) -> Duration {
         self.settings.dead_after
     }
@@ -468,6 +503,8 @@ impl Cluster {
             checking_claims: AtomicBool::new(false),
             claims_again: AtomicBool::new(false),
             leaving: Mutex::default(),
+            numbered: AtomicUsize::new(0),
+            fence: fence::Fence::new(),
         });
         cluster.no_twin().await?;
         // Heartbeat before anything else: others must not take this run

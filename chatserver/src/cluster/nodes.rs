@@ -93,6 +93,7 @@ impl Cluster {
                 judge_from = judge_from.max(now + dead_after);
             }
             let silent = now.duration_since(last_beat);
+            self.fence.beating(silent, self.warn_at(), dead_after);
             if let Err(e) = self.beat().await {
                 match beat_log.failed(Instant::now()) {
                     Some(Failing::First) => warn!(
@@ -120,6 +121,7 @@ impl Cluster {
                 continue;
             }
             last_beat = now;
+            self.fence.beat_ok(now);
             if let Some((failures, for_secs)) = beat_log.succeeded(Instant::now()) {
                 info!(failures, for_secs, "heartbeat into NATS again");
             }

@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::entry::{decode_event, encode_event};
-use super::{lock, names, Cluster, FromCluster, Proposal, ToPublisher, ORIGIN, PUBLISH_BATCH};
+use super::{
+    lock, names, Cluster, FromCluster, Proposal, ToPublisher, ORIGIN, PUBLISH_BATCH, TAKEN_FOR_DEAD,
+};
 
 /// `stored` of a proposal refused (its sender told it was not sent).
 const REFUSED: u64 = u64::MAX;
@@ -128,6 +130,7 @@ impl Cluster {
                     }
                 ),
             tried: false,
+            number: self.numbered.fetch_add(1, Ordering::Relaxed),
         };
         if self.proposals.send(ToPublisher::Propose(proposal)).is_err() {
             self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -209,6 +212,23 @@ impl Cluster {
             todo.extend((0..batch.len()).map(|i| (i, None)));
             let mut backoff = Duration::from_millis(50);
             loop {
+                // Nothing goes while the others may take this node for
+                // dead; then what its clients closed for that proposed
+                // is refused to them, not stored under a name another
+                // may hold by now.
+                self.fence.wait(self.warn_at()).await;
+                if self.fence.any_gone() {
+                    for (i, p) in batch.iter().enumerate() {
+                        if stored[i] == 0 && p.undoable && !p.tried && self.of_gone(p) {
+                            stored[i] = REFUSED;
+                            self.refuse(p, TAKEN_FOR_DEAD).await;
+                        }
+                    }
+                    todo.retain(|(i, _)| stored[*i] == 0);
+                    if todo.is_empty() {
+                        break;
+                    }
+                }
                 match self
                     .publish_some(&mut batch, &todo, &mut stored, &mut known)
                     .await
@@ -269,6 +289,13 @@ impl Cluster {
             FromCluster::Refused(event, REMOVED_UNREAD.to_owned())
         };
         let _ = self.to_hub.send(item).await;
+    }
+
+    /// Whether `p` was proposed by a session closed since because another
+    /// node took this one for dead.
+    fn of_gone(&self, p: &Proposal) -> bool {
+        let session = decode_event(&p.room, 0, &p.payload).map(|e| e.session());
+        self.fence.refused(session, p.number)
     }
 
     async fn refuse(&self, p: &Proposal, cause: &str) {
@@ -669,6 +696,7 @@ mod tests {
             msg_id: String::new(),
             undoable: true,
             tried: true,
+            number: 0,
         }
     }
 

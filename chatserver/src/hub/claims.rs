@@ -8,10 +8,7 @@ use chatproto::{ClientFrame, ClientId, ErrorCode, Now, ServerFrame, SessionId};
 use tracing::{info, warn};
 
 use super::{Claim, Hub, ToHub};
-use crate::cluster::{ClaimError, Claimed};
-
-/// What a client is told when the other nodes took its node for dead.
-const TAKEN_FOR_DEAD: &str = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
+use crate::cluster::{ClaimError, Claimed, TAKEN_FOR_DEAD};
 
 impl Hub {
     /// Cluster mode: hold `input` if its client waits for a nickname
@@ -179,6 +176,9 @@ impl Hub {
             .copied()
             .collect();
         for id in lost {
+            if let (Some(c), Some(session)) = (&self.cluster, self.server.session_id_of(id)) {
+                c.link.session_gone(session);
+            }
             let nick = self.server.nick(id).unwrap_or("(not joined)").to_owned();
             warn!(client = %id, nick, "this node seemed dead to the others, which freed this client's nickname; closing it");
             self.close_with(id, ErrorCode::Unavailable, TAKEN_FOR_DEAD.to_owned());
@@ -206,6 +206,7 @@ impl Hub {
         if let Some(claim) = c.claims.remove(&client) {
             c.link.release(claim.key, claim.revision);
         }
+        c.link.session_gone(session);
         c.check_claims();
         let nick = self
             .server

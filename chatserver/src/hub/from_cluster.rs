@@ -113,6 +113,11 @@ impl Hub {
                 }
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
+            FromCluster::ClaimsChecked(n) => {
+                if let Some(c) = &self.cluster {
+                    c.link.swept(n);
+                }
+            }
             FromCluster::TakeOver { token, done } => {
                 // The core knows the connection, unless it closed it
                 // already (a pong timeout, say) and the hub has not heard
