@@ -1322,10 +1322,39 @@ fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
     assert_eq!(back_seq, gone_seq + 1, "{again:?}");
 }
 
+/// NATS restarted without its store (a disk lost): the cluster's buckets
+/// are gone, and the heartbeat's failure says so and what to do, not
+/// that NATS does not answer.
+#[test]
+fn nats_restarted_without_its_store_is_said_with_what_to_do() {
+    let test = "nats_restarted_without_its_store_is_said_with_what_to_do";
+    let Some(mut nats) = Nats::start(test) else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    nats.kill();
+    for entry in std::fs::read_dir(nats.dir.path()).expect("the store") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("remove the store");
+        }
+    }
+    nats.run();
+    assert!(
+        a.wait_for_line("no longer has the cluster's buckets", WAIT),
+        "{}",
+        a.log()
+    );
+}
+
 /// A room's stream deleted and made again by hand while a node follows
 /// it begins its seqs again under another epoch: the node says so, and
 /// does not hand the new stream's events to its clients as if they went
-/// on from the old room's.
+/// on from the old room's. It does not make the stream again itself, and
+/// what its clients send to the room is refused (`unavailable`, naming a
+/// restart), not left waiting for ever.
 #[test]
 fn a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one() {
     let test = "a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one";
@@ -1360,7 +1389,20 @@ fn a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one() {
     // must not hold up another room's behind it.
     alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "gone", "id": "gone"}));
     alice.send_frame(&json!({"type": "msg", "room": "dev", "text": "dev 1", "id": "dev 1"}));
-    read_until(&mut alice, 20, |f| kind(f) == "msg" && f["text"] == "dev 1");
+    let (mut dev, mut refused) = (false, None);
+    read_until(&mut alice, 20, |f| {
+        dev |= kind(f) == "msg" && f["text"] == "dev 1";
+        if kind(f) == "error" && f["id"] == "gone" {
+            refused = Some(f.clone());
+        }
+        dev && refused.is_some()
+    });
+    let refused = refused.unwrap();
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("restarts"),
+        "{refused}"
+    );
     // (Published with it in one batch; the next batch is the test.)
     alice.send_frame(&json!({"type": "msg", "room": "dev", "text": "dev 2", "id": "dev 2"}));
     read_until(&mut alice, 20, |f| kind(f) == "msg" && f["text"] == "dev 2");
@@ -1375,7 +1417,14 @@ fn a_stream_made_anew_under_a_node_is_not_taken_for_the_old_one() {
     }
     read_until(&mut bob, 20, |f| kind(f) == "msg" && f["text"] == "new 5");
 
-    let said = a.wait_for_line("the room's stream was made anew", Duration::from_secs(20));
+    let said = a.wait_for_line(
+        "this node keeps the room as it was",
+        Duration::from_secs(20),
+    );
+    // What alice says there now is refused at once, the new stream or not.
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "later", "id": "later"}));
+    let seen = read_until(&mut alice, 20, |f| kind(f) == "error" && f["id"] == "later");
+    assert_eq!(seen.last().unwrap()["code"], "unavailable");
     let mut got = Vec::new();
     for _ in 0..100 {
         match alice.next_within(Duration::from_millis(200)) {

@@ -11,7 +11,7 @@ use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::entry::{decode_event, stream_seq};
 use super::own::OwnStored;
@@ -61,6 +61,12 @@ impl Cluster {
     /// NATS refusing to make it for want of room says so in the
     /// [`Failure`] (the room's messages are refused to their senders).
     pub(super) async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), Failure> {
+        if let Some(cause) = self.lost_room(room) {
+            return Err(Failure {
+                why: format!("the stream of #{room} went from under this node"),
+                full: Some(cause),
+            });
+        }
         let (name, subject) = names(room);
         let mut full = None;
         let mut said = String::new();
@@ -68,6 +74,17 @@ impl Cluster {
             if self.js.get_stream(&name).await.is_ok() {
                 self.follow(room);
                 return Ok(());
+            }
+            // Followed, so it was there: deleted, or NATS lost its store.
+            // Made again here, its seqs would begin again under a new
+            // epoch, which this node's copy of the room does not follow
+            // (its senders would wait for ever): refused instead.
+            if lock(&self.following).contains(room) {
+                let cause = self.lose_room(room, "is gone from NATS");
+                return Err(Failure {
+                    why: format!("the stream of #{room} is gone from NATS"),
+                    full: Some(cause),
+                });
             }
             let description = serde_json::to_string(&Description {
                 room: room.to_owned(),
@@ -113,6 +130,54 @@ impl Cluster {
         })
     }
 
+    /// `room`'s stream went from under this node (`how`, in words): said
+    /// once, at error level; what waited for it to be read back is
+    /// refused, and so is what comes for the room from now on, until this
+    /// node restarts. The words for a refused sender.
+    pub(super) fn lose_room(&self, room: &str, how: &str) -> String {
+        let cause = format!(
+            "the cluster's log of #{room} {how} (NATS lost its store, or it was deleted): this \
+             server cannot store messages there until it restarts"
+        );
+        let new = lock(&self.lost_rooms)
+            .insert(room.to_owned(), cause.clone())
+            .is_none();
+        if new {
+            error!(
+                room,
+                "the room's stream {how}: this node keeps the room as it was and refuses \
+                          what comes for it; restart it to follow the new stream"
+            );
+            // This node's proposals stored there and not read back: their
+            // senders would wait for ever.
+            let own = self.own_room(room);
+            let waiting = OwnStored::take_all(&own);
+            let to_hub = self.to_hub.clone();
+            let (room, cause) = (Arc::<str>::from(room), cause.clone());
+            tokio::spawn(async move {
+                for payload in waiting {
+                    if let Some(event) = decode_event(&room, 0, &payload) {
+                        let refused = FromCluster::Refused(event, cause.clone());
+                        if to_hub.send(refused).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        cause
+    }
+
+    /// Why what comes for `room` is refused, if its stream went from
+    /// under this node.
+    pub(super) fn lost_room(&self, room: &str) -> Option<String> {
+        let lost = lock(&self.lost_rooms);
+        if lost.is_empty() {
+            return None;
+        }
+        lost.get(room).cloned()
+    }
+
     /// Start following `room`'s stream, unless it is followed.
     pub fn follow(self: &Arc<Self>, room: &str) {
         let new = lock(&self.following).insert(room.to_owned());
@@ -132,7 +197,10 @@ impl Cluster {
         loop {
             let from = next;
             match self.follow_once(&room, &name, &mut next, &mut epoch).await {
-                Ok(()) => return, // the hub is gone
+                Ok(()) => return, // the hub is gone, or the stream made anew
+                // Its stream went (this node's publisher found it gone):
+                // nothing more to read until a restart.
+                Err(_) if self.lost_room(&room).is_some() => return,
                 Err(e) => {
                     // A reading that got somewhere starts the waits over.
                     if next > from {
@@ -231,7 +299,8 @@ impl Cluster {
         true
     }
 
-    /// One reading of a stream from `next`; `Ok` only when the hub is gone.
+    /// One reading of a stream from `next`; `Ok` only when the hub is gone
+    /// or the stream was made anew (see [`Cluster::lose_room`]).
     async fn follow_once(
         &self,
         room: &Arc<str>,
@@ -255,11 +324,12 @@ impl Cluster {
         // if they went on from the old ones. The room stays as it was
         // here until the node is restarted.
         if *next != 0 && d.epoch != *epoch {
-            return Err(format!(
-                "the room's stream was made anew (epoch {} after {epoch}); this node \
-                 keeps the room as it was: restart it to follow the new one",
-                d.epoch
-            ));
+            self.lose_room(
+                room,
+                &format!("was made anew (epoch {} after {epoch})", d.epoch),
+            );
+            // Stopped, as if the hub were gone: the room is not read again.
+            return Ok(());
         }
         if *next == 0 {
             epoch.clone_from(&d.epoch);
@@ -351,8 +421,14 @@ impl Cluster {
                 Some(seq) => seq,
                 None => msg.info().map_err(|e| e.to_string())?.stream_sequence,
             };
+            // Seqs only go up in a stream: one lower is a stream made
+            // anew under the consumer (async-nats follows one of the same
+            // name after a reconnect), read again from the top, where its
+            // epoch is looked at.
             if seq < *next {
-                continue;
+                return Err(format!(
+                    "the stream went back to seq {seq} below {next}: made anew?"
+                ));
             }
             if seq > *next {
                 // Gone for good (retention dropped them while this node

@@ -327,6 +327,11 @@ pub struct Cluster {
     numbered: AtomicUsize,
     /// Holds the publisher while the others may take this node for dead.
     fence: fence::Fence,
+    /// Rooms whose stream went from under this node (deleted, or NATS
+    /// lost its store), each with the words for a refused sender: the
+    /// node keeps the room as it was and refuses what comes for it until
+    /// it restarts (see `follow`).
+    lost_rooms: Mutex<HashMap<String, String>>,
 }
 
 /// Which stream and subject hold `room`.
@@ -505,6 +510,7 @@ impl Cluster {
             leaving: Mutex::default(),
             numbered: AtomicUsize::new(0),
             fence: fence::Fence::new(),
+            lost_rooms: Mutex::default(),
         });
         cluster.no_twin().await?;
         // Heartbeat before anything else: others must not take this run

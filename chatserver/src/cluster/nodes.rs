@@ -37,6 +37,10 @@ impl Cluster {
             .put(&self.settings.node, Bytes::from(self.origin.to_string()));
         match tokio::time::timeout(HEARTBEAT_EVERY, put).await {
             Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if stream_gone(&e) => Err(format!(
+                "cannot heartbeat into NATS: it no longer has the cluster's buckets (did it \
+                 lose its store?); restart every node of the cluster: {e}"
+            )),
             Ok(Err(e)) => Err(format!("cannot heartbeat into NATS: {e}")),
             Err(_) => Err(format!(
                 "cannot heartbeat into NATS: no answer within {HEARTBEAT_EVERY:?}"
@@ -681,6 +685,19 @@ pub(super) fn heard_afresh(heard: &Heard, now: Instant) {
     for h in lock(heard).values_mut().filter(|h| !h.dead) {
         h.at = now;
     }
+}
+
+/// Whether `e` says the stream behind a bucket is gone (NATS lost its
+/// store, or it was deleted): nothing comes back by trying again.
+fn stream_gone(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if let Some(p) = e.downcast_ref::<async_nats::jetstream::context::PublishError>() {
+            return p.kind() == async_nats::jetstream::context::PublishErrorKind::StreamNotFound;
+        }
+        at = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -107,6 +107,17 @@ impl OwnStored {
     }
 }
 
+impl OwnStored {
+    /// Every proposal kept, oldest first, and none kept from now on (the
+    /// room's stream went from under this node).
+    pub(super) fn take_all(own: &Mutex<OwnStored>) -> Vec<Bytes> {
+        let mut r = lock(own);
+        r.bytes = 0;
+        r.next = u64::MAX;
+        std::mem::take(&mut r.events).into_values().collect()
+    }
+}
+
 impl Cluster {
     /// `room`'s own stored proposals (made empty the first time).
     pub(super) fn own_room(&self, room: &str) -> Arc<Mutex<OwnStored>> {

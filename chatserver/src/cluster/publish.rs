@@ -360,6 +360,11 @@ impl Cluster {
         let mut unmade: Vec<(Arc<str>, String)> = Vec::new();
         for (k, &(i, guard)) in todo.iter().enumerate() {
             let p = &mut batch[i];
+            if let Some(cause) = self.lost_room(&p.room) {
+                stored[i] = REFUSED;
+                self.refuse(p, &cause).await;
+                continue;
+            }
             if !known.contains_key(&p.room) {
                 // No room for the room's stream: nothing of the room was
                 // stored, so whatever comes for it is refused (a message or
