@@ -139,36 +139,70 @@ pub(crate) struct OnTheWay {
 }
 
 /// The ids a session used last, each with the room and seq of its message.
-/// An id is kept once, shared by the order and the map, and the room is
-/// the room's own name: remembering a message's id allocates one string.
+///
+/// An id is kept as a 64-bit hash of it (seeded at random, so a client
+/// cannot choose two ids that collide; and a collision could only make
+/// one of its own messages taken for a resend of another), not as the
+/// string: up to 64 bytes each, 1,024 of them made a session's window
+/// about 200 KB, which a client could fill in 20 s and leave behind
+/// with its session. The room is the room's own name, shared. About 75
+/// bytes an id, whatever its length.
 #[derive(Debug, Default)]
 pub(crate) struct IdWindow {
-    order: VecDeque<Arc<str>>,
-    seen: HashMap<Arc<str>, (Arc<str>, u64), foldhash::fast::RandomState>,
+    order: VecDeque<u64>,
+    /// Keyed by the hashes themselves: hashed once, not twice.
+    seen: HashMap<u64, (Arc<str>, u64), std::hash::BuildHasherDefault<Hashed>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// The [`IdWindow`]'s keys as they are: they are hashes already.
+#[derive(Debug, Default)]
+pub(crate) struct Hashed(u64);
+
+impl std::hash::Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; anything else still spreads.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl IdWindow {
+    fn key(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
     /// The room and seq of the message that used `id`, if remembered.
     pub fn get(&self, id: &str) -> Option<&(Arc<str>, u64)> {
-        self.seen.get(id)
+        self.seen.get(&self.key(id))
     }
 
     /// Forget `id` (its message was refused after all).
     pub fn forget(&mut self, id: &str) {
-        if self.seen.remove(id).is_some() {
-            self.order.retain(|x| **x != *id);
+        let key = self.key(id);
+        if self.seen.remove(&key).is_some() {
+            self.order.retain(|x| *x != key);
         }
     }
 
     /// Remember `id` for the message `seq` of `room`, forgetting the
     /// oldest beyond `cap`.
     pub fn insert(&mut self, id: &str, room: &Arc<str>, seq: u64, cap: usize) {
-        if let Some(known) = self.seen.get_mut(id) {
+        let key = self.key(id);
+        if let Some(known) = self.seen.get_mut(&key) {
             *known = (Arc::clone(room), seq);
         } else {
-            let id: Arc<str> = Arc::from(id);
-            self.seen.insert(Arc::clone(&id), (Arc::clone(room), seq));
-            self.order.push_back(id);
+            self.seen.insert(key, (Arc::clone(room), seq));
+            self.order.push_back(key);
         }
         while self.order.len() > cap {
             if let Some(old) = self.order.pop_front() {
