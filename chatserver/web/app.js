@@ -763,12 +763,21 @@ function roomError(message) {
   p.replaceChildren(isolated('span', 'text', message || ''));
 }
 
-$('server-rooms-panel').addEventListener('toggle', (e) => {
-  if (e.target.open && session?.listRooms()) roomsAsks.push('panel');
-});
-$('server-rooms-refresh').addEventListener('click', () => {
+/**
+ * Ask for the room list for the panel, unless an ask for it is on its
+ * way (its answer fills the panel): the server counts each as one of the
+ * largest frames against its byte allowance, and a burst of clicks would
+ * be read slower and slower, then closed.
+ */
+function askRoomsForPanel() {
+  if (roomsAsks.includes('panel')) return;
   if (session?.listRooms()) roomsAsks.push('panel');
+}
+
+$('server-rooms-panel').addEventListener('toggle', (e) => {
+  if (e.target.open) askRoomsForPanel();
 });
+$('server-rooms-refresh').addEventListener('click', askRoomsForPanel);
 
 setUpDrawers();
 $('nick').value = saved.get('nick') || '';

@@ -454,3 +454,62 @@ async fn refused_line(h: &Harness, server: &Server) {
     page.shot("refused-line").await;
     page.close().await;
 }
+
+/// Clicking the room list's Refresh again and again asks the server once
+/// at a time: a `rooms` request costs one of the largest frames against
+/// the byte allowance, and a burst of them was read slower and slower,
+/// then closed (here past 300 ms), a message sent behind them waiting
+/// in the meantime.
+#[test]
+fn refreshing_the_room_list_again_and_again_keeps_the_page_connected() {
+    let Some(h) = Harness::start("refreshing_the_room_list_again_and_again") else {
+        return;
+    };
+    let server = Server::start(&[
+        "--rate-bytes",
+        "65536",
+        "--burst-bytes",
+        "262144",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    h.block_on(refresh_rooms(&h, &server));
+}
+
+async fn refresh_rooms(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 600)).await;
+    let mut bob = server.join("bob");
+    page.js(
+        "document.getElementById('server-rooms-panel').open = true;
+         const b = document.getElementById('server-rooms-refresh');
+         for (let i = 0; i < 30; i++) b.click();
+         return null;",
+        vec![],
+    )
+    .await;
+    page.type_line("after the clicks").await;
+    bob.recv_until(10, |f| {
+        f["type"] == "msg" && f["text"] == "after the clicks"
+    });
+    wait_for("the room list", async || {
+        let v = page
+            .js(
+                "return document.getElementById('server-rooms').textContent;",
+                vec![],
+            )
+            .await;
+        if v.as_str().is_some_and(|t| t.contains("lobby")) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert!(
+        !server.log().contains("rate limit exceeded"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(page.state().await, "connected");
+    page.close().await;
+}
