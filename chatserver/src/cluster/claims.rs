@@ -38,6 +38,9 @@ enum Takeover {
     Leaving,
 }
 
+/// Nickname claims read back at once in a sweep.
+const CLAIMS_AT_ONCE: usize = 64;
+
 impl Cluster {
     /// Claim `nick` (normalized; `key` and `skeleton` are its identity and
     /// look-alike forms) for `client`, and find the session `resume`
@@ -372,21 +375,47 @@ impl Cluster {
         let me = Arc::clone(self);
         let sweep = self.fence.sweep_begins();
         tokio::spawn(async move {
+            // Every claim answered, in both rounds (see `fence`).
+            let mut complete = true;
             for round in 0..2 {
                 if round > 0 {
                     tokio::time::sleep(2 * HEARTBEAT_EVERY).await;
                 }
+                // Many at once (a node with thousands of clients holds
+                // its proposals until the sweep is over), each from the
+                // leader: a lagging replica would show a claim made a
+                // moment ago as missing.
+                let looks = futures_util::stream::iter(claims.iter().cloned().map(
+                    |(client, key, revision)| {
+                        let nicks = me.nicks.clone();
+                        async move {
+                            let look = leader_entry(&nicks, &key);
+                            (
+                                client,
+                                revision,
+                                tokio::time::timeout(HEARTBEAT_EVERY, look).await,
+                            )
+                        }
+                    },
+                ))
+                .buffer_unordered(CLAIMS_AT_ONCE)
+                .collect::<Vec<_>>()
+                .await;
                 let mut lost = Vec::new();
-                for (client, key, revision) in &claims {
-                    // From the leader: a lagging replica would show a claim
-                    // made a moment ago as missing.
-                    let look = tokio::time::timeout(HEARTBEAT_EVERY, leader_entry(&me.nicks, key));
-                    match look.await {
-                        Ok(Ok(Some((rev, Some(_))))) if rev == *revision => {}
-                        Ok(Ok(_)) => lost.push(*client),
-                        Ok(Err(e)) => warn!(error = %e, "cannot check a nickname claim"),
-                        Err(_) => warn!("cannot check a nickname claim: no answer"),
+                let mut unanswered = 0;
+                for (client, revision, look) in looks {
+                    match look {
+                        Ok(Ok(Some((rev, Some(_))))) if rev == revision => {}
+                        Ok(Ok(_)) => lost.push(client),
+                        Ok(Err(_)) | Err(_) => unanswered += 1,
                     }
+                }
+                if unanswered > 0 {
+                    complete = false;
+                    warn!(
+                        unanswered,
+                        "cannot check some nickname claims; they count as held"
+                    );
                 }
                 if !lost.is_empty() && me.to_hub.send(FromCluster::ClaimsLost(lost)).await.is_err()
                 {
@@ -399,7 +428,10 @@ impl Cluster {
             // lost (one asked for after it begins its own).
             // After its `ClaimsLost`: the hub has closed those clients by
             // the time it hears this.
-            let _ = me.to_hub.send(FromCluster::ClaimsChecked(sweep)).await;
+            let _ = me
+                .to_hub
+                .send(FromCluster::ClaimsChecked(sweep, complete))
+                .await;
             let mut again = me.claims_again.swap(false, Ordering::AcqRel);
             me.checking_claims.store(false, Ordering::Release);
             again |= me.claims_again.swap(false, Ordering::AcqRel);

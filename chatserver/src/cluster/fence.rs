@@ -7,11 +7,13 @@
 //! take a freed name. What this node's clients sent meanwhile must not
 //! then be stored under that name. So the publisher publishes nothing
 //! while the fence is up: from the moment this node's last heartbeat is
-//! within a heartbeat period of that limit, until one gets through again
-//! and, after a silence of the whole limit, until the hub has read its
-//! clients' claims back and closed those another node freed (a sweep
-//! begun after the silence). What those clients proposed before they
-//! were closed is refused to them, not published.
+//! within half a heartbeat period of that limit (it looks before each
+//! message), until one gets through again and, after a silence of the
+//! whole limit, until the hub has read its clients' claims back, NATS
+//! answering for every one, and closed those another node freed (a sweep
+//! begun after the silence; the heartbeat asks for one at every beat
+//! until then). What those clients proposed before they were closed is
+//! refused to them, not published.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -82,6 +84,20 @@ impl Fence {
             s.up = false;
             self.lifted.notify_waiters();
         }
+    }
+
+    /// Whether the fence waits for a sweep of the claims (the heartbeat
+    /// asks for one at every beat until one is over: a sweep asked for
+    /// while another ran can be lost, and one NATS did not answer in
+    /// full lifts nothing).
+    pub(super) fn wants_sweep(&self) -> bool {
+        lock(&self.state).sweep_after.is_some()
+    }
+
+    /// Whether the last heartbeat NATS took began `warn_at` ago or more:
+    /// the publisher stops between two messages of a batch then.
+    pub(super) fn stale(&self, warn_at: Duration) -> bool {
+        lock(&self.state).beat_ok.elapsed() >= warn_at
     }
 
     /// A sweep of the claims begins: its number, for [`Fence::swept`].
@@ -178,11 +194,14 @@ mod tests {
         f.beating(Duration::from_millis(5_000), WARN, DEAD);
         f.beat_ok(Instant::now());
         assert!(is_up(&f), "a heartbeat alone does not lift it");
+        assert!(f.wants_sweep(), "the heartbeat asks for sweeps meanwhile");
         f.swept(before, WARN);
         assert!(is_up(&f), "a sweep begun before the silence does not");
         let after = f.sweep_begins();
         f.swept(after, WARN);
         assert!(!is_up(&f));
+        assert!(!f.wants_sweep());
+        assert!(!f.stale(WARN), "the beat just taken is fresh");
     }
 
     #[test]

@@ -71,9 +71,19 @@ impl Cluster {
         let mut full = None;
         let mut said = String::new();
         for _ in 0..3 {
-            if self.js.get_stream(&name).await.is_ok() {
-                self.follow(room);
-                return Ok(());
+            match self.js.get_stream(&name).await {
+                Ok(_) => {
+                    self.follow(room);
+                    return Ok(());
+                }
+                Err(e) if !stream_not_found(&e) => {
+                    // NATS away, or electing a leader: tried again by the
+                    // publisher, never taken for a stream gone.
+                    return Err(Failure::from(format!(
+                        "cannot look up the stream of #{room}: {e}"
+                    )));
+                }
+                Err(_) => {}
             }
             // Followed, so it was there: deleted, or NATS lost its store.
             // Made again here, its seqs would begin again under a new
@@ -658,4 +668,14 @@ impl LimitsSet {
             );
         }
     }
+}
+
+/// Whether JetStream itself said the stream does not exist (not a request
+/// that went unanswered: NATS away, or a leader being elected).
+pub(super) fn stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        async_nats::jetstream::context::GetStreamErrorKind::JetStream(js)
+            if js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }

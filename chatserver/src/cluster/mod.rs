@@ -191,8 +191,9 @@ pub enum FromCluster {
     /// node freed them while this one seemed dead).
     ClaimsLost(Vec<ClientId>),
     /// The sweep of the claims numbered so is over (its `ClaimsLost`, if
-    /// any, came before): see [`Cluster::swept`].
-    ClaimsChecked(u64),
+    /// any, came before), and whether NATS answered for every claim: see
+    /// [`Cluster::swept`].
+    ClaimsChecked(u64, bool),
     /// Another node resumes the session whose token hashes to `token`:
     /// close its connection here, if it is here, and answer on `done`.
     TakeOver {
@@ -400,8 +401,6 @@ fn random_hex(n: usize) -> String {
 }
 
 impl Cluster {
-    /// How long a node's heartbeat may be silent before it is taken for
-    /// dead.
     /// How long after this node's last heartbeat it holds its proposals:
     /// half a heartbeat period before the others could take it for dead
     /// (see `fence`).
@@ -410,9 +409,13 @@ impl Cluster {
     }
 
     /// The hub closed the clients the sweep of the claims numbered `n`
-    /// found freed: the publisher may go on if it waited for that.
-    pub fn swept(&self, n: u64) {
-        self.fence.swept(n, self.warn_at());
+    /// found freed: the publisher may go on if it waited for that, and
+    /// NATS answered for every claim (`complete`; if not, the heartbeat
+    /// asks for another sweep).
+    pub fn swept(&self, n: u64, complete: bool) {
+        if complete {
+            self.fence.swept(n, self.warn_at());
+        }
     }
 
     /// `session` is closed because another node took this one for dead:
@@ -424,6 +427,8 @@ impl Cluster {
         );
     }
 
+    /// How long a node's heartbeat may be silent before it is taken for
+    /// dead.
     pub fn dead_after(&self) -> Duration {
         self.settings.dead_after
     }
@@ -517,6 +522,7 @@ impl Cluster {
         // for dead once it has clients. A bucket just made with replicas
         // may not be reachable through every NATS server yet ("no stream
         // found"): a few more tries, waiting twice as long each time.
+        let mut began = std::time::Instant::now();
         let mut beat = cluster.beat().await;
         let mut wait = Duration::from_millis(50);
         for _ in 1..FIRST_BEAT_TRIES {
@@ -525,9 +531,13 @@ impl Cluster {
             }
             tokio::time::sleep(wait).await;
             wait *= 2;
+            began = std::time::Instant::now();
             beat = cluster.beat().await;
         }
         beat?;
+        // Fresh: the look for a twin above may have taken longer than the
+        // fence allows.
+        cluster.fence.beat_ok(began);
         // The heartbeat goes on while the limits are set (one request per
         // room whose limits differ, each up to NATS's timeout).
         tokio::spawn(Arc::clone(&cluster).watch_nodes());

@@ -37,7 +37,7 @@ impl Cluster {
             .put(&self.settings.node, Bytes::from(self.origin.to_string()));
         match tokio::time::timeout(HEARTBEAT_EVERY, put).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if stream_gone(&e) => Err(format!(
+            Ok(Err(e)) if stream_gone(&e) && self.bucket_gone().await => Err(format!(
                 "cannot heartbeat into NATS: it no longer has the cluster's buckets (did it \
                  lose its store?); restart every node of the cluster: {e}"
             )),
@@ -46,6 +46,17 @@ impl Cluster {
                 "cannot heartbeat into NATS: no answer within {HEARTBEAT_EVERY:?}"
             )),
         }
+    }
+
+    /// Whether JetStream says the heartbeats' bucket does not exist (asked
+    /// once a put found no stream: "no responders" says the same while a
+    /// NATS server restarts).
+    async fn bucket_gone(&self) -> bool {
+        let look = self.js.get_stream(&self.nodes.stream_name);
+        matches!(
+            tokio::time::timeout(HEARTBEAT_EVERY, look).await,
+            Ok(Err(e)) if super::follow::stream_not_found(&e)
+        )
     }
 
     /// Heartbeat, and tell the hub which runs heartbeat: a run whose
@@ -132,7 +143,7 @@ impl Cluster {
             // Silent long enough to be taken for dead (held up, or NATS
             // away from this node alone): the hub reads its clients'
             // nickname claims back, and closes those that are gone.
-            if silent >= dead_after {
+            if silent >= dead_after || self.fence.wants_sweep() {
                 // Not waited for here: a hub behind must not silence this
                 // node's heartbeat.
                 let to_hub = self.to_hub.clone();

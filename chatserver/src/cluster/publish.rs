@@ -359,6 +359,12 @@ impl Cluster {
         // else comes for them is refused without asking again.
         let mut unmade: Vec<(Arc<str>, String)> = Vec::new();
         for (k, &(i, guard)) in todo.iter().enumerate() {
+            // Held up within the batch (a paused process): what is left
+            // waits for the fence, as a batch does.
+            if self.fence.stale(self.warn_at()) {
+                failed = Some("this node's heartbeat is late: holding its proposals".into());
+                break;
+            }
             let p = &mut batch[i];
             if let Some(cause) = self.lost_room(&p.room) {
                 stored[i] = REFUSED;
@@ -470,6 +476,22 @@ impl Cluster {
                 Ok(ack) => {
                     stored[i] = ack.sequence;
                     let p = &batch[i];
+                    // Seqs only go up in a stream (a retry that would land
+                    // below a later one is refused, see `guarded`): a
+                    // lower one is a stream made anew, which this node's
+                    // copy of the room does not follow.
+                    let back = lock(&self.acked)
+                        .get(&p.room)
+                        .is_some_and(|&last| ack.sequence <= last);
+                    if back && !ack.duplicate {
+                        self.lose_room(&p.room, "was made anew (its seqs began again)");
+                    }
+                    // Stored where no follower of this node reads: its
+                    // sender would wait for ever.
+                    if let Some(cause) = self.lost_room(&p.room) {
+                        self.refuse(p, &cause).await;
+                        continue;
+                    }
                     if ack.duplicate
                         && p.msg_id.starts_with("m/")
                         && !self.ours(p, ack.sequence, tried).await

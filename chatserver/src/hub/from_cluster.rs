@@ -113,9 +113,9 @@ impl Hub {
                 }
             }
             FromCluster::ClaimsLost(clients) => self.claims_lost(&clients),
-            FromCluster::ClaimsChecked(n) => {
+            FromCluster::ClaimsChecked(n, complete) => {
                 if let Some(c) = &self.cluster {
-                    c.link.swept(n);
+                    c.link.swept(n, complete);
                 }
             }
             FromCluster::TakeOver { token, done } => {
