@@ -68,6 +68,10 @@ impl Cluster {
             });
         }
         let (name, subject) = names(room);
+        // Followed before this look, so it was there. (One followed only
+        // meanwhile was made by another node as this one looked: found
+        // on the next try.)
+        let followed = lock(&self.following).contains(room);
         let mut full = None;
         let mut said = String::new();
         for _ in 0..3 {
@@ -89,7 +93,7 @@ impl Cluster {
             // Made again here, its seqs would begin again under a new
             // epoch, which this node's copy of the room does not follow
             // (its senders would wait for ever): refused instead.
-            if lock(&self.following).contains(room) {
+            if followed {
                 let cause = self.lose_room(room, "is gone from NATS");
                 return Err(Failure {
                     why: format!("the stream of #{room} is gone from NATS"),
