@@ -38,8 +38,9 @@ use crate::ui::Ui;
 /// input waits (stdin is simply not read further) until echoes come back.
 /// This bounds the writer's queue without ever dropping a typed line, and
 /// keeps every unacknowledged id inside the server's window of remembered
-/// ids (1024 by default), so a resend after a reconnect is never delivered
-/// twice.
+/// ids (1024 by default; fewer in flight when the server's `welcome` says
+/// its window is smaller), so a resend after a reconnect is never
+/// delivered twice.
 const MAX_IN_FLIGHT: usize = 512;
 
 /// Frames waiting for the writer at most. Messages are bounded by
@@ -617,7 +618,9 @@ fn stop(session: &mut Session) -> Option<Outcome> {
 /// being entered, or a `/history` or `/rooms` answered, when reading a
 /// pipe (see `Session::settled`).
 fn may_read_input(session: &Session) -> bool {
-    !session.input_done() && session.unacknowledged() < MAX_IN_FLIGHT && session.settled()
+    !session.input_done()
+        && session.unacknowledged() < MAX_IN_FLIGHT.min(session.id_window())
+        && session.settled()
 }
 
 /// Hand one input event to the session; `Some` when it ends everything.

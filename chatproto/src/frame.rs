@@ -186,6 +186,13 @@ pub struct Limits {
     /// be the default, 1 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence_fanout_max: Option<u64>,
+    /// How many of a session's latest message ids the server remembers
+    /// (PROTOCOL.md 5.4): a resent message is recognised by its id only
+    /// among these, so a client keeps at most this many unacknowledged.
+    /// `None` from a server that does not say (an older one), whose window
+    /// a client may take to be the default, 1 024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_window: Option<u64>,
     /// The frames per second, on average, the server reads from one
     /// connection (PROTOCOL.md 7): a client that sends faster is read
     /// slower, and one held back for long is closed with `rate_limited`.
@@ -224,6 +231,7 @@ impl Limits {
             replay_limit,
             history_page,
             presence_fanout_max: None,
+            id_window: None,
             rate: None,
             burst: None,
             rate_bytes: None,
@@ -259,6 +267,14 @@ impl Limits {
     #[must_use]
     pub fn with_presence_fanout_max(mut self, presence_fanout_max: u64) -> Self {
         self.presence_fanout_max = Some(presence_fanout_max);
+        self
+    }
+
+    /// These limits, saying how many of a session's message ids the server
+    /// remembers.
+    #[must_use]
+    pub fn with_id_window(mut self, id_window: u64) -> Self {
+        self.id_window = Some(id_window);
         self
     }
 }

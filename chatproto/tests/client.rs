@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, ErrorCode,
     FrameDecoder, Limits, Now, Output, PresenceStatus, Server, ServerConfig, ServerFrame,
+    DEFAULT_ID_WINDOW,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -1500,4 +1501,32 @@ fn a_token_the_server_does_not_hold_gives_a_new_session() {
     let token = p.core.session_token().expect("a new token");
     assert_ne!(token, "not-a-token-of-this-server");
     assert_eq!(texts(&net.shown(c), "bob"), ["two"]);
+}
+
+/// The id window a client keeps its unacknowledged messages within is the
+/// one its server's `welcome` announced, else the default.
+#[test]
+fn the_id_window_is_the_one_the_server_announced() {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    assert_eq!(c.id_window(), DEFAULT_ID_WINDOW, "before any welcome");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    assert_eq!(
+        c.id_window(),
+        DEFAULT_ID_WINDOW,
+        "a server that does not say"
+    );
+    c.handle_disconnected();
+    c.handle_connected(10);
+    let small = Limits::new(65_536, 64, 500, 200).with_id_window(3);
+    c.handle_frame(10, welcome_with(true, small));
+    assert_eq!(c.id_window(), 3);
+    c.handle_disconnected();
+    c.handle_connected(20);
+    let none = Limits::new(65_536, 64, 500, 200).with_id_window(0);
+    c.handle_frame(20, welcome_with(true, none));
+    assert_eq!(c.id_window(), 1, "never below one");
+    let mut config = ServerConfig::default();
+    config.id_window = 7;
+    assert_eq!(config.limits().id_window, Some(7), "announced");
 }

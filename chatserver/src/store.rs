@@ -454,10 +454,14 @@ fn run(
                 }
                 Err(e) => {
                     if let Some((since, said @ false)) = &mut outage {
-                        if now.saturating_duration_since(*since) >= STILL_FAILING {
+                        let failing = now.saturating_duration_since(*since);
+                        if failing >= STILL_FAILING {
+                            // Worded as a failure of its own: the line
+                            // before it may be an earlier "works again".
                             warn!(
                                 error = %e,
-                                "the history database still cannot store; messages are refused until it can"
+                                failing_for_ms = failing.as_millis() as u64,
+                                "the history database cannot store; messages are refused until it can"
                             );
                             *said = true;
                         }

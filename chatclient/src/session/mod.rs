@@ -369,6 +369,12 @@ impl Session {
         self.client.unacknowledged()
     }
 
+    /// How many of this session's message ids the server remembers: at
+    /// most this many may wait for their echo (see `Client::id_window`).
+    pub fn id_window(&self) -> usize {
+        self.client.id_window()
+    }
+
     /// Whether input has ended (EOF or `/quit`).
     pub fn input_done(&self) -> bool {
         self.input_done

@@ -391,13 +391,26 @@ impl Client {
     /// The client keeps each until it is acknowledged or given up, however
     /// many there are: only [`send_msg`](Client::send_msg) adds to them,
     /// never the server, so their bound is the shell's to set (chatclient
-    /// takes no more input while 512 are unanswered), with this count.
-    /// Keep it under the server's id window (chatserver's `--id-window`,
-    /// 1,024 by default): a resumed session resends them all, and the
-    /// server recognises a resend only among that many of the session's
-    /// latest ids; past it, resends are delivered again.
+    /// takes no more input while 512 are unanswered, or as many as
+    /// [`id_window`](Client::id_window) if fewer), with this count.
+    /// Keep it at most the server's id window: a resumed session resends
+    /// them all, and the server recognises a resend only among that many
+    /// of the session's latest ids; past it, resends are delivered again.
     pub fn unacknowledged(&self) -> usize {
         self.pending.len()
+    }
+
+    /// How many of this session's latest message ids the server remembers
+    /// (PROTOCOL.md 5.4): the one its last `welcome` announced, else
+    /// [`DEFAULT_ID_WINDOW`](crate::DEFAULT_ID_WINDOW) (before a `welcome`,
+    /// or from a server that does not say), and at least 1.
+    pub fn id_window(&self) -> usize {
+        self.limits
+            .as_ref()
+            .and_then(|l| l.id_window)
+            .map_or(crate::DEFAULT_ID_WINDOW, |w| {
+                usize::try_from(w).unwrap_or(usize::MAX).max(1)
+            })
     }
 
     /// Whether the message [`send_msg`](Client::send_msg) returned `id`

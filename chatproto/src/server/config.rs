@@ -7,6 +7,10 @@ use crate::nick::NickRule;
 /// The default for [`ServerConfig::max_recipients`].
 pub const DEFAULT_MAX_RECIPIENTS: usize = 64;
 
+/// The default for [`ServerConfig::id_window`], and the window a client
+/// may take a server that does not announce one to have.
+pub const DEFAULT_ID_WINDOW: usize = 1_024;
+
 /// The default for [`ServerConfig::history_scan`].
 pub const DEFAULT_HISTORY_SCAN: usize = 10_000;
 
@@ -92,7 +96,8 @@ pub struct ServerConfig {
     /// holds up to `id_window` ids, so this bounds their memory.
     pub max_detached_sessions: usize,
     /// How many of a session's latest message ids are remembered to refuse
-    /// duplicates (default 1 024).
+    /// duplicates (default [`DEFAULT_ID_WINDOW`], at least 1); announced
+    /// in `welcome`.
     pub id_window: usize,
     /// Which nicknames are allowed (default [`NickRule::Unicode`]; see
     /// [the nickname rule](crate#nicknames)).
@@ -153,7 +158,7 @@ impl Default for ServerConfig {
             history_scan: DEFAULT_HISTORY_SCAN,
             resume_window_ms: 120_000,
             max_detached_sessions: 2_048,
-            id_window: 1_024,
+            id_window: DEFAULT_ID_WINDOW,
             presence_fanout_max: 1_000,
             durable: false,
             cluster: false,
@@ -192,6 +197,7 @@ impl ServerConfig {
             self.history_page as u64,
         )
         .with_presence_fanout_max(self.presence_fanout_max as u64)
+        .with_id_window(self.id_window as u64)
         .with_rate(self.rate, self.burst)
         .with_byte_rate(self.rate_bytes, self.burst_bytes)
     }

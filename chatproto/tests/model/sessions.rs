@@ -113,7 +113,8 @@ impl Model {
                     REPLAY_LIMIT as u64,
                     HISTORY_PAGE as u64,
                 )
-                .with_presence_fanout_max(FANOUT_MAX as u64),
+                .with_presence_fanout_max(FANOUT_MAX as u64)
+                .with_id_window(chatproto::DEFAULT_ID_WINDOW as u64),
             ),
         );
         self.push(i, welcome);
