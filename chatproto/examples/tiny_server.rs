@@ -54,8 +54,10 @@ async fn main() -> std::io::Result<()> {
                     peers.remove(&id);
                 }
             },
-            _ = tokio::time::sleep(wake) => server.handle_timeout(now()),
+            _ = tokio::time::sleep(wake) => {}
         }
+        // Every turn: under steady input the sleep may never end first.
+        server.handle_timeout(now());
         while let Some(out) = server.poll() {
             let (bytes, to) = match out {
                 Output::Send { to, frame, .. } => (encode(&frame, max), vec![to]),

@@ -153,15 +153,11 @@ impl<T> Decoded<T> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for a 4-byte header.
-    Head,
-    /// Header read; waiting for this many payload bytes.
-    Body(usize),
-    /// A framing error happened; every later call repeats it.
-    Failed(FramingError),
-}
+/// At most this much room is reserved ahead for a frame from its header
+/// alone (a larger one's buffer grows as its bytes arrive): a peer that
+/// announced a huge limit, and then a header near it, makes no allocation
+/// of that size by itself.
+const RESERVE_AHEAD: usize = 1 << 20;
 
 /// An incremental decoder for length-prefixed frames.
 ///
@@ -175,8 +171,10 @@ enum State {
 /// ([`Client::limits`](crate::Client::limits)). [`FrameDecoder::default`]
 /// takes [`DEFAULT_MAX_FRAME_BYTES`], so with a server that raised its limit
 /// it calls a frame the peer was allowed to send [`Decoded::Broken`]. A
-/// new decoder may replace one between two frames: what is not decoded yet
-/// stays in the buffer.
+/// new decoder (one with a higher limit, once a `welcome` announced it)
+/// may replace one between any two calls, whatever they answered but
+/// [`Decoded::Broken`]: a frame not decoded yet stays whole in the
+/// buffer, its header included, until all of it has arrived.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -192,7 +190,8 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     max_frame_bytes: usize,
-    state: State,
+    /// A framing error happened; every later call repeats it.
+    failed: Option<FramingError>,
 }
 
 impl Default for FrameDecoder {
@@ -207,7 +206,7 @@ impl FrameDecoder {
     pub fn new(max_frame_bytes: usize) -> Self {
         FrameDecoder {
             max_frame_bytes: max_frame_bytes.max(MIN_MAX_FRAME_BYTES),
-            state: State::Head,
+            failed: None,
         }
     }
 
@@ -221,7 +220,7 @@ impl FrameDecoder {
     /// after `decode` said [`Decoded::Incomplete`], that is a frame
     /// started but not finished (a stream that ends then ended mid-frame).
     pub fn is_mid_frame(&self, buf: &BytesMut) -> bool {
-        matches!(self.state, State::Body(_)) || !buf.is_empty()
+        !buf.is_empty()
     }
 
     /// Take the next whole payload off the front of `buf`, without parsing it.
@@ -236,43 +235,37 @@ impl FrameDecoder {
     /// returns it (its header consumed); `Ok(None)` when more bytes are
     /// needed. The caller takes the payload off.
     fn next_body(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, FramingError> {
-        loop {
-            match self.state {
-                State::Failed(err) => return Err(err),
-                State::Head => {
-                    if buf.len() < HEADER_LEN {
-                        return Ok(None);
-                    }
-                    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                    let err = if len == 0 {
-                        Some(FramingError::Empty)
-                    } else if len as u64 > self.max_frame_bytes as u64 {
-                        Some(FramingError::TooLarge {
-                            len: len as u64,
-                            max: self.max_frame_bytes,
-                        })
-                    } else {
-                        None
-                    };
-                    if let Some(err) = err {
-                        self.state = State::Failed(err);
-                        return Err(err);
-                    }
-                    buf.advance(HEADER_LEN);
-                    let len = len as usize;
-                    // The length is checked, so reserving for it is bounded.
-                    buf.reserve(len.saturating_sub(buf.len()));
-                    self.state = State::Body(len);
-                }
-                State::Body(len) => {
-                    if buf.len() < len {
-                        return Ok(None);
-                    }
-                    self.state = State::Head;
-                    return Ok(Some(len));
-                }
-            }
+        if let Some(err) = self.failed {
+            return Err(err);
         }
+        if buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let err = if len == 0 {
+            Some(FramingError::Empty)
+        } else if len as u64 > self.max_frame_bytes as u64 {
+            Some(FramingError::TooLarge {
+                len: len as u64,
+                max: self.max_frame_bytes,
+            })
+        } else {
+            None
+        };
+        if let Some(err) = err {
+            self.failed = Some(err);
+            return Err(err);
+        }
+        let whole = HEADER_LEN + len as usize;
+        if buf.len() < whole {
+            // The length is checked, so reserving for it is bounded; and
+            // no more than `RESERVE_AHEAD` at once.
+            let want = whole.min(buf.len() + RESERVE_AHEAD);
+            buf.reserve(want - buf.len());
+            return Ok(None);
+        }
+        buf.advance(HEADER_LEN);
+        Ok(Some(len as usize))
     }
 
     /// Take the next whole frame off the front of `buf` and parse it as `T`.

@@ -200,8 +200,8 @@
 //!   ([`DEFAULT_MAX_FRAME_BYTES`] before, or from a server that announced
 //!   none). [`Client::send_msg`] lets through any message that fits the
 //!   announced limit, so encoding with a smaller fixed one fails on a
-//!   server that raised it; a decoder can be replaced between frames (the
-//!   bytes not yet decoded stay in the buffer).
+//!   server that raised it; a decoder can be replaced between any two
+//!   calls (a frame not decoded yet stays whole in the buffer).
 //! * Reconnect after [`ClientEvent::Dead`] (nothing heard after a ping) or
 //!   when the transport ends, and call [`Client::handle_timeout`] when
 //!   [`Client::poll_timeout`] says, asking it again after every call into

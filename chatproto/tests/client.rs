@@ -1530,3 +1530,39 @@ fn the_id_window_is_the_one_the_server_announced() {
     config.id_window = 7;
     assert_eq!(config.limits().id_window, Some(7), "announced");
 }
+
+/// Neither core prints a session's token in its `Debug` (a log of it
+/// would hand the session to whoever reads the log): not once joined,
+/// not with a `join` that carries it waiting to be sent, not with a
+/// `welcome` that carries it waiting to go out.
+#[test]
+fn debug_output_never_shows_a_session_token() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    let token = net.peers[a]
+        .core
+        .session_token()
+        .expect("joined")
+        .to_owned();
+    let shown = |net: &Net| format!("{:?} {:?}", net.server, net.peers[a].core);
+    assert!(!shown(&net).contains(&token), "{}", shown(&net));
+    // The connection lost; the new one's join (with the token) waits in
+    // the client, and the server's welcome for it waits in the server.
+    let old = net.peers[a].conn.take().expect("connected");
+    net.peers[a].core.handle_disconnected();
+    net.server.handle_disconnect(net.now(), old);
+    net.drain_server(false);
+    net.peers[a].core.handle_connected(net.mono);
+    assert!(!shown(&net).contains(&token), "{}", shown(&net));
+    let id = net.server.handle_connect(net.now());
+    let join = loop {
+        match net.peers[a].core.poll() {
+            Some(ClientOutput::Send(f)) if matches!(f, ClientFrame::Join { .. }) => break f,
+            Some(_) => {}
+            None => panic!("no join"),
+        }
+    };
+    net.server.handle_frame(net.now(), id, join);
+    assert!(net.server.outputs_waiting() > 0, "the welcome waits");
+    assert!(!shown(&net).contains(&token), "{}", shown(&net));
+}

@@ -680,3 +680,45 @@ fn an_unknown_kind_is_told_from_a_known_kind_gone_wrong() {
         }
     }
 }
+
+/// A decoder replaced by another (one with the limit a `welcome` raised)
+/// after it said `Incomplete` part way into a frame: the new one reads
+/// that frame whole, as if nothing had changed.
+#[test]
+fn a_decoder_replaced_mid_frame_reads_the_frame_on() {
+    let first = encode(&ClientFrame::Ping, 1_024).expect("encodes");
+    let second = encode(&ClientFrame::msg(vec![], "hello after the swap"), 1_024).expect("encodes");
+    for cut in 1..second.len() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&first);
+        buf.extend_from_slice(&second[..cut]);
+        let mut old = FrameDecoder::new(1_024);
+        assert_eq!(
+            old.decode::<ClientFrame>(&mut buf),
+            Decoded::Frame(ClientFrame::Ping)
+        );
+        assert_eq!(old.decode::<ClientFrame>(&mut buf), Decoded::Incomplete);
+        assert!(old.is_mid_frame(&buf), "cut at {cut}");
+        let mut new = FrameDecoder::new(1 << 20);
+        buf.extend_from_slice(&second[cut..]);
+        assert_eq!(
+            new.decode::<ClientFrame>(&mut buf),
+            Decoded::Frame(ClientFrame::msg(vec![], "hello after the swap")),
+            "cut at {cut}"
+        );
+        assert!(buf.is_empty());
+    }
+}
+
+/// A header announcing a frame near a huge limit reserves a bounded
+/// amount ahead, not the frame's whole length: the buffer grows as the
+/// bytes arrive.
+#[test]
+fn a_huge_header_alone_reserves_little() {
+    let mut dec = FrameDecoder::new(u32::MAX as usize);
+    let mut buf = BytesMut::new();
+    buf.put_u32(u32::MAX - 1);
+    buf.put_slice(b"{\"type\":");
+    assert_eq!(dec.decode::<ServerFrame>(&mut buf), Decoded::Incomplete);
+    assert!(buf.capacity() <= 2 << 20, "reserved {}", buf.capacity());
+}

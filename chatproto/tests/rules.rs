@@ -1528,3 +1528,53 @@ fn timeouts_of_u64_max_mean_never() {
     }
     assert_eq!(resumed, Some(true));
 }
+
+/// A join listing more rooms than a session may be in tries only the
+/// first `max_rooms_per_client` names (each answered as usual) and
+/// answers the rest with one error, not one each: a frame full of room
+/// names costs the server no more answers than the cap.
+#[test]
+fn a_join_listing_more_rooms_than_allowed_is_answered_once_for_the_rest() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.max_rooms_per_client = 3;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    let mut rooms: Vec<String> = vec!["a".into(), "!bad".into(), "b".into()];
+    rooms.extend((0..5_000).map(|i| format!("r{i}")));
+    sim.send(a, ClientFrame::join_v2("alice", rooms, None));
+    let frames = sim.take(a);
+    let entered: Vec<&str> = frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Entered { room, .. } => Some(room.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(entered, ["a", "b"]);
+    let errors: Vec<(ErrorCode, Option<&str>, &str)> = frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Error {
+                code,
+                room,
+                message,
+                ..
+            } => Some((*code, room.as_deref(), message.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].0, ErrorCode::RoomInvalid);
+    assert_eq!(errors[1].0, ErrorCode::TooManyRooms);
+    assert_eq!(errors[1].1, None);
+    assert_eq!(
+        errors[1].2,
+        "a join may list at most 3 rooms: the 5000 after them were not entered"
+    );
+    assert!(
+        matches!(frames.last(), Some(ServerFrame::Error { .. })),
+        "after the others' answers: {frames:?}"
+    );
+    assert!(frames.len() < 20, "{} frames", frames.len());
+}

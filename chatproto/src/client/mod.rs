@@ -150,7 +150,7 @@ enum Phase {
 /// limit, so a smaller fixed limit fails against a server that raised its
 /// own. The server's frames can be that long too: decode with a
 /// [`FrameDecoder`](crate::FrameDecoder) of at least that limit (one made
-/// after the `welcome` may replace the first between two frames).
+/// after the `welcome` may replace the first between any two calls).
 ///
 /// Under a rate limit the server says in its `welcome`
 /// ([`Limits::rate`]), frames other than `ping` and `pong` go out no
@@ -160,7 +160,10 @@ enum Phase {
 ///
 /// The [crate documentation](crate#the-client-core) has an example with a
 /// reconnect; `examples/time_bot.rs` is a bot over TCP that reconnects.
-#[derive(Debug)]
+///
+/// Its `Debug` leaves out the session's token and what waits to be sent
+/// (a `join` carries the token): whoever reads a log could take the
+/// session over with it.
 pub struct Client {
     nick: String,
     phase: Phase,
@@ -193,6 +196,21 @@ pub struct Client {
     paced: VecDeque<(ClientFrame, u64)>,
     /// The latest time a `handle_*` call gave.
     now: u64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("nick", &self.nick)
+            .field("phase", &self.phase)
+            .field("connections", &self.connections)
+            .field("has_session", &self.token.is_some())
+            .field("rooms", &self.rooms.keys().collect::<Vec<_>>())
+            .field("unacknowledged", &self.pending.len())
+            .field("queued", &(self.out.len() + self.paced.len()))
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {

@@ -184,7 +184,13 @@ impl Server {
             Timer::Idle(client),
         );
         let v1 = rooms.is_none();
-        let rooms = rooms.unwrap_or_else(|| vec![LOBBY.to_owned()]);
+        let mut rooms = rooms.unwrap_or_else(|| vec![LOBBY.to_owned()]);
+        // No more names are tried than a session may be in rooms: those
+        // after are answered by one error, not one each (a frame full of
+        // names would otherwise be answered by a frame per name).
+        let max = self.config.max_rooms_per_client;
+        let left_out = rooms.len().saturating_sub(max);
+        rooms.truncate(max);
         let lobby = rooms.iter().any(|r| r.eq_ignore_ascii_case(LOBBY));
         if resumed {
             self.record_attached(sid, true);
@@ -198,6 +204,13 @@ impl Server {
         });
         for room in rooms {
             self.enter(now, client, sid, &room, EnterRequest { v1, since: None });
+        }
+        if left_out > 0 {
+            let msg = format!(
+                "a join may list at most {max} {}: the {left_out} after them were not entered",
+                noun(max, "room", "rooms")
+            );
+            self.msg_error(client, ErrorCode::TooManyRooms, None, &None, msg);
         }
         // What the join listed and entered (a refused enter of lobby is no
         // lobby), decided now: a `part` of lobby handled before the

@@ -167,7 +167,9 @@ enum Audience {
 /// // does nothing; her idle ping comes at 30 s.
 /// assert_eq!(server.poll_timeout(), Some(10_000));
 /// ```
-#[derive(Debug)]
+///
+/// Its `Debug` shows counts only, never a session's token (which would
+/// let whoever reads a log take the session over).
 pub struct Server {
     config: ServerConfig,
     rng: StdRng,
@@ -232,6 +234,17 @@ pub struct Server {
     next_read: u64,
     /// Events decided but not yet numbered by the log (cluster mode).
     proposed: Vec<Arc<Event>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("connections", &self.conns.len())
+            .field("sessions", &self.sessions.len())
+            .field("rooms", &self.rooms.len())
+            .field("outputs_waiting", &self.outputs_waiting())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {

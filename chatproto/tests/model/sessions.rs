@@ -72,7 +72,10 @@ impl Model {
         self.clients[i].session = Some(s);
         self.clients[i].nick = Some(nick.into());
         let v1 = rooms.is_none();
-        let rooms = rooms.unwrap_or(vec!["lobby"]);
+        let mut rooms = rooms.unwrap_or(vec!["lobby"]);
+        // Only the first MAX_ROOMS names are tried; the rest get one error.
+        let left_out = rooms.len().saturating_sub(MAX_ROOMS);
+        rooms.truncate(MAX_ROOMS);
         // The welcome speaks of `lobby` if the join enters it: the rooms
         // listed are entered in order, each once, up to the limit.
         let mut entering = BTreeSet::new();
@@ -120,6 +123,9 @@ impl Model {
         self.push(i, welcome);
         for raw in rooms {
             self.enter(i, raw, None, v1);
+        }
+        if left_out > 0 {
+            self.error(i, ErrorCode::TooManyRooms, None, None);
         }
     }
 
