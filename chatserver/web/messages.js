@@ -63,6 +63,11 @@ export class MessageView {
     // is resized (an error line appears, the keyboard opens on a phone).
     this.stuck = true;
     this.lastTop = 0;
+    // The log's height when a scroll event or a resize was last seen: a
+    // scroll event that comes with a new height is the browser moving the
+    // log to fit (taller, the error line and the input shrinking as a line
+    // is sent), not the reader scrolling.
+    this.lastHeight = scroller.clientHeight;
     // A frame asked for to scroll (or show the jump button) once for all
     // the lines put in since: reading the layout after each line of a
     // burst cost a whole layout each, and froze the page for seconds.
@@ -72,6 +77,7 @@ export class MessageView {
     this.newBelow = false;
     scroller.addEventListener('scroll', () => this.onScroll(), { passive: true });
     new ResizeObserver(() => {
+      this.lastHeight = scroller.clientHeight;
       if (this.stuck) this.toBottom();
       else this.updateJump();
     }).observe(scroller);
@@ -485,8 +491,13 @@ export class MessageView {
     // Only the reader scrolling up lets go of the bottom: a scroll event
     // that reports a layout change (the log got shorter) does not.
     const top = this.scroller.scrollTop;
-    if (top < this.lastTop) this.stuck = this.atBottom();
-    else if (this.atBottom()) this.stuck = true;
+    const resized = this.scroller.clientHeight !== this.lastHeight;
+    this.lastHeight = this.scroller.clientHeight;
+    // Moved to fit, the log neither lets go of the bottom nor takes it:
+    // the resize observer, called after this, keeps a log that follows
+    // at its newest line.
+    if (!resized && top < this.lastTop) this.stuck = this.atBottom();
+    else if (!resized && this.atBottom()) this.stuck = true;
     this.lastTop = top;
     this.updateJump();
     if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);

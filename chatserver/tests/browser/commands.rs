@@ -513,3 +513,78 @@ async fn refresh_rooms(h: &Harness, server: &Server) {
     assert_eq!(page.state().await, "connected");
     page.close().await;
 }
+
+#[test]
+fn a_line_of_several_lines_sent_after_an_error_is_shown_in_view() {
+    let Some(h) = Harness::start("a_line_of_several_lines_sent_after_an_error") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(several_lines_after_an_error(&h, &server));
+}
+
+/// An error above the input, then a message of three lines typed and
+/// sent: the input and the error line shrink as it goes, the log grows
+/// taller, and the browser moves it to fit in the same frame as the
+/// message comes in. That move is not the reader scrolling up: the log
+/// keeps following, and the message is in view.
+async fn several_lines_after_an_error(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 400)).await;
+    let mut bob = server.join("bob");
+    for i in 1..=40 {
+        say_in(&mut bob, "lobby", &[], &format!("filler {i} from bob"));
+    }
+    page.wait_texts("lobby", &["filler 40 from bob"]).await;
+    for round in 1..=3 {
+        page.type_line("/bogus").await;
+        wait_for("the error above the input", async || {
+            let v = page
+                .js(
+                    "return document.querySelectorAll('#errors > .error').length > 0;",
+                    vec![],
+                )
+                .await;
+            if v == true {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        // The line kept in the input taken out, and three lines typed
+        // (the input grows with each) and sent, in one go as a fast
+        // typist would: all of it may land in one frame.
+        let [ctrl, shift, enter, backspace, release] = [
+            Key::Control,
+            Key::Shift,
+            Key::Enter,
+            Key::Backspace,
+            Key::Null,
+        ]
+        .map(char::from);
+        let newline = format!("{shift}{enter}{release}");
+        page.press_text(&format!(
+            "{ctrl}a{release}{backspace}round {round} line 1{newline}line 2{newline}line 3{enter}"
+        ))
+        .await;
+        let v = wait_for("the message echoed, at the bottom of the log", async || {
+            let v = page.js(LOG_PLACE_JS, vec![]).await;
+            let echoed = v["last"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("round {round} line 1")));
+            if echoed && page.pending().await == 0 {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.shot(&format!("several-lines-after-error-{round}"))
+            .await;
+        assert!(
+            v["jump"] == false && v["lastInView"] == true,
+            "round {round}: the message is not in view: {v}"
+        );
+    }
+    page.close().await;
+}

@@ -305,6 +305,18 @@ impl Page {
             .unwrap_or_else(|e| panic!("{}: press {keys:?}: {e}", self.nick));
     }
 
+    /// Type `text` where the focus is, key by key (a modifier in it, as
+    /// `Key::Control` as a char, stays down to the end).
+    pub async fn press_text(&self, text: &str) {
+        self.c
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("{}: type {text:?}: {e}", self.nick));
+    }
+
     /// How many messages wait to be sent (`.pending-list > li.pending`).
     pub async fn pending(&self) -> u64 {
         let v = self
