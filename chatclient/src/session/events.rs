@@ -162,7 +162,7 @@ impl Session {
                 }
                 if missed {
                     if let Some(r) = &mut self.resume {
-                        r.missed += 1;
+                        *r.missed.entry(room.clone()).or_default() += 1;
                     }
                 }
                 self.shown(&room, seq);

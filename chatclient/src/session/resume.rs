@@ -38,7 +38,8 @@ pub(super) struct Away {
 #[derive(Debug, Default)]
 pub(super) struct Resume {
     pub(super) waiting: BTreeSet<String>,
-    pub(super) missed: usize,
+    /// Messages the replays brought that were said while away, by room.
+    pub(super) missed: BTreeMap<String, usize>,
     pub(super) gap: bool,
     /// Rooms whose history began anew: their earlier messages are gone,
     /// which is more than a gap (and `/history` cannot fetch them).
@@ -101,12 +102,34 @@ impl Session {
         let Some(r) = self.resume.take() else {
             return;
         };
+        let total: usize = r.missed.values().sum();
+        let here = self.current.as_deref();
         let text = if r.gap {
             "reconnected; history has a gap".to_owned()
-        } else if r.missed == 0 {
+        } else if total == 0 {
             "reconnected; nothing missed".to_owned()
+        } else if r.missed.keys().all(|room| Some(room.as_str()) == here) {
+            format!("reconnected; {} above", plural(total, "missed message"))
+        } else if let [(room, _)] = r.missed.iter().collect::<Vec<_>>()[..] {
+            format!(
+                "reconnected; {} in #{room}",
+                plural(total, "missed message")
+            )
         } else {
-            format!("reconnected; {} above", plural(r.missed, "missed message"))
+            // Said where: a room's count alone would send the reader
+            // looking above in a room where nothing came. The current
+            // room first, then the others by name.
+            let mut rooms: Vec<(&String, &usize)> = r.missed.iter().collect();
+            rooms.sort_by_key(|(room, _)| Some(room.as_str()) != here);
+            let each: Vec<String> = rooms
+                .iter()
+                .map(|(room, n)| format!("{n} in #{room}"))
+                .collect();
+            format!(
+                "reconnected; {}: {}",
+                plural(total, "missed message"),
+                each.join(", ")
+            )
         };
         self.info(text);
         for room in r.reset {
@@ -594,10 +617,40 @@ mod tests {
             shown,
             [
                 "[#rust] bob: first since",
-                "* reconnected; 1 missed message above",
+                "* reconnected; 1 missed message in #rust",
                 "* the server started #lobby's history anew; earlier messages are gone",
                 "* the server started #rust's history anew; earlier messages are gone",
             ]
+        );
+    }
+
+    /// Messages missed in several rooms are counted room by room, the
+    /// current room (the lobby) first: a count alone would send the
+    /// reader looking above, in the lobby, for what came in #rust.
+    #[test]
+    fn messages_missed_in_several_rooms_are_counted_by_room() {
+        let mut s = joined(&["lobby", "rust", "go"]);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", true));
+        let shown = lines_of(
+            &mut s,
+            [
+                entered("lobby", 2, &["alice"], true),
+                replayed(msg("lobby", 2, "bob", &[], "l1"), None),
+                presence("lobby", 3, "alice", true),
+                entered("rust", 3, &["alice"], true),
+                replayed(msg("rust", 2, "bob", &[], "r1"), None),
+                replayed(msg("rust", 3, "bob", &[], "r2"), None),
+                presence("rust", 4, "alice", true),
+                entered("go", 1, &["alice"], true),
+                presence("go", 2, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown.last().map(String::as_str),
+            Some("* reconnected; 3 missed messages: 1 in #lobby, 2 in #rust"),
+            "{shown:?}"
         );
     }
 
