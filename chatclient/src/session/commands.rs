@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "* entered #rust; 2 online: bob, alice",
+                "* entered #rust; 2 online: alice, bob",
                 "* alice is online",
                 "bob: in rust",
                 "[#lobby] bob: in the lobby",

@@ -2,7 +2,7 @@
 //! send, lines per room, the `[history]` of a replay or a page, the
 //! answers to requests, and when to leave.
 
-use chatproto::{nick_key, ClientEvent, ClientOutput};
+use chatproto::{nick_key, ClientEvent, ClientFrame, ClientOutput};
 
 use super::lines::{names_of, plural, NAMES_SHOWN};
 use super::resume::Resume;
@@ -12,15 +12,15 @@ use crate::render::Line;
 impl Session {
     /// Move the core's output into ours: frames as they are, events as lines.
     pub(super) fn pump(&mut self) {
-        while let Some(out) = self.client.poll() {
-            match out {
-                ClientOutput::Send(frame) => self.out.push_back(Action::Send(frame)),
-                ClientOutput::Event(event) => self.event(event),
-                // A kind of output added by a newer chatproto.
-                _ => {}
+        self.pump_core();
+        // A line that changes the current room, once the messages before
+        // it are answered (they may be now).
+        if self.client.unacknowledged() == 0 {
+            if let Some(cmd) = self.deferred.take() {
+                self.run_line(cmd);
+                self.pump_core();
             }
         }
-        self.drain_outcomes();
         // Reading a pipe, the answers to /history and /rooms and the
         // rooms asked for are waited for too.
         let answered = self.settled();
@@ -28,6 +28,26 @@ impl Session {
             self.exited = true;
             self.out.push_back(Action::Exit);
         }
+    }
+
+    fn pump_core(&mut self) {
+        while let Some(out) = self.client.poll() {
+            match out {
+                ClientOutput::Send(frame) => {
+                    // Every room the core enters, those of the join and
+                    // of a reconnect too, is waited for when reading a
+                    // pipe (`settled`), not only those of `/join`.
+                    if let ClientFrame::Enter { room, .. } = &frame {
+                        self.entering.insert(room.clone());
+                    }
+                    self.out.push_back(Action::Send(frame));
+                }
+                ClientOutput::Event(event) => self.event(event),
+                // A kind of output added by a newer chatproto.
+                _ => {}
+            }
+        }
+        self.drain_outcomes();
     }
 
     /// `entered #room; N online: ...`, once `room`'s online list is
@@ -130,6 +150,8 @@ impl Session {
                     // The rest of a big room's list may follow: the line
                     // waits for the room's next event.
                     let mut first = online;
+                    // In the order `/who` lists them.
+                    first.sort_by_cached_key(|n| nick_key(n));
                     first.truncate(NAMES_SHOWN);
                     self.announcing.insert(room, first);
                 }
@@ -491,7 +513,7 @@ mod tests {
         assert_eq!(
             out.lines,
             [
-                "* entered #lobby; 2 online: bob, alice",
+                "* entered #lobby; 2 online: alice, bob",
                 "[history] bob: earlier"
             ]
         );

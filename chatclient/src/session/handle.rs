@@ -6,7 +6,7 @@ use chatproto::{ErrorCode, ServerFrame};
 use super::commands::line_kind;
 use super::lines::{plural, NAMES_SHOWN};
 use super::{Action, Session};
-use crate::input::{parse_line, verbatim_line};
+use crate::input::{parse_line, verbatim_line, Command};
 use crate::render::Line;
 
 impl Session {
@@ -154,12 +154,22 @@ impl Session {
             } else {
                 parse_line(line)
             };
-            let kind = line_kind(&cmd);
-            self.ledger.begin();
-            self.command(cmd);
-            self.ledger.end(kind);
+            let moves = matches!(cmd, Command::Join(_) | Command::Part(_));
+            if moves && self.mode.wait_for_rooms && self.client.unacknowledged() > 0 {
+                self.deferred = Some(cmd);
+            } else {
+                self.run_line(cmd);
+            }
         }
         self.pump();
+    }
+
+    /// Act on one input line, its outcome recorded.
+    pub(super) fn run_line(&mut self, cmd: Command) {
+        let kind = line_kind(&cmd);
+        self.ledger.begin();
+        self.command(cmd);
+        self.ledger.end(kind);
     }
 
     /// Stdin ended (`/quit` sets the same state itself, and leaves with
@@ -200,6 +210,10 @@ impl Session {
     /// the lines still waiting as unconfirmed.
     pub fn abandon_lines(&mut self) {
         self.ledger.abandon();
+        // A line waiting for those is not acted on now.
+        if self.deferred.take().is_some() {
+            self.ledger.skip();
+        }
         self.drain_outcomes();
     }
 
@@ -466,7 +480,7 @@ mod tests {
             order,
             [
                 "entered frame",
-                "entered #lobby; 2 online: bob, alice",
+                "entered #lobby; 2 online: alice, bob",
                 "msg frame"
             ]
         );

@@ -180,6 +180,12 @@ pub struct Session {
     /// server (input from a pipe or a file), with its number: shown with
     /// its outcome, so that what a script's lines did reads in their order.
     held: VecDeque<(u64, Line)>,
+    /// A line that changes the current room (`/join`, `/part`), read from
+    /// a pipe while messages sent before it wait for their echo: handled
+    /// once they are answered, so that the `[#room]` marks of their echoes
+    /// are read against the room that was current when they were written.
+    /// No input is read meanwhile (see `settled`).
+    deferred: Option<crate::input::Command>,
     out: VecDeque<Action>,
     /// Rooms asked to enter (at start or with /join) and not answered
     /// yet: input waits for them (see [`Session::settled`]).
@@ -244,6 +250,7 @@ impl Session {
             mode: Mode::default(),
             ledger: Ledger::new(),
             held: VecDeque::new(),
+            deferred: None,
             out: VecDeque::new(),
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             listing: 0,
@@ -257,14 +264,23 @@ impl Session {
     }
 
     /// Whether the shell may read input as far as rooms go: always at a
-    /// terminal; with [`Mode::wait_for_rooms`], once every room asked to
-    /// enter has been answered (entered or refused), and every `/history`
-    /// and `/rooms` asked (so a second `/history` pages back from where
-    /// the first one's answer stopped, not from the same place). A lost
-    /// connection settles them all (the answers went with it).
+    /// terminal; with [`Mode::wait_for_rooms`], once every room being
+    /// entered (asked with `/join`, or by the core at a join or a
+    /// reconnect) has been refused or entered with its replay over, and
+    /// every `/history` and `/rooms` asked has been answered (so a second
+    /// `/history` pages back from where the first one's answer stopped,
+    /// not from the same place), and a line that changes the current room
+    /// has been handled after the lines before it were answered. A lost
+    /// connection settles the rooms and pages (the answers went with it).
+    /// So the lines a pipe gets come in the same order, with the same
+    /// `[#room]` marks, at every run.
     pub fn settled(&self) -> bool {
         !self.mode.wait_for_rooms
-            || (self.entering.is_empty() && self.paging.is_empty() && self.listing == 0)
+            || (self.entering.is_empty()
+                && self.replaying.is_empty()
+                && self.deferred.is_none()
+                && self.paging.is_empty()
+                && self.listing == 0)
     }
 
     /// Whether input may be read while the connection is made again:
@@ -444,8 +460,11 @@ mod tests {
         drain(&mut s);
         frame(&mut s, welcome("alice", false));
         frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
         assert!(!s.settled(), "#rust is not answered yet");
         frame(&mut s, entered("rust", 0, &["alice", "bob"], false));
+        assert!(!s.settled(), "#rust's replay is not over");
+        frame(&mut s, presence("rust", 1, "alice", true));
         assert!(s.settled());
         // A /history waits for its page: the next one pages back from
         // where this one stopped, not from the same place again.
@@ -492,11 +511,57 @@ mod tests {
         // Parted before the answer: none comes, and none is waited for.
         s.handle_connected(0);
         frame(&mut s, welcome("alice", true));
+        assert!(!s.settled(), "the rooms are entered again first");
+        for room in ["lobby", "rust", "zig", "odin"] {
+            frame(&mut s, entered(room, 1, &["alice"], true));
+            frame(&mut s, presence(room, 2, "alice", true));
+        }
+        assert!(s.settled());
         line(&mut s, "/join thor");
         assert!(!s.settled());
         line(&mut s, "/part thor");
         assert!(s.settled());
         frame(&mut s, entered("thor", 0, &["alice"], false));
+        assert!(s.settled());
+    }
+
+    /// Reading a pipe, a line that changes the current room waits for the
+    /// echoes of the messages before it: each is shown against the room
+    /// that was current when it was written (no `[#rust]` on a message
+    /// typed in #rust), the same at every run however the echo and the
+    /// next line race.
+    #[test]
+    fn a_part_read_from_a_pipe_waits_for_the_echoes_before_it() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        line(&mut s, "/join rust");
+        frame(&mut s, entered("rust", 0, &["alice"], false));
+        frame(&mut s, presence("rust", 1, "alice", true));
+        assert!(s.settled());
+        let id = the_id(&line(&mut s, "hi rust").sent);
+        assert!(s.settled(), "a message does not stop the reading");
+        let out = line(&mut s, "/part");
+        assert!(out.sent.is_empty(), "not parted yet: {:?}", out.sent);
+        assert!(out.lines.is_empty(), "{:?}", out.lines);
+        assert!(!s.settled(), "no more input until it is handled");
+        assert_eq!(s.current_room(), Some("rust"));
+        let out = frame(&mut s, echo("rust", 2, "alice", "hi rust", &id));
+        assert_eq!(
+            out.lines,
+            [
+                "alice: hi rust",
+                "* you left #rust",
+                "* #lobby is now the current room"
+            ]
+        );
+        assert_eq!(out.sent, [ClientFrame::part("rust")]);
         assert!(s.settled());
     }
 
@@ -510,6 +575,7 @@ mod tests {
         s.handle_connected(0);
         frame(&mut s, welcome("alice", false));
         frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
         assert!(s.settled());
         line(&mut s, "/history 5");
         // A refusal that names another room (an entering, say) answers
@@ -549,6 +615,7 @@ mod tests {
         s.handle_connected(0);
         frame(&mut s, welcome("alice", false));
         frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
         let id = the_id(&line(&mut s, "@nobody hi").sent);
         line(&mut s, "/history 5");
         s.handle_input_end();

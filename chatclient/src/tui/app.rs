@@ -174,7 +174,14 @@ pub struct App {
     pub waiting: VecDeque<String>,
     /// Lines handed to the session in all.
     given: u64,
+    /// The latest lines handed to the session, by number (as the session
+    /// counts its input lines), to put a refused message back.
+    recent: VecDeque<(u64, String)>,
 }
+
+/// How many of the lines handed to the session are kept to be put back
+/// if refused: more than a session keeps waiting for the server.
+const RECENT_LINES: usize = 1_024;
 
 impl App {
     /// A screen drawn with `theme`, ringing the bell on mentions if `bell`.
@@ -199,6 +206,7 @@ impl App {
             effects: Vec::new(),
             waiting: VecDeque::new(),
             given: 0,
+            recent: VecDeque::new(),
         }
     }
 
@@ -240,7 +248,24 @@ impl App {
     fn give(&mut self, line: String) {
         self.given += 1;
         self.waiting.push_back(line.clone());
+        if self.recent.len() == RECENT_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.given, line.clone()));
         self.effects.push(Effect::Send(line));
+    }
+
+    /// The server refused the message of input line `number` (an unknown
+    /// nickname, say): back in the input to be mended, if the input is
+    /// empty (what is being typed is never replaced).
+    pub fn refused(&mut self, number: u64) {
+        let Some(at) = self.recent.iter().position(|(n, _)| *n == number) else {
+            return;
+        };
+        let (_, line) = self.recent.remove(at).unwrap_or_default();
+        if self.input.is_empty() && self.paste.is_none() {
+            self.input.set(line, None);
+        }
     }
 
     /// The messages among the lines not taken yet, as they will be sent,
@@ -1142,5 +1167,28 @@ mod tests {
         assert_eq!(app.scroll, 10);
         app.handle_event(key(KeyCode::Esc));
         assert_eq!((app.scroll, app.new_below), (0, 0));
+    }
+
+    /// A message the server refused comes back into the input, to be
+    /// mended, unless something is being typed there.
+    #[test]
+    fn a_refused_message_comes_back_into_an_empty_input() {
+        let mut app = self::app();
+        for line in ["hello", "@zed hi there", "@nobody else"] {
+            type_str(&mut app, line);
+            app.handle_event(key(KeyCode::Enter));
+        }
+        assert_eq!(app.take_effects().len(), 3);
+        assert!(app.input.is_empty());
+        app.refused(2);
+        assert_eq!(app.input.text(), "@zed hi there");
+        // Being typed: left as it is.
+        app.refused(3);
+        assert_eq!(app.input.text(), "@zed hi there");
+        // A line it does not know (or already put back): nothing.
+        app.input.clear();
+        app.refused(2);
+        app.refused(9);
+        assert!(app.input.is_empty());
     }
 }

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use self::app::{App, Effect, Sending, State};
 use self::theme::Theme;
 use crate::console::InputEvent;
-use crate::ledger::LineOutcome;
+use crate::ledger::{LineOutcome, OutcomeKind};
 use crate::render::Line;
 use crate::session::Session;
 use crate::stop::Stop;
@@ -130,6 +130,8 @@ enum ToScreen {
     Line(Line, String),
     /// The session's state changed.
     State(State),
+    /// The server refused the message of this input line.
+    Refused(u64),
     /// Something happened on the terminal.
     Term(Event),
     /// The terminal cannot be read any more.
@@ -255,9 +257,14 @@ impl Ui for Tui {
     /// Frames are shown only by `--json`, which is the line mode.
     async fn frame(&self, _frame: &ServerFrame) {}
 
-    /// A refused line is already in the message area, as an error line;
-    /// stderr is the terminal the screen is drawn on.
-    async fn outcome(&self, _outcome: &LineOutcome) {}
+    /// A refused line is already in the message area, as an error line
+    /// (stderr is the terminal the screen is drawn on); a message the
+    /// server refused goes back into the input.
+    async fn outcome(&self, outcome: &LineOutcome) {
+        if let OutcomeKind::Refused { id: Some(_), .. } = outcome.kind {
+            let _ = self.screen.send(ToScreen::Refused(outcome.line)).await;
+        }
+    }
 
     async fn update(&self, session: &Session) {
         let state = state_of(session);
@@ -414,6 +421,7 @@ fn screen_loop(
             match msg {
                 ToScreen::Line(line, time) => app.add_line(line, time),
                 ToScreen::State(state) => app.set_state(state),
+                ToScreen::Refused(line) => app.refused(line),
                 ToScreen::Term(event) => app.handle_event(event),
                 ToScreen::TermGone => {
                     let _ = input.send(InputEvent::End);
