@@ -169,11 +169,16 @@ fn main() -> ExitCode {
         Outcome::Left => {
             let mut why = Vec::new();
             let n = session.lines_failed();
-            if n > 0 {
+            let were = if n == 1 { "was" } else { "were" };
+            if n > 0 && full_screen {
+                // The screen counts room switches (Ctrl-N) as lines too:
+                // a total would count more lines than were typed.
+                let lines = if n == 1 { "line" } else { "lines" };
+                why.push(format!("{n} typed {lines} {were} not delivered"));
+            } else if n > 0 {
                 why.push(format!(
-                    "{n} of {} input lines {} not delivered",
-                    session.lines_read(),
-                    if n == 1 { "was" } else { "were" }
+                    "{n} of {} input lines {were} not delivered",
+                    session.lines_read()
                 ));
             }
             // A script that names its rooms means its lines for them: a

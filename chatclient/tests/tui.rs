@@ -462,6 +462,41 @@ fn ctrl_d_leaves_normally() {
     bob.expect("* alice left");
 }
 
+/// A message the server refuses comes back into the input line, to be
+/// mended; leaving, the client counts the typed lines not delivered, not
+/// its room switches (Ctrl-N sends them to the session as lines too).
+#[test]
+fn a_refused_message_comes_back_into_the_input_line() {
+    let server = Server::start(&[]);
+    let mut bob = bob_in(&server, "lobby");
+    let mut alice = alice_with(&server, &mut bob, &[]);
+    alice.keys(b"/join rust\r");
+    alice.wait_until("#rust current", |s| {
+        s.input_row().starts_with("alice #rust>")
+    });
+    alice.keys(b"\x0e");
+    alice.wait_until("#lobby current", |s| {
+        s.input_row().starts_with("alice #lobby>")
+    });
+    alice.keys(b"@zed hello there\r");
+    alice.expect("unknown_nick");
+    alice.wait_until("the message back in the input line", |s| {
+        s.input_row() == "alice #lobby> @zed hello there"
+    });
+    // Mended and sent again: bob gets it.
+    alice.keys(b"\x15@bob hello there\r");
+    bob.expect("alice -> bob: hello there");
+    alice.keys(b"/quit\r");
+    assert_eq!(alice.wait_exit(), 8);
+    assert!(
+        alice
+            .shown()
+            .contains("chatclient: 1 typed line was not delivered"),
+        "{}",
+        alice.shown()
+    );
+}
+
 /// SIGTERM leaves as /quit does: the terminal is given back, exit 0.
 #[test]
 fn sigterm_gives_the_terminal_back() {
