@@ -496,6 +496,9 @@ async fn reconnect(
         let mut held = Vec::new();
         let mut typed = Vec::new();
         let mut reading = may_read_input(session) && session.reads_while_dialing();
+        // Each line held may be a message: no more than keep those not
+        // acknowledged within the cap once they are handed over.
+        let held_most = HELD_INPUT.min(in_flight_room(session));
         let mut stopped = session.stopping();
         let mut stop_now = false;
         let result = {
@@ -513,7 +516,7 @@ async fn reconnect(
                         }
                         stopped = true;
                     }
-                    event = events.recv(), if reading && typed.len() < HELD_INPUT => {
+                    event = events.recv(), if reading && typed.len() < held_most => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
                             Some(InputEvent::Line(_)) => typed.push(event),
@@ -618,9 +621,15 @@ fn stop(session: &mut Session) -> Option<Outcome> {
 /// being entered, or a `/history` or `/rooms` answered, when reading a
 /// pipe (see `Session::settled`).
 fn may_read_input(session: &Session) -> bool {
-    !session.input_done()
-        && session.unacknowledged() < MAX_IN_FLIGHT.min(session.id_window())
-        && session.settled()
+    !session.input_done() && in_flight_room(session) > 0 && session.settled()
+}
+
+/// How many more messages may be sent before the cap on those not yet
+/// acknowledged: [`MAX_IN_FLIGHT`], or the server's id window if smaller.
+fn in_flight_room(session: &Session) -> usize {
+    MAX_IN_FLIGHT
+        .min(session.id_window())
+        .saturating_sub(session.unacknowledged())
 }
 
 /// Hand one input event to the session; `Some` when it ends everything.

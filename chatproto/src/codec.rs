@@ -256,16 +256,21 @@ impl FrameDecoder {
             self.failed = Some(err);
             return Err(err);
         }
-        let whole = HEADER_LEN + len as usize;
-        if buf.len() < whole {
+        // A `u32` fits a `usize` here (the limit, a `usize`, held it), but
+        // with the header's 4 bytes it may not on a 32-bit target: the
+        // body is compared with what follows the header instead.
+        let len = len as usize;
+        let have = buf.len() - HEADER_LEN;
+        if have < len {
             // The length is checked, so reserving for it is bounded; and
-            // no more than `RESERVE_AHEAD` at once.
-            let want = whole.min(buf.len() + RESERVE_AHEAD);
-            buf.reserve(want - buf.len());
+            // no more than `RESERVE_AHEAD` at once (a frame larger than
+            // that grows its buffer as it arrives, to at most about twice
+            // its size).
+            buf.reserve((len - have).min(RESERVE_AHEAD));
             return Ok(None);
         }
         buf.advance(HEADER_LEN);
-        Ok(Some(len as usize))
+        Ok(Some(len))
     }
 
     /// Take the next whole frame off the front of `buf` and parse it as `T`.

@@ -83,6 +83,11 @@ impl Session {
         }
         match event {
             ClientEvent::Joined { nick, .. } => {
+                // The core enters every room now, some perhaps later (paced
+                // under the server's rate): each is being entered, and
+                // waited for when reading a pipe (`settled`).
+                let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
+                self.entering.extend(rooms);
                 if self.joined_before {
                     let waiting = self.client.rooms().map(str::to_owned).collect();
                     self.resume = Some(Resume {

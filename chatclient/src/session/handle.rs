@@ -57,11 +57,12 @@ impl Session {
             ..
         } = &frame
         {
-            // More of a list whose line waits: its first names, in the
-            // server's order.
+            // More of a list whose line waits: its first names, in name
+            // order with the others (as `/who` lists them).
             if let Some(first) = self.announcing.get_mut(room) {
                 let room_left = NAMES_SHOWN.saturating_sub(first.len());
                 first.extend(nicks.iter().take(room_left).cloned());
+                first.sort_by_cached_key(|n| chatproto::nick_key(n));
             }
         }
         if self.mode.echo_frames {

@@ -525,6 +525,53 @@ mod tests {
         assert!(s.settled());
     }
 
+    /// Reading a pipe after a reconnect, input waits for every room to be
+    /// entered again, also those the core sends later, paced under the
+    /// server's rate.
+    #[test]
+    fn a_pipe_waits_for_rooms_entered_later_under_the_rate() {
+        let mut s = Session::new(
+            "alice",
+            &["lobby".into(), "rust".into(), "go".into()],
+            "t-",
+            65_536,
+        );
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        for room in ["lobby", "rust", "go"] {
+            frame(&mut s, entered(room, 0, &["alice"], false));
+            frame(&mut s, presence(room, 1, "alice", true));
+        }
+        assert!(s.settled());
+        s.handle_disconnected();
+        s.handle_connected(10);
+        let slow = chatproto::Limits::new(65_536, 64, 500, 200).with_rate(1, 2);
+        let out = frame(
+            &mut s,
+            ServerFrame::welcome(
+                "alice",
+                0,
+                vec![],
+                Some("token".into()),
+                Some(true),
+                Some(slow),
+            ),
+        );
+        let enters = out
+            .sent
+            .iter()
+            .filter(|f| matches!(f, ClientFrame::Enter { .. }))
+            .count();
+        assert!(enters < 3, "some enters wait for the rate: {:?}", out.sent);
+        frame(&mut s, entered("lobby", 1, &["alice"], true));
+        frame(&mut s, presence("lobby", 2, "alice", true));
+        assert!(!s.settled(), "#rust and #go are not entered again yet");
+    }
+
     /// Reading a pipe, a line that changes the current room waits for the
     /// echoes of the messages before it: each is shown against the room
     /// that was current when it was written (no `[#rust]` on a message

@@ -179,8 +179,9 @@ pub struct App {
     recent: VecDeque<(u64, String)>,
 }
 
-/// How many of the lines handed to the session are kept to be put back
-/// if refused: more than a session keeps waiting for the server.
+/// How many of the latest lines handed to the session are kept to be put
+/// back if refused: one refused after as many more were handed on (a long
+/// paste) is not put back.
 const RECENT_LINES: usize = 1_024;
 
 impl App {
