@@ -42,6 +42,29 @@ const WS_READ_BUFFER: usize = 8 << 10;
 /// sent.
 const CONTROL_LOOKED_PAST: usize = 8;
 
+/// The most frames one message of a client's may come in. The rate limit
+/// counts messages, which tungstenite hands on whole: without a bound, a
+/// message that never ends (empty continuation frames, six bytes each)
+/// would cost the server a frame's work millions of times a second at
+/// the price of one message. A browser sends a message in one frame.
+pub const MAX_WS_FRAGMENTS: u32 = 64;
+
+/// A client's message came in more than [`MAX_WS_FRAGMENTS`] frames: the
+/// read half's error, told apart from the socket's own in `refuse`.
+#[derive(Debug)]
+struct TooFragmented;
+
+impl std::fmt::Display for TooFragmented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a WebSocket message in more than {MAX_WS_FRAGMENTS} frames"
+        )
+    }
+}
+
+impl std::error::Error for TooFragmented {}
+
 /// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
 /// are held until then, as for a TCP connection.
 pub async fn serve<S>(
@@ -252,6 +275,22 @@ fn refuse(
         control.close_with(code, &reason);
     }
     match &e {
+        tungstenite::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<TooFragmented>()) =>
+        {
+            info!(client = %id, "websocket message in too many frames; closing");
+            control.close_with(CloseCode::Policy, ErrorCode::BadFrame.as_str());
+            let text = format!(
+                "bad frame: a WebSocket message in more than {MAX_WS_FRAGMENTS} frames; \
+                 send each message in one frame; closing"
+            );
+            let frame = ServerFrame::error(ErrorCode::BadFrame, text);
+            if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
+                peer.kick(bytes, ErrorCode::BadFrame);
+            }
+        }
         tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
             size,
             max_size,
@@ -300,6 +339,12 @@ impl<S: AsyncRead> AsyncRead for ReadSide<S> {
         let read = Pin::new(&mut this.rd).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = read {
             this.frames.feed(&buf.filled()[before..]);
+            if this.frames.pieces > MAX_WS_FRAGMENTS {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    TooFragmented,
+                )));
+            }
         }
         read
     }
@@ -328,6 +373,9 @@ struct Frames {
     fragmented: bool,
     /// The largest payload handed since the last renewal.
     largest: u64,
+    /// The data frames of the message being read so far (see
+    /// [`MAX_WS_FRAGMENTS`]).
+    pieces: u32,
 }
 
 impl Frames {
@@ -366,6 +414,12 @@ impl Frames {
             let control = self.head[0] & 0x08 != 0;
             self.ends_message = fin || control;
             if !control {
+                // A data frame: the first of a message, or one more of it.
+                self.pieces = if self.fragmented {
+                    self.pieces.saturating_add(1)
+                } else {
+                    1
+                };
                 self.fragmented = !fin;
             }
             self.largest = self.largest.max(len);

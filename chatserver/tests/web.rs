@@ -625,6 +625,41 @@ fn a_text_message_that_is_not_utf8_is_a_bad_frame_then_close() {
     assert!(is_presence(&f, "alice", "offline"), "{f}");
 }
 
+/// A message that never ends (a text frame without FIN, then empty
+/// continuation frames, six bytes each) would cost a frame's work each
+/// at the price of one message under the rate limit: past 64 frames in
+/// one message, `bad_frame` and close 1008. A message in a few frames
+/// is taken.
+#[test]
+fn a_websocket_message_in_too_many_frames_is_a_bad_frame_then_close() {
+    let server = Server::start(&[]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("alice");
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    // {"type":"ping"} in three frames: text without FIN, a continuation
+    // without FIN, the last continuation with it.
+    let piece = |first: bool, fin: bool, payload: &[u8]| {
+        let mut f = masked_frame(if first { 0x1 } else { 0x0 }, payload, mask);
+        if !fin {
+            f[0] &= 0x7f;
+        }
+        f
+    };
+    let mut three = piece(true, false, b"{\"type\":");
+    three.extend(piece(false, false, b"\"pi"));
+    three.extend(piece(false, true, b"ng\"}"));
+    ws.send_raw(&three);
+    assert_eq!(ws.recv_frame()["type"], "pong");
+    let mut endless = piece(true, false, b"{\"type\":");
+    for _ in 0..1_000 {
+        endless.extend(piece(false, false, b""));
+    }
+    ws.send_raw(&endless);
+    let why = ws.expect_error("bad_frame");
+    assert!(why.contains("more than 64 frames"), "{why}");
+    assert_eq!(ws.expect_closed(), Some(1008));
+}
+
 /// A close frame's reason must be UTF-8 too (RFC 6455 5.5.1): 1007, and
 /// the error says where such text may have been.
 #[test]
