@@ -1069,6 +1069,52 @@ fn at_the_room_cap_an_empty_room_is_forgotten_for_a_new_one() {
     assert_eq!(only_error(sim.take(a)).0, ErrorCode::TooManyRooms);
 }
 
+/// At the cap of rooms, an empty room that never held a message (entered
+/// and left) makes way before one that did, however recently used: rooms
+/// made and left in a loop do not push out a room's history.
+#[test]
+fn at_the_room_cap_rooms_without_messages_are_forgotten_first() {
+    use chatproto::ClientFrame;
+    let mut cfg = ServerConfig::default();
+    cfg.max_rooms = 3;
+    let mut sim = sim_with(cfg);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["big".into()], None));
+    sim.send(a, ClientFrame::msg_in("big", vec![], "keep me", None));
+    sim.send(a, ClientFrame::part("big"));
+    sim.take(a);
+    let big = sim.server.seq("big");
+    assert!(big > 0);
+    for i in 0..50 {
+        let room = format!("churn{i}");
+        sim.send(a, ClientFrame::enter(&room, None));
+        sim.send(a, ClientFrame::part(&room));
+        let frames = sim.take(a);
+        assert!(
+            frames
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Entered { room: r, .. } if *r == room)),
+            "{room}: {frames:?}"
+        );
+    }
+    assert_eq!(sim.server.seq("big"), big, "big was kept");
+    // Once no room without messages is left to forget, the least recently
+    // used of the others goes.
+    for room in ["x", "y"] {
+        sim.send(a, ClientFrame::enter(room, None));
+        sim.send(a, ClientFrame::msg_in(room, vec![], "said here", None));
+        sim.send(a, ClientFrame::part(room));
+    }
+    assert!(
+        sim.server.seq("big") > 0,
+        "the last room without messages went"
+    );
+    sim.send(a, ClientFrame::enter("z", None));
+    sim.take(a);
+    assert_eq!(sim.server.seq("big"), 0, "then the least recently used");
+    assert!(sim.server.seq("x") > 0 && sim.server.seq("y") > 0);
+}
+
 /// A `rooms` answer too long for a frame lists the rooms whose names
 /// sort first, in order, and no more than fit.
 #[test]

@@ -327,8 +327,9 @@ impl Server {
     /// every room.
     fn oldest_empty_scan(&self) -> Option<&str> {
         let empty = self.rooms.iter().filter(|(_, r)| r.is_empty());
+        // Those that never held a message first.
         empty
-            .min_by_key(|(_, r)| r.touched)
+            .min_by_key(|(_, r)| (r.said, r.touched))
             .map(|(n, _)| n.as_str())
     }
 

@@ -29,9 +29,14 @@ pub(crate) struct Order {
     several: VecDeque<(u64, Arc<str>)>,
     /// Rooms that keep exactly one message, by when they were last used.
     one: BTreeSet<(u64, Arc<str>)>,
-    /// Empty rooms (see [`Room::is_empty`]), by when they were last used
-    /// (rooms made before any event count as used at 0).
+    /// Empty rooms (see [`Room::is_empty`]) that never held a message, by
+    /// when they were last used (rooms made before any event count as used
+    /// at 0).
     empty: BTreeSet<(u64, Arc<str>)>,
+    /// Empty rooms that held a message ([`Room::said`]), likewise: forgotten
+    /// only when no room of `empty` is left, so that rooms made and left
+    /// in a loop do not push out a room whose history would go with it.
+    empty_said: BTreeSet<(u64, Arc<str>)>,
 }
 
 impl Order {
@@ -55,16 +60,24 @@ impl Order {
             },
         }
         if room.touched == 0 || room.is_empty() {
-            self.empty.insert((room.touched, Arc::clone(&room.name)));
+            self.emptied(room);
         }
         let most = rooms.saturating_mul(2).max(rooms + SWEEP_OVER);
-        self.several.len() > most || self.one.len() > most || self.empty.len() > most
+        self.several.len() > most
+            || self.one.len() > most
+            || self.empty.len() > most
+            || self.empty_said.len() > most
     }
 
     /// `room` is empty now, not by an event of its own (the events on
     /// their way to it were given up).
     pub fn emptied(&mut self, room: &Room) {
-        self.empty.insert((room.touched, Arc::clone(&room.name)));
+        let entry = (room.touched, Arc::clone(&room.name));
+        if room.said {
+            self.empty_said.insert(entry);
+        } else {
+            self.empty.insert(entry);
+        }
     }
 
     /// `room`'s history was cut, not by an event of its own.
@@ -99,27 +112,11 @@ impl Order {
         None
     }
 
-    /// The empty room least recently used.
+    /// The empty room least recently used of those that never held a
+    /// message, else of those that did.
     pub fn oldest_empty(&mut self, rooms: &StrMap<Room>) -> Option<Arc<str>> {
-        let mut stale = Vec::new();
-        let mut found = None;
-        for (t, name) in &self.empty {
-            match rooms.get(&**name) {
-                Some(r) if r.touched == *t => {
-                    if r.is_empty() {
-                        found = Some(Arc::clone(name));
-                        break;
-                    }
-                    // Not empty now without being used (an event on its
-                    // way): it may be empty again the same way.
-                }
-                _ => stale.push((*t, Arc::clone(name))),
-            }
-        }
-        for e in stale {
-            self.empty.remove(&e);
-        }
-        found
+        oldest_in(&mut self.empty, rooms, false)
+            .or_else(|| oldest_in(&mut self.empty_said, rooms, true))
     }
 
     /// Drop every stale entry (an empty room's stays while the room was
@@ -130,6 +127,37 @@ impl Order {
             .retain(|(t, n)| now(*t, n).is_some_and(|r| r.history.len() > 1));
         self.one
             .retain(|(t, n)| now(*t, n).is_some_and(|r| r.history.len() == 1));
-        self.empty.retain(|(t, n)| now(*t, n).is_some());
+        self.empty
+            .retain(|(t, n)| now(*t, n).is_some_and(|r| !r.said));
+        self.empty_said.retain(|(t, n)| now(*t, n).is_some());
     }
+}
+
+/// The first room of `set` that is empty now, stale entries dropped on the
+/// way: gone, used since, or (`said` false) that held a message since
+/// without being used (restored anew).
+fn oldest_in(
+    set: &mut BTreeSet<(u64, Arc<str>)>,
+    rooms: &StrMap<Room>,
+    said: bool,
+) -> Option<Arc<str>> {
+    let mut stale = Vec::new();
+    let mut found = None;
+    for (t, name) in set.iter() {
+        match rooms.get(&**name) {
+            Some(r) if r.touched == *t && (said || !r.said) => {
+                if r.is_empty() {
+                    found = Some(Arc::clone(name));
+                    break;
+                }
+                // Not empty now without being used (an event on its
+                // way): it may be empty again the same way.
+            }
+            _ => stale.push((*t, Arc::clone(name))),
+        }
+    }
+    for e in stale {
+        set.remove(&e);
+    }
+    found
 }

@@ -43,6 +43,10 @@ pub(crate) struct Room {
     /// When an event was last applied here (the server's count of events
     /// applied), to forget the least recently used room first.
     pub touched: u64,
+    /// A message was kept here (in this run, or restored from a store):
+    /// at the cap of rooms, an empty room that never held one (entered and
+    /// left, say) is forgotten before one whose history would go with it.
+    pub said: bool,
 }
 
 /// The memory one kept message is counted for: its strings and a fixed
@@ -81,6 +85,7 @@ impl Room {
             roster: Default::default(),
             roster_keys: Default::default(),
             touched: 0,
+            said: false,
         }
     }
 
@@ -114,6 +119,7 @@ impl Room {
     /// Keep `event` (a message) in the history, forgetting the oldest past
     /// `cap` messages or `max_bytes`; the bytes forgotten.
     pub fn remember(&mut self, event: Arc<Event>, cap: usize, max_bytes: usize) -> usize {
+        self.said = true;
         self.history_bytes += event_bytes(&event);
         self.history.push_back(event);
         let mut freed = 0;
