@@ -73,13 +73,37 @@ pub async fn serve<I>(
     // lifts it (its unread output is the hub's to judge).
     let armed = Arc::new(AtomicBool::new(true));
     let io = StallLimit::new(io, join_timeout, Arc::clone(&armed));
+    // Requests are read under the same frame rate as a chat connection's
+    // frames (`--rate`, `--burst`): hyper reads the next request on a
+    // connection only once this one is answered, so a request over the
+    // rate waits, and TCP slows the client, as for frames. (Unlimited,
+    // eight kept-alive connections of one address asked 99,000 times a
+    // second and slowed every chat client.)
+    let bucket = Arc::new(Mutex::new(crate::ratelimit::TokenBucket::new(
+        edge.settings.rate,
+        edge.settings.burst,
+        std::time::Instant::now(),
+    )));
     let service = {
         let asked = Arc::clone(&asked);
         hyper::service::service_fn(move |req| {
             asked.store(true, Ordering::Relaxed);
             let (edge, admission, done) = (Arc::clone(&edge), Arc::clone(&admission), done.clone());
             let armed = Arc::clone(&armed);
-            async move { Ok::<_, Infallible>(route(req, info, edge, admission, done, armed).await) }
+            let bucket = Arc::clone(&bucket);
+            async move {
+                loop {
+                    let wait = bucket
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take(std::time::Instant::now(), 0);
+                    match wait {
+                        Ok(()) => break,
+                        Err(wait) => tokio::time::sleep(wait).await,
+                    }
+                }
+                Ok::<_, Infallible>(route(req, info, edge, admission, done, armed).await)
+            }
         })
     };
     let conn = http1::Builder::new()
