@@ -66,6 +66,10 @@ pub struct Feeder<'a> {
     /// break: until an input passes without waiting, or everything it
     /// sent has passed ([`caught_up`](Feeder::caught_up)).
     throttled_since: Option<Instant>,
+    /// Bytes of replays and history pages sent to the client, charged to
+    /// the byte allowance with its next input (at most the burst: the
+    /// input then waits for a full bucket, a few seconds at most).
+    owed: usize,
 }
 
 impl<'a> Feeder<'a> {
@@ -80,6 +84,7 @@ impl<'a> Feeder<'a> {
             held: None,
             waited: false,
             throttled_since: None,
+            owed: 0,
         }
     }
 
@@ -123,7 +128,14 @@ impl<'a> Feeder<'a> {
         if held.as_ref().is_some_and(may_read) && self.peer.reads_waiting() >= MAX_READS_WAITING {
             return Ok(Some(now + READS_RECHECK));
         }
-        if let Err(wait) = self.bucket.take(now.into_std(), *bytes) {
+        self.owed = self
+            .owed
+            .saturating_add(self.peer.take_owed())
+            .min(self.cfg.burst_bytes as usize);
+        if let Err(wait) = self
+            .bucket
+            .take(now.into_std(), bytes.saturating_add(self.owed))
+        {
             self.waited = true;
             let since = *self.throttled_since.get_or_insert(now);
             if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
@@ -131,6 +143,7 @@ impl<'a> Feeder<'a> {
             }
             return Ok(Some(now + wait));
         }
+        self.owed = 0;
         let (input, _) = self.held.take().expect("held above");
         // A client is no longer throttled once an input of its passes
         // without waiting.

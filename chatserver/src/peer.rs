@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -80,6 +80,9 @@ pub struct Peer {
     /// The hub's own mark: 1 + this peer's latest run in the hub's stage
     /// (0: none). Only the hub's thread reads or writes it.
     pub staged: AtomicUsize,
+    /// Bytes of replays and `history` pages sent to this peer that its
+    /// byte allowance has not been charged for yet (see [`Peer::owe`]).
+    owed: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -159,7 +162,26 @@ impl Peer {
             limits,
             budget,
             staged: AtomicUsize::new(0),
+            owed: AtomicUsize::new(0),
         }
+    }
+
+    /// The hub sent this peer `bytes` of a replay or a `history` page: a
+    /// few bytes of request answered with up to hundreds of KiB. The
+    /// connection charges them to the byte allowance of the frames that
+    /// follow (`Feeder::pass`), so that asking again and again is held
+    /// to the allowance as sending is.
+    pub fn owe(&self, bytes: usize) {
+        let _ = self
+            .owed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_add(bytes))
+            });
+    }
+
+    /// What [`owe`](Peer::owe) counted since the last call.
+    pub fn take_owed(&self) -> usize {
+        self.owed.swap(0, Ordering::Relaxed)
     }
 
     /// The socket of a plain TCP peer.

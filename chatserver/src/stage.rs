@@ -51,6 +51,13 @@ pub struct Staged {
     range: Range<usize>,
 }
 
+impl Staged {
+    /// Its length in bytes, header included.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+}
+
 /// The frames of the current turn and where each goes.
 #[derive(Debug, Default)]
 pub struct Stage {

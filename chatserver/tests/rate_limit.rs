@@ -209,6 +209,79 @@ fn a_flood_of_rooms_requests_is_held_to_the_byte_allowance_and_closed() {
     }
 }
 
+/// Entering a room again and again, each time replayed, asks a few bytes
+/// for tens of KiB: a replay (and a `history` page) is charged to the byte
+/// allowance of what the client sends next, so such a loop is held to the
+/// allowance and closed. (The frame rate is set high to leave only the
+/// bytes to hold it.)
+#[test]
+fn entering_again_and_again_for_big_replays_is_held_to_the_byte_allowance() {
+    let server = Server::start(&[
+        "--rate",
+        "1000",
+        "--burst",
+        "1000",
+        "--rate-bytes",
+        "10000",
+        "--burst-bytes",
+        "65536",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    let mut talker = server.join("talker");
+    talker.enter("big");
+    let text = "z".repeat(1_000);
+    for _ in 0..40 {
+        talker.send_frame(&json!({"type": "msg", "room": "big", "text": text}));
+        talker.recv_until(10, |f| f["type"] == "msg");
+    }
+    let mut asker = server.join("asker");
+    let pair = |n: usize| {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.extend(frame_bytes(
+                json!({"type": "enter", "room": "big", "since": 0, "epoch": "x"})
+                    .to_string()
+                    .as_bytes(),
+            ));
+            out.extend(frame_bytes(
+                json!({"type": "part", "room": "big"})
+                    .to_string()
+                    .as_bytes(),
+            ));
+        }
+        out
+    };
+    // Twenty, each answered: their replays (800 KB) are sent, and owed.
+    asker.send_raw(&pair(20));
+    let mut entered = 0;
+    while entered < 20 {
+        let f = asker.recv_frame();
+        assert_ne!(kind(&f), "error", "{f}");
+        if kind(&f) == "entered" {
+            entered += 1;
+        }
+    }
+    // Then a loop of them: held to the allowance, and closed.
+    asker.send_raw(&pair(380));
+    loop {
+        match asker.next() {
+            Next::Frame(f) if kind(&f) == "entered" => entered += 1,
+            Next::Frame(f) if kind(&f) == "error" => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                break;
+            }
+            Next::Frame(_) => {}
+            other => panic!("expected rate_limited, got {other:?} after {entered} enterings"),
+        }
+        assert!(
+            entered < 300,
+            "{entered} replays of 40 KB and no rate_limited"
+        );
+    }
+    asker.expect_closed();
+}
+
 #[test]
 fn a_client_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed() {
     // 20,000 bytes a second after a burst of 65,536: the first six pass
