@@ -128,10 +128,12 @@ impl<'a> Feeder<'a> {
         if held.as_ref().is_some_and(may_read) && self.peer.reads_waiting() >= MAX_READS_WAITING {
             return Ok(Some(now + READS_RECHECK));
         }
-        self.owed = self
-            .owed
-            .saturating_add(self.peer.take_owed())
-            .min(self.cfg.burst_bytes as usize);
+        if self.cfg.rate_bytes > 0 {
+            self.owed = self
+                .owed
+                .saturating_add(self.peer.take_owed())
+                .min(self.cfg.burst_bytes as usize);
+        }
         if let Err(wait) = self
             .bucket
             .take(now.into_std(), bytes.saturating_add(self.owed))
