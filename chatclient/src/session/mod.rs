@@ -525,6 +525,20 @@ mod tests {
         assert!(s.settled());
     }
 
+    /// alice reading a pipe, joined and in the lobby, its replay over.
+    fn piped_in_lobby() -> Session {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.set_mode(Mode {
+            wait_for_rooms: true,
+            ..Mode::default()
+        });
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        s
+    }
+
     /// Reading a pipe after a reconnect, input waits for every room to be
     /// entered again, also those the core sends later, paced under the
     /// server's rate.
@@ -579,15 +593,7 @@ mod tests {
     /// next line race.
     #[test]
     fn a_part_read_from_a_pipe_waits_for_the_echoes_before_it() {
-        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.set_mode(Mode {
-            wait_for_rooms: true,
-            ..Mode::default()
-        });
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
-        frame(&mut s, entered("lobby", 0, &["alice"], false));
-        frame(&mut s, presence("lobby", 1, "alice", true));
+        let mut s = piped_in_lobby();
         line(&mut s, "/join rust");
         frame(&mut s, entered("rust", 0, &["alice"], false));
         frame(&mut s, presence("rust", 1, "alice", true));
@@ -614,15 +620,7 @@ mod tests {
 
     #[test]
     fn a_page_on_its_way_is_waited_for_whatever_else_is_refused() {
-        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.set_mode(Mode {
-            wait_for_rooms: true,
-            ..Mode::default()
-        });
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
-        frame(&mut s, entered("lobby", 0, &["alice"], false));
-        frame(&mut s, presence("lobby", 1, "alice", true));
+        let mut s = piped_in_lobby();
         assert!(s.settled());
         line(&mut s, "/history 5");
         // A refusal that names another room (an entering, say) answers
@@ -654,15 +652,7 @@ mod tests {
     /// is printed.
     #[test]
     fn a_refused_message_does_not_end_the_wait_for_its_rooms_page() {
-        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
-        s.set_mode(Mode {
-            wait_for_rooms: true,
-            ..Mode::default()
-        });
-        s.handle_connected(0);
-        frame(&mut s, welcome("alice", false));
-        frame(&mut s, entered("lobby", 0, &["alice"], false));
-        frame(&mut s, presence("lobby", 1, "alice", true));
+        let mut s = piped_in_lobby();
         let id = the_id(&line(&mut s, "@nobody hi").sent);
         line(&mut s, "/history 5");
         s.handle_input_end();
