@@ -134,10 +134,20 @@ impl<'a> Feeder<'a> {
                 .saturating_add(self.peer.take_owed())
                 .min(self.cfg.burst_bytes as usize);
         }
-        if let Err(wait) = self
-            .bucket
-            .take(now.into_std(), bytes.saturating_add(self.owed))
-        {
+        // An `enter` (or a `join`) does not pay what earlier replays owe:
+        // a client entering its 32 rooms again after a reconnect sends
+        // them all at once, and each paying a burst would hold it past
+        // the grace. The frames after them pay, at most a burst each, so
+        // entering and parting again and again is held all the same.
+        let pays = !matches!(
+            held,
+            Some(ToHub::Frame(
+                _,
+                ClientFrame::Enter { .. } | ClientFrame::Join { .. }
+            ))
+        );
+        let owed = if pays { self.owed } else { 0 };
+        if let Err(wait) = self.bucket.take(now.into_std(), bytes.saturating_add(owed)) {
             self.waited = true;
             let since = *self.throttled_since.get_or_insert(now);
             if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
@@ -145,7 +155,9 @@ impl<'a> Feeder<'a> {
             }
             return Ok(Some(now + wait));
         }
-        self.owed = 0;
+        if pays {
+            self.owed = 0;
+        }
         let (input, _) = self.held.take().expect("held above");
         // A client is no longer throttled once an input of its passes
         // without waiting.

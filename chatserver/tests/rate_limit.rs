@@ -282,6 +282,53 @@ fn entering_again_and_again_for_big_replays_is_held_to_the_byte_allowance() {
     asker.expect_closed();
 }
 
+/// A client entering its rooms again (after a reconnect), each with a
+/// replay of about a burst, is not held for them: an `enter` does not pay
+/// what the replays before it owe (each then waited for a whole burst,
+/// and 32 rooms took minutes, past the grace); what the client sends
+/// after them pays, a burst at most.
+#[test]
+fn entering_many_rooms_with_big_replays_is_not_held_for_them() {
+    let server = Server::start(&[
+        "--rate-bytes",
+        "20000",
+        "--burst-bytes",
+        "65536",
+        "--rate-limit-grace-ms",
+        "300",
+    ]);
+    // Each room's 60 KB said by one talker of its own, within its burst.
+    let rooms: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+    let text = "z".repeat(4_000);
+    for room in &rooms {
+        let mut talker = server.join(&format!("t{room}"));
+        talker.enter(room);
+        for _ in 0..15 {
+            talker.send_frame(&json!({"type": "msg", "room": room, "text": text}));
+            talker.recv_until(10, |f| f["type"] == "msg");
+        }
+    }
+    // Each room entered once the one before has been replayed. Had an
+    // `enter` paid the 60 KB before it, each after the second would wait
+    // for a whole burst (3.3 s), and the message too: over 12 s.
+    let mut back = server.join("back");
+    let started = Instant::now();
+    for room in &rooms {
+        back.send_frame(&json!({"type": "enter", "room": room}));
+        back.recv_until(30, |f| {
+            is_presence(f, "back", "online") && f["room"] == *room
+        });
+    }
+    back.send_frame(&json!({"type": "msg", "room": "r4", "text": "back again"}));
+    let (_, echo) = back.recv_until(10, |f| f["type"] == "msg" && f["text"] == "back again");
+    assert_eq!(echo["room"], "r4");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "held for the replays: {took:?}"
+    );
+}
+
 #[test]
 fn a_client_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed() {
     // 20,000 bytes a second after a burst of 65,536: the first six pass
