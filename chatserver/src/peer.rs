@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use chatproto::{ClientId, ErrorCode};
+use chatproto::{ClientId, ErrorCode, ServerFrame};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -81,7 +81,7 @@ pub struct Peer {
     /// (0: none). Only the hub's thread reads or writes it.
     pub staged: AtomicUsize,
     /// Bytes of replays and `history` pages sent to this peer that its
-    /// byte allowance has not been charged for yet (see [`Peer::owe`]).
+    /// byte allowance has not been charged for yet (see [`Peer::owe_for`]).
     owed: AtomicUsize,
 }
 
@@ -166,12 +166,18 @@ impl Peer {
         }
     }
 
-    /// The hub sent this peer `bytes` of a replay or a `history` page: a
-    /// few bytes of request answered with up to hundreds of KiB. The
-    /// connection charges them to the byte allowance of the frames that
-    /// follow (`Feeder::pass`), so that asking again and again is held
-    /// to the allowance as sending is.
-    pub fn owe(&self, bytes: usize) {
+    /// The hub sent this peer `frame`, `bytes` long: if it is a replayed
+    /// message or a `history` page (a few bytes of request answered with
+    /// up to hundreds of KiB), the connection charges its bytes to the
+    /// byte allowance of the frames that follow (`Feeder::pass`), so that
+    /// asking again and again is held to the allowance as sending is.
+    pub fn owe_for(&self, frame: &ServerFrame, bytes: usize) {
+        if !matches!(
+            frame,
+            ServerFrame::Msg { replay: true, .. } | ServerFrame::History { .. }
+        ) {
+            return;
+        }
         let _ = self
             .owed
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
@@ -179,7 +185,7 @@ impl Peer {
             });
     }
 
-    /// What [`owe`](Peer::owe) counted since the last call.
+    /// What [`owe_for`](Peer::owe_for) counted since the last call.
     pub fn take_owed(&self) -> usize {
         self.owed.swap(0, Ordering::Relaxed)
     }

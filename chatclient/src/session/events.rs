@@ -2,7 +2,7 @@
 //! send, lines per room, the `[history]` of a replay or a page, the
 //! answers to requests, and when to leave.
 
-use chatproto::{nick_key, ClientEvent, ClientFrame, ClientOutput};
+use chatproto::{nick_key, ClientEvent, ClientOutput};
 
 use super::lines::{names_of, plural, NAMES_SHOWN};
 use super::resume::Resume;
@@ -33,15 +33,7 @@ impl Session {
     fn pump_core(&mut self) {
         while let Some(out) = self.client.poll() {
             match out {
-                ClientOutput::Send(frame) => {
-                    // Every room the core enters, those of the join and
-                    // of a reconnect too, is waited for when reading a
-                    // pipe (`settled`), not only those of `/join`.
-                    if let ClientFrame::Enter { room, .. } = &frame {
-                        self.entering.insert(room.clone());
-                    }
-                    self.out.push_back(Action::Send(frame));
-                }
+                ClientOutput::Send(frame) => self.out.push_back(Action::Send(frame)),
                 ClientOutput::Event(event) => self.event(event),
                 // A kind of output added by a newer chatproto.
                 _ => {}
@@ -85,7 +77,8 @@ impl Session {
             ClientEvent::Joined { nick, .. } => {
                 // The core enters every room now, some perhaps later (paced
                 // under the server's rate): each is being entered, and
-                // waited for when reading a pipe (`settled`).
+                // waited for when reading a pipe (`settled`), as a room of
+                // a `/join` while joined is (`Session::join`).
                 let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
                 self.entering.extend(rooms);
                 if self.joined_before {

@@ -110,7 +110,7 @@ impl Session {
             "reconnected; nothing missed".to_owned()
         } else if r.missed.keys().all(|room| Some(room.as_str()) == here) {
             format!("reconnected; {} above", plural(total, "missed message"))
-        } else if let [(room, _)] = r.missed.iter().collect::<Vec<_>>()[..] {
+        } else if let (1, Some(room)) = (r.missed.len(), r.missed.keys().next()) {
             format!(
                 "reconnected; {} in #{room}",
                 plural(total, "missed message")

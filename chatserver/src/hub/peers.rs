@@ -43,15 +43,7 @@ impl Hub {
             .encode(frame, Audience::One, self.max_frame_bytes)
         {
             Ok(staged) => {
-                // A replay's messages and a `history` page answer a few
-                // bytes of request with many: charged to what the client
-                // sends next (see `Peer::owe`).
-                if matches!(
-                    frame,
-                    ServerFrame::Msg { replay: true, .. } | ServerFrame::History { .. }
-                ) {
-                    peer.owe(staged.len());
-                }
+                peer.owe_for(frame, staged.len());
                 self.stage.add(peer, &staged)
             }
             // The core builds only frames that fit.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use chatproto::{encode_into, ClientId, ReadPage, ServerFrame};
+use chatproto::{encode_into, ClientId, ReadPage};
 use tracing::warn;
 
 use super::Hub;
@@ -34,13 +34,7 @@ impl Hub {
         for frame in &frames {
             match encode_shared(&mut self.scratch, frame, self.max_frame_bytes) {
                 Ok(bytes) => {
-                    // As a replay from memory is (`Hub::stage_frame`).
-                    if matches!(
-                        frame,
-                        ServerFrame::Msg { replay: true, .. } | ServerFrame::History { .. }
-                    ) {
-                        peer.owe(bytes.len());
-                    }
+                    peer.owe_for(frame, bytes.len());
                     answer.push(self.budget.track(bytes))
                 }
                 Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),
