@@ -470,7 +470,9 @@ pub enum PresenceStatus {
 #[strum(serialize_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// The nickname is already in use (compared case-insensitively).
+    /// The nickname is already in use (compared by identity key:
+    /// normalised and case-folded, so `Straße` and `STRASSE` are one;
+    /// PROTOCOL.md section 3).
     NickTaken,
     /// The nickname breaks the nickname rule or looks like an online nickname.
     NickInvalid,
@@ -478,7 +480,8 @@ pub enum ErrorCode {
     NotJoined,
     /// A second `join` arrived on a joined connection.
     AlreadyJoined,
-    /// A recipient is not in the room; nothing was delivered to anyone.
+    /// A recipient is not online or not in the room; nothing was delivered
+    /// to anyone.
     UnknownNick,
     /// The payload was not a valid frame; the connection stays open.
     BadFrame,

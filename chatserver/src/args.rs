@@ -112,6 +112,8 @@ pub struct Args {
     /// when it is an IP address or a local name (localhost, a one-label
     /// name, *.local, *.lan, *.internal, *.home.arpa, *.localhost); a
     /// public name must be listed.
+    // The text is --help's too, where a URL in angle brackets would read badly.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',',
           value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
@@ -174,7 +176,8 @@ pub struct Args {
     pub history_bytes_per_room: u64,
 
     /// Bytes of messages kept in memory for all rooms together (at least
-    /// 1024); past it, the room being written to forgets its oldest.
+    /// 1024); past it, the least recently used rooms with history forget
+    /// their oldest.
     #[arg(long, env = "CHATSERVER_HISTORY_BYTES_TOTAL", default_value_t = 256 << 20,
           value_parser = clap::value_parser!(u64).range(1024..))]
     pub history_bytes_total: u64,
