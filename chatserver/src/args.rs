@@ -136,6 +136,19 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub max_clients_per_ip: u64,
 
+    /// New connections one IP address may open a minute, on average, past
+    /// --connect-burst-per-ip (0 to 1000000; 0: no limit); the next one
+    /// gets server_full. Off when --max-clients-per-ip is 0.
+    #[arg(long, env = "CHATSERVER_CONNECT_RATE_PER_IP", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub connect_rate_per_ip: u32,
+
+    /// New connections one IP address may open at once before
+    /// --connect-rate-per-ip applies (1 to 1000000).
+    #[arg(long, env = "CHATSERVER_CONNECT_BURST_PER_IP", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub connect_burst_per_ip: u32,
+
     /// Largest frame payload in bytes, both directions (1024 to 16777215: a
     /// frame's first byte is then 0, which tells chatproto from HTTP and TLS). A
     /// larger length header gets frame_too_large and the connection closes.

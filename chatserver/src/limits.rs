@@ -1,21 +1,71 @@
-//! The caps on connections: in all, and per IP address.
+//! The caps on connections: in all, and per IP address, and how fast one
+//! address may open new ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Addresses remembered for the connection rate after their last
+/// connection closed (until their allowance is whole again). Past it the
+/// longest closed are forgotten first: their next connection is then
+/// taken as a first one. Bounds the memory a caller with many addresses
+/// can make the server keep (about 100 bytes an address).
+pub const REMEMBERED_ADDRESSES: usize = 65_536;
 
 /// Counts open connections and refuses those over a cap.
 #[derive(Debug)]
 pub struct Limits {
     max_total: usize,
     max_per_ip: usize,
+    rate: ConnectRate,
     open: Mutex<Open>,
+}
+
+/// How fast one address may open new connections: `burst` at once, then
+/// `per_minute` a minute (a token bucket, kept as the time the bucket is
+/// whole again). Off when `per_minute` is 0 or addresses are not counted
+/// (`max_per_ip` 0: every client behind one address, as behind a proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectRate {
+    /// New connections a minute, on average (0: no limit).
+    pub per_minute: u32,
+    /// New connections at once before the rate applies (at least 1).
+    pub burst: u32,
+}
+
+impl ConnectRate {
+    /// No limit on how fast connections come.
+    pub const OFF: ConnectRate = ConnectRate {
+        per_minute: 0,
+        burst: 1,
+    };
+
+    /// The time one connection takes from the allowance.
+    fn interval(self) -> Duration {
+        Duration::from_secs(60) / self.per_minute.max(1)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<IpAddr, Address>,
+    /// Addresses whose last connection closed, in the order they closed,
+    /// with when their allowance is whole again; at most
+    /// [`REMEMBERED_ADDRESSES`]. One may be open again since: it is then
+    /// left as it is when its turn comes.
+    closed: VecDeque<(IpAddr, Instant)>,
+}
+
+/// One address's connections.
+#[derive(Debug, Clone, Copy)]
+struct Address {
+    /// Connections open now.
+    open: usize,
+    /// When the address's allowance of new connections is whole again
+    /// (none taken: `now` or earlier).
+    whole_at: Instant,
 }
 
 /// A place taken by one connection, given back on drop.
@@ -32,6 +82,9 @@ pub enum Refused {
     Full,
     /// `max_clients_per_ip` connections are open from this address.
     IpFull,
+    /// This address opened new connections faster than
+    /// `connect_rate_per_ip` allows.
+    IpTooFast,
 }
 
 impl Limits {
@@ -47,35 +100,94 @@ impl Limits {
                 "too many connections from this address (--max-clients-per-ip {})",
                 self.max_per_ip
             ),
+            Refused::IpTooFast => format!(
+                "new connections from this address come too fast \
+                 (--connect-rate-per-ip {} a minute, --connect-burst-per-ip {})",
+                self.rate.per_minute, self.rate.burst
+            ),
         }
     }
 
-    /// Caps of `max_total` connections, `max_per_ip` per address (0: none).
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+    /// Caps of `max_total` connections, `max_per_ip` per address (0: none,
+    /// and no `rate` either), new ones from one address at `rate`.
+    pub fn new(max_total: usize, max_per_ip: usize, rate: ConnectRate) -> Arc<Self> {
+        let rate = if max_per_ip == 0 {
+            ConnectRate::OFF
+        } else {
+            rate
+        };
         Arc::new(Limits {
             max_total,
             max_per_ip,
+            rate,
             open: Mutex::new(Open::default()),
         })
     }
 
     /// Take a place for a connection from `ip`, or say why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refused> {
+        self.admit_at(ip, Instant::now())
+    }
+
+    /// [`admit`](Limits::admit) at `now`.
+    fn admit_at(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Admission, Refused> {
         let ip = holder(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.forget_whole(now);
         if open.total >= self.max_total {
             return Err(Refused::Full);
         }
-        let n = open.per_ip.get(&ip).copied().unwrap_or(0);
+        let known = open.per_ip.get(&ip).copied();
+        let n = known.map_or(0, |a| a.open);
         if self.max_per_ip != 0 && n >= self.max_per_ip {
             return Err(Refused::IpFull);
         }
-        *open.per_ip.entry(ip).or_insert(0) += 1;
+        let mut whole_at = known.map_or(now, |a| a.whole_at.max(now));
+        if self.rate.per_minute != 0 {
+            // The bucket holds `burst` connections, each `interval` of
+            // time: full while `whole_at` is now, empty once it is the
+            // whole bucket ahead.
+            let interval = self.rate.interval();
+            if whole_at + interval > now + interval * self.rate.burst.max(1) {
+                return Err(Refused::IpTooFast);
+            }
+            whole_at += interval;
+        }
+        open.per_ip.insert(
+            ip,
+            Address {
+                open: n + 1,
+                whole_at,
+            },
+        );
         open.total += 1;
         Ok(Admission {
             limits: Arc::clone(self),
             ip,
         })
+    }
+
+    /// Addresses remembered now (open or closed), for tests.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.open.lock().unwrap().per_ip.len()
+    }
+}
+
+impl Open {
+    /// Forget the closed addresses whose allowance is whole again, and the
+    /// longest closed past [`REMEMBERED_ADDRESSES`]. Each close is looked
+    /// at once here, so this costs what the closes did.
+    fn forget_whole(&mut self, now: Instant) {
+        while let Some(&(ip, whole_at)) = self.closed.front() {
+            if whole_at > now && self.closed.len() <= REMEMBERED_ADDRESSES {
+                break;
+            }
+            self.closed.pop_front();
+            if self.per_ip.get(&ip).is_some_and(|a| a.open == 0) {
+                self.per_ip.remove(&ip);
+            }
+        }
     }
 }
 
@@ -106,10 +218,17 @@ impl Drop for Admission {
     fn drop(&mut self) {
         let mut open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
         open.total -= 1;
-        if let Some(n) = open.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.per_ip.remove(&self.ip);
+        let now = Instant::now();
+        if let Some(a) = open.per_ip.get_mut(&self.ip) {
+            a.open -= 1;
+            if a.open == 0 {
+                if a.whole_at <= now {
+                    open.per_ip.remove(&self.ip);
+                } else {
+                    // Remembered until its allowance is whole again.
+                    let whole_at = a.whole_at;
+                    open.closed.push_back((self.ip, whole_at));
+                }
             }
         }
     }
@@ -121,7 +240,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_network_of_64_bits_counts_as_one_address() {
-        let limits = Limits::new(10, 2);
+        let limits = Limits::new(10, 2, ConnectRate::OFF);
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         let a = limits.admit(ip("2001:db8:1:2::1")).expect("first");
         let b = limits.admit(ip("2001:db8:1:2:ffff::9")).expect("second");
@@ -143,7 +262,7 @@ mod tests {
 
     #[test]
     fn caps_total_and_per_ip_and_gives_back() {
-        let limits = Limits::new(3, 2);
+        let limits = Limits::new(3, 2, ConnectRate::OFF);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let a1 = limits.admit(a).unwrap();
@@ -157,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_explained_with_its_cap_and_flag() {
-        let limits = Limits::new(100, 2);
+        let limits = Limits::new(100, 2, RATE);
         assert_eq!(
             limits.explain(Refused::Full),
             "the server has no room for another client (--max-clients 100)"
@@ -166,5 +285,91 @@ mod tests {
             limits.explain(Refused::IpFull),
             "too many connections from this address (--max-clients-per-ip 2)"
         );
+        assert_eq!(
+            limits.explain(Refused::IpTooFast),
+            "new connections from this address come too fast \
+             (--connect-rate-per-ip 60 a minute, --connect-burst-per-ip 3)"
+        );
+    }
+
+    /// A second a connection, three at once.
+    const RATE: ConnectRate = ConnectRate {
+        per_minute: 60,
+        burst: 3,
+    };
+
+    #[test]
+    fn an_address_opens_a_burst_at_once_then_one_per_interval() {
+        let limits = Limits::new(100, 10, RATE);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(limits.admit_at(a, at(0)).expect("within the burst"));
+        }
+        assert_eq!(limits.admit_at(a, at(0)).unwrap_err(), Refused::IpTooFast);
+        // Closing does not give the allowance back: only time does.
+        held.clear();
+        assert_eq!(limits.admit_at(a, at(999)).unwrap_err(), Refused::IpTooFast);
+        assert_eq!(limits.remembered(), 1, "closed, remembered until whole");
+        // Another address has its own.
+        held.push(limits.admit_at(b, at(999)).expect("another address"));
+        held.push(limits.admit_at(a, at(1_000)).expect("one a second"));
+        assert_eq!(
+            limits.admit_at(a, at(1_500)).unwrap_err(),
+            Refused::IpTooFast
+        );
+        held.push(limits.admit_at(a, at(2_000)).expect("the next second"));
+        // Idle long enough, the whole burst again.
+        for _ in 0..3 {
+            held.push(limits.admit_at(a, at(10_000)).expect("whole again"));
+        }
+        assert_eq!(
+            limits.admit_at(a, at(10_000)).unwrap_err(),
+            Refused::IpTooFast
+        );
+    }
+
+    #[test]
+    fn without_a_per_address_cap_there_is_no_rate_either() {
+        let limits = Limits::new(1_000, 0, RATE);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        let held: Vec<_> = (0..100)
+            .map(|_| limits.admit_at(a, now).expect("no rate"))
+            .collect();
+        assert_eq!(held.len(), 100);
+    }
+
+    #[test]
+    fn closed_addresses_are_forgotten_when_whole_again_and_past_the_cap() {
+        let limits = Limits::new(10, 10, RATE);
+        let t0 = Instant::now();
+        // Close connections from more addresses than are remembered.
+        let n = REMEMBERED_ADDRESSES + 10;
+        for i in 0..n {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
+            drop(limits.admit_at(ip, t0).expect("first"));
+        }
+        // One more admission looks at the oldest: the cap holds, from
+        // the longest closed.
+        let last = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n as u32));
+        let _held = limits.admit_at(last, t0).expect("first");
+        assert!(
+            limits.remembered() <= REMEMBERED_ADDRESSES + 1,
+            "{} remembered",
+            limits.remembered()
+        );
+        // The first address was forgotten: whole again at once.
+        let first = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000));
+        let _again: Vec<_> = (0..3)
+            .map(|_| limits.admit_at(first, t0).expect("forgotten"))
+            .collect();
+        // Once whole again in time, every closed one is forgotten.
+        let later = t0 + Duration::from_secs(60);
+        drop(limits.admit_at(last, later).expect("later"));
+        assert_eq!(limits.remembered(), 2, "the two still open");
     }
 }

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::args::Args;
-use crate::limits::Limits;
+use crate::limits::{ConnectRate, Limits};
 
 /// How long a cluster node may take to read every room's log at start.
 const CATCH_UP: Duration = Duration::from_secs(120);
@@ -424,7 +424,14 @@ async fn run(args: Args) -> std::io::Result<()> {
     }
     // Every connection task holds a clone; when all are dropped, all are done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let limits = Limits::new(args.max_clients as usize, args.max_clients_per_ip as usize);
+    let limits = Limits::new(
+        args.max_clients as usize,
+        args.max_clients_per_ip as usize,
+        ConnectRate {
+            per_minute: args.connect_rate_per_ip,
+            burst: args.connect_burst_per_ip,
+        },
+    );
     let edge = Arc::new(edge::Edge {
         to_hub,
         settings: Arc::clone(&settings),
@@ -519,6 +526,8 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
         cluster_replicas = cluster.then_some(args.cluster_replicas),
         max_clients = args.max_clients,
         max_clients_per_ip = %Cap(args.max_clients_per_ip),
+        connect_rate_per_ip = %Cap(u64::from(args.connect_rate_per_ip) * u64::from(args.max_clients_per_ip != 0)),
+        connect_burst_per_ip = (args.connect_rate_per_ip > 0 && args.max_clients_per_ip != 0).then_some(args.connect_burst_per_ip),
         rate = %Cap(u64::from(args.rate)),
         burst = args.burst,
         rate_bytes = %Cap(u64::from(args.rate_bytes())),

@@ -175,6 +175,9 @@ fn reason(why: Refused) -> &'static str {
     match why {
         Refused::Full => "the server has no room for another client; try again later",
         Refused::IpFull => "too many connections from your address; close one and try again",
+        Refused::IpTooFast => {
+            "too many new connections from your address; wait a few seconds and try again"
+        }
     }
 }
 

@@ -229,7 +229,7 @@ mod tests {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let admission = Limits::new(1, 1)
+        let admission = Limits::new(1, 1, crate::limits::ConnectRate::OFF)
             .admit([127, 0, 0, 1].into())
             .expect("room for one");
         let (done, _done_rx) = mpsc::channel(1);

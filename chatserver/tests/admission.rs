@@ -1,4 +1,5 @@
-//! Connection caps: in all, and per IP address.
+//! Connection caps: in all, per IP address, and how fast one address may
+//! open new connections.
 
 mod common;
 
@@ -51,6 +52,31 @@ fn max_clients_per_ip_refuses_a_second_connection_from_one_address() {
     refusal_logged(
         &server,
         "too many connections from this address (--max-clients-per-ip 1)",
+    );
+}
+
+/// One address opening connections in a loop (each joining, to be sent
+/// its rooms' replays, then closing) is refused past its burst until time
+/// gives its allowance back: closing one does not. Whoever is in already
+/// is not touched.
+#[test]
+fn an_address_opening_connections_too_fast_is_refused_past_its_burst() {
+    let server = Server::start(&["--connect-rate-per-ip", "1", "--connect-burst-per-ip", "3"]);
+    let mut lurker = server.connect();
+    lurker.ping_pong();
+    for nick in ["bob", "carol"] {
+        let bob = server.join(nick);
+        drop(bob);
+    }
+    let mut fourth = server.connect();
+    let message = fourth.expect_error("server_full");
+    assert!(message.contains("new connections"), "{message}");
+    fourth.expect_closed();
+    lurker.ping_pong();
+    refusal_logged(
+        &server,
+        "new connections from this address come too fast \
+         (--connect-rate-per-ip 1 a minute, --connect-burst-per-ip 3)",
     );
 }
 

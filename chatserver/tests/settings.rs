@@ -366,6 +366,8 @@ fn the_settings_in_effect_are_logged_at_start() {
         "store=\"memory\"".to_owned(),
         "max_clients=7 ".to_owned(),
         "max_clients_per_ip=unlimited ".to_owned(),
+        // Not counted per address, so not throttled per address either.
+        "connect_rate_per_ip=unlimited ".to_owned(),
         "rate=9 ".to_owned(),
         "burst=11 ".to_owned(),
         "max_frame_bytes=4096 ".to_owned(),
@@ -375,7 +377,13 @@ fn the_settings_in_effect_are_logged_at_start() {
     ] {
         assert!(line.contains(&said), "no {said:?} in {line}");
     }
-    for absent in ["data_dir=", "sync=", "history_max_messages=", "cluster="] {
+    for absent in [
+        "data_dir=",
+        "sync=",
+        "history_max_messages=",
+        "cluster=",
+        "connect_burst_per_ip=",
+    ] {
         assert!(!line.contains(absent), "{absent:?} in {line}");
     }
 }
