@@ -114,6 +114,9 @@ pub struct Edge {
     pub settings: Arc<Settings>,
     /// TLS, when a certificate was given.
     pub tls: Option<TlsAcceptor>,
+    /// True once the server is stopping: an HTTP connection waiting for
+    /// its next request is closed then, not waited for.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What a first byte says a connection speaks.

@@ -436,6 +436,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         to_hub,
         settings: Arc::clone(&settings),
         tls,
+        stop: stop_rx.clone(),
     });
     let accept = tokio::spawn(accept_loop(listener, edge, limits, stop_rx, done_tx));
 

@@ -253,6 +253,7 @@ mod tests {
             to_hub,
             settings: Arc::new(settings),
             tls: None,
+            stop: tokio::sync::watch::channel(false).1,
         });
         // A pipe that holds less than a frame: each read leaves part of
         // one in the buffer with nothing more to read at that moment (on
@@ -300,6 +301,7 @@ mod tests {
             to_hub,
             settings: Settings::for_tests(),
             tls: None,
+            stop: tokio::sync::watch::channel(false).1,
         });
         let (client, server) = tokio::io::duplex(1 << 20);
         let room = Arc::new(AtomicUsize::new(0));

@@ -73,6 +73,16 @@ pub async fn serve<I>(
     // lifts it (its unread output is the hub's to judge).
     let armed = Arc::new(AtomicBool::new(true));
     let io = StallLimit::new(io, join_timeout, Arc::clone(&armed));
+    // Shutdown waits for every connection, and a browser or a scraper
+    // keeps its connection open between requests: told to stop, the
+    // connection finishes the request under way, if any, and closes.
+    let mut stop = edge.stop.clone();
+    let stopping = async move {
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stopping);
     // Requests are read under the same frame rate as a chat connection's
     // frames (`--rate`, `--burst`): hyper reads the next request on a
     // connection only once this one is answered, so a request over the
@@ -118,10 +128,21 @@ pub async fn serve<I>(
         // is reached is answered (as hyper's own timeout did).
         biased;
         _ = conn.as_mut() => return,
+        () = &mut stopping => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+            return;
+        }
         () = tokio::time::sleep_until(info.deadline) => {}
     }
     // No whole head by the deadline: closed, as a join that did not come.
     if asked.load(Ordering::Relaxed) {
+        tokio::select! {
+            biased;
+            _ = conn.as_mut() => return,
+            () = &mut stopping => {}
+        }
+        conn.as_mut().graceful_shutdown();
         let _ = conn.await;
     }
 }

@@ -93,3 +93,35 @@ fn sigterm_right_after_the_listening_line_still_exits_zero() {
         assert!(status.success(), "round {round}: exit status {status:?}");
     }
 }
+
+/// A browser, a scraper or a health checker keeps its HTTP connection
+/// open between requests. Shutdown closes such a connection at once
+/// instead of waiting the whole flush time for it (and then warning that
+/// something was not flushed, when nothing was queued).
+#[test]
+fn sigterm_closes_an_idle_kept_alive_http_connection_at_once() {
+    use std::io::Read;
+    let mut server = Server::start(&[]);
+    let mut http = TcpStream::connect(server.addr()).expect("connect");
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("ask");
+    http.set_read_timeout(Some(WAIT)).expect("timeout");
+    // The whole answer (its body is the last line), then the connection
+    // stays open for the next request.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(b"ok\n") {
+        let n = http.read(&mut buf).expect("the answer");
+        assert!(n > 0, "closed before answering: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+        assert!(answer.len() < 4096, "{answer:?}");
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    server.sigterm();
+    // Closed by the server, not by the read timeout.
+    let n = http.read(&mut buf).expect("closed, not timed out");
+    assert_eq!(n, 0, "{:?}", &buf[..n]);
+    assert!(server.wait_exit(WAIT).success());
+    let log = server.log();
+    assert!(!log.contains("did not finish flushing"), "{log}");
+}
