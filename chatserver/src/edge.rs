@@ -52,6 +52,30 @@ pub fn log_plain_refused(addr: SocketAddr, what: &str) {
     }
 }
 
+/// TLS clients of a server without a certificate, logged at most once a
+/// second (anyone can send a ClientHello).
+static NO_CERT_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
+    std::sync::Mutex::new(crate::refuse::RefusalLog::new());
+
+/// Log a TLS client refused for want of a certificate, at most once a
+/// second.
+fn log_no_certificate(addr: SocketAddr) {
+    let say_left_out = |n| {
+        info!(
+            more_since_last_line = n,
+            "refused more TLS clients (no --tls-cert)"
+        )
+    };
+    match crate::refuse::refused_shared(&NO_CERT_REFUSALS, say_left_out) {
+        Some(n) => info!(
+            %addr,
+            more_since_last_line = (n > 0).then_some(n),
+            "a TLS client, but this server has no certificate (--tls-cert); closing"
+        ),
+        _ => debug!(%addr, "a TLS client, but this server has no certificate; closing"),
+    }
+}
+
 /// What a plain chatproto client of a `--tls-only` server is told.
 const TLS_ONLY: &str =
     "this server takes TLS only: connect again with TLS (chatclient --tls, or tls://HOST:PORT)";
@@ -187,7 +211,7 @@ pub async fn serve(
         }
         Speaks::Tls => {
             let Some(acceptor) = edge.tls.clone() else {
-                info!(%addr, "a TLS client, but this server has no certificate (--tls-cert); closing");
+                log_no_certificate(addr);
                 say_and_close(stream, &NO_TLS_ALERT).await;
                 return;
             };
