@@ -75,10 +75,15 @@ impl Made {
         // Made by this start (missing before) and held by no other server.
         if self.files.contains(&lock_path) {
             if let Some(lock) = held(&lock_path) {
-                // A database there before keeps its side files too (its
-                // log may hold what is not in it yet).
-                if self.files.contains(&data.join(DB_FILE)) {
-                    for file in self.files.iter().filter(|f| **f != lock_path) {
+                // A database there before keeps a log this start wrote
+                // into (it may hold what is not in the database yet, a
+                // migration's pages); an empty log or journal, and the
+                // shared-memory index (made again from the log), go.
+                let ours = self.files.contains(&data.join(DB_FILE));
+                for file in self.files.iter().filter(|f| **f != lock_path) {
+                    let index = file.as_os_str().to_string_lossy().ends_with("-shm");
+                    let empty = || file.metadata().is_ok_and(|m| m.len() == 0);
+                    if ours || index || empty() {
                         let _ = std::fs::remove_file(file);
                     }
                 }
@@ -127,6 +132,35 @@ mod tests {
         drop(made);
         assert!(!tmp.path().join("a").exists(), "a/ is left");
         assert!(tmp.path().exists());
+    }
+
+    /// A start that failed on a database it could not write (its owner or
+    /// mode) had made the shared-memory index and an empty log beside it:
+    /// they go, and the database and a log with something in it stay.
+    #[test]
+    fn side_files_a_failed_start_made_beside_a_database_go_unless_they_hold_something() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        drop(open(&data));
+        // A database copied in, without a lock file of its own.
+        std::fs::remove_file(data.join(LOCK_FILE)).unwrap();
+        let side = |s: &str| data.join(format!("{DB_FILE}{s}"));
+        let made = Made::before(Some(&data));
+        std::fs::write(side("-shm"), [0u8; 64]).unwrap();
+        std::fs::write(side("-wal"), b"").unwrap();
+        std::fs::write(data.join(LOCK_FILE), b"").unwrap();
+        drop(made);
+        assert!(data.join(DB_FILE).exists(), "the database was there before");
+        for s in ["-shm", "-wal"] {
+            assert!(!side(s).exists(), "{s} is left");
+        }
+        assert!(!data.join(LOCK_FILE).exists());
+        // A log with something in it stays: it may hold a migration.
+        let made = Made::before(Some(&data));
+        std::fs::write(side("-wal"), b"pages").unwrap();
+        std::fs::write(data.join(LOCK_FILE), b"").unwrap();
+        drop(made);
+        assert!(side("-wal").exists(), "a log with pages in it was removed");
     }
 
     #[test]

@@ -107,6 +107,20 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// The database file is there but cannot be written by this process
+    /// (its owner or mode); nothing was written to it.
+    #[error("cannot write {path} ({source}); give the user chatserver runs as write access to it (its owner or mode), or choose another --data-dir")]
+    NotWritable {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A read-only open found a database with nothing in it: no schema at
+    /// all, as a copy of the file alone makes while a server writes (what
+    /// it wrote is in the write-ahead log beside it, `chat.db-wal`).
+    #[error("{0} holds no chat history: it is an empty database (a copy of chat.db made without its chat.db-wal while a server ran has nothing in it); copy the whole data directory, or make a backup as README's \"Backups\" says")]
+    Empty(PathBuf),
     /// The file is not a database (nothing was written to it).
     #[error(
         "{0} is not a chat database (it is not SQLite); move it away or choose another --data-dir"

@@ -107,12 +107,14 @@ impl Store {
     pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join(DB_FILE);
         if !path.exists() {
+            let why = if dir.is_dir() {
+                format!("no {DB_FILE} in it")
+            } else {
+                "there is no such directory".to_owned()
+            };
             return Err(StoreError::Dir {
                 dir: dir.to_owned(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("no {DB_FILE} in it"),
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
             });
         }
         // Kept while reading as a file that cannot change: no server takes
@@ -175,6 +177,9 @@ impl Store {
         let tables: i64 = db.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
         if version == 0 && tables > 0 {
             return Err(StoreError::Foreign(path));
+        }
+        if version == 0 {
+            return Err(StoreError::Empty(path));
         }
         if version < READABLE_FROM {
             return Err(StoreError::OlderSchema {
@@ -278,6 +283,11 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path) -> StoreError {
         Some(C::DiskFull) => StoreError::DiskFull(path.to_owned()),
         _ if full_disk(&e, || free_bytes(path)) => StoreError::DiskFull(path.to_owned()),
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => StoreError::Locked(path.to_owned()),
+        // The file is there, and cannot be written: its owner or mode.
+        Some(C::ReadOnly) if path.exists() => StoreError::NotWritable {
+            path: path.to_owned(),
+            source: e,
+        },
         Some(C::CannotOpen) | Some(C::ReadOnly) | Some(C::PermissionDenied) => StoreError::Dir {
             dir: path.parent().unwrap_or(path).to_owned(),
             source: std::io::Error::other(e.to_string()),
@@ -333,6 +343,25 @@ mod tests {
 
     fn sqlite(code: i32) -> rusqlite::Error {
         rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    /// SQLite's "attempt to write a readonly database" on a file that is
+    /// there names the file and its owner or mode, not the directory.
+    #[test]
+    fn a_database_file_that_cannot_be_written_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(&path, b"").unwrap();
+        let said = classify(sqlite(ffi::SQLITE_READONLY), &path).to_string();
+        assert!(
+            said.starts_with(&format!("cannot write {}", path.display())),
+            "{said}"
+        );
+        assert!(said.contains("owner or mode"), "{said}");
+        // Not there at all: the directory is what cannot be written.
+        let gone = dir.path().join("gone").join(DB_FILE);
+        let said = classify(sqlite(ffi::SQLITE_READONLY), &gone).to_string();
+        assert!(said.starts_with("cannot use the data directory"), "{said}");
     }
 
     #[test]

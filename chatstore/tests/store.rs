@@ -279,6 +279,35 @@ fn a_data_directory_that_cannot_be_created_is_a_clear_error() {
     assert!(err.to_string().contains("--data-dir"), "{err}");
 }
 
+/// A backup of `chat.db` alone, copied while a server wrote, is an empty
+/// database (everything is in the `chat.db-wal` left behind): an export
+/// says so, not that it is an older version to migrate.
+#[test]
+fn an_empty_database_read_to_export_is_said_to_hold_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("chat.db")).unwrap();
+    db.pragma_update(None, "journal_mode", "WAL").unwrap();
+    drop(db);
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Empty(_)), "{err:?}");
+    let said = err.to_string();
+    assert!(
+        said.contains("holds no chat history") && said.contains("chat.db-wal"),
+        "{said}"
+    );
+}
+
+/// An export of a directory that is not there says so, not that it lacks
+/// a database.
+#[test]
+fn an_export_of_a_missing_directory_says_it_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open_read_only(&dir.path().join("chat-data")).unwrap_err();
+    assert!(err.to_string().contains("no such directory"), "{err}");
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("no chat.db in it"), "{err}");
+}
+
 #[test]
 fn sessions_come_back_hashed_and_ids_are_never_given_twice() {
     let dir = tempfile::tempdir().unwrap();
