@@ -66,6 +66,11 @@ pub struct Args {
     #[arg(skip)]
     pub export_both: bool,
 
+    /// Whether `--data-dir` or `--store` was given (on the command line or
+    /// in the environment): a cluster node says it does not use them.
+    #[arg(skip)]
+    pub store_given: bool,
+
     /// The flags whose value came from their environment variable, as
     /// `("--max-clients", "CHATSERVER_MAX_CLIENTS")`: an error about one
     /// names the variable too ([`Args::naming_variables`]).
@@ -460,6 +465,7 @@ impl Args {
         let on_line = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
         args.export_cluster = on_line("cluster") || (given("cluster") && !on_line("data_dir"));
         args.export_both = on_line("cluster") && on_line("data_dir");
+        args.store_given = given("data_dir") || given("store");
         args.from_env = command
             .get_arguments()
             .filter(|a| {

@@ -394,6 +394,9 @@ async fn run(args: Args) -> std::io::Result<()> {
     if let Some(tx) = prune_now {
         let _ = tx.send(store::ToStore::Prune);
     }
+    if !args.cluster.is_empty() && args.store_given {
+        warn!("--data-dir and --store are not used by a cluster node: the rooms' history is in NATS JetStream (`chatserver export --cluster URLS` prints it)");
+    }
     if let Some(r) = opened {
         info!(
             dir = %args.data_dir.display(),

@@ -609,7 +609,8 @@ fn cause(e: &StoreError) -> String {
         return "its history is at its size cap".to_owned();
     }
     if let StoreError::Gone(_) = e {
-        return "its database file was deleted; the server must be restarted".to_owned();
+        return "its database file was deleted: it stores nothing more until it is restarted"
+            .to_owned();
     }
     let text = e.to_string();
     let lower = text.to_lowercase();
@@ -822,7 +823,7 @@ mod tests {
         let err = store.append(&batch).expect_err("refused");
         assert_eq!(
             cause(&err),
-            "its database file was deleted; the server must be restarted"
+            "its database file was deleted: it stores nothing more until it is restarted"
         );
         assert!(matches!(store.probe(&batch), Err(StoreError::Gone(_))));
     }

@@ -299,7 +299,8 @@ async fn upgrade(
                 // The 101 is written: from now on a WebSocket.
                 armed.store(false, Ordering::Relaxed);
                 let io = TokioIo::new(io);
-                crate::wsconn::serve(io, info.addr, to_hub, settings, admission, done).await;
+                crate::wsconn::serve(io, info.addr, info.tls, to_hub, settings, admission, done)
+                    .await;
             }
             Err(e) => debug!(addr = %info.addr, error = %e, "websocket upgrade failed"),
         }

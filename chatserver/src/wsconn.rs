@@ -65,11 +65,13 @@ impl std::fmt::Display for TooFragmented {
 
 impl std::error::Error for TooFragmented {}
 
-/// Serve one upgraded WebSocket until it ends. `_admission` and `_done`
-/// are held until then, as for a TCP connection.
+/// Serve one upgraded WebSocket (inside TLS: `tls`, `wss://`) until it
+/// ends. `_admission` and `_done` are held until then, as for a TCP
+/// connection.
 pub async fn serve<S>(
     io: S,
     addr: SocketAddr,
+    tls: bool,
     to_hub: mpsc::Sender<ToHub>,
     cfg: Arc<Settings>,
     _admission: Option<Admission>,
@@ -81,7 +83,7 @@ pub async fn serve<S>(
     let Some(id) = feed::connect(&to_hub, &peer).await else {
         return;
     };
-    info!(client = %id, %addr, "websocket connected");
+    info!(client = %id, %addr, tls, "websocket connected");
     cfg.metrics.opened(crate::metrics::Transport::WebSocket);
     let (rd, wr) = tokio::io::split(io);
     let control = Arc::new(Control::new(writer::MAX_PENDING_PONGS_BYTES));

@@ -112,6 +112,10 @@ fn wss_carries_chatproto_and_checks_the_https_origin() {
     bob.say("hello wss");
     assert_eq!(ws.expect_kind("msg")["text"], "hello wss");
     ws.ping_pong();
+    // The log tells a wss:// connection from a ws:// one.
+    let log = server.log();
+    let opened = log.lines().find(|l| l.contains("websocket connected"));
+    assert!(opened.is_some_and(|l| l.contains("tls=true")), "{log}");
 
     // Over TLS the page's own origin is https, not http.
     let plain_origin = format!("http://localhost:{port}");

@@ -274,12 +274,13 @@ fn command(flags: &[&str]) -> Command {
     }
     // Memory only unless the test chose where history goes: tests run
     // at once, and servers on one directory would lock each other out.
-    // (A subcommand such as `export` chooses for itself.)
+    // (A subcommand such as `export` chooses for itself, and a cluster
+    // node keeps history in NATS.)
     let subcommand = flags.first().is_some_and(|f| !f.starts_with('-'));
     let chose = subcommand
-        || flags
-            .iter()
-            .any(|f| f.starts_with("--store") || f.starts_with("--data-dir"));
+        || flags.iter().any(|f| {
+            f.starts_with("--store") || f.starts_with("--data-dir") || f.starts_with("--cluster")
+        });
     if !chose {
         cmd.args(["--store", "memory"]);
     }
