@@ -177,14 +177,20 @@ impl Limits {
 impl Open {
     /// Forget the closed addresses whose allowance is whole again, and the
     /// longest closed past [`REMEMBERED_ADDRESSES`]. Each close is looked
-    /// at once here, so this costs what the closes did.
+    /// at once here, so this costs what the closes did. A close that is
+    /// not its address's last (it opened and closed again since, which
+    /// took more of its allowance) forgets nothing: the later close does.
     fn forget_whole(&mut self, now: Instant) {
         while let Some(&(ip, whole_at)) = self.closed.front() {
             if whole_at > now && self.closed.len() <= REMEMBERED_ADDRESSES {
                 break;
             }
             self.closed.pop_front();
-            if self.per_ip.get(&ip).is_some_and(|a| a.open == 0) {
+            if self
+                .per_ip
+                .get(&ip)
+                .is_some_and(|a| a.open == 0 && a.whole_at == whole_at)
+            {
                 self.per_ip.remove(&ip);
             }
         }
@@ -328,6 +334,29 @@ mod tests {
         }
         assert_eq!(
             limits.admit_at(a, at(10_000)).unwrap_err(),
+            Refused::IpTooFast
+        );
+    }
+
+    /// An address that opens and closes again and again is not forgotten
+    /// when its first close's allowance would be whole: the later closes
+    /// took more of it.
+    #[test]
+    fn an_address_closing_again_and_again_is_remembered_by_its_last_close() {
+        let limits = Limits::new(100, 10, RATE);
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for _ in 0..3 {
+            drop(limits.admit_at(c, at(0)).expect("within the burst"));
+        }
+        drop(
+            limits
+                .admit_at(c, at(1_500))
+                .expect("one more after a second"),
+        );
+        assert_eq!(
+            limits.admit_at(c, at(1_500)).unwrap_err(),
             Refused::IpTooFast
         );
     }
