@@ -16,7 +16,9 @@
 //!   [`Event`] with the room's next `seq`, applied in order; applying an
 //!   event yields its fan-out, the event and its recipients, in one
 //!   [`Output::Deliver`] or two (the sender's echo with its id, or
-//!   the copy of whoever left, apart from the rest).
+//!   the copy of whoever left, apart from the rest), or none (a presence
+//!   in a room past `presence_fanout_max` that only its subject is sent,
+//!   a member that is not there).
 //!
 //! * [`Client`]: the client's side, also sans-IO (see [The client
 //!   core](#the-client-core)): the join handshake, pings, rooms and who is

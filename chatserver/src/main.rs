@@ -4,7 +4,10 @@
 //! moves bytes: an accept loop, the edge that tells the ways in apart
 //! (`edge`), one task per connection (`conn`, `tlsconn`, `wsconn`), the web
 //! routes (`web`), one task that owns the core (`hub`) and the history
-//! database's thread (`store`). See README.md for the flags.
+//! database's thread (`store`); or, as a node of a cluster, the link to
+//! NATS JetStream in place of the database (`cluster`: rooms as streams,
+//! nicknames, sessions and heartbeats as buckets). See README.md for the
+//! flags.
 
 mod args;
 mod budget;

@@ -1,5 +1,7 @@
-//! Applying: the only place a room changes, one event at a time, as the
-//! shell drains [`Server::poll`].
+//! Applying: where a stamped event changes its room (its history, and its
+//! members as the event tells them), one event at a time, as the shell
+//! drains [`Server::poll`]. What changes a room besides is listed in
+//! [`event`](super::event)'s docs.
 
 use std::sync::Arc;
 

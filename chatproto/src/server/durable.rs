@@ -6,7 +6,10 @@
 //! [`Record`]. `poll` hands the records out in one [`Output::Persist`]
 //! (the shell writes them in one transaction) and then holds every output
 //! decided after them until [`Server::handle_persisted`] says they are
-//! stored: nothing a client sees can be lost by killing the server.
+//! stored: no message a client saw acknowledged can be lost by killing
+//! the server. (While the store fails, messages are refused, but
+//! presence and new sessions go on unstored: see
+//! [`Server::handle_store_recovered`].)
 
 use std::collections::VecDeque;
 use std::sync::Arc;

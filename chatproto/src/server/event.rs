@@ -1,10 +1,15 @@
-//! Sequenced room events: the only thing that changes a room.
+//! Sequenced room events: what a room says happened in it.
 //!
 //! Handling a client's frame decides; if the frame changes a room, it
 //! becomes an [`Event`] stamped with the room's next `seq` and the wall
-//! clock's `ts`. Applying events in seq order is the only way a room's
-//! history and its members as events tell them change, so two copies of a
-//! room fed the same events are the same room.
+//! clock's `ts`. Applying events in seq order is how a room's history
+//! grows and how its members change as the events tell them, so two
+//! copies of a room fed the same events say the same things to the same
+//! members. The rest is local housekeeping, not events: a closed
+//! connection leaves the member list at once (its leaving, an event, tells
+//! the others), a room is made at its first `enter` and forgotten at the
+//! cap of rooms, and history in memory is trimmed (a room's bounds, the
+//! server-wide byte budget, which may trim another room, and retention).
 
 use std::sync::Arc;
 

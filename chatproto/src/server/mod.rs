@@ -135,7 +135,7 @@ enum Audience {
 /// says when to call [`handle_timeout`](Server::handle_timeout) (an idle
 /// server sleeps). `poll` is also where stamped events are applied, one at
 /// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
-/// and its recipients, or two (see there), so however many events
+/// and its recipients, or two, or none (see there), so however many events
 /// wait, the shell never holds more than one event's copies unwritten.
 ///
 /// # Example

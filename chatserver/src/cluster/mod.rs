@@ -16,8 +16,10 @@
 //! stream message), `claims` (nicknames and sessions), `nodes`
 //! (heartbeats, and judging the silent), `history` (pages read from a
 //! stream), `own` (this node's own proposals kept until read back, and
-//! applied from that copy if the stream's limits drop them unread);
-//! `export` prints the streams for `chatserver export`.
+//! applied from that copy if the stream's limits drop them unread),
+//! `fence` (nothing published while the others may be taking this node
+//! for dead, then its clients they took for gone closed); `export` prints the streams for `chatserver
+//! export`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
