@@ -459,12 +459,13 @@ async fn reconnect(
         let delay = config.backoff.delay(attempt, jitter());
         let secs = delay.as_secs_f64();
         // The first line says the connection went; the next ones that the
-        // last try failed (why, if every try does, ends the last line).
+        // last try failed, and why (a server still down, one refusing
+        // connections for a while: `server_full`).
         let note = if attempt == 1 {
             format!("connection lost; reconnecting in {secs:.1} s (attempt 1 of {attempts})")
         } else {
             format!(
-                "reconnecting failed; trying again in {secs:.1} s (attempt {attempt} of {attempts})"
+                "reconnecting failed ({last}); trying again in {secs:.1} s (attempt {attempt} of {attempts})"
             )
         };
         console.print(&Line::Info(note)).await;
