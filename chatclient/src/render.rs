@@ -2,8 +2,9 @@
 //!
 //! Every nickname and text that came from the network passes through
 //! [`chatproto::escape_control`] here, so an escape sequence, a control
-//! character, a bidi override or a zero-width character is shown as a visible
-//! `\u{..}` and never reaches the terminal raw. A line never contains a raw
+//! character, a bidi override or a zero-width character is shown visibly
+//! (`\u{..}`, or `\n`, `\t`, `\r`) and never reaches the terminal raw (a
+//! zero-width joiner inside a word, which some scripts need, is kept). A line never contains a raw
 //! newline, so one event is always one line.
 //!
 //! A line about a room other than the current one starts with `[#room]`; a

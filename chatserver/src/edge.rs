@@ -3,7 +3,8 @@
 //! (a method name, A-Z), or a TLS ClientHello (0x16), inside which the
 //! same choice is made again. Any other first byte is a length header over
 //! every limit: the chatproto path answers it `frame_too_large` and
-//! closes. Nothing within the join timeout is closed.
+//! closes. The first byte, a TLS handshake, the first byte inside it and
+//! an HTTP request's head share one join timeout, counted from accept.
 
 use std::io;
 use std::net::SocketAddr;

@@ -4,8 +4,10 @@
 //! everyone, each join announced to everyone), glibc's allocator keeps the
 //! freed memory in its heaps: with 8,000 idle clients the server held
 //! ~40 MB, of which ~19 MB was in use. `malloc_trim` returns the free
-//! pages. The hub calls [`release_free_memory`] when the room goes quiet
-//! after activity, on a blocking thread so the room never waits for it.
+//! pages. The hub calls [`release_free_memory`] when the server goes
+//! quiet after a burst (an interval with few inputs after many, or few
+//! connections opened and closed after many), on a blocking thread so the
+//! hub never waits for it.
 
 /// Return free heap pages to the OS, on a blocking thread. A no-op where
 /// the allocator is not glibc's.

@@ -16,6 +16,8 @@
 //! everything in order and draws once per burst. What the user types goes
 //! back to the network loop through a third thread, so the screen never
 //! waits when the loop is not taking input (too many messages in flight).
+//! On Linux a fourth watches for the terminal hanging up (see
+//! `watch_hangup`).
 
 mod app;
 mod complete;

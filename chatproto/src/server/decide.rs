@@ -1,5 +1,8 @@
 //! Deciding: what a client's frame means. Each frame is answered at once
-//! (an error, a pong) or becomes stamped events for the rooms; what a room
+//! (an error, a pong), becomes stamped events for the rooms (in cluster
+//! mode, proposals the log numbers), or queues a read (a `history` page,
+//! a `rooms` list) answered in order as [`poll`](super::Server::poll)
+//! comes to it; what a room
 //! holds changes only when they are applied (deciding makes a room at its
 //! first `enter`, and forgets an empty one at the cap of rooms).
 

@@ -110,7 +110,9 @@ enum Audience {
 ///
 /// # Driving it
 ///
-/// Input comes in through `handle_*` methods, each taking [`Now`]:
+/// Input comes in through `handle_*` methods, most taking [`Now`] (not
+/// those that report what the store or the log did, nor
+/// `handle_shutdown`):
 ///
 /// * [`handle_connect`](Server::handle_connect): a connection opened; returns its [`ClientId`];
 /// * [`handle_frame`](Server::handle_frame): a frame arrived;

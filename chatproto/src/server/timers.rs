@@ -3,8 +3,10 @@
 //!
 //! Timers are checked lazily: one that fires may find its reason gone (the
 //! client spoke, joined or left) and does nothing, or re-arms itself for
-//! its real deadline. So handling a frame never touches the heap, and each
-//! connection has at most one idle, one join and one pong timer armed.
+//! its real deadline. So handling a frame touches the heap only to arm a
+//! connection's first timer of a kind (its join arms its idle timer), and
+//! each connection has at most one idle, one join and one pong timer
+//! armed.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
