@@ -172,6 +172,8 @@ pub struct Hub {
     /// given back.
     recent: Activity,
     since_release: Activity,
+    /// The most the outbound queues held since memory was last released.
+    queued_peak: usize,
     next_trim: Option<Instant>,
     /// The history database's thread, when there is one.
     store: Option<StoreLink>,
@@ -334,6 +336,7 @@ impl Hub {
             log_text: LogText::All,
             recent: Activity::default(),
             since_release: Activity::default(),
+            queued_peak: 0,
             next_trim: None,
             store,
             to_store: Vec::new(),

@@ -51,6 +51,45 @@ const QUIET: Activity = Activity {
     churn: 10,
 };
 
+/// The heap's free pages also go back once the outbound queues, having
+/// held at least this much since the last release, hold a quarter of it
+/// or less: slow readers of large replays, closed or caught up, leave
+/// what their queues held free but kept by the allocator (64 of them,
+/// each sent 15 MB, left 180 MiB of the server's memory so).
+const RELEASE_AFTER_QUEUED: usize = 16 << 20;
+
+/// What one look at the activity decides.
+#[derive(Debug, PartialEq, Eq)]
+struct Look {
+    /// Hand the heap's free pages back now.
+    release: bool,
+    /// Look again a trim interval from now.
+    again: bool,
+}
+
+/// Whether to release memory after a trim interval with `recent`
+/// activity, the outbound queues holding `queued` bytes; `since` and
+/// `peak` are what was seen since the last release (reset by one).
+fn release_now(since: &mut Activity, peak: &mut usize, recent: Activity, queued: usize) -> Look {
+    since.inputs += recent.inputs;
+    since.churn += recent.churn;
+    *peak = (*peak).max(queued);
+    let inputs_settled = recent.inputs < QUIET.inputs && since.inputs >= RELEASE_AFTER.inputs;
+    let churn_settled = recent.churn < QUIET.churn && since.churn >= RELEASE_AFTER.churn;
+    let queues_drained = *peak >= RELEASE_AFTER_QUEUED && queued <= *peak / 4;
+    let release = inputs_settled || churn_settled || queues_drained;
+    if release {
+        *since = Activity::default();
+        *peak = queued;
+    }
+    Look {
+        release,
+        // Queues that held much may drain with no input at all (their
+        // readers catching up): looked at until they have.
+        again: recent.inputs > 0 || recent.churn > 0 || *peak >= RELEASE_AFTER_QUEUED,
+    }
+}
+
 /// What woke the hub.
 enum Turn {
     Inputs(usize),
@@ -231,20 +270,20 @@ impl Hub {
     }
 
     /// Quiet after a burst: hand the heap's free pages back to the OS.
-    /// Whether anything happened since the last look (so look again).
+    /// Whether to look again a trim interval from now.
     fn release_memory_if_quiet(&mut self) -> bool {
         let recent = std::mem::take(&mut self.recent);
-        self.since_release.inputs += recent.inputs;
-        self.since_release.churn += recent.churn;
-        let inputs_settled =
-            recent.inputs < QUIET.inputs && self.since_release.inputs >= RELEASE_AFTER.inputs;
-        let churn_settled =
-            recent.churn < QUIET.churn && self.since_release.churn >= RELEASE_AFTER.churn;
-        if inputs_settled || churn_settled {
+        let queued = self.budget.used();
+        let look = release_now(
+            &mut self.since_release,
+            &mut self.queued_peak,
+            recent,
+            queued,
+        );
+        if look.release {
             crate::trim::release_free_memory();
-            self.since_release = Activity::default();
         }
-        recent.inputs > 0 || recent.churn > 0
+        look.again
     }
 
     pub(super) fn handle(&mut self, now: Now, input: ToHub) {
@@ -295,5 +334,54 @@ impl Hub {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    /// What a look should say: release now, look again.
+    fn says(release: bool, again: bool) -> Look {
+        Look { release, again }
+    }
+
+    /// Slow readers of large replays fill the queues with few inputs and
+    /// little churn; once their queues drain (closed or read), the memory
+    /// they held goes back, even with no input to wake the hub.
+    #[test]
+    fn memory_goes_back_once_large_queues_have_drained() {
+        let (mut since, mut peak) = (Activity::default(), 0);
+        let quiet = Activity::default();
+        let burst = Activity {
+            inputs: 64,
+            churn: 64,
+        };
+        let mut look = |recent, queued| release_now(&mut since, &mut peak, recent, queued);
+        assert_eq!(look(burst, 120 * MIB), says(false, true), "filling");
+        assert_eq!(look(quiet, 100 * MIB), says(false, true), "held");
+        // Drained to a quarter or less: released; what is still queued is
+        // watched in turn, and released once drained too.
+        assert_eq!(look(quiet, 20 * MIB), says(true, true), "drained");
+        assert_eq!(look(quiet, 0), says(true, false), "the rest drained");
+        assert_eq!(look(quiet, 0), says(false, false), "once");
+    }
+
+    /// Queues that never held much are no reason to release, nor to keep
+    /// looking; the counts of inputs and connections still are.
+    #[test]
+    fn small_queues_change_nothing_and_bursts_of_inputs_still_count() {
+        let (mut since, mut peak) = (Activity::default(), 0);
+        let quiet = Activity::default();
+        let busy = Activity {
+            inputs: 5_000,
+            churn: 0,
+        };
+        let mut look = |recent, queued| release_now(&mut since, &mut peak, recent, queued);
+        assert_eq!(look(quiet, MIB), says(false, false));
+        assert_eq!(look(busy, 0), says(false, true), "not quiet yet");
+        assert_eq!(look(quiet, 0), says(true, false), "quiet after it");
     }
 }
