@@ -455,6 +455,9 @@ async fn reconnect(
         return Err(Outcome::Lost(why));
     }
     let mut last = why;
+    // The reason last said, so that a failure like the one before says
+    // only that it failed again.
+    let mut said = String::new();
     for attempt in 1..=attempts {
         let delay = config.backoff.delay(attempt, jitter());
         let secs = delay.as_secs_f64();
@@ -463,7 +466,12 @@ async fn reconnect(
         // connections for a while: `server_full`).
         let note = if attempt == 1 {
             format!("connection lost; reconnecting in {secs:.1} s (attempt 1 of {attempts})")
+        } else if said == last {
+            format!(
+                "reconnecting failed again; trying again in {secs:.1} s (attempt {attempt} of {attempts})"
+            )
         } else {
+            said.clone_from(&last);
             format!(
                 "reconnecting failed ({last}); trying again in {secs:.1} s (attempt {attempt} of {attempts})"
             )

@@ -252,6 +252,7 @@ fn reconnect_attempts_run_out_exits_one() {
         .filter(|l| {
             l.starts_with("* connection lost; reconnecting in ")
                 || (l.starts_with("* reconnecting failed (") && l.contains("); trying again in "))
+                || l.starts_with("* reconnecting failed again; trying again in ")
         })
         .collect();
     assert_eq!(notes.len(), 3, "{seen:#?}");
@@ -259,8 +260,13 @@ fn reconnect_attempts_run_out_exits_one() {
         notes[0].starts_with("* connection lost") && notes[0].ends_with("(attempt 1 of 3)"),
         "{notes:?}"
     );
-    // Each says why the try before it failed: nothing listens there.
+    // The first failure says why (nothing listens there); the same again
+    // says only that it failed again.
     assert!(notes[1].contains("refused"), "{notes:?}");
+    assert!(
+        notes[2].starts_with("* reconnecting failed again;"),
+        "{notes:?}"
+    );
     assert!(notes[2].ends_with("(attempt 3 of 3)"), "{notes:?}");
 }
 
