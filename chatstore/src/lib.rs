@@ -127,7 +127,7 @@ pub enum StoreError {
     )]
     NotADatabase(PathBuf),
     /// Another server holds the database.
-    #[error("{0} is in use by another chatserver (or a `chatserver export` reading a copy it cannot write to); stop it, or choose another --data-dir")]
+    #[error("{0} is in use by another chatserver (or a `chatserver export` reading it while no server ran); stop it, or choose another --data-dir")]
     Locked(PathBuf),
     /// The database was written by a newer version.
     #[error("{path} has schema version {found}, newer than this chatserver's {SCHEMA_VERSION}; run a newer chatserver")]

@@ -120,7 +120,25 @@ impl Store {
         // Kept while reading as a file that cannot change: no server takes
         // the directory meanwhile.
         let mut shared = None;
-        let (db, version) = match read_only(&path, false) {
+        // No server holds the directory (its lock file free, or none: a
+        // copy) and no log holds writes to fold in: the file cannot change
+        // while this reads it, so it is read as such, and SQLite makes no
+        // shared-memory file or log beside it (an export creates nothing).
+        let log = dir.join(format!("{DB_FILE}-wal"));
+        let quiet_log = !std::fs::metadata(&log).is_ok_and(|m| m.len() > 0);
+        let unheld = quiet_log
+            && match std::fs::File::open(dir.join(LOCK_FILE)) {
+                Ok(f) => {
+                    let free = f.try_lock_shared().is_ok();
+                    if free {
+                        shared = Some(f);
+                    }
+                    free
+                }
+                Err(no) => no.kind() == std::io::ErrorKind::NotFound,
+            };
+        let first = read_only(&path, unheld);
+        let (db, version) = match first {
             Ok(opened) => opened,
             // A database in WAL mode is read beside its shared-memory
             // file, which a read-only directory (a backup on a read-only

@@ -764,6 +764,35 @@ fn a_reader_sees_what_a_running_server_stored() {
     assert_eq!(reader.rooms().unwrap()[0].last_seq, 2);
 }
 
+/// A directory no server holds, with no log to fold in, is read as a file
+/// that cannot change: SQLite makes no shared-memory file or log beside
+/// it (`chatserver export` creates nothing), and a server holding the
+/// directory meanwhile would find it in use.
+#[test]
+fn reading_a_directory_no_server_holds_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("rust", 1, 1, &[], "kept")]);
+    drop(store);
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = names();
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(texts(&reader.recent("rust", 10).unwrap()), ["kept"]);
+    assert!(matches!(
+        Store::open(dir.path(), Sync::Normal),
+        Err(StoreError::Locked(_))
+    ));
+    drop(reader);
+    assert_eq!(names(), before, "the reader left files behind");
+}
+
 /// A database whose shared-memory file cannot be made (its directory on
 /// a read-only mount, say: here a link to nowhere stands in its place) is
 /// still read once its writer has gone, as a file that cannot change; one
