@@ -457,7 +457,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     let _ = hub_task.await;
     let grace = Duration::from_millis(settings.close_flush_ms) + Duration::from_secs(1);
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
-        warn!("some connections did not finish flushing in time");
+        warn!("some connections had not ended by --close-flush-ms (output not yet read, or a request not finished); exiting all the same");
     }
     info!("bye");
     Ok(())
