@@ -224,6 +224,9 @@ async fn run(args: Args) -> std::io::Result<()> {
             Some(db)
         }
     };
+    let began_empty = db
+        .as_ref()
+        .is_some_and(chatstore::Store::began_in_an_empty_file);
     let joined = args.node.as_ref().filter(|_| !args.cluster.is_empty());
     let settings = Arc::new(Settings {
         max_frame_bytes: args.max_frame_bytes as usize,
@@ -407,6 +410,12 @@ async fn run(args: Args) -> std::io::Result<()> {
             sessions = r.sessions,
             "history database open"
         );
+        if began_empty {
+            warn!(
+                file = %args.data_dir.join(chatstore::DB_FILE).display(),
+                "the database file was there but held nothing (a copy of chat.db made without its chat.db-wal while a server ran?): a new history was begun in it"
+            );
+        }
         if r.unloaded > 0 {
             warn!(
                 unloaded = r.unloaded,

@@ -134,3 +134,40 @@ fn many_pages_asked_at_once_are_answered_in_order_among_the_other_frames() {
     }
     bob.ping_pong();
 }
+
+/// A `chat.db` that holds nothing (a copy made without its `chat.db-wal`
+/// while a server wrote) is begun anew, and the log warns about it: an
+/// operator restoring such a backup learns it held no history. A new
+/// data directory is no news.
+#[test]
+fn a_history_begun_in_an_empty_database_file_is_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = rusqlite::Connection::open(dir.path().join("chat.db")).expect("sqlite");
+    db.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    drop(db);
+    let data = dir.path().to_str().expect("utf-8 path");
+    let warning = "the database file was there but held nothing";
+    let server = Server::start(&["--data-dir", data]);
+    assert!(
+        server.wait_for_line(warning, common::WAIT),
+        "{}",
+        server.log()
+    );
+    server.join("alice").ping_pong();
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let data = fresh.path().join("data");
+    let server = Server::start(&["--data-dir", data.to_str().expect("utf-8 path")]);
+    assert!(
+        server.wait_for_line("history database open", common::WAIT),
+        "{}",
+        server.log()
+    );
+    server.join("alice").ping_pong();
+    // Logged after everything the start logs, on the same stream.
+    assert!(
+        server.wait_for_line("nick=alice", common::WAIT),
+        "{}",
+        server.log()
+    );
+    assert!(!server.log().contains(warning), "{}", server.log());
+}

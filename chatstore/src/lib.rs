@@ -270,6 +270,9 @@ pub struct Store {
     file_id: Option<(u64, u64)>,
     /// The cap [`Store::set_max_bytes`] set, if any.
     max_bytes: Option<u64>,
+    /// The file was there, not empty, and held no chat schema (nor
+    /// anything else): a new history was begun in it.
+    began_in_empty: bool,
 }
 
 /// The oldest schema [`Store::open_read_only`] reads as it is: v5 only

@@ -58,6 +58,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let had_bytes = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
         let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
         // A database another server holds is refused at once, not after a wait.
         db.busy_timeout(std::time::Duration::ZERO)?;
@@ -95,6 +96,7 @@ impl Store {
             version: SCHEMA_VERSION,
             numbers: std::collections::HashMap::new(),
             buffers: Default::default(),
+            began_in_empty: had_bytes && version == 0,
         };
         store.migrate(version)?;
         store.detach_sessions()?;
@@ -215,12 +217,22 @@ impl Store {
             buffers: Default::default(),
             file_id: None,
             max_bytes: None,
+            began_in_empty: false,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether [`open`](Store::open) found the file there, not empty, with
+    /// nothing in it (an SQLite database with no tables, such as a copy of
+    /// `chat.db` made without its `chat.db-wal` while a server wrote), and
+    /// began a new history in it: worth a warning, since whoever put it
+    /// there likely meant a history to be in it.
+    pub fn began_in_an_empty_file(&self) -> bool {
+        self.began_in_empty
     }
 
     /// `Err(Gone)` when the database's name no longer leads to the file

@@ -297,6 +297,25 @@ fn an_empty_database_read_to_export_is_said_to_hold_nothing() {
     );
 }
 
+/// A server started on that empty copy begins a new history in it, and
+/// says so (`began_in_an_empty_file`, which chatserver logs as a
+/// warning); a new directory, or a history opened again, is no news.
+#[test]
+fn a_history_begun_in_an_empty_database_file_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("chat.db")).unwrap();
+    db.pragma_update(None, "journal_mode", "WAL").unwrap();
+    drop(db);
+    let store = Store::open(dir.path(), Sync::Normal).unwrap();
+    assert!(store.began_in_an_empty_file());
+    drop(store);
+    let again = Store::open(dir.path(), Sync::Normal).unwrap();
+    assert!(!again.began_in_an_empty_file(), "opened again");
+    let fresh = tempfile::tempdir().unwrap();
+    let new = Store::open(&fresh.path().join("data"), Sync::Normal).unwrap();
+    assert!(!new.began_in_an_empty_file(), "a new directory");
+}
+
 /// An export of a directory that is not there says so, not that it lacks
 /// a database.
 #[test]
