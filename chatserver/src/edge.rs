@@ -33,47 +33,64 @@ use crate::Settings;
 static PLAIN_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
     std::sync::Mutex::new(crate::refuse::RefusalLog::new());
 
-/// Log an unencrypted connection refused under `--tls-only` (`what` it
-/// spoke: chatproto or HTTP), at most once a second.
-pub fn log_plain_refused(addr: SocketAddr, what: &str) {
-    let say_left_out = |n| {
-        info!(
-            more_since_last_line = n,
-            "refused more unencrypted connections (--tls-only)"
-        )
-    };
-    match crate::refuse::refused_shared(&PLAIN_REFUSALS, say_left_out) {
-        Some(n) => info!(
-            %addr,
-            speaks = what,
-            more_since_last_line = (n > 0).then_some(n),
-            "refusing an unencrypted connection: this server takes TLS only (--tls-only)"
-        ),
-        _ => debug!(%addr, speaks = what, "refusing an unencrypted connection (--tls-only)"),
-    }
-}
-
 /// TLS clients of a server without a certificate, logged at most once a
 /// second (anyone can send a ClientHello).
 static NO_CERT_REFUSALS: std::sync::Mutex<crate::refuse::RefusalLog> =
     std::sync::Mutex::new(crate::refuse::RefusalLog::new());
 
+/// Log an unencrypted connection refused under `--tls-only` (`what` it
+/// spoke: chatproto or HTTP), at most once a second.
+pub fn log_plain_refused(addr: SocketAddr, what: &str) {
+    log_refused(
+        &PLAIN_REFUSALS,
+        addr,
+        Some(what),
+        "refusing an unencrypted connection: this server takes TLS only (--tls-only)",
+        |n| {
+            info!(
+                more_since_last_line = n,
+                "refused more unencrypted connections (--tls-only)"
+            )
+        },
+    );
+}
+
 /// Log a TLS client refused for want of a certificate, at most once a
 /// second.
 fn log_no_certificate(addr: SocketAddr) {
-    let say_left_out = |n| {
-        info!(
-            more_since_last_line = n,
-            "refused more TLS clients (no --tls-cert)"
-        )
-    };
-    match crate::refuse::refused_shared(&NO_CERT_REFUSALS, say_left_out) {
+    log_refused(
+        &NO_CERT_REFUSALS,
+        addr,
+        None,
+        "a TLS client, but this server has no certificate (--tls-cert); closing",
+        |n| {
+            info!(
+                more_since_last_line = n,
+                "refused more TLS clients (no --tls-cert)"
+            )
+        },
+    );
+}
+
+/// Log a refusal anyone can cause, counted in `log`: `said` at most once
+/// a second (with how many it left out since the line before), each
+/// other one at debug; `say_left_out` says the count of a burst that
+/// ended unsaid.
+fn log_refused(
+    log: &'static std::sync::Mutex<crate::refuse::RefusalLog>,
+    addr: SocketAddr,
+    speaks: Option<&str>,
+    said: &str,
+    say_left_out: fn(u64),
+) {
+    match crate::refuse::refused_shared(log, say_left_out) {
         Some(n) => info!(
             %addr,
+            speaks,
             more_since_last_line = (n > 0).then_some(n),
-            "a TLS client, but this server has no certificate (--tls-cert); closing"
+            "{said}"
         ),
-        _ => debug!(%addr, "a TLS client, but this server has no certificate; closing"),
+        _ => debug!(%addr, speaks, "{said}"),
     }
 }
 
