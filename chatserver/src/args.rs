@@ -501,6 +501,15 @@ impl Args {
         }
     }
 
+    /// How fast one address may open connections, as given
+    /// (`--connect-rate-per-ip`, `--connect-burst-per-ip`).
+    pub fn connect_rate(&self) -> crate::limits::ConnectRate {
+        crate::limits::ConnectRate {
+            per_minute: self.connect_rate_per_ip,
+            burst: self.connect_burst_per_ip,
+        }
+    }
+
     /// The byte allowance, in bytes a second: 0 when there is none (also
     /// with no rate limit), by default one frame a second.
     pub fn rate_bytes(&self) -> u32 {

@@ -41,6 +41,16 @@ impl ConnectRate {
         burst: 1,
     };
 
+    /// The rate in effect beside a cap of `max_per_ip` connections per
+    /// address: none when addresses are not counted (0).
+    pub fn beside(self, max_per_ip: usize) -> ConnectRate {
+        if max_per_ip == 0 {
+            ConnectRate::OFF
+        } else {
+            self
+        }
+    }
+
     /// The time one connection takes from the allowance.
     fn interval(self) -> Duration {
         Duration::from_secs(60) / self.per_minute.max(1)
@@ -111,15 +121,10 @@ impl Limits {
     /// Caps of `max_total` connections, `max_per_ip` per address (0: none,
     /// and no `rate` either), new ones from one address at `rate`.
     pub fn new(max_total: usize, max_per_ip: usize, rate: ConnectRate) -> Arc<Self> {
-        let rate = if max_per_ip == 0 {
-            ConnectRate::OFF
-        } else {
-            rate
-        };
         Arc::new(Limits {
             max_total,
             max_per_ip,
-            rate,
+            rate: rate.beside(max_per_ip),
             open: Mutex::new(Open::default()),
         })
     }

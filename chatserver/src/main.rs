@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::args::Args;
-use crate::limits::{ConnectRate, Limits};
+use crate::limits::Limits;
 
 /// How long a cluster node may take to read every room's log at start.
 const CATCH_UP: Duration = Duration::from_secs(120);
@@ -442,10 +442,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     let limits = Limits::new(
         args.max_clients as usize,
         args.max_clients_per_ip as usize,
-        ConnectRate {
-            per_minute: args.connect_rate_per_ip,
-            burst: args.connect_burst_per_ip,
-        },
+        args.connect_rate(),
     );
     let edge = Arc::new(edge::Edge {
         to_hub,
@@ -527,6 +524,7 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
     let kept = sqlite || cluster;
     let max_age = kept.then_some(tracing::field::display(Cap(args.history_max_age_days)));
     let max_mib = sqlite.then_some(tracing::field::display(Cap(args.store_max_mib)));
+    let connect = args.connect_rate().beside(args.max_clients_per_ip as usize);
     info!(
         listen = %addr,
         tls = match (tls, args.tls_only) {
@@ -542,8 +540,8 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
         cluster_replicas = cluster.then_some(args.cluster_replicas),
         max_clients = args.max_clients,
         max_clients_per_ip = %Cap(args.max_clients_per_ip),
-        connect_rate_per_ip = %Cap(u64::from(args.connect_rate_per_ip) * u64::from(args.max_clients_per_ip != 0)),
-        connect_burst_per_ip = (args.connect_rate_per_ip > 0 && args.max_clients_per_ip != 0).then_some(args.connect_burst_per_ip),
+        connect_rate_per_ip = %Cap(u64::from(connect.per_minute)),
+        connect_burst_per_ip = (connect.per_minute > 0).then_some(connect.burst),
         rate = %Cap(u64::from(args.rate)),
         burst = args.burst,
         rate_bytes = %Cap(u64::from(args.rate_bytes())),
