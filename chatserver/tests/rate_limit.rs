@@ -7,7 +7,7 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{frame_bytes, is_presence, kind, Client, Next, Server};
+use common::{frame_bytes, is_presence, kind, Client, Next, Server, SMALL_BYTE_ALLOWANCE};
 use serde_json::{json, Value};
 
 /// Write `count` broadcast messages `m0`, `m1`, ... one write each, as fast
@@ -289,14 +289,7 @@ fn entering_again_and_again_for_big_replays_is_held_to_the_byte_allowance() {
 /// after them pays, a burst at most.
 #[test]
 fn entering_many_rooms_with_big_replays_is_not_held_for_them() {
-    let server = Server::start(&[
-        "--rate-bytes",
-        "20000",
-        "--burst-bytes",
-        "65536",
-        "--rate-limit-grace-ms",
-        "300",
-    ]);
+    let server = Server::start(&SMALL_BYTE_ALLOWANCE);
     // Each room's 60 KB said by one talker of its own, within its burst.
     let rooms: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
     let text = "z".repeat(4_000);
@@ -335,14 +328,7 @@ fn a_client_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_closed(
     // at once, each after waits half a second, far longer in all than the
     // grace. Each is read in two reads and the client sends nothing more
     // until its echo comes, so it is caught up each time.
-    let server = Server::start(&[
-        "--rate-bytes",
-        "20000",
-        "--burst-bytes",
-        "65536",
-        "--rate-limit-grace-ms",
-        "300",
-    ]);
+    let server = Server::start(&SMALL_BYTE_ALLOWANCE);
     let mut c = server.join("patient");
     let text = "y".repeat(10_000);
     for _ in 0..10 {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{is_presence, kind, Client, Server, WAIT};
+use common::{is_presence, kind, Client, Server, SMALL_BYTE_ALLOWANCE, WAIT};
 use serde_json::{json, Value};
 use webclient::{get, masked_frame, raw_request, request, tcp, ws_connect, ws_try, WsNext};
 
@@ -927,14 +927,7 @@ fn a_websocket_that_waits_for_each_echo_is_slowed_by_the_byte_allowance_not_clos
     // messages pass at once, each after waits half a second, far longer
     // in all than the grace. The client sends nothing more until its
     // echo comes, so it is caught up each time: slowed, never closed.
-    let server = Server::start(&[
-        "--rate-bytes",
-        "20000",
-        "--burst-bytes",
-        "65536",
-        "--rate-limit-grace-ms",
-        "300",
-    ]);
+    let server = Server::start(&SMALL_BYTE_ALLOWANCE);
     let mut ws = ws_connect(server.addr());
     ws.join("patient");
     let text = "y".repeat(10_000);

@@ -23,6 +23,18 @@ use std::time::Duration;
 /// never waits this long.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A byte allowance small enough to reach in a test: 20,000 bytes a
+/// second after a burst of 65,536 (a few messages of 10 KB), and a grace
+/// of 300 ms before a client held back without a break is closed.
+pub const SMALL_BYTE_ALLOWANCE: [&str; 6] = [
+    "--rate-bytes",
+    "20000",
+    "--burst-bytes",
+    "65536",
+    "--rate-limit-grace-ms",
+    "300",
+];
+
 /// The `"type"` of a frame, or `""`.
 pub fn kind(frame: &serde_json::Value) -> &str {
     frame["type"].as_str().unwrap_or("")
