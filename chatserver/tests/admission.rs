@@ -97,19 +97,8 @@ fn a_burst_of_refusals_is_counted_in_the_log_once_it_ends() {
     // The burst's lines: the first, and any a second or more after it
     // (a slow machine), each with the count it left out; the last one
     // says the rest after the burst.
-    let count = |log: &str| -> u64 {
-        log.lines()
-            .filter(|l| l.contains("refusing connection") || l.contains("refused more connections"))
-            .map(|l| {
-                let more = l
-                    .split("more_since_last_line=")
-                    .nth(1)
-                    .and_then(|v| v.split_whitespace().next())
-                    .map_or(0, |n| n.parse::<u64>().expect("a count"));
-                u64::from(l.contains("refusing connection")) + more
-            })
-            .sum()
-    };
+    let count =
+        |log: &str| common::refusals_logged(log, "refusing connection", "refused more connections");
     // Polled as the harness polls for a line, for WAIT at most.
     let deadline = std::time::Instant::now() + WAIT;
     while count(&server.log()) < BURST && std::time::Instant::now() < deadline {

@@ -23,6 +23,23 @@ use std::time::Duration;
 /// never waits this long.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The refusals a log counts, said at most once a second: each line
+/// containing `said` is one, and each line containing `said` or
+/// `left_out` adds its `more_since_last_line=N`.
+pub fn refusals_logged(log: &str, said: &str, left_out: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(said) || l.contains(left_out))
+        .map(|l| {
+            let more = l
+                .split("more_since_last_line=")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next())
+                .map_or(0, |n| n.parse::<u64>().expect("a count"));
+            u64::from(l.contains(said)) + more
+        })
+        .sum()
+}
+
 /// A byte allowance small enough to reach in a test: 20,000 bytes a
 /// second after a burst of 65,536 (a few messages of 10 KB), and a grace
 /// of 300 ms before a client held back without a break is closed.
