@@ -32,6 +32,16 @@ pub const STAGE_BYTES: usize = 64 * 1024;
 /// rooms' events interleaved start a run each per member.
 pub const STAGE_RUNS: usize = 16 * 1024;
 
+/// A frame longer than this is copied out of the stage's buffer into an
+/// allocation of its own, exactly its size. Encoded where it is, a large
+/// frame made the buffer grow to twice what it needed (the text's bytes
+/// made room for themselves exactly, then the closing quote doubled it),
+/// and the spare half stayed allocated as long as the frame was queued:
+/// a burst of slow readers sent large replays held twice the bytes
+/// `--outbound-total-bytes` counts (BENCHMARKS.md). Small frames share
+/// the buffer, whose spare room the next ones use.
+pub const OWN_FRAME_BYTES: usize = 8 * 1024;
+
 /// Which of the stage's buffers a frame is encoded into: frames for many
 /// (a room's events) apart from frames for one (answers, echoes, private
 /// messages), so that a member's run of a room's events is not broken by
@@ -47,9 +57,16 @@ pub enum Audience {
 /// Where a staged frame is: its buffer and its bytes there.
 #[derive(Debug, Clone)]
 pub struct Staged {
-    audience: Audience,
+    /// Its buffer: a shared one, by its [`Audience`] as a number (0 or
+    /// 1), or a frame's own (over [`OWN_FRAME_BYTES`]), [`OWN`] plus its
+    /// index in the stage's `own`. A number, not an enum, for the one
+    /// comparison [`Stage::add`] makes per recipient.
+    place: usize,
     range: Range<usize>,
 }
+
+/// The first [`Staged::place`] that is a frame's own buffer.
+const OWN: usize = 2;
 
 impl Staged {
     /// Its length in bytes, header included.
@@ -62,6 +79,10 @@ impl Staged {
 #[derive(Debug, Default)]
 pub struct Stage {
     bufs: [BytesMut; 2],
+    /// Frames over [`OWN_FRAME_BYTES`], each in an allocation of its own.
+    own: Vec<Bytes>,
+    /// Their bytes.
+    own_bytes: usize,
     /// Each peer's runs of one buffer, in the order they were staged.
     runs: Vec<(Arc<Peer>, Staged)>,
 }
@@ -98,9 +119,28 @@ impl Stage {
         if buf.capacity() - start < 256 {
             buf.reserve(16 * 1024);
         }
+        let room = buf.capacity();
         encode(buf)?;
+        let len = buf.len() - start;
+        if len > OWN_FRAME_BYTES {
+            self.own.push(Bytes::copy_from_slice(&buf[start..]));
+            buf.truncate(start);
+            // Grown for this frame, the buffer would keep that room while
+            // the frames after it are queued: the frames before it go to
+            // one their size instead (a copy of at most a stage).
+            if buf.capacity() > room {
+                let mut fresh = BytesMut::with_capacity(start + 16 * 1024);
+                fresh.extend_from_slice(buf);
+                *buf = fresh;
+            }
+            self.own_bytes += len;
+            return Ok(Staged {
+                place: OWN + self.own.len() - 1,
+                range: 0..len,
+            });
+        }
         Ok(Staged {
-            audience,
+            place: audience as usize,
             range: start..buf.len(),
         })
     }
@@ -110,7 +150,9 @@ impl Stage {
     pub fn add(&mut self, peer: &Arc<Peer>, frame: &Staged) {
         let at = peer.staged.load(Ordering::Relaxed);
         if let Some((_, run)) = at.checked_sub(1).and_then(|i| self.runs.get_mut(i)) {
-            if run.audience == frame.audience && run.range.end == frame.range.start {
+            // (A frame in a buffer of its own starts it, at 0: none
+            // follows another there.)
+            if run.place == frame.place && run.range.end == frame.range.start {
                 run.range.end = frame.range.end;
                 return;
             }
@@ -121,13 +163,13 @@ impl Stage {
 
     /// Whether the stage holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.runs.is_empty() && self.bufs.iter().all(BytesMut::is_empty)
+        self.runs.is_empty() && self.own.is_empty() && self.bufs.iter().all(BytesMut::is_empty)
     }
 
     /// Whether the stage should be queued before the turn goes on.
     pub fn is_full(&self) -> bool {
         self.runs.len() >= STAGE_RUNS
-            || self.bufs.iter().map(BytesMut::len).sum::<usize>() >= STAGE_BYTES
+            || self.own_bytes + self.bufs.iter().map(BytesMut::len).sum::<usize>() >= STAGE_BYTES
     }
 
     /// Empty the stage: hand each peer's runs, in order, to `queue` as
@@ -149,9 +191,15 @@ impl Stage {
                 }
             })
             .collect();
+        let own: Vec<Bytes> = self.own.drain(..).map(&mut track).collect();
+        self.own_bytes = 0;
         for (peer, run) in self.runs.drain(..) {
             peer.staged.store(0, Ordering::Relaxed);
-            queue(peer, bytes[run.audience as usize].slice(run.range));
+            let bytes = match run.place.checked_sub(OWN) {
+                None => bytes[run.place].slice(run.range),
+                Some(i) => own[i].clone(),
+            };
+            queue(peer, bytes);
         }
         // A burst's list is not kept for good.
         if self.runs.capacity() > STAGE_RUNS {
@@ -236,6 +284,61 @@ mod tests {
         let e3 = stage.encode(&notice("e3"), Audience::Many, 65_536).unwrap();
         stage.add(&b, &e3);
         assert_eq!(taken(&mut stage, &[&a, &b]), [(1, wire(&["e3"]))]);
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_gets_an_allocation_its_size_and_order_is_kept() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (a, _ca) = tcp_peer(&budget).await;
+        let (b, _cb) = tcp_peer(&budget).await;
+        let mut stage = Stage::default();
+        let big_text = "x".repeat(60_000);
+        let s1 = stage
+            .encode(&notice("s1"), Audience::Many, 1 << 20)
+            .unwrap();
+        stage.add(&a, &s1);
+        let big = stage
+            .encode(&notice(&big_text), Audience::Many, 1 << 20)
+            .unwrap();
+        stage.add(&a, &big);
+        stage.add(&b, &big);
+        let s2 = stage
+            .encode(&notice("s2"), Audience::Many, 1 << 20)
+            .unwrap();
+        stage.add(&a, &s2);
+        // The shared buffer did not keep the room the large frame grew it
+        // to (about twice its size).
+        let room = stage.bufs[Audience::Many as usize].capacity();
+        assert!(room < 20 * 1024, "the buffer kept {room} bytes of room");
+        let mut tracked = Vec::new();
+        let mut got = Vec::new();
+        stage.take(
+            |bytes| {
+                tracked.push(bytes.len());
+                bytes
+            },
+            |peer, bytes| got.push((Arc::ptr_eq(&peer, &a), bytes)),
+        );
+        // The shared buffer (s1 and s2) and the large frame, each counted
+        // once.
+        tracked.sort_unstable();
+        assert_eq!(
+            tracked,
+            [wire(&["s1", "s2"]).len(), wire(&[&big_text]).len()]
+        );
+        let runs: Vec<(bool, Vec<u8>)> = got.iter().map(|(a, b)| (*a, b.to_vec())).collect();
+        assert_eq!(
+            runs,
+            [
+                (true, wire(&["s1"])),
+                (true, wire(&[&big_text])),
+                (false, wire(&[&big_text])),
+                (true, wire(&["s2"])),
+            ]
+        );
+        // Both peers hold the one copy of the large frame.
+        assert_eq!(got[1].1.as_ptr(), got[2].1.as_ptr());
+        assert!(stage.is_empty());
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use tracing::warn;
 
 use super::Hub;
 use crate::peer::Push;
+use crate::stage::OWN_FRAME_BYTES;
 
 impl Hub {
     /// The store read history for `client`: its answer goes before what
@@ -57,7 +58,9 @@ impl Hub {
 
 /// Encode `frame` into the shared scratch buffer and split it off: frames
 /// encoded one after another share one allocation (each holds a count on
-/// it), instead of one allocation each.
+/// it), instead of one allocation each. A frame over
+/// [`OWN_FRAME_BYTES`] is copied into one of its own instead, as the
+/// stage does, so that it holds no more than its bytes.
 fn encode_shared(
     scratch: &mut BytesMut,
     frame: &impl serde::Serialize,
@@ -67,5 +70,34 @@ fn encode_shared(
         scratch.reserve(8 * 1024);
     }
     encode_into(frame, scratch, max)?;
+    if scratch.len() > OWN_FRAME_BYTES {
+        let own = Bytes::copy_from_slice(scratch);
+        // The room it grew to goes too: small frames split off it later
+        // would each keep all of it.
+        *scratch = BytesMut::new();
+        return Ok(own);
+    }
     Ok(scratch.split().freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatproto::ServerFrame;
+
+    #[test]
+    fn a_large_frame_is_copied_out_and_the_scratch_buffer_lets_its_room_go() {
+        let mut scratch = BytesMut::new();
+        let small = encode_shared(&mut scratch, &ServerFrame::notice("s"), 1 << 20).unwrap();
+        let text = "x".repeat(60_000);
+        let large = encode_shared(&mut scratch, &ServerFrame::notice(&text), 1 << 20).unwrap();
+        let mut expected = BytesMut::new();
+        encode_into(&ServerFrame::notice(&text), &mut expected, 1 << 20).unwrap();
+        assert_eq!(large, expected);
+        assert_eq!(scratch.capacity(), 0, "the room grown for it is let go");
+        // Small frames still share: the next one comes from a new buffer.
+        let next = encode_shared(&mut scratch, &ServerFrame::notice("t"), 1 << 20).unwrap();
+        assert!(scratch.capacity() > 0);
+        assert_ne!(small, next);
+    }
 }
