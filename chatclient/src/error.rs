@@ -151,6 +151,12 @@ pub enum JoinError {
 }
 
 impl JoinError {
+    /// The server sent something that is not the chat protocol: `why`,
+    /// escaped, as it may quote what the server sent.
+    pub fn protocol(why: impl std::fmt::Display) -> JoinError {
+        JoinError::Protocol(escape_control(&why.to_string()).into_owned())
+    }
+
     /// The error for an `error` frame that answered our `join`.
     pub fn refused(code: ErrorCode, message: &str, nick: &str) -> JoinError {
         let message = escape_control(message).into_owned();
@@ -213,7 +219,9 @@ pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     // One write: stderr is unbuffered, and its line must not be cut by
     // stdout's when both go to one file.
     use std::io::Write;
-    let line = format!("chatclient: {message}\n");
+    // Escaped: a reason may quote what a server sent (a serde error names
+    // the value it could not read), which must not reach the terminal raw.
+    let line = format!("chatclient: {}\n", escape_control(&message.to_string()));
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
     ExitCode::from(code)
 }

@@ -231,8 +231,8 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
         while let Some(action) = session.poll() {
             match action {
                 Action::Send(frame) => {
-                    let bytes = encode(&frame, config.max_frame_bytes)
-                        .map_err(|e| JoinError::Protocol(e.to_string()))?;
+                    let bytes =
+                        encode(&frame, config.max_frame_bytes).map_err(JoinError::protocol)?;
                     timeout_at(deadline, async {
                         stream.write_all(&bytes).await?;
                         // TLS holds what is written until flushed.
@@ -260,8 +260,8 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
             }
             // A kind a later server added: ignored (PROTOCOL.md section 2).
             Decoded::Invalid(PayloadError::UnknownKind { .. }) => continue,
-            Decoded::Invalid(e) => return Err(JoinError::Protocol(e.to_string())),
-            Decoded::Broken(e) => return Err(JoinError::Protocol(e.to_string())),
+            Decoded::Invalid(e) => return Err(JoinError::protocol(e)),
+            Decoded::Broken(e) => return Err(JoinError::protocol(e)),
             Decoded::Incomplete => {}
         }
         let n = timeout_at(deadline, stream.read_buf(&mut rbuf))

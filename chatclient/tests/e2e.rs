@@ -242,6 +242,42 @@ fn invalid_nick_and_full_server_exit_nonzero() {
     assert!(stderr.contains("server_full"), "{stderr}");
 }
 
+/// A server whose answer to the join is not the protocol is reported on
+/// stderr with what it sent escaped: a serde error quotes the value it
+/// could not read, and an escape sequence there (a window title, a
+/// clipboard write, a cleared screen) must not reach the terminal.
+#[test]
+fn what_a_bad_server_sent_is_escaped_in_the_error_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        // The join's length header, then the join itself.
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        let mut join = vec![0u8; u32::from_be_bytes(header) as usize];
+        s.read_exact(&mut join).unwrap();
+        let evil = r#"{"type":"presence","room":"lobby","seq":1,"nick":"x","ts":1,"status":"\u001b]0;PWNED\u0007\u001b[2J"}"#;
+        let mut frame = (evil.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(evil.as_bytes());
+        s.write_all(&frame).unwrap();
+        // Held open until the client has gone.
+        let _ = s.read(&mut header);
+    });
+    let c = Client::start_with("alice", &addr, Stdio::null());
+    let (status, stderr, _) = c.wait_exit(WAIT);
+    server.join().unwrap();
+    assert_eq!(status.code(), Some(6), "stderr: {stderr}");
+    assert!(
+        stderr.contains("does not speak the chat protocol"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "a raw escape: {stderr:?}");
+    assert!(stderr.contains("\\u{1b}]0;PWNED"), "{stderr:?}");
+}
+
 /// Nothing listening: exit code 3 within 5 seconds.
 #[test]
 fn no_server_exits_nonzero_within_five_seconds() {
