@@ -302,6 +302,33 @@ fn a_session_said_to_leave_twice_leaves_once() {
     assert_eq!(c.frames(0, alice).last().unwrap()["code"], "unknown_nick");
 }
 
+/// A room the log names as no client could (`Rust`, `#x y`), or at a seq
+/// no log gets to (the room's seqs would run out), opens nothing: a room
+/// opened under `Rust` could never be entered, as clients' names fold to
+/// `rust`, and one at `u64::MAX` overflowed at its first event.
+#[test]
+fn a_room_the_log_names_as_no_client_could_opens_nothing() {
+    let mut cfg = ServerConfig::default();
+    cfg.cluster = true;
+    let mut s = Server::new(cfg, [1; 32]);
+    s.open_room("Rust", "ep", 1);
+    s.open_room("#x y", "ep", 1);
+    s.open_room("last", "ep", u64::MAX);
+    s.open_room("rust", "ep", 1);
+    let names: Vec<&str> = s.rooms().map(|(name, _)| name).collect();
+    assert_eq!(names, ["rust"]);
+    let last = Event::new(
+        "last",
+        u64::MAX,
+        0,
+        EventBody::presence(SessionId(9), "zed", PresenceStatus::Online),
+    );
+    assert!(matches!(
+        s.handle_logged(last),
+        Err(LogError::UnknownRoom(_))
+    ));
+}
+
 #[test]
 fn a_gap_in_the_log_is_refused_and_an_unknown_room_too() {
     let mut cfg = ServerConfig::default();

@@ -488,6 +488,101 @@ fn restored_names_and_numbers_are_checked() {
     );
 }
 
+/// A store holding two sessions under one id, or a session restored under
+/// the id of one live here, restores nothing more: the second took the
+/// id's entry and left the first one's token pointing at it, so a client
+/// resuming by that token once the second had expired panicked the
+/// server; under a live session's id, it took the client's session away
+/// (its rooms, its nickname) without a word.
+#[test]
+fn a_session_restored_under_a_known_id_restores_nothing() {
+    let mut sim = Sim::new(durable(), T0);
+    let now = sim.clock();
+    sim.server
+        .restore_session(now, SessionId(1), "alice", hash_token("tok-a"));
+    sim.server
+        .restore_session(now, SessionId(1), "bob", hash_token("tok-b"));
+    // Past the resume window: the restored session expires.
+    let window = sim.server.config().resume_window_ms;
+    sim.advance(window + 1);
+    let a = sim.connect();
+    sim.send(
+        a,
+        ClientFrame::join_v2("alice", vec![], Some("tok-a".into())),
+    );
+    let frames = sim.take(a);
+    assert_eq!(sim.clients[a].nick.as_deref(), Some("alice"), "{frames:?}");
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec![], Some("tok-b".into())));
+    let frames = sim.take(b);
+    assert_eq!(sim.clients[b].nick.as_deref(), Some("bob"), "{frames:?}");
+
+    // A live session's id.
+    let c = sim.connect();
+    sim.send(c, ClientFrame::join_v2("carol", vec!["rust".into()], None));
+    let carol = sim.server.session_id_of(sim.clients[c].id).expect("joined");
+    let now = sim.clock();
+    sim.server
+        .restore_session(now, carol, "mallory", hash_token("tok-m"));
+    sim.take(c);
+    sim.send(c, ClientFrame::msg_in("rust", vec![], "still me", None));
+    let frames = sim.take(c);
+    assert!(
+        frames.iter().any(|f| matches!(
+            f,
+            ServerFrame::Msg { from, text, .. } if from == "carol" && text == "still me"
+        )),
+        "{frames:?}"
+    );
+    // Its token resumes nothing: a new session, under the nick it asked.
+    let m = sim.connect();
+    sim.send(
+        m,
+        ClientFrame::join_v2("mallory", vec![], Some("tok-m".into())),
+    );
+    assert_ne!(sim.server.session_id_of(sim.clients[m].id), Some(carol));
+}
+
+/// Seqs a store or a log could not have reached are refused, so a room's
+/// seqs do not run out (a room restored at `u64::MAX - 1` overflowed at
+/// its next message).
+#[test]
+fn a_room_restored_near_the_last_seq_restores_nothing() {
+    let mut sim = Sim::new(durable(), T0);
+    sim.server
+        .restore_room("near", "e1", u64::MAX - 1, 1, Vec::new());
+    sim.server
+        .restore_room("far", "e1", (1 << 62) - 1, 1, Vec::new());
+    let names: Vec<&str> = sim.server.rooms().map(|(name, _)| name).collect();
+    assert_eq!(names, ["far"]);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["near".into()], None));
+    sim.send(a, ClientFrame::msg_in("near", vec![], "hi", None));
+    let frames = sim.take(a);
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Msg { seq, text, .. } if text == "hi" && *seq < 10)),
+        "{frames:?}"
+    );
+}
+
+/// With the timeouts set to never (`u64::MAX`), a connection arms no
+/// timer: one that never comes stayed in the heap for good, one for every
+/// connection ever made, and `poll_timeout` gave `u64::MAX` instead of
+/// `None`.
+#[test]
+fn timeouts_of_never_arm_no_timer() {
+    let mut cfg = durable();
+    cfg.join_timeout_ms = u64::MAX;
+    cfg.idle_ping_ms = u64::MAX;
+    let mut sim = Sim::new(cfg, T0);
+    let a = sim.connect();
+    assert_eq!(sim.server.poll_timeout(), None);
+    sim.join(a, "alice");
+    assert_eq!(sim.server.poll_timeout(), None);
+}
+
 /// The seqs of `nick`'s presence changes among `frames`.
 fn presences_of(frames: &[ServerFrame], nick: &str) -> Vec<u64> {
     frames

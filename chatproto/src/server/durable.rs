@@ -475,9 +475,9 @@ impl Server {
     /// restored later counts as used later, so at the cap of rooms the
     /// earliest restored is forgotten first. The name is folded as
     /// clients' are ([`room_name`](crate::room_name)); a name no client
-    /// could give, or a `last_seq` of `u64::MAX` (no next seq; no store
-    /// gets there), restores nothing. A room restored again replaces what
-    /// was restored before.
+    /// could give, or a `last_seq` of 2^62 or more (no store gets there;
+    /// the room's seqs would run out), restores nothing. A room restored
+    /// again replaces what was restored before.
     pub fn restore_room(
         &mut self,
         name: &str,
@@ -489,7 +489,7 @@ impl Server {
         let Ok(name) = crate::room_name(name) else {
             return;
         };
-        if last_seq == u64::MAX {
+        if last_seq >= crate::server::SEQ_LIMIT {
             return;
         }
         if let Some(before) = self.rooms.remove(&name) {
@@ -549,8 +549,9 @@ impl Server {
     /// and a session restored from another server's block (resumed here)
     /// leaves this one's numbering where it was: moved into that block,
     /// it would give new sessions the ids the other server gives its own.
-    /// A nickname no client could join with, or the id `u64::MAX` (no id
-    /// above it for new sessions), restores nothing.
+    /// A nickname no client could join with, the id `u64::MAX` (no id
+    /// above it for new sessions), or an id or token known already (a
+    /// session live here, or restored before) restores nothing.
     pub fn restore_session(&mut self, now: Now, id: SessionId, nick: &str, token: TokenHash) {
         let Ok(nick) = crate::nick::normalize_nick(nick, self.config.nick_rule) else {
             return;
@@ -558,8 +559,10 @@ impl Server {
         if id.0 == u64::MAX {
             return;
         }
-        if self.tokens.contains_key(&token) {
-            // Known already (it began or was restored here).
+        if self.tokens.contains_key(&token) || self.sessions.contains_key(&id) {
+            // Known already (it began or was restored here). Another
+            // session under a known id would leave the first one's token
+            // pointing at it, and take a live client's session away.
             return;
         }
         let key = crate::nick::nick_key(&nick);

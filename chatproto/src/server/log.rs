@@ -50,9 +50,16 @@ impl Server {
     /// epoch not known yet. Not in cluster mode, it does nothing (as do
     /// [`handle_logged_duplicate`](Server::handle_logged_duplicate) and
     /// [`handle_log_refused`](Server::handle_log_refused); the calls that
-    /// answer say [`LogError::NotCluster`]).
+    /// answer say [`LogError::NotCluster`]). A name that is not as a
+    /// client's is folded ([`room_name`](crate::room_name): `rust`, not
+    /// `Rust` or `#rust`), which no client could enter, or a `first_seq` of
+    /// 2^62 or more (no log gets there; the room's seqs would run out),
+    /// opens nothing.
     pub fn open_room(&mut self, name: &str, epoch: &str, first_seq: u64) {
-        if !self.config.cluster {
+        if !self.config.cluster
+            || first_seq >= crate::server::SEQ_LIMIT
+            || crate::server::event::room_name_ref(name).map_or(true, |n| n != name)
+        {
             return;
         }
         let first_seq = first_seq.max(1);

@@ -30,6 +30,12 @@ use room::Room;
 use session::{Conn, Session};
 use timers::{Timer, Timers};
 
+/// A room's seq from a store or a log at or past this is refused
+/// ([`Server::restore_room`], [`Server::open_room`]): seqs go up by one an
+/// event, so no room gets near it, and one begun near `u64::MAX` would
+/// run out of numbers.
+pub(crate) const SEQ_LIMIT: u64 = 1 << 62;
+
 /// A small handle by which the [`Server`] knows a connection. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u64);

@@ -29,8 +29,13 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
+    /// Arm `timer` for `at`; not at all for `u64::MAX` (a setting of
+    /// `u64::MAX`, "never", saturated to it), which would never come and
+    /// would stay in the heap for good, one for every connection.
     pub fn arm(&mut self, at: u64, timer: Timer) {
-        self.heap.push(Reverse((at, timer)));
+        if at != u64::MAX {
+            self.heap.push(Reverse((at, timer)));
+        }
     }
 
     pub fn next(&self) -> Option<u64> {
