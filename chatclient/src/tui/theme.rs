@@ -7,11 +7,14 @@
 //! different hues, the next five the other shade of each, and only then
 //! are colours shared. Within that, each nickname starts from the hue its
 //! name hashes to, so the same people tend to get the same colours; once
-//! given, a nickname keeps its colour for the session.
+//! given, a nickname keeps its colour for the session. Past
+//! [`MAX_COLOURED`] nicknames (or for one longer than a nickname can be),
+//! a nickname gets the colour its name hashes to, the same each time, and
+//! nothing is kept for it.
 
 use std::collections::HashMap;
 
-use chatproto::nick_key;
+use chatproto::{nick_key, MAX_NICK_LEN};
 use ratatui::style::{Color, Modifier, Style};
 
 /// The nickname palette: the plain and bright colours but red, black and
@@ -132,6 +135,10 @@ impl Theme {
     }
 }
 
+/// Nicknames given a colour of their own at most: a server naming ever new
+/// ones (each message from another) grew the map without end.
+pub const MAX_COLOURED: usize = 1024;
+
 /// A colour per nickname, kept apart. See the [module docs](self).
 #[derive(Debug, Default)]
 pub struct NickColours {
@@ -147,6 +154,9 @@ impl NickColours {
             return PALETTE[i];
         }
         let preferred = hash(&key) % HUES;
+        if self.by_key.len() >= MAX_COLOURED || nick.chars().count() > MAX_NICK_LEN {
+            return PALETTE[preferred];
+        }
         let least = *self.used.iter().min().unwrap_or(&0);
         // The first row, from the preferred hue on, then the second.
         let i = (0..PALETTE.len())
@@ -178,6 +188,22 @@ fn hash(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_cap_a_nick_gets_its_hashed_colour_and_nothing_is_kept() {
+        let mut c = NickColours::default();
+        for i in 0..3 * MAX_COLOURED {
+            c.colour(&format!("user{i}"));
+        }
+        assert_eq!(c.by_key.len(), MAX_COLOURED);
+        let late = "someone-new";
+        assert_eq!(c.colour(late), c.colour(late));
+        assert!(!c.has(late));
+        let long = "x".repeat(MAX_NICK_LEN + 1);
+        let mut c = NickColours::default();
+        assert_eq!(c.colour(&long), c.colour(&long));
+        assert!(!c.has(&long));
+    }
 
     #[test]
     fn different_nicks_get_different_colours_until_the_palette_is_used_up() {
