@@ -5,17 +5,28 @@ use std::fmt::Write;
 
 /// Whether printing `c` raw could move the cursor, change colours, reorder
 /// the line or hide something: C0 and C1 controls, DEL, bidi controls,
-/// zero-width characters and line separators.
+/// zero-width characters and line separators; blank fillers that look like
+/// nothing (the Mongolian vowel separator, the Hangul fillers U+3164 and
+/// U+FFA0); the interlinear annotation marks (U+FFF9 to U+FFFB) and the
+/// noncharacters (U+FDD0 to U+FDEF, and the last two of each plane), which
+/// terminals and the client's screen disagree on the width of, leaving
+/// stray characters on the full-screen client's screen.
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
             '\u{061C}'
+                | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
                 | '\u{2028}'..='\u{202E}'
                 | '\u{2060}'..='\u{2069}'
+                | '\u{3164}'
+                | '\u{FDD0}'..='\u{FDEF}'
                 | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}'
         )
+        || (c as u32) & 0xFFFE == 0xFFFE
 }
 
 /// `text` with every [unsafe character](is_unsafe_char) replaced by a
@@ -33,6 +44,7 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// ```
 /// assert_eq!(chatproto::escape_control("hi\u{1b}[2J"), "hi\\u{1b}[2J");
 /// assert_eq!(chatproto::escape_control("plain"), "plain");
+/// assert_eq!(chatproto::escape_control("a\u{fffb}\u{3164}"), "a\\u{fffb}\\u{3164}");
 /// assert_eq!(chatproto::escape_control("می\u{200c}خواهم"), "می\u{200c}خواهم");
 /// assert_eq!(chatproto::escape_control("b\u{200d}ob"), "b\\u{200d}ob");
 /// ```
@@ -93,8 +105,24 @@ mod tests {
             ("\u{202e}evil", "\\u{202e}evil"),
             ("zero\u{200b}width", "zero\\u{200b}width"),
             ("line\nbreak\t", "line\\nbreak\\t"),
+            // Blank fillers, annotation marks, noncharacters.
+            ("\u{3164}\u{ffa0}\u{180e}", "\\u{3164}\\u{ffa0}\\u{180e}"),
+            ("a\u{fff9}b\u{fffb}", "a\\u{fff9}b\\u{fffb}"),
+            (
+                "\u{fdd0}\u{fffe}\u{1fffe}\u{10ffff}",
+                "\\u{fdd0}\\u{fffe}\\u{1fffe}\\u{10ffff}",
+            ),
         ] {
             assert_eq!(escape_control(raw), shown);
+        }
+        // Their neighbours are text.
+        for kept in [
+            "\u{3163}\u{3165}",
+            "\u{fdcf}\u{fdf0}",
+            "\u{fffc}\u{fffd}",
+            "\u{1fffd}",
+        ] {
+            assert!(matches!(escape_control(kept), Cow::Borrowed(_)), "{kept:?}");
         }
         assert!(matches!(escape_control("héllo ✓"), Cow::Borrowed(_)));
     }

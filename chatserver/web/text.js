@@ -10,9 +10,11 @@
 // newline stays as it is in the page: a line break (Shift+Enter types one).
 
 // chatproto::is_unsafe_char: C0 and C1 controls (Rust's char::is_control),
-// DEL, bidi controls, zero-width characters and line separators.
+// DEL, bidi controls, zero-width characters and line separators, blank
+// fillers, the interlinear annotation marks and the noncharacters (the
+// last two code points of each plane too).
 const UNSAFE =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+  /[\u0000-\u001f\u007f-\u009f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\u3164\ufdd0-\ufdef\ufeff\uffa0\ufff9-\ufffb\ufffe\uffff\u{1fffe}\u{1ffff}\u{2fffe}\u{2ffff}\u{3fffe}\u{3ffff}\u{4fffe}\u{4ffff}\u{5fffe}\u{5ffff}\u{6fffe}\u{6ffff}\u{7fffe}\u{7ffff}\u{8fffe}\u{8ffff}\u{9fffe}\u{9ffff}\u{afffe}\u{affff}\u{bfffe}\u{bffff}\u{cfffe}\u{cffff}\u{dfffe}\u{dffff}\u{efffe}\u{effff}\u{ffffe}\u{fffff}\u{10fffe}\u{10ffff}]/u;
 const WHITE_SPACE = /\p{White_Space}/u; // Rust's char::is_whitespace
 const SHORT_ESCAPES = { '\n': '\\n', '\t': '\\t', '\r': '\\r' };
 

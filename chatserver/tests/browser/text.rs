@@ -92,6 +92,9 @@ const PERSIAN: &str = "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}
 /// Between ASCII letters a joiner only hides a difference: escaped.
 const ASCII_JOINER: &str = "b\u{200d}ob is not bob";
 const TAB: &str = "name\tvalue";
+/// A blank filler, an annotation mark and a noncharacter: escaped (a
+/// terminal and the full-screen client disagree on their width).
+const FILLERS: &str = "a\u{3164}b\u{fffb}c\u{fdd0}";
 /// Typed with Shift+Enter: the page shows a line break.
 const TWO_LINES: &str = "first line\nsecond line";
 
@@ -108,7 +111,7 @@ async fn joiners_and_tabs(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
     let mut bob = server.join("bob");
     let own = format!("mine too: {FAMILY} {PERSIAN}\tend");
-    for text in [FAMILY, PERSIAN, ASCII_JOINER, TAB] {
+    for text in [FAMILY, PERSIAN, ASCII_JOINER, TAB, FILLERS] {
         say_in(&mut bob, "lobby", &[], text);
     }
     page.paste_line(&own).await;
@@ -117,12 +120,20 @@ async fn joiners_and_tabs(h: &Harness, server: &Server) {
     // Each text as the terminal client shows it (chatproto's
     // escape_control), but for the newline the page shows as a break.
     let shown = |raw: &str| chatproto::escape_control(raw).replace("\\n", "\n");
-    let want: Vec<String> = [FAMILY, PERSIAN, ASCII_JOINER, TAB, own.as_str(), TWO_LINES]
-        .into_iter()
-        .map(shown)
-        .collect();
+    let want: Vec<String> = [
+        FAMILY,
+        PERSIAN,
+        ASCII_JOINER,
+        TAB,
+        FILLERS,
+        own.as_str(),
+        TWO_LINES,
+    ]
+    .into_iter()
+    .map(shown)
+    .collect();
     let lines = page
-        .wait_lines("six messages", "lobby", |ls| {
+        .wait_lines("seven messages", "lobby", |ls| {
             ls.iter().filter(|l| l.is_msg()).count() == want.len()
         })
         .await;
@@ -137,7 +148,7 @@ async fn joiners_and_tabs(h: &Harness, server: &Server) {
         lines
             .iter()
             .filter(|l| l.is_msg())
-            .nth(4)
+            .nth(5)
             .and_then(|l| l.from.as_deref()),
         Some("alice")
     );
@@ -147,7 +158,8 @@ async fn joiners_and_tabs(h: &Harness, server: &Server) {
     );
     assert_eq!(want[2], "b\\u{200d}ob is not bob");
     assert_eq!(want[3], "name\\tvalue");
-    assert_eq!(want[5], TWO_LINES);
+    assert_eq!(want[4], "a\\u{3164}b\\u{fffb}c\\u{fdd0}");
+    assert_eq!(want[6], TWO_LINES);
 
     // The escapes stand out (`.ctl`), one per escaped character, in order.
     let ctl = page
@@ -157,7 +169,17 @@ async fn joiners_and_tabs(h: &Harness, server: &Server) {
             vec![],
         )
         .await;
-    assert_eq!(ctl, json!(["\\u{200d}", "\\t", "\\t"]));
+    assert_eq!(
+        ctl,
+        json!([
+            "\\u{200d}",
+            "\\t",
+            "\\u{3164}",
+            "\\u{fffb}",
+            "\\u{fdd0}",
+            "\\t"
+        ])
+    );
     page.close().await;
 }
 
