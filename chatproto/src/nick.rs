@@ -354,8 +354,10 @@ pub fn nick_key(nick: &str) -> String {
 /// skeleton again, and finally the ASCII table below. Taking the skeleton
 /// before folding catches look-alikes in the case shown (Cyrillic `ВОВ` is
 /// `BOB`, so it collides with `bob`); taking it after folding merges the
-/// prototypes' case (`0` → `O` → `o`). Applying the three steps again
-/// changes nothing.
+/// prototypes' case (`0` → `O` → `o`). Folding and the skeleton are taken
+/// again until they change nothing (twice at most in Unicode's data: the
+/// small Cherokee letter `ꮍ` folds to `Ꮍ`, whose skeleton is `Y`, which
+/// folds to `y`), so the result is its own skeleton.
 ///
 /// The table, applied left to right, turns the pair `rn` into `m` and `vv`
 /// into `w` (each pair consumed whole), `0` into `o`, `1` `i` `|` into `l`
@@ -371,11 +373,17 @@ pub fn nick_key(nick: &str) -> String {
 /// The result is meant only for comparing with other skeletons; it is in
 /// NFD and not meant to be shown.
 pub fn nick_skeleton(nick: &str) -> String {
-    let shapes: String = unicode_security::skeleton(nick).collect();
-    let folded: String = shapes.chars().default_case_fold().collect();
-    let shapes: String = unicode_security::skeleton(&folded)
-        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
-        .collect();
+    let mut shapes: String = unicode_security::skeleton(nick).collect();
+    for _ in 0..4 {
+        let folded: String = shapes.chars().default_case_fold().collect();
+        let again: String = unicode_security::skeleton(&folded)
+            .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+            .collect();
+        if again == shapes {
+            break;
+        }
+        shapes = again;
+    }
     ascii_look_alikes(&shapes)
 }
 

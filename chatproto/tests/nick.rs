@@ -257,6 +257,16 @@ fn old_table(nick: &str) -> String {
     out
 }
 
+/// A letter whose skeleton folds again collides with what it looks like:
+/// the small Cherokee `ꮍ` folds to `Ꮍ`, whose skeleton is `Y`, and `y`
+/// was a third skeleton (found by `skeleton_is_a_fixed_point`).
+#[test]
+fn a_skeleton_that_folds_again_is_folded() {
+    assert_eq!(nick_skeleton("\u{ab8d}"), nick_skeleton("y"));
+    assert_eq!(nick_skeleton("\u{13bd}"), nick_skeleton("Y"));
+    assert_eq!(nick_skeleton("\u{ab8d}ob"), nick_skeleton("yob"));
+}
+
 /// Characters that exercise the rule: ASCII, accented and combining Latin,
 /// other scripts, confusables, invisibles and symbols.
 fn interesting() -> impl Strategy<Value = char> {
