@@ -355,9 +355,10 @@ pub fn nick_key(nick: &str) -> String {
 /// before folding catches look-alikes in the case shown (Cyrillic `ВОВ` is
 /// `BOB`, so it collides with `bob`); taking it after folding merges the
 /// prototypes' case (`0` → `O` → `o`). Folding and the skeleton are taken
-/// again until they change nothing (twice at most in Unicode's data: the
-/// small Cherokee letter `ꮍ` folds to `Ꮍ`, whose skeleton is `Y`, which
-/// folds to `y`), so the result is its own skeleton.
+/// again until they change nothing, four times at most (the small
+/// Cherokee letter `ꮍ` folds to `Ꮍ`, whose skeleton is `Y`, which folds
+/// to `y`; checked over every character, a rerun changes one's result
+/// twice at most, for `Ϛ`), so the result is its own skeleton.
 ///
 /// The table, applied left to right, turns the pair `rn` into `m` and `vv`
 /// into `w` (each pair consumed whole), `0` into `o`, `1` `i` `|` into `l`
