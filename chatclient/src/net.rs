@@ -376,6 +376,9 @@ async fn chat(
     loop {
         // What was read and not handled yet: each read's frames, and first
         // those that came with the welcome (the handshake stops there).
+        // Broken framing ends the connection once the frames before it
+        // are shown: they came first.
+        let mut broken = None;
         loop {
             match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
                 Decoded::Incomplete => break,
@@ -385,7 +388,10 @@ async fn chat(
                 // framing itself is in sync.
                 Decoded::Invalid(PayloadError::UnknownKind { .. }) => {}
                 Decoded::Invalid(e) => session.handle_bad_frame(&e.to_string()),
-                Decoded::Broken(e) => return Err(format!("the server broke the framing: {e}")),
+                Decoded::Broken(e) => {
+                    broken = Some(format!("the server broke the framing: {e}"));
+                    break;
+                }
             }
         }
         match apply(session, console, Some(link), config.max_frame_bytes).await {
@@ -394,6 +400,9 @@ async fn chat(
             Some(Action::ResumedElsewhere) => return Ok(Outcome::ResumedElsewhere),
             Some(Action::Dead) => return Err("the server did not answer a ping".to_owned()),
             _ => {}
+        }
+        if let Some(why) = broken {
+            return Err(why);
         }
         if link.stalled.load(Ordering::Relaxed) {
             return Err(format!(

@@ -146,6 +146,35 @@ fn a_cut_mid_stream_resumes_with_every_message_once_in_order() {
     assert!(missed >= 51, "{missed} missed");
 }
 
+/// Frames that came in the same read as broken framing are shown before
+/// the connection is said to be lost: they came first (they were shown
+/// after it).
+#[test]
+fn frames_before_broken_framing_are_shown_before_the_loss() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let (mut alice, mut bob) = two_in_the_lobby(&server, &proxy);
+    let mut valve = proxy.freeze();
+    bob.say_all(&["before the break".to_owned()]);
+    bob.expect("bob: before the break");
+    // A length header past any limit, right behind what the server sent.
+    valve.extend_from_slice(&0x00FF_FFFF_u32.to_be_bytes());
+    drop(valve);
+    alice.expect_line("saying the connection was lost", |l| {
+        l.starts_with("* connection lost; reconnecting in ")
+    });
+    proxy.allow();
+    alice.expect_line("summing up the reconnect", |l| {
+        l.starts_with("* reconnected")
+    });
+    let (seen, _) = both_leave(alice, bob);
+    let at = |line: &str| seen.iter().position(|l| l.starts_with(line));
+    let shown = at("bob: before the break").expect("bob's line shown");
+    let lost = at("* connection lost").expect("the loss said");
+    assert!(shown < lost, "{seen:#?}");
+    assert_eq!(texts_from(&seen, "bob"), ["before the break"], "once");
+}
+
 /// In a pipe, end of input while disconnected still waits: for the
 /// reconnect, then for the echo of every line, then exits 0. Who came
 /// and went meanwhile (carol, dave) is said after the summary.

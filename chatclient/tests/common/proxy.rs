@@ -1,7 +1,8 @@
 //! A TCP proxy between chatclient and chatserver that a test controls: it
 //! lets each connection through only when told to, can hold back what the
 //! server sends, and can cut the connection (both sockets shut down) at a
-//! chosen moment, losing whatever was in flight.
+//! chosen moment, losing whatever was in flight, or break the framing
+//! right after what the server sent.
 //!
 //! Plain std threads on 127.0.0.1:0. Each wait is bounded by
 //! [`WAIT`](super::WAIT); nothing sleeps.
@@ -24,8 +25,10 @@ pub struct Proxy {
     gate: Sender<()>,
     /// Both sockets of the connection being passed on, to cut it.
     current: Arc<Mutex<Option<(TcpStream, TcpStream)>>>,
-    /// Held by the test to stop bytes from the server reaching the client.
-    valve: Arc<Mutex<()>>,
+    /// Held by the test to stop bytes from the server reaching the client;
+    /// what it holds is written right after the next bytes from the server,
+    /// in the same write.
+    valve: Arc<Mutex<Vec<u8>>>,
     /// Set: the end of the client's side is not passed on to the server.
     hold: Arc<AtomicBool>,
 }
@@ -37,7 +40,7 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let (gate, gate_rx) = mpsc::channel::<()>();
         let current = Arc::new(Mutex::new(None));
-        let valve = Arc::new(Mutex::new(()));
+        let valve = Arc::new(Mutex::new(Vec::new()));
         let upstream = upstream.to_owned();
         let hold = Arc::new(AtomicBool::new(false));
         let (cur, val, held) = (current.clone(), valve.clone(), hold.clone());
@@ -78,8 +81,10 @@ impl Proxy {
     }
 
     /// Until the guard is dropped, what the server sends waits in the
-    /// proxy; what the client sends still goes through.
-    pub fn freeze(&self) -> MutexGuard<'_, ()> {
+    /// proxy; what the client sends still goes through. Bytes put in the
+    /// guard reach the client right after the next bytes from the server,
+    /// in one write with them.
+    pub fn freeze(&self) -> MutexGuard<'_, Vec<u8>> {
         lock(&self.valve)
     }
 
@@ -114,7 +119,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn pipe(
     mut from: TcpStream,
     mut to: TcpStream,
-    valve: Option<Arc<Mutex<()>>>,
+    valve: Option<Arc<Mutex<Vec<u8>>>>,
     hold: Option<Arc<AtomicBool>>,
 ) {
     let mut buf = [0u8; 16 * 1024];
@@ -123,8 +128,16 @@ fn pipe(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let _open = valve.as_deref().map(lock);
-        if to.write_all(&buf[..n]).is_err() {
+        let mut open = valve.as_deref().map(lock);
+        let written = match open.as_deref_mut() {
+            Some(tail) if !tail.is_empty() => {
+                let mut both = buf[..n].to_vec();
+                both.append(tail);
+                to.write_all(&both)
+            }
+            _ => to.write_all(&buf[..n]),
+        };
+        if written.is_err() {
             break;
         }
     }
