@@ -19,6 +19,28 @@ export const STAMP_MARGIN = 512;
  */
 export const PRESENCE_FANOUT_MAX = 1000;
 
+/** chatproto::MAX_NICK_LEN: no server's rule allows a longer nickname. */
+export const MAX_NICK_LEN = 32;
+
+/**
+ * chatproto::CLIENT_MAX_ROSTER: the most members the page keeps of one
+ * room; past it a name the server says is there is not kept (one kept
+ * still leaves), so a broken or hostile server cannot grow the page
+ * without end by naming ever more members.
+ */
+export const MAX_ROSTER = 100000;
+
+/**
+ * Keep `nick` in `roster` (a Map by nickKey) as chatproto's client core
+ * does: not a name longer than a nickname can be, nor a new one once the
+ * roster is full.
+ */
+export const admit = (roster, nick) => {
+  if ([...nick].length > MAX_NICK_LEN) return;
+  const key = nickKey(nick);
+  if (roster.size < MAX_ROSTER || roster.has(key)) roster.set(key, nick);
+};
+
 export const join = (nick, rooms, resume) => {
   const f = { type: 'join', nick, rooms };
   if (resume) f.resume = resume;

@@ -200,7 +200,7 @@ export class Session {
         // Only `entered` continuations matter: the join enters no room.
         const r = f.room && this.rooms.get(f.room);
         if (r) {
-          for (const n of f.nicks) r.roster.set(P.nickKey(n), n);
+          for (const n of f.nicks) P.admit(r.roster, n);
           crowding(r, this.limits.presenceFanoutMax);
           this.emit('roster', { room: f.room });
         }
@@ -308,7 +308,8 @@ export class Session {
     r.oldest = f.oldest;
     r.seq = f.seq;
     r.entered = true;
-    r.roster = new Map(f.online.map((n) => [P.nickKey(n), n]));
+    r.roster = new Map();
+    for (const n of f.online) P.admit(r.roster, n);
     r.crowded = false;
     crowding(r, this.limits.presenceFanoutMax);
     if (!again) r.away = null;
@@ -330,7 +331,7 @@ export class Session {
       if (!r.away.crowded && !r.crowded) away = cameAndWent(r.away.roster, r.roster, (n) => this.isMe(n));
       r.away = null;
     }
-    if (f.online) r.roster.set(P.nickKey(f.nick), f.nick);
+    if (f.online) P.admit(r.roster, f.nick);
     else r.roster.delete(P.nickKey(f.nick));
     crowding(r, this.limits.presenceFanoutMax);
     this.emit('presence', { ...f, self, away });

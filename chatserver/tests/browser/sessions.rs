@@ -721,6 +721,53 @@ async fn seq_went_back(h: &Harness, server: &Server) {
     assert!(kinds.contains(&"message carol new"), "{v}");
 }
 
+/// The page keeps a room's members as chatproto's client core does: at
+/// most 100,000, none longer than a nickname can be (a hostile server
+/// naming ever more grew the page without end), and shows a list of
+/// 200,000 without overflowing the call stack (each was one argument of
+/// one call).
+#[test]
+fn a_roster_is_capped_and_a_long_list_is_shown() {
+    let Some(h) = Harness::start("a_roster_is_capped_and_a_long_list_is_shown") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(roster_capped(&h, &server));
+}
+
+const ROSTER_CAPPED_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const { renderOnline } = await import('/sidebar.js');
+  const P = await import('/protocol.js');
+  const s = new Session('alice', ['lobby'], { send: () => {}, emit: () => {} });
+  const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
+  const many = Array.from({ length: 100010 }, (_, i) => `u${i}`);
+  s.connected();
+  frame({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed: false });
+  frame({ type: 'entered', room: 'lobby', epoch: 'e1', seq: 1, oldest: 1, online: ['x'.repeat(33), ...many], recovered: false });
+  const entered = s.roomState('lobby').roster.size;
+  frame({ type: 'presence', room: 'lobby', seq: 2, nick: 'late', status: 'online', ts: 1 });
+  const late = s.roomState('lobby').roster.has(P.nickKey('late'));
+  frame({ type: 'presence', room: 'lobby', seq: 3, nick: 'u0', status: 'offline', ts: 1 });
+  frame({ type: 'presence', room: 'lobby', seq: 4, nick: 'late', status: 'online', ts: 1 });
+  const afterLeave = s.roomState('lobby').roster.has(P.nickKey('late'));
+  const list = document.createElement('ul');
+  const count = document.createElement('span');
+  const names = Array.from({ length: 200000 }, (_, i) => `n${i}`);
+  renderOnline(list, count, names, 'alice');
+  return { entered, late, afterLeave, shown: list.children.length, count: count.textContent };
+})();";
+
+async fn roster_capped(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(ROSTER_CAPPED_JS, vec![]).await;
+    assert_eq!(v["entered"], json!(100_000), "{v}");
+    assert_eq!(v["late"], json!(false), "no room past the cap: {v}");
+    assert_eq!(v["afterLeave"], json!(true), "room once one left: {v}");
+    assert_eq!(v["shown"], json!(200_000), "{v}");
+    assert_eq!(v["count"], json!("200000"), "{v}");
+}
+
 /// The page's log (`messages.js`, driven here directly) for such a room:
 /// the lines shown with the seqs given again stay, and the events now
 /// numbered so are shown below them, also where `/clear` hid the old ones.
