@@ -343,4 +343,11 @@ pub use server::log::LogError;
 pub use server::output::{Kick, Output};
 pub use server::reads::{ReadPage, ReadQuery};
 pub use server::wire::push_json_string;
+
+/// The `bytes` crate, whose `Bytes` and `BytesMut` the codec takes and
+/// gives ([`FrameDecoder::decode`], [`encode`], [`encode_into`]):
+/// `chatproto::bytes::BytesMut` is the very type, so a crate using
+/// chatproto needs no `bytes` dependency of its own to call them (nor one
+/// of the same version).
+pub use bytes;
 pub use server::{ClientId, Now, Server};

@@ -254,3 +254,24 @@ fn client_events_are_built_by_constructors() {
     ));
     assert_eq!(ClientEvent::Dead.into_mine(), ClientEvent::Dead);
 }
+
+/// The codec's buffer types come from chatproto itself: a crate with no
+/// `bytes` dependency of its own encodes and decodes with them.
+#[test]
+fn the_codec_is_used_with_the_bytes_chatproto_gives() {
+    use chatproto::bytes::BytesMut;
+    use chatproto::{encode_into, Decoded, FrameDecoder};
+    let mut buf = BytesMut::new();
+    encode_into(&ClientFrame::join("alice"), &mut buf, 1024).unwrap();
+    let frame: chatproto::bytes::Bytes = chatproto::encode(&ClientFrame::Ping, 1024).unwrap();
+    buf.extend_from_slice(&frame);
+    let mut decoder = FrameDecoder::new(1024);
+    assert!(matches!(
+        decoder.decode::<ClientFrame>(&mut buf),
+        Decoded::Frame(f) if f == ClientFrame::join("alice")
+    ));
+    assert!(matches!(
+        decoder.decode::<ClientFrame>(&mut buf),
+        Decoded::Frame(f) if f == ClientFrame::Ping
+    ));
+}
