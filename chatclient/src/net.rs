@@ -470,11 +470,14 @@ async fn reconnect(
     for attempt in 1..=attempts {
         let delay = config.backoff.delay(attempt, jitter());
         let secs = delay.as_secs_f64();
-        // The first line says the connection went; the next ones that the
-        // last try failed, and why (a server still down, one refusing
-        // connections for a while: `server_full`).
+        // The first line says the connection went, and why (closed, a ping
+        // not answered, a read failed); the next ones that the last try
+        // failed, and why (a server still down, one refusing connections
+        // for a while: `server_full`).
         let note = if attempt == 1 {
-            format!("connection lost; reconnecting in {secs:.1} s (attempt 1 of {attempts})")
+            format!(
+                "connection lost ({last}); reconnecting in {secs:.1} s (attempt 1 of {attempts})"
+            )
         } else if said == last {
             format!(
                 "reconnecting failed again; trying again in {secs:.1} s (attempt {attempt} of {attempts})"

@@ -249,7 +249,7 @@ fn a_reconnect_is_made_over_tls_too() {
 
     proxy.cut();
     alice.expect_line("saying the connection was lost", |l| {
-        l.starts_with("* connection lost; reconnecting in ")
+        l.starts_with("* connection lost (")
     });
     bob.expect("* alice left");
     bob.say("while you were away");
