@@ -18,7 +18,9 @@ pub const DEFAULT_HISTORY_SCAN: usize = 10_000;
 pub const LOBBY: &str = "lobby";
 
 /// The server core's settings. Times are in milliseconds of the monotonic
-/// clock ([`Now::mono`](crate::Now)); `u64::MAX` means never.
+/// clock ([`Now::mono`](crate::Now)); `u64::MAX` means never. A value
+/// under its documented minimum is taken as that minimum when
+/// [`Server::new`](crate::Server::new) is given the settings.
 ///
 /// The struct may gain members in minor releases (`#[non_exhaustive]`), so
 /// another crate cannot write it as a literal, not even with
@@ -57,11 +59,13 @@ pub struct ServerConfig {
     /// refused with `too_many_recipients` before any name is looked up, so
     /// the cost of a message stays proportional to this, not to its size.
     pub max_recipients: usize,
-    /// The most rooms one client may be in at once (default 32).
+    /// The most rooms one client may be in at once (default 32, at least
+    /// 1).
     pub max_rooms_per_client: usize,
-    /// The most rooms the server holds at once (default 10 000).
+    /// The most rooms the server holds at once (default 10 000, at least
+    /// 1).
     pub max_rooms: usize,
-    /// Messages kept per room in memory (default 2 048).
+    /// Messages kept per room in memory (default 2 048, at least 1).
     pub history_per_room: usize,
     /// Bytes of messages kept per room in memory (default 1 MiB): the
     /// oldest go first when either this or `history_per_room` is passed.
@@ -79,7 +83,8 @@ pub struct ServerConfig {
     /// outbound queue, or a replay of long messages closes the client it
     /// was meant for.
     pub replay_bytes: usize,
-    /// The most messages one `history` page holds (default 200).
+    /// The most messages one `history` page holds (default 200, at least
+    /// 1).
     pub history_page: usize,
     /// The most events one `history` page, or one `enter`'s replay, looks
     /// at (default [`DEFAULT_HISTORY_SCAN`], at least 1): messages in
