@@ -17,6 +17,22 @@ export const MAX_SHOWN = 2000;
 const TRIM_BY = 200;
 
 /**
+ * The lowest and highest of the seqs in `seqs` (a map keyed by seq), in
+ * one pass; Infinity and -Infinity when it is empty. Not a spread into
+ * Math.min: a log left scrolled up keeps every line, and a call with some
+ * 150,000 arguments overflows the stack.
+ */
+function seqRange(seqs) {
+  let low = Infinity;
+  let high = -Infinity;
+  for (const s of seqs.keys()) {
+    if (s < low) low = s;
+    if (s > high) high = s;
+  }
+  return { low, high };
+}
+
+/**
  * What a line says after its time, in one box: lines wrap under it, not
  * under the time.
  */
@@ -203,9 +219,9 @@ export class MessageView {
     const r = this.rooms.get(room);
     if (!r) return;
     if (r.seqs.size) {
-      const seqs = [...r.seqs.keys()];
-      const from = Math.min(...seqs, r.cleared?.from ?? Infinity);
-      const to = Math.max(...seqs, r.cleared?.to ?? -Infinity);
+      const { low, high } = seqRange(r.seqs);
+      const from = Math.min(low, r.cleared?.from ?? Infinity);
+      const to = Math.max(high, r.cleared?.to ?? -Infinity);
       r.cleared = { from, to };
     }
     r.events.replaceChildren();
@@ -231,8 +247,7 @@ export class MessageView {
   oldestSeq(room) {
     const r = this.rooms.get(room);
     if (!r) return null;
-    const low = r.seqs.size ? Math.min(...r.seqs.keys()) : Infinity;
-    const min = Math.min(low, r.cleared?.from ?? Infinity);
+    const min = Math.min(seqRange(r.seqs).low, r.cleared?.from ?? Infinity);
     return min === Infinity ? null : min;
   }
 
@@ -246,7 +261,9 @@ export class MessageView {
   trim(room, r) {
     const keep = MAX_SHOWN - TRIM_BY;
     let seqs = false;
-    while (r.events.childElementCount > keep) {
+    // Counted once: counting walks every line, and a log its reader left
+    // scrolled up may hold very many when the reader comes back down.
+    for (let n = r.events.childElementCount; n > keep; n--) {
       const c = r.events.firstElementChild;
       if (c.dataset.seq !== undefined) {
         r.seqs.delete(Number(c.dataset.seq));
@@ -351,7 +368,7 @@ export class MessageView {
     if (code) li.dataset.code = code;
     li.append(timeElement(Date.now()), body(typeof text === 'string' ? isolated('span', 'text', text) : text));
     r.events.append(li);
-    if (r.events.childElementCount > MAX_SHOWN && this.following(room, r)) this.trim(room, r);
+    if (this.following(room, r) && r.events.childElementCount > MAX_SHOWN) this.trim(room, r);
     if (this.isCurrent(room)) this.settle(true);
     return li;
   }
@@ -432,7 +449,8 @@ export class MessageView {
     r.seqs.set(seq, li);
     // Only while the reader follows the newest lines (here, or when it
     // last looked at this room): one reading older ones keeps them.
-    if (r.events.childElementCount > MAX_SHOWN && this.following(room, r) && maxSeen < seq) {
+    // (Counting children walks them all: only when trimming may follow.)
+    if (maxSeen < seq && this.following(room, r) && r.events.childElementCount > MAX_SHOWN) {
       this.trim(room, r);
     }
     if (this.isCurrent(room)) this.settle(maxSeen < seq);

@@ -817,3 +817,76 @@ async fn log_numbered_again(h: &Harness, server: &Server) {
     );
     assert_eq!(v["b"], json!({"shown": true, "texts": ["new 3"]}), "{v}");
 }
+
+/// A log its reader left scrolled up keeps every line (README): past
+/// some 150,000 the page still finds the oldest seq shown (asked after
+/// every enter and for every page of history), `/clear`s the room, and
+/// trims it at once when its reader comes back to the newest lines (each
+/// of these took a spread into one call, which overflowed the stack, or a
+/// count of the lines for every line, which took minutes).
+#[test]
+fn a_log_of_many_lines_kept_scrolled_up_is_paged_cleared_and_trimmed() {
+    let Some(h) = Harness::start("a_log_of_many_lines_kept_scrolled_up") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(log_of_many_lines(&h, &server));
+}
+
+const MANY_LINES_JS: &str = "return (async () => {
+  const { MessageView, MAX_SHOWN } = await import('/messages.js');
+  const scroller = document.createElement('div');
+  const jump = document.createElement('button');
+  document.body.append(scroller, jump);
+  const noop = () => {};
+  const v = new MessageView(scroller, jump, { olderWanted: noop, trimmed: noop, notesTrimmed: noop });
+  const lines = 160000;
+  const msg = (room, seq) => v.message({ room, seq, ts: 1, from: 'bob', to: [], text: 'x', replay: false, mine: false, live: true }, 'alice');
+  const out = { maxShown: MAX_SHOWN };
+  for (const room of ['a', 'b']) {
+    const r = v.addRoom(room);
+    // Not the room shown, and its reader was reading older lines there.
+    r.stick = false;
+    for (let seq = 11; seq < lines + 11; seq++) msg(room, seq);
+    out[room] = { kept: r.seqs.size };
+  }
+  const a = out.a;
+  try { a.oldest = v.oldestSeq('a'); } catch (e) { a.oldest = String(e); }
+  try { v.clearShown('a'); a.cleared = v.rooms.get('a').cleared; } catch (e) { a.cleared = String(e); }
+  a.oldestAfter = v.oldestSeq('a');
+  // b's reader comes back down: the next line trims the log.
+  const b = v.rooms.get('b');
+  b.stick = true;
+  msg('b', lines + 11);
+  out.b.after = b.events.childElementCount;
+  out.b.oldest = v.oldestSeq('b');
+  scroller.remove();
+  jump.remove();
+  return out;
+})();";
+
+async fn log_of_many_lines(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(MANY_LINES_JS, vec![]).await;
+    let (lines, newest) = (160_000, 160_011);
+    assert_eq!(
+        v["a"]["kept"],
+        json!(lines),
+        "not trimmed, scrolled up: {v}"
+    );
+    assert_eq!(v["a"]["oldest"], json!(11), "{v}");
+    assert_eq!(
+        v["a"]["cleared"],
+        json!({"from": 11, "to": newest - 1}),
+        "{v}"
+    );
+    assert_eq!(v["a"]["oldestAfter"], json!(11), "what /clear hid: {v}");
+    assert_eq!(v["b"]["kept"], json!(lines), "{v}");
+    let kept = v["maxShown"].as_u64().expect("MAX_SHOWN") - 200;
+    assert_eq!(
+        v["b"]["after"],
+        json!(kept),
+        "trimmed to MAX_SHOWN - TRIM_BY: {v}"
+    );
+    assert_eq!(v["b"]["oldest"], json!(newest - kept + 1), "{v}");
+}
