@@ -1,7 +1,7 @@
 //! One turn's outbound frames, staged before they reach the peers' queues.
 //!
 //! The hub encodes every frame of a turn one after another into one buffer
-//! and notes, per peer, which part of it goes there. A member of a busy
+//! (a large one into an allocation of its own) and notes, per peer, which part of it goes there. A member of a busy
 //! room gets every event of the turn, so its part is usually one run of the
 //! buffer (unless another room's events came in between): at the end of
 //! the turn it is queued as one slice, written as one buffer of a
@@ -88,7 +88,8 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Encode `frame` at the end of `audience`'s buffer; where it is.
+    /// Encode `frame` at the end of `audience`'s buffer (or, past
+    /// [`OWN_FRAME_BYTES`], into an allocation of its own); where it is.
     pub fn encode(
         &mut self,
         frame: &impl serde::Serialize,
@@ -120,19 +121,25 @@ impl Stage {
             buf.reserve(16 * 1024);
         }
         let room = buf.capacity();
-        encode(buf)?;
+        let encoded = encode(buf);
+        // (A frame that could not be encoded is taken off again.)
         let len = buf.len() - start;
-        if len > OWN_FRAME_BYTES {
+        let own = encoded.is_ok() && len > OWN_FRAME_BYTES;
+        if own {
             self.own.push(Bytes::copy_from_slice(&buf[start..]));
             buf.truncate(start);
-            // Grown for this frame, the buffer would keep that room while
-            // the frames after it are queued: the frames before it go to
-            // one their size instead (a copy of at most a stage).
-            if buf.capacity() > room {
-                let mut fresh = BytesMut::with_capacity(start + 16 * 1024);
-                fresh.extend_from_slice(buf);
-                *buf = fresh;
-            }
+        }
+        // Grown for a frame that is not there (its own now, or refused as
+        // too large once written), the buffer would keep that room while
+        // the frames after it are queued: the frames before it go to one
+        // their size instead (a copy of at most a stage).
+        if buf.len() == start && buf.capacity() > room {
+            let mut fresh = BytesMut::with_capacity(start + 16 * 1024);
+            fresh.extend_from_slice(buf);
+            *buf = fresh;
+        }
+        encoded?;
+        if own {
             self.own_bytes += len;
             return Ok(Staged {
                 place: OWN + self.own.len() - 1,
@@ -339,6 +346,23 @@ mod tests {
         // Both peers hold the one copy of the large frame.
         assert_eq!(got[1].1.as_ptr(), got[2].1.as_ptr());
         assert!(stage.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_frame_refused_as_too_large_leaves_no_room_behind() {
+        let budget = OutboundBudget::new(1 << 20);
+        let (a, _ca) = tcp_peer(&budget).await;
+        let mut stage = Stage::default();
+        let s1 = stage.encode(&notice("s1"), Audience::Many, 65_536).unwrap();
+        stage.add(&a, &s1);
+        // Written whole before it is found too large.
+        let refused = stage.encode(&notice(&"x".repeat(100_000)), Audience::Many, 65_536);
+        assert!(refused.is_err());
+        let room = stage.bufs[Audience::Many as usize].capacity();
+        assert!(room < 20 * 1024, "the buffer kept {room} bytes of room");
+        let s2 = stage.encode(&notice("s2"), Audience::Many, 65_536).unwrap();
+        stage.add(&a, &s2);
+        assert_eq!(taken(&mut stage, &[&a]), [(0, wire(&["s1", "s2"]))]);
     }
 
     #[tokio::test]

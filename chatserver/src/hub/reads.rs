@@ -69,7 +69,14 @@ fn encode_shared(
     if scratch.capacity() < 256 {
         scratch.reserve(8 * 1024);
     }
-    encode_into(frame, scratch, max)?;
+    let room = scratch.capacity();
+    if let Err(e) = encode_into(frame, scratch, max) {
+        // Grown for a frame refused once written: that room goes too.
+        if scratch.capacity() > room {
+            *scratch = BytesMut::new();
+        }
+        return Err(e);
+    }
     if scratch.len() > OWN_FRAME_BYTES {
         let own = Bytes::copy_from_slice(scratch);
         // The room it grew to goes too: small frames split off it later
@@ -95,9 +102,27 @@ mod tests {
         encode_into(&ServerFrame::notice(&text), &mut expected, 1 << 20).unwrap();
         assert_eq!(large, expected);
         assert_eq!(scratch.capacity(), 0, "the room grown for it is let go");
-        // Small frames still share: the next one comes from a new buffer.
+        // Small frames still share one allocation, a new one: each starts
+        // where the one before it ends.
         let next = encode_shared(&mut scratch, &ServerFrame::notice("t"), 1 << 20).unwrap();
-        assert!(scratch.capacity() > 0);
-        assert_ne!(small, next);
+        let after = encode_shared(&mut scratch, &ServerFrame::notice("u"), 1 << 20).unwrap();
+        assert_eq!(after.as_ptr(), next.as_ptr().wrapping_add(next.len()));
+        assert_ne!(next.as_ptr(), small.as_ptr().wrapping_add(small.len()));
+    }
+
+    #[test]
+    fn a_frame_refused_as_too_large_lets_its_room_go() {
+        let mut scratch = BytesMut::new();
+        let text = "x".repeat(100_000);
+        assert!(encode_shared(&mut scratch, &ServerFrame::notice(&text), 65_536).is_err());
+        let room = scratch.capacity();
+        assert!(
+            room < 20 * 1024,
+            "the scratch buffer kept {room} bytes of room"
+        );
+        let next = encode_shared(&mut scratch, &ServerFrame::notice("t"), 65_536).unwrap();
+        let mut expected = BytesMut::new();
+        encode_into(&ServerFrame::notice("t"), &mut expected, 65_536).unwrap();
+        assert_eq!(next, expected);
     }
 }
