@@ -149,12 +149,17 @@ pub struct NickColours {
 impl NickColours {
     /// The colour of `nick`, choosing one the first time.
     pub fn colour(&mut self, nick: &str) -> Color {
+        // Longer than any nickname (a bad server's): its hashed colour, not
+        // even folded first, which would cost that at every draw.
+        if nick.chars().nth(MAX_NICK_LEN).is_some() {
+            return PALETTE[hash(nick) % HUES];
+        }
         let key = nick_key(nick);
         if let Some(&i) = self.by_key.get(&key) {
             return PALETTE[i];
         }
         let preferred = hash(&key) % HUES;
-        if self.by_key.len() >= MAX_COLOURED || nick.chars().count() > MAX_NICK_LEN {
+        if self.by_key.len() >= MAX_COLOURED {
             return PALETTE[preferred];
         }
         let least = *self.used.iter().min().unwrap_or(&0);
@@ -196,13 +201,14 @@ mod tests {
             c.colour(&format!("user{i}"));
         }
         assert_eq!(c.by_key.len(), MAX_COLOURED);
-        let late = "someone-new";
-        assert_eq!(c.colour(late), c.colour(late));
+        let late = "Someone-New";
+        assert_eq!(c.colour(late), PALETTE[hash(&nick_key(late)) % HUES]);
         assert!(!c.has(late));
         let long = "x".repeat(MAX_NICK_LEN + 1);
         let mut c = NickColours::default();
-        assert_eq!(c.colour(&long), c.colour(&long));
+        assert_eq!(c.colour(&long), PALETTE[hash(&long) % HUES]);
         assert!(!c.has(&long));
+        assert!(c.by_key.is_empty());
     }
 
     #[test]
