@@ -357,8 +357,9 @@ pub fn nick_key(nick: &str) -> String {
 /// prototypes' case (`0` → `O` → `o`). Folding and the skeleton are taken
 /// again until they change nothing, four times at most (the small
 /// Cherokee letter `ꮍ` folds to `Ꮍ`, whose skeleton is `Y`, which folds
-/// to `y`; checked over every character, a rerun changes one's result
-/// twice at most, for `Ϛ`), so the result is its own skeleton.
+/// to `y`; checked over every character, a character's result changes in
+/// two rounds at most, the first and one more, for `Ϛ`, `ꮍ` and seven
+/// others), so the result is its own skeleton.
 ///
 /// The table, applied left to right, turns the pair `rn` into `m` and `vv`
 /// into `w` (each pair consumed whole), `0` into `o`, `1` `i` `|` into `l`
