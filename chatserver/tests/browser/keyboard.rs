@@ -130,23 +130,28 @@ async fn room_refused_narrow(h: &Harness, server: &Server) {
     page.click("rooms-toggle").await;
     page.type_into("room-input", "bad!").await;
     // Why the name was refused shows where it was typed: it was said
-    // above the message box only, which the open drawer covers.
-    let seen = page
-        .js(
-            "return Array.from(document.querySelectorAll('[data-code=\"room_invalid\"]'))
-               .filter((e) => {
-                 const r = e.getBoundingClientRect();
-                 if (r.width === 0 || r.height === 0) return false;
-                 const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-                 return !!at && e.contains(at);
-               }).map((e) => e.textContent);",
-            vec![],
-        )
-        .await;
-    assert!(
-        seen.as_array().is_some_and(|a| a.len() == 1),
-        "the refusal is not seen once in the open drawer: {seen}"
-    );
+    // above the message box only, which the open drawer covers. (Waited
+    // for: the drawer slides in, 0.15 s, slower on a loaded machine.)
+    wait_for("the refusal seen once in the open drawer", async || {
+        let seen = page
+            .js(
+                "return Array.from(document.querySelectorAll('[data-code=\"room_invalid\"]'))
+                   .filter((e) => {
+                     const r = e.getBoundingClientRect();
+                     if (r.width === 0 || r.height === 0) return false;
+                     const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                     return !!at && e.contains(at);
+                   }).map((e) => e.textContent);",
+                vec![],
+            )
+            .await;
+        if seen.as_array().is_some_and(|a| a.len() == 1) {
+            Ok(())
+        } else {
+            Err(seen.to_string())
+        }
+    })
+    .await;
     page.shot("narrow-room-refused").await;
     // Typing again takes it away.
     page.press(&[Key::Backspace]).await;
