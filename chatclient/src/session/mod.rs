@@ -370,6 +370,12 @@ impl Session {
         self.client.roster(room)
     }
 
+    /// A number that changes whenever [`Session::roster`] of `room` may
+    /// have (chatproto's `Client::roster_version`).
+    pub fn roster_version(&self, room: &str) -> u64 {
+        self.client.roster_version(room)
+    }
+
     /// Whether we are connected and joined.
     pub fn is_joined(&self) -> bool {
         self.client.is_joined()

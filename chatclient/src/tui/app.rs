@@ -10,6 +10,7 @@
 //! nickname or a message written to us only.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use chatproto::nick_key;
 
@@ -59,8 +60,9 @@ pub struct State {
     pub rooms: Vec<String>,
     /// The rooms `/rooms` listed last (for Tab).
     pub listed_rooms: Vec<String>,
-    /// Who is in the current room.
-    pub roster: Vec<String>,
+    /// Who is in the current room (shared with the network side, which
+    /// makes it again only when it changes).
+    pub roster: Arc<[String]>,
     /// `/query NICK`: lines without recipients go to this nickname only.
     pub query: Option<String>,
     /// Our messages the server has not acknowledged yet, oldest first.
@@ -234,8 +236,10 @@ impl App {
             // A room left: nothing is fetched into its gaps any more.
             self.drop_gap_lines(|room| !state.rooms.contains(room));
         }
-        for nick in &state.roster {
-            self.nicks.colour(nick);
+        if !Arc::ptr_eq(&state.roster, &self.state.roster) {
+            for nick in state.roster.iter() {
+                self.nicks.colour(nick);
+            }
         }
         if state.leaving {
             self.quitting = true;
@@ -567,7 +571,7 @@ mod tests {
             prompt: "alice #lobby> ".into(),
             current: Some("lobby".into()),
             rooms: vec!["lobby".into(), "rust".into()],
-            roster: vec!["alice".into(), "bob".into(), "carol".into()],
+            roster: vec!["alice".into(), "bob".into(), "carol".into()].into(),
             joined: true,
             ..State::default()
         });

@@ -476,7 +476,7 @@ mod tests {
             prompt: "alice #lobby> ".into(),
             current: Some("lobby".into()),
             rooms: vec!["lobby".into(), "ops".into(), "rust".into()],
-            roster: vec!["alice".into(), "bob".into()],
+            roster: vec!["alice".into(), "bob".into()].into(),
             joined: true,
             ..State::default()
         });

@@ -30,6 +30,7 @@ mod wrap;
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chatproto::{escape_control, ServerFrame};
@@ -156,6 +157,8 @@ pub struct Tui {
     thread: Option<JoinHandle<Vec<Sending>>>,
     /// The state last sent to the screen.
     last: RefCell<State>,
+    /// The roster it showed.
+    shown: RefCell<Shown>,
 }
 
 impl Tui {
@@ -214,7 +217,8 @@ impl Tui {
         );
         // The lines the handshake held are filed under the rooms as they
         // are now.
-        let state = state_of(session);
+        let mut shown = Shown::default();
+        let state = state_of(session, &mut shown);
         app.set_state(state.clone());
         let thread = std::thread::Builder::new()
             .name("screen".into())
@@ -225,6 +229,7 @@ impl Tui {
             screen: screen_tx,
             thread: Some(thread),
             last: RefCell::new(state),
+            shown: RefCell::new(shown),
         })
     }
 
@@ -239,7 +244,7 @@ impl Tui {
             }
         }
         restore();
-        let mut unsent = state_of(session).pending;
+        let mut unsent = state_of(session, &mut self.shown.borrow_mut()).pending;
         unsent.extend(untaken);
         tell_unsent(&unsent);
     }
@@ -269,7 +274,7 @@ impl Ui for Tui {
     }
 
     async fn update(&self, session: &Session) {
-        let state = state_of(session);
+        let state = state_of(session, &mut self.shown.borrow_mut());
         if *self.last.borrow() == state {
             return;
         }
@@ -280,22 +285,41 @@ impl Ui for Tui {
     fn line_handled(&self, _session: &Session) {}
 }
 
+/// The current room's roster as last made, with the room and the
+/// roster's version then: a large room's list (thousands of names) is made
+/// again only when one of them changes, not after every read.
+#[derive(Default)]
+struct Shown {
+    room: String,
+    version: u64,
+    roster: Arc<[String]>,
+}
+
+impl Shown {
+    /// Who is in `room` (no one for none).
+    fn roster(&mut self, session: &Session, room: Option<&str>) -> Arc<[String]> {
+        let room = room.unwrap_or_default();
+        let version = session.roster_version(room);
+        if self.room != room || self.version != version {
+            self.roster = session
+                .roster(room)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            room.clone_into(&mut self.room);
+            self.version = version;
+        }
+        Arc::clone(&self.roster)
+    }
+}
+
 /// What the screen shows of `session`.
-fn state_of(session: &Session) -> State {
+fn state_of(session: &Session, shown: &mut Shown) -> State {
     let current = session.current_room().map(str::to_owned);
     State {
         nick: session.nick().to_owned(),
         prompt: session.prompt(),
-        roster: current
-            .as_deref()
-            .map(|room| {
-                session
-                    .roster(room)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        roster: shown.roster(session, current.as_deref()),
         current,
         rooms: session.rooms().map(str::to_owned).collect(),
         listed_rooms: session.listed_rooms().to_vec(),
@@ -477,6 +501,51 @@ mod tests {
             to: to.iter().map(|n| n.to_string()).collect(),
             text: text.into(),
         }
+    }
+
+    /// A room's list is made once and shared while nobody comes or goes
+    /// (a message changes nothing in it), and made again when someone
+    /// does, or another room becomes the current one.
+    #[test]
+    fn the_roster_is_made_again_only_when_it_changes() {
+        use chatproto::PresenceStatus;
+        let mut s = Session::new("alice", &["lobby".into(), "rust".into()], "t-", 65_536);
+        s.handle_connected(0);
+        let welcome = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
+        s.handle_frame(0, welcome);
+        let online = |n: &[&str]| n.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        s.handle_frame(
+            0,
+            ServerFrame::entered("lobby", "e", 0, 1, online(&["alice", "bob"]), false),
+        );
+        s.handle_frame(
+            0,
+            ServerFrame::entered("rust", "e", 0, 1, online(&["alice"]), false),
+        );
+        while s.poll().is_some() {}
+        let mut shown = Shown::default();
+        let first = state_of(&s, &mut shown);
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert_eq!(*first.roster, ["alice", "bob"]);
+
+        let said = ServerFrame::msg(Some("lobby".into()), 1, "bob", vec![], "hi", 0, None);
+        s.handle_frame(0, said);
+        while s.poll().is_some() {}
+        let after_msg = state_of(&s, &mut shown);
+        assert!(Arc::ptr_eq(&first.roster, &after_msg.roster), "made again");
+
+        let came =
+            ServerFrame::presence(Some("lobby".into()), 2, "carol", PresenceStatus::Online, 0);
+        s.handle_frame(0, came);
+        while s.poll().is_some() {}
+        let after_join = state_of(&s, &mut shown);
+        assert_eq!(*after_join.roster, ["alice", "bob", "carol"]);
+
+        s.handle_line("/join rust");
+        while s.poll().is_some() {}
+        let other_room = state_of(&s, &mut shown);
+        assert_eq!(other_room.current.as_deref(), Some("rust"));
+        assert_eq!(*other_room.roster, ["alice"]);
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Client {
                 // Only `entered` continuations matter: we join into no room.
                 if let Some(r) = room.and_then(|r| self.rooms.get_mut(&r)) {
                     for n in nicks {
-                        r.admit(n);
+                        r.roster.admit(n);
                     }
                 }
             }
@@ -68,9 +68,9 @@ impl Client {
                 r.last_seq = seq;
                 let online = status == PresenceStatus::Online;
                 if online {
-                    r.admit(nick.clone());
+                    r.roster.admit(nick.clone());
                 } else {
-                    r.roster.remove(&nick_key(&nick));
+                    r.roster.remove(&nick);
                 }
                 self.event(ClientEvent::Presence { room, nick, online });
             }
@@ -185,7 +185,7 @@ impl Client {
             r.epoch = Some(epoch);
             r.entered = true;
             r.last_seq = seq;
-            r.set_roster(&online);
+            r.roster.set(&online);
             return;
         }
         let Some(r) = self.rooms.get_mut(&room) else {
@@ -214,7 +214,7 @@ impl Client {
         }
         r.epoch = Some(epoch);
         r.entered = true;
-        r.set_roster(&online);
+        r.roster.set(&online);
         if began_anew {
             self.sent_into_new_history(&room);
         } else if behind {

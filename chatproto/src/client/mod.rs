@@ -19,12 +19,14 @@ mod event;
 mod frames;
 mod pace;
 mod pending;
+mod roster;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::frame::{ClientFrame, ErrorCode, Limits};
 pub use event::{ClientEvent, ClientOutput, Unacknowledged};
 use pending::{msg_frame, Pending};
+use roster::Roster;
 
 /// How long the client may hear nothing before it pings, and then how
 /// long it waits for any answer before it calls the connection dead
@@ -52,38 +54,13 @@ struct RoomState {
     /// The epoch and last seq seen, to enter again with `since`.
     epoch: Option<String>,
     last_seq: u64,
-    /// Who is in it, by identity key.
-    roster: BTreeMap<String, String>,
+    /// Who is in it.
+    roster: Roster,
     /// Entered on this connection.
     entered: bool,
     /// When it was asked for (the rooms given to `new` first, in order):
     /// after a join they are entered in this order.
     asked: u64,
-}
-
-impl RoomState {
-    /// `online` (from an `entered`) as the room's members.
-    fn set_roster(&mut self, online: &[String]) {
-        self.roster.clear();
-        for n in online {
-            self.admit(n.clone());
-        }
-    }
-
-    /// Keep `nick` as a member, unless it cannot be a nickname (longer
-    /// than [`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters, which no
-    /// server's rule allows) or the roster is full
-    /// ([`CLIENT_MAX_ROSTER`]): a member's memory stays small, and so does
-    /// a room's.
-    fn admit(&mut self, nick: String) {
-        if nick.chars().nth(crate::MAX_NICK_LEN).is_some() {
-            return;
-        }
-        let key = crate::nick::nick_key(&nick);
-        if self.roster.len() < CLIENT_MAX_ROSTER || self.roster.contains_key(&key) {
-            self.roster.insert(key, nick);
-        }
-    }
 }
 
 /// See [`Client::footprint`].
@@ -384,7 +361,7 @@ impl Client {
     /// sends one is broken, and it is left out).
     pub fn roster(&self, room: &str) -> Vec<&str> {
         self.room(room)
-            .map(|r| r.roster.values().map(String::as_str).collect())
+            .map(|r| r.roster.nicks().map(String::as_str).collect())
             .unwrap_or_default()
     }
 
@@ -392,6 +369,18 @@ impl Client {
     /// making the list).
     pub fn roster_len(&self, room: &str) -> usize {
         self.room(room).map_or(0, |r| r.roster.len())
+    }
+
+    /// A number that stays the same as long as [`Client::roster`] of
+    /// `room` does, and changes when it may have changed: a shell that
+    /// shows the list can keep it with this number and make it again only
+    /// when the number differs, instead of making and comparing the whole
+    /// list after every event (a large room's list is thousands of names).
+    /// No two lists have the same number, across rooms and clients: a room
+    /// parted and entered again gets a new one. 0 for a room that is not
+    /// one of [`Client::rooms`].
+    pub fn roster_version(&self, room: &str) -> u64 {
+        self.room(room).map_or(0, |r| r.roster.version())
     }
 
     /// `room`'s state, its name in any case (room names are folded to
@@ -468,7 +457,7 @@ impl Client {
             if r.entered {
                 self.event(ClientEvent::Entered {
                     room: room.clone(),
-                    online: r.roster.values().cloned().collect(),
+                    online: r.roster.nicks().cloned().collect(),
                     again: false,
                     gap: false,
                     reset: false,
@@ -584,7 +573,7 @@ impl Client {
         let rooms = self.rooms.iter().chain(&self.parting);
         let room_bytes: usize = rooms
             .map(|(name, r)| {
-                let roster: usize = r.roster.iter().map(|(k, v)| k.len() + v.len()).sum();
+                let roster = r.roster.bytes();
                 name.len() + r.epoch.as_ref().map_or(0, String::len) + roster
             })
             .sum();

@@ -116,6 +116,9 @@ struct Shell {
     /// Per room, the seq of the last message reported since the room was
     /// last entered (or the shell entered or parted it).
     last_seq: BTreeMap<String, u64>,
+    /// Per room, its roster and roster version when last checked: the
+    /// list may change only with the version.
+    rosters: BTreeMap<String, (u64, Vec<String>)>,
 }
 
 impl Shell {
@@ -135,6 +138,7 @@ impl Shell {
             client_bytes: ME.len() + PREFIX.len(),
             server_bytes: 0,
             last_seq: BTreeMap::new(),
+            rosters: BTreeMap::new(),
         };
         shell.connect();
         shell
@@ -347,7 +351,7 @@ impl Shell {
         }
     }
 
-    fn check_state(&self) {
+    fn check_state(&mut self) {
         let fp = self.client.footprint();
         assert_eq!(fp.queued, 0, "outputs left after draining");
         let rooms: BTreeSet<&str> = self.client.rooms().collect();
@@ -373,6 +377,28 @@ impl Shell {
             self.connected,
             "a timer without a connection, or none with one"
         );
+        for r in ROOMS {
+            let version = self.client.roster_version(r);
+            let roster: Vec<String> = self
+                .client
+                .roster(r)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(
+                version == 0,
+                !rooms.contains(&*r.to_ascii_lowercase()),
+                "#{r}'s roster version is 0 exactly when it is not ours"
+            );
+            if let Some((was, before)) =
+                self.rosters.insert(r.to_owned(), (version, roster.clone()))
+            {
+                assert!(
+                    version != was || roster == before,
+                    "#{r}'s roster changed from {before:?} to {roster:?} under one version"
+                );
+            }
+        }
         for r in &rooms {
             let roster = self.client.roster(r);
             assert!(
