@@ -260,9 +260,10 @@ impl App {
         self.effects.push(Effect::Send(line));
     }
 
-    /// The server refused the message of input line `number` (an unknown
-    /// nickname, say): back in the input to be mended, if the input is
-    /// empty (what is being typed is never replaced).
+    /// Input line `number` was refused (a message by the server, an
+    /// unknown nickname, say; a command by the client): back in the input
+    /// to be mended, if the input is empty (what is being typed is never
+    /// replaced).
     pub fn refused(&mut self, number: u64) {
         let Some(at) = self.recent.iter().position(|(n, _)| *n == number) else {
             return;

@@ -194,13 +194,17 @@ fn draw_names(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     } else {
         roster.len()
     };
+    let width = usize::from(area.width);
     for nick in roster.iter().take(listed) {
         let colour = app.nicks.colour(nick);
         let mine = super::app::same_nick(nick, &app.state.nick);
-        rows.push(Row::from(spans(
-            &chatproto::escape_control(nick),
-            theme.nick(colour, mine),
-        )));
+        // A name cut short says so: cut, it would read as another one.
+        let mut shown = chatproto::escape_control(nick).into_owned();
+        if text_width(&shown) > width {
+            shown = cut(&shown, width.saturating_sub(1));
+            shown.push('…');
+        }
+        rows.push(Row::from(spans(&shown, theme.nick(colour, mine))));
     }
     if overflow {
         rows.push(Row::from(Span::styled(
@@ -219,9 +223,18 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
         Some(room) => format!(" #{room} "),
         None => " no room ".to_owned(),
     };
-    // Each other room's label, whether it mentions us, and its unread count.
+    // Each other room's label, whether it mentions us, and its unread
+    // count, in the order Ctrl-N goes through them: the one next to the
+    // current room is the next, the last one the previous (Ctrl-P).
+    let rooms = &app.state.rooms;
+    let at = app
+        .state
+        .current
+        .as_ref()
+        .and_then(|c| rooms.iter().position(|r| r == c))
+        .map_or(0, |at| at + 1);
     let mut others: Vec<(String, bool, usize)> = Vec::new();
-    for room in &app.state.rooms {
+    for room in rooms[at..].iter().chain(&rooms[..at]) {
         if Some(room) == app.state.current.as_ref() {
             continue;
         }
@@ -914,6 +927,48 @@ mod tests {
         let rows = screen(&mut app, 20, 4);
         assert!(rows[2].starts_with(" #lobby "), "{rows:?}");
         assert!(rows[2].chars().count() <= 20);
+    }
+
+    /// A nickname longer than the side list is wide ends with `…`: cut
+    /// short silently, it would read as another, shorter one.
+    #[test]
+    fn a_long_name_in_the_side_list_is_marked_cut() {
+        let mut app = app();
+        app.show_names = true;
+        let long = "abcdefghijklmnopqrstuvwxyz012345";
+        let mut state = app.state.clone();
+        state.roster = vec!["alice".into(), long.into()].into();
+        app.set_state(state);
+        let rows = screen(&mut app, 80, 6);
+        assert!(rows[1].ends_with(" alice"), "{rows:?}");
+        assert!(rows[2].ends_with(" abcdefghijklmnopqrs…"), "{rows:?}");
+        assert!(!rows.iter().any(|r| r.contains(long)), "{rows:?}");
+    }
+
+    /// The bar lists the other rooms in the order Ctrl-N takes them: the
+    /// next one beside the current room, the previous one last.
+    #[test]
+    fn the_bar_lists_rooms_in_the_order_ctrl_n_goes() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.rooms = ["aaa", "lobby", "mid", "zeta"].map(String::from).to_vec();
+        state.current = Some("mid".into());
+        app.set_state(state);
+        let rows = screen(&mut app, 60, 4);
+        assert!(
+            rows[2].starts_with(" #mid  #zeta  #aaa  #lobby "),
+            "{rows:?}"
+        );
+        app.handle_event(crossterm::event::Event::Key(
+            crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char('n'),
+                crossterm::event::KeyModifiers::CONTROL,
+            ),
+        ));
+        assert_eq!(
+            app.take_effects(),
+            [crate::tui::app::Effect::Send("/join zeta".into())]
+        );
     }
 
     /// Rooms left out of a narrow bar still say what they hold unread.

@@ -265,10 +265,11 @@ impl Ui for Tui {
     async fn frame(&self, _frame: &ServerFrame) {}
 
     /// A refused line is already in the message area, as an error line
-    /// (stderr is the terminal the screen is drawn on); a message the
-    /// server refused goes back into the input.
+    /// (stderr is the terminal the screen is drawn on); it goes back into
+    /// the input to be mended, whether the server refused the message or
+    /// the client the line (a command mistyped: `/join bad room`).
     async fn outcome(&self, outcome: &LineOutcome) {
-        if let OutcomeKind::Refused { id: Some(_), .. } = outcome.kind {
+        if let OutcomeKind::Refused { .. } = outcome.kind {
             let _ = self.screen.send(ToScreen::Refused(outcome.line)).await;
         }
     }
