@@ -49,7 +49,7 @@ pub mod code {
 #[non_exhaustive]
 pub enum JoinError {
     /// The address did not resolve.
-    #[error("cannot resolve {addr}: {source}; give ADDR as HOST:PORT")]
+    #[error("cannot resolve {addr}: {source}; check the host name")]
     Resolve {
         /// The address as given.
         addr: String,
@@ -209,7 +209,8 @@ fn tls_only(why: &JoinError, addr: &str) -> String {
             "cannot join: this server takes TLS only; use --tls or write the address as tls://{addr}"
         ),
         _ => format!(
-            "{why}; if the server takes only TLS, use --tls or write the address as tls://{addr}"
+            "{why}; is chatserver listening on that port? If it takes only TLS, use --tls or \
+             write the address as tls://{addr}"
         ),
     }
 }
@@ -261,8 +262,9 @@ mod tests {
         };
         assert_eq!(
             closed.to_string(),
-            "the server closed the connection before letting us in; if the server takes \
-             only TLS, use --tls or write the address as tls://chat.lan:7878"
+            "the server closed the connection before letting us in; is chatserver listening \
+             on that port? If it takes only TLS, use --tls or write the address as \
+             tls://chat.lan:7878"
         );
     }
 
