@@ -86,17 +86,18 @@ fn main() -> ExitCode {
     // new message for an old one.
     let id_prefix = format!("{:08x}-", random_u64() as u32);
     let mut session = Session::new(&args.nick, &args.rooms(), &id_prefix, args.max_frame_bytes);
-    session.set_mode(Mode {
-        verbatim: args.verbatim,
-        stay: args.stay,
-        echo_frames: args.json,
-        wait_for_rooms: !std::io::IsTerminal::is_terminal(&std::io::stdin()),
-    });
     let look = Look {
         json: args.json,
         verbatim: args.verbatim,
         ..Look::detect()
     };
+    session.set_mode(Mode {
+        verbatim: args.verbatim,
+        stay: args.stay,
+        echo_frames: args.json,
+        wait_for_rooms: !std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        hold_departures: look.interactive && !args.json,
+    });
     // Full-screen where a person sits at a terminal; lines for pipes,
     // scripts and bots.
     let full_screen = look.interactive

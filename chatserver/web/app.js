@@ -20,7 +20,7 @@ import { Connection, socketUrl } from './connection.js';
 import { HistoryLoader } from './history.js';
 import { HELP, parseLine } from './input.js';
 import { forMe, MessageView } from './messages.js';
-import { decode as decodeFrame, LOBBY, roomName } from './protocol.js';
+import { decode as decodeFrame, LOBBY, nickKey, roomName } from './protocol.js';
 import { Session } from './session.js';
 import { RoomList, renderOnline, renderServerRooms, unreadWords } from './sidebar.js';
 import { Tabs } from './tabs.js';
@@ -45,6 +45,18 @@ const toldLost = new Set();
 const gapped = new Map();
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
 const roomsAsks = [];
+/**
+ * How long a leaving waits to be said: someone whose connection drops and
+ * who comes straight back (a page reloaded, a server restarted, Wi-Fi
+ * that blinked) is neither said to have left nor to have come back.
+ */
+const DEPARTURE_HOLD_MS = 5000;
+/**
+ * Leavings not said yet: `${room}\n${nickKey}` -> its hold, one for a
+ * leaving seen live, one for all of a reconnect's "while you were away:
+ * ... left": { room, nicks: Map(key -> nick), timer, say(nicks) }.
+ */
+const departures = new Map();
 
 const view = new MessageView($('messages'), $('jump'), {
   olderWanted: (room, fromScroll) => backlog.older(room, fromScroll),
@@ -305,7 +317,47 @@ function addRoom(room) {
   backlog.add(room);
 }
 
+/** Hold back the leaving of `nicks` from `room`; `say(nicks)` says it. */
+function holdDepartures(room, nicks, say) {
+  const hold = { room, nicks: new Map(), timer: 0, say };
+  for (const nick of nicks) {
+    const key = `${room}\n${nickKey(nick)}`;
+    // Left again before the last leaving was said: that one first.
+    if (departures.has(key)) sayHold(departures.get(key));
+    hold.nicks.set(key, nick);
+    departures.set(key, hold);
+  }
+  hold.timer = setTimeout(() => sayHold(hold), DEPARTURE_HOLD_MS);
+}
+
+/** Say what `hold` still holds (unless `drop`), and forget it. */
+function sayHold(hold, drop = false) {
+  clearTimeout(hold.timer);
+  for (const key of hold.nicks.keys()) departures.delete(key);
+  if (hold.nicks.size && !drop) hold.say([...hold.nicks.values()]);
+  hold.nicks.clear();
+}
+
+/** `nick` is in `room` again: whether a leaving of theirs was held (now forgotten). */
+function cameBack(room, nick) {
+  const key = `${room}\n${nickKey(nick)}`;
+  const hold = departures.get(key);
+  if (!hold) return false;
+  departures.delete(key);
+  hold.nicks.delete(key);
+  if (!hold.nicks.size) clearTimeout(hold.timer);
+  return true;
+}
+
+/** Say every leaving held (`room`'s only, if given), or with `drop`, forget them. */
+function sayDepartures(room = null, drop = false) {
+  for (const hold of new Set(departures.values())) {
+    if (room === null || hold.room === room) sayHold(hold, drop);
+  }
+}
+
 function forgetRoom(room) {
+  sayDepartures(room, true);
   view.removeRoom(room);
   roomList.remove(room);
   backlog.forget(room);
@@ -561,13 +613,25 @@ const handlers = {
               : `${n} missed message${n === 1 ? '' : 's'} above`;
           note(p.room, `reconnected; ${missed}`, 'notice reconnected');
         }
-        // No presence of theirs is replayed: say who came and went.
-        if (p.away) note(p.room, cameAndWent(p.away), 'notice away');
+        // No presence of theirs is replayed: say who came and went (who
+        // left may be on their way back too: held back like a leaving).
+        if (p.away) {
+          const { joined, left } = p.away;
+          if (joined.length) note(p.room, cameAndWent({ joined, left: [] }), 'notice away');
+          if (left.length) {
+            holdDepartures(p.room, left, (nicks) => note(p.room, cameAndWent({ joined: [], left: nicks }), 'notice away'));
+          }
+        }
         if (p.room === current) showOnline();
         return;
       }
     }
-    view.presence(p, `${p.online ? 'joined' : 'left'} #${p.room}`);
+    if (!p.self && !p.online) {
+      // Said in its place (by seq) once the hold is over, if still away.
+      holdDepartures(p.room, [p.nick], () => view.presence(p, `left #${p.room}`));
+    } else if (p.self || !cameBack(p.room, p.nick)) {
+      view.presence(p, `${p.online ? 'joined' : 'left'} #${p.room}`);
+    }
     if (p.room === current) showOnline();
   },
 
@@ -649,6 +713,8 @@ function onClose({ wasJoined }) {
 
 /** The connection is gone; what was not acknowledged waits, saying `why`. */
 function offline(why) {
+  // Leavings seen before the loss are said before it.
+  sayDepartures();
   session.disconnected();
   for (const r of session.rooms.keys()) roomList.setEntering(r, true);
   backlog.disconnected();

@@ -225,8 +225,15 @@ impl Session {
                     }
                 }
                 self.seen_come_or_go(&room, &nick, online);
-                let room = self.other(&room);
-                self.print(Line::Presence { room, nick, online });
+                if me {
+                    let room = self.other(&room);
+                    self.print(Line::Presence { room, nick, online });
+                } else if !online {
+                    self.departed(&room, nick);
+                } else if !self.came_back(&room, &nick) {
+                    let room = self.other(&room);
+                    self.print(Line::Presence { room, nick, online });
+                }
             }
             ClientEvent::History {
                 room,

@@ -12,6 +12,7 @@ use crate::render::Line;
 impl Session {
     /// A connection is open: the core joins (resuming, after the first time).
     pub fn handle_connected(&mut self, now: u64) {
+        self.now = now;
         self.fatal = None;
         self.client.handle_connected(now);
         self.pump();
@@ -19,6 +20,8 @@ impl Session {
 
     /// The connection ended.
     pub fn handle_disconnected(&mut self) {
+        // Leavings seen before the loss are said before it.
+        self.say_departures(true);
         self.note_who_was_there();
         self.client.handle_disconnected();
         self.entering.clear();
@@ -34,6 +37,9 @@ impl Session {
 
     /// A frame arrived from the server.
     pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
+        self.now = now;
+        // Leavings due are said before what came after them.
+        self.say_departures(false);
         let mut elsewhere = false;
         if let ServerFrame::Error { code, message, .. } = &frame {
             if code.is_fatal() {
@@ -134,11 +140,17 @@ impl Session {
     /// When to call [`handle_timeout`](Session::handle_timeout), on the
     /// monotonic clock in milliseconds.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.client.poll_timeout()
+        match (self.client.poll_timeout(), self.next_departure()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Time passed (the core pings a silent server, or calls it dead).
+    /// Time passed (the core pings a silent server, or calls it dead; a
+    /// leaving held back is said).
     pub fn handle_timeout(&mut self, now: u64) {
+        self.now = now;
+        self.say_departures(false);
         self.client.handle_timeout(now);
         self.pump();
     }

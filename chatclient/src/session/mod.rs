@@ -19,6 +19,7 @@
 //! shell reads of it.
 
 mod commands;
+mod departures;
 mod events;
 mod handle;
 mod lines;
@@ -33,6 +34,7 @@ use chatproto::{escape_control, Client, ClientFrame, ErrorCode, ServerFrame};
 use crate::ledger::{Ledger, LineOutcome};
 use crate::render::Line;
 pub use commands::text_bytes;
+use departures::Departure;
 pub(crate) use lines::{grouped, plural};
 use resume::{Away, Resume};
 
@@ -124,6 +126,12 @@ pub struct Mode {
     /// A person at a terminal cannot type ahead of the answer; there input
     /// is read as it comes.
     pub wait_for_rooms: bool,
+    /// A person watches: someone's leaving is said only once they have
+    /// stayed away 5 s (`DEPARTURE_HOLD_MS`), and not at all if they come
+    /// back before (a page reloaded, a server restarted, Wi-Fi that
+    /// blinked), so that a reconnect does not read as a leaving and a
+    /// coming back. Scripts reading lines get each as it happens.
+    pub hold_departures: bool,
 }
 
 /// The state of the chat as the user sees it. See the [module docs](self).
@@ -219,6 +227,11 @@ pub struct Session {
     /// messages only, so who came and went meanwhile is told from this
     /// and who is there then.
     away: BTreeMap<String, Away>,
+    /// Leavings not said yet (see [`Mode::hold_departures`]), oldest
+    /// first.
+    departures: VecDeque<Departure>,
+    /// The latest time a `handle_*` call gave (monotonic milliseconds).
+    now: u64,
 }
 
 impl Session {
@@ -260,6 +273,8 @@ impl Session {
             announcing: BTreeMap::new(),
             crowded: BTreeSet::new(),
             away: BTreeMap::new(),
+            departures: VecDeque::new(),
+            now: 0,
         }
     }
 

@@ -240,11 +240,17 @@ impl Session {
 
     /// Say in `room` who came and went there while away.
     pub(super) fn print_came_and_went(&mut self, room: &str, change: RosterChange) {
+        // Who left may be on their way back too (a server restarted):
+        // held back like any leaving.
+        let left = self.away_departed(room, change.left);
+        if change.joined.is_empty() && left.is_empty() {
+            return;
+        }
         let room = self.other(room);
         self.print(Line::WhileAway {
             room,
             joined: change.joined,
-            left: change.left,
+            left,
         });
     }
 }

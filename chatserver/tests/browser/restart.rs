@@ -505,11 +505,22 @@ fn after_a_reconnect_a_room_says_who_came_and_went_while_away() {
                 .map(|l| l.text.clone())
                 .collect()
         };
+        // Who came is said at once; who left is held back a moment (they
+        // may be on their way back too), then said in a line of its own.
         assert_eq!(
             away(&lobby),
             [format!(
-                "while you were away: carol, {DAVID}, {SARAH} joined; dave left"
+                "while you were away: carol, {DAVID}, {SARAH} joined"
             )],
+            "#lobby: {:#?}",
+            shown(&lobby)
+        );
+        let lobby = page
+            .wait_lines("dave said to have left", "lobby", |ls| away(ls).len() == 2)
+            .await;
+        assert_eq!(
+            away(&lobby)[1],
+            "while you were away: dave left",
             "#lobby: {:#?}",
             shown(&lobby)
         );

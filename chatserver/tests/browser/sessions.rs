@@ -634,7 +634,15 @@ fn back_a_crowded_room_says_nothing_of_who_came_and_went() {
                 .map(|l| l.text.clone())
                 .collect()
         };
-        let lobby = ["while you were away: carol joined; bob left"];
+        // Who left is said a moment after who came (held back in case
+        // they come straight back).
+        logs[2] = page
+            .wait_lines("bob said to have left", "lobby", |ls| away(ls).len() == 2)
+            .await;
+        let lobby = [
+            "while you were away: carol joined",
+            "while you were away: bob left",
+        ];
         for ((room, want), lines) in [("before", &[][..]), ("after", &[]), ("lobby", &lobby)]
             .into_iter()
             .zip(&logs)
@@ -889,4 +897,50 @@ async fn log_of_many_lines(h: &Harness, server: &Server) {
         "trimmed to MAX_SHOWN - TRIM_BY: {v}"
     );
     assert_eq!(v["b"]["oldest"], json!(newest - kept + 1), "{v}");
+}
+
+/// Someone whose connection drops and who is straight back (a page
+/// reloaded, Wi-Fi that blinked) is not said to have left and come back;
+/// someone who stays away is, once the hold is over, in the place of
+/// their leaving (before what was said after it).
+#[test]
+fn a_quick_return_is_not_said_to_leave_and_come_back() {
+    let Some(h) = Harness::start("a_quick_return_is_not_said_to_leave") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1000, 700)).await;
+        let mut carol = server.join("carol");
+        let bob = server.join("bob");
+        say_in(&mut carol, "lobby", &[], "bob is here");
+        page.wait_texts("lobby", &["bob is here"]).await;
+        let bobs = |ls: &[Line]| -> Vec<String> {
+            ls.iter()
+                .filter(|l| l.nick.as_deref() == Some("bob"))
+                .map(|l| l.status.clone().unwrap_or_default())
+                .collect()
+        };
+
+        drop(bob);
+        carol.recv_until(100, |f| common::is_presence(f, "bob", "offline"));
+        let mut bob = server.join("bob");
+        say_in(&mut bob, "lobby", &[], "back already");
+        let lines = page.wait_texts("lobby", &["back already"]).await;
+        assert_eq!(bobs(&lines), ["online"], "{:#?}", shown(&lines));
+
+        drop(bob);
+        carol.recv_until(100, |f| common::is_presence(f, "bob", "offline"));
+        say_in(&mut carol, "lobby", &[], "bob has gone");
+        let lines = page
+            .wait_lines("bob said to have left", "lobby", |ls| bobs(ls).len() == 2)
+            .await;
+        assert_eq!(bobs(&lines), ["online", "offline"], "{:#?}", shown(&lines));
+        let left = lines
+            .iter()
+            .position(|l| l.status.as_deref() == Some("offline"));
+        let said = lines.iter().position(|l| l.text == "bob has gone");
+        assert!(left < said, "{:#?}", shown(&lines));
+        page.close().await;
+    });
 }
