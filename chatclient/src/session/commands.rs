@@ -82,6 +82,7 @@ impl Session {
                     if let Some(room) = &self.current {
                         self.oldest.remove(room);
                         self.paged.remove(room);
+                        self.no_older.remove(room);
                         // Nothing is on the screen any more to show twice.
                         if let Some(seen) = self.seen.get_mut(room) {
                             seen.seqs.clear();
@@ -205,6 +206,7 @@ impl Session {
         self.oldest.remove(room);
         self.paged.remove(room);
         self.paging.remove(room);
+        self.no_older.remove(room);
         self.gaps.remove(room);
         self.replaying.remove(room);
         self.entered_here.remove(room);

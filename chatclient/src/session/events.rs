@@ -246,6 +246,11 @@ impl Session {
                 if let Some(gap) = self.gaps.get(&room).and_then(|g| g.last()).copied() {
                     return self.gap_page(room, gap, events, more, before);
                 }
+                if more {
+                    self.no_older.remove(&room);
+                } else {
+                    self.no_older.insert(room.clone());
+                }
                 // A page that stopped short (the server looks at so many
                 // messages a page) says where the next one starts.
                 if let Some(before) = before {

@@ -204,6 +204,9 @@ pub struct Session {
     /// Rooms whose `/history` page is on its way: another `/history`
     /// there before it comes would ask from the same place again.
     paging: std::collections::BTreeSet<String>,
+    /// Rooms whose last page of history (paging back from what is shown)
+    /// said there is nothing older.
+    no_older: BTreeSet<String>,
     /// Rooms with messages missing from what is shown (see [`Gap`]), one
     /// gap a reconnect, the newest last (filled first).
     gaps: BTreeMap<String, Vec<Gap>>,
@@ -268,6 +271,7 @@ impl Session {
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             listing: 0,
             paging: std::collections::BTreeSet::new(),
+            no_older: BTreeSet::new(),
             gaps: BTreeMap::new(),
             entered_here: BTreeSet::new(),
             announcing: BTreeMap::new(),
@@ -385,6 +389,15 @@ impl Session {
         self.client.roster(room)
     }
 
+    /// Whether `/history` in `room` would fetch something now: joined, no
+    /// page of it on its way, and messages missing after a reconnect, or
+    /// no page having said there is nothing older.
+    pub fn pages_back(&self, room: &str) -> bool {
+        self.client.is_joined()
+            && !self.paging.contains(room)
+            && (self.gaps.contains_key(room) || !self.no_older.contains(room))
+    }
+
     /// A number that changes whenever [`Session::roster`] of `room` may
     /// have (chatproto's `Client::roster_version`).
     pub fn roster_version(&self, room: &str) -> u64 {
@@ -428,6 +441,34 @@ mod tests {
     use super::*;
     use crate::session::testkit::*;
     use chatproto::RoomInfo;
+
+    /// Whether `/history` would fetch something (the full-screen client
+    /// asks for older messages when scrolled up past the oldest line):
+    /// not while a page is on its way, nor once one said there is nothing
+    /// older (until `/clear`), nor while offline.
+    #[test]
+    fn paging_back_stops_at_the_oldest_message() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.name_every_room();
+        s.handle_connected(0);
+        drain(&mut s);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        drain(&mut s);
+        assert!(s.pages_back("lobby"));
+        line(&mut s, "/history 5");
+        assert!(!s.pages_back("lobby"), "a page on its way");
+        let page = replayed(msg("lobby", 9, "bob", &[], "m9"), None);
+        frame(&mut s, ServerFrame::history("lobby", vec![page], true));
+        assert!(s.pages_back("lobby"));
+        line(&mut s, "/history 5");
+        frame(&mut s, ServerFrame::history("lobby", vec![], false));
+        assert!(!s.pages_back("lobby"), "nothing older");
+        line(&mut s, "/clear");
+        assert!(s.pages_back("lobby"), "paging from the newest again");
+        s.handle_disconnected();
+        assert!(!s.pages_back("lobby"), "offline");
+    }
 
     /// At a terminal, a second `/history` typed before the first page
     /// came would ask from the same place: it says the page is on its

@@ -42,7 +42,7 @@ pub const HELP: &[&str] = &[
     "//text sends a line that starts with /; commands ignore case",
     "Enter sends; Tab completes nicks, #rooms and /commands (again: the next)",
     "Up/Down: lines typed before; Ctrl-A/E, Ctrl-W/U/K, Alt-B/F edit",
-    "PgUp/PgDn or the mouse wheel scroll; Esc goes back to the newest",
+    "PgUp/PgDn or the mouse wheel scroll (up past the top: older ones); Esc: newest",
     "Ctrl-N/Ctrl-P: next/previous room; F2: who is online; Ctrl-L redraws",
     "Ctrl-C clears the line, and on an empty line twice leaves; Ctrl-D leaves",
 ];
@@ -76,6 +76,9 @@ pub struct State {
     pub max_text: usize,
     /// Input lines the session has taken so far.
     pub lines_taken: u64,
+    /// `/history` in the current room would fetch older messages now:
+    /// scrolling up past its oldest line asks for them.
+    pub older: bool,
 }
 
 /// One of our messages not acknowledged yet.
@@ -155,6 +158,9 @@ pub struct App {
     pub unread: BTreeMap<String, Unread>,
     /// Rows scrolled back from the newest (0: following new lines).
     pub scroll: usize,
+    /// The oldest line was in view at the last draw: scrolling further up
+    /// fetches older messages, when there are any.
+    pub at_top: bool,
     /// Lines that arrived in view while scrolled back.
     pub new_below: usize,
     pub input: InputLine,
@@ -197,6 +203,7 @@ impl App {
             page_at: None,
             unread: BTreeMap::new(),
             scroll: 0,
+            at_top: false,
             new_below: 0,
             input: InputLine::default(),
             completion: None,
@@ -509,7 +516,11 @@ impl App {
             let rows =
                 super::format::entry_rows(&entry, self.theme, &mut self.nicks, self.area.0).len();
             self.scroll += rows;
-            self.new_below += 1;
+            // What a page of history brought is news above, not below
+            // (its line at the bottom takes the last one's place).
+            if !matches!(entry.line, Line::HistoryNote { .. }) {
+                self.new_below += 1;
+            }
         }
         self.entries.push_back(entry);
         if self.entries.len() > MAX_ENTRIES {
@@ -1168,9 +1179,17 @@ mod tests {
         assert_eq!(app.scroll, 9);
         app.add_line(msg("lobby", "bob", &[], "new"), "12:00".into());
         assert_eq!((app.scroll, app.new_below), (10, 1));
+        // What a page of history brought is said at the bottom, and is
+        // not news there.
+        let note = Line::HistoryNote {
+            room: "lobby".into(),
+            text: "5 older messages of #lobby; /history shows more".into(),
+        };
         // A line in another room does not move the view.
         app.add_line(msg("rust", "bob", &[], "elsewhere"), "12:00".into());
         assert_eq!(app.scroll, 10);
+        app.add_line(note, "12:00".into());
+        assert_eq!(app.new_below, 1);
         app.handle_event(key(KeyCode::Esc));
         assert_eq!((app.scroll, app.new_below), (0, 0));
     }

@@ -153,7 +153,9 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let width = usize::from(area.width);
     let height = usize::from(area.height);
     let want = app.scroll.saturating_add(height);
-    let (rows, _) = bottom_rows(app, width, want, usize::MAX);
+    // One row more than the view needs: whether there is one above it.
+    let (rows, _) = bottom_rows(app, width, want.saturating_add(1), usize::MAX);
+    app.at_top = rows.len() <= want;
     // Not further back than the oldest line.
     let most = rows.len().saturating_sub(height);
     if app.scroll > most {
@@ -969,6 +971,47 @@ mod tests {
             app.take_effects(),
             [crate::tui::app::Effect::Send("/join zeta".into())]
         );
+    }
+
+    /// Scrolling up from the oldest line shown asks for older messages,
+    /// once, while the session says there may be some; not before the
+    /// oldest line is in view.
+    #[test]
+    fn scrolling_up_past_the_oldest_line_asks_for_older_ones() {
+        use crate::tui::app::Effect;
+        use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        let page_up = Event::Key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.older = true;
+        app.set_state(state.clone());
+        for i in 0..12 {
+            app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:00".into());
+        }
+        // 12 lines in 4 rows: three pages up before the oldest is in view.
+        screen(&mut app, 40, 6);
+        app.handle_event(page_up.clone());
+        screen(&mut app, 40, 6);
+        assert!(app.take_effects().is_empty(), "asked before the top");
+        for _ in 0..3 {
+            app.handle_event(page_up.clone());
+            screen(&mut app, 40, 6);
+        }
+        assert!(app.at_top);
+        assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
+        // Asked: not again while the line waits, nor while its page is
+        // on its way (the session says there is nothing to ask now).
+        app.handle_event(page_up.clone());
+        assert!(app.take_effects().is_empty());
+        state.lines_taken = 1;
+        state.older = false;
+        app.set_state(state.clone());
+        app.handle_event(page_up.clone());
+        assert!(app.take_effects().is_empty());
+        state.older = true;
+        app.set_state(state);
+        app.handle_event(page_up);
+        assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
     }
 
     /// Rooms left out of a narrow bar still say what they hold unread.

@@ -337,6 +337,9 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
         leaving: session.input_done(),
         max_text: session.max_text_bytes(),
         lines_taken: session.lines_read(),
+        older: session
+            .current_room()
+            .is_some_and(|r| session.pages_back(r)),
     }
 }
 

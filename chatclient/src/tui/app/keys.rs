@@ -278,6 +278,12 @@ impl App {
     }
 
     fn scroll_up(&mut self, rows: usize) {
+        // Up from the oldest line shown: older messages, if there are any
+        // and none are asked for already (the line would wait behind
+        // others typed).
+        if self.at_top && self.state.older && self.waiting.is_empty() {
+            self.give("/history".to_owned());
+        }
         // Drawing stops at the oldest line.
         self.scroll = self.scroll.saturating_add(rows);
     }
