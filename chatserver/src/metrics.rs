@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub rooms: u64,
     /// Connections that joined.
     pub members: u64,
+    /// Rooms forgotten at the cap of rooms since the start.
+    pub rooms_forgotten: u64,
 }
 
 /// Every counter.
@@ -156,6 +158,13 @@ impl Metrics {
             head(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {v}");
         }
+        if let Some(c) = core {
+            let name = "chat_rooms_forgotten_total";
+            let help =
+                "Rooms forgotten, history and all, to make way for a new one at --max-rooms.";
+            head(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", c.rooms_forgotten);
+        }
         let counters = [
             (
                 "chat_messages_total",
@@ -226,6 +235,7 @@ mod tests {
         let core = Snapshot {
             rooms: 2,
             members: 1,
+            rooms_forgotten: 3,
         };
         let page = m.render(Some(core), 42);
         for line in [
@@ -235,6 +245,7 @@ mod tests {
             "chat_disconnects_total{reason=\"slow_consumer\"} 1",
             "chat_rooms 2",
             "chat_members 1",
+            "chat_rooms_forgotten_total 3",
             "chat_outbound_queue_bytes 42",
             "chat_messages_total 1",
             "chat_deliveries_total 3",

@@ -35,24 +35,12 @@ fn connections_that_never_join_are_closed_after_the_join_timeout() {
         "{}",
         server.log()
     );
-    let page = http_get(&server, "/metrics");
+    let page = server.http_get("/metrics");
     assert!(
         page.lines()
             .any(|l| l == r#"chat_disconnects_total{reason="timeout"} 2"#),
         "{page}"
     );
-}
-
-/// The body of `GET path` from `server`, over a plain HTTP/1.1 request.
-fn http_get(server: &Server, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(server.addr()).expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).expect("request");
-    s.set_read_timeout(Some(common::WAIT)).expect("timeout");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("answer");
-    answer
 }
 
 /// Read `client` until every nick in `gone` has gone offline, answering each

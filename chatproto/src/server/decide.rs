@@ -321,6 +321,7 @@ impl Server {
         if let Some(name) = oldest {
             if let Some(room) = self.rooms.remove(&*name) {
                 self.history_bytes -= room.history_bytes;
+                self.rooms_forgotten += 1;
                 self.record_forgotten(&room);
             }
         }

@@ -203,6 +203,8 @@ pub struct Server {
     timers: Timers,
     /// What every room's history holds together (see `event_bytes`).
     history_bytes: usize,
+    /// Rooms forgotten at the cap of rooms so far.
+    rooms_forgotten: u64,
     /// The rooms in the order they were last used, to forget the least
     /// recently used first.
     order: lru::Order,
@@ -279,6 +281,7 @@ impl Server {
             spare: Vec::new(),
             timers: Timers::default(),
             history_bytes: 0,
+            rooms_forgotten: 0,
             order: Default::default(),
             applied: 0,
             detached: VecDeque::new(),
@@ -361,6 +364,14 @@ impl Server {
     /// How many connections are open, joined or not.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// How many rooms were forgotten so far to make way for a new one at
+    /// the cap of rooms ([`ServerConfig::max_rooms`]): each was the least
+    /// recently used room nobody was in, and its history went with it
+    /// (from the store too, with [`ServerConfig::durable`]).
+    pub fn rooms_forgotten(&self) -> u64 {
+        self.rooms_forgotten
     }
 
     /// How many connections have joined.

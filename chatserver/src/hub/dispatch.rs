@@ -184,6 +184,17 @@ impl Hub {
                 Output::Persist {
                     records, through, ..
                 } => {
+                    for r in &records {
+                        if let Record::Forgotten { name, .. } = r {
+                            // History deleted for want of room: the
+                            // operator may want a larger --max-rooms.
+                            warn!(
+                                room = %name,
+                                max_rooms = self.server.config().max_rooms,
+                                "forgot #{name}, the least recently used room nobody is in, to make way for a new one at the cap of rooms (--max-rooms): its stored history is deleted"
+                            );
+                        }
+                    }
                     if self.to_store.is_empty() {
                         self.to_store = records;
                     } else {

@@ -331,6 +331,7 @@ impl Hub {
                 let _ = reply.send(crate::metrics::Snapshot {
                     rooms: self.server.rooms().count() as u64,
                     members: self.server.members() as u64,
+                    rooms_forgotten: self.server.rooms_forgotten(),
                 });
             }
         }

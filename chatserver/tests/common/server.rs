@@ -232,6 +232,18 @@ impl Server {
         }
     }
 
+    /// The whole answer (headers and body) to `GET path` over plain HTTP.
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.addr()).expect("connect");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("request");
+        s.set_read_timeout(Some(super::WAIT)).expect("timeout");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer");
+        answer
+    }
+
     /// The last lines the server printed.
     pub fn log(&self) -> String {
         let printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());

@@ -350,4 +350,15 @@ fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
     let bb = bob.expect_kind("entered");
     assert_ne!(bb["epoch"], first.entered["bb"]["epoch"], "{bb}");
     assert_eq!(u64_of(&bb, "seq"), 0, "{bb}");
+    // The operator is told: a warning naming the room, and a counter.
+    assert!(
+        server.wait_for_lines("forgot #cc", 1, crate::common::WAIT),
+        "{}",
+        server.log()
+    );
+    let page = server.http_get("/metrics");
+    assert!(
+        page.lines().any(|l| l == "chat_rooms_forgotten_total 1"),
+        "{page}"
+    );
 }
