@@ -24,13 +24,20 @@ impl Store {
                 "it is a file, not a directory",
             )));
         }
-        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        // Private messages are in it: made readable by its owner only
+        // (the directory, and the files in it, which SQLite's log and
+        // shared-memory files take their mode from).
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(dir_err)?;
         let path = dir.join(DB_FILE);
         // One server per directory. A lock file rather than SQLite's own
         // exclusive mode, so that readers (`chatserver export`, the sqlite3
         // tool) can read while the server runs; the OS drops the lock if
         // the process dies.
-        let lock = std::fs::OpenOptions::new()
+        let lock = owner_only()
             .create(true)
             .truncate(false)
             .write(true)
@@ -59,6 +66,18 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let had_bytes = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        // A new database begins as an empty file of its owner's only
+        // (SQLite would make it readable by all, and its log files alike).
+        match owner_only().write(true).create_new(true).open(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(StoreError::Dir {
+                    dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+                    source: e,
+                })
+            }
+        }
         let db = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &path))?;
         // A database another server holds is refused at once, not after a wait.
         db.busy_timeout(std::time::Duration::ZERO)?;
@@ -366,6 +385,14 @@ pub(crate) fn free_bytes(path: &Path) -> Option<u64> {
     }
 }
 
+/// Options that create a file readable and writable by its owner only.
+fn owner_only() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +444,32 @@ mod tests {
             classify(sqlite(ffi::SQLITE_FULL), path),
             StoreError::DiskFull(p) if p == path
         ));
+    }
+
+    /// The history holds private messages: a data directory the store
+    /// makes, and every file it makes there (the database, its log and
+    /// shared-memory files, the lock), are its owner's only.
+    #[cfg(unix)]
+    #[test]
+    fn what_the_store_makes_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let mut store = Store::open(&dir, Sync::Normal).unwrap();
+        // Something written, so the log files are there.
+        store
+            .db
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for name in [DB_FILE, "chat.db-wal", "chat.db-shm", LOCK_FILE] {
+            assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+        }
+        // A database opened again is as it was.
+        drop(store);
+        let _again = Store::open(&dir, Sync::Normal).unwrap();
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
     }
 
     #[test]
