@@ -85,6 +85,15 @@ pub struct Admission {
     ip: IpAddr,
 }
 
+impl Admission {
+    /// How many connections hold a place now (this one too), of every
+    /// transport, HTTP included: what `--max-clients` caps.
+    pub fn held(&self) -> usize {
+        let open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total
+    }
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {

@@ -104,7 +104,8 @@ impl Metrics {
 
     /// The page: counters, with what the core and the budget say (the
     /// core's gauges left out when it did not answer in time).
-    pub fn render(&self, core: Option<Snapshot>, queued_bytes: usize) -> String {
+    /// `held`: connections holding a place under `--max-clients`.
+    pub fn render(&self, core: Option<Snapshot>, queued_bytes: usize, held: usize) -> String {
         let mut out = String::with_capacity(2048);
         head(
             &mut out,
@@ -116,6 +117,13 @@ impl Metrics {
             let n = self.open[i].load(Relaxed);
             let _ = writeln!(out, "chat_connections{{transport=\"{name}\"}} {n}");
         }
+        head(
+            &mut out,
+            "chat_connections_held",
+            "gauge",
+            "Connections holding a place under --max-clients: every transport, HTTP too, from accept to close.",
+        );
+        let _ = writeln!(out, "chat_connections_held {held}");
         head(
             &mut out,
             "chat_connections_opened_total",
@@ -214,7 +222,7 @@ mod tests {
     fn a_core_that_did_not_answer_leaves_its_gauges_out() {
         let m = Metrics::default();
         m.message();
-        let page = m.render(None, 7);
+        let page = m.render(None, 7, 0);
         assert!(!page.contains("chat_rooms"), "{page}");
         assert!(!page.contains("chat_members"), "{page}");
         for line in ["chat_outbound_queue_bytes 7", "chat_messages_total 1"] {
@@ -237,11 +245,12 @@ mod tests {
             members: 1,
             rooms_forgotten: 3,
         };
-        let page = m.render(Some(core), 42);
+        let page = m.render(Some(core), 42, 5);
         for line in [
             "chat_connections{transport=\"websocket\"} 1",
             "chat_connections{transport=\"tcp\"} 0",
             "chat_connections_opened_total{transport=\"tcp\"} 1",
+            "chat_connections_held 5",
             "chat_disconnects_total{reason=\"slow_consumer\"} 1",
             "chat_rooms 2",
             "chat_members 1",

@@ -184,7 +184,14 @@ async fn route(
                 text(StatusCode::OK, "ok\n")
             }
         }
-        "/metrics" => metrics(info, &edge).await,
+        "/metrics" => {
+            let held = admission
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map_or(0, Admission::held);
+            metrics(info, &edge, held).await
+        }
         "/" => file("index.html"),
         path => file(path.trim_start_matches('/')),
     }
@@ -437,7 +444,8 @@ fn origin_allowed(
 }
 
 /// `GET /metrics`, to loopback and the networks `--metrics-allow` names.
-async fn metrics(info: ConnInfo, edge: &Edge) -> Response<Body> {
+/// `/metrics`; `held`: the connections under `--max-clients` now.
+async fn metrics(info: ConnInfo, edge: &Edge, held: usize) -> Response<Body> {
     let ip = crate::limits::canonical(info.addr.ip());
     let allowed = ip.is_loopback() || edge.settings.metrics_allow.iter().any(|n| n.contains(&ip));
     if !allowed {
@@ -458,7 +466,7 @@ async fn metrics(info: ConnInfo, edge: &Edge) -> Response<Body> {
     let page = edge
         .settings
         .metrics
-        .render(core, edge.settings.budget.used());
+        .render(core, edge.settings.budget.used(), held);
     let mut res = Response::new(Body::from(page));
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -287,6 +287,38 @@ fn metrics_from_loopback_count_websocket_and_tcp_connections() {
     }
 }
 
+/// Every connection holding a place under `--max-clients` is counted,
+/// HTTP ones too: an operator whose server says it is full can see what
+/// fills it (a page's connections are no chat connections).
+#[test]
+fn metrics_count_every_connection_under_the_cap() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let held = |page: &str| -> Option<u64> {
+        page.lines()
+            .find_map(|l| l.strip_prefix("chat_connections_held "))
+            .map(|v| v.parse().expect("a count"))
+    };
+    let (page, _) = metrics(addr);
+    assert_eq!(held(&page), Some(1), "the page's own connection\n{page}");
+    // A browser's connection, kept alive after its answer.
+    let mut http = std::net::TcpStream::connect(addr).expect("connect");
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("request");
+    http.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.ends_with(b"ok\n") {
+        let n = http.read(&mut buf).expect("an answer");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let _bob = server.join("bob");
+    let (page, counts) = metrics(addr);
+    assert_eq!(held(&page), Some(3), "{page}");
+    assert_eq!(counts.map(|(_, n)| n), [1, 0, 0], "{page}");
+}
+
 // ---------------------------------------------------------------------
 // WebSocket
 // ---------------------------------------------------------------------
