@@ -625,21 +625,31 @@ async fn accept_loop(
     }
 }
 
-/// Register for SIGTERM and Ctrl-C now, and return a future that resolves
-/// when either arrives. (tokio's `ctrl_c()` would only register when first
-/// polled.)
+/// Register for SIGTERM, SIGHUP and Ctrl-C now, and return a future that
+/// resolves when one arrives: each stops the server cleanly (SIGHUP, the
+/// terminal it was started in closing, killed it on the spot, telling
+/// nobody). (tokio's `ctrl_c()` would only register when first polled.)
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
+        // Started with SIGHUP ignored (`nohup chatserver`): it stays so.
+        let hup = (!hangup_ignored()).then(|| signal(SignalKind::hangup()));
         async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
+            match (term, int, hup.transpose()) {
+                (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
+                    let hangup = async {
+                        match &mut hup {
+                            Some(hup) => hup.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         _ = int.recv() => {}
                         _ = term.recv() => {}
+                        _ = hangup => {}
                     }
                 }
                 _ => {
@@ -651,6 +661,19 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Whether this process was started with SIGHUP ignored (as `nohup`
+/// starts it).
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    // SAFETY: a null new action only reads the current one into `old`,
+    // a zeroed `sigaction` that this call fills.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -39,6 +39,25 @@ fn wait_until_refused(server: &Server) {
     panic!("the server kept accepting");
 }
 
+/// SIGHUP (the terminal the server was started in closed) stops it as
+/// SIGTERM does: everyone told, exit 0. It used to kill it on the spot.
+#[test]
+fn sighup_stops_the_server_cleanly() {
+    let mut server = Server::start(&[]);
+    let mut alice = server.join("alice");
+    server.signal("HUP");
+    let notice = alice.expect_kind("notice");
+    assert!(
+        notice["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("shutting down")),
+        "{notice}"
+    );
+    alice.expect_closed();
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn sigterm_notifies_everyone_flushes_queued_messages_and_exits_zero() {
     let mut server = Server::start(&["--rate", "0"]);
