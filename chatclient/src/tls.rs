@@ -135,7 +135,21 @@ impl Tls {
     /// Why the certificate was not trusted, and what to do.
     fn explain(&self, c: &CertificateError) -> String {
         use CertificateError::{BadSignature, UnknownIssuer};
+        // A CA of the issuer's name whose key is of another kind (Debian's
+        // snakeoil certificate, `CN=localhost`, beside a self-signed one of
+        // that name) did not sign it either: said as a signature that does
+        // not match, not as rustls's structure.
+        let other_kind = matches!(
+            c,
+            CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+        );
+        let c = if other_kind { &BadSignature } else { c };
         match (c, &self.trust) {
+            (CertificateError::UnsupportedSignatureAlgorithmContext { .. }, _) => {
+                "it is signed with a signature algorithm this client does not accept; give \
+                 the server a certificate signed with ECDSA, Ed25519 or RSA (SHA-256 or better)"
+                    .to_owned()
+            }
             // A bad signature: a CA of the same name, but not the one that
             // signed it.
             (UnknownIssuer | BadSignature, Trust::System) => {
@@ -352,6 +366,29 @@ mod tests {
         let e = handshake(&tls, cert, key, &versions).await.unwrap_err();
         assert!(matches!(e, JoinError::Untrusted { .. }), "{e:?}");
         assert!(e.to_string().contains("not valid for name"), "{e}");
+    }
+
+    /// A CA of the same name as the server's issuer but with another kind
+    /// of key (Debian's snakeoil `CN=localhost` beside a self-signed
+    /// `localhost`) did not sign it: said so, not as rustls's structure.
+    #[tokio::test]
+    async fn a_ca_of_the_issuers_name_with_another_kind_of_key_did_not_sign_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cert, key) = pki(dir.path(), "ours.pem");
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let other = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let theirs = CertifiedIssuer::self_signed(params, other).unwrap();
+        let path = dir.path().join("theirs.pem");
+        std::fs::write(&path, theirs.pem()).unwrap();
+        let tls = Tls::new("127.0.0.1:7878", Some(&path)).unwrap();
+        let e = handshake(&tls, cert, key, &[&rustls::version::TLS13])
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit_code(), code::UNTRUSTED);
+        let said = e.to_string();
+        assert!(said.contains("not signed by any certificate in"), "{said}");
+        assert!(!said.contains("Context"), "{said}");
     }
 
     /// A self-signed certificate that says it is a CA (`openssl req -x509`
