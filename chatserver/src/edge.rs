@@ -235,8 +235,14 @@ pub async fn serve(
             };
             let tls = match timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return debug!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => return debug!(%addr, "TLS handshake timed out"),
+                Ok(Err(e)) => {
+                    cfg.metrics.tls_failed();
+                    return debug!(%addr, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    cfg.metrics.tls_failed();
+                    return debug!(%addr, "TLS handshake timed out");
+                }
             };
             let mut inner = Rewind::new(tls);
             let said = match timeout_at(deadline, inner.fill()).await {

@@ -200,6 +200,16 @@ async fn run(args: Args) -> std::io::Result<()> {
         )),
         _ => None,
     };
+    // A certificate clients will refuse (expired, a CA's) is not a
+    // reason to stop, but the operator hears of it here, not from users.
+    if let (Some(cert), Some(_)) = (&args.tls_cert, &tls) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for doubt in tls::doubts(cert, now) {
+            warn!("{doubt}");
+        }
+    }
     if args.tls_only && tls.is_none() {
         return Err(std::io::Error::other(
             "--tls-only needs --tls-cert and --tls-key",

@@ -54,6 +54,7 @@ pub struct Metrics {
     appends: AtomicU64,
     append_micros: AtomicU64,
     append_failures: AtomicU64,
+    tls_failures: AtomicU64,
     /// Shutting down: `/healthz` answers 503.
     pub stopping: AtomicBool,
 }
@@ -100,6 +101,12 @@ impl Metrics {
     /// The store failed a batch.
     pub fn append_failed(&self) {
         self.append_failures.fetch_add(1, Relaxed);
+    }
+
+    /// A TLS handshake failed (a client that refused the certificate, or
+    /// one that is no TLS client).
+    pub fn tls_failed(&self) {
+        self.tls_failures.fetch_add(1, Relaxed);
     }
 
     /// The page: counters, with what the core and the budget say (the
@@ -185,6 +192,11 @@ impl Metrics {
                 self.deliveries.load(Relaxed),
             ),
             (
+                "chat_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out (a client refusing the certificate among them; the reasons are logged at debug).",
+                self.tls_failures.load(Relaxed),
+            ),
+            (
                 "chat_store_append_failures_total",
                 "Batches the history database could not store.",
                 self.append_failures.load(Relaxed),
@@ -240,6 +252,7 @@ mod tests {
         m.message();
         m.delivered(3);
         m.appended(1_500);
+        m.tls_failed();
         let core = Snapshot {
             rooms: 2,
             members: 1,
@@ -258,6 +271,7 @@ mod tests {
             "chat_outbound_queue_bytes 42",
             "chat_messages_total 1",
             "chat_deliveries_total 3",
+            "chat_tls_handshake_failures_total 1",
             "chat_store_append_seconds_sum 0.0015",
             "chat_store_append_seconds_count 1",
         ] {

@@ -40,6 +40,57 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String
     Ok(Arc::new(config))
 }
 
+/// Days before its end that a certificate's coming end is warned of.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// What clients will make of the certificate in `cert` (its first, the
+/// server's own) at `now` (seconds since 1970), as warnings for the log:
+/// expired or not valid yet, ending within [`EXPIRY_WARNING_DAYS`], or a
+/// CA's (`CA:TRUE`, which clients refuse as a server's own). Nothing when
+/// it cannot be read: [`load`] has said so then.
+pub fn doubts(cert: &Path, now: i64) -> Vec<String> {
+    let Some(Ok(der)) = CertificateDer::pem_file_iter(cert)
+        .ok()
+        .and_then(|mut i| i.next())
+    else {
+        return Vec::new();
+    };
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(&der) else {
+        return Vec::new();
+    };
+    let shown = cert.display();
+    let mut said = Vec::new();
+    let validity = parsed.validity();
+    let (from, until) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    if now > until {
+        said.push(format!(
+            "the TLS certificate {shown} (--tls-cert) expired {} day(s) ago: clients refuse it; renew it and restart",
+            (now - until) / 86_400
+        ));
+    } else if now < from {
+        said.push(format!(
+            "the TLS certificate {shown} (--tls-cert) is not valid for another {} hour(s): clients refuse it until then (is this machine's clock right?)",
+            (from - now + 3_599) / 3_600
+        ));
+    } else if until - now < EXPIRY_WARNING_DAYS * 86_400 {
+        said.push(format!(
+            "the TLS certificate {shown} (--tls-cert) expires in {} day(s): renew it, then restart the server",
+            (until - now) / 86_400
+        ));
+    }
+    if let Ok(Some(bc)) = parsed.basic_constraints() {
+        if bc.value.ca {
+            said.push(format!(
+                "the TLS certificate {shown} (--tls-cert) is a CA's (basicConstraints CA:TRUE): clients refuse it as a server's own; make one with CA:FALSE (README, \"On a LAN, with TLS\")"
+            ));
+        }
+    }
+    said
+}
+
 /// A PEM file's error in words: `what` (`certificate` or `key`) in `path`.
 fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
@@ -70,5 +121,66 @@ fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Strin
             "{} ({flag}) is not a {what} file ({e}); expected {expected}",
             path.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    /// A self-signed certificate valid from `from` to `until` (year,
+    /// month, day), a CA's or not, in a PEM file in `dir`.
+    fn cert(dir: &Path, from: (i32, u8, u8), until: (i32, u8, u8), ca: bool) -> std::path::PathBuf {
+        let mut params = CertificateParams::new(vec!["chat.lan".to_owned()]).unwrap();
+        params.not_before = date_time_ymd(from.0, from.1, from.2);
+        params.not_after = date_time_ymd(until.0, until.1, until.2);
+        params.is_ca = if ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
+        let pem = params
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .pem();
+        let path = dir.join(format!("{from:?}-{until:?}-{ca}.pem"));
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
+    /// What clients will refuse is warned of at start: expired, not valid
+    /// yet, a CA's; and an end within two weeks. A good one says nothing.
+    #[test]
+    fn a_certificate_clients_will_refuse_is_warned_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = date_time_ymd(2030, 6, 10).unix_timestamp();
+        let good = cert(dir.path(), (2030, 1, 1), (2031, 1, 1), false);
+        assert_eq!(doubts(&good, now), Vec::<String>::new());
+        let expired = cert(dir.path(), (2029, 1, 1), (2030, 6, 7), false);
+        let said = doubts(&expired, now);
+        assert!(
+            said.len() == 1 && said[0].contains("expired 3 day(s) ago"),
+            "{said:?}"
+        );
+        let early = cert(dir.path(), (2030, 6, 11), (2031, 1, 1), false);
+        let said = doubts(&early, now);
+        assert!(
+            said.len() == 1 && said[0].contains("another 24 hour(s)"),
+            "{said:?}"
+        );
+        let ending = cert(dir.path(), (2030, 1, 1), (2030, 6, 15), false);
+        let said = doubts(&ending, now);
+        assert!(
+            said.len() == 1 && said[0].contains("expires in 5 day(s)"),
+            "{said:?}"
+        );
+        let ca = cert(dir.path(), (2030, 1, 1), (2031, 1, 1), true);
+        let said = doubts(&ca, now);
+        assert!(said.len() == 1 && said[0].contains("CA:TRUE"), "{said:?}");
+        // Not a certificate at all: load has said so; nothing more here.
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not PEM").unwrap();
+        assert!(doubts(&junk, now).is_empty());
     }
 }

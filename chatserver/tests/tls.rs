@@ -288,6 +288,21 @@ fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
     alice.join("alice");
     assert!(is_presence(&bob.recv_frame(), "alice", "online"));
     bob.ping_pong();
+    // Both refusals are counted, for an operator whose log (at info)
+    // does not name them (each as the server reads the client's alert:
+    // bounded polling).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = server.http_get("/metrics");
+        if page
+            .lines()
+            .any(|l| l == "chat_tls_handshake_failures_total 2")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{page}");
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
