@@ -68,6 +68,30 @@ fn a_clients_number_is_logged_with_its_address_and_nickname() {
     );
 }
 
+/// A session resumed on a new connection is logged as such, not as a
+/// new join.
+#[test]
+fn a_resumed_session_is_logged_as_resumed() {
+    let server = Server::start(&[]);
+    let mut alice = server.connect();
+    alice.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}));
+    let welcome = alice.expect_kind("welcome");
+    let token = welcome["session"].as_str().expect("a token").to_owned();
+    drop(alice);
+    let mut again = server.connect();
+    let join = json!({"type": "join", "nick": "alice", "rooms": ["lobby"], "resume": token});
+    again.send_frame(&join);
+    let welcome = again.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], json!(true), "{welcome}");
+    again.send_frame(&json!({"type": "msg", "text": "marker"}));
+    let log = wait_for_log(&server, "marker");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("resumed its session") && l.contains("nick=alice")),
+        "{log}"
+    );
+}
+
 /// A join refused and a connection's end are in the log too, with the
 /// client's number (and its nickname, once it had one): an operator sees
 /// why someone could not get in, and when someone went.

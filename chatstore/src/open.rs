@@ -455,7 +455,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
-        let mut store = Store::open(&dir, Sync::Normal).unwrap();
+        let store = Store::open(&dir, Sync::Normal).unwrap();
         // Something written, so the log files are there.
         store
             .db

@@ -53,8 +53,12 @@ impl Hub {
                     // What ties a client's number in the log (its address,
                     // why it was closed) to a nickname.
                     match &frame {
-                        ServerFrame::Welcome { nick, .. } => {
-                            info!(client = %to, nick = %nick, "joined");
+                        ServerFrame::Welcome { nick, resumed, .. } => {
+                            if *resumed == Some(true) {
+                                info!(client = %to, nick = %nick, "resumed its session");
+                            } else {
+                                info!(client = %to, nick = %nick, "joined");
+                            }
                             self.nicks.insert(to, nick.clone());
                         }
                         // Only a join is answered so.
