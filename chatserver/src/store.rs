@@ -370,7 +370,10 @@ fn run(
         match requests.recv_timeout(wait) {
             Ok(ToStore::Append { records, through }) => {
                 let answer = match store.append(&records) {
-                    Ok(()) => FromStore::Stored(through),
+                    Ok(()) => {
+                        said_forgotten(&records);
+                        FromStore::Stored(through)
+                    }
                     // A batch past a room's keys (or with a seq out of
                     // order, a bug) can never be stored, but the next one
                     // may: refused alone (its messages are answered
@@ -583,6 +586,20 @@ fn for_probe(mut batch: Vec<Record>) -> Vec<Record> {
         *record = Record::Event(Arc::new(short));
     }
     batch
+}
+
+/// Each room `records` forgot (at the cap of rooms), now deleted, as a
+/// warning: history deleted for want of room, which a larger
+/// `--max-rooms` would have kept.
+fn said_forgotten(records: &[Record]) {
+    for r in records {
+        if let Record::Forgotten { name, .. } = r {
+            warn!(
+                room = %name,
+                "forgot #{name}, the least recently used room nobody is in, to make way for a new one at the cap of rooms (--max-rooms): its stored history is deleted"
+            );
+        }
+    }
 }
 
 /// The room a record belongs to, if any.

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use chatproto::{
-    escape_control, ErrorCode, Event, EventBody, Now, Output, PresenceStatus, Record, ServerFrame,
+    escape_control, ClientId, ErrorCode, Event, EventBody, Now, Output, PresenceStatus, Record,
+    ServerFrame,
 };
 use tracing::{info, warn};
 
@@ -54,11 +55,7 @@ impl Hub {
                     // why it was closed) to a nickname.
                     match &frame {
                         ServerFrame::Welcome { nick, resumed, .. } => {
-                            if *resumed == Some(true) {
-                                info!(client = %to, nick = %nick, "resumed its session");
-                            } else {
-                                info!(client = %to, nick = %nick, "joined");
-                            }
+                            log_joined(to, nick, *resumed == Some(true));
                             self.nicks.insert(to, nick.clone());
                         }
                         // Only a join is answered so.
@@ -188,17 +185,6 @@ impl Hub {
                 Output::Persist {
                     records, through, ..
                 } => {
-                    for r in &records {
-                        if let Record::Forgotten { name, .. } = r {
-                            // History deleted for want of room: the
-                            // operator may want a larger --max-rooms.
-                            warn!(
-                                room = %name,
-                                max_rooms = self.server.config().max_rooms,
-                                "forgot #{name}, the least recently used room nobody is in, to make way for a new one at the cap of rooms (--max-rooms): its stored history is deleted"
-                            );
-                        }
-                    }
                     if self.to_store.is_empty() {
                         self.to_store = records;
                     } else {
@@ -253,5 +239,18 @@ fn log_event(event: &Event, show: LogText) {
             }
         }
         _ => {}
+    }
+}
+
+/// A join answered: the client's number with its nickname, in the log.
+/// Out of line and cold: a join is rare beside the messages the turn's
+/// loop around it handles.
+#[cold]
+#[inline(never)]
+fn log_joined(client: ClientId, nick: &str, resumed: bool) {
+    if resumed {
+        info!(client = %client, nick = %nick, "resumed its session");
+    } else {
+        info!(client = %client, nick = %nick, "joined");
     }
 }
