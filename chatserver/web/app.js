@@ -627,8 +627,9 @@ const handlers = {
       }
     }
     if (!p.self && !p.online) {
-      // Said in its place (by seq) once the hold is over, if still away.
-      holdDepartures(p.room, [p.nick], () => view.presence(p, `left #${p.room}`));
+      // Said in its place (by seq, below notices from before it: a
+      // reconnect's) once the hold is over, if still away.
+      holdDepartures(p.room, [p.nick], () => view.presence(p, `left #${p.room}`, true));
     } else if (p.self || !cameBack(p.room, p.nick)) {
       view.presence(p, `${p.online ? 'joined' : 'left'} #${p.room}`);
     }

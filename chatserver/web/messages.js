@@ -344,8 +344,12 @@ export class MessageView {
     return this.place(m.room, m.seq, li);
   }
 
-  /** A presence line ("bob joined #rust"); false if already shown. */
-  presence(p, words) {
+  /**
+   * A presence line ("bob joined #rust"); false if already shown. `late`:
+   * said after a hold (a leaving), so notices put after the line before it
+   * came first, and it goes below them.
+   */
+  presence(p, words, late = false) {
     const li = document.createElement('li');
     li.className = 'presence';
     li.dataset.seq = String(p.seq);
@@ -353,7 +357,7 @@ export class MessageView {
     li.dataset.nick = p.nick;
     li.dataset.status = p.online ? 'online' : 'offline';
     li.append(timeElement(p.ts), body(nickButton(p.nick, '', true), ` ${words}`));
-    return this.place(p.room, p.seq, li);
+    return this.place(p.room, p.seq, li, late);
   }
 
   /**
@@ -424,8 +428,12 @@ export class MessageView {
     else this.scroller.scrollTop += this.scroller.scrollHeight - before;
   }
 
-  /** Put `li` in `room`'s log in seq order; false (and nothing done) if the seq is there. */
-  place(room, seq, li) {
+  /**
+   * Put `li` in `room`'s log in seq order; false (and nothing done) if the
+   * seq is there. `afterNotes`: below the notices (lines without a seq)
+   * that follow the line before it, not above them.
+   */
+  place(room, seq, li, afterNotes = false) {
     const r = this.rooms.get(room);
     if (!r || r.seqs.has(seq)) return false;
     if (r.cleared && seq >= r.cleared.from && seq <= r.cleared.to) return false;
@@ -440,6 +448,11 @@ export class MessageView {
       if (s < seq) {
         after = c;
         break;
+      }
+    }
+    if (afterNotes && after) {
+      while (after.nextElementSibling && after.nextElementSibling.dataset.seq === undefined) {
+        after = after.nextElementSibling;
       }
     }
     if (maxSeen < seq) r.events.append(li);

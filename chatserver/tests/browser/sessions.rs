@@ -929,6 +929,15 @@ fn a_quick_return_is_not_said_to_leave_and_come_back() {
         let lines = page.wait_texts("lobby", &["back already"]).await;
         assert_eq!(bobs(&lines), ["online"], "{:#?}", shown(&lines));
 
+        // A notice (the answer to a command) after bob's last line: his
+        // leaving, said late, goes below it, where it happened.
+        page.type_line("/who").await;
+        let noticed = |ls: &[Line]| {
+            ls.iter()
+                .position(|l| l.seq.is_none() && l.text.starts_with("3 online"))
+        };
+        page.wait_lines("the answer to /who", "lobby", |ls| noticed(ls).is_some())
+            .await;
         drop(bob);
         carol.recv_until(100, |f| common::is_presence(f, "bob", "offline"));
         say_in(&mut carol, "lobby", &[], "bob has gone");
@@ -940,7 +949,11 @@ fn a_quick_return_is_not_said_to_leave_and_come_back() {
             .iter()
             .position(|l| l.status.as_deref() == Some("offline"));
         let said = lines.iter().position(|l| l.text == "bob has gone");
-        assert!(left < said, "{:#?}", shown(&lines));
+        assert!(
+            noticed(&lines) < left && left < said,
+            "{:#?}",
+            shown(&lines)
+        );
         page.close().await;
     });
 }
