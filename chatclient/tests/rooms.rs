@@ -113,7 +113,7 @@ fn history_on_entering_and_on_request() {
     carol.expect("* 2 older messages of #rust; /history shows more");
     carol.say("/history");
     carol.expect("[history] alice: m1");
-    carol.expect("* 1 older message of #rust (3 in all); that is all");
+    carol.expect("* 1 older message of #rust (3 fetched so far); that is all");
     carol.say("/history");
     carol.expect("* no older messages in #rust");
 

@@ -942,8 +942,12 @@ fn history_notices_do_not_pile_up() {
     bob.say_all(&lines);
     bob.expect("bob: line 69");
     let mut alice = alice_with(&server, &mut bob, &[]);
-    // Each counts the pages before it too: (2), (5 in all), (9 in all).
-    for (n, all) in [(2, ""), (3, " (5 in all)"), (4, " (9 in all)")] {
+    // Each counts the pages before it too: (2), (5 fetched so far), (9 ...).
+    for (n, all) in [
+        (2, ""),
+        (3, " (5 fetched so far)"),
+        (4, " (9 fetched so far)"),
+    ] {
         alice.keys(format!("/history {n}\r").as_bytes());
         alice.expect(&format!(
             "* {n} older messages of #lobby{all}; /history shows more"
@@ -958,7 +962,7 @@ fn history_notices_do_not_pile_up() {
     let rows = alice.rows();
     assert!(
         rows[rows.len() - 3]
-            .ends_with("* 4 older messages of #lobby (9 in all); /history shows more"),
+            .ends_with("* 4 older messages of #lobby (9 fetched so far); /history shows more"),
         "{}",
         alice.shown()
     );

@@ -291,7 +291,7 @@ impl Session {
                 // With the pages before it, when there were some.
                 let brought = match *paged {
                     all if all > count => format!(
-                        "{} of #{room} ({all} in all)",
+                        "{} of #{room} ({all} fetched so far)",
                         plural(count, "older message")
                     ),
                     _ => format!("{} of #{room}", plural(count, "older message")),
@@ -598,7 +598,7 @@ mod tests {
             out.lines,
             [
                 "[history] bob: m1",
-                "* 1 older message of #lobby (3 in all); that is all"
+                "* 1 older message of #lobby (3 fetched so far); that is all"
             ]
         );
         assert_eq!(

@@ -185,6 +185,9 @@ pub struct App {
     /// The latest lines handed to the session, by number (as the session
     /// counts its input lines), to put a refused message back.
     recent: VecDeque<(u64, String)>,
+    /// The room the last Ctrl-N or Ctrl-P went to, while the session has
+    /// not taken every line given (the next one goes on from there).
+    switching: Option<String>,
 }
 
 /// How many of the latest lines handed to the session are kept to be put
@@ -217,6 +220,7 @@ impl App {
             waiting: VecDeque::new(),
             given: 0,
             recent: VecDeque::new(),
+            switching: None,
         }
     }
 
@@ -253,6 +257,10 @@ impl App {
         }
         let taken_before = |app: &App| app.given - app.waiting.len() as u64;
         while taken_before(self) < state.lines_taken && self.waiting.pop_front().is_some() {}
+        if self.waiting.is_empty() {
+            // Every line taken: the state says where they led.
+            self.switching = None;
+        }
         self.state = state;
     }
 
@@ -493,15 +501,17 @@ impl App {
             return;
         }
         if page {
-            // A /history page: older than everything shown of its room, so
-            // above it, in the page's own order (the view, counted from the
-            // bottom, stays where it is).
+            // A /history page: older than every message shown of its room,
+            // so above the first, in the page's own order (the view,
+            // counted from the bottom, stays where it is). The notes above
+            // that message (`joined as`, `entered #room`) stay on top: put
+            // above them, the page left them amid the room's history.
             let at = match &self.page_at {
                 Some((room, at)) if *room == entry.room => *at,
                 _ => self
                     .entries
                     .iter()
-                    .position(|e| e.room == entry.room)
+                    .position(|e| e.room == entry.room && matches!(e.line, Line::Msg { .. }))
                     .unwrap_or(self.entries.len()),
             };
             self.insert_page_line(at, entry, false);
@@ -667,6 +677,13 @@ mod tests {
     fn a_history_page_goes_above_what_its_room_shows() {
         let mut app = app();
         app.add_line(msg("rust", "bob", &[], "r1"), "12:00".into());
+        // Notes of the room before its messages (entering it) stay above
+        // every page: a page does not go in between them.
+        let entered = Line::Entered {
+            room: "lobby".into(),
+            text: "entered #lobby; 2 online".into(),
+        };
+        app.add_line(entered, "12:00".into());
         app.add_line(msg("lobby", "bob", &[], "new1"), "12:00".into());
         app.add_line(msg("lobby", "carol", &[], "new2"), "12:01".into());
         let older = |text: &str| Line::Msg {
@@ -688,10 +705,14 @@ mod tests {
             .iter()
             .filter_map(|e| match &e.line {
                 Line::Msg { text, .. } => Some(text.as_str()),
+                Line::Entered { .. } => Some("(entered)"),
                 _ => None,
             })
             .collect();
-        assert_eq!(texts, ["r1", "old1", "old2", "new1", "new2", "new3"]);
+        assert_eq!(
+            texts,
+            ["r1", "(entered)", "old1", "old2", "new1", "new2", "new3"]
+        );
     }
 
     /// What a /history brought (or that its page is on its way) is one
@@ -1154,6 +1175,33 @@ mod tests {
         assert_eq!(app.input.text(), "/join rust ");
     }
 
+    /// Keys in a burst (a slow link): each Ctrl-N goes on from where the
+    /// one before went, though the session has not moved yet.
+    #[test]
+    fn ctrl_n_twice_before_the_session_moves_goes_two_rooms_on() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.rooms = ["a", "b", "c", "lobby"].map(String::from).to_vec();
+        app.set_state(state.clone());
+        app.handle_event(ctrl('n'));
+        app.handle_event(ctrl('n'));
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::Send("/join a".into()),
+                Effect::Send("/join b".into())
+            ]
+        );
+        // Taken, and the session says so: from there as ever.
+        state.lines_taken = 2;
+        state.current = Some("b".into());
+        app.set_state(state);
+        app.handle_event(ctrl('p'));
+        assert_eq!(app.take_effects(), [Effect::Send("/join a".into())]);
+    }
+
+    /// Ctrl-N to the next room, Ctrl-P back (before the session moved:
+    /// back from where Ctrl-N went).
     #[test]
     fn ctrl_n_and_ctrl_p_switch_rooms() {
         let mut app = app();
@@ -1163,7 +1211,7 @@ mod tests {
             app.take_effects(),
             [
                 Effect::Send("/join rust".into()),
-                Effect::Send("/join rust".into())
+                Effect::Send("/join lobby".into())
             ]
         );
     }

@@ -310,10 +310,17 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
         if total(&others, &right, &more(hidden, hidden_unread, hidden_alert)) <= width {
             break;
         }
-        let quiet = others
+        // The first is the room Ctrl-N goes to: it stays while any other
+        // can go.
+        let rest = others.get(1..).unwrap_or_default();
+        let quiet = rest
             .iter()
-            .rposition(|(l, alert, _)| !alert && !l.trim().contains(' '));
-        let unread = others.iter().rposition(|(_, alert, _)| !alert);
+            .rposition(|(l, alert, _)| !alert && !l.trim().contains(' '))
+            .map(|at| at + 1);
+        let unread = rest
+            .iter()
+            .rposition(|(_, alert, _)| !alert)
+            .map(|at| at + 1);
         let drop = if let Some(at) = quiet {
             Some(at)
         } else if show_online {
@@ -1012,6 +1019,36 @@ mod tests {
         app.set_state(state);
         app.handle_event(page_up);
         assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
+    }
+
+    /// In a narrow bar the room Ctrl-N goes to is the last to be left
+    /// out: rooms with unread lines after it go first.
+    #[test]
+    fn a_narrow_bar_keeps_the_next_room() {
+        use crate::tui::app::Unread;
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.rooms = ["alpha", "delta", "gamma", "lobby", "zeta"]
+            .map(String::from)
+            .to_vec();
+        state.current = Some("delta".into());
+        app.set_state(state);
+        app.unread.insert(
+            "lobby".into(),
+            Unread {
+                count: 1,
+                alert: false,
+            },
+        );
+        app.unread.insert(
+            "alpha".into(),
+            Unread {
+                count: 1,
+                alert: false,
+            },
+        );
+        let rows = screen(&mut app, 40, 4);
+        assert!(rows[2].starts_with(" #delta  #gamma "), "{rows:?}");
     }
 
     /// Rooms left out of a narrow bar still say what they hold unread.

@@ -168,10 +168,10 @@ impl App {
         if rooms.len() < 2 {
             return;
         }
-        let at = self
-            .state
-            .current
-            .as_ref()
+        // From the room the last Ctrl-N went to, if the session has not
+        // taken that line yet (keys in a burst, over a slow link).
+        let from = self.switching.as_ref().or(self.state.current.as_ref());
+        let at = from
             .and_then(|c| rooms.iter().position(|r| r == c))
             .unwrap_or(0);
         let next = if forward {
@@ -179,7 +179,9 @@ impl App {
         } else {
             (at + rooms.len() - 1) % rooms.len()
         };
-        self.give(format!("/join {}", rooms[next]));
+        let room = rooms[next].clone();
+        self.give(format!("/join {room}"));
+        self.switching = Some(room);
     }
 
     fn complete(&mut self, back: bool) {
