@@ -108,6 +108,11 @@ pub fn note(line: &Line, time: &str) -> Option<String> {
                 .str("text", &crate::render::history_gone(room))
                 .end(time),
         ),
+        Line::HistoryStart { room } => Some(
+            Object::new("info")
+                .str("text", &crate::render::history_start(room))
+                .end(time),
+        ),
         Line::Gap { room, filled } => Some(
             Object::new("info")
                 .str("text", &crate::render::gap(room, *filled))

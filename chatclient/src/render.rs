@@ -89,6 +89,14 @@ pub enum Line {
         /// files it).
         room: String,
     },
+    /// Paging back, `room`'s history reached its first message: the
+    /// full-screen client marks the top of the room's lines (as the page
+    /// does); the line mode's note of the page already said "that is all".
+    HistoryStart {
+        /// The room (named on the line, and where the full-screen client
+        /// files it).
+        room: String,
+    },
     /// Back after a reconnect, some of `room`'s messages sent meanwhile
     /// are not shown (the server replays only so many): said where they
     /// are missing, and `/history` fetches them. `filled`: they all are
@@ -271,6 +279,10 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* ");
             out.push_str(&escape_control(&history_gone(room)));
         }
+        Line::HistoryStart { room } => {
+            out.push_str("* ");
+            out.push_str(&escape_control(&history_start(room)));
+        }
         Line::Gap { room, filled } => {
             out.push_str("* ");
             out.push_str(&escape_control(&gap(room, *filled)));
@@ -317,6 +329,11 @@ pub fn gap(room: &str, filled: bool) -> String {
             "messages of #{room} sent while you were away are missing here; /history fetches them"
         )
     }
+}
+
+/// What a [`Line::HistoryStart`] says.
+pub fn history_start(room: &str) -> String {
+    format!("the start of #{room}'s history")
 }
 
 /// What a [`Line::HistoryGone`] says.

@@ -305,6 +305,11 @@ impl Session {
                     (_, false) => format!("{brought}; that is all"),
                     (_, true) => format!("{brought}; /history shows more"),
                 };
+                if !more && self.every_room_named {
+                    // The full-screen client marks the top, where the
+                    // reader is (the note goes to the bottom).
+                    self.print(Line::HistoryStart { room: room.clone() });
+                }
                 self.print(Line::HistoryNote { room, text: what });
             }
             ClientEvent::Rooms(list) => {

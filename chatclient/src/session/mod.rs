@@ -466,6 +466,15 @@ mod tests {
         assert!(!s.pages_back("lobby"), "nothing older");
         line(&mut s, "/clear");
         assert!(s.pages_back("lobby"), "paging from the newest again");
+        // The full-screen client is told where the start is: a mark at
+        // the top, then the note (at the bottom).
+        line(&mut s, "/history 5");
+        s.handle_frame(0, ServerFrame::history("lobby", vec![], false));
+        let said: Vec<Action> = std::iter::from_fn(|| s.poll()).collect();
+        assert!(
+            matches!(&said[..], [Action::Print(Line::HistoryStart { room }), Action::Print(Line::HistoryNote { .. }), ..] if room == "lobby"),
+            "{said:?}"
+        );
         s.handle_disconnected();
         assert!(!s.pages_back("lobby"), "offline");
     }

@@ -470,6 +470,27 @@ impl App {
                     self.entries.remove(i);
                 }
             }
+            Line::HistoryStart { room } => {
+                // One mark a room, above its first message (below the
+                // notes of entering it), where paging back stopped.
+                let room = Some(room.clone());
+                if let Some(i) = self
+                    .entries
+                    .iter()
+                    .position(|e| e.room == room && matches!(e.line, Line::HistoryStart { .. }))
+                {
+                    self.entries.remove(i);
+                }
+                entry.room = room;
+                let at = self
+                    .entries
+                    .iter()
+                    .position(|e| e.room == entry.room && matches!(e.line, Line::Msg { .. }))
+                    .unwrap_or(self.entries.len());
+                self.insert_page_line(at, entry, false);
+                self.page_at = None;
+                return;
+            }
             Line::HistoryGone { room } => {
                 // The history its gaps were in is gone.
                 self.drop_gap_lines(|r| r == room);
@@ -713,6 +734,39 @@ mod tests {
             texts,
             ["r1", "(entered)", "old1", "old2", "new1", "new2", "new3"]
         );
+    }
+
+    /// Paging back reached the room's first message: one mark, above
+    /// it and below the notes of entering the room; a later one takes
+    /// its place.
+    #[test]
+    fn the_start_of_a_rooms_history_is_marked_once_at_the_top() {
+        let mut app = app();
+        let entered = Line::Entered {
+            room: "lobby".into(),
+            text: "entered #lobby; 2 online".into(),
+        };
+        app.add_line(entered, "12:00".into());
+        app.add_line(msg("lobby", "bob", &[], "m2"), "12:00".into());
+        let start = || Line::HistoryStart {
+            room: "lobby".into(),
+        };
+        let texts = |app: &App| -> Vec<String> {
+            app.entries
+                .iter()
+                .map(|e| match &e.line {
+                    Line::Msg { text, .. } => text.clone(),
+                    Line::Entered { .. } => "(entered)".into(),
+                    Line::HistoryStart { .. } => "(start)".into(),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        app.add_line(start(), "12:01".into());
+        assert_eq!(texts(&app), ["(entered)", "(start)", "m2"]);
+        app.add_line(msg("lobby", "bob", &[], "m3"), "12:02".into());
+        app.add_line(start(), "12:03".into());
+        assert_eq!(texts(&app), ["(entered)", "(start)", "m2", "m3"]);
     }
 
     /// What a /history brought (or that its page is on its way) is one

@@ -142,6 +142,14 @@ pub fn entry_rows(
                 escape_control(&crate::render::history_gone(room)).into_owned(),
             ));
         }
+        Line::HistoryStart { room } => {
+            // No time: it marks a place, not a moment.
+            let text = format!("— {} —", crate::render::history_start(room));
+            body.push(Span::styled(
+                escape_control(&text).into_owned(),
+                theme.quiet(),
+            ));
+        }
         Line::Gap { room, filled } => {
             prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
             prefix.push(Span::raw("* "));
