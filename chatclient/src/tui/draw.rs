@@ -77,7 +77,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
         draw_names(frame, app, r);
     }
     if let Some(r) = status {
-        draw_status(frame, app, r);
+        // F2 asked for the list, and the window has no room for it.
+        let names_hidden = app.show_names && names.is_none() && messages.height > 0;
+        draw_status(frame, app, r, names_hidden);
     }
     draw_input(frame, app, input);
 }
@@ -218,7 +220,7 @@ fn draw_names(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
 }
 
 /// `#lobby  #rust 3  #ops 1!     reconnecting  3 online`
-fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
+fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, names_hidden: bool) {
     let theme = app.theme;
     let width = usize::from(area.width);
     let current = match &app.state.current {
@@ -257,6 +259,9 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect) {
     }
     if app.quitting {
         state.push("leaving".to_owned());
+    }
+    if names_hidden {
+        state.push("F2: too narrow".to_owned());
     }
     if app.scroll > 0 {
         state.push(if app.new_below > 0 {
@@ -1019,6 +1024,19 @@ mod tests {
         app.set_state(state);
         app.handle_event(page_up);
         assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
+    }
+
+    /// F2 in a window too narrow for the list of who is online says so in
+    /// the bar (it did nothing, and said nothing).
+    #[test]
+    fn f2_in_a_narrow_window_says_there_is_no_room_for_the_list() {
+        let mut app = app();
+        app.show_names = true;
+        let rows = screen(&mut app, 34, 5);
+        assert!(rows[3].ends_with("F2: too narrow"), "{rows:?}");
+        let rows = screen(&mut app, 80, 5);
+        assert!(!rows.iter().any(|r| r.contains("too narrow")), "{rows:?}");
+        assert!(rows[0].ends_with("2 online"), "{rows:?}");
     }
 
     /// In a narrow bar the room Ctrl-N goes to is the last to be left
