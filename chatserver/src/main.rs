@@ -195,21 +195,21 @@ async fn run(args: Args) -> std::io::Result<()> {
     drop(std::net::TcpListener::bind(args.listen.as_str()).map_err(|e| cannot_listen(&args, e))?);
     // The certificate before the store, for the same reason.
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::load(cert, key).map_err(std::io::Error::other)?,
-        )),
+        (Some(cert), Some(key)) => {
+            let (config, leaf) = tls::load(cert, key).map_err(std::io::Error::other)?;
+            // A certificate clients will refuse (expired, a CA's) is not a
+            // reason to stop, but the operator hears of it here, not from
+            // users.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            for doubt in tls::doubts(&leaf, cert, now) {
+                warn!("{doubt}");
+            }
+            Some(tokio_rustls::TlsAcceptor::from(config))
+        }
         _ => None,
     };
-    // A certificate clients will refuse (expired, a CA's) is not a
-    // reason to stop, but the operator hears of it here, not from users.
-    if let (Some(cert), Some(_)) = (&args.tls_cert, &tls) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        for doubt in tls::doubts(cert, now) {
-            warn!("{doubt}");
-        }
-    }
     if args.tls_only && tls.is_none() {
         return Err(std::io::Error::other(
             "--tls-only needs --tls-cert and --tls-key",

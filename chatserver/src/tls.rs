@@ -8,8 +8,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Read `cert` (a chain, leaf first) and `key`, and check that they go
-/// together. Every failure is one line naming the file and what to do.
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+/// together; the settings, and the leaf (for [`doubts`]). Every failure
+/// is one line naming the file and what to do.
+pub fn load(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, CertificateDer<'static>), String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| pem_error("certificate", cert, e))?
         .collect::<Result<_, _>>()
@@ -18,6 +22,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String
         let none = rustls::pki_types::pem::Error::NoItemsFound;
         return Err(pem_error("certificate", cert, none));
     }
+    let leaf = chain[0].clone();
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("key", key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -37,25 +42,20 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String
                 cert.display()
             ),
         })?;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), leaf))
 }
 
 /// Days before its end that a certificate's coming end is warned of.
 const EXPIRY_WARNING_DAYS: i64 = 14;
 
-/// What clients will make of the certificate in `cert` (its first, the
-/// server's own) at `now` (seconds since 1970), as warnings for the log:
-/// expired or not valid yet, ending within [`EXPIRY_WARNING_DAYS`], or a
-/// CA's (`CA:TRUE`, which clients refuse as a server's own). Nothing when
-/// it cannot be read: [`load`] has said so then.
-pub fn doubts(cert: &Path, now: i64) -> Vec<String> {
-    let Some(Ok(der)) = CertificateDer::pem_file_iter(cert)
-        .ok()
-        .and_then(|mut i| i.next())
-    else {
-        return Vec::new();
-    };
-    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(&der) else {
+/// What clients will make of `leaf`, the server's own certificate (from
+/// the file `cert`, named in the words), at `now` (seconds since 1970), as
+/// warnings for the log: expired or not valid yet, ending within
+/// [`EXPIRY_WARNING_DAYS`], or a CA's (`CA:TRUE`, which clients refuse as
+/// a server's own). Nothing when it cannot be parsed (rustls took it, so
+/// clients will say what is wrong).
+pub fn doubts(leaf: &[u8], cert: &Path, now: i64) -> Vec<String> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf) else {
         return Vec::new();
     };
     let shown = cert.display();
@@ -129,6 +129,16 @@ mod tests {
     use super::*;
     use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, IsCa, KeyPair};
 
+    /// [`doubts`] of the first certificate in the PEM file `path`, as
+    /// the server reads it.
+    fn doubts_of(path: &Path, now: i64) -> Vec<String> {
+        let der = CertificateDer::pem_file_iter(path)
+            .ok()
+            .and_then(|mut i| i.next())
+            .and_then(Result::ok);
+        der.map_or_else(Vec::new, |der| doubts(&der, path, now))
+    }
+
     /// A self-signed certificate valid from `from` to `until` (year,
     /// month, day), a CA's or not, in a PEM file in `dir`.
     fn cert(dir: &Path, from: (i32, u8, u8), until: (i32, u8, u8), ca: bool) -> std::path::PathBuf {
@@ -156,31 +166,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = date_time_ymd(2030, 6, 10).unix_timestamp();
         let good = cert(dir.path(), (2030, 1, 1), (2031, 1, 1), false);
-        assert_eq!(doubts(&good, now), Vec::<String>::new());
+        assert_eq!(doubts_of(&good, now), Vec::<String>::new());
         let expired = cert(dir.path(), (2029, 1, 1), (2030, 6, 7), false);
-        let said = doubts(&expired, now);
+        let said = doubts_of(&expired, now);
         assert!(
             said.len() == 1 && said[0].contains("expired 3 day(s) ago"),
             "{said:?}"
         );
         let early = cert(dir.path(), (2030, 6, 11), (2031, 1, 1), false);
-        let said = doubts(&early, now);
+        let said = doubts_of(&early, now);
         assert!(
             said.len() == 1 && said[0].contains("another 24 hour(s)"),
             "{said:?}"
         );
         let ending = cert(dir.path(), (2030, 1, 1), (2030, 6, 15), false);
-        let said = doubts(&ending, now);
+        let said = doubts_of(&ending, now);
         assert!(
             said.len() == 1 && said[0].contains("expires in 5 day(s)"),
             "{said:?}"
         );
         let ca = cert(dir.path(), (2030, 1, 1), (2031, 1, 1), true);
-        let said = doubts(&ca, now);
+        let said = doubts_of(&ca, now);
         assert!(said.len() == 1 && said[0].contains("CA:TRUE"), "{said:?}");
-        // Not a certificate at all: load has said so; nothing more here.
-        let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "not PEM").unwrap();
-        assert!(doubts(&junk, now).is_empty());
+        // Not a certificate rustls could parse either: nothing more here.
+        assert!(doubts(b"not DER", Path::new("junk.pem"), now).is_empty());
     }
 }

@@ -84,40 +84,40 @@ impl Session {
     /// room, as the summary would have said them; a room left since is
     /// skipped.
     pub(super) fn say_departures(&mut self, all: bool) {
-        while let Some(first) = self.departures.front() {
-            if !all && first.until > self.now {
+        while self
+            .departures
+            .front()
+            .is_some_and(|d| all || d.until <= self.now)
+        {
+            let Some(first) = self.departures.pop_front() else {
                 return;
-            }
-            let (room, until, while_away) = (first.room.clone(), first.until, first.while_away);
-            let mut nicks = Vec::new();
-            while let Some(d) = self.departures.front() {
-                if d.room != room || d.until != until || d.while_away != while_away {
-                    break;
-                }
+            };
+            let mut nicks = vec![first.nick];
+            // The rest of the same summary (held together, so together).
+            let same = |d: &Departure| {
+                first.while_away && d.while_away && d.room == first.room && d.until == first.until
+            };
+            while self.departures.front().is_some_and(same) {
                 nicks.extend(self.departures.pop_front().map(|d| d.nick));
-                if !while_away {
-                    break;
-                }
             }
-            if !self.client.rooms().any(|r| r == room) {
+            if !self.client.rooms().any(|r| r == first.room) {
                 continue;
             }
-            let shown = self.other(&room);
-            if while_away {
-                self.print(Line::WhileAway {
-                    room: shown,
+            let room = self.other(&first.room);
+            let line = if first.while_away {
+                Line::WhileAway {
+                    room,
                     joined: Vec::new(),
                     left: nicks,
-                });
-            } else {
-                for nick in nicks {
-                    self.print(Line::Presence {
-                        room: shown.clone(),
-                        nick,
-                        online: false,
-                    });
                 }
-            }
+            } else {
+                Line::Presence {
+                    room,
+                    nick: nicks.swap_remove(0),
+                    online: false,
+                }
+            };
+            self.print(line);
         }
     }
 }

@@ -320,6 +320,15 @@ impl App {
     /// Put a line of a page at `at` (the page's next line goes after it;
     /// with `keep`, a view scrolled back above it stays where it is),
     /// keeping at most [`MAX_ENTRIES`] (the oldest go).
+    /// Where `room`'s first message is among the entries (the end if it
+    /// has none): what paging back puts lines above.
+    fn first_message(&self, room: &Option<String>) -> usize {
+        self.entries
+            .iter()
+            .position(|e| e.room == *room && matches!(e.line, Line::Msg { .. }))
+            .unwrap_or(self.entries.len())
+    }
+
     fn insert_page_line(&mut self, at: usize, entry: Entry, keep: bool) {
         let room = entry.room.clone();
         self.entries.insert(at, entry);
@@ -482,11 +491,7 @@ impl App {
                     self.entries.remove(i);
                 }
                 entry.room = room;
-                let at = self
-                    .entries
-                    .iter()
-                    .position(|e| e.room == entry.room && matches!(e.line, Line::Msg { .. }))
-                    .unwrap_or(self.entries.len());
+                let at = self.first_message(&entry.room);
                 self.insert_page_line(at, entry, false);
                 self.page_at = None;
                 return;
@@ -529,11 +534,7 @@ impl App {
             // above them, the page left them amid the room's history.
             let at = match &self.page_at {
                 Some((room, at)) if *room == entry.room => *at,
-                _ => self
-                    .entries
-                    .iter()
-                    .position(|e| e.room == entry.room && matches!(e.line, Line::Msg { .. }))
-                    .unwrap_or(self.entries.len()),
+                _ => self.first_message(&entry.room),
             };
             self.insert_page_line(at, entry, false);
             return;

@@ -286,12 +286,12 @@ impl Ui for Tui {
     fn line_handled(&self, _session: &Session) {}
 }
 
-/// The current room's roster as last made, with the room and the
-/// roster's version then: a large room's list (thousands of names) is made
-/// again only when one of them changes, not after every read.
+/// The current room's roster as last made, with its version then: a
+/// large room's list (thousands of names) is made again only when the
+/// version changes, not after every read. A version names one list of one
+/// room (0: none), so another room current is another version too.
 #[derive(Default)]
 struct Shown {
-    room: String,
     version: u64,
     roster: Arc<[String]>,
 }
@@ -301,13 +301,12 @@ impl Shown {
     fn roster(&mut self, session: &Session, room: Option<&str>) -> Arc<[String]> {
         let room = room.unwrap_or_default();
         let version = session.roster_version(room);
-        if self.room != room || self.version != version {
+        if self.version != version {
             self.roster = session
                 .roster(room)
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
-            room.clone_into(&mut self.room);
             self.version = version;
         }
         Arc::clone(&self.roster)
