@@ -396,11 +396,20 @@ fn a_message_kept_below_where_history_starts_is_not_served() {
     // A room whose memory holds less than its store: the page asks the
     // store from where history starts, not from the first seq.
     let mut sim = Sim::new(small_memory(), T0);
-    let recent: Vec<Event> = (6..=9).map(|s| said(s, &format!("m{s}"))).collect();
-    sim.server.restore_room("lobby", "e1", 9, 4, recent);
+    let stored: Vec<Event> = (4..=9).map(|s| said(s, &format!("m{s}"))).collect();
+    sim.store.records.push(Record::room_at("lobby", "e1", 9));
+    let stored_records = stored
+        .iter()
+        .cloned()
+        .map(|e| Record::Event(std::sync::Arc::new(e)));
+    sim.store.records.extend(stored_records);
+    sim.server
+        .restore_room("lobby", "e1", 9, 4, stored[2..].to_vec());
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
-    sim.take(a);
+    // Memory holds fewer than an entering shows: the store has the rest.
+    let frames = sim.take(a);
+    assert_eq!(texts_of(&frames), ["m4", "m5", "m6", "m7", "m8", "m9"]);
     sim.store.hold = true;
     sim.send(a, ClientFrame::history("lobby", Some(6), Some(10)));
     let afters: Vec<u64> = sim.store.reads.iter().map(|(_, q)| q.after).collect();
@@ -971,6 +980,8 @@ fn a_page_of_a_room_full_of_messages_to_others_stops_at_the_scan_bound() {
 fn a_page_of_a_room_begun_again_meanwhile_holds_nothing_of_the_new_one() {
     let mut cfg = small_memory();
     cfg.max_rooms = 1;
+    // No room rests in the store unloaded: rust is forgotten.
+    cfg.max_stored_rooms = 1;
     let mut sim = Sim::new(cfg, T0);
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
@@ -1061,6 +1072,8 @@ fn a_page_from_memory_has_more_when_the_store_holds_older() {
 fn a_room_forgotten_at_the_cap_is_recorded_for_the_store() {
     let mut cfg = durable();
     cfg.max_rooms = 1;
+    // No room rests in the store unloaded: rust is forgotten.
+    cfg.max_stored_rooms = 1;
     let mut sim = Sim::new(cfg, T0);
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
@@ -1285,6 +1298,7 @@ fn a_room_forgotten_while_the_store_fails_is_forgotten_once_it_works() {
     for lost_with_the_batch in [false, true] {
         let mut cfg = durable();
         cfg.max_rooms = 1;
+        cfg.max_stored_rooms = 1;
         let mut sim = Sim::new(cfg, T0);
         let a = sim.connect();
         sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));

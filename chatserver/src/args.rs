@@ -173,14 +173,26 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_rooms_per_client: u32,
 
-    /// Most rooms the server holds at once (1 to 1000000). Past it, a new
-    /// room makes the server forget the least recently used room nobody is
-    /// in, deleting its stored history; if every room has members (or in
-    /// cluster mode, which forgets none), entering a new one gets
-    /// too_many_rooms.
+    /// Most rooms the server holds in memory at once (1 to 1000000). Past
+    /// it, a new room takes the least recently used room nobody is in out
+    /// of memory: with the history database, one that held a message rests
+    /// there, unloaded, and comes back when entered (see
+    /// --max-stored-rooms); otherwise it is forgotten, history and all. If
+    /// every room has members (or in cluster mode, which forgets none),
+    /// entering a new one gets too_many_rooms.
     #[arg(long, env = "CHATSERVER_MAX_ROOMS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_rooms: u32,
+
+    /// Most rooms the history database keeps, those in memory included (1
+    /// to 8000000). Past it, the room unloaded longest ago is forgotten and
+    /// its stored history deleted. At most --max-rooms, no room is
+    /// unloaded: every room taken out of memory is forgotten. Each unloaded
+    /// room costs about 200 bytes of memory. Ignored with --store memory
+    /// and in cluster mode.
+    #[arg(long, env = "CHATSERVER_MAX_STORED_ROOMS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..=8_000_000))]
+    pub max_stored_rooms: u32,
 
     /// Messages kept in memory per room (1 to 1000000), for replay and history.
     #[arg(long, env = "CHATSERVER_HISTORY_PER_ROOM", default_value_t = 2_048,

@@ -267,6 +267,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     config.max_recipients = args.max_recipients as usize;
     config.max_rooms_per_client = args.max_rooms_per_client as usize;
     config.max_rooms = args.max_rooms as usize;
+    config.max_stored_rooms = args.max_stored_rooms as usize;
     config.history_per_room = args.history_per_room as usize;
     config.history_bytes_per_room = args.history_bytes_per_room as usize;
     config.history_bytes_total = args.history_bytes_total as usize;
@@ -427,10 +428,17 @@ async fn run(args: Args) -> std::io::Result<()> {
             );
         }
         if r.unloaded > 0 {
-            warn!(
+            info!(
                 unloaded = r.unloaded,
                 max_rooms = args.max_rooms,
-                "the database holds more rooms than --max-rooms: the least recently active stay unloaded (entering one begins it anew)"
+                "the database holds more rooms than --max-rooms: the least recently active rest there, unloaded, until entered"
+            );
+        }
+        if r.forgotten > 0 {
+            warn!(
+                forgotten = r.forgotten,
+                max_stored_rooms = args.max_stored_rooms,
+                "the database holds more rooms than --max-stored-rooms: the least recently active are forgotten, their history deleted"
             );
         }
     }

@@ -39,8 +39,10 @@ pub struct Snapshot {
     pub rooms: u64,
     /// Connections that joined.
     pub members: u64,
-    /// Rooms forgotten at the cap of rooms since the start.
+    /// Rooms forgotten, history and all, since the start.
     pub rooms_forgotten: u64,
+    /// Rooms resting in the history database, out of memory.
+    pub rooms_unloaded: u64,
 }
 
 /// Every counter.
@@ -155,7 +157,12 @@ impl Metrics {
             let _ = writeln!(out, "chat_disconnects_total{{reason=\"{reason}\"}} {n}");
         }
         let gauges = [
-            ("chat_rooms", "Rooms that exist.", core.map(|c| c.rooms)),
+            ("chat_rooms", "Rooms held in memory.", core.map(|c| c.rooms)),
+            (
+                "chat_rooms_unloaded",
+                "Rooms resting in the history database, out of memory past --max-rooms, until entered.",
+                core.map(|c| c.rooms_unloaded),
+            ),
             (
                 "chat_members",
                 "Connections that joined.",
@@ -175,8 +182,7 @@ impl Metrics {
         }
         if let Some(c) = core {
             let name = "chat_rooms_forgotten_total";
-            let help =
-                "Rooms forgotten, history and all, to make way for a new one at --max-rooms.";
+            let help = "Rooms forgotten, history and all, to make way for others (at --max-rooms; with the history database, a room that held a message only past --max-stored-rooms).";
             head(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", c.rooms_forgotten);
         }
@@ -257,6 +263,7 @@ mod tests {
             rooms: 2,
             members: 1,
             rooms_forgotten: 3,
+            rooms_unloaded: 4,
         };
         let page = m.render(Some(core), 42, 5);
         for line in [
@@ -268,6 +275,7 @@ mod tests {
             "chat_rooms 2",
             "chat_members 1",
             "chat_rooms_forgotten_total 3",
+            "chat_rooms_unloaded 4",
             "chat_outbound_queue_bytes 42",
             "chat_messages_total 1",
             "chat_deliveries_total 3",

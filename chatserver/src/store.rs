@@ -151,13 +151,14 @@ pub struct StoreLink {
 
 /// Fill a new core from `store`: sessions (as many as the core may keep
 /// detached: those connected when the last server stopped, then the last
-/// active), then the rooms with their newest messages, least recently
-/// active first (by their newest stored message; so that the cap of rooms
-/// forgets them in that order), and
-/// no more than the cap: the rooms less recently active than those stay
-/// in the database, unloaded (entering one begins it anew, as if it had
-/// been forgotten). Returns how many rooms and sessions came back, and how
-/// many rooms were left unloaded.
+/// active), then the rooms, least recently active first (by their newest
+/// stored message; so that the caps of rooms take them out in that
+/// order). The most recently active, up to the cap of rooms in memory,
+/// are loaded with their newest messages; the others rest in the
+/// database, unloaded, until entered (past the cap of stored rooms, the
+/// least recently active of them are forgotten, their history deleted
+/// with the core's first batch). Returns how many rooms and sessions came
+/// back, and how many rooms were left unloaded or forgotten.
 pub fn restore(
     server: &mut Server,
     store: &Store,
@@ -178,15 +179,20 @@ pub fn restore(
         active.push((newest, r));
     }
     active.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)));
-    let unloaded = active.len().saturating_sub(server.config().max_rooms);
+    let rest = active.len().saturating_sub(server.config().max_rooms);
+    let forgotten_before = server.rooms_forgotten();
+    for (_, r) in &active[..rest] {
+        server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
+    }
     let keep = server.config().history_per_room;
-    for (_, r) in &active[unloaded..] {
+    for (_, r) in &active[rest..] {
         let recent = store.recent(&r.name, keep)?;
         server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
     }
     Ok(Restored {
-        rooms: rooms.len() - unloaded,
-        unloaded,
+        rooms: rooms.len() - rest,
+        unloaded: server.rooms_unloaded(),
+        forgotten: (server.rooms_forgotten() - forgotten_before) as usize,
         sessions: stored.len(),
     })
 }
@@ -196,8 +202,11 @@ pub fn restore(
 pub struct Restored {
     /// Rooms loaded.
     pub rooms: usize,
-    /// Rooms left in the database past the cap of rooms.
+    /// Rooms resting in the database past the cap of rooms, unloaded.
     pub unloaded: usize,
+    /// Rooms past the cap of stored rooms, to be deleted with the first
+    /// batch.
+    pub forgotten: usize,
     /// Sessions that may be resumed.
     pub sessions: usize,
 }
@@ -588,15 +597,15 @@ fn for_probe(mut batch: Vec<Record>) -> Vec<Record> {
     batch
 }
 
-/// Each room `records` forgot (at the cap of rooms), now deleted, as a
+/// Each room `records` forgot (past the caps of rooms), now deleted, as a
 /// warning: history deleted for want of room, which a larger
-/// `--max-rooms` would have kept.
+/// `--max-stored-rooms` would have kept.
 fn said_forgotten(records: &[Record]) {
     for r in records {
         if let Record::Forgotten { name, .. } = r {
             warn!(
                 room = %name,
-                "forgot #{name}, the least recently used room nobody is in, to make way for a new one at the cap of rooms (--max-rooms): its stored history is deleted"
+                "forgot #{name}, a room nobody is in, to make way for others (--max-rooms, --max-stored-rooms): its stored history is deleted"
             );
         }
     }

@@ -508,28 +508,38 @@ impl Server {
             .since
             .as_ref()
             .filter(|(since, _)| *since <= room.seq || self.config.cluster);
-        // A replay reaching back past memory is read from the store.
-        let from_store = match since {
-            Some((since, epoch)) if durable && *epoch == room.epoch => {
+        let scan = self.config.history_scan;
+        // Without a `since` of this epoch: the latest messages.
+        let latest = self.config.replay_limit.min(50);
+        let fresh = match since {
+            Some((_, epoch)) if *epoch == room.epoch => None,
+            _ => Some(room.visible(sid, 0, u64::MAX, latest, scan)),
+        };
+        // Memory not reaching back far enough: the store has the rest.
+        let stored_more = durable && room.history_start > room.stored_from;
+        // A replay reaching back past memory is read from the store, and
+        // so are the latest messages when memory holds fewer (a room
+        // loaded back from the store holds none).
+        let from_store = match (since, &fresh) {
+            (Some((since, _)), None) if stored_more => {
                 let after = since.saturating_add(1);
-                (after < room.history_start && room.history_start > room.stored_from)
-                    .then_some((*since, after >= room.stored_from))
+                let whole = after >= room.stored_from;
+                (after < room.history_start).then_some((*since, whole, self.config.replay_limit))
+            }
+            (_, Some(seen)) if stored_more && !seen.more && seen.page.len() < latest => {
+                Some((0, false, latest))
             }
             _ => None,
         };
-        let (mut replay, mut recovered) = match since {
+        let (mut replay, mut recovered) = match (since, fresh) {
             _ if from_store.is_some() => (Vec::new(), false),
-            Some((since, epoch)) if *epoch == room.epoch => {
-                let scan = self.config.history_scan;
+            (_, Some(seen)) => (seen.page, false),
+            (Some((since, _)), None) => {
                 let seen = room.visible(sid, *since, u64::MAX, self.config.replay_limit, scan);
                 let whole = !seen.more && since.saturating_add(1) >= room.history_start;
                 (seen.page, whole)
             }
-            _ => {
-                let n = self.config.replay_limit.min(50);
-                let scan = self.config.history_scan;
-                (room.visible(sid, 0, u64::MAX, n, scan).page, false)
-            }
+            (None, None) => (Vec::new(), false),
         };
         // Not one that no frame can carry (stored under a larger frame
         // limit than this server's now): the replay has a gap there.
@@ -561,7 +571,7 @@ impl Server {
                 },
             ));
         }
-        if let Some((since, whole)) = from_store {
+        if let Some((since, whole, limit)) = from_store {
             // Never below where history starts (the store may keep a
             // message stamped in the future below it).
             let query = crate::server::reads::ReadQuery {
@@ -569,8 +579,8 @@ impl Server {
                 session: sid,
                 after: since.max(room.stored_from.saturating_sub(1)),
                 before: room.seq + 1,
-                limit: self.config.replay_limit,
-                scan: self.config.history_scan as u64,
+                limit,
+                scan: scan as u64,
             };
             let frames = steps
                 .into_iter()

@@ -62,9 +62,23 @@ pub struct ServerConfig {
     /// The most rooms one client may be in at once (default 32, at least
     /// 1).
     pub max_rooms_per_client: usize,
-    /// The most rooms the server holds at once (default 10 000, at least
-    /// 1).
+    /// The most rooms the server holds in memory at once (default 10 000,
+    /// at least 1). At the cap, entering a new room takes the least
+    /// recently used room nobody is in out of memory: forgotten, history
+    /// and all, on a memory server; unloaded on a durable one (see
+    /// [`max_stored_rooms`](ServerConfig::max_stored_rooms)).
     pub max_rooms: usize,
+    /// The most rooms a [`durable`](ServerConfig::durable) server keeps,
+    /// those in memory included (default 100 000). Rooms past
+    /// [`max_rooms`](ServerConfig::max_rooms) that held a message rest in
+    /// the store, unloaded, and entering one loads it back under the same
+    /// epoch (its seqs go on; replays and pages read the store). The core
+    /// keeps about 200 bytes for each. Past this cap, the room unloaded
+    /// longest ago is forgotten, history and all. At most `max_rooms`
+    /// (with the default `max_rooms`, anything up to 10 000) unloads none:
+    /// every room taken out of memory is forgotten. A memory server or a
+    /// [`cluster`](ServerConfig::cluster) ignores it.
+    pub max_stored_rooms: usize,
     /// Messages kept per room in memory (default 2 048, at least 1).
     pub history_per_room: usize,
     /// Bytes of messages kept per room in memory (default 1 MiB): the
@@ -154,6 +168,7 @@ impl Default for ServerConfig {
             max_recipients: DEFAULT_MAX_RECIPIENTS,
             max_rooms_per_client: 32,
             max_rooms: 10_000,
+            max_stored_rooms: 100_000,
             history_per_room: 2_048,
             history_bytes_per_room: 1 << 20,
             history_bytes_total: 256 << 20,

@@ -262,10 +262,16 @@ impl Server {
             return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
         }
         if !self.rooms.contains_key(&room) {
+            // Resting in the store: taken out before another room is
+            // unloaded to make way (which could push it out).
+            let woken = self.wake(&room);
             if self.rooms.len() >= self.config.max_rooms && !self.config.cluster {
                 self.forget_an_empty_room();
             }
             if self.rooms.len() >= self.config.max_rooms {
+                if let Some(woken) = woken {
+                    self.unload(&woken);
+                }
                 let n = self.rooms.len();
                 let rooms = noun(n, "room", "rooms");
                 let msg = format!(
@@ -273,15 +279,22 @@ impl Server {
                 );
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
-            // In a cluster the log gives the epoch (`open_room`).
-            let epoch = if self.config.cluster {
-                String::new()
+            if let Some(mut woken) = woken {
+                // Resting in the store: its epoch and seqs go on.
+                self.applied += 1;
+                woken.touched = self.applied;
+                self.rooms.insert(room.clone(), woken);
             } else {
-                self.token()
-            };
-            let created = Room::new(Arc::from(room.as_str()), epoch);
-            self.record_room(&created);
-            self.rooms.insert(room.clone(), created);
+                // In a cluster the log gives the epoch (`open_room`).
+                let epoch = if self.config.cluster {
+                    String::new()
+                } else {
+                    self.token()
+                };
+                let created = Room::new(Arc::from(room.as_str()), epoch);
+                self.record_room(&created);
+                self.rooms.insert(room.clone(), created);
+            }
             self.note_used(&room);
         }
         let s = self.sessions.get_mut(&sid).expect("joined");
@@ -307,9 +320,12 @@ impl Server {
         self.stamp_presence(now, &room, sid, nick, PresenceStatus::Online);
     }
 
-    /// At the cap of rooms: forget the least recently used room nobody is
-    /// in, history and all (entering it again starts a new epoch), so that
-    /// rooms people left behind never lock everyone out of new ones.
+    /// At the cap of rooms: take the least recently used room nobody is
+    /// in out of memory, so that rooms people left behind never lock
+    /// everyone out of new ones. A durable server's room that held a
+    /// message rests in its store (see [`unloaded`](crate::server::unloaded));
+    /// any other is forgotten, history and all (entering it again starts a
+    /// new epoch).
     fn forget_an_empty_room(&mut self) {
         let oldest = self.order.oldest_empty(&self.rooms);
         // (Rooms made and never used tie at 0: either will do.)
@@ -321,8 +337,10 @@ impl Server {
         if let Some(name) = oldest {
             if let Some(room) = self.rooms.remove(&*name) {
                 self.history_bytes -= room.history_bytes;
-                self.rooms_forgotten += 1;
-                self.record_forgotten(&room);
+                if !self.unload(&room) {
+                    self.rooms_forgotten += 1;
+                    self.record_forgotten(name);
+                }
             }
         }
     }

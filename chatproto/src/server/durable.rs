@@ -72,9 +72,11 @@ pub enum Record {
         /// Whether it has a connection now.
         attached: bool,
     },
-    /// A room was forgotten (nobody in it, at the cap of rooms): its
+    /// A room was forgotten (nobody in it, at the cap of rooms; or, when
+    /// rooms rest in the store unloaded, the one unloaded longest ago past
+    /// [`max_stored_rooms`](crate::ServerConfig::max_stored_rooms)): its
     /// history goes with it, so that the store holds no more rooms than
-    /// the server does. Entering it again begins it with a new epoch.
+    /// the server keeps. Entering it again begins it with a new epoch.
     #[non_exhaustive]
     Forgotten {
         /// The canonical name.
@@ -192,17 +194,17 @@ impl Server {
         }
     }
 
-    /// A room was forgotten at the cap of rooms: the store forgets it too.
+    /// A room was forgotten (see [`Record::Forgotten`]): the store forgets
+    /// it too.
     /// While the store fails (and when the batch that held it fails), the
     /// room is kept to be forgotten once the store works again: at most
     /// `max_rooms` names (one forgotten twice counts twice), in memory
     /// only, the oldest given up first (a room given up stays in the store
     /// as if never forgotten, and may be restored after a restart).
-    pub(crate) fn record_forgotten(&mut self, room: &Room) {
+    pub(crate) fn record_forgotten(&mut self, name: Arc<str>) {
         if !self.config.durable || self.config.cluster {
             return;
         }
-        let name = Arc::clone(&room.name);
         if self.gate.down.is_some() {
             self.forget_later(name);
             return;
@@ -424,6 +426,9 @@ impl Server {
                 .records
                 .push(Record::room_at(Arc::clone(&r.name), r.epoch.clone(), seq));
         }
+        // And those unloaded meanwhile (the store may not know them).
+        let unloaded = self.unloaded_unstored();
+        self.gate.records.extend(unloaded);
         let mut ids: Vec<_> = self
             .sessions
             .iter()
@@ -495,6 +500,7 @@ impl Server {
         if let Some(before) = self.rooms.remove(&name) {
             self.history_bytes -= before.history_bytes;
         }
+        self.unloaded.take(&name);
         let name: Arc<str> = Arc::from(name);
         let mut room = Room::new(Arc::clone(&name), epoch.to_owned());
         self.applied += 1;

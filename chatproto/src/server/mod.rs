@@ -13,6 +13,7 @@ pub(crate) mod reads;
 mod room;
 mod session;
 mod timers;
+mod unloaded;
 pub(crate) mod wire;
 
 use std::collections::VecDeque;
@@ -203,8 +204,10 @@ pub struct Server {
     timers: Timers,
     /// What every room's history holds together (see `event_bytes`).
     history_bytes: usize,
-    /// Rooms forgotten at the cap of rooms so far.
+    /// Rooms forgotten at the cap of rooms (or of stored rooms) so far.
     rooms_forgotten: u64,
+    /// Rooms resting in the store, out of memory (durable servers).
+    unloaded: unloaded::Unloaded,
     /// The rooms in the order they were last used, to forget the least
     /// recently used first.
     order: lru::Order,
@@ -282,6 +285,7 @@ impl Server {
             timers: Timers::default(),
             history_bytes: 0,
             rooms_forgotten: 0,
+            unloaded: Default::default(),
             order: Default::default(),
             applied: 0,
             detached: VecDeque::new(),
@@ -366,10 +370,13 @@ impl Server {
         self.conns.len()
     }
 
-    /// How many rooms were forgotten so far to make way for a new one at
-    /// the cap of rooms ([`ServerConfig::max_rooms`]): each was the least
-    /// recently used room nobody was in, and its history went with it
-    /// (from the store too, with [`ServerConfig::durable`]).
+    /// How many rooms were forgotten so far, history and all, to make way
+    /// for a new one: at the cap of rooms ([`ServerConfig::max_rooms`])
+    /// the least recently used room nobody was in; with
+    /// [`ServerConfig::durable`], a room that held a message is not
+    /// forgotten there but unloaded ([`Server::rooms_unloaded`]), and
+    /// forgotten only past [`ServerConfig::max_stored_rooms`] (from the
+    /// store too).
     pub fn rooms_forgotten(&self) -> u64 {
         self.rooms_forgotten
     }

@@ -279,13 +279,12 @@ impl Server {
     /// The store holds `room` (of `epoch`, when given) from `oldest` on:
     /// what retention deleted is not served from memory either.
     fn pruned(&mut self, room: &str, epoch: Option<&str>, oldest: u64) {
-        let Some(r) = self
-            .rooms
-            .get_mut(room)
-            .filter(|r| epoch.is_none_or(|e| r.epoch == e))
-        else {
-            return;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return self.unloaded.pruned(room, epoch, oldest);
         };
+        if epoch.is_some_and(|e| r.epoch != e) {
+            return;
+        }
         // Not past what is applied here (a server behind its log or its
         // store learns of a start before the events up to it).
         r.stored_from = r.stored_from.max(oldest.min(r.seq + 1));

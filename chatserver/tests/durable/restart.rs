@@ -3,6 +3,8 @@
 use rusqlite::Connection;
 use serde_json::json;
 
+use serde_json::Value;
+
 use crate::common::Server;
 use crate::{durable, enter_since, export, join_v2, say, stop_cleanly, str_of, u64_of, Stored};
 
@@ -298,10 +300,12 @@ fn a_room_past_the_highest_seq_is_refused_alone() {
 }
 
 /// A database with more rooms than `--max-rooms` loads the most recently
-/// active ones, no more than the cap, and leaves the rest in the file:
-/// entering one of those begins it anew (a new epoch), as if forgotten.
+/// active ones, no more than the cap, and the rest rest in the file,
+/// unloaded: entering one takes it up again, same epoch and history.
+/// Past `--max-stored-rooms` the least recently active is forgotten, its
+/// history deleted, and the operator is told.
 #[test]
-fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
+fn past_max_rooms_the_least_recently_active_rooms_rest_unloaded_until_entered() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut server = durable(dir.path(), &[]);
     let mut alice = server.connect();
@@ -315,9 +319,15 @@ fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
         );
     }
     stop_cleanly(&mut server, &mut alice);
-    // Activity as if bb were the least recent and aa the most.
+    // Activity as if bb were the least recent and aa the most (a minute
+    // ago and after: retention keeps them).
     let db = Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open");
-    for (room, ts) in [("bb", 1_000), ("cc", 2_000), ("aa", 3_000)] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let ago = now - 60_000;
+    for (room, ts) in [("bb", ago), ("cc", ago + 1_000), ("aa", ago + 2_000)] {
         db.execute(
             "UPDATE chunks SET events = (SELECT json_group_array(json_set(j.value, '$[1]', ?2))
                                          FROM json_each(chunks.events) AS j)
@@ -328,7 +338,12 @@ fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
     }
     drop(db);
 
-    let server = durable(dir.path(), &["--max-rooms", "2"]);
+    let mut server = durable(dir.path(), &["--max-rooms", "2"]);
+    let metric = |server: &Server, line: &str| {
+        let page = server.http_get("/metrics");
+        assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+    };
+    metric(&server, "chat_rooms_unloaded 1");
     let mut bob = server.connect();
     let again = join_v2(&mut bob, "bob", &["aa", "cc"], None);
     for room in ["aa", "cc"] {
@@ -342,23 +357,33 @@ fn past_max_rooms_the_least_recently_active_rooms_stay_unloaded() {
             again.entered[room]
         );
     }
-    // The cap is reached: bb takes the place of the least recently active
-    // room nobody is in, cc, and begins anew.
+    // The cap is reached: bb comes back in the place of the least recently
+    // active room nobody is in, cc, which rests unloaded in its turn.
     bob.send_frame(&json!({"type": "part", "room": "cc"}));
     bob.expect_kind("presence");
-    bob.send_frame(&json!({"type": "enter", "room": "bb"}));
-    let bb = bob.expect_kind("entered");
-    assert_ne!(bb["epoch"], first.entered["bb"]["epoch"], "{bb}");
-    assert_eq!(u64_of(&bb, "seq"), 0, "{bb}");
-    // The operator is told: a warning naming the room, and a counter.
+    let bb = enter_since(&mut bob, "bob", "bb", 0, "not bb's epoch");
+    assert_eq!(bb.entered["bb"]["epoch"], first.entered["bb"]["epoch"]);
+    assert!(u64_of(&bb.entered["bb"], "seq") >= 2, "{:?}", bb.entered);
+    let replay: Vec<&Value> = bb.replay["bb"].iter().map(|m| &m["text"]).collect();
+    assert_eq!(replay, [&json!("in bb")], "read from the database");
+    metric(&server, "chat_rooms_unloaded 1");
+    metric(&server, "chat_rooms_forgotten_total 0");
+    assert_eq!(server.log().matches("forgot #").count(), 0);
+    stop_cleanly(&mut server, &mut bob);
+
+    // Room for one in memory and two in the file: bb, the least recently
+    // active, is forgotten at start, history and all.
+    let server = durable(dir.path(), &["--max-rooms", "1", "--max-stored-rooms", "2"]);
     assert!(
-        server.wait_for_lines("forgot #cc", 1, crate::common::WAIT),
+        server.wait_for_lines("forgot #bb", 1, crate::common::WAIT),
         "{}",
         server.log()
     );
-    let page = server.http_get("/metrics");
-    assert!(
-        page.lines().any(|l| l == "chat_rooms_forgotten_total 1"),
-        "{page}"
-    );
+    metric(&server, "chat_rooms_forgotten_total 1");
+    metric(&server, "chat_rooms_unloaded 1");
+    let mut carol = server.connect();
+    let bb = join_v2(&mut carol, "carol", &["bb"], None);
+    assert_ne!(bb.entered["bb"]["epoch"], first.entered["bb"]["epoch"]);
+    assert_eq!(u64_of(&bb.entered["bb"], "seq"), 0, "{:?}", bb.entered);
+    assert!(!bb.replay.contains_key("bb"), "{:?}", bb.replay);
 }

@@ -1,0 +1,196 @@
+//! Rooms a durable server keeps in its store but not in memory.
+//!
+//! At the cap of rooms ([`ServerConfig::max_rooms`](crate::ServerConfig::max_rooms))
+//! a server forgets the least recently used room nobody is in. A memory
+//! server's room goes with its history. A durable server's room that held
+//! a message is only unloaded: its history stays in the store, and the core
+//! keeps what it needs to take the room up again (its epoch, its last seq,
+//! where its stored history starts). Entering it loads it back under the
+//! same epoch, so seqs go on where they stopped, a client's `since` still
+//! holds, and replays and history pages read the store.
+//!
+//! Unloaded rooms are bounded too
+//! ([`ServerConfig::max_stored_rooms`](crate::ServerConfig::max_stored_rooms)):
+//! past it the one unloaded longest ago is forgotten, history and all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::server::durable::Record;
+use crate::server::room::Room;
+use crate::server::Server;
+
+/// What a room kept in the store needs to be taken up again (its name is
+/// its key in [`Unloaded`]).
+#[derive(Debug)]
+pub(crate) struct Resting {
+    epoch: Box<str>,
+    /// The highest seq the room gave out.
+    last_seq: u64,
+    /// The oldest seq its stored history holds.
+    oldest: u64,
+    /// When it was unloaded (the count of unloadings), its key in `order`.
+    at: u64,
+    /// Unloaded while the store failed: the store may not know the room
+    /// (or its last seq) yet; told when it works again.
+    unstored: bool,
+}
+
+/// The rooms unloaded, by name and in the order they were unloaded: about
+/// 200 bytes each (the two maps' entries, the name and the epoch).
+#[derive(Debug, Default)]
+pub(crate) struct Unloaded {
+    rooms: HashMap<Arc<str>, Resting, foldhash::fast::RandomState>,
+    order: BTreeMap<u64, Arc<str>>,
+    count: u64,
+}
+
+impl Unloaded {
+    fn put(&mut self, name: Arc<str>, mut r: Resting) {
+        self.count += 1;
+        r.at = self.count;
+        if let Some(old) = self.rooms.remove(&name) {
+            self.order.remove(&old.at);
+        }
+        self.order.insert(r.at, Arc::clone(&name));
+        self.rooms.insert(name, r);
+    }
+
+    pub fn take(&mut self, name: &str) -> Option<(Arc<str>, Resting)> {
+        let (name, r) = self.rooms.remove_entry(name)?;
+        self.order.remove(&r.at);
+        Some((name, r))
+    }
+
+    fn take_oldest(&mut self) -> Option<Arc<str>> {
+        let (_, name) = self.order.pop_first()?;
+        self.rooms.remove(&name);
+        Some(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Retention moved the start of `name`'s stored history (of `epoch`,
+    /// when given).
+    pub fn pruned(&mut self, name: &str, epoch: Option<&str>, oldest: u64) {
+        if let Some(r) = self.rooms.get_mut(name) {
+            if epoch.is_none_or(|e| e == &*r.epoch) {
+                r.oldest = r.oldest.max(oldest.min(r.last_seq + 1));
+            }
+        }
+    }
+}
+
+impl Server {
+    /// How many rooms may rest in the store unloaded: none for a memory
+    /// server or a cluster (whose rooms are never forgotten).
+    fn unloaded_cap(&self) -> usize {
+        if !self.config.durable || self.config.cluster {
+            return 0;
+        }
+        self.config
+            .max_stored_rooms
+            .saturating_sub(self.config.max_rooms)
+    }
+
+    /// Rooms resting in the store, not in memory (see
+    /// [`ServerConfig::max_stored_rooms`](crate::ServerConfig::max_stored_rooms)):
+    /// entering one loads it back.
+    pub fn rooms_unloaded(&self) -> usize {
+        self.unloaded.len()
+    }
+
+    /// Take `room` (nobody in it, nothing on its way) out of memory. A
+    /// room that held a message rests in the store when there is room for
+    /// it there; any other is forgotten. True if it was unloaded.
+    pub(crate) fn unload(&mut self, room: &Room) -> bool {
+        let cap = self.unloaded_cap();
+        if cap == 0 || !room.said {
+            return false;
+        }
+        let resting = Resting {
+            epoch: room.epoch.as_str().into(),
+            last_seq: room.next_seq - 1,
+            oldest: room.stored_from.min(room.history_start),
+            at: 0,
+            unstored: self.gate.down.is_some(),
+        };
+        self.unloaded.put(Arc::clone(&room.name), resting);
+        while self.unloaded.len() > cap {
+            let Some(old) = self.unloaded.take_oldest() else {
+                break;
+            };
+            self.rooms_forgotten += 1;
+            self.record_forgotten(old);
+        }
+        true
+    }
+
+    /// The room `name` as it rests in the store, taken up again (its
+    /// memory window empty: replays and pages read the store), if it
+    /// rests there.
+    pub(crate) fn wake(&mut self, name: &str) -> Option<Room> {
+        let (name, r) = self.unloaded.take(name)?;
+        let mut room = Room::new(name, r.epoch.into());
+        room.seq = r.last_seq;
+        room.next_seq = r.last_seq + 1;
+        room.history_start = r.last_seq + 1;
+        room.stored_from = r.oldest.clamp(1, r.last_seq + 1);
+        // (Unloaded while the store failed, and it fails still: it is told
+        // of every room in memory when it works again.)
+        room.said = true;
+        Some(room)
+    }
+
+    /// The rooms unloaded while the store failed, for the store once it
+    /// works again: each with the highest seq it gave out.
+    pub(crate) fn unloaded_unstored(&mut self) -> Vec<Record> {
+        let mut out: Vec<_> = self
+            .unloaded
+            .rooms
+            .iter_mut()
+            .filter(|(_, r)| r.unstored)
+            .map(|(name, r)| {
+                r.unstored = false;
+                (Arc::clone(name), r.epoch.to_string(), r.last_seq)
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.into_iter()
+            .map(|(name, epoch, seq)| Record::room_at(name, epoch, seq))
+            .collect()
+    }
+
+    /// Start again from a store: a room that stays in the store, not
+    /// loaded (past the cap of rooms in memory), as
+    /// [`restore_room`](Server::restore_room) takes its arguments. Entering
+    /// it loads it back under the same epoch, its seqs going on from
+    /// `last_seq`. Restore them from the least to the most recently active:
+    /// past [`ServerConfig::max_stored_rooms`](crate::ServerConfig::max_stored_rooms)
+    /// the earliest restored is forgotten (the store is told to delete
+    /// it). A memory server or a cluster keeps none: the room is forgotten
+    /// as well. A name no client could give, or a `last_seq` of 2^62 or
+    /// more, restores nothing; a room loaded already is left as it is.
+    pub fn restore_unloaded_room(&mut self, name: &str, epoch: &str, last_seq: u64, oldest: u64) {
+        let Ok(name) = crate::room_name(name) else {
+            return;
+        };
+        if last_seq >= crate::server::SEQ_LIMIT || self.rooms.contains_key(&name) {
+            return;
+        }
+        let name: Arc<str> = Arc::from(name);
+        if self.unloaded_cap() == 0 {
+            self.rooms_forgotten += 1;
+            self.record_forgotten(name);
+            return;
+        }
+        let mut room = Room::new(name, epoch.to_owned());
+        room.next_seq = last_seq + 1;
+        room.history_start = last_seq + 1;
+        room.stored_from = oldest.clamp(1, last_seq + 1);
+        room.said = true;
+        self.unload(&room);
+    }
+}

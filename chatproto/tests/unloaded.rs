@@ -1,0 +1,302 @@
+//! Rooms a durable server takes out of memory at the cap of rooms rest in
+//! its store and come back when entered: same epoch, seqs going on, the
+//! history read from the store. Only past the cap of stored rooms is one
+//! forgotten, history and all.
+
+use chatproto::testkit::Sim;
+use std::sync::Arc;
+
+use chatproto::{ClientFrame, Event, EventBody, Record, ServerConfig, ServerFrame, SessionId};
+
+const T0: u64 = 1_732_400_000_000;
+
+/// A durable server holding one room in memory.
+fn one_in_memory(max_stored_rooms: usize) -> ServerConfig {
+    let mut cfg = ServerConfig::default();
+    cfg.durable = true;
+    cfg.max_rooms = 1;
+    cfg.history_per_room = 4;
+    cfg.max_stored_rooms = max_stored_rooms;
+    cfg
+}
+
+fn texts(frames: &[ServerFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .flat_map(|f| match f {
+            ServerFrame::History { events, .. } => events.clone(),
+            other => vec![other.clone()],
+        })
+        .filter_map(|f| match f {
+            ServerFrame::Msg { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `entered` of `frames`: epoch, seq, oldest and recovered.
+fn entered(frames: &[ServerFrame]) -> (String, u64, u64, bool) {
+    frames
+        .iter()
+        .find_map(|f| match f {
+            ServerFrame::Entered {
+                epoch,
+                seq,
+                oldest,
+                recovered,
+                ..
+            } => Some((epoch.clone(), *seq, *oldest, *recovered)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no entered in {frames:?}"))
+}
+
+/// What the store was told of rooms, in order.
+fn room_log(sim: &Sim) -> Vec<String> {
+    sim.store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Room { name, seq, .. } => Some(format!("room {name} {seq}")),
+            Record::Forgotten { name, .. } => Some(format!("forgotten {name}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice (client 0) enters `room`, says `n` messages there and parts.
+fn say_in(sim: &mut Sim, room: &str, n: usize) {
+    sim.send(0, ClientFrame::enter(room, None));
+    for i in 0..n {
+        let text = format!("{room}{i}");
+        sim.send(0, ClientFrame::msg_in(room, vec![], text, None));
+    }
+    sim.send(0, ClientFrame::part(room));
+    sim.commit();
+}
+
+fn alice(cfg: ServerConfig) -> Sim {
+    let mut sim = Sim::new(cfg, T0);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], None));
+    sim.commit();
+    sim.take(a);
+    sim
+}
+
+#[test]
+fn a_room_taken_out_at_the_cap_comes_back_from_the_store() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 10);
+    let frames = sim.take(0);
+    let (epoch, _, _, _) = entered(&frames);
+    // rust's last seq: its entering, ten messages and the parting.
+    let last = 12;
+    say_in(&mut sim, "ops", 1);
+    sim.take(0);
+    assert_eq!(sim.server.rooms_unloaded(), 1, "rust rests in the store");
+    assert_eq!(sim.server.rooms_forgotten(), 0);
+
+    // Bob enters rust afresh: the same room, its latest messages read
+    // from the store (memory held none of them), seqs going on.
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["rust".into()], None));
+    sim.commit();
+    let frames = sim.take(b);
+    assert_eq!(entered(&frames), (epoch.clone(), last, 1, false));
+    let said: Vec<String> = (0..10).map(|i| format!("rust{i}")).collect();
+    assert_eq!(texts(&frames), said);
+    sim.send(b, ClientFrame::msg_in("rust", vec![], "back", None));
+    sim.commit();
+    let seqs: Vec<u64> = sim
+        .take(b)
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Msg { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    // bob's entering took last + 1 (ops rested meanwhile).
+    assert_eq!(seqs, [last + 2]);
+    assert_eq!(sim.server.rooms_unloaded(), 1, "ops rests now");
+
+    // Alice comes back with what she saw: recovered, from the store.
+    sim.send(0, ClientFrame::enter("rust", Some((5, epoch.clone()))));
+    sim.commit();
+    let frames = sim.take(0);
+    let (e, _, _, recovered) = entered(&frames);
+    assert_eq!((e, recovered), (epoch, true));
+    // (rust4 is seq 6.)
+    let mut after: Vec<String> = (4..10).map(|i| format!("rust{i}")).collect();
+    after.push("back".into());
+    assert_eq!(texts(&frames), after);
+
+    // The store was never told to forget rust, nor to begin it again.
+    assert_eq!(room_log(&sim), ["room rust 0", "room ops 0"]);
+}
+
+#[test]
+fn past_the_cap_of_stored_rooms_the_one_unloaded_longest_ago_is_forgotten() {
+    // One room in memory, two kept: one rests unloaded.
+    let mut sim = alice(one_in_memory(2));
+    for room in ["rust", "ops", "dev"] {
+        say_in(&mut sim, room, 1);
+    }
+    sim.take(0);
+    assert_eq!(sim.server.rooms_unloaded(), 1);
+    assert_eq!(sim.server.rooms_forgotten(), 1);
+    assert_eq!(
+        room_log(&sim),
+        ["room rust 0", "room ops 0", "forgotten rust", "room dev 0"]
+    );
+    // rust begins anew; ops comes back as it was.
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["ops".into()], None));
+    sim.commit();
+    assert_eq!(texts(&sim.take(b)), ["ops0"]);
+    sim.send(b, ClientFrame::part("ops"));
+    sim.send(b, ClientFrame::enter("rust", None));
+    sim.commit();
+    let frames = sim.take(b);
+    assert_eq!(entered(&frames).1, 0, "a new rust");
+    assert!(texts(&frames).is_empty());
+}
+
+#[test]
+fn a_room_that_never_held_a_message_is_forgotten_not_unloaded() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 0);
+    say_in(&mut sim, "ops", 0);
+    assert_eq!(sim.server.rooms_unloaded(), 0);
+    assert_eq!(sim.server.rooms_forgotten(), 1);
+}
+
+#[test]
+fn a_memory_server_forgets_at_the_cap_whatever_the_cap_of_stored_rooms() {
+    let mut cfg = one_in_memory(100);
+    cfg.durable = false;
+    let mut sim = alice(cfg);
+    say_in(&mut sim, "rust", 3);
+    say_in(&mut sim, "ops", 1);
+    assert_eq!(sim.server.rooms_unloaded(), 0);
+    assert_eq!(sim.server.rooms_forgotten(), 1);
+    sim.take(0);
+    sim.send(0, ClientFrame::enter("rust", None));
+    assert!(texts(&sim.take(0)).is_empty(), "rust began anew");
+}
+
+/// A room unloaded while the store fails gave out seqs the store never
+/// heard of (presence goes on unstored): once it works again the store
+/// is told of the room's last seq, so that after a restart no seq a
+/// client saw is given again.
+#[test]
+fn a_room_unloaded_while_the_store_fails_is_stored_once_it_works() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 1);
+    sim.store.fail = Some("disk full".into());
+    // The failure is found by the next batch: alice entering again.
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    assert!(sim.server.store_failure().is_some());
+    sim.send(0, ClientFrame::part("rust"));
+    sim.send(0, ClientFrame::enter("ops", None));
+    sim.commit();
+    assert_eq!(sim.server.rooms_unloaded(), 1);
+    let before = room_log(&sim);
+
+    sim.store.fail = None;
+    sim.server.handle_store_recovered();
+    sim.commit();
+    let told: Vec<String> = room_log(&sim).split_off(before.len());
+    // rust gave out 1 to 5: entering, "rust0", parting, entering again
+    // and parting again (the last two unstored).
+    assert!(told.contains(&"room rust 5".to_owned()), "{told:?}");
+    assert!(!told.iter().any(|r| r.starts_with("forgotten")), "{told:?}");
+    // Told once: the store working on does not tell it again.
+    sim.send(0, ClientFrame::msg_in("ops", vec![], "on", None));
+    sim.commit();
+    let again = room_log(&sim).split_off(before.len() + told.len());
+    assert!(again.is_empty(), "{again:?}");
+}
+
+/// A restarted server restores the rooms past its cap unloaded: entering
+/// one takes it up under its stored epoch, seqs going on.
+#[test]
+fn rooms_restored_unloaded_come_back_when_entered() {
+    let mut sim = Sim::new(one_in_memory(3), T0);
+    // What the store holds of older.
+    let said = EventBody::msg(SessionId(0), "alice", vec![], "hello", None);
+    let hello = Event::new("older", 1, T0, said);
+    sim.store
+        .records
+        .push(Record::room_at("older", "e-older", 9));
+    sim.store.records.push(Record::Event(Arc::new(hello)));
+    sim.server.restore_unloaded_room("old", "e-old", 7, 3);
+    sim.server.restore_unloaded_room("older", "e-older", 9, 1);
+    sim.server.restore_room("new", "e-new", 4, 1, Vec::new());
+    assert_eq!(sim.server.rooms_unloaded(), 2);
+    // A third would pass the cap of stored rooms: the earliest restored
+    // is forgotten.
+    sim.server.restore_unloaded_room("newest", "e-newest", 2, 1);
+    assert_eq!(sim.server.rooms_unloaded(), 2);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["older".into()], None));
+    sim.commit();
+    let frames = sim.take(a);
+    assert_eq!(entered(&frames), ("e-older".to_owned(), 9, 1, false));
+    assert_eq!(texts(&frames), ["hello"]);
+    // (new, restored with no message, was forgotten to make way.)
+    let log = room_log(&sim).split_off(1);
+    assert_eq!(log, ["forgotten old", "forgotten new"]);
+    assert_eq!(sim.server.rooms_unloaded(), 1);
+}
+
+/// Entering a room resting in the store when no room can make way (each
+/// has someone in it) is refused, and the room rests on as it was.
+#[test]
+fn a_room_that_cannot_come_back_now_rests_on() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 2);
+    let (epoch, ..) = entered(&sim.take(0));
+    sim.send(0, ClientFrame::enter("ops", None));
+    sim.commit();
+    sim.take(0);
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["rust".into()], None));
+    sim.commit();
+    let codes: Vec<_> = sim
+        .take(b)
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, [chatproto::ErrorCode::TooManyRooms]);
+    assert_eq!(sim.server.rooms_unloaded(), 1);
+    sim.send(0, ClientFrame::part("ops"));
+    sim.send(b, ClientFrame::enter("rust", None));
+    sim.commit();
+    let frames = sim.take(b);
+    assert_eq!(entered(&frames).0, epoch);
+    assert_eq!(texts(&frames), ["rust0", "rust1"]);
+}
+
+/// Retention deleting the oldest messages of a room resting in the store
+/// moves where its history starts: `entered.oldest` says so when it
+/// comes back (here with a store that cannot read, so that only the core
+/// tells).
+#[test]
+fn retention_moves_the_start_of_a_resting_room() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 8);
+    let (epoch, ..) = entered(&sim.take(0));
+    say_in(&mut sim, "ops", 0);
+    sim.take(0);
+    sim.server.handle_pruned_epoch("rust", "another epoch", 5);
+    sim.server.handle_pruned_epoch("rust", &epoch, 7);
+    sim.store.fail_reads = Some("disk on fire".into());
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    assert_eq!(entered(&sim.take(0)).2, 7);
+}
