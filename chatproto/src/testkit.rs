@@ -62,10 +62,20 @@ impl SimStore {
     /// ones exist.
     pub fn read(&self, query: &crate::ReadQuery) -> (Vec<Event>, bool) {
         let mut found: Vec<&Event> = Vec::new();
+        // As a store does: a room's history goes when it is forgotten or
+        // begun again under another epoch, not when told its seq again.
+        let mut began: Option<&str> = None;
         for r in &self.records {
             match r {
-                Record::Room { name, .. } | Record::Forgotten { name } if *name == query.room => {
-                    found.clear()
+                Record::Room { name, epoch, .. } if *name == query.room => {
+                    if began != Some(epoch.as_str()) {
+                        found.clear();
+                    }
+                    began = Some(epoch);
+                }
+                Record::Forgotten { name } if *name == query.room => {
+                    began = None;
+                    found.clear();
                 }
                 Record::Event(e)
                     if e.room == query.room

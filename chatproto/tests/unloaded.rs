@@ -300,3 +300,109 @@ fn retention_moves_the_start_of_a_resting_room() {
     sim.commit();
     assert_eq!(entered(&sim.take(0)).2, 7);
 }
+
+/// The store fails while rust gives out seqs it never hears of, rust is
+/// unloaded, and the batch that tells the store of rust's last seq at
+/// the recovery fails too: the next recovery tells it again (else a
+/// restarted server would give those seqs to other events).
+#[test]
+fn a_resting_rooms_seq_is_told_again_when_the_batch_telling_it_fails() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 1);
+    sim.store.fail = Some("disk full".into());
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    assert!(sim.server.store_failure().is_some());
+    sim.send(0, ClientFrame::part("rust"));
+    sim.send(0, ClientFrame::enter("ops", None));
+    sim.commit();
+    assert_eq!(sim.server.rooms_unloaded(), 1);
+    sim.server.handle_store_recovered();
+    sim.commit();
+    assert!(sim.server.store_failure().is_some(), "failed again");
+    sim.store.fail = None;
+    sim.server.handle_store_recovered();
+    sim.commit();
+    assert!(room_log(&sim).contains(&"room rust 5".to_owned()));
+}
+
+/// rust gives out seqs unstored and rests in memory; the store recovers,
+/// rust is unloaded before the batch that tells its last seq is stored,
+/// and that batch fails: the next recovery tells it.
+#[test]
+fn a_room_unloaded_before_the_recovery_batch_fails_is_told_again() {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 1);
+    sim.store.fail = Some("disk full".into());
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    assert!(sim.server.store_failure().is_some());
+    sim.send(0, ClientFrame::part("rust"));
+    sim.commit();
+    assert_eq!(sim.server.rooms_unloaded(), 0);
+    sim.server.handle_store_recovered();
+    sim.send(0, ClientFrame::enter("ops", None));
+    assert_eq!(sim.server.rooms_unloaded(), 1);
+    sim.commit();
+    assert!(sim.server.store_failure().is_some(), "failed again");
+    sim.store.fail = None;
+    sim.server.handle_store_recovered();
+    sim.commit();
+    assert!(room_log(&sim).contains(&"room rust 5".to_owned()));
+}
+
+/// An entering without `since` asks the store for the latest messages
+/// when memory holds fewer; if the store cannot read, memory's are shown.
+#[test]
+fn a_fresh_entering_the_store_cannot_answer_shows_what_memory_holds() {
+    let mut cfg = one_in_memory(100);
+    cfg.max_rooms = 10;
+    let mut sim = alice(cfg);
+    say_in(&mut sim, "rust", 10);
+    sim.take(0);
+    sim.store.fail_reads = Some("disk on fire".into());
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["rust".into()], None));
+    sim.commit();
+    assert_eq!(texts(&sim.take(b)), ["rust6", "rust7", "rust8", "rust9"]);
+    sim.store.fail_reads = None;
+    sim.send(b, ClientFrame::part("rust"));
+    sim.send(b, ClientFrame::enter("rust", None));
+    sim.commit();
+    let all: Vec<String> = (0..10).map(|i| format!("rust{i}")).collect();
+    assert_eq!(texts(&sim.take(b)), all, "from the store");
+}
+
+/// An entering refused for want of room (every room in memory has
+/// someone in it) leaves the resting room where it was in the order: it
+/// is still the first forgotten.
+#[test]
+fn a_refused_entering_keeps_a_resting_rooms_turn() {
+    // One in memory, two resting.
+    let mut sim = alice(one_in_memory(3));
+    say_in(&mut sim, "rust", 1);
+    say_in(&mut sim, "ops", 1);
+    sim.send(0, ClientFrame::enter("dev", None));
+    sim.send(0, ClientFrame::msg_in("dev", vec![], "dev0", None));
+    sim.commit();
+    assert_eq!(sim.server.rooms_unloaded(), 2);
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec!["rust".into()], None));
+    sim.commit();
+    assert!(sim.take(b).iter().any(|f| matches!(
+        f,
+        ServerFrame::Error {
+            code: chatproto::ErrorCode::TooManyRooms,
+            ..
+        }
+    )));
+    // dev rests too now: the one unloaded longest ago goes.
+    sim.send(0, ClientFrame::part("dev"));
+    sim.send(0, ClientFrame::enter("new", None));
+    sim.commit();
+    let forgotten: Vec<String> = room_log(&sim)
+        .into_iter()
+        .filter(|r| r.starts_with("forgotten"))
+        .collect();
+    assert_eq!(forgotten, ["forgotten rust"]);
+}

@@ -434,11 +434,11 @@ async fn run(args: Args) -> std::io::Result<()> {
                 "the database holds more rooms than --max-rooms: the least recently active rest there, unloaded, until entered"
             );
         }
-        if r.forgotten > 0 {
+        if r.left > 0 {
             warn!(
-                forgotten = r.forgotten,
+                left = r.left,
                 max_stored_rooms = args.max_stored_rooms,
-                "the database holds more rooms than --max-stored-rooms: the least recently active are forgotten, their history deleted"
+                "the database holds more rooms than --max-stored-rooms: the least recently active are left in the file, unknown to the server (entering one begins it anew, deleting its history; chatserver export still reads them)"
             );
         }
     }

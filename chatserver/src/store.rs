@@ -155,10 +155,12 @@ pub struct StoreLink {
 /// stored message; so that the caps of rooms take them out in that
 /// order). The most recently active, up to the cap of rooms in memory,
 /// are loaded with their newest messages; the others rest in the
-/// database, unloaded, until entered (past the cap of stored rooms, the
-/// least recently active of them are forgotten, their history deleted
-/// with the core's first batch). Returns how many rooms and sessions came
-/// back, and how many rooms were left unloaded or forgotten.
+/// database, unloaded, until entered, up to the cap of stored rooms; the
+/// least recently active past that are left in the file as they are,
+/// unknown to the server (entering one begins it anew, deleting what the
+/// file held of it; they can still be exported). Returns how many rooms
+/// and sessions came back, and how many rooms were left unloaded or
+/// unknown.
 pub fn restore(
     server: &mut Server,
     store: &Store,
@@ -180,8 +182,14 @@ pub fn restore(
     }
     active.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.name.cmp(&y.name)));
     let rest = active.len().saturating_sub(server.config().max_rooms);
-    let forgotten_before = server.rooms_forgotten();
-    for (_, r) in &active[..rest] {
+    // Past the cap of stored rooms the least recently active are left in
+    // the file as they are, not deleted: a start does not delete history
+    // (entering one begins it anew).
+    let cap = server.config().max_stored_rooms;
+    let left = active
+        .len()
+        .saturating_sub(cap.max(server.config().max_rooms));
+    for (_, r) in &active[left..rest.max(left)] {
         server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
     }
     let keep = server.config().history_per_room;
@@ -192,7 +200,7 @@ pub fn restore(
     Ok(Restored {
         rooms: rooms.len() - rest,
         unloaded: server.rooms_unloaded(),
-        forgotten: (server.rooms_forgotten() - forgotten_before) as usize,
+        left,
         sessions: stored.len(),
     })
 }
@@ -204,9 +212,9 @@ pub struct Restored {
     pub rooms: usize,
     /// Rooms resting in the database past the cap of rooms, unloaded.
     pub unloaded: usize,
-    /// Rooms past the cap of stored rooms, to be deleted with the first
-    /// batch.
-    pub forgotten: usize,
+    /// Rooms past the cap of stored rooms, left in the file unknown to
+    /// the server (entering one begins it anew).
+    pub left: usize,
     /// Sessions that may be resumed.
     pub sessions: usize,
 }

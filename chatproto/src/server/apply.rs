@@ -517,6 +517,9 @@ impl Server {
         };
         // Memory not reaching back far enough: the store has the rest.
         let stored_more = durable && room.history_start > room.stored_from;
+        // (A cluster's node replays from memory what an entering without
+        // `since` shows, as it always did.)
+        let cluster = self.config.cluster;
         // A replay reaching back past memory is read from the store, and
         // so are the latest messages when memory holds fewer (a room
         // loaded back from the store holds none).
@@ -524,10 +527,17 @@ impl Server {
             (Some((since, _)), None) if stored_more => {
                 let after = since.saturating_add(1);
                 let whole = after >= room.stored_from;
-                (after < room.history_start).then_some((*since, whole, self.config.replay_limit))
+                (after < room.history_start).then_some((
+                    *since,
+                    whole,
+                    self.config.replay_limit,
+                    false,
+                ))
             }
-            (_, Some(seen)) if stored_more && !seen.more && seen.page.len() < latest => {
-                Some((0, false, latest))
+            (_, Some(seen))
+                if stored_more && !cluster && !seen.more && seen.page.len() < latest =>
+            {
+                Some((0, false, latest, true))
             }
             _ => None,
         };
@@ -571,7 +581,7 @@ impl Server {
                 },
             ));
         }
-        if let Some((since, whole, limit)) = from_store {
+        if let Some((since, whole, limit, fresh)) = from_store {
             // Never below where history starts (the store may keep a
             // message stamped in the future below it).
             let query = crate::server::reads::ReadQuery {
@@ -594,6 +604,7 @@ impl Server {
                 frames,
                 whole,
                 since,
+                fresh,
             };
             self.front.push_back(Step::Read(conn, query, pending));
             return;

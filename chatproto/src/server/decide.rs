@@ -264,13 +264,15 @@ impl Server {
         if !self.rooms.contains_key(&room) {
             // Resting in the store: taken out before another room is
             // unloaded to make way (which could push it out).
-            let woken = self.wake(&room);
+            let resting = self.unloaded.take(&room);
             if self.rooms.len() >= self.config.max_rooms && !self.config.cluster {
                 self.forget_an_empty_room();
             }
             if self.rooms.len() >= self.config.max_rooms {
-                if let Some(woken) = woken {
-                    self.unload(&woken);
+                if let Some((name, r)) = resting {
+                    // Where it was: a refused entering does not keep a
+                    // room from its turn to be forgotten.
+                    self.unloaded.put_back(name, r);
                 }
                 let n = self.rooms.len();
                 let rooms = noun(n, "room", "rooms");
@@ -279,7 +281,8 @@ impl Server {
                 );
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
-            if let Some(mut woken) = woken {
+            if let Some((name, r)) = resting {
+                let mut woken = Server::wake(name, r);
                 // Resting in the store: its epoch and seqs go on.
                 self.applied += 1;
                 woken.touched = self.applied;

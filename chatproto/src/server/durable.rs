@@ -142,8 +142,11 @@ pub(crate) struct Gate {
     pub forgetting: Vec<(u64, Arc<str>)>,
     /// Rooms forgotten while the store failed, or whose record was lost
     /// with a failed batch: handed out when it works again (oldest first,
-    /// at most `max_rooms` of them).
+    /// each once, at most `max_rooms` or `max_stored_rooms` of them,
+    /// whichever is more).
     pub forget_later: VecDeque<Arc<str>>,
+    /// The names in `forget_later`.
+    pub forget_later_names: std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>,
 }
 
 impl Server {
@@ -218,19 +221,32 @@ impl Server {
 
     /// A ticket for records that hold nothing back (no barrier): stored
     /// once the store answers a `through` at or past it.
-    fn ticket(&mut self) -> u64 {
+    pub(crate) fn ticket(&mut self) -> u64 {
         self.gate.issued += 1;
         self.gate.issued
     }
 
-    /// Keep `name` to be forgotten by the store once it works again.
+    /// Keep `name` to be forgotten by the store once it works again: once
+    /// (forgetting it deletes whatever the store holds of it), and no
+    /// more names than the store may keep rooms. A name given up stays in
+    /// the store with the seqs it knows, and a restarted server may take
+    /// its room up again from there: the more names kept, the rarer.
     fn forget_later(&mut self, name: Arc<str>) {
-        // A name twice is forgotten twice: no harm, and no search.
-        let later = &mut self.gate.forget_later;
-        if later.len() >= self.config.max_rooms.max(1) {
-            later.pop_front();
+        let gate = &mut self.gate;
+        if !gate.forget_later_names.insert(Arc::clone(&name)) {
+            return;
         }
-        later.push_back(name);
+        let most = self
+            .config
+            .max_rooms
+            .max(self.config.max_stored_rooms)
+            .max(1);
+        if gate.forget_later.len() >= most {
+            if let Some(old) = gate.forget_later.pop_front() {
+                gate.forget_later_names.remove(&old);
+            }
+        }
+        gate.forget_later.push_back(name);
     }
 
     /// A session was created: stored before its `welcome` goes out, so the
@@ -283,6 +299,8 @@ impl Server {
         self.gate.open = false;
         // Batches reported stored before this one failed keep their events.
         let stored_before = self.gate.stored;
+        // Unloaded rooms whose last seqs may have gone with it.
+        self.unloaded.failed(stored_before);
         self.gate.stored = self.gate.issued;
         // Rooms whose forgetting was lost with the batch: again later.
         for (_, name) in std::mem::take(&mut self.gate.forgetting) {
@@ -398,16 +416,21 @@ impl Server {
         if self.gate.down.take().is_none() {
             return;
         }
+        // The batch handed out now has a ticket of its own: a failure
+        // before it is stored tells what it held again (rooms in memory
+        // are told at every recovery; see `Unloaded::failed` for those
+        // resting in the store).
+        let ticket = self.ticket();
         // Before the rooms: a room forgotten and begun again meanwhile is
         // forgotten by the store, then begun with its new epoch.
         let later = std::mem::take(&mut self.gate.forget_later);
+        self.gate.forget_later_names.clear();
         if !later.is_empty() {
             for name in &later {
                 self.gate.records.push(Record::Forgotten {
                     name: Arc::clone(name),
                 });
             }
-            let ticket = self.ticket();
             self.gate
                 .forgetting
                 .extend(later.into_iter().map(|name| (ticket, name)));
@@ -427,7 +450,7 @@ impl Server {
                 .push(Record::room_at(Arc::clone(&r.name), r.epoch.clone(), seq));
         }
         // And those unloaded meanwhile (the store may not know them).
-        let unloaded = self.unloaded_unstored();
+        let unloaded = self.unloaded_unstored(ticket);
         self.gate.records.extend(unloaded);
         let mut ids: Vec<_> = self
             .sessions

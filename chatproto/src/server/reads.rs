@@ -129,6 +129,9 @@ pub(crate) enum Pending {
         whole: bool,
         /// The `since` it asked with.
         since: u64,
+        /// An entering without a `since` of the epoch (the latest
+        /// messages): if the store cannot read, memory's are replayed.
+        fresh: bool,
     },
 }
 
@@ -223,6 +226,7 @@ impl Server {
                 whole,
                 epoch,
                 since,
+                fresh,
             } => {
                 let room = match frames.first() {
                     Some(ServerFrame::Entered { room, .. }) => room.clone(),
@@ -239,8 +243,25 @@ impl Server {
                         *oldest = (*oldest).max(o.min(seq.saturating_add(1)));
                     }
                 }
-                let (events, more) = found.map_or((Vec::new(), true), |p| (p.events, p.more));
-                let mut replay: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+                let mut replay: Vec<Arc<Event>> = Vec::new();
+                let more = match found {
+                    Some(page) => {
+                        replay.extend(page.events.into_iter().map(Arc::new));
+                        page.more
+                    }
+                    // The store cannot read: an entering without `since`
+                    // shows the latest messages memory holds.
+                    None if fresh => {
+                        let n = self.config.replay_limit.min(50);
+                        let scan = self.config.history_scan;
+                        if let Some(r) = self.rooms.get(&room).filter(|r| r.epoch == epoch) {
+                            let seen = r.visible(sid, 0, u64::MAX, n, scan);
+                            replay.extend(seen.page.into_iter().cloned());
+                        }
+                        true
+                    }
+                    None => true,
+                };
                 // See `drop_oversized` in apply.
                 let oversized = drop_oversized(&mut replay, self.config.max_frame_bytes);
                 let mut refs: Vec<&Arc<Event>> = replay.iter().collect();

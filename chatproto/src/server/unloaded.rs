@@ -31,9 +31,14 @@ pub(crate) struct Resting {
     oldest: u64,
     /// When it was unloaded (the count of unloadings), its key in `order`.
     at: u64,
-    /// Unloaded while the store failed: the store may not know the room
-    /// (or its last seq) yet; told when it works again.
+    /// The store may not know the room (or its last seq): it was unloaded
+    /// while the store failed, or a batch that may have held its records
+    /// failed since. Told when the store works again.
     unstored: bool,
+    /// The store ticket issued when it was unloaded (or last told to the
+    /// store): a batch failing before that ticket is stored may have held
+    /// what the store needs of it.
+    ticket: u64,
 }
 
 /// The rooms unloaded, by name and in the order they were unloaded: about
@@ -46,9 +51,15 @@ pub(crate) struct Unloaded {
 }
 
 impl Unloaded {
+    /// Rest `name` as unloaded now.
     fn put(&mut self, name: Arc<str>, mut r: Resting) {
         self.count += 1;
         r.at = self.count;
+        self.put_back(name, r);
+    }
+
+    /// Rest `name` again as `r` says, where it was in the order.
+    pub fn put_back(&mut self, name: Arc<str>, r: Resting) {
         if let Some(old) = self.rooms.remove(&name) {
             self.order.remove(&old.at);
         }
@@ -66,6 +77,17 @@ impl Unloaded {
         let (_, name) = self.order.pop_first()?;
         self.rooms.remove(&name);
         Some(name)
+    }
+
+    /// A batch failed: every room whose records it may have held (those
+    /// unloaded or told to the store after the last batch stored,
+    /// `stored`) is told to the store again when it works.
+    pub fn failed(&mut self, stored: u64) {
+        for r in self.rooms.values_mut() {
+            if r.ticket > stored {
+                r.unstored = true;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -86,7 +108,7 @@ impl Unloaded {
 impl Server {
     /// How many rooms may rest in the store unloaded: none for a memory
     /// server or a cluster (whose rooms are never forgotten).
-    fn unloaded_cap(&self) -> usize {
+    pub(crate) fn unloaded_cap(&self) -> usize {
         if !self.config.durable || self.config.cluster {
             return 0;
         }
@@ -116,6 +138,7 @@ impl Server {
             oldest: room.stored_from.min(room.history_start),
             at: 0,
             unstored: self.gate.down.is_some(),
+            ticket: self.gate.issued,
         };
         self.unloaded.put(Arc::clone(&room.name), resting);
         while self.unloaded.len() > cap {
@@ -129,10 +152,8 @@ impl Server {
     }
 
     /// The room `name` as it rests in the store, taken up again (its
-    /// memory window empty: replays and pages read the store), if it
-    /// rests there.
-    pub(crate) fn wake(&mut self, name: &str) -> Option<Room> {
-        let (name, r) = self.unloaded.take(name)?;
+    /// memory window empty: replays and pages read the store).
+    pub(crate) fn wake(name: Arc<str>, r: Resting) -> Room {
         let mut room = Room::new(name, r.epoch.into());
         room.seq = r.last_seq;
         room.next_seq = r.last_seq + 1;
@@ -141,12 +162,14 @@ impl Server {
         // (Unloaded while the store failed, and it fails still: it is told
         // of every room in memory when it works again.)
         room.said = true;
-        Some(room)
+        room
     }
 
-    /// The rooms unloaded while the store failed, for the store once it
-    /// works again: each with the highest seq it gave out.
-    pub(crate) fn unloaded_unstored(&mut self) -> Vec<Record> {
+    /// The rooms the store may not know as they are (see
+    /// [`Unloaded::failed`]), for the store once it works again: each
+    /// with the highest seq it gave out, under `ticket` (the recovery
+    /// batch's), so that if this batch fails too they are told again.
+    pub(crate) fn unloaded_unstored(&mut self, ticket: u64) -> Vec<Record> {
         let mut out: Vec<_> = self
             .unloaded
             .rooms
@@ -154,6 +177,7 @@ impl Server {
             .filter(|(_, r)| r.unstored)
             .map(|(name, r)| {
                 r.unstored = false;
+                r.ticket = ticket;
                 (Arc::clone(name), r.epoch.to_string(), r.last_seq)
             })
             .collect();
@@ -170,9 +194,13 @@ impl Server {
     /// `last_seq`. Restore them from the least to the most recently active:
     /// past [`ServerConfig::max_stored_rooms`](crate::ServerConfig::max_stored_rooms)
     /// the earliest restored is forgotten (the store is told to delete
-    /// it). A memory server or a cluster keeps none: the room is forgotten
-    /// as well. A name no client could give, or a `last_seq` of 2^62 or
-    /// more, restores nothing; a room loaded already is left as it is.
+    /// it; a shell that would rather leave such rooms in the store restores
+    /// no more than the cap, the cap of rooms in memory subtracted). A
+    /// memory server or a cluster keeps none: the room is forgotten as
+    /// well. A room restored so is kept whatever it held (whether it held
+    /// a message is not asked). A name no client could give, or a
+    /// `last_seq` of 2^62 or more, restores nothing; a room loaded already
+    /// is left as it is.
     pub fn restore_unloaded_room(&mut self, name: &str, epoch: &str, last_seq: u64, oldest: u64) {
         let Ok(name) = crate::room_name(name) else {
             return;
