@@ -102,8 +102,12 @@ pub enum Refused {
     /// `max_clients_per_ip` connections are open from this address.
     IpFull,
     /// This address opened new connections faster than
-    /// `connect_rate_per_ip` allows.
-    IpTooFast,
+    /// `connect_rate_per_ip` allows; its next one is let in this many
+    /// seconds from now (rounded up).
+    IpTooFast {
+        /// Seconds until the allowance has a place again.
+        wait_secs: u64,
+    },
 }
 
 impl Limits {
@@ -119,7 +123,7 @@ impl Limits {
                 "too many connections from this address (--max-clients-per-ip {})",
                 self.max_per_ip
             ),
-            Refused::IpTooFast => format!(
+            Refused::IpTooFast { .. } => format!(
                 "new connections from this address come too fast \
                  (--connect-rate-per-ip {} a minute, --connect-burst-per-ip {})",
                 self.rate.per_minute, self.rate.burst
@@ -162,8 +166,12 @@ impl Limits {
             // time: full while `whole_at` is now, empty once it is the
             // whole bucket ahead.
             let interval = self.rate.interval();
-            if whole_at + interval > now + interval * self.rate.burst.max(1) {
-                return Err(Refused::IpTooFast);
+            let full_at = now + interval * self.rate.burst.max(1);
+            if whole_at + interval > full_at {
+                // A place again once the bucket has drained that much.
+                let wait = (whole_at + interval) - full_at;
+                let wait_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return Err(Refused::IpTooFast { wait_secs });
             }
             whole_at += interval;
         }
@@ -306,7 +314,7 @@ mod tests {
             "too many connections from this address (--max-clients-per-ip 2)"
         );
         assert_eq!(
-            limits.explain(Refused::IpTooFast),
+            limits.explain(Refused::IpTooFast { wait_secs: 1 }),
             "new connections from this address come too fast \
              (--connect-rate-per-ip 60 a minute, --connect-burst-per-ip 3)"
         );
@@ -329,26 +337,39 @@ mod tests {
         for _ in 0..3 {
             held.push(limits.admit_at(a, at(0)).expect("within the burst"));
         }
-        assert_eq!(limits.admit_at(a, at(0)).unwrap_err(), Refused::IpTooFast);
+        // The next place comes a second later, and the refusal says so.
+        let wait = |ms| match limits.admit_at(a, at(ms)) {
+            Err(Refused::IpTooFast { wait_secs }) => wait_secs,
+            other => panic!("{:?}", other.map(|_| "admitted")),
+        };
+        assert_eq!(wait(0), 1);
         // Closing does not give the allowance back: only time does.
         held.clear();
-        assert_eq!(limits.admit_at(a, at(999)).unwrap_err(), Refused::IpTooFast);
+        assert_eq!(wait(999), 1, "1 ms left, rounded up");
         assert_eq!(limits.remembered(), 1, "closed, remembered until whole");
         // Another address has its own.
         held.push(limits.admit_at(b, at(999)).expect("another address"));
         held.push(limits.admit_at(a, at(1_000)).expect("one a second"));
-        assert_eq!(
-            limits.admit_at(a, at(1_500)).unwrap_err(),
-            Refused::IpTooFast
-        );
+        assert_eq!(wait(1_500), 1);
         held.push(limits.admit_at(a, at(2_000)).expect("the next second"));
         // Idle long enough, the whole burst again.
         for _ in 0..3 {
             held.push(limits.admit_at(a, at(10_000)).expect("whole again"));
         }
+        assert_eq!(wait(10_000), 1);
+        // A slow rate says how slow: one a minute, 59 s after the last.
+        let slow = Limits::new(
+            100,
+            10,
+            ConnectRate {
+                per_minute: 1,
+                burst: 1,
+            },
+        );
+        let _held = slow.admit_at(a, at(0)).expect("the first");
         assert_eq!(
-            limits.admit_at(a, at(10_000)).unwrap_err(),
-            Refused::IpTooFast
+            slow.admit_at(a, at(1_000)).map(|_| ()),
+            Err(Refused::IpTooFast { wait_secs: 59 })
         );
     }
 
@@ -369,10 +390,10 @@ mod tests {
                 .admit_at(c, at(1_500))
                 .expect("one more after a second"),
         );
-        assert_eq!(
-            limits.admit_at(c, at(1_500)).unwrap_err(),
-            Refused::IpTooFast
-        );
+        assert!(matches!(
+            limits.admit_at(c, at(1_500)),
+            Err(Refused::IpTooFast { .. })
+        ));
     }
 
     #[test]

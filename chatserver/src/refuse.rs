@@ -32,8 +32,9 @@ const FIRST_BYTE_WAIT: Duration = Duration::from_millis(500);
 /// without an answer.
 pub const MAX_REFUSING: usize = 256;
 
-/// The `Retry-After` of the 503 an HTTP client is refused with, in seconds.
-const RETRY_AFTER_SECS: u32 = 5;
+/// The `Retry-After` of the 503 an HTTP client is refused with, in
+/// seconds, when the refusal does not say how long (a full server).
+const RETRY_AFTER_SECS: u64 = 5;
 
 /// What a refused connection is told, and how.
 pub struct Refuser {
@@ -171,12 +172,15 @@ fn answer_for(first: Option<u8>) -> Answer {
 
 /// Why, in words, for `why`: what the client is told (the log says the
 /// same, with the cap: `Limits::explain`).
-fn reason(why: Refused) -> &'static str {
+fn reason(why: Refused) -> String {
     match why {
-        Refused::Full => "the server has no room for another client; try again later",
-        Refused::IpFull => "too many connections from your address; close one and try again",
-        Refused::IpTooFast => {
-            "too many new connections from your address; wait a few seconds and try again"
+        Refused::Full => "the server has no room for another client; try again later".into(),
+        Refused::IpFull => "too many connections from your address; close one and try again".into(),
+        Refused::IpTooFast { wait_secs } => {
+            let s = if wait_secs == 1 { "" } else { "s" };
+            format!(
+                "too many new connections from your address; wait {wait_secs} second{s} and try again"
+            )
         }
     }
 }
@@ -184,9 +188,13 @@ fn reason(why: Refused) -> &'static str {
 /// The 503 an HTTP client is refused with.
 fn http_503(why: Refused) -> Vec<u8> {
     let body = format!("{}\n", reason(why));
+    let retry = match why {
+        Refused::IpTooFast { wait_secs } => wait_secs,
+        _ => RETRY_AFTER_SECS,
+    };
     format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\nRetry-After: {RETRY_AFTER_SECS}\r\nConnection: close\r\n\r\n{body}",
+         Content-Length: {}\r\nRetry-After: {retry}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -328,5 +336,8 @@ mod tests {
         assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
         assert!(head.contains("\r\nRetry-After: 5\r\n"), "{head}");
         assert!(body.contains("your address"), "{body}");
+        let res = String::from_utf8(http_503(Refused::IpTooFast { wait_secs: 42 })).unwrap();
+        assert!(res.contains("\r\nRetry-After: 42\r\n"), "{res}");
+        assert!(res.ends_with("wait 42 seconds and try again\n"), "{res}");
     }
 }

@@ -71,6 +71,15 @@ fn an_address_opening_connections_too_fast_is_refused_past_its_burst() {
     let mut fourth = server.connect();
     let message = fourth.expect_error("server_full");
     assert!(message.contains("new connections"), "{message}");
+    // One a minute: a place again a minute after the first, less the
+    // time the three took.
+    let wait: u64 = message
+        .split("wait ")
+        .nth(1)
+        .and_then(|w| w.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {message:?}"));
+    assert!((30..=60).contains(&wait), "{message}");
     fourth.expect_closed();
     lurker.ping_pong();
     refusal_logged(
