@@ -188,7 +188,7 @@ pub struct Args {
     /// to 8000000). Past it, the room unloaded longest ago is forgotten and
     /// its stored history deleted. At most --max-rooms, no room is
     /// unloaded: every room taken out of memory is forgotten. Each unloaded
-    /// room costs about 200 bytes of memory. Ignored with --store memory
+    /// room costs about 250 bytes of memory. Ignored with --store memory
     /// and in cluster mode.
     #[arg(long, env = "CHATSERVER_MAX_STORED_ROOMS", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..=8_000_000))]

@@ -73,7 +73,7 @@ pub struct ServerConfig {
     /// [`max_rooms`](ServerConfig::max_rooms) that held a message rest in
     /// the store, unloaded, and entering one loads it back under the same
     /// epoch (its seqs go on; replays and pages read the store). The core
-    /// keeps about 200 bytes for each. Past this cap, the room unloaded
+    /// keeps about 250 bytes for each. Past this cap, the room unloaded
     /// longest ago is forgotten, history and all. At most `max_rooms`
     /// (with the default `max_rooms`, anything up to 10 000) unloads none:
     /// every room taken out of memory is forgotten. A memory server or a

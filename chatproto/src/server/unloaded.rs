@@ -42,7 +42,8 @@ pub(crate) struct Resting {
 }
 
 /// The rooms unloaded, by name and in the order they were unloaded: about
-/// 200 bytes each (the two maps' entries, the name and the epoch).
+/// 250 bytes each (the two maps' entries, the name and the epoch;
+/// BENCHMARKS.md, "An unloaded room's memory").
 #[derive(Debug, Default)]
 pub(crate) struct Unloaded {
     rooms: HashMap<Arc<str>, Resting, foldhash::fast::RandomState>,
