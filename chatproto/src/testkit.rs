@@ -73,7 +73,7 @@ impl SimStore {
                     }
                     began = Some(epoch);
                 }
-                Record::Forgotten { name } if *name == query.room => {
+                Record::Forgotten { name, .. } if *name == query.room => {
                     began = None;
                     found.clear();
                 }
@@ -139,7 +139,7 @@ impl SimStore {
                     }
                     began = Some(epoch);
                 }
-                Record::Forgotten { name } if &**name == room => {
+                Record::Forgotten { name, .. } if &**name == room => {
                     oldest = None;
                     began = None;
                 }
@@ -738,7 +738,7 @@ fn check_stored_order(records: &[Record]) {
                     last.insert(name, (epoch, *seq));
                 }
             },
-            Record::Forgotten { name } => {
+            Record::Forgotten { name, .. } => {
                 last.remove(&**name);
             }
             Record::Event(e) => {

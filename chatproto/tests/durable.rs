@@ -1330,6 +1330,11 @@ fn a_room_forgotten_while_the_store_fails_is_forgotten_once_it_works() {
             ["room rust", "forgotten rust", "room ops"],
             "lost with the batch: {lost_with_the_batch}"
         );
+        let said =
+            sim.store.records.iter().any(
+                |r| matches!(r, Record::Forgotten { name, said: true, .. } if &**name == "rust"),
+            );
+        assert!(said, "kept that rust held a message");
         assert!(
             stored_texts(&sim, "rust").is_empty(),
             "lost with the batch: {lost_with_the_batch}"

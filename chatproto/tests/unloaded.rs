@@ -169,6 +169,17 @@ fn a_room_that_never_held_a_message_is_forgotten_not_unloaded() {
     say_in(&mut sim, "ops", 0);
     assert_eq!(sim.server.rooms_unloaded(), 0);
     assert_eq!(sim.server.rooms_forgotten(), 1);
+    // The store is told it held none (a shell does not warn of it).
+    let said: Vec<bool> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Forgotten { said, .. } => Some(*said),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, [false]);
 }
 
 #[test]

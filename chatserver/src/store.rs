@@ -605,16 +605,24 @@ fn for_probe(mut batch: Vec<Record>) -> Vec<Record> {
     batch
 }
 
-/// Each room `records` forgot (past the caps of rooms), now deleted, as a
-/// warning: history deleted for want of room, which a larger
-/// `--max-stored-rooms` would have kept.
+/// Each room `records` forgot (past the caps of rooms), now deleted: as a
+/// warning when it held a message (history deleted for want of room,
+/// which a larger `--max-stored-rooms` would have kept), at debug when
+/// only presence came to pass there (nothing anyone reads is lost).
 fn said_forgotten(records: &[Record]) {
     for r in records {
-        if let Record::Forgotten { name, .. } = r {
-            warn!(
+        match r {
+            Record::Forgotten {
+                name, said: true, ..
+            } => warn!(
                 room = %name,
                 "forgot #{name}, a room nobody is in, to make way for others (--max-rooms, --max-stored-rooms): its stored history is deleted"
-            );
+            ),
+            Record::Forgotten { name, .. } => tracing::debug!(
+                room = %name,
+                "forgot #{name}, a room nobody is in that never held a message, to make way for others"
+            ),
+            _ => {}
         }
     }
 }

@@ -342,7 +342,7 @@ impl Server {
                 self.history_bytes -= room.history_bytes;
                 if !self.unload(&room) {
                     self.rooms_forgotten += 1;
-                    self.record_forgotten(name);
+                    self.record_forgotten(name, room.said);
                 }
             }
         }

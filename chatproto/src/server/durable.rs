@@ -81,6 +81,10 @@ pub enum Record {
     Forgotten {
         /// The canonical name.
         name: Arc<str>,
+        /// Whether it held a message: its history may be missed (a shell
+        /// tells the operator of those; a room where only presence came
+        /// to pass loses nothing anyone reads).
+        said: bool,
     },
 }
 
@@ -100,9 +104,13 @@ impl Record {
         }
     }
 
-    /// A room was forgotten, its history with it.
+    /// A room was forgotten, its history with it (taken to have held a
+    /// message).
     pub fn forgotten(name: impl Into<Arc<str>>) -> Self {
-        Record::Forgotten { name: name.into() }
+        Record::Forgotten {
+            name: name.into(),
+            said: true,
+        }
     }
 
     /// The session `id` was resumed (`attached`) or lost its connection.
@@ -138,15 +146,16 @@ pub(crate) struct Gate {
     /// Why the store is failing, while it is.
     pub down: Option<String>,
     /// Rooms forgotten whose `Forgotten` record is handed out but not yet
-    /// stored, with the ticket that says it is.
-    pub forgetting: Vec<(u64, Arc<str>)>,
+    /// stored, with the ticket that says it is, and whether they held a
+    /// message.
+    pub forgetting: Vec<(u64, Arc<str>, bool)>,
     /// Rooms forgotten while the store failed, or whose record was lost
     /// with a failed batch: handed out when it works again (oldest first,
     /// each once, at most `max_rooms` or `max_stored_rooms` of them,
     /// whichever is more).
     pub forget_later: VecDeque<Arc<str>>,
-    /// The names in `forget_later`.
-    pub forget_later_names: std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// The names in `forget_later`, each with whether it held a message.
+    pub forget_later_names: std::collections::HashMap<Arc<str>, bool, foldhash::fast::RandomState>,
 }
 
 impl Server {
@@ -200,23 +209,22 @@ impl Server {
     /// A room was forgotten (see [`Record::Forgotten`]): the store forgets
     /// it too.
     /// While the store fails (and when the batch that held it fails), the
-    /// room is kept to be forgotten once the store works again: at most
-    /// `max_rooms` names (one forgotten twice counts twice), in memory
-    /// only, the oldest given up first (a room given up stays in the store
-    /// as if never forgotten, and may be restored after a restart).
-    pub(crate) fn record_forgotten(&mut self, name: Arc<str>) {
+    /// room is kept to be forgotten once the store works again (see
+    /// `forget_later`). `said`: whether it held a message.
+    pub(crate) fn record_forgotten(&mut self, name: Arc<str>, said: bool) {
         if !self.config.durable || self.config.cluster {
             return;
         }
         if self.gate.down.is_some() {
-            self.forget_later(name);
+            self.forget_later(name, said);
             return;
         }
         self.gate.records.push(Record::Forgotten {
             name: Arc::clone(&name),
+            said,
         });
         let ticket = self.ticket();
-        self.gate.forgetting.push((ticket, name));
+        self.gate.forgetting.push((ticket, name, said));
     }
 
     /// A ticket for records that hold nothing back (no barrier): stored
@@ -230,12 +238,15 @@ impl Server {
     /// (forgetting it deletes whatever the store holds of it), and no
     /// more names than the store may keep rooms. A name given up stays in
     /// the store with the seqs it knows, and a restarted server may take
-    /// its room up again from there: the more names kept, the rarer.
-    fn forget_later(&mut self, name: Arc<str>) {
+    /// its room up again from there: the more names kept, the rarer. In
+    /// memory only, the oldest given up first.
+    fn forget_later(&mut self, name: Arc<str>, said: bool) {
         let gate = &mut self.gate;
-        if !gate.forget_later_names.insert(Arc::clone(&name)) {
+        if let Some(held) = gate.forget_later_names.get_mut(&name) {
+            *held |= said;
             return;
         }
+        gate.forget_later_names.insert(Arc::clone(&name), said);
         let most = self
             .config
             .max_rooms
@@ -279,7 +290,7 @@ impl Server {
     pub fn handle_persisted(&mut self, through: u64) {
         self.gate.stored = self.gate.stored.max(through.min(self.gate.issued));
         let stored = self.gate.stored;
-        self.gate.forgetting.retain(|(ticket, _)| *ticket > stored);
+        self.gate.forgetting.retain(|(ticket, ..)| *ticket > stored);
     }
 
     /// Storing the records handed out failed with `cause` (the disk is
@@ -303,8 +314,8 @@ impl Server {
         self.unloaded.failed(stored_before);
         self.gate.stored = self.gate.issued;
         // Rooms whose forgetting was lost with the batch: again later.
-        for (_, name) in std::mem::take(&mut self.gate.forgetting) {
-            self.forget_later(name);
+        for (_, name, said) in std::mem::take(&mut self.gate.forgetting) {
+            self.forget_later(name, said);
         }
         if self.config.cluster {
             // Only sessions are stored here; events are the log's.
@@ -424,16 +435,14 @@ impl Server {
         // Before the rooms: a room forgotten and begun again meanwhile is
         // forgotten by the store, then begun with its new epoch.
         let later = std::mem::take(&mut self.gate.forget_later);
-        self.gate.forget_later_names.clear();
-        if !later.is_empty() {
-            for name in &later {
-                self.gate.records.push(Record::Forgotten {
-                    name: Arc::clone(name),
-                });
-            }
-            self.gate
-                .forgetting
-                .extend(later.into_iter().map(|name| (ticket, name)));
+        let mut said_of = std::mem::take(&mut self.gate.forget_later_names);
+        for name in later {
+            let said = said_of.remove(&name).unwrap_or(true);
+            self.gate.records.push(Record::Forgotten {
+                name: Arc::clone(&name),
+                said,
+            });
+            self.gate.forgetting.push((ticket, name, said));
         }
         let mut names: Vec<_> = self.rooms.keys().cloned().collect();
         names.sort_unstable();

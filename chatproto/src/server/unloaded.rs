@@ -147,7 +147,7 @@ impl Server {
                 break;
             };
             self.rooms_forgotten += 1;
-            self.record_forgotten(old);
+            self.record_forgotten(old, true);
         }
         true
     }
@@ -212,7 +212,7 @@ impl Server {
         let name: Arc<str> = Arc::from(name);
         if self.unloaded_cap() == 0 {
             self.rooms_forgotten += 1;
-            self.record_forgotten(name);
+            self.record_forgotten(name, true);
             return;
         }
         let mut room = Room::new(name, epoch.to_owned());

@@ -393,3 +393,37 @@ fn past_max_rooms_the_least_recently_active_rooms_rest_unloaded_until_entered() 
     assert_eq!(u64_of(&bb.entered["bb"], "seq"), 0, "{:?}", bb.entered);
     assert!(!bb.replay.contains_key("bb"), "{:?}", bb.replay);
 }
+
+/// A room forgotten at the caps (here nothing is unloaded: the database
+/// keeps no more rooms than memory) is warned of when it held a message,
+/// whose history is deleted; one where only presence came to pass is
+/// not (nothing anyone reads is lost).
+#[test]
+fn a_forgotten_room_is_warned_of_only_when_it_held_a_message() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = durable(dir.path(), &["--max-rooms", "1", "--max-stored-rooms", "1"]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["quiet"], None);
+    for (room, next) in [("quiet", "said"), ("said", "third")] {
+        if room == "said" {
+            say(&mut alice, "said", "hello", "id-1");
+        }
+        alice.send_frame(&json!({"type": "part", "room": room}));
+        alice.expect_kind("presence");
+        alice.send_frame(&json!({"type": "enter", "room": next}));
+        alice.expect_kind("entered");
+        alice.expect_kind("presence");
+    }
+    assert!(
+        server.wait_for_lines("forgot #said", 1, crate::common::WAIT),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    assert!(!log.contains("forgot #quiet"), "{log}");
+    let page = server.http_get("/metrics");
+    assert!(
+        page.lines().any(|l| l == "chat_rooms_forgotten_total 2"),
+        "{page}"
+    );
+}
