@@ -417,3 +417,32 @@ fn a_refused_entering_keeps_a_resting_rooms_turn() {
         .collect();
     assert_eq!(forgotten, ["forgotten rust"]);
 }
+
+/// A v1 join when `lobby` cannot begin (the cap of rooms reached, every
+/// room with someone in it) is welcomed, with nothing of the lobby, and
+/// then told why it is in no room.
+#[test]
+fn a_v1_join_at_the_cap_is_welcomed_then_told_lobby_cannot_begin() {
+    let mut cfg = one_in_memory(100);
+    cfg.durable = false;
+    let mut sim = Sim::new(cfg, T0);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join("bob"));
+    let frames = sim.take(b);
+    assert!(
+        matches!(
+            &frames[..],
+            [
+                ServerFrame::Welcome { seq: 0, online, .. },
+                ServerFrame::Error {
+                    code: chatproto::ErrorCode::TooManyRooms,
+                    room: Some(lobby),
+                    ..
+                },
+            ] if online.is_empty() && lobby == "lobby"
+        ),
+        "{frames:?}"
+    );
+}
