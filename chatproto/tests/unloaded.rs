@@ -196,23 +196,33 @@ fn a_memory_server_forgets_at_the_cap_whatever_the_cap_of_stored_rooms() {
     assert!(texts(&sim.take(0)).is_empty(), "rust began anew");
 }
 
+/// Alice says one message in rust and parts; the store fails, found by
+/// her entering rust again, and she parts again: rust gave out 1 to 5,
+/// the last two unstored. With `unload`, she enters ops, which unloads
+/// rust; otherwise rust stays in memory, empty.
+fn rust_unstored(unload: bool) -> Sim {
+    let mut sim = alice(one_in_memory(100));
+    say_in(&mut sim, "rust", 1);
+    sim.store.fail = Some("disk full".into());
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    assert!(sim.server.store_failure().is_some());
+    sim.send(0, ClientFrame::part("rust"));
+    if unload {
+        sim.send(0, ClientFrame::enter("ops", None));
+    }
+    sim.commit();
+    assert_eq!(sim.server.rooms_unloaded(), usize::from(unload));
+    sim
+}
+
 /// A room unloaded while the store fails gave out seqs the store never
 /// heard of (presence goes on unstored): once it works again the store
 /// is told of the room's last seq, so that after a restart no seq a
 /// client saw is given again.
 #[test]
 fn a_room_unloaded_while_the_store_fails_is_stored_once_it_works() {
-    let mut sim = alice(one_in_memory(100));
-    say_in(&mut sim, "rust", 1);
-    sim.store.fail = Some("disk full".into());
-    // The failure is found by the next batch: alice entering again.
-    sim.send(0, ClientFrame::enter("rust", None));
-    sim.commit();
-    assert!(sim.server.store_failure().is_some());
-    sim.send(0, ClientFrame::part("rust"));
-    sim.send(0, ClientFrame::enter("ops", None));
-    sim.commit();
-    assert_eq!(sim.server.rooms_unloaded(), 1);
+    let mut sim = rust_unstored(true);
     let before = room_log(&sim);
 
     sim.store.fail = None;
@@ -318,16 +328,7 @@ fn retention_moves_the_start_of_a_resting_room() {
 /// restarted server would give those seqs to other events).
 #[test]
 fn a_resting_rooms_seq_is_told_again_when_the_batch_telling_it_fails() {
-    let mut sim = alice(one_in_memory(100));
-    say_in(&mut sim, "rust", 1);
-    sim.store.fail = Some("disk full".into());
-    sim.send(0, ClientFrame::enter("rust", None));
-    sim.commit();
-    assert!(sim.server.store_failure().is_some());
-    sim.send(0, ClientFrame::part("rust"));
-    sim.send(0, ClientFrame::enter("ops", None));
-    sim.commit();
-    assert_eq!(sim.server.rooms_unloaded(), 1);
+    let mut sim = rust_unstored(true);
     sim.server.handle_store_recovered();
     sim.commit();
     assert!(sim.server.store_failure().is_some(), "failed again");
@@ -342,15 +343,7 @@ fn a_resting_rooms_seq_is_told_again_when_the_batch_telling_it_fails() {
 /// and that batch fails: the next recovery tells it.
 #[test]
 fn a_room_unloaded_before_the_recovery_batch_fails_is_told_again() {
-    let mut sim = alice(one_in_memory(100));
-    say_in(&mut sim, "rust", 1);
-    sim.store.fail = Some("disk full".into());
-    sim.send(0, ClientFrame::enter("rust", None));
-    sim.commit();
-    assert!(sim.server.store_failure().is_some());
-    sim.send(0, ClientFrame::part("rust"));
-    sim.commit();
-    assert_eq!(sim.server.rooms_unloaded(), 0);
+    let mut sim = rust_unstored(false);
     sim.server.handle_store_recovered();
     sim.send(0, ClientFrame::enter("ops", None));
     assert_eq!(sim.server.rooms_unloaded(), 1);
