@@ -322,6 +322,17 @@ fn retention_moves_the_start_of_a_resting_room() {
     assert_eq!(entered(&sim.take(0)).2, 7);
 }
 
+/// The batch the recovery handed out fails (the store still failing);
+/// once the store works and recovers, it is told rust's last seq, 5.
+fn told_once_it_works(mut sim: Sim) {
+    sim.commit();
+    assert!(sim.server.store_failure().is_some(), "failed again");
+    sim.store.fail = None;
+    sim.server.handle_store_recovered();
+    sim.commit();
+    assert!(room_log(&sim).contains(&"room rust 5".to_owned()));
+}
+
 /// The store fails while rust gives out seqs it never hears of, rust is
 /// unloaded, and the batch that tells the store of rust's last seq at
 /// the recovery fails too: the next recovery tells it again (else a
@@ -330,12 +341,7 @@ fn retention_moves_the_start_of_a_resting_room() {
 fn a_resting_rooms_seq_is_told_again_when_the_batch_telling_it_fails() {
     let mut sim = rust_unstored(true);
     sim.server.handle_store_recovered();
-    sim.commit();
-    assert!(sim.server.store_failure().is_some(), "failed again");
-    sim.store.fail = None;
-    sim.server.handle_store_recovered();
-    sim.commit();
-    assert!(room_log(&sim).contains(&"room rust 5".to_owned()));
+    told_once_it_works(sim);
 }
 
 /// rust gives out seqs unstored and rests in memory; the store recovers,
@@ -347,12 +353,7 @@ fn a_room_unloaded_before_the_recovery_batch_fails_is_told_again() {
     sim.server.handle_store_recovered();
     sim.send(0, ClientFrame::enter("ops", None));
     assert_eq!(sim.server.rooms_unloaded(), 1);
-    sim.commit();
-    assert!(sim.server.store_failure().is_some(), "failed again");
-    sim.store.fail = None;
-    sim.server.handle_store_recovered();
-    sim.commit();
-    assert!(room_log(&sim).contains(&"room rust 5".to_owned()));
+    told_once_it_works(sim);
 }
 
 /// An entering without `since` asks the store for the latest messages

@@ -189,7 +189,7 @@ pub fn restore(
     let left = active
         .len()
         .saturating_sub(cap.max(server.config().max_rooms));
-    for (_, r) in &active[left..rest.max(left)] {
+    for (_, r) in &active[left..rest] {
         server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
     }
     let keep = server.config().history_per_room;

@@ -12,6 +12,21 @@ use crate::server::output::Output;
 use crate::server::session::EnterRequest;
 use crate::server::{Audience, ClientId, Server, Step};
 
+/// How many of a room's latest messages an entering without a `since` of
+/// its epoch shows.
+pub(crate) fn latest_shown(config: &crate::ServerConfig) -> usize {
+    config.replay_limit.min(50)
+}
+
+/// Those of them memory holds that `sid` may see.
+pub(crate) fn latest_in_memory<'a>(
+    room: &'a crate::server::room::Room,
+    sid: SessionId,
+    config: &crate::ServerConfig,
+) -> crate::server::room::Visible<'a> {
+    room.visible(sid, 0, u64::MAX, latest_shown(config), config.history_scan)
+}
+
 /// Room left in a frame for members other than a list of nicks or of
 /// messages (a `history` page's own members, an `entered`'s).
 pub(crate) const FRAME_OVERHEAD: usize = 512;
@@ -510,10 +525,10 @@ impl Server {
             .filter(|(since, _)| *since <= room.seq || self.config.cluster);
         let scan = self.config.history_scan;
         // Without a `since` of this epoch: the latest messages.
-        let latest = self.config.replay_limit.min(50);
+        let latest = latest_shown(&self.config);
         let fresh = match since {
             Some((_, epoch)) if *epoch == room.epoch => None,
-            _ => Some(room.visible(sid, 0, u64::MAX, latest, scan)),
+            _ => Some(latest_in_memory(room, sid, &self.config)),
         };
         // Memory not reaching back far enough: the store has the rest.
         let stored_more = durable && room.history_start > room.stored_from;

@@ -282,7 +282,7 @@ impl Server {
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
             if let Some((name, r)) = resting {
-                let mut woken = Server::wake(name, r);
+                let mut woken = r.into_room(name);
                 // Resting in the store: its epoch and seqs go on.
                 self.applied += 1;
                 woken.touched = self.applied;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::frame::ServerFrame;
-use crate::server::apply::{drop_oversized, keep_newest, replay_frame};
+use crate::server::apply::{drop_oversized, keep_newest, latest_in_memory, replay_frame};
 use crate::server::event::{Event, SessionId};
 use crate::server::output::Output;
 use crate::server::{ClientId, Server};
@@ -252,10 +252,8 @@ impl Server {
                     // The store cannot read: an entering without `since`
                     // shows the latest messages memory holds.
                     None if fresh => {
-                        let n = self.config.replay_limit.min(50);
-                        let scan = self.config.history_scan;
                         if let Some(r) = self.rooms.get(&room).filter(|r| r.epoch == epoch) {
-                            let seen = r.visible(sid, 0, u64::MAX, n, scan);
+                            let seen = latest_in_memory(r, sid, &self.config);
                             replay.extend(seen.page.into_iter().cloned());
                         }
                         true

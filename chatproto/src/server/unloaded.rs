@@ -51,6 +51,22 @@ pub(crate) struct Unloaded {
     count: u64,
 }
 
+impl Resting {
+    /// The room as it rests in the store, taken up again (its memory
+    /// window empty: replays and pages read the store).
+    pub fn into_room(self, name: Arc<str>) -> Room {
+        let mut room = Room::new(name, self.epoch.into());
+        room.seq = self.last_seq;
+        room.next_seq = self.last_seq + 1;
+        room.history_start = self.last_seq + 1;
+        room.stored_from = self.oldest.clamp(1, self.last_seq + 1);
+        // (Unloaded while the store failed, and it fails still: it is told
+        // of every room in memory when it works again.)
+        room.said = true;
+        room
+    }
+}
+
 impl Unloaded {
     /// Rest `name` as unloaded now.
     fn put(&mut self, name: Arc<str>, mut r: Resting) {
@@ -133,15 +149,24 @@ impl Server {
         if cap == 0 || !room.said {
             return false;
         }
+        let oldest = room.stored_from.min(room.history_start);
+        self.rest(&room.name, &room.epoch, room.next_seq - 1, oldest, cap);
+        true
+    }
+
+    /// Rest `name` in the store, unloaded, as of `epoch` with seqs given
+    /// out up to `last_seq` and history from `oldest`; past `cap` rooms
+    /// resting, the one unloaded longest ago is forgotten.
+    fn rest(&mut self, name: &Arc<str>, epoch: &str, last_seq: u64, oldest: u64, cap: usize) {
         let resting = Resting {
-            epoch: room.epoch.as_str().into(),
-            last_seq: room.next_seq - 1,
-            oldest: room.stored_from.min(room.history_start),
+            epoch: epoch.into(),
+            last_seq,
+            oldest,
             at: 0,
             unstored: self.gate.down.is_some(),
             ticket: self.gate.issued,
         };
-        self.unloaded.put(Arc::clone(&room.name), resting);
+        self.unloaded.put(Arc::clone(name), resting);
         while self.unloaded.len() > cap {
             let Some(old) = self.unloaded.take_oldest() else {
                 break;
@@ -149,21 +174,6 @@ impl Server {
             self.rooms_forgotten += 1;
             self.record_forgotten(old, true);
         }
-        true
-    }
-
-    /// The room `name` as it rests in the store, taken up again (its
-    /// memory window empty: replays and pages read the store).
-    pub(crate) fn wake(name: Arc<str>, r: Resting) -> Room {
-        let mut room = Room::new(name, r.epoch.into());
-        room.seq = r.last_seq;
-        room.next_seq = r.last_seq + 1;
-        room.history_start = r.last_seq + 1;
-        room.stored_from = r.oldest.clamp(1, r.last_seq + 1);
-        // (Unloaded while the store failed, and it fails still: it is told
-        // of every room in memory when it works again.)
-        room.said = true;
-        room
     }
 
     /// The rooms the store may not know as they are (see
@@ -210,16 +220,12 @@ impl Server {
             return;
         }
         let name: Arc<str> = Arc::from(name);
-        if self.unloaded_cap() == 0 {
+        let cap = self.unloaded_cap();
+        if cap == 0 {
             self.rooms_forgotten += 1;
             self.record_forgotten(name, true);
             return;
         }
-        let mut room = Room::new(name, epoch.to_owned());
-        room.next_seq = last_seq + 1;
-        room.history_start = last_seq + 1;
-        room.stored_from = oldest.clamp(1, last_seq + 1);
-        room.said = true;
-        self.unload(&room);
+        self.rest(&name, epoch, last_seq, oldest.clamp(1, last_seq + 1), cap);
     }
 }

@@ -109,10 +109,6 @@ impl Hub {
         let mut batch = Vec::with_capacity(BATCH);
         let mut from_cluster = Vec::with_capacity(BATCH);
         self.check_caught_up();
-        // What restoring decided goes to the store now, not with the first
-        // client's input (rooms past --max-stored-rooms are deleted).
-        self.drain(self.clock.now());
-        self.send_to_store();
         loop {
             // A store that falls behind stops the reading (see STORE_BACKLOG).
             let proposed = self.cluster.as_ref().map_or(0, |c| {
