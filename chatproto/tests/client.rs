@@ -705,10 +705,11 @@ fn a_message_typed_during_a_fresh_replay_waits_behind_the_held_ones() {
 }
 
 /// Parting a room while a fresh session's replay holds our messages for it
-/// sends them once the replay ends, then the `part`: nothing is lost, and
-/// nothing waits for the next reconnect. Entering it again before that
-/// keeps it, with no `part` at all, and as entered (the server's answer
-/// may have come while it was parted: it is told then).
+/// sends them once the replay ends, then, once they are answered, the
+/// `part`: nothing is lost, and nothing waits for the next reconnect.
+/// Entering it again before that keeps it, with no `part` at all, and as
+/// entered (the server's answer may have come while it was parted: it is
+/// told then).
 #[test]
 fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
     let frames = |c: &mut Client| -> Vec<String> {
@@ -752,13 +753,244 @@ fn parting_during_a_fresh_replay_sends_the_held_messages_then_parts() {
             assert_eq!(c.roster("lobby"), ["alice"]);
         }
         c.handle_frame(1, own_presence(2));
-        if enter_again {
-            assert_eq!(frames(&mut c), ["msg older"]);
-        } else {
-            assert_eq!(frames(&mut c), ["msg older", "part lobby"]);
-        }
+        assert_eq!(frames(&mut c), ["msg older"]);
         assert_eq!(c.unacknowledged(), 1);
+        // Its echo answers it: only then does the `part` go.
+        c.handle_frame(1, echo(3, "older", "a-1"));
+        let after: Vec<String> = frames(&mut c);
+        assert_eq!(c.unacknowledged(), 0);
+        if enter_again {
+            assert!(after.is_empty(), "{after:?}");
+        } else {
+            assert_eq!(after, ["part lobby"]);
+        }
     }
+}
+
+/// alice's message `text` with `id` in the lobby at `seq`, live.
+fn echo(seq: u64, text: &str, id: &str) -> ServerFrame {
+    ServerFrame::msg(
+        Some("lobby".into()),
+        seq,
+        "alice",
+        vec![],
+        text,
+        T0,
+        Some(id.into()),
+    )
+}
+
+/// What `c` put out: `msg TEXT`, `part ROOM`, `enter ROOM`, and the
+/// events `entered ROOM gap`, `ROOM: FROM: TEXT`, `ROOM: NICK online`
+/// (or offline) and `error CODE ID`.
+fn outputs(c: &mut Client) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(o) = c.poll() {
+        out.push(match o {
+            ClientOutput::Send(ClientFrame::Msg { text, .. }) => format!("msg {text}"),
+            ClientOutput::Send(ClientFrame::Part { room, .. }) => format!("part {room}"),
+            ClientOutput::Send(ClientFrame::Enter { room, .. }) => format!("enter {room}"),
+            ClientOutput::Event(ClientEvent::Entered { room, gap, .. }) => {
+                format!("entered {room} {gap}")
+            }
+            ClientOutput::Event(ClientEvent::Message {
+                room, from, text, ..
+            }) => format!("{room}: {from}: {text}"),
+            ClientOutput::Event(ClientEvent::Presence {
+                room, nick, online, ..
+            }) => {
+                format!(
+                    "{room}: {nick} {}",
+                    if online { "online" } else { "offline" }
+                )
+            }
+            ClientOutput::Event(ClientEvent::Error { code, id, .. }) => {
+                format!("error {} {}", code.as_str(), id.unwrap_or_default())
+            }
+            _ => continue,
+        });
+    }
+    out
+}
+
+/// A message sent and its room parted at once, both delivered, and the
+/// connection gone before the echo: the resumed session resends it into
+/// the room it left, which the server answers `not_in_room`, a delivered
+/// message told as refused. The `part` waits for the echo instead, and
+/// the next connection enters the room again for the resend, which the
+/// server knows (`duplicate`): nothing is refused, nothing arrives twice,
+/// and the room is parted after.
+#[test]
+fn a_message_sent_just_before_a_part_is_not_refused_after_a_reconnect() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby", "rust"]);
+    let b = net.add("bob", &["rust"]);
+    net.peers[a].core.send_msg("rust", vec![], "last words");
+    net.peers[a].core.part("rust");
+    net.drain_clients();
+    net.drain_server(false);
+    net.read(b);
+    net.cut(a);
+    net.connect(a);
+    net.pump();
+    assert_eq!(texts(&net.shown(b), "alice"), ["last words"]);
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    let refused: Vec<_> = net.peers[a]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Error { .. }))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(net.peers[a].core.rooms().collect::<Vec<_>>(), ["lobby"]);
+    assert_eq!(net.peers[b].core.roster("rust"), ["bob"], "parted at last");
+}
+
+/// A room parted while its messages wait, the connection lost twice: the
+/// next connection enters it again before resending them (sent without
+/// it, they would be refused `not_in_room`), and parts it once answered.
+#[test]
+fn a_room_parted_while_its_messages_wait_is_entered_again_after_a_reconnect() {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+    );
+    c.send_msg("rust", vec![], "pending");
+    outputs(&mut c);
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    c.part("rust");
+    c.handle_disconnected();
+    c.handle_connected(2);
+    c.handle_frame(2, fresh_welcome());
+    assert_eq!(
+        outputs(&mut c),
+        ["enter lobby", "enter rust"],
+        "held for its replay"
+    );
+    c.handle_frame(
+        2,
+        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], false),
+    );
+    c.handle_frame(
+        2,
+        ServerFrame::presence(Some("rust".into()), 2, "alice", PresenceStatus::Online, T0),
+    );
+    assert_eq!(outputs(&mut c), ["msg pending"]);
+    c.handle_frame(
+        2,
+        ServerFrame::msg(
+            Some("rust".into()),
+            3,
+            "alice",
+            vec![],
+            "pending",
+            T0,
+            Some("a-1".into()),
+        ),
+    );
+    // Its echo is told (the user has not seen it), and the `part` goes.
+    assert_eq!(outputs(&mut c), ["part rust", "rust: alice: pending"]);
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+}
+
+/// A room parted during a fresh session's replay and entered again before
+/// the `part` went: what the replay brought meanwhile is told then, after
+/// the room's `entered`, with no gap: it would otherwise be lost, the
+/// room's last seq already past it.
+#[test]
+fn a_room_parted_and_entered_again_during_its_replay_loses_nothing() {
+    let mut c = alice_in_lobby();
+    c.send_msg("lobby", vec![], "pending");
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    c.handle_frame(
+        1,
+        ServerFrame::entered(
+            "lobby",
+            "e1",
+            3,
+            1,
+            vec!["alice".into(), "bob".into()],
+            false,
+        ),
+    );
+    outputs(&mut c);
+    c.part("lobby");
+    c.handle_frame(
+        1,
+        ServerFrame::msg(
+            Some("lobby".into()),
+            2,
+            "bob",
+            vec![],
+            "while away",
+            T0,
+            None,
+        )
+        .into_replay(),
+    );
+    c.handle_frame(
+        1,
+        ServerFrame::presence(Some("lobby".into()), 3, "bob", PresenceStatus::Offline, T0),
+    );
+    assert!(outputs(&mut c).is_empty(), "parted: nothing told");
+    c.enter("lobby");
+    assert_eq!(
+        outputs(&mut c),
+        [
+            "entered lobby false",
+            "lobby: bob: while away",
+            "lobby: bob offline"
+        ]
+    );
+    assert_eq!(c.roster("lobby"), ["alice"]);
+    c.handle_frame(1, own_presence(4));
+    assert_eq!(outputs(&mut c), ["msg pending", "lobby: alice online"]);
+}
+
+/// A fresh session under another nickname (the first was taken while the
+/// client was away) still recognises its message in the replay, shown
+/// from the nickname it was sent under, and does not send it again.
+#[test]
+fn a_fresh_session_under_another_nickname_does_not_resend_what_the_replay_shows() {
+    let mut c = alice_in_lobby();
+    c.send_msg("lobby", vec![], "hello");
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, ServerFrame::error(ErrorCode::NickTaken, "taken"));
+    assert!(c.join_as("alice_"));
+    c.handle_frame(
+        1,
+        ServerFrame::welcome("alice_", 0, vec![], Some("t2".into()), Some(false), None),
+    );
+    c.handle_frame(
+        1,
+        ServerFrame::entered("lobby", "e1", 3, 1, vec!["alice_".into()], false),
+    );
+    c.handle_frame(
+        1,
+        ServerFrame::msg(Some("lobby".into()), 2, "alice", vec![], "hello", T0, None).into_replay(),
+    );
+    c.handle_frame(
+        1,
+        ServerFrame::presence(
+            Some("lobby".into()),
+            4,
+            "alice_",
+            PresenceStatus::Online,
+            T0,
+        ),
+    );
+    let sent: Vec<String> = outputs(&mut c)
+        .into_iter()
+        .filter(|o| o.starts_with("msg "))
+        .collect();
+    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(c.unacknowledged(), 0);
 }
 
 /// A message waiting to be sent again whose frame the server's `welcome`

@@ -20,7 +20,7 @@ impl Client {
         self.heard_at = now;
         self.pinged_at = None;
         self.entering.clear();
-        for r in self.rooms.values_mut() {
+        for r in self.rooms.values_mut().chain(self.parting.values_mut()) {
             r.entered = false;
             r.roster.clear();
         }
@@ -70,9 +70,13 @@ impl Client {
         // The next server says its own rate (in its `welcome`).
         self.pacer = None;
         self.held.clear();
-        // Parted: the next connection does not enter them (their messages
-        // are sent there without the room, and refused).
-        self.parting.clear();
+        // Parted with messages still waiting for an answer: the next
+        // connection enters them again to resend those, then parts. The
+        // others are left (a new connection is in no room until it
+        // enters: not entering them is the `part`).
+        let pending = &self.pending;
+        self.parting
+            .retain(|room, _| pending.iter().any(|p| &p.room == room));
     }
 
     /// When to call [`handle_timeout`](Client::handle_timeout), on the

@@ -60,6 +60,18 @@ impl Client {
                     self.release(&room);
                 }
                 let Some(r) = self.rooms.get_mut(&room) else {
+                    // Parting, its `part` not sent yet: kept in step
+                    // quietly, and told if it is entered again.
+                    if let Some(r) = self.parting.get_mut(&room).filter(|r| seq > r.last_seq) {
+                        r.last_seq = seq;
+                        let online = status == PresenceStatus::Online;
+                        if online {
+                            r.roster.admit(nick.clone());
+                        } else {
+                            r.roster.remove(&nick);
+                        }
+                        r.untold(ClientEvent::Presence { room, nick, online });
+                    }
                     return;
                 };
                 if seq <= r.last_seq {
@@ -147,6 +159,12 @@ impl Client {
         for (_, room) in &rooms {
             self.enter_now(room);
         }
+        // Then those parted while messages to them waited: the messages
+        // are sent again there, the `part` once they are answered.
+        let parting: Vec<String> = self.parting.keys().cloned().collect();
+        for room in &parting {
+            self.enter_now(room);
+        }
         // A resumed session has our ids: the server drops a resend it
         // already has. A fresh one does not, so a message that reached it
         // before the connection dropped is recognised in the room's replay
@@ -161,7 +179,7 @@ impl Client {
                     .iter()
                     .filter(|p| p.sent_after.is_some())
                     .map(|p| p.room.clone())
-                    .filter(|r| self.rooms.contains_key(r)),
+                    .filter(|r| self.rooms.contains_key(r) || self.parting.contains_key(r)),
             );
         }
         let held = std::mem::take(&mut self.held);
@@ -179,19 +197,18 @@ impl Client {
         recovered: bool,
     ) {
         self.entering.remove(&room);
-        if let Some(r) = self.parting.get_mut(&room) {
-            // Parted, the `part` not sent yet: kept quietly, in case the
-            // room is entered again before it goes.
-            r.epoch = Some(epoch);
-            r.entered = true;
-            r.last_seq = seq;
-            r.roster.set(&online);
-            return;
-        }
-        let Some(r) = self.rooms.get_mut(&room) else {
-            // Parted before this answer arrived: it must not bring the
-            // room back (the server has our `part` and leaves us out).
-            return;
+        // Parted, the `part` not sent yet: kept in step quietly, in case
+        // the room is entered again before it goes (then told, with a
+        // gap if there is one).
+        let (r, parting) = match self.rooms.get_mut(&room) {
+            Some(r) => (r, false),
+            None => match self.parting.get_mut(&room) {
+                Some(r) => (r, true),
+                // Parted before this answer arrived: it must not bring
+                // the room back (the server has our `part` and leaves us
+                // out).
+                None => return,
+            },
         };
         let again = r.epoch.is_some();
         // A new epoch lost what came before; otherwise nothing can be
@@ -215,10 +232,16 @@ impl Client {
         r.epoch = Some(epoch);
         r.entered = true;
         r.roster.set(&online);
+        if parting {
+            r.skipped |= gap;
+        }
         if began_anew {
             self.sent_into_new_history(&room);
         } else if behind {
             self.sent_into_history_behind(&room, seq);
+        }
+        if parting {
+            return;
         }
         self.event(ClientEvent::Entered {
             room,
@@ -254,39 +277,28 @@ impl Client {
                 mine = true;
             }
         }
-        let me = nick_key(&self.nick);
-        if !mine && replay && live && self.held.contains(&room) && nick_key(&from) == me {
+        if !mine && replay && live && self.held.contains(&room) {
             // A fresh session cannot match ids: match by content, in the
             // replay that comes before the held messages are resent.
             if let Some(i) = self
                 .pending
                 .iter()
-                .position(|p| p.room == room && p.may_be(seq, &to, &text))
+                .position(|p| p.room == room && p.may_be(seq, &from, &to, &text))
             {
                 self.settled(i);
                 mine = true;
             }
         }
         let acknowledged = mine;
-        mine |= nick_key(&from) == me;
-        if live {
-            match self.rooms.get_mut(&room) {
-                Some(r) if seq <= r.last_seq => return None,
-                Some(r) => r.last_seq = seq,
-                // Parted since: only the echo of a message sent before the
-                // part is still told (the user has not seen it yet).
-                None => {
-                    // Parting, its `part` not sent yet: in step, quietly.
-                    if let Some(r) = self.parting.get_mut(&room) {
-                        r.last_seq = r.last_seq.max(seq);
-                    }
-                    if !acknowledged {
-                        return None;
-                    }
-                }
+        mine |= nick_key(&from) == nick_key(&self.nick);
+        let parted = live && !self.rooms.contains_key(&room);
+        if let Some(r) = self.rooms.get_mut(&room).filter(|_| live) {
+            if seq <= r.last_seq {
+                return None;
             }
+            r.last_seq = seq;
         }
-        Some(ClientEvent::Message {
+        let event = ClientEvent::Message {
             room,
             seq,
             from,
@@ -295,7 +307,29 @@ impl Client {
             ts,
             mine,
             replay,
-        })
+        };
+        if !parted {
+            return Some(event);
+        }
+        // Parted since: only the echo of a message sent before the part
+        // is still told (the user has not seen it yet). Parting, its
+        // `part` not sent yet, the room is kept in step quietly, its
+        // other events kept to tell if it is entered again.
+        let ClientEvent::Message { room, .. } = &event else {
+            return None;
+        };
+        match self.parting.get_mut(room) {
+            Some(r) if seq > r.last_seq => {
+                r.last_seq = seq;
+                if !acknowledged {
+                    r.untold(event);
+                    return None;
+                }
+            }
+            _ if !acknowledged => return None,
+            _ => {}
+        }
+        Some(event)
     }
 
     fn error(

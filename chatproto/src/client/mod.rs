@@ -61,6 +61,32 @@ struct RoomState {
     /// When it was asked for (the rooms given to `new` first, in order):
     /// after a join they are entered in this order.
     asked: u64,
+    /// Parted, its `part` not sent yet: the events of the room that came
+    /// meanwhile and were not told, oldest first (at most
+    /// [`MAX_UNTOLD`]), told if it is entered again before the `part`
+    /// goes.
+    untold: VecDeque<ClientEvent>,
+    /// Some of those were let go (past [`MAX_UNTOLD`]), or the room was
+    /// entered again with a gap meanwhile: entered again, the user is
+    /// told of a gap.
+    skipped: bool,
+}
+
+/// The most events kept of a room while its `part` waits (see
+/// [`Client::part`]): a replay's worth (500 by default), so that a room
+/// parted during a replay and entered again loses nothing.
+const MAX_UNTOLD: usize = 512;
+
+impl RoomState {
+    /// Keep `e`, an event of this room that came while it was being
+    /// parted, to tell if it is entered again.
+    fn untold(&mut self, e: ClientEvent) {
+        if self.untold.len() >= MAX_UNTOLD {
+            self.untold.pop_front();
+            self.skipped = true;
+        }
+        self.untold.push_back(e);
+    }
 }
 
 /// See [`Client::footprint`].
@@ -153,9 +179,12 @@ pub struct Client {
     /// Rooms whose pending messages wait for the replay to end (after a
     /// fresh session).
     held: BTreeSet<String>,
-    /// Rooms parted while their messages were held: the `part` goes
-    /// once they are sent (so they are neither lost nor sent twice), and
-    /// the room's state comes back if it is entered again before that.
+    /// Rooms parted while messages to them waited for an answer (or
+    /// for the replay, held): the `part` goes once each is answered (so
+    /// that none is resent into a room left, refused there although it
+    /// arrived), and the room's state comes back if it is entered again
+    /// before that. Kept across a reconnect while messages wait: the
+    /// next connection enters them again to resend those.
     parting: BTreeMap<String, RoomState>,
     id_prefix: String,
     next_id: u64,
@@ -451,18 +480,23 @@ impl Client {
             return self.refuse_room(room, why);
         }
         let room = room.to_ascii_lowercase();
-        if let Some(r) = self.parting.remove(&room) {
+        if let Some(mut r) = self.parting.remove(&room) {
             // Its `part` has not gone yet: still in it, as entered (the
-            // answer may have come while parting: told now).
+            // answer may have come while parting: told now), with what
+            // came meanwhile.
             if r.entered {
                 self.event(ClientEvent::Entered {
                     room: room.clone(),
                     online: r.roster.nicks().cloned().collect(),
                     again: false,
-                    gap: false,
+                    gap: r.skipped,
                     reset: false,
                 });
             }
+            for e in std::mem::take(&mut r.untold) {
+                self.event(e);
+            }
+            r.skipped = false;
             self.rooms.insert(room, r);
             return;
         }
@@ -476,16 +510,25 @@ impl Client {
         }
     }
 
-    /// Leave `room`. Messages to it that wait for its replay (after a
-    /// fresh session) are sent first, once the replay ends, then the
-    /// `part`; events of the room are no longer reported meanwhile, except
-    /// the echoes of those messages.
+    /// Leave `room`. Messages sent to it and not answered yet (by their
+    /// echo or an error), or waiting for its replay (after a fresh
+    /// session), are answered first, the `part` only after the last of
+    /// them: one resent after a reconnect into a room already left would
+    /// be refused (`not_in_room`) although it may have arrived. Meanwhile
+    /// the room is left as far as [`rooms`](Client::rooms) and the events
+    /// go (only the answers to those messages are told), and a reconnect
+    /// enters it again to resend them. Entered again before its `part`
+    /// went, the room is kept as it was, and the events that came
+    /// meanwhile are told then (up to 512 of them; past that the oldest
+    /// are let go, and the [`Entered`](ClientEvent::Entered) says `gap`).
     pub fn part(&mut self, room: &str) {
         let room = room.to_ascii_lowercase();
-        let Some(r) = self.rooms.remove(&room) else {
+        let Some(mut r) = self.rooms.remove(&room) else {
             return;
         };
-        if self.held.contains(&room) {
+        if self.held.contains(&room) || self.pending.iter().any(|p| p.room == room) {
+            r.skipped = false;
+            r.untold.clear();
             self.parting.insert(room, r);
         } else if self.phase == Phase::Joined {
             self.send(ClientFrame::part(room));
@@ -517,6 +560,7 @@ impl Client {
             to,
             text: text.into(),
             sent_after: None,
+            sent_as: String::new(),
         };
         if self.phase == Phase::Joined {
             // Sent, the frame would be refused by the shell's encoder or
@@ -532,6 +576,7 @@ impl Client {
         }
         if self.phase == Phase::Joined && !self.held.contains(&p.room) {
             p.sent_after = Some(self.seen_in(&p.room));
+            p.sent_as = crate::nick::nick_key(&self.nick);
             self.send(msg_frame(&p));
         }
         self.pending.push_back(p);
@@ -603,9 +648,17 @@ impl Client {
         }
     }
 
+    /// Send the `enter` of `room` (one being parted too: see
+    /// [`part`](Client::part)), with `since` if it was entered before.
     fn enter_now(&mut self, room: &str) {
-        let r = self.rooms.entry(room.to_owned()).or_default();
-        let since = r.epoch.clone().map(|e| (r.last_seq, e));
+        if !self.parting.contains_key(room) {
+            self.rooms.entry(room.to_owned()).or_default();
+        }
+        let since = self
+            .rooms
+            .get(room)
+            .or_else(|| self.parting.get(room))
+            .and_then(|r| r.epoch.clone().map(|e| (r.last_seq, e)));
         self.entering.insert(room.to_owned());
         self.send(ClientFrame::enter(room, since));
     }
@@ -643,6 +696,26 @@ impl Client {
             self.paced.retain(
                 |(f, _)| !matches!(f, ClientFrame::Msg { id: Some(id), .. } if *id == p.id),
             );
+        }
+        self.part_when_answered(&p.room);
+    }
+
+    /// Send the `part` of `room`, parted while messages to it waited, if
+    /// none waits any longer (nor its replay). Only a room entered, or
+    /// being entered, on this connection is parted: one whose entering
+    /// was refused is not in, and a reconnect enters it again first.
+    fn part_when_answered(&mut self, room: &str) {
+        if self.phase != Phase::Joined
+            || self.held.contains(room)
+            || self.pending.iter().any(|p| p.room == room)
+        {
+            return;
+        }
+        let entered = self.entering.contains(room);
+        if let Some(r) = self.parting.remove(room) {
+            if r.entered || entered {
+                self.send(ClientFrame::part(room));
+            }
         }
     }
 

@@ -18,15 +18,22 @@ pub(super) struct Pending {
     /// session's replay can hold it only above that. `None`: never sent,
     /// so no replay holds it, and nothing must be taken for it.
     pub(super) sent_after: Option<u64>,
+    /// The nickname (its [key](crate::nick::nick_key)) it was last sent
+    /// under: a fresh session's replay shows it from that one, which a
+    /// fresh session joined under another (the first taken meanwhile) is
+    /// not.
+    pub(super) sent_as: String,
 }
 
 impl Pending {
-    /// Whether a message of ours at `seq` in a fresh session's replay of
-    /// its room, to `to` with `text`, can be this one: sent before, and
-    /// the same text to the same people after what was seen then (an
-    /// older message of the same text was another).
-    pub(super) fn may_be(&self, seq: u64, to: &[String], text: &str) -> bool {
+    /// Whether a message at `seq` in a fresh session's replay of its room,
+    /// from `from` to `to` with `text`, can be this one: sent before, and
+    /// the same text from the nickname it was sent under to the same
+    /// people after what was seen then (an older message of the same text
+    /// was another).
+    pub(super) fn may_be(&self, seq: u64, from: &str, to: &[String], text: &str) -> bool {
         self.sent_after.is_some_and(|after| seq > after)
+            && crate::nick::nick_key(from) == self.sent_as
             && self.text == text
             && same_people(&self.to, to)
     }
@@ -93,9 +100,7 @@ impl Client {
             return;
         }
         self.send_pending(|p| p.room == room);
-        if self.parting.remove(room).is_some() {
-            self.send(ClientFrame::part(room));
-        }
+        self.part_when_answered(room);
     }
 
     /// Send the waiting messages `which` picks, in order, each noted as
@@ -103,6 +108,7 @@ impl Client {
     /// [`Pending::sent_after`]).
     pub(super) fn send_pending(&mut self, which: impl Fn(&Pending) -> bool) {
         let mut frames = Vec::new();
+        let me = crate::nick::nick_key(&self.nick);
         for p in self.pending.iter_mut() {
             if !which(p) {
                 continue;
@@ -110,6 +116,7 @@ impl Client {
             if p.sent_after.is_none() {
                 p.sent_after = Some(seen_in(&self.rooms, &self.parting, &p.room));
             }
+            p.sent_as.clone_from(&me);
             frames.push(msg_frame(p));
         }
         for f in frames {
