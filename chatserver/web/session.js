@@ -47,6 +47,13 @@ export class Session {
     this.pending = [];
     /** Rooms whose pending messages wait for the end of the replay (fresh session). */
     this.held = new Set();
+    /**
+     * room -> its state: rooms left while messages to them waited for an
+     * answer; the `part` goes once each is answered (resent after a
+     * reconnect into a room already left, one would be refused although
+     * it had arrived), and a reconnect meanwhile enters them again.
+     */
+    this.parting = new Map();
     this.idPrefix = randomPrefix();
     this.nextId = 0;
   }
@@ -90,6 +97,10 @@ export class Session {
     this.phase = 'joining';
     this.connections += 1;
     this.entering.clear();
+    for (const r of this.parting.values()) {
+      r.entered = false;
+      r.roster.clear();
+    }
     for (const r of this.rooms.values()) {
       // Who was in the room when the connection went, to tell what
       // changed once it is entered again (kept from the first loss until
@@ -111,17 +122,28 @@ export class Session {
 
   /** Enter `room` (remembered across reconnects). */
   enter(room) {
+    // Left, its `part` waiting for its messages' answers: it goes now,
+    // and the room is entered anew (its replay shows its newest messages,
+    // as for any room entered: what the page showed of it went at the part).
+    if (this.parting.delete(room) && this.joined) this.send(P.part(room));
     if (!this.rooms.has(room)) this.rooms.set(room, newRoom());
     if (this.joined) this.enterNow(room);
   }
 
-  /** Leave `room`. */
+  /**
+   * Leave `room`. Messages sent to it and not answered yet are answered
+   * first: the `part` goes after the last of them (see `parting`).
+   */
   part(room) {
-    if (!this.rooms.delete(room)) return;
-    this.entering.delete(room);
+    const r = this.rooms.get(room);
+    if (!r) return;
+    this.rooms.delete(room);
     if (this.joined) {
-      this.send(P.part(room));
+      if (this.pending.some((p) => p.room === room)) this.parting.set(room, r);
+      else this.send(P.part(room));
+      this.entering.delete(room);
     } else {
+      this.entering.delete(room);
       // Offline: nothing was sent for these yet on a connection that
       // will know the room, so they are dropped with it.
       for (const p of this.pending.filter((p) => p.room === room)) this.ack(p.id);
@@ -252,13 +274,21 @@ export class Session {
     if (f.session) this.token = f.session;
     this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1 });
     for (const room of [...this.rooms.keys()]) this.enterNow(room);
+    // Then those left while messages to them waited: the messages are sent
+    // there again, the `part` once they are answered.
+    for (const [room, r] of this.parting) {
+      this.entering.add(room);
+      this.send(P.enter(room, r.lastSeq, r.epoch));
+    }
     // A resumed session has our ids: the server drops a resend it already
     // has (`duplicate`). A fresh one does not, so a message that reached it
     // before the connection dropped is recognised in the room's replay by
     // its content: resend only after that replay (up to our own presence).
     this.held.clear();
     if (!f.resumed) {
-      for (const p of this.pending) if (this.rooms.has(p.room)) this.held.add(p.room);
+      for (const p of this.pending) {
+        if (this.rooms.has(p.room) || this.parting.has(p.room)) this.held.add(p.room);
+      }
     }
     for (const p of this.pending) {
       if (!this.held.has(p.room)) this.send(P.msg(p.room, p.to, p.text, p.id));
@@ -271,6 +301,17 @@ export class Session {
     for (const p of this.pending) {
       if (p.room === room) this.send(P.msg(p.room, p.to, p.text, p.id));
     }
+    this.partWhenAnswered(room);
+  }
+
+  /** Send the `part` of `room`, left while messages to it waited, once none does. */
+  partWhenAnswered(room) {
+    if (!this.joined || this.held.has(room) || this.pending.some((p) => p.room === room)) return;
+    const r = this.parting.get(room);
+    if (!r) return;
+    this.parting.delete(room);
+    // Not entered (refused) on this connection: not in it, nothing to leave.
+    if (r.entered || this.entering.has(room)) this.send(P.part(room));
   }
 
   enterNow(room) {
@@ -283,6 +324,19 @@ export class Session {
   entered(f) {
     this.entering.delete(f.room);
     const r = this.rooms.get(f.room);
+    const parting = this.parting.get(f.room);
+    if (!r && parting) {
+      // Left, its `part` waiting: in step quietly (its messages' copies in
+      // the replay must be told apart from new ones).
+      if (parting.epoch !== f.epoch) parting.lastSeq = 0;
+      else if (f.seq < parting.lastSeq) parting.lastSeq = f.seq;
+      for (const p of this.pending) {
+        if (p.room === f.room && p.epoch === f.epoch && p.after > f.seq) p.after = f.seq;
+      }
+      parting.epoch = f.epoch;
+      parting.entered = true;
+      return;
+    }
     // Parted before this answer arrived: it must not bring the room back.
     if (!r) return;
     const again = r.epoch != null;
@@ -349,7 +403,7 @@ export class Session {
       // seq) can be it: a line taken back after a reload meets the room's
       // newest messages, where an older "ok" of ours would otherwise pass
       // for it.
-      const epoch = this.rooms.get(f.room)?.epoch;
+      const epoch = (this.rooms.get(f.room) ?? this.parting.get(f.room))?.epoch;
       const p = this.pending.find(
         (p) => p.room === f.room && p.text === f.text && (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
       );
@@ -357,6 +411,8 @@ export class Session {
     }
     if (live) {
       const r = this.rooms.get(f.room);
+      const parting = this.parting.get(f.room);
+      if (!r && parting) parting.lastSeq = Math.max(parting.lastSeq, f.seq);
       if (!r || f.seq <= r.lastSeq) return null;
       r.lastSeq = f.seq;
     }
@@ -369,6 +425,7 @@ export class Session {
     if (i < 0) return false;
     const [p] = this.pending.splice(i, 1);
     this.emit('acked', p);
+    this.partWhenAnswered(p.room);
     return true;
   }
 
@@ -397,6 +454,7 @@ export class Session {
     const refused = ['room_invalid', 'too_many_rooms'].includes(f.code) || (f.code === 'unavailable' && !f.id);
     if (f.room && this.entering.delete(f.room) && refused) {
       this.rooms.delete(f.room);
+      this.parting.delete(f.room);
       this.emit('left', { room: f.room });
       // No replay is coming: what was held goes now.
       this.release(f.room);

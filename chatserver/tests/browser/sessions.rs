@@ -729,6 +729,95 @@ async fn seq_went_back(h: &Harness, server: &Server) {
     assert!(kinds.contains(&"message carol new"), "{v}");
 }
 
+/// The page's session core (`session.js`) leaving a room it has just
+/// sent a message to: the `part` waits for the message's echo, and if the
+/// connection goes first, the next one enters the room again to resend it
+/// (a resumed session answers `duplicate`), then leaves. Resent into the
+/// room already left, it was refused `not_in_room` and shown as not sent
+/// although it had arrived.
+#[test]
+fn a_message_sent_just_before_its_room_is_left_is_not_refused_after_a_reconnect() {
+    let Some(h) = Harness::start("a_message_sent_just_before_its_room_is_left") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(part_after_msg(&h, &server));
+}
+
+const PART_AFTER_MSG_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const P = await import('/protocol.js');
+  const sent = [];
+  const events = [];
+  const s = new Session('alice', ['lobby', 'rust'], {
+    send: (f) => sent.push(`${f.type}${f.room ? ' ' + f.room : ''}${f.text ? ' ' + f.text : ''}`),
+    emit: (k, d) => events.push(k === 'error' ? `error ${d.code}` : k),
+  });
+  const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
+  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
+  const entered = (room, seq) => ({ type: 'entered', room, epoch: 'e1', seq, oldest: 1, online: ['alice'], recovered: true });
+  const own = (room, seq) => ({ type: 'presence', room, seq, nick: 'alice', status: 'online', ts: 1 });
+  s.connected();
+  frame(welcome(false));
+  frame(entered('lobby', 0));
+  frame(own('lobby', 1));
+  frame(entered('rust', 0));
+  frame(own('rust', 1));
+  sent.length = 0;
+  // Sent, then the room left at once: no part before the answer.
+  const first = s.sendMsg('rust', [], 'last words', 1);
+  s.part('rust');
+  const beforeEcho = [...sent];
+  frame({ type: 'msg', room: 'rust', seq: 2, ts: 1, from: 'alice', text: 'last words', id: first.id });
+  const afterEcho = [...sent];
+  // Again, and the connection lost before the echo.
+  s.enter('rust');
+  frame(entered('rust', 3));
+  frame(own('rust', 4));
+  const second = s.sendMsg('rust', [], 'more words', 1);
+  s.part('rust');
+  s.disconnected();
+  sent.length = 0;
+  events.length = 0;
+  s.connected();
+  frame(welcome(true));
+  const reconnect = [...sent];
+  frame(entered('lobby', 1));
+  frame(entered('rust', 5));
+  frame({ type: 'error', code: 'duplicate', message: 'already delivered', id: second.id, room: 'rust' });
+  return { beforeEcho, afterEcho, reconnect, sent, events, pending: s.pending.length, rooms: [...s.rooms.keys()] };
+})();";
+
+async fn part_after_msg(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(PART_AFTER_MSG_JS, vec![]).await;
+    assert_eq!(v["beforeEcho"], json!(["msg rust last words"]), "{v}");
+    assert_eq!(
+        v["afterEcho"],
+        json!(["msg rust last words", "part rust"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["reconnect"],
+        json!(["join", "enter lobby", "enter rust", "msg rust more words"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["sent"].as_array().and_then(|a| a.last()),
+        Some(&json!("part rust")),
+        "{v}"
+    );
+    let events = v["events"].as_array().expect("events");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("error"))),
+        "{v}"
+    );
+    assert_eq!(v["pending"], json!(0), "{v}");
+    assert_eq!(v["rooms"], json!(["lobby"]), "{v}");
+}
+
 /// The page keeps a room's members as chatproto's client core does: at
 /// most 100,000, none longer than a nickname can be (a hostile server
 /// naming ever more grew the page without end), and shows a list of
