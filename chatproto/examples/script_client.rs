@@ -12,10 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use chatproto::{
-    encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame,
-    DEFAULT_MAX_FRAME_BYTES,
-};
+use chatproto::{encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -46,9 +43,7 @@ fn main() -> std::io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(if want.is_some() { 10 } else { 1 });
         loop {
             // The server's limit once it said (`send_msg` checks against it).
-            let max = client
-                .limits()
-                .map_or(DEFAULT_MAX_FRAME_BYTES, |l| l.max_frame_bytes as usize);
+            let max = client.max_frame_bytes();
             while let Some(out) = client.poll() {
                 match out {
                     ClientOutput::Send(f) => sock.write_all(&encode(&f, max).expect("fits"))?,
@@ -89,10 +84,8 @@ fn main() -> std::io::Result<()> {
                 }
                 // Its `welcome` may allow longer frames: a new decoder takes
                 // the rest of the buffer between two frames.
-                if let Some(l) = client.limits() {
-                    if dec.max_frame_bytes() < l.max_frame_bytes as usize {
-                        dec = FrameDecoder::new(l.max_frame_bytes as usize);
-                    }
+                if dec.max_frame_bytes() < client.max_frame_bytes() {
+                    dec = FrameDecoder::new(client.max_frame_bytes());
                 }
             }
             client.handle_timeout(ms());

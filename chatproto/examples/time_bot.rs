@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientOutput, Decoded, ErrorCode, FrameDecoder, ServerFrame,
-    DEFAULT_MAX_FRAME_BYTES,
 };
 
 fn main() -> std::io::Result<()> {
@@ -129,6 +128,5 @@ fn main() -> std::io::Result<()> {
 
 /// The largest frame either side may send: the server's, once it said.
 fn limit(bot: &Client) -> usize {
-    bot.limits()
-        .map_or(DEFAULT_MAX_FRAME_BYTES, |l| l.max_frame_bytes as usize)
+    bot.max_frame_bytes()
 }

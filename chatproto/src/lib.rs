@@ -197,11 +197,11 @@
 //!
 //! Three things a client shell must do itself:
 //!
-//! * Encode with the limit the server announced and decode with at least
-//!   it: [`Client::limits`]`.max_frame_bytes` once joined
-//!   ([`DEFAULT_MAX_FRAME_BYTES`] before, or from a server that announced
-//!   none). [`Client::send_msg`] lets through any message that fits the
-//!   announced limit, so encoding with a smaller fixed one fails on a
+//! * Encode and decode with [`Client::max_frame_bytes`]: the limit the
+//!   server announced once joined ([`DEFAULT_MAX_FRAME_BYTES`] before, or
+//!   from a server that announced none), up to
+//!   [`CLIENT_MAX_FRAME_BYTES`]. [`Client::send_msg`] lets through any
+//!   message that fits it, so encoding with a smaller fixed one fails on a
 //!   server that raised it; a decoder can be replaced between any two
 //!   calls (a frame not decoded yet stays whole in the buffer).
 //! * Reconnect after [`ClientEvent::Dead`] (nothing heard after a ping) or
@@ -319,8 +319,8 @@ mod server;
 pub mod testkit;
 
 pub use client::{
-    Client, ClientEvent, ClientOutput, Unacknowledged, CLIENT_DEAD_AFTER_MS, CLIENT_MAX_ROSTER,
-    CLIENT_PING_AFTER_MS,
+    Client, ClientEvent, ClientOutput, Unacknowledged, CLIENT_DEAD_AFTER_MS,
+    CLIENT_MAX_FRAME_BYTES, CLIENT_MAX_ROSTER, CLIENT_PING_AFTER_MS,
 };
 pub use codec::{
     encode, encode_into, parse_payload, Decoded, EncodeError, FrameDecoder, FramingError,

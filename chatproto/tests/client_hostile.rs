@@ -7,8 +7,9 @@ mod common;
 use common::sent_and_refused;
 
 use chatproto::{
-    Client, ClientFrame, ClientOutput, ErrorCode, PresenceStatus, ServerFrame, CLIENT_MAX_ROSTER,
-    DEFAULT_MAX_FRAME_BYTES, MAX_NICK_LEN,
+    Client, ClientFrame, ClientOutput, ErrorCode, Limits, PresenceStatus, ServerFrame,
+    CLIENT_MAX_FRAME_BYTES, CLIENT_MAX_ROSTER, DEFAULT_MAX_FRAME_BYTES, MAX_NICK_LEN,
+    MIN_MAX_FRAME_BYTES,
 };
 
 /// A `welcome` that announces no limits (as a v1 server's).
@@ -157,4 +158,36 @@ fn a_welcome_while_offline_is_not_taken() {
         "{out:?}"
     );
     assert_eq!(c.unacknowledged(), 1);
+}
+
+/// The frame limit a shell encodes and decodes with is the one the
+/// server announced, within bounds: a hostile server announcing 4 GiB
+/// (the docs said to decode with what it announced) would have a client
+/// buffer that much for one frame; one announcing 0 could not be told a
+/// thing. Before any `welcome`, the protocol's default.
+#[test]
+fn the_frame_limit_is_the_announced_one_within_bounds() {
+    let welcome = |max: u64| {
+        ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("t".into()),
+            Some(false),
+            Some(Limits::new(max, 64, 500, 200)),
+        )
+    };
+    for (announced, used) in [
+        (u64::from(u32::MAX), CLIENT_MAX_FRAME_BYTES),
+        (u64::MAX, CLIENT_MAX_FRAME_BYTES),
+        (16_777_215, 16_777_215),
+        (200_000, 200_000),
+        (0, MIN_MAX_FRAME_BYTES),
+    ] {
+        let mut c = Client::new("alice", &["lobby"], "a-");
+        assert_eq!(c.max_frame_bytes(), DEFAULT_MAX_FRAME_BYTES);
+        c.handle_connected(0);
+        c.handle_frame(0, welcome(announced));
+        assert_eq!(c.max_frame_bytes(), used, "{announced} announced");
+    }
 }

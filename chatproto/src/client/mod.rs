@@ -45,6 +45,12 @@ pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
 /// list falls behind anyway.
 pub const CLIENT_MAX_ROSTER: usize = 100_000;
 
+/// The largest frame limit [`Client::max_frame_bytes`] gives, whatever a
+/// server announces (16 MiB, over chatserver's largest setting,
+/// 16,777,215): a client that decodes with the limit a hostile server
+/// announced would otherwise buffer up to 4 GiB for one frame.
+pub const CLIENT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
 /// The longest id prefix used: with a `u64` counter (20 digits at most),
 /// an id stays within the protocol's 64 characters (PROTOCOL.md §5.4).
 const MAX_ID_PREFIX: usize = 64 - 20;
@@ -146,14 +152,14 @@ enum Phase {
 /// token continues it, and a resume here would close that one (the core
 /// does not stop by itself: the shell must look for that code).
 ///
-/// Encode its frames with the limit of [`Client::limits`] once joined
-/// ([`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES) before, or
-/// from a server that announced none):
+/// Encode its frames with [`Client::max_frame_bytes`] (the limit the
+/// server's `welcome` announced, up to [`CLIENT_MAX_FRAME_BYTES`]):
 /// [`send_msg`](Client::send_msg) lets through any message within that
 /// limit, so a smaller fixed limit fails against a server that raised its
 /// own. The server's frames can be that long too: decode with a
-/// [`FrameDecoder`](crate::FrameDecoder) of at least that limit (one made
-/// after the `welcome` may replace the first between any two calls).
+/// [`FrameDecoder`](crate::FrameDecoder) of that limit (one made after
+/// the `welcome` may replace the first between any two calls). Not with
+/// the announced limit itself: a hostile server could announce 4 GiB.
 ///
 /// Under a rate limit the server says in its `welcome`
 /// ([`Limits::rate`]), frames other than `ping` and `pong` go out no
@@ -374,6 +380,17 @@ impl Client {
         r.epoch = Some(epoch.into());
         r.last_seq = last_seq;
         true
+    }
+
+    /// The frame limit to encode this client's frames with and to decode
+    /// the server's with: the `max_frame_bytes` of the server's last
+    /// `welcome`, or [`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES)
+    /// before one or from a server that announced none; at least
+    /// [`MIN_MAX_FRAME_BYTES`](crate::MIN_MAX_FRAME_BYTES) and at most
+    /// [`CLIENT_MAX_FRAME_BYTES`]. [`send_msg`](Client::send_msg) lets
+    /// through any message that fits it.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.frame_limit()
     }
 
     /// The limits the server announced in its last `welcome` (`None`

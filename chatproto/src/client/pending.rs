@@ -77,7 +77,7 @@ impl Client {
                 // As `encode` takes it, so that what is said is what holds.
                 usize::try_from(l.max_frame_bytes)
                     .unwrap_or(usize::MAX)
-                    .clamp(crate::MIN_MAX_FRAME_BYTES, u32::MAX as usize)
+                    .clamp(crate::MIN_MAX_FRAME_BYTES, super::CLIENT_MAX_FRAME_BYTES)
             })
     }
 
