@@ -100,9 +100,10 @@ pub fn outcome(o: &LineOutcome, time: &str) -> String {
 /// Messages, presence and notices are `None`: their frames are printed.
 pub fn note(line: &Line, time: &str) -> Option<String> {
     match line {
-        Line::Info(text) | Line::Entered { text, .. } | Line::HistoryNote { text, .. } => {
-            Some(Object::new("info").str("text", text).end(time))
-        }
+        Line::Info(text)
+        | Line::Entered { text, .. }
+        | Line::Left { text, .. }
+        | Line::HistoryNote { text, .. } => Some(Object::new("info").str("text", text).end(time)),
         Line::HistoryGone { room } => Some(
             Object::new("info")
                 .str("text", &crate::render::history_gone(room))

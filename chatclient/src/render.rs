@@ -71,6 +71,15 @@ pub enum Line {
         /// The line (it names the room).
         text: String,
     },
+    /// `you left #room`: said as [`Line::Info`] is, and filed by the
+    /// full-screen client under `room`, not under the room current once
+    /// it is left.
+    Left {
+        /// The room left.
+        room: String,
+        /// The line (it names the room).
+        text: String,
+    },
     /// What became of a `/history` in `room` (`5 older messages of
     /// #lobby; /history shows more`, or that a page is on its way): said
     /// as [`Line::Info`] is; the full-screen client keeps only the newest
@@ -271,7 +280,10 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* server: ");
             out.push_str(&escape_control(text));
         }
-        Line::Info(text) | Line::Entered { text, .. } | Line::HistoryNote { text, .. } => {
+        Line::Info(text)
+        | Line::Entered { text, .. }
+        | Line::Left { text, .. }
+        | Line::HistoryNote { text, .. } => {
             out.push_str("* ");
             out.push_str(&escape_control(text));
         }

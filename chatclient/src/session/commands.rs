@@ -194,7 +194,11 @@ impl Session {
         // Parted before the answer came: none will (the core drops it).
         self.entering.remove(&room);
         self.ledger.entered(&room);
-        self.info(format!("you left #{room}"));
+        let text = format!("you left #{room}");
+        self.print(Line::Left {
+            room: room.clone(),
+            text,
+        });
         self.forget_room(&room, false);
     }
 

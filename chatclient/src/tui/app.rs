@@ -465,7 +465,7 @@ impl App {
                     }
                 }
             }
-            Line::Entered { room, .. } => entry.room = Some(room.clone()),
+            Line::Entered { room, .. } | Line::Left { room, .. } => entry.room = Some(room.clone()),
             Line::HistoryNote { room, .. } => {
                 entry.room = Some(room.clone());
                 // What the last /history brought is old news once the
@@ -969,6 +969,22 @@ mod tests {
         filed_under_rust(&app);
         app.add_line(entered("lobby"), "12:00".into());
         assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
+    }
+
+    /// `you left #rust` is said in #rust's view: by the time the
+    /// full-screen client shows it, another room is current, and the line
+    /// was filed there (and with no room left, in every view).
+    #[test]
+    fn a_left_line_is_filed_under_the_room_left() {
+        let mut app = app();
+        app.add_line(
+            Line::Left {
+                room: "rust".into(),
+                text: "you left #rust".into(),
+            },
+            "12:00".into(),
+        );
+        filed_under_rust(&app);
     }
 
     /// Who came and went in a room while the connection was lost is said

@@ -130,7 +130,10 @@ pub fn entry_rows(
                 theme.notice(),
             ));
         }
-        Line::Info(text) | Line::Entered { text, .. } | Line::HistoryNote { text, .. } => {
+        Line::Info(text)
+        | Line::Entered { text, .. }
+        | Line::Left { text, .. }
+        | Line::HistoryNote { text, .. } => {
             prefix.push(Span::styled(format!("{} ", entry.time), theme.quiet()));
             prefix.push(Span::raw("* "));
             body.push(Span::raw(escape_control(text).into_owned()));
