@@ -7,7 +7,7 @@ mod common;
 use common::sent_and_refused;
 
 use chatproto::{
-    Client, ClientFrame, ClientOutput, ErrorCode, Limits, PresenceStatus, ServerFrame,
+    Client, ClientEvent, ClientFrame, ClientOutput, ErrorCode, Limits, PresenceStatus, ServerFrame,
     CLIENT_MAX_FRAME_BYTES, CLIENT_MAX_ROSTER, DEFAULT_MAX_FRAME_BYTES, MAX_NICK_LEN,
     MIN_MAX_FRAME_BYTES,
 };
@@ -189,5 +189,47 @@ fn the_frame_limit_is_the_announced_one_within_bounds() {
         c.handle_connected(0);
         c.handle_frame(0, welcome(announced));
         assert_eq!(c.max_frame_bytes(), used, "{announced} announced");
+    }
+}
+
+/// What comes for a room while its `part` waits (here: during a fresh
+/// session's replay, its message held) is kept to tell if it is entered
+/// again, but not without bound: a server sending ever more, or ever
+/// larger, frames for it is kept to the newest 512, and 4 MiB, and the
+/// entering says there is a gap.
+#[test]
+fn a_room_being_parted_keeps_a_bounded_tail_of_its_events() {
+    for (count, len, kept) in [(600, 10, 512), (5, 1_000_000, 4), (3, 10, 3)] {
+        let mut c = Client::new("alice", &["lobby"], "a-");
+        c.handle_connected(0);
+        c.handle_frame(0, welcome_without_limits(false));
+        let entered =
+            |seq| ServerFrame::entered("lobby", "e1", seq, 1, vec!["alice".into()], false);
+        c.handle_frame(0, entered(0));
+        c.send_msg("lobby", vec![], "held");
+        c.handle_disconnected();
+        c.handle_connected(1);
+        c.handle_frame(1, welcome_without_limits(false));
+        c.handle_frame(1, entered(0));
+        c.part("lobby");
+        for seq in 1..=count {
+            let text = "t".repeat(len);
+            let m = ServerFrame::msg(Some("lobby".into()), seq, "bob", vec![], text, 1, None);
+            c.handle_frame(1, m.into_replay());
+        }
+        while c.poll().is_some() {}
+        c.enter("lobby");
+        let mut told = Vec::new();
+        let mut gap = None;
+        while let Some(out) = c.poll() {
+            match out {
+                ClientOutput::Event(ClientEvent::Message { seq, .. }) => told.push(seq),
+                ClientOutput::Event(ClientEvent::Entered { gap: g, .. }) => gap = Some(g),
+                _ => {}
+            }
+        }
+        assert_eq!(told.len(), kept, "{count} of {len} bytes");
+        assert_eq!(told.last(), Some(&count), "the newest kept");
+        assert_eq!(gap, Some(kept < count as usize), "{count} of {len} bytes");
     }
 }

@@ -68,11 +68,13 @@ struct RoomState {
     /// after a join they are entered in this order.
     asked: u64,
     /// Parted, its `part` not sent yet: the events of the room that came
-    /// meanwhile and were not told, oldest first (at most
-    /// [`MAX_UNTOLD`]), told if it is entered again before the `part`
-    /// goes.
+    /// meanwhile and were not told, oldest first (at most [`MAX_UNTOLD`]
+    /// of them, [`MAX_UNTOLD_BYTES`] in all), told if it is entered again
+    /// before the `part` goes.
     untold: VecDeque<ClientEvent>,
-    /// Some of those were let go (past [`MAX_UNTOLD`]), or the room was
+    /// The bytes of the strings of `untold`.
+    untold_bytes: usize,
+    /// Some of those were let go (past the caps), or the room was
     /// entered again with a gap meanwhile: entered again, the user is
     /// told of a gap.
     skipped: bool,
@@ -80,18 +82,48 @@ struct RoomState {
 
 /// The most events kept of a room while its `part` waits (see
 /// [`Client::part`]): a replay's worth (500 by default), so that a room
-/// parted during a replay and entered again loses nothing.
+/// parted during a replay and entered again loses nothing...
 const MAX_UNTOLD: usize = 512;
+/// ...and the most bytes of their strings: a hostile server's 512
+/// frames of 16 MiB each would otherwise be kept whole.
+const MAX_UNTOLD_BYTES: usize = 4 * 1024 * 1024;
 
 impl RoomState {
     /// Keep `e`, an event of this room that came while it was being
-    /// parted, to tell if it is entered again.
+    /// parted, to tell if it is entered again; past the caps the oldest
+    /// kept are let go.
     fn untold(&mut self, e: ClientEvent) {
-        if self.untold.len() >= MAX_UNTOLD {
-            self.untold.pop_front();
+        self.untold_bytes += event_bytes(&e);
+        self.untold.push_back(e);
+        while self.untold.len() > MAX_UNTOLD || self.untold_bytes > MAX_UNTOLD_BYTES {
+            let Some(old) = self.untold.pop_front() else {
+                break;
+            };
+            self.untold_bytes -= event_bytes(&old);
             self.skipped = true;
         }
-        self.untold.push_back(e);
+    }
+
+    /// Forget what was kept while parting (told, or parted anew).
+    fn take_untold(&mut self) -> VecDeque<ClientEvent> {
+        self.untold_bytes = 0;
+        std::mem::take(&mut self.untold)
+    }
+}
+
+/// The bytes of the strings of `e`, an event kept while its room is
+/// parted (a message or a presence).
+fn event_bytes(e: &ClientEvent) -> usize {
+    match e {
+        ClientEvent::Message {
+            room,
+            from,
+            to,
+            text,
+            ..
+        } => room.len() + from.len() + text.len() + to.iter().map(String::len).sum::<usize>(),
+        ClientEvent::Presence { room, nick, .. } => room.len() + nick.len(),
+        _ => 0,
     }
 }
 
@@ -510,7 +542,7 @@ impl Client {
                     reset: false,
                 });
             }
-            for e in std::mem::take(&mut r.untold) {
+            for e in r.take_untold() {
                 self.event(e);
             }
             r.skipped = false;
@@ -536,8 +568,9 @@ impl Client {
     /// go (only the answers to those messages are told), and a reconnect
     /// enters it again to resend them. Entered again before its `part`
     /// went, the room is kept as it was, and the events that came
-    /// meanwhile are told then (up to 512 of them; past that the oldest
-    /// are let go, and the [`Entered`](ClientEvent::Entered) says `gap`).
+    /// meanwhile are told then (up to 512 of them, and 4 MiB of text;
+    /// past that the oldest are let go, and the
+    /// [`Entered`](ClientEvent::Entered) says `gap`).
     pub fn part(&mut self, room: &str) {
         let room = room.to_ascii_lowercase();
         let Some(mut r) = self.rooms.remove(&room) else {
@@ -545,7 +578,7 @@ impl Client {
         };
         if self.held.contains(&room) || self.pending.iter().any(|p| p.room == room) {
             r.skipped = false;
-            r.untold.clear();
+            r.take_untold();
             self.parting.insert(room, r);
         } else if self.phase == Phase::Joined {
             self.send(ClientFrame::part(room));
@@ -636,7 +669,7 @@ impl Client {
         let room_bytes: usize = rooms
             .map(|(name, r)| {
                 let roster = r.roster.bytes();
-                name.len() + r.epoch.as_ref().map_or(0, String::len) + roster
+                name.len() + r.epoch.as_ref().map_or(0, String::len) + roster + r.untold_bytes
             })
             .sum();
         let pending_bytes: usize = self
