@@ -649,6 +649,9 @@ const handlers = {
   },
 
   history({ room, events, more, before }) {
+    // A page of a room left since (or never shown: a broken server's)
+    // has nowhere to go; kept, it would be state of a room not there.
+    if (!view.rooms.has(room)) return;
     backlog.answer(room, events, more, before, session.nick);
   },
 

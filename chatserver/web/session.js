@@ -62,12 +62,17 @@ export class Session {
    * Take back `items` ({ id, room, to, text, line, epoch, after }), the
    * messages this session had not had acknowledged when the page was
    * reloaded: pending again, sent once joined (a resumed session drops
-   * what it has by id). Those for rooms no longer kept are dropped.
+   * what it has by id). One for a room left meanwhile makes the next
+   * connection enter it again to send it, then leave (see `parting`).
    */
   restore(items) {
     for (const { id, room, to, text, line, epoch, after } of items) {
-      if (!this.rooms.has(room) || this.pending.some((p) => p.id === id)) continue;
-      const p = { id, room, to, text, line, epoch, after };
+      if (this.pending.some((p) => p.id === id) || P.roomName(room).room !== room) continue;
+      if (!this.rooms.has(room) && !this.parting.has(room)) {
+        this.parting.set(room, { ...newRoom(), epoch, lastSeq: after });
+      }
+      // It may have gone before the reload.
+      const p = { id, room, to, text, line, epoch, after, sent: true };
       this.pending.push(p);
       this.emit('pending', p);
     }
@@ -118,6 +123,11 @@ export class Session {
   disconnected() {
     this.phase = 'offline';
     this.held.clear();
+    // Left, with nothing waiting any more: the next connection does not
+    // enter them (a new connection is in no room until it enters).
+    for (const room of [...this.parting.keys()]) {
+      if (!this.pending.some((p) => p.room === room)) this.parting.delete(room);
+    }
   }
 
   /** Enter `room` (remembered across reconnects). */
@@ -138,16 +148,10 @@ export class Session {
     const r = this.rooms.get(room);
     if (!r) return;
     this.rooms.delete(room);
-    if (this.joined) {
-      if (this.pending.some((p) => p.room === room)) this.parting.set(room, r);
-      else this.send(P.part(room));
-      this.entering.delete(room);
-    } else {
-      this.entering.delete(room);
-      // Offline: nothing was sent for these yet on a connection that
-      // will know the room, so they are dropped with it.
-      for (const p of this.pending.filter((p) => p.room === room)) this.ack(p.id);
-    }
+    // Its entering stays in `entering`: a refusal of it must still
+    // release what was held for it.
+    if (this.pending.some((p) => p.room === room)) this.parting.set(room, r);
+    else if (this.joined) this.send(P.part(room));
   }
 
   /**
@@ -170,8 +174,26 @@ export class Session {
     if (error) return { error };
     this.pending.push(p);
     this.emit('pending', p);
-    if (this.joined) this.send(P.msg(p.room, p.to, p.text, p.id));
+    // Behind the held ones while its room's replay runs.
+    if (this.joined && !this.held.has(room)) this.sendPending(p);
     return p;
+  }
+
+  /**
+   * Send pending message `p`. The first time, it is noted as sent, and
+   * where its room stood then if it was not known when it was typed: a
+   * fresh session's replay can hold it only after that.
+   */
+  sendPending(p) {
+    if (!p.sent) {
+      p.sent = true;
+      const r = this.rooms.get(p.room) ?? this.parting.get(p.room);
+      if (p.epoch === null && r?.epoch != null) {
+        p.epoch = r.epoch;
+        p.after = r.lastSeq;
+      }
+    }
+    this.send(P.msg(p.room, p.to, p.text, p.id));
   }
 
   /**
@@ -216,7 +238,9 @@ export class Session {
         this.send(P.pong());
         break;
       case 'welcome':
-        this.welcome(f);
+        // One per connection, answering its join: another (a broken
+        // server's) would enter every room and resend every message again.
+        if (this.phase === 'joining') this.welcome(f);
         break;
       case 'online': {
         // Only `entered` continuations matter: the join enters no room.
@@ -273,6 +297,14 @@ export class Session {
     if (!f.resumed) this.token = null;
     if (f.session) this.token = f.session;
     this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1 });
+    // Waiting messages the new limit no longer takes: sent, each would
+    // close the connection, on every reconnect.
+    for (const p of [...this.pending]) {
+      const message = this.tooLong(p.room, p.to, p.text, p.id);
+      if (!message) continue;
+      this.ack(p.id);
+      this.emit('error', { type: 'error', code: 'msg_too_large', message, id: p.id, room: p.room, failed: p });
+    }
     for (const room of [...this.rooms.keys()]) this.enterNow(room);
     // Then those left while messages to them waited: the messages are sent
     // there again, the `part` once they are answered.
@@ -286,12 +318,14 @@ export class Session {
     // its content: resend only after that replay (up to our own presence).
     this.held.clear();
     if (!f.resumed) {
+      // Only a room something was sent to: what was never sent cannot
+      // be in its replay.
       for (const p of this.pending) {
-        if (this.rooms.has(p.room) || this.parting.has(p.room)) this.held.add(p.room);
+        if (p.sent && (this.rooms.has(p.room) || this.parting.has(p.room))) this.held.add(p.room);
       }
     }
     for (const p of this.pending) {
-      if (!this.held.has(p.room)) this.send(P.msg(p.room, p.to, p.text, p.id));
+      if (!this.held.has(p.room)) this.sendPending(p);
     }
   }
 
@@ -299,7 +333,7 @@ export class Session {
   release(room) {
     if (!this.held.delete(room)) return;
     for (const p of this.pending) {
-      if (p.room === room) this.send(P.msg(p.room, p.to, p.text, p.id));
+      if (p.room === room) this.sendPending(p);
     }
     this.partWhenAnswered(room);
   }
@@ -330,9 +364,7 @@ export class Session {
       // the replay must be told apart from new ones).
       if (parting.epoch !== f.epoch) parting.lastSeq = 0;
       else if (f.seq < parting.lastSeq) parting.lastSeq = f.seq;
-      for (const p of this.pending) {
-        if (p.room === f.room && p.epoch === f.epoch && p.after > f.seq) p.after = f.seq;
-      }
+      this.pendingAt(f.room, parting.epoch, f);
       parting.epoch = f.epoch;
       parting.entered = true;
       return;
@@ -352,12 +384,7 @@ export class Session {
     const behind = again && !newEpoch && f.seq < r.lastSeq;
     if (r.epoch !== f.epoch) r.lastSeq = 0;
     else if (behind) r.lastSeq = f.seq;
-    // A message sent in this history after a later seq than the room's
-    // (behind, or found so after a reload, whose rooms start unseen) may
-    // be stored above f.seq now.
-    for (const p of this.pending) {
-      if (p.room === f.room && p.epoch === f.epoch && p.after > f.seq) p.after = f.seq;
-    }
+    this.pendingAt(f.room, r.epoch, f);
     r.epoch = f.epoch;
     r.oldest = f.oldest;
     r.seq = f.seq;
@@ -370,11 +397,31 @@ export class Session {
     this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, behind, seq: f.seq, oldest: f.oldest });
   }
 
+  /**
+   * `room`, seen at epoch `was`, is entered (`f`): where its pending
+   * messages may be stored now. A message sent in this history after a
+   * later seq than the room's (behind, or found so after a reload, whose
+   * rooms start unseen) may be stored above f.seq; one sent before the
+   * history began anew (a new epoch) anywhere in the new one.
+   */
+  pendingAt(room, was, f) {
+    for (const p of this.pending) {
+      if (p.room !== room) continue;
+      if (p.epoch === f.epoch && p.after > f.seq) p.after = f.seq;
+      else if (p.sent && was != null && was !== f.epoch && p.epoch === was) {
+        p.epoch = f.epoch;
+        p.after = 0;
+      }
+    }
+  }
+
   presence(f) {
     const self = this.isMe(f.nick);
     if (f.online && self) this.release(f.room); // the replay is over
     const r = this.rooms.get(f.room);
-    if (!r || f.seq <= r.lastSeq) return;
+    // Before its `entered`: the end of an earlier stay (a room left and
+    // entered again at once hears its own leaving first).
+    if (!r || !r.entered || f.seq <= r.lastSeq) return;
     r.lastSeq = f.seq;
     // Our own arrival ends the room's `online` list: who came and went
     // while we were away is known now. Not in a crowded room (see
@@ -405,7 +452,12 @@ export class Session {
       // for it.
       const epoch = (this.rooms.get(f.room) ?? this.parting.get(f.room))?.epoch;
       const p = this.pending.find(
-        (p) => p.room === f.room && p.text === f.text && (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
+        (p) =>
+          p.sent &&
+          p.room === f.room &&
+          p.text === f.text &&
+          sameNicks(p.to, f.to ?? []) &&
+          (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
       );
       if (p) this.ack(p.id);
     }
@@ -413,7 +465,7 @@ export class Session {
       const r = this.rooms.get(f.room);
       const parting = this.parting.get(f.room);
       if (!r && parting) parting.lastSeq = Math.max(parting.lastSeq, f.seq);
-      if (!r || f.seq <= r.lastSeq) return null;
+      if (!r || !r.entered || f.seq <= r.lastSeq) return null;
       r.lastSeq = f.seq;
     }
     return { ...f, mine: fromMe, live };
@@ -452,15 +504,23 @@ export class Session {
     // Refused, the room is not entered: its name or the cap, or (with no
     // message id) a server whose shared log has no room for it now.
     const refused = ['room_invalid', 'too_many_rooms'].includes(f.code) || (f.code === 'unavailable' && !f.id);
-    if (f.room && this.entering.delete(f.room) && refused) {
-      this.rooms.delete(f.room);
+    // An error with a message's id answers that message, never an
+    // `enter` of the room it names.
+    if (f.room && !f.id && this.entering.delete(f.room) && refused) {
+      // (A room the user left meanwhile is gone from the page already.)
+      if (this.rooms.delete(f.room)) this.emit('left', { room: f.room });
       this.parting.delete(f.room);
-      this.emit('left', { room: f.room });
       // No replay is coming: what was held goes now.
       this.release(f.room);
     }
     this.emit('error', { ...f, failed });
   }
+}
+
+/** Whether two recipient lists name the same people (as the server folds nicknames). */
+function sameNicks(a, b) {
+  const keys = (l) => [...new Set(l.map(P.nickKey))].sort().join('\n');
+  return keys(a) === keys(b);
 }
 
 function newRoom() {

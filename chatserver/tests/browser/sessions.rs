@@ -818,6 +818,224 @@ async fn part_after_msg(h: &Harness, server: &Server) {
     assert_eq!(v["rooms"], json!(["lobby"]), "{v}");
 }
 
+/// The page's session core against the sequences where it parted ways
+/// with chatproto's client core (a review set them side by side), each a
+/// message lost, sent twice, out of order or for ever, or a room left for
+/// good entered again: a room left offline keeps its waiting message; a
+/// room left with nothing waiting any more is not entered again; a line
+/// typed offline into a room never entered is not taken for an older one
+/// of the same text; the match by content minds the recipients and a new
+/// history; a line typed during a held replay waits behind the held
+/// ones; a waiting message the new limit does not take is given up; a
+/// second `welcome` is ignored; an error with a message's id does not
+/// answer an entering; a room's own leaving before its `entered` is not
+/// told.
+#[test]
+fn the_page_core_keeps_to_the_client_core_on_resends_and_leavings() {
+    let Some(h) = Harness::start("the_page_core_keeps_to_the_client_core") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(page_core_parity(&h, &server));
+}
+
+const PAGE_CORE_PARITY_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const P = await import('/protocol.js');
+  const make = (rooms = ['lobby', 'rust']) => {
+    const c = { sent: [], events: [] };
+    c.s = new Session('alice', rooms, {
+      send: (f) => c.sent.push(`${f.type}${f.room ? ' ' + f.room : ''}${f.text ? ' ' + f.text : ''}`),
+      emit: (k, d) => c.events.push(
+        k === 'error' ? `error ${d.code}` : k === 'message' ? `message ${d.from} ${d.text}` :
+        k === 'presence' ? `presence ${d.nick} ${d.online}` : k),
+    });
+    c.frame = (o) => c.s.frame(P.decode(JSON.stringify(o)));
+    return c;
+  };
+  const welcome = (resumed, limits) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed, ...(limits ? { limits } : {}) });
+  const entered = (room, seq, epoch = 'e1') => ({ type: 'entered', room, epoch, seq, oldest: 1, online: ['alice'], recovered: false });
+  const own = (room, seq, online = true) => ({ type: 'presence', room, seq, nick: 'alice', status: online ? 'online' : 'offline', ts: 1 });
+  const replayed = (room, seq, text, to) => ({ type: 'msg', room, seq, ts: 1, from: 'alice', text, ...(to ? { to } : {}), replay: true });
+  const up = (c, resumed = false) => {
+    c.s.connected();
+    c.frame(welcome(resumed));
+    c.frame(entered('lobby', 0));
+    c.frame(own('lobby', 1));
+    c.frame(entered('rust', 0));
+    c.frame(own('rust', 1));
+  };
+  const out = {};
+
+  // A room left offline: its message waits, the next connection enters
+  // it again to send it, then leaves once it is answered.
+  let c = make();
+  up(c);
+  const lost = c.s.sendMsg('rust', [], 'important', 1);
+  c.s.disconnected();
+  c.s.part('rust');
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(true));
+  c.frame(entered('lobby', 1));
+  c.frame(entered('rust', 1));
+  c.frame({ type: 'msg', room: 'rust', seq: 2, ts: 1, from: 'alice', text: 'important', id: lost.id });
+  out.leftOffline = [...c.sent];
+
+  // Left, its message found in a fresh replay: the next connection does
+  // not enter it again.
+  c = make();
+  up(c);
+  c.s.sendMsg('rust', [], 'bye', 1);
+  c.s.part('rust');
+  c.s.disconnected();
+  c.s.connected();
+  c.frame(welcome(false));
+  c.frame(entered('rust', 2));
+  c.frame(replayed('rust', 2, 'bye'));
+  c.s.disconnected();
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(true));
+  out.leftForGood = [...c.sent];
+
+  // Typed offline into a room never entered: sent after its replay, not
+  // taken for yesterday's line of the same text.
+  c = make(['lobby']);
+  up(c);
+  c.s.disconnected();
+  c.s.enter('dev');
+  c.s.sendMsg('dev', [], 'hi', 1);
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(false));
+  c.frame(entered('lobby', 1));
+  c.frame(entered('dev', 40, 'e9'));
+  c.frame(replayed('dev', 7, 'hi'));
+  c.frame(own('dev', 41));
+  out.neverSent = c.sent.filter((f) => f.startsWith('msg'));
+
+  // Two lines of one text, one to bob only: the public copy in the
+  // replay answers the public one.
+  c = make(['lobby']);
+  up(c);
+  c.s.sendMsg('lobby', ['bob'], 'yes', 1);
+  c.s.sendMsg('lobby', [], 'yes', 2);
+  c.s.disconnected();
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(false));
+  c.frame(entered('lobby', 3));
+  c.frame(replayed('lobby', 3, 'yes'));
+  c.frame(own('lobby', 4));
+  out.recipients = { sent: c.sent.filter((f) => f.startsWith('msg')), to: c.s.pending.map((p) => p.to.join(',')) };
+
+  // A line sent, the history begun anew, sent again there and its echo
+  // lost: the next fresh replay of the new history holds it.
+  c = make(['lobby']);
+  up(c);
+  c.s.sendMsg('lobby', [], 'again', 1);
+  c.s.disconnected();
+  c.s.connected();
+  c.frame(welcome(false));
+  c.frame(entered('lobby', 1, 'e2'));
+  c.frame(own('lobby', 2));
+  c.s.disconnected();
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(false));
+  c.frame(entered('lobby', 4, 'e2'));
+  c.frame(replayed('lobby', 3, 'again'));
+  c.frame(own('lobby', 5));
+  out.newEpoch = c.sent.filter((f) => f.startsWith('msg'));
+
+  // A line typed during a held replay goes after the held one.
+  c = make(['lobby']);
+  up(c);
+  c.s.sendMsg('lobby', [], 'first', 1);
+  c.s.disconnected();
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(false));
+  c.frame(entered('lobby', 1));
+  c.s.sendMsg('lobby', [], 'second', 2);
+  c.frame(own('lobby', 2));
+  out.heldOrder = c.sent.filter((f) => f.startsWith('msg'));
+
+  // A waiting line the new limit does not take: given up, once.
+  c = make(['lobby']);
+  up(c);
+  c.s.disconnected();
+  c.s.sendMsg('lobby', [], 'x'.repeat(40000), 1);
+  c.sent.length = 0;
+  c.events.length = 0;
+  c.s.connected();
+  c.frame(welcome(true, { max_frame_bytes: 16384 }));
+  out.tooLarge = { sent: c.sent.filter((f) => f.startsWith('msg')).length, errors: c.events.filter((e) => e.startsWith('error')), pending: c.s.pending.length };
+
+  // A second welcome enters nothing again.
+  c = make(['lobby']);
+  up(c);
+  c.sent.length = 0;
+  c.frame(welcome(true));
+  out.secondWelcome = [...c.sent];
+
+  // An error with a message's id does not answer the entering of its room.
+  c = make(['lobby']);
+  up(c);
+  c.s.enter('dev');
+  c.frame({ type: 'error', code: 'too_many_rooms', message: 'x', id: 'zz', room: 'dev' });
+  out.stillEntering = c.s.entering.has('dev');
+
+  // Left and entered again at once: its own leaving, before `entered`, is not told.
+  c = make();
+  up(c);
+  c.s.part('rust');
+  c.s.enter('rust');
+  c.events.length = 0;
+  c.frame(own('rust', 2, false));
+  c.frame(entered('rust', 2));
+  c.frame(own('rust', 3));
+  out.reentered = c.events.filter((e) => e.startsWith('presence'));
+  return out;
+})();";
+
+async fn page_core_parity(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(PAGE_CORE_PARITY_JS, vec![]).await;
+    assert_eq!(
+        v["leftOffline"],
+        json!([
+            "join",
+            "enter lobby",
+            "enter rust",
+            "msg rust important",
+            "part rust"
+        ]),
+        "{v}"
+    );
+    assert_eq!(v["leftForGood"], json!(["join", "enter lobby"]), "{v}");
+    assert_eq!(v["neverSent"], json!(["msg dev hi"]), "{v}");
+    assert_eq!(v["recipients"]["sent"], json!(["msg lobby yes"]), "{v}");
+    assert_eq!(v["recipients"]["to"], json!(["bob"]), "{v}");
+    assert_eq!(v["newEpoch"], json!([]), "{v}");
+    assert_eq!(
+        v["heldOrder"],
+        json!(["msg lobby first", "msg lobby second"]),
+        "{v}"
+    );
+    assert_eq!(v["tooLarge"]["sent"], json!(0), "{v}");
+    assert_eq!(
+        v["tooLarge"]["errors"],
+        json!(["error msg_too_large"]),
+        "{v}"
+    );
+    assert_eq!(v["tooLarge"]["pending"], json!(0), "{v}");
+    assert_eq!(v["secondWelcome"], json!([]), "{v}");
+    assert_eq!(v["stillEntering"], json!(true), "{v}");
+    assert_eq!(v["reentered"], json!(["presence alice true"]), "{v}");
+}
+
 /// The page keeps a room's members as chatproto's client core does: at
 /// most 100,000, none longer than a nickname can be (a hostile server
 /// naming ever more grew the page without end), and shows a list of
