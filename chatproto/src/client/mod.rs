@@ -755,7 +755,10 @@ impl Client {
     /// being entered, on this connection is parted: one whose entering
     /// was refused is not in, and a reconnect enters it again first.
     fn part_when_answered(&mut self, room: &str) {
-        if self.phase != Phase::Joined
+        // Checked first: every answer to a message comes here, and almost
+        // no room is being parted.
+        if !self.parting.contains_key(room)
+            || self.phase != Phase::Joined
             || self.held.contains(room)
             || self.pending.iter().any(|p| p.room == room)
         {
