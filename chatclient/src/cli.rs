@@ -204,12 +204,17 @@ fn with_port(one: &str) -> Result<String, String> {
             "{one:?} is not HOST:PORT (an IPv6 address goes in brackets, as in [::1]:7878)"
         ));
     }
-    if port.parse::<u16>().is_err() {
-        return Err(format!(
-            "{one:?}: {port:?} is not a port (a number from 0 to 65535)"
-        ));
+    match port.parse::<u16>() {
+        Err(_) => Err(format!(
+            "{one:?}: {port:?} is not a port (a number from 1 to 65535)"
+        )),
+        // A server listens on the port the OS chose for its port 0: that
+        // one is what to connect to (the server's first line says it).
+        Ok(0) => Err(format!(
+            "{one:?}: port 0 cannot be connected to; give the port the server says it listens on"
+        )),
+        Ok(_) => Ok(one.to_owned()),
     }
-    Ok(one.to_owned())
 }
 
 impl Args {
@@ -558,6 +563,8 @@ mod tests {
             "chat.lan:",
             "chat.lan:port",
             "chat.lan:70000",
+            "chat.lan:0",
+            "[::1]:0",
             "[::1:7878",
             "a:1,b:x",
         ] {
