@@ -323,14 +323,20 @@ pub fn wrap(
         .collect();
     if let Some(n) = more {
         let what = if n == 1 { "character" } else { "characters" };
+        let count = crate::session::grouped(n);
+        // In a narrow window the row gives up its indent, then its words,
+        // before the count would be cut.
+        let long = format!("\u{2026} ({count} more {what})");
+        let (indent, text) = match text_width(&long) {
+            w if indent + w <= width => (indent, long),
+            w if w <= width => (0, long),
+            _ => (0, format!("\u{2026} +{count}")),
+        };
         let mut spans = Vec::new();
         if indent > 0 {
             spans.push(Span::raw(" ".repeat(indent)));
         }
-        spans.push(Span::styled(
-            format!("\u{2026} ({} more {what})", crate::session::grouped(n)),
-            more_style,
-        ));
+        spans.push(Span::styled(text, more_style));
         lines.push(Line::from(spans));
     }
     lines
@@ -376,26 +382,43 @@ mod tests {
         );
         assert_eq!(
             capped(&"x".repeat(22), 3),
-            [
-                "b: xxxxxxx",
-                "   xxxxxxx",
-                "   \u{2026} (8 more characters)"
-            ]
+            ["b: xxxxxxx", "   xxxxxxx", "\u{2026} +8"]
         );
-        assert_eq!(
-            capped(&"x".repeat(15), 2),
-            ["b: xxxxxxx", "   \u{2026} (8 more characters)"]
-        );
-        assert_eq!(
-            capped("xxxxxxx\ny\nz", 2)[1],
-            "   \u{2026} (2 more characters)"
-        );
+        assert_eq!(capped(&"x".repeat(15), 2), ["b: xxxxxxx", "\u{2026} +8"]);
+        assert_eq!(capped("xxxxxxx\ny\nz", 2)[1], "\u{2026} +2");
         assert_eq!(capped(&"x".repeat(8), 2), ["b: xxxxxxx", "   x"]);
         assert_eq!(
             capped(&"x".repeat(15), 1),
             capped(&"x".repeat(15), 2),
             "at least 2"
         );
+    }
+
+    /// The row that counts what is left out is never cut: in a window too
+    /// narrow for it under the indent it gives up the indent, then its
+    /// words, keeping the count whole.
+    #[test]
+    fn the_count_of_what_is_left_out_fits_the_row() {
+        let capped = |width| {
+            plain(&super::wrap(
+                &[Span::raw("12:00 bob: ")],
+                &[Span::raw("y".repeat(70_000))],
+                width,
+                2,
+                Style::default(),
+            ))[1]
+                .clone()
+        };
+        let wide = capped(60);
+        assert_eq!(
+            wide,
+            format!("{}\u{2026} (69,951 more characters)", " ".repeat(11))
+        );
+        assert_eq!(capped(30), "\u{2026} (69,981 more characters)");
+        assert_eq!(capped(12), "\u{2026} +69,999");
+        for width in [12, 30, 60] {
+            assert!(text_width(&capped(width)) <= width, "{width}");
+        }
     }
 
     #[test]
