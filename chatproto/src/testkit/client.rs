@@ -312,9 +312,6 @@ impl Shell {
 
     fn check_event(&mut self, e: ClientEvent) {
         let has = |room: &str| self.client.rooms().any(|r| r == room);
-        // Parted while its messages wait: entered again on a new
-        // connection to resend them (see `Client::part`).
-        let parting = |room: &str| self.client.footprint().parting.contains(&room);
         match e {
             ClientEvent::Joined { .. } => {
                 assert!(self.connected && self.client.is_joined());
