@@ -36,7 +36,7 @@ const WHEEL_ROWS: usize = 3;
 /// keys.
 pub const HELP: &[&str] = &[
     "hello: to everyone in the room; @bob hi or /msg bob hi: to bob only",
-    "@bob @carol: hi: to bob and carol only",
+    "@bob @carol: hi (the colon ends the names): to bob and carol only",
     "/me waves: an action; /query bob: every line to bob, /query alone ends it",
     "/join ROOM, /part [ROOM], /rooms, /who, /history [N], /clear, /quit",
     "//text sends a line that starts with /; commands ignore case",
