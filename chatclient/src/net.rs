@@ -496,7 +496,10 @@ async fn reconnect(
             {
                 return Err(Outcome::Left);
             }
-            let may_read_input = may_read_input(session);
+            // A pipe is read only once the rooms are entered again (its
+            // `/history` or `/rooms` would be refused as not connected),
+            // as while dialing.
+            let may_read_input = may_read_input(session) && session.reads_while_dialing();
             let (events, stop_signal) = console.input();
             tokio::select! {
                 () = sleep_until(at) => break,

@@ -306,6 +306,39 @@ fn reconnect_attempts_run_out_exits_one() {
     assert!(notes[2].ends_with("(attempt 3 of 3)"), "{notes:?}");
 }
 
+/// A pipe is not read while the client waits to try again (the server
+/// is down): its `/history` would be refused as "not connected" and fail
+/// the run. Read after the reconnect, it is answered, and the run ends 0.
+#[test]
+fn a_pipe_waits_for_the_reconnect_to_read_its_next_line() {
+    let mut server = Server::start(&[]);
+    let addr = server.addr.clone();
+    let mut alice = Client::start_opts(
+        "alice",
+        &addr,
+        &["--reconnect-attempts", "10"],
+        &[("CHATCLIENT_RECONNECT_MIN_MS", "200")],
+    );
+    alice.expect("* alice is online");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    alice.expect_line("saying the connection was lost", |l| {
+        l.starts_with("* connection lost (")
+    });
+    alice.say("/history 5");
+    // An attempt fails while the line waits in the pipe.
+    alice.expect_line("a failed attempt", |l| {
+        l.starts_with("* reconnecting failed")
+    });
+    let _back = Server::start_on(&addr, &[]);
+    alice.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "alice exited {status}: {stderr}\n{seen:#?}"
+    );
+}
+
 /// The server has not noticed alice's connection go (a cable pulled out:
 /// no reset reached it) when she comes back: her token takes the session
 /// over at the first attempt (the server closes the old connection with

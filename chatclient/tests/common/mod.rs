@@ -94,8 +94,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", extra)
+    }
+
+    /// A server listening on `addr`: one started again where another was.
+    pub fn start_on(addr: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(server_exe())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", addr])
             .args(memory_unless_told(extra))
             .args(extra)
             .env_remove("RUST_LOG")
