@@ -224,6 +224,41 @@ impl Ledger {
         }
     }
 
+    /// The protocol core gave message `id` up without an answer from the
+    /// server (its frame is larger than the server takes, said in a
+    /// `welcome` or known when it was sent): its line is refused, with
+    /// the core's error. Whether the line was still open, waiting, or
+    /// already taken for sent by the frame that made the core give it up
+    /// (a `welcome` answers no message).
+    pub fn refuse(&mut self, id: &str, code: &str, message: &str) {
+        let refused = || OutcomeKind::Refused {
+            id: Some(id.to_owned()),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        };
+        if let Some(open) = &mut self.open {
+            if open.sent.as_ref().is_some_and(|(sent, _)| sent == id) {
+                open.sent = None;
+                open.failed
+                    .get_or_insert_with(|| (code.to_owned(), message.to_owned()));
+                return;
+            }
+        }
+        if let Some(line) = self.waiting.remove(id) {
+            let index = (line - self.first) as usize;
+            if let Some(entry @ Entry::Waiting { .. }) = self.entries.get_mut(index) {
+                *entry = Entry::Ready(refused());
+            }
+            return;
+        }
+        let settled = self.entries.iter_mut().find(|e| {
+            matches!(e, Entry::Ready(OutcomeKind::Sent { id: sent, seq: None, .. }) if sent == id)
+        });
+        if let Some(entry) = settled {
+            *entry = Entry::Ready(refused());
+        }
+    }
+
     /// The open line failed (the first failure counts). Nothing happens
     /// when no line is open: the failure is not a line's.
     pub fn fail(&mut self, code: &str, message: &str) {

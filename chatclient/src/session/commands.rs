@@ -4,7 +4,7 @@
 use chatproto::{escape_control, LOBBY};
 
 use super::lines::too_long;
-use super::Session;
+use super::{Session, PARTED_KEPT};
 use crate::input::{Command, HELP};
 use crate::ledger::LineKind;
 use crate::render::Line;
@@ -207,6 +207,17 @@ impl Session {
     /// the server would not let us in, so the room current before the
     /// `/join` is current again, if it is still ours.
     pub(super) fn forget_room(&mut self, room: &str, refused: bool) {
+        self.parted.retain(|r| r != room);
+        self.parted.push_back(room.to_owned());
+        while self.parted.len() > PARTED_KEPT {
+            let Some(old) = self.parted.pop_front() else {
+                break;
+            };
+            if !self.client.rooms().any(|r| r == old) {
+                self.seen.remove(&old);
+                self.oldest.remove(&old);
+            }
+        }
         self.oldest.remove(room);
         self.paged.remove(room);
         self.paging.remove(room);

@@ -118,12 +118,21 @@ impl Session {
                 self.replaying.insert(room.clone(), again);
                 if reset {
                     self.gaps.remove(&room);
-                } else if again && gap {
+                } else if gap {
                     // Shown where it is: before what the replay brings.
                     // It begins after the last event seen, the `since` the
                     // room was entered again with (joins and leaves take
-                    // seqs too).
-                    let after = self.client.last_seq(&room).unwrap_or(0);
+                    // seqs too); for a room taken back before its `part`
+                    // went (not `again`: the core tells what came since,
+                    // all but the oldest), after the last message shown.
+                    let after = if again {
+                        self.client.last_seq(&room).unwrap_or(0)
+                    } else {
+                        self.seen
+                            .get(&room)
+                            .and_then(|s| s.seqs.last().copied())
+                            .unwrap_or(0)
+                    };
                     let gap = Gap {
                         after,
                         before: None,
@@ -164,7 +173,11 @@ impl Session {
                 ts,
                 ..
             } => {
-                if !self.note_seen(&room, seq) {
+                // Not ours: the echo of a line sent just before a /part,
+                // which the core tells once (its seq may be one seen in a
+                // history since begun anew).
+                let ours = self.client.rooms().any(|r| r == room);
+                if !self.note_seen(&room, seq) && ours {
                     // On screen already: the replay of a room entered
                     // again after a /part. `/history` pages back from it.
                     self.shown(&room, seq);
@@ -174,9 +187,12 @@ impl Session {
                 if let Some(gap) = self.gaps.get_mut(&room).and_then(|g| g.last_mut()) {
                     if missed {
                         gap.before = Some(gap.before.map_or(seq, |b| b.min(seq)));
-                    } else if !replay {
+                    } else if !replay || self.replaying.get(&room) == Some(&false) {
                         // A replay that brought no message: what is shown
                         // live is not missing, so the gap ends below it.
+                        // So for a room taken back before its `part` went
+                        // (a gap, not entered `again`): what the core
+                        // tells of it after is not missing.
                         gap.before.get_or_insert(seq);
                     }
                 }
@@ -332,6 +348,11 @@ impl Session {
                 // answered a /rooms (a refused page names its room).
                 if id.is_none() && room.is_none() {
                     self.listing = self.listing.saturating_sub(1);
+                }
+                // One the core gave up itself (too large for the server)
+                // fails its line; one the server sent was settled with it.
+                if let Some(id) = &id {
+                    self.ledger.refuse(id, code.as_str(), &message);
                 }
                 // With the frames shown, this error is one of them.
                 if !self.mode.echo_frames {
@@ -761,6 +782,93 @@ mod tests {
         );
         let out = frame(&mut s, page);
         assert_eq!(out.lines, ["* no older messages in #rust"]);
+    }
+
+    /// `/part` with a line unanswered, a reconnect with a gap in the
+    /// room's replay (the core enters it again quietly, to resend), then
+    /// `/join` before its `part` went: the room is taken back with the
+    /// core's gap, which is said, and `/history` fills it from the oldest
+    /// message told.
+    #[test]
+    fn a_room_taken_back_before_its_part_went_tells_its_gap() {
+        let mut s = joined(&["lobby", "rust"]);
+        line(&mut s, "/join rust");
+        line(&mut s, "hi");
+        line(&mut s, "/part rust");
+        assert_eq!(s.unacknowledged(), 1);
+        back(&mut s, 10);
+        drain(&mut s);
+        frame(&mut s, entered("lobby", 1, &["alice"], true));
+        frame(&mut s, presence("lobby", 2, "alice", true));
+        // Seqs 2 to 599 of #rust are gone from the server's replay.
+        let fresh = ServerFrame::entered("rust", "e1", 700, 600, vec!["alice".into()], false);
+        frame(&mut s, fresh);
+        frame(&mut s, replayed(msg("rust", 650, "bob", &[], "late"), None));
+        let out = line(&mut s, "/join rust");
+        assert!(
+            out.lines.iter().any(|l| l.contains("missing")),
+            "no gap said: {:?}",
+            out.lines
+        );
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("rust", Some(650), Some(5))]);
+    }
+
+    /// A line sent just before `/part`, the connection lost before its
+    /// echo, the server back with the room's history begun anew: the
+    /// core enters the room again to resend it, and its echo is shown
+    /// (README: a message sent there just before still shows), though its
+    /// seq is one shown in the old history.
+    #[test]
+    fn an_echo_after_a_part_into_a_history_begun_anew_is_shown() {
+        let mut s = joined(&["lobby", "rust"]);
+        frame(&mut s, msg("rust", 2, "bob", &[], "old two"));
+        line(&mut s, "/join rust");
+        let id = the_id(&line(&mut s, "hi").sent);
+        line(&mut s, "/part rust");
+        s.handle_disconnected();
+        s.handle_connected(10);
+        frame(&mut s, welcome("alice", false));
+        drain(&mut s);
+        let anew = |room: &str| ServerFrame::entered(room, "e2", 0, 1, vec!["alice".into()], false);
+        frame(&mut s, anew("lobby"));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        frame(&mut s, anew("rust"));
+        let out = frame(&mut s, presence("rust", 1, "alice", true));
+        assert!(
+            out.sent
+                .iter()
+                .any(|f| matches!(f, ClientFrame::Msg { .. })),
+            "resent: {:?}",
+            out.sent
+        );
+        let out = frame(&mut s, echo("rust", 2, "alice", "hi", &id));
+        assert_eq!(out.lines, ["[#rust] alice: hi"]);
+    }
+
+    /// What was shown of a room is kept after `/part` (its replay, if it
+    /// is entered again, is not shown twice), but only for the last rooms
+    /// left: a bot walking through many rooms kept 256 seqs of each.
+    #[test]
+    fn what_was_seen_of_rooms_left_is_kept_for_the_last_ones_only() {
+        let mut s = joined(&["lobby"]);
+        for i in 0..200 {
+            let room = format!("r{i}");
+            line(&mut s, &format!("/join {room}"));
+            frame(&mut s, entered(&room, 20, &["alice"], false));
+            for q in 1..20 {
+                frame(&mut s, replayed(msg(&room, q, "bob", &[], "x"), None));
+            }
+            frame(&mut s, presence(&room, 20, "alice", true));
+            line(&mut s, "/part");
+        }
+        assert!(
+            s.seen.len() <= crate::session::PARTED_KEPT + 1,
+            "{} rooms kept",
+            s.seen.len()
+        );
+        assert!(s.seen.contains_key("r199"), "the last room left is kept");
+        assert!(!s.seen.contains_key("r0"), "the first is not");
     }
 
     #[test]

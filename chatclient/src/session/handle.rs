@@ -652,6 +652,60 @@ mod tests {
         assert!(out.sent.is_empty());
     }
 
+    /// A line typed offline that the next server's lower limit makes too
+    /// large is given up by the core (`msg_too_large`, at the `welcome`):
+    /// its outcome is refused, and the run fails, not "sent".
+    #[test]
+    fn a_line_given_up_at_a_new_limit_is_refused() {
+        let mut s = joined(&["lobby"]);
+        s.handle_disconnected();
+        let out = line(&mut s, &"x".repeat(5_000));
+        assert!(out.lines.is_empty(), "{:?}", out.lines);
+        assert_eq!(s.unacknowledged(), 1);
+        s.handle_connected(10);
+        let small = chatproto::Limits::new(1024, 64, 500, 200);
+        let out = frame(
+            &mut s,
+            ServerFrame::welcome(
+                "alice",
+                0,
+                vec![],
+                Some("t".into()),
+                Some(true),
+                Some(small),
+            ),
+        );
+        assert_eq!(s.unacknowledged(), 0);
+        assert_eq!(
+            outcomes(&out),
+            [(1, "refused msg_too_large server".to_owned())],
+            "{:?}",
+            out.lines
+        );
+        assert_eq!(s.lines_failed(), 1);
+    }
+
+    /// A server whose `welcome` says no limits (the protocol's default,
+    /// 65,536) and `--max-frame-bytes` above it: the core refuses a line
+    /// over the default at once; its outcome comes (refused) instead of
+    /// holding every later one back for ever.
+    #[test]
+    fn a_line_the_core_refuses_at_once_gets_its_outcome() {
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 200_000);
+        s.handle_connected(0);
+        frame(&mut s, welcome("alice", false));
+        frame(&mut s, entered("lobby", 0, &["alice"], false));
+        frame(&mut s, presence("lobby", 1, "alice", true));
+        let out = line(&mut s, &"x".repeat(100_000));
+        assert_eq!(s.unacknowledged(), 0, "{:?}", out.lines);
+        assert_eq!(
+            outcomes(&out),
+            [(1, "refused msg_too_large server".to_owned())],
+            "{:?}",
+            out.lines
+        );
+    }
+
     #[test]
     fn lines_after_quit_are_skipped() {
         let mut s = joined(&["lobby"]);

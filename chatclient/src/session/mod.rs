@@ -92,6 +92,9 @@ struct Seen {
     seqs: BTreeSet<u64>,
 }
 
+/// How many rooms left keep what was seen of them (see `Session::parted`).
+const PARTED_KEPT: usize = 64;
+
 impl Seen {
     const KEEP: usize = 256;
 
@@ -168,6 +171,10 @@ pub struct Session {
     /// entered again after a `/part` (its replay repeats what was on
     /// screen).
     seen: BTreeMap<String, Seen>,
+    /// Rooms left, the latest last: what was seen of each is kept for the
+    /// last [`PARTED_KEPT`] only (a bot walking through many rooms would
+    /// keep 256 seqs of every one).
+    parted: VecDeque<String>,
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
     /// Rooms the server would not let us in (asked for at start or with
@@ -256,6 +263,7 @@ impl Session {
             oldest: BTreeMap::new(),
             paged: BTreeMap::new(),
             seen: BTreeMap::new(),
+            parted: VecDeque::new(),
             fatal: None,
             refused_rooms: BTreeSet::new(),
             input_done: false,
