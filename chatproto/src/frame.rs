@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 /// fault in errors); `Serialize` is derived. The constructors
 /// ([`ClientFrame::join`], [`ClientFrame::msg`], ...) fill the optional
 /// members with their defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Its `Debug` is its JSON with a `resume` token left out: whoever reads a
+/// log that shows a `join` could otherwise take the session over.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientFrame {
@@ -95,6 +98,58 @@ pub enum ClientFrame {
 /// Constructors: the one way to build a frame outside this crate (every
 /// variant with members is `#[non_exhaustive]`). When a later version adds
 /// a member, these keep their signatures and leave it absent.
+/// `frame` as its JSON (as it goes on the wire): the `Debug` of both
+/// kinds of frame, given one whose session token, if it had one, is
+/// replaced.
+fn debug_json(
+    f: &mut std::fmt::Formatter<'_>,
+    kind: &str,
+    frame: &impl Serialize,
+) -> std::fmt::Result {
+    let json = serde_json::to_string(frame).map_err(|_| std::fmt::Error)?;
+    write!(f, "{kind}({json})")
+}
+
+/// What a frame's `Debug` shows for a session token.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for ClientFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientFrame::Join {
+                nick,
+                rooms,
+                resume: Some(_),
+            } => {
+                let shown = ClientFrame::Join {
+                    nick: nick.clone(),
+                    rooms: rooms.clone(),
+                    resume: Some(REDACTED.to_owned()),
+                };
+                debug_json(f, "ClientFrame", &shown)
+            }
+            _ => debug_json(f, "ClientFrame", self),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerFrame::Welcome {
+                session: Some(_), ..
+            } => {
+                let mut shown = self.clone();
+                if let ServerFrame::Welcome { session, .. } = &mut shown {
+                    *session = Some(REDACTED.to_owned());
+                }
+                debug_json(f, "ServerFrame", &shown)
+            }
+            _ => debug_json(f, "ServerFrame", self),
+        }
+    }
+}
+
 impl ClientFrame {
     /// A v1 `join` as `nick`: enters `lobby`.
     pub fn join(nick: impl Into<String>) -> Self {
@@ -307,7 +362,10 @@ fn is_false(b: &bool) -> bool {
 ///
 /// Members marked "v2" are absent from a v1 server's frames; a v2 server
 /// sends them to every client (v1 clients ignore members they do not know).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` is its JSON with a `welcome`'s `session` token left out:
+/// whoever reads a log could otherwise take the session over.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServerFrame {
@@ -489,7 +547,9 @@ pub enum ErrorCode {
     FrameTooLarge,
     /// The length header was zero; the connection closes.
     EmptyFrame,
-    /// The stamped message would exceed the frame limit; nothing was delivered.
+    /// The stamped message (its replay copy, with its id) would be longer
+    /// than the frame limit less 512 bytes (PROTOCOL.md 5.3); nothing was
+    /// delivered.
     MsgTooLarge,
     /// A `msg` named more recipients than the server allows; nothing was delivered.
     TooManyRecipients,

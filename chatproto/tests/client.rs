@@ -1135,7 +1135,7 @@ fn frames_are_paced_under_the_rate_the_server_said() {
     // The join before the rate was said; the enter of the lobby took one
     // of two.
     let first = sent(&mut c);
-    assert!(first[0].starts_with("Join"), "{first:?}");
+    assert!(first[0].contains(r#""type":"join""#), "{first:?}");
     assert_eq!(first[1..], ["enter lobby"]);
     for i in 0..4 {
         c.send_msg("lobby", vec![], format!("m{i}"));
@@ -1794,7 +1794,19 @@ fn debug_output_never_shows_a_session_token() {
             None => panic!("no join"),
         }
     };
+    // Nor do the frames and outputs a shell would log: the `join` that
+    // carries it, the server's output that carries its `welcome`.
+    let logged = format!("{join:?} {:?}", ClientOutput::Send(join.clone()));
+    assert!(!logged.contains(&token), "{logged}");
+    assert!(logged.contains("<redacted>"), "{logged}");
     net.server.handle_frame(net.now(), id, join);
     assert!(net.server.outputs_waiting() > 0, "the welcome waits");
     assert!(!shown(&net).contains(&token), "{}", shown(&net));
+    let mut welcomed = false;
+    while let Some(out) = net.server.poll() {
+        let logged = format!("{out:?}");
+        assert!(!logged.contains(&token), "{logged}");
+        welcomed |= logged.contains("\"welcome\"");
+    }
+    assert!(welcomed, "the welcome was among the outputs");
 }

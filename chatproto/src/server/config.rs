@@ -42,9 +42,10 @@ pub struct ServerConfig {
     /// The largest payload sent or received (default
     /// [`DEFAULT_MAX_FRAME_BYTES`], at least [`MIN_MAX_FRAME_BYTES`], at
     /// most `u32::MAX`, the most a length header can say; a value out of
-    /// that range is taken as its nearer end). A
-    /// message that would exceed it once stamped is refused with
-    /// `msg_too_large`.
+    /// that range is taken as its nearer end). A message whose largest
+    /// stamped copy (a replay, with its id) would be longer than this less
+    /// 512 bytes (what a history page wraps it in, PROTOCOL.md 5.3) is
+    /// refused with `msg_too_large`.
     pub max_frame_bytes: usize,
     /// A connection that has not joined this long after connecting is
     /// closed with `timeout` (default 10 000).
