@@ -5,26 +5,42 @@ use std::fmt::Write;
 
 /// Whether printing `c` raw could move the cursor, change colours, reorder
 /// the line or hide something: C0 and C1 controls, DEL, bidi controls,
-/// zero-width characters and line separators; blank fillers that look like
-/// nothing (the Mongolian vowel separator, the Hangul fillers U+3164 and
-/// U+FFA0); the interlinear annotation marks (U+FFF9 to U+FFFB) and the
-/// noncharacters (U+FDD0 to U+FDEF, and the last two of each plane), which
-/// terminals and the client's screen disagree on the width of, leaving
-/// stray characters on the full-screen client's screen.
+/// zero-width characters and line separators; characters that show
+/// nothing (the soft hyphen, the combining grapheme joiner, the Khmer
+/// inherent vowels U+17B4 and U+17B5, the deprecated format characters
+/// U+206A to U+206F, and the tag characters U+E0000 to U+E007F, which can
+/// carry a whole hidden text); blank fillers that look like nothing or
+/// like a space (the Mongolian vowel separator, the Hangul fillers U+115F,
+/// U+1160, U+3164 and U+FFA0); the
+/// interlinear annotation marks (U+FFF9 to U+FFFB) and the noncharacters
+/// (U+FDD0 to U+FDEF, and the last two of each plane), which terminals
+/// and the client's screen disagree on the width of, leaving stray
+/// characters on the full-screen client's screen.
+///
+/// Not the variation selectors (U+FE00 to U+FE0F): every emoji drawn as
+/// a picture (❤️) carries one; nor the blank braille pattern (U+2800),
+/// the background of braille art.
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061C}'
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
                 | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
                 | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}'
+                | '\u{2060}'..='\u{206F}'
                 | '\u{3164}'
                 | '\u{FDD0}'..='\u{FDEF}'
                 | '\u{FEFF}'
                 | '\u{FFA0}'
                 | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
         )
         || (c as u32) & 0xFFFE == 0xFFFE
 }
@@ -33,7 +49,9 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// visible escape: `\n`, `\t`, `\r`, or `\u{1b}` style for the rest.
 /// Borrows when there is nothing to escape.
 ///
-/// One exception keeps legitimate text intact: a zero-width joiner
+/// Two exceptions keep legitimate text intact. The tag characters of a
+/// subdivision flag (🏴 then up to seven tags and the cancel tag, as in
+/// the flag of Scotland) are kept. And a zero-width joiner
 /// (U+200D) or non-joiner (U+200C) inside a word (between two visible
 /// characters, at least one of them outside ASCII) is
 /// part of how emoji sequences (👨‍👩‍👧), Persian (می‌خواهم) and the Indic
@@ -53,7 +71,9 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let chars: Vec<char> = text.chars().collect();
-    let unsafe_at = |i: usize| is_unsafe_char(chars[i]) && !is_joiner_in_word(&chars, i);
+    let unsafe_at = |i: usize| {
+        is_unsafe_char(chars[i]) && !is_joiner_in_word(&chars, i) && !is_flag_tag(&chars, i)
+    };
     if !(0..chars.len()).any(unsafe_at) {
         return Cow::Borrowed(text);
     }
@@ -70,6 +90,24 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether `chars[i]` is a tag character of a subdivision flag: U+1F3F4
+/// (the black flag), then one to seven tags U+E0020 to U+E007E, then the
+/// cancel tag U+E007F. Anywhere else tags only hide text.
+fn is_flag_tag(chars: &[char], i: usize) -> bool {
+    let spec = |c: char| ('\u{E0020}'..='\u{E007E}').contains(&c);
+    let end = match chars.get(i) {
+        Some('\u{E007F}') => i,
+        Some(&c) if spec(c) => match chars[i..].iter().position(|&c| !spec(c)) {
+            Some(n) if chars[i + n] == '\u{E007F}' => i + n,
+            _ => return false,
+        },
+        _ => return false,
+    };
+    let run = chars[..end].iter().rev().take_while(|&&c| spec(c)).count();
+    let start = end - run;
+    (1..=7).contains(&run) && start > 0 && chars[start - 1] == '\u{1F3F4}'
 }
 
 /// Whether `chars[i]` is a zero-width joiner or non-joiner inside a word:
@@ -125,6 +163,39 @@ mod tests {
             assert!(matches!(escape_control(kept), Cow::Borrowed(_)), "{kept:?}");
         }
         assert!(matches!(escape_control("héllo ✓"), Cow::Borrowed(_)));
+    }
+
+    /// Characters that show nothing, or a blank that is not a space, are
+    /// escaped; the variation selector of an emoji and the tags of a
+    /// subdivision flag are kept.
+    #[test]
+    fn invisible_characters_are_escaped_but_not_emoji_and_flags() {
+        for (raw, shown) in [
+            ("soft\u{ad}hyphen", "soft\\u{ad}hyphen"),
+            ("a\u{34f}b", "a\\u{34f}b"),
+            ("\u{115f}\u{1160}", "\\u{115f}\\u{1160}"),
+            ("\u{206a}", "\\u{206a}"),
+            ("\u{17b4}", "\\u{17b4}"),
+            // A hidden text in tags.
+            ("hi\u{e0068}\u{e0069}", "hi\\u{e0068}\\u{e0069}"),
+            // Tags after a flag, but too many, or never cancelled.
+            (
+                "\u{1f3f4}\u{e0061}\u{e0062}\u{e0063}\u{e0064}\u{e0065}\u{e0066}\u{e0067}\u{e0068}\u{e007f}",
+                "\u{1f3f4}\\u{e0061}\\u{e0062}\\u{e0063}\\u{e0064}\\u{e0065}\\u{e0066}\\u{e0067}\\u{e0068}\\u{e007f}",
+            ),
+            ("\u{1f3f4}\u{e0061}", "\u{1f3f4}\\u{e0061}"),
+            ("\u{e007f}", "\\u{e007f}"),
+        ] {
+            assert_eq!(escape_control(raw), shown, "{raw:?}");
+        }
+        for kept in [
+            "\u{2800}\u{28ff}\u{2800}",
+            "\u{2764}\u{fe0f}", // red heart
+            "\u{1f3f4}\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}", // Scotland
+            "\u{1f3f4}\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f} ok", // Wales
+        ] {
+            assert!(matches!(escape_control(kept), Cow::Borrowed(_)), "{kept:?}");
+        }
     }
 
     #[test]
