@@ -348,7 +348,19 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, names_hidden: bool)
         }
     }
     if hidden > 0 {
-        others.push((more(hidden, hidden_unread, hidden_alert), hidden_alert, 0));
+        // In a window too narrow for it, the label gives up its unread
+        // count, then its number, before anything would be cut.
+        let room = width.saturating_sub(total(&others, &right, ""));
+        let mark = if hidden_alert { "!" } else { "" };
+        let label = [
+            more(hidden, hidden_unread, hidden_alert),
+            format!(" +{hidden}{mark} "),
+            format!("+{mark}"),
+        ]
+        .into_iter()
+        .find(|l| text_width(l) <= room)
+        .unwrap_or_default();
+        others.push((label, hidden_alert, 0));
     }
     let mut row = spans(&current, theme.bar_current());
     for (label, alert, _) in &others {
@@ -1090,5 +1102,29 @@ mod tests {
         assert!(bar.contains("#alpha 1!"), "{rows:?}");
         assert!(bar.ends_with("+3 5"), "{rows:?}");
         assert!(bar.chars().count() <= 30);
+    }
+
+    /// In a window too narrow for the label of the rooms left out, it
+    /// gives up its unread count, then its number, keeping the `!` of a
+    /// mention: cut, `+1 11!` read `+1 1`, a count that was not there.
+    #[test]
+    fn the_label_of_rooms_left_out_is_never_cut() {
+        use crate::tui::app::Unread;
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.rooms = ["lobby", "rust"].map(String::from).to_vec();
+        app.set_state(state);
+        app.unread.insert(
+            "rust".into(),
+            Unread {
+                count: 11,
+                alert: true,
+            },
+        );
+        for (width, end) in [(18, "+1 11!"), (13, "+1!"), (10, "+!")] {
+            let rows = screen(&mut app, width, 4);
+            let bar = &rows[2];
+            assert!(bar.ends_with(end), "{width}: {rows:?}");
+        }
     }
 }
