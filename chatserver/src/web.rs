@@ -23,6 +23,13 @@ use crate::hub::ToHub;
 use crate::limits::Admission;
 use crate::stall::StallLimit;
 
+/// The read buffer of an HTTP connection, which bounds a request's head:
+/// hyper refuses the head (`431`) once the buffer is full and the head
+/// is not whole, so one read more may pass (about 100 KiB in all). It
+/// refuses a head of more than 100 header fields too (its default).
+/// README.md, "Limits".
+const MAX_HTTP_HEAD_BYTES: usize = 64 * 1024;
+
 /// How long `/metrics` waits for the core's gauges (rooms, members);
 /// past it, the page goes without them.
 const METRICS_WITHIN: Duration = Duration::from_secs(2);
@@ -119,7 +126,7 @@ pub async fn serve<I>(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(join_timeout)
-        .max_buf_size(64 * 1024)
+        .max_buf_size(MAX_HTTP_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
