@@ -42,8 +42,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub history_max_age_days: u64,
 
-    /// Stored events kept per room (messages, and joins and leaves; 1 to
-    /// 1000000000000); older ones are deleted.
+    /// Stored events kept per room: those of its newest N seqs (messages,
+    /// and joins and leaves; a seq given while the store failed, never
+    /// stored, counts too; 1 to 1000000000000); older ones are deleted.
     #[arg(long, env = "CHATSERVER_HISTORY_MAX_MESSAGES", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     pub history_max_messages: u64,

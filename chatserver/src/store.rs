@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatproto::{ClientId, Event, EventBody, Now, ReadPage, ReadQuery, Record, Server};
-use chatstore::{Store, StoreError};
+use chatstore::{Pruned, Store, StoreError};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -502,15 +502,15 @@ fn run(
                 0 => u64::MAX,
                 n => n,
             };
-            match store.prune(wall, max_age, retention.max_per_room, PRUNE_BATCH) {
-                Ok(n) => {
-                    pruned += n;
-                    pruning = n == PRUNE_BATCH;
+            match store.prune_step(wall, max_age, retention.max_per_room, PRUNE_BATCH) {
+                Ok(step) => {
+                    pruned += step.deleted;
+                    pruning = step.more;
                     let deleted = pruned;
                     if !pruning {
                         pruned = 0;
                     }
-                    if let Some(report) = pruned_report(store, n, deleted, !pruning) {
+                    if let Some(report) = pruned_report(store, &step, deleted, !pruning) {
                         if answers.send(report).is_err() {
                             return;
                         }
@@ -525,24 +525,25 @@ fn run(
     }
 }
 
-/// What the hub is told after a batch of retention that deleted `n`
-/// events (`deleted` so far in the pass, which is `done` or not): where
-/// each room's history starts now, if the batch deleted any (clients are
-/// told, and memory forgets what went); the pass's total once it ends.
-fn pruned_report(store: &Store, n: usize, deleted: usize, done: bool) -> Option<FromStore> {
-    let rooms = match n {
-        0 => Vec::new(),
-        _ => match store.rooms() {
-            Ok(rooms) => rooms
-                .into_iter()
-                .map(|r| (r.name, r.epoch, r.oldest))
-                .collect(),
+/// What the hub is told after a step of retention (`deleted` so far in
+/// the pass, which is `done` or not): where the history of each room the
+/// step deleted from starts now (clients are told, and memory forgets
+/// what went); the pass's total once it ends. Only those rooms are read:
+/// reading every room after every step cost a step as much as the rooms
+/// in the file, and every write waits behind it.
+fn pruned_report(store: &Store, step: &Pruned, deleted: usize, done: bool) -> Option<FromStore> {
+    let mut rooms = Vec::with_capacity(step.rooms.len());
+    for name in &step.rooms {
+        match store.room(name) {
+            Ok(Some(r)) => rooms.push((r.name, r.epoch, r.oldest)),
+            Ok(None) => {}
             Err(e) => {
                 warn!(error = %e, "cannot read where history starts after retention");
-                Vec::new()
+                break;
             }
-        },
-    };
+        }
+    }
+    let n = step.deleted;
     (n > 0 || (done && deleted > 0)).then_some(FromStore::Pruned {
         deleted,
         done,

@@ -47,6 +47,7 @@ mod rooms;
 mod schema;
 mod sessions;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
+pub use retention::Pruned;
 
 /// The schema version this build writes; migrations bring older ones here.
 pub const SCHEMA_VERSION: i64 = 10;
@@ -270,6 +271,9 @@ pub struct Store {
     file_id: Option<(u64, u64)>,
     /// The cap [`Store::set_max_bytes`] set, if any.
     max_bytes: Option<u64>,
+    /// The room the next step of a retention pass begins at (`None`: the
+    /// first), where the last one stopped.
+    prune_at: Option<String>,
     /// The file was there, not empty, and held no chat schema (nor
     /// anything else): a new history was begun in it.
     began_in_empty: bool,

@@ -110,6 +110,7 @@ impl Store {
             db,
             file_id: file_id(&path),
             max_bytes: None,
+            prune_at: None,
             path,
             _lock: Some(lock),
             version: SCHEMA_VERSION,
@@ -236,6 +237,7 @@ impl Store {
             buffers: Default::default(),
             file_id: None,
             max_bytes: None,
+            prune_at: None,
             began_in_empty: false,
         })
     }

@@ -597,6 +597,78 @@ fn history_starts_above_what_retention_deleted() {
     assert_eq!(store.rooms().unwrap()[0].oldest, 1);
 }
 
+/// A pass of retention goes on while a step says `more`, from the room
+/// the last step stopped in: every room's old events go, each step tells
+/// only the rooms it deleted from, and the pass then ends.
+#[test]
+fn a_retention_pass_goes_on_from_where_its_last_step_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut batch = Vec::new();
+    for room in ["a", "b", "c", "d"] {
+        batch.extend((1..=5).map(|s| msg(room, s, 1, &[], "old")));
+    }
+    // Room b is young: nothing of it goes.
+    for e in batch.iter_mut().filter(|e| &*e.room == "b") {
+        e.ts += 1_000;
+    }
+    put(&mut store, "e", &batch);
+    let mut steps = Vec::new();
+    loop {
+        let step = store.prune_step(T + 100, 50, 1_000, 4).unwrap();
+        steps.push((step.deleted, step.rooms.clone()));
+        if !step.more {
+            break;
+        }
+        assert!(steps.len() < 10, "{steps:?}");
+    }
+    let all: usize = steps.iter().map(|(n, _)| n).sum();
+    assert_eq!(all, 15, "{steps:?}");
+    let told: Vec<String> = steps.iter().flat_map(|(_, r)| r.clone()).collect();
+    assert!(!told.contains(&"b".to_owned()), "{steps:?}");
+    for room in ["a", "c", "d"] {
+        assert!(told.contains(&room.to_owned()), "{room}: {steps:?}");
+    }
+    assert_eq!(texts(&store.recent("b", 10).unwrap()).len(), 5);
+    // The next pass begins at the first room again, with nothing to do
+    // but to look: at most 4 rooms a step.
+    let step = store.prune_step(T + 100, 50, 1_000, 4).unwrap();
+    assert_eq!((step.deleted, step.more), (0, false));
+    let step = store.prune_step(T + 100, 50, 1_000, 2).unwrap();
+    assert_eq!(
+        (step.deleted, step.more),
+        (0, true),
+        "two rooms looked at of four"
+    );
+    let step = store.prune_step(T + 100, 50, 1_000, 2).unwrap();
+    assert_eq!((step.deleted, step.more), (0, false), "the other two");
+}
+
+/// Messages stamped in the future (a clock that was ahead) before old
+/// ones, fewer than a step looks at: a pass still deletes every old one,
+/// a step at a time. It ended after the first step, which could delete
+/// only what the stamps left of it, so a room gained a few deletions a
+/// pass.
+#[test]
+fn stamps_from_the_future_do_not_end_a_pass_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut batch: Vec<Event> = (1..=30).map(|s| msg("r", s, 1, &[], "m")).collect();
+    for e in &mut batch[..8] {
+        e.ts = T + 365 * 24 * 3_600_000;
+    }
+    put(&mut store, "e", &batch);
+    let mut deleted = 0;
+    for _ in 0..20 {
+        let step = store.prune_step(T + 1_000, 10, 1_000, 10).unwrap();
+        deleted += step.deleted;
+        if !step.more {
+            break;
+        }
+    }
+    assert_eq!(deleted, 22, "all but the 8 stamped ahead");
+}
+
 #[test]
 fn an_event_too_old_and_past_the_count_is_counted_once() {
     let dir = tempfile::tempdir().unwrap();
