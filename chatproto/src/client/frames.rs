@@ -59,32 +59,18 @@ impl Client {
                     // Our own entering: the replay before it is over.
                     self.release(&room);
                 }
-                let Some(r) = self.rooms.get_mut(&room) else {
+                let online = status == PresenceStatus::Online;
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    if r.presence(seq, &nick, online) {
+                        self.event(ClientEvent::Presence { room, nick, online });
+                    }
+                } else if let Some(r) = self.parting.get_mut(&room) {
                     // Parting, its `part` not sent yet: kept in step
                     // quietly, and told if it is entered again.
-                    if let Some(r) = self.parting.get_mut(&room).filter(|r| seq > r.last_seq) {
-                        r.last_seq = seq;
-                        let online = status == PresenceStatus::Online;
-                        if online {
-                            r.roster.admit(nick.clone());
-                        } else {
-                            r.roster.remove(&nick);
-                        }
+                    if r.presence(seq, &nick, online) {
                         r.untold(ClientEvent::Presence { room, nick, online });
                     }
-                    return;
-                };
-                if seq <= r.last_seq {
-                    return;
                 }
-                r.last_seq = seq;
-                let online = status == PresenceStatus::Online;
-                if online {
-                    r.roster.admit(nick.clone());
-                } else {
-                    r.roster.remove(&nick);
-                }
-                self.event(ClientEvent::Presence { room, nick, online });
             }
             ServerFrame::Msg { .. } => {
                 if let Some(e) = self.message(frame, true) {

@@ -89,6 +89,21 @@ const MAX_UNTOLD: usize = 512;
 const MAX_UNTOLD_BYTES: usize = 4 * 1024 * 1024;
 
 impl RoomState {
+    /// `nick` came (`online`) or went at `seq`: the roster follows, once.
+    /// Whether it is new (not a seq seen already).
+    fn presence(&mut self, seq: u64, nick: &str, online: bool) -> bool {
+        if seq <= self.last_seq {
+            return false;
+        }
+        self.last_seq = seq;
+        if online {
+            self.roster.admit(nick.to_owned());
+        } else {
+            self.roster.remove(nick);
+        }
+        true
+    }
+
     /// Keep `e`, an event of this room that came while it was being
     /// parted, to tell if it is entered again; past the caps the oldest
     /// kept are let go.
