@@ -233,3 +233,42 @@ fn a_room_being_parted_keeps_a_bounded_tail_of_its_events() {
         assert_eq!(gap, Some(kept < count as usize), "{count} of {len} bytes");
     }
 }
+
+/// A room parted while its only message waited, that message then given
+/// up at the next `welcome` (too large for the new server): the room is
+/// not entered again (it would never be parted, nothing left to answer).
+#[test]
+fn a_parted_room_whose_message_is_given_up_is_not_entered_again() {
+    let mut c = Client::new("alice", &["lobby", "rust"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, welcome_without_limits(false));
+    c.send_msg("rust", vec![], "x".repeat(5_000));
+    c.part("rust");
+    c.handle_disconnected();
+    while c.poll().is_some() {}
+    c.handle_connected(1);
+    let small = Limits::new(1_024, 64, 500, 200);
+    c.handle_frame(
+        1,
+        ServerFrame::welcome(
+            "alice",
+            0,
+            vec![],
+            Some("t".into()),
+            Some(true),
+            Some(small),
+        ),
+    );
+    let mut entered = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(out) = c.poll() {
+        match out {
+            ClientOutput::Send(ClientFrame::Enter { room, .. }) => entered.push(room),
+            ClientOutput::Event(ClientEvent::Error { code, .. }) => refused.push(code),
+            _ => {}
+        }
+    }
+    assert_eq!(refused, [ErrorCode::MsgTooLarge]);
+    assert_eq!(entered, ["lobby"]);
+    assert_eq!(c.unacknowledged(), 0);
+}

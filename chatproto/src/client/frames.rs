@@ -146,7 +146,12 @@ impl Client {
             self.enter_now(room);
         }
         // Then those parted while messages to them waited: the messages
-        // are sent again there, the `part` once they are answered.
+        // are sent again there, the `part` once they are answered. One
+        // whose messages are all given up (too large for this server) is
+        // left as it is: not entered.
+        let pending = &self.pending;
+        self.parting
+            .retain(|room, _| pending.iter().any(|p| &p.room == room));
         let parting: Vec<String> = self.parting.keys().cloned().collect();
         for room in &parting {
             self.enter_now(room);
