@@ -14,7 +14,7 @@ use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
 use chatproto::{Event, EventBody, PresenceStatus, SessionId};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::entry::{decode_event, encode_event};
 use super::{
@@ -260,6 +260,16 @@ impl Cluster {
                     }
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(2));
+                // What went on a connection that is gone, its answer
+                // lost, may be stored all the same (the client library
+                // sends what it had not written yet once it is back):
+                // found in the log first, so that a proposal is not stored
+                // again after a later one of its room that was (a
+                // sender's messages out of order). Not found, or the log
+                // unreadable, it goes again as before.
+                if let Err(why) = self.find_stored(&batch, &mut stored).await {
+                    debug!(error = %why, "cannot look in the cluster's log for what was stored");
+                }
                 todo.clear();
                 todo.extend(guarded(&batch, &stored));
             }
@@ -571,6 +581,40 @@ impl Cluster {
             }
         }
         failed.map_or(Ok(()), |why| Err(Failure { why, full }))
+    }
+
+    /// The proposals of `batch` sent before whose answers were lost
+    /// (`stored` 0), looked for in their rooms' streams from the newest
+    /// message down (see [`ids_below`](Self::ids_below)): those found are
+    /// marked stored where they are.
+    async fn find_stored(&self, batch: &[Proposal], stored: &mut [u64]) -> Result<(), String> {
+        let mut rooms: Vec<&Arc<str>> = Vec::new();
+        for (i, p) in batch.iter().enumerate() {
+            if stored[i] == 0 && p.tried && !rooms.contains(&&p.room) {
+                rooms.push(&p.room);
+            }
+        }
+        for room in rooms {
+            let (name, _) = names(room);
+            let stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
+            let top = stream.cached_info().state.last_sequence.saturating_add(1);
+            let ids = self.ids_below(room, top, batch).await?;
+            for (i, p) in batch.iter().enumerate() {
+                if stored[i] != 0 || !p.tried || p.room != *room {
+                    continue;
+                }
+                if let Some(&seq) = ids.get(p.msg_id.as_str()) {
+                    stored[i] = seq;
+                    if self.stored_own(&p.room, seq, &p.payload) {
+                        self.lost(p, seq).await;
+                    }
+                    let mut acked = lock(&self.acked);
+                    let last = acked.entry(Arc::clone(&p.room)).or_insert(seq);
+                    *last = (*last).max(seq);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The message ids of `batch` stored in `room`'s stream below `seq`,
