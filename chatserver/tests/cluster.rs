@@ -3005,3 +3005,114 @@ fn a_dead_nodes_nicknames_are_freed_in_one_line() {
     assert_eq!(freed, 3, "{log}");
     assert!(!log.contains("releasing a nickname"), "{log}");
 }
+
+/// A TCP proxy in front of nats-server for the node's connections. Once
+/// armed, the first chunk from the node naming `needle` goes on to NATS;
+/// whatever NATS says next on that connection (its answer) is dropped and
+/// the connection cut: NATS stored the write, the node never hears so.
+/// Later connections pass through.
+struct AnswerCut {
+    port: u16,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    fired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AnswerCut {
+    fn start(upstream: u16, needle: &'static [u8]) -> AnswerCut {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let fired = Arc::new(AtomicBool::new(false));
+        let (armed2, fired2) = (Arc::clone(&armed), Arc::clone(&fired));
+        thread::spawn(move || {
+            // A few connections: the node's first, and its reconnects.
+            for conn in listener.incoming().take(16) {
+                let Ok(mut down) = conn else { continue };
+                let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let sent = Arc::new(AtomicBool::new(false));
+                let (mut down2, mut up2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+                let (sent2, fired3) = (Arc::clone(&sent), Arc::clone(&fired2));
+                // NATS to the node: after the write went, its answer is
+                // dropped and both ends cut.
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = up2.read(&mut buf) {
+                        if sent2.load(Ordering::SeqCst) {
+                            fired3.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        if down2.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = down2.shutdown(std::net::Shutdown::Both);
+                    let _ = up2.shutdown(std::net::Shutdown::Both);
+                });
+                let armed3 = Arc::clone(&armed2);
+                // The node to NATS.
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = down.read(&mut buf) {
+                        let hit = armed3.load(Ordering::SeqCst)
+                            && buf[..n].windows(needle.len()).any(|w| w == needle);
+                        if hit {
+                            armed3.store(false, Ordering::SeqCst);
+                        }
+                        if up.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if hit {
+                            sent.store(true, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        AnswerCut { port, armed, fired }
+    }
+}
+
+/// A nickname claim NATS stored whose answer was lost (the connection cut
+/// right after): the join is told `unavailable`, and the claim, held by
+/// nobody, is given back once NATS can be reached again. It kept the
+/// nickname taken for as long as the node ran.
+#[test]
+fn a_claim_stored_with_its_answer_lost_is_given_back() {
+    let Some(nats) = Nats::start("a_claim_stored_with_its_answer_lost_is_given_back") else {
+        return;
+    };
+    let proxy = AnswerCut::start(nats.port, b"$KV.chat_nicks.n");
+    let url = format!("nats://127.0.0.1:{}", proxy.port);
+    let a = Server::start(&["--cluster", &url, "--node", "a"]);
+    proxy.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut c = a.connect();
+    c.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+    let first = c.recv_frame();
+    assert_eq!(first["code"], "unavailable", "{first}");
+    assert!(
+        proxy.fired.load(std::sync::atomic::Ordering::SeqCst),
+        "the answer was cut"
+    );
+    drop(c);
+    // Asked again until the claim is given back (bounded): past the claim
+    // and request timeouts, once the node has reconnected.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = a.connect();
+        c.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+        let answer = c.recv_frame();
+        if kind(&answer) == "welcome" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zoe still cannot join: {answer}\n{}",
+            a.log()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}

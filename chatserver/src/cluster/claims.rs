@@ -282,10 +282,14 @@ impl Cluster {
         skeleton: &str,
     ) -> Result<(String, u64), ClaimError> {
         let kv_key = format!("n{}", hex(&chatproto::hash_token(skeleton)[..20]));
+        // This attempt's own mark: a write of it whose answer was lost is
+        // known for its own, not taken for someone else's claim.
+        let attempt = super::random_hex(8);
         let value = serde_json::to_vec(&ClaimValue {
             origin: self.origin.to_string(),
             nick: nick.to_owned(),
             key: key.to_owned(),
+            attempt: attempt.clone(),
         })
         .map_err(|e| ClaimError::Unreachable(e.to_string()))?;
         let value = Bytes::from(value);
@@ -293,10 +297,30 @@ impl Cluster {
             match self.create_claim(&kv_key, &value).await {
                 Ok(rev) => return Ok((kv_key, rev)),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ClaimError::Unreachable(e.to_string())),
+                Err(e) => {
+                    // No answer, or an error: NATS may have stored it all
+                    // the same. Nobody holds such a claim (the join is
+                    // refused), so it would keep the nickname taken for
+                    // as long as this node runs: found and given back.
+                    let nicks = self.nicks.clone();
+                    tokio::spawn(async move { give_back_attempt(&nicks, &kv_key, &attempt).await });
+                    return Err(ClaimError::Unreachable(e.to_string()));
+                }
             }
             let found = match self.nicks.entry(kv_key.clone()).await {
-                Ok(entry) => holder(entry.as_ref().map(|e| (&e.operation, &e.value[..]))),
+                Ok(entry) => {
+                    let held = holder(entry.as_ref().map(|e| (&e.operation, &e.value[..])));
+                    // This attempt's own write, its answer lost (the
+                    // client library then reads the key and says it
+                    // exists): claimed. The join may have been answered
+                    // already; then the claim is given back.
+                    if let (Holder::Held(h), Some(e)) = (&held, &entry) {
+                        if h.attempt == attempt {
+                            return Ok((kv_key, e.revision));
+                        }
+                    }
+                    held
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot read who holds a nickname");
                     Holder::Unknown
@@ -534,6 +558,36 @@ pub(super) fn key_busy(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Delete the claim `key` at `revision`, trying again for about
+/// A claim written by `attempt` whose answer was lost: once the key can
+/// be read, given back if it holds that attempt's claim (nothing to do if
+/// it holds another's, or none). Tried for about [`RELEASE_FOR`], as
+/// [`give_up`].
+async fn give_back_attempt(nicks: &kv::Store, key: &str, attempt: &str) {
+    let mut backoff = Duration::from_millis(50);
+    let until = tokio::time::Instant::now() + RELEASE_FOR;
+    loop {
+        match nicks.entry(key).await {
+            Ok(entry) => {
+                let ours = entry.as_ref().and_then(|e| {
+                    let held = holder(Some((&e.operation, &e.value[..])));
+                    matches!(held, Holder::Held(h) if h.attempt == attempt).then_some(e.revision)
+                });
+                if let Some(revision) = ours {
+                    give_up(nicks, key, revision).await;
+                }
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() >= until => {
+                warn!(error = %e, key, "gave up looking for a nickname claim whose answer was lost");
+                return;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// [`RELEASE_FOR`] (see [`Cluster::release`]).
 async fn give_up(nicks: &kv::Store, key: &str, revision: u64) {
     let mut backoff = Duration::from_millis(50);
@@ -581,6 +635,7 @@ mod tests {
             origin: "run-1".into(),
             nick: "Alice".into(),
             key: "alice".into(),
+            attempt: String::new(),
         };
         let value = serde_json::to_vec(&claim).unwrap();
         let put = kv::Operation::Put;

@@ -380,12 +380,16 @@ struct Description {
     epoch: String,
 }
 
-/// A claim's value: who holds the nickname.
+/// A claim's value: who holds the nickname, and which attempt of this
+/// node wrote it (so that one whose answer was lost can be found and
+/// given back; absent in the claims of nodes before it).
 #[derive(Serialize, Deserialize)]
 struct ClaimValue {
     origin: String,
     nick: String,
     key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    attempt: String,
 }
 
 /// A session's record: enough to resume it on any node.
