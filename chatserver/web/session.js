@@ -340,9 +340,10 @@ export class Session {
 
   /** Send the `part` of `room`, left while messages to it waited, once none does. */
   partWhenAnswered(room) {
-    if (!this.joined || this.held.has(room) || this.pending.some((p) => p.room === room)) return;
+    // The parting rooms first: every answer to a message comes here, and
+    // almost no room is being left.
     const r = this.parting.get(room);
-    if (!r) return;
+    if (!r || !this.joined || this.held.has(room) || this.pending.some((p) => p.room === room)) return;
     this.parting.delete(room);
     // Not entered (refused) on this connection: not in it, nothing to leave.
     if (r.entered || this.entering.has(room)) this.send(P.part(room));

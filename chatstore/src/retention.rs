@@ -62,8 +62,9 @@ impl Store {
         let mut deleted = 0;
         // The room this step stopped in with more to look at, if any.
         let mut stopped_at = None;
-        let mut touched = Vec::new();
         let mut visited = 0;
+        // The rooms deleted from, by name, for the answer.
+        let mut touched = Vec::new();
         {
             // Room by room, each room's oldest chunks first, through the
             // key, so a pass with nothing to delete reads a chunk a room
@@ -81,8 +82,8 @@ impl Store {
             )?;
             // What becomes of a chunk: deleted, or its survivors.
             let mut edits: Vec<(i64, i64, Vec<Stored>)> = Vec::new();
-            // Each room's highest seq deleted, if any.
-            let mut gone: Vec<(i64, u64)> = Vec::new();
+            // Each room deleted from: its number, highest seq deleted, name.
+            let mut gone: Vec<(i64, u64, String)> = Vec::new();
             while let Some(room) = rooms.next()? {
                 let (no, last_seq, name): (i64, i64, String) =
                     (room.get(0)?, room.get(1)?, room.get(2)?);
@@ -90,7 +91,7 @@ impl Store {
                 // A step looks at no more rooms than it may delete events:
                 // a pass over a file of many rooms with little to delete
                 // is many short steps, not one long one.
-                if deleted == batch || visited == batch.max(1) {
+                if visited == batch.max(1) {
                     stopped_at = Some(name);
                     break;
                 }
@@ -161,8 +162,7 @@ impl Store {
                     }
                 }
                 if highest > 0 {
-                    gone.push((no, highest));
-                    touched.push(name.clone());
+                    gone.push((no, highest, name.clone()));
                 }
                 // Stopped in this room with events left to look at: the
                 // next step begins here. (Cut short but having deleted
@@ -179,9 +179,10 @@ impl Store {
             drop(oldest);
             // How far retention has deleted: a message it kept below that
             // (stamped in the future) is not where history starts.
-            for (no, highest) in gone {
+            for (no, highest, name) in gone {
                 tx.prepare_cached("UPDATE rooms SET pruned = max(pruned, ?2) WHERE no = ?1")?
                     .execute(params![no, highest as i64])?;
+                touched.push(name);
             }
             for (base, id, survivors) in edits {
                 tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?

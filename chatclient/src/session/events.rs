@@ -176,8 +176,7 @@ impl Session {
                 // Not ours: the echo of a line sent just before a /part,
                 // which the core tells once (its seq may be one seen in a
                 // history since begun anew).
-                let ours = self.client.rooms().any(|r| r == room);
-                if !self.note_seen(&room, seq) && ours {
+                if !self.note_seen(&room, seq) && self.client.rooms().any(|r| r == room) {
                     // On screen already: the replay of a room entered
                     // again after a /part. `/history` pages back from it.
                     self.shown(&room, seq);

@@ -560,46 +560,57 @@ pub(super) fn key_busy(e: &(dyn std::error::Error + 'static)) -> bool {
 /// Delete the claim `key` at `revision`, trying again for about
 /// A claim written by `attempt` whose answer was lost: once the key can
 /// be read, given back if it holds that attempt's claim (nothing to do if
-/// it holds another's, or none). Tried for about [`RELEASE_FOR`], as
-/// [`give_up`].
+/// it holds another's, or none). Tried as long as [`give_up`] tries.
 async fn give_back_attempt(nicks: &kv::Store, key: &str, attempt: &str) {
-    let mut backoff = Duration::from_millis(50);
-    let until = tokio::time::Instant::now() + RELEASE_FOR;
-    loop {
-        match nicks.entry(key).await {
-            Ok(entry) => {
-                let ours = entry.as_ref().and_then(|e| {
-                    let held = holder(Some((&e.operation, &e.value[..])));
-                    matches!(held, Holder::Held(h) if h.attempt == attempt).then_some(e.revision)
-                });
-                if let Some(revision) = ours {
-                    give_up(nicks, key, revision).await;
-                }
-                return;
-            }
-            Err(e) if tokio::time::Instant::now() >= until => {
-                warn!(error = %e, key, "gave up looking for a nickname claim whose answer was lost");
-                return;
-            }
-            Err(_) => {}
+    let look = move || async move {
+        let entry = nicks.entry(key).await?;
+        let ours = entry.as_ref().and_then(|e| {
+            let held = holder(Some((&e.operation, &e.value[..])));
+            matches!(held, Holder::Held(h) if h.attempt == attempt).then_some(e.revision)
+        });
+        if let Some(revision) = ours {
+            give_up(nicks, key, revision).await;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+        Ok::<_, kv::EntryError>(())
+    };
+    retried(
+        key,
+        "looking for a nickname claim whose answer was lost",
+        look,
+    )
+    .await;
 }
 
-/// [`RELEASE_FOR`] (see [`Cluster::release`]).
+/// Give up the claim `key` at `revision`, tried again while NATS cannot
+/// be reached, for about [`RELEASE_FOR`] (see [`Cluster::release`]).
 async fn give_up(nicks: &kv::Store, key: &str, revision: u64) {
+    let delete = move || async move {
+        match nicks.delete_expect_revision(key, Some(revision)).await {
+            Ok(_) => Ok(()),
+            // Not ours any more (freed while this node seemed
+            // dead, perhaps taken since): nothing to give up.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    retried(key, "giving up a nickname claim", delete).await;
+}
+
+/// Run `attempt` until it is done (`Ok`), backing off from 50 ms to 5 s
+/// between tries, for about [`RELEASE_FOR`]; past that, the last error is
+/// logged as having given up `what` on `key`.
+async fn retried<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
+    key: &str,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) {
     let mut backoff = Duration::from_millis(50);
     let until = tokio::time::Instant::now() + RELEASE_FOR;
     loop {
-        match nicks.delete_expect_revision(key, Some(revision)).await {
-            Ok(_) => return,
-            // Not ours any more (freed while this node seemed
-            // dead, perhaps taken since): nothing to give up.
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return,
+        match attempt().await {
+            Ok(()) => return,
             Err(e) if tokio::time::Instant::now() >= until => {
-                warn!(error = %e, key, "gave up giving up a nickname claim");
+                warn!(error = %e, key, "gave up {what}");
                 return;
             }
             Err(_) => {}
