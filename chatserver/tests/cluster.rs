@@ -3060,13 +3060,13 @@ impl AnswerCut {
                         let hit = armed3.load(Ordering::SeqCst)
                             && buf[..n].windows(needle.len()).any(|w| w == needle);
                         if hit {
+                            // Marked before the write goes on, so NATS's
+                            // answer cannot pass while the mark is set.
                             armed3.store(false, Ordering::SeqCst);
+                            sent.store(true, Ordering::SeqCst);
                         }
                         if up.write_all(&buf[..n]).is_err() {
                             break;
-                        }
-                        if hit {
-                            sent.store(true, Ordering::SeqCst);
                         }
                     }
                 });
