@@ -368,8 +368,8 @@ impl Cluster {
     /// Give up a claim (only the claimer's revision is deleted: a newer
     /// owner keeps it). Nothing else deletes it, so a delete that fails
     /// (NATS away, a bucket's leader being elected) is tried again, less
-    /// and less often, for about [`RELEASE_FOR`]: else the nickname would
-    /// stay taken for as long as this node runs.
+    /// and less often, until it is (for as long as this node runs): else
+    /// the nickname would stay taken until it stops.
     pub fn release(&self, key: String, revision: u64) {
         let nicks = self.nicks.clone();
         tokio::spawn(async move { give_up(&nicks, &key, revision).await });
@@ -582,7 +582,7 @@ async fn give_back_attempt(nicks: &kv::Store, key: &str, attempt: &str) {
 }
 
 /// Give up the claim `key` at `revision`, tried again while NATS cannot
-/// be reached, for about [`RELEASE_FOR`] (see [`Cluster::release`]).
+/// be reached (see [`Cluster::release`] and [`retried`]).
 async fn give_up(nicks: &kv::Store, key: &str, revision: u64) {
     let delete = move || async move {
         match nicks.delete_expect_revision(key, Some(revision)).await {
@@ -597,21 +597,24 @@ async fn give_up(nicks: &kv::Store, key: &str, revision: u64) {
 }
 
 /// Run `attempt` until it is done (`Ok`), backing off from 50 ms to 5 s
-/// between tries, for about [`RELEASE_FOR`]; past that, the last error is
-/// logged as having given up `what` on `key`.
+/// between tries, for as long as the node runs: nothing else gives the
+/// claim back, and a nickname left claimed stays taken until the node
+/// stops. Past about [`RELEASE_FOR`] the last error is logged once (still
+/// trying). Bounded: one such task per claim the node held, and no claim
+/// is made while NATS cannot be reached.
 async fn retried<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
     key: &str,
     what: &str,
     mut attempt: impl FnMut() -> F,
 ) {
     let mut backoff = Duration::from_millis(50);
-    let until = tokio::time::Instant::now() + RELEASE_FOR;
+    let mut warn_at = Some(tokio::time::Instant::now() + RELEASE_FOR);
     loop {
         match attempt().await {
             Ok(()) => return,
-            Err(e) if tokio::time::Instant::now() >= until => {
-                warn!(error = %e, key, "gave up {what}");
-                return;
+            Err(e) if warn_at.is_some_and(|t| tokio::time::Instant::now() >= t) => {
+                warn!(error = %e, key, "still {what}; trying again every 5 s");
+                warn_at = None;
             }
             Err(_) => {}
         }
@@ -624,6 +627,33 @@ async fn retried<E: std::fmt::Display, F: std::future::Future<Output = Result<()
 mod tests {
     use super::*;
     use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+
+    /// A claim NATS would not delete for longer than [`RELEASE_FOR`] (an
+    /// outage of ten minutes) is given back once it can be: the node
+    /// gave up after five minutes, and the nickname stayed taken for as
+    /// long as it ran.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_is_given_back_after_an_outage_longer_than_release_for() {
+        let back = tokio::time::Instant::now() + Duration::from_secs(600);
+        let tries = std::cell::Cell::new(0u32);
+        retried("alice", "giving up a nickname claim", || async {
+            tries.set(tries.get() + 1);
+            if tokio::time::Instant::now() < back {
+                Err("no responders")
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        let now = tokio::time::Instant::now();
+        assert!(now >= back, "done while NATS was still away");
+        assert!(
+            now < back + Duration::from_secs(6),
+            "tried every 5 s at most"
+        );
+        // 50 ms doubling to 5 s, then every 5 s: bounded, not a busy loop.
+        assert!((100..140).contains(&tries.get()), "{} tries", tries.get());
+    }
 
     /// A claim's `create` refused by the server with `err_code`, as
     /// async-nats reports it (the server's answer under a publish error,
