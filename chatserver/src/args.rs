@@ -39,14 +39,14 @@ pub struct Args {
     /// days are deleted (0 to 36500; 0: kept whatever their age).
     /// Retention runs in the background, in small steps.
     #[arg(long, env = "CHATSERVER_HISTORY_MAX_AGE_DAYS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+          value_parser = whole::<u64>(0, 36_500))]
     pub history_max_age_days: u64,
 
     /// Stored events kept per room: those of its newest N seqs (messages,
     /// and joins and leaves; a seq given while the store failed, never
     /// stored, counts too; 1 to 1000000000000); older ones are deleted.
     #[arg(long, env = "CHATSERVER_HISTORY_MAX_MESSAGES", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+          value_parser = whole::<u64>(1, 1_000_000_000_000))]
     pub history_max_messages: u64,
 
     /// Whether `--history-max-messages` and `--history-max-age-days` were
@@ -80,7 +80,7 @@ pub struct Args {
 
     /// How often retention runs, in seconds, and once at start (1 to 86400).
     #[arg(long, env = "CHATSERVER_HISTORY_PRUNE_EVERY_SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = whole::<u64>(1, 86_400))]
     pub history_prune_every_secs: u64,
 
     /// Most the database may grow to, in MiB (0 to 16777216; 0: until the
@@ -88,7 +88,7 @@ pub struct Args {
     /// When full, messages are refused with `unavailable` until retention
     /// frees room.
     #[arg(long, env = "CHATSERVER_STORE_MAX_MIB", default_value_t = 0,
-          value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
+          value_parser = whole::<u64>(0, 16_777_216))]
     pub store_max_mib: u64,
 
     /// Address to listen on, HOST:PORT (a name is resolved). Use
@@ -133,45 +133,45 @@ pub struct Args {
     /// Most connections at once, joined or not (1 to 1000000); the next one
     /// gets server_full.
     #[arg(long, env = "CHATSERVER_MAX_CLIENTS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+          value_parser = whole::<u64>(1, 1_000_000))]
     pub max_clients: u64,
 
     /// Most connections at once from one IP address (0 to 1000000; 0: no
     /// limit).
     #[arg(long, env = "CHATSERVER_MAX_CLIENTS_PER_IP", default_value_t = 64,
-          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+          value_parser = whole::<u64>(0, 1_000_000))]
     pub max_clients_per_ip: u64,
 
     /// New connections one IP address may open a minute, on average, past
     /// --connect-burst-per-ip (0 to 1000000; 0: no limit); the next one
     /// gets server_full. Off when --max-clients-per-ip is 0.
     #[arg(long, env = "CHATSERVER_CONNECT_RATE_PER_IP", default_value_t = 60,
-          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+          value_parser = whole::<u32>(0, 1_000_000))]
     pub connect_rate_per_ip: u32,
 
     /// New connections one IP address may open at once before
     /// --connect-rate-per-ip applies (1 to 1000000).
     #[arg(long, env = "CHATSERVER_CONNECT_BURST_PER_IP", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole::<u32>(1, 1_000_000))]
     pub connect_burst_per_ip: u32,
 
     /// Largest frame payload in bytes, both directions (1024 to 16777215: a
     /// frame's first byte is then 0, which tells chatproto from HTTP and TLS). A
     /// larger length header gets frame_too_large and the connection closes.
     #[arg(long, env = "CHATSERVER_MAX_FRAME_BYTES", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u32).range(1024..=16_777_215))]
+          value_parser = whole::<u32>(1024, 16_777_215))]
     pub max_frame_bytes: u32,
 
     /// Most recipients one message may name (1 to 65536). A longer `to`
     /// list is refused with too_many_recipients before any name is looked
     /// up, which bounds what one message costs the room.
     #[arg(long, env = "CHATSERVER_MAX_RECIPIENTS", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+          value_parser = whole::<u32>(1, 65_536))]
     pub max_recipients: u32,
 
     /// Most rooms one client may be in at once (1 to 65536).
     #[arg(long, env = "CHATSERVER_MAX_ROOMS_PER_CLIENT", default_value_t = 32,
-          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+          value_parser = whole::<u32>(1, 65_536))]
     pub max_rooms_per_client: u32,
 
     /// Most rooms the server holds in memory at once (1 to 1000000). Past
@@ -182,7 +182,7 @@ pub struct Args {
     /// every room has members (or in cluster mode, which forgets none),
     /// entering a new one gets too_many_rooms.
     #[arg(long, env = "CHATSERVER_MAX_ROOMS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole::<u32>(1, 1_000_000))]
     pub max_rooms: u32,
 
     /// Most rooms the history database keeps, those in memory included (1
@@ -192,66 +192,66 @@ pub struct Args {
     /// room costs about 250 bytes of memory. Ignored with --store memory
     /// and in cluster mode.
     #[arg(long, env = "CHATSERVER_MAX_STORED_ROOMS", default_value_t = 100_000,
-          value_parser = clap::value_parser!(u32).range(1..=8_000_000))]
+          value_parser = whole::<u32>(1, 8_000_000))]
     pub max_stored_rooms: u32,
 
     /// Messages kept in memory per room (1 to 1000000), for replay and history.
     #[arg(long, env = "CHATSERVER_HISTORY_PER_ROOM", default_value_t = 2_048,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole::<u32>(1, 1_000_000))]
     pub history_per_room: u32,
 
     /// Bytes of messages kept in memory per room (at least 1024); the
     /// oldest are forgotten first.
     #[arg(long, env = "CHATSERVER_HISTORY_BYTES_PER_ROOM", default_value_t = 1 << 20,
-          value_parser = clap::value_parser!(u64).range(1024..))]
+          value_parser = whole::<u64>(1024, u64::MAX))]
     pub history_bytes_per_room: u64,
 
     /// Bytes of messages kept in memory for all rooms together (at least
     /// 1024); past it, the least recently used rooms with history forget
     /// their oldest.
     #[arg(long, env = "CHATSERVER_HISTORY_BYTES_TOTAL", default_value_t = 256 << 20,
-          value_parser = clap::value_parser!(u64).range(1024..))]
+          value_parser = whole::<u64>(1024, u64::MAX))]
     pub history_bytes_total: u64,
 
     /// Most messages an enter with since replays (0 to 100000).
     #[arg(long, env = "CHATSERVER_REPLAY_LIMIT", default_value_t = 500,
-          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+          value_parser = whole::<u32>(0, 100_000))]
     pub replay_limit: u32,
 
     /// Most bytes one enter's replay takes (at least 1024, and less than
     /// --outbound-queue-bytes).
     #[arg(long, env = "CHATSERVER_REPLAY_BYTES", default_value_t = 512 << 10,
-          value_parser = clap::value_parser!(u64).range(1024..))]
+          value_parser = whole::<u64>(1024, u64::MAX))]
     pub replay_bytes: u64,
 
     /// Most messages one history page holds (1 to 10000).
     #[arg(long, env = "CHATSERVER_HISTORY_PAGE", default_value_t = 200,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+          value_parser = whole::<u32>(1, 10_000))]
     pub history_page: u32,
 
     /// Most stored events one history page or replay looks at (1 to
     /// 10000000): a page short of messages the asker may see then ends
     /// with where to go on from.
     #[arg(long, env = "CHATSERVER_HISTORY_SCAN", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+          value_parser = whole::<u32>(1, 10_000_000))]
     pub history_scan: u32,
 
     /// How long a session may be resumed after its connection ended, in
     /// milliseconds (0 to 86400000; 0: sessions end with their connection).
     #[arg(long, env = "CHATSERVER_RESUME_WINDOW_MS", default_value_t = 120_000,
-          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+          value_parser = whole::<u64>(0, 86_400_000))]
     pub resume_window_ms: u64,
 
     /// Most sessions waiting to be resumed at once (1 to 1000000); past it
     /// the oldest is forgotten.
     #[arg(long, env = "CHATSERVER_MAX_DETACHED_SESSIONS", default_value_t = 2_048,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole::<u32>(1, 1_000_000))]
     pub max_detached_sessions: u32,
 
     /// How many of a session's latest message ids are remembered, to refuse
     /// a resent message as duplicate (1 to 1000000).
     #[arg(long, env = "CHATSERVER_ID_WINDOW", default_value_t = 1_024,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole::<u32>(1, 1_000_000))]
     pub id_window: u32,
 
     /// In a room with more members than this, entering and leaving are sent
@@ -259,7 +259,7 @@ pub struct Args {
     /// members squared frames. Members see who is in on entering (0 to
     /// 1000000; 0: always only to whoever entered or left).
     #[arg(long, env = "CHATSERVER_PRESENCE_FANOUT_MAX", default_value_t = 1_000,
-          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+          value_parser = whole::<u32>(0, 1_000_000))]
     pub presence_fanout_max: u32,
 
     /// Allow only printable-ASCII nicknames (the v1 rule) instead of
@@ -271,32 +271,32 @@ pub struct Args {
     /// A connection must join within this many milliseconds (100 to 600000);
     /// an HTTP answer not taken this long closes its connection.
     #[arg(long, env = "CHATSERVER_JOIN_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+          value_parser = whole::<u64>(100, 600_000))]
     pub join_timeout_ms: u64,
 
     /// A joined client silent this many milliseconds is pinged (100 to
     /// 3600000).
     #[arg(long, env = "CHATSERVER_IDLE_PING_MS", default_value_t = 30_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+          value_parser = whole::<u64>(100, 3_600_000))]
     pub idle_ping_ms: u64,
 
     /// A ping not answered within this many milliseconds closes the
     /// connection (100 to 600000).
     #[arg(long, env = "CHATSERVER_PONG_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+          value_parser = whole::<u64>(100, 600_000))]
     pub pong_timeout_ms: u64,
 
     /// Frames per second a client may send on average (0 to 1000000; 0: no
     /// limit, bytes included). Past the burst the server stops reading from
     /// it, so TCP slows the sender.
     #[arg(long, env = "CHATSERVER_RATE", default_value_t = 50,
-          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+          value_parser = whole::<u32>(0, 1_000_000))]
     pub rate: u32,
 
     /// Frames a client may send at once before the rate applies (1 to
     /// 1000000).
     #[arg(long, env = "CHATSERVER_BURST", default_value_t = 100,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole::<u32>(1, 1_000_000))]
     pub burst: u32,
 
     /// Payload bytes per second a client may send on average, beside
@@ -304,20 +304,20 @@ pub struct Args {
     /// 0 to 1000000000; 0: no limit on bytes, only --rate): past --burst-bytes the
     /// server reads it slower, as for frames. Off when --rate is 0.
     #[arg(long, env = "CHATSERVER_RATE_BYTES",
-          value_parser = clap::value_parser!(u32).range(0..=1_000_000_000))]
+          value_parser = whole::<u32>(0, 1_000_000_000))]
     pub rate_bytes: Option<u32>,
 
     /// Payload bytes a client may send at once before --rate-bytes applies
     /// (by default four frames of --max-frame-bytes, 262144; 1024 to
     /// 1073741824, and at least --max-frame-bytes).
     #[arg(long, env = "CHATSERVER_BURST_BYTES",
-          value_parser = clap::value_parser!(u32).range(1024..=1 << 30))]
+          value_parser = whole::<u32>(1024, 1 << 30))]
     pub burst_bytes: Option<u32>,
 
     /// A client held back by the rate limit for this many milliseconds
     /// without a break gets rate_limited and is closed (100 to 3600000).
     #[arg(long, env = "CHATSERVER_RATE_LIMIT_GRACE_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+          value_parser = whole::<u64>(100, 3_600_000))]
     pub rate_limit_grace_ms: u64,
 
     /// Bytes queued for one client that it has not read yet (each frame
@@ -326,7 +326,7 @@ pub struct Args {
     /// (4096 to 1073741824, and at least --max-frame-bytes plus 36: one
     /// frame with its 4-byte header and its 32 must fit).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20,
-          value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
+          value_parser = whole::<u64>(4096, 1 << 30))]
     pub outbound_queue_bytes: u64,
 
     /// How long, in milliseconds, a client's unread output may stay past
@@ -334,7 +334,7 @@ pub struct Args {
     /// slow_consumer and is closed; 0: closed as soon as it passes it
     /// (0 to 600000).
     #[arg(long, env = "CHATSERVER_SLOW_CONSUMER_MS", default_value_t = 5_000,
-          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+          value_parser = whole::<u64>(0, 600_000))]
     pub slow_consumer_ms: u64,
 
     /// Bytes queued for one client past which it gets slow_consumer and
@@ -342,7 +342,7 @@ pub struct Args {
     /// --outbound-queue-bytes if that is more; 4096 to 1073741824, and at
     /// least --outbound-queue-bytes).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_MAX_BYTES",
-          value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
+          value_parser = whole::<u64>(4096, 1 << 30))]
     pub outbound_queue_max_bytes: Option<u64>,
 
     /// Bytes all outbound queues may hold together (each buffer of
@@ -352,13 +352,13 @@ pub struct Args {
     /// is closed, then the next, until the total is under three quarters
     /// (4096 to 68719476736).
     #[arg(long, env = "CHATSERVER_OUTBOUND_TOTAL_BYTES", default_value_t = 128 << 20,
-          value_parser = clap::value_parser!(u64).range(4096..=1 << 36))]
+          value_parser = whole::<u64>(4096, 1 << 36))]
     pub outbound_total_bytes: u64,
 
     /// How long a closing connection may take to receive what was queued
     /// for it, in milliseconds (0 to 60000).
     #[arg(long, env = "CHATSERVER_CLOSE_FLUSH_MS", default_value_t = 2_000,
-          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+          value_parser = whole::<u64>(0, 60_000))]
     pub close_flush_ms: u64,
 
     /// Run as one node of a cluster: NATS server URLs (comma-separated,
@@ -377,21 +377,21 @@ pub struct Args {
     /// Copies JetStream keeps of each room's stream and of the buckets
     /// (1 to 5; at most the number of NATS servers in its cluster).
     #[arg(long, env = "CHATSERVER_CLUSTER_REPLICAS", default_value_t = 1,
-          value_parser = clap::value_parser!(u64).range(1..=5))]
+          value_parser = whole::<u64>(1, 5))]
     pub cluster_replicas: u64,
 
     /// A node whose heartbeat (one a second) stops for this long is taken
     /// for dead (2000 to 600000 ms: at least two heartbeats): its clients
     /// leave their rooms and their nicknames are free again.
     #[arg(long, env = "CHATSERVER_NODE_DEAD_AFTER_MS", default_value_t = 3_000,
-          value_parser = clap::value_parser!(u64).range(2_000..=600_000))]
+          value_parser = whole::<u64>(2_000, 600_000))]
     pub node_dead_after_ms: u64,
 
     /// Worker threads (0 to 1024; 0: one per CPU the process may run on).
     /// With 1 (given, or 0 on one CPU) everything runs on one thread, which
     /// batches best when the server has one core to itself.
     #[arg(long, env = "CHATSERVER_THREADS", default_value_t = 0,
-          value_parser = clap::value_parser!(u64).range(0..=1024))]
+          value_parser = whole::<u64>(0, 1024))]
     pub threads: u64,
 
     /// Log level: off, error, warn, info (every join, leave and message),
@@ -601,6 +601,28 @@ pub fn naming_variables(message: &str, from_env: &[(String, String)]) -> String 
     match came.is_empty() {
         true => message.to_owned(),
         false => format!("{message} ({})", came.join(", ")),
+    }
+}
+
+/// A numeric flag: a whole number from `lo` to `hi` (`u64::MAX`: at
+/// least `lo`), refused in those words whatever is wrong
+/// with it (a sign, a letter, a fraction, too large), rather than in the
+/// parser's ("invalid digit found in string").
+fn whole<T>(lo: u64, hi: u64) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |s: &str| {
+        let want = if hi == u64::MAX {
+            format!("a whole number, at least {lo}")
+        } else {
+            format!("a whole number from {lo} to {hi}")
+        };
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or(want)
     }
 }
 

@@ -70,13 +70,16 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
     for (args, names) in [
         (
             vec!["--max-clients", "0"],
-            vec!["--max-clients", "1..=1000000"],
+            vec!["--max-clients", "a whole number from 1 to 1000000"],
         ),
         (
             vec!["--outbound-queue-bytes", "0"],
             vec!["--outbound-queue-bytes"],
         ),
-        (vec!["--threads", "100000"], vec!["--threads", "0..=1024"]),
+        (
+            vec!["--threads", "100000"],
+            vec!["--threads", "a whole number from 0 to 1024"],
+        ),
         (vec!["--join-timeout-ms", "0"], vec!["--join-timeout-ms"]),
         (vec!["--burst", "0"], vec!["--burst"]),
         (
@@ -98,7 +101,7 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
         ),
         (
             vec!["--rate-bytes", "2000000000"],
-            vec!["--rate-bytes", "0..=1000000000"],
+            vec!["--rate-bytes", "a whole number from 0 to 1000000000"],
         ),
         (
             vec!["--replay-bytes", "2000000"],
@@ -110,7 +113,7 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
         ),
         (
             vec!["--slow-consumer-ms", "600001"],
-            vec!["--slow-consumer-ms", "0..=600000"],
+            vec!["--slow-consumer-ms", "a whole number from 0 to 600000"],
         ),
         (
             vec!["--log-level", "loud"],
@@ -260,6 +263,26 @@ fn a_bad_value_from_the_environment_names_the_variable() {
         stderr.contains("invalid value '-1' for '--rate"),
         "{stderr}"
     );
+    // In words that say what is wanted, whatever is wrong with it.
+    for (flag, value, want) in [
+        ("--rate", "-1", "a whole number from 0 to 1000000"),
+        ("--max-clients", "abc", "a whole number from 1 to 1000000"),
+        (
+            "--max-clients",
+            "99999999999999999999",
+            "a whole number from 1 to 1000000",
+        ),
+        (
+            "--history-bytes-total",
+            "1.5",
+            "a whole number, at least 1024",
+        ),
+    ] {
+        let (code, stderr) = refused(&[flag, value], &[]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("invalid digit"), "{stderr}");
+    }
 
     // Settings that cannot work together, or a file that cannot be read,
     // name the variables the flags came from too.
@@ -506,8 +529,8 @@ fn readme_gives_each_server_flags_default_and_range() {
         }
         // (A to B) or (at least A); the server's own words for it.
         let (past, range) = match (range_in(meaning), at_least_in(meaning)) {
-            (Some((low, high)), _) => (high + 1, format!("{low}..={high}")),
-            (None, Some(low)) if low > 0 => (low - 1, format!("{low}..")),
+            (Some((low, high)), _) => (high + 1, format!("a whole number from {low} to {high}")),
+            (None, Some(low)) if low > 0 => (low - 1, format!("a whole number, at least {low}")),
             _ => panic!("README gives no range for {flag}: {meaning}"),
         };
         assert_refused(&[flag, &past.to_string()], &[], &[flag, &range]);
