@@ -1354,6 +1354,85 @@ fn a_node_taken_for_dead_while_alive_closes_the_client_said_gone() {
     assert_eq!(back_seq, gone_seq + 1, "{again:?}");
 }
 
+/// A dead node's clients' departures are said by every node that
+/// outlived it, each copy with one message id, and JetStream keeps one
+/// copy only within its duplicate window (two minutes): a node held away
+/// from NATS longer stores its copy again, later. Said for the session's
+/// older entering, that copy leaves the session's entering again alone,
+/// on every node: it is not taken out of the room, nor closed as said
+/// gone. (The late copy is published here by hand, as such a node would,
+/// rather than waiting out the window.)
+#[test]
+fn a_departure_stored_again_past_the_duplicate_window_leaves_an_entering_again_alone() {
+    let test = "a_departure_stored_again_past_the_duplicate_window_leaves_an_entering_again_alone";
+    let Some(nats) = Nats::start(test) else {
+        return;
+    };
+    let (a, b) = two_nodes_slow_to_judge(&nats);
+    let (mut bob, _) = join(&a, "bob");
+    let entered = read_until(&mut bob, 10, |f| is_presence(f, "bob", "online"));
+    let first = entered.last().unwrap()["seq"].as_u64().unwrap();
+    let (mut alice, _) = join(&b, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    read_until(&mut bob, 10, |f| is_presence(f, "alice", "online"));
+    // bob leaves the lobby and enters it again.
+    bob.send_frame(&json!({"type": "part", "room": "lobby"}));
+    read_until(&mut alice, 10, |f| is_presence(f, "bob", "offline"));
+    bob.send_frame(&json!({"type": "enter", "room": "lobby"}));
+    read_until(&mut bob, 20, |f| kind(f) == "entered");
+    read_until(&mut alice, 10, |f| is_presence(f, "bob", "online"));
+
+    // A copy of a departure said for his first entering, stored now, by
+    // a run that is gone.
+    let stream = "CHATROOM_6c6f626279";
+    with_js(&nats, async |js| {
+        let stream = js.get_stream(stream).await.expect("the lobby's stream");
+        let entering = stream.get_raw_message(first).await.expect("bob's entering");
+        let logged: Value = serde_json::from_slice(&entering.payload).unwrap();
+        assert_eq!(logged["n"], "bob", "{logged}");
+        let sid = logged["s"].as_u64().unwrap();
+        let payload = json!({"k": "p", "s": sid, "n": "bob", "on": false, "ts": logged["ts"]});
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("gone/lobby/{sid}/{first}").as_str());
+        headers.insert("Chat-Origin", "z-long-gone");
+        let ack = js
+            .publish_with_headers(
+                "chatroom.6c6f626279",
+                headers,
+                serde_json::to_vec(&payload).unwrap().into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+        assert!(!ack.duplicate);
+    });
+
+    // Both nodes applied it before alice's message, which bob gets: he is
+    // in the room, and neither he nor alice heard he left.
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "still here?", "id": "a1"}));
+    let seen = read_until(&mut alice, 20, |f| {
+        kind(f) == "msg" && f["text"] == "still here?"
+    });
+    assert!(
+        !seen.iter().any(|f| is_presence(f, "bob", "offline")),
+        "{seen:?}"
+    );
+    let seen = read_until(&mut bob, 20, |f| {
+        kind(f) == "msg" && f["text"] == "still here?"
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|f| is_presence(f, "bob", "offline") || kind(f) == "error"),
+        "{seen:?}"
+    );
+    bob.send_frame(
+        &json!({"type": "msg", "room": "lobby", "to": ["alice"], "text": "yes", "id": "b1"}),
+    );
+    read_until(&mut alice, 20, |f| kind(f) == "msg" && f["text"] == "yes");
+}
+
 /// NATS restarted without its store (a disk lost): the cluster's buckets
 /// are gone, and the heartbeat's failure says so and what to do, not
 /// that NATS does not answer.

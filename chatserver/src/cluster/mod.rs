@@ -43,6 +43,7 @@ mod nodes;
 mod own;
 mod publish;
 
+pub use entry::departure_id;
 pub use export::export;
 pub use follow::LimitsSet;
 
@@ -169,8 +170,14 @@ pub enum FromCluster {
         /// The last seq when the follower started (to catch up to).
         last_seq: u64,
     },
-    /// The next event of a room, proposed by `origin`.
-    Event { event: Event, origin: Arc<str> },
+    /// The next event of a room, proposed by `origin`; a leaving said
+    /// because of its session's entering at seq `entered` carries that
+    /// seq (see [`departure_id`]).
+    Event {
+        event: Event,
+        origin: Arc<str>,
+        entered: Option<u64>,
+    },
     /// A stream message this version cannot read: stepped over.
     Skip { room: String, seq: u64 },
     /// The nickname claim (and session lookup) for a join.
