@@ -444,3 +444,36 @@ async fn nothing_older(h: &Harness, flags: &[&str]) {
     page.shot("nothing-older").await;
     page.close().await;
 }
+
+/// A room nobody was in before (a new server's lobby, a room just
+/// begun): the page says it is at the start of its history and offers
+/// no "Load older messages". (A room that held only joins and leaves
+/// still offers it once: see the test above.)
+#[test]
+fn a_new_room_offers_no_older_messages() {
+    let Some(h) = Harness::start("a_new_room_offers_no_older_messages") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(new_room(&h, &server));
+}
+
+async fn new_room(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    page.type_line("/join fresh").await;
+    for room in ["lobby", "fresh"] {
+        wait_for(
+            &format!("#{room} at the start of its history"),
+            async || {
+                let v = page.js(OLDER_JS, vec![json!(room)]).await;
+                if v == json!({"older": false, "start": true}) {
+                    Ok(())
+                } else {
+                    Err(v.to_string())
+                }
+            },
+        )
+        .await;
+    }
+    page.close().await;
+}
