@@ -72,6 +72,11 @@ pub struct Args {
     #[arg(skip)]
     pub store_given: bool,
 
+    /// Whether `--sync` was given: a cluster node, or a server with
+    /// `--store memory`, says it does not use it.
+    #[arg(skip)]
+    pub sync_given: bool,
+
     /// The flags whose value came from their environment variable, as
     /// `("--max-clients", "CHATSERVER_MAX_CLIENTS")`: an error about one
     /// names the variable too ([`Args::naming_variables`]).
@@ -479,6 +484,7 @@ impl Args {
         args.export_cluster = on_line("cluster") || (given("cluster") && !on_line("data_dir"));
         args.export_both = on_line("cluster") && on_line("data_dir");
         args.store_given = given("data_dir") || given("store");
+        args.sync_given = given("sync");
         args.from_env = command
             .get_arguments()
             .filter(|a| {

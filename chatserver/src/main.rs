@@ -411,8 +411,15 @@ async fn run(args: Args) -> std::io::Result<()> {
     if let Some(tx) = prune_now {
         let _ = tx.send(store::ToStore::Prune);
     }
-    if !args.cluster.is_empty() && args.store_given {
-        warn!("--data-dir and --store are not used by a cluster node: the rooms' history is in NATS JetStream (`chatserver export --cluster URLS` prints it)");
+    if !args.cluster.is_empty() && (args.store_given || args.sync_given) {
+        let flags = match (args.store_given, args.sync_given) {
+            (true, true) => "--data-dir, --store and --sync are",
+            (true, false) => "--data-dir and --store are",
+            _ => "--sync is",
+        };
+        warn!("{flags} not used by a cluster node: the rooms' history is in NATS JetStream (`chatserver export --cluster URLS` prints it)");
+    } else if args.cluster.is_empty() && args.store == args::StoreKind::Memory && args.sync_given {
+        warn!("--sync is not used with --store memory: nothing is written to disk");
     }
     if let Some(r) = opened {
         info!(

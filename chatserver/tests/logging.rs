@@ -141,3 +141,19 @@ fn a_connection_the_server_closes_is_logged_with_its_nickname() {
         "{log}"
     );
 }
+
+/// `--sync` with `--store memory` does nothing: the log says so rather
+/// than take it silently (an operator who asked for fsynced batches
+/// learns none are written). A server that writes history does not say it.
+#[test]
+fn sync_given_without_a_history_database_is_said_unused() {
+    let unused = "--sync is not used with --store memory";
+    let memory = Server::start(&["--sync", "full"]);
+    wait_for_log(&memory, unused);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let durable = Server::start(&["--data-dir", data, "--sync", "full"]);
+    // Its settings line comes after where the warning would be.
+    let log = wait_for_log(&durable, "history database open");
+    assert!(!log.contains("is not used"), "{log}");
+}
