@@ -530,7 +530,7 @@ impl Server {
         );
         // Its largest copy (a replay, with the id) must fit a frame, and one
         // history page must be able to hold it.
-        let max = self.config.max_frame_bytes - crate::server::apply::FRAME_OVERHEAD;
+        let max = self.config.max_frame_bytes - crate::server::answers::FRAME_OVERHEAD;
         // Counted exactly only when a cheap bound (every byte of text and
         // id escaped to six) does not already show that it fits.
         let len = if wire_bound(&event) <= max {

@@ -1,5 +1,6 @@
 //! The server core: sessions, rooms and their sequenced events, with no I/O.
 
+mod answers;
 mod apply;
 pub(crate) mod config;
 mod decide;

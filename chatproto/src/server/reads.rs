@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::frame::ServerFrame;
-use crate::server::apply::{drop_oversized, keep_newest, latest_in_memory, replay_frame};
+use crate::server::answers::{drop_oversized, keep_newest, latest_in_memory, replay_frame};
 use crate::server::event::{Event, SessionId};
 use crate::server::output::Output;
 use crate::server::{ClientId, Server};
