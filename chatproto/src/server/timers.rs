@@ -7,12 +7,17 @@
 //! connection's first timer of a kind (its join arms its idle timer), and
 //! each connection has at most one idle, one join and one pong timer
 //! armed.
+//!
+//! The [`Server`]'s side is here too: [`Server::poll_timeout`] and
+//! [`Server::handle_timeout`], what each timer does when it comes due, and
+//! input paused by the shell (which stops the join and pong clocks).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::SessionId;
-use crate::server::ClientId;
+use crate::server::{ClientId, Now, Server, Step};
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,4 +67,213 @@ impl Timers {
             self.heap.shrink_to_fit();
         }
     }
+}
+
+impl Server {
+    /// The shell stopped taking input (`paused`: its own bound on what
+    /// waits, see [`outputs_waiting`](Server::outputs_waiting)), or takes
+    /// it again. Frames wait unread meanwhile, answers to pings and joins
+    /// among them: the pong and join timeouts count only the time input
+    /// was taken, so nobody is closed for what waited unread (and a pause
+    /// that comes and goes only slows them down). A timer that comes due
+    /// while paused waits for the pause's end, which arms it again: read
+    /// [`poll_timeout`](Server::poll_timeout) after this call.
+    pub fn handle_input_paused(&mut self, now: Now, paused: bool) {
+        match (self.input_paused, paused) {
+            (false, true) => self.paused_since = now.mono,
+            (true, false) => {
+                self.paused_before = self
+                    .paused_before
+                    .saturating_add(now.mono.saturating_sub(self.paused_since));
+                // Each finds what is left of its time (see `left_of`).
+                for timer in self.held_timers.drain(..) {
+                    self.timers.arm(now.mono, timer);
+                }
+            }
+            _ => {}
+        }
+        self.input_paused = paused;
+    }
+
+    /// How long the shell's input has been paused in all, up to `mono`:
+    /// a client's wait is the time since its ping (or connection) less
+    /// what this grew by meanwhile.
+    pub(super) fn paused_ms(&self, mono: u64) -> u64 {
+        match self.input_paused {
+            true => self
+                .paused_before
+                .saturating_add(mono.saturating_sub(self.paused_since)),
+            false => self.paused_before,
+        }
+    }
+
+    /// What is left of `timeout` for a client waited for since `since`
+    /// (monotonic ms), when the input's paused total was `paused_then`;
+    /// 0 once it is over. Asked only while input is taken (a timer due
+    /// during a pause waits in `held_timers`).
+    fn left_of(&self, now: u64, since: u64, paused_then: u64, timeout: u64) -> u64 {
+        let paused = self.paused_ms(now).saturating_sub(paused_then);
+        let waited = now.saturating_sub(since).saturating_sub(paused);
+        timeout.saturating_sub(waited)
+    }
+
+    /// When to call [`handle_timeout`](Server::handle_timeout) next, on the
+    /// monotonic clock; `None` when nothing is waiting on time. Timers are
+    /// not cancelled when their reason goes away (a client that joins, or
+    /// speaks), so a deadline may come and find nothing to do.
+    ///
+    /// Check it after every turn, not only when a sleep until it ends: under
+    /// steady input a loop whose wait for input returns first every time
+    /// would never call [`handle_timeout`](Server::handle_timeout).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.next()
+    }
+
+    /// Time passed: run every timer that is due (join timeouts, idle
+    /// pings, unanswered pings, sessions past the resume window). A call
+    /// before [`poll_timeout`](Server::poll_timeout)'s deadline does
+    /// nothing, so a shell may call it on every turn.
+    pub fn handle_timeout(&mut self, now: Now) {
+        let mut due = Vec::new();
+        self.timers.due(now.mono, &mut due);
+        // Sorted so that the output does not depend on arming order.
+        due.sort_unstable();
+        for timer in due {
+            self.run_timer(now, timer);
+        }
+    }
+
+    /// A join or pong `timer` came due, waiting since `since` when the
+    /// input's paused total was `paused_then`: held while input is paused
+    /// (its answer may wait unread; judged once input is taken), armed
+    /// again for what is left of `timeout_ms` of input taken, or its
+    /// connection closed with `timeout` and `why`.
+    fn judge(
+        &mut self,
+        now: Now,
+        timer: Timer,
+        since: u64,
+        paused_then: u64,
+        timeout_ms: u64,
+        why: &str,
+    ) {
+        if self.input_paused {
+            self.held_timers.push(timer);
+            return;
+        }
+        let left = self.left_of(now.mono, since, paused_then, timeout_ms);
+        if left > 0 {
+            self.timers.arm(now.mono.saturating_add(left), timer);
+            return;
+        }
+        if let Timer::Join(id) | Timer::Pong(id) = timer {
+            self.close_with(now, id, timeout(why));
+        }
+    }
+
+    fn run_timer(&mut self, now: Now, timer: Timer) {
+        let cfg = &self.config;
+        match timer {
+            Timer::Join(id) => {
+                let Some(c) = self.conns.get_mut(&id).filter(|c| c.session.is_none()) else {
+                    return;
+                };
+                let (since, paused_then) = (c.connected_at, c.join_paused);
+                let why = "you did not join in time";
+                self.judge(now, timer, since, paused_then, cfg.join_timeout_ms, why);
+            }
+            Timer::Idle(id) => {
+                let paused_now = self.paused_ms(now.mono);
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                if c.session.is_none() || c.ping_sent_at.is_some() {
+                    return;
+                }
+                let due = c.last_heard.saturating_add(cfg.idle_ping_ms);
+                if due > now.mono {
+                    self.timers.arm(due, Timer::Idle(id));
+                    return;
+                }
+                c.ping_sent_at = Some(now.mono);
+                c.ping_queued = Some(self.barrier_stops);
+                c.ping_late = false;
+                c.ping_paused = paused_now;
+                self.timers.arm(
+                    now.mono.saturating_add(cfg.pong_timeout_ms),
+                    Timer::Pong(id),
+                );
+                self.steps.push_back(Step::Send(id, ServerFrame::Ping));
+            }
+            Timer::Pong(id) => {
+                let paused_now = self.paused_ms(now.mono);
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                match c.ping_sent_at {
+                    // The ping waits for the store, or went out after
+                    // waiting: the client could not answer it yet, and
+                    // has the whole time from now.
+                    Some(_) if c.ping_queued.is_some() || c.ping_late => {
+                        c.ping_late = false;
+                        c.ping_sent_at = Some(now.mono);
+                        c.ping_paused = paused_now;
+                        self.timers.arm(
+                            now.mono.saturating_add(cfg.pong_timeout_ms),
+                            Timer::Pong(id),
+                        );
+                    }
+                    Some(sent) if now.mono >= sent.saturating_add(cfg.pong_timeout_ms) => {
+                        let paused_then = c.ping_paused;
+                        let why = "you did not answer a ping in time";
+                        self.judge(now, timer, sent, paused_then, cfg.pong_timeout_ms, why);
+                    }
+                    Some(_) => {}
+                    // Answered: watch for the next silence.
+                    None => {
+                        let due = c.last_heard.saturating_add(cfg.idle_ping_ms);
+                        self.timers.arm(due.max(now.mono), Timer::Idle(id));
+                    }
+                }
+            }
+            Timer::Session(sid) => {
+                let Some(s) = self.sessions.get_mut(&sid) else {
+                    return;
+                };
+                s.timer = false;
+                let Some(end) = s.ended_at.filter(|_| s.conn.is_none()) else {
+                    return;
+                };
+                let due = end.saturating_add(cfg.resume_window_ms);
+                if now.mono < due {
+                    // Detached again since this timer was armed.
+                    s.timer = true;
+                    self.timers.arm(due, Timer::Session(sid));
+                } else if let Some(s) = self.sessions.remove(&sid) {
+                    self.tokens.remove(&s.token_hash);
+                }
+            }
+        }
+    }
+
+    /// `sid`'s connection ended (at `now`): its resume window's timer,
+    /// unless one is armed already (for an earlier end: firing, it arms
+    /// itself again for this one's).
+    pub(super) fn detach_timer(&mut self, sid: SessionId, now: Now) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if !s.timer {
+            s.timer = true;
+            self.timers.arm(
+                now.mono.saturating_add(self.config.resume_window_ms),
+                Timer::Session(sid),
+            );
+        }
+    }
+}
+
+fn timeout(message: &str) -> ServerFrame {
+    ServerFrame::error(ErrorCode::Timeout, message)
 }
