@@ -20,9 +20,6 @@ struct Cluster {
     /// How far each node has read each room's log.
     read: Vec<BTreeMap<String, usize>>,
     log: BTreeMap<String, Vec<Event>>,
-    /// Per room and seq, the entering a leaving there was said for (as a
-    /// shell reads it from the leaving's message id).
-    causes: BTreeMap<(String, u64), u64>,
     got: BTreeMap<(usize, ClientId), Vec<Value>>,
 }
 
@@ -42,7 +39,6 @@ impl Cluster {
             nodes,
             read: vec![BTreeMap::new(); n],
             log: BTreeMap::new(),
-            causes: BTreeMap::new(),
             got: BTreeMap::new(),
         }
     }
@@ -110,27 +106,11 @@ impl Cluster {
             self.nodes[n].open_room(room, "epoch-1", 1);
             let to = from.saturating_add(k).min(events.len());
             for e in &events[*from..to] {
-                match self.causes.get(&(room.clone(), e.seq)) {
-                    Some(&entered) => self.nodes[n].handle_logged_departure(e.clone(), entered),
-                    None => self.nodes[n].handle_logged(e.clone()),
-                }
-                .unwrap();
+                self.nodes[n].handle_logged(e.clone()).unwrap();
             }
             *from = to;
         }
         self.drain(n);
-    }
-
-    /// A node appends that `sid` (`nick`) left `room`, said because of its
-    /// entering at seq `entered` (as a dead node's survivors say it); the
-    /// seq the log gave it.
-    fn said_left(&mut self, room: &str, sid: SessionId, nick: &str, entered: u64) -> u64 {
-        let log = self.log.entry(room.to_owned()).or_default();
-        let seq = log.len() as u64 + 1;
-        let body = EventBody::presence(sid, nick, PresenceStatus::Offline);
-        log.push(Event::new(room, seq, NOW.wall, body));
-        self.causes.insert((room.to_owned(), seq), entered);
-        seq
     }
 
     /// What node `n` proposes now, held back from the log (the rest of
@@ -1197,97 +1177,4 @@ fn an_old_sessions_leaving_is_not_told_once_its_nickname_is_back_in_the_room() {
         "{:?}",
         c.frames(0, hank)
     );
-}
-
-/// A node dies with bob in the lobby; each survivor says he left, with one
-/// message id, and the log keeps one copy, but only within its duplicate
-/// window: a survivor held away from the log longer stores its copy
-/// again, later. bob resumed on another node meanwhile and entered the
-/// lobby again: that late copy, said for his old entering, must not take
-/// him out of the room (for everyone, while his client believes he is
-/// in). A leaving said for his latest entering still does.
-#[test]
-fn a_late_copy_of_a_dead_nodes_leaving_does_not_undo_the_sessions_entering_again() {
-    let mut c = Cluster::new(2);
-    let alice = c.connect(0, "alice");
-    let old = c.nodes[1].handle_connect(NOW);
-    let join = ClientFrame::join_v2("bob", vec!["lobby".into()], None);
-    c.nodes[1].handle_frame(NOW, old, join);
-    c.settle();
-    let token = c
-        .frames(1, old)
-        .iter()
-        .find(|f| f["type"] == "welcome")
-        .map(|f| f["session"].as_str().unwrap().to_owned())
-        .unwrap();
-    let bob = session_of(&c, "bob");
-    let entering_of = |c: &Cluster| {
-        c.log["lobby"]
-            .iter()
-            .rev()
-            .find_map(|e| match &e.body {
-                EventBody::Presence {
-                    session,
-                    status: PresenceStatus::Online,
-                    ..
-                } if *session == bob => Some(e.seq),
-                _ => None,
-            })
-            .unwrap()
-    };
-    let first = entering_of(&c);
-    // Only node 0 goes on: node 1 is dead.
-    let run = |c: &mut Cluster| {
-        for _ in 0..10 {
-            c.drain(0);
-            c.read_log(0, usize::MAX);
-        }
-    };
-
-    // The first survivor's word that bob left is stored.
-    c.said_left("lobby", bob, "bob", first);
-    run(&mut c);
-    // bob resumes on node 0 and enters the lobby again.
-    let later = Now {
-        mono: 5,
-        wall: NOW.wall + 5,
-    };
-    c.nodes[0].restore_session(later, bob, "bob", chatproto::hash_token(&token));
-    let back = c.nodes[0].handle_connect(later);
-    let join = ClientFrame::join_v2("bob", vec!["lobby".into()], Some(token));
-    c.nodes[0].handle_frame(later, back, join);
-    run(&mut c);
-    let again = entering_of(&c);
-    assert!(again > first);
-    assert!(c.frames(0, back).iter().any(|f| f["type"] == "welcome"));
-
-    // Another survivor's copy, stored again past the duplicate window.
-    let late = c.said_left("lobby", bob, "bob", first);
-    run(&mut c);
-    let bob_left = |c: &Cluster, who: ClientId| {
-        c.frames(0, who)
-            .iter()
-            .filter(|f| f["type"] == "presence" && f["nick"] == "bob" && f["status"] == "offline")
-            .count()
-    };
-    assert_eq!(bob_left(&c, alice), 1, "{:?}", c.frames(0, alice));
-    assert_eq!(bob_left(&c, back), 0, "{:?}", c.frames(0, back));
-    // Still in the room for everyone: a message to him reaches him, and
-    // the room's seq went past the late copy (taken, for nothing).
-    c.nodes[0].handle_frame(later, alice, ClientFrame::msg(vec!["bob".into()], "there?"));
-    run(&mut c);
-    assert!(
-        c.texts(0, back).iter().any(|(_, t)| t == "there?"),
-        "{:?}",
-        c.frames(0, back)
-    );
-    assert!(c.nodes[0].seq("lobby") > late);
-
-    // A leaving said for his latest entering takes him out.
-    c.said_left("lobby", bob, "bob", again);
-    run(&mut c);
-    assert_eq!(bob_left(&c, alice), 2, "{:?}", c.frames(0, alice));
-    c.nodes[0].handle_frame(later, alice, ClientFrame::msg(vec!["bob".into()], "gone?"));
-    run(&mut c);
-    assert_eq!(c.frames(0, alice).last().unwrap()["code"], "unknown_nick");
 }

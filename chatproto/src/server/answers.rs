@@ -40,7 +40,7 @@ impl Server {
                 .roster
                 .iter()
                 .filter(|(&s, _)| s != sid)
-                .map(|(_, (n, _))| n.to_string())
+                .map(|(_, n)| n.to_string())
                 .collect();
             online.sort_unstable();
             if let Some(me) = self.sessions.get(&sid) {

@@ -33,8 +33,7 @@ impl Server {
             }
             while self.front.is_empty() && self.pending.is_empty() {
                 match self.steps.pop_front()? {
-                    Step::Apply(event) => self.apply(event, None),
-                    Step::ApplyDeparture(event, entered) => self.apply(event, Some(entered)),
+                    Step::Apply(event) => self.apply(event),
                     Step::Barrier(ticket) if ticket > self.gate.stored => {
                         // Held until the store has it.
                         self.steps.push_front(Step::Barrier(ticket));
@@ -141,18 +140,17 @@ impl Server {
                     frame: self.room_list(),
                 })
             }
-            Step::Apply(_) | Step::ApplyDeparture(..) | Step::Barrier(_) => None,
+            Step::Apply(_) | Step::Barrier(_) => None,
         }
     }
 
     /// Apply one stamped event: change the room, and queue what must be
     /// sent because of it (the `entered` of whoever entered, then the
-    /// event's deliveries). `entered`: a leaving's cause, the seq of the
-    /// entering it was said for (see [`Server::handle_logged_departure`]).
+    /// event's deliveries).
     // Out of line, as it was while `poll` called itself: inlined into the
     // loop it costs more (callgrind, BENCHMARKS.md).
     #[inline(never)]
-    fn apply(&mut self, event: Arc<Event>, entered: Option<u64>) {
+    fn apply(&mut self, event: Arc<Event>) {
         let Some(room) = self.rooms.get_mut(&*event.room) else {
             return;
         };
@@ -172,7 +170,7 @@ impl Server {
                 self.note_used(&event.room);
             }
             EventBody::Presence { session, .. } => {
-                self.apply_leave(&event, *session, entered);
+                self.apply_leave(&event, *session);
                 self.note_used(&event.room);
             }
             EventBody::Msg { .. } => self.apply_msg(&event),
@@ -257,7 +255,7 @@ impl Server {
         room.seq = event.seq;
         if cluster {
             if let EventBody::Presence { nick, .. } = &event.body {
-                if room.roster.insert(sid, (nick.clone(), event.seq)).is_none() {
+                if room.roster.insert(sid, nick.clone()).is_none() {
                     room.roster_keys.insert(crate::nick::nick_key(nick), sid);
                 }
             }
@@ -287,7 +285,7 @@ impl Server {
         }
     }
 
-    fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId, entered: Option<u64>) {
+    fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId) {
         let fanout_max = self.config.presence_fanout_max;
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
@@ -296,17 +294,8 @@ impl Server {
         let mut renamed = false;
         if self.config.cluster {
             // Several servers may say that one session left (its own and,
-            // if it seemed to die, the others): the first one counts. A
-            // later copy the log stored past its duplicate window, said
-            // for an entering older than the session's latest, counts no
-            // more than one stored at once would.
-            let Some((_, at)) = room.roster.get(&sid) else {
-                return;
-            };
-            if entered.is_some_and(|entered| entered < *at) {
-                return;
-            }
-            let Some((nick, _)) = room.roster.remove(&sid) else {
+            // if it seemed to die, the others): the first one counts.
+            let Some(nick) = room.roster.remove(&sid) else {
                 return;
             };
             let key = crate::nick::nick_key(&nick);

@@ -481,7 +481,7 @@ impl Server {
                 {
                     let nick = match self.sessions.get(&r) {
                         Some(s) => s.nick.clone(),
-                        None => self.rooms[room].roster[&r].0.clone(),
+                        None => self.rooms[room].roster[&r].clone(),
                     };
                     recipients.push(Recipient { session: r, nick });
                 }

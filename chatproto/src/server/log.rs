@@ -5,9 +5,7 @@
 //! Deciding works as alone, against this server's own sessions; what it
 //! would stamp goes out as [`Output::Propose`](crate::Output::Propose). The
 //! shell appends it to the room's log, and feeds every event the log holds,
-//! from every server, to [`Server::handle_logged`] in the log's order (a
-//! leaving said on a session's behalf, with the seq of the entering it was
-//! said for, to [`Server::handle_logged_departure`]).
+//! from every server, to [`Server::handle_logged`] in the log's order.
 //! Applying is then the same on every server, so every copy of a room has
 //! the same members, seq and history.
 
@@ -85,29 +83,6 @@ impl Server {
     /// with no gap; one already taken is ignored. It is applied (and fanned
     /// out to this server's connections) as `poll` reaches it.
     pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
-        self.logged(event, None)
-    }
-
-    /// Cluster mode: as [`handle_logged`](Server::handle_logged), for a
-    /// leaving (a `presence` `offline`) said on the session's behalf
-    /// because of its entering the room at seq `entered`: by the nodes
-    /// that outlived the node it entered through, or by the node it
-    /// resumed on. Several nodes say the same leaving, and the log keeps
-    /// one copy only within its duplicate window: a copy stored later
-    /// (a node held away from the log that long) may come after the
-    /// session entered the room again. Applied then, it would take a
-    /// session that is there out of the room, for every server; so a
-    /// leaving whose `entered` is older than the session's latest
-    /// entering of the room is applied as a no-op (as a second leaving
-    /// is): told to no one, the session stays in. Any other event, or a
-    /// leaving of a session whose latest entering is `entered` (or which
-    /// is not in the room), is taken as by `handle_logged`. This depends
-    /// only on the log, so every server decides alike.
-    pub fn handle_logged_departure(&mut self, event: Event, entered: u64) -> Result<(), LogError> {
-        self.logged(event, Some(entered))
-    }
-
-    fn logged(&mut self, event: Event, entered: Option<u64>) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
         }
@@ -127,18 +102,7 @@ impl Server {
         room.next_seq += 1;
         let mut event = event;
         event.room = Arc::clone(&room.name);
-        let leaving = matches!(
-            event.body,
-            EventBody::Presence {
-                status: PresenceStatus::Offline,
-                ..
-            }
-        );
-        let event = Arc::new(event);
-        self.steps.push_back(match entered {
-            Some(entered) if leaving => Step::ApplyDeparture(event, entered),
-            _ => Step::Apply(event),
-        });
+        self.steps.push_back(Step::Apply(Arc::new(event)));
         Ok(())
     }
 

@@ -92,9 +92,6 @@ pub(crate) enum Step {
     Rooms(ClientId),
     /// A stamped event to apply.
     Apply(Arc<Event>),
-    /// Cluster mode: a stamped leaving said because of its session's
-    /// entering at this seq (see [`Server::handle_logged_departure`]).
-    ApplyDeparture(Arc<Event>, u64),
     /// Nothing after this goes out until the store holds the records up to
     /// this ticket (see [`durable`]), and with them every record handed
     /// out in the same `Persist` (the later ones need no barrier of their

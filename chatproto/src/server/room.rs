@@ -36,10 +36,9 @@ pub(crate) struct Room {
     /// What `history` holds, as [`event_bytes`] counts it.
     pub history_bytes: usize,
     /// Who is in the room on every server, by session, with their
-    /// nicknames and the seq of their latest entering, and the identity
-    /// key (see [`crate::nick_key`]) to find them by (cluster mode only:
-    /// alone, `sessions` says it).
-    pub roster: IdMap<SessionId, (Arc<str>, u64)>,
+    /// nicknames and the identity key (see [`crate::nick_key`]) to find
+    /// them by (cluster mode only: alone, `sessions` says it).
+    pub roster: IdMap<SessionId, Arc<str>>,
     pub roster_keys: crate::server::ids::StrMap<SessionId>,
     /// When an event was last applied here (the server's count of events
     /// applied), to forget the least recently used room first.

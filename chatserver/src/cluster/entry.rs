@@ -243,38 +243,6 @@ impl<'a> Plain<'a> {
     }
 }
 
-/// The message id of `sid` leaving `room`, said because of its entering
-/// the room at seq `entered` (the node it entered through is gone, or it
-/// resumed elsewhere): every node that says that leaving gives it this
-/// id, so the log keeps one copy within its duplicate window.
-pub fn departure_id(room: &str, sid: SessionId, entered: u64) -> String {
-    format!("gone/{room}/{}/{entered}", sid.0)
-}
-
-/// The seq of the entering a stored leaving was said for, read back from
-/// its message id (see [`departure_id`]); `None` unless `event` is a
-/// leaving and `msg_id` such an id of its room and session. (A copy
-/// stored twice, past the duplicate window, is told apart by it: see
-/// `Server::handle_logged_departure`.)
-pub(super) fn departure_entered(msg_id: &str, event: &Event) -> Option<u64> {
-    let EventBody::Presence {
-        session,
-        status: PresenceStatus::Offline,
-        ..
-    } = &event.body
-    else {
-        return None;
-    };
-    // Room names hold no `/` today; read from the right all the same.
-    let rest = msg_id.strip_prefix("gone/")?;
-    let (rest, entered) = rest.rsplit_once('/')?;
-    let (room, sid) = rest.rsplit_once('/')?;
-    if room != &*event.room || sid.parse::<u64>().ok()? != session.0 {
-        return None;
-    }
-    entered.parse().ok()
-}
-
 /// The stream sequence of a JetStream message, read from its reply
 /// subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
 /// seq>.<time>.<pending>`, or with the domain and account hash after
@@ -310,34 +278,6 @@ pub(super) fn stream_seq(reply: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_departures_entering_is_read_back_from_its_id() {
-        let leaving = |room: &str, s: u64| {
-            Event::new(
-                room,
-                9,
-                1,
-                EventBody::presence(SessionId(s), "n", PresenceStatus::Offline),
-            )
-        };
-        let id = departure_id("lobby", SessionId(42), 7);
-        assert_eq!(departure_entered(&id, &leaving("lobby", 42)), Some(7));
-        // Another room's, another session's, or not a departure's id.
-        assert_eq!(departure_entered(&id, &leaving("rust", 42)), None);
-        assert_eq!(departure_entered(&id, &leaving("lobby", 43)), None);
-        for other in ["run-1/17", "m/42/6869", "gone/lobby/42/x", "gone/lobby/7"] {
-            assert_eq!(departure_entered(other, &leaving("lobby", 42)), None);
-        }
-        // An entering with that id is no departure.
-        let entering = Event::new(
-            "lobby",
-            9,
-            1,
-            EventBody::presence(SessionId(42), "n", PresenceStatus::Online),
-        );
-        assert_eq!(departure_entered(&id, &entering), None);
-    }
 
     #[test]
     fn the_stream_seq_is_read_from_both_reply_subject_forms() {

@@ -7,14 +7,13 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tracing::{error, info, warn};
 
-use super::entry::{decode_event, departure_entered, stream_seq};
+use super::entry::{decode_event, stream_seq};
 use super::own::OwnStored;
 use super::publish::{no_room_to_create, Failure};
 use super::{
@@ -297,12 +296,9 @@ impl Cluster {
             // log held there), as it would have been read.
             let copy = OwnStored::follower_past(&own, seq, true);
             let item = match copy.and_then(|p| decode_event(room, seq, &p)) {
-                // (Its message id is not kept with the copy: a leaving
-                // goes as any other.)
                 Some(event) => FromCluster::Event {
                     event,
                     origin: Arc::clone(&self.origin),
-                    entered: None,
                 },
                 None => FromCluster::Skip {
                     room: room.to_string(),
@@ -478,11 +474,6 @@ impl Cluster {
             }
             let item = match decode_event(room, seq, &msg.payload) {
                 Some(event) => FromCluster::Event {
-                    entered: msg
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(NATS_MESSAGE_ID))
-                        .and_then(|id| departure_entered(id.as_str(), &event)),
                     event,
                     origin: Arc::clone(&origin),
                 },

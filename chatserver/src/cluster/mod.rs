@@ -43,7 +43,6 @@ mod nodes;
 mod own;
 mod publish;
 
-pub use entry::departure_id;
 pub use export::export;
 pub use follow::LimitsSet;
 
@@ -170,14 +169,8 @@ pub enum FromCluster {
         /// The last seq when the follower started (to catch up to).
         last_seq: u64,
     },
-    /// The next event of a room, proposed by `origin`; a leaving said
-    /// because of its session's entering at seq `entered` carries that
-    /// seq (see [`departure_id`]).
-    Event {
-        event: Event,
-        origin: Arc<str>,
-        entered: Option<u64>,
-    },
+    /// The next event of a room, proposed by `origin`.
+    Event { event: Event, origin: Arc<str> },
     /// A stream message this version cannot read: stepped over.
     Skip { room: String, seq: u64 },
     /// The nickname claim (and session lookup) for a join.

@@ -36,11 +36,7 @@ impl Hub {
                 }
                 self.check_caught_up();
             }
-            FromCluster::Event {
-                event,
-                origin,
-                entered,
-            } => {
+            FromCluster::Event { event, origin } => {
                 let (room, seq) = (Arc::clone(&event.room), event.seq);
                 if let Some(c) = &mut self.cluster {
                     c.heard_from(&origin, now.mono);
@@ -67,14 +63,6 @@ impl Hub {
                                 nick: nick.clone(),
                             },
                         );
-                    } else if entered.is_some_and(|entered| {
-                        let owner = c.owners.get(session).and_then(|r| r.get(&room));
-                        owner.is_some_and(|o| entered < o.seq)
-                    }) {
-                        // Said for an entering older than the session's
-                        // latest (a copy the log stored again, past its
-                        // duplicate window): the core takes it for
-                        // nothing, and the session's entry stays.
                     } else if let Some(rooms) = c.owners.get_mut(session) {
                         let mine = &c.link.origin;
                         let connected = self.server.connection_of(*session).is_some();
@@ -96,11 +84,7 @@ impl Hub {
                         }
                     }
                 }
-                let applied = match entered {
-                    Some(entered) => self.server.handle_logged_departure(event, entered),
-                    None => self.server.handle_logged(event),
-                };
-                if let Err(e) = applied {
+                if let Err(e) = self.server.handle_logged(event) {
                     warn!(error = %e, "an event of the cluster's log was not applied");
                 }
                 if let Some(session) = said_gone {

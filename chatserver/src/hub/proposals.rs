@@ -192,7 +192,7 @@ pub(super) fn propose(c: &mut ClusterSide, event: &Event, connected: impl Fn(Ses
 
 /// The message id of `sid` leaving `room` after the entry `owner` says.
 fn gone_id(room: &str, sid: SessionId, owner: &Owner) -> String {
-    crate::cluster::departure_id(room, sid, owner.seq)
+    format!("gone/{room}/{}/{}", sid.0, owner.seq)
 }
 
 /// Propose that `sid` left `room` because the run that said it entered is
