@@ -94,7 +94,8 @@ pub struct Args {
         long,
         env = "CHATCLIENT_RECONNECT_ATTEMPTS",
         value_name = "N",
-        default_value_t = 10
+        default_value_t = 10,
+        value_parser = parse_attempts
     )]
     pub reconnect_attempts: u32,
 
@@ -398,6 +399,14 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--reconnect-attempts`: a whole number, refused in those words (a
+/// sign or a letter read "invalid digit found in string").
+fn parse_attempts(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of attempts; give 0 (never) or more"))
+}
+
 /// A frame limit: below chatproto's least, the codec would use its least
 /// anyway, so such a value is refused rather than changed without a word.
 fn parse_frame_bytes(s: &str) -> Result<usize, String> {
@@ -504,6 +513,20 @@ mod tests {
         assert!(err.contains("10 is too small; give at least 1024"), "{err}");
         assert!(parse("0").is_err());
         assert!(parse("lots").is_err());
+    }
+
+    #[test]
+    fn a_bad_number_of_attempts_says_what_it_wants() {
+        let parse = |n: &str| {
+            parsing()
+                .try_get_matches_from(["chatclient", "-n", "x", "--reconnect-attempts", n])
+                .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m))
+        };
+        assert_eq!(parse("3").unwrap().reconnect_attempts, 3);
+        for bad in ["-1", "abc", "99999999999"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("give 0 (never) or more"), "{err}");
+        }
     }
 
     #[test]
