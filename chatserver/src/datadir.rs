@@ -115,9 +115,72 @@ fn held(path: &Path) -> Option<File> {
     file.try_lock().ok().map(|()| file)
 }
 
+/// The data directory, when others than its owner may enter or list it
+/// (any of its mode's group or other bits), with its mode, then each of
+/// the database's files they may read or write too: private messages
+/// are in them. A directory this server made is its owner's only; one
+/// made otherwise (by an earlier version, or by hand) keeps its mode. In
+/// a directory of its owner's only, no file's mode matters (a backup
+/// copied in at 644 is out of others' reach): nothing is said. Files not
+/// there are left out; on other systems than Unix, nothing is said.
+pub fn open_to_others(dir: &Path) -> Vec<(PathBuf, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let open = |p: PathBuf| {
+            let mode = std::fs::metadata(&p).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0).then_some((p, mode))
+        };
+        let Some(d) = open(dir.to_path_buf()) else {
+            return Vec::new();
+        };
+        let mut files = vec![dir.join(DB_FILE)];
+        files.extend(
+            DB_SIDE_FILES
+                .iter()
+                .map(|s| dir.join(format!("{DB_FILE}{s}"))),
+        );
+        std::iter::once(d)
+            .chain(files.into_iter().filter_map(open))
+            .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A data directory others may enter is said, with its files open to
+    /// them; one of its owner's only is not, whatever its files' modes.
+    #[test]
+    #[cfg(unix)]
+    fn a_data_directory_open_to_others_is_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        let db = dir.join(DB_FILE);
+        std::fs::write(&db, b"").unwrap();
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set(&db, 0o644);
+        set(&dir, 0o700);
+        assert_eq!(open_to_others(&dir), vec![]);
+        set(&dir, 0o755);
+        assert_eq!(
+            open_to_others(&dir),
+            vec![(dir.clone(), 0o755), (db.clone(), 0o644)]
+        );
+        set(&db, 0o600);
+        assert_eq!(open_to_others(&dir), vec![(dir.clone(), 0o755)]);
+        assert_eq!(open_to_others(&tmp.path().join("none")), vec![]);
+    }
 
     fn open(dir: &Path) -> chatstore::Store {
         chatstore::Store::open(dir, chatstore::Sync::Normal).expect("open the store")

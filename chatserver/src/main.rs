@@ -421,6 +421,20 @@ async fn run(args: Args) -> std::io::Result<()> {
     } else if args.cluster.is_empty() && args.store == args::StoreKind::Memory && args.sync_given {
         warn!("--sync is not used with --store memory: nothing is written to disk");
     }
+    if opened.is_some() {
+        let open = datadir::open_to_others(&args.data_dir);
+        if !open.is_empty() {
+            let modes: Vec<String> = open
+                .iter()
+                .map(|(p, mode)| format!("{} {mode:o}", p.display()))
+                .collect();
+            warn!(
+                modes = %modes.join(", "),
+                "the data directory is open to other users of this machine, and private messages are in it: `chmod -R go-rwx {:?}` makes it its owner's only",
+                args.data_dir
+            );
+        }
+    }
     if let Some(r) = opened {
         info!(
             dir = %args.data_dir.display(),

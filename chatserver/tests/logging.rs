@@ -157,3 +157,25 @@ fn sync_given_without_a_history_database_is_said_unused() {
     let log = wait_for_log(&durable, "history database open");
     assert!(!log.contains("is not used"), "{log}");
 }
+
+/// A data directory other users of the machine may enter (made by an
+/// earlier version, or by hand) is said at start, with the command that
+/// makes it private; one the server made (its owner's only) is not.
+#[test]
+#[cfg(unix)]
+fn a_data_directory_open_to_others_is_said_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let said = "the data directory is open to other users of this machine";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let server = Server::start(&["--data-dir", open.to_str().expect("utf-8")]);
+    let log = wait_for_log(&server, said);
+    assert!(log.contains("chmod -R go-rwx"), "{log}");
+    drop(server);
+    let made = tmp.path().join("made");
+    let server = Server::start(&["--data-dir", made.to_str().expect("utf-8")]);
+    let log = wait_for_log(&server, "history database open");
+    assert!(!log.contains(said), "{log}");
+}
