@@ -430,8 +430,8 @@ async fn run(args: Args) -> std::io::Result<()> {
                 .collect();
             warn!(
                 modes = %modes.join(", "),
-                "the data directory is open to other users of this machine, and private messages are in it: `chmod -R go-rwx {:?}` makes it its owner's only",
-                args.data_dir
+                "the data directory is open to other users of this machine, and private messages are in it: `chmod -R go-rwx '{}'` makes it its owner's only",
+                args.data_dir.display()
             );
         }
     }

@@ -375,7 +375,8 @@ impl Cluster {
         tokio::spawn(async move { give_up(&nicks, &key, revision).await });
     }
 
-    /// [`Cluster::release`], done when the claim is (or when it gave up).
+    /// [`Cluster::release`], done when the claim is: with NATS away, not
+    /// before it is back (its callers do not hold up a stop on it).
     pub async fn release_now(&self, key: &str, revision: u64) {
         give_up(&self.nicks, key, revision).await;
     }
@@ -557,10 +558,12 @@ pub(super) fn key_busy(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Delete the claim `key` at `revision`, trying again for about
 /// A claim written by `attempt` whose answer was lost: once the key can
 /// be read, given back if it holds that attempt's claim (nothing to do if
-/// it holds another's, or none). Tried as long as [`give_up`] tries.
+/// it holds another's, or none). Looked for during about [`RELEASE_FOR`]
+/// only: every join while NATS is away ends so (its claim may have been
+/// stored), and looking for ever would keep a task for each of them for
+/// as long as NATS stays away. A claim found is given up as any other.
 async fn give_back_attempt(nicks: &kv::Store, key: &str, attempt: &str) {
     let look = move || async move {
         let entry = nicks.entry(key).await?;
@@ -576,6 +579,7 @@ async fn give_back_attempt(nicks: &kv::Store, key: &str, attempt: &str) {
     retried(
         key,
         "looking for a nickname claim whose answer was lost",
+        Some(RELEASE_FOR),
         look,
     )
     .await;
@@ -593,26 +597,34 @@ async fn give_up(nicks: &kv::Store, key: &str, revision: u64) {
             Err(e) => Err(e),
         }
     };
-    retried(key, "giving up a nickname claim", delete).await;
+    retried(key, "giving up a nickname claim", None, delete).await;
 }
 
 /// Run `attempt` until it is done (`Ok`), backing off from 50 ms to 5 s
-/// between tries, for as long as the node runs: nothing else gives the
-/// claim back, and a nickname left claimed stays taken until the node
-/// stops. Past about [`RELEASE_FOR`] the last error is logged once (still
-/// trying). Bounded: one such task per claim the node held, and no claim
-/// is made while NATS cannot be reached.
+/// between tries: for about `within`, past which the last error is
+/// logged as having given up `what` on `key`; or, with `None`, for as long
+/// as the node runs, the error logged once past about [`RELEASE_FOR`]
+/// (still trying). A claim the node held is given up so: nothing else
+/// gives it back, and a nickname left claimed stays taken until the node
+/// stops. Those are bounded: one per claim the node held, and no claim is
+/// held while NATS cannot be reached.
 async fn retried<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
     key: &str,
     what: &str,
+    within: Option<Duration>,
     mut attempt: impl FnMut() -> F,
 ) {
     let mut backoff = Duration::from_millis(50);
-    let mut warn_at = Some(tokio::time::Instant::now() + RELEASE_FOR);
+    let start = tokio::time::Instant::now();
+    let mut warn_at = Some(start + within.unwrap_or(RELEASE_FOR));
     loop {
         match attempt().await {
             Ok(()) => return,
             Err(e) if warn_at.is_some_and(|t| tokio::time::Instant::now() >= t) => {
+                if within.is_some() {
+                    warn!(error = %e, key, "gave up {what}");
+                    return;
+                }
                 warn!(error = %e, key, "still {what}; trying again every 5 s");
                 warn_at = None;
             }
@@ -636,7 +648,7 @@ mod tests {
     async fn a_claim_is_given_back_after_an_outage_longer_than_release_for() {
         let back = tokio::time::Instant::now() + Duration::from_secs(600);
         let tries = std::cell::Cell::new(0u32);
-        retried("alice", "giving up a nickname claim", || async {
+        retried("alice", "giving up a nickname claim", None, || async {
             tries.set(tries.get() + 1);
             if tokio::time::Instant::now() < back {
                 Err("no responders")
@@ -653,6 +665,26 @@ mod tests {
         );
         // 50 ms doubling to 5 s, then every 5 s: bounded, not a busy loop.
         assert!((100..140).contains(&tries.get()), "{} tries", tries.get());
+    }
+
+    /// The look for a claim whose answer was lost ends after about
+    /// [`RELEASE_FOR`] while NATS stays away: every join then ends so, and
+    /// a look each, for ever, would grow with the joins tried.
+    #[tokio::test(start_paused = true)]
+    async fn a_look_for_a_lost_claim_ends_while_nats_stays_away() {
+        let start = tokio::time::Instant::now();
+        retried(
+            "alice",
+            "looking for a nickname claim whose answer was lost",
+            Some(RELEASE_FOR),
+            || async { Err::<(), _>("no responders") },
+        )
+        .await;
+        let took = start.elapsed();
+        assert!(
+            took >= RELEASE_FOR && took < RELEASE_FOR + Duration::from_secs(6),
+            "{took:?}"
+        );
     }
 
     /// A claim's `create` refused by the server with `err_code`, as
