@@ -67,7 +67,9 @@ const TAKEOVER_CLAIMS: u32 = 3;
 const TAKEOVER_DELETES: u32 = 4;
 /// How long a node tries to give up a nickname claim that NATS would not
 /// delete (waiting 50 ms, then twice as long each time, at most 5 s
-/// between tries) before it logs that it is still trying; it tries on.
+/// between tries) before it logs that it is still trying (it tries on);
+/// and how long it looks for a claim whose answer was lost, to give it
+/// back, before it gives up.
 const RELEASE_FOR: Duration = Duration::from_secs(300);
 /// How long a join waits before claiming once more when the node holding
 /// its nickname closed no connection for it (its own loss may be freeing
