@@ -95,9 +95,6 @@ pub enum ClientFrame {
     Pong,
 }
 
-/// Constructors: the one way to build a frame outside this crate (every
-/// variant with members is `#[non_exhaustive]`). When a later version adds
-/// a member, these keep their signatures and leave it absent.
 /// `frame` as its JSON (as it goes on the wire): the `Debug` of both
 /// kinds of frame, given one whose session token, if it had one, is
 /// replaced.
@@ -150,6 +147,9 @@ impl std::fmt::Debug for ServerFrame {
     }
 }
 
+/// Constructors: the one way to build a frame outside this crate (every
+/// variant with members is `#[non_exhaustive]`). When a later version adds
+/// a member, these keep their signatures and leave it absent.
 impl ClientFrame {
     /// A v1 `join` as `nick`: enters `lobby`.
     pub fn join(nick: impl Into<String>) -> Self {
