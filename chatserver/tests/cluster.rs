@@ -1134,6 +1134,116 @@ fn burst_with_nats_away(name: &str, away: Option<Duration>) {
     seqs_increase(&frames).unwrap();
 }
 
+/// A message lost with a NATS connection while later ones, still queued
+/// in the node's NATS client, go out on its next connection once NATS is
+/// back: the lost one is not stored after them when tried again. The
+/// proxy in front of NATS makes that happen every time (a kill of
+/// nats-server did only now and then): it holds NATS's answers while the
+/// messages are proposed, so that a whole batch goes at once; stops
+/// reading what the node writes in the middle of that batch, so that the
+/// rest backs up into the client's queue; then cuts the connection (what
+/// the proxy and the kernel held is lost) and turns the node away for 17
+/// s, longer than an acknowledgement's timeout (5 s) and a request's (10
+/// s) together. Before, the node looked once for what was stored, while
+/// NATS was still away, found nothing, and sent the lost message again
+/// behind the queued ones: echoed out of order, to every member (as a CI
+/// run saw once, after nats-server was killed for 8 s, in
+/// `nats_away_longer_than_an_acknowledgement_keeps_a_senders_order`).
+#[test]
+fn a_message_lost_with_a_connection_is_not_stored_after_later_ones_queued() {
+    let name = "a_message_lost_with_a_connection_is_not_stored_after_later_ones_queued";
+    let Some(nats) = Nats::start(name) else {
+        return;
+    };
+    let proxy = Holdup::start(nats.port);
+    let url = format!("nats://127.0.0.1:{}", proxy.port);
+    let a = Server::start(&[
+        "--cluster",
+        &url,
+        "--node",
+        "a",
+        "--rate",
+        "0",
+        "--log-level",
+        "warn",
+        // The echoes wait for alice, who reads once all is sent.
+        "--outbound-queue-bytes",
+        "1073741824",
+    ]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    // 1,200 messages of 20 kB: a batch of 512 is 10 MB, more than the
+    // kernel holds between the node and a proxy not reading.
+    const N: usize = 1_200;
+    let filler = "x".repeat(20_000);
+    proxy.set(|h| h.answers_held = true);
+    let sender = thread::spawn(move || {
+        for k in 0..N {
+            alice.send_frame(&json!({
+                "type": "msg", "room": "lobby", "text": format!("m{k} {filler}"), "id": format!("m{k}")
+            }));
+        }
+        alice
+    });
+    let mut alice = sender.join().unwrap();
+    // The answers go; the node's writes stop after 512 kB more.
+    proxy.set(|h| {
+        h.hold_writes_after = Some(512 * 1024);
+        h.answers_held = false;
+    });
+    assert!(proxy.wait(|h| h.writes_held), "the node's writes held");
+    proxy.set(|h| h.down = true);
+    thread::sleep(Duration::from_secs(17));
+    proxy.set(|h| {
+        h.down = false;
+        h.writes_held = false;
+    });
+    let answered = |frames: &[Value]| -> Vec<(usize, bool)> {
+        frames
+            .iter()
+            .filter(|f| f["id"].is_string())
+            .map(|f| {
+                let id = f["id"].as_str().unwrap();
+                (id[1..].parse().unwrap(), kind(f) == "msg")
+            })
+            .collect()
+    };
+    // Each within a minute: what was sent before is looked for in the
+    // log message by message (20 kB each, in a debug build).
+    let mut frames = Vec::new();
+    while answered(&frames).len() < N {
+        assert!(frames.len() < 10 * N, "not done within {} frames", 10 * N);
+        match alice.next_within(Duration::from_secs(60)) {
+            Next::Frame(f) => frames.push(f),
+            other => panic!("{other:?} after {} answers", answered(&frames).len()),
+        }
+    }
+    let all = answered(&frames);
+    let echoed: Vec<usize> = all.iter().filter(|a| a.1).map(|a| a.0).collect();
+    assert!(
+        echoed.windows(2).all(|w| w[0] < w[1]),
+        "echoes out of the order sent: {:?}",
+        echoed
+            .windows(2)
+            .filter(|w| w[0] > w[1])
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let mut each: Vec<usize> = all.iter().map(|a| a.0).collect();
+    each.sort_unstable();
+    assert_eq!(each, (0..N).collect::<Vec<_>>(), "each answered once");
+    let refused: Vec<&Value> = frames.iter().filter(|f| kind(f) == "error").collect();
+    for f in &refused {
+        assert_eq!(f["code"], "unavailable", "{f}");
+    }
+    // What the proxy held was lost, and later ones were stored: refused.
+    assert!(
+        !refused.is_empty(),
+        "a message was lost with the connection"
+    );
+    seqs_increase(&frames).unwrap();
+}
+
 #[test]
 fn a_node_stopped_cleanly_says_its_clients_left_at_once() {
     let Some(nats) = Nats::start("a_node_stopped_cleanly_says_its_clients_left_at_once") else {
@@ -3081,6 +3191,151 @@ impl AnswerCut {
             }
         });
         AnswerCut { port, armed, fired }
+    }
+}
+
+/// What [`Holdup`] does now.
+#[derive(Default)]
+struct Hold {
+    /// NATS's words to the node wait unread.
+    answers_held: bool,
+    /// The node's writes wait unread (set by the proxy itself once
+    /// `hold_writes_after` more bytes have gone).
+    writes_held: bool,
+    hold_writes_after: Option<usize>,
+    /// Every connection cut, and new ones closed at once.
+    down: bool,
+}
+
+/// A TCP proxy in front of nats-server for the node's connections, which
+/// holds back either way on command and cuts. Its receive buffers are
+/// small: once it stops reading, the node's writes back up into its NATS
+/// client's queue at once.
+struct Holdup {
+    port: u16,
+    state: Arc<(Mutex<Hold>, Condvar)>,
+}
+
+impl Holdup {
+    fn start(upstream: u16) -> Holdup {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        socket.listen(16).unwrap();
+        let listener = TcpListener::from(socket);
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new((Mutex::new(Hold::default()), Condvar::new()));
+        let state2 = Arc::clone(&state);
+        thread::spawn(move || {
+            // The node's first connection and its reconnects.
+            for conn in listener.incoming().take(256) {
+                let Ok(down) = conn else { continue };
+                if state2.0.lock().unwrap().down {
+                    continue;
+                }
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                // No Nagle's wait on what is passed in pieces.
+                let _ = (down.set_nodelay(true), up.set_nodelay(true));
+                let ends = [down.try_clone().unwrap(), up.try_clone().unwrap()];
+                let (d2, u2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+                thread::spawn({
+                    let state = Arc::clone(&state2);
+                    move || Holdup::pass(&state, down, up, false)
+                });
+                thread::spawn({
+                    let state = Arc::clone(&state2);
+                    move || Holdup::pass(&state, u2, d2, true)
+                });
+                // Cuts both ends once the proxy is down.
+                let state = Arc::clone(&state2);
+                thread::spawn(move || {
+                    let (lock, cvar) = &*state;
+                    let guard = lock.lock().unwrap();
+                    let _down = cvar.wait_while(guard, |h| !h.down).unwrap();
+                    for end in &ends {
+                        let _ = end.shutdown(std::net::Shutdown::Both);
+                    }
+                });
+            }
+        });
+        Holdup { port, state }
+    }
+
+    /// Pass `from`'s bytes to `to` while the hold that applies
+    /// (`answers`: NATS's words, or else the node's writes) allows.
+    fn pass(
+        state: &(Mutex<Hold>, Condvar),
+        mut from: std::net::TcpStream,
+        mut to: std::net::TcpStream,
+        answers: bool,
+    ) {
+        use std::io::{Read, Write};
+        let (lock, cvar) = state;
+        let held = |h: &Hold| {
+            if answers {
+                h.answers_held
+            } else {
+                h.writes_held
+            }
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let h = lock.lock().unwrap();
+            let h = cvar.wait_while(h, |h| held(h) && !h.down).unwrap();
+            if h.down {
+                return;
+            }
+            drop(h);
+            let Ok(n @ 1..) = from.read(&mut buf) else {
+                return;
+            };
+            let mut h = lock.lock().unwrap();
+            if !answers {
+                if let Some(left) = h.hold_writes_after {
+                    if n >= left {
+                        h.hold_writes_after = None;
+                        h.writes_held = true;
+                        cvar.notify_all();
+                    } else {
+                        h.hold_writes_after = Some(left - n);
+                    }
+                }
+            }
+            // Read while a hold began: held, then lost if cut.
+            let h = cvar.wait_while(h, |h| held(h) && !h.down).unwrap();
+            if h.down {
+                return;
+            }
+            drop(h);
+            if to.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Hold)) {
+        let (lock, cvar) = &*self.state;
+        f(&mut lock.lock().unwrap());
+        cvar.notify_all();
+    }
+
+    /// Wait (at most [`WAIT`]) until `f` holds; whether it does.
+    fn wait(&self, f: impl Fn(&Hold) -> bool) -> bool {
+        let (lock, cvar) = &*self.state;
+        let (h, _) = cvar
+            .wait_timeout_while(lock.lock().unwrap(), WAIT, |h| !f(h))
+            .unwrap();
+        f(&h)
     }
 }
 

@@ -14,7 +14,7 @@ use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
 use chatproto::{Event, EventBody, PresenceStatus, SessionId};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::entry::{decode_event, encode_event};
 use super::{
@@ -23,6 +23,11 @@ use super::{
 
 /// `stored` of a proposal refused (its sender told it was not sent).
 const REFUSED: u64 = u64::MAX;
+
+/// The guard of a proposal sent before whose answer never came (see
+/// [`Cluster::publish`]): met by no stream holding anything, as any
+/// guard, and looked for below the stream's top when refused.
+const PROBE: u64 = u64::MAX;
 
 /// How long the acknowledgements after a failed one are awaited, together.
 const REST_WAIT: Duration = Duration::from_secs(1);
@@ -167,6 +172,17 @@ impl Cluster {
     /// it was not sent (`unavailable`; a leaving is dropped, its session's
     /// entering again stands) rather than have it stored out of order.
     ///
+    /// Nor does anything go again while a proposal sent before has had no
+    /// answer to any copy of it (its acknowledgement timed out: NATS away,
+    /// or slow): a copy may still be queued in the client for the next
+    /// connection, and a message sent again would be stored after it, in
+    /// the wrong order, as the stream's top could not yet show. The next
+    /// round sends only those, each with the same expectation (a probe):
+    /// NATS answers it after whatever went before it on the connection,
+    /// and a refused one is looked for below the stream's top then. Found,
+    /// it is stored in its place; not, it goes with the rest of the batch
+    /// in the round after, guarded as above.
+    ///
     /// A message or an entering NATS has no room for (its store or the
     /// account's limits full, or no room for a new room's stream) is
     /// refused to its sender at once. A leaving is tried again until there
@@ -190,6 +206,9 @@ impl Cluster {
         // Per proposal of the batch: the seq it was stored at (0: not yet;
         // `REFUSED`: refused, its sender told).
         let mut stored: Vec<u64> = Vec::with_capacity(PUBLISH_BATCH);
+        // Per proposal of the batch: sent, and no answer to any copy of it
+        // came (a copy may be stored, or may still be on its way).
+        let mut unsure: Vec<bool> = Vec::with_capacity(PUBLISH_BATCH);
         let mut todo: Vec<(usize, Option<u64>)> = Vec::new();
         loop {
             if held.is_empty() {
@@ -208,6 +227,8 @@ impl Cluster {
             self.publishing(&batch, true);
             stored.clear();
             stored.resize(batch.len(), 0);
+            unsure.clear();
+            unsure.resize(batch.len(), false);
             todo.clear();
             todo.extend((0..batch.len()).map(|i| (i, None)));
             let mut backoff = Duration::from_millis(50);
@@ -230,9 +251,15 @@ impl Cluster {
                     }
                 }
                 match self
-                    .publish_some(&mut batch, &todo, &mut stored, &mut known)
+                    .publish_some(&mut batch, &todo, &mut stored, &mut unsure, &mut known)
                     .await
                 {
+                    // Every answer came; probes not found go again now.
+                    Ok(()) if stored.contains(&0) => {
+                        todo.clear();
+                        todo.extend(next_round(&batch, &stored, &unsure));
+                        continue;
+                    }
                     Ok(()) => break,
                     Err(Failure { why, full: None }) => {
                         warn!(error = %why, "cannot append to the cluster's log; trying again");
@@ -260,18 +287,8 @@ impl Cluster {
                     }
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(2));
-                // What went on a connection that is gone, its answer
-                // lost, may be stored all the same (the client library
-                // sends what it had not written yet once it is back):
-                // found in the log first, so that a proposal is not stored
-                // again after a later one of its room that was (a
-                // sender's messages out of order). Not found, or the log
-                // unreadable, it goes again as before.
-                if let Err(why) = self.find_stored(&batch, &mut stored).await {
-                    debug!(error = %why, "cannot look in the cluster's log for what was stored");
-                }
                 todo.clear();
-                todo.extend(guarded(&batch, &stored));
+                todo.extend(next_round(&batch, &stored, &unsure));
             }
             self.publishing(&batch, false);
             self.pending.fetch_sub(batch.len(), Ordering::Relaxed);
@@ -348,9 +365,10 @@ impl Cluster {
     }
 
     /// Publish the proposals `todo` names (each guarded, with the seq of
-    /// the later one of its room stored, or not: see [`Cluster::publish`])
-    /// and await their acknowledgements, marking in `stored` where each
-    /// went. On a failure, the acknowledgements already asked for are
+    /// the later one of its room stored or [`PROBE`], or not: see
+    /// [`Cluster::publish`]) and await their acknowledgements, marking in
+    /// `stored` where each went and in `unsure` which are left without an
+    /// answer. On a failure, the acknowledgements already asked for are
     /// still awaited (for at most [`REST_WAIT`] more): which later ones
     /// are stored decides how the failed ones go again.
     async fn publish_some(
@@ -358,6 +376,7 @@ impl Cluster {
         batch: &mut [Proposal],
         todo: &[(usize, Option<u64>)],
         stored: &mut [u64],
+        unsure: &mut [bool],
         known: &mut HashMap<Arc<str>, async_nats::Subject>,
     ) -> Result<(), Failure> {
         let n = todo.len();
@@ -425,7 +444,10 @@ impl Cluster {
                 .await
             {
                 // Whether it was published before this try, and is now.
-                Ok(ack) => acks.push((i, guard, ack, std::mem::replace(&mut p.tried, true))),
+                Ok(ack) => {
+                    unsure[i] = true;
+                    acks.push((i, guard, ack, std::mem::replace(&mut p.tried, true)));
+                }
                 Err(e) => {
                     if e.kind() == PublishErrorKind::StreamNotFound {
                         known.remove(&p.room);
@@ -473,6 +495,13 @@ impl Cluster {
         );
         let mut refused: Vec<(usize, u64, String)> = Vec::new();
         for (i, guard, answer, tried) in answers {
+            // NATS answered for this copy (after any copy sent before it),
+            // but for one still being stored or for a failure of its own.
+            unsure[i] = match &answer {
+                Ok(ack) => ack.duplicate && ack.sequence == 0,
+                Err((PublishErrorKind::WrongLastSequence, _, _)) | Err((_, Some(_), _)) => false,
+                Err(_) => true,
+            };
             // A duplicate is success: an earlier try stored it, or another
             // node did (a session's message resent after it moved; the
             // hub answers `duplicate`: this copy will not come back).
@@ -513,11 +542,19 @@ impl Cluster {
                         continue;
                     }
                     // In order within a room; the latest, not the highest,
-                    // so a stream made again does not leave an old seq here.
+                    // so a stream made again does not leave an old seq here
+                    // (a duplicate, an earlier try's copy, may be below a
+                    // later one's answered since).
                     if self.stored_own(&p.room, ack.sequence, &p.payload) {
                         self.lost(p, ack.sequence).await;
                     }
-                    lock(&self.acked).insert(Arc::clone(&p.room), ack.sequence);
+                    let mut acked = lock(&self.acked);
+                    let last = acked.entry(Arc::clone(&p.room)).or_insert(ack.sequence);
+                    *last = if ack.duplicate {
+                        (*last).max(ack.sequence)
+                    } else {
+                        ack.sequence
+                    };
                 }
                 // Looked for in the stream below, once for all of a room.
                 Err((PublishErrorKind::WrongLastSequence, _, e)) if guard.is_some() => {
@@ -545,7 +582,9 @@ impl Cluster {
             }
         }
         // Each refused retry: stored before the later one of its room (its
-        // acknowledgement lost), or not stored at all.
+        // acknowledgement lost), or not stored at all. A probe is looked for
+        // below the stream's top, read now: after its answer, so above
+        // whatever copy went before it.
         let mut rooms: Vec<(Arc<str>, u64)> = Vec::new();
         for &(i, below, _) in &refused {
             let room = &batch[i].room;
@@ -555,27 +594,48 @@ impl Cluster {
             }
         }
         for (room, below) in rooms {
+            let below = if below == PROBE {
+                match self.js.get_stream(names(&room).0).await {
+                    Ok(stream) => stream.cached_info().state.last_sequence.saturating_add(1),
+                    // Cannot tell: probed again later.
+                    Err(e) => {
+                        for &(i, _, _) in refused.iter().filter(|r| batch[r.0].room == room) {
+                            unsure[i] = true;
+                        }
+                        failed.get_or_insert(e.to_string());
+                        continue;
+                    }
+                }
+            } else {
+                below
+            };
             let ids = match self.ids_below(&room, below, batch).await {
                 Ok(ids) => ids,
-                // Cannot tell: tried again later.
+                // Cannot tell: tried again later (probed, if it was).
                 Err(why) => {
+                    for &(i, _, _) in refused.iter().filter(|r| batch[r.0].room == room) {
+                        unsure[i] = true;
+                    }
                     failed.get_or_insert(why);
                     continue;
                 }
             };
-            for &(i, _, _) in refused.iter().filter(|r| batch[r.0].room == room) {
-                let p = &batch[i];
-                match ids.get(p.msg_id.as_str()) {
+            let of_room: Vec<(usize, u64)> = refused
+                .iter()
+                .filter(|r| batch[r.0].room == room)
+                .map(|r| (r.0, r.1))
+                .collect();
+            for (i, guard) in of_room {
+                match ids.get(batch[i].msg_id.as_str()) {
                     // Stored before the later one: in its place.
-                    Some(&seq) => {
-                        stored[i] = seq;
-                        if self.stored_own(&p.room, seq, &p.payload) {
-                            self.lost(p, seq).await;
-                        }
-                    }
+                    Some(&(seq, own)) => self.found(&batch[i], seq, own, &mut stored[i]).await,
+                    // Not stored, and no copy on its way: goes again, as
+                    // one never sent (refused, not stored, if its session
+                    // was taken for dead or the log is full meanwhile).
+                    None if guard == PROBE => batch[i].tried = false,
                     None => {
                         stored[i] = REFUSED;
-                        self.refuse(p, OUT_OF_ORDER).await;
+                        self.refuse(&batch[i], OUT_OF_ORDER).await;
                     }
                 }
             }
@@ -583,42 +643,29 @@ impl Cluster {
         failed.map_or(Ok(()), |why| Err(Failure { why, full }))
     }
 
-    /// The proposals of `batch` sent before whose answers were lost
-    /// (`stored` 0), looked for in their rooms' streams from the newest
-    /// message down (see [`ids_below`](Self::ids_below)): those found are
-    /// marked stored where they are.
-    async fn find_stored(&self, batch: &[Proposal], stored: &mut [u64]) -> Result<(), String> {
-        let mut rooms: Vec<&Arc<str>> = Vec::new();
-        for (i, p) in batch.iter().enumerate() {
-            if stored[i] == 0 && p.tried && !rooms.contains(&&p.room) {
-                rooms.push(&p.room);
+    /// `p`, found stored at `seq` in its room's stream (its answer lost):
+    /// marked so in `stored`. This node's copy (`own`) is its latest of the
+    /// room if it is; another node's (a message resent after its session
+    /// moved) is answered as a duplicate, as its acknowledgement would be:
+    /// this copy will not come back.
+    async fn found(&self, p: &Proposal, seq: u64, own: bool, stored: &mut u64) {
+        *stored = seq;
+        if !own && p.msg_id.starts_with("m/") {
+            if let Some(event) = decode_event(&p.room, seq, &p.payload) {
+                let _ = self.to_hub.send(FromCluster::Duplicate(event)).await;
             }
+            return;
         }
-        for room in rooms {
-            let (name, _) = names(room);
-            let stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
-            let top = stream.cached_info().state.last_sequence.saturating_add(1);
-            let ids = self.ids_below(room, top, batch).await?;
-            for (i, p) in batch.iter().enumerate() {
-                if stored[i] != 0 || !p.tried || p.room != *room {
-                    continue;
-                }
-                if let Some(&seq) = ids.get(p.msg_id.as_str()) {
-                    stored[i] = seq;
-                    if self.stored_own(&p.room, seq, &p.payload) {
-                        self.lost(p, seq).await;
-                    }
-                    let mut acked = lock(&self.acked);
-                    let last = acked.entry(Arc::clone(&p.room)).or_insert(seq);
-                    *last = (*last).max(seq);
-                }
-            }
+        if self.stored_own(&p.room, seq, &p.payload) {
+            self.lost(p, seq).await;
         }
-        Ok(())
+        let mut acked = lock(&self.acked);
+        let last = acked.entry(Arc::clone(&p.room)).or_insert(seq);
+        *last = (*last).max(seq);
     }
 
     /// The message ids of `batch` stored in `room`'s stream below `seq`,
-    /// with their seqs: the messages below it are read down to this node's
+    /// with their seqs and whether the copy is this node's: the messages below it are read down to this node's
     /// latest of an earlier batch (all of `batch` went after it), or for
     /// [`FIND_BELOW`] messages at most. `Err` if the stream cannot be read.
     async fn ids_below(
@@ -626,7 +673,7 @@ impl Cluster {
         room: &str,
         seq: u64,
         batch: &[Proposal],
-    ) -> Result<HashMap<String, u64>, String> {
+    ) -> Result<HashMap<String, (u64, bool)>, String> {
         let (name, _) = names(room);
         let stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
         let low = seq.saturating_sub(FIND_BELOW).max(1);
@@ -639,9 +686,10 @@ impl Cluster {
                     let Some(id) = m.headers.get(NATS_MESSAGE_ID) else {
                         continue;
                     };
+                    let own = m.headers.get(ORIGIN).map(|o| o.as_str()) == Some(&*self.origin);
                     if ours.contains(id.as_str()) {
-                        ids.insert(id.as_str().to_owned(), at);
-                    } else if m.headers.get(ORIGIN).map(|o| o.as_str()) == Some(&*self.origin) {
+                        ids.insert(id.as_str().to_owned(), (at, own));
+                    } else if own {
                         // This node's, of an earlier batch.
                         break;
                     }
@@ -696,6 +744,19 @@ fn kind_of(p: &Proposal) -> Option<Kind> {
         EventBody::Presence { session, .. } => Kind::Presence(session),
         _ => return None,
     })
+}
+
+/// What the next round of a batch sends: while any proposal sent before
+/// has had no answer (`unsure`), those only, each a [`PROBE`] (looked for
+/// below the stream's top: a copy may be above a later one of its room
+/// answered, if that answer named another node's older copy); then the
+/// rest, as [`guarded`] says.
+fn next_round(batch: &[Proposal], stored: &[u64], unsure: &[bool]) -> Vec<(usize, Option<u64>)> {
+    let probing = (0..batch.len()).any(|i| stored[i] == 0 && unsure[i]);
+    guarded(batch, stored)
+        .filter(|&(i, _)| !probing || unsure[i])
+        .map(|(i, guard)| (i, if probing { Some(PROBE) } else { guard }))
+        .collect()
 }
 
 /// The proposals of `batch` not stored yet, in order, each guarded (with
@@ -820,6 +881,22 @@ mod tests {
         assert_eq!(
             guards(&batch[..4], &[0, 0, 0, REFUSED]),
             [(0, None), (1, None), (2, None)]
+        );
+    }
+
+    #[test]
+    fn while_a_proposal_sent_is_unanswered_only_those_go_each_guarded() {
+        // 0 and 2 sent, no answer; 1 not sent yet; 3 stored at seq 9.
+        let batch = [msg("a", 1), msg("a", 2), msg("b", 3), msg("a", 4)];
+        let stored = [0, 0, 0, 9];
+        assert_eq!(
+            next_round(&batch, &stored, &[true, false, true, false]),
+            [(0, Some(PROBE)), (2, Some(PROBE))]
+        );
+        // Answered (stored nowhere): the rest go, guarded as before.
+        assert_eq!(
+            next_round(&batch, &stored, &[false; 4]),
+            [(0, Some(9)), (1, Some(9)), (2, None)]
         );
     }
 
