@@ -1193,6 +1193,7 @@ fn a_message_lost_with_a_connection_is_not_stored_after_later_ones_queued() {
     });
     assert!(proxy.wait(|h| h.writes_held), "the node's writes held");
     proxy.set(|h| h.down = true);
+    // The outage itself (what is tested, not a wait for something).
     thread::sleep(Duration::from_secs(17));
     proxy.set(|h| {
         h.down = false;
@@ -1208,8 +1209,8 @@ fn a_message_lost_with_a_connection_is_not_stored_after_later_ones_queued() {
             })
             .collect()
     };
-    // Each within a minute: what was sent before is looked for in the
-    // log message by message (20 kB each, in a debug build).
+    // Each within a minute: the node reconnects (after its backoff), then
+    // asks after what it sent and reads the log before anything goes again.
     let mut frames = Vec::new();
     while answered(&frames).len() < N {
         assert!(frames.len() < 10 * N, "not done within {} frames", 10 * N);
