@@ -541,20 +541,10 @@ impl Cluster {
                         // An older seq, not this node's proposal.
                         continue;
                     }
-                    // In order within a room; the latest, not the highest,
-                    // so a stream made again does not leave an old seq here
-                    // (a duplicate, an earlier try's copy, may be below a
-                    // later one's answered since).
                     if self.stored_own(&p.room, ack.sequence, &p.payload) {
                         self.lost(p, ack.sequence).await;
                     }
-                    let mut acked = lock(&self.acked);
-                    let last = acked.entry(Arc::clone(&p.room)).or_insert(ack.sequence);
-                    *last = if ack.duplicate {
-                        (*last).max(ack.sequence)
-                    } else {
-                        ack.sequence
-                    };
+                    self.note_acked(&p.room, ack.sequence, !ack.duplicate);
                 }
                 // Looked for in the stream below, once for all of a room.
                 Err((PublishErrorKind::WrongLastSequence, _, e)) if guard.is_some() => {
@@ -594,37 +584,23 @@ impl Cluster {
             }
         }
         for (room, below) in rooms {
-            let below = if below == PROBE {
-                match self.js.get_stream(names(&room).0).await {
-                    Ok(stream) => stream.cached_info().state.last_sequence.saturating_add(1),
-                    // Cannot tell: probed again later.
-                    Err(e) => {
-                        for &(i, _, _) in refused.iter().filter(|r| batch[r.0].room == room) {
-                            unsure[i] = true;
-                        }
-                        failed.get_or_insert(e.to_string());
-                        continue;
-                    }
-                }
-            } else {
-                below
-            };
+            let of_room: Vec<(usize, u64)> = refused
+                .iter()
+                .filter(|r| batch[r.0].room == room)
+                .map(|r| (r.0, r.1))
+                .collect();
             let ids = match self.ids_below(&room, below, batch).await {
                 Ok(ids) => ids,
-                // Cannot tell: tried again later (probed, if it was).
+                // Cannot tell: tried again later (probed again, whether it
+                // was a probe or not).
                 Err(why) => {
-                    for &(i, _, _) in refused.iter().filter(|r| batch[r.0].room == room) {
+                    for &(i, _) in &of_room {
                         unsure[i] = true;
                     }
                     failed.get_or_insert(why);
                     continue;
                 }
             };
-            let of_room: Vec<(usize, u64)> = refused
-                .iter()
-                .filter(|r| batch[r.0].room == room)
-                .map(|r| (r.0, r.1))
-                .collect();
             for (i, guard) in of_room {
                 match ids.get(batch[i].msg_id.as_str()) {
                     // Stored before the later one: in its place.
@@ -659,13 +635,25 @@ impl Cluster {
         if self.stored_own(&p.room, seq, &p.payload) {
             self.lost(p, seq).await;
         }
-        let mut acked = lock(&self.acked);
-        let last = acked.entry(Arc::clone(&p.room)).or_insert(seq);
-        *last = (*last).max(seq);
+        self.note_acked(&p.room, seq, false);
     }
 
-    /// The message ids of `batch` stored in `room`'s stream below `seq`,
-    /// with their seqs and whether the copy is this node's: the messages below it are read down to this node's
+    /// `seq` is where the log holds a proposal of this node's in `room`:
+    /// the room's acknowledged seq if it is the `latest` answer (so that
+    /// a stream made again does not leave an old seq here), else if it is
+    /// above it (an earlier try's copy, found or answered as a duplicate,
+    /// may be below a later one's answered since).
+    fn note_acked(&self, room: &Arc<str>, seq: u64, latest: bool) {
+        let mut acked = lock(&self.acked);
+        let last = acked.entry(Arc::clone(room)).or_insert(seq);
+        if latest || seq > *last {
+            *last = seq;
+        }
+    }
+
+    /// The message ids of `batch` stored in `room`'s stream below `seq`
+    /// (`PROBE`: below its top, as it is now), with their seqs and
+    /// whether the copy is this node's: the messages below it are read down to this node's
     /// latest of an earlier batch (all of `batch` went after it), or for
     /// [`FIND_BELOW`] messages at most. `Err` if the stream cannot be read.
     async fn ids_below(
@@ -676,6 +664,10 @@ impl Cluster {
     ) -> Result<HashMap<String, (u64, bool)>, String> {
         let (name, _) = names(room);
         let stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
+        let seq = match seq {
+            PROBE => stream.cached_info().state.last_sequence.saturating_add(1),
+            seq => seq,
+        };
         let low = seq.saturating_sub(FIND_BELOW).max(1);
         let ours: std::collections::HashSet<&str> =
             batch.iter().map(|p| p.msg_id.as_str()).collect();
