@@ -34,8 +34,12 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        Net::with(ServerConfig::default())
+    }
+
+    fn with(config: ServerConfig) -> Net {
         Net {
-            server: Server::new(ServerConfig::default(), [3; 32]),
+            server: Server::new(config, [3; 32]),
             peers: Vec::new(),
             mono: 0,
         }
@@ -843,6 +847,176 @@ fn a_message_sent_just_before_a_part_is_not_refused_after_a_reconnect() {
     assert!(refused.is_empty(), "{refused:?}");
     assert_eq!(net.peers[a].core.rooms().collect::<Vec<_>>(), ["lobby"]);
     assert_eq!(net.peers[b].core.roster("rust"), ["bob"], "parted at last");
+}
+
+/// A server that lets a session be in two rooms at most.
+fn two_rooms_each() -> Net {
+    let mut config = ServerConfig::default();
+    config.max_rooms_per_client = 2;
+    Net::with(config)
+}
+
+/// The errors client `i` was told.
+fn errors(net: &Net, i: usize) -> Vec<&ClientEvent> {
+    net.peers[i]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Error { .. }))
+        .collect()
+}
+
+/// At the server's rooms per client, a room parted while its message
+/// waits for the echo still counts until its `part` goes: a room entered
+/// meanwhile was refused `too_many_rooms`, and a message sent to it
+/// `not_in_room`. Its `enter` waits for the `part` instead.
+#[test]
+fn a_room_entered_while_another_is_parted_waits_for_the_part_at_the_cap() {
+    let mut net = two_rooms_each();
+    let a = net.add("alice", &["lobby", "rust"]);
+    let b = net.add("bob", &["rust"]);
+    net.peers[a].core.send_msg("rust", vec![], "last words");
+    net.peers[a].core.part("rust");
+    net.peers[a].core.enter("ops");
+    net.peers[a].core.send_msg("ops", vec![], "first words");
+    net.pump();
+    assert!(errors(&net, a).is_empty(), "{:?}", errors(&net, a));
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    assert_eq!(
+        net.peers[a].core.rooms().collect::<Vec<_>>(),
+        ["lobby", "ops"]
+    );
+    assert_eq!(net.peers[a].core.roster("ops"), ["alice"]);
+    assert_eq!(texts(&net.shown(b), "alice"), ["last words"]);
+    assert_eq!(net.peers[b].core.roster("rust"), ["bob"], "parted");
+    let ops: Vec<_> = net
+        .shown(a)
+        .into_iter()
+        .filter(|(r, _, _)| r == "ops")
+        .collect();
+    assert_eq!(texts(&ops, "alice"), ["first words"]);
+}
+
+/// The same with the connection lost before the echo: the next one
+/// enters the rooms the last was in, the room being parted among them,
+/// and the new room only once that `part` went.
+#[test]
+fn a_room_entered_while_another_is_parted_waits_for_the_part_after_a_reconnect() {
+    let mut net = two_rooms_each();
+    let a = net.add("alice", &["lobby", "rust"]);
+    let b = net.add("bob", &["rust"]);
+    net.peers[a].core.send_msg("rust", vec![], "last words");
+    net.peers[a].core.part("rust");
+    net.peers[a].core.enter("ops");
+    net.peers[a].core.send_msg("ops", vec![], "first words");
+    net.drain_clients();
+    net.drain_server(false);
+    net.read(b);
+    net.cut(a);
+    net.connect(a);
+    net.pump();
+    assert!(errors(&net, a).is_empty(), "{:?}", errors(&net, a));
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    assert_eq!(
+        net.peers[a].core.rooms().collect::<Vec<_>>(),
+        ["lobby", "ops"]
+    );
+    assert_eq!(net.peers[a].core.roster("ops"), ["alice"]);
+    assert_eq!(texts(&net.shown(b), "alice"), ["last words"], "once");
+    assert_eq!(net.peers[b].core.roster("rust"), ["bob"], "parted");
+    let ops: Vec<_> = net
+        .shown(a)
+        .into_iter()
+        .filter(|(r, _, _)| r == "ops")
+        .collect();
+    assert_eq!(texts(&ops, "alice"), ["first words"]);
+}
+
+/// A room whose `enter` waits, parted before it went: no `enter` nor
+/// `part` goes, and a message sent to it (which never went) is given up
+/// with its id, not left waiting for an echo.
+#[test]
+fn a_room_parted_before_its_waiting_enter_went_gives_up_its_messages() {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+    );
+    c.send_msg("rust", vec![], "pending");
+    outputs(&mut c);
+    c.part("rust");
+    c.enter("ops");
+    let id = c.send_msg("ops", vec![], "never sent");
+    c.part("ops");
+    assert_eq!(outputs(&mut c), [format!("error not_in_room {id}")]);
+    assert_eq!(c.unacknowledged(), 1);
+    c.handle_frame(
+        0,
+        ServerFrame::msg(
+            Some("rust".into()),
+            2,
+            "alice",
+            vec![],
+            "pending",
+            T0,
+            Some("a-1".into()),
+        ),
+    );
+    assert_eq!(outputs(&mut c), ["part rust", "rust: alice: pending"]);
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
+}
+
+/// After a fresh session, the room being parted is entered again and
+/// waits for its replay; the room asked for meanwhile is entered only once
+/// the `part` went, and its message (never sent) right after.
+#[test]
+fn a_waiting_enter_goes_after_a_fresh_sessions_replay_and_part() {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+    );
+    c.send_msg("rust", vec![], "pending");
+    c.part("rust");
+    c.enter("ops");
+    c.send_msg("ops", vec![], "never sent");
+    outputs(&mut c);
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    assert_eq!(outputs(&mut c), ["enter lobby", "enter rust"], "ops waits");
+    c.handle_frame(
+        1,
+        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], false),
+    );
+    c.handle_frame(
+        1,
+        ServerFrame::presence(Some("rust".into()), 2, "alice", PresenceStatus::Online, T0),
+    );
+    assert_eq!(outputs(&mut c), ["msg pending"]);
+    c.handle_frame(
+        1,
+        ServerFrame::msg(
+            Some("rust".into()),
+            3,
+            "alice",
+            vec![],
+            "pending",
+            T0,
+            Some("a-1".into()),
+        ),
+    );
+    assert_eq!(
+        outputs(&mut c),
+        [
+            "part rust",
+            "enter ops",
+            "msg never sent",
+            "rust: alice: pending"
+        ]
+    );
+    assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby", "ops"]);
 }
 
 /// A room parted while its messages wait, the connection lost twice: the

@@ -130,14 +130,20 @@ export class Session {
     }
   }
 
-  /** Enter `room` (remembered across reconnects). */
+  /**
+   * Enter `room` (remembered across reconnects). While a room left is
+   * still waiting for its `part` (see `parting`), the server counts it:
+   * a new room's `enter`, and what is typed into it, wait for that part
+   * (`waits`), or at the server's rooms per client it is refused.
+   */
   enter(room) {
     // Left, its `part` waiting for its messages' answers: it goes now,
     // and the room is entered anew (its replay shows its newest messages,
     // as for any room entered: what the page showed of it went at the part).
     if (this.parting.delete(room) && this.joined) this.send(P.part(room));
-    if (!this.rooms.has(room)) this.rooms.set(room, newRoom());
-    if (this.joined) this.enterNow(room);
+    if (!this.rooms.has(room)) this.rooms.set(room, { ...newRoom(), waits: this.parting.size > 0 });
+    if (this.joined && !this.rooms.get(room).waits) this.enterNow(room);
+    this.enterWaiting();
   }
 
   /**
@@ -148,6 +154,8 @@ export class Session {
     const r = this.rooms.get(room);
     if (!r) return;
     this.rooms.delete(room);
+    // Never entered: nothing to leave, and what was typed into it never went.
+    if (r.waits) return this.giveUpUnentered(room);
     // Its entering stays in `entering`: a refusal of it must still
     // release what was held for it.
     if (this.pending.some((p) => p.room === room)) this.parting.set(room, r);
@@ -174,8 +182,9 @@ export class Session {
     if (error) return { error };
     this.pending.push(p);
     this.emit('pending', p);
-    // Behind the held ones while its room's replay runs.
-    if (this.joined && !this.held.has(room)) this.sendPending(p);
+    // Behind the held ones while its room's replay runs, and after its
+    // `enter` if that waits.
+    if (this.joined && !this.held.has(room) && !r?.waits) this.sendPending(p);
     return p;
   }
 
@@ -305,7 +314,11 @@ export class Session {
       this.ack(p.id);
       this.emit('error', { type: 'error', code: 'msg_too_large', message, id: p.id, room: p.room, failed: p });
     }
-    for (const room of [...this.rooms.keys()]) this.enterNow(room);
+    // With no room left waiting for its part, none waits to be entered.
+    if (this.parting.size === 0) for (const r of this.rooms.values()) r.waits = false;
+    // Those asked for while others were left wait still: the rest and the
+    // rooms left are as many as the last connection was in.
+    for (const [room, r] of this.rooms) if (!r.waits) this.enterNow(room);
     // Then those left while messages to them waited: the messages are sent
     // there again, the `part` once they are answered.
     for (const [room, r] of this.parting) {
@@ -325,7 +338,33 @@ export class Session {
       }
     }
     for (const p of this.pending) {
-      if (!this.held.has(p.room)) this.sendPending(p);
+      if (!this.held.has(p.room) && !this.rooms.get(p.room)?.waits) this.sendPending(p);
+    }
+  }
+
+  /**
+   * Once no room left waits for its `part`, enter the rooms whose `enter`
+   * waited for that (in the order asked for), and send what was typed
+   * into them.
+   */
+  enterWaiting() {
+    if (!this.joined || this.parting.size > 0) return;
+    const waiting = [...this.rooms].filter(([, r]) => r.waits).map(([room]) => room);
+    for (const room of waiting) {
+      this.rooms.get(room).waits = false;
+      this.enterNow(room);
+    }
+    for (const p of this.pending) {
+      if (waiting.includes(p.room) && !this.held.has(p.room)) this.sendPending(p);
+    }
+  }
+
+  /** `room`, whose `enter` waited, is left before it went: what was typed into it is given up. */
+  giveUpUnentered(room) {
+    for (const p of this.pending.filter((p) => p.room === room)) {
+      this.ack(p.id);
+      const message = `your message was not sent: you left #${room} before it was entered`;
+      this.emit('error', { type: 'error', code: 'not_in_room', message, id: p.id, room, failed: p });
     }
   }
 
@@ -347,6 +386,7 @@ export class Session {
     this.parting.delete(room);
     // Not entered (refused) on this connection: not in it, nothing to leave.
     if (r.entered || this.entering.has(room)) this.send(P.part(room));
+    this.enterWaiting();
   }
 
   enterNow(room) {
@@ -513,6 +553,7 @@ export class Session {
       this.parting.delete(f.room);
       // No replay is coming: what was held goes now.
       this.release(f.room);
+      this.enterWaiting();
     }
     this.emit('error', { ...f, failed });
   }
@@ -525,7 +566,7 @@ function sameNicks(a, b) {
 }
 
 function newRoom() {
-  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, crowded: false, away: null };
+  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, crowded: false, away: null, waits: false };
 }
 
 /**

@@ -134,24 +134,33 @@ impl Client {
             resumed,
             reconnect,
         });
+        // Those parted while messages to them waited are entered again
+        // (below): the messages are sent again there, the `part` once
+        // they are answered. One whose messages are all given up (too
+        // large for this server) is left as it is: not entered.
+        let pending = &self.pending;
+        self.parting
+            .retain(|room, _| pending.iter().any(|p| &p.room == room));
+        if self.parting.is_empty() {
+            for r in self.rooms.values_mut() {
+                r.waits = false;
+            }
+        }
         // In the order they were asked for: the first given is the one a
-        // user sees as current, and its answer comes first.
+        // user sees as current, and its answer comes first. Those asked
+        // for while others were being parted still wait for the parts:
+        // the rest and the rooms parted are as many as the last
+        // connection was in.
         let mut rooms: Vec<(u64, String)> = self
             .rooms
             .iter()
+            .filter(|(_, r)| !r.waits)
             .map(|(name, r)| (r.asked, name.clone()))
             .collect();
         rooms.sort_unstable();
         for (_, room) in &rooms {
             self.enter_now(room);
         }
-        // Then those parted while messages to them waited: the messages
-        // are sent again there, the `part` once they are answered. One
-        // whose messages are all given up (too large for this server) is
-        // left as it is: not entered.
-        let pending = &self.pending;
-        self.parting
-            .retain(|room, _| pending.iter().any(|p| &p.room == room));
         let parting: Vec<String> = self.parting.keys().cloned().collect();
         for room in &parting {
             self.enter_now(room);
@@ -174,7 +183,11 @@ impl Client {
             );
         }
         let held = std::mem::take(&mut self.held);
-        self.send_pending(|p| !held.contains(&p.room));
+        let waiting: Vec<String> = (self.rooms.iter())
+            .filter(|(_, r)| r.waits)
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.send_pending(|p| !held.contains(&p.room) && !waiting.contains(&p.room));
         self.held = held;
     }
 
@@ -363,6 +376,7 @@ impl Client {
                 // No replay is coming: what was held goes now (and is
                 // refused, or delivered, on its own).
                 self.release(r);
+                self.enter_waiting();
             }
         }
         self.event(ClientEvent::Error {

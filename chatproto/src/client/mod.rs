@@ -78,6 +78,12 @@ struct RoomState {
     /// entered again with a gap meanwhile: entered again, the user is
     /// told of a gap.
     skipped: bool,
+    /// Its `enter` waits until no room is being parted (see
+    /// [`Client::enter`]): they still count against the server's rooms
+    /// per client, and at that cap it would be refused. Kept across a
+    /// reconnect: the next connection enters what the last one was in
+    /// first, then these.
+    waits: bool,
 }
 
 /// The most events kept of a room while its `part` waits (see
@@ -539,6 +545,14 @@ impl Client {
     /// [`ClientEvent::Error`] `room_invalid` naming it, as the server
     /// would answer it (which leaves a long name out, so a client could
     /// not tell it was refused).
+    ///
+    /// While a room parted is still waiting to be left (see
+    /// [`part`](Client::part)), the `enter` of a new room waits for that
+    /// `part`, and so do messages sent to the room: the server counts the
+    /// room being parted, and a client at its rooms per client would be
+    /// refused `too_many_rooms`. Parted before its `enter` went, the room
+    /// is dropped, and each message sent to it is answered by a
+    /// [`ClientEvent::Error`] `not_in_room` with its id (it never went).
     pub fn enter(&mut self, room: &str) {
         if let Err(why) = crate::room_name(room) {
             return self.refuse_room(room, why);
@@ -562,14 +576,22 @@ impl Client {
             }
             r.skipped = false;
             self.rooms.insert(room, r);
+            return self.enter_waiting();
+        }
+        if self.rooms.contains_key(&room) {
             return;
         }
         let asked = self.rooms.values().map(|r| r.asked + 1).max().unwrap_or(0);
-        self.rooms.entry(room.clone()).or_insert_with(|| RoomState {
-            asked,
-            ..RoomState::default()
-        });
-        if self.phase == Phase::Joined {
+        let waits = !self.parting.is_empty();
+        self.rooms.insert(
+            room.clone(),
+            RoomState {
+                asked,
+                waits,
+                ..RoomState::default()
+            },
+        );
+        if self.phase == Phase::Joined && !waits {
             self.enter_now(&room);
         }
     }
@@ -591,6 +613,11 @@ impl Client {
         let Some(mut r) = self.rooms.remove(&room) else {
             return;
         };
+        if r.waits {
+            // Never entered: nothing to part, and what was sent to it
+            // never went (it waited for the entering).
+            return self.give_up_unentered(&room);
+        }
         if self.held.contains(&room) || self.pending.iter().any(|p| p.room == room) {
             r.skipped = false;
             r.take_untold();
@@ -639,7 +666,7 @@ impl Client {
                 return id;
             }
         }
-        if self.phase == Phase::Joined && !self.held.contains(&p.room) {
+        if self.phase == Phase::Joined && !self.held.contains(&p.room) && !self.waits(&p.room) {
             p.sent_after = Some(self.seen_in(&p.room));
             p.sent_as = crate::nick::nick_key(&self.nick);
             self.send(msg_frame(&p));
@@ -784,6 +811,59 @@ impl Client {
             if r.entered || entered {
                 self.send(ClientFrame::part(room));
             }
+        }
+        self.enter_waiting();
+    }
+
+    /// Whether `room`'s `enter` waits for the rooms being parted.
+    fn waits(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.waits)
+    }
+
+    /// Once no room is being parted, enter those whose `enter` waited for
+    /// that (in the order asked for), and send what waited for them.
+    pub(super) fn enter_waiting(&mut self) {
+        if self.phase != Phase::Joined || !self.parting.is_empty() {
+            return;
+        }
+        let mut waiting: Vec<(u64, String)> = self
+            .rooms
+            .iter_mut()
+            .filter(|(_, r)| r.waits)
+            .map(|(name, r)| {
+                r.waits = false;
+                (r.asked, name.clone())
+            })
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        waiting.sort_unstable();
+        for (_, room) in &waiting {
+            self.enter_now(room);
+        }
+        let held = std::mem::take(&mut self.held);
+        self.send_pending(|p| !held.contains(&p.room) && waiting.iter().any(|(_, r)| *r == p.room));
+        self.held = held;
+    }
+
+    /// `room`, whose `enter` waited, is parted before it went: the
+    /// messages sent to it never went, and are given up, each told as
+    /// an error with its id.
+    fn give_up_unentered(&mut self, room: &str) {
+        let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.room == room);
+        self.pending = kept;
+        for p in gone {
+            self.event(ClientEvent::Error {
+                code: ErrorCode::NotInRoom,
+                message: format!(
+                    "your message was not sent: you left #{room} before it was entered"
+                ),
+                id: Some(p.id),
+                room: Some(p.room),
+            });
         }
     }
 

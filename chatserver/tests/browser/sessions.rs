@@ -829,7 +829,8 @@ async fn part_after_msg(h: &Harness, server: &Server) {
 /// ones; a waiting message the new limit does not take is given up; a
 /// second `welcome` is ignored; an error with a message's id does not
 /// answer an entering; a room's own leaving before its `entered` is not
-/// told.
+/// told; a room entered while another left waits for its `part` waits
+/// for it too (at the rooms per client it was refused).
 #[test]
 fn the_page_core_keeps_to_the_client_core_on_resends_and_leavings() {
     let Some(h) = Harness::start("the_page_core_keeps_to_the_client_core") else {
@@ -997,6 +998,43 @@ const PAGE_CORE_PARITY_JS: &str = "return (async () => {
   c.frame(entered('rust', 2));
   c.frame(own('rust', 3));
   out.reentered = c.events.filter((e) => e.startsWith('presence'));
+
+  // A room entered while another left waits for its part: its `enter`
+  // and its line go after that part (the server counts the room left
+  // until then), live and after a reconnect; one left before its enter
+  // went gives up its line.
+  c = make();
+  up(c);
+  let last = c.s.sendMsg('rust', [], 'last', 1);
+  c.s.part('rust');
+  c.s.enter('ops');
+  c.s.sendMsg('ops', [], 'first', 2);
+  c.frame({ type: 'msg', room: 'rust', seq: 2, ts: 1, from: 'alice', text: 'last', id: last.id });
+  out.waitsLive = c.sent.slice(-4);
+  c = make();
+  up(c);
+  last = c.s.sendMsg('rust', [], 'last', 1);
+  c.s.part('rust');
+  c.s.enter('ops');
+  c.s.sendMsg('ops', [], 'first', 2);
+  c.s.disconnected();
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(true));
+  c.frame(entered('lobby', 1));
+  c.frame(entered('rust', 1));
+  c.frame({ type: 'msg', room: 'rust', seq: 2, ts: 1, from: 'alice', text: 'last', id: last.id });
+  out.waitsReconnect = [...c.sent];
+  c = make();
+  up(c);
+  c.s.sendMsg('rust', [], 'last', 1);
+  c.s.part('rust');
+  c.s.enter('ops');
+  c.s.sendMsg('ops', [], 'first', 2);
+  c.sent.length = 0;
+  c.events.length = 0;
+  c.s.part('ops');
+  out.waitingLeft = { sent: [...c.sent], events: c.events.filter((e) => e.startsWith('error')), pending: c.s.pending.length };
   return out;
 })();";
 
@@ -1034,6 +1072,29 @@ async fn page_core_parity(h: &Harness, server: &Server) {
     assert_eq!(v["secondWelcome"], json!([]), "{v}");
     assert_eq!(v["stillEntering"], json!(true), "{v}");
     assert_eq!(v["reentered"], json!(["presence alice true"]), "{v}");
+    assert_eq!(
+        v["waitsLive"],
+        json!(["msg rust last", "part rust", "enter ops", "msg ops first"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["waitsReconnect"],
+        json!([
+            "join",
+            "enter lobby",
+            "enter rust",
+            "msg rust last",
+            "part rust",
+            "enter ops",
+            "msg ops first"
+        ]),
+        "{v}"
+    );
+    assert_eq!(
+        v["waitingLeft"],
+        json!({ "sent": [], "events": ["error not_in_room"], "pending": 1 }),
+        "{v}"
+    );
 }
 
 /// The page keeps a room's members as chatproto's client core does: at
