@@ -6,7 +6,10 @@
 use chatproto::testkit::Sim;
 use std::sync::Arc;
 
-use chatproto::{ClientFrame, Event, EventBody, Record, ServerConfig, ServerFrame, SessionId};
+use chatproto::{
+    hash_token, ClientFrame, ErrorCode, Event, EventBody, Record, ServerConfig, ServerFrame,
+    SessionId,
+};
 
 const T0: u64 = 1_732_400_000_000;
 
@@ -270,6 +273,64 @@ fn rooms_restored_unloaded_come_back_when_entered() {
     let log = room_log(&sim).split_off(1);
     assert_eq!(log, ["forgotten old", "forgotten new"]);
     assert_eq!(sim.server.rooms_unloaded(), 1);
+}
+
+/// A restored session's message stored in a room restored unloaded: its
+/// id, given back with `restore_message_ids`, makes a resend into the
+/// room (entered again) a duplicate, not a second copy. The ids of a room
+/// that does not rest unloaded, and of a session not restored, are
+/// passed over.
+#[test]
+fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
+    let mut sim = Sim::new(one_in_memory(3), T0);
+    let now = sim.clock();
+    sim.server
+        .restore_session(now, SessionId(5), "alice", hash_token("tok-a"));
+    let mine = |room: &str, seq, from, id: &str| {
+        let said = EventBody::msg(SessionId(from), "alice", vec![], "hi", Some(id.into()));
+        Event::new(room, seq, T0, said)
+    };
+    sim.server.restore_unloaded_room("older", "e-older", 9, 1);
+    sim.server.restore_message_ids(
+        "older",
+        &[mine("older", 8, 6, "a-0"), mine("older", 9, 5, "a-1")],
+    );
+    sim.server
+        .restore_message_ids("elsewhere", &[mine("elsewhere", 3, 5, "a-2")]);
+    let a = sim.connect();
+    sim.send(
+        a,
+        ClientFrame::join_v2("alice", vec![], Some("tok-a".into())),
+    );
+    sim.send(a, ClientFrame::enter("older", Some((9, "e-older".into()))));
+    sim.commit();
+    sim.take(a);
+    sim.send(
+        a,
+        ClientFrame::msg_in("older", vec![], "hi", Some("a-1".into())),
+    );
+    sim.commit();
+    let frames = sim.take(a);
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [ServerFrame::Error {
+                code: ErrorCode::Duplicate,
+                seq: Some(9),
+                ..
+            }]
+        ),
+        "{frames:?}"
+    );
+    sim.send(a, ClientFrame::part("older"));
+    sim.send(a, ClientFrame::enter("elsewhere", None));
+    sim.send(
+        a,
+        ClientFrame::msg_in("elsewhere", vec![], "hi", Some("a-2".into())),
+    );
+    sim.commit();
+    let frames = sim.take(a);
+    assert_eq!(texts(&frames), ["hi"], "a new room: {frames:?}");
 }
 
 /// Entering a room resting in the store when no room can make way (each

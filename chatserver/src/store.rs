@@ -155,7 +155,9 @@ pub struct StoreLink {
 /// stored message; so that the caps of rooms take them out in that
 /// order). The most recently active, up to the cap of rooms in memory,
 /// are loaded with their newest messages; the others rest in the
-/// database, unloaded, until entered, up to the cap of stored rooms; the
+/// database, unloaded, until entered, up to the cap of stored rooms (with
+/// the ids of their messages of the last resume window, for the sessions'
+/// resends); the
 /// least recently active past that are left in the file as they are,
 /// unknown to the server (entering one begins it anew, deleting what the
 /// file held of it; they can still be exported). Returns how many rooms
@@ -189,8 +191,19 @@ pub fn restore(
     let left = active
         .len()
         .saturating_sub(cap.max(server.config().max_rooms));
-    for (_, r) in &active[left..rest] {
+    // A session may come back and send again a message whose echo it
+    // never saw, into a room left unloaded here: the ids of what each
+    // such room stored in the last resume window before the newest
+    // message anywhere are read back, so that the resend is a duplicate.
+    let newest = active.last().map_or(0, |(ts, _)| *ts);
+    let since = newest.saturating_sub(server.config().resume_window_ms);
+    let ids = server.config().id_window;
+    for (ts, r) in &active[left..rest] {
         server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
+        if *ts > 0 && *ts >= since {
+            let recent = store.recent_since(&r.name, ids, since)?;
+            server.restore_message_ids(&r.name, &recent);
+        }
     }
     let keep = server.config().history_per_room;
     for (_, r) in &active[rest..] {

@@ -43,6 +43,37 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest messages of `room` stamped at `since_ts` or later, at
+    /// most `limit` of them, oldest first, whoever may see them: what a
+    /// restarted server reads of a room it leaves unloaded, for the ids
+    /// of messages a resumed session may send again
+    /// ([`Server::restore_message_ids`](chatproto::Server::restore_message_ids)).
+    /// The walk stops at the first older message.
+    pub fn recent_since(
+        &self,
+        room: &str,
+        limit: usize,
+        since_ts: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let room_name: Arc<str> = Arc::from(room);
+        self.walk(room, 1, u64::MAX, true, |e| {
+            if e.kind != KIND_MSG {
+                return true;
+            }
+            if e.ts < since_ts {
+                return false;
+            }
+            out.push(stored_msg(e, &room_name));
+            out.len() < limit
+        })?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Every message of `room` with a seq above `since`, oldest first,
     /// handed to `each` (for an export).
     pub fn export(

@@ -445,6 +445,28 @@ fn recent_and_export_read_a_room_in_order() {
     assert!(store.recent("nowhere", 5).unwrap().is_empty());
 }
 
+/// The messages stamped from a time on, newest first up to a count (what
+/// a restarted server reads of a room it leaves unloaded, for the ids a
+/// resumed session may send again).
+#[test]
+fn recent_since_stops_at_the_first_older_message_or_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut batch = vec![presence("rust", 1, 1)];
+    for seq in 2..=6 {
+        batch.push(msg("rust", seq, 1, &[], &format!("m{seq}")));
+    }
+    put(&mut store, "e", &batch);
+    put(&mut store, "e", &[presence("rust", 7, 1)]);
+    let since = |limit, ts| texts(&store.recent_since("rust", limit, ts).unwrap());
+    assert_eq!(since(10, T + 4), ["m4", "m5", "m6"]);
+    assert_eq!(since(2, T), ["m5", "m6"]);
+    assert_eq!(since(10, T), ["m2", "m3", "m4", "m5", "m6"]);
+    assert!(since(10, T + 7).is_empty());
+    assert!(since(0, T).is_empty());
+    assert!(store.recent_since("nowhere", 5, 0).unwrap().is_empty());
+}
+
 #[test]
 fn a_room_begun_again_starts_its_history_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::server::durable::Record;
+use crate::server::event::{Event, EventBody};
 use crate::server::room::Room;
 use crate::server::Server;
 
@@ -82,6 +83,11 @@ impl Unloaded {
         }
         self.order.insert(r.at, Arc::clone(&name));
         self.rooms.insert(name, r);
+    }
+
+    /// The name of `name`'s room as kept here, if it rests unloaded.
+    pub fn name(&self, name: &str) -> Option<Arc<str>> {
+        self.rooms.get_key_value(name).map(|(k, _)| Arc::clone(k))
     }
 
     pub fn take(&mut self, name: &str) -> Option<(Arc<str>, Resting)> {
@@ -227,5 +233,34 @@ impl Server {
             return;
         }
         self.rest(&name, epoch, last_seq, oldest.clamp(1, last_seq + 1), cap);
+    }
+
+    /// Start again from a store: the message ids in `recent` (messages of
+    /// `name`, restored unloaded just before, oldest first), so that a
+    /// restored session resending one of them into the room, once it is
+    /// entered again, gets `duplicate` and not a second copy (the ids of
+    /// a room restored loaded come with its messages). Only the ids of
+    /// sessions restored before are kept, each within its id window:
+    /// restore the rooms' ids from the least to the most recently active,
+    /// before the rooms restored loaded. A room that is not resting
+    /// unloaded (forgotten, or loaded) is passed over, and so are events
+    /// other than messages.
+    pub fn restore_message_ids(&mut self, name: &str, recent: &[Event]) {
+        let Ok(name) = crate::room_name(name) else {
+            return;
+        };
+        let Some(name) = self.unloaded.name(&name) else {
+            return;
+        };
+        for e in recent {
+            if let EventBody::Msg {
+                from, id: Some(id), ..
+            } = &e.body
+            {
+                if let Some(s) = self.sessions.get_mut(from) {
+                    s.ids.insert(id, &name, e.seq, self.config.id_window);
+                }
+            }
+        }
     }
 }

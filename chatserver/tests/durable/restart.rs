@@ -394,6 +394,47 @@ fn past_max_rooms_the_least_recently_active_rooms_rest_unloaded_until_entered() 
     assert!(!bb.replay.contains_key("bb"), "{:?}", bb.replay);
 }
 
+/// A message stored before a stop whose echo its sender never saw, in a
+/// room the restarted server leaves unloaded (past `--max-rooms`): the
+/// sender's session comes back, enters the room again and sends it once
+/// more with its id. It is a duplicate, as in a room restored loaded,
+/// not a second copy.
+#[test]
+fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["aa", "bb"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    let epoch = str_of(&a.entered["aa"], "epoch").to_owned();
+    let quiet = say(&mut alice, "aa", "in aa", "id-aa");
+    // bb is the more recently active: at one room in memory, aa rests.
+    say(&mut alice, "bb", "in bb", "id-bb");
+    stop_cleanly(&mut server, &mut alice);
+
+    let server = durable(dir.path(), &["--max-rooms", "1"]);
+    let page = server.http_get("/metrics");
+    assert!(
+        page.lines().any(|l| l == "chat_rooms_unloaded 1"),
+        "aa rests unloaded:\n{page}"
+    );
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    let seq = u64_of(&quiet, "seq");
+    let e = enter_since(&mut alice, "alice", "aa", seq - 1, &epoch);
+    assert_eq!(e.entered["aa"]["epoch"], epoch.as_str(), "{:?}", e.entered);
+    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "in aa", "id": "id-aa"}));
+    let dup = alice.expect_kind("error");
+    assert_eq!(dup["code"], "duplicate", "{dup}");
+    assert_eq!(u64_of(&dup, "seq"), seq, "{dup}");
+    assert_eq!(
+        export(dir.path(), &["--room", "aa"]).len(),
+        1,
+        "stored once"
+    );
+}
+
 /// A room forgotten at the caps (here nothing is unloaded: the database
 /// keeps no more rooms than memory) is warned of when it held a message,
 /// whose history is deleted; one where only presence came to pass is
