@@ -1245,6 +1245,71 @@ fn a_message_lost_with_a_connection_is_not_stored_after_later_ones_queued() {
     seqs_increase(&frames).unwrap();
 }
 
+/// A message NATS stored while its answer was lost with the node's
+/// connection, then buried under 2,100 messages of another node while
+/// the node stayed away past the stream's duplicate window (two minutes):
+/// when the node is back, it finds the copy and the message counts once.
+/// Before, the look for it read 2,048 messages down at most, found
+/// nothing, and sent the message again, which NATS, past the window, no
+/// longer knew: stored twice, and shown twice to everyone.
+#[test]
+fn a_message_stored_before_a_long_outage_is_found_under_later_traffic() {
+    let name = "a_message_stored_before_a_long_outage_is_found_under_later_traffic";
+    let Some(nats) = Nats::start(name) else {
+        return;
+    };
+    let proxy = Holdup::start(nats.port);
+    let url = format!("nats://127.0.0.1:{}", proxy.port);
+    // Nobody is taken for dead, nor pinged, for the whole outage.
+    let patient = [
+        "--node-dead-after-ms",
+        "600000",
+        "--idle-ping-ms",
+        "600000",
+        "--rate",
+        "0",
+        "--log-level",
+        "warn",
+    ];
+    let mut flags = vec!["--cluster", url.as_str(), "--node", "a"];
+    flags.extend_from_slice(&patient);
+    let a = Server::start(&flags);
+    let b = node(&nats, "b", &patient);
+    let (mut alice, _) = join(&a, "alice");
+    let (mut bob, _) = join(&b, "bob");
+    wait_for_everyone(&mut alice, &["alice".into(), "bob".into()]);
+    proxy.set(|h| h.answers_held = true);
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "buried", "id": "x1"}));
+    // Stored: b applies it.
+    let mut seen = read_until(&mut bob, 100, |f| f["text"] == "buried");
+    proxy.set(|h| h.down = true);
+    let cut = std::time::Instant::now();
+    const N: usize = 2_100;
+    for k in 0..N {
+        bob.send_frame(&json!({"type": "msg", "room": "lobby", "text": format!("b{k}"), "id": format!("b{k}")}));
+    }
+    seen.extend(read_until(&mut bob, 2 * N, |f| {
+        f["id"] == format!("b{}", N - 1)
+    }));
+    // The outage itself (what is tested): past the duplicate window,
+    // counted from when the message was stored.
+    thread::sleep(Duration::from_secs(125).saturating_sub(cut.elapsed()));
+    proxy.set(|h| {
+        h.down = false;
+        h.answers_held = false;
+    });
+    // alice's answer comes once the node is back and has looked.
+    let answer = read_until(&mut alice, 4 * N, |f| f["id"] == "x1");
+    let answer = answer.last().unwrap();
+    assert_eq!(kind(answer), "msg", "{answer}");
+    bob.send_frame(&json!({"type": "msg", "room": "lobby", "text": "after", "id": "after"}));
+    seen.extend(read_until(&mut bob, 100, |f| f["id"] == "after"));
+    let copies: Vec<&Value> = seen.iter().filter(|f| f["text"] == "buried").collect();
+    assert_eq!(copies.len(), 1, "stored once: {copies:?}");
+    assert_eq!(copies[0]["seq"], answer["seq"], "{answer}");
+    seqs_increase(&seen).unwrap();
+}
+
 #[test]
 fn a_node_stopped_cleanly_says_its_clients_left_at_once() {
     let Some(nats) = Nats::start("a_node_stopped_cleanly_says_its_clients_left_at_once") else {

@@ -291,6 +291,10 @@ pub struct Proposal {
     /// Published once already (its acknowledgement failed): a duplicate
     /// may be that try's copy, not another node's.
     pub tried: bool,
+    /// When it was first published (the wall clock, as NATS stamps what
+    /// it stores): no copy of it is older, which bounds the look for one
+    /// whose answer was lost.
+    pub first_sent: Option<std::time::SystemTime>,
     /// Its place among this node's proposals (see `fence`).
     pub number: usize,
 }

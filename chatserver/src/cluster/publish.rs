@@ -32,11 +32,22 @@ const PROBE: u64 = u64::MAX;
 /// How long the acknowledgements after a failed one are awaited, together.
 const REST_WAIT: Duration = Duration::from_secs(1);
 
-/// How many messages below a later one of its room a refused retry is
-/// looked for at most (stored before its acknowledgement was lost). The
-/// look stops sooner, at this node's last message of an earlier batch:
-/// a batch is stored or refused whole before the next is published.
-const FIND_BELOW: u64 = 4 * PUBLISH_BATCH as u64;
+/// How far below a later message of its room a refused retry is looked
+/// for (stored before its acknowledgement was lost): down to this node's
+/// last message of an earlier batch (a batch is stored or refused whole
+/// before the next is published), or to the messages NATS stamped this
+/// long before the retry was first sent (the node's clock and NATS's may
+/// differ by up to this), whichever comes first. A count would not do:
+/// other nodes' messages stored while this node was away from NATS can
+/// bury the copy any depth down, and past the stream's duplicate window
+/// one not found is stored twice.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The most messages that look reads, whatever the stamps say.
+const FIND_BELOW_MAX: u64 = 1_000_000;
+
+/// How many of its reads are asked at once.
+const FIND_AT_ONCE: usize = 32;
 
 /// Why an entering stored, then removed before this node read it, is
 /// refused to its sender (other nodes may have applied it: entering
@@ -135,6 +146,7 @@ impl Cluster {
                     }
                 ),
             tried: false,
+            first_sent: None,
             number: self.numbered.fetch_add(1, Ordering::Relaxed),
         };
         if self.proposals.send(ToPublisher::Propose(proposal)).is_err() {
@@ -446,6 +458,7 @@ impl Cluster {
                 // Whether it was published before this try, and is now.
                 Ok(ack) => {
                     unsure[i] = true;
+                    p.first_sent.get_or_insert_with(std::time::SystemTime::now);
                     acks.push((i, guard, ack, std::mem::replace(&mut p.tried, true)));
                 }
                 Err(e) => {
@@ -584,12 +597,20 @@ impl Cluster {
             }
         }
         for (room, below) in rooms {
+            // No copy of any of them is older than the first try of the
+            // earliest sent.
+            let since = (refused.iter())
+                .filter(|r| batch[r.0].room == room)
+                .filter_map(|r| batch[r.0].first_sent)
+                .min()
+                .and_then(|t| t.checked_sub(CLOCK_SKEW))
+                .unwrap_or(std::time::UNIX_EPOCH);
             let of_room: Vec<(usize, u64)> = refused
                 .iter()
                 .filter(|r| batch[r.0].room == room)
                 .map(|r| (r.0, r.1))
                 .collect();
-            let ids = match self.ids_below(&room, below, batch).await {
+            let ids = match self.ids_below(&room, below, since, batch).await {
                 Ok(ids) => ids,
                 // Cannot tell: tried again later (probed again, whether it
                 // was a probe or not).
@@ -653,28 +674,44 @@ impl Cluster {
 
     /// The message ids of `batch` stored in `room`'s stream below `seq`
     /// (`PROBE`: below its top, as it is now), with their seqs and
-    /// whether the copy is this node's: the messages below it are read down to this node's
-    /// latest of an earlier batch (all of `batch` went after it), or for
-    /// [`FIND_BELOW`] messages at most. `Err` if the stream cannot be read.
+    /// whether the copy is this node's: the messages below it are read
+    /// down to this node's latest of an earlier batch (all of `batch` went
+    /// after it), or to the first NATS stamped before `since`, or for
+    /// [`FIND_BELOW_MAX`] messages at most. `Err` if the stream cannot be
+    /// read.
     async fn ids_below(
         &self,
         room: &str,
         seq: u64,
+        since: std::time::SystemTime,
         batch: &[Proposal],
     ) -> Result<HashMap<String, (u64, bool)>, String> {
+        use futures_util::StreamExt;
         let (name, _) = names(room);
         let stream = self.js.get_stream(&name).await.map_err(|e| e.to_string())?;
         let seq = match seq {
             PROBE => stream.cached_info().state.last_sequence.saturating_add(1),
             seq => seq,
         };
-        let low = seq.saturating_sub(FIND_BELOW).max(1);
+        let since = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let low = seq.saturating_sub(FIND_BELOW_MAX).max(1);
         let ours: std::collections::HashSet<&str> =
             batch.iter().map(|p| p.msg_id.as_str()).collect();
         let mut ids = HashMap::new();
-        for at in (low..seq).rev() {
-            match stream.get_raw_message(at).await {
+        // Newest first, a few reads on their way at once (a long outage
+        // may have put thousands of other nodes' messages on top).
+        let stream = &stream;
+        let mut reads = futures_util::stream::iter((low..seq).rev())
+            .map(|at| async move { (at, stream.get_raw_message(at).await) })
+            .buffered(FIND_AT_ONCE);
+        while let Some((at, read)) = reads.next().await {
+            match read {
                 Ok(m) => {
+                    if m.time.unix_timestamp_nanos() < since {
+                        break;
+                    }
                     let Some(id) = m.headers.get(NATS_MESSAGE_ID) else {
                         continue;
                     };
@@ -820,6 +857,7 @@ mod tests {
             msg_id: String::new(),
             undoable: true,
             tried: true,
+            first_sent: None,
             number: 0,
         }
     }
