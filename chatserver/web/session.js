@@ -54,6 +54,8 @@ export class Session {
      * it had arrived), and a reconnect meanwhile enters them again.
      */
     this.parting = new Map();
+    /** A `welcome` is being handled: the rooms are entered in its order. */
+    this.welcoming = false;
     this.idPrefix = randomPrefix();
     this.nextId = 0;
   }
@@ -140,8 +142,10 @@ export class Session {
     // Left, its `part` waiting for its messages' answers: it goes now,
     // and the room is entered anew (its replay shows its newest messages,
     // as for any room entered: what the page showed of it went at the part).
-    if (this.parting.delete(room) && this.joined) this.send(P.part(room));
-    if (!this.rooms.has(room)) this.rooms.set(room, { ...newRoom(), waits: this.parting.size > 0 });
+    const wasParting = this.parting.delete(room);
+    if (wasParting && this.joined) this.send(P.part(room));
+    // (One just left frees its own place: it does not wait.)
+    if (!this.rooms.has(room)) this.rooms.set(room, { ...newRoom(), waits: !wasParting && this.parting.size > 0 });
     if (this.joined && !this.rooms.get(room).waits) this.enterNow(room);
     this.enterWaiting();
   }
@@ -154,7 +158,8 @@ export class Session {
     const r = this.rooms.get(room);
     if (!r) return;
     this.rooms.delete(room);
-    // Never entered: nothing to leave, and what was typed into it never went.
+    // Never entered: nothing to leave, and what was typed into it since
+    // waited for the entering.
     if (r.waits) return this.giveUpUnentered(room);
     // Its entering stays in `entering`: a refusal of it must still
     // release what was held for it.
@@ -307,24 +312,32 @@ export class Session {
     if (f.session) this.token = f.session;
     this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1 });
     // Waiting messages the new limit no longer takes: sent, each would
-    // close the connection, on every reconnect.
+    // close the connection, on every reconnect. (Their answers enter
+    // nothing yet: the rooms are entered below, in their order.)
+    this.welcoming = true;
     for (const p of [...this.pending]) {
       const message = this.tooLong(p.room, p.to, p.text, p.id);
       if (!message) continue;
       this.ack(p.id);
       this.emit('error', { type: 'error', code: 'msg_too_large', message, id: p.id, room: p.room, failed: p });
     }
-    // With no room left waiting for its part, none waits to be entered.
-    if (this.parting.size === 0) for (const r of this.rooms.values()) r.waits = false;
-    // Those asked for while others were left wait still: the rest and the
-    // rooms left are as many as the last connection was in.
-    for (const [room, r] of this.rooms) if (!r.waits) this.enterNow(room);
-    // Then those left while messages to them waited: the messages are sent
-    // there again, the `part` once they are answered.
+    this.welcoming = false;
+    // Those left while messages to them waited, first: the messages are
+    // sent there again, the `part` once they are answered (one whose
+    // messages were all given up is left as it is). They were in on the
+    // last connection: at the server's rooms per client, a room entered
+    // since (offline) is the one refused, as it would have been online.
+    for (const room of [...this.parting.keys()]) {
+      if (!this.pending.some((p) => p.room === room)) this.parting.delete(room);
+    }
     for (const [room, r] of this.parting) {
       this.entering.add(room);
       this.send(P.enter(room, r.lastSeq, r.epoch));
     }
+    // With no room left waiting for its part, none waits to be entered;
+    // those asked for while others were left wait still.
+    if (this.parting.size === 0) for (const r of this.rooms.values()) r.waits = false;
+    for (const [room, r] of this.rooms) if (!r.waits) this.enterNow(room);
     // A resumed session has our ids: the server drops a resend it already
     // has (`duplicate`). A fresh one does not, so a message that reached it
     // before the connection dropped is recognised in the room's replay by
@@ -348,7 +361,7 @@ export class Session {
    * into them.
    */
   enterWaiting() {
-    if (!this.joined || this.parting.size > 0) return;
+    if (!this.joined || this.welcoming || this.parting.size > 0) return;
     const waiting = [...this.rooms].filter(([, r]) => r.waits).map(([room]) => room);
     for (const room of waiting) {
       this.rooms.get(room).waits = false;
@@ -359,9 +372,15 @@ export class Session {
     }
   }
 
-  /** `room`, whose `enter` waited, is left before it went: what was typed into it is given up. */
+  /**
+   * `room`, whose `enter` waited, is left before it went: what was typed
+   * into it and waited for the entering is given up (a line that went
+   * before, to a room not entered, waits for the server's answer), and
+   * nothing is held for its replay any more.
+   */
   giveUpUnentered(room) {
-    for (const p of this.pending.filter((p) => p.room === room)) {
+    this.held.delete(room);
+    for (const p of this.pending.filter((p) => p.room === room && !p.sent)) {
       this.ack(p.id);
       const message = `your message was not sent: you left #${room} before it was entered`;
       this.emit('error', { type: 'error', code: 'not_in_room', message, id: p.id, room, failed: p });

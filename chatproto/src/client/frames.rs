@@ -135,22 +135,28 @@ impl Client {
             reconnect,
         });
         // Those parted while messages to them waited are entered again
-        // (below): the messages are sent again there, the `part` once
-        // they are answered. One whose messages are all given up (too
-        // large for this server) is left as it is: not entered.
+        // first: the messages are sent again there, the `part` once they
+        // are answered. One whose messages are all given up (too large for
+        // this server) is left as it is: not entered. They come first
+        // because they were in on the last connection: at the server's
+        // rooms per client, a room entered since (offline) is the one
+        // refused, as it would have been online.
         let pending = &self.pending;
         self.parting
             .retain(|room, _| pending.iter().any(|p| &p.room == room));
+        let parting: Vec<String> = self.parting.keys().cloned().collect();
+        for room in &parting {
+            self.enter_now(room);
+        }
         if self.parting.is_empty() {
             for r in self.rooms.values_mut() {
                 r.waits = false;
             }
         }
-        // In the order they were asked for: the first given is the one a
-        // user sees as current, and its answer comes first. Those asked
-        // for while others were being parted still wait for the parts:
-        // the rest and the rooms parted are as many as the last
-        // connection was in.
+        // Then the rooms in the order they were asked for: the first given
+        // is the one a user sees as current, and its answer comes first.
+        // Those asked for while others were being parted still wait for
+        // the parts.
         let mut rooms: Vec<(u64, String)> = self
             .rooms
             .iter()
@@ -159,10 +165,6 @@ impl Client {
             .collect();
         rooms.sort_unstable();
         for (_, room) in &rooms {
-            self.enter_now(room);
-        }
-        let parting: Vec<String> = self.parting.keys().cloned().collect();
-        for room in &parting {
             self.enter_now(room);
         }
         // A resumed session has our ids: the server drops a resend it

@@ -551,7 +551,7 @@ impl Client {
     /// `part`, and so do messages sent to the room: the server counts the
     /// room being parted, and a client at its rooms per client would be
     /// refused `too_many_rooms`. Parted before its `enter` went, the room
-    /// is dropped, and each message sent to it is answered by a
+    /// is dropped, and each message that waited for it is answered by a
     /// [`ClientEvent::Error`] `not_in_room` with its id (it never went).
     pub fn enter(&mut self, room: &str) {
         if let Err(why) = crate::room_name(room) {
@@ -578,7 +578,12 @@ impl Client {
             self.rooms.insert(room, r);
             return self.enter_waiting();
         }
-        if self.rooms.contains_key(&room) {
+        if let Some(r) = self.rooms.get(&room) {
+            // Asked again: the server answers (`already_in_room`), unless
+            // its `enter` still waits.
+            if self.phase == Phase::Joined && !r.waits {
+                self.enter_now(&room);
+            }
             return;
         }
         let asked = self.rooms.values().map(|r| r.asked + 1).max().unwrap_or(0);
@@ -615,7 +620,7 @@ impl Client {
         };
         if r.waits {
             // Never entered: nothing to part, and what was sent to it
-            // never went (it waited for the entering).
+            // since waited for the entering.
             return self.give_up_unentered(&room);
         }
         if self.held.contains(&room) || self.pending.iter().any(|p| p.room == room) {
@@ -848,12 +853,16 @@ impl Client {
     }
 
     /// `room`, whose `enter` waited, is parted before it went: the
-    /// messages sent to it never went, and are given up, each told as
-    /// an error with its id.
+    /// messages sent to it that waited for the entering are given up,
+    /// each told as an error with its id. One that went before (sent to
+    /// the room before it was asked for) waits for the server's answer,
+    /// as any message to a room not entered; nor is anything held for
+    /// the room's replay any longer.
     fn give_up_unentered(&mut self, room: &str) {
+        self.held.remove(room);
         let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|p| p.room == room);
+            .partition(|p| p.room == room && p.sent_after.is_none());
         self.pending = kept;
         for p in gone {
             self.event(ClientEvent::Error {

@@ -799,7 +799,7 @@ async fn part_after_msg(h: &Harness, server: &Server) {
     );
     assert_eq!(
         v["reconnect"],
-        json!(["join", "enter lobby", "enter rust", "msg rust more words"]),
+        json!(["join", "enter rust", "enter lobby", "msg rust more words"]),
         "{v}"
     );
     assert_eq!(
@@ -830,7 +830,8 @@ async fn part_after_msg(h: &Harness, server: &Server) {
 /// second `welcome` is ignored; an error with a message's id does not
 /// answer an entering; a room's own leaving before its `entered` is not
 /// told; a room entered while another left waits for its `part` waits
-/// for it too (at the rooms per client it was refused).
+/// for it too (at the rooms per client it was refused), and a reconnect
+/// enters the rooms being left first.
 #[test]
 fn the_page_core_keeps_to_the_client_core_on_resends_and_leavings() {
     let Some(h) = Harness::start("the_page_core_keeps_to_the_client_core") else {
@@ -1035,6 +1036,52 @@ const PAGE_CORE_PARITY_JS: &str = "return (async () => {
   c.events.length = 0;
   c.s.part('ops');
   out.waitingLeft = { sent: [...c.sent], events: c.events.filter((e) => e.startsWith('error')), pending: c.s.pending.length };
+
+  // A long line to a room left, a room entered meanwhile (it waits), and
+  // a server that takes smaller frames: the long line is given up, and
+  // each room entered once, in order.
+  c = make();
+  up(c);
+  c.s.sendMsg('rust', [], 'x'.repeat(40000), 1);
+  c.s.part('rust');
+  c.s.enter('ops');
+  c.s.sendMsg('ops', [], 'first', 2);
+  c.s.disconnected();
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(true, { max_frame_bytes: 16384 }));
+  out.givenUpAtWelcome = [...c.sent];
+
+  // A line to a room not entered goes at once; the room entered then
+  // waits, and after a fresh session it is held too. Left before its
+  // enter went: nothing is held for it any more, and the line that went
+  // is not given up (the server answers it).
+  c = make();
+  up(c);
+  c.s.sendMsg('rust', [], 'last', 1);
+  c.s.part('rust');
+  c.s.sendMsg('ops', [], 'early', 2);
+  c.s.enter('ops');
+  c.s.disconnected();
+  c.s.connected();
+  c.frame(welcome(false));
+  c.events.length = 0;
+  c.s.part('ops');
+  out.waitingHeld = { held: [...c.s.held], errors: c.events.filter((e) => e.startsWith('error')), pending: c.s.pending.length };
+
+  // Offline, a room entered, then one left whose line waits: the next
+  // connection enters the one left first (at the rooms per client, the
+  // room entered since is the one refused, as online).
+  c = make();
+  up(c);
+  c.s.sendMsg('rust', [], 'last', 1);
+  c.s.disconnected();
+  c.s.enter('ops');
+  c.s.part('rust');
+  c.sent.length = 0;
+  c.s.connected();
+  c.frame(welcome(true));
+  out.partingFirst = [...c.sent];
   return out;
 })();";
 
@@ -1045,8 +1092,8 @@ async fn page_core_parity(h: &Harness, server: &Server) {
         v["leftOffline"],
         json!([
             "join",
-            "enter lobby",
             "enter rust",
+            "enter lobby",
             "msg rust important",
             "part rust"
         ]),
@@ -1081,8 +1128,8 @@ async fn page_core_parity(h: &Harness, server: &Server) {
         v["waitsReconnect"],
         json!([
             "join",
-            "enter lobby",
             "enter rust",
+            "enter lobby",
             "msg rust last",
             "part rust",
             "enter ops",
@@ -1093,6 +1140,27 @@ async fn page_core_parity(h: &Harness, server: &Server) {
     assert_eq!(
         v["waitingLeft"],
         json!({ "sent": [], "events": ["error not_in_room"], "pending": 1 }),
+        "{v}"
+    );
+    assert_eq!(
+        v["givenUpAtWelcome"],
+        json!(["join", "enter lobby", "enter ops", "msg ops first"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["waitingHeld"],
+        json!({ "held": ["rust"], "errors": [], "pending": 2 }),
+        "{v}"
+    );
+    assert_eq!(
+        v["partingFirst"],
+        json!([
+            "join",
+            "enter rust",
+            "enter lobby",
+            "enter ops",
+            "msg rust last"
+        ]),
         "{v}"
     );
 }
