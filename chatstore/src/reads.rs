@@ -48,7 +48,7 @@ impl Store {
     /// restarted server reads of a room it leaves unloaded, for the ids
     /// of messages a resumed session may send again
     /// ([`Server::restore_message_ids`](chatproto::Server::restore_message_ids)).
-    /// The walk stops at the first older message.
+    /// The walk stops at the first older event.
     pub fn recent_since(
         &self,
         room: &str,
@@ -61,11 +61,13 @@ impl Store {
         }
         let room_name: Arc<str> = Arc::from(room);
         self.walk(room, 1, u64::MAX, true, |e| {
-            if e.kind != KIND_MSG {
-                return true;
-            }
+            // Any event older ends the walk: presence stamped before it
+            // (a room of comings and goings) is not read through.
             if e.ts < since_ts {
                 return false;
+            }
+            if e.kind != KIND_MSG {
+                return true;
             }
             out.push(stored_msg(e, &room_name));
             out.len() < limit
