@@ -1077,6 +1077,43 @@ fn a_waiting_room_parted_after_a_fresh_session_is_not_held() {
     assert_eq!(outputs(&mut c), ["msg late"], "not held");
 }
 
+/// A message sent to a room not entered goes at once (the server answers
+/// it `not_in_room`); the room, entered just after while another is
+/// parted, waits. When the part goes the room is entered, and that
+/// message is not sent a second time on the connection (found by the
+/// client fuzz target: entered, the room would have stored the copy of a
+/// message told refused).
+#[test]
+fn a_message_sent_before_its_room_waited_is_not_sent_again_when_it_is_entered() {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+    );
+    c.send_msg("rust", vec![], "pending");
+    c.part("rust");
+    c.send_msg("ops", vec![], "early");
+    c.enter("ops");
+    assert_eq!(outputs(&mut c).last().unwrap(), "msg early");
+    c.handle_frame(
+        0,
+        ServerFrame::msg(
+            Some("rust".into()),
+            2,
+            "alice",
+            vec![],
+            "pending",
+            T0,
+            Some("a-1".into()),
+        ),
+    );
+    assert_eq!(
+        outputs(&mut c),
+        ["part rust", "enter ops", "rust: alice: pending"]
+    );
+}
+
 /// The same sequence as the client fuzz target's operations: the testkit's
 /// invariants hold (a room held is ours or being parted).
 #[test]

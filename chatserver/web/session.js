@@ -199,6 +199,8 @@ export class Session {
    * fresh session's replay can hold it only after that.
    */
   sendPending(p) {
+    // The connection it last went on: not sent twice on one.
+    p.on = this.connections;
     if (!p.sent) {
       p.sent = true;
       const r = this.rooms.get(p.room) ?? this.parting.get(p.room);
@@ -367,8 +369,10 @@ export class Session {
       this.rooms.get(room).waits = false;
       this.enterNow(room);
     }
+    // Not a line sent to the room on this connection before it was asked
+    // for (it waits for its answer: `not_in_room`).
     for (const p of this.pending) {
-      if (waiting.includes(p.room) && !this.held.has(p.room)) this.sendPending(p);
+      if (waiting.includes(p.room) && !this.held.has(p.room) && p.on !== this.connections) this.sendPending(p);
     }
   }
 

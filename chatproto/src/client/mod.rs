@@ -658,6 +658,7 @@ impl Client {
             text: text.into(),
             sent_after: None,
             sent_as: String::new(),
+            sent_on: 0,
         };
         if self.phase == Phase::Joined {
             // Sent, the frame would be refused by the shell's encoder or
@@ -674,6 +675,7 @@ impl Client {
         if self.phase == Phase::Joined && !self.held.contains(&p.room) && !self.waits(&p.room) {
             p.sent_after = Some(self.seen_in(&p.room));
             p.sent_as = crate::nick::nick_key(&self.nick);
+            p.sent_on = self.connections;
             self.send(msg_frame(&p));
         }
         self.pending.push_back(p);
@@ -847,8 +849,15 @@ impl Client {
         for (_, room) in &waiting {
             self.enter_now(room);
         }
+        // Not one sent to the room on this connection before it was asked
+        // for (it waits for its answer: `not_in_room`).
         let held = std::mem::take(&mut self.held);
-        self.send_pending(|p| !held.contains(&p.room) && waiting.iter().any(|(_, r)| *r == p.room));
+        let connection = self.connections;
+        self.send_pending(|p| {
+            p.sent_on != connection
+                && !held.contains(&p.room)
+                && waiting.iter().any(|(_, r)| *r == p.room)
+        });
         self.held = held;
     }
 

@@ -23,6 +23,9 @@ pub(super) struct Pending {
     /// fresh session joined under another (the first taken meanwhile) is
     /// not.
     pub(super) sent_as: String,
+    /// The connection (its number, from 1) it was last handed out on; 0:
+    /// never. One sent on this connection is not sent again on it.
+    pub(super) sent_on: u64,
 }
 
 impl Pending {
@@ -109,10 +112,12 @@ impl Client {
     pub(super) fn send_pending(&mut self, which: impl Fn(&Pending) -> bool) {
         let mut frames = Vec::new();
         let me = crate::nick::nick_key(&self.nick);
+        let connection = self.connections;
         for p in self.pending.iter_mut() {
             if !which(p) {
                 continue;
             }
+            p.sent_on = connection;
             if p.sent_after.is_none() {
                 p.sent_after = Some(seen_in(&self.rooms, &self.parting, &p.room));
             }

@@ -1082,6 +1082,19 @@ const PAGE_CORE_PARITY_JS: &str = "return (async () => {
   c.s.connected();
   c.frame(welcome(true));
   out.partingFirst = [...c.sent];
+
+  // A line to a room not entered goes at once; the room entered then
+  // waits for rust's part: entered once that goes, without the line a
+  // second time on the connection.
+  c = make();
+  up(c);
+  last = c.s.sendMsg('rust', [], 'last', 1);
+  c.s.part('rust');
+  c.s.sendMsg('ops', [], 'early', 2);
+  c.s.enter('ops');
+  c.sent.length = 0;
+  c.frame({ type: 'msg', room: 'rust', seq: 2, ts: 1, from: 'alice', text: 'last', id: last.id });
+  out.sentOnce = [...c.sent];
   return out;
 })();";
 
@@ -1152,6 +1165,7 @@ async fn page_core_parity(h: &Harness, server: &Server) {
         json!({ "held": ["rust"], "errors": [], "pending": 2 }),
         "{v}"
     );
+    assert_eq!(v["sentOnce"], json!(["part rust", "enter ops"]), "{v}");
     assert_eq!(
         v["partingFirst"],
         json!([
