@@ -195,20 +195,26 @@ pub fn restore(
     // never saw, into a room left unloaded here: the ids of what each
     // such room stored in the last resume window before the newest
     // message anywhere are read back, so that the resend is a duplicate.
+    // Given after the rooms loaded (whose ids come with their messages):
+    // they are among the newest, and a session's window of ids keeps
+    // the last given.
     let newest = active.last().map_or(0, |(ts, _)| *ts);
     let since = newest.saturating_sub(server.config().resume_window_ms);
     let ids = server.config().id_window;
+    let mut unloaded_ids = Vec::new();
     for (ts, r) in &active[left..rest] {
         server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
         if *ts > 0 && *ts >= since {
-            let recent = store.recent_since(&r.name, ids, since)?;
-            server.restore_message_ids(&r.name, &recent);
+            unloaded_ids.push((&r.name, store.recent_since(&r.name, ids, since)?));
         }
     }
     let keep = server.config().history_per_room;
     for (_, r) in &active[rest..] {
         let recent = store.recent(&r.name, keep)?;
         server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
+    }
+    for (name, recent) in unloaded_ids {
+        server.restore_message_ids(name, &recent);
     }
     Ok(Restored {
         rooms: rooms.len() - rest,

@@ -240,11 +240,12 @@ impl Server {
     /// restored session resending one of them into the room, once it is
     /// entered again, gets `duplicate` and not a second copy (the ids of
     /// a room restored loaded come with its messages). Only the ids of
-    /// sessions restored before are kept, each within its id window:
-    /// restore the rooms' ids from the least to the most recently active,
-    /// before the rooms restored loaded. A room that is not resting
-    /// unloaded (forgotten, or loaded) is passed over, and so are events
-    /// other than messages.
+    /// sessions restored before are kept, each within its id window,
+    /// which keeps the last given: give the rooms' ids from the least to
+    /// the most recently active, and after the rooms restored loaded if
+    /// they are the newest messages (as those of a last resume window
+    /// are). A room that is not resting unloaded (forgotten, or loaded)
+    /// is passed over, and so are events other than messages.
     pub fn restore_message_ids(&mut self, name: &str, recent: &[Event]) {
         let Ok(name) = crate::room_name(name) else {
             return;

@@ -398,7 +398,8 @@ fn past_max_rooms_the_least_recently_active_rooms_rest_unloaded_until_entered() 
 /// room the restarted server leaves unloaded (past `--max-rooms`): the
 /// sender's session comes back, enters the room again and sends it once
 /// more with its id. It is a duplicate, as in a room restored loaded,
-/// not a second copy.
+/// not a second copy, though the session's older messages in the room
+/// restored loaded fill its window of ids (two here).
 #[test]
 fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -407,12 +408,18 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     let a = join_v2(&mut alice, "alice", &["aa", "bb"], None);
     let token = str_of(&a.welcome, "session").to_owned();
     let epoch = str_of(&a.entered["aa"], "epoch").to_owned();
+    say(&mut alice, "bb", "first in bb", "id-b1");
+    say(&mut alice, "bb", "second in bb", "id-b2");
     let quiet = say(&mut alice, "aa", "in aa", "id-aa");
     // bb is the more recently active: at one room in memory, aa rests.
-    say(&mut alice, "bb", "in bb", "id-bb");
+    let mut bob = server.connect();
+    join_v2(&mut bob, "bob", &["bb"], None);
+    say(&mut bob, "bb", "last in bb", "id-bob");
+    alice.expect_kind("presence");
+    assert_eq!(alice.expect_kind("msg")["text"], "last in bb");
     stop_cleanly(&mut server, &mut alice);
 
-    let server = durable(dir.path(), &["--max-rooms", "1"]);
+    let server = durable(dir.path(), &["--max-rooms", "1", "--id-window", "2"]);
     let page = server.http_get("/metrics");
     assert!(
         page.lines().any(|l| l == "chat_rooms_unloaded 1"),
