@@ -292,8 +292,9 @@ pub struct Proposal {
     /// may be that try's copy, not another node's.
     pub tried: bool,
     /// When it was first published (the wall clock, as NATS stamps what
-    /// it stores): no copy of it is older, which bounds the look for one
-    /// whose answer was lost.
+    /// it stores): no copy this node stored is older, which bounds the
+    /// look for one whose answer was lost (another node may have stored
+    /// one under an id every node gives alike earlier).
     pub first_sent: Option<std::time::SystemTime>,
     /// Its place among this node's proposals (see `fence`).
     pub number: usize,

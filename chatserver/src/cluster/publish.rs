@@ -35,16 +35,27 @@ const REST_WAIT: Duration = Duration::from_secs(1);
 /// How far below a later message of its room a refused retry is looked
 /// for (stored before its acknowledgement was lost): down to this node's
 /// last message of an earlier batch (a batch is stored or refused whole
-/// before the next is published), or to the messages NATS stamped this
-/// long before the retry was first sent (the node's clock and NATS's may
-/// differ by up to this), whichever comes first. A count would not do:
-/// other nodes' messages stored while this node was away from NATS can
-/// bury the copy any depth down, and past the stream's duplicate window
-/// one not found is stored twice.
+/// before the next is published), or to the stream's first message, and
+/// at least [`FIND_BELOW`] messages down; past those, down to the
+/// messages NATS stamped this long before the retry was first sent (the
+/// node's clock and NATS's may differ by up to this). A count alone would
+/// not do: other nodes' messages stored while this node was away from
+/// NATS can bury the copy any depth down, and past the stream's duplicate
+/// window one not found is stored twice. (An id every node gives alike,
+/// a client's message resent through another node or a departure, may
+/// have been stored earlier still, by another node: found only within
+/// [`FIND_BELOW`].)
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// The most messages that look reads, whatever the stamps say.
+/// How many messages that look reads whatever the stamps say...
+const FIND_BELOW: u64 = 4 * PUBLISH_BATCH as u64;
+
+/// ...and the most it reads.
 const FIND_BELOW_MAX: u64 = 1_000_000;
+
+/// How many times one read that failed is asked again before the look
+/// gives up (it is made again from the top at the next round).
+const READ_TRIES: usize = 3;
 
 /// How many of its reads are asked at once.
 const FIND_AT_ONCE: usize = 32;
@@ -676,9 +687,9 @@ impl Cluster {
     /// (`PROBE`: below its top, as it is now), with their seqs and
     /// whether the copy is this node's: the messages below it are read
     /// down to this node's latest of an earlier batch (all of `batch` went
-    /// after it), or to the first NATS stamped before `since`, or for
-    /// [`FIND_BELOW_MAX`] messages at most. `Err` if the stream cannot be
-    /// read.
+    /// after it) or the stream's first; past the [`FIND_BELOW`] newest, to
+    /// the first NATS stamped before `since`; [`FIND_BELOW_MAX`] at most.
+    /// `Err` if the stream cannot be read.
     async fn ids_below(
         &self,
         room: &str,
@@ -696,7 +707,8 @@ impl Cluster {
         let since = since
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
-        let low = seq.saturating_sub(FIND_BELOW_MAX).max(1);
+        let first = stream.cached_info().state.first_sequence;
+        let low = seq.saturating_sub(FIND_BELOW_MAX).max(first).max(1);
         let ours: std::collections::HashSet<&str> =
             batch.iter().map(|p| p.msg_id.as_str()).collect();
         let mut ids = HashMap::new();
@@ -706,10 +718,20 @@ impl Cluster {
         let mut reads = futures_util::stream::iter((low..seq).rev())
             .map(|at| async move { (at, stream.get_raw_message(at).await) })
             .buffered(FIND_AT_ONCE);
-        while let Some((at, read)) = reads.next().await {
+        while let Some((at, mut read)) = reads.next().await {
+            // A read that failed (not a message deleted) is asked again:
+            // one failure in a long look would make it all again.
+            for _ in 1..READ_TRIES {
+                match &read {
+                    Err(e) if e.kind() != RawMessageErrorKind::NoMessageFound => {
+                        read = stream.get_raw_message(at).await;
+                    }
+                    _ => break,
+                }
+            }
             match read {
                 Ok(m) => {
-                    if m.time.unix_timestamp_nanos() < since {
+                    if m.time.unix_timestamp_nanos() < since && seq - at > FIND_BELOW {
                         break;
                     }
                     let Some(id) = m.headers.get(NATS_MESSAGE_ID) else {
