@@ -676,6 +676,20 @@ fn alice_in_lobby() -> Client {
     c
 }
 
+/// alice (as [`alice_in_lobby`]) entered rust, sent "pending" there
+/// (id a-1, not answered yet) and parted it: its `part` waits.
+fn parting_rust() -> Client {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+    );
+    c.send_msg("rust", vec![], "pending");
+    c.part("rust");
+    c
+}
+
 /// After a fresh-session rejoin, what was unacknowledged waits for the
 /// room's replay (it may be in it). A line typed in between waits too,
 /// behind it: nothing goes out before our own entering presence, and
@@ -936,15 +950,8 @@ fn a_room_entered_while_another_is_parted_waits_for_the_part_after_a_reconnect()
 /// with its id, not left waiting for an echo.
 #[test]
 fn a_room_parted_before_its_waiting_enter_went_gives_up_its_messages() {
-    let mut c = alice_in_lobby();
-    c.enter("rust");
-    c.handle_frame(
-        0,
-        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
-    );
-    c.send_msg("rust", vec![], "pending");
+    let mut c = parting_rust();
     outputs(&mut c);
-    c.part("rust");
     c.enter("ops");
     let id = c.send_msg("ops", vec![], "never sent");
     c.part("ops");
@@ -971,14 +978,7 @@ fn a_room_parted_before_its_waiting_enter_went_gives_up_its_messages() {
 /// the `part` went, and its message (never sent) right after.
 #[test]
 fn a_waiting_enter_goes_after_a_fresh_sessions_replay_and_part() {
-    let mut c = alice_in_lobby();
-    c.enter("rust");
-    c.handle_frame(
-        0,
-        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
-    );
-    c.send_msg("rust", vec![], "pending");
-    c.part("rust");
+    let mut c = parting_rust();
     c.enter("ops");
     c.send_msg("ops", vec![], "never sent");
     outputs(&mut c);
@@ -1027,14 +1027,7 @@ fn a_waiting_enter_goes_after_a_fresh_sessions_replay_and_part() {
 /// answers it.
 #[test]
 fn a_waiting_room_parted_after_a_fresh_session_is_not_held() {
-    let mut c = alice_in_lobby();
-    c.enter("rust");
-    c.handle_frame(
-        0,
-        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
-    );
-    c.send_msg("rust", vec![], "pending");
-    c.part("rust");
+    let mut c = parting_rust();
     c.send_msg("ops", vec![], "early");
     c.enter("ops");
     outputs(&mut c);
@@ -1085,14 +1078,7 @@ fn a_waiting_room_parted_after_a_fresh_session_is_not_held() {
 /// message told refused).
 #[test]
 fn a_message_sent_before_its_room_waited_is_not_sent_again_when_it_is_entered() {
-    let mut c = alice_in_lobby();
-    c.enter("rust");
-    c.handle_frame(
-        0,
-        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
-    );
-    c.send_msg("rust", vec![], "pending");
-    c.part("rust");
+    let mut c = parting_rust();
     c.send_msg("ops", vec![], "early");
     c.enter("ops");
     assert_eq!(outputs(&mut c).last().unwrap(), "msg early");
