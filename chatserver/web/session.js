@@ -326,9 +326,7 @@ export class Session {
     this.welcoming = false;
     // Those left while messages to them waited, first: the messages are
     // sent there again, the `part` once they are answered (one whose
-    // messages were all given up is left as it is). They were in on the
-    // last connection: at the server's rooms per client, a room entered
-    // since (offline) is the one refused, as it would have been online.
+    // messages were all given up is left as it is).
     for (const room of [...this.parting.keys()]) {
       if (!this.pending.some((p) => p.room === room)) this.parting.delete(room);
     }
@@ -337,8 +335,12 @@ export class Session {
       this.send(P.enter(room, r.lastSeq, r.epoch));
     }
     // With no room left waiting for its part, none waits to be entered;
-    // those asked for while others were left wait still.
-    if (this.parting.size === 0) for (const r of this.rooms.values()) r.waits = false;
+    // while one is, those asked for meanwhile wait still, and so does a
+    // room never entered yet (asked for offline, or before a reload): at
+    // the server's rooms per client it would be refused, or crowd out
+    // the room left.
+    const waiting = this.parting.size > 0;
+    for (const r of this.rooms.values()) r.waits = waiting && (r.waits || r.epoch == null);
     for (const [room, r] of this.rooms) if (!r.waits) this.enterNow(room);
     // A resumed session has our ids: the server drops a resend it already
     // has (`duplicate`). A fresh one does not, so a message that reached it

@@ -137,10 +137,10 @@ impl Client {
         // Those parted while messages to them waited are entered again
         // first: the messages are sent again there, the `part` once they
         // are answered. One whose messages are all given up (too large for
-        // this server) is left as it is: not entered. They come first
-        // because they were in on the last connection: at the server's
-        // rooms per client, a room entered since (offline) is the one
-        // refused, as it would have been online.
+        // this server) is left as it is: not entered. While any is, a
+        // room never entered yet (asked for offline, say) waits for the
+        // parts too, as one asked for while they wait: at the server's
+        // rooms per client it would be refused, or crowd them out.
         let pending = &self.pending;
         self.parting
             .retain(|room, _| pending.iter().any(|p| &p.room == room));
@@ -148,10 +148,9 @@ impl Client {
         for room in &parting {
             self.enter_now(room);
         }
-        if self.parting.is_empty() {
-            for r in self.rooms.values_mut() {
-                r.waits = false;
-            }
+        let waiting = !self.parting.is_empty();
+        for r in self.rooms.values_mut() {
+            r.waits = waiting && (r.waits || r.epoch.is_none());
         }
         // Then the rooms in the order they were asked for: the first given
         // is the one a user sees as current, and its answer comes first.

@@ -831,7 +831,7 @@ async fn part_after_msg(h: &Harness, server: &Server) {
 /// answer an entering; a room's own leaving before its `entered` is not
 /// told; a room entered while another left waits for its `part` waits
 /// for it too (at the rooms per client it was refused), and a reconnect
-/// enters the rooms being left first.
+/// enters the rooms being left first, a room never entered after them.
 #[test]
 fn the_page_core_keeps_to_the_client_core_on_resends_and_leavings() {
     let Some(h) = Harness::start("the_page_core_keeps_to_the_client_core") else {
@@ -1070,17 +1070,20 @@ const PAGE_CORE_PARITY_JS: &str = "return (async () => {
   out.waitingHeld = { held: [...c.s.held], errors: c.events.filter((e) => e.startsWith('error')), pending: c.s.pending.length };
 
   // Offline, a room entered, then one left whose line waits: the next
-  // connection enters the one left first (at the rooms per client, the
-  // room entered since is the one refused, as online).
+  // connection enters the one left first, and the new room (never
+  // entered) once that one is left, as online.
   c = make();
   up(c);
-  c.s.sendMsg('rust', [], 'last', 1);
+  last = c.s.sendMsg('rust', [], 'last', 1);
   c.s.disconnected();
   c.s.enter('ops');
   c.s.part('rust');
   c.sent.length = 0;
   c.s.connected();
   c.frame(welcome(true));
+  c.frame(entered('lobby', 1));
+  c.frame(entered('rust', 1));
+  c.frame({ type: 'msg', room: 'rust', seq: 2, ts: 1, from: 'alice', text: 'last', id: last.id });
   out.partingFirst = [...c.sent];
 
   // A line to a room not entered goes at once; the room entered then
@@ -1172,8 +1175,9 @@ async fn page_core_parity(h: &Harness, server: &Server) {
             "join",
             "enter rust",
             "enter lobby",
-            "enter ops",
-            "msg rust last"
+            "msg rust last",
+            "part rust",
+            "enter ops"
         ]),
         "{v}"
     );
