@@ -192,29 +192,51 @@ pub fn restore(
         .len()
         .saturating_sub(cap.max(server.config().max_rooms));
     // A session may come back and send again a message whose echo it
-    // never saw, into a room left unloaded here: the ids of what each
-    // such room stored in the last resume window before the newest
-    // message anywhere are read back, so that the resend is a duplicate.
-    // Given after the rooms loaded (whose ids come with their messages):
-    // they are among the newest, and a session's window of ids keeps
-    // the last given.
+    // never saw: the ids of what each room stored in the last resume
+    // window before the newest message anywhere are given again once
+    // every room is restored, in the order they were stamped, so that a
+    // session's window of ids (which keeps the last given) holds its
+    // newest. Room after room, a session's older messages in a more
+    // recently active room pushed out its newest in a quieter one; and a
+    // room left unloaded gives no ids of its own.
     let newest = active.last().map_or(0, |(ts, _)| *ts);
     let since = newest.saturating_sub(server.config().resume_window_ms);
     let ids = server.config().id_window;
-    let mut unloaded_ids = Vec::new();
+    let mut latest: Vec<Event> = Vec::new();
     for (ts, r) in &active[left..rest] {
         server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
         if *ts > 0 && *ts >= since {
-            unloaded_ids.push((&r.name, store.recent_since(&r.name, ids, since)?));
+            latest.extend(store.recent_since(&r.name, ids, since)?);
         }
     }
     let keep = server.config().history_per_room;
-    for (_, r) in &active[rest..] {
+    for (ts, r) in &active[rest..] {
         let recent = store.recent(&r.name, keep)?;
+        if *ts > 0 && *ts >= since {
+            let from = recent.partition_point(|e| e.ts < since);
+            latest.extend(recent[from..].iter().cloned());
+        }
         server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
     }
-    for (name, recent) in unloaded_ids {
-        server.restore_message_ids(name, &recent);
+    latest.sort_by(|a, b| (a.ts, &a.room, a.seq).cmp(&(b.ts, &b.room, b.seq)));
+    // Each session's newest `ids` at most (its window holds no more).
+    let mut per_session: std::collections::HashMap<chatproto::SessionId, usize> =
+        std::collections::HashMap::new();
+    let mut given: Vec<&Event> = Vec::new();
+    for e in latest.iter().rev() {
+        if let EventBody::Msg {
+            from, id: Some(_), ..
+        } = &e.body
+        {
+            let n = per_session.entry(*from).or_default();
+            if *n < ids {
+                *n += 1;
+                given.push(e);
+            }
+        }
+    }
+    for e in given.into_iter().rev() {
+        server.restore_message_ids(&e.room, std::slice::from_ref(e));
     }
     Ok(Restored {
         rooms: rooms.len() - rest,

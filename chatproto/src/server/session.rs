@@ -194,6 +194,19 @@ impl IdWindow {
         }
     }
 
+    /// [`insert`](IdWindow::insert), and one known already moves to the
+    /// end, the newest (a restart gives the newest ids again, in the order
+    /// they were stamped; not on the message path: it looks through the
+    /// window).
+    pub fn insert_newest(&mut self, id: &str, room: &Arc<str>, seq: u64, cap: usize) {
+        let key = self.key(id);
+        if self.seen.contains_key(&key) && self.order.back() != Some(&key) {
+            self.order.retain(|k| *k != key);
+            self.order.push_back(key);
+        }
+        self.insert(id, room, seq, cap);
+    }
+
     /// Remember `id` for the message `seq` of `room`, forgetting the
     /// oldest beyond `cap`.
     pub fn insert(&mut self, id: &str, room: &Arc<str>, seq: u64, cap: usize) {
@@ -233,5 +246,13 @@ mod tests {
         w.forget("m3");
         assert!(w.get("m3").is_none());
         assert_eq!(w.order.len(), 2);
+        // Given again as the newest (a restart): the older one goes first.
+        w.insert("m5", &lobby, 5, 3);
+        w.insert_newest("m2", &lobby, 2, 3);
+        w.insert_newest("m2", &lobby, 2, 3);
+        w.insert("m6", &lobby, 6, 3);
+        assert!(w.get("m4").is_none(), "the oldest given");
+        assert!(w.get("m2").is_some() && w.get("m5").is_some() && w.get("m6").is_some());
+        assert_eq!(w.order.len(), 3);
     }
 }

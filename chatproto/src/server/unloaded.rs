@@ -236,21 +236,23 @@ impl Server {
     }
 
     /// Start again from a store: the message ids in `recent` (messages of
-    /// `name`, restored unloaded just before, oldest first), so that a
-    /// restored session resending one of them into the room, once it is
-    /// entered again, gets `duplicate` and not a second copy (the ids of
-    /// a room restored loaded come with its messages). Only the ids of
-    /// sessions restored before are kept, each within its id window,
-    /// which keeps the last given: give the rooms' ids from the least to
-    /// the most recently active, and after the rooms restored loaded if
-    /// they are the newest messages (as those of a last resume window
-    /// are). A room that is not resting unloaded (forgotten, or loaded)
-    /// is passed over, and so are events other than messages.
+    /// `name`, a room restored before, oldest first), so that a restored
+    /// session resending one of them into the room gets `duplicate` and
+    /// not a second copy. A room restored loaded gives its ids with its
+    /// messages, room after room; a room restored unloaded does not.
+    /// Only the ids of sessions restored before are kept, each within its
+    /// id window, which keeps the last given (an id given again moves to
+    /// the end): give the newest messages' ids here, of every room, in
+    /// the order they were stamped, after all the rooms are restored, so
+    /// that a session's newest messages are the ones its window keeps. A
+    /// room not restored (or forgotten since) is passed over, and so are
+    /// events other than messages.
     pub fn restore_message_ids(&mut self, name: &str, recent: &[Event]) {
         let Ok(name) = crate::room_name(name) else {
             return;
         };
-        let Some(name) = self.unloaded.name(&name) else {
+        let loaded = self.rooms.get(&name).map(|r| Arc::clone(&r.name));
+        let Some(name) = loaded.or_else(|| self.unloaded.name(&name)) else {
             return;
         };
         for e in recent {
@@ -259,7 +261,7 @@ impl Server {
             } = &e.body
             {
                 if let Some(s) = self.sessions.get_mut(from) {
-                    s.ids.insert(id, &name, e.seq, self.config.id_window);
+                    s.ids.insert_newest(id, &name, e.seq, self.config.id_window);
                 }
             }
         }

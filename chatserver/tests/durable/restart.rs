@@ -442,6 +442,41 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     );
 }
 
+/// The same with both rooms loaded: a session's window of ids (two here)
+/// keeps its newest messages after a restart, whichever room they are in.
+/// Given room after room, the less recently active room first, alice's
+/// newest id (in aa) was pushed out by her two older ones in bb, and her
+/// resend of it was stored twice.
+#[test]
+fn a_resend_of_the_newest_message_in_a_quieter_room_is_a_duplicate_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &[]);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["aa", "bb"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    let epoch = str_of(&a.entered["aa"], "epoch").to_owned();
+    say(&mut alice, "bb", "first in bb", "id-b1");
+    say(&mut alice, "bb", "second in bb", "id-b2");
+    let newest = say(&mut alice, "aa", "in aa", "id-aa");
+    let mut bob = server.connect();
+    join_v2(&mut bob, "bob", &["bb"], None);
+    say(&mut bob, "bb", "last in bb", "id-bob");
+    alice.expect_kind("presence");
+    assert_eq!(alice.expect_kind("msg")["text"], "last in bb");
+    stop_cleanly(&mut server, &mut alice);
+
+    let server = durable(dir.path(), &["--id-window", "2"]);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    let seq = u64_of(&newest, "seq");
+    enter_since(&mut alice, "alice", "aa", seq, &epoch);
+    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "in aa", "id": "id-aa"}));
+    let dup = alice.expect_kind("error");
+    assert_eq!(dup["code"], "duplicate", "{dup}");
+    assert_eq!(u64_of(&dup, "seq"), seq, "{dup}");
+}
+
 /// A room forgotten at the caps (here nothing is unloaded: the database
 /// keeps no more rooms than memory) is warned of when it held a message,
 /// whose history is deleted; one where only presence came to pass is
