@@ -394,6 +394,29 @@ fn past_max_rooms_the_least_recently_active_rooms_rest_unloaded_until_entered() 
     assert!(!bb.replay.contains_key("bb"), "{:?}", bb.replay);
 }
 
+/// Stamp the events stored in `dir`'s database as sent in this order (a
+/// fast run can stamp several in one millisecond, and the order of
+/// messages in different rooms is then unknown): `room`'s events at
+/// `base` plus `per_seq` times their seq, `base` a minute ago plus
+/// `offset` milliseconds.
+fn stamp(dir: &std::path::Path, room: &str, offset: i64, per_seq: i64) {
+    let db = Connection::open(dir.join(chatstore::DB_FILE)).expect("open");
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 60_000
+        + offset;
+    db.execute(
+        "UPDATE chunks SET events = (SELECT json_group_array(json_set(j.value, '$[1]',
+                                         ?2 + ?3 * json_extract(j.value, '$[0]')))
+                                     FROM json_each(chunks.events) AS j)
+         WHERE (id >> 40) = (SELECT no FROM rooms WHERE name = ?1)",
+        rusqlite::params![room, base, per_seq],
+    )
+    .expect("update");
+}
+
 /// A message stored before a stop whose echo its sender never saw, in a
 /// room the restarted server leaves unloaded (past `--max-rooms`): the
 /// sender's session comes back, enters the room again and sends it once
@@ -418,6 +441,9 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     alice.expect_kind("presence");
     assert_eq!(alice.expect_kind("msg")["text"], "last in bb");
     stop_cleanly(&mut server, &mut alice);
+    // alice's messages in bb, then hers in aa, then bob's in bb.
+    stamp(dir.path(), "bb", 0, 1_000);
+    stamp(dir.path(), "aa", 3_500, 0);
 
     let server = durable(dir.path(), &["--max-rooms", "1", "--id-window", "2"]);
     let page = server.http_get("/metrics");
@@ -464,6 +490,8 @@ fn a_resend_of_the_newest_message_in_a_quieter_room_is_a_duplicate_after_a_resta
     alice.expect_kind("presence");
     assert_eq!(alice.expect_kind("msg")["text"], "last in bb");
     stop_cleanly(&mut server, &mut alice);
+    stamp(dir.path(), "bb", 0, 1_000);
+    stamp(dir.path(), "aa", 3_500, 0);
 
     let server = durable(dir.path(), &["--id-window", "2"]);
     let mut alice = server.connect();
