@@ -676,6 +676,19 @@ fn alice_in_lobby() -> Client {
     c
 }
 
+/// The echo, at `seq`, of "pending" (a-1) in rust: see [`parting_rust`].
+fn pending_echo(seq: u64) -> ServerFrame {
+    ServerFrame::msg(
+        Some("rust".into()),
+        seq,
+        "alice",
+        vec![],
+        "pending",
+        T0,
+        Some("a-1".into()),
+    )
+}
+
 /// alice (as [`alice_in_lobby`]) entered rust, sent "pending" there
 /// (id a-1, not answered yet) and parted it: its `part` waits.
 fn parting_rust() -> Client {
@@ -957,18 +970,7 @@ fn a_room_parted_before_its_waiting_enter_went_gives_up_its_messages() {
     c.part("ops");
     assert_eq!(outputs(&mut c), [format!("error not_in_room {id}")]);
     assert_eq!(c.unacknowledged(), 1);
-    c.handle_frame(
-        0,
-        ServerFrame::msg(
-            Some("rust".into()),
-            2,
-            "alice",
-            vec![],
-            "pending",
-            T0,
-            Some("a-1".into()),
-        ),
-    );
+    c.handle_frame(0, pending_echo(2));
     assert_eq!(outputs(&mut c), ["part rust", "rust: alice: pending"]);
     assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);
 }
@@ -995,18 +997,7 @@ fn a_waiting_enter_goes_after_a_fresh_sessions_replay_and_part() {
         ServerFrame::presence(Some("rust".into()), 2, "alice", PresenceStatus::Online, T0),
     );
     assert_eq!(outputs(&mut c), ["msg pending"]);
-    c.handle_frame(
-        1,
-        ServerFrame::msg(
-            Some("rust".into()),
-            3,
-            "alice",
-            vec![],
-            "pending",
-            T0,
-            Some("a-1".into()),
-        ),
-    );
+    c.handle_frame(1, pending_echo(3));
     assert_eq!(
         outputs(&mut c),
         [
@@ -1050,18 +1041,7 @@ fn a_waiting_room_parted_after_a_fresh_session_is_not_held() {
         1,
         ServerFrame::presence(Some("rust".into()), 2, "alice", PresenceStatus::Online, T0),
     );
-    c.handle_frame(
-        1,
-        ServerFrame::msg(
-            Some("rust".into()),
-            3,
-            "alice",
-            vec![],
-            "pending",
-            T0,
-            Some("a-1".into()),
-        ),
-    );
+    c.handle_frame(1, pending_echo(3));
     assert_eq!(
         outputs(&mut c),
         ["msg pending", "part rust", "rust: alice: pending"]
@@ -1082,18 +1062,7 @@ fn a_message_sent_before_its_room_waited_is_not_sent_again_when_it_is_entered() 
     c.send_msg("ops", vec![], "early");
     c.enter("ops");
     assert_eq!(outputs(&mut c).last().unwrap(), "msg early");
-    c.handle_frame(
-        0,
-        ServerFrame::msg(
-            Some("rust".into()),
-            2,
-            "alice",
-            vec![],
-            "pending",
-            T0,
-            Some("a-1".into()),
-        ),
-    );
+    c.handle_frame(0, pending_echo(2));
     assert_eq!(
         outputs(&mut c),
         ["part rust", "enter ops", "rust: alice: pending"]
@@ -1229,18 +1198,7 @@ fn a_room_parted_while_its_messages_wait_is_entered_again_after_a_reconnect() {
         ServerFrame::presence(Some("rust".into()), 2, "alice", PresenceStatus::Online, T0),
     );
     assert_eq!(outputs(&mut c), ["msg pending"]);
-    c.handle_frame(
-        2,
-        ServerFrame::msg(
-            Some("rust".into()),
-            3,
-            "alice",
-            vec![],
-            "pending",
-            T0,
-            Some("a-1".into()),
-        ),
-    );
+    c.handle_frame(2, pending_echo(3));
     // Its echo is told (the user has not seen it), and the `part` goes.
     assert_eq!(outputs(&mut c), ["part rust", "rust: alice: pending"]);
     assert_eq!(c.rooms().collect::<Vec<_>>(), ["lobby"]);

@@ -417,14 +417,11 @@ fn stamp(dir: &std::path::Path, room: &str, offset: i64, per_seq: i64) {
     .expect("update");
 }
 
-/// A message stored before a stop whose echo its sender never saw, in a
-/// room the restarted server leaves unloaded (past `--max-rooms`): the
-/// sender's session comes back, enters the room again and sends it once
-/// more with its id. It is a duplicate, as in a room restored loaded,
-/// not a second copy, though the session's older messages in the room
-/// restored loaded fill its window of ids (two here).
-#[test]
-fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
+/// alice, in aa and bb, says two messages in bb, then one in aa (its
+/// echo returned), then bob one in bb; the server stops cleanly, and the
+/// stamps are set in that order (see [`stamp`]). The directory, alice's
+/// session token and aa's epoch.
+fn alice_in_aa_then_bob_in_bb() -> (tempfile::TempDir, String, String, Value) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut server = durable(dir.path(), &[]);
     let mut alice = server.connect();
@@ -433,17 +430,29 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     let epoch = str_of(&a.entered["aa"], "epoch").to_owned();
     say(&mut alice, "bb", "first in bb", "id-b1");
     say(&mut alice, "bb", "second in bb", "id-b2");
-    let quiet = say(&mut alice, "aa", "in aa", "id-aa");
-    // bb is the more recently active: at one room in memory, aa rests.
+    let in_aa = say(&mut alice, "aa", "in aa", "id-aa");
     let mut bob = server.connect();
     join_v2(&mut bob, "bob", &["bb"], None);
     say(&mut bob, "bb", "last in bb", "id-bob");
     alice.expect_kind("presence");
     assert_eq!(alice.expect_kind("msg")["text"], "last in bb");
     stop_cleanly(&mut server, &mut alice);
-    // alice's messages in bb, then hers in aa, then bob's in bb.
+    // bb is the more recently active room (at one room in memory, aa
+    // rests), and alice's newest message is hers in aa.
     stamp(dir.path(), "bb", 0, 1_000);
     stamp(dir.path(), "aa", 3_500, 0);
+    (dir, token, epoch, in_aa)
+}
+
+/// A message stored before a stop whose echo its sender never saw, in a
+/// room the restarted server leaves unloaded (past `--max-rooms`): the
+/// sender's session comes back, enters the room again and sends it once
+/// more with its id. It is a duplicate, as in a room restored loaded,
+/// not a second copy, though the session's older messages in the room
+/// restored loaded fill its window of ids (two here).
+#[test]
+fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
+    let (dir, token, epoch, quiet) = alice_in_aa_then_bob_in_bb();
 
     let server = durable(dir.path(), &["--max-rooms", "1", "--id-window", "2"]);
     let page = server.http_get("/metrics");
@@ -475,23 +484,7 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
 /// resend of it was stored twice.
 #[test]
 fn a_resend_of_the_newest_message_in_a_quieter_room_is_a_duplicate_after_a_restart() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut server = durable(dir.path(), &[]);
-    let mut alice = server.connect();
-    let a = join_v2(&mut alice, "alice", &["aa", "bb"], None);
-    let token = str_of(&a.welcome, "session").to_owned();
-    let epoch = str_of(&a.entered["aa"], "epoch").to_owned();
-    say(&mut alice, "bb", "first in bb", "id-b1");
-    say(&mut alice, "bb", "second in bb", "id-b2");
-    let newest = say(&mut alice, "aa", "in aa", "id-aa");
-    let mut bob = server.connect();
-    join_v2(&mut bob, "bob", &["bb"], None);
-    say(&mut bob, "bb", "last in bb", "id-bob");
-    alice.expect_kind("presence");
-    assert_eq!(alice.expect_kind("msg")["text"], "last in bb");
-    stop_cleanly(&mut server, &mut alice);
-    stamp(dir.path(), "bb", 0, 1_000);
-    stamp(dir.path(), "aa", 3_500, 0);
+    let (dir, token, epoch, newest) = alice_in_aa_then_bob_in_bb();
 
     let server = durable(dir.path(), &["--id-window", "2"]);
     let mut alice = server.connect();
