@@ -14,9 +14,11 @@ use tokio::sync::mpsc::{self, Sender};
 type Out = mpsc::UnboundedSender<Option<Bytes>>;
 type OutRx = mpsc::UnboundedReceiver<Option<Bytes>>;
 
-/// What connections tell the core: a frame (or why there is none), or the end.
+/// What connections tell the core: a frame (or why there is none), that
+/// the client said its last, or that the connection is gone.
 enum In {
     Frame(ClientId, Decoded<ClientFrame>),
+    End(ClientId),
     Gone(ClientId),
 }
 
@@ -49,6 +51,7 @@ async fn main() -> std::io::Result<()> {
                 In::Frame(id, Decoded::Invalid(e)) => server.handle_bad_frame(now(), id, &e),
                 In::Frame(id, Decoded::Broken(e)) => server.kick(now(), id, Kick::Framing(e)),
                 In::Frame(_, Decoded::Incomplete) => {}
+                In::End(id) => server.handle_end(now(), id),
                 In::Gone(id) => {
                     server.handle_disconnect(now(), id);
                     peers.remove(&id);
@@ -65,7 +68,9 @@ async fn main() -> std::io::Result<()> {
                 Output::Deliver {
                     event, to, with_id, ..
                 } => (encode(&event.wire(with_id, false), max), to.to_vec()),
-                Output::Close { client, .. } => (Ok(Bytes::new()), vec![client]),
+                Output::Close { client, .. } | Output::Finish { client, .. } => {
+                    (Ok(Bytes::new()), vec![client])
+                }
                 _ => continue,
             };
             for p in to.iter().filter_map(|c| peers.get(c)) {
@@ -79,14 +84,25 @@ async fn main() -> std::io::Result<()> {
 async fn connection(mut sock: TcpStream, id: ClientId, mut rx: OutRx, tx: Sender<In>, max: usize) {
     let (mut rd, mut wr) = sock.split();
     let (mut buf, mut dec) = (BytesMut::new(), FrameDecoder::new(max));
+    let mut reading = true;
     loop {
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Some(b)) => if wr.write_all(&b).await.is_err() { break },
                 _ => break,
             },
-            n = rd.read_buf(&mut buf) => {
-                if !matches!(n, Ok(n) if n > 0) { break }
+            n = rd.read_buf(&mut buf), if reading => {
+                match n {
+                    Ok(0) => {
+                        // The client said its last: the answers to what it
+                        // sent still come, then the core says to close.
+                        reading = false;
+                        let _ = tx.send(In::End(id)).await;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
                 let mut more = true;
                 while more {
                     let d = dec.decode::<ClientFrame>(&mut buf);

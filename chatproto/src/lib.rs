@@ -83,7 +83,10 @@
 //! [`DEFAULT_MAX_FRAME_BYTES`]), and hands what it found to the core:
 //! [`Decoded::Frame`] to [`Server::handle_frame`], [`Decoded::Invalid`] to
 //! [`Server::handle_bad_frame`], [`Decoded::Broken`] to [`Server::kick`]
-//! with [`Kick::Framing`]. When a connection ends, say so with
+//! with [`Kick::Framing`]. When a client ends its stream cleanly (its
+//! side of TCP closed, a WebSocket close) it may still wait for answers:
+//! say so with [`Server::handle_end`], and close it at
+//! [`Output::Finish`]. When a connection is gone, say so with
 //! [`Server::handle_disconnect`]; one the core closed itself
 //! ([`Output::Close`]) it has already forgotten. `examples/tiny_server.rs`
 //! does all of it over TCP.

@@ -172,6 +172,9 @@ pub struct SimClient {
     pub session: Option<String>,
     /// Whether the connection is still open (closed by [`Sim::disconnect`] or by the server).
     pub open: bool,
+    /// It said its last ([`Sim::end`]) and the server told the shell to
+    /// close it ([`Output::Finish`]).
+    pub finished: bool,
     /// The error code the server closed it with, if it did.
     pub closed_with: Option<ErrorCode>,
     /// Every frame it received, in order.
@@ -195,6 +198,9 @@ pub struct Sim {
     pub clients: Vec<SimClient>,
     /// Frames held for clients waiting for a read, as a shell holds them.
     held: HashMap<ClientId, Held>,
+    /// Clients the server said to close once answered ([`Output::Finish`]):
+    /// closed, and the server told so, once no read of theirs is waiting.
+    finishing: Vec<ClientId>,
     /// Every event the server delivered, in order.
     pub events: Vec<Event>,
     /// What a durable server stored.
@@ -210,6 +216,7 @@ impl Sim {
             start: now,
             clients: Vec::new(),
             held: HashMap::new(),
+            finishing: Vec::new(),
             events: Vec::new(),
             store: SimStore::default(),
         }
@@ -228,6 +235,7 @@ impl Sim {
             nick: None,
             session: None,
             open: true,
+            finished: false,
             closed_with: None,
             received: Vec::new(),
             last_seq: HashMap::new(),
@@ -291,6 +299,17 @@ impl Sim {
         self.flush();
     }
 
+    /// Client `i` says its last (its stream ends cleanly): the server
+    /// answers what it sent, then says to close it ([`Output::Finish`]),
+    /// and the sim closes it and tells the server, as a shell does.
+    pub fn end(&mut self, i: usize) {
+        if !self.clients[i].open {
+            return;
+        }
+        self.server.handle_end(self.clock(), self.clients[i].id);
+        self.flush();
+    }
+
     /// The shell closes client `i` for `why`.
     pub fn kick(&mut self, i: usize, why: crate::Kick) {
         self.server.kick(self.clock(), self.clients[i].id, why);
@@ -323,6 +342,9 @@ impl Sim {
     pub fn flush(&mut self) {
         loop {
             self.drain();
+            if self.close_finished() {
+                continue;
+            }
             if self.store.hold || (self.store.waiting.is_empty() && self.store.reads.is_empty()) {
                 return;
             }
@@ -375,6 +397,23 @@ impl Sim {
                 receive(&mut self.clients, to, &bytes);
             }
         }
+    }
+
+    /// Close the clients told to finish whose reads are all answered, and
+    /// tell the server; whether there were any.
+    fn close_finished(&mut self) -> bool {
+        let held = &self.held;
+        let (done, wait): (Vec<ClientId>, Vec<ClientId>) = std::mem::take(&mut self.finishing)
+            .into_iter()
+            .partition(|c| !held.contains_key(c));
+        self.finishing = wait;
+        for &id in &done {
+            if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+                c.open = false;
+            }
+            self.server.handle_disconnect(self.clock(), id);
+        }
+        !done.is_empty()
     }
 
     fn store_batches(&mut self) {
@@ -436,6 +475,16 @@ impl Sim {
                         .expect("close for an unknown client");
                     c.open = false;
                     c.closed_with = Some(code);
+                }
+                Output::Finish { client } => {
+                    let c = self
+                        .clients
+                        .iter_mut()
+                        .find(|c| c.id == client)
+                        .expect("finish for an unknown client");
+                    assert!(!c.finished, "finish twice for {client}");
+                    c.finished = true;
+                    self.finishing.push(client);
                 }
                 Output::Propose { .. } => {
                     panic!("the simulation runs one server, not a cluster")

@@ -1617,3 +1617,64 @@ fn many_answers_to_a_closed_connection_are_stepped_over_without_recursion() {
         vec![(3, "a write to wait for".to_owned())]
     );
 }
+
+/// A client that sends its join, a ping and a message and then ends its
+/// stream (a script piping three lines into a socket) gets every answer:
+/// they wait for the store as ever, and the server says to close it only
+/// after them. Everyone else sees it come, speak and go, in that order.
+#[test]
+fn a_client_that_says_its_last_gets_every_answer_before_it_is_closed() {
+    let mut sim = two();
+    sim.store.hold = true;
+    let carol = sim.connect();
+    sim.join(carol, "carol");
+    sim.send(carol, ClientFrame::Ping);
+    say(&mut sim, carol, "bye all", "c1");
+    sim.end(carol);
+    // Everything waits for the store, the end too.
+    assert!(sim.take(carol).is_empty());
+    assert!(!sim.clients[carol].finished && sim.clients[carol].open);
+    sim.commit();
+    let got = sim.take(carol);
+    assert!(
+        matches!(got.first(), Some(ServerFrame::Welcome { .. })),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|f| matches!(f, ServerFrame::Pong)),
+        "{got:?}"
+    );
+    assert_eq!(msgs(&got), vec![(4, "bye all".to_owned())]);
+    assert!(sim.clients[carol].finished, "told to close once answered");
+    assert!(!sim.clients[carol].open, "closed, and the server told");
+    // Closed, it has left: its nickname is free, and the room saw it go
+    // after its message.
+    let seen: Vec<String> = sim
+        .take(0)
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Presence { nick, status, .. } => format!("{nick} {status:?}"),
+            ServerFrame::Msg { text, .. } => text.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, ["carol Online", "bye all", "carol Offline"]);
+    sim.store.hold = false;
+    let again = sim.connect();
+    sim.join(again, "carol");
+    assert_eq!(sim.clients[again].nick.as_deref(), Some("carol"));
+}
+
+/// The end of a client the server closed meanwhile (a timeout, a kick)
+/// comes to nothing: no second close.
+#[test]
+fn the_end_of_a_client_already_closed_comes_to_nothing() {
+    let mut sim = two();
+    sim.store.hold = true;
+    sim.send(0, ClientFrame::Ping);
+    sim.server.handle_end(sim.clock(), sim.clients[0].id);
+    sim.kick(0, chatproto::Kick::slow_consumer(1));
+    sim.commit();
+    assert!(!sim.clients[0].finished, "the kick closed it; no finish");
+    assert!(!sim.clients[0].open);
+}

@@ -85,8 +85,13 @@ pub async fn serve(
         Stop::Failed(e) => debug!(client = %id, %addr, error = %e, "connection failed"),
         other => debug!(client = %id, %addr, why = other.said(), "connection ending"),
     }
-    // Leave the room at once, so everyone sees the offline presence now,
-    // then finish writing what was queued before the leave.
+    // A client that said its last gets the answers to what it sent first.
+    // Then leave its rooms, so everyone sees the offline presence now, and
+    // finish writing what was queued before the leave.
+    if matches!(stop, Stop::Eof) {
+        let within = Duration::from_millis(cfg.close_flush_ms);
+        feed::end(&to_hub, &peer, id, within).await;
+    }
     let _ = to_hub.send(ToHub::Gone(id)).await;
     if !matches!(stop, Stop::Failed(_)) {
         finish(&peer, &cfg).await;

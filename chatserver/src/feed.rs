@@ -37,6 +37,25 @@ pub async fn connect(to_hub: &mpsc::Sender<ToHub>, peer: &Arc<Peer>) -> Option<C
     id.await.ok()
 }
 
+/// The client said its last (its stream ended cleanly): tell the hub, and
+/// wait until it has answered everything the client sent before and
+/// closes the peer (a `welcome`, a `pong`, an echo may wait for the
+/// store, or for a cluster's log), for at most `within`
+/// (`--close-flush-ms`). The caller then says `Gone` and writes out what
+/// is queued.
+pub async fn end(to_hub: &mpsc::Sender<ToHub>, peer: &Peer, id: ClientId, within: Duration) {
+    if to_hub.send(ToHub::End(id)).await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + within;
+    while !peer.is_closing() {
+        let woken = tokio::time::timeout_at(deadline, peer.wake.notified()).await;
+        if woken.is_err() {
+            return;
+        }
+    }
+}
+
 /// Replace what is queued for `peer` by the error of `why` and close it.
 pub fn kick(peer: &Peer, why: &Kick, cfg: &Settings) {
     cfg.metrics.closed_for(why.code().as_str());

@@ -114,6 +114,8 @@ struct Outbound {
     /// with the frames queued after it: they go once its answer went.
     /// Counted in `queued` like the queue.
     held: VecDeque<(u64, VecDeque<Bytes>)>,
+    /// Close once `held` is empty (see [`Peer::close_once_answered`]).
+    close_when_answered: bool,
 }
 
 /// The result of [`Peer::push`] (and [`Peer::release`]).
@@ -363,10 +365,18 @@ impl Peer {
         out.dirty = true;
         let over = self.mark_over(&mut out);
         let overflow = out.queued > self.limits.max_bytes;
+        // The last answer a client that said its last waited for.
+        let close = out.close_when_answered && out.held.is_empty();
+        if close {
+            out.closing = true;
+        }
         drop(out);
         // A connection task waiting for a read to be answered (past
         // MAX_READS_WAITING) reads again.
         self.wake.notify_one();
+        if close {
+            self.writable.notify_one();
+        }
         if overflow {
             // Queued, but past the most: the policy replaces it all.
             return Push::Overflow;
@@ -407,6 +417,19 @@ impl Peer {
     /// Close once what is queued is written.
     pub fn close(&self) {
         self.close_with(None);
+    }
+
+    /// Close once every read it waits for is answered (see
+    /// [`release`](Peer::release)) and what is queued is written: the
+    /// client said its last, and the core has sent all it asked for.
+    pub fn close_once_answered(&self) {
+        let mut out = self.out();
+        if out.held.is_empty() {
+            drop(out);
+            self.close();
+        } else {
+            out.close_when_answered = true;
+        }
     }
 
     /// [`close`](Peer::close), for the error `code` its last frame gave.
@@ -712,6 +735,31 @@ mod tests {
         use std::io::Read;
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"a1b2c");
+    }
+
+    /// A client that said its last, waiting for a read from disk, is
+    /// closed once the answer (and what was held behind it) is queued,
+    /// not before: the answer is not dropped.
+    #[test]
+    fn a_peer_closed_once_answered_waits_for_its_reads() {
+        let budget = OutboundBudget::new(1 << 30);
+        let peer = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
+        peer.hold(7);
+        let after = budget.track(Bytes::from_static(b"after"));
+        assert!(matches!(peer.push(after), Push::Queued { .. }));
+        budget.add_slots(1);
+        peer.close_once_answered();
+        assert!(!peer.is_closing(), "a read is still to be answered");
+        let answer = budget.track(Bytes::from_static(b"answer"));
+        assert!(matches!(peer.release(7, vec![answer]), Push::Queued { .. }));
+        assert!(peer.is_closing(), "answered: now it closes");
+        let mut batch = Vec::new();
+        peer.take(64, 1 << 20, &mut batch);
+        assert_eq!(batch, [&b"answer"[..], &b"after"[..]]);
+        // With no read waiting it closes at once.
+        let idle = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
+        idle.close_once_answered();
+        assert!(idle.is_closing());
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub async fn serve<S>(
     let mut buf = BytesMut::new();
     let mut feeder = Feeder::new(to_hub, cfg, &peer);
     let mut resume_at: Option<Instant> = None;
+    // Whether the client's stream ended cleanly: what it sent before is
+    // answered before the connection closes.
+    let mut ended = false;
     'conn: loop {
         if peer.is_closing() {
             break;
@@ -84,7 +87,17 @@ pub async fn serve<S>(
         tokio::select! {
             n = rd.read_buf(&mut buf), if resume_at.is_none() => {
                 match n {
-                    Ok(0) | Err(_) => break,
+                    // A TCP FIN without TLS's close_notify (many clients
+                    // send none) ends the stream too: every frame taken
+                    // before it was whole, and gets its answer.
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(e) => {
+                        ended = e.kind() == std::io::ErrorKind::UnexpectedEof;
+                        break;
+                    }
                     Ok(_) => {}
                 }
             }
@@ -107,7 +120,14 @@ pub async fn serve<S>(
                         // nothing more in the stream.
                         if feeder.is_throttled() && !decoder.is_mid_frame(&buf) {
                             match feed::read_now(&mut rd, &mut buf, READ_CHUNK) {
-                                Some(Ok(0) | Err(_)) => break 'conn,
+                                Some(Ok(0)) => {
+                                    ended = true;
+                                    break 'conn;
+                                }
+                                Some(Err(e)) => {
+                                    ended = e.kind() == std::io::ErrorKind::UnexpectedEof;
+                                    break 'conn;
+                                }
                                 Some(Ok(_)) => continue,
                                 None => feeder.caught_up(),
                             }
@@ -139,13 +159,14 @@ pub async fn serve<S>(
         }
         release_idle_buffer(&decoder, &mut buf);
     }
+    let grace = Duration::from_millis(cfg.close_flush_ms);
+    if ended {
+        feed::end(to_hub, &peer, id, grace).await;
+    }
     let _ = to_hub.send(ToHub::Gone(id)).await;
     peer.close();
     let mut writing = writing;
-    if timeout(Duration::from_millis(cfg.close_flush_ms), &mut writing)
-        .await
-        .is_err()
-    {
+    if timeout(grace, &mut writing).await.is_err() {
         // A client that stopped reading does not keep the task.
         writing.abort();
     }

@@ -112,6 +112,9 @@ pub async fn serve<S>(
     // What tungstenite handed on when a throttled client was looked at
     // (see below), to take next.
     let mut early = None;
+    // Whether the client said its last (its close, or the end of the
+    // stream): what it sent before is answered before our close.
+    let mut ended = false;
     loop {
         if peer.is_closing() {
             break;
@@ -135,7 +138,10 @@ pub async fn serve<S>(
                 messages += 1;
             }
             let held = match next {
-                None => break,
+                None => {
+                    ended = true;
+                    break;
+                }
                 Some(Ok(Message::Text(text))) => Some((
                     match ClientFrame::from_payload(text.as_bytes()) {
                         Ok(frame) => ToHub::Frame(id, frame),
@@ -163,6 +169,7 @@ pub async fn serve<S>(
                 // Our close frame answers it, after what is queued.
                 Some(Ok(Message::Close(frame))) => {
                     answer_close(&control, frame.as_ref());
+                    ended = true;
                     break;
                 }
                 Some(Ok(Message::Frame(_))) => continue,
@@ -225,10 +232,13 @@ pub async fn serve<S>(
             Err(Halt::HubGone) => break,
         }
     }
+    let grace = Duration::from_millis(cfg.close_flush_ms);
+    if ended {
+        feed::end(&to_hub, &peer, id, grace).await;
+    }
     let _ = to_hub.send(ToHub::Gone(id)).await;
     // What was queued before the leave goes out, within the flush time.
     peer.close();
-    let grace = Duration::from_millis(cfg.close_flush_ms);
     let mut writing = writing;
     if timeout(grace, &mut writing).await.is_err() {
         // A client that stopped reading does not keep the task.

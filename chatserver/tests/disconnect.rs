@@ -132,3 +132,54 @@ fn a_resume_takes_over_a_connection_the_server_thinks_alive() {
         .collect();
     assert_eq!(alice, ["offline", "online"]);
 }
+
+/// A client that sends its join, a ping and a message in one write and
+/// then half-closes (a script piping lines into a socket) gets every
+/// answer before the server closes its side: the welcome, the pong, the
+/// echo. The room sees it come, speak and go, in that order.
+fn answered_before_the_half_close(server: &Server) {
+    let mut watcher = server.join("watcher");
+    let mut c = server.connect();
+    let mut bytes = Vec::new();
+    for frame in [
+        json!({"type": "join", "nick": "alice"}),
+        json!({"type": "ping"}),
+        json!({"type": "msg", "text": "bye", "id": "m1"}),
+    ] {
+        bytes.extend(common::frame_bytes(frame.to_string().as_bytes()));
+    }
+    c.send_raw(&bytes);
+    c.shutdown_write();
+    let mut got = Vec::new();
+    loop {
+        match c.next() {
+            Next::Frame(f) => got.push(f),
+            Next::Eof => break,
+            other => panic!("{other:?} after {got:?}"),
+        }
+    }
+    let kinds: Vec<&str> = got.iter().map(kind).collect();
+    assert_eq!(kinds, ["welcome", "presence", "pong", "msg"], "{got:?}");
+    assert_eq!(got[3]["text"], "bye");
+    assert_eq!(got[3]["id"], "m1", "its echo");
+    assert!(is_presence(&watcher.recv_frame(), "alice", "online"));
+    assert_eq!(watcher.expect_kind("msg")["text"], "bye");
+    let frame = watcher.recv_frame();
+    assert!(is_presence(&frame, "alice", "offline"), "{frame}");
+}
+
+#[test]
+fn frames_sent_before_a_half_close_are_answered() {
+    answered_before_the_half_close(&server());
+}
+
+/// The same with the history database, where every answer waits for the
+/// batch that holds the join and the message to be stored.
+#[test]
+fn frames_sent_before_a_half_close_are_answered_once_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("UTF-8 path");
+    let server = Server::start(&["--data-dir", data, "--idle-ping-ms", "60000"]);
+    answered_before_the_half_close(&server);
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{is_presence, run_to_exit, Next, Server, WAIT};
+use common::{frame_bytes, is_presence, kind, run_to_exit, Next, Server, WAIT};
 use rustls::ClientConfig;
 use serde_json::json;
 use webclient::{request, tcp, tls_connect, ws_over, Ca, Framed, Pki, Tls};
@@ -448,4 +448,32 @@ fn a_tls_client_that_leaves_is_closed_by_the_server() {
         Next::Eof | Next::Reset => {}
         other => panic!("the server kept the TLS connection open: {other:?}"),
     }
+}
+
+/// Inside TLS, a client that sends its join and a ping and then ends the
+/// TCP stream (no close_notify, as many clients do) gets both answers
+/// before the server closes.
+#[test]
+fn frames_sent_before_the_end_of_a_tls_stream_are_answered() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--idle-ping-ms", "60000"]);
+    let config = pki.ca.client_config();
+    let mut alice = Framed::new(tls(&server, &config, "localhost"));
+    let mut bytes = frame_bytes(
+        json!({"type": "join", "nick": "alice"})
+            .to_string()
+            .as_bytes(),
+    );
+    bytes.extend(frame_bytes(br#"{"type":"ping"}"#));
+    alice.send_raw(&bytes);
+    alice.shutdown_write();
+    let mut got = Vec::new();
+    loop {
+        match alice.next_within(WAIT) {
+            Next::Frame(f) => got.push(kind(&f).to_owned()),
+            Next::Eof => break,
+            other => panic!("{other:?} after {got:?}"),
+        }
+    }
+    assert_eq!(got, ["welcome", "presence", "pong"]);
 }

@@ -1177,3 +1177,27 @@ fn an_http_client_that_asks_and_never_reads_is_closed_and_its_place_given_back()
     }
     panic!("the stalled HTTP connection sent more than its answers");
 }
+
+/// A WebSocket client that sends its join and a ping and then its close,
+/// all in one write, gets the welcome and the pong before the server's
+/// close (RFC 6455: the close answers after what was queued).
+#[test]
+fn frames_sent_before_a_websocket_close_are_answered_before_the_close() {
+    let server = Server::start(&["--idle-ping-ms", "60000"]);
+    let mut ws = ws_connect(server.addr());
+    let mask = [1, 2, 3, 4];
+    let mut bytes = masked_frame(0x1, br#"{"type":"join","nick":"alice"}"#, mask);
+    bytes.extend(masked_frame(0x1, br#"{"type":"ping"}"#, mask));
+    bytes.extend(masked_frame(0x8, &1000u16.to_be_bytes(), mask));
+    ws.send_raw(&bytes);
+    let mut got = Vec::new();
+    let code = loop {
+        match ws.next() {
+            WsNext::Frame(f) => got.push(kind(&f).to_owned()),
+            WsNext::Closed(code) => break code,
+            other => panic!("{other:?} after {got:?}"),
+        }
+    };
+    assert_eq!(got, ["welcome", "presence", "pong"]);
+    assert_eq!(code, Some(1000));
+}

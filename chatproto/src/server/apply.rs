@@ -99,6 +99,11 @@ impl Server {
                 Some(Output::Send { to, frame })
             }
             Step::Close(client, code) => Some(Output::Close { client, code }),
+            // Closed meanwhile (a timeout, say): its `Close` went already.
+            Step::End(client) => self
+                .conns
+                .contains_key(&client)
+                .then_some(Output::Finish { client }),
             Step::Welcome {
                 client,
                 lobby,

@@ -99,6 +99,9 @@ pub(crate) enum Step {
     Barrier(u64),
     /// Close a connection.
     Close(ClientId, ErrorCode),
+    /// A connection that said its last: close it (see
+    /// [`Server::handle_end`]).
+    End(ClientId),
     /// Ask the store (see [`reads`]).
     Read(ClientId, reads::ReadQuery, reads::Pending),
 }
@@ -419,6 +422,25 @@ impl Server {
     /// the resume window. Unknown clients are ignored.
     pub fn handle_disconnect(&mut self, now: Now, client: ClientId) {
         self.drop_conn(now, client, true);
+    }
+
+    /// `client` will send nothing more: its stream ended cleanly (the
+    /// other side's FIN, a WebSocket close) after the frames already
+    /// handed to [`handle_frame`](Server::handle_frame). Everything those
+    /// frames asked for is answered first (a `welcome`, a `pong`, an
+    /// echo: held for the store or, in a cluster, for the log, as any
+    /// answer is), then [`Output::Finish`](crate::Output::Finish) says to
+    /// close it. The connection stays in its rooms until the shell, having
+    /// closed it, calls [`handle_disconnect`](Server::handle_disconnect).
+    /// Unknown clients are ignored.
+    ///
+    /// A shell that calls `handle_disconnect` at once instead loses the
+    /// answers still on their way to a client that sent its last frames
+    /// and half-closed (a script piping a few lines into a socket).
+    pub fn handle_end(&mut self, _now: Now, client: ClientId) {
+        if self.conns.contains_key(&client) {
+            self.answer(client, Step::End(client));
+        }
     }
 
     /// The shell saw `client` read what was queued for it (its socket took

@@ -92,6 +92,18 @@ pub enum Output<'a> {
         /// Why: an `error` frame with this code was sent just before.
         code: ErrorCode,
     },
+    /// Close the connection once what was sent to it is written (and any
+    /// [`Read`](Output::Read) for it answered): it said its last (see
+    /// [`Server::handle_end`](crate::Server::handle_end)), and everything
+    /// it asked for has gone out. Unlike [`Close`](Output::Close), the
+    /// core still counts it in its rooms: call
+    /// [`Server::handle_disconnect`](crate::Server::handle_disconnect)
+    /// once it is closed.
+    #[non_exhaustive]
+    Finish {
+        /// The connection.
+        client: ClientId,
+    },
 }
 
 /// Why a shell closes a connection the core did not decide to close

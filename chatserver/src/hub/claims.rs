@@ -19,6 +19,7 @@ impl Hub {
             ToHub::Frame(id, _)
             | ToHub::BadFrame(id, _)
             | ToHub::Progress(id)
+            | ToHub::End(id)
             | ToHub::Gone(id) => *id,
             _ => return Some(input),
         };

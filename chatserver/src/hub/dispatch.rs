@@ -122,6 +122,12 @@ impl Hub {
                         peer.close_for(code);
                     }
                 }
+                // Its connection task waits for this, then says `Gone`.
+                Output::Finish { client, .. } => {
+                    if let Some(peer) = self.peers.get(&client) {
+                        peer.close_once_answered();
+                    }
+                }
                 Output::Propose { events, .. } => {
                     if let Some(c) = &mut self.cluster {
                         for e in &events {

@@ -67,6 +67,9 @@ pub enum ToHub {
     BadFrame(ClientId, PayloadError),
     /// The client read a backlog queued for it: it is alive.
     Progress(ClientId),
+    /// The client said its last (the end of its stream, a WebSocket
+    /// close): the hub answers what it sent, then closes its peer.
+    End(ClientId),
     /// The connection is finished (EOF, error, or closed by the server).
     Gone(ClientId),
     /// `/metrics` asks what the core knows.

@@ -571,6 +571,21 @@ impl<S: Socket> Framed<S> {
         self.s.flush().expect("flush");
     }
 
+    /// Write `bytes` as they are (several frames in one write, say).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write to server");
+        self.s.flush().expect("flush");
+    }
+
+    /// End the stream the way many clients do: the TCP connection's
+    /// sending side closes, with no TLS close_notify before it.
+    pub fn shutdown_write(&mut self) {
+        self.s
+            .tcp()
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+    }
+
     /// Read until a whole frame, the end, or `within`.
     pub fn next_within(&mut self, within: Duration) -> Next {
         let deadline = Instant::now() + within;
