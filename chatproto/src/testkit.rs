@@ -172,8 +172,10 @@ pub struct SimClient {
     pub session: Option<String>,
     /// Whether the connection is still open (closed by [`Sim::disconnect`] or by the server).
     pub open: bool,
-    /// It said its last ([`Sim::end`]) and the server told the shell to
-    /// close it ([`Output::Finish`]).
+    /// It said its last ([`Sim::end`]): it sends nothing more.
+    pub ended: bool,
+    /// The server told the shell to close it once it had said its last
+    /// ([`Output::Finish`]).
     pub finished: bool,
     /// The error code the server closed it with, if it did.
     pub closed_with: Option<ErrorCode>,
@@ -235,6 +237,7 @@ impl Sim {
             nick: None,
             session: None,
             open: true,
+            ended: false,
             finished: false,
             closed_with: None,
             received: Vec::new(),
@@ -246,9 +249,9 @@ impl Sim {
     }
 
     /// Client `i` sends `frame` (it goes through the codec, as on a socket).
-    /// Ignored if the client is closed.
+    /// Ignored if the client is closed or said its last.
     pub fn send(&mut self, i: usize, frame: ClientFrame) {
-        if !self.clients[i].open {
+        if !self.clients[i].open || self.clients[i].ended {
             return;
         }
         let max = self.server.config().max_frame_bytes;
@@ -266,7 +269,7 @@ impl Sim {
     /// Client `i` sends raw payload bytes (after framing), as a misbehaving
     /// client would.
     pub fn send_payload(&mut self, i: usize, payload: &[u8]) {
-        if !self.clients[i].open {
+        if !self.clients[i].open || self.clients[i].ended {
             return;
         }
         let (now, id) = (self.clock(), self.clients[i].id);
@@ -303,9 +306,10 @@ impl Sim {
     /// answers what it sent, then says to close it ([`Output::Finish`]),
     /// and the sim closes it and tells the server, as a shell does.
     pub fn end(&mut self, i: usize) {
-        if !self.clients[i].open {
+        if !self.clients[i].open || self.clients[i].ended {
             return;
         }
+        self.clients[i].ended = true;
         self.server.handle_end(self.clock(), self.clients[i].id);
         self.flush();
     }
@@ -719,6 +723,9 @@ pub fn check_room_ops(data: &[u8]) {
                 };
                 expect_one_reply(&mut sim, who, |s| s.send(who, frame));
             }
+            // The connection goes (a reset), or the client says its last
+            // and is closed once answered.
+            5 if n > 0 && arg & 0x80 != 0 => sim.end(who),
             5 if n > 0 => sim.disconnect(who),
             6 if arg & 0x80 != 0 && sim.server.config().durable => {
                 if sim.store.fail.take().is_some() {
@@ -815,7 +822,7 @@ fn check_stored_order(records: &[Record]) {
 /// Run `act` and check that client `i`, if open before, got exactly one
 /// reply to it: a welcome, an echo of its own message, or an error.
 fn expect_one_reply(sim: &mut Sim, i: usize, act: impl FnOnce(&mut Sim)) {
-    let was_open = sim.clients[i].open;
+    let was_open = sim.clients[i].open && !sim.clients[i].ended;
     let before = sim.clients[i].received.len();
     act(sim);
     if !was_open {

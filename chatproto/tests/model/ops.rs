@@ -12,6 +12,9 @@ pub(crate) enum Op {
     /// A v2 join entering the rooms listed.
     JoinV2(usize, usize, Vec<usize>),
     Leave(usize),
+    /// The client says its last (its stream ends cleanly) and is closed
+    /// once answered.
+    End(usize),
     Kick(usize),
     /// A v1 message (to `lobby`).
     Msg(usize, Vec<usize>),
@@ -49,7 +52,11 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         3 => (who.clone(), 0..JOIN_POOL.len()).prop_map(|(c, p)| Op::Join(c, p)),
         3 => (who.clone(), 0..JOIN_POOL.len(), prop::collection::vec(room(), 0..4))
             .prop_map(|(c, p, r)| Op::JoinV2(c, p, r)),
-        1 => prop_oneof![who.clone().prop_map(Op::Leave), who.clone().prop_map(Op::Kick)],
+        1 => prop_oneof![
+            who.clone().prop_map(Op::Leave),
+            who.clone().prop_map(Op::End),
+            who.clone().prop_map(Op::Kick)
+        ],
         3 => (who.clone(), to()).prop_map(|(c, to)| Op::Msg(c, to)),
         6 => (who.clone(), room(), to(), id).prop_map(|(c, r, to, id)| Op::MsgIn(c, r, to, id)),
         4 => (who.clone(), room(), any::<bool>()).prop_map(|(c, r, s)| Op::Enter(c, r, s)),

@@ -62,6 +62,20 @@ fn check(ops: &[Op]) -> Result<Stats, TestCaseError> {
                     }
                 }
             }
+            Op::End(c) => {
+                if let Some(i) = pick(c) {
+                    // Everything it sent is answered at once here (the
+                    // store is not held): closed as by a disconnect.
+                    sim.end(i);
+                    prop_assert!(
+                        !sim.clients[i].open || !model.clients[i].open,
+                        "closed once answered"
+                    );
+                    if model.clients[i].open {
+                        model.close(i, None);
+                    }
+                }
+            }
             Op::Kick(c) => {
                 if let Some(i) = pick(c) {
                     sim.kick(i, Kick::RateLimited);
