@@ -23,9 +23,10 @@ pub enum Line {
         room: Option<String>,
         /// Whether it is an older message, from the room's history.
         history: bool,
-        /// From a `/history` page: older than anything shown of its room
-        /// (the full-screen client puts it above them; a line stream
-        /// prints it where it comes).
+        /// From a `/history` page, or the replay of a room entered again
+        /// when older than anything shown of it: older than anything shown
+        /// of its room (the full-screen client puts it above them; a line
+        /// stream prints it where it comes).
         page: bool,
         /// Sent while this client was away, from the replay after a
         /// reconnect: shown as new, but timed when it was sent.

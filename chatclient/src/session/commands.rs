@@ -85,7 +85,7 @@ impl Session {
                         self.no_older.remove(room);
                         // Nothing is on the screen any more to show twice.
                         if let Some(seen) = self.seen.get_mut(room) {
-                            seen.seqs.clear();
+                            seen.clear();
                         }
                     }
                 } else {

@@ -173,6 +173,13 @@ impl Session {
                 ts,
                 ..
             } => {
+                // The recent history of a room entered again, older than
+                // every message of it on the screen (after a `/clear` and
+                // a `/history`, say): it goes above them, as a page does,
+                // not below the newest.
+                let older = replay
+                    && self.replaying.get(&room) == Some(&false)
+                    && self.seen.get(&room).is_some_and(|s| s.below_all(seq));
                 // Not ours: the echo of a line sent just before a /part,
                 // which the core tells once (its seq may be one seen in a
                 // history since begun anew).
@@ -204,7 +211,7 @@ impl Session {
                 let line = Line::Msg {
                     room: self.other(&room),
                     history: replay && !missed,
-                    page: false,
+                    page: older,
                     missed,
                     from,
                     to,
@@ -399,6 +406,8 @@ impl Session {
                 ..Seen::default()
             };
         }
+        // Its replay is placed against what is on the screen now.
+        seen.floor = seen.lowest;
     }
 
     /// A `/history` page asked for the messages missing after a
@@ -781,6 +790,53 @@ mod tests {
         );
         let out = frame(&mut s, page);
         assert_eq!(out.lines, ["* no older messages in #rust"]);
+    }
+
+    /// Full-screen, `/clear` then `/history 5` shows a room's newest 5
+    /// messages; back in it after a `/part`, its replay brings older ones
+    /// too. They are not on the screen, but are older than what is: they
+    /// go above it (as a page does), not below the newest, and what is
+    /// said meanwhile goes at the bottom.
+    #[test]
+    fn a_replay_after_clear_puts_older_messages_above_those_shown() {
+        let mut s = joined(&["lobby", "t1"]);
+        s.name_every_room();
+        for seq in 2..=31 {
+            frame(&mut s, msg("t1", seq, "frank", &[], &format!("m{seq}")));
+        }
+        line(&mut s, "/join t1");
+        line(&mut s, "/clear");
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("t1", None, Some(5))]);
+        let page = |seqs: std::ops::RangeInclusive<u64>| {
+            seqs.map(|q| replayed(msg("t1", q, "frank", &[], &format!("m{q}")), None))
+                .collect::<Vec<_>>()
+        };
+        frame(
+            &mut s,
+            ServerFrame::history_from("t1", page(27..=31), true, 27),
+        );
+        line(&mut s, "/part");
+        line(&mut s, "/join t1");
+        let mut replay = vec![entered("t1", 33, &["frank"], false)];
+        replay.extend(page(12..=32));
+        replay.push(presence("t1", 33, "alice", true));
+        for f in replay {
+            s.handle_frame(0, f);
+        }
+        // Each message shown, and whether it goes above those of its room.
+        let shown: Vec<(String, bool)> = std::iter::from_fn(|| s.poll())
+            .filter_map(|a| match a {
+                Action::Print(Line::Msg { text, page, .. }) => Some((text, page)),
+                _ => None,
+            })
+            .collect();
+        let mut want: Vec<(String, bool)> = (12..=26).map(|q| (format!("m{q}"), true)).collect();
+        want.push(("m32".into(), false));
+        assert_eq!(shown, want);
+        // `/history` pages back from the oldest one now shown.
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("t1", Some(12), Some(5))]);
     }
 
     /// `/part` with a line unanswered, a reconnect with a gap in the

@@ -90,6 +90,12 @@ struct Gap {
 struct Seen {
     epoch: String,
     seqs: BTreeSet<u64>,
+    /// The smallest seq shown (since the last `/clear`), kept when the
+    /// set forgets it: a message below it is older than all on screen.
+    lowest: Option<u64>,
+    /// `lowest` when the room was last entered: the messages of its
+    /// replay below it are older than all those on the screen then.
+    floor: Option<u64>,
 }
 
 /// How many rooms left keep what was seen of them (see `Session::parted`).
@@ -103,10 +109,24 @@ impl Seen {
         if !self.seqs.insert(seq) {
             return false;
         }
+        self.lowest = Some(self.lowest.map_or(seq, |l| l.min(seq)));
         if self.seqs.len() > Self::KEEP {
             self.seqs.pop_first();
         }
         true
+    }
+
+    /// Whether `seq` is older than every message shown when the room was
+    /// last entered (none was: `false`).
+    fn below_all(&self, seq: u64) -> bool {
+        self.floor.is_some_and(|l| seq < l)
+    }
+
+    /// Nothing is on the screen any more (`/clear`).
+    fn clear(&mut self) {
+        self.seqs.clear();
+        self.lowest = None;
+        self.floor = None;
     }
 }
 
