@@ -6,7 +6,7 @@ use chatproto::{nick_key, ClientEvent, ClientOutput};
 
 use super::lines::{names_of, plural, NAMES_SHOWN};
 use super::resume::Resume;
-use super::{Action, Gap, Seen, Session};
+use super::{Action, Gap, Session};
 use crate::render::Line;
 
 impl Session {
@@ -396,16 +396,11 @@ impl Session {
     }
 
     /// `room` was entered: what was seen of it counts only in the epoch
-    /// it is now in.
+    /// it is now in (and again if it comes back to an earlier one).
     fn seen_epoch(&mut self, room: &str) {
         let epoch = self.client.epoch(room).unwrap_or_default();
         let seen = self.seen.entry(room.to_owned()).or_default();
-        if seen.epoch != epoch {
-            *seen = Seen {
-                epoch: epoch.to_owned(),
-                ..Seen::default()
-            };
-        }
+        seen.enter_epoch(epoch);
         // Its replay is placed against what is on the screen now.
         seen.floor = seen.lowest;
     }

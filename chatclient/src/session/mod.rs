@@ -96,6 +96,19 @@ struct Seen {
     /// `lowest` when the room was last entered: the messages of its
     /// replay below it are older than all those on the screen then.
     floor: Option<u64>,
+    /// What was seen in the room's epochs before this one, the latest
+    /// last, [`Seen::EPOCHS`] at most: a server whose history goes back
+    /// to one of them (restarted without its data directory, then with
+    /// it again) replays what was shown of it, not to be shown again.
+    earlier: VecDeque<Earlier>,
+}
+
+/// What was seen of a room in an epoch before its current one.
+#[derive(Debug)]
+struct Earlier {
+    epoch: String,
+    seqs: BTreeSet<u64>,
+    lowest: Option<u64>,
 }
 
 /// How many rooms left keep what was seen of them (see `Session::parted`).
@@ -103,6 +116,8 @@ const PARTED_KEPT: usize = 64;
 
 impl Seen {
     const KEEP: usize = 256;
+    /// Epochs kept besides the current one.
+    const EPOCHS: usize = 3;
 
     /// Note `seq` as shown; `false` if it already was.
     fn note(&mut self, seq: u64) -> bool {
@@ -116,17 +131,45 @@ impl Seen {
         true
     }
 
+    /// The room is in `epoch` now: what was seen counts in it, and what
+    /// was seen in the one before is kept with the earlier ones.
+    fn enter_epoch(&mut self, epoch: &str) {
+        if self.epoch == epoch {
+            return;
+        }
+        let back = match self.earlier.iter().position(|e| e.epoch == epoch) {
+            Some(i) => self.earlier.remove(i),
+            None => None,
+        };
+        let now = Earlier {
+            epoch: std::mem::replace(&mut self.epoch, epoch.to_owned()),
+            seqs: std::mem::take(&mut self.seqs),
+            lowest: self.lowest.take(),
+        };
+        if !now.seqs.is_empty() {
+            self.earlier.push_back(now);
+            if self.earlier.len() > Self::EPOCHS {
+                self.earlier.pop_front();
+            }
+        }
+        if let Some(back) = back {
+            self.seqs = back.seqs;
+            self.lowest = back.lowest;
+        }
+    }
+
     /// Whether `seq` is older than every message shown when the room was
     /// last entered (none was: `false`).
     fn below_all(&self, seq: u64) -> bool {
         self.floor.is_some_and(|l| seq < l)
     }
 
-    /// Nothing is on the screen any more (`/clear`).
+    /// Nothing is on the screen any more (`/clear`), of any epoch.
     fn clear(&mut self) {
         self.seqs.clear();
         self.lowest = None;
         self.floor = None;
+        self.earlier.clear();
     }
 }
 
@@ -771,6 +814,22 @@ mod tests {
         let out = frame(&mut s, ServerFrame::history("lobby", page, false));
         assert!(out.lines.contains(&"[history] bob: old".to_owned()));
         assert!(out.other.contains(&Action::Exit), "{:?}", out.other);
+    }
+
+    /// What was seen is kept for a few epochs of a room's history, not
+    /// for every one a server ever gave it.
+    #[test]
+    fn what_was_seen_is_kept_for_a_few_epochs_only() {
+        let mut seen = Seen::default();
+        for e in 0..10 {
+            seen.enter_epoch(&format!("e{e}"));
+            assert!(seen.note(1));
+        }
+        assert_eq!(seen.earlier.len(), Seen::EPOCHS);
+        seen.enter_epoch("e8");
+        assert!(!seen.note(1), "e8 is kept");
+        seen.enter_epoch("e0");
+        assert!(seen.note(1), "e0 is not");
     }
 
     #[test]

@@ -630,6 +630,50 @@ mod tests {
         );
     }
 
+    /// The server's history of a room went from epoch e1 to e2 (a restart
+    /// without keeping history) and back to e1 (restarted again with its
+    /// data directory): what was shown of e1 is not shown again, nor
+    /// counted as missed; only what e1 holds beyond it is.
+    #[test]
+    fn a_history_gone_back_to_an_earlier_epoch_shows_nothing_twice() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 2, "bob", &[], "one"));
+        frame(&mut s, msg("lobby", 3, "bob", &[], "two"));
+        let epoch =
+            |e: &str, seq| ServerFrame::entered("lobby", e, seq, 1, vec!["alice".into()], false);
+        // e2: a history begun anew.
+        back(&mut s, 10);
+        let shown = lines_of(
+            &mut s,
+            [
+                epoch("e2", 1),
+                replayed(msg("lobby", 1, "carol", &[], "in e2"), None),
+                presence("lobby", 2, "alice", true),
+            ],
+        );
+        assert_eq!(shown[0], "carol: in e2");
+        // Back to e1, whose replay holds what was shown, and one more.
+        back(&mut s, 20);
+        let shown = lines_of(
+            &mut s,
+            [
+                epoch("e1", 5),
+                replayed(msg("lobby", 2, "bob", &[], "one"), None),
+                replayed(msg("lobby", 3, "bob", &[], "two"), None),
+                replayed(msg("lobby", 4, "bob", &[], "three"), None),
+                presence("lobby", 6, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "bob: three",
+                "* reconnected; 1 missed message above",
+                "* the server started #lobby's history anew; earlier messages are gone",
+            ]
+        );
+    }
+
     /// Messages missed in several rooms are counted room by room, the
     /// current room (the lobby) first: a count alone would send the
     /// reader looking above, in the lobby, for what came in #rust.
