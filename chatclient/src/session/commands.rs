@@ -59,12 +59,18 @@ impl Session {
                         );
                         self.print(Line::HistoryNote { room, text });
                     } else if self.connected() {
-                        // What is missing after a reconnect first.
-                        let before = match self.gaps.get(&room).and_then(|g| g.last()) {
-                            Some(gap) => gap.before,
-                            None => self.oldest.get(&room).copied(),
+                        // What is missing after a reconnect first, and
+                        // one more: a page that holds one from before the
+                        // gap shows that none is missing any more.
+                        let gap = self.gaps.get_mut(&room).and_then(|g| g.last_mut());
+                        let (before, asked) = match gap {
+                            Some(gap) => {
+                                gap.asked = limit;
+                                (gap.before, limit + 1)
+                            }
+                            None => (self.oldest.get(&room).copied(), limit),
                         };
-                        self.client.history(&room, before, Some(limit));
+                        self.client.history(&room, before, Some(asked));
                         self.paging.insert(room);
                     }
                 }

@@ -136,6 +136,7 @@ impl Session {
                     let gap = Gap {
                         after,
                         before: None,
+                        asked: 0,
                     };
                     self.gaps.entry(room.clone()).or_default().push(gap);
                     let room = room.clone();
@@ -408,7 +409,11 @@ impl Session {
     /// A `/history` page asked for the messages missing after a
     /// reconnect (`gap`): those not shown yet go where they are missing
     /// (the full-screen client puts them under the gap's line), and the
-    /// gap closes once a page reaches what was shown before it.
+    /// gap closes once a page reaches what was shown before it: a page
+    /// that holds a message from before the gap (it was asked for one
+    /// more than the user asked), that says the server looked at every
+    /// event down to the gap's start (`stopped_at`), or that nothing is
+    /// older.
     fn gap_page(
         &mut self,
         room: String,
@@ -417,9 +422,25 @@ impl Session {
         more: bool,
         stopped_at: Option<u64>,
     ) {
+        let mut messages: Vec<ClientEvent> = events
+            .into_iter()
+            .filter(|e| matches!(e, ClientEvent::Message { .. }))
+            .collect();
+        let seq_of = |e: &ClientEvent| match e {
+            ClientEvent::Message { seq, .. } => *seq,
+            _ => 0,
+        };
+        let lowest = messages.iter().map(seq_of).chain(stopped_at).min();
+        let reached = !more || lowest.is_none_or(|l| l <= gap.after + 1);
+        let withheld = !reached && gap.asked > 0 && messages.len() as u64 > gap.asked;
+        if withheld {
+            // The one more asked for is missing too: the next page
+            // brings it, so that a page shows as many as asked.
+            messages.remove(0);
+        }
+        let shown_lowest = messages.iter().map(seq_of).min();
         let mut count = 0;
-        let mut lowest = stopped_at;
-        for e in events {
+        for e in messages {
             let ClientEvent::Message {
                 seq,
                 from,
@@ -431,7 +452,6 @@ impl Session {
             else {
                 continue;
             };
-            lowest = Some(lowest.map_or(seq, |l| l.min(seq)));
             if seq <= gap.after || !self.note_seen(&room, seq) {
                 continue;
             }
@@ -450,17 +470,18 @@ impl Session {
             };
             self.print(line);
         }
-        let what = plural(count, "missing message");
         let gaps = self.gaps.entry(room.clone()).or_default();
-        // The page reached the last message shown before this gap: filled.
-        // Nothing older at all: every gap of the room is (nothing was
-        // missing in the older ones).
-        let filled = match more {
-            false => std::mem::take(gaps).len(),
-            true if lowest.is_none_or(|l| l <= gap.after + 1) => usize::from(gaps.pop().is_some()),
-            true => {
+        // Nothing older at all: every gap of the room is filled (nothing
+        // was missing in the older ones).
+        let filled = match (more, reached) {
+            (false, _) => std::mem::take(gaps).len(),
+            (true, true) => usize::from(gaps.pop().is_some()),
+            (true, false) => {
                 if let Some(last) = gaps.last_mut() {
-                    last.before = lowest;
+                    // The next page starts below what this one showed
+                    // (with the one held back), or where the server
+                    // stopped looking.
+                    last.before = if withheld { shown_lowest } else { lowest };
                 }
                 0
             }
@@ -469,11 +490,20 @@ impl Session {
         if !older {
             self.gaps.remove(&room);
         }
+        let what = match count {
+            0 => format!("no missing message of #{room} in this page"),
+            n => format!("fetched {} of #{room}", plural(n, "missing message")),
+        };
         match (filled, older) {
-            (0, _) => self.info(format!("{what} of #{room}; /history fetches more")),
-            (_, false) => self.info(format!("{what} of #{room}; none is missing any more")),
+            (0, _) => self.info(format!(
+                "{what}; more are missing: /history fetches them"
+            )),
+            (_, false) if count == 0 => {
+                self.info(format!("no message of #{room} is missing any more"))
+            }
+            (_, false) => self.info(format!("{what}; none is missing any more")),
             (_, true) => self.info(format!(
-                "{what} of #{room}; none is missing there any more, but some are further up: /history fetches them"
+                "{what}; none is missing there any more, but some are further up: /history fetches them"
             )),
         }
         for _ in 0..filled {
@@ -861,7 +891,7 @@ mod tests {
             out.lines
         );
         let out = line(&mut s, "/history 5");
-        assert_eq!(out.sent, [ClientFrame::history("rust", Some(650), Some(5))]);
+        assert_eq!(out.sent, [ClientFrame::history("rust", Some(650), Some(6))]);
     }
 
     /// A line sent just before `/part`, the connection lost before its

@@ -80,6 +80,11 @@ pub enum Action {
 struct Gap {
     after: u64,
     before: Option<u64>,
+    /// How many messages the last `/history` into it asked for: it asks
+    /// the server for one more, to see whether the page reaches below
+    /// the gap (joins and leaves take seqs too, and a page holds only
+    /// messages, so its lowest seq alone cannot tell).
+    asked: u64,
 }
 
 /// The seqs of a room's messages shown, in one epoch of its history (seqs

@@ -391,7 +391,7 @@ mod tests {
         let out = line(&mut s, "/history 10");
         assert_eq!(
             out.sent,
-            [ClientFrame::history("lobby", Some(19), Some(10))]
+            [ClientFrame::history("lobby", Some(19), Some(11))]
         );
         let page: Vec<ServerFrame> = (9..=18)
             .map(|n| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None))
@@ -401,12 +401,12 @@ mod tests {
         assert_eq!(out.lines[0], "[history] bob: m9");
         assert_eq!(
             out.lines[10],
-            "* 10 missing messages of #lobby; /history fetches more"
+            "* fetched 10 missing messages of #lobby; more are missing: /history fetches them"
         );
         // The rest, in a page that reaches what was shown (m3 is not
         // shown again).
         let out = line(&mut s, "/history 10");
-        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(9), Some(10))]);
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(9), Some(11))]);
         let page: Vec<ServerFrame> = (1..=8)
             .filter(|n| *n != 2)
             .map(|n| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None))
@@ -420,7 +420,7 @@ mod tests {
                 "[history] bob: m6",
                 "[history] bob: m7",
                 "[history] bob: m8",
-                "* 5 missing messages of #lobby; none is missing any more",
+                "* fetched 5 missing messages of #lobby; none is missing any more",
                 "* the messages of #lobby missing above are all shown now",
             ]
         );
@@ -450,7 +450,7 @@ mod tests {
         let out = line(&mut s, "/history 13");
         assert_eq!(
             out.sent,
-            [ClientFrame::history("lobby", Some(19), Some(13))]
+            [ClientFrame::history("lobby", Some(19), Some(14))]
         );
         let page = (6..=18)
             .map(|n| replayed(msg("lobby", n, "carol", &[], &format!("m{n}")), None))
@@ -459,9 +459,74 @@ mod tests {
         assert_eq!(
             out.lines[13..],
             [
-                "* 13 missing messages of #lobby; none is missing any more",
+                "* fetched 13 missing messages of #lobby; none is missing any more",
                 "* the messages of #lobby missing above are all shown now",
             ]
+        );
+    }
+
+    /// 60 messages said while away, after joins that took seqs, and the
+    /// replay brought the newest 20: two `/history` of 20 fetch the other
+    /// 40, and the second one, which reaches the gap's start, says none
+    /// is missing any more (it took a third, which found none, and said
+    /// `20 missing messages` as though 20 were still missing).
+    #[test]
+    fn a_gap_after_joins_is_filled_by_the_page_that_reaches_it() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 2, "bob", &[], "m2"));
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        frame(&mut s, presence("lobby", 4, "carol", true));
+        back(&mut s, 10);
+        // While away: joins at 5 and 6, then messages 7 to 66.
+        let said: Vec<u64> = (2..=3).chain(7..=66).collect();
+        let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
+        let mut replay = vec![entered("lobby", 66, &["alice", "bob", "carol"], false)];
+        replay.extend((47..=66).map(m));
+        replay.push(presence("lobby", 67, "alice", true));
+        lines_of(&mut s, replay);
+        // The server's answer to the page asked for, as chatserver's.
+        let answer = |sent: &[ClientFrame]| {
+            let [ClientFrame::History {
+                before: Some(before),
+                limit: Some(limit),
+                ..
+            }] = sent
+            else {
+                panic!("{sent:?}");
+            };
+            let below: Vec<u64> = said.iter().copied().filter(|n| n < before).collect();
+            let page = &below[below.len().saturating_sub(*limit as usize)..];
+            let more = page.len() < below.len();
+            let from = page.first().copied().unwrap_or(*before);
+            ServerFrame::history_from("lobby", page.iter().map(|&n| m(n)).collect(), more, from)
+        };
+        let out = line(&mut s, "/history");
+        let out = frame(&mut s, answer(&out.sent));
+        assert_eq!(out.lines.len(), 21, "{:?}", out.lines);
+        assert_eq!(out.lines[0], "[history] bob: m27");
+        assert_eq!(
+            out.lines[20],
+            "* fetched 20 missing messages of #lobby; more are missing: /history fetches them"
+        );
+        let out = line(&mut s, "/history");
+        let out = frame(&mut s, answer(&out.sent));
+        assert_eq!(out.lines[0], "[history] bob: m7");
+        assert_eq!(
+            out.lines[20..],
+            [
+                "* fetched 20 missing messages of #lobby; none is missing any more",
+                "* the messages of #lobby missing above are all shown now",
+            ]
+        );
+        // Then paging back from the oldest shown.
+        let out = line(&mut s, "/history");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history(
+                "lobby",
+                Some(2),
+                Some(crate::input::HISTORY_DEFAULT)
+            )]
         );
     }
 
@@ -494,7 +559,7 @@ mod tests {
         let out = line(&mut s, "/history 50");
         assert_eq!(
             out.sent,
-            [ClientFrame::history("lobby", Some(20), Some(50))]
+            [ClientFrame::history("lobby", Some(20), Some(51))]
         );
         // The page reaches past the newer gap, into the older one's
         // messages and below: only the newer gap's are shown now.
@@ -511,14 +576,14 @@ mod tests {
                 "[history] bob: m17",
                 "[history] bob: m18",
                 "[history] bob: m19",
-                "* 8 missing messages of #lobby; none is missing there any more, but some are further up: /history fetches them",
+                "* fetched 8 missing messages of #lobby; none is missing there any more, but some are further up: /history fetches them",
                 "* the messages of #lobby missing above are all shown now",
             ]
         );
         let out = line(&mut s, "/history 50");
         assert_eq!(
             out.sent,
-            [ClientFrame::history("lobby", Some(10), Some(50))]
+            [ClientFrame::history("lobby", Some(10), Some(51))]
         );
         let out = frame(&mut s, ServerFrame::history("lobby", page(1, 9), false));
         assert_eq!(
@@ -530,7 +595,7 @@ mod tests {
         assert_eq!(out.lines[0], "[history] bob: m4");
         assert_eq!(
             out.lines[6],
-            "* 6 missing messages of #lobby; none is missing any more"
+            "* fetched 6 missing messages of #lobby; none is missing any more"
         );
         let out = line(&mut s, "/history 50");
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(3), Some(50))]);
