@@ -337,7 +337,16 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, names_hidden: bool)
         } else if !others.is_empty() {
             Some(others.len() - 1)
         } else {
-            right.clear();
+            // Only the label of the rooms left out is left: it gives up
+            // its count and number (below) before the state goes.
+            let shortest = if hidden > 0 {
+                1 + usize::from(hidden_alert)
+            } else {
+                0
+            };
+            if total(&others, &right, "") + shortest > width {
+                right.clear();
+            }
             break;
         };
         if let Some(at) = drop {
@@ -1049,6 +1058,26 @@ mod tests {
         let rows = screen(&mut app, 80, 5);
         assert!(!rows.iter().any(|r| r.contains("too narrow")), "{rows:?}");
         assert!(rows[0].ends_with("2 online"), "{rows:?}");
+    }
+
+    /// With several rooms in a window too narrow for their label beside
+    /// it, F2's note stays: the rooms left out give up their count first
+    /// (the note went, and the bar only showed fewer rooms).
+    #[test]
+    fn f2_in_a_narrow_window_with_several_rooms_still_says_so() {
+        use crate::tui::app::Unread;
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.rooms = ["lobby", "r1", "r2", "r3"].map(String::from).to_vec();
+        app.set_state(state);
+        let unread = |count, alert| Unread { count, alert };
+        app.unread.insert("r2".into(), unread(2, true));
+        app.show_names = true;
+        let rows = screen(&mut app, 30, 5);
+        let bar = &rows[3];
+        assert!(bar.ends_with("F2: too narrow"), "{rows:?}");
+        assert!(bar.starts_with(" #lobby  +3! "), "{rows:?}");
+        assert!(bar.chars().count() <= 30);
     }
 
     /// In a narrow bar the room Ctrl-N goes to is the last to be left
