@@ -488,6 +488,9 @@ async fn reconnect(
                 "reconnecting failed ({last}); trying again in {secs:.1} s (attempt {attempt} of {attempts})"
             )
         };
+        // The state first: the full-screen client shows what is said
+        // while the connection is down in every room's view.
+        console.update(session).await;
         console.print(&Line::Info(note)).await;
         let at = Instant::now() + delay;
         // Bounded by `at`; input only shortens it.

@@ -5,7 +5,9 @@
 //!
 //! The message area shows the current room: each message and presence
 //! line is filed under its room, and the client's own lines (errors,
-//! `/who`, reconnecting) under the room that was current when they came.
+//! `/who`, reconnecting) under the room that was current when they came;
+//! in no room, under the no-room view, but for the server's notices and
+//! what is said while the connection is down, which every view shows.
 //! Other rooms count what arrived unread, and flag a mention of our
 //! nickname or a message written to us only.
 
@@ -97,8 +99,13 @@ pub struct Sending {
 pub struct Entry {
     /// `HH:MM`, local time of arrival.
     pub time: String,
-    /// The room it is filed under; `None`: every room.
+    /// The room it is filed under; `None`: the view of no room (see
+    /// `everywhere`).
     pub room: Option<String>,
+    /// Of no room, and shown in every room's view too: a notice from the
+    /// server, or what was said while the connection was down (the
+    /// others said in no room are about being there).
+    pub everywhere: bool,
     /// What it says.
     pub line: Line,
     /// It mentions us or was written to us only (and is not ours).
@@ -411,6 +418,7 @@ impl App {
             line,
             mention: false,
             mine: false,
+            everywhere: false,
         };
         let mut page = false;
         // A page of messages missing after a reconnect: under its room's
@@ -517,6 +525,8 @@ impl App {
             }
             _ => {}
         }
+        entry.everywhere = entry.room.is_none()
+            && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
         let under_gap = fill.then(|| self.gap_line(&entry.room)).flatten();
         if let Some(marker) = under_gap {
             let at = match &self.page_at {
@@ -594,11 +604,12 @@ pub fn mentions(text: &str, nick: &str) -> bool {
 }
 
 /// Whether `entry` belongs in the message area while `current` is the
-/// current room (lines of no room always do).
-fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
+/// current room: in no room, every line does.
+pub fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
     match (&entry.room, current) {
         (Some(room), Some(current)) => room == current,
-        _ => true,
+        (None, Some(_)) => entry.everywhere,
+        (_, None) => true,
     }
 }
 
@@ -969,6 +980,64 @@ mod tests {
         filed_under_rust(&app);
         app.add_line(entered("lobby"), "12:00".into());
         assert!(app.entries.back().is_some_and(|e| app.in_view(e)));
+    }
+
+    /// What is said in no room (`you are in no room`, an error, /help)
+    /// stays in the no-room view: it showed at the top of every room
+    /// entered afterwards. The server's notices, and what is said while
+    /// the connection is down, concern every room and show in each.
+    #[test]
+    fn lines_of_no_room_stay_in_the_no_room_view() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.current = None;
+        state.rooms = vec![];
+        app.set_state(state.clone());
+        let info = |text: &str| Line::Info(text.into());
+        app.add_line(
+            info("you are in no room; /join ROOM to enter one"),
+            "12:00".into(),
+        );
+        app.add_line(
+            Line::Error {
+                code: "input".into(),
+                message: "you are in no room; /join ROOM first".into(),
+            },
+            "12:00".into(),
+        );
+        app.add_line(
+            Line::Notice {
+                text: "restarting at noon".into(),
+            },
+            "12:00".into(),
+        );
+        state.joined = false;
+        app.set_state(state.clone());
+        app.add_line(info("connection lost; reconnecting"), "12:00".into());
+        app.add_line(info("reconnected; nothing missed"), "12:00".into());
+        state.joined = true;
+        app.set_state(state.clone());
+        assert_eq!(app.entries.iter().filter(|e| app.in_view(e)).count(), 5);
+        state.current = Some("r1".into());
+        state.rooms = vec!["r1".into()];
+        app.set_state(state);
+        let shown: Vec<String> = app
+            .entries
+            .iter()
+            .filter(|e| app.in_view(e))
+            .map(|e| match &e.line {
+                Line::Info(text) | Line::Notice { text } => text.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "restarting at noon",
+                "connection lost; reconnecting",
+                "reconnected; nothing missed"
+            ]
+        );
     }
 
     /// `you left #rust` is said in #rust's view: by the time the

@@ -119,11 +119,7 @@ fn bottom_rows(
         if rows.len() >= want && at < down_to {
             break;
         }
-        let shown = match (&entry.room, &current) {
-            (Some(room), Some(current)) => room == current,
-            _ => true,
-        };
-        if shown {
+        if super::app::shown_in(entry, &current) {
             let r = entry_rows(entry, theme, &mut app.nicks, width);
             let n = r.len();
             places.extend((0..n).map(|up| Some((at, up, n))));

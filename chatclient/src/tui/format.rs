@@ -309,6 +309,7 @@ mod tests {
             line,
             mention: false,
             mine: false,
+            everywhere: false,
         }
     }
 

@@ -155,10 +155,7 @@ impl App {
     /// `/clear`: forget what the message area shows.
     fn clear_view(&mut self) {
         let current = self.state.current.clone();
-        self.entries.retain(|e| match (&e.room, &current) {
-            (Some(room), Some(current)) => room != current,
-            _ => false,
-        });
+        self.entries.retain(|e| !super::shown_in(e, &current));
         self.scroll_to_bottom();
     }
 
