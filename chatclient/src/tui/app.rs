@@ -473,7 +473,16 @@ impl App {
                     }
                 }
             }
-            Line::Entered { room, .. } | Line::Left { room, .. } => entry.room = Some(room.clone()),
+            Line::Entered { room, .. } => entry.room = Some(room.clone()),
+            Line::Left { room, .. } => {
+                // Said where it was typed too (`/part rust` in #lobby):
+                // the view of the room left cannot be shown. The view of
+                // no room shows every room's lines already.
+                if entry.room.as_ref().is_some_and(|here| here != room) {
+                    self.push_entry(entry.clone());
+                }
+                entry.room = Some(room.clone());
+            }
             Line::HistoryNote { room, .. } => {
                 entry.room = Some(room.clone());
                 // What the last /history brought is old news once the
@@ -549,6 +558,11 @@ impl App {
             self.insert_page_line(at, entry, false);
             return;
         }
+        self.push_entry(entry);
+    }
+
+    /// Put a new line at the bottom, keeping at most [`MAX_ENTRIES`].
+    fn push_entry(&mut self, entry: Entry) {
         self.page_at = None;
         // Our own message, confirmed, takes the place of its row waiting
         // at the bottom: nothing below what is shown grows.
@@ -1040,11 +1054,32 @@ mod tests {
         );
     }
 
-    /// `you left #rust` is said in #rust's view: by the time the
-    /// full-screen client shows it, another room is current, and the line
-    /// was filed there (and with no room left, in every view).
+    /// `you left #lobby` is said in #lobby's view: by the time the
+    /// full-screen client shows it, another room is current (the line
+    /// was filed there only, and with no room left, in every view).
     #[test]
     fn a_left_line_is_filed_under_the_room_left() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.current = Some("rust".into());
+        app.set_state(state.clone());
+        app.add_line(
+            Line::Left {
+                room: "lobby".into(),
+                text: "you left #lobby".into(),
+            },
+            "12:00".into(),
+        );
+        state.current = Some("lobby".into());
+        app.set_state(state);
+        assert!(app.entries.iter().any(|e| app.in_view(e)), "in #lobby");
+    }
+
+    /// `/part rust` typed in #lobby is confirmed in #lobby, where it was
+    /// typed: said only in #rust's view, it was seen nowhere (the room
+    /// left cannot be shown).
+    #[test]
+    fn parting_another_room_says_so_in_the_current_view() {
         let mut app = app();
         app.add_line(
             Line::Left {
@@ -1053,7 +1088,19 @@ mod tests {
             },
             "12:00".into(),
         );
-        filed_under_rust(&app);
+        let here: Vec<&Line> = app
+            .entries
+            .iter()
+            .filter(|e| app.in_view(e))
+            .map(|e| &e.line)
+            .collect();
+        assert!(matches!(here[..], [Line::Left { .. }]), "{here:?}");
+        // And in #rust's own view, joined again.
+        let mut state = app.state.clone();
+        state.current = Some("rust".into());
+        app.set_state(state);
+        let there = app.entries.iter().filter(|e| app.in_view(e)).count();
+        assert_eq!(there, 1);
     }
 
     /// Who came and went in a room while the connection was lost is said
