@@ -1678,3 +1678,30 @@ fn the_end_of_a_client_already_closed_comes_to_nothing() {
     assert!(!sim.clients[0].finished, "the kick closed it; no finish");
     assert!(!sim.clients[0].open);
 }
+
+/// A new client's join and its first message go in one batch, and the
+/// batch fails: the client gets its welcome, then the refusal of its
+/// message (`unavailable` with its id), not silence. (The refusal went
+/// only to connections already welcomed; this one's welcome was still
+/// queued, ahead of the refusal.)
+#[test]
+fn a_message_refused_with_the_batch_of_its_join_is_answered_after_the_welcome() {
+    let mut sim = Sim::new(durable(), T0);
+    let a = sim.connect();
+    sim.store.hold = true;
+    sim.join(a, "alice");
+    say(&mut sim, a, "hello", "m1");
+    sim.store.fail = Some("disk full".into());
+    sim.commit();
+    let got = sim.take(a);
+    assert!(
+        matches!(got.first(), Some(ServerFrame::Welcome { .. })),
+        "{got:?}"
+    );
+    assert_eq!(
+        errors(&got),
+        vec![(ErrorCode::Unavailable, Some("m1".to_owned()))],
+        "{got:?}"
+    );
+    assert!(msgs(&got).is_empty(), "{got:?}");
+}

@@ -20,7 +20,7 @@ use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::{Event, EventBody, SessionId};
 use crate::server::room::Room;
 use crate::server::session::{OnTheWay, Session};
-use crate::server::{Now, Server, Step};
+use crate::server::{ClientId, Now, Server, Step};
 
 /// A session token as it is stored: its SHA-256, never the token itself.
 pub type TokenHash = [u8; 32];
@@ -346,8 +346,14 @@ impl Server {
         let mut refused: Vec<(SessionId, String)> = Vec::new();
         // Steps ahead of the first barrier were released: stored.
         let mut stored = true;
+        // Connections whose `welcome` is queued ahead of the step at hand:
+        // a refusal after it goes out after it.
+        let mut welcome_ahead: Vec<ClientId> = Vec::new();
         let steps = std::mem::take(&mut self.steps);
         for step in steps {
+            if let Step::Welcome { client, .. } = &step {
+                welcome_ahead.push(*client);
+            }
             let step = match step {
                 Step::Barrier(ticket) => {
                     stored = ticket <= stored_before;
@@ -381,12 +387,14 @@ impl Server {
                         s.ids.forget(id);
                         refused.push((*from, id.clone()));
                     }
-                    // Told only to a connection that has its `welcome`: a
-                    // resume's new one, whose welcome is queued after
-                    // this, resends the message itself.
-                    let to = s
-                        .conn
-                        .filter(|c| self.conns.get(c).is_some_and(|k| k.welcomed));
+                    // Told only to a connection that has its `welcome`,
+                    // or whose welcome is queued ahead (its join and this
+                    // message came in one batch): a resume's new one,
+                    // whose welcome is queued after this, resends the
+                    // message itself.
+                    let to = s.conn.filter(|c| {
+                        self.conns.get(c).is_some_and(|k| k.welcomed) || welcome_ahead.contains(c)
+                    });
                     let Some(to) = to else {
                         continue;
                     };

@@ -128,6 +128,8 @@ enum Audience {
 /// * [`handle_connect`](Server::handle_connect): a connection opened; returns its [`ClientId`];
 /// * [`handle_frame`](Server::handle_frame): a frame arrived;
 /// * [`handle_bad_frame`](Server::handle_bad_frame): a payload arrived that was not a frame;
+/// * [`handle_end`](Server::handle_end): a client ended its stream cleanly
+///   and waits for its answers (then [`Output::Finish`](crate::Output::Finish));
 /// * [`handle_disconnect`](Server::handle_disconnect): a connection closed or failed;
 /// * [`handle_timeout`](Server::handle_timeout): the deadline of
 ///   [`poll_timeout`](Server::poll_timeout) has passed;
