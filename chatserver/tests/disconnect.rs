@@ -183,3 +183,94 @@ fn frames_sent_before_a_half_close_are_answered_once_stored() {
     let server = Server::start(&["--data-dir", data, "--idle-ping-ms", "60000"]);
     answered_before_the_half_close(&server);
 }
+
+/// Every frame `c` gets until the server closes; a reset, or nothing
+/// within the tests' wait, fails the test.
+fn read_to_eof(c: &mut Client) -> Vec<serde_json::Value> {
+    let mut got = Vec::new();
+    loop {
+        match c.next() {
+            Next::Frame(f) => got.push(f),
+            Next::Eof => return got,
+            other => panic!("{other:?} after {got:?}"),
+        }
+    }
+}
+
+/// The end of a client nothing waits for is answered at once, not after
+/// the close-flush time (a minute here, past the tests' wait).
+#[test]
+fn a_half_close_with_nothing_to_answer_but_a_pong_is_not_held() {
+    let server = Server::start(&["--close-flush-ms", "60000"]);
+    let mut c = server.connect();
+    c.send_frame(&json!({"type": "ping"}));
+    c.shutdown_write();
+    let got = read_to_eof(&mut c);
+    assert_eq!(got.iter().map(kind).collect::<Vec<_>>(), ["pong"]);
+}
+
+/// Frames held back by the rate limit when the client half-closes are
+/// still read and answered: the end is read after them.
+#[test]
+fn frames_held_by_the_rate_limit_before_a_half_close_are_answered() {
+    let server = Server::start(&["--burst", "5", "--rate", "50", "--idle-ping-ms", "60000"]);
+    let mut c = server.connect();
+    let mut bytes = common::frame_bytes(
+        json!({"type": "join", "nick": "alice"})
+            .to_string()
+            .as_bytes(),
+    );
+    for _ in 0..40 {
+        bytes.extend(common::frame_bytes(br#"{"type":"ping"}"#));
+    }
+    c.send_raw(&bytes);
+    c.shutdown_write();
+    let got = read_to_eof(&mut c);
+    assert_eq!(got.iter().filter(|f| kind(f) == "pong").count(), 40);
+}
+
+/// History pages read from disk for a client that half-closed right
+/// after asking (more of them than a client may have waiting) come, each
+/// whole, before its pong and the close.
+#[test]
+fn pages_read_from_disk_before_a_half_close_are_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("UTF-8 path");
+    let server = Server::start(&[
+        "--data-dir",
+        data,
+        "--history-bytes-per-room",
+        "1024",
+        "--idle-ping-ms",
+        "60000",
+    ]);
+    let mut alice = server.join("alice");
+    for i in 0..30 {
+        let id = format!("m{i}");
+        let text = format!("{i:03}{}", "x".repeat(200));
+        alice.send_frame(&json!({"type": "msg", "text": text, "id": id}));
+        alice.recv_until(10, |f| kind(f) == "msg" && f["id"] == id.as_str());
+    }
+    let mut bob = server.connect();
+    let mut bytes = common::frame_bytes(
+        json!({"type": "join", "nick": "bob"})
+            .to_string()
+            .as_bytes(),
+    );
+    let page = json!({"type": "history", "room": "lobby", "limit": 30}).to_string();
+    for _ in 0..6 {
+        bytes.extend(common::frame_bytes(page.as_bytes()));
+    }
+    bytes.extend(common::frame_bytes(br#"{"type":"ping"}"#));
+    bob.send_raw(&bytes);
+    bob.shutdown_write();
+    let got = read_to_eof(&mut bob);
+    let pages: Vec<usize> = got
+        .iter()
+        .filter(|f| kind(f) == "history")
+        .map(|f| f["events"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(pages, [30; 6], "{got:?}");
+    assert_eq!(got.last().map(kind), Some("pong"));
+}
