@@ -3518,3 +3518,65 @@ fn a_client_gone_right_after_leaving_and_entering_again_leaves_no_ghost() {
         .collect();
     assert_eq!(bobs, ["offline", "online", "offline"], "{seen:?}");
 }
+
+/// A client of a node sends its join, messages to two rooms, pings and
+/// an enter, then half-closes: the answers wait for the log (its echoes
+/// come back through NATS) and the close waits for them, so it gets both
+/// pongs and both echoes before the node closes. The room sees it come,
+/// speak and go, in that order.
+#[test]
+fn a_half_close_on_a_node_waits_for_the_answers_from_the_log() {
+    let Some(nats) = Nats::start("a_half_close_on_a_node_waits_for_the_answers_from_the_log")
+    else {
+        return;
+    };
+    let a = node(&nats, "a", &["--idle-ping-ms", "60000"]);
+    let (mut watcher, _) = join(&a, "watcher");
+    read_until(&mut watcher, 10, |f| is_presence(f, "watcher", "online"));
+    let mut c = a.connect();
+    let mut bytes = Vec::new();
+    for frame in [
+        json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}),
+        json!({"type": "ping"}),
+        json!({"type": "msg", "room": "lobby", "text": "one", "id": "m1"}),
+        json!({"type": "enter", "room": "second"}),
+        json!({"type": "msg", "room": "second", "text": "two", "id": "m2"}),
+        json!({"type": "ping"}),
+    ] {
+        bytes.extend(common::frame_bytes(frame.to_string().as_bytes()));
+    }
+    c.send_raw(&bytes);
+    c.shutdown_write();
+    let mut got = Vec::new();
+    loop {
+        match c.next() {
+            Next::Frame(f) => got.push(f),
+            Next::Eof => break,
+            other => panic!("{other:?} after {got:?}"),
+        }
+    }
+    assert_eq!(
+        got.iter().filter(|f| kind(f) == "pong").count(),
+        2,
+        "{got:?}"
+    );
+    let echoes: Vec<&str> = got
+        .iter()
+        .filter(|f| kind(f) == "msg")
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(echoes, ["m1", "m2"], "{got:?}");
+    let seen = read_until(&mut watcher, 20, |f| is_presence(f, "alice", "offline"));
+    let seen: Vec<String> = seen
+        .iter()
+        .map(|f| match kind(f) {
+            "msg" => f["text"].as_str().unwrap_or_default().to_owned(),
+            _ => format!("{} {}", f["nick"], f["status"]),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        ["\"alice\" \"online\"", "one", "\"alice\" \"offline\""],
+        "{seen:?}"
+    );
+}
