@@ -640,8 +640,9 @@ const handlers = {
     const catching = m.replay && catchup.has(m.room);
     const counted = !m.replay || catching;
     if (!view.message(m, session.nick)) return;
-    // Missed: shown now for the first time, and someone else's.
-    if (catching && !m.mine) catchup.set(m.room, catchup.get(m.room) + 1);
+    // Missed: shown now for the first time, and not sent from this page
+    // (one of ours sent from another tab or connection is news here).
+    if (catching && !m.sentHere) catchup.set(m.room, catchup.get(m.room) + 1);
     if (m.mine && !m.replay) clearErrors(true);
     if (!m.mine && counted && (m.room !== current || document.hidden)) {
       roomList.unread(m.room, 1, forMe(m, session.nick));
@@ -875,6 +876,9 @@ async function resumeAfterReload() {
     // Its lines are that tab's, which sends them: not this copy's.
     tabSaved.set('resume', null);
     tabSaved.set('pending', null);
+    // Not a name to join with: the other tab has it (or the last one any
+    // tab used, which may be another's too).
+    $('nick').value = '';
     showJoin('in_another_tab', `${was.nick} is open in another tab or window of this browser: go on there, or join here with another nickname.`);
     $('nick').select();
     return;

@@ -504,7 +504,11 @@ export class Session {
     this.emit('presence', { ...f, self, away });
   }
 
-  /** A `msg` as an event, once: null if already seen. Live ones advance the room's last seq. */
+  /**
+   * A `msg` as an event, once: null if already seen. Live ones advance the
+   * room's last seq. `mine`: sent by this session; `sentHere`: a line
+   * this page sent (the echo of one it had pending).
+   */
   message(f, live) {
     let mine = false;
     if (f.id) mine = this.ack(f.id);
@@ -525,7 +529,7 @@ export class Session {
           sameNicks(p.to, f.to ?? []) &&
           (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
       );
-      if (p) this.ack(p.id);
+      if (p) mine = this.ack(p.id);
     }
     if (live) {
       const r = this.rooms.get(f.room);
@@ -534,7 +538,7 @@ export class Session {
       if (!r || !r.entered || f.seq <= r.lastSeq) return null;
       r.lastSeq = f.seq;
     }
-    return { ...f, mine: fromMe, live };
+    return { ...f, mine: fromMe, sentHere: mine, live };
   }
 
   /** Forget pending message `id`; true if it was pending. */

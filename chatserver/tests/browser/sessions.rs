@@ -241,6 +241,10 @@ async fn resumed_elsewhere(h: &Harness, server: &Server) {
         got => panic!("the page took the session back by itself: {got:?}"),
     }
     say_in(&mut bob, "lobby", &[], "said while alice was elsewhere");
+    // Alice's own line from the other connection is news to this page too.
+    other.send_frame(&json!({"type": "enter", "room": "lobby"}));
+    other.recv_until(100, |f| f["type"] == "entered");
+    say_in(&mut other, "lobby", &[], "alice from elsewhere");
 
     page.c
         .find(fantoccini::Locator::Id("continue-here"))
@@ -264,7 +268,7 @@ async fn resumed_elsewhere(h: &Harness, server: &Server) {
     assert!(
         lines
             .iter()
-            .any(|l| l.text == "reconnected; 1 missed message above"),
+            .any(|l| l.text == "reconnected; 2 missed messages above"),
         "{shown:#?}"
     );
     assert!(
@@ -327,6 +331,7 @@ async fn copied_tab(h: &Harness, server: &Server) {
                 "const e = document.getElementById('join-error');
                  return { shown: !e.hidden, code: e.dataset.code, text: e.textContent,
                           chat: !document.getElementById('chat').hidden,
+                          nick: document.getElementById('nick').value,
                           kept: sessionStorage.getItem('chat.resume') };",
                 vec![],
             )
@@ -345,6 +350,11 @@ async fn copied_tab(h: &Harness, server: &Server) {
         "{seen}"
     );
     assert_eq!(seen["chat"], json!(false), "{seen}");
+    assert_eq!(
+        seen["nick"],
+        json!(""),
+        "a nickname the other tab holds is offered: {seen}"
+    );
     assert!(seen["kept"].is_null(), "the copy kept the token: {seen}");
     page.shot("copied-tab").await;
 

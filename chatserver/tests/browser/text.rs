@@ -285,3 +285,52 @@ async fn wraps_under_its_words(h: &Harness, server: &Server) {
         }
     }
 }
+
+/// A name too long for a phone's width (32 characters, the most a join
+/// takes) wraps from its left edge, and its line's time stays beside the
+/// name's first row: as a button it was centred, and the time sat beside
+/// its last row.
+#[test]
+fn a_long_name_wraps_from_its_left_and_its_time_stays_beside_its_first_row() {
+    let Some(h) = Harness::start("a_long_name_wraps_from_its_left") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(long_name(&h, &server));
+}
+
+async fn long_name(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (360, 700)).await;
+    let name = "Averyveryverylongnickname_123456";
+    let mut long = server.join(name);
+    say_in(&mut long, "lobby", &[], "hello from a long name");
+    page.wait_texts("lobby", &["hello from a long name"]).await;
+    let got = page
+        .js(
+            "const li = [...document.querySelectorAll('.room-log[data-room=lobby] li.msg')].pop();
+             const nick = li.querySelector('.nick');
+             const rows = [...nick.getClientRects()];
+             const range = document.createRange();
+             range.selectNodeContents(nick);
+             const lines = [...range.getClientRects()];
+             const time = li.querySelector('time').getBoundingClientRect();
+             return { align: getComputedStyle(nick).textAlign, rows: lines.length,
+                      first: lines[0].top, firstBottom: lines[0].bottom, left: rows[0].left,
+                      lastLeft: lines[lines.length - 1].left,
+                      timeTop: time.top, timeBottom: time.bottom };",
+            vec![],
+        )
+        .await;
+    let f = |k: &str| got[k].as_f64().unwrap_or(f64::NAN);
+    assert!(f("rows") >= 2.0, "the name fits one row here: {got}");
+    assert!(
+        (f("lastLeft") - f("left")).abs() < 1.0,
+        "the name's last row is not at its left edge: {got}"
+    );
+    let time_middle = (f("timeTop") + f("timeBottom")) / 2.0;
+    assert!(
+        f("first") < time_middle && time_middle < f("firstBottom"),
+        "the time is not beside the name's first row: {got}"
+    );
+    page.shot("long-name-narrow").await;
+}
