@@ -3547,14 +3547,7 @@ fn a_half_close_on_a_node_waits_for_the_answers_from_the_log() {
     }
     c.send_raw(&bytes);
     c.shutdown_write();
-    let mut got = Vec::new();
-    loop {
-        match c.next() {
-            Next::Frame(f) => got.push(f),
-            Next::Eof => break,
-            other => panic!("{other:?} after {got:?}"),
-        }
-    }
+    let got = c.frames_to_eof();
     assert_eq!(
         got.iter().filter(|f| kind(f) == "pong").count(),
         2,

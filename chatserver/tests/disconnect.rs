@@ -150,14 +150,7 @@ fn answered_before_the_half_close(server: &Server) {
     }
     c.send_raw(&bytes);
     c.shutdown_write();
-    let mut got = Vec::new();
-    loop {
-        match c.next() {
-            Next::Frame(f) => got.push(f),
-            Next::Eof => break,
-            other => panic!("{other:?} after {got:?}"),
-        }
-    }
+    let got = c.frames_to_eof();
     let kinds: Vec<&str> = got.iter().map(kind).collect();
     assert_eq!(kinds, ["welcome", "presence", "pong", "msg"], "{got:?}");
     assert_eq!(got[3]["text"], "bye");
@@ -184,19 +177,6 @@ fn frames_sent_before_a_half_close_are_answered_once_stored() {
     answered_before_the_half_close(&server);
 }
 
-/// Every frame `c` gets until the server closes; a reset, or nothing
-/// within the tests' wait, fails the test.
-fn read_to_eof(c: &mut Client) -> Vec<serde_json::Value> {
-    let mut got = Vec::new();
-    loop {
-        match c.next() {
-            Next::Frame(f) => got.push(f),
-            Next::Eof => return got,
-            other => panic!("{other:?} after {got:?}"),
-        }
-    }
-}
-
 /// The end of a client nothing waits for is answered at once, not after
 /// the close-flush time (a minute here, past the tests' wait).
 #[test]
@@ -205,7 +185,7 @@ fn a_half_close_with_nothing_to_answer_but_a_pong_is_not_held() {
     let mut c = server.connect();
     c.send_frame(&json!({"type": "ping"}));
     c.shutdown_write();
-    let got = read_to_eof(&mut c);
+    let got = c.frames_to_eof();
     assert_eq!(got.iter().map(kind).collect::<Vec<_>>(), ["pong"]);
 }
 
@@ -225,7 +205,7 @@ fn frames_held_by_the_rate_limit_before_a_half_close_are_answered() {
     }
     c.send_raw(&bytes);
     c.shutdown_write();
-    let got = read_to_eof(&mut c);
+    let got = c.frames_to_eof();
     assert_eq!(got.iter().filter(|f| kind(f) == "pong").count(), 40);
 }
 
@@ -265,7 +245,7 @@ fn pages_read_from_disk_before_a_half_close_are_answered() {
     bytes.extend(common::frame_bytes(br#"{"type":"ping"}"#));
     bob.send_raw(&bytes);
     bob.shutdown_write();
-    let got = read_to_eof(&mut bob);
+    let got = bob.frames_to_eof();
     let pages: Vec<usize> = got
         .iter()
         .filter(|f| kind(f) == "history")

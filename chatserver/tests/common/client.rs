@@ -137,6 +137,19 @@ impl Client {
         self.next_within(WAIT)
     }
 
+    /// Every frame until the server closes the connection; a reset, or
+    /// nothing within [`WAIT`], fails the test.
+    pub fn frames_to_eof(&mut self) -> Vec<Value> {
+        let mut got = Vec::new();
+        loop {
+            match self.next() {
+                Next::Frame(f) => got.push(f),
+                Next::Eof => return got,
+                other => panic!("{other:?} after {got:?}"),
+            }
+        }
+    }
+
     /// The next frame; anything else fails the test.
     pub fn recv_frame(&mut self) -> Value {
         match self.next() {
