@@ -374,6 +374,7 @@ function forgetRoom(room) {
 function select(room, keepDrawers = false) {
   current = room;
   view.show(room);
+  if (room) backlog.fill(room);
   roomList.setCurrent(room);
   if (room) roomList.unread(room, null);
   $('current-room').textContent = room ? `#${room}` : '';

@@ -98,6 +98,19 @@ export class HistoryLoader {
     const oldest = this.view.oldestSeq(room) ?? r.seq + 1;
     if (r.seq === 0 || oldest <= Math.max(r.oldest, 1)) this.reached.add(room);
     this.set(room, this.reached.has(room) ? 'start' : 'more');
+    this.fill(room);
+  }
+
+  /**
+   * A log too short to scroll cannot ask for older pages by scrolling,
+   * and "Load older messages" would offer what may not exist (the seqs
+   * below the oldest line shown may all be joins and leaves): while
+   * `room` is shown, one page is asked now, as a scroll to the top would.
+   */
+  fill(room) {
+    if (this.state.get(room) === 'more' && this.view.isCurrent(room) && !this.view.overflows()) {
+      this.older(room, true);
+    }
   }
 
   /**

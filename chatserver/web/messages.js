@@ -482,6 +482,11 @@ export class MessageView {
     else r.events.prepend(li);
   }
 
+  /** Whether the log shown is taller than its place (it can scroll). */
+  overflows() {
+    return this.scroller.scrollHeight > this.scroller.clientHeight;
+  }
+
   isCurrent(room) {
     return room === this.current;
   }
