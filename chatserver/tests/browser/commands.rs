@@ -588,3 +588,36 @@ async fn several_lines_after_an_error(h: &Harness, server: &Server) {
     }
     page.close().await;
 }
+
+/// On a phone's width the bar gives the room's name the place of the
+/// app's; with no room named (the join screen, after `/quit`), the app's
+/// name stays rather than an empty strip.
+#[test]
+fn on_a_phone_the_bar_names_the_room_or_else_the_app() {
+    let Some(h) = Harness::start("on_a_phone_the_bar_names_the_room") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(phone_bar(&h, &server));
+}
+
+async fn phone_bar(h: &Harness, server: &Server) {
+    const BAR_JS: &str = "const a = document.querySelector('.app-name');
+        return { app: a.offsetWidth > 0, room: document.getElementById('current-room').textContent,
+                 joining: !document.getElementById('join-screen').hidden };";
+    let page = Page::join(h, server.addr(), "alice", (390, 844)).await;
+    let v = page.js(BAR_JS, vec![]).await;
+    assert_eq!(v, json!({"app": false, "room": "#lobby", "joining": false}));
+    page.type_line("/quit").await;
+    let v = wait_for("the join screen", async || {
+        let v = page.js(BAR_JS, vec![]).await;
+        if v["joining"] == json!(true) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(v, json!({"app": true, "room": "", "joining": true}));
+    page.shot("phone-join-bar").await;
+}
