@@ -88,11 +88,8 @@ pub async fn serve(
     // A client that said its last gets the answers to what it sent first.
     // Then leave its rooms, so everyone sees the offline presence now, and
     // finish writing what was queued before the leave.
-    if matches!(stop, Stop::Eof) {
-        let within = Duration::from_millis(cfg.close_flush_ms);
-        feed::end(&to_hub, &peer, id, within).await;
-    }
-    let _ = to_hub.send(ToHub::Gone(id)).await;
+    let within = Duration::from_millis(cfg.close_flush_ms);
+    feed::leave(&to_hub, &peer, id, matches!(stop, Stop::Eof), within).await;
     if !matches!(stop, Stop::Failed(_)) {
         finish(&peer, &cfg).await;
     }

@@ -37,23 +37,30 @@ pub async fn connect(to_hub: &mpsc::Sender<ToHub>, peer: &Arc<Peer>) -> Option<C
     id.await.ok()
 }
 
-/// The client said its last (its stream ended cleanly): tell the hub, and
-/// wait until it has answered everything the client sent before and
-/// closes the peer (a `welcome`, a `pong`, an echo may wait for the
-/// store, or for a cluster's log), for at most `within`
-/// (`--close-flush-ms`). The caller then says `Gone` and writes out what
-/// is queued.
-pub async fn end(to_hub: &mpsc::Sender<ToHub>, peer: &Peer, id: ClientId, within: Duration) {
-    if to_hub.send(ToHub::End(id)).await.is_err() {
-        return;
-    }
-    let deadline = Instant::now() + within;
-    while !peer.is_closing() {
-        let woken = tokio::time::timeout_at(deadline, peer.wake.notified()).await;
-        if woken.is_err() {
-            return;
+/// The connection's reading is over: tell the hub it is `Gone`, so its
+/// session leaves its rooms. A client that `ended` its stream cleanly
+/// (its side closed, a WebSocket close) first gets the answers to what it
+/// sent: the hub is told `End` and answers it (a `welcome`, a `pong`, an
+/// echo may wait for the store, or a cluster's log), then closes the
+/// peer; that is waited for, at most `within` (`--close-flush-ms`). The
+/// caller then writes out what is queued.
+pub async fn leave(
+    to_hub: &mpsc::Sender<ToHub>,
+    peer: &Peer,
+    id: ClientId,
+    ended: bool,
+    within: Duration,
+) {
+    if ended && to_hub.send(ToHub::End(id)).await.is_ok() {
+        let deadline = Instant::now() + within;
+        while !peer.is_closing() {
+            let woken = tokio::time::timeout_at(deadline, peer.wake.notified()).await;
+            if woken.is_err() {
+                break;
+            }
         }
     }
+    let _ = to_hub.send(ToHub::Gone(id)).await;
 }
 
 /// Replace what is queued for `peer` by the error of `why` and close it.

@@ -86,19 +86,9 @@ pub async fn serve<S>(
         }
         tokio::select! {
             n = rd.read_buf(&mut buf), if resume_at.is_none() => {
-                match n {
-                    // A TCP FIN without TLS's close_notify (many clients
-                    // send none) ends the stream too: every frame taken
-                    // before it was whole, and gets its answer.
-                    Ok(0) => {
-                        ended = true;
-                        break;
-                    }
-                    Err(e) => {
-                        ended = e.kind() == std::io::ErrorKind::UnexpectedEof;
-                        break;
-                    }
-                    Ok(_) => {}
+                if matches!(n, Ok(0) | Err(_)) {
+                    ended = ended_cleanly(&n);
+                    break;
                 }
             }
             _ = sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
@@ -120,15 +110,11 @@ pub async fn serve<S>(
                         // nothing more in the stream.
                         if feeder.is_throttled() && !decoder.is_mid_frame(&buf) {
                             match feed::read_now(&mut rd, &mut buf, READ_CHUNK) {
-                                Some(Ok(0)) => {
-                                    ended = true;
+                                Some(Ok(n)) if n > 0 => continue,
+                                Some(read) => {
+                                    ended = ended_cleanly(&read);
                                     break 'conn;
                                 }
-                                Some(Err(e)) => {
-                                    ended = e.kind() == std::io::ErrorKind::UnexpectedEof;
-                                    break 'conn;
-                                }
-                                Some(Ok(_)) => continue,
                                 None => feeder.caught_up(),
                             }
                         }
@@ -160,10 +146,7 @@ pub async fn serve<S>(
         release_idle_buffer(&decoder, &mut buf);
     }
     let grace = Duration::from_millis(cfg.close_flush_ms);
-    if ended {
-        feed::end(to_hub, &peer, id, grace).await;
-    }
-    let _ = to_hub.send(ToHub::Gone(id)).await;
+    feed::leave(to_hub, &peer, id, ended, grace).await;
     peer.close();
     let mut writing = writing;
     if timeout(grace, &mut writing).await.is_err() {
@@ -172,6 +155,17 @@ pub async fn serve<S>(
     }
     cfg.metrics.closed(Transport::Tls);
     debug!(client = %id, %addr, "TLS closed");
+}
+
+/// Whether a read that ended the stream (`Ok(0)` or an error) ended it
+/// cleanly: the end of the stream, or a TCP FIN without TLS's
+/// close_notify (many clients send none; every frame taken before it was
+/// whole, and gets its answer).
+fn ended_cleanly(read: &std::io::Result<usize>) -> bool {
+    match read {
+        Ok(n) => *n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+    }
 }
 
 #[cfg(test)]

@@ -233,10 +233,7 @@ pub async fn serve<S>(
         }
     }
     let grace = Duration::from_millis(cfg.close_flush_ms);
-    if ended {
-        feed::end(&to_hub, &peer, id, grace).await;
-    }
-    let _ = to_hub.send(ToHub::Gone(id)).await;
+    feed::leave(&to_hub, &peer, id, ended, grace).await;
     // What was queued before the leave goes out, within the flush time.
     peer.close();
     let mut writing = writing;

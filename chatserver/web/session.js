@@ -510,10 +510,10 @@ export class Session {
    * this page sent (the echo of one it had pending).
    */
   message(f, live) {
-    let mine = false;
-    if (f.id) mine = this.ack(f.id);
+    let sentHere = false;
+    if (f.id) sentHere = this.ack(f.id);
     const fromMe = this.isMe(f.from);
-    if (!mine && f.replay && live && fromMe && this.held.has(f.room)) {
+    if (!sentHere && f.replay && live && fromMe && this.held.has(f.room)) {
       // A fresh session cannot match ids: match by content, in the replay
       // that comes before the held messages are sent again.
       // Only a copy stamped after it was typed (same history, a later
@@ -529,7 +529,7 @@ export class Session {
           sameNicks(p.to, f.to ?? []) &&
           (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
       );
-      if (p) mine = this.ack(p.id);
+      if (p) sentHere = this.ack(p.id);
     }
     if (live) {
       const r = this.rooms.get(f.room);
@@ -538,7 +538,7 @@ export class Session {
       if (!r || !r.entered || f.seq <= r.lastSeq) return null;
       r.lastSeq = f.seq;
     }
-    return { ...f, mine: fromMe, sentHere: mine, live };
+    return { ...f, mine: fromMe, sentHere, live };
   }
 
   /** Forget pending message `id`; true if it was pending. */
