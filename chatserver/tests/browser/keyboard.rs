@@ -607,6 +607,63 @@ fn on_a_phone_what_the_page_says_behind_an_open_drawer_is_heard() {
     });
 }
 
+/// Our own row in the People drawer: its nickname's text and the width it
+/// is shown in, its `(you)` and whether that is seen whole, beside the
+/// name and inside the row (which cuts what overflows it) and the drawer.
+const OWN_ROW_JS: &str = r#"
+const li = document.querySelector('#online li.me');
+if (!li) return null;
+const nick = li.querySelector('.nick'), you = li.querySelector('.you');
+const l = li.getBoundingClientRect(), d = document.getElementById('people').getBoundingClientRect();
+const n = nick.getBoundingClientRect(), y = you.getBoundingClientRect();
+return {
+  name: nick.textContent,
+  name_width: Math.round(n.width),
+  you: you.textContent.trim(),
+  you_whole: y.width > 0 && y.left >= n.right - 0.5
+    && y.right <= Math.min(l.right, d.right) + 0.5 && you.scrollWidth <= you.clientWidth + 1,
+  row: [Math.round(l.left), Math.round(l.right)],
+  you_box: [Math.round(y.left), Math.round(y.right)],
+};
+"#;
+
+/// On a phone, our own row in the People drawer shows our nickname (cut
+/// short with an ellipsis when it is too long for the drawer) and then
+/// `(you)`, both seen: with a long nickname the name took the whole row
+/// and `(you)` was cut off after it, or wholly out of sight, so nothing
+/// said which of the names was ours.
+#[test]
+fn on_a_phone_our_own_row_in_the_people_drawer_shows_the_name_and_you() {
+    let Some(h) = Harness::start("own_row_on_a_phone") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let nicks = [
+            ("alexandra-the-very-long-nickname", 390, 844),
+            ("bartholomew-the-long-nickname", 320, 640),
+            ("cy", 390, 844),
+        ];
+        for (nick, w, ht) in nicks {
+            let page = Page::join(&h, server.addr(), nick, (w, ht)).await;
+            page.click("people-toggle").await;
+            slid_in(&page, "people").await;
+            let row = page.js(OWN_ROW_JS, vec![]).await;
+            page.shot(&format!("phone-own-row-{w}-{}", nick.len()))
+                .await;
+            assert_eq!(row["name"], json!(nick), "{row}");
+            assert_eq!(row["you"], json!("(you)"), "{row}");
+            assert_eq!(row["you_whole"], json!(true), "(you) at {w}x{ht}: {row}");
+            let shown = row["name_width"].as_u64().expect("a width");
+            assert!(
+                shown >= 100.min(8 * nick.len() as u64),
+                "{nick} shown in {shown}px at {w}x{ht}: {row}"
+            );
+            page.close().await;
+        }
+    });
+}
+
 // ---------------------------------------------------------------------
 // b5. Leaving any room from the list.
 // ---------------------------------------------------------------------
