@@ -677,9 +677,11 @@ async fn leave_unconfirmed(h: &Harness) {
 }
 
 /// On a phone's width, the row a lost connection takes under the top bar
-/// says when the next try is (`retrying in 1.2 s (attempt 2)`), beside
-/// Retry now, both in view: it was hidden there with the rest of the
-/// bar's detail, and the row said only `reconnecting…`.
+/// says when the next try is (`retrying in 1.2 s (attempt 2)`), whole,
+/// with Retry now, all in view and none over another: it was hidden there
+/// with the rest of the bar's detail, and the row said only
+/// `reconnecting…`; then, squeezed between the state and Retry now, it
+/// was cut short (`retrying in 0.6 s (att…`) on a 390-pixel phone.
 #[test]
 fn on_a_phone_a_reconnecting_page_says_when_it_tries_again() {
     let Some(h) = Harness::start("on_a_phone_a_reconnecting_page") else {
@@ -687,36 +689,54 @@ fn on_a_phone_a_reconnecting_page_says_when_it_tries_again() {
     };
     h.block_on(async {
         let mut server = Server::start(&[]);
-        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let sizes = [("alice", 390, 844), ("bob", 320, 640)];
+        let mut pages = Vec::new();
+        for (nick, w, ht) in sizes {
+            pages.push(Page::join(&h, server.addr(), nick, (w, ht)).await);
+        }
         server.sigterm();
         assert!(server.wait_exit(WAIT).success());
-        let shown = wait_for("alice: when the next try is, on a phone", async || {
-            let v = page.js(NEXT_TRY_JS, vec![]).await;
-            match v["text"].as_str() {
-                Some(t) if t.starts_with("retrying in ") => Ok(v),
-                _ => Err(v.to_string()),
-            }
-        })
-        .await;
-        assert_eq!(shown["width"], json!(390), "{shown}");
-        assert_eq!(shown["displayed"], json!(true), "{shown}");
-        assert_eq!(shown["in_view"], json!(true), "{shown}");
-        page.shot("reconnecting-narrow").await;
-        page.close().await;
+        for (page, (_, w, _)) in pages.iter().zip(sizes) {
+            let shown = wait_for(
+                &format!("{}: when the next try is, on a phone", page.nick),
+                async || {
+                    let v = page.js(NEXT_TRY_JS, vec![]).await;
+                    match v["text"].as_str() {
+                        Some(t) if t.starts_with("retrying in ") => Ok(v),
+                        _ => Err(v.to_string()),
+                    }
+                },
+            )
+            .await;
+            page.shot(&format!("reconnecting-narrow-{w}")).await;
+            assert_eq!(shown["width"], json!(w), "{shown}");
+            assert_eq!(shown["displayed"], json!(true), "{shown}");
+            assert_eq!(shown["in_view"], json!(true), "{shown}");
+            assert_eq!(shown["whole"], json!(true), "{shown}");
+        }
+        for page in pages {
+            page.close().await;
+        }
     });
 }
 
-/// `#status-detail`'s text, whether it shows, and whether it and Retry
-/// now after it are wholly within the window.
+/// `#status-detail`'s text, whether it shows, whether it, the state and
+/// Retry now are wholly within the window, none over another, and
+/// whether the detail's text is whole (not cut short).
 const NEXT_TRY_JS: &str = "const d = document.getElementById('status-detail');
     const r = d.getBoundingClientRect();
+    const s = document.getElementById('status').getBoundingClientRect();
     const b = document.getElementById('retry').getBoundingClientRect();
+    const over = (x, y) => x.left < y.right && y.left < x.right && x.top < y.bottom && y.top < x.bottom;
     return {
       text: d.textContent,
       width: innerWidth,
       displayed: getComputedStyle(d).display !== 'none' && r.width > 0,
-      in_view: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight
-        && b.width > 0 && b.left >= r.right && b.right <= innerWidth,
+      in_view: [r, s, b].every((x) => x.width > 0 && x.left >= 0 && x.top >= 0
+        && x.right <= innerWidth && x.bottom <= innerHeight)
+        && !over(r, b) && !over(r, s) && !over(s, b),
+      whole: d.scrollWidth <= d.clientWidth + 1,
+      boxes: [r, s, b].map((x) => [x.left, x.top, x.right, x.bottom].map(Math.round)),
     };";
 
 /// Lines typed while the server is away wait in the page; the server is
