@@ -621,3 +621,71 @@ async fn phone_bar(h: &Harness, server: &Server) {
     assert_eq!(v, json!({"app": true, "room": "", "joining": true}));
     page.shot("phone-join-bar").await;
 }
+
+/// The composer's row after `/query NICK`: what the mark beside the input
+/// says, whether its `→` and `only` are seen (the name between them may be
+/// cut short), the input's width, and whether the mark, the input and
+/// Send are each wholly in the window, none over another.
+const QUERY_ROW_JS: &str = r#"
+const q = document.getElementById('query-to');
+const boxes = ['query-to', 'input', 'send'].map((id) => document.getElementById(id).getBoundingClientRect());
+const over = (x, y) => x.left < y.right && y.left < x.right && x.top < y.bottom && y.top < x.bottom;
+const ends = Array.from(q.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => {
+  const r = document.createRange();
+  r.selectNodeContents(n);
+  const b = r.getBoundingClientRect();
+  return b.width > 0 && b.left >= boxes[0].left - 0.5 && b.right <= boxes[0].right + 0.5;
+});
+return {
+  text: q.hidden ? null : q.textContent,
+  ends_seen: ends.length === 2 && ends.every((e) => e),
+  input_width: Math.round(boxes[1].width),
+  in_view: boxes.every((b) => b.width > 0 && b.left >= 0 && b.right <= innerWidth && b.bottom <= innerHeight)
+    && !over(boxes[0], boxes[1]) && !over(boxes[1], boxes[2]) && !over(boxes[0], boxes[2]),
+  boxes: boxes.map((b) => [b.left, b.top, b.right, b.bottom].map(Math.round)),
+};
+"#;
+
+/// On a phone, `/query` a long nickname: the mark beside the input
+/// (`→ NAME only`, the name cut short with an ellipsis if need be) leaves
+/// room to type, and Send stays on the screen. (The mark kept the whole
+/// name on one line: the input was squeezed to a sliver writing its
+/// placeholder a letter a row, and Send went off the right edge.)
+#[test]
+fn on_a_phone_a_query_to_a_long_nickname_leaves_room_to_type() {
+    let Some(h) = Harness::start("on_a_phone_a_query_to_a_long_nickname") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let long = "bartholomew-the-long-nickname-xy";
+        let mut bob = server.join(long);
+        for (nick, w, ht) in [("alice", 390, 844), ("carol", 320, 640)] {
+            let page = Page::join(&h, server.addr(), nick, (w, ht)).await;
+            page.type_line(&format!("/query {long}")).await;
+            let row = wait_for(&format!("{nick}: the query's mark"), async || {
+                let v = page.js(QUERY_ROW_JS, vec![]).await;
+                if v["text"].is_null() {
+                    Err(v.to_string())
+                } else {
+                    Ok(v)
+                }
+            })
+            .await;
+            page.shot(&format!("phone-query-long-nick-{w}")).await;
+            assert_eq!(row["text"], json!(format!("→ {long} only")), "{row}");
+            assert_eq!(row["ends_seen"], json!(true), "at {w}x{ht}: {row}");
+            assert_eq!(row["in_view"], json!(true), "at {w}x{ht}: {row}");
+            let input = row["input_width"].as_u64().expect("a width");
+            assert!(
+                input >= w as u64 / 4,
+                "the input {input}px wide at {w}x{ht}: {row}"
+            );
+            // And the line typed goes to the long-named one.
+            page.type_line("just for you").await;
+            let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == "just for you");
+            assert_eq!(f["to"], json!([long]), "{f}");
+            page.close().await;
+        }
+    });
+}
