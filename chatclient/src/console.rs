@@ -459,6 +459,7 @@ mod tests {
             to: vec![],
             text: "hi".into(),
             ts,
+            place: crate::render::Place::default(),
         }
     }
 

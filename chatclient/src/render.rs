@@ -39,6 +39,9 @@ pub enum Line {
         text: String,
         /// When the server stamped it (Unix milliseconds; 0: unknown).
         ts: u64,
+        /// Where it stands among its room's messages (the full-screen
+        /// client keeps each room's messages in this order).
+        place: Place,
     },
     /// Someone entered or left a room.
     Presence {
@@ -129,6 +132,19 @@ pub enum Line {
         /// Who was there then and is not now.
         left: Vec<String>,
     },
+}
+
+/// Where a message stands in its room: its `seq`, in the room's history
+/// numbered `era`. The session gives each history a room is seen in a new
+/// era (the server restarted without keeping it, say): seqs of two eras
+/// are not comparable, and a later era's messages come after an earlier
+/// one's. The default, era 0, is a place unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Place {
+    /// The history's number (0: unknown).
+    pub era: u64,
+    /// The message's seq in it.
+    pub seq: u64,
 }
 
 /// A part of a line that lists nicknames: the client's own words, or a
@@ -398,6 +414,7 @@ mod tests {
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
             ts: 0,
+            place: Place::default(),
         }
     }
 
@@ -501,6 +518,7 @@ mod tests {
             to: vec![],
             text: "hi".into(),
             ts: 0,
+            place: Place::default(),
         };
         assert_eq!(render(&other, PLAIN, None), "[#rust] bob: hi");
         let old = Line::Msg {
@@ -512,6 +530,7 @@ mod tests {
             to: vec!["alice".into()],
             text: "earlier".into(),
             ts: 0,
+            place: Place::default(),
         };
         assert_eq!(render(&old, PLAIN, None), "[history] bob -> alice: earlier");
         let both = Line::Msg {
@@ -523,6 +542,7 @@ mod tests {
             to: vec![],
             text: "x".into(),
             ts: 0,
+            place: Place::default(),
         };
         assert_eq!(
             render(&both, PLAIN, Some("01:02:03")),

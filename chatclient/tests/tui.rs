@@ -1008,3 +1008,58 @@ fn one_huge_word_takes_a_few_pages_not_hundreds() {
         alice.shown()
     );
 }
+
+/// What the screen shows of bob's messages, in order from the top, with
+/// the mark of the start of the room's history as `(start)` and the line
+/// saying some are missing as `(gap)`.
+fn bobs_lines(screen: &Screen) -> Vec<String> {
+    screen
+        .rows()
+        .iter()
+        .filter_map(|r| {
+            if r.contains("sent while you were away are missing here") {
+                return Some("(gap)".to_owned());
+            }
+            if r.contains("the start of #lobby's history") {
+                return Some("(start)".to_owned());
+            }
+            r.split_once(" bob: ").map(|(_, text)| text.to_owned())
+        })
+        .collect()
+}
+
+/// The server restarted without its history while alice was away, and
+/// bob said 80 lines in the new one: the replay brings the newest 50, and
+/// `/history` the 30 before them, which go above those 50 and below what
+/// was said before the restart (they went to the top, above it), the
+/// start of the room's history marked above them.
+#[test]
+fn a_page_of_a_history_begun_anew_goes_below_the_earlier_one() {
+    let mut server = Server::start(&[]);
+    let addr = server.addr.clone();
+    let proxy = Proxy::start(&addr);
+    let fast = [("CHATCLIENT_RECONNECT_MIN_MS", "50")];
+    let mut bob = Client::start_opts("bob", &addr, &[], &fast);
+    bob.expect("* bob is online");
+    bob.say("before");
+    bob.expect("bob: before");
+    proxy.allow();
+    let mut alice = Screen::start_env("alice", &proxy.addr, 80, 120, &["--timeout", "20"], &fast);
+    bob.expect("* alice is online");
+    alice.expect("bob: before");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    alice.wait_until("reconnecting", |s| s.status_row().contains("reconnecting"));
+    let _back = Server::start_on(&addr, &[]);
+    bob.expect_line("bob back", |l| l.starts_with("* reconnected"));
+    let lines: Vec<String> = (0..80).map(|i| format!("n{i:03}")).collect();
+    bob.say_all(&lines);
+    bob.expect("bob: n079");
+    proxy.allow();
+    alice.expect("earlier messages are gone");
+    alice.keys(b"/history 200\r");
+    alice.expect("30 older messages of #lobby; that is all");
+    let mut want = vec!["before".to_owned(), "(start)".to_owned()];
+    want.extend(lines);
+    assert_eq!(bobs_lines(&alice), want, "{}", alice.shown());
+}

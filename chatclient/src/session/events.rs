@@ -7,7 +7,7 @@ use chatproto::{nick_key, ClientEvent, ClientOutput};
 use super::lines::{names_of, plural, NAMES_SHOWN};
 use super::resume::Resume;
 use super::{Action, Gap, Session};
-use crate::render::Line;
+use crate::render::{Line, Place};
 
 impl Session {
     /// Move the core's output into ours: frames as they are, events as lines.
@@ -209,6 +209,7 @@ impl Session {
                     }
                 }
                 self.shown(&room, seq);
+                let place = self.place(&room, seq);
                 let line = Line::Msg {
                     room: self.other(&room),
                     history: replay && !missed,
@@ -218,6 +219,7 @@ impl Session {
                     to,
                     text,
                     ts,
+                    place,
                 };
                 self.print(line);
             }
@@ -296,6 +298,7 @@ impl Session {
                             continue;
                         }
                         count += 1;
+                        let place = self.place(&room, seq);
                         let line = Line::Msg {
                             room: self.other(&room),
                             history: true,
@@ -305,6 +308,7 @@ impl Session {
                             to,
                             text,
                             ts,
+                            place,
                         };
                         self.print(line);
                     }
@@ -401,6 +405,12 @@ impl Session {
     fn seen_epoch(&mut self, room: &str) {
         let epoch = self.client.epoch(room).unwrap_or_default();
         let seen = self.seen.entry(room.to_owned()).or_default();
+        if seen.era == 0 || seen.epoch != epoch {
+            // Even one it was in before: what it shows now comes after
+            // what was shown since.
+            self.eras += 1;
+            seen.era = self.eras;
+        }
         seen.enter_epoch(epoch);
         // Its replay is placed against what is on the screen now.
         seen.floor = seen.lowest;
@@ -458,6 +468,7 @@ impl Session {
             count += 1;
             // (Below what was shown only when nothing was before the gap.)
             self.shown(&room, seq);
+            let place = self.place(&room, seq);
             let line = Line::Msg {
                 room: self.other(&room),
                 history: true,
@@ -467,6 +478,7 @@ impl Session {
                 to,
                 text,
                 ts,
+                place,
             };
             self.print(line);
         }
@@ -516,6 +528,13 @@ impl Session {
     /// was.
     fn note_seen(&mut self, room: &str, seq: u64) -> bool {
         self.seen.entry(room.to_owned()).or_default().note(seq)
+    }
+
+    /// Where the message `seq` of `room` stands, for the full-screen
+    /// client (an unknown place before the room was entered).
+    fn place(&self, room: &str, seq: u64) -> Place {
+        let era = self.seen.get(room).map_or(0, |s| s.era);
+        Place { era, seq }
     }
 
     fn shown(&mut self, room: &str, seq: u64) {

@@ -94,6 +94,10 @@ struct Gap {
 #[derive(Debug, Default)]
 struct Seen {
     epoch: String,
+    /// The number the session gave this epoch when the room was entered
+    /// in it (0: not entered yet): what places its messages on the
+    /// full-screen client (see [`crate::render::Place`]).
+    era: u64,
     seqs: BTreeSet<u64>,
     /// The smallest seq shown (since the last `/clear`), kept when the
     /// set forgets it: a message below it is older than all on screen.
@@ -239,6 +243,8 @@ pub struct Session {
     /// entered again after a `/part` (its replay repeats what was on
     /// screen).
     seen: BTreeMap<String, Seen>,
+    /// The last era given to a room's history (see [`Seen::era`]).
+    eras: u64,
     /// Rooms left, the latest last: what was seen of each is kept for the
     /// last [`PARTED_KEPT`] only (a bot walking through many rooms would
     /// keep 256 seqs of every one).
@@ -331,6 +337,7 @@ impl Session {
             oldest: BTreeMap::new(),
             paged: BTreeMap::new(),
             seen: BTreeMap::new(),
+            eras: 0,
             parted: VecDeque::new(),
             fatal: None,
             refused_rooms: BTreeSet::new(),

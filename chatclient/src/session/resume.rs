@@ -1236,6 +1236,7 @@ mod tests {
                 to: vec![],
                 text: "meanwhile".into(),
                 ts: 1_700_000_000_000,
+                place: crate::render::Place { era: 1, seq: 2 },
             })
         );
     }

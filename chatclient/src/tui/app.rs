@@ -328,11 +328,18 @@ impl App {
     /// with `keep`, a view scrolled back above it stays where it is),
     /// keeping at most [`MAX_ENTRIES`] (the oldest go).
     /// Where `room`'s first message is among the entries (the end if it
-    /// has none): what paging back puts lines above.
+    /// has none): what paging back puts lines above. Of the history its
+    /// newest message is in: one begun anew starts below the earlier one
+    /// (see [`Place`](crate::render::Place)).
     fn first_message(&self, room: &Option<String>) -> usize {
+        let era = |e: &Entry| match &e.line {
+            Line::Msg { place, .. } if e.room == *room => Some(place.era),
+            _ => None,
+        };
+        let newest = self.entries.iter().rev().find_map(era);
         self.entries
             .iter()
-            .position(|e| e.room == *room && matches!(e.line, Line::Msg { .. }))
+            .position(|e| newest.is_some() && era(e) == newest)
             .unwrap_or(self.entries.len())
     }
 
@@ -536,6 +543,14 @@ impl App {
         }
         entry.everywhere = entry.room.is_none()
             && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
+        if let Some(at) = self.newer_of_its_room(&entry) {
+            // Older than a message of its room on the screen (missing
+            // there, or a page come after newer lines): in its place. A
+            // view scrolled back stays where it is (a page goes above it:
+            // not laid out again for each of its lines).
+            self.insert_page_line(at, entry, !page || fill);
+            return;
+        }
         let under_gap = fill.then(|| self.gap_line(&entry.room)).flatten();
         if let Some(marker) = under_gap {
             let at = match &self.page_at {
@@ -559,6 +574,37 @@ impl App {
             return;
         }
         self.push_entry(entry);
+    }
+
+    /// Where a message goes that is older than one of its room's on the
+    /// screen: above the oldest of those (of its room's history, see
+    /// [`Place`](crate::render::Place)); `None` when it is newer than all of them, or its place
+    /// is unknown. From the bottom up, as far as its room's newest
+    /// message not newer than it: a new message, the common case, stops
+    /// at its room's last one.
+    fn newer_of_its_room(&self, entry: &Entry) -> Option<usize> {
+        let Line::Msg { place, .. } = &entry.line else {
+            return None;
+        };
+        if place.era == 0 {
+            return None;
+        }
+        let mut at = None;
+        for (i, e) in self.entries.iter().enumerate().rev() {
+            let Line::Msg { place: other, .. } = &e.line else {
+                continue;
+            };
+            if e.room != entry.room {
+                continue;
+            }
+            if other.era != place.era || other.seq < place.seq {
+                break;
+            }
+            if other.seq > place.seq {
+                at = Some(i);
+            }
+        }
+        at
     }
 
     /// Put a new line at the bottom, keeping at most [`MAX_ENTRIES`].
@@ -657,6 +703,7 @@ mod tests {
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
             ts: 0,
+            place: crate::render::Place::default(),
         }
     }
 
@@ -742,6 +789,7 @@ mod tests {
             to: vec![],
             text: text.into(),
             ts: 0,
+            place: crate::render::Place::default(),
         };
         app.add_line(older("old1"), "12:02".into());
         app.add_line(older("old2"), "12:02".into());
@@ -848,6 +896,7 @@ mod tests {
             to: vec![],
             text: text.into(),
             ts: 0,
+            place: crate::render::Place::default(),
         }
     }
 
@@ -923,6 +972,104 @@ mod tests {
             })
             .collect();
         assert_eq!(last, ["(gap)", "m16", "m17", "m18", "m19"]);
+    }
+
+    /// bob's message `text` in #lobby, `seq` of the history `era`.
+    fn placed(text: &str, era: u64, seq: u64, page: bool) -> Line {
+        Line::Msg {
+            room: Some("lobby".into()),
+            history: page,
+            page,
+            missed: false,
+            from: "bob".into(),
+            to: vec![],
+            text: text.into(),
+            ts: 0,
+            place: crate::render::Place { era, seq },
+        }
+    }
+
+    /// The entries as short words: a message's text, the others' kind.
+    fn words(app: &App) -> Vec<String> {
+        app.entries
+            .iter()
+            .map(|e| match &e.line {
+                Line::Msg { text, .. } => text.clone(),
+                Line::Entered { .. } => "(entered)".into(),
+                Line::HistoryGone { .. } => "(gone)".into(),
+                Line::HistoryStart { .. } => "(start)".into(),
+                _ => "(other)".into(),
+            })
+            .collect()
+    }
+
+    /// A room's messages are shown in seq order: one missing between two
+    /// on the screen (filled in after a reconnect, or from a page that
+    /// came after newer lines) goes between them, not at the bottom; a
+    /// page older than all of them above them, under the room's notes.
+    #[test]
+    fn a_message_goes_between_its_neighbours_by_seq() {
+        let mut app = app();
+        let entered = Line::Entered {
+            room: "lobby".into(),
+            text: "entered #lobby; 2 online".into(),
+        };
+        app.add_line(entered, "12:00".into());
+        app.add_line(placed("m2", 1, 2, false), "12:00".into());
+        app.add_line(placed("m6", 1, 6, false), "12:00".into());
+        app.add_line(msg("rust", "bob", &[], "r1"), "12:01".into());
+        app.add_line(Line::Info("a note".into()), "12:01".into());
+        app.add_line(placed("m9", 1, 9, false), "12:01".into());
+        app.add_line(placed("m7", 1, 7, false), "12:02".into());
+        app.add_line(placed("m4", 1, 4, true), "12:02".into());
+        app.add_line(placed("m5", 1, 5, true), "12:02".into());
+        app.add_line(placed("m1", 1, 1, true), "12:02".into());
+        app.add_line(placed("m10", 1, 10, false), "12:03".into());
+        app.add_line(msg("lobby", "bob", &[], "unplaced"), "12:03".into());
+        assert_eq!(
+            words(&app),
+            [
+                "(entered)",
+                "m1",
+                "m2",
+                "m4",
+                "m5",
+                "m6",
+                "r1",
+                "(other)",
+                "m7",
+                "m9",
+                "m10",
+                "unplaced"
+            ]
+        );
+    }
+
+    /// A room's history begun anew (the server restarted without it): its
+    /// messages, and a page of it, go below the earlier history's, whose
+    /// seqs are not theirs to compare with; the start of its history is
+    /// marked above its first message.
+    #[test]
+    fn a_history_begun_anew_goes_below_the_earlier_one() {
+        let mut app = app();
+        app.add_line(placed("a5", 1, 5, false), "12:00".into());
+        app.add_line(placed("a6", 1, 6, false), "12:00".into());
+        app.add_line(placed("n30", 2, 30, false), "12:01".into());
+        app.add_line(placed("n31", 2, 31, false), "12:01".into());
+        let gone = Line::HistoryGone {
+            room: "lobby".into(),
+        };
+        app.add_line(gone, "12:01".into());
+        app.add_line(placed("n1", 2, 1, true), "12:02".into());
+        app.add_line(placed("n2", 2, 2, true), "12:02".into());
+        let start = Line::HistoryStart {
+            room: "lobby".into(),
+        };
+        app.add_line(start, "12:02".into());
+        assert_eq!(
+            words(&app),
+            ["a5", "a6", "(start)", "n1", "n2", "n30", "n31", "(gone)"]
+        );
     }
 
     /// A gap's line goes when nothing will be fetched into it any more:

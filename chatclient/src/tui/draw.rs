@@ -552,6 +552,7 @@ mod tests {
             to: vec![],
             text: text.into(),
             ts: 0,
+            place: crate::render::Place::default(),
         }
     }
 
@@ -840,6 +841,7 @@ mod tests {
                 to: vec![],
                 text: format!("m{i}"),
                 ts: 0,
+                place: crate::render::Place::default(),
             };
             app.add_line(missing, "12:03".into());
         }

@@ -323,6 +323,7 @@ mod tests {
             to: to.iter().map(|s| s.to_string()).collect(),
             text: text.into(),
             ts: 0,
+            place: crate::render::Place::default(),
         }
     }
 
@@ -511,6 +512,7 @@ mod tests {
             to: vec![],
             text: "hi".into(),
             ts: at(d, h, m).timestamp_millis() as u64,
+            place: crate::render::Place::default(),
         };
         assert_eq!(time_column(&sent(2, 9, 30, false), now), "12:00");
         assert_eq!(time_column(&sent(2, 9, 30, true), now), "09:30");
@@ -526,6 +528,7 @@ mod tests {
             to: vec![],
             text: "hi".into(),
             ts: at(1, 8, 5).timestamp_millis() as u64,
+            place: crate::render::Place::default(),
         };
         assert_eq!(time_column(&old, now), "12-01");
     }
