@@ -1063,3 +1063,55 @@ fn a_page_of_a_history_begun_anew_goes_below_the_earlier_one() {
     want.extend(lines);
     assert_eq!(bobs_lines(&alice), want, "{}", alice.shown());
 }
+
+/// alice full-screen through a proxy, on a screen `rows` high, in the
+/// lobby with bob, who said `before` first; the connection is cut and bob
+/// says `away` lines (`w000`...) before alice is let back in: more than
+/// the replay brings (20 here), a gap. (The server and the proxy are kept
+/// for as long as the test runs.)
+fn a_gap_of(away: usize, rows: u16) -> (Server, Proxy, Client, Screen) {
+    let server = Server::start(&["--replay-limit", "20"]);
+    let proxy = Proxy::start(&server.addr);
+    let mut bob = bob_in(&server, "lobby");
+    bob.say("before");
+    bob.expect("bob: before");
+    proxy.allow();
+    let mut alice = Screen::start_env(
+        "alice",
+        &proxy.addr,
+        80,
+        rows,
+        &["--timeout", "20"],
+        &[("CHATCLIENT_RECONNECT_MIN_MS", "50")],
+    );
+    bob.expect("* alice is online");
+    alice.expect("bob: before");
+    proxy.cut();
+    alice.wait_until("reconnecting", |s| s.status_row().contains("reconnecting"));
+    bob.expect("* alice left");
+    let lines: Vec<String> = (0..away).map(|i| format!("w{i:03}")).collect();
+    bob.say_all(&lines);
+    bob.expect(&format!("bob: w{:03}", away - 1));
+    proxy.allow();
+    alice.expect("* reconnected; history has a gap");
+    (server, proxy, bob, alice)
+}
+
+/// 200 messages missing after a reconnect, and `/history 200`, as many
+/// as the server's page holds: all 200 are shown in their place, and the
+/// gap is said to be filled. The client asks for one more than asked, to
+/// see whether the page reaches below the gap; the server's page had no
+/// room for it, and the client said more were missing (a further
+/// `/history` found none).
+#[test]
+fn history_200_fills_a_gap_of_200() {
+    let (_server, _proxy, _bob, mut alice) = a_gap_of(220, 240);
+    let mut want = vec!["before".to_owned(), "(gap)".to_owned()];
+    want.extend((200..220).map(|i| format!("w{i:03}")));
+    assert_eq!(bobs_lines(&alice), want, "{}", alice.shown());
+    alice.keys(b"/history 200\r");
+    alice.expect("* fetched 200 missing messages of #lobby; none is missing any more");
+    let mut want = vec!["before".to_owned()];
+    want.extend((0..220).map(|i| format!("w{i:03}")));
+    assert_eq!(bobs_lines(&alice), want, "{}", alice.shown());
+}

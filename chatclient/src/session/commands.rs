@@ -62,11 +62,18 @@ impl Session {
                         // What is missing after a reconnect first, and
                         // one more: a page that holds one from before the
                         // gap shows that none is missing any more.
+                        // (Not past the most a page of the server's holds.)
+                        let page = self
+                            .client
+                            .limits()
+                            .map_or(crate::input::HISTORY_MAX, |l| l.history_page);
                         let gap = self.gaps.get_mut(&room).and_then(|g| g.last_mut());
                         let (before, asked) = match gap {
                             Some(gap) => {
                                 gap.asked = limit;
-                                (gap.before, limit + 1)
+                                gap.no_room_for_one_more = limit >= page;
+                                gap.probing = None;
+                                (gap.before, if limit < page { limit + 1 } else { limit })
                             }
                             None => (self.oldest.get(&room).copied(), limit),
                         };

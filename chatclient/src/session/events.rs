@@ -137,6 +137,8 @@ impl Session {
                         after,
                         before: None,
                         asked: 0,
+                        no_room_for_one_more: false,
+                        probing: None,
                     };
                     self.gaps.entry(room.clone()).or_default().push(gap);
                     let room = room.clone();
@@ -441,7 +443,16 @@ impl Session {
             _ => 0,
         };
         let lowest = messages.iter().map(seq_of).chain(stopped_at).min();
+        if let Some(count) = gap.probing {
+            // The page of one after a page as full as the server's: one
+            // still missing in it says more are (it is not shown: the
+            // page before showed as many as asked), even the last of all.
+            let missing = messages.iter().any(|e| seq_of(e) > gap.after);
+            let reached = !missing && (!more || lowest.is_none_or(|l| l <= gap.after + 1));
+            return self.gap_page_said(room, count, more || missing, reached, None);
+        }
         let reached = !more || lowest.is_none_or(|l| l <= gap.after + 1);
+        let full = messages.len() as u64 >= gap.asked;
         let withheld = !reached && gap.asked > 0 && messages.len() as u64 > gap.asked;
         if withheld {
             // The one more asked for is missing too: the next page
@@ -482,6 +493,35 @@ impl Session {
             };
             self.print(line);
         }
+        // The page below it, where the next one starts (with the one
+        // held back), or where the server stopped looking.
+        let next = if withheld { shown_lowest } else { lowest };
+        if more && !reached && full && gap.no_room_for_one_more {
+            // Whether it reached the gap's start, a page of one more
+            // tells; what this one brought is said then.
+            if let Some(last) = self.gaps.get_mut(&room).and_then(|g| g.last_mut()) {
+                last.before = next;
+                last.probing = Some(count);
+            }
+            self.client.history(&room, next, Some(1));
+            self.paging.insert(room);
+            return;
+        }
+        self.gap_page_said(room, count, more, reached, Some(next));
+    }
+
+    /// What a page into a gap did: `count` messages shown, the gap filled
+    /// (`reached`; with nothing older, `more` false: every gap of the
+    /// room) or not, the next page starting at `next` (`None`: where it
+    /// was).
+    fn gap_page_said(
+        &mut self,
+        room: String,
+        count: usize,
+        more: bool,
+        reached: bool,
+        next: Option<Option<u64>>,
+    ) {
         let gaps = self.gaps.entry(room.clone()).or_default();
         // Nothing older at all: every gap of the room is filled (nothing
         // was missing in the older ones).
@@ -490,10 +530,10 @@ impl Session {
             (true, true) => usize::from(gaps.pop().is_some()),
             (true, false) => {
                 if let Some(last) = gaps.last_mut() {
-                    // The next page starts below what this one showed
-                    // (with the one held back), or where the server
-                    // stopped looking.
-                    last.before = if withheld { shown_lowest } else { lowest };
+                    last.probing = None;
+                    if let Some(next) = next {
+                        last.before = next;
+                    }
                 }
                 0
             }
