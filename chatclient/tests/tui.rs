@@ -1115,3 +1115,24 @@ fn history_200_fills_a_gap_of_200() {
     want.extend((0..220).map(|i| format!("w{i:03}")));
     assert_eq!(bobs_lines(&alice), want, "{}", alice.shown());
 }
+
+/// Each `/history` into a gap says what it brought at the bottom, and the
+/// next one's word takes its place: a stale "more are missing" stayed
+/// above "none is missing any more".
+#[test]
+fn notes_of_pages_into_a_gap_do_not_pile_up() {
+    let (_server, _proxy, _bob, mut alice) = a_gap_of(60, 100);
+    alice.keys(b"/history 20\r");
+    alice.expect("* fetched 20 missing messages of #lobby; more are missing");
+    alice.keys(b"/history 20\r");
+    alice.expect("* fetched 20 missing messages of #lobby; none is missing any more");
+    let notes: Vec<String> = alice
+        .rows()
+        .into_iter()
+        .filter(|r| r.contains("missing messages of #lobby"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", alice.shown());
+    let mut want = vec!["before".to_owned()];
+    want.extend((0..60).map(|i| format!("w{i:03}")));
+    assert_eq!(bobs_lines(&alice), want, "{}", alice.shown());
+}

@@ -546,18 +546,22 @@ impl Session {
             0 => format!("no missing message of #{room} in this page"),
             n => format!("fetched {} of #{room}", plural(n, "missing message")),
         };
-        match (filled, older) {
-            (0, _) => self.info(format!(
-                "{what}; more are missing: /history fetches them"
-            )),
-            (_, false) if count == 0 => {
-                self.info(format!("no message of #{room} is missing any more"))
-            }
-            (_, false) => self.info(format!("{what}; none is missing any more")),
-            (_, true) => self.info(format!(
+        let text = match (filled, older) {
+            (0, _) => format!("{what}; more are missing: /history fetches them"),
+            (_, false) if count == 0 => format!("no message of #{room} is missing any more"),
+            (_, false) => format!("{what}; none is missing any more"),
+            (_, true) => format!(
                 "{what}; none is missing there any more, but some are further up: /history fetches them"
-            )),
-        }
+            ),
+        };
+        // What this /history brought: the full-screen client shows the
+        // latest of these notes only (the last one's "more are missing"
+        // is stale once this one says none is).
+        let note_room = room.clone();
+        self.print(Line::HistoryNote {
+            room: note_room,
+            text,
+        });
         for _ in 0..filled {
             let room = room.clone();
             self.print(Line::Gap { room, filled: true });
