@@ -1,13 +1,14 @@
 //! One turn's outbound frames, staged before they reach the peers' queues.
 //!
-//! The hub encodes every frame of a turn one after another into one buffer
-//! (a large one into an allocation of its own) and notes, per peer, which
-//! part of it goes there. A member of a busy room gets every event of the
-//! turn, so its part is usually one run of the buffer (unless another
-//! room's events came in between): at the end of the turn it is queued as
-//! one slice, written as one buffer of a `writev`, instead of a queue
-//! entry (a lock, a count on the buffer, a slot) per frame. (A WebSocket's
-//! writer task cuts a run back into frames, one message each.)
+//! The hub encodes every frame of a turn one after another into one of
+//! two buffers, by who it goes to (see below; a large one into an
+//! allocation of its own), and notes, per peer, which part of them goes
+//! there. A member of a busy room gets every event of the turn, so its
+//! part is usually one run of a buffer (unless another room's events came
+//! in between): at the end of the turn it is queued as one slice, written
+//! as one buffer of a `writev`, instead of a queue entry (a lock, a count
+//! on the buffer, a slot) per frame. (A WebSocket's writer task cuts a run
+//! back into frames, one message each.)
 //!
 //! Order is kept: entries are queued in the order they were staged, and a
 //! peer's frames only ever join its latest entry. Frames for many and for

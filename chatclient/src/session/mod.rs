@@ -14,9 +14,10 @@
 //!
 //! Files, one job each: `handle` (the `handle_*` calls and `poll`),
 //! `commands` (acting on a typed line), `events` (what the core reports,
-//! as lines), `resume` (the lines that sum up a reconnect), `lines` (the
-//! wording of what is shown). This file holds the [`Session`] and what the
-//! shell reads of it.
+//! as lines), `resume` (the lines that sum up a reconnect), `departures`
+//! (leavings held back a moment, in case the person comes straight back),
+//! `lines` (the wording of what is shown). This file holds the
+//! [`Session`] and what the shell reads of it.
 
 mod commands;
 mod departures;
