@@ -130,6 +130,8 @@ enum Audience {
 /// * [`handle_bad_frame`](Server::handle_bad_frame): a payload arrived that was not a frame;
 /// * [`handle_end`](Server::handle_end): a client ended its stream cleanly
 ///   and waits for its answers (then [`Output::Finish`](crate::Output::Finish));
+/// * [`handle_progress`](Server::handle_progress): a client read what was
+///   queued for it (alive, though its answer to a ping may be behind that);
 /// * [`handle_disconnect`](Server::handle_disconnect): a connection closed or failed;
 /// * [`handle_timeout`](Server::handle_timeout): the deadline of
 ///   [`poll_timeout`](Server::poll_timeout) has passed;

@@ -13,8 +13,11 @@ use crate::server::ClientId;
 pub(crate) struct Room {
     /// Its canonical name, shared by its events.
     pub name: Arc<str>,
-    /// Changes whenever the room's history is lost (here: whenever the
-    /// room is created, as history lives in memory).
+    /// Changes whenever the room's history is lost: a room begun here (at
+    /// its first `enter`, or again after it was forgotten) gets a new one;
+    /// a room restored from the store or loaded back from it keeps the one
+    /// stored, and in cluster mode the log gives it
+    /// ([`Server::open_room`](crate::Server::open_room); empty until then).
     pub epoch: String,
     /// The seq of the last event applied.
     pub seq: u64,
