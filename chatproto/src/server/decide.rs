@@ -4,7 +4,9 @@
 //! a `rooms` list) answered in order as [`poll`](super::Server::poll)
 //! comes to it; what a room
 //! holds changes only when they are applied (deciding makes a room at its
-//! first `enter`, and forgets an empty one at the cap of rooms).
+//! first `enter`, or loads it back from the store, and at the cap of rooms
+//! takes an empty one out of memory: forgotten, or on a durable server
+//! unloaded if it held a message, see [`unloaded`](super::unloaded)).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -7,9 +7,10 @@
 //! copies of a room fed the same events say the same things to the same
 //! members. The rest is local housekeeping, not events: a closed
 //! connection leaves the member list at once (its leaving, an event, tells
-//! the others), a room is made at its first `enter` and forgotten at the
-//! cap of rooms, and history in memory is trimmed (a room's bounds, the
-//! server-wide byte budget, which may trim another room, and retention).
+//! the others), a room is made at its first `enter` and taken out of
+//! memory at the cap of rooms (forgotten, or unloaded into the store), and
+//! history in memory is trimmed (a room's bounds, the server-wide byte
+//! budget, which may trim another room, and retention).
 
 use std::sync::Arc;
 
