@@ -11,7 +11,7 @@ use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use chatproto::bytes::BytesMut;
 use chatproto::{encode, Client, ClientEvent, ClientOutput, Decoded, FrameDecoder, ServerFrame};
 
 fn main() -> std::io::Result<()> {

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use chatproto::bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientOutput, Decoded, ErrorCode, FrameDecoder, ServerFrame,
 };

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use chatproto::bytes::{Bytes, BytesMut};
 use chatproto::{encode, ClientFrame, ClientId, Decoded, FrameDecoder, Kick, Now, Output, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

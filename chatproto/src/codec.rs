@@ -110,7 +110,7 @@ pub enum EncodeError {
 /// Each outcome asks for a different action, and a `match` names them all:
 ///
 /// ```
-/// use bytes::BytesMut;
+/// use chatproto::bytes::BytesMut;
 /// use chatproto::{ClientFrame, Decoded, FrameDecoder};
 ///
 /// # fn handle(_: ClientFrame) {}
@@ -177,7 +177,7 @@ const RESERVE_AHEAD: usize = 1 << 20;
 /// buffer, its header included, until all of it has arrived.
 ///
 /// ```
-/// use bytes::BytesMut;
+/// use chatproto::bytes::BytesMut;
 /// use chatproto::{encode, ClientFrame, Decoded, FrameDecoder};
 ///
 /// let wire = encode(&ClientFrame::Ping, 1024).unwrap();

@@ -42,7 +42,7 @@
 //! empty, then sleep until [`Server::poll_timeout`] (or the next input):
 //!
 //! ```
-//! use bytes::Bytes;
+//! use chatproto::bytes::Bytes;
 //! use chatproto::{encode, ClientFrame, ClientId, Now, Output, Server, ServerConfig};
 //!
 //! let mut server = Server::new(ServerConfig::default(), [0; 32]); // seed from the OS in real use
