@@ -167,8 +167,11 @@ const RESERVE_AHEAD: usize = 1 << 20;
 /// Give it the limit the peer was told: on a server, its
 /// [`ServerConfig::max_frame_bytes`](crate::ServerConfig::max_frame_bytes),
 /// which the `welcome` announces (`FrameDecoder::new(server.config().max_frame_bytes)`);
-/// on a client, at least what the server announced
-/// ([`Client::limits`](crate::Client::limits)). [`FrameDecoder::default`]
+/// on a client, [`Client::max_frame_bytes`](crate::Client::max_frame_bytes):
+/// what the server announced, but at most
+/// [`CLIENT_MAX_FRAME_BYTES`](crate::CLIENT_MAX_FRAME_BYTES) (not the
+/// announced limit itself from [`Client::limits`](crate::Client::limits):
+/// a hostile server could announce 4 GiB). [`FrameDecoder::default`]
 /// takes [`DEFAULT_MAX_FRAME_BYTES`], so with a server that raised its limit
 /// it calls a frame the peer was allowed to send [`Decoded::Broken`]. A
 /// new decoder (one with a higher limit, once a `welcome` announced it)

@@ -637,8 +637,9 @@ impl Client {
     /// a fresh session's replay of `room` holds older messages back, it
     /// waits behind them.
     ///
-    /// A message whose frame is longer than the server takes (the
-    /// `max_frame_bytes` of its `welcome`, see [`Client::limits`], or
+    /// A message whose frame is longer than the server takes
+    /// ([`Client::max_frame_bytes`]: the `max_frame_bytes` of its
+    /// `welcome`, at most [`CLIENT_MAX_FRAME_BYTES`], or
     /// [`DEFAULT_MAX_FRAME_BYTES`](crate::DEFAULT_MAX_FRAME_BYTES) from a
     /// server whose `welcome` said none) is not sent: it is answered at
     /// once by a [`ClientEvent::Error`] `msg_too_large` with its id, as one
