@@ -1994,7 +1994,7 @@ fn a_new_run_resumes_the_session_and_room_of_an_earlier_one() {
     )));
     assert!(p.events.iter().any(|e| matches!(
         e,
-        ClientEvent::Entered { room, gap: false, .. } if room == "lobby"
+        ClientEvent::Entered { room, again: true, gap: false, .. } if room == "lobby"
     )));
     assert_eq!(texts(&net.shown(a), "bob"), ["meanwhile"]);
     assert_eq!(p.core.session_token(), Some(token.as_str()));

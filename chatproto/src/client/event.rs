@@ -55,7 +55,10 @@ pub enum ClientEvent {
         /// roster is whole by the room's next event (a replayed message,
         /// or this client's own [`ClientEvent::Presence`]).
         online: Vec<String>,
-        /// Whether this entered the room again after a reconnect.
+        /// Whether this entered the room again from the last seq seen:
+        /// after a reconnect, or in a new run given
+        /// [`Client::set_last_seen`] (so the replay that follows is what
+        /// was sent since, not the room's latest messages).
         again: bool,
         /// Whether messages since the last one seen may be missing (the
         /// server could not replay all of them). The replayed ones follow
@@ -85,9 +88,10 @@ pub enum ClientEvent {
         /// Whether this client sent it (this is its echo).
         mine: bool,
         /// Whether it came from a room's replay, not live. After
-        /// [`ClientEvent::Entered`] with `again` (a reconnect), the replay
-        /// is what was sent while away; after a first entering (`again`
-        /// false), it is the room's latest messages, up to 50, sent before
+        /// [`ClientEvent::Entered`] with `again` (a reconnect, or a room
+        /// given [`Client::set_last_seen`]), the replay is what was sent
+        /// while away; after a first entering (`again` false), it is the
+        /// room's latest messages, up to 50, sent before
         /// this client came: a bot must not take those for new commands.
         /// The replay ends with this client's own
         /// [`ClientEvent::Presence`] in the room.
