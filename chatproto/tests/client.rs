@@ -1581,6 +1581,35 @@ fn a_rooms_request_is_paced_as_the_largest_frame() {
     assert_eq!(c.poll_timeout(), Some(1_000 + 12_768_u64.div_ceil(9)));
 }
 
+/// `history` and `list_rooms` before the `welcome` (offline, or while
+/// the join waits) do nothing, as their docs say: no frame that would
+/// reach the server before the `join`, and no event. Once joined, each
+/// sends its frame.
+#[test]
+fn history_and_rooms_before_the_welcome_do_nothing() {
+    let mut c = Client::new("alice", &["lobby"], "a-");
+    c.history("lobby", None, None);
+    c.list_rooms();
+    assert_eq!(c.poll(), None, "offline");
+    c.handle_connected(0);
+    while c.poll().is_some() {}
+    c.history("lobby", None, None);
+    c.list_rooms();
+    assert_eq!(c.poll(), None, "joining");
+    c.handle_frame(0, welcome_with(false, Limits::new(65_536, 64, 500, 200)));
+    while c.poll().is_some() {}
+    c.history("lobby", None, Some(10));
+    c.list_rooms();
+    let sent: Vec<ClientOutput> = std::iter::from_fn(|| c.poll()).collect();
+    assert_eq!(
+        sent,
+        [
+            ClientOutput::Send(ClientFrame::history("lobby", None, Some(10))),
+            ClientOutput::Send(ClientFrame::Rooms),
+        ]
+    );
+}
+
 /// A message whose frame still waits for the pacer when the server
 /// acknowledges it (after a resume, the replay of a room holds the copies
 /// the server stored before the connection dropped) is not sent again.

@@ -683,9 +683,13 @@ impl Client {
         id
     }
 
-    /// Ask for a history page of `room`. Only a joined client asks (see
-    /// [`is_joined`](Client::is_joined)): a request queued while offline
-    /// would reach the next connection before its `join`.
+    /// Ask for a history page of `room`; the answer comes as a
+    /// [`ClientEvent::History`]. Only a joined client asks (see
+    /// [`is_joined`](Client::is_joined)): called before its
+    /// [`ClientEvent::Joined`] (offline, or while the `join` waits for its
+    /// `welcome`), it does nothing, no frame and no event, since a request
+    /// queued then would reach the server before the `join`. Ask again
+    /// once joined.
     pub fn history(&mut self, room: &str, before: Option<u64>, limit: Option<u64>) {
         if self.phase == Phase::Joined {
             self.send(ClientFrame::history(
@@ -696,7 +700,9 @@ impl Client {
         }
     }
 
-    /// Ask for the list of rooms. Only a joined client asks, as for
+    /// Ask for the list of rooms; the answer comes as a
+    /// [`ClientEvent::Rooms`]. Only a joined client asks: before its
+    /// [`ClientEvent::Joined`] it does nothing, as
     /// [`history`](Client::history).
     pub fn list_rooms(&mut self) {
         if self.phase == Phase::Joined {
