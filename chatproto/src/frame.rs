@@ -295,7 +295,8 @@ impl Limits {
     }
 
     /// These limits, saying the server's rate limit: `rate` frames a
-    /// second after a `burst`. A `rate` of 0 (no limit) says nothing.
+    /// second after a `burst` (a `burst` of 0 is said as 1: a client may
+    /// always send one frame). A `rate` of 0 (no limit) says nothing.
     #[must_use]
     pub fn with_rate(mut self, rate: u64, burst: u64) -> Self {
         if rate > 0 {

@@ -209,7 +209,11 @@ impl ServerConfig {
         self
     }
 
-    /// What `welcome` announces.
+    /// What `welcome` announces for these settings as they are. A
+    /// [`Server`](crate::Server) raises each value to its minimum first
+    /// (a frame limit below 1,024 bytes to 1,024, say), so what a server's
+    /// clients are told is `server.config().limits()`, not this on the
+    /// settings handed to [`Server::new`](crate::Server::new).
     pub fn limits(&self) -> Limits {
         Limits::new(
             self.max_frame_bytes as u64,
