@@ -194,18 +194,17 @@ async fn run(args: Args) -> std::io::Result<()> {
     // taken over, and the others free that node's nicknames.
     drop(std::net::TcpListener::bind(args.listen.as_str()).map_err(|e| cannot_listen(&args, e))?);
     // The certificate before the store, for the same reason.
+    // A certificate clients will refuse (expired, a CA's) is not a reason
+    // to stop, but the operator hears of it at start, not from users:
+    // said once `listening on` is out (nothing may come before it).
+    let mut doubts = Vec::new();
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let (config, leaf) = tls::load(cert, key).map_err(std::io::Error::other)?;
-            // A certificate clients will refuse (expired, a CA's) is not a
-            // reason to stop, but the operator hears of it here, not from
-            // users.
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            for doubt in tls::doubts(&leaf, cert, now) {
-                warn!("{doubt}");
-            }
+            doubts = tls::doubts(&leaf, cert, now);
             Some(tokio_rustls::TlsAcceptor::from(config))
         }
         _ => None,
@@ -410,6 +409,9 @@ async fn run(args: Args) -> std::io::Result<()> {
     }
     if let Some(tx) = prune_now {
         let _ = tx.send(store::ToStore::Prune);
+    }
+    for doubt in doubts {
+        warn!("{doubt}");
     }
     if !args.cluster.is_empty() && (args.store_given || args.sync_given) {
         let flags = match (args.store_given, args.sync_given) {

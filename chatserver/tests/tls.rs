@@ -371,6 +371,40 @@ fn refuses_to_start(flags: &[&str]) -> String {
     lines[0].to_owned()
 }
 
+/// A certificate clients will refuse (here a CA's, `CA:TRUE`, as
+/// `openssl req -x509` makes one) is warned of at start, but after the
+/// `listening on IP:PORT` line: that stays the first line, which a
+/// supervisor or a script reads for the port (it was a warning).
+#[test]
+fn a_certificate_clients_refuse_is_warned_of_after_listening_on() {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("certificate params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("a self-signed certificate");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    // `start` fails the test unless the first line is `listening on`.
+    let server = Server::start(&[
+        "--tls-cert",
+        path_str(&cert_path),
+        "--tls-key",
+        path_str(&key_path),
+    ]);
+    assert!(
+        server.second_line().starts_with("open https://"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.wait_for_line("is a CA's (basicConstraints CA:TRUE)", WAIT),
+        "no warning: {}",
+        server.log()
+    );
+}
+
 #[test]
 fn bad_certificate_files_stop_the_server_with_one_line_naming_the_file() {
     let pki = Pki::new();
