@@ -72,26 +72,29 @@ impl Made {
             return;
         };
         let lock_path = data.join(LOCK_FILE);
-        // Made by this start (missing before) and held by no other server.
-        if self.files.contains(&lock_path) {
-            if let Some(lock) = held(&lock_path) {
-                // A database there before keeps a log this start wrote
-                // into (it may hold what is not in the database yet, a
-                // migration's pages); an empty log or journal, and the
-                // shared-memory index (made again from the log), go.
-                let ours = self.files.contains(&data.join(DB_FILE));
-                for file in self.files.iter().filter(|f| **f != lock_path) {
-                    let index = file.as_os_str().to_string_lossy().ends_with("-shm");
-                    let empty = || file.metadata().is_ok_and(|m| m.len() == 0);
-                    if ours || index || empty() {
-                        let _ = std::fs::remove_file(file);
-                    }
+        // Held by no other server. The lock file goes only if this start
+        // made it: a stopped server leaves its own behind, and a copy of
+        // its data directory (a backup restored) has one too, beside
+        // which a start that failed has made side files all the same.
+        if let Some(lock) = held(&lock_path) {
+            // A database there before keeps a log this start wrote
+            // into (it may hold what is not in the database yet, a
+            // migration's pages); an empty log or journal, and the
+            // shared-memory index (made again from the log), go.
+            let ours = self.files.contains(&data.join(DB_FILE));
+            for file in self.files.iter().filter(|f| **f != lock_path) {
+                let index = file.as_os_str().to_string_lossy().ends_with("-shm");
+                let empty = || file.metadata().is_ok_and(|m| m.len() == 0);
+                if ours || index || empty() {
+                    let _ = std::fs::remove_file(file);
                 }
+            }
+            if self.files.contains(&lock_path) {
                 // Unlinked while still held: a server that opened it
                 // meanwhile finds it locked and stops.
                 let _ = std::fs::remove_file(&lock_path);
-                drop(lock);
             }
+            drop(lock);
         }
         // Deepest first; `remove_dir` takes only an empty one.
         for dir in &self.dirs {
@@ -224,6 +227,38 @@ mod tests {
         std::fs::write(data.join(LOCK_FILE), b"").unwrap();
         drop(made);
         assert!(side("-wal").exists(), "a log with pages in it was removed");
+    }
+
+    /// The same beside a whole data directory copied in (a backup
+    /// restored), which holds the lock file a stopped server leaves: the
+    /// side files a failed start made go, and the lock file stays. A
+    /// read-only shared-memory index left there (SQLite gives it the
+    /// database's mode) failed the next start, the database's mode
+    /// mended, with the same `cannot write chat.db`.
+    #[test]
+    fn side_files_a_failed_start_made_beside_a_stopped_servers_lock_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        drop(open(&data));
+        assert!(data.join(LOCK_FILE).exists(), "a stopped server's lock");
+        let side = |s: &str| data.join(format!("{DB_FILE}{s}"));
+        let made = Made::before(Some(&data));
+        std::fs::write(side("-shm"), [0u8; 64]).unwrap();
+        std::fs::write(side("-wal"), b"").unwrap();
+        drop(made);
+        assert!(data.join(DB_FILE).exists(), "the database was there before");
+        for s in ["-shm", "-wal"] {
+            assert!(!side(s).exists(), "{s} is left");
+        }
+        assert!(data.join(LOCK_FILE).exists(), "the lock was there before");
+        // Nor does a failed start take what a server that opened the
+        // directory meanwhile holds.
+        let made = Made::before(Some(&data));
+        let other = open(&data);
+        assert!(side("-wal").exists() && side("-shm").exists());
+        drop(made);
+        assert!(side("-wal").exists() && side("-shm").exists());
+        drop(other);
     }
 
     #[test]
