@@ -369,8 +369,9 @@ pub struct Args {
     /// Run as one node of a cluster: NATS server URLs (comma-separated,
     /// e.g. nats://127.0.0.1:4222), whose JetStream holds every room's
     /// history, the nicknames and the sessions, shared by every node.
-    /// --data-dir and --store are then not used. Serving needs --node
-    /// too; with `export`, the cluster whose history to print (no --node).
+    /// --data-dir, --store and --sync are then not used. Serving needs
+    /// --node too; with `export`, the cluster whose history to print (no
+    /// --node).
     #[arg(long, env = "CHATSERVER_CLUSTER", value_delimiter = ',', global = true)]
     pub cluster: Vec<String>,
 
