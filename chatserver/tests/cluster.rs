@@ -29,6 +29,8 @@ struct Nats {
     /// would find that one, with another test's rooms, and go on; seen once
     /// in CI). Nodes connecting to it get no INFO: NATS is still away.
     held: Option<TcpListener>,
+    /// Started with `-js` (all but one test's).
+    jetstream: bool,
 }
 
 /// Whether nats-server is on PATH; if not, says so, and fails `test` if
@@ -64,6 +66,11 @@ impl Nats {
     /// [`Nats::start`] with `config` (nats-server's configuration
     /// language) in a file it is started with, if not empty.
     fn start_with(test: &str, config: &str) -> Option<Nats> {
+        Nats::start_as(test, config, true)
+    }
+
+    /// [`Nats::start_with`], with JetStream on or not.
+    fn start_as(test: &str, config: &str, jetstream: bool) -> Option<Nats> {
         if !nats_found(test) {
             return None;
         }
@@ -80,9 +87,15 @@ impl Nats {
             dir,
             config,
             held: None,
+            jetstream,
         };
         nats.run();
         Some(nats)
+    }
+
+    /// [`Nats::start`] without `-js`, as an operator may start it.
+    fn start_without_jetstream(test: &str) -> Option<Nats> {
+        Nats::start_as(test, "", false)
     }
 
     /// Start the process (again) on the same port and store directory.
@@ -92,15 +105,11 @@ impl Nats {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
+        if self.jetstream {
+            command.arg("-js");
+        }
         let child = command
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -2954,6 +2963,32 @@ fn export_prints_the_rooms_streams() {
         "{}",
         run.stderr
     );
+}
+
+/// nats-server started without `-js` (the README's recipe has it; an
+/// operator may leave it out): a node refuses to start and `export
+/// --cluster` fails, each in one line that says to start it with `-js`,
+/// not only NATS's words ("jetstream unavailable", "requested JetStream
+/// resource does not exist").
+#[test]
+fn a_nats_server_without_jetstream_is_said_to_need_js() {
+    let test = "a_nats_server_without_jetstream_is_said_to_need_js";
+    let Some(nats) = Nats::start_without_jetstream(test) else {
+        return;
+    };
+    let url = nats.url();
+    let node = ["--cluster", &url, "--node", "a", "--listen", "127.0.0.1:0"];
+    for args in [&node[..], &["export", "--cluster", &url]] {
+        let run = common::run_to_exit(args, WAIT);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {run:?}");
+        assert!(!run.stdout.contains("listening on"), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("start nats-server with -js"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
 }
 
 /// With retention keeping one event a room, a node's own message is often

@@ -37,7 +37,9 @@ pub async fn export(
     let mut rooms = Vec::new();
     let mut listed = js.stream_names();
     while let Some(name) = listed.next().await {
-        let name = name.map_err(|e| format!("cannot list the rooms' streams: {e}"))?;
+        let name = name.map_err(|e| {
+            super::jetstream_hint(&client, format!("cannot list the rooms' streams: {e}"))
+        })?;
         if let Some(room) = room_of_stream(&name) {
             rooms.push(room);
         }

@@ -500,9 +500,16 @@ impl Cluster {
         }
         let js = jetstream::new(client.clone());
         let replicas = settings.replicas;
-        let nicks = bucket(&js, NICKS, replicas, Duration::ZERO).await?;
-        let sessions = bucket(&js, SESSIONS, replicas, SESSION_MAX_AGE).await?;
-        let nodes = bucket(&js, NODES, replicas, NODE_MAX_AGE).await?;
+        let hint = |e| jetstream_hint(&client, e);
+        let nicks = bucket(&js, NICKS, replicas, Duration::ZERO)
+            .await
+            .map_err(hint)?;
+        let sessions = bucket(&js, SESSIONS, replicas, SESSION_MAX_AGE)
+            .await
+            .map_err(hint)?;
+        let nodes = bucket(&js, NODES, replicas, NODE_MAX_AGE)
+            .await
+            .map_err(hint)?;
         let origin: Arc<str> = Arc::from(format!("{}/{}", settings.node, random_hex(6)));
         let (proposals, rx) = mpsc::unbounded_channel();
         let (session_tx, session_rx) = mpsc::unbounded_channel();
@@ -660,6 +667,19 @@ async fn bucket(
     js.get_key_value(name)
         .await
         .map_err(|e| format!("cannot open the {name} bucket in NATS: {e}"))
+}
+
+/// `said`, an error of NATS's, with the likely cause when the server
+/// `client` reached says it has no JetStream (nats-server started
+/// without `-js`): NATS's own words ("jetstream unavailable", "requested
+/// JetStream resource does not exist") do not say what to do. Only a
+/// hint: in a NATS cluster, JetStream may be on the other servers.
+fn jetstream_hint(client: &async_nats::Client, said: String) -> String {
+    if client.server_info().jetstream {
+        said
+    } else {
+        format!("{said} (the NATS server reached has no JetStream: start nats-server with -js)")
+    }
 }
 
 #[cfg(test)]
