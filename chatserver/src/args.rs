@@ -115,7 +115,7 @@ pub struct Args {
 
     /// With a certificate: refuse unencrypted connections (plain chatproto
     /// and http://).
-    #[arg(long, env = "CHATSERVER_TLS_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATSERVER_TLS_ONLY", value_parser = on_off)]
     pub tls_only: bool,
 
     /// Origins whose pages may open a WebSocket (comma-separated, e.g.
@@ -270,7 +270,7 @@ pub struct Args {
     /// Allow only printable-ASCII nicknames (the v1 rule) instead of
     /// Unicode ones (letters and digits of one script, normalized, with
     /// look-alikes refused; see PROTOCOL.md section 3).
-    #[arg(long, env = "CHATSERVER_ASCII_NICKS", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATSERVER_ASCII_NICKS", value_parser = on_off)]
     pub ascii_nicks: bool,
 
     /// A connection must join within this many milliseconds (100 to 600000);
@@ -630,6 +630,17 @@ where
             .filter(|n| (lo..=hi).contains(n))
             .and_then(|n| T::try_from(n).ok())
             .ok_or(want)
+    }
+}
+
+/// An on/off flag's value from the environment: the words README lists
+/// (and `y`, `t`, `n`, `f`), in any case; a bad one is refused naming
+/// them (clap's own parser said only "value was not a boolean").
+fn on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        _ => Err("use 1, true, yes or on, or 0, false, no or off".to_owned()),
     }
 }
 

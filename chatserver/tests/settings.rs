@@ -249,6 +249,12 @@ fn a_bad_value_from_the_environment_names_the_variable() {
         let tip = format!("the value came from the environment variable {var}");
         assert!(stderr.contains(&tip), "{var}: {stderr}");
     }
+    // An on/off flag's bad value is told which words it takes.
+    let (_, stderr) = refused(&[], &[("CHATSERVER_ASCII_NICKS", "enabled")]);
+    assert!(
+        stderr.contains("use 1, true, yes or on, or 0, false, no or off"),
+        "{stderr}"
+    );
     let (code, stderr) = refused(
         &["--max-clients", "abc"],
         &[("CHATSERVER_MAX_CLIENTS", "5")],
