@@ -67,8 +67,13 @@ pub struct Args {
     #[arg(skip)]
     pub export_both: bool,
 
-    /// Whether `--data-dir` or `--store` was given (on the command line or
-    /// in the environment): a cluster node says it does not use them.
+    /// Whether `--data-dir` was given (on the command line or in the
+    /// environment): a cluster node says it does not use it.
+    #[arg(skip)]
+    pub data_dir_given: bool,
+
+    /// Whether `--store` was given: a cluster node says it does not use
+    /// it.
     #[arg(skip)]
     pub store_given: bool,
 
@@ -484,7 +489,8 @@ impl Args {
         let on_line = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine));
         args.export_cluster = on_line("cluster") || (given("cluster") && !on_line("data_dir"));
         args.export_both = on_line("cluster") && on_line("data_dir");
-        args.store_given = given("data_dir") || given("store");
+        args.data_dir_given = given("data_dir");
+        args.store_given = given("store");
         args.sync_given = given("sync");
         args.from_env = command
             .get_arguments()

@@ -413,11 +413,20 @@ async fn run(args: Args) -> std::io::Result<()> {
     for doubt in doubts {
         warn!("{doubt}");
     }
-    if !args.cluster.is_empty() && (args.store_given || args.sync_given) {
-        let flags = match (args.store_given, args.sync_given) {
-            (true, true) => "--data-dir, --store and --sync are",
-            (true, false) => "--data-dir and --store are",
-            _ => "--sync is",
+    let unused: Vec<&str> = [
+        (args.data_dir_given, "--data-dir"),
+        (args.store_given, "--store"),
+        (args.sync_given, "--sync"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    // Only the flags given: one not given is no mistake to point at.
+    if let (false, Some((last, first))) = (args.cluster.is_empty(), unused.split_last()) {
+        let flags = if first.is_empty() {
+            format!("{last} is")
+        } else {
+            format!("{} and {last} are", first.join(", "))
         };
         warn!("{flags} not used by a cluster node: the rooms' history is in NATS JetStream (`chatserver export --cluster URLS` prints it)");
     } else if args.cluster.is_empty() && args.store == args::StoreKind::Memory && args.sync_given {
