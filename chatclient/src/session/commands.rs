@@ -66,10 +66,16 @@ impl Session {
                         let page = self
                             .client
                             .limits()
-                            .map_or(crate::input::HISTORY_MAX, |l| l.history_page);
+                            .map_or(crate::input::HISTORY_MAX, |l| l.history_page)
+                            .max(1);
                         let gap = self.gaps.get_mut(&room).and_then(|g| g.last_mut());
                         let (before, asked) = match gap {
                             Some(gap) => {
+                                // A page as full as the server's holds no
+                                // more than it: past it, what is asked is
+                                // what a full page brings (the probe below
+                                // goes by it).
+                                let limit = limit.min(page);
                                 gap.asked = limit;
                                 gap.no_room_for_one_more = limit >= page;
                                 gap.probing = None;

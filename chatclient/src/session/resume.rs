@@ -530,6 +530,70 @@ mod tests {
         );
     }
 
+    /// A server whose pages hold 20, fewer than `/history 50` asks: 20
+    /// messages missing after joins that took seqs, and the page the server
+    /// gives (20, as full as it holds) is followed by a page of one that
+    /// tells the gap is filled (the page was taken as short of the 50
+    /// asked, and the client said more were missing; the next `/history`
+    /// found none).
+    #[test]
+    fn a_gap_as_big_as_a_smaller_server_page_is_filled_by_one_history() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        frame(&mut s, presence("lobby", 4, "carol", true));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        let limits = chatproto::Limits::new(65_536, 64, 5, 20);
+        let token = Some("token".to_owned());
+        frame(
+            &mut s,
+            ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
+        );
+        // While away: a join at 5, then messages 6 to 30; the replay
+        // brings the newest 5.
+        let said: Vec<u64> = std::iter::once(3).chain(6..=30).collect();
+        let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
+        let mut replay = vec![entered("lobby", 30, &["alice", "bob", "carol"], false)];
+        replay.extend((26..=30).map(m));
+        replay.push(presence("lobby", 31, "alice", true));
+        lines_of(&mut s, replay);
+        // The server's answer, as chatserver's: at most 20 a page.
+        let answer = |sent: &[ClientFrame]| {
+            let [ClientFrame::History {
+                before: Some(before),
+                limit: Some(limit),
+                ..
+            }] = sent
+            else {
+                panic!("{sent:?}");
+            };
+            let limit = (*limit).min(20) as usize;
+            let below: Vec<u64> = said.iter().copied().filter(|n| n < before).collect();
+            let page = &below[below.len().saturating_sub(limit)..];
+            let more = page.len() < below.len();
+            let from = page.first().copied().unwrap_or(*before);
+            ServerFrame::history_from("lobby", page.iter().map(|&n| m(n)).collect(), more, from)
+        };
+        let mut out = line(&mut s, "/history 50");
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            if out.sent.is_empty() {
+                break;
+            }
+            out = frame(&mut s, answer(&out.sent));
+            lines.extend(out.lines.clone());
+        }
+        assert_eq!(lines.len(), 22, "{lines:?}");
+        assert_eq!(lines[0], "[history] bob: m6");
+        assert_eq!(
+            lines[20..],
+            [
+                "* fetched 20 missing messages of #lobby; none is missing any more",
+                "* the messages of #lobby missing above are all shown now",
+            ]
+        );
+    }
+
     /// Two reconnects, two gaps: /history fills the newer one first, then
     /// the older one, each in its place.
     #[test]
