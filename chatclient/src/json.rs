@@ -109,7 +109,7 @@ pub fn note(line: &Line, time: &str) -> Option<String> {
                 .str("text", &crate::render::history_gone(room))
                 .end(time),
         ),
-        Line::HistoryStart { room } => Some(
+        Line::HistoryStart { room, .. } => Some(
             Object::new("info")
                 .str("text", &crate::render::history_start(room))
                 .end(time),

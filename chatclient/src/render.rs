@@ -109,6 +109,10 @@ pub enum Line {
         /// The room (named on the line, and where the full-screen client
         /// files it).
         room: String,
+        /// The history it is the start of (see [`Place::era`]): the
+        /// full-screen client puts the mark above that history's first
+        /// message, below an earlier one's (0: the newest on the screen).
+        era: u64,
     },
     /// Back after a reconnect, some of `room`'s messages sent meanwhile
     /// are not shown (the server replays only so many): said where they
@@ -308,7 +312,7 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* ");
             out.push_str(&escape_control(&history_gone(room)));
         }
-        Line::HistoryStart { room } => {
+        Line::HistoryStart { room, .. } => {
             out.push_str("* ");
             out.push_str(&escape_control(&history_start(room)));
         }

@@ -337,7 +337,11 @@ impl Session {
                 if !more && self.every_room_named {
                     // The full-screen client marks the top, where the
                     // reader is (the note goes to the bottom).
-                    self.print(Line::HistoryStart { room: room.clone() });
+                    let era = self.place(&room, 0).era;
+                    self.print(Line::HistoryStart {
+                        room: room.clone(),
+                        era,
+                    });
                 }
                 self.print(Line::HistoryNote { room, text: what });
             }

@@ -563,7 +563,7 @@ mod tests {
         s.handle_frame(0, ServerFrame::history("lobby", vec![], false));
         let said: Vec<Action> = std::iter::from_fn(|| s.poll()).collect();
         assert!(
-            matches!(&said[..], [Action::Print(Line::HistoryStart { room }), Action::Print(Line::HistoryNote { .. }), ..] if room == "lobby"),
+            matches!(&said[..], [Action::Print(Line::HistoryStart { room, .. }), Action::Print(Line::HistoryNote { .. }), ..] if room == "lobby"),
             "{said:?}"
         );
         s.handle_disconnected();

@@ -328,18 +328,22 @@ impl App {
     /// with `keep`, a view scrolled back above it stays where it is),
     /// keeping at most [`MAX_ENTRIES`] (the oldest go).
     /// Where `room`'s first message is among the entries (the end if it
-    /// has none): what paging back puts lines above. Of the history its
-    /// newest message is in: one begun anew starts below the earlier one
-    /// (see [`Place`](crate::render::Place)).
-    fn first_message(&self, room: &Option<String>) -> usize {
-        let era = |e: &Entry| match &e.line {
+    /// has none): what paging back puts lines above. Of the history
+    /// `era` (0: the one its newest message is in): one begun anew starts
+    /// below the earlier one (see [`Place`](crate::render::Place)), even
+    /// with none of its messages on the screen yet.
+    fn first_message(&self, room: &Option<String>, era: u64) -> usize {
+        let era_of = |e: &Entry| match &e.line {
             Line::Msg { place, .. } if e.room == *room => Some(place.era),
             _ => None,
         };
-        let newest = self.entries.iter().rev().find_map(era);
+        let era = match era {
+            0 => self.entries.iter().rev().find_map(era_of),
+            known => Some(known),
+        };
         self.entries
             .iter()
-            .position(|e| newest.is_some() && era(e) == newest)
+            .position(|e| era_of(e).is_some_and(|of| era.is_some_and(|era| of >= era)))
             .unwrap_or(self.entries.len())
     }
 
@@ -503,7 +507,8 @@ impl App {
                     self.entries.remove(i);
                 }
             }
-            Line::HistoryStart { room } => {
+            Line::HistoryStart { room, era } => {
+                let era = *era;
                 // One mark a room, above its first message (below the
                 // notes of entering it), where paging back stopped.
                 let room = Some(room.clone());
@@ -515,7 +520,7 @@ impl App {
                     self.entries.remove(i);
                 }
                 entry.room = room;
-                let at = self.first_message(&entry.room);
+                let at = self.first_message(&entry.room, era);
                 self.insert_page_line(at, entry, false);
                 self.page_at = None;
                 return;
@@ -568,7 +573,13 @@ impl App {
             // above them, the page left them amid the room's history.
             let at = match &self.page_at {
                 Some((room, at)) if *room == entry.room => *at,
-                _ => self.first_message(&entry.room),
+                _ => {
+                    let era = match &entry.line {
+                        Line::Msg { place, .. } => place.era,
+                        _ => 0,
+                    };
+                    self.first_message(&entry.room, era)
+                }
             };
             self.insert_page_line(at, entry, false);
             return;
@@ -824,6 +835,7 @@ mod tests {
         app.add_line(msg("lobby", "bob", &[], "m2"), "12:00".into());
         let start = || Line::HistoryStart {
             room: "lobby".into(),
+            era: 0,
         };
         let texts = |app: &App| -> Vec<String> {
             app.entries
@@ -1064,12 +1076,36 @@ mod tests {
         app.add_line(placed("n2", 2, 2, true), "12:02".into());
         let start = Line::HistoryStart {
             room: "lobby".into(),
+            era: 2,
         };
         app.add_line(start, "12:02".into());
         assert_eq!(
             words(&app),
             ["a5", "a6", "(start)", "n1", "n2", "n30", "n31", "(gone)"]
         );
+    }
+
+    /// A room's history begun anew with nothing said in it yet: paging
+    /// back finds its start at once, and the mark goes below the earlier
+    /// history's messages, not above them at the top (where it said the
+    /// room's history started above messages of the one before); what is
+    /// said then goes below the mark.
+    #[test]
+    fn the_start_of_an_empty_history_begun_anew_goes_below_the_earlier_one() {
+        let mut app = app();
+        app.add_line(placed("a5", 1, 5, false), "12:00".into());
+        app.add_line(placed("a6", 1, 6, false), "12:00".into());
+        let gone = Line::HistoryGone {
+            room: "lobby".into(),
+        };
+        app.add_line(gone, "12:01".into());
+        let start = Line::HistoryStart {
+            room: "lobby".into(),
+            era: 2,
+        };
+        app.add_line(start, "12:02".into());
+        app.add_line(placed("n1", 2, 1, false), "12:03".into());
+        assert_eq!(words(&app), ["a5", "a6", "(gone)", "(start)", "n1"]);
     }
 
     /// A gap's line goes when nothing will be fetched into it any more:

@@ -145,7 +145,7 @@ pub fn entry_rows(
                 escape_control(&crate::render::history_gone(room)).into_owned(),
             ));
         }
-        Line::HistoryStart { room } => {
+        Line::HistoryStart { room, .. } => {
             // No time: it marks a place, not a moment.
             let text = format!("— {} —", crate::render::history_start(room));
             body.push(Span::styled(
