@@ -485,21 +485,7 @@ mod tests {
         replay.push(presence("lobby", 67, "alice", true));
         lines_of(&mut s, replay);
         // The server's answer to the page asked for, as chatserver's.
-        let answer = |sent: &[ClientFrame]| {
-            let [ClientFrame::History {
-                before: Some(before),
-                limit: Some(limit),
-                ..
-            }] = sent
-            else {
-                panic!("{sent:?}");
-            };
-            let below: Vec<u64> = said.iter().copied().filter(|n| n < before).collect();
-            let page = &below[below.len().saturating_sub(*limit as usize)..];
-            let more = page.len() < below.len();
-            let from = page.first().copied().unwrap_or(*before);
-            ServerFrame::history_from("lobby", page.iter().map(|&n| m(n)).collect(), more, from)
-        };
+        let answer = |sent: &[ClientFrame]| page_of(&said, u64::MAX, sent);
         let out = line(&mut s, "/history");
         let out = frame(&mut s, answer(&out.sent));
         assert_eq!(out.lines.len(), 21, "{:?}", out.lines);
@@ -530,6 +516,27 @@ mod tests {
         );
     }
 
+    /// A server's answer to the one `history` of #lobby in `sent`, as
+    /// chatserver gives it: the newest of bob's messages `said` below
+    /// `before`, as many as asked but at most `page_max`.
+    fn page_of(said: &[u64], page_max: u64, sent: &[ClientFrame]) -> ServerFrame {
+        let [ClientFrame::History {
+            before: Some(before),
+            limit: Some(limit),
+            ..
+        }] = sent
+        else {
+            panic!("{sent:?}");
+        };
+        let limit = (*limit).min(page_max) as usize;
+        let below: Vec<u64> = said.iter().copied().filter(|n| n < before).collect();
+        let page = &below[below.len().saturating_sub(limit)..];
+        let more = page.len() < below.len();
+        let from = page.first().copied().unwrap_or(*before);
+        let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
+        ServerFrame::history_from("lobby", page.iter().map(|&n| m(n)).collect(), more, from)
+    }
+
     /// A server whose pages hold 20, fewer than `/history 50` asks: 20
     /// messages missing after joins that took seqs, and the page the server
     /// gives (20, as full as it holds) is followed by a page of one that
@@ -558,22 +565,7 @@ mod tests {
         replay.push(presence("lobby", 31, "alice", true));
         lines_of(&mut s, replay);
         // The server's answer, as chatserver's: at most 20 a page.
-        let answer = |sent: &[ClientFrame]| {
-            let [ClientFrame::History {
-                before: Some(before),
-                limit: Some(limit),
-                ..
-            }] = sent
-            else {
-                panic!("{sent:?}");
-            };
-            let limit = (*limit).min(20) as usize;
-            let below: Vec<u64> = said.iter().copied().filter(|n| n < before).collect();
-            let page = &below[below.len().saturating_sub(limit)..];
-            let more = page.len() < below.len();
-            let from = page.first().copied().unwrap_or(*before);
-            ServerFrame::history_from("lobby", page.iter().map(|&n| m(n)).collect(), more, from)
-        };
+        let answer = |sent: &[ClientFrame]| page_of(&said, 20, sent);
         let mut out = line(&mut s, "/history 50");
         let mut lines = Vec::new();
         for _ in 0..3 {
