@@ -69,7 +69,7 @@ pub struct Args {
     pub addr: Address,
 
     /// Connect with TLS (as a tls:// address does).
-    #[arg(long, env = "CHATCLIENT_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATCLIENT_TLS", value_parser = on_off)]
     pub tls: bool,
 
     /// Trust the certificates in this PEM file (a LAN's own CA, or the
@@ -114,27 +114,27 @@ pub struct Args {
 
     /// Print one JSON object per line: every frame from the server (with
     /// "local_time") and each input line's outcome, in input order.
-    #[arg(long, env = "CHATCLIENT_JSON", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATCLIENT_JSON", value_parser = on_off)]
     pub json: bool,
 
     /// Send every input line as text to the current room: no @names, no
     /// /commands.
-    #[arg(long, env = "CHATCLIENT_VERBATIM", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATCLIENT_VERBATIM", value_parser = on_off)]
     pub verbatim: bool,
 
     /// Stay connected after the input ends, printing what arrives, until
     /// SIGINT or SIGTERM (or /quit, or the connection is lost for good).
-    #[arg(long, env = "CHATCLIENT_STAY", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATCLIENT_STAY", value_parser = on_off)]
     pub stay: bool,
 
     /// One line per event with a prompt, even in a terminal, instead of the
     /// full-screen client (as when stdin or stdout is not a terminal).
-    #[arg(long, env = "CHATCLIENT_PLAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATCLIENT_PLAIN", value_parser = on_off)]
     pub plain: bool,
 
     /// Ring the terminal's bell when someone mentions you or writes to you
     /// only (full-screen client).
-    #[arg(long, env = "CHATCLIENT_BELL", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "CHATCLIENT_BELL", value_parser = on_off)]
     pub bell: bool,
 }
 
@@ -387,6 +387,18 @@ fn not_utf8(
         "the environment {what} {} {is} not valid UTF-8\n",
         bad.join(", ")
     ))
+}
+
+/// An on/off flag's value from the environment: `1`, `true`, `yes`,
+/// `on`, `0`, `false`, `no`, `off` (and `y`, `t`, `n`, `f`), in any case;
+/// a bad one is refused naming them (clap's own parser said only "value
+/// was not a boolean"), as chatserver's are.
+fn on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        _ => Err("use 1, true, yes or on, or 0, false, no or off".to_owned()),
+    }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -334,6 +334,12 @@ fn a_bad_value_from_a_variable_names_the_variable() {
         );
         assert!(stderr.contains("try '--help'"), "{var}: {stderr}");
     }
+    // An on/off flag's refusal says which words it takes.
+    let stderr = run(&[], &[("CHATCLIENT_JSON", "enabled")]);
+    assert!(
+        stderr.contains("use 1, true, yes or on, or 0, false, no or off"),
+        "{stderr}"
+    );
     let from_flag =
         "error: invalid value 'abc' for '--timeout <SECS>': \"abc\" is not a number of seconds";
     let stderr = run(&["--timeout", "abc"], &[]);
