@@ -21,6 +21,15 @@ const STAMPED_ROOM: usize = 512;
 const STAMP_WIDEST: u64 = 9_999_999_999_999;
 
 impl Session {
+    /// The most a history page of the server's holds (its `welcome`
+    /// says; 200 from one that did not).
+    pub(super) fn server_page(&self) -> u64 {
+        self.client
+            .limits()
+            .map_or(crate::input::HISTORY_MAX, |l| l.history_page)
+            .max(1)
+    }
+
     /// Act on a line that parsed to `cmd`.
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
@@ -63,11 +72,7 @@ impl Session {
                         // one more: a page that holds one from before the
                         // gap shows that none is missing any more.
                         // (Not past the most a page of the server's holds.)
-                        let page = self
-                            .client
-                            .limits()
-                            .map_or(crate::input::HISTORY_MAX, |l| l.history_page)
-                            .max(1);
+                        let page = self.server_page();
                         let gap = self.gaps.get_mut(&room).and_then(|g| g.last_mut());
                         let (before, asked) = match gap {
                             Some(gap) => {
@@ -77,7 +82,6 @@ impl Session {
                                 // goes by it).
                                 let limit = limit.min(page);
                                 gap.asked = limit;
-                                gap.no_room_for_one_more = limit >= page;
                                 gap.probing = None;
                                 (gap.before, if limit < page { limit + 1 } else { limit })
                             }

@@ -137,7 +137,6 @@ impl Session {
                         after,
                         before: None,
                         asked: 0,
-                        no_room_for_one_more: false,
                         probing: None,
                     };
                     self.gaps.entry(room.clone()).or_default().push(gap);
@@ -500,7 +499,10 @@ impl Session {
         // The page below it, where the next one starts (with the one
         // held back), or where the server stopped looking.
         let next = if withheld { shown_lowest } else { lowest };
-        if more && !reached && full && gap.no_room_for_one_more {
+        // The one more did not fit the server's page (`/history 200`,
+        // and the server's pages hold 200).
+        let no_room_for_one_more = gap.asked >= self.server_page();
+        if more && !reached && full && no_room_for_one_more {
             // Whether it reached the gap's start, a page of one more
             // tells; what this one brought is said then.
             if let Some(last) = self.gaps.get_mut(&room).and_then(|g| g.last_mut()) {

@@ -86,12 +86,10 @@ struct Gap {
     /// the gap (joins and leaves take seqs too, and a page holds only
     /// messages, so its lowest seq alone cannot tell).
     asked: u64,
-    /// The one more did not fit the server's page (`/history 200`, and
-    /// the server's pages hold 200): a page as full as asked is followed
-    /// by a page of one, to tell the same.
-    no_room_for_one_more: bool,
-    /// That page of one is on its way, after a page that showed this
-    /// many.
+    /// When the one more did not fit the server's page (`asked` is all a
+    /// page holds), a page as full as asked is followed by a page of one,
+    /// to tell the same: that page is on its way, after a page that
+    /// showed this many.
     probing: Option<usize>,
 }
 
