@@ -24,6 +24,7 @@ mod ratelimit;
 mod refuse;
 mod stage;
 mod stall;
+mod stdout;
 mod store;
 mod tls;
 mod tlsconn;
@@ -115,7 +116,7 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_writer(std::io::stdout)
+        .with_writer(|| stdout::LogOut)
         .init();
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = match worker_threads(args.threads, available) {
@@ -527,8 +528,9 @@ async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
         .await
         .map_err(|e| cannot_listen(args, e))?;
     let addr = listener.local_addr()?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on {addr}")?;
+    // One write (the lines together), and never a failed start for a
+    // stdout nobody reads (see `stdout`).
+    let mut out = vec![format!("listening on {addr}")];
     let scheme = if tls { "https" } else { "http" };
     if addr.ip().is_unspecified() {
         // 0.0.0.0 is no address to open: this machine's, then the LAN's.
@@ -538,17 +540,21 @@ async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
             std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
         };
         let here = std::net::SocketAddr::new(here, addr.port());
-        writeln!(out, "open {scheme}://{here}/ in a browser on this machine")?;
+        out.push(format!(
+            "open {scheme}://{here}/ in a browser on this machine"
+        ));
     } else {
-        writeln!(out, "open {scheme}://{addr}/ in a browser")?;
+        out.push(format!("open {scheme}://{addr}/ in a browser"));
     }
     if addr.ip().is_unspecified() {
         for ip in lan_addresses(addr.is_ipv6()) {
             let at = std::net::SocketAddr::new(ip, addr.port());
-            writeln!(out, "on your LAN: {scheme}://{at}/ (chatclient {at})")?;
+            out.push(format!("on your LAN: {scheme}://{at}/ (chatclient {at})"));
         }
     }
-    out.flush()?;
+    let mut log = stdout::LogOut;
+    let _ = log.write_all(format!("{}\n", out.join("\n")).as_bytes());
+    let _ = log.flush();
     Ok(listener)
 }
 

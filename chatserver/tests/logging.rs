@@ -179,3 +179,111 @@ fn a_data_directory_open_to_others_is_said_at_start() {
     let log = wait_for_log(&server, "history database open");
     assert!(!log.contains(said), "{log}");
 }
+
+/// `chatserver | head -1`: once head has its line and exits, the log
+/// goes to a closed pipe. The server serves on, and stderr says once
+/// that the log is gone, and why, not once per event (a line for every
+/// join and message would fill whatever keeps stderr).
+#[test]
+fn a_closed_stdout_is_said_once_on_stderr_and_the_server_serves_on() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    let mut child = common::command(&[])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chatserver");
+    let pid = child.id();
+    let stop = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    // What `head -1` does: read the first line, then close the pipe.
+    let mut first = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    out.read_line(&mut first).expect("the first line");
+    drop(out);
+    let addr: std::net::SocketAddr = match first
+        .strip_prefix("listening on ")
+        .and_then(|a| a.trim().parse().ok())
+    {
+        Some(addr) => addr,
+        None => {
+            stop(&mut child);
+            panic!("unexpected first line {first:?}");
+        }
+    };
+    let (err_tx, err_rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if err_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Many events, each a log line: joins, presences, messages.
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        let mut c = common::Client::new(std::net::TcpStream::connect(addr).expect("connect"));
+        c.join(&format!("user{i}"));
+        for j in 0..5 {
+            c.say(&format!("message {j}"));
+            c.recv_until(100, |f| {
+                f["type"] == "msg" && f["from"] == format!("user{i}")
+            });
+        }
+        clients.push(c);
+    }
+    let said = err_rx.recv_timeout(WAIT);
+    let said = match said {
+        Ok(line) => line,
+        Err(e) => {
+            stop(&mut child);
+            panic!("nothing on stderr: {e}");
+        }
+    };
+    // Still serving after the log went.
+    let mut late = common::Client::new(std::net::TcpStream::connect(addr).expect("connect"));
+    late.join("late");
+    late.say("still here");
+    late.recv_until(100, |f| f["type"] == "msg" && f["text"] == "still here");
+    drop(late);
+    drop(clients);
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let deadline = Instant::now() + WAIT;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("try_wait") {
+            break exit;
+        }
+        if Instant::now() >= deadline {
+            stop(&mut child);
+            panic!("chatserver did not exit after SIGTERM");
+        }
+        // Polling another process for its exit: bounded, ends on the exit.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut more = Vec::new();
+    while let Ok(line) = err_rx.recv_timeout(WAIT) {
+        more.push(line);
+        assert!(more.len() < 1000, "stderr does not end: {more:?}");
+    }
+    assert!(
+        said.contains("the log cannot be written") && said.contains("Broken pipe"),
+        "the one line should say the log is gone, and why: {said:?}"
+    );
+    assert!(more.is_empty(), "after {said:?}, stderr went on: {more:?}");
+    assert!(exit.success(), "exit status {exit:?}");
+}

@@ -275,7 +275,7 @@ impl Drop for Server {
 
 /// A `chatserver` command with `flags` in mind: nothing from the caller's
 /// environment, and memory only unless `flags` chose where history goes.
-fn command(flags: &[&str]) -> Command {
+pub fn command(flags: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatserver"));
     // Settings from the environment would override nothing we pass, but
     // could add limits we do not expect; RUST_LOG would change the output.
