@@ -176,6 +176,52 @@ fn a_failure_before_records_are_handed_out_leaves_the_next_ones_held() {
     assert_eq!(texts, ["kept"]);
 }
 
+/// The text of each `unavailable` a message gets while the store fails.
+fn refusals(frames: &[ServerFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Error {
+                code: ErrorCode::Unavailable,
+                message,
+                ..
+            } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A failure that may mend (a full disk) tells senders to try again
+/// later; one only a restart mends (the database file deleted) says so
+/// instead, also when it comes while the store fails for another cause,
+/// and for the messages in flight when it came. A recovery ends both.
+#[test]
+fn a_failure_only_a_restart_mends_is_not_said_to_pass_later() {
+    let later = "the server cannot store messages right now (disk full); your message was not \
+                 sent; try again later";
+    let restart = "the server cannot store messages (its database file was deleted); your \
+                   message was not sent, and none will be until the server is restarted";
+    let mut sim = two();
+    sim.server.handle_persist_failed("disk full");
+    say(&mut sim, 0, "one", "m1");
+    assert_eq!(refusals(&sim.take(0)), [later]);
+    sim.server
+        .handle_persist_failed_until_restart("its database file was deleted");
+    say(&mut sim, 0, "two", "m2");
+    assert_eq!(refusals(&sim.take(0)), [restart]);
+    sim.server.handle_store_recovered();
+    say(&mut sim, 0, "three", "m3");
+    assert_eq!(msgs(&sim.take(0)), [(3, "three".to_owned())]);
+
+    // In flight when it comes: refused with the same words.
+    sim.store.hold = true;
+    say(&mut sim, 0, "four", "m4");
+    sim.server
+        .handle_persist_failed_until_restart("its database file was deleted");
+    sim.flush();
+    assert_eq!(refusals(&sim.take(0)), [restart]);
+}
+
 #[test]
 fn a_new_session_and_room_are_stored_before_the_welcome() {
     let mut sim = Sim::new(durable(), T0);

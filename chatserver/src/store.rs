@@ -66,8 +66,17 @@ pub enum ToStore {
 pub enum FromStore {
     /// The batch with this ticket (and all before) is stored.
     Stored(u64),
-    /// The batch could not be stored.
-    Failed(String),
+    /// The batch could not be stored, for `cause`; `until_restart`:
+    /// nothing will be in this run (the database file was deleted).
+    Failed {
+        /// Why, as a refused client is told.
+        cause: String,
+        /// Only a restart mends it.
+        until_restart: bool,
+    },
+    /// A probe found the database gone while it failed for another cause
+    /// (told as `Failed` before): only a restart mends it now.
+    Lost(String),
     /// The batch can never be stored (a room past the database's keys):
     /// refused alone, and the store works on. One answer, so that nothing
     /// the hub reads between a failure and a recovery is refused too.
@@ -407,6 +416,9 @@ fn run(
     // (at the size cap, every large message fails and the next probe
     // works) goes unsaid.
     let mut outage: Option<(Instant, bool)> = None;
+    // The hub was told the database is gone (deleted under the server):
+    // messages are refused until a restart, not to be tried again later.
+    let mut lost = false;
     loop {
         // Requests first; the timed work below runs between them too, so
         // that retention and probes go on under load.
@@ -468,7 +480,12 @@ fn run(
                         o.1 |= said;
                         failed = Some(for_probe(records));
                         next_probe = Instant::now() + PROBE_EVERY;
-                        FromStore::Failed(cause(&e))
+                        let gone = matches!(e, StoreError::Gone(_));
+                        lost |= gone;
+                        FromStore::Failed {
+                            cause: cause(&e),
+                            until_restart: gone,
+                        }
                     }
                 };
                 if answers.send(answer).is_err() {
@@ -508,12 +525,19 @@ fn run(
             match probe_keyable(store, batch) {
                 Ok(()) => {
                     failed = None;
+                    lost = false;
                     let said = outage.take().is_some_and(|(_, said)| said);
                     if answers.send(FromStore::Recovered { said }).is_err() {
                         return;
                     }
                 }
                 Err(e) => {
+                    if matches!(e, StoreError::Gone(_)) && !lost {
+                        lost = true;
+                        if answers.send(FromStore::Lost(cause(&e))).is_err() {
+                            return;
+                        }
+                    }
                     if let Some((since, said @ false)) = &mut outage {
                         let failing = now.saturating_duration_since(*since);
                         if failing >= STILL_FAILING {
@@ -693,8 +717,7 @@ fn cause(e: &StoreError) -> String {
         return "its history is at its size cap".to_owned();
     }
     if let StoreError::Gone(_) = e {
-        return "its database file was deleted: it stores nothing more until it is restarted"
-            .to_owned();
+        return "its database file was deleted".to_owned();
     }
     let text = e.to_string();
     let lower = text.to_lowercase();
@@ -905,10 +928,7 @@ mod tests {
         let batch = vec![Record::room("lobby", "e1"), msg("lobby", 1, "lost?")];
         std::fs::remove_file(dir.path().join(chatstore::DB_FILE)).expect("delete it");
         let err = store.append(&batch).expect_err("refused");
-        assert_eq!(
-            cause(&err),
-            "its database file was deleted: it stores nothing more until it is restarted"
-        );
+        assert_eq!(cause(&err), "its database file was deleted");
         assert!(matches!(store.probe(&batch), Err(StoreError::Gone(_))));
     }
 

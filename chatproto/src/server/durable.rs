@@ -145,6 +145,9 @@ pub(crate) struct Gate {
     pub open: bool,
     /// Why the store is failing, while it is.
     pub down: Option<String>,
+    /// The failure lasts until the server restarts (see
+    /// [`Server::handle_persist_failed_until_restart`]).
+    pub until_restart: bool,
     /// Rooms forgotten whose `Forgotten` record is handed out but not yet
     /// stored, with the ticket that says it is, and whether they held a
     /// message.
@@ -331,9 +334,7 @@ impl Server {
         for r in self.rooms.values().filter(|r| r.is_empty()) {
             self.order.emptied(r);
         }
-        let message = self.fit(format!(
-            "the server cannot store messages right now ({cause}); your message was not sent; try again later"
-        ));
+        let message = self.fit(self.refusal_text(cause));
         let refusal = |id: &Option<String>, room: &str| ServerFrame::Error {
             code: ErrorCode::Unavailable,
             message: message.clone(),
@@ -423,6 +424,27 @@ impl Server {
         }
     }
 
+    /// Storing failed with `cause` and will not work again in this run
+    /// (the database file was deleted under the server, say): as
+    /// [`handle_persist_failed`](Server::handle_persist_failed), but a
+    /// refused message is told that the server takes none until it is
+    /// restarted, not to try again later. Called while the store fails
+    /// already (for another cause, one that would have mended), it only
+    /// changes what refused messages are told.
+    /// [`handle_store_recovered`](Server::handle_store_recovered) ends it
+    /// as it ends any failure.
+    pub fn handle_persist_failed_until_restart(&mut self, cause: &str) {
+        if !self.config.durable {
+            return;
+        }
+        self.gate.until_restart = true;
+        if self.gate.down.is_some() {
+            self.gate.down = Some(cause.to_owned());
+        } else {
+            self.handle_persist_failed(cause);
+        }
+    }
+
     /// The store works again: messages are taken again, the rooms
     /// forgotten meanwhile are forgotten by the store, and every room and
     /// session is handed out to be stored (again: storing is idempotent),
@@ -435,6 +457,7 @@ impl Server {
         if self.gate.down.take().is_none() {
             return;
         }
+        self.gate.until_restart = false;
         // The batch handed out now has a ticket of its own: a failure
         // before it is stored tells what it held again (rooms in memory
         // are told at every recovery; see `Unloaded::failed` for those
@@ -505,9 +528,22 @@ impl Server {
     /// The answer to a `msg` while the store is failing.
     pub(crate) fn unavailable(&self) -> Option<String> {
         let cause = self.gate.down.as_deref()?;
-        Some(format!(
-            "the server cannot store messages right now ({cause}); your message was not sent; try again later"
-        ))
+        Some(self.refusal_text(cause))
+    }
+
+    /// What a message refused for the store's failure `cause` is told:
+    /// to try again later, unless only a restart mends it.
+    fn refusal_text(&self, cause: &str) -> String {
+        if self.gate.until_restart {
+            format!(
+                "the server cannot store messages ({cause}); your message was not sent, and none \
+                 will be until the server is restarted"
+            )
+        } else {
+            format!(
+                "the server cannot store messages right now ({cause}); your message was not sent; try again later"
+            )
+        }
     }
 
     /// Start again from a store: a room as it was, with the seq of its last

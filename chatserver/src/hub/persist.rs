@@ -34,11 +34,18 @@ impl Hub {
                 self.metrics.appended(took);
                 self.server.handle_persisted(through);
             }
-            FromStore::Failed(cause) => {
+            FromStore::Failed {
+                cause,
+                until_restart,
+            } => {
                 // The store's thread said it, as seldom as it fails and
                 // works again at its size cap (a large message each).
                 debug!(cause, "the history database failed a batch");
-                self.give_up_batch(&cause);
+                self.give_up_batch(&cause, until_restart);
+            }
+            FromStore::Lost(cause) => {
+                debug!(cause, "the history database is gone");
+                self.server.handle_persist_failed_until_restart(&cause);
             }
             FromStore::Refused(cause) => {
                 warn!(
@@ -47,7 +54,7 @@ impl Hub {
                 );
                 // Refused alone: the store is up again at once, before any
                 // other input is read.
-                self.give_up_batch(&cause);
+                self.give_up_batch(&cause, false);
                 self.server.handle_store_recovered();
             }
             FromStore::Recovered { said } => {
@@ -93,7 +100,7 @@ impl Hub {
              until the server is restarted"
         );
         self.store = None;
-        self.give_up_batch("the history database's thread stopped");
+        self.give_up_batch("the history database's thread stopped", true);
         let waiting: Vec<_> = self
             .peers
             .iter()
@@ -107,12 +114,17 @@ impl Hub {
     }
 
     /// The batch in the store's hands was not stored: the core gives up
-    /// every record not stored, those waiting here included.
-    fn give_up_batch(&mut self, cause: &str) {
+    /// every record not stored, those waiting here included;
+    /// `until_restart`: refused senders are told only a restart mends it.
+    fn give_up_batch(&mut self, cause: &str, until_restart: bool) {
         self.storing = false;
         self.metrics.append_failed();
         self.to_store.clear();
-        self.server.handle_persist_failed(cause);
+        if until_restart {
+            self.server.handle_persist_failed_until_restart(cause);
+        } else {
+            self.server.handle_persist_failed(cause);
+        }
     }
 
     /// Wait until everything stamped is stored (or the store failed).

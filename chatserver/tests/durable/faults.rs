@@ -321,6 +321,9 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
         let f = alice.recv_frame();
         if kind(&f) == "error" {
             assert_eq!(f["code"], "unavailable", "{f}");
+            // At the cap, which a probe may find mended: later.
+            let why = str_of(&f, "message");
+            assert!(why.ends_with("; try again later"), "{why}");
             full = true;
             break;
         }
@@ -395,7 +398,25 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
     let before = server.log().lines().filter(|l| l.contains(said)).count();
     std::fs::remove_file(dir.path().join("chat.db")).expect("delete the database");
     alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "lost", "id": "l-1"}));
-    assert_eq!(alice.expect_kind("error")["code"], "unavailable");
+    let err = alice.expect_kind("error");
+    assert_eq!(err["code"], "unavailable", "{err}");
+    // Never mended while it runs: no "later" would do, a restart does.
+    let why = str_of(&err, "message");
+    assert!(
+        why.contains("database file was deleted")
+            && why.contains("until the server is restarted")
+            && !why.contains("later"),
+        "{why}"
+    );
+    // So says the refusal of a message sent after the batch that failed.
+    alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "lost", "id": "l-2"}));
+    let err = alice.expect_kind("error");
+    assert_eq!(
+        (&err["code"], &err["id"]),
+        (&json!("unavailable"), &json!("l-2")),
+        "{err}"
+    );
+    assert_eq!(str_of(&err, "message"), why, "{err}");
     assert!(
         server.wait_for_lines(said, before + 1, WAIT),
         "a lasting failure was not logged:\n{}",
