@@ -180,7 +180,24 @@ fn privileged_port(listen: &str) -> bool {
         .is_some_and(|port| (1..1024).contains(&port))
 }
 
+/// Start and serve. A certificate clients will refuse is said once
+/// `listening on` is out (nothing may come before it), or, by a start
+/// that fails after reading it, before the failure's line: mending that
+/// failure must not be the first the operator hears of the certificate.
 async fn run(args: Args) -> std::io::Result<()> {
+    let mut doubts = Vec::new();
+    let served = serve(args, &mut doubts).await;
+    if served.is_err() {
+        for doubt in doubts {
+            warn!("{doubt}");
+        }
+    }
+    served
+}
+
+/// Start and serve; `doubts` gets what is wrong with the certificate,
+/// and is emptied once it is said.
+async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
     // What the store makes of the data directory, taken away if this
     // start fails before it serves. The first local, so the last dropped:
     // after the database is closed.
@@ -196,16 +213,15 @@ async fn run(args: Args) -> std::io::Result<()> {
     drop(std::net::TcpListener::bind(args.listen.as_str()).map_err(|e| cannot_listen(&args, e))?);
     // The certificate before the store, for the same reason.
     // A certificate clients will refuse (expired, a CA's) is not a reason
-    // to stop, but the operator hears of it at start, not from users:
-    // said once `listening on` is out (nothing may come before it).
-    let mut doubts = Vec::new();
+    // to stop, but the operator hears of it at start, not from users
+    // (see `run`).
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let (config, leaf) = tls::load(cert, key).map_err(std::io::Error::other)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            doubts = tls::doubts(&leaf, cert, now);
+            *doubts = tls::doubts(&leaf, cert, now);
             Some(tokio_rustls::TlsAcceptor::from(config))
         }
         _ => None,
@@ -411,7 +427,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     if let Some(tx) = prune_now {
         let _ = tx.send(store::ToStore::Prune);
     }
-    for doubt in doubts {
+    for doubt in std::mem::take(doubts) {
         warn!("{doubt}");
     }
     let unused: Vec<&str> = [

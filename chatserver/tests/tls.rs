@@ -371,21 +371,90 @@ fn refuses_to_start(flags: &[&str]) -> String {
     lines[0].to_owned()
 }
 
+/// A CA's certificate (`CA:TRUE`, as `openssl req -x509` makes one) and
+/// its key, in PEM files in `dir`.
+fn ca_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("certificate params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("a self-signed certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (cert_path, key_path)
+}
+
+/// A start that fails after the certificate was read (here the data
+/// directory cannot be made: a file is in its place) still warns of a
+/// certificate clients will refuse, before its error: the operator who
+/// mends the error would otherwise meet the certificate's fault only
+/// once clients refuse it. Both outputs go to one file, so their order
+/// shows.
+#[test]
+fn a_failed_start_still_warns_of_the_certificate_before_its_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (cert, key) = ca_certificate(dir.path());
+    let in_the_way = dir.path().join("data");
+    std::fs::write(&in_the_way, "a file, not a directory").expect("write");
+    let flags = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(&in_the_way),
+        "--tls-cert",
+        path_str(&cert),
+        "--tls-key",
+        path_str(&key),
+    ];
+    let line = refuses_to_start(&flags[2..]);
+    assert!(line.contains(path_str(&in_the_way)), "{line}");
+
+    let out_path = dir.path().join("output");
+    let out = std::fs::File::create(&out_path).expect("create the output file");
+    let err = out.try_clone().expect("the same file for stderr");
+    let mut child = common::command(&flags)
+        .args(flags)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start chatserver");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chatserver did not exit within {WAIT:?}");
+        }
+        // Polling another process for its exit: bounded, ends on the exit.
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let output = std::fs::read_to_string(&out_path).expect("read the output");
+    let lines: Vec<&str> = output.lines().collect();
+    let warned = lines
+        .iter()
+        .position(|l| l.contains("WARN") && l.contains("is a CA's (basicConstraints CA:TRUE)"));
+    let failed = lines.iter().position(|l| *l == line);
+    assert!(
+        matches!((warned, failed), (Some(w), Some(f)) if w < f),
+        "not the warning, then the error: {output}"
+    );
+}
+
 /// A certificate clients will refuse (here a CA's, `CA:TRUE`, as
 /// `openssl req -x509` makes one) is warned of at start, but after the
 /// `listening on IP:PORT` line: that stays the first line, which a
 /// supervisor or a script reads for the port (it was a warning).
 #[test]
 fn a_certificate_clients_refuse_is_warned_of_after_listening_on() {
-    let key = rcgen::KeyPair::generate().expect("a key");
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("certificate params");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).expect("a self-signed certificate");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).expect("write cert");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let (cert_path, key_path) = ca_certificate(dir.path());
     // `start` fails the test unless the first line is `listening on`.
     let server = Server::start(&[
         "--tls-cert",
