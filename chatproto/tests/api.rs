@@ -198,6 +198,7 @@ fn events_records_and_kicks_are_built_by_constructors() {
         Record::room("rust", "e1"),
         Record::session(SessionId(1), "alice", hash_token("t0")),
         Record::Event(Arc::new(event)),
+        Record::session_forgotten(SessionId(1)),
     ];
     let kinds: Vec<&str> = records
         .iter()
@@ -205,10 +206,11 @@ fn events_records_and_kicks_are_built_by_constructors() {
             Record::Room { name, .. } if &**name == "rust" => "room",
             Record::Session { id, .. } if *id == SessionId(1) => "session",
             Record::Event(_) => "event",
+            Record::SessionForgotten { id, .. } if *id == SessionId(1) => "forgotten",
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, ["room", "session", "event"]);
+    assert_eq!(kinds, ["room", "session", "event", "forgotten"]);
 
     let query = ReadQuery::new("rust", SessionId(1), 0, 8, 50);
     assert_eq!((query.after, query.before, query.limit), (0, 8, 50));

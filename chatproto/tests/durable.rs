@@ -222,6 +222,70 @@ fn a_failure_only_a_restart_mends_is_not_said_to_pass_later() {
     assert_eq!(refusals(&sim.take(0)), [restart]);
 }
 
+/// The sessions forgotten among the records the store was handed.
+fn sessions_forgotten(records: &[Record]) -> Vec<SessionId> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::SessionForgotten { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A session whose resume window passes is forgotten by the store too
+/// (a restarted server must not bring it back): at once while the store
+/// works, once it works again when it fails meanwhile.
+#[test]
+fn a_session_past_its_resume_window_is_forgotten_by_the_store() {
+    let mut cfg = durable();
+    cfg.resume_window_ms = 1_000;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in ["alice", "bob", "carol"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    let ids: Vec<SessionId> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Session { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    sim.disconnect(0);
+    sim.advance(999);
+    assert!(sessions_forgotten(&sim.store.records).is_empty());
+    sim.advance(1);
+    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0]]);
+
+    // bob's window passes while the store fails: told once it works.
+    sim.disconnect(1);
+    sim.server.handle_persist_failed("disk full");
+    sim.advance(1_000);
+    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0]]);
+    sim.server.handle_store_recovered();
+    sim.flush();
+    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0], ids[1]]);
+
+    // carol's in a batch that fails: told again with the next that works.
+    sim.disconnect(2);
+    sim.store.hold = true;
+    sim.advance(1_000);
+    sim.store.fail = Some("disk full".into());
+    sim.commit();
+    sim.store.fail = None;
+    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0], ids[1]]);
+    sim.server.handle_store_recovered();
+    sim.commit();
+    assert_eq!(
+        sessions_forgotten(&sim.store.records),
+        [ids[0], ids[1], ids[2]]
+    );
+}
+
 #[test]
 fn a_new_session_and_room_are_stored_before_the_welcome() {
     let mut sim = Sim::new(durable(), T0);

@@ -277,6 +277,17 @@ fn write<'a>(
                 )?
                 .execute(params![id.0 as i64, *attached])?;
             }
+            Record::SessionForgotten { id, .. } => {
+                // Gone, but its id stays counted: no new session takes it
+                // (it could read the old one's private messages).
+                tx.prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('max_forgotten_session', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                )?
+                .execute(params![id.0 as i64])?;
+                tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+                    .execute(params![id.0 as i64])?;
+            }
             Record::Event(e) => {
                 let room_name: &str = &e.room;
                 let writer = e.session().0 as i64;

@@ -395,6 +395,30 @@ fn sessions_are_kept_by_last_activity_and_never_while_attached() {
     assert_eq!(store.next_session().unwrap(), 6);
 }
 
+/// A session the server forgot (its resume window passed) is forgotten
+/// by the store too, so that a restart does not bring it back; its id
+/// stays taken, the highest included.
+#[test]
+fn a_session_forgotten_is_not_restored_and_its_id_stays_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let session = |id: u64| Record::session(SessionId(id), "n", hash_token(&format!("t{id}")));
+    store.append(&[session(1), session(2), session(3)]).unwrap();
+    let gone = |id: u64| {
+        [
+            Record::attached(SessionId(id), false),
+            Record::session_forgotten(SessionId(id)),
+        ]
+    };
+    store.append(&gone(3)).unwrap();
+    store.append(&gone(1)).unwrap();
+    drop(store);
+    let store = open(&dir);
+    let ids: Vec<u64> = store.sessions(10).unwrap().iter().map(|s| s.id.0).collect();
+    assert_eq!(ids, [2]);
+    assert_eq!(store.next_session().unwrap(), 4);
+}
+
 /// A version 8 database (sessions without activity, rooms without how
 /// far retention deleted) is migrated: its sessions ranked by id as
 /// before, and they go on being kept by activity.

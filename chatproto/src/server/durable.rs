@@ -86,6 +86,16 @@ pub enum Record {
         /// to pass loses nothing anyone reads).
         said: bool,
     },
+    /// A session can no longer be resumed (its resume window passed, or
+    /// more sessions waited than
+    /// [`max_detached_sessions`](crate::ServerConfig::max_detached_sessions)):
+    /// the store forgets it too, so that a restarted server does not
+    /// bring it back. Its id stays taken.
+    #[non_exhaustive]
+    SessionForgotten {
+        /// The session.
+        id: SessionId,
+    },
 }
 
 impl Record {
@@ -116,6 +126,11 @@ impl Record {
     /// The session `id` was resumed (`attached`) or lost its connection.
     pub fn attached(id: SessionId, attached: bool) -> Self {
         Record::Attached { id, attached }
+    }
+
+    /// The session `id` can no longer be resumed.
+    pub fn session_forgotten(id: SessionId) -> Self {
+        Record::SessionForgotten { id }
     }
 
     /// A session began: its id, its nickname and its token's hash.
@@ -159,6 +174,13 @@ pub(crate) struct Gate {
     pub forget_later: VecDeque<Arc<str>>,
     /// The names in `forget_later`, each with whether it held a message.
     pub forget_later_names: std::collections::HashMap<Arc<str>, bool, foldhash::fast::RandomState>,
+    /// Sessions forgotten whose record is handed out but not yet stored,
+    /// with the ticket that says it is.
+    pub sessions_forgetting: Vec<(u64, SessionId)>,
+    /// Sessions forgotten while the store failed, or whose record was
+    /// lost with a failed batch: handed out when it works again (at most
+    /// `max_detached_sessions` of them, the oldest given up first).
+    pub sessions_later: VecDeque<SessionId>,
 }
 
 impl Server {
@@ -230,6 +252,35 @@ impl Server {
         self.gate.forgetting.push((ticket, name, said));
     }
 
+    /// A session can no longer be resumed: the store forgets it too (see
+    /// [`Record::SessionForgotten`]), now or, while it fails (and when the
+    /// batch that held it fails), once it works again. Not in a cluster,
+    /// whose sessions expire in its own buckets.
+    pub(crate) fn record_session_forgotten(&mut self, sid: SessionId) {
+        if !self.config.durable || self.config.cluster {
+            return;
+        }
+        if self.gate.down.is_some() {
+            self.forget_session_later(sid);
+            return;
+        }
+        self.gate.records.push(Record::session_forgotten(sid));
+        let ticket = self.ticket();
+        self.gate.sessions_forgetting.push((ticket, sid));
+    }
+
+    /// Keep `sid` to be forgotten by the store once it works again, no
+    /// more than `max_detached_sessions` of them: one given up stays in
+    /// the store, and a restarted server would bring it back. In memory
+    /// only.
+    fn forget_session_later(&mut self, sid: SessionId) {
+        let later = &mut self.gate.sessions_later;
+        if later.len() >= self.config.max_detached_sessions.max(1) {
+            later.pop_front();
+        }
+        later.push_back(sid);
+    }
+
     /// A ticket for records that hold nothing back (no barrier): stored
     /// once the store answers a `through` at or past it.
     pub(crate) fn ticket(&mut self) -> u64 {
@@ -294,6 +345,9 @@ impl Server {
         self.gate.stored = self.gate.stored.max(through.min(self.gate.issued));
         let stored = self.gate.stored;
         self.gate.forgetting.retain(|(ticket, ..)| *ticket > stored);
+        self.gate
+            .sessions_forgetting
+            .retain(|(ticket, _)| *ticket > stored);
     }
 
     /// Storing the records handed out failed with `cause` (the disk is
@@ -319,6 +373,9 @@ impl Server {
         // Rooms whose forgetting was lost with the batch: again later.
         for (_, name, said) in std::mem::take(&mut self.gate.forgetting) {
             self.forget_later(name, said);
+        }
+        for (_, sid) in std::mem::take(&mut self.gate.sessions_forgetting) {
+            self.forget_session_later(sid);
         }
         if self.config.cluster {
             // Only sessions are stored here; events are the log's.
@@ -474,6 +531,10 @@ impl Server {
                 said,
             });
             self.gate.forgetting.push((ticket, name, said));
+        }
+        for sid in std::mem::take(&mut self.gate.sessions_later) {
+            self.gate.records.push(Record::session_forgotten(sid));
+            self.gate.sessions_forgetting.push((ticket, sid));
         }
         let mut names: Vec<_> = self.rooms.keys().cloned().collect();
         names.sort_unstable();

@@ -619,6 +619,7 @@ impl Server {
             };
             if let Some(s) = self.sessions.remove(&old) {
                 self.tokens.remove(&s.token_hash);
+                self.record_session_forgotten(old);
             }
         }
     }

@@ -252,6 +252,7 @@ impl Server {
                     self.timers.arm(due, Timer::Session(sid));
                 } else if let Some(s) = self.sessions.remove(&sid) {
                     self.tokens.remove(&s.token_hash);
+                    self.record_session_forgotten(sid);
                 }
             }
         }

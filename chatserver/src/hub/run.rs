@@ -248,6 +248,9 @@ impl Hub {
         if self.cluster.is_some() {
             self.leave_cluster().await;
         }
+        // Sessions whose resume window has passed are forgotten now, and
+        // so by the store: a restart must not bring them back.
+        self.server.handle_timeout(self.clock.now());
         // What is stamped is stored and sent before the goodbye.
         let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
         self.server

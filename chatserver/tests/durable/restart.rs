@@ -240,6 +240,82 @@ fn after_a_restart_presences_before_the_first_message_are_no_gap() {
     );
 }
 
+/// PROTOCOL.md §5.8: a client that resumes within `resume_window_ms` of
+/// the server starting again continues its session. A session whose
+/// window had passed before the stop was forgotten by that server and
+/// stays forgotten: its token joins as a new session (carol). One still
+/// waiting for its client at the stop (dave), and one connected then
+/// (bob), are resumed. The window is short (3 s) so that carol's can
+/// pass; the restarted server has the default one.
+#[test]
+fn a_session_past_its_resume_window_at_the_stop_is_not_resumed_after_it() {
+    let window = std::time::Duration::from_millis(3_000);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), &["--resume-window-ms", "3000"]);
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["rust"], None);
+    let bob_token = str_of(&b.welcome, "session").to_owned();
+    let token_of = |nick: &str, bob: &mut crate::common::Client| {
+        let mut c = server.connect();
+        let e = join_v2(&mut c, nick, &["rust"], None);
+        let online = bob.expect_kind("presence");
+        assert_eq!(
+            (&online["nick"], &online["status"]),
+            (&json!(nick), &json!("online"))
+        );
+        (c, str_of(&e.welcome, "session").to_owned())
+    };
+    let (carol, carol_token) = token_of("carol", &mut bob);
+    let (dave, dave_token) = token_of("dave", &mut bob);
+    drop(carol);
+    let offline = bob.expect_kind("presence");
+    assert_eq!(
+        (&offline["nick"], &offline["status"]),
+        (&json!("carol"), &json!("offline"))
+    );
+    // The server saw carol's connection end before bob heard of it: once
+    // this much has passed, her window has.
+    let ended = std::time::Instant::now();
+    // Waiting on the clock itself, which is what is tested: bounded by
+    // the window.
+    for _ in 0..1_000 {
+        if ended.elapsed() > window {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ended.elapsed() > window, "the window did not pass");
+    drop(dave);
+    let offline = bob.expect_kind("presence");
+    assert_eq!(
+        (&offline["nick"], &offline["status"]),
+        (&json!("dave"), &json!("offline"))
+    );
+    stop_cleanly(&mut server, &mut bob);
+
+    let server = durable(dir.path(), &[]);
+    let resumed = |nick: &str, token: &str| {
+        let mut c = server.connect();
+        let e = join_v2(&mut c, nick, &[], Some(token));
+        e.welcome["resumed"].clone()
+    };
+    assert_eq!(
+        resumed("bob", &bob_token),
+        json!(true),
+        "connected at the stop"
+    );
+    assert_eq!(
+        resumed("dave", &dave_token),
+        json!(true),
+        "within its window at the stop"
+    );
+    assert_eq!(
+        resumed("carol", &carol_token),
+        json!(false),
+        "past its window before the stop: a new session"
+    );
+}
+
 /// A room at the highest seq the database can key: its next message is
 /// refused with `unavailable` naming the room and the limit, and the
 /// store goes on for the other rooms (it does not stay down).
