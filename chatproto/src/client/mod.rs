@@ -792,16 +792,21 @@ impl Client {
 
     /// The message `pending[i]` is settled (acknowledged or refused): it
     /// is no longer waiting, nor is its frame, if it still waits for the
-    /// pacer (a server answered it before it went: not ours, but no reason
-    /// to send a message already settled).
+    /// pacer or to be polled (a server answered it before it went: not
+    /// ours, but no reason to send a message already settled; one frame
+    /// can settle a message, release another and settle that one too).
     fn settled(&mut self, i: usize) {
         let Some(p) = self.pending.remove(i) else {
             return;
         };
+        let this =
+            |f: &ClientFrame| matches!(f, ClientFrame::Msg { id: Some(id), .. } if *id == p.id);
         if !self.paced.is_empty() {
-            self.paced.retain(
-                |(f, _)| !matches!(f, ClientFrame::Msg { id: Some(id), .. } if *id == p.id),
-            );
+            self.paced.retain(|(f, _)| !this(f));
+        }
+        if !self.out.is_empty() {
+            self.out
+                .retain(|o| !matches!(o, ClientOutput::Send(f) if this(f)));
         }
         self.part_when_answered(&p.room);
     }
