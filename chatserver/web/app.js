@@ -22,7 +22,7 @@ import { HELP, parseLine } from './input.js';
 import { forMe, MessageView } from './messages.js';
 import { decode as decodeFrame, LOBBY, nickKey, roomName } from './protocol.js';
 import { Session } from './session.js';
-import { RoomList, renderOnline, renderServerRooms, unreadWords } from './sidebar.js';
+import { RoomList, markAddressed, renderOnline, renderServerRooms, unreadWords } from './sidebar.js';
 import { Tabs } from './tabs.js';
 import { isolated, nickButton } from './text.js';
 
@@ -87,6 +87,7 @@ const composer = new Composer($('composer'), $('input'), {
     clearErrors(true);
     checkLength();
   },
+  addressed: (names) => markAddressed($('online'), names),
 });
 
 /**
@@ -413,7 +414,8 @@ function partRoom(room, fromList = false) {
 }
 
 function showOnline() {
-  renderOnline($('online'), $('online-count'), session && current ? session.roster(current) : [], session?.nick);
+  const nicks = session && current ? session.roster(current) : [];
+  renderOnline($('online'), $('online-count'), nicks, session?.nick, composer.addressed());
 }
 
 // ---- lines typed ----------------------------------------------------------
@@ -802,14 +804,16 @@ document.addEventListener('visibilitychange', () => {
 });
 
 // A nickname anywhere in the log or the online list addresses it;
-// Shift/Ctrl/Cmd-click adds it to those addressed.
+// Shift/Ctrl/Cmd-click, or the `+` beside it in the list, adds it to
+// those addressed.
 for (const id of ['messages', 'online']) {
   $(id).addEventListener('click', (e) => {
-    const b = e.target.closest('button.nick');
+    const b = e.target.closest('button.nick, button.add');
     if (!b || !b.dataset.nick) return;
     // The drawer first: the message box behind it takes no focus.
     closeDrawers();
-    composer.address(b.dataset.nick, e.shiftKey || e.ctrlKey || e.metaKey);
+    const add = b.classList.contains('add') || e.shiftKey || e.ctrlKey || e.metaKey;
+    composer.address(b.dataset.nick, add);
   });
 }
 

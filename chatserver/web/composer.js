@@ -10,14 +10,16 @@ export class Composer {
    * was typed and returns true when the line was taken (the input then
    * clears); `nicks()` lists the nicks to complete; `typing()` is called
    * when the user changed the text (typed, cleared, recalled, completed or
-   * addressed it).
+   * addressed it); `addressed(names)` whenever the nicks the line starts
+   * with (`@bob @carol: hi`) may have changed, however the text did.
    */
-  constructor(form, input, { submit, nicks, typing }) {
+  constructor(form, input, { submit, nicks, typing, addressed }) {
     this.form = form;
     this.input = input;
     this.submitLine = submit;
     this.nicks = nicks;
     this.typing = typing;
+    this.addressedChanged = addressed;
     this.sent = [];
     this.recall = -1; // index into `sent` while stepping, else -1
     this.draft = '';
@@ -30,6 +32,7 @@ export class Composer {
     input.addEventListener('input', () => {
       this.recall = -1;
       this.fit();
+      this.addressedChanged(this.addressed());
       this.typing();
     });
   }
@@ -104,6 +107,7 @@ export class Composer {
     const caret = start + word.length;
     this.input.setSelectionRange(caret, caret);
     this.fit();
+    this.addressedChanged(this.addressed());
     return true;
   }
 
@@ -119,6 +123,7 @@ export class Composer {
     // Deprecated, yet still the one way to edit a textarea undoably.
     if (!document.execCommand('delete') || this.input.value !== '') this.input.value = '';
     this.fit();
+    this.addressedChanged([]);
   }
 
   /** Put `text` in the input, caret at the end, and focus it. */
@@ -128,6 +133,22 @@ export class Composer {
     this.fit();
     this.input.focus();
     this.input.setSelectionRange(text.length, text.length);
+    this.addressedChanged(this.addressed());
+  }
+
+  /**
+   * The nicks the line starts with (`@bob @carol: hi`: bob and carol),
+   * and where the rest of it begins.
+   */
+  leading() {
+    const m = /^(?:@[^\s@:,]+[\s,]*)+:?\s*/u.exec(this.input.value);
+    const names = m ? m[0].match(/@[^\s@:,]+/gu).map((n) => n.slice(1)) : [];
+    return { names, rest: m ? m[0].length : 0 };
+  }
+
+  /** The nicks the line is addressed to (none: to the room, or the /query's). */
+  addressed() {
+    return this.leading().names;
   }
 
   /**
@@ -135,12 +156,10 @@ export class Composer {
    * addressed, keeping the text; with `add`, next to them (a group).
    */
   address(nick, add) {
-    const m = /^(?:@[^\s@:,]+[\s,]*)+:?\s*/u.exec(this.input.value);
-    const names = m ? m[0].match(/@[^\s@:,]+/gu) : [];
-    const rest = this.input.value.slice(m ? m[0].length : 0);
-    const key = `@${nick}`.toLowerCase();
+    const { names, rest } = this.leading();
+    const key = nick.toLowerCase();
     const kept = add ? names.filter((n) => n.toLowerCase() !== key) : [];
-    this.set(`${[...kept, `@${nick}`].join(' ')} ${rest}`);
+    this.set(`${[...kept, nick].map((n) => `@${n}`).join(' ')} ${this.input.value.slice(rest)}`);
     this.typing();
   }
 

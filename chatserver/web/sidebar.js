@@ -2,7 +2,7 @@
 // counts, the current one marked), who is online in the current room, and
 // the rooms someone is in.
 
-import { nickButton, safeText } from './text.js';
+import { escapeControl, nickButton, safeText } from './text.js';
 
 export class RoomList {
   /**
@@ -121,8 +121,11 @@ export function unreadWords(n, mention) {
   return `, ${n} unread${mention ? ', some for you' : ''}`;
 }
 
-/** Who is online in the current room. */
-export function renderOnline(list, count, nicks, me) {
+/**
+ * Who is online in the current room; `addressed`: the nicks the line
+ * being written goes to (see markAddressed).
+ */
+export function renderOnline(list, count, nicks, me, addressed = []) {
   const items = nicks.map((n) => {
     const li = document.createElement('li');
     li.dataset.nick = n;
@@ -134,11 +137,40 @@ export function renderOnline(list, count, nicks, me) {
       you.className = 'you';
       you.textContent = ' (you)';
       li.append(you);
+    } else {
+      // Shift-click adds a name to a group; a finger has no Shift: this
+      // does it, shown once someone is written to.
+      const add = document.createElement('button');
+      add.type = 'button';
+      add.className = 'add';
+      add.dataset.nick = n;
+      add.textContent = '+';
+      const label = `add ${escapeControl(n)} to those written to`;
+      add.title = label;
+      add.setAttribute('aria-label', label);
+      li.append(add);
     }
     return li;
   });
   replaceAll(list, items);
   count.textContent = String(nicks.length);
+  delete list.dataset.addressed;
+  markAddressed(list, addressed);
+}
+
+/**
+ * Mark in the online list those the line being written goes to
+ * (`.addressed`), and say whether it goes to anyone (`.addressing`: the
+ * others' `+`). Called as each key is typed: a long list is gone through
+ * only when they changed.
+ */
+export function markAddressed(list, addressed) {
+  const to = new Set(addressed.map((n) => n.toLowerCase()));
+  const key = [...to].sort().join(' ');
+  if (list.dataset.addressed === key) return;
+  list.dataset.addressed = key;
+  list.classList.toggle('addressing', to.size > 0);
+  for (const li of list.children) li.classList.toggle('addressed', to.has(li.dataset.nick.toLowerCase()));
 }
 
 /** The rooms someone is in, each a button to enter it. */

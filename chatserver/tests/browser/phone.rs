@@ -1,0 +1,151 @@
+//! The page as a person meets it on a phone (390 and 320 pixels wide),
+//! and the same things on a wide page where they differ.
+
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use serde_json::json;
+
+use crate::common::Server;
+use crate::keyboard::slid_in;
+use crate::webdriver::{Harness, Page};
+
+// ---------------------------------------------------------------------
+// b6. The page on a phone.
+// ---------------------------------------------------------------------
+
+/// The message input's value, whether the People drawer is open, and
+/// what has the focus.
+const INPUT_JS: &str = "return [document.getElementById('input').value,
+  document.getElementById('people').classList.contains('open'),
+  document.activeElement ? document.activeElement.id : null];";
+
+/// Each row of the online list: its nick, whether it is marked as one
+/// written to, and its add button: seen (a box, and what a tap at its
+/// middle lands on) and where its middle is.
+const ROWS_JS: &str = r#"
+return Array.from(document.querySelectorAll('#online > li'), (li) => {
+  const b = li.querySelector('button.add');
+  const r = b ? b.getBoundingClientRect() : null;
+  const x = r ? r.left + r.width / 2 : 0, y = r ? r.top + r.height / 2 : 0;
+  return {
+    nick: li.dataset.nick,
+    to: li.classList.contains('addressed'),
+    add: !!r && r.width > 0 && document.elementFromPoint(x, y) === b,
+    label: b ? b.getAttribute('aria-label') : null,
+    x,
+    y,
+  };
+});
+"#;
+
+/// On a phone, a group message is built by touch: a tap on a name in
+/// the People drawer writes to that one, and once someone is written to,
+/// each other name has a `+` beside it that adds them to those written to
+/// (it was Shift/Ctrl-click only, which a phone has not: a second name
+/// tapped took the first one's place). Those written to are marked in
+/// the list. A wide page's list has the same `+`.
+#[test]
+fn on_a_phone_a_group_message_is_built_by_tapping_names() {
+    let Some(h) = Harness::start("a_group_by_touch") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let mut bob = server.join("bob");
+        let _carol = server.join("carol");
+        page.wait_lines("bob and carol online", "lobby", |ls| {
+            ["bob", "carol"]
+                .iter()
+                .all(|n| ls.iter().any(|l| l.nick.as_deref() == Some(*n)))
+        })
+        .await;
+        let rows = async || {
+            let v = page.js(ROWS_JS, vec![]).await;
+            let by_nick = |n: &str| {
+                v.as_array()
+                    .expect("rows")
+                    .iter()
+                    .find(|r| r["nick"] == n)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no row for {n}: {v}"))
+            };
+            (by_nick("alice"), by_nick("bob"), by_nick("carol"))
+        };
+
+        // Nobody written to yet: no `+`, a tap on a name writes to them.
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        let (alice, bob_row, carol) = rows().await;
+        assert!(
+            [&alice, &bob_row, &carol]
+                .iter()
+                .all(|r| r["add"] == false && r["to"] == false),
+            "{alice} {bob_row} {carol}"
+        );
+        page.click_css("#online li[data-nick=\"bob\"] button.nick")
+            .await;
+        assert_eq!(
+            page.js(INPUT_JS, vec![]).await,
+            json!(["@bob ", false, "input"])
+        );
+
+        // Bob written to: marked, and carol has her `+` (our own row none).
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        let (alice, bob_row, carol) = rows().await;
+        page.shot("phone-people-add-to-group").await;
+        assert_eq!(
+            (&bob_row["to"], &bob_row["add"]),
+            (&json!(true), &json!(false)),
+            "{bob_row}"
+        );
+        assert_eq!(alice["add"], json!(false), "{alice}");
+        assert_eq!(
+            (&carol["to"], &carol["add"], &carol["label"]),
+            (
+                &json!(false),
+                &json!(true),
+                &json!("add carol to those written to")
+            ),
+            "{carol}"
+        );
+        let add = page
+            .c
+            .find(Locator::Css("#online li[data-nick=\"carol\"] button.add"))
+            .await
+            .expect("carol's +");
+        let size = add.rectangle().await.expect("its box");
+        assert!(
+            size.2 >= 24.0 && size.3 >= 24.0,
+            "a + of {}x{} px is small for a finger",
+            size.2,
+            size.3
+        );
+        // A finger's tap on it.
+        page.click_at(carol["x"].as_f64().unwrap(), carol["y"].as_f64().unwrap())
+            .await;
+        assert_eq!(
+            page.js(INPUT_JS, vec![]).await,
+            json!(["@bob @carol ", false, "input"])
+        );
+        page.press_text(&format!("see you both{}", char::from(Key::Enter)))
+            .await;
+        let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == "see you both");
+        assert_eq!(f["to"], json!(["bob", "carol"]), "{f}");
+        page.close().await;
+
+        // A wide page: the same `+` in the column beside the log.
+        let wide = Page::join(&h, server.addr(), "dave", (1200, 800)).await;
+        wide.click_css("#online li[data-nick=\"bob\"] button.nick")
+            .await;
+        wide.click_css("#online li[data-nick=\"carol\"] button.add")
+            .await;
+        assert_eq!(
+            wide.js(INPUT_JS, vec![]).await,
+            json!(["@bob @carol ", false, "input"])
+        );
+        wide.shot("wide-people-add-to-group").await;
+        wide.close().await;
+    });
+}
