@@ -379,7 +379,7 @@ function select(room, keepDrawers = false) {
   roomList.setCurrent(room);
   if (room) roomList.unread(room, null);
   $('current-room').textContent = room ? `#${room}` : '';
-  $('input').placeholder = room ? `Message #${room}` : 'Join a room to write: /join ROOM';
+  composer.hint(room ? `Message #${room}` : 'Join a room to write: /join ROOM');
   showOnline();
   updateTitle();
   saveRooms();

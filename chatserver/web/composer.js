@@ -4,6 +4,9 @@
 
 const RECALL_MAX = 100;
 
+/** Measures a hint's width in the input's font (see fitHint). */
+const measure = document.createElement('canvas').getContext('2d');
+
 export class Composer {
   /**
    * `form` holds `input` (a textarea); `submit(line)` is called with what
@@ -29,6 +32,9 @@ export class Composer {
     });
     input.addEventListener('keydown', (e) => this.key(e));
     window.addEventListener('resize', () => this.fit());
+    // Its width changes with the window, the /query mark beside it, or
+    // as the page is first shown: the hint is fitted to it again.
+    new ResizeObserver(() => this.fitHint()).observe(input);
     input.addEventListener('input', () => {
       this.recall = -1;
       this.fit();
@@ -166,6 +172,40 @@ export class Composer {
   /** A line the server refused: back in the input if it is empty. */
   restore(line) {
     if (line && this.input.value === '') this.set(line);
+  }
+
+  /** Show `text` in the empty input (its placeholder), fitted to one row. */
+  hint(text) {
+    this.fullHint = text;
+    this.fitHint();
+  }
+
+  /**
+   * The hint cut short with `…` where it is wider than the input: the
+   * stylesheet keeps it to one row, but its ellipsis is dropped while
+   * the input has the focus (Chromium's), and the hint was cut off in
+   * the middle of a letter.
+   */
+  fitHint() {
+    const el = this.input;
+    const text = this.fullHint ?? el.placeholder;
+    const st = getComputedStyle(el);
+    const room = el.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+    measure.font = st.font;
+    // Not laid out (the chat hidden): fitted once it is shown.
+    if (room <= 0 || measure.measureText(text).width <= room) {
+      el.placeholder = text;
+      return;
+    }
+    const chars = Array.from(text);
+    let fits = 0;
+    let over = chars.length;
+    while (over - fits > 1) {
+      const mid = (fits + over) >> 1;
+      if (measure.measureText(`${chars.slice(0, mid).join('')}…`).width <= room) fits = mid;
+      else over = mid;
+    }
+    el.placeholder = `${chars.slice(0, fits).join('').trimEnd()}…`;
   }
 
   /** Grow the textarea with its text, up to the height the stylesheet allows. */

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::common::Server;
 use crate::keyboard::slid_in;
-use crate::webdriver::{Harness, Page};
+use crate::webdriver::{wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
 // b6. The page on a phone.
@@ -147,5 +147,66 @@ fn on_a_phone_a_group_message_is_built_by_tapping_names() {
         );
         wide.shot("wide-people-add-to-group").await;
         wide.close().await;
+    });
+}
+
+/// The message input: its height, its placeholder, whether it is empty
+/// and has the focus, and whether the placeholder's text is no wider
+/// than the input has room for (measured in the input's font).
+const INPUT_BOX_JS: &str = "const i = document.getElementById('input');
+  const st = getComputedStyle(i);
+  const c = document.createElement('canvas').getContext('2d');
+  c.font = st.font;
+  const room = i.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+  return { height: i.getBoundingClientRect().height, placeholder: i.placeholder,
+    empty: i.value === '', focused: document.activeElement === i,
+    fits: c.measureText(i.placeholder).width <= room };";
+
+/// On a phone, in a room with a long name, the empty input's placeholder
+/// (`Message #NAME`) stays on one row, cut short with an ellipsis, also
+/// while the input has the focus: it wrapped to two rows, and the input
+/// grew to hold them. A wide page shows it whole.
+#[test]
+fn on_a_phone_a_long_room_name_keeps_the_placeholder_on_one_row() {
+    let Some(h) = Harness::start("a_long_placeholder") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let room = "the-rather-long-room-for-a-phone";
+        let whole = format!("Message #{room}");
+        for (nick, w, ht) in [("alice", 390, 844), ("bob", 320, 640), ("carol", 1200, 800)] {
+            let page = Page::join(&h, server.addr(), nick, (w, ht)).await;
+            let short = page.js(INPUT_BOX_JS, vec![]).await;
+            assert_eq!(short["placeholder"], json!("Message #lobby"), "{short}");
+            page.type_line(&format!("/join {room}")).await;
+            let long = wait_for(&format!("{nick}: in #{room}"), async || {
+                let v = page.js(INPUT_BOX_JS, vec![]).await;
+                let p = v["placeholder"].as_str().unwrap_or_default();
+                if p.starts_with("Message #the-") && v["empty"] == true {
+                    Ok(v)
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await;
+            page.shot(&format!("long-placeholder-{w}")).await;
+            assert_eq!(
+                long["height"], short["height"],
+                "the input at {w}x{ht}: {long} in #{room}, {short} in #lobby"
+            );
+            assert_eq!(long["focused"], json!(true), "{long}");
+            assert_eq!(long["fits"], json!(true), "at {w}x{ht}: {long}");
+            let shown = long["placeholder"].as_str().expect("a placeholder");
+            if w > 760 {
+                assert_eq!(shown, whole, "at {w}x{ht}");
+            } else {
+                assert!(
+                    shown.ends_with('…') && whole.starts_with(shown.trim_end_matches('…')),
+                    "at {w}x{ht}: {shown:?}"
+                );
+            }
+            page.close().await;
+        }
     });
 }
