@@ -4,7 +4,7 @@
 // arrive in. It also keeps the reader's place: following new messages at
 // the bottom, staying put when older ones load above.
 
-import { isolated, nickButton, timeElement } from './text.js';
+import { isolated, nickButton, timeElement, unstampedTime } from './text.js';
 
 const NEAR = 48; // px from an edge that still counts as at it
 /**
@@ -392,7 +392,7 @@ export class MessageView {
     const state = document.createElement('span');
     state.className = 'state';
     state.textContent = 'sending…';
-    li.append(head, ' ', isolated('span', 'text', p.text), ' ', state);
+    li.append(unstampedTime(), body(head, ' ', isolated('span', 'text', p.text), ' ', state));
     r.pending.append(li);
     if (this.isCurrent(p.room)) {
       this.stuck = true;

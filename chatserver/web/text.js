@@ -150,6 +150,19 @@ const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 
+/**
+ * The time column of a line the server has not stamped yet (one waiting
+ * to be sent): as wide as a time of today's, which it holds unseen, and
+ * showing `…`, so that the line starts where those stamped do.
+ */
+export function unstampedTime() {
+  const el = document.createElement('span');
+  el.className = 'unstamped';
+  el.setAttribute('aria-hidden', 'true');
+  el.textContent = timeFmt.format(new Date());
+  return el;
+}
+
 /** A `<time>` for server time `ts` (Unix ms), in local time; the date too when not today. */
 export function timeElement(ts) {
   const el = document.createElement('time');

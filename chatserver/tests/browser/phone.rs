@@ -210,3 +210,53 @@ fn on_a_phone_a_long_room_name_keeps_the_placeholder_on_one_row() {
         }
     });
 }
+
+/// Where a line of the log starts its name (`.head`), the width of its
+/// first column (the time) and whether that is hidden from a screen
+/// reader: the last message sent and the line waiting to be sent.
+const ALIGN_JS: &str = "const sent = Array.from(document.querySelectorAll(
+    '#messages .room-log[data-room=\"lobby\"] .events > li.msg')).pop();
+  const wait = document.querySelector('.pending-list > li.pending');
+  const at = (li) => li ? { head: li.querySelector('.head').getBoundingClientRect().left,
+    time: li.firstElementChild.getBoundingClientRect().width,
+    timeHidden: li.firstElementChild.getAttribute('aria-hidden') } : null;
+  return { sent: at(sent), wait: at(wait) };";
+
+/// A line waiting to be sent (before the server echoes it) has a mark in
+/// the time column, so that its name and text start where those of the
+/// lines sent do: it had no time, and sat to their left. At a phone's
+/// width and a wide page's.
+#[test]
+fn a_line_waiting_to_be_sent_lines_up_with_the_lines_sent() {
+    let Some(h) = Harness::start("a_waiting_line_lines_up") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        for (nick, w, ht) in [("alice", 390, 844), ("bob", 1200, 800)] {
+            let page = Page::join(&h, server.addr(), nick, (w, ht)).await;
+            page.type_line("this one went").await;
+            page.wait_texts("lobby", &["this one went"]).await;
+            page.wait_pending(0).await;
+            // The server stopped (not gone): the next line waits for it.
+            server.signal("STOP");
+            page.type_line("this one waits").await;
+            page.wait_pending(1).await;
+            let v = page.js(ALIGN_JS, vec![]).await;
+            page.shot(&format!("waiting-line-{w}")).await;
+            server.signal("CONT");
+            page.wait_pending(0).await;
+            assert_eq!(v["wait"]["timeHidden"], json!("true"), "at {w}x{ht}: {v}");
+            let px = |line: &str, what: &str| v[line][what].as_f64().expect("pixels");
+            assert!(
+                (px("sent", "time") - px("wait", "time")).abs() < 1.0,
+                "at {w}x{ht}: the time columns differ: {v}"
+            );
+            assert!(
+                (px("sent", "head") - px("wait", "head")).abs() < 1.0,
+                "at {w}x{ht}: the names start apart: {v}"
+            );
+            page.close().await;
+        }
+    });
+}
