@@ -176,7 +176,7 @@ async fn room_refused_narrow(h: &Harness, server: &Server) {
 /// Whether the element `#id` is seen whole: a box inside the viewport,
 /// not cut by an ancestor that clips what overflows it, not covered at
 /// its ends, and its text not cut short. What it saw otherwise.
-const SEEN_WHOLE_JS: &str = r#"
+pub(crate) const SEEN_WHOLE_JS: &str = r#"
 const e = document.getElementById(arguments[0]);
 const r = e.getBoundingClientRect();
 const why = [];

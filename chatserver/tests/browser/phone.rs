@@ -6,7 +6,7 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::common::Server;
-use crate::keyboard::slid_in;
+use crate::keyboard::{slid_in, SEEN_WHOLE_JS};
 use crate::webdriver::{wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
@@ -256,6 +256,70 @@ fn a_line_waiting_to_be_sent_lines_up_with_the_lines_sent() {
                 (px("sent", "head") - px("wait", "head")).abs() < 1.0,
                 "at {w}x{ht}: the names start apart: {v}"
             );
+            page.close().await;
+        }
+    });
+}
+
+/// Our own nickname in the top bar: its text, and its line's box, rows
+/// (one: no taller than its line height allows) and whether it is cut
+/// short, with an ellipsis.
+const ME_JS: &str = "const m = document.getElementById('me').closest('.whoami');
+  const r = m.getBoundingClientRect();
+  const lh = parseFloat(getComputedStyle(m).lineHeight);
+  return { text: document.getElementById('me').textContent, width: r.width,
+    in_view: r.width > 0 && r.left >= 0 && r.right <= innerWidth && r.top >= 0,
+    one_row: r.height > 0 && r.height < 1.5 * lh,
+    cut: m.scrollWidth > m.clientWidth + 1,
+    ellipsis: getComputedStyle(m).textOverflow === 'ellipsis',
+    room: document.getElementById('current-room').closest('h1').getBoundingClientRect().width };";
+
+/// On a phone the top bar shows our own nickname, on one row, a long one
+/// cut short with an ellipsis, and the bar's buttons and the room's name
+/// are still seen: it showed it only inside the People drawer.
+#[test]
+fn on_a_phone_the_top_bar_shows_our_own_nickname() {
+    let Some(h) = Harness::start("own_nick_in_the_bar") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let room = "the-rather-long-room-for-a-phone";
+        let cases = [
+            ("alexandra-the-very-long-nickname", 390, 844),
+            ("bartholomew-the-long-nickname", 320, 640),
+            ("cy", 320, 640),
+        ];
+        for (nick, w, ht) in cases {
+            let page = Page::join(&h, server.addr(), nick, (w, ht)).await;
+            page.type_line(&format!("/join {room}")).await;
+            page.wait_lines("in the long-named room", room, |ls| {
+                ls.iter().any(|l| l.nick.as_deref() == Some(nick))
+            })
+            .await;
+            let me = page.js(ME_JS, vec![]).await;
+            page.shot(&format!("phone-bar-own-nick-{w}-{}", nick.len()))
+                .await;
+            assert_eq!(me["text"], json!(nick), "{me}");
+            assert_eq!(me["in_view"], json!(true), "at {w}x{ht}: {me}");
+            assert_eq!(me["one_row"], json!(true), "at {w}x{ht}: {me}");
+            let width = me["width"].as_f64().expect("a width");
+            assert!(
+                width >= 60.0_f64.min(8.0 * nick.len() as f64),
+                "{nick} shown in {width}px at {w}x{ht}: {me}"
+            );
+            if me["cut"] == json!(true) {
+                assert_eq!(me["ellipsis"], json!(true), "cut short: {me}");
+            }
+            let room_width = me["room"].as_f64().expect("a width");
+            assert!(
+                room_width >= 80.0,
+                "the room's name squeezed to {room_width}px at {w}x{ht}: {me}"
+            );
+            for id in ["status", "rooms-toggle", "people-toggle", "leave"] {
+                let seen = page.js(SEEN_WHOLE_JS, vec![json!(id)]).await;
+                assert_eq!(seen["why"], json!([]), "#{id} at {w}x{ht}: {seen}");
+            }
             page.close().await;
         }
     });
