@@ -689,7 +689,9 @@ const handlers = {
     const room = f.room && view.rooms.has(f.room) ? f.room : current;
     const li = note(room, f.message || f.code, 'error', f.code);
     if (li) li.title = f.code;
-    showError(f.code, f.message || f.code);
+    // Said once: the log's line waits while the input shows the error.
+    const shown = () => view.shown(li);
+    showError(f.code, f.message || f.code, li && { li, shown });
     // Last: fitting the input lays the page out, and done while the
     // refused line's pending copy was gone but the error not yet in, it
     // pulled the log up, which then read as the reader scrolling away.

@@ -91,8 +91,20 @@ export function showElsewhere(on) {
   if (on && hadFocus) notice.focus();
 }
 
-/** The latest error, shown by the input (`#errors`, one `.error[data-code]`). */
-export function showError(code, message) {
+/**
+ * The log's line for the error shown by the input, if it has one: `{ li,
+ * shown }`. It is hidden while that error shows, so that the error is
+ * said once (on a phone the two were one above the other), and comes
+ * back when the error goes (`shown()` then) to keep the record.
+ */
+let logged = null;
+
+/**
+ * The latest error, shown by the input (`#errors`, one `.error[data-code]`);
+ * `inLog`: its line in the log (see `logged`), or null.
+ */
+export function showError(code, message, inLog = null) {
+  backToLog();
   const p = document.createElement('p');
   p.className = code === 'unavailable' ? 'error unavailable' : 'error';
   p.dataset.code = code;
@@ -103,6 +115,10 @@ export function showError(code, message) {
   }
   p.append(isolated('span', 'text', message));
   $('errors').replaceChildren(p);
+  if (inLog) {
+    inLog.li.hidden = true;
+    logged = inLog;
+  }
 }
 
 /**
@@ -111,7 +127,19 @@ export function showError(code, message) {
  */
 export function clearErrors(all) {
   const errors = $('errors');
-  if (all || !errors.querySelector('.unavailable')) errors.replaceChildren();
+  if (all || !errors.querySelector('.unavailable')) {
+    errors.replaceChildren();
+    backToLog();
+  }
+}
+
+/** The error by the input went: its line in the log shows again. */
+function backToLog() {
+  if (!logged) return;
+  const { li, shown } = logged;
+  logged = null;
+  li.hidden = false;
+  shown();
 }
 
 /** Back to the join screen, with why (`#join-error[data-code]`) if anything went wrong. */

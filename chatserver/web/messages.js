@@ -377,6 +377,15 @@ export class MessageView {
     return li;
   }
 
+  /**
+   * A line of the log hidden a while came back (an error said by the
+   * input first): in view, as a new line is, if the reader follows.
+   */
+  shown(li) {
+    const room = li.closest('.room-log')?.dataset.room;
+    if (room !== undefined && this.isCurrent(room)) this.settle(true);
+  }
+
   /** A message sent and not yet echoed, shown below the log until it is. */
   pending(p, me) {
     const r = this.rooms.get(p.room);

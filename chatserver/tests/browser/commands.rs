@@ -13,12 +13,14 @@ use crate::webdriver::{wait_for, Harness, Line, Page};
 // ---------------------------------------------------------------------
 
 /// Where the log is: how far above its bottom, whether the jump button
-/// ("↓ Newest", or "↓ New messages") shows and what it says, and the text
-/// of its last line.
+/// ("↓ Newest", or "↓ New messages") shows and what it says, the text
+/// of its last line shown, and the error above the input.
 const LOG_PLACE_JS: &str = "const m = document.getElementById('messages');
-  const last = document.querySelector(
-    '#messages .room-log[data-room=\"lobby\"] .events > li:last-child');
+  const last = Array.from(document.querySelectorAll(
+    '#messages .room-log[data-room=\"lobby\"] .events > li')).filter((li) => !li.hidden).pop();
+  const error = document.querySelector('#errors .error .text');
   return { below: m.scrollHeight - m.scrollTop - m.clientHeight,
+    error: error ? error.textContent : null,
     jump: !document.getElementById('jump').hidden,
     label: document.getElementById('jump').textContent,
     last: last ? (last.querySelector('.text') ?? last).textContent : null,
@@ -124,16 +126,21 @@ async fn refused_in_view(h: &Harness, server: &Server) {
     }
     page.wait_texts("lobby", &["filler 40 from bob"]).await;
     // Followed to the bottom, a line to no one online: its pending line
-    // goes, the error comes into the log and above the input (which
-    // takes the line back), and the log is no higher than before. The
-    // newest line stays in view (it was left above "↓ Newest").
+    // goes, the error comes above the input (which takes the line back;
+    // the log has it once the line is changed), and the log is no
+    // higher than before. The newest line stays in view (it was left
+    // above "↓ Newest").
     page.type_line("@nobody hi").await;
-    let v = wait_for("the refusal, at the bottom of the log", async || {
+    let v = wait_for("the refusal, the log at its bottom", async || {
         let v = page.js(LOG_PLACE_JS, vec![]).await;
-        let said = v["last"]
+        let said = v["error"]
             .as_str()
             .is_some_and(|t| t.starts_with("not online: nobody"));
-        if said && v["lastInView"] == true && v["jump"] == false {
+        if said
+            && v["last"] == "filler 40 from bob"
+            && v["lastInView"] == true
+            && v["jump"] == false
+        {
             Ok(v)
         } else {
             Err(v.to_string())

@@ -324,3 +324,76 @@ fn on_a_phone_the_top_bar_shows_our_own_nickname() {
         }
     });
 }
+
+/// How many times the page shows a text containing `arguments[0]`, in
+/// what is seen (a box), and where: the log or above the input.
+const SHOWN_JS: &str = r#"
+const out = [];
+for (const e of document.querySelectorAll('.error')) {
+  const t = e.querySelector('.text') ?? e;
+  if (!t.textContent.includes(arguments[0])) continue;
+  if (e.getClientRects().length === 0) continue;
+  out.push(e.closest('#errors') ? 'above the input' : e.closest('#messages') ? 'log' : 'elsewhere');
+}
+return out;
+"#;
+
+/// A line the server refuses (here to a nickname nobody has) is said
+/// once: above the input, which has the line back, and in the log once
+/// the line is changed (the log keeps it). It was said in both at once,
+/// one under the other on a phone.
+#[test]
+fn a_refused_line_is_said_once() {
+    let Some(h) = Harness::start("a_refusal_said_once") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        page.type_line("@nobody are you there?").await;
+        let shown = wait_for("the refusal", async || {
+            let v = page.js(SHOWN_JS, vec![json!("nobody")]).await;
+            let input = page
+                .js("return document.getElementById('input').value;", vec![])
+                .await;
+            if v.as_array().is_some_and(|a| !a.is_empty())
+                && input == json!("@nobody are you there?")
+            {
+                Ok(v)
+            } else {
+                Err(format!("{v} {input}"))
+            }
+        })
+        .await;
+        page.shot("phone-refused-once").await;
+        assert_eq!(shown, json!(["above the input"]));
+        // The line changed: the error goes to the log, once.
+        page.press(&[Key::Escape]).await;
+        let shown = page.js(SHOWN_JS, vec![json!("nobody")]).await;
+        assert_eq!(shown, json!(["log"]));
+        // At the bottom of the log, in view.
+        wait_for("the log at its newest line", async || {
+            let v = page
+                .js(
+                    "const m = document.getElementById('messages');
+                     return m.scrollHeight - m.scrollTop - m.clientHeight;",
+                    vec![],
+                )
+                .await;
+            if v.as_f64().is_some_and(|b| b < 2.0) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.shot("phone-refused-in-the-log").await;
+        let lines = page.lines("lobby").await;
+        let last = lines.last().expect("a line");
+        assert!(
+            last.has_class("error") && last.text.contains("nobody"),
+            "{last:?}"
+        );
+        page.close().await;
+    });
+}
