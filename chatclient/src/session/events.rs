@@ -118,6 +118,9 @@ impl Session {
                 self.replaying.insert(room.clone(), again);
                 if reset {
                     self.gaps.remove(&room);
+                    // Said now, above what the new history's replay
+                    // brings: in the summary it came below those lines.
+                    self.print(Line::HistoryGone { room: room.clone() });
                 } else if gap {
                     // Shown where it is: before what the replay brings.
                     // It begins after the last event seen, the `since` the
@@ -147,13 +150,8 @@ impl Session {
                     });
                 }
                 if again {
-                    match &mut self.resume {
-                        Some(r) if reset => {
-                            r.reset.insert(room.clone());
-                        }
-                        Some(r) => r.gap |= gap,
-                        None if reset => self.print(Line::HistoryGone { room: room.clone() }),
-                        None => {}
+                    if let Some(r) = &mut self.resume {
+                        r.gap |= gap && !reset;
                     }
                 } else {
                     // The rest of a big room's list may follow: the line

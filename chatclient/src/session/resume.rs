@@ -40,10 +40,10 @@ pub(super) struct Resume {
     pub(super) waiting: BTreeSet<String>,
     /// Messages the replays brought that were said while away, by room.
     pub(super) missed: BTreeMap<String, usize>,
+    /// Some room's history has a gap (one begun anew is not: its earlier
+    /// messages are gone, which is said when it is entered, and
+    /// `/history` cannot fetch them).
     pub(super) gap: bool,
-    /// Rooms whose history began anew: their earlier messages are gone,
-    /// which is more than a gap (and `/history` cannot fetch them).
-    pub(super) reset: BTreeSet<String>,
     /// The rooms told from who was there when the connection was lost,
     /// and who came and went in each (`None`: nobody), said after the
     /// summary; only then is that list forgotten (see `Session::away`).
@@ -132,9 +132,6 @@ impl Session {
             )
         };
         self.info(text);
-        for room in r.reset {
-            self.print(Line::HistoryGone { room });
-        }
         for (room, change) in r.came_and_went {
             // Said: the next loss starts from who is there then.
             self.away.remove(&room);
@@ -743,10 +740,39 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "[#rust] bob: first since",
-                "* reconnected; 1 missed message in #rust",
                 "* the server started #lobby's history anew; earlier messages are gone",
                 "* the server started #rust's history anew; earlier messages are gone",
+                "[#rust] bob: first since",
+                "* reconnected; 1 missed message in #rust",
+            ]
+        );
+    }
+
+    /// The note that a room's history began anew comes before what the
+    /// new history's replay brings, where it is true in order: said in
+    /// the summary, it came below the new history's lines, as though they
+    /// were gone too.
+    #[test]
+    fn a_history_begun_anew_is_said_before_its_replayed_lines() {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 2, "bob", &[], "old"));
+        back(&mut s, 10);
+        let shown = lines_of(
+            &mut s,
+            [
+                ServerFrame::entered("lobby", "e2", 2, 1, vec!["alice".into()], false),
+                replayed(msg("lobby", 1, "bob", &[], "first since"), None),
+                replayed(msg("lobby", 2, "bob", &[], "second since"), None),
+                presence("lobby", 3, "alice", true),
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                "* the server started #lobby's history anew; earlier messages are gone",
+                "bob: first since",
+                "bob: second since",
+                "* reconnected; 2 missed messages above",
             ]
         );
     }
@@ -772,7 +798,7 @@ mod tests {
                 presence("lobby", 2, "alice", true),
             ],
         );
-        assert_eq!(shown[0], "carol: in e2");
+        assert_eq!(shown[1], "carol: in e2");
         // Back to e1, whose replay holds what was shown, and one more.
         back(&mut s, 20);
         let shown = lines_of(
@@ -788,9 +814,9 @@ mod tests {
         assert_eq!(
             shown,
             [
+                "* the server started #lobby's history anew; earlier messages are gone",
                 "bob: three",
                 "* reconnected; 1 missed message above",
-                "* the server started #lobby's history anew; earlier messages are gone",
             ]
         );
     }
@@ -907,8 +933,8 @@ mod tests {
     }
 
     /// Every room says its own, named where it is not the current one,
-    /// after the summary and the rooms whose history began anew (which
-    /// still say who came and went). Presence seen live before the loss
+    /// after the summary (a room whose history began anew, said on
+    /// entering it, still says who came and went). Presence seen live before the loss
     /// counts, and a try that failed before the rooms were entered again
     /// does not lose what was known.
     #[test]
@@ -944,8 +970,8 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "* reconnected; nothing missed",
                 "* the server started #lobby's history anew; earlier messages are gone",
+                "* reconnected; nothing missed",
                 "* while you were away: erin joined; bob left",
                 "[#rust] * while you were away: carol left",
             ]
