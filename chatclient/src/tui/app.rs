@@ -165,6 +165,11 @@ struct PageAt {
     /// The place of the message put last (`None`: not a message, or
     /// of no known place): the room's messages above `at` are not newer.
     after: Option<Place>,
+    /// The rows of the lines below `at` in the view, as counted for the
+    /// line put last, and how far the count went (it stops past the
+    /// view's bottom): the page's next line, put at `at`, has the same
+    /// lines below it.
+    below: Option<(usize, usize)>,
 }
 
 /// The screen's state. See the [module docs](self).
@@ -364,19 +369,41 @@ impl App {
             .unwrap_or(self.entries.len())
     }
 
-    /// Put a line of a page at `at` (the page's next line goes after it;
-    /// with `keep`, a view scrolled back above it stays where it is),
-    /// keeping at most [`MAX_ENTRIES`] (the oldest go).
-    fn insert_page_line(&mut self, at: usize, entry: Entry, keep: bool) {
+    /// Put a line of a page at `at` (the page's next line goes after
+    /// it), keeping at most [`MAX_ENTRIES`] (the oldest go). A view
+    /// scrolled back stays on what it shows, the line going above it, in
+    /// it or below it (a page of a history begun anew goes below the
+    /// earlier one's lines): what is below the line is counted for the
+    /// page's first line, not laid out again for each.
+    fn insert_page_line(&mut self, at: usize, entry: Entry) {
         let room = entry.room.clone();
         let after = match &entry.line {
             Line::Msg { place, .. } if place.era != 0 => Some(*place),
             _ => None,
         };
+        let known = self
+            .page_at
+            .as_ref()
+            .filter(|p| p.room == room && p.at == at)
+            .and_then(|p| p.below);
         self.entries.insert(at, entry);
-        if keep {
-            let rows = self.rows_of(at..at + 1, usize::MAX);
-            self.keep_view(at + 1, rows, true);
+        let mut below = None;
+        let rows = match self.scroll {
+            0 => 0,
+            _ => self.rows_of(at..at + 1, usize::MAX),
+        };
+        if rows > 0 {
+            let stop = self.scroll + 1;
+            let counted = match known {
+                // All of them, or as far as this view needs.
+                Some((n, upto)) if n < upto || upto >= stop => (n, upto),
+                _ => (self.rows_of(at + 1..self.entries.len(), stop), stop),
+            };
+            if counted.0 <= self.scroll {
+                // At the view's bottom or below it: the view stays.
+                self.scroll += rows;
+            }
+            below = Some(counted);
         }
         let mut next = at + 1;
         if self.entries.len() > MAX_ENTRIES {
@@ -387,6 +414,7 @@ impl App {
             room,
             at: next,
             after,
+            below,
         });
     }
 
@@ -549,7 +577,7 @@ impl App {
                 }
                 entry.room = room;
                 let at = self.first_message(&entry.room, era);
-                self.insert_page_line(at, entry, false);
+                self.insert_page_line(at, entry);
                 self.page_at = None;
                 return;
             }
@@ -578,10 +606,8 @@ impl App {
             && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
         if let Some(at) = self.newer_of_its_room(&entry) {
             // Older than a message of its room on the screen (missing
-            // there, or a page come after newer lines): in its place. A
-            // view scrolled back stays where it is (a page goes above it:
-            // not laid out again for each of its lines).
-            self.insert_page_line(at, entry, !page || fill);
+            // there, or a page come after newer lines): in its place.
+            self.insert_page_line(at, entry);
             return;
         }
         let under_gap = fill.then(|| self.gap_line(&entry.room)).flatten();
@@ -590,7 +616,7 @@ impl App {
                 Some(p) if p.room == entry.room => p.at,
                 _ => marker + 1,
             };
-            self.insert_page_line(at, entry, true);
+            self.insert_page_line(at, entry);
             return;
         }
         if page {
@@ -609,7 +635,7 @@ impl App {
                     self.first_message(&entry.room, era)
                 }
             };
-            self.insert_page_line(at, entry, false);
+            self.insert_page_line(at, entry);
             return;
         }
         self.push_entry(entry);

@@ -781,6 +781,46 @@ mod tests {
         assert!(rows[4].contains("more below"), "{:?}", rows[4]);
     }
 
+    /// A room whose history began anew, scrolled up to its top: the page
+    /// that scrolling past the top fetches is of the new history, and
+    /// goes below the view, above the new history's first line shown.
+    /// The view stays on what it showed (it moved down by the page's
+    /// rows).
+    #[test]
+    fn a_page_of_a_history_begun_anew_below_the_view_does_not_move_it() {
+        let placed = |text: String, era, seq, page| Line::Msg {
+            room: Some("lobby".into()),
+            history: page,
+            page,
+            missed: false,
+            from: "bob".into(),
+            to: vec![],
+            text,
+            ts: 0,
+            place: crate::render::Place { era, seq },
+        };
+        let mut app = app();
+        for i in 0..30 {
+            app.add_line(placed(format!("a{i}"), 1, 100 + i, false), "12:00".into());
+        }
+        let gone = Line::HistoryGone {
+            room: "lobby".into(),
+        };
+        app.add_line(gone, "12:01".into());
+        for i in 30..60 {
+            app.add_line(placed(format!("n{i}"), 2, i, false), "12:01".into());
+        }
+        app.scroll = 1_000;
+        let before = screen(&mut app, 40, 8);
+        assert!(app.at_top);
+        assert_eq!(before[0], "12:00 bob: a0");
+        for i in 0..30 {
+            app.add_line(placed(format!("n{i}"), 2, i, true), "12:02".into());
+        }
+        let after = screen(&mut app, 40, 8);
+        assert_eq!(after[..5], before[..5]);
+    }
+
     /// The terminal resized while scrolled back: the message read at the
     /// bottom of the view stays there, though it and everything below it
     /// now wrap into another number of rows.
