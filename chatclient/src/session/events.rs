@@ -111,9 +111,11 @@ impl Session {
                 self.refused_rooms.remove(&room);
                 self.seen_epoch(&room);
                 if reset {
-                    // A new history: /history pages back from what it shows.
+                    // A new history: /history pages back from what it
+                    // shows, and the earlier one's start is not its own.
                     self.oldest.remove(&room);
                     self.paged.remove(&room);
+                    self.no_older.remove(&room);
                 }
                 self.replaying.insert(room.clone(), again);
                 if reset {
@@ -811,6 +813,25 @@ mod tests {
         drain(&mut s);
         let out = line(&mut s, "/history 5");
         assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(5))]);
+    }
+
+    /// Paged back to the start of a room's history, then the server
+    /// restarted without it: the new history's older messages are to be
+    /// fetched (scrolling up past the top of the full-screen client asks
+    /// only while there are): the earlier history's "that is all" held.
+    #[test]
+    fn a_history_begun_anew_has_older_messages_again() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        line(&mut s, "/history 5");
+        frame(&mut s, ServerFrame::history("lobby", vec![], false));
+        assert!(!s.pages_back("lobby"), "nothing older");
+        back(&mut s, 10);
+        let fresh = ServerFrame::entered("lobby", "e2", 80, 1, vec!["alice".into()], false);
+        frame(&mut s, fresh);
+        frame(&mut s, replayed(msg("lobby", 79, "bob", &[], "n79"), None));
+        frame(&mut s, presence("lobby", 80, "alice", true));
+        assert!(s.pages_back("lobby"), "the new history's older ones");
     }
 
     /// Back in a room after a /part, its replay repeats what is on the
