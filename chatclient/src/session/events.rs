@@ -386,8 +386,8 @@ impl Session {
                         self.entering.remove(&room);
                         // A refused page (`not_in_room`) is over too; a
                         // refused message (it has an id) answers no page.
-                        if id.is_none() {
-                            self.paging.remove(&room);
+                        if id.is_none() && self.paging.remove(&room) {
+                            self.page_of_one_lost(&room);
                         }
                         if !self.client.rooms().any(|r| r == room) {
                             self.forget_room(&room, true);
@@ -548,10 +548,7 @@ impl Session {
         if !older {
             self.gaps.remove(&room);
         }
-        let what = match count {
-            0 => format!("no missing message of #{room} in this page"),
-            n => format!("fetched {} of #{room}", plural(n, "missing message")),
-        };
+        let what = page_brought(&room, count);
         let text = match (filled, older) {
             (0, _) => format!("{what}; more are missing: /history fetches them"),
             (_, false) if count == 0 => format!("no message of #{room} is missing any more"),
@@ -574,6 +571,26 @@ impl Session {
         }
     }
 
+    /// The page of one that was to tell whether a full page into a gap
+    /// of `room` filled it will not come (refused, or the connection
+    /// went): what the full page brought is said now, not knowing
+    /// whether more are missing (the next `/history` asks into the gap
+    /// afresh). It was never said.
+    pub(super) fn page_of_one_lost(&mut self, room: &str) {
+        let Some(gap) = self.gaps.get_mut(room).and_then(|g| g.last_mut()) else {
+            return;
+        };
+        let Some(count) = gap.probing.take() else {
+            return;
+        };
+        let text = format!(
+            "{}; more may be missing: /history fetches them",
+            page_brought(room, count)
+        );
+        let room = room.to_owned();
+        self.print(Line::HistoryNote { room, text });
+    }
+
     /// Note the message `seq` of `room` as shown; `false` if it already
     /// was.
     fn note_seen(&mut self, room: &str, seq: u64) -> bool {
@@ -590,6 +607,14 @@ impl Session {
     fn shown(&mut self, room: &str, seq: u64) {
         let oldest = self.oldest.entry(room.to_owned()).or_insert(seq);
         *oldest = (*oldest).min(seq);
+    }
+}
+
+/// What a page into a gap of `room` brought: `count` messages shown.
+fn page_brought(room: &str, count: usize) -> String {
+    match count {
+        0 => format!("no missing message of #{room} in this page"),
+        n => format!("fetched {} of #{room}", plural(n, "missing message")),
     }
 }
 

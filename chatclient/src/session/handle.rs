@@ -26,7 +26,7 @@ impl Session {
         self.client.handle_disconnected();
         self.entering.clear();
         self.listing = 0;
-        self.paging.clear();
+        self.pages_lost();
         self.resume = None;
         self.replaying.clear();
         // Its online list never came whole: a reconnect enters it again
@@ -133,8 +133,16 @@ impl Session {
         // answered is not known, so nothing is waited for any more (a
         // pipe would otherwise wait for ever).
         self.listing = 0;
-        self.paging.clear();
+        self.pages_lost();
         self.pump();
+    }
+
+    /// No page asked is coming any more: each was the last of its
+    /// `/history` (see [`Session::page_of_one_lost`]).
+    fn pages_lost(&mut self) {
+        for room in std::mem::take(&mut self.paging) {
+            self.page_of_one_lost(&room);
+        }
     }
 
     /// When to call [`handle_timeout`](Session::handle_timeout), on the

@@ -583,6 +583,69 @@ mod tests {
         );
     }
 
+    /// The page of one that follows a page into a gap as full as the
+    /// server's (to tell whether the gap is filled) is refused, or the
+    /// connection goes before it comes: what the full page brought is
+    /// said all the same (it was never said), and the next `/history`
+    /// asks into the gap afresh.
+    #[test]
+    fn a_full_gap_page_is_said_when_the_page_of_one_after_it_never_comes() {
+        for lost in ["refused", "disconnected"] {
+            let mut s = joined(&["lobby"]);
+            frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+            s.handle_disconnected();
+            s.handle_connected(10);
+            let limits = chatproto::Limits::new(65_536, 64, 5, 20);
+            let token = Some("token".to_owned());
+            frame(
+                &mut s,
+                ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
+            );
+            // While away: messages 4 to 40; the replay brings the newest 5.
+            let said: Vec<u64> = std::iter::once(3).chain(4..=40).collect();
+            let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
+            let mut replay = vec![entered("lobby", 40, &["alice", "bob"], false)];
+            replay.extend((36..=40).map(m));
+            replay.push(presence("lobby", 41, "alice", true));
+            lines_of(&mut s, replay);
+            let out = line(&mut s, "/history 20");
+            let out = frame(&mut s, page_of(&said, 20, &out.sent));
+            assert_eq!(out.lines.len(), 20, "{lost}: only the messages yet");
+            assert!(
+                matches!(&out.sent[..], [ClientFrame::History { limit: Some(1), .. }]),
+                "{lost}: {:?}",
+                out.sent
+            );
+            let said_then = match lost {
+                "refused" => {
+                    let refused = room_error(ErrorCode::RateLimited, "slow down", "lobby");
+                    frame(&mut s, refused).lines
+                }
+                _ => {
+                    s.handle_disconnected();
+                    drain(&mut s).lines
+                }
+            };
+            let note = "* fetched 20 missing messages of #lobby; more may be missing: /history fetches them";
+            assert!(said_then.iter().any(|l| l == note), "{lost}: {said_then:?}");
+            if lost == "refused" {
+                let out = line(&mut s, "/history 20");
+                assert!(
+                    matches!(
+                        &out.sent[..],
+                        [ClientFrame::History {
+                            before: Some(16),
+                            limit: Some(20),
+                            ..
+                        }]
+                    ),
+                    "asked afresh below the page: {:?}",
+                    out.sent
+                );
+            }
+        }
+    }
+
     /// Two reconnects, two gaps: /history fills the newer one first, then
     /// the older one, each in its place.
     #[test]
