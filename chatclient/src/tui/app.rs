@@ -13,8 +13,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chatproto::nick_key;
+use crossterm::event::Event;
 
 use super::complete::{Completion, Words};
 use super::input_line::InputLine;
@@ -214,6 +216,9 @@ pub struct App {
     /// The room the last Ctrl-N or Ctrl-P went to, while the session has
     /// not taken every line given (the next one goes on from there).
     switching: Option<String>,
+    /// A refused line put back into the empty input, and when, until a
+    /// key edits the input (see [`App::handle_term`]).
+    restored: Option<(Instant, String)>,
     /// Entries looked at to place messages by seq (what a test of the
     /// placing's cost counts).
     #[cfg(test)]
@@ -224,6 +229,10 @@ pub struct App {
 /// back if refused: one refused after as many more were handed on (a long
 /// paste) is not put back.
 const RECENT_LINES: usize = 1_024;
+
+/// A key typed within this long of a refused line coming back into the
+/// input was typed before that could be seen (one typing on after Enter).
+const UNSEEN: Duration = Duration::from_secs(1);
 
 impl App {
     /// A screen drawn with `theme`, ringing the bell on mentions if `bell`.
@@ -251,6 +260,7 @@ impl App {
             given: 0,
             recent: VecDeque::new(),
             switching: None,
+            restored: None,
             #[cfg(test)]
             looked: Default::default(),
         }
@@ -307,18 +317,54 @@ impl App {
         self.effects.push(Effect::Send(line));
     }
 
-    /// Input line `number` was refused (a message by the server, an
-    /// unknown nickname, say; a command by the client): back in the input
-    /// to be mended, if the input is empty (what is being typed is never
-    /// replaced).
-    pub fn refused(&mut self, number: u64) {
+    /// Input line `number` was refused at `now` (a message by the
+    /// server, an unknown nickname, say; a command by the client): back
+    /// in the input to be mended, if the input is empty. What is being
+    /// typed is never replaced nor added to: the line is then the first
+    /// that Up brings back, and a line says so; so it is if keys typed
+    /// just after come (see [`App::handle_term`]).
+    pub fn refused(&mut self, number: u64, now: Instant) {
         let Some(at) = self.recent.iter().position(|(n, _)| *n == number) else {
             return;
         };
         let (_, line) = self.recent.remove(at).unwrap_or_default();
-        if self.input.is_empty() && self.paste.is_none() {
-            self.input.set(line, None);
+        if self.input.text() == line {
+            // Kept there already (too long to send).
+            return;
         }
+        if self.input.is_empty() && self.paste.is_none() {
+            self.input.set(line.clone(), None);
+            self.restored = Some((now, line));
+        } else {
+            self.kept_for_up(line);
+        }
+    }
+
+    /// The refused `line` is not in the input: Up brings it back first.
+    fn kept_for_up(&mut self, line: String) {
+        self.input.recall_last(&line);
+        let time = chrono::Local::now().format("%H:%M").to_string();
+        self.add_line(
+            Line::Info(format!("not sent; Up brings it back: {line}")),
+            time,
+        );
+    }
+
+    /// Something happened on the terminal at `now` (as
+    /// [`handle_event`](App::handle_event)). A key that edits or sends,
+    /// typed within [`UNSEEN`] of a refused line coming back into the
+    /// empty input, was typed on that empty line: it goes there, and the
+    /// refused line is kept for Up (said), not joined by what is typed.
+    pub fn handle_term(&mut self, event: Event, now: Instant) {
+        if keys::edits_input(&event) {
+            if let Some((at, line)) = self.restored.take() {
+                if now.saturating_duration_since(at) < UNSEEN && self.input.text() == line {
+                    self.input.clear();
+                    self.kept_for_up(line);
+                }
+            }
+        }
+        self.handle_event(event);
     }
 
     /// The messages among the lines not taken yet, as they will be sent,
@@ -1749,6 +1795,53 @@ mod tests {
         assert_eq!((app.scroll, app.new_below), (0, 0));
     }
 
+    /// Typing on at once after sending, before the refused line came
+    /// back into the input: the keys joined it ("hello" + "how").
+    /// It is kept for Up, and said. Keys typed later than that edit it:
+    /// they were typed with it in sight.
+    #[test]
+    fn keys_typed_as_a_refused_line_comes_back_do_not_join_it() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut app = self::app();
+        for line in ["hello", "second"] {
+            type_str(&mut app, line);
+            app.handle_event(key(KeyCode::Enter));
+        }
+        app.refused(1, ms(0));
+        assert_eq!(app.input.text(), "hello", "back in the empty input");
+        // Scrolling is not typing: it leaves the line there.
+        app.handle_term(key(KeyCode::PageUp), ms(10));
+        assert_eq!(app.input.text(), "hello");
+        for (i, c) in "how".chars().enumerate() {
+            app.handle_term(key(KeyCode::Char(c)), ms(20 + i as u64));
+        }
+        assert_eq!(app.input.text(), "how");
+        let said = |app: &App| -> Vec<String> {
+            app.entries
+                .iter()
+                .filter_map(|e| match &e.line {
+                    Line::Info(text) => Some(text.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(said(&app), ["not sent; Up brings it back: hello"]);
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "hello", "the first one Up brings back");
+        app.handle_event(key(KeyCode::Down));
+        assert_eq!(app.input.text(), "how");
+
+        // Typed after a second with the line in sight: it is mended.
+        app.handle_event(ctrl('u'));
+        type_str(&mut app, "again");
+        app.handle_event(key(KeyCode::Enter));
+        app.refused(3, ms(5_000));
+        app.handle_term(key(KeyCode::Char('!')), ms(6_000));
+        assert_eq!(app.input.text(), "again!");
+        assert_eq!(said(&app).len(), 1);
+    }
+
     /// A message the server refused comes back into the input, to be
     /// mended, unless something is being typed there.
     #[test]
@@ -1760,15 +1853,18 @@ mod tests {
         }
         assert_eq!(app.take_effects().len(), 3);
         assert!(app.input.is_empty());
-        app.refused(2);
+        let now = Instant::now();
+        app.refused(2, now);
         assert_eq!(app.input.text(), "@zed hi there");
-        // Being typed: left as it is.
-        app.refused(3);
+        // Being typed: left as it is; Up brings it back first.
+        app.refused(3, now);
         assert_eq!(app.input.text(), "@zed hi there");
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "@nobody else");
         // A line it does not know (or already put back): nothing.
         app.input.clear();
-        app.refused(2);
-        app.refused(9);
+        app.refused(2, now);
+        app.refused(9, now);
         assert!(app.input.is_empty());
     }
 }

@@ -74,6 +74,18 @@ impl InputLine {
         self.history.push(line.to_owned());
     }
 
+    /// Make `line` the first that Up brings back (a refused line, typed
+    /// before others), not while Up and Down are browsing.
+    pub fn recall_last(&mut self, line: &str) {
+        if self.browsing.is_some() {
+            return;
+        }
+        if let Some(i) = self.history.iter().rposition(|l| l == line) {
+            self.history.remove(i);
+        }
+        self.remember(line);
+    }
+
     /// Empty the line (Ctrl-C).
     pub fn clear(&mut self) {
         self.text.clear();

@@ -450,8 +450,8 @@ fn screen_loop(
             match msg {
                 ToScreen::Line(line, time) => app.add_line(line, time),
                 ToScreen::State(state) => app.set_state(state),
-                ToScreen::Refused(line) => app.refused(line),
-                ToScreen::Term(event) => app.handle_event(event),
+                ToScreen::Refused(line) => app.refused(line, std::time::Instant::now()),
+                ToScreen::Term(event) => app.handle_term(event, std::time::Instant::now()),
                 ToScreen::TermGone => {
                     let _ = input.send(InputEvent::End);
                 }

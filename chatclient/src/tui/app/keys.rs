@@ -6,6 +6,24 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, Mou
 
 use super::*;
 
+/// Whether `event` edits the input line or sends it (not a key that
+/// only moves the view, nor the mouse).
+pub(super) fn edits_input(event: &Event) -> bool {
+    match event {
+        Event::Paste(_) => true,
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            let ctrl_l = key.modifiers.contains(KeyModifiers::CONTROL)
+                && matches!(key.code, KeyCode::Char('l' | 'L'));
+            !ctrl_l
+                && !matches!(
+                    key.code,
+                    KeyCode::PageUp | KeyCode::PageDown | KeyCode::Esc | KeyCode::F(_)
+                )
+        }
+        _ => false,
+    }
+}
+
 impl App {
     /// Something happened on the terminal.
     pub fn handle_event(&mut self, event: Event) {
