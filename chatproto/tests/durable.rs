@@ -223,19 +223,27 @@ fn a_failure_only_a_restart_mends_is_not_said_to_pass_later() {
 }
 
 /// The sessions forgotten among the records the store was handed.
-fn sessions_forgotten(records: &[Record]) -> Vec<SessionId> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::SessionForgotten { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect()
+fn sessions_stored(records: &[Record]) -> Vec<SessionId> {
+    let mut held = std::collections::BTreeSet::new();
+    for r in records {
+        match r {
+            Record::Session { id, .. } => {
+                held.insert(*id);
+            }
+            Record::SessionForgotten { id, .. } => {
+                held.remove(id);
+            }
+            Record::SessionsKept { ids, .. } => held.retain(|id| ids.contains(id)),
+            _ => {}
+        }
+    }
+    held.into_iter().collect()
 }
 
 /// A session whose resume window passes is forgotten by the store too
 /// (a restarted server must not bring it back): at once while the store
-/// works, once it works again when it fails meanwhile.
+/// works, once it works again when it fails meanwhile or the batch that
+/// said it failed.
 #[test]
 fn a_session_past_its_resume_window_is_forgotten_by_the_store() {
     let mut cfg = durable();
@@ -245,30 +253,22 @@ fn a_session_past_its_resume_window_is_forgotten_by_the_store() {
         let i = sim.connect();
         sim.join(i, nick);
     }
-    let ids: Vec<SessionId> = sim
-        .store
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Session { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect();
+    let ids = sessions_stored(&sim.store.records);
     assert_eq!(ids.len(), 3);
     sim.disconnect(0);
     sim.advance(999);
-    assert!(sessions_forgotten(&sim.store.records).is_empty());
+    assert_eq!(sessions_stored(&sim.store.records), ids);
     sim.advance(1);
-    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0]]);
+    assert_eq!(sessions_stored(&sim.store.records), ids[1..]);
 
     // bob's window passes while the store fails: told once it works.
     sim.disconnect(1);
     sim.server.handle_persist_failed("disk full");
     sim.advance(1_000);
-    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0]]);
+    assert_eq!(sessions_stored(&sim.store.records), ids[1..]);
     sim.server.handle_store_recovered();
     sim.flush();
-    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0], ids[1]]);
+    assert_eq!(sessions_stored(&sim.store.records), ids[2..]);
 
     // carol's in a batch that fails: told again with the next that works.
     sim.disconnect(2);
@@ -277,13 +277,59 @@ fn a_session_past_its_resume_window_is_forgotten_by_the_store() {
     sim.store.fail = Some("disk full".into());
     sim.commit();
     sim.store.fail = None;
-    assert_eq!(sessions_forgotten(&sim.store.records), [ids[0], ids[1]]);
+    assert_eq!(sessions_stored(&sim.store.records), ids[2..]);
     sim.server.handle_store_recovered();
     sim.commit();
-    assert_eq!(
-        sessions_forgotten(&sim.store.records),
-        [ids[0], ids[1], ids[2]]
-    );
+    assert_eq!(sessions_stored(&sim.store.records), []);
+}
+
+/// However many sessions are forgotten while the store fails (here more
+/// than `max_detached_sessions`, which once bounded what was kept in mind
+/// for it), the store forgets every one once it works again: none is left
+/// for a restart to bring back. Found by a review.
+#[test]
+fn every_session_forgotten_during_an_outage_is_forgotten_by_the_store() {
+    let mut cfg = durable();
+    cfg.resume_window_ms = 1_000;
+    cfg.max_detached_sessions = 1;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in ["alice", "bob", "carol"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    let ids = sessions_stored(&sim.store.records);
+    assert_eq!(ids.len(), 3);
+    sim.server.handle_persist_failed("disk full");
+    sim.disconnect(0); // alice waits to be resumed
+    sim.disconnect(1); // past max_detached_sessions: alice is forgotten
+    sim.advance(1_000); // bob's window passes: he is forgotten
+    sim.server.handle_store_recovered();
+    sim.flush();
+    assert_eq!(sessions_stored(&sim.store.records), [ids[2]], "carol only");
+}
+
+/// A stop forgets the sessions whose window has passed, and only does
+/// that: a connection whose ping is unanswered is not judged.
+#[test]
+fn a_stop_forgets_the_sessions_past_their_window_and_judges_no_one() {
+    let mut cfg = durable();
+    cfg.resume_window_ms = 1_000;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in ["alice", "bob"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    let ids = sessions_stored(&sim.store.records);
+    sim.disconnect(0);
+    sim.take(1);
+    // Past alice's window and every connection's ping timers, without the
+    // timers run: as a stop finds a server whose timers are due.
+    sim.now += 3_600_000;
+    let now = sim.clock();
+    sim.server.forget_expired_sessions(now);
+    sim.flush();
+    assert_eq!(sessions_stored(&sim.store.records), [ids[1]]);
+    assert!(sim.take(1).is_empty(), "bob is told nothing");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! gathered into chunks, sessions, and the rooms begun, begun again or
 //! forgotten.
 
-use chatproto::{EventBody, PresenceStatus, Recipient, Record};
+use chatproto::{EventBody, PresenceStatus, Recipient, Record, SessionId};
 use rusqlite::params;
 
 use crate::chunk::{insert_chunk, Fields, To, KIND_MSG, KIND_OFFLINE, KIND_ONLINE};
@@ -277,16 +277,17 @@ fn write<'a>(
                 )?
                 .execute(params![id.0 as i64, *attached])?;
             }
-            Record::SessionForgotten { id, .. } => {
-                // Gone, but its id stays counted: no new session takes it
-                // (it could read the old one's private messages).
-                tx.prepare_cached(
-                    "INSERT INTO meta (key, value) VALUES ('max_forgotten_session', ?1)
-                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                )?
-                .execute(params![id.0 as i64])?;
-                tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
-                    .execute(params![id.0 as i64])?;
+            Record::SessionForgotten { id, .. } => forget_session(tx, id.0 as i64)?,
+            Record::SessionsKept { ids, .. } => {
+                let stored = tx
+                    .prepare_cached("SELECT id FROM sessions")?
+                    .query_map([], |row| row.get::<_, i64>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for id in stored {
+                    if ids.binary_search(&SessionId(id as u64)).is_err() {
+                        forget_session(tx, id)?;
+                    }
+                }
             }
             Record::Event(e) => {
                 let room_name: &str = &e.room;
@@ -431,5 +432,18 @@ fn update_room(tx: &rusqlite::Transaction<'_>, run: &Run<'_>) -> Result<(), Stor
             _ => StoreError::UnknownRoom(run.room.to_owned()),
         });
     }
+    Ok(())
+}
+
+/// Forget session `id`, whose id stays counted: no new session takes it
+/// (it could read the old one's private messages).
+fn forget_session(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('max_forgotten_session', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![id])?;
+    tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+        .execute(params![id])?;
     Ok(())
 }

@@ -419,6 +419,26 @@ fn a_session_forgotten_is_not_restored_and_its_id_stays_taken() {
     assert_eq!(store.next_session().unwrap(), 4);
 }
 
+/// The sessions the core still holds, told after an outage: the store
+/// forgets every other, and their ids stay taken.
+#[test]
+fn sessions_not_kept_are_forgotten_and_their_ids_stay_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let session = |id: u64| Record::session(SessionId(id), "n", hash_token(&format!("t{id}")));
+    store
+        .append(&[session(1), session(2), session(3), session(4)])
+        .unwrap();
+    store
+        .append(&[Record::sessions_kept(vec![SessionId(2), SessionId(3)])])
+        .unwrap();
+    drop(store);
+    let store = open(&dir);
+    let ids: Vec<u64> = store.sessions(10).unwrap().iter().map(|s| s.id.0).collect();
+    assert_eq!(ids, [2, 3]);
+    assert_eq!(store.next_session().unwrap(), 5);
+}
+
 /// A version 8 database (sessions without activity, rooms without how
 /// far retention deleted) is migrated: its sessions ranked by id as
 /// before, and they go on being kept by activity.

@@ -96,6 +96,16 @@ pub enum Record {
         /// The session.
         id: SessionId,
     },
+    /// The sessions the core holds, all of them, in increasing order: the
+    /// store forgets every other (their ids stay taken). Handed out when
+    /// the store works again after failing, so that a session forgotten
+    /// meanwhile (whose [`SessionForgotten`](Record::SessionForgotten)
+    /// was never stored) is not brought back by a restart.
+    #[non_exhaustive]
+    SessionsKept {
+        /// Their ids, in increasing order.
+        ids: Vec<SessionId>,
+    },
 }
 
 impl Record {
@@ -131,6 +141,11 @@ impl Record {
     /// The session `id` can no longer be resumed.
     pub fn session_forgotten(id: SessionId) -> Self {
         Record::SessionForgotten { id }
+    }
+
+    /// The sessions held are `ids` (in increasing order), no other.
+    pub fn sessions_kept(ids: Vec<SessionId>) -> Self {
+        Record::SessionsKept { ids }
     }
 
     /// A session began: its id, its nickname and its token's hash.
@@ -174,13 +189,6 @@ pub(crate) struct Gate {
     pub forget_later: VecDeque<Arc<str>>,
     /// The names in `forget_later`, each with whether it held a message.
     pub forget_later_names: std::collections::HashMap<Arc<str>, bool, foldhash::fast::RandomState>,
-    /// Sessions forgotten whose record is handed out but not yet stored,
-    /// with the ticket that says it is.
-    pub sessions_forgetting: Vec<(u64, SessionId)>,
-    /// Sessions forgotten while the store failed, or whose record was
-    /// lost with a failed batch: handed out when it works again (at most
-    /// `max_detached_sessions` of them, the oldest given up first).
-    pub sessions_later: VecDeque<SessionId>,
 }
 
 impl Server {
@@ -253,32 +261,16 @@ impl Server {
     }
 
     /// A session can no longer be resumed: the store forgets it too (see
-    /// [`Record::SessionForgotten`]), now or, while it fails (and when the
-    /// batch that held it fails), once it works again. Not in a cluster,
-    /// whose sessions expire in its own buckets.
+    /// [`Record::SessionForgotten`]). While the store fails nothing is
+    /// kept for it: when the store works again it is told every session
+    /// held ([`Record::SessionsKept`]), which covers this one and any
+    /// whose record went with a failed batch. Not in a cluster, whose
+    /// sessions expire in its own buckets.
     pub(crate) fn record_session_forgotten(&mut self, sid: SessionId) {
-        if !self.config.durable || self.config.cluster {
-            return;
-        }
-        if self.gate.down.is_some() {
-            self.forget_session_later(sid);
+        if !self.config.durable || self.config.cluster || self.gate.down.is_some() {
             return;
         }
         self.gate.records.push(Record::session_forgotten(sid));
-        let ticket = self.ticket();
-        self.gate.sessions_forgetting.push((ticket, sid));
-    }
-
-    /// Keep `sid` to be forgotten by the store once it works again, no
-    /// more than `max_detached_sessions` of them: one given up stays in
-    /// the store, and a restarted server would bring it back. In memory
-    /// only.
-    fn forget_session_later(&mut self, sid: SessionId) {
-        let later = &mut self.gate.sessions_later;
-        if later.len() >= self.config.max_detached_sessions.max(1) {
-            later.pop_front();
-        }
-        later.push_back(sid);
     }
 
     /// A ticket for records that hold nothing back (no barrier): stored
@@ -345,9 +337,6 @@ impl Server {
         self.gate.stored = self.gate.stored.max(through.min(self.gate.issued));
         let stored = self.gate.stored;
         self.gate.forgetting.retain(|(ticket, ..)| *ticket > stored);
-        self.gate
-            .sessions_forgetting
-            .retain(|(ticket, _)| *ticket > stored);
     }
 
     /// Storing the records handed out failed with `cause` (the disk is
@@ -373,9 +362,6 @@ impl Server {
         // Rooms whose forgetting was lost with the batch: again later.
         for (_, name, said) in std::mem::take(&mut self.gate.forgetting) {
             self.forget_later(name, said);
-        }
-        for (_, sid) in std::mem::take(&mut self.gate.sessions_forgetting) {
-            self.forget_session_later(sid);
         }
         if self.config.cluster {
             // Only sessions are stored here; events are the log's.
@@ -487,9 +473,11 @@ impl Server {
     /// refused message is told that the server takes none until it is
     /// restarted, not to try again later. Called while the store fails
     /// already (for another cause, one that would have mended), it only
-    /// changes what refused messages are told.
-    /// [`handle_store_recovered`](Server::handle_store_recovered) ends it
-    /// as it ends any failure.
+    /// changes what refused messages are told. The shell promises, by
+    /// calling it, not to call
+    /// [`handle_store_recovered`](Server::handle_store_recovered) again in
+    /// this run (if it does, that ends this failure as it ends any, and
+    /// what the refused were told was untrue).
     pub fn handle_persist_failed_until_restart(&mut self, cause: &str) {
         if !self.config.durable {
             return;
@@ -532,10 +520,6 @@ impl Server {
             });
             self.gate.forgetting.push((ticket, name, said));
         }
-        for sid in std::mem::take(&mut self.gate.sessions_later) {
-            self.gate.records.push(Record::session_forgotten(sid));
-            self.gate.sessions_forgetting.push((ticket, sid));
-        }
         let mut names: Vec<_> = self.rooms.keys().cloned().collect();
         names.sort_unstable();
         for name in names {
@@ -553,6 +537,13 @@ impl Server {
         // And those unloaded meanwhile (the store may not know them).
         let unloaded = self.unloaded_unstored(ticket);
         self.gate.records.extend(unloaded);
+        if !self.config.cluster {
+            // Every session held, so that the store forgets those
+            // forgotten meanwhile (their records were not stored).
+            let mut held: Vec<SessionId> = self.sessions.keys().copied().collect();
+            held.sort_unstable();
+            self.gate.records.push(Record::sessions_kept(held));
+        }
         let mut ids: Vec<_> = self
             .sessions
             .iter()

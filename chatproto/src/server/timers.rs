@@ -258,6 +258,37 @@ impl Server {
         }
     }
 
+    /// The server is stopping at `now`: forget every session whose resume
+    /// window has passed, its timer due or not yet run, and nothing else
+    /// (no ping, no timeout: [`handle_timeout`](Server::handle_timeout)
+    /// would judge connections whose answers may wait unread). A durable
+    /// server's store forgets them too ([`Record::SessionForgotten`]), so
+    /// that a restart does not bring back a session that could not be
+    /// resumed at the stop (PROTOCOL.md 5.8). Call it before the last
+    /// batch is handed to the store.
+    ///
+    /// [`Record::SessionForgotten`]: crate::Record::SessionForgotten
+    pub fn forget_expired_sessions(&mut self, now: Now) {
+        let window = self.config.resume_window_ms;
+        let mut gone: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.conn.is_none()
+                    && s.ended_at
+                        .is_some_and(|end| now.mono >= end.saturating_add(window))
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        gone.sort_unstable();
+        for sid in gone {
+            if let Some(s) = self.sessions.remove(&sid) {
+                self.tokens.remove(&s.token_hash);
+                self.record_session_forgotten(sid);
+            }
+        }
+    }
+
     /// `sid`'s connection ended (at `now`): its resume window's timer,
     /// unless one is armed already (for an earlier end: firing, it arms
     /// itself again for this one's).

@@ -249,8 +249,12 @@ impl Hub {
             self.leave_cluster().await;
         }
         // Sessions whose resume window has passed are forgotten now, and
-        // so by the store: a restart must not bring them back.
-        self.server.handle_timeout(self.clock.now());
+        // so by the store: a restart must not bring them back. (Only
+        // them: the other timers would judge connections whose answers
+        // wait unread. A cluster's sessions expire in its buckets.)
+        if self.cluster.is_none() {
+            self.server.forget_expired_sessions(self.clock.now());
+        }
         // What is stamped is stored and sent before the goodbye.
         let _ = tokio::time::timeout(STORE_SETTLE, self.settle_store()).await;
         self.server
