@@ -380,6 +380,14 @@ impl InTurn {
     }
 }
 
+/// The database file is gone (`e`): said once, at any pace.
+fn say_lost(e: &StoreError) {
+    warn!(
+        error = %e,
+        "the history database is gone; messages are refused until the server is restarted"
+    );
+}
+
 /// The answer to a read, whatever happens: the asker's later frames wait
 /// for it.
 fn read(store: &Store, ticket: u64, client: ClientId, query: &ReadQuery) -> FromStore {
@@ -416,15 +424,17 @@ fn run(
     // (at the size cap, every large message fails and the next probe
     // works) goes unsaid.
     let mut outage: Option<(Instant, bool)> = None;
-    // The hub was told the database is gone (deleted under the server):
-    // messages are refused until a restart, not to be tried again later.
-    let mut lost = false;
+    // The database is gone (deleted under the server), and the hub was
+    // told that messages are refused until a restart: so they are, even
+    // if the file comes back (moved aside and back, say); no probe, and
+    // every batch is answered with this.
+    let mut lost: Option<std::path::PathBuf> = None;
     loop {
         // Requests first; the timed work below runs between them too, so
         // that retention and probes go on under load.
         let now = Instant::now();
         let mut due = next_prune;
-        if failed.is_some() {
+        if failed.is_some() && lost.is_none() {
             due = due.min(next_probe);
         }
         // The count of what the last 10 s left out of the log, said when
@@ -439,7 +449,12 @@ fn run(
         };
         match requests.recv_timeout(wait) {
             Ok(ToStore::Append { records, through }) => {
-                let answer = match store.append(&records) {
+                let stored = match &lost {
+                    // Not even tried: see `lost`.
+                    Some(path) => Err(StoreError::Gone(path.clone())),
+                    None => store.append(&records),
+                };
+                let answer = match stored {
                     Ok(()) => {
                         said_forgotten(&records);
                         FromStore::Stored(through)
@@ -462,7 +477,13 @@ fn run(
                         FromStore::Refused(cause(&e))
                     }
                     Err(e) => {
+                        let newly_lost = lost.is_none() && matches!(e, StoreError::Gone(_));
                         let said = match failures.refused(Instant::now()) {
+                            // Said whenever it comes: it is no flap.
+                            _ if newly_lost => {
+                                say_lost(&e);
+                                true
+                            }
                             Some(n) => {
                                 warn!(
                                     error = %e,
@@ -480,11 +501,12 @@ fn run(
                         o.1 |= said;
                         failed = Some(for_probe(records));
                         next_probe = Instant::now() + PROBE_EVERY;
-                        let gone = matches!(e, StoreError::Gone(_));
-                        lost |= gone;
+                        if let StoreError::Gone(path) = &e {
+                            lost = Some(path.clone());
+                        }
                         FromStore::Failed {
                             cause: cause(&e),
-                            until_restart: gone,
+                            until_restart: lost.is_some(),
                         }
                     }
                 };
@@ -520,20 +542,26 @@ fn run(
                 "the history database refused more batches since the last line (each at debug)"
             );
         }
-        if let Some(batch) = failed.as_mut().filter(|_| now >= next_probe) {
+        if let Some(batch) = failed
+            .as_mut()
+            .filter(|_| now >= next_probe && lost.is_none())
+        {
             next_probe = now + PROBE_EVERY;
             match probe_keyable(store, batch) {
                 Ok(()) => {
                     failed = None;
-                    lost = false;
                     let said = outage.take().is_some_and(|(_, said)| said);
                     if answers.send(FromStore::Recovered { said }).is_err() {
                         return;
                     }
                 }
                 Err(e) => {
-                    if matches!(e, StoreError::Gone(_)) && !lost {
-                        lost = true;
+                    if let StoreError::Gone(what) = &e {
+                        lost = Some(what.clone());
+                        say_lost(&e);
+                        if let Some((_, said)) = &mut outage {
+                            *said = true;
+                        }
                         if answers.send(FromStore::Lost(cause(&e))).is_err() {
                             return;
                         }
@@ -930,6 +958,74 @@ mod tests {
         let err = store.append(&batch).expect_err("refused");
         assert_eq!(cause(&err), "its database file was deleted");
         assert!(matches!(store.probe(&batch), Err(StoreError::Gone(_))));
+    }
+
+    /// The database moved aside under a running server and back (the
+    /// same file, so it checks as the one opened): the hub was told that
+    /// messages are refused until a restart, and so they are. The next
+    /// batch is refused without a look, and no probe says the store
+    /// works again; the probe used to find the file back, and a server
+    /// took messages after its clients were told none would be (found by
+    /// a review).
+    #[test]
+    fn a_database_lost_stays_lost_until_a_restart() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(dir.path(), chatstore::Sync::Normal).expect("open");
+        let retention = Retention {
+            max_age_ms: 0,
+            max_per_room: 100,
+            sessions: 10,
+            every: Duration::from_secs(3_600),
+        };
+        let mut link = spawn(store, retention).expect("store thread");
+        let mut append = |records: Vec<Record>, through: u64| {
+            link.tx
+                .send(ToStore::Append { records, through })
+                .expect("sent");
+            link.rx.blocking_recv().expect("an answer")
+        };
+        let first = append(
+            vec![Record::room("lobby", "e1"), msg("lobby", 1, "kept")],
+            1,
+        );
+        assert!(matches!(first, FromStore::Stored(1)), "{first:?}");
+        let db = dir.path().join(chatstore::DB_FILE);
+        let aside = dir.path().join("aside.db");
+        std::fs::rename(&db, &aside).expect("moved aside");
+        let failed = append(vec![msg("lobby", 2, "refused")], 2);
+        assert!(
+            matches!(
+                failed,
+                FromStore::Failed {
+                    until_restart: true,
+                    ..
+                }
+            ),
+            "{failed:?}"
+        );
+        std::fs::rename(&aside, &db).expect("moved back");
+        let again = append(vec![msg("lobby", 2, "refused too")], 3);
+        assert!(
+            matches!(
+                again,
+                FromStore::Failed {
+                    until_restart: true,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        // Three probes' time: none is made (each would say `Recovered`).
+        std::thread::sleep(PROBE_EVERY * 3);
+        let said = link.rx.try_recv();
+        assert!(said.is_err(), "{said:?}");
+        drop(link.tx);
+        drop(link.reads);
+        link.thread
+            .take()
+            .expect("a thread")
+            .join()
+            .expect("joined");
     }
 
     /// A failed batch that holds a room past the highest seq probes as

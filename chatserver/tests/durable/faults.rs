@@ -392,9 +392,7 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
 
     // A failure that lasts (the database file deleted: never mended) is
     // said though it came within 10 s of the last line: it is no flap.
-    // (Said as a new failure instead when 10 s have passed since the last:
-    // both lines end so.)
-    let said = "cannot store; messages are refused until it can";
+    let said = "history database is gone; messages are refused until the server is restarted";
     let before = server.log().lines().filter(|l| l.contains(said)).count();
     std::fs::remove_file(dir.path().join("chat.db")).expect("delete the database");
     alice.send_frame(&json!({"type": "msg", "room": "lobby", "text": "lost", "id": "l-1"}));
