@@ -2194,3 +2194,43 @@ fn a_message_settled_by_the_page_that_released_it_is_not_sent() {
     assert_eq!(c.unacknowledged(), 0);
     assert!(out.iter().any(|o| o == "part rust"), "{out:?}");
 }
+
+/// A room being parted (its `part` waits for a message's answer) keeps
+/// what comes meanwhile, to tell if it is entered again. When its
+/// history begins anew (a reconnect to a server restarted without it),
+/// what was kept is of the old history, whose seqs the new one gives
+/// again: it is let go, and entering tells of a gap, not of two messages
+/// at one seq, the old one after the new room's `entered` (found by the
+/// `client` fuzz target, with a broken server's message before the
+/// room's `entered`).
+#[test]
+fn what_a_parted_room_kept_goes_when_its_history_begins_anew() {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+    );
+    c.send_msg("rust", vec![], "pending");
+    c.part("rust");
+    let bob = |seq: u64, text: &str| {
+        ServerFrame::msg(Some("rust".into()), seq, "bob", vec![], text, T0, None)
+    };
+    c.handle_frame(0, bob(2, "old two"));
+    outputs(&mut c);
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    c.handle_frame(
+        1,
+        ServerFrame::entered("rust", "e2", 1, 1, vec!["alice".into()], false),
+    );
+    c.handle_frame(1, bob(2, "new two"));
+    outputs(&mut c);
+    c.enter("rust");
+    assert_eq!(
+        outputs(&mut c),
+        ["entered rust true", "rust: bob: new two"],
+        "the old history's kept message is let go, and a gap told"
+    );
+}

@@ -239,6 +239,14 @@ impl Client {
         r.roster.set(&online);
         if parting {
             r.skipped |= gap;
+            // What was kept meanwhile is told only as far as this history
+            // goes on from it: not of another history (its seqs are given
+            // again), nor past where this one is behind (given again too).
+            if new_epoch {
+                r.untold_after(0);
+            } else if behind {
+                r.untold_after(seq);
+            }
         }
         if began_anew {
             self.sent_into_new_history(&room);

@@ -125,6 +125,21 @@ impl RoomState {
         }
     }
 
+    /// Let go of the messages kept past `seq` (all of them at 0: a room
+    /// entered in a history they are not of), and every presence kept
+    /// with them at 0; a gap is told if any was.
+    fn untold_after(&mut self, seq: u64) {
+        let before = self.untold.len();
+        self.untold.retain(|e| match e {
+            ClientEvent::Message { seq: s, .. } => *s <= seq,
+            _ => seq > 0,
+        });
+        if self.untold.len() != before {
+            self.untold_bytes = self.untold.iter().map(event_bytes).sum();
+            self.skipped = true;
+        }
+    }
+
     /// Forget what was kept while parting (told, or parted anew).
     fn take_untold(&mut self) -> VecDeque<ClientEvent> {
         self.untold_bytes = 0;
