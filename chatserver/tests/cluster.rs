@@ -1572,6 +1572,34 @@ fn nats_restarted_without_its_store_is_said_with_what_to_do() {
     );
 }
 
+/// The same after NATS was away a while (its heartbeat failure already
+/// said, as no answer): that it came back without its store is a new
+/// cause, said at once, not at the next once-a-minute reminder.
+#[test]
+fn nats_back_without_its_store_after_an_outage_is_said_at_once() {
+    let test = "nats_back_without_its_store_after_an_outage_is_said_at_once";
+    let Some(mut nats) = Nats::start(test) else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    nats.kill();
+    assert!(a.wait_for_line("heartbeat failed", WAIT), "{}", a.log());
+    for entry in std::fs::read_dir(nats.dir.path()).expect("the store") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("remove the store");
+        }
+    }
+    nats.run();
+    assert!(
+        a.wait_for_line("no longer has the cluster's buckets", WAIT),
+        "{}",
+        a.log()
+    );
+}
+
 /// A room's stream deleted and made again by hand while a node follows
 /// it begins its seqs again under another epoch: the node says so, and
 /// does not hand the new stream's events to its clients as if they went

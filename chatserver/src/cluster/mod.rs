@@ -554,7 +554,7 @@ impl Cluster {
             began = std::time::Instant::now();
             beat = cluster.beat().await;
         }
-        beat?;
+        beat.map_err(|e| e.text)?;
         // Fresh: the look for a twin above may have taken longer than the
         // fence allows.
         cluster.fence.beat_ok(began);

@@ -26,7 +26,7 @@ const FAILING_LOGGED_EVERY: Duration = Duration::from_secs(60);
 
 impl Cluster {
     /// Say this run is alive.
-    pub(super) async fn beat(&self) -> Result<(), String> {
+    pub(super) async fn beat(&self) -> Result<(), BeatFailed> {
         // Within a heartbeat period: a put sent on a connection to a NATS
         // server that has just gone is never answered, and waiting out
         // the client's request timeout (5 s) would leave this node silent
@@ -35,16 +35,23 @@ impl Cluster {
         let put = self
             .nodes
             .put(&self.settings.node, Bytes::from(self.origin.to_string()));
+        let away = |text: String| BeatFailed {
+            text,
+            store_lost: false,
+        };
         match tokio::time::timeout(HEARTBEAT_EVERY, put).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if stream_gone(&e) && self.bucket_gone().await => Err(format!(
-                "cannot heartbeat into NATS: it no longer has the cluster's buckets (did it \
-                 lose its store?); restart every node of the cluster: {e}"
-            )),
-            Ok(Err(e)) => Err(format!("cannot heartbeat into NATS: {e}")),
-            Err(_) => Err(format!(
+            Ok(Err(e)) if stream_gone(&e) && self.bucket_gone().await => Err(BeatFailed {
+                text: format!(
+                    "cannot heartbeat into NATS: it no longer has the cluster's buckets (did \
+                     it lose its store?); restart every node of the cluster: {e}"
+                ),
+                store_lost: true,
+            }),
+            Ok(Err(e)) => Err(away(format!("cannot heartbeat into NATS: {e}"))),
+            Err(_) => Err(away(format!(
                 "cannot heartbeat into NATS: no answer within {HEARTBEAT_EVERY:?}"
-            )),
+            ))),
         }
     }
 
@@ -110,7 +117,7 @@ impl Cluster {
             let silent = now.duration_since(last_beat);
             self.fence.beating(silent, self.warn_at(), dead_after);
             if let Err(e) = self.beat().await {
-                match beat_log.failed(Instant::now()) {
+                match beat_log.failed(Instant::now(), e.store_lost) {
                     Some(Failing::First) => warn!(
                         error = %e,
                         "heartbeat failed; while it fails, said again once a minute at most"
@@ -511,6 +518,22 @@ struct BeatLog {
     failing: Option<FailingSince>,
 }
 
+/// Why a heartbeat failed.
+#[derive(Debug)]
+pub(super) struct BeatFailed {
+    /// What the log says.
+    pub(super) text: String,
+    /// NATS answers but has lost the cluster's buckets: a cause of its
+    /// own, that only restarting the nodes mends (not NATS away).
+    store_lost: bool,
+}
+
+impl std::fmt::Display for BeatFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// A run of failed heartbeats.
 #[derive(Debug)]
 struct FailingSince {
@@ -522,6 +545,8 @@ struct FailingSince {
     failures: u64,
     /// Failures since the last one logged.
     unlogged: u64,
+    /// Whether the cause last logged was a lost store.
+    store_lost: bool,
 }
 
 /// What to log of a failed heartbeat.
@@ -539,19 +564,25 @@ enum Failing {
 }
 
 impl BeatLog {
-    /// A heartbeat failed at `now`: what to log, if anything.
-    fn failed(&mut self, now: Instant) -> Option<Failing> {
+    /// A heartbeat failed at `now` (for a lost store, or not): what to
+    /// log, if anything. A cause other than the one last said is said at
+    /// once: NATS back without its store after an outage must not wait
+    /// for the next reminder, as what to do is no longer to wait.
+    fn failed(&mut self, now: Instant, store_lost: bool) -> Option<Failing> {
         let Some(f) = &mut self.failing else {
             self.failing = Some(FailingSince {
                 since: now,
                 logged_at: now,
                 failures: 1,
                 unlogged: 0,
+                store_lost,
             });
             return Some(Failing::First);
         };
         f.failures += 1;
-        if now.duration_since(f.logged_at) < FAILING_LOGGED_EVERY {
+        let same_cause = f.store_lost == store_lost;
+        f.store_lost = store_lost;
+        if same_cause && now.duration_since(f.logged_at) < FAILING_LOGGED_EVERY {
             f.unlogged += 1;
             return None;
         }
@@ -725,23 +756,50 @@ mod tests {
         let at = |secs: u64| t0 + Duration::from_secs(secs);
         let mut log = BeatLog::default();
         assert_eq!(log.succeeded(at(0)), None, "nothing failed");
-        assert_eq!(log.failed(at(1)), Some(Failing::First));
+        assert_eq!(log.failed(at(1), false), Some(Failing::First));
         for s in 2..61 {
-            assert_eq!(log.failed(at(s)), None, "at {s} s");
+            assert_eq!(log.failed(at(s), false), None, "at {s} s");
         }
         assert_eq!(
-            log.failed(at(61)),
+            log.failed(at(61), false),
             Some(Failing::Still {
                 failures: 61,
                 for_secs: 60,
                 unlogged: 59
             })
         );
-        assert_eq!(log.failed(at(62)), None);
+        assert_eq!(log.failed(at(62), false), None);
         assert_eq!(log.succeeded(at(63)), Some((62, 62)));
         assert_eq!(log.succeeded(at(64)), None, "said once");
         // A new run of failures begins with its first logged again.
-        assert_eq!(log.failed(at(65)), Some(Failing::First));
+        assert_eq!(log.failed(at(65), false), Some(Failing::First));
+    }
+
+    #[test]
+    fn a_heartbeat_failing_for_a_new_cause_is_logged_at_once() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut log = BeatLog::default();
+        assert_eq!(log.failed(at(0), false), Some(Failing::First));
+        assert_eq!(log.failed(at(1), false), None);
+        // NATS back, without its store: said at once.
+        assert_eq!(
+            log.failed(at(2), true),
+            Some(Failing::Still {
+                failures: 3,
+                for_secs: 2,
+                unlogged: 1
+            })
+        );
+        assert_eq!(log.failed(at(3), true), None, "the same cause waits");
+        assert_eq!(
+            log.failed(at(4), false),
+            Some(Failing::Still {
+                failures: 5,
+                for_secs: 4,
+                unlogged: 1
+            })
+        );
     }
 
     #[test]
