@@ -1338,6 +1338,31 @@ fn a_node_stopped_cleanly_says_its_clients_left_at_once() {
     assert_eq!(welcome["nick"], "bob");
 }
 
+/// A node stopped cleanly while NATS is away waits for it (10 s), then
+/// exits: its log says why it waited, and that its clients' leaving
+/// was not stored (the other nodes will say it), not only `alice left`
+/// as if it were.
+#[test]
+fn a_node_stopped_with_nats_away_says_its_leaving_was_not_stored() {
+    let Some(mut nats) =
+        Nats::start("a_node_stopped_with_nats_away_says_its_leaving_was_not_stored")
+    else {
+        return;
+    };
+    let mut a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    nats.kill();
+    assert!(a.wait_for_line("heartbeat failed", WAIT), "{}", a.log());
+    a.sigterm();
+    assert!(a.wait_exit(WAIT * 2).success(), "{}", a.log());
+    assert!(
+        a.log().contains("NATS did not store"),
+        "nothing said of the leaving left unstored:\n{}",
+        a.log()
+    );
+}
+
 /// A node stopped cleanly with no connection open (as one drained
 /// before it is stopped) leaves the cluster as one with clients does: it
 /// says `shutting down` once it has, its heartbeat deleted, so the others

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chatproto::{Event, EventBody, Now, PresenceStatus, SessionId};
 use tokio::time::Instant;
+use tracing::warn;
 
 use super::from_cluster::recv_cluster;
 use super::{ClusterSide, Hub, Owner, BATCH, STORE_SETTLE};
@@ -81,7 +82,16 @@ impl Hub {
             }
             link.leave(claims).await;
         };
-        let _ = tokio::time::timeout_at(deadline, settle).await;
+        if tokio::time::timeout_at(deadline, settle).await.is_err() {
+            // Otherwise the log goes on to say each client left, as if it
+            // were stored, after a silence nothing explained.
+            warn!(
+                unstored = link.pending.load(std::sync::atomic::Ordering::Relaxed),
+                "NATS did not store this node's leaving within {} s (is it away?); stopping \
+                 all the same: the other nodes say its clients left once they take it for dead",
+                STORE_SETTLE.as_secs()
+            );
+        }
     }
 
     /// Before a clean stop: wait (until `deadline` at most) until
