@@ -1597,6 +1597,29 @@ fn nats_restarted_without_its_store_is_said_with_what_to_do() {
     );
 }
 
+/// NATS restarted without `-js` under running nodes: their logs say
+/// what to do, as a node started against it does, not only NATS's "no
+/// stream found for given subject".
+#[test]
+fn nats_restarted_without_jetstream_is_said_with_what_to_do() {
+    let test = "nats_restarted_without_jetstream_is_said_with_what_to_do";
+    let Some(mut nats) = Nats::start(test) else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let (mut alice, _) = join(&a, "alice");
+    read_until(&mut alice, 10, |f| kind(f) == "entered");
+    nats.kill();
+    assert!(a.wait_for_line("heartbeat failed", WAIT), "{}", a.log());
+    nats.jetstream = false;
+    nats.run();
+    assert!(
+        a.wait_for_line("has no JetStream: start nats-server with -js", WAIT),
+        "{}",
+        a.log()
+    );
+}
+
 /// The same after NATS was away a while (its heartbeat failure already
 /// said, as no answer): that it came back without its store is a new
 /// cause, said at once, not at the next once-a-minute reminder.

@@ -597,6 +597,7 @@ impl Cluster {
             let info = match info {
                 Ok(info) => info,
                 Err(e) => {
+                    let e = super::jetstream_hint(&self.client, e.to_string());
                     warn!(error = %e, "cannot list the rooms' streams");
                     break;
                 }

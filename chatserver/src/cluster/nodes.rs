@@ -37,16 +37,25 @@ impl Cluster {
             .put(&self.settings.node, Bytes::from(self.origin.to_string()));
         let away = |text: String| BeatFailed {
             text,
-            store_lost: false,
+            cause: BeatCause::Away,
         };
         match tokio::time::timeout(HEARTBEAT_EVERY, put).await {
             Ok(Ok(_)) => Ok(()),
+            // NATS restarted without `-js`: its "no stream found" is no
+            // lost store, and says nothing of what to do.
+            Ok(Err(e)) if !self.client.server_info().jetstream => Err(BeatFailed {
+                text: super::jetstream_hint(
+                    &self.client,
+                    format!("cannot heartbeat into NATS: {e}"),
+                ),
+                cause: BeatCause::NoJetStream,
+            }),
             Ok(Err(e)) if stream_gone(&e) && self.bucket_gone().await => Err(BeatFailed {
                 text: format!(
                     "cannot heartbeat into NATS: it no longer has the cluster's buckets (did \
                      it lose its store?); restart every node of the cluster: {e}"
                 ),
-                store_lost: true,
+                cause: BeatCause::StoreLost,
             }),
             Ok(Err(e)) => Err(away(format!("cannot heartbeat into NATS: {e}"))),
             Err(_) => Err(away(format!(
@@ -117,7 +126,7 @@ impl Cluster {
             let silent = now.duration_since(last_beat);
             self.fence.beating(silent, self.warn_at(), dead_after);
             if let Err(e) = self.beat().await {
-                match beat_log.failed(Instant::now(), e.store_lost) {
+                match beat_log.failed(Instant::now(), e.cause) {
                     Some(Failing::First) => warn!(
                         error = %e,
                         "heartbeat failed; while it fails, said again once a minute at most"
@@ -523,9 +532,20 @@ struct BeatLog {
 pub(super) struct BeatFailed {
     /// What the log says.
     pub(super) text: String,
-    /// NATS answers but has lost the cluster's buckets: a cause of its
-    /// own, that only restarting the nodes mends (not NATS away).
-    store_lost: bool,
+    /// What it comes to, for the log to say a new cause at once.
+    cause: BeatCause,
+}
+
+/// What a failed heartbeat comes to: each asks something else of the
+/// operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BeatCause {
+    /// NATS away or not answering: wait, it comes back.
+    Away,
+    /// NATS answers but has lost the cluster's buckets: restart the nodes.
+    StoreLost,
+    /// The NATS server reached has no JetStream: start it with `-js`.
+    NoJetStream,
 }
 
 impl std::fmt::Display for BeatFailed {
@@ -545,8 +565,8 @@ struct FailingSince {
     failures: u64,
     /// Failures since the last one logged.
     unlogged: u64,
-    /// Whether the cause last logged was a lost store.
-    store_lost: bool,
+    /// The cause last logged.
+    cause: BeatCause,
 }
 
 /// What to log of a failed heartbeat.
@@ -564,24 +584,24 @@ enum Failing {
 }
 
 impl BeatLog {
-    /// A heartbeat failed at `now` (for a lost store, or not): what to
-    /// log, if anything. A cause other than the one last said is said at
-    /// once: NATS back without its store after an outage must not wait
-    /// for the next reminder, as what to do is no longer to wait.
-    fn failed(&mut self, now: Instant, store_lost: bool) -> Option<Failing> {
+    /// A heartbeat failed at `now` for `cause`: what to log, if anything.
+    /// A cause other than the one last said is said at once: NATS back
+    /// without its store, or without JetStream, after an outage must not
+    /// wait for the next reminder, as what to do is no longer to wait.
+    fn failed(&mut self, now: Instant, cause: BeatCause) -> Option<Failing> {
         let Some(f) = &mut self.failing else {
             self.failing = Some(FailingSince {
                 since: now,
                 logged_at: now,
                 failures: 1,
                 unlogged: 0,
-                store_lost,
+                cause,
             });
             return Some(Failing::First);
         };
         f.failures += 1;
-        let same_cause = f.store_lost == store_lost;
-        f.store_lost = store_lost;
+        let same_cause = f.cause == cause;
+        f.cause = cause;
         if same_cause && now.duration_since(f.logged_at) < FAILING_LOGGED_EVERY {
             f.unlogged += 1;
             return None;
@@ -756,23 +776,23 @@ mod tests {
         let at = |secs: u64| t0 + Duration::from_secs(secs);
         let mut log = BeatLog::default();
         assert_eq!(log.succeeded(at(0)), None, "nothing failed");
-        assert_eq!(log.failed(at(1), false), Some(Failing::First));
+        assert_eq!(log.failed(at(1), BeatCause::Away), Some(Failing::First));
         for s in 2..61 {
-            assert_eq!(log.failed(at(s), false), None, "at {s} s");
+            assert_eq!(log.failed(at(s), BeatCause::Away), None, "at {s} s");
         }
         assert_eq!(
-            log.failed(at(61), false),
+            log.failed(at(61), BeatCause::Away),
             Some(Failing::Still {
                 failures: 61,
                 for_secs: 60,
                 unlogged: 59
             })
         );
-        assert_eq!(log.failed(at(62), false), None);
+        assert_eq!(log.failed(at(62), BeatCause::Away), None);
         assert_eq!(log.succeeded(at(63)), Some((62, 62)));
         assert_eq!(log.succeeded(at(64)), None, "said once");
         // A new run of failures begins with its first logged again.
-        assert_eq!(log.failed(at(65), false), Some(Failing::First));
+        assert_eq!(log.failed(at(65), BeatCause::Away), Some(Failing::First));
     }
 
     #[test]
@@ -780,24 +800,37 @@ mod tests {
         let t0 = Instant::now();
         let at = |secs: u64| t0 + Duration::from_secs(secs);
         let mut log = BeatLog::default();
-        assert_eq!(log.failed(at(0), false), Some(Failing::First));
-        assert_eq!(log.failed(at(1), false), None);
+        assert_eq!(log.failed(at(0), BeatCause::Away), Some(Failing::First));
+        assert_eq!(log.failed(at(1), BeatCause::Away), None);
         // NATS back, without its store: said at once.
         assert_eq!(
-            log.failed(at(2), true),
+            log.failed(at(2), BeatCause::StoreLost),
             Some(Failing::Still {
                 failures: 3,
                 for_secs: 2,
                 unlogged: 1
             })
         );
-        assert_eq!(log.failed(at(3), true), None, "the same cause waits");
         assert_eq!(
-            log.failed(at(4), false),
+            log.failed(at(3), BeatCause::StoreLost),
+            None,
+            "the same cause waits"
+        );
+        assert_eq!(
+            log.failed(at(4), BeatCause::Away),
             Some(Failing::Still {
                 failures: 5,
                 for_secs: 4,
                 unlogged: 1
+            })
+        );
+        // Back without JetStream (started without -js): said at once.
+        assert_eq!(
+            log.failed(at(5), BeatCause::NoJetStream),
+            Some(Failing::Still {
+                failures: 6,
+                for_secs: 5,
+                unlogged: 0
             })
         );
     }
