@@ -240,21 +240,31 @@ fn sessions_stored(records: &[Record]) -> Vec<SessionId> {
     held.into_iter().collect()
 }
 
+/// A durable server whose sessions' resume window is 1 s (and at most
+/// `detached` wait to be resumed), with `nicks` joined in turn; the ids
+/// of their sessions, as stored.
+fn joined_with_a_short_window(nicks: &[&str], detached: usize) -> (Sim, Vec<SessionId>) {
+    let mut cfg = durable();
+    cfg.resume_window_ms = 1_000;
+    cfg.max_detached_sessions = detached;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in nicks {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    let ids = sessions_stored(&sim.store.records);
+    assert_eq!(ids.len(), nicks.len());
+    (sim, ids)
+}
+
 /// A session whose resume window passes is forgotten by the store too
 /// (a restarted server must not bring it back): at once while the store
 /// works, once it works again when it fails meanwhile or the batch that
 /// said it failed.
 #[test]
 fn a_session_past_its_resume_window_is_forgotten_by_the_store() {
-    let mut cfg = durable();
-    cfg.resume_window_ms = 1_000;
-    let mut sim = Sim::new(cfg, T0);
-    for nick in ["alice", "bob", "carol"] {
-        let i = sim.connect();
-        sim.join(i, nick);
-    }
-    let ids = sessions_stored(&sim.store.records);
-    assert_eq!(ids.len(), 3);
+    let detached = durable().max_detached_sessions;
+    let (mut sim, ids) = joined_with_a_short_window(&["alice", "bob", "carol"], detached);
     sim.disconnect(0);
     sim.advance(999);
     assert_eq!(sessions_stored(&sim.store.records), ids);
@@ -289,16 +299,7 @@ fn a_session_past_its_resume_window_is_forgotten_by_the_store() {
 /// for a restart to bring back. Found by a review.
 #[test]
 fn every_session_forgotten_during_an_outage_is_forgotten_by_the_store() {
-    let mut cfg = durable();
-    cfg.resume_window_ms = 1_000;
-    cfg.max_detached_sessions = 1;
-    let mut sim = Sim::new(cfg, T0);
-    for nick in ["alice", "bob", "carol"] {
-        let i = sim.connect();
-        sim.join(i, nick);
-    }
-    let ids = sessions_stored(&sim.store.records);
-    assert_eq!(ids.len(), 3);
+    let (mut sim, ids) = joined_with_a_short_window(&["alice", "bob", "carol"], 1);
     sim.server.handle_persist_failed("disk full");
     sim.disconnect(0); // alice waits to be resumed
     sim.disconnect(1); // past max_detached_sessions: alice is forgotten
@@ -312,14 +313,8 @@ fn every_session_forgotten_during_an_outage_is_forgotten_by_the_store() {
 /// that: a connection whose ping is unanswered is not judged.
 #[test]
 fn a_stop_forgets_the_sessions_past_their_window_and_judges_no_one() {
-    let mut cfg = durable();
-    cfg.resume_window_ms = 1_000;
-    let mut sim = Sim::new(cfg, T0);
-    for nick in ["alice", "bob"] {
-        let i = sim.connect();
-        sim.join(i, nick);
-    }
-    let ids = sessions_stored(&sim.store.records);
+    let detached = durable().max_detached_sessions;
+    let (mut sim, ids) = joined_with_a_short_window(&["alice", "bob"], detached);
     sim.disconnect(0);
     sim.take(1);
     // Past alice's window and every connection's ping timers, without the

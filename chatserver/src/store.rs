@@ -881,6 +881,26 @@ mod tests {
         Record::Event(std::sync::Arc::new(Event::new(room, seq, 1, body)))
     }
 
+    /// Retention keeping 100 events a room, run once an hour (by hand in
+    /// a test).
+    const HOURLY_100: Retention = Retention {
+        max_age_ms: 0,
+        max_per_room: 100,
+        sessions: 10,
+        every: Duration::from_secs(3_600),
+    };
+
+    /// Stop the store's threads and wait for them.
+    fn stop(mut link: StoreLink) {
+        drop(link.tx);
+        drop(link.reads);
+        link.thread
+            .take()
+            .expect("a thread")
+            .join()
+            .expect("joined");
+    }
+
     /// A store thread that panics still says it stopped: the hub, whose
     /// answers' channel the reading thread keeps open, would otherwise
     /// wait for its batch for ever.
@@ -909,13 +929,7 @@ mod tests {
         let mut batch = vec![Record::room("lobby", "e1")];
         batch.extend((1..=1_400 + 100).map(|n| msg("lobby", n, "m")));
         store.append(&batch).expect("append");
-        let retention = Retention {
-            max_age_ms: 0,
-            max_per_room: 100,
-            sessions: 10,
-            every: Duration::from_secs(3_600),
-        };
-        let mut link = spawn(store, retention).expect("store thread");
+        let mut link = spawn(store, HOURLY_100).expect("store thread");
         link.tx.send(ToStore::Prune).expect("prune");
         let mut reports = Vec::new();
         while let Some(answer) = link.rx.blocking_recv() {
@@ -937,13 +951,7 @@ mod tests {
             reports,
             [(1_000, false, vec![1_001]), (1_400, true, vec![1_401])]
         );
-        drop(link.tx);
-        drop(link.reads);
-        link.thread
-            .take()
-            .expect("a thread")
-            .join()
-            .expect("joined");
+        stop(link);
     }
 
     /// The database file deleted while the server runs: the batch is
@@ -971,13 +979,7 @@ mod tests {
     fn a_database_lost_stays_lost_until_a_restart() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = Store::open(dir.path(), chatstore::Sync::Normal).expect("open");
-        let retention = Retention {
-            max_age_ms: 0,
-            max_per_room: 100,
-            sessions: 10,
-            every: Duration::from_secs(3_600),
-        };
-        let mut link = spawn(store, retention).expect("store thread");
+        let mut link = spawn(store, HOURLY_100).expect("store thread");
         let mut append = |records: Vec<Record>, through: u64| {
             link.tx
                 .send(ToStore::Append { records, through })
@@ -1019,13 +1021,7 @@ mod tests {
         std::thread::sleep(PROBE_EVERY * 3);
         let said = link.rx.try_recv();
         assert!(said.is_err(), "{said:?}");
-        drop(link.tx);
-        drop(link.reads);
-        link.thread
-            .take()
-            .expect("a thread")
-            .join()
-            .expect("joined");
+        stop(link);
     }
 
     /// A failed batch that holds a room past the highest seq probes as
