@@ -216,9 +216,9 @@ pub struct App {
     /// The room the last Ctrl-N or Ctrl-P went to, while the session has
     /// not taken every line given (the next one goes on from there).
     switching: Option<String>,
-    /// A refused line put back into the empty input, and when, until a
-    /// key edits the input (see [`App::handle_term`]).
-    restored: Option<(Instant, String)>,
+    /// A refused line put back into the empty input, until a key types
+    /// or deletes text (see [`App::handle_term`]).
+    restored: Option<Restored>,
     /// Entries looked at to place messages by seq (what a test of the
     /// placing's cost counts).
     #[cfg(test)]
@@ -230,9 +230,18 @@ pub struct App {
 /// paste) is not put back.
 const RECENT_LINES: usize = 1_024;
 
-/// A key typed within this long of a refused line coming back into the
-/// input was typed before that could be seen (one typing on after Enter).
+/// A key typed within this long of a refused line being drawn back in
+/// the input was typed before that could be seen (one typing on after
+/// Enter).
 const UNSEEN: Duration = Duration::from_secs(1);
+
+/// A refused line put back into the empty input.
+#[derive(Debug)]
+struct Restored {
+    line: String,
+    /// When it was first drawn (`None`: not yet, so not seen).
+    drawn: Option<Instant>,
+}
 
 impl App {
     /// A screen drawn with `theme`, ringing the bell on mentions if `bell`.
@@ -317,13 +326,13 @@ impl App {
         self.effects.push(Effect::Send(line));
     }
 
-    /// Input line `number` was refused at `now` (a message by the
-    /// server, an unknown nickname, say; a command by the client): back
-    /// in the input to be mended, if the input is empty. What is being
-    /// typed is never replaced nor added to: the line is then the first
-    /// that Up brings back, and a line says so; so it is if keys typed
-    /// just after come (see [`App::handle_term`]).
-    pub fn refused(&mut self, number: u64, now: Instant) {
+    /// Input line `number` was refused (a message by the server, an
+    /// unknown nickname, say; a command by the client): back in the
+    /// input to be mended, if the input is empty. What is being typed is
+    /// never replaced nor added to: the line is then the next that Up
+    /// brings back, and a line says so; so it is if keys typing on come
+    /// before it could be seen (see [`App::handle_term`]).
+    pub fn refused(&mut self, number: u64) {
         let Some(at) = self.recent.iter().position(|(n, _)| *n == number) else {
             return;
         };
@@ -334,37 +343,79 @@ impl App {
         }
         if self.input.is_empty() && self.paste.is_none() {
             self.input.set(line.clone(), None);
-            self.restored = Some((now, line));
+            self.restored = Some(Restored { line, drawn: None });
         } else {
             self.kept_for_up(line);
         }
     }
 
-    /// The refused `line` is not in the input: Up brings it back first.
+    /// The screen was drawn at `now`: a refused line put back into the
+    /// input is in sight from then on.
+    pub fn drawn(&mut self, now: Instant) {
+        if let Some(r) = &mut self.restored {
+            r.drawn.get_or_insert(now);
+        }
+    }
+
+    /// The refused `line` is not in the input: the next Up brings it back.
+    /// Said in the room the user is in, or is going to (a Ctrl-N not
+    /// taken yet: the line would be filed in the room being left).
     fn kept_for_up(&mut self, line: String) {
         self.input.recall_last(&line);
         let time = chrono::Local::now().format("%H:%M").to_string();
-        self.add_line(
+        let here = self.room_ahead();
+        self.add_line_in(
             Line::Info(format!("not sent; Up brings it back: {line}")),
             time,
+            here,
         );
     }
 
+    /// The room typed lines go to once the lines handed on are taken: a
+    /// Ctrl-N, Ctrl-P or `/join` waiting among them leads there.
+    fn room_ahead(&self) -> Option<String> {
+        let joined = self.waiting.iter().rev().find_map(|l| match parse_line(l) {
+            Command::Join(room) => Some(room),
+            _ => None,
+        });
+        joined.or_else(|| self.state.current.clone())
+    }
+
     /// Something happened on the terminal at `now` (as
-    /// [`handle_event`](App::handle_event)). A key that edits or sends,
-    /// typed within [`UNSEEN`] of a refused line coming back into the
-    /// empty input, was typed on that empty line: it goes there, and the
-    /// refused line is kept for Up (said), not joined by what is typed.
+    /// [`handle_event`](App::handle_event)). A key that types or deletes
+    /// text (or sends), come before a refused line put back into the
+    /// empty input was drawn or within [`UNSEEN`] of it, was meant for
+    /// that empty line: it goes there, and the refused line is kept for
+    /// Up (said), not joined by what is typed. Other keys act on the line
+    /// as it is shown (Ctrl-C clears it, Ctrl-D leaves it be); one that
+    /// moves the cursor or brings a line back shows the line was seen,
+    /// and what is typed next edits it. Scrolling and switching rooms
+    /// leave the input alone.
     pub fn handle_term(&mut self, event: Event, now: Instant) {
-        if keys::edits_input(&event) {
-            if let Some((at, line)) = self.restored.take() {
-                if now.saturating_duration_since(at) < UNSEEN && self.input.text() == line {
+        // (Typing does nothing while leaving, or answers a paste's
+        // question.)
+        let typing = keys::types_text(&event) && !self.quitting && self.paste.is_none();
+        if typing {
+            if let Some(r) = self.restored.take() {
+                let unseen = r
+                    .drawn
+                    .is_none_or(|at| now.saturating_duration_since(at) < UNSEEN);
+                if unseen && self.input.text() == r.line {
                     self.input.clear();
-                    self.kept_for_up(line);
+                    self.kept_for_up(r.line);
                 }
             }
         }
+        let before = self
+            .restored
+            .as_ref()
+            .map(|_| (self.input.text().to_owned(), self.input.cursor()));
         self.handle_event(event);
+        if before.is_some_and(|(text, cursor)| {
+            (text.as_str(), cursor) != (self.input.text(), self.input.cursor())
+        }) {
+            self.restored = None;
+        }
     }
 
     /// The messages among the lines not taken yet, as they will be sent,
@@ -524,10 +575,17 @@ impl App {
 
     /// A line from the session, arrived at `time`.
     pub fn add_line(&mut self, line: Line, time: String) {
+        let here = self.state.current.clone();
+        self.add_line_in(line, time, here);
+    }
+
+    /// [`add_line`](App::add_line), a line of no room of its own filed
+    /// under `here`.
+    fn add_line_in(&mut self, line: Line, time: String, here: Option<String>) {
         let me = self.state.nick.clone();
         let mut entry = Entry {
             time,
-            room: self.state.current.clone(),
+            room: here,
             line,
             mention: false,
             mine: false,
@@ -1808,7 +1866,8 @@ mod tests {
             type_str(&mut app, line);
             app.handle_event(key(KeyCode::Enter));
         }
-        app.refused(1, ms(0));
+        app.refused(1);
+        app.drawn(ms(0));
         assert_eq!(app.input.text(), "hello", "back in the empty input");
         // Scrolling is not typing: it leaves the line there.
         app.handle_term(key(KeyCode::PageUp), ms(10));
@@ -1836,7 +1895,8 @@ mod tests {
         app.handle_event(ctrl('u'));
         type_str(&mut app, "again");
         app.handle_event(key(KeyCode::Enter));
-        app.refused(3, ms(5_000));
+        app.refused(3);
+        app.drawn(ms(5_000));
         app.handle_term(key(KeyCode::Char('!')), ms(6_000));
         assert_eq!(app.input.text(), "again!");
         assert_eq!(said(&app).len(), 1);
@@ -1853,18 +1913,197 @@ mod tests {
         }
         assert_eq!(app.take_effects().len(), 3);
         assert!(app.input.is_empty());
-        let now = Instant::now();
-        app.refused(2, now);
+        app.refused(2);
         assert_eq!(app.input.text(), "@zed hi there");
         // Being typed: left as it is; Up brings it back first.
-        app.refused(3, now);
+        app.refused(3);
         assert_eq!(app.input.text(), "@zed hi there");
         app.handle_event(key(KeyCode::Up));
         assert_eq!(app.input.text(), "@nobody else");
         // A line it does not know (or already put back): nothing.
         app.input.clear();
-        app.refused(2, now);
-        app.refused(9, now);
+        app.refused(2);
+        app.refused(9);
         assert!(app.input.is_empty());
+    }
+
+    /// "hello" sent, refused and put back into the input, drawn at
+    /// `t0`.
+    fn refused_hello(t0: Instant) -> App {
+        let mut app = self::app();
+        type_str(&mut app, "hello");
+        app.handle_event(key(KeyCode::Enter));
+        app.take_effects();
+        app.refused(1);
+        app.drawn(t0);
+        assert_eq!(app.input.text(), "hello");
+        app
+    }
+
+    /// The notes saying a refused line is kept for Up.
+    fn not_sent_notes(app: &App) -> Vec<&Entry> {
+        app.entries
+            .iter()
+            .filter(|e| matches!(&e.line, Line::Info(t) if t.starts_with("not sent")))
+            .collect()
+    }
+
+    /// Ctrl-N (a room switch, no edit) just after a refused line came
+    /// back took it out of the input.
+    #[test]
+    fn a_room_switch_as_a_refused_line_comes_back_leaves_it_in_the_input() {
+        let t0 = Instant::now();
+        let mut app = refused_hello(t0);
+        app.handle_term(ctrl('n'), t0 + Duration::from_millis(100));
+        assert_eq!(app.input.text(), "hello", "Ctrl-N does not edit the input");
+        assert_eq!(app.take_effects(), [Effect::Send("/join rust".into())]);
+        assert!(not_sent_notes(&app).is_empty());
+    }
+
+    /// Ctrl-D just after a refused line came back emptied the line and
+    /// then, on the empty line, ended the client: the refused line, in
+    /// sight in the input, was lost with it.
+    #[test]
+    fn ctrl_d_as_a_refused_line_comes_back_does_not_end_the_client() {
+        let t0 = Instant::now();
+        let mut app = refused_hello(t0);
+        app.handle_term(ctrl('d'), t0 + Duration::from_millis(300));
+        assert!(
+            !app.take_effects().contains(&Effect::End),
+            "Ctrl-D on the line shown ended the client; input {:?}",
+            app.input.text()
+        );
+        assert_eq!(app.input.text(), "hello");
+    }
+
+    /// Ctrl-C just after a refused line came back took it out, and a
+    /// second Ctrl-C on the empty line armed leaving (a third left):
+    /// twice left at once. It clears the line as on any line typed.
+    #[test]
+    fn ctrl_c_as_a_refused_line_comes_back_clears_it_as_any_line() {
+        let t0 = Instant::now();
+        let mut app = refused_hello(t0);
+        app.handle_term(ctrl('c'), t0 + Duration::from_millis(100));
+        assert!(app.input.is_empty());
+        assert!(!app.ctrl_c_armed, "the line was cleared, not leaving");
+        app.handle_term(ctrl('c'), t0 + Duration::from_millis(200));
+        assert!(app.take_effects().is_empty(), "left at the second Ctrl-C");
+        assert!(not_sent_notes(&app).is_empty());
+    }
+
+    /// Up just after a refused line came back brought the line straight
+    /// back, yet a note said it was not in the input.
+    #[test]
+    fn up_as_a_refused_line_comes_back_says_no_note() {
+        let t0 = Instant::now();
+        let mut app = refused_hello(t0);
+        app.handle_term(key(KeyCode::Up), t0 + Duration::from_millis(100));
+        assert_eq!(app.input.text(), "hello");
+        assert_eq!(
+            not_sent_notes(&app).len(),
+            0,
+            "a note for a line that is in the input"
+        );
+    }
+
+    /// Left or Home just after a refused line came back emptied it. They
+    /// move the cursor on it, and what is typed next edits it (the
+    /// cursor moved: it was seen).
+    #[test]
+    fn moving_the_cursor_as_a_refused_line_comes_back_keeps_it_to_edit() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        for (moves, edited) in [
+            (&[key(KeyCode::Left)][..], "hellxo"),
+            (&[key(KeyCode::Home)][..], "xhello"),
+            (&[ctrl('a'), ctrl('e')][..], "hellox"),
+        ] {
+            let mut app = refused_hello(t0);
+            for (i, m) in moves.iter().enumerate() {
+                app.handle_term(m.clone(), ms(50 + i as u64));
+                assert_eq!(app.input.text(), "hello", "{m:?}");
+            }
+            app.handle_term(key(KeyCode::Char('x')), ms(100));
+            assert_eq!(app.input.text(), edited);
+            assert!(not_sent_notes(&app).is_empty());
+        }
+    }
+
+    /// The window starts when the line is drawn: keys handled before that
+    /// draw were typed before it could be seen, however late they are
+    /// handled; after it, those within a second.
+    #[test]
+    fn a_refused_line_is_seen_once_drawn() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut app = self::app();
+        type_str(&mut app, "hello");
+        app.handle_event(key(KeyCode::Enter));
+        app.refused(1);
+        app.handle_term(key(KeyCode::Char('h')), ms(3_000));
+        assert_eq!(app.input.text(), "h", "typed before the draw");
+        assert_eq!(not_sent_notes(&app).len(), 1);
+
+        for (typed_at, input) in [(900, "x"), (1_000, "hellox")] {
+            let mut app = refused_hello(ms(5_000));
+            app.handle_term(key(KeyCode::Char('x')), ms(5_000 + typed_at));
+            assert_eq!(app.input.text(), input, "{typed_at} ms after the draw");
+        }
+    }
+
+    /// Ctrl-N, then a key typed on (to the room switched to) before the
+    /// refused line could be seen: the note was filed in the room left,
+    /// the switch not taken yet, and in the room switched to the line
+    /// was gone without a word.
+    #[test]
+    fn the_note_of_a_refused_line_is_said_in_the_room_switched_to() {
+        let t0 = Instant::now();
+        let mut app = refused_hello(t0);
+        app.handle_term(ctrl('n'), t0 + Duration::from_millis(100));
+        app.handle_term(key(KeyCode::Char('x')), t0 + Duration::from_millis(150));
+        assert_eq!(app.input.text(), "x");
+        let mut st = app.state.clone();
+        st.current = Some("rust".into());
+        app.set_state(st);
+        let current = app.state.current.clone();
+        let seen = not_sent_notes(&app)
+            .into_iter()
+            .any(|e| super::shown_in(e, &current));
+        assert!(
+            seen,
+            "input {:?}; the note is not in #rust's view",
+            app.input.text()
+        );
+    }
+
+    /// A line refused while Up and Down browse the lines typed before:
+    /// the note said Up brings it back, and Up went on further back.
+    /// The next Up brings it, and browsing goes on from there.
+    #[test]
+    fn a_line_refused_while_browsing_is_the_next_up_brings_back() {
+        let mut app = self::app();
+        for line in ["one", "two", "hello"] {
+            type_str(&mut app, line);
+            app.handle_event(key(KeyCode::Enter));
+        }
+        type_str(&mut app, "draft");
+        app.handle_event(key(KeyCode::Up));
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "two");
+        app.refused(3);
+        assert_eq!(app.input.text(), "two", "what is shown is left");
+        assert_eq!(not_sent_notes(&app).len(), 1);
+        let mut seen = Vec::new();
+        for k in [
+            KeyCode::Up,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Down,
+        ] {
+            app.handle_event(key(k));
+            seen.push(app.input.text().to_owned());
+        }
+        assert_eq!(seen, ["hello", "one", "hello", "two", "draft"]);
     }
 }

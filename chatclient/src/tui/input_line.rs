@@ -74,16 +74,37 @@ impl InputLine {
         self.history.push(line.to_owned());
     }
 
-    /// Make `line` the first that Up brings back (a refused line, typed
-    /// before others), not while Up and Down are browsing.
+    /// Make `line` the one the next Up brings back (a refused line,
+    /// typed before others): the last typed, or while Up and Down are
+    /// browsing, the one before the line shown (found again there once
+    /// browsing is over).
     pub fn recall_last(&mut self, line: &str) {
-        if self.browsing.is_some() {
+        if line.trim().is_empty() {
             return;
         }
         if let Some(i) = self.history.iter().rposition(|l| l == line) {
             self.history.remove(i);
+            if let Some(b) = self.browsing.as_mut().filter(|b| **b > i) {
+                *b -= 1;
+            }
         }
-        self.remember(line);
+        let at = self.browsing.unwrap_or(self.history.len());
+        self.history.insert(at, line.to_owned());
+        if let Some(b) = self.browsing.as_mut() {
+            *b += 1;
+        }
+        if self.history.len() > HISTORY {
+            if at == 0 {
+                // Put before the oldest, shown: that one goes, and Up
+                // still brings this one back.
+                self.history.remove(1);
+            } else {
+                self.history.remove(0);
+                if let Some(b) = self.browsing.as_mut() {
+                    *b -= 1;
+                }
+            }
+        }
     }
 
     /// Empty the line (Ctrl-C).

@@ -450,7 +450,7 @@ fn screen_loop(
             match msg {
                 ToScreen::Line(line, time) => app.add_line(line, time),
                 ToScreen::State(state) => app.set_state(state),
-                ToScreen::Refused(line) => app.refused(line, std::time::Instant::now()),
+                ToScreen::Refused(line) => app.refused(line),
                 ToScreen::Term(event) => app.handle_term(event, std::time::Instant::now()),
                 ToScreen::TermGone => {
                     let _ = input.send(InputEvent::End);
@@ -489,6 +489,9 @@ fn screen_loop(
             // The terminal is gone: nothing more can be typed.
             let _ = input.send(InputEvent::End);
         }
+        // Keys handled before this draw were typed with the screen as
+        // it was before it (a refused line put back was not in sight).
+        app.drawn(std::time::Instant::now());
     }
     restore();
     app.waiting_messages()

@@ -6,20 +6,30 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, Mou
 
 use super::*;
 
-/// Whether `event` edits the input line or sends it (not a key that
-/// only moves the view, nor the mouse).
-pub(super) fn edits_input(event: &Event) -> bool {
-    match event {
-        Event::Paste(_) => true,
-        Event::Key(key) if key.kind != KeyEventKind::Release => {
-            let ctrl_l = key.modifiers.contains(KeyModifiers::CONTROL)
-                && matches!(key.code, KeyCode::Char('l' | 'L'));
-            !ctrl_l
-                && !matches!(
-                    key.code,
-                    KeyCode::PageUp | KeyCode::PageDown | KeyCode::Esc | KeyCode::F(_)
-                )
+/// Whether `event` types text into the input line, deletes some, or
+/// sends it (as `App::key` takes it): a character, Backspace, Delete,
+/// Ctrl-H, Ctrl-W, Ctrl-U, Ctrl-K, Alt-Backspace, Tab (it completes),
+/// Enter, a paste. Not a key that moves the cursor or the view, brings a
+/// line back (Up, Down), switches rooms, clears the line (Ctrl-C) or
+/// leaves (Ctrl-D, which on a line typed deletes only what is under the
+/// cursor, nothing at its end), nor the mouse.
+pub(super) fn types_text(event: &Event) -> bool {
+    let Event::Key(key) = event else {
+        return matches!(event, Event::Paste(_));
+    };
+    if key.kind == KeyEventKind::Release {
+        return false;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    match key.code {
+        KeyCode::Enter | KeyCode::Backspace | KeyCode::Delete | KeyCode::Tab | KeyCode::BackTab => {
+            true
         }
+        KeyCode::Char(c) if ctrl => {
+            matches!(c.to_ascii_lowercase(), 'h' | 'w' | 'u' | 'k' | 'j' | 'm')
+        }
+        KeyCode::Char(c) => !alt && !c.is_control(),
         _ => false,
     }
 }
