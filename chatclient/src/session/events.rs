@@ -2,11 +2,11 @@
 //! send, lines per room, the `[history]` of a replay or a page, the
 //! answers to requests, and when to leave.
 
-use chatproto::{nick_key, ClientEvent, ClientOutput};
+use chatproto::{nick_key, ClientEvent, ClientOutput, ErrorCode};
 
 use super::lines::{names_of, plural, NAMES_SHOWN};
 use super::resume::Resume;
-use super::{Action, Gap, Session};
+use super::{Action, Gap, Probe, Session};
 use crate::render::{Line, Place};
 
 impl Session {
@@ -386,8 +386,11 @@ impl Session {
                         self.entering.remove(&room);
                         // A refused page (`not_in_room`) is over too; a
                         // refused message (it has an id) answers no page.
+                        // Another code may be about something else, the
+                        // page still to come.
                         if id.is_none() && self.paging.remove(&room) {
-                            self.page_of_one_lost(&room);
+                            let surely = code == ErrorCode::NotInRoom;
+                            self.page_of_one_lost(&room, surely);
                         }
                         if !self.client.rooms().any(|r| r == room) {
                             self.forget_room(&room, true);
@@ -446,12 +449,16 @@ impl Session {
             _ => 0,
         };
         let lowest = messages.iter().map(seq_of).chain(stopped_at).min();
-        if let Some(count) = gap.probing {
+        if let Some(probe) = gap.probing {
             // The page of one after a page as full as the server's: one
             // still missing in it says more are (it is not shown: the
             // page before showed as many as asked), even the last of all.
             let missing = messages.iter().any(|e| seq_of(e) > gap.after);
             let reached = !missing && (!more || lowest.is_none_or(|l| l <= gap.after + 1));
+            let count = match probe {
+                Probe::Asked(count) => Some(count),
+                Probe::SaidEarly => None,
+            };
             return self.gap_page_said(room, count, more || missing, reached, None);
         }
         let reached = !more || lowest.is_none_or(|l| l <= gap.after + 1);
@@ -507,23 +514,25 @@ impl Session {
             // tells; what this one brought is said then.
             if let Some(last) = self.gaps.get_mut(&room).and_then(|g| g.last_mut()) {
                 last.before = next;
-                last.probing = Some(count);
+                last.probing = Some(Probe::Asked(count));
             }
             self.client.history(&room, next, Some(1));
             self.paging.insert(room);
             return;
         }
-        self.gap_page_said(room, count, more, reached, Some(next));
+        self.gap_page_said(room, Some(count), more, reached, Some(next));
     }
 
-    /// What a page into a gap did: `count` messages shown, the gap filled
-    /// (`reached`; with nothing older, `more` false: every gap of the
-    /// room) or not, the next page starting at `next` (`None`: where it
-    /// was).
+    /// What a page into a gap did: `count` messages shown (`None`: a
+    /// page of one come after what the page before it brought was said,
+    /// see [`Probe::SaidEarly`]; it says only a gap filled), the gap
+    /// filled (`reached`; with nothing older, `more` false: every gap of
+    /// the room) or not, the next page starting at `next` (`None`: where
+    /// it was).
     fn gap_page_said(
         &mut self,
         room: String,
-        count: usize,
+        count: Option<usize>,
         more: bool,
         reached: bool,
         next: Option<Option<u64>>,
@@ -548,13 +557,24 @@ impl Session {
         if !older {
             self.gaps.remove(&room);
         }
-        let what = page_brought(&room, count);
-        let text = match (filled, older) {
-            (0, _) => format!("{what}; more are missing: /history fetches them"),
-            (_, false) if count == 0 => format!("no message of #{room} is missing any more"),
-            (_, false) => format!("{what}; none is missing any more"),
-            (_, true) => format!(
-                "{what}; none is missing there any more, but some are further up: /history fetches them"
+        let further_up = "but some are further up: /history fetches them";
+        let text = match (count, filled, older) {
+            // Said already, with "more may be missing".
+            (None, 0, _) => return,
+            (Some(count), 0, _) => format!(
+                "{}; more are missing: /history fetches them",
+                page_brought(&room, count)
+            ),
+            (None | Some(0), _, false) => format!("no message of #{room} is missing any more"),
+            (None, _, true) => {
+                format!("no message of #{room} is missing there any more, {further_up}")
+            }
+            (Some(count), _, false) => {
+                format!("{}; none is missing any more", page_brought(&room, count))
+            }
+            (Some(count), _, true) => format!(
+                "{}; none is missing there any more, {further_up}",
+                page_brought(&room, count)
             ),
         };
         // What this /history brought: the full-screen client shows the
@@ -572,17 +592,25 @@ impl Session {
     }
 
     /// The page of one that was to tell whether a full page into a gap
-    /// of `room` filled it will not come (refused, or the connection
-    /// went): what the full page brought is said now, not knowing
-    /// whether more are missing (the next `/history` asks into the gap
-    /// afresh). It was never said.
-    pub(super) fn page_of_one_lost(&mut self, room: &str) {
+    /// of `room` filled it is not waited for any more: it will not come
+    /// (`surely`: refused, or the connection went), or may not (a frame
+    /// that could not be read, an error naming the room that may be about
+    /// something else). What the full page brought is said now, not
+    /// knowing whether more are missing (the next `/history` asks into
+    /// the gap afresh); it was never said. A page of one that may still
+    /// come says only that the gap is filled, if it finds it so (see
+    /// [`Probe::SaidEarly`]).
+    pub(super) fn page_of_one_lost(&mut self, room: &str, surely: bool) {
         let Some(gap) = self.gaps.get_mut(room).and_then(|g| g.last_mut()) else {
             return;
         };
-        let Some(count) = gap.probing.take() else {
+        let Some(Probe::Asked(count)) = gap.probing else {
+            if surely {
+                gap.probing = None;
+            }
             return;
         };
+        gap.probing = (!surely).then_some(Probe::SaidEarly);
         let text = format!(
             "{}; more may be missing: /history fetches them",
             page_brought(room, count)

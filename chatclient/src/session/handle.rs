@@ -26,7 +26,7 @@ impl Session {
         self.client.handle_disconnected();
         self.entering.clear();
         self.listing = 0;
-        self.pages_lost();
+        self.pages_lost(true);
         self.resume = None;
         self.replaying.clear();
         // Its online list never came whole: a reconnect enters it again
@@ -133,15 +133,22 @@ impl Session {
         // answered is not known, so nothing is waited for any more (a
         // pipe would otherwise wait for ever).
         self.listing = 0;
-        self.pages_lost();
+        self.pages_lost(false);
         self.pump();
     }
 
-    /// No page asked is coming any more: each was the last of its
-    /// `/history` (see [`Session::page_of_one_lost`]).
-    fn pages_lost(&mut self) {
+    /// No page asked is waited for any more: none will come (`surely`:
+    /// the connection went), or one may, unknown when (see
+    /// [`Session::page_of_one_lost`]).
+    fn pages_lost(&mut self, surely: bool) {
         for room in std::mem::take(&mut self.paging) {
-            self.page_of_one_lost(&room);
+            self.page_of_one_lost(&room, surely);
+        }
+        if surely {
+            // Nor a page of one said early, of a gap no longer asked into.
+            for gap in self.gaps.values_mut().flatten() {
+                gap.probing = None;
+            }
         }
     }
 

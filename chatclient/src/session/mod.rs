@@ -88,9 +88,21 @@ struct Gap {
     asked: u64,
     /// When the one more did not fit the server's page (`asked` is all a
     /// page holds), a page as full as asked is followed by a page of one,
-    /// to tell the same: that page is on its way, after a page that
-    /// showed this many.
-    probing: Option<usize>,
+    /// to tell the same.
+    probing: Option<Probe>,
+}
+
+/// The page of one after a full page into a [`Gap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// On its way, after a page that showed this many: what that page
+    /// brought is said when it comes.
+    Asked(usize),
+    /// Maybe lost (a frame that could not be read, or an error naming
+    /// the room, came meanwhile): what the page before brought was said
+    /// without it. If it comes after all, it says only that the gap is
+    /// filled, when it is.
+    SaidEarly,
 }
 
 /// The seqs of a room's messages shown, in one epoch of its history (seqs

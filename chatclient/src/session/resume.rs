@@ -618,7 +618,7 @@ mod tests {
             );
             let said_then = match lost {
                 "refused" => {
-                    let refused = room_error(ErrorCode::RateLimited, "slow down", "lobby");
+                    let refused = room_error(ErrorCode::NotInRoom, "not in #lobby", "lobby");
                     frame(&mut s, refused).lines
                 }
                 _ => {
@@ -1383,6 +1383,110 @@ mod tests {
                 ts: 1_700_000_000_000,
                 place: crate::render::Place { era: 1, seq: 2 },
             })
+        );
+    }
+
+    /// alice back after bob's messages `away` (and 3 before them) went
+    /// by, with the server's pages holding 20 and its replay the newest
+    /// 5: `/history 20` and its answer, a page as full as the server's.
+    /// The page of one after it is asked; its frames are returned with
+    /// all bob said, to answer it.
+    fn full_page_into_a_gap(
+        away: std::ops::RangeInclusive<u64>,
+    ) -> (Session, Vec<u64>, Vec<ClientFrame>) {
+        let mut s = joined(&["lobby"]);
+        frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
+        s.handle_disconnected();
+        s.handle_connected(10);
+        let limits = chatproto::Limits::new(65_536, 64, 5, 20);
+        let token = Some("token".to_owned());
+        frame(
+            &mut s,
+            ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
+        );
+        let last = *away.end();
+        let said: Vec<u64> = std::iter::once(3).chain(away).collect();
+        let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
+        let mut replay = vec![entered("lobby", last, &["alice", "bob"], false)];
+        replay.extend((last - 4..=last).map(m));
+        replay.push(presence("lobby", last + 1, "alice", true));
+        lines_of(&mut s, replay);
+        let out = line(&mut s, "/history 20");
+        let out = frame(&mut s, page_of(&said, 20, &out.sent));
+        assert_eq!(out.lines.len(), 20, "{:?}", out.lines);
+        assert!(
+            matches!(&out.sent[..], [ClientFrame::History { limit: Some(1), .. }]),
+            "{:?}",
+            out.sent
+        );
+        (s, said, out.sent)
+    }
+
+    /// While the page of one after a full page into a gap is on its way,
+    /// a frame that could not be read, or an error naming the room with
+    /// a code a page is not refused with: either may have been that page
+    /// (or its refusal), so the full page's note is said. It was not:
+    /// the page of one came, and a second note on the same page was said.
+    #[test]
+    fn a_bad_frame_before_the_page_of_one_says_one_note() {
+        for doubt in ["bad frame", "error"] {
+            let (mut s, said, probe) = full_page_into_a_gap(4..=40);
+            let mut notes: Vec<String> = match doubt {
+                "bad frame" => {
+                    s.handle_bad_frame("unknown type");
+                    drain(&mut s).lines
+                }
+                _ => frame(&mut s, room_error(ErrorCode::Unavailable, "busy", "lobby")).lines,
+            };
+            let early = "* fetched 20 missing messages of #lobby; more may be missing: /history fetches them";
+            assert!(notes.iter().any(|l| l == early), "{doubt}: {notes:?}");
+            notes.extend(frame(&mut s, page_of(&said, 20, &probe)).lines);
+            let notes: Vec<&String> = notes.iter().filter(|l| l.contains("#lobby")).collect();
+            assert_eq!(notes.len(), 1, "{doubt}: {notes:?}");
+            // The gap is still there to fill, from below the full page.
+            let out = line(&mut s, "/history 20");
+            assert!(
+                matches!(
+                    &out.sent[..],
+                    [ClientFrame::History {
+                        before: Some(16),
+                        ..
+                    }]
+                ),
+                "{doubt}: {:?}",
+                out.sent
+            );
+        }
+    }
+
+    /// The full page filled the gap (a join took the seq above the last
+    /// message seen), but a frame that could not be read came before the
+    /// page of one: "more may be missing" is said, and the page of one,
+    /// come after all, says none is any more, and the gap's line goes.
+    #[test]
+    fn a_page_of_one_come_after_a_bad_frame_says_the_gap_is_filled() {
+        let (mut s, said, probe) = full_page_into_a_gap(5..=29);
+        s.handle_bad_frame("unknown type");
+        let early = drain(&mut s).lines;
+        assert_eq!(
+            early.last().map(String::as_str),
+            Some("* fetched 20 missing messages of #lobby; more may be missing: /history fetches them")
+        );
+        let late = frame(&mut s, page_of(&said, 20, &probe)).lines;
+        assert_eq!(
+            late,
+            [
+                "* no message of #lobby is missing any more",
+                "* the messages of #lobby missing above are all shown now",
+            ]
+        );
+        // Nothing missing: /history pages back from the oldest shown.
+        let out = line(&mut s, "/history 20");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", Some(3), Some(20))],
+            "{:?}",
+            out.lines
         );
     }
 }
