@@ -2106,4 +2106,57 @@ mod tests {
         }
         assert_eq!(seen, ["hello", "one", "hello", "two", "draft"]);
     }
+
+    /// Pages (ascending seqs, into holes or below all) keep a room's
+    /// messages of one history in seq order, whatever is between them.
+    #[test]
+    fn pages_keep_a_rooms_messages_in_seq_order() {
+        let mut r: u64 = 12345;
+        let mut rnd = move |n: u64| {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) % n
+        };
+        for _round in 0..300 {
+            let mut app = self::app();
+            let mut shown: Vec<u64> = (1..120).filter(|_| rnd(3) == 0).collect();
+            shown.sort();
+            for &q in &shown {
+                app.add_line(placed(&format!("m{q}"), 1, q, false), "12:00".into());
+                if rnd(4) == 0 {
+                    app.add_line(msg("rust", "bob", &[], "x"), "12:00".into());
+                }
+                if rnd(6) == 0 {
+                    app.add_line(Line::Info("note".into()), "12:00".into());
+                }
+            }
+            if rnd(2) == 0 {
+                app.scroll = rnd(30) as usize;
+            }
+            let low = shown.first().copied().unwrap_or(120);
+            let missing: Vec<u64> = (1..low).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let lo = rnd(missing.len() as u64) as usize;
+            let hi = (lo + 1 + rnd(40) as usize).min(missing.len());
+            for &q in &missing[lo..hi] {
+                app.add_line(placed(&format!("m{q}"), 1, q, true), "12:01".into());
+            }
+            let seqs: Vec<u64> = app
+                .entries
+                .iter()
+                .filter_map(|e| match &e.line {
+                    Line::Msg { place, .. } if e.room.as_deref() == Some("lobby") => {
+                        Some(place.seq)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut sorted = seqs.clone();
+            sorted.sort();
+            assert_eq!(seqs, sorted);
+        }
+    }
 }

@@ -1194,4 +1194,65 @@ mod tests {
             assert!(bar.ends_with(end), "{width}: {rows:?}");
         }
     }
+
+    /// A page (of the older history above the view, or of a history
+    /// begun anew below it, lines wrapping, other rooms between) leaves
+    /// the scrolled-back view on what it shows.
+    #[test]
+    fn pages_keep_a_scrolled_back_view_on_what_it_shows() {
+        let placed = |room: &str, text: String, era, seq, page| Line::Msg {
+            room: Some(room.into()),
+            history: page,
+            page,
+            missed: false,
+            from: "bob".into(),
+            to: vec![],
+            text,
+            ts: 0,
+            place: crate::render::Place { era, seq },
+        };
+        let mut r: u64 = 99;
+        let mut rnd = move |n: u64| {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) % n
+        };
+        for round in 0..200 {
+            let mut app = app();
+            let long = |i: u64, k: u64| format!("m{i} {}", "word ".repeat(k as usize));
+            let anew = rnd(2) == 0;
+            for i in 50..90 {
+                let k = rnd(12);
+                app.add_line(placed("lobby", long(i, k), 1, i, false), "12:00".into());
+                if rnd(5) == 0 {
+                    app.add_line(placed("rust", "x".into(), 1, i, false), "12:00".into());
+                }
+            }
+            let era = if anew {
+                app.add_line(
+                    Line::HistoryGone {
+                        room: "lobby".into(),
+                    },
+                    "12:01".into(),
+                );
+                for i in 30..60 {
+                    let k = rnd(12);
+                    app.add_line(placed("lobby", long(i, k), 2, i, false), "12:01".into());
+                }
+                2
+            } else {
+                1
+            };
+            app.scroll = 1 + rnd(300) as usize;
+            let before = screen(&mut app, 40, 10);
+            let n = 1 + rnd(25);
+            for i in (30 - n)..30 {
+                let k = rnd(12);
+                app.add_line(placed("lobby", long(i, k), era, i, true), "12:02".into());
+            }
+            let after = screen(&mut app, 40, 10);
+            assert_eq!(after[5..8], before[5..8], "round {round} anew {anew}");
+        }
+    }
 }
