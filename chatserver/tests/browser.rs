@@ -23,6 +23,8 @@ mod commands;
 mod history;
 #[path = "browser/keyboard.rs"]
 mod keyboard;
+#[path = "browser/online.rs"]
+mod online;
 #[path = "browser/phone.rs"]
 mod phone;
 #[path = "browser/restart.rs"]

@@ -2,6 +2,8 @@
 // empty input (or while stepping through them) recalls the lines sent,
 // Escape clears (Ctrl+Z brings it back), Tab completes an @nick.
 
+import { nickKey } from './protocol.js';
+
 const RECALL_MAX = 100;
 
 /** Measures a hint's width in the input's font (see fitHint). */
@@ -163,8 +165,9 @@ export class Composer {
    */
   address(nick, add) {
     const { names, rest } = this.leading();
-    const key = nick.toLowerCase();
-    const kept = add ? names.filter((n) => n.toLowerCase() !== key) : [];
+    // One person, however each was written (`@Jose\u0301` is José).
+    const key = nickKey(nick);
+    const kept = add ? names.filter((n) => nickKey(n) !== key) : [];
     this.set(`${[...kept, nick].map((n) => `@${n}`).join(' ')} ${this.input.value.slice(rest)}`);
     this.typing();
   }

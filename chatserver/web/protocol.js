@@ -117,11 +117,33 @@ export function roomName(raw) {
 }
 
 /**
- * Close to the server's identity key (PROTOCOL.md 3): `Alice` and `ALICE`
- * are one person. Full case folding is approximated by lower-casing.
+ * The server's identity key (PROTOCOL.md 3, chatproto's `nick_key`):
+ * names with one key are one person, `Alice` and `ALICE`, `Straße` and
+ * `STRASSE`, `ΣΟΦΟΣ` and `σοφοσ`, `Jose\u0301` and `José`. The server
+ * takes the full case folding of the NFD form, then NFC; JavaScript has
+ * no case folding, and lower-casing alone kept `ß` and a final `ς` apart
+ * from `ss` and `σ` (see foldChar).
  */
 export function nickKey(nick) {
-  return nick.normalize('NFD').toLowerCase().normalize('NFC');
+  // ASCII folds to its lower case, as the server's shortcut says.
+  if (!/[^\0-\x7f]/.test(nick)) return nick.toLowerCase();
+  let folded = '';
+  for (const c of nick.normalize('NFD')) folded += foldChar(c);
+  return folded.normalize('NFC');
+}
+
+/**
+ * One character's full case folding, up to which of a case pair stands
+ * for it: lower, upper, lower again reaches what folding merges and
+ * lower-casing does not (`ẞ` to `ß` to `SS` to `ss`, `ς` to `σ`, `ſ` to
+ * `s`), a character at a time so that a final sigma is not special. The
+ * Turkic dotless `ı` folds to itself (its capital is `I`, which is `i`'s),
+ * and Cherokee folds to its capitals where this gives the small letters:
+ * the same people either way, which is all the page asks of a key.
+ */
+function foldChar(c) {
+  if (c === '\u0131') return c;
+  return c.toLowerCase().toUpperCase().toLowerCase();
 }
 
 const isStr = (v) => typeof v === 'string';

@@ -2,6 +2,7 @@
 // counts, the current one marked), who is online in the current room, and
 // the rooms someone is in.
 
+import { nickKey } from './protocol.js';
 import { escapeControl, nickButton, safeText } from './text.js';
 
 export class RoomList {
@@ -126,12 +127,13 @@ export function unreadWords(n, mention) {
  * being written goes to (see markAddressed).
  */
 export function renderOnline(list, count, nicks, me, addressed = []) {
+  const myKey = me ? nickKey(me) : null;
   const items = nicks.map((n) => {
     const li = document.createElement('li');
     li.dataset.nick = n;
     const b = nickButton(n);
     li.append(b);
-    if (me && n.toLowerCase() === me.toLowerCase()) {
+    if (nickKey(n) === myKey) {
       li.classList.add('me');
       const you = document.createElement('span');
       you.className = 'you';
@@ -165,12 +167,13 @@ export function renderOnline(list, count, nicks, me, addressed = []) {
  * only when they changed.
  */
 export function markAddressed(list, addressed) {
-  const to = new Set(addressed.map((n) => n.toLowerCase()));
+  // As the server matches recipients: `@STRASSE` is Straße.
+  const to = new Set(addressed.map(nickKey));
   const key = [...to].sort().join(' ');
   if (list.dataset.addressed === key) return;
   list.dataset.addressed = key;
   list.classList.toggle('addressing', to.size > 0);
-  for (const li of list.children) li.classList.toggle('addressed', to.has(li.dataset.nick.toLowerCase()));
+  for (const li of list.children) li.classList.toggle('addressed', to.has(nickKey(li.dataset.nick)));
 }
 
 /** The rooms someone is in, each a button to enter it. */

@@ -1,0 +1,196 @@
+//! The online list (People): who is there, which of them the line being
+//! written goes to, and the `+` that adds one more.
+
+use std::collections::HashMap;
+
+use chatproto::{nick_key, normalize_nick, NickRule};
+use serde_json::{json, Value};
+
+use crate::common::Server;
+use crate::webdriver::{Harness, Page};
+
+/// The page's key (protocol.js `nickKey`) of every code point but the
+/// surrogates, where it differs from the character itself: `[code, key]`.
+const PAGE_KEYS_JS: &str = "
+const { nickKey } = await import('/protocol.js');
+const out = [];
+for (let c = 0; c <= 0x10ffff; c++) {
+  if (c >= 0xd800 && c <= 0xdfff) continue;
+  const s = String.fromCodePoint(c);
+  const k = nickKey(s);
+  if (k !== s) out.push([c, k]);
+}
+return out;";
+
+/// The page tells people apart as the server does: its nickname key
+/// gives two characters one key exactly when chatproto's `nick_key`
+/// does, over every code point (the keys themselves may differ, as
+/// Cherokee's folding to capitals does; pairs of characters that no
+/// nickname can hold are set aside), and so do names that fold as a
+/// whole. It lower-cased, which kept `Straße` and `STRASSE`, or
+/// `σοφος` and `σοφοσ`, apart.
+#[test]
+fn the_page_tells_people_apart_as_the_server_does() {
+    let Some(h) = Harness::start("nick_keys_agree") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let v = page.js(PAGE_KEYS_JS, vec![]).await;
+        let differ: HashMap<u32, String> = v
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|p| {
+                let c = p[0].as_u64().expect("a code point") as u32;
+                (c, p[1].as_str().expect("a key").to_owned())
+            })
+            .collect();
+        // One partition: the page's key names one server key, and back.
+        // Two characters no nickname can hold cannot mark a row wrongly
+        // between them: the case pairs the browser knows from a Unicode
+        // newer than the server's tables (Unicode 17's, in Chromium 156).
+        let in_a_nick = |c: char| {
+            normalize_nick(&c.to_string(), NickRule::Unicode).is_ok()
+                || normalize_nick(&format!("a{c}"), NickRule::Unicode).is_ok()
+        };
+        let mut to_server: HashMap<String, (char, String)> = HashMap::new();
+        let mut to_page: HashMap<String, (char, String)> = HashMap::new();
+        let mut wrong = Vec::new();
+        let mut newer = Vec::new();
+        for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            let pk = differ.get(&(c as u32)).cloned().unwrap_or_else(|| s.clone());
+            let sk = nick_key(&s);
+            let (d, seen) = to_server.entry(pk.clone()).or_insert((c, sk.clone()));
+            let mut say = None;
+            if *seen != sk {
+                say = Some((*d, format!("one key {pk:?} on the page, {sk:?} and {seen:?} on the server")));
+            }
+            let (d, seen) = to_page.entry(sk.clone()).or_insert((c, pk.clone()));
+            if *seen != pk {
+                say = Some((*d, format!("one key {sk:?} on the server, {pk:?} and {seen:?} on the page")));
+            }
+            match say {
+                Some((d, _)) if !in_a_nick(c) && !in_a_nick(d) => newer.push((c, d)),
+                Some((d, why)) => wrong.push(format!("{c:?} and {d:?}: {why}")),
+                None => {}
+            }
+        }
+        eprintln!("set aside, in no nickname: {newer:?}");
+        // Whole names: folded letters that lower-casing keeps apart, a
+        // final sigma, NFD, and the Turkic i's three people.
+        let names = [
+            ["Straße", "STRASSE", "strasse"],
+            ["ΣΟΦΟΣ", "σοφος", "σοφοσ"],
+            ["Jose\u{301}", "JOSÉ", "josé"],
+            ["Işık", "ISIK", "İşık"],
+        ];
+        let flat: Vec<&str> = names.iter().flatten().copied().collect();
+        let keys = page
+            .js(
+                "const { nickKey } = await import('/protocol.js');
+                 return arguments[0].map(nickKey);",
+                vec![json!(flat)],
+            )
+            .await;
+        let keys: Vec<&str> = keys
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("a key"))
+            .collect();
+        for (i, a) in flat.iter().enumerate() {
+            for (j, b) in flat.iter().enumerate().skip(i + 1) {
+                let server_same = nick_key(a) == nick_key(b);
+                if server_same != (keys[i] == keys[j]) {
+                    wrong.push(format!(
+                        "{a:?} and {b:?}: one person on the server: {server_same}; page keys {:?} {:?}",
+                        keys[i], keys[j]
+                    ));
+                }
+            }
+        }
+        page.close().await;
+        assert!(wrong.is_empty(), "{} differences: {wrong:#?}", wrong.len());
+    });
+}
+
+/// Type `arguments[0]` into the message input, as a key would change it,
+/// and give each row of the online list: its nick, whether it is marked
+/// as one written to, and whether its `+` is seen.
+const MARKS_JS: &str = "const i = document.getElementById('input');
+  i.focus();
+  i.value = arguments[0];
+  i.dispatchEvent(new Event('input'));
+  return Object.fromEntries(Array.from(document.querySelectorAll('#online > li'), (li) => {
+    const add = li.querySelector('button.add');
+    return [li.dataset.nick, [li.classList.contains('addressed'),
+      !!add && add.getClientRects().length > 0]];
+  }));";
+
+/// Those a line is written to are marked in the online list as the
+/// server matches recipients (by its nickname key): `@STRASSE` reaches
+/// Straße and marks her, `@Jose\u{301}` (NFD) marks José, and adding José
+/// again (a Shift-click on his name) keeps him once. The list compared
+/// lower-cased names, so it did not mark them, showed José's `+` while he
+/// was written to and added him a second time (`@Jose\u{301} @José`).
+#[test]
+fn those_written_to_are_marked_as_the_server_matches_them() {
+    let Some(h) = Harness::start("marks_fold_as_the_server") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let mut strasse = server.join("Straße");
+        let _jose = server.join("José");
+        let _sophos = server.join("σοφος");
+        page.wait_lines("all three online", "lobby", |ls| {
+            ["Straße", "José", "σοφος"]
+                .iter()
+                .all(|n| ls.iter().any(|l| l.nick.as_deref() == Some(*n)))
+        })
+        .await;
+        let marked = async |typed: &str| -> Value { page.js(MARKS_JS, vec![json!(typed)]).await };
+        let mut wrong = Vec::new();
+        for (typed, who) in [
+            ("@STRASSE hi", "Straße"),
+            ("@Jose\u{301} hi", "José"),
+            ("@ΣΟΦΟΣ hi", "σοφος"),
+            ("@σοφοσ hi", "σοφος"),
+        ] {
+            let rows = marked(typed).await;
+            // Marked, with no `+` of its own; the others have theirs.
+            if rows[who] != json!([true, false]) {
+                wrong.push(format!("{typed:?} for {who}: {rows}"));
+            }
+            if rows["alice"] != json!([false, false]) {
+                wrong.push(format!("{typed:?}, our own row: {rows}"));
+            }
+        }
+        // Adding José to a line written to him in NFD keeps him once.
+        marked("@Jose\u{301} ").await;
+        page.js(
+            "document.querySelector('#online li[data-nick=\"José\"] button.nick')
+               .dispatchEvent(new MouseEvent('click', { bubbles: true, shiftKey: true }));",
+            vec![],
+        )
+        .await;
+        let input = page
+            .js("return document.getElementById('input').value;", vec![])
+            .await;
+        if input != json!("@José ") {
+            wrong.push(format!("José added again: {input}"));
+        }
+        // And the server takes @STRASSE to be Straße.
+        marked("").await;
+        page.type_line("@STRASSE are you Straße?").await;
+        let (_, f) =
+            strasse.recv_until(50, |f| f["type"] == "msg" && f["text"] == "are you Straße?");
+        assert_eq!(f["to"], json!(["Straße"]), "{f}");
+        page.close().await;
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
