@@ -22,7 +22,7 @@ import { HELP, parseLine } from './input.js';
 import { forMe, MessageView } from './messages.js';
 import { decode as decodeFrame, LOBBY, nickKey, roomName } from './protocol.js';
 import { Session } from './session.js';
-import { RoomList, markAddressed, renderOnline, renderServerRooms, unreadWords } from './sidebar.js';
+import { OnlineList, RoomList, renderServerRooms, unreadWords } from './sidebar.js';
 import { Tabs } from './tabs.js';
 import { isolated, nickButton } from './text.js';
 
@@ -78,6 +78,7 @@ const roomList = new RoomList($('rooms'), $('room-input'), {
  * the tab that holds it must not be turned away by this one).
  */
 const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidden);
+const online = new OnlineList($('online'), $('online-count'));
 const composer = new Composer($('composer'), $('input'), {
   submit: runLine,
   nicks: () => (session && current ? session.roster(current) : []),
@@ -87,7 +88,7 @@ const composer = new Composer($('composer'), $('input'), {
     clearErrors(true);
     checkLength();
   },
-  addressed: (names) => markAddressed($('online'), names),
+  addressed: (names) => online.mark(names),
 });
 
 /**
@@ -415,7 +416,7 @@ function partRoom(room, fromList = false) {
 
 function showOnline() {
   const nicks = session && current ? session.roster(current) : [];
-  renderOnline($('online'), $('online-count'), nicks, session?.nick, composer.addressed());
+  online.show(nicks, session?.nick);
 }
 
 // ---- lines typed ----------------------------------------------------------

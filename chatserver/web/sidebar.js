@@ -123,57 +123,109 @@ export function unreadWords(n, mention) {
 }
 
 /**
- * Who is online in the current room; `addressed`: the nicks the line
- * being written goes to (see markAddressed).
+ * Who is online in the current room, and which of them the line being
+ * written goes to (`.addressed`, a ✓) while it goes to anyone
+ * (`.addressing`: each other row shows its `+`, which adds that one).
+ * A room may hold 100,000 people: a change touches only the rows it
+ * changes (one person came, those written to changed), and a row off
+ * screen is not laid out (style.css), so typing `@` and a name does not
+ * go through the whole list.
  */
-export function renderOnline(list, count, nicks, me, addressed = []) {
-  const myKey = me ? nickKey(me) : null;
-  const items = nicks.map((n) => {
+export class OnlineList {
+  constructor(list, count) {
+    this.list = list;
+    this.count = count;
+    /** nickKey -> its row */
+    this.rows = new Map();
+    /** Our own nickKey, whose row has no `+`. */
+    this.me = null;
+    /** The nickKeys of those written to, marked. */
+    this.marked = new Set();
+  }
+
+  /**
+   * Show `nicks`, in the order given (Session.roster's: by nickKey), `me`
+   * among them; the rows of those still there are kept where they are.
+   */
+  show(nicks, me) {
+    const myKey = me ? nickKey(me) : null;
+    if (myKey !== this.me) {
+      // Another session's list: our own row is another one.
+      this.rows.clear();
+      this.list.replaceChildren();
+      this.me = myKey;
+    }
+    const keys = nicks.map(nickKey);
+    const now = new Set(keys);
+    for (const [key, li] of this.rows) {
+      if (now.has(key)) continue;
+      li.remove();
+      this.rows.delete(key);
+    }
+    let at = this.list.firstElementChild;
+    nicks.forEach((nick, i) => {
+      const key = keys[i];
+      let li = this.rows.get(key);
+      // New, or the same person come back written otherwise (`Bob`).
+      if (li?.dataset.nick !== nick) {
+        if (li === at) at = at.nextElementSibling;
+        li?.remove();
+        li = this.row(nick, key);
+        this.rows.set(key, li);
+      }
+      if (li === at) at = at.nextElementSibling;
+      else this.list.insertBefore(li, at);
+    });
+    this.count.textContent = String(nicks.length);
+  }
+
+  /** A new row for `nick`. */
+  row(nick, key) {
     const li = document.createElement('li');
-    li.dataset.nick = n;
-    const b = nickButton(n);
-    li.append(b);
-    if (nickKey(n) === myKey) {
+    li.dataset.nick = nick;
+    li.append(nickButton(nick));
+    if (this.marked.has(key)) li.classList.add('addressed');
+    if (key === this.me) {
       li.classList.add('me');
       const you = document.createElement('span');
       you.className = 'you';
       you.textContent = ' (you)';
       li.append(you);
-    } else {
-      // Shift-click adds a name to a group; a finger has no Shift: this
-      // does it, shown once someone is written to.
-      const add = document.createElement('button');
-      add.type = 'button';
-      add.className = 'add';
-      add.dataset.nick = n;
-      add.textContent = '+';
-      const label = `add ${escapeControl(n)} to those written to`;
-      add.title = label;
-      add.setAttribute('aria-label', label);
-      li.append(add);
+      return li;
     }
+    // Shift-click adds a name to a group; a finger has no Shift: this
+    // does it, shown once someone is written to. Not a Tab stop (a list
+    // of 10,000 would be 20,000): the keyboard has Shift+Enter on the
+    // name, and a screen reader still finds it by its name.
+    const add = document.createElement('button');
+    add.type = 'button';
+    add.className = 'add';
+    add.tabIndex = -1;
+    add.dataset.nick = nick;
+    add.textContent = '+';
+    const label = `add ${escapeControl(nick)} to those written to`;
+    add.title = label;
+    add.setAttribute('aria-label', label);
+    li.append(add);
     return li;
-  });
-  replaceAll(list, items);
-  count.textContent = String(nicks.length);
-  delete list.dataset.addressed;
-  markAddressed(list, addressed);
-}
+  }
 
-/**
- * Mark in the online list those the line being written goes to
- * (`.addressed`), and say whether it goes to anyone (`.addressing`: the
- * others' `+`). Called as each key is typed: a long list is gone through
- * only when they changed.
- */
-export function markAddressed(list, addressed) {
-  // As the server matches recipients: `@STRASSE` is Straße.
-  const to = new Set(addressed.map(nickKey));
-  const key = [...to].sort().join(' ');
-  if (list.dataset.addressed === key) return;
-  list.dataset.addressed = key;
-  list.classList.toggle('addressing', to.size > 0);
-  for (const li of list.children) li.classList.toggle('addressed', to.has(nickKey(li.dataset.nick)));
+  /**
+   * Mark those the line being written goes to (`addressed`, as typed:
+   * `@STRASSE` marks Straße, as the server matches recipients). Called as
+   * each key is typed: only the rows whose mark changes are touched.
+   */
+  mark(addressed) {
+    const to = new Set(addressed.map(nickKey));
+    for (const key of this.marked) {
+      if (!to.has(key)) this.rows.get(key)?.classList.remove('addressed');
+    }
+    for (const key of to) {
+      if (!this.marked.has(key)) this.rows.get(key)?.classList.add('addressed');
+    }
+    if ((to.size > 0) !== (this.marked.size > 0)) this.list.classList.toggle('addressing', to.size > 0);
+    this.marked = to;
+  }
 }
 
 /** The rooms someone is in, each a button to enter it. */

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use chatproto::{nick_key, normalize_nick, NickRule};
+use fantoccini::key::Key;
 use serde_json::{json, Value};
 
 use crate::common::Server;
-use crate::webdriver::{Harness, Page};
+use crate::webdriver::{wait_for, Harness, Page};
 
 /// The page's key (protocol.js `nickKey`) of every code point but the
 /// surrogates, where it differs from the character itself: `[code, key]`.
@@ -190,6 +191,175 @@ fn those_written_to_are_marked_as_the_server_matches_them() {
         let (_, f) =
             strasse.recv_until(50, |f| f["type"] == "msg" && f["text"] == "are you Straße?");
         assert_eq!(f["to"], json!(["Straße"]), "{f}");
+        page.close().await;
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
+
+/// How many people the big room holds besides us.
+const CROWD: usize = 200;
+
+/// The online list as it stands: its rows, the `+`s, how many of them
+/// are Tab stops, the heights of the rows drawn, how many rows are not
+/// drawn (off screen, skipped), and what was done to it since the last
+/// look (rows added, rows taken out, rows whose class changed).
+const LIST_JS: &str = "
+const ul = document.getElementById('online');
+const rows = Array.from(ul.children);
+const adds = Array.from(ul.querySelectorAll('button.add'));
+// A row off screen keeps its box, and skips what is in it.
+const drawn = rows.filter((li) => li.firstElementChild.checkVisibility({ contentVisibilityAuto: true }));
+if (!window.listWatch) {
+  window.listDone = [];
+  window.listWatch = new MutationObserver((records) => window.listDone.push(...records));
+  window.listWatch.observe(ul, { childList: true, subtree: true, attributes: true, attributeFilter: ['class'] });
+}
+const done = [...window.listDone, ...window.listWatch.takeRecords()];
+window.listDone = [];
+const lis = (nodes) => [...nodes].filter((n) => n instanceof HTMLLIElement).length;
+return {
+  rows: rows.length,
+  adds: adds.length,
+  addStops: adds.filter((b) => b.tabIndex >= 0).length,
+  nameStops: Array.from(ul.querySelectorAll('button.nick')).filter((b) => b.tabIndex >= 0).length,
+  unnamedAdds: adds.filter((b) => !b.getAttribute('aria-label')).length,
+  plusShown: adds.filter((b) => b.getClientRects().length > 0).length,
+  heights: [...new Set(drawn.map((li) => li.getBoundingClientRect().height))],
+  notDrawn: rows.length - drawn.length,
+  listHeight: ul.getBoundingClientRect().height,
+  added: done.filter((r) => r.type === 'childList').reduce((n, r) => n + lis(r.addedNodes), 0),
+  removed: done.filter((r) => r.type === 'childList').reduce((n, r) => n + lis(r.removedNodes), 0),
+  restyled: new Set(done.filter((r) => r.type === 'attributes' && r.target instanceof HTMLLIElement)
+    .map((r) => r.target)).size,
+};";
+
+/// Type `arguments[0]` into the message input, as a key would change it.
+const TYPE_JS: &str = "const i = document.getElementById('input');
+  i.focus();
+  i.value = arguments[0];
+  i.dispatchEvent(new Event('input'));";
+
+/// A big room's online list costs what changes, not the whole list
+/// (counted, not timed): typing `@` and a name marks one row and lays
+/// out only the rows on screen, every row as high with its `+` as
+/// without, one more or one fewer person adds or takes out one row, and
+/// only the names are Tab stops (the `+`s keep their names for a screen
+/// reader). Each `+` was a Tab stop (20,001 at 10,000 online), the `+`s
+/// coming made every row taller and laid the whole list out, and every
+/// join or leave drew the list anew.
+#[test]
+fn a_big_online_list_costs_what_changes() {
+    let Some(h) = Harness::start("a_big_online_list") else {
+        return;
+    };
+    let server = Server::start(&[
+        "--max-clients-per-ip",
+        "1000",
+        "--connect-burst-per-ip",
+        "1000",
+    ]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let crowd: Vec<_> = (0..CROWD)
+            .map(|i| server.join(&format!("user{i:03}")))
+            .collect();
+        wait_for("the crowd in the list", async || {
+            let v = page.js(LIST_JS, vec![]).await;
+            if v["rows"] == json!(CROWD + 1) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        let before = page.js(LIST_JS, vec![]).await;
+        let mut wrong = Vec::new();
+        if before["nameStops"] != json!(CROWD + 1) || before["addStops"] != json!(0) {
+            wrong.push(format!("Tab stops: names and +s: {before}"));
+        }
+        if before["unnamedAdds"] != json!(0) || before["adds"] != json!(CROWD) {
+            wrong.push(format!("a + without its name: {before}"));
+        }
+
+        // Written to someone: one row marked, the +s shown, nothing moved.
+        page.js(TYPE_JS, vec![json!("@user007")]).await;
+        let to_one = page.js(LIST_JS, vec![]).await;
+        page.shot("online-big-addressing").await;
+        if to_one["plusShown"] != json!(CROWD - 1) || to_one["restyled"] != json!(1) {
+            wrong.push(format!(
+                "@user007 marks one row, the others' + shown: {to_one}"
+            ));
+        }
+        if to_one["heights"] != before["heights"]
+            || before["heights"].as_array().map(Vec::len) != Some(1)
+        {
+            wrong.push(format!(
+                "rows of one height, with a + or not: {before} then {to_one}"
+            ));
+        }
+        if to_one["listHeight"] != before["listHeight"] {
+            wrong.push(format!("the list's height changed: {before} then {to_one}"));
+        }
+        let not_drawn = to_one["notDrawn"].as_u64().expect("a count");
+        if not_drawn < CROWD as u64 / 2 {
+            wrong.push(format!(
+                "{not_drawn} of {} rows not drawn: {to_one}",
+                CROWD + 1
+            ));
+        }
+        // Each name added or taken back touches its own row only.
+        for (typed, rows) in [("@user007 @user123 ", 1), ("@USER123 hi", 1), ("hi", 1)] {
+            page.js(TYPE_JS, vec![json!(typed)]).await;
+            let v = page.js(LIST_JS, vec![]).await;
+            if v["restyled"] != json!(rows) {
+                wrong.push(format!("{typed:?}: {rows} row(s) to mark or unmark: {v}"));
+            }
+        }
+
+        // The keyboard's way to add, the `+` being no Tab stop: Shift+Enter
+        // on a name.
+        page.js(TYPE_JS, vec![json!("@user123 ")]).await;
+        page.js(
+            "document.querySelector('#online li[data-nick=\"user007\"] button.nick').focus();",
+            vec![],
+        )
+        .await;
+        page.press(&[Key::Shift, Key::Enter]).await;
+        let input = page
+            .js("return document.getElementById('input').value;", vec![])
+            .await;
+        if input != json!("@user123 @user007 ") {
+            wrong.push(format!("Shift+Enter on user007's name: {input}"));
+        }
+
+        // One more, then one fewer: one row in, one row out.
+        let late = server.join("zed");
+        let joined = wait_for("zed in the list", async || {
+            let v = page.js(LIST_JS, vec![]).await;
+            if v["rows"] == json!(CROWD + 2) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        if (&joined["added"], &joined["removed"]) != (&json!(1), &json!(0)) {
+            wrong.push(format!("zed came: {joined}"));
+        }
+        drop(late);
+        let left = wait_for("zed gone from the list", async || {
+            let v = page.js(LIST_JS, vec![]).await;
+            if v["rows"] == json!(CROWD + 1) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        if (&left["added"], &left["removed"]) != (&json!(0), &json!(1)) {
+            wrong.push(format!("zed left: {left}"));
+        }
+        drop(crowd);
         page.close().await;
         assert!(wrong.is_empty(), "{wrong:#?}");
     });

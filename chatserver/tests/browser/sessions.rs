@@ -1209,7 +1209,7 @@ fn a_roster_is_capped_and_a_long_list_is_shown() {
 
 const ROSTER_CAPPED_JS: &str = "return (async () => {
   const { Session } = await import('/session.js');
-  const { renderOnline } = await import('/sidebar.js');
+  const { OnlineList } = await import('/sidebar.js');
   const P = await import('/protocol.js');
   const s = new Session('alice', ['lobby'], { send: () => {}, emit: () => {} });
   const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
@@ -1226,7 +1226,7 @@ const ROSTER_CAPPED_JS: &str = "return (async () => {
   const list = document.createElement('ul');
   const count = document.createElement('span');
   const names = Array.from({ length: 200000 }, (_, i) => `n${i}`);
-  renderOnline(list, count, names, 'alice');
+  new OnlineList(list, count).show(names, 'alice');
   return { entered, late, afterLeave, shown: list.children.length, count: count.textContent };
 })();";
 
