@@ -813,10 +813,15 @@ for (const id of ['messages', 'online']) {
   $(id).addEventListener('click', (e) => {
     const b = e.target.closest('button.nick, button.add');
     if (!b || !b.dataset.nick) return;
-    // The drawer first: the message box behind it takes no focus.
-    closeDrawers();
-    const add = b.classList.contains('add') || e.shiftKey || e.ctrlKey || e.metaKey;
-    composer.address(b.dataset.nick, add);
+    const plus = b.classList.contains('add');
+    // A name is tapped to write to them: the drawer goes first (the
+    // message box behind it takes no focus). A `+` builds a group one
+    // name at a time: the People drawer stays open for the next.
+    if (!plus) closeDrawers();
+    composer.address(b.dataset.nick, plus || e.shiftKey || e.ctrlKey || e.metaKey);
+    // Behind the open drawer the message box took no focus, and the `+`
+    // is gone with its row marked: the focus stays on that name.
+    if (plus && document.activeElement !== $('input')) b.closest('li').querySelector('button.nick').focus();
   });
 }
 

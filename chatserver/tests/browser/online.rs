@@ -8,6 +8,7 @@ use fantoccini::key::Key;
 use serde_json::{json, Value};
 
 use crate::common::Server;
+use crate::keyboard::slid_in;
 use crate::webdriver::{wait_for, Harness, Page};
 
 /// The page's key (protocol.js `nickKey`) of every code point but the
@@ -362,5 +363,88 @@ fn a_big_online_list_costs_what_changes() {
         drop(crowd);
         page.close().await;
         assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
+
+/// The input's value, whether the People drawer is open, what has the
+/// focus (as `page.focused()` says it, by its first class) and its nick,
+/// and who is marked as written to.
+const DRAWER_JS: &str = "const a = document.activeElement;
+  const d = a && a.closest('.drawer');
+  const what = !a || a === document.body ? 'body'
+    : a.id ? `#${a.id}` : `${a.tagName.toLowerCase()}.${a.classList[0]}`;
+  return [document.getElementById('input').value,
+    document.getElementById('people').classList.contains('open'),
+    d ? `${d.id} ${what}` : what,
+    a && a.dataset.nick || null,
+    Array.from(document.querySelectorAll('#online > li.addressed'), (li) => li.dataset.nick)];";
+
+/// Where the middle of `nick`'s `+` in the online list is, as `[x, y]`.
+const PLUS_AT_JS: &str = "const r = document.querySelector(
+    `#online li[data-nick=\"${arguments[0]}\"] button.add`).getBoundingClientRect();
+  return [r.left + r.width / 2, r.top + r.height / 2];";
+
+/// On a phone, a group of three is built in one visit to the People
+/// drawer after the first name: a tap on a `+` adds that one and leaves
+/// the drawer open for the next (the focus on that name, not lost with
+/// its `+`), while a tap on a name still closes it, to write. Each `+`
+/// closed the drawer, so a group of three took opening it three times.
+#[test]
+fn on_a_phone_a_plus_leaves_the_people_drawer_open() {
+    let Some(h) = Harness::start("a_plus_keeps_the_drawer") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let mut bob = server.join("bob");
+        let _carol = server.join("carol");
+        let _dave = server.join("dave");
+        page.wait_lines("bob, carol and dave online", "lobby", |ls| {
+            ["bob", "carol", "dave"]
+                .iter()
+                .all(|n| ls.iter().any(|l| l.nick.as_deref() == Some(*n)))
+        })
+        .await;
+        // A name tapped: the drawer closes, to write to bob.
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        page.click_css("#online li[data-nick=\"bob\"] button.nick")
+            .await;
+        assert_eq!(
+            page.js(DRAWER_JS, vec![]).await,
+            json!(["@bob ", false, "#input", null, ["bob"]])
+        );
+        // Open once more: carol's `+`, then dave's, the drawer open.
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        for (who, line, marked) in [
+            ("carol", "@bob @carol ", json!(["bob", "carol"])),
+            (
+                "dave",
+                "@bob @carol @dave ",
+                json!(["bob", "carol", "dave"]),
+            ),
+        ] {
+            let at = page.js(PLUS_AT_JS, vec![json!(who)]).await;
+            page.click_at(at[0].as_f64().unwrap(), at[1].as_f64().unwrap())
+                .await;
+            assert_eq!(
+                page.js(DRAWER_JS, vec![]).await,
+                json!([line, true, "people button.nick", who, marked]),
+                "after {who}'s +"
+            );
+            slid_in(&page, "people").await;
+        }
+        page.shot("phone-people-group-of-three").await;
+        // Closed by its Close button, the line is written and goes to all three.
+        page.click("people-close").await;
+        page.click("input").await;
+        page.press(&[Key::End]).await;
+        page.press_text(&format!("hello all three{}", char::from(Key::Enter)))
+            .await;
+        let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == "hello all three");
+        assert_eq!(f["to"], json!(["bob", "carol", "dave"]), "{f}");
+        page.close().await;
     });
 }

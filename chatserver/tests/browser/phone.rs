@@ -122,13 +122,17 @@ fn on_a_phone_a_group_message_is_built_by_tapping_names() {
             size.2,
             size.3
         );
-        // A finger's tap on it.
+        // A finger's tap on it: the drawer stays open for the next one
+        // (online::on_a_phone_a_plus_leaves_the_people_drawer_open).
         page.click_at(carol["x"].as_f64().unwrap(), carol["y"].as_f64().unwrap())
             .await;
         assert_eq!(
             page.js(INPUT_JS, vec![]).await,
-            json!(["@bob @carol ", false, "input"])
+            json!(["@bob @carol ", true, ""])
         );
+        page.click("people-close").await;
+        page.click("input").await;
+        page.press(&[Key::End]).await;
         page.press_text(&format!("see you both{}", char::from(Key::Enter)))
             .await;
         let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == "see you both");
