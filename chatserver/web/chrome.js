@@ -93,9 +93,12 @@ export function showElsewhere(on) {
 
 /**
  * The log's line for the error shown by the input, if it has one: `{ li,
- * shown }`. It is hidden while that error shows, so that the error is
- * said once (on a phone the two were one above the other), and comes
- * back when the error goes (`shown()` then) to keep the record.
+ * shown }`. It is out of sight while that error shows, so that the error
+ * is seen once (on a phone the two were one above the other), and comes
+ * back into sight when the error goes (`shown()` then) to keep the
+ * record. It stays in the accessibility tree meanwhile (`.said-above`
+ * only clips it): `hidden`, then shown again, it was a line new to the
+ * log, a live region, and a screen reader said it a second time.
  */
 let logged = null;
 
@@ -116,7 +119,7 @@ export function showError(code, message, inLog = null) {
   p.append(isolated('span', 'text', message));
   $('errors').replaceChildren(p);
   if (inLog) {
-    inLog.li.hidden = true;
+    inLog.li.classList.add('said-above');
     logged = inLog;
   }
 }
@@ -138,7 +141,7 @@ function backToLog() {
   if (!logged) return;
   const { li, shown } = logged;
   logged = null;
-  li.hidden = false;
+  li.classList.remove('said-above');
   shown();
 }
 
@@ -255,7 +258,8 @@ function echoBehind() {
     );
     for (const n of added) {
       if (!(n instanceof Element) || !n.matches('.events > li, .pending-list > li')) continue;
-      if (!n.checkVisibility()) continue;
+      // A refused line's error is echoed once, from above the input.
+      if (!n.checkVisibility() || n.classList.contains('said-above')) continue;
       let later = n.nextElementSibling;
       while (later && added.has(later)) later = later.nextElementSibling;
       if (!later) polite.push(shownText(n));

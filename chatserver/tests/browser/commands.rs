@@ -17,7 +17,8 @@ use crate::webdriver::{wait_for, Harness, Line, Page};
 /// of its last line shown, and the error above the input.
 const LOG_PLACE_JS: &str = "const m = document.getElementById('messages');
   const last = Array.from(document.querySelectorAll(
-    '#messages .room-log[data-room=\"lobby\"] .events > li')).filter((li) => !li.hidden).pop();
+    '#messages .room-log[data-room=\"lobby\"] .events > li'))
+    .filter((li) => !li.hidden && !li.classList.contains('said-above')).pop();
   const error = document.querySelector('#errors .error .text');
   return { below: m.scrollHeight - m.scrollTop - m.clientHeight,
     error: error ? error.textContent : null,

@@ -336,7 +336,9 @@ const out = [];
 for (const e of document.querySelectorAll('.error')) {
   const t = e.querySelector('.text') ?? e;
   if (!t.textContent.includes(arguments[0])) continue;
-  if (e.getClientRects().length === 0) continue;
+  // Out of sight: no box, or one a pixel across (kept for a screen reader).
+  const r = e.getBoundingClientRect();
+  if (r.width <= 1 || r.height <= 1) continue;
   out.push(e.closest('#errors') ? 'above the input' : e.closest('#messages') ? 'log' : 'elsewhere');
 }
 return out;
@@ -397,6 +399,81 @@ fn a_refused_line_is_said_once() {
         assert!(
             last.has_class("error") && last.text.contains("nobody"),
             "{last:?}"
+        );
+        page.close().await;
+    });
+}
+
+/// The refused line's error in the log (`li.error` with `arguments[0]`):
+/// whether it is in the accessibility tree (not `hidden`, nor under
+/// `aria-hidden`, nor `display: none` or `visibility: hidden`), whether
+/// it is seen (a box more than a pixel across), and what was done in the
+/// log since the last look: lines added, `hidden` or `aria-hidden` set
+/// or taken away (what a live region says as new).
+const IN_TREE_JS: &str = r#"
+const log = document.getElementById('messages');
+if (!window.logWatch) {
+  window.logDone = [];
+  window.logWatch = new MutationObserver((records) => window.logDone.push(...records));
+  window.logWatch.observe(log, { childList: true, subtree: true, attributes: true,
+    attributeFilter: ['hidden', 'aria-hidden'] });
+}
+const done = [...window.logDone, ...window.logWatch.takeRecords()];
+window.logDone = [];
+const li = Array.from(log.querySelectorAll('li.error')).find((e) => e.textContent.includes(arguments[0]));
+if (!li) return null;
+const r = li.getBoundingClientRect();
+return {
+  inTree: !li.closest('[hidden], [aria-hidden="true"]') && li.checkVisibility({ visibilityProperty: true }),
+  seen: r.width > 1 && r.height > 1,
+  changed: done.map((d) => d.type === 'childList'
+    ? `added ${[...d.addedNodes].map((n) => n.nodeName).join(' ')}`
+    : `${d.attributeName} on ${d.target.nodeName}`),
+};
+"#;
+
+/// A refused line's error, said above the input (an alert), is out of
+/// sight in the log meanwhile but not out of the accessibility tree, so
+/// that its coming back into sight once the line changes adds nothing to
+/// the log (a live region) for a screen reader to say a second time. It
+/// was `hidden`, and unhidden it was a new line of the log.
+#[test]
+fn a_refused_line_coming_back_to_the_log_is_not_said_again() {
+    let Some(h) = Harness::start("a_refusal_not_said_again") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        page.js(IN_TREE_JS, vec![json!("nobody")]).await;
+        page.type_line("@nobody are you there?").await;
+        let said = wait_for("the refusal above the input", async || {
+            let v = page.js(SHOWN_JS, vec![json!("nobody")]).await;
+            if v == json!(["above the input"]) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        let meanwhile = page.js(IN_TREE_JS, vec![json!("nobody")]).await;
+        assert_eq!(
+            (&meanwhile["inTree"], &meanwhile["seen"]),
+            (&json!(true), &json!(false)),
+            "while {said} shows: {meanwhile}"
+        );
+        // The line changed: the error goes, its line in the log is seen,
+        // and nothing new came into the log.
+        page.press(&[Key::Escape]).await;
+        let back = page.js(IN_TREE_JS, vec![json!("nobody")]).await;
+        assert_eq!(
+            page.js(SHOWN_JS, vec![json!("nobody")]).await,
+            json!(["log"])
+        );
+        assert_eq!(
+            (&back["inTree"], &back["seen"], &back["changed"]),
+            (&json!(true), &json!(true), &json!([])),
+            "{back}"
         );
         page.close().await;
     });
