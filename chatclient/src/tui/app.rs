@@ -449,7 +449,7 @@ impl App {
     /// Where `room`'s first message is among the entries (the end if it
     /// has none): what paging back puts lines above. Of the history
     /// `era` (0: the one its newest message is in): one begun anew starts
-    /// below the earlier one (see [`Place`](crate::render::Place)), even
+    /// below the earlier one (see [`Place`]), even
     /// with none of its messages on the screen yet.
     fn first_message(&self, room: &Option<String>, era: u64) -> usize {
         let era_of = |e: &Entry| match &e.line {
@@ -747,7 +747,7 @@ impl App {
 
     /// Where a message goes that is older than one of its room's on the
     /// screen: above the oldest of those (of its room's history, see
-    /// [`Place`](crate::render::Place)); `None` when it is newer than all of them, or its place
+    /// [`Place`]); `None` when it is newer than all of them, or its place
     /// is unknown. From the bottom up, as far as its room's newest
     /// message not newer than it: a new message, the common case, stops
     /// at its room's last one. A page's line newer than the one put
