@@ -100,15 +100,21 @@ export class Composer {
     const before = this.input.value.slice(0, pos);
     const m = /(^|[\s,])@([^\s@:,]*)$/u.exec(before);
     if (!m) return false;
-    const prefix = m[2].toLowerCase();
-    const hits = this.nicks().filter((n) => n.toLowerCase().startsWith(prefix));
+    // Who is who by the server's key (`@STRASS` finds Straße), taken
+    // apart (NFD) so that an `e` typed before its accent starts `é`. This
+    // is approximate: the typed part is folded on its own, not as the
+    // start of a name, and several names' common part is written as the
+    // first of them spells it.
+    const fold = (s) => nickKey(s).normalize('NFD');
+    const prefix = fold(m[2]);
+    const hits = this.nicks().filter((n) => fold(n).startsWith(prefix));
     if (hits.length === 0) return false;
     let common = hits[0];
     for (const h of hits) {
-      while (!h.toLowerCase().startsWith(common.toLowerCase())) common = common.slice(0, -1);
+      while (!fold(h).startsWith(fold(common))) common = [...common].slice(0, -1).join('');
     }
     const word = hits.length === 1 ? `${hits[0]} ` : common;
-    if (word.length <= prefix.length && hits.length > 1) return false;
+    if (hits.length > 1 && fold(word).length <= prefix.length) return false;
     const start = pos - m[2].length;
     const value = this.input.value.slice(0, start) + word + this.input.value.slice(pos);
     this.input.value = value;

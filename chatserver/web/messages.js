@@ -4,6 +4,7 @@
 // arrive in. It also keeps the reader's place: following new messages at
 // the bottom, staying put when older ones load above.
 
+import { nickKey } from './protocol.js';
 import { isolated, nickButton, timeElement, unstampedTime } from './text.js';
 
 const NEAR = 48; // px from an edge that still counts as at it
@@ -572,15 +573,16 @@ export function forMe(m, me) {
 }
 
 /**
- * Whether `text` names `nick` as a word of its own, ignoring case: `hi
- * bob`, `bob: look`, `@bob`, not `bobby`, nor `bob_b` or `bob-b` (other
- * nicknames: `_` and `-` join a word), as the terminal client does.
+ * Whether `text` names `nick` as a word of its own, in any spelling of
+ * the same person (nickKey: `hi bob`, `BOB: look`, `@Bob`, `STRASSE` for
+ * Straße), not `bobby`, nor `bob_b` or `bob-b` (other nicknames: `_` and
+ * `-` join a word), nor `bob` with an accent on its last letter.
  */
 function mentions(text, nick) {
   if (!nick) return false;
-  const t = text.toLowerCase();
-  const n = nick.toLowerCase();
-  const word = /[\p{L}\p{N}_-]/u;
+  const t = nickKey(text);
+  const n = nickKey(nick);
+  const word = /[\p{L}\p{M}\p{N}_-]/u;
   for (let i = t.indexOf(n); i >= 0; i = t.indexOf(n, i + 1)) {
     const before = i > 0 ? t[i - 1] : '';
     const after = t[i + n.length] ?? '';

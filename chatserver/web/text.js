@@ -9,6 +9,8 @@
 // page and the terminal clients show the same text the same way. Only a
 // newline stays as it is in the page: a line break (Shift+Enter types one).
 
+import { nickKey } from './protocol.js';
+
 // chatproto::is_unsafe_char: C0 and C1 controls (Rust's char::is_control),
 // DEL, bidi controls, zero-width characters and line separators, blank
 // fillers, the interlinear annotation marks and the noncharacters (the
@@ -117,10 +119,11 @@ const NICK_COLOURS = 12;
 
 /** One of the `.nc0`..`.nc11` classes: the same for a nick everywhere and always. */
 export function nickClass(nick) {
-  // FNV-1a over the lower-cased nick, as the terminal client does, so
-  // `Alice` and `alice` (one person) get one colour.
+  // FNV-1a over the nick's key, so that `Alice` and `alice`, `Straße` and
+  // `STRASSE` (one person) get one colour; for an ASCII nick the key is
+  // its lower case, as the terminal client hashes.
   let hash = 0x811c9dc5;
-  for (const b of new TextEncoder().encode(nick.toLowerCase())) {
+  for (const b of new TextEncoder().encode(nickKey(nick))) {
     hash ^= b;
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }

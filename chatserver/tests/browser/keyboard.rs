@@ -933,3 +933,61 @@ fn escape_clears_the_input_and_ctrl_z_brings_the_draft_back() {
         page.close().await;
     });
 }
+
+// ---------------------------------------------------------------------
+// @ and Tab complete a nickname however its case is folded.
+// ---------------------------------------------------------------------
+
+#[test]
+fn tab_completes_a_nick_from_a_folded_spelling() {
+    let Some(h) = Harness::start("tab_completes_a_folded_spelling") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let _strasse = server.join("Straße");
+        let _jose = server.join("José");
+        wait_for("Straße and José in the list", async || {
+            let v = page
+                .js(
+                    "return document.querySelectorAll('#online li[data-nick]').length;",
+                    vec![],
+                )
+                .await;
+            if v == json!(3) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        let mut got = Vec::new();
+        // ß is ss, and an e typed before its accent starts é.
+        for typed in ["@STRASS", "@strasse", "@Jose", "@JOSE\u{301}"] {
+            page.js(
+                "const i = document.getElementById('input');
+                 i.focus();
+                 i.value = arguments[0];
+                 i.setSelectionRange(i.value.length, i.value.length);",
+                vec![json!(typed)],
+            )
+            .await;
+            page.press(&[Key::Tab]).await;
+            let v = page
+                .js("return document.getElementById('input').value;", vec![])
+                .await;
+            got.push((typed, v));
+        }
+        assert_eq!(
+            got,
+            vec![
+                ("@STRASS", json!("@Straße ")),
+                ("@strasse", json!("@Straße ")),
+                ("@Jose", json!("@José ")),
+                ("@JOSE\u{301}", json!("@José ")),
+            ]
+        );
+        page.close().await;
+    });
+}

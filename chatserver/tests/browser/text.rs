@@ -231,6 +231,81 @@ async fn naming_the_reader(h: &Harness, server: &Server) {
     );
 }
 
+#[test]
+fn a_line_naming_the_reader_by_a_folded_spelling_is_a_mention() {
+    let Some(h) = Harness::start("naming_the_reader_by_a_folded_spelling") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "Straße", (1200, 800)).await;
+        let mut bob = server.join("bob");
+        let said = [
+            "STRASSE: are you there?",
+            "thanks strasse.",
+            "@Strasse look",
+            "strassen is someone else",
+        ];
+        for text in said {
+            say_in(&mut bob, "lobby", &[], text);
+        }
+        page.wait_texts("lobby", &said).await;
+        let marked = page
+            .js(
+                "return Array.from(document.querySelectorAll('.room-log[data-room=lobby] li.msg'),
+                   (li) => [li.querySelector('.text').textContent, li.classList.contains('mention')]);",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            marked,
+            json!([
+                ["STRASSE: are you there?", true],
+                ["thanks strasse.", true],
+                ["@Strasse look", true],
+                ["strassen is someone else", false],
+            ])
+        );
+        page.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------
+// One person has one colour, however their name is spelled.
+// ---------------------------------------------------------------------
+
+#[test]
+fn one_person_has_one_colour_in_every_spelling() {
+    let Some(h) = Harness::start("one_colour_in_every_spelling") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        // The class a nickname button gets, as the page draws it.
+        let classes = page
+            .js(
+                "return import('/text.js').then((t) => arguments[0].map((pair) =>
+                   pair.map((n) => t.nickButton(n).className)));",
+                vec![json!([
+                    ["Straße", "STRASSE"],
+                    ["ΣΟΦΟΣ", "σοφος"],
+                    ["Jose\u{301}", "JOSÉ"],
+                    ["Alice", "alice"],
+                ])],
+            )
+            .await;
+        let mut split = Vec::new();
+        for pair in classes.as_array().expect("pairs") {
+            if pair[0] != pair[1] {
+                split.push(pair.clone());
+            }
+        }
+        assert!(split.is_empty(), "two colours for one person: {split:?}");
+        page.close().await;
+    });
+}
+
 // ---------------------------------------------------------------------
 // A long or multi-line message wraps under its words, not under its time.
 // ---------------------------------------------------------------------
