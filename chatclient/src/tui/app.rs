@@ -836,15 +836,17 @@ pub fn same_nick(a: &str, b: &str) -> bool {
     nick_key(a) == nick_key(b)
 }
 
-/// Whether `text` names `nick` as a word of its own, ignoring case:
-/// `hi alice`, `alice: look`, `@alice`, not `malice`, nor `alice_b` or
-/// `alice-b` (other nicknames: `_` and `-` join a word, as in most).
+/// Whether `text` names `nick` as a word of its own, in any spelling of
+/// the same person (as the server tells people apart, `nick_key`: `hi
+/// alice`, `ALICE: look`, `@Alice`, `STRASSE` for Straße), not `malice`,
+/// nor `alice_b` or `alice-b` (other nicknames: `_` and `-` join a word,
+/// as in most).
 pub fn mentions(text: &str, nick: &str) -> bool {
     if nick.is_empty() {
         return false;
     }
-    let text = text.to_lowercase();
-    let nick = nick.to_lowercase();
+    let text = nick_key(text);
+    let nick = nick_key(nick);
     let mut from = 0;
     while let Some(i) = text[from..].find(&nick) {
         let start = from + i;
@@ -932,6 +934,12 @@ mod tests {
         assert!(mentions("héllo José", "josé"));
         assert!(!mentions("ask alice_b", "alice"));
         assert!(!mentions("alice-b said", "alice"));
+        // As the server tells people apart (its nick_key), not by lower
+        // case alone.
+        assert!(mentions("STRASSE: look", "Straße"));
+        assert!(mentions("thanks strasse.", "Straße"));
+        assert!(!mentions("strassen", "Straße"));
+        assert!(mentions("JOSE\u{301}, look", "José"));
         assert!(mentions("thanks, alice.", "alice"));
         assert!(mentions("alice_b or alice?", "alice"));
     }
