@@ -421,19 +421,8 @@ fn a_failed_start_still_warns_of_the_certificate_before_its_error() {
         .stderr(err)
         .spawn()
         .expect("start chatserver");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chatserver did not exit within {WAIT:?}");
-        }
-        // Polling another process for its exit: bounded, ends on the exit.
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = common::exit_within(&mut child, WAIT)
+        .unwrap_or_else(|| panic!("chatserver did not exit within {WAIT:?}"));
     assert_eq!(status.code(), Some(1), "{status:?}");
     let output = std::fs::read_to_string(&out_path).expect("read the output");
     let lines: Vec<&str> = output.lines().collect();

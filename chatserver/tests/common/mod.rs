@@ -14,7 +14,7 @@ mod server;
 
 pub use chatclient::{client_exe, RealClient};
 pub use client::{frame_bytes, Client, Next};
-pub use server::{command, run_to_exit, Finished, Server};
+pub use server::{command, exit_within, run_to_exit, Finished, Server};
 
 use std::time::Duration;
 

@@ -324,22 +324,12 @@ pub fn run_to_exit(args: &[&str], within: Duration) -> Finished {
         .expect("start chatserver");
     let out = read_all(child.stdout.take().expect("piped stdout"));
     let err = read_all(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + within;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chatserver {args:?} did not exit within {within:?}; stdout: {:?}, stderr: {:?}",
-                out.recv_timeout(WAIT).unwrap_or_default(),
-                err.recv_timeout(WAIT).unwrap_or_default()
-            );
-        }
-        // Polling for the exit: a bounded wait, not synchronisation.
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = exit_within(&mut child, within) else {
+        panic!(
+            "chatserver {args:?} did not exit within {within:?}; stdout: {:?}, stderr: {:?}",
+            out.recv_timeout(WAIT).unwrap_or_default(),
+            err.recv_timeout(WAIT).unwrap_or_default()
+        );
     };
     let stdout = out.recv_timeout(WAIT).expect("chatserver's stdout");
     let stderr = err.recv_timeout(WAIT).expect("chatserver's stderr");
@@ -347,6 +337,24 @@ pub fn run_to_exit(args: &[&str], within: Duration) -> Finished {
         status,
         stdout,
         stderr,
+    }
+}
+
+/// `child`'s exit status once it exits, within `within` at most; `None`
+/// (and the child killed) if it does not.
+pub fn exit_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        // Polling for the exit: a bounded wait, not synchronisation.
+        thread::sleep(Duration::from_millis(10));
     }
 }
 
