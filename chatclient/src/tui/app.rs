@@ -875,10 +875,45 @@ pub fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
     }
 }
 
+/// What the screen's tests (here and in `draw`) build their logs of.
+#[cfg(test)]
+pub(crate) mod test_lines {
+    use super::Line;
+
+    /// bob's message `text` in `room`, `seq` of the history `era`; a
+    /// line of a history page if `page`.
+    pub(crate) fn placed_in(room: &str, text: &str, era: u64, seq: u64, page: bool) -> Line {
+        Line::Msg {
+            room: Some(room.into()),
+            history: page,
+            page,
+            missed: false,
+            from: "bob".into(),
+            to: vec![],
+            text: text.into(),
+            ts: 0,
+            place: crate::render::Place { era, seq },
+        }
+    }
+
+    /// A repeatable random source from `seed`: each call `rnd(n)` gives a
+    /// number below `n`.
+    pub(crate) fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut r = seed;
+        move |n| {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) % n
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
+    use super::test_lines::{placed_in, rng};
     use super::*;
 
     fn app() -> App {
@@ -1185,17 +1220,7 @@ mod tests {
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.
     fn placed(text: &str, era: u64, seq: u64, page: bool) -> Line {
-        Line::Msg {
-            room: Some("lobby".into()),
-            history: page,
-            page,
-            missed: false,
-            from: "bob".into(),
-            to: vec![],
-            text: text.into(),
-            ts: 0,
-            place: crate::render::Place { era, seq },
-        }
+        placed_in("lobby", text, era, seq, page)
     }
 
     /// The entries as short words: a message's text, the others' kind.
@@ -2119,13 +2144,7 @@ mod tests {
     /// messages of one history in seq order, whatever is between them.
     #[test]
     fn pages_keep_a_rooms_messages_in_seq_order() {
-        let mut r: u64 = 12345;
-        let mut rnd = move |n: u64| {
-            r = r
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (r >> 33) % n
-        };
+        let mut rnd = rng(12345);
         for _round in 0..300 {
             let mut app = self::app();
             let mut shown: Vec<u64> = (1..120).filter(|_| rnd(3) == 0).collect();

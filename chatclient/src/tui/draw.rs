@@ -505,6 +505,7 @@ fn cut(text: &str, width: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::app::test_lines::{placed_in, rng};
     use super::super::app::{Sending, State};
     use super::super::theme::Theme;
     use super::*;
@@ -788,17 +789,7 @@ mod tests {
     /// rows).
     #[test]
     fn a_page_of_a_history_begun_anew_below_the_view_does_not_move_it() {
-        let placed = |text: String, era, seq, page| Line::Msg {
-            room: Some("lobby".into()),
-            history: page,
-            page,
-            missed: false,
-            from: "bob".into(),
-            to: vec![],
-            text,
-            ts: 0,
-            place: crate::render::Place { era, seq },
-        };
+        let placed = |text: String, era, seq, page| placed_in("lobby", &text, era, seq, page);
         let mut app = app();
         for i in 0..30 {
             app.add_line(placed(format!("a{i}"), 1, 100 + i, false), "12:00".into());
@@ -1200,24 +1191,9 @@ mod tests {
     /// the scrolled-back view on what it shows.
     #[test]
     fn pages_keep_a_scrolled_back_view_on_what_it_shows() {
-        let placed = |room: &str, text: String, era, seq, page| Line::Msg {
-            room: Some(room.into()),
-            history: page,
-            page,
-            missed: false,
-            from: "bob".into(),
-            to: vec![],
-            text,
-            ts: 0,
-            place: crate::render::Place { era, seq },
-        };
-        let mut r: u64 = 99;
-        let mut rnd = move |n: u64| {
-            r = r
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (r >> 33) % n
-        };
+        let placed =
+            |room: &str, text: String, era, seq, page| placed_in(room, &text, era, seq, page);
+        let mut rnd = rng(99);
         for round in 0..200 {
             let mut app = app();
             let long = |i: u64, k: u64| format!("m{i} {}", "word ".repeat(k as usize));
