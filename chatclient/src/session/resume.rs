@@ -545,14 +545,7 @@ mod tests {
         let mut s = joined(&["lobby"]);
         frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
         frame(&mut s, presence("lobby", 4, "carol", true));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        let limits = chatproto::Limits::new(65_536, 64, 5, 20);
-        let token = Some("token".to_owned());
-        frame(
-            &mut s,
-            ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
-        );
+        back_with_pages_of_20(&mut s);
         // While away: a join at 5, then messages 6 to 30; the replay
         // brings the newest 5.
         let said: Vec<u64> = std::iter::once(3).chain(6..=30).collect();
@@ -591,31 +584,8 @@ mod tests {
     #[test]
     fn a_full_gap_page_is_said_when_the_page_of_one_after_it_never_comes() {
         for lost in ["refused", "disconnected"] {
-            let mut s = joined(&["lobby"]);
-            frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
-            s.handle_disconnected();
-            s.handle_connected(10);
-            let limits = chatproto::Limits::new(65_536, 64, 5, 20);
-            let token = Some("token".to_owned());
-            frame(
-                &mut s,
-                ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
-            );
             // While away: messages 4 to 40; the replay brings the newest 5.
-            let said: Vec<u64> = std::iter::once(3).chain(4..=40).collect();
-            let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
-            let mut replay = vec![entered("lobby", 40, &["alice", "bob"], false)];
-            replay.extend((36..=40).map(m));
-            replay.push(presence("lobby", 41, "alice", true));
-            lines_of(&mut s, replay);
-            let out = line(&mut s, "/history 20");
-            let out = frame(&mut s, page_of(&said, 20, &out.sent));
-            assert_eq!(out.lines.len(), 20, "{lost}: only the messages yet");
-            assert!(
-                matches!(&out.sent[..], [ClientFrame::History { limit: Some(1), .. }]),
-                "{lost}: {:?}",
-                out.sent
-            );
+            let (mut s, _, _) = full_page_into_a_gap(4..=40);
             let said_then = match lost {
                 "refused" => {
                     let refused = room_error(ErrorCode::NotInRoom, "not in #lobby", "lobby");
@@ -1386,6 +1356,19 @@ mod tests {
         );
     }
 
+    /// alice's connection lost and a new one resuming her session, on a
+    /// server whose pages hold 20 and whose replay the newest 5.
+    fn back_with_pages_of_20(s: &mut Session) {
+        s.handle_disconnected();
+        s.handle_connected(10);
+        let limits = chatproto::Limits::new(65_536, 64, 5, 20);
+        let token = Some("token".to_owned());
+        frame(
+            s,
+            ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
+        );
+    }
+
     /// alice back after bob's messages `away` (and 3 before them) went
     /// by, with the server's pages holding 20 and its replay the newest
     /// 5: `/history 20` and its answer, a page as full as the server's.
@@ -1396,14 +1379,7 @@ mod tests {
     ) -> (Session, Vec<u64>, Vec<ClientFrame>) {
         let mut s = joined(&["lobby"]);
         frame(&mut s, msg("lobby", 3, "bob", &[], "m3"));
-        s.handle_disconnected();
-        s.handle_connected(10);
-        let limits = chatproto::Limits::new(65_536, 64, 5, 20);
-        let token = Some("token".to_owned());
-        frame(
-            &mut s,
-            ServerFrame::welcome("alice", 0, vec![], token, Some(true), Some(limits)),
-        );
+        back_with_pages_of_20(&mut s);
         let last = *away.end();
         let said: Vec<u64> = std::iter::once(3).chain(away).collect();
         let m = |n: u64| replayed(msg("lobby", n, "bob", &[], &format!("m{n}")), None);
