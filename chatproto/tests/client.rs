@@ -2205,14 +2205,7 @@ fn a_message_settled_by_the_page_that_released_it_is_not_sent() {
 /// room's `entered`).
 #[test]
 fn what_a_parted_room_kept_goes_when_its_history_begins_anew() {
-    let mut c = alice_in_lobby();
-    c.enter("rust");
-    c.handle_frame(
-        0,
-        ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
-    );
-    c.send_msg("rust", vec![], "pending");
-    c.part("rust");
+    let mut c = parting_rust();
     let bob = |seq: u64, text: &str| {
         ServerFrame::msg(Some("rust".into()), seq, "bob", vec![], text, T0, None)
     };

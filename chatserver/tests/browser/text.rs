@@ -1,6 +1,6 @@
 //! Markup, bidi overrides, joiners and tabs arrive as visible text.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::Server;
 use crate::say_in;
@@ -196,9 +196,27 @@ fn a_line_naming_the_reader_as_a_word_is_marked_a_mention() {
     h.block_on(naming_the_reader(&h, &server));
 }
 
-async fn naming_the_reader(h: &Harness, server: &Server) {
-    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+/// `me` joins the lobby in a page, bob says `said` there: each line's
+/// text, and whether the page marked it a mention.
+async fn mentions_marked(h: &Harness, server: &Server, me: &str, said: &[&str]) -> Value {
+    let page = Page::join(h, server.addr(), me, (1200, 800)).await;
     let mut bob = server.join("bob");
+    for text in said {
+        say_in(&mut bob, "lobby", &[], text);
+    }
+    page.wait_texts("lobby", said).await;
+    let marked = page
+        .js(
+            "return Array.from(document.querySelectorAll('.room-log[data-room=lobby] li.msg'),
+               (li) => [li.querySelector('.text').textContent, li.classList.contains('mention')]);",
+            vec![],
+        )
+        .await;
+    page.close().await;
+    marked
+}
+
+async fn naming_the_reader(h: &Harness, server: &Server) {
     let said = [
         "alice: are you there?",
         "thanks Alice.",
@@ -207,17 +225,7 @@ async fn naming_the_reader(h: &Harness, server: &Server) {
         "alice2 is someone else",
         "alice_b and alice-b too",
     ];
-    for text in said {
-        say_in(&mut bob, "lobby", &[], text);
-    }
-    page.wait_texts("lobby", &said).await;
-    let marked = page
-        .js(
-            "return Array.from(document.querySelectorAll('.room-log[data-room=lobby] li.msg'),
-               (li) => [li.querySelector('.text').textContent, li.classList.contains('mention')]);",
-            vec![],
-        )
-        .await;
+    let marked = mentions_marked(h, server, "alice", &said).await;
     assert_eq!(
         marked,
         json!([
@@ -238,25 +246,13 @@ fn a_line_naming_the_reader_by_a_folded_spelling_is_a_mention() {
     };
     let server = Server::start(&[]);
     h.block_on(async {
-        let page = Page::join(&h, server.addr(), "Straße", (1200, 800)).await;
-        let mut bob = server.join("bob");
         let said = [
             "STRASSE: are you there?",
             "thanks strasse.",
             "@Strasse look",
             "strassen is someone else",
         ];
-        for text in said {
-            say_in(&mut bob, "lobby", &[], text);
-        }
-        page.wait_texts("lobby", &said).await;
-        let marked = page
-            .js(
-                "return Array.from(document.querySelectorAll('.room-log[data-room=lobby] li.msg'),
-                   (li) => [li.querySelector('.text').textContent, li.classList.contains('mention')]);",
-                vec![],
-            )
-            .await;
+        let marked = mentions_marked(&h, &server, "Straße", &said).await;
         assert_eq!(
             marked,
             json!([
@@ -266,7 +262,6 @@ fn a_line_naming_the_reader_by_a_folded_spelling_is_a_mention() {
                 ["strassen is someone else", false],
             ])
         );
-        page.close().await;
     });
 }
 
