@@ -149,12 +149,7 @@ fn those_written_to_are_marked_as_the_server_matches_them() {
         let mut strasse = server.join("Straße");
         let _jose = server.join("José");
         let _sophos = server.join("σοφος");
-        page.wait_lines("all three online", "lobby", |ls| {
-            ["Straße", "José", "σοφος"]
-                .iter()
-                .all(|n| ls.iter().any(|l| l.nick.as_deref() == Some(*n)))
-        })
-        .await;
+        page.wait_nicks("lobby", &["Straße", "José", "σοφος"]).await;
         let marked = async |typed: &str| -> Value { page.js(MARKS_JS, vec![json!(typed)]).await };
         let mut wrong = Vec::new();
         for (typed, who) in [
@@ -400,12 +395,7 @@ fn on_a_phone_a_plus_leaves_the_people_drawer_open() {
         let mut bob = server.join("bob");
         let _carol = server.join("carol");
         let _dave = server.join("dave");
-        page.wait_lines("bob, carol and dave online", "lobby", |ls| {
-            ["bob", "carol", "dave"]
-                .iter()
-                .all(|n| ls.iter().any(|l| l.nick.as_deref() == Some(*n)))
-        })
-        .await;
+        page.wait_nicks("lobby", &["bob", "carol", "dave"]).await;
         // A name tapped: the drawer closes, to write to bob.
         page.click("people-toggle").await;
         slid_in(&page, "people").await;

@@ -54,12 +54,7 @@ fn on_a_phone_a_group_message_is_built_by_tapping_names() {
         let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
         let mut bob = server.join("bob");
         let _carol = server.join("carol");
-        page.wait_lines("bob and carol online", "lobby", |ls| {
-            ["bob", "carol"]
-                .iter()
-                .all(|n| ls.iter().any(|l| l.nick.as_deref() == Some(*n)))
-        })
-        .await;
+        page.wait_nicks("lobby", &["bob", "carol"]).await;
         let rows = async || {
             let v = page.js(ROWS_JS, vec![]).await;
             let by_nick = |n: &str| {

@@ -153,6 +153,17 @@ impl Page {
         .await
     }
 
+    /// Wait until `room`'s log shows a line of each of `nicks` (their
+    /// coming online, say).
+    pub async fn wait_nicks(&self, room: &str, nicks: &[&str]) -> Vec<Line> {
+        self.wait_lines(&format!("{nicks:?} in #{room}"), room, |lines| {
+            nicks
+                .iter()
+                .all(|n| lines.iter().any(|l| l.nick.as_deref() == Some(*n)))
+        })
+        .await
+    }
+
     /// Wait until `room` shows a message with each of `texts`.
     pub async fn wait_texts(&self, room: &str, texts: &[&str]) -> Vec<Line> {
         self.wait_lines(&format!("messages {texts:?} in #{room}"), room, |lines| {
