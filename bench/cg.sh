@@ -13,7 +13,7 @@
 # the count (about 1 M instructions).
 #
 # Knobs (environment): PRIVATE_MESSAGES=1000 (per client, 100 clients)
-#   FANOUT_MESSAGES=2000 (per publisher, 4 publishers, 100 members)
+#   FANOUT_MESSAGES=2000 (per publisher, 4 publishers)  FANOUT_MEMBERS=100
 #   SERVER_CORE=1 GEN_CORE=0  BUILD=1 (0: use the release binaries there are)
 #   CHATSERVER=path (another build to count, such as a copy of an older one)
 set -euo pipefail
@@ -49,7 +49,7 @@ addr=$(valgrind_addr "$dir/server.log" "$pid")
 [ -n "$addr" ] || { log "the server did not start:"; cat "$dir/server.log" >&2; exit 1; }
 case $W in
     private) args=(private --clients 100 --messages "${PRIVATE_MESSAGES:-1000}" --window 16 --size 64) ;;
-    fanout) args=(fanout --members 100 --publishers 4 --messages "${FANOUT_MESSAGES:-2000}" --window 64 --size 64 --end-to-end --ack-every 16) ;;
+    fanout) args=(fanout --members "${FANOUT_MEMBERS:-100}" --publishers 4 --messages "${FANOUT_MESSAGES:-2000}" --window 64 --size 64 --end-to-end --ack-every 16) ;;
 esac
 if ! taskset -c "$GEN_CORE" "$BENCH" --addr "$addr" --json --quiet --seed 7 "${args[@]}" >"$dir/report.json"; then
     log "chatbench failed; no count"
