@@ -88,7 +88,7 @@ pub enum PayloadError {
 }
 
 /// Why a frame could not be encoded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EncodeError {
     /// The payload would exceed the limit.
@@ -100,10 +100,49 @@ pub enum EncodeError {
         /// The limit in force.
         max: usize,
     },
-    /// serde_json refused the value.
+    /// The value could not be written as JSON (a `Serialize` impl that
+    /// failed, a map whose keys are not strings); the frames of this crate
+    /// always can be.
     #[error("frame could not be serialized: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(SerializeError),
 }
+
+/// What the JSON writer said when it could not write a value, as
+/// [`EncodeError::Json`] carries it: its words, in `Display`.
+///
+/// It is chatproto's own type, holding only the text: the JSON library
+/// can change its major version (or its error's auto traits) without
+/// changing chatproto's API. It has no
+/// [`source`](std::error::Error::source), as there is nothing more to
+/// say than its text, which [`EncodeError`]'s own includes.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use chatproto::{encode, EncodeError};
+///
+/// // JSON keys are strings: a map keyed by pairs cannot be written.
+/// let map: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+/// let err = encode(&map, 1024).unwrap_err();
+/// let EncodeError::Json(why) = &err else { panic!("{err:?}") };
+/// assert_eq!(why.to_string(), "key must be a string"); // the JSON writer's words
+/// assert_eq!(err.to_string(), format!("frame could not be serialized: {why}"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerializeError(Box<str>);
+
+impl SerializeError {
+    fn new(e: &serde_json::Error) -> Self {
+        SerializeError(e.to_string().into())
+    }
+}
+
+impl std::fmt::Display for SerializeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SerializeError {}
 
 /// What one call to [`FrameDecoder::decode`] found at the front of the buffer.
 ///
@@ -398,7 +437,8 @@ pub fn encode_into<T: Serialize>(
 ) -> Result<(), EncodeError> {
     frame_into(dst, max_frame_bytes, |dst| {
         // `writer()` takes the handle; the bytes are in `dst` either way.
-        serde_json::to_writer(dst.writer(), frame).map_err(EncodeError::from)
+        serde_json::to_writer(dst.writer(), frame)
+            .map_err(|e| EncodeError::Json(SerializeError::new(&e)))
     })
 }
 

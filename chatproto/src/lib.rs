@@ -327,7 +327,7 @@ pub use client::{
 };
 pub use codec::{
     encode, encode_into, parse_payload, Decoded, EncodeError, FrameDecoder, FramingError,
-    PayloadError, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MIN_MAX_FRAME_BYTES,
+    PayloadError, SerializeError, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN, MIN_MAX_FRAME_BYTES,
 };
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use frame::{Limits, RoomInfo};

@@ -277,3 +277,33 @@ fn the_codec_is_used_with_the_bytes_chatproto_gives() {
         Decoded::Frame(f) if f == ClientFrame::Ping
     ));
 }
+
+/// The error types are errors another crate can box and send across
+/// threads, and none holds a dependency's type: `EncodeError::Json`
+/// carries chatproto's own `SerializeError`, whose text is the JSON
+/// writer's and which has no source (its words are all there is).
+#[test]
+fn the_error_types_are_plain_errors_of_this_crate() {
+    use std::error::Error;
+    fn plain<E: Error + Send + Sync + Clone + PartialEq + 'static>() {}
+    plain::<chatproto::FramingError>();
+    plain::<chatproto::PayloadError>();
+    plain::<chatproto::EncodeError>();
+    plain::<chatproto::SerializeError>();
+    plain::<chatproto::NickError>();
+    plain::<chatproto::LogError>();
+
+    let pairs: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    let err = chatproto::encode(&pairs, 1024).unwrap_err();
+    let chatproto::EncodeError::Json(why) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(why.to_string(), "key must be a string");
+    assert_eq!(
+        err.to_string(),
+        "frame could not be serialized: key must be a string"
+    );
+    assert!(err.source().is_none() && why.source().is_none());
+    let boxed: Box<dyn Error + Send + Sync> = Box::new(err.clone());
+    assert_eq!(boxed.to_string(), err.to_string());
+}
