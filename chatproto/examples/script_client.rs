@@ -22,7 +22,7 @@ fn main() -> std::io::Result<()> {
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     let start = Instant::now();
     let ms = || start.elapsed().as_millis() as u64;
-    let mut client = Client::new(nick, &[], "s");
+    let mut client = Client::new(nick, [] as [&str; 0], "s");
     client.handle_connected(ms());
     let (mut buf, mut dec) = (BytesMut::new(), FrameDecoder::default());
     let mut seen: Vec<String> = Vec::new();

@@ -23,7 +23,7 @@ fn main() -> std::io::Result<()> {
     let start = Instant::now();
     let ms = || start.elapsed().as_millis() as u64;
     // One core for the bot's whole life; a socket for each connection.
-    let mut bot = Client::new("timebot", &[room], "t");
+    let mut bot = Client::new("timebot", [room], "t");
     let (mut answered, mut failures) = (false, 0u32);
     loop {
         let mut sock = match TcpStream::connect(addr) {

@@ -164,7 +164,7 @@
 //! let bob = server.handle_connect(now);
 //! server.handle_frame(now, bob, ClientFrame::join_v2("bob", vec!["rust".into()], None));
 //!
-//! let mut alice = Client::new("alice", &["rust"], "a7f3-"); // a prefix of her own for her ids
+//! let mut alice = Client::new("alice", ["rust"], "a7f3-"); // a prefix of her own for her ids
 //! let first = server.handle_connect(now);
 //! alice.handle_connected(now.mono);
 //! alice.send_msg("rust", vec![], "hi bob");

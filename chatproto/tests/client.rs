@@ -481,7 +481,7 @@ fn an_older_message_of_the_same_text_is_not_taken_for_one_never_sent() {
     net.cut(a);
     // Another run of the client, as alice: a fresh session, whose replay
     // of the lobby holds the first "hi".
-    net.peers[a].core = Client::new("alice", &["lobby"], "alice2-");
+    net.peers[a].core = Client::new("alice", ["lobby"], "alice2-");
     net.peers[a].core.send_msg("lobby", vec![], "hi");
     net.connect(a);
     net.pump();
@@ -567,7 +567,7 @@ fn a_message_recognised_in_the_replay_of_a_room_being_parted_is_told() {
 /// again at every reconnect.
 #[test]
 fn an_error_for_a_message_is_not_the_answer_to_entering_its_room() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, fresh_welcome());
     c.handle_frame(0, lobby_entered());
@@ -603,7 +603,7 @@ fn an_error_for_a_message_is_not_the_answer_to_entering_its_room() {
 /// sees as current), then those entered later; not by name.
 #[test]
 fn rooms_are_entered_in_the_order_they_were_asked_for() {
-    let mut c = Client::new("alice", &["rust", "lobby", "go", "rust"], "a-");
+    let mut c = Client::new("alice", ["rust", "lobby", "go", "rust"], "a-");
     c.enter("ada");
     c.handle_connected(0);
     let welcome = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
@@ -668,7 +668,7 @@ fn own_presence(seq: u64) -> ServerFrame {
 /// lobby, its replay over (her own entering presence, seq 1); what that
 /// put out is not drained.
 fn alice_in_lobby() -> Client {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, fresh_welcome());
     c.handle_frame(0, lobby_entered());
@@ -1091,7 +1091,7 @@ fn a_waiting_room_parted_after_a_fresh_session_keeps_the_testkit_invariants() {
 /// it refused and then send it anyway), and its frame goes.
 #[test]
 fn a_message_queued_for_the_pacer_is_not_given_up_with_its_waiting_room() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     let slow = Limits::new(65_536, 4, 50, 200).with_rate(1, 2);
     c.handle_frame(
@@ -1306,7 +1306,7 @@ fn a_fresh_session_under_another_nickname_does_not_resend_what_the_replay_shows(
 #[test]
 fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
     use chatproto::ErrorCode;
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     let small = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
     c.handle_frame(0, small);
@@ -1328,7 +1328,7 @@ fn a_pending_message_too_large_for_the_server_is_given_up_at_welcome() {
 #[test]
 fn a_message_too_large_for_the_server_is_given_up_when_sent() {
     use chatproto::ErrorCode;
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, small_welcome(false));
     while c.poll().is_some() {}
@@ -1376,7 +1376,7 @@ fn an_entering_refused_unavailable_is_not_entered_and_may_be_tried_again() {
 #[test]
 fn a_room_name_that_breaks_the_rule_is_refused_at_once_and_not_asked_for() {
     let long = "r".repeat(40);
-    let mut c = Client::new("alice", &["lobby", &long, "#ops"], "a-");
+    let mut c = Client::new("alice", ["lobby", &long, "#ops"], "a-");
     // The rooms refused, and the rooms asked for (in a join or an enter).
     let out = |c: &mut Client| {
         let (mut refused, mut asked) = (Vec::new(), Vec::new());
@@ -1433,7 +1433,7 @@ fn frames_are_paced_under_the_rate_the_server_said() {
         sent
     };
     // 10 a second after 4 at once: 9 a second (one every 112 ms) after 2.
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(1_000);
     c.handle_frame(1_000, rated_welcome(false, 10, 4));
     c.handle_frame(1_000, lobby_entered());
@@ -1505,7 +1505,7 @@ fn large_messages_are_paced_under_the_byte_allowance_the_server_said() {
     // 9,000 bytes a second after 20,000: 8,100 a second after 10,000, in
     // millionths of a byte 8,100,000 a millisecond.
     let limits = Limits::new(16_384, 64, 500, 200).with_byte_rate(9_000, 20_000);
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(1_000);
     sent(&mut c); // the join, before any limit was said
     c.handle_frame(1_000, welcome_with(false, limits));
@@ -1557,7 +1557,7 @@ fn a_rooms_request_is_paced_as_the_largest_frame() {
     // 16,384-byte frames; 10,000 bytes a second after 40,000: half of it
     // (20,000) at once, then 9 bytes a millisecond.
     let limits = Limits::new(16_384, 64, 500, 200).with_byte_rate(10_000, 40_000);
-    let mut c = Client::new("alice", &[], "a-");
+    let mut c = Client::new("alice", [] as [&str; 0], "a-");
     c.handle_connected(1_000);
     while c.poll().is_some() {}
     c.handle_frame(1_000, welcome_with(false, limits));
@@ -1585,7 +1585,7 @@ fn a_rooms_request_is_paced_as_the_largest_frame() {
 /// sends its frame.
 #[test]
 fn history_and_rooms_before_the_welcome_do_nothing() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.history("lobby", None, None);
     c.list_rooms();
     assert_eq!(c.poll(), None, "offline");
@@ -1614,7 +1614,7 @@ fn history_and_rooms_before_the_welcome_do_nothing() {
 #[test]
 fn a_paced_message_acknowledged_by_the_replay_is_not_sent() {
     let welcome = |resumed| rated_welcome(resumed, 10, 4);
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, welcome(false));
     c.handle_frame(0, lobby_entered());
@@ -1661,7 +1661,7 @@ fn a_paced_message_acknowledged_by_the_replay_is_not_sent() {
 /// `u64::MAX`, not a panic (or, wrapped, a deadline already past).
 #[test]
 fn deadlines_near_the_end_of_the_clock_saturate() {
-    let mut client = Client::new("alice", &[], "t");
+    let mut client = Client::new("alice", [] as [&str; 0], "t");
     let late = u64::MAX - 10;
     client.handle_connected(late);
     assert_eq!(client.poll_timeout(), Some(u64::MAX));
@@ -1684,7 +1684,7 @@ fn a_long_id_prefix_still_makes_ids_the_server_takes() {
     let mut server = Server::new(ServerConfig::default(), [5; 32]);
     let now = Now::new(0, T0);
     let conn = server.handle_connect(now);
-    let mut client = Client::new("alice", &["lobby"], "é".repeat(70));
+    let mut client = Client::new("alice", ["lobby"], "é".repeat(70));
     client.handle_connected(0);
     let mut sent = false;
     let mut events = Vec::new();
@@ -1726,7 +1726,7 @@ fn a_long_id_prefix_still_makes_ids_the_server_takes() {
 /// begins, until the replay after it brings more.
 #[test]
 fn last_seq_is_where_a_reconnect_enters_again_from() {
-    let mut c = Client::new("alice", &["lobby"], "a");
+    let mut c = Client::new("alice", ["lobby"], "a");
     c.handle_connected(T0);
     c.handle_frame(T0, fresh_welcome());
     c.handle_frame(T0, lobby_entered());
@@ -1756,7 +1756,7 @@ fn last_seq_is_where_a_reconnect_enters_again_from() {
 /// holds was missed (what it lost is presence only): no gap.
 #[test]
 fn a_room_whose_seq_went_back_in_the_same_epoch_is_followed_from_there() {
-    let mut c = Client::new("alice", &["lobby"], "a");
+    let mut c = Client::new("alice", ["lobby"], "a");
     c.handle_connected(T0);
     c.handle_frame(T0, fresh_welcome());
     c.handle_frame(T0, lobby_entered());
@@ -1843,7 +1843,7 @@ fn a_refused_nickname_is_tried_again_as_another() {
     let mut net = Net::new();
     let a = net.add("alice", &["lobby"]);
     // Not while its join waits for an answer: two joins would race.
-    let mut waiting = Client::new("Alice", &["lobby"], "w-");
+    let mut waiting = Client::new("Alice", ["lobby"], "w-");
     waiting.handle_connected(0);
     assert!(!waiting.join_as("bob"));
     assert_eq!(waiting.nick(), "Alice");
@@ -1896,7 +1896,7 @@ fn a_rooms_state_is_found_by_its_name_in_any_case() {
 /// nickname to try on it: `join_as` waits for the next connection.
 #[test]
 fn a_fatal_refusal_tries_no_other_nickname_on_its_connection() {
-    let mut c = Client::new("alice", &["lobby"], "f-");
+    let mut c = Client::new("alice", ["lobby"], "f-");
     c.handle_connected(0);
     while c.poll().is_some() {}
     c.handle_frame(
@@ -1942,7 +1942,7 @@ fn drain(c: &mut Client) -> (Vec<ClientFrame>, Vec<ClientEvent>) {
 #[test]
 fn a_new_connection_starts_with_its_join_whatever_the_old_one_left() {
     for said_dead in [true, false] {
-        let mut c = Client::new("alice", &[], "a-");
+        let mut c = Client::new("alice", [] as [&str; 0], "a-");
         c.handle_connected(0);
         drain(&mut c);
         c.handle_frame(
@@ -2004,7 +2004,7 @@ fn a_new_run_resumes_the_session_and_room_of_an_earlier_one() {
     net.cut(a);
     net.peers[b].core.send_msg("lobby", vec![], "meanwhile");
     net.pump();
-    let mut new = Client::new("alice", &[], "alice-run2-");
+    let mut new = Client::new("alice", [] as [&str; 0], "alice-run2-");
     assert_eq!(new.session_token(), None, "no welcome yet");
     assert!(new.resume_session(token.clone()));
     assert!(new.set_last_seen("Lobby", epoch, seen));
@@ -2046,7 +2046,7 @@ fn a_token_the_server_does_not_hold_gives_a_new_session() {
     let seen = net.peers[b].core.last_seq("lobby").unwrap();
     net.peers[b].core.send_msg("lobby", vec![], "two");
     net.pump();
-    let mut c = Client::new("carol", &[], "carol-");
+    let mut c = Client::new("carol", [] as [&str; 0], "carol-");
     assert!(c.resume_session("not-a-token-of-this-server"));
     assert!(!c.set_last_seen("no room!", "e1", 1), "an invalid name");
     assert!(c.set_last_seen("lobby", epoch, seen));
@@ -2074,7 +2074,7 @@ fn a_token_the_server_does_not_hold_gives_a_new_session() {
 /// one its server's `welcome` announced, else the default.
 #[test]
 fn the_id_window_is_the_one_the_server_announced() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     assert_eq!(c.id_window(), DEFAULT_ID_WINDOW, "before any welcome");
     c.handle_connected(0);
     c.handle_frame(0, fresh_welcome());
@@ -2155,7 +2155,7 @@ fn debug_output_never_shows_a_session_token() {
 /// too. Found by the `client` fuzz target ("a-2 sent, not pending").
 #[test]
 fn a_message_settled_by_the_page_that_released_it_is_not_sent() {
-    let mut c = Client::new("alice", &["lobby", "rust"], "a-");
+    let mut c = Client::new("alice", ["lobby", "rust"], "a-");
     let first = c.send_msg("rust", vec![], "one");
     c.part("rust");
     let second = c.send_msg("lobby", vec![], "two");

@@ -23,7 +23,7 @@ fn welcome_without_limits(resumed: bool) -> ServerFrame {
 /// an echo for ever, and went again after every reconnect).
 #[test]
 fn a_message_over_the_default_limit_is_given_up_when_the_server_announced_none() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, welcome_without_limits(false));
     while c.poll().is_some() {}
@@ -39,7 +39,7 @@ fn a_message_over_the_default_limit_is_given_up_when_the_server_announced_none()
 /// server that announces no limits.
 #[test]
 fn a_pending_message_over_the_default_limit_is_given_up_at_a_welcome_without_limits() {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     let big = c.send_msg("lobby", vec![], "x".repeat(DEFAULT_MAX_FRAME_BYTES));
     c.send_msg("lobby", vec![], "fits");
     c.handle_connected(0);
@@ -52,7 +52,7 @@ fn a_pending_message_over_the_default_limit_is_given_up_at_a_welcome_without_lim
 
 /// alice, joined, in the lobby with bob.
 fn in_lobby() -> Client {
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, welcome_without_limits(false));
     let online = vec!["alice".to_owned(), "bob".to_owned()];
@@ -96,7 +96,7 @@ fn a_roster_stops_at_its_cap() {
 fn a_name_longer_than_a_nickname_is_not_kept_in_a_roster() {
     let long = "é".repeat(MAX_NICK_LEN + 1);
     let longest = "é".repeat(MAX_NICK_LEN);
-    let mut c = Client::new("alice", &["lobby"], "a-");
+    let mut c = Client::new("alice", ["lobby"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, welcome_without_limits(false));
     let online = vec!["alice".to_owned(), long.clone()];
@@ -184,7 +184,7 @@ fn the_frame_limit_is_the_announced_one_within_bounds() {
         (200_000, 200_000),
         (0, MIN_MAX_FRAME_BYTES),
     ] {
-        let mut c = Client::new("alice", &["lobby"], "a-");
+        let mut c = Client::new("alice", ["lobby"], "a-");
         assert_eq!(c.max_frame_bytes(), DEFAULT_MAX_FRAME_BYTES);
         c.handle_connected(0);
         c.handle_frame(0, welcome(announced));
@@ -200,7 +200,7 @@ fn the_frame_limit_is_the_announced_one_within_bounds() {
 #[test]
 fn a_room_being_parted_keeps_a_bounded_tail_of_its_events() {
     for (count, len, kept) in [(600, 10, 512), (5, 1_000_000, 4), (3, 10, 3)] {
-        let mut c = Client::new("alice", &["lobby"], "a-");
+        let mut c = Client::new("alice", ["lobby"], "a-");
         c.handle_connected(0);
         c.handle_frame(0, welcome_without_limits(false));
         let entered =
@@ -239,7 +239,7 @@ fn a_room_being_parted_keeps_a_bounded_tail_of_its_events() {
 /// not entered again (it would never be parted, nothing left to answer).
 #[test]
 fn a_parted_room_whose_message_is_given_up_is_not_entered_again() {
-    let mut c = Client::new("alice", &["lobby", "rust"], "a-");
+    let mut c = Client::new("alice", ["lobby", "rust"], "a-");
     c.handle_connected(0);
     c.handle_frame(0, welcome_without_limits(false));
     c.send_msg("rust", vec![], "x".repeat(5_000));

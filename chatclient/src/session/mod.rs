@@ -341,9 +341,8 @@ impl Session {
     /// being current. `id_prefix` starts every message id (make it differ
     /// between runs).
     pub fn new(nick: &str, rooms: &[String], id_prefix: &str, max_frame_bytes: usize) -> Self {
-        let names: Vec<&str> = rooms.iter().map(String::as_str).collect();
         Session {
-            client: Client::new(nick, &names, id_prefix),
+            client: Client::new(nick, rooms, id_prefix),
             current: rooms.first().map(|r| r.to_ascii_lowercase()),
             previous: None,
             query: None,

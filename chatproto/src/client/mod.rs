@@ -294,9 +294,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client that will join as `nick` and enter `rooms`. `id_prefix`
-    /// makes its message ids (give it a few random characters, so ids
-    /// differ between runs of the same nickname). Only its first 44
+    /// A client that will join as `nick` and enter `rooms`, in that
+    /// order: any list of names, borrowed or owned (`["lobby", "rust"]`,
+    /// a `Vec<String>` or `&[String]` from a command line; for none, a
+    /// list whose type is said, such as `[] as [&str; 0]`).
+    /// `id_prefix` makes its message ids (give it a few random characters,
+    /// so ids differ between runs of the same nickname). Only its first 44
     /// characters are used: an id is the prefix and a counter of up to 20
     /// digits, and the server refuses an id over 64 characters with a
     /// `bad_frame` that cannot name the message.
@@ -304,37 +307,48 @@ impl Client {
     /// A room whose name breaks the rule ([`room_name`](crate::room_name))
     /// is not asked for: the first events are a [`ClientEvent::Error`]
     /// `room_invalid` for each, naming it.
-    pub fn new(nick: impl Into<String>, rooms: &[&str], id_prefix: impl Into<String>) -> Self {
+    ///
+    /// ```
+    /// use chatproto::Client;
+    ///
+    /// let from_args: Vec<String> = vec!["Rust".into(), "lobby".into()];
+    /// let client = Client::new("alice", &from_args, "a7f3-");
+    /// assert_eq!(client.rooms().collect::<Vec<_>>(), ["lobby", "rust"]);
+    /// let bot = Client::new("timebot", ["lobby"], "t-");
+    /// assert_eq!(bot.rooms().count(), 1);
+    /// ```
+    pub fn new(
+        nick: impl Into<String>,
+        rooms: impl IntoIterator<Item = impl AsRef<str>>,
+        id_prefix: impl Into<String>,
+    ) -> Self {
         let mut id_prefix = id_prefix.into();
         if let Some((cut, _)) = id_prefix.char_indices().nth(MAX_ID_PREFIX) {
             id_prefix.truncate(cut);
         }
         let mut invalid = Vec::new();
-        let rooms: Vec<&str> = rooms
-            .iter()
-            .copied()
-            .filter(|r| match crate::room_name(r) {
-                Ok(_) => true,
-                Err(why) => {
-                    invalid.push((*r, why));
-                    false
-                }
-            })
-            .collect();
+        let mut valid = Vec::new();
+        for room in rooms {
+            let room = room.as_ref();
+            match crate::room_name(room) {
+                Ok(_) => valid.push(room.to_ascii_lowercase()),
+                Err(why) => invalid.push((room.to_owned(), why)),
+            }
+        }
         let mut client = Client {
             nick: nick.into(),
             phase: Phase::Offline,
             connections: 0,
             token: None,
-            rooms: rooms
-                .iter()
+            rooms: valid
+                .into_iter()
                 .enumerate()
                 .map(|(asked, r)| {
                     let state = RoomState {
                         asked: asked as u64,
                         ..RoomState::default()
                     };
-                    (r.to_ascii_lowercase(), state)
+                    (r, state)
                 })
                 // The first of a name given twice keeps its place.
                 .rev()
@@ -355,7 +369,7 @@ impl Client {
             now: 0,
         };
         for (room, why) in invalid {
-            client.refuse_room(room, why);
+            client.refuse_room(&room, why);
         }
         client
     }

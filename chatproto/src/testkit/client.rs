@@ -125,7 +125,7 @@ impl Shell {
     fn new(max: usize, chunk: usize) -> Self {
         let rooms = ["lobby", "rust"];
         let mut shell = Shell {
-            client: Client::new(ME, &rooms, PREFIX),
+            client: Client::new(ME, rooms, PREFIX),
             chunk,
             decoder: FrameDecoder::new(max),
             buf: BytesMut::new(),
