@@ -51,7 +51,7 @@ async fn main() -> std::io::Result<()> {
                 In::Frame(id, Decoded::Invalid(e)) => server.handle_bad_frame(now(), id, &e),
                 In::Frame(id, Decoded::Broken(e)) => server.kick(now(), id, Kick::Framing(e)),
                 In::Frame(_, Decoded::Incomplete) => {}
-                In::End(id) => server.handle_end(now(), id),
+                In::End(id) => server.handle_end(id),
                 In::Gone(id) => {
                     server.handle_disconnect(now(), id);
                     peers.remove(&id);

@@ -310,7 +310,7 @@ impl Sim {
             return;
         }
         self.clients[i].ended = true;
-        self.server.handle_end(self.clock(), self.clients[i].id);
+        self.server.handle_end(self.clients[i].id);
         self.flush();
     }
 

@@ -1823,7 +1823,7 @@ fn the_end_of_a_client_already_closed_comes_to_nothing() {
     let mut sim = two();
     sim.store.hold = true;
     sim.send(0, ClientFrame::Ping);
-    sim.server.handle_end(sim.clock(), sim.clients[0].id);
+    sim.server.handle_end(sim.clients[0].id);
     sim.kick(0, chatproto::Kick::slow_consumer(1));
     sim.commit();
     assert!(!sim.clients[0].finished, "the kick closed it; no finish");

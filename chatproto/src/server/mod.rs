@@ -122,7 +122,7 @@ enum Audience {
 /// # Driving it
 ///
 /// Input comes in through `handle_*` methods, most taking [`Now`] (not
-/// those that report what the store or the log did, nor
+/// `handle_end`, those that report what the store or the log did, nor
 /// `handle_shutdown`):
 ///
 /// * [`handle_connect`](Server::handle_connect): a connection opened; returns its [`ClientId`];
@@ -445,7 +445,12 @@ impl Server {
     /// A shell that calls `handle_disconnect` at once instead loses the
     /// answers still on their way to a client that sent its last frames
     /// and half-closed (a script piping a few lines into a socket).
-    pub fn handle_end(&mut self, _now: Now, client: ClientId) {
+    ///
+    /// It takes no [`Now`]: an end is no sign of life (a client that will
+    /// send nothing more cannot answer a ping, so its timers run on as
+    /// they were: one whose answers wait too long is closed as any), and
+    /// nothing is stamped.
+    pub fn handle_end(&mut self, client: ClientId) {
         if self.conns.contains_key(&client) {
             self.answer(client, Step::End(client));
         }

@@ -317,7 +317,7 @@ impl Hub {
             ToHub::Frame(id, frame) => self.server.handle_frame(now, id, frame),
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
-            ToHub::End(id) => self.server.handle_end(now, id),
+            ToHub::End(id) => self.server.handle_end(id),
             ToHub::Gone(id) => {
                 // With its token, kept since its join: a connection the
                 // core closed (a pong timeout, say) is forgotten there.
