@@ -501,3 +501,124 @@ fn a_v1_join_at_the_cap_is_welcomed_then_told_lobby_cannot_begin() {
         "{frames:?}"
     );
 }
+
+/// What alice (client 0) is answered for `text` sent into `room`, which
+/// she is in, with the message id `id`: the echo's seq, or the error's
+/// code, room and seq.
+fn send_with_id(
+    sim: &mut Sim,
+    room: &str,
+    id: &str,
+    text: &str,
+) -> Result<u64, (ErrorCode, Option<String>, Option<u64>)> {
+    sim.send(0, ClientFrame::msg_in(room, vec![], text, Some(id.into())));
+    sim.commit();
+    let frames = sim.take(0);
+    let answer = frames.iter().find_map(|f| match f {
+        ServerFrame::Msg {
+            id: Some(i), seq, ..
+        } if i == id => Some(Ok(*seq)),
+        ServerFrame::Error {
+            code,
+            id: Some(i),
+            room,
+            seq,
+            ..
+        } if i == id => Some(Err((*code, room.clone(), *seq))),
+        _ => None,
+    });
+    answer.unwrap_or_else(|| panic!("no answer for {id} in {frames:?}"))
+}
+
+/// A message id stands for its message in its room's history: when that
+/// history is gone (the room forgotten at the cap of rooms, by a memory
+/// server), the id goes with it. A message sent again with it, into the
+/// room begun again (a new epoch) or into another room, is a new
+/// message, not a `duplicate` pointing at a seq of the lost history
+/// (which the room begun again may give to another message). Its id is
+/// then the session's newest, and stays in a window of two ids for as
+/// long as a new message's id would.
+#[test]
+fn a_forgotten_rooms_message_ids_are_forgotten_with_it() {
+    let mut cfg = one_in_memory(100);
+    cfg.durable = false;
+    cfg.id_window = 2;
+    let mut sim = alice(cfg);
+    sim.send(0, ClientFrame::enter("rust", None));
+    let (old_epoch, ..) = entered(&sim.take(0));
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Ok(2));
+    assert_eq!(send_with_id(&mut sim, "rust", "a-2", "second"), Ok(3));
+    // Within its history, a resend is a duplicate.
+    let dup = (ErrorCode::Duplicate, Some("rust".to_owned()), Some(2));
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Err(dup));
+    sim.send(0, ClientFrame::part("rust"));
+    // ops takes rust's place at the cap of one room: rust is forgotten.
+    sim.send(0, ClientFrame::enter("ops", None));
+    sim.take(0);
+    assert_eq!(sim.server.rooms_forgotten(), 1);
+
+    // Into another room: a new message there.
+    assert_eq!(send_with_id(&mut sim, "ops", "a-2", "second"), Ok(2));
+    sim.send(0, ClientFrame::part("ops"));
+    // Into rust begun again: a new message of the new history.
+    sim.send(0, ClientFrame::enter("rust", None));
+    let (epoch, seq, ..) = entered(&sim.take(0));
+    assert_ne!(epoch, old_epoch, "rust began again");
+    assert_eq!(seq, 0);
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Ok(2));
+    // And the id stands for that message now, the newest of the two the
+    // window keeps: one more id pushes out a-2, not a-1.
+    assert_eq!(send_with_id(&mut sim, "rust", "a-3", "third"), Ok(3));
+    let dup = (ErrorCode::Duplicate, Some("rust".to_owned()), Some(2));
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Err(dup));
+    // (a-2, out of the window, is taken as new: a client keeps no more
+    // unacknowledged than the window.)
+    assert_eq!(send_with_id(&mut sim, "rust", "a-2", "second"), Ok(4));
+}
+
+/// A durable server's room that rests in the store keeps its history,
+/// and its message ids with it: a resend once it is taken up again is a
+/// duplicate. Once it is forgotten past the cap of stored rooms and
+/// begun again, the id is free: the message is new in the new history.
+#[test]
+fn a_resting_rooms_message_ids_hold_until_it_is_forgotten() {
+    // One room in memory, one resting.
+    let mut sim = alice(one_in_memory(2));
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    let (old_epoch, ..) = entered(&sim.take(0));
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Ok(2));
+    sim.send(0, ClientFrame::part("rust"));
+    sim.commit();
+    say_in(&mut sim, "ops", 1);
+    sim.take(0);
+    assert_eq!(sim.server.rooms_unloaded(), 1, "rust rests");
+
+    // Taken up again: the same history, the id still stands for seq 2.
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    assert_eq!(entered(&sim.take(0)).0, old_epoch);
+    let dup = (ErrorCode::Duplicate, Some("rust".to_owned()), Some(2));
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Err(dup));
+    sim.send(0, ClientFrame::part("rust"));
+    sim.commit();
+
+    // ops wakes (rust rests), then dev (ops rests): rust, unloaded
+    // longest ago, is forgotten.
+    say_in(&mut sim, "ops", 1);
+    say_in(&mut sim, "dev", 1);
+    sim.take(0);
+    assert_eq!(sim.server.rooms_forgotten(), 1);
+    assert_eq!(
+        room_log(&sim).last().map(String::as_str),
+        Some("room dev 0")
+    );
+    assert!(room_log(&sim).contains(&"forgotten rust".to_owned()));
+
+    sim.send(0, ClientFrame::enter("rust", None));
+    sim.commit();
+    let (epoch, seq, ..) = entered(&sim.take(0));
+    assert_ne!(epoch, old_epoch, "rust began again");
+    assert_eq!(seq, 0);
+    assert_eq!(send_with_id(&mut sim, "rust", "a-1", "first"), Ok(2));
+}

@@ -378,10 +378,11 @@ impl Server {
         };
         if self.config.cluster {
             // The seq its id stands for is known only now.
+            let epoch = self.rooms.get(&*event.room).map_or("", |r| &r.epoch);
             if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
                 if s.ids.get(id).is_some() {
                     let cap = self.config.id_window;
-                    s.ids.insert(id, &event.room, event.seq, cap);
+                    s.ids.insert(id, &event.room, epoch, event.seq, cap);
                 }
             }
         }

@@ -439,8 +439,8 @@ impl Server {
             }
             // Before `unavailable`: a message already delivered is
             // `duplicate` whether or not the store works now.
-            if let Some((orig_room, seq)) = s.ids.get(id) {
-                let frame = self.duplicate(id, orig_room, *seq);
+            if let Some((orig_room, seq)) = self.sent_before(sid, id) {
+                let frame = self.duplicate(id, &orig_room, seq);
                 return self.send(client, frame);
             }
         }
@@ -553,7 +553,7 @@ impl Server {
         if let Some(id) = id {
             let cap = self.config.id_window;
             let s = self.sessions.get_mut(&sid).expect("joined");
-            s.ids.insert(id, &r.name, event.seq, cap);
+            s.ids.insert(id, &r.name, &r.epoch, event.seq, cap);
         }
         self.queue_event(event);
     }
@@ -627,6 +627,35 @@ impl Server {
             seq: None,
         };
         self.send(to, frame);
+    }
+
+    /// The room and seq of the message `sid` sent with `id`, if the
+    /// session remembers it and its room still has the history it went
+    /// into. An id stands for its message in that history: a room
+    /// forgotten (not resting in the store) or begun again under another
+    /// epoch took the message with it, and the seq (which the room begun
+    /// again gives to other messages), so such an id is forgotten here
+    /// and the message it comes with now is a new one (PROTOCOL.md §5.4).
+    fn sent_before(&mut self, sid: SessionId, id: &str) -> Option<(Arc<str>, u64)> {
+        let ids = &self.sessions.get(&sid)?.ids;
+        let sent = ids.get(id)?;
+        // A shared log's room is never forgotten and keeps the epoch the
+        // log gave it (which an id remembered before it came lacks).
+        let stands = self.config.cluster || {
+            let epoch = match self.rooms.get(&*sent.room) {
+                Some(r) => Some(r.epoch.as_str()),
+                None => self.unloaded.get(&sent.room).map(|(_, e)| e),
+            };
+            epoch.is_some_and(|e| ids.epoch_key(e) == sent.epoch)
+        };
+        if stands {
+            return Some((Arc::clone(&sent.room), sent.seq));
+        }
+        // Forgotten, not only passed over: remembered again for the new
+        // message, its id is the newest in the window, not where the old
+        // one was.
+        self.sessions.get_mut(&sid)?.ids.forget(id);
+        None
     }
 
     /// The answer to a `msg` whose `id` the session already used for the

@@ -659,7 +659,7 @@ impl Server {
             } = &e.body
             {
                 if let Some(s) = self.sessions.get_mut(from) {
-                    s.ids.insert(id, &name, e.seq, self.config.id_window);
+                    s.ids.insert(id, &name, epoch, e.seq, self.config.id_window);
                 }
             }
             if room.history.is_empty() && !whole {

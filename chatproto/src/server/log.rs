@@ -126,10 +126,11 @@ impl Server {
             return;
         };
         let cap = self.config.id_window;
+        let epoch = self.rooms.get(&*event.room).map_or("", |r| &r.epoch);
         let Some(s) = self.sessions.get_mut(from) else {
             return;
         };
-        s.ids.insert(id, &event.room, event.seq, cap);
+        s.ids.insert(id, &event.room, epoch, event.seq, cap);
         // Only to the connection that sent it (not one that resumed the
         // session since), in its place among the answers.
         let frame = self.duplicate(id, &event.room, event.seq);

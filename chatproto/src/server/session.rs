@@ -138,21 +138,36 @@ pub(crate) struct OnTheWay {
     pub answered: usize,
 }
 
-/// The ids a session used last, each with the room and seq of its message.
+/// The ids a session used last, each with its message's room, the
+/// room's epoch then, and the message's seq.
 ///
 /// An id is kept as a 64-bit hash of it (seeded at random, so a client
 /// cannot choose two ids that collide; and a collision could only make
 /// one of its own messages taken for a resend of another), not as the
 /// string: up to 64 bytes each, 1,024 of them made a session's window
 /// about 200 KB, which a client could fill in 20 s and leave behind
-/// with its session. The room is the room's own name, shared. About 75
-/// bytes an id, whatever its length.
+/// with its session. The room is the room's own name, shared; its epoch
+/// is a hash too. About 90 bytes an id, whatever its length.
+///
+/// An id stands for its message only while the room has that epoch
+/// (see `Server::sent_before`): when the room's history is gone, so is
+/// what the id pointed at.
 #[derive(Debug, Default)]
 pub(crate) struct IdWindow {
     order: VecDeque<u64>,
     /// Keyed by the hashes themselves: hashed once, not twice.
-    seen: HashMap<u64, (Arc<str>, u64), std::hash::BuildHasherDefault<Hashed>>,
+    seen: HashMap<u64, Sent, std::hash::BuildHasherDefault<Hashed>>,
     hasher: foldhash::fast::RandomState,
+}
+
+/// Where the message that used an id went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub room: Arc<str>,
+    /// The room's epoch when the id was remembered, hashed
+    /// ([`IdWindow::epoch_key`]).
+    pub epoch: u64,
+    pub seq: u64,
 }
 
 /// The [`IdWindow`]'s keys as they are: they are hashes already.
@@ -181,12 +196,20 @@ impl IdWindow {
         std::hash::BuildHasher::hash_one(&self.hasher, id)
     }
 
-    /// The room and seq of the message that used `id`, if remembered.
-    pub fn get(&self, id: &str) -> Option<&(Arc<str>, u64)> {
+    /// `epoch` as [`Sent::epoch`] keeps it.
+    pub fn epoch_key(&self, epoch: &str) -> u64 {
+        // Told from an id's key by what comes before: an epoch is never
+        // looked up among the ids, this only keeps the two apart.
+        std::hash::BuildHasher::hash_one(&self.hasher, ("epoch", epoch))
+    }
+
+    /// Where the message that used `id` went, if remembered.
+    pub fn get(&self, id: &str) -> Option<&Sent> {
         self.seen.get(&self.key(id))
     }
 
-    /// Forget `id` (its message was refused after all).
+    /// Forget `id` (its message was refused after all, or its room's
+    /// history is gone).
     pub fn forget(&mut self, id: &str) {
         let key = self.key(id);
         if self.seen.remove(&key).is_some() {
@@ -198,23 +221,28 @@ impl IdWindow {
     /// end, the newest (a restart gives the newest ids again, in the order
     /// they were stamped; not on the message path: it looks through the
     /// window).
-    pub fn insert_newest(&mut self, id: &str, room: &Arc<str>, seq: u64, cap: usize) {
+    pub fn insert_newest(&mut self, id: &str, room: &Arc<str>, epoch: &str, seq: u64, cap: usize) {
         let key = self.key(id);
         if self.seen.contains_key(&key) && self.order.back() != Some(&key) {
             self.order.retain(|k| *k != key);
             self.order.push_back(key);
         }
-        self.insert(id, room, seq, cap);
+        self.insert(id, room, epoch, seq, cap);
     }
 
-    /// Remember `id` for the message `seq` of `room`, forgetting the
-    /// oldest beyond `cap`.
-    pub fn insert(&mut self, id: &str, room: &Arc<str>, seq: u64, cap: usize) {
+    /// Remember `id` for the message `seq` of `room`, whose epoch is
+    /// `epoch`, forgetting the oldest beyond `cap`.
+    pub fn insert(&mut self, id: &str, room: &Arc<str>, epoch: &str, seq: u64, cap: usize) {
         let key = self.key(id);
+        let sent = Sent {
+            room: Arc::clone(room),
+            epoch: self.epoch_key(epoch),
+            seq,
+        };
         if let Some(known) = self.seen.get_mut(&key) {
-            *known = (Arc::clone(room), seq);
+            *known = sent;
         } else {
-            self.seen.insert(key, (Arc::clone(room), seq));
+            self.seen.insert(key, sent);
             self.order.push_back(key);
         }
         while self.order.len() > cap {
@@ -233,26 +261,50 @@ mod tests {
     fn the_id_window_forgets_the_oldest() {
         let mut w = IdWindow::default();
         let lobby: Arc<str> = Arc::from("lobby");
+        let at = |w: &IdWindow, id: &str| w.get(id).map(|s| (Arc::clone(&s.room), s.seq));
         for i in 0..5 {
-            w.insert(&format!("m{i}"), &lobby, i, 3);
+            w.insert(&format!("m{i}"), &lobby, "e1", i, 3);
         }
         assert!(w.get("m0").is_none() && w.get("m1").is_none());
-        assert_eq!(w.get("m4"), Some(&(Arc::clone(&lobby), 4)));
+        assert_eq!(at(&w, "m4"), Some((Arc::clone(&lobby), 4)));
         assert_eq!(w.order.len(), 3);
         // Remembered again (a resend applied in a cluster): one entry.
-        w.insert("m4", &lobby, 9, 3);
-        assert_eq!(w.get("m4"), Some(&(Arc::clone(&lobby), 9)));
+        w.insert("m4", &lobby, "e1", 9, 3);
+        assert_eq!(at(&w, "m4"), Some((Arc::clone(&lobby), 9)));
         assert_eq!(w.order.len(), 3);
         w.forget("m3");
         assert!(w.get("m3").is_none());
         assert_eq!(w.order.len(), 2);
         // Given again as the newest (a restart): the older one goes first.
-        w.insert("m5", &lobby, 5, 3);
-        w.insert_newest("m2", &lobby, 2, 3);
-        w.insert_newest("m2", &lobby, 2, 3);
-        w.insert("m6", &lobby, 6, 3);
+        w.insert("m5", &lobby, "e1", 5, 3);
+        w.insert_newest("m2", &lobby, "e1", 2, 3);
+        w.insert_newest("m2", &lobby, "e1", 2, 3);
+        w.insert("m6", &lobby, "e1", 6, 3);
         assert!(w.get("m4").is_none(), "the oldest given");
         assert!(w.get("m2").is_some() && w.get("m5").is_some() && w.get("m6").is_some());
         assert_eq!(w.order.len(), 3);
+    }
+
+    #[test]
+    fn the_id_window_keeps_the_epoch_of_each_message() {
+        let mut w = IdWindow::default();
+        let lobby: Arc<str> = Arc::from("lobby");
+        w.insert("m1", &lobby, "e1", 1, 3);
+        w.insert("m2", &lobby, "e2", 2, 3);
+        let epoch = |id| w.get(id).map(|s| s.epoch);
+        assert_eq!(epoch("m1"), Some(w.epoch_key("e1")));
+        assert_eq!(epoch("m2"), Some(w.epoch_key("e2")));
+        assert_ne!(w.epoch_key("e1"), w.epoch_key("e2"));
+        // An epoch is not taken for an id of the same text.
+        assert_ne!(w.epoch_key("m1"), w.key("m1"));
+    }
+
+    /// What the type's "about 90 bytes an id" counts on: a map entry is
+    /// the id's hash and its `Sent`, 40 bytes (a full window has about
+    /// two buckets an id), and each id is 8 bytes more in `order`.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn an_entry_is_forty_bytes() {
+        assert_eq!(std::mem::size_of::<(u64, Sent)>(), 40);
     }
 }

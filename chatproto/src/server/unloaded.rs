@@ -85,9 +85,10 @@ impl Unloaded {
         self.rooms.insert(name, r);
     }
 
-    /// The name of `name`'s room as kept here, if it rests unloaded.
-    pub fn name(&self, name: &str) -> Option<Arc<str>> {
-        self.rooms.get_key_value(name).map(|(k, _)| Arc::clone(k))
+    /// The name of `name`'s room as kept here, and its epoch, if it
+    /// rests unloaded.
+    pub fn get(&self, name: &str) -> Option<(&Arc<str>, &str)> {
+        self.rooms.get_key_value(name).map(|(k, r)| (k, &*r.epoch))
     }
 
     pub fn take(&mut self, name: &str) -> Option<(Arc<str>, Resting)> {
@@ -251,9 +252,12 @@ impl Server {
         let Ok(name) = crate::room_name(name) else {
             return;
         };
-        let loaded = self.rooms.get(&name).map(|r| Arc::clone(&r.name));
-        let Some(name) = loaded.or_else(|| self.unloaded.name(&name)) else {
-            return;
+        let (name, epoch) = match self.rooms.get(&name) {
+            Some(r) => (&r.name, r.epoch.as_str()),
+            None => match self.unloaded.get(&name) {
+                Some(resting) => resting,
+                None => return,
+            },
         };
         for e in recent {
             if let EventBody::Msg {
@@ -261,7 +265,8 @@ impl Server {
             } = &e.body
             {
                 if let Some(s) = self.sessions.get_mut(from) {
-                    s.ids.insert_newest(id, &name, e.seq, self.config.id_window);
+                    s.ids
+                        .insert_newest(id, name, epoch, e.seq, self.config.id_window);
                 }
             }
         }
