@@ -3,13 +3,13 @@
 //! Files, one job each: `cli` (flags), `input` (what a typed line means),
 //! `render` (how a line looks), `session` (what the user sees, over the
 //! protocol core `chatproto::Client`; no I/O), `reconnect` (when to try
-//! again), `net` (sockets and the run loop), `tls` (TLS settings and
-//! certificate errors), `ui` (what the run loop talks to on the user's
-//! side), `console` (the line mode: stdin, stdout and line editing), `tui`
-//! (the full-screen client), `error` (why it stops, exit codes); for the
-//! line mode (`--json`,
-//! `--verbatim`, `--stay`): `ledger` (each input line's outcome, in
-//! order), `json` (the JSON lines), `stop` (SIGINT and SIGTERM).
+//! again, and which address), `net` (sockets and the run loop), `tls`
+//! (TLS settings and certificate errors), `ui` (what the run loop talks
+//! to on the user's side), `console` (the line mode: stdin, stdout and
+//! line editing), `tui` (the full-screen client), `error` (why it stops,
+//! exit codes); for the line mode (`--json`, `--verbatim`, `--stay`):
+//! `ledger` (each input line's outcome, in order), `json` (the JSON
+//! lines), `stop` (SIGINT and SIGTERM).
 #![forbid(unsafe_code)]
 
 mod cli;

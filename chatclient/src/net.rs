@@ -3,8 +3,10 @@
 //! connection is lost, wait (exponential backoff with jitter) and open
 //! another, and let the session resume; but not when the server closed it
 //! because another connection resumed the session (`resumed_elsewhere`),
-//! which a resume here would take back. There is no protocol logic here:
-//! the join, pings, resume and resending are `chatproto::Client`'s.
+//! which a resume here would take back. Given several addresses, each
+//! connect goes through them as [`Pass`] decides (past a node that
+//! answers `unavailable` too). There is no protocol logic here: the join,
+//! pings, resume and resending are `chatproto::Client`'s.
 //!
 //! Reading and writing the socket are independent: a writer task owns the
 //! write half, so when the server throttles us by not reading (its rate
@@ -28,7 +30,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 
 use crate::console::InputEvent;
 use crate::error::JoinError;
-use crate::reconnect::{jitter, Backoff};
+use crate::reconnect::{jitter, random_u64, Backoff, Pass};
 use crate::render::Line;
 use crate::session::{Action, Session};
 use crate::tls::Tls;
@@ -61,11 +63,11 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// Where to connect and how.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// HOST:PORT.
+    /// HOST:PORT, or several comma-separated (the nodes of a cluster).
     pub addr: String,
     /// TLS settings, when the connection is to be encrypted.
     pub tls: Option<Tls>,
-    /// For connecting and joining together, each time.
+    /// For connecting to one address and joining there together.
     pub timeout: Duration,
     /// The largest frame to send or accept.
     pub max_frame_bytes: usize,
@@ -135,41 +137,74 @@ impl Link {
     }
 }
 
-/// Connect and join, all within `config.timeout`. Every action the
-/// session asks for up to the end of the handshake, other than sending,
-/// is put in `held`, in order, for the caller to carry out; what the
-/// session asks after that waits in it.
+/// Connect and join: the addresses given (several: the nodes of a
+/// cluster) are tried in turn from a random one, each within
+/// `config.timeout`, as [`Pass`] says: past a connection that fails, and
+/// past a node that answers the join `unavailable` (said in `held`), until
+/// one lets us in. Every action the session asks for up to the end of the
+/// handshake, other than sending, is put in `held`, in order, for the
+/// caller to carry out; what the session asks after that waits in it.
 pub async fn dial(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
     held: &mut Vec<Action>,
 ) -> Result<Link, JoinError> {
-    let addr = &config.addr;
+    let mut pass = Pass::new(&config.addr, random_u64());
+    while let Some(addr) = pass.next() {
+        let e = match dial_one(config, &addr, clock, session, held).await {
+            Ok(link) => return Ok(link),
+            Err(e) => e,
+        };
+        let note = pass.failed(e)?;
+        // Offline again (after a join refused there, that connection is
+        // over), as between two reconnect attempts.
+        session.handle_disconnected();
+        while let Some(action) = session.poll() {
+            // Offline, the core sends nothing; the rest is shown.
+            if !matches!(action, Action::Send(_)) {
+                held.push(action);
+            }
+        }
+        if let Some(note) = note {
+            held.push(Action::Print(Line::Info(note)));
+        }
+    }
+    Err(pass.failure())
+}
+
+/// Connect to `addr` and join, all within `config.timeout`.
+async fn dial_one(
+    config: &Config,
+    addr: &str,
+    clock: &Clock,
+    session: &mut Session,
+    held: &mut Vec<Action>,
+) -> Result<Link, JoinError> {
     let deadline = Instant::now() + config.timeout;
     let secs = config.timeout.as_secs_f64();
-    let stream =
-        timeout_at(deadline, connect(addr))
-            .await
-            .map_err(|_| JoinError::ConnectTimeout {
-                addr: addr.clone(),
-                secs,
-            })??;
+    let stream = timeout_at(deadline, connect_one(addr))
+        .await
+        .map_err(|_| JoinError::ConnectTimeout {
+            addr: addr.to_owned(),
+            secs,
+        })??;
     // Chat lines are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
     let Some(tls) = &config.tls else {
         let mut stream = stream;
-        let (rbuf, decoder) = join(config, clock, session, held, &mut stream, deadline)
+        let (rbuf, decoder) = join(config, addr, clock, session, held, &mut stream, deadline)
             .await
             .map_err(|e| match e {
                 // A server that takes only TLS refuses a plain connection
                 // (`bad_frame`, saying so) or, if older, just closes it.
+                // The advice names the addresses as given.
                 JoinError::Closed
                 | JoinError::Io(_)
                 | JoinError::Refused {
                     code: "bad_frame", ..
                 } => JoinError::MaybeTlsOnly {
-                    addr: addr.clone(),
+                    addr: config.addr.clone(),
                     why: Box::new(e),
                 },
                 e => e,
@@ -180,10 +215,10 @@ pub async fn dial(
     let mut stream = timeout_at(deadline, tls.connect(addr, stream))
         .await
         .map_err(|_| JoinError::TlsTimeout {
-            addr: addr.clone(),
+            addr: addr.to_owned(),
             secs,
         })??;
-    let (rbuf, decoder) = join(config, clock, session, held, &mut stream, deadline).await?;
+    let (rbuf, decoder) = join(config, addr, clock, session, held, &mut stream, deadline).await?;
     let (reader, half) = tokio::io::split(stream);
     Ok(Link::start(Box::new(reader), half, rbuf, decoder))
 }
@@ -210,10 +245,11 @@ impl Link {
     }
 }
 
-/// The join handshake over `stream`, by `deadline`; what was read past
-/// it, and the decoder, to carry on with.
+/// The join handshake over `stream` (to `addr`), by `deadline`; what was
+/// read past it, and the decoder, to carry on with.
 async fn join<S: AsyncRead + AsyncWrite + Unpin>(
     config: &Config,
+    addr: &str,
     clock: &Clock,
     session: &mut Session,
     held: &mut Vec<Action>,
@@ -221,7 +257,7 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
     deadline: Instant,
 ) -> Result<(BytesMut, FrameDecoder), JoinError> {
     let timed_out = || JoinError::Timeout {
-        addr: config.addr.clone(),
+        addr: addr.to_owned(),
         secs: config.timeout.as_secs_f64(),
     };
     session.handle_connected(clock.now());
@@ -272,28 +308,6 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(JoinError::Closed);
         }
     }
-}
-
-/// Connect to one of `list` (HOST:PORT, or several comma-separated: the
-/// nodes of one cluster), trying each in turn from a random one.
-async fn connect(list: &str) -> Result<TcpStream, JoinError> {
-    let addrs: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .collect();
-    let start = (crate::reconnect::random_u64() % addrs.len().max(1) as u64) as usize;
-    let mut last = None;
-    for i in 0..addrs.len() {
-        match connect_one(addrs[(start + i) % addrs.len()]).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| JoinError::Connect {
-        addr: list.to_owned(),
-        source: std::io::Error::other("no address given"),
-    }))
 }
 
 /// Resolve `addr` and connect to the first address that answers.

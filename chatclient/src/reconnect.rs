@@ -1,8 +1,13 @@
 //! When to try again after the connection is lost: exponential backoff
-//! with jitter, and how many tries. No clock and no I/O; the randomness
-//! comes in as an argument so that tests can pin it.
+//! with jitter, and how many tries; and, given several addresses, which
+//! to try next ([`Pass`]). No clock and no I/O; the randomness comes in
+//! as an argument so that tests can pin it.
 
 use std::time::Duration;
+
+use chatproto::ErrorCode;
+
+use crate::error::JoinError;
 
 /// The longest wait between two attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -30,6 +35,100 @@ impl Backoff {
         let base = self.min.saturating_mul(1 << doublings).min(self.max);
         let factor = 0.5 + 0.5 * jitter.clamp(0.0, 1.0);
         base.mul_f64(factor)
+    }
+}
+
+/// One pass over the addresses given (several: the nodes of a cluster),
+/// at start or in one reconnect attempt: each is tried once, in turn from
+/// a random one. A connection that fails and a node that answers the join
+/// (or the resume) with `unavailable`, cut off from its cluster's NATS,
+/// give way to the next address at once; any other failure ends the pass.
+/// When every address failed, the pass fails with what the last node to
+/// answer said (`unavailable`), or else the last connection's failure: what
+/// trying only that address would have said.
+#[derive(Debug)]
+pub struct Pass {
+    addrs: Vec<String>,
+    /// The first address tried.
+    start: usize,
+    /// How many were taken by [`Pass::next`].
+    taken: usize,
+    /// Why the pass fails if no address is left.
+    failure: Option<JoinError>,
+}
+
+impl Pass {
+    /// A pass over `list` (`HOST:PORT`, or several comma-separated),
+    /// beginning at the address `random` picks.
+    pub fn new(list: &str, random: u64) -> Pass {
+        let addrs: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let start = (random % addrs.len().max(1) as u64) as usize;
+        Pass {
+            addrs,
+            start,
+            taken: 0,
+            failure: None,
+        }
+    }
+
+    /// The next address to try, if any is left.
+    pub fn next(&mut self) -> Option<String> {
+        let addr = self.at(self.taken)?.to_owned();
+        self.taken += 1;
+        Some(addr)
+    }
+
+    /// The `i`th address of the pass, if there are that many.
+    fn at(&self, i: usize) -> Option<&str> {
+        (i < self.addrs.len()).then(|| self.addrs[(self.start + i) % self.addrs.len()].as_str())
+    }
+
+    /// The address last taken by [`Pass::next`] failed with `e`. `Err`:
+    /// the pass ends with it. `Ok`: go on with the next address, if one is
+    /// left, saying this first when it is `Some` (a node that refused).
+    pub fn failed(&mut self, e: JoinError) -> Result<Option<String>, JoinError> {
+        let connecting = matches!(
+            e,
+            JoinError::Resolve { .. }
+                | JoinError::Connect { .. }
+                | JoinError::ConnectTimeout { .. }
+        );
+        let unavailable = matches!(
+            &e,
+            JoinError::Refused { code, .. } if *code == ErrorCode::Unavailable.as_str()
+        );
+        if !connecting && !unavailable {
+            return Err(e);
+        }
+        let note = match (
+            &e,
+            self.taken.checked_sub(1).and_then(|i| self.at(i)),
+            self.at(self.taken),
+        ) {
+            (JoinError::Refused { message, .. }, Some(node), Some(next)) => Some(format!(
+                "node {node} unavailable ({message}), trying {next}"
+            )),
+            _ => None,
+        };
+        // A node's answer says more than a connection that failed.
+        let refused = |f: &JoinError| matches!(f, JoinError::Refused { .. });
+        if unavailable || !self.failure.as_ref().is_some_and(refused) {
+            self.failure = Some(e);
+        }
+        Ok(note)
+    }
+
+    /// Every address failed: why.
+    pub fn failure(self) -> JoinError {
+        self.failure.unwrap_or_else(|| JoinError::Connect {
+            addr: self.addrs.join(","),
+            source: std::io::Error::other("no address given"),
+        })
     }
 }
 
@@ -85,6 +184,99 @@ mod tests {
                 let d = POLICY.delay(n, j);
                 assert!(d >= POLICY.min / 2 && d <= POLICY.max, "{n} {j} {d:?}");
             }
+        }
+    }
+
+    fn unavailable(why: &str) -> JoinError {
+        JoinError::refused(ErrorCode::Unavailable, why, "alice")
+    }
+
+    fn refused_at(addr: &str) -> JoinError {
+        JoinError::Connect {
+            addr: addr.into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        }
+    }
+
+    #[test]
+    fn a_pass_tries_each_address_once_from_the_one_picked() {
+        let mut pass = Pass::new("a:1, b:2,,c:3", 4);
+        let order: Vec<String> = std::iter::from_fn(|| pass.next()).collect();
+        assert_eq!(order, ["b:2", "c:3", "a:1"]);
+        let mut one = Pass::new("a:1", u64::MAX);
+        assert_eq!(one.next().as_deref(), Some("a:1"));
+        assert_eq!(one.next(), None);
+    }
+
+    #[test]
+    fn a_node_that_answers_unavailable_gives_way_to_the_next_saying_so() {
+        let mut pass = Pass::new("a:1,b:2,c:3", 0);
+        assert_eq!(pass.next().as_deref(), Some("a:1"));
+        let note = pass.failed(unavailable("cannot reach its cluster (no answer)"));
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node a:1 unavailable (cannot reach its cluster (no answer)), trying b:2")
+        );
+        // A connection that fails moves on as before, without a word.
+        assert_eq!(pass.next().as_deref(), Some("b:2"));
+        assert!(matches!(pass.failed(refused_at("b:2")), Ok(None)));
+        // The last: nothing to try next, nothing to say but the failure.
+        assert_eq!(pass.next().as_deref(), Some("c:3"));
+        assert!(matches!(pass.failed(unavailable("the last")), Ok(None)));
+        assert_eq!(pass.next(), None);
+        assert_eq!(
+            pass.failure().to_string(),
+            "cannot join: unavailable: the last"
+        );
+    }
+
+    #[test]
+    fn every_address_failing_ends_with_a_nodes_answer_over_a_failed_connection() {
+        // What one unavailable node among dead ones makes the client say
+        // (exit code 6), wherever the pass began: as when it tried that
+        // node alone.
+        for start in 0..3 {
+            let mut pass = Pass::new("a:1,b:2,c:3", start);
+            while let Some(addr) = pass.next() {
+                let e = match addr.as_str() {
+                    "b:2" => unavailable("cut off"),
+                    _ => refused_at(&addr),
+                };
+                assert!(pass.failed(e).is_ok());
+            }
+            let e = pass.failure();
+            assert_eq!(e.to_string(), "cannot join: unavailable: cut off");
+            assert_eq!(e.exit_code(), crate::error::code::JOIN);
+        }
+        // Connections alone: the last one's failure (exit code 3).
+        let mut pass = Pass::new("a:1,b:2", 1);
+        while let Some(addr) = pass.next() {
+            assert!(matches!(pass.failed(refused_at(&addr)), Ok(None)));
+        }
+        let e = pass.failure();
+        assert!(e.to_string().starts_with("cannot connect to a:1: "), "{e}");
+        assert_eq!(e.exit_code(), crate::error::code::CONNECT);
+    }
+
+    #[test]
+    fn any_other_failure_ends_the_pass_at_once() {
+        for e in [
+            JoinError::refused(ErrorCode::NickTaken, "in use", "alice"),
+            JoinError::refused(ErrorCode::ServerFull, "full", "alice"),
+            JoinError::refused(ErrorCode::BadFrame, "what", "alice"),
+            JoinError::Timeout {
+                addr: "a:1".into(),
+                secs: 4.0,
+            },
+            JoinError::Closed,
+        ] {
+            let said = e.to_string();
+            let mut pass = Pass::new("a:1,b:2", 0);
+            pass.next();
+            let Err(e) = pass.failed(e) else {
+                panic!("{said}: went on");
+            };
+            assert_eq!(e.to_string(), said);
         }
     }
 

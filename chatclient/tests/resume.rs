@@ -11,6 +11,8 @@
 
 mod common;
 
+use std::net::TcpListener;
+
 use chatproto::{ClientFrame, ErrorCode, ServerFrame};
 use common::fake::{FakeServer, Reply, RESUMED_ELSEWHERE};
 use common::proxy::Proxy;
@@ -260,6 +262,59 @@ fn a_nickname_taken_while_away_ends_the_client_with_four() {
 
 /// No server to come back to: one line per attempt, then exit 1 with one
 /// line on stderr once the attempts run out.
+/// A resume answered `unavailable` (a cluster's node cut off from its
+/// NATS) goes on to the next address in the same attempt, saying so, and
+/// resumes there. It was a failed attempt: `reconnecting failed (cannot
+/// join: unavailable: ...)`, and a wait before the next.
+///
+/// Each reconnect begins at a random address: the connection is cut until
+/// one has begun at the node refusing (half of them; not once in 24 is one
+/// in 16 million).
+#[test]
+fn a_resume_refused_unavailable_goes_on_to_the_next_address_at_once() {
+    const CUT_OFF: &str = "the server cannot reach its cluster (no answer); try again later";
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    // Nothing listens there at first: alice gets in through the proxy
+    // whichever she tries first, as she always did. Then the node refuses.
+    let node = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    proxy.allow();
+    let list = format!("{node},{}", proxy.addr);
+    let mut alice = Client::start_opts("alice", &list, PATIENT, FAST);
+    alice.expect("* alice is online");
+    let listener = TcpListener::bind(&node).expect("the port given up just before");
+    common::fake::refusing_joins(listener, ErrorCode::Unavailable, CUT_OFF);
+    let passed_by = format!(
+        "* node {node} unavailable ({CUT_OFF}), trying {}",
+        proxy.addr
+    );
+    let mut went_past = false;
+    for _ in 0..24 {
+        let from = alice.seen.len();
+        proxy.allow();
+        proxy.cut();
+        let line = alice.expect_line("reconnected", |l| {
+            l.starts_with("* reconnected") || l.starts_with("* reconnecting failed")
+        });
+        assert!(
+            line.starts_with("* reconnected; "),
+            "{:#?}",
+            &alice.seen[from..]
+        );
+        if alice.seen[from..].contains(&passed_by) {
+            went_past = true;
+            break;
+        }
+    }
+    assert!(went_past, "no reconnect began at {node}: {:#?}", alice.seen);
+    alice.close_stdin();
+    let (status, stderr, _) = alice.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}");
+}
+
 #[test]
 fn reconnect_attempts_run_out_exits_one() {
     let mut server = Server::start(&[]);

@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{is_presence, kind, Client, Next, Server, WAIT};
+use common::{is_presence, kind, Client, Next, RealClient, Server, WAIT};
 use serde_json::{json, Value};
 
 /// A nats-server with JetStream, on 127.0.0.1, killed (by PID) on drop.
@@ -1971,6 +1971,76 @@ fn a_join_while_nats_is_away_is_answered_unavailable() {
             "zoe cannot join after NATS came back: {f}"
         );
     }
+}
+
+/// A client given several nodes, one of them cut off from NATS (it
+/// answers the join `unavailable`), goes on to the next node, says so, and
+/// joins there; it ended with exit code 6 whenever it tried that node
+/// first (left by the cluster operator's trial). Given only nodes cut off,
+/// it ends as it did: exit code 6, the refusal on stderr.
+///
+/// The client begins at a random address: it is run until one run has
+/// begun at the node cut off (half of the runs; not once in 24 is one in
+/// 16 million).
+#[test]
+fn a_client_given_several_nodes_goes_past_one_cut_off_from_nats() {
+    let Some(nats) = Nats::start("a_client_given_several_nodes_goes_past_one_cut_off_from_nats")
+    else {
+        return;
+    };
+    let proxy = Holdup::start(nats.port);
+    let cut_url = format!("nats://127.0.0.1:{}", proxy.port);
+    // Quick to refuse: a join is answered `unavailable` after half of it.
+    let cut = |name| {
+        Server::start(&[
+            "--cluster",
+            &cut_url,
+            "--node",
+            name,
+            "--join-timeout-ms",
+            "1000",
+        ])
+    };
+    let (a, c) = (cut("a"), cut("c"));
+    let b = node(&nats, "b", &[]);
+    proxy.set(|h| h.down = true);
+    let mut zoe = a.connect();
+    zoe.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+    zoe.expect_error("unavailable");
+
+    let list = format!("{},{}", a.addr(), b.addr());
+    let passed_by = format!(
+        "* node {} unavailable (the server cannot reach its cluster",
+        a.addr()
+    );
+    let trying = format!("), trying {}", b.addr());
+    let mut went_past = false;
+    for run in 0..24 {
+        let nick = format!("n{run}");
+        // In, then out at the end of its input.
+        let (status, stderr, seen) = RealClient::start(&nick, &list, &[]).finish();
+        assert!(status.success(), "{nick}: {status}: {stderr}\n{seen:#?}");
+        let online = format!("* {nick} is online");
+        assert!(seen.contains(&online), "{seen:#?}");
+        if let Some(note) = seen.iter().find(|l| l.starts_with(&passed_by)) {
+            assert!(note.ends_with(&trying), "{note}");
+            went_past = true;
+            break;
+        }
+    }
+    assert!(went_past, "no run began at {}", a.addr());
+
+    // Every node refuses: the client gives up as with one.
+    let list = format!("{},{}", a.addr(), c.addr());
+    let (status, stderr, seen) = RealClient::start("zed", &list, &[]).finish();
+    assert_eq!(status.code(), Some(6), "{stderr}\n{seen:#?}");
+    assert!(
+        stderr.starts_with(
+            "chatclient: cannot join: unavailable: the server cannot reach its cluster"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 /// A frame limit past what one NATS message may carry (nats-server's

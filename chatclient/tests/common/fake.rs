@@ -128,6 +128,25 @@ impl FakeServer {
     }
 }
 
+/// A node on `listener` that answers every join, on every connection,
+/// with an `error` of `code` (`unavailable`: a cluster's node cut off from
+/// its NATS) and `message`, and reads on until the client closes.
+pub fn refusing_joins(listener: TcpListener, code: ErrorCode, message: &'static str) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                serve(stream, |frame| match frame {
+                    ClientFrame::Join { .. } => {
+                        Reply::Send(vec![ServerFrame::error(code, message)])
+                    }
+                    _ => Reply::Send(Vec::new()),
+                })
+            });
+        }
+    });
+}
+
 /// Answer each frame as `script` says until it closes, then read until
 /// the client closes too; every frame it sent.
 fn serve(mut stream: TcpStream, mut script: impl FnMut(&ClientFrame) -> Reply) -> Vec<ClientFrame> {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::WAIT;
 
 /// The most connections one proxy passes on (the first and its reconnects).
-const MAX_CONNECTIONS: usize = 8;
+const MAX_CONNECTIONS: usize = 32;
 
 /// A running proxy. Its threads end with the test process.
 pub struct Proxy {
