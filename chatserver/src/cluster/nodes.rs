@@ -517,10 +517,11 @@ impl Cluster {
     }
 }
 
-/// What the log says of this node's heartbeat: its first failure, then
-/// at most one line each [`FAILING_LOGGED_EVERY`] while it goes on
-/// failing (with how many failures were not logged), and one when a
-/// heartbeat goes through again.
+/// What the log says of this node's heartbeat: its first failure, each
+/// other cause the first time it comes in the run of failures, then at
+/// most one line each [`FAILING_LOGGED_EVERY`] while it goes on failing
+/// (with how many failures were not logged), and one when a heartbeat
+/// goes through again.
 #[derive(Debug, Default)]
 struct BeatLog {
     /// Failing since the first failure in a row, if failing.
@@ -565,8 +566,10 @@ struct FailingSince {
     failures: u64,
     /// Failures since the last one logged.
     unlogged: u64,
-    /// The cause last logged.
-    cause: BeatCause,
+    /// The causes logged in the run, each once: causes that alternate
+    /// (NATS servers of a cluster, one without its store, reached in
+    /// turn) are not said at every heartbeat.
+    said: Vec<BeatCause>,
 }
 
 /// What to log of a failed heartbeat.
@@ -585,9 +588,9 @@ enum Failing {
 
 impl BeatLog {
     /// A heartbeat failed at `now` for `cause`: what to log, if anything.
-    /// A cause other than the one last said is said at once: NATS back
-    /// without its store, or without JetStream, after an outage must not
-    /// wait for the next reminder, as what to do is no longer to wait.
+    /// A cause not said yet in this run of failures is said at once: NATS
+    /// back without its store, or without JetStream, after an outage must
+    /// not wait for the next reminder, as what to do is no longer to wait.
     fn failed(&mut self, now: Instant, cause: BeatCause) -> Option<Failing> {
         let Some(f) = &mut self.failing else {
             self.failing = Some(FailingSince {
@@ -595,16 +598,18 @@ impl BeatLog {
                 logged_at: now,
                 failures: 1,
                 unlogged: 0,
-                cause,
+                said: vec![cause],
             });
             return Some(Failing::First);
         };
         f.failures += 1;
-        let same_cause = f.cause == cause;
-        f.cause = cause;
-        if same_cause && now.duration_since(f.logged_at) < FAILING_LOGGED_EVERY {
+        let said = f.said.contains(&cause);
+        if said && now.duration_since(f.logged_at) < FAILING_LOGGED_EVERY {
             f.unlogged += 1;
             return None;
+        }
+        if !said {
+            f.said.push(cause);
         }
         let still = Failing::Still {
             failures: f.failures,
@@ -816,23 +821,56 @@ mod tests {
             None,
             "the same cause waits"
         );
-        assert_eq!(
-            log.failed(at(4), BeatCause::Away),
-            Some(Failing::Still {
-                failures: 5,
-                for_secs: 4,
-                unlogged: 1
-            })
-        );
+        // Away again: said already in this run.
+        assert_eq!(log.failed(at(4), BeatCause::Away), None);
         // Back without JetStream (started without -js): said at once.
         assert_eq!(
             log.failed(at(5), BeatCause::NoJetStream),
             Some(Failing::Still {
                 failures: 6,
                 for_secs: 5,
+                unlogged: 2
+            })
+        );
+    }
+
+    /// Causes that alternate at every heartbeat (a NATS cluster's servers
+    /// reached in turn, one of them without its store) are each said
+    /// once, then in the reminder once a minute: each was said at once,
+    /// so the log said one line a second.
+    #[test]
+    fn a_heartbeat_failing_for_alternating_causes_is_logged_once_for_each() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let cause = |s: u64| match s % 2 {
+            0 => BeatCause::Away,
+            _ => BeatCause::StoreLost,
+        };
+        let mut log = BeatLog::default();
+        assert_eq!(log.failed(at(0), cause(0)), Some(Failing::First));
+        assert_eq!(
+            log.failed(at(1), cause(1)),
+            Some(Failing::Still {
+                failures: 2,
+                for_secs: 1,
                 unlogged: 0
             })
         );
+        for s in 2..61 {
+            assert_eq!(log.failed(at(s), cause(s)), None, "at {s} s");
+        }
+        assert_eq!(
+            log.failed(at(61), cause(61)),
+            Some(Failing::Still {
+                failures: 62,
+                for_secs: 61,
+                unlogged: 59
+            })
+        );
+        assert_eq!(log.succeeded(at(62)), Some((62, 62)));
+        // A new run says its causes anew.
+        assert_eq!(log.failed(at(63), cause(1)), Some(Failing::First));
+        assert!(log.failed(at(64), cause(0)).is_some());
     }
 
     #[test]
