@@ -183,6 +183,8 @@ impl Cluster {
                 .map(|(key, h)| (key.clone(), h.rev))
                 .collect();
             let mut unsure = false;
+            // Whether the watch was found behind, on any of them.
+            let mut behind = false;
             // Each look within a heartbeat period, and none after one
             // that got no answer: a request that NATS never answers must
             // not stop this node's own heartbeat.
@@ -193,7 +195,7 @@ impl Cluster {
                         let mut beat = Beat::new(revision, origin);
                         beat.live = true;
                         lock(&heard).insert(key, beat);
-                        rewatch.notify_one();
+                        behind = true;
                     }
                     // Silent at the leader too: dead, and not looked up
                     // again (nor counted afresh) until it beats again.
@@ -222,6 +224,14 @@ impl Cluster {
                         break;
                     }
                 }
+            }
+            // One wake for all of them: a wake for each (as NATS comes
+            // back, every node, this one included, may be found ahead of
+            // the watch) made the watch anew, and said so, up to that many
+            // times within milliseconds (a wake while the watch is being
+            // made anew is kept for the next one).
+            if behind {
+                rewatch.notify_one();
             }
             if unsure {
                 continue;
