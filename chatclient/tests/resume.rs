@@ -260,8 +260,6 @@ fn a_nickname_taken_while_away_ends_the_client_with_four() {
     );
 }
 
-/// No server to come back to: one line per attempt, then exit 1 with one
-/// line on stderr once the attempts run out.
 /// A resume answered `unavailable` (a cluster's node cut off from its
 /// NATS) goes on to the next address in the same attempt, saying so, and
 /// resumes there. It was a failed attempt: `reconnecting failed (cannot
@@ -315,6 +313,8 @@ fn a_resume_refused_unavailable_goes_on_to_the_next_address_at_once() {
     assert!(status.success(), "{status}: {stderr}");
 }
 
+/// No server to come back to: one line per attempt, then exit 1 with one
+/// line on stderr once the attempts run out.
 #[test]
 fn reconnect_attempts_run_out_exits_one() {
     let mut server = Server::start(&[]);
