@@ -106,6 +106,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=30_000), hide = true)]
     pub reconnect_min_ms: u64,
 
+    /// Begin every pass over the addresses at this one (0: the first as
+    /// given) instead of at a random one (for tests: a pass that meets a
+    /// node refusing first, every time).
+    #[arg(long, env = "CHATCLIENT_FIRST_ADDR", value_name = "I", hide = true)]
+    pub first_addr: Option<usize>,
+
     /// The largest frame payload to send or accept, in bytes (at least
     /// 1024); match the server's --max-frame-bytes.
     #[arg(long, env = "CHATCLIENT_MAX_FRAME_BYTES", value_name = "N",
@@ -497,6 +503,7 @@ mod tests {
         assert_eq!(a.rooms(), vec!["lobby"]);
         assert_eq!(a.reconnect_attempts, 10);
         assert_eq!(a.reconnect_min_ms, 500);
+        assert_eq!(a.first_addr, None);
         let a = Args::try_parse_from(["chatclient", "-n", "bob", "10.0.0.1:9", "--timeout", "0.5"])
             .unwrap();
         assert_eq!(

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
             max: MAX_DELAY,
             attempts: args.reconnect_attempts,
         },
+        first: args.first_addr,
     };
     // Message ids differ between runs, so a resumed session never takes a
     // new message for an old one.

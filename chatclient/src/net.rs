@@ -73,6 +73,9 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// When to reconnect.
     pub backoff: Backoff,
+    /// The address every pass begins at (its index in `addr`); `None`: a
+    /// random one each time.
+    pub first: Option<usize>,
 }
 
 /// The monotonic clock the session's timers run on, in milliseconds.
@@ -138,7 +141,7 @@ impl Link {
 }
 
 /// Connect and join: the addresses given (several: the nodes of a
-/// cluster) are tried in turn from a random one, each within
+/// cluster) are tried in turn from a random one (or `config.first`), each within
 /// `config.timeout`, as [`Pass`] says: past a connection that fails, and
 /// past a node that answers the join `unavailable` (said in `held`), until
 /// one lets us in. Every action the session asks for up to the end of the
@@ -150,7 +153,8 @@ pub async fn dial(
     session: &mut Session,
     held: &mut Vec<Action>,
 ) -> Result<Link, JoinError> {
-    let mut pass = Pass::new(&config.addr, random_u64());
+    let start = config.first.map_or_else(random_u64, |i| i as u64);
+    let mut pass = Pass::new(&config.addr, start);
     while let Some(addr) = pass.next() {
         let e = match dial_one(config, &addr, clock, session, held).await {
             Ok(link) => return Ok(link),
