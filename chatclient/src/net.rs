@@ -5,7 +5,7 @@
 //! because another connection resumed the session (`resumed_elsewhere`),
 //! which a resume here would take back. Given several addresses, each
 //! connect goes through them as [`Pass`] decides (past a node that
-//! answers `unavailable` too). There is no protocol logic here: the join,
+//! answers `unavailable`, or nothing in time, too). There is no protocol logic here: the join,
 //! pings, resume and resending are `chatproto::Client`'s.
 //!
 //! Reading and writing the socket are independent: a writer task owns the
@@ -142,9 +142,9 @@ impl Link {
 
 /// Connect and join: the addresses given (several: the nodes of a
 /// cluster) are tried in turn from a random one (or `config.first`), each within
-/// `config.timeout`, as [`Pass`] says: past a connection that fails, and
-/// past a node that answers the join `unavailable` (said in `held`), until
-/// one lets us in. Every action the session asks for up to the end of the
+/// `config.timeout`, as [`Pass`] says: past a connection that fails, a
+/// node that answers nothing in time, and one that answers the join
+/// `unavailable` (the last two said in `held`), until one lets us in. Every action the session asks for up to the end of the
 /// handshake, other than sending, is put in `held`, in order, for the
 /// caller to carry out; what the session asks after that waits in it.
 pub async fn dial(

@@ -40,12 +40,14 @@ impl Backoff {
 
 /// One pass over the addresses given (several: the nodes of a cluster),
 /// at start or in one reconnect attempt: each is tried once, in turn from
-/// a random one. A connection that fails and a node that answers the join
-/// (or the resume) with `unavailable`, cut off from its cluster's NATS,
-/// give way to the next address at once; any other failure ends the pass.
-/// When every address failed, the pass fails with what the last node to
-/// answer said (`unavailable`), or else the last connection's failure: what
-/// trying only that address would have said.
+/// a random one. What happened at one address decides whether the next is
+/// tried ([`Passing`]): past a connection that fails, a node that takes
+/// it but does not answer within `--timeout`, and a node that answers the
+/// join (or the resume) with `unavailable`, cut off from its cluster's
+/// NATS, the pass goes on at once; any other failure ends it. When every
+/// address failed, the pass fails with what trying only one of them would
+/// have said: the last node's refusal if one refused, else the last
+/// silence, else the last connection's failure.
 #[derive(Debug)]
 pub struct Pass {
     addrs: Vec<String>,
@@ -53,8 +55,40 @@ pub struct Pass {
     start: usize,
     /// How many were taken by [`Pass::next`].
     taken: usize,
-    /// Why the pass fails if no address is left.
-    failure: Option<JoinError>,
+    /// Why the pass fails if no address is left, and how much that says.
+    failure: Option<(Passing, JoinError)>,
+}
+
+/// What a failure at one address says, from least to most: a pass that
+/// fails everywhere reports the failure that says the most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Passing {
+    /// Nothing let the client in there: the name did not resolve, the
+    /// connection was refused or did not complete in time.
+    Unreached,
+    /// The node took the connection and said nothing in time: the TLS
+    /// handshake or the join timed out (a process stopped or held up, or
+    /// a node slower to say `unavailable` than `--timeout`).
+    Silent,
+    /// The node refused for reasons of its own: `unavailable`.
+    Refused,
+}
+
+impl Passing {
+    /// Whether the pass goes on past `e`, and how much `e` says; `None`:
+    /// the pass ends with it.
+    fn of(e: &JoinError) -> Option<Passing> {
+        match e {
+            JoinError::Resolve { .. }
+            | JoinError::Connect { .. }
+            | JoinError::ConnectTimeout { .. } => Some(Passing::Unreached),
+            JoinError::TlsTimeout { .. } | JoinError::Timeout { .. } => Some(Passing::Silent),
+            JoinError::Refused { code, .. } if *code == ErrorCode::Unavailable.as_str() => {
+                Some(Passing::Refused)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Pass {
@@ -90,46 +124,57 @@ impl Pass {
 
     /// The address last taken by [`Pass::next`] failed with `e`. `Err`:
     /// the pass ends with it. `Ok`: go on with the next address, if one is
-    /// left, saying this first when it is `Some` (a node that refused).
+    /// left, saying this first when it is `Some` (a node that refused, or
+    /// one that held the client up for `--timeout`).
     pub fn failed(&mut self, e: JoinError) -> Result<Option<String>, JoinError> {
-        let connecting = matches!(
-            e,
-            JoinError::Resolve { .. }
-                | JoinError::Connect { .. }
-                | JoinError::ConnectTimeout { .. }
-        );
-        let unavailable = matches!(
-            &e,
-            JoinError::Refused { code, .. } if *code == ErrorCode::Unavailable.as_str()
-        );
-        if !connecting && !unavailable {
+        let Some(passing) = Passing::of(&e) else {
             return Err(e);
-        }
-        let note = match (
-            &e,
-            self.taken.checked_sub(1).and_then(|i| self.at(i)),
-            self.at(self.taken),
-        ) {
-            (JoinError::Refused { message, .. }, Some(node), Some(next)) => Some(format!(
-                "node {node} unavailable ({message}), trying {next}"
-            )),
+        };
+        let node = self.taken.checked_sub(1).and_then(|i| self.at(i));
+        let note = match (node, self.at(self.taken)) {
+            (Some(node), Some(next)) => {
+                passed_by(&e, node).map(|why| format!("{why}, trying {next}"))
+            }
             _ => None,
         };
-        // A node's answer says more than a connection that failed.
-        let refused = |f: &JoinError| matches!(f, JoinError::Refused { .. });
-        if unavailable || !self.failure.as_ref().is_some_and(refused) {
-            self.failure = Some(e);
+        if self
+            .failure
+            .as_ref()
+            .is_none_or(|(said, _)| passing >= *said)
+        {
+            self.failure = Some((passing, e));
         }
         Ok(note)
     }
 
     /// Every address failed: why.
     pub fn failure(self) -> JoinError {
-        self.failure.unwrap_or_else(|| JoinError::Connect {
-            addr: self.addrs.join(","),
-            source: std::io::Error::other("no address given"),
-        })
+        match self.failure {
+            Some((_, e)) => e,
+            None => JoinError::Connect {
+                addr: self.addrs.join(","),
+                source: std::io::Error::other("no address given"),
+            },
+        }
     }
+}
+
+/// What to say about `node` when the pass goes on past its failure `e`;
+/// `None` for a connection that failed at once, which held nothing up.
+fn passed_by(e: &JoinError, node: &str) -> Option<String> {
+    Some(match e {
+        JoinError::Refused { message, .. } => format!("node {node} unavailable ({message})"),
+        JoinError::ConnectTimeout { secs, .. } => {
+            format!("node {node} did not take the connection within {secs} s")
+        }
+        JoinError::TlsTimeout { secs, .. } => {
+            format!("node {node} did not finish the TLS handshake within {secs} s")
+        }
+        JoinError::Timeout { secs, .. } => {
+            format!("node {node} did not answer the join within {secs} s")
+        }
+        _ => return None,
+    })
 }
 
 /// A number from 0 to 1, different on every call and in every process.
@@ -258,16 +303,95 @@ mod tests {
         assert_eq!(e.exit_code(), crate::error::code::CONNECT);
     }
 
+    fn silent(addr: &str) -> JoinError {
+        JoinError::Timeout {
+            addr: addr.into(),
+            secs: 2.5,
+        }
+    }
+
+    #[test]
+    fn a_node_that_says_nothing_in_time_gives_way_to_the_next_saying_so() {
+        let mut pass = Pass::new("a:1,b:2,c:3,d:4", 0);
+        pass.next();
+        let note = pass.failed(silent("a:1"));
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node a:1 did not answer the join within 2.5 s, trying b:2")
+        );
+        pass.next();
+        let note = pass.failed(JoinError::TlsTimeout {
+            addr: "b:2".into(),
+            secs: 4.0,
+        });
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node b:2 did not finish the TLS handshake within 4 s, trying c:3")
+        );
+        pass.next();
+        let note = pass.failed(JoinError::ConnectTimeout {
+            addr: "c:3".into(),
+            secs: 4.0,
+        });
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node c:3 did not take the connection within 4 s, trying d:4")
+        );
+        // Nothing after the last, and the pass fails with the last silence
+        // (exit code 6), over the connection that timed out after it.
+        pass.next();
+        assert!(matches!(pass.failed(refused_at("d:4")), Ok(None)));
+        assert_eq!(pass.next(), None);
+        let e = pass.failure();
+        assert!(
+            e.to_string()
+                .starts_with("connected to b:2 but the TLS handshake did not finish within 4 s"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), crate::error::code::JOIN);
+    }
+
+    #[test]
+    fn every_address_failing_ends_with_what_says_the_most() {
+        // A refusal over a silence over a connection that failed, wherever
+        // they come in the pass; the later of two alike.
+        for start in 0..3 {
+            let mut pass = Pass::new("a:1,b:2,c:3", start);
+            while let Some(addr) = pass.next() {
+                let e = match addr.as_str() {
+                    "a:1" => silent(&addr),
+                    "b:2" => unavailable("cut off"),
+                    _ => refused_at(&addr),
+                };
+                assert!(pass.failed(e).is_ok());
+            }
+            assert_eq!(
+                pass.failure().to_string(),
+                "cannot join: unavailable: cut off"
+            );
+            let mut pass = Pass::new("a:1,b:2,c:3", start);
+            while let Some(addr) = pass.next() {
+                let e = match addr.as_str() {
+                    "b:2" => refused_at(&addr),
+                    _ => silent(&addr),
+                };
+                assert!(pass.failed(e).is_ok());
+            }
+            let said = pass.failure().to_string();
+            let last = ["c:3", "a:1", "a:1"][start as usize];
+            assert!(
+                said.starts_with(&format!("connected to {last} but it did not answer")),
+                "{start}: {said}"
+            );
+        }
+    }
+
     #[test]
     fn any_other_failure_ends_the_pass_at_once() {
         for e in [
             JoinError::refused(ErrorCode::NickTaken, "in use", "alice"),
             JoinError::refused(ErrorCode::ServerFull, "full", "alice"),
             JoinError::refused(ErrorCode::BadFrame, "what", "alice"),
-            JoinError::Timeout {
-                addr: "a:1".into(),
-                secs: 4.0,
-            },
             JoinError::Closed,
         ] {
             let said = e.to_string();

@@ -449,6 +449,53 @@ fn several_addresses_are_tried_in_turn() {
     }
 }
 
+/// Every pass over several addresses begins at the first as given.
+const FROM_THE_FIRST: &[(&str, &str)] = &[("CHATCLIENT_FIRST_ADDR", "0")];
+
+/// A node that takes the connection and never answers the join (a process
+/// stopped or held up; the kernel accepts for it) holds the client up for
+/// its `--timeout`, then gives way to the next address, which lets it in;
+/// the client says so. It ended the client with exit code 6 ("did not
+/// answer the join within 1 s"). Every address silent: exit code 6, the
+/// last one's line, as with one.
+#[test]
+fn a_node_that_never_answers_the_join_gives_way_to_the_next() {
+    let server = Server::start(&[]);
+    // Never accepted: the kernel completes the handshake and takes the
+    // join; nothing answers.
+    let hung = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_addr = hung.local_addr().unwrap().to_string();
+    let list = format!("{hung_addr},{}", server.addr);
+    let started = Instant::now();
+    let mut c = Client::start_opts("alice", &list, &["--timeout", "1"], FROM_THE_FIRST);
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let note = format!(
+        "* node {hung_addr} did not answer the join within 1 s, trying {}",
+        server.addr
+    );
+    assert!(seen.contains(&note), "{seen:#?}");
+    assert!(seen.contains(&"* alice is online".to_owned()), "{seen:#?}");
+
+    let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let other_addr = other.local_addr().unwrap().to_string();
+    let list = format!("{hung_addr},{other_addr}");
+    let c = Client::start_opts("bob", &list, &["--timeout", "1"], FROM_THE_FIRST);
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(6), "{stderr}\n{seen:#?}");
+    assert_eq!(
+        stderr,
+        format!(
+            "chatclient: connected to {other_addr} but it did not answer the join within 1 s; \
+             is it a chatserver?\n"
+        )
+    );
+    assert!(seen.is_empty(), "{seen:#?}");
+    drop((hung, other));
+}
+
 /// A server of a later version sends frames of kinds this client does not
 /// know, before its `welcome` and among the room's frames: the client
 /// ignores them, saying nothing (PROTOCOL.md section 2), and goes on. It

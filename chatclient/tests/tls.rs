@@ -268,6 +268,38 @@ fn a_reconnect_is_made_over_tls_too() {
     assert!(stderr.is_empty(), "alice's stderr: {stderr}");
 }
 
+/// A node that takes the connection and says nothing in the TLS
+/// handshake holds the client up for its `--timeout`, then gives way to
+/// the next address, which lets it in; the client says so. It ended the
+/// client with exit code 6 ("the TLS handshake did not finish within 1
+/// s").
+#[test]
+fn a_node_silent_in_the_tls_handshake_gives_way_to_the_next() {
+    let pki = Pki::new();
+    let server = tls_server(&pki.cert, &pki.key, &[]);
+    // Never accepted: the kernel completes the TCP handshake; nothing
+    // answers the TLS one.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_addr = hung.local_addr().unwrap().to_string();
+    let list = format!("tls://{hung_addr},{}", server.addr);
+    let mut c = Client::start_opts(
+        "alice",
+        &list,
+        &["--ca-cert", arg(&pki.ca), "--timeout", "1"],
+        &[("CHATCLIENT_FIRST_ADDR", "0")],
+    );
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    let note = format!(
+        "* node {hung_addr} did not finish the TLS handshake within 1 s, trying {}",
+        server.addr
+    );
+    assert!(seen.contains(&note), "{seen:#?}");
+    assert!(seen.contains(&"* alice is online".to_owned()), "{seen:#?}");
+    drop(hung);
+}
+
 /// TLS to a server that has no certificate: its one line says the
 /// handshake failed; exit code 6.
 #[test]

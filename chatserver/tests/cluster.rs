@@ -2034,6 +2034,54 @@ fn a_client_given_several_nodes_goes_past_one_cut_off_from_nats() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
+/// A node cut off from NATS with the default `--join-timeout-ms` answers
+/// the join `unavailable` only after 3 s (see the README's cluster
+/// section). A client with `--timeout 2` (each address has its own) gives
+/// that node up when its time runs out and goes on to the healthy node
+/// next in its list, saying so; it ended with exit code 6 ("did not answer
+/// the join within 2 s; is it a chatserver?"), a join that timed out
+/// ending the pass.
+#[test]
+fn a_client_with_a_short_timeout_goes_past_a_node_slow_to_say_unavailable() {
+    let Some(nats) =
+        Nats::start("a_client_with_a_short_timeout_goes_past_a_node_slow_to_say_unavailable")
+    else {
+        return;
+    };
+    let proxy = Holdup::start(nats.port);
+    let cut_url = format!("nats://127.0.0.1:{}", proxy.port);
+    // The default --join-timeout-ms (10 s): `unavailable` after 3 s.
+    let a = Server::start(&["--cluster", &cut_url, "--node", "a"]);
+    let b = node(&nats, "b", &[]);
+    proxy.set(|h| h.down = true);
+    let mut zoe = a.connect();
+    zoe.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+    zoe.expect_error("unavailable");
+
+    let list = format!("{},{}", a.addr(), b.addr());
+    let started = Instant::now();
+    let out = Command::new(common::client_exe())
+        .args(["--nick", "sam", "--timeout", "2", &list])
+        .env_remove("CHATCLIENT_TIMEOUT")
+        .envs(FROM_THE_FIRST.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chatclient");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {stderr}\n{stdout}", out.status);
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    let note = format!(
+        "* node {} did not answer the join within 2 s, trying {}",
+        a.addr(),
+        b.addr()
+    );
+    assert!(stdout.lines().any(|l| l == note), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "* sam is online"), "{stdout}");
+}
+
 /// A frame limit past what one NATS message may carry (nats-server's
 /// `max_payload`, 1 MiB by default) would have a large message refused by
 /// NATS for good, holding up every proposal of the node after it: the
