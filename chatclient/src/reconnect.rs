@@ -42,9 +42,9 @@ impl Backoff {
 /// at start or in one reconnect attempt: each is tried once, in turn from
 /// a random one. What happened at one address decides whether the next is
 /// tried ([`Passing`]): past a connection that fails, a node that takes
-/// it but does not answer within `--timeout`, and a node that answers the
-/// join (or the resume) with `unavailable`, cut off from its cluster's
-/// NATS, the pass goes on at once; any other failure ends it. When every
+/// it but does not answer within `--timeout`, and a node that refuses the
+/// join (or the resume) for reasons of its own, the pass goes on at once;
+/// any other failure ends it. When every
 /// address failed, the pass fails with what trying only one of them would
 /// have said: the last node's refusal if one refused, else the last
 /// silence, else the last connection's failure.
@@ -70,7 +70,13 @@ enum Passing {
     /// handshake or the join timed out (a process stopped or held up, or
     /// a node slower to say `unavailable` than `--timeout`).
     Silent,
-    /// The node refused for reasons of its own: `unavailable`.
+    /// The node refused for reasons of its own, which the next need not
+    /// share: `unavailable` (cut off from its cluster's NATS) and
+    /// `server_full` (its own caps on connections). Other refusals are of
+    /// what was asked, and every node of a cluster gives the same: the
+    /// nickname (`nick_taken`, the cluster's nicknames being one;
+    /// `nick_invalid`), the join itself (`bad_frame`, which is also what a
+    /// server taking only TLS says), and codes this client does not know.
     Refused,
 }
 
@@ -86,6 +92,7 @@ impl Passing {
             JoinError::Refused { code, .. } if *code == ErrorCode::Unavailable.as_str() => {
                 Some(Passing::Refused)
             }
+            JoinError::ServerFull { .. } => Some(Passing::Refused),
             _ => None,
         }
     }
@@ -164,6 +171,7 @@ impl Pass {
 fn passed_by(e: &JoinError, node: &str) -> Option<String> {
     Some(match e {
         JoinError::Refused { message, .. } => format!("node {node} unavailable ({message})"),
+        JoinError::ServerFull { message } => format!("node {node} full ({message})"),
         JoinError::ConnectTimeout { secs, .. } => {
             format!("node {node} did not take the connection within {secs} s")
         }
@@ -387,10 +395,33 @@ mod tests {
     }
 
     #[test]
+    fn a_full_node_gives_way_to_the_next_saying_so() {
+        let full = |why| JoinError::refused(ErrorCode::ServerFull, why, "alice");
+        let mut pass = Pass::new("a:1,b:2,c:3", 0);
+        pass.next();
+        let note = pass.failed(full("the server has no room for another client"));
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node a:1 full (the server has no room for another client), trying b:2")
+        );
+        // Every address refusing: the last refusal (exit code 5 here).
+        pass.next();
+        assert!(pass.failed(unavailable("cut off")).is_ok());
+        pass.next();
+        assert!(matches!(pass.failed(full("too many")), Ok(None)));
+        let e = pass.failure();
+        assert_eq!(e.to_string(), "cannot join: server_full: too many");
+        assert_eq!(e.exit_code(), crate::error::code::FULL);
+    }
+
+    #[test]
     fn any_other_failure_ends_the_pass_at_once() {
         for e in [
             JoinError::refused(ErrorCode::NickTaken, "in use", "alice"),
-            JoinError::refused(ErrorCode::ServerFull, "full", "alice"),
+            JoinError::refused(ErrorCode::NickInvalid, "bad", "alice"),
+            JoinError::refused(ErrorCode::Timeout, "you did not join in time", "alice"),
+            JoinError::refused(ErrorCode::FrameTooLarge, "too large", "alice"),
+            JoinError::refused(ErrorCode::Unknown, "a later code", "alice"),
             JoinError::refused(ErrorCode::BadFrame, "what", "alice"),
             JoinError::Closed,
         ] {

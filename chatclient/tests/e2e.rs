@@ -496,6 +496,46 @@ fn a_node_that_never_answers_the_join_gives_way_to_the_next() {
     drop((hung, other));
 }
 
+/// A node at its cap on connections (`server_full`; each node of a
+/// cluster has its own) gives way to the next address, which lets the
+/// client in; the client says so. It ended the client with exit code 5.
+/// A refusal of the nickname is the same at every node of a cluster (its
+/// nicknames are one): that ends the pass, here even though the next
+/// address, another server, would have let it in.
+#[test]
+fn a_full_node_gives_way_to_the_next_but_a_taken_nickname_does_not() {
+    let full = Server::start(&["--max-clients", "1"]);
+    let server = Server::start(&[]);
+    let mut first = Client::start("first", &full.addr);
+    first.expect("* first is online");
+    let list = format!("{},{}", full.addr, server.addr);
+    let mut c = Client::start_opts("alice", &list, &[], FROM_THE_FIRST);
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    let note = format!(
+        "* node {} full (the server has no room for another client; try again later), \
+         trying {}",
+        full.addr, server.addr
+    );
+    assert!(seen.contains(&note), "{seen:#?}");
+    assert!(seen.contains(&"* alice is online".to_owned()), "{seen:#?}");
+
+    // A nickname online at the first address.
+    let taken = Server::start(&[]);
+    let mut holder = Client::start("first", &taken.addr);
+    holder.expect("* first is online");
+    let list = format!("{},{}", taken.addr, server.addr);
+    let c = Client::start_opts("first", &list, &[], FROM_THE_FIRST);
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(4), "{stderr}\n{seen:#?}");
+    assert!(
+        stderr.starts_with("chatclient: cannot join as first: nick_taken: "),
+        "{stderr}"
+    );
+    assert!(seen.is_empty(), "{seen:#?}");
+}
+
 /// A server of a later version sends frames of kinds this client does not
 /// know, before its `welcome` and among the room's frames: the client
 /// ignores them, saying nothing (PROTOCOL.md section 2), and goes on. It
