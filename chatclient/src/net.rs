@@ -5,7 +5,8 @@
 //! because another connection resumed the session (`resumed_elsewhere`),
 //! which a resume here would take back. Given several addresses, each
 //! connect goes through them as [`Pass`] decides (past a node that
-//! answers `unavailable`, or nothing in time, too). There is no protocol logic here: the join,
+//! closes the connection, answers nothing in time, or answers
+//! `unavailable` or `server_full`, too). There is no protocol logic here: the join,
 //! pings, resume and resending are `chatproto::Client`'s.
 //!
 //! Reading and writing the socket are independent: a writer task owns the
@@ -143,8 +144,9 @@ impl Link {
 /// Connect and join: the addresses given (several: the nodes of a
 /// cluster) are tried in turn from a random one (or `config.first`), each within
 /// `config.timeout`, as [`Pass`] says: past a connection that fails, a
-/// node that answers nothing in time, and one that answers the join
-/// `unavailable` (the last two said in `held`), until one lets us in. Every action the session asks for up to the end of the
+/// node that closes it, one that answers nothing in time, and one that
+/// refuses the join for reasons of its own (all but the first said in
+/// `held`), until one lets us in. Every action the session asks for up to the end of the
 /// handshake, other than sending, is put in `held`, in order, for the
 /// caller to carry out; what the session asks after that waits in it.
 pub async fn dial(
@@ -155,12 +157,18 @@ pub async fn dial(
 ) -> Result<Link, JoinError> {
     let start = config.first.map_or_else(random_u64, |i| i as u64);
     let mut pass = Pass::new(&config.addr, start);
-    while let Some(addr) = pass.next() {
+    let failure = loop {
+        let Some(addr) = pass.next() else {
+            break pass.failure();
+        };
         let e = match dial_one(config, &addr, clock, session, held).await {
             Ok(link) => return Ok(link),
             Err(e) => e,
         };
-        let note = pass.failed(e)?;
+        let note = match pass.failed(e) {
+            Ok(note) => note,
+            Err(e) => break e,
+        };
         // Offline again (after a join refused there, that connection is
         // over), as between two reconnect attempts.
         session.handle_disconnected();
@@ -173,8 +181,25 @@ pub async fn dial(
         if let Some(note) = note {
             held.push(Action::Print(Line::Info(note)));
         }
-    }
-    Err(pass.failure())
+    };
+    Err(match (&config.tls, failure) {
+        // A server that takes only TLS refuses a plain connection
+        // (`bad_frame`, saying so) or, if older, just closes it: said when
+        // the pass failed so (every node reached closed the connection,
+        // see `Pass`). The advice names the addresses as given.
+        (
+            None,
+            e @ (JoinError::Closed
+            | JoinError::Io(_)
+            | JoinError::Refused {
+                code: "bad_frame", ..
+            }),
+        ) => JoinError::MaybeTlsOnly {
+            addr: config.addr.clone(),
+            why: Box::new(e),
+        },
+        (_, e) => e,
+    })
 }
 
 /// Connect to `addr` and join, all within `config.timeout`.
@@ -197,22 +222,8 @@ async fn dial_one(
     let _ = stream.set_nodelay(true);
     let Some(tls) = &config.tls else {
         let mut stream = stream;
-        let (rbuf, decoder) = join(config, addr, clock, session, held, &mut stream, deadline)
-            .await
-            .map_err(|e| match e {
-                // A server that takes only TLS refuses a plain connection
-                // (`bad_frame`, saying so) or, if older, just closes it.
-                // The advice names the addresses as given.
-                JoinError::Closed
-                | JoinError::Io(_)
-                | JoinError::Refused {
-                    code: "bad_frame", ..
-                } => JoinError::MaybeTlsOnly {
-                    addr: config.addr.clone(),
-                    why: Box::new(e),
-                },
-                e => e,
-            })?;
+        let (rbuf, decoder) =
+            join(config, addr, clock, session, held, &mut stream, deadline).await?;
         let (reader, half) = stream.into_split();
         return Ok(Link::start(Box::new(reader), half, rbuf, decoder));
     };

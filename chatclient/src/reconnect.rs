@@ -41,13 +41,16 @@ impl Backoff {
 /// One pass over the addresses given (several: the nodes of a cluster),
 /// at start or in one reconnect attempt: each is tried once, in turn from
 /// a random one. What happened at one address decides whether the next is
-/// tried ([`Passing`]): past a connection that fails, a node that takes
-/// it but does not answer within `--timeout`, and a node that refuses the
-/// join (or the resume) for reasons of its own, the pass goes on at once;
-/// any other failure ends it. When every
-/// address failed, the pass fails with what trying only one of them would
-/// have said: the last node's refusal if one refused, else the last
-/// silence, else the last connection's failure.
+/// tried ([`Passing`]): past a connection that fails, a node that closes
+/// it before the join, one that takes it but does not answer within
+/// `--timeout`, and one that refuses the join (or the resume) for reasons
+/// of its own, the pass goes on at once; any other failure ends it. When
+/// every address failed, the pass fails with what trying only one of them
+/// would have said: the last node's refusal if one refused, else the last
+/// silence, else the last connection closed, else the last connection's
+/// failure. (So a connection closed is the failure only when every node
+/// reached closed it: then, without TLS, the caller may say that the
+/// servers could take only TLS.)
 #[derive(Debug)]
 pub struct Pass {
     addrs: Vec<String>,
@@ -66,6 +69,10 @@ enum Passing {
     /// Nothing let the client in there: the name did not resolve, the
     /// connection was refused or did not complete in time.
     Unreached,
+    /// The node took the connection and closed it (or it failed) before
+    /// letting the client in: a node going down, a proxy in front of a
+    /// dead one; or a server taking only TLS, if every node does so.
+    Closed,
     /// The node took the connection and said nothing in time: the TLS
     /// handshake or the join timed out (a process stopped or held up, or
     /// a node slower to say `unavailable` than `--timeout`).
@@ -88,6 +95,8 @@ impl Passing {
             JoinError::Resolve { .. }
             | JoinError::Connect { .. }
             | JoinError::ConnectTimeout { .. } => Some(Passing::Unreached),
+            JoinError::Closed | JoinError::Io(_) => Some(Passing::Closed),
+            JoinError::Tls { source, .. } if closed(source) => Some(Passing::Closed),
             JoinError::TlsTimeout { .. } | JoinError::Timeout { .. } => Some(Passing::Silent),
             JoinError::Refused { code, .. } if *code == ErrorCode::Unavailable.as_str() => {
                 Some(Passing::Refused)
@@ -131,8 +140,8 @@ impl Pass {
 
     /// The address last taken by [`Pass::next`] failed with `e`. `Err`:
     /// the pass ends with it. `Ok`: go on with the next address, if one is
-    /// left, saying this first when it is `Some` (a node that refused, or
-    /// one that held the client up for `--timeout`).
+    /// left, saying this first when it is `Some` (about a node that took
+    /// the connection).
     pub fn failed(&mut self, e: JoinError) -> Result<Option<String>, JoinError> {
         let Some(passing) = Passing::of(&e) else {
             return Err(e);
@@ -166,6 +175,16 @@ impl Pass {
     }
 }
 
+/// A TLS handshake that failed because the connection did: closed or
+/// reset under it, not refused by TLS itself.
+fn closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
 /// What to say about `node` when the pass goes on past its failure `e`;
 /// `None` for a connection that failed at once, which held nothing up.
 fn passed_by(e: &JoinError, node: &str) -> Option<String> {
@@ -180,6 +199,11 @@ fn passed_by(e: &JoinError, node: &str) -> Option<String> {
         }
         JoinError::Timeout { secs, .. } => {
             format!("node {node} did not answer the join within {secs} s")
+        }
+        JoinError::Closed => format!("node {node} closed the connection before letting us in"),
+        JoinError::Io(e) => format!("the connection to node {node} failed while joining ({e})"),
+        JoinError::Tls { source, .. } => {
+            format!("the connection to node {node} failed in the TLS handshake ({source})")
         }
         _ => return None,
     })
@@ -415,6 +439,54 @@ mod tests {
     }
 
     #[test]
+    fn a_node_that_closes_the_connection_gives_way_to_the_next_saying_so() {
+        let mut pass = Pass::new("a:1,b:2,c:3,d:4", 0);
+        pass.next();
+        let note = pass.failed(JoinError::Closed);
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node a:1 closed the connection before letting us in, trying b:2")
+        );
+        pass.next();
+        let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let note = pass.failed(JoinError::Tls {
+            addr: "b:2".into(),
+            source: reset(),
+        });
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some(&*format!(
+                "the connection to node b:2 failed in the TLS handshake ({}), trying c:3",
+                reset()
+            ))
+        );
+        pass.next();
+        let note = pass.failed(JoinError::Io(reset()));
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some(&*format!(
+                "the connection to node c:3 failed while joining ({}), trying d:4",
+                reset()
+            ))
+        );
+        // Closed over a connection that failed; the last of them.
+        pass.next();
+        assert!(matches!(pass.failed(refused_at("d:4")), Ok(None)));
+        assert!(matches!(pass.failure(), JoinError::Io(_)));
+        // Anything a node said, or its silence, over a connection closed:
+        // a server that speaks the protocol, not one taking only TLS.
+        for other in [silent("b:2"), unavailable("cut off")] {
+            let said = other.to_string();
+            let mut pass = Pass::new("a:1,b:2,c:3", 0);
+            for e in [JoinError::Closed, other, JoinError::Closed] {
+                pass.next();
+                assert!(pass.failed(e).is_ok());
+            }
+            assert_eq!(pass.failure().to_string(), said);
+        }
+    }
+
+    #[test]
     fn any_other_failure_ends_the_pass_at_once() {
         for e in [
             JoinError::refused(ErrorCode::NickTaken, "in use", "alice"),
@@ -423,7 +495,15 @@ mod tests {
             JoinError::refused(ErrorCode::FrameTooLarge, "too large", "alice"),
             JoinError::refused(ErrorCode::Unknown, "a later code", "alice"),
             JoinError::refused(ErrorCode::BadFrame, "what", "alice"),
-            JoinError::Closed,
+            JoinError::Protocol("not JSON".into()),
+            JoinError::Tls {
+                addr: "a:1".into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt message"),
+            },
+            JoinError::Untrusted {
+                addr: "a:1".into(),
+                why: "expired".into(),
+            },
         ] {
             let said = e.to_string();
             let mut pass = Pass::new("a:1,b:2", 0);

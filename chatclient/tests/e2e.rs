@@ -496,6 +496,81 @@ fn a_node_that_never_answers_the_join_gives_way_to_the_next() {
     drop((hung, other));
 }
 
+/// A listener on 127.0.0.1 that takes every connection and closes it at
+/// once (a node going down, a proxy in front of a dead one); its address.
+fn closing_at_once() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s);
+        }
+    });
+    addr
+}
+
+/// A node that takes the connection and closes it at once gives way to
+/// the next address, which lets the client in; the client says so. It
+/// ended the client with exit code 6 and the advice that the server may
+/// take only TLS. The advice stays where it may be right: every node
+/// reached closed the connection (here, one closed and one not there);
+/// not when another answered, or said nothing in time.
+#[test]
+fn a_node_that_closes_at_once_gives_way_to_the_next() {
+    let server = Server::start(&[]);
+    let closing = closing_at_once();
+    let list = format!("{closing},{}", server.addr);
+    let mut c = Client::start_opts("alice", &list, &[], FROM_THE_FIRST);
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    let note = format!(
+        "* node {closing} closed the connection before letting us in, trying {}",
+        server.addr
+    );
+    let passed = seen.iter().any(|l| {
+        *l == note
+            || l.starts_with(&format!(
+                "* the connection to node {closing} failed while joining"
+            ))
+    });
+    assert!(passed, "{seen:#?}");
+    assert!(seen.contains(&"* alice is online".to_owned()), "{seen:#?}");
+
+    // A port nothing listens on any more.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let list = format!("{closing},{dead}");
+    let c = Client::start_opts("bob", &list, &[], FROM_THE_FIRST);
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(6), "{stderr}\n{seen:#?}");
+    assert!(
+        stderr.ends_with(&format!(
+            "; is chatserver listening on that port? If it takes only TLS, use --tls or \
+             write the address as tls://{list}\n"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let hung = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_addr = hung.local_addr().unwrap().to_string();
+    let list = format!("{closing},{hung_addr}");
+    let c = Client::start_opts("carol", &list, &["--timeout", "1"], FROM_THE_FIRST);
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(6), "{stderr}\n{seen:#?}");
+    assert_eq!(
+        stderr,
+        format!(
+            "chatclient: connected to {hung_addr} but it did not answer the join within 1 s; \
+             is it a chatserver?\n"
+        )
+    );
+    drop(hung);
+}
+
 /// A node at its cap on connections (`server_full`; each node of a
 /// cluster has its own) gives way to the next address, which lets the
 /// client in; the client says so. It ended the client with exit code 5.

@@ -300,6 +300,42 @@ fn a_node_silent_in_the_tls_handshake_gives_way_to_the_next() {
     drop(hung);
 }
 
+/// A node that takes the connection and closes it at once (a node going
+/// down) fails the TLS handshake under it: that gives way to the next
+/// address too, which lets the client in, and the client says so. It
+/// ended the client with exit code 6 ("the TLS handshake with ... failed:
+/// Connection reset by peer").
+#[test]
+fn a_node_that_closes_in_the_tls_handshake_gives_way_to_the_next() {
+    let pki = Pki::new();
+    let server = tls_server(&pki.cert, &pki.key, &[]);
+    let closing = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closing_addr = closing.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in closing.incoming() {
+            drop(s);
+        }
+    });
+    let list = format!("tls://{closing_addr},{}", server.addr);
+    let mut c = Client::start_opts(
+        "alice",
+        &list,
+        &["--ca-cert", arg(&pki.ca)],
+        &[("CHATCLIENT_FIRST_ADDR", "0")],
+    );
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    let note = format!("* the connection to node {closing_addr} failed in the TLS handshake (");
+    let trying = format!("), trying {}", server.addr);
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&note) && l.ends_with(&trying)),
+        "{seen:#?}"
+    );
+    assert!(seen.contains(&"* alice is online".to_owned()), "{seen:#?}");
+}
+
 /// TLS to a server that has no certificate: its one line says the
 /// handshake failed; exit code 6.
 #[test]
