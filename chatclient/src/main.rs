@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     // SIGTERM do (caught from the start, so none is lost). In a terminal
     // (full-screen, or line editing, which turns echo off) they leave as
     // /quit does, giving the terminal back.
-    let stop = if args.stay || look.interactive {
+    let mut stop = if args.stay || look.interactive {
         match runtime.block_on(async { stop::Stop::on_signals() }) {
             Ok(stop) => stop,
             Err(e) => return fail(format!("cannot catch signals: {e}"), code::DROPPED),
@@ -123,9 +123,21 @@ fn main() -> ExitCode {
     let clock = Clock::start();
 
     let mut held = Vec::new();
-    let link = match runtime.block_on(net::dial(&config, &clock, &mut session, &mut held)) {
-        Ok(link) => link,
-        Err(e) => return fail(&e, e.exit_code()),
+    // A signal while connecting (which may take --timeout at each address
+    // given) leaves at once, as /quit would: nothing was sent yet.
+    let dialed = runtime.block_on(async {
+        tokio::select! {
+            dialed = net::dial(&config, &clock, &mut session, &mut held) => Some(dialed),
+            () = stop.recv() => None,
+        }
+    });
+    let link = match dialed {
+        Some(Ok(link)) => link,
+        Some(Err(e)) => return fail(&e, e.exit_code()),
+        None => {
+            runtime.shutdown_background();
+            return ExitCode::from(code::OK);
+        }
     };
 
     let outcome = if full_screen {

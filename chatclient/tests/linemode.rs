@@ -362,6 +362,26 @@ fn stay_keeps_listening_after_the_input_ends_until_sigterm() {
     bob.expect("* carol left");
 }
 
+/// A signal while the client is still connecting (each address given may
+/// take `--timeout`) leaves at once, as `/quit` would, exit 0: it waited
+/// for the connect to fail (here 20 s, then exit 6).
+#[test]
+fn a_signal_while_connecting_leaves_at_once() {
+    for sig in ["TERM", "INT"] {
+        // It takes the connection (the test accepts it, so the client is
+        // connecting, its signals caught) and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap().to_string();
+        let c = Client::start_opts("fay", &addr, &["--stay", "--timeout", "20"], &[]);
+        let (_held, _) = listener.accept().expect("the client's connection");
+        signal(&c, sig);
+        let (status, stderr, seen) = c.wait_exit(std::time::Duration::from_secs(5));
+        assert_eq!(status.code(), Some(0), "{sig}: {stderr}\n{seen:#?}");
+        assert!(stderr.is_empty(), "{sig}: {stderr}");
+        assert!(seen.is_empty(), "{sig}: {seen:#?}");
+    }
+}
+
 /// `--stay` in plain mode, and SIGINT: the same.
 #[test]
 fn stay_keeps_listening_after_the_input_ends_until_sigint() {
