@@ -312,6 +312,98 @@ fn a_resume_refused_unavailable_goes_on_to_the_next_address_at_once() {
     assert!(status.success(), "{status}: {stderr}");
 }
 
+/// A resume refused `unavailable` at the first address and made at the
+/// next resends what was not acknowledged once: alice's message whose
+/// echo was lost with the cut reaches bob once and shows once at alice,
+/// and the session is the same one (a fresh join would be refused
+/// `nick_taken`, exit code 4).
+#[test]
+fn a_resume_refused_unavailable_resends_each_unacknowledged_message_once() {
+    const CUT_OFF: &str = "the server cannot reach its cluster (no answer); try again later";
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    let node = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    proxy.allow();
+    let list = format!("{node},{}", proxy.addr);
+    let mut alice = Client::start_opts("alice", &list, PATIENT, FAST_FROM_THE_FIRST);
+    alice.expect("* alice is online");
+    bob.expect("* alice is online");
+    let listener = TcpListener::bind(&node).expect("the port given up just before");
+    common::fake::refusing_joins(listener, ErrorCode::Unavailable, CUT_OFF);
+    let from = alice.seen.len();
+    {
+        // Its echo for alice is lost with the cut: unacknowledged.
+        let _valve = proxy.freeze();
+        alice.say("lost echo");
+        bob.expect("alice: lost echo");
+        proxy.allow();
+        proxy.cut();
+    }
+    let line = alice.expect_line("reconnected", |l| {
+        l.starts_with("* reconnected") || l.starts_with("* reconnecting failed")
+    });
+    assert!(
+        line.starts_with("* reconnected; "),
+        "{:#?}",
+        &alice.seen[from..]
+    );
+    let passed_by = format!(
+        "* node {node} unavailable ({CUT_OFF}), trying {}",
+        proxy.addr
+    );
+    assert!(
+        alice.seen[from..].contains(&passed_by),
+        "{:#?}",
+        &alice.seen[from..]
+    );
+    // One more, after: through the resumed session.
+    alice.say("after");
+    bob.expect("alice: after");
+    alice.expect("alice: after");
+    let (seen, bob_seen) = both_leave(alice, bob);
+    let sent = ["lost echo", "after"];
+    assert_eq!(texts_from(&seen, "alice"), sent, "alice's own, once each");
+    assert_eq!(texts_from(&bob_seen, "alice"), sent, "at bob, once each");
+}
+
+/// Every address refusing or failing on a reconnect is one failed attempt
+/// each pass, with its wait; the client gives up once the attempts run
+/// out, exit code 1, naming the refusal (which says more than the
+/// connection refused at the other address).
+#[test]
+fn every_address_refusing_on_a_reconnect_is_one_failed_attempt_each_pass() {
+    const CUT_OFF: &str = "the server cannot reach its cluster (no answer); try again later";
+    let server = Server::start(&[]);
+    let node = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let list = format!("{node},{}", server.addr);
+    let mut alice = Client::start_opts("alice", &list, &["--reconnect-attempts", "3"], FAST);
+    alice.expect("* alice is online");
+    let listener = TcpListener::bind(&node).expect("the port given up just before");
+    common::fake::refusing_joins(listener, ErrorCode::Unavailable, CUT_OFF);
+    drop(server);
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1), "{stderr}\n{seen:#?}");
+    assert!(
+        stderr.contains(&format!(
+            "gave up after 3 attempts to reconnect; the last: cannot join: unavailable: {CUT_OFF}"
+        )),
+        "{stderr}"
+    );
+    let attempts = seen
+        .iter()
+        .filter(|l| l.starts_with("* connection lost") || l.starts_with("* reconnecting failed"))
+        .count();
+    assert_eq!(attempts, 3, "{seen:#?}");
+}
+
 /// No server to come back to: one line per attempt, then exit 1 with one
 /// line on stderr once the attempts run out.
 #[test]
