@@ -106,6 +106,15 @@ impl Session {
                         self.oldest.remove(room);
                         self.paged.remove(room);
                         self.no_older.remove(room);
+                        // A page on its way pages back from what is gone:
+                        // it is not shown, and does not hold up the next.
+                        if self.paging.remove(room) {
+                            *self.cleared.entry(room.clone()).or_default() += 1;
+                        }
+                        // Nor is anything missing between lines shown any
+                        // more (their lines went too): older messages are
+                        // all fetched by paging back from the newest.
+                        self.gaps.remove(room);
                         // Nothing is on the screen any more to show twice.
                         if let Some(seen) = self.seen.get_mut(room) {
                             seen.clear();

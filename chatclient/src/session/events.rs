@@ -268,6 +268,15 @@ impl Session {
                 before,
                 ..
             } => {
+                if let Some(n) = self.cleared.get_mut(&room) {
+                    // Asked before a /clear: what it pages back from is
+                    // gone.
+                    *n -= 1;
+                    if *n == 0 {
+                        self.cleared.remove(&room);
+                    }
+                    return;
+                }
                 self.paging.remove(&room);
                 if let Some(gap) = self.gaps.get(&room).and_then(|g| g.last()).copied() {
                     return self.gap_page(room, gap, events, more, before);
@@ -391,6 +400,14 @@ impl Session {
                         if id.is_none() && self.paging.remove(&room) {
                             let surely = code == ErrorCode::NotInRoom;
                             self.page_of_one_lost(&room, surely);
+                        } else if let Some(n) = self.cleared.get_mut(&room).filter(|_| id.is_none())
+                        {
+                            // A page asked before a /clear refused (or
+                            // maybe, by another code): not waited for.
+                            *n -= 1;
+                            if *n == 0 {
+                                self.cleared.remove(&room);
+                            }
                         }
                         if !self.client.rooms().any(|r| r == room) {
                             self.forget_room(&room, true);

@@ -141,6 +141,8 @@ impl Session {
     /// the connection went), or one may, unknown when (see
     /// [`Session::page_of_one_lost`]).
     fn pages_lost(&mut self, surely: bool) {
+        // (Nor one asked before a /clear: the frame may have been it.)
+        self.cleared.clear();
         for room in std::mem::take(&mut self.paging) {
             self.page_of_one_lost(&room, surely);
         }

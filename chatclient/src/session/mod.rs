@@ -303,6 +303,10 @@ pub struct Session {
     /// Rooms whose `/history` page is on its way: another `/history`
     /// there before it comes would ask from the same place again.
     paging: std::collections::BTreeSet<String>,
+    /// Pages of each room asked before a `/clear` and still to come: not
+    /// shown (they page back from a view that is gone), the first ones
+    /// of the room to come (the server answers in order).
+    cleared: BTreeMap<String, usize>,
     /// Rooms whose last page of history (paging back from what is shown)
     /// said there is nothing older.
     no_older: BTreeSet<String>,
@@ -371,6 +375,7 @@ impl Session {
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             listing: 0,
             paging: std::collections::BTreeSet::new(),
+            cleared: BTreeMap::new(),
             no_older: BTreeSet::new(),
             gaps: BTreeMap::new(),
             entered_here: BTreeSet::new(),
@@ -577,6 +582,57 @@ mod tests {
         );
         s.handle_disconnected();
         assert!(!s.pages_back("lobby"), "offline");
+    }
+
+    /// The full-screen client's `/clear` (typed, or its way back to the
+    /// newest messages of a room read back past the lines it keeps,
+    /// which asks `/history` right after): a page asked before it came
+    /// after it and was shown, paging on from a view that is gone, and
+    /// the `/history` after it was not sent (a page on its way); with
+    /// messages missing after a reconnect, it asked into that gap, not
+    /// for the newest.
+    #[test]
+    fn a_page_asked_before_a_clear_is_not_shown_after_it() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        frame(&mut s, msg("lobby", 30, "bob", &[], "m30"));
+        // A reconnect whose replay leaves 31 to 39 out.
+        back(&mut s, 10);
+        lines_of(
+            &mut s,
+            [
+                entered("lobby", 41, &["alice"], false),
+                replayed(msg("lobby", 40, "bob", &[], "m40"), None),
+                presence("lobby", 41, "alice", true),
+            ],
+        );
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(40), Some(6))]);
+        line(&mut s, "/clear");
+        let out = line(&mut s, "/history 50");
+        assert_eq!(
+            out.sent,
+            [ClientFrame::history("lobby", None, Some(50))],
+            "{:?}",
+            out.lines
+        );
+        let old: Vec<ServerFrame> = (35..40)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown = frame(&mut s, ServerFrame::history("lobby", old, true)).lines;
+        assert_eq!(shown, [""; 0], "asked before the /clear");
+        let newest: Vec<ServerFrame> = [30, 40]
+            .into_iter()
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown = frame(&mut s, ServerFrame::history("lobby", newest, true)).lines;
+        assert_eq!(
+            shown[..2],
+            ["[#lobby] [history] bob: m30", "[#lobby] [history] bob: m40"],
+            "{shown:?}"
+        );
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
     }
 
     /// At a terminal, a second `/history` typed before the first page

@@ -37,6 +37,7 @@ pub(super) fn types_text(event: &Event) -> bool {
 impl App {
     /// Something happened on the terminal.
     pub fn handle_event(&mut self, event: Event) {
+        self.settle_cap();
         match event {
             Event::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
             Event::Paste(text) => {
@@ -79,7 +80,7 @@ impl App {
         match code {
             KeyCode::PageUp => return self.scroll_up(self.page()),
             KeyCode::PageDown => return self.scroll_down(self.page()),
-            KeyCode::Esc => return self.scroll_to_bottom(),
+            KeyCode::Esc => return self.go_to_newest(),
             KeyCode::F(2) => {
                 self.show_names = !self.show_names;
                 return;
@@ -150,7 +151,7 @@ impl App {
         if line.trim().is_empty() {
             return;
         }
-        self.scroll_to_bottom();
+        self.go_to_newest();
         match parse_line(&line) {
             Command::Clear => {
                 self.clear_view();
@@ -184,6 +185,11 @@ impl App {
     fn clear_view(&mut self) {
         let current = self.state.current.clone();
         self.entries.retain(|e| !super::shown_in(e, &current));
+        self.page_at = None;
+        if self.cut == current {
+            // Paged back from the newest again, as after a way back.
+            self.cut = None;
+        }
         self.scroll_to_bottom();
     }
 
@@ -282,7 +288,7 @@ impl App {
 
     fn send_pasted(&mut self, lines: Vec<String>, rest: String) {
         if !lines.is_empty() {
-            self.scroll_to_bottom();
+            self.go_to_newest();
         }
         for line in lines {
             self.input.remember(&line);
@@ -319,7 +325,15 @@ impl App {
         self.scroll = self.scroll.saturating_sub(rows);
         if self.scroll == 0 {
             self.new_below = 0;
+            self.back_to_newest();
         }
+    }
+
+    /// Back to the newest line, and to the newest messages of a room read
+    /// back past the lines kept (see [`App::back_to_newest`]).
+    fn go_to_newest(&mut self) {
+        self.scroll_to_bottom();
+        self.back_to_newest();
     }
 
     pub(super) fn scroll_to_bottom(&mut self) {
