@@ -141,6 +141,9 @@ pub enum Effect {
     Bell,
     /// Clear the terminal and draw everything again (Ctrl-L).
     Redraw,
+    /// Tell the session the room's messages are shown from this one on
+    /// (the cap let the older ones go): `/history` pages back from it.
+    KeptFrom(String, Place),
 }
 
 /// What arrived in a room that is not the current one.
@@ -203,6 +206,9 @@ pub struct App {
     /// their cap: that room's newest messages make room for it once it
     /// is in, down to the index below its lines (see [`App::settle_cap`]).
     over: Option<(String, usize)>,
+    /// Rooms whose oldest messages the cap let go since the session was
+    /// last told where what is shown starts (see [`App::tell_kept`]).
+    trimmed: std::collections::BTreeSet<String>,
     pub unread: BTreeMap<String, Unread>,
     /// Rows scrolled back from the newest (0: following new lines).
     pub scroll: usize,
@@ -274,6 +280,7 @@ impl App {
             page_at: None,
             cut: None,
             over: None,
+            trimmed: Default::default(),
             unread: BTreeMap::new(),
             scroll: 0,
             at_top: false,
@@ -575,7 +582,7 @@ impl App {
                     }
                 }
                 None => {
-                    self.entries.pop_front();
+                    self.drop_oldest();
                     next = next.saturating_sub(1);
                 }
             }
@@ -639,7 +646,7 @@ impl App {
             }
         }
         while self.entries.len() > MAX_ENTRIES {
-            self.entries.pop_front();
+            self.drop_oldest();
         }
         if gone == 0 {
             return;
@@ -674,6 +681,10 @@ impl App {
         self.settle_cap();
         let room = self.cut.take();
         self.entries.retain(|e| e.room != room);
+        if let Some(r) = &room {
+            // Paged back from the newest again.
+            self.trimmed.remove(r);
+        }
         self.page_at = None;
         self.scroll_to_bottom();
         if let Some(r) = &room {
@@ -1024,10 +1035,45 @@ impl App {
                     self.over = Some((r.clone(), 0));
                     self.settle_cap();
                 }
-                _ => {
-                    self.entries.pop_front();
-                }
+                _ => self.drop_oldest(),
             }
+        }
+    }
+
+    /// Let the oldest line go; if it is a message, its room's older ones
+    /// are no longer shown ([`App::trimmed`]).
+    fn drop_oldest(&mut self) {
+        if let Some(Entry {
+            room: Some(room),
+            line: Line::Msg { place, .. },
+            ..
+        }) = self.entries.pop_front()
+        {
+            if place.era != 0 {
+                self.trimmed.insert(room);
+            }
+        }
+    }
+
+    /// Before a `/history` in the current room: if the cap let its oldest
+    /// messages go, tell the session where what is shown starts, to page
+    /// back from there (not from the oldest it ever showed, which left
+    /// those that went missing for good).
+    pub(super) fn tell_kept(&mut self) {
+        let Some(room) = self.state.current.clone() else {
+            return;
+        };
+        if !self.trimmed.remove(&room) {
+            return;
+        }
+        let here = Some(room.clone());
+        let at = self.first_message(&here, 0);
+        if let Some(Entry {
+            line: Line::Msg { place, .. },
+            ..
+        }) = self.entries.get(at)
+        {
+            self.effects.push(Effect::KeptFrom(room, *place));
         }
     }
 }
@@ -1492,6 +1538,40 @@ mod tests {
         let mut want: Vec<String> = (top - 49..top).map(|i| format!("m{i}")).collect();
         want.push("live".into());
         assert_eq!(texts, want);
+    }
+
+    /// A room followed past the cap (its oldest messages went): scrolling
+    /// up past its oldest line asked nothing once a page had said nothing
+    /// was older, and otherwise asked below the oldest the session ever
+    /// showed, past those that went. The session is told where what is
+    /// shown starts, then asked for older ones.
+    #[test]
+    fn scrolling_up_after_the_cap_let_the_oldest_go_pages_from_what_is_kept() {
+        let mut app = app();
+        for i in 0..MAX_ENTRIES as u64 + 5 {
+            app.add_line(
+                placed(&format!("m{i}"), 1, 1_000 + i, false),
+                "12:00".into(),
+            );
+        }
+        assert_eq!(words(&app)[0], "m5");
+        app.at_top = true;
+        assert!(!app.state.older, "a page said nothing is older");
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::KeptFrom("lobby".into(), Place { era: 1, seq: 1_005 }),
+                Effect::Send("/history".into())
+            ]
+        );
+        // Said once: the session pages on from there.
+        let mut st = app.state.clone();
+        st.lines_taken = 1;
+        st.older = true;
+        app.set_state(st);
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
     }
 
     /// /history typed at the newest line of a log at its cap: the room's

@@ -168,6 +168,13 @@ impl App {
                 self.quitting = true;
                 self.give(line);
             }
+            Command::History(_) => {
+                // (In the room it goes to: no line before it may switch.)
+                if self.waiting.is_empty() {
+                    self.tell_kept();
+                }
+                self.give(line);
+            }
             // Past the most the current room takes from us to everyone
             // (recipients only lower it), the session refuses the message
             // and says why: the line stays, to be cut down, not retyped.
@@ -189,6 +196,9 @@ impl App {
         if self.cut == current {
             // Paged back from the newest again, as after a way back.
             self.cut = None;
+        }
+        if let Some(room) = &current {
+            self.trimmed.remove(room);
         }
         self.scroll_to_bottom();
     }
@@ -314,7 +324,12 @@ impl App {
         // Up from the oldest line shown: older messages, if there are any
         // and none are asked for already (the line would wait behind
         // others typed).
-        if self.at_top && self.state.older && self.waiting.is_empty() {
+        // (Once the cap let its oldest messages go, there are older ones
+        // again, though a page said there were none.)
+        let trimmed = self.state.joined
+            && (self.state.current.as_ref()).is_some_and(|r| self.trimmed.contains(r));
+        if self.at_top && (self.state.older || trimmed) && self.waiting.is_empty() {
+            self.tell_kept();
             self.give("/history".to_owned());
         }
         // Drawing stops at the oldest line.
