@@ -62,7 +62,7 @@ impl Session {
             }
             Command::History(limit) => {
                 if let Some(room) = self.in_a_room() {
-                    if self.paging.contains(&room) {
+                    if self.pages.waiting(&room) {
                         let text = format!(
                             "older messages of #{room} are on their way; /history again once they are shown"
                         );
@@ -88,7 +88,7 @@ impl Session {
                             None => (self.oldest.get(&room).copied(), limit),
                         };
                         self.client.history(&room, before, Some(asked));
-                        self.paging.insert(room);
+                        self.pages.ask(&room);
                     }
                 }
             }
@@ -108,9 +108,7 @@ impl Session {
                         self.no_older.remove(room);
                         // A page on its way pages back from what is gone:
                         // it is not shown, and does not hold up the next.
-                        if self.paging.remove(room) {
-                            *self.cleared.entry(room.clone()).or_default() += 1;
-                        }
+                        self.pages.drop_all(room);
                         // Nor is anything missing between lines shown any
                         // more (their lines went too): older messages are
                         // all fetched by paging back from the newest.
@@ -252,7 +250,9 @@ impl Session {
         }
         self.oldest.remove(room);
         self.paged.remove(room);
-        self.paging.remove(room);
+        // Pages asked still come (the server answers in order, before
+        // those of the room entered again): not shown.
+        self.pages.drop_all(room);
         self.no_older.remove(room);
         self.gaps.remove(room);
         self.replaying.remove(room);

@@ -5,6 +5,7 @@
 use chatproto::{nick_key, ClientEvent, ClientOutput, ErrorCode};
 
 use super::lines::{names_of, plural, NAMES_SHOWN};
+use super::pages::Answer;
 use super::resume::Resume;
 use super::{Action, Gap, Probe, Session};
 use crate::render::{Line, Place};
@@ -268,16 +269,11 @@ impl Session {
                 before,
                 ..
             } => {
-                if let Some(n) = self.cleared.get_mut(&room) {
-                    // Asked before a /clear: what it pages back from is
-                    // gone.
-                    *n -= 1;
-                    if *n == 0 {
-                        self.cleared.remove(&room);
-                    }
+                if self.pages.page(&room) != Answer::Shown {
+                    // Asked before a /clear or a /part (what it pages
+                    // back from is gone), or not asked.
                     return;
                 }
-                self.paging.remove(&room);
                 if let Some(gap) = self.gaps.get(&room).and_then(|g| g.last()).copied() {
                     return self.gap_page(room, gap, events, more, before);
                 }
@@ -397,16 +393,14 @@ impl Session {
                         // refused message (it has an id) answers no page.
                         // Another code may be about something else, the
                         // page still to come.
-                        if id.is_none() && self.paging.remove(&room) {
+                        if id.is_none() {
                             let surely = code == ErrorCode::NotInRoom;
-                            self.page_of_one_lost(&room, surely);
-                        } else if let Some(n) = self.cleared.get_mut(&room).filter(|_| id.is_none())
-                        {
-                            // A page asked before a /clear refused (or
-                            // maybe, by another code): not waited for.
-                            *n -= 1;
-                            if *n == 0 {
-                                self.cleared.remove(&room);
+                            let lost = match surely {
+                                true => self.pages.refused(&room),
+                                false => self.pages.doubt(&room),
+                            };
+                            if lost {
+                                self.page_of_one_lost(&room, surely);
                             }
                         }
                         if !self.client.rooms().any(|r| r == room) {
@@ -534,7 +528,7 @@ impl Session {
                 last.probing = Some(Probe::Asked(count));
             }
             self.client.history(&room, next, Some(1));
-            self.paging.insert(room);
+            self.pages.ask(&room);
             return;
         }
         self.gap_page_said(room, Some(count), more, reached, Some(next));
@@ -799,10 +793,68 @@ mod tests {
                 "* 1 older message of #lobby (3 fetched so far); that is all"
             ]
         );
+        line(&mut s, "/history");
         assert_eq!(
             frame(&mut s, page(&[], false)).lines,
             ["* no older messages in #lobby"]
         );
+    }
+
+    /// A `/history` given up (an error naming the room, with a code a
+    /// page is not refused with: it may have been the refusal, or not)
+    /// and asked again: a history page names no request, so the late page
+    /// of the first was taken for the answer to the second, and the
+    /// second's page then for an answer too, saying a second note (and
+    /// showing its messages twice once the room has more than are kept
+    /// to tell). One page is shown, and the next `/history` pages on
+    /// from it.
+    #[test]
+    fn a_page_given_up_and_asked_again_is_shown_once() {
+        let mut s = joined(&["lobby"]);
+        for q in 30..=39 {
+            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
+        }
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
+        frame(&mut s, room_error(ErrorCode::Unavailable, "busy", "lobby"));
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
+        let page = || {
+            let msgs = (25..=29)
+                .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+                .collect();
+            ServerFrame::history("lobby", msgs, true)
+        };
+        assert_eq!(
+            frame(&mut s, page()).lines,
+            [
+                "[history] bob: m25",
+                "[history] bob: m26",
+                "[history] bob: m27",
+                "[history] bob: m28",
+                "[history] bob: m29",
+                "* 5 older messages of #lobby; /history shows more"
+            ]
+        );
+        assert_eq!(frame(&mut s, page()).lines, [""; 0], "answered already");
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(25), Some(5))]);
+    }
+
+    /// A page that answers no `/history` asked (none was, or the room was
+    /// left while it came) was shown as if asked.
+    #[test]
+    fn a_page_nobody_waits_for_is_not_shown() {
+        let mut s = joined(&["lobby", "rust"]);
+        let m3 = || replayed(msg("rust", 3, "bob", &[], "m3"), None);
+        let shown = frame(&mut s, ServerFrame::history("rust", vec![m3()], false)).lines;
+        assert_eq!(shown, [""; 0], "not asked");
+        line(&mut s, "/join rust");
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("rust", None, Some(5))]);
+        line(&mut s, "/part rust");
+        let shown = frame(&mut s, ServerFrame::history("rust", vec![m3()], false)).lines;
+        assert_eq!(shown, [""; 0], "asked, and the room left");
     }
 
     /// `/clear` in the full-screen client empties the room's view, so the

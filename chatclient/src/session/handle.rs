@@ -141,9 +141,11 @@ impl Session {
     /// the connection went), or one may, unknown when (see
     /// [`Session::page_of_one_lost`]).
     fn pages_lost(&mut self, surely: bool) {
-        // (Nor one asked before a /clear: the frame may have been it.)
-        self.cleared.clear();
-        for room in std::mem::take(&mut self.paging) {
+        let rooms = match surely {
+            true => self.pages.lost(),
+            false => self.pages.doubt_all(),
+        };
+        for room in rooms {
             self.page_of_one_lost(&room, surely);
         }
         if surely {

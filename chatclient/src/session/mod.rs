@@ -16,7 +16,8 @@
 //! `commands` (acting on a typed line), `events` (what the core reports,
 //! as lines), `resume` (the lines that sum up a reconnect), `departures`
 //! (leavings held back a moment, in case the person comes straight back),
-//! `lines` (the wording of what is shown). This file holds the
+//! `pages` (`/history` requests matched to their pages), `lines` (the
+//! wording of what is shown). This file holds the
 //! [`Session`] and what the shell reads of it.
 
 mod commands;
@@ -24,6 +25,7 @@ mod departures;
 mod events;
 mod handle;
 mod lines;
+mod pages;
 mod resume;
 #[cfg(test)]
 mod testkit;
@@ -300,13 +302,10 @@ pub struct Session {
     /// `/rooms` asked and not answered yet: leaving at the end of input
     /// waits for their answers, as for the echoes (and for `paging`).
     listing: usize,
-    /// Rooms whose `/history` page is on its way: another `/history`
-    /// there before it comes would ask from the same place again.
-    paging: std::collections::BTreeSet<String>,
-    /// Pages of each room asked before a `/clear` and still to come: not
-    /// shown (they page back from a view that is gone), the first ones
-    /// of the room to come (the server answers in order).
-    cleared: BTreeMap<String, usize>,
+    /// The `history` requests not answered yet, each room's matched to
+    /// its pages. While a page to be shown is on its way, another
+    /// `/history` there would ask from the same place again.
+    pages: pages::Pages,
     /// Rooms whose last page of history (paging back from what is shown)
     /// said there is nothing older.
     no_older: BTreeSet<String>,
@@ -374,8 +373,7 @@ impl Session {
             out: VecDeque::new(),
             entering: rooms.iter().map(|r| r.to_ascii_lowercase()).collect(),
             listing: 0,
-            paging: std::collections::BTreeSet::new(),
-            cleared: BTreeMap::new(),
+            pages: pages::Pages::default(),
             no_older: BTreeSet::new(),
             gaps: BTreeMap::new(),
             entered_here: BTreeSet::new(),
@@ -403,7 +401,7 @@ impl Session {
             || (self.entering.is_empty()
                 && self.replaying.is_empty()
                 && self.deferred.is_none()
-                && self.paging.is_empty()
+                && !self.pages.any_waiting()
                 && self.listing == 0)
     }
 
@@ -499,7 +497,7 @@ impl Session {
     /// no page having said there is nothing older.
     pub fn pages_back(&self, room: &str) -> bool {
         self.client.is_joined()
-            && !self.paging.contains(room)
+            && !self.pages.waiting(room)
             && (self.gaps.contains_key(room) || !self.no_older.contains(room))
     }
 
@@ -671,7 +669,7 @@ mod tests {
             ),
         );
         drain(&mut s);
-        assert!(!s.paging.contains("lobby"));
+        assert!(!s.pages.waiting("lobby"));
     }
 
     #[test]
