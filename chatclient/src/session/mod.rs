@@ -482,6 +482,12 @@ impl Session {
         self.client.rooms()
     }
 
+    /// The rooms asked to enter (at start or with `/join`) and not
+    /// answered yet.
+    pub fn entering(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entering.iter().map(String::as_str)
+    }
+
     /// The rooms the last `/rooms` listed.
     pub fn listed_rooms(&self) -> &[String] {
         &self.listed_rooms

@@ -73,6 +73,9 @@ pub struct State {
     pub current: Option<String>,
     /// The rooms we are in.
     pub rooms: Vec<String>,
+    /// Those of them asked to enter and not answered yet (entered, or
+    /// refused).
+    pub entering: Vec<String>,
     /// The rooms `/rooms` listed last (for Tab).
     pub listed_rooms: Vec<String>,
     /// Who is in the current room (shared with the network side, which
@@ -125,6 +128,10 @@ pub struct Entry {
     pub mention: bool,
     /// We sent it.
     pub mine: bool,
+    /// A note of ours filed in the room a `/join` not answered yet leads
+    /// to (see [`App::kept_for_up`]): if the server refuses that room, it
+    /// goes where the person is then.
+    pub ahead: bool,
 }
 
 /// Something for the screen thread to do.
@@ -245,6 +252,8 @@ pub struct App {
     /// A refused line put back into the empty input, until a key types
     /// or deletes text (see [`App::handle_term`]).
     restored: Option<Restored>,
+    /// Entries that are [`Entry::ahead`].
+    ahead_notes: usize,
     /// Entries looked at to place messages by seq (what a test of the
     /// placing's cost counts).
     #[cfg(test)]
@@ -299,6 +308,7 @@ impl App {
             recent: VecDeque::new(),
             switching: None,
             restored: None,
+            ahead_notes: 0,
             #[cfg(test)]
             looked: Default::default(),
         }
@@ -343,6 +353,7 @@ impl App {
             self.switching = None;
         }
         self.state = state;
+        self.place_ahead_notes();
         if self.scroll == 0 {
             // The room read back is current again, or the lines before
             // the way back were taken (see `back_to_newest`).
@@ -402,16 +413,61 @@ impl App {
 
     /// The refused `line` is not in the input: the next Up brings it back.
     /// Said in the room the user is in, or is going to (a Ctrl-N not
-    /// taken yet: the line would be filed in the room being left).
+    /// taken yet: the line would be filed in the room being left). A room
+    /// a `/join` enters may be refused: the note is then moved to the room
+    /// current after all ([`App::place_ahead_notes`]).
     fn kept_for_up(&mut self, line: String) {
         self.input.recall_last(&line);
         let time = chrono::Local::now().format("%H:%M").to_string();
         let here = self.room_ahead();
+        let ahead = here
+            .as_ref()
+            .is_some_and(|r| !self.state.rooms.contains(r) || self.state.entering.contains(r));
         self.add_line_in(
             Line::Info(format!("not sent; Up brings it back: {line}")),
             time,
             here,
         );
+        if ahead {
+            if let Some(e) = self.entries.back_mut() {
+                e.ahead = true;
+                self.ahead_notes += 1;
+            }
+        }
+    }
+
+    /// Notes filed in a room a `/join` led to ([`Entry::ahead`]): once
+    /// the session took that `/join` and the server answered it, they
+    /// stay in the room entered; in one refused (not ours), they go to
+    /// the room current now, where the person is.
+    fn place_ahead_notes(&mut self) {
+        if self.ahead_notes == 0 {
+            return;
+        }
+        // (Counted again: the cap or a /clear may have taken some.)
+        let mut left = 0;
+        for i in 0..self.entries.len() {
+            let e = &self.entries[i];
+            let Some(room) = e.room.clone().filter(|_| e.ahead) else {
+                continue;
+            };
+            let joining = self
+                .waiting
+                .iter()
+                .any(|l| matches!(parse_line(l), Command::Join(r) if r == room));
+            if joining || self.state.entering.contains(&room) {
+                left += 1;
+                continue;
+            }
+            self.entries[i].ahead = false;
+            if self.state.rooms.contains(&room) {
+                continue;
+            }
+            self.entries[i].room = self.state.current.clone();
+            let rows = self.rows_of(i..i + 1, usize::MAX);
+            self.keep_view(i + 1, rows, true);
+        }
+        self.ahead_notes = left;
     }
 
     /// The room typed lines go to once the lines handed on are taken: a
@@ -781,6 +837,7 @@ impl App {
             mention: false,
             mine: false,
             everywhere: false,
+            ahead: false,
         };
         let mut page = false;
         // A page of messages missing after a reconnect: under its room's
@@ -2492,6 +2549,57 @@ mod tests {
             "input {:?}; the note is not in #rust's view",
             app.input.text()
         );
+    }
+
+    /// A refused line kept for Up while a `/join` of a room not entered
+    /// yet waited to be taken, or to be answered: its note went to that
+    /// room, and when the server would not let us in, the room was never
+    /// shown, nor the note. It is moved to the room current then; in the
+    /// room entered it stays.
+    #[test]
+    fn the_note_of_a_refused_line_is_seen_when_the_join_ahead_is_refused() {
+        for (taken, refused) in [(false, true), (true, true), (false, false), (true, false)] {
+            let case = format!("join taken first: {taken}; refused: {refused}");
+            let mut app = self::app();
+            type_str(&mut app, "hello");
+            app.handle_event(key(KeyCode::Enter));
+            type_str(&mut app, "/join ops");
+            app.handle_event(key(KeyCode::Enter));
+            type_str(&mut app, "draft");
+            // The /join taken: #ops is being entered.
+            let mut st = app.state.clone();
+            st.lines_taken = 2;
+            st.current = Some("ops".into());
+            st.rooms.push("ops".into());
+            st.entering.push("ops".into());
+            if taken {
+                app.set_state(st.clone());
+                app.refused(1);
+            } else {
+                app.refused(1);
+                app.set_state(st.clone());
+            }
+            assert_eq!(not_sent_notes(&app).len(), 1, "{case}");
+            st.entering.clear();
+            if refused {
+                st.current = Some("lobby".into());
+                st.rooms.retain(|r| r != "ops");
+            }
+            app.set_state(st);
+            let current = app.state.current.clone();
+            let seen = not_sent_notes(&app)
+                .into_iter()
+                .any(|e| super::shown_in(e, &current));
+            assert!(seen, "{case}: not in the view of {current:?}");
+            // Not moved again later (the room parted, say).
+            let mut st = app.state.clone();
+            st.current = Some("rust".into());
+            st.rooms.retain(|r| r != "ops");
+            app.set_state(st);
+            let filed = not_sent_notes(&app)[0].room.clone();
+            let want = if refused { "lobby" } else { "ops" };
+            assert_eq!(filed.as_deref(), Some(want), "{case}");
+        }
     }
 
     /// A line refused while Up and Down browse the lines typed before:

@@ -310,6 +310,7 @@ mod tests {
             mention: false,
             mine: false,
             everywhere: false,
+            ahead: false,
         }
     }
 

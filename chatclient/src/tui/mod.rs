@@ -322,6 +322,7 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
         roster: shown.roster(session, current.as_deref()),
         current,
         rooms: session.rooms().map(str::to_owned).collect(),
+        entering: session.entering().map(str::to_owned).collect(),
         listed_rooms: session.listed_rooms().to_vec(),
         query: session.query().map(str::to_owned),
         pending: session
