@@ -53,11 +53,6 @@ pub enum InputEvent {
     End,
     /// Ctrl-C in the terminal: leave at once.
     Interrupted,
-    /// The full-screen client let the oldest messages of a room go (it
-    /// keeps so many lines): it still shows them from this one on, so
-    /// `/history` pages back from there (see `Session::handle_kept_from`).
-    /// Not a line: it counts as none.
-    KeptFrom(String, crate::render::Place),
 }
 
 /// How output looks, decided from the environment.

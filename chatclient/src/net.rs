@@ -581,9 +581,7 @@ async fn reconnect(
                     event = events.recv(), if reading && typed.len() < held_most => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
-                            Some(InputEvent::Line(_) | InputEvent::KeptFrom(..)) => {
-                                typed.push(event);
-                            }
+                            Some(InputEvent::Line(_)) => typed.push(event),
                             Some(InputEvent::End) | None => {
                                 reading = false;
                                 typed.push(event);
@@ -705,7 +703,6 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
         }
         Some(InputEvent::End) | None => session.handle_input_end(),
         Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
-        Some(InputEvent::KeptFrom(room, place)) => session.handle_kept_from(&room, place),
     }
     None
 }

@@ -156,34 +156,6 @@ impl Session {
         }
     }
 
-    /// The full-screen client let the oldest of `room`'s messages go (it
-    /// keeps so many lines): it shows them from `place` on. `/history`
-    /// pages back from there, not from the oldest ever shown, and those
-    /// below it count as shown no more (a page brings them again); a gap
-    /// below it is paged back through as the rest, and there may be
-    /// older messages again. A place in an earlier history of the room
-    /// than its current one says nothing about this one.
-    pub fn handle_kept_from(&mut self, room: &str, place: crate::render::Place) {
-        let Some(seen) = self.seen.get_mut(room) else {
-            return;
-        };
-        if place.era == 0 || place.era != seen.era {
-            return;
-        }
-        seen.seqs = seen.seqs.split_off(&place.seq);
-        seen.lowest = seen.lowest.map(|l| l.max(place.seq));
-        seen.floor = seen.floor.map(|l| l.max(place.seq));
-        let oldest = self.oldest.entry(room.to_owned()).or_insert(place.seq);
-        *oldest = (*oldest).max(place.seq);
-        self.no_older.remove(room);
-        if let Some(gaps) = self.gaps.get_mut(room) {
-            gaps.retain(|g| g.before.is_none_or(|b| b > place.seq));
-            if gaps.is_empty() {
-                self.gaps.remove(room);
-            }
-        }
-    }
-
     /// When to call [`handle_timeout`](Session::handle_timeout), on the
     /// monotonic clock in milliseconds.
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -290,53 +262,6 @@ mod tests {
     use crate::session::testkit::*;
     use crate::session::Mode;
     use chatproto::ClientFrame;
-
-    /// The full-screen client let the oldest of a room's messages go
-    /// (its cap): `/history` asked below the oldest ever shown, so those
-    /// that went were missing for good, and once a page had said nothing
-    /// is older, nothing was asked at all. Told where what it shows
-    /// starts, the session pages back from there, and shows those again.
-    #[test]
-    fn history_pages_back_from_what_the_screen_keeps() {
-        let mut s = joined(&["lobby"]);
-        s.name_every_room();
-        for q in 2..=9 {
-            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
-        }
-        line(&mut s, "/history 5");
-        frame(&mut s, ServerFrame::history("lobby", vec![], false));
-        assert!(!s.pages_back("lobby"), "nothing older");
-        let era = s.seen["lobby"].era;
-        // m2 to m5 went.
-        s.handle_kept_from("lobby", crate::render::Place { era, seq: 6 });
-        assert!(s.pages_back("lobby"));
-        let out = line(&mut s, "/history 5");
-        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(6), Some(5))]);
-        let page: Vec<ServerFrame> = (2..=5)
-            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
-            .collect();
-        let shown = frame(&mut s, ServerFrame::history("lobby", page, false)).lines;
-        assert_eq!(
-            shown[..4],
-            [
-                "[#lobby] [history] bob: m2",
-                "[#lobby] [history] bob: m3",
-                "[#lobby] [history] bob: m4",
-                "[#lobby] [history] bob: m5"
-            ],
-            "{shown:?}"
-        );
-        // A place of an earlier history of the room says nothing of this one.
-        s.handle_kept_from(
-            "lobby",
-            crate::render::Place {
-                era: era - 1,
-                seq: 9,
-            },
-        );
-        let out = line(&mut s, "/history 5");
-        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(2), Some(5))]);
-    }
 
     /// Input read ahead (a pipe): what a line says is shown after the
     /// lines before it were answered, so the output reads in input order.

@@ -470,9 +470,6 @@ fn screen_loop(
                     Effect::End => {
                         let _ = input.send(InputEvent::End);
                     }
-                    Effect::KeptFrom(room, place) => {
-                        let _ = input.send(InputEvent::KeptFrom(room, place));
-                    }
                     Effect::LeaveNow => leave_now(&app),
                     Effect::Bell => bell = true,
                     Effect::Redraw => redraw = true,

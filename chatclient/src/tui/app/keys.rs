@@ -37,7 +37,6 @@ pub(super) fn types_text(event: &Event) -> bool {
 impl App {
     /// Something happened on the terminal.
     pub fn handle_event(&mut self, event: Event) {
-        self.settle_cap();
         match event {
             Event::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
             Event::Paste(text) => {
@@ -80,7 +79,7 @@ impl App {
         match code {
             KeyCode::PageUp => return self.scroll_up(self.page()),
             KeyCode::PageDown => return self.scroll_down(self.page()),
-            KeyCode::Esc => return self.go_to_newest(),
+            KeyCode::Esc => return self.scroll_to_bottom(),
             KeyCode::F(2) => {
                 self.show_names = !self.show_names;
                 return;
@@ -151,7 +150,7 @@ impl App {
         if line.trim().is_empty() {
             return;
         }
-        self.go_to_newest();
+        self.scroll_to_bottom();
         match parse_line(&line) {
             Command::Clear => {
                 self.clear_view();
@@ -166,13 +165,6 @@ impl App {
             }
             Command::Quit => {
                 self.quitting = true;
-                self.give(line);
-            }
-            Command::History(_) => {
-                // (In the room it goes to: no line before it may switch.)
-                if self.waiting.is_empty() {
-                    self.tell_kept();
-                }
                 self.give(line);
             }
             // Past the most the current room takes from us to everyone
@@ -192,14 +184,6 @@ impl App {
     fn clear_view(&mut self) {
         let current = self.state.current.clone();
         self.entries.retain(|e| !super::shown_in(e, &current));
-        self.page_at = None;
-        if self.cut == current {
-            // Paged back from the newest again, as after a way back.
-            self.cut = None;
-        }
-        if let Some(room) = &current {
-            self.trimmed.remove(room);
-        }
         self.scroll_to_bottom();
     }
 
@@ -298,7 +282,7 @@ impl App {
 
     fn send_pasted(&mut self, lines: Vec<String>, rest: String) {
         if !lines.is_empty() {
-            self.go_to_newest();
+            self.scroll_to_bottom();
         }
         for line in lines {
             self.input.remember(&line);
@@ -324,12 +308,7 @@ impl App {
         // Up from the oldest line shown: older messages, if there are any
         // and none are asked for already (the line would wait behind
         // others typed).
-        // (Once the cap let its oldest messages go, there are older ones
-        // again, though a page said there were none.)
-        let trimmed = self.state.joined
-            && (self.state.current.as_ref()).is_some_and(|r| self.trimmed.contains(r));
-        if self.at_top && (self.state.older || trimmed) && self.waiting.is_empty() {
-            self.tell_kept();
+        if self.at_top && self.state.older && self.waiting.is_empty() {
             self.give("/history".to_owned());
         }
         // Drawing stops at the oldest line.
@@ -340,15 +319,7 @@ impl App {
         self.scroll = self.scroll.saturating_sub(rows);
         if self.scroll == 0 {
             self.new_below = 0;
-            self.back_to_newest();
         }
-    }
-
-    /// Back to the newest line, and to the newest messages of a room read
-    /// back past the lines kept (see [`App::back_to_newest`]).
-    fn go_to_newest(&mut self) {
-        self.scroll_to_bottom();
-        self.back_to_newest();
     }
 
     pub(super) fn scroll_to_bottom(&mut self) {
