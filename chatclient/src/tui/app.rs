@@ -412,7 +412,9 @@ impl App {
                 .waiting
                 .iter()
                 .any(|l| matches!(parse_line(l), Command::Join(r) if r == room));
-            if joining || self.state.entering.contains(&room) {
+            // While not joined (a connection lost before the /join was
+            // answered), the room is entered again, or refused, once back.
+            if joining || self.state.entering.contains(&room) || !self.state.joined {
                 left += 1;
                 continue;
             }
@@ -2215,6 +2217,48 @@ mod tests {
             let want = if refused { "lobby" } else { "ops" };
             assert_eq!(filed.as_deref(), Some(want), "{case}");
         }
+    }
+
+    /// A refused line kept for Up while a `/join ops` waits for its
+    /// answer, and the connection goes before it: the session's state
+    /// then still lists #ops among the rooms, no longer among those being
+    /// entered, so the note was taken as #ops's for good; the reconnect's
+    /// enter of #ops refused, it was in a room never shown. While not
+    /// joined, where it goes waits; back, and #ops refused, it is in the
+    /// room current then.
+    #[test]
+    fn the_note_of_a_refused_line_is_seen_if_the_join_is_refused_after_a_reconnect() {
+        let mut app = self::app();
+        type_str(&mut app, "hello");
+        app.handle_event(key(KeyCode::Enter));
+        type_str(&mut app, "/join ops");
+        app.handle_event(key(KeyCode::Enter));
+        type_str(&mut app, "draft");
+        let mut st = app.state.clone();
+        st.lines_taken = 2;
+        st.current = Some("ops".into());
+        st.rooms.push("ops".into());
+        st.entering.push("ops".into());
+        app.set_state(st.clone());
+        app.refused(1);
+        // The connection lost before #ops is answered.
+        st.joined = false;
+        st.entering.clear();
+        app.set_state(st.clone());
+        // Back: the core enters #ops again...
+        st.joined = true;
+        st.entering.push("ops".into());
+        app.set_state(st.clone());
+        // ...and it is refused.
+        st.entering.clear();
+        st.current = Some("lobby".into());
+        st.rooms.retain(|r| r != "ops");
+        app.set_state(st);
+        let current = app.state.current.clone();
+        let seen = not_sent_notes(&app)
+            .into_iter()
+            .any(|e| super::shown_in(e, &current));
+        assert!(seen, "the note is filed under #ops, never shown");
     }
 
     /// A line refused while Up and Down browse the lines typed before:
