@@ -639,6 +639,39 @@ mod tests {
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
     }
 
+    /// A page asked before `/clear` (not to be shown) and one asked after
+    /// it, then a frame that could not be read: the doubt gave both up
+    /// and marked the room once, so the first page to come, the one
+    /// asked before `/clear`, was shown as the late answer, and the
+    /// newest messages asked after `/clear` were not. Each page given up
+    /// is now matched in order, shown or not as its request was.
+    #[test]
+    fn after_a_doubt_the_newest_page_asked_after_a_clear_is_the_one_shown() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        for q in 30..=39 {
+            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
+        }
+        line(&mut s, "/history 5");
+        line(&mut s, "/clear");
+        let out = line(&mut s, "/history 50");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", None, Some(50))]);
+        s.handle_bad_frame("unknown frame type");
+        drain(&mut s);
+        let old: Vec<ServerFrame> = (25..30)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown_old = frame(&mut s, ServerFrame::history("lobby", old, true)).lines;
+        let newest: Vec<ServerFrame> = (30..40)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown_new = frame(&mut s, ServerFrame::history("lobby", newest, true)).lines;
+        assert!(
+            shown_old.is_empty() && !shown_new.is_empty(),
+            "before /clear's page: {shown_old:?}; after: {shown_new:?}"
+        );
+    }
+
     /// At a terminal, a second `/history` typed before the first page
     /// came would ask from the same place: it says the page is on its
     /// way instead, and the next one pages back from where it stopped.

@@ -8,7 +8,7 @@
 //! taken for the answer to the one after it, and then that one's for a
 //! page nobody asked.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// What a page of a room answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,19 +22,33 @@ pub(super) enum Answer {
     Nothing,
 }
 
+/// What a page answering a request whose page is shown (`Some(true)`)
+/// or not (`Some(false)`), or none (`None`), is.
+fn answer(shown: Option<bool>) -> Answer {
+    match shown {
+        Some(true) => Answer::Shown,
+        Some(false) => Answer::Dropped,
+        None => Answer::Nothing,
+    }
+}
+
 /// The requests of each room not answered yet. See the [module
 /// docs](self).
 #[derive(Debug, Default)]
 pub(super) struct Pages {
     /// Per room, oldest first: whether each request's page is shown.
     asked: BTreeMap<String, VecDeque<bool>>,
-    /// Rooms whose requests were given up on a doubt (a frame that could
-    /// not be read, an error naming the room with another code): it may
-    /// have been their answer, or not. The next page of such a room is
-    /// taken for the late answer to them if it answers no request asked
-    /// since (one that does answers the same question, or the request
-    /// given up was answered by the doubt: either way one page is shown).
-    late: BTreeSet<String>,
+    /// Per room, oldest first, the requests given up on a doubt (a frame
+    /// that could not be read, an error naming the room with another
+    /// code), with whether each one's page is shown: the frame may have
+    /// been the first one's answer, or not. The room's next pages are
+    /// taken for their late answers, in order, each shown or not as its
+    /// request was (a page asked before `/clear` is not, one asked after
+    /// it is). The last one's, if a request was asked since, is taken
+    /// for that one's answer (the same question asked again, or the
+    /// first given up was answered by the doubt: either way one page is
+    /// shown, and nothing waits on for a page that will not come).
+    late: BTreeMap<String, VecDeque<bool>>,
 }
 
 impl Pages {
@@ -58,36 +72,55 @@ impl Pages {
 
     /// A page of `room` came: what it answers.
     pub(super) fn page(&mut self, room: &str) -> Answer {
-        let late = self.late.remove(room);
-        match self.oldest(room) {
-            Some(true) => Answer::Shown,
-            Some(false) => Answer::Dropped,
-            None if late => Answer::Shown,
-            None => Answer::Nothing,
+        if let Some(q) = self.late.get_mut(room) {
+            let shown = q.pop_front().unwrap_or(false);
+            let last = q.is_empty();
+            if last {
+                self.late.remove(room);
+            }
+            if !(last && shown && self.asked.contains_key(room)) {
+                return answer(Some(shown));
+            }
         }
+        let oldest = self.oldest(room);
+        answer(oldest)
     }
 
     /// `room` refused a request (`not_in_room`): whether it was one whose
     /// page was to be shown.
+    /// (A request given up on a doubt is refused first, the server
+    /// answering in order; what could be said of it was at the doubt.)
     pub(super) fn refused(&mut self, room: &str) -> bool {
+        if let Some(q) = self.late.get_mut(room) {
+            q.pop_front();
+            if q.is_empty() {
+                self.late.remove(room);
+            }
+            return false;
+        }
         self.oldest(room).unwrap_or(false)
     }
 
     /// The view of `room` the requests asked page back from is gone:
     /// their pages are not shown when they come.
     pub(super) fn drop_all(&mut self, room: &str) {
-        if let Some(q) = self.asked.get_mut(room) {
+        for q in [self.asked.get_mut(room), self.late.get_mut(room)]
+            .into_iter()
+            .flatten()
+        {
             q.iter_mut().for_each(|shown| *shown = false);
         }
-        self.late.remove(room);
     }
 
     /// A frame came that may have answered `room`'s requests (see
     /// `late`): they are waited for no more. Whether one to be shown was.
     pub(super) fn doubt(&mut self, room: &str) -> bool {
-        let shown = self.asked.remove(room).is_some_and(|q| q.contains(&true));
+        let Some(q) = self.asked.remove(room) else {
+            return false;
+        };
+        let shown = q.contains(&true);
         if shown {
-            self.late.insert(room.to_owned());
+            self.late.entry(room.to_owned()).or_default().extend(q);
         }
         shown
     }
@@ -119,5 +152,39 @@ impl Pages {
             self.asked.remove(room);
         }
         shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests given up on a doubt, one asked before `/clear` and one
+    /// after: their pages are matched in order. If the frame that could
+    /// not be read was the first one's answer, the newest page is taken
+    /// for it (not shown), and the same `/history` asked again is not
+    /// held up: its page is shown.
+    #[test]
+    fn pages_given_up_are_matched_in_order_and_hold_nothing_up() {
+        for first_was_the_doubt in [false, true] {
+            let mut p = Pages::default();
+            p.ask("lobby");
+            p.drop_all("lobby");
+            p.ask("lobby");
+            assert!(p.doubt("lobby"));
+            assert!(!p.waiting("lobby"));
+            if !first_was_the_doubt {
+                assert_eq!(p.page("lobby"), Answer::Dropped);
+                assert_eq!(p.page("lobby"), Answer::Shown);
+                assert_eq!(p.page("lobby"), Answer::Nothing);
+                continue;
+            }
+            assert_eq!(p.page("lobby"), Answer::Dropped);
+            p.ask("lobby");
+            assert!(p.waiting("lobby"));
+            assert_eq!(p.page("lobby"), Answer::Shown);
+            assert!(!p.waiting("lobby"));
+            assert_eq!(p.page("lobby"), Answer::Nothing);
+        }
     }
 }
