@@ -162,6 +162,17 @@ pub struct PasteQuestion {
     before: (String, usize),
 }
 
+/// Where a message goes among its room's lines on the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Below everything (newer than its room's, or its place unknown).
+    Bottom,
+    /// Just above the entry at this index (older than its room's there).
+    Before(usize),
+    /// Nowhere: it is there already (the same place).
+    Shown,
+}
+
 /// Where a page's next line goes: after the line before it (a page comes
 /// oldest first).
 #[derive(Debug)]
@@ -651,6 +662,8 @@ impl App {
             ahead: false,
         };
         let mut page = false;
+        // Where a message goes among its room's (see `newer_of_its_room`).
+        let mut slot = Slot::Bottom;
         // A page of messages missing after a reconnect: under its room's
         // line saying so, not above everything.
         let mut fill = false;
@@ -668,6 +681,13 @@ impl App {
                 page = *older;
                 fill = *older && *missed;
                 entry.room = room.clone().or(entry.room);
+                slot = self.newer_of_its_room(&entry);
+                if slot == Slot::Shown {
+                    // On the screen already (in flight when a /clear
+                    // made the session forget it was shown, and brought
+                    // again by a page): once is enough.
+                    return;
+                }
                 entry.mine = same_nick(from, &me);
                 let to_me = to.iter().any(|n| same_nick(n, &me));
                 entry.mention = !entry.mine && (to_me || mentions(text, &me));
@@ -767,7 +787,7 @@ impl App {
         }
         entry.everywhere = entry.room.is_none()
             && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
-        if let Some(at) = self.newer_of_its_room(&entry) {
+        if let Slot::Before(at) = slot {
             // Older than a message of its room on the screen (missing
             // there, or a page come after newer lines): in its place.
             self.insert_page_line(at, entry);
@@ -806,18 +826,18 @@ impl App {
 
     /// Where a message goes that is older than one of its room's on the
     /// screen: above the oldest of those (of its room's history, see
-    /// [`Place`]); `None` when it is newer than all of them, or its place
-    /// is unknown. From the bottom up, as far as its room's newest
+    /// [`Place`]); `Bottom` when it is newer than all of them, or its place
+    /// is unknown; `Shown` when it is there already. From the bottom up, as far as its room's newest
     /// message not newer than it: a new message, the common case, stops
     /// at its room's last one. A page's line newer than the one put
     /// before it looks on from there, down: a page older than everything
     /// costs a look through the log for its first line, not for each.
-    fn newer_of_its_room(&self, entry: &Entry) -> Option<usize> {
+    fn newer_of_its_room(&self, entry: &Entry) -> Slot {
         let Line::Msg { place, page, .. } = &entry.line else {
-            return None;
+            return Slot::Bottom;
         };
         if place.era == 0 {
-            return None;
+            return Slot::Bottom;
         }
         let from = self.page_at.as_ref().filter(|p| {
             *page
@@ -838,15 +858,18 @@ impl App {
                 if other.era != place.era {
                     // A later history (or a place unknown): none newer
                     // of its own, as from the bottom up.
-                    return None;
+                    return Slot::Bottom;
+                }
+                if other.seq == place.seq {
+                    return Slot::Shown;
                 }
                 if other.seq > place.seq {
-                    return Some(i);
+                    return Slot::Before(i);
                 }
             }
-            return None;
+            return Slot::Bottom;
         }
-        let mut at = None;
+        let mut at = Slot::Bottom;
         for (i, e) in self.entries.iter().enumerate().rev() {
             #[cfg(test)]
             self.looked.set(self.looked.get() + 1);
@@ -859,9 +882,10 @@ impl App {
             if other.era != place.era || other.seq < place.seq {
                 break;
             }
-            if other.seq > place.seq {
-                at = Some(i);
+            if other.seq == place.seq {
+                return Slot::Shown;
             }
+            at = Slot::Before(i);
         }
         at
     }
@@ -2290,6 +2314,54 @@ mod tests {
             seen.push(app.input.text().to_owned());
         }
         assert_eq!(seen, ["hello", "one", "hello", "two", "draft"]);
+    }
+
+    /// `/clear` and `/history 50` typed while messages come: the screen
+    /// empties the room at once, the session forgets what it showed when
+    /// it takes `/clear`, and the messages it sent before that (in
+    /// flight) reach the screen after the room was emptied; the page of
+    /// the newest 50 brings them again. Each is shown once: a message
+    /// whose place is on the screen already is not added again.
+    #[test]
+    fn messages_in_flight_at_a_clear_are_shown_once_by_the_page_after_it() {
+        let mut app = self::app();
+        for seq in 1..=10 {
+            app.add_line(
+                placed_in("lobby", &format!("m{seq}"), 1, seq, false),
+                "12:00".into(),
+            );
+        }
+        type_str(&mut app, "/clear");
+        app.handle_event(key(KeyCode::Enter));
+        type_str(&mut app, "/history 50");
+        app.handle_event(key(KeyCode::Enter));
+        // Shown by the session before it took "/clear".
+        for seq in 11..=13 {
+            app.add_line(
+                placed_in("lobby", &format!("m{seq}"), 1, seq, false),
+                "12:01".into(),
+            );
+        }
+        // A new one after the page was asked, before it came.
+        app.add_line(placed_in("lobby", "m14", 1, 14, false), "12:01".into());
+        for seq in 1..=14 {
+            app.add_line(
+                placed_in("lobby", &format!("m{seq}"), 1, seq, true),
+                "12:01".into(),
+            );
+        }
+        let seqs: Vec<u64> = app
+            .entries
+            .iter()
+            .filter_map(|e| match &e.line {
+                Line::Msg { place, .. } => Some(place.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
+        // The same place in another history of the room is another message.
+        app.add_line(placed_in("lobby", "new", 2, 3, false), "12:02".into());
+        assert_eq!(app.entries.len(), 15);
     }
 
     /// Pages (ascending seqs, into holes or below all) keep a room's
