@@ -926,6 +926,7 @@ mod tests {
                 max: Duration::from_millis(1),
                 attempts: 1,
             },
+            first: None,
         };
         s.handle_disconnected();
         let why = "the server closed the connection".to_owned();
