@@ -99,6 +99,12 @@ export function showElsewhere(on) {
  * record. It stays in the accessibility tree meanwhile (`.said-above`
  * only clips it): `hidden`, then shown again, it was a line new to the
  * log, a live region, and a screen reader said it a second time.
+ *
+ * Heard once, too: the error above the input is an alert, and the line
+ * is `aria-live="off"`, a region of its own that says nothing, so the
+ * log (polite) does not say it as well when it comes. It stays so: a
+ * region turned from off to polite is said as a new one (Chromium's
+ * LIVE_REGION_CREATED), which would say it when it comes back into sight.
  */
 let logged = null;
 
@@ -120,6 +126,7 @@ export function showError(code, message, inLog = null) {
   $('errors').replaceChildren(p);
   if (inLog) {
     inLog.li.classList.add('said-above');
+    inLog.li.setAttribute('aria-live', 'off');
     logged = inLog;
   }
 }
@@ -258,8 +265,9 @@ function echoBehind() {
     );
     for (const n of added) {
       if (!(n instanceof Element) || !n.matches('.events > li, .pending-list > li')) continue;
-      // A refused line's error is echoed once, from above the input.
-      if (!n.checkVisibility() || n.classList.contains('said-above')) continue;
+      // Nor a line the log itself does not say (a refused line's
+      // error: echoed once, from above the input).
+      if (!n.checkVisibility() || n.getAttribute('aria-live') === 'off') continue;
       let later = n.nextElementSibling;
       while (later && added.has(later)) later = later.nextElementSibling;
       if (!later) polite.push(shownText(n));

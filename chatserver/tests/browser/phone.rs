@@ -473,3 +473,69 @@ fn a_refused_line_coming_back_to_the_log_is_not_said_again() {
         page.close().await;
     });
 }
+
+/// A refused line's error is heard once, from above the input (an
+/// alert), not from the log as well: its line in the log is in a live
+/// region that says nothing (`aria-live="off"`), at the refusal and once
+/// it is back in sight, while the log (polite) still says a new line.
+/// Read from the page and from Chromium's accessibility tree: the line is
+/// in the tree (a screen reader reads it in the log), the log and the
+/// alert are live regions. The line was in the log's region, so at the
+/// refusal a screen reader heard the alert and then the log say it.
+#[test]
+fn a_refused_line_is_heard_once() {
+    let Some(h) = Harness::start("a_refusal_heard_once") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let mut bob = server.join("bob");
+        page.wait_nicks("lobby", &["bob"]).await;
+        page.type_line("@nobody are you there?").await;
+        wait_for("the refusal above the input", async || {
+            let v = page.js(SHOWN_JS, vec![json!("nobody")]).await;
+            if v == json!(["above the input"]) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        let line = "#messages li.error[data-code=\"unknown_nick\"]";
+        let alert = page.ax("#errors").await;
+        assert_eq!(
+            (&alert["role"], &alert["props"]["live"]),
+            (&json!("alert"), &json!("assertive")),
+            "{alert}"
+        );
+        assert_eq!(page.live("#errors .error").await, json!("assertive"));
+        assert_eq!(page.ax("#messages").await["props"]["live"], json!("polite"));
+        let in_tree = page.ax(line).await;
+        assert_eq!(
+            (&in_tree["role"], &in_tree["ignored"]),
+            (&json!("listitem"), &json!(false)),
+            "{in_tree}"
+        );
+        assert_eq!(
+            page.live(line).await,
+            json!("off"),
+            "the log says the refused line too"
+        );
+        // The line changed: back in sight, still not said.
+        page.press(&[Key::Escape]).await;
+        assert_eq!(
+            page.js(SHOWN_JS, vec![json!("nobody")]).await,
+            json!(["log"])
+        );
+        assert_eq!(page.live(line).await, json!("off"));
+        // A new line of the log is said, as before.
+        bob.say("still here");
+        page.wait_texts("lobby", &["still here"]).await;
+        assert_eq!(
+            page.live("#messages li.msg[data-from=\"bob\"]").await,
+            json!("polite")
+        );
+        page.close().await;
+    });
+}

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::Locator;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -51,6 +52,46 @@ return Array.from(events.children, (li) => ({
   tag: li.querySelector('.tag')?.textContent ?? null,
   text: (li.querySelector('.text') ?? li).textContent,
 }));
+"#;
+
+/// A Chrome DevTools Protocol command, sent through chromedriver's
+/// `goog/cdp/execute` to the page's browser.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// See [`Page::live`].
+const LIVE_JS: &str = r#"
+let el = document.querySelector(arguments[0]);
+if (!el) return null;
+const implicit = { log: 'polite', status: 'polite', alert: 'assertive', marquee: 'off', timer: 'off' };
+for (; el; el = el.parentElement) {
+  const live = el.getAttribute('aria-live');
+  if (live) return live;
+  const role = implicit[el.getAttribute('role')];
+  if (role) return role;
+}
+return 'none';
 "#;
 
 /// Poll `probe` until it gives `Ok`, at most [`WAIT`]; it gives `Err` with
@@ -114,6 +155,70 @@ impl Page {
             .execute(script, args)
             .await
             .unwrap_or_else(|e| panic!("{}: script failed: {e}", self.nick))
+    }
+
+    /// Chromium's DevTools command `cmd` with `params`, and its answer.
+    pub async fn cdp(&self, cmd: &'static str, params: Value) -> Value {
+        self.c
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .unwrap_or_else(|e| panic!("{}: {cmd} failed: {e}", self.nick))
+    }
+
+    /// What the browser's accessibility tree (what a screen reader is
+    /// given) holds for the element `selector` finds: `{ role, name,
+    /// ignored, props }`, `props` its properties by name (`level`,
+    /// `focusable`...; on an active live region's root `live`, `atomic`,
+    /// `relevant`, and `busy` while set); null when no element matches.
+    pub async fn ax(&self, selector: &str) -> Value {
+        let doc = self.cdp("DOM.getDocument", json!({"depth": 0})).await;
+        let found = self
+            .cdp(
+                "DOM.querySelector",
+                json!({"nodeId": doc["root"]["nodeId"], "selector": selector}),
+            )
+            .await;
+        if found["nodeId"] == json!(0) {
+            return Value::Null;
+        }
+        let tree = self
+            .cdp(
+                "Accessibility.getPartialAXTree",
+                json!({"nodeId": found["nodeId"], "fetchRelatives": false}),
+            )
+            .await;
+        let node = &tree["nodes"][0];
+        let props: serde_json::Map<String, Value> = node["properties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("?").to_owned(),
+                    p["value"]["value"].clone(),
+                )
+            })
+            .collect();
+        json!({
+            "role": node["role"]["value"],
+            "name": node["name"]["value"],
+            "ignored": node["ignored"],
+            "props": props,
+        })
+    }
+
+    /// How a screen reader is told of the element `selector` finds when
+    /// it comes into the page: the `aria-live` of the live region it is
+    /// in (`"polite"`, `"assertive"`, `"off"`: not said; `"none"`: in no
+    /// live region), or null when no element matches. By ARIA's rule,
+    /// which Chromium follows (its live region root is the nearest
+    /// element, the node itself included, with any `aria-live`, `"off"`
+    /// too, or a live role; no event is fired for a node whose region is
+    /// `"off"`): read from the page, as DevTools' accessibility tree
+    /// ([`Page::ax`]) gives live properties only on an active region's
+    /// root, not on what is in it.
+    pub async fn live(&self, selector: &str) -> Value {
+        self.js(LIVE_JS, vec![json!(selector)]).await
     }
 
     /// Every line of `room`'s log.
