@@ -85,6 +85,8 @@ export class MessageView {
     // log to fit (taller, the error line and the input shrinking as a line
     // is sent), not the reader scrolling.
     this.lastHeight = scroller.clientHeight;
+    // Lines going in are a page of older ones (see `above`).
+    this.paging = false;
     // A frame asked for to scroll (or show the jump button) once for all
     // the lines put in since: reading the layout after each line of a
     // burst cost a whole layout each, and froze the page for seconds.
@@ -424,15 +426,26 @@ export class MessageView {
 
   /**
    * Insert a batch (a history page) above what the reader sees without
-   * moving it: `fn` does the inserting.
+   * moving it: `fn` does the inserting. The log (a live region) does not
+   * say its lines: the reader asked for them and reads them where they
+   * go, and what a page brought is said by a note where it matters
+   * (`/history`'s, a gap's). Each goes in `aria-live="off"`, a region of
+   * its own that says nothing (see `place`). Not `aria-busy` on the log
+   * around the batch: set and cleared in one task it never reached the
+   * accessibility tree, and no later task or frame is sure to come after
+   * the tree went out (Chromium sends it at most every 150 ms), while
+   * meanwhile a new line said in the room would be silenced too.
    */
   above(room, fn) {
     const cur = this.isCurrent(room);
     const stick = cur && this.stuck;
     const before = this.scroller.scrollHeight;
-    this.scroller.setAttribute('aria-busy', 'true');
-    fn();
-    this.scroller.setAttribute('aria-busy', 'false');
+    this.paging = true;
+    try {
+      fn();
+    } finally {
+      this.paging = false;
+    }
     if (!cur) return;
     if (stick) this.toBottom();
     else this.scroller.scrollTop += this.scroller.scrollHeight - before;
@@ -465,6 +478,8 @@ export class MessageView {
         after = after.nextElementSibling;
       }
     }
+    // A line of an older page (see `above`) is not said by the log.
+    if (this.paging) li.setAttribute('aria-live', 'off');
     if (maxSeen < seq) r.events.append(li);
     else if (after) after.after(li);
     else if (r.floor?.isConnected) r.floor.after(li);

@@ -1,6 +1,6 @@
 //! History loads on scroll, and a busy room keeps its newest lines.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{Client, Server, WAIT};
 use crate::restartable;
@@ -370,6 +370,74 @@ async fn typed_history(h: &Harness, server: &Server) {
         "five older messages more"
     );
     page.close().await;
+}
+
+/// A page of older messages is not read out by the log: its lines go in
+/// silent (`aria-live="off"`, each a region of its own), while the note
+/// at the end that says what `/history` brought is said, as a line said
+/// in the room is; and the log is not left busy. The log was marked
+/// `aria-busy` and unmarked in the same task, which the accessibility
+/// tree never saw: a screen reader read a page of 5 (or 200) old lines
+/// as if they had just been said.
+#[test]
+fn an_older_page_is_not_read_out_by_the_log() {
+    let Some(h) = Harness::start("an_older_page_is_not_read_out") else {
+        return;
+    };
+    let (server, mut dave) = server_with_old_messages();
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "erin", (1200, 800)).await;
+        let last = old_text(OLD);
+        let before = page.wait_texts("lobby", &[last.as_str()]).await;
+        let first = before
+            .iter()
+            .find(|l| l.is_msg())
+            .expect("a message")
+            .clone();
+        page.type_line("/history 5").await;
+        let want = "5 older messages of #lobby shown above; /history shows more";
+        let lines = page
+            .wait_lines(&format!("{want:?} at the end"), "lobby", |lines| {
+                lines.last().is_some_and(|l| l.text == want)
+            })
+            .await;
+        let older: Vec<u64> = lines
+            .iter()
+            .filter(|l| l.is_msg())
+            .take(5)
+            .map(|l| l.seq.expect("a seq"))
+            .collect();
+        assert!(
+            older.iter().all(|s| *s < first.seq.expect("a seq")),
+            "{older:?} are not above {first:?}"
+        );
+        let mut said = Vec::new();
+        for seq in &older {
+            said.push(
+                page.live(&format!("#messages li.msg[data-seq=\"{seq}\"]"))
+                    .await,
+            );
+        }
+        assert_eq!(said, vec![json!("off"); 5], "the page's lines {older:?}");
+        let note = "#messages .room-log[data-room=\"lobby\"] .events > li:last-child";
+        assert_eq!(page.live(note).await, json!("polite"), "the note");
+        let log = page.ax("#messages").await;
+        assert_eq!(
+            (&log["props"]["live"], &log["props"]["busy"]),
+            (&json!("polite"), &Value::Null),
+            "{log}"
+        );
+        // What dave says next is said.
+        dave.say("and now");
+        let now = page.wait_texts("lobby", &["and now"]).await;
+        let seq = now.last().and_then(|l| l.seq).expect("a seq");
+        assert_eq!(
+            page.live(&format!("#messages li.msg[data-seq=\"{seq}\"]"))
+                .await,
+            json!("polite")
+        );
+        page.close().await;
+    });
 }
 
 /// Whether `room`'s log offers "Load older messages", and whether it says
