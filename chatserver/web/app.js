@@ -5,6 +5,7 @@
 import {
   clearErrors,
   closeDrawers,
+  focusOnClose,
   saved,
   tabSaved,
   setTitle,
@@ -820,8 +821,12 @@ for (const id of ['messages', 'online']) {
     if (!plus) closeDrawers();
     composer.address(b.dataset.nick, plus || e.shiftKey || e.ctrlKey || e.metaKey);
     // Behind the open drawer the message box took no focus, and the `+`
-    // is gone with its row marked: the focus stays on that name.
-    if (plus && document.activeElement !== $('input')) b.closest('li').querySelector('button.nick').focus();
+    // is gone with its row marked: the focus stays on that name, and
+    // goes to the message box when the drawer closes, to type on.
+    if (plus && document.activeElement !== $('input')) {
+      b.closest('li').querySelector('button.nick').focus();
+      focusOnClose($('input'));
+    }
   });
 }
 

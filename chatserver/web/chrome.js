@@ -282,9 +282,26 @@ function echoBehind() {
 }
 
 /**
+ * Where the focus goes when the open drawer closes, instead of the
+ * button that opened it (see `focusOnClose`); null: that button.
+ */
+let closedTo = null;
+
+/**
+ * The drawer open now gives the focus to `el` when it closes, however it
+ * is closed: the message input, once a `+` in the People drawer has put
+ * a name in the line, which is then typed on.
+ */
+export function focusOnClose(el) {
+  closedTo = el;
+}
+
+/**
  * Close the drawers. When the focus was inside one (Esc, its Close, a
  * room chosen in it), it goes back to the button that opened it, not to
- * the page (once the top bar it is in is in reach again).
+ * the page (once the top bar it is in is in reach again); or where
+ * `focusOnClose` said, the focus in the drawer or not (a tap beside it
+ * took it away).
  */
 export function closeDrawers() {
   let back = null;
@@ -294,8 +311,9 @@ export function closeDrawers() {
     const hadFocus = drawer.contains(document.activeElement);
     drawer.classList.remove('open');
     $(button).setAttribute('aria-expanded', 'false');
-    if (wasOpen && hadFocus && NARROW.matches) back = $(button);
+    if (wasOpen && NARROW.matches && (hadFocus || closedTo)) back = closedTo ?? $(button);
   }
+  closedTo = null;
   syncDrawers();
   back?.focus();
 }
@@ -306,6 +324,7 @@ export function closeDrawers() {
  * drawer with nothing else (no room, nobody online).
  */
 function openDrawer(id, button, close) {
+  closedTo = null;
   const drawer = $(id);
   drawer.classList.add('open');
   $(button).setAttribute('aria-expanded', 'true');

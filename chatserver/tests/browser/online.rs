@@ -438,3 +438,86 @@ fn on_a_phone_a_plus_leaves_the_people_drawer_open() {
         page.close().await;
     });
 }
+
+/// On a phone, once a `+` in the People drawer has added someone to those
+/// written to, the drawer gives the focus to the message input when it
+/// closes, however it is closed (its Close button, Esc, a tap beside it),
+/// so the line is typed on at once; closed without a `+`, it gives the
+/// focus back to the People button, as before. The focus went back to
+/// the People button, and the input took a tap before typing.
+#[test]
+fn after_a_plus_the_closed_people_drawer_leaves_the_focus_in_the_input() {
+    let Some(h) = Harness::start("a_plus_then_the_input") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (390, 844)).await;
+        let mut bob = server.join("bob");
+        let _others: Vec<_> = ["carol", "dave", "erin"]
+            .iter()
+            .map(|n| server.join(n))
+            .collect();
+        page.wait_nicks("lobby", &["bob", "carol", "dave", "erin"])
+            .await;
+        let open = async || {
+            page.click("people-toggle").await;
+            slid_in(&page, "people").await;
+        };
+        // Looked at and closed: back to the People button.
+        open().await;
+        page.click("people-close").await;
+        assert_eq!(page.focused().await, "#people-toggle");
+        // bob by his name, then one more by a `+`, the drawer closed each
+        // way in turn.
+        for (way, who) in [
+            ("Esc", "carol"),
+            ("a tap beside it", "dave"),
+            ("Close", "erin"),
+        ] {
+            page.js(TYPE_JS, vec![json!("@bob ")]).await;
+            open().await;
+            let at = page.js(PLUS_AT_JS, vec![json!(who)]).await;
+            page.click_at(at[0].as_f64().unwrap(), at[1].as_f64().unwrap())
+                .await;
+            let line = format!("@bob @{who} ");
+            assert_eq!(
+                page.js(DRAWER_JS, vec![]).await,
+                json!([line, true, "people button.nick", who, ["bob", who]]),
+                "after {who}'s +"
+            );
+            match way {
+                "Esc" => page.press(&[Key::Escape]).await,
+                "Close" => page.click("people-close").await,
+                _ => page.click_at(40.0, 400.0).await,
+            }
+            assert_eq!(
+                page.js(DRAWER_JS, vec![]).await,
+                json!([line, false, "#input", null, ["bob", who]]),
+                "closed by {way} after {who}'s +"
+            );
+        }
+        wait_for("the People drawer slid out", async || {
+            let v = page
+                .js(
+                    "return getComputedStyle(document.getElementById('people')).visibility;",
+                    vec![],
+                )
+                .await;
+            if v == json!("hidden") {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.shot("phone-people-closed-after-a-plus").await;
+        // Typed on at once, no tap on the input.
+        page.press(&[Key::End]).await;
+        page.press_text(&format!("hello both{}", char::from(Key::Enter)))
+            .await;
+        let (_, f) = bob.recv_until(50, |f| f["type"] == "msg" && f["text"] == "hello both");
+        assert_eq!(f["to"], json!(["bob", "erin"]), "{f}");
+        page.close().await;
+    });
+}
