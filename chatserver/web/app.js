@@ -79,7 +79,7 @@ const roomList = new RoomList($('rooms'), $('room-input'), {
  * the tab that holds it must not be turned away by this one).
  */
 const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidden);
-const online = new OnlineList($('online'), $('online-count'));
+const online = new OnlineList($('online'), $('online-count'), $('people'));
 const composer = new Composer($('composer'), $('input'), {
   submit: runLine,
   nicks: () => (session && current ? session.roster(current) : []),
@@ -220,7 +220,7 @@ function stopChat() {
   setQuery(null);
   $('current-room').textContent = '';
   $('me').textContent = '';
-  $('online').replaceChildren();
+  online.show([], null);
   everJoined = false;
   clearErrors(true);
   // The room box too: its refusal was this chat's, not the next one's.
@@ -418,6 +418,18 @@ function partRoom(room, fromList = false) {
 function showOnline() {
   const nicks = session && current ? session.roster(current) : [];
   online.show(nicks, session?.nick);
+}
+
+/**
+ * `nick` came to or left `room`: in the room shown, their row alone
+ * changes, as the session's roster now has them or not (a join in a room
+ * of 10,000 went through every name, sorted anew).
+ */
+function showPresence(room, nick) {
+  if (room !== current || !session) return;
+  const now = session.roomState(room)?.roster.get(nickKey(nick));
+  if (now === undefined) online.drop(nick);
+  else online.put(now);
 }
 
 // ---- lines typed ----------------------------------------------------------
@@ -627,7 +639,7 @@ const handlers = {
             holdDepartures(p.room, left, (nicks) => note(p.room, cameAndWent({ joined: [], left: nicks }), 'notice away'));
           }
         }
-        if (p.room === current) showOnline();
+        showPresence(p.room, p.nick);
         return;
       }
     }
@@ -638,7 +650,7 @@ const handlers = {
     } else if (p.self || !cameBack(p.room, p.nick)) {
       view.presence(p, `${p.online ? 'joined' : 'left'} #${p.room}`);
     }
-    if (p.room === current) showOnline();
+    showPresence(p.room, p.nick);
   },
 
   message(m) {

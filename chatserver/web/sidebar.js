@@ -123,24 +123,63 @@ export function unreadWords(n, mention) {
 }
 
 /**
+ * Past this many people the online list holds rows only for those near
+ * what is in view (ROWS_AROUND above and below it, this many at least):
+ * a room of 10,000 took a quarter of a second to draw, and a join there
+ * walked every name. Up to it, every row is there.
+ */
+const ROWS_DRAWN = 300;
+const ROWS_AROUND = 100;
+/** Rows left beyond the view before more are drawn as it scrolls. */
+const ROWS_EDGE = 50;
+
+/**
  * Who is online in the current room, and which of them the line being
  * written goes to (`.addressed`, a ✓) while it goes to anyone
  * (`.addressing`: each other row shows its `+`, which adds that one).
  * A room may hold 100,000 people: a change touches only the rows it
- * changes (one person came, those written to changed), and a row off
+ * changes (one person came, those written to changed), a row off
  * screen is not laid out (style.css), so typing `@` and a name does not
- * go through the whole list.
+ * go through the whole list, and past ROWS_DRAWN people only the rows
+ * near what is in view are in the page: the rest is padding of their
+ * height (every row is as high: style.css), each row says its place
+ * (`aria-posinset` of `aria-setsize`), and more are drawn as the list
+ * scrolls or the focus moves near either end of those drawn.
  */
 export class OnlineList {
-  constructor(list, count) {
+  /** `scroller`: the element `list` scrolls in (the People drawer). */
+  constructor(list, count, scroller) {
     this.list = list;
     this.count = count;
-    /** nickKey -> its row */
+    this.scroller = scroller;
+    /** Everyone's nickKey, in the list's order (Session.roster's: by nickKey). */
+    this.keys = [];
+    /** nickKey -> the nick as written. */
+    this.nicks = new Map();
+    /** nickKey -> its row, for those drawn: keys[from..to), and the focused one. */
     this.rows = new Map();
+    this.from = 0;
+    this.to = 0;
+    /** A row's height in pixels, once measured (see `measure`). */
+    this.height = 0;
     /** Our own nickKey, whose row has no `+`. */
     this.me = null;
     /** The nickKeys of those written to, marked. */
     this.marked = new Set();
+    this.frame = 0;
+    scroller.addEventListener('scroll', () => this.soon(), { passive: true });
+    new ResizeObserver(() => this.soon()).observe(scroller);
+    // Tab (or a screen reader) on a row near either end of those drawn:
+    // more beyond it, before the next key.
+    list.addEventListener('focusin', (e) => {
+      const li = e.target.closest('li');
+      if (!li || !this.windowed()) return;
+      const i = this.place(nickKey(li.dataset.nick));
+      const n = this.keys.length;
+      if ((i - this.from < ROWS_EDGE && this.from > 0) || (this.to - i <= ROWS_EDGE && this.to < n)) {
+        this.draw(i, i + 1);
+      }
+    });
   }
 
   /**
@@ -155,16 +194,174 @@ export class OnlineList {
       this.list.replaceChildren();
       this.me = myKey;
     }
-    const keys = nicks.map(nickKey);
-    const now = new Set(keys);
+    this.keys = nicks.map(nickKey);
+    this.nicks = new Map();
+    this.keys.forEach((key, i) => this.nicks.set(key, nicks[i]));
+    if (this.windowed()) {
+      const { first, last } = this.inView();
+      this.draw(first, last);
+    } else {
+      this.render(0, this.keys.length);
+    }
+  }
+
+  /**
+   * `nick` is in the room (come, or written otherwise): one row in, or
+   * none if they go among those not drawn; the other rows stay.
+   */
+  put(nick) {
+    const key = nickKey(nick);
+    if (this.nicks.get(key) === nick) return;
+    let { from, to } = this;
+    if (!this.nicks.has(key)) {
+      const i = this.place(key);
+      this.keys.splice(i, 0, key);
+      // Above those drawn, they move down one; among them (or just
+      // below), one more.
+      if (i < from) {
+        from += 1;
+        to += 1;
+      } else if (i <= to) {
+        to += 1;
+      }
+    }
+    this.nicks.set(key, nick);
+    this.changed(from, to);
+  }
+
+  /** `nick` left the room: their row out, if drawn. */
+  drop(nick) {
+    const key = nickKey(nick);
+    if (!this.nicks.delete(key)) return;
+    const i = this.place(key);
+    this.keys.splice(i, 1);
+    let { from, to } = this;
+    if (i < from) {
+      from -= 1;
+      to -= 1;
+    } else if (i < to) {
+      to -= 1;
+    }
+    this.changed(from, to);
+  }
+
+  /**
+   * One came or went, the rows drawn now `keys[from..to)`: drawn so, with
+   * no look at the layout (done before the frame is drawn, it would lay
+   * the page out once more), which the next frame takes.
+   */
+  changed(from, to) {
+    if (this.windowed()) {
+      this.render(from, to);
+      this.soon();
+    } else {
+      this.render(0, this.keys.length);
+    }
+  }
+
+  /** Where `key` is in `keys`, or would go. */
+  place(key) {
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.keys[mid] < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Whether the list is too long to hold a row for everyone. */
+  windowed() {
+    return this.keys.length > ROWS_DRAWN;
+  }
+
+  /** The rows in view in the scroller: `keys[first..last)`. */
+  inView() {
+    const h = this.measure();
+    const n = this.keys.length;
+    // Rows sit one under the other from the top of the list, padding and all.
+    const top = this.list.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+    const first = Math.min(n, Math.max(0, Math.floor(-top / h)));
+    const last = Math.min(n, Math.max(first, Math.ceil((this.scroller.clientHeight - top) / h)));
+    return { first, last };
+  }
+
+  /**
+   * A row's height, measured (the layout read) on a row drawn, or the
+   * stylesheet's when none is laid out; kept for `rowHeight`.
+   */
+  measure() {
+    const drawn = this.list.firstElementChild?.getBoundingClientRect().height;
+    this.height = drawn > 0 ? drawn : 0;
+    return this.rowHeight();
+  }
+
+  /** A row's height as last measured, or the stylesheet's. */
+  rowHeight() {
+    if (this.height > 0) return this.height;
+    const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
+    return parseFloat(getComputedStyle(this.list).getPropertyValue('--online-row')) * rem || 32;
+  }
+
+  /** Draw the rows around `keys[first..last)` (those in view, or the focused one). */
+  draw(first, last) {
+    const n = this.keys.length;
+    let from = Math.max(0, first - ROWS_AROUND);
+    const to = Math.min(n, Math.max(last + ROWS_AROUND, from + ROWS_DRAWN));
+    from = Math.max(0, Math.min(from, to - ROWS_DRAWN));
+    this.render(from, to);
+  }
+
+  /**
+   * Once a frame as the list scrolls, resizes or changes: rows drawn
+   * again around the view when it nears an end of those drawn, or when
+   * people who came among them made them twice as many as needed.
+   */
+  soon() {
+    if (this.frame || !this.windowed()) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      if (!this.windowed()) return;
+      const { first, last } = this.inView();
+      const n = this.keys.length;
+      const near = (first - this.from < ROWS_EDGE && this.from > 0) || (this.to - last < ROWS_EDGE && this.to < n);
+      if (near || this.to - this.from > 2 * ROWS_DRAWN) this.draw(first, last);
+    });
+  }
+
+  /**
+   * Make the rows in the page those of `keys[from..to)`, in order, and
+   * the padding around them the height of the rest. A row with the focus
+   * is kept, where it belongs, though out of that range (the list
+   * scrolled away from it, by the mouse or Page Down): taken out, the
+   * focus went to the page.
+   */
+  render(from, to) {
+    const n = this.keys.length;
+    this.from = from;
+    this.to = to;
+    const want = new Set(this.keys.slice(from, to));
+    const focused = this.list.contains(document.activeElement) ? document.activeElement.closest('li') : null;
+    let held = null;
+    if (focused) {
+      const key = nickKey(focused.dataset.nick);
+      if (!want.has(key) && this.nicks.get(key) === focused.dataset.nick) held = { key, li: focused, at: this.place(key) };
+    }
     for (const [key, li] of this.rows) {
-      if (now.has(key)) continue;
+      if (want.has(key) || key === held?.key) continue;
       li.remove();
       this.rows.delete(key);
     }
+    // The held row is never moved (out of the page a moment, it lost the
+    // focus): the rows between it and those drawn are gone, so it is
+    // first already when above them, last when below (those drawn go in
+    // before it).
     let at = this.list.firstElementChild;
-    nicks.forEach((nick, i) => {
-      const key = keys[i];
+    if (held && held.at < from) at = held.li.nextElementSibling;
+    for (let i = from; i < to; i++) {
+      const key = this.keys[i];
+      const nick = this.nicks.get(key);
       let li = this.rows.get(key);
       // New, or the same person come back written otherwise (`Bob`).
       if (li?.dataset.nick !== nick) {
@@ -175,8 +372,29 @@ export class OnlineList {
       }
       if (li === at) at = at.nextElementSibling;
       else this.list.insertBefore(li, at);
-    });
-    this.count.textContent = String(nicks.length);
+    }
+    // What is not drawn is padding, as high as its rows would be.
+    const windowed = this.windowed();
+    const h = windowed ? this.rowHeight() : 0;
+    const above = from - (held && held.at < from ? 1 : 0);
+    const below = n - to - (held && held.at >= to ? 1 : 0);
+    this.list.style.paddingTop = above > 0 ? `${above * h}px` : '';
+    this.list.style.paddingBottom = below > 0 ? `${below * h}px` : '';
+    // Each row's place among all, for a screen reader, when not all are here.
+    const size = String(n);
+    for (const [key, li] of this.rows) {
+      if (!windowed) {
+        if (li.hasAttribute('aria-setsize')) {
+          li.removeAttribute('aria-setsize');
+          li.removeAttribute('aria-posinset');
+        }
+        continue;
+      }
+      const place = String((key === held?.key ? held.at : this.place(key)) + 1);
+      if (li.getAttribute('aria-posinset') !== place) li.setAttribute('aria-posinset', place);
+      if (li.getAttribute('aria-setsize') !== size) li.setAttribute('aria-setsize', size);
+    }
+    this.count.textContent = String(n);
   }
 
   /** A new row for `nick`. */

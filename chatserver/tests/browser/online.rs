@@ -521,3 +521,199 @@ fn after_a_plus_the_closed_people_drawer_leaves_the_focus_in_the_input() {
         page.close().await;
     });
 }
+
+/// How many people the room of a list drawn in part holds besides us
+/// (more than the 300 rows the page draws).
+const ROOM: usize = 500;
+
+/// The online list drawn in part: the count it says, its rows (their
+/// nicks in order, and each one's `aria-posinset` and `aria-setsize`),
+/// a row's height and the list's, what has the focus, and what was done
+/// to the list since the last look (rows in, rows out).
+const DRAWN_JS: &str = "
+const ul = document.getElementById('online');
+if (!window.drawnWatch) {
+  window.drawnDone = [];
+  window.drawnWatch = new MutationObserver((records) => window.drawnDone.push(...records));
+  window.drawnWatch.observe(ul, { childList: true });
+}
+const done = [...window.drawnDone, ...window.drawnWatch.takeRecords()];
+window.drawnDone = [];
+const rows = Array.from(ul.children);
+const lis = (nodes) => [...nodes].filter((n) => n instanceof HTMLLIElement).length;
+const a = document.activeElement;
+return {
+  count: Number(document.getElementById('online-count').textContent),
+  nicks: rows.map((li) => li.dataset.nick),
+  places: rows.map((li) => Number(li.getAttribute('aria-posinset'))),
+  sizes: [...new Set(rows.map((li) => li.getAttribute('aria-setsize')))],
+  rowHeight: rows[0].getBoundingClientRect().height,
+  listHeight: ul.getBoundingClientRect().height,
+  focused: a && a.closest('#online') ? a.dataset.nick : null,
+  added: done.reduce((n, r) => n + lis(r.addedNodes), 0),
+  removed: done.reduce((n, r) => n + lis(r.removedNodes), 0),
+};";
+
+/// A room of more people than the page draws rows for (500; it draws
+/// 300): only the rows near what is in view are in the page, the rest
+/// padding as high as their rows, each row saying its place among all;
+/// one more person, or one fewer, is one row in or out, or none when
+/// they are not among those drawn; scrolling draws the rows come into
+/// view, Tab goes on past the last row drawn, and the row with the focus
+/// stays while the list scrolls away from it. Every name had its row: a
+/// room of 10,000 took a quarter of a second to draw, and each join
+/// there went through every name.
+#[test]
+fn a_long_online_list_draws_the_rows_near_the_view() {
+    let Some(h) = Harness::start("a_long_online_list") else {
+        return;
+    };
+    let server = Server::start(&[
+        "--max-clients-per-ip",
+        "1000",
+        "--connect-burst-per-ip",
+        "1000",
+    ]);
+    let crowd: Vec<_> = (0..ROOM)
+        .map(|i| server.join(&format!("user{i:03}")))
+        .collect();
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        let look = async || page.js(DRAWN_JS, vec![]).await;
+        let mut all: Vec<String> = (0..ROOM).map(|i| format!("user{i:03}")).collect();
+        all.insert(0, "alice".to_owned());
+        let v = wait_for("the room in the list", async || {
+            let v = look().await;
+            if v["count"] == json!(ROOM + 1) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        let drawn = |v: &Value| -> Vec<String> {
+            serde_json::from_value(v["nicks"].clone()).expect("nicks")
+        };
+        let places = |v: &Value| -> Vec<usize> {
+            serde_json::from_value(v["places"].clone()).expect("places")
+        };
+        // Those at the top, each in its place among all, the list as
+        // high as every row (to within one: a row's height is a
+        // fraction of a pixel short of the stylesheet's).
+        let first = drawn(&v);
+        assert_eq!(first, all[..300], "{v}");
+        assert_eq!(places(&v), (1..=300).collect::<Vec<_>>());
+        assert_eq!(v["sizes"], json!([(ROOM + 1).to_string()]));
+        let row = v["rowHeight"].as_f64().expect("a height");
+        let high = |v: &Value, n: usize| {
+            (v["listHeight"].as_f64().expect("a height") - row * n as f64).abs() < row
+        };
+        assert!(high(&v, ROOM + 1), "{v}");
+
+        // One more, below those drawn: no row in; out again: none out.
+        let zed = server.join("zed");
+        let v = wait_for("zed counted", async || {
+            let v = look().await;
+            if v["count"] == json!(ROOM + 2) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        assert_eq!((&v["added"], &v["removed"]), (&json!(0), &json!(0)), "{v}");
+        assert!(high(&v, ROOM + 2), "{v}");
+        drop(zed);
+        let v = wait_for("zed gone", async || {
+            let v = look().await;
+            if v["count"] == json!(ROOM + 1) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        assert_eq!((&v["added"], &v["removed"]), (&json!(0), &json!(0)), "{v}");
+        // One among those drawn: their row in, the rows below one place on.
+        let aaron = server.join("aaron");
+        let v = wait_for("aaron in the list", async || {
+            let v = look().await;
+            if v["nicks"][0] == json!("aaron") {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        assert_eq!((&v["added"], &v["removed"]), (&json!(1), &json!(0)), "{v}");
+        assert_eq!(places(&v)[..3], [1, 2, 3], "{v}");
+        assert_eq!(v["sizes"], json!([(ROOM + 2).to_string()]));
+        drop(aaron);
+        wait_for("aaron gone", async || {
+            let v = look().await;
+            if v["count"] == json!(ROOM + 1) && v["nicks"][0] == json!("alice") {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+
+        // The keyboard: Tab from the last name drawn goes on to the next.
+        let last = first.last().expect("a row").clone();
+        page.js(
+            "document.querySelector(`#online li[data-nick=\"${arguments[0]}\"] button.nick`).focus();",
+            vec![json!(last)],
+        )
+        .await;
+        page.press(&[Key::Tab]).await;
+        let v = look().await;
+        assert_eq!(v["focused"], json!(all[300]), "Tab after {last}: {v}");
+
+        // Back at the top, then scrolled to the end from the first name,
+        // focused: the rows at the end drawn, the focused one kept.
+        page.js("document.getElementById('people').scrollTop = 0;", vec![])
+            .await;
+        wait_for("the top of the list drawn again", async || {
+            let v = look().await;
+            if v["nicks"][0] == json!("alice") {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        let focused = all[1].clone();
+        page.js(
+            "document.querySelector(`#online li[data-nick=\"${arguments[0]}\"] button.nick`).focus();
+             const p = document.getElementById('people'); p.scrollTop = p.scrollHeight;",
+            vec![json!(focused)],
+        )
+        .await;
+        let v = wait_for("the end of the list drawn", async || {
+            let v = look().await;
+            if v["nicks"].as_array().and_then(|n| n.last()) == Some(&json!(all[ROOM])) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.shot("online-long-list-end").await;
+        let end = drawn(&v);
+        assert!(end.len() <= 300 + 1, "{} rows: {v}", end.len());
+        assert_eq!(v["focused"], json!(focused), "{v}");
+        // In order, each in its place: the one with the focus, then the
+        // rows at the end.
+        assert_eq!(end[0], focused, "{v}");
+        assert_eq!(end[1..], all[all.len() - (end.len() - 1)..], "{v}");
+        let want: Vec<usize> = end
+            .iter()
+            .map(|n| all.iter().position(|a| a == n).expect("a nick") + 1)
+            .collect();
+        assert_eq!(places(&v), want, "{v}");
+        assert!(high(&v, ROOM + 1), "{v}");
+        drop(crowd);
+        page.close().await;
+    });
+}
