@@ -320,8 +320,9 @@ export function closeDrawers() {
 
 /**
  * Open drawer `id` and move the focus into it: the current room, or its
- * first control after Close (which is there to leave it), or Close in a
- * drawer with nothing else (no room, nobody online).
+ * first control after Close (which is there to leave it; a long online
+ * list's is its Tab stop, the name last focused or the first in view), or
+ * Close in a drawer with nothing else (no room, nobody online).
  */
 function openDrawer(id, button, close) {
   closedTo = null;
@@ -332,7 +333,7 @@ function openDrawer(id, button, close) {
   const target =
     drawer.querySelector('[aria-current="true"]') ??
     drawer.querySelector(
-      'button:not([disabled]):not(.drawer-close), input, summary, [tabindex="0"]',
+      'button:not([disabled]):not(.drawer-close):not([tabindex="-1"]), input, summary, [tabindex="0"]',
     ) ??
     $(close);
   target.focus();

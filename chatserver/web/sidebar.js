@@ -144,7 +144,12 @@ const ROWS_EDGE = 50;
  * near what is in view are in the page: the rest is padding of their
  * height (every row is as high: style.css), each row says its place
  * (`aria-posinset` of `aria-setsize`), and more are drawn as the list
- * scrolls or the focus moves near either end of those drawn.
+ * scrolls or the focus moves near either end of those drawn. There, one
+ * name is the list's Tab stop (a roving tabindex): the one last focused,
+ * kept drawn in its place however far the list scrolls from it, or the
+ * first fully in view; Tab and Shift+Tab on a name go on to the next or
+ * the one before (drawn as needed), as Down and Up do in any list, and
+ * leave the list from its last name or its first.
  */
 export class OnlineList {
   /** `scroller`: the element `list` scrolls in (the People drawer). */
@@ -156,7 +161,7 @@ export class OnlineList {
     this.keys = [];
     /** nickKey -> the nick as written. */
     this.nicks = new Map();
-    /** nickKey -> its row, for those drawn: keys[from..to), and the focused one. */
+    /** nickKey -> its row, for those drawn: keys[from..to), and the Tab stop's. */
     this.rows = new Map();
     this.from = 0;
     this.to = 0;
@@ -167,19 +172,64 @@ export class OnlineList {
     /** The nickKeys of those written to, marked. */
     this.marked = new Set();
     this.frame = 0;
+    /** The nickKey of the name last focused (the Tab stop), or null. */
+    this.stop = null;
+    /** The row that is the Tab stop in a long list, and the one held out of keys[from..to). */
+    this.stopLi = null;
+    this.held = null;
+    /** The first row fully in view, as last seen. */
+    this.first = 0;
     scroller.addEventListener('scroll', () => this.soon(), { passive: true });
     new ResizeObserver(() => this.soon()).observe(scroller);
     // Tab (or a screen reader) on a row near either end of those drawn:
     // more beyond it, before the next key.
     list.addEventListener('focusin', (e) => {
       const li = e.target.closest('li');
-      if (!li || !this.windowed()) return;
-      const i = this.place(nickKey(li.dataset.nick));
+      if (!li) return;
+      this.stop = nickKey(li.dataset.nick);
+      if (!this.windowed()) return;
+      this.tabStop(li);
+      const i = this.place(this.stop);
       const n = this.keys.length;
       if ((i - this.from < ROWS_EDGE && this.from > 0) || (this.to - i <= ROWS_EDGE && this.to < n)) {
         this.draw(i, i + 1);
       }
     });
+    list.addEventListener('keydown', (e) => {
+      if (e.altKey || e.ctrlKey || e.metaKey || !e.target.classList.contains('nick')) return;
+      const li = e.target.closest('li');
+      let by = 0;
+      if (e.key === 'ArrowDown' && !e.shiftKey) by = 1;
+      else if (e.key === 'ArrowUp' && !e.shiftKey) by = -1;
+      // Tab in a short list goes from name to name by itself.
+      else if (e.key === 'Tab' && this.windowed()) by = e.shiftKey ? -1 : 1;
+      if (by && this.move(li, by)) e.preventDefault();
+    });
+  }
+
+  /**
+   * The focus from `li`'s name to the next one (`by` 1) or the one before
+   * (-1), drawn first if it is not; false at either end.
+   */
+  move(li, by) {
+    const j = this.place(nickKey(li.dataset.nick)) + by;
+    if (j < 0 || j >= this.keys.length) return false;
+    const key = this.keys[j];
+    if (!this.rows.has(key)) this.draw(j, j + 1);
+    const next = this.rows.get(key);
+    if (!next) return false;
+    this.stop = key;
+    this.tabStop(next);
+    next.firstElementChild.focus();
+    return true;
+  }
+
+  /** `li` the list's one Tab stop (a long list's). */
+  tabStop(li) {
+    if (li === this.stopLi) return;
+    if (this.stopLi) this.stopLi.firstElementChild.tabIndex = -1;
+    if (li) li.firstElementChild.tabIndex = 0;
+    this.stopLi = li;
   }
 
   /**
@@ -193,6 +243,9 @@ export class OnlineList {
       this.rows.clear();
       this.list.replaceChildren();
       this.me = myKey;
+      this.stop = null;
+      this.stopLi = null;
+      this.held = null;
     }
     this.keys = nicks.map(nickKey);
     this.nicks = new Map();
@@ -284,6 +337,9 @@ export class OnlineList {
     const top = this.list.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
     const first = Math.min(n, Math.max(0, Math.floor(-top / h)));
     const last = Math.min(n, Math.max(first, Math.ceil((this.scroller.clientHeight - top) / h)));
+    // The first row wholly in view (a part of a pixel aside): the Tab stop
+    // when no name was focused.
+    this.first = Math.min(last, Math.max(first, Math.ceil(-top / h - 0.01)));
     return { first, last };
   }
 
@@ -327,27 +383,33 @@ export class OnlineList {
       const n = this.keys.length;
       const near = (first - this.from < ROWS_EDGE && this.from > 0) || (this.to - last < ROWS_EDGE && this.to < n);
       if (near || this.to - this.from > 2 * ROWS_DRAWN) this.draw(first, last);
+      else if (this.stop === null) this.tabStop(this.rows.get(this.keys[this.first]) ?? this.stopLi);
     });
   }
 
   /**
    * Make the rows in the page those of `keys[from..to)`, in order, and
-   * the padding around them the height of the rest. A row with the focus
-   * is kept, where it belongs, though out of that range (the list
-   * scrolled away from it, by the mouse or Page Down): taken out, the
-   * focus went to the page.
+   * the padding around them the height of the rest. In a long list the
+   * Tab stop's row (the name last focused) is kept, in its place (the
+   * padding split around it), though out of that range: the list
+   * scrolled away from it, by the mouse or Page Down; taken out with the
+   * focus on it, the focus went to the page.
    */
   render(from, to) {
     const n = this.keys.length;
     this.from = from;
     this.to = to;
+    const windowed = this.windowed();
     const want = new Set(this.keys.slice(from, to));
-    const focused = this.list.contains(document.activeElement) ? document.activeElement.closest('li') : null;
+    if (this.stop !== null && !this.nicks.has(this.stop)) this.stop = null;
     let held = null;
-    if (focused) {
-      const key = nickKey(focused.dataset.nick);
-      if (!want.has(key) && this.nicks.get(key) === focused.dataset.nick) held = { key, li: focused, at: this.place(key) };
+    if (windowed && this.stop !== null && !want.has(this.stop)) {
+      const li = this.rows.get(this.stop);
+      // Written otherwise (`Bob`), it is a new row.
+      if (li?.dataset.nick === this.nicks.get(this.stop)) held = { key: this.stop, li, at: this.place(this.stop) };
     }
+    if (this.held && this.held !== held?.li) this.held.style.margin = '';
+    this.held = held?.li ?? null;
     for (const [key, li] of this.rows) {
       if (want.has(key) || key === held?.key) continue;
       li.remove();
@@ -373,16 +435,32 @@ export class OnlineList {
       if (li === at) at = at.nextElementSibling;
       else this.list.insertBefore(li, at);
     }
-    // What is not drawn is padding, as high as its rows would be.
-    const windowed = this.windowed();
+    // What is not drawn is padding, as high as its rows would be; the
+    // held row's share of it is its margin, on the side of those drawn.
     const h = windowed ? this.rowHeight() : 0;
-    const above = from - (held && held.at < from ? 1 : 0);
-    const below = n - to - (held && held.at >= to ? 1 : 0);
+    let above = from;
+    let below = n - to;
+    if (held && held.at < from) {
+      above = held.at;
+      held.li.style.margin = `0 0 ${(from - held.at - 1) * h}px`;
+    } else if (held) {
+      below = n - held.at - 1;
+      held.li.style.margin = `${(held.at - to) * h}px 0 0`;
+    }
     this.list.style.paddingTop = above > 0 ? `${above * h}px` : '';
     this.list.style.paddingBottom = below > 0 ? `${below * h}px` : '';
+    // The Tab stop: the name last focused, or the first in view.
+    const stopLi = windowed
+      ? (this.stop !== null ? this.rows.get(this.stop) : null) ??
+        this.rows.get(this.keys[Math.min(Math.max(this.first, from), to - 1)]) ??
+        null
+      : null;
+    this.stopLi = stopLi;
     // Each row's place among all, for a screen reader, when not all are here.
     const size = String(n);
     for (const [key, li] of this.rows) {
+      const tab = !windowed || li === stopLi ? 0 : -1;
+      if (li.firstElementChild.tabIndex !== tab) li.firstElementChild.tabIndex = tab;
       if (!windowed) {
         if (li.hasAttribute('aria-setsize')) {
           li.removeAttribute('aria-setsize');

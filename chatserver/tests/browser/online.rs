@@ -717,3 +717,225 @@ fn a_long_online_list_draws_the_rows_near_the_view() {
         page.close().await;
     });
 }
+
+// ---------------------------------------------------------------------
+// The keyboard in a list drawn in part.
+// ---------------------------------------------------------------------
+
+/// The online list as a person sees it once the frame is drawn: what has
+/// the focus (its nick and place), the scroller's offset, the first and
+/// last rows in the page, and the names in view (by what is under the
+/// middle of each row's place).
+const SEEN_JS: &str = "return (async () => {
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  const p = document.getElementById('people');
+  const ul = document.getElementById('online');
+  const pr = p.getBoundingClientRect();
+  const ur = ul.getBoundingClientRect();
+  const rows = [...ul.children];
+  const h = rows[rows.length - 1].getBoundingClientRect().height;
+  const inView = [];
+  for (let y = Math.max(pr.top, ur.top) + h / 2; y < Math.min(pr.bottom, ur.bottom); y += h) {
+    const li = document.elementFromPoint(ur.left + 12, y)?.closest('#online li');
+    if (li) inView.push(li.dataset.nick);
+  }
+  const a = document.activeElement;
+  const row = a && a.closest('#online li');
+  return {
+    focused: row ? row.dataset.nick : (a && a.id) || null,
+    place: row ? Number(row.getAttribute('aria-posinset')) : null,
+    scrollTop: p.scrollTop,
+    first: rows[0].dataset.nick,
+    last: rows[rows.length - 1].dataset.nick,
+    inView,
+  };
+})();";
+
+fn crowd_of_room() -> (Server, Vec<crate::common::Client>) {
+    let server = Server::start(&[
+        "--max-clients-per-ip",
+        "1000",
+        "--connect-burst-per-ip",
+        "1000",
+    ]);
+    let crowd = (0..ROOM)
+        .map(|i| server.join(&format!("user{i:03}")))
+        .collect();
+    (server, crowd)
+}
+
+/// Wait until the list counts the whole room (us and ROOM more).
+async fn counted(page: &Page) {
+    wait_for("the room in the list", async || {
+        let v = page
+            .js(
+                "return document.getElementById('online-count').textContent;",
+                vec![],
+            )
+            .await;
+        if v == json!((ROOM + 1).to_string()) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+}
+
+/// Wait until the scroller has stopped moving (End and Home scroll
+/// smoothly) and the rows for where it stopped are drawn.
+async fn at_rest(page: &Page, shown: bool) -> Value {
+    let mut last = page.js(SEEN_JS, vec![]).await;
+    wait_for("the list at rest", async || {
+        let v = page.js(SEEN_JS, vec![]).await;
+        let same = v["scrollTop"] == last["scrollTop"];
+        last = v.clone();
+        if same && (!shown || !v["inView"].as_array().is_none_or(Vec::is_empty)) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await
+}
+
+/// A name has the focus and the list is scrolled away from it by the
+/// keyboard (End, Home, as Page Down or the wheel would): Tab goes on to
+/// the next name, Shift+Tab back to the one before, as in a list where
+/// every name has its row (and Down, Up). Failed before the roving Tab
+/// stop: the next Tab stop in the page was the first row drawn near the
+/// view (user200, place 202 of 501), and Shift+Tab's the last one drawn.
+#[test]
+fn tab_after_the_list_scrolled_away_goes_to_the_next_name() {
+    let Some(h) = Harness::start("tab_after_scrolling_away") else {
+        return;
+    };
+    let (server, crowd) = crowd_of_room();
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        counted(&page).await;
+        let focus = "document.querySelector(`#online li[data-nick=\"${arguments[0]}\"] button.nick`).focus();";
+        let mut wrong = Vec::new();
+
+        page.js(focus, vec![json!("user002")]).await;
+        page.press(&[Key::End]).await;
+        let v = at_rest(&page, true).await;
+        assert_eq!(v["last"], json!("user499"), "the end drawn: {v}");
+        assert_eq!(v["focused"], json!("user002"), "{v}");
+        page.press(&[Key::Tab]).await;
+        let v = page.js(SEEN_JS, vec![]).await;
+        if v["focused"] != json!("user003") {
+            wrong.push(format!("Tab from user002 (place 4) after End: {v}"));
+        }
+        // Down and Up move between names as well.
+        page.press(&[Key::Down]).await;
+        let v = page.js(SEEN_JS, vec![]).await;
+        if v["focused"] != json!("user004") {
+            wrong.push(format!("Down from user003: {v}"));
+        }
+        page.press(&[Key::Up]).await;
+        let v = page.js(SEEN_JS, vec![]).await;
+        if v["focused"] != json!("user003") {
+            wrong.push(format!("Up from user004: {v}"));
+        }
+
+        page.js("const p = document.getElementById('people'); p.scrollTop = p.scrollHeight;", vec![]).await;
+        at_rest(&page, true).await;
+        page.js(focus, vec![json!("user497")]).await;
+        page.press(&[Key::Home]).await;
+        let v = at_rest(&page, true).await;
+        assert_eq!(v["first"], json!("alice"), "the top drawn: {v}");
+        assert_eq!(v["focused"], json!("user497"), "{v}");
+        page.press(&[Key::Shift, Key::Tab]).await;
+        let v = page.js(SEEN_JS, vec![]).await;
+        if v["focused"] != json!("user496") {
+            wrong.push(format!("Shift+Tab from user497 (place 499) after Home: {v}"));
+        }
+        drop(crowd);
+        page.close().await;
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
+
+/// The list scrolled to its middle: Tab into it (from Send), or the
+/// People drawer opened again on a phone (someone came meanwhile), puts
+/// the focus on its first name (as when every name had its row), or at
+/// least on one in view without moving the list. Failed before the
+/// roving Tab stop: it went to the first row drawn, some 100 names above
+/// those in view, and the list jumped there.
+#[test]
+fn entering_a_scrolled_list_does_not_land_on_a_name_out_of_view() {
+    let Some(h) = Harness::start("entering_a_scrolled_list") else {
+        return;
+    };
+    let (server, crowd) = crowd_of_room();
+    h.block_on(async {
+        let mut wrong = Vec::new();
+        let fine = |first: &str, before: &Value, after: &Value| {
+            after["focused"] == json!(first)
+                || (after["scrollTop"] == before["scrollTop"]
+                    && before["inView"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&after["focused"])))
+        };
+        let middle = "const p = document.getElementById('people'); p.scrollTop = (p.scrollHeight - p.clientHeight) / 2;";
+
+        // A wide page: Tab from Send.
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        counted(&page).await;
+        page.js(middle, vec![]).await;
+        let before = at_rest(&page, true).await;
+        page.js("document.getElementById('send').focus();", vec![]).await;
+        page.press(&[Key::Tab]).await;
+        let after = page.js(SEEN_JS, vec![]).await;
+        if !fine("alice", &before, &after) {
+            wrong.push(format!("Tab from Send: before {before}, after {after}"));
+        }
+        page.close().await;
+
+        // A phone: the People drawer looked through, closed, opened again.
+        let page = Page::join(&h, server.addr(), "erin", (390, 844)).await;
+        wait_for("the room in erin's list", async || {
+            let v = page
+                .js("return document.getElementById('online-count').textContent;", vec![])
+                .await;
+            if v == json!((ROOM + 1).to_string()) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        page.js(middle, vec![]).await;
+        at_rest(&page, true).await;
+        let before = at_rest(&page, true).await;
+        page.press(&[Key::Escape]).await;
+        assert_eq!(page.focused().await, "#people-toggle");
+        // Meanwhile someone comes (below those in view, at the end).
+        let _zed = server.join("zed");
+        wait_for("zed in erin's list", async || {
+            let v = page
+                .js("return document.getElementById('online-count').textContent;", vec![])
+                .await;
+            if v == json!((ROOM + 2).to_string()) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        at_rest(&page, false).await;
+        page.click("people-toggle").await;
+        slid_in(&page, "people").await;
+        let after = at_rest(&page, true).await;
+        page.shot("people-reopened").await;
+        if !fine("erin", &before, &after) {
+            wrong.push(format!("the People drawer opened again: before {before}, after {after}"));
+        }
+        drop(crowd);
+        page.close().await;
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    });
+}
