@@ -74,9 +74,9 @@ impl WebDriverCompatibleCommand for Cdp {
         ))
     }
 
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+    fn method_and_body(&self, _: &url::Url) -> (hyper::Method, Option<String>) {
         let body = json!({"cmd": self.cmd, "params": self.params});
-        (http::Method::POST, Some(body.to_string()))
+        (hyper::Method::POST, Some(body.to_string()))
     }
 }
 
