@@ -154,9 +154,19 @@ pub(crate) struct OnTheWay {
 /// what the id pointed at.
 #[derive(Debug, Default)]
 pub(crate) struct IdWindow {
+    /// The keys, oldest first, with those forgotten left in place (see
+    /// `gone`) until they reach the front or the list is compacted.
     order: VecDeque<u64>,
     /// Keyed by the hashes themselves: hashed once, not twice.
     seen: HashMap<u64, Sent, std::hash::BuildHasherDefault<Hashed>>,
+    /// Keys forgotten but still in `order`, how many times each: a key's
+    /// live place (if it is in `seen`) is always its last in `order`, so
+    /// its first places are the forgotten ones. Forgetting is then O(1)
+    /// (it was a scan of the window, on the message path), and `order`
+    /// is compacted when more than a quarter of it is gone.
+    gone: HashMap<u64, u32, std::hash::BuildHasherDefault<Hashed>>,
+    /// The sum of `gone`'s counts.
+    stale: usize,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -213,8 +223,50 @@ impl IdWindow {
     pub fn forget(&mut self, id: &str) {
         let key = self.key(id);
         if self.seen.remove(&key).is_some() {
-            self.order.retain(|x| *x != key);
+            *self.gone.entry(key).or_default() += 1;
+            self.stale += 1;
+            if self.stale > self.seen.len() / 4 + 16 {
+                self.compact();
+            }
         }
+    }
+
+    /// Take the forgotten places out of `order`: O(window), once per
+    /// more than a quarter of a window of forgotten ids.
+    fn compact(&mut self) {
+        let gone = &mut self.gone;
+        self.order.retain(|k| match gone.get_mut(k) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        });
+        self.gone.clear();
+        self.stale = 0;
+    }
+
+    /// Take the oldest key out of `order`, and out of `seen` unless that
+    /// place was a forgotten one.
+    fn pop_oldest(&mut self) {
+        let Some(old) = self.order.pop_front() else {
+            return;
+        };
+        if let Some(n) = self.gone.get_mut(&old) {
+            *n -= 1;
+            if *n == 0 {
+                self.gone.remove(&old);
+            }
+            self.stale -= 1;
+        } else {
+            self.seen.remove(&old);
+        }
+    }
+
+    /// How many ids it remembers.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seen.len()
     }
 
     /// [`insert`](IdWindow::insert), and one known already moves to the
@@ -225,6 +277,9 @@ impl IdWindow {
         let key = self.key(id);
         if self.seen.contains_key(&key) && self.order.back() != Some(&key) {
             self.order.retain(|k| *k != key);
+            if let Some(n) = self.gone.remove(&key) {
+                self.stale -= n as usize;
+            }
             self.order.push_back(key);
         }
         self.insert(id, room, epoch, seq, cap);
@@ -245,10 +300,17 @@ impl IdWindow {
             self.seen.insert(key, sent);
             self.order.push_back(key);
         }
-        while self.order.len() > cap {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        while self.seen.len() > cap {
+            self.pop_oldest();
+        }
+        // Forgotten places at the front go too (nothing is left behind
+        // them once the window empties).
+        while self
+            .order
+            .front()
+            .is_some_and(|k| self.gone.contains_key(k))
+        {
+            self.pop_oldest();
         }
     }
 }
@@ -274,7 +336,7 @@ mod tests {
         assert_eq!(w.order.len(), 3);
         w.forget("m3");
         assert!(w.get("m3").is_none());
-        assert_eq!(w.order.len(), 2);
+        assert_eq!(w.len(), 2);
         // Given again as the newest (a restart): the older one goes first.
         w.insert("m5", &lobby, "e1", 5, 3);
         w.insert_newest("m2", &lobby, "e1", 2, 3);
@@ -282,21 +344,80 @@ mod tests {
         w.insert("m6", &lobby, "e1", 6, 3);
         assert!(w.get("m4").is_none(), "the oldest given");
         assert!(w.get("m2").is_some() && w.get("m5").is_some() && w.get("m6").is_some());
-        assert_eq!(w.order.len(), 3);
+        assert_eq!(w.len(), 3);
     }
 
+    /// Forgetting leaves the id's place in the order list, skipped when
+    /// it comes to the front: an id forgotten and remembered again is the
+    /// newest (its old place does not take its new entry out), the window
+    /// still keeps `cap` ids, and the list stays within a bound however
+    /// many are forgotten.
     #[test]
-    fn the_id_window_keeps_the_epoch_of_each_message() {
+    fn a_forgotten_id_leaves_its_place_to_be_skipped() {
         let mut w = IdWindow::default();
         let lobby: Arc<str> = Arc::from("lobby");
-        w.insert("m1", &lobby, "e1", 1, 3);
-        w.insert("m2", &lobby, "e2", 2, 3);
-        let epoch = |id| w.get(id).map(|s| s.epoch);
-        assert_eq!(epoch("m1"), Some(w.epoch_key("e1")));
-        assert_eq!(epoch("m2"), Some(w.epoch_key("e2")));
-        assert_ne!(w.epoch_key("e1"), w.epoch_key("e2"));
-        // An epoch is not taken for an id of the same text.
-        assert_ne!(w.epoch_key("m1"), w.key("m1"));
+        for i in 0..4 {
+            w.insert(&format!("m{i}"), &lobby, "e1", i, 4);
+        }
+        // m0 forgotten and sent again: the newest, not the oldest.
+        w.forget("m0");
+        assert!(w.get("m0").is_none());
+        assert_eq!(w.len(), 3);
+        w.insert("m0", &lobby, "e2", 10, 4);
+        assert_eq!(w.len(), 4);
+        // m1 goes first; m0's old place (now at the front) is skipped and
+        // does not take its new entry with it.
+        w.insert("m4", &lobby, "e2", 11, 4);
+        assert!(w.get("m1").is_none());
+        assert_eq!(w.get("m0").map(|s| s.seq), Some(10));
+        w.insert("m5", &lobby, "e2", 12, 4);
+        w.insert("m6", &lobby, "e2", 13, 4);
+        assert!(w.get("m2").is_none() && w.get("m3").is_none());
+        assert_eq!(w.get("m0").map(|s| s.seq), Some(10), "four newest kept");
+        assert_eq!(w.len(), 4);
+        w.insert("m7", &lobby, "e2", 14, 4);
+        assert!(w.get("m0").is_none(), "now the oldest, it goes");
+        // Forgotten twice, given again as the newest at a restart.
+        w.forget("m5");
+        w.insert("m5", &lobby, "e2", 15, 4);
+        w.forget("m5");
+        w.insert("m5", &lobby, "e2", 16, 4);
+        w.insert_newest("m5", &lobby, "e2", 16, 4);
+        assert_eq!(w.len(), 4);
+        for i in 8..11 {
+            w.insert(&format!("m{i}"), &lobby, "e2", i, 4);
+        }
+        assert_eq!(
+            w.get("m5").map(|s| s.seq),
+            Some(16),
+            "still the newest but three"
+        );
+        // Forgotten and remembered over and over: the list stays bounded.
+        for round in 0..10_000u64 {
+            let id = format!("r{}", round % 3);
+            w.forget(&id);
+            w.insert(&id, &lobby, "e2", 100 + round, 4);
+            assert!(w.order.len() <= 4 + 4 / 4 + 17, "{}", w.order.len());
+        }
+        assert_eq!(w.len(), 4);
+        assert!(w.get("r0").is_some() && w.get("r1").is_some() && w.get("r2").is_some());
+        assert_eq!(w.order.len(), w.len() + w.stale);
+        // Everything forgotten: nothing kept, and the list empties as new
+        // ids come.
+        for id in ["m10", "r0", "r1", "r2"] {
+            w.forget(id);
+        }
+        assert_eq!(w.len(), 0);
+        for i in 0..8 {
+            w.insert(&format!("n{i}"), &lobby, "e2", 200 + i, 4);
+        }
+        assert_eq!(w.len(), 4);
+        assert_eq!(
+            w.order.len(),
+            4,
+            "the forgotten places went with the oldest"
+        );
+        assert!(w.gone.is_empty() && w.stale == 0);
     }
 
     /// What the type's "about 90 bytes an id" counts on: a map entry is
