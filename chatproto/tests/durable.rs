@@ -451,6 +451,80 @@ fn a_resume_and_a_lost_connection_are_recorded() {
     assert_eq!(marks, [(SessionId(0), false), (SessionId(0), true)]);
 }
 
+/// A lost connection's record carries the room and seq of each message
+/// whose id the session remembers, oldest first (at most its id window):
+/// what a restarted server gives back to it, however many messages came
+/// after. A stop records the same for each session still connected (its
+/// connection goes with the stop); a resume records none.
+#[test]
+fn a_lost_connection_records_the_messages_the_session_may_send_again() {
+    let mut cfg = durable();
+    cfg.id_window = 2;
+    let mut sim = Sim::new(cfg, T0);
+    for nick in ["alice", "bob"] {
+        let i = sim.connect();
+        sim.join(i, nick);
+    }
+    let token = sim.clients[0].session.clone().expect("a token");
+    for (i, id) in ["a1", "a2", "a3"].iter().enumerate() {
+        say(&mut sim, 0, &format!("text {i}"), id);
+    }
+    say(&mut sim, 1, "bob's", "b1");
+    sim.commit();
+    let seqs: Vec<u64> = sim
+        .store
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) if e.is_msg() => Some(e.seq),
+            _ => None,
+        })
+        .collect();
+    type Mark = (SessionId, bool, Vec<(String, u64)>);
+    let lists = |records: &[Record]| -> Vec<Mark> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Attached {
+                    id, attached, sent, ..
+                } => Some((
+                    *id,
+                    *attached,
+                    sent.iter().map(|(r, s)| (r.to_string(), *s)).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    sim.store.records.clear();
+    sim.disconnect(0);
+    sim.commit();
+    let lobby =
+        |s: &[u64]| -> Vec<(String, u64)> { s.iter().map(|s| ("lobby".to_owned(), *s)).collect() };
+    assert_eq!(
+        lists(&sim.store.records),
+        [(SessionId(0), false, lobby(&seqs[1..3]))],
+        "her newest two, not bob's"
+    );
+    sim.store.records.clear();
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], Some(token)));
+    sim.commit();
+    assert_eq!(lists(&sim.store.records), [(SessionId(0), true, vec![])]);
+    sim.store.records.clear();
+    let now = sim.clock();
+    sim.server.forget_expired_sessions(now);
+    sim.flush();
+    assert_eq!(
+        lists(&sim.store.records),
+        [
+            (SessionId(0), false, lobby(&seqs[1..3])),
+            (SessionId(1), false, lobby(&seqs[3..4]))
+        ],
+        "a stop: every session connected"
+    );
+}
+
 /// In a room past the presence fan-out cap, an entering presence goes
 /// only to the connection that asked. One asked by a connection the
 /// session has left since (the enter waited for its batch meanwhile) goes

@@ -164,12 +164,15 @@ pub struct StoreLink {
 /// stored message; so that the caps of rooms take them out in that
 /// order). The most recently active, up to the cap of rooms in memory,
 /// are loaded with their newest messages; the others rest in the
-/// database, unloaded, until entered, up to the cap of stored rooms (with
-/// the ids of their messages of the last resume window, for the sessions'
-/// resends); the
+/// database, unloaded, until entered, up to the cap of stored rooms; the
 /// least recently active past that are left in the file as they are,
 /// unknown to the server (entering one begins it anew, deleting what the
-/// file held of it; they can still be exported). Returns how many rooms
+/// file held of it; they can still be exported). Each session restored
+/// gets back the ids of the messages it remembered when it lost its
+/// connection (its newest `id_window`, in any room restored, loaded or
+/// not), for its resends: read one chunk of history per message at most,
+/// so a start reads at most sessions x `id_window` more rows, whatever
+/// the database's size. Returns how many rooms
 /// and sessions came back, and how many rooms were left unloaded or
 /// unknown.
 pub fn restore(
@@ -226,6 +229,34 @@ pub fn restore(
             latest.extend(recent[from..].iter().cloned());
         }
         server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
+    }
+    // Each session's own: the messages whose ids it remembered when it
+    // last lost its connection (the store keeps their rooms and seqs with
+    // the session), read back whatever came after them and wherever their
+    // rooms are. The recent ones below are given after, in the order they
+    // were stamped: they cover a session whose list the store lacks, or
+    // which sent more since (connected when the server was killed, or a
+    // file of an older version), and a session's window keeps the last
+    // given.
+    let mut wanted: std::collections::BTreeMap<&str, Vec<(u64, u64)>> = Default::default();
+    for s in &stored {
+        let newest = &s.sent[s.sent.len().saturating_sub(ids)..];
+        for (room, seq) in newest {
+            wanted.entry(room).or_default().push((*seq, s.id.0));
+        }
+    }
+    for (room, mut sent) in wanted {
+        sent.sort_unstable();
+        let mut seqs: Vec<u64> = sent.iter().map(|(seq, _)| *seq).collect();
+        seqs.dedup();
+        let mut found = store.messages_at(room, &seqs)?;
+        // Only a session's own message (the room may have begun again
+        // since, and given the seq to another).
+        found.retain(|e| {
+            matches!(&e.body, EventBody::Msg { from, id: Some(_), .. }
+                if sent.binary_search(&(e.seq, from.0)).is_ok())
+        });
+        server.restore_message_ids(room, &found);
     }
     latest.sort_by(|a, b| (a.ts, &a.room, a.seq).cmp(&(b.ts, &b.room, b.seq)));
     // Each session's newest `ids` at most (its window holds no more).

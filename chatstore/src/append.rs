@@ -269,13 +269,20 @@ fn write<'a>(
                 )?
                 .execute(params![id.0 as i64, &**nick, &token[..]])?;
             }
-            Record::Attached { id, attached, .. } => {
+            Record::Attached {
+                id, attached, sent, ..
+            } => {
+                // Detached: the messages whose ids it remembers now, which
+                // it may send again after a restart. Attached: those of its
+                // last detaching stay (it sent none since then).
+                let sent = (!*attached).then(|| crate::sessions::encode_sent(sent));
                 tx.prepare_cached(
                     "UPDATE sessions
-                     SET active = (SELECT coalesce(max(active), 0) + 1 FROM sessions), live = ?2
+                     SET active = (SELECT coalesce(max(active), 0) + 1 FROM sessions), live = ?2,
+                         sent = coalesce(?3, sent)
                      WHERE id = ?1",
                 )?
-                .execute(params![id.0 as i64, *attached])?;
+                .execute(params![id.0 as i64, *attached, sent])?;
             }
             Record::SessionForgotten { id, .. } => forget_session(tx, id.0 as i64)?,
             Record::SessionsKept { ids, .. } => {

@@ -50,7 +50,7 @@ pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
 pub use retention::Pruned;
 
 /// The schema version this build writes; migrations bring older ones here.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// The low bits of an event's key that hold its seq: the key is the room's
 /// number shifted left by this many bits, plus the seq (schema v6; from
@@ -227,6 +227,10 @@ pub struct StoredSession {
     pub nick: String,
     /// Its token's SHA-256.
     pub token: TokenHash,
+    /// The room and seq of each message whose id it remembered when it
+    /// last lost its connection, oldest first (empty if it never did, or
+    /// in a file older than schema v11).
+    pub sent: Vec<(String, u64)>,
 }
 
 /// A room as the store knows it.

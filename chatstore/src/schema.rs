@@ -231,6 +231,16 @@ impl Store {
             // time. Unknown for older files: 0.
             tx.execute_batch("ALTER TABLE rooms ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;")?;
         }
+        if from < 11 {
+            // v11: a session that lost its connection keeps the room and
+            // seq of each message whose id it remembered then (JSON runs
+            // `[[room, [seq, ...]], ...]`, oldest first): a restarted
+            // server gives those ids back, whatever came after them, so
+            // that a resend is still a duplicate. Written once per lost
+            // connection, nothing per message. Unknown for older rows:
+            // NULL.
+            tx.execute_batch("ALTER TABLE sessions ADD COLUMN sent TEXT;")?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())

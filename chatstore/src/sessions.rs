@@ -50,29 +50,40 @@ impl Store {
     /// The `limit` sessions last active (attached ones first), the least
     /// recently active first.
     pub fn sessions(&self, limit: usize) -> Result<Vec<StoredSession>, StoreError> {
-        let sql = if self.version >= 9 {
-            "SELECT id, nick, token_hash FROM
+        let sql = if self.version >= 11 {
+            "SELECT id, nick, token_hash, sent FROM
+                 (SELECT * FROM sessions ORDER BY live DESC, active DESC, id DESC LIMIT ?1)
+             ORDER BY live, active, id"
+        } else if self.version >= 9 {
+            "SELECT id, nick, token_hash, NULL FROM
                  (SELECT * FROM sessions ORDER BY live DESC, active DESC, id DESC LIMIT ?1)
              ORDER BY live, active, id"
         } else {
-            "SELECT id, nick, token_hash FROM
+            "SELECT id, nick, token_hash, NULL FROM
                  (SELECT * FROM sessions ORDER BY id DESC LIMIT ?1)
              ORDER BY id"
         };
         let mut st = self.db.prepare_cached(sql)?;
         let rows = st.query_map(params![limit.min(i64::MAX as usize) as i64], |r| {
             let hash: Vec<u8> = r.get(2)?;
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?, hash))
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, String>(1)?,
+                hash,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, nick, hash) = row?;
+            let (id, nick, hash, sent) = row?;
             // A hash of another length cannot match any token: skipped.
             if let Ok(token) = TokenHash::try_from(hash.as_slice()) {
                 out.push(StoredSession {
                     id: SessionId(id),
                     nick,
                     token,
+                    // A list that does not read (written by hand) is none.
+                    sent: sent.as_deref().map(decode_sent).unwrap_or_default(),
                 });
             }
         }
@@ -103,4 +114,25 @@ impl Store {
         // -1: a room no session has written into yet.
         Ok(max.filter(|m| *m >= 0).map_or(0, |m| m as u64 + 1))
     }
+}
+
+/// A detached session's messages, as the `sent` column keeps them: runs
+/// of one room, `[[room, [seq, ...]], ...]`, oldest first.
+pub(crate) fn encode_sent(sent: &[(std::sync::Arc<str>, u64)]) -> String {
+    let mut runs: Vec<(&str, Vec<u64>)> = Vec::new();
+    for (room, seq) in sent {
+        match runs.last_mut() {
+            Some((r, seqs)) if *r == &**room => seqs.push(*seq),
+            _ => runs.push((room, vec![*seq])),
+        }
+    }
+    serde_json::to_string(&runs).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The `sent` column read back (nothing, if it does not read).
+pub(crate) fn decode_sent(json: &str) -> Vec<(String, u64)> {
+    let runs: Vec<(String, Vec<u64>)> = serde_json::from_str(json).unwrap_or_default();
+    runs.into_iter()
+        .flat_map(|(room, seqs)| seqs.into_iter().map(move |s| (room.clone(), s)))
+        .collect()
 }

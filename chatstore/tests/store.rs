@@ -452,6 +452,7 @@ fn a_version_8_database_gets_session_activity() {
     sql(&dir)
         .execute_batch(
             "DROP INDEX sessions_by_active;
+             ALTER TABLE sessions DROP COLUMN sent;
              ALTER TABLE sessions DROP COLUMN active;
              ALTER TABLE sessions DROP COLUMN live;
              ALTER TABLE rooms DROP COLUMN pruned;
@@ -467,6 +468,94 @@ fn a_version_8_database_gets_session_activity() {
     assert_eq!(store.forget_sessions(1).unwrap(), 2);
     let ids: Vec<u64> = store.sessions(10).unwrap().iter().map(|s| s.id.0).collect();
     assert_eq!(ids, [1]);
+    let version: i64 = sql(&dir)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, chatstore::SCHEMA_VERSION);
+}
+
+/// A session that lost its connection keeps the rooms and seqs of the
+/// messages whose ids it remembered then (schema v11): a restarted server
+/// reads them back (`messages_at`, a chunk at a time) to give the ids
+/// again, however many messages came after. Resumed, it keeps them (it
+/// sent nothing since); detached again, the new list replaces them.
+#[test]
+fn a_detached_session_keeps_the_messages_it_may_send_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    store
+        .append(&[Record::session(SessionId(1), "alice", hash_token("t1"))])
+        .unwrap();
+    let mut batch = Vec::new();
+    for seq in 1..=200 {
+        batch.push(msg("rust", seq, 1, &[], &format!("m{seq}")));
+    }
+    put(&mut store, "e", &batch);
+    let rust: Arc<str> = Arc::from("rust");
+    let bb: Arc<str> = Arc::from("bb");
+    let sent = vec![
+        (Arc::clone(&rust), 3),
+        (Arc::clone(&bb), 9),
+        (Arc::clone(&rust), 150),
+        (Arc::clone(&rust), 151),
+    ];
+    store
+        .append(&[Record::detached(SessionId(1), sent)])
+        .unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    let back = |store: &Store| store.sessions(10).unwrap()[0].sent.clone();
+    let want = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(r, s)| (r.to_string(), *s)).collect()
+    };
+    assert_eq!(
+        back(&store),
+        want(&[("rust", 3), ("bb", 9), ("rust", 150), ("rust", 151)])
+    );
+    // Read back a chunk at a time; a seq not stored, or a room unknown,
+    // is passed over.
+    let at = store.messages_at("rust", &[3, 150, 151, 500]).unwrap();
+    assert_eq!(texts(&at), ["m3", "m150", "m151"]);
+    assert!(store.messages_at("bb", &[9]).unwrap().is_empty());
+    // Resumed: kept. Detached again: replaced.
+    store
+        .append(&[Record::attached(SessionId(1), true)])
+        .unwrap();
+    assert_eq!(back(&store).len(), 4);
+    store
+        .append(&[Record::detached(SessionId(1), vec![(rust, 200)])])
+        .unwrap();
+    assert_eq!(back(&store), want(&[("rust", 200)]));
+}
+
+/// A version 10 database (sessions without what they sent) is migrated:
+/// its sessions come back with no list, and a lost connection gives them
+/// one.
+#[test]
+fn a_version_10_database_gets_what_sessions_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    store
+        .append(&[Record::session(SessionId(1), "n", hash_token("t1"))])
+        .unwrap();
+    drop(store);
+    sql(&dir)
+        .execute_batch(
+            "ALTER TABLE sessions DROP COLUMN sent;
+             PRAGMA user_version = 10;",
+        )
+        .unwrap();
+    let mut store = open(&dir);
+    let sessions = store.sessions(10).unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].sent.is_empty());
+    store
+        .append(&[Record::detached(SessionId(1), vec![(Arc::from("rust"), 7)])])
+        .unwrap();
+    assert_eq!(
+        store.sessions(10).unwrap()[0].sent,
+        [("rust".to_owned(), 7)]
+    );
     let version: i64 = sql(&dir)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();

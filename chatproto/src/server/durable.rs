@@ -71,6 +71,14 @@ pub enum Record {
         id: SessionId,
         /// Whether it has a connection now.
         attached: bool,
+        /// When it lost its connection (`attached` false; empty when
+        /// true): the room and seq of each message whose id it remembers
+        /// (its newest [`id_window`](crate::ServerConfig::id_window)),
+        /// oldest first. A restarted server gives these ids back
+        /// ([`Server::restore_message_ids`]): they are the messages the
+        /// session may send again, whatever the room and however many
+        /// messages came after, and it sends none while detached.
+        sent: Vec<(Arc<str>, u64)>,
     },
     /// A room was forgotten (nobody in it, at the cap of rooms; or, when
     /// rooms rest in the store unloaded, the one unloaded longest ago past
@@ -135,7 +143,22 @@ impl Record {
 
     /// The session `id` was resumed (`attached`) or lost its connection.
     pub fn attached(id: SessionId, attached: bool) -> Self {
-        Record::Attached { id, attached }
+        Record::Attached {
+            id,
+            attached,
+            sent: Vec::new(),
+        }
+    }
+
+    /// The session `id` lost its connection; `sent`: the room and seq of
+    /// each message whose id it remembers, oldest first (see
+    /// [`Record::Attached`]).
+    pub fn detached(id: SessionId, sent: Vec<(Arc<str>, u64)>) -> Self {
+        Record::Attached {
+            id,
+            attached: false,
+            sent,
+        }
     }
 
     /// The session `id` can no longer be resumed.
@@ -327,7 +350,17 @@ impl Server {
     /// whose sessions expire in its own buckets.
     pub(crate) fn record_attached(&mut self, sid: SessionId, attached: bool) {
         if self.config.durable && !self.config.cluster && self.gate.down.is_none() {
-            self.gate.records.push(Record::attached(sid, attached));
+            let record = self.attached_record(sid, attached);
+            self.gate.records.push(record);
+        }
+    }
+
+    /// `sid` attached, or detached with the messages whose ids it
+    /// remembers (what a restart gives back to it).
+    fn attached_record(&self, sid: SessionId, attached: bool) -> Record {
+        match self.sessions.get(&sid) {
+            Some(s) if !attached => Record::detached(sid, s.ids.sent()),
+            _ => Record::attached(sid, attached),
         }
     }
 
@@ -566,7 +599,8 @@ impl Server {
             all.sort_unstable();
             for sid in all {
                 let attached = self.sessions[&sid].conn.is_some();
-                self.gate.records.push(Record::attached(sid, attached));
+                let record = self.attached_record(sid, attached);
+                self.gate.records.push(record);
             }
         }
     }

@@ -263,6 +263,23 @@ impl IdWindow {
         }
     }
 
+    /// The room and seq of each message whose id it remembers, oldest
+    /// first (what a detached session's store record keeps).
+    pub fn sent(&self) -> Vec<(Arc<str>, u64)> {
+        let mut gone = self.gone.clone();
+        let mut out = Vec::with_capacity(self.seen.len());
+        for key in &self.order {
+            if let Some(n) = gone.get_mut(key).filter(|n| **n > 0) {
+                *n -= 1;
+                continue;
+            }
+            if let Some(s) = self.seen.get(key) {
+                out.push((Arc::clone(&s.room), s.seq));
+            }
+        }
+        out
+    }
+
     /// How many ids it remembers.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -271,16 +288,18 @@ impl IdWindow {
 
     /// [`insert`](IdWindow::insert), and one known already moves to the
     /// end, the newest (a restart gives the newest ids again, in the order
-    /// they were stamped; not on the message path: it looks through the
-    /// window).
+    /// they were stamped): its old place is left to be skipped, as a
+    /// forgotten id's.
     pub fn insert_newest(&mut self, id: &str, room: &Arc<str>, epoch: &str, seq: u64, cap: usize) {
         let key = self.key(id);
         if self.seen.contains_key(&key) && self.order.back() != Some(&key) {
-            self.order.retain(|k| *k != key);
-            if let Some(n) = self.gone.remove(&key) {
-                self.stale -= n as usize;
-            }
+            // Its old place is left as a forgotten one's is.
+            *self.gone.entry(key).or_default() += 1;
+            self.stale += 1;
             self.order.push_back(key);
+            if self.stale > self.seen.len() / 4 + 16 {
+                self.compact();
+            }
         }
         self.insert(id, room, epoch, seq, cap);
     }

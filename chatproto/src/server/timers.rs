@@ -264,10 +264,15 @@ impl Server {
     /// would judge connections whose answers may wait unread). A durable
     /// server's store forgets them too ([`Record::SessionForgotten`]), so
     /// that a restart does not bring back a session that could not be
-    /// resumed at the stop (PROTOCOL.md 5.8). Call it before the last
-    /// batch is handed to the store.
+    /// resumed at the stop (PROTOCOL.md 5.8). Each session still
+    /// connected loses its connection with the stop: its store record
+    /// says so, with the messages whose ids it remembers
+    /// ([`Record::Attached`]), as for any lost connection, so that a
+    /// restart gives them back. Call it before the last batch is handed
+    /// to the store.
     ///
     /// [`Record::SessionForgotten`]: crate::Record::SessionForgotten
+    /// [`Record::Attached`]: crate::Record::Attached
     pub fn forget_expired_sessions(&mut self, now: Now) {
         let window = self.config.resume_window_ms;
         let mut gone: Vec<SessionId> = self
@@ -286,6 +291,16 @@ impl Server {
                 self.tokens.remove(&s.token_hash);
                 self.record_session_forgotten(sid);
             }
+        }
+        let mut connected: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(sid, _)| *sid)
+            .collect();
+        connected.sort_unstable();
+        for sid in connected {
+            self.record_attached(sid, false);
         }
     }
 

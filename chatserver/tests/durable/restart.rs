@@ -607,3 +607,237 @@ fn a_forgotten_room_is_warned_of_only_when_it_held_a_message() {
         "{page}"
     );
 }
+
+/// alice's message whose echo she never saw, then more messages of
+/// bob's in the room than `--history-per-room` (2 here; 2,048 by
+/// default), then a clean restart. Her session comes back (her window of
+/// ids, 1,024, held one id: hers) and she sends the message again under
+/// its id: it must be `duplicate`, not a second copy. `store::restore`
+/// gave the core the ids of a loaded room's newest `--history-per-room`
+/// messages only (and of a room left unloaded, its newest `--id-window`
+/// messages of anyone), so her id was not among them and the message was
+/// stored twice; it now gives each session the ids it remembered when it
+/// lost its connection, which the store keeps with the session.
+#[test]
+fn a_resend_behind_more_than_history_per_room_messages_is_a_duplicate_after_a_restart() {
+    resend_after_restart(&["--history-per-room", "2"], 3);
+}
+
+/// The same with the default `--history-per-room` (2,048): 2,049
+/// messages of bob's after alice's (`--rate 0` only so that the test
+/// sends them fast; a room of 17 messages a second does it within the
+/// default two-minute resume window).
+#[test]
+fn a_resend_behind_2049_messages_is_a_duplicate_after_a_restart_with_the_defaults() {
+    resend_after_restart(&["--rate", "0"], 2_049);
+}
+
+fn resend_after_restart(args: &[&str], others: usize) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = durable(dir.path(), args);
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["rust"], None);
+    let epoch = str_of(&b.entered["rust"], "epoch").to_owned();
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["rust"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    // Her message goes out; her connection drops before she reads the echo.
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    let first = loop {
+        let m = bob.recv_frame();
+        if m["type"] == "msg" && m["text"] == "only once" {
+            break m;
+        }
+    };
+    drop(alice);
+    let gone = bob.expect_kind("presence");
+    assert_eq!(gone["status"], "offline", "{gone}");
+    for i in 1..=others {
+        say(&mut bob, "rust", &format!("bob {i}"), &format!("b-{i}"));
+    }
+    stop_cleanly(&mut server, &mut bob);
+
+    let server = durable(dir.path(), args);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    enter_since(&mut alice, "alice", "rust", 0, &epoch);
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    let answer = loop {
+        let f = alice.recv_frame();
+        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
+        {
+            break f;
+        }
+    };
+    let copies = export(dir.path(), &["--room", "rust"])
+        .into_iter()
+        .filter(|m| m["text"] == "only once")
+        .count();
+    assert_eq!(
+        (answer["code"].as_str(), copies),
+        (Some("duplicate"), 1),
+        "the resend was answered {answer} (first copy {first}); stored {copies} times"
+    );
+}
+
+/// The same for a room the restarted server leaves unloaded
+/// (`--max-rooms 1`): `store::restore` read its newest `--id-window`
+/// messages of anyone (2 here), bob's, and alice's id (the only one her
+/// window of two held) was not given back.
+#[test]
+fn a_resend_into_a_room_restored_unloaded_behind_others_messages_is_a_duplicate() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let args = ["--max-rooms", "1", "--id-window", "2"];
+    let mut server = durable(dir.path(), &["--id-window", "2"]);
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["aa"], None);
+    let epoch = str_of(&b.entered["aa"], "epoch").to_owned();
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["aa"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "only once", "id": "a-1"}));
+    loop {
+        let m = bob.recv_frame();
+        if m["type"] == "msg" && m["text"] == "only once" {
+            break;
+        }
+    }
+    drop(alice);
+    let gone = bob.expect_kind("presence");
+    assert_eq!(gone["status"], "offline", "{gone}");
+    say(&mut bob, "aa", "bob 1", "b-1");
+    say(&mut bob, "aa", "bob 2", "b-2");
+    bob.send_frame(&json!({"type": "part", "room": "aa"}));
+    bob.expect_kind("presence");
+    bob.send_frame(&json!({"type": "enter", "room": "bb"}));
+    bob.expect_kind("entered");
+    bob.expect_kind("presence");
+    say(&mut bob, "bb", "bob in bb", "b-3");
+    stop_cleanly(&mut server, &mut bob);
+
+    let server = durable(dir.path(), &args);
+    let page = server.http_get("/metrics");
+    assert!(
+        page.lines().any(|l| l == "chat_rooms_unloaded 1"),
+        "aa rests unloaded:\n{page}"
+    );
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    enter_since(&mut alice, "alice", "aa", 0, &epoch);
+    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "only once", "id": "a-1"}));
+    let answer = loop {
+        let f = alice.recv_frame();
+        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
+        {
+            break f;
+        }
+    };
+    let copies = export(dir.path(), &["--room", "aa"])
+        .into_iter()
+        .filter(|m| m["text"] == "only once")
+        .count();
+    assert_eq!(
+        (answer["code"].as_str(), copies),
+        (Some("duplicate"), 1),
+        "the resend was answered {answer}; stored {copies} times"
+    );
+}
+
+/// Ids were given back only for messages of the last resume window
+/// before the newest message anywhere, but a session
+/// stays resumable for a resume window from when its connection was
+/// found gone, which can be a ping timeout after its last message.
+/// alice sends a message and her link dies silently (she reads nothing,
+/// answers no ping); the server closes her connection a ping timeout
+/// later; bob talks on; the server stops cleanly while her session can
+/// still be resumed. After the restart she resumes and sends it again:
+/// it must be `duplicate`. Scaled down (resume window 2 s, ping after
+/// 1.5 s idle, 1.5 s for the pong); with the defaults the same happens
+/// to a stop between 120 and 160 s after the message. Her room is
+/// restored unloaded (`--max-rooms 1` at the restart; bob talked in
+/// another): a room restored loaded gave the ids of all its messages
+/// kept in memory whenever they were sent.
+#[test]
+fn a_resend_from_a_session_found_gone_late_is_a_duplicate_after_a_restart() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let args = [
+        "--resume-window-ms",
+        "2000",
+        "--idle-ping-ms",
+        "1500",
+        "--pong-timeout-ms",
+        "1500",
+    ];
+    let mut server = durable(dir.path(), &args);
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["rust", "bb"], None);
+    let epoch = str_of(&b.entered["rust"], "epoch").to_owned();
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["rust"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    let sent = Instant::now();
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    // alice reads nothing more and answers no ping.
+    let mut gone = false;
+    let mut i = 0;
+    loop {
+        i += 1;
+        bob.send_frame(&json!({"type": "msg", "room": "bb", "text": format!("tick {i}"), "id": format!("b-{i}")}));
+        loop {
+            let f = bob.recv_frame();
+            if f["type"] == "presence" && f["nick"] == "alice" && f["status"] == "offline" {
+                gone = true;
+            }
+            if f["type"] == "msg" && f["id"] == format!("b-{i}") {
+                break;
+            }
+        }
+        if gone && sent.elapsed() > Duration::from_millis(2_300) {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "alice was never found gone"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    drop(alice);
+    stop_cleanly(&mut server, &mut bob);
+
+    let mut restarted: Vec<&str> = args.to_vec();
+    restarted.extend(["--max-rooms", "1"]);
+    let server = durable(dir.path(), &restarted);
+    let page = server.http_get("/metrics");
+    assert!(
+        page.lines().any(|l| l == "chat_rooms_unloaded 1"),
+        "rust rests unloaded:\n{page}"
+    );
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(
+        a.welcome["resumed"], true,
+        "her session comes back: {}",
+        a.welcome
+    );
+    enter_since(&mut alice, "alice", "rust", 0, &epoch);
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    let answer = loop {
+        let f = alice.recv_frame();
+        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
+        {
+            break f;
+        }
+    };
+    let copies = export(dir.path(), &["--room", "rust"])
+        .into_iter()
+        .filter(|m| m["text"] == "only once")
+        .count();
+    assert_eq!(
+        (answer["code"].as_str(), copies),
+        (Some("duplicate"), 1),
+        "the resend was answered {answer}; stored {copies} times"
+    );
+}
