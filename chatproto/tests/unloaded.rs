@@ -333,6 +333,66 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     assert_eq!(texts(&frames), ["hi"], "a new room: {frames:?}");
 }
 
+/// `restore_message_id` gives a session its ids in the order given,
+/// across rooms, whatever the order its rooms were restored in (each
+/// loaded room gives its messages' ids as it is restored): a window of 2
+/// given z-1 then a-1 keeps a-1 at the session's next new message, and a
+/// resend of it is a duplicate.
+#[test]
+fn ids_given_back_keep_the_order_given_across_rooms() {
+    let mut cfg = one_in_memory(3);
+    cfg.max_rooms = 2;
+    cfg.id_window = 2;
+    let mut sim = Sim::new(cfg, T0);
+    let now = sim.clock();
+    sim.server
+        .restore_session(now, SessionId(5), "alice", hash_token("tok-a"));
+    let mine = |room: &str, seq, id: &str| {
+        let said = EventBody::msg(SessionId(5), "alice", vec![], "hi", Some(id.into()));
+        Event::new(room, seq, T0, said)
+    };
+    // Restored room after room, "zz" last: z-1 counts as the newest.
+    sim.server
+        .restore_room("aa", "e-aa", 1, 1, vec![mine("aa", 1, "a-1")]);
+    sim.server
+        .restore_room("zz", "e-zz", 1, 1, vec![mine("zz", 1, "z-1")]);
+    // Given again in the order sent: a-1 the newest.
+    sim.server.restore_message_id("zz", SessionId(5), "z-1", 1);
+    sim.server.restore_message_id("aa", SessionId(5), "a-1", 1);
+    let a = sim.connect();
+    sim.send(
+        a,
+        ClientFrame::join_v2("alice", vec![], Some("tok-a".into())),
+    );
+    sim.send(a, ClientFrame::enter("aa", Some((1, "e-aa".into()))));
+    sim.send(a, ClientFrame::enter("zz", Some((1, "e-zz".into()))));
+    sim.commit();
+    sim.take(a);
+    sim.send(
+        a,
+        ClientFrame::msg_in("zz", vec![], "new", Some("n-1".into())),
+    );
+    sim.commit();
+    sim.take(a);
+    sim.send(
+        a,
+        ClientFrame::msg_in("aa", vec![], "hi", Some("a-1".into())),
+    );
+    sim.commit();
+    let frames = sim.take(a);
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [ServerFrame::Error {
+                code: ErrorCode::Duplicate,
+                seq: Some(1),
+                ..
+            }]
+        ),
+        "{frames:?}"
+    );
+}
+
 /// Entering a room resting in the store when no room can make way (each
 /// has someone in it) is refused, and the room rests on as it was.
 #[test]

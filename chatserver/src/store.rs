@@ -13,7 +13,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatproto::{ClientId, Event, EventBody, Now, ReadPage, ReadQuery, Record, Server};
+use chatproto::{ClientId, Event, EventBody, Now, ReadPage, ReadQuery, Record, Server, SessionId};
 use chatstore::{Pruned, Store, StoreError};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -169,8 +169,9 @@ pub struct StoreLink {
 /// unknown to the server (entering one begins it anew, deleting what the
 /// file held of it; they can still be exported). Each session restored
 /// gets back the ids of the messages it remembered when it lost its
-/// connection (its newest `id_window`, in any room restored, loaded or
-/// not), for its resends: read one chunk of history per message at most,
+/// connection (its newest `id_window`, in the order it sent them, in any
+/// room restored, loaded or not), for its resends: read one chunk of
+/// history per message at most,
 /// so a start reads at most sessions x `id_window` more rows, whatever
 /// the database's size. Returns how many rooms
 /// and sessions came back, and how many rooms were left unloaded or
@@ -204,79 +205,88 @@ pub fn restore(
         .len()
         .saturating_sub(cap.max(server.config().max_rooms));
     // A session may come back and send again a message whose echo it
-    // never saw: the ids of what each room stored in the last resume
-    // window before the newest message anywhere are given again once
-    // every room is restored, in the order they were stamped, so that a
-    // session's window of ids (which keeps the last given) holds its
-    // newest. Room after room, a session's older messages in a more
-    // recently active room pushed out its newest in a quieter one; and a
-    // room left unloaded gives no ids of its own.
+    // never saw: each session restored gets back the ids of its newest
+    // messages, wherever they are, given once every room is restored, in
+    // the order it sent them across rooms (its window of ids keeps the
+    // last given: room after room, its older messages in one room would
+    // push out its newest in another). Gathered from three places: the
+    // list the store keeps with the session (what it remembered when it
+    // last lost its connection, in the order it sent them), the loaded
+    // rooms' recent messages, and what the unloaded rooms stored in the
+    // last resume window before the newest message anywhere (for a
+    // session that was connected when the server was killed, or sent
+    // more since its list was written, or whose file is of an older
+    // version).
     let newest = active.last().map_or(0, |(ts, _)| *ts);
     let since = newest.saturating_sub(server.config().resume_window_ms);
     let ids = server.config().id_window;
-    let mut latest: Vec<Event> = Vec::new();
+    let restored: std::collections::HashSet<u64> = stored.iter().map(|s| s.id.0).collect();
+    let mut given: Vec<Given> = Vec::new();
+    let gather = |given: &mut Vec<Given>, e: &Event, list: usize| {
+        if let EventBody::Msg {
+            from, id: Some(id), ..
+        } = &e.body
+        {
+            if restored.contains(&from.0) {
+                given.push(Given {
+                    session: from.0,
+                    list,
+                    ts: e.ts,
+                    room: Arc::clone(&e.room),
+                    seq: e.seq,
+                    id: id.clone(),
+                });
+            }
+        }
+    };
     for (ts, r) in &active[left..rest] {
         server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
         if *ts > 0 && *ts >= since {
-            latest.extend(store.recent_since(&r.name, ids, since)?);
+            for e in store.recent_since(&r.name, ids, since)? {
+                gather(&mut given, &e, usize::MAX);
+            }
         }
     }
     let keep = server.config().history_per_room;
-    for (ts, r) in &active[rest..] {
+    for (_, r) in &active[rest..] {
         let recent = store.recent(&r.name, keep)?;
-        if *ts > 0 && *ts >= since {
-            let from = recent.partition_point(|e| e.ts < since);
-            latest.extend(recent[from..].iter().cloned());
+        for e in &recent {
+            // As the room keeps them (below `oldest`: not served).
+            if e.seq <= r.last_seq && e.seq >= r.oldest {
+                gather(&mut given, e, usize::MAX);
+            }
         }
         server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
     }
-    // Each session's own: the messages whose ids it remembered when it
-    // last lost its connection (the store keeps their rooms and seqs with
-    // the session), read back whatever came after them and wherever their
-    // rooms are. The recent ones below are given after, in the order they
-    // were stamped: they cover a session whose list the store lacks, or
-    // which sent more since (connected when the server was killed, or a
-    // file of an older version), and a session's window keeps the last
-    // given.
-    let mut wanted: std::collections::BTreeMap<&str, Vec<(u64, u64)>> = Default::default();
+    // Each session's own list: the messages read back whatever came after
+    // them and wherever their rooms are, each with its place in the list.
+    let mut wanted: std::collections::BTreeMap<&str, Vec<(u64, u64, usize)>> = Default::default();
     for s in &stored {
-        let newest = &s.sent[s.sent.len().saturating_sub(ids)..];
-        for (room, seq) in newest {
-            wanted.entry(room).or_default().push((*seq, s.id.0));
+        let from = s.sent.len().saturating_sub(ids);
+        for (at, (room, seq)) in s.sent.iter().enumerate().skip(from) {
+            wanted.entry(room).or_default().push((*seq, s.id.0, at));
         }
     }
     for (room, mut sent) in wanted {
         sent.sort_unstable();
-        let mut seqs: Vec<u64> = sent.iter().map(|(seq, _)| *seq).collect();
+        let mut seqs: Vec<u64> = sent.iter().map(|(seq, ..)| *seq).collect();
         seqs.dedup();
-        let mut found = store.messages_at(room, &seqs)?;
-        // Only a session's own message (the room may have begun again
-        // since, and given the seq to another).
-        found.retain(|e| {
-            matches!(&e.body, EventBody::Msg { from, id: Some(_), .. }
-                if sent.binary_search(&(e.seq, from.0)).is_ok())
-        });
-        server.restore_message_ids(room, &found);
-    }
-    latest.sort_by(|a, b| (a.ts, &a.room, a.seq).cmp(&(b.ts, &b.room, b.seq)));
-    // Each session's newest `ids` at most (its window holds no more).
-    let mut per_session: std::collections::HashMap<chatproto::SessionId, usize> =
-        std::collections::HashMap::new();
-    let mut given: Vec<&Event> = Vec::new();
-    for e in latest.iter().rev() {
-        if let EventBody::Msg {
-            from, id: Some(_), ..
-        } = &e.body
-        {
-            let n = per_session.entry(*from).or_default();
-            if *n < ids {
-                *n += 1;
-                given.push(e);
+        for e in store.messages_at(room, &seqs)? {
+            // Only a session's own message (the room may have begun again
+            // since, and given the seq to another).
+            let EventBody::Msg { from, .. } = &e.body else {
+                continue;
+            };
+            let at = sent.partition_point(|&(seq, id, _)| (seq, id) < (e.seq, from.0));
+            if let Some(&(seq, id, list)) = sent.get(at) {
+                if (seq, id) == (e.seq, from.0) {
+                    gather(&mut given, &e, list);
+                }
             }
         }
     }
-    for e in given.into_iter().rev() {
-        server.restore_message_ids(&e.room, std::slice::from_ref(e));
+    for g in in_sent_order(given, ids) {
+        server.restore_message_id(&g.room, SessionId(g.session), &g.id, g.seq);
     }
     Ok(Restored {
         rooms: rooms.len() - rest,
@@ -284,6 +294,60 @@ pub fn restore(
         left,
         sessions: stored.len(),
     })
+}
+
+/// A message id [`restore`] gives back to the session that sent it.
+#[derive(Debug, Clone)]
+struct Given {
+    session: u64,
+    /// Its place in the session's stored list; `usize::MAX`: not in it.
+    list: usize,
+    ts: u64,
+    room: Arc<str>,
+    seq: u64,
+    id: String,
+}
+
+/// Each session's ids in the order it sent them, its newest `ids` at
+/// most: those of its stored list in the list's order, the others (not
+/// in it) by when they were stamped, each placed before the first of the
+/// list stamped after it. Sessions follow one another (a session's window
+/// is its own).
+fn in_sent_order(mut given: Vec<Given>, ids: usize) -> Vec<Given> {
+    given.sort_by(|a, b| {
+        (a.session, a.list, a.ts, &a.room, a.seq).cmp(&(b.session, b.list, b.ts, &b.room, b.seq))
+    });
+    let mut out = Vec::with_capacity(given.len());
+    let mut rest = given.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        let session = first.session;
+        let mut mine = vec![first];
+        while let Some(g) = rest.next_if(|g| g.session == session) {
+            mine.push(g);
+        }
+        let split = mine.partition_point(|g| g.list != usize::MAX);
+        let others = mine.split_off(split);
+        let listed: std::collections::HashSet<(&str, u64)> =
+            mine.iter().map(|g| (&*g.room, g.seq)).collect();
+        let mut others: Vec<Given> = others
+            .into_iter()
+            .filter(|g| !listed.contains(&(&*g.room, g.seq)))
+            .collect();
+        drop(listed);
+        others.dedup_by(|a, b| a.room == b.room && a.seq == b.seq);
+        let mut merged = Vec::with_capacity(mine.len() + others.len());
+        let mut others = others.into_iter().peekable();
+        for g in mine {
+            while let Some(o) = others.next_if(|o| o.ts < g.ts) {
+                merged.push(o);
+            }
+            merged.push(g);
+        }
+        merged.extend(others);
+        let from = merged.len().saturating_sub(ids);
+        out.extend(merged.into_iter().skip(from));
+    }
+    out
 }
 
 /// What [`restore`] brought back.

@@ -447,4 +447,87 @@ mod tests {
     fn an_entry_is_forty_bytes() {
         assert_eq!(std::mem::size_of::<(u64, Sent)>(), 40);
     }
+
+    // IdWindow against a simple model (a reviewer's test).
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::{HashMap as Map, VecDeque};
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Insert(u8),
+            InsertNewest(u8),
+            Forget(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0u8..24).prop_map(Op::Insert),
+                1 => (0u8..24).prop_map(Op::InsertNewest),
+                2 => (0u8..24).prop_map(Op::Forget),
+            ]
+        }
+
+        #[derive(Default)]
+        struct Model {
+            order: VecDeque<String>,
+            seen: Map<String, u64>,
+        }
+        impl Model {
+            fn insert(&mut self, id: &str, seq: u64, cap: usize) {
+                if let Some(s) = self.seen.get_mut(id) {
+                    *s = seq;
+                } else {
+                    self.seen.insert(id.to_owned(), seq);
+                    self.order.push_back(id.to_owned());
+                }
+                while self.order.len() > cap {
+                    let old = self.order.pop_front().unwrap();
+                    self.seen.remove(&old);
+                }
+            }
+            fn insert_newest(&mut self, id: &str, seq: u64, cap: usize) {
+                if self.seen.contains_key(id) {
+                    self.order.retain(|k| k != id);
+                    self.order.push_back(id.to_owned());
+                }
+                self.insert(id, seq, cap);
+            }
+            fn forget(&mut self, id: &str) {
+                if self.seen.remove(id).is_some() {
+                    self.order.retain(|k| k != id);
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            #[test]
+            fn id_window_matches_a_model(cap in 1usize..8, ops in proptest::collection::vec(op(), 0..400)) {
+                let lobby: Arc<str> = Arc::from("lobby");
+                let mut w = IdWindow::default();
+                let mut m = Model::default();
+                for (seq, o) in ops.iter().enumerate() {
+                    let seq = seq as u64;
+                    match o {
+                        Op::Insert(i) => { let id = format!("m{i}"); w.insert(&id, &lobby, "e", seq, cap); m.insert(&id, seq, cap); }
+                        Op::InsertNewest(i) => { let id = format!("m{i}"); w.insert_newest(&id, &lobby, "e", seq, cap); m.insert_newest(&id, seq, cap); }
+                        Op::Forget(i) => { let id = format!("m{i}"); w.forget(&id); m.forget(&id); }
+                    }
+                    for i in 0..24u8 {
+                        let id = format!("m{i}");
+                        prop_assert_eq!(w.get(&id).map(|s| s.seq), m.seen.get(&id).copied(), "id {} after {:?}", id, o);
+                    }
+                    prop_assert_eq!(w.len(), m.seen.len());
+                    let want: Vec<u64> = m.order.iter().map(|k| m.seen[k]).collect();
+                    let got: Vec<u64> = w.sent().into_iter().map(|(_, s)| s).collect();
+                    prop_assert_eq!(got, want, "sent() order");
+                    prop_assert_eq!(w.order.len(), w.seen.len() + w.stale);
+                    prop_assert_eq!(w.stale, w.gone.values().map(|n| *n as usize).sum::<usize>());
+                    prop_assert!(w.stale <= w.seen.len() / 4 + 17);
+                }
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ use crate::server::durable::Record;
 use crate::server::event::{Event, EventBody};
 use crate::server::room::Room;
 use crate::server::Server;
+use crate::SessionId;
 
 /// What a room kept in the store needs to be taken up again (its name is
 /// its key in [`Unloaded`]).
@@ -239,16 +240,34 @@ impl Server {
     /// Start again from a store: the message ids in `recent` (messages of
     /// `name`, a room restored before, oldest first), so that a restored
     /// session resending one of them into the room gets `duplicate` and
-    /// not a second copy. A room restored loaded gives its ids with its
-    /// messages, room after room; a room restored unloaded does not.
-    /// Only the ids of sessions restored before are kept, each within its
-    /// id window, which keeps the last given (an id given again moves to
-    /// the end): give the newest messages' ids here, of every room, in
-    /// the order they were stamped, after all the rooms are restored, so
-    /// that a session's newest messages are the ones its window keeps. A
-    /// room not restored (or forgotten since) is passed over, and so are
-    /// events other than messages.
+    /// not a second copy: [`restore_message_id`](Server::restore_message_id)
+    /// for each message with an id, events other than messages passed
+    /// over.
     pub fn restore_message_ids(&mut self, name: &str, recent: &[Event]) {
+        for e in recent {
+            if let EventBody::Msg {
+                from, id: Some(id), ..
+            } = &e.body
+            {
+                self.restore_message_id(name, *from, id, e.seq);
+            }
+        }
+    }
+
+    /// Start again from a store: `from` sent the message `seq` of `name`
+    /// (a room restored before, loaded or not) with the id `id`, so that
+    /// resending it into the room gets `duplicate` and not a second copy.
+    /// Only a session restored before keeps it, within its id window,
+    /// which keeps the last given (an id given again moves to the end,
+    /// the newest; a room restored loaded gave its messages' ids room
+    /// after room): give each session's ids in the order it sent them,
+    /// across rooms, after all the rooms are restored, so that its window
+    /// ends with its newest, as it did before the restart. A room not
+    /// restored (or forgotten since) is passed over.
+    pub fn restore_message_id(&mut self, name: &str, from: SessionId, id: &str, seq: u64) {
+        let Some(s) = self.sessions.get_mut(&from) else {
+            return;
+        };
         let Ok(name) = crate::room_name(name) else {
             return;
         };
@@ -259,16 +278,7 @@ impl Server {
                 None => return,
             },
         };
-        for e in recent {
-            if let EventBody::Msg {
-                from, id: Some(id), ..
-            } = &e.body
-            {
-                if let Some(s) = self.sessions.get_mut(from) {
-                    s.ids
-                        .insert_newest(id, name, epoch, e.seq, self.config.id_window);
-                }
-            }
-        }
+        s.ids
+            .insert_newest(id, name, epoch, seq, self.config.id_window);
     }
 }

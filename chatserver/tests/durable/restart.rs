@@ -841,3 +841,120 @@ fn a_resend_from_a_session_found_gone_late_is_a_duplicate_after_a_restart() {
         "the resend was answered {answer}; stored {copies} times"
     );
 }
+
+// A restored window keeps the order the session sent its ids in, across
+// rooms (a reviewer's finding: it was the rooms' names' order, and the
+// session's newest id, in "aa", went before its older one, in "zz", at its
+// next new message).
+#[test]
+fn a_restored_window_keeps_the_newest_across_rooms() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let args = ["--id-window", "2", "--resume-window-ms", "2000"];
+    let mut server = durable(dir.path(), &args);
+    let mut bob = server.connect();
+    join_v2(&mut bob, "bob", &["bb"], None);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["aa", "zz"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    let epoch_aa = str_of(&a.entered["aa"], "epoch").to_owned();
+    let epoch_zz = str_of(&a.entered["zz"], "epoch").to_owned();
+    say(&mut alice, "zz", "older", "z-1");
+    say(&mut alice, "aa", "newest", "a-1");
+    // Past the resume window before the newest message anywhere, so the
+    // "recent" fallback does not reorder.
+    std::thread::sleep(std::time::Duration::from_millis(2_300));
+    say(&mut bob, "bb", "later", "b-1");
+    stop_cleanly(&mut server, &mut bob);
+    drop(alice);
+
+    let server = durable(dir.path(), &args);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    enter_since(&mut alice, "alice", "zz", 0, &epoch_zz);
+    enter_since(&mut alice, "alice", "aa", 0, &epoch_aa);
+    // One new message: a window of 2 now holds a-1 and n-1.
+    say(&mut alice, "zz", "new", "n-1");
+    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "newest", "id": "a-1"}));
+    let answer = loop {
+        let f = alice.recv_frame();
+        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
+        {
+            break f;
+        }
+    };
+    let copies = export(dir.path(), &["--room", "aa"])
+        .into_iter()
+        .filter(|m| m["text"] == "newest")
+        .count();
+    assert_eq!(
+        (answer["code"].as_str(), copies),
+        (Some("duplicate"), 1),
+        "the resend was answered {answer}; stored {copies} times"
+    );
+}
+
+// Resumed after a restart, its connection lost again without sending, a
+// second clean restart: the session's list survives (a reviewer's test).
+#[test]
+fn a_resend_across_two_restarts_is_a_duplicate() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let args = ["--history-per-room", "2"];
+    let mut server = durable(dir.path(), &args);
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &["rust"], None);
+    let epoch = str_of(&b.entered["rust"], "epoch").to_owned();
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &["rust"], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    loop {
+        let m = bob.recv_frame();
+        if m["type"] == "msg" && m["text"] == "only once" {
+            break;
+        }
+    }
+    drop(alice);
+    let gone = bob.expect_kind("presence");
+    assert_eq!(gone["status"], "offline", "{gone}");
+    for i in 1..=3 {
+        say(&mut bob, "rust", &format!("bob {i}"), &format!("b-{i}"));
+    }
+    stop_cleanly(&mut server, &mut bob);
+
+    // First restart: alice resumes, sends nothing, loses her connection.
+    let mut server = durable(dir.path(), &args);
+    let mut bob = server.connect();
+    join_v2(&mut bob, "bob2", &["other"], None);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    drop(alice);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    say(&mut bob, "other", "tick", "t-1");
+    stop_cleanly(&mut server, &mut bob);
+
+    // Second restart.
+    let server = durable(dir.path(), &args);
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[], Some(&token));
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    enter_since(&mut alice, "alice", "rust", 0, &epoch);
+    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    let answer = loop {
+        let f = alice.recv_frame();
+        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
+        {
+            break f;
+        }
+    };
+    let copies = export(dir.path(), &["--room", "rust"])
+        .into_iter()
+        .filter(|m| m["text"] == "only once")
+        .count();
+    assert_eq!(
+        (answer["code"].as_str(), copies),
+        (Some("duplicate"), 1),
+        "the resend was answered {answer}; stored {copies} times"
+    );
+}
