@@ -5,7 +5,7 @@ use serde_json::json;
 
 use serde_json::Value;
 
-use crate::common::Server;
+use crate::common::{Client, Server};
 use crate::{durable, enter_since, export, join_v2, say, stop_cleanly, str_of, u64_of, Stored};
 
 // ---------------------------------------------------------------------
@@ -643,12 +643,12 @@ fn resend_after_restart(args: &[&str], others: usize) {
     let token = str_of(&a.welcome, "session").to_owned();
     // Her message goes out; her connection drops before she reads the echo.
     alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
-    let first = loop {
+    loop {
         let m = bob.recv_frame();
         if m["type"] == "msg" && m["text"] == "only once" {
-            break m;
+            break;
         }
-    };
+    }
     drop(alice);
     let gone = bob.expect_kind("presence");
     assert_eq!(gone["status"], "offline", "{gone}");
@@ -662,23 +662,7 @@ fn resend_after_restart(args: &[&str], others: usize) {
     let a = join_v2(&mut alice, "alice", &[], Some(&token));
     assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
     enter_since(&mut alice, "alice", "rust", 0, &epoch);
-    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
-    let answer = loop {
-        let f = alice.recv_frame();
-        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
-        {
-            break f;
-        }
-    };
-    let copies = export(dir.path(), &["--room", "rust"])
-        .into_iter()
-        .filter(|m| m["text"] == "only once")
-        .count();
-    assert_eq!(
-        (answer["code"].as_str(), copies),
-        (Some("duplicate"), 1),
-        "the resend was answered {answer} (first copy {first}); stored {copies} times"
-    );
+    resend_is_a_duplicate(&mut alice, dir.path(), "rust", "only once", "a-1");
 }
 
 /// The same for a room the restarted server leaves unloaded
@@ -726,23 +710,7 @@ fn a_resend_into_a_room_restored_unloaded_behind_others_messages_is_a_duplicate(
     let a = join_v2(&mut alice, "alice", &[], Some(&token));
     assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
     enter_since(&mut alice, "alice", "aa", 0, &epoch);
-    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "only once", "id": "a-1"}));
-    let answer = loop {
-        let f = alice.recv_frame();
-        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
-        {
-            break f;
-        }
-    };
-    let copies = export(dir.path(), &["--room", "aa"])
-        .into_iter()
-        .filter(|m| m["text"] == "only once")
-        .count();
-    assert_eq!(
-        (answer["code"].as_str(), copies),
-        (Some("duplicate"), 1),
-        "the resend was answered {answer}; stored {copies} times"
-    );
+    resend_is_a_duplicate(&mut alice, dir.path(), "aa", "only once", "a-1");
 }
 
 /// Ids were given back only for messages of the last resume window
@@ -823,23 +791,7 @@ fn a_resend_from_a_session_found_gone_late_is_a_duplicate_after_a_restart() {
         a.welcome
     );
     enter_since(&mut alice, "alice", "rust", 0, &epoch);
-    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
-    let answer = loop {
-        let f = alice.recv_frame();
-        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
-        {
-            break f;
-        }
-    };
-    let copies = export(dir.path(), &["--room", "rust"])
-        .into_iter()
-        .filter(|m| m["text"] == "only once")
-        .count();
-    assert_eq!(
-        (answer["code"].as_str(), copies),
-        (Some("duplicate"), 1),
-        "the resend was answered {answer}; stored {copies} times"
-    );
+    resend_is_a_duplicate(&mut alice, dir.path(), "rust", "only once", "a-1");
 }
 
 // A restored window keeps the order the session sent its ids in, across
@@ -875,23 +827,7 @@ fn a_restored_window_keeps_the_newest_across_rooms() {
     enter_since(&mut alice, "alice", "aa", 0, &epoch_aa);
     // One new message: a window of 2 now holds a-1 and n-1.
     say(&mut alice, "zz", "new", "n-1");
-    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "newest", "id": "a-1"}));
-    let answer = loop {
-        let f = alice.recv_frame();
-        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
-        {
-            break f;
-        }
-    };
-    let copies = export(dir.path(), &["--room", "aa"])
-        .into_iter()
-        .filter(|m| m["text"] == "newest")
-        .count();
-    assert_eq!(
-        (answer["code"].as_str(), copies),
-        (Some("duplicate"), 1),
-        "the resend was answered {answer}; stored {copies} times"
-    );
+    resend_is_a_duplicate(&mut alice, dir.path(), "aa", "newest", "a-1");
 }
 
 // Resumed after a restart, its connection lost again without sending, a
@@ -930,7 +866,16 @@ fn a_resend_across_two_restarts_is_a_duplicate() {
     let a = join_v2(&mut alice, "alice", &[], Some(&token));
     assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
     drop(alice);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Her connection is closed once the server counts bob2's alone (a
+    // stop while she was still connected would write her list too).
+    let open = r#"chat_connections{transport="tcp"} 1"#;
+    for tries in 0.. {
+        if server.http_get("/metrics").lines().any(|l| l == open) {
+            break;
+        }
+        assert!(tries < 200, "alice's connection was never closed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     say(&mut bob, "other", "tick", "t-1");
     stop_cleanly(&mut server, &mut bob);
 
@@ -940,17 +885,29 @@ fn a_resend_across_two_restarts_is_a_duplicate() {
     let a = join_v2(&mut alice, "alice", &[], Some(&token));
     assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
     enter_since(&mut alice, "alice", "rust", 0, &epoch);
-    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
+    resend_is_a_duplicate(&mut alice, dir.path(), "rust", "only once", "a-1");
+}
+
+/// `client` sends `text` into `room` again under `id`, after a restart:
+/// it must be answered `duplicate`, and the room's history in `dir` hold
+/// the message once.
+fn resend_is_a_duplicate(
+    client: &mut Client,
+    dir: &std::path::Path,
+    room: &str,
+    text: &str,
+    id: &str,
+) {
+    client.send_frame(&json!({"type": "msg", "room": room, "text": text, "id": id}));
     let answer = loop {
-        let f = alice.recv_frame();
-        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == "a-1" && f["replay"].is_null())
-        {
+        let f = client.recv_frame();
+        if f["type"] == "error" || (f["type"] == "msg" && f["id"] == id && f["replay"].is_null()) {
             break f;
         }
     };
-    let copies = export(dir.path(), &["--room", "rust"])
+    let copies = export(dir, &["--room", room])
         .into_iter()
-        .filter(|m| m["text"] == "only once")
+        .filter(|m| m["text"] == text)
         .count();
     assert_eq!(
         (answer["code"].as_str(), copies),
