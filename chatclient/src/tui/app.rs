@@ -2192,6 +2192,24 @@ mod tests {
         );
     }
 
+    /// "hello" typed, then `/join ops`, then "draft" in the input; and the
+    /// session's state once it has taken both lines, #ops being entered
+    /// (for the test to give the app when it wants).
+    fn a_line_behind_a_join() -> (App, State) {
+        let mut app = self::app();
+        type_str(&mut app, "hello");
+        app.handle_event(key(KeyCode::Enter));
+        type_str(&mut app, "/join ops");
+        app.handle_event(key(KeyCode::Enter));
+        type_str(&mut app, "draft");
+        let mut st = app.state.clone();
+        st.lines_taken = 2;
+        st.current = Some("ops".into());
+        st.rooms.push("ops".into());
+        st.entering.push("ops".into());
+        (app, st)
+    }
+
     /// A refused line kept for Up while a `/join` of a room not entered
     /// yet waited to be taken, or to be answered: its note went to that
     /// room, and when the server would not let us in, the room was never
@@ -2201,18 +2219,7 @@ mod tests {
     fn the_note_of_a_refused_line_is_seen_when_the_join_ahead_is_refused() {
         for (taken, refused) in [(false, true), (true, true), (false, false), (true, false)] {
             let case = format!("join taken first: {taken}; refused: {refused}");
-            let mut app = self::app();
-            type_str(&mut app, "hello");
-            app.handle_event(key(KeyCode::Enter));
-            type_str(&mut app, "/join ops");
-            app.handle_event(key(KeyCode::Enter));
-            type_str(&mut app, "draft");
-            // The /join taken: #ops is being entered.
-            let mut st = app.state.clone();
-            st.lines_taken = 2;
-            st.current = Some("ops".into());
-            st.rooms.push("ops".into());
-            st.entering.push("ops".into());
+            let (mut app, mut st) = a_line_behind_a_join();
             if taken {
                 app.set_state(st.clone());
                 app.refused(1);
@@ -2252,17 +2259,7 @@ mod tests {
     /// room current then.
     #[test]
     fn the_note_of_a_refused_line_is_seen_if_the_join_is_refused_after_a_reconnect() {
-        let mut app = self::app();
-        type_str(&mut app, "hello");
-        app.handle_event(key(KeyCode::Enter));
-        type_str(&mut app, "/join ops");
-        app.handle_event(key(KeyCode::Enter));
-        type_str(&mut app, "draft");
-        let mut st = app.state.clone();
-        st.lines_taken = 2;
-        st.current = Some("ops".into());
-        st.rooms.push("ops".into());
-        st.entering.push("ops".into());
+        let (mut app, mut st) = a_line_behind_a_join();
         app.set_state(st.clone());
         app.refused(1);
         // The connection lost before #ops is answered.
