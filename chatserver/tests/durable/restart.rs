@@ -635,23 +635,7 @@ fn a_resend_behind_2049_messages_is_a_duplicate_after_a_restart_with_the_default
 fn resend_after_restart(args: &[&str], others: usize) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut server = durable(dir.path(), args);
-    let mut bob = server.connect();
-    let b = join_v2(&mut bob, "bob", &["rust"], None);
-    let epoch = str_of(&b.entered["rust"], "epoch").to_owned();
-    let mut alice = server.connect();
-    let a = join_v2(&mut alice, "alice", &["rust"], None);
-    let token = str_of(&a.welcome, "session").to_owned();
-    // Her message goes out; her connection drops before she reads the echo.
-    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
-    loop {
-        let m = bob.recv_frame();
-        if m["type"] == "msg" && m["text"] == "only once" {
-            break;
-        }
-    }
-    drop(alice);
-    let gone = bob.expect_kind("presence");
-    assert_eq!(gone["status"], "offline", "{gone}");
+    let (mut bob, epoch, token) = sent_and_gone(&mut server, "rust");
     for i in 1..=others {
         say(&mut bob, "rust", &format!("bob {i}"), &format!("b-{i}"));
     }
@@ -674,22 +658,7 @@ fn a_resend_into_a_room_restored_unloaded_behind_others_messages_is_a_duplicate(
     let dir = tempfile::tempdir().expect("temporary directory");
     let args = ["--max-rooms", "1", "--id-window", "2"];
     let mut server = durable(dir.path(), &["--id-window", "2"]);
-    let mut bob = server.connect();
-    let b = join_v2(&mut bob, "bob", &["aa"], None);
-    let epoch = str_of(&b.entered["aa"], "epoch").to_owned();
-    let mut alice = server.connect();
-    let a = join_v2(&mut alice, "alice", &["aa"], None);
-    let token = str_of(&a.welcome, "session").to_owned();
-    alice.send_frame(&json!({"type": "msg", "room": "aa", "text": "only once", "id": "a-1"}));
-    loop {
-        let m = bob.recv_frame();
-        if m["type"] == "msg" && m["text"] == "only once" {
-            break;
-        }
-    }
-    drop(alice);
-    let gone = bob.expect_kind("presence");
-    assert_eq!(gone["status"], "offline", "{gone}");
+    let (mut bob, epoch, token) = sent_and_gone(&mut server, "aa");
     say(&mut bob, "aa", "bob 1", "b-1");
     say(&mut bob, "aa", "bob 2", "b-2");
     bob.send_frame(&json!({"type": "part", "room": "aa"}));
@@ -837,22 +806,7 @@ fn a_resend_across_two_restarts_is_a_duplicate() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let args = ["--history-per-room", "2"];
     let mut server = durable(dir.path(), &args);
-    let mut bob = server.connect();
-    let b = join_v2(&mut bob, "bob", &["rust"], None);
-    let epoch = str_of(&b.entered["rust"], "epoch").to_owned();
-    let mut alice = server.connect();
-    let a = join_v2(&mut alice, "alice", &["rust"], None);
-    let token = str_of(&a.welcome, "session").to_owned();
-    alice.send_frame(&json!({"type": "msg", "room": "rust", "text": "only once", "id": "a-1"}));
-    loop {
-        let m = bob.recv_frame();
-        if m["type"] == "msg" && m["text"] == "only once" {
-            break;
-        }
-    }
-    drop(alice);
-    let gone = bob.expect_kind("presence");
-    assert_eq!(gone["status"], "offline", "{gone}");
+    let (mut bob, epoch, token) = sent_and_gone(&mut server, "rust");
     for i in 1..=3 {
         say(&mut bob, "rust", &format!("bob {i}"), &format!("b-{i}"));
     }
@@ -914,4 +868,28 @@ fn resend_is_a_duplicate(
         (Some("duplicate"), 1),
         "the resend was answered {answer}; stored {copies} times"
     );
+}
+
+/// bob and alice in `room`; alice's message "only once" (id `a-1`) goes
+/// out and her connection drops before she reads its echo (bob has seen
+/// it and her leaving). Returns bob, the room's epoch and her session's
+/// token.
+fn sent_and_gone(server: &mut Server, room: &str) -> (Client, String, String) {
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &[room], None);
+    let epoch = str_of(&b.entered[room], "epoch").to_owned();
+    let mut alice = server.connect();
+    let a = join_v2(&mut alice, "alice", &[room], None);
+    let token = str_of(&a.welcome, "session").to_owned();
+    alice.send_frame(&json!({"type": "msg", "room": room, "text": "only once", "id": "a-1"}));
+    loop {
+        let m = bob.recv_frame();
+        if m["type"] == "msg" && m["text"] == "only once" {
+            break;
+        }
+    }
+    drop(alice);
+    let gone = bob.expect_kind("presence");
+    assert_eq!(gone["status"], "offline", "{gone}");
+    (bob, epoch, token)
 }
