@@ -766,14 +766,19 @@ fn crowd_of_room() -> (Server, Vec<crate::common::Client>) {
 
 /// Wait until the list counts the whole room (us and ROOM more).
 async fn counted(page: &Page) {
-    wait_for("the room in the list", async || {
+    counted_as(page, ROOM + 1).await;
+}
+
+/// Wait until the list's count reads `n`.
+async fn counted_as(page: &Page, n: usize) {
+    wait_for("the count in the list", async || {
         let v = page
             .js(
                 "return document.getElementById('online-count').textContent;",
                 vec![],
             )
             .await;
-        if v == json!((ROOM + 1).to_string()) {
+        if v == json!(n.to_string()) {
             Ok(())
         } else {
             Err(v.to_string())
@@ -895,17 +900,7 @@ fn entering_a_scrolled_list_does_not_land_on_a_name_out_of_view() {
 
         // A phone: the People drawer looked through, closed, opened again.
         let page = Page::join(&h, server.addr(), "erin", (390, 844)).await;
-        wait_for("the room in erin's list", async || {
-            let v = page
-                .js("return document.getElementById('online-count').textContent;", vec![])
-                .await;
-            if v == json!((ROOM + 1).to_string()) {
-                Ok(())
-            } else {
-                Err(v.to_string())
-            }
-        })
-        .await;
+        counted_as(&page, ROOM + 1).await;
         page.click("people-toggle").await;
         slid_in(&page, "people").await;
         page.js(middle, vec![]).await;
@@ -915,17 +910,7 @@ fn entering_a_scrolled_list_does_not_land_on_a_name_out_of_view() {
         assert_eq!(page.focused().await, "#people-toggle");
         // Meanwhile someone comes (below those in view, at the end).
         let _zed = server.join("zed");
-        wait_for("zed in erin's list", async || {
-            let v = page
-                .js("return document.getElementById('online-count').textContent;", vec![])
-                .await;
-            if v == json!((ROOM + 2).to_string()) {
-                Ok(())
-            } else {
-                Err(v.to_string())
-            }
-        })
-        .await;
+        counted_as(&page, ROOM + 2).await;
         at_rest(&page, false).await;
         page.click("people-toggle").await;
         slid_in(&page, "people").await;
