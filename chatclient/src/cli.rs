@@ -63,8 +63,8 @@ pub struct Args {
     /// (the port, left out, is 7878).
     /// Several, comma-separated (the nodes of one cluster): each connection
     /// tries them in turn from a random one, so a reconnect after a node
-    /// stops goes to another (with TLS, the first one's host is the name
-    /// the certificates must be for).
+    /// stops goes to another (with TLS, each node's certificate must be for
+    /// the host of its own address).
     #[arg(env = "CHATCLIENT_ADDR", default_value = "127.0.0.1:7878", value_parser = parse_addr)]
     pub addr: Address,
 

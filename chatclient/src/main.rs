@@ -55,8 +55,7 @@ fn main() -> ExitCode {
     // Before anything else: a --ca-cert that cannot be read is a bad
     // command line, and the same settings serve every reconnect.
     let tls = if args.use_tls() {
-        let first = args.addr.host_port.split(',').next().unwrap_or_default();
-        match tls::Tls::new(first.trim(), args.ca_cert.as_deref()) {
+        match tls::Tls::new(&args.addr.host_port, args.ca_cert.as_deref()) {
             Ok(tls) => Some(tls),
             Err(e) => return fail(ca_cert_named(e.to_string()), e.exit_code()),
         }

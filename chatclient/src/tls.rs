@@ -2,7 +2,8 @@
 //! ring provider, TLS 1.3 and 1.2 only, the server's certificate checked
 //! against `--ca-cert` (a LAN's own CA, or a self-signed server
 //! certificate) or else the operating system's root certificates, for the
-//! host part of the address (a name, or an IP address as an IP SAN).
+//! host part of the address connected to (a name, or an IP address as an
+//! IP SAN): given several, each node's own.
 //!
 //! Everything here is set up once, before connecting: a bad `--ca-cert`
 //! is a bad command line, and the same settings (and TLS session cache)
@@ -31,18 +32,17 @@ pub enum Trust {
     System,
 }
 
-/// TLS settings for one server: made once, used for every (re)connect.
+/// TLS settings for the addresses given: made once, used for every
+/// (re)connect to any of them.
 #[derive(Clone)]
 pub struct Tls {
     connector: TlsConnector,
-    name: ServerName<'static>,
     trust: Trust,
 }
 
 impl fmt::Debug for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tls")
-            .field("name", &self.name)
             .field("trust", &self.trust)
             .finish_non_exhaustive()
     }
@@ -51,7 +51,7 @@ impl fmt::Debug for Tls {
 /// Why TLS could not be set up; one line each.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// `--ca-cert` cannot be read or holds no usable certificate; or the
+    /// `--ca-cert` cannot be read or holds no usable certificate; or an
     /// address's host is no name a certificate can be for.
     #[error("{0}")]
     Usage(String),
@@ -74,10 +74,14 @@ impl SetupError {
 }
 
 impl Tls {
-    /// TLS to `addr` (HOST:PORT), trusting the certificates in `ca_cert`,
-    /// or without it the system's roots.
-    pub fn new(addr: &str, ca_cert: Option<&Path>) -> Result<Tls, SetupError> {
-        let name = server_name(addr).map_err(SetupError::Usage)?;
+    /// TLS to `addrs` (HOST:PORT, or several comma-separated), trusting
+    /// the certificates in `ca_cert`, or without it the system's roots.
+    /// Every address's host must be a name a certificate can be for: each
+    /// is the name its node's certificate is checked against.
+    pub fn new(addrs: &str, ca_cert: Option<&Path>) -> Result<Tls, SetupError> {
+        for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            server_name(addr).map_err(SetupError::Usage)?;
+        }
         let (roots, trust) = match ca_cert {
             Some(path) => (
                 roots_from_file(path).map_err(SetupError::Usage)?,
@@ -93,20 +97,25 @@ impl Tls {
             .with_no_client_auth();
         Ok(Tls {
             connector: TlsConnector::from(Arc::new(config)),
-            name,
             trust,
         })
     }
 
-    /// The TLS handshake over `tcp`, to `addr` (for messages). A
+    /// The TLS handshake over `stream`, to `addr` (HOST:PORT): its host is
+    /// the name sent (SNI) and the one the certificate must be for. A
     /// certificate that does not verify is [`JoinError::Untrusted`].
     pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         addr: &str,
         stream: S,
     ) -> Result<TlsStream<S>, JoinError> {
+        // Checked by `Tls::new` for every address given.
+        let name = server_name(addr).map_err(|why| JoinError::Tls {
+            addr: addr.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, why),
+        })?;
         self.connector
-            .connect(self.name.clone(), stream)
+            .connect(name, stream)
             .await
             .map_err(|e| self.failed(addr, e))
     }
@@ -290,10 +299,22 @@ mod tests {
         (path, cert.der().clone(), key)
     }
 
-    /// A handshake over an in-memory pipe with a server that offers only
-    /// `versions`; the version agreed, once a byte went each way.
+    /// A handshake over an in-memory pipe, as to 127.0.0.1:7878, with a
+    /// server that offers only `versions`; the version agreed, once a
+    /// byte went each way.
     async fn handshake(
         tls: &Tls,
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> Result<ProtocolVersion, JoinError> {
+        handshake_to(tls, "127.0.0.1:7878", cert, key, versions).await
+    }
+
+    /// [`handshake`], as to `addr`.
+    async fn handshake_to(
+        tls: &Tls,
+        addr: &str,
         cert: CertificateDer<'static>,
         key: PrivateKeyDer<'static>,
         versions: &[&'static SupportedProtocolVersion],
@@ -315,7 +336,7 @@ mod tests {
             s.flush().await?;
             std::io::Result::Ok(())
         });
-        let mut client = tls.connect("127.0.0.1:7878", near).await?;
+        let mut client = tls.connect(addr, near).await?;
         client.write_all(b"x").await.unwrap();
         client.flush().await.unwrap();
         let mut b = [0u8; 1];
@@ -363,9 +384,43 @@ mod tests {
 
         let ours = dir.path().join("ours.pem");
         let tls = Tls::new("10.1.2.3:7878", Some(&ours)).unwrap();
-        let e = handshake(&tls, cert, key, &versions).await.unwrap_err();
+        let e = handshake_to(&tls, "10.1.2.3:7878", cert, key, &versions)
+            .await
+            .unwrap_err();
         assert!(matches!(e, JoinError::Untrusted { .. }), "{e:?}");
         assert!(e.to_string().contains("not valid for name"), "{e}");
+    }
+
+    /// Given several addresses, each node's certificate is checked
+    /// against its own address's host, not the first one's.
+    #[tokio::test]
+    async fn each_address_is_checked_for_its_own_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = pki(dir.path(), "ca.pem");
+        let tls = Tls::new("10.1.2.3:7878,127.0.0.1:7878", Some(&ca)).unwrap();
+        let versions = [&rustls::version::TLS13];
+        let got = handshake_to(
+            &tls,
+            "127.0.0.1:7878",
+            cert.clone(),
+            key.clone_key(),
+            &versions,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, ProtocolVersion::TLSv1_3);
+        let e = handshake_to(&tls, "10.1.2.3:7878", cert, key, &versions)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not valid for name"), "{e}");
+        // A host no certificate can be for is a bad command line, at any
+        // place in the list.
+        let e = Tls::new("chat.lan:7878,not a name:7878", Some(&ca)).unwrap_err();
+        assert_eq!(e.exit_code(), code::USAGE);
+        assert!(
+            e.to_string().starts_with("\"not a name\" is neither"),
+            "{e}"
+        );
     }
 
     /// A CA of the same name as the server's issuer but with another kind

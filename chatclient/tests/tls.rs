@@ -186,6 +186,32 @@ fn a_self_signed_certificate_is_trusted_for_its_name() {
     assert!(stderr.contains("not valid for name"), "{stderr}");
 }
 
+/// With several addresses, each node's certificate is checked against
+/// that address's own host: here the first address (an IP address,
+/// nothing listening) is refused, and the second, by name, has a
+/// certificate for `localhost` only. Checked against the first address's
+/// host (127.0.0.1), it was not trusted (exit code 7).
+#[test]
+fn each_address_is_checked_against_its_own_host() {
+    let pki = Pki::new();
+    let server = tls_server(&pki.self_signed, &pki.self_signed_key, &[]);
+    let port = server.addr.rsplit_once(':').unwrap().1;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let list = format!("tls://{dead},localhost:{port}");
+    let mut c = Client::start_opts(
+        "alice",
+        &list,
+        &["--ca-cert", arg(&pki.self_signed)],
+        &[("CHATCLIENT_FIRST_ADDR", "0")],
+    );
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    assert!(seen.contains(&"* alice is online".to_owned()), "{seen:#?}");
+}
+
 /// A server with --tls-only: the TLS client (its address written plainly,
 /// --tls on) chats; a plain client is refused, exits non-zero (6) and its
 /// one line suggests TLS.
