@@ -145,8 +145,8 @@ impl Link {
 /// cluster) are tried in turn from a random one (or `config.first`), each within
 /// `config.timeout`, as [`Pass`] says: past a connection that fails, a
 /// node that closes it, one that answers nothing in time, and one that
-/// refuses the join for reasons of its own (all but the first said in
-/// `held`), until one lets us in. Every action the session asks for up to the end of the
+/// refuses the join for reasons of its own (each said in `held`), until
+/// one lets us in. Every action the session asks for up to the end of the
 /// handshake, other than sending, is put in `held`, in order, for the
 /// caller to carry out; what the session asks after that waits in it.
 pub async fn dial(

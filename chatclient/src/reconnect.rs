@@ -140,17 +140,15 @@ impl Pass {
 
     /// The address last taken by [`Pass::next`] failed with `e`. `Err`:
     /// the pass ends with it. `Ok`: go on with the next address, if one is
-    /// left, saying this first when it is `Some` (about a node that took
-    /// the connection).
+    /// left, saying this first when it is `Some` (why the pass went past
+    /// the node, and where it goes; `None` after the last).
     pub fn failed(&mut self, e: JoinError) -> Result<Option<String>, JoinError> {
         let Some(passing) = Passing::of(&e) else {
             return Err(e);
         };
         let node = self.taken.checked_sub(1).and_then(|i| self.at(i));
         let note = match (node, self.at(self.taken)) {
-            (Some(node), Some(next)) => {
-                passed_by(&e, node).map(|why| format!("{why}, trying {next}"))
-            }
+            (Some(node), Some(next)) => Some(format!("{}, trying {next}", passed_by(&e, node))),
             _ => None,
         };
         if self
@@ -185,12 +183,23 @@ fn closed(e: &std::io::Error) -> bool {
     )
 }
 
-/// What to say about `node` when the pass goes on past its failure `e`;
-/// `None` for a connection that failed at once, which held nothing up.
-fn passed_by(e: &JoinError, node: &str) -> Option<String> {
-    Some(match e {
+/// What to say about `node` when the pass goes on past its failure `e`
+/// (one [`Passing::of`] lets the pass go on past).
+fn passed_by(e: &JoinError, node: &str) -> String {
+    match e {
         JoinError::Refused { message, .. } => format!("node {node} unavailable ({message})"),
         JoinError::ServerFull { message } => format!("node {node} full ({message})"),
+        JoinError::Resolve { source, .. } => {
+            format!("the name of node {node} did not resolve ({source})")
+        }
+        JoinError::Connect { source, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            format!("node {node} refused the connection")
+        }
+        JoinError::Connect { source, .. } => {
+            format!("the connection to node {node} failed ({source})")
+        }
         JoinError::ConnectTimeout { secs, .. } => {
             format!("node {node} did not take the connection within {secs} s")
         }
@@ -205,8 +214,8 @@ fn passed_by(e: &JoinError, node: &str) -> Option<String> {
         JoinError::Tls { source, .. } => {
             format!("the connection to node {node} failed in the TLS handshake ({source})")
         }
-        _ => return None,
-    })
+        other => format!("node {node} failed ({other})"),
+    }
 }
 
 /// A number from 0 to 1, different on every call and in every process.
@@ -294,9 +303,13 @@ mod tests {
             note.unwrap().as_deref(),
             Some("node a:1 unavailable (cannot reach its cluster (no answer)), trying b:2")
         );
-        // A connection that fails moves on as before, without a word.
+        // A connection refused moves on too, saying so.
         assert_eq!(pass.next().as_deref(), Some("b:2"));
-        assert!(matches!(pass.failed(refused_at("b:2")), Ok(None)));
+        let note = pass.failed(refused_at("b:2"));
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node b:2 refused the connection, trying c:3")
+        );
         // The last: nothing to try next, nothing to say but the failure.
         assert_eq!(pass.next().as_deref(), Some("c:3"));
         assert!(matches!(pass.failed(unavailable("the last")), Ok(None)));
@@ -328,11 +341,49 @@ mod tests {
         // Connections alone: the last one's failure (exit code 3).
         let mut pass = Pass::new("a:1,b:2", 1);
         while let Some(addr) = pass.next() {
-            assert!(matches!(pass.failed(refused_at(&addr)), Ok(None)));
+            assert!(pass.failed(refused_at(&addr)).is_ok());
         }
         let e = pass.failure();
         assert!(e.to_string().starts_with("cannot connect to a:1: "), "{e}");
         assert_eq!(e.exit_code(), crate::error::code::CONNECT);
+    }
+
+    #[test]
+    fn a_connection_that_fails_gives_way_to_the_next_saying_so() {
+        let mut pass = Pass::new("a:1,b:2,c:3,d:4", 0);
+        pass.next();
+        let note = pass.failed(refused_at("a:1"));
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("node a:1 refused the connection, trying b:2")
+        );
+        pass.next();
+        let unreachable = || std::io::Error::from(std::io::ErrorKind::NetworkUnreachable);
+        let note = pass.failed(JoinError::Connect {
+            addr: "b:2".into(),
+            source: unreachable(),
+        });
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some(&*format!(
+                "the connection to node b:2 failed ({}), trying c:3",
+                unreachable()
+            ))
+        );
+        pass.next();
+        let note = pass.failed(JoinError::Resolve {
+            addr: "c:3".into(),
+            source: std::io::Error::other("no such host"),
+        });
+        assert_eq!(
+            note.unwrap().as_deref(),
+            Some("the name of node c:3 did not resolve (no such host), trying d:4")
+        );
+        // The last: nothing said, the failure is the pass's.
+        pass.next();
+        assert!(matches!(pass.failed(refused_at("d:4")), Ok(None)));
+        let e = pass.failure();
+        assert!(e.to_string().starts_with("cannot connect to d:4: "), "{e}");
     }
 
     fn silent(addr: &str) -> JoinError {

@@ -571,6 +571,33 @@ fn a_node_that_closes_at_once_gives_way_to_the_next() {
     drop(hung);
 }
 
+/// A node that refuses the connection (nothing listens on its port: a
+/// node down) gives way to the next address, and the client says so, as
+/// it does for every other node it goes past. It went on without a word.
+#[test]
+fn a_node_that_refuses_the_connection_gives_way_to_the_next_saying_so() {
+    let server = Server::start(&[]);
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let list = format!("{dead},{}", server.addr);
+    let mut c = Client::start_opts("alice", &list, &[], FROM_THE_FIRST);
+    c.close_stdin();
+    let (status, stderr, seen) = c.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {stderr}\n{seen:#?}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let note = format!(
+        "* node {dead} refused the connection, trying {}",
+        server.addr
+    );
+    let at = |line: &str| seen.iter().position(|l| l == line);
+    let (Some(note_at), Some(online_at)) = (at(&note), at("* alice is online")) else {
+        panic!("no {note:?} then the join in {seen:#?}");
+    };
+    assert!(note_at < online_at, "{seen:#?}");
+}
+
 /// A node at its cap on connections (`server_full`; each node of a
 /// cluster has its own) gives way to the next address, which lets the
 /// client in; the client says so. It ended the client with exit code 5.
