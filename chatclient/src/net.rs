@@ -161,6 +161,8 @@ pub async fn dial(
         let Some(addr) = pass.next() else {
             break pass.failure();
         };
+        // Where what this address's attempt shows begins.
+        let shown_from = held.len();
         let e = match dial_one(config, &addr, clock, session, held).await {
             Ok(link) => return Ok(link),
             Err(e) => e,
@@ -178,8 +180,12 @@ pub async fn dial(
                 held.push(action);
             }
         }
+        // The note that the pass goes on comes first, then what the node
+        // sent (with --json, the `error` frame that refused the join, as
+        // its reason): the text mode shows the note alone, and that
+        // frame ahead of it read as the client failing there.
         if let Some(note) = note {
-            held.push(Action::Print(Line::Info(note)));
+            held.insert(shown_from, Action::Print(Line::Info(note)));
         }
     };
     Err(match (&config.tls, failure) {

@@ -502,3 +502,48 @@ fn json_outcomes_survive_a_reconnect_each_line_once() {
         assert_eq!(delivered["text"], lines[i].as_str());
     }
 }
+
+/// With `--json`, a node that refuses the join (`unavailable`: cut off
+/// from its cluster) and is gone past is told as the text mode tells it,
+/// the `info` note that the client tries the next address first; then
+/// the `error` frame the node answered, as the reason; then the next
+/// node's `welcome`. The frame came first, read as if the client had
+/// failed before it said it moved on.
+#[test]
+fn json_tells_a_node_gone_past_before_the_error_it_answered() {
+    const CUT_OFF: &str = "the server cannot reach its cluster (no answer); try again later";
+    let server = Server::start(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let node = listener.local_addr().unwrap().to_string();
+    common::fake::refusing_joins(listener, chatproto::ErrorCode::Unavailable, CUT_OFF);
+    let list = format!("{node},{}", server.addr);
+    let mut alice = Client::start_opts(
+        "alice",
+        &list,
+        &["--json"],
+        &[("CHATCLIENT_FIRST_ADDR", "0")],
+    );
+    alice.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}\n{seen:#?}");
+    let all = objects(&seen);
+    let at = |what: &str, want: &dyn Fn(&Value) -> bool| {
+        all.iter()
+            .position(want)
+            .unwrap_or_else(|| panic!("no {what} in {seen:#?}"))
+    };
+    let note = format!(
+        "node {node} unavailable ({CUT_OFF}), trying {}",
+        server.addr
+    );
+    let note_at = at("note", &|v| {
+        v["type"] == "info" && v["text"] == note.as_str()
+    });
+    let error_at = at("error", &|v| {
+        v["type"] == "error" && v["code"] == "unavailable"
+    });
+    let welcome_at = at("welcome", &|v| v["type"] == "welcome");
+    assert!(note_at < error_at, "{seen:#?}");
+    assert!(error_at < welcome_at, "{seen:#?}");
+    assert_eq!(all[error_at]["message"], CUT_OFF);
+}
