@@ -191,13 +191,32 @@ const DEFAULT_PORT: u16 = 7878;
 
 /// `HOST:PORT` as given, or `HOST` (a name, an IPv4 address, or an IPv6
 /// one in brackets) with the server's default port. A port that is not
-/// one, or a host with a colon outside brackets, is a mistake in the
-/// command line (said so at once, not as a name that does not resolve).
+/// one, a host with a colon outside brackets, or a host that is a number
+/// alone is a mistake in the command line (said so at once, not as a
+/// name that does not resolve).
 fn with_port(one: &str) -> Result<String, String> {
     let has_port = match one.strip_prefix('[') {
         Some(v6) => !v6.ends_with(']'),
         None => one.contains(':'),
     };
+    // `7878` alone is a port given without its host, but the system's
+    // resolver reads a number as an IPv4 address (7878 is 0.0.30.198),
+    // off this machine: a host is never digits alone.
+    let host = if has_port {
+        one.rsplit_once(':').map_or(one, |(h, _)| h)
+    } else {
+        one
+    };
+    if !host.is_empty() && host.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{one:?}: {host:?} is a number, not a host; give HOST:PORT, such as 127.0.0.1:{}",
+            if has_port {
+                DEFAULT_PORT.to_string()
+            } else {
+                host.to_owned()
+            }
+        ));
+    }
     if !has_port || one.is_empty() {
         return Ok(match one.is_empty() {
             true => String::new(),
@@ -451,6 +470,25 @@ fn parse_room(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port given alone (or any host of digits only, which the resolver
+    /// would read as an IPv4 address elsewhere) is a usage error.
+    #[test]
+    fn a_number_alone_is_not_a_host() {
+        let e = parse_addr("7878").unwrap_err();
+        assert_eq!(
+            e,
+            "\"7878\": \"7878\" is a number, not a host; give HOST:PORT, such as 127.0.0.1:7878"
+        );
+        assert!(parse_addr("tls://127.0.0.1:7878,9000").is_err());
+        assert!(parse_addr("1234:7878")
+            .unwrap_err()
+            .contains("is a number, not a host"));
+        // Names and addresses with digits in them are hosts.
+        assert_eq!(parse_addr("127.0.0.1").unwrap().host_port, "127.0.0.1:7878");
+        assert_eq!(parse_addr("node1:7879").unwrap().host_port, "node1:7879");
+        assert_eq!(parse_addr("[::1]").unwrap().host_port, "[::1]:7878");
+    }
 
     /// A negative number is a bad value for its flag, not an unknown flag.
     #[test]
