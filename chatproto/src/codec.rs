@@ -22,8 +22,11 @@ pub const MIN_MAX_FRAME_BYTES: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FramingError {
-    /// The length header announced more than the limit.
-    #[error("frame of {len} bytes exceeds the limit of {max} bytes; closing")]
+    /// The length header announced more than the limit. When its four
+    /// bytes read as the start of a JSON object (`{` and three more
+    /// printable characters: a frame sent without its length header), the
+    /// text says so.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes{}; closing", json_without_header(.len))]
     #[non_exhaustive]
     TooLarge {
         /// The announced payload length.
@@ -34,6 +37,21 @@ pub enum FramingError {
     /// The length header was zero, which no valid frame has.
     #[error("zero-length frame: every frame carries a JSON object; closing")]
     Empty,
+}
+
+/// What [`FramingError::TooLarge`] adds when the length `len` is four
+/// bytes of text beginning with `{`: JSON sent without the length header.
+fn json_without_header(len: &u64) -> String {
+    let bytes = (*len).to_be_bytes();
+    let head = &bytes[4..];
+    if bytes[..4] != [0; 4] || head[0] != b'{' || !head.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(head);
+    format!(
+        " (its length header reads as text, '{text}': each frame begins with its \
+         payload's length in 4 bytes, big-endian, before the JSON)"
+    )
 }
 
 impl FramingError {

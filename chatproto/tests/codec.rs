@@ -194,6 +194,30 @@ fn max_plus_one_is_rejected_from_the_header_alone() {
     }
 }
 
+/// JSON sent without its length header (as from `nc`): the refusal says
+/// what the four bytes it read as a length were.
+#[test]
+fn json_without_a_header_is_told_so() {
+    let mut buf = BytesMut::from(&br#"{"type":"join","nick":"alice"}"#[..]);
+    let mut dec = FrameDecoder::default();
+    let err = dec.decode_payload(&mut buf).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::FrameTooLarge);
+    assert_eq!(
+        err.to_string(),
+        "frame of 2065855609 bytes exceeds the limit of 65536 bytes (its length header \
+         reads as text, '{\"ty': each frame begins with its payload's length in 4 bytes, \
+         big-endian, before the JSON); closing"
+    );
+    // A length over the limit that is not such text: as before.
+    let e = FramingError::too_large(0x7b22_0001, 65536).to_string();
+    assert_eq!(
+        e,
+        "frame of 2065825793 bytes exceeds the limit of 65536 bytes; closing"
+    );
+    let e = FramingError::too_large(u32::MAX as u64, 65536).to_string();
+    assert!(!e.contains("text"), "{e}");
+}
+
 #[test]
 fn header_of_all_ones_allocates_nothing() {
     let mut buf = BytesMut::with_capacity(8);
