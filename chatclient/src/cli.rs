@@ -113,7 +113,8 @@ pub struct Args {
     pub first_addr: Option<usize>,
 
     /// The largest frame payload to send or accept, in bytes (at least
-    /// 1024); match the server's --max-frame-bytes.
+    /// 1024); a line is refused past the lower of this and the limit the
+    /// server announces when it lets the client in.
     #[arg(long, env = "CHATCLIENT_MAX_FRAME_BYTES", value_name = "N",
           default_value_t = chatproto::DEFAULT_MAX_FRAME_BYTES, value_parser = parse_frame_bytes)]
     pub max_frame_bytes: usize,
