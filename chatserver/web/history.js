@@ -24,7 +24,7 @@ export class HistoryLoader {
     this.asks = new Map();
     /** room -> 'more' | 'loading' | 'start' | 'none' (not known yet) */
     this.state = new Map();
-    /** room -> { after, note, button, before }: a hole in the log after `after`. */
+    /** room -> { after, note, button, before, busy }: a hole in the log after `after`. */
     this.gaps = new Map();
     /** room -> where the last page said the next older one starts. */
     this.cursor = new Map();
@@ -88,7 +88,7 @@ export class HistoryLoader {
     for (const [room, state] of this.state) if (state === 'loading') this.set(room, 'more');
     this.asks.clear();
     this.stale.clear();
-    for (const g of this.gaps.values()) g.button.disabled = false;
+    for (const g of this.gaps.values()) busy(g, false);
   }
 
   /** Entered and replayed: can older history be asked for? */
@@ -180,11 +180,11 @@ export class HistoryLoader {
   fillGap(room) {
     const g = this.gaps.get(room);
     const session = this.session();
-    if (!g || !session?.joined) return;
+    if (!g || g.busy || !session?.joined) return;
     const before = g.before ?? this.view.firstSeqAbove(room, g.after) ?? session.roomState(room).seq + 1;
     if (session.history(room, before, PAGE)) {
       this.queue(room).push('gap');
-      g.button.disabled = true;
+      busy(g, true);
     }
   }
 
@@ -198,11 +198,12 @@ export class HistoryLoader {
     const kind = this.queue(room).shift() || 'older';
     if (this.takeStale(room)) {
       const g = this.gaps.get(room);
-      if (kind === 'gap' && g) g.button.disabled = false;
+      if (kind === 'gap' && g) busy(g, false);
       return;
     }
+    let first = null;
     this.view.above(room, () => {
-      for (const m of events) this.view.message(m, me);
+      for (const m of events) if (this.view.message(m, me) && first === null) first = m.seq;
     });
     if (kind === 'older' || kind === 'typed') {
       const typed = kind === 'typed';
@@ -245,6 +246,9 @@ export class HistoryLoader {
     const g = this.gaps.get(room);
     if (!g) return;
     const low = more && before != null ? before : events.length ? events[0].seq : Infinity;
+    // Still on the button (Enter or Space, or a click), the reader waits
+    // for what it brings; elsewhere (typing, say), the focus is left.
+    const waiting = document.activeElement === g.button;
     if (low <= g.after + 1 || !more || before == null) {
       this.gaps.delete(room);
       g.button.remove();
@@ -253,11 +257,19 @@ export class HistoryLoader {
         low <= g.after + 1
           ? 'history had a gap: the missed messages are now shown'
           : 'history has a gap: some missed messages are no longer kept by the server';
+      // The button went with the focus on it: the focus goes to the
+      // first message it brought, where the reader asked to read on
+      // from (the log, as "Load older messages" leaves it, would start
+      // them from the top of the room; the input, from the bottom), or,
+      // none new, to the line that says how the gap ended.
+      if (waiting) focusLine((first !== null && this.view.line(room, first)) || g.note);
     } else {
-      // Still a hole, now just above what this page brought.
+      // Still a hole, now just above what this page brought: the note is
+      // moved, which took the focus off its button.
       g.before = low;
       this.view.moveNote(room, g.note, g.after);
-      g.button.disabled = false;
+      busy(g, false);
+      if (waiting) g.button.focus({ preventScroll: true });
     }
   }
 
@@ -268,7 +280,7 @@ export class HistoryLoader {
     const kind = q.shift();
     this.takeStale(room);
     if (kind === 'older' || kind === 'typed') this.set(room, 'more');
-    else if (this.gaps.has(room)) this.gaps.get(room).button.disabled = false;
+    else if (this.gaps.has(room)) busy(this.gaps.get(room), false);
   }
 
   /** Whether the answer now due was asked before a trim (and count it). */
@@ -288,4 +300,26 @@ export class HistoryLoader {
     if (!this.asks.has(room)) this.asks.set(room, []);
     return this.asks.get(room);
   }
+}
+
+/**
+ * A hole's button while its page is asked for: marked busy, not disabled
+ * (a disabled button drops the focus to the page's body, as "Load older
+ * messages" did), and a click then asks for nothing.
+ */
+function busy(g, on) {
+  g.busy = on;
+  g.button.setAttribute('aria-disabled', String(on));
+}
+
+/**
+ * The focus on a line of the log, which takes it until it leaves (a
+ * click on the line later does not), brought into view if it is not:
+ * only as far as needed, so a view read from moves no more than that.
+ */
+function focusLine(li) {
+  li.tabIndex = -1;
+  li.addEventListener('blur', () => li.removeAttribute('tabindex'), { once: true });
+  li.focus({ preventScroll: true });
+  li.scrollIntoView({ block: 'nearest' });
 }

@@ -296,6 +296,11 @@ export class MessageView {
     return best;
   }
 
+  /** The line of `room`'s log with seq `seq`, or null. */
+  line(room, seq) {
+    return this.rooms.get(room)?.seqs.get(seq) ?? null;
+  }
+
   /** Whether more history can be asked for (the button), or the start was reached. */
   setOlder(room, state) {
     const r = this.rooms.get(room);

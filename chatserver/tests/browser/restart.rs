@@ -217,6 +217,73 @@ fn a_reconnect_past_the_replay_limit_says_history_has_a_gap() {
     });
 }
 
+/// What has the focus, as a reader of the log sees it: a line's text
+/// (`.text` of a message or notice), `body`, or another element's id.
+const FOCUSED_LINE_JS: &str = "const a = document.activeElement;
+if (!a || a === document.body) return 'body';
+const li = a.closest('#messages .events > li');
+if (li && li === a) return 'line: ' + li.querySelector('.text').textContent;
+return a.id ? '#' + a.id : a.tagName.toLowerCase() + '.' + a.className;";
+
+/// "Load missed messages" pressed by the keyboard (Enter on the button
+/// under "history has a gap"): once they are shown and the button is
+/// gone, the focus is on the first of them, in view, to read on from.
+/// Failed before: the button was disabled while the page came, then
+/// taken out, and the focus fell to the page's body.
+#[test]
+fn the_keyboard_on_load_missed_messages_lands_on_the_first_of_them() {
+    let Some(h) = Harness::start("the_keyboard_on_load_missed_messages") else {
+        return;
+    };
+    let (_data, flags) = restartable(&["--replay-limit", "2"]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
+        page.type_line("before").await;
+        page.wait_texts("lobby", &["before"]).await;
+        stop_for_a_slow_try(&page, server).await;
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        let holder = server.join("alice");
+        for text in ["away 1", "away 2", "away 3"] {
+            say_in(&mut bob, "lobby", &[], text);
+        }
+        let lines = let_go_and_resume(&page, holder, &mut bob).await;
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert!(!texts.contains(&"away 1"), "nothing missed: {texts:#?}");
+
+        page.js(
+            "document.querySelector('.room-log[data-room=\"lobby\"] button.load-gap').focus();",
+            vec![],
+        )
+        .await;
+        assert_eq!(page.focused().await, "button.load-gap");
+        page.press(&[fantoccini::key::Key::Enter]).await;
+        page.wait_lines("the missed messages shown", "lobby", |lines| {
+            lines
+                .iter()
+                .any(|l| l.text == "history had a gap: the missed messages are now shown")
+        })
+        .await;
+        let v = page
+            .js(
+                &format!(
+                    "const f = (() => {{ {FOCUSED_LINE_JS} }})();
+                     const r = document.activeElement.getBoundingClientRect();
+                     const m = document.getElementById('messages').getBoundingClientRect();
+                     return {{ focused: f, inView: r.top >= m.top && r.bottom <= m.bottom }};"
+                ),
+                vec![],
+            )
+            .await;
+        assert_eq!(v["focused"], json!("line: away 1"), "{v}");
+        assert_eq!(v["inView"], json!(true), "{v}");
+        page.shot("load-missed-messages-focus").await;
+        page.close().await;
+    });
+}
+
 /// Stop `server` and wait until the page's next try to reconnect is a
 /// while away (see [`a_slow_try`]): the caller starts a server again.
 async fn stop_for_a_slow_try(page: &Page, mut server: Server) {
