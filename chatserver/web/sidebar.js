@@ -167,6 +167,8 @@ export class OnlineList {
     this.to = 0;
     /** A row's height in pixels, once measured (see `measure`). */
     this.height = 0;
+    /** The row height the padding stands for (see `render`). */
+    this.padded = 0;
     /** Our own nickKey, whose row has no `+`. */
     this.me = null;
     /** The nickKeys of those written to, marked. */
@@ -253,6 +255,10 @@ export class OnlineList {
     if (this.windowed()) {
       const { first, last } = this.inView();
       this.draw(first, last);
+      // No row was there to measure (the list's first show), or it was
+      // hidden: its padding is the stylesheet's height until the next
+      // frame measures one.
+      if (this.height === 0) this.soon();
     } else {
       this.render(0, this.keys.length);
     }
@@ -383,6 +389,10 @@ export class OnlineList {
       const n = this.keys.length;
       const near = (first - this.from < ROWS_EDGE && this.from > 0) || (this.to - last < ROWS_EDGE && this.to < n);
       if (near || this.to - this.from > 2 * ROWS_DRAWN) this.draw(first, last);
+      // A row laid out is a fraction of a pixel off the stylesheet's
+      // height (or more, in another font): the padding made with it, as
+      // high as the rows it stands for.
+      else if (this.height > 0 && this.height !== this.padded) this.render(this.from, this.to);
       else if (this.stop === null) this.tabStop(this.rows.get(this.keys[this.first]) ?? this.stopLi);
     });
   }
@@ -438,6 +448,7 @@ export class OnlineList {
     // What is not drawn is padding, as high as its rows would be; the
     // held row's share of it is its margin, on the side of those drawn.
     const h = windowed ? this.rowHeight() : 0;
+    this.padded = h;
     let above = from;
     let below = n - to;
     if (held && held.at < from) {
