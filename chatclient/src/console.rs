@@ -53,6 +53,11 @@ pub enum InputEvent {
     End,
     /// Ctrl-C in the terminal: leave at once.
     Interrupted,
+    /// The full-screen client was scrolled up past the current room's
+    /// oldest line: fetch older messages if there are any
+    /// ([`Session::handle_older`](crate::session::Session::handle_older)).
+    /// Not a typed line.
+    Older,
 }
 
 /// How output looks, decided from the environment.

@@ -587,7 +587,7 @@ async fn reconnect(
                     event = events.recv(), if reading && typed.len() < held_most => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
-                            Some(InputEvent::Line(_)) => typed.push(event),
+                            Some(InputEvent::Line(_) | InputEvent::Older) => typed.push(event),
                             Some(InputEvent::End) | None => {
                                 reading = false;
                                 typed.push(event);
@@ -707,6 +707,7 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
             session.handle_line(&line);
             console.line_handled(session);
         }
+        Some(InputEvent::Older) => session.handle_older(),
         Some(InputEvent::End) | None => session.handle_input_end(),
         Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
     }

@@ -196,6 +196,22 @@ impl Session {
         self.pump();
     }
 
+    /// The full-screen client's message area was scrolled up past the
+    /// current room's oldest line: older messages are fetched, as
+    /// `/history` fetches them, if there are any to fetch now. Not a
+    /// typed line: it is not counted among the input lines nor given an
+    /// outcome, and when nothing can be fetched (the connection lost
+    /// since the screen asked, a page on its way, input over) nothing is
+    /// said, as nothing was typed.
+    pub fn handle_older(&mut self) {
+        self.older_taken += 1;
+        let room = self.current.clone();
+        if !self.input_done && room.is_some_and(|r| self.pages_back(&r)) {
+            self.command(Command::History(crate::input::HISTORY_DEFAULT));
+        }
+        self.pump();
+    }
+
     /// Act on one input line, its outcome recorded.
     pub(super) fn run_line(&mut self, cmd: Command) {
         let kind = line_kind(&cmd);
@@ -295,6 +311,38 @@ mod tests {
             assert_eq!(out.lines, ["alice: second line", "* online (1): alice"]);
             assert_eq!(outcomes(&out).len(), 2);
         }
+    }
+
+    /// The full-screen client's request for older messages (scrolled up
+    /// past the oldest line) is not a typed line: not counted, given no
+    /// outcome; and when nothing can be fetched (a page on its way, the
+    /// connection lost since it was made) nothing is said (it was
+    /// refused, "not connected; try again", as a line typed would be).
+    #[test]
+    fn a_request_for_older_messages_is_not_a_typed_line() {
+        let mut s = joined(&["lobby"]);
+        s.handle_older();
+        let out = drain(&mut s);
+        assert!(
+            matches!(&out.sent[..], [ClientFrame::History { room, .. }] if room == "lobby"),
+            "{out:?}"
+        );
+        assert!(out.lines.is_empty() && out.outcomes.is_empty(), "{out:?}");
+        // Its page on its way; then the connection lost.
+        s.handle_older();
+        let on_its_way = drain(&mut s);
+        s.handle_disconnected();
+        drain(&mut s);
+        s.handle_older();
+        let offline = drain(&mut s);
+        for out in [on_its_way, offline] {
+            assert!(
+                out.sent.is_empty() && out.lines.is_empty() && out.outcomes.is_empty(),
+                "{out:?}"
+            );
+        }
+        assert_eq!((s.lines_read(), s.lines_failed()), (0, 0));
+        assert_eq!(s.older_taken(), 3);
     }
 
     #[test]

@@ -337,6 +337,9 @@ pub struct Session {
     departures: VecDeque<Departure>,
     /// The latest time a `handle_*` call gave (monotonic milliseconds).
     now: u64,
+    /// Requests for older messages the full-screen client made by
+    /// scrolling up (see [`Session::handle_older`]) taken so far.
+    older_taken: u64,
 }
 
 impl Session {
@@ -382,6 +385,7 @@ impl Session {
             away: BTreeMap::new(),
             departures: VecDeque::new(),
             now: 0,
+            older_taken: 0,
         }
     }
 
@@ -505,6 +509,13 @@ impl Session {
         self.client.is_joined()
             && !self.pages.waiting(room)
             && (self.gaps.contains_key(room) || !self.no_older.contains(room))
+    }
+
+    /// The full-screen client's requests for older messages (scrolling
+    /// up past the oldest line) taken so far: one made and not counted
+    /// here yet is on its way to the session.
+    pub fn older_taken(&self) -> u64 {
+        self.older_taken
     }
 
     /// A number that changes whenever [`Session::roster`] of `room` may

@@ -86,6 +86,9 @@ pub struct State {
     /// `/history` in the current room would fetch older messages now:
     /// scrolling up past its oldest line asks for them.
     pub older: bool,
+    /// The screen's requests for older messages ([`Effect::Older`]) the
+    /// session has taken so far.
+    pub older_taken: u64,
 }
 
 /// One of our messages not acknowledged yet.
@@ -137,6 +140,10 @@ pub enum Effect {
     Bell,
     /// Clear the terminal and draw everything again (Ctrl-L).
     Redraw,
+    /// Fetch older messages of the current room, if there are any
+    /// (scrolled up past its oldest line). Not a typed line: never put
+    /// back into the input, nor brought back by Up.
+    Older,
 }
 
 /// What arrived in a room that is not the current one.
@@ -228,6 +235,10 @@ pub struct App {
     pub waiting: VecDeque<String>,
     /// Lines handed to the session in all.
     given: u64,
+    /// Requests for older messages ([`Effect::Older`]) made in all: one
+    /// the session has not taken yet ([`State::older_taken`]) is not made
+    /// again.
+    older_asked: u64,
     /// The latest lines handed to the session, by number (as the session
     /// counts its input lines), to put a refused message back.
     recent: VecDeque<(u64, String)>,
@@ -287,6 +298,7 @@ impl App {
             effects: Vec::new(),
             waiting: VecDeque::new(),
             given: 0,
+            older_asked: 0,
             recent: VecDeque::new(),
             switching: None,
             restored: None,

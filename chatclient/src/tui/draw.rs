@@ -1060,12 +1060,12 @@ mod tests {
             screen(&mut app, 40, 6);
         }
         assert!(app.at_top);
-        assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
-        // Asked: not again while the line waits, nor while its page is
+        assert_eq!(app.take_effects(), [Effect::Older]);
+        // Asked: not again while the request waits, nor while its page is
         // on its way (the session says there is nothing to ask now).
         app.handle_event(page_up.clone());
         assert!(app.take_effects().is_empty());
-        state.lines_taken = 1;
+        state.older_taken = 1;
         state.older = false;
         app.set_state(state.clone());
         app.handle_event(page_up.clone());
@@ -1073,7 +1073,48 @@ mod tests {
         state.older = true;
         app.set_state(state);
         app.handle_event(page_up);
-        assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
+        assert_eq!(app.take_effects(), [Effect::Older]);
+    }
+
+    /// The request scrolling up makes is not a typed line: refused (the
+    /// connection lost before the session took it, say), nothing of it
+    /// goes into the input, nor into the lines Up brings back, nor is
+    /// it said to be "not sent" (it was put back into the input as
+    /// `/history`, and Up brought it back).
+    #[test]
+    fn the_request_scrolling_up_makes_is_not_a_typed_line() {
+        use crate::tui::app::Effect;
+        use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        let key = |code| Event::Key(KeyEvent::new(code, KeyModifiers::NONE));
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.older = true;
+        app.set_state(state);
+        app.add_line(msg("lobby", "bob", "only"), "12:00".into());
+        screen(&mut app, 40, 6);
+        assert!(app.at_top);
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.take_effects().len(), 1, "asked once");
+        // What the session would refuse, had it been the first line.
+        app.refused(1);
+        assert_eq!(app.input.text(), "");
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "", "Up brings back nothing typed");
+        // A line typed after it is the first, and the one Up brings back.
+        for c in "hi".chars() {
+            app.handle_event(key(KeyCode::Char(c)));
+        }
+        app.handle_event(key(KeyCode::Enter));
+        assert!(matches!(&app.take_effects()[..], [Effect::Send(l)] if l == "hi"));
+        app.handle_event(key(KeyCode::Up));
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "hi");
+        let notes = app
+            .entries
+            .iter()
+            .filter(|e| matches!(&e.line, Line::Info(t) if t.contains("not sent")))
+            .count();
+        assert_eq!(notes, 0);
     }
 
     /// F2 in a window too narrow for the list of who is online says so in

@@ -340,6 +340,7 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
         older: session
             .current_room()
             .is_some_and(|r| session.pages_back(r)),
+        older_taken: session.older_taken(),
     }
 }
 
@@ -466,6 +467,9 @@ fn screen_loop(
                 match effect {
                     Effect::Send(line) => {
                         let _ = input.send(InputEvent::Line(line));
+                    }
+                    Effect::Older => {
+                        let _ = input.send(InputEvent::Older);
                     }
                     Effect::End => {
                         let _ = input.send(InputEvent::End);

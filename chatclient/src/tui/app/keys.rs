@@ -306,10 +306,14 @@ impl App {
 
     fn scroll_up(&mut self, rows: usize) {
         // Up from the oldest line shown: older messages, if there are any
-        // and none are asked for already (the line would wait behind
-        // others typed).
-        if self.at_top && self.state.older && self.waiting.is_empty() {
-            self.give("/history".to_owned());
+        // and none are asked for already (nor lines typed wait: the room
+        // they lead to may be another). Not a typed line: a refusal of
+        // one (the connection lost meanwhile) would put "/history" into
+        // the input and Up's lines, and count it among the lines typed.
+        let asked = self.older_asked > self.state.older_taken;
+        if self.at_top && self.state.older && self.waiting.is_empty() && !asked {
+            self.older_asked += 1;
+            self.effects.push(Effect::Older);
         }
         // Drawing stops at the oldest line.
         self.scroll = self.scroll.saturating_add(rows);
