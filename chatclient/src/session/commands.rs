@@ -88,7 +88,7 @@ impl Session {
                             None => (self.oldest.get(&room).copied(), limit),
                         };
                         self.client.history(&room, before, Some(asked));
-                        self.pages.ask(&room);
+                        self.pages.ask(&room, before);
                     }
                 }
             }

@@ -269,7 +269,14 @@ impl Session {
                 before,
                 ..
             } => {
-                if self.pages.page(&room) != Answer::Shown {
+                let newest = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        ClientEvent::Message { seq, .. } => Some(*seq),
+                        _ => None,
+                    })
+                    .max();
+                if self.pages.page(&room, newest) != Answer::Shown {
                     // Asked before a /clear or a /part (what it pages
                     // back from is gone), or not asked.
                     return;
@@ -528,7 +535,7 @@ impl Session {
                 last.probing = Some(Probe::Asked(count));
             }
             self.client.history(&room, next, Some(1));
-            self.pages.ask(&room);
+            self.pages.ask(&room, next);
             return;
         }
         self.gap_page_said(room, Some(count), more, reached, Some(next));

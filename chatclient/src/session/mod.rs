@@ -683,6 +683,41 @@ mod tests {
         );
     }
 
+    /// The same, the frame that could not be read being the answer to
+    /// the page asked before `/clear`: the newest page, asked after it,
+    /// was taken for that one's answer and not shown (and the same
+    /// `/history` had to be typed again). A page holding a message as
+    /// new as where a request paged back from cannot be that request's
+    /// answer: it is the next one's.
+    #[test]
+    fn a_doubt_that_answered_the_page_before_a_clear_leaves_the_newest_shown() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        for q in 30..=39 {
+            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
+        }
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
+        line(&mut s, "/clear");
+        line(&mut s, "/history 50");
+        // The page of 25 to 29, unreadable.
+        s.handle_bad_frame("unknown frame type");
+        drain(&mut s);
+        let newest: Vec<ServerFrame> = (30..40)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown = frame(&mut s, ServerFrame::history("lobby", newest, true)).lines;
+        assert!(shown.len() >= 2, "{shown:?}");
+        assert_eq!(
+            shown[..2],
+            ["[#lobby] [history] bob: m30", "[#lobby] [history] bob: m31"],
+            "{shown:?}"
+        );
+        // And the next pages back from it.
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
+    }
+
     /// At a terminal, a second `/history` typed before the first page
     /// came would ask from the same place: it says the page is on its
     /// way instead, and the next one pages back from where it stopped.
