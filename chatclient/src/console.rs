@@ -58,6 +58,12 @@ pub enum InputEvent {
     /// ([`Session::handle_older`](crate::session::Session::handle_older)).
     /// Not a typed line.
     Older,
+    /// The full-screen client's message area, at its cap, let go of a
+    /// room's oldest messages: what it shows of the room starts at this
+    /// message (`None`: nothing)
+    /// ([`Session::handle_let_go`](crate::session::Session::handle_let_go)).
+    /// Not a typed line.
+    LetGo(String, Option<crate::render::Place>),
 }
 
 /// How output looks, decided from the environment.

@@ -587,7 +587,9 @@ async fn reconnect(
                     event = events.recv(), if reading && typed.len() < held_most => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
-                            Some(InputEvent::Line(_) | InputEvent::Older) => typed.push(event),
+                            Some(InputEvent::Line(_) | InputEvent::Older | InputEvent::LetGo(..)) => {
+                                typed.push(event)
+                            }
                             Some(InputEvent::End) | None => {
                                 reading = false;
                                 typed.push(event);
@@ -708,6 +710,7 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
             console.line_handled(session);
         }
         Some(InputEvent::Older) => session.handle_older(),
+        Some(InputEvent::LetGo(room, from)) => session.handle_let_go(&room, from),
         Some(InputEvent::End) | None => session.handle_input_end(),
         Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
     }

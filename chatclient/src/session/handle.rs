@@ -212,6 +212,45 @@ impl Session {
         self.pump();
     }
 
+    /// The full-screen client's message area, at its cap, let go of
+    /// `room`'s oldest messages: what it shows of the room's history now
+    /// starts at the message at `from` (`None`, or a place in an earlier
+    /// history of the room: none of this one is shown). Paging back goes
+    /// on from there, not from the oldest ever shown (a page from there
+    /// would go above a hole); the pages on their way page back from
+    /// what is gone, and are not shown (as after `/clear`); the messages
+    /// let go are not on the screen any more, to be shown again by a
+    /// page, nor are those missing after a reconnect older than `from`
+    /// (paged back through as the rest). Not a typed line.
+    pub fn handle_let_go(&mut self, room: &str, from: Option<crate::render::Place>) {
+        self.let_go_taken += 1;
+        let era = self.seen.get(room).map_or(0, |s| s.era);
+        let from = from.filter(|p| p.era == era).map(|p| p.seq);
+        match from {
+            Some(from) => {
+                self.oldest.insert(room.to_owned(), from);
+            }
+            None => {
+                self.oldest.remove(room);
+            }
+        }
+        self.no_older.remove(room);
+        // What pages brought is counted again from here (those that
+        // went come again).
+        self.paged.remove(room);
+        self.pages.drop_all(room);
+        if let Some(gaps) = self.gaps.get_mut(room) {
+            gaps.retain(|g| from.is_some_and(|f| g.before.is_none_or(|b| b > f)));
+            if gaps.is_empty() {
+                self.gaps.remove(room);
+            }
+        }
+        if let Some(seen) = self.seen.get_mut(room) {
+            seen.let_go(from);
+        }
+        self.pump();
+    }
+
     /// Act on one input line, its outcome recorded.
     pub(super) fn run_line(&mut self, cmd: Command) {
         let kind = line_kind(&cmd);
@@ -343,6 +382,40 @@ mod tests {
         }
         assert_eq!((s.lines_read(), s.lines_failed()), (0, 0));
         assert_eq!(s.older_taken(), 3);
+    }
+
+    /// The full-screen client's cap let go of a room's oldest messages
+    /// (up to 34): `/history` pages back from the oldest kept, not from
+    /// the oldest ever shown; a page asked before pages back from what
+    /// went, and is not shown; the messages that went are shown again by
+    /// a page (they were taken for on the screen already).
+    #[test]
+    fn paging_goes_on_from_the_oldest_line_the_screen_kept() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        for q in 30..=39 {
+            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
+        }
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
+        let era = s.seen["lobby"].era;
+        let from = crate::render::Place { era, seq: 35 };
+        s.handle_let_go("lobby", Some(from));
+        assert!(drain(&mut s).lines.is_empty());
+        let old: Vec<ServerFrame> = (25..30)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown = frame(&mut s, ServerFrame::history("lobby", old, true)).lines;
+        assert!(shown.is_empty(), "asked before: {shown:?}");
+        let out = line(&mut s, "/history 5");
+        assert_eq!(out.sent, [ClientFrame::history("lobby", Some(35), Some(5))]);
+        let again: Vec<ServerFrame> = (30..35)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown = frame(&mut s, ServerFrame::history("lobby", again, true)).lines;
+        assert!(shown.len() >= 5, "{shown:?}");
+        assert_eq!(shown[0], "[#lobby] [history] bob: m30");
+        assert_eq!(s.let_go_taken(), 1);
     }
 
     #[test]

@@ -193,6 +193,23 @@ impl Seen {
         self.floor.is_some_and(|l| seq < l)
     }
 
+    /// The screen let go of the messages below `from` (`None`: of all
+    /// of this epoch): they are not on it any more, to be shown again by
+    /// a page.
+    fn let_go(&mut self, from: Option<u64>) {
+        match from {
+            Some(from) => {
+                self.seqs.retain(|&q| q >= from);
+                self.lowest = self.lowest.map(|l| l.max(from));
+            }
+            None => {
+                self.seqs.clear();
+                self.lowest = None;
+            }
+        }
+        self.earlier.clear();
+    }
+
     /// Nothing is on the screen any more (`/clear`), of any epoch.
     fn clear(&mut self) {
         self.seqs.clear();
@@ -340,6 +357,9 @@ pub struct Session {
     /// Requests for older messages the full-screen client made by
     /// scrolling up (see [`Session::handle_older`]) taken so far.
     older_taken: u64,
+    /// What the full-screen client said it let go of (see
+    /// [`Session::handle_let_go`]), taken so far.
+    let_go_taken: u64,
 }
 
 impl Session {
@@ -386,6 +406,7 @@ impl Session {
             departures: VecDeque::new(),
             now: 0,
             older_taken: 0,
+            let_go_taken: 0,
         }
     }
 
@@ -516,6 +537,13 @@ impl Session {
     /// here yet is on its way to the session.
     pub fn older_taken(&self) -> u64 {
         self.older_taken
+    }
+
+    /// The full-screen client's word of what its cap let go
+    /// ([`Session::handle_let_go`]) taken so far: what it said and is
+    /// not counted here yet is on its way to the session.
+    pub fn let_go_taken(&self) -> u64 {
+        self.let_go_taken
     }
 
     /// A number that changes whenever [`Session::roster`] of `room` may

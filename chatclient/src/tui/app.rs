@@ -27,7 +27,9 @@ use crate::session::text_bytes;
 
 mod keys;
 
-/// Lines kept for scrolling back, all rooms together; the oldest go first.
+/// Lines kept for scrolling back, all rooms together, while following
+/// the newest (scrolled back, nothing is taken away from under the
+/// reader); the oldest go first.
 pub const MAX_ENTRIES: usize = 20_000;
 
 /// A paste of more lines than this asks before sending them.
@@ -89,6 +91,9 @@ pub struct State {
     /// The screen's requests for older messages ([`Effect::Older`]) the
     /// session has taken so far.
     pub older_taken: u64,
+    /// The screen's word of what its cap let go ([`Effect::LetGo`]) the
+    /// session has taken so far.
+    pub let_go_taken: u64,
 }
 
 /// One of our messages not acknowledged yet.
@@ -144,6 +149,10 @@ pub enum Effect {
     /// (scrolled up past its oldest line). Not a typed line: never put
     /// back into the input, nor brought back by Up.
     Older,
+    /// The cap let go of a room's oldest messages: what the screen shows
+    /// of the room now starts at this seq (`None`: nothing). Told before
+    /// the next line or request, which may page back there.
+    LetGo(String, Option<Place>),
 }
 
 /// What arrived in a room that is not the current one.
@@ -239,6 +248,18 @@ pub struct App {
     /// the session has not taken yet ([`State::older_taken`]) is not made
     /// again.
     older_asked: u64,
+    /// Rooms whose messages the cap let go since the session was last
+    /// told ([`Effect::LetGo`]).
+    let_go: std::collections::BTreeSet<String>,
+    /// Rooms the session was told of and has not taken yet, with each
+    /// one's number (the session counts them, [`State::let_go_taken`]).
+    /// A page of one of them, or of one in `let_go`, was asked from
+    /// below what the cap let go: shown above the room's oldest line
+    /// kept, it would leave a hole; it is not shown (the session, told,
+    /// pages back from that line).
+    telling: VecDeque<(u64, String)>,
+    /// [`Effect::LetGo`]s made in all.
+    told: u64,
     /// The latest lines handed to the session, by number (as the session
     /// counts its input lines), to put a refused message back.
     recent: VecDeque<(u64, String)>,
@@ -299,6 +320,9 @@ impl App {
             waiting: VecDeque::new(),
             given: 0,
             older_asked: 0,
+            let_go: Default::default(),
+            telling: VecDeque::new(),
+            told: 0,
             recent: VecDeque::new(),
             switching: None,
             restored: None,
@@ -339,6 +363,13 @@ impl App {
         if state.leaving {
             self.quitting = true;
         }
+        while self
+            .telling
+            .front()
+            .is_some_and(|(n, _)| *n <= state.let_go_taken)
+        {
+            self.telling.pop_front();
+        }
         let taken_before = |app: &App| app.given - app.waiting.len() as u64;
         while taken_before(self) < state.lines_taken && self.waiting.pop_front().is_some() {}
         if self.waiting.is_empty() {
@@ -351,6 +382,8 @@ impl App {
 
     /// Hand `line` to the session; it shows as waiting until taken.
     fn give(&mut self, line: String) {
+        // It may page back (`/history`) where the cap let lines go.
+        self.tell_let_go();
         self.given += 1;
         self.waiting.push_back(line.clone());
         if self.recent.len() == RECENT_LINES {
@@ -548,7 +581,8 @@ impl App {
     }
 
     /// Put a line of a page at `at` (the page's next line goes after
-    /// it), keeping at most [`MAX_ENTRIES`] (the oldest go). A view
+    /// it); nothing goes for it (the next line at the bottom makes the
+    /// log [`MAX_ENTRIES`] again, see [`App::trim`]). A view
     /// scrolled back stays on what it shows, the line going above it, in
     /// it or below it (a page of a history begun anew goes below the
     /// earlier one's lines): what is below the line is counted for the
@@ -583,14 +617,10 @@ impl App {
             }
             below = Some(counted);
         }
-        let mut next = at + 1;
-        if self.entries.len() > MAX_ENTRIES {
-            self.entries.pop_front();
-            next = next.saturating_sub(1);
-        }
+        // (Nothing goes: see `trim`.)
         self.page_at = Some(PageAt {
             room,
-            at: next,
+            at: at + 1,
             after,
             below,
         });
@@ -679,6 +709,8 @@ impl App {
         // A page of messages missing after a reconnect: under its room's
         // line saying so, not above everything.
         let mut fill = false;
+        // A page's note said otherwise (see `pages_past_a_cut`).
+        let mut note_instead = None;
         match &entry.line {
             Line::Msg {
                 room,
@@ -693,6 +725,12 @@ impl App {
                 page = *older;
                 fill = *older && *missed;
                 entry.room = room.clone().or(entry.room);
+                // (Messages missing after a reconnect go under their
+                // line, while it is there: no hole.)
+                let under_its_line = fill && self.gap_line(&entry.room).is_some();
+                if page && !under_its_line && self.pages_past_a_cut(&entry.room) {
+                    return;
+                }
                 slot = self.newer_of_its_room(&entry);
                 if slot == Slot::Shown {
                     // On the screen already (in flight when a /clear
@@ -747,6 +785,16 @@ impl App {
             }
             Line::HistoryNote { room, .. } => {
                 entry.room = Some(room.clone());
+                if self.pages_past_a_cut(&entry.room) {
+                    note_instead = Some(Line::HistoryNote {
+                        room: room.clone(),
+                        text: format!(
+                            "older messages of #{room} not shown: they came for lines the message \
+                             area let go (it keeps {}); up past the top or /history asks again",
+                            crate::session::grouped(MAX_ENTRIES)
+                        ),
+                    });
+                }
                 // What the last /history brought is old news once the
                 // next one says: one such line a room, at the bottom.
                 let last = self.entries.iter().rposition(
@@ -760,6 +808,10 @@ impl App {
             }
             Line::HistoryStart { room, era } => {
                 let era = *era;
+                if self.pages_past_a_cut(&Some(room.clone())) {
+                    // Where a page not shown stopped (see above).
+                    return;
+                }
                 // One mark a room, above its first message (below the
                 // notes of entering it), where paging back stopped.
                 let room = Some(room.clone());
@@ -796,6 +848,9 @@ impl App {
                 }
             }
             _ => {}
+        }
+        if let Some(line) = note_instead {
+            entry.line = line;
         }
         entry.everywhere = entry.room.is_none()
             && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
@@ -920,9 +975,89 @@ impl App {
             }
         }
         self.entries.push_back(entry);
-        if self.entries.len() > MAX_ENTRIES {
-            self.entries.pop_front();
+        self.trim();
+    }
+
+    /// While following the newest, keep at most [`MAX_ENTRIES`]: the
+    /// oldest go, and the session is told, before it next pages back, of
+    /// each room whose messages went ([`Effect::LetGo`]). Scrolled back,
+    /// nothing goes: a page read back stays (at the top of a full area,
+    /// it went as it came).
+    pub(super) fn trim(&mut self) {
+        if self.scroll > 0 {
+            return;
         }
+        while self.entries.len() > MAX_ENTRIES {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            self.page_at = None;
+            if let (Line::Msg { .. }, Some(room)) = (&e.line, e.room) {
+                self.let_go.insert(room);
+            }
+        }
+    }
+
+    /// Tell the session where what is shown of each room whose messages
+    /// the cap let go starts now.
+    pub(super) fn tell_let_go(&mut self) {
+        for room in std::mem::take(&mut self.let_go) {
+            let from = self.first_kept(&room);
+            self.drop_gap_lines_above_all(&room);
+            self.told += 1;
+            self.telling.push_back((self.told, room.clone()));
+            self.effects.push(Effect::LetGo(room, from));
+        }
+    }
+
+    /// Take away `room`'s lines saying messages are missing that are
+    /// above all its messages: the cap let go of what was shown above
+    /// them, and the session forgets those gaps when told (they are
+    /// older than what is shown, paged back through as the rest).
+    fn drop_gap_lines_above_all(&mut self, room: &str) {
+        let here = Some(room.to_owned());
+        let mut first = self
+            .entries
+            .iter()
+            .position(|e| e.room == here && matches!(e.line, Line::Msg { .. }))
+            .unwrap_or(self.entries.len());
+        let mut i = 0;
+        while i < first {
+            let e = &self.entries[i];
+            if e.room == here && matches!(e.line, Line::Gap { filled: false, .. }) {
+                let rows = self.rows_of(i..i + 1, usize::MAX);
+                self.keep_view(i + 1, rows, false);
+                self.entries.remove(i);
+                self.page_at = None;
+                first -= 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The place of `room`'s oldest message shown, in the latest of its
+    /// histories shown.
+    fn first_kept(&self, room: &str) -> Option<Place> {
+        let place_of = |e: &Entry| match &e.line {
+            Line::Msg { place, .. } if place.era != 0 && e.room.as_deref() == Some(room) => {
+                Some(*place)
+            }
+            _ => None,
+        };
+        let era = self.entries.iter().rev().find_map(place_of)?.era;
+        self.entries
+            .iter()
+            .filter_map(place_of)
+            .find(|p| p.era == era)
+    }
+
+    /// Whether a page of `room` come now was asked from below what the
+    /// cap let go of it, the session not told yet or not having taken
+    /// it: shown above the room's oldest line, it would leave a hole.
+    fn pages_past_a_cut(&self, room: &Option<String>) -> bool {
+        room.as_ref()
+            .is_some_and(|r| self.let_go.contains(r) || self.telling.iter().any(|(_, t)| t == r))
     }
 }
 
@@ -1279,8 +1414,9 @@ mod tests {
         );
     }
 
-    /// With as many lines as are kept, each line a page brings pushes the
-    /// oldest out: the page's lines still go in their order.
+    /// With as many lines as are kept, a page's lines go in their order;
+    /// the next line at the bottom pushes the oldest out (not each line
+    /// of the page, which went at once when it was the oldest).
     #[test]
     fn a_gap_is_filled_in_order_when_the_lines_are_at_their_cap() {
         let mut app = app();
@@ -1299,18 +1435,109 @@ mod tests {
         for text in ["m16", "m17", "m18"] {
             app.add_line(missing(text), "12:02".into());
         }
+        assert_eq!(app.entries.len(), MAX_ENTRIES + 3);
+        app.add_line(msg("lobby", "bob", &[], "m20"), "12:03".into());
         assert_eq!(app.entries.len(), MAX_ENTRIES);
         let last: Vec<String> = app
             .entries
             .iter()
-            .skip(MAX_ENTRIES - 5)
+            .skip(MAX_ENTRIES - 6)
             .map(|e| match &e.line {
                 Line::Msg { text, .. } => text.clone(),
                 Line::Gap { .. } => "(gap)".into(),
                 _ => "(other)".into(),
             })
             .collect();
-        assert_eq!(last, ["(gap)", "m16", "m17", "m18", "m19"]);
+        assert_eq!(last, ["(gap)", "m16", "m17", "m18", "m19", "m20"]);
+    }
+
+    /// A room whose oldest messages the cap let go (other rooms' lines
+    /// came after them): scrolling up past its oldest line tells the
+    /// session where what is shown of it starts, then asks for older
+    /// ones, so the page goes on from there, not from the oldest ever
+    /// shown, above a hole. A page asked before the session was told
+    /// pages back from below what went: it is not shown, and its note
+    /// says so. The page asked after it is kept, though the area is full
+    /// and its lines the oldest (they went as they came); back at the
+    /// newest line, the log is cut to the cap again.
+    #[test]
+    fn paging_back_at_the_cap_goes_on_from_the_oldest_line_kept() {
+        let mut app = self::app();
+        let mut state = app.state.clone();
+        state.older = true;
+        app.set_state(state.clone());
+        for seq in 1..=100 {
+            app.add_line(
+                placed_in("lobby", &format!("m{seq}"), 1, seq, false),
+                "12:00".into(),
+            );
+        }
+        for i in 0..MAX_ENTRIES - 50 {
+            app.add_line(msg("rust", "bob", &[], &format!("r{i}")), "12:00".into());
+        }
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        let lobby = |app: &App| -> Vec<u64> {
+            app.entries
+                .iter()
+                .filter_map(|e| match &e.line {
+                    Line::Msg { place, .. } if e.room.as_deref() == Some("lobby") => {
+                        Some(place.seq)
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(lobby(&app), (51..=100).collect::<Vec<_>>());
+        // A page asked before (by a /history typed at the newest line)
+        // comes now, from below 1: not shown.
+        app.add_line(placed_in("lobby", "m0", 1, 0, true), "12:01".into());
+        assert_eq!(lobby(&app)[0], 51);
+        app.at_top = true;
+        app.handle_event(key(KeyCode::PageUp));
+        let from = crate::render::Place { era: 1, seq: 51 };
+        assert_eq!(
+            app.take_effects(),
+            [Effect::LetGo("lobby".into(), Some(from)), Effect::Older]
+        );
+        // Its note comes after the session was told, before it took it.
+        app.add_line(
+            Line::HistoryNote {
+                room: "lobby".into(),
+                text: "1 older message of #lobby".into(),
+            },
+            "12:01".into(),
+        );
+        let note = app.entries.iter().rev().find_map(|e| match &e.line {
+            Line::HistoryNote { text, .. } => Some(text.clone()),
+            _ => None,
+        });
+        assert!(note.is_some_and(|t| t.contains("not shown")));
+        state.let_go_taken = 1;
+        state.older_taken = 1;
+        app.set_state(state);
+        for seq in 31..=50 {
+            app.add_line(
+                placed_in("lobby", &format!("m{seq}"), 1, seq, true),
+                "12:02".into(),
+            );
+        }
+        assert_eq!(lobby(&app), (31..=100).collect::<Vec<_>>());
+        // (The note, and the page.)
+        assert_eq!(app.entries.len(), MAX_ENTRIES + 21);
+        app.handle_event(key(KeyCode::Esc));
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        assert_eq!(lobby(&app)[0], 52, "the page, and one line for the note");
+        // Told again before the next request.
+        type_str(&mut app, "/history");
+        app.handle_event(key(KeyCode::Enter));
+        let from = crate::render::Place { era: 1, seq: 52 };
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::LetGo("lobby".into(), Some(from)),
+                Effect::Send("/history".into())
+            ]
+        );
     }
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.

@@ -341,6 +341,7 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
             .current_room()
             .is_some_and(|r| session.pages_back(r)),
         older_taken: session.older_taken(),
+        let_go_taken: session.let_go_taken(),
     }
 }
 
@@ -470,6 +471,9 @@ fn screen_loop(
                     }
                     Effect::Older => {
                         let _ = input.send(InputEvent::Older);
+                    }
+                    Effect::LetGo(room, from) => {
+                        let _ = input.send(InputEvent::LetGo(room, from));
                     }
                     Effect::End => {
                         let _ = input.send(InputEvent::End);

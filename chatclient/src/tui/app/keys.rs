@@ -310,8 +310,16 @@ impl App {
         // they lead to may be another). Not a typed line: a refusal of
         // one (the connection lost meanwhile) would put "/history" into
         // the input and Up's lines, and count it among the lines typed.
+        // A room whose oldest lines the cap let go has older ones, the
+        // session told so first.
         let asked = self.older_asked > self.state.older_taken;
-        if self.at_top && self.state.older && self.waiting.is_empty() && !asked {
+        let cut = self
+            .state
+            .current
+            .as_ref()
+            .is_some_and(|r| self.let_go.contains(r));
+        if self.at_top && (self.state.older || cut) && self.waiting.is_empty() && !asked {
+            self.tell_let_go();
             self.older_asked += 1;
             self.effects.push(Effect::Older);
         }
@@ -323,12 +331,14 @@ impl App {
         self.scroll = self.scroll.saturating_sub(rows);
         if self.scroll == 0 {
             self.new_below = 0;
+            self.trim();
         }
     }
 
     pub(super) fn scroll_to_bottom(&mut self) {
         self.scroll = 0;
         self.new_below = 0;
+        self.trim();
     }
 }
 
