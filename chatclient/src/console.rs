@@ -59,11 +59,10 @@ pub enum InputEvent {
     /// Not a typed line.
     Older,
     /// The full-screen client's message area, at its cap, let go of a
-    /// room's oldest messages: what it shows of the room starts at this
-    /// message (`None`: nothing)
+    /// room's oldest messages: what it still shows of the room
     /// ([`Session::handle_let_go`](crate::session::Session::handle_let_go)).
     /// Not a typed line.
-    LetGo(String, Option<crate::render::Place>),
+    LetGo(String, crate::render::Kept),
 }
 
 /// How output looks, decided from the environment.

@@ -710,7 +710,7 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
             console.line_handled(session);
         }
         Some(InputEvent::Older) => session.handle_older(),
-        Some(InputEvent::LetGo(room, from)) => session.handle_let_go(&room, from),
+        Some(InputEvent::LetGo(room, kept)) => session.handle_let_go(&room, kept),
         Some(InputEvent::End) | None => session.handle_input_end(),
         Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
     }

@@ -151,6 +151,22 @@ pub struct Place {
     pub seq: u64,
 }
 
+/// What the full-screen client's message area still shows of a room
+/// whose oldest messages its cap let go (see
+/// [`Session::handle_let_go`](crate::session::Session::handle_let_go)).
+/// The cap takes the oldest lines first, and a room's messages stand in
+/// the order of their places (a later history's below an earlier one's):
+/// all of the room's messages above `first` went, none below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Kept {
+    /// The room's oldest message shown, of the latest of its histories
+    /// shown (`None`: none is shown): paging back goes on from there.
+    pub from: Option<Place>,
+    /// The room's oldest message shown, of any of its histories (`None`:
+    /// none is shown).
+    pub first: Option<Place>,
+}
+
 /// A part of a line that lists nicknames: the client's own words, or a
 /// nickname from the network (escaped, and coloured where nicknames are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -136,7 +136,7 @@ impl Session {
                     } else {
                         self.seen
                             .get(&room)
-                            .and_then(|s| s.seqs.last().copied())
+                            .and_then(|s| s.seqs.keys().next_back().copied())
                             .unwrap_or(0)
                     };
                     let gap = Gap {

@@ -214,18 +214,21 @@ impl Session {
 
     /// The full-screen client's message area, at its cap, let go of
     /// `room`'s oldest messages: what it shows of the room's history now
-    /// starts at the message at `from` (`None`, or a place in an earlier
-    /// history of the room: none of this one is shown). Paging back goes
-    /// on from there, not from the oldest ever shown (a page from there
-    /// would go above a hole); the pages on their way page back from
-    /// what is gone, and are not shown (as after `/clear`); the messages
-    /// let go are not on the screen any more, to be shown again by a
-    /// page, nor are those missing after a reconnect older than `from`
-    /// (paged back through as the rest). Not a typed line.
-    pub fn handle_let_go(&mut self, room: &str, from: Option<crate::render::Place>) {
+    /// starts at the message at `kept.from` (`None`, or a place in an
+    /// earlier history of the room: none of this one is shown). Paging
+    /// back goes on from there, not from the oldest ever shown (a page
+    /// from there would go above a hole); the pages on their way page
+    /// back from what is gone, and are not shown (as after `/clear`); the
+    /// messages let go are not on the screen any more, to be shown again
+    /// by a page or a replay, nor are those missing after a reconnect
+    /// older than `from` (paged back through as the rest). Of the room's
+    /// earlier histories, only what went above `kept.first` is forgotten:
+    /// what is still shown of one is not shown again if the server goes
+    /// back to it. Not a typed line.
+    pub fn handle_let_go(&mut self, room: &str, kept: crate::render::Kept) {
         self.let_go_taken += 1;
         let era = self.seen.get(room).map_or(0, |s| s.era);
-        let from = from.filter(|p| p.era == era).map(|p| p.seq);
+        let from = kept.from.filter(|p| p.era == era).map(|p| p.seq);
         match from {
             Some(from) => {
                 self.oldest.insert(room.to_owned(), from);
@@ -246,7 +249,7 @@ impl Session {
             }
         }
         if let Some(seen) = self.seen.get_mut(room) {
-            seen.let_go(from);
+            seen.let_go(from, kept.first);
         }
         self.pump();
     }
@@ -399,8 +402,9 @@ mod tests {
         let out = line(&mut s, "/history 5");
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
         let era = s.seen["lobby"].era;
-        let from = crate::render::Place { era, seq: 35 };
-        s.handle_let_go("lobby", Some(from));
+        let from = Some(crate::render::Place { era, seq: 35 });
+        let kept = crate::render::Kept { from, first: from };
+        s.handle_let_go("lobby", kept);
         assert!(drain(&mut s).lines.is_empty());
         let old: Vec<ServerFrame> = (25..30)
             .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
@@ -416,6 +420,80 @@ mod tests {
         assert!(shown.len() >= 5, "{shown:?}");
         assert_eq!(shown[0], "[#lobby] [history] bob: m30");
         assert_eq!(s.let_go_taken(), 1);
+    }
+
+    /// #lobby, its history begun anew (e2) after two messages of e1: the
+    /// cap let go of none of e1's lines on the screen, and `replay` of
+    /// e1 (the server gone back to it, restarted with its data
+    /// directory) brings them and a newer one. What it shows of that
+    /// replay, once the screen said what it kept: its history's lines
+    /// starting at 1 of e2, all its lines at `first` (1: 2 of e1; 2: 1 of
+    /// e2, e1's lines gone).
+    fn back_to_e1_after_a_let_go(first: u8) -> Vec<String> {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        let e1 = s.seen["lobby"].era;
+        frame(&mut s, msg("lobby", 2, "bob", &[], "one"));
+        frame(&mut s, msg("lobby", 3, "bob", &[], "two"));
+        let epoch =
+            |e: &str, seq| ServerFrame::entered("lobby", e, seq, 1, vec!["alice".into()], false);
+        back(&mut s, 10);
+        lines_of(
+            &mut s,
+            [
+                epoch("e2", 1),
+                replayed(msg("lobby", 1, "carol", &[], "in e2"), None),
+                presence("lobby", 2, "alice", true),
+            ],
+        );
+        let e2 = s.seen["lobby"].era;
+        let from = Some(crate::render::Place { era: e2, seq: 1 });
+        let first = match first {
+            1 => Some(crate::render::Place { era: e1, seq: 2 }),
+            _ => from,
+        };
+        s.handle_let_go("lobby", crate::render::Kept { from, first });
+        drain(&mut s);
+        back(&mut s, 20);
+        lines_of(
+            &mut s,
+            [
+                epoch("e1", 5),
+                replayed(msg("lobby", 2, "bob", &[], "one"), None),
+                replayed(msg("lobby", 3, "bob", &[], "two"), None),
+                replayed(msg("lobby", 4, "bob", &[], "three"), None),
+                presence("lobby", 6, "alice", true),
+            ],
+        )
+    }
+
+    /// The cap let go of #lobby's lines, none of those of its earlier
+    /// history (e1) still on the screen: back to e1, what is shown of it
+    /// is not shown again (as without a let go:
+    /// `a_history_gone_back_to_an_earlier_epoch_shows_nothing_twice`),
+    /// only what is new.
+    #[test]
+    fn back_to_an_earlier_epoch_after_a_let_go_shows_what_is_still_shown_once() {
+        let shown = back_to_e1_after_a_let_go(1);
+        let again: Vec<&String> = shown
+            .iter()
+            .filter(|l| l.ends_with("bob: one") || l.ends_with("bob: two"))
+            .collect();
+        assert!(again.is_empty(), "shown again: {shown:?}");
+        assert!(shown.iter().any(|l| l.ends_with("bob: three")), "{shown:?}");
+    }
+
+    /// The cap let go of all that #lobby's earlier history (e1) showed:
+    /// back to e1, its messages are not on the screen, and its replay
+    /// shows them again.
+    #[test]
+    fn back_to_an_earlier_epoch_whose_lines_the_cap_let_go_shows_them_again() {
+        let shown = back_to_e1_after_a_let_go(2);
+        for text in ["one", "two", "three"] {
+            let end = format!("bob: {text}");
+            let n = shown.iter().filter(|l| l.ends_with(&end)).count();
+            assert_eq!(n, 1, "{text}: {shown:?}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use chatproto::{escape_control, Client, ClientFrame, ErrorCode, ServerFrame};
 
 use crate::ledger::{Ledger, LineOutcome};
-use crate::render::Line;
+use crate::render::{Line, Place};
 pub use commands::text_bytes;
 use departures::Departure;
 pub(crate) use lines::{grouped, plural};
@@ -118,7 +118,9 @@ struct Seen {
     /// in it (0: not entered yet): what places its messages on the
     /// full-screen client (see [`crate::render::Place`]).
     era: u64,
-    seqs: BTreeSet<u64>,
+    /// The seqs shown, each with the era it was shown in (the one it
+    /// stands in on the full-screen client).
+    seqs: BTreeMap<u64, u64>,
     /// The smallest seq shown (since the last `/clear`), kept when the
     /// set forgets it: a message below it is older than all on screen.
     lowest: Option<u64>,
@@ -136,7 +138,7 @@ struct Seen {
 #[derive(Debug)]
 struct Earlier {
     epoch: String,
-    seqs: BTreeSet<u64>,
+    seqs: BTreeMap<u64, u64>,
     lowest: Option<u64>,
 }
 
@@ -150,9 +152,10 @@ impl Seen {
 
     /// Note `seq` as shown; `false` if it already was.
     fn note(&mut self, seq: u64) -> bool {
-        if !self.seqs.insert(seq) {
+        if self.seqs.contains_key(&seq) {
             return false;
         }
+        self.seqs.insert(seq, self.era);
         self.lowest = Some(self.lowest.map_or(seq, |l| l.min(seq)));
         if self.seqs.len() > Self::KEEP {
             self.seqs.pop_first();
@@ -193,21 +196,41 @@ impl Seen {
         self.floor.is_some_and(|l| seq < l)
     }
 
-    /// The screen let go of the messages below `from` (`None`: of all
-    /// of this epoch): they are not on it any more, to be shown again by
-    /// a page.
-    fn let_go(&mut self, from: Option<u64>) {
-        match from {
-            Some(from) => {
-                self.seqs.retain(|&q| q >= from);
-                self.lowest = self.lowest.map(|l| l.max(from));
-            }
-            None => {
-                self.seqs.clear();
-                self.lowest = None;
+    /// The screen let go of the room's messages above `first` (`None`:
+    /// of all), in this epoch and the earlier ones, and shows none of
+    /// this epoch's history below `from` (`None`: none), a page the
+    /// screen did not show included: they are not on it any more, to be
+    /// shown again by a page or a replay. What is still shown of an
+    /// earlier epoch is remembered, not to be shown again if the server
+    /// goes back to it.
+    fn let_go(&mut self, from: Option<u64>, first: Option<Place>) {
+        let era = self.era;
+        // (A room's messages stand on the screen in the order of their
+        // places, a later history's below an earlier one's.)
+        let gone = |q: u64, e: u64| {
+            first.is_none_or(|f| (e, q) < (f.era, f.seq))
+                || (e == era && from.is_none_or(|f| q < f))
+        };
+        self.seqs.retain(|&q, &mut e| !gone(q, e));
+        // The lowest still shown: of this history from `from` on, of the
+        // epoch's earlier ones (gone back to) what is left.
+        let older = self
+            .seqs
+            .iter()
+            .filter(|&(_, &e)| e != era)
+            .map(|(&q, _)| q)
+            .min();
+        let lowest = from.into_iter().chain(older).min();
+        self.lowest = lowest.and_then(|m| self.lowest.map(|l| l.max(m)));
+        for earlier in &mut self.earlier {
+            let before = earlier.seqs.len();
+            earlier.seqs.retain(|&q, &mut e| !gone(q, e));
+            if earlier.seqs.len() != before {
+                let left = earlier.seqs.keys().next().copied();
+                earlier.lowest = left.and_then(|m| earlier.lowest.map(|l| l.max(m)));
             }
         }
-        self.earlier.clear();
+        self.earlier.retain(|e| !e.seqs.is_empty());
     }
 
     /// Nothing is on the screen any more (`/clear`), of any epoch.

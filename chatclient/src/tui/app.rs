@@ -22,7 +22,7 @@ use super::complete::{Completion, Words};
 use super::input_line::InputLine;
 use super::theme::{NickColours, Theme};
 use crate::input::{parse_line, Command};
-use crate::render::{Line, Piece, Place};
+use crate::render::{Kept, Line, Piece, Place};
 use crate::session::text_bytes;
 
 mod keys;
@@ -149,10 +149,10 @@ pub enum Effect {
     /// (scrolled up past its oldest line). Not a typed line: never put
     /// back into the input, nor brought back by Up.
     Older,
-    /// The cap let go of a room's oldest messages: what the screen shows
-    /// of the room now starts at this seq (`None`: nothing). Told before
-    /// the next line or request, which may page back there.
-    LetGo(String, Option<Place>),
+    /// The cap let go of a room's oldest messages: what the screen still
+    /// shows of the room. Told before the next line or request, which may
+    /// page back from there.
+    LetGo(String, Kept),
 }
 
 /// What arrived in a room that is not the current one.
@@ -1002,11 +1002,11 @@ impl App {
     /// the cap let go starts now.
     pub(super) fn tell_let_go(&mut self) {
         for room in std::mem::take(&mut self.let_go) {
-            let from = self.first_kept(&room);
+            let kept = self.kept_of(&room);
             self.drop_gap_lines_above_all(&room);
             self.told += 1;
             self.telling.push_back((self.told, room.clone()));
-            self.effects.push(Effect::LetGo(room, from));
+            self.effects.push(Effect::LetGo(room, kept));
         }
     }
 
@@ -1036,20 +1036,20 @@ impl App {
         }
     }
 
-    /// The place of `room`'s oldest message shown, in the latest of its
-    /// histories shown.
-    fn first_kept(&self, room: &str) -> Option<Place> {
+    /// The places of `room`'s oldest message shown, in the latest of its
+    /// histories shown and in any (the cap took all above it).
+    fn kept_of(&self, room: &str) -> Kept {
         let place_of = |e: &Entry| match &e.line {
-            Line::Msg { place, .. } if place.era != 0 && e.room.as_deref() == Some(room) => {
-                Some(*place)
-            }
+            Line::Msg { place, .. } if e.room.as_deref() == Some(room) => Some(*place),
             _ => None,
         };
-        let era = self.entries.iter().rev().find_map(place_of)?.era;
-        self.entries
-            .iter()
-            .filter_map(place_of)
-            .find(|p| p.era == era)
+        let first = self.entries.iter().find_map(place_of);
+        let latest = (self.entries.iter().rev().filter_map(place_of)).find(|p| p.era != 0);
+        let from = latest.and_then(|latest| {
+            let mut all = self.entries.iter().filter_map(place_of);
+            all.find(|p| p.era == latest.era)
+        });
+        Kept { from, first }
     }
 
     /// Whether a page of `room` come now was asked from below what the
@@ -1494,10 +1494,11 @@ mod tests {
         assert_eq!(lobby(&app)[0], 51);
         app.at_top = true;
         app.handle_event(key(KeyCode::PageUp));
-        let from = crate::render::Place { era: 1, seq: 51 };
+        let from = Some(crate::render::Place { era: 1, seq: 51 });
+        let kept = Kept { from, first: from };
         assert_eq!(
             app.take_effects(),
-            [Effect::LetGo("lobby".into(), Some(from)), Effect::Older]
+            [Effect::LetGo("lobby".into(), kept), Effect::Older]
         );
         // Its note comes after the session was told, before it took it.
         app.add_line(
@@ -1530,12 +1531,43 @@ mod tests {
         // Told again before the next request.
         type_str(&mut app, "/history");
         app.handle_event(key(KeyCode::Enter));
-        let from = crate::render::Place { era: 1, seq: 52 };
+        let from = Some(crate::render::Place { era: 1, seq: 52 });
+        let kept = Kept { from, first: from };
         assert_eq!(
             app.take_effects(),
             [
-                Effect::LetGo("lobby".into(), Some(from)),
+                Effect::LetGo("lobby".into(), kept),
                 Effect::Send("/history".into())
+            ]
+        );
+    }
+
+    /// The cap let go of the oldest lines of #lobby's earlier history
+    /// (1), those of its latest (2) all kept: the session is told where
+    /// each starts, not to forget what is still shown of the earlier one.
+    #[test]
+    fn the_session_is_told_where_each_history_kept_starts() {
+        let mut app = self::app();
+        for (era, seq) in (1..=2).flat_map(|era| (1..=10).map(move |seq| (era, seq))) {
+            let text = format!("m{era}.{seq}");
+            app.add_line(placed_in("lobby", &text, era, seq, false), "12:00".into());
+        }
+        for i in 0..MAX_ENTRIES - 15 {
+            app.add_line(msg("rust", "bob", &[], &format!("r{i}")), "12:00".into());
+        }
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        type_str(&mut app, "hi");
+        app.handle_event(key(KeyCode::Enter));
+        let at = |era, seq| Some(crate::render::Place { era, seq });
+        let kept = Kept {
+            from: at(2, 1),
+            first: at(1, 6),
+        };
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::LetGo("lobby".into(), kept),
+                Effect::Send("hi".into())
             ]
         );
     }

@@ -472,8 +472,8 @@ fn screen_loop(
                     Effect::Older => {
                         let _ = input.send(InputEvent::Older);
                     }
-                    Effect::LetGo(room, from) => {
-                        let _ = input.send(InputEvent::LetGo(room, from));
+                    Effect::LetGo(room, kept) => {
+                        let _ = input.send(InputEvent::LetGo(room, kept));
                     }
                     Effect::End => {
                         let _ = input.send(InputEvent::End);
