@@ -129,6 +129,10 @@ pub struct Entry {
     /// to (see [`App::kept_for_up`]): if the server refuses that room, it
     /// goes where the person is then.
     pub ahead: bool,
+    /// A line of a page come while following the newest line: the cap
+    /// takes neither it nor what is below it until the reader has
+    /// scrolled back and come back to the newest (see [`App::trim`]).
+    pub held: bool,
 }
 
 /// Something for the screen thread to do.
@@ -260,6 +264,8 @@ pub struct App {
     telling: VecDeque<(u64, String)>,
     /// [`Effect::LetGo`]s made in all.
     told: u64,
+    /// Whether an entry may be [`Entry::held`].
+    holding: bool,
     /// The latest lines handed to the session, by number (as the session
     /// counts its input lines), to put a refused message back.
     recent: VecDeque<(u64, String)>,
@@ -323,6 +329,7 @@ impl App {
             let_go: Default::default(),
             telling: VecDeque::new(),
             told: 0,
+            holding: false,
             recent: VecDeque::new(),
             switching: None,
             restored: None,
@@ -587,8 +594,24 @@ impl App {
     /// it or below it (a page of a history begun anew goes below the
     /// earlier one's lines): what is below the line is counted for the
     /// page's first line, not laid out again for each.
-    fn insert_page_line(&mut self, at: usize, entry: Entry) {
+    fn insert_page_line(&mut self, at: usize, mut entry: Entry) {
         let room = entry.room.clone();
+        // Asked while following the newest (`/history` typed at the
+        // bottom): kept for the reader to scroll up to, not taken by the
+        // cap at the next line (it may be the oldest of all). Not the
+        // messages missing after a reconnect, which nobody asked for.
+        let asked = matches!(
+            entry.line,
+            Line::Msg {
+                page: true,
+                missed: false,
+                ..
+            } | Line::HistoryStart { .. }
+        );
+        if self.scroll == 0 && asked {
+            entry.held = true;
+            self.holding = true;
+        }
         let after = match &entry.line {
             Line::Msg { place, .. } if place.era != 0 => Some(*place),
             _ => None,
@@ -702,6 +725,7 @@ impl App {
             mine: false,
             everywhere: false,
             ahead: false,
+            held: false,
         };
         let mut page = false;
         // Where a message goes among its room's (see `newer_of_its_room`).
@@ -982,18 +1006,38 @@ impl App {
     /// oldest go, and the session is told, before it next pages back, of
     /// each room whose messages went ([`Effect::LetGo`]). Scrolled back,
     /// nothing goes: a page read back stays (at the top of a full area,
-    /// it went as it came).
+    /// it went as it came). A page asked while following the newest
+    /// stays too, and what is below it: the oldest go only down to it
+    /// ([`Entry::held`]), until the reader has scrolled back and come
+    /// back, or the area is twice its size.
     pub(super) fn trim(&mut self) {
         if self.scroll > 0 {
             return;
         }
+        if self.entries.len() > 2 * MAX_ENTRIES {
+            // Held long enough: the area at twice its size at most.
+            self.release_held();
+        }
         while self.entries.len() > MAX_ENTRIES {
+            if self.entries.front().is_some_and(|e| e.held) {
+                break;
+            }
             let Some(e) = self.entries.pop_front() else {
                 break;
             };
             self.page_at = None;
             if let (Line::Msg { .. }, Some(room)) = (&e.line, e.room) {
                 self.let_go.insert(room);
+            }
+        }
+    }
+
+    /// The pages asked while following the newest ([`Entry::held`]) may
+    /// go as the rest now.
+    pub(super) fn release_held(&mut self) {
+        if std::mem::take(&mut self.holding) {
+            for e in self.entries.iter_mut() {
+                e.held = false;
             }
         }
     }
@@ -1570,6 +1614,60 @@ mod tests {
                 Effect::Send("hi".into())
             ]
         );
+    }
+
+    /// `/history` typed at the newest line of a full area: the page goes
+    /// above #lobby's oldest line, the oldest of all, and stays (its
+    /// note says there is more, and the reader scrolls up to it) while
+    /// new lines come, the oldest above it going; once read back and
+    /// back at the newest line, the area is cut to the cap again.
+    #[test]
+    fn a_page_asked_at_the_newest_line_of_a_full_area_stays_to_be_read() {
+        let mut app = self::app();
+        for seq in 101..=200 {
+            let text = format!("m{seq}");
+            app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
+        }
+        for i in 0..MAX_ENTRIES - 100 {
+            app.add_line(msg("rust", "bob", &[], &format!("r{i}")), "12:00".into());
+        }
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        let lobby = |app: &App| -> Vec<u64> {
+            app.entries
+                .iter()
+                .filter_map(|e| match &e.line {
+                    Line::Msg { place, .. } if e.room.as_deref() == Some("lobby") => {
+                        Some(place.seq)
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        type_str(&mut app, "/history");
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(app.take_effects(), [Effect::Send("/history".into())]);
+        for seq in 51..=100 {
+            let text = format!("m{seq}");
+            app.add_line(placed_in("lobby", &text, 1, seq, true), "12:01".into());
+        }
+        app.add_line(
+            Line::HistoryNote {
+                room: "lobby".into(),
+                text: "50 older messages of #lobby; /history shows more".into(),
+            },
+            "12:01".into(),
+        );
+        for i in 0..10 {
+            app.add_line(msg("rust", "bob", &[], &format!("n{i}")), "12:02".into());
+        }
+        assert_eq!(lobby(&app), (51..=200).collect::<Vec<_>>());
+        assert_eq!(app.scroll, 0);
+        // Read back, then back at the newest: cut again (the page is the
+        // oldest of all).
+        app.scroll = 5;
+        app.handle_event(key(KeyCode::Esc));
+        assert_eq!(app.entries.len(), MAX_ENTRIES);
+        assert_eq!(lobby(&app), (112..=200).collect::<Vec<_>>());
     }
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.

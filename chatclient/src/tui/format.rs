@@ -311,6 +311,7 @@ mod tests {
             mine: false,
             everywhere: false,
             ahead: false,
+            held: false,
         }
     }
 

@@ -328,14 +328,23 @@ impl App {
     }
 
     fn scroll_down(&mut self, rows: usize) {
+        if self.scroll == 0 {
+            return;
+        }
         self.scroll = self.scroll.saturating_sub(rows);
         if self.scroll == 0 {
             self.new_below = 0;
+            // Read back: the pages asked at the bottom were there to read.
+            self.release_held();
             self.trim();
         }
     }
 
     pub(super) fn scroll_to_bottom(&mut self) {
+        if self.scroll > 0 {
+            // (See `scroll_down`.)
+            self.release_held();
+        }
         self.scroll = 0;
         self.new_below = 0;
         self.trim();
