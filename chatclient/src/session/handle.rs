@@ -218,7 +218,9 @@ impl Session {
     /// earlier history of the room: none of this one is shown). Paging
     /// back goes on from there, not from the oldest ever shown (a page
     /// from there would go above a hole); the pages on their way page
-    /// back from what is gone, and are not shown (as after `/clear`); the
+    /// back from what is gone, and are not shown (as after `/clear`), a
+    /// line saying so now (as the screen says of a page it got before
+    /// the session took this); the
     /// messages let go are not on the screen any more, to be shown again
     /// by a page or a replay, nor are those missing after a reconnect
     /// older than `from` (paged back through as the rest). Of the room's
@@ -241,6 +243,18 @@ impl Session {
         // What pages brought is counted again from here (those that
         // went come again).
         self.paged.remove(room);
+        if self.pages.waiting(room) {
+            // Its page will not be shown: said now, as the screen says
+            // of one come before it was told (a typed `/history` does
+            // not go unanswered).
+            self.print(Line::HistoryNote {
+                room: room.to_owned(),
+                text: format!(
+                    "older messages of #{room} not shown: they were asked for from lines the \
+                     message area let go; up past the top or /history asks again"
+                ),
+            });
+        }
         self.pages.drop_all(room);
         if let Some(gaps) = self.gaps.get_mut(room) {
             gaps.retain(|g| from.is_some_and(|f| g.before.is_none_or(|b| b > f)));
@@ -405,7 +419,8 @@ mod tests {
         let from = Some(crate::render::Place { era, seq: 35 });
         let kept = crate::render::Kept { from, first: from };
         s.handle_let_go("lobby", kept);
-        assert!(drain(&mut s).lines.is_empty());
+        let said = drain(&mut s).lines;
+        assert!(said.len() == 1 && said[0].contains("not shown"), "{said:?}");
         let old: Vec<ServerFrame> = (25..30)
             .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
             .collect();
@@ -420,6 +435,39 @@ mod tests {
         assert!(shown.len() >= 5, "{shown:?}");
         assert_eq!(shown[0], "[#lobby] [history] bob: m30");
         assert_eq!(s.let_go_taken(), 1);
+    }
+
+    /// A typed `/history` whose page is on its way when the screen says
+    /// its cap let go of the room's oldest lines: the page is not shown
+    /// (it pages back from below what went), and a line says so at once,
+    /// not nothing; a page not on its way says nothing.
+    #[test]
+    fn a_history_dropped_by_a_let_go_says_it_is_not_shown() {
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        for q in 30..=39 {
+            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
+        }
+        let era = s.seen["lobby"].era;
+        let from = Some(crate::render::Place { era, seq: 35 });
+        let kept = crate::render::Kept { from, first: from };
+        line(&mut s, "/history 5");
+        s.handle_let_go("lobby", kept);
+        let said = drain(&mut s).lines;
+        assert_eq!(
+            said,
+            [
+                "* older messages of #lobby not shown: they were asked for from lines the \
+                 message area let go; up past the top or /history asks again"
+            ]
+        );
+        let old: Vec<ServerFrame> = (25..30)
+            .map(|q| replayed(msg("lobby", q, "bob", &[], &format!("m{q}")), None))
+            .collect();
+        let shown = frame(&mut s, ServerFrame::history("lobby", old, true)).lines;
+        assert!(shown.is_empty(), "{shown:?}");
+        s.handle_let_go("lobby", kept);
+        assert!(drain(&mut s).lines.is_empty());
     }
 
     /// #lobby, its history begun anew (e2) after two messages of e1: the
