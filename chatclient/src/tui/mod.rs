@@ -20,6 +20,8 @@
 //! `watch_hangup`).
 
 mod app;
+#[cfg(test)]
+mod cap_paging;
 mod complete;
 mod draw;
 mod format;

@@ -1,0 +1,429 @@
+//! Paging back at the message area's cap ([`MAX_ENTRIES`]) end to end: a
+//! real Session and a real App wired as the shell wires them (ordered
+//! queues both ways), and a fake server with a log per room.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use chatproto::{ClientFrame, PresenceStatus, ServerFrame};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::app::{App, Effect, State, MAX_ENTRIES};
+use super::theme::Theme;
+use super::{state_of, Shown};
+use crate::console::InputEvent;
+use crate::render::Line;
+use crate::session::{Mode, Session};
+
+enum ToScreen {
+    Line(Line),
+    State(State),
+}
+
+pub(super) struct Sim {
+    pub s: Session,
+    pub app: App,
+    shown: Shown,
+    last: Option<State>,
+    to_screen: VecDeque<ToScreen>,
+    to_session: VecDeque<InputEvent>,
+    to_server: VecDeque<ClientFrame>,
+    to_client: VecDeque<ServerFrame>,
+    /// Per room: every seq the server holds, and which are messages.
+    pub logs: BTreeMap<String, Vec<u64>>,
+    seq: BTreeMap<String, u64>,
+}
+
+fn key(code: KeyCode) -> Event {
+    Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+impl Sim {
+    pub fn new(rooms: &[&str]) -> Sim {
+        let names: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+        let mut s = Session::new("alice", &names, "t-", 65_536);
+        s.set_mode(Mode {
+            hold_departures: true,
+            ..Mode::default()
+        });
+        s.name_every_room();
+        let mut sim = Sim {
+            s,
+            app: App::new(Theme { color: false }, false),
+            shown: Shown::default(),
+            last: None,
+            to_screen: VecDeque::new(),
+            to_session: VecDeque::new(),
+            to_server: VecDeque::new(),
+            to_client: VecDeque::new(),
+            logs: BTreeMap::new(),
+            seq: BTreeMap::new(),
+        };
+        sim.app.area = (100, 30);
+        sim.s.handle_connected(0);
+        sim.apply();
+        sim.to_server.clear();
+        let welcome =
+            ServerFrame::welcome("alice", 0, vec![], Some("tok".into()), Some(false), None);
+        sim.client_frame(welcome);
+        for r in &names {
+            sim.seq.insert(r.clone(), 1);
+            sim.logs.insert(r.clone(), Vec::new());
+            let e = ServerFrame::entered(r, "e1", 0, 1, vec!["alice".into()], false);
+            sim.client_frame(e);
+            let p = ServerFrame::presence(Some(r.clone()), 1, "alice", PresenceStatus::Online, 0);
+            sim.client_frame(p);
+        }
+        sim.settle();
+        sim
+    }
+
+    /// What `apply` in net.rs does: the state, the lines, the state.
+    fn apply(&mut self) {
+        self.push_state();
+        while let Some(a) = self.s.poll() {
+            match a {
+                crate::session::Action::Print(l) => self.to_screen.push_back(ToScreen::Line(l)),
+                crate::session::Action::Send(f) => self.to_server.push_back(f),
+                _ => {}
+            }
+        }
+        self.push_state();
+    }
+
+    fn push_state(&mut self) {
+        let st = state_of(&self.s, &mut self.shown);
+        if self.last.as_ref() != Some(&st) {
+            self.last = Some(st.clone());
+            self.to_screen.push_back(ToScreen::State(st));
+        }
+    }
+
+    fn client_frame(&mut self, f: ServerFrame) {
+        self.s.handle_frame(0, f);
+        self.apply();
+    }
+
+    /// The server sends a live message in `room`.
+    pub fn live(&mut self, room: &str) {
+        let q = self.seq.get_mut(room).unwrap();
+        *q += 1;
+        let q = *q;
+        self.logs.get_mut(room).unwrap().push(q);
+        let f = ServerFrame::msg(
+            Some(room.into()),
+            q,
+            "bob",
+            vec![],
+            format!("{room}{q}"),
+            0,
+            None,
+        );
+        self.to_client.push_back(f);
+    }
+
+    /// Answer one request the server got.
+    fn serve(&mut self, f: ClientFrame) {
+        if let ClientFrame::History {
+            room,
+            before,
+            limit,
+            ..
+        } = f
+        {
+            let log = &self.logs[&room];
+            let limit = limit.unwrap_or(50).clamp(1, 200) as usize;
+            let below: Vec<u64> = log
+                .iter()
+                .copied()
+                .filter(|q| before.is_none_or(|b| *q < b))
+                .collect();
+            let start = below.len().saturating_sub(limit);
+            let more = start > 0;
+            let events = below[start..]
+                .iter()
+                .map(|q| {
+                    let mut m = ServerFrame::msg(
+                        Some(room.clone()),
+                        *q,
+                        "bob",
+                        vec![],
+                        format!("{room}{q}"),
+                        0,
+                        None,
+                    );
+                    if let ServerFrame::Msg { replay, .. } = &mut m {
+                        *replay = true;
+                    }
+                    m
+                })
+                .collect();
+            self.to_client
+                .push_back(ServerFrame::history(room, events, more));
+        }
+    }
+
+    /// Whether a line saying messages are missing is shown in `room`.
+    pub fn gap_lines(&self, room: &str) -> usize {
+        self.app
+            .entries
+            .iter()
+            .filter(|e| {
+                e.room.as_deref() == Some(room) && matches!(e.line, Line::Gap { filled: false, .. })
+            })
+            .count()
+    }
+
+    /// One step of one of the four queues; false if all are empty.
+    pub fn step(&mut self, which: u64) -> bool {
+        for k in 0..4 {
+            match (which + k) % 4 {
+                0 => {
+                    if let Some(f) = self.to_server.pop_front() {
+                        self.serve(f);
+                        return true;
+                    }
+                }
+                1 => {
+                    if let Some(f) = self.to_client.pop_front() {
+                        self.client_frame(f);
+                        return true;
+                    }
+                }
+                2 => {
+                    if let Some(e) = self.to_session.pop_front() {
+                        match e {
+                            InputEvent::Line(l) => self.s.handle_line(&l),
+                            InputEvent::Older => self.s.handle_older(),
+                            InputEvent::LetGo(r, p) => self.s.handle_let_go(&r, p),
+                            _ => {}
+                        }
+                        self.apply();
+                        return true;
+                    }
+                }
+                _ => {
+                    if let Some(m) = self.to_screen.pop_front() {
+                        match m {
+                            ToScreen::Line(l) => self.app.add_line(l, "12:00".into()),
+                            ToScreen::State(st) => self.app.set_state(st),
+                        }
+                        self.effects();
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn effects(&mut self) {
+        for e in self.app.take_effects() {
+            match e {
+                Effect::Send(l) => self.to_session.push_back(InputEvent::Line(l)),
+                Effect::Older => self.to_session.push_back(InputEvent::Older),
+                Effect::LetGo(r, p) => self.to_session.push_back(InputEvent::LetGo(r, p)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Everything delivered, in a fixed order.
+    pub fn settle(&mut self) {
+        let mut i = 0;
+        while self.step(i) {
+            i += 1;
+        }
+    }
+
+    pub fn key(&mut self, code: KeyCode) {
+        self.app.handle_event(key(code));
+        self.effects();
+    }
+
+    pub fn draw(&mut self) {
+        let mut t = Terminal::new(TestBackend::new(100, 32)).unwrap();
+        t.draw(|f| super::draw::draw(f, &mut self.app)).unwrap();
+    }
+
+    /// Scroll to the oldest line (drawn), then once more up: asks.
+    pub fn up_past_top(&mut self) {
+        self.app.scroll = usize::MAX / 4;
+        self.draw();
+        self.key(KeyCode::PageUp);
+        self.draw();
+    }
+
+    /// The seqs of `room` shown, in order (the latest era only).
+    pub fn shown_seqs(&self, room: &str) -> Vec<u64> {
+        let places: Vec<_> = self
+            .app
+            .entries
+            .iter()
+            .filter_map(|e| match &e.line {
+                Line::Msg { place, .. } if e.room.as_deref() == Some(room) => Some(*place),
+                _ => None,
+            })
+            .collect();
+        let era = places.iter().map(|p| p.era).max().unwrap_or(0);
+        places
+            .iter()
+            .filter(|p| p.era == era)
+            .map(|p| p.seq)
+            .collect()
+    }
+
+    /// No double, in order, and nothing missing between two lines shown
+    /// (no hole) but under a line saying messages are missing: Err with
+    /// what is wrong.
+    pub fn check(&self, room: &str) -> Result<(), String> {
+        let era = self
+            .app
+            .entries
+            .iter()
+            .filter_map(|e| match &e.line {
+                Line::Msg { place, .. } if e.room.as_deref() == Some(room) => Some(place.era),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let log: BTreeSet<u64> = self.logs[room].iter().copied().collect();
+        let mut prev: Option<u64> = None;
+        let mut gap_since = false;
+        for e in &self.app.entries {
+            if e.room.as_deref() != Some(room) {
+                continue;
+            }
+            match &e.line {
+                Line::Gap { filled: false, .. } => gap_since = true,
+                Line::Msg { place, .. } if place.era == era => {
+                    let q = place.seq;
+                    if let Some(p) = prev {
+                        if p == q {
+                            return Err(format!("#{room}: {q} shown twice"));
+                        }
+                        if p > q {
+                            return Err(format!("#{room}: {p} above {q} (order)"));
+                        }
+                        let missing: Vec<u64> = log.range(p + 1..q).copied().collect();
+                        if !missing.is_empty() && !gap_since {
+                            return Err(format!(
+                                "#{room}: hole of {} between {p} and {q} (no gap line): {:?}",
+                                missing.len(),
+                                &missing[..missing.len().min(10)]
+                            ));
+                        }
+                    }
+                    prev = Some(q);
+                    gap_since = false;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dump(&self, room: &str) {
+        let mut out = Vec::new();
+        for e in &self.app.entries {
+            if e.room.as_deref() != Some(room) {
+                continue;
+            }
+            out.push(match &e.line {
+                Line::Msg {
+                    place,
+                    page,
+                    missed,
+                    ..
+                } => format!(
+                    "{}:{}{}{}",
+                    place.era,
+                    place.seq,
+                    if *page { "p" } else { "" },
+                    if *missed { "m" } else { "" }
+                ),
+                Line::Gap { filled, .. } => format!("GAP{filled}"),
+                Line::HistoryNote { text, .. } => format!("NOTE({text})"),
+                Line::HistoryStart { .. } => "START".into(),
+                other => format!("{:?}", std::mem::discriminant(other)),
+            });
+        }
+        let n = out.len();
+        eprintln!("#{room} entries ({n}): {:?}", &out[n.saturating_sub(400)..]);
+    }
+
+    pub fn current(&self) -> String {
+        self.app.state.current.clone().unwrap_or_default()
+    }
+
+    /// Page back in the current room until everything is shown (or the
+    /// session says nothing is older), never going back to the bottom.
+    pub fn page_all(&mut self, max: usize) -> Result<(), String> {
+        let room = self.current();
+        let mut same = 0;
+        let mut was = usize::MAX;
+        for _ in 0..max {
+            self.settle();
+            if self.shown_seqs(&room).first() == self.logs[&room].first()
+                && self.gap_lines(&room) == 0
+            {
+                break;
+            }
+            let n = self.shown_seqs(&room).len();
+            same = if n == was { same + 1 } else { 0 };
+            was = n;
+            if same >= 3 {
+                break;
+            }
+            self.up_past_top();
+            self.settle();
+            if let Err(e) = self.check(&room) {
+                self.dump(&room);
+                return Err(format!("during paging back: {e}"));
+            }
+        }
+        self.check(&room)?;
+        let shown: BTreeSet<u64> = self.shown_seqs(&room).into_iter().collect();
+        let lost: Vec<u64> = self.logs[&room]
+            .iter()
+            .copied()
+            .filter(|q| !shown.contains(q))
+            .collect();
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "#{room}: {} never shown after paging back: {:?}",
+                lost.len(),
+                &lost[..lost.len().min(10)]
+            ))
+        }
+    }
+}
+
+/// Fill to the cap: `lobby` first, then enough of `rust` that lobby's
+/// oldest lines go.
+fn filled(lobby: usize, rust: usize) -> Sim {
+    let mut sim = Sim::new(&["lobby", "rust"]);
+    for _ in 0..lobby {
+        sim.live("lobby");
+    }
+    sim.settle();
+    for _ in 0..rust {
+        sim.live("rust");
+    }
+    sim.settle();
+    sim
+}
+
+/// #lobby's 300 messages, then #rust's lines push its oldest out of the
+/// full area: scrolling up past the top pages back through all of
+/// #lobby's, each shown once, in order, with no hole.
+#[test]
+fn paging_back_at_the_cap_brings_back_every_message_once_in_order() {
+    let mut sim = filled(300, MAX_ENTRIES - 100);
+    assert!(sim.shown_seqs("lobby").len() < 300);
+    sim.check("lobby").unwrap();
+    sim.page_all(40).unwrap();
+}
