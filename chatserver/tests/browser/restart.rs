@@ -191,18 +191,7 @@ fn a_reconnect_past_the_replay_limit_says_history_has_a_gap() {
     let (_data, flags) = restartable(&["--replay-limit", "2"]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(async {
-        let server = Server::start(&flags);
-        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
-        page.type_line("before").await;
-        page.wait_texts("lobby", &["before"]).await;
-        stop_for_a_slow_try(&page, server).await;
-        let server = Server::start(&flags);
-        let mut bob = server.join("bob");
-        let holder = server.join("alice");
-        for text in ["away 1", "away 2", "away 3"] {
-            say_in(&mut bob, "lobby", &[], text);
-        }
-        let lines = let_go_and_resume(&page, holder, &mut bob).await;
+        let (_server, page, _bob, lines) = away_past_the_replay_limit(&h, &flags).await;
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert!(
             texts.iter().any(|t| t.starts_with("history has a gap")),
@@ -238,18 +227,7 @@ fn the_keyboard_on_load_missed_messages_lands_on_the_first_of_them() {
     let (_data, flags) = restartable(&["--replay-limit", "2"]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     h.block_on(async {
-        let server = Server::start(&flags);
-        let page = Page::join(&h, server.addr(), "alice", (1200, 800)).await;
-        page.type_line("before").await;
-        page.wait_texts("lobby", &["before"]).await;
-        stop_for_a_slow_try(&page, server).await;
-        let server = Server::start(&flags);
-        let mut bob = server.join("bob");
-        let holder = server.join("alice");
-        for text in ["away 1", "away 2", "away 3"] {
-            say_in(&mut bob, "lobby", &[], text);
-        }
-        let lines = let_go_and_resume(&page, holder, &mut bob).await;
+        let (_server, page, _bob, lines) = away_past_the_replay_limit(&h, &flags).await;
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert!(!texts.contains(&"away 1"), "nothing missed: {texts:#?}");
 
@@ -282,6 +260,29 @@ fn the_keyboard_on_load_missed_messages_lands_on_the_first_of_them() {
         page.shot("load-missed-messages-focus").await;
         page.close().await;
     });
+}
+
+/// The page (alice) says "before", is kept out while the server
+/// restarts on `flags` (`--replay-limit 2`) and bob says "away 1" to
+/// "away 3", then resumes: the server, the page, bob, and the page's
+/// lobby lines once it says it reconnected.
+async fn away_past_the_replay_limit(
+    h: &Harness,
+    flags: &[&str],
+) -> (Server, Page, Client, Vec<Line>) {
+    let server = Server::start(flags);
+    let page = Page::join(h, server.addr(), "alice", (1200, 800)).await;
+    page.type_line("before").await;
+    page.wait_texts("lobby", &["before"]).await;
+    stop_for_a_slow_try(&page, server).await;
+    let server = Server::start(flags);
+    let mut bob = server.join("bob");
+    let holder = server.join("alice");
+    for text in ["away 1", "away 2", "away 3"] {
+        say_in(&mut bob, "lobby", &[], text);
+    }
+    let lines = let_go_and_resume(&page, holder, &mut bob).await;
+    (server, page, bob, lines)
 }
 
 /// Stop `server` and wait until the page's next try to reconnect is a
