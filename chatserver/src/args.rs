@@ -469,10 +469,13 @@ impl Args {
             std::env::remove_var(k);
         }
         // `--rate -1` is a bad value for --rate, not an unknown flag `-1`.
-        let mut command = Args::command().mut_args(|a| {
+        let negative = |a: clap::Arg| {
             let takes = a.get_action().takes_values();
             a.allow_negative_numbers(takes)
-        });
+        };
+        let mut command = Args::command()
+            .mut_args(negative)
+            .mut_subcommand("export", |c| c.mut_args(negative));
         let matches = command
             .try_get_matches_from_mut(std::env::args_os())
             .unwrap_or_else(|e| from_env_tip(&command, e).exit());
@@ -746,7 +749,7 @@ pub enum Command {
         #[arg(long)]
         room: Option<String>,
         /// Only messages with a seq above this.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = whole::<u64>(0, u64::MAX))]
         since: u64,
     },
 }

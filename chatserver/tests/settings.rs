@@ -269,6 +269,14 @@ fn a_bad_value_from_the_environment_names_the_variable() {
         stderr.contains("invalid value '-1' for '--rate"),
         "{stderr}"
     );
+    // So in `export` too (it was clap's "unexpected argument '-1'").
+    let (code, stderr) = refused(&["export", "--since", "-1"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value '-1' for '--since")
+            && stderr.contains("a whole number, at least 0"),
+        "{stderr}"
+    );
     // In words that say what is wanted, whatever is wrong with it.
     for (flag, value, want) in [
         ("--rate", "-1", "a whole number from 0 to 1000000"),
