@@ -132,7 +132,21 @@ fn main() -> ExitCode {
     });
     let link = match dialed {
         Some(Ok(link)) => link,
-        Some(Err(e)) => return fail(&e, e.exit_code()),
+        Some(Err(e)) => {
+            // What the pass said of each address it went past (with
+            // --json, each node's `error` frame too), then the failure.
+            if !held.is_empty() {
+                let plain = Look {
+                    interactive: false,
+                    ..look
+                };
+                if let Ok(console) = Console::start(plain, "") {
+                    runtime.block_on(net::show_held(&console, held));
+                    console.finish();
+                }
+            }
+            return fail(&e, e.exit_code());
+        }
         None => {
             runtime.shutdown_background();
             return ExitCode::from(code::OK);

@@ -663,7 +663,7 @@ async fn reconnect(
 
 /// Show the lines a handshake held; whether the session asked to leave
 /// meanwhile. (`Joined` was the handshake's; nothing else comes out of one.)
-async fn show_held(console: &impl Ui, held: Vec<Action>) -> bool {
+pub async fn show_held(console: &impl Ui, held: Vec<Action>) -> bool {
     let mut exit = false;
     for action in held {
         match action {

@@ -509,6 +509,52 @@ fn json_outcomes_survive_a_reconnect_each_line_once() {
 /// the `error` frame the node answered, as the reason; then the next
 /// node's `welcome`. The frame came first, read as if the client had
 /// failed before it said it moved on.
+/// Every address refuses the join: what the client said of each (the
+/// note that it goes on, the node's `error` frame) is shown before the
+/// failure, not thrown away with it.
+#[test]
+fn json_shows_every_refusal_when_no_address_lets_the_client_in() {
+    const CUT_OFF: &str = "the server cannot reach its cluster (no answer); try again later";
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        nodes.push(listener.local_addr().unwrap().to_string());
+        common::fake::refusing_joins(listener, chatproto::ErrorCode::Unavailable, CUT_OFF);
+    }
+    let mut alice = Client::start_opts(
+        "alice",
+        &nodes.join(","),
+        &["--json"],
+        &[("CHATCLIENT_FIRST_ADDR", "0")],
+    );
+    alice.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(6), "stderr: {stderr}\n{seen:#?}");
+    let all = objects(&seen);
+    let note = format!(
+        "node {} unavailable ({CUT_OFF}), trying {}",
+        nodes[0], nodes[1]
+    );
+    let kinds: Vec<(&str, &str)> = all
+        .iter()
+        .map(|v| {
+            let t = v["type"].as_str().unwrap_or("");
+            let what = v["text"].as_str().or(v["code"].as_str()).unwrap_or("");
+            (t, what)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("info", note.as_str()),
+            ("error", "unavailable"),
+            ("error", "unavailable")
+        ],
+        "{seen:#?}"
+    );
+    assert!(stderr.contains("unavailable"), "{stderr}");
+}
+
 #[test]
 fn json_tells_a_node_gone_past_before_the_error_it_answered() {
     const CUT_OFF: &str = "the server cannot reach its cluster (no answer); try again later";
