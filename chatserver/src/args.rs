@@ -82,6 +82,11 @@ pub struct Args {
     #[arg(skip)]
     pub sync_given: bool,
 
+    /// Whether `--store-max-mib` and `--history-prune-every-secs` were
+    /// given: a server with `--store memory` says it does not use them.
+    #[arg(skip)]
+    pub disk_only_given: (bool, bool),
+
     /// The flags whose value came from their environment variable, as
     /// `("--max-clients", "CHATSERVER_MAX_CLIENTS")`: an error about one
     /// names the variable too ([`Args::naming_variables`]).
@@ -495,6 +500,7 @@ impl Args {
         args.data_dir_given = given("data_dir");
         args.store_given = given("store");
         args.sync_given = given("sync");
+        args.disk_only_given = (given("store_max_mib"), given("history_prune_every_secs"));
         args.from_env = command
             .get_arguments()
             .filter(|a| {

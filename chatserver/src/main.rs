@@ -446,8 +446,26 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
             format!("{} and {last} are", first.join(", "))
         };
         warn!("{flags} not used by a cluster node: the rooms' history is in NATS JetStream (`chatserver export --cluster URLS` prints it)");
-    } else if args.cluster.is_empty() && args.store == args::StoreKind::Memory && args.sync_given {
-        warn!("--sync is not used with --store memory: nothing is written to disk");
+    } else if args.cluster.is_empty() && args.store == args::StoreKind::Memory {
+        let unused: Vec<&str> = [
+            (args.data_dir_given, "--data-dir"),
+            (args.sync_given, "--sync"),
+            (args.retention_given.0, "--history-max-messages"),
+            (args.retention_given.1, "--history-max-age-days"),
+            (args.disk_only_given.1, "--history-prune-every-secs"),
+            (args.disk_only_given.0, "--store-max-mib"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        if let Some((last, first)) = unused.split_last() {
+            let flags = if first.is_empty() {
+                format!("{last} is")
+            } else {
+                format!("{} and {last} are", first.join(", "))
+            };
+            warn!("{flags} not used with --store memory: nothing is written to disk (each room keeps its newest --history-per-room messages in memory)");
+        }
     }
     if opened.is_some() {
         let open = datadir::open_to_others(&args.data_dir);

@@ -150,6 +150,21 @@ fn sync_given_without_a_history_database_is_said_unused() {
     let unused = "--sync is not used with --store memory";
     let memory = Server::start(&["--sync", "full"]);
     wait_for_log(&memory, unused);
+    // So are the history database's other settings, all on one line.
+    let memory = Server::start(&[
+        "--store",
+        "memory",
+        "--history-max-messages",
+        "50",
+        "--store-max-mib",
+        "10",
+        "--history-prune-every-secs",
+        "2",
+    ]);
+    wait_for_log(
+        &memory,
+        "--history-max-messages, --history-prune-every-secs and --store-max-mib are not used with --store memory",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8 path");
     let durable = Server::start(&["--data-dir", data, "--sync", "full"]);
