@@ -642,6 +642,7 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
         history_bytes_total = args.history_bytes_total,
         history_max_messages = kept.then_some(args.history_max_messages),
         history_max_age_days = max_age,
+        history_prune_every_secs = kept.then_some(args.history_prune_every_secs),
         store_max_mib = max_mib,
         "settings"
     );

@@ -418,6 +418,7 @@ fn the_settings_in_effect_are_logged_at_start() {
         "data_dir=",
         "sync=",
         "history_max_messages=",
+        "history_prune_every_secs=",
         "cluster=",
         "connect_burst_per_ip=",
     ] {
@@ -448,6 +449,7 @@ fn the_settings_line_names_the_data_directory() {
         "sync=\"full\"".to_owned(),
         "history_max_messages=500 ".to_owned(),
         "history_max_age_days=unlimited ".to_owned(),
+        "history_prune_every_secs=60 ".to_owned(),
         "store_max_mib=unlimited".to_owned(),
     ] {
         assert!(line.contains(&said), "no {said:?} in {line}");
