@@ -1618,6 +1618,19 @@ fn nats_restarted_without_jetstream_is_said_with_what_to_do() {
         "{}",
         a.log()
     );
+    // A join meanwhile is refused with the same cause, not as "no answer".
+    let mut bob = a.connect();
+    bob.send_frame(&json!({"type": "join", "nick": "bob", "rooms": ["lobby"]}));
+    let seen = read_until(&mut bob, 10, |f| kind(f) == "error");
+    let refused = seen.last().unwrap();
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no JetStream: start nats-server with -js"),
+        "{refused}"
+    );
 }
 
 /// The same after NATS was away a while (its heartbeat failure already

@@ -127,6 +127,15 @@ impl Cluster {
                     (None, Err(ClaimError::Unreachable(why)))
                 }
             };
+            // A NATS server reached without JetStream (restarted without
+            // `-js`) answers, but not as a claim needs: the cause and
+            // what to do, as the log says, not NATS's words alone.
+            let claim = claim.map_err(|e| match e {
+                ClaimError::Unreachable(why) => {
+                    ClaimError::Unreachable(super::jetstream_hint(&me.client, why))
+                }
+                other => other,
+            });
             let _ = me
                 .to_hub
                 .send(FromCluster::Claimed(Claimed {
