@@ -78,6 +78,28 @@ fn say_in(sim: &mut Sim, room: &str, n: usize) {
     sim.commit();
 }
 
+/// `a` says `text` in `room` with the message id `id`; what it gets.
+fn said_with_id(sim: &mut Sim, a: usize, room: &str, text: &str, id: &str) -> Vec<ServerFrame> {
+    sim.send(a, ClientFrame::msg_in(room, vec![], text, Some(id.into())));
+    sim.commit();
+    sim.take(a)
+}
+
+/// `frames` are one answer: `duplicate` of the message stored at `seq`.
+fn assert_duplicate_of(frames: &[ServerFrame], seq: u64) {
+    assert!(
+        matches!(
+            frames,
+            [ServerFrame::Error {
+                code: ErrorCode::Duplicate,
+                seq: Some(s),
+                ..
+            }] if *s == seq
+        ),
+        "{frames:?}"
+    );
+}
+
 fn alice(cfg: ServerConfig) -> Sim {
     let mut sim = Sim::new(cfg, T0);
     let a = sim.connect();
@@ -305,31 +327,11 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     sim.send(a, ClientFrame::enter("older", Some((9, "e-older".into()))));
     sim.commit();
     sim.take(a);
-    sim.send(
-        a,
-        ClientFrame::msg_in("older", vec![], "hi", Some("a-1".into())),
-    );
-    sim.commit();
-    let frames = sim.take(a);
-    assert!(
-        matches!(
-            frames.as_slice(),
-            [ServerFrame::Error {
-                code: ErrorCode::Duplicate,
-                seq: Some(9),
-                ..
-            }]
-        ),
-        "{frames:?}"
-    );
+    let frames = said_with_id(&mut sim, a, "older", "hi", "a-1");
+    assert_duplicate_of(&frames, 9);
     sim.send(a, ClientFrame::part("older"));
     sim.send(a, ClientFrame::enter("elsewhere", None));
-    sim.send(
-        a,
-        ClientFrame::msg_in("elsewhere", vec![], "hi", Some("a-2".into())),
-    );
-    sim.commit();
-    let frames = sim.take(a);
+    let frames = said_with_id(&mut sim, a, "elsewhere", "hi", "a-2");
     assert_eq!(texts(&frames), ["hi"], "a new room: {frames:?}");
 }
 
@@ -368,29 +370,9 @@ fn ids_given_back_keep_the_order_given_across_rooms() {
     sim.send(a, ClientFrame::enter("zz", Some((1, "e-zz".into()))));
     sim.commit();
     sim.take(a);
-    sim.send(
-        a,
-        ClientFrame::msg_in("zz", vec![], "new", Some("n-1".into())),
-    );
-    sim.commit();
-    sim.take(a);
-    sim.send(
-        a,
-        ClientFrame::msg_in("aa", vec![], "hi", Some("a-1".into())),
-    );
-    sim.commit();
-    let frames = sim.take(a);
-    assert!(
-        matches!(
-            frames.as_slice(),
-            [ServerFrame::Error {
-                code: ErrorCode::Duplicate,
-                seq: Some(1),
-                ..
-            }]
-        ),
-        "{frames:?}"
-    );
+    said_with_id(&mut sim, a, "zz", "new", "n-1");
+    let frames = said_with_id(&mut sim, a, "aa", "hi", "a-1");
+    assert_duplicate_of(&frames, 1);
 }
 
 /// Entering a room resting in the store when no room can make way (each
