@@ -817,10 +817,7 @@ mod tests {
     /// from it.
     #[test]
     fn a_page_given_up_and_asked_again_is_shown_once() {
-        let mut s = joined(&["lobby"]);
-        for q in 30..=39 {
-            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
-        }
+        let mut s = lobby_shown_30_to_39(false);
         let out = line(&mut s, "/history 5");
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
         frame(&mut s, room_error(ErrorCode::Unavailable, "busy", "lobby"));

@@ -408,11 +408,7 @@ mod tests {
     /// a page (they were taken for on the screen already).
     #[test]
     fn paging_goes_on_from_the_oldest_line_the_screen_kept() {
-        let mut s = joined(&["lobby"]);
-        s.name_every_room();
-        for q in 30..=39 {
-            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
-        }
+        let mut s = lobby_shown_30_to_39(true);
         let out = line(&mut s, "/history 5");
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
         let era = s.seen["lobby"].era;
@@ -443,11 +439,7 @@ mod tests {
     /// not nothing; a page not on its way says nothing.
     #[test]
     fn a_history_dropped_by_a_let_go_says_it_is_not_shown() {
-        let mut s = joined(&["lobby"]);
-        s.name_every_room();
-        for q in 30..=39 {
-            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
-        }
+        let mut s = lobby_shown_30_to_39(true);
         let era = s.seen["lobby"].era;
         let from = Some(crate::render::Place { era, seq: 35 });
         let kept = crate::render::Kept { from, first: from };
@@ -483,17 +475,7 @@ mod tests {
         let e1 = s.seen["lobby"].era;
         frame(&mut s, msg("lobby", 2, "bob", &[], "one"));
         frame(&mut s, msg("lobby", 3, "bob", &[], "two"));
-        let epoch =
-            |e: &str, seq| ServerFrame::entered("lobby", e, seq, 1, vec!["alice".into()], false);
-        back(&mut s, 10);
-        lines_of(
-            &mut s,
-            [
-                epoch("e2", 1),
-                replayed(msg("lobby", 1, "carol", &[], "in e2"), None),
-                presence("lobby", 2, "alice", true),
-            ],
-        );
+        begun_anew_as_e2(&mut s);
         let e2 = s.seen["lobby"].era;
         let from = Some(crate::render::Place { era: e2, seq: 1 });
         let first = match first {
@@ -502,17 +484,7 @@ mod tests {
         };
         s.handle_let_go("lobby", crate::render::Kept { from, first });
         drain(&mut s);
-        back(&mut s, 20);
-        lines_of(
-            &mut s,
-            [
-                epoch("e1", 5),
-                replayed(msg("lobby", 2, "bob", &[], "one"), None),
-                replayed(msg("lobby", 3, "bob", &[], "two"), None),
-                replayed(msg("lobby", 4, "bob", &[], "three"), None),
-                presence("lobby", 6, "alice", true),
-            ],
-        )
+        back_to_e1(&mut s)
     }
 
     /// The cap let go of #lobby's lines, none of those of its earlier

@@ -709,11 +709,7 @@ mod tests {
     /// is now matched in order, shown or not as its request was.
     #[test]
     fn after_a_doubt_the_newest_page_asked_after_a_clear_is_the_one_shown() {
-        let mut s = joined(&["lobby"]);
-        s.name_every_room();
-        for q in 30..=39 {
-            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
-        }
+        let mut s = lobby_shown_30_to_39(true);
         line(&mut s, "/history 5");
         line(&mut s, "/clear");
         let out = line(&mut s, "/history 50");
@@ -742,11 +738,7 @@ mod tests {
     /// answer: it is the next one's.
     #[test]
     fn a_doubt_that_answered_the_page_before_a_clear_leaves_the_newest_shown() {
-        let mut s = joined(&["lobby"]);
-        s.name_every_room();
-        for q in 30..=39 {
-            frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
-        }
+        let mut s = lobby_shown_30_to_39(true);
         let out = line(&mut s, "/history 5");
         assert_eq!(out.sent, [ClientFrame::history("lobby", Some(30), Some(5))]);
         line(&mut s, "/clear");

@@ -819,31 +819,11 @@ mod tests {
         let mut s = joined(&["lobby"]);
         frame(&mut s, msg("lobby", 2, "bob", &[], "one"));
         frame(&mut s, msg("lobby", 3, "bob", &[], "two"));
-        let epoch =
-            |e: &str, seq| ServerFrame::entered("lobby", e, seq, 1, vec!["alice".into()], false);
         // e2: a history begun anew.
-        back(&mut s, 10);
-        let shown = lines_of(
-            &mut s,
-            [
-                epoch("e2", 1),
-                replayed(msg("lobby", 1, "carol", &[], "in e2"), None),
-                presence("lobby", 2, "alice", true),
-            ],
-        );
+        let shown = begun_anew_as_e2(&mut s);
         assert_eq!(shown[1], "carol: in e2");
         // Back to e1, whose replay holds what was shown, and one more.
-        back(&mut s, 20);
-        let shown = lines_of(
-            &mut s,
-            [
-                epoch("e1", 5),
-                replayed(msg("lobby", 2, "bob", &[], "one"), None),
-                replayed(msg("lobby", 3, "bob", &[], "two"), None),
-                replayed(msg("lobby", 4, "bob", &[], "three"), None),
-                presence("lobby", 6, "alice", true),
-            ],
-        );
+        let shown = back_to_e1(&mut s);
         assert_eq!(
             shown,
             [

@@ -145,6 +145,54 @@ pub(super) fn back(s: &mut Session, at: u64) {
 
 /// alice, joined and in `rooms` (each entered at seq 0 with her own
 /// presence at seq 1), every output drained.
+/// Joined to #lobby (each line named by its room when `full_screen`, as
+/// the full-screen client has them), bob's messages 30 to 39 shown.
+pub(super) fn lobby_shown_30_to_39(full_screen: bool) -> Session {
+    let mut s = joined(&["lobby"]);
+    if full_screen {
+        s.name_every_room();
+    }
+    for q in 30..=39 {
+        frame(&mut s, msg("lobby", q, "bob", &[], &format!("m{q}")));
+    }
+    s
+}
+
+/// #lobby entered again in `epoch` up to `seq` (alice online).
+fn entered_in(epoch: &str, seq: u64) -> ServerFrame {
+    ServerFrame::entered("lobby", epoch, seq, 1, vec!["alice".into()], false)
+}
+
+/// Back in #lobby after a restart, its history begun anew as e2 (carol's
+/// "in e2" at 1): the lines shown.
+pub(super) fn begun_anew_as_e2(s: &mut Session) -> Vec<String> {
+    back(s, 10);
+    lines_of(
+        s,
+        [
+            entered_in("e2", 1),
+            replayed(msg("lobby", 1, "carol", &[], "in e2"), None),
+            presence("lobby", 2, "alice", true),
+        ],
+    )
+}
+
+/// Back in #lobby after another restart, its history gone back to e1
+/// (bob's "one", "two" at 2 and 3, then "three"): the lines shown.
+pub(super) fn back_to_e1(s: &mut Session) -> Vec<String> {
+    back(s, 20);
+    lines_of(
+        s,
+        [
+            entered_in("e1", 5),
+            replayed(msg("lobby", 2, "bob", &[], "one"), None),
+            replayed(msg("lobby", 3, "bob", &[], "two"), None),
+            replayed(msg("lobby", 4, "bob", &[], "three"), None),
+            presence("lobby", 6, "alice", true),
+        ],
+    )
+}
+
 pub(super) fn joined(rooms: &[&str]) -> Session {
     let mut s = welcomed(rooms);
     for r in rooms {

@@ -1226,6 +1226,20 @@ mod tests {
         Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
     }
 
+    /// `line` typed and given: the session is told first where #lobby's
+    /// lines kept start (`kept`), then gets the line.
+    fn typed_after_lobbys_let_go(app: &mut App, line: &str, kept: Kept) {
+        type_str(app, line);
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(
+            app.take_effects(),
+            [
+                Effect::LetGo("lobby".into(), kept),
+                Effect::Send(line.into())
+            ]
+        );
+    }
+
     fn type_str(app: &mut App, s: &str) {
         for c in s.chars() {
             app.handle_event(key(KeyCode::Char(c)));
@@ -1573,17 +1587,8 @@ mod tests {
         assert_eq!(app.entries.len(), MAX_ENTRIES);
         assert_eq!(lobby(&app)[0], 52, "the page, and one line for the note");
         // Told again before the next request.
-        type_str(&mut app, "/history");
-        app.handle_event(key(KeyCode::Enter));
         let from = Some(crate::render::Place { era: 1, seq: 52 });
-        let kept = Kept { from, first: from };
-        assert_eq!(
-            app.take_effects(),
-            [
-                Effect::LetGo("lobby".into(), kept),
-                Effect::Send("/history".into())
-            ]
-        );
+        typed_after_lobbys_let_go(&mut app, "/history", Kept { from, first: from });
     }
 
     /// The cap let go of the oldest lines of #lobby's earlier history
@@ -1600,20 +1605,12 @@ mod tests {
             app.add_line(msg("rust", "bob", &[], &format!("r{i}")), "12:00".into());
         }
         assert_eq!(app.entries.len(), MAX_ENTRIES);
-        type_str(&mut app, "hi");
-        app.handle_event(key(KeyCode::Enter));
         let at = |era, seq| Some(crate::render::Place { era, seq });
         let kept = Kept {
             from: at(2, 1),
             first: at(1, 6),
         };
-        assert_eq!(
-            app.take_effects(),
-            [
-                Effect::LetGo("lobby".into(), kept),
-                Effect::Send("hi".into())
-            ]
-        );
+        typed_after_lobbys_let_go(&mut app, "hi", kept);
     }
 
     /// `/history` typed at the newest line of a full area: the page goes
