@@ -342,7 +342,7 @@ pub use server::durable::{hash_token, Record, TokenHash};
 pub use server::event::{
     room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
 };
-pub use server::log::LogError;
+pub use server::log::{LogError, Roster, RosterMember};
 pub use server::output::{Kick, Output};
 pub use server::reads::{ReadPage, ReadQuery};
 pub use server::wire::push_json_string;

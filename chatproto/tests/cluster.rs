@@ -1178,3 +1178,134 @@ fn an_old_sessions_leaving_is_not_told_once_its_nickname_is_back_in_the_room() {
         c.frames(0, hank)
     );
 }
+
+/// A node that reads a room's log from past its start (the log's limits
+/// dropped the oldest events) takes who is in the room from another
+/// node's [`Server::roster`], given right after the event it was taken
+/// at: its clients see everyone, and reach them by nickname. Without it
+/// they would miss everyone whose entering the log no longer holds.
+#[test]
+fn a_node_reading_past_the_logs_start_takes_the_roster_from_another() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.connect(0, "bob");
+    c.settle();
+    for text in ["one", "two", "three"] {
+        c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec![], text));
+    }
+    c.settle();
+    let log = c.log["lobby"].clone();
+    let last = log.len() as u64;
+    let roster = c.nodes[0].roster("lobby").unwrap();
+    assert_eq!(roster.seq, last);
+    let nicks: Vec<&str> = roster.members.iter().map(|m| &*m.nick).collect();
+    assert_eq!(nicks, ["alice", "bob"]);
+    assert!(roster.members.iter().all(|m| m.found_by_nick));
+
+    // The late node reads the log from the first message on: both
+    // enterings are gone from it.
+    let mut cfg = ServerConfig::default();
+    cfg.cluster = true;
+    let mut late = Server::new(cfg, [7; 32]);
+    late.reserve_sessions(7 << 32);
+    late.open_room("lobby", "epoch-1", 3);
+    // Given before its event: refused, naming both seqs.
+    assert_eq!(
+        late.seed_roster("lobby", roster.clone()),
+        Err(LogError::RosterSeq {
+            room: "lobby".into(),
+            seq: last,
+            next: 3
+        })
+    );
+    for e in &log[2..] {
+        late.handle_logged(e.clone()).unwrap();
+    }
+    late.seed_roster("lobby", roster.clone()).unwrap();
+    while late.poll().is_some() {}
+    assert_eq!(late.roster("lobby"), Some(roster));
+
+    // carol joins there: she sees alice and bob, and reaches bob.
+    let carol = late.handle_connect(NOW);
+    late.handle_frame(NOW, carol, ClientFrame::join("carol"));
+    let mut seq = last;
+    let mut got: Vec<Value> = Vec::new();
+    for _ in 0..10 {
+        let mut proposed = Vec::new();
+        while let Some(out) = late.poll() {
+            match out {
+                Output::Propose { events, .. } => proposed.extend(events),
+                Output::Send { to, frame, .. } if to == carol => {
+                    got.push(serde_json::to_value(&frame).unwrap())
+                }
+                _ => {}
+            }
+        }
+        if proposed.is_empty() {
+            break;
+        }
+        for e in proposed {
+            seq += 1;
+            let mut e = Event::clone(&e);
+            e.seq = seq;
+            late.handle_logged(e).unwrap();
+        }
+    }
+    let welcome = got.iter().find(|f| f["type"] == "welcome").unwrap();
+    assert_eq!(welcome["online"], json!(["alice", "bob", "carol"]));
+    late.handle_frame(NOW, carol, ClientFrame::msg(vec!["bob".into()], "hi"));
+    let mut proposed = Vec::new();
+    while let Some(out) = late.poll() {
+        match out {
+            Output::Propose { events, .. } => proposed.extend(events),
+            Output::Send { to, frame, .. } if to == carol => {
+                panic!("carol was answered {frame:?}")
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        matches!(&proposed[..], [e] if matches!(&e.body, EventBody::Msg { text, .. } if text == "hi")),
+        "{proposed:?}"
+    );
+}
+
+/// A roster taken where the late node opens the room (the event before
+/// its log's first) is given at once (one of another epoch is refused),
+/// and a roster's member whose nickname another member has is listed but
+/// not found by it.
+#[test]
+fn a_roster_is_given_at_the_rooms_opening_and_keeps_who_a_nickname_finds() {
+    let mut cfg = ServerConfig::default();
+    cfg.cluster = true;
+    let mut late = Server::new(cfg, [7; 32]);
+    late.open_room("lobby", "epoch-1", 10);
+    let member = |s, nick: &str, found_by_nick| chatproto::RosterMember {
+        session: SessionId(s),
+        nick: nick.into(),
+        found_by_nick,
+    };
+    let roster = chatproto::Roster {
+        epoch: "epoch-1".into(),
+        seq: 9,
+        members: vec![member(1, "Zed", false), member(2, "zed", true)],
+    };
+    let other = chatproto::Roster {
+        epoch: "epoch-0".into(),
+        ..roster.clone()
+    };
+    assert!(matches!(
+        late.seed_roster("lobby", other),
+        Err(LogError::RosterEpoch { .. })
+    ));
+    late.seed_roster("lobby", roster.clone()).unwrap();
+    while late.poll().is_some() {}
+    assert_eq!(late.roster("lobby"), Some(roster));
+    // Zed (session 1) leaves: zed is still found.
+    let left = EventBody::presence(SessionId(1), "Zed", PresenceStatus::Offline);
+    late.handle_logged(Event::new("lobby", 10, NOW.wall, left))
+        .unwrap();
+    while late.poll().is_some() {}
+    let after = late.roster("lobby").unwrap();
+    assert_eq!(after.members, vec![member(2, "zed", true)]);
+}

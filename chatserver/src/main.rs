@@ -422,7 +422,9 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
     }
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(link) = &cluster_link {
-        link.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        link.set_ready();
+        // Caught up: this node can say who is in a room to one that asks.
+        tokio::spawn(Arc::clone(link).answer_rosters());
     }
     if let Some(tx) = prune_now {
         let _ = tx.send(store::ToStore::Prune);

@@ -43,6 +43,7 @@ impl Server {
             while self.front.is_empty() && self.pending.is_empty() {
                 match self.steps.pop_front()? {
                     Step::Apply(event) => self.apply(event),
+                    Step::Roster(room, roster) => self.apply_roster(&room, roster),
                     Step::Barrier(ticket) if ticket > self.gate.stored => {
                         // Held until the store has it.
                         self.steps.push_front(Step::Barrier(ticket));
@@ -154,7 +155,7 @@ impl Server {
                     frame: self.room_list(),
                 })
             }
-            Step::Apply(_) | Step::Barrier(_) => None,
+            Step::Apply(_) | Step::Barrier(_) | Step::Roster(..) => None,
         }
     }
 

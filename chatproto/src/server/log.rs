@@ -40,6 +40,58 @@ pub enum LogError {
         /// The seq that came.
         got: u64,
     },
+    /// A roster was given where the room's next event is not the one
+    /// after it: [`Server::seed_roster`] takes one right after the event
+    /// it was taken at.
+    #[error("room {room}: a roster taken at seq {seq} given where the next event is seq {next}; give it right after its own")]
+    RosterSeq {
+        /// The room.
+        room: String,
+        /// The seq the roster was taken at.
+        seq: u64,
+        /// The seq this server takes next.
+        next: u64,
+    },
+    /// A roster of another epoch of the room (its log was made anew).
+    #[error("room {room}: a roster of epoch {epoch} given where the room's is {ours}")]
+    RosterEpoch {
+        /// The room.
+        room: String,
+        /// The roster's epoch.
+        epoch: String,
+        /// The room's epoch here.
+        ours: String,
+    },
+}
+
+/// Cluster mode: who is in a room on every server, as of one of its
+/// events ([`Server::roster`]). Every server that applied the room's log
+/// up to `seq` holds the same one, so a server that cannot read the
+/// log's start (its limits dropped the oldest events) can take it from
+/// another ([`Server::seed_roster`]) instead of missing everyone who
+/// entered before that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    /// The room's epoch (see [`Server::open_room`]).
+    pub epoch: String,
+    /// The seq of the last event it reflects.
+    pub seq: u64,
+    /// Everyone in the room, in session order.
+    pub members: Vec<RosterMember>,
+}
+
+/// One member of a [`Roster`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    /// Their session.
+    pub session: SessionId,
+    /// Their nickname, as they entered with it.
+    pub nick: Arc<str>,
+    /// Whether a private message to their nickname finds this session:
+    /// `false` only for a session whose nickname another one in the room
+    /// has too (one of a node taken for dead whose departure is not
+    /// applied yet, and the person who took the nickname since).
+    pub found_by_nick: bool,
 }
 
 impl Server {
@@ -248,6 +300,84 @@ impl Server {
         }
         r.next_seq += 1;
         Ok(())
+    }
+
+    /// Cluster mode: who is in `room` on every server as of the last event
+    /// applied here (events handed with [`handle_logged`](Server::handle_logged)
+    /// count once `poll` has reached them); `None` if the room is not open,
+    /// or not in cluster mode.
+    pub fn roster(&self, room: &str) -> Option<Roster> {
+        if !self.config.cluster {
+            return None;
+        }
+        let r = self.rooms.get(room)?;
+        let mut members: Vec<RosterMember> = r
+            .roster
+            .iter()
+            .map(|(&session, nick)| RosterMember {
+                session,
+                nick: Arc::clone(nick),
+                found_by_nick: r.roster_keys.get(&crate::nick::nick_key(nick)) == Some(&session),
+            })
+            .collect();
+        members.sort_unstable_by_key(|m| m.session);
+        Some(Roster {
+            epoch: r.epoch.clone(),
+            seq: r.seq,
+            members,
+        })
+    }
+
+    /// Cluster mode: `room`'s members are `roster` (from another server's
+    /// [`roster`](Server::roster), of the same epoch) once the event at
+    /// `roster.seq` is applied here, whatever the events this server read
+    /// said: call it right after handing that event (or stepping over it,
+    /// or opening the room at `roster.seq + 1`). This server's own connections stay in
+    /// the room as they are; only who it lists (and finds by nickname) on
+    /// the other servers changes.
+    pub fn seed_roster(&mut self, room: &str, roster: Roster) -> Result<(), LogError> {
+        if !self.config.cluster {
+            return Err(LogError::NotCluster);
+        }
+        let Some(r) = self.rooms.get(room) else {
+            return Err(LogError::UnknownRoom(room.to_owned()));
+        };
+        if r.epoch != roster.epoch {
+            return Err(LogError::RosterEpoch {
+                room: room.to_owned(),
+                epoch: roster.epoch,
+                ours: r.epoch.clone(),
+            });
+        }
+        if r.next_seq != roster.seq.saturating_add(1) {
+            return Err(LogError::RosterSeq {
+                room: room.to_owned(),
+                seq: roster.seq,
+                next: r.next_seq,
+            });
+        }
+        self.steps
+            .push_back(Step::Roster(Arc::clone(&r.name), roster));
+        Ok(())
+    }
+
+    /// [`Server::seed_roster`], reached in `poll`.
+    pub(crate) fn apply_roster(&mut self, room: &str, roster: Roster) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.seq != roster.seq {
+            return;
+        }
+        r.roster.clear();
+        r.roster_keys.clear();
+        for m in roster.members {
+            if m.found_by_nick {
+                r.roster_keys
+                    .insert(crate::nick::nick_key(&m.nick), m.session);
+            }
+            r.roster.insert(m.session, m.nick);
+        }
     }
 
     /// Cluster mode: the seq this server applies next in `room` (what to

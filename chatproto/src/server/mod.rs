@@ -104,6 +104,9 @@ pub(crate) enum Step {
     End(ClientId),
     /// Ask the store (see [`reads`]).
     Read(ClientId, reads::ReadQuery, reads::Pending),
+    /// Cluster mode: a room's members from another server, as of the last
+    /// event applied before this step (see [`Server::seed_roster`]).
+    Roster(Arc<str>, log::Roster),
 }
 
 /// Who a delivery waiting in `poll` goes to.

@@ -240,6 +240,7 @@ impl Cluster {
         &self,
         room: &Arc<str>,
         stream: &mut stream::Stream,
+        epoch: &str,
         next: &mut u64,
         asked: bool,
     ) -> Result<bool, u64> {
@@ -259,7 +260,7 @@ impl Cluster {
         } else {
             state.first_sequence
         };
-        if first > *next && !self.skip_to(room, next, first).await {
+        if first > *next && !self.skip_to(room, epoch, next, first).await {
             return Ok(false);
         }
         if state.messages > 0 && state.last_sequence >= *next {
@@ -269,7 +270,7 @@ impl Cluster {
             if !matches!(all_removed(stream, *next, end).await, Ok(true)) {
                 return Err(state.last_sequence);
             }
-            if !self.skip_to(room, next, end).await {
+            if !self.skip_to(room, epoch, next, end).await {
                 return Ok(false);
             }
         }
@@ -280,8 +281,10 @@ impl Cluster {
     /// were removed from the stream before this node read them (by its
     /// limits, or by NATS or an operator inside it), as every node does
     /// that reads them now; but this node's own proposals stored there
-    /// are applied from its copy (see `own`). `false`: the hub is gone.
-    async fn skip_to(&self, room: &Arc<str>, next: &mut u64, to: u64) -> bool {
+    /// are applied from its copy (see `own`). If any was another's, who
+    /// is in the room is asked of a node that read them (see `roster`).
+    /// `false`: the hub is gone.
+    async fn skip_to(&self, room: &Arc<str>, epoch: &str, next: &mut u64, to: u64) -> bool {
         warn!(
             room = %room,
             from = *next,
@@ -290,6 +293,9 @@ impl Cluster {
         );
         self.await_publishing(room).await;
         let own = self.own_room(room);
+        // Whether any was another node's (one of this node's own is
+        // applied from its copy): who entered or left there is unknown.
+        let mut unknown = false;
         while *next < to {
             let seq = *next;
             // This node's own, stored: applied from its copy (what the
@@ -300,17 +306,47 @@ impl Cluster {
                     event,
                     origin: Arc::clone(&self.origin),
                 },
-                None => FromCluster::Skip {
-                    room: room.to_string(),
-                    seq,
-                },
+                None => {
+                    unknown = true;
+                    FromCluster::Skip {
+                        room: room.to_string(),
+                        seq,
+                    }
+                }
             };
             if self.to_hub.send(item).await.is_err() {
                 return false;
             }
             *next += 1;
         }
-        true
+        // Who entered or left among the others' is asked of a node that
+        // read them.
+        !unknown || self.seek_roster(room, epoch, to).await
+    }
+
+    /// Tell the hub that `room`'s members as it has them miss the events
+    /// before `from` (it answers nobody for the room until it is told who
+    /// they are, and a node starting does not listen until then), ask the
+    /// other nodes, and hand the hub their answer. `false`: the hub is
+    /// gone.
+    async fn seek_roster(&self, room: &Arc<str>, epoch: &str, from: u64) -> bool {
+        self.roster_lost(room).await && self.ask_for_hub(room, epoch, from).await
+    }
+
+    /// The first half of [`Cluster::seek_roster`].
+    async fn roster_lost(&self, room: &Arc<str>) -> bool {
+        let lost = FromCluster::RosterLost(room.to_string());
+        self.to_hub.send(lost).await.is_ok()
+    }
+
+    /// The second half of [`Cluster::seek_roster`]: the answer, or none.
+    async fn ask_for_hub(&self, room: &Arc<str>, epoch: &str, from: u64) -> bool {
+        let seats = self.ask_roster(room, epoch, from).await;
+        let room = room.to_string();
+        self.to_hub
+            .send(FromCluster::Roster { room, seats })
+            .await
+            .is_ok()
     }
 
     /// One reading of a stream from `next`; `Ok` only when the hub is gone
@@ -354,6 +390,14 @@ impl Cluster {
                 state.first_sequence
             };
             *next = first;
+            // The stream's limits dropped its start: who entered before it
+            // and is still there is asked of a node that read it (said
+            // before the room opens, so that the hub does not take the
+            // room as caught up with before it has the answer).
+            let ask = first > 1;
+            if ask && !self.roster_lost(room).await {
+                return Ok(());
+            }
             let open = FromCluster::Open {
                 room: room.to_string(),
                 epoch: d.epoch,
@@ -361,6 +405,9 @@ impl Cluster {
                 last_seq: state.last_sequence,
             };
             if self.to_hub.send(open).await.is_err() {
+                return Ok(());
+            }
+            if ask && !self.ask_for_hub(room, epoch, first).await {
                 return Ok(());
             }
         }
@@ -411,7 +458,10 @@ impl Cluster {
                         silent_since = now.checked_sub(tick).unwrap_or(now);
                     }
                     let ask = silent_since.elapsed() >= look_after;
-                    match self.check_silence(room, &mut stream, next, ask).await {
+                    match self
+                        .check_silence(room, &mut stream, epoch, next, ask)
+                        .await
+                    {
                         Err(stored) => {
                             return Err(format!(
                                 "no event past seq {} for {:?}, though the stream holds \
@@ -461,7 +511,7 @@ impl Cluster {
                 if first < seq && !all_removed(&stream, first.max(*next), seq).await? {
                     return Err(format!("expected seq {next}, got {seq}"));
                 }
-                if !self.skip_to(room, next, seq).await {
+                if !self.skip_to(room, epoch, next, seq).await {
                     return Ok(());
                 }
             }

@@ -18,7 +18,9 @@
 //! stream), `own` (this node's own proposals kept until read back, and
 //! applied from that copy if the stream's limits drop them unread),
 //! `fence` (nothing published while the others may be taking this node
-//! for dead, then its clients they took for gone closed); `export` prints the streams for `chatserver
+//! for dead, then its clients they took for gone closed), `roster` (who
+//! is in a room, asked of a node that is up by one that cannot read it
+//! all from the stream); `export` prints the streams for `chatserver
 //! export`.
 
 use std::collections::{HashMap, HashSet};
@@ -42,9 +44,11 @@ mod history;
 mod nodes;
 mod own;
 mod publish;
+mod roster;
 
 pub use export::export;
 pub use follow::LimitsSet;
+pub use roster::Seats;
 
 /// Stream names are this and the room's name in hex (room names may hold
 /// `.`, which stream names may not).
@@ -217,6 +221,21 @@ pub enum FromCluster {
     /// its stream's first seq (its limits dropped the events before it),
     /// and whether that moved since the last look (else first seen so).
     Starts(Vec<(String, u64, bool)>),
+    /// The room's members as the hub has them miss those who entered or
+    /// left before the events the stream dropped unread (its limits): the
+    /// hub answers nobody for the room until it takes their `Roster`, and
+    /// a node starting does not listen until the `Roster` comes.
+    RosterLost(String),
+    /// Who is in a room as another node holds them, for the hub to give
+    /// its core right after the event at their seq (see `roster`); `None`
+    /// if no node said.
+    Roster { room: String, seats: Option<Seats> },
+    /// Another node asks who is in `room`: the hub answers if it has
+    /// caught up with it.
+    RosterAsked {
+        room: String,
+        answer: tokio::sync::oneshot::Sender<Option<Seats>>,
+    },
 }
 
 /// The outcome of claiming a nickname for a join.
@@ -319,8 +338,12 @@ pub struct Cluster {
     following: Mutex<HashSet<String>>,
     /// Proposals numbered so far (their message ids).
     next_id: AtomicUsize,
-    /// Set once the node listens: other nodes are judged from then on.
+    /// Set once the node listens (see [`Cluster::set_ready`]): other
+    /// nodes are judged from then on.
     pub ready: std::sync::atomic::AtomicBool,
+    /// What the node says before it listens, said once it does (each: a
+    /// warning or not, the room, the words).
+    said_later: Mutex<Vec<(bool, String, String)>>,
     /// Per room, the seq the log gave this node's latest proposal.
     acked: Mutex<HashMap<Arc<str>, u64>>,
     /// This node's proposals stored and not read back yet (see `own`).
@@ -528,6 +551,7 @@ impl Cluster {
             following: Mutex::new(HashSet::new()),
             next_id: AtomicUsize::new(0),
             ready: std::sync::atomic::AtomicBool::new(false),
+            said_later: Mutex::default(),
             acked: Mutex::new(HashMap::new()),
             own: Mutex::new(own::OwnByRoom::default()),
             checking_claims: AtomicBool::new(false),

@@ -34,6 +34,7 @@ impl Hub {
                         c.catch_up.remove(&room);
                     }
                 }
+                self.seed_if_due(&room);
                 self.check_caught_up();
             }
             FromCluster::Event { event, origin } => {
@@ -90,6 +91,7 @@ impl Hub {
                 if let Some(session) = said_gone {
                     self.said_gone_elsewhere(session);
                 }
+                self.seed_if_due(&room);
                 self.caught_up_to(&room, seq);
             }
             FromCluster::Skip { room, seq } => {
@@ -97,6 +99,7 @@ impl Hub {
                 if let Err(e) = self.server.skip_logged(&room, seq) {
                     warn!(error = %e, "a log entry was not stepped over");
                 }
+                self.seed_if_due(&room);
                 self.caught_up_to(&room, seq);
             }
             FromCluster::Claimed(claimed) => self.claimed(now, claimed),
@@ -189,6 +192,24 @@ impl Hub {
             }
             FromCluster::Duplicate(event) => self.server.handle_logged_duplicate(&event),
             FromCluster::Refused(event, cause) => self.server.handle_log_refused(&event, &cause),
+            FromCluster::RosterLost(room) => {
+                if let Some(c) = &mut self.cluster {
+                    c.unlisted.insert(room.clone());
+                    c.asking.insert(room);
+                }
+            }
+            FromCluster::Roster { room, seats } => {
+                if let Some(c) = &mut self.cluster {
+                    c.asking.remove(&room);
+                }
+                if let Some(seats) = seats {
+                    self.take_roster(&room, seats);
+                }
+                self.check_caught_up();
+            }
+            FromCluster::RosterAsked { room, answer } => {
+                let _ = answer.send(self.roster_of(&room));
+            }
             FromCluster::Starts(starts) => {
                 for (room, first, _) in &starts {
                     self.server.handle_pruned(room, *first);
@@ -219,10 +240,11 @@ impl Hub {
         }
     }
 
-    /// Once every room known at start is applied: accept clients.
+    /// Once every room known at start is applied, and the other nodes
+    /// said who is in those that need it: accept clients.
     pub(super) fn check_caught_up(&mut self) {
         if let Some(c) = &mut self.cluster {
-            if c.catch_up.is_empty() {
+            if c.catch_up.is_empty() && c.asking.is_empty() {
                 if let Some(tx) = c.caught_up.take() {
                     let _ = tx.send(());
                 }

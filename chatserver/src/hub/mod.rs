@@ -11,7 +11,8 @@
 //! batches and answers), `reads` (read pages released to the client that
 //! asked), `from_cluster` (what the cluster's tasks say, applied),
 //! `claims` (joins waiting for their nickname claim), `proposals` (what
-//! the node proposes to the log, departures said once).
+//! the node proposes to the log, departures said once), `roster` (who is
+//! in a room, asked of another node and answered to one).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ mod peers;
 mod persist;
 mod proposals;
 mod reads;
+mod roster;
 mod run;
 
 /// How long shutdown waits for the store to take what was acknowledged-to-be.
@@ -228,6 +230,15 @@ pub struct ClusterSide {
     caught_up: Option<oneshot::Sender<()>>,
     /// Departures proposed for stopped nodes' clients, and when.
     cleaning: HashMap<String, Instant>,
+    /// Rooms whose members as the log gave them here miss some (the
+    /// stream dropped events before this node read them): not answered
+    /// for when another node asks (see `roster`).
+    unlisted: HashSet<String>,
+    /// Rooms whose members the cluster asks the other nodes about now.
+    asking: HashSet<String>,
+    /// Who is in a room as another node said, each given to the core
+    /// once its seq's event is handed to it.
+    seeds: HashMap<String, crate::cluster::Seats>,
     /// When (the hub clock's ms) the log last held an event from each run:
     /// a run whose events are still coming is not taken for gone, though
     /// this node's watch on the heartbeats has not heard it yet.
@@ -297,6 +308,9 @@ impl ClusterSide {
             catch_up,
             caught_up: Some(caught_up),
             cleaning: HashMap::new(),
+            unlisted: HashSet::new(),
+            asking: HashSet::new(),
+            seeds: HashMap::new(),
             active: Vec::new(),
         }
     }
