@@ -18,11 +18,8 @@ impl Store {
             dir: dir.to_owned(),
             source,
         };
-        if dir.exists() && !dir.is_dir() {
-            return Err(dir_err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "it is a file, not a directory",
-            )));
+        if let Some(why) = file_in_the_way(dir) {
+            return Err(dir_err(why));
         }
         // Private messages are in it: made readable by its owner only
         // (the directory, and the files in it, which SQLite's log and
@@ -130,13 +127,15 @@ impl Store {
         let path = dir.join(DB_FILE);
         if !path.exists() {
             let why = if dir.is_dir() {
-                format!("no {DB_FILE} in it")
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {DB_FILE} in it"))
+            } else if let Some(file) = file_in_the_way(dir) {
+                file
             } else {
-                "there is no such directory".to_owned()
+                std::io::Error::new(std::io::ErrorKind::NotFound, "there is no such directory")
             };
             return Err(StoreError::Dir {
                 dir: dir.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
+                source: why,
             });
         }
         // Kept while reading as a file that cannot change: no server takes
@@ -280,6 +279,26 @@ impl Store {
         self.max_bytes = bytes;
         Ok(())
     }
+}
+
+/// A file where `dir` or one of the directories above it should be: it
+/// is then no directory to use, and the OS would say only "Not a
+/// directory", naming neither. `None` when the nearest of them that
+/// exists is a directory (or none does).
+fn file_in_the_way(dir: &Path) -> Option<std::io::Error> {
+    let (at, _) = dir
+        .ancestors()
+        // A relative path's last ancestor is "": the current directory.
+        .take_while(|a| !a.as_os_str().is_empty())
+        // Below a file, asking fails (ENOTDIR): go on up to it.
+        .find_map(|a| std::fs::metadata(a).ok().map(|m| (a, m)))
+        .filter(|(_, m)| !m.is_dir())?;
+    let why = if at == dir {
+        "it is a file, not a directory".to_owned()
+    } else {
+        format!("{} is a file, not a directory", at.display())
+    };
+    Some(std::io::Error::new(std::io::ErrorKind::NotADirectory, why))
 }
 
 /// The file at `path`: its device and inode (`None`: missing, or not on Unix).

@@ -327,6 +327,30 @@ fn an_export_of_a_missing_directory_says_it_is_missing() {
     assert!(err.to_string().contains("no chat.db in it"), "{err}");
 }
 
+/// A data directory that is a file, or below one, is said to be so,
+/// naming the file, by a server's open and by an export's: the OS said
+/// only "Not a directory", and an export that there was no such directory.
+#[test]
+fn a_data_directory_that_is_a_file_or_below_one_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "mine").unwrap();
+    let below = file.join("data");
+    let in_the_way = format!("{} is a file, not a directory", file.display());
+    for (dir, said) in [
+        (&file, "it is a file, not a directory"),
+        (&below, in_the_way.as_str()),
+    ] {
+        let opened = Store::open(dir, Sync::Normal).map(drop).unwrap_err();
+        let read = Store::open_read_only(dir).map(drop).unwrap_err();
+        for err in [opened.to_string(), read.to_string()] {
+            let head = format!("cannot use the data directory {}: {said};", dir.display());
+            assert!(err.starts_with(&head), "{err}");
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+}
+
 #[test]
 fn sessions_come_back_hashed_and_ids_are_never_given_twice() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,10 +40,28 @@ fn a_data_dir_that_cannot_be_created_stops_the_server_with_one_line() {
         line.contains(path_str(&data)),
         "does not name the directory: {line:?}"
     );
+    // The file in the way is named, not only the OS's "Not a directory".
+    let in_the_way = format!("{} is a file, not a directory", path_str(&file));
+    assert!(line.contains(&in_the_way), "{line:?}");
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory\n");
     // The file itself as the data directory: said so, and left alone.
     let line = refuses_to_start(&["--data-dir", path_str(&file)]);
-    assert!(line.contains("a file, not a directory"), "{line:?}");
+    assert!(line.contains("it is a file, not a directory"), "{line:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory\n");
+    // An export says the same (it said there was no such directory).
+    for (dir, said) in [
+        (&data, in_the_way.as_str()),
+        (&file, "it is a file, not a directory"),
+    ] {
+        let run = run_to_exit(&["export", "--data-dir", path_str(dir)], WAIT);
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        let head = format!(
+            "chatserver export: cannot use the data directory {}: {said};",
+            path_str(dir)
+        );
+        assert!(run.stderr.starts_with(&head), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    }
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory\n");
 }
 
