@@ -117,6 +117,17 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// A read-only open of a directory it cannot write (a backup on a
+    /// read-only mount) found writes in the write-ahead log not yet in
+    /// the database, and no shared-memory file beside it: SQLite reads
+    /// the log only through one, which it cannot make there.
+    #[error("cannot read the history in {dir}: its write-ahead log {log} holds writes not yet in {DB_FILE}, which SQLite reads only through a {DB_FILE}-shm it cannot make in a directory it cannot write; copy the whole directory somewhere writable and export the copy")]
+    UnfoldedLog {
+        /// The directory.
+        dir: PathBuf,
+        /// The log.
+        log: PathBuf,
+    },
     /// A read-only open found a database with nothing in it: no schema at
     /// all, as a copy of the file alone makes while a server writes (what
     /// it wrote is in the write-ahead log beside it, `chat.db-wal`).

@@ -190,15 +190,12 @@ impl Store {
                         })
                     }
                 }
+                // Said alone: SQLite's words ("unable to open database
+                // file") and another directory would not help.
                 if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
-                    return Err(StoreError::Dir {
+                    return Err(StoreError::UnfoldedLog {
                         dir: dir.to_owned(),
-                        source: std::io::Error::other(format!(
-                            "{e}; its write-ahead log {} holds writes not yet in the database, \
-                             which a read-only directory cannot fold in: copy the directory to \
-                             a writable place and export from there",
-                            log.display()
-                        )),
+                        log,
                     });
                 }
                 read_only(&path, true).map_err(|_| classify(e, &path))?
