@@ -166,10 +166,12 @@ fn parse_command(cmd: &str) -> Command {
         },
         "clear" if arg.is_none() => Command::Clear,
         "clear" => too_many("/clear"),
-        "help" | "?" => Command::Help,
-        "quit" | "exit" => Command::Quit,
+        "help" | "?" if arg.is_none() => Command::Help,
+        "quit" | "exit" if arg.is_none() => Command::Quit,
         "rooms" | "list" => too_many("/rooms"),
         "who" | "names" => too_many("/who"),
+        "help" | "?" => too_many("/help"),
+        "quit" | "exit" => too_many("/quit"),
         _ => Command::Invalid(format!(
             "unknown command /{word}; /help lists the commands, and //{word} sends the line as text"
         )),
@@ -357,7 +359,22 @@ mod tests {
         assert_eq!(parse_line(" /who "), Command::Who);
         assert_eq!(parse_line("/help"), Command::Help);
         assert_eq!(parse_line("/quit"), Command::Quit);
-        assert_eq!(parse_line("/quit now"), Command::Quit);
+        // A command that takes no argument refuses one, as /who does:
+        // `/quit now` does not leave.
+        for (typed, usage) in [
+            ("/quit now", "/quit"),
+            ("/exit now", "/quit"),
+            ("/help join", "/help"),
+            ("/? join", "/help"),
+            ("/who is there", "/who"),
+        ] {
+            assert_eq!(
+                parse_line(typed),
+                Command::Invalid(format!("too many words; usage: {usage}")),
+                "{typed}"
+            );
+        }
+        assert_eq!(parse_line(" /quit "), Command::Quit);
         assert!(matches!(parse_line("/nope"), Command::Invalid(m) if m.contains("/nope")));
         for (typed, shown) in [
             ("/join ab/cd", "ab/cd"),
