@@ -109,10 +109,10 @@ function parseCommand(cmd) {
     }
     case 'help':
     case '?':
-      return { kind: 'help' };
+      return arg === undefined ? { kind: 'help' } : tooMany('/help');
     case 'quit':
     case 'exit':
-      return { kind: 'quit' };
+      return arg === undefined ? { kind: 'quit' } : tooMany('/quit');
     case 'me': {
       // An action goes as the text "/me ..." (PROTOCOL.md 5.3).
       const action = cmd.replace(/^\S+\s*/u, '');

@@ -309,6 +309,22 @@ async fn msg_query_clear(h: &Harness, server: &Server) {
         err,
         json!("unknown command /frob; /help lists the commands, and //frob sends the line as text")
     );
+    // A command that takes nothing refuses words after it, as the
+    // terminal client does: `/quit now` does not leave.
+    let state = page.state().await;
+    for (typed, usage) in [("/quit now", "/quit"), ("/help join", "/help")] {
+        page.paste_line(typed).await;
+        let want = format!("too many words; usage: {usage}");
+        let err = page
+            .js(
+                "const e = [...document.querySelectorAll('#errors .error .text')].pop();
+                 return e ? e.textContent : null;",
+                vec![],
+            )
+            .await;
+        assert_eq!(err, json!(want), "{typed}");
+    }
+    assert_eq!(page.state().await, state, "/quit now left");
     page.close().await;
 }
 
