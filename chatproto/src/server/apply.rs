@@ -44,6 +44,11 @@ impl Server {
                 match self.steps.pop_front()? {
                     Step::Apply(event) => self.apply(event),
                     Step::Roster(room, roster) => self.apply_roster(&room, roster),
+                    Step::Skipped(room, seq) => {
+                        if let Some(r) = self.rooms.get_mut(&*room) {
+                            r.seq = r.seq.max(seq);
+                        }
+                    }
                     Step::Barrier(ticket) if ticket > self.gate.stored => {
                         // Held until the store has it.
                         self.steps.push_front(Step::Barrier(ticket));
@@ -155,7 +160,7 @@ impl Server {
                     frame: self.room_list(),
                 })
             }
-            Step::Apply(_) | Step::Barrier(_) | Step::Roster(..) => None,
+            Step::Apply(_) | Step::Barrier(_) | Step::Roster(..) | Step::Skipped(..) => None,
         }
     }
 

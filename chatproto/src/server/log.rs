@@ -66,10 +66,13 @@ pub enum LogError {
 
 /// Cluster mode: who is in a room on every server, as of one of its
 /// events ([`Server::roster`]). Every server that applied the room's log
-/// up to `seq` holds the same one, so a server that cannot read the
-/// log's start (its limits dropped the oldest events) can take it from
-/// another ([`Server::seed_roster`]) instead of missing everyone who
-/// entered before that.
+/// from its start up to `seq` holds the same one, so a server that cannot
+/// read the log's start (its limits dropped the oldest events) can take
+/// it from another ([`Server::seed_roster`]) instead of missing everyone
+/// who entered before that. (A server that opened the room past its
+/// start, or stepped over events, holds what it learned: only as good as
+/// the seed it was given, which the shell must know before it passes its
+/// roster on.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roster {
     /// The room's epoch (see [`Server::open_room`]).
@@ -279,8 +282,10 @@ impl Server {
     }
 
     /// Cluster mode: the log's event `seq` of `room` is not one this server
-    /// can read (written by a newer version, or damaged): step over it,
-    /// as every server does, so the seqs after it still apply.
+    /// can read (written by a newer version, or damaged), or one it could
+    /// not read at all (the log dropped it first): step over it, as every
+    /// server does, so the seqs after it still apply. The room's seq
+    /// ([`Server::seq`]) moves to it once `poll` reaches it.
     pub fn skip_logged(&mut self, room: &str, seq: u64) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
@@ -299,13 +304,20 @@ impl Server {
             });
         }
         r.next_seq += 1;
+        // The room's seq moves past it once `poll` reaches it, after the
+        // events handed before it (a seed given right after it finds the
+        // seq it was taken at).
+        let name = Arc::clone(&r.name);
+        self.steps.push_back(Step::Skipped(name, seq));
         Ok(())
     }
 
     /// Cluster mode: who is in `room` on every server as of the last event
-    /// applied here (events handed with [`handle_logged`](Server::handle_logged)
-    /// count once `poll` has reached them); `None` if the room is not open,
-    /// or not in cluster mode.
+    /// applied (or stepped over) here: events handed with
+    /// [`handle_logged`](Server::handle_logged) or
+    /// [`skip_logged`](Server::skip_logged) count once `poll` has reached
+    /// them. `None` if the room is not open, or not in cluster mode. See
+    /// [`Roster`] for when it is whole.
     pub fn roster(&self, room: &str) -> Option<Roster> {
         if !self.config.cluster {
             return None;

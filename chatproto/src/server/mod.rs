@@ -107,6 +107,9 @@ pub(crate) enum Step {
     /// Cluster mode: a room's members from another server, as of the last
     /// event applied before this step (see [`Server::seed_roster`]).
     Roster(Arc<str>, log::Roster),
+    /// Cluster mode: a room's event stepped over (see
+    /// [`Server::skip_logged`]): the room's seq moves to it.
+    Skipped(Arc<str>, u64),
 }
 
 /// Who a delivery waiting in `poll` goes to.

@@ -285,11 +285,15 @@ impl Cluster {
     /// is in the room is asked of a node that read them (see `roster`).
     /// `false`: the hub is gone.
     async fn skip_to(&self, room: &Arc<str>, epoch: &str, next: &mut u64, to: u64) -> bool {
-        warn!(
-            room = %room,
-            from = *next,
-            to = to - 1,
-            "events removed from the room's stream before this node read them"
+        // (Said once the node listens, if it is starting.)
+        self.say(
+            true,
+            room,
+            format!(
+                "events removed from the room's stream before this node read them: seqs {} to {}",
+                *next,
+                to - 1
+            ),
         );
         self.await_publishing(room).await;
         let own = self.own_room(room);

@@ -29,12 +29,13 @@ const ROSTER_PREFIX: &str = "chat.roster.";
 /// listening is known at once).
 const ROSTER_WAIT: Duration = Duration::from_secs(2);
 /// How long a node waits for answers before it asks again (a node that
-/// answered had not read the room as far as it must yet).
+/// answered had not read the room as far as it must yet, or its answer
+/// was lost).
 const ASK_AGAIN: Duration = Duration::from_millis(250);
 /// How long an asked node waits for its hub to build the answer.
 const HUB_WAIT: Duration = Duration::from_secs(1);
-/// Members per message of an answer (about 100 bytes each: a few hundred
-/// KB at most, within NATS's `max_payload`).
+/// Members per message of an answer at most (fewer under a small NATS
+/// `max_payload`: 512 bytes of it a member, twice the most one takes).
 const PART_MEMBERS: usize = 1_000;
 /// The most parts an asker takes from one node (a million members).
 const MAX_PARTS: usize = 1_000;
@@ -68,7 +69,7 @@ impl Cluster {
     /// Log `text` about `room` (a warning, or information): now if the
     /// node listens, else once it does (its first line says where it
     /// listens).
-    fn say(&self, warning: bool, room: &str, text: String) {
+    pub(super) fn say(&self, warning: bool, room: &str, text: String) {
         let mut later = lock(&self.said_later);
         if self.ready.load(Ordering::Relaxed) {
             drop(later);
@@ -152,7 +153,10 @@ impl Cluster {
                 )
             })
             .collect();
-        let chunks: Vec<_> = members.chunks(PART_MEMBERS).collect();
+        // A member takes about 230 bytes at most (a nickname of 32
+        // characters of 4 bytes, a node's name and run, two numbers).
+        let per_part = (self.client.server_info().max_payload / 512).clamp(1, PART_MEMBERS);
+        let chunks: Vec<_> = members.chunks(per_part).collect();
         let parts = chunks.len().max(1);
         (0..parts)
             .filter_map(|i| {
@@ -172,8 +176,9 @@ impl Cluster {
     /// Ask the other nodes who is in `room` (of `epoch`), as of a seq no
     /// lower than `from - 1`: the first whole answer, or `None` (logged:
     /// nobody answered, or no answer would do) after `ROSTER_WAIT` at
-    /// most. A node that has not read that far yet is asked again (every
-    /// `ASK_AGAIN`) until one has.
+    /// most. Asked again every `ASK_AGAIN` until then (the nodes that
+    /// answered had not read the room that far, or their answer was
+    /// lost), all answers coming to one inbox: a late one still counts.
     pub(super) async fn ask_roster(&self, room: &str, epoch: &str, from: u64) -> Option<Seats> {
         let said = |why: &str| {
             self.say(
@@ -186,21 +191,74 @@ impl Cluster {
                 ),
             );
         };
+        let subject = format!("{ROSTER_PREFIX}{}", hex(room.as_bytes()));
+        let inbox = self.client.new_inbox();
+        let mut answers = match self.client.subscribe(inbox.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                said(&format!(
+                    "cannot ask the other nodes who is in the room: {e}"
+                ));
+                return None;
+            }
+        };
         let deadline = tokio::time::Instant::now() + ROSTER_WAIT;
+        // Each node's parts, by the seq of its answer.
+        let mut got: HashMap<(String, u64), Vec<Option<Part>>> = HashMap::new();
         let mut behind = None;
-        loop {
+        while tokio::time::Instant::now() < deadline {
+            let ask = self
+                .client
+                .publish_with_reply(subject.clone(), inbox.clone(), Bytes::new());
+            if let Err(e) = ask.await {
+                said(&format!(
+                    "cannot ask the other nodes who is in the room: {e}"
+                ));
+                return None;
+            }
             let until = (tokio::time::Instant::now() + ASK_AGAIN).min(deadline);
-            match self.ask_roster_once(room, epoch, from, until).await {
-                Asked::Got(seats) => return Some(seats),
-                Asked::Failed(why) => {
-                    said(&why);
+            while let Ok(Some(msg)) = tokio::time::timeout_at(until, answers.next()).await {
+                if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                    said("no other node is up to say who is in the room");
                     return None;
                 }
-                Asked::Behind(why) => behind = Some(why),
-                Asked::Silent => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break;
+                let Ok(part) = serde_json::from_slice::<Part>(&msg.payload) else {
+                    continue;
+                };
+                if part.epoch != epoch || part.seq.saturating_add(1) < from {
+                    behind = Some(format!(
+                        "node {} answered with epoch {} at seq {}",
+                        part.from, part.epoch, part.seq
+                    ));
+                    continue;
+                }
+                if part.parts == 0 || part.parts > MAX_PARTS || part.part >= part.parts {
+                    continue;
+                }
+                let key = (part.from.clone(), part.seq);
+                let parts = got
+                    .entry(key.clone())
+                    .or_insert_with(|| (0..part.parts).map(|_| None).collect());
+                if parts.len() != part.parts {
+                    continue;
+                }
+                let i = part.part;
+                parts[i] = Some(part);
+                if parts.iter().all(Option::is_some) {
+                    let parts = got.remove(&key).unwrap_or_default();
+                    let seats = seats_of(parts.into_iter().flatten());
+                    self.say(
+                        false,
+                        room,
+                        format!(
+                            "took who is in the room from node {}: {} members at seq {}",
+                            key.0,
+                            seats.roster.members.len(),
+                            seats.roster.seq
+                        ),
+                    );
+                    return Some(seats);
+                }
             }
         }
         match behind {
@@ -208,80 +266,6 @@ impl Cluster {
             None => said("no other node said who is in the room in time"),
         }
         None
-    }
-
-    /// One asking of [`Cluster::ask_roster`], its answers awaited until
-    /// `until`.
-    async fn ask_roster_once(
-        &self,
-        room: &str,
-        epoch: &str,
-        from: u64,
-        until: tokio::time::Instant,
-    ) -> Asked {
-        let subject = format!("{ROSTER_PREFIX}{}", hex(room.as_bytes()));
-        let inbox = self.client.new_inbox();
-        let mut answers = match self.client.subscribe(inbox.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                return Asked::Failed(format!(
-                    "cannot ask the other nodes who is in the room: {e}"
-                ))
-            }
-        };
-        if let Err(e) = self
-            .client
-            .publish_with_reply(subject, inbox, Bytes::new())
-            .await
-        {
-            return Asked::Failed(format!(
-                "cannot ask the other nodes who is in the room: {e}"
-            ));
-        }
-        let mut got: HashMap<String, Vec<Option<Part>>> = HashMap::new();
-        let mut outcome = Asked::Silent;
-        while let Ok(Some(msg)) = tokio::time::timeout_at(until, answers.next()).await {
-            if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                return Asked::Failed("no other node is up to say who is in the room".into());
-            }
-            let Ok(part) = serde_json::from_slice::<Part>(&msg.payload) else {
-                continue;
-            };
-            if part.epoch != epoch || part.seq.saturating_add(1) < from {
-                outcome = Asked::Behind(format!(
-                    "node {} answered with epoch {} at seq {}",
-                    part.from, part.epoch, part.seq
-                ));
-                continue;
-            }
-            if part.parts == 0 || part.parts > MAX_PARTS || part.part >= part.parts {
-                continue;
-            }
-            let from_node = part.from.clone();
-            let parts = got
-                .entry(from_node.clone())
-                .or_insert_with(|| (0..part.parts).map(|_| None).collect());
-            if parts.len() != part.parts {
-                continue;
-            }
-            let i = part.part;
-            parts[i] = Some(part);
-            if parts.iter().all(Option::is_some) {
-                let parts = got.remove(&from_node).unwrap_or_default();
-                let seats = seats_of(parts.into_iter().flatten());
-                self.say(
-                    false,
-                    room,
-                    format!(
-                        "took who is in the room from node {from_node}: {} members at seq {}",
-                        seats.roster.members.len(),
-                        seats.roster.seq
-                    ),
-                );
-                return Asked::Got(seats);
-            }
-        }
-        outcome
     }
 }
 
@@ -291,18 +275,6 @@ fn log_line(warning: bool, room: &str, text: &str) {
     } else {
         info!(room, "{text}");
     }
-}
-
-/// What one asking of who is in a room came to.
-enum Asked {
-    /// A whole answer.
-    Got(Seats),
-    /// Only answers of a seq too low (or another epoch): why.
-    Behind(String),
-    /// No answer.
-    Silent,
-    /// No use asking again: why.
-    Failed(String),
 }
 
 /// One node's whole answer, as the hub takes it.

@@ -55,31 +55,35 @@ impl Hub {
         let Some(seats) = c.seeds.remove(room) else {
             return;
         };
-        let Seats { roster, owners, .. } = seats;
+        let Seats { roster, owners } = seats;
+        let members: Vec<(chatproto::SessionId, Arc<str>)> = roster
+            .members
+            .iter()
+            .map(|m| (m.session, Arc::clone(&m.nick)))
+            .collect();
+        if let Err(e) = self.server.seed_roster(room, roster) {
+            warn!(error = %e, "another node's word on who is in the room not taken");
+            return;
+        }
+        c.unlisted.remove(room);
         // The runs that said who entered, as the other node has them.
         let room_key: Arc<str> = Arc::from(room);
         for rooms in c.owners.values_mut() {
             rooms.remove(room);
         }
         c.owners.retain(|_, rooms| !rooms.is_empty());
-        for (m, (origin, since)) in roster.members.iter().zip(owners) {
+        for ((session, nick), (origin, since)) in members.into_iter().zip(owners) {
             if origin.is_empty() {
                 continue;
             }
-            c.owners.entry(m.session).or_default().insert(
+            c.owners.entry(session).or_default().insert(
                 Arc::clone(&room_key),
                 Owner {
                     origin,
                     seq: since,
-                    nick: Arc::clone(&m.nick),
+                    nick,
                 },
             );
-        }
-        match self.server.seed_roster(room, roster) {
-            Ok(()) => {
-                c.unlisted.remove(room);
-            }
-            Err(e) => warn!(error = %e, "another node's word on who is in the room not taken"),
         }
     }
 
