@@ -66,19 +66,26 @@ mod tests {
 
     #[test]
     fn cpu_seconds_are_seconds() {
-        // Busy for 200 ms of wall time: the process is charged at least a
-        // few ticks, and at most the wall time on every core (other tests
-        // run beside this one). A wrong tick rate is off by a factor.
+        // Busy until the process is charged 50 ms (its own CPU, not wall
+        // time: on a loaded machine 200 ms of wall time was charged 40 ms),
+        // for 30 s of wall time at most, a check of the clock every 10 ms:
+        // at most the wall time on every core (other tests run beside
+        // this one). A tick rate too low never gets there; one too high
+        // gets there at once, charged more than the wall time allows.
         let me = std::process::id();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let before = sample(me).unwrap().cpu_s;
         let t = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < std::time::Duration::from_millis(200) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        let mut used = 0.0;
+        while used < 0.05 && t.elapsed() < std::time::Duration::from_secs(30) {
+            let chunk = std::time::Instant::now();
+            while chunk.elapsed() < std::time::Duration::from_millis(10) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            used = sample(me).unwrap().cpu_s - before;
         }
         let wall = t.elapsed().as_secs_f64();
-        let used = sample(me).unwrap().cpu_s - before;
         assert!(used >= 0.05, "{used} s of CPU in {wall} s busy");
         assert!(
             used <= wall * cores + 2.0 * tick_s(),
