@@ -3,11 +3,15 @@
 //! `Server` docs). Its exceptions are left out: disconnects; and in a
 //! memory server a room its last member leaves (forgotten or not,
 //! depending on whether an entering was decided before the leaving was
-//! applied), so parts run only on a durable server, whose rooms stay.
+//! applied), so parts and kicks run only on a durable server, whose
+//! rooms stay.
 
 use std::collections::BTreeMap;
 
-use chatproto::{ClientFrame, ClientId, Now, Output, Server, ServerConfig, ServerFrame};
+use chatproto::{
+    parse_payload, ClientFrame, ClientId, FramingError, Kick, Now, Output, Server, ServerConfig,
+    ServerFrame,
+};
 use proptest::prelude::*;
 
 const NICKS: [&str; 4] = ["alice", "bob", "carol", "dave"];
@@ -24,6 +28,10 @@ enum Op {
     Msg(usize, usize, Vec<usize>),
     History(usize, usize),
     Rooms(usize),
+    /// A payload that is not a frame.
+    BadFrame(usize),
+    /// The shell closes the connection (a framing error).
+    Kick(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -38,7 +46,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (conn.clone(), room.clone(), prop::collection::vec(0..NICKS.len(), 0..3))
             .prop_map(|(c, r, to)| Op::Msg(c, r, to)),
         1 => (conn.clone(), room).prop_map(|(c, r)| Op::History(c, r)),
-        1 => conn.prop_map(Op::Rooms),
+        1 => conn.clone().prop_map(Op::Rooms),
+        1 => conn.clone().prop_map(Op::BadFrame),
+        1 => conn.prop_map(Op::Kick),
     ]
 }
 
@@ -82,6 +92,19 @@ fn run(ops: &[(Op, bool)], durable: bool) -> BTreeMap<ClientId, Vec<ServerFrame>
             }
             Op::History(c, r) => Some((*c, ClientFrame::history(ROOMS[*r], None, Some(5)))),
             Op::Rooms(c) => Some((*c, ClientFrame::Rooms)),
+            Op::BadFrame(c) => {
+                if let Some(&client) = conns.get(*c) {
+                    let bad = parse_payload::<ClientFrame>(b"not json").unwrap_err();
+                    server.handle_bad_frame(now, client, &bad);
+                }
+                None
+            }
+            Op::Kick(c) => {
+                if let Some(&client) = conns.get(*c) {
+                    server.kick(now, client, Kick::Framing(FramingError::Empty));
+                }
+                None
+            }
         };
         if let Some((c, frame)) = frame {
             if let Some(&client) = conns.get(c) {
@@ -109,6 +132,11 @@ fn drain_into(server: &mut Server, got: &mut BTreeMap<ClientId, Vec<ServerFrame>
                         .push(event.to_frame(with_id, false));
                 }
             }
+            // The last thing a closed connection gets.
+            Output::Close { client, code, .. } => {
+                let close = ServerFrame::error(code, format!("closed: {code:?}"));
+                got.entry(client).or_default().push(close);
+            }
             // Stored at once.
             Output::Persist { through, .. } => server.handle_persisted(through),
             other => panic!("the server asked for {other:?}"),
@@ -126,7 +154,7 @@ proptest! {
     ) {
         let ops: Vec<(Op, bool)> = ops
             .into_iter()
-            .filter(|(o, _)| durable || !matches!(o, Op::Part(..)))
+            .filter(|(o, _)| durable || !matches!(o, Op::Part(..) | Op::Kick(..)))
             .collect();
         prop_assert_eq!(run(&each_drained(&ops), durable), run(&ops, durable));
     }
@@ -160,4 +188,62 @@ fn a_part_before_the_welcome_is_polled_does_not_change_it() {
         }
         other => panic!("not a welcome: {other:?}"),
     }
+}
+
+/// A join, a payload that is not a frame and a kick drained once gave
+/// the kicked connection no `welcome` (built when reached, after the kick
+/// had forgotten the connection); drained after each, it had one, first.
+#[test]
+fn a_welcome_queued_before_a_kick_goes_out_however_it_is_drained() {
+    for durable in [false, true] {
+        let ops = [
+            (Op::Connect, true),
+            (Op::Join(0, 0, None), false),
+            (Op::BadFrame(0), false),
+            (Op::Kick(0), false),
+        ];
+        let late = run(&ops, durable);
+        assert_eq!(run(&each_drained(&ops), durable), late);
+        let kinds: Vec<String> = late[&ClientId(0)]
+            .iter()
+            .map(|f| {
+                // An error by its code.
+                let v = serde_json::to_value(f).unwrap();
+                v.get("code")
+                    .unwrap_or(&v["type"])
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        // The last is the `Close`.
+        assert_eq!(
+            kinds,
+            [
+                "welcome",
+                "presence",
+                "bad_frame",
+                "empty_frame",
+                "empty_frame"
+            ]
+        );
+    }
+}
+
+/// So do the answers to a `history` and a `rooms` asked before the kick,
+/// and the echoes of a message and a part decided before it.
+#[test]
+fn answers_queued_before_a_kick_go_out_however_it_is_drained() {
+    let ops = [
+        (Op::Connect, true),
+        (Op::Join(0, 0, Some(vec![0, 1])), true),
+        (Op::Msg(0, 0, vec![]), true),
+        (Op::Msg(0, 0, vec![0]), false),
+        (Op::Part(0, 1), false),
+        (Op::History(0, 0), false),
+        (Op::Rooms(0), false),
+        (Op::Kick(0), false),
+    ];
+    let late = run(&ops, true);
+    assert_eq!(run(&each_drained(&ops), true), late);
 }

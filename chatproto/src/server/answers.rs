@@ -197,26 +197,43 @@ impl Server {
     }
 
     /// The `welcome` of a join (and its continuation frames); `None` if the
-    /// connection is gone.
+    /// connection is gone (the shell said so; one the core closes still
+    /// gets it, before its `Close`).
     pub(super) fn welcome(
         &self,
         client: ClientId,
         lobby: bool,
         resumed: bool,
     ) -> Option<Vec<ServerFrame>> {
-        let sid = self.conns.get(&client)?.session?;
-        let me = self.sessions.get(&sid)?;
+        let (sid, nick, token) = match self.conns.get(&client) {
+            Some(c) => {
+                let sid = c.session?;
+                let me = self.sessions.get(&sid)?;
+                (sid, &me.nick, &me.token)
+            }
+            None => {
+                let k = self.closing.get(&client)?;
+                (k.session, &k.nick, &k.token)
+            }
+        };
         // `lobby`: the join listed and entered it (decided at the join).
         let (seq, online) = match self.rooms.get(LOBBY).filter(|_| lobby) {
-            Some(room) => (room.seq, self.roster_with(room, sid)),
+            Some(room) => {
+                let mut online = self.roster_with(room, sid);
+                // A closed connection's session forgotten meanwhile.
+                if !self.sessions.contains_key(&sid) {
+                    online.push(nick.to_string());
+                }
+                (room.seq, online)
+            }
             None => (0, Vec::new()),
         };
         let mut chunks = chunk(online, self.config.max_frame_bytes).into_iter();
         let mut frames = vec![ServerFrame::Welcome {
-            nick: me.nick.to_string(),
+            nick: nick.to_string(),
             seq,
             online: chunks.next().unwrap_or_default(),
-            session: Some(me.token.clone()),
+            session: Some(token.clone()),
             resumed: Some(resumed),
             limits: Some(self.config.limits()),
         }];

@@ -104,8 +104,12 @@ impl Server {
                 }
                 Some(Output::Send { to, frame })
             }
-            Step::Close(client, code) => Some(Output::Close { client, code }),
-            // Closed meanwhile (a timeout, say): its `Close` went already.
+            Step::Close(client, code) => {
+                self.closed(client);
+                Some(Output::Close { client, code })
+            }
+            // Closed meanwhile (a timeout, a kick): its `Close` says to
+            // close it (it follows, or went already).
             Step::End(client) => self
                 .conns
                 .contains_key(&client)
@@ -118,6 +122,8 @@ impl Server {
                 let frames = self.welcome(client, lobby, resumed)?;
                 if let Some(c) = self.conns.get_mut(&client) {
                     c.welcomed = true;
+                } else if let Some(k) = self.closing.get_mut(&client) {
+                    k.welcomed = true;
                 }
                 let mut frames = frames.into_iter();
                 let first = frames.next()?;
@@ -137,7 +143,7 @@ impl Server {
                 before,
                 limit,
             } => {
-                let sid = self.conns.get(&client)?.session?;
+                let sid = self.answered_session(client)?;
                 if let Some(query) = self.beyond_memory(sid, &room, before, limit) {
                     let before = query.before;
                     let epoch = self.rooms.get(&room).map(|r| r.epoch.clone())?;
@@ -154,7 +160,7 @@ impl Server {
             }
             Step::Read(client, query, pending) => Some(self.read(client, query, pending)),
             Step::Rooms(client) => {
-                self.conns.get(&client)?;
+                self.answered_session(client)?;
                 Some(Output::Send {
                     to: client,
                     frame: self.room_list(),
@@ -250,8 +256,9 @@ impl Server {
     }
 
     fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {
-        let conn = self.sessions.get(&sid).and_then(|s| s.conn);
+        let mut conn = self.sessions.get(&sid).and_then(|s| s.conn);
         let cluster = self.config.cluster;
+        let closing = &self.closing;
         let request = self.sessions.get_mut(&sid).and_then(|s| {
             // In a cluster the session may have entered the room through
             // another node before it moved here, and that node's word may
@@ -263,7 +270,17 @@ impl Server {
                 .entering
                 .iter()
                 .position(|e| *e.room == *event.room && (!cluster || e.ts == event.ts))?;
-            s.entering.remove(i).and_then(|e| e.req)
+            let e = s.entering.remove(i)?;
+            match (e.req, e.closed) {
+                (Some(req), _) => Some(req),
+                // Asked by a connection the core is closing: answered
+                // there, before its `Close`.
+                (None, Some((closed, req))) if closing.contains_key(&closed) => {
+                    conn = Some(closed);
+                    Some(req)
+                }
+                _ => None,
+            }
         });
         if let (Some(conn), Some(req)) = (conn, &request) {
             if !req.v1 {
@@ -338,11 +355,12 @@ impl Server {
         } else if !big {
             self.pending.push_back(Audience::Room);
         }
-        // Whoever parted (and is still connected) sees its own part.
-        let still = self.sessions.get(&sid).and_then(|s| s.conn);
-        if let (Some(conn), Some(old)) = (still, was) {
-            if conn == old {
-                self.pending.push_back(Audience::One(conn, false));
+        // Whoever parted (and is still connected, or not closed yet by
+        // the core) sees its own part.
+        let still = self.sessions.get(&sid);
+        if let (Some(s), Some(old)) = (still, was) {
+            if s.conn == Some(old) || s.closing == Some(old) {
+                self.pending.push_back(Audience::One(old, false));
             }
         }
         // A durable room's history is in the store even when none is in
@@ -393,15 +411,17 @@ impl Server {
             }
         }
         let room = self.rooms.get(&*event.room).expect("checked by apply");
-        let sender = self.sessions.get(from).and_then(|s| s.conn);
         // A room member has its welcome; a sender of a private message
-        // may be a resume's new connection that has not had it yet.
-        let sender = sender.filter(|&c| {
-            if to.is_empty() {
-                room.has(c)
-            } else {
-                self.conns.get(&c).is_some_and(|k| k.welcomed)
-            }
+        // may be a resume's new connection that has not had it yet. One
+        // the core is closing (not yet sent its `Close`) may have sent it.
+        let sender = self.sessions.get(from).and_then(|s| {
+            [s.conn, s.closing].into_iter().flatten().find(|&c| {
+                if to.is_empty() {
+                    room.has(c)
+                } else {
+                    self.welcomed(c)
+                }
+            })
         });
         if to.is_empty() {
             match (id, sender) {
@@ -418,11 +438,14 @@ impl Server {
         let mut list = std::mem::take(&mut self.spare);
         // Recipients in the room now: a resume's new connection is not
         // before its `welcome` and `entered` (its replay brings it).
-        list.extend(
-            to.iter()
-                .filter_map(|r| self.sessions.get(&r.session).and_then(|s| s.conn))
-                .filter(|&c| Some(c) != sender && room.has(c)),
-        );
+        list.extend(to.iter().filter_map(|r| {
+            let s = self.sessions.get(&r.session)?;
+            [s.conn, s.closing]
+                .into_iter()
+                .flatten()
+                .find(|&c| room.has(c))
+                .filter(|&c| Some(c) != sender)
+        }));
         match (id, sender) {
             (Some(_), Some(me)) => {
                 self.pending.push_back(Audience::List(list));

@@ -165,6 +165,7 @@ impl Server {
                         key: key.clone(),
                         skeleton: skeleton.clone(),
                         conn: Some(client),
+                        closing: None,
                         ended_at: None,
                         detach: 0,
                         timer: false,
@@ -319,6 +320,7 @@ impl Server {
         s.entering.push_back(Entering {
             room: room.clone(),
             req: Some(req),
+            closed: None,
             ts: now.wall,
         });
         let nick = s.nick.clone();

@@ -748,6 +748,7 @@ impl Server {
                 key,
                 skeleton,
                 conn: None,
+                closing: None,
                 ended_at: Some(now.mono),
                 detach: 0,
                 timer: false,

@@ -112,6 +112,16 @@ pub(crate) enum Step {
     Skipped(Arc<str>, u64),
 }
 
+/// A joined connection the core closed, until its `Close` goes out.
+#[derive(Debug)]
+pub(crate) struct Closing {
+    pub session: SessionId,
+    pub nick: Arc<str>,
+    pub token: String,
+    /// Whether its `welcome` went out.
+    pub welcomed: bool,
+}
+
 /// Who a delivery waiting in `poll` goes to.
 #[derive(Debug)]
 enum Audience {
@@ -150,6 +160,9 @@ enum Audience {
 /// connection that [`handle_disconnect`](Server::handle_disconnect) said
 /// closed meanwhile, though answers already queued for it may still come:
 /// the shell drops output for a connection it no longer has; that a
+/// connection the core closed itself (a [`kick`](Server::kick), a
+/// timeout, a takeover) before its [`Output::Finish`](crate::Output::Finish)
+/// was polled gets none, its `Close` saying the same; that a
 /// durable shell that takes a turn's inputs first gets their records in
 /// one batch; and that a memory server forgets a room its last member
 /// left, with no history, when that leaving is applied, unless an
@@ -160,6 +173,12 @@ enum Audience {
 /// a time: an event's fan-out is one [`Output::Deliver`](crate::Output::Deliver) holding the event
 /// and its recipients, or two, or none (see there), so however many events
 /// wait, the shell never holds more than one event's copies unwritten.
+///
+/// A connection the core closes itself (a [`kick`](Server::kick), a
+/// timeout, a takeover by a resume) still gets, before its
+/// [`Output::Close`](crate::Output::Close), what was decided for it before
+/// the close and not yet polled (its `welcome`, its answers, its own
+/// entering and echoes, its rooms' events), as if polled before the close.
 ///
 /// # Example
 ///
@@ -199,6 +218,11 @@ pub struct Server {
     next_client: u64,
     next_session: u64,
     conns: ids::IdMap<ClientId, Conn>,
+    /// Connections the core closed (a kick, a timeout, a takeover) whose
+    /// `Close` has not gone out yet: what their answers queued before it
+    /// (a `welcome`, a `history` page, the room list) are built from, as
+    /// they would have been had the shell drained before the close.
+    closing: ids::IdMap<ClientId, Closing>,
     sessions: ids::IdMap<SessionId, Session>,
     tokens: std::collections::HashMap<durable::TokenHash, SessionId>,
     by_key: ids::StrMap<SessionId>,
@@ -289,6 +313,7 @@ impl Server {
             next_client: 0,
             next_session: 0,
             conns: Default::default(),
+            closing: Default::default(),
             sessions: Default::default(),
             tokens: Default::default(),
             by_key: Default::default(),
@@ -475,6 +500,8 @@ impl Server {
 
     /// Close `client` for a reason the shell decided (see [`Kick`]): it
     /// gets the error frame, then [`Output::Close`](crate::Output::Close), and leaves its rooms.
+    /// What was decided for it before and not yet polled (its `welcome`,
+    /// answers, events) still comes first, as if polled before the kick.
     pub fn kick(&mut self, now: Now, client: ClientId, why: Kick) {
         if !self.conns.contains_key(&client) {
             return;
@@ -556,6 +583,20 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        if !gone {
+            // Until its `Close` goes out it gets what was decided before,
+            // as if the shell had drained then. Its session may be
+            // forgotten meanwhile (past `max_detached_sessions`): what a
+            // `welcome` says is kept.
+            let closing = Closing {
+                session: sid,
+                nick: s.nick.clone(),
+                token: s.token.clone(),
+                welcomed: conn.welcomed,
+            };
+            self.closing.insert(client, closing);
+            s.closing = Some(client);
+        }
         s.conn = None;
         s.ended_at = Some(now.mono);
         s.in_flight.clear();
@@ -565,9 +606,12 @@ impl Server {
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
         let mut rooms: Vec<String> = s.rooms.drain().map(|(r, _)| r).collect();
         // Their presences are still on their way: each must find its own
-        // `enter` gone, not take one a resuming connection makes next.
+        // `enter` gone, not take one a resuming connection makes next
+        // (answered on this connection if it is closing, not gone).
         for e in s.entering.iter_mut() {
-            e.req = None;
+            if let Some(req) = e.req.take() {
+                e.closed = (!gone).then_some((client, req));
+            }
         }
         rooms.sort_unstable();
         if self.by_key.get(&key) == Some(&sid) {
@@ -631,6 +675,37 @@ impl Server {
             if let Some(s) = self.sessions.remove(&old) {
                 self.tokens.remove(&s.token_hash);
                 self.record_session_forgotten(old);
+            }
+        }
+    }
+
+    /// The session `client` joined as, for an answer queued to it: also
+    /// while the core closes it (until its `Close` goes out).
+    pub(crate) fn answered_session(&self, client: ClientId) -> Option<SessionId> {
+        match self.conns.get(&client) {
+            Some(c) => c.session,
+            None => self.closing.get(&client).map(|k| k.session),
+        }
+    }
+
+    /// Whether `client`'s `welcome` went out (also while the core closes
+    /// it): nothing of its session may come before.
+    pub(crate) fn welcomed(&self, client: ClientId) -> bool {
+        match self.conns.get(&client) {
+            Some(c) => c.welcomed,
+            None => self.closing.get(&client).is_some_and(|k| k.welcomed),
+        }
+    }
+
+    /// `client`'s `Close` went out: what was decided before it is all
+    /// told.
+    fn closed(&mut self, client: ClientId) {
+        let Some(k) = self.closing.remove(&client) else {
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&k.session) {
+            if s.closing == Some(client) {
+                s.closing = None;
             }
         }
     }

@@ -72,6 +72,10 @@ pub(crate) struct Entering {
     /// What to answer. `None`: asked by a connection that is gone, whose
     /// presence must not answer (or add) the connection attached now.
     pub req: Option<EnterRequest>,
+    /// Asked by a connection the core closed since (a kick, a timeout, a
+    /// takeover): until its `Close` goes out, it is answered (and in the
+    /// room) as if it were open, as when the shell drained before the close.
+    pub closed: Option<(ClientId, EnterRequest)>,
     /// The wall-clock stamp its presence was proposed with. In a cluster
     /// the log may also bring the session's enterings said by another
     /// node (before it moved here), and a refused one comes back apart
@@ -96,6 +100,10 @@ pub(crate) struct Session {
     pub skeleton: String,
     /// The connection it is attached to.
     pub conn: Option<ClientId>,
+    /// Its last connection the core closed, until that one's `Close` goes
+    /// out: what was decided before the close (its own message, its
+    /// part) is told to it as to an open one.
+    pub closing: Option<ClientId>,
     /// When its connection ended (monotonic ms), while detached.
     pub ended_at: Option<u64>,
     /// Whether a timer for its resume window is armed: at most one is, so
