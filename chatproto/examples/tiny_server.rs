@@ -1,7 +1,6 @@
 //! A chat server on the `chatproto` core (chatserver adds rate limits and bounded queues):
 //! `cargo run -p chatproto --example tiny_server -- 127.0.0.1:7878`
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use chatproto::bytes::{Bytes, BytesMut};
@@ -28,8 +27,9 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     let (tx, mut rx) = mpsc::channel::<In>(1024);
-    // A random seed for session tokens (chatserver asks the OS).
-    let seed = std::array::from_fn(|i| std::hash::RandomState::new().hash_one(i) as u8);
+    // Session tokens are as unguessable as this seed: 32 bytes from the OS.
+    let mut seed = [0; 32];
+    getrandom::fill(&mut seed).expect("the OS random source");
     let mut server = Server::new(Default::default(), seed);
     let start = Instant::now();
     let wall = || UNIX_EPOCH.elapsed().map_or(0, |d| d.as_millis() as u64);

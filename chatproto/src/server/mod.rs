@@ -302,8 +302,9 @@ impl Server {
     /// A server with `config`; `seed` makes the session tokens and room
     /// epochs (give it 32 bytes from the operating system's random source:
     /// tokens are only unguessable if the seed is). The standard library
-    /// has no call for those bytes; chatserver takes them with the
-    /// `getrandom` crate (`getrandom::fill(&mut seed)`). A fixed seed, as
+    /// has no call for those bytes; chatserver and
+    /// `examples/tiny_server.rs` take them with the `getrandom` crate
+    /// (`getrandom::fill(&mut seed)`). A fixed seed, as
     /// in the doc examples, is for tests only: every run makes the same
     /// tokens.
     pub fn new(config: ServerConfig, seed: [u8; 32]) -> Self {

@@ -84,7 +84,10 @@ pub enum Output<'a> {
     /// Close the connection once what was sent to it is written. The core
     /// has forgotten it already: nothing more comes for it, and there is
     /// no need to call [`Server::handle_disconnect`](crate::Server::handle_disconnect)
-    /// when it is closed (a call does nothing).
+    /// when it is closed (a call does nothing). Bound that wait (chatserver
+    /// gives it `--close-flush-ms`, 2 s by default): nothing in the core
+    /// times it out any more, so a peer that stops reading would keep
+    /// the connection open for ever.
     #[non_exhaustive]
     Close {
         /// The connection.
@@ -98,7 +101,10 @@ pub enum Output<'a> {
     /// it asked for has gone out. Unlike [`Close`](Output::Close), the
     /// core still counts it in its rooms: call
     /// [`Server::handle_disconnect`](crate::Server::handle_disconnect)
-    /// once it is closed.
+    /// once it is closed. Bound the wait as for `Close`: the core's
+    /// timers still run for it meanwhile, but one that closes it only
+    /// queues a `Close`, which a peer that stops reading never lets be
+    /// written.
     #[non_exhaustive]
     Finish {
         /// The connection.
