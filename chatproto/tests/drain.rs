@@ -32,10 +32,22 @@ enum Op {
     BadFrame(usize),
     /// The shell closes the connection (a framing error).
     Kick(usize),
+    /// A v2 join resuming the last session welcomed as this nickname (a
+    /// takeover if that session's connection is open), entering these
+    /// rooms.
+    Resume(usize, usize, Vec<usize>),
+    /// The clocks move on this many seconds, timers run (a ping, a pong or
+    /// join timeout).
+    Advance(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let conn = 0..4usize;
+    op_in(4)
+}
+
+/// An op on one of the first `conns` connections.
+fn op_in(conns: usize) -> impl Strategy<Value = Op> {
+    let conn = 0..conns;
     let room = 0..ROOMS.len();
     prop_oneof![
         1 => Just(Op::Connect),
@@ -48,22 +60,85 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (conn.clone(), room).prop_map(|(c, r)| Op::History(c, r)),
         1 => conn.clone().prop_map(Op::Rooms),
         1 => conn.clone().prop_map(Op::BadFrame),
-        1 => conn.prop_map(Op::Kick),
+        1 => conn.clone().prop_map(Op::Kick),
+    ]
+}
+
+/// The ops above, with resumes and the clock moving on (durable only:
+/// both close connections in the core).
+fn op_more() -> impl Strategy<Value = Op> {
+    let conn = 0..8usize;
+    let room = 0..ROOMS.len();
+    prop_oneof![
+        8 => op_in(8),
+        2 => Just(Op::Connect),
+        4 => (conn, 0..2usize, prop::collection::vec(room, 0..3))
+            .prop_map(|(c, n, r)| Op::Resume(c, n, r)),
+        1 => prop_oneof![Just(5), Just(12), Just(31), Just(45)].prop_map(Op::Advance),
     ]
 }
 
 /// Run `ops` on a new server, draining after the ops whose flag is set
 /// (and at the end); every connection's frames, in order.
 fn run(ops: &[(Op, bool)], durable: bool) -> BTreeMap<ClientId, Vec<ServerFrame>> {
+    run_with(ops, durable, None).0
+}
+
+/// As `run`; a `Resume` takes its token from `tokens` (by op) if given,
+/// else from the welcomes drained so far. Also the token each op used.
+fn run_with(
+    ops: &[(Op, bool)],
+    durable: bool,
+    tokens: Option<&[Option<String>]>,
+) -> (BTreeMap<ClientId, Vec<ServerFrame>>, Vec<Option<String>>) {
     let mut config = ServerConfig::default();
     config.durable = durable;
+    run_config(ops, config, tokens)
+}
+
+/// As `run_with`, on a server with `config`.
+fn run_config(
+    ops: &[(Op, bool)],
+    config: ServerConfig,
+    tokens: Option<&[Option<String>]>,
+) -> (BTreeMap<ClientId, Vec<ServerFrame>>, Vec<Option<String>>) {
     let mut server = Server::new(config, [7; 32]);
-    let now = Now::new(1_000, 1_732_400_000_000);
+    let mut now = Now::new(1_000, 1_732_400_000_000);
     let mut conns: Vec<ClientId> = Vec::new();
     let mut got: BTreeMap<ClientId, Vec<ServerFrame>> = BTreeMap::new();
     let mut sent = 0u64;
-    for (op, drain) in ops {
+    let mut used: Vec<Option<String>> = Vec::new();
+    for (i, (op, drain)) in ops.iter().enumerate() {
+        used.push(None);
         let frame = match op {
+            Op::Resume(c, n, rooms) => {
+                let token = match tokens {
+                    Some(t) => t[i].clone(),
+                    None => last_token(&got, NICKS[*n]),
+                };
+                used[i] = token.clone();
+                Some((
+                    *c,
+                    ClientFrame::join_v2(
+                        NICKS[*n],
+                        rooms.iter().map(|&r| ROOMS[r].to_owned()).collect(),
+                        token,
+                    ),
+                ))
+            }
+            Op::Advance(secs) => {
+                let until = now.mono + secs * 1_000;
+                while let Some(at) = server.poll_timeout().filter(|&at| at <= until) {
+                    // A ping goes out (is polled) before its pong timeout
+                    // can judge it (one still queued is not judged):
+                    // drained before each timer, not after the last.
+                    drain_into(&mut server, &mut got);
+                    now = Now::new(at.max(now.mono), now.wall + (at.max(now.mono) - now.mono));
+                    server.handle_timeout(now);
+                }
+                now = Now::new(until, now.wall + (until - now.mono));
+                None
+            }
             Op::Connect => {
                 conns.push(server.handle_connect(now));
                 None
@@ -116,7 +191,21 @@ fn run(ops: &[(Op, bool)], durable: bool) -> BTreeMap<ClientId, Vec<ServerFrame>
         }
     }
     drain_into(&mut server, &mut got);
-    got
+    (got, used)
+}
+
+/// The token of the last `welcome` drained for `nick`.
+fn last_token(got: &BTreeMap<ClientId, Vec<ServerFrame>>, nick: &str) -> Option<String> {
+    // Connections are numbered in order: the last one's is the latest.
+    got.values()
+        .flat_map(|f| f.iter())
+        .rev()
+        .find_map(|f| match f {
+            ServerFrame::Welcome {
+                nick: n, session, ..
+            } if n == nick => session.clone(),
+            _ => None,
+        })
 }
 
 fn drain_into(server: &mut Server, got: &mut BTreeMap<ClientId, Vec<ServerFrame>>) {
@@ -157,6 +246,21 @@ proptest! {
             .filter(|(o, _)| durable || !matches!(o, Op::Part(..) | Op::Kick(..)))
             .collect();
         prop_assert_eq!(run(&each_drained(&ops), durable), run(&ops, durable));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// With resumes (takeovers among them) and timeouts too, on a durable
+    /// server (each closes connections in the core).
+    #[test]
+    fn draining_late_gives_the_same_frames_with_resumes_and_timeouts(
+        ops in prop::collection::vec((op_more(), any::<bool>()), 1..40),
+    ) {
+        let (each, tokens) = run_with(&each_drained(&ops), true, None);
+        let (late, _) = run_with(&ops, true, Some(&tokens));
+        prop_assert_eq!(each, late);
     }
 }
 
@@ -246,4 +350,209 @@ fn answers_queued_before_a_kick_go_out_however_it_is_drained() {
     ];
     let late = run(&ops, true);
     assert_eq!(run(&each_drained(&ops), true), late);
+}
+
+/// `ops` drained once and drained after each (resumes taking the tokens
+/// the latter saw), on a durable server.
+fn both_ways(
+    ops: &[(Op, bool)],
+) -> (
+    BTreeMap<ClientId, Vec<ServerFrame>>,
+    BTreeMap<ClientId, Vec<ServerFrame>>,
+) {
+    let (each, tokens) = run_with(&each_drained(ops), true, None);
+    let (late, _) = run_with(ops, true, Some(&tokens));
+    (each, late)
+}
+
+/// A session taken over twice before the first connection's `Close` is
+/// polled: the second takeover made the session forget the first
+/// connection it was closing (`Session::closing` holds one), so that
+/// connection lost the echo (with its id) of a message it sent before
+/// the first takeover; drained after each, it had it.
+#[test]
+fn an_echo_decided_before_two_takeovers_goes_to_the_first_connection() {
+    let ops = [
+        (Op::Connect, true),
+        (Op::Join(0, 0, Some(vec![1])), true),
+        (Op::Msg(0, 1, vec![]), false),
+        (Op::Connect, false),
+        (Op::Resume(1, 0, vec![]), false),
+        (Op::Connect, false),
+        (Op::Resume(2, 0, vec![]), false),
+    ];
+    let (each, late) = both_ways(&ops);
+    let echo = |got: &BTreeMap<ClientId, Vec<ServerFrame>>| {
+        got[&ClientId(0)].iter().find_map(|f| match f {
+            ServerFrame::Msg { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(echo(&each), Some(Some("m1".to_owned())));
+    assert_eq!(echo(&late), echo(&each));
+    assert_eq!(late, each);
+}
+
+/// The same for a part decided before the first takeover: the first
+/// connection saw its own part only if drained before the second.
+#[test]
+fn a_part_decided_before_two_takeovers_is_seen_by_the_first_connection() {
+    let ops = [
+        (Op::Connect, true),
+        (Op::Join(0, 0, Some(vec![1])), true),
+        (Op::Part(0, 1), false),
+        (Op::Connect, false),
+        (Op::Resume(1, 0, vec![]), false),
+        (Op::Connect, false),
+        (Op::Resume(2, 0, vec![]), false),
+    ];
+    let (each, late) = both_ways(&ops);
+    assert_eq!(late, each);
+}
+
+/// And for a private message to the session decided before the first
+/// takeover: the first connection, in the room, got it drained after
+/// each; drained once the second takeover hid it.
+#[test]
+fn a_private_message_decided_before_two_takeovers_reaches_the_first_connection() {
+    let ops = [
+        (Op::Connect, true),
+        (Op::Join(0, 0, Some(vec![1])), true),
+        (Op::Connect, true),
+        (Op::Join(1, 1, Some(vec![1])), true),
+        (Op::Msg(1, 1, vec![0]), false),
+        (Op::Connect, false),
+        (Op::Resume(2, 0, vec![]), false),
+        (Op::Connect, false),
+        (Op::Resume(3, 0, vec![]), false),
+    ];
+    let (each, late) = both_ways(&ops);
+    assert_eq!(late, each);
+}
+
+/// A durable server keeping 4 messages a room in memory, alice having
+/// said 10 in lobby; alice asks for a `history` page reaching past
+/// memory (answered by a read of the store), then is kicked, drained
+/// after the kick or before it. The store answers each read at once, as
+/// a synchronous store does: what `handle_page` gives alice.
+fn page_for_kicked(drain_before_kick: bool) -> Option<(ClientId, Vec<ServerFrame>)> {
+    let mut config = ServerConfig::default();
+    config.durable = true;
+    config.history_per_room = 4;
+    let mut server = Server::new(config, [7; 32]);
+    let now = Now::new(1_000, 1_732_400_000_000);
+    let mut got = BTreeMap::new();
+    let alice = server.handle_connect(now);
+    server.handle_frame(now, alice, ClientFrame::join("alice"));
+    for n in 0..10 {
+        let frame = ClientFrame::msg_in("lobby", vec![], format!("m{n}"), Some(format!("id{n}")));
+        server.handle_frame(now, alice, frame);
+        drain_into(&mut server, &mut got);
+    }
+    server.handle_frame(now, alice, ClientFrame::history("lobby", None, Some(8)));
+    let mut answered = None;
+    let mut poll_all = |server: &mut Server| loop {
+        let ticket = match server.poll() {
+            None => break,
+            Some(Output::Read { ticket, .. }) => ticket,
+            Some(Output::Persist { through, .. }) => {
+                server.handle_persisted(through);
+                continue;
+            }
+            Some(_) => continue,
+        };
+        answered = Some(server.handle_page(ticket, Err("no store here".to_owned())));
+    };
+    if drain_before_kick {
+        poll_all(&mut server);
+    }
+    server.kick(now, alice, Kick::Framing(FramingError::Empty));
+    poll_all(&mut server);
+    answered.expect("a read was asked")
+}
+
+/// Its `Output::Read` goes out before its `Close` either way, but drained
+/// once the page is never given: `handle_page` looks for the asker among
+/// the open connections, and the kick took it out (it is only among those
+/// closing), so the shell that holds alice's frames behind the read is
+/// told she is gone and her page is lost.
+#[test]
+fn a_history_read_asked_before_a_kick_is_answered_however_it_is_drained() {
+    let each = page_for_kicked(true);
+    assert!(matches!(&each, Some((_, f)) if matches!(f[..], [ServerFrame::History { .. }])));
+    assert_eq!(page_for_kicked(false), each);
+}
+
+/// A server that keeps no detached session waiting (its session is
+/// forgotten as its connection closes), durable.
+fn forgetful() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.durable = true;
+    config.max_detached_sessions = 0;
+    config
+}
+
+/// A kicked connection whose session is forgotten at once (past
+/// `max_detached_sessions`) before its `Close` is polled: its `welcome`
+/// is kept for it (`Closing` holds what it says), but its echo (with the
+/// id), its own part and a private message to it, decided before the
+/// kick, are looked up through the session, gone, so drained once it
+/// gets the message without its id and neither the part nor the private
+/// message; drained after each, it had them.
+#[test]
+fn echoes_decided_before_a_kick_go_out_when_the_session_is_forgotten() {
+    let ops = [
+        (Op::Connect, true),
+        (Op::Join(0, 0, Some(vec![0, 1])), true),
+        (Op::Connect, true),
+        (Op::Join(1, 1, Some(vec![0])), true),
+        (Op::Msg(0, 0, vec![]), false),
+        (Op::Msg(1, 0, vec![0]), false),
+        (Op::Part(0, 1), false),
+        (Op::Kick(0), false),
+    ];
+    let (each, _) = run_config(&each_drained(&ops), forgetful(), None);
+    let (late, _) = run_config(&ops, forgetful(), None);
+    assert_eq!(late[&ClientId(0)], each[&ClientId(0)]);
+}
+
+/// A closed connection's `welcome` names it by the nickname it joined
+/// with, then lists the session by the spelling a later takeover resumed
+/// it with ("Alice" for "alice"): `online` is built from the session as
+/// it is now, the rest from what the close kept. Drained after each, the
+/// welcome went out before the takeover and said "alice" both times.
+fn welcome_of_a_connection_taken_over(drain_before_takeover: bool) -> ServerFrame {
+    let mut config = ServerConfig::default();
+    config.durable = true;
+    let mut server = Server::new(config, [7; 32]);
+    let now = Now::new(1_000, 1_732_400_000_000);
+    let mut got = BTreeMap::new();
+    let first = server.handle_connect(now);
+    server.handle_frame(now, first, ClientFrame::join("alice"));
+    drain_into(&mut server, &mut got);
+    let token = last_token(&got, "alice");
+    let second = server.handle_connect(now);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".to_owned()], token.clone());
+    server.handle_frame(now, second, join);
+    if drain_before_takeover {
+        drain_into(&mut server, &mut got);
+    }
+    let third = server.handle_connect(now);
+    let join = ClientFrame::join_v2("Alice", vec!["lobby".to_owned()], token);
+    server.handle_frame(now, third, join);
+    drain_into(&mut server, &mut got);
+    got[&second][0].clone()
+}
+
+#[test]
+fn a_closed_connections_welcome_lists_it_as_it_joined() {
+    let each = welcome_of_a_connection_taken_over(true);
+    let ServerFrame::Welcome { nick, online, .. } = &each else {
+        panic!("not a welcome: {each:?}");
+    };
+    assert_eq!(
+        (nick.as_str(), &online[..]),
+        ("alice", &["alice".to_owned()][..])
+    );
+    assert_eq!(welcome_of_a_connection_taken_over(false), each);
 }

@@ -220,8 +220,13 @@ impl Server {
         let (seq, online) = match self.rooms.get(LOBBY).filter(|_| lobby) {
             Some(room) => {
                 let mut online = self.roster_with(room, sid);
-                // A closed connection's session forgotten meanwhile.
-                if !self.sessions.contains_key(&sid) {
+                // A connection the core closed says itself as it joined
+                // (its session may be forgotten, or resumed since under
+                // another spelling).
+                if !self.conns.contains_key(&client) {
+                    if self.sessions.contains_key(&sid) {
+                        online.pop();
+                    }
                     online.push(nick.to_string());
                 }
                 (room.seq, online)

@@ -357,9 +357,9 @@ impl Server {
         }
         // Whoever parted (and is still connected, or not closed yet by
         // the core) sees its own part.
-        let still = self.sessions.get(&sid);
-        if let (Some(s), Some(old)) = (still, was) {
-            if s.conn == Some(old) || s.closing == Some(old) {
+        let still = self.sessions.get(&sid).and_then(|s| s.conn);
+        if let Some(old) = was {
+            if still == Some(old) || self.closing.contains_key(&old) {
                 self.pending.push_back(Audience::One(old, false));
             }
         }
@@ -414,14 +414,20 @@ impl Server {
         // A room member has its welcome; a sender of a private message
         // may be a resume's new connection that has not had it yet. One
         // the core is closing (not yet sent its `Close`) may have sent it.
-        let sender = self.sessions.get(from).and_then(|s| {
-            [s.conn, s.closing].into_iter().flatten().find(|&c| {
-                if to.is_empty() {
-                    room.has(c)
-                } else {
-                    self.welcomed(c)
-                }
-            })
+        // (Its session may be forgotten meanwhile: that connection is the
+        // one the session is in the room as.)
+        let live = self.sessions.get(from).and_then(|s| s.conn);
+        let closing = if self.closing.is_empty() {
+            None
+        } else {
+            room.conn_of(*from).filter(|c| self.closing.contains_key(c))
+        };
+        let sender = [live, closing].into_iter().flatten().find(|&c| {
+            if to.is_empty() {
+                room.has(c)
+            } else {
+                self.welcomed(c)
+            }
         });
         if to.is_empty() {
             match (id, sender) {
@@ -438,13 +444,13 @@ impl Server {
         let mut list = std::mem::take(&mut self.spare);
         // Recipients in the room now: a resume's new connection is not
         // before its `welcome` and `entered` (its replay brings it).
+        // (A session's connection in the room is its own, or the one the
+        // core is closing, whose session may be forgotten meanwhile; never
+        // one whose `Close` went out.)
         list.extend(to.iter().filter_map(|r| {
-            let s = self.sessions.get(&r.session)?;
-            [s.conn, s.closing]
-                .into_iter()
-                .flatten()
-                .find(|&c| room.has(c))
-                .filter(|&c| Some(c) != sender)
+            room.conn_of(r.session).filter(|&c| {
+                Some(c) != sender && (self.conns.contains_key(&c) || self.closing.contains_key(&c))
+            })
         }));
         match (id, sender) {
             (Some(_), Some(me)) => {

@@ -165,7 +165,6 @@ impl Server {
                         key: key.clone(),
                         skeleton: skeleton.clone(),
                         conn: Some(client),
-                        closing: None,
                         ended_at: None,
                         detach: 0,
                         timer: false,

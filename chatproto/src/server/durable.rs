@@ -748,7 +748,6 @@ impl Server {
                 key,
                 skeleton,
                 conn: None,
-                closing: None,
                 ended_at: Some(now.mono),
                 detach: 0,
                 timer: false,

@@ -162,7 +162,10 @@ enum Audience {
 /// the shell drops output for a connection it no longer has; that a
 /// connection the core closed itself (a [`kick`](Server::kick), a
 /// timeout, a takeover) before its [`Output::Finish`](crate::Output::Finish)
-/// was polled gets none, its `Close` saying the same; that a
+/// was polled gets none, its `Close` saying the same; that a ping still
+/// queued (not polled) when its pong's time is up is not judged yet: the
+/// client has the whole time again from then, as for one held by the
+/// store; that a
 /// durable shell that takes a turn's inputs first gets their records in
 /// one batch; and that a memory server forgets a room its last member
 /// left, with no history, when that leaving is applied, unless an
@@ -178,7 +181,10 @@ enum Audience {
 /// timeout, a takeover by a resume) still gets, before its
 /// [`Output::Close`](crate::Output::Close), what was decided for it before
 /// the close and not yet polled (its `welcome`, its answers, its own
-/// entering and echoes, its rooms' events), as if polled before the close.
+/// entering and echoes, its rooms' events), as if polled before the close,
+/// also when its session is resumed again or forgotten meanwhile. (In
+/// cluster mode a delivery may still list it after its `Close`, until its
+/// leaving comes back from the log: see [`Output::Close`](crate::Output::Close).)
 ///
 /// # Example
 ///
@@ -596,7 +602,6 @@ impl Server {
                 welcomed: conn.welcomed,
             };
             self.closing.insert(client, closing);
-            s.closing = Some(client);
         }
         s.conn = None;
         s.ended_at = Some(now.mono);
@@ -701,14 +706,7 @@ impl Server {
     /// `client`'s `Close` went out: what was decided before it is all
     /// told.
     fn closed(&mut self, client: ClientId) {
-        let Some(k) = self.closing.remove(&client) else {
-            return;
-        };
-        if let Some(s) = self.sessions.get_mut(&k.session) {
-            if s.closing == Some(client) {
-                s.closing = None;
-            }
-        }
+        self.closing.remove(&client);
     }
 
     /// The session `client` joined as.

@@ -186,7 +186,8 @@ impl Server {
         found: Result<ReadPage, String>,
     ) -> Option<(ClientId, Vec<ServerFrame>)> {
         let (client, pending) = self.reads.remove(&ticket)?;
-        let sid = self.conns.get(&client)?.session?;
+        // (Also one the core is closing, its `Close` not polled yet.)
+        let sid = self.answered_session(client)?;
         // A room forgotten and begun again while the store read (its
         // members all gone, at the cap of rooms): what the store holds now
         // is another room's history, not for this asker.

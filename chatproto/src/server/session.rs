@@ -100,10 +100,6 @@ pub(crate) struct Session {
     pub skeleton: String,
     /// The connection it is attached to.
     pub conn: Option<ClientId>,
-    /// Its last connection the core closed, until that one's `Close` goes
-    /// out: what was decided before the close (its own message, its
-    /// part) is told to it as to an open one.
-    pub closing: Option<ClientId>,
     /// When its connection ended (monotonic ms), while detached.
     pub ended_at: Option<u64>,
     /// Whether a timer for its resume window is armed: at most one is, so
