@@ -1179,6 +1179,27 @@ fn an_old_sessions_leaving_is_not_told_once_its_nickname_is_back_in_the_room() {
     );
 }
 
+/// The lobby's log on `c`, and node 0's roster at its last event, which
+/// lists alice and bob.
+fn log_and_roster(c: &Cluster) -> (Vec<Event>, chatproto::Roster) {
+    let log = c.log["lobby"].clone();
+    let roster = c.nodes[0].roster("lobby").unwrap();
+    assert_eq!(roster.seq, log.len() as u64);
+    let nicks: Vec<&str> = roster.members.iter().map(|m| &*m.nick).collect();
+    assert_eq!(nicks, ["alice", "bob"]);
+    (log, roster)
+}
+
+/// A cluster node that has read nothing yet (its session ids apart from
+/// the harness's nodes').
+fn late_node() -> Server {
+    let mut cfg = ServerConfig::default();
+    cfg.cluster = true;
+    let mut late = Server::new(cfg, [7; 32]);
+    late.reserve_sessions(7 << 32);
+    late
+}
+
 /// A node that reads a room's log from past its start (the log's limits
 /// dropped the oldest events) takes who is in the room from another
 /// node's [`Server::roster`], given right after the event it was taken
@@ -1194,20 +1215,13 @@ fn a_node_reading_past_the_logs_start_takes_the_roster_from_another() {
         c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec![], text));
     }
     c.settle();
-    let log = c.log["lobby"].clone();
+    let (log, roster) = log_and_roster(&c);
     let last = log.len() as u64;
-    let roster = c.nodes[0].roster("lobby").unwrap();
-    assert_eq!(roster.seq, last);
-    let nicks: Vec<&str> = roster.members.iter().map(|m| &*m.nick).collect();
-    assert_eq!(nicks, ["alice", "bob"]);
     assert!(roster.members.iter().all(|m| m.found_by_nick));
 
     // The late node reads the log from the first message on: both
     // enterings are gone from it.
-    let mut cfg = ServerConfig::default();
-    cfg.cluster = true;
-    let mut late = Server::new(cfg, [7; 32]);
-    late.reserve_sessions(7 << 32);
+    let mut late = late_node();
     late.open_room("lobby", "epoch-1", 3);
     // Given before its event: refused, naming both seqs.
     assert_eq!(
@@ -1276,9 +1290,7 @@ fn a_node_reading_past_the_logs_start_takes_the_roster_from_another() {
 /// not found by it.
 #[test]
 fn a_roster_is_given_at_the_rooms_opening_and_keeps_who_a_nickname_finds() {
-    let mut cfg = ServerConfig::default();
-    cfg.cluster = true;
-    let mut late = Server::new(cfg, [7; 32]);
+    let mut late = late_node();
     late.open_room("lobby", "epoch-1", 10);
     let member = |s, nick: &str, found_by_nick| chatproto::RosterMember {
         session: SessionId(s),
@@ -1326,17 +1338,10 @@ fn a_roster_given_right_after_a_stepped_over_event_is_taken() {
     c.settle();
     c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec![], "one"));
     c.settle();
-    let log = c.log["lobby"].clone();
+    let (log, roster) = log_and_roster(&c);
     let last = log.len() as u64;
-    let roster = c.nodes[0].roster("lobby").unwrap();
-    assert_eq!(roster.seq, last);
-    let nicks: Vec<&str> = roster.members.iter().map(|m| &*m.nick).collect();
-    assert_eq!(nicks, ["alice", "bob"]);
 
-    let mut cfg = ServerConfig::default();
-    cfg.cluster = true;
-    let mut late = Server::new(cfg, [7; 32]);
-    late.reserve_sessions(7 << 32);
+    let mut late = late_node();
     late.open_room("lobby", "epoch-1", 1);
     // It read alice's entering, then the rest was dropped before it read it.
     for e in &log[..alices] {
