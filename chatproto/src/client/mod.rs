@@ -374,7 +374,10 @@ impl Client {
         client
     }
 
-    /// The nickname.
+    /// The nickname: the one asked for until a `welcome` comes, then the
+    /// server's spelling of it (as the others see it), which compares
+    /// equal to another spelling of it under [`nick_key`](crate::nick_key)
+    /// only.
     pub fn nick(&self) -> &str {
         &self.nick
     }
