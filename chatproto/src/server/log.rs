@@ -44,6 +44,7 @@ pub enum LogError {
     /// after it: [`Server::seed_roster`] takes one right after the event
     /// it was taken at.
     #[error("room {room}: a roster taken at seq {seq} given where the next event is seq {next}; give it right after its own")]
+    #[non_exhaustive]
     RosterSeq {
         /// The room.
         room: String,
@@ -54,6 +55,7 @@ pub enum LogError {
     },
     /// A roster of another epoch of the room (its log was made anew).
     #[error("room {room}: a roster of epoch {epoch} given where the room's is {ours}")]
+    #[non_exhaustive]
     RosterEpoch {
         /// The room.
         room: String,
