@@ -576,7 +576,8 @@ pub enum ErrorCode {
     Duplicate,
     /// v2: the server cannot store messages right now (its disk is full or
     /// failing); the message was not sent. Reading still works; try again
-    /// later. From a server that shares rooms (PROTOCOL.md §5.9) also the
+    /// later (its `message` says when none will be taken until the server
+    /// restarts). From a server that shares rooms (PROTOCOL.md §5.9) also the
     /// answer to a `join` or an `enter` it cannot log now, and, without
     /// `id`, the last frame before it closes a connection whose nickname
     /// the other servers freed (the one case it is fatal).

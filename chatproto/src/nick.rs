@@ -86,8 +86,11 @@ pub enum NickError {
     /// More than four combining marks on one letter, or the same mark twice.
     #[error("the nickname stacks too many combining marks on one letter (at most 4, none twice); remove some")]
     TooManyMarks,
-    /// Letters from scripts that may not be mixed (any two, except Latin
-    /// with Han, Hiragana, Katakana, Hangul or Bopomofo).
+    /// Letters from scripts that may not be mixed: letters all of one
+    /// script pass, and so do those whose letters other than Latin are all
+    /// of Han with Bopomofo, of Japanese (Han, Hiragana, Katakana) or of
+    /// Korean (Han, Hangul), with Latin or without (UTS #39's "Highly
+    /// Restrictive", PROTOCOL.md section 3); any other mix is refused.
     #[error("the nickname mixes {} letters, which is how look-alike names are made; write it in one script", and_list(.0))]
     MixedScript(Vec<&'static str>),
 }

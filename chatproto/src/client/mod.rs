@@ -392,8 +392,9 @@ impl Client {
         self.rooms.keys().map(String::as_str)
     }
 
-    /// The epoch of `room`'s history as the server last said it (`None`
-    /// before it was entered, or after it was parted). Seqs are
+    /// The epoch of `room`'s history as the server last said it, or as
+    /// [`set_last_seen`](Client::set_last_seen) gave it (`None` before
+    /// either, or after the room was parted). Seqs are
     /// comparable only within one epoch.
     pub fn epoch(&self, room: &str) -> Option<&str> {
         self.room(room).and_then(|r| r.epoch.as_deref())
@@ -508,7 +509,9 @@ impl Client {
     /// when the number differs, instead of making and comparing the whole
     /// list after every event (a large room's list is thousands of names).
     /// No two lists have the same number, across rooms and clients: a room
-    /// parted and entered again gets a new one. 0 for a room that is not
+    /// parted and entered again gets a new one (but for a part taken back
+    /// by entering again before it went out, which keeps the room and its
+    /// list as they were). 0 for a room that is not
     /// one of [`Client::rooms`].
     pub fn roster_version(&self, room: &str) -> u64 {
         self.room(room).map_or(0, |r| r.roster.version())
@@ -552,9 +555,13 @@ impl Client {
     }
 
     /// Whether the message [`send_msg`](Client::send_msg) returned `id`
-    /// for is still waiting for the server's answer. Once it is not, the
-    /// frame just handled answered it: its echo (live, replayed or, after a
-    /// fresh session, recognised by its content) or an error carrying `id`.
+    /// for is still waiting for the server's answer. Once it is not,
+    /// either the frame just handled answered it (its echo: live, replayed
+    /// or, after a fresh session, recognised by its content; or an error
+    /// carrying `id`), or the core gave it up itself and said so with a
+    /// [`ClientEvent::Error`](crate::ClientEvent::Error) (a message too
+    /// large to send, or, at a `welcome`, too large for the server's
+    /// limit; one to a room parted before it was entered).
     pub fn is_unacknowledged(&self, id: &str) -> bool {
         self.pending.iter().any(|p| p.id == id)
     }

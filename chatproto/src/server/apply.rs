@@ -15,8 +15,11 @@ use crate::server::{Audience, ClientId, Server, Step};
 const RECORDS_ROOM: usize = 4096;
 
 impl Server {
-    /// The next thing to do, or `None` when there is nothing left. Call
-    /// after each `handle_*` (or after several), until `None`.
+    /// The next thing to do, or `None` when there is nothing to do now:
+    /// nothing is left, or (a durable server) what is left waits behind a
+    /// store batch not answered yet ([`Output::Persist`]; counted by
+    /// [`outputs_waiting`](Server::outputs_waiting)). Call after each
+    /// `handle_*` (or after several), until `None`.
     #[must_use = "outputs not acted on are frames lost or connections left open"]
     pub fn poll(&mut self) -> Option<Output<'_>> {
         // A loop, not a call again, for each step that comes to nothing (a

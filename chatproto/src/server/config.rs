@@ -64,8 +64,9 @@ pub struct ServerConfig {
     /// 1).
     pub max_rooms_per_client: usize,
     /// The most rooms the server holds in memory at once (default 10 000,
-    /// at least 1). At the cap, entering a new room takes the least
-    /// recently used room nobody is in out of memory: forgotten, history
+    /// at least 1). At the cap, entering a new room takes a room nobody is
+    /// in out of memory (the least recently used of those that never held
+    /// a message, or if there is none, of the others): forgotten, history
     /// and all, on a memory server; unloaded on a durable one (see
     /// [`max_stored_rooms`](ServerConfig::max_stored_rooms)).
     pub max_rooms: usize,
@@ -152,8 +153,9 @@ pub struct ServerConfig {
     /// deciding yields [`Output::Propose`](crate::Output::Propose) instead
     /// of stamping, and a room changes only when the log hands its events
     /// back, from this server or any other, in the log's order. Rooms come
-    /// from the log ([`Server::open_room`](crate::Server::open_room)) and are
-    /// never forgotten; rooms track who is in them on every server. Set
+    /// from the log ([`Server::open_room`](crate::Server::open_room); a
+    /// room a client enters before it is opened is made here without an
+    /// epoch, which `open_room` then gives) and are never forgotten; rooms track who is in them on every server. Set
     /// [`durable`](ServerConfig::durable) too, so that new sessions are
     /// stored where other servers can resume them. Default `false`.
     pub cluster: bool,

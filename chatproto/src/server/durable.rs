@@ -640,7 +640,9 @@ impl Server {
     /// any connection; the next event of the room gets `last_seq + 1`.
     /// Restore rooms from the least to the most recently active: a room
     /// restored later counts as used later, so at the cap of rooms the
-    /// earliest restored is forgotten first. The name is folded as
+    /// earliest restored is forgotten first among those alike (a room
+    /// restored with no message in `recent` goes before any that has
+    /// one, see [`ServerConfig::max_rooms`](crate::ServerConfig::max_rooms)). The name is folded as
     /// clients' are ([`room_name`](crate::room_name)); a name no client
     /// could give, or a `last_seq` of 2^62 or more (no store gets there;
     /// the room's seqs would run out), restores nothing. A room restored

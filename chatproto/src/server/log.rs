@@ -26,7 +26,8 @@ pub enum LogError {
     /// its own events, and takes none from a log.
     #[error("this server is not in cluster mode: it takes no events from a log")]
     NotCluster,
-    /// The room was never opened with [`Server::open_room`].
+    /// The room is not here: never opened with [`Server::open_room`],
+    /// nor entered by a client of this server.
     #[error("room {0} is not open: open it from the log first")]
     UnknownRoom(String),
     /// Events are missing before this one: read the log again from
@@ -103,8 +104,9 @@ impl Server {
     /// Cluster mode: the log holds `name` with this `epoch` (the same on
     /// every server, e.g. kept with the log), and its oldest event kept
     /// is `first_seq` (1 unless the log dropped older ones). Call before
-    /// feeding the room's events; calling again changes nothing but an
-    /// epoch not known yet. Not in cluster mode, it does nothing (as do
+    /// feeding the room's events; calling again changes only what was not
+    /// known yet: an epoch, and, while no event of the room was applied
+    /// here, a `first_seq` further on. Not in cluster mode, it does nothing (as do
     /// [`handle_logged_duplicate`](Server::handle_logged_duplicate) and
     /// [`handle_log_refused`](Server::handle_log_refused); the calls that
     /// answer say [`LogError::NotCluster`]). A name that is not as a

@@ -375,7 +375,8 @@ impl Server {
 
     /// How many rooms were forgotten so far, history and all, to make way
     /// for a new one: at the cap of rooms ([`ServerConfig::max_rooms`])
-    /// the least recently used room nobody was in; with
+    /// a room nobody was in (the least recently used of those that never
+    /// held a message, or if there is none, of the others); with
     /// [`ServerConfig::durable`], a room that held a message is not
     /// forgotten there but unloaded ([`Server::rooms_unloaded`]), and
     /// forgotten only past [`ServerConfig::max_stored_rooms`] (from the
@@ -442,7 +443,9 @@ impl Server {
         }
     }
 
-    /// The rooms that exist, with how many are in each.
+    /// The rooms that exist, with how many of this server's connections
+    /// are in each (in cluster mode, those on other servers are not
+    /// counted here; the `rooms` answer to clients counts them).
     pub fn rooms(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.rooms
             .iter()
@@ -464,8 +467,9 @@ impl Server {
     }
 
     /// `client`'s connection closed or failed. Its session leaves every
-    /// room it was in (everyone there sees it go) and can be resumed within
-    /// the resume window. Unknown clients are ignored.
+    /// room it was in (everyone there sees it go, but in a room past
+    /// [`presence_fanout_max`](crate::ServerConfig::presence_fanout_max),
+    /// where nobody is told) and can be resumed within the resume window. Unknown clients are ignored.
     pub fn handle_disconnect(&mut self, now: Now, client: ClientId) {
         self.drop_conn(now, client, true);
     }
