@@ -247,7 +247,20 @@ fn an_unknown_nick_error_fits_even_when_it_quotes_a_huge_list() {
     sim.msg(a, &to, "hi");
     let (code, message) = only_error(sim.take(a));
     assert_eq!(code, ErrorCode::UnknownNick, "{message:.80}");
-    assert!(message.starts_with("not online: 0"));
+    assert!(message.starts_with("not a nickname anyone can have: \"0"));
+}
+
+#[test]
+fn a_name_no_one_could_have_is_said_apart_from_one_not_online() {
+    let mut sim = sim_with(ServerConfig::default());
+    let a = joined(&mut sim, &["alice"])[0];
+    sim.msg(a, &["", "zed", "bob, carol", "a\"b"], "hi");
+    let (code, message) = only_error(sim.take(a));
+    assert_eq!(code, ErrorCode::UnknownNick);
+    assert_eq!(
+        message,
+        r#"not a nickname anyone can have: "", "bob, carol", "a\"b"; not online: zed; nothing was delivered"#
+    );
 }
 
 #[test]

@@ -467,6 +467,9 @@ impl Server {
         let small = to.len() <= 16;
         let mut offline: Vec<&str> = Vec::new();
         let mut elsewhere: Vec<&str> = Vec::new();
+        // Names no one could join as: said apart, so that the sender does
+        // not wait for someone who can never come.
+        let mut impossible: Vec<&str> = Vec::new();
         let mut missing_seen: HashSet<&str> = HashSet::new();
         let roster = self.config.cluster.then(|| &self.rooms[room].roster_keys);
         for name in &to {
@@ -490,11 +493,17 @@ impl Server {
                 }
                 Some((_, true)) => {}
                 Some((_, false)) if missing_seen.insert(name) => elsewhere.push(name),
-                None if missing_seen.insert(name) => offline.push(name),
+                None if missing_seen.insert(name) => {
+                    if normalize_nick(name, self.config.nick_rule).is_ok() {
+                        offline.push(name);
+                    } else {
+                        impossible.push(name);
+                    }
+                }
                 _ => {}
             }
         }
-        if !offline.is_empty() || !elsewhere.is_empty() {
+        if !offline.is_empty() || !elsewhere.is_empty() || !impossible.is_empty() {
             let list = |names: &[&str]| {
                 names
                     .iter()
@@ -503,6 +512,17 @@ impl Server {
                     .join(", ")
             };
             let mut parts = Vec::new();
+            if !impossible.is_empty() {
+                // Quoted: such a name may be empty, or hold a comma.
+                let quoted: Vec<String> = impossible
+                    .iter()
+                    .map(|n| format!("\"{}\"", crate::escape_control(n).replace('"', "\\\"")))
+                    .collect();
+                parts.push(format!(
+                    "not a nickname anyone can have: {}",
+                    quoted.join(", ")
+                ));
+            }
             if !offline.is_empty() {
                 parts.push(format!("not online: {}", list(&offline)));
             }
