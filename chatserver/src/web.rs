@@ -177,6 +177,11 @@ async fn route(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
+    // RFC 9112 3.2: more than one Host is a 400 (the origin check and
+    // anything else reading the first would be guessing).
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        return text(StatusCode::BAD_REQUEST, "more than one Host header\n");
+    }
     match req.uri().path() {
         "/ws" => upgrade(req, info, edge, admission, done, armed).await,
         "/healthz" => {

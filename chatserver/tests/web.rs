@@ -619,6 +619,18 @@ fn a_websocket_opening_the_server_cannot_honour_gets_no_101() {
     );
     let twice = webclient::raw_request(&mut tcp(addr), &head).expect("400");
     assert_eq!(twice.status, 400, "{twice:?}");
+    // Two Host headers (RFC 9112 3.2: a server must answer 400), on the
+    // WebSocket's path and the page's: which one the origin is checked
+    // against would be anyone's guess.
+    for path in ["/ws", "/"] {
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nHost: evil.example\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        );
+        let two = webclient::raw_request(&mut tcp(addr), &head).expect("400");
+        assert_eq!(two.status, 400, "{path}: {two:?}");
+    }
     let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
     let plain = webclient::raw_request(&mut tcp(addr), &head).expect("400");
     assert_eq!(plain.status, 400, "{plain:?}");
