@@ -31,6 +31,8 @@ mod phone;
 mod restart;
 #[path = "browser/screenshot.rs"]
 mod screenshot;
+#[path = "browser/scrolled_up.rs"]
+mod scrolled_up;
 #[path = "browser/sessions.rs"]
 mod sessions;
 #[path = "browser/text.rs"]

@@ -16,12 +16,23 @@ const NEAR = 48; // px from an edge that still counts as at it
  */
 export const MAX_SHOWN = 2000;
 const TRIM_BY = 200;
+/**
+ * Lines a room's log never holds more of, followed or read scrolled up:
+ * past it what is farthest from the reader's view goes (see `bound`),
+ * never the lines in view. Four times MAX_SHOWN: room to read back
+ * through a few thousand lines of a busy room without losing the place,
+ * while a tab left scrolled up on it for days stays as light as one that
+ * follows it, within a few times. (README.md, "Chatting from a browser".)
+ */
+export const MAX_KEPT = 4 * MAX_SHOWN;
+/** Lines dropped at once past MAX_KEPT: the view is measured once for so many lines of a flood, not for each. */
+const DROP_BY = 400;
 
 /**
  * The lowest and highest of the seqs in `seqs` (a map keyed by seq), in
  * one pass; Infinity and -Infinity when it is empty. Not a spread into
- * Math.min: a log left scrolled up keeps every line, and a call with some
- * 150,000 arguments overflows the stack.
+ * Math.min: one argument a line is thousands (and a log that kept every
+ * line, as one left scrolled up did, overflowed the stack at some 150,000).
  */
 function seqRange(seqs) {
   let low = Infinity;
@@ -62,9 +73,11 @@ function recipients(to) {
 
 export class MessageView {
   /**
-   * `handlers`: `olderWanted(room)` when the top of the log is reached,
-   * `trimmed(room)` when its oldest lines went (see MAX_SHOWN),
-   * `notesTrimmed(room)` when only lines without a seq did.
+   * `handlers`: `olderWanted(room)` when the top of the log is reached
+   * (and when a cut room, emptied, wants its newest page: see
+   * `toNewest`), `trimmed(room)` when its oldest lines went (see
+   * MAX_SHOWN and MAX_KEPT), `notesTrimmed(room)` when only lines without
+   * a seq did (or its newest went: a gap's note may have gone with them).
    */
   constructor(scroller, jumpButton, handlers) {
     this.scroller = scroller;
@@ -72,7 +85,10 @@ export class MessageView {
     this.h = handlers;
     /**
      * room -> { section, events, pending, older, start, seqs: Map<seq, li>,
-     * stick, top, cleared: { from, to } | null (the seqs `/clear` hid) }
+     * plain (lines without a seq, at most: exact whenever they are
+     * counted), stick, top, span (where its reader left it: see `leave`),
+     * cleared: { from, to } | null (the seqs `/clear` hid),
+     * cut: { after, high, line } | null (see `cut`) }
      */
     this.rooms = new Map();
     this.current = null;
@@ -100,7 +116,7 @@ export class MessageView {
       if (this.stuck) this.toBottom();
       else this.updateJump();
     }).observe(scroller);
-    jumpButton.addEventListener('click', () => this.toBottom());
+    jumpButton.addEventListener('click', () => this.toNewest());
   }
 
   addRoom(room) {
@@ -136,9 +152,12 @@ export class MessageView {
       older,
       start,
       seqs: new Map(),
+      plain: 0,
       stick: true,
       top: 0,
+      span: null,
       cleared: null,
+      cut: null,
     };
     this.rooms.set(room, r);
     return r;
@@ -158,6 +177,7 @@ export class MessageView {
     if (old) {
       old.stick = this.stuck;
       old.top = this.scroller.scrollTop;
+      old.span = old.stick ? null : this.leave(this.current, old);
       old.section.hidden = true;
     }
     this.current = room;
@@ -168,6 +188,12 @@ export class MessageView {
     if (r.stick) this.toBottom();
     else {
       this.scroller.scrollTop = r.top;
+      // Lines that went from above it meanwhile (MAX_KEPT) moved what
+      // was in view: back to where the reader left its first line.
+      const first = r.span?.first;
+      if (first?.isConnected) {
+        this.scroller.scrollTop += first.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top - r.span.offset;
+      }
       this.lastTop = this.scroller.scrollTop;
       this.stuck = this.atBottom();
     }
@@ -187,8 +213,15 @@ export class MessageView {
       delete li.dataset.seq;
       li.classList.add('old');
     }
+    r.plain += r.seqs.size;
     r.seqs.clear();
     r.cleared = null;
+    // A cut room's seqs start over too: what the new history brings goes
+    // below the line that says it began anew, with no hole to fill.
+    if (r.cut) {
+      r.cut.line.querySelector('button')?.remove();
+      r.cut = null;
+    }
     startText(room, r);
     if (mark) r.floor = mark;
   }
@@ -206,6 +239,12 @@ export class MessageView {
       delete li.dataset.seq;
       li.classList.add('old');
       r.seqs.delete(s);
+      r.plain += 1;
+    }
+    // Those seqs are new events now: counted again, in a cut room.
+    if (r.cut) {
+      r.cut.after = Math.min(r.cut.after, seq);
+      r.cut.high = Math.min(r.cut.high, seq);
     }
     // What `/clear` hid above it is not what those seqs are now.
     if (r.cleared && r.cleared.to > seq) {
@@ -221,14 +260,18 @@ export class MessageView {
   clearShown(room) {
     const r = this.rooms.get(room);
     if (!r) return;
-    if (r.seqs.size) {
+    if (r.seqs.size || r.cut) {
+      // A cut room's: what came after the lines kept too, which were
+      // counted and not shown (the next events then go on from there).
       const { low, high } = seqRange(r.seqs);
-      const from = Math.min(low, r.cleared?.from ?? Infinity);
-      const to = Math.max(high, r.cleared?.to ?? -Infinity);
+      const from = Math.min(low, r.cleared?.from ?? Infinity, r.cut ? r.cut.after + 1 : Infinity);
+      const to = Math.max(high, r.cleared?.to ?? -Infinity, r.cut?.high ?? -Infinity);
       r.cleared = { from, to };
     }
+    r.cut = null;
     r.events.replaceChildren();
     r.seqs.clear();
+    r.plain = 0;
     startText(room, r);
     if (this.isCurrent(room)) this.toBottom();
   }
@@ -265,8 +308,9 @@ export class MessageView {
     const keep = MAX_SHOWN - TRIM_BY;
     let seqs = false;
     // Counted once: counting walks every line, and a log its reader left
-    // scrolled up may hold very many when the reader comes back down.
-    for (let n = r.events.childElementCount; n > keep; n--) {
+    // scrolled up may hold up to MAX_KEPT when the reader comes back down.
+    let n = r.events.childElementCount;
+    for (; n > keep; n--) {
       const c = r.events.firstElementChild;
       if (c.dataset.seq !== undefined) {
         r.seqs.delete(Number(c.dataset.seq));
@@ -274,6 +318,15 @@ export class MessageView {
       }
       c.remove();
     }
+    r.plain = n - r.seqs.size;
+    this.oldestWent(room, r, seqs);
+  }
+
+  /**
+   * The oldest lines of `room`'s log went (`seqs`: some with a seq): the
+   * pages asked from there on are for the handlers to settle.
+   */
+  oldestWent(room, r, seqs) {
     if (!seqs) {
       this.h.notesTrimmed?.(room);
       return;
@@ -281,6 +334,191 @@ export class MessageView {
     r.cleared = null;
     startText(room, r);
     this.h.trimmed?.(room);
+  }
+
+  /**
+   * Past MAX_KEPT lines (notes too), followed or not, `room`'s log drops
+   * what is farthest from what its reader sees, down to MAX_KEPT -
+   * DROP_BY: first its oldest lines, down to a screen above the view,
+   * which stays where it is (`keepPlace`, as when older lines come), and
+   * paged back as after a trim; then its newest, up to a screen below the
+   * view, which cuts the room (`cut`). `upward`: the lines came as a page
+   * of older ones, which a reader near the top is reading back into: the
+   * newest go first, unless more lie beyond the top margin than beyond the
+   * bottom one. Only a view some thousands of lines tall would lose lines
+   * of its margins, and never the lines in view.
+   */
+  bound(room, r, upward = false) {
+    const all = [...r.events.children];
+    r.plain = all.length - r.seqs.size;
+    if (all.length <= MAX_KEPT) return;
+    const lines = r.cut ? all.filter((li) => li !== r.cut.line) : all;
+    const n = lines.length;
+    const at = this.where(room, r, lines);
+    let excess = all.length - (MAX_KEPT - DROP_BY);
+    // Lines to drop from the top and from the bottom of `lines`: from
+    // each end up to an edge that stays (an index), in this order.
+    let top = 0;
+    let bottom = 0;
+    const downFirst = upward && n - 1 - at.down > at.up;
+    const margins = downFirst ? [['down', at.down], ['up', at.up]] : [['up', at.up], ['down', at.down]];
+    for (const [side, edge] of [...margins, ['up', at.first], ['down', at.last]]) {
+      const free = side === 'up' ? edge - top : n - 1 - edge - bottom;
+      const k = Math.max(0, Math.min(excess, free));
+      if (side === 'up') top += k;
+      else bottom += k;
+      excess -= k;
+    }
+    if (top) {
+      // Inside: the top of the log changes too ("Load older messages"
+      // where it said its history starts).
+      this.keepPlace(room, () => {
+        let seqs = false;
+        for (const li of lines.slice(0, top)) {
+          if (li.dataset.seq !== undefined) {
+            r.seqs.delete(Number(li.dataset.seq));
+            seqs = true;
+          }
+          li.remove();
+        }
+        this.oldestWent(room, r, seqs);
+      });
+    }
+    if (bottom) this.cut(room, r, lines.slice(n - bottom));
+    r.plain = r.events.childElementCount - r.seqs.size;
+  }
+
+  /**
+   * Where the reader of `room` is in `lines` (its log's lines, the cut
+   * line left out), as indexes: `first` to `last` are in view (none when
+   * `first` is past `last`), `up` and `down` a screen beyond each edge.
+   * The room shown is measured (from the layout, once); another is where
+   * its reader left it (`span`, from `leave`); one its reader left at its
+   * newest line, or never read, is at its newest line.
+   */
+  where(room, r, lines) {
+    const n = lines.length;
+    const newest = { up: n - 1, first: n - 1, last: n - 1, down: n - 1 };
+    if (!this.isCurrent(room)) {
+      const s = r.span;
+      const first = s ? lines.indexOf(s.first) : -1;
+      const last = s ? lines.indexOf(s.last) : -1;
+      if (first < 0 || last < 0) return newest;
+      return { up: Math.max(0, first - s.up), first, last, down: Math.min(n - 1, last + s.down) };
+    }
+    const box = this.scroller.getBoundingClientRect();
+    const h = box.height;
+    if (!h) return newest;
+    // The first line `past` holds for (it holds for every one after it).
+    const from = (past) => {
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (past(lines[mid].getBoundingClientRect())) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo;
+    };
+    return {
+      up: from((b) => b.bottom > box.top - h),
+      first: from((b) => b.bottom > box.top),
+      last: from((b) => b.top >= box.bottom) - 1,
+      down: from((b) => b.top >= box.bottom + h) - 1,
+    };
+  }
+
+  /**
+   * What the reader of `room` (shown, scrolled up) leaves in view, for
+   * `where` and `show` while another room is shown: its first and last
+   * lines in view, how many lines make a screen above and below, and how
+   * far the first is from the log's top edge. Null if no line is in view.
+   */
+  leave(room, r) {
+    const lines = [...r.events.children].filter((li) => li !== r.cut?.line);
+    const at = this.where(room, r, lines);
+    const first = lines[at.first];
+    if (!first || at.first > at.last) return null;
+    return {
+      first,
+      last: lines[at.last],
+      up: at.first - at.up,
+      down: at.down - at.last,
+      offset: first.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top,
+    };
+  }
+
+  /**
+   * The newest lines of `room`'s log (`gone`, below what its reader sees)
+   * go: the room is cut. A line at its bottom says so and offers the
+   * newest messages; until the reader goes there (`toNewest`), an event
+   * after the lines kept is counted (as new below, and by the caller as
+   * unread) but not shown (`place`): shown, it would sit below a hole.
+   */
+  cut(room, r, gone) {
+    let low = Infinity;
+    let high = -Infinity;
+    for (const li of gone) {
+      if (li.dataset.seq !== undefined) {
+        const s = Number(li.dataset.seq);
+        r.seqs.delete(s);
+        low = Math.min(low, s);
+        high = Math.max(high, s);
+      }
+      li.remove();
+    }
+    r.cut ??= { after: Infinity, high: -Infinity, line: this.cutLine(room) };
+    let kept = null;
+    for (let c = r.events.lastElementChild; c && kept === null; c = c.previousElementSibling) {
+      if (c.dataset.seq !== undefined) kept = Number(c.dataset.seq);
+    }
+    // The newest seq the log may show; none kept: those before the first
+    // that went (or, with none, nothing).
+    r.cut.after = kept ?? (low < Infinity ? low - 1 : Math.min(r.cut.after, 0));
+    r.cut.high = Math.max(r.cut.high, high);
+    r.events.append(r.cut.line);
+    if (this.isCurrent(room)) {
+      this.stuck = false;
+      this.updateJump();
+    } else r.stick = false;
+    this.h.notesTrimmed?.(room);
+  }
+
+  /** The line at the bottom of a cut room's log, with its way to the newest messages. */
+  cutLine(room) {
+    const li = document.createElement('li');
+    li.className = 'notice cut';
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'load-newest';
+    button.textContent = 'Show the newest messages';
+    button.addEventListener('click', () => this.toNewest(room));
+    const text = isolated('span', 'text', `newer messages of #${room} are not kept while you read this far back`);
+    li.append(timeElement(Date.now()), body(text, ' ', button));
+    return li;
+  }
+
+  /**
+   * To the newest line of `room` (the room shown by default). A cut
+   * room's log is emptied first and paged again from its newest messages,
+   * as after a trim (`trimmed`, then `olderWanted`, which asks for the
+   * page below the newest seq seen): taken up where it was cut, it would
+   * show a hole, and what came meanwhile is in that page or comes after it.
+   */
+  toNewest(room = this.current) {
+    const r = room !== null && this.rooms.get(room);
+    if (r?.cut) {
+      r.cut = null;
+      r.events.replaceChildren();
+      r.seqs.clear();
+      r.plain = 0;
+      r.cleared = null;
+      startText(room, r);
+      if (!this.isCurrent(room)) r.stick = true;
+      this.h.trimmed?.(room);
+      this.h.olderWanted(room);
+    }
+    if (this.isCurrent(room)) this.toBottom();
   }
 
   /** Whether `room`'s reader follows its newest lines (here, or when it last looked). */
@@ -380,7 +618,9 @@ export class MessageView {
     if (code) li.dataset.code = code;
     li.append(timeElement(Date.now()), body(typeof text === 'string' ? isolated('span', 'text', text) : text));
     r.events.append(li);
+    r.plain += 1;
     if (this.following(room, r) && r.events.childElementCount > MAX_SHOWN) this.trim(room, r);
+    else if (r.seqs.size + r.plain > MAX_KEPT) this.bound(room, r);
     if (this.isCurrent(room)) this.settle(true);
     return li;
   }
@@ -412,6 +652,8 @@ export class MessageView {
     li.append(unstampedTime(), body(head, ' ', isolated('span', 'text', p.text), ' ', state));
     r.pending.append(li);
     if (this.isCurrent(p.room)) {
+      // Its echo must show: a cut room goes to its newest messages.
+      if (r.cut) this.toNewest(p.room);
       this.stuck = true;
       this.settle();
     }
@@ -442,15 +684,26 @@ export class MessageView {
    * meanwhile a new line said in the room would be silenced too.
    */
   above(room, fn) {
-    const cur = this.isCurrent(room);
-    const stick = cur && this.stuck;
-    const before = this.scroller.scrollHeight;
     this.paging = true;
     try {
-      fn();
+      this.keepPlace(room, fn);
     } finally {
       this.paging = false;
     }
+    // Checked once for the page: the reader, at its top, reads on into it.
+    const r = this.rooms.get(room);
+    if (r && r.seqs.size + r.plain > MAX_KEPT) this.bound(room, r, true);
+  }
+
+  /**
+   * Lines go in or out above what the reader of `room` sees (`fn` does
+   * it): what is in view stays where it is (or, followed, at the newest).
+   */
+  keepPlace(room, fn) {
+    const cur = this.isCurrent(room);
+    const stick = cur && this.stuck;
+    const before = this.scroller.scrollHeight;
+    fn();
     if (!cur) return;
     if (stick) this.toBottom();
     else this.scroller.scrollTop += this.scroller.scrollHeight - before;
@@ -465,6 +718,13 @@ export class MessageView {
     const r = this.rooms.get(room);
     if (!r || r.seqs.has(seq)) return false;
     if (r.cleared && seq >= r.cleared.from && seq <= r.cleared.to) return false;
+    if (r.cut && seq > r.cut.after) {
+      // Not shown in a cut room (see `cut`): counted, once, as new below.
+      if (seq <= r.cut.high) return false;
+      r.cut.high = seq;
+      if (this.isCurrent(room)) this.settle(true);
+      return true;
+    }
     // Usually the newest: scan back from the end to the last smaller seq;
     // lines without a seq (notices) stay where they were put.
     let after = null;
@@ -491,11 +751,12 @@ export class MessageView {
     else r.events.prepend(li);
     r.seqs.set(seq, li);
     // Only while the reader follows the newest lines (here, or when it
-    // last looked at this room): one reading older ones keeps them.
+    // last looked at this room): one reading older ones keeps them, up to
+    // MAX_KEPT (a page of older ones is checked once it is in: `above`).
     // (Counting children walks them all: only when trimming may follow.)
     if (maxSeen < seq && this.following(room, r) && r.events.childElementCount > MAX_SHOWN) {
       this.trim(room, r);
-    }
+    } else if (!this.paging && r.seqs.size + r.plain > MAX_KEPT) this.bound(room, r);
     if (this.isCurrent(room)) this.settle(maxSeen < seq);
     return true;
   }
@@ -521,7 +782,14 @@ export class MessageView {
     return room === this.current;
   }
 
+  /** Whether the room shown is cut (see `cut`): its last line is not its newest. */
+  cutHere() {
+    return Boolean(this.current !== null && this.rooms.get(this.current)?.cut);
+  }
+
+  /** At the newest line: never in a cut room, whose bottom is not that. */
   atBottom() {
+    if (this.cutHere()) return false;
     const s = this.scroller;
     return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR;
   }
@@ -540,9 +808,19 @@ export class MessageView {
     });
   }
 
+  /**
+   * To the bottom of the log shown, following its newest lines; in a cut
+   * room only to its bottom, where the jump button still offers the
+   * newest (`toNewest`).
+   */
   toBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.lastTop = this.scroller.scrollTop;
+    if (this.cutHere()) {
+      this.stuck = false;
+      this.updateJump();
+      return;
+    }
     this.stuck = true;
     this.newBelow = false;
     this.jump.hidden = true;

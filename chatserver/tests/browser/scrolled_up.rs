@@ -1,0 +1,430 @@
+//! A room read scrolled up under a flood: its log stays within
+//! `MAX_KEPT` lines, what is in view stays where it is, and once the
+//! newest lines had to go the room is cut until the reader goes back to
+//! the newest messages.
+
+use serde_json::{json, Value};
+
+use crate::common::{Client, Server};
+use crate::webdriver::{wait_for, Harness, Page};
+
+/// What messages.js keeps at most of a room's log, followed or not (its
+/// `MAX_KEPT`, four times `MAX_SHOWN`).
+const MAX_KEPT: u64 = 8000;
+
+/// What `room`'s log shows: how many lines, the text of those in view
+/// (none while another room is shown) and how far the first of them is
+/// below the log's top edge, the oldest and newest seqs, whether its
+/// last line is the cut line (and how many there are), the jump button,
+/// and the room's unread mark in the list.
+const VIEW_JS: &str = r#"
+const room = arguments[0];
+const log = document.querySelector(`#messages > .room-log[data-room="${CSS.escape(room)}"]`);
+const lines = Array.from(log.querySelector('.events').children);
+const box = document.getElementById('messages').getBoundingClientRect();
+const seen = log.hidden ? [] : lines.filter((li) => {
+  const b = li.getBoundingClientRect();
+  return b.bottom > box.top && b.top < box.bottom;
+});
+const seqs = lines.filter((li) => li.dataset.seq !== undefined).map((li) => Number(li.dataset.seq));
+const jump = document.getElementById('jump');
+const unread = document.querySelector(`#rooms > li[data-room="${CSS.escape(room)}"] .unread`);
+return {
+  count: lines.length,
+  seen: seen.map((li) => (li.querySelector('.text') ?? li).textContent),
+  top: seen.length ? seen[0].getBoundingClientRect().top - box.top : null,
+  oldest: seqs.length ? seqs[0] : null,
+  newest: seqs.length ? seqs[seqs.length - 1] : null,
+  cut: lines.length > 0 && lines[lines.length - 1].classList.contains('cut'),
+  cuts: lines.filter((li) => li.classList.contains('cut')).length,
+  jump: !jump.hidden,
+  label: jump.textContent,
+  unread: unread && !unread.hidden ? unread.textContent : '',
+};
+"#;
+
+async fn view(page: &Page, room: &str) -> Value {
+    page.js(VIEW_JS, vec![json!(room)]).await
+}
+
+fn flood_text(i: usize) -> String {
+    format!("flood {i:05}")
+}
+
+/// Dave says `from..=to` flood lines in `room`, reading his echoes as
+/// he goes (a raw client that reads nothing is closed as slow); returns
+/// the seq of the last.
+fn flood(dave: &mut Client, room: &str, from: usize, to: usize) -> u64 {
+    let mut seq = 0;
+    for start in (from..=to).step_by(500) {
+        let end = (start + 499).min(to);
+        for i in start..=end {
+            dave.send_frame(&json!({"type": "msg", "room": room, "text": flood_text(i)}));
+        }
+        let last = flood_text(end);
+        let (_, echo) = dave.recv_until(600, |f| f["type"] == "msg" && f["text"] == last.as_str());
+        seq = echo["seq"].as_u64().expect("a seq");
+    }
+    seq
+}
+
+/// A server, dave in #lobby and #side, and erin's page in both, showing
+/// #lobby, where dave said `first` lines, erin following them.
+async fn erin_in_a_busy_lobby(h: &Harness, server: &Server, first: usize) -> (Page, Client) {
+    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    let mut dave = server.join("dave");
+    dave.enter("side");
+    page.type_line("/join side").await;
+    page.wait_nicks("side", &["erin"]).await;
+    page.type_line("/join lobby").await;
+    flood(&mut dave, "lobby", 1, first);
+    let last = flood_text(first);
+    page.wait_texts("lobby", &[last.as_str()]).await;
+    (page, dave)
+}
+
+/// Erin scrolls #lobby up to the middle of its log; returns what is in
+/// view then.
+async fn scroll_to_the_middle(page: &Page) -> Value {
+    wait_for("erin: #lobby scrolled up to its middle", async || {
+        page.js(
+            "const m = document.getElementById('messages');
+             m.scrollTop = (m.scrollHeight - m.clientHeight) / 2;",
+            vec![],
+        )
+        .await;
+        let v = view(page, "lobby").await;
+        if v["jump"] == true && v["seen"].as_array().is_some_and(|s| s.len() > 10) {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await
+}
+
+/// Wait until #side, a room erin is not reading, counts `want` unread:
+/// what dave said there after a flood, so the page has had the flood.
+async fn wait_side_unread(page: &Page, want: &str) {
+    wait_for(&format!("erin: #side unread {want}"), async || {
+        let v = view(page, "side").await;
+        if v["unread"] == want {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+}
+
+/// The lines in view are those that were, where they were (within a
+/// pixel or two of rounding, after many lines went above them).
+fn same_place(was: &Value, now: &Value, when: &str) {
+    assert_eq!(
+        now["seen"], was["seen"],
+        "{when}: other lines in view; was {was}, now {now}"
+    );
+    let moved = (now["top"].as_f64().expect("top") - was["top"].as_f64().expect("top")).abs();
+    assert!(
+        moved < 3.0,
+        "{when}: the lines in view moved {moved}px; was {was}, now {now}"
+    );
+}
+
+/// Erin reads #lobby scrolled up while dave floods it with 10,000
+/// messages: the log never passes MAX_KEPT lines, the lines in view stay
+/// put, the oldest go first and then (the reader too near the top for
+/// that to be enough) the newest, which cuts the room: its last line says
+/// so, the jump button says new messages came, and going to the newest
+/// shows the room's newest messages, each once, with no hole below the
+/// older ones paged back. Before, the log kept every line.
+#[test]
+fn a_room_read_scrolled_up_under_a_flood_keeps_its_bound_and_its_view() {
+    let Some(h) = Harness::start("a_room_read_scrolled_up_under_a_flood") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(flood_while_scrolled_up(&h, &server));
+}
+
+async fn flood_while_scrolled_up(h: &Harness, server: &Server) {
+    let (page, mut dave) = erin_in_a_busy_lobby(h, server, 1500).await;
+    let before = scroll_to_the_middle(&page).await;
+    let oldest = before["oldest"].as_u64().expect("a seq");
+
+    let mut most = 0;
+    let mut newest = 0;
+    for batch in 0..10 {
+        newest = flood(
+            &mut dave,
+            "lobby",
+            1501 + batch * 1000,
+            1500 + (batch + 1) * 1000,
+        );
+        let v = view(&page, "lobby").await;
+        most = most.max(v["count"].as_u64().expect("a count"));
+        same_place(&before, &v, &format!("after {} floods", batch + 1));
+    }
+    dave.send_frame(&json!({"type": "msg", "room": "side", "text": "done"}));
+    wait_side_unread(&page, "1").await;
+    let v = view(&page, "lobby").await;
+    most = most.max(v["count"].as_u64().expect("a count"));
+    assert!(most <= MAX_KEPT, "the log held {most} lines: {v}");
+    same_place(&before, &v, "after the flood");
+    assert!(
+        v["oldest"].as_u64() > Some(oldest),
+        "no oldest line went: {v}"
+    );
+    assert!(
+        v["newest"].as_u64() < Some(newest),
+        "no newest line went: {v}"
+    );
+    assert_eq!((&v["cut"], &v["cuts"]), (&json!(true), &json!(1)), "{v}");
+    assert_eq!(
+        (&v["jump"], &v["label"]),
+        (&json!(true), &json!("↓ New messages")),
+        "{v}"
+    );
+    page.js(
+        "document.querySelector('#messages > .room-log[data-room=\"lobby\"] li.cut').scrollIntoView();",
+        vec![],
+    )
+    .await;
+    page.shot("scrolled-up-cut").await;
+
+    // To the newest: the newest page of #lobby, each message once, the
+    // last one dave said last.
+    page.click("jump").await;
+    let last = flood_text(11_500);
+    let lines = page
+        .wait_lines("the newest messages of #lobby", "lobby", |ls| {
+            ls.last().is_some_and(|l| l.text == last)
+        })
+        .await;
+    assert!(!lines.iter().any(|l| l.has_class("cut")), "{lines:?}");
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l.seq).collect();
+    assert!(seqs.len() >= 20, "{} lines", seqs.len());
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a hole or a line twice: {seqs:?}"
+    );
+    assert_eq!(seqs.last(), Some(&newest));
+    page.shot("scrolled-up-newest").await;
+
+    // Older pages come right above, as far back as the reader scrolls.
+    let shown = seqs.len();
+    let lines = wait_for("erin: older pages above the newest", async || {
+        page.js("document.getElementById('messages').scrollTop = 0;", vec![])
+            .await;
+        let lines = page.lines("lobby").await;
+        if lines.iter().filter(|l| l.seq.is_some()).count() > shown + 100 {
+            Ok(lines)
+        } else {
+            Err(format!("{} lines", lines.len()))
+        }
+    })
+    .await;
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a hole or a line twice: {seqs:?}"
+    );
+    page.close().await;
+}
+
+/// Erin leaves #lobby scrolled up for #side while dave floods #lobby: it
+/// stays within MAX_KEPT lines, hidden; back in #lobby the lines she
+/// left in view are where she left them; a cut room keeps counting its
+/// messages as unread, a mention of her flagged, and shows nothing of
+/// them; the cut line's button shows its newest messages.
+#[test]
+fn a_room_left_scrolled_up_for_another_keeps_its_bound_and_its_place() {
+    let Some(h) = Harness::start("a_room_left_scrolled_up_for_another") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(flood_while_away(&h, &server));
+}
+
+async fn flood_while_away(h: &Harness, server: &Server) {
+    let (page, mut dave) = erin_in_a_busy_lobby(h, server, 1500).await;
+    let before = scroll_to_the_middle(&page).await;
+    let oldest = before["oldest"].as_u64().expect("a seq");
+
+    // Away, only the oldest lines go: she left half the log above her.
+    // (What dave says in #side, shown there, comes after the flood.)
+    page.type_line("/join side").await;
+    flood(&mut dave, "lobby", 1501, 8200);
+    dave.send_frame(&json!({"type": "msg", "room": "side", "text": "done 1"}));
+    page.wait_texts("side", &["done 1"]).await;
+    let v = view(&page, "lobby").await;
+    assert!(v["count"].as_u64() <= Some(MAX_KEPT), "{v}");
+    assert!(
+        v["oldest"].as_u64() > Some(oldest),
+        "no oldest line went: {v}"
+    );
+    assert_eq!(v["cuts"], json!(0), "{v}");
+    page.type_line("/join lobby").await;
+    same_place(&before, &view(&page, "lobby").await, "back in #lobby");
+
+    // Away again, the newest go too: #lobby is cut; what comes is
+    // counted as unread (read up to now: 3,800 and 1), a mention of erin
+    // flagged.
+    page.type_line("/join side").await;
+    let newest = flood(&mut dave, "lobby", 8201, 12_000);
+    dave.send_frame(&json!({"type": "msg", "room": "lobby", "text": "erin: still reading?"}));
+    dave.send_frame(&json!({"type": "msg", "room": "side", "text": "done 2"}));
+    page.wait_texts("side", &["done 2"]).await;
+    let v = view(&page, "lobby").await;
+    assert!(v["count"].as_u64() <= Some(MAX_KEPT), "{v}");
+    assert!(
+        v["newest"].as_u64() < Some(newest),
+        "no newest line went: {v}"
+    );
+    assert_eq!((&v["cut"], &v["cuts"]), (&json!(true), &json!(1)), "{v}");
+    assert_eq!(
+        v["unread"],
+        json!("3801!"),
+        "not every message counted, or the mention not flagged: {v}"
+    );
+    page.type_line("/join lobby").await;
+    let back = view(&page, "lobby").await;
+    same_place(&before, &back, "back in the cut #lobby");
+    assert_eq!(
+        back["count"], v["count"],
+        "lines added to a cut room: {back}"
+    );
+
+    // The cut line's button: the newest messages, the mention last.
+    page.click_css("#messages > .room-log[data-room=\"lobby\"] li.cut button.load-newest")
+        .await;
+    let lines = page
+        .wait_lines("the newest messages of #lobby", "lobby", |ls| {
+            ls.last().is_some_and(|l| l.text == "erin: still reading?")
+        })
+        .await;
+    assert!(!lines.iter().any(|l| l.has_class("cut")), "{lines:?}");
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a hole or a line twice: {seqs:?}"
+    );
+    assert_eq!(seqs.last(), Some(&(newest + 1)));
+    let v = view(&page, "lobby").await;
+    assert_eq!(v["jump"], json!(false), "not at the newest: {v}");
+    page.close().await;
+}
+
+/// The page's log (`messages.js`, driven here directly) of a room read
+/// scrolled up in a short window, past MAX_KEPT: the lines in view stay,
+/// the oldest go (the handlers told, to page them back), then the newest,
+/// which cuts the room; an event after that is counted once (`message`
+/// says so) and not shown; a long page of older ones read back into is
+/// kept, the newest going instead; going to the newest empties the log and asks
+/// for a page, and that page and a live message that came before it
+/// show each seq once, with no hole.
+#[test]
+fn a_cut_log_counts_what_comes_and_shows_the_newest_once() {
+    let Some(h) = Harness::start("a_cut_log_counts_what_comes") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "erin", (1000, 700)).await;
+        let v = page.js(CUT_JS, vec![]).await;
+        let kept = json!(MAX_KEPT);
+        assert_eq!(v["maxKept"], kept, "{v}");
+        assert!(v["most"].as_u64() <= Some(MAX_KEPT), "{v}");
+        assert_eq!(v["seenAfter"], v["seenBefore"], "{v}");
+        let moved = v["moved"].as_f64().expect("px").abs();
+        assert!(moved < 3.0, "the lines in view moved {moved}px: {v}");
+        assert!(v["trimmed"].as_u64() > Some(0), "{v}");
+        assert_eq!(v["cut"], json!(true), "{v}");
+        assert_eq!(
+            v["counted"],
+            json!([true, false]),
+            "counted, then a copy: {v}"
+        );
+        assert_eq!(v["grew"], json!(false), "a line added to a cut log: {v}");
+        assert_eq!(
+            v["paged"],
+            json!({"oldest": true, "most": true, "cut": true, "seen": true}),
+            "an older page in a cut log: {v}"
+        );
+        assert_eq!(v["asked"], json!(["a"]), "{v}");
+        assert_eq!(v["emptied"], json!(0), "{v}");
+        let seqs: Vec<u64> = serde_json::from_value(v["after"].clone()).expect("seqs");
+        let newest = v["newest"].as_u64().expect("seq");
+        let want: Vec<u64> = (newest - 49..=newest + 1).collect();
+        assert_eq!(seqs, want, "{v}");
+        page.close().await;
+    });
+}
+
+const CUT_JS: &str = "return (async () => {
+  const { MessageView, MAX_KEPT } = await import('/messages.js');
+  const scroller = document.createElement('div');
+  scroller.style.cssText = 'position: fixed; top: 0; left: 0; width: 600px; height: 300px; overflow-y: auto; overflow-anchor: none; background: white; z-index: 9';
+  const jump = document.createElement('button');
+  document.body.append(scroller, jump);
+  const out = { maxKept: MAX_KEPT, most: 0, asked: [] };
+  let trimmed = 0;
+  const v = new MessageView(scroller, jump, {
+    olderWanted: (room) => out.asked.push(room),
+    trimmed: () => { trimmed += 1; },
+    notesTrimmed: () => {},
+  });
+  const r = v.addRoom('a');
+  v.show('a');
+  const msg = (seq) => v.message({ room: 'a', seq, ts: 1, from: 'bob', to: [], text: `line ${seq}`, replay: false, mine: false, live: true }, 'erin');
+  let seq = 1;
+  // Followed first: trimmed to MAX_SHOWN.
+  for (; seq <= 3000; seq++) msg(seq);
+  // Half way up, as the reader scrolls (the scroll event said at once).
+  v.toBottom();
+  scroller.scrollTop = (scroller.scrollHeight - scroller.clientHeight) / 2;
+  scroller.dispatchEvent(new Event('scroll'));
+  const box = scroller.getBoundingClientRect();
+  const inView = () => [...r.events.children].filter((li) => {
+    const b = li.getBoundingClientRect();
+    return b.bottom > box.top && b.top < box.bottom;
+  });
+  const seen = inView();
+  out.seenBefore = seen.map((li) => li.dataset.seq);
+  const top = seen[0].getBoundingClientRect().top;
+  while (!r.cut && seq < 20000) {
+    msg(seq++);
+    out.most = Math.max(out.most, r.events.childElementCount);
+  }
+  out.trimmed = trimmed;
+  out.seenAfter = inView().map((li) => li.dataset.seq);
+  out.moved = seen[0].getBoundingClientRect().top - top;
+  out.cut = r.events.lastElementChild.classList.contains('cut');
+  const count = r.events.childElementCount;
+  out.counted = [msg(seq), msg(seq)];
+  out.grew = r.events.childElementCount !== count;
+  out.newest = seq;
+  // A long page of older lines comes above, read back into: kept, the
+  // newest go instead.
+  const oldest = v.oldestSeq('a');
+  v.above('a', () => {
+    for (let s = oldest - 500; s < oldest; s++) msg(s);
+  });
+  out.paged = {
+    oldest: v.oldestSeq('a') === oldest - 500,
+    most: r.events.childElementCount <= MAX_KEPT,
+    cut: r.events.querySelectorAll('li.cut').length === 1 && r.events.lastElementChild.classList.contains('cut'),
+    seen: inView().map((li) => li.dataset.seq).join() === out.seenBefore.join(),
+  };
+  // To the newest: emptied, a page asked for; a live line comes before it.
+  v.toNewest('a');
+  out.emptied = r.events.childElementCount;
+  msg(seq + 1);
+  v.above('a', () => {
+    for (let s = seq - 49; s <= seq + 1; s++) msg(s);
+  });
+  out.after = [...r.events.children].map((li) => Number(li.dataset.seq));
+  scroller.remove();
+  jump.remove();
+  return out;
+})();";
