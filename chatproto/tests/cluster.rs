@@ -1,10 +1,10 @@
 //! Cluster mode: several cores share rooms through one log per room. The
 //! log here is a vector; chatserver's is a JetStream stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chatproto::{
-    ClientFrame, ClientId, Event, EventBody, LogError, Now, Output, PresenceStatus, Server,
+    ClientFrame, ClientId, Event, EventBody, Kick, LogError, Now, Output, PresenceStatus, Server,
     ServerConfig, SessionId,
 };
 use serde_json::{json, Value};
@@ -21,6 +21,11 @@ struct Cluster {
     read: Vec<BTreeMap<String, usize>>,
     log: BTreeMap<String, Vec<Event>>,
     got: BTreeMap<(usize, ClientId), Vec<Value>>,
+    /// Connections closed: said closed with [`Cluster::disconnect`] (no
+    /// delivery may list one after that), or their `Close` polled
+    /// (nothing at all may come for one after that).
+    ended: BTreeSet<(usize, ClientId)>,
+    closed: BTreeSet<(usize, ClientId)>,
 }
 
 impl Cluster {
@@ -40,7 +45,15 @@ impl Cluster {
             read: vec![BTreeMap::new(); n],
             log: BTreeMap::new(),
             got: BTreeMap::new(),
+            ended: BTreeSet::new(),
+            closed: BTreeSet::new(),
         }
+    }
+
+    /// The shell says `c` on `node` closed.
+    fn disconnect(&mut self, node: usize, c: ClientId) {
+        self.nodes[node].handle_disconnect(NOW, c);
+        self.ended.insert((node, c));
     }
 
     fn connect(&mut self, node: usize, nick: &str) -> ClientId {
@@ -62,18 +75,33 @@ impl Cluster {
                         log.push(e);
                     }
                 }
-                Output::Send { to, frame, .. } => self
-                    .got
-                    .entry((node, to))
-                    .or_default()
-                    .push(serde_json::to_value(&frame).unwrap()),
+                Output::Send { to, frame, .. } => {
+                    assert!(
+                        !self.closed.contains(&(node, to)),
+                        "node {node}: {frame:?} sent to {to} after its Close"
+                    );
+                    self.got
+                        .entry((node, to))
+                        .or_default()
+                        .push(serde_json::to_value(&frame).unwrap())
+                }
                 Output::Deliver {
                     event, to, with_id, ..
                 } => {
                     let v = serde_json::to_value(event.wire(with_id, false)).unwrap();
                     for &c in to {
+                        assert!(
+                            !self.ended.contains(&(node, c)),
+                            "node {node}: #{} seq {} delivered to {c}, closed before",
+                            event.room,
+                            event.seq
+                        );
                         self.got.entry((node, c)).or_default().push(v.clone());
                     }
+                }
+                Output::Close { client, .. } => {
+                    self.ended.insert((node, client));
+                    self.closed.insert((node, client));
                 }
                 _ => {}
             }
@@ -598,8 +626,9 @@ mod random {
     //! Random interleavings: clients on two nodes joining, talking,
     //! entering, parting and leaving while each node reads the log at its
     //! own pace. Whatever happens: no panic, every client gets each room's
-    //! events in increasing seq, and once both nodes have read everything
-    //! they agree on every room's seq.
+    //! events in increasing seq, none is delivered to a connection closed
+    //! (by the shell or by a kick) before it, and once both nodes have
+    //! read everything they agree on every room's seq.
 
     use super::*;
     use proptest::prelude::*;
@@ -613,6 +642,8 @@ mod random {
         Part(usize),
         Ping(usize),
         Drop(usize),
+        /// The shell closes a client (in the core, as for a slow reader).
+        Kick(usize),
         /// Node reads up to this many more events of each room.
         Read(usize, usize),
         /// A node proposes what it decided.
@@ -628,6 +659,7 @@ mod random {
             (0..8usize).prop_map(Op::Part),
             (0..8usize).prop_map(Op::Ping),
             (0..8usize).prop_map(Op::Drop),
+            (0..8usize).prop_map(Op::Kick),
             (0..2usize, 0..4usize).prop_map(|(n, k)| Op::Read(n, k)),
             (0..2usize).prop_map(Op::Drain),
         ]
@@ -674,7 +706,11 @@ mod random {
                     }
                     Op::Drop(i) if !clients.is_empty() => {
                         let (n, id) = clients.remove(i % clients.len());
-                        c.nodes[n].handle_disconnect(NOW, id);
+                        c.disconnect(n, id);
+                    }
+                    Op::Kick(i) if !clients.is_empty() => {
+                        let (n, id) = clients.remove(i % clients.len());
+                        c.nodes[n].kick(NOW, id, Kick::RateLimited);
                     }
                     Op::Read(n, k) => c.read_log(n, k),
                     Op::Drain(n) => c.drain(n),
@@ -1361,4 +1397,172 @@ fn a_roster_given_right_after_a_stepped_over_event_is_taken() {
         ["alice", "bob"],
         "the roster given after a stepped-over event was dropped: {got:?}"
     );
+}
+
+/// Who node `n`'s roster of `room` lists, by nickname.
+fn listed(c: &Cluster, n: usize, room: &str) -> Vec<String> {
+    let roster = c.nodes[n].roster(room).unwrap();
+    roster.members.iter().map(|m| m.nick.to_string()).collect()
+}
+
+/// How many times `c` on `node` was told that `nick` went `status` in
+/// `room`.
+fn told(c: &Cluster, node: usize, client: ClientId, room: &str, nick: &str, status: &str) -> usize {
+    let frames = c.frames(node, client).iter();
+    frames
+        .filter(|f| f["type"] == "presence" && f["room"] == room)
+        .filter(|f| f["nick"] == nick && f["status"] == status)
+        .count()
+}
+
+/// A connection the core closes (a kick, or a takeover asked by another
+/// node) gets nothing after its `Close`, though its leaving is still on
+/// its way through the log: bob's message, logged before that leaving,
+/// is not delivered to it (the harness's `drain` fails on a delivery to
+/// a closed connection). alice stays in the room's roster, and is found
+/// by nickname, until her leaving is applied; that leaving reaches bob
+/// once.
+#[test]
+fn a_connection_the_core_closes_gets_nothing_after_its_close() {
+    type End = fn(&mut Server, ClientId);
+    let kick: End = |s, alice| s.kick(NOW, alice, Kick::slow_consumer(1 << 20));
+    let taken_over: End = |s, alice| {
+        let token = s.token_hash_of(alice).unwrap();
+        assert_eq!(s.handle_resumed_elsewhere(NOW, &token), Some(alice));
+    };
+    for (how, end) in [("kick", kick), ("takeover", taken_over)] {
+        let mut c = Cluster::new(1);
+        let alice = c.connect(0, "alice");
+        let bob = c.connect(0, "bob");
+        c.settle();
+        c.nodes[0].handle_frame(
+            NOW,
+            bob,
+            ClientFrame::msg_in("lobby", vec![], "before the close", None),
+        );
+        c.drain(0);
+        end(&mut c.nodes[0], alice);
+        c.drain(0);
+        assert!(c.closed.contains(&(0, alice)), "{how}: closed");
+        let leaving = c.log["lobby"].len() as u64;
+        assert_eq!(c.nodes[0].seq("lobby"), leaving - 2, "{how}");
+
+        // bob's message is applied: to bob alone.
+        c.read_log(0, 1);
+        assert_eq!(c.nodes[0].seq("lobby"), leaving - 1, "{how}");
+        assert_eq!(
+            c.texts(0, bob),
+            [(leaving - 1, "before the close".to_owned())],
+            "{how}"
+        );
+        assert!(c.texts(0, alice).is_empty(), "{how}");
+        // Still in the room for everyone until her leaving is applied:
+        // listed, and found by nickname.
+        assert_eq!(listed(&c, 0, "lobby"), ["alice", "bob"], "{how}");
+        c.nodes[0].handle_frame(
+            NOW,
+            bob,
+            ClientFrame::msg_in("lobby", vec!["alice".into()], "still there?", None),
+        );
+        c.drain(0);
+        let refused = c.frames(0, bob).iter().any(|f| f["type"] == "error");
+        assert!(!refused, "{how}: {:?}", c.frames(0, bob));
+
+        // Her leaving is applied: bob is told once, and she is gone.
+        c.settle();
+        assert!(c.nodes[0].seq("lobby") > leaving, "{how}");
+        assert_eq!(told(&c, 0, bob, "lobby", "alice", "offline"), 1, "{how}");
+        assert_eq!(listed(&c, 0, "lobby"), ["bob"], "{how}");
+        assert!(c.texts(0, alice).is_empty(), "{how}");
+        // The private message found nobody by then; bob has his echo.
+        assert!(
+            c.texts(0, bob).iter().any(|(_, t)| t == "still there?"),
+            "{how}: {:?}",
+            c.frames(0, bob)
+        );
+        assert_eq!(c.nodes[0].rooms().collect::<Vec<_>>(), [("lobby", 1)]);
+    }
+}
+
+/// A resume on this node while the session's connection is open closes
+/// that connection (a takeover): the old connection gets nothing after
+/// its `Close`, while bob's message logged before its leaving is
+/// applied; the new one enters after that leaving, and bob is told alice
+/// left, then came back, once each.
+#[test]
+fn a_connection_taken_over_here_gets_nothing_after_its_close() {
+    let mut c = Cluster::new(1);
+    let old = c.connect(0, "alice");
+    let bob = c.connect(0, "bob");
+    c.settle();
+    let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+    c.nodes[0].handle_frame(
+        NOW,
+        bob,
+        ClientFrame::msg_in("lobby", vec![], "before the takeover", None),
+    );
+    c.drain(0);
+    let back = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+    c.nodes[0].handle_frame(NOW, back, join);
+    c.drain(0);
+    assert!(c.closed.contains(&(0, old)));
+
+    c.read_log(0, 1);
+    assert_eq!(listed(&c, 0, "lobby"), ["alice", "bob"]);
+    assert!(c.texts(0, old).is_empty(), "{:?}", c.frames(0, old));
+    c.settle();
+    assert_eq!(told(&c, 0, bob, "lobby", "alice", "offline"), 1);
+    assert_eq!(told(&c, 0, bob, "lobby", "alice", "online"), 1);
+    assert_eq!(listed(&c, 0, "lobby"), ["alice", "bob"]);
+    // The new connection has bob's message in its replay, and is in the
+    // room: it hears the next one.
+    c.nodes[0].handle_frame(NOW, bob, ClientFrame::msg_in("lobby", vec![], "hi", None));
+    c.settle();
+    assert!(c.texts(0, back).iter().any(|(_, t)| t == "hi"));
+    assert_eq!(c.nodes[0].rooms().collect::<Vec<_>>(), [("lobby", 2)]);
+}
+
+/// alice parts #rust and her connection is closed (by the shell, or by
+/// the core) before that part comes back from the log: #rust is no
+/// longer among her session's rooms, but until the part is applied the
+/// connection was still in #rust's fan-out. bob's message there, logged
+/// before the part, is not delivered to it; the part reaches bob once.
+#[test]
+fn a_connection_closed_with_its_part_on_the_way_gets_nothing_after() {
+    type End = fn(&mut Cluster, ClientId);
+    let disconnect: End = |c, alice| c.disconnect(0, alice);
+    let kick: End = |c, alice| c.nodes[0].kick(NOW, alice, Kick::RateLimited);
+    for (how, end) in [("disconnect", disconnect), ("kick", kick)] {
+        let mut c = Cluster::new(1);
+        let alice = c.connect(0, "alice");
+        let bob = c.connect(0, "bob");
+        for who in [alice, bob] {
+            c.nodes[0].handle_frame(NOW, who, ClientFrame::enter("rust", None));
+        }
+        c.settle();
+        c.nodes[0].handle_frame(
+            NOW,
+            bob,
+            ClientFrame::msg_in("rust", vec![], "before the part", None),
+        );
+        c.drain(0);
+        c.nodes[0].handle_frame(NOW, alice, ClientFrame::part("rust"));
+        c.drain(0);
+        end(&mut c, alice);
+        c.drain(0);
+        assert!(c.ended.contains(&(0, alice)), "{how}");
+
+        c.read_log(0, 1);
+        assert!(
+            c.texts(0, bob).iter().any(|(_, t)| t == "before the part"),
+            "{how}"
+        );
+        assert!(c.texts(0, alice).is_empty(), "{how}");
+        assert_eq!(listed(&c, 0, "rust"), ["alice", "bob"], "{how}");
+        c.settle();
+        assert_eq!(told(&c, 0, bob, "rust", "alice", "offline"), 1, "{how}");
+        assert_eq!(told(&c, 0, bob, "lobby", "alice", "offline"), 1, "{how}");
+        assert_eq!(listed(&c, 0, "rust"), ["bob"], "{how}");
+    }
 }

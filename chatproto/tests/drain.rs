@@ -556,3 +556,93 @@ fn a_closed_connections_welcome_lists_it_as_it_joined() {
     );
     assert_eq!(welcome_of_a_connection_taken_over(false), each);
 }
+
+/// alice parts #rust and her connection closes (the shell's
+/// `handle_disconnect`) before the part is applied: #rust is no longer
+/// among her session's rooms, but her connection was still in #rust's
+/// fan-out until then, so bob's message there, decided before the part
+/// and drained after the disconnect, was delivered to the closed
+/// connection. It goes to bob alone, and so does alice's part.
+#[test]
+fn a_connection_closed_with_its_part_not_applied_gets_no_event() {
+    for durable in [false, true] {
+        let mut config = ServerConfig::default();
+        config.durable = durable;
+        let mut server = Server::new(config, [7; 32]);
+        let now = Now::new(1_000, 1_732_400_000_000);
+        let mut got = BTreeMap::new();
+        let alice = server.handle_connect(now);
+        server.handle_frame(
+            now,
+            alice,
+            ClientFrame::join_v2("alice", vec!["rust".into()], None),
+        );
+        let bob = server.handle_connect(now);
+        server.handle_frame(
+            now,
+            bob,
+            ClientFrame::join_v2("bob", vec!["rust".into()], None),
+        );
+        drain_into(&mut server, &mut got);
+        let before = got[&alice].len();
+        let said = ClientFrame::msg_in("rust", vec![], "before the part", None);
+        server.handle_frame(now, bob, said);
+        server.handle_frame(now, alice, ClientFrame::part("rust"));
+        server.handle_disconnect(now, alice);
+        drain_into(&mut server, &mut got);
+        assert_eq!(got[&alice][before..], [], "durable {durable}");
+        let bobs: Vec<String> = got[&bob]
+            .iter()
+            .filter_map(|f| match f {
+                ServerFrame::Msg { text, .. } => Some(text.clone()),
+                ServerFrame::Presence {
+                    room, nick, status, ..
+                } if room.as_deref() == Some("rust") => Some(format!("{nick} {status:?}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            bobs[bobs.len() - 2..],
+            ["before the part", "alice Offline"],
+            "durable {durable}"
+        );
+    }
+}
+
+/// The shell says a connection closed (its socket failed) while the core
+/// is closing it, its `Close` not polled yet: no event goes to it after
+/// that, not even those decided before the kick (bob's message, here).
+/// Before, a disconnect of a connection the core was closing did
+/// nothing, and it stayed in its rooms until its `Close`.
+#[test]
+fn a_connection_disconnected_while_the_core_closes_it_gets_no_event() {
+    for durable in [false, true] {
+        let mut config = ServerConfig::default();
+        config.durable = durable;
+        let mut server = Server::new(config, [7; 32]);
+        let now = Now::new(1_000, 1_732_400_000_000);
+        let mut got = BTreeMap::new();
+        let alice = server.handle_connect(now);
+        server.handle_frame(now, alice, ClientFrame::join("alice"));
+        let bob = server.handle_connect(now);
+        server.handle_frame(now, bob, ClientFrame::join("bob"));
+        drain_into(&mut server, &mut got);
+        let before = got[&alice].len();
+        let said = ClientFrame::msg_in("lobby", vec![], "before the kick", None);
+        server.handle_frame(now, bob, said);
+        server.kick(now, alice, Kick::RateLimited);
+        server.handle_disconnect(now, alice);
+        drain_into(&mut server, &mut got);
+        let events = got[&alice][before..]
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Msg { .. } | ServerFrame::Presence { .. }));
+        assert_eq!(events.count(), 0, "durable {durable}: {:?}", got[&alice]);
+        let bobs = got[&bob].iter().filter(|f| match f {
+            ServerFrame::Msg { text, .. } => text == "before the kick",
+            ServerFrame::Presence { nick, .. } => nick == "alice",
+            _ => false,
+        });
+        // The message and her leaving (bob joined after her entering).
+        assert_eq!(bobs.count(), 2, "durable {durable}: {:?}", got[&bob]);
+    }
+}

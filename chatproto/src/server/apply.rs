@@ -309,10 +309,16 @@ impl Server {
             // In by a connection it has left since (closed for a takeover,
             // whose leaving the log dropped: see `handle_log_refused`):
             // the room has the session as its connection now.
-            if room.conn_of(sid).is_some_and(|old| old != conn) {
+            if let Some(old) = room.conn_of(sid).filter(|&old| old != conn) {
                 room.remove(sid);
+                left_fanout(&mut self.fanout_of, old, &room.name);
             }
-            room.add(conn, sid);
+            if room.add(conn, sid) {
+                self.fanout_of
+                    .entry(conn)
+                    .or_default()
+                    .push(Arc::clone(&room.name));
+            }
         }
         if room.members.len() > fanout_max {
             // Past the cap only the one entering is told, and only on the
@@ -350,6 +356,9 @@ impl Server {
             }
         }
         let was = room.remove(sid);
+        if let Some(old) = was {
+            left_fanout(&mut self.fanout_of, old, &room.name);
+        }
         let big = room.members.len() >= fanout_max;
         if renamed {
             // Delivered to no one, still an output: a shell that logs each
@@ -502,6 +511,23 @@ impl Server {
         let lru = self.rooms.iter().filter(|(_, r)| !r.history.is_empty());
         lru.min_by_key(|(_, r)| (r.history.len() == 1, r.touched))
             .map(|(n, _)| n.as_str())
+    }
+}
+
+/// `conn` is out of `room`'s fan-out: no longer listed among its rooms.
+fn left_fanout(
+    fanout_of: &mut crate::server::ids::IdMap<ClientId, Vec<Arc<str>>>,
+    conn: ClientId,
+    room: &str,
+) {
+    let Some(rooms) = fanout_of.get_mut(&conn) else {
+        return;
+    };
+    if let Some(i) = rooms.iter().position(|r| **r == *room) {
+        rooms.swap_remove(i);
+    }
+    if rooms.is_empty() {
+        fanout_of.remove(&conn);
     }
 }
 

@@ -182,9 +182,8 @@ enum Audience {
 /// [`Output::Close`](crate::Output::Close), what was decided for it before
 /// the close and not yet polled (its `welcome`, its answers, its own
 /// entering and echoes, its rooms' events), as if polled before the close,
-/// also when its session is resumed again or forgotten meanwhile. (In
-/// cluster mode a delivery may still list it after its `Close`, until its
-/// leaving comes back from the log: see [`Output::Close`](crate::Output::Close).)
+/// also when its session is resumed again or forgotten meanwhile, and
+/// nothing after it.
 ///
 /// # Example
 ///
@@ -234,6 +233,11 @@ pub struct Server {
     by_key: ids::StrMap<SessionId>,
     by_skeleton: ids::StrMap<SessionId>,
     rooms: ids::StrMap<Room>,
+    /// The rooms each connection is in the fan-out of (`Room::members`):
+    /// what it leaves at once when it closes. Its session's rooms do not
+    /// say it: a room it parted stays in this list until the part is
+    /// applied.
+    fanout_of: ids::IdMap<ClientId, Vec<Arc<str>>>,
     steps: VecDeque<Step>,
     /// Frames an applied event put before its own delivery (an `entered`
     /// and its replay), sent first.
@@ -326,6 +330,7 @@ impl Server {
             by_key: Default::default(),
             by_skeleton: Default::default(),
             rooms: Default::default(),
+            fanout_of: Default::default(),
             steps: VecDeque::new(),
             front: VecDeque::new(),
             pending: VecDeque::new(),
@@ -469,8 +474,14 @@ impl Server {
     /// `client`'s connection closed or failed. Its session leaves every
     /// room it was in (everyone there sees it go, but in a room past
     /// [`presence_fanout_max`](crate::ServerConfig::presence_fanout_max),
-    /// where nobody is told) and can be resumed within the resume window. Unknown clients are ignored.
+    /// where nobody is told) and can be resumed within the resume window.
+    /// No event is delivered to it from here on, also one the core was
+    /// closing (its `Close` not polled yet). Unknown clients are ignored.
     pub fn handle_disconnect(&mut self, now: Now, client: ClientId) {
+        // Nothing more can reach it: out of every room's fan-out now, and,
+        // if the core was closing it, nothing more is built for it.
+        self.out_of_fanout(client);
+        self.closing.remove(&client);
         self.drop_conn(now, client, true);
     }
 
@@ -630,18 +641,10 @@ impl Server {
         if self.by_skeleton.get(&skeleton) == Some(&sid) {
             self.by_skeleton.remove(&skeleton);
         }
+        // A connection gone left every room's audience already (see
+        // `out_of_fanout`); one being closed gets what comes before its
+        // `Close`, and leaves then.
         for room in rooms {
-            // A connection gone is out of the room's audience at once: the
-            // events applied before its leaving presence (held by the
-            // store, or decided in the same turn) go to those still open.
-            // One being closed gets what comes before its `Close`.
-            if gone {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    if r.has(client) {
-                        r.remove(sid);
-                    }
-                }
-            }
             self.stamp_presence(
                 now,
                 &room,
@@ -708,9 +711,28 @@ impl Server {
     }
 
     /// `client`'s `Close` went out: what was decided before it is all
-    /// told.
+    /// told, and it is out of every room's fan-out.
     fn closed(&mut self, client: ClientId) {
         self.closing.remove(&client);
+        self.out_of_fanout(client);
+    }
+
+    /// `client` is closed: out of the fan-out of every room it is in, at
+    /// once, so that no event applied before its leaving (held by the
+    /// store, decided in the same turn, or on its way through a
+    /// cluster's log) lists it. In cluster mode its session stays in each
+    /// room's roster until that leaving is applied, which then takes out
+    /// no connection. A room it parted is among them until the part is
+    /// applied.
+    fn out_of_fanout(&mut self, client: ClientId) {
+        let Some(rooms) = self.fanout_of.remove(&client) else {
+            return;
+        };
+        for name in rooms {
+            if let Some(r) = self.rooms.get_mut(&*name) {
+                r.remove_conn(client);
+            }
+        }
     }
 
     /// The session `client` joined as.

@@ -82,10 +82,9 @@ pub enum Output<'a> {
         query: crate::server::reads::ReadQuery,
     },
     /// Close the connection once what was sent to it is written. The core
-    /// has forgotten it already: nothing more is meant for it (a delivery
-    /// may still list it: in cluster mode it is in its rooms until its
-    /// leaving comes back from the log; drop what comes for a connection
-    /// you closed), and there is no need to call [`Server::handle_disconnect`](crate::Server::handle_disconnect)
+    /// has forgotten it already: nothing more comes for it (no later
+    /// [`Deliver`](Output::Deliver) lists it), and there is no need to call
+    /// [`Server::handle_disconnect`](crate::Server::handle_disconnect)
     /// when it is closed (a call does nothing). Bound that wait (chatserver
     /// gives it `--close-flush-ms`, 2 s by default): nothing in the core
     /// times it out any more, so a peer that stops reading would keep

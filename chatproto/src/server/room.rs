@@ -1,5 +1,6 @@
 //! One room: its members and its history, changed by applying events (and
-//! a closed connection leaving the member list at once).
+//! a closed connection leaving the member list at once, as its `Close`
+//! goes out or the shell says it closed).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,7 +25,9 @@ pub(crate) struct Room {
     /// The seq the next stamped event gets (ahead of `seq` while stamped
     /// events wait to be applied).
     pub next_seq: u64,
-    /// The connections in the room, for fan-out, and their sessions.
+    /// The connections in the room, for fan-out, and their sessions. A
+    /// connection closed is out at once (in cluster mode its session
+    /// stays in `roster` until its leaving comes back from the log).
     pub members: Vec<ClientId>,
     pub sessions: Vec<SessionId>,
     pos: IdMap<ClientId, usize>,
@@ -92,14 +95,17 @@ impl Room {
         }
     }
 
-    pub fn add(&mut self, conn: ClientId, session: SessionId) {
+    /// Put `conn` in the room as `session`; whether it went in (not if
+    /// either is in already).
+    pub fn add(&mut self, conn: ClientId, session: SessionId) -> bool {
         if self.pos.contains_key(&conn) || self.by_session.contains_key(&session) {
-            return;
+            return false;
         }
         self.by_session.insert(session, conn);
         self.pos.insert(conn, self.members.len());
         self.members.push(conn);
         self.sessions.push(session);
+        true
     }
 
     /// The connection `session` is in the room as, if it is in.
@@ -117,6 +123,16 @@ impl Room {
             self.pos.insert(moved, i);
         }
         Some(conn)
+    }
+
+    /// Take the connection `conn` out of the room (with the session it is
+    /// in as); whether it was in.
+    pub fn remove_conn(&mut self, conn: ClientId) -> bool {
+        let Some(&i) = self.pos.get(&conn) else {
+            return false;
+        };
+        let session = self.sessions[i];
+        self.remove(session).is_some()
     }
 
     /// Keep `event` (a message) in the history, forgetting the oldest past
