@@ -221,6 +221,7 @@ export class MessageView {
     if (r.cut) {
       r.cut.line.querySelector('button')?.remove();
       r.cut = null;
+      markCut(r);
     }
     startText(room, r);
     if (mark) r.floor = mark;
@@ -269,6 +270,7 @@ export class MessageView {
       r.cleared = { from, to };
     }
     r.cut = null;
+    markCut(r);
     r.events.replaceChildren();
     r.seqs.clear();
     r.plain = 0;
@@ -477,6 +479,7 @@ export class MessageView {
     r.cut.after = kept ?? (low < Infinity ? low - 1 : Math.min(r.cut.after, 0));
     r.cut.high = Math.max(r.cut.high, high);
     r.events.append(r.cut.line);
+    markCut(r);
     if (this.isCurrent(room)) {
       this.stuck = false;
       this.updateJump();
@@ -509,6 +512,7 @@ export class MessageView {
     const r = room !== null && this.rooms.get(room);
     if (r?.cut) {
       r.cut = null;
+      markCut(r);
       r.events.replaceChildren();
       r.seqs.clear();
       r.plain = 0;
@@ -846,6 +850,14 @@ export class MessageView {
     this.updateJump();
     if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
   }
+}
+
+/**
+ * A cut room's log is marked (`.cut`): its bottom leaves room for the
+ * jump button, which stays in view there and would cover its last line.
+ */
+function markCut(r) {
+  r.section.classList.toggle('cut', r.cut !== null);
 }
 
 /** Whether `/clear` hid the oldest lines of a room's log `r` holds (none older is shown). */

@@ -71,7 +71,17 @@ fn flood(dave: &mut Client, room: &str, from: usize, to: usize) -> u64 {
 /// A server, dave in #lobby and #side, and erin's page in both, showing
 /// #lobby, where dave said `first` lines, erin following them.
 async fn erin_in_a_busy_lobby(h: &Harness, server: &Server, first: usize) -> (Page, Client) {
-    let page = Page::join(h, server.addr(), "erin", (1200, 800)).await;
+    erin_in_a_busy_lobby_sized(h, server, first, (1200, 800)).await
+}
+
+/// [`erin_in_a_busy_lobby`] in a window of `size`.
+async fn erin_in_a_busy_lobby_sized(
+    h: &Harness,
+    server: &Server,
+    first: usize,
+    size: (u32, u32),
+) -> (Page, Client) {
+    let page = Page::join(h, server.addr(), "erin", size).await;
     let mut dave = server.join("dave");
     dave.enter("side");
     page.type_line("/join side").await;
@@ -101,6 +111,40 @@ async fn scroll_to_the_middle(page: &Page) -> Value {
         }
     })
     .await
+}
+
+/// Erin's page (in a window of `size`) reads #lobby from the top of its
+/// log while dave floods it past MAX_KEPT lines: nothing can go above
+/// her, so the newest go and #lobby is cut. Returns the seq of the last
+/// line dave said.
+async fn erin_in_a_cut_lobby(
+    h: &Harness,
+    server: &Server,
+    size: (u32, u32),
+) -> (Page, Client, u64) {
+    let (page, mut dave) = erin_in_a_busy_lobby_sized(h, server, 1500, size).await;
+    wait_for("erin: #lobby scrolled up to its top", async || {
+        page.js("document.getElementById('messages').scrollTop = 0;", vec![])
+            .await;
+        let v = view(&page, "lobby").await;
+        let top = v["seen"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|t| t == "flood 00001"));
+        if v["jump"] == true && top {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let mut newest = 0;
+    for batch in 0..20 {
+        newest = flood(&mut dave, "lobby", 1501 + batch * 500, 2000 + batch * 500);
+        if view(&page, "lobby").await["cut"] == true {
+            return (page, dave, newest);
+        }
+    }
+    panic!("#lobby not cut: {}", view(&page, "lobby").await);
 }
 
 /// Wait until #side, a room erin is not reading, counts `want` unread:
@@ -428,3 +472,51 @@ const CUT_JS: &str = "return (async () => {
   jump.remove();
   return out;
 })();";
+
+/// A cut room read at its bottom, in a window where the cut line's text
+/// reaches the jump button (↓ New messages, shown there as the room is
+/// not at its newest): the button covers no part of the line. Before, it
+/// sat over the end of the line's text.
+#[test]
+fn the_jump_button_leaves_a_cut_rooms_last_line_readable() {
+    let Some(h) = Harness::start("the_jump_button_leaves_a_cut_rooms_last_line") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(async {
+        let (page, _dave, _) = erin_in_a_cut_lobby(&h, &server, (1000, 700)).await;
+        let v = wait_for("erin: #lobby at the bottom of its cut log", async || {
+            let v = page.js(COVERED_JS, vec![]).await;
+            if v["atEnd"] == true && v["jump"] == true {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.shot("scrolled-up-cut-bottom").await;
+        assert_eq!(v["covered"], json!([]), "{v}");
+    });
+}
+
+/// Scrolls #messages to its end and says whether it is there, whether the
+/// jump button shows, and which parts of the log's last line (its text,
+/// its button) the jump button covers.
+const COVERED_JS: &str = "const m = document.getElementById('messages');
+m.scrollTop = m.scrollHeight;
+const jump = document.getElementById('jump');
+const last = m.querySelector('.room-log[data-room=\"lobby\"] .events').lastElementChild;
+const j = jump.getBoundingClientRect();
+const covered = [];
+for (const [what, el] of [['text', last.querySelector('.text')], ['button', last.querySelector('button')]]) {
+  if (!el) continue;
+  for (const b of el.getClientRects()) {
+    if (b.left < j.right && j.left < b.right && b.top < j.bottom && j.top < b.bottom) covered.push(what);
+  }
+}
+return {
+  atEnd: m.scrollHeight - m.scrollTop - m.clientHeight < 2,
+  jump: !jump.hidden,
+  last: last.className,
+  covered,
+};";
