@@ -623,11 +623,15 @@ const handlers = {
         const gap = gapped.get(p.room);
         gapped.delete(p.room);
         if (n > 0 || told) {
+          // A cut room shows none of them (messages.js, `cut`): ↓ does.
+          const some = `${n} missed message${n === 1 ? '' : 's'}`;
           const missed = gap
             ? gap
             : n === 0
               ? 'nothing missed'
-              : `${n} missed message${n === 1 ? '' : 's'} above`;
+              : view.isCut(p.room)
+                ? `${some}, not shown while you read this far back (↓ shows them)`
+                : `${some} above`;
           note(p.room, `reconnected; ${missed}`, 'notice reconnected');
         }
         // No presence of theirs is replayed: say who came and went (who

@@ -786,9 +786,14 @@ export class MessageView {
     return room === this.current;
   }
 
-  /** Whether the room shown is cut (see `cut`): its last line is not its newest. */
+  /** Whether `room` is cut (see `cut`): its last line is not its newest, and events after it are not shown. */
+  isCut(room) {
+    return Boolean(this.rooms.get(room)?.cut);
+  }
+
+  /** Whether the room shown is cut. */
   cutHere() {
-    return Boolean(this.current !== null && this.rooms.get(this.current)?.cut);
+    return this.current !== null && this.isCut(this.current);
   }
 
   /** At the newest line: never in a cut room, whose bottom is not that. */

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{Client, Server};
-use crate::webdriver::{wait_for, Harness, Page};
+use crate::common::{self, Client, Server};
+use crate::webdriver::{wait_for, Harness, Line, Page};
 
 /// What messages.js keeps at most of a room's log, followed or not (its
 /// `MAX_KEPT`, four times `MAX_SHOWN`).
@@ -115,13 +115,13 @@ async fn scroll_to_the_middle(page: &Page) -> Value {
 
 /// Erin's page (in a window of `size`) reads #lobby from the top of its
 /// log while dave floods it past MAX_KEPT lines: nothing can go above
-/// her, so the newest go and #lobby is cut. Returns the seq of the last
-/// line dave said.
+/// her, so the newest go and #lobby is cut. Returns the number of the
+/// last flood line dave said.
 async fn erin_in_a_cut_lobby(
     h: &Harness,
     server: &Server,
     size: (u32, u32),
-) -> (Page, Client, u64) {
+) -> (Page, Client, usize) {
     let (page, mut dave) = erin_in_a_busy_lobby_sized(h, server, 1500, size).await;
     wait_for("erin: #lobby scrolled up to its top", async || {
         page.js("document.getElementById('messages').scrollTop = 0;", vec![])
@@ -137,11 +137,11 @@ async fn erin_in_a_cut_lobby(
         }
     })
     .await;
-    let mut newest = 0;
     for batch in 0..20 {
-        newest = flood(&mut dave, "lobby", 1501 + batch * 500, 2000 + batch * 500);
+        let last = 2000 + batch * 500;
+        flood(&mut dave, "lobby", last - 499, last);
         if view(&page, "lobby").await["cut"] == true {
-            return (page, dave, newest);
+            return (page, dave, last);
         }
     }
     panic!("#lobby not cut: {}", view(&page, "lobby").await);
@@ -520,3 +520,91 @@ return {
   last: last.className,
   covered,
 };";
+
+/// A raw client resumes erin's session with the page's token (the page
+/// is told the session went on elsewhere), dave sees her go and says
+/// `texts` in #lobby; then the page's Continue here takes the session
+/// back, and #lobby's log says it reconnected. Returns that log.
+async fn away_and_back(
+    page: &Page,
+    server: &Server,
+    dave: &mut Client,
+    texts: &[&str],
+) -> Vec<Line> {
+    let token = page
+        .js(
+            "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
+            vec![],
+        )
+        .await;
+    let token = token.as_str().expect("the page's session token").to_owned();
+    let mut other = server.connect();
+    other.send_frame(&json!({"type": "join", "nick": "erin", "rooms": [], "resume": token}));
+    let welcome = other.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
+    dave.recv_until(100, |f| common::is_presence(f, "erin", "offline"));
+    page.wait_state("elsewhere").await;
+    for text in texts {
+        dave.send_frame(&json!({"type": "msg", "room": "lobby", "text": text}));
+        dave.recv_until(100, |f| f["type"] == "msg" && f["text"] == *text);
+    }
+    page.click("continue-here").await;
+    page.wait_state("connected").await;
+    page.wait_lines("erin: back in #lobby", "lobby", |ls| {
+        ls.iter().any(|l| l.has_class("reconnected"))
+    })
+    .await
+}
+
+/// Erin's session resumed elsewhere while #lobby is cut, dave says two
+/// lines there, and she takes it back: #lobby's log says what she missed
+/// is not shown, and ↓ shows it. Before, it said "reconnected; 2 missed
+/// messages above", which were nowhere.
+#[test]
+fn a_cut_room_back_from_a_reconnect_says_its_missed_messages_are_below() {
+    let Some(h) = Harness::start("a_cut_room_back_from_a_reconnect") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(async {
+        let (page, mut dave, last) = erin_in_a_cut_lobby(&h, &server, (1200, 800)).await;
+        let lines = away_and_back(&page, &server, &mut dave, &["missed 1", "missed 2"]).await;
+        let said: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.has_class("reconnected"))
+            .map(|l| l.text.as_str())
+            .collect();
+        let end = &lines[lines.len().saturating_sub(4)..];
+        assert_eq!(
+            said,
+            ["reconnected; 2 missed messages, not shown while you read this far back (↓ shows them)"],
+            "{end:?}"
+        );
+        assert!(!lines.iter().any(|l| l.text.starts_with("missed")), "{end:?}");
+        page.click("jump").await;
+        let lines = page
+            .wait_lines("erin: the newest messages of #lobby", "lobby", |ls| {
+                ls.last().is_some_and(|l| l.text == "missed 2")
+            })
+            .await;
+        newest_once(&lines, last, &["missed 1", "missed 2"]);
+        page.close().await;
+    });
+}
+
+/// The messages of `lines` are flood lines up to `last`, each once and
+/// in order, then `then`.
+fn newest_once(lines: &[Line], last: usize, then: &[&str]) {
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.is_msg())
+        .map(|l| l.text.as_str())
+        .collect();
+    let n = texts.len();
+    assert!(n > then.len() + 20, "{texts:?}");
+    let want: Vec<String> = (last + then.len() + 1 - n..=last)
+        .map(flood_text)
+        .chain(then.iter().map(|t| (*t).to_owned()))
+        .collect();
+    assert_eq!(texts, want, "a hole or a line twice");
+}
