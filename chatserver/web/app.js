@@ -600,7 +600,11 @@ const handlers = {
       view.newEpoch(room, mark);
     } else if (gap) {
       const li = note(room, `history has a gap: some messages sent in #${room} while you were away are not shown`, 'notice gap');
-      backlog.gap(room, gapAfter, li);
+      // A cut room shows nothing after its last line kept, the hole
+      // included (it lies after what was seen): its newest messages, then
+      // older pages from there, show what is missing.
+      if (view.isCut(room)) view.offerNewest(room, li);
+      else backlog.gap(room, gapAfter, li);
     }
     if (room === current) showOnline();
   },

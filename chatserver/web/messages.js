@@ -491,14 +491,20 @@ export class MessageView {
   cutLine(room) {
     const li = document.createElement('li');
     li.className = 'notice cut';
+    const text = isolated('span', 'text', `newer messages of #${room} are not kept while you read this far back`);
+    li.append(timeElement(Date.now()), body(text));
+    this.offerNewest(room, li);
+    return li;
+  }
+
+  /** A button at the end of `li` (a line of `room`'s log) that shows the room's newest messages (`toNewest`). */
+  offerNewest(room, li) {
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'load-newest';
     button.textContent = 'Show the newest messages';
     button.addEventListener('click', () => this.toNewest(room));
-    const text = isolated('span', 'text', `newer messages of #${room} are not kept while you read this far back`);
-    li.append(timeElement(Date.now()), body(text, ' ', button));
-    return li;
+    (li.querySelector('.body') ?? li).append(' ', button);
   }
 
   /**

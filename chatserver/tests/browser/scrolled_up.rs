@@ -608,3 +608,38 @@ fn newest_once(lines: &[Line], last: usize, then: &[&str]) {
         .collect();
     assert_eq!(texts, want, "a hole or a line twice");
 }
+
+/// As above, the server replaying only 2 of the 3 lines dave said: the
+/// line that says #lobby's history has a gap offers what shows the
+/// missed messages in a cut room, its newest ones, each once. Before, it
+/// offered "Load missed messages", whose pages a cut room does not show,
+/// and then said "the missed messages are now shown".
+#[test]
+fn a_gap_in_a_cut_room_is_filled_by_its_newest_messages() {
+    let Some(h) = Harness::start("a_gap_in_a_cut_room") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0", "--replay-limit", "2"]);
+    h.block_on(async {
+        let (page, mut dave, last) = erin_in_a_cut_lobby(&h, &server, (1200, 800)).await;
+        let missed = ["missed 1", "missed 2", "missed 3"];
+        let lines = away_and_back(&page, &server, &mut dave, &missed).await;
+        let end = &lines[lines.len().saturating_sub(4)..];
+        assert!(
+            end.iter()
+                .any(|l| l.text == "reconnected; history has a gap"),
+            "{end:?}"
+        );
+        page.click_css("#messages > .room-log[data-room=\"lobby\"] li.gap button")
+            .await;
+        let lines = page
+            .wait_lines("erin: the missed messages of #lobby", "lobby", |ls| {
+                ls.last().is_some_and(|l| l.text == "missed 3")
+                    || ls.iter().any(|l| l.text.starts_with("history had a gap"))
+            })
+            .await;
+        assert!(!lines.iter().any(|l| l.has_class("cut")), "still cut");
+        newest_once(&lines, last, &missed);
+        page.close().await;
+    });
+}
