@@ -88,7 +88,7 @@ export class MessageView {
      * plain (lines without a seq, at most: exact whenever they are
      * counted), stick, top, span (where its reader left it: see `leave`),
      * cleared: { from, to } | null (the seqs `/clear` hid),
-     * cut: { after, high, line } | null (see `cut`) }
+     * cut: { after, high, line, news } | null (see `cut`) }
      */
     this.rooms = new Map();
     this.current = null;
@@ -178,11 +178,14 @@ export class MessageView {
       old.stick = this.stuck;
       old.top = this.scroller.scrollTop;
       old.span = old.stick ? null : this.leave(this.current, old);
+      if (old.cut) old.cut.news = this.newBelow;
       old.section.hidden = true;
     }
     this.current = room;
-    this.newBelow = false;
     const r = this.rooms.get(room);
+    // A cut room's new messages are nowhere in its log: the jump button
+    // says they came, as it did when the reader left, or came since.
+    this.newBelow = Boolean(r?.cut?.news);
     if (!r) return;
     r.section.hidden = false;
     if (r.stick) this.toBottom();
@@ -469,7 +472,7 @@ export class MessageView {
       }
       li.remove();
     }
-    r.cut ??= { after: Infinity, high: -Infinity, line: this.cutLine(room) };
+    r.cut ??= { after: Infinity, high: -Infinity, line: this.cutLine(room), news: false };
     let kept = null;
     for (let c = r.events.lastElementChild; c && kept === null; c = c.previousElementSibling) {
       if (c.dataset.seq !== undefined) kept = Number(c.dataset.seq);
@@ -733,6 +736,7 @@ export class MessageView {
       if (seq <= r.cut.high) return false;
       r.cut.high = seq;
       if (this.isCurrent(room)) this.settle(true);
+      else r.cut.news = true;
       return true;
     }
     // Usually the newest: scan back from the end to the last smaller seq;

@@ -643,3 +643,31 @@ fn a_gap_in_a_cut_room_is_filled_by_its_newest_messages() {
         page.close().await;
     });
 }
+
+/// Erin leaves the cut #lobby for #side, dave says a line there, and
+/// she comes back: the jump button says new messages came (the room's
+/// unread count went as she came back, and the log shows none of them).
+/// Before, it said only "↓ Newest".
+#[test]
+fn a_cut_room_shown_again_says_new_messages_came() {
+    let Some(h) = Harness::start("a_cut_room_shown_again_says_new_messages") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(async {
+        let (page, mut dave, _) = erin_in_a_cut_lobby(&h, &server, (1200, 800)).await;
+        page.type_line("/join side").await;
+        dave.send_frame(&json!({"type": "msg", "room": "lobby", "text": "while away"}));
+        dave.send_frame(&json!({"type": "msg", "room": "side", "text": "done"}));
+        page.wait_texts("side", &["done"]).await;
+        assert_eq!(view(&page, "lobby").await["unread"], json!("1"));
+        page.type_line("/join lobby").await;
+        let v = view(&page, "lobby").await;
+        assert_eq!(
+            (&v["jump"], &v["label"], &v["unread"]),
+            (&json!(true), &json!("↓ New messages"), &json!("")),
+            "{v}"
+        );
+        page.close().await;
+    });
+}
