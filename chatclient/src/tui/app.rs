@@ -29,8 +29,18 @@ mod keys;
 
 /// Lines kept for scrolling back, all rooms together, while following
 /// the newest (scrolled back, nothing is taken away from under the
-/// reader); the oldest go first.
+/// reader, up to [`MAX_ENTRIES_EVER`]); the oldest go first.
 pub const MAX_ENTRIES: usize = 20_000;
+
+/// The most lines the message area ever holds, scrolled back or not.
+/// Scrolled back, the area keeps what is on the screen and grows with
+/// what comes, but a terminal left scrolled up on a busy room must not
+/// grow the client without bound: past this, what is farthest from the
+/// screen goes ([`App::trim`]), [`MAX_ENTRIES`] lines at once (one pass
+/// over the area for so many lines, not one for each). Four times
+/// [`MAX_ENTRIES`]: room to page back a long way, and for what comes
+/// meanwhile, before anything goes.
+pub const MAX_ENTRIES_EVER: usize = 4 * MAX_ENTRIES;
 
 /// A paste of more lines than this asks before sending them.
 pub const PASTE_ASK_OVER: usize = 5;
@@ -133,6 +143,10 @@ pub struct Entry {
     /// takes neither it nor what is below it until the reader has
     /// scrolled back and come back to the newest (see [`App::trim`]).
     pub held: bool,
+    /// The line saying its room's newer lines were not kept while the
+    /// reader read back ([`MAX_ENTRIES_EVER`]): the bottom of the room's
+    /// lines until it is shown from its newest again.
+    pub cut: bool,
 }
 
 /// Something for the screen thread to do.
@@ -199,6 +213,9 @@ enum Slot {
 struct PageAt {
     /// The page's room.
     room: Option<String>,
+    /// The index of its first line: its lines so far are from there to
+    /// `at` (the bound takes all of them or none, [`App::bound`]).
+    start: usize,
     /// The index its next line goes at, unless a message of the room
     /// there is older than that line.
     at: usize,
@@ -266,6 +283,14 @@ pub struct App {
     told: u64,
     /// Whether an entry may be [`Entry::held`].
     holding: bool,
+    /// Rooms whose newest lines went while the reader read back, the
+    /// area at [`MAX_ENTRIES_EVER`] ([`App::trim`]): their lines that
+    /// come are counted (unread, new below), not kept, until the room is
+    /// shown from its newest again ([`App::show_newest_of_cut`]).
+    cut: std::collections::BTreeSet<String>,
+    /// The room cut whose newest the reader asked for ([`App::want_newest`]),
+    /// until the session can be asked.
+    newest_of: Option<String>,
     /// The latest lines handed to the session, by number (as the session
     /// counts its input lines), to put a refused message back.
     recent: VecDeque<(u64, String)>,
@@ -330,6 +355,8 @@ impl App {
             telling: VecDeque::new(),
             told: 0,
             holding: false,
+            cut: Default::default(),
+            newest_of: None,
             recent: VecDeque::new(),
             switching: None,
             restored: None,
@@ -351,8 +378,10 @@ impl App {
 
     /// The session changed.
     pub fn set_state(&mut self, state: State) {
-        if state.current != self.state.current {
-            self.scroll_to_bottom();
+        let moved = state.current != self.state.current;
+        if moved {
+            // (A room cut is shown from its newest once current: below.)
+            self.scroll_to_bottom_only();
         }
         if let Some(current) = &state.current {
             self.unread.remove(current);
@@ -385,6 +414,12 @@ impl App {
         }
         self.state = state;
         self.place_ahead_notes();
+        if moved {
+            self.want_newest();
+        } else {
+            // Asked before the session could ask for it.
+            self.show_newest_of_cut();
+        }
     }
 
     /// Hand `line` to the session; it shows as waiting until taken.
@@ -589,7 +624,8 @@ impl App {
 
     /// Put a line of a page at `at` (the page's next line goes after
     /// it); nothing goes for it (the next line at the bottom makes the
-    /// log [`MAX_ENTRIES`] again, see [`App::trim`]). A view
+    /// log [`MAX_ENTRIES`] again, see [`App::trim`]), but scrolled back
+    /// past [`MAX_ENTRIES_EVER`]. A view
     /// scrolled back stays on what it shows, the line going above it, in
     /// it or below it (a page of a history begun anew goes below the
     /// earlier one's lines): what is below the line is counted for the
@@ -616,11 +652,12 @@ impl App {
             Line::Msg { place, .. } if place.era != 0 => Some(*place),
             _ => None,
         };
-        let known = self
+        let going_on = self
             .page_at
             .as_ref()
-            .filter(|p| p.room == room && p.at == at)
-            .and_then(|p| p.below);
+            .filter(|p| p.room == room && p.at == at);
+        let known = going_on.and_then(|p| p.below);
+        let start = going_on.map_or(at, |p| p.start);
         self.entries.insert(at, entry);
         let mut below = None;
         let rows = match self.scroll {
@@ -640,13 +677,17 @@ impl App {
             }
             below = Some(counted);
         }
-        // (Nothing goes: see `trim`.)
         self.page_at = Some(PageAt {
             room,
+            start,
             at: at + 1,
             after,
             below,
         });
+        // (Nothing goes but past the bound: see `trim`.)
+        if self.scroll > 0 {
+            self.bound();
+        }
     }
 
     /// The rows the entries at `range` take in the view (none for those
@@ -726,6 +767,7 @@ impl App {
             everywhere: false,
             ahead: false,
             held: false,
+            cut: false,
         };
         let mut page = false;
         // Where a message goes among its room's (see `newer_of_its_room`).
@@ -981,12 +1023,24 @@ impl App {
         at
     }
 
-    /// Put a new line at the bottom, keeping at most [`MAX_ENTRIES`].
+    /// Put a new line at the bottom, keeping at most [`MAX_ENTRIES`]
+    /// (scrolled back, [`MAX_ENTRIES_EVER`]); a line of a room cut is
+    /// counted, not kept ([`App::bound`]).
     fn push_entry(&mut self, entry: Entry) {
         self.page_at = None;
         // Our own message, confirmed, takes the place of its row waiting
         // at the bottom: nothing below what is shown grows.
         let replaces_waiting = entry.mine && matches!(entry.line, Line::Msg { history: false, .. });
+        if entry.room.as_ref().is_some_and(|r| self.cut.contains(r)) {
+            // Newer than what the room keeps: counted (its unread count
+            // and mentions are, above), not kept; its newest are shown
+            // again once the reader comes back to them.
+            let news = !matches!(entry.line, Line::HistoryNote { .. });
+            if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting && news {
+                self.new_below += 1;
+            }
+            return;
+        }
         if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting {
             // Keep what is on screen where it is.
             let rows =
@@ -1005,13 +1059,15 @@ impl App {
     /// While following the newest, keep at most [`MAX_ENTRIES`]: the
     /// oldest go, and the session is told, before it next pages back, of
     /// each room whose messages went ([`Effect::LetGo`]). Scrolled back,
-    /// nothing goes: a page read back stays (at the top of a full area,
-    /// it went as it came). A page asked while following the newest
-    /// stays too, and what is below it: the oldest go only down to it
-    /// ([`Entry::held`]), until the reader has scrolled back and come
-    /// back, or the area is twice its size.
+    /// nothing goes until the area passes [`MAX_ENTRIES_EVER`] (then what
+    /// is farthest from the screen, [`App::bound`]): a page read back
+    /// stays (at the top of a full area, it went as it came). A page
+    /// asked while following the newest stays too, and what is below it:
+    /// the oldest go only down to it ([`Entry::held`]), until the reader
+    /// has scrolled back and come back, or the area is twice its size.
     pub(super) fn trim(&mut self) {
         if self.scroll > 0 {
+            self.bound();
             return;
         }
         if self.entries.len() > 2 * MAX_ENTRIES {
@@ -1030,6 +1086,205 @@ impl App {
                 self.let_go.insert(room);
             }
         }
+    }
+
+    /// Scrolled back past [`MAX_ENTRIES_EVER`] lines, what is farthest
+    /// from the screen goes, down to [`MAX_ENTRIES`] lines fewer; the
+    /// screen and one more screen of the current room above it stay.
+    /// First the oldest lines above those, any room's, as at the cap
+    /// (the session is told where what is shown of each room whose
+    /// messages went starts, [`Effect::LetGo`], and paging up brings them
+    /// back). If that is not enough (the reader near the top of the
+    /// area), the newest lines below the screen go, then other rooms'
+    /// lines among its own, newest first: each room whose lines went so
+    /// is cut ([`App::cut`]), a line at the bottom of its lines saying
+    /// so. The rows that go below the screen are taken off the scroll:
+    /// what is on the screen does not move.
+    fn bound(&mut self) {
+        if self.entries.len() <= MAX_ENTRIES_EVER {
+            return;
+        }
+        let target = MAX_ENTRIES_EVER - MAX_ENTRIES;
+        let (above, below) = self.around_screen();
+        let mut upto = above.min(self.entries.len() - target);
+        if let Some(p) = self
+            .page_at
+            .as_ref()
+            .filter(|p| p.start < upto && upto < p.at)
+        {
+            // A page coming goes whole or not at all: the rest of one
+            // whose first lines went is not shown (`pages_past_a_cut`),
+            // and would leave a hole under what was kept of it.
+            upto = if p.at <= above { p.at } else { p.start };
+        }
+        let mut gone_above = 0;
+        while gone_above < upto {
+            let Some(e) = self.entries.pop_front() else {
+                break;
+            };
+            gone_above += 1;
+            if let (Line::Msg { .. }, Some(room)) = (&e.line, e.room) {
+                self.let_go.insert(room);
+            }
+        }
+        // A page coming goes on where it was (if it went, the rest is
+        // not shown: see above).
+        self.page_at = self.page_at.take().filter(|p| p.at > gone_above);
+        if let Some(p) = &mut self.page_at {
+            p.at -= gone_above;
+            p.start = p.start.saturating_sub(gone_above);
+        }
+        if self.entries.len() <= target {
+            return;
+        }
+        let (theme, width) = (self.theme, self.area.0);
+        let current = self.state.current.clone();
+        let mut cut = std::collections::BTreeSet::new();
+        let mut rows_gone = 0;
+        while self.entries.len() > target && self.entries.len() > below.saturating_sub(gone_above) {
+            let Some(e) = self.entries.pop_back() else {
+                break;
+            };
+            if shown_in(&e, &current) {
+                rows_gone += super::format::entry_rows(&e, theme, &mut self.nicks, width).len();
+                // (A line of every room's, too, is one of the view's.)
+                cut.extend(current.clone());
+            }
+            cut.extend(e.room);
+        }
+        // Under the screen's bottom: the view stays on what it shows.
+        self.scroll = self.scroll.saturating_sub(rows_gone);
+        if let Some(p) = &mut self.page_at {
+            // (Counted again: lines below it went.)
+            p.below = None;
+            p.at = p.at.min(self.entries.len());
+        }
+        let mut over = self.entries.len().saturating_sub(target);
+        if over > 0 {
+            // Other rooms' lines among those shown (a quiet room read
+            // back, others busy): out of sight too.
+            let mut keep = vec![true; self.entries.len()];
+            for (i, e) in self.entries.iter().enumerate().rev() {
+                if over == 0 {
+                    break;
+                }
+                if !shown_in(e, &current) {
+                    keep[i] = false;
+                    over -= 1;
+                    cut.extend(e.room.clone());
+                }
+            }
+            let mut keep = keep.into_iter();
+            self.entries.retain(|_| keep.next().unwrap_or(true));
+            self.page_at = None;
+        }
+        for room in cut {
+            self.mark_cut(room);
+        }
+    }
+
+    /// Where the screen is among the entries, counted from the bottom as
+    /// the draw counts (not further back than the oldest line): those
+    /// before the first index are wholly more than a screen above it
+    /// (one screen of the current room's rows above what is read stays),
+    /// those from the second on wholly below it.
+    fn around_screen(&mut self) -> (usize, usize) {
+        let (theme, width) = (self.theme, self.area.0);
+        let height = self.area.1.max(1);
+        let stop = self.scroll.saturating_add(2 * height);
+        // The rows from each entry to the bottom, from the bottom up.
+        let mut to_bottom = Vec::new();
+        let mut rows = 0;
+        let mut above = 0;
+        for i in (0..self.entries.len()).rev() {
+            if rows >= stop {
+                above = i + 1;
+                break;
+            }
+            let e = &self.entries[i];
+            if shown_in(e, &self.state.current) {
+                rows += super::format::entry_rows(e, theme, &mut self.nicks, width).len();
+            }
+            to_bottom.push(rows);
+        }
+        let scroll = match above {
+            0 => self.scroll.min(rows.saturating_sub(height)),
+            _ => self.scroll,
+        };
+        let under = to_bottom.iter().take_while(|&&r| r <= scroll).count();
+        (above, self.entries.len() - under)
+    }
+
+    /// `room` is cut ([`App::bound`]): its lines that come are counted,
+    /// not kept, and one line at the bottom of its lines says so, with
+    /// what brings them.
+    fn mark_cut(&mut self, room: String) {
+        let text =
+            format!("newer lines of #{room} not kept while you read back: Esc for the newest");
+        self.cut.insert(room.clone());
+        let here = Some(room);
+        if self.entries.iter().any(|e| e.cut && e.room == here) {
+            // Its line is there, the last of its lines still.
+            return;
+        }
+        let entry = Entry {
+            time: chrono::Local::now().format("%H:%M").to_string(),
+            line: Line::Info(text),
+            room: here,
+            everywhere: false,
+            mention: false,
+            mine: false,
+            ahead: false,
+            held: false,
+            cut: true,
+        };
+        if self.scroll > 0 && self.in_view(&entry) {
+            // Below the screen.
+            let (theme, width) = (self.theme, self.area.0);
+            self.scroll += super::format::entry_rows(&entry, theme, &mut self.nicks, width).len();
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// The reader asked for the current room's newest line (Esc, a line
+    /// sent, scrolled down past its last line, the room made current):
+    /// in a room cut ([`App::bound`]), whose last line says its newer
+    /// ones were not kept, they are fetched ([`App::show_newest_of_cut`]).
+    pub(super) fn want_newest(&mut self) {
+        let current = self.state.current.as_ref();
+        self.newest_of = current.filter(|r| self.cut.contains(*r)).cloned();
+        self.show_newest_of_cut();
+    }
+
+    /// The newest of the room cut the reader asked for
+    /// ([`App::want_newest`]): its lines go and its newest page is asked
+    /// ([`Effect::Older`], the session told first that nothing of the
+    /// room is shown, [`Effect::LetGo`]: it asks from the newest, as
+    /// `/history` after `/clear`), so that its latest messages are shown,
+    /// the older ones a scroll up away. Once the session can ask:
+    /// connected, and every line typed taken (a `/join` among them
+    /// would take the request to another room).
+    pub(super) fn show_newest_of_cut(&mut self) {
+        if self.newest_of.is_none()
+            || self.scroll > 0
+            || !self.state.joined
+            || !self.waiting.is_empty()
+        {
+            return;
+        }
+        let Some(room) = self.newest_of.take() else {
+            return;
+        };
+        if self.state.current.as_ref() != Some(&room) || !self.cut.remove(&room) {
+            return;
+        }
+        let here = Some(room.clone());
+        self.entries.retain(|e| e.room != here);
+        self.page_at = None;
+        self.let_go.insert(room);
+        self.tell_let_go();
+        self.older_asked += 1;
+        self.effects.push(Effect::Older);
     }
 
     /// The pages asked while following the newest ([`Entry::held`]) may
@@ -1665,6 +1920,259 @@ mod tests {
         app.handle_event(key(KeyCode::Esc));
         assert_eq!(app.entries.len(), MAX_ENTRIES);
         assert_eq!(lobby(&app), (112..=200).collect::<Vec<_>>());
+    }
+
+    /// The message area's rows as drawn in a terminal of 60 by 12 (the
+    /// area 10 rows high), without the bars below it.
+    fn area_rows(app: &mut App) -> Vec<String> {
+        use ratatui::{backend::TestBackend, Terminal};
+        let mut t = Terminal::new(TestBackend::new(60, 12)).unwrap();
+        t.draw(|f| crate::tui::draw::draw(f, app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..app.area.1 as u16)
+            .map(|y| {
+                let row: String = (0..60).map(|x| buf[(x, y)].symbol()).collect();
+                row.trim_end().to_owned()
+            })
+            .collect()
+    }
+
+    /// The seqs of #lobby's messages, in the order shown.
+    fn lobby_seqs(app: &App) -> Vec<u64> {
+        app.entries
+            .iter()
+            .filter_map(|e| match &e.line {
+                Line::Msg { place, .. } if e.room.as_deref() == Some("lobby") => Some(place.seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The lines saying a room's newer lines were not kept, by room.
+    fn cut_lines(app: &App) -> Vec<(String, String)> {
+        app.entries
+            .iter()
+            .filter(|e| e.cut)
+            .map(|e| match &e.line {
+                Line::Info(text) => (e.room.clone().unwrap_or_default(), text.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Scrolled back, nothing went: a terminal left scrolled up on a
+    /// busy room grew without bound. Past the bound, the oldest lines
+    /// far above the screen go (#lobby's 20,000 first, read back from
+    /// near the bottom of 80,000), what is on the screen stays, nothing
+    /// is cut, and the session is told where #lobby's lines now start
+    /// before it pages back.
+    #[test]
+    fn read_back_past_the_bound_the_oldest_lines_above_go_first() {
+        let mut app = self::app();
+        let mut seq = 0;
+        // #lobby's next message, or #rust's but one in ten.
+        let mut flood = |app: &mut App, i: usize| {
+            if i.is_multiple_of(10) {
+                seq += 1;
+                let text = format!("m{seq}");
+                app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
+            } else {
+                app.add_line(msg("rust", "bob", &[], "r"), "12:00".into());
+            }
+        };
+        for i in 0..MAX_ENTRIES {
+            flood(&mut app, i * 10);
+        }
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        for i in 0..MAX_ENTRIES_EVER - MAX_ENTRIES - 10 {
+            flood(&mut app, i);
+        }
+        // Read on down to near the newest.
+        app.scroll = 30;
+        let shown = area_rows(&mut app);
+        let mut most = 0;
+        for i in 0..MAX_ENTRIES {
+            flood(&mut app, i);
+            most = most.max(app.entries.len());
+        }
+        assert!(most <= MAX_ENTRIES_EVER, "{most} lines");
+        assert_eq!(area_rows(&mut app), shown);
+        assert!(cut_lines(&app).is_empty());
+        let seqs = lobby_seqs(&app);
+        let last = seqs.last().copied();
+        let want =
+            MAX_ENTRIES + (MAX_ENTRIES_EVER - MAX_ENTRIES - 10).div_ceil(10) + MAX_ENTRIES / 10;
+        assert_eq!(last, Some(want as u64), "new lines kept");
+        let first = seqs[0];
+        assert!(first > MAX_ENTRIES as u64, "the oldest went: {first}");
+        assert_eq!(seqs, (first..=want as u64).collect::<Vec<_>>());
+        app.at_top = true;
+        app.handle_event(key(KeyCode::PageUp));
+        let from = Some(crate::render::Place { era: 1, seq: first });
+        let kept = Kept { from, first: from };
+        assert_eq!(
+            app.take_effects(),
+            [Effect::LetGo("lobby".into(), kept), Effect::Older]
+        );
+    }
+
+    /// #lobby's 100 messages read back from the top while #lobby and
+    /// #rust get 100,000 lines: the area stays within its bound, the
+    /// screen as it was; the newest lines below it go, and each room
+    /// whose lines went says so at the bottom of its lines, its lines
+    /// counted (new below, unread, a mention flagged) but not kept.
+    /// Scrolled down to it, that line is the last; Esc asks #lobby's
+    /// newest page (the session told first that none of its lines is
+    /// shown): given, with a line that came meanwhile, the newest are
+    /// shown once each, in order. #rust, made current, asks its own.
+    #[test]
+    fn read_back_near_the_top_under_a_flood_the_newest_go_and_come_back_at_esc() {
+        let mut app = self::app();
+        for seq in 1..=100 {
+            let text = format!("m{seq}");
+            app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
+        }
+        area_rows(&mut app);
+        app.scroll = usize::MAX / 4;
+        let shown = area_rows(&mut app);
+        assert!(app.at_top && shown[0].ends_with("bob: m1"), "{shown:?}");
+        let (mut lobby_new, mut rust_new) = (0, 0);
+        let mut most = 0;
+        let mut seq = 100;
+        for i in 0..MAX_ENTRIES_EVER + MAX_ENTRIES {
+            if i % 10 != 0 {
+                let text = if i % 400 == 1 { "alice?" } else { "r" };
+                app.add_line(msg("rust", "bob", &[], text), "12:01".into());
+                rust_new += 1;
+            } else {
+                seq += 1;
+                let text = format!("m{seq}");
+                app.add_line(placed_in("lobby", &text, 1, seq, false), "12:01".into());
+                lobby_new += 1;
+            }
+            most = most.max(app.entries.len());
+        }
+        assert!(most <= MAX_ENTRIES_EVER, "{most} lines");
+        assert_eq!(area_rows(&mut app), shown);
+        assert_eq!(app.new_below, lobby_new);
+        assert_eq!(
+            app.unread.get("rust"),
+            Some(&Unread {
+                count: rust_new,
+                alert: true
+            })
+        );
+        let said = |room: &str| {
+            (
+                room.to_owned(),
+                format!("newer lines of #{room} not kept while you read back: Esc for the newest"),
+            )
+        };
+        assert_eq!(cut_lines(&app), [said("lobby"), said("rust")]);
+        let last_lobby = app
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.room.as_deref() == Some("lobby"));
+        assert!(last_lobby.is_some_and(|e| e.cut), "at the bottom of #lobby");
+        // Not kept, while cut.
+        let before = app.entries.len();
+        seq += 1;
+        app.add_line(placed_in("lobby", "late", 1, seq, false), "12:02".into());
+        assert_eq!(app.entries.len(), before);
+
+        // Scrolled down to the bottom, #lobby's last line says so, and
+        // nothing is asked until Esc (or down once more).
+        app.take_effects();
+        app.scroll = 1;
+        app.handle_event(key(KeyCode::PageDown));
+        let rows = area_rows(&mut app);
+        let bottom = rows[rows.len() - 2..].join(" ");
+        let bottom = bottom.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            bottom.ends_with(
+                "* newer lines of #lobby not kept while you read back: Esc for the newest"
+            ),
+            "{rows:?}"
+        );
+        assert_eq!(app.take_effects(), []);
+        app.handle_event(key(KeyCode::Esc));
+        // (Back at the newest, the area is cut to its cap: #rust's oldest
+        // lines went too.)
+        let effects = app.take_effects();
+        let told = effects.iter().filter(|e| matches!(e, Effect::LetGo(..)));
+        let told = told.count() as u64;
+        assert!(
+            effects.contains(&Effect::LetGo("lobby".into(), Kept::default()))
+                && effects.last() == Some(&Effect::Older),
+            "{effects:?}"
+        );
+        assert!(lobby_seqs(&app).is_empty());
+        let mut state = app.state.clone();
+        state.let_go_taken = told;
+        state.older_taken = 1;
+        app.set_state(state);
+        // Said before the page came; the page has it too.
+        seq += 1;
+        app.add_line(placed_in("lobby", "now", 1, seq, false), "12:03".into());
+        for q in seq - 49..=seq {
+            let text = format!("m{q}");
+            app.add_line(placed_in("lobby", &text, 1, q, true), "12:03".into());
+        }
+        let newest: Vec<u64> = (seq - 49..=seq).collect();
+        assert_eq!(lobby_seqs(&app), newest);
+        assert_eq!(cut_lines(&app), [said("rust")]);
+        let rows = area_rows(&mut app);
+        assert!(rows[rows.len() - 1].ends_with("bob: now"), "{rows:?}");
+        // Kept again.
+        app.add_line(
+            placed_in("lobby", "next", 1, seq + 1, false),
+            "12:04".into(),
+        );
+        assert_eq!(lobby_seqs(&app).last(), Some(&(seq + 1)));
+
+        let mut state = app.state.clone();
+        state.current = Some("rust".into());
+        app.set_state(state);
+        assert_eq!(
+            app.take_effects(),
+            [Effect::LetGo("rust".into(), Kept::default()), Effect::Older]
+        );
+        assert!(cut_lines(&app).is_empty());
+    }
+
+    /// Read back at the top of #lobby while #rust fills the area to its
+    /// bound, a page of #lobby's older messages comes: passing the bound
+    /// as it comes, it is kept whole above #lobby's lines, in order (the
+    /// rest of a page whose first lines went would not be shown, leaving
+    /// a hole under them), and the screen stays; #rust's newest lines go
+    /// instead, and it is cut.
+    #[test]
+    fn a_page_read_back_at_the_bound_is_kept_whole_and_the_newest_go() {
+        let mut app = self::app();
+        for seq in 1_001..=1_100 {
+            let text = format!("m{seq}");
+            app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
+        }
+        area_rows(&mut app);
+        app.scroll = usize::MAX / 4;
+        let shown = area_rows(&mut app);
+        assert!(app.at_top);
+        for _ in 0..MAX_ENTRIES_EVER - 130 {
+            app.add_line(msg("rust", "bob", &[], "r"), "12:00".into());
+        }
+        let mut most = 0;
+        for seq in 901..=1_000 {
+            let text = format!("m{seq}");
+            app.add_line(placed_in("lobby", &text, 1, seq, true), "12:01".into());
+            most = most.max(app.entries.len());
+        }
+        assert!(most <= MAX_ENTRIES_EVER, "{most} lines");
+        assert_eq!(lobby_seqs(&app), (901..=1_100).collect::<Vec<_>>());
+        assert_eq!(area_rows(&mut app), shown);
+        let said = "newer lines of #rust not kept while you read back: Esc for the newest";
+        assert_eq!(cut_lines(&app), [("rust".to_owned(), said.to_owned())]);
     }
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.

@@ -9,7 +9,7 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use super::app::{App, Effect, State, MAX_ENTRIES};
+use super::app::{App, Effect, State, MAX_ENTRIES, MAX_ENTRIES_EVER};
 use super::theme::Theme;
 use super::{state_of, Shown};
 use crate::console::InputEvent;
@@ -426,4 +426,51 @@ fn paging_back_at_the_cap_brings_back_every_message_once_in_order() {
     assert!(sim.shown_seqs("lobby").len() < 300);
     sim.check("lobby").unwrap();
     sim.page_all(40).unwrap();
+}
+
+/// Read back at the top of #lobby while #lobby and #rust get 100,000
+/// lines, past the bound ([`MAX_ENTRIES_EVER`]): #lobby's newest lines
+/// go. Scrolled down to its last line (which says so), then down once
+/// more, its newest messages are shown again, from the session's page of
+/// the newest: each once, in order, with no hole; paging back from there
+/// brings back every one.
+#[test]
+fn down_past_the_last_line_kept_shows_the_newest_again_once_in_order() {
+    let mut sim = filled(100, 0);
+    sim.app.scroll = usize::MAX / 4;
+    sim.draw();
+    // (#rust's lines straight to the screen: the session has no part
+    // in them here, and 100,000 of them through it take seconds.)
+    let rust = || Line::Msg {
+        room: Some("rust".into()),
+        history: false,
+        page: false,
+        missed: false,
+        from: "bob".into(),
+        to: vec![],
+        text: "r".into(),
+        ts: 0,
+        place: Default::default(),
+    };
+    for i in 0..MAX_ENTRIES_EVER + MAX_ENTRIES {
+        if i.is_multiple_of(250) {
+            sim.live("lobby");
+        } else if i % 1_000 == 1 {
+            sim.settle();
+        } else {
+            sim.app.add_line(rust(), "12:00".into());
+        }
+    }
+    assert!(sim.app.entries.len() <= MAX_ENTRIES_EVER);
+    let last = sim.logs["lobby"].last().copied();
+    assert!(sim.shown_seqs("lobby").last() < last.as_ref());
+    sim.app.scroll = 1;
+    sim.key(KeyCode::PageDown);
+    sim.settle();
+    assert!(sim.shown_seqs("lobby").last() < last.as_ref());
+    sim.key(KeyCode::PageDown);
+    sim.settle();
+    assert_eq!(sim.shown_seqs("lobby").last(), last.as_ref());
+    sim.check("lobby").unwrap();
+    sim.page_all(100).unwrap();
 }

@@ -312,6 +312,7 @@ mod tests {
             everywhere: false,
             ahead: false,
             held: false,
+            cut: false,
         }
     }
 

@@ -184,6 +184,11 @@ impl App {
     fn clear_view(&mut self) {
         let current = self.state.current.clone();
         self.entries.retain(|e| !super::shown_in(e, &current));
+        // Nothing shown: what comes is kept again (the session forgets
+        // what it showed too).
+        if let Some(room) = &current {
+            self.cut.remove(room);
+        }
         self.scroll_to_bottom();
     }
 
@@ -325,10 +330,15 @@ impl App {
         }
         // Drawing stops at the oldest line.
         self.scroll = self.scroll.saturating_add(rows);
+        // (Back to reading: the newest of a room cut, not asked yet.)
+        self.newest_of = None;
     }
 
     fn scroll_down(&mut self, rows: usize) {
         if self.scroll == 0 {
+            // Down past the last line: in a room cut, that line says its
+            // newer ones were not kept, and this fetches them.
+            self.want_newest();
             return;
         }
         self.scroll = self.scroll.saturating_sub(rows);
@@ -340,7 +350,16 @@ impl App {
         }
     }
 
+    /// Back to the newest line (Esc; a line sent): in a room cut while
+    /// read back, its newest are asked again.
     pub(super) fn scroll_to_bottom(&mut self) {
+        self.scroll_to_bottom_only();
+        self.want_newest();
+    }
+
+    /// [`App::scroll_to_bottom`] of the room current so far, another
+    /// becoming current (which is shown from its newest once it is).
+    pub(super) fn scroll_to_bottom_only(&mut self) {
         if self.scroll > 0 {
             // (See `scroll_down`.)
             self.release_held();
