@@ -804,6 +804,15 @@ impl App {
                     // again by a page): once is enough.
                     return;
                 }
+                if slot == Slot::Bottom && entry.room.as_ref().is_some_and(|r| self.cut.contains(r))
+                {
+                    // Newer than every message a room cut keeps (those
+                    // missing after a reconnect, its line saying so not
+                    // kept either): news, counted and not kept as the
+                    // rest (`push_entry`), not put above its lines.
+                    page = false;
+                    fill = false;
+                }
                 entry.mine = same_nick(from, &me);
                 let to_me = to.iter().any(|n| same_nick(n, &me));
                 entry.mention = !entry.mine && (to_me || mentions(text, &me));
@@ -2173,6 +2182,67 @@ mod tests {
         assert_eq!(area_rows(&mut app), shown);
         let said = "newer lines of #rust not kept while you read back: Esc for the newest";
         assert_eq!(cut_lines(&app), [("rust".to_owned(), said.to_owned())]);
+    }
+
+    /// #lobby's 100 messages read back from the top while #lobby and
+    /// #rust get 100,000 lines: #lobby is cut. Its last seq given.
+    fn cut_lobby(app: &mut App) -> u64 {
+        for seq in 1..=100 {
+            let text = format!("m{seq}");
+            app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
+        }
+        area_rows(app);
+        app.scroll = usize::MAX / 4;
+        area_rows(app);
+        let mut seq = 100;
+        for i in 0..MAX_ENTRIES_EVER + MAX_ENTRIES {
+            if i % 10 != 0 {
+                app.add_line(msg("rust", "bob", &[], "r"), "12:01".into());
+            } else {
+                seq += 1;
+                let text = format!("m{seq}");
+                app.add_line(placed_in("lobby", &text, 1, seq, false), "12:01".into());
+            }
+        }
+        assert!(app.cut.contains("lobby"));
+        seq
+    }
+
+    /// Back after a reconnect while #lobby is cut: the line saying
+    /// messages are missing is not kept (it is newer than what #lobby
+    /// keeps), so the page of them that paging up asks brings the
+    /// newest messages, which went above #lobby's oldest line, out of
+    /// order. Newer than every message kept, they are counted, not kept.
+    #[test]
+    fn missed_messages_paged_in_a_room_cut_are_not_put_above_its_lines() {
+        let mut app = self::app();
+        let seq = cut_lobby(&mut app);
+        let kept = lobby_seqs(&app);
+        let below = app.new_below;
+        app.add_line(
+            Line::Gap {
+                room: "lobby".into(),
+                filled: false,
+            },
+            "12:02".into(),
+        );
+        for q in seq + 10..seq + 15 {
+            let line = Line::Msg {
+                room: Some("lobby".into()),
+                history: true,
+                page: true,
+                missed: true,
+                from: "bob".into(),
+                to: vec![],
+                text: format!("m{q}"),
+                ts: 0,
+                place: crate::render::Place { era: 1, seq: q },
+            };
+            app.add_line(line, "12:02".into());
+        }
+        let seqs = lobby_seqs(&app);
+        assert!(seqs == kept, "#lobby's first: {:?}", &seqs[..5]);
+        assert_eq!(app.new_below, below + 6);
     }
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.
