@@ -1040,10 +1040,12 @@ impl App {
         // Our own message, confirmed, takes the place of its row waiting
         // at the bottom: nothing below what is shown grows.
         let replaces_waiting = entry.mine && matches!(entry.line, Line::Msg { history: false, .. });
-        if entry.room.as_ref().is_some_and(|r| self.cut.contains(r)) {
+        let cut = entry.room.as_ref().is_some_and(|r| self.cut.contains(r));
+        if cut && !is_note(&entry.line) && !matches!(entry.line, Line::HistoryNote { .. }) {
             // Newer than what the room keeps: counted (its unread count
             // and mentions are, above), not kept; its newest are shown
-            // again once the reader comes back to them.
+            // again once the reader comes back to them. (Notes are kept:
+            // an error answering a line typed is not lost.)
             let news = !matches!(entry.line, Line::HistoryNote { .. });
             if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting && news {
                 self.new_below += 1;
@@ -1288,7 +1290,9 @@ impl App {
             return;
         }
         let here = Some(room.clone());
-        self.entries.retain(|e| e.room != here);
+        // Its notes stay, above the page (they may not have been read).
+        self.entries
+            .retain(|e| e.room != here || (!e.cut && is_note(&e.line)));
         self.page_at = None;
         self.let_go.insert(room);
         self.tell_let_go();
@@ -1367,6 +1371,23 @@ impl App {
         room.as_ref()
             .is_some_and(|r| self.let_go.contains(r) || self.telling.iter().any(|(_, t)| t == r))
     }
+}
+
+/// Whether `line` is a note filed under a room rather than the room's
+/// own traffic: the client's lines (an error, `/who`, reconnecting,
+/// entering and leaving), the server's notices, its history begun anew.
+/// A room cut ([`App::bound`]) keeps them as they come, and when its
+/// newest are fetched again.
+fn is_note(line: &Line) -> bool {
+    matches!(
+        line,
+        Line::Info(_)
+            | Line::Error { .. }
+            | Line::Notice { .. }
+            | Line::Entered { .. }
+            | Line::Left { .. }
+            | Line::HistoryGone { .. }
+    )
 }
 
 /// Whether two nicknames are one person.
@@ -2243,6 +2264,36 @@ mod tests {
         let seqs = lobby_seqs(&app);
         assert!(seqs == kept, "#lobby's first: {:?}", &seqs[..5]);
         assert_eq!(app.new_below, below + 6);
+    }
+
+    /// The client's own lines filed under a room cut (an error answering
+    /// a line typed, the connection lost, a refused line kept for Up)
+    /// were counted and not kept, and Esc dropped the room's notes with
+    /// its messages: the person never saw them. They are kept, below the
+    /// line saying the room is cut, and stay when its newest are asked.
+    #[test]
+    fn notes_in_a_room_cut_are_kept_and_stay_at_esc() {
+        let mut app = self::app();
+        cut_lobby(&mut app);
+        let error = Line::Error {
+            code: "unknown_nick".into(),
+            message: "no such nick: dave".into(),
+        };
+        app.add_line(error.clone(), "12:02".into());
+        let info = Line::Info("connection lost; reconnecting".into());
+        app.add_line(info.clone(), "12:02".into());
+        let notes = |app: &App| {
+            app.entries
+                .iter()
+                .filter(|e| e.room.as_deref() == Some("lobby"))
+                .filter(|e| matches!(e.line, Line::Error { .. } | Line::Info(_)) && !e.cut)
+                .map(|e| e.line.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(notes(&app), [error.clone(), info.clone()]);
+        app.handle_event(key(KeyCode::Esc));
+        assert!(lobby_seqs(&app).is_empty());
+        assert_eq!(notes(&app), [error, info]);
     }
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.
