@@ -412,7 +412,11 @@ impl App {
             // Every line taken: the state says where they led.
             self.switching = None;
         }
+        let rooms_changed = state.joined && state.rooms != self.state.rooms;
         self.state = state;
+        if rooms_changed && !self.cut.is_empty() {
+            self.say_rooms_cut_left();
+        }
         self.place_ahead_notes();
         if moved {
             self.want_newest();
@@ -1230,8 +1234,10 @@ impl App {
     /// not kept, and one line at the bottom of its lines says so, with
     /// what brings them.
     fn mark_cut(&mut self, room: String) {
-        let text =
-            format!("newer lines of #{room} not kept while you read back: Esc for the newest");
+        let text = cut_text(
+            &room,
+            !self.state.joined || self.state.rooms.contains(&room),
+        );
         self.cut.insert(room.clone());
         let here = Some(room);
         if self.entries.iter().any(|e| e.cut && e.room == here) {
@@ -1255,6 +1261,18 @@ impl App {
             self.scroll += super::format::entry_rows(&entry, theme, &mut self.nicks, width).len();
         }
         self.entries.push_back(entry);
+    }
+
+    /// The lines saying a room is cut say whether Esc brings its newest:
+    /// not in a room left (not current, it stays cut until entered again
+    /// and made current).
+    fn say_rooms_cut_left(&mut self) {
+        let rooms = &self.state.rooms;
+        for e in self.entries.iter_mut().filter(|e| e.cut) {
+            if let Some(room) = &e.room {
+                e.line = Line::Info(cut_text(room, rooms.contains(room)));
+            }
+        }
     }
 
     /// The reader asked for the current room's newest line (Esc, a line
@@ -1370,6 +1388,16 @@ impl App {
     fn pages_past_a_cut(&self, room: &Option<String>) -> bool {
         room.as_ref()
             .is_some_and(|r| self.let_go.contains(r) || self.telling.iter().any(|(_, t)| t == r))
+    }
+}
+
+/// The line saying `room` is cut ([`App::bound`]), with what brings its
+/// newest: Esc, or, if it was left (`here` false), entering it again.
+fn cut_text(room: &str, here: bool) -> String {
+    if here {
+        format!("newer lines of #{room} not kept while you read back: Esc for the newest")
+    } else {
+        format!("newer lines of #{room} not kept while you read back; you left #{room}")
     }
 }
 
@@ -2294,6 +2322,40 @@ mod tests {
         app.handle_event(key(KeyCode::Esc));
         assert!(lobby_seqs(&app).is_empty());
         assert_eq!(notes(&app), [error, info]);
+    }
+
+    /// #rust cut, then left (`/part rust` in #lobby, then #lobby left
+    /// too): no Esc brings its newest (it is not current, nor is any
+    /// room in the view of none, which shows its lines), so its line
+    /// says it was left, not Esc. Entered again, its newest are asked.
+    #[test]
+    fn a_room_cut_and_left_says_so_and_asks_its_newest_entered_again() {
+        let mut app = self::app();
+        cut_lobby(&mut app);
+        app.handle_event(key(KeyCode::Esc));
+        app.take_effects();
+        let mut state = app.state.clone();
+        state.rooms = vec!["lobby".into()];
+        app.set_state(state.clone());
+        state.rooms = vec![];
+        state.current = None;
+        app.set_state(state.clone());
+        assert_eq!(app.take_effects(), []);
+        let said = "newer lines of #rust not kept while you read back; you left #rust";
+        let markers: Vec<_> = app.entries.iter().filter(|e| e.cut).collect();
+        assert_eq!(markers.len(), 1);
+        assert!(
+            matches!(&markers[0].line, Line::Info(t) if t == said),
+            "{markers:?}"
+        );
+        state.rooms = vec!["rust".into()];
+        state.current = Some("rust".into());
+        app.set_state(state);
+        assert_eq!(
+            app.take_effects(),
+            [Effect::LetGo("rust".into(), Kept::default()), Effect::Older]
+        );
+        assert!(app.entries.iter().all(|e| !e.cut));
     }
 
     /// bob's message `text` in #lobby, `seq` of the history `era`.
