@@ -1848,13 +1848,7 @@ mod tests {
     #[test]
     fn read_back_near_the_top_under_a_flood_the_newest_go_and_come_back_at_esc() {
         let mut app = self::app();
-        for seq in 1..=100 {
-            let text = format!("m{seq}");
-            app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
-        }
-        area_rows(&mut app);
-        app.scroll = usize::MAX / 4;
-        let shown = area_rows(&mut app);
+        let shown = lobby_read_from_the_top(&mut app, 1, 100);
         assert!(app.at_top && shown[0].ends_with("bob: m1"), "{shown:?}");
         let (mut lobby_new, mut rust_new) = (0, 0);
         let mut most = 0;
@@ -1970,13 +1964,7 @@ mod tests {
     #[test]
     fn a_page_read_back_at_the_bound_is_kept_whole_and_the_newest_go() {
         let mut app = self::app();
-        for seq in 1_001..=1_100 {
-            let text = format!("m{seq}");
-            app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
-        }
-        area_rows(&mut app);
-        app.scroll = usize::MAX / 4;
-        let shown = area_rows(&mut app);
+        let shown = lobby_read_from_the_top(&mut app, 1_001, 1_100);
         assert!(app.at_top);
         for _ in 0..MAX_ENTRIES_EVER - 130 {
             app.add_line(msg("rust", "bob", &[], "r"), "12:00".into());
@@ -1994,16 +1982,22 @@ mod tests {
         assert_eq!(cut_lines(&app), [("rust".to_owned(), said.to_owned())]);
     }
 
-    /// #lobby's 100 messages read back from the top while #lobby and
-    /// #rust get 100,000 lines: #lobby is cut. Its last seq given.
-    fn cut_lobby(app: &mut App) -> u64 {
-        for seq in 1..=100 {
+    /// #lobby's messages `m{first}` to `m{last}`, read back from the top
+    /// (scrolled up as far as they go); the rows then shown.
+    fn lobby_read_from_the_top(app: &mut App, first: u64, last: u64) -> Vec<String> {
+        for seq in first..=last {
             let text = format!("m{seq}");
             app.add_line(placed_in("lobby", &text, 1, seq, false), "12:00".into());
         }
         area_rows(app);
         app.scroll = usize::MAX / 4;
-        area_rows(app);
+        area_rows(app)
+    }
+
+    /// #lobby's 100 messages read back from the top while #lobby and
+    /// #rust get 100,000 lines: #lobby is cut. Its last seq given.
+    fn cut_lobby(app: &mut App) -> u64 {
+        lobby_read_from_the_top(app, 1, 100);
         let mut seq = 100;
         for i in 0..MAX_ENTRIES_EVER + MAX_ENTRIES {
             if i % 10 != 0 {
