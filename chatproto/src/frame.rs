@@ -270,6 +270,19 @@ pub struct Limits {
     /// less than [`max_frame_bytes`](Limits::max_frame_bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst_bytes: Option<u64>,
+    /// The bytes per second, on average, the server sends one connection
+    /// in answer to its reads (replays, `history` pages, member lists, the
+    /// room list; PROTOCOL.md 7): past
+    /// [`read_burst_bytes`](Limits::read_burst_bytes), its next frame that
+    /// asks to read is read once they are paid for. `None` when the server
+    /// sets no such limit or does not say (an older one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_rate_bytes: Option<u64>,
+    /// The bytes a connection may be sent at once in answer to its reads
+    /// before [`read_rate_bytes`](Limits::read_rate_bytes) applies; said
+    /// with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_burst_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -291,6 +304,8 @@ impl Limits {
             burst: None,
             rate_bytes: None,
             burst_bytes: None,
+            read_rate_bytes: None,
+            read_burst_bytes: None,
         }
     }
 
@@ -315,6 +330,19 @@ impl Limits {
         if rate_bytes > 0 {
             self.rate_bytes = Some(rate_bytes);
             self.burst_bytes = Some(burst_bytes.max(self.max_frame_bytes).max(1));
+        }
+        self
+    }
+
+    /// These limits, saying the server's read allowance: `read_rate_bytes`
+    /// bytes a second sent in answer to reads after `read_burst_bytes`
+    /// (said as at least 1). A `read_rate_bytes` of 0 (no limit) says
+    /// nothing.
+    #[must_use]
+    pub fn with_read_rate(mut self, read_rate_bytes: u64, read_burst_bytes: u64) -> Self {
+        if read_rate_bytes > 0 {
+            self.read_rate_bytes = Some(read_rate_bytes);
+            self.read_burst_bytes = Some(read_burst_bytes.max(1));
         }
         self
     }

@@ -137,6 +137,14 @@ pub struct ServerConfig {
     pub rate_bytes: u64,
     /// The burst that goes with [`rate_bytes`](ServerConfig::rate_bytes).
     pub burst_bytes: u64,
+    /// The read allowance the shell applies to each connection, in bytes
+    /// sent a second in answer to its reads (default 0: none said), which
+    /// `welcome` announces ([`Limits::read_rate_bytes`]). Like `rate`, not
+    /// enforced by the core.
+    pub read_rate_bytes: u64,
+    /// The burst that goes with
+    /// [`read_rate_bytes`](ServerConfig::read_rate_bytes).
+    pub read_burst_bytes: u64,
     /// In a room with more members than this, entering and leaving are
     /// still events (they take a seq) but are sent only to the one who
     /// entered or left, not to everyone: a join storm into a huge room
@@ -190,6 +198,8 @@ impl Default for ServerConfig {
             burst: 0,
             rate_bytes: 0,
             burst_bytes: 0,
+            read_rate_bytes: 0,
+            read_burst_bytes: 0,
         }
     }
 }
@@ -227,5 +237,6 @@ impl ServerConfig {
         .with_id_window(self.id_window as u64)
         .with_rate(self.rate, self.burst)
         .with_byte_rate(self.rate_bytes, self.burst_bytes)
+        .with_read_rate(self.read_rate_bytes, self.read_burst_bytes)
     }
 }
