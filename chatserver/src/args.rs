@@ -329,6 +329,23 @@ pub struct Args {
           value_parser = whole::<u32>(1024, 1 << 30))]
     pub burst_bytes: Option<u32>,
 
+    /// Bytes per second, on average, the server sends a client in answer
+    /// to its reads: replayed messages, history pages, member lists, the
+    /// room list (0 to 1000000000; 0: no limit). Past --read-burst-bytes
+    /// the client's next frame that asks to read (enter, join, history,
+    /// rooms) waits until it is paid for. Off when --rate is 0.
+    #[arg(long, env = "CHATSERVER_READ_RATE_BYTES", default_value_t = 512 << 10,
+          value_parser = whole::<u32>(0, 1_000_000_000))]
+    pub read_rate_bytes: u32,
+
+    /// Bytes a client may be sent at once in answer to its reads before
+    /// --read-rate-bytes applies (by default a full replay and a frame of
+    /// members for each of --max-rooms-per-client rooms, 18874368; 1024 to
+    /// 1099511627776, and at least --replay-bytes and --max-frame-bytes).
+    #[arg(long, env = "CHATSERVER_READ_BURST_BYTES",
+          value_parser = whole::<u64>(1024, 1 << 40))]
+    pub read_burst_bytes: Option<u64>,
+
     /// A client held back by the rate limit for this many milliseconds
     /// without a break gets rate_limited and is closed (100 to 3600000).
     #[arg(long, env = "CHATSERVER_RATE_LIMIT_GRACE_MS", default_value_t = 10_000,
@@ -560,6 +577,25 @@ impl Args {
             .unwrap_or_else(|| self.max_frame_bytes.saturating_mul(4))
     }
 
+    /// The read allowance, in bytes a second: 0 when there is none (also
+    /// with no rate limit).
+    pub fn read_rate_bytes(&self) -> u32 {
+        if self.rate == 0 {
+            return 0;
+        }
+        self.read_rate_bytes
+    }
+
+    /// The read allowance's burst: as given, or a full replay and a frame
+    /// of members for each room a client may be in, so that a client
+    /// entering all its rooms again after a reconnect waits for none.
+    pub fn read_burst_bytes(&self) -> u64 {
+        self.read_burst_bytes.unwrap_or_else(|| {
+            let room = self.replay_bytes + u64::from(self.max_frame_bytes);
+            room.saturating_mul(u64::from(self.max_rooms_per_client))
+        })
+    }
+
     /// Settings that are each in range but cannot work together: the
     /// message names them.
     pub fn check(&self) -> Result<(), String> {
@@ -601,6 +637,22 @@ impl Args {
             return Err(format!(
                 "--replay-bytes {} must be less than --outbound-queue-bytes {}: a replay would close its own client",
                 self.replay_bytes, self.outbound_queue_bytes
+            ));
+        }
+        self.check_reads()
+    }
+
+    /// The read allowance against the settings it must hold: one replay,
+    /// and one history page, fit in its burst.
+    fn check_reads(&self) -> Result<(), String> {
+        let Some(burst) = self.read_burst_bytes else {
+            return Ok(());
+        };
+        let least = self.replay_bytes.max(u64::from(self.max_frame_bytes));
+        if burst < least && self.read_rate_bytes() > 0 {
+            return Err(format!(
+                "--read-burst-bytes {burst} is less than one replay of --replay-bytes {} or one page of --max-frame-bytes {}; use at least {least}",
+                self.replay_bytes, self.max_frame_bytes
             ));
         }
         Ok(())

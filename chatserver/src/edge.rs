@@ -203,7 +203,8 @@ pub async fn serve(
     match said {
         Speaks::Chatproto if plain_ok => {
             let (read, write) = stream.into_split();
-            let peer = Arc::new(Peer::new(write, cfg.queue, Arc::clone(&cfg.budget)));
+            let peer = Peer::new(write, cfg.queue, Arc::clone(&cfg.budget));
+            let peer = Arc::new(peer.with_reads(cfg.read_allowance()));
             cfg.metrics.opened(Transport::Tcp);
             let to_hub = edge.to_hub.clone();
             let settings = Arc::clone(cfg);

@@ -88,14 +88,14 @@ pub struct Feeder<'a> {
     held: Option<(Option<ToHub>, usize)>,
     /// The held input was refused a token at least once.
     waited: bool,
-    /// Since when the rate limit has held this client back without a
-    /// break: until an input passes without waiting, or everything it
-    /// sent has passed ([`caught_up`](Feeder::caught_up)).
+    /// Since when the rate limit (or the read allowance's debt) has held
+    /// this client back without a break: until an input passes without
+    /// waiting, or everything it sent has passed
+    /// ([`caught_up`](Feeder::caught_up)).
     throttled_since: Option<Instant>,
-    /// Bytes of replays and history pages sent to the client, charged to
-    /// the byte allowance with its next input (at most the burst: the
-    /// input then waits for a full bucket, a few seconds at most).
-    owed: usize,
+    /// How many frames that ask to read have passed: those the hub has
+    /// not answered yet ([`Peer::read_answered`]) are reserved for.
+    reads_passed: u64,
 }
 
 impl<'a> Feeder<'a> {
@@ -110,7 +110,7 @@ impl<'a> Feeder<'a> {
             held: None,
             waited: false,
             throttled_since: None,
-            owed: 0,
+            reads_passed: 0,
         }
     }
 
@@ -146,6 +146,12 @@ impl<'a> Feeder<'a> {
     /// frame that may read history (`history`, `enter`, `join`) also waits
     /// while the client has [`MAX_READS_WAITING`] reads unanswered: until
     /// one is (the peer's `wake`), or `t`. That wait is not throttling.
+    ///
+    /// A frame that asks to read (`enter`, `join`, `history`, `rooms`)
+    /// also waits while the client's read allowance is in debt (what was
+    /// sent in answer to its reads before, see [`Peer::charge_read`]),
+    /// until time has paid it: that wait is throttling, as one for tokens
+    /// is. Other frames (`msg`, `part`, `ping`) never wait for it.
     pub async fn pass(&mut self) -> Result<Option<Instant>, Halt> {
         let Some((held, bytes)) = &self.held else {
             return Ok(None);
@@ -154,26 +160,16 @@ impl<'a> Feeder<'a> {
         if held.as_ref().is_some_and(may_read) && self.peer.reads_waiting() >= MAX_READS_WAITING {
             return Ok(Some(now + READS_RECHECK));
         }
-        if self.cfg.rate_bytes > 0 {
-            self.owed = self
-                .owed
-                .saturating_add(self.peer.take_owed())
-                .min(self.cfg.burst_bytes as usize);
-        }
-        // An `enter` (or a `join`) does not pay what earlier replays owe:
-        // a client entering its 32 rooms again after a reconnect sends
-        // them all at once, and each paying a burst would hold it past
-        // the grace. The frames after them pay, at most a burst each, so
-        // entering and parting again and again is held all the same.
-        let pays = !matches!(
-            held,
-            Some(ToHub::Frame(
-                _,
-                ClientFrame::Enter { .. } | ClientFrame::Join { .. }
-            ))
-        );
-        let owed = if pays { self.owed } else { 0 };
-        if let Err(wait) = self.bucket.take(now.into_std(), bytes.saturating_add(owed)) {
+        let reads = held.as_ref().is_some_and(asks_to_read);
+        let debt = match reads {
+            true => self.peer.read_wait(now.into_std(), self.reads_passed),
+            false => None,
+        };
+        let waited = match debt {
+            Some(wait) => Err(wait),
+            None => self.bucket.take(now.into_std(), *bytes),
+        };
+        if let Err(wait) = waited {
             self.waited = true;
             let since = *self.throttled_since.get_or_insert(now);
             if now.duration_since(since) >= Duration::from_millis(self.cfg.rate_limit_grace_ms) {
@@ -181,10 +177,10 @@ impl<'a> Feeder<'a> {
             }
             return Ok(Some(now + wait));
         }
-        if pays {
-            self.owed = 0;
-        }
         let (input, _) = self.held.take().expect("held above");
+        if reads {
+            self.reads_passed += 1;
+        }
         // A client is no longer throttled once an input of its passes
         // without waiting.
         if !std::mem::take(&mut self.waited) {
@@ -252,6 +248,24 @@ pub fn next_frame(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> (Decoded<Cl
         ClientFrame::from_payload(payload)
     });
     (decoded, len)
+}
+
+/// Whether `input` is a frame that asks to read (see [`reads`]).
+fn asks_to_read(input: &ToHub) -> bool {
+    matches!(input, ToHub::Frame(_, frame) if reads(frame))
+}
+
+/// Whether `frame` asks to read: the server answers it with what the
+/// read allowance is charged (a replay, a page, a member list, the room
+/// list). The hub reports each answered ([`Peer::read_answered`]).
+pub fn reads(frame: &ClientFrame) -> bool {
+    matches!(
+        frame,
+        ClientFrame::History { .. }
+            | ClientFrame::Enter { .. }
+            | ClientFrame::Join { .. }
+            | ClientFrame::Rooms
+    )
 }
 
 /// Whether `input` may make the hub read history for the client.

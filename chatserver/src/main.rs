@@ -60,6 +60,11 @@ pub struct Settings {
     /// The byte allowance: 0 when there is none (or no rate limit).
     rate_bytes: u32,
     burst_bytes: u32,
+    /// The read allowance: 0 when there is none (or no rate limit).
+    read_rate_bytes: u32,
+    read_burst_bytes: u64,
+    /// What a read not yet answered is taken to cost: a replay and a frame.
+    read_reserve_bytes: u64,
     rate_limit_grace_ms: u64,
     queue: peer::QueueLimits,
     close_flush_ms: u64,
@@ -69,6 +74,18 @@ pub struct Settings {
     allowed_origins: Vec<String>,
     metrics_allow: Vec<ipnet::IpNet>,
     metrics: Arc<metrics::Metrics>,
+}
+
+impl Settings {
+    /// A new connection's read allowance (`None`: none).
+    fn read_allowance(&self) -> Option<ratelimit::ReadAllowance> {
+        ratelimit::ReadAllowance::new(
+            self.read_rate_bytes,
+            self.read_burst_bytes,
+            self.read_reserve_bytes,
+            std::time::Instant::now(),
+        )
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -260,6 +277,9 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
         burst: args.burst,
         rate_bytes: args.rate_bytes(),
         burst_bytes: args.burst_bytes(),
+        read_rate_bytes: args.read_rate_bytes(),
+        read_burst_bytes: args.read_burst_bytes(),
+        read_reserve_bytes: args.replay_bytes + u64::from(args.max_frame_bytes),
         rate_limit_grace_ms: args.rate_limit_grace_ms,
         queue: args.queue_limits(),
         close_flush_ms: args.close_flush_ms,
@@ -300,6 +320,8 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
     config.burst = u64::from(args.burst);
     config.rate_bytes = u64::from(settings.rate_bytes);
     config.burst_bytes = u64::from(settings.burst_bytes);
+    config.read_rate_bytes = u64::from(settings.read_rate_bytes);
+    config.read_burst_bytes = settings.read_burst_bytes;
     if args.ascii_nicks {
         config.nick_rule = chatproto::NickRule::Ascii;
     }
@@ -638,6 +660,8 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
         burst = args.burst,
         rate_bytes = %Cap(u64::from(args.rate_bytes())),
         burst_bytes = (args.rate_bytes() > 0).then(|| args.burst_bytes()),
+        read_rate_bytes = %Cap(u64::from(args.read_rate_bytes())),
+        read_burst_bytes = (args.read_rate_bytes() > 0).then(|| args.read_burst_bytes()),
         max_frame_bytes = args.max_frame_bytes,
         history_per_room = args.history_per_room,
         history_bytes_per_room = args.history_bytes_per_room,
@@ -878,6 +902,9 @@ impl Settings {
             burst: 100,
             rate_bytes: 65_536,
             burst_bytes: 262_144,
+            read_rate_bytes: 524_288,
+            read_burst_bytes: 18 << 20,
+            read_reserve_bytes: 576 << 10,
             rate_limit_grace_ms: 10_000,
             queue: peer::QueueLimits::fixed(1 << 20),
             close_flush_ms: 2_000,

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::budget::{OutboundBudget, SLOT_BYTES};
+use crate::ratelimit::ReadAllowance;
 
 /// How many queued buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -80,9 +81,12 @@ pub struct Peer {
     /// The hub's own mark: 1 + this peer's latest run in the hub's stage
     /// (0: none). Only the hub's thread reads or writes it.
     pub staged: AtomicUsize,
-    /// Bytes of replays and `history` pages sent to this peer that its
-    /// byte allowance has not been charged for yet (see [`Peer::owe_for`]).
-    owed: AtomicUsize,
+    /// What it may be sent in answer to its reads (`None`: no limit),
+    /// charged by [`Peer::charge_read`].
+    reads: Option<ReadAllowance>,
+    /// How many of its frames that ask to read the hub has answered (see
+    /// [`Peer::read_answered`]).
+    reads_answered: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -164,32 +168,64 @@ impl Peer {
             limits,
             budget,
             staged: AtomicUsize::new(0),
-            owed: AtomicUsize::new(0),
+            reads: None,
+            reads_answered: AtomicU64::new(0),
         }
     }
 
-    /// The hub sent this peer `frame`, `bytes` long: if it is a replayed
-    /// message or a `history` page (a few bytes of request answered with
-    /// up to hundreds of KiB), the connection charges its bytes to the
-    /// byte allowance of the frames that follow (`Feeder::pass`), so that
-    /// asking again and again is held to the allowance as sending is.
-    pub fn owe_for(&self, frame: &ServerFrame, bytes: usize) {
-        if !matches!(
-            frame,
-            ServerFrame::Msg { replay: true, .. } | ServerFrame::History { .. }
-        ) {
+    /// The same peer, its answers to reads charged to `reads` (`None`: no
+    /// read allowance).
+    #[must_use]
+    pub fn with_reads(mut self, reads: Option<ReadAllowance>) -> Self {
+        self.reads = reads;
+        self
+    }
+
+    /// The hub sent this peer `frame`, `bytes` long: if it answers a read
+    /// (a replayed message, a `history` page, the member list of an
+    /// `entered`, `online` or `welcome`, a `rooms` list: a few bytes of
+    /// request answered with up to hundreds of KiB), charge it to the read
+    /// allowance now, below zero if need be (see
+    /// [`Feeder::pass`](crate::feed::Feeder::pass)).
+    pub fn charge_read(&self, frame: &ServerFrame, bytes: usize) {
+        let Some(reads) = &self.reads else {
             return;
+        };
+        if matches!(
+            frame,
+            ServerFrame::Msg { replay: true, .. }
+                | ServerFrame::History { .. }
+                | ServerFrame::Entered { .. }
+                | ServerFrame::Online { .. }
+                | ServerFrame::Welcome { .. }
+                | ServerFrame::Rooms { .. }
+        ) {
+            reads.charge(bytes, Instant::now());
         }
-        let _ = self
-            .owed
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
-                Some(o.saturating_add(bytes))
-            });
     }
 
-    /// What [`owe_for`](Peer::owe_for) counted since the last call.
-    pub fn take_owed(&self) -> usize {
-        self.owed.swap(0, Ordering::Relaxed)
+    /// `None` when the read allowance is at zero or more at `now` (or
+    /// there is none), less its reserve for each read not answered yet of
+    /// the `passed` frames that ask to read the connection handed to the
+    /// hub (and for each read from disk it waits for); else how long until
+    /// time has paid what is missing.
+    pub fn read_wait(&self, now: Instant, passed: u64) -> Option<std::time::Duration> {
+        let reads = self.reads.as_ref()?;
+        let answered = self.reads_answered.load(Ordering::Relaxed);
+        let unanswered = passed.saturating_sub(answered) as usize + self.reads_waiting();
+        reads.wait(now, unanswered)
+    }
+
+    /// The hub has answered one more of the frames that ask to read (in
+    /// order): what it sent for it is charged, or it waits for a read from
+    /// disk ([`reads_waiting`](Peer::reads_waiting)). Wakes the connection
+    /// task, whose next such frame may wait for it. (Nothing without a
+    /// read allowance.)
+    pub fn read_answered(&self) {
+        if self.reads.is_some() {
+            self.reads_answered.fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
     }
 
     /// The socket of a plain TCP peer.
@@ -832,6 +868,39 @@ mod tests {
         peer.hold(1);
         let page = vec![budget.track(Bytes::from(vec![b'x'; 2500]))];
         assert_eq!(peer.release(1, page), Push::Overflow);
+    }
+
+    /// Answers to reads are charged (other frames are not), and a read
+    /// the hub has not answered yet is reserved for; without a read
+    /// allowance nothing waits.
+    #[test]
+    fn answers_are_charged_and_reads_not_yet_answered_reserved_for() {
+        let budget = OutboundBudget::new(1 << 20);
+        let t0 = Instant::now();
+        // 1,000 bytes a second after 3,000; 2,000 reserved a read.
+        let reads = ReadAllowance::new(1_000, 3_000, 2_000, t0);
+        let peer = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
+        let peer = peer.with_reads(reads);
+        assert_eq!(peer.read_wait(t0, 1), None, "one passed: 1,000 left");
+        assert_eq!(
+            peer.read_wait(t0, 2),
+            Some(std::time::Duration::from_secs(1))
+        );
+        // The first answered with a page of 2,500 bytes; a pong is free.
+        peer.charge_read(&ServerFrame::history("r", Vec::new(), false), 2_500);
+        peer.charge_read(&ServerFrame::Pong, 10_000);
+        peer.read_answered();
+        let t1 = Instant::now();
+        assert_eq!(peer.read_wait(t1, 1), None, "500 left");
+        let wait = peer.read_wait(t1, 2).expect("1,500 short");
+        assert!(
+            wait <= std::time::Duration::from_millis(1_500)
+                && wait > std::time::Duration::from_millis(1_400),
+            "{wait:?}"
+        );
+        let free = Peer::for_task(QueueLimits::fixed(1 << 20), budget);
+        free.charge_read(&ServerFrame::history("r", Vec::new(), false), 1 << 30);
+        assert_eq!(free.read_wait(t0, 100), None);
     }
 
     #[tokio::test]

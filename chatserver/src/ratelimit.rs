@@ -5,6 +5,11 @@
 //! many small frames nor a few of the largest may flood a room. A frame
 //! over either limit is not refused: the connection stops reading until
 //! `take` says, and TCP slows the sender.
+//!
+//! Beside them, the read allowance ([`ReadAllowance`]): what the server
+//! sends in answer to reads (replays, `history` pages, member lists) is
+//! charged to it when sent, below zero if need be, and the next frame that
+//! asks to read waits until time has paid that debt.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -115,9 +120,140 @@ impl TokenBucket {
     }
 }
 
+/// How many bytes a connection may be sent in answer to its reads:
+/// `rate` a second on average after `burst`. The hub charges each answer
+/// when it sends it ([`charge`](ReadAllowance::charge)), however much it
+/// is, so the allowance may go below zero: a debt, paid by time only. The
+/// connection reads no frame that asks to read while there is one
+/// ([`wait`](ReadAllowance::wait)), counting `reserve` bytes for each read
+/// it passed whose answer is not charged yet: reads sent all at once
+/// cannot all pass before the first answer is charged.
+///
+/// Kept as the time the allowance is whole again (as governor keeps its
+/// bucket), in nanoseconds since `start`, in one atomic word: the hub
+/// charges it and the connection's task looks at it, each with the time
+/// passed in.
+#[derive(Debug)]
+pub struct ReadAllowance {
+    /// Bytes a second (at least 1).
+    rate: u64,
+    /// The time `burst` bytes take to come back at `rate`, in nanoseconds.
+    burst_nanos: u64,
+    /// What a read not yet answered is taken to cost.
+    reserve: u64,
+    start: Instant,
+    /// When the allowance is whole again, in nanoseconds since `start`
+    /// (at or before the time asked: it is whole).
+    whole_at: AtomicU64,
+}
+
+impl ReadAllowance {
+    /// A whole allowance at `now` of `burst` bytes gaining `rate` a second,
+    /// a read not yet answered taken to cost `reserve`; `None` for a
+    /// `rate` of 0 (no allowance).
+    pub fn new(rate: u32, burst: u64, reserve: u64, now: Instant) -> Option<Self> {
+        let rate = u64::from(NonZeroU32::new(rate)?.get());
+        let burst_nanos = nanos_for(burst, rate);
+        Some(ReadAllowance {
+            rate,
+            burst_nanos,
+            reserve,
+            start: now,
+            whole_at: AtomicU64::new(0),
+        })
+    }
+
+    /// Charge `bytes` sent at `now`: the allowance goes down by as much,
+    /// below zero if it must.
+    pub fn charge(&self, bytes: usize, now: Instant) {
+        let at = self.since_start(now);
+        let cost = nanos_for(bytes as u64, self.rate);
+        let _ = self.whole_at.fetch_update(Relaxed, Relaxed, |whole| {
+            Some(whole.max(at).saturating_add(cost))
+        });
+    }
+
+    /// `None` when the allowance, less the reserve for each of `unanswered`
+    /// reads, is at zero or more at `now`; else how long until time has
+    /// paid what is missing (sooner if one of them is answered for less).
+    pub fn wait(&self, now: Instant, unanswered: usize) -> Option<Duration> {
+        let at = self.since_start(now);
+        let reserved = nanos_for(self.reserve.saturating_mul(unanswered as u64), self.rate);
+        // At zero when it is `burst` short of whole.
+        let paid_at = self
+            .whole_at
+            .load(Relaxed)
+            .saturating_add(reserved)
+            .saturating_sub(self.burst_nanos);
+        (paid_at > at).then(|| Duration::from_nanos(paid_at - at))
+    }
+
+    fn since_start(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start);
+        since.as_nanos().min(u128::from(u64::MAX)) as u64
+    }
+}
+
+/// The nanoseconds `bytes` take at `rate` bytes a second (rounded up).
+fn nanos_for(bytes: u64, rate: u64) -> u64 {
+    let nanos = (u128::from(bytes) * 1_000_000_000).div_ceil(u128::from(rate));
+    nanos.min(u128::from(u64::MAX)) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_charged_below_zero_and_time_alone_pays() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // 1,000 bytes a second after 3,000.
+        let a = ReadAllowance::new(1_000, 3_000, 500, t0).expect("a rate");
+        assert_eq!(a.wait_now(t0), None, "whole");
+        a.charge(2_000, t0);
+        assert_eq!(a.wait_now(t0), None, "1,000 left");
+        // An answer larger than what is left is sent whole: a debt.
+        a.charge(4_000, t0);
+        assert_eq!(a.wait_now(t0), Some(Duration::from_secs(3)));
+        assert_eq!(a.wait_now(ms(2_500)), Some(Duration::from_millis(500)));
+        assert_eq!(a.wait_now(ms(3_000)), None, "paid");
+        // Nothing is forgiven, however long the wait: charged 10,000 at
+        // 3 s (with nothing left), the next read waits 10 s.
+        a.charge(10_000, ms(3_000));
+        assert_eq!(a.wait_now(ms(3_000)), Some(Duration::from_secs(10)));
+        // A long pause makes it whole again, and no more than whole.
+        let later = ms(60_000);
+        a.charge(3_000, later);
+        assert_eq!(a.wait_now(later), None, "whole, then spent to zero");
+        a.charge(1, later);
+        assert!(a.wait_now(later).is_some());
+    }
+
+    impl ReadAllowance {
+        /// [`wait`](ReadAllowance::wait) with no read unanswered.
+        fn wait_now(&self, now: Instant) -> Option<Duration> {
+            self.wait(now, 0)
+        }
+    }
+
+    #[test]
+    fn reads_not_yet_answered_are_reserved_for() {
+        let t0 = Instant::now();
+        // 1,000 bytes a second after 3,000; 1,000 reserved a read.
+        let a = ReadAllowance::new(1_000, 3_000, 1_000, t0).expect("a rate");
+        assert_eq!(a.wait(t0, 3), None, "three fit");
+        assert_eq!(a.wait(t0, 4), Some(Duration::from_secs(1)));
+        // The first answered, for more than its reserve.
+        a.charge(2_500, t0);
+        assert_eq!(a.wait(t0, 0), None);
+        assert_eq!(a.wait(t0, 1), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn no_read_rate_means_no_read_allowance() {
+        assert!(ReadAllowance::new(0, 1 << 20, 1 << 10, Instant::now()).is_none());
+    }
 
     #[test]
     fn burst_then_rate() {

@@ -56,7 +56,8 @@ pub async fn serve<S>(
 {
     let cfg = &edge.settings;
     let to_hub = &edge.to_hub;
-    let peer = Arc::new(Peer::for_task(cfg.queue, Arc::clone(&cfg.budget)));
+    let peer = Peer::for_task(cfg.queue, Arc::clone(&cfg.budget));
+    let peer = Arc::new(peer.with_reads(cfg.read_allowance()));
     let Some(id) = feed::connect(to_hub, &peer).await else {
         return;
     };

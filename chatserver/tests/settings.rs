@@ -108,6 +108,19 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
             vec!["--replay-bytes", "--outbound-queue-bytes"],
         ),
         (
+            vec!["--read-burst-bytes", "60000"],
+            vec![
+                "--read-burst-bytes",
+                "--replay-bytes",
+                "--max-frame-bytes",
+                "524288",
+            ],
+        ),
+        (
+            vec!["--read-rate-bytes", "2000000000"],
+            vec!["--read-rate-bytes", "a whole number from 0 to 1000000000"],
+        ),
+        (
             vec!["--outbound-queue-max-bytes", "65536"],
             vec!["--outbound-queue-max-bytes", "--outbound-queue-bytes"],
         ),

@@ -58,6 +58,10 @@ impl Hub {
             return;
         };
         let join = queue.pop_front();
+        // Handled or refused here: answered with the turn.
+        if matches!(join, Some(ToHub::Frame(..))) {
+            self.reads_taken.push(client);
+        }
         let refusal = match claimed.claim {
             Ok((key, rev)) => {
                 if let Some((sid, nick, hash)) = claimed.session {

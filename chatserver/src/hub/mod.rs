@@ -193,6 +193,15 @@ pub struct Hub {
     last_counted: Option<(usize, u64)>,
     /// Reads that could not be asked (no store): answered from memory.
     unanswered: Vec<(u64, ClientId)>,
+    /// Clients whose frame that asks to read (`enter`, `history`, ...) the
+    /// core took this turn, in order: reported answered at its end, or
+    /// once the store has what their answer waits behind (see
+    /// [`Hub::report_reads`]).
+    reads_taken: Vec<ClientId>,
+    /// Those whose answer waits behind the store's batch through a ticket.
+    reads_behind_store: VecDeque<(u64, ClientId)>,
+    /// The ticket the store said it stored through last.
+    stored_through: u64,
     /// Cluster mode: the link, and what the hub keeps for it.
     cluster: Option<ClusterSide>,
     /// Set once `listening on` is printed: events are logged from then on.
@@ -363,6 +372,9 @@ impl Hub {
             metrics,
             last_counted: None,
             unanswered: Vec::new(),
+            reads_taken: Vec::new(),
+            reads_behind_store: VecDeque::new(),
+            stored_through: 0,
             cluster: None,
             listening: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }

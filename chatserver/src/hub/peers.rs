@@ -43,7 +43,7 @@ impl Hub {
             .encode(frame, Audience::One, self.max_frame_bytes)
         {
             Ok(staged) => {
-                peer.owe_for(frame, staged.len());
+                peer.charge_read(frame, staged.len());
                 self.stage.add(peer, &staged)
             }
             // The core builds only frames that fit.

@@ -33,6 +33,7 @@ impl Hub {
                 let took = self.storing_since.elapsed().as_micros() as u64;
                 self.metrics.appended(took);
                 self.server.handle_persisted(through);
+                self.stored_through = through;
             }
             FromStore::Failed {
                 cause,

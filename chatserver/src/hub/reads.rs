@@ -13,6 +13,42 @@ use crate::peer::Push;
 use crate::stage::OWN_FRAME_BYTES;
 
 impl Hub {
+    /// Tell each client whose frame that asks to read the core took that
+    /// it is answered ([`Peer::read_answered`](crate::peer::Peer::read_answered)),
+    /// once it is: at the end of the turn (its answer, from memory, is
+    /// charged; one from disk is a read the peer waits for), unless the
+    /// core holds answers behind the store, which has the turn's records
+    /// (through `to_store_through`) to write first. Called at the end of
+    /// each turn. (In cluster mode an `enter` is answered once the log
+    /// brings it back, later than this: there the next read may pass
+    /// before its answer is charged.)
+    pub(super) fn report_reads(&mut self) {
+        if self.reads_taken.is_empty() && self.reads_behind_store.is_empty() {
+            return;
+        }
+        let held = self.store.is_some() && self.server.outputs_waiting() > 0;
+        if held {
+            let through = self.to_store_through;
+            let taken = self.reads_taken.drain(..).map(|id| (through, id));
+            self.reads_behind_store.extend(taken);
+        }
+        let stored = self.stored_through;
+        while let Some(&(through, id)) = self.reads_behind_store.front() {
+            if held && through > stored {
+                break;
+            }
+            self.reads_behind_store.pop_front();
+            if let Some(peer) = self.peers.get(&id) {
+                peer.read_answered();
+            }
+        }
+        for id in self.reads_taken.drain(..) {
+            if let Some(peer) = self.peers.get(&id) {
+                peer.read_answered();
+            }
+        }
+    }
+
     /// The store read history for `client`: its answer goes before what
     /// was held for it meanwhile.
     pub(super) fn answer_read(
@@ -35,7 +71,7 @@ impl Hub {
         for frame in &frames {
             match encode_shared(&mut self.scratch, frame, self.max_frame_bytes) {
                 Ok(bytes) => {
-                    peer.owe_for(frame, bytes.len());
+                    peer.charge_read(frame, bytes.len());
                     answer.push(self.budget.track(bytes))
                 }
                 Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),

@@ -238,6 +238,7 @@ impl Hub {
             }
             self.drain(self.clock.now());
             self.send_to_store();
+            self.report_reads();
         }
     }
 
@@ -314,7 +315,12 @@ impl Hub {
                     self.server.handle_disconnect(now, id);
                 }
             }
-            ToHub::Frame(id, frame) => self.server.handle_frame(now, id, frame),
+            ToHub::Frame(id, frame) => {
+                if crate::feed::reads(&frame) {
+                    self.reads_taken.push(id);
+                }
+                self.server.handle_frame(now, id, frame);
+            }
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::End(id) => self.server.handle_end(id),

@@ -30,6 +30,8 @@ pub enum Next {
 pub struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The bytes of the last frame taken, its length header included.
+    last_bytes: usize,
 }
 
 impl Client {
@@ -40,6 +42,7 @@ impl Client {
         Client {
             stream,
             buf: Vec::new(),
+            last_bytes: 0,
         }
     }
 
@@ -203,6 +206,12 @@ impl Client {
         );
     }
 
+    /// How many bytes the last frame read took on the wire, its length
+    /// header included.
+    pub fn last_frame_bytes(&self) -> usize {
+        self.last_bytes
+    }
+
     /// Send a `ping` and expect the very next frame to be the `pong`.
     pub fn ping_pong(&mut self) {
         self.send_frame(&json!({"type": "ping"}));
@@ -224,6 +233,7 @@ impl Client {
             )
         });
         self.buf.drain(..4 + len);
+        self.last_bytes = 4 + len;
         Some(frame)
     }
 }
