@@ -2019,7 +2019,10 @@ fn retention_lowered_at_a_restart_applies_to_rooms_made_before() {
         texts.ends_with(&["t9", "t10", "t11"]) && texts.len() <= 4,
         "{texts:?}"
     );
-    // The log names the limit set, and not the one left alone.
+    // The log names the limit set, and not the one left alone. The line
+    // was written before bob was answered, but the thread that reads the
+    // node's output may not have read it yet: wait for it.
+    assert!(b.wait_for_line("now keep this node's", WAIT), "{}", b.log());
     let log = b.log();
     let line = log
         .lines()

@@ -39,6 +39,10 @@ pub struct Server {
     printed: Arc<Mutex<Printed>>,
     /// The first lines on stdout, as they come (the first is read by `start`).
     head: mpsc::Receiver<String>,
+    /// A word from each of the two threads reading its output once it has
+    /// read all of it (at EOF), and how many words came.
+    drained: mpsc::Receiver<()>,
+    drained_count: usize,
 }
 
 impl Server {
@@ -59,13 +63,21 @@ impl Server {
         let (first_tx, first_rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        drain(stdout, Arc::clone(&printed), Some(first_tx));
-        drain(stderr, Arc::clone(&printed), None);
+        let (drained_tx, drained) = mpsc::channel();
+        drain(
+            stdout,
+            Arc::clone(&printed),
+            Some(first_tx),
+            drained_tx.clone(),
+        );
+        drain(stderr, Arc::clone(&printed), None, drained_tx);
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             printed,
             head: first_rx,
+            drained,
+            drained_count: 0,
         };
         let first = match server.head.recv_timeout(WAIT) {
             Ok(line) => line,
@@ -182,11 +194,21 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Wait for the process to exit, polling at most until `within` has passed.
+    /// Wait for the process to exit, polling at most until `within` has passed,
+    /// and for the threads reading its output to read all of it.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // What it printed last may still be in the pipes: read to
+                // their end, so that `log` has every line it printed.
+                while self.drained_count < 2 {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.drained.recv_timeout(left.max(WAIT)) {
+                        Ok(()) => self.drained_count += 1,
+                        Err(_) => panic!("chatserver's output never ended after it exited"),
+                    }
+                }
                 return status;
             }
             assert!(
@@ -373,11 +395,13 @@ fn read_all<R: Read + Send + 'static>(mut from: R) -> mpsc::Receiver<String> {
 const HEAD_LINES: usize = 2;
 
 /// Read `from` line by line until EOF, so the server never blocks on a full
-/// pipe; keep the last lines, and hand the first [`HEAD_LINES`] to `head`.
+/// pipe; keep the last lines, hand the first [`HEAD_LINES`] to `head`, and
+/// say on `done` when EOF came.
 fn drain<R: Read + Send + 'static>(
     from: R,
     printed: Arc<Mutex<Printed>>,
     mut head: Option<mpsc::Sender<String>>,
+    done: mpsc::Sender<()>,
 ) {
     thread::spawn(move || {
         for (n, line) in BufReader::new(from).lines().enumerate() {
@@ -404,5 +428,6 @@ fn drain<R: Read + Send + 'static>(
             }
             printed.tail.push_back(line);
         }
+        let _ = done.send(());
     });
 }
