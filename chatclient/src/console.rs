@@ -63,6 +63,11 @@ pub enum InputEvent {
     /// ([`Session::handle_let_go`](crate::session::Session::handle_let_go)).
     /// Not a typed line.
     LetGo(String, crate::render::Kept),
+    /// The full-screen client's message area cut a room, read back: it
+    /// shows none of its messages after the one at this place
+    /// ([`Session::handle_cut`](crate::session::Session::handle_cut)).
+    /// Not a typed line.
+    Cut(String, Option<crate::render::Place>),
 }
 
 /// How output looks, decided from the environment.

@@ -587,7 +587,12 @@ async fn reconnect(
                     event = events.recv(), if reading && typed.len() < held_most => {
                         match event {
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
-                            Some(InputEvent::Line(_) | InputEvent::Older | InputEvent::LetGo(..)) => {
+                            Some(
+                                InputEvent::Line(_)
+                                | InputEvent::Older
+                                | InputEvent::LetGo(..)
+                                | InputEvent::Cut(..),
+                            ) => {
                                 typed.push(event)
                             }
                             Some(InputEvent::End) | None => {
@@ -711,6 +716,7 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
         }
         Some(InputEvent::Older) => session.handle_older(),
         Some(InputEvent::LetGo(room, kept)) => session.handle_let_go(&room, kept),
+        Some(InputEvent::Cut(room, last)) => session.handle_cut(&room, last),
         Some(InputEvent::End) | None => session.handle_input_end(),
         Some(InputEvent::Interrupted) => return Some(Outcome::Interrupted),
     }

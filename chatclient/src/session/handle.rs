@@ -268,6 +268,26 @@ impl Session {
         self.pump();
     }
 
+    /// The full-screen client's message area cut `room` while its reader
+    /// read back: it shows none of the room's messages after the one at
+    /// `last` (`None`, or a place in an earlier history of the room: none
+    /// of this one), and fetches its newest once the reader comes back to
+    /// them. What is missing after that message (a reconnect's gap) is
+    /// not paged into: a page of it would not be shown. Paging back goes
+    /// on from the oldest message shown. Not a typed line.
+    pub fn handle_cut(&mut self, room: &str, last: Option<crate::render::Place>) {
+        let era = self.seen.get(room).map_or(0, |s| s.era);
+        let last = last.filter(|p| p.era == era).map(|p| p.seq);
+        if let Some(gaps) = self.gaps.get_mut(room) {
+            // A gap among the messages shown has one of them after it.
+            gaps.retain(|g| last.is_some_and(|l| g.after < l));
+            if gaps.is_empty() {
+                self.gaps.remove(room);
+            }
+        }
+        self.pump();
+    }
+
     /// Act on one input line, its outcome recorded.
     pub(super) fn run_line(&mut self, cmd: Command) {
         let kind = line_kind(&cmd);

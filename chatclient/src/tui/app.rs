@@ -174,6 +174,13 @@ pub enum Effect {
     /// shows of the room. Told before the next line or request, which may
     /// page back from there.
     LetGo(String, Kept),
+    /// A room's newest lines went while the reader read back (the room
+    /// is cut, [`App::bound`]): its newest message still shown (`None`:
+    /// none). What is missing after it (a reconnect's gap) is not fetched
+    /// into, its newest fetched instead once the reader comes back to
+    /// them; paging back goes on from its oldest line. Told before the
+    /// next line or request, as [`Effect::LetGo`].
+    Cut(String, Option<crate::render::Place>),
 }
 
 /// What arrived in a room that is not the current one.
@@ -294,6 +301,9 @@ pub struct App {
     /// The room cut whose newest the reader asked for ([`App::want_newest`]),
     /// until the session can be asked.
     newest_of: Option<String>,
+    /// Rooms cut, or cut and since left a gap by a reconnect, the session
+    /// not told yet ([`Effect::Cut`]).
+    cut_untold: std::collections::BTreeSet<String>,
     /// The latest lines handed to the session, by number (as the session
     /// counts its input lines), to put a refused message back.
     recent: VecDeque<(u64, String)>,
@@ -360,6 +370,7 @@ impl App {
             holding: false,
             cut: Default::default(),
             newest_of: None,
+            cut_untold: Default::default(),
             recent: VecDeque::new(),
             switching: None,
             restored: None,
@@ -1053,6 +1064,9 @@ impl App {
             // and mentions are, above), not kept; its newest are shown
             // again once the reader comes back to them. (Notes are kept:
             // an error answering a line typed is not lost.)
+            if matches!(entry.line, Line::Gap { filled: false, .. }) {
+                self.cut_untold.extend(entry.room.clone());
+            }
             let news = !matches!(entry.line, Line::HistoryNote { .. });
             if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting && news {
                 self.new_below += 1;
@@ -1126,6 +1140,7 @@ impl App {
             self.telling.push_back((self.told, room.clone()));
             self.effects.push(Effect::LetGo(room, kept));
         }
+        self.tell_cuts();
     }
 
     /// Take away `room`'s lines saying messages are missing that are

@@ -123,6 +123,60 @@ impl Sim {
         self.to_client.push_back(f);
     }
 
+    /// The server holds a message of `room` the client is not sent (one
+    /// from before it came, or one said while it was away).
+    pub fn unseen(&mut self, room: &str) {
+        let q = self.seq.get_mut(room).unwrap();
+        *q += 1;
+        let q = *q;
+        self.logs.get_mut(room).unwrap().push(q);
+    }
+
+    /// The connection lost and back, the session resumed: each of
+    /// `rooms` entered again with its last `replayed` messages replayed,
+    /// not all it missed (a gap, if it missed more), then alice's own
+    /// presence.
+    pub fn reconnect(&mut self, rooms: &[&str], replayed: usize) {
+        self.s.handle_disconnected();
+        self.apply();
+        self.settle();
+        self.s.handle_connected(1);
+        self.apply();
+        self.settle();
+        self.to_server.clear();
+        let welcome =
+            ServerFrame::welcome("alice", 0, vec![], Some("tok".into()), Some(true), None);
+        self.client_frame(welcome);
+        for r in rooms {
+            let last = self.seq[*r];
+            let e = ServerFrame::entered(*r, "e1", last, 1, vec!["alice".into()], false);
+            self.client_frame(e);
+            let log = &self.logs[*r];
+            let tail: Vec<u64> = log[log.len().saturating_sub(replayed)..].to_vec();
+            for q in tail {
+                let mut m = ServerFrame::msg(
+                    Some(r.to_string()),
+                    q,
+                    "bob",
+                    vec![],
+                    format!("{r}{q}"),
+                    0,
+                    None,
+                );
+                if let ServerFrame::Msg { replay, .. } = &mut m {
+                    *replay = true;
+                }
+                self.client_frame(m);
+            }
+            let q = self.seq.get_mut(*r).unwrap();
+            *q += 1;
+            let p =
+                ServerFrame::presence(Some(r.to_string()), *q, "alice", PresenceStatus::Online, 0);
+            self.client_frame(p);
+        }
+        self.settle();
+    }
+
     /// Answer one request the server got.
     fn serve(&mut self, f: ClientFrame) {
         if let ClientFrame::History {
@@ -197,6 +251,7 @@ impl Sim {
                             InputEvent::Line(l) => self.s.handle_line(&l),
                             InputEvent::Older => self.s.handle_older(),
                             InputEvent::LetGo(r, p) => self.s.handle_let_go(&r, p),
+                            InputEvent::Cut(r, p) => self.s.handle_cut(&r, p),
                             _ => {}
                         }
                         self.apply();
@@ -224,6 +279,7 @@ impl Sim {
                 Effect::Send(l) => self.to_session.push_back(InputEvent::Line(l)),
                 Effect::Older => self.to_session.push_back(InputEvent::Older),
                 Effect::LetGo(r, p) => self.to_session.push_back(InputEvent::LetGo(r, p)),
+                Effect::Cut(r, p) => self.to_session.push_back(InputEvent::Cut(r, p)),
                 _ => {}
             }
         }
@@ -428,15 +484,19 @@ fn paging_back_at_the_cap_brings_back_every_message_once_in_order() {
     sim.page_all(40).unwrap();
 }
 
-/// Read back at the top of #lobby while #lobby and #rust get 100,000
-/// lines, past the bound ([`MAX_ENTRIES_EVER`]): #lobby's newest lines
-/// go. Scrolled down to its last line (which says so), then down once
-/// more, its newest messages are shown again, from the session's page of
-/// the newest: each once, in order, with no hole; paging back from there
-/// brings back every one.
-#[test]
-fn down_past_the_last_line_kept_shows_the_newest_again_once_in_order() {
-    let mut sim = filled(100, 0);
+/// #lobby's messages, the first `older` of them from before alice came
+/// (held by the server, not sent), read back from the top while #lobby
+/// and #rust get 100,000 lines, past the bound ([`MAX_ENTRIES_EVER`]):
+/// #lobby's newest lines go, and it is cut.
+fn lobby_cut(older: usize) -> Sim {
+    let mut sim = Sim::new(&["lobby", "rust"]);
+    for _ in 0..older {
+        sim.unseen("lobby");
+    }
+    for _ in 0..100 {
+        sim.live("lobby");
+    }
+    sim.settle();
     sim.app.scroll = usize::MAX / 4;
     sim.draw();
     // (#rust's lines straight to the screen: the session has no part
@@ -461,9 +521,23 @@ fn down_past_the_last_line_kept_shows_the_newest_again_once_in_order() {
             sim.app.add_line(rust(), "12:00".into());
         }
     }
+    sim.settle();
     assert!(sim.app.entries.len() <= MAX_ENTRIES_EVER);
     let last = sim.logs["lobby"].last().copied();
     assert!(sim.shown_seqs("lobby").last() < last.as_ref());
+    sim
+}
+
+/// Read back at the top of #lobby while #lobby and #rust get 100,000
+/// lines, past the bound ([`MAX_ENTRIES_EVER`]): #lobby's newest lines
+/// go. Scrolled down to its last line (which says so), then down once
+/// more, its newest messages are shown again, from the session's page of
+/// the newest: each once, in order, with no hole; paging back from there
+/// brings back every one.
+#[test]
+fn down_past_the_last_line_kept_shows_the_newest_again_once_in_order() {
+    let mut sim = lobby_cut(0);
+    let last = sim.logs["lobby"].last().copied();
     sim.app.scroll = 1;
     sim.key(KeyCode::PageDown);
     sim.settle();
@@ -473,4 +547,31 @@ fn down_past_the_last_line_kept_shows_the_newest_again_once_in_order() {
     assert_eq!(sim.shown_seqs("lobby").last(), last.as_ref());
     sim.check("lobby").unwrap();
     sim.page_all(100).unwrap();
+}
+
+/// #lobby cut while read back at its top, then a reconnect whose replay
+/// leaves a gap in what it missed: scrolling up past the top asked the
+/// server for the missing (newest) messages, which a room cut does not
+/// show, so paging back did nothing until the gap was fetched. It pages
+/// back through #lobby's older messages, as in a room not cut; Esc then
+/// shows its newest, the missed ones among them.
+#[test]
+fn up_in_a_room_cut_after_a_reconnect_pages_back_not_into_the_gap() {
+    let mut sim = lobby_cut(100);
+    let first = sim.shown_seqs("lobby")[0];
+    for _ in 0..30 {
+        sim.unseen("lobby");
+    }
+    sim.reconnect(&["lobby", "rust"], 2);
+    assert!(sim.app.state.joined);
+    sim.up_past_top();
+    sim.settle();
+    let now = sim.shown_seqs("lobby")[0];
+    assert!(now < first, "paged back from {first} to {now}");
+    sim.check("lobby").unwrap();
+    sim.app.scroll = 0;
+    sim.key(KeyCode::Esc);
+    sim.settle();
+    assert_eq!(sim.shown_seqs("lobby").last(), sim.logs["lobby"].last());
+    sim.check("lobby").unwrap();
 }

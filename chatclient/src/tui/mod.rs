@@ -477,6 +477,9 @@ fn screen_loop(
                     Effect::LetGo(room, kept) => {
                         let _ = input.send(InputEvent::LetGo(room, kept));
                     }
+                    Effect::Cut(room, last) => {
+                        let _ = input.send(InputEvent::Cut(room, last));
+                    }
                     Effect::End => {
                         let _ = input.send(InputEvent::End);
                     }

@@ -143,6 +143,7 @@ impl App {
             !self.state.joined || self.state.rooms.contains(&room),
         );
         self.cut.insert(room.clone());
+        self.cut_untold.insert(room.clone());
         let here = Some(room);
         if self.entries.iter().any(|e| e.cut && e.room == here) {
             // Its line is there, the last of its lines still.
@@ -166,6 +167,44 @@ impl App {
                 crate::tui::format::entry_rows(&entry, theme, &mut self.nicks, width).len();
         }
         self.entries.push_back(entry);
+    }
+
+    /// Tell the session of each room cut since it was last told, or left
+    /// a gap while cut ([`Effect::Cut`]), where its messages shown end:
+    /// what is missing after them is not paged into (the page, newer than
+    /// all the room keeps, would not be shown). Its lines saying messages
+    /// are missing below its last message go too: what they offer is not
+    /// fetched.
+    pub(super) fn tell_cuts(&mut self) {
+        for room in std::mem::take(&mut self.cut_untold) {
+            if !self.cut.contains(&room) {
+                continue;
+            }
+            let here = Some(room.clone());
+            let mut last = None;
+            let mut i = self.entries.len();
+            while i > 0 {
+                i -= 1;
+                let e = &self.entries[i];
+                if e.room != here {
+                    continue;
+                }
+                match &e.line {
+                    Line::Msg { place, .. } => {
+                        last = Some(*place).filter(|p| p.era != 0);
+                        break;
+                    }
+                    Line::Gap { filled: false, .. } => {
+                        let rows = self.rows_of(i..i + 1, usize::MAX);
+                        self.keep_view(i + 1, rows, false);
+                        self.entries.remove(i);
+                        self.page_at = None;
+                    }
+                    _ => {}
+                }
+            }
+            self.effects.push(Effect::Cut(room, last));
+        }
     }
 
     /// The lines saying a room is cut say whether Esc brings its newest:
