@@ -25,7 +25,7 @@ use super::theme::{NickColours, Theme};
 use crate::input::{parse_line, Command};
 use crate::render::{Kept, Line, Piece, Place};
 use crate::session::text_bytes;
-use bound::is_note;
+use bound::kept_while_cut;
 
 mod bound;
 mod keys;
@@ -1059,11 +1059,12 @@ impl App {
         // at the bottom: nothing below what is shown grows.
         let replaces_waiting = entry.mine && matches!(entry.line, Line::Msg { history: false, .. });
         let cut = entry.room.as_ref().is_some_and(|r| self.cut.contains(r));
-        if cut && !is_note(&entry.line) && !matches!(entry.line, Line::HistoryNote { .. }) {
+        if cut && !kept_while_cut(&entry.line) && !matches!(entry.line, Line::HistoryNote { .. }) {
             // Newer than what the room keeps: counted (its unread count
             // and mentions are, above), not kept; its newest are shown
             // again once the reader comes back to them. (Notes are kept:
-            // an error answering a line typed is not lost.)
+            // an error answering a line typed is not lost; so are joins
+            // and leaves, which no page brings.)
             if matches!(entry.line, Line::Gap { filled: false, .. }) {
                 self.cut_untold.extend(entry.room.clone());
             }
@@ -2092,6 +2093,47 @@ mod tests {
         app.handle_event(key(KeyCode::Esc));
         assert!(lobby_seqs(&app).is_empty());
         assert_eq!(notes(&app), [error, info]);
+    }
+
+    /// Who came and went while #lobby was cut: joins and leaves are in
+    /// no page of history, so its newest page at Esc did not bring them,
+    /// and they were not kept: a reader who pressed Esc never saw them.
+    /// They are kept, as notes are, and stay at Esc; those of before the
+    /// cut (among the lines read back) go with the room's lines.
+    #[test]
+    fn joins_and_leaves_in_a_room_cut_are_kept_and_stay_at_esc() {
+        let mut app = self::app();
+        let old = Line::Presence {
+            room: Some("lobby".into()),
+            nick: "carol".into(),
+            online: false,
+        };
+        app.add_line(old, "11:00".into());
+        cut_lobby(&mut app);
+        let came = Line::Presence {
+            room: Some("lobby".into()),
+            nick: "dave".into(),
+            online: true,
+        };
+        app.add_line(came.clone(), "12:02".into());
+        let away = Line::WhileAway {
+            room: Some("lobby".into()),
+            joined: vec!["erin".into()],
+            left: vec![],
+        };
+        app.add_line(away.clone(), "12:03".into());
+        let kept = |app: &App| {
+            app.entries
+                .iter()
+                .filter(|e| e.room.as_deref() == Some("lobby"))
+                .filter(|e| matches!(e.line, Line::Presence { .. } | Line::WhileAway { .. }))
+                .map(|e| e.line.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept(&app)[1..], [came.clone(), away.clone()]);
+        app.handle_event(key(KeyCode::Esc));
+        assert!(lobby_seqs(&app).is_empty());
+        assert_eq!(kept(&app), [came, away]);
     }
 
     /// #rust cut, then left (`/part rust` in #lobby, then #lobby left

@@ -252,9 +252,17 @@ impl App {
             return;
         }
         let here = Some(room.clone());
-        // Its notes stay, above the page (they may not have been read).
-        self.entries
-            .retain(|e| e.room != here || (!e.cut && is_note(&e.line)));
+        // Its notes stay, above the page (they may not have been read),
+        // and who came and went while it was cut (below its line saying
+        // so): no page brings them.
+        let cut_at = self.entries.iter().position(|e| e.cut && e.room == here);
+        let mut at = 0;
+        self.entries.retain(|e| {
+            at += 1;
+            let since_cut = cut_at.is_some_and(|c| at > c + 1);
+            e.room != here
+                || (!e.cut && (is_note(&e.line) || (since_cut && kept_while_cut(&e.line))))
+        });
         self.page_at = None;
         self.let_go.insert(room);
         self.tell_let_go();
@@ -273,12 +281,20 @@ fn cut_text(room: &str, here: bool) -> String {
     }
 }
 
+/// Whether `line` is kept in a room cut ([`App::bound`]) as it comes: a
+/// note ([`is_note`]), or who came or went ([`Line::Presence`],
+/// [`Line::WhileAway`]), which no page of history brings once its newest
+/// are fetched.
+pub(super) fn kept_while_cut(line: &Line) -> bool {
+    is_note(line) || matches!(line, Line::Presence { .. } | Line::WhileAway { .. })
+}
+
 /// Whether `line` is a note filed under a room rather than the room's
 /// own traffic: the client's lines (an error, `/who`, reconnecting,
 /// entering and leaving), the server's notices, its history begun anew.
 /// A room cut ([`App::bound`]) keeps them as they come, and when its
 /// newest are fetched again.
-pub(super) fn is_note(line: &Line) -> bool {
+fn is_note(line: &Line) -> bool {
     matches!(
         line,
         Line::Info(_)
