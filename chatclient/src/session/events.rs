@@ -276,11 +276,11 @@ impl Session {
                         _ => None,
                     })
                     .max();
-                if self.pages.page(&room, newest) != Answer::Shown {
+                let Answer::Shown(newest_page) = self.pages.page(&room, newest) else {
                     // Asked before a /clear or a /part (what it pages
                     // back from is gone), or not asked.
                     return;
-                }
+                };
                 if let Some(gap) = self.gaps.get(&room).and_then(|g| g.last()).copied() {
                     return self.gap_page(room, gap, events, more, before);
                 }
@@ -337,6 +337,21 @@ impl Session {
                     _ => format!("{} of #{room}", plural(count, "older message")),
                 };
                 let what = match (count, more) {
+                    // Asked with nothing of the room shown (a room cut
+                    // whose newest the full-screen client fetches, or
+                    // after `/clear`): older than nothing.
+                    (1.., _) if newest_page => format!(
+                        "the newest {} of #{room}; {}",
+                        match count {
+                            1 => "message".to_owned(),
+                            n => format!("{n} messages"),
+                        },
+                        if more {
+                            "/history shows more"
+                        } else {
+                            "that is all"
+                        }
+                    ),
                     (0, false) => format!("no older messages in #{room}"),
                     (0, true) => format!(
                         "no older messages for you in this stretch of #{room}; \

@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, VecDeque};
 /// What a page of a room answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Answer {
-    /// A request whose page is shown.
-    Shown,
+    /// A request whose page is shown, asked from the newest message
+    /// (`true`: nothing of the room was shown to page back from) or not.
+    Shown(bool),
     /// A request whose page is not shown any more: the view it pages
     /// back from is gone (`/clear`, the room left).
     Dropped,
@@ -28,12 +29,11 @@ pub(super) enum Answer {
     Nothing,
 }
 
-/// What a page answering a request whose page is shown (`Some(true)`)
-/// or not (`Some(false)`), or none (`None`), is.
-fn answer(shown: Option<bool>) -> Answer {
-    match shown {
-        Some(true) => Answer::Shown,
-        Some(false) => Answer::Dropped,
+/// What a page answering `asked` (`None`: no request) is.
+fn answer(asked: Option<Asked>) -> Answer {
+    match asked {
+        Some(a) if a.shown => Answer::Shown(a.before.is_none()),
+        Some(_) => Answer::Dropped,
         None => Answer::Nothing,
     }
 }
@@ -115,13 +115,13 @@ impl Pages {
                 None => {
                     self.late.remove(room);
                 }
-                Some(Asked { shown, .. }) => {
+                Some(a) => {
                     let last = q.is_empty();
                     if last {
                         self.late.remove(room);
                     }
-                    if !(last && shown && self.asked.contains_key(room)) {
-                        return answer(Some(shown));
+                    if !(last && a.shown && self.asked.contains_key(room)) {
+                        return answer(Some(a));
                     }
                 }
             }
@@ -142,7 +142,7 @@ impl Pages {
             }
             return false;
         }
-        self.oldest(room).unwrap_or(false)
+        self.oldest(room).is_some_and(|a| a.shown)
     }
 
     /// The view of `room` the requests asked page back from is gone:
@@ -187,15 +187,15 @@ impl Pages {
             .collect()
     }
 
-    /// The oldest request of `room` is answered: whether its page is
-    /// shown (`None`: there was none).
-    fn oldest(&mut self, room: &str) -> Option<bool> {
+    /// The oldest request of `room` is answered: it (`None`: there was
+    /// none).
+    fn oldest(&mut self, room: &str) -> Option<Asked> {
         let q = self.asked.get_mut(room)?;
-        let shown = q.pop_front().map(|a| a.shown);
+        let asked = q.pop_front();
         if q.is_empty() {
             self.asked.remove(room);
         }
-        shown
+        asked
     }
 }
 
@@ -230,11 +230,11 @@ mod tests {
         // The doubt answered neither.
         let mut p = given_up();
         assert_eq!(p.page("lobby", Some(29)), Answer::Dropped);
-        assert_eq!(p.page("lobby", Some(39)), Answer::Shown);
+        assert_eq!(p.page("lobby", Some(39)), Answer::Shown(true));
         assert_eq!(p.page("lobby", Some(39)), Answer::Nothing);
         // It answered the first.
         let mut p = given_up();
-        assert_eq!(p.page("lobby", Some(39)), Answer::Shown);
+        assert_eq!(p.page("lobby", Some(39)), Answer::Shown(true));
         assert_eq!(p.page("lobby", Some(39)), Answer::Nothing);
         // It answered the first, and the newest page could be either's.
         for newest in [None, Some(29)] {
@@ -242,7 +242,7 @@ mod tests {
             assert_eq!(p.page("lobby", newest), Answer::Dropped);
             p.ask("lobby", None);
             assert!(p.waiting("lobby"));
-            assert_eq!(p.page("lobby", newest), Answer::Shown);
+            assert_eq!(p.page("lobby", newest), Answer::Shown(true));
             assert!(!p.waiting("lobby"));
             assert_eq!(p.page("lobby", newest), Answer::Nothing);
         }

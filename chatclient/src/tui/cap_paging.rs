@@ -575,3 +575,26 @@ fn up_in_a_room_cut_after_a_reconnect_pages_back_not_into_the_gap() {
     assert_eq!(sim.shown_seqs("lobby").last(), sim.logs["lobby"].last());
     sim.check("lobby").unwrap();
 }
+
+/// Esc in a room cut fetches its newest page: its note said "20 older
+/// messages of #lobby; /history shows more", older than nothing shown.
+/// It says they are the newest.
+#[test]
+fn the_newest_page_of_a_room_cut_says_it_is_the_newest() {
+    let mut sim = lobby_cut(0);
+    sim.key(KeyCode::Esc);
+    sim.settle();
+    let notes: Vec<&str> = sim
+        .app
+        .entries
+        .iter()
+        .filter_map(|e| match &e.line {
+            Line::HistoryNote { room, text } if room == "lobby" => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        ["the newest 20 messages of #lobby; /history shows more"]
+    );
+}
