@@ -254,8 +254,12 @@ pub struct App {
     /// The oldest line was in view at the last draw: scrolling further up
     /// fetches older messages, when there are any.
     pub at_top: bool,
-    /// Lines that arrived in view while scrolled back.
+    /// Lines that arrived in view while scrolled back, still below the
+    /// screen ([`App::new_below_at_most`]).
     pub new_below: usize,
+    /// Of `new_below`, those not kept (of a room cut, [`App::bound`]):
+    /// below the screen until its newest are fetched.
+    new_unkept: usize,
     pub input: InputLine,
     completion: Option<Completion>,
     pub paste: Option<PasteQuestion>,
@@ -352,6 +356,7 @@ impl App {
             scroll: 0,
             at_top: false,
             new_below: 0,
+            new_unkept: 0,
             input: InputLine::default(),
             completion: None,
             paste: None,
@@ -1071,6 +1076,7 @@ impl App {
             let news = !matches!(entry.line, Line::HistoryNote { .. });
             if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting && news {
                 self.new_below += 1;
+                self.new_unkept += 1;
             }
             return;
         }
@@ -2836,6 +2842,63 @@ mod tests {
         assert_eq!(app.new_below, 1);
         app.handle_event(key(KeyCode::Esc));
         assert_eq!((app.scroll, app.new_below), (0, 0));
+    }
+
+    /// Read back while 30 lines came: `30 new below` stayed 30 as the
+    /// reader read down through them, to the last. It counts those still
+    /// wholly below the screen.
+    #[test]
+    fn new_below_counts_the_new_lines_still_below_the_screen() {
+        let mut app = app();
+        for i in 0..100 {
+            app.add_line(msg("lobby", "bob", &[], &format!("m{i}")), "12:00".into());
+        }
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.scroll, 9);
+        for i in 0..30 {
+            app.add_line(msg("lobby", "bob", &[], &format!("n{i}")), "12:01".into());
+        }
+        let mut counts = vec![];
+        while app.scroll > 0 {
+            area_rows(&mut app);
+            counts.push(app.new_below);
+            app.handle_event(key(KeyCode::PageDown));
+        }
+        assert_eq!(counts, [30, 30, 21, 12, 3]);
+    }
+
+    /// In a room cut, the lines not kept are below the screen until its
+    /// newest are fetched: read down to its last lines, they are still
+    /// counted, and those kept (its messages before the cut, who came
+    /// since) as far as they are below the screen.
+    #[test]
+    fn new_below_in_a_room_cut_counts_what_was_not_kept() {
+        let mut app = self::app();
+        let last = cut_lobby(&mut app);
+        area_rows(&mut app);
+        // m1 to m100 read back, then m101 on, to m{last}: those after
+        // the last kept were not.
+        let kept = lobby_seqs(&app).last().copied().unwrap_or(0);
+        let unkept = (last - kept) as usize;
+        assert!(kept > 100 && unkept > 0, "{kept} {unkept}");
+        assert_eq!(app.new_below, (last - 100) as usize);
+        for nick in ["dave", "erin", "frank", "gina"] {
+            let came = Line::Presence {
+                room: Some("lobby".into()),
+                nick: nick.into(),
+                online: true,
+            };
+            app.add_line(came, "12:02".into());
+        }
+        assert_eq!(app.new_below, (last - 100) as usize + 4);
+        app.scroll = 20;
+        app.handle_event(key(KeyCode::PageDown));
+        app.handle_event(key(KeyCode::PageDown));
+        let rows = area_rows(&mut app);
+        assert_eq!(app.scroll, 2);
+        assert!(rows[9].contains("erin"), "{rows:?}");
+        assert_eq!(app.new_below, unkept + 2);
     }
 
     /// Typing on at once after sending, before the refused line came

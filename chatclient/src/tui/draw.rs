@@ -152,7 +152,7 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let height = usize::from(area.height);
     let want = app.scroll.saturating_add(height);
     // One row more than the view needs: whether there is one above it.
-    let (rows, _) = bottom_rows(app, width, want.saturating_add(1), usize::MAX);
+    let (rows, places) = bottom_rows(app, width, want.saturating_add(1), usize::MAX);
     app.at_top = rows.len() <= want;
     // Not further back than the oldest line.
     let most = rows.len().saturating_sub(height);
@@ -162,6 +162,13 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     if app.scroll == 0 {
         app.new_below = 0;
     }
+    // The entries wholly under the screen: their top row is.
+    let under = places[..app.scroll.min(places.len())]
+        .iter()
+        .flatten()
+        .filter(|(_, up, n)| up + 1 == *n)
+        .map(|(at, _, _)| *at);
+    app.new_below_at_most(under);
     let end = (app.scroll + height).min(rows.len());
     let mut shown: Vec<Row<'static>> = rows[app.scroll..end].to_vec();
     shown.reverse();

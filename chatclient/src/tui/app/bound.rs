@@ -59,11 +59,13 @@ impl App {
         let current = self.state.current.clone();
         let mut cut = std::collections::BTreeSet::new();
         let mut rows_gone = 0;
+        let mut shown_gone = 0;
         while self.entries.len() > target && self.entries.len() > below.saturating_sub(gone_above) {
             let Some(e) = self.entries.pop_back() else {
                 break;
             };
             if shown_in(&e, &current) {
+                shown_gone += 1;
                 rows_gone +=
                     crate::tui::format::entry_rows(&e, theme, &mut self.nicks, width).len();
                 // (A line of every room's, too, is one of the view's.)
@@ -73,6 +75,10 @@ impl App {
         }
         // Under the screen's bottom: the view stays on what it shows.
         self.scroll = self.scroll.saturating_sub(rows_gone);
+        // The new lines counted below it are the last: those that went
+        // are new lines not kept now.
+        let kept_new = self.new_below.saturating_sub(self.new_unkept);
+        self.new_unkept += shown_gone.min(kept_new);
         if let Some(p) = &mut self.page_at {
             // (Counted again: lines below it went.)
             p.below = None;

@@ -344,6 +344,7 @@ impl App {
         self.scroll = self.scroll.saturating_sub(rows);
         if self.scroll == 0 {
             self.new_below = 0;
+            self.new_unkept = 0;
             // Read back: the pages asked at the bottom were there to read.
             self.release_held();
             self.trim();
@@ -366,7 +367,33 @@ impl App {
         }
         self.scroll = 0;
         self.new_below = 0;
+        self.new_unkept = 0;
         self.trim();
+    }
+
+    /// Drawn, the screen showed the entries at `below` (indices) wholly
+    /// under its bottom: the new lines still below it
+    /// ([`App::new_below`]) are those not kept and at most as many kept
+    /// as there are among them. New lines come at the bottom, so those
+    /// kept are the last of the view's lines (but for the lines saying a
+    /// room is cut, or what a page brought, which are not news): read
+    /// down to, they are no longer below.
+    pub(crate) fn new_below_at_most(&mut self, below: impl Iterator<Item = usize>) {
+        let unkept = self.new_unkept.min(self.new_below);
+        let kept = self.new_below - unkept;
+        if kept == 0 {
+            return;
+        }
+        let news = below
+            .filter(|&i| {
+                self.entries
+                    .get(i)
+                    .is_some_and(|e| !e.cut && !matches!(e.line, Line::HistoryNote { .. }))
+            })
+            .take(kept)
+            .count();
+        self.new_below = unkept + news;
+        self.new_unkept = unkept;
     }
 }
 
