@@ -2142,6 +2142,44 @@ mod tests {
         assert_eq!(kept(&app), [came, away]);
     }
 
+    /// In a room cut, a message typed fetches its newest first (its echo
+    /// comes under them); a command does not: `/clear` fetched a page it
+    /// then dropped (the view emptied), `/who` or `/history` one the
+    /// answer did not ask for. They go to the bottom of what is kept,
+    /// the room still cut (`/clear`: not, nothing shown).
+    #[test]
+    fn in_a_room_cut_a_message_fetches_its_newest_and_a_command_does_not() {
+        let typed = |app: &mut App, line: &str| {
+            type_str(app, line);
+            app.handle_event(key(KeyCode::Enter));
+            let effects = app.take_effects().into_iter();
+            // (Not what the session is told of the area: back at the
+            // bottom, it is cut to its cap, the oldest lines going.)
+            effects
+                .filter(|e| !matches!(e, Effect::Cut(..) | Effect::LetGo(..)))
+                .collect::<Vec<_>>()
+        };
+        let mut app = self::app();
+        cut_lobby(&mut app);
+        app.take_effects();
+        for line in ["/who", "/history"] {
+            assert_eq!(typed(&mut app, line), [Effect::Send(line.into())]);
+            assert_eq!(app.scroll, 0);
+            assert!(app.cut.contains("lobby"));
+        }
+        assert_eq!(typed(&mut app, "/clear"), [Effect::Send("/clear".into())]);
+        assert!(!app.cut.contains("lobby") && lobby_seqs(&app).is_empty());
+
+        let mut app = self::app();
+        cut_lobby(&mut app);
+        app.take_effects();
+        assert_eq!(
+            typed(&mut app, "hello"),
+            [Effect::Older, Effect::Send("hello".into())]
+        );
+        assert!(!app.cut.contains("lobby") && lobby_seqs(&app).is_empty());
+    }
+
     /// #rust cut, then left (`/part rust` in #lobby, then #lobby left
     /// too): no Esc brings its newest (it is not current, nor is any
     /// room in the view of none, which shows its lines), so its line

@@ -179,6 +179,16 @@ impl Sim {
 
     /// Answer one request the server got.
     fn serve(&mut self, f: ClientFrame) {
+        if let ClientFrame::Msg { room, text, id, .. } = f {
+            let room = room.unwrap_or_default();
+            let q = self.seq.get_mut(&room).unwrap();
+            *q += 1;
+            let q = *q;
+            self.logs.get_mut(&room).unwrap().push(q);
+            let echo = ServerFrame::msg(Some(room), q, "alice", vec![], text, 0, id);
+            self.to_client.push_back(echo);
+            return;
+        }
         if let ClientFrame::History {
             room,
             before,
@@ -597,4 +607,29 @@ fn the_newest_page_of_a_room_cut_says_it_is_the_newest() {
         notes,
         ["the newest 20 messages of #lobby; /history shows more"]
     );
+}
+
+/// A line typed in a room cut: its newest are fetched first, and the
+/// line, echoed, is the last of them, each once, in order.
+#[test]
+fn a_line_typed_in_a_room_cut_is_echoed_under_its_newest() {
+    let mut sim = lobby_cut(0);
+    for c in "hello".chars() {
+        sim.key(KeyCode::Char(c));
+    }
+    sim.key(KeyCode::Enter);
+    sim.settle();
+    let last = sim
+        .app
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.room.as_deref() == Some("lobby") && matches!(e.line, Line::Msg { .. }));
+    assert!(
+        last.is_some_and(|e| matches!(&e.line, Line::Msg { text, .. } if text == "hello")),
+        "{last:?}"
+    );
+    assert_eq!(sim.shown_seqs("lobby").last(), sim.logs["lobby"].last());
+    assert!(sim.shown_seqs("lobby").len() > 10);
+    sim.check("lobby").unwrap();
 }

@@ -150,8 +150,18 @@ impl App {
         if line.trim().is_empty() {
             return;
         }
-        self.scroll_to_bottom();
-        match parse_line(&line) {
+        let command = parse_line(&line);
+        let too_long =
+            |text: &str| self.state.max_text > 0 && text_bytes(text) > self.state.max_text;
+        match &command {
+            // A message is shown under the room's newest: in a room cut,
+            // they are fetched first (its echo comes after them).
+            Command::Send { text, .. } if !too_long(text) => self.scroll_to_bottom(),
+            // A command's answer is a note, kept in a room cut too: it
+            // stays cut (`/clear` empties it; nothing to fetch for).
+            _ => self.scroll_to_bottom_only(),
+        }
+        match command {
             Command::Clear => {
                 self.clear_view();
                 // The session forgets what was shown, for `/history`.
