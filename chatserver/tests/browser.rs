@@ -19,6 +19,8 @@ mod webdriver;
 // The crate root sits in tests/, so each topic's file is named by its path.
 #[path = "browser/commands.rs"]
 mod commands;
+#[path = "browser/cut.rs"]
+mod cut;
 #[path = "browser/history.rs"]
 mod history;
 #[path = "browser/keyboard.rs"]

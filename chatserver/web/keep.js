@@ -56,7 +56,8 @@ export function trim(view, room, r) {
  * DROP_BY: first its oldest lines, down to a screen above the view,
  * which stays where it is (`keepPlace`, as when older lines come), and
  * paged back as after a trim; then its newest, up to a screen below the
- * view, which cuts the room (`cut`). `upward`: the lines came as a page
+ * view, which cuts the room (`cut`) if a message is among them (notes
+ * alone just go). `upward`: the lines came as a page
  * of older ones, which a reader near the top is reading back into: the
  * newest go first, unless more lie beyond the top margin than beyond the
  * bottom one. Only a view some thousands of lines tall would lose lines
@@ -98,7 +99,13 @@ export function bound(view, room, r, upward = false) {
       view.oldestWent(room, r, seqs);
     });
   }
-  if (bottom) view.cut(room, r, lines.slice(n - bottom));
+  if (bottom) {
+    const gone = lines.slice(n - bottom);
+    // Notes alone (no message went): they go, and the room is not cut,
+    // whose messages, older and newer, all still go in their place.
+    if (r.cut || gone.some((li) => li.dataset.seq !== undefined)) view.cut(room, r, gone);
+    else view.notesWent(room, gone);
+  }
   r.plain = r.events.childElementCount - r.seqs.size;
 }
 

@@ -338,6 +338,16 @@ export class MessageView {
     this.h.notesTrimmed?.(room);
   }
 
+  /**
+   * Notes alone (`gone`, lines without a seq) go from the bottom of
+   * `room`'s log (see `bound`): nothing of its history went, so it is
+   * not cut; a gap's note may have gone with them.
+   */
+  notesWent(room, gone) {
+    for (const li of gone) li.remove();
+    this.h.notesTrimmed?.(room);
+  }
+
   /** The line at the bottom of a cut room's log, with its way to the newest messages. */
   cutLine(room) {
     const li = document.createElement('li');

@@ -1,0 +1,95 @@
+//! A cut room's log (`messages.js` driven directly, as in
+//! `scrolled_up.rs`): what goes where its cut line is, and what a log of
+//! notes alone keeps.
+
+use serde_json::{json, Value};
+
+use crate::common::Server;
+use crate::webdriver::{Harness, Page};
+
+/// Sets up a `MessageView` (`v`) over a short scroller, its room `a`
+/// (`r`) shown, `msg(seq, extra)` to give it a message, `texts()` for
+/// the text of each line of its log, and `out` to return; `cutIt()`
+/// fills the room, followed, scrolls half way up and floods it until it
+/// is cut (as `scrolled_up.rs`'s `CUT_JS`). Each test's script follows,
+/// then `EPILOGUE`.
+const PRELUDE: &str = "return (async () => {
+  const { MessageView, MAX_KEPT } = await import('/messages.js');
+  const scroller = document.createElement('div');
+  scroller.style.cssText = 'position: fixed; top: 0; left: 0; width: 600px; height: 300px; overflow-y: auto; overflow-anchor: none; background: white; z-index: 9';
+  const jump = document.createElement('button');
+  document.body.append(scroller, jump);
+  const out = { maxKept: MAX_KEPT, asked: 0 };
+  const v = new MessageView(scroller, jump, {
+    olderWanted: () => { out.asked += 1; },
+    trimmed: () => {},
+    notesTrimmed: () => {},
+  });
+  const r = v.addRoom('a');
+  v.show('a');
+  const msg = (seq, extra = {}) => v.message({ room: 'a', seq, ts: 1, from: 'bob', to: [], text: `line ${seq}`, replay: false, mine: false, live: true, ...extra }, 'erin');
+  const texts = () => [...r.events.children].map((li) => (li.classList.contains('cut') ? 'CUT' : li.querySelector('.text').textContent));
+  let seq = 1;
+  const cutIt = () => {
+    for (; seq <= 3000; seq++) msg(seq);
+    v.toBottom();
+    scroller.scrollTop = (scroller.scrollHeight - scroller.clientHeight) / 2;
+    scroller.dispatchEvent(new Event('scroll'));
+    while (!r.cut && seq < 20000) msg(seq++);
+  };
+";
+
+const EPILOGUE: &str = "
+  scroller.remove();
+  jump.remove();
+  return out;
+})();";
+
+async fn run(page: &Page, script: &str) -> Value {
+    page.js(&format!("{PRELUDE}{script}{EPILOGUE}"), vec![])
+        .await
+}
+
+/// Runs `script` (see [`PRELUDE`]) in a page of its own.
+fn drive(name: &str, script: &str) -> Option<Value> {
+    let h = Harness::start(name)?;
+    let server = Server::start(&[]);
+    Some(h.block_on(async {
+        let page = Page::join(&h, server.addr(), "erin", (1000, 700)).await;
+        let v = run(&page, script).await;
+        page.close().await;
+        v
+    }))
+}
+
+/// A log of notes alone, read scrolled up, past MAX_KEPT: within its
+/// bound, and not cut (no message went), so a message that comes, and
+/// a page of older ones, are shown. Before, it was cut "after seq 0":
+/// every message that came was counted, not shown, older pages too.
+#[test]
+fn a_log_of_notes_alone_past_its_bound_is_not_cut() {
+    let Some(v) = drive(
+        "a_log_of_notes_alone_past_its_bound",
+        "for (let i = 0; i < 1000; i++) v.note('a', `note ${i}`, 'notice');
+  v.toBottom();
+  scroller.scrollTop = (scroller.scrollHeight - scroller.clientHeight) / 2;
+  scroller.dispatchEvent(new Event('scroll'));
+  out.most = 0;
+  for (let i = 1000; i < 9000; i++) {
+    v.note('a', `note ${i}`, 'notice');
+    out.most = Math.max(out.most, r.events.childElementCount);
+  }
+  out.cut = r.cut !== null;
+  out.shown = msg(100);
+  v.above('a', () => { for (let s = 50; s < 100; s++) msg(s); });
+  out.seqs = [...r.seqs.keys()].length;
+  out.last = texts().at(-1);",
+    ) else {
+        return;
+    };
+    assert!(v["most"].as_u64() <= v["maxKept"].as_u64(), "{v}");
+    assert_eq!(v["cut"], json!(false), "{v}");
+    assert_eq!(v["shown"], json!(true), "{v}");
+    assert_eq!(v["last"], json!("line 100"), "{v}");
+    assert_eq!(v["seqs"], json!(51), "the older page not shown: {v}");
+}
