@@ -307,6 +307,8 @@ export class MessageView {
    * newest messages; until the reader goes there (`toNewest`), an event
    * after the lines kept is counted (as new below, and by the caller as
    * unread) but not shown (`place`): shown, it would sit below a hole.
+   * Notes said meanwhile go below that line (`note`); cut again, the
+   * line stays above those left.
    */
   cut(room, r, gone) {
     let low = Infinity;
@@ -320,16 +322,20 @@ export class MessageView {
       }
       li.remove();
     }
+    // Cut again, its line stays where it is: notes said since are below
+    // it (`note`), and stay there.
+    const again = r.cut !== null;
     r.cut ??= { after: Infinity, high: -Infinity, line: this.cutLine(room), news: false };
     let kept = null;
-    for (let c = r.events.lastElementChild; c && kept === null; c = c.previousElementSibling) {
+    const last = again ? r.cut.line.previousElementSibling : r.events.lastElementChild;
+    for (let c = last; c && kept === null; c = c.previousElementSibling) {
       if (c.dataset.seq !== undefined) kept = Number(c.dataset.seq);
     }
     // The newest seq the log may show; none kept: those before the first
     // that went (or, with none, nothing).
     r.cut.after = kept ?? (low < Infinity ? low - 1 : Math.min(r.cut.after, 0));
     r.cut.high = Math.max(r.cut.high, high);
-    r.events.append(r.cut.line);
+    if (!again) r.events.append(r.cut.line);
     markCut(r);
     if (this.isCurrent(room)) {
       this.stuck = false;
@@ -479,7 +485,8 @@ export class MessageView {
 
   /**
    * A line with no seq (notice, error, local help), at the end of `room`'s
-   * log: `text`, or an element holding it (nicknames and all).
+   * log (in a cut room, below its cut line: see `cut`): `text`, or an
+   * element holding it (nicknames and all).
    */
   note(room, text, className, code) {
     const r = this.rooms.get(room);

@@ -62,6 +62,33 @@ fn drive(name: &str, script: &str) -> Option<Value> {
     }))
 }
 
+/// Notes said while the room is cut stay below its cut line when a
+/// later cut takes more of its newest lines (the reader scrolled a
+/// little further down, so the oldest lines cannot make all the room).
+/// Before, the cut line moved to the bottom, below the notes left.
+#[test]
+fn notes_said_while_cut_stay_below_the_cut_line() {
+    let Some(v) = drive(
+        "notes_said_while_cut_stay_below",
+        "cutIt();
+  scroller.scrollTop += 2000;
+  scroller.dispatchEvent(new Event('scroll'));
+  const n = MAX_KEPT - r.events.childElementCount + 1;
+  for (let i = 0; i < n; i++) v.note('a', `note ${i}`, 'notice');
+  const t = texts();
+  out.notes = t.filter((s) => s.startsWith('note ')).length;
+  out.cuts = t.filter((s) => s === 'CUT').length;
+  out.below = t.slice(t.indexOf('CUT') + 1).filter((s) => s.startsWith('note ')).length;
+  out.count = t.length;",
+    ) else {
+        return;
+    };
+    assert!(v["count"].as_u64() <= v["maxKept"].as_u64(), "{v}");
+    assert_eq!(v["cuts"], json!(1), "{v}");
+    assert!(v["notes"].as_u64() > Some(0), "no note left to check: {v}");
+    assert_eq!(v["below"], v["notes"], "notes above the cut line: {v}");
+}
+
 /// A log of notes alone, read scrolled up, past MAX_KEPT: within its
 /// bound, and not cut (no message went), so a message that comes, and
 /// a page of older ones, are shown. Before, it was cut "after seq 0":
