@@ -307,8 +307,9 @@ export class MessageView {
    * newest messages; until the reader goes there (`toNewest`), an event
    * after the lines kept is counted (as new below, and by the caller as
    * unread) but not shown (`place`): shown, it would sit below a hole.
-   * Notes said meanwhile go below that line (`note`); cut again, the
-   * line stays above those left.
+   * Notes said meanwhile go below that line (`note`), and so does the
+   * echo of a line the reader sent (`place`); cut again, the line stays
+   * above those left.
    */
   cut(room, r, gone) {
     let low = Infinity;
@@ -464,7 +465,7 @@ export class MessageView {
     }
     li.append(body(head, ' ', isolated('span', 'text', action ? m.text.slice(4).trimStart() : m.text)));
     if (forMe(m, me)) li.classList.add('mention');
-    return this.place(m.room, m.seq, li);
+    return this.place(m.room, m.seq, li, false, m.sentHere);
   }
 
   /**
@@ -576,9 +577,10 @@ export class MessageView {
   /**
    * Put `li` in `room`'s log in seq order; false (and nothing done) if the
    * seq is there. `afterNotes`: below the notices (lines without a seq)
-   * that follow the line before it, not above them.
+   * that follow the line before it, not above them. `own`: the echo of a
+   * line this page sent, shown even in a cut room (below its cut line).
    */
-  place(room, seq, li, afterNotes = false) {
+  place(room, seq, li, afterNotes = false, own = false) {
     const r = this.rooms.get(room);
     if (!r || r.seqs.has(seq)) return false;
     if (r.cleared && seq >= r.cleared.from && seq <= r.cleared.to) return false;
@@ -586,6 +588,17 @@ export class MessageView {
       // Not shown in a cut room (see `cut`): counted, once, as new below.
       if (seq <= r.cut.high) return false;
       r.cut.high = seq;
+      if (own) {
+        // The reader's own line, shown as sending until now: it stays in
+        // sight, below the cut line as a note is, without its seq (the
+        // newest messages bring it again), and it is no news.
+        delete li.dataset.seq;
+        r.events.append(li);
+        r.plain += 1;
+        if (r.seqs.size + r.plain > MAX_KEPT) bound(this, room, r);
+        if (this.isCurrent(room)) this.settle();
+        return true;
+      }
       if (this.isCurrent(room)) this.settle(true);
       else r.cut.news = true;
       return true;

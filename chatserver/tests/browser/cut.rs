@@ -89,6 +89,36 @@ fn notes_said_while_cut_stay_below_the_cut_line() {
     assert_eq!(v["below"], v["notes"], "notes above the cut line: {v}");
 }
 
+/// A line erin sent, whose echo comes once the room is cut (its
+/// sending line showed it below the log until then): shown below the
+/// cut line, not counted as new. Before, it was counted, not shown: her
+/// line was nowhere.
+#[test]
+fn a_line_sent_and_echoed_once_cut_is_shown() {
+    let Some(v) = drive(
+        "a_line_sent_and_echoed_once_cut",
+        "const p = { id: 'p1', room: 'a', to: [], text: 'my own line' };
+  v.pending(p, 'erin');
+  cutIt();
+  const news = v.newBelow;
+  v.newBelow = false;
+  v.acked(p);
+  out.shown = msg(seq, { from: 'erin', text: 'my own line', mine: true, sentHere: true, id: 'p1' });
+  out.again = msg(seq, { from: 'erin', text: 'my own line', mine: true, sentHere: false, id: 'p1' });
+  const t = texts();
+  out.below = t.slice(t.indexOf('CUT') + 1);
+  out.news = v.newBelow;
+  out.cut = r.cut !== null;",
+    ) else {
+        return;
+    };
+    assert_eq!(v["shown"], json!(true), "{v}");
+    assert_eq!(v["again"], json!(false), "a copy shown again: {v}");
+    assert_eq!(v["below"], json!(["my own line"]), "{v}");
+    assert_eq!(v["news"], json!(false), "counted as new: {v}");
+    assert_eq!(v["cut"], json!(true), "{v}");
+}
+
 /// A log of notes alone, read scrolled up, past MAX_KEPT: within its
 /// bound, and not cut (no message went), so a message that comes, and
 /// a page of older ones, are shown. Before, it was cut "after seq 0":
