@@ -205,9 +205,15 @@ export class MessageView {
     r.seqs.clear();
     r.cleared = null;
     // A cut room's seqs start over too: what the new history brings goes
-    // below the line that says it began anew, with no hole to fill.
+    // below the line that says it began anew, with no hole to fill. Its
+    // cut line is no longer one (no way to the newest, which are gone
+    // with the old history): it says what became of them.
     if (r.cut) {
-      r.cut.line.querySelector('button')?.remove();
+      const line = r.cut.line;
+      line.querySelector('button')?.remove();
+      line.classList.remove('cut');
+      line.querySelector('.text').textContent =
+        `newer messages of #${room} were not kept while you read this far back, and its history began anew without them`;
       r.cut = null;
       markCut(r);
     }

@@ -62,6 +62,41 @@ fn drive(name: &str, script: &str) -> Option<Value> {
     }))
 }
 
+/// The room's history begins anew while it is cut (a new epoch): the
+/// cut line says its newer messages went with the old history, and no
+/// line is left marked cut without a way to the newest. Before, the
+/// cut line stayed, its button gone, saying newer messages "are not
+/// kept while you read this far back".
+#[test]
+fn a_history_begun_anew_while_cut_leaves_no_cut_line_without_its_button() {
+    let Some(v) = drive(
+        "a_history_begun_anew_while_cut",
+        "cutIt();
+  const line = r.cut.line;
+  const mark = v.note('a', 'began anew', 'notice gap');
+  v.newEpoch('a', mark);
+  msg(1);
+  out.cuts = [...r.events.querySelectorAll('li.cut')].map((li) => li.querySelector('button.load-newest') !== null);
+  out.old = line.isConnected ? line.querySelector('.text').textContent : null;
+  out.marked = r.section.classList.contains('cut');
+  out.end = texts().slice(-3);",
+    ) else {
+        return;
+    };
+    assert_eq!(v["cuts"], json!([]), "a cut line is left: {v}");
+    assert_eq!(v["marked"], json!(false), "{v}");
+    assert_eq!(
+        v["old"],
+        json!("newer messages of #a were not kept while you read this far back, and its history began anew without them"),
+        "{v}"
+    );
+    assert_eq!(
+        v["end"],
+        json!([v["old"], "began anew", "line 1"]),
+        "the new history not below the line that says so: {v}"
+    );
+}
+
 /// Notes said while the room is cut stay below its cut line when a
 /// later cut takes more of its newest lines (the reader scrolled a
 /// little further down, so the oldest lines cannot make all the room).
