@@ -61,6 +61,7 @@ const departures = new Map();
 
 const view = new MessageView($('messages'), $('jump'), {
   olderWanted: (room, fromScroll) => backlog.older(room, fromScroll),
+  canPage: (room) => Boolean(session?.joined && session.roomState(room)?.entered),
   trimmed: (room) => backlog.trimmed(room),
   notesTrimmed: (room) => backlog.notesTrimmed(room),
 });
@@ -648,6 +649,8 @@ const handlers = {
           }
         }
         showPresence(p.room, p.nick);
+        // Its newest, asked for while not connected, can come now.
+        view.ready(p.room);
         return;
       }
     }

@@ -60,7 +60,8 @@ export class MessageView {
   /**
    * `handlers`: `olderWanted(room)` when the top of the log is reached
    * (and when a cut room, emptied, wants its newest page: see
-   * `toNewest`), `trimmed(room)` when its oldest lines went (see
+   * `toNewest`), `canPage(room)` whether a page of `room` can be asked
+   * for now (connected and in it; always, if not given), `trimmed(room)` when its oldest lines went (see
    * MAX_SHOWN and MAX_KEPT), `notesTrimmed(room)` when only lines without
    * a seq did (or its newest went: a gap's note may have gone with them).
    */
@@ -73,7 +74,8 @@ export class MessageView {
      * plain (lines without a seq, at most: exact whenever they are
      * counted), stick, top, span (where its reader left it: see `leave`),
      * cleared: { from, to } | null (the seqs `/clear` hid),
-     * cut: { after, high, line, news } | null (see `cut`) }
+     * cut: { after, high, line, news, waiting } | null (see `cut`,
+     * `toNewest`) }
      */
     this.rooms = new Map();
     this.current = null;
@@ -387,10 +389,16 @@ export class MessageView {
    * as after a trim (`trimmed`, then `olderWanted`, which asks for the
    * page below the newest seq seen): taken up where it was cut, it would
    * show a hole, and what came meanwhile is in that page or comes after it.
+   * Not connected (the handlers' `canPage(room)` false), what it shows
+   * stays until the room can be paged again (`ready`).
    */
   toNewest(room = this.current) {
     const r = room !== null && this.rooms.get(room);
-    if (r?.cut) {
+    if (r?.cut && this.h.canPage && !this.h.canPage(room)) {
+      // Nothing can be asked now (not connected): what is shown stays,
+      // its cut line says the newest show once reconnected (`ready`).
+      waiting(room, r);
+    } else if (r?.cut) {
       r.cut = null;
       markCut(r);
       r.events.replaceChildren();
@@ -403,6 +411,14 @@ export class MessageView {
       this.h.olderWanted(room);
     }
     if (this.isCurrent(room)) this.toBottom();
+  }
+
+  /**
+   * `room` can be paged again (entered after a reconnect): newest
+   * messages asked for meanwhile (`toNewest`) are shown now.
+   */
+  ready(room) {
+    if (this.rooms.get(room)?.cut?.waiting) this.toNewest(room);
   }
 
   /** Whether `room`'s reader follows its newest lines (here, or when it last looked). */
@@ -734,6 +750,23 @@ export class MessageView {
     this.lastTop = top;
     this.updateJump();
     if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
+  }
+}
+
+/**
+ * A cut room's newest were asked for while they cannot be (`toNewest`):
+ * its cut line says they show once reconnected, its button waits.
+ */
+function waiting(room, r) {
+  if (r.cut.waiting) return;
+  r.cut.waiting = true;
+  const line = r.cut.line;
+  line.querySelector('.text').textContent =
+    `newer messages of #${room} are not kept while you read this far back; the newest show once reconnected`;
+  const button = line.querySelector('button.load-newest');
+  if (button) {
+    button.textContent = 'Waiting for the connection…';
+    button.setAttribute('aria-disabled', 'true');
   }
 }
 

@@ -671,3 +671,69 @@ fn a_cut_room_shown_again_says_new_messages_came() {
         page.close().await;
     });
 }
+
+/// Erin's session goes on elsewhere while #lobby is cut, and she asks
+/// for its newest messages (↓) while the page is not connected: the log
+/// keeps what it shows, its cut line says the newest show once
+/// reconnected; when she takes the session back, they do, each once,
+/// what dave said meanwhile last. Before, the log was emptied at once
+/// and nothing asked: an empty room until the reconnect refilled it.
+#[test]
+fn the_newest_asked_for_while_disconnected_come_once_reconnected() {
+    let Some(h) = Harness::start("the_newest_asked_for_while_disconnected") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(async {
+        let (page, mut dave, last) = erin_in_a_cut_lobby(&h, &server, (1200, 800)).await;
+        let token = page
+            .js(
+                "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
+                vec![],
+            )
+            .await;
+        let token = token.as_str().expect("the page's session token").to_owned();
+        let mut other = server.connect();
+        other.send_frame(&json!({"type": "join", "nick": "erin", "rooms": [], "resume": token}));
+        other.expect_kind("welcome");
+        page.wait_state("elsewhere").await;
+        let was = view(&page, "lobby").await;
+
+        page.click("jump").await;
+        let v = view(&page, "lobby").await;
+        assert_eq!(
+            (&v["count"], &v["oldest"], &v["cuts"]),
+            (&was["count"], &was["oldest"], &json!(1)),
+            "the log changed: {v}"
+        );
+        let said = page
+            .js(
+                "const li = document.querySelector('#messages > .room-log[data-room=\"lobby\"] li.cut');
+                 return [li.querySelector('.text').textContent, li.querySelector('button').textContent];",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            said,
+            json!([
+                "newer messages of #lobby are not kept while you read this far back; the newest show once reconnected",
+                "Waiting for the connection…"
+            ]),
+        );
+        page.shot("cut-newest-while-disconnected").await;
+
+        dave.send_frame(&json!({"type": "msg", "room": "lobby", "text": "meanwhile"}));
+        dave.recv_until(100, |f| f["type"] == "msg" && f["text"] == "meanwhile");
+        page.click("continue-here").await;
+        page.wait_state("connected").await;
+        let lines = page
+            .wait_lines("erin: the newest messages of #lobby", "lobby", |ls| {
+                ls.last().is_some_and(|l| l.text == "meanwhile")
+            })
+            .await;
+        assert!(!lines.iter().any(|l| l.has_class("cut")), "still cut");
+        newest_once(&lines, last, &["meanwhile"]);
+        page.shot("cut-newest-reconnected").await;
+        page.close().await;
+    });
+}
