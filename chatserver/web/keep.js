@@ -5,6 +5,8 @@
 // place (`keepPlace`). Each takes the MessageView (messages.js) it works
 // for.
 
+import { cut } from './cut.js';
+
 /**
  * Lines with a seq a room's log keeps while its reader follows the newest
  * ones: past it the oldest go, TRIM_BY at a time, and "Load older
@@ -56,7 +58,7 @@ export function trim(view, room, r) {
  * DROP_BY: first its oldest lines, down to a screen above the view,
  * which stays where it is (`keepPlace`, as when older lines come), and
  * paged back as after a trim; then its newest, up to a screen below the
- * view, which cuts the room (`cut`) if a message is among them (notes
+ * view, which cuts the room (cut.js) if a message is among them (notes
  * alone just go). `upward`: the lines came as a page
  * of older ones, which a reader near the top is reading back into: the
  * newest go first, unless more lie beyond the top margin than beyond the
@@ -103,8 +105,12 @@ export function bound(view, room, r, upward = false) {
     const gone = lines.slice(n - bottom);
     // Notes alone (no message went): they go, and the room is not cut,
     // whose messages, older and newer, all still go in their place.
-    if (r.cut || gone.some((li) => li.dataset.seq !== undefined)) view.cut(room, r, gone);
-    else view.notesWent(room, gone);
+    if (r.cut || gone.some((li) => li.dataset.seq !== undefined)) cut(view, room, r, gone);
+    else {
+      // (A gap's note may have gone with them.)
+      for (const li of gone) li.remove();
+      view.h.notesTrimmed?.(room);
+    }
   }
   r.plain = r.events.childElementCount - r.seqs.size;
 }

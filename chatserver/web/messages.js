@@ -3,11 +3,13 @@
 // or out of order, whatever order replays, live frames and history pages
 // arrive in. It also keeps the reader's place: following new messages at
 // the bottom, staying put when older ones load above. How many lines a
-// log keeps, and where its reader is in it, is keep.js's.
+// log keeps, and where its reader is in it, is keep.js's; what a room
+// cut while read far back shows of that, cut.js's.
 
 import { nickKey } from './protocol.js';
+import { endCut, markCut, offerNewest, waiting } from './cut.js';
 import { bound, keepPlace, leave, MAX_KEPT, MAX_SHOWN, trim } from './keep.js';
-import { isolated, nickButton, timeElement, unstampedTime } from './text.js';
+import { body, isolated, nickButton, timeElement, unstampedTime } from './text.js';
 
 export { MAX_KEPT, MAX_SHOWN };
 
@@ -27,17 +29,6 @@ function seqRange(seqs) {
     if (s > high) high = s;
   }
   return { low, high };
-}
-
-/**
- * What a line says after its time, in one box: lines wrap under it, not
- * under the time.
- */
-function body(...parts) {
-  const span = document.createElement('span');
-  span.className = 'body';
-  span.append(...parts);
-  return span;
 }
 
 /**
@@ -74,7 +65,7 @@ export class MessageView {
      * plain (lines without a seq, at most: exact whenever they are
      * counted), stick, top, span (where its reader left it: see `leave`),
      * cleared: { from, to } | null (the seqs `/clear` hid),
-     * cut: { after, high, line, news, waiting } | null (see `cut`,
+     * cut: { after, high, line, news, waiting } | null (see cut.js,
      * `toNewest`) }
      */
     this.rooms = new Map();
@@ -210,15 +201,7 @@ export class MessageView {
     // below the line that says it began anew, with no hole to fill. Its
     // cut line is no longer one (no way to the newest, which are gone
     // with the old history): it says what became of them.
-    if (r.cut) {
-      const line = r.cut.line;
-      line.querySelector('button')?.remove();
-      line.classList.remove('cut');
-      line.querySelector('.text').textContent =
-        `newer messages of #${room} were not kept while you read this far back, and its history began anew without them`;
-      r.cut = null;
-      markCut(r);
-    }
+    if (r.cut) endCut(room, r);
     startText(room, r);
     if (mark) r.floor = mark;
   }
@@ -309,78 +292,9 @@ export class MessageView {
     this.h.trimmed?.(room);
   }
 
-  /**
-   * The newest lines of `room`'s log (`gone`, below what its reader sees)
-   * go: the room is cut. A line at its bottom says so and offers the
-   * newest messages; until the reader goes there (`toNewest`), an event
-   * after the lines kept is counted (as new below, and by the caller as
-   * unread) but not shown (`place`): shown, it would sit below a hole.
-   * Notes said meanwhile go below that line (`note`), and so does the
-   * echo of a line the reader sent (`place`); cut again, the line stays
-   * above those left.
-   */
-  cut(room, r, gone) {
-    let low = Infinity;
-    let high = -Infinity;
-    for (const li of gone) {
-      if (li.dataset.seq !== undefined) {
-        const s = Number(li.dataset.seq);
-        r.seqs.delete(s);
-        low = Math.min(low, s);
-        high = Math.max(high, s);
-      }
-      li.remove();
-    }
-    // Cut again, its line stays where it is: notes said since are below
-    // it (`note`), and stay there.
-    const again = r.cut !== null;
-    r.cut ??= { after: Infinity, high: -Infinity, line: this.cutLine(room), news: false };
-    let kept = null;
-    const last = again ? r.cut.line.previousElementSibling : r.events.lastElementChild;
-    for (let c = last; c && kept === null; c = c.previousElementSibling) {
-      if (c.dataset.seq !== undefined) kept = Number(c.dataset.seq);
-    }
-    // The newest seq the log may show; none kept: those before the first
-    // that went (or, with none, nothing).
-    r.cut.after = kept ?? (low < Infinity ? low - 1 : Math.min(r.cut.after, 0));
-    r.cut.high = Math.max(r.cut.high, high);
-    if (!again) r.events.append(r.cut.line);
-    markCut(r);
-    if (this.isCurrent(room)) {
-      this.stuck = false;
-      this.updateJump();
-    } else r.stick = false;
-    this.h.notesTrimmed?.(room);
-  }
-
-  /**
-   * Notes alone (`gone`, lines without a seq) go from the bottom of
-   * `room`'s log (see `bound`): nothing of its history went, so it is
-   * not cut; a gap's note may have gone with them.
-   */
-  notesWent(room, gone) {
-    for (const li of gone) li.remove();
-    this.h.notesTrimmed?.(room);
-  }
-
-  /** The line at the bottom of a cut room's log, with its way to the newest messages. */
-  cutLine(room) {
-    const li = document.createElement('li');
-    li.className = 'notice cut';
-    const text = isolated('span', 'text', `newer messages of #${room} are not kept while you read this far back`);
-    li.append(timeElement(Date.now()), body(text));
-    this.offerNewest(room, li);
-    return li;
-  }
-
   /** A button at the end of `li` (a line of `room`'s log) that shows the room's newest messages (`toNewest`). */
   offerNewest(room, li) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'load-newest';
-    button.textContent = 'Show the newest messages';
-    button.addEventListener('click', () => this.toNewest(room));
-    (li.querySelector('.body') ?? li).append(' ', button);
+    offerNewest(this, room, li);
   }
 
   /**
@@ -508,7 +422,7 @@ export class MessageView {
 
   /**
    * A line with no seq (notice, error, local help), at the end of `room`'s
-   * log (in a cut room, below its cut line: see `cut`): `text`, or an
+   * log (in a cut room, below its cut line: see cut.js): `text`, or an
    * element holding it (nicknames and all).
    */
   note(room, text, className, code) {
@@ -751,31 +665,6 @@ export class MessageView {
     this.updateJump();
     if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
   }
-}
-
-/**
- * A cut room's newest were asked for while they cannot be (`toNewest`):
- * its cut line says they show once reconnected, its button waits.
- */
-function waiting(room, r) {
-  if (r.cut.waiting) return;
-  r.cut.waiting = true;
-  const line = r.cut.line;
-  line.querySelector('.text').textContent =
-    `newer messages of #${room} are not kept while you read this far back; the newest show once reconnected`;
-  const button = line.querySelector('button.load-newest');
-  if (button) {
-    button.textContent = 'Waiting for the connection…';
-    button.setAttribute('aria-disabled', 'true');
-  }
-}
-
-/**
- * A cut room's log is marked (`.cut`): its bottom leaves room for the
- * jump button, which stays in view there and would cover its last line.
- */
-function markCut(r) {
-  r.section.classList.toggle('cut', r.cut !== null);
 }
 
 /** Whether `/clear` hid the oldest lines of a room's log `r` holds (none older is shown). */

@@ -180,3 +180,14 @@ export function timeElement(ts) {
       : `${dayFmt.format(d)} ${timeFmt.format(d)}`;
   return el;
 }
+
+/**
+ * What a line of the log says after its time, in one box: lines wrap
+ * under it, not under the time.
+ */
+export function body(...parts) {
+  const span = document.createElement('span');
+  span.className = 'body';
+  span.append(...parts);
+  return span;
+}
