@@ -91,10 +91,14 @@ export function waiting(room, r) {
 /**
  * A cut room's history began anew (`newEpoch`): it is no longer cut,
  * and its cut line, with no way to newest messages gone with the old
- * history, says what became of them.
+ * history, says what became of them. The reader's own lines below it
+ * (`place`), without a seq, are from before it too (`old`).
  */
 export function endCut(room, r) {
   const line = r.cut.line;
+  for (let c = line.nextElementSibling; c; c = c.nextElementSibling) {
+    if (c.classList.contains('msg')) c.classList.add('old');
+  }
   line.querySelector('button')?.remove();
   line.classList.remove('cut');
   line.querySelector('.text').textContent =

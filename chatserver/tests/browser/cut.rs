@@ -64,7 +64,8 @@ fn drive(name: &str, script: &str) -> Option<Value> {
 
 /// The room's history begins anew while it is cut (a new epoch): the
 /// cut line says its newer messages went with the old history, and no
-/// line is left marked cut without a way to the newest. Before, the
+/// line is left marked cut without a way to the newest; a line erin
+/// sent, shown below it, is from before, as the lines above it are. Before, the
 /// cut line stayed, its button gone, saying newer messages "are not
 /// kept while you read this far back".
 #[test]
@@ -73,13 +74,16 @@ fn a_history_begun_anew_while_cut_leaves_no_cut_line_without_its_button() {
         "a_history_begun_anew_while_cut",
         "cutIt();
   const line = r.cut.line;
+  msg(seq, { from: 'erin', text: 'my own line', mine: true, sentHere: true });
+  const mine = r.events.lastElementChild;
   const mark = v.note('a', 'began anew', 'notice gap');
   v.newEpoch('a', mark);
   msg(1);
   out.cuts = [...r.events.querySelectorAll('li.cut')].map((li) => li.querySelector('button.load-newest') !== null);
   out.old = line.isConnected ? line.querySelector('.text').textContent : null;
   out.marked = r.section.classList.contains('cut');
-  out.end = texts().slice(-3);",
+  out.end = texts().slice(-4);
+  out.mineOld = mine.classList.contains('old');",
     ) else {
         return;
     };
@@ -92,8 +96,13 @@ fn a_history_begun_anew_while_cut_leaves_no_cut_line_without_its_button() {
     );
     assert_eq!(
         v["end"],
-        json!([v["old"], "began anew", "line 1"]),
+        json!([v["old"], "my own line", "began anew", "line 1"]),
         "the new history not below the line that says so: {v}"
+    );
+    assert_eq!(
+        v["mineOld"],
+        json!(true),
+        "a line sent, shown below the cut line, not marked as from before: {v}"
     );
 }
 
