@@ -39,8 +39,9 @@ export function cut(view, room, r, gone) {
     if (c.dataset.seq !== undefined) kept = Number(c.dataset.seq);
   }
   // The newest seq the log may show; none kept: those before the first
-  // that went (or, with none, nothing).
-  r.cut.after = kept ?? (low < Infinity ? low - 1 : Math.min(r.cut.after, 0));
+  // that went (or, with none, notes alone going below the cut line, as
+  // it was: `bound` cuts no room for notes alone).
+  r.cut.after = kept ?? (low < Infinity ? low - 1 : r.cut.after);
   r.cut.high = Math.max(r.cut.high, high);
   if (!again) r.events.append(r.cut.line);
   markCut(r);

@@ -559,7 +559,9 @@ export class MessageView {
     }
     // A line of an older page (see `above`) is not said by the log.
     if (this.paging) li.setAttribute('aria-live', 'off');
-    if (maxSeen < seq) r.events.append(li);
+    // (In a cut room, the newest line it may show goes above its cut
+    // line, and what was said below that.)
+    if (maxSeen < seq) (r.cut ? r.cut.line.before(li) : r.events.append(li));
     else if (after) after.after(li);
     else if (r.floor?.isConnected) r.floor.after(li);
     else r.events.prepend(li);

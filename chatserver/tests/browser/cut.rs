@@ -194,3 +194,45 @@ fn a_log_of_notes_alone_past_its_bound_is_not_cut() {
     assert_eq!(v["last"], json!("line 100"), "{v}");
     assert_eq!(v["seqs"], json!(51), "the older page not shown: {v}");
 }
+
+/// A log of notes read from its top, cut by the first message that came
+/// (no message kept above its cut line), then cut again by more notes:
+/// a page of the messages before that one (Load older messages) shows,
+/// above the cut line. Before, the second cut took the room as cut
+/// "after seq 0" (the page was counted as new, not shown), and a page
+/// in a cut log with no message kept went below its cut line.
+#[test]
+fn a_cut_log_with_no_message_kept_shows_older_pages_above_its_cut_line() {
+    let Some(v) = drive(
+        "a_cut_log_with_no_message_kept",
+        "for (let i = 0; i < 1500; i++) v.note('a', `note ${i}`, 'notice');
+  v.toBottom();
+  scroller.scrollTop = 0;
+  scroller.dispatchEvent(new Event('scroll'));
+  let i = 1500;
+  for (; i < 8100; i++) v.note('a', `note ${i}`, 'notice');
+  while (r.events.childElementCount < MAX_KEPT && i < 20000) v.note('a', `note ${i++}`, 'notice');
+  msg(100);
+  out.firstCut = r.cut?.after ?? null;
+  const cut = r.cut?.line;
+  // Notes below the cut line until another cut takes them all.
+  v.note('a', `note ${i++}`, 'notice');
+  while (cut && r.cut && r.events.lastElementChild !== cut && i < 20000) v.note('a', `note ${i++}`, 'notice');
+  out.secondCut = r.cut?.after ?? null;
+  v.above('a', () => { for (let s = 50; s < 100; s++) msg(s); });
+  const t = texts();
+  out.shown = r.seqs.size;
+  out.belowCut = t.slice(t.indexOf('CUT') + 1).filter((s) => s.startsWith('line ')).length;
+  out.news = v.newBelow;",
+    ) else {
+        return;
+    };
+    assert_eq!(v["firstCut"], json!(99), "{v}");
+    assert_eq!(v["secondCut"], json!(99), "{v}");
+    assert_eq!(v["shown"], json!(50), "the older page not shown: {v}");
+    assert_eq!(
+        v["belowCut"],
+        json!(0),
+        "the older page below the cut line: {v}"
+    );
+}
