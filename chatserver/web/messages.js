@@ -52,9 +52,10 @@ export class MessageView {
    * `handlers`: `olderWanted(room)` when the top of the log is reached
    * (and when a cut room, emptied, wants its newest page: see
    * `toNewest`), `canPage(room)` whether a page of `room` can be asked
-   * for now (connected and in it; always, if not given), `trimmed(room)` when its oldest lines went (see
-   * MAX_SHOWN and MAX_KEPT), `notesTrimmed(room)` when only lines without
-   * a seq did (or its newest went: a gap's note may have gone with them).
+   * for now (connected and in it; always, if not given), `trimmed(room)`
+   * when its oldest lines went (see MAX_SHOWN and MAX_KEPT),
+   * `notesTrimmed(room)` when only lines without a seq did (or its
+   * newest went: a gap's note may have gone with them).
    */
   constructor(scroller, jumpButton, handlers) {
     this.scroller = scroller;
@@ -521,7 +522,7 @@ export class MessageView {
     if (!r || r.seqs.has(seq)) return false;
     if (r.cleared && seq >= r.cleared.from && seq <= r.cleared.to) return false;
     if (r.cut && seq > r.cut.after) {
-      // Not shown in a cut room (see `cut`): counted, once, as new below.
+      // Not shown in a cut room (see cut.js): counted, once, as new below.
       if (seq <= r.cut.high) return false;
       r.cut.high = seq;
       if (own) {
