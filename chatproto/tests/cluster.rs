@@ -64,17 +64,30 @@ impl Cluster {
 
     /// Drain one node: what it proposes is appended to the log.
     fn drain(&mut self, node: usize) {
+        let proposed = self.hold(node);
+        self.append(&proposed);
+    }
+
+    /// Append `events`, proposals, to their rooms' logs, in this order.
+    fn append(&mut self, events: &[std::sync::Arc<Event>]) {
+        for e in events {
+            assert_eq!(e.seq, 0, "a cluster node never numbers events");
+            let log = self.log.entry(e.room.to_string()).or_default();
+            let mut e = Event::clone(e);
+            e.seq = log.len() as u64 + 1;
+            log.push(e);
+        }
+    }
+
+    /// Drain one node as [`Cluster::drain`] does, but what it proposes is
+    /// held back from the log and returned (to be appended later, after
+    /// what others proposed since: the log's order need not be the
+    /// proposals').
+    fn hold(&mut self, node: usize) -> Vec<std::sync::Arc<Event>> {
+        let mut proposed = Vec::new();
         while let Some(out) = self.nodes[node].poll() {
             match out {
-                Output::Propose { events, .. } => {
-                    for e in events {
-                        assert_eq!(e.seq, 0, "a cluster node never numbers events");
-                        let log = self.log.entry(e.room.to_string()).or_default();
-                        let mut e = Event::clone(&e);
-                        e.seq = log.len() as u64 + 1;
-                        log.push(e);
-                    }
-                }
+                Output::Propose { events, .. } => proposed.extend(events),
                 Output::Send { to, frame, .. } => {
                     assert!(
                         !self.closed.contains(&(node, to)),
@@ -106,6 +119,7 @@ impl Cluster {
                 _ => {}
             }
         }
+        proposed
     }
 
     /// Until nothing moves: every node proposes, then reads every room's
@@ -625,10 +639,13 @@ fn a_resumed_connections_answers_wait_for_its_own_events_only() {
 mod random {
     //! Random interleavings: clients on two nodes joining, talking,
     //! entering, parting and leaving while each node reads the log at its
-    //! own pace. Whatever happens: no panic, every client gets each room's
-    //! events in increasing seq, none is delivered to a connection closed
-    //! (by the shell or by a kick) before it, and once both nodes have
-    //! read everything they agree on every room's seq.
+    //! own pace, and resuming their sessions on new connections (on either
+    //! node), the old connection's leavings logged before or after the
+    //! new one's enterings. Whatever happens: no panic, every client gets
+    //! each room's events in increasing seq, none is delivered to a
+    //! connection closed (by the shell or by a kick) before it, once both
+    //! nodes have read everything they agree on every room's seq, and
+    //! every client still connected hears the lobby.
 
     use super::*;
     use proptest::prelude::*;
@@ -648,6 +665,11 @@ mod random {
         Read(usize, usize),
         /// A node proposes what it decided.
         Drain(usize),
+        /// A client's connection is lost, and its session resumes on a
+        /// new one on this node (restored there from the other if need
+        /// be), entering the lobby. If `true`, the old connection's
+        /// leavings are logged after the new one's entering.
+        Resume(usize, usize, bool),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -662,7 +684,18 @@ mod random {
             (0..8usize).prop_map(Op::Kick),
             (0..2usize, 0..4usize).prop_map(|(n, k)| Op::Read(n, k)),
             (0..2usize).prop_map(Op::Drain),
+            (0..8usize, 0..2usize, any::<bool>()).prop_map(|(c, n, late)| Op::Resume(c, n, late)),
         ]
+    }
+
+    /// The token and nickname of `client`'s `welcome`, if it had one.
+    fn welcomed(c: &Cluster, node: usize, client: ClientId) -> Option<(String, String)> {
+        let welcome = c
+            .frames(node, client)
+            .iter()
+            .find(|f| f["type"] == "welcome")?;
+        let token = welcome["session"].as_str()?.to_owned();
+        Some((token, welcome["nick"].as_str()?.to_owned()))
     }
 
     proptest! {
@@ -714,10 +747,50 @@ mod random {
                     }
                     Op::Read(n, k) => c.read_log(n, k),
                     Op::Drain(n) => c.drain(n),
+                    Op::Resume(i, to, late) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        let (Some((token, nick)), Some(sid)) = (welcomed(&c, n, id), c.nodes[n].session_id_of(id)) else {
+                            continue;
+                        };
+                        clients.remove(i % clients.len());
+                        // What was decided before is logged in its order.
+                        c.drain(n);
+                        c.disconnect(n, id);
+                        let leavings = c.hold(n);
+                        if to != n {
+                            c.nodes[to].restore_session(NOW, sid, &nick, chatproto::hash_token(&token));
+                        }
+                        let back = c.nodes[to].handle_connect(NOW);
+                        let join = ClientFrame::join_v2(nick, vec!["lobby".into()], Some(token));
+                        c.nodes[to].handle_frame(NOW, back, join);
+                        if late {
+                            c.drain(to);
+                            c.append(&leavings);
+                        } else {
+                            c.append(&leavings);
+                            c.drain(to);
+                        }
+                        clients.push((to, back));
+                    }
                     _ => {}
                 }
             }
             c.settle();
+            // Every client still connected and welcomed is in the lobby:
+            // it hears a newcomer there.
+            let listening: Vec<(usize, ClientId)> = clients
+                .iter()
+                .copied()
+                .filter(|&(n, id)| welcomed(&c, n, id).is_some())
+                .collect();
+            let probe = c.connect(0, "probe");
+            c.settle();
+            c.nodes[0].handle_frame(NOW, probe, ClientFrame::msg_in("lobby", vec![], "anyone?", None));
+            c.settle();
+            for &(n, id) in &listening {
+                let heard = c.texts(n, id).iter().filter(|(_, t)| t == "anyone?").count();
+                prop_assert_eq!(heard, 1, "node {} client {}: {:?}", n, id, c.frames(n, id));
+            }
             for room in c.log.keys() {
                 prop_assert_eq!(c.nodes[0].seq(room), c.nodes[1].seq(room), "#{}", room);
                 prop_assert_eq!(c.nodes[0].seq(room), c.log[room].len() as u64);
@@ -1564,5 +1637,81 @@ fn a_connection_closed_with_its_part_on_the_way_gets_nothing_after() {
         assert_eq!(told(&c, 0, bob, "rust", "alice", "offline"), 1, "{how}");
         assert_eq!(told(&c, 0, bob, "lobby", "alice", "offline"), 1, "{how}");
         assert_eq!(listed(&c, 0, "rust"), ["bob"], "{how}");
+    }
+}
+
+/// alice's connection closes (having parted the lobby just before, in
+/// one case), and she resumes on a new one, here or on another node,
+/// which enters the lobby again. The log holds that entering before the
+/// old connection's leaving: an embedder's log need not keep a node's
+/// proposals in the order they were made, nor two nodes' in the order
+/// they were said. That leaving was said for the old connection, gone
+/// by then: it takes no connection out of the room. The new one, which
+/// it took out, heard nothing more of the room while its session was
+/// in it.
+#[test]
+fn a_leaving_logged_after_the_sessions_new_entering_leaves_the_new_connection_in() {
+    let cases = [
+        ("resumed here", 0, false),
+        ("resumed on another node", 1, false),
+        ("parted, then resumed here", 0, true),
+    ];
+    for (how, to, parted) in cases {
+        let mut c = Cluster::new(2);
+        let bob = c.connect(0, "bob");
+        let old = c.nodes[0].handle_connect(NOW);
+        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+        c.nodes[0].handle_frame(NOW, old, join);
+        c.settle();
+        let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+        let alice = c.nodes[0].session_id_of(old).unwrap();
+        if parted {
+            c.nodes[0].handle_frame(NOW, old, ClientFrame::part("lobby"));
+        }
+        let mut leaving = c.hold(0);
+        c.disconnect(0, old);
+        leaving.extend(c.hold(0));
+        assert_eq!(leaving.len(), 1, "{how}: {leaving:?}");
+
+        let later = Now {
+            mono: 5,
+            wall: NOW.wall + 5,
+        };
+        if to != 0 {
+            let hash = chatproto::hash_token(&token);
+            c.nodes[to].restore_session(later, alice, "alice", hash);
+        }
+        let back = c.nodes[to].handle_connect(later);
+        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+        c.nodes[to].handle_frame(later, back, join);
+        // The new entering is logged first, then the old leaving.
+        c.drain(to);
+        c.append(&leaving);
+        c.settle();
+        assert_eq!(c.kinds(to, back)[..2], ["welcome", "entered"], "{how}");
+
+        c.nodes[0].handle_frame(later, bob, ClientFrame::msg(vec![], "still there?"));
+        c.settle();
+        let heard: Vec<String> = c.texts(to, back).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(heard, ["still there?"], "{how}: {:?}", c.frames(to, back));
+
+        // The log said she left (the old leaving): her part now takes the
+        // new connection out all the same, and it is told its own part.
+        let parts = told(&c, to, back, "lobby", "alice", "offline");
+        c.nodes[to].handle_frame(later, back, ClientFrame::part("lobby"));
+        c.settle();
+        assert_eq!(
+            told(&c, to, back, "lobby", "alice", "offline"),
+            parts + 1,
+            "{how}"
+        );
+        c.nodes[0].handle_frame(later, bob, ClientFrame::msg(vec![], "gone?"));
+        c.settle();
+        assert_eq!(
+            c.texts(to, back).len(),
+            1,
+            "{how}: {:?}",
+            c.frames(to, back)
+        );
     }
 }

@@ -333,15 +333,54 @@ impl Server {
 
     fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId) {
         let fanout_max = self.config.presence_fanout_max;
+        let cluster = self.config.cluster;
+        // In a cluster, the connection this leaving was proposed for, if
+        // it was proposed here.
+        let proposed_for = if cluster {
+            self.sessions.get_mut(&sid).and_then(|s| {
+                let i = s
+                    .leaving
+                    .iter()
+                    .position(|l| *l.room == *event.room && l.ts == event.ts)?;
+                s.leaving.remove(i).map(|l| l.conn)
+            })
+        } else {
+            None
+        };
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
+        // Who is in the fan-out. Alone, events are applied in the order
+        // they were decided: the session's connection in the room is the
+        // one its leaving was for. In a cluster the log may bring the
+        // leaving after the session's next entering (a new connection's,
+        // after a resume here or on another server): it takes out only the
+        // connection it was proposed for, if that is still the one in the
+        // room (a closed connection is out already), and one said by
+        // another server takes out none of this server's connections
+        // (said for a connection there; if of one here, that server took
+        // this one for dead, and a shell closes it: see `connection_of`).
+        let was = match proposed_for {
+            Some(conn) if room.conn_of(sid) == Some(conn) => room.remove(sid),
+            _ if cluster => None,
+            _ => room.remove(sid),
+        };
+        if let Some(old) = was {
+            left_fanout(&mut self.fanout_of, old, &room.name);
+        }
         // Another session in the room has the nickname now: told by
         // nickname, this leaving would say that one left.
         let mut renamed = false;
-        if self.config.cluster {
+        if cluster {
             // Several servers may say that one session left (its own and,
             // if it seemed to die, the others): the first one counts.
             let Some(nick) = room.roster.remove(&sid) else {
+                // Said already (the others were told then): only the
+                // connection that parted, if it was still in, is told its
+                // own part.
+                let still = self.sessions.get(&sid).and_then(|s| s.conn);
+                if let Some(old) = was.filter(|&old| still == Some(old)) {
+                    self.pending.push_back(Audience::One(old, false));
+                }
                 return;
             };
             let key = crate::nick::nick_key(&nick);
@@ -354,10 +393,6 @@ impl Server {
                 Some(_) => renamed = true,
                 None => {}
             }
-        }
-        let was = room.remove(sid);
-        if let Some(old) = was {
-            left_fanout(&mut self.fanout_of, old, &room.name);
         }
         let big = room.members.len() >= fanout_max;
         if renamed {

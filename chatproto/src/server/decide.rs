@@ -17,7 +17,7 @@ use crate::server::config::LOBBY;
 use crate::server::durable::TokenHash;
 use crate::server::event::{room_name, room_name_ref, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
-use crate::server::session::{EnterRequest, Entering, IdWindow, Session};
+use crate::server::session::{EnterRequest, Entering, IdWindow, Leaving, Session};
 use crate::server::timers::Timer;
 use crate::server::{ClientId, Now, Server, Step};
 use crate::PayloadError;
@@ -170,6 +170,7 @@ impl Server {
                         timer: false,
                         rooms: Default::default(),
                         entering: Default::default(),
+                        leaving: Default::default(),
                         ids: IdWindow::default(),
                         in_flight: Default::default(),
                         answered: 0,
@@ -372,7 +373,41 @@ impl Server {
             return self.room_error(client, ErrorCode::NotInRoom, &room, msg);
         }
         let nick = s.nick.clone();
-        self.stamp_presence(now, &room, sid, nick, PresenceStatus::Offline);
+        self.stamp_leaving(now, &room, sid, nick, client);
+    }
+
+    /// Stamp `session`'s leaving of `room`, said for its connection
+    /// `conn` (the one that parted, or the one that closed), and queue it
+    /// to be applied. In a cluster the log may bring it after the
+    /// session's next entering of the room (by a new connection): it is
+    /// noted with the connection, and told from the session's other
+    /// leavings of the room on their way by its stamp (a millisecond
+    /// later than the last, if need be), as an entering is.
+    pub(crate) fn stamp_leaving(
+        &mut self,
+        now: Now,
+        room: &str,
+        session: SessionId,
+        nick: Arc<str>,
+        conn: ClientId,
+    ) {
+        let mut now = now;
+        if self.config.cluster {
+            if let (Some(s), Some(r)) = (self.sessions.get_mut(&session), self.rooms.get(room)) {
+                let after = s
+                    .leaving
+                    .iter()
+                    .filter(|l| *l.room == *room)
+                    .map(|l| l.ts + 1);
+                now.wall = after.fold(now.wall, u64::max);
+                s.leaving.push_back(Leaving {
+                    room: Arc::clone(&r.name),
+                    ts: now.wall,
+                    conn,
+                });
+            }
+        }
+        self.stamp_presence(now, room, session, nick, PresenceStatus::Offline);
     }
 
     /// Stamp a presence event of `room` and queue it to be applied.

@@ -755,6 +755,7 @@ impl Server {
                 timer: false,
                 rooms: Default::default(),
                 entering: Default::default(),
+                leaving: Default::default(),
                 ids: Default::default(),
                 in_flight: Default::default(),
                 answered: 0,

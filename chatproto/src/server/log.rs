@@ -141,6 +141,17 @@ impl Server {
     /// (`seq`), from this server or another. Events must come in seq order
     /// with no gap; one already taken is ignored. It is applied (and fanned
     /// out to this server's connections) as `poll` reaches it.
+    ///
+    /// A leaving (a `presence` `offline`) takes out of the room's fan-out
+    /// only the connection it was proposed for here, if that is still
+    /// the session's connection in the room: one the log brings after the
+    /// session's next entering (its new connection's, after a resume here
+    /// or on another server) takes out none, and one another server
+    /// proposed takes out none of this server's connections (if its
+    /// session is connected here, that server took this one for dead: a
+    /// shell closes that connection, found with
+    /// [`connection_of`](Server::connection_of)). The room's roster
+    /// follows the log all the same: the session is out of it.
     pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
@@ -223,7 +234,18 @@ impl Server {
                 status: PresenceStatus::Online,
                 ..
             } => return self.log_refused_enter(event, *session, cause),
-            EventBody::Presence { .. } => {
+            EventBody::Presence { session, .. } => {
+                // It will not be applied: what it was proposed for goes.
+                if let Some(s) = self.sessions.get_mut(session) {
+                    let room = &*event.room;
+                    if let Some(i) = s
+                        .leaving
+                        .iter()
+                        .position(|l| *l.room == *room && l.ts == event.ts)
+                    {
+                        s.leaving.remove(i);
+                    }
+                }
                 self.answers_after(event, None, false);
                 return;
             }

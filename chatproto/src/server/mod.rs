@@ -645,13 +645,7 @@ impl Server {
         // `out_of_fanout`); one being closed gets what comes before its
         // `Close`, and leaves then.
         for room in rooms {
-            self.stamp_presence(
-                now,
-                &room,
-                sid,
-                nick.clone(),
-                crate::PresenceStatus::Offline,
-            );
+            self.stamp_leaving(now, &room, sid, nick.clone(), client);
         }
         self.record_attached(sid, false);
         self.detach_timer(sid, now);

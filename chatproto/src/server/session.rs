@@ -86,6 +86,22 @@ pub(crate) struct Entering {
     pub ts: u64,
 }
 
+/// Cluster mode: a leaving of a session's proposed here and not applied
+/// yet. The log may bring it after the session's later entering of the
+/// room (on a new connection, here or on another server): it takes out
+/// of the room's fan-out only the connection it was proposed for.
+#[derive(Debug)]
+pub(crate) struct Leaving {
+    pub room: Arc<str>,
+    /// The wall-clock stamp it was proposed with, which no other leaving
+    /// of the session's from the room on its way has (see
+    /// [`Entering::ts`]).
+    pub ts: u64,
+    /// The connection it was proposed for: the one that parted, or the
+    /// one that closed.
+    pub conn: ClientId,
+}
+
 /// A session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -116,6 +132,9 @@ pub(crate) struct Session {
     /// answer when it is (even if a `part` came meanwhile: every `enter`
     /// is answered).
     pub entering: VecDeque<Entering>,
+    /// Cluster mode: its leavings proposed here and not applied (nor
+    /// refused) yet, in order.
+    pub leaving: VecDeque<Leaving>,
     /// Its latest message ids.
     pub ids: IdWindow,
     /// Cluster mode: the events its connection proposed and the log has
