@@ -31,7 +31,7 @@
 //!   ([`Output::Persist`]); with [`ServerConfig::cluster`] a log shared by
 //!   several servers numbers the events instead ([`Output::Propose`], then
 //!   [`Server::handle_logged`] with each event the log holds, from every
-//!   server, in order).
+//!   server, in order, once [`Server::open_room`] has opened its room).
 //!
 //! Nothing here opens a socket, spawns a task or reads a clock; `chatserver`
 //! wires it to TCP with tokio, and you can wire it to anything else.

@@ -405,6 +405,40 @@ fn a_gap_in_the_log_is_refused_and_an_unknown_room_too() {
     assert_eq!(s.seq("lobby"), 1);
 }
 
+/// A room a client of this node entered is made here at once, but only
+/// the log opens it (its epoch, its first seq): its events are refused
+/// until then, as are a step over and a roster. Taken before, they told
+/// the client the room's epoch was empty, and a client resuming from it
+/// later found another.
+#[test]
+fn a_room_a_client_entered_takes_no_event_until_the_log_opens_it() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("rust", None));
+    let entering = c.hold(0);
+    let [event] = &entering[..] else {
+        panic!("one proposal, not {entering:?}")
+    };
+    let mut event = Event::clone(event);
+    event.seq = 1;
+    let s = &mut c.nodes[0];
+    let refused = Err(LogError::UnknownRoom("rust".into()));
+    assert_eq!(s.handle_logged(event.clone()), refused);
+    assert_eq!(s.skip_logged("rust", 1), refused);
+    let roster = chatproto::Roster {
+        epoch: String::new(),
+        seq: 0,
+        members: Vec::new(),
+    };
+    assert_eq!(s.seed_roster("rust", roster), refused);
+    s.open_room("rust", "epoch-r", 1);
+    s.handle_logged(event).unwrap();
+    c.drain(0);
+    let entered = c.frames(0, alice).iter().find(|f| f["type"] == "entered");
+    assert_eq!(entered.unwrap()["epoch"], "epoch-r");
+}
+
 #[test]
 fn answers_wait_for_the_senders_events_on_their_way_through_the_log() {
     let mut c = Cluster::new(2);

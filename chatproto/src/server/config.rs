@@ -163,7 +163,8 @@ pub struct ServerConfig {
     /// back, from this server or any other, in the log's order. Rooms come
     /// from the log ([`Server::open_room`](crate::Server::open_room); a
     /// room a client enters before it is opened is made here without an
-    /// epoch, which `open_room` then gives) and are never forgotten; rooms track who is in them on every server. Set
+    /// epoch, which `open_room` then gives; its events are taken only
+    /// then) and are never forgotten; rooms track who is in them on every server. Set
     /// [`durable`](ServerConfig::durable) too, so that new sessions are
     /// stored where other servers can resume them. Default `false`.
     pub cluster: bool,

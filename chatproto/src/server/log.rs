@@ -26,8 +26,9 @@ pub enum LogError {
     /// its own events, and takes none from a log.
     #[error("this server is not in cluster mode: it takes no events from a log")]
     NotCluster,
-    /// The room is not here: never opened with [`Server::open_room`],
-    /// nor entered by a client of this server.
+    /// The room was never opened with [`Server::open_room`] (which gives
+    /// its epoch and the log's first seq), though a client of this
+    /// server may have entered it: open it, then hand its events.
     #[error("room {0} is not open: open it from the log first")]
     UnknownRoom(String),
     /// Events are missing before this one: read the log again from
@@ -126,6 +127,7 @@ impl Server {
             .rooms
             .entry(name.to_owned())
             .or_insert_with(|| Room::new(Arc::from(name), String::new()));
+        room.opened = true;
         if room.epoch.is_empty() {
             room.epoch = epoch.to_owned();
         }
@@ -140,7 +142,10 @@ impl Server {
     /// Cluster mode: the log's next event of a room, numbered by the log
     /// (`seq`), from this server or another. Events must come in seq order
     /// with no gap; one already taken is ignored. It is applied (and fanned
-    /// out to this server's connections) as `poll` reaches it.
+    /// out to this server's connections) as `poll` reaches it. A room
+    /// must be opened first ([`open_room`](Server::open_room)), also one
+    /// a client of this server entered: its epoch comes from there, and
+    /// its clients are told it.
     ///
     /// A leaving (a `presence` `offline`) takes out of the room's fan-out
     /// only the connection it was proposed for here, if that is still
@@ -156,7 +161,7 @@ impl Server {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
         }
-        let Some(room) = self.rooms.get_mut(&*event.room) else {
+        let Some(room) = self.rooms.get_mut(&*event.room).filter(|r| r.opened) else {
             return Err(LogError::UnknownRoom(event.room.to_string()));
         };
         if event.seq < room.next_seq {
@@ -316,7 +321,7 @@ impl Server {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
         }
-        let Some(r) = self.rooms.get_mut(room) else {
+        let Some(r) = self.rooms.get_mut(room).filter(|r| r.opened) else {
             return Err(LogError::UnknownRoom(room.to_owned()));
         };
         if seq < r.next_seq {
@@ -342,7 +347,8 @@ impl Server {
     /// applied (or stepped over) here: events handed with
     /// [`handle_logged`](Server::handle_logged) or
     /// [`skip_logged`](Server::skip_logged) count once `poll` has reached
-    /// them. `None` if the room is not open, or not in cluster mode. See
+    /// them. `None` if the room is not here (neither opened nor entered by a
+    /// client of this server), or not in cluster mode. See
     /// [`Roster`] for when it is whole.
     pub fn roster(&self, room: &str) -> Option<Roster> {
         if !self.config.cluster {
@@ -377,7 +383,7 @@ impl Server {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
         }
-        let Some(r) = self.rooms.get(room) else {
+        let Some(r) = self.rooms.get(room).filter(|r| r.opened) else {
             return Err(LogError::UnknownRoom(room.to_owned()));
         };
         if r.epoch != roster.epoch {
@@ -419,7 +425,8 @@ impl Server {
     }
 
     /// Cluster mode: the seq this server applies next in `room` (what to
-    /// read the log from); `None` if the room is not open.
+    /// read the log from; 1 for a room a client of this server entered
+    /// that is not opened yet); `None` if the room is not here.
     pub fn next_logged(&self, room: &str) -> Option<u64> {
         self.rooms.get(room).map(|r| r.next_seq)
     }

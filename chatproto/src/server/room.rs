@@ -20,6 +20,11 @@ pub(crate) struct Room {
     /// stored, and in cluster mode the log gives it
     /// ([`Server::open_room`](crate::Server::open_room); empty until then).
     pub epoch: String,
+    /// Cluster mode: opened from the log
+    /// ([`Server::open_room`](crate::Server::open_room)), which gives its
+    /// epoch and first seq: only then does it take the log's events. (A
+    /// room a client entered here is made at once, not opened.)
+    pub opened: bool,
     /// The seq of the last event applied.
     pub seq: u64,
     /// The seq the next stamped event gets (ahead of `seq` while stamped
@@ -78,6 +83,7 @@ impl Room {
         Room {
             name,
             epoch,
+            opened: false,
             seq: 0,
             next_seq: 1,
             members: Vec::new(),
