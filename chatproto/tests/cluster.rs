@@ -405,6 +405,39 @@ fn a_gap_in_the_log_is_refused_and_an_unknown_room_too() {
     assert_eq!(s.seq("lobby"), 1);
 }
 
+/// alice parts #rust and enters it again on the same connection, and the
+/// log holds that entering before the part. The part was proposed before
+/// the entering, which is applied first: it takes nothing out, and alice
+/// still hears the room her session is in. (It took her out: her session
+/// was in #rust, so entering it again was refused, and she heard
+/// nothing of it.)
+#[test]
+fn a_part_logged_after_the_same_connections_entering_again_leaves_it_in() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    let bob = c.connect(0, "bob");
+    for who in [alice, bob] {
+        c.nodes[0].handle_frame(NOW, who, ClientFrame::enter("rust", None));
+    }
+    c.settle();
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::part("rust"));
+    let part = c.hold(0);
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("rust", None));
+    c.drain(0);
+    c.append(&part);
+    c.settle();
+    assert_eq!(told(&c, 0, alice, "rust", "alice", "offline"), 1);
+
+    c.nodes[0].handle_frame(
+        NOW,
+        bob,
+        ClientFrame::msg_in("rust", vec![], "still there?", None),
+    );
+    c.settle();
+    let heard: Vec<String> = c.texts(0, alice).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(heard, ["still there?"], "{:?}", c.frames(0, alice));
+}
+
 /// A room a client of this node entered is made here at once, but only
 /// the log opens it (its epoch, its first seq): its events are refused
 /// until then, as are a step over and a roster. Taken before, they told
@@ -673,9 +706,9 @@ fn a_resumed_connections_answers_wait_for_its_own_events_only() {
 mod random {
     //! Random interleavings: clients on two nodes joining, talking,
     //! entering, parting and leaving while each node reads the log at its
-    //! own pace, and resuming their sessions on new connections (on either
-    //! node), the old connection's leavings logged before or after the
-    //! new one's enterings. Whatever happens: no panic, every client gets
+    //! own pace, parting the lobby and entering it again, and resuming
+    //! their sessions on new connections (on either node), a leaving
+    //! logged before or after the session's next entering. Whatever happens: no panic, every client gets
     //! each room's events in increasing seq, none is delivered to a
     //! connection closed (by the shell or by a kick) before it, once both
     //! nodes have read everything they agree on every room's seq, and
@@ -699,6 +732,9 @@ mod random {
         Read(usize, usize),
         /// A node proposes what it decided.
         Drain(usize),
+        /// A client parts the lobby and enters it again; if `true`, its
+        /// entering is logged before its part.
+        Reenter(usize, bool),
         /// A client's connection is lost, and its session resumes on a
         /// new one on this node (restored there from the other if need
         /// be), entering the lobby. If `true`, the old connection's
@@ -719,6 +755,7 @@ mod random {
             (0..2usize, 0..4usize).prop_map(|(n, k)| Op::Read(n, k)),
             (0..2usize).prop_map(Op::Drain),
             (0..8usize, 0..2usize, any::<bool>()).prop_map(|(c, n, late)| Op::Resume(c, n, late)),
+            (0..8usize, any::<bool>()).prop_map(|(c, late)| Op::Reenter(c, late)),
         ]
     }
 
@@ -781,6 +818,20 @@ mod random {
                     }
                     Op::Read(n, k) => c.read_log(n, k),
                     Op::Drain(n) => c.drain(n),
+                    Op::Reenter(i, late) if !clients.is_empty() => {
+                        let (n, id) = clients[i % clients.len()];
+                        c.drain(n);
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::part("lobby"));
+                        let part = c.hold(n);
+                        c.nodes[n].handle_frame(NOW, id, ClientFrame::enter("lobby", None));
+                        if late {
+                            c.drain(n);
+                            c.append(&part);
+                        } else {
+                            c.append(&part);
+                            c.drain(n);
+                        }
+                    }
                     Op::Resume(i, to, late) if !clients.is_empty() => {
                         let (n, id) = clients[i % clients.len()];
                         let (Some((token, nick)), Some(sid)) = (welcomed(&c, n, id), c.nodes[n].session_id_of(id)) else {

@@ -274,6 +274,14 @@ impl Server {
                 .iter()
                 .position(|e| *e.room == *event.room && (!cluster || e.ts == event.ts))?;
             let e = s.entering.remove(i)?;
+            if cluster {
+                // Its leavings of the room proposed before it, still on
+                // their way, are stale: the session is in by this one.
+                let earlier = s.leaving.iter_mut();
+                for l in earlier.filter(|l| *l.room == *event.room && l.n < e.after_leavings) {
+                    l.stale = true;
+                }
+            }
             match (e.req, e.closed) {
                 (Some(req), _) => Some(req),
                 // Asked by a connection the core is closing: answered
@@ -335,14 +343,15 @@ impl Server {
         let fanout_max = self.config.presence_fanout_max;
         let cluster = self.config.cluster;
         // In a cluster, the connection this leaving was proposed for, if
-        // it was proposed here.
+        // it was proposed here and no later entering of the room was
+        // applied before it.
         let proposed_for = if cluster {
             self.sessions.get_mut(&sid).and_then(|s| {
                 let i = s
                     .leaving
                     .iter()
                     .position(|l| *l.room == *event.room && l.ts == event.ts)?;
-                s.leaving.remove(i).map(|l| l.conn)
+                s.leaving.remove(i).filter(|l| !l.stale).map(|l| l.conn)
             })
         } else {
             None
@@ -353,9 +362,11 @@ impl Server {
         // they were decided: the session's connection in the room is the
         // one its leaving was for. In a cluster the log may bring the
         // leaving after the session's next entering (a new connection's,
-        // after a resume here or on another server): it takes out only the
-        // connection it was proposed for, if that is still the one in the
-        // room (a closed connection is out already), and one said by
+        // after a resume here or on another server, or the same one's
+        // after a part): it takes out only the connection it was proposed
+        // for, if that is still the one in the room (a closed connection
+        // is out already) and no entering proposed after it was applied
+        // first (the session is in by that one), and one said by
         // another server takes out none of this server's connections
         // (said for a connection there; if of one here, that server took
         // this one for dead, and a shell closes it: see `connection_of`).

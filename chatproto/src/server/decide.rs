@@ -171,6 +171,7 @@ impl Server {
                         rooms: Default::default(),
                         entering: Default::default(),
                         leaving: Default::default(),
+                        leavings: 0,
                         ids: IdWindow::default(),
                         in_flight: Default::default(),
                         answered: 0,
@@ -322,6 +323,7 @@ impl Server {
             req: Some(req),
             closed: None,
             ts: now.wall,
+            after_leavings: s.leavings,
         });
         let nick = s.nick.clone();
         self.stamp_presence(now, &room, sid, nick, PresenceStatus::Online);
@@ -379,8 +381,9 @@ impl Server {
     /// Stamp `session`'s leaving of `room`, said for its connection
     /// `conn` (the one that parted, or the one that closed), and queue it
     /// to be applied. In a cluster the log may bring it after the
-    /// session's next entering of the room (by a new connection): it is
-    /// noted with the connection, and told from the session's other
+    /// session's next entering of the room (by a new connection, or the
+    /// same one): it is noted with the connection and its number among
+    /// the session's leavings, and told from the session's other
     /// leavings of the room on their way by its stamp (a millisecond
     /// later than the last, if need be), as an entering is.
     pub(crate) fn stamp_leaving(
@@ -404,7 +407,10 @@ impl Server {
                     room: Arc::clone(&r.name),
                     ts: now.wall,
                     conn,
+                    n: s.leavings,
+                    stale: false,
                 });
+                s.leavings += 1;
             }
         }
         self.stamp_presence(now, room, session, nick, PresenceStatus::Offline);

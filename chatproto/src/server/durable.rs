@@ -756,6 +756,7 @@ impl Server {
                 rooms: Default::default(),
                 entering: Default::default(),
                 leaving: Default::default(),
+                leavings: 0,
                 ids: Default::default(),
                 in_flight: Default::default(),
                 answered: 0,

@@ -149,14 +149,16 @@ impl Server {
     ///
     /// A leaving (a `presence` `offline`) takes out of the room's fan-out
     /// only the connection it was proposed for here, if that is still
-    /// the session's connection in the room: one the log brings after the
-    /// session's next entering (its new connection's, after a resume here
-    /// or on another server) takes out none, and one another server
-    /// proposed takes out none of this server's connections (if its
-    /// session is connected here, that server took this one for dead: a
-    /// shell closes that connection, found with
-    /// [`connection_of`](Server::connection_of)). The room's roster
-    /// follows the log all the same: the session is out of it.
+    /// the session's connection in the room and no entering of the room
+    /// the session proposed here after it was applied first: one the log
+    /// brings after the session's next entering (its new connection's,
+    /// after a resume, or the same connection's, after a part) takes out
+    /// none. One another server proposed takes out none of this server's
+    /// connections (it was said for a connection there, before the
+    /// session resumed here; or, if the session is connected here, that
+    /// server took this one for dead: a shell closes that connection,
+    /// found with [`connection_of`](Server::connection_of)). The room's
+    /// roster follows the log all the same: the session is out of it.
     pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);

@@ -84,12 +84,18 @@ pub(crate) struct Entering {
     /// it. (Another node's of the very same millisecond would be taken for
     /// it.)
     pub ts: u64,
+    /// Cluster mode: the session's `leavings` when it was proposed. Applied
+    /// before a leaving of the room proposed earlier (numbered below
+    /// this), it makes that leaving stale.
+    pub after_leavings: u64,
 }
 
 /// Cluster mode: a leaving of a session's proposed here and not applied
-/// yet. The log may bring it after the session's later entering of the
-/// room (on a new connection, here or on another server): it takes out
-/// of the room's fan-out only the connection it was proposed for.
+/// yet. The log may bring it after the session's next entering of the
+/// room (on a new connection, here or on another server, or on the same
+/// one): it takes out of the room's fan-out only the connection it was
+/// proposed for, and nothing once an entering proposed after it is
+/// applied.
 #[derive(Debug)]
 pub(crate) struct Leaving {
     pub room: Arc<str>,
@@ -100,6 +106,11 @@ pub(crate) struct Leaving {
     /// The connection it was proposed for: the one that parted, or the
     /// one that closed.
     pub conn: ClientId,
+    /// Its number among the session's leavings (see `Session::leavings`).
+    pub n: u64,
+    /// An entering of the room proposed after it was applied first: the
+    /// session is in the room by that one, which this does not undo.
+    pub stale: bool,
 }
 
 /// A session.
@@ -135,6 +146,9 @@ pub(crate) struct Session {
     /// Cluster mode: its leavings proposed here and not applied (nor
     /// refused) yet, in order.
     pub leaving: VecDeque<Leaving>,
+    /// Cluster mode: how many leavings it proposed here, to tell which of
+    /// them came before an entering.
+    pub leavings: u64,
     /// Its latest message ids.
     pub ids: IdWindow,
     /// Cluster mode: the events its connection proposed and the log has
