@@ -21,20 +21,40 @@ const KINDS: &[&str] = &[
     "join", "enter", "part", "msg", "history", "rooms", "ping", "pong",
 ];
 
-/// A frame's `type`: one of [`KINDS`], held without a copy, or another
-/// string (an error once the frame is built).
+/// One of [`KINDS`].
+#[derive(Clone, Copy)]
+enum Known {
+    Join,
+    Enter,
+    Part,
+    Msg,
+    History,
+    Rooms,
+    Ping,
+    Pong,
+}
+
+/// A frame's `type`: one of [`KINDS`], or another string (an error once
+/// the frame is built).
 enum Kind {
-    Known(&'static str),
+    Known(Known),
     Unknown(String),
 }
 
 impl Kind {
     /// The kind `name` names; only an unknown one is copied.
     fn of(name: &str) -> Kind {
-        match KINDS.iter().find(|k| **k == name) {
-            Some(k) => Kind::Known(k),
-            None => Kind::Unknown(name.to_owned()),
-        }
+        Kind::Known(match name {
+            "join" => Known::Join,
+            "enter" => Known::Enter,
+            "part" => Known::Part,
+            "msg" => Known::Msg,
+            "history" => Known::History,
+            "rooms" => Known::Rooms,
+            "ping" => Known::Ping,
+            "pong" => Known::Pong,
+            _ => return Kind::Unknown(name.to_owned()),
+        })
     }
 }
 
@@ -52,6 +72,7 @@ enum Member<T> {
 
 impl<T> Member<T> {
     /// The value, or the error the member's name and `expected` make.
+    #[inline]
     fn require<E: de::Error>(self, name: &'static str, expected: &str) -> Result<T, E> {
         match self {
             Member::Value(v) => Ok(v),
@@ -62,6 +83,7 @@ impl<T> Member<T> {
     }
 
     /// The value, `None` if absent or null, or the error for a wrong type.
+    #[inline]
     fn optional<E: de::Error>(self, name: &'static str, expected: &str) -> Result<Option<T>, E> {
         match self {
             Member::Absent => Ok(None),
@@ -70,6 +92,7 @@ impl<T> Member<T> {
     }
 
     /// The value, `default` if absent, or the error for a wrong type.
+    #[inline]
     fn or_default<E: de::Error>(self, name: &'static str, expected: &str) -> Result<T, E>
     where
         T: Default,
@@ -384,10 +407,26 @@ impl Members {
         }
     }
 
-    /// Note a plain string given for `type`, without copying it (the
-    /// scanner's path; [`put`](Members::put) takes any value).
-    pub(crate) fn put_kind(&mut self, name: &str) {
-        set(&mut self.kind, Ok(Kind::of(name)));
+    /// Note a plain string given for member `key`, as [`put`](Members::put)
+    /// would a [`Value::Str`], copying it only if a frame may use it (the
+    /// scanner's path).
+    pub(crate) fn put_str(&mut self, key: Key, s: &str) {
+        match key {
+            Key::Type => set(&mut self.kind, Ok(Kind::of(s))),
+            Key::Text => set(&mut self.text, Ok(s.to_owned())),
+            Key::Other => {}
+            key => self.put(key, Value::Str(s.to_owned())),
+        }
+    }
+
+    /// Note an array of strings given for member `key`, as
+    /// [`put`](Members::put) would a [`Value::Strings`] (the scanner's path).
+    pub(crate) fn put_strings(&mut self, key: Key, v: Vec<String>) {
+        match key {
+            Key::To => set_opt(&mut self.to, &mut self.seen[8], Some(Ok(v))),
+            Key::Other => {}
+            key => self.put(key, Value::Strings(v)),
+        }
     }
 
     /// The frame these members make, or the error that names what is wrong.
@@ -400,34 +439,33 @@ impl Members {
         const NUM: &str = "an unsigned integer";
         let seen_room = self.seen[0];
         match kind {
-            "join" => Ok(ClientFrame::Join {
+            Known::Join => Ok(ClientFrame::Join {
                 nick: self.nick.require("nick", STR)?,
                 rooms: self.rooms.optional("rooms", "a sequence of strings")?,
                 resume: self.resume.optional("resume", STR)?,
             }),
-            "enter" => Ok(ClientFrame::Enter {
+            Known::Enter => Ok(ClientFrame::Enter {
                 room: required_room(self.room, seen_room)?,
                 since: self.since.optional("since", NUM)?,
                 epoch: self.epoch.optional("epoch", STR)?,
             }),
-            "part" => Ok(ClientFrame::Part {
+            Known::Part => Ok(ClientFrame::Part {
                 room: required_room(self.room, seen_room)?,
             }),
-            "msg" => Ok(ClientFrame::Msg {
+            Known::Msg => Ok(ClientFrame::Msg {
                 room: self.room.optional("room", STR)?,
                 to: self.to.or_default("to", "a sequence of strings")?,
                 text: self.text.require("text", STR)?,
                 id: self.id.optional("id", STR)?,
             }),
-            "history" => Ok(ClientFrame::History {
+            Known::History => Ok(ClientFrame::History {
                 room: required_room(self.room, seen_room)?,
                 before: self.before.optional("before", NUM)?,
                 limit: self.limit.optional("limit", NUM)?,
             }),
-            "rooms" => Ok(ClientFrame::Rooms),
-            "ping" => Ok(ClientFrame::Ping),
-            "pong" => Ok(ClientFrame::Pong),
-            other => Err(de::Error::unknown_variant(other, KINDS)),
+            Known::Rooms => Ok(ClientFrame::Rooms),
+            Known::Ping => Ok(ClientFrame::Ping),
+            Known::Pong => Ok(ClientFrame::Pong),
         }
     }
 }

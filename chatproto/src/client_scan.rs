@@ -32,10 +32,12 @@ pub(crate) fn scan(text: &str) -> Option<ClientFrame> {
             s.ws();
             s.eat(b':')?;
             s.ws();
-            match key {
-                // Every frame has one: read without a copy.
-                Key::Type if s.peek()? == b'"' => members.put_kind(s.string()?),
-                key => members.put(key, s.value()?),
+            match s.peek()? {
+                // A string, the usual value: copied only if the frame
+                // may use it (`type` not even then).
+                b'"' => members.put_str(key, s.string()?),
+                b'[' => members.put_strings(key, s.strings()?),
+                _ => members.put(key, s.value()?),
             }
             s.ws();
             match s.next()? {
@@ -86,39 +88,47 @@ impl<'a> Scanner<'a> {
     /// A string without escapes or control characters; the input is UTF-8
     /// and `"` is ASCII, so the slice between the quotes is too (`get`
     /// checks only that its ends are on character boundaries).
+    #[inline]
     fn string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let end = start + special(&self.bytes()[start..])?;
-        if self.bytes()[end] != b'"' {
+        let b = self.bytes();
+        if b.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let start = self.at + 1;
+        let end = start + special(b.get(start..)?)?;
+        if b[end] != b'"' {
             return None;
         }
         self.at = end + 1;
         self.text.get(start..end)
     }
 
-    /// A value the frames use, or `None` for anything else.
+    /// An array of strings without escapes.
+    fn strings(&mut self) -> Option<Vec<String>> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(Vec::new());
+        }
+        // Four, as the first push would reserve, without the growing
+        // path's cost.
+        let mut items = Vec::with_capacity(4);
+        loop {
+            items.push(self.string()?.to_owned());
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => return Some(items),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A value the frames use other than a string or an array of strings,
+    /// or `None` for anything else.
     fn value(&mut self) -> Option<Value> {
         match self.peek()? {
-            b'"' => Some(Value::Str(self.string()?.to_owned())),
-            b'[' => {
-                self.at += 1;
-                self.ws();
-                let mut items = Vec::new();
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(Value::Strings(items));
-                }
-                loop {
-                    items.push(self.string()?.to_owned());
-                    self.ws();
-                    match self.next()? {
-                        b',' => self.ws(),
-                        b']' => return Some(Value::Strings(items)),
-                        _ => return None,
-                    }
-                }
-            }
             b'n' => {
                 let rest = self.bytes().get(self.at..self.at + 4)?;
                 (rest == b"null").then_some(())?;
@@ -150,6 +160,7 @@ impl<'a> Scanner<'a> {
 /// a backslash or a control character), eight bytes at a time. Reading a
 /// client's string it finds the end; writing an event's strings
 /// (`server::wire`) it finds what to escape: the same set of bytes.
+#[inline]
 pub(crate) fn special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -209,6 +220,135 @@ mod tests {
                     assert_eq!(needs_escape(&b), want.is_some(), "{b:?}");
                 }
             }
+        }
+    }
+
+    /// A `msg` frame whose text is `text`, as a client would send it.
+    fn msg_payload(text: &[u8]) -> Vec<u8> {
+        let mut p = br#"{"type":"msg","to":["c42"],"text":""#.to_vec();
+        p.extend_from_slice(text);
+        p.extend_from_slice(br#""}"#);
+        p
+    }
+
+    #[test]
+    fn a_byte_that_ends_a_string_is_found_at_every_place_of_a_block() {
+        // The text begins at byte 35 of the payload, so offsets 0 to 23
+        // put the byte at each place of three blocks of eight.
+        let hits: [&[u8]; 7] = [
+            b"\\\"", b"\\\\", b"\\n", b"\\u0041", b"\x01", b"\x1f", b"\"",
+        ];
+        for len in 1..24 {
+            for at in 0..len {
+                for hit in hits {
+                    let mut text = vec![b'x'; len];
+                    text.splice(at..=at, hit.iter().copied());
+                    let payload = msg_payload(&text);
+                    let got = ClientFrame::from_payload(&payload);
+                    let want = crate::parse_payload::<ClientFrame>(&payload);
+                    assert_eq!(got, want, "{}", String::from_utf8_lossy(&payload));
+                    // Only serde can read these: an escape, a control byte
+                    // or a quote inside the text.
+                    let json = std::str::from_utf8(&payload).unwrap();
+                    assert_eq!(scan(json), None, "{json}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn multibyte_characters_across_blocks_are_read_whole() {
+        for ch in ["é", "✓", "😀"] {
+            for before in 0..20 {
+                let text = format!("{}{ch}y", "x".repeat(before));
+                let payload = msg_payload(text.as_bytes());
+                let json = std::str::from_utf8(&payload).unwrap();
+                let fast = scan(json);
+                assert!(fast.is_some(), "{json}");
+                assert_eq!(fast, serde(json), "{json}");
+                assert_eq!(
+                    ClientFrame::from_payload(&payload),
+                    Ok(ClientFrame::msg(vec!["c42".into()], text))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_in_a_block_is_refused_as_serde_refuses_it() {
+        // A lone continuation byte, a truncated two- and four-byte
+        // sequence, an overlong encoding, a surrogate: each after 0 to 19
+        // plain bytes, alone and with a valid character after it.
+        let bad: [&[u8]; 5] = [
+            &[0x80],
+            &[0xc3],
+            &[0xf0, 0x9f, 0x98],
+            &[0xc0, 0xaf],
+            &[0xed, 0xa0, 0x80],
+        ];
+        for bad in bad {
+            for before in 0..20 {
+                for after in [&b""[..], "é".as_bytes()] {
+                    let mut text = vec![b'x'; before];
+                    text.extend_from_slice(bad);
+                    text.extend_from_slice(after);
+                    let payload = msg_payload(&text);
+                    let got = ClientFrame::from_payload(&payload);
+                    assert_eq!(
+                        got,
+                        crate::parse_payload::<ClientFrame>(&payload),
+                        "{payload:?}"
+                    );
+                    assert_eq!(
+                        got,
+                        Err(crate::PayloadError::NotUtf8 {
+                            valid_up_to: 35 + before
+                        }),
+                        "{payload:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_any_string_is_refused_as_serde_refuses_it() {
+        // A name the frames do not use, the value of such a member, an
+        // unknown `type`, an item of an array, a value kept.
+        for template in [
+            r#"{"type":"msg","@":1,"text":"x"}"#,
+            r#"{"type":"msg","other":"@","text":"x"}"#,
+            r#"{"type":"msg","other":["a","@"],"text":"x"}"#,
+            r#"{"type":"@"}"#,
+            r#"{"type":"msg","to":["a","@"],"text":"x"}"#,
+            r#"{"type":"msg","text":"@"}"#,
+            r#"{"type":"join","nick":"@"}"#,
+            r#"{"type":"enter","room":"@","epoch":"e"}"#,
+        ] {
+            let at = template.find('@').unwrap();
+            for bad in [&[0x80][..], &[0xc3], &[0xed, 0xa0, 0x80], &[0xff]] {
+                let mut payload = template.as_bytes()[..at].to_vec();
+                payload.extend_from_slice(bad);
+                payload.extend_from_slice(&template.as_bytes()[at + 1..]);
+                assert_eq!(
+                    ClientFrame::from_payload(&payload),
+                    Err(crate::PayloadError::NotUtf8 { valid_up_to: at }),
+                    "{payload:?}"
+                );
+            }
+            // With a valid character instead, the scanner reads as serde does.
+            let good = template.replace('@', "é");
+            assert_eq!(scan(&good), serde(&good), "{good}");
+        }
+    }
+
+    #[test]
+    fn arrays_of_any_length_are_read_whole() {
+        for n in 0..7 {
+            let to: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+            let frame = ClientFrame::msg(to, "hi");
+            let json = serde_json::to_string(&frame).unwrap();
+            assert_eq!(scan(&json), Some(frame), "{json}");
         }
     }
 
