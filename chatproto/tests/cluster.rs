@@ -1800,3 +1800,42 @@ fn a_leaving_logged_after_the_sessions_new_entering_leaves_the_new_connection_in
         );
     }
 }
+
+/// alice's session moves from node 1 to node 0, and her new connection
+/// parts the lobby, all before node 0 reads the log; her old
+/// connection's leaving, said by node 1, has the very stamp of her part
+/// here (the two clocks' same millisecond). The log holds node 1's
+/// leaving, her entering here, then her part. Her part takes her out of
+/// the room all the same: she hears nothing more of the room she left.
+/// (Node 1's leaving was taken for her part, which then found nothing to
+/// take out: she heard the room after leaving it.)
+#[test]
+fn a_part_whose_stamp_another_nodes_leaving_has_still_takes_the_connection_out() {
+    let mut c = Cluster::new(2);
+    let bob = c.connect(0, "bob");
+    let first = c.nodes[1].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+    c.nodes[1].handle_frame(NOW, first, join);
+    c.settle();
+    let token = c.frames(1, first)[0]["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice = c.nodes[1].session_id_of(first).unwrap();
+    c.disconnect(1, first);
+    c.drain(1);
+
+    let hash = chatproto::hash_token(&token);
+    c.nodes[0].restore_session(NOW, alice, "alice", hash);
+    let back = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+    c.nodes[0].handle_frame(NOW, back, join);
+    c.nodes[0].handle_frame(NOW, back, ClientFrame::part("lobby"));
+    c.settle();
+    assert_eq!(c.kinds(0, back)[..2], ["welcome", "entered"]);
+    assert_eq!(told(&c, 0, back, "lobby", "alice", "offline"), 1);
+
+    c.nodes[0].handle_frame(NOW, bob, ClientFrame::msg(vec![], "gone?"));
+    c.settle();
+    assert_eq!(c.texts(0, back), [], "{:?}", c.frames(0, back));
+}

@@ -356,6 +356,18 @@ impl Server {
         } else {
             None
         };
+        // In a cluster, the session's connection here if the session is
+        // not in the room (it parted last): any leaving of the session's
+        // the log brings takes it out, whichever it was proposed for. (Its
+        // own part's note may have gone with another server's leaving of
+        // the same stamp, applied before its entering was.)
+        let parted = if cluster {
+            let s = self.sessions.get(&sid);
+            s.filter(|s| !s.rooms.contains_key(&*event.room))
+                .and_then(|s| s.conn)
+        } else {
+            None
+        };
         let room = self.rooms.get_mut(&*event.room).expect("checked by apply");
         room.seq = event.seq;
         // Who is in the fan-out. Alone, events are applied in the order
@@ -369,9 +381,11 @@ impl Server {
         // first (the session is in by that one), and one said by
         // another server takes out none of this server's connections
         // (said for a connection there; if of one here, that server took
-        // this one for dead, and a shell closes it: see `connection_of`).
+        // this one for dead, and a shell closes it: see `connection_of`),
+        // unless its session parted the room since.
         let was = match proposed_for {
             Some(conn) if room.conn_of(sid) == Some(conn) => room.remove(sid),
+            _ if cluster && parted.is_some() && room.conn_of(sid) == parted => room.remove(sid),
             _ if cluster => None,
             _ => room.remove(sid),
         };

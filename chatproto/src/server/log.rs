@@ -157,8 +157,12 @@ impl Server {
     /// connections (it was said for a connection there, before the
     /// session resumed here; or, if the session is connected here, that
     /// server took this one for dead: a shell closes that connection,
-    /// found with [`connection_of`](Server::connection_of)). The room's
-    /// roster follows the log all the same: the session is out of it.
+    /// found with [`connection_of`](Server::connection_of)). Any leaving
+    /// of a session that parted the room here since its last entering
+    /// takes its connection out, whichever leaving it was proposed for
+    /// (another server's of the very same millisecond may be taken for
+    /// its own). The room's roster follows the log all the same: the
+    /// session is out of it.
     pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
