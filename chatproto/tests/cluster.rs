@@ -1839,3 +1839,38 @@ fn a_part_whose_stamp_another_nodes_leaving_has_still_takes_the_connection_out()
     c.settle();
     assert_eq!(c.texts(0, back), [], "{:?}", c.frames(0, back));
 }
+
+/// alice parts #rust and enters it again on the same connection, and the
+/// log holds that entering before the part: she stays in the room here,
+/// but the log says she left it last. Her node says she entered again,
+/// so that every node lists her and finds her by nickname, as long as
+/// she is in the room. (Every roster lacked her: a private message to
+/// her was refused, and she was listed nowhere, while she heard the
+/// room.)
+#[test]
+fn a_session_still_in_a_room_after_a_stale_leaving_is_listed_again() {
+    let mut c = Cluster::new(2);
+    let alice = c.connect(0, "alice");
+    let bob = c.connect(1, "bob");
+    for (n, who) in [(0, alice), (1, bob)] {
+        c.nodes[n].handle_frame(NOW, who, ClientFrame::enter("rust", None));
+    }
+    c.settle();
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::part("rust"));
+    let part = c.hold(0);
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::enter("rust", None));
+    c.drain(0);
+    c.append(&part);
+    c.settle();
+    for n in 0..2 {
+        assert_eq!(listed(&c, n, "rust"), ["alice", "bob"], "node {n}");
+    }
+    c.nodes[1].handle_frame(
+        NOW,
+        bob,
+        ClientFrame::msg_in("rust", vec!["alice".into()], "psst", None),
+    );
+    c.settle();
+    let heard: Vec<String> = c.texts(0, alice).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(heard, ["psst"], "{:?}", c.frames(1, bob));
+}

@@ -199,8 +199,11 @@ impl Server {
                 self.note_used(&event.room);
             }
             EventBody::Presence { session, .. } => {
-                self.apply_leave(&event, *session);
+                let stale = self.apply_leave(&event, *session);
                 self.note_used(&event.room);
+                if stale {
+                    self.enter_again(&event, *session);
+                }
             }
             EventBody::Msg { .. } => self.apply_msg(&event),
         }
@@ -339,19 +342,24 @@ impl Server {
         }
     }
 
-    fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId) {
+    /// Apply a leaving; whether it was this server's, made stale by an
+    /// entering of the room proposed after it and applied first.
+    fn apply_leave(&mut self, event: &Arc<Event>, sid: SessionId) -> bool {
         let fanout_max = self.config.presence_fanout_max;
         let cluster = self.config.cluster;
         // In a cluster, the connection this leaving was proposed for, if
         // it was proposed here and no later entering of the room was
         // applied before it.
+        let mut stale = false;
         let proposed_for = if cluster {
             self.sessions.get_mut(&sid).and_then(|s| {
                 let i = s
                     .leaving
                     .iter()
                     .position(|l| *l.room == *event.room && l.ts == event.ts)?;
-                s.leaving.remove(i).filter(|l| !l.stale).map(|l| l.conn)
+                let l = s.leaving.remove(i)?;
+                stale = l.stale;
+                (!l.stale).then_some(l.conn)
             })
         } else {
             None
@@ -406,7 +414,7 @@ impl Server {
                 if let Some(old) = was.filter(|&old| still == Some(old)) {
                     self.pending.push_back(Audience::One(old, false));
                 }
-                return;
+                return stale;
             };
             let key = crate::nick::nick_key(&nick);
             match room.roster_keys.get(&key) {
@@ -444,6 +452,7 @@ impl Server {
         }
         // A room's history stays when its members leave (later members may
         // read it); it goes only with the room.
+        stale
     }
 
     fn apply_msg(&mut self, event: &Arc<Event>) {

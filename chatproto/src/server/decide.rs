@@ -416,6 +416,45 @@ impl Server {
         self.stamp_presence(now, room, session, nick, PresenceStatus::Offline);
     }
 
+    /// Cluster mode: `leaving`, of `session`, proposed here, was applied
+    /// stale (after an entering of the room the session proposed later):
+    /// it took the session out of the room's roster, but not its
+    /// connection out of the fan-out. If that connection is still in the
+    /// room, the session too, and no entering of it is on its way, the
+    /// session is said to enter again, so that every server lists it (and
+    /// finds it by nickname) as long as it hears the room. That entering
+    /// answers nobody, and is stamped as the leaving was.
+    pub(crate) fn enter_again(&mut self, leaving: &Event, session: SessionId) {
+        let room = &*leaving.room;
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let heard = s.conn.is_some() && r.conn_of(session) == s.conn;
+        if !heard
+            || r.roster.contains_key(&session)
+            || !s.rooms.contains_key(room)
+            || s.entering.iter().any(|e| e.room == room)
+        {
+            return;
+        }
+        s.entering.push_back(Entering {
+            room: room.to_owned(),
+            req: None,
+            closed: None,
+            ts: leaving.ts,
+            after_leavings: s.leavings,
+        });
+        let nick = s.nick.clone();
+        let now = Now {
+            mono: 0,
+            wall: leaving.ts,
+        };
+        self.stamp_presence(now, room, session, nick, PresenceStatus::Online);
+    }
+
     /// Stamp a presence event of `room` and queue it to be applied.
     pub(crate) fn stamp_presence(
         &mut self,

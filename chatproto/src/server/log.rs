@@ -162,7 +162,11 @@ impl Server {
     /// takes its connection out, whichever leaving it was proposed for
     /// (another server's of the very same millisecond may be taken for
     /// its own). The room's roster follows the log all the same: the
-    /// session is out of it.
+    /// session is out of it. If a leaving proposed here comes after an
+    /// entering of the room the session proposed later, and its
+    /// connection here is still in the room, this server proposes the
+    /// session's entering again (an [`Output::Propose`](crate::Output::Propose), answering
+    /// nobody), so that every server lists it once that is applied.
     pub fn handle_logged(&mut self, event: Event) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
@@ -229,7 +233,9 @@ impl Server {
     /// A refused entering (a `presence` `online`) is undone: the session
     /// is not in the room (it may enter again), and its connection gets
     /// `unavailable` with the room and `cause`, in its place among the
-    /// answers. A refused leaving is dropped, and the answers that waited
+    /// answers. One this server said again by itself (see
+    /// [`handle_logged`](Server::handle_logged)) is dropped, and nobody is
+    /// told: the session stays in the room, unlisted. A refused leaving is dropped, and the answers that waited
     /// for it go on: a shell refuses one when nothing of its room was
     /// stored (no room to leave), or when storing it would put it after
     /// its session's entering the room again (which then stands: the
@@ -294,6 +300,16 @@ impl Server {
             return;
         };
         let refused = s.entering.remove(i);
+        // Said again by this server, asked by no connection
+        // (`enter_again`): the session stays in the room, and nobody is
+        // told.
+        let asked = refused
+            .as_ref()
+            .is_some_and(|e| e.req.is_some() || e.closed.is_some());
+        if !asked {
+            self.answers_after(event, None, false);
+            return;
+        }
         // The rooms are the connection's now: one gone, its entering
         // refused, says nothing of them; and this connection is still in
         // the room if it entered it again meanwhile.
