@@ -29,6 +29,7 @@ use bound::kept_while_cut;
 
 mod bound;
 mod keys;
+mod rows;
 
 /// Lines kept for scrolling back, all rooms together, while following
 /// the newest (scrolled back, nothing is taken away from under the
@@ -150,6 +151,9 @@ pub struct Entry {
     /// reader read back ([`MAX_ENTRIES_EVER`]): the bottom of the room's
     /// lines until it is shown from its newest again.
     pub cut: bool,
+    /// The rows it takes, once laid out
+    /// ([`entry_height`](super::format::entry_height)).
+    pub height: super::format::Height,
 }
 
 /// Something for the screen thread to do.
@@ -713,44 +717,6 @@ impl App {
         }
     }
 
-    /// The rows the entries at `range` take in the view (none for those
-    /// of other rooms), counted from the last, up to `stop` at most.
-    fn rows_of(&mut self, range: std::ops::Range<usize>, stop: usize) -> usize {
-        let (theme, width) = (self.theme, self.area.0);
-        let mut rows = 0;
-        for e in self.entries.range(range).rev() {
-            if rows >= stop {
-                break;
-            }
-            if shown_in(e, &self.state.current) {
-                rows += super::format::entry_rows(e, theme, &mut self.nicks, width).len();
-            }
-        }
-        rows
-    }
-
-    /// `rows` were added (or taken away) just above the entry at `at`:
-    /// scrolled back, a view above them stays where it is (counted from
-    /// the bottom, it moves by as many rows).
-    fn keep_view(&mut self, at: usize, rows: usize, added: bool) {
-        if self.scroll == 0 || rows == 0 {
-            return;
-        }
-        // Only as far up as the view's bottom: a page of a long log lays
-        // out what is below the view, not the whole log, for each line.
-        let below = self.rows_of(at..self.entries.len(), self.scroll + 1);
-        if below > self.scroll {
-            // In the view or above it: the view stays (what is above it
-            // moves up).
-            return;
-        }
-        self.scroll = if added {
-            self.scroll + rows
-        } else {
-            self.scroll.saturating_sub(rows)
-        };
-    }
-
     /// Take away the lines saying messages are missing in the rooms
     /// `gone` picks.
     fn drop_gap_lines(&mut self, gone: impl Fn(&String) -> bool) {
@@ -791,6 +757,7 @@ impl App {
             ahead: false,
             held: false,
             cut: false,
+            height: Default::default(),
         };
         let mut page = false;
         // Where a message goes among its room's (see `newer_of_its_room`).
@@ -1083,7 +1050,7 @@ impl App {
         if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting {
             // Keep what is on screen where it is.
             let rows =
-                super::format::entry_rows(&entry, self.theme, &mut self.nicks, self.area.0).len();
+                super::format::entry_height(&entry, self.theme, &mut self.nicks, self.area.0);
             self.scroll += rows;
             // What a page of history brought is news above, not below
             // (its line at the bottom takes the last one's place).

@@ -18,7 +18,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::App;
-use super::format::{entry_rows, sending_rows};
+use super::format::{entry_height, entry_rows, sending_rows};
 use super::wrap::{grapheme_width, spans, text_width};
 use crate::session::{grouped, text_bytes};
 use unicode_segmentation::UnicodeSegmentation;
@@ -89,44 +89,97 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
 /// it has; `None` for our messages still being sent.
 type Place = Option<(usize, usize, usize)>;
 
-/// The current room's rows at `width`, newest first: our messages still
-/// being sent, then the entries, newest first, until there are `want`
-/// rows and the entry `down_to` (an index in `app.entries`) is among them.
-fn bottom_rows(
-    app: &mut App,
-    width: usize,
-    want: usize,
-    down_to: usize,
-) -> (Vec<Row<'static>>, Vec<Place>) {
-    let mut rows: Vec<Row<'static>> = Vec::new();
-    let mut places: Vec<Place> = Vec::new();
+/// Rows of the current room at a width, counted from the bottom.
+#[derive(Default)]
+struct Bottom {
+    /// The rows asked for, newest first, and where each comes from.
+    rows: Vec<(Row<'static>, Place)>,
+    /// The rows counted: up to one past those asked for, fewer at the
+    /// top.
+    counted: usize,
+    /// Entries wholly below the rows asked for that may be new lines
+    /// ([`super::app::Entry::may_be_new`]).
+    news_under: usize,
+}
+
+/// The current room's rows at `width`, newest first (our messages still
+/// being sent, then the entries): `take` of them from `skip` rows above
+/// the bottom, laid out. Those below are counted ([`entry_height`]: each
+/// entry laid out once for a width), not laid out again: a draw far back
+/// costs about what it shows, and a pass of counts.
+fn bottom_rows(app: &mut App, width: usize, skip: usize, take: usize) -> Bottom {
+    let mut got = Bottom::default();
     let theme = app.theme;
     let current = app.state.current.clone();
-    // Lines typed that the session has not taken yet are the newest.
+    let stop = skip.saturating_add(take).saturating_add(1);
+    let keep = |got: &mut Bottom, rows: Vec<Row<'static>>, at: Option<usize>| {
+        let n = rows.len();
+        for (up, row) in rows.into_iter().rev().enumerate() {
+            let i = got.counted + up;
+            if i >= skip && i - skip < take {
+                got.rows.push((row, at.map(|at| (at, up, n))));
+            }
+        }
+        got.counted += n;
+    };
+    // Our messages still being sent are the newest.
+    for r in sendings(app, width) {
+        keep(&mut got, r, None);
+    }
+    for (at, entry) in app.entries.iter().enumerate().rev() {
+        if got.counted >= stop {
+            break;
+        }
+        if !super::app::shown_in(entry, &current) {
+            continue;
+        }
+        let n = entry_height(entry, theme, &mut app.nicks, width);
+        if got.counted + n <= skip {
+            got.counted += n;
+            got.news_under += usize::from(entry.may_be_new());
+        } else {
+            keep(
+                &mut got,
+                entry_rows(entry, theme, &mut app.nicks, width),
+                Some(at),
+            );
+        }
+    }
+    got
+}
+
+/// The rows at `width` below the entry `at` (an index in `app.entries`)
+/// and its own, if it is shown.
+fn rows_under(app: &mut App, width: usize, at: usize) -> Option<(usize, usize)> {
+    let mut under: usize = sendings(app, width).iter().map(Vec::len).sum();
+    let (theme, current) = (app.theme, app.state.current.clone());
+    for (i, e) in app.entries.iter().enumerate().rev() {
+        if !super::app::shown_in(e, &current) {
+            continue;
+        }
+        let n = entry_height(e, theme, &mut app.nicks, width);
+        if i == at {
+            return Some((under, n));
+        }
+        under += n;
+    }
+    None
+}
+
+/// Our messages still being sent shown in the current room, newest first,
+/// as rows at `width`: lines typed that the session has not taken yet,
+/// then those it sent.
+fn sendings(app: &mut App, width: usize) -> Vec<Vec<Row<'static>>> {
+    let current = app.state.current.clone();
     let waiting = app.waiting_messages();
     // Each in its own room's view, as the entries.
-    for sending in waiting
+    waiting
         .iter()
         .rev()
         .chain(app.state.pending.iter().rev())
         .filter(|s| current.as_ref().is_none_or(|c| *c == s.room))
-    {
-        let r = sending_rows(sending, &app.state.nick, theme, &mut app.nicks, width);
-        places.extend(std::iter::repeat_n(None, r.len()));
-        rows.extend(r.into_iter().rev());
-    }
-    for (at, entry) in app.entries.iter().enumerate().rev() {
-        if rows.len() >= want && at < down_to {
-            break;
-        }
-        if super::app::shown_in(entry, &current) {
-            let r = entry_rows(entry, theme, &mut app.nicks, width);
-            let n = r.len();
-            places.extend((0..n).map(|up| Some((at, up, n))));
-            rows.extend(r.into_iter().rev());
-        }
-    }
-    (rows, places)
+        .map(|s| sending_rows(s, &app.state.nick, app.theme, &mut app.nicks, width))
+        .collect()
 }
 
 /// The scroll that keeps the text read at the bottom of the view when
@@ -134,15 +187,13 @@ fn bottom_rows(
 /// resized, or the list of names shown or hidden): the same entry, as
 /// far up its rows (which may now be more or fewer) as it was.
 fn same_text_at(app: &mut App, from: usize, to: usize) -> usize {
-    let (_, places) = bottom_rows(app, from, app.scroll + 1, usize::MAX);
-    let Some(&Some((entry, up, n))) = places.get(app.scroll) else {
+    let read = bottom_rows(app, from, app.scroll, 1);
+    let Some(&(_, Some((entry, up, n)))) = read.rows.first() else {
         return app.scroll;
     };
-    let (_, places) = bottom_rows(app, to, 0, entry);
-    let Some(last) = places.iter().position(|p| p.is_some_and(|p| p.0 == entry)) else {
+    let Some((last, now)) = rows_under(app, to, entry) else {
         return app.scroll;
     };
-    let now = places[last].map_or(1, |p| p.2);
     last + up * now / n.max(1)
 }
 
@@ -152,25 +203,19 @@ fn draw_messages(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
     let height = usize::from(area.height);
     let want = app.scroll.saturating_add(height);
     // One row more than the view needs: whether there is one above it.
-    let (rows, places) = bottom_rows(app, width, want.saturating_add(1), usize::MAX);
-    app.at_top = rows.len() <= want;
+    let mut got = bottom_rows(app, width, app.scroll, height);
+    app.at_top = got.counted <= want;
     // Not further back than the oldest line.
-    let most = rows.len().saturating_sub(height);
+    let most = got.counted.saturating_sub(height);
     if app.scroll > most {
         app.scroll = most;
+        got = bottom_rows(app, width, app.scroll, height);
     }
     if app.scroll == 0 {
         app.new_below = 0;
     }
-    // The entries wholly under the screen: their top row is.
-    let under = places[..app.scroll.min(places.len())]
-        .iter()
-        .flatten()
-        .filter(|(_, up, n)| up + 1 == *n)
-        .map(|(at, _, _)| *at);
-    app.new_below_at_most(under);
-    let end = (app.scroll + height).min(rows.len());
-    let mut shown: Vec<Row<'static>> = rows[app.scroll..end].to_vec();
+    app.new_below_at_most(got.news_under);
+    let mut shown: Vec<Row<'static>> = got.rows.into_iter().map(|(row, _)| row).collect();
     shown.reverse();
     // Newest at the bottom: an area not yet full is filled from there.
     let top = area.y + area.height - shown.len() as u16;
@@ -787,6 +832,44 @@ mod tests {
         assert_eq!(app.scroll, 6);
         assert_eq!(rows[0], "12:00 bob: m0");
         assert!(rows[4].contains("more below"), "{:?}", rows[4]);
+    }
+
+    /// Read far back while a flood comes, a draw lays out what it shows,
+    /// not every row between it and the newest: as few entries 50,000
+    /// rows back as 100 rows back.
+    #[test]
+    fn a_draw_far_back_lays_out_what_it_shows() {
+        use super::super::format::LAID_OUT;
+        let mut app = app();
+        let line = |i: usize| msg("lobby", "bob", &format!("m{i}"));
+        for i in 0..20 {
+            app.add_line(line(i), "12:00".into());
+        }
+        screen(&mut app, 40, 12);
+        app.scroll = 1;
+        for i in 20..60_020 {
+            app.add_line(line(i), "12:00".into());
+        }
+        let mut next = 60_020;
+        let mut laid_out = |app: &mut App, scroll: usize| {
+            app.scroll = scroll;
+            screen(app, 40, 12);
+            // One more comes below, and the screen is drawn again.
+            app.add_line(line(next), "12:01".into());
+            next += 1;
+            let before = LAID_OUT.with(|n| n.get());
+            let rows = screen(app, 40, 12);
+            (LAID_OUT.with(|n| n.get()) - before, rows)
+        };
+        let (near, rows) = laid_out(&mut app, 100);
+        assert_eq!(rows[9], "12:00 bob: m59919", "{rows:?}");
+        let (far, rows) = laid_out(&mut app, 50_000);
+        assert_eq!(rows[9], "12:00 bob: m10020", "{rows:?}");
+        assert!(rows[10].contains("new below"), "{rows:?}");
+        assert!(
+            near <= 12 && far <= 12,
+            "entries laid out for a draw: {near} 100 rows back, {far} 50,000 rows back"
+        );
     }
 
     /// A room whose history began anew, scrolled up to its top: the page

@@ -51,13 +51,50 @@ pub fn time_column(line: &Line, now: chrono::DateTime<chrono::Local>) -> String 
     }
 }
 
-/// `entry` as rows of at most `width` columns.
+#[cfg(test)]
+thread_local! {
+    /// Entries laid out ([`entry_rows`]) on this thread: what a test of
+    /// a draw's cost counts.
+    pub static LAID_OUT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many rows an entry takes, kept from the last time it was laid out
+/// ([`entry_height`]): a draw far back counts the rows below the screen
+/// and lays out only those it shows. Whoever changes a line shown puts a
+/// new one here (its rows may differ).
+#[derive(Debug, Clone, Default)]
+pub struct Height(std::cell::Cell<Option<(usize, Theme, usize)>>);
+
+/// The rows `entry` takes at `width`: [`entry_rows`]'s count, laid out
+/// once for each width (and theme) it is shown at.
+pub fn entry_height(entry: &Entry, theme: Theme, nicks: &mut NickColours, width: usize) -> usize {
+    match entry.height.0.get() {
+        Some((w, t, n)) if w == width && t == theme => n,
+        _ => entry_rows(entry, theme, nicks, width).len(),
+    }
+}
+
+/// `entry` as rows of at most `width` columns (their count is kept in
+/// the entry, [`entry_height`]).
 pub fn entry_rows(
     entry: &Entry,
     theme: Theme,
     nicks: &mut NickColours,
     width: usize,
 ) -> Vec<Row<'static>> {
+    let rows = lay_out(entry, theme, nicks, width);
+    entry.height.0.set(Some((width, theme, rows.len())));
+    rows
+}
+
+fn lay_out(
+    entry: &Entry,
+    theme: Theme,
+    nicks: &mut NickColours,
+    width: usize,
+) -> Vec<Row<'static>> {
+    #[cfg(test)]
+    LAID_OUT.with(|n| n.set(n.get() + 1));
     let time_style = if entry.mention {
         theme.mention_mark()
     } else {
@@ -313,6 +350,7 @@ mod tests {
             ahead: false,
             held: false,
             cut: false,
+            height: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! brings their newest again.
 
 use super::*;
+use crate::tui::format::entry_height;
 
 impl App {
     /// Scrolled back past [`MAX_ENTRIES_EVER`] lines, what is farthest
@@ -66,8 +67,7 @@ impl App {
             };
             if shown_in(&e, &current) {
                 shown_gone += 1;
-                rows_gone +=
-                    crate::tui::format::entry_rows(&e, theme, &mut self.nicks, width).len();
+                rows_gone += entry_height(&e, theme, &mut self.nicks, width);
                 // (A line of every room's, too, is one of the view's.)
                 cut.extend(current.clone());
             }
@@ -128,7 +128,7 @@ impl App {
             }
             let e = &self.entries[i];
             if shown_in(e, &self.state.current) {
-                rows += crate::tui::format::entry_rows(e, theme, &mut self.nicks, width).len();
+                rows += entry_height(e, theme, &mut self.nicks, width);
             }
             to_bottom.push(rows);
         }
@@ -165,12 +165,12 @@ impl App {
             ahead: false,
             held: false,
             cut: true,
+            height: Default::default(),
         };
         if self.scroll > 0 && self.in_view(&entry) {
             // Below the screen.
             let (theme, width) = (self.theme, self.area.0);
-            self.scroll +=
-                crate::tui::format::entry_rows(&entry, theme, &mut self.nicks, width).len();
+            self.scroll += entry_height(&entry, theme, &mut self.nicks, width);
         }
         self.entries.push_back(entry);
     }
@@ -221,6 +221,7 @@ impl App {
         for e in self.entries.iter_mut().filter(|e| e.cut) {
             if let Some(room) = &e.room {
                 e.line = Line::Info(cut_text(room, rooms.contains(room)));
+                e.height = Default::default();
             }
         }
     }

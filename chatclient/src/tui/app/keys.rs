@@ -381,29 +381,26 @@ impl App {
         self.trim();
     }
 
-    /// Drawn, the screen showed the entries at `below` (indices) wholly
-    /// under its bottom: the new lines still below it
-    /// ([`App::new_below`]) are those not kept and at most as many kept
-    /// as there are among them. New lines come at the bottom, so those
-    /// kept are the last of the view's lines (but for the lines saying a
-    /// room is cut, or what a page brought, which are not news): read
-    /// down to, they are no longer below.
-    pub(crate) fn new_below_at_most(&mut self, below: impl Iterator<Item = usize>) {
+    /// Drawn, the screen had `news` entries that may be new lines
+    /// ([`Entry::may_be_new`]) wholly under its bottom: the new lines still
+    /// below it ([`App::new_below`]) are those not kept and at most as
+    /// many kept as there are among them. New lines come at the bottom,
+    /// so those kept are the last of the view's lines: read down to,
+    /// they are no longer below.
+    pub(crate) fn new_below_at_most(&mut self, news: usize) {
         let unkept = self.new_unkept.min(self.new_below);
         let kept = self.new_below - unkept;
-        if kept == 0 {
-            return;
-        }
-        let news = below
-            .filter(|&i| {
-                self.entries
-                    .get(i)
-                    .is_some_and(|e| !e.cut && !matches!(e.line, Line::HistoryNote { .. }))
-            })
-            .take(kept)
-            .count();
-        self.new_below = unkept + news;
+        self.new_below = unkept + news.min(kept);
         self.new_unkept = unkept;
+    }
+}
+
+impl Entry {
+    /// Whether it may be a new line below the screen
+    /// ([`App::new_below_at_most`]): not the line saying a room is cut,
+    /// nor what a page brought.
+    pub(crate) fn may_be_new(&self) -> bool {
+        !self.cut && !matches!(self.line, Line::HistoryNote { .. })
     }
 }
 
