@@ -61,15 +61,16 @@ thread_local! {
 /// How many rows an entry takes, kept from the last time it was laid out
 /// ([`entry_height`]): a draw far back counts the rows below the screen
 /// and lays out only those it shows. Whoever changes a line shown puts a
-/// new one here (its rows may differ).
+/// new one here (its rows may differ). Small (a terminal's width and a
+/// line's [`MAX_ROWS`] fit in 16 bits): every line kept has one.
 #[derive(Debug, Clone, Default)]
-pub struct Height(std::cell::Cell<Option<(usize, Theme, usize)>>);
+pub struct Height(std::cell::Cell<Option<(u16, Theme, u16)>>);
 
 /// The rows `entry` takes at `width`: [`entry_rows`]'s count, laid out
 /// once for each width (and theme) it is shown at.
 pub fn entry_height(entry: &Entry, theme: Theme, nicks: &mut NickColours, width: usize) -> usize {
     match entry.height.0.get() {
-        Some((w, t, n)) if w == width && t == theme => n,
+        Some((w, t, n)) if usize::from(w) == width && t == theme => usize::from(n),
         _ => entry_rows(entry, theme, nicks, width).len(),
     }
 }
@@ -83,10 +84,13 @@ pub fn entry_rows(
     width: usize,
 ) -> Vec<Row<'static>> {
     let rows = lay_out(entry, theme, nicks, width);
-    entry.height.0.set(Some((width, theme, rows.len())));
+    if let (Ok(w), Ok(n)) = (u16::try_from(width), u16::try_from(rows.len())) {
+        entry.height.0.set(Some((w, theme, n)));
+    }
     rows
 }
 
+/// [`entry_rows`], uncounted.
 fn lay_out(
     entry: &Entry,
     theme: Theme,

@@ -390,6 +390,9 @@ impl App {
     pub(crate) fn new_below_at_most(&mut self, news: usize) {
         let unkept = self.new_unkept.min(self.new_below);
         let kept = self.new_below - unkept;
+        if kept == 0 {
+            return;
+        }
         self.new_below = unkept + news.min(kept);
         self.new_unkept = unkept;
     }
