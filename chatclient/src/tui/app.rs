@@ -2181,6 +2181,27 @@ mod tests {
         assert!(app.entries.iter().all(|e| !e.cut));
     }
 
+    /// The line saying #lobby is cut, reworded when #lobby is left, is
+    /// laid out again: its row count kept from before (two rows at 76
+    /// columns, one now) would move what is read above it.
+    #[test]
+    fn a_line_reworded_is_counted_again() {
+        let mut app = self::app();
+        cut_lobby(&mut app);
+        app.area.0 = 76;
+        let at = app
+            .entries
+            .iter()
+            .position(|e| e.cut && e.room.as_deref() == Some("lobby"))
+            .expect("its line");
+        assert_eq!(app.rows_of(at..at + 1, usize::MAX), 2);
+        let mut state = app.state.clone();
+        state.rooms = vec!["rust".into()];
+        app.set_state(state);
+        assert!(matches!(&app.entries[at].line, Line::Info(t) if t.ends_with("you left #lobby")));
+        assert_eq!(app.rows_of(at..at + 1, usize::MAX), 1);
+    }
+
     /// bob's message `text` in #lobby, `seq` of the history `era`.
     fn placed(text: &str, era: u64, seq: u64, page: bool) -> Line {
         placed_in("lobby", text, era, seq, page)
