@@ -606,12 +606,19 @@ impl Args {
                 self.max_frame_bytes, self.max_frame_bytes
             ));
         }
-        if self.outbound_queue_bytes < u64::from(self.max_frame_bytes) + 36 {
+        let one_frame = u64::from(self.max_frame_bytes) + 36;
+        if self.outbound_queue_bytes < one_frame {
+            // The least that starts: a queue must also exceed a replay
+            // (checked below), so say that too when it is the larger.
+            let least = one_frame.max(self.replay_bytes.saturating_add(1));
+            let replay = if least > one_frame {
+                format!(" (more than --replay-bytes {})", self.replay_bytes)
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "--outbound-queue-bytes {} cannot hold one frame of --max-frame-bytes {}; use at least {}",
-                self.outbound_queue_bytes,
-                self.max_frame_bytes,
-                u64::from(self.max_frame_bytes) + 36
+                "--outbound-queue-bytes {} cannot hold one frame of --max-frame-bytes {}; use at least {least}{replay}",
+                self.outbound_queue_bytes, self.max_frame_bytes,
             ));
         }
         if let Some(max) = self.outbound_queue_max_bytes {
@@ -976,6 +983,32 @@ mod tests {
             not_utf8(&cmd, &[os("chatserver")], std::iter::empty()),
             None
         );
+    }
+
+    /// A refusal's "use at least N", followed, is not refused again: the
+    /// smallest queue was one frame's, though a queue must also exceed
+    /// `--replay-bytes` (524,288 by default, ten times a frame).
+    #[test]
+    fn the_smallest_outbound_queue_said_is_one_that_starts() {
+        use clap::Parser;
+        for extra in [
+            &[][..],
+            &["--replay-bytes", "2048"],
+            &["--max-frame-bytes", "1000000"],
+        ] {
+            let mut argv = vec!["chatserver", "--outbound-queue-bytes", "4096"];
+            argv.extend_from_slice(extra);
+            let mut args = Args::try_parse_from(&argv).unwrap();
+            let err = args.check().unwrap_err();
+            let least = err
+                .split("use at least ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{argv:?}: no least in {err:?}"));
+            args.outbound_queue_bytes = least;
+            assert_eq!(args.check(), Ok(()), "{argv:?}: {err}");
+        }
     }
 
     #[test]
