@@ -209,8 +209,15 @@ fn with_port(one: &str) -> Result<String, String> {
         one
     };
     if !host.is_empty() && host.bytes().all(|b| b.is_ascii_digit()) {
+        // (`one` is named apart only when the host is part of it: clap
+        // quotes what was given already.)
+        let given = if one == host {
+            String::new()
+        } else {
+            format!("{one:?}: ")
+        };
         return Err(format!(
-            "{one:?}: {host:?} is a number, not a host; give HOST:PORT, such as 127.0.0.1:{}",
+            "{given}{host:?} is a number, not a host; give HOST:PORT, such as 127.0.0.1:{}",
             if has_port {
                 DEFAULT_PORT.to_string()
             } else {
@@ -479,7 +486,12 @@ mod tests {
         let e = parse_addr("7878").unwrap_err();
         assert_eq!(
             e,
-            "\"7878\": \"7878\" is a number, not a host; give HOST:PORT, such as 127.0.0.1:7878"
+            "\"7878\" is a number, not a host; give HOST:PORT, such as 127.0.0.1:7878"
+        );
+        // Named apart when it is part of what was given.
+        assert_eq!(
+            parse_addr("1234:7879").unwrap_err(),
+            "\"1234:7879\": \"1234\" is a number, not a host; give HOST:PORT, such as 127.0.0.1:7878"
         );
         assert!(parse_addr("tls://127.0.0.1:7878,9000").is_err());
         assert!(parse_addr("1234:7878")

@@ -251,9 +251,13 @@ pub(crate) fn room_arg(raw: &str) -> Result<String, String> {
     // Worded for what is typed here, where a leading # is fine (the
     // library's own text is for frames, which carry no #).
     chatproto::room_name(name).map_err(|_| {
+        // (An empty name, as in `--room a,,b`, is said: "".)
+        let shown = match raw {
+            "" => "\"\"".into(),
+            raw => chatproto::escape_control(raw),
+        };
         format!(
-            "not a room name: {}; a room is 1 to {} of a-z 0-9 - _ ., starting with a letter or digit, as in #rust",
-            chatproto::escape_control(raw),
+            "not a room name: {shown}; a room is 1 to {} of a-z 0-9 - _ ., starting with a letter or digit, as in #rust",
             chatproto::MAX_ROOM_LEN
         )
     })
@@ -391,6 +395,10 @@ mod tests {
             }
         }
         assert_eq!(parse_line("//who"), send(&[], "/who"));
+        // An empty name (`--room a,,b`) is said, not an empty place in
+        // the sentence.
+        let e = room_arg("").unwrap_err();
+        assert!(e.starts_with("not a room name: \"\";"), "{e}");
     }
 
     #[test]
