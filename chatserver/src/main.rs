@@ -163,7 +163,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// The error of a bind that failed, naming the address.
 /// The wall clock: milliseconds since the Unix epoch (0 if before it).
 pub fn wall_ms() -> u64 {
     std::time::SystemTime::now()
@@ -171,8 +170,14 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The error of a bind that failed, naming the address, and what to do
+/// where there is something to say.
 fn cannot_listen(args: &Args, e: std::io::Error) -> std::io::Error {
     let hint = match e.kind() {
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; that is not an address of this machine: give one of its own, \
+             0.0.0.0:PORT for all of them, or 127.0.0.1:PORT for this machine only"
+        }
         std::io::ErrorKind::AddrInUse => {
             "; another program (a chatserver still running?) has that port: stop it, \
              or choose another port with --listen (port 0 lets the system choose)"
@@ -920,7 +925,24 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::{log_filter, log_spec, privileged_port, worker_threads};
+    use super::{cannot_listen, log_filter, log_spec, privileged_port, worker_threads};
+
+    /// An address not this machine's (`--listen 10.9.9.9:7878`) was
+    /// refused with the system's words alone; it says what to give.
+    #[test]
+    fn an_address_not_this_machines_is_said_so() {
+        use clap::Parser;
+        let args = crate::args::Args::try_parse_from(["chatserver", "--listen", "192.0.2.1:7878"])
+            .unwrap();
+        let e = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
+        let said = cannot_listen(&args, e).to_string();
+        assert!(
+            said.starts_with("cannot listen on 192.0.2.1:7878: "),
+            "{said}"
+        );
+        assert!(said.contains("not an address of this machine"), "{said}");
+        assert!(said.contains("0.0.0.0:PORT"), "{said}");
+    }
 
     #[test]
     fn only_ports_1_to_1023_are_privileged() {
