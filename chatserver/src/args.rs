@@ -87,6 +87,13 @@ pub struct Args {
     #[arg(skip)]
     pub disk_only_given: (bool, bool),
 
+    /// The flags given that shape the rate limit (`--burst`,
+    /// `--rate-bytes`, `--burst-bytes`, `--read-rate-bytes`,
+    /// `--read-burst-bytes`, `--rate-limit-grace-ms`): with `--rate 0`
+    /// there is none, and the server says they are not used.
+    #[arg(skip)]
+    pub rate_only_given: Vec<&'static str>,
+
     /// The flags whose value came from their environment variable, as
     /// `("--max-clients", "CHATSERVER_MAX_CLIENTS")`: an error about one
     /// names the variable too ([`Args::naming_variables`]).
@@ -518,6 +525,17 @@ impl Args {
         args.store_given = given("store");
         args.sync_given = given("sync");
         args.disk_only_given = (given("store_max_mib"), given("history_prune_every_secs"));
+        args.rate_only_given = [
+            ("burst", "--burst"),
+            ("rate_bytes", "--rate-bytes"),
+            ("burst_bytes", "--burst-bytes"),
+            ("read_rate_bytes", "--read-rate-bytes"),
+            ("read_burst_bytes", "--read-burst-bytes"),
+            ("rate_limit_grace_ms", "--rate-limit-grace-ms"),
+        ]
+        .into_iter()
+        .filter_map(|(id, flag)| given(id).then_some(flag))
+        .collect();
         args.from_env = command
             .get_arguments()
             .filter(|a| {

@@ -163,6 +163,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Flags given that do nothing, as a sentence's subject: `--a is`, `--a,
+/// --b and --c are`; `None` for none.
+fn flags_are(flags: &[&str]) -> Option<String> {
+    let (last, first) = flags.split_last()?;
+    Some(if first.is_empty() {
+        format!("{last} is")
+    } else {
+        format!("{} and {last} are", first.join(", "))
+    })
+}
+
 /// The wall clock: milliseconds since the Unix epoch (0 if before it).
 pub fn wall_ms() -> u64 {
     std::time::SystemTime::now()
@@ -468,12 +479,7 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
     .filter_map(|(given, flag)| given.then_some(flag))
     .collect();
     // Only the flags given: one not given is no mistake to point at.
-    if let (false, Some((last, first))) = (args.cluster.is_empty(), unused.split_last()) {
-        let flags = if first.is_empty() {
-            format!("{last} is")
-        } else {
-            format!("{} and {last} are", first.join(", "))
-        };
+    if let (false, Some(flags)) = (args.cluster.is_empty(), flags_are(&unused)) {
         warn!("{flags} not used by a cluster node: the rooms' history is in NATS JetStream (`chatserver export --cluster URLS` prints it)");
     } else if args.cluster.is_empty() && args.store == args::StoreKind::Memory {
         let unused: Vec<&str> = [
@@ -487,14 +493,12 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
         .collect();
-        if let Some((last, first)) = unused.split_last() {
-            let flags = if first.is_empty() {
-                format!("{last} is")
-            } else {
-                format!("{} and {last} are", first.join(", "))
-            };
+        if let Some(flags) = flags_are(&unused) {
             warn!("{flags} not used with --store memory: nothing is written to disk (each room keeps its newest --history-per-room messages in memory)");
         }
+    }
+    if let Some(flags) = flags_are(&args.rate_only_given).filter(|_| args.rate == 0) {
+        warn!("{flags} not used with --rate 0: clients are not rate-limited at all");
     }
     if opened.is_some() {
         let open = datadir::open_to_others(&args.data_dir);

@@ -173,6 +173,32 @@ fn sync_given_without_a_history_database_is_said_unused() {
     assert!(!log.contains("is not used"), "{log}");
 }
 
+/// `--rate 0` turns the rate limit off, and with it the settings that
+/// shape it: given beside it, they did nothing without a word. The log
+/// says so (only of those given); with a rate, it does not.
+#[test]
+fn rate_settings_given_with_no_rate_limit_are_said_unused() {
+    let off = Server::start(&[
+        "--store",
+        "memory",
+        "--rate",
+        "0",
+        "--rate-bytes",
+        "5000",
+        "--read-burst-bytes",
+        "20000000",
+    ]);
+    wait_for_log(
+        &off,
+        "--rate-bytes and --read-burst-bytes are not used with --rate 0",
+    );
+    let on = Server::start(&["--store", "memory", "--rate", "10", "--rate-bytes", "5000"]);
+    // Clients are taken only after what the start has to say.
+    let _alice = on.join("alice");
+    let log = wait_for_log(&on, "alice joined");
+    assert!(!log.contains("not used with --rate 0"), "{log}");
+}
+
 /// A data directory other users of the machine may enter (made by an
 /// earlier version, or by hand) is said at start, with the command that
 /// makes it private; one the server made (its owner's only) is not.
