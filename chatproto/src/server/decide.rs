@@ -17,7 +17,9 @@ use crate::server::config::LOBBY;
 use crate::server::durable::TokenHash;
 use crate::server::event::{room_name, room_name_ref, Event, EventBody, Recipient, SessionId};
 use crate::server::room::Room;
-use crate::server::session::{EnterRequest, Entering, IdWindow, Leaving, Session};
+use crate::server::session::{
+    EnterRequest, Entering, IdWindow, Leaving, Session, MAX_LEAVING_NOTES,
+};
 use crate::server::timers::Timer;
 use crate::server::{ClientId, Now, Server, Step};
 use crate::PayloadError;
@@ -403,6 +405,13 @@ impl Server {
                     .filter(|l| *l.room == *room)
                     .map(|l| l.ts + 1);
                 now.wall = after.fold(now.wall, u64::max);
+                // The oldest goes first if the session has many: the log
+                // never brings back a leaving it stepped over or kept
+                // another server's copy of, and its note would stay for
+                // the session's life.
+                if s.leaving.len() >= MAX_LEAVING_NOTES {
+                    s.leaving.pop_front();
+                }
                 s.leaving.push_back(Leaving {
                     room: Arc::clone(&r.name),
                     ts: now.wall,

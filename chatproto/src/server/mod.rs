@@ -915,4 +915,76 @@ mod tests {
         server.handle_timeout(Now::new(last_end + window, now.wall));
         assert_eq!((session_timers(&server), server.sessions.len()), (0, 0));
     }
+
+    /// Cluster mode: a session parts and enters a room again and again,
+    /// and the log brings back its enterings but steps over every leaving
+    /// (as it does an entry it cannot read; a leaving another server's copy
+    /// of the same departure was kept for is never brought back either).
+    /// Its notes of leavings on their way stay bounded; the newest is
+    /// still noted, and taken when its leaving is applied.
+    #[test]
+    fn a_sessions_leavings_the_log_never_brings_back_are_not_kept_for_ever() {
+        let config = ServerConfig {
+            cluster: true,
+            ..ServerConfig::default()
+        };
+        let mut server = Server::new(config, [5; 32]);
+        let mut seq = 0;
+        let mut now = Now::new(0, 1_700_000_000_000);
+        // What the server proposed, each numbered as the log would; its
+        // leavings stepped over unless `apply_leavings`.
+        let mut settle = |server: &mut Server, apply_leavings: bool| {
+            let mut proposed = Vec::new();
+            while let Some(out) = server.poll() {
+                if let Output::Propose { events } = out {
+                    proposed.extend(events);
+                }
+            }
+            for e in proposed {
+                server.open_room(&e.room, "epoch", 1);
+                seq += 1;
+                let leaving = matches!(
+                    e.body,
+                    event::EventBody::Presence {
+                        status: crate::PresenceStatus::Offline,
+                        ..
+                    }
+                );
+                if leaving && !apply_leavings {
+                    server.skip_logged(&e.room, seq).unwrap();
+                } else {
+                    let mut e = Event::clone(&e);
+                    e.seq = seq;
+                    server.handle_logged(e).unwrap();
+                }
+            }
+            while server.poll().is_some() {}
+        };
+        let alice = server.handle_connect(now);
+        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+        server.handle_frame(now, alice, join);
+        settle(&mut server, false);
+        let sid = server.session_id_of(alice).unwrap();
+        let rounds = session::MAX_LEAVING_NOTES * 3;
+        for _ in 0..rounds {
+            now.wall += 1;
+            server.handle_frame(now, alice, ClientFrame::part("lobby"));
+            server.handle_frame(now, alice, ClientFrame::enter("lobby", None));
+            settle(&mut server, false);
+        }
+        let notes = server.sessions[&sid].leaving.len();
+        assert_eq!(notes, session::MAX_LEAVING_NOTES, "after {rounds} parts");
+
+        // The newest part's note is there, and its leaving, applied, takes
+        // it and alice's connection out of the room.
+        now.wall += 1;
+        server.handle_frame(now, alice, ClientFrame::part("lobby"));
+        let last = now.wall;
+        let s = &server.sessions[&sid];
+        assert_eq!(s.leaving.back().map(|l| l.ts), Some(last));
+        settle(&mut server, true);
+        let s = &server.sessions[&sid];
+        assert!(s.leaving.iter().all(|l| l.ts != last), "{:?}", s.leaving);
+        assert_eq!(server.rooms["lobby"].conn_of(sid), None);
+    }
 }

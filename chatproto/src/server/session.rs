@@ -90,6 +90,16 @@ pub(crate) struct Entering {
     pub after_leavings: u64,
 }
 
+/// Cluster mode: at most this many of one session's leavings are noted
+/// ([`Session::leaving`]); a new one pushes out the oldest. A leaving the
+/// log steps over (`Server::skip_logged`), or drops for another server's
+/// copy of the same departure, is never applied here, and its note would
+/// stay for the session's life. A note pushed out while its leaving is
+/// still on its way only makes that leaving count as another server's
+/// when it comes (it takes the session's connection here out of the room
+/// only if the session parted the room last).
+pub(crate) const MAX_LEAVING_NOTES: usize = 64;
+
 /// Cluster mode: a leaving of a session's proposed here and not applied
 /// yet. The log may bring it after the session's next entering of the
 /// room (on a new connection, here or on another server, or on the same
@@ -144,7 +154,7 @@ pub(crate) struct Session {
     /// is answered).
     pub entering: VecDeque<Entering>,
     /// Cluster mode: its leavings proposed here and not applied (nor
-    /// refused) yet, in order.
+    /// refused) yet, in order; at most [`MAX_LEAVING_NOTES`].
     pub leaving: VecDeque<Leaving>,
     /// Cluster mode: how many leavings it proposed here, to tell which of
     /// them came before an entering.
