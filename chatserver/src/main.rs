@@ -628,7 +628,8 @@ async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
 /// One line at start with the settings an operator checks first, each
 /// named as its flag (`--max-clients` is `max_clients`); a 0 that means
 /// no limit says `unlimited`. Settings that do not apply (a data
-/// directory in memory or cluster mode) are left out.
+/// directory in memory or cluster mode, a burst with no rate limit) are
+/// left out.
 fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
     let cluster = !args.cluster.is_empty();
     let sqlite = !cluster && args.store == args::StoreKind::Sqlite;
@@ -666,7 +667,7 @@ fn log_settings(args: &Args, addr: std::net::SocketAddr, tls: bool) {
         connect_rate_per_ip = %Cap(u64::from(connect.per_minute)),
         connect_burst_per_ip = (connect.per_minute > 0).then_some(connect.burst),
         rate = %Cap(u64::from(args.rate)),
-        burst = args.burst,
+        burst = (args.rate > 0).then_some(args.burst),
         rate_bytes = %Cap(u64::from(args.rate_bytes())),
         burst_bytes = (args.rate_bytes() > 0).then(|| args.burst_bytes()),
         read_rate_bytes = %Cap(u64::from(args.read_rate_bytes())),

@@ -439,6 +439,24 @@ fn the_settings_in_effect_are_logged_at_start() {
     }
 }
 
+/// With no rate limit (`--rate 0`), the line says `rate=unlimited` and
+/// leaves out the allowances' bursts, which then shape nothing.
+#[test]
+fn the_settings_line_leaves_out_bursts_with_no_rate_limit() {
+    let server = Server::start(&["--rate", "0", "--burst", "11"]);
+    let line = settings_line(&server);
+    for said in [
+        "rate=unlimited ",
+        "rate_bytes=unlimited ",
+        "read_rate_bytes=unlimited ",
+    ] {
+        assert!(line.contains(said), "no {said:?} in {line}");
+    }
+    for absent in [" burst=", "burst_bytes=", "read_burst_bytes="] {
+        assert!(!line.contains(absent), "{absent:?} in {line}");
+    }
+}
+
 /// With the database: where it is, how it syncs, how long history is kept.
 #[test]
 fn the_settings_line_names_the_data_directory() {
