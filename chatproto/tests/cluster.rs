@@ -62,6 +62,18 @@ impl Cluster {
         c
     }
 
+    /// A client joins on `node` as `nick` with a v2 `join` entering
+    /// `rooms`, and the cluster settles: the client, and the session
+    /// token its `welcome` gave.
+    fn join_for_token(&mut self, node: usize, nick: &str, rooms: &[&str]) -> (ClientId, String) {
+        let c = self.nodes[node].handle_connect(NOW);
+        let rooms = rooms.iter().map(|r| r.to_string()).collect();
+        self.nodes[node].handle_frame(NOW, c, ClientFrame::join_v2(nick, rooms, None));
+        self.settle();
+        let token = self.token(node, c);
+        (c, token)
+    }
+
     /// Drain one node: what it proposes is appended to the log.
     fn drain(&mut self, node: usize) {
         let proposed = self.hold(node);
@@ -188,6 +200,15 @@ impl Cluster {
 
     fn frames(&self, node: usize, c: ClientId) -> &[Value] {
         self.got.get(&(node, c)).map_or(&[], Vec::as_slice)
+    }
+
+    /// The session token in the `welcome` that `c` on `node` got.
+    fn token(&self, node: usize, c: ClientId) -> String {
+        let frames = self.frames(node, c);
+        let Some(welcome) = frames.iter().find(|f| f["type"] == "welcome") else {
+            panic!("node {node}: no welcome for {c}: {frames:?}")
+        };
+        welcome["session"].as_str().unwrap().to_owned()
     }
 
     fn texts(&self, node: usize, c: ClientId) -> Vec<(u64, String)> {
@@ -678,7 +699,7 @@ fn a_resumed_connections_answers_wait_for_its_own_events_only() {
     let mut c = Cluster::new(1);
     let old = c.connect(0, "alice");
     c.settle();
-    let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+    let token = c.token(0, old);
     // A message on its way when the connection goes.
     c.nodes[0].handle_frame(
         NOW,
@@ -1025,12 +1046,7 @@ fn an_older_nodes_entering_does_not_answer_an_enter_made_here() {
     let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
     c.nodes[0].handle_frame(NOW, old, join);
     c.drain(0);
-    let token = c
-        .frames(0, old)
-        .iter()
-        .find(|f| f["type"] == "welcome")
-        .map(|f| f["session"].as_str().unwrap().to_owned())
-        .unwrap();
+    let token = c.token(0, old);
     let alice = session_of(&c, "alice");
     // Node 0 loses the connection before reading its entering back.
     c.nodes[0].handle_disconnect(NOW, old);
@@ -1078,7 +1094,7 @@ fn a_refused_entering_undoes_its_own_enter_not_an_older_one() {
     let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
     c.nodes[0].handle_frame(NOW, old, join);
     c.drain(0);
-    let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+    let token = c.token(0, old);
     c.nodes[0].handle_disconnect(NOW, old);
     c.drain(0);
 
@@ -1237,17 +1253,7 @@ fn refused_entering_after_the_welcome(room: &str) {
 fn a_takeovers_entering_stands_when_the_old_connections_leaving_is_dropped() {
     let mut c = Cluster::new(1);
     let bob = c.connect(0, "bob");
-    let old = c.nodes[0].handle_connect(NOW);
-    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
-    c.nodes[0].handle_frame(NOW, old, join);
-    c.settle();
-    let welcome = c
-        .frames(0, old)
-        .iter()
-        .find(|f| f["type"] == "welcome")
-        .unwrap()
-        .clone();
-    let token = welcome["session"].as_str().unwrap().to_owned();
+    let (_old, token) = c.join_for_token(0, "alice", &["lobby"]);
 
     // Resumed on a new connection while the old one is open: the old one
     // is closed, and leaves; the new one enters.
@@ -1653,7 +1659,7 @@ fn a_connection_taken_over_here_gets_nothing_after_its_close() {
     let old = c.connect(0, "alice");
     let bob = c.connect(0, "bob");
     c.settle();
-    let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+    let token = c.token(0, old);
     c.nodes[0].handle_frame(
         NOW,
         bob,
@@ -1744,11 +1750,7 @@ fn a_leaving_logged_after_the_sessions_new_entering_leaves_the_new_connection_in
     for (how, to, parted) in cases {
         let mut c = Cluster::new(2);
         let bob = c.connect(0, "bob");
-        let old = c.nodes[0].handle_connect(NOW);
-        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
-        c.nodes[0].handle_frame(NOW, old, join);
-        c.settle();
-        let token = c.frames(0, old)[0]["session"].as_str().unwrap().to_owned();
+        let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
         let alice = c.nodes[0].session_id_of(old).unwrap();
         if parted {
             c.nodes[0].handle_frame(NOW, old, ClientFrame::part("lobby"));
@@ -1813,14 +1815,7 @@ fn a_leaving_logged_after_the_sessions_new_entering_leaves_the_new_connection_in
 fn a_part_whose_stamp_another_nodes_leaving_has_still_takes_the_connection_out() {
     let mut c = Cluster::new(2);
     let bob = c.connect(0, "bob");
-    let first = c.nodes[1].handle_connect(NOW);
-    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
-    c.nodes[1].handle_frame(NOW, first, join);
-    c.settle();
-    let token = c.frames(1, first)[0]["session"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (first, token) = c.join_for_token(1, "alice", &["lobby"]);
     let alice = c.nodes[1].session_id_of(first).unwrap();
     c.disconnect(1, first);
     c.drain(1);
