@@ -557,6 +557,32 @@ fn a_closed_connections_welcome_lists_it_as_it_joined() {
     assert_eq!(welcome_of_a_connection_taken_over(false), each);
 }
 
+/// A server, durable or not, that alice then bob joined with
+/// `join(nick)`, drained: the server, the instant it was told all at,
+/// what each connection got, alice's and bob's.
+fn alice_and_bob(
+    durable: bool,
+    join: impl Fn(&'static str) -> ClientFrame,
+) -> (
+    Server,
+    Now,
+    BTreeMap<ClientId, Vec<ServerFrame>>,
+    ClientId,
+    ClientId,
+) {
+    let mut config = ServerConfig::default();
+    config.durable = durable;
+    let mut server = Server::new(config, [7; 32]);
+    let now = Now::new(1_000, 1_732_400_000_000);
+    let mut got = BTreeMap::new();
+    let alice = server.handle_connect(now);
+    server.handle_frame(now, alice, join("alice"));
+    let bob = server.handle_connect(now);
+    server.handle_frame(now, bob, join("bob"));
+    drain_into(&mut server, &mut got);
+    (server, now, got, alice, bob)
+}
+
 /// alice parts #rust and her connection closes (the shell's
 /// `handle_disconnect`) before the part is applied: #rust is no longer
 /// among her session's rooms, but her connection was still in #rust's
@@ -566,24 +592,8 @@ fn a_closed_connections_welcome_lists_it_as_it_joined() {
 #[test]
 fn a_connection_closed_with_its_part_not_applied_gets_no_event() {
     for durable in [false, true] {
-        let mut config = ServerConfig::default();
-        config.durable = durable;
-        let mut server = Server::new(config, [7; 32]);
-        let now = Now::new(1_000, 1_732_400_000_000);
-        let mut got = BTreeMap::new();
-        let alice = server.handle_connect(now);
-        server.handle_frame(
-            now,
-            alice,
-            ClientFrame::join_v2("alice", vec!["rust".into()], None),
-        );
-        let bob = server.handle_connect(now);
-        server.handle_frame(
-            now,
-            bob,
-            ClientFrame::join_v2("bob", vec!["rust".into()], None),
-        );
-        drain_into(&mut server, &mut got);
+        let in_rust = |nick: &str| ClientFrame::join_v2(nick, vec!["rust".into()], None);
+        let (mut server, now, mut got, alice, bob) = alice_and_bob(durable, in_rust);
         let before = got[&alice].len();
         let said = ClientFrame::msg_in("rust", vec![], "before the part", None);
         server.handle_frame(now, bob, said);
@@ -617,16 +627,7 @@ fn a_connection_closed_with_its_part_not_applied_gets_no_event() {
 #[test]
 fn a_connection_disconnected_while_the_core_closes_it_gets_no_event() {
     for durable in [false, true] {
-        let mut config = ServerConfig::default();
-        config.durable = durable;
-        let mut server = Server::new(config, [7; 32]);
-        let now = Now::new(1_000, 1_732_400_000_000);
-        let mut got = BTreeMap::new();
-        let alice = server.handle_connect(now);
-        server.handle_frame(now, alice, ClientFrame::join("alice"));
-        let bob = server.handle_connect(now);
-        server.handle_frame(now, bob, ClientFrame::join("bob"));
-        drain_into(&mut server, &mut got);
+        let (mut server, now, mut got, alice, bob) = alice_and_bob(durable, ClientFrame::join);
         let before = got[&alice].len();
         let said = ClientFrame::msg_in("lobby", vec![], "before the kick", None);
         server.handle_frame(now, bob, said);
