@@ -1215,7 +1215,7 @@ pub fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
 /// What the screen's tests (here and in `draw`) build their logs of.
 #[cfg(test)]
 pub(crate) mod test_lines {
-    use super::Line;
+    use super::{Line, Place};
 
     /// bob's message `text` in `room`, `seq` of the history `era`; a
     /// line of a history page if `page`.
@@ -1229,7 +1229,23 @@ pub(crate) mod test_lines {
             to: vec![],
             text: text.into(),
             ts: 0,
-            place: crate::render::Place { era, seq },
+            place: Place { era, seq },
+        }
+    }
+
+    /// bob's message `text` in #lobby at `place`, missing after a
+    /// reconnect, as a page of /history brings it.
+    pub(crate) fn missing_at(text: &str, place: Place) -> Line {
+        Line::Msg {
+            room: Some("lobby".into()),
+            history: true,
+            page: true,
+            missed: true,
+            from: "bob".into(),
+            to: vec![],
+            text: text.into(),
+            ts: 0,
+            place,
         }
     }
 
@@ -1250,7 +1266,7 @@ pub(crate) mod test_lines {
 mod tests {
     use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
-    use super::test_lines::{placed_in, rng};
+    use super::test_lines::{missing_at, placed_in, rng};
     use super::*;
 
     fn app() -> App {
@@ -1479,22 +1495,6 @@ mod tests {
         assert_eq!(app.scroll, 2, "one row gone below the view, one come");
     }
 
-    /// bob's message in #lobby missing after a reconnect, as a page of
-    /// /history brings it.
-    fn missing(text: &str) -> Line {
-        Line::Msg {
-            room: Some("lobby".into()),
-            history: true,
-            page: true,
-            missed: true,
-            from: "bob".into(),
-            to: vec![],
-            text: text.into(),
-            ts: 0,
-            place: crate::render::Place::default(),
-        }
-    }
-
     /// Messages missing after a reconnect, fetched by /history, go
     /// under the line saying they are missing (newest page first, each
     /// page in order), not above everything; once none is missing, that
@@ -1519,11 +1519,11 @@ mod tests {
                 })
                 .collect()
         };
-        app.add_line(missing("m17"), "12:02".into());
-        app.add_line(missing("m18"), "12:02".into());
+        app.add_line(missing_at("m17", Place::default()), "12:02".into());
+        app.add_line(missing_at("m18", Place::default()), "12:02".into());
         app.add_line(Line::Info("2 missing messages".into()), "12:02".into());
-        app.add_line(missing("m15"), "12:03".into());
-        app.add_line(missing("m16"), "12:03".into());
+        app.add_line(missing_at("m15", Place::default()), "12:03".into());
+        app.add_line(missing_at("m16", Place::default()), "12:03".into());
         assert_eq!(
             shown(&app),
             ["m3", "(gap)", "m15", "m16", "m17", "m18", "m19", "(other)"]
@@ -1554,7 +1554,7 @@ mod tests {
         app.add_line(msg("lobby", "bob", &[], "m19"), "12:01".into());
         assert_eq!(app.entries.len(), MAX_ENTRIES);
         for text in ["m16", "m17", "m18"] {
-            app.add_line(missing(text), "12:02".into());
+            app.add_line(missing_at(text, Place::default()), "12:02".into());
         }
         assert_eq!(app.entries.len(), MAX_ENTRIES + 3);
         app.add_line(msg("lobby", "bob", &[], "m20"), "12:03".into());
@@ -2020,17 +2020,7 @@ mod tests {
             "12:02".into(),
         );
         for q in seq + 10..seq + 15 {
-            let line = Line::Msg {
-                room: Some("lobby".into()),
-                history: true,
-                page: true,
-                missed: true,
-                from: "bob".into(),
-                to: vec![],
-                text: format!("m{q}"),
-                ts: 0,
-                place: crate::render::Place { era: 1, seq: q },
-            };
+            let line = missing_at(&format!("m{q}"), Place { era: 1, seq: q });
             app.add_line(line, "12:02".into());
         }
         let seqs = lobby_seqs(&app);

@@ -557,7 +557,7 @@ fn cut(text: &str, width: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::test_lines::{placed_in, rng};
+    use super::super::app::test_lines::{missing_at, placed_in, rng};
     use super::super::app::{Sending, State};
     use super::super::theme::Theme;
     use super::*;
@@ -953,17 +953,7 @@ mod tests {
         let before = screen(&mut app, 40, 10);
         assert!(before[7].ends_with("bob: m15"), "{before:?}");
         for i in 20..30 {
-            let missing = Line::Msg {
-                room: Some("lobby".into()),
-                history: true,
-                page: true,
-                missed: true,
-                from: "bob".into(),
-                to: vec![],
-                text: format!("m{i}"),
-                ts: 0,
-                place: crate::render::Place::default(),
-            };
+            let missing = missing_at(&format!("m{i}"), crate::render::Place::default());
             app.add_line(missing, "12:03".into());
         }
         assert_eq!(screen(&mut app, 40, 10), before);
