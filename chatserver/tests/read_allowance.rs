@@ -90,6 +90,15 @@ fn pong_after_the_rest(client: &mut Client) {
     assert!(before.iter().all(|f| kind(f) != "error"), "{before:?}");
 }
 
+/// Send `msg` `times` times, each once the one before has come back:
+/// read up to the next `msg` (within 10 frames).
+fn say_echoed(client: &mut Client, msg: &Value, times: usize) {
+    for _ in 0..times {
+        client.send_frame(msg);
+        client.recv_until(10, |f| kind(f) == "msg");
+    }
+}
+
 /// `n` clients in `room`, each with a nickname of 32 letters (Hangul, 3
 /// bytes each in UTF-8): a room whose member list takes about 28 KB.
 /// Each waits until it is in; none reads on.
@@ -202,10 +211,8 @@ fn entering_and_parting_many_replayed_rooms_again_and_again_is_held_to_the_read_
     let text = "z".repeat(2_000);
     for room in &rooms {
         talker.enter(room);
-        for _ in 0..4 {
-            talker.send_frame(&json!({"type": "msg", "room": room, "text": text}));
-            talker.recv_until(10, |f| kind(f) == "msg");
-        }
+        let msg = json!({"type": "msg", "room": room, "text": text});
+        say_echoed(&mut talker, &msg, 4);
         talker.send_frame(&json!({"type": "part", "room": room}));
     }
     pong_after_the_rest(&mut talker);
@@ -262,19 +269,14 @@ fn a_client_entering_its_rooms_again_with_full_replays_and_talking_is_not_held()
     for room in &rooms {
         let mut talker = server.join(&format!("t{room}"));
         talker.enter(room);
-        for _ in 0..15 {
-            talker.send_frame(&json!({"type": "msg", "room": room, "text": text}));
-            talker.recv_until(10, |f| kind(f) == "msg");
-        }
+        let msg = json!({"type": "msg", "room": room, "text": text});
+        say_echoed(&mut talker, &msg, 15);
         talkers.push(talker);
     }
     let mut back = server.join("back");
     // It had talked before: little of its byte allowance's burst is left.
     let long = "y".repeat(10_000);
-    for _ in 0..6 {
-        back.say(&long);
-        back.recv_until(10, |f| kind(f) == "msg");
-    }
+    say_echoed(&mut back, &json!({"type": "msg", "text": long}), 6);
     let enters: Vec<u8> = rooms
         .iter()
         .flat_map(|r| raw(&json!({"type": "enter", "room": r})))
@@ -340,10 +342,8 @@ fn a_client_reading_history_page_by_page_is_slowed_never_closed() {
     let mut talker = server.join("talker");
     talker.enter("old");
     let text = "h".repeat(300);
-    for _ in 0..SAID {
-        talker.send_frame(&json!({"type": "msg", "room": "old", "text": text}));
-        talker.recv_until(10, |f| kind(f) == "msg");
-    }
+    let msg = json!({"type": "msg", "room": "old", "text": text});
+    say_echoed(&mut talker, &msg, SAID);
     let mut reader = server.join("reader");
     reader.enter("old");
     let started = Instant::now();
