@@ -1212,7 +1212,8 @@ pub fn shown_in(entry: &Entry, current: &Option<String>) -> bool {
     }
 }
 
-/// What the screen's tests (here and in `draw`) build their logs of.
+/// What the screen's tests (here, in `draw` and in `cap_paging`) build
+/// their logs of.
 #[cfg(test)]
 pub(crate) mod test_lines {
     use super::{Line, Place};

@@ -9,6 +9,7 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use super::app::test_lines::placed_in;
 use super::app::{App, Effect, State, MAX_ENTRIES, MAX_ENTRIES_EVER};
 use super::theme::Theme;
 use super::{state_of, Shown};
@@ -37,6 +38,28 @@ pub(super) struct Sim {
 
 fn key(code: KeyCode) -> Event {
     Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+/// bob's message `q` of `room`, its text the room and the seq (`lobby7`).
+fn bobs(room: &str, q: u64) -> ServerFrame {
+    ServerFrame::msg(
+        Some(room.into()),
+        q,
+        "bob",
+        vec![],
+        format!("{room}{q}"),
+        0,
+        None,
+    )
+}
+
+/// bob's message `q` of `room` as a replay or a page of history gives it.
+fn bobs_replayed(room: &str, q: u64) -> ServerFrame {
+    let mut m = bobs(room, q);
+    if let ServerFrame::Msg { replay, .. } = &mut m {
+        *replay = true;
+    }
+    m
 }
 
 impl Sim {
@@ -111,16 +134,7 @@ impl Sim {
         *q += 1;
         let q = *q;
         self.logs.get_mut(room).unwrap().push(q);
-        let f = ServerFrame::msg(
-            Some(room.into()),
-            q,
-            "bob",
-            vec![],
-            format!("{room}{q}"),
-            0,
-            None,
-        );
-        self.to_client.push_back(f);
+        self.to_client.push_back(bobs(room, q));
     }
 
     /// The server holds a message of `room` the client is not sent (one
@@ -154,19 +168,7 @@ impl Sim {
             let log = &self.logs[*r];
             let tail: Vec<u64> = log[log.len().saturating_sub(replayed)..].to_vec();
             for q in tail {
-                let mut m = ServerFrame::msg(
-                    Some(r.to_string()),
-                    q,
-                    "bob",
-                    vec![],
-                    format!("{r}{q}"),
-                    0,
-                    None,
-                );
-                if let ServerFrame::Msg { replay, .. } = &mut m {
-                    *replay = true;
-                }
-                self.client_frame(m);
+                self.client_frame(bobs_replayed(r, q));
             }
             let q = self.seq.get_mut(*r).unwrap();
             *q += 1;
@@ -207,21 +209,7 @@ impl Sim {
             let more = start > 0;
             let events = below[start..]
                 .iter()
-                .map(|q| {
-                    let mut m = ServerFrame::msg(
-                        Some(room.clone()),
-                        *q,
-                        "bob",
-                        vec![],
-                        format!("{room}{q}"),
-                        0,
-                        None,
-                    );
-                    if let ServerFrame::Msg { replay, .. } = &mut m {
-                        *replay = true;
-                    }
-                    m
-                })
+                .map(|q| bobs_replayed(&room, *q))
                 .collect();
             self.to_client
                 .push_back(ServerFrame::history(room, events, more));
@@ -511,17 +499,7 @@ fn lobby_cut(older: usize) -> Sim {
     sim.draw();
     // (#rust's lines straight to the screen: the session has no part
     // in them here, and 100,000 of them through it take seconds.)
-    let rust = || Line::Msg {
-        room: Some("rust".into()),
-        history: false,
-        page: false,
-        missed: false,
-        from: "bob".into(),
-        to: vec![],
-        text: "r".into(),
-        ts: 0,
-        place: Default::default(),
-    };
+    let rust = || placed_in("rust", "r", 0, 0, false);
     for i in 0..MAX_ENTRIES_EVER + MAX_ENTRIES {
         if i.is_multiple_of(250) {
             sim.live("lobby");
