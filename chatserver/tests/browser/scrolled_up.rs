@@ -521,16 +521,9 @@ return {
   covered,
 };";
 
-/// A raw client resumes erin's session with the page's token (the page
-/// is told the session went on elsewhere), dave sees her go and says
-/// `texts` in #lobby; then the page's Continue here takes the session
-/// back, and #lobby's log says it reconnected. Returns that log.
-async fn away_and_back(
-    page: &Page,
-    server: &Server,
-    dave: &mut Client,
-    texts: &[&str],
-) -> Vec<Line> {
+/// A raw client resumes erin's session with the token the page keeps
+/// for a reload: the client, and its welcome.
+async fn erin_resumed_by_a_raw_client(page: &Page, server: &Server) -> (Client, Value) {
     let token = page
         .js(
             "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
@@ -541,6 +534,20 @@ async fn away_and_back(
     let mut other = server.connect();
     other.send_frame(&json!({"type": "join", "nick": "erin", "rooms": [], "resume": token}));
     let welcome = other.expect_kind("welcome");
+    (other, welcome)
+}
+
+/// A raw client resumes erin's session with the page's token (the page
+/// is told the session went on elsewhere), dave sees her go and says
+/// `texts` in #lobby; then the page's Continue here takes the session
+/// back, and #lobby's log says it reconnected. Returns that log.
+async fn away_and_back(
+    page: &Page,
+    server: &Server,
+    dave: &mut Client,
+    texts: &[&str],
+) -> Vec<Line> {
+    let (_other, welcome) = erin_resumed_by_a_raw_client(page, server).await;
     assert_eq!(welcome["resumed"], json!(true), "not resumed: {welcome}");
     dave.recv_until(100, |f| common::is_presence(f, "erin", "offline"));
     page.wait_state("elsewhere").await;
@@ -686,16 +693,7 @@ fn the_newest_asked_for_while_disconnected_come_once_reconnected() {
     let server = Server::start(&["--rate", "0"]);
     h.block_on(async {
         let (page, mut dave, last) = erin_in_a_cut_lobby(&h, &server, (1200, 800)).await;
-        let token = page
-            .js(
-                "return JSON.parse(sessionStorage.getItem('chat.resume')).token;",
-                vec![],
-            )
-            .await;
-        let token = token.as_str().expect("the page's session token").to_owned();
-        let mut other = server.connect();
-        other.send_frame(&json!({"type": "join", "nick": "erin", "rooms": [], "resume": token}));
-        other.expect_kind("welcome");
+        let (_other, _) = erin_resumed_by_a_raw_client(&page, &server).await;
         page.wait_state("elsewhere").await;
         let was = view(&page, "lobby").await;
 
