@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Unexpected
 use serde::Deserialize;
 
 use crate::frame::ClientFrame;
+use crate::PayloadError;
 
 /// The values of `"type"` a client may send.
 const KINDS: &[&str] = &[
@@ -467,6 +468,76 @@ impl Members {
             Known::Ping => Ok(ClientFrame::Ping),
             Known::Pong => Ok(ClientFrame::Pong),
         }
+    }
+}
+
+impl Members {
+    /// The room a frame about one room is about, and a `msg`'s `id`, when
+    /// they were read whatever else is wrong: a string `room` given once
+    /// (absent or null in a `msg`: `lobby`), a string `id`.
+    fn about(self) -> Option<(String, Option<String>)> {
+        let Member::Value(Kind::Known(kind)) = self.kind else {
+            return None;
+        };
+        let room = match (kind, self.room) {
+            (Known::Enter | Known::Part | Known::History | Known::Msg, Member::Value(room)) => room,
+            (Known::Msg, Member::Absent) => crate::LOBBY.to_owned(),
+            _ => return None,
+        };
+        let id = match (kind, self.id) {
+            (Known::Msg, Member::Value(id)) => Some(id),
+            _ => None,
+        };
+        Some((room, id))
+    }
+}
+
+/// `error`, what the serde path made of the client frame `payload`, as
+/// [`PayloadError::InRoom`] when it is a frame about one room whose room
+/// could be read (see [`Members::about`]); otherwise as it is.
+pub(crate) fn in_room(payload: &[u8], error: PayloadError) -> PayloadError {
+    let PayloadError::Invalid(message) = error else {
+        return error;
+    };
+    let about = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|text| serde_json::from_str::<About>(text).ok())
+        .and_then(|a| a.0);
+    match about {
+        Some((room, id)) => PayloadError::InRoom { room, id, message },
+        None => PayloadError::Invalid(message),
+    }
+}
+
+/// What [`Members::about`] reads of a payload: only `type`, `room` and
+/// `id`, whatever the other members hold.
+struct About(Option<(String, Option<String>)>);
+
+impl<'de> Deserialize<'de> for About {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AboutVisitor;
+        impl<'de> Visitor<'de> for AboutVisitor {
+            type Value = About;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a client frame")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<About, A::Error> {
+                let mut members = Members::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Type | Key::Room | Key::Id => {
+                            let value = map.next_value::<Any>()?.0;
+                            members.put(key, value);
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(About(members.about()))
+            }
+        }
+        d.deserialize_map(AboutVisitor)
     }
 }
 

@@ -103,6 +103,24 @@ pub enum PayloadError {
         /// What is wrong, in the words [`PayloadError::Invalid`] would use.
         message: String,
     },
+    /// A client frame about one room (`msg`, `enter`, `part`, `history`)
+    /// with another member missing or of the wrong type, whose `room`
+    /// could still be read: [`ClientFrame::from_payload`](crate::ClientFrame::from_payload)
+    /// says it so, where [`parse_payload`] says [`PayloadError::Invalid`]
+    /// with the same words. A server answers `bad_frame` carrying the room
+    /// (and the `msg`'s `id`), as every other error answering such a frame
+    /// does (PROTOCOL.md sections 5.3 and 6), so that its sender can tell
+    /// which request failed.
+    #[error("{message}")]
+    #[non_exhaustive]
+    InRoom {
+        /// The `room` as sent (`lobby` for a `msg` without one).
+        room: String,
+        /// A `msg`'s `id`, when it was a string.
+        id: Option<String>,
+        /// What is wrong, in the words [`PayloadError::Invalid`] would use.
+        message: String,
+    },
 }
 
 /// Why a frame could not be encoded.
@@ -409,7 +427,10 @@ impl crate::ClientFrame {
     /// Parse one payload as a client frame: the same frame or error as
     /// [`parse_payload`]`::<ClientFrame>`, sooner for the plain frames
     /// clients send (flat objects whose strings have no escapes), which
-    /// are read without serde.
+    /// are read without serde. One difference: a frame about a room that
+    /// is bad in another member, whose `room` could be read, is
+    /// [`PayloadError::InRoom`] (with the same words), so that the
+    /// `bad_frame` answering it can name the room.
     ///
     /// ```
     /// use chatproto::ClientFrame;
@@ -423,7 +444,7 @@ impl crate::ClientFrame {
             .and_then(crate::client_scan::scan)
         {
             Some(frame) => Ok(frame),
-            None => parse_payload(payload),
+            None => parse_payload(payload).map_err(|e| crate::client_de::in_room(payload, e)),
         }
     }
 }

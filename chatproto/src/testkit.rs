@@ -273,7 +273,8 @@ impl Sim {
             return;
         }
         let (now, id) = (self.clock(), self.clients[i].id);
-        match crate::parse_payload::<ClientFrame>(payload) {
+        // As a server reads it.
+        match ClientFrame::from_payload(payload) {
             Ok(frame) => self.server.handle_frame(now, id, frame),
             Err(e) => self.server.handle_bad_frame(now, id, &e),
         }
@@ -611,7 +612,8 @@ pub fn check_decode(data: &[u8]) {
         loop {
             let parsed = dec.decode_with(&mut buf, |payload| {
                 let fast = ClientFrame::from_payload(payload);
-                let serde = crate::parse_payload::<ClientFrame>(payload);
+                let serde = crate::parse_payload::<ClientFrame>(payload)
+                    .map_err(|e| crate::client_de::in_room(payload, e));
                 assert_eq!(fast, serde, "the plain-frame scanner agrees with serde");
                 fast
             });

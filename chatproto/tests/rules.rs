@@ -1327,6 +1327,121 @@ fn a_msg_error_names_the_room_and_only_an_id_that_kept_the_rule() {
     );
 }
 
+/// A frame about a room that is bad in another member (a mistyped `id`,
+/// `to` or `text`, a missing `text`, an `enter`'s `since` as a string) is
+/// answered `bad_frame` naming its room, and a `msg`'s id when it kept
+/// the rule, as every other error answering it is: its sender can tell
+/// which room's request failed. A room that could not be read (not a
+/// string, given twice, long and against the rule) is not named.
+#[test]
+fn a_bad_frame_about_a_room_names_it_whatever_member_was_wrong() {
+    let mut sim = sim();
+    let [a] = joined(&mut sim, &["alice"])[..] else {
+        unreachable!()
+    };
+    let long = "x".repeat(40);
+    let cases: Vec<(String, Option<&str>, Option<&str>)> = vec![
+        (
+            r#"{"type":"msg","room":"lobby","text":"hi","id":5}"#.into(),
+            Some("lobby"),
+            None,
+        ),
+        (
+            r#"{"type":"msg","room":"Lobby","to":"bob","text":"hi","id":"m1"}"#.into(),
+            Some("lobby"),
+            Some("m1"),
+        ),
+        (
+            r#"{"type":"msg","room":"ops","text":null,"id":"m2"}"#.into(),
+            Some("ops"),
+            Some("m2"),
+        ),
+        (
+            r#"{"type":"msg","room":"lobby","id":"m3"}"#.into(),
+            Some("lobby"),
+            Some("m3"),
+        ),
+        (
+            r#"{"type":"msg","room":"lobby","to":"bob","text":"hi","id":""}"#.into(),
+            Some("lobby"),
+            None,
+        ),
+        (r#"{"type":"msg","text":7}"#.into(), Some("lobby"), None),
+        (
+            r#"{"type":"msg","room":null,"text":7}"#.into(),
+            Some("lobby"),
+            None,
+        ),
+        (
+            r##"{"type":"msg","room":"#ops","text":7}"##.into(),
+            Some("#ops"),
+            None,
+        ),
+        (
+            r#"{"type":"enter","room":"r4","since":"5","epoch":"abc"}"#.into(),
+            Some("r4"),
+            None,
+        ),
+        (
+            r#"{"type":"history","room":"lobby","before":1e3}"#.into(),
+            Some("lobby"),
+            None,
+        ),
+        (
+            r#"{"type":"history","room":"lobby","limit":-1,"id":"h"}"#.into(),
+            Some("lobby"),
+            None,
+        ),
+        (
+            r#"{"type":"msg","room":5,"text":"hi","id":"m4"}"#.into(),
+            None,
+            None,
+        ),
+        (
+            r#"{"type":"msg","room":"a","room":"b","text":7}"#.into(),
+            None,
+            None,
+        ),
+        (
+            format!(r#"{{"type":"msg","room":"{long}","text":7}}"#),
+            None,
+            None,
+        ),
+        (
+            r#"{"type":"enter","room":null,"since":"5"}"#.into(),
+            None,
+            None,
+        ),
+        (r#"{"type":"enter","since":1}"#.into(), None, None),
+        (
+            r#"{"type":"join","nick":5,"room":"lobby"}"#.into(),
+            None,
+            None,
+        ),
+    ];
+    for (payload, room, id) in cases {
+        sim.send_payload(a, payload.as_bytes());
+        match &sim.take(a)[..] {
+            [ServerFrame::Error {
+                code: ErrorCode::BadFrame,
+                room: r,
+                id: i,
+                message,
+                ..
+            }] => {
+                assert_eq!(
+                    (r.as_deref(), i.as_deref()),
+                    (room, id),
+                    "{payload}: {message}"
+                );
+                assert!(message.starts_with("bad frame: "), "{message}");
+            }
+            other => panic!("{payload}: expected one bad_frame, got {other:?}"),
+        }
+    }
+    assert!(sim.clients[a].open);
+}
+
 /// With a resume window of 0 a session that ended cannot be resumed, but
 /// a takeover still continues the session it takes over: the old
 /// connection was told not to come back, so a fresh session would leave

@@ -700,7 +700,9 @@ fn protocol_md_examples_are_canonical_frames() {
 }
 
 /// The server reads client frames with `ClientFrame::from_payload` (plain
-/// frames without serde): every client vector reads the same that way.
+/// frames without serde): every client vector reads the same that way,
+/// the same frame or an error in the same words (a bad `msg`'s names its
+/// room, see `PayloadError::InRoom`).
 #[test]
 fn client_vectors_read_the_same_without_serde() {
     for v in vectors() {
@@ -708,11 +710,8 @@ fn client_vectors_read_the_same_without_serde() {
             continue;
         }
         let payload = &v.bytes[4..];
-        assert_eq!(
-            ClientFrame::from_payload(payload),
-            chatproto::parse_payload::<ClientFrame>(payload),
-            "line {}",
-            v.line
-        );
+        let fast = ClientFrame::from_payload(payload).map_err(|e| e.to_string());
+        let serde = chatproto::parse_payload::<ClientFrame>(payload).map_err(|e| e.to_string());
+        assert_eq!(fast, serde, "line {}", v.line);
     }
 }

@@ -84,7 +84,16 @@ impl Server {
             return;
         };
         c.last_heard = now.mono;
-        self.error(client, ErrorCode::BadFrame, format!("bad frame: {error}"));
+        let message = format!("bad frame: {error}");
+        match error {
+            // Named as any other answer to a frame about a room names it:
+            // as the server spells it, or as sent if it broke the rule.
+            PayloadError::InRoom { room, id, .. } => {
+                let room = room_name_ref(room).map_or_else(|_| room.clone(), |r| r.into_owned());
+                self.msg_error(client, ErrorCode::BadFrame, Some(&room), id, message);
+            }
+            _ => self.error(client, ErrorCode::BadFrame, message),
+        }
     }
 
     fn join(
