@@ -505,8 +505,14 @@ pub enum ServerFrame {
     /// v2: the rooms that have members, the answer to `rooms`.
     #[non_exhaustive]
     Rooms {
-        /// The rooms.
+        /// The rooms, by name. As many as fit one frame: past that, those
+        /// whose names sort first.
         rooms: Vec<RoomInfo>,
+        /// v2: how many rooms have members, when that is more than are
+        /// listed (the list was cut to fit one frame); absent when the
+        /// list is whole, and from older servers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
     },
     /// Something went wrong; see [`ErrorCode`] for which codes close the connection.
     #[non_exhaustive]
@@ -785,9 +791,18 @@ impl ServerFrame {
         }
     }
 
-    /// A `rooms` answer.
+    /// A `rooms` answer listing every room that has members.
     pub fn rooms(rooms: Vec<RoomInfo>) -> Self {
-        ServerFrame::Rooms { rooms }
+        ServerFrame::Rooms { rooms, total: None }
+    }
+
+    /// A `rooms` answer cut to fit a frame: `rooms` of the `total` rooms
+    /// that have members.
+    pub fn rooms_of(rooms: Vec<RoomInfo>, total: u64) -> Self {
+        ServerFrame::Rooms {
+            rooms,
+            total: Some(total),
+        }
     }
 
     /// An `error` frame with the given code and message.

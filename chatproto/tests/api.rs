@@ -117,6 +117,10 @@ fn every_server_frame_is_built_by_a_constructor() {
             r#"{"type":"rooms","rooms":[{"room":"lobby","members":3}]}"#,
         ),
         (
+            ServerFrame::rooms_of(vec![RoomInfo::new("lobby", 3)], 40),
+            r#"{"type":"rooms","rooms":[{"room":"lobby","members":3}],"total":40}"#,
+        ),
+        (
             ServerFrame::error(ErrorCode::NickTaken, "taken"),
             r#"{"type":"error","code":"nick_taken","message":"taken"}"#,
         ),
@@ -238,7 +242,7 @@ fn client_events_are_built_by_constructors() {
         ClientEvent::presence("rust", "bob", true),
         ClientEvent::history("rust", vec![message.clone()], false),
         ClientEvent::error(ErrorCode::Duplicate, "again", Some("m-1".into()), None),
-        ClientEvent::Rooms(vec![("rust".into(), 1)]),
+        ClientEvent::rooms(vec![("rust".into(), 1)], 0),
         ClientEvent::Notice("bye".into()),
         ClientEvent::Dead,
     ];

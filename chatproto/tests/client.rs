@@ -8,7 +8,7 @@ use common::sent_and_refused;
 use bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, ErrorCode,
-    FrameDecoder, Limits, Now, Output, PresenceStatus, Server, ServerConfig, ServerFrame,
+    FrameDecoder, Limits, Now, Output, PresenceStatus, RoomInfo, Server, ServerConfig, ServerFrame,
     DEFAULT_ID_WINDOW,
 };
 
@@ -416,6 +416,31 @@ fn requests_while_offline_do_not_spoil_the_next_join() {
         .iter()
         .any(|e| matches!(e, ClientEvent::Refused { .. }));
     assert!(!refused, "{:?}", net.peers[a].events);
+}
+
+/// A room list cut to fit a frame says how many rooms it leaves out; a
+/// whole one (or an older server's) leaves out none.
+#[test]
+fn a_cut_room_list_says_how_many_are_not_listed() {
+    let mut c = Client::new("alice", ["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    c.handle_frame(0, lobby_entered());
+    drain(&mut c);
+    let listed = vec![RoomInfo::new("alpha", 2), RoomInfo::new("lobby", 1)];
+    c.handle_frame(0, ServerFrame::rooms_of(listed.clone(), 10_016));
+    c.handle_frame(0, ServerFrame::rooms(listed));
+    let lists: Vec<(usize, u64)> = drain(&mut c)
+        .1
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Rooms {
+                rooms, unlisted, ..
+            } => Some((rooms.len(), unlisted)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lists, [(2, 10_014), (2, 0)]);
 }
 
 /// Away longer than the resume window: the session is fresh and the

@@ -1129,7 +1129,8 @@ fn at_the_room_cap_rooms_without_messages_are_forgotten_first() {
 }
 
 /// A `rooms` answer too long for a frame lists the rooms whose names
-/// sort first, in order, and no more than fit.
+/// sort first, in order, and no more than fit, and says how many rooms
+/// there are (a whole list does not).
 #[test]
 fn a_long_room_list_keeps_the_first_names_in_order() {
     use chatproto::{ClientFrame, RoomInfo, MIN_MAX_FRAME_BYTES};
@@ -1151,10 +1152,12 @@ fn a_long_room_list_keeps_the_first_names_in_order() {
     sim.take(a);
     sim.take(b);
     sim.send(b, ClientFrame::Rooms);
-    let rooms = match sim.take(b).as_slice() {
-        [ServerFrame::Rooms { rooms, .. }] => rooms.clone(),
+    let (rooms, total) = match sim.take(b).as_slice() {
+        [ServerFrame::Rooms { rooms, total, .. }] => (rooms.clone(), *total),
         other => panic!("one rooms answer, got {other:?}"),
     };
+    // Eleven rooms with members: alpha to kilo, and lobby.
+    assert_eq!(total, Some(11), "a cut list says how many there are");
     let expect = [
         ("alpha", 1),
         ("bravo", 1),
@@ -1166,6 +1169,18 @@ fn a_long_room_list_keeps_the_first_names_in_order() {
         ("india", 1),
     ];
     assert_eq!(rooms, expect.map(|(r, m)| RoomInfo::new(r, m)));
+    // Three rooms parted: the eight left fit, and the list is whole.
+    for room in ["kilo", "juliet", "india"] {
+        sim.send(a, ClientFrame::part(room));
+    }
+    sim.take(b);
+    sim.send(b, ClientFrame::Rooms);
+    match sim.take(b).as_slice() {
+        [ServerFrame::Rooms { rooms, total, .. }] => {
+            assert_eq!((rooms.len(), *total), (8, None), "{rooms:?}");
+        }
+        other => panic!("one rooms answer, got {other:?}"),
+    }
 }
 
 /// An `enter` and a `part` of one room handled before anything is drained

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use chatproto::testkit::Sim;
 use chatproto::{
     encode, ClientFrame, ClientId, Decoded, ErrorCode, FrameDecoder, FramingError, Kick, Now,
-    Output, PayloadError, Server, ServerConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
+    Output, PayloadError, RoomInfo, Server, ServerConfig, ServerFrame, DEFAULT_MAX_FRAME_BYTES,
 };
 
 const FILE: &str = include_str!("vectors.txt");
@@ -211,6 +211,12 @@ fn frames_decode_to_their_meaning_and_encode_to_their_bytes() {
     assert_eq!(
         decode::<ServerFrame>(&online),
         Ok(ServerFrame::online(None, nicks))
+    );
+    let cut = find(&vectors(), "s2c", "rooms-cut");
+    let listed = vec![RoomInfo::new("lobby", 2), RoomInfo::new("rust", 2)];
+    assert_eq!(
+        decode::<ServerFrame>(&cut),
+        Ok(ServerFrame::rooms_of(listed, 40))
     );
     let future = find(&vectors(), "s2c-accept", "error-unknown-code");
     assert!(matches!(
@@ -583,7 +589,8 @@ fn a_server_produces_the_server_vectors() {
     assert_eq!(s.closes(), vec![(g, ErrorCode::ResumedElsewhere)]);
 
     // Every server vector comes out of the server, except the continuation
-    // frame, which needs a room too big to list here.
+    // frame and the cut room list, which need a room, or rooms, too many
+    // to list here.
     let mut unproduced: Vec<&str> = s
         .vectors
         .keys()
@@ -591,7 +598,7 @@ fn a_server_produces_the_server_vectors() {
         .filter(|n| !s.produced.contains(n))
         .collect();
     unproduced.sort();
-    assert_eq!(unproduced, vec!["online"]);
+    assert_eq!(unproduced, vec!["online", "rooms-cut"]);
 }
 
 #[test]

@@ -684,12 +684,15 @@ const handlers = {
     backlog.answer(room, events, more, before, session.nick);
   },
 
-  rooms(list) {
+  rooms({ rooms: list, total }) {
     const who = roomsAsks.shift();
-    renderServerRooms($('server-rooms'), list, (r) => joinRoom(r));
+    // A list cut to fit a frame (the first rooms by name) says so.
+    const unlisted = total === null ? 0 : Math.max(0, total - list.length);
+    renderServerRooms($('server-rooms'), list, (r) => joinRoom(r), unlisted);
     if (who === 'cmd') {
       const text = list.map((r) => `#${r.room} (${r.members})`).join(', ');
-      note(current, `rooms: ${text || 'none'}`, 'notice');
+      const more = unlisted > 0 ? `; ${unlisted} more not listed (/join ROOM enters any room by name)` : '';
+      note(current, `rooms: ${text || 'none'}${more}`, 'notice');
     }
   },
 

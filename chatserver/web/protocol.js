@@ -247,6 +247,9 @@ export function decode(text) {
         rooms: o.rooms
           .filter((r) => r && isStr(r.room))
           .map((r) => ({ room: r.room, members: isInt(r.members) ? r.members : 0 })),
+        // How many rooms have members, when the list was cut to fit a
+        // frame (absent: it is whole, or the server does not say).
+        total: isInt(o.total) ? o.total : null,
       };
     case 'error':
       return {

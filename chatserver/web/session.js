@@ -288,7 +288,7 @@ export class Session {
         });
         break;
       case 'rooms':
-        this.emit('rooms', f.rooms);
+        this.emit('rooms', { rooms: f.rooms, total: f.total });
         break;
       case 'error':
         this.error(f);

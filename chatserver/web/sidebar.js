@@ -535,8 +535,11 @@ export class OnlineList {
   }
 }
 
-/** The rooms someone is in, each a button to enter it. */
-export function renderServerRooms(list, rooms, enter) {
+/**
+ * The rooms someone is in, each a button to enter it, and how many more
+ * the server left out (`unlisted`: its list is cut to fit one frame).
+ */
+export function renderServerRooms(list, rooms, enter, unlisted = 0) {
   const items = rooms.map(({ room, members }) => {
     const li = document.createElement('li');
     li.dataset.room = room;
@@ -556,6 +559,12 @@ export function renderServerRooms(list, rooms, enter) {
     const li = document.createElement('li');
     li.className = 'empty';
     li.textContent = 'no rooms';
+    items.push(li);
+  }
+  if (unlisted > 0) {
+    const li = document.createElement('li');
+    li.className = 'unlisted';
+    li.textContent = `${unlisted} more not listed: enter any room by its name above`;
     items.push(li);
   }
   replaceAll(list, items);

@@ -426,6 +426,19 @@ mod tests {
             ServerFrame::rooms(vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 2)]),
         );
         assert_eq!(out.lines, ["* rooms (2): #lobby (3), #rust (2)"]);
+        // A list cut to fit a frame says how many it leaves out.
+        line(&mut s, "/rooms");
+        let out = frame(
+            &mut s,
+            ServerFrame::rooms_of(
+                vec![RoomInfo::new("lobby", 3), RoomInfo::new("rust", 2)],
+                10_016,
+            ),
+        );
+        assert_eq!(
+            out.lines,
+            ["* rooms (2): #lobby (3), #rust (2); 10014 more not listed (/join ROOM enters any room by name)"]
+        );
         // Leaving the current room makes another current.
         let out = line(&mut s, "/part");
         assert_eq!(out.sent, [ClientFrame::part("lobby")]);

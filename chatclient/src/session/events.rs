@@ -371,14 +371,26 @@ impl Session {
                 }
                 self.print(Line::HistoryNote { room, text: what });
             }
-            ClientEvent::Rooms(list) => {
+            ClientEvent::Rooms {
+                rooms: list,
+                unlisted,
+                ..
+            } => {
                 self.listing = self.listing.saturating_sub(1);
                 self.listed_rooms = list.iter().map(|(room, _)| room.clone()).collect();
                 let shown: Vec<String> = list
                     .iter()
                     .map(|(room, members)| format!("#{room} ({members})"))
                     .collect();
-                self.info(format!("rooms ({}): {}", shown.len(), shown.join(", ")));
+                let mut text = format!("rooms ({}): {}", shown.len(), shown.join(", "));
+                // Cut to fit a frame (the first by name): said, with the
+                // way to any room not listed.
+                if unlisted > 0 {
+                    text.push_str(&format!(
+                        "; {unlisted} more not listed (/join ROOM enters any room by name)"
+                    ));
+                }
+                self.info(text);
             }
             ClientEvent::Error {
                 code,

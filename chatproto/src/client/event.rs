@@ -126,8 +126,17 @@ pub enum ClientEvent {
         /// the request this page answered, or stop.
         before: Option<u64>,
     },
-    /// The rooms with members.
-    Rooms(Vec<(String, u64)>),
+    /// The rooms with members, by name, each with how many are in it.
+    #[non_exhaustive]
+    Rooms {
+        /// The rooms listed. When they do not all fit one frame, the
+        /// server lists those whose names sort first.
+        rooms: Vec<(String, u64)>,
+        /// How many more rooms have members and are not listed (0: the
+        /// list is whole, or the server does not say). Any of them can
+        /// still be entered by name.
+        unlisted: u64,
+    },
     /// A request failed. `id` is set when it answered a message this
     /// client sent (that message is given up). With
     /// [`ErrorCode::ResumedElsewhere`] (or another code that closes the
@@ -263,6 +272,11 @@ impl ClientEvent {
             more,
             before,
         }
+    }
+
+    /// [`ClientEvent::Rooms`]: `rooms` listed, `unlisted` more not.
+    pub fn rooms(rooms: Vec<(String, u64)>, unlisted: u64) -> Self {
+        ClientEvent::Rooms { rooms, unlisted }
     }
 
     /// [`ClientEvent::Error`].

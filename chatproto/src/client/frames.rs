@@ -101,9 +101,11 @@ impl Client {
                     before,
                 });
             }
-            ServerFrame::Rooms { rooms } => {
+            ServerFrame::Rooms { rooms, total } => {
+                let listed = rooms.len() as u64;
                 let list = rooms.into_iter().map(|r| (r.room, r.members)).collect();
-                self.event(ClientEvent::Rooms(list));
+                let unlisted = total.map_or(0, |t| t.saturating_sub(listed));
+                self.event(ClientEvent::rooms(list, unlisted));
             }
             ServerFrame::Error {
                 code,

@@ -353,7 +353,8 @@ impl Server {
         // A name is at most 32 bytes; with its count and punctuation an
         // entry is under 64.
         let fit = (self.config.max_frame_bytes - FRAME_OVERHEAD) / 64;
-        if rooms.len() > fit {
+        let total = rooms.len();
+        if total > fit {
             // Only the first `fit` names are sorted, not every room's:
             // asked often, the answer costs little more than a look at
             // each room.
@@ -361,11 +362,16 @@ impl Server {
             rooms.truncate(fit);
         }
         rooms.sort_unstable();
-        ServerFrame::Rooms {
-            rooms: rooms
-                .into_iter()
-                .map(|(n, m)| RoomInfo::new(n, m as u64))
-                .collect(),
+        let listed = rooms.len();
+        let rooms = rooms
+            .into_iter()
+            .map(|(n, m)| RoomInfo::new(n, m as u64))
+            .collect();
+        // Cut: said, so that a client does not take the list for all.
+        if total > listed {
+            ServerFrame::rooms_of(rooms, total as u64)
+        } else {
+            ServerFrame::rooms(rooms)
         }
     }
 }

@@ -538,6 +538,68 @@ async fn refresh_rooms(h: &Harness, server: &Server) {
     page.close().await;
 }
 
+/// A room list the server cut to fit one frame (eight rooms with the
+/// smallest frames) says how many rooms it left out, in the panel and
+/// in the answer to `/rooms`; a whole list says nothing of the kind.
+#[test]
+fn a_cut_room_list_says_how_many_rooms_are_not_listed() {
+    let Some(h) = Harness::start("a_cut_room_list_says_how_many_rooms_are_not_listed") else {
+        return;
+    };
+    let server = Server::start(&["--max-frame-bytes", "1024"]);
+    h.block_on(cut_room_list(&h, &server));
+}
+
+async fn cut_room_list(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 600)).await;
+    let mut bob = server.join("bob");
+    bob.enter("room-01");
+    let panel = async |want: &str, not: Option<&str>| {
+        page.js(
+            "document.getElementById('server-rooms-panel').open = true;
+             document.getElementById('server-rooms-refresh').click();
+             return null;",
+            vec![],
+        )
+        .await;
+        wait_for(&format!("the room list saying {want:?}"), async || {
+            let v = page
+                .js(
+                    "return document.getElementById('server-rooms').textContent;",
+                    vec![],
+                )
+                .await;
+            let text = v.as_str().unwrap_or_default().to_owned();
+            if text.contains(want) && not.is_none_or(|n| !text.contains(n)) {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        })
+        .await
+    };
+    // Two rooms: the whole list.
+    panel("#room-01", Some("not listed")).await;
+    for i in 2..=10 {
+        bob.enter(&format!("room-{i:02}"));
+    }
+    // Eleven: lobby and room-01 to room-07 listed, three more not.
+    let text = panel("3 more not listed", None).await;
+    assert!(
+        text.contains("#room-07") && !text.contains("#room-08"),
+        "{text}"
+    );
+    page.type_line("/rooms").await;
+    let said = "3 more not listed (/join ROOM enters any room by name)";
+    page.wait_lines("the answer to /rooms", "lobby", |lines| {
+        lines
+            .iter()
+            .any(|l| l.text.starts_with("rooms: #lobby (2)") && l.text.ends_with(said))
+    })
+    .await;
+    page.close().await;
+}
+
 #[test]
 fn a_line_of_several_lines_sent_after_an_error_is_shown_in_view() {
     let Some(h) = Harness::start("a_line_of_several_lines_sent_after_an_error") else {
