@@ -109,9 +109,11 @@ pub fn note(line: &Line, time: &str) -> Option<String> {
                 .str("text", &crate::render::history_gone(room))
                 .end(time),
         ),
-        Line::HistoryStart { room, .. } => Some(
+        Line::HistoryStart {
+            room, older_gone, ..
+        } => Some(
             Object::new("info")
-                .str("text", &crate::render::history_start(room))
+                .str("text", &crate::render::history_start(room, *older_gone))
                 .end(time),
         ),
         Line::Gap { room, filled } => Some(

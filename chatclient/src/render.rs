@@ -109,6 +109,10 @@ pub enum Line {
         /// The room (named on the line, and where the full-screen client
         /// files it).
         room: String,
+        /// The server no longer keeps older messages (its retention or
+        /// its cap deleted them): the mark says so, not that the room's
+        /// history starts here.
+        older_gone: bool,
         /// The history it is the start of (see [`Place::era`]): the
         /// full-screen client puts the mark above that history's first
         /// message, below an earlier one's (0: the newest on the screen).
@@ -328,9 +332,11 @@ pub fn render(line: &Line, style: Style, time: Option<&str>) -> String {
             out.push_str("* ");
             out.push_str(&escape_control(&history_gone(room)));
         }
-        Line::HistoryStart { room, .. } => {
+        Line::HistoryStart {
+            room, older_gone, ..
+        } => {
             out.push_str("* ");
-            out.push_str(&escape_control(&history_start(room)));
+            out.push_str(&escape_control(&history_start(room, *older_gone)));
         }
         Line::Gap { room, filled } => {
             out.push_str("* ");
@@ -381,8 +387,12 @@ pub fn gap(room: &str, filled: bool) -> String {
 }
 
 /// What a [`Line::HistoryStart`] says.
-pub fn history_start(room: &str) -> String {
-    format!("the start of #{room}'s history")
+pub fn history_start(room: &str, older_gone: bool) -> String {
+    if older_gone {
+        format!("older messages of #{room} are no longer kept")
+    } else {
+        format!("the start of #{room}'s history")
+    }
 }
 
 /// What a [`Line::HistoryGone`] says.

@@ -501,6 +501,13 @@ pub enum ServerFrame {
         /// `history_scan` bound may be empty and still carry it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<u64>,
+        /// v2: without `more`: where the room's kept history starts now,
+        /// as `entered.oldest` says it (every message with a seq at least
+        /// this is kept). Above 1, older messages were deleted (the
+        /// server's retention or its cap), so the page reached that, not
+        /// the room's beginning. Absent from older servers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        oldest: Option<u64>,
     },
     /// v2: the rooms that have members, the answer to `rooms`.
     #[non_exhaustive]
@@ -772,6 +779,19 @@ impl ServerFrame {
             events,
             more,
             before: None,
+            oldest: None,
+        }
+    }
+
+    /// The last `history` page of `room`: no `more`, and `oldest`, where
+    /// the room's kept history starts now.
+    pub fn history_to(room: impl Into<String>, events: Vec<ServerFrame>, oldest: u64) -> Self {
+        ServerFrame::History {
+            room: room.into(),
+            events,
+            more: false,
+            before: None,
+            oldest: Some(oldest),
         }
     }
 
@@ -788,6 +808,7 @@ impl ServerFrame {
             events,
             more,
             before: more.then_some(before),
+            oldest: None,
         }
     }
 

@@ -113,6 +113,10 @@ fn every_server_frame_is_built_by_a_constructor() {
             r#"{"type":"history","room":"rust","events":[{"type":"msg","room":"rust","seq":7,"from":"alice","to":["bob"],"text":"hi","ts":1000,"id":"m-1","replay":true}],"more":true}"#,
         ),
         (
+            ServerFrame::history_to("rust", vec![], 903),
+            r#"{"type":"history","room":"rust","events":[],"more":false,"oldest":903}"#,
+        ),
+        (
             ServerFrame::rooms(vec![RoomInfo::new("lobby", 3)]),
             r#"{"type":"rooms","rooms":[{"room":"lobby","members":3}]}"#,
         ),

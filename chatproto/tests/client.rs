@@ -443,6 +443,45 @@ fn a_cut_room_list_says_how_many_are_not_listed() {
     assert_eq!(lists, [(2, 10_014), (2, 0)]);
 }
 
+/// A last history page says where the room's kept history starts: the
+/// page's own `oldest`, or from a server that does not say it, the
+/// room's `entered`; a page with more says nothing of it.
+#[test]
+fn a_last_history_page_says_where_the_kept_history_starts() {
+    let mut c = Client::new("alice", ["lobby"], "a-");
+    c.handle_connected(0);
+    c.handle_frame(0, fresh_welcome());
+    // Retention had deleted up to seq 40 when alice entered.
+    c.handle_frame(
+        0,
+        ServerFrame::entered("lobby", "e1", 90, 41, vec!["alice".into()], false),
+    );
+    drain(&mut c);
+    c.handle_frame(0, ServerFrame::history_from("lobby", vec![], true, 60));
+    // An older server: no `oldest`, the `entered`'s stands.
+    c.handle_frame(0, ServerFrame::history("lobby", vec![], false));
+    // Retention ran again since.
+    c.handle_frame(0, ServerFrame::history_to("lobby", vec![], 75));
+    c.handle_frame(0, ServerFrame::history("lobby", vec![], false));
+    let said: Vec<(bool, Option<u64>)> = drain(&mut c)
+        .1
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::History { more, oldest, .. } => Some((more, oldest)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (true, None),
+            (false, Some(41)),
+            (false, Some(75)),
+            (false, Some(75))
+        ]
+    );
+}
+
 /// Away longer than the resume window: the session is fresh and the
 /// server remembers none of alice's ids. A message it had stored before
 /// the connection dropped is recognised in the replay, not sent twice.

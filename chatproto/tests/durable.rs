@@ -1433,6 +1433,71 @@ fn messages_retention_deleted_are_forgotten_from_memory_too() {
     );
 }
 
+/// The page that reaches where a room's kept history starts says where
+/// that is: after retention, a member who entered before it and pages
+/// back is told older messages were deleted (an empty page without
+/// `more` looked like the room's start), and paging back to the room's
+/// real start says 1.
+#[test]
+fn the_last_history_page_says_where_the_kept_history_starts() {
+    let mut sim = two();
+    let last = |frames: Vec<ServerFrame>| -> (Vec<String>, bool, Option<u64>) {
+        let texts = texts_of(&frames);
+        match frames.as_slice() {
+            [ServerFrame::History { more, oldest, .. }] => (texts, *more, *oldest),
+            other => panic!("one page, got {other:?}"),
+        }
+    };
+    for n in 0..10 {
+        say(&mut sim, 0, &format!("m{n}"), &format!("id{n}"));
+    }
+    sim.take(1);
+    // Paged to the start: 1, the room's beginning.
+    sim.send(1, ClientFrame::history("lobby", None, Some(50)));
+    let (texts, more, oldest) = last(sim.take(1));
+    assert_eq!((texts.len(), more, oldest), (10, false, Some(1)));
+    sim.send(1, ClientFrame::history("lobby", None, Some(5)));
+    let (texts, more, oldest) = last(sim.take(1));
+    assert_eq!((texts[0].as_str(), more, oldest), ("m5", true, None));
+    let epoch = sim.store.records.iter().find_map(|r| match r {
+        Record::Room { name, epoch, .. } if &**name == "lobby" => Some(epoch.clone()),
+        _ => None,
+    });
+    // Alice and bob entered at seqs 1 and 2: m7 is seq 10.
+    sim.server
+        .handle_pruned_epoch("lobby", &epoch.expect("lobby stored"), 10);
+    sim.send(1, ClientFrame::history("lobby", Some(8), Some(5)));
+    let (texts, more, oldest) = last(sim.take(1));
+    assert_eq!((texts.len(), more, oldest), (0, false, Some(10)));
+}
+
+/// Retention deleted older messages from the store and the core has not
+/// heard yet: a page read from the store says where its history starts
+/// now, as the store read it.
+#[test]
+fn a_page_read_from_the_store_says_where_retention_left_its_start() {
+    let mut sim = ten_said();
+    // m0 to m9 are seqs 3 to 12; memory holds m6 to m9. Retention keeps
+    // m4 on (seq 7).
+    sim.store
+        .records
+        .retain(|r| !matches!(r, Record::Event(e) if e.seq < 7));
+    sim.send(1, ClientFrame::history("lobby", Some(9), Some(8)));
+    let bob = sim.take(1);
+    assert_eq!(texts_of(&bob), ["m4", "m5"]);
+    assert!(
+        matches!(
+            &bob[0],
+            ServerFrame::History {
+                more: false,
+                oldest: Some(7),
+                ..
+            }
+        ),
+        "{bob:?}"
+    );
+}
+
 /// The store's room records in order: "room NAME" and "forgotten NAME".
 /// Retention deleted what follows bob's `since` and the core has not
 /// heard yet: the store's page says where the room's history starts

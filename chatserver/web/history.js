@@ -146,7 +146,7 @@ export class HistoryLoader {
     if (this.reached.has(room) || before <= Math.max(r.oldest, 1)) {
       this.reached.add(room);
       this.set(room, 'start');
-      return fromScroll ? null : `no older messages in #${room}`;
+      return fromScroll ? null : this.noOlder(room);
     }
     if (session.history(room, before, limit)) {
       this.queue(room).push(typed ? 'typed' : 'older');
@@ -232,13 +232,14 @@ export class HistoryLoader {
       if (typed) {
         const n = events.length;
         const what = n === 1 ? '1 older message' : `${n} older messages`;
+        const end = this.olderGone(room) ? 'older ones are no longer kept' : 'that is all';
         this.told(
           room,
           n === 0
             ? further
               ? `no older messages for you in this stretch of #${room}; /history looks further back`
-              : `no older messages in #${room}`
-            : `${what} of #${room} shown above; ${further ? '/history shows more' : 'that is all'}`,
+              : this.noOlder(room)
+            : `${what} of #${room} shown above; ${further ? '/history shows more' : end}`,
         );
       }
       return;
@@ -293,7 +294,21 @@ export class HistoryLoader {
 
   set(room, state) {
     this.state.set(room, state);
-    this.view.setOlder(room, state);
+    this.view.setOlder(room, state, this.olderGone(room));
+  }
+
+  /**
+   * Whether the server keeps nothing of `room` below where its history
+   * was begun: its kept history starts above the room's first seq, so
+   * older messages were deleted (retention), not absent.
+   */
+  olderGone(room) {
+    return (this.session()?.roomState(room)?.oldest ?? 0) > 1;
+  }
+
+  /** What a /history that finds nothing older says. */
+  noOlder(room) {
+    return this.olderGone(room) ? `older messages of #${room} are no longer kept` : `no older messages in #${room}`;
   }
 
   queue(room) {

@@ -130,6 +130,8 @@ export class MessageView {
       pending,
       older,
       start,
+      /** The server keeps nothing older than the top: `start` says so. */
+      olderGone: false,
       seqs: new Map(),
       plain: 0,
       stick: true,
@@ -355,9 +357,15 @@ export class MessageView {
   }
 
   /** Whether more history can be asked for (the button), or the start was reached. */
-  setOlder(room, state) {
+  /**
+   * The top of `room`'s log: `state` of its older pages ('more',
+   * 'loading', 'start', 'none'); `olderGone`: the server no longer keeps
+   * what is older than its start (it says so, not "the start").
+   */
+  setOlder(room, state, olderGone = false) {
     const r = this.rooms.get(room);
     if (!r) return;
+    r.olderGone = olderGone;
     const gone = state !== 'more' && state !== 'loading';
     // Tabbed to, the button asks for a page by itself (it comes into
     // view): disabled, it dropped the focus to the page's body, so it is
@@ -677,11 +685,16 @@ function clearedAtTop(r) {
   return true;
 }
 
-/** The line above a room's log once its start is reached, which says when `/clear` hid what follows it. */
+/**
+ * The line above a room's log once its start is reached (or where the
+ * server's kept history starts, older messages deleted), which says when
+ * `/clear` hid what follows it.
+ */
 function startText(room, r) {
-  r.start.textContent = clearedAtTop(r)
-    ? `This is the start of #${room}'s history; /history shows again what /clear hid.`
-    : `This is the start of #${room}'s history.`;
+  const start = r.olderGone
+    ? `Older messages of #${room} are no longer kept`
+    : `This is the start of #${room}'s history`;
+  r.start.textContent = clearedAtTop(r) ? `${start}; /history shows again what /clear hid.` : `${start}.`;
 }
 
 /**

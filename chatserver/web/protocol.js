@@ -239,6 +239,8 @@ export function decode(text) {
         // Where the next older page starts (a page that stopped short of
         // a full one says so; absent, it is the oldest message's seq).
         before: o.more === true && isInt(o.before) ? o.before : null,
+        // The last page: where the room's kept history starts now.
+        oldest: o.more !== true && isInt(o.oldest) ? o.oldest : null,
       };
     case 'rooms':
       if (!Array.isArray(o.rooms)) return null;

@@ -279,7 +279,11 @@ export class Session {
         if (m) this.emit('message', m);
         break;
       }
-      case 'history':
+      case 'history': {
+        // Where the room's kept history starts now: retention may have
+        // moved it since `entered` said.
+        const r = this.rooms.get(f.room);
+        if (r && f.oldest !== null) r.oldest = Math.max(r.oldest, f.oldest);
         this.emit('history', {
           room: f.room,
           events: f.events.map((e) => this.message(e, false)).filter(Boolean),
@@ -287,6 +291,7 @@ export class Session {
           before: f.before ?? (f.more && f.events.length ? f.events[0].seq : null),
         });
         break;
+      }
       case 'rooms':
         this.emit('rooms', { rooms: f.rooms, total: f.total });
         break;

@@ -267,6 +267,7 @@ impl Session {
                 events,
                 more,
                 before,
+                oldest,
                 ..
             } => {
                 let newest = events
@@ -326,6 +327,9 @@ impl Session {
                         self.print(line);
                     }
                 }
+                // The server keeps nothing older, but the room began
+                // before that: older messages were deleted, not absent.
+                let older_gone = !more && oldest.is_some_and(|o| o > 1);
                 let paged = self.paged.entry(room.clone()).or_default();
                 *paged += count;
                 // With the pages before it, when there were some.
@@ -348,15 +352,23 @@ impl Session {
                         },
                         if more {
                             "/history shows more"
+                        } else if older_gone {
+                            "older ones are no longer kept"
                         } else {
                             "that is all"
                         }
                     ),
+                    (0, false) if older_gone => {
+                        format!("older messages of #{room} are no longer kept")
+                    }
                     (0, false) => format!("no older messages in #{room}"),
                     (0, true) => format!(
                         "no older messages for you in this stretch of #{room}; \
                          /history looks further back"
                     ),
+                    (_, false) if older_gone => {
+                        format!("{brought}; older ones are no longer kept")
+                    }
                     (_, false) => format!("{brought}; that is all"),
                     (_, true) => format!("{brought}; /history shows more"),
                 };
@@ -366,6 +378,7 @@ impl Session {
                     let era = self.place(&room, 0).era;
                     self.print(Line::HistoryStart {
                         room: room.clone(),
+                        older_gone,
                         era,
                     });
                 }

@@ -650,6 +650,60 @@ mod tests {
         assert!(!s.pages_back("lobby"), "offline");
     }
 
+    /// Paging back to where the server's kept history starts, when its
+    /// retention deleted older messages, says they are no longer kept,
+    /// not that nothing is older: in the note of the page, and in the
+    /// full-screen client's mark at the top. From a server that does not
+    /// say where a page stops, the room's `entered` tells.
+    #[test]
+    fn paging_back_to_what_retention_left_says_older_messages_are_gone() {
+        let entered_at = |s: &mut Session, oldest: u64| {
+            let f = ServerFrame::entered("lobby", "e1", 1000, oldest, vec!["alice".into()], false);
+            frame(s, f);
+            frame(s, presence("lobby", 1001, "alice", true));
+        };
+        let mut s = welcomed(&["lobby"]);
+        entered_at(&mut s, 1);
+        frame(&mut s, msg("lobby", 1002, "bob", &[], "live"));
+        line(&mut s, "/history 5");
+        let m903 = || replayed(msg("lobby", 903, "bob", &[], "m903"), None);
+        // Retention ran since alice entered: the page says so.
+        let out = frame(&mut s, ServerFrame::history_to("lobby", vec![m903()], 903));
+        assert_eq!(
+            out.lines,
+            [
+                "[history] bob: m903",
+                "* 1 older message of #lobby; older ones are no longer kept"
+            ]
+        );
+        line(&mut s, "/history 5");
+        let out = frame(&mut s, ServerFrame::history_to("lobby", vec![], 903));
+        assert_eq!(out.lines, ["* older messages of #lobby are no longer kept"]);
+        // The room's real start is the start.
+        let mut s = welcomed(&["lobby"]);
+        entered_at(&mut s, 1);
+        line(&mut s, "/history 5");
+        let out = frame(&mut s, ServerFrame::history_to("lobby", vec![], 1));
+        assert_eq!(out.lines, ["* no older messages in #lobby"]);
+        // An older server's page: the `entered` said 903.
+        let mut s = welcomed(&["lobby"]);
+        s.name_every_room();
+        entered_at(&mut s, 903);
+        drain(&mut s);
+        line(&mut s, "/history 5");
+        s.handle_frame(0, ServerFrame::history("lobby", vec![m903()], false));
+        let said: Vec<Action> = std::iter::from_fn(|| s.poll()).collect();
+        let start = said.iter().find_map(|a| match a {
+            Action::Print(Line::HistoryStart { older_gone, .. }) => Some(*older_gone),
+            _ => None,
+        });
+        assert_eq!(start, Some(true), "{said:?}");
+        assert_eq!(
+            crate::render::history_start("lobby", true),
+            "older messages of #lobby are no longer kept"
+        );
+    }
+
     /// The full-screen client's `/clear` (typed, or its way back to the
     /// newest messages of a room read back past the lines it keeps,
     /// which asks `/history` right after): a page asked before it came

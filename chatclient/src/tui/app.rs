@@ -871,7 +871,7 @@ impl App {
                     self.entries.remove(i);
                 }
             }
-            Line::HistoryStart { room, era } => {
+            Line::HistoryStart { room, era, .. } => {
                 let era = *era;
                 if self.pages_past_a_cut(&Some(room.clone())) {
                     // Where a page not shown stopped (see above).
@@ -1435,6 +1435,7 @@ mod tests {
         app.add_line(msg("lobby", "bob", &[], "m2"), "12:00".into());
         let start = || Line::HistoryStart {
             room: "lobby".into(),
+            older_gone: false,
             era: 0,
         };
         let texts = |app: &App| -> Vec<String> {
@@ -2325,6 +2326,7 @@ mod tests {
         app.add_line(placed("n2", 2, 2, true), "12:02".into());
         let start = Line::HistoryStart {
             room: "lobby".into(),
+            older_gone: false,
             era: 2,
         };
         app.add_line(start, "12:02".into());
@@ -2350,6 +2352,7 @@ mod tests {
         app.add_line(gone, "12:01".into());
         let start = Line::HistoryStart {
             room: "lobby".into(),
+            older_gone: false,
             era: 2,
         };
         app.add_line(start, "12:02".into());

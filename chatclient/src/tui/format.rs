@@ -186,9 +186,11 @@ fn lay_out(
                 escape_control(&crate::render::history_gone(room)).into_owned(),
             ));
         }
-        Line::HistoryStart { room, .. } => {
+        Line::HistoryStart {
+            room, older_gone, ..
+        } => {
             // No time: it marks a place, not a moment.
-            let text = format!("— {} —", crate::render::history_start(room));
+            let text = format!("— {} —", crate::render::history_start(room, *older_gone));
             body.push(Span::styled(
                 escape_control(&text).into_owned(),
                 theme.quiet(),

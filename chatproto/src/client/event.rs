@@ -125,6 +125,12 @@ pub enum ClientEvent {
         /// would get the newest page again, so go on from the `before` of
         /// the request this page answered, or stop.
         before: Option<u64>,
+        /// Without `more`: where the room's kept history starts (the
+        /// page's `oldest`, or from a server that does not say it, the
+        /// room's `entered`). Above 1, older messages were deleted (the
+        /// server's retention or its cap): say so, not that this is the
+        /// start of the room's history. `None` with `more`.
+        oldest: Option<u64>,
     },
     /// The rooms with members, by name, each with how many are in it.
     #[non_exhaustive]
@@ -271,6 +277,7 @@ impl ClientEvent {
             events,
             more,
             before,
+            oldest: None,
         }
     }
 

@@ -82,6 +82,7 @@ impl Client {
                 events,
                 more,
                 before,
+                oldest: kept_from,
             } => {
                 // A server that does not say where the next page starts
                 // (chatserver before 0.3): from the oldest message of this one.
@@ -94,11 +95,23 @@ impl Client {
                     .filter_map(|f| self.message(f, false))
                     .collect();
                 let before = if more { before.or(oldest) } else { None };
+                // Where the kept history starts: from the page, or from a
+                // server that does not say, from the room's `entered`.
+                let state = self.rooms.get_mut(&room);
+                let oldest = match (more, state) {
+                    (true, _) => None,
+                    (false, Some(r)) => {
+                        r.oldest = r.oldest.max(kept_from.unwrap_or(0));
+                        Some(r.oldest)
+                    }
+                    (false, None) => kept_from,
+                };
                 self.event(ClientEvent::History {
                     room,
                     events,
                     more,
                     before,
+                    oldest,
                 });
             }
             ServerFrame::Rooms { rooms, total } => {
@@ -237,6 +250,7 @@ impl Client {
             r.last_seq = seq;
         }
         r.epoch = Some(epoch);
+        r.oldest = oldest;
         r.entered = true;
         r.roster.set(&online);
         if parting {

@@ -60,6 +60,9 @@ struct RoomState {
     /// The epoch and last seq seen, to enter again with `since`.
     epoch: Option<String>,
     last_seq: u64,
+    /// Where its kept history starts, as the server last said (its
+    /// `entered`, or a last `history` page).
+    oldest: u64,
     /// Who is in it.
     roster: Roster,
     /// Entered on this connection.

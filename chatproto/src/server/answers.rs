@@ -60,6 +60,17 @@ impl Server {
         online
     }
 
+    /// Where `room`'s kept history starts, the `oldest` of `entered` and
+    /// of a last `history` page: where a client can page back to (the
+    /// store, when there is one).
+    fn kept_from(&self, room: &crate::server::room::Room) -> u64 {
+        if self.config.durable {
+            room.stored_from.min(room.history_start)
+        } else {
+            room.history_start
+        }
+    }
+
     /// The `entered` answer for `conn`, its continuation and its replay,
     /// queued to go before the entering presence.
     pub(super) fn entered(
@@ -74,12 +85,7 @@ impl Server {
         };
         let online = self.roster_with(room, sid);
         let durable = self.config.durable;
-        // Where a client can page back to: the store, when there is one.
-        let oldest = if durable {
-            room.stored_from.min(room.history_start)
-        } else {
-            room.history_start
-        };
+        let oldest = self.kept_from(room);
         // A `since` past the room's seq (same epoch) was seen before a
         // restart that lost it (the store failed, and the server stopped
         // before it recovered): what the client missed is unknown, so it
@@ -340,7 +346,14 @@ impl Server {
             (true, None, None) => from,
         };
         let events = page.into_iter().map(|e| replay_frame(e, sid)).collect();
-        ServerFrame::history_from(name, events, more || trimmed, before)
+        // The last page says where the kept history starts, so that a
+        // client tells the room's beginning from messages deleted.
+        match self.rooms.get(name) {
+            Some(room) if !more && !trimmed => {
+                ServerFrame::history_to(name, events, self.kept_from(room))
+            }
+            _ => ServerFrame::history_from(name, events, more || trimmed, before),
+        }
     }
 
     pub(super) fn room_list(&self) -> ServerFrame {

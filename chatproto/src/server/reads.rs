@@ -201,10 +201,15 @@ impl Server {
                 room,
                 before,
                 limit,
-                ..
+                epoch,
             } => {
                 let frame = match found {
                     Ok(page) => {
+                        // Where the store's history starts as it read:
+                        // retention may have run before the core heard.
+                        if let Some(o) = page.oldest {
+                            self.pruned(&room, Some(&epoch), o);
+                        }
                         let events: Vec<Arc<Event>> =
                             page.events.into_iter().map(Arc::new).collect();
                         self.history_frame(

@@ -234,7 +234,14 @@ impl Model {
             Some(ServerFrame::Msg { seq, .. }) => *seq,
             _ => asked,
         };
-        self.push(i, ServerFrame::history_from(room, events, more, oldest));
+        // The model forgets no message: the last page reaches the room's
+        // start, 1, as `entered.oldest` says.
+        let page = if more {
+            ServerFrame::history_from(room, events, more, oldest)
+        } else {
+            ServerFrame::history_to(room, events, 1)
+        };
+        self.push(i, page);
     }
 
     pub(crate) fn rooms(&mut self, i: usize) {

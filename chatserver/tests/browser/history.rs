@@ -440,6 +440,75 @@ fn an_older_page_is_not_read_out_by_the_log() {
     });
 }
 
+/// The server no longer keeps the oldest messages of a room erin entered
+/// (its memory's cap here; retention on disk does the same): paging back
+/// to where the kept history starts, the top of her log says they are no
+/// longer kept, not that the room's history starts there, and so does
+/// `/history`'s answer.
+#[test]
+fn the_top_of_a_log_whose_older_messages_went_says_they_are_no_longer_kept() {
+    let Some(h) = Harness::start("the_top_of_a_log_whose_older_messages_went") else {
+        return;
+    };
+    let server = Server::start(&[
+        "--rate",
+        "0",
+        "--store",
+        "memory",
+        "--history-per-room",
+        "100",
+    ]);
+    h.block_on(older_gone(&h, &server));
+}
+
+async fn older_gone(h: &Harness, server: &Server) {
+    let said = |i: usize| format!("said {i:03}");
+    let mut dave = server.join("dave");
+    let say = |dave: &mut Client, from: usize, to: usize| {
+        for i in from..=to {
+            dave.send_frame(&json!({"type": "msg", "text": said(i)}));
+        }
+        let last = said(to);
+        dave.recv_until(to - from + 10, |f| {
+            f["type"] == "msg" && f["text"] == last.as_str()
+        });
+    };
+    say(&mut dave, 1, 70);
+    // Erin is shown the newest fifty, more than her log shows at once
+    // (it asks for no page by itself); the server keeps all seventy.
+    let page = Page::join(h, server.addr(), "erin", (1000, 400)).await;
+    page.wait_texts("lobby", &[said(70).as_str()]).await;
+    // A hundred more: memory keeps the newest hundred, from "said 071"
+    // on, above the oldest erin was shown.
+    say(&mut dave, 71, 170);
+    page.wait_texts("lobby", &[said(170).as_str()]).await;
+    let top = wait_for("the top of erin's log", async || {
+        let v = page
+            .js(
+                "document.getElementById('messages').scrollTop = 0;
+                 const s = document.querySelector('.room-log[data-room=\"lobby\"] .log-start');
+                 return s && !s.hidden && s.textContent;",
+                vec![],
+            )
+            .await;
+        match v.as_str() {
+            Some(text) => Ok(text.to_owned()),
+            None => Err(v.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(top, "Older messages of #lobby are no longer kept.");
+    let msgs = page.msgs("lobby").await;
+    assert_eq!(msgs.first().map(|m| m.text.as_str()), Some("said 021"));
+    page.type_line("/history").await;
+    page.wait_lines("/history's answer", "lobby", |ls| {
+        ls.iter()
+            .any(|l| l.text == "older messages of #lobby are no longer kept")
+    })
+    .await;
+    page.close().await;
+}
+
 /// Whether `room`'s log offers "Load older messages", and whether it says
 /// it starts at the start of the room's history.
 const OLDER_JS: &str =
