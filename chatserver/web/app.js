@@ -40,6 +40,12 @@ const catchup = new Map();
 /** Rooms whose log said the connection was lost, until it says it is back. */
 const toldLost = new Set();
 /**
+ * Rooms of a session this page resumed when it was loaded (a reload, or
+ * a copy of a tab whose session went elsewhere), until our own presence
+ * there, which says so instead of "joined".
+ */
+const reloaded = new Set();
+/**
  * room -> what its reconnected line says instead of "nothing missed" (a gap
  * in what was missed, or a history begun anew), until our own presence there.
  */
@@ -367,6 +373,7 @@ function forgetRoom(room) {
   backlog.forget(room);
   catchup.delete(room);
   toldLost.delete(room);
+  reloaded.delete(room);
   gapped.delete(room);
 }
 
@@ -543,6 +550,9 @@ const handlers = {
     } else if (reconnect && !resumed) {
       note(current, 'reconnected as a new session', 'notice');
     }
+    // The first connection of this page resumed a session: the page was
+    // reloaded (or copied). Each room's own presence is not a fresh join.
+    if (resumed && !reconnect) for (const r of session.rooms.keys()) reloaded.add(r);
     // What the bar said of the lost connection ("you did not answer a
     // ping in time") is over: the log keeps it.
     if (reconnect) clearErrors(true);
@@ -617,6 +627,13 @@ const handlers = {
   presence(p) {
     if (p.self && p.online) {
       backlog.settle(p.room);
+      // The replay brings messages, not who came and went: what the
+      // page showed of that before the reload is gone.
+      if (reloaded.delete(p.room)) {
+        note(p.room, 'resumed your session; earlier joins and leaves are not shown', 'notice resumed');
+        showPresence(p.room, p.nick);
+        return;
+      }
       if (catchup.has(p.room)) {
         const n = catchup.get(p.room);
         catchup.delete(p.room);

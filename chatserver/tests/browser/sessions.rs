@@ -58,9 +58,7 @@ async fn reload(h: &Harness, server: &Server) {
     // No join form: the page joins again by itself, as the same session.
     page.wait_state("connected").await;
     page.wait_lines("alice back in the lobby", "lobby", |lines| {
-        lines
-            .iter()
-            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+        lines.iter().any(|l| l.has_class("resumed"))
     })
     .await;
     assert_eq!(token().await, before, "the reload began a new session");
@@ -105,6 +103,66 @@ async fn reload(h: &Harness, server: &Server) {
         .await;
     assert_eq!(left, json!(["", true]), "the room box kept its refusal");
     page.close().await;
+}
+
+/// What each room says once a reload has resumed the session.
+const RESUMED: &str = "resumed your session; earlier joins and leaves are not shown";
+
+/// A reload resumes the session: each room says so in one line, below
+/// the messages its replay brought, and not "alice joined", the words of
+/// a fresh join (the replay brings no joins and leaves, so the page
+/// cannot show those from before the reload).
+#[test]
+fn a_reloaded_page_says_it_resumed_not_that_it_joined() {
+    let Some(h) = Harness::start("a_reloaded_page_says_it_resumed") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let (page, mut bob) = alice_told_by_bob(&h, &server, "before the reload").await;
+        page.type_line("/join rust").await;
+        bob.enter("rust");
+        say_in(&mut bob, "rust", &[], "in rust before the reload");
+        page.wait_texts("rust", &["in rust before the reload"])
+            .await;
+
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        // Settled: the room's own presence came (a line of alice's, or
+        // the line that says the session resumed).
+        let settled = |ls: &[Line]| {
+            ls.iter()
+                .any(|l| l.nick.as_deref() == Some("alice") || l.has_class("resumed"))
+        };
+        for room in ["lobby", "rust"] {
+            page.wait_lines(&format!("#{room} entered again"), room, settled)
+                .await;
+        }
+        page.shot("reloaded").await;
+        for (room, said) in [
+            ("lobby", "before the reload"),
+            ("rust", "in rust before the reload"),
+        ] {
+            let lines = page.lines(room).await;
+            let own: Vec<_> = lines
+                .iter()
+                .filter(|l| l.nick.as_deref() == Some("alice"))
+                .collect();
+            assert!(own.is_empty(), "#{room}: {:#?}", shown(&lines));
+            let resumed: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].has_class("resumed"))
+                .collect();
+            assert_eq!(resumed.len(), 1, "#{room}: {:#?}", shown(&lines));
+            assert_eq!(lines[resumed[0]].text, RESUMED);
+            let msg = lines.iter().position(|l| l.is_msg() && l.text == said);
+            assert!(
+                msg.is_some_and(|m| m < resumed[0]),
+                "#{room}: {:#?}",
+                shown(&lines)
+            );
+        }
+        page.close().await;
+    });
 }
 
 // ---------------------------------------------------------------------
@@ -440,8 +498,7 @@ async fn copy_after_elsewhere(h: &Harness, server: &Server) {
     bob.recv_until(100, |f| common::is_presence(f, "alice", "online"));
     // The conversation as the session had it, its private message included.
     page.wait_lines("the copy: the conversation", "lobby", |ls| {
-        ls.iter()
-            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+        ls.iter().any(|l| l.has_class("resumed"))
             && ls
                 .iter()
                 .any(|l| l.is_msg() && l.text == "only for alice, before the copy")
