@@ -2556,7 +2556,7 @@ fn resume_behind_a_backlog(test: &str, a_flags: &[&str], backlog: usize, gone: G
         // Behind a backlog past the hub's bound, it reads again only once
         // the backlog is under it.
         assert!(
-            a.wait_for_line("disconnected client=", 3 * WAIT),
+            a.wait_for_line("INFO disconnected", 3 * WAIT),
             "node a saw alice go"
         );
     }

@@ -328,3 +328,30 @@ fn a_closed_stdout_is_said_once_on_stderr_and_the_server_serves_on() {
     assert!(more.is_empty(), "after {said:?}, stderr went on: {more:?}");
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// A connection that ends by itself (a page reloaded, a network gone)
+/// leaves its session kept for a resume, and its `disconnected` line
+/// says so: the rooms' `left` lines after it read as if it had quit.
+/// Without a resume window nothing is kept, and the line says nothing of it.
+#[test]
+fn a_disconnect_says_the_session_is_kept_for_a_resume() {
+    for (flags, kept) in [(&[][..], true), (&["--resume-window-ms", "0"][..], false)] {
+        let server = Server::start(flags);
+        let mut alice = server.connect();
+        alice.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}));
+        alice.expect_kind("welcome");
+        alice.recv_until(10, |f| common::is_presence(f, "alice", "online"));
+        drop(alice);
+        let log = wait_for_log(&server, "alice left");
+        let line = log
+            .lines()
+            .find(|l| l.contains("disconnected") && l.contains("nick=alice"))
+            .unwrap_or_else(|| panic!("no disconnected line in:\n{log}"));
+        assert_eq!(
+            line.contains("disconnected; its session is kept for a resume")
+                && line.contains("resume_window_ms=120000"),
+            kept,
+            "{flags:?}: {line}"
+        );
+    }
+}

@@ -329,8 +329,20 @@ impl Hub {
                 // core closed (a pong timeout, say) is forgotten there.
                 let claim = self.cluster.as_mut().and_then(|c| c.claims.remove(&id));
                 // Its end in the log, beside `connected` (with the
-                // address) and `joined`.
+                // address) and `joined`. A session whose connection ended
+                // by itself (a page reloaded, a network gone) is kept for
+                // a resume: said here, or the rooms' `left` lines that
+                // follow read as if it had quit. (One the core closed
+                // first, for a reason logged then, is said plainly.)
+                let window = self.server.config().resume_window_ms;
+                let kept = window > 0 && self.server.session_id_of(id).is_some();
                 match self.nicks.remove(&id) {
+                    Some(nick) if kept => info!(
+                        client = %id,
+                        nick = %nick,
+                        resume_window_ms = window,
+                        "disconnected; its session is kept for a resume"
+                    ),
                     Some(nick) => info!(client = %id, nick = %nick, "disconnected"),
                     None => info!(client = %id, "disconnected"),
                 }
