@@ -5,6 +5,8 @@
 import {
   clearErrors,
   closeDrawers,
+  errorsFollow,
+  forgetErrorsOf,
   focusOnClose,
   saved,
   tabSaved,
@@ -375,6 +377,7 @@ function forgetRoom(room) {
   toldLost.delete(room);
   reloaded.delete(room);
   gapped.delete(room);
+  forgetErrorsOf(room);
 }
 
 /**
@@ -388,6 +391,7 @@ function select(room, keepDrawers = false) {
   if (room) backlog.fill(room);
   roomList.setCurrent(room);
   if (room) roomList.unread(room, null);
+  errorsFollow(room);
   $('current-room').textContent = room ? `#${room}` : '';
   composer.hint(room ? `Message #${room}` : 'Join a room to write: /join ROOM');
   showOnline();
@@ -736,7 +740,7 @@ const handlers = {
     if (li) li.title = f.code;
     // Said once: the log's line waits while the input shows the error.
     const shown = () => view.shown(li);
-    showError(f.code, f.message || f.code, li && { li, shown });
+    showError(f.code, f.message || f.code, li && { li, shown }, room);
     // Last: fitting the input lays the page out, and done while the
     // refused line's pending copy was gone but the error not yet in, it
     // pulled the log up, which then read as the reader scrolling away.

@@ -109,11 +109,24 @@ export function showElsewhere(on) {
 let logged = null;
 
 /**
- * The latest error, shown by the input (`#errors`, one `.error[data-code]`);
- * `inLog`: its line in the log (see `logged`), or null.
+ * The error by the input when it was said in a room (a line refused
+ * there): `{ room, code, message, inLog }`. It is that room's: put away
+ * (`away`, with the input's line then) while another room is shown, and
+ * shown again on coming back if the input still holds that line. An
+ * error of no room (a command mistyped, the connection) stays.
  */
-export function showError(code, message, inLog = null) {
+let ofRoom = null;
+let away = null;
+
+/**
+ * The latest error, shown by the input (`#errors`, one `.error[data-code]`);
+ * `inLog`: its line in the log (see `logged`), or null; `room`: the room
+ * it was said in, or null (see `ofRoom`).
+ */
+export function showError(code, message, inLog = null, room = null) {
   backToLog();
+  away = null;
+  ofRoom = room ? { room, code, message, inLog } : null;
   const p = document.createElement('p');
   p.className = code === 'unavailable' ? 'error unavailable' : 'error';
   p.dataset.code = code;
@@ -140,7 +153,33 @@ export function clearErrors(all) {
   if (all || !errors.querySelector('.unavailable')) {
     errors.replaceChildren();
     backToLog();
+    ofRoom = null;
+    away = null;
   }
+}
+
+/**
+ * `room` is shown now: an error said in another room goes from by the
+ * input (its line in the log comes back into sight there), and one put
+ * away from `room` comes back if the input holds the line it had then.
+ */
+export function errorsFollow(room) {
+  const line = $('input').value;
+  if (ofRoom && ofRoom.room !== room) {
+    const put = { ...ofRoom, line };
+    clearErrors(true);
+    away = put;
+  } else if (away && away.room === room) {
+    const { code, message, inLog, line: then } = away;
+    away = null;
+    if (line === then) showError(code, message, inLog, room);
+  }
+}
+
+/** `room` was left: its error goes, shown or put away. */
+export function forgetErrorsOf(room) {
+  if (ofRoom?.room === room) clearErrors(true);
+  if (away?.room === room) away = null;
 }
 
 /** The error by the input went: its line in the log shows again. */

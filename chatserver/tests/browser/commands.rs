@@ -479,6 +479,81 @@ async fn refused_line(h: &Harness, server: &Server) {
     page.close().await;
 }
 
+/// An error answered in one room is that room's: showing another room
+/// puts it away (the line stays in the input, and the room's log shows
+/// its line of the error again), coming back while the line is unchanged
+/// shows it again, and once the line has changed it is over.
+#[test]
+fn a_rooms_error_goes_with_its_room_and_comes_back_with_it() {
+    let Some(h) = Harness::start("a_rooms_error_goes_with_its_room") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(error_of_a_room(&h, &server));
+}
+
+/// The error above the input, the input's text, and whether `#rust`'s
+/// line of the error is in sight (not `.said-above`).
+const ROOM_ERROR_JS: &str = "const e = document.querySelector('#errors .error');
+  const li = document.querySelector('.room-log[data-room=\"rust\"] li.error');
+  return [e ? e.dataset.code : null, document.getElementById('input').value,
+    li ? !li.classList.contains('said-above') : null];";
+
+async fn error_of_a_room(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    let mut bob = server.join("bob");
+    let _carol = server.join("carol");
+    page.type_line("/join rust").await;
+    bob.enter("rust");
+    page.wait_nicks("rust", &["bob"]).await;
+    let line = "@bob @carol: hi";
+    page.type_line(line).await;
+    let refused = json!(["unknown_nick", line, false]);
+    wait_for("alice: the line refused in #rust", async || {
+        let v = page.js(ROOM_ERROR_JS, vec![]).await;
+        if v == refused {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let says = async |v: serde_json::Value, what: &str| {
+        assert_eq!(page.js(ROOM_ERROR_JS, vec![]).await, v, "{what}");
+    };
+
+    page.click_css("#rooms > li[data-room=\"lobby\"] button.room")
+        .await;
+    page.shot("room-error-elsewhere").await;
+    says(
+        json!([null, line, true]),
+        "in #lobby, #rust's error is shown",
+    )
+    .await;
+    page.click_css("#rooms > li[data-room=\"rust\"] button.room")
+        .await;
+    says(
+        refused.clone(),
+        "back in #rust, its error is not shown again",
+    )
+    .await;
+
+    // Changed elsewhere, the line is no longer the one refused.
+    page.click_css("#rooms > li[data-room=\"lobby\"] button.room")
+        .await;
+    page.click("input").await;
+    page.press(&[Key::End]).await;
+    page.press_text("!").await;
+    page.click_css("#rooms > li[data-room=\"rust\"] button.room")
+        .await;
+    says(
+        json!([null, format!("{line}!"), true]),
+        "the error came back for a line changed since",
+    )
+    .await;
+    page.close().await;
+}
+
 /// Clicking the room list's Refresh again and again asks the server once
 /// at a time: a `rooms` request costs one of the largest frames against
 /// the byte allowance, and a burst of them was read slower and slower,
