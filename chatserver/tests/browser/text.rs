@@ -1,10 +1,11 @@
-//! Markup, bidi overrides, joiners and tabs arrive as visible text.
+//! Markup, bidi overrides, joiners and tabs arrive as visible text; a
+//! long line wraps under its words, at a readable length.
 
 use serde_json::{json, Value};
 
 use crate::common::Server;
 use crate::say_in;
-use crate::webdriver::{Harness, Page};
+use crate::webdriver::{wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
 // b. Markup and bidi controls are text.
@@ -403,4 +404,93 @@ async fn long_name(h: &Harness, server: &Server) {
         "the time is not beside the name's first row: {got}"
     );
     page.shot("long-name-narrow").await;
+}
+
+// ---------------------------------------------------------------------
+// A line of the log is kept to a readable length on a wide screen.
+// ---------------------------------------------------------------------
+
+/// The last message of #lobby: the window's width, its body's left and
+/// right edges and width, the width of 100 zeros (`100ch`) in its font,
+/// its text's widest row, and its line's right edge (inside its padding).
+const MEASURE_JS: &str = "
+const li = [...document.querySelectorAll('.room-log[data-room=lobby] li.msg')].pop();
+const body = li.querySelector('.body');
+const probe = document.createElement('span');
+probe.style.whiteSpace = 'pre';
+probe.textContent = '0'.repeat(100);
+body.append(probe);
+const ch100 = probe.getBoundingClientRect().width;
+probe.remove();
+const b = body.getBoundingClientRect();
+const rows = [...li.querySelector('.text').getClientRects()];
+const pad = parseFloat(getComputedStyle(li).paddingRight);
+// On a phone the lists are drawers: closed, out of the way (once they
+// have slid there).
+const away = innerWidth > 760 || [...document.querySelectorAll('.drawer')].every((d) => {
+  const r = d.getBoundingClientRect();
+  return r.right <= 0 || r.left >= innerWidth;
+});
+return { width: innerWidth, away, left: b.left, right: b.right, body: b.width, ch100,
+  widest: Math.max(...rows.map((r) => r.width)),
+  end: li.getBoundingClientRect().right - pad };";
+
+/// At a very wide window a message's rows stop at about 100 characters
+/// (they ran some 1,800 pixels); on a phone and a laptop a line still
+/// takes the whole width of its column.
+#[test]
+fn a_long_line_is_kept_to_a_readable_length_on_a_wide_screen() {
+    let Some(h) = Harness::start("a_long_line_is_kept_to_a_readable_length") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(readable_length(&h, &server));
+}
+
+async fn readable_length(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (2400, 900)).await;
+    let mut bob = server.join("bob");
+    let long = "a long line that goes on and on, as a paragraph pasted into the \
+                chat does, long enough to fill more than one row of the log at \
+                any width this page is shown at, from a phone held upright to a \
+                screen of 2400 pixels, so that where its rows end can be seen \
+                and measured against the length a reader takes in at a glance";
+    say_in(&mut bob, "lobby", &[], long);
+    page.wait_texts("lobby", &[long]).await;
+    let frame = page
+        .js(
+            "return [outerWidth - innerWidth, outerHeight - innerHeight];",
+            vec![],
+        )
+        .await;
+    let dw = frame[0].as_u64().expect("a width") as u32;
+    let dh = frame[1].as_u64().expect("a height") as u32;
+    for width in [2400, 1000, 400] {
+        page.c
+            .set_window_size(width + dw, 900 + dh)
+            .await
+            .expect("size the window");
+        let m = wait_for(&format!("alice: the page {width} wide"), async || {
+            let m = page.js(MEASURE_JS, vec![]).await;
+            if m["width"] == json!(width) && m["away"] == json!(true) {
+                Ok(m)
+            } else {
+                Err(m.to_string())
+            }
+        })
+        .await;
+        page.shot(&format!("readable-{width}")).await;
+        let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+        assert!(f("widest") <= f("body") + 1.0, "{width}: {m}");
+        if width == 2400 {
+            assert!(f("body") <= f("ch100") + 1.0, "{width}: over 100ch: {m}");
+            assert!(f("widest") > 0.8 * f("ch100"), "{width}: {m}");
+        } else {
+            assert!(
+                f("right") >= f("end") - 1.0,
+                "{width}: short of its row: {m}"
+            );
+        }
+    }
+    page.close().await;
 }
