@@ -332,7 +332,8 @@ pub use codec::{
 pub use frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
 pub use frame::{Limits, RoomInfo};
 pub use nick::{
-    nick_key, nick_skeleton, normalize_nick, validate_nick, NickError, NickRule, MAX_NICK_LEN,
+    nick_key, nick_skeleton, nick_taken_message, normalize_nick, validate_nick, NickError,
+    NickRule, MAX_NICK_LEN,
 };
 pub use sanitize::{escape_control, is_unsafe_char};
 pub use server::config::{

@@ -350,6 +350,23 @@ pub fn nick_key(nick: &str) -> String {
     nick.nfd().default_case_fold().nfc().collect()
 }
 
+/// What a `nick_taken` refusal says when `asked` (a nickname as
+/// [`normalize_nick`] gives it) has the [`nick_key`] of `online`, who
+/// holds it. Spelled alike, `the nickname bob is in use; choose another`.
+/// Spelled otherwise, both are named, so that the user is not told of a
+/// name they did not type without why: `the nickname BOB is taken: bob is
+/// online, and nicknames ignore case; choose another`.
+pub fn nick_taken_message(asked: &str, online: &str) -> String {
+    if asked == online {
+        format!("the nickname {online} is in use; choose another")
+    } else {
+        format!(
+            "the nickname {asked} is taken: {online} is online, and nicknames ignore case; \
+             choose another"
+        )
+    }
+}
+
 /// The look-alike class of a nickname: different people whose skeletons are
 /// equal would be confused on screen.
 ///

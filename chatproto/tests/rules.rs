@@ -383,6 +383,33 @@ fn nick_taken_ignores_case_until_the_holder_leaves() {
     assert_eq!(sim.clients[c].nick.as_deref(), Some("ALICE"));
 }
 
+/// A refusal names the spelling asked for beside the one online when
+/// they differ: told only `bob is in use`, a user who typed `BOB` is told
+/// of a name they did not type.
+#[test]
+fn nick_taken_names_both_spellings_when_they_differ() {
+    let mut sim = sim();
+    joined(&mut sim, &["bob", "Straße"]);
+    let c = sim.connect();
+    for (asked, said) in [
+        ("bob", "the nickname bob is in use; choose another"),
+        (
+            "BOB",
+            "the nickname BOB is taken: bob is online, and nicknames ignore case; choose another",
+        ),
+        (
+            "STRASSE",
+            "the nickname STRASSE is taken: Straße is online, and nicknames ignore case; \
+             choose another",
+        ),
+    ] {
+        sim.join(c, asked);
+        let (code, message) = only_error(sim.take(c));
+        assert_eq!(code, ErrorCode::NickTaken, "{asked}");
+        assert_eq!(message, said, "{asked}");
+    }
+}
+
 #[test]
 fn nick_invalid_for_what_the_rule_forbids() {
     let mut sim = sim();

@@ -405,7 +405,11 @@ fn clients_on_two_nodes_talk_in_one_room() {
     // One nickname on one node at a time, across nodes.
     let mut again = b.connect();
     again.send_frame(&json!({"type": "join", "nick": "ALICE", "rooms": ["lobby"]}));
-    again.expect_error("nick_taken");
+    // Both spellings named, not only one the user did not type.
+    assert_eq!(
+        again.expect_error("nick_taken"),
+        "the nickname ALICE is taken: alice is online, and nicknames ignore case; choose another"
+    );
 }
 
 /// Frames of `c` until `done` is true of everything seen so far, each

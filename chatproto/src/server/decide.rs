@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::frame::{ClientFrame, ErrorCode, PresenceStatus, ServerFrame};
-use crate::nick::{nick_key, nick_skeleton, normalize_nick};
+use crate::nick::{nick_key, nick_skeleton, nick_taken_message, normalize_nick};
 use crate::server::config::LOBBY;
 use crate::server::durable::TokenHash;
 use crate::server::event::{room_name, room_name_ref, Event, EventBody, Recipient, SessionId};
@@ -117,7 +117,7 @@ impl Server {
             .is_some_and(|hash| self.take_over(now, hash, &key));
         if let Some(other) = self.by_key.get(&key) {
             let taken = self.sessions.get(other).map_or("", |s| &s.nick);
-            let msg = format!("the nickname {taken} is in use; choose another");
+            let msg = nick_taken_message(&nick, taken);
             return self.error(client, ErrorCode::NickTaken, msg);
         }
         let skeleton = nick_skeleton(&nick);

@@ -62,6 +62,14 @@ impl Hub {
         if matches!(join, Some(ToHub::Frame(..))) {
             self.reads_taken.push(client);
         }
+        // The nickname as the join gave it, named beside the one online
+        // when it is taken in another spelling.
+        let asked = match &join {
+            Some(ToHub::Frame(_, ClientFrame::Join { nick, .. })) => {
+                chatproto::normalize_nick(nick, self.server.config().nick_rule).ok()
+            }
+            _ => None,
+        };
         let refusal = match claimed.claim {
             Ok((key, rev)) => {
                 if let Some((sid, nick, hash)) = claimed.session {
@@ -91,7 +99,7 @@ impl Hub {
                 nick, same: true, ..
             }) => Some(ServerFrame::error(
                 ErrorCode::NickTaken,
-                format!("the nickname {nick} is in use; choose another"),
+                chatproto::nick_taken_message(asked.as_deref().unwrap_or(&nick), &nick),
             )),
             Err(ClaimError::Taken {
                 nick, same: false, ..

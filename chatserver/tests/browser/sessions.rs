@@ -1,5 +1,6 @@
-//! A page's session: kept over a reload, taken over elsewhere (and what a
-//! crowded room says of it when back), and in a copied tab.
+//! A page's session: refused for a nickname taken, kept over a reload,
+//! taken over elsewhere (and what a crowded room says of it when back),
+//! and in a copied tab.
 
 use std::time::Duration;
 
@@ -103,6 +104,53 @@ async fn reload(h: &Harness, server: &Server) {
         .await;
     assert_eq!(left, json!(["", true]), "the room box kept its refusal");
     page.close().await;
+}
+
+/// Joining as `BOB` while `bob` is online: the join screen names both
+/// spellings (it said only "the nickname bob is in use", a name the user
+/// had not typed).
+#[test]
+fn a_nickname_taken_in_another_spelling_is_refused_naming_both() {
+    let Some(h) = Harness::start("a_nickname_taken_in_another_spelling") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let _bob = server.join("bob");
+    h.block_on(async {
+        let c = h.browser(1000, 700).await;
+        c.goto(&format!("http://{}/", server.addr()))
+            .await
+            .expect("open the page");
+        let page = Page {
+            c,
+            nick: "BOB".to_owned(),
+        };
+        page.type_into("nick", "BOB").await;
+        let refused = wait_for("BOB: the join refused", async || {
+            let v = page
+                .js(
+                    "const e = document.getElementById('join-error');
+                     return e.hidden ? null : [e.dataset.code, e.textContent];",
+                    vec![],
+                )
+                .await;
+            if v.is_null() {
+                Err(v.to_string())
+            } else {
+                Ok(v)
+            }
+        })
+        .await;
+        page.shot("nick-taken").await;
+        assert_eq!(
+            refused,
+            json!([
+                "nick_taken",
+                "the nickname BOB is taken: bob is online, and nicknames ignore case; choose another"
+            ])
+        );
+        page.close().await;
+    });
 }
 
 /// What each room says once a reload has resumed the session.
