@@ -686,9 +686,11 @@ mod tests {
         for _ in 0..66_000 {
             app.input.insert('x');
         }
-        assert!(screen(&mut app, 60, 3)[2].starts_with("[too long: 66,000/64,867] alice #lobby> x"));
+        assert!(
+            screen(&mut app, 60, 3)[2].starts_with("[too long: 66,000/64,867] alice #lobby> …x")
+        );
         let row = screen(&mut app, 40, 3)[2].clone();
-        assert!(row.starts_with("[too long] alice #lobby> x"), "{row:?}");
+        assert!(row.starts_with("[too long] alice #lobby> …x"), "{row:?}");
         let row = screen(&mut app, 16, 3)[2].clone();
         assert!(row.starts_with("[too lo"), "{row:?}");
     }
@@ -703,13 +705,31 @@ mod tests {
         }
         assert_eq!(screen(&mut app, 40, 3)[2], "alice #lobby> half typed line");
         // Half of 20 columns: the room without the nickname.
-        assert_eq!(screen(&mut app, 20, 3)[2], "#lobby>  typed line");
+        assert_eq!(screen(&mut app, 20, 3)[2], "#lobby> …typed line");
         // Half of 12: the room cut short, still a prompt.
-        assert_eq!(screen(&mut app, 12, 3)[2], "#lo…>  line");
+        assert_eq!(screen(&mut app, 12, 3)[2], "#lo…> …line");
         assert_eq!(short_prompt("alice #rust -> bob> ", 16), "#rust -> bob> ");
         assert_eq!(short_prompt("alice #rust -> bob> ", 10), "#rust -…> ");
         assert_eq!(short_prompt("alice> ", 6), "ali…> ");
         assert_eq!(short_prompt("alice> ", 3), "ali");
+    }
+
+    /// A line longer than the input row scrolled sideways with no sign
+    /// of what it hid: the row read as the whole line. `…` marks the
+    /// edge where text is hidden.
+    #[test]
+    fn a_long_input_line_marks_the_edge_where_text_is_hidden() {
+        let mut app = app();
+        for c in "START-0123456789-END".chars() {
+            app.input.insert(c);
+        }
+        assert_eq!(
+            screen(&mut app, 40, 3)[2],
+            "alice #lobby> START-0123456789-END"
+        );
+        assert_eq!(screen(&mut app, 30, 3)[2], "alice #lobby> …0123456789-END");
+        app.input.home();
+        assert_eq!(screen(&mut app, 30, 3)[2], "alice #lobby> START-012345678…");
     }
 
     #[test]

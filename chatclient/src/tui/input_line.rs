@@ -264,12 +264,14 @@ impl InputLine {
 
     /// The part of the text to show in `width` columns, and the cursor's
     /// column in it: scrolled sideways so the cursor is always visible,
-    /// with the end of the text in view when it fits.
+    /// with the end of the text in view when it fits. Where text is
+    /// hidden, before or after, the edge shows [`HIDDEN`] in a column of
+    /// its own (when `width` has room for both marks and a column more).
     ///
     /// Only what is shown is measured: the clusters before the cursor,
     /// walking back from it while they fit in all columns but the last
     /// (so the cursor sits in the last column at most), then those after
-    /// it while they fit.
+    /// it while they fit, then a few at either end given up to the marks.
     pub fn visible(&self, width: usize) -> (String, usize) {
         let width = width.max(1);
         let mut start = self.cursor;
@@ -294,9 +296,53 @@ impl InputLine {
             used += w;
             end += g.len();
         }
-        (self.text[start..end].to_owned(), cursor_col)
+        if width < 3 {
+            return (self.text[start..end].to_owned(), cursor_col);
+        }
+        // Room for the marks: the clusters after the cursor's go first,
+        // then those at the start (the cursor keeps a column of its own).
+        let cursor_end = self.cursor
+            + self.text[self.cursor..end]
+                .graphemes(true)
+                .next()
+                .map_or(0, str::len);
+        looked_at(usize::from(cursor_end > self.cursor));
+        loop {
+            let marks = usize::from(start > 0) + usize::from(end < self.text.len());
+            let room = width - marks;
+            if used <= room && cursor_col < room {
+                break;
+            }
+            let after = self.text[cursor_end..end].graphemes(true).next_back();
+            let before = self.text[start..self.cursor].graphemes(true).next();
+            if let Some(g) = after.filter(|_| used > room) {
+                end -= g.len();
+                used -= grapheme_width(g);
+            } else if let Some(g) = before {
+                start += g.len();
+                used -= grapheme_width(g);
+                cursor_col -= grapheme_width(g);
+            } else {
+                break;
+            }
+            looked_at(1);
+        }
+        let mut shown = String::new();
+        if start > 0 {
+            shown.push(HIDDEN);
+            cursor_col += 1;
+        }
+        shown.push_str(&self.text[start..end]);
+        if end < self.text.len() {
+            shown.push(HIDDEN);
+        }
+        (shown, cursor_col)
     }
 }
+
+/// What the input line shows at an edge where text is hidden (a line
+/// longer than the screen is wide, scrolled sideways).
+pub const HIDDEN: char = '…';
 
 #[cfg(test)]
 thread_local! {
@@ -430,7 +476,7 @@ mod tests {
         assert!(cost <= 70_000 + 4, "{cost}");
         assert_eq!(l.cursor(), l.text().len());
         let (shown, col) = l.visible(80);
-        assert_eq!((shown.len(), col), (79, 79));
+        assert_eq!((shown, col), (format!("{HIDDEN}{}", "x".repeat(78)), 79));
     }
 
     #[test]
@@ -468,11 +514,38 @@ mod tests {
         let l = typed("abcdefghij");
         assert_eq!(l.visible(20), ("abcdefghij".into(), 10));
         let (shown, col) = l.visible(5);
-        assert_eq!((shown.as_str(), col), ("ghij", 4));
+        assert_eq!((shown.as_str(), col), ("…hij", 4));
         let mut l = typed("漢字漢字漢字");
         l.home();
         l.right();
         let (shown, col) = l.visible(5);
-        assert_eq!((shown.as_str(), col), ("漢字", 2));
+        assert_eq!((shown.as_str(), col), ("漢字…", 2));
+    }
+
+    /// Scrolled sideways, the line showed no sign of what was hidden
+    /// (`bob #rust> 789…-END` read as the whole line): the edge where
+    /// text is hidden shows `…`, at the start, the end or both, and the
+    /// cursor never sits on a mark.
+    #[test]
+    fn a_line_wider_than_its_room_marks_where_text_is_hidden() {
+        let mut l = typed("START-0123456789-END");
+        assert_eq!(l.visible(30), ("START-0123456789-END".into(), 20));
+        assert_eq!(l.visible(10), ("…6789-END".into(), 9));
+        l.home();
+        assert_eq!(l.visible(10), ("START-012…".into(), 0));
+        for _ in 0..10 {
+            l.right();
+        }
+        assert_eq!(&l.text()[l.cursor()..], "456789-END");
+        assert_eq!(l.visible(10), ("…RT-01234…".into(), 8));
+        // Wide clusters: the marks take a column each, the cursor's
+        // cluster stays whole beside them.
+        let mut l = typed("漢字漢字漢字");
+        l.home();
+        l.right();
+        l.right();
+        assert_eq!(l.visible(6), ("…字漢…".into(), 3));
+        // Too narrow for marks and text: the text alone, as before.
+        assert_eq!(l.visible(2), ("漢".into(), 0));
     }
 }
