@@ -859,8 +859,8 @@ impl App {
                     self.entries.remove(i);
                 }
                 entry.room = room;
-                let at = self.first_message(&entry.room, era);
-                self.insert_page_line(at, entry);
+                let first = self.first_message(&entry.room, era);
+                self.insert_page_line(self.above_its_notes(&entry.room, first), entry);
                 self.page_at = None;
                 return;
             }
@@ -890,7 +890,12 @@ impl App {
         }
         entry.everywhere = entry.room.is_none()
             && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
-        if let Slot::Before(at) = slot {
+        let placed = match slot {
+            Slot::Before(at) => Some(at),
+            Slot::Top(first) => Some(self.above_its_notes(&entry.room, first)),
+            _ => None,
+        };
+        if let Some(at) = placed {
             // Older than a message of its room on the screen (missing
             // there, or a page come after newer lines): in its place.
             self.insert_page_line(at, entry);
@@ -907,10 +912,9 @@ impl App {
         }
         if page {
             // A /history page: older than every message shown of its room,
-            // so above the first, in the page's own order (the view,
-            // counted from the bottom, stays where it is). The notes above
-            // that message (`joined as`, `entered #room`) stay on top: put
-            // above them, the page left them amid the room's history.
+            // so above the first and the notes over it (said after it,
+            // `above_its_notes`), in the page's own order (the view,
+            // counted from the bottom, stays where it is).
             let at = match &self.page_at {
                 Some(p) if p.room == entry.room => p.at,
                 _ => {
@@ -918,7 +922,7 @@ impl App {
                         Line::Msg { place, .. } => place.era,
                         _ => 0,
                     };
-                    self.first_message(&entry.room, era)
+                    self.above_its_notes(&entry.room, self.first_message(&entry.room, era))
                 }
             };
             self.insert_page_line(at, entry);
@@ -1287,8 +1291,8 @@ mod tests {
     fn a_history_page_goes_above_what_its_room_shows() {
         let mut app = app();
         app.add_line(msg("rust", "bob", &[], "r1"), "12:00".into());
-        // Notes of the room before its messages (entering it) stay above
-        // every page: a page does not go in between them.
+        // Notes of the room over its first message (entering it) were
+        // said after every older one: a page goes above them.
         let entered = Line::Entered {
             room: "lobby".into(),
             text: "entered #lobby; 2 online".into(),
@@ -1322,13 +1326,70 @@ mod tests {
             .collect();
         assert_eq!(
             texts,
-            ["r1", "(entered)", "old1", "old2", "new1", "new2", "new3"]
+            ["r1", "old1", "old2", "(entered)", "new1", "new2", "new3"]
+        );
+    }
+
+    /// Paging back to the start of a room showed the notes of entering
+    /// it (`* joined as`, `* entered #lobby`) above the start of its
+    /// history and its oldest message: each page went under them. They
+    /// were said after every message older than the room's oldest shown,
+    /// so a page goes above them, and the start mark above all; a note
+    /// between two messages stays between them.
+    #[test]
+    fn a_page_goes_above_the_notes_over_its_rooms_first_message() {
+        let mut app = app();
+        let info = |text: &str| Line::Info(text.into());
+        app.add_line(info("joined as alice"), "12:00".into());
+        let entered = Line::Entered {
+            room: "lobby".into(),
+            text: "entered #lobby; 2 online".into(),
+        };
+        app.add_line(entered, "12:00".into());
+        app.add_line(msg("rust", "bob", &[], "r1"), "12:00".into());
+        app.add_line(placed_in("lobby", "m5", 1, 5, false), "12:00".into());
+        app.add_line(info("who: alice bob"), "12:01".into());
+        app.add_line(placed_in("lobby", "m6", 1, 6, false), "12:01".into());
+        for seq in [3, 4, 1, 2] {
+            let line = placed_in("lobby", &format!("m{seq}"), 1, seq, true);
+            app.add_line(line, "12:02".into());
+        }
+        let start = Line::HistoryStart {
+            room: "lobby".into(),
+            era: 1,
+        };
+        app.add_line(start, "12:02".into());
+        let lobby: Vec<String> = app
+            .entries
+            .iter()
+            .filter(|e| app.in_view(e))
+            .map(|e| match &e.line {
+                Line::Msg { text, .. } | Line::Info(text) => text.clone(),
+                Line::Entered { .. } => "(entered)".into(),
+                Line::HistoryStart { .. } => "(start)".into(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            lobby,
+            [
+                "(start)",
+                "m1",
+                "m2",
+                "m3",
+                "m4",
+                "joined as alice",
+                "(entered)",
+                "m5",
+                "who: alice bob",
+                "m6"
+            ]
         );
     }
 
     /// Paging back reached the room's first message: one mark, above
-    /// it and below the notes of entering the room; a later one takes
-    /// its place.
+    /// it and the notes of entering the room (said after it); a later
+    /// one takes its place.
     #[test]
     fn the_start_of_a_rooms_history_is_marked_once_at_the_top() {
         let mut app = app();
@@ -1355,10 +1416,10 @@ mod tests {
                 .collect()
         };
         app.add_line(start(), "12:01".into());
-        assert_eq!(texts(&app), ["(entered)", "(start)", "m2"]);
+        assert_eq!(texts(&app), ["(start)", "(entered)", "m2"]);
         app.add_line(msg("lobby", "bob", &[], "m3"), "12:02".into());
         app.add_line(start(), "12:03".into());
-        assert_eq!(texts(&app), ["(entered)", "(start)", "m2", "m3"]);
+        assert_eq!(texts(&app), ["(start)", "(entered)", "m2", "m3"]);
     }
 
     /// What a /history brought (or that its page is on its way) is one
@@ -2121,7 +2182,8 @@ mod tests {
     /// A room's messages are shown in seq order: one missing between two
     /// on the screen (filled in after a reconnect, or from a page that
     /// came after newer lines) goes between them, not at the bottom; a
-    /// page older than all of them above them, under the room's notes.
+    /// page older than all of them above them and the room's notes over
+    /// them (said after it).
     #[test]
     fn a_message_goes_between_its_neighbours_by_seq() {
         let mut app = app();
@@ -2144,8 +2206,8 @@ mod tests {
         assert_eq!(
             words(&app),
             [
-                "(entered)",
                 "m1",
+                "(entered)",
                 "m2",
                 "m4",
                 "m5",

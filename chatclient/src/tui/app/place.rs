@@ -11,6 +11,9 @@ pub(super) enum Slot {
     Bottom,
     /// Just above the entry at this index (older than its room's there).
     Before(usize),
+    /// Above its room's first message of its history, at this index, and
+    /// the lines over it ([`App::above_its_notes`]).
+    Top(usize),
     /// Nowhere: it is there already (the same place).
     Shown,
 }
@@ -58,6 +61,7 @@ impl App {
                     .is_some_and(|a| a.era == place.era && a.seq < place.seq)
         });
         if let Some(p) = from {
+            let mut passed = false;
             for (i, e) in (p.at..).zip(self.entries.range(p.at..)) {
                 #[cfg(test)]
                 self.looked.set(self.looked.get() + 1);
@@ -76,8 +80,12 @@ impl App {
                     return Slot::Shown;
                 }
                 if other.seq > place.seq {
-                    return Slot::Before(i);
+                    // Under the line before it (notes over the room's
+                    // first message stay below the page), unless older
+                    // messages of its room came between.
+                    return Slot::Before(if passed { i } else { p.at });
                 }
+                passed = true;
             }
             return Slot::Bottom;
         }
@@ -91,13 +99,53 @@ impl App {
             if e.room != entry.room {
                 continue;
             }
-            if other.era != place.era || other.seq < place.seq {
+            if other.era == place.era && other.seq < place.seq {
+                // Between two of its room's messages.
+                return at;
+            }
+            if other.era != place.era {
                 break;
             }
             if other.seq == place.seq {
                 return Slot::Shown;
             }
             at = Slot::Before(i);
+        }
+        match at {
+            Slot::Before(first) => Slot::Top(first),
+            other => other,
+        }
+    }
+
+    /// Where a line older than every message of `room` shown (of its
+    /// history) goes, `first` the index of the oldest of those: above it
+    /// and above the room's lines over it, the notes of entering it, who
+    /// came and the client's own. Those were said after every message
+    /// older than that one (which the screen did not show then), so a
+    /// page goes above them and they stay in time order with the
+    /// messages. Not above a message of an earlier history, nor a line
+    /// saying messages are missing, the start of the room's history or
+    /// that its history begun anew: a page goes below those, as before.
+    pub(super) fn above_its_notes(&self, room: &Option<String>, first: usize) -> usize {
+        let mut at = first;
+        for i in (0..first).rev() {
+            #[cfg(test)]
+            self.looked.set(self.looked.get() + 1);
+            let e = &self.entries[i];
+            if !shown_in(e, room) {
+                continue;
+            }
+            let bound = matches!(
+                e.line,
+                Line::Msg { .. }
+                    | Line::Gap { filled: false, .. }
+                    | Line::HistoryStart { .. }
+                    | Line::HistoryGone { .. }
+            );
+            if bound && e.room == *room {
+                break;
+            }
+            at = i;
         }
         at
     }
