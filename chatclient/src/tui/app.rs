@@ -156,6 +156,9 @@ pub struct Entry {
     /// The rows it takes, once laid out
     /// ([`entry_height`](super::format::entry_height)).
     pub height: super::format::Height,
+    /// Which line it is, to find it again wherever it went (where a
+    /// room's view was left, [`App::leave_view`]).
+    pub id: u32,
 }
 
 /// Something for the screen thread to do.
@@ -314,6 +317,10 @@ pub struct App {
     restored: Option<Restored>,
     /// Entries that are [`Entry::ahead`].
     ahead_notes: usize,
+    /// Where the reader left each room's view scrolled back.
+    left_at: BTreeMap<Option<String>, rows::LeftAt>,
+    /// The last [`Entry::id`] given.
+    last_id: u32,
     /// Entries looked at to place messages by seq (what a test of the
     /// placing's cost counts).
     #[cfg(test)]
@@ -375,6 +382,8 @@ impl App {
             switching: None,
             restored: None,
             ahead_notes: 0,
+            left_at: BTreeMap::new(),
+            last_id: 0,
             #[cfg(test)]
             looked: Default::default(),
         }
@@ -394,14 +403,16 @@ impl App {
     pub fn set_state(&mut self, state: State) {
         let moved = state.current != self.state.current;
         if moved {
-            // (A room cut is shown from its newest once current: below.)
-            self.scroll_to_bottom_only();
+            // (A room cut is shown from its newest once current, unless
+            // read back: below.)
+            self.leave_view();
         }
         if let Some(current) = &state.current {
             self.unread.remove(current);
         }
         self.unread.retain(|room, _| state.rooms.contains(room));
         if state.joined {
+            (self.left_at).retain(|r, _| r.as_ref().is_none_or(|r| state.rooms.contains(r)));
             // A room left: nothing is fetched into its gaps any more.
             self.drop_gap_lines(|room| !state.rooms.contains(room));
         }
@@ -433,7 +444,9 @@ impl App {
         }
         self.place_ahead_notes();
         if moved {
-            self.want_newest();
+            if !self.back_to_view() {
+                self.want_newest();
+            }
         } else {
             // Asked before the session could ask for it.
             self.show_newest_of_cut();
@@ -729,6 +742,7 @@ impl App {
             held: false,
             cut: false,
             height: Default::default(),
+            id: self.new_id(),
         };
         let mut page = false;
         // Where a message goes among its room's (see `newer_of_its_room`).
@@ -953,8 +967,13 @@ impl App {
             if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting && news {
                 self.new_below += 1;
                 self.new_unkept += 1;
+            } else if !self.in_view(&entry) {
+                self.new_below_left(&entry, false);
             }
             return;
+        }
+        if !self.in_view(&entry) {
+            self.new_below_left(&entry, true);
         }
         if self.scroll > 0 && self.in_view(&entry) && !replaces_waiting {
             // Keep what is on screen where it is.
@@ -2829,6 +2848,55 @@ mod tests {
         assert_eq!(app.new_below, 1);
         app.handle_event(key(KeyCode::Esc));
         assert_eq!((app.scroll, app.new_below), (0, 0));
+    }
+
+    /// PageUp twice in #lobby, Ctrl-N, Ctrl-P: #lobby was back at its
+    /// newest line, and what it said below the screen was gone. Each
+    /// room is shown where its reader left it, the same lines on the
+    /// screen, what came in it meanwhile new below; a room left at its
+    /// newest line is shown from its newest.
+    #[test]
+    fn a_room_come_back_to_is_where_its_reader_left_it() {
+        let mut app = app();
+        let say = |app: &mut App, room: &str, text: String| {
+            app.add_line(msg(room, "bob", &[], &text), "12:00".into());
+        };
+        let make_current = |app: &mut App, room: &str| {
+            let mut state = app.state.clone();
+            state.current = Some(room.into());
+            app.set_state(state);
+        };
+        for i in 0..60 {
+            say(&mut app, "lobby", format!("l{i}"));
+        }
+        say(&mut app, "rust", "r0".into());
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        let read = area_rows(&mut app);
+        assert!(read[0].ends_with("bob: l32"), "{read:?}");
+
+        make_current(&mut app, "rust");
+        assert_eq!(app.scroll, 0);
+        for i in 60..63 {
+            say(&mut app, "lobby", format!("l{i}"));
+            say(&mut app, "rust", format!("r{i}"));
+        }
+        make_current(&mut app, "lobby");
+        assert_eq!(area_rows(&mut app), read);
+        assert_eq!(app.new_below, 3);
+
+        make_current(&mut app, "rust");
+        let newest = area_rows(&mut app);
+        assert!(newest[9].ends_with("bob: r62"), "{newest:?}");
+        make_current(&mut app, "lobby");
+        app.handle_event(key(KeyCode::Esc));
+        make_current(&mut app, "rust");
+        say(&mut app, "lobby", "l63".into());
+        make_current(&mut app, "lobby");
+        assert_eq!((app.scroll, app.new_below), (0, 0));
+        assert!(area_rows(&mut app)[9].ends_with("bob: l63"));
     }
 
     /// Read back while 30 lines came: `30 new below` stayed 30 as the

@@ -357,6 +357,7 @@ mod tests {
             held: false,
             cut: false,
             height: Default::default(),
+            id: 0,
         }
     }
 

@@ -166,6 +166,7 @@ impl App {
             held: false,
             cut: true,
             height: Default::default(),
+            id: self.new_id(),
         };
         if self.scroll > 0 && self.in_view(&entry) {
             // Below the screen.

@@ -1,6 +1,7 @@
 //! How many rows entries take in the message area, counted from the
-//! bottom ([`entry_height`]: each laid out once for a width), and keeping
-//! a scrolled-back view on what it shows as entries come and go.
+//! bottom ([`entry_height`]: each laid out once for a width), keeping a
+//! scrolled-back view on what it shows as entries come and go, and each
+//! room's view where its reader left it.
 
 use super::*;
 use crate::tui::format::entry_height;
@@ -42,5 +43,107 @@ impl App {
         } else {
             self.scroll.saturating_sub(rows)
         };
+    }
+}
+
+/// Where the reader left a room's view scrolled back, to show it there
+/// again once the room is current ([`App::back_to_view`]).
+#[derive(Debug)]
+pub(super) struct LeftAt {
+    /// The line at the view's bottom ([`Entry::id`]), and how many of its
+    /// rows were below the view; `None` when the view was above the
+    /// oldest line (scrolled up, not drawn since).
+    line: Option<(u32, usize)>,
+    /// The rows scrolled back: where the view goes if that line is gone
+    /// (the cap let it go while another room was read at its newest).
+    scroll: usize,
+    /// [`App::new_below`] then, and the room's new lines since.
+    new_below: usize,
+    /// Of those, the lines not kept (of a room cut).
+    new_unkept: usize,
+}
+
+impl App {
+    /// The next [`Entry::id`].
+    pub(super) fn new_id(&mut self) -> u32 {
+        self.last_id = self.last_id.wrapping_add(1);
+        self.last_id
+    }
+
+    /// Another room becomes current: where the reader is in this one,
+    /// scrolled back, is kept to come back to, as its new lines below
+    /// the view are counted; the area then follows the newest lines as
+    /// it shows the other room.
+    pub(super) fn leave_view(&mut self) {
+        let room = self.state.current.clone();
+        if self.scroll == 0 {
+            self.left_at.remove(&room);
+        } else {
+            let left = LeftAt {
+                line: self.line_at_bottom(),
+                scroll: self.scroll,
+                new_below: self.new_below,
+                new_unkept: self.new_unkept,
+            };
+            self.left_at.insert(room, left);
+        }
+        self.scroll_to_bottom_only();
+    }
+
+    /// The line at the bottom of the view, and how many of its rows are
+    /// below it.
+    fn line_at_bottom(&mut self) -> Option<(u32, usize)> {
+        let (theme, width) = (self.theme, self.area.0);
+        let mut below = 0;
+        for e in self.entries.iter().rev() {
+            if !shown_in(e, &self.state.current) {
+                continue;
+            }
+            let rows = entry_height(e, theme, &mut self.nicks, width);
+            if below + rows > self.scroll {
+                return Some((e.id, self.scroll - below));
+            }
+            below += rows;
+        }
+        None
+    }
+
+    /// The room made current is shown where its reader left it scrolled
+    /// back, if they did ([`App::leave_view`]): the same line at the
+    /// view's bottom, what came below it since counted as new below.
+    /// Whether it was (if not, the room is shown from its newest).
+    pub(super) fn back_to_view(&mut self) -> bool {
+        let Some(left) = self.left_at.remove(&self.state.current) else {
+            return false;
+        };
+        let current = self.state.current.clone();
+        let at = left.line.and_then(|(id, up)| {
+            let at = (self.entries.iter()).rposition(|e| e.id == id && shown_in(e, &current))?;
+            Some((at, up))
+        });
+        self.scroll = match at {
+            Some((at, up)) => {
+                let own = self.rows_of(at..at + 1, usize::MAX);
+                self.rows_of(at + 1..self.entries.len(), usize::MAX) + up.min(own.saturating_sub(1))
+            }
+            None => left.scroll,
+        };
+        if self.scroll > 0 {
+            self.new_below = left.new_below;
+            self.new_unkept = left.new_unkept;
+        }
+        self.scroll > 0
+    }
+
+    /// `entry` came, of a room not shown: if its view was left scrolled
+    /// back, one more new line below it (not `kept`: of a room cut).
+    pub(super) fn new_below_left(&mut self, entry: &Entry, kept: bool) {
+        if !entry.may_be_new() {
+            return;
+        }
+        if let Some(left) = self.left_at.get_mut(&entry.room) {
+            left.new_below += 1;
+            left.new_unkept += usize::from(!kept);
+        }
     }
 }
