@@ -53,11 +53,11 @@ pub enum InputEvent {
     End,
     /// Ctrl-C in the terminal: leave at once.
     Interrupted,
-    /// The full-screen client was scrolled up past the current room's
-    /// oldest line: fetch older messages if there are any
+    /// The full-screen client was scrolled up near the current room's
+    /// oldest line: fetch this many older messages if there are any
     /// ([`Session::handle_older`](crate::session::Session::handle_older)).
     /// Not a typed line.
-    Older,
+    Older(u64),
     /// The full-screen client's message area, at its cap, let go of a
     /// room's oldest messages: what it still shows of the room
     /// ([`Session::handle_let_go`](crate::session::Session::handle_let_go)).

@@ -589,7 +589,7 @@ async fn reconnect(
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
                             Some(
                                 InputEvent::Line(_)
-                                | InputEvent::Older
+                                | InputEvent::Older(_)
                                 | InputEvent::LetGo(..)
                                 | InputEvent::Cut(..),
                             ) => {
@@ -714,7 +714,7 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
             session.handle_line(&line);
             console.line_handled(session);
         }
-        Some(InputEvent::Older) => session.handle_older(),
+        Some(InputEvent::Older(limit)) => session.handle_older(limit),
         Some(InputEvent::LetGo(room, kept)) => session.handle_let_go(&room, kept),
         Some(InputEvent::Cut(room, last)) => session.handle_cut(&room, last),
         Some(InputEvent::End) | None => session.handle_input_end(),

@@ -196,18 +196,19 @@ impl Session {
         self.pump();
     }
 
-    /// The full-screen client's message area was scrolled up past the
-    /// current room's oldest line: older messages are fetched, as
-    /// `/history` fetches them, if there are any to fetch now. Not a
-    /// typed line: it is not counted among the input lines nor given an
-    /// outcome, and when nothing can be fetched (the connection lost
-    /// since the screen asked, a page on its way, input over) nothing is
-    /// said, as nothing was typed.
-    pub fn handle_older(&mut self) {
+    /// The full-screen client's message area was scrolled up near the
+    /// current room's oldest line: `limit` older messages are fetched, as
+    /// `/history N` fetches them (at most a page of the server's), if
+    /// there are any to fetch now. Not a typed line: it is not counted
+    /// among the input lines nor given an outcome, and when nothing can
+    /// be fetched (the connection lost since the screen asked, a page on
+    /// its way, input over) nothing is said, as nothing was typed.
+    pub fn handle_older(&mut self, limit: u64) {
         self.older_taken += 1;
         let room = self.current.clone();
         if !self.input_done && room.is_some_and(|r| self.pages_back(&r)) {
-            self.command(Command::History(crate::input::HISTORY_DEFAULT));
+            let limit = limit.clamp(1, self.server_page());
+            self.command(Command::History(limit));
         }
         self.pump();
     }
@@ -397,7 +398,7 @@ mod tests {
     #[test]
     fn a_request_for_older_messages_is_not_a_typed_line() {
         let mut s = joined(&["lobby"]);
-        s.handle_older();
+        s.handle_older(crate::input::HISTORY_DEFAULT);
         let out = drain(&mut s);
         assert!(
             matches!(&out.sent[..], [ClientFrame::History { room, .. }] if room == "lobby"),
@@ -405,11 +406,11 @@ mod tests {
         );
         assert!(out.lines.is_empty() && out.outcomes.is_empty(), "{out:?}");
         // Its page on its way; then the connection lost.
-        s.handle_older();
+        s.handle_older(crate::input::HISTORY_DEFAULT);
         let on_its_way = drain(&mut s);
         s.handle_disconnected();
         drain(&mut s);
-        s.handle_older();
+        s.handle_older(crate::input::HISTORY_DEFAULT);
         let offline = drain(&mut s);
         for out in [on_its_way, offline] {
             assert!(

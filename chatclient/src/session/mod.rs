@@ -555,6 +555,11 @@ impl Session {
             && (self.gaps.contains_key(room) || !self.no_older.contains(room))
     }
 
+    /// Whether a page of `room`'s history to be shown is on its way.
+    pub fn page_waiting(&self, room: &str) -> bool {
+        self.pages.waiting(room)
+    }
+
     /// The full-screen client's requests for older messages (scrolling
     /// up past the oldest line) taken so far: one made and not counted
     /// here yet is on its way to the session.

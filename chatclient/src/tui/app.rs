@@ -30,6 +30,7 @@ use place::Slot;
 
 mod bound;
 mod keys;
+mod older;
 mod place;
 mod rows;
 
@@ -64,7 +65,7 @@ pub const HELP: &[&str] = &[
     "//text sends a line that starts with /; commands ignore case",
     "Enter sends; Tab completes nicks, #rooms and /commands (again: the next)",
     "Up/Down: lines typed before; Ctrl-A/E, Ctrl-W/U/K, Alt-B/F edit",
-    "PgUp/PgDn or the mouse wheel scroll (up past the top: older ones); Esc: newest",
+    "PgUp/PgDn or the mouse wheel scroll (going up fetches older ones); Esc: newest",
     "Ctrl-N/Ctrl-P: next/previous room; F2: who is online; Ctrl-L redraws",
     "Ctrl-C clears the line, and on an empty line twice leaves; Ctrl-D leaves",
 ];
@@ -107,6 +108,8 @@ pub struct State {
     /// The screen's requests for older messages ([`Effect::Older`]) the
     /// session has taken so far.
     pub older_taken: u64,
+    /// A page of the current room's history is on its way.
+    pub paging: bool,
     /// The screen's word of what its cap let go ([`Effect::LetGo`]) the
     /// session has taken so far.
     pub let_go_taken: u64,
@@ -175,10 +178,10 @@ pub enum Effect {
     Bell,
     /// Clear the terminal and draw everything again (Ctrl-L).
     Redraw,
-    /// Fetch older messages of the current room, if there are any
-    /// (scrolled up past its oldest line). Not a typed line: never put
-    /// back into the input, nor brought back by Up.
-    Older,
+    /// Fetch this many older messages of the current room, if there are
+    /// any (scrolled up near its oldest line, [`App::read_up`]). Not a
+    /// typed line: never put back into the input, nor brought back by Up.
+    Older(u64),
     /// The cap let go of a room's oldest messages: what the screen still
     /// shows of the room. Told before the next line or request, which may
     /// page back from there.
@@ -249,8 +252,10 @@ pub struct App {
     pub unread: BTreeMap<String, Unread>,
     /// Rows scrolled back from the newest (0: following new lines).
     pub scroll: usize,
-    /// The oldest line was in view at the last draw: scrolling further up
-    /// fetches older messages, when there are any.
+    /// Rows the reader scrolled up past the oldest line, older ones on
+    /// their way: the view goes up by them once they came ([`App::read_up`]).
+    wanted_up: usize,
+    /// The oldest line was in view at the last draw.
     pub at_top: bool,
     /// Lines that arrived in view while scrolled back, still below the
     /// screen ([`App::new_below_at_most`]).
@@ -356,6 +361,7 @@ impl App {
             page_at: None,
             unread: BTreeMap::new(),
             scroll: 0,
+            wanted_up: 0,
             at_top: false,
             new_below: 0,
             new_unkept: 0,
@@ -724,7 +730,12 @@ impl App {
     /// A line from the session, arrived at `time`.
     pub fn add_line(&mut self, line: Line, time: String) {
         let here = self.state.current.clone();
+        let page_end = matches!(line, Line::HistoryNote { .. } | Line::HistoryStart { .. });
         self.add_line_in(line, time, here);
+        if page_end && self.wanted_up > 0 {
+            // A page came (or none will): the view goes up into it.
+            self.read_up(0);
+        }
     }
 
     /// [`add_line`](App::add_line), a line of no room of its own filed
@@ -1600,13 +1611,13 @@ mod tests {
         // comes now, from below 1: not shown.
         app.add_line(placed_in("lobby", "m0", 1, 0, true), "12:01".into());
         assert_eq!(lobby(&app)[0], 51);
-        app.at_top = true;
         app.handle_event(key(KeyCode::PageUp));
         let from = Some(crate::render::Place { era: 1, seq: 51 });
         let kept = Kept { from, first: from };
+        // Two screens' worth of the area's 22 rows.
         assert_eq!(
             app.take_effects(),
-            [Effect::LetGo("lobby".into(), kept), Effect::Older]
+            [Effect::LetGo("lobby".into(), kept), Effect::Older(44)]
         );
         // Its note comes after the session was told, before it took it.
         app.add_line(
@@ -1802,13 +1813,15 @@ mod tests {
         let first = seqs[0];
         assert!(first > MAX_ENTRIES as u64, "the oldest went: {first}");
         assert_eq!(seqs, (first..=want as u64).collect::<Vec<_>>());
-        app.at_top = true;
+        app.scroll = usize::MAX / 4;
+        area_rows(&mut app);
         app.handle_event(key(KeyCode::PageUp));
         let from = Some(crate::render::Place { era: 1, seq: first });
         let kept = Kept { from, first: from };
+        // The 9 rows past the top, and two screens of 10 more.
         assert_eq!(
             app.take_effects(),
-            [Effect::LetGo("lobby".into(), kept), Effect::Older]
+            [Effect::LetGo("lobby".into(), kept), Effect::Older(29)]
         );
     }
 
@@ -1894,7 +1907,7 @@ mod tests {
         let told = told.count() as u64;
         assert!(
             effects.contains(&Effect::LetGo("lobby".into(), Kept::default()))
-                && effects.last() == Some(&Effect::Older),
+                && effects.last() == Some(&Effect::Older(20)),
             "{effects:?}"
         );
         assert!(lobby_seqs(&app).is_empty());
@@ -1926,7 +1939,10 @@ mod tests {
         app.set_state(state);
         assert_eq!(
             app.take_effects(),
-            [Effect::LetGo("rust".into(), Kept::default()), Effect::Older]
+            [
+                Effect::LetGo("rust".into(), Kept::default()),
+                Effect::Older(20)
+            ]
         );
         assert!(cut_lines(&app).is_empty());
     }
@@ -2119,7 +2135,7 @@ mod tests {
         app.take_effects();
         assert_eq!(
             typed(&mut app, "hello"),
-            [Effect::Older, Effect::Send("hello".into())]
+            [Effect::Older(20), Effect::Send("hello".into())]
         );
         assert!(!app.cut.contains("lobby") && lobby_seqs(&app).is_empty());
     }
@@ -2153,7 +2169,10 @@ mod tests {
         app.set_state(state);
         assert_eq!(
             app.take_effects(),
-            [Effect::LetGo("rust".into(), Kept::default()), Effect::Older]
+            [
+                Effect::LetGo("rust".into(), Kept::default()),
+                Effect::Older(20)
+            ]
         );
         assert!(app.entries.iter().all(|e| !e.cut));
     }

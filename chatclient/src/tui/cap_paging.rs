@@ -247,7 +247,7 @@ impl Sim {
                     if let Some(e) = self.to_session.pop_front() {
                         match e {
                             InputEvent::Line(l) => self.s.handle_line(&l),
-                            InputEvent::Older => self.s.handle_older(),
+                            InputEvent::Older(n) => self.s.handle_older(n),
                             InputEvent::LetGo(r, p) => self.s.handle_let_go(&r, p),
                             InputEvent::Cut(r, p) => self.s.handle_cut(&r, p),
                             _ => {}
@@ -275,7 +275,7 @@ impl Sim {
         for e in self.app.take_effects() {
             match e {
                 Effect::Send(l) => self.to_session.push_back(InputEvent::Line(l)),
-                Effect::Older => self.to_session.push_back(InputEvent::Older),
+                Effect::Older(n) => self.to_session.push_back(InputEvent::Older(n)),
                 Effect::LetGo(r, p) => self.to_session.push_back(InputEvent::LetGo(r, p)),
                 Effect::Cut(r, p) => self.to_session.push_back(InputEvent::Cut(r, p)),
                 _ => {}
@@ -609,5 +609,66 @@ fn a_line_typed_in_a_room_cut_is_echoed_under_its_newest() {
     );
     assert_eq!(sim.shown_seqs("lobby").last(), sim.logs["lobby"].last());
     assert!(sim.shown_seqs("lobby").len() > 10);
+    sim.check("lobby").unwrap();
+}
+
+/// #lobby's 5,000 messages, from before alice came, read back with
+/// PageUp held down (each press drawn, the server quick to answer):
+/// each press moved about ten rows and asked a 20-message page every
+/// other press, some 500 presses to the start. Each press moves a
+/// screen less a line, older messages a page ahead of it (two screens'
+/// worth), and the start is as many presses away as #lobby has screens.
+#[test]
+fn page_up_held_down_reads_back_a_screen_a_press() {
+    let mut sim = Sim::new(&["lobby"]);
+    for _ in 0..5_000 {
+        sim.unseen("lobby");
+    }
+    sim.draw();
+    let page = sim.app.area.1 - 1;
+    let mut presses = 0;
+    while sim.shown_seqs("lobby").first() != sim.logs["lobby"].first() || !sim.app.at_top {
+        assert!(presses < 5_000 / page + 5, "{presses} presses");
+        let was = sim.app.scroll;
+        sim.key(KeyCode::PageUp);
+        sim.settle();
+        sim.draw();
+        presses += 1;
+        if !sim.app.at_top {
+            assert_eq!(sim.app.scroll - was, page, "press {presses}");
+        }
+    }
+    assert!(presses >= 5_000 / page, "{presses} presses");
+    let pages = sim.s.older_taken();
+    assert!(
+        pages <= 5_000 / (2 * sim.app.area.1 as u64) + 2,
+        "{pages} pages"
+    );
+    sim.check("lobby").unwrap();
+}
+
+/// PageUp pressed three times while the older messages the first asked
+/// for are on their way: one request at a time (the next once those
+/// came, for what the keys asked past them), and once they came the
+/// view is three pages up, as far as the keys took it.
+#[test]
+fn presses_while_older_messages_come_take_the_view_up_once_they_came() {
+    let mut sim = Sim::new(&["lobby"]);
+    for _ in 0..5_000 {
+        sim.unseen("lobby");
+    }
+    sim.draw();
+    let page = sim.app.area.1 - 1;
+    for _ in 0..3 {
+        sim.key(KeyCode::PageUp);
+        sim.draw();
+    }
+    let asked = sim.to_session.iter();
+    let asked = asked.filter(|e| matches!(e, InputEvent::Older(_))).count();
+    assert_eq!(asked, 1);
+    sim.settle();
+    sim.draw();
+    assert_eq!(sim.app.scroll, 3 * page);
+    assert_eq!(sim.s.older_taken(), 2);
     sim.check("lobby").unwrap();
 }

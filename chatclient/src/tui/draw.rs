@@ -1135,9 +1135,9 @@ mod tests {
         );
     }
 
-    /// Scrolling up from the oldest line shown asks for older messages,
-    /// once, while the session says there may be some; not before the
-    /// oldest line is in view.
+    /// Scrolling up near the oldest line shown (less than a screen above
+    /// the view) asks for older messages, once at a time, while the
+    /// session says there may be some; not with a screen and more above.
     #[test]
     fn scrolling_up_past_the_oldest_line_asks_for_older_ones() {
         use crate::tui::app::Effect;
@@ -1150,30 +1150,54 @@ mod tests {
         for i in 0..12 {
             app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:00".into());
         }
-        // 12 lines in 4 rows: three pages up before the oldest is in view.
+        // 12 lines in 4 rows: a page up leaves 5 above the view, a
+        // screen and more; the next leaves 2: older ones are asked then,
+        // before the oldest line is in view.
         screen(&mut app, 40, 6);
         app.handle_event(page_up.clone());
         screen(&mut app, 40, 6);
-        assert!(app.take_effects().is_empty(), "asked before the top");
-        for _ in 0..3 {
+        assert!(app.take_effects().is_empty(), "asked a screen ahead");
+        app.handle_event(page_up.clone());
+        screen(&mut app, 40, 6);
+        assert!(!app.at_top);
+        assert_eq!(app.take_effects(), [Effect::Older(20)]);
+        // Asked: not again while the request waits, nor while its page is
+        // on its way.
+        for _ in 0..2 {
             app.handle_event(page_up.clone());
             screen(&mut app, 40, 6);
         }
         assert!(app.at_top);
-        assert_eq!(app.take_effects(), [Effect::Older]);
-        // Asked: not again while the request waits, nor while its page is
-        // on its way (the session says there is nothing to ask now).
-        app.handle_event(page_up.clone());
         assert!(app.take_effects().is_empty());
         state.older_taken = 1;
         state.older = false;
+        state.paging = true;
         app.set_state(state.clone());
         app.handle_event(page_up.clone());
         assert!(app.take_effects().is_empty());
+        // Its page came (its note ends it), and brought nothing above:
+        // the reader asked to go further up, so the next is asked at once.
         state.older = true;
+        state.paging = false;
+        app.set_state(state.clone());
+        assert!(app.take_effects().is_empty(), "asked before it came");
+        let note = Line::HistoryNote {
+            room: "lobby".into(),
+            text: "0 older messages of #lobby; /history shows more".into(),
+        };
+        app.add_line(note, "12:01".into());
+        assert_eq!(app.take_effects(), [Effect::Older(20)]);
+        // Nothing older: the view stays at the oldest line.
+        state.older_taken = 2;
+        state.older = false;
         app.set_state(state);
+        let start = Line::HistoryStart {
+            room: "lobby".into(),
+            era: 0,
+        };
+        app.add_line(start, "12:01".into());
         app.handle_event(page_up);
-        assert_eq!(app.take_effects(), [Effect::Older]);
+        assert!(app.take_effects().is_empty());
     }
 
     /// The request scrolling up makes is not a typed line: refused (the

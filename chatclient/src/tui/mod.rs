@@ -342,6 +342,9 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
         older: session
             .current_room()
             .is_some_and(|r| session.pages_back(r)),
+        paging: session
+            .current_room()
+            .is_some_and(|r| session.page_waiting(r)),
         older_taken: session.older_taken(),
         let_go_taken: session.let_go_taken(),
     }
@@ -471,8 +474,8 @@ fn screen_loop(
                     Effect::Send(line) => {
                         let _ = input.send(InputEvent::Line(line));
                     }
-                    Effect::Older => {
-                        let _ = input.send(InputEvent::Older);
+                    Effect::Older(limit) => {
+                        let _ = input.send(InputEvent::Older(limit));
                     }
                     Effect::LetGo(room, kept) => {
                         let _ = input.send(InputEvent::LetGo(room, kept));

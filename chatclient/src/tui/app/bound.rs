@@ -275,7 +275,8 @@ impl App {
         self.let_go.insert(room);
         self.tell_let_go();
         self.older_asked += 1;
-        self.effects.push(Effect::Older);
+        self.effects
+            .push(Effect::Older(crate::input::HISTORY_DEFAULT));
     }
 }
 

@@ -320,31 +320,14 @@ impl App {
     }
 
     fn scroll_up(&mut self, rows: usize) {
-        // Up from the oldest line shown: older messages, if there are any
-        // and none are asked for already (nor lines typed wait: the room
-        // they lead to may be another). Not a typed line: a refusal of
-        // one (the connection lost meanwhile) would put "/history" into
-        // the input and Up's lines, and count it among the lines typed.
-        // A room whose oldest lines the cap let go has older ones, the
-        // session told so first.
-        let asked = self.older_asked > self.state.older_taken;
-        let cut = self
-            .state
-            .current
-            .as_ref()
-            .is_some_and(|r| self.let_go.contains(r));
-        if self.at_top && (self.state.older || cut) && self.waiting.is_empty() && !asked {
-            self.tell_let_go();
-            self.older_asked += 1;
-            self.effects.push(Effect::Older);
-        }
-        // Drawing stops at the oldest line.
-        self.scroll = self.scroll.saturating_add(rows);
+        // (Fetching older messages on the way: see `read_up`.)
+        self.read_up(rows);
         // (Back to reading: the newest of a room cut, not asked yet.)
         self.newest_of = None;
     }
 
     fn scroll_down(&mut self, rows: usize) {
+        self.stop_reading_up();
         if self.scroll == 0 {
             // Down past the last line: in a room cut, that line says its
             // newer ones were not kept, and this fetches them.
@@ -371,6 +354,7 @@ impl App {
     /// [`App::scroll_to_bottom`] of the room current so far, another
     /// becoming current (which is shown from its newest once it is).
     pub(super) fn scroll_to_bottom_only(&mut self) {
+        self.stop_reading_up();
         if self.scroll > 0 {
             // (See `scroll_down`.)
             self.release_held();
