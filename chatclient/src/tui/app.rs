@@ -1387,6 +1387,7 @@ mod tests {
         let start = Line::HistoryStart {
             room: "lobby".into(),
             era: 1,
+            older_gone: false,
         };
         app.add_line(start, "12:02".into());
         let lobby: Vec<String> = app

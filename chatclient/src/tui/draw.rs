@@ -1194,6 +1194,7 @@ mod tests {
         let start = Line::HistoryStart {
             room: "lobby".into(),
             era: 0,
+            older_gone: false,
         };
         app.add_line(start, "12:01".into());
         app.handle_event(page_up);
