@@ -897,23 +897,16 @@ pub fn export(dir: &Path, room: Option<&str>, since: u64) -> Result<(), String> 
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut failed = None;
     for name in names {
-        store
-            .export(&name, since, |e| {
-                if failed.is_some() {
-                    return;
-                }
+        // A page is written once it is read, its read transaction ended:
+        // a reader that pauses (`| less`) holds no snapshot that would
+        // keep the server's checkpoints from emptying the log.
+        for page in store.export(&name, since) {
+            for e in page.map_err(|e| e.to_string())? {
                 let line = serde_json::to_string(&e.wire(true, false))
-                    .map_err(|e| format!("cannot write the export: {e}"))
-                    .and_then(|l| writeln!(out, "{l}").map_err(|e| write_failed(&e)));
-                if let Err(e) = line {
-                    failed = Some(e);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        if let Some(e) = failed {
-            return Err(e);
+                    .map_err(|e| format!("cannot write the export: {e}"))?;
+                writeln!(out, "{line}").map_err(|e| write_failed(&e))?;
+            }
         }
     }
     out.flush().map_err(|e| write_failed(&e))

@@ -83,6 +83,15 @@ impl<'de> serde::Deserialize<'de> for Stored {
     }
 }
 
+impl Stored {
+    /// About how many bytes the event takes in memory as text: its nick,
+    /// text, id and recipients.
+    pub(crate) fn text_bytes(&self) -> usize {
+        let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.nick.len() + len(&self.text) + len(&self.msg_id) + len(&self.to_nicks)
+    }
+}
+
 /// A chunk's events, oldest first.
 pub(crate) fn decode_chunk(json: &str) -> rusqlite::Result<Vec<Stored>> {
     serde_json::from_str(json).map_err(|e| {

@@ -47,6 +47,7 @@ mod rooms;
 mod schema;
 mod sessions;
 pub use checkpoint::{CHECKPOINT_PAGES, CHECKPOINT_PAGES_MAX};
+pub use reads::{Export, EXPORT_PAGE_BYTES, EXPORT_PAGE_EVENTS};
 pub use retention::Pruned;
 
 /// The schema version this build writes; migrations bring older ones here.

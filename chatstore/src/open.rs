@@ -118,6 +118,7 @@ impl Store {
         store.migrate(version)?;
         store.detach_sessions()?;
         store._checkpointer = checkpoint::Checkpointer::start(&mut store.db, &store.path, level)?;
+        store.set_log_pages(checkpoint::log_pages(None))?;
         Ok(store)
     }
 
@@ -264,9 +265,21 @@ impl Store {
     /// Cap the database at about `bytes` (`None`: no cap). Past it, an
     /// append fails as if the disk were full; reading still works, and
     /// space that retention frees is used again.
+    ///
+    /// The write-ahead log beside it is not part of the cap, but kept to
+    /// a part of it: checkpointed once it holds an eighth of the cap (by
+    /// the checkpoint thread) or a quarter (by the writer itself, once
+    /// the thread's copy under way is done), and cut back to an eighth
+    /// once a checkpoint emptied it; never more
+    /// than without a cap ([`CHECKPOINT_PAGES`](crate::CHECKPOINT_PAGES),
+    /// [`CHECKPOINT_PAGES_MAX`](crate::CHECKPOINT_PAGES_MAX)). A reader
+    /// holding a snapshot open (the sqlite3 tool inside a transaction)
+    /// keeps a checkpoint from emptying the log, and the log grows
+    /// meanwhile.
     pub fn set_max_bytes(&mut self, bytes: Option<u64>) -> Result<(), StoreError> {
-        let page: i64 = self.db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        let pages = bytes.map_or(i64::from(u32::MAX) * 4, |b| (b as i64 / page).max(1));
+        let page = self.page_size()?;
+        let cap = bytes.map(|b| (b.min(i64::MAX as u64) as i64 / page).max(1));
+        let pages = cap.unwrap_or(i64::from(u32::MAX) * 4);
         // SQLite answers with the cap it set (never below the current size).
         let _: i64 = self
             .db
@@ -274,7 +287,38 @@ impl Store {
                 r.get(0)
             })?;
         self.max_bytes = bytes;
+        self.set_log_pages(checkpoint::log_pages(cap))
+    }
+
+    /// Checkpoint the log after `nudge` pages (the thread) or `itself`
+    /// (the writer), and cut it back to `nudge` pages when a checkpoint
+    /// has emptied it (SQLite keeps the file as long as it grew, else).
+    fn set_log_pages(&mut self, (nudge, itself): (i32, i32)) -> Result<(), StoreError> {
+        match &self._checkpointer {
+            Some(c) => c.set_pages((nudge, itself)),
+            // No thread: SQLite's own checkpoint, in the commit.
+            None => {
+                let _: i64 = self.db.query_row(
+                    &format!("PRAGMA wal_autocheckpoint = {nudge}"),
+                    [],
+                    |r| r.get(0),
+                )?;
+            }
+        }
+        // A log frame is a page and its 24-byte header, after the log's
+        // own 32-byte header.
+        let kept = i64::from(nudge) * (self.page_size()? + 24) + 32;
+        let _: i64 =
+            self.db
+                .query_row(&format!("PRAGMA journal_size_limit = {kept}"), [], |r| {
+                    r.get(0)
+                })?;
         Ok(())
+    }
+
+    /// The database's page size, in bytes.
+    fn page_size(&self) -> Result<i64, StoreError> {
+        Ok(self.db.query_row("PRAGMA page_size", [], |r| r.get(0))?)
     }
 }
 

@@ -38,7 +38,16 @@ impl Store {
     /// them: what a restarted server keeps in memory.
     pub fn recent(&self, room: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
-        self.scan(room, 0, Order::NewestFirst(limit), |e| out.push(e))?;
+        if limit == 0 {
+            return Ok(out);
+        }
+        let room_name: Arc<str> = Arc::from(room);
+        self.walk(room, 1, u64::MAX, true, |e| {
+            if e.kind == KIND_MSG {
+                out.push(stored_msg(e, &room_name));
+            }
+            out.len() < limit
+        })?;
         out.reverse();
         Ok(out)
     }
@@ -133,39 +142,55 @@ impl Store {
         Ok(out)
     }
 
-    /// Every message of `room` with a seq above `since`, oldest first,
-    /// handed to `each` (for an export).
-    pub fn export(
-        &self,
-        room: &str,
-        since: u64,
-        each: impl FnMut(Event),
-    ) -> Result<(), StoreError> {
-        self.scan(room, since, Order::OldestFirst, each)
+    /// Every message of `room` with a seq above `since`, oldest first, a
+    /// page at a time (for an export): see [`Export`].
+    pub fn export(&self, room: &str, since: u64) -> Export<'_> {
+        Export {
+            store: self,
+            room: Arc::from(room),
+            after: since,
+            epoch: None,
+            done: false,
+        }
     }
 
-    fn scan(
-        &self,
-        room: &str,
-        since: u64,
-        order: Order,
-        mut each: impl FnMut(Event),
-    ) -> Result<(), StoreError> {
-        let (newest_first, mut left) = match order {
-            Order::OldestFirst => (false, usize::MAX),
-            Order::NewestFirst(n) => (true, n),
-        };
-        if left == 0 {
-            return Ok(());
+    /// The next page of `export`, read in a transaction of its own, ended
+    /// before this returns: its messages, and whether the room may hold
+    /// more (`export.after` moved past what it looked at).
+    fn export_page(&self, export: &mut Export<'_>) -> Result<(Vec<Event>, bool), StoreError> {
+        let tx = self.db.unchecked_transaction()?;
+        let epoch: Option<String> = tx
+            .prepare_cached("SELECT epoch FROM rooms WHERE name = ?1")?
+            .query_row(params![&*export.room], |r| r.get(0))
+            .optional()?;
+        // Forgotten, or begun again since the first page: its seqs start
+        // over, and what follows is another history.
+        match (&export.epoch, epoch) {
+            (_, None) => return Ok((Vec::new(), false)),
+            (Some(was), Some(now)) if *was != now => return Ok((Vec::new(), false)),
+            (_, Some(now)) => export.epoch = Some(now),
         }
-        let room_name: Arc<str> = Arc::from(room);
-        self.walk(room, since.saturating_add(1), u64::MAX, newest_first, |e| {
-            if e.kind == KIND_MSG {
-                each(stored_msg(e, &room_name));
-                left -= 1;
-            }
-            left > 0
-        })
+        let (mut page, mut looked_at, mut bytes, mut full) = (Vec::new(), 0, 0, false);
+        let mut after = export.after;
+        self.walk(
+            &export.room,
+            after.saturating_add(1),
+            u64::MAX,
+            false,
+            |e| {
+                after = e.seq;
+                looked_at += 1;
+                if e.kind == KIND_MSG {
+                    bytes += e.text_bytes();
+                    page.push(stored_msg(e, &export.room));
+                }
+                full = looked_at >= EXPORT_PAGE_EVENTS || bytes >= EXPORT_PAGE_BYTES;
+                !full
+            },
+        )?;
+        tx.commit()?;
+        export.after = after;
+        Ok((page, full && after < MAX_SEQ))
     }
 
     /// Hand each stored event of `room` with a seq in `lo..=hi` to `each`,
@@ -407,8 +432,59 @@ impl Keys {
     }
 }
 
-/// Which end of a room's history a scan starts from.
-enum Order {
-    OldestFirst,
-    NewestFirst(usize),
+/// The most events (messages or not) one page of an [`Export`] looks at.
+pub const EXPORT_PAGE_EVENTS: usize = 1_000;
+
+/// The most bytes of messages one page of an [`Export`] holds (text,
+/// nick, id and recipients' nicks), past which it ends at the message
+/// that reached it.
+pub const EXPORT_PAGE_BYTES: usize = 1 << 20;
+
+/// A room's messages, oldest first, read a page at a time, each page in a
+/// read transaction of its own that has ended when the page is handed
+/// out: at most [`EXPORT_PAGE_EVENTS`] events looked at and about
+/// [`EXPORT_PAGE_BYTES`] of messages. So an export whose reader pauses
+/// (`chatserver export | less` left open) holds no snapshot of the
+/// database between pages, which would keep every checkpoint from
+/// emptying the write-ahead log while the server writes. Each page reads
+/// the database as it is then: messages stored since the export began are
+/// in it, up to the room's end when the last page is read, and a room
+/// begun again (or forgotten) meanwhile ends its export where it was.
+#[derive(Debug)]
+pub struct Export<'a> {
+    store: &'a Store,
+    room: Arc<str>,
+    /// The seq of the last event looked at: the next page reads above it.
+    after: u64,
+    /// The room's epoch when the first page was read.
+    epoch: Option<String>,
+    /// The room's end was reached (or an error said).
+    done: bool,
+}
+
+impl Iterator for Export<'_> {
+    type Item = Result<Vec<Event>, StoreError>;
+
+    /// The next page of messages (never empty: a page of presences
+    /// alone is read past), or `None` once the room's end was read.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let store = self.store;
+            match store.export_page(self) {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok((page, more)) => {
+                    self.done = !more;
+                    if !page.is_empty() {
+                        return Some(Ok(page));
+                    }
+                }
+            }
+        }
+    }
 }

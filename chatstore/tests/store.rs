@@ -57,6 +57,14 @@ fn sql(dir: &tempfile::TempDir) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.path().join(chatstore::DB_FILE)).expect("open chat.db")
 }
 
+/// Every message an export of `room` after `since` reads, its pages one
+/// after another.
+fn exported(store: &Store, room: &str, since: u64) -> Vec<Event> {
+    let pages: Vec<Vec<Event>> = store.export(room, since).collect::<Result<_, _>>().unwrap();
+    assert!(pages.iter().all(|p| !p.is_empty()), "an empty page");
+    pages.concat()
+}
+
 fn texts(page: &[Event]) -> Vec<String> {
     page.iter()
         .map(|e| match &e.body {
@@ -596,10 +604,52 @@ fn recent_and_export_read_a_room_in_order() {
     }
     put(&mut store, "e", &batch);
     assert_eq!(texts(&store.recent("rust", 2).unwrap()), ["m5", "m6"]);
-    let mut all = Vec::new();
-    store.export("rust", 3, |e| all.push(e)).unwrap();
-    assert_eq!(texts(&all), ["m4", "m5", "m6"]);
+    assert_eq!(texts(&exported(&store, "rust", 3)), ["m4", "m5", "m6"]);
     assert!(store.recent("nowhere", 5).unwrap().is_empty());
+}
+
+/// An export reads a page at a time, each in a read transaction of its
+/// own, ended before the page is handed out: paused between pages (its
+/// reader not reading), it holds no snapshot, so a checkpoint empties the
+/// log while the server writes on. What was stored meanwhile comes in a
+/// later page; a room begun again meanwhile ends its export.
+#[test]
+fn an_export_holds_no_snapshot_between_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // Two and a half pages of events, every tenth a presence.
+    let n = chatstore::EXPORT_PAGE_EVENTS as u64 * 5 / 2;
+    let event = |seq: u64| match seq % 10 {
+        0 => presence("rust", seq, 2),
+        _ => msg("rust", seq, 1, &[], &format!("m{seq}")),
+    };
+    put(&mut store, "e", &(1..=n).map(event).collect::<Vec<_>>());
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let mut pages = reader.export("rust", 0);
+    let first = pages.next().unwrap().unwrap();
+    assert_eq!(first.len(), chatstore::EXPORT_PAGE_EVENTS * 9 / 10);
+    put(&mut store, "e", &[msg("rust", n + 1, 1, &[], "later")]);
+    let (busy, log, copied): (i64, i64, i64) = sql(&dir)
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((busy, log, copied), (0, 0, 0), "the log emptied");
+    let rest: Vec<Vec<Event>> = pages.collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest.len(), 2, "two more pages");
+    let seqs: Vec<u64> = first
+        .iter()
+        .chain(rest.iter().flatten())
+        .map(|e| e.seq)
+        .collect();
+    let want: Vec<u64> = (1..=n + 1).filter(|s| s % 10 != 0).collect();
+    assert_eq!(seqs, want);
+    // The room begun again between two pages: the export ends there.
+    let mut pages = reader.export("rust", 0);
+    assert_eq!(pages.next().unwrap().unwrap()[0].seq, 1);
+    put(&mut store, "f", &(1..=n).map(event).collect::<Vec<_>>());
+    assert!(pages.next().is_none());
+    assert_eq!(exported(&reader, "rust", 0).len(), want.len() - 1);
 }
 
 /// The messages stamped from a time on, newest first up to a count (what
@@ -1236,6 +1286,85 @@ fn the_log_is_copied_into_the_database_beside_the_appends() {
     assert_eq!(store.rooms().unwrap()[0].last_seq, seq);
 }
 
+/// A log grown long (a reader held a snapshot while the server wrote:
+/// no checkpoint could empty it) is cut back once a checkpoint has: to
+/// what the checkpoint thread's threshold holds, an eighth of a small
+/// cap (SQLite kept the file as long as it grew: 335 MB after an export
+/// paused while a million messages were stored).
+#[test]
+fn a_long_log_is_cut_back_once_a_checkpoint_emptied_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join(format!("{}-wal", chatstore::DB_FILE));
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let frames = |pages: u64| pages * (4096 + 24) + 32;
+    let mut store = open(&dir);
+    // 4 MiB: 1,024 pages, the log kept to 128, the writer checkpointing
+    // past 256.
+    store.set_max_bytes(Some(4 << 20)).unwrap();
+    let reader = sql(&dir);
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM rooms;")
+        .unwrap();
+    // About 2.5 MB.
+    let text = "x".repeat(1_000);
+    let mut seq = 0;
+    for _ in 0..20 {
+        let batch: Vec<Event> = (0..100)
+            .map(|_| {
+                seq += 1;
+                msg("big", seq, 1, &[], &text)
+            })
+            .collect();
+        put(&mut store, "e", &batch);
+    }
+    let grown = wal_size();
+    assert!(grown > frames(512), "the log grew to {grown}");
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    // The next commit finds the log long and copies it all; the one after
+    // writes it again from its start, cut back then. A few more, should
+    // the checkpoint thread have held a lock that one needed.
+    for _ in 0..50 {
+        seq += 1;
+        put(&mut store, "e", &[msg("big", seq, 1, &[], "small")]);
+        if wal_size() <= frames(128) {
+            break;
+        }
+    }
+    assert!(
+        wal_size() <= frames(128),
+        "the log holds {} bytes, from {grown}",
+        wal_size()
+    );
+    assert_eq!(store.rooms().unwrap()[0].last_seq, seq);
+}
+
+/// Under a small cap, commits one after another (a message a batch, as
+/// a busy server's turns go) keep the log to a part of the cap: past a
+/// quarter of it the writer waits for the checkpoint thread's copy and
+/// checkpoints itself, so the next commit writes the log from its start.
+/// (The thread, checkpointing without a pause, kept the writer's own
+/// checkpoint busy, and the log never started again while the writes
+/// went on: 23.7 MB beside a cap of 2 MiB.)
+#[test]
+fn commits_without_a_pause_keep_the_log_to_a_part_of_a_small_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join(format!("{}-wal", chatstore::DB_FILE));
+    let mut store = open(&dir);
+    // 4 MiB: 1,024 pages, the writer checkpointing past 256.
+    store.set_max_bytes(Some(4 << 20)).unwrap();
+    let mut largest = 0;
+    for seq in 1..=3_000 {
+        put(&mut store, "e", &[msg("busy", seq, 1, &[], "hello")]);
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // A quarter of the cap, and room for a few commits more that did not
+    // start the log again (the thread held a lock that needed).
+    let most = 384 * (4096 + 24) + 32;
+    assert!(largest <= most, "the log grew to {largest} bytes");
+    assert_eq!(store.rooms().unwrap()[0].last_seq, 3_000);
+}
+
 #[test]
 fn a_room_begun_again_keeps_its_writers_sessions_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -1330,9 +1459,7 @@ fn read_old(store: &Store) {
     assert_eq!((texts(&page), more), (vec!["to all".into()], false));
     let (page, more) = store.page("go", SessionId(4), 2, 10).unwrap();
     assert_eq!((texts(&page), more), (vec!["go 1".into()], false));
-    let mut out = Vec::new();
-    store.export("go", 1, |e| out.push(e)).unwrap();
-    assert_eq!(texts(&out), ["go 2"]);
+    assert_eq!(texts(&exported(store, "go", 1)), ["go 2"]);
     assert!(store.recent("nowhere", 10).unwrap().is_empty());
     assert_eq!(store.next_session().unwrap(), 10);
 }
@@ -1595,11 +1722,10 @@ fn neighbouring_rooms_never_read_or_delete_across_their_keys() {
     let (page, more) = store.page("up", SessionId(9), 2, 10).unwrap();
     assert_eq!((texts(&page), more), (vec!["up 1".into()], false));
     // Reads from at or past the highest seq find nothing, in either room.
-    let mut out = Vec::new();
-    store.export("low", top, |e| out.push(e)).unwrap();
-    store.export("low", u64::MAX, |e| out.push(e)).unwrap();
-    store.export("up", top, |e| out.push(e)).unwrap();
-    assert!(out.is_empty(), "{out:?}");
+    for (room, since) in [("low", top), ("low", u64::MAX), ("up", top)] {
+        let out = exported(&store, room, since);
+        assert!(out.is_empty(), "{room} {since}: {out:?}");
+    }
     let page = store
         .read(&ReadQuery::new("low", SessionId(9), top, u64::MAX, 10))
         .unwrap();

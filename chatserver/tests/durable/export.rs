@@ -181,3 +181,77 @@ fn an_export_whose_reader_closes_the_pipe_stops_quietly() {
         "{status:?}: {stderr}"
     );
 }
+
+/// `chatserver export | less` left open while the server writes: the
+/// export, blocked writing into a pipe nobody reads, holds no snapshot of
+/// the database, so a checkpoint still empties the write-ahead log (it
+/// held its read transaction open while it wrote, and the log grew
+/// without bound). Read on later, it prints every message it read (all
+/// of the room, in one page: those stored while it waited come after
+/// its last page).
+#[test]
+fn an_export_paused_by_its_reader_holds_back_no_checkpoint() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = durable(dir.path(), &["--rate", "0"]);
+    let mut alice = server.connect();
+    join_v2(&mut alice, "alice", &["lobby"], None);
+    // About 300 KB of lines: past the export's buffer and the pipe's.
+    let text = "x".repeat(1_000);
+    let mut ids: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    for id in &ids {
+        say(&mut alice, "lobby", &text, id);
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatserver"))
+        .args(["export", "--data-dir", path_str(dir.path())])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chatserver export");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut first = String::new();
+    lines.read_line(&mut first).expect("a line");
+    assert!(first.contains("\"id\":\"m0\""), "{first}");
+    // The export now waits on the full pipe. The server writes on...
+    for i in 300..310 {
+        ids.push(format!("m{i}"));
+        say(&mut alice, "lobby", &text, &ids[i]);
+    }
+    // ...and a checkpoint (as the sqlite3 tool runs it) copies the whole
+    // log into the database and empties it, waiting a while for readers.
+    let db = rusqlite::Connection::open(dir.path().join("chat.db")).expect("open chat.db");
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    let (busy, log): (i64, i64) = db
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("a checkpoint");
+    assert_eq!((busy, log), (0, 0), "the log was not emptied");
+    let mut rest = String::new();
+    lines
+        .read_to_string(&mut rest)
+        .expect("the export to its end");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr to its end");
+    let status = child.wait().expect("the export ends");
+    assert!(
+        status.success() && stderr.is_empty(),
+        "{status:?}: {stderr}"
+    );
+    let printed: Vec<String> = std::iter::once(first.as_str())
+        .chain(rest.lines())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            v["id"].as_str().expect("an id").to_owned()
+        })
+        .collect();
+    assert_eq!(printed, ids[..300]);
+}
