@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::budget::{OutboundBudget, SLOT_BYTES};
-use crate::ratelimit::ReadAllowance;
+use crate::ratelimit::{ReadAllowance, LOOKED_AT_EVENT_BYTES};
 
 /// How many queued buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -201,6 +201,27 @@ impl Peer {
                 | ServerFrame::Rooms { .. }
         ) {
             reads.charge(bytes, Instant::now());
+        }
+    }
+
+    /// The history database looked at `looked_at` stored events to answer
+    /// a read of this peer's, an answer of `answered` bytes (all its
+    /// frames, as [`charge_read`](Peer::charge_read) charged them):
+    /// charge what looking at them costs beyond that,
+    /// [`LOOKED_AT_EVENT_BYTES`] each. A page of messages the peer may see
+    /// costs what it did (each is longer than that), where an empty page
+    /// after a long scan of messages to others was charged as nothing.
+    pub fn charge_looked_at(&self, looked_at: u64, answered: usize) {
+        let Some(reads) = &self.reads else {
+            return;
+        };
+        let cost = looked_at.saturating_mul(LOOKED_AT_EVENT_BYTES);
+        let beyond = cost.saturating_sub(answered as u64);
+        if beyond > 0 {
+            reads.charge(
+                usize::try_from(beyond).unwrap_or(usize::MAX),
+                Instant::now(),
+            );
         }
     }
 
@@ -901,6 +922,36 @@ mod tests {
         let free = Peer::for_task(QueueLimits::fixed(1 << 20), budget);
         free.charge_read(&ServerFrame::history("r", Vec::new(), false), 1 << 30);
         assert_eq!(free.read_wait(t0, 100), None);
+    }
+
+    /// A read from the database is charged for the events it looked at,
+    /// 64 bytes each, beyond what its answer was charged: an empty page
+    /// after a long scan costs its scan, a page of what was looked at
+    /// costs its bytes alone.
+    #[test]
+    fn what_a_read_looked_at_is_charged_beyond_its_answer() {
+        let budget = OutboundBudget::new(1 << 20);
+        let t0 = Instant::now();
+        // 1,000 bytes a second after 100,000; nothing reserved.
+        let reads = ReadAllowance::new(1_000, 100_000, 0, t0);
+        let peer = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
+        let peer = peer.with_reads(reads);
+        // A page of 70 bytes after 1,000 events: 64,000 in all.
+        peer.charge_read(&ServerFrame::history("r", Vec::new(), false), 70);
+        peer.charge_looked_at(1_000, 70);
+        // A page of 20,000 bytes after 200 events (12,800): its bytes.
+        peer.charge_read(&ServerFrame::history("r", Vec::new(), false), 20_000);
+        peer.charge_looked_at(200, 20_000);
+        let t1 = Instant::now();
+        assert_eq!(peer.read_wait(t1, 0), None, "16,000 left");
+        // 16,000 short of another 32,000: 16 s at 1,000 a second.
+        peer.charge_looked_at(500, 0);
+        let wait = peer.read_wait(t1, 0).expect("16,000 short");
+        let secs = wait.as_secs_f64();
+        assert!((15.9..=16.0).contains(&secs), "{wait:?}");
+        let free = Peer::for_task(QueueLimits::fixed(1 << 20), budget);
+        free.charge_looked_at(u64::MAX, 0);
+        assert_eq!(free.read_wait(t0, 0), None);
     }
 
     #[tokio::test]

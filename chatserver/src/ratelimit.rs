@@ -120,6 +120,14 @@ impl TokenBucket {
     }
 }
 
+/// What each stored event a read from the history database looked at
+/// costs the asker's read allowance, in bytes, at the least: about what
+/// an event takes stored (a row holds up to 64 in 4,000 bytes), and what
+/// reading one costs the server beside sending as many. A read is
+/// charged the larger of what it sends and this for each event it looked
+/// at ([`Peer::charge_looked_at`](crate::peer::Peer::charge_looked_at)).
+pub const LOOKED_AT_EVENT_BYTES: u64 = 64;
+
 /// How many bytes a connection may be sent in answer to its reads:
 /// `rate` a second on average after `burst`. The hub charges each answer
 /// when it sends it ([`charge`](ReadAllowance::charge)), however much it

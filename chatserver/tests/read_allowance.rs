@@ -413,3 +413,64 @@ fn welcome_says_the_read_allowance_and_no_rate_limit_means_none() {
         }
     }
 }
+
+/// Pages from the history database of a room of messages to others: each
+/// comes back empty (about 70 bytes) after looking at `--history-scan`
+/// stored events, which cost the server's one reader far more than the
+/// bytes. Asked again and again, they are held to the read allowance
+/// by what was looked at, 64 bytes an event: before, each was charged
+/// its 70 bytes, and five connections kept the reader busy.
+#[test]
+fn empty_pages_after_long_scans_of_the_database_are_held_to_the_read_allowance() {
+    const SAID: usize = 2_000;
+    const SCAN: usize = 1_000;
+    const PAGES: usize = 12;
+    const RATE: f64 = 320_000.0;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let stored = ["--data-dir", data, "--history-per-room", "4"];
+    // Alice's messages to bob, stored by a server without limits.
+    let mut server = Server::start(&[&stored[..], &["--rate", "0"]].concat());
+    let mut alice = server.join("alice");
+    let _bob = server.join("bob");
+    for n in 0..SAID {
+        alice.send_frame(&json!({"type": "msg", "to": ["bob"], "text": format!("p{n}")}));
+    }
+    alice.recv_until(SAID * 2, |f| f["text"] == format!("p{}", SAID - 1));
+    server.sigterm();
+    assert!(server.wait_exit(common::WAIT).success());
+    let server = Server::start(
+        &[
+            &stored[..],
+            &[
+                "--history-scan",
+                "1000",
+                "--max-frame-bytes",
+                "4096",
+                "--replay-bytes",
+                "1024",
+                "--read-rate-bytes",
+                "320000",
+                "--read-burst-bytes",
+                "4096",
+            ],
+        ]
+        .concat(),
+    );
+    let mut carol = server.join("carol");
+    let ask = raw(&json!({"type": "history", "room": "lobby", "limit": 1, "before": 1_500}));
+    let started = Instant::now();
+    carol.send_raw(&ask.repeat(PAGES));
+    for _ in 0..PAGES {
+        let (_, page) = carol.recv_until(10, |f| kind(f) == "history");
+        assert_eq!(page["events"], json!([]), "{page}");
+        assert_eq!(page["more"], true, "{page}");
+    }
+    // Each page was charged its scan: all but the one the burst paid for,
+    // and the last (charged once sent), at the rate. (A lower bound only.)
+    let least = ((PAGES - 2) * SCAN * 64) as f64 / RATE;
+    let took = started.elapsed().as_secs_f64();
+    assert!(took >= least, "{PAGES} pages in {took:.2} s");
+    // Held, not closed.
+    carol.ping_pong();
+}

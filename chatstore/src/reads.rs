@@ -314,7 +314,8 @@ impl Store {
         before: u64,
         limit: usize,
     ) -> Result<(Vec<Event>, bool), StoreError> {
-        self.page_between(room, session, 0, before, limit)
+        let (events, more, _) = self.page_between(room, session, 0, before, limit)?;
+        Ok((events, more))
     }
 
     /// What the server core asks for with `Output::Read`: like
@@ -324,7 +325,8 @@ impl Store {
     ///
     /// The page says where the room's history starts
     /// ([`ReadPage::oldest`]), read after its events: retention may have
-    /// deleted some of the range before the server heard of it.
+    /// deleted some of the range before the server heard of it; and how
+    /// many stored events it looked at ([`ReadPage::looked_at`]).
     pub fn read(&self, query: &ReadQuery) -> Result<ReadPage, StoreError> {
         let page = self.read_range(query)?;
         Ok(match self.room(&query.room)? {
@@ -336,7 +338,7 @@ impl Store {
     /// [`read`](Store::read) but for where the room's history starts.
     fn read_range(&self, query: &ReadQuery) -> Result<ReadPage, StoreError> {
         let lowest = query.lowest();
-        let (events, more) = self.page_between(
+        let (events, more, looked_at) = self.page_between(
             &query.room,
             query.session,
             lowest.saturating_sub(1),
@@ -345,7 +347,7 @@ impl Store {
         )?;
         if more {
             let from = events.first().map_or(query.before, |e| e.seq);
-            return Ok(ReadPage::new(events, true, from));
+            return Ok(ReadPage::new(events, true, from).with_looked_at(looked_at));
         }
         // Cut short by the scan: more if the range holds anything older
         // (seqs `after + 1 ..= lowest - 1`): the first event found there
@@ -359,9 +361,12 @@ impl Store {
                 false
             })?;
         }
-        Ok(ReadPage::new(events, older, lowest))
+        Ok(ReadPage::new(events, older, lowest).with_looked_at(looked_at + u64::from(older)))
     }
 
+    /// The newest `limit` messages `session` may see with a seq in
+    /// `after + 1 ..= before - 1`, oldest first, whether older ones
+    /// exist, and how many stored events were looked at to find them.
     fn page_between(
         &self,
         room: &str,
@@ -369,15 +374,17 @@ impl Store {
         after: u64,
         before: u64,
         limit: usize,
-    ) -> Result<(Vec<Event>, bool), StoreError> {
+    ) -> Result<(Vec<Event>, bool, u64), StoreError> {
         // Seqs `after + 1 ..= before - 1`.
         let Some(hi) = before.checked_sub(1) else {
-            return Ok((Vec::new(), false));
+            return Ok((Vec::new(), false, 0));
         };
         let me = format!(",{},", session.0);
         let room_name: Arc<str> = Arc::from(room);
         let mut page = Vec::new();
+        let mut looked_at = 0;
         self.walk(room, after.saturating_add(1), hi, true, |e| {
+            looked_at += 1;
             let visible = match &e.to_sessions {
                 None => true,
                 Some(to) => e.session == session.0 || to.contains(&me),
@@ -390,7 +397,7 @@ impl Store {
         let more = page.len() > limit;
         page.truncate(limit);
         page.reverse();
-        Ok((page, more))
+        Ok((page, more, looked_at))
     }
 }
 

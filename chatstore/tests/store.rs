@@ -1208,25 +1208,31 @@ fn a_read_looks_at_no_more_than_its_scan() {
     for _ in 0..5 {
         let q = chatproto::ReadQuery::new("rust", SessionId(3), 0, before, 5).with_scan(8);
         let page = store.read(&q).unwrap();
-        pages.push((texts(&page.events), page.more, page.from));
+        pages.push((texts(&page.events), page.more, page.from, page.looked_at));
         if !page.more {
             break;
         }
         before = page.from;
     }
+    // Each says what it looked at: its 8 seqs, and the one older that
+    // says there is more.
     let none = Vec::<String>::new();
     assert_eq!(
         pages,
         [
-            (none.clone(), true, 14),
-            (none.clone(), true, 6),
-            (vec!["m1".to_owned()], false, 1),
+            (none.clone(), true, 14, 9),
+            (none.clone(), true, 6, 9),
+            (vec!["m1".to_owned()], false, 1, 5),
         ]
     );
-    // Session 2 may see them: a full page stops at its oldest message.
+    // Session 2 may see them: a full page stops at its oldest message,
+    // having looked at one more.
     let q = chatproto::ReadQuery::new("rust", SessionId(2), 0, 22, 5).with_scan(8);
     let page = store.read(&q).unwrap();
-    assert_eq!((page.events.len(), page.more, page.from), (5, true, 17));
+    assert_eq!(
+        (page.events.len(), page.more, page.from, page.looked_at),
+        (5, true, 17, 6)
+    );
 }
 
 #[test]

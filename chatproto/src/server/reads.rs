@@ -84,6 +84,12 @@ pub struct ReadPage {
     /// The room's oldest stored seq, read after the page, when the store
     /// says (see [`ReadPage::with_oldest`]); `None`: it does not.
     pub oldest: Option<u64>,
+    /// How many stored events the store looked at to find the page
+    /// (messages for others and presences too), when it says (see
+    /// [`ReadPage::with_looked_at`]); 0: it does not. What the read cost
+    /// it, which the page's size alone does not tell: a page of a room
+    /// of messages to others may be empty after a long scan.
+    pub looked_at: u64,
 }
 
 impl ReadPage {
@@ -94,7 +100,14 @@ impl ReadPage {
             more,
             from,
             oldest: None,
+            looked_at: 0,
         }
+    }
+
+    /// The same page, found by looking at `looked_at` stored events.
+    pub fn with_looked_at(mut self, looked_at: u64) -> Self {
+        self.looked_at = looked_at;
+        self
     }
 
     /// The same page, with the room's oldest stored seq as the store saw

@@ -50,7 +50,8 @@ impl Hub {
     }
 
     /// The store read history for `client`: its answer goes before what
-    /// was held for it meanwhile.
+    /// was held for it meanwhile, charged to its read allowance as sent,
+    /// and for what the store looked at to find it.
     pub(super) fn answer_read(
         &mut self,
         ticket: u64,
@@ -60,6 +61,7 @@ impl Hub {
         if let Err(e) = &found {
             warn!(error = %e, "the history database could not read; answering from memory");
         }
+        let looked_at = found.as_ref().map_or(0, |page| page.looked_at);
         let frames = match self.server.handle_page(ticket, found) {
             Some((to, frames)) if to == client => frames,
             _ => Vec::new(),
@@ -68,15 +70,19 @@ impl Hub {
             return;
         };
         let mut answer = Vec::with_capacity(frames.len());
+        let mut answered = 0;
         for frame in &frames {
             match encode_shared(&mut self.scratch, frame, self.max_frame_bytes) {
                 Ok(bytes) => {
                     peer.charge_read(frame, bytes.len());
+                    answered += bytes.len();
                     answer.push(self.budget.track(bytes))
                 }
                 Err(e) => warn!(client = %client, error = %e, "a frame did not encode"),
             }
         }
+        // What the database looked at to find it, beyond what it sends.
+        peer.charge_looked_at(looked_at, answered);
         match peer.release(ticket, answer) {
             Push::Queued { newly, over } => {
                 if newly {
