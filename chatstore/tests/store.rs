@@ -36,6 +36,29 @@ fn put(store: &mut Store, epoch: &str, batch: &[Event]) {
     store.append(&records(epoch, batch)).unwrap();
 }
 
+/// `batches` batches of 100 messages of 1,000 bytes to #big (seqs from
+/// 1), about 100 KB a batch; the last seq.
+fn put_big(store: &mut Store, batches: u64) -> u64 {
+    let text = "x".repeat(1_000);
+    let mut seq = 0;
+    for _ in 0..batches {
+        let batch: Vec<Event> = (0..100)
+            .map(|_| {
+                seq += 1;
+                msg("big", seq, 1, &[], &text)
+            })
+            .collect();
+        put(store, "e", &batch);
+    }
+    seq
+}
+
+/// The size of a write-ahead log of `pages` 4 KiB pages: its header and
+/// each frame's.
+fn log_bytes(pages: u64) -> u64 {
+    pages * (4096 + 24) + 32
+}
+
 fn records(epoch: &str, batch: &[Event]) -> Vec<Record> {
     let mut out: Vec<Record> = Vec::new();
     for e in batch {
@@ -1266,17 +1289,7 @@ fn the_log_is_copied_into_the_database_beside_the_appends() {
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
     // About 12 MB of messages in batches of 100: the log passes
     // CHECKPOINT_PAGES (4 MB of 4 KiB pages) three times over.
-    let text = "x".repeat(1_000);
-    let mut seq = 0;
-    for _ in 0..120 {
-        let batch: Vec<Event> = (0..100)
-            .map(|_| {
-                seq += 1;
-                msg("big", seq, 1, &[], &text)
-            })
-            .collect();
-        put(&mut store, "e", &batch);
-    }
+    let seq = put_big(&mut store, 120);
     // The checkpoint thread copies in the background: wait for it, within
     // a bound.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -1284,7 +1297,7 @@ fn the_log_is_copied_into_the_database_beside_the_appends() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(size(&db) >= 4_000_000, "chat.db holds {} bytes", size(&db));
-    let max_wal = u64::try_from(chatstore::CHECKPOINT_PAGES_MAX).unwrap() * (4096 + 24) + 32;
+    let max_wal = log_bytes(u64::try_from(chatstore::CHECKPOINT_PAGES_MAX).unwrap());
     assert!(size(&wal) <= max_wal, "the log holds {} bytes", size(&wal));
     assert_eq!(store.recent("big", 3).unwrap().len(), 3);
     drop(store);
@@ -1302,7 +1315,6 @@ fn a_long_log_is_cut_back_once_a_checkpoint_emptied_it() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join(format!("{}-wal", chatstore::DB_FILE));
     let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
-    let frames = |pages: u64| pages * (4096 + 24) + 32;
     let mut store = open(&dir);
     // 4 MiB: 1,024 pages, the log kept to 128, the writer checkpointing
     // past 256.
@@ -1312,19 +1324,9 @@ fn a_long_log_is_cut_back_once_a_checkpoint_emptied_it() {
         .execute_batch("BEGIN; SELECT count(*) FROM rooms;")
         .unwrap();
     // About 2.5 MB.
-    let text = "x".repeat(1_000);
-    let mut seq = 0;
-    for _ in 0..20 {
-        let batch: Vec<Event> = (0..100)
-            .map(|_| {
-                seq += 1;
-                msg("big", seq, 1, &[], &text)
-            })
-            .collect();
-        put(&mut store, "e", &batch);
-    }
+    let mut seq = put_big(&mut store, 20);
     let grown = wal_size();
-    assert!(grown > frames(512), "the log grew to {grown}");
+    assert!(grown > log_bytes(512), "the log grew to {grown}");
     reader.execute_batch("COMMIT").unwrap();
     drop(reader);
     // The next commit finds the log long and copies it all; the one after
@@ -1333,12 +1335,12 @@ fn a_long_log_is_cut_back_once_a_checkpoint_emptied_it() {
     for _ in 0..50 {
         seq += 1;
         put(&mut store, "e", &[msg("big", seq, 1, &[], "small")]);
-        if wal_size() <= frames(128) {
+        if wal_size() <= log_bytes(128) {
             break;
         }
     }
     assert!(
-        wal_size() <= frames(128),
+        wal_size() <= log_bytes(128),
         "the log holds {} bytes, from {grown}",
         wal_size()
     );
@@ -1366,7 +1368,7 @@ fn commits_without_a_pause_keep_the_log_to_a_part_of_a_small_cap() {
     }
     // A quarter of the cap, and room for a few commits more that did not
     // start the log again (the thread held a lock that needed).
-    let most = 384 * (4096 + 24) + 32;
+    let most = log_bytes(384);
     assert!(largest <= most, "the log grew to {largest} bytes");
     assert_eq!(store.rooms().unwrap()[0].last_seq, 3_000);
 }

@@ -144,7 +144,7 @@ fn export_prints_the_messages_after_since_while_the_server_runs() {
 /// write the export: Broken pipe" and exited 1).
 #[test]
 fn an_export_whose_reader_closes_the_pipe_stops_quietly() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("temporary directory");
     let server = durable(dir.path(), &[]);
     let mut alice = server.connect();
@@ -168,18 +168,7 @@ fn an_export_whose_reader_closes_the_pipe_stops_quietly() {
         .expect("a line");
     assert!(first.contains("\"type\":\"msg\""), "{first}");
     // The reader is gone (dropped with the BufReader).
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr to its end");
-    let status = child.wait().expect("the export ends");
-    assert!(
-        status.success() && stderr.is_empty(),
-        "{status:?}: {stderr}"
-    );
+    ends_cleanly(&mut child);
 }
 
 /// `chatserver export | less` left open while the server writes: the
@@ -234,6 +223,20 @@ fn an_export_paused_by_its_reader_holds_back_no_checkpoint() {
     lines
         .read_to_string(&mut rest)
         .expect("the export to its end");
+    ends_cleanly(&mut child);
+    let printed: Vec<String> = std::iter::once(first.as_str())
+        .chain(rest.lines())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            v["id"].as_str().expect("an id").to_owned()
+        })
+        .collect();
+    assert_eq!(printed, ids[..300]);
+}
+
+/// The export `child` ends with success and says nothing on stderr.
+fn ends_cleanly(child: &mut std::process::Child) {
+    use std::io::Read;
     let mut stderr = String::new();
     child
         .stderr
@@ -246,12 +249,4 @@ fn an_export_paused_by_its_reader_holds_back_no_checkpoint() {
         status.success() && stderr.is_empty(),
         "{status:?}: {stderr}"
     );
-    let printed: Vec<String> = std::iter::once(first.as_str())
-        .chain(rest.lines())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("a JSON line");
-            v["id"].as_str().expect("an id").to_owned()
-        })
-        .collect();
-    assert_eq!(printed, ids[..300]);
 }
