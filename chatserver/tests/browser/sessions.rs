@@ -8,7 +8,7 @@ use fantoccini::key::Key;
 use serde_json::{json, Value};
 
 use crate::common::{self, Client, Next, Server};
-use crate::webdriver::{wait_for, Harness, Line, Page};
+use crate::webdriver::{size_page, wait_for, Harness, Line, Page};
 use crate::{say_in, shown};
 
 #[test]
@@ -314,18 +314,7 @@ async fn resumed_elsewhere(h: &Harness, server: &Server) {
     page.shot("elsewhere-wide").await;
 
     // A phone's width: the button is still in view.
-    let frame = page
-        .js(
-            "return [outerWidth - innerWidth, outerHeight - innerHeight];",
-            vec![],
-        )
-        .await;
-    let dw = frame[0].as_u64().expect("a width") as u32;
-    let dh = frame[1].as_u64().expect("a height") as u32;
-    page.c
-        .set_window_size(390 + dw, 760 + dh)
-        .await
-        .expect("a phone's width");
+    size_page(&page.c, 390, 760).await;
     let narrow = wait_for("alice: the notice on a phone's width", async || {
         let v = page.js(ELSEWHERE_JS, vec![]).await;
         if v["width"] == json!(390) && v["drawers_away"] == json!(true) {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::common::Server;
 use crate::say_in;
-use crate::webdriver::{wait_for, Harness, Page};
+use crate::webdriver::{size_page, wait_for, Harness, Page};
 
 // ---------------------------------------------------------------------
 // b. Markup and bidi controls are text.
@@ -457,19 +457,8 @@ async fn readable_length(h: &Harness, server: &Server) {
                 and measured against the length a reader takes in at a glance";
     say_in(&mut bob, "lobby", &[], long);
     page.wait_texts("lobby", &[long]).await;
-    let frame = page
-        .js(
-            "return [outerWidth - innerWidth, outerHeight - innerHeight];",
-            vec![],
-        )
-        .await;
-    let dw = frame[0].as_u64().expect("a width") as u32;
-    let dh = frame[1].as_u64().expect("a height") as u32;
     for width in [2400, 1000, 400] {
-        page.c
-            .set_window_size(width + dw, 900 + dh)
-            .await
-            .expect("size the window");
+        size_page(&page.c, width, 900).await;
         let m = wait_for(&format!("alice: the page {width} wide"), async || {
             let m = page.js(MEASURE_JS, vec![]).await;
             if m["width"] == json!(width) && m["away"] == json!(true) {

@@ -240,22 +240,26 @@ impl Harness {
                     self.log()
                 )
             });
-        // The window's own frame takes room even headless: grow the window
-        // by it, so the page itself is `w` by `h`.
-        let frame = c
-            .execute(
-                "return [outerWidth - innerWidth, outerHeight - innerHeight];",
-                vec![],
-            )
-            .await
-            .expect("measure the window");
-        let dw = frame[0].as_u64().expect("a width") as u32;
-        let dh = frame[1].as_u64().expect("a height") as u32;
-        c.set_window_size(w + dw, h + dh)
-            .await
-            .expect("size the window");
+        size_page(&c, w, h).await;
         c
     }
+}
+
+/// Make the page in `c`'s window `w` by `h`: the window's own frame takes
+/// room even headless, so the window grows by it.
+pub async fn size_page(c: &fantoccini::Client, w: u32, h: u32) {
+    let frame = c
+        .execute(
+            "return [outerWidth - innerWidth, outerHeight - innerHeight];",
+            vec![],
+        )
+        .await
+        .expect("measure the window");
+    let dw = frame[0].as_u64().expect("a width") as u32;
+    let dh = frame[1].as_u64().expect("a height") as u32;
+    c.set_window_size(w + dw, h + dh)
+        .await
+        .expect("size the window");
 }
 
 impl Drop for Harness {

@@ -7,5 +7,5 @@
 mod chromedriver;
 mod page;
 
-pub use chromedriver::{free_port, Harness, POLL};
+pub use chromedriver::{free_port, size_page, Harness, POLL};
 pub use page::{wait_for, Line, Page};
