@@ -621,7 +621,9 @@ pub enum ErrorCode {
     /// restarts). From a server that shares rooms (PROTOCOL.md §5.9) also the
     /// answer to a `join` or an `enter` it cannot log now, and, without
     /// `id`, the last frame before it closes a connection whose nickname
-    /// the other servers freed (the one case it is fatal).
+    /// the other servers freed (the one case it is fatal). Also the answer
+    /// to a `join` that would begin a new session when the server's
+    /// session ids are used up (a store reserved the last of them).
     Unavailable,
     /// v2.1: the client's session was resumed on another connection (one
     /// that gave its token); this connection closes. A client MUST NOT

@@ -777,6 +777,49 @@ fn a_session_restored_under_a_known_id_restores_nothing() {
     assert_ne!(sim.server.session_id_of(sim.clients[m].id), Some(carol));
 }
 
+/// Session ids do not wrap: with the last id a store can reserve taken
+/// (a damaged or hand-edited database), a join is refused with
+/// `unavailable` instead of numbered 0 again, which in a release build
+/// gave the new session a restored session's id, and let a stale token
+/// take it over (a debug build panicked on the overflow).
+#[test]
+fn session_ids_used_up_refuse_a_join_and_reuse_none() {
+    let mut sim = Sim::new(durable(), T0);
+    let now = sim.clock();
+    sim.server
+        .restore_session(now, SessionId(0), "bob", hash_token("tok0"));
+    sim.server
+        .restore_session(now, SessionId(u64::MAX - 1), "carol", hash_token("t1"));
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], None));
+    let frames = sim.take(a);
+    assert_eq!(
+        errors(&frames),
+        [(ErrorCode::Unavailable, None)],
+        "{frames:?}"
+    );
+    assert_eq!(sim.server.session_id_of(sim.clients[a].id), None);
+    // The restored session 0 is still bob's, resumed by its token.
+    let b = sim.connect();
+    sim.send(b, ClientFrame::join_v2("bob", vec![], Some("tok0".into())));
+    sim.take(b);
+    assert_eq!(
+        sim.server.session_id_of(sim.clients[b].id),
+        Some(SessionId(0))
+    );
+
+    let mut sim = Sim::new(durable(), T0);
+    sim.server.reserve_sessions(u64::MAX);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], None));
+    let frames = sim.take(a);
+    assert_eq!(
+        errors(&frames),
+        [(ErrorCode::Unavailable, None)],
+        "{frames:?}"
+    );
+}
+
 /// Seqs a store or a log could not have reached are refused, so a room's
 /// seqs do not run out (a room restored at `u64::MAX - 1` overflowed at
 /// its next message).

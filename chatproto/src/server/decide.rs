@@ -27,6 +27,11 @@ use crate::PayloadError;
 /// The longest message id, in characters.
 pub const MAX_ID_LEN: usize = 64;
 
+/// The answer to a `join` that needs a new session when every session id
+/// is used up (only a store reserving the last ones gets there).
+const SESSIONS_USED_UP: &str =
+    "this server can begin no new session: its session ids are used up (resuming a session still works)";
+
 impl Server {
     /// A frame arrived from `client`. Unknown clients are ignored.
     pub fn handle_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
@@ -162,6 +167,12 @@ impl Server {
                 (sid, true)
             }
             None => {
+                // `u64::MAX` is never given (nor restored): with it next,
+                // the ids are used up, and numbering on from 0 would give
+                // a new session the id of one a store restored.
+                if self.next_session == u64::MAX {
+                    return self.error(client, ErrorCode::Unavailable, SESSIONS_USED_UP);
+                }
                 let sid = SessionId(self.next_session);
                 self.next_session += 1;
                 let token = self.token();

@@ -769,7 +769,9 @@ impl Server {
 
     /// Session ids below this are taken (by stored events): a store gives
     /// the highest it has seen plus one, so no new session can read an old
-    /// one's private messages.
+    /// one's private messages. `u64::MAX` is never given: with it next,
+    /// a `join` that needs a new session is refused (`unavailable`), and
+    /// ids never start again from 0.
     pub fn reserve_sessions(&mut self, next: u64) {
         self.next_session = self.next_session.max(next);
     }
