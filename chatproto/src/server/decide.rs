@@ -337,7 +337,7 @@ impl Server {
                 .entering
                 .iter()
                 .filter(|e| e.room == room)
-                .map(|e| e.ts + 1);
+                .map(|e| e.ts.saturating_add(1));
             now.wall = after.fold(now.wall, u64::max);
         }
         s.entering.push_back(Entering {
@@ -423,7 +423,7 @@ impl Server {
                     .leaving
                     .iter()
                     .filter(|l| *l.room == *room)
-                    .map(|l| l.ts + 1);
+                    .map(|l| l.ts.saturating_add(1));
                 now.wall = after.fold(now.wall, u64::max);
                 // The oldest goes first if the session has many: the log
                 // never brings back a leaving it stepped over or kept

@@ -922,6 +922,42 @@ mod tests {
     /// of the same departure was kept for is never brought back either).
     /// Its notes of leavings on their way stay bounded; the newest is
     /// still noted, and taken when its leaving is applied.
+    /// In a cluster a session's second entering or leaving of a room is
+    /// stamped a millisecond after its first: at the wall clock's end it
+    /// stays there (a debug build panicked on the overflow).
+    #[test]
+    fn enterings_and_leavings_stamped_at_the_clocks_end_do_not_overflow() {
+        let config = ServerConfig {
+            cluster: true,
+            ..ServerConfig::default()
+        };
+        let mut server = Server::new(config, [6; 32]);
+        let now = Now::new(0, u64::MAX);
+        let alice = server.handle_connect(now);
+        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], None);
+        server.handle_frame(now, alice, join);
+        let mut proposed = Vec::new();
+        for frame in [
+            ClientFrame::enter("rust", None),
+            ClientFrame::part("rust"),
+            ClientFrame::enter("rust", None),
+            ClientFrame::part("rust"),
+        ] {
+            server.handle_frame(now, alice, frame);
+            while let Some(out) = server.poll() {
+                if let Output::Propose { events } = out {
+                    proposed.extend(events.iter().map(|e| (e.room.to_string(), e.ts)));
+                }
+            }
+        }
+        assert!(
+            proposed
+                .iter()
+                .any(|(room, ts)| room == "rust" && *ts == u64::MAX),
+            "{proposed:?}"
+        );
+    }
+
     #[test]
     fn a_sessions_leavings_the_log_never_brings_back_are_not_kept_for_ever() {
         let config = ServerConfig {
