@@ -820,6 +820,25 @@ fn session_ids_used_up_refuse_a_join_and_reuse_none() {
     );
 }
 
+/// A room restored while it has members restores nothing: it replaced
+/// the room and its members with it, and the next message of one of them
+/// went to no one, not even back to its sender as its acknowledgement,
+/// though its session still thought itself in the room.
+#[test]
+fn a_room_with_members_is_not_restored_over() {
+    let mut sim = Sim::new(durable(), T0);
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec!["rust".into()], None));
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "one", None));
+    sim.take(a);
+    let seq = sim.server.seq("rust");
+    sim.server.restore_room("rust", "e9", 500, 1, Vec::new());
+    assert_eq!(sim.server.seq("rust"), seq);
+    sim.send(a, ClientFrame::msg_in("rust", vec![], "two", None));
+    let frames = sim.take(a);
+    assert_eq!(msgs(&frames), [(seq + 1, "two".to_owned())], "{frames:?}");
+}
+
 /// Seqs a store or a log could not have reached are refused, so a room's
 /// seqs do not run out (a room restored at `u64::MAX - 1` overflowed at
 /// its next message).

@@ -645,7 +645,8 @@ impl Server {
     /// one, see [`ServerConfig::max_rooms`](crate::ServerConfig::max_rooms)). The name is folded as
     /// clients' are ([`room_name`](crate::room_name)); a name no client
     /// could give, or a `last_seq` of 2^62 or more (no store gets there;
-    /// the room's seqs would run out), restores nothing. A room restored
+    /// the room's seqs would run out), restores nothing; so does a room
+    /// someone is in (restore before connections enter). A room restored
     /// again replaces what was restored before.
     pub fn restore_room(
         &mut self,
@@ -659,6 +660,11 @@ impl Server {
             return;
         };
         if last_seq >= crate::server::SEQ_LIMIT {
+            return;
+        }
+        // Its members would stay in it by their sessions, but not in its
+        // fan-out: their messages would reach no one.
+        if self.rooms.get(&name).is_some_and(|r| !r.members.is_empty()) {
             return;
         }
         if let Some(before) = self.rooms.remove(&name) {

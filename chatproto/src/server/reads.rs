@@ -54,6 +54,7 @@ impl ReadQuery {
     }
 
     /// The same query, looking at `scan` events at most.
+    #[must_use]
     pub fn with_scan(mut self, scan: u64) -> Self {
         self.scan = scan;
         self
@@ -105,6 +106,7 @@ impl ReadPage {
     }
 
     /// The same page, found by looking at `looked_at` stored events.
+    #[must_use]
     pub fn with_looked_at(mut self, looked_at: u64) -> Self {
         self.looked_at = looked_at;
         self
@@ -115,6 +117,7 @@ impl ReadPage {
     /// a replay's `since` before the server heard of it: a replay is
     /// whole only if the store still held everything after `since`, and
     /// the server forgets what is older from then on.
+    #[must_use]
     pub fn with_oldest(mut self, oldest: u64) -> Self {
         self.oldest = Some(oldest);
         self
@@ -173,6 +176,7 @@ impl Server {
     /// is asked from the oldest message found, so a store that stops short
     /// must answer through `handle_page`, or an empty page with `more`
     /// would send its asker back to where it asked.
+    #[must_use = "the frames answer the asker: write them to it"]
     pub fn handle_read(
         &mut self,
         ticket: u64,
@@ -193,6 +197,7 @@ impl Server {
     /// read. Returns the client and the frames that answer it, to be
     /// written before anything queued for that client since the read went
     /// out; `None` for an unknown ticket or a client gone meanwhile.
+    #[must_use = "the frames answer the asker: write them to it"]
     pub fn handle_page(
         &mut self,
         ticket: u64,
