@@ -180,6 +180,9 @@ struct Session {
     ended_at: Option<u64>,
     rooms: BTreeSet<String>,
     ids: BTreeMap<String, (String, u64)>,
+    /// Ids of messages refused `unknown_nick` or `not_in_room`, oldest
+    /// first, the newest 64: refused again when resent.
+    refused: Vec<(String, ErrorCode)>,
 }
 
 struct Message {

@@ -1,7 +1,9 @@
 //! One test per Room rule, driven through the simulation harness.
 
 use chatproto::testkit::{presences, Sim};
-use chatproto::{ClientId, ErrorCode, EventBody, Kick, PresenceStatus, ServerConfig, ServerFrame};
+use chatproto::{
+    ClientFrame, ClientId, ErrorCode, EventBody, Kick, PresenceStatus, ServerConfig, ServerFrame,
+};
 use PresenceStatus::{Offline, Online};
 
 const T0: u64 = 1_732_400_000_000;
@@ -1793,4 +1795,63 @@ fn a_join_listing_more_rooms_than_allowed_is_answered_once_for_the_rest() {
         "after the others' answers: {frames:?}"
     );
     assert!(frames.len() < 20, "{} frames", frames.len());
+}
+
+/// A message refused for a recipient not online (or a room not entered)
+/// stays refused under its id: the resend of a client that lost the
+/// refusal with its connection was delivered once the recipient came,
+/// after the messages the client had sent after it, and no one was
+/// told it had been refused.
+#[test]
+fn a_refused_id_resent_is_refused_again_and_keeps_the_senders_order() {
+    let mut sim = sim();
+    let ids = joined(&mut sim, &["bob"]);
+    let bob = ids[0];
+    let first = ClientFrame::msg_in("lobby", vec!["dave".into()], "x-first", Some("b-1".into()));
+    sim.send(bob, first.clone());
+    let (code, _) = only_error(sim.take(bob));
+    assert_eq!(code, ErrorCode::UnknownNick);
+    let away = ClientFrame::msg_in("rust", vec![], "in rust", Some("b-2".into()));
+    sim.send(bob, away.clone());
+    let (code, _) = only_error(sim.take(bob));
+    assert_eq!(code, ErrorCode::NotInRoom);
+    sim.send(
+        bob,
+        ClientFrame::msg_in("lobby", vec![], "y-second", Some("b-3".into())),
+    );
+    sim.take(bob);
+
+    let dave = sim.connect();
+    sim.join(dave, "dave");
+    sim.send(bob, ClientFrame::enter("rust", None));
+    sim.take(dave);
+    sim.take(bob);
+    // Resent, as after a reconnect whose answers were lost: refused again.
+    sim.send(bob, first);
+    let frames = sim.take(bob);
+    match &frames[..] {
+        [ServerFrame::Error {
+            code, id, message, ..
+        }] => {
+            assert_eq!(
+                (*code, id.as_deref()),
+                (ErrorCode::UnknownNick, Some("b-1"))
+            );
+            assert!(message.contains("refused"), "{message}");
+        }
+        other => panic!("expected one error, got {other:?}"),
+    }
+    sim.send(bob, away);
+    let (code, _) = only_error(sim.take(bob));
+    assert_eq!(code, ErrorCode::NotInRoom);
+    assert!(sim.take(dave).is_empty());
+    // Sent again as a new message (a new id), it goes.
+    sim.send(
+        bob,
+        ClientFrame::msg_in("lobby", vec!["dave".into()], "x-first", Some("b-4".into())),
+    );
+    assert!(sim
+        .take(dave)
+        .iter()
+        .any(|f| matches!(f, ServerFrame::Msg { text, .. } if text == "x-first")),);
 }

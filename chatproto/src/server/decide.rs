@@ -27,6 +27,19 @@ use crate::PayloadError;
 /// The longest message id, in characters.
 pub const MAX_ID_LEN: usize = 64;
 
+/// The message of the answer to a resend of the message with `id`,
+/// refused before with `code`.
+fn refused_before(id: &str, code: ErrorCode, room: &str) -> String {
+    let why = match code {
+        ErrorCode::NotInRoom => format!("you were not in #{room}"),
+        _ => "a recipient was not online (or not in the room)".to_owned(),
+    };
+    format!(
+        "your message with id {} was refused when you first sent it ({why}), and is not sent now; send it again to try again",
+        crate::escape_control(id)
+    )
+}
+
 /// The answer to a `join` that needs a new session when every session id
 /// is used up (only a store reserving the last ones gets there).
 const SESSIONS_USED_UP: &str =
@@ -539,7 +552,7 @@ impl Server {
         let s = &self.sessions[&sid];
         if !s.rooms.contains_key(room) {
             let msg = format!("you are not in #{room}; enter it first");
-            return self.msg_error(client, ErrorCode::NotInRoom, Some(room), &id, msg);
+            return self.refuse(client, sid, ErrorCode::NotInRoom, room, &id, msg);
         }
         if let Some(id) = &id {
             let n = id.chars().count();
@@ -552,6 +565,13 @@ impl Server {
             if let Some((orig_room, seq)) = self.sent_before(sid, id) {
                 let frame = self.duplicate(id, &orig_room, seq);
                 return self.send(client, frame);
+            }
+            // Refused before, for what may have changed since: refused
+            // again, or it would come after what was sent after it.
+            if let Some(code) = self.sessions[&sid].ids.refused(id) {
+                let msg = refused_before(id, code, room);
+                let id = Some(id.clone());
+                return self.msg_error(client, code, Some(room), &id, msg);
             }
         }
         if let Some(msg) = self.unavailable() {
@@ -639,7 +659,7 @@ impl Server {
                 parts.push(format!("not in #{room}: {}", list(&elsewhere)));
             }
             let msg = format!("{}; nothing was delivered", parts.join("; "));
-            return self.msg_error(client, ErrorCode::UnknownNick, Some(room), &id, msg);
+            return self.refuse(client, sid, ErrorCode::UnknownNick, room, &id, msg);
         }
         // The session's rooms are all held (a room is forgotten only when
         // nobody is in it); a slip is `not_in_room`, not a panic.
@@ -730,6 +750,28 @@ impl Server {
 
     fn room_error(&mut self, to: ClientId, code: ErrorCode, room: &str, message: String) {
         self.msg_error(to, code, Some(room), &None, message);
+    }
+
+    /// Refuse a `msg` for what may change (a recipient not online, a room
+    /// not entered), remembering its id, if it has one that kept the rule:
+    /// a resend of it is refused again ([`IdWindow::refused`]).
+    fn refuse(
+        &mut self,
+        to: ClientId,
+        sid: SessionId,
+        code: ErrorCode,
+        room: &str,
+        id: &Option<String>,
+        message: String,
+    ) {
+        if let Some(id) = id.as_deref() {
+            if (1..=MAX_ID_LEN).contains(&id.chars().count()) {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.ids.refuse(id, code);
+                }
+            }
+        }
+        self.msg_error(to, code, Some(room), id, message);
     }
 
     fn msg_error(

@@ -214,7 +214,24 @@ pub(crate) struct IdWindow {
     gone: HashMap<u64, u32, std::hash::BuildHasherDefault<Hashed>>,
     /// The sum of `gone`'s counts.
     stale: usize,
+    /// Ids of messages refused for what may change (a recipient not
+    /// online, a room not entered), oldest first, at most
+    /// [`MAX_REFUSED_IDS`]: a resend is refused again, not delivered after
+    /// the messages sent after it. Boxed: most sessions have none.
+    refused: Option<Box<Refused>>,
     hasher: foldhash::fast::RandomState,
+}
+
+/// How many refused message ids a session remembers ([`IdWindow`]): a
+/// resend after a reconnect is of the messages the client had not seen
+/// answered, a few at a time.
+pub(crate) const MAX_REFUSED_IDS: usize = 64;
+
+/// The refused ids' keys with their codes, oldest first.
+#[derive(Debug, Default)]
+struct Refused {
+    order: VecDeque<u64>,
+    codes: HashMap<u64, crate::ErrorCode, std::hash::BuildHasherDefault<Hashed>>,
 }
 
 /// Where the message that used an id went.
@@ -263,6 +280,28 @@ impl IdWindow {
     /// Where the message that used `id` went, if remembered.
     pub fn get(&self, id: &str) -> Option<&Sent> {
         self.seen.get(&self.key(id))
+    }
+
+    /// The code a message with `id` was refused with, if remembered
+    /// ([`IdWindow::refuse`]).
+    pub fn refused(&self, id: &str) -> Option<crate::ErrorCode> {
+        let refused = self.refused.as_ref()?;
+        refused.codes.get(&self.key(id)).copied()
+    }
+
+    /// Remember that the message with `id` was refused with `code`,
+    /// forgetting the oldest past [`MAX_REFUSED_IDS`].
+    pub fn refuse(&mut self, id: &str, code: crate::ErrorCode) {
+        let key = self.key(id);
+        let refused = self.refused.get_or_insert_with(Default::default);
+        if refused.codes.insert(key, code).is_none() {
+            refused.order.push_back(key);
+        }
+        while refused.order.len() > MAX_REFUSED_IDS {
+            if let Some(old) = refused.order.pop_front() {
+                refused.codes.remove(&old);
+            }
+        }
     }
 
     /// Forget `id` (its message was refused after all, or its room's

@@ -144,6 +144,7 @@ impl Model {
             return self.error(i, ErrorCode::RoomInvalid, raw, echo);
         };
         if !self.sessions[s].rooms.contains(&room) {
+            self.refuse(s, &echo, ErrorCode::NotInRoom);
             return self.error(i, ErrorCode::NotInRoom, Some(room), echo);
         }
         if let Some(id) = &id {
@@ -160,6 +161,10 @@ impl Model {
                 );
                 return self.push(i, dup);
             }
+            let refused = self.sessions[s].refused.iter().find(|(r, _)| r == id);
+            if let Some(&(_, code)) = refused {
+                return self.error(i, code, Some(room), echo);
+            }
         }
         if to.len() > MAX_RECIPIENTS {
             return self.error(i, ErrorCode::TooManyRecipients, Some(room), echo);
@@ -172,7 +177,10 @@ impl Model {
                         recipients.push(t);
                     }
                 }
-                _ => return self.error(i, ErrorCode::UnknownNick, Some(room), echo),
+                _ => {
+                    self.refuse(s, &echo, ErrorCode::UnknownNick);
+                    return self.error(i, ErrorCode::UnknownNick, Some(room), echo);
+                }
             }
         }
         let seq = self.stamp(&room);
@@ -207,6 +215,19 @@ impl Model {
         for t in to {
             let c = self.conn(t);
             self.push(c, if t == s { mine.clone() } else { theirs.clone() });
+        }
+    }
+
+    /// Remember a refused message's id (one that kept the rule).
+    fn refuse(&mut self, s: usize, id: &Option<String>, code: ErrorCode) {
+        let Some(id) = id else { return };
+        let refused = &mut self.sessions[s].refused;
+        match refused.iter_mut().find(|(r, _)| r == id) {
+            Some(known) => known.1 = code,
+            None => refused.push((id.clone(), code)),
+        }
+        if refused.len() > 64 {
+            refused.remove(0);
         }
     }
 

@@ -65,6 +65,7 @@ impl Model {
                     ended_at: None,
                     rooms: BTreeSet::new(),
                     ids: BTreeMap::new(),
+                    refused: Vec::new(),
                 });
                 self.sessions.len() - 1
             }
