@@ -100,8 +100,8 @@ const TLS_ONLY: &str =
 
 /// What a TLS client of a server without a certificate is told, instead
 /// of a reset: a TLS alert record (plaintext, as before any handshake),
-/// fatal `handshake_failure`.
-const NO_TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
+/// fatal `handshake_failure`. A connection refused at accept gets it too.
+pub const NO_TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 
 /// How long a connection refused with an answer has, all told, to take
 /// the answer and close.

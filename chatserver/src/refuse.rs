@@ -1,7 +1,8 @@
 //! Connections refused at accept (`server_full`), each answered in what
 //! it speaks, told by its first byte as in `edge`: chatproto gets its
 //! `error` frame, HTTP a 503 with `Retry-After`, TLS the same inside a
-//! finished handshake (when the server has a certificate). Every wait is
+//! finished handshake (when the server has a certificate; without one, the
+//! `handshake_failure` alert an admitted TLS client gets). Every wait is
 //! bounded, and so is how many refusals are under way at once, so that
 //! connections refused cannot hold what the admitted ones need.
 
@@ -16,7 +17,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
-use crate::edge::say_and_close;
+use crate::edge::{say_and_close, NO_TLS_ALERT};
 use crate::limits::Refused;
 
 /// The most a refused connection is kept, from accept to close: to say
@@ -242,7 +243,10 @@ async fn answer(stream: TcpStream, why: Refused, tls: Option<TlsAcceptor>, max: 
     match answer_for(peek_first(&stream).await) {
         Answer::Tls => {
             let Some(acceptor) = tls else {
-                return debug!("TLS without a certificate; closing");
+                // Told in TLS, as an admitted client is: closing with the
+                // ClientHello unread would reset the connection instead.
+                debug!("TLS without a certificate; answering handshake_failure");
+                return say_and_close(stream, &NO_TLS_ALERT).await;
             };
             let Ok(mut inner) = acceptor.accept(stream).await else {
                 return debug!("TLS handshake of a refused connection failed");

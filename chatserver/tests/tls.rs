@@ -263,6 +263,31 @@ fn a_tls_client_of_a_server_without_a_certificate_gets_an_alert() {
     assert_eq!(counted, TRIES as u64, "every try counted:\n{log}");
 }
 
+/// A TLS client refused at accept (here at its address's cap) by a
+/// server without a certificate gets the same alert as an admitted one:
+/// it was closed with its ClientHello unread, which reset it.
+#[test]
+fn a_tls_client_refused_by_a_server_without_a_certificate_gets_an_alert() {
+    let server = Server::start(&["--max-clients-per-ip", "1"]);
+    let mut holder = server.connect();
+    holder.ping_pong();
+    let config = Pki::new().ca.client_config();
+    let err = handshake_error(&server, &config, "a TLS client over the cap");
+    assert!(
+        matches!(
+            err,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        server.wait_for_line("--max-clients-per-ip 1", WAIT),
+        "the refusal is not for the cap:\n{}",
+        server.log()
+    );
+    holder.ping_pong();
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
     let pki = Pki::new();
