@@ -114,7 +114,8 @@ pub async fn serve<S>(
     // (see below), to take next.
     let mut early = None;
     // Whether the client said its last (its close, or the end of the
-    // stream): what it sent before is answered before our close.
+    // stream, with or without a close before it): what it sent before is
+    // answered before our close.
     let mut ended = false;
     loop {
         if peer.is_closing() {
@@ -174,6 +175,14 @@ pub async fn serve<S>(
                     break;
                 }
                 Some(Ok(Message::Frame(_))) => continue,
+                // The stream ended without a close (a TCP half-close, or
+                // inside TLS with or without close_notify): an end as
+                // over TCP, what came before it answered before our close.
+                Some(Err(e)) if ended_without_close(&e) => {
+                    debug!(client = %id, error = %e, "websocket ended without a close");
+                    ended = true;
+                    break;
+                }
                 Some(Err(e)) => {
                     refuse(&peer, &control, &cfg, id, e);
                     break;
@@ -252,6 +261,20 @@ pub async fn serve<S>(
 fn answer_close(control: &Control, frame: Option<&CloseFrame>) {
     if let Some(f) = frame.filter(|f| f.code == CloseCode::Protocol) {
         control.close_with(CloseCode::Protocol, &f.reason);
+    }
+}
+
+/// Whether `e` is the client's stream ending with no WebSocket close
+/// before it: the end of the TCP stream (tungstenite's
+/// `ResetWithoutClosingHandshake`, also inside TLS after close_notify),
+/// or inside TLS its end without close_notify (many clients send none).
+/// Every message read before it was whole.
+fn ended_without_close(e: &tungstenite::Error) -> bool {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        tungstenite::Error::Io(io) => io.kind() == io::ErrorKind::UnexpectedEof,
+        _ => false,
     }
 }
 

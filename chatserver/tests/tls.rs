@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{frame_bytes, is_presence, kind, run_to_exit, Next, Server, WAIT};
 use rustls::ClientConfig;
 use serde_json::json;
-use webclient::{request, tcp, tls_connect, ws_over, Ca, Framed, Pki, Tls};
+use webclient::{masked_frame, request, tcp, tls_connect, ws_over, Ca, Framed, Pki, Tls, WsNext};
 
 /// A server with `pki`'s certificate and `extra` flags.
 fn tls_server(pki: &Pki, extra: &[&str]) -> Server {
@@ -593,4 +593,37 @@ fn frames_sent_before_the_end_of_a_tls_stream_are_answered() {
         }
     }
     assert_eq!(got, ["welcome", "presence", "pong"]);
+}
+
+/// Over wss://, a client that sends a message and a ping and then ends
+/// its stream without a WebSocket close (with or without TLS's
+/// close_notify) gets the echo and the pong, then the close 1000.
+#[test]
+fn frames_sent_before_a_wss_stream_ends_without_a_close_are_answered() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--idle-ping-ms", "60000"]);
+    let config = pki.ca.client_config();
+    let url = format!("wss://localhost:{}/ws", server.addr().port());
+    for (i, notify) in [false, true].into_iter().enumerate() {
+        let mut ws = ws_over(tls(&server, &config, "localhost"), &url, None)
+            .unwrap_or_else(|e| panic!("wss: {e}"));
+        ws.join(&format!("alice{i}"));
+        let mask = [1, 2, 3, 4];
+        let mut bytes = masked_frame(0x1, br#"{"type":"msg","text":"last words"}"#, mask);
+        bytes.extend(masked_frame(0x1, br#"{"type":"ping"}"#, mask));
+        ws.send_raw(&bytes);
+        ws.end_tls(notify);
+        let mut got = Vec::new();
+        let code = loop {
+            match ws.next() {
+                WsNext::Frame(f) => got.push(f),
+                WsNext::Closed(code) => break code,
+                other => panic!("close_notify {notify}: {other:?} after {got:?}"),
+            }
+        };
+        let kinds: Vec<&str> = got.iter().map(kind).collect();
+        assert_eq!(kinds, ["msg", "pong"], "close_notify {notify}: {got:?}");
+        assert_eq!(got[0]["text"], "last words");
+        assert_eq!(code, Some(1000), "close_notify {notify}");
+    }
 }

@@ -1213,3 +1213,33 @@ fn frames_sent_before_a_websocket_close_are_answered_before_the_close() {
     assert_eq!(got, ["welcome", "presence", "pong"]);
     assert_eq!(code, Some(1000));
 }
+
+/// A WebSocket client that sends a message and a ping and then ends the
+/// TCP stream without a close frame (a half-close, as a TCP client may)
+/// gets the echo and the pong, then the server's close 1000: the end is
+/// an end, as over TCP. The answers used to be dropped for a close.
+#[test]
+fn frames_sent_before_a_websocket_ends_without_a_close_are_answered() {
+    let server = Server::start(&["--idle-ping-ms", "60000"]);
+    let mut ws = ws_connect(server.addr());
+    ws.join("alice");
+    let mask = [1, 2, 3, 4];
+    let mut bytes = masked_frame(0x1, br#"{"type":"msg","text":"last words"}"#, mask);
+    bytes.extend(masked_frame(0x1, br#"{"type":"ping"}"#, mask));
+    ws.send_raw(&bytes);
+    ws.tcp()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown(Write)");
+    let mut got = Vec::new();
+    let code = loop {
+        match ws.next() {
+            WsNext::Frame(f) => got.push(f),
+            WsNext::Closed(code) => break code,
+            other => panic!("{other:?} after {got:?}"),
+        }
+    };
+    let kinds: Vec<&str> = got.iter().map(kind).collect();
+    assert_eq!(kinds, ["msg", "pong"], "{got:?}");
+    assert_eq!(got[0]["text"], "last words", "{got:?}");
+    assert_eq!(code, Some(1000));
+}

@@ -537,6 +537,23 @@ impl<S: Socket> Ws<S> {
     }
 }
 
+impl Ws<Tls> {
+    /// End the TLS stream under the WebSocket without a close frame: TLS
+    /// close_notify if `notify`, then TCP FIN; reading goes on.
+    pub fn end_tls(&mut self, notify: bool) {
+        let s = self.ws.get_mut();
+        if notify {
+            s.conn.send_close_notify();
+            while s.conn.wants_write() {
+                s.conn.write_tls(&mut s.sock).expect("write close_notify");
+            }
+        }
+        s.sock
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown(Write)");
+    }
+}
+
 /// A client's WebSocket frame: FIN, `opcode`, masked with `mask` as a
 /// client must (RFC 6455 5.3); payloads under 126 bytes only.
 pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
