@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
 
+use crate::edge::DRAIN_BYTES;
 use crate::feed::{self, Feeder, Halt};
 use crate::hub::ToHub;
 use crate::limits::Admission;
@@ -28,8 +29,8 @@ const READ_CHUNK: usize = 8 * 1024;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// After the last frame is written, how long to read and discard what the
-/// client still sends, so closing does not reset the connection before it
-/// has read our last frame.
+/// client still sends (at most [`DRAIN_BYTES`]), so closing does not reset
+/// the connection before it has read our last frame.
 const LINGER: Duration = Duration::from_millis(500);
 
 /// Why the read loop stopped.
@@ -254,7 +255,9 @@ impl Reader<'_> {
 }
 
 /// Write what is still queued (bounded by the close-flush time), send FIN,
-/// then read and discard briefly so the client can read our last frames.
+/// then read and discard briefly ([`LINGER`], [`DRAIN_BYTES`]) so the
+/// client can read our last frames: a client that keeps sending is closed
+/// once that much is read, not read at loopback speed for the whole linger.
 async fn finish(peer: &Peer, cfg: &Settings) {
     let deadline = Instant::now() + Duration::from_millis(cfg.close_flush_ms);
     while peer.has_queued() {
@@ -271,11 +274,12 @@ async fn finish(peer: &Peer, cfg: &Settings) {
     let linger_end = Instant::now() + LINGER;
     // On the heap: an array here would sit in every connection's future.
     let mut scratch = vec![0u8; 4096];
-    loop {
+    let mut left = DRAIN_BYTES;
+    while left > 0 {
         match timeout_at(linger_end, peer.socket().readable()).await {
             Some(Ok(())) => match peer.socket().try_read(&mut scratch) {
                 Ok(0) => return,
-                Ok(_) => {}
+                Ok(n) => left = left.saturating_sub(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             },

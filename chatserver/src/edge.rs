@@ -107,13 +107,16 @@ pub const NO_TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 /// the answer and close.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
-/// The most bytes read (and dropped) from a connection refused with an
-/// answer while it takes the answer.
-const REFUSAL_DRAIN_BYTES: usize = 64 << 10;
+/// The most bytes read (and dropped) from a connection the server closes
+/// while it takes the last answer: one refused with an answer here, one
+/// closed after its last frame in `conn` (without a cap, a client kicked
+/// that keeps sending is read at loopback speed for the whole linger:
+/// half a CPU-second a kick).
+pub const DRAIN_BYTES: usize = 64 << 10;
 
 /// Write `answer` to a connection that is refused, say we are done, and
 /// read what the client still sends until it closes, all within
-/// [`REFUSAL_LINGER`] and [`REFUSAL_DRAIN_BYTES`]: closing a socket with
+/// [`REFUSAL_LINGER`] and [`DRAIN_BYTES`]: closing a socket with
 /// unread bytes resets it, and a reset may discard the answer before the
 /// client reads it.
 pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: &[u8]) {
@@ -123,7 +126,7 @@ pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ans
         // On the heap: a buffer in the future itself would make every
         // connection's task that much bigger, refused or not.
         let mut sink = vec![0u8; 4096];
-        let mut left = REFUSAL_DRAIN_BYTES;
+        let mut left = DRAIN_BYTES;
         while left > 0 {
             match stream.read(&mut sink).await? {
                 0 => break,

@@ -191,3 +191,60 @@ fn fifty_frames_in_one_write_are_decoded_in_order() {
         }
     }
 }
+
+/// The most bytes the kernel may hold for a connection between a client's
+/// writes and the server's reads: the server's receive buffer at its
+/// largest (Linux's `tcp_rmem` maximum), its 8 KiB read chunk, and a MiB
+/// in flight.
+fn kernel_slack() -> usize {
+    let rmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(32 << 20);
+    rmem_max + (8 << 10) + (1 << 20)
+}
+
+/// A client kicked for its framing that keeps sending is closed once the
+/// server has read 64 KiB more of it (to let it read the error), however
+/// fast it sends: it was read and dropped for the whole half-second
+/// linger, at loopback speed (1.6 GB, half a CPU-second, per kick).
+#[test]
+fn a_kicked_client_that_keeps_sending_is_closed_after_64_kib_more() {
+    const DRAIN_BYTES: usize = 64 << 10;
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let send_buffer = 64 << 10;
+    socket2::SockRef::from(c.stream())
+        .set_send_buffer_size(send_buffer)
+        .expect("SO_SNDBUF");
+    let send_buffer = socket2::SockRef::from(c.stream())
+        .send_buffer_size()
+        .expect("SO_SNDBUF");
+    c.send_raw(&[0, 0, 0, 0]);
+    c.expect_error("empty_frame");
+    // Whatever the client wrote was read by the server or sits in a
+    // buffer of the kernel's on the way.
+    let bound = DRAIN_BYTES + send_buffer + kernel_slack();
+    let chunk = vec![0u8; 64 << 10];
+    let mut written = 0usize;
+    let mut stream = c.stream();
+    let err = loop {
+        match stream.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) => break e,
+        }
+        assert!(
+            written <= bound,
+            "{written} bytes written and the kicked connection is still read \
+             (at most {DRAIN_BYTES} beyond the kernel's {} bytes)",
+            bound - DRAIN_BYTES
+        );
+    };
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "the server stopped reading without closing, after {written} bytes: {err}"
+    );
+}
