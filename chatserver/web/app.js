@@ -143,7 +143,7 @@ function startChat(nick, token = null) {
     send: (f) => conn && conn.send(f),
     emit: (kind, data) => {
       handlers[kind]?.(data);
-      if (kind === 'pending' || kind === 'acked') savePendingSoon();
+      if (kind === 'pending' || kind === 'acked' || kind === 'sent') savePendingSoon();
     },
     token,
   });
@@ -165,8 +165,9 @@ function startChat(nick, token = null) {
 }
 
 /**
- * Keep this tab's unconfirmed lines (ids, rooms, recipients and text)
- * with its session token, so that a reload does not lose them: a moment
+ * Keep this tab's unconfirmed lines (ids, rooms, recipients and text,
+ * and whether each was written to a socket) with its session token, so
+ * that a reload does not lose them: a moment
  * after they change (a burst of echoes writes the list once, not once
  * each), and at once when the page goes away.
  */
@@ -174,7 +175,7 @@ function savePending() {
   clearTimeout(pendingTimer);
   pendingTimer = null;
   if (!session) return;
-  const list = session.pending.map(({ id, room, to, text, line, epoch, after }) => ({ id, room, to, text, line, epoch, after }));
+  const list = session.pending.map(({ id, room, to, text, line, epoch, after, sent }) => ({ id, room, to, text, line, epoch, after, sent: Boolean(sent) }));
   tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
 }
 
@@ -212,7 +213,8 @@ function savedPending() {
       Array.isArray(p.to) &&
       p.to.every(text) &&
       (p.epoch === null || text(p.epoch)) &&
-      Number.isSafeInteger(p.after),
+      Number.isSafeInteger(p.after) &&
+      (p.sent === undefined || typeof p.sent === 'boolean'),
   );
 }
 
@@ -724,6 +726,41 @@ const handlers = {
 
   acked(p) {
     view.acked(p);
+  },
+
+  // Written to a socket of a session lost since, and not found in what
+  // the new one was shown: it may or may not have arrived. Said in its
+  // room (or, left meanwhile, the one shown), with the line to send it
+  // again as the join screen lists those not confirmed, and Send again.
+  unconfirmed(p) {
+    const inRoom = view.rooms.has(p.room);
+    const room = inRoom ? p.room : current;
+    const what = document.createDocumentFragment();
+    const where = inRoom ? '' : ` in #${p.room}`;
+    what.append(
+      isolated('span', 'text', `not confirmed before the connection was lost${where}: it may or may not have arrived; to send it again:`),
+      ' ',
+      isolated('span', 'line', resendable(p).line),
+    );
+    if (inRoom) {
+      const again = document.createElement('button');
+      again.type = 'button';
+      again.className = 'send-again';
+      again.textContent = 'Send again';
+      again.addEventListener('click', () => {
+        if (!session || !view.rooms.has(p.room)) return;
+        const sent = session.sendMsg(p.room, p.to, p.text, p.line);
+        if (sent.error) {
+          showError('msg_too_large', sent.error);
+          return;
+        }
+        // Once: it is pending (or confirmed) below now.
+        const done = isolated('span', 'sent-again', 'sent again');
+        again.replaceWith(done);
+      });
+      what.append(' ', again);
+    }
+    note(room, what, 'notice unconfirmed');
   },
 
   left({ room }) {

@@ -41,8 +41,9 @@ export class Session {
     this.entering = new Set();
     /**
      * Messages not yet acknowledged, in the order sent: { id, room, to,
-     * text, line, epoch, after }, the last two the room's epoch and last
-     * seq when it was typed.
+     * text, line, epoch, after, sent }, `epoch` and `after` the room's
+     * epoch and last seq when it was typed, `sent` once written to a
+     * socket.
      */
     this.pending = [];
     /** Rooms whose pending messages wait for the end of the replay (fresh session). */
@@ -61,20 +62,21 @@ export class Session {
   }
 
   /**
-   * Take back `items` ({ id, room, to, text, line, epoch, after }), the
-   * messages this session had not had acknowledged when the page was
+   * Take back `items` ({ id, room, to, text, line, epoch, after, sent }),
+   * the messages this session had not had acknowledged when the page was
    * reloaded: pending again, sent once joined (a resumed session drops
-   * what it has by id). One for a room left meanwhile makes the next
-   * connection enter it again to send it, then leave (see `parting`).
+   * what it has by id; a new one, as after any loss, gives up those it
+   * cannot find: see `release`). One for a room left meanwhile makes the
+   * next connection enter it again to send it, then leave (see `parting`).
    */
   restore(items) {
-    for (const { id, room, to, text, line, epoch, after } of items) {
+    for (const { id, room, to, text, line, epoch, after, sent = true } of items) {
       if (this.pending.some((p) => p.id === id) || P.roomName(room).room !== room) continue;
       if (!this.rooms.has(room) && !this.parting.has(room)) {
         this.parting.set(room, { ...newRoom(), epoch, lastSeq: after });
       }
-      // It may have gone before the reload.
-      const p = { id, room, to, text, line, epoch, after, sent: true };
+      // Kept without `sent` (by an older page): it may have gone.
+      const p = { id, room, to, text, line, epoch, after, sent };
       this.pending.push(p);
       this.emit('pending', p);
     }
@@ -106,6 +108,7 @@ export class Session {
     this.entering.clear();
     for (const r of this.parting.values()) {
       r.entered = false;
+      r.recovered = false;
       r.roster.clear();
     }
     for (const r of this.rooms.values()) {
@@ -114,6 +117,7 @@ export class Session {
       // it is: a reconnect that fails halfway does not move it).
       if (r.entered && !r.away) r.away = { roster: new Map(r.roster), crowded: r.crowded };
       r.entered = false;
+      r.recovered = false;
       r.roster.clear();
     }
     // Join into no room, then enter each with `since`, so that each room
@@ -194,9 +198,10 @@ export class Session {
   }
 
   /**
-   * Send pending message `p`. The first time, it is noted as sent, and
-   * where its room stood then if it was not known when it was typed: a
-   * fresh session's replay can hold it only after that.
+   * Send pending message `p`. The first time, it is noted as sent
+   * (emitted: `sent`), and where its room stood then if it was not known
+   * when it was typed: a fresh session's replay can hold it only after
+   * that.
    */
   sendPending(p) {
     // The connection it last went on: not sent twice on one.
@@ -208,6 +213,7 @@ export class Session {
         p.epoch = r.epoch;
         p.after = r.lastSeq;
       }
+      this.emit('sent', p);
     }
     this.send(P.msg(p.room, p.to, p.text, p.id));
   }
@@ -350,7 +356,8 @@ export class Session {
     // A resumed session has our ids: the server drops a resend it already
     // has (`duplicate`). A fresh one does not, so a message that reached it
     // before the connection dropped is recognised in the room's replay by
-    // its content: resend only after that replay (up to our own presence).
+    // its content: resend only after that replay (up to our own presence),
+    // and only what that replay shows did not arrive (see `release`).
     this.held.clear();
     if (!f.resumed) {
       // Only a room something was sent to: what was never sent cannot
@@ -398,13 +405,38 @@ export class Session {
     }
   }
 
-  /** The replay of `room` is over: send what was held for it. */
+  /**
+   * The replay of `room` is over (or none is coming: the room was
+   * refused): send what was held for it. Of the messages written to an
+   * earlier session's socket and not found in the replay, only those the
+   * replay shows did not arrive go again: a message to the room, in a
+   * replay that holds everything said there since (`recovered`, the same
+   * history). The others' fate cannot be learnt (PROTOCOL.md 5.6 hides an
+   * earlier session's private and group messages; a replay short of its
+   * seq, or a history begun anew, may lack a room message that others
+   * got): each is given up (`unconfirmed`), for the person to send again
+   * or not, rather than delivered twice.
+   */
   release(room) {
     if (!this.held.delete(room)) return;
-    for (const p of this.pending) {
-      if (p.room === room) this.sendPending(p);
+    const r = this.rooms.get(room) ?? this.parting.get(room);
+    for (const p of this.pending.filter((p) => p.room === room)) {
+      const absent = p.to.length === 0 && r?.recovered && p.epoch === r.epoch;
+      if (!p.sent || absent) this.sendPending(p);
+      else this.unconfirmed(p);
     }
     this.partWhenAnswered(room);
+  }
+
+  /**
+   * Give up pending `p`, which an earlier session's connection took and
+   * which may or may not have arrived: gone from `pending` (emitted:
+   * `acked`), and emitted as `unconfirmed`, never sent again by itself.
+   */
+  unconfirmed(p) {
+    this.pending.splice(this.pending.indexOf(p), 1);
+    this.emit('acked', p);
+    this.emit('unconfirmed', p);
   }
 
   /** Send the `part` of `room`, left while messages to it waited, once none does. */
@@ -438,6 +470,7 @@ export class Session {
       this.pendingAt(f.room, parting.epoch, f);
       parting.epoch = f.epoch;
       parting.entered = true;
+      parting.recovered = Boolean(f.recovered);
       return;
     }
     // Parted before this answer arrived: it must not bring the room back.
@@ -460,6 +493,8 @@ export class Session {
     r.oldest = f.oldest;
     r.seq = f.seq;
     r.entered = true;
+    // Whether its replay holds every message said since what was seen here.
+    r.recovered = Boolean(f.recovered);
     r.roster = new Map();
     for (const n of f.online) P.admit(r.roster, n);
     r.crowded = false;
@@ -487,8 +522,14 @@ export class Session {
   }
 
   presence(f) {
+    this.presenceEvent(f);
+    // The replay is over (after the presence is told: what it gives up
+    // is said below the room's reconnected line).
+    if (f.online && this.isMe(f.nick)) this.release(f.room);
+  }
+
+  presenceEvent(f) {
     const self = this.isMe(f.nick);
-    if (f.online && self) this.release(f.room); // the replay is over
     const r = this.rooms.get(f.room);
     // Before its `entered`: the end of an earlier stay (a room left and
     // entered again at once hears its own leaving first).
@@ -600,7 +641,7 @@ function sameNicks(a, b) {
 }
 
 function newRoom() {
-  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, crowded: false, away: null, waits: false };
+  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, recovered: false, crowded: false, away: null, waits: false };
 }
 
 /**

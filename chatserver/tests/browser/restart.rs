@@ -1,4 +1,5 @@
-//! A server restart: the page reconnects and resumes, and waits for a nickname still held.
+//! A server restart: the page reconnects and resumes, and waits for a nickname still held;
+//! and a session lost: what its connection took, unanswered, is not sent again blindly.
 
 use std::collections::HashSet;
 
@@ -974,6 +975,276 @@ fn a_line_taken_back_after_a_reload_is_not_mistaken_for_an_older_one() {
         page.wait_state("connected").await;
         page.wait_pending(0).await;
         assert_eq!(alices_heard_by(&mut bob), ["ok"]);
+        page.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------
+// A session lost: back after the server's resume window, or after a
+// server that keeps nothing restarted, the page has a new session.
+// ---------------------------------------------------------------------
+
+/// Installed in the page before it joins: its sockets as a network the
+/// test controls. `__net.deaf`: what the server sends is lost on the way
+/// (as when a connection dies with the answers in flight); `__net.down`:
+/// no socket can be opened; `__net.cut()`: the open sockets close.
+const NET_JS: &str = "
+    const Real = window.WebSocket;
+    const net = { deaf: false, down: false, sockets: [] };
+    net.cut = () => { for (const s of net.sockets.splice(0)) s.close(); };
+    window.__net = net;
+    window.WebSocket = class extends Real {
+      constructor(url, protocols) {
+        if (net.down) throw new DOMException('the network is down', 'NetworkError');
+        super(url, protocols);
+        net.sockets.push(this);
+        // Before the page's own handler: this one goes first.
+        this.addEventListener('message', (e) => { if (net.deaf) e.stopImmediatePropagation(); });
+      }
+    };
+    return null;";
+
+/// A page whose sockets go through [`NET_JS`], joined as `nick` at `addr`.
+async fn join_on_a_net(h: &Harness, addr: std::net::SocketAddr, nick: &str) -> Page {
+    let page = Page {
+        c: h.browser(1200, 800).await,
+        nick: nick.to_owned(),
+    };
+    page.c
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("open the page");
+    page.js(NET_JS, vec![]).await;
+    page.js(
+        "document.getElementById('nick').value = arguments[0];
+         document.getElementById('join').click();
+         return null;",
+        vec![json!(nick)],
+    )
+    .await;
+    page.wait_state("connected").await;
+    page.wait_lines("its own presence", "lobby", |lines| {
+        lines
+            .iter()
+            .any(|l| l.nick.as_deref() == Some(nick) && l.status.as_deref() == Some("online"))
+    })
+    .await;
+    page
+}
+
+/// What `room`'s lines not confirmed before a session was lost say: each
+/// one's `.text`, its line to send again, and whether it has a Send again
+/// button.
+async fn unconfirmed(page: &Page, room: &str) -> serde_json::Value {
+    page.js(
+        "const log = document.querySelector(
+           `#messages > .room-log[data-room=\"${CSS.escape(arguments[0])}\"] > .events`);
+         return [...log.querySelectorAll('li.notice.unconfirmed')].map((li) => ({
+           text: li.querySelector('.text').textContent,
+           line: li.querySelector('.line').textContent,
+           again: li.querySelector('button.send-again')?.textContent ?? null,
+         }));",
+        vec![json!(room)],
+    )
+    .await
+}
+
+/// Wait until `room` shows `n` lines not confirmed before a session was
+/// lost; returns them (see [`unconfirmed`]).
+async fn wait_unconfirmed(page: &Page, room: &str, n: usize) -> serde_json::Value {
+    wait_for(
+        &format!("{}: {n} unconfirmed in #{room}", page.nick),
+        async || {
+            let v = unconfirmed(page, room).await;
+            if v.as_array().is_some_and(|a| a.len() == n) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        },
+    )
+    .await
+}
+
+/// A private, a group and a room message are written to the socket and
+/// reach bob, but their echoes are lost with the connection, and the
+/// page comes back after the server's resume window (0 here): a new
+/// session, which the server shows neither the private nor the group
+/// message (PROTOCOL.md 5.6). The page sends neither again by itself
+/// (each reached bob twice): each says in the room that it may not have
+/// arrived, with Send again, which sends it. The room message, found in
+/// the room's replay, is shown once and nothing more is said of it; a
+/// line typed while away goes as any line.
+#[test]
+fn after_a_session_lost_unconfirmed_private_lines_are_not_sent_again_by_themselves() {
+    let Some(h) = Harness::start("after_a_session_lost_private_lines") else {
+        return;
+    };
+    h.block_on(async {
+        let server = Server::start(&["--resume-window-ms", "0"]);
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        let mut bob = server.join("bob");
+        page.wait_nicks("lobby", &["bob"]).await;
+
+        page.js("window.__net.deaf = true; return null;", vec![])
+            .await;
+        for line in ["@bob secret", "@bob @alice: group", "to the room"] {
+            page.type_line(line).await;
+        }
+        page.wait_pending(3).await;
+        let (got, _) = bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "to the room");
+        let texts: Vec<&str> = got
+            .iter()
+            .filter(|f| f["type"] == "msg")
+            .filter_map(|f| f["text"].as_str())
+            .collect();
+        assert_eq!(texts, ["secret", "group"], "{got:?}");
+
+        // The connection goes, and the session with it; the page is back
+        // only after bob has seen it go.
+        page.js(
+            "window.__net.down = true; window.__net.cut(); return null;",
+            vec![],
+        )
+        .await;
+        page.wait_state("reconnecting").await;
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.type_line("@bob typed while away").await;
+        page.wait_pending(4).await;
+        page.js(
+            "window.__net.deaf = false; window.__net.down = false; return null;",
+            vec![],
+        )
+        .await;
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        page.wait_texts("lobby", &["typed while away"]).await;
+        page.wait_pending(0).await;
+        assert_eq!(alices_heard_by(&mut bob), ["typed while away"]);
+
+        let lines = page.lines("lobby").await;
+        let n = lines
+            .iter()
+            .filter(|l| l.is_msg() && l.text == "to the room")
+            .count();
+        assert_eq!(n, 1, "{:#?}", shown(&lines));
+        let notes = wait_unconfirmed(&page, "lobby", 2).await;
+        assert_eq!(notes[0]["line"], "@bob secret", "{notes}");
+        assert_eq!(notes[1]["line"], "@bob @alice: group", "{notes}");
+        for note in notes.as_array().unwrap() {
+            assert!(
+                note["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("may or may not")),
+                "{notes}"
+            );
+            assert_eq!(note["again"], "Send again", "{notes}");
+        }
+        page.shot("unconfirmed-after-a-session-lost").await;
+
+        // Send again sends it, once (the button is then spent).
+        page.click_css("li.notice.unconfirmed button.send-again")
+            .await;
+        page.wait_pending(0).await;
+        let (_, again) = bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "secret");
+        assert_eq!(again["to"], json!(["bob"]), "{again}");
+        let notes = unconfirmed(&page, "lobby").await;
+        assert_eq!(notes[0]["again"], serde_json::Value::Null, "{notes}");
+        assert_eq!(alices_heard_by(&mut bob), Vec::<String>::new());
+        page.close().await;
+    });
+}
+
+/// A room message reaches bob, its echo lost, and the server (which keeps
+/// history in memory only) restarts: the room's history begins anew, so
+/// its replay cannot say whether the line arrived. It is not sent again
+/// by itself (bob had it twice): the room says it may not have arrived,
+/// with Send again. A line typed while the server was away goes as any
+/// line, and the room says its history began anew, not "nothing missed".
+#[test]
+fn after_a_server_that_kept_nothing_restarted_an_unconfirmed_room_line_is_not_sent_again() {
+    let Some(h) = Harness::start("after_a_restart_an_unconfirmed_room_line") else {
+        return;
+    };
+    let (_data, flags) = restartable(&["--store", "memory"]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        let mut bob = server.join("bob");
+        page.wait_nicks("lobby", &["bob"]).await;
+        page.js("window.__net.deaf = true; return null;", vec![])
+            .await;
+        page.type_line("maybe twice").await;
+        bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "maybe twice");
+        page.js("window.__net.deaf = false; return null;", vec![])
+            .await;
+        stop_for_a_slow_try(&page, server).await;
+        page.type_line("typed while down").await;
+        page.wait_pending(2).await;
+
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        let lines = page
+            .wait_lines("reconnected", "lobby", |lines| {
+                lines.iter().any(|l| l.has_class("reconnected"))
+                    && lines
+                        .iter()
+                        .any(|l| l.is_msg() && l.text == "typed while down")
+            })
+            .await;
+        page.wait_pending(0).await;
+        assert_eq!(alices_heard_by(&mut bob), ["typed while down"]);
+        let notes = wait_unconfirmed(&page, "lobby", 1).await;
+        assert_eq!(notes[0]["line"], "maybe twice", "{notes}");
+        assert_eq!(notes[0]["again"], "Send again", "{notes}");
+        assert!(
+            !lines.iter().any(|l| l.text.contains("nothing missed")),
+            "{:#?}",
+            shown(&lines)
+        );
+        page.close().await;
+    });
+}
+
+/// A private line reaches bob, its echo lost, and the page is reloaded;
+/// the server keeps no session past its connection, so the reloaded page
+/// has a new one, where it cannot find the line: it says the line may not
+/// have arrived, with Send again, instead of sending it again (bob had it
+/// twice).
+#[test]
+fn a_private_line_written_before_a_reload_into_a_new_session_is_not_sent_again() {
+    let Some(h) = Harness::start("a_private_line_before_a_reload") else {
+        return;
+    };
+    h.block_on(async {
+        let server = Server::start(&["--resume-window-ms", "0"]);
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        let mut bob = server.join("bob");
+        page.wait_nicks("lobby", &["bob"]).await;
+        page.js("window.__net.deaf = true; return null;", vec![])
+            .await;
+        page.type_line("@bob before the reload").await;
+        bob.recv_until(100, |f| {
+            f["type"] == "msg" && f["text"] == "before the reload"
+        });
+        wait_kept(&page, json!(["before the reload"])).await;
+        // Reloaded once the server has ended the session (else the page
+        // would take it over, still open).
+        page.js(
+            "window.__net.down = true; window.__net.cut(); return null;",
+            vec![],
+        )
+        .await;
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        page.wait_pending(0).await;
+        assert_eq!(alices_heard_by(&mut bob), Vec::<String>::new());
+        let notes = wait_unconfirmed(&page, "lobby", 1).await;
+        assert_eq!(notes[0]["line"], "@bob before the reload", "{notes}");
         page.close().await;
     });
 }
