@@ -57,8 +57,10 @@ pub enum OutcomeKind {
     /// Nothing to do: a blank line, or one read after `/quit` (or after a
     /// signal asked the client to leave).
     Skipped,
-    /// The client stopped before the server answered this message: it may
-    /// or may not have been delivered.
+    /// The client stopped before the server answered this message, or
+    /// the connection was lost before it did and the server did not keep
+    /// the session (so it cannot tell, and the message is not sent again):
+    /// it may or may not have been delivered.
     Unconfirmed {
         /// The message's id.
         id: String,
@@ -256,6 +258,38 @@ impl Ledger {
         });
         if let Some(entry) = settled {
             *entry = Entry::Ready(refused());
+        }
+    }
+
+    /// The protocol core gave message `id` up with its fate unknown (a
+    /// session the server did not resume cannot tell whether it arrived):
+    /// its line is unconfirmed. Whether it was still waiting, or already
+    /// taken for sent by the frame that made the core give it up (that
+    /// frame answered no message).
+    pub fn unconfirmed(&mut self, id: &str) {
+        let index = match self.waiting.remove(id) {
+            Some(line) => (line - self.first) as usize,
+            None => {
+                let sent = self.entries.iter().position(
+                    |e| matches!(e, Entry::Ready(OutcomeKind::Sent { id: sent, .. }) if sent == id),
+                );
+                let Some(index) = sent else {
+                    return;
+                };
+                index
+            }
+        };
+        if let Some(entry) = self.entries.get_mut(index) {
+            let room = match entry {
+                Entry::Waiting { room, .. } | Entry::Ready(OutcomeKind::Sent { room, .. }) => {
+                    std::mem::take(room)
+                }
+                _ => return,
+            };
+            *entry = Entry::Ready(OutcomeKind::Unconfirmed {
+                id: id.to_owned(),
+                room,
+            });
         }
     }
 

@@ -297,8 +297,9 @@ fn a_resume_refused_unavailable_goes_on_to_the_next_address_at_once() {
     let line = alice.expect_line("reconnected", |l| {
         l.starts_with("* reconnected") || l.starts_with("* reconnecting failed")
     });
+    // (The lobby, empty meanwhile, was forgotten: `* reconnected` alone.)
     assert!(
-        line.starts_with("* reconnected; "),
+        line == "* reconnected" || line.starts_with("* reconnected; "),
         "{:#?}",
         &alice.seen[from..]
     );

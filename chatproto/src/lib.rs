@@ -106,7 +106,10 @@
 //! [`Client::poll`]. It outlives its connections: after a drop, connect
 //! again and call `handle_connected`; it resumes the session with the
 //! token of its last `welcome`, enters its rooms again from the last seq
-//! it saw, and resends what was not acknowledged, under the same ids.
+//! it saw, and resends what was not acknowledged, under the same ids (a
+//! session the server did not resume cannot recognise those ids: what
+//! the client cannot tell was not delivered is given up instead, told as
+//! [`ClientEvent::Unconfirmed`]).
 //!
 //! Here the "network" hands frames straight across (a real shell encodes
 //! them with [`encode`] and decodes them with a [`FrameDecoder`]): alice's

@@ -556,6 +556,8 @@ fn an_older_message_of_the_same_text_is_not_taken_for_one_never_sent() {
 /// After a fresh session, a message of ours in the replay is taken for a
 /// waiting one only if it came after what was seen when that one was
 /// sent, with the same text to the same people: otherwise it is another.
+/// Not found in a replay that holds everything since, it was not stored:
+/// sent again.
 #[test]
 fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
     let mine = |seq: u64, to: &[&str], text: &str| {
@@ -573,27 +575,170 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
     let mut c = alice_in_lobby();
     c.handle_frame(0, mine(2, &[], "hi"));
     sent_texts(&mut c);
-    // Sent after seq 2: "hi" to everyone, "hi" to Bob.
+    // Sent after seq 2: "hi" to everyone, and "hi" again.
     c.send_msg("lobby", vec![], "hi");
-    c.send_msg("lobby", vec!["Bob".into()], "hi");
+    c.send_msg("lobby", vec![], "hi");
     assert_eq!(sent_texts(&mut c), ["hi", "hi"]);
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, fresh_welcome());
-    // The room's latest seq is that of the last event its replay brings.
-    let entered = ServerFrame::entered("lobby", "e1", 4, 1, vec!["alice".into()], false);
+    // The room's latest seq is that of the last event its replay brings,
+    // all of it since seq 2 (`recovered`).
+    let entered = ServerFrame::entered("lobby", "e1", 4, 1, vec!["alice".into()], true);
     c.handle_frame(1, entered);
     // The replay: the old "hi" (seq 2, seen before) is neither; one to
-    // carol is not the one to bob; one to bob is (names as the server
-    // folds them).
+    // carol is not one to everyone; the one at seq 4 is the first.
     c.handle_frame(1, mine(2, &[], "hi"));
     c.handle_frame(1, mine(3, &["carol"], "hi"));
     assert_eq!(c.unacknowledged(), 2);
-    c.handle_frame(1, mine(4, &["bob"], "hi"));
+    c.handle_frame(1, mine(4, &[], "hi"));
     assert_eq!(c.unacknowledged(), 1);
     c.handle_frame(1, own_presence(5));
-    // The one to everyone was not in the replay: sent again.
+    // The second was not in the replay, which holds all since: sent again.
     assert_eq!(sent_texts(&mut c), ["hi"]);
+}
+
+/// What `c` put out, as [`outputs`] says it, and `unconfirmed ID TEXT`
+/// for each message given up with its fate unknown.
+fn outputs_unconfirmed(c: &mut Client) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(o) = c.poll() {
+        out.push(match o {
+            ClientOutput::Send(ClientFrame::Msg { text, .. }) => format!("msg {text}"),
+            ClientOutput::Event(ClientEvent::Unconfirmed { id, text, .. }) => {
+                format!("unconfirmed {id} {text}")
+            }
+            ClientOutput::Event(ClientEvent::Message {
+                room, from, text, ..
+            }) => format!("{room}: {from}: {text}"),
+            _ => continue,
+        });
+    }
+    out
+}
+
+/// Away longer than the resume window, with a private and a group message
+/// written and not answered: the fresh session cannot see them (only the
+/// session that sent them does, PROTOCOL.md 5.6), so nothing tells
+/// whether they arrived. Each is given up, told unconfirmed with its
+/// text, and not sent again: bob, who had them, does not get them twice.
+/// One typed while offline never went: it is sent.
+#[test]
+fn a_fresh_session_does_not_send_again_what_it_cannot_see() {
+    let mut cfg = ServerConfig::default();
+    cfg.resume_window_ms = 1_000;
+    let mut net = Net::with(cfg);
+    let a = net.add("alice", &["lobby"]);
+    let b = net.add("bob", &["lobby"]);
+    let secret = net.peers[a]
+        .core
+        .send_msg("lobby", vec!["bob".into()], "secret");
+    let group = net.peers[a]
+        .core
+        .send_msg("lobby", vec!["bob".into(), "alice".into()], "group");
+    net.drain_clients();
+    net.drain_server(false);
+    net.read(b);
+    net.cut(a);
+    net.peers[a]
+        .core
+        .send_msg("lobby", vec!["bob".into()], "typed offline");
+    net.mono += 5_000;
+    let now = net.now();
+    net.server.handle_timeout(now); // the session is forgotten
+    net.pump();
+    net.connect(a);
+    net.pump();
+    assert_eq!(net.peers[a].core.unacknowledged(), 0);
+    assert_eq!(
+        texts(&net.shown(b), "alice"),
+        ["secret", "group", "typed offline"],
+        "bob sees each once"
+    );
+    let unconfirmed: Vec<(String, Vec<String>, String)> = net.peers[a]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Unconfirmed { id, to, text, .. } => {
+                Some((id.clone(), to.clone(), text.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        unconfirmed,
+        [
+            (secret, vec!["bob".to_owned()], "secret".to_owned()),
+            (
+                group,
+                vec!["bob".to_owned(), "alice".to_owned()],
+                "group".to_owned()
+            )
+        ]
+    );
+}
+
+/// A message to everyone written before a fresh session, not in the
+/// room's replay: sent again only when the replay holds everything since
+/// it was sent. After a gap (the server replays only so many), or in a
+/// history begun anew, the server may have had it: given up, unconfirmed,
+/// not sent. One whose frame never left the core (still queued when the
+/// connection ended) cannot have arrived: sent.
+#[test]
+fn a_fresh_replay_with_a_gap_gives_up_what_it_does_not_show() {
+    // (recovered, epoch, polled before the drop) and what follows the
+    // replay.
+    let cases: [(bool, &str, bool, &[&str]); 4] = [
+        (true, "e1", true, &["msg lost"]),
+        (false, "e1", true, &["unconfirmed a-1 lost"]),
+        (true, "e2", true, &["unconfirmed a-1 lost"]),
+        (false, "e2", false, &["msg lost"]),
+    ];
+    for (recovered, epoch, polled, after) in cases {
+        let mut c = alice_in_lobby();
+        outputs(&mut c);
+        c.send_msg("lobby", vec![], "lost");
+        if polled {
+            assert_eq!(outputs_unconfirmed(&mut c), ["msg lost"]);
+        }
+        c.handle_disconnected();
+        c.handle_connected(1);
+        c.handle_frame(1, fresh_welcome());
+        let entered = ServerFrame::entered("lobby", epoch, 9, 1, vec!["alice".into()], recovered);
+        c.handle_frame(1, entered);
+        let mut told = outputs_unconfirmed(&mut c);
+        if polled {
+            assert!(told.is_empty(), "held for the replay: {told:?}");
+        }
+        c.handle_frame(1, own_presence(10));
+        told.extend(outputs_unconfirmed(&mut c));
+        assert_eq!(
+            told, after,
+            "recovered {recovered}, epoch {epoch}, polled {polled}"
+        );
+        let gone = after[0].starts_with("unconfirmed");
+        assert_eq!(c.unacknowledged(), usize::from(!gone));
+        assert_eq!(c.is_unacknowledged("a-1"), !gone);
+    }
+}
+
+/// A message to everyone found in a fresh session's replay after a gap
+/// is known delivered (its copy is shown), not given up.
+#[test]
+fn a_message_found_in_a_replay_with_a_gap_is_delivered() {
+    let mut c = alice_in_lobby();
+    c.send_msg("lobby", vec![], "there");
+    outputs(&mut c);
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, fresh_welcome());
+    let entered = ServerFrame::entered("lobby", "e1", 9, 5, vec!["alice".into()], false);
+    c.handle_frame(1, entered);
+    let copy = ServerFrame::msg(Some("lobby".into()), 8, "alice", vec![], "there", T0, None);
+    c.handle_frame(1, copy.into_replay());
+    c.handle_frame(1, own_presence(10));
+    assert_eq!(outputs_unconfirmed(&mut c), ["lobby: alice: there"]);
+    assert_eq!(c.unacknowledged(), 0);
 }
 
 /// A room parted while a fresh session's replay holds our message for it:
@@ -604,6 +749,7 @@ fn a_fresh_replay_settles_only_the_same_message_sent_after_what_was_seen() {
 fn a_message_recognised_in_the_replay_of_a_room_being_parted_is_told() {
     let mut c = alice_in_lobby();
     c.send_msg("lobby", vec![], "older");
+    while c.poll().is_some() {}
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, fresh_welcome());
@@ -1054,7 +1200,7 @@ fn a_waiting_enter_goes_after_a_fresh_sessions_replay_and_part() {
     assert_eq!(outputs(&mut c), ["enter rust", "enter lobby"], "ops waits");
     c.handle_frame(
         1,
-        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], false),
+        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], true),
     );
     c.handle_frame(
         1,
@@ -1099,7 +1245,7 @@ fn a_waiting_room_parted_after_a_fresh_session_is_not_held() {
     assert_eq!(c.unacknowledged(), 2);
     c.handle_frame(
         1,
-        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], false),
+        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], true),
     );
     c.handle_frame(
         1,
@@ -1253,7 +1399,7 @@ fn a_room_parted_while_its_messages_wait_is_entered_again_after_a_reconnect() {
     );
     c.handle_frame(
         2,
-        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], false),
+        ServerFrame::entered("rust", "e1", 1, 1, vec!["alice".into()], true),
     );
     c.handle_frame(
         2,
@@ -1274,9 +1420,11 @@ fn a_room_parted_while_its_messages_wait_is_entered_again_after_a_reconnect() {
 fn a_room_parted_and_entered_again_during_its_replay_loses_nothing() {
     let mut c = alice_in_lobby();
     c.send_msg("lobby", vec![], "pending");
+    outputs(&mut c);
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, fresh_welcome());
+    // Everything since seq 1 is replayed (`recovered`).
     c.handle_frame(
         1,
         ServerFrame::entered(
@@ -1285,7 +1433,7 @@ fn a_room_parted_and_entered_again_during_its_replay_loses_nothing() {
             3,
             1,
             vec!["alice".into(), "bob".into()],
-            false,
+            true,
         ),
     );
     outputs(&mut c);
@@ -1329,6 +1477,7 @@ fn a_room_parted_and_entered_again_during_its_replay_loses_nothing() {
 fn a_fresh_session_under_another_nickname_does_not_resend_what_the_replay_shows() {
     let mut c = alice_in_lobby();
     c.send_msg("lobby", vec![], "hello");
+    outputs(&mut c);
     c.handle_disconnected();
     c.handle_connected(1);
     c.handle_frame(1, ServerFrame::error(ErrorCode::NickTaken, "taken"));

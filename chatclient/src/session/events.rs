@@ -155,6 +155,9 @@ impl Session {
                 if again {
                     if let Some(r) = &mut self.resume {
                         r.gap |= gap && !reset;
+                        if reset {
+                            r.began_anew.insert(room.clone());
+                        }
                     }
                 } else {
                     // The rest of a big room's list may follow: the line
@@ -458,6 +461,19 @@ impl Session {
                     // (dropped by a rate limit, say): input waits no more.
                     None => self.entering.clear(),
                 }
+            }
+            ClientEvent::Unconfirmed {
+                id, room, to, text, ..
+            } => {
+                self.ledger.unconfirmed(&id);
+                // Each said with its text, to be typed again if it did
+                // not arrive: sent again by itself, it could arrive twice.
+                self.info(format!(
+                    "not sent again, it may have arrived: {} (the connection was lost \
+                     before the server confirmed it, and the server did not keep your \
+                     session to tell); type it again if it did not arrive",
+                    super::as_typed(&room, &to, &text)
+                ));
             }
             ClientEvent::Notice(text) => self.print(Line::Notice { text }),
             ClientEvent::Dead => self.out.push_back(Action::Dead),
@@ -1149,10 +1165,11 @@ mod tests {
     }
 
     /// A line sent just before `/part`, the connection lost before its
-    /// echo, the server back with the room's history begun anew: the
-    /// core enters the room again to resend it, and its echo is shown
-    /// (README: a message sent there just before still shows), though its
-    /// seq is one shown in the old history.
+    /// echo, the session resumed and the room's history begun anew (the
+    /// server forgot it while nobody was in it): the core enters the
+    /// room again to resend it, and its echo is shown (README: a message
+    /// sent there just before still shows), though its seq is one shown
+    /// in the old history.
     #[test]
     fn an_echo_after_a_part_into_a_history_begun_anew_is_shown() {
         let mut s = joined(&["lobby", "rust"]);
@@ -1162,13 +1179,12 @@ mod tests {
         line(&mut s, "/part rust");
         s.handle_disconnected();
         s.handle_connected(10);
-        frame(&mut s, welcome("alice", false));
-        drain(&mut s);
+        let out = frame(&mut s, welcome("alice", true));
         let anew = |room: &str| ServerFrame::entered(room, "e2", 0, 1, vec!["alice".into()], false);
         frame(&mut s, anew("lobby"));
         frame(&mut s, presence("lobby", 1, "alice", true));
         frame(&mut s, anew("rust"));
-        let out = frame(&mut s, presence("rust", 1, "alice", true));
+        frame(&mut s, presence("rust", 1, "alice", true));
         assert!(
             out.sent
                 .iter()

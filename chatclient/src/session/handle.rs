@@ -781,6 +781,52 @@ mod tests {
         assert_eq!(s.lines_failed(), 0);
     }
 
+    /// The connection lost before the echoes of a private message and a
+    /// message to everyone, and the server kept no session (a fresh
+    /// one): the private message cannot be seen again, and the lobby's
+    /// replay has a gap, so neither is sent again. Each line is
+    /// unconfirmed, and a line says so with the message as it could be
+    /// typed again; a line typed offline is sent (after the replay), and
+    /// its echo answers it.
+    #[test]
+    fn messages_a_fresh_session_cannot_account_for_are_unconfirmed_not_resent() {
+        let mut s = joined(&["lobby"]);
+        line(&mut s, "@bob secret");
+        line(&mut s, "hello all");
+        s.handle_disconnected();
+        drain(&mut s);
+        line(&mut s, "typed offline");
+        s.handle_connected(10);
+        drain(&mut s);
+        let out = frame(&mut s, welcome("alice", false));
+        // The lobby entered; the line typed offline waits behind the
+        // lobby's replay, which may hold the one before it.
+        assert_eq!(out.sent.len(), 1, "{:?}", out.sent);
+        let unconfirmed = "* not sent again, it may have arrived: #lobby: @bob: secret (the \
+                           connection was lost before the server confirmed it, and the server \
+                           did not keep your session to tell); type it again if it did not arrive";
+        assert_eq!(out.lines, [unconfirmed]);
+        assert_eq!(outcomes(&out), [(1, "unconfirmed lobby".to_owned())]);
+        // #lobby's replay begins past what was seen: a gap.
+        let gap = ServerFrame::entered("lobby", "e1", 9, 5, vec!["alice".into()], false);
+        frame(&mut s, gap);
+        let out = frame(&mut s, presence("lobby", 10, "alice", true));
+        // Only the line typed offline: nothing is sent again.
+        let id = the_id(&out.sent);
+        assert!(
+            out.lines.iter().any(
+                |l| l.starts_with("* not sent again, it may have arrived: #lobby: hello all (")
+            ),
+            "{:?}",
+            out.lines
+        );
+        assert_eq!(outcomes(&out), [(2, "unconfirmed lobby".to_owned())]);
+        let out = frame(&mut s, echo("lobby", 11, "alice", "typed offline", &id));
+        assert_eq!(outcomes(&out), [(3, "sent lobby Some(11)".to_owned())]);
+        assert_eq!(s.unacknowledged(), 0);
+        assert_eq!(s.lines_failed(), 2);
+    }
+
     #[test]
     fn lines_unanswered_at_the_end_are_unconfirmed() {
         let mut s = joined(&["lobby"]);

@@ -72,6 +72,31 @@ pub(crate) fn grouped(n: usize) -> String {
     out
 }
 
+/// A message as it could be typed again to send the same: `#lobby: hi`,
+/// `#lobby: @bob @carol: hi` (recipients end at a `:`, so a text of its
+/// own starting with `:` keeps it), `#lobby: //me` (a text to everyone
+/// starting with `/` is escaped as `//`, not taken for a command). Its
+/// parts are escaped ([`chatproto::escape_control`]): they come from the
+/// network or a paste.
+pub(crate) fn as_typed(room: &str, to: &[String], text: &str) -> String {
+    use chatproto::escape_control;
+    let mut out = format!("#{}: ", escape_control(room));
+    if to.is_empty() {
+        if text.starts_with('/') {
+            out.push('/');
+        }
+    } else {
+        let to: Vec<String> = to
+            .iter()
+            .map(|n| format!("@{}", escape_control(n)))
+            .collect();
+        out.push_str(&to.join(" "));
+        out.push_str(": ");
+    }
+    out.push_str(&escape_control(text));
+    out
+}
+
 /// `3 missed messages`, `1 missed message`.
 pub(crate) fn plural(n: usize, what: &str) -> String {
     if n == 1 {

@@ -44,6 +44,10 @@ pub(super) struct Resume {
     /// messages are gone, which is said when it is entered, and
     /// `/history` cannot fetch them).
     pub(super) gap: bool,
+    /// The rooms whose history began anew: what was said there between
+    /// the last message seen and the server's new start is gone, so the
+    /// summary does not say nothing was missed.
+    pub(super) began_anew: BTreeSet<String>,
     /// The rooms told from who was there when the connection was lost,
     /// and who came and went in each (`None`: nobody), said after the
     /// summary; only then is that list forgotten (see `Session::away`).
@@ -106,6 +110,11 @@ impl Session {
         let here = self.current.as_deref();
         let text = if r.gap {
             "reconnected; history has a gap".to_owned()
+        } else if total == 0 && !r.began_anew.is_empty() {
+            // What was said there before the server began anew, after
+            // the last message shown, is gone unseen (the line above
+            // says so): none missed cannot be told.
+            "reconnected".to_owned()
         } else if total == 0 {
             "reconnected; nothing missed".to_owned()
         } else if r.missed.keys().all(|room| Some(room.as_str()) == here) {
@@ -984,7 +993,7 @@ mod tests {
             shown,
             [
                 "* the server started #lobby's history anew; earlier messages are gone",
-                "* reconnected; nothing missed",
+                "* reconnected",
                 "* while you were away: erin joined; bob left",
                 "[#rust] * while you were away: carol left",
             ]

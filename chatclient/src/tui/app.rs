@@ -346,6 +346,9 @@ const UNSEEN: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct Restored {
     line: String,
+    /// What became of it, for the note if it is moved out of the input:
+    /// `not sent`, `not confirmed`.
+    why: &'static str,
     /// When it was first drawn (`None`: not yet, so not seen).
     drawn: Option<Instant>,
 }
@@ -479,6 +482,20 @@ impl App {
     /// brings back, and a line says so; so it is if keys typing on come
     /// before it could be seen (see [`App::handle_term`]).
     pub fn refused(&mut self, number: u64) {
+        self.put_back(number, "not sent");
+    }
+
+    /// Input line `number` was a message the connection lost before the
+    /// server confirmed it, which the server's new session cannot tell
+    /// of: not sent again (it may have arrived), and put back as a
+    /// refused line is, to be sent again if it did not.
+    pub fn unconfirmed(&mut self, number: u64) {
+        self.put_back(number, "not confirmed");
+    }
+
+    /// Input line `number` back in the input, or the next Up brings it
+    /// (see [`App::refused`]); `why` is said in the note then.
+    fn put_back(&mut self, number: u64, why: &'static str) {
         let Some(at) = self.recent.iter().position(|(n, _)| *n == number) else {
             return;
         };
@@ -489,9 +506,13 @@ impl App {
         }
         if self.input.is_empty() && self.paste.is_none() {
             self.input.set(line.clone(), None);
-            self.restored = Some(Restored { line, drawn: None });
+            self.restored = Some(Restored {
+                line,
+                why,
+                drawn: None,
+            });
         } else {
-            self.kept_for_up(line);
+            self.kept_for_up(line, why);
         }
     }
 
@@ -508,7 +529,7 @@ impl App {
     /// taken yet: the line would be filed in the room being left). A room
     /// a `/join` enters may be refused: the note is then moved to the room
     /// current after all ([`App::place_ahead_notes`]).
-    fn kept_for_up(&mut self, line: String) {
+    fn kept_for_up(&mut self, line: String, why: &str) {
         self.input.recall_last(&line);
         let time = chrono::Local::now().format("%H:%M").to_string();
         let here = self.room_ahead();
@@ -516,7 +537,7 @@ impl App {
             .as_ref()
             .is_some_and(|r| !self.state.rooms.contains(r) || self.state.entering.contains(r));
         self.add_line_in(
-            Line::Info(format!("not sent; Up brings it back: {line}")),
+            Line::Info(format!("{why}; Up brings it back: {line}")),
             time,
             here,
         );
@@ -595,7 +616,7 @@ impl App {
                     .is_none_or(|at| now.saturating_duration_since(at) < UNSEEN);
                 if unseen && self.input.text() == r.line {
                     self.input.clear();
-                    self.kept_for_up(r.line);
+                    self.kept_for_up(r.line, r.why);
                 }
             }
         }
@@ -3048,6 +3069,33 @@ mod tests {
         app.refused(2);
         app.refused(9);
         assert!(app.input.is_empty());
+    }
+
+    /// A message given up unconfirmed after a lost session comes back
+    /// into an empty input, to be sent again if it did not arrive; with
+    /// something being typed, Up brings it, and the note says what
+    /// became of it (not "not sent": it may have arrived).
+    #[test]
+    fn an_unconfirmed_message_comes_back_to_be_sent_again() {
+        let mut app = self::app();
+        for line in ["@bob secret", "hello all"] {
+            type_str(&mut app, line);
+            app.handle_event(key(KeyCode::Enter));
+        }
+        app.take_effects();
+        app.unconfirmed(1);
+        assert_eq!(app.input.text(), "@bob secret");
+        app.unconfirmed(2);
+        assert_eq!(app.input.text(), "@bob secret");
+        let said: Vec<String> = (app.entries.iter())
+            .filter_map(|e| match &e.line {
+                Line::Info(text) => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(said, ["not confirmed; Up brings it back: hello all"]);
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(app.input.text(), "hello all");
     }
 
     /// "hello" sent, refused and put back into the input, drawn at

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use chatproto::{escape_control, ServerFrame};
+use chatproto::ServerFrame;
 use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
@@ -137,6 +137,8 @@ enum ToScreen {
     State(State),
     /// The server refused the message of this input line.
     Refused(u64),
+    /// The message of this input line was given up unconfirmed.
+    Unconfirmed(u64),
     /// Something happened on the terminal.
     Term(Event),
     /// The terminal cannot be read any more.
@@ -269,11 +271,16 @@ impl Ui for Tui {
     /// A refused line is already in the message area, as an error line
     /// (stderr is the terminal the screen is drawn on); it goes back into
     /// the input to be mended, whether the server refused the message or
-    /// the client the line (a command mistyped: `/join bad room`).
+    /// the client the line (a command mistyped: `/join bad room`). So does
+    /// a message given up unconfirmed after a lost session (a line said
+    /// so): to be sent again if it did not arrive.
     async fn outcome(&self, outcome: &LineOutcome) {
-        if let OutcomeKind::Refused { .. } = outcome.kind {
-            let _ = self.screen.send(ToScreen::Refused(outcome.line)).await;
-        }
+        let to_screen = match outcome.kind {
+            OutcomeKind::Refused { .. } => ToScreen::Refused(outcome.line),
+            OutcomeKind::Unconfirmed { .. } => ToScreen::Unconfirmed(outcome.line),
+            _ => return,
+        };
+        let _ = self.screen.send(to_screen).await;
     }
 
     async fn update(&self, session: &Session) {
@@ -375,25 +382,9 @@ fn unsent_report(pending: &[Sending]) -> Option<String> {
         if n == 1 { "was" } else { "were" },
     );
     for p in pending {
-        report.push_str("  #");
-        report.push_str(&escape_control(&p.room));
-        report.push_str(": ");
-        // As typed again it sends this text: recipients end at a `:` (a
-        // text of its own starting with `:` keeps it), and a text to
-        // everyone starting with `/` is escaped as `//`, not a command.
-        if p.to.is_empty() {
-            if p.text.starts_with('/') {
-                report.push('/');
-            }
-        } else {
-            let to: Vec<String> =
-                p.to.iter()
-                    .map(|n| format!("@{}", escape_control(n)))
-                    .collect();
-            report.push_str(&to.join(" "));
-            report.push_str(": ");
-        }
-        report.push_str(&escape_control(&p.text));
+        // As typed again it sends this text.
+        report.push_str("  ");
+        report.push_str(&crate::session::as_typed(&p.room, &p.to, &p.text));
         report.push('\n');
     }
     Some(report)
@@ -459,6 +450,7 @@ fn screen_loop(
                 ToScreen::Line(line, time) => app.add_line(line, time),
                 ToScreen::State(state) => app.set_state(state),
                 ToScreen::Refused(line) => app.refused(line),
+                ToScreen::Unconfirmed(line) => app.unconfirmed(line),
                 ToScreen::Term(event) => app.handle_term(event, std::time::Instant::now()),
                 ToScreen::TermGone => {
                     let _ = input.send(InputEvent::End);

@@ -22,6 +22,7 @@ impl Client {
         self.entering.clear();
         for r in self.rooms.values_mut().chain(self.parting.values_mut()) {
             r.entered = false;
+            r.whole = false;
             r.roster.clear();
         }
         self.send(ClientFrame::join_v2(
@@ -60,8 +61,13 @@ impl Client {
         }
     }
 
-    /// The connection ended. What was not acknowledged is kept, to resend.
+    /// The connection ended. What was not acknowledged is kept, to resend
+    /// (see [`Client`] for what a session the server does not resume
+    /// gives up instead).
     pub fn handle_disconnected(&mut self) {
+        if self.phase != Phase::Offline {
+            self.note_written();
+        }
         self.phase = Phase::Offline;
         // Frames not sent yet belong to the dead connection; the next one
         // starts with its join (what matters is kept: pending messages).
@@ -77,6 +83,33 @@ impl Client {
         let pending = &self.pending;
         self.parting
             .retain(|room, _| pending.iter().any(|p| &p.room == room));
+    }
+
+    /// The connection ends: the messages handed out on it whose frames
+    /// left the core were written, and may have arrived; one whose frame
+    /// is still here (not polled, or waiting for the pacer) never left,
+    /// and unless an earlier connection wrote it, it is as if never sent
+    /// (no replay can hold it).
+    fn note_written(&mut self) {
+        let unsent: std::collections::BTreeSet<&str> = (self.out.iter())
+            .filter_map(|o| match o {
+                ClientOutput::Send(f) => Some(f),
+                ClientOutput::Event(_) => None,
+            })
+            .chain(self.paced.iter().map(|(f, _)| f))
+            .filter_map(|f| match f {
+                ClientFrame::Msg { id: Some(id), .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let connection = self.connections;
+        for p in self.pending.iter_mut().filter(|p| p.sent_on == connection) {
+            if !unsent.contains(p.id.as_str()) {
+                p.written = true;
+            } else if !p.written {
+                p.sent_after = None;
+            }
+        }
     }
 
     /// When to call [`handle_timeout`](Client::handle_timeout), on the

@@ -160,6 +160,30 @@ pub enum ClientEvent {
         /// The room concerned.
         room: Option<String>,
     },
+    /// A message this client sent, given up without an answer: it was
+    /// written on a connection that was lost before the server answered
+    /// it, and the session that followed is a fresh one (the
+    /// [`ClientEvent::Joined`] did not say `resumed`), which cannot tell
+    /// whether the server had it. A private or group message is never
+    /// visible to a new session (PROTOCOL.md 5.6); a message to everyone
+    /// is looked for in its room's replay first, and given up only when
+    /// it is not there and the replay does not reach back to when it was
+    /// sent (a gap, a history begun anew, a room not entered again).
+    /// It may or may not have been delivered: the core does not send it
+    /// again (a second copy would reach whoever has the first), and it is
+    /// no longer [`pending`](Client::pending). Tell the user, with its
+    /// text, so they can send it again if it did not arrive.
+    #[non_exhaustive]
+    Unconfirmed {
+        /// Its id (the one [`Client::send_msg`] returned).
+        id: String,
+        /// The room it was sent in.
+        room: String,
+        /// The recipients; empty: everyone in the room.
+        to: Vec<String>,
+        /// The text.
+        text: String,
+    },
     /// A notice from the server.
     Notice(String),
     /// The connection seems dead (nothing heard after a ping): close it and
@@ -284,6 +308,21 @@ impl ClientEvent {
     /// [`ClientEvent::Rooms`]: `rooms` listed, `unlisted` more not.
     pub fn rooms(rooms: Vec<(String, u64)>, unlisted: u64) -> Self {
         ClientEvent::Rooms { rooms, unlisted }
+    }
+
+    /// [`ClientEvent::Unconfirmed`].
+    pub fn unconfirmed(
+        id: impl Into<String>,
+        room: impl Into<String>,
+        to: Vec<String>,
+        text: impl Into<String>,
+    ) -> Self {
+        ClientEvent::Unconfirmed {
+            id: id.into(),
+            room: room.into(),
+            to,
+            text: text.into(),
+        }
     }
 
     /// [`ClientEvent::Error`].

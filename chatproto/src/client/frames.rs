@@ -149,6 +149,11 @@ impl Client {
             resumed,
             reconnect,
         });
+        if !resumed {
+            // What this session cannot see again is given up, not sent a
+            // second time (the server may have delivered it).
+            self.unconfirm_unseen();
+        }
         // Those parted while messages to them waited are entered again
         // first: the messages are sent again there, the `part` once they
         // are answered. One whose messages are all given up (too large for
@@ -186,14 +191,14 @@ impl Client {
         // before the connection dropped is recognised in the room's replay
         // by its content; resend only after that replay (up to our own
         // entering presence).
-        // Only a room something was sent to before is held: what was
-        // never sent cannot be in its replay.
+        // Only a room something was written to before is held: what was
+        // never written cannot be in its replay.
         self.held.clear();
         if !resumed {
             self.held.extend(
                 self.pending
                     .iter()
-                    .filter(|p| p.sent_after.is_some())
+                    .filter(|p| p.written)
                     .map(|p| p.room.clone())
                     .filter(|r| self.rooms.contains_key(r) || self.parting.contains_key(r)),
             );
@@ -252,6 +257,7 @@ impl Client {
         r.epoch = Some(epoch);
         r.oldest = oldest;
         r.entered = true;
+        r.whole = again && !new_epoch && !gap;
         r.roster.set(&online);
         if parting {
             r.skipped |= gap;

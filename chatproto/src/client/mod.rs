@@ -9,7 +9,9 @@
 //! connections: after [`Client::handle_disconnected`], connect again and
 //! call [`Client::handle_connected`]; the client resumes its session,
 //! enters its rooms again from the last seq it saw, and resends every
-//! message the server had not acknowledged, under the same id. Do not
+//! message the server had not acknowledged, under the same id (after a
+//! session the server did not resume, only those it can tell were not
+//! delivered: see [`Client`]). Do not
 //! connect again by yourself after the error
 //! [`ErrorCode::ResumedElsewhere`]: another connection with this session's
 //! token continues it, and a resume here would close that one.
@@ -81,6 +83,10 @@ struct RoomState {
     /// entered again with a gap meanwhile: entered again, the user is
     /// told of a gap.
     skipped: bool,
+    /// This connection's `entered` of it replays everything after what
+    /// was seen before (the same history, no gap): a message of ours not
+    /// in that replay was not stored.
+    whole: bool,
     /// Its `enter` waits until no room is being parted (see
     /// [`Client::enter`]): they still count against the server's rooms
     /// per client, and at that cap it would be refused. Kept across a
@@ -210,13 +216,19 @@ enum Phase {
 /// remembers ids of (its id window: chatserver's `--id-window`, 1,024 by
 /// default; see [`unacknowledged`](Client::unacknowledged)). Fresh (the
 /// client was away longer than the server's resume window, or the
-/// server forgot the session), the server knows none of its ids: a
-/// message sent before is looked for in its room's replay, by its text
-/// and recipients above what the client had seen when it sent it, and
-/// sent again only if it is not there. A private or group message is
-/// never in that replay (only the session it came from, and those it
-/// went to, see it), nor is a message older than the replay reaches: such
-/// a message is sent again, and may arrive twice.
+/// server forgot the session), the server knows none of its ids. A
+/// message never written to a connection (typed offline) is sent. One
+/// written before to everyone in a room is looked for in the room's
+/// replay, by its text and recipients above what the client had seen
+/// when it sent it: found, it was delivered (its copy is told as its
+/// echo); not found in a replay that holds everything since, it was not
+/// stored, and is sent again. The others may or may not have arrived, and
+/// are not sent again (a second copy would reach whoever has the first):
+/// a private or group message (never in that replay: only the session it
+/// came from, and those it went to, see it), one to a room whose replay
+/// has a gap or whose history began anew, or one to a room not entered
+/// again. Each is given up and told as a [`ClientEvent::Unconfirmed`],
+/// with its text, for the user to send again if it did not arrive.
 ///
 /// Do not connect again by yourself after a [`ClientEvent::Error`] with
 /// [`ErrorCode::ResumedElsewhere`]: another connection with this session's
@@ -564,7 +576,9 @@ impl Client {
     /// carrying `id`), or the core gave it up itself and said so with a
     /// [`ClientEvent::Error`](crate::ClientEvent::Error) (a message too
     /// large to send, or, at a `welcome`, too large for the server's
-    /// limit; one to a room parted before it was entered).
+    /// limit; one to a room parted before it was entered), or, after a
+    /// session the server did not resume, with a
+    /// [`ClientEvent::Unconfirmed`] (its fate unknown).
     pub fn is_unacknowledged(&self, id: &str) -> bool {
         self.pending.iter().any(|p| p.id == id)
     }
@@ -675,7 +689,10 @@ impl Client {
     }
 
     /// Send `text` to `to` (empty: everyone) in `room`; returns its id. It
-    /// is resent after a reconnect until the server acknowledges it. While
+    /// is resent after a reconnect until the server acknowledges it (after
+    /// a session the server did not resume, only if the core can tell it
+    /// was not delivered; otherwise it is given up as a
+    /// [`ClientEvent::Unconfirmed`]: see [`Client`]). While
     /// a fresh session's replay of `room` holds older messages back, it
     /// waits behind them.
     ///
@@ -702,6 +719,7 @@ impl Client {
             sent_after: None,
             sent_as: String::new(),
             sent_on: 0,
+            written: false,
         };
         if self.phase == Phase::Joined {
             // Sent, the frame would be refused by the shell's encoder or

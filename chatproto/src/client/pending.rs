@@ -26,6 +26,11 @@ pub(super) struct Pending {
     /// The connection (its number, from 1) it was last handed out on; 0:
     /// never. One sent on this connection is not sent again on it.
     pub(super) sent_on: u64,
+    /// Its frame was polled out (to be written) on a connection that has
+    /// ended since, with no answer: the server may have it. One whose
+    /// frame never left the core (typed offline, or still waiting for the
+    /// pacer when its connection ended) cannot have arrived.
+    pub(super) written: bool,
 }
 
 impl Pending {
@@ -54,6 +59,37 @@ fn same_people(a: &[String], b: &[String]) -> bool {
 }
 
 impl Client {
+    /// A fresh session (not resumed) began: the server knows none of the
+    /// earlier session's ids. A message written on an earlier connection
+    /// that this session cannot see again is given up, each told as
+    /// [`ClientEvent::Unconfirmed`]: a private or group message (only the
+    /// session that sent it sees it, PROTOCOL.md 5.6), or one to a room
+    /// not entered again. Messages to everyone in a room entered again
+    /// are looked for in its replay (see [`Client::release`]).
+    pub(super) fn unconfirm_unseen(&mut self) {
+        let (rooms, parting) = (&self.rooms, &self.parting);
+        let seen = |p: &Pending| {
+            p.to.is_empty() && (rooms.contains_key(&p.room) || parting.contains_key(&p.room))
+        };
+        let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.written && !seen(p));
+        self.pending = kept;
+        for p in gone {
+            self.unconfirmed(p);
+        }
+    }
+
+    /// Tell that `p` is given up, its fate unknown.
+    fn unconfirmed(&mut self, p: Pending) {
+        self.event(ClientEvent::Unconfirmed {
+            id: p.id,
+            room: p.room,
+            to: p.to,
+            text: p.text,
+        });
+    }
+
     /// Messages waiting to be sent (again) whose frame is larger than the
     /// server takes (`max`, from its `welcome`) are given up, each told as
     /// an `error` `msg_too_large`: sent, the frame would close the
@@ -97,10 +133,30 @@ impl Client {
         });
     }
 
-    /// The replay of `room` is over: send what was held for it.
+    /// The replay of `room` is over (or none is coming: its entering
+    /// was refused): send what was held for it. What was written on an
+    /// earlier connection and not found in the replay was not stored if
+    /// the replay reached back to when it was sent
+    /// ([`RoomState::whole`]): sent again. Otherwise the server may have
+    /// had it (the replay has a gap, the history began anew, or there was
+    /// no replay): given up, told as [`ClientEvent::Unconfirmed`], not
+    /// sent again.
     pub(super) fn release(&mut self, room: &str) {
         if !self.held.remove(room) {
             return;
+        }
+        let whole = (self.rooms.get(room))
+            .or_else(|| self.parting.get(room))
+            .is_some_and(|r| r.whole);
+        if !whole {
+            let connection = self.connections;
+            let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|p| p.room == room && p.written && p.sent_on != connection);
+            self.pending = kept;
+            for p in gone {
+                self.unconfirmed(p);
+            }
         }
         self.send_pending(|p| p.room == room);
         self.part_when_answered(room);
