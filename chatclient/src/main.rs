@@ -187,6 +187,16 @@ fn main() -> ExitCode {
             held,
         ));
         console.finish();
+        if !args.json {
+            // Named, as the full-screen client names them: the lines said
+            // nothing of it (`--json` reported each line `unconfirmed`).
+            let pending: Vec<_> = session.pending().collect();
+            let each = pending.iter().map(|p| (p.room, p.to, p.text));
+            if let Some(report) = session::unconfirmed_report("sent", each) {
+                use std::io::Write;
+                let _ = std::io::stderr().lock().write_all(report.as_bytes());
+            }
+        }
         outcome
     };
     // Threads still blocked on stdin must not hold the exit up.

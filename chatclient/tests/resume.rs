@@ -596,8 +596,9 @@ fn sent_text(frames: &[ClientFrame], text: &str) -> bool {
 
 /// Another connection resumed alice's session with its token: the server
 /// says `resumed_elsewhere` and closes. alice does not reconnect (that
-/// would take the session back): she shows the server's error, says why
-/// she stops in one line on stderr, and exits 9, having connected once.
+/// would take the session back): she shows the server's error, names on
+/// stderr the line the server never answered, says why she stops in one
+/// line there, and exits 9, having connected once.
 #[test]
 fn resumed_elsewhere_exits_nine_without_reconnecting() {
     let server = FakeServer::taken_over_at_the_first_message();
@@ -608,7 +609,9 @@ fn resumed_elsewhere_exits_nine_without_reconnecting() {
     assert_eq!(status.code(), Some(9), "stderr: {stderr}; saw {seen:#?}");
     assert_eq!(
         stderr,
-        "chatclient: resumed_elsewhere: the session was resumed on another connection \
+        "chatclient: 1 message sent was not confirmed by the server and may not have \
+         arrived; to send again:\n  #lobby: hello\n\
+         chatclient: resumed_elsewhere: the session was resumed on another connection \
          (a client that had its token), which continues it; not reconnecting\n"
     );
     assert!(
@@ -735,4 +738,49 @@ fn a_server_that_stops_reading_is_given_up_not_queued_for() {
         stderr.contains("the server stopped reading what this client sends (1024 frames waiting)"),
         "{stderr}"
     );
+}
+
+/// alice (`--plain`, one reconnect attempt) through a proxy, her lines
+/// "first" and "@bob second" delivered (bob sees both) and their echoes
+/// held back; then the server is gone for good, the connection cut, and
+/// the one reconnect fails while joining. She exits; what she says on
+/// stderr, and her exit status.
+fn gives_up_with_two_unconfirmed() -> (std::process::ExitStatus, String) {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.addr);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    proxy.allow();
+    let args = ["--plain", "--reconnect-attempts", "1"];
+    let mut alice = Client::start_opts("alice", &proxy.addr, &args, FAST);
+    alice.expect("* alice is online");
+    bob.expect("* alice is online");
+    {
+        let _valve = proxy.freeze();
+        alice.say("first");
+        alice.say("@bob second");
+        bob.expect("alice: first");
+        bob.expect("alice -> bob: second");
+        drop(bob);
+        drop(server);
+        // The next connection goes through to where nothing listens: the
+        // proxy drops it, and the join fails.
+        proxy.allow();
+        proxy.cut();
+    }
+    let (status, stderr, _) = alice.wait_exit(WAIT);
+    (status, stderr)
+}
+
+/// Giving up reconnecting, `--plain` names each message the server never
+/// confirmed, as the full-screen client does, before the line saying it
+/// gave up: they may or may not have arrived.
+#[test]
+fn plain_mode_giving_up_names_the_unconfirmed_messages() {
+    let (status, stderr) = gives_up_with_two_unconfirmed();
+    assert!(!status.success(), "{status}: {stderr}");
+    let report = "chatclient: 2 messages sent were not confirmed by the server and may \
+                  not have arrived; to send again:\n  #lobby: first\n  #lobby: @bob: second\n\
+                  chatclient: lost the connection to ";
+    assert!(stderr.starts_with(report), "{stderr}");
 }

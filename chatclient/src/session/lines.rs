@@ -97,6 +97,31 @@ pub(crate) fn as_typed(room: &str, to: &[String], text: &str) -> String {
     out
 }
 
+/// What to say on stderr, as the client ends, of messages `how` (`typed`,
+/// `sent`) and never confirmed: how many, and each as it could be typed
+/// again (room, recipients, text). `None` when there are none.
+pub(crate) fn unconfirmed_report<'a>(
+    how: &str,
+    pending: impl ExactSizeIterator<Item = (&'a str, &'a [String], &'a str)>,
+) -> Option<String> {
+    let n = pending.len();
+    if n == 0 {
+        return None;
+    }
+    let mut report = format!(
+        "chatclient: {} {how} {} not confirmed by the server and may not have \
+         arrived; to send again:\n",
+        plural(n, "message"),
+        if n == 1 { "was" } else { "were" },
+    );
+    for (room, to, text) in pending {
+        report.push_str("  ");
+        report.push_str(&as_typed(room, to, text));
+        report.push('\n');
+    }
+    Some(report)
+}
+
 /// `3 missed messages`, `1 missed message`.
 pub(crate) fn plural(n: usize, what: &str) -> String {
     if n == 1 {

@@ -38,7 +38,7 @@ use crate::ledger::{Ledger, LineOutcome};
 use crate::render::{Line, Place};
 pub use commands::text_bytes;
 use departures::Departure;
-pub(crate) use lines::{as_typed, grouped, plural};
+pub(crate) use lines::{as_typed, grouped, unconfirmed_report};
 use resume::{Away, Resume};
 
 /// Something the shell must do.

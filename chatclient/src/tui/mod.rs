@@ -371,23 +371,8 @@ fn enter() -> io::Result<()> {
 /// never confirmed: how many, and each as it could be typed again (they
 /// are gone with the screen). `None` when there are none.
 fn unsent_report(pending: &[Sending]) -> Option<String> {
-    let n = pending.len();
-    if n == 0 {
-        return None;
-    }
-    let mut report = format!(
-        "chatclient: {} typed {} not confirmed by the server and may not have \
-         arrived; to send again:\n",
-        crate::session::plural(n, "message"),
-        if n == 1 { "was" } else { "were" },
-    );
-    for p in pending {
-        // As typed again it sends this text.
-        report.push_str("  ");
-        report.push_str(&crate::session::as_typed(&p.room, &p.to, &p.text));
-        report.push('\n');
-    }
-    Some(report)
+    let each = pending.iter().map(|p| (&*p.room, &p.to[..], &*p.text));
+    crate::session::unconfirmed_report("typed", each)
 }
 
 /// Write the [`unsent_report`], if any, to stderr in one write.
