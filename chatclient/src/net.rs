@@ -192,7 +192,10 @@ pub async fn dial(
         // A server that takes only TLS refuses a plain connection
         // (`bad_frame`, saying so) or, if older, just closes it: said when
         // the pass failed so (every node reached closed the connection,
-        // see `Pass`). The advice names the addresses as given.
+        // see `Pass`). The advice names the addresses as given. Once a
+        // connection there was let in, only if the server said so: they
+        // speak chatproto, and a reconnect cut while joining is no sign
+        // of TLS.
         (
             None,
             e @ (JoinError::Closed
@@ -200,12 +203,17 @@ pub async fn dial(
             | JoinError::Refused {
                 code: "bad_frame", ..
             }),
-        ) => JoinError::MaybeTlsOnly {
+        ) if !session.ever_joined() || said_tls_only(&e) => JoinError::MaybeTlsOnly {
             addr: config.addr.clone(),
             why: Box::new(e),
         },
         (_, e) => e,
     })
+}
+
+/// Whether a join was refused by a server that said it takes TLS only.
+fn said_tls_only(e: &JoinError) -> bool {
+    matches!(e, JoinError::Refused { code: "bad_frame", message } if message.contains("TLS"))
 }
 
 /// Connect to `addr` and join, all within `config.timeout`.
@@ -961,5 +969,53 @@ mod tests {
             "{lines:#?}"
         );
         assert!(at("* bob left") < lost, "{lines:#?}");
+    }
+
+    /// An address that closes each connection before its `welcome`: the
+    /// first join there is told it may take only TLS; a reconnect to one
+    /// that let this client in before is not (it spoke chatproto a moment
+    /// ago: a reset while joining is no sign of TLS).
+    #[tokio::test]
+    async fn the_tls_hint_is_only_for_an_address_never_joined() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        // Two connections, each closed at once.
+        let closer = std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                drop(stream);
+            }
+        });
+        let config = Config {
+            addr,
+            tls: None,
+            timeout: Duration::from_secs(20),
+            max_frame_bytes: 65_536,
+            backoff: crate::reconnect::Backoff {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+                attempts: 1,
+            },
+            first: None,
+        };
+        let hint = "is chatserver listening on that port?";
+        let mut never = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        let e = dial(&config, &Clock::start(), &mut never, &mut Vec::new())
+            .await
+            .err()
+            .expect("closed while joining");
+        assert!(e.to_string().contains(hint), "{e}");
+
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        s.handle_connected(0);
+        let welcome = ServerFrame::welcome("alice", 0, vec![], None, Some(false), None);
+        handle(&mut s, welcome);
+        s.handle_disconnected();
+        let e = dial(&config, &Clock::start(), &mut s, &mut Vec::new())
+            .await
+            .err()
+            .expect("closed while joining");
+        assert!(matches!(e, JoinError::Closed), "{e:?}");
+        assert!(!e.to_string().contains(hint), "{e}");
+        closer.join().expect("the listener thread");
     }
 }

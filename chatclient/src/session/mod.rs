@@ -580,6 +580,12 @@ impl Session {
         self.client.roster_version(room)
     }
 
+    /// Whether a connection of this run was ever let in (a `welcome`):
+    /// the address speaks chatproto, whatever a failed attempt says.
+    pub fn ever_joined(&self) -> bool {
+        self.joined_before
+    }
+
     /// Whether we are connected and joined.
     pub fn is_joined(&self) -> bool {
         self.client.is_joined()
