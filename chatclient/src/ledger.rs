@@ -158,6 +158,8 @@ pub struct Ledger {
     last_msg: Option<(String, u64)>,
     /// Failed lines reported so far.
     failures: u64,
+    /// Of the failures, the lines reported unconfirmed.
+    unconfirmed: u64,
 }
 
 impl Ledger {
@@ -177,6 +179,12 @@ impl Ledger {
     /// Lines reported refused, or unanswered when the client stopped.
     pub fn failures(&self) -> u64 {
         self.failures
+    }
+
+    /// Of [`failures`](Ledger::failures), the lines reported unconfirmed:
+    /// they may or may not have been delivered.
+    pub fn unconfirmed_lines(&self) -> u64 {
+        self.unconfirmed
     }
 
     /// A line is being handled: what it does is recorded until [`end`](Ledger::end).
@@ -497,6 +505,9 @@ impl Ledger {
         let outcome = LineOutcome { line, kind };
         if outcome.failed() {
             self.failures += 1;
+        }
+        if matches!(outcome.kind, OutcomeKind::Unconfirmed { .. }) {
+            self.unconfirmed += 1;
         }
         Some(outcome)
     }

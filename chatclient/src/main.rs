@@ -205,18 +205,30 @@ fn main() -> ExitCode {
     match outcome {
         Outcome::Left => {
             let mut why = Vec::new();
-            let n = session.lines_failed();
-            let were = if n == 1 { "was" } else { "were" };
-            if n > 0 && full_screen {
-                // The screen counts room switches (Ctrl-N) as lines too:
-                // a total would count more lines than were typed.
-                let lines = if n == 1 { "line" } else { "lines" };
-                why.push(format!("{n} typed {lines} {were} not delivered"));
-            } else if n > 0 {
-                why.push(format!(
-                    "{n} of {} input lines {were} not delivered",
-                    session.lines_read()
-                ));
+            // Refused lines were not delivered; unconfirmed ones may have
+            // been, and are counted apart.
+            let unsure = session.lines_unconfirmed();
+            let refused = session.lines_failed() - unsure;
+            for (n, what) in [
+                (refused, "not delivered"),
+                (
+                    unsure,
+                    "not confirmed: {it} may or may not have been delivered",
+                ),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                let were = if n == 1 { "was" } else { "were" };
+                let what = what.replace("{it}", if n == 1 { "it" } else { "they" });
+                why.push(if full_screen {
+                    // The screen counts room switches (Ctrl-N) as lines
+                    // too: a total would count more lines than were typed.
+                    let lines = if n == 1 { "line" } else { "lines" };
+                    format!("{n} typed {lines} {were} {what}")
+                } else {
+                    format!("{n} of {} input lines {were} {what}", session.lines_read())
+                });
             }
             // A script that names its rooms means its lines for them: a
             // room the server kept it out of fails the run as a refused

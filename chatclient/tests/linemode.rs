@@ -437,7 +437,7 @@ fn a_second_signal_leaves_at_once_with_the_line_unconfirmed() {
     assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
     assert_eq!(
         stderr.trim_end(),
-        "chatclient: 1 of 1 input lines was not delivered"
+        "chatclient: 1 of 1 input lines was not confirmed: it may or may not have been delivered"
     );
     let outcomes: Vec<Value> = objects(&seen).into_iter().filter(is_outcome).collect();
     assert_eq!(outcomes.len(), 1, "{outcomes:#?}");

@@ -476,6 +476,12 @@ impl Session {
         self.ledger.failures()
     }
 
+    /// Of [`lines_failed`](Session::lines_failed), those unconfirmed: they
+    /// may or may not have been delivered.
+    pub fn lines_unconfirmed(&self) -> u64 {
+        self.ledger.unconfirmed_lines()
+    }
+
     /// The rooms the server refused to let us in, by name.
     pub fn rooms_refused(&self) -> &BTreeSet<String> {
         &self.refused_rooms
