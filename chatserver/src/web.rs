@@ -178,9 +178,16 @@ async fn route(
         return res;
     }
     // RFC 9112 3.2: more than one Host is a 400 (the origin check and
-    // anything else reading the first would be guessing).
+    // anything else reading the first would be guessing), and so is none
+    // in HTTP/1.1 (HTTP/1.0 may leave it out).
     if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
         return text(StatusCode::BAD_REQUEST, "more than one Host header\n");
+    }
+    if req.version() == axum::http::Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request needs a Host header\n",
+        );
     }
     match req.uri().path() {
         "/ws" => upgrade(req, info, edge, admission, done, armed).await,

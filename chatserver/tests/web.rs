@@ -630,6 +630,15 @@ fn a_websocket_opening_the_server_cannot_honour_gets_no_101() {
         );
         let two = webclient::raw_request(&mut tcp(addr), &head).expect("400");
         assert_eq!(two.status, 400, "{path}: {two:?}");
+        // None at all in HTTP/1.1 (RFC 9112 3.2: a 400 too; HTTP/1.0 may
+        // leave it out).
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        );
+        let none = webclient::raw_request(&mut tcp(addr), &head).expect("400");
+        assert_eq!(none.status, 400, "{path}: {none:?}");
     }
     let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
     let plain = webclient::raw_request(&mut tcp(addr), &head).expect("400");
