@@ -27,6 +27,14 @@ use crate::PayloadError;
 /// The longest message id, in characters.
 pub const MAX_ID_LEN: usize = 64;
 
+/// What a session did before with a message id it sends again.
+enum Earlier {
+    /// Its message went into this room with this seq.
+    Sent(Arc<str>, u64),
+    /// Its message was refused with this code.
+    Refused(ErrorCode),
+}
+
 /// The message of the answer to a resend of the message with `id`,
 /// refused before with `code`.
 fn refused_before(id: &str, code: ErrorCode, room: &str) -> String {
@@ -562,16 +570,19 @@ impl Server {
             }
             // Before `unavailable`: a message already delivered is
             // `duplicate` whether or not the store works now.
-            if let Some((orig_room, seq)) = self.sent_before(sid, id) {
-                let frame = self.duplicate(id, &orig_room, seq);
-                return self.send(client, frame);
-            }
-            // Refused before, for what may have changed since: refused
-            // again, or it would come after what was sent after it.
-            if let Some(code) = self.sessions[&sid].ids.refused(id) {
-                let msg = refused_before(id, code, room);
-                let id = Some(id.clone());
-                return self.msg_error(client, code, Some(room), &id, msg);
+            match self.sent_before(sid, id) {
+                Some(Earlier::Sent(orig_room, seq)) => {
+                    let frame = self.duplicate(id, &orig_room, seq);
+                    return self.send(client, frame);
+                }
+                // Refused before, for what may have changed since: refused
+                // again, or it would come after what was sent after it.
+                Some(Earlier::Refused(code)) => {
+                    let msg = refused_before(id, code, room);
+                    let id = Some(id.clone());
+                    return self.msg_error(client, code, Some(room), &id, msg);
+                }
+                None => {}
             }
         }
         if let Some(msg) = self.unavailable() {
@@ -808,9 +819,13 @@ impl Server {
     /// epoch took the message with it, and the seq (which the room begun
     /// again gives to other messages), so such an id is forgotten here
     /// and the message it comes with now is a new one (PROTOCOL.md §5.4).
-    fn sent_before(&mut self, sid: SessionId, id: &str) -> Option<(Arc<str>, u64)> {
+    /// An id not remembered as sent may be one refused before
+    /// ([`Earlier::Refused`]).
+    fn sent_before(&mut self, sid: SessionId, id: &str) -> Option<Earlier> {
         let ids = &self.sessions.get(&sid)?.ids;
-        let sent = ids.get(id)?;
+        let Some(sent) = ids.get(id) else {
+            return ids.refused(id).map(Earlier::Refused);
+        };
         // A shared log's room is never forgotten and keeps the epoch the
         // log gave it (which an id remembered before it came lacks).
         let stands = self.config.cluster || {
@@ -821,7 +836,7 @@ impl Server {
             epoch.is_some_and(|e| ids.epoch_key(e) == sent.epoch)
         };
         if stands {
-            return Some((Arc::clone(&sent.room), sent.seq));
+            return Some(Earlier::Sent(Arc::clone(&sent.room), sent.seq));
         }
         // Forgotten, not only passed over: remembered again for the new
         // message, its id is the newest in the window, not where the old
