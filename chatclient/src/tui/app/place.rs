@@ -25,10 +25,7 @@ impl App {
     /// below the earlier one (see [`Place`]), even
     /// with none of its messages on the screen yet.
     pub(super) fn first_message(&self, room: &Option<String>, era: u64) -> usize {
-        let era_of = |e: &Entry| match &e.line {
-            Line::Msg { place, .. } if e.room == *room => Some(place.era),
-            _ => None,
-        };
+        let era_of = |e: &Entry| place_in(e, room).map(|p| p.era);
         let era = match era {
             0 => self.entries.iter().rev().find_map(era_of),
             known => Some(known),
@@ -65,12 +62,9 @@ impl App {
             for (i, e) in (p.at..).zip(self.entries.range(p.at..)) {
                 #[cfg(test)]
                 self.looked.set(self.looked.get() + 1);
-                let Line::Msg { place: other, .. } = &e.line else {
+                let Some(other) = place_in(e, &entry.room) else {
                     continue;
                 };
-                if e.room != entry.room {
-                    continue;
-                }
                 if other.era != place.era {
                     // A later history (or a place unknown): none newer
                     // of its own, as from the bottom up.
@@ -93,12 +87,9 @@ impl App {
         for (i, e) in self.entries.iter().enumerate().rev() {
             #[cfg(test)]
             self.looked.set(self.looked.get() + 1);
-            let Line::Msg { place: other, .. } = &e.line else {
+            let Some(other) = place_in(e, &entry.room) else {
                 continue;
             };
-            if e.room != entry.room {
-                continue;
-            }
             if other.era == place.era && other.seq < place.seq {
                 // Between two of its room's messages.
                 return at;
@@ -148,5 +139,13 @@ impl App {
             at = i;
         }
         at
+    }
+}
+
+/// The place of `e` in its room's history, if it is a message of `room`.
+fn place_in<'a>(e: &'a Entry, room: &Option<String>) -> Option<&'a Place> {
+    match &e.line {
+        Line::Msg { place, .. } if e.room == *room => Some(place),
+        _ => None,
     }
 }
