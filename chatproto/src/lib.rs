@@ -342,7 +342,7 @@ pub use sanitize::{escape_control, is_unsafe_char};
 pub use server::config::{
     ServerConfig, DEFAULT_HISTORY_SCAN, DEFAULT_ID_WINDOW, DEFAULT_MAX_RECIPIENTS, LOBBY,
 };
-pub use server::durable::{hash_token, Record, TokenHash};
+pub use server::durable::{hash_token, Record, RestoreError, TokenHash};
 pub use server::event::{
     room_name, Event, EventBody, Recipient, SessionId, WireEvent, MAX_ROOM_LEN,
 };

@@ -4,8 +4,8 @@
 
 use chatproto::testkit::Sim;
 use chatproto::{
-    hash_token, ClientFrame, ErrorCode, Event, EventBody, Now, Record, ServerConfig, ServerFrame,
-    SessionId,
+    hash_token, ClientFrame, ErrorCode, Event, EventBody, Now, Record, RestoreError, ServerConfig,
+    ServerFrame, SessionId,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -612,7 +612,9 @@ fn a_message_kept_below_where_history_starts_is_not_served() {
     };
     let mut sim = Sim::new(small_memory(), T0);
     let recent = vec![said(1, "m1"), said(4, "m4"), said(5, "m5")];
-    sim.server.restore_room("lobby", "e1", 5, 4, recent);
+    sim.server
+        .restore_room("lobby", "e1", 5, 4, recent)
+        .unwrap();
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
     let frames = sim.take(a);
@@ -629,7 +631,8 @@ fn a_message_kept_below_where_history_starts_is_not_served() {
         .map(|e| Record::Event(std::sync::Arc::new(e)));
     sim.store.records.extend(stored_records);
     sim.server
-        .restore_room("lobby", "e1", 9, 4, stored[2..].to_vec());
+        .restore_room("lobby", "e1", 9, 4, stored[2..].to_vec())
+        .unwrap();
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
     // Memory holds fewer than an entering shows: the store has the rest.
@@ -661,7 +664,9 @@ fn messages_too_large_for_the_frame_limit_now_are_left_out() {
         said(4, big()),
     ];
     let mut sim = Sim::new(cfg, T0);
-    sim.server.restore_room("lobby", "e1", 4, 1, recent);
+    sim.server
+        .restore_room("lobby", "e1", 4, 1, recent)
+        .unwrap();
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("bob", vec!["lobby".into()], None));
     let frames = sim.take(a);
@@ -700,13 +705,45 @@ fn messages_too_large_for_the_frame_limit_now_are_left_out() {
 #[test]
 fn restored_names_and_numbers_are_checked() {
     let mut sim = Sim::new(durable(), T0);
-    sim.server.restore_room("Rust", "e1", 7, 1, Vec::new());
-    sim.server.restore_room("#x y", "e1", 3, 1, Vec::new());
     sim.server
+        .restore_room("Rust", "e1", 7, 1, Vec::new())
+        .unwrap();
+    let why = sim.server.restore_room("#x y", "e1", 3, 1, Vec::new());
+    assert!(
+        matches!(&why, Err(RestoreError::RoomName { name, .. }) if name == "#x y"),
+        "{why:?}"
+    );
+    let why = sim
+        .server
         .restore_room("big", "e1", u64::MAX, 1, Vec::new());
+    assert!(
+        matches!(&why, Err(RestoreError::SeqTooHigh { room, last_seq: u64::MAX, .. }) if room == "big"),
+        "{why:?}"
+    );
     let now = Now::new(0, T0);
-    sim.server
+    let why = sim
+        .server
         .restore_session(now, SessionId(u64::MAX), "zed", hash_token("t"));
+    assert!(
+        matches!(
+            why,
+            Err(RestoreError::LastSessionId {
+                id: SessionId(u64::MAX),
+                ..
+            })
+        ),
+        "{why:?}"
+    );
+    let why = sim
+        .server
+        .restore_session(now, SessionId(3), "z@d", hash_token("t"));
+    assert!(
+        matches!(&why, Err(RestoreError::Nick { id: SessionId(3), nick, .. }) if nick == "z@d"),
+        "{why:?}"
+    );
+    // Each error says what was not restored, and why.
+    let said = why.unwrap_err().to_string();
+    assert!(said.contains("s3") && said.contains("z@d"), "{said}");
     assert_eq!(sim.server.seq("rust"), 7);
     assert_eq!(sim.server.seq("big"), 0);
     let names: Vec<&str> = sim.server.rooms().map(|(name, _)| name).collect();
@@ -733,9 +770,36 @@ fn a_session_restored_under_a_known_id_restores_nothing() {
     let mut sim = Sim::new(durable(), T0);
     let now = sim.clock();
     sim.server
-        .restore_session(now, SessionId(1), "alice", hash_token("tok-a"));
-    sim.server
+        .restore_session(now, SessionId(1), "alice", hash_token("tok-a"))
+        .unwrap();
+    let why = sim
+        .server
         .restore_session(now, SessionId(1), "bob", hash_token("tok-b"));
+    assert!(
+        matches!(
+            why,
+            Err(RestoreError::SessionKnown {
+                id: SessionId(1),
+                ..
+            })
+        ),
+        "{why:?}"
+    );
+    // The same token under another id: the one known keeps it.
+    let why = sim
+        .server
+        .restore_session(now, SessionId(2), "alice", hash_token("tok-a"));
+    assert!(
+        matches!(
+            why,
+            Err(RestoreError::TokenKnown {
+                id: SessionId(2),
+                holder: SessionId(1),
+                ..
+            })
+        ),
+        "{why:?}"
+    );
     // Past the resume window: the restored session expires.
     let window = sim.server.config().resume_window_ms;
     sim.advance(window + 1);
@@ -756,8 +820,13 @@ fn a_session_restored_under_a_known_id_restores_nothing() {
     sim.send(c, ClientFrame::join_v2("carol", vec!["rust".into()], None));
     let carol = sim.server.session_id_of(sim.clients[c].id).expect("joined");
     let now = sim.clock();
-    sim.server
+    let why = sim
+        .server
         .restore_session(now, carol, "mallory", hash_token("tok-m"));
+    assert!(
+        matches!(why, Err(RestoreError::SessionKnown { id, .. }) if id == carol),
+        "{why:?}"
+    );
     sim.take(c);
     sim.send(c, ClientFrame::msg_in("rust", vec![], "still me", None));
     let frames = sim.take(c);
@@ -787,9 +856,11 @@ fn session_ids_used_up_refuse_a_join_and_reuse_none() {
     let mut sim = Sim::new(durable(), T0);
     let now = sim.clock();
     sim.server
-        .restore_session(now, SessionId(0), "bob", hash_token("tok0"));
+        .restore_session(now, SessionId(0), "bob", hash_token("tok0"))
+        .unwrap();
     sim.server
-        .restore_session(now, SessionId(u64::MAX - 1), "carol", hash_token("t1"));
+        .restore_session(now, SessionId(u64::MAX - 1), "carol", hash_token("t1"))
+        .unwrap();
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("alice", vec![], None));
     let frames = sim.take(a);
@@ -832,7 +903,11 @@ fn a_room_with_members_is_not_restored_over() {
     sim.send(a, ClientFrame::msg_in("rust", vec![], "one", None));
     sim.take(a);
     let seq = sim.server.seq("rust");
-    sim.server.restore_room("rust", "e9", 500, 1, Vec::new());
+    let why = sim.server.restore_room("rust", "e9", 500, 1, Vec::new());
+    assert!(
+        matches!(&why, Err(RestoreError::RoomInUse { room, .. }) if room == "rust"),
+        "{why:?}"
+    );
     assert_eq!(sim.server.seq("rust"), seq);
     sim.send(a, ClientFrame::msg_in("rust", vec![], "two", None));
     let frames = sim.take(a);
@@ -845,10 +920,23 @@ fn a_room_with_members_is_not_restored_over() {
 #[test]
 fn a_room_restored_near_the_last_seq_restores_nothing() {
     let mut sim = Sim::new(durable(), T0);
-    sim.server
+    let why = sim
+        .server
         .restore_room("near", "e1", u64::MAX - 1, 1, Vec::new());
+    assert!(
+        matches!(why, Err(RestoreError::SeqTooHigh { .. })),
+        "{why:?}"
+    );
+    let why = sim
+        .server
+        .restore_room("near", "e1", 1 << 62, 1, Vec::new());
+    assert!(
+        matches!(why, Err(RestoreError::SeqTooHigh { .. })),
+        "{why:?}"
+    );
     sim.server
-        .restore_room("far", "e1", (1 << 62) - 1, 1, Vec::new());
+        .restore_room("far", "e1", (1 << 62) - 1, 1, Vec::new())
+        .unwrap();
     let names: Vec<&str> = sim.server.rooms().map(|(name, _)| name).collect();
     assert_eq!(names, ["far"]);
     let a = sim.connect();
@@ -976,7 +1064,11 @@ fn restart(stored: &[Record], now: Now) -> Sim {
         match r {
             Record::Session {
                 id, nick, token, ..
-            } => sim.server.restore_session(now, *id, nick, *token),
+            } => match sim.server.restore_session(now, *id, nick, *token) {
+                // Stored again (after the store recovered, say).
+                Ok(()) | Err(RestoreError::SessionKnown { .. }) => {}
+                Err(e) => panic!("{e}"),
+            },
             Record::Room {
                 name, epoch, seq, ..
             } => {
@@ -993,7 +1085,9 @@ fn restart(stored: &[Record], now: Now) -> Sim {
         let mine: Vec<Event> = events.iter().filter(|e| e.room == name).cloned().collect();
         let last = mine.last().map_or(0, |e| e.seq).max(seq);
         let oldest = mine.first().map_or(last + 1, |e| e.seq);
-        sim.server.restore_room(&name, &epoch, last, oldest, mine);
+        sim.server
+            .restore_room(&name, &epoch, last, oldest, mine)
+            .unwrap();
     }
     sim
 }
@@ -1708,7 +1802,8 @@ fn rooms_restored_are_forgotten_least_recently_active_first() {
     let mut sim = Sim::new(cfg, T0);
     for name in ["zulu", "mike", "alpha"] {
         sim.server
-            .restore_room(name, &format!("e-{name}"), 0, 1, Vec::new());
+            .restore_room(name, &format!("e-{name}"), 0, 1, Vec::new())
+            .unwrap();
     }
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("alice", vec!["new".into()], None));

@@ -7,8 +7,8 @@ use chatproto::testkit::Sim;
 use std::sync::Arc;
 
 use chatproto::{
-    hash_token, ClientFrame, ErrorCode, Event, EventBody, Record, ServerConfig, ServerFrame,
-    SessionId,
+    hash_token, ClientFrame, ErrorCode, Event, EventBody, Record, RestoreError, ServerConfig,
+    ServerFrame, SessionId,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -277,13 +277,38 @@ fn rooms_restored_unloaded_come_back_when_entered() {
         .records
         .push(Record::room_at("older", "e-older", 9));
     sim.store.records.push(Record::Event(Arc::new(hello)));
-    sim.server.restore_unloaded_room("old", "e-old", 7, 3);
-    sim.server.restore_unloaded_room("older", "e-older", 9, 1);
-    sim.server.restore_room("new", "e-new", 4, 1, Vec::new());
+    sim.server
+        .restore_unloaded_room("old", "e-old", 7, 3)
+        .unwrap();
+    sim.server
+        .restore_unloaded_room("older", "e-older", 9, 1)
+        .unwrap();
+    sim.server
+        .restore_room("new", "e-new", 4, 1, Vec::new())
+        .unwrap();
+    assert_eq!(sim.server.rooms_unloaded(), 2);
+    // Refused, each saying why, the server as it was.
+    let why = sim.server.restore_unloaded_room("new", "e-other", 5, 1);
+    assert!(
+        matches!(&why, Err(RestoreError::RoomLoaded { room, .. }) if room == "new"),
+        "{why:?}"
+    );
+    let why = sim.server.restore_unloaded_room("", "e-x", 5, 1);
+    assert!(
+        matches!(&why, Err(RestoreError::RoomName { name, .. }) if name.is_empty()),
+        "{why:?}"
+    );
+    let why = sim.server.restore_unloaded_room("Far", "e-far", 1 << 62, 1);
+    assert!(
+        matches!(&why, Err(RestoreError::SeqTooHigh { room, .. }) if room == "far"),
+        "{why:?}"
+    );
     assert_eq!(sim.server.rooms_unloaded(), 2);
     // A third would pass the cap of stored rooms: the earliest restored
     // is forgotten.
-    sim.server.restore_unloaded_room("newest", "e-newest", 2, 1);
+    sim.server
+        .restore_unloaded_room("newest", "e-newest", 2, 1)
+        .unwrap();
     assert_eq!(sim.server.rooms_unloaded(), 2);
     let a = sim.connect();
     sim.send(a, ClientFrame::join_v2("alice", vec!["older".into()], None));
@@ -307,12 +332,15 @@ fn a_resend_into_a_room_restored_unloaded_is_a_duplicate() {
     let mut sim = Sim::new(one_in_memory(3), T0);
     let now = sim.clock();
     sim.server
-        .restore_session(now, SessionId(5), "alice", hash_token("tok-a"));
+        .restore_session(now, SessionId(5), "alice", hash_token("tok-a"))
+        .unwrap();
     let mine = |room: &str, seq, from, id: &str| {
         let said = EventBody::msg(SessionId(from), "alice", vec![], "hi", Some(id.into()));
         Event::new(room, seq, T0, said)
     };
-    sim.server.restore_unloaded_room("older", "e-older", 9, 1);
+    sim.server
+        .restore_unloaded_room("older", "e-older", 9, 1)
+        .unwrap();
     sim.server.restore_message_ids(
         "older",
         &[mine("older", 8, 6, "a-0"), mine("older", 9, 5, "a-1")],
@@ -348,16 +376,19 @@ fn ids_given_back_keep_the_order_given_across_rooms() {
     let mut sim = Sim::new(cfg, T0);
     let now = sim.clock();
     sim.server
-        .restore_session(now, SessionId(5), "alice", hash_token("tok-a"));
+        .restore_session(now, SessionId(5), "alice", hash_token("tok-a"))
+        .unwrap();
     let mine = |room: &str, seq, id: &str| {
         let said = EventBody::msg(SessionId(5), "alice", vec![], "hi", Some(id.into()));
         Event::new(room, seq, T0, said)
     };
     // Restored room after room, "zz" last: z-1 counts as the newest.
     sim.server
-        .restore_room("aa", "e-aa", 1, 1, vec![mine("aa", 1, "a-1")]);
+        .restore_room("aa", "e-aa", 1, 1, vec![mine("aa", 1, "a-1")])
+        .unwrap();
     sim.server
-        .restore_room("zz", "e-zz", 1, 1, vec![mine("zz", 1, "z-1")]);
+        .restore_room("zz", "e-zz", 1, 1, vec![mine("zz", 1, "z-1")])
+        .unwrap();
     // Given again in the order sent: a-1 the newest.
     sim.server.restore_message_id("zz", SessionId(5), "z-1", 1);
     sim.server.restore_message_id("aa", SessionId(5), "a-1", 1);

@@ -313,14 +313,17 @@ fn restart(old: &Sim, config: ServerConfig, now: u64) -> Sim {
     for (_, n, r) in &active[..rest] {
         let oldest = r.events.first().map_or(r.last + 1, |e| e.seq);
         sim.server
-            .restore_unloaded_room(n, &r.epoch, r.last, oldest);
+            .restore_unloaded_room(n, &r.epoch, r.last, oldest)
+            .unwrap();
     }
     for (_, n, r) in &active[rest..] {
         let oldest = r.events.first().map_or(r.last + 1, |e| e.seq);
         let msgs: Vec<Event> = r.events.iter().filter(|e| e.is_msg()).cloned().collect();
         let keep = config.history_per_room;
         let recent = msgs[msgs.len().saturating_sub(keep)..].to_vec();
-        sim.server.restore_room(n, &r.epoch, r.last, oldest, recent);
+        sim.server
+            .restore_room(n, &r.epoch, r.last, oldest, recent)
+            .unwrap();
     }
     sim.flush();
     sim

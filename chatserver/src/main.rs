@@ -521,6 +521,18 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
             sessions = r.sessions,
             "history database open"
         );
+        // A damaged or hand-edited database could hold many: the first
+        // few, then how many more.
+        const SAID: usize = 16;
+        for why in r.refused.iter().take(SAID) {
+            warn!(reason = %why, "a room or session stored in the history database was not restored; the server goes on without it");
+        }
+        if r.refused.len() > SAID {
+            warn!(
+                more = r.refused.len() - SAID,
+                "more rooms or sessions stored in the history database were not restored"
+            );
+        }
         if began_empty {
             warn!(
                 file = %args.data_dir.join(chatstore::DB_FILE).display(),

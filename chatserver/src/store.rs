@@ -174,8 +174,10 @@ pub struct StoreLink {
 /// history per message at most,
 /// so a start reads at most sessions x `id_window` more rows, whatever
 /// the database's size. Returns how many rooms
-/// and sessions came back, and how many rooms were left unloaded or
-/// unknown.
+/// and sessions came back, how many rooms were left unloaded or
+/// unknown, and why the core refused any room or session it was handed
+/// (a nickname the rule no longer allows, say): the server goes on
+/// without those.
 pub fn restore(
     server: &mut Server,
     store: &Store,
@@ -184,8 +186,13 @@ pub fn restore(
 ) -> Result<Restored, StoreError> {
     server.reserve_sessions(store.next_session()?);
     let stored = store.sessions(sessions)?;
+    let mut refused = Vec::new();
+    let mut restored_sessions = 0;
     for s in &stored {
-        server.restore_session(now, s.id, &s.nick, s.token);
+        match server.restore_session(now, s.id, &s.nick, s.token) {
+            Ok(()) => restored_sessions += 1,
+            Err(e) => refused.push(e),
+        }
     }
     let rooms = store.rooms()?;
     // When each room was last active: the stamp of its newest stored
@@ -240,7 +247,9 @@ pub fn restore(
         }
     };
     for (ts, r) in &active[left..rest] {
-        server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest);
+        if let Err(e) = server.restore_unloaded_room(&r.name, &r.epoch, r.last_seq, r.oldest) {
+            refused.push(e);
+        }
         if *ts > 0 && *ts >= since {
             for e in store.recent_since(&r.name, ids, since)? {
                 gather(&mut given, &e, usize::MAX);
@@ -248,6 +257,7 @@ pub fn restore(
         }
     }
     let keep = server.config().history_per_room;
+    let mut loaded = 0;
     for (_, r) in &active[rest..] {
         let recent = store.recent(&r.name, keep)?;
         for e in &recent {
@@ -256,7 +266,10 @@ pub fn restore(
                 gather(&mut given, e, usize::MAX);
             }
         }
-        server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent);
+        match server.restore_room(&r.name, &r.epoch, r.last_seq, r.oldest, recent) {
+            Ok(()) => loaded += 1,
+            Err(e) => refused.push(e),
+        }
     }
     // Each session's own list: the messages read back whatever came after
     // them and wherever their rooms are, each with its place in the list.
@@ -289,10 +302,11 @@ pub fn restore(
         server.restore_message_id(&g.room, SessionId(g.session), &g.id, g.seq);
     }
     Ok(Restored {
-        rooms: rooms.len() - rest,
+        rooms: loaded,
         unloaded: server.rooms_unloaded(),
         left,
-        sessions: stored.len(),
+        sessions: restored_sessions,
+        refused,
     })
 }
 
@@ -351,7 +365,7 @@ fn in_sent_order(mut given: Vec<Given>, ids: usize) -> Vec<Given> {
 }
 
 /// What [`restore`] brought back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {
     /// Rooms loaded.
     pub rooms: usize,
@@ -362,6 +376,9 @@ pub struct Restored {
     pub left: usize,
     /// Sessions that may be resumed.
     pub sessions: usize,
+    /// The rooms and sessions the store held that the core refused, each
+    /// saying which and why (logged as warnings once the server listens).
+    pub refused: Vec<chatproto::RestoreError>,
 }
 
 /// Start the store thread around `store`, and its reading thread.

@@ -30,6 +30,92 @@ pub fn hash_token(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Why [`Server::restore_room`], [`Server::restore_unloaded_room`] or
+/// [`Server::restore_session`] restored nothing. The server is as it was
+/// before the call; a shell restoring from its store can say so and go on
+/// with the rest (chatserver logs a warning).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The room's name is not one a client could give
+    /// ([`room_name`](crate::room_name) refuses it: empty, longer than
+    /// [`MAX_ROOM_LEN`](crate::MAX_ROOM_LEN), or with a character other
+    /// than `a-z 0-9 - _ .`).
+    #[error("room {name:?} was not restored: its name is not one a client could give ({why})")]
+    #[non_exhaustive]
+    RoomName {
+        /// The name as given.
+        name: String,
+        /// What [`room_name`](crate::room_name) said of it.
+        why: String,
+    },
+    /// The room's `last_seq` is 2^62 or more: no store gets there, and the
+    /// room's seqs would run out (a damaged or hand-edited store).
+    #[error("room {room} was not restored: its last seq {last_seq} is 2^62 or more, which no store reaches (its seqs would run out)")]
+    #[non_exhaustive]
+    SeqTooHigh {
+        /// The room's canonical name.
+        room: String,
+        /// The seq given.
+        last_seq: u64,
+    },
+    /// Someone is in the room (a client entered it before it was restored):
+    /// restoring it over them would leave them out of its fan-out. Restore
+    /// rooms before connections enter.
+    #[error("room {room} was not restored: clients are in it already; restore rooms before accepting connections")]
+    #[non_exhaustive]
+    RoomInUse {
+        /// The room's canonical name.
+        room: String,
+    },
+    /// The room is loaded already ([`Server::restore_unloaded_room`]
+    /// only: it leaves a room in memory as it is).
+    #[error("room {room} was not restored unloaded: it is loaded already")]
+    #[non_exhaustive]
+    RoomLoaded {
+        /// The room's canonical name.
+        room: String,
+    },
+    /// The session's nickname is not one a client could join with under
+    /// the server's [`nick_rule`](crate::ServerConfig::nick_rule).
+    #[error("session {id} was not restored: its nickname {nick:?} is not one a client could join with ({why})")]
+    #[non_exhaustive]
+    Nick {
+        /// The session.
+        id: SessionId,
+        /// The nickname as given.
+        nick: String,
+        /// Why the rule refuses it.
+        why: crate::NickError,
+    },
+    /// The session's id is `u64::MAX`, which leaves no id above it for
+    /// new sessions.
+    #[error("session {id} was not restored: its id is the highest there is, which would leave none for new sessions")]
+    #[non_exhaustive]
+    LastSessionId {
+        /// The session.
+        id: SessionId,
+    },
+    /// A session with this id is known already: live here, or restored
+    /// before (a store holding two sessions under one id, or a session
+    /// restored again). The one known is left as it is.
+    #[error("session {id} was not restored: a session with that id is known already")]
+    #[non_exhaustive]
+    SessionKnown {
+        /// The session.
+        id: SessionId,
+    },
+    /// The session's token is known already, as another session's (`holder`).
+    #[error("session {id} was not restored: its token is session {holder}'s already")]
+    #[non_exhaustive]
+    TokenKnown {
+        /// The session given.
+        id: SessionId,
+        /// The session the token belongs to.
+        holder: SessionId,
+    },
+}
+
 /// What a durable server asks its shell to store, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -646,8 +732,10 @@ impl Server {
     /// clients' are ([`room_name`](crate::room_name)); a name no client
     /// could give, or a `last_seq` of 2^62 or more (no store gets there;
     /// the room's seqs would run out), restores nothing; so does a room
-    /// someone is in (restore before connections enter). A room restored
-    /// again replaces what was restored before.
+    /// someone is in (restore before connections enter): the error says
+    /// which ([`RestoreError::RoomName`], [`RestoreError::SeqTooHigh`],
+    /// [`RestoreError::RoomInUse`]), and the server is as it was. A room
+    /// restored again replaces what was restored before.
     pub fn restore_room(
         &mut self,
         name: &str,
@@ -655,17 +743,21 @@ impl Server {
         last_seq: u64,
         oldest: u64,
         recent: Vec<Event>,
-    ) {
-        let Ok(name) = crate::room_name(name) else {
-            return;
-        };
+    ) -> Result<(), RestoreError> {
+        let name = crate::room_name(name).map_err(|why| RestoreError::RoomName {
+            name: name.to_owned(),
+            why,
+        })?;
         if last_seq >= crate::server::SEQ_LIMIT {
-            return;
+            return Err(RestoreError::SeqTooHigh {
+                room: name,
+                last_seq,
+            });
         }
         // Its members would stay in it by their sessions, but not in its
         // fan-out: their messages would reach no one.
         if self.rooms.get(&name).is_some_and(|r| !r.members.is_empty()) {
-            return;
+            return Err(RestoreError::RoomInUse { room: name });
         }
         if let Some(before) = self.rooms.remove(&name) {
             self.history_bytes -= before.history_bytes;
@@ -713,6 +805,7 @@ impl Server {
         }
         self.rooms.insert(name.to_string(), room);
         self.note_used(&name);
+        Ok(())
     }
 
     /// Start again from a store: a session that may be resumed for one
@@ -727,19 +820,35 @@ impl Server {
     /// it would give new sessions the ids the other server gives its own.
     /// A nickname no client could join with, the id `u64::MAX` (no id
     /// above it for new sessions), or an id or token known already (a
-    /// session live here, or restored before) restores nothing.
-    pub fn restore_session(&mut self, now: Now, id: SessionId, nick: &str, token: TokenHash) {
-        let Ok(nick) = crate::nick::normalize_nick(nick, self.config.nick_rule) else {
-            return;
-        };
+    /// session live here, or restored before) restores nothing: the error
+    /// says which ([`RestoreError::Nick`], [`RestoreError::LastSessionId`],
+    /// [`RestoreError::SessionKnown`], [`RestoreError::TokenKnown`]), and
+    /// the server is as it was.
+    pub fn restore_session(
+        &mut self,
+        now: Now,
+        id: SessionId,
+        nick: &str,
+        token: TokenHash,
+    ) -> Result<(), RestoreError> {
+        let nick = crate::nick::normalize_nick(nick, self.config.nick_rule).map_err(|why| {
+            RestoreError::Nick {
+                id,
+                nick: nick.to_owned(),
+                why,
+            }
+        })?;
         if id.0 == u64::MAX {
-            return;
+            return Err(RestoreError::LastSessionId { id });
         }
-        if self.tokens.contains_key(&token) || self.sessions.contains_key(&id) {
-            // Known already (it began or was restored here). Another
-            // session under a known id would leave the first one's token
-            // pointing at it, and take a live client's session away.
-            return;
+        // Known already (it began or was restored here). Another session
+        // under a known id would leave the first one's token pointing at
+        // it, and take a live client's session away.
+        if self.sessions.contains_key(&id) {
+            return Err(RestoreError::SessionKnown { id });
+        }
+        if let Some(&holder) = self.tokens.get(&token) {
+            return Err(RestoreError::TokenKnown { id, holder });
         }
         let key = crate::nick::nick_key(&nick);
         let skeleton = crate::nick::nick_skeleton(&nick);
@@ -771,6 +880,7 @@ impl Server {
         );
         self.detach_timer(id, now);
         self.note_detached(id);
+        Ok(())
     }
 
     /// Session ids below this are taken (by stored events): a store gives

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::server::durable::Record;
+use crate::server::durable::{Record, RestoreError};
 use crate::server::event::{Event, EventBody};
 use crate::server::room::Room;
 use crate::server::Server;
@@ -217,24 +217,39 @@ impl Server {
     /// no more than the cap, the cap of rooms in memory subtracted). A
     /// memory server or a cluster keeps none: the room is forgotten as
     /// well. A room restored so is kept whatever it held (whether it held
-    /// a message is not asked). A name no client could give, or a
-    /// `last_seq` of 2^62 or more, restores nothing; a room loaded already
-    /// is left as it is.
-    pub fn restore_unloaded_room(&mut self, name: &str, epoch: &str, last_seq: u64, oldest: u64) {
-        let Ok(name) = crate::room_name(name) else {
-            return;
-        };
-        if last_seq >= crate::server::SEQ_LIMIT || self.rooms.contains_key(&name) {
-            return;
+    /// a message is not asked). A name no client could give
+    /// ([`RestoreError::RoomName`]), or a `last_seq` of 2^62 or more
+    /// ([`RestoreError::SeqTooHigh`]), restores nothing; a room loaded
+    /// already is left as it is ([`RestoreError::RoomLoaded`]).
+    pub fn restore_unloaded_room(
+        &mut self,
+        name: &str,
+        epoch: &str,
+        last_seq: u64,
+        oldest: u64,
+    ) -> Result<(), RestoreError> {
+        let name = crate::room_name(name).map_err(|why| RestoreError::RoomName {
+            name: name.to_owned(),
+            why,
+        })?;
+        if last_seq >= crate::server::SEQ_LIMIT {
+            return Err(RestoreError::SeqTooHigh {
+                room: name,
+                last_seq,
+            });
+        }
+        if self.rooms.contains_key(&name) {
+            return Err(RestoreError::RoomLoaded { room: name });
         }
         let name: Arc<str> = Arc::from(name);
         let cap = self.unloaded_cap();
         if cap == 0 {
             self.rooms_forgotten += 1;
             self.record_forgotten(name, true);
-            return;
+            return Ok(());
         }
         self.rest(&name, epoch, last_seq, oldest.clamp(1, last_seq + 1), cap);
+        Ok(())
     }
 
     /// Start again from a store: the message ids in `recent` (messages of

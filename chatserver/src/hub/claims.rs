@@ -75,7 +75,14 @@ impl Hub {
                 if let Some((sid, nick, hash)) = claimed.session {
                     // Begun on another node: known here from now on, and
                     // whatever that node said of it in rooms is over.
-                    self.server.restore_session(now, sid, &nick, hash);
+                    match self.server.restore_session(now, sid, &nick, hash) {
+                        // It was here before: this node has it already.
+                        Ok(()) | Err(chatproto::RestoreError::SessionKnown { .. }) => {}
+                        Err(why) => warn!(
+                            reason = %why,
+                            "a session begun on another node was not taken in here"
+                        ),
+                    }
                     self.forget_elsewhere(now, sid);
                 }
                 if let Some(ToHub::Frame(id, frame)) = join {

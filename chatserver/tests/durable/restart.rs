@@ -893,3 +893,51 @@ fn sent_and_gone(server: &mut Server, room: &str) -> (Client, String, String) {
     assert_eq!(gone["status"], "offline", "{gone}");
     (bob, epoch, token)
 }
+
+/// A session the database holds that the core refuses at start (its
+/// nickname is not one `--ascii-nicks` allows) is said in the log, with
+/// which session and why, and the server starts without it; the others
+/// are restored. It was skipped without a word, and still counted among
+/// the sessions restored.
+#[test]
+fn a_stored_session_refused_at_start_is_logged_and_the_rest_restored() {
+    use chatproto::{hash_token, Record, SessionId};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    {
+        let mut store =
+            chatstore::Store::open(dir.path(), chatstore::Sync::Normal).expect("the store");
+        store
+            .append(&[
+                Record::session(SessionId(1), "José", hash_token("tok-j")),
+                Record::session(SessionId(2), "bob", hash_token("tok-b")),
+                Record::attached(SessionId(1), false),
+                Record::attached(SessionId(2), false),
+            ])
+            .expect("stored");
+    }
+    let server = durable(dir.path(), &["--ascii-nicks"]);
+    assert!(
+        server.wait_for_line("was not restored", crate::common::WAIT),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("was not restored"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(
+        said[0].contains("WARN") && said[0].contains("session s1") && said[0].contains("nickname"),
+        "{log}"
+    );
+    let open = log
+        .lines()
+        .find(|l| l.contains("history database open"))
+        .expect("the database opened");
+    assert!(open.contains("sessions=1"), "{open}");
+    // The server goes on: bob resumes.
+    let mut bob = server.connect();
+    let b = join_v2(&mut bob, "bob", &[], Some("tok-b"));
+    assert_eq!(b.welcome["resumed"], true, "{}", b.welcome);
+}
