@@ -25,7 +25,17 @@ impl Store {
         self.check_file()?;
         let tx = self.db.transaction()?;
         let mut found = Vec::new();
-        write(&tx, records, &self.numbers, &mut found, &mut self.buffers)?;
+        let limits = Limits {
+            event_bytes: self.max_event_bytes,
+        };
+        write(
+            &tx,
+            records,
+            &self.numbers,
+            &mut found,
+            &mut self.buffers,
+            limits,
+        )?;
         tx.commit()?;
         // Only numbers that are committed are kept: a room added by a
         // batch that failed may get another number later.
@@ -50,12 +60,16 @@ impl Store {
     fn probe_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
         self.check_file()?;
         let tx = self.db.transaction()?;
+        let limits = Limits {
+            event_bytes: self.max_event_bytes,
+        };
         write(
             &tx,
             records,
             &self.numbers,
             &mut Vec::new(),
             &mut self.buffers,
+            limits,
         )?;
         // SQLite keeps a transaction's pages in memory until its commit:
         // written and rolled back only, a probe never touched the disk,
@@ -181,6 +195,29 @@ fn flush_chunk(
     Ok(())
 }
 
+/// What a batch may hold.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// The most bytes an event's JSON may take.
+    event_bytes: usize,
+}
+
+/// Whether `name` is a room's name as the core gives it (canonical: what
+/// [`chatproto::room_name`] makes of it, unchanged).
+fn check_room(name: &str) -> Result<(), StoreError> {
+    match chatproto::room_name(name) {
+        Ok(canonical) if canonical == name => Ok(()),
+        Ok(canonical) => Err(StoreError::RoomName {
+            name: name.to_owned(),
+            why: format!("it is not in its canonical form, {canonical:?}"),
+        }),
+        Err(why) => Err(StoreError::RoomName {
+            name: name.to_owned(),
+            why,
+        }),
+    }
+}
+
 /// Write `records` inside `tx`, in order: each room's events are gathered
 /// into chunks, inserted once full and before any other record (a room
 /// begun again deletes the room's earlier events).
@@ -195,6 +232,7 @@ fn write<'a>(
     known: &std::collections::HashMap<String, i64>,
     found: &mut Vec<(String, Option<i64>)>,
     buffers: &mut ChunkBuffers,
+    limits: Limits,
 ) -> Result<(), StoreError> {
     // Each room's last seq and highest session are written once per batch
     // (events of a room come in seq order).
@@ -215,6 +253,7 @@ fn write<'a>(
             Record::Room {
                 name, epoch, seq, ..
             } => {
+                check_room(name)?;
                 flush_room(&mut runs, name, buffers)?;
                 if *seq > MAX_SEQ {
                     return Err(StoreError::KeysFull {
@@ -308,6 +347,7 @@ fn write<'a>(
                 let at = match runs.iter().position(|r| r.room == room_name) {
                     Some(at) => at,
                     None => {
+                        check_room(room_name)?;
                         let base = room_number(tx, room_name, known, found)? << SEQ_BITS;
                         runs.push(Run {
                             room: room_name,
@@ -381,6 +421,16 @@ fn write<'a>(
                     to: To::Live(to),
                 }
                 .push(&mut c.json);
+                // The batch fails: what was gathered goes with it.
+                let bytes = c.json.len() - mark - 1;
+                if bytes > limits.event_bytes {
+                    return Err(StoreError::EventTooLarge {
+                        room: room_name.to_owned(),
+                        seq: e.seq,
+                        bytes,
+                        max: limits.event_bytes,
+                    });
+                }
                 // The closing `]` counted.
                 if c.count > 0 && c.json.len() + 1 > CHUNK_BYTES {
                     // Past a page with this event: the chunk closes before

@@ -80,6 +80,17 @@ pub const CHUNK_EVENTS: usize = 64;
 /// average). An event whose JSON is longer alone is a chunk of its own.
 pub const CHUNK_BYTES: usize = 4_000;
 
+/// The most bytes one event may take as stored (its JSON in a chunk),
+/// unless [`Store::set_max_event_bytes`] says otherwise: 18 MiB. A larger
+/// one is refused ([`StoreError::EventTooLarge`]) with the whole batch.
+///
+/// Above the largest event chatserver can write: a message is refused
+/// when its stamped copy would pass the frame limit (at most 16 MiB less
+/// one byte with `--max-frame-bytes`), and its stored form is at most
+/// that copy and 21 bytes for each recipient's session (65,536 of them at
+/// most with `--max-recipients`: 1.3 MiB more).
+pub const MAX_EVENT_BYTES: usize = 18 << 20;
+
 /// The database file in the data directory.
 pub const DB_FILE: &str = "chat.db";
 
@@ -160,6 +171,31 @@ pub enum StoreError {
         path: PathBuf,
         /// Its version.
         found: i64,
+    },
+    /// A room record or an event names a room by a name no client could
+    /// give: not what [`chatproto::room_name`] makes of it (empty, too
+    /// long, a character other than `a-z 0-9 - _ .`, or upper-case
+    /// letters it folds). Nothing of the batch was stored.
+    #[error("room name {name:?} cannot be stored: {why}; a room is stored under the name chatproto::room_name gives")]
+    RoomName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An event takes more bytes as stored than the limit
+    /// ([`MAX_EVENT_BYTES`], or what [`Store::set_max_event_bytes`] set).
+    /// Nothing of the batch was stored.
+    #[error("an event of room {room} with seq {seq} is {bytes} bytes as stored, over the limit of {max}; nothing of its batch was stored")]
+    EventTooLarge {
+        /// The room.
+        room: String,
+        /// The event's seq.
+        seq: u64,
+        /// Its size as stored.
+        bytes: usize,
+        /// The limit.
+        max: usize,
     },
     /// An event for a room whose record was never stored (a caller bug).
     #[error("an event for room {0}, which the store does not know")]
@@ -287,6 +323,9 @@ pub struct Store {
     file_id: Option<(u64, u64)>,
     /// The cap [`Store::set_max_bytes`] set, if any.
     max_bytes: Option<u64>,
+    /// The most bytes an event may take as stored
+    /// ([`Store::set_max_event_bytes`]).
+    max_event_bytes: usize,
     /// The room the next step of a retention pass begins at (`None`: the
     /// first), where the last one stopped.
     prune_at: Option<String>,

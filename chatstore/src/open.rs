@@ -107,6 +107,7 @@ impl Store {
             db,
             file_id: file_id(&path),
             max_bytes: None,
+            max_event_bytes: crate::MAX_EVENT_BYTES,
             prune_at: None,
             path,
             _lock: Some(lock),
@@ -234,6 +235,7 @@ impl Store {
             buffers: Default::default(),
             file_id: None,
             max_bytes: None,
+            max_event_bytes: crate::MAX_EVENT_BYTES,
             prune_at: None,
             began_in_empty: false,
         })
@@ -288,6 +290,19 @@ impl Store {
             })?;
         self.max_bytes = bytes;
         self.set_log_pages(checkpoint::log_pages(cap))
+    }
+
+    /// The most bytes one event may take as stored (its JSON), past which
+    /// [`append`](Store::append) and [`probe`](Store::probe) refuse its
+    /// batch with [`StoreError::EventTooLarge`]; by default
+    /// [`MAX_EVENT_BYTES`](crate::MAX_EVENT_BYTES), above anything
+    /// chatserver writes. A core whose
+    /// [`max_frame_bytes`](chatproto::ServerConfig::max_frame_bytes) is
+    /// above 16 MiB stamps larger messages: raise this to its frame limit
+    /// and 21 bytes for each recipient it allows. (SQLite itself refuses
+    /// a row over 1 GB.)
+    pub fn set_max_event_bytes(&mut self, bytes: usize) {
+        self.max_event_bytes = bytes;
     }
 
     /// Checkpoint the log after `nudge` pages (the thread) or `itself`

@@ -2121,3 +2121,93 @@ fn a_chunk_that_cannot_be_read_holds_back_only_its_rooms_retention() {
     let err = store.recent("a", 10).unwrap_err();
     assert!(err.to_string().contains("history database"), "{err}");
 }
+
+/// A room named as no client could name it (empty, with `#`, or not in
+/// the canonical form the core gives) is refused at the API with the
+/// whole batch, whether a room record or an event names it: a room `""`
+/// was stored, and an event for it went in once its record had.
+#[test]
+fn a_room_name_the_core_never_gives_is_refused_with_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("a", 1, 1, &[], "in a")]);
+    for bad in ["", "#rust", "Rust", "a b", &"x".repeat(33)] {
+        let err = store
+            .append(&[
+                Record::Event(Arc::new(msg("a", 2, 1, &[], "a again"))),
+                Record::room(bad, "e"),
+                Record::Event(Arc::new(msg(bad, 1, 1, &[], "hi"))),
+            ])
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::RoomName { name, .. } if name == bad),
+            "{bad:?}: {err}"
+        );
+        assert!(err.to_string().contains("room_name"), "{err}");
+        // An event alone, for a room not known: the name is what is wrong.
+        let err = store
+            .append(&[Record::Event(Arc::new(msg(bad, 1, 1, &[], "hi")))])
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::RoomName { name, .. } if name == bad),
+            "{bad:?}: {err}"
+        );
+    }
+    let err = store.append(&[Record::room("Rust", "e")]).unwrap_err();
+    assert!(err.to_string().contains("\"rust\""), "{err}");
+    // Nothing of those batches went in.
+    let rooms = store.rooms().unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].last_seq, 1);
+}
+
+/// An event larger than `MAX_EVENT_BYTES` as stored (20 MB of text) is
+/// refused with its batch, saying its room, seq and size; one as large as
+/// the largest chatserver can stamp (16 MiB of text to 65,536 recipients
+/// with the longest session ids) is stored. A 20 MB event was stored.
+#[test]
+fn an_event_past_the_size_limit_is_refused_with_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("a", 1, 1, &[], "in a")]);
+    let huge = msg("a", 3, 1, &[], &"x".repeat(20_000_000));
+    let err = store
+        .append(&[
+            Record::Event(Arc::new(msg("a", 2, 1, &[], "before it"))),
+            Record::Event(Arc::new(huge.clone())),
+        ])
+        .unwrap_err();
+    match &err {
+        StoreError::EventTooLarge {
+            room,
+            seq,
+            bytes,
+            max,
+        } => {
+            assert_eq!((room.as_str(), *seq), ("a", 3));
+            assert!(*bytes > 20_000_000, "{bytes}");
+            assert_eq!(*max, chatstore::MAX_EVENT_BYTES);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(store
+        .probe(&[Record::Event(Arc::new(huge.clone()))])
+        .is_err());
+    assert_eq!(texts(&store.recent("a", 10).unwrap()), ["in a"]);
+
+    // The largest chatserver stamps fits.
+    let to: Vec<Recipient> = (0..65_536u64)
+        .map(|i| Recipient::new(SessionId(u64::MAX - i), "n"))
+        .collect();
+    let body = EventBody::msg(SessionId(1), "n1", to, "y".repeat(16 << 20), None);
+    let largest = Event::new("a", 2, T, body);
+    store
+        .append(&[Record::Event(Arc::new(largest))])
+        .expect("the largest event chatserver writes is stored");
+    assert_eq!(store.recent("a", 10).unwrap().len(), 2);
+
+    // A store told to take larger events takes them.
+    store.set_max_event_bytes(32 << 20);
+    store.append(&[Record::Event(Arc::new(huge))]).unwrap();
+    assert_eq!(store.room("a").unwrap().unwrap().last_seq, 3);
+}
