@@ -218,6 +218,12 @@ fn check_room(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A session's id as the database keeps it (a signed integer), if it
+/// can.
+fn check_session(id: SessionId) -> Result<i64, StoreError> {
+    i64::try_from(id.0).map_err(|_| StoreError::SessionId(id))
+}
+
 /// Write `records` inside `tx`, in order: each room's events are gathered
 /// into chunks, inserted once full and before any other record (a room
 /// begun again deletes the room's earlier events).
@@ -299,6 +305,7 @@ fn write<'a>(
             Record::Session {
                 id, nick, token, ..
             } => {
+                check_session(*id)?;
                 // A new session is attached, and the last active.
                 tx.prepare_cached(
                     "INSERT INTO sessions (id, nick, token_hash, active, live)
@@ -337,7 +344,7 @@ fn write<'a>(
             }
             Record::Event(e) => {
                 let room_name: &str = &e.room;
-                let writer = e.session().0 as i64;
+                let writer = check_session(e.session())?;
                 if e.seq > MAX_SEQ {
                     return Err(StoreError::KeysFull {
                         room: room_name.to_owned(),

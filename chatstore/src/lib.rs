@@ -197,6 +197,13 @@ pub enum StoreError {
         /// The limit.
         max: usize,
     },
+    /// A session record or an event's sender has an id above 2^63 - 1,
+    /// which the database cannot count (it keeps ids as signed 64-bit
+    /// integers): [`Store::next_session`] would not count it, and a new
+    /// session could be given its id, and read its private messages.
+    /// Nothing of the batch was stored.
+    #[error("session {0} cannot be stored: its id is above 2^63 - 1, the highest the history database counts")]
+    SessionId(chatproto::SessionId),
     /// An event for a room whose record was never stored (a caller bug).
     #[error("an event for room {0}, which the store does not know")]
     UnknownRoom(String),

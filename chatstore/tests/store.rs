@@ -2211,3 +2211,36 @@ fn an_event_past_the_size_limit_is_refused_with_its_batch() {
     store.append(&[Record::Event(Arc::new(huge))]).unwrap();
     assert_eq!(store.room("a").unwrap().unwrap().last_seq, 3);
 }
+
+/// A session id above 2^63 - 1, as a session or an event's sender, is
+/// refused with its batch: stored as a negative integer, it was not
+/// counted by `next_session`, which then let a new session take an id
+/// at or below it (and read its private messages).
+#[test]
+fn a_session_id_the_database_cannot_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    put(&mut store, "e", &[msg("a", 1, 7, &[], "in a")]);
+    let high = SessionId(1 << 63);
+    let err = store
+        .append(&[Record::session(high, "n", hash_token("t"))])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SessionId(id) if id == high),
+        "{err}"
+    );
+    let err = store
+        .append(&[Record::Event(Arc::new(msg("a", 2, 1 << 63, &[], "hi")))])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SessionId(id) if id == high),
+        "{err}"
+    );
+    assert_eq!(store.next_session().unwrap(), 8);
+    // The highest it counts goes in, and is counted.
+    let top = SessionId(i64::MAX as u64);
+    store
+        .append(&[Record::session(top, "n", hash_token("t"))])
+        .unwrap();
+    assert_eq!(store.next_session().unwrap(), i64::MAX as u64 + 1);
+}
