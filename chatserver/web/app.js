@@ -1,7 +1,9 @@
 // The page: wires the session (protocol state), the connection (socket,
-// reconnects) and the views (messages, lists, input) together, and carries
-// out what the user types.
+// reconnects) and the views (messages, lists, input) together; joins and
+// leaves, enters and leaves rooms. What the server says is shown by
+// events.js, what the user types is carried out by commands.js.
 
+import { Departures } from './away.js';
 import {
   clearErrors,
   closeDrawers,
@@ -18,16 +20,18 @@ import {
   showJoin,
   showStatus,
 } from './chrome.js';
+import { checkLength, runLine } from './commands.js';
 import { Composer } from './composer.js';
 import { Connection, socketUrl } from './connection.js';
+import { serverEvents } from './events.js';
 import { HistoryLoader } from './history.js';
-import { HELP, parseLine } from './input.js';
-import { forMe, MessageView } from './messages.js';
+import { MessageView } from './messages.js';
 import { decode as decodeFrame, LOBBY, nickKey, roomName } from './protocol.js';
 import { Session } from './session.js';
-import { OnlineList, RoomList, renderServerRooms, unreadWords } from './sidebar.js';
+import { OnlineList, RoomList, unreadWords } from './sidebar.js';
 import { Tabs } from './tabs.js';
-import { isolated, nickButton } from './text.js';
+import { isolated } from './text.js';
+import { PendingKeeper, resendable, savedPending, showUnsent } from './unsent.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -37,35 +41,10 @@ let current = null;
 let everJoined = false;
 /** `/query NICK`: lines typed without recipients go to this nick only. */
 let query = null;
-/** room -> replayed messages counted since entering it again, until our own presence. */
-const catchup = new Map();
-/** Rooms whose log said the connection was lost, until it says it is back. */
-const toldLost = new Set();
-/**
- * Rooms of a session this page resumed when it was loaded (a reload, or
- * a copy of a tab whose session went elsewhere), until our own presence
- * there, which says so instead of "joined".
- */
-const reloaded = new Set();
-/**
- * room -> what its reconnected line says instead of "nothing missed" (a gap
- * in what was missed, or a history begun anew), until our own presence there.
- */
-const gapped = new Map();
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
 const roomsAsks = [];
-/**
- * How long a leaving waits to be said: someone whose connection drops and
- * who comes straight back (a page reloaded, a server restarted, Wi-Fi
- * that blinked) is neither said to have left nor to have come back.
- */
-const DEPARTURE_HOLD_MS = 5000;
-/**
- * Leavings not said yet: `${room}\n${nickKey}` -> its hold, one for a
- * leaving seen live, one for all of a reconnect's "while you were away:
- * ... left": { room, nicks: Map(key -> nick), timer, say(nicks) }.
- */
-const departures = new Map();
+/** Leavings not said yet (away.js). */
+const departures = new Departures();
 
 const view = new MessageView($('messages'), $('jump'), {
   olderWanted: (room, fromScroll) => backlog.older(room, fromScroll),
@@ -90,36 +69,53 @@ const roomList = new RoomList($('rooms'), $('room-input'), {
 const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidden);
 const online = new OnlineList($('online'), $('online-count'), $('people'));
 const composer = new Composer($('composer'), $('input'), {
-  submit: runLine,
+  submit: (line) => runLine(app, line),
   nicks: () => (session && current ? session.roster(current) : []),
   // The line changed: what was said of it (or of the one before) goes,
   // `unavailable` too (the log keeps it).
   typing: () => {
     clearErrors(true);
-    checkLength();
+    checkLength(app);
   },
   addressed: (names) => online.mark(names),
 });
 
 /**
- * A line too long to send is said above the input as it is typed, not
- * only on Enter (as the terminal client does).
+ * The page's state and actions, for what is carried out elsewhere
+ * (commands.js, events.js): read when used, as they change.
  */
-function checkLength() {
-  const line = $('input').value;
-  // Shorter than this, no line can be too long (six bytes a character at
-  // most, as an escape, and room for the rest of the frame).
-  if (!session || !current || line.length * 6 + 4096 < session.limits.maxFrameBytes) return;
-  const cmd = parseLine(line);
-  if (cmd.kind !== 'send') return;
-  const error = session.tooLong(current, recipients(cmd), cmd.text);
-  if (error) showError('msg_too_large', error);
-}
-
-/** Whom a line sent goes to: those it names, else the `/query`'s, else everyone. */
-function recipients(cmd) {
-  return cmd.to.length || !query ? cmd.to : [query];
-}
+const app = {
+  get session() {
+    return session;
+  },
+  get conn() {
+    return conn;
+  },
+  get current() {
+    return current;
+  },
+  get query() {
+    return query;
+  },
+  view,
+  backlog,
+  roomList,
+  composer,
+  departures,
+  roomsAsks,
+  note,
+  select,
+  joinRoom,
+  partRoom,
+  forgetRoom,
+  showOnline,
+  showPresence,
+  setQuery,
+  leave,
+  offline,
+};
+/** What the server says, shown (events.js). */
+const events = serverEvents(app);
 
 // ---- joining and leaving ------------------------------------------------
 
@@ -143,7 +139,7 @@ function startChat(nick, token = null) {
     send: (f) => conn && conn.send(f),
     emit: (kind, data) => {
       handlers[kind]?.(data);
-      if (kind === 'pending' || kind === 'acked' || kind === 'sent') savePendingSoon();
+      if (kind === 'pending' || kind === 'acked' || kind === 'sent') keeper.soon();
     },
     token,
   });
@@ -164,67 +160,15 @@ function startChat(nick, token = null) {
   conn.start();
 }
 
-/**
- * Keep this tab's unconfirmed lines (ids, rooms, recipients and text,
- * and whether each was written to a socket) with its session token, so
- * that a reload does not lose them: a moment
- * after they change (a burst of echoes writes the list once, not once
- * each), and at once when the page goes away.
- */
-function savePending() {
-  clearTimeout(pendingTimer);
-  pendingTimer = null;
-  if (!session) return;
-  const list = session.pending.map(({ id, room, to, text, line, epoch, after, sent }) => ({ id, room, to, text, line, epoch, after, sent: Boolean(sent) }));
-  tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
-}
-
-let pendingTimer = null;
-const PENDING_SAVE_MS = 250;
-
-function savePendingSoon() {
-  pendingTimer ??= setTimeout(savePending, PENDING_SAVE_MS);
-}
-
-// A phone may freeze or discard a hidden tab without a pagehide.
-window.addEventListener('pagehide', () => {
-  if (pendingTimer !== null) savePending();
-});
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'hidden' && pendingTimer !== null) savePending();
-});
-
-/** The lines [`savePending`] kept, each checked. */
-function savedPending() {
-  let list = [];
-  try {
-    list = JSON.parse(tabSaved.get('pending') || '[]');
-  } catch {
-    list = [];
-  }
-  const text = (v) => typeof v === 'string';
-  return (Array.isArray(list) ? list : []).filter(
-    (p) =>
-      p &&
-      text(p.id) &&
-      text(p.text) &&
-      text(p.line) &&
-      text(p.room) &&
-      Array.isArray(p.to) &&
-      p.to.every(text) &&
-      (p.epoch === null || text(p.epoch)) &&
-      Number.isSafeInteger(p.after) &&
-      (p.sent === undefined || typeof p.sent === 'boolean'),
-  );
-}
+/** This tab's unconfirmed lines, kept across a reload (unsent.js). */
+const keeper = new PendingKeeper(() => session);
 
 function stopChat() {
   conn?.stop();
   conn = null;
   session = null;
   // What it kept is as the caller left it (Leave has cleared it).
-  clearTimeout(pendingTimer);
-  pendingTimer = null;
+  keeper.cancel();
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   current = null;
   updateTitle();
@@ -261,36 +205,6 @@ function leave() {
   stopChat();
   showJoin('', '');
   showUnsent(unsent);
-}
-
-/**
- * A message the server had not confirmed, as a line that sends it again
- * (`#lobby: @bob: hi`, as the terminal client lists them when it leaves):
- * what was typed; when a `/query` chose its recipients, they and a `:`
- * (which ends them, so a text starting with `:` keeps it) before its text
- * (a `//` typed under it was sent as `/`, and is not a command after `@`).
- */
-function resendable(p) {
-  const typed = p.line.trimStart();
-  const named = typed.startsWith('@') || /^\/(msg|m)\s/iu.test(typed);
-  const line = p.to.length && !named ? `@${p.to.join(' @')}: ${p.text}` : p.line;
-  return { room: p.room, line };
-}
-
-/**
- * After Leave, on the join screen: the lines that were not confirmed
- * (none: hidden), each after its room; a click selects the line alone,
- * to copy.
- */
-function showUnsent(lines) {
-  $('unsent').hidden = lines.length === 0;
-  $('unsent-lines').replaceChildren(
-    ...lines.map(({ room, line }) => {
-      const li = document.createElement('li');
-      li.append(`#${room}: `, isolated('span', 'line', line));
-      return li;
-    }),
-  );
 }
 
 // ---- rooms ----------------------------------------------------------------
@@ -331,54 +245,12 @@ function addRoom(room) {
   backlog.add(room);
 }
 
-/** Hold back the leaving of `nicks` from `room`; `say(nicks)` says it. */
-function holdDepartures(room, nicks, say) {
-  const hold = { room, nicks: new Map(), timer: 0, say };
-  for (const nick of nicks) {
-    const key = `${room}\n${nickKey(nick)}`;
-    // Left again before the last leaving was said: that one first.
-    if (departures.has(key)) sayHold(departures.get(key));
-    hold.nicks.set(key, nick);
-    departures.set(key, hold);
-  }
-  hold.timer = setTimeout(() => sayHold(hold), DEPARTURE_HOLD_MS);
-}
-
-/** Say what `hold` still holds (unless `drop`), and forget it. */
-function sayHold(hold, drop = false) {
-  clearTimeout(hold.timer);
-  for (const key of hold.nicks.keys()) departures.delete(key);
-  if (hold.nicks.size && !drop) hold.say([...hold.nicks.values()]);
-  hold.nicks.clear();
-}
-
-/** `nick` is in `room` again: whether a leaving of theirs was held (now forgotten). */
-function cameBack(room, nick) {
-  const key = `${room}\n${nickKey(nick)}`;
-  const hold = departures.get(key);
-  if (!hold) return false;
-  departures.delete(key);
-  hold.nicks.delete(key);
-  if (!hold.nicks.size) clearTimeout(hold.timer);
-  return true;
-}
-
-/** Say every leaving held (`room`'s only, if given), or with `drop`, forget them. */
-function sayDepartures(room = null, drop = false) {
-  for (const hold of new Set(departures.values())) {
-    if (room === null || hold.room === room) sayHold(hold, drop);
-  }
-}
-
 function forgetRoom(room) {
-  sayDepartures(room, true);
+  departures.say(room, true);
   view.removeRoom(room);
   roomList.remove(room);
   backlog.forget(room);
-  catchup.delete(room);
-  toldLost.delete(room);
-  reloaded.delete(room);
-  gapped.delete(room);
+  events.forget(room);
   forgetErrorsOf(room);
 }
 
@@ -446,89 +318,6 @@ function showPresence(room, nick) {
   else online.put(now);
 }
 
-// ---- lines typed ----------------------------------------------------------
-
-function runLine(line) {
-  if (!session) return false;
-  const cmd = parseLine(line);
-  clearErrors(false);
-  // What a command answers goes at the end of the log: show it there, as
-  // a message sent is (a reader scrolled up would not see it otherwise).
-  if (['rooms', 'who', 'help', 'query', 'clear'].includes(cmd.kind)) view.toBottom();
-  switch (cmd.kind) {
-    case 'nothing':
-      return false;
-    case 'invalid':
-      showError('input', cmd.message);
-      return false;
-    case 'send': {
-      if (!current) {
-        showError('not_in_room', 'you are in no room: /join one first');
-        return false;
-      }
-      const p = session.sendMsg(current, recipients(cmd), cmd.text, line);
-      if (p.error) {
-        showError('msg_too_large', p.error);
-        return false;
-      }
-      return true;
-    }
-    case 'join':
-      joinRoom(cmd.room);
-      return true;
-    case 'part':
-      if (!cmd.room && !current) {
-        showError('not_in_room', 'you are in no room');
-        return false;
-      }
-      partRoom(cmd.room ?? current);
-      return true;
-    case 'rooms':
-      if (!session.listRooms()) {
-        showError('offline', 'not connected; try again once reconnected');
-        return false;
-      }
-      roomsAsks.push('cmd');
-      return true;
-    case 'who': {
-      const who = current ? session.roster(current) : [];
-      note(current, `${who.length} online in #${current}: ${who.join(', ')}`, 'notice');
-      return true;
-    }
-    case 'history': {
-      // Older messages go above, where the reader is; only a reason why
-      // none come goes at the end.
-      const why = current ? backlog.older(current, false, cmd.count, false, true) : 'you are in no room';
-      if (why) {
-        view.toBottom();
-        note(current, why, 'notice');
-      }
-      return true;
-    }
-    case 'query':
-      if (cmd.nick) {
-        note(current, `lines now go to ${cmd.nick} only; /query alone sends to everyone again`, 'notice');
-      } else if (query) {
-        note(current, 'lines go to everyone in the room again', 'notice');
-      } else {
-        note(current, 'usage: /query NICK sends every line to NICK only', 'notice');
-      }
-      setQuery(cmd.nick);
-      return true;
-    case 'clear':
-      if (current) view.clearShown(current);
-      return true;
-    case 'help':
-      for (const h of HELP) note(current, h, 'notice help');
-      return true;
-    case 'quit':
-      leave();
-      return true;
-    default:
-      return false;
-  }
-}
-
 // ---- what the server says ---------------------------------------------------
 
 function onText(text) {
@@ -558,7 +347,7 @@ const handlers = {
     }
     // The first connection of this page resumed a session: the page was
     // reloaded (or copied). Each room's own presence is not a fresh join.
-    if (resumed && !reconnect) for (const r of session.rooms.keys()) reloaded.add(r);
+    if (resumed && !reconnect) for (const r of session.rooms.keys()) events.resumed(r);
     // What the bar said of the lost connection ("you did not answer a
     // ping in time") is over: the log keeps it.
     if (reconnect) clearErrors(true);
@@ -592,7 +381,7 @@ const handlers = {
       // Kept in the tab too: a reload here resumes, and sends them if
       // the nickname is free by then.
       const unsent = session.pending.map(resendable);
-      savePending();
+      keeper.save();
       stopChat();
       showJoin(f.code, msg);
       showUnsent(unsent);
@@ -601,216 +390,19 @@ const handlers = {
     }
   },
 
-  entered({ room, again, gap, gapAfter, newEpoch, behind, seq }) {
-    roomList.setEntering(room, false);
-    // The seqs above the room's are given again: the lines shown with
-    // them stay, without their seq, so the new events are shown too.
-    if (behind) view.forgetAbove(room, seq);
-    if (again) catchup.set(room, 0);
-    // What the reconnected line says instead of "nothing missed".
-    if (again && newEpoch) gapped.set(room, `the history of #${room} began anew`);
-    else if (again && gap) gapped.set(room, 'history has a gap');
-    else gapped.delete(room);
-    if (newEpoch) {
-      backlog.reset(room);
-      const mark = note(room, `the server started #${room}'s history anew: the lines above are from before it`, 'notice gap');
-      view.newEpoch(room, mark);
-    } else if (gap) {
-      const li = note(room, `history has a gap: some messages sent in #${room} while you were away are not shown`, 'notice gap');
-      // A cut room shows nothing after its last line kept, the hole
-      // included (it lies after what was seen): its newest messages, then
-      // older pages from there, show what is missing.
-      if (view.isCut(room)) view.offerNewest(room, li);
-      else backlog.gap(room, gapAfter, li);
-    }
-    if (room === current) showOnline();
-  },
-
-  roster({ room }) {
-    if (room === current) showOnline();
-  },
-
-  presence(p) {
-    if (p.self && p.online) {
-      backlog.settle(p.room);
-      // The replay brings messages, not who came and went: what the
-      // page showed of that before the reload is gone.
-      if (reloaded.delete(p.room)) {
-        note(p.room, 'resumed your session; earlier joins and leaves are not shown', 'notice resumed');
-        showPresence(p.room, p.nick);
-        return;
-      }
-      if (catchup.has(p.room)) {
-        const n = catchup.get(p.room);
-        catchup.delete(p.room);
-        // Said where the loss was said (the room open then), and in the
-        // others only when something was missed there.
-        const told = toldLost.delete(p.room);
-        // Not "nothing missed" under "history has a gap" (as chatclient),
-        // nor under "the server started #room's history anew".
-        const gap = gapped.get(p.room);
-        gapped.delete(p.room);
-        if (n > 0 || told) {
-          // A cut room shows none of them (messages.js, `cut`): ↓ does.
-          const some = `${n} missed message${n === 1 ? '' : 's'}`;
-          const missed = gap
-            ? gap
-            : n === 0
-              ? 'nothing missed'
-              : view.isCut(p.room)
-                ? `${some}, not shown while you read this far back (↓ shows them)`
-                : `${some} above`;
-          note(p.room, `reconnected; ${missed}`, 'notice reconnected');
-        }
-        // No presence of theirs is replayed: say who came and went (who
-        // left may be on their way back too: held back like a leaving).
-        if (p.away) {
-          const { joined, left } = p.away;
-          if (joined.length) note(p.room, cameAndWent({ joined, left: [] }), 'notice away');
-          if (left.length) {
-            holdDepartures(p.room, left, (nicks) => note(p.room, cameAndWent({ joined: [], left: nicks }), 'notice away'));
-          }
-        }
-        showPresence(p.room, p.nick);
-        // Its newest, asked for while not connected, can come now.
-        view.ready(p.room);
-        return;
-      }
-    }
-    if (!p.self && !p.online) {
-      // Said in its place (by seq, below notices from before it: a
-      // reconnect's) once the hold is over, if still away.
-      holdDepartures(p.room, [p.nick], () => view.presence(p, `left #${p.room}`, true));
-    } else if (p.self || !cameBack(p.room, p.nick)) {
-      view.presence(p, `${p.online ? 'joined' : 'left'} #${p.room}`);
-    }
-    showPresence(p.room, p.nick);
-  },
-
-  message(m) {
-    const catching = m.replay && catchup.has(m.room);
-    const counted = !m.replay || catching;
-    if (!view.message(m, session.nick)) return;
-    // Missed: shown now for the first time, and not sent from this page
-    // (one of ours sent from another tab or connection is news here).
-    if (catching && !m.sentHere) catchup.set(m.room, catchup.get(m.room) + 1);
-    if (m.mine && !m.replay) clearErrors(true);
-    if (!m.mine && counted && (m.room !== current || document.hidden)) {
-      roomList.unread(m.room, 1, forMe(m, session.nick));
-    }
-  },
-
-  history({ room, events, more, before }) {
-    // A page of a room left since (or never shown: a broken server's)
-    // has nowhere to go; kept, it would be state of a room not there.
-    if (!view.rooms.has(room)) return;
-    backlog.answer(room, events, more, before, session.nick);
-  },
-
-  rooms({ rooms: list, total }) {
-    const who = roomsAsks.shift();
-    // A list cut to fit a frame (the first rooms by name) says so.
-    const unlisted = total === null ? 0 : Math.max(0, total - list.length);
-    renderServerRooms($('server-rooms'), list, (r) => joinRoom(r), unlisted);
-    if (who === 'cmd') {
-      const text = list.map((r) => `#${r.room} (${r.members})`).join(', ');
-      const more = unlisted > 0 ? `; ${unlisted} more not listed (/join ROOM enters any room by name)` : '';
-      note(current, `rooms: ${text || 'none'}${more}`, 'notice');
-    }
-  },
-
-  pending(p) {
-    view.pending(p, session.nick);
-    if (!session.joined) view.pendingState('waiting for the connection…');
-  },
-
-  acked(p) {
-    view.acked(p);
-  },
-
-  // Written to a socket of a session lost since, and not found in what
-  // the new one was shown: it may or may not have arrived. Said in its
-  // room (or, left meanwhile, the one shown), with the line to send it
-  // again as the join screen lists those not confirmed, and Send again.
-  unconfirmed(p) {
-    const inRoom = view.rooms.has(p.room);
-    const room = inRoom ? p.room : current;
-    const what = document.createDocumentFragment();
-    const where = inRoom ? '' : ` in #${p.room}`;
-    what.append(
-      isolated('span', 'text', `not confirmed before the connection was lost${where}: it may or may not have arrived; to send it again:`),
-      ' ',
-      isolated('span', 'line', resendable(p).line),
-    );
-    if (inRoom) {
-      const again = document.createElement('button');
-      again.type = 'button';
-      again.className = 'send-again';
-      again.textContent = 'Send again';
-      again.addEventListener('click', () => {
-        if (!session || !view.rooms.has(p.room)) return;
-        const sent = session.sendMsg(p.room, p.to, p.text, p.line);
-        if (sent.error) {
-          showError('msg_too_large', sent.error);
-          return;
-        }
-        // Once: it is pending (or confirmed) below now.
-        const done = isolated('span', 'sent-again', 'sent again');
-        again.replaceWith(done);
-      });
-      what.append(' ', again);
-    }
-    note(room, what, 'notice unconfirmed');
-  },
-
-  left({ room }) {
-    const next = roomList.next(room);
-    forgetRoom(room);
-    if (current === room) select(next);
-  },
-
-  error(f) {
-    // A `history` the server refused: the room's request is over.
-    if (!f.id && f.room && f.code === 'not_in_room') backlog.refused(f.room);
-    const room = f.room && view.rooms.has(f.room) ? f.room : current;
-    const li = note(room, f.message || f.code, 'error', f.code);
-    if (li) li.title = f.code;
-    // Said once: the log's line waits while the input shows the error.
-    const shown = () => view.shown(li);
-    showError(f.code, f.message || f.code, li && { li, shown }, room);
-    // Last: fitting the input lays the page out, and done while the
-    // refused line's pending copy was gone but the error not yet in, it
-    // pulled the log up, which then read as the reader scrolling away.
-    if (f.failed) composer.restore(f.failed.line);
-  },
-
-  notice({ text }) {
-    if (!note(current, text, 'notice server')) showError('notice', text);
-  },
-
-  // Another tab (a duplicated one shares the token), window or connection
-  // resumed this session: it goes on there. Reconnecting by ourselves
-  // would take it back, and the other would do the same, for ever; the
-  // user chooses with #continue-here. Unsent lines stay pending.
-  elsewhere() {
-    conn.stop('elsewhere');
-    offline('not sent: continue here to send');
-    const said = note(current, 'this conversation continued in another tab or window (or on another connection)', 'notice lost', 'resumed_elsewhere');
-    if (said) toldLost.add(current);
-    showElsewhere(true);
-  },
+  ...events.handlers,
 };
 
 function onClose({ wasJoined }) {
   if (!session) return;
   offline('waiting for the connection…');
-  if (wasJoined && note(current, 'connection lost; reconnecting…', 'notice lost')) toldLost.add(current);
+  if (wasJoined && note(current, 'connection lost; reconnecting…', 'notice lost')) events.lost(current);
 }
 
 /** The connection is gone; what was not acknowledged waits, saying `why`. */
 function offline(why) {
   // Leavings seen before the loss are said before it.
-  sayDepartures();
+  departures.say();
   session.disconnected();
   for (const r of session.rooms.keys()) roomList.setEntering(r, true);
   backlog.disconnected();
@@ -829,32 +421,6 @@ $('continue-here').addEventListener('click', () => {
 });
 
 // ---- small pieces -------------------------------------------------------------
-
-/** Names in a line: a few, then how many more. */
-const AWAY_NAMES = 10;
-
-/**
- * "while you were away: carol joined; dave, erin left", each name a
- * nickname as in the rest of the log, its direction its own: two names
- * written right to left, and the comma between them, would otherwise
- * read as one run, the names swapped.
- */
-function cameAndWent({ joined, left }) {
-  const line = document.createElement('span');
-  line.className = 'text';
-  line.dir = 'auto';
-  line.append('while you were away: ');
-  const names = (list, verb) => {
-    const shown = list.length > AWAY_NAMES ? list.slice(0, AWAY_NAMES - 1) : list;
-    shown.forEach((n, i) => line.append(...(i ? [', '] : []), nickButton(n, '', true)));
-    if (shown.length < list.length) line.append(` and ${list.length - shown.length} more`);
-    line.append(` ${verb}`);
-  };
-  if (joined.length) names(joined, 'joined');
-  if (joined.length && left.length) line.append('; ');
-  if (left.length) names(left, 'left');
-  return line;
-}
 
 function note(room, text, className, code) {
   return room ? view.note(room, text, className, code) : null;

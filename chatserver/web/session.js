@@ -2,14 +2,17 @@
 // resuming, the rooms and who is in them, message ids, and what to send
 // again after a reconnect, so that nothing is lost, shown twice or
 // reordered. It follows chatproto's sans-IO client core
-// (chatproto/src/client.rs) step by step.
+// (chatproto/src/client.rs) step by step. What was sent and is not
+// confirmed yet is outbox.js's; a room's record is roomstate.js's.
 //
 // It outlives connections: call connected() on each new socket, frame()
 // for each frame, disconnected() when it closes. Frames to send go to
 // `send(frame)` (which drops them while offline); what to show goes to
 // `emit(kind, data)`.
 
+import { outbox } from './outbox.js';
 import * as P from './protocol.js';
+import { cameAndWent, crowding, newRoom } from './roomstate.js';
 
 /** A few random characters, so ids differ between two pages of one nickname. */
 function randomPrefix() {
@@ -59,27 +62,6 @@ export class Session {
     this.welcoming = false;
     this.idPrefix = randomPrefix();
     this.nextId = 0;
-  }
-
-  /**
-   * Take back `items` ({ id, room, to, text, line, epoch, after, sent }),
-   * the messages this session had not had acknowledged when the page was
-   * reloaded: pending again, sent once joined (a resumed session drops
-   * what it has by id; a new one, as after any loss, gives up those it
-   * cannot find: see `release`). One for a room left meanwhile makes the
-   * next connection enter it again to send it, then leave (see `parting`).
-   */
-  restore(items) {
-    for (const { id, room, to, text, line, epoch, after, sent = true } of items) {
-      if (this.pending.some((p) => p.id === id) || P.roomName(room).room !== room) continue;
-      if (!this.rooms.has(room) && !this.parting.has(room)) {
-        this.parting.set(room, { ...newRoom(), epoch, lastSeq: after });
-      }
-      // Kept without `sent` (by an older page): it may have gone.
-      const p = { id, room, to, text, line, epoch, after, sent };
-      this.pending.push(p);
-      this.emit('pending', p);
-    }
   }
 
   get joined() {
@@ -169,75 +151,6 @@ export class Session {
     // release what was held for it.
     if (this.pending.some((p) => p.room === room)) this.parting.set(room, r);
     else if (this.joined) this.send(P.part(room));
-  }
-
-  /**
-   * Send `text` to `to` (empty: everyone) in `room`. Returns the pending
-   * entry, or `{ error }` when the message could never be sent.
-   */
-  sendMsg(room, to, text, line) {
-    text = P.wellFormed(text);
-    if (to.length > this.limits.maxRecipients) {
-      return { error: `a message may name at most ${this.limits.maxRecipients} recipients` };
-    }
-    this.nextId += 1;
-    // Where the room stood when it was typed: it can only have been
-    // stamped after that (see `message`).
-    const r = this.rooms.get(room);
-    const p = { id: `${this.idPrefix}${this.nextId}`, room, to, text, line, epoch: r?.epoch ?? null, after: r?.lastSeq ?? 0 };
-    // A frame over the limit would close the connection, and then be sent
-    // again on every reconnect: refuse it here.
-    const error = this.tooLong(room, to, text, p.id);
-    if (error) return { error };
-    this.pending.push(p);
-    this.emit('pending', p);
-    // Behind the held ones while its room's replay runs, and after its
-    // `enter` if that waits.
-    if (this.joined && !this.held.has(room) && !r?.waits) this.sendPending(p);
-    return p;
-  }
-
-  /**
-   * Send pending message `p`. The first time, it is noted as sent
-   * (emitted: `sent`), and where its room stood then if it was not known
-   * when it was typed: a fresh session's replay can hold it only after
-   * that.
-   */
-  sendPending(p) {
-    // The connection it last went on: not sent twice on one.
-    p.on = this.connections;
-    if (!p.sent) {
-      p.sent = true;
-      const r = this.rooms.get(p.room) ?? this.parting.get(p.room);
-      if (p.epoch === null && r?.epoch != null) {
-        p.epoch = r.epoch;
-        p.after = r.lastSeq;
-      }
-      this.emit('sent', p);
-    }
-    this.send(P.msg(p.room, p.to, p.text, p.id));
-  }
-
-  /**
-   * Why `text` to `to` in `room` is too long to send (with an id like
-   * `id`, this session's next by default), or null if it fits.
-   */
-  tooLong(room, to, text, id = `${this.idPrefix}${this.nextId + 1}`) {
-    // The text as the frame carries it (JSON-escaped), against what is
-    // left of the frame limit around its stamped copy as the server
-    // replays it (PROTOCOL.md 5.3: `from`, `seq`, `ts`, the id and
-    // `"replay":true`), the seq counted at its widest: at most 19 bytes
-    // short of the server's own bound, as chatclient counts it.
-    const bytes = P.utf8Length(JSON.stringify(P.wellFormed(text))) - 2;
-    const around = P.utf8Length(
-      `{"type":"msg","room":${JSON.stringify(room)},"seq":18446744073709551615,` +
-        `"from":${JSON.stringify(this.nick)},"to":${JSON.stringify(to)},"text":"",` +
-        `"ts":9999999999999,"id":${JSON.stringify(id)},"replay":true}`,
-    );
-    const max = this.limits.maxFrameBytes - P.STAMP_MARGIN - around;
-    // Grouped as chatclient writes them (64,879).
-    const n = (x) => x.toLocaleString('en-US');
-    return bytes > max ? `the message is too long (${n(bytes)} bytes; the server takes at most ${n(max)})` : null;
   }
 
   /** Ask for a page of `room`'s history; false when not joined. */
@@ -390,67 +303,6 @@ export class Session {
     }
   }
 
-  /**
-   * `room`, whose `enter` waited, is left before it went: what was typed
-   * into it and waited for the entering is given up (a line that went
-   * before, to a room not entered, waits for the server's answer), and
-   * nothing is held for its replay any more.
-   */
-  giveUpUnentered(room) {
-    this.held.delete(room);
-    for (const p of this.pending.filter((p) => p.room === room && !p.sent)) {
-      this.ack(p.id);
-      const message = `your message was not sent: you left #${room} before it was entered`;
-      this.emit('error', { type: 'error', code: 'not_in_room', message, id: p.id, room, failed: p });
-    }
-  }
-
-  /**
-   * The replay of `room` is over (or none is coming: the room was
-   * refused): send what was held for it. Of the messages written to an
-   * earlier session's socket and not found in the replay, only those the
-   * replay shows did not arrive go again: a message to the room, in a
-   * replay that holds everything said there since (`recovered`, the same
-   * history). The others' fate cannot be learnt (PROTOCOL.md 5.6 hides an
-   * earlier session's private and group messages; a replay short of its
-   * seq, or a history begun anew, may lack a room message that others
-   * got): each is given up (`unconfirmed`), for the person to send again
-   * or not, rather than delivered twice.
-   */
-  release(room) {
-    if (!this.held.delete(room)) return;
-    const r = this.rooms.get(room) ?? this.parting.get(room);
-    for (const p of this.pending.filter((p) => p.room === room)) {
-      const absent = p.to.length === 0 && r?.recovered && p.epoch === r.epoch;
-      if (!p.sent || absent) this.sendPending(p);
-      else this.unconfirmed(p);
-    }
-    this.partWhenAnswered(room);
-  }
-
-  /**
-   * Give up pending `p`, which an earlier session's connection took and
-   * which may or may not have arrived: gone from `pending` (emitted:
-   * `acked`), and emitted as `unconfirmed`, never sent again by itself.
-   */
-  unconfirmed(p) {
-    this.pending.splice(this.pending.indexOf(p), 1);
-    this.emit('acked', p);
-    this.emit('unconfirmed', p);
-  }
-
-  /** Send the `part` of `room`, left while messages to it waited, once none does. */
-  partWhenAnswered(room) {
-    // The parting rooms first: every answer to a message comes here, and
-    // almost no room is being left.
-    const r = this.parting.get(room);
-    if (!r || !this.joined || this.held.has(room) || this.pending.some((p) => p.room === room)) return;
-    this.parting.delete(room);
-    // Not entered (refused) on this connection: not in it, nothing to leave.
-    if (r.entered || this.entering.has(room)) this.send(P.part(room));
-    this.enterWaiting();
-  }
-
   enterNow(room) {
     const r = this.rooms.get(room) || newRoom();
     this.rooms.set(room, r);
@@ -503,24 +355,6 @@ export class Session {
     this.emit('entered', { room: f.room, again, gap, gapAfter, newEpoch, behind, seq: f.seq, oldest: f.oldest });
   }
 
-  /**
-   * `room`, seen at epoch `was`, is entered (`f`): where its pending
-   * messages may be stored now. A message sent in this history after a
-   * later seq than the room's (behind, or found so after a reload, whose
-   * rooms start unseen) may be stored above f.seq; one sent before the
-   * history began anew (a new epoch) anywhere in the new one.
-   */
-  pendingAt(room, was, f) {
-    for (const p of this.pending) {
-      if (p.room !== room) continue;
-      if (p.epoch === f.epoch && p.after > f.seq) p.after = f.seq;
-      else if (p.sent && was != null && was !== f.epoch && p.epoch === was) {
-        p.epoch = f.epoch;
-        p.after = 0;
-      }
-    }
-  }
-
   presence(f) {
     this.presenceEvent(f);
     // The replay is over (after the presence is told: what it gives up
@@ -559,24 +393,8 @@ export class Session {
     let sentHere = false;
     if (f.id) sentHere = this.ack(f.id);
     const fromMe = this.isMe(f.from);
-    if (!sentHere && f.replay && live && fromMe && this.held.has(f.room)) {
-      // A fresh session cannot match ids: match by content, in the replay
-      // that comes before the held messages are sent again.
-      // Only a copy stamped after it was typed (same history, a later
-      // seq) can be it: a line taken back after a reload meets the room's
-      // newest messages, where an older "ok" of ours would otherwise pass
-      // for it.
-      const epoch = (this.rooms.get(f.room) ?? this.parting.get(f.room))?.epoch;
-      const p = this.pending.find(
-        (p) =>
-          p.sent &&
-          p.room === f.room &&
-          p.text === f.text &&
-          sameNicks(p.to, f.to ?? []) &&
-          (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
-      );
-      if (p) sentHere = this.ack(p.id);
-    }
+    // A fresh session cannot match ids: see `foundInReplay`.
+    if (!sentHere && f.replay && live && fromMe && this.held.has(f.room)) sentHere = this.foundInReplay(f);
     if (live) {
       const r = this.rooms.get(f.room);
       const parting = this.parting.get(f.room);
@@ -585,16 +403,6 @@ export class Session {
       r.lastSeq = f.seq;
     }
     return { ...f, mine: fromMe, sentHere, live };
-  }
-
-  /** Forget pending message `id`; true if it was pending. */
-  ack(id) {
-    const i = this.pending.findIndex((p) => p.id === id);
-    if (i < 0) return false;
-    const [p] = this.pending.splice(i, 1);
-    this.emit('acked', p);
-    this.partWhenAnswered(p.room);
-    return true;
   }
 
   error(f) {
@@ -634,38 +442,5 @@ export class Session {
   }
 }
 
-/** Whether two recipient lists name the same people (as the server folds nicknames). */
-function sameNicks(a, b) {
-  const keys = (l) => [...new Set(l.map(P.nickKey))].sort().join('\n');
-  return keys(a) === keys(b);
-}
-
-function newRoom() {
-  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, recovered: false, crowded: false, away: null, waits: false };
-}
-
-/**
- * Mark room `r` crowded (until it is entered again) once its online list
- * reaches `cap`, the server's presence fan-out cap: one more arrival there
- * is not sent to us, nor is any leaving while the room is past it, so the
- * list may be behind from then on.
- */
-function crowding(r, cap) {
-  if (r.roster.size >= cap) r.crowded = true;
-}
-
-/**
- * Who is in `now` and was not in `before` (`joined`), and the other way
- * round (`left`), both rosters keyed by P.nickKey, each list sorted as
- * the online list is; `me` left out. Null when nobody came or went.
- */
-function cameAndWent(before, now, isMe) {
-  const missing = (a, b) =>
-    [...a.entries()]
-      .filter(([k, n]) => !b.has(k) && !isMe(n))
-      .sort((x, y) => (x[0] < y[0] ? -1 : 1))
-      .map((e) => e[1]);
-  const joined = missing(now, before);
-  const left = missing(before, now);
-  return joined.length || left.length ? { joined, left } : null;
-}
+// What was sent and not confirmed yet: outbox.js.
+Object.assign(Session.prototype, outbox);

@@ -1,0 +1,106 @@
+// Lines the server has not confirmed, outside the session: kept in the tab
+// with its session token so that a reload takes them back, and written
+// as lines to send again (the join screen's list after Leave, a room's
+// "may or may not have arrived" note).
+
+import { tabSaved } from './chrome.js';
+import { isolated } from './text.js';
+
+const $ = (id) => document.getElementById(id);
+
+const PENDING_SAVE_MS = 250;
+
+/**
+ * Keeps this tab's unconfirmed lines (ids, rooms, recipients and text,
+ * and whether each was written to a socket) with its session token, so
+ * that a reload does not lose them: a moment after they change (a burst
+ * of echoes writes the list once, not once each), and at once when the
+ * page goes away. `session()` is the session whose lines they are.
+ */
+export class PendingKeeper {
+  constructor(session) {
+    this.session = session;
+    this.timer = null;
+    // A phone may freeze or discard a hidden tab without a pagehide.
+    window.addEventListener('pagehide', () => {
+      if (this.timer !== null) this.save();
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'hidden' && this.timer !== null) this.save();
+    });
+  }
+
+  /** Keep the lines now. */
+  save() {
+    this.cancel();
+    const session = this.session();
+    if (!session) return;
+    const list = session.pending.map(({ id, room, to, text, line, epoch, after, sent }) => ({ id, room, to, text, line, epoch, after, sent: Boolean(sent) }));
+    tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
+  }
+
+  /** Keep the lines in a moment. */
+  soon() {
+    this.timer ??= setTimeout(() => this.save(), PENDING_SAVE_MS);
+  }
+
+  /** Keep nothing more (what is kept stays as it is). */
+  cancel() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** The lines a [`PendingKeeper`] kept, each checked. */
+export function savedPending() {
+  let list = [];
+  try {
+    list = JSON.parse(tabSaved.get('pending') || '[]');
+  } catch {
+    list = [];
+  }
+  const text = (v) => typeof v === 'string';
+  return (Array.isArray(list) ? list : []).filter(
+    (p) =>
+      p &&
+      text(p.id) &&
+      text(p.text) &&
+      text(p.line) &&
+      text(p.room) &&
+      Array.isArray(p.to) &&
+      p.to.every(text) &&
+      (p.epoch === null || text(p.epoch)) &&
+      Number.isSafeInteger(p.after) &&
+      (p.sent === undefined || typeof p.sent === 'boolean'),
+  );
+}
+
+/**
+ * A message the server had not confirmed, as a line that sends it again
+ * (`#lobby: @bob: hi`, as the terminal client lists them when it leaves):
+ * what was typed; when a `/query` chose its recipients, they and a `:`
+ * (which ends them, so a text starting with `:` keeps it) before its text
+ * (a `//` typed under it was sent as `/`, and is not a command after `@`).
+ */
+export function resendable(p) {
+  const typed = p.line.trimStart();
+  const named = typed.startsWith('@') || /^\/(msg|m)\s/iu.test(typed);
+  const line = p.to.length && !named ? `@${p.to.join(' @')}: ${p.text}` : p.line;
+  return { room: p.room, line };
+}
+
+/**
+ * After Leave, on the join screen: the lines that were not confirmed
+ * (none: hidden), each after its room; a click selects the line alone,
+ * to copy.
+ */
+export function showUnsent(lines) {
+  $('unsent').hidden = lines.length === 0;
+  $('unsent-lines').replaceChildren(
+    ...lines.map(({ room, line }) => {
+      const li = document.createElement('li');
+      li.append(`#${room}: `, isolated('span', 'line', line));
+      return li;
+    }),
+  );
+}
