@@ -197,7 +197,12 @@ export function serverEvents(app) {
         });
         what.append(' ', again);
       }
-      note(room, what, 'notice unconfirmed');
+      // Out of sight (another room, or the page hidden), its room is
+      // marked unread as for a message, and for the reader: no one else
+      // can send it again.
+      if (note(room, what, 'notice unconfirmed') && (room !== app.current || document.hidden)) {
+        roomList.unread(room, 1, true);
+      }
     },
 
     left({ room }) {

@@ -1248,3 +1248,76 @@ fn a_private_line_written_before_a_reload_into_a_new_session_is_not_sent_again()
         page.close().await;
     });
 }
+
+/// A private line written in #side reaches bob, its echo lost, and the
+/// page, showing #lobby by then, is reloaded into a new session: the note
+/// that the line may or may not have arrived goes in #side, which the
+/// room list marks unread, for the reader, as a message to them there
+/// would be. (Nothing said #side had news: the note was never seen.)
+#[test]
+fn an_unconfirmed_line_in_a_room_not_shown_marks_that_room_unread() {
+    let Some(h) = Harness::start("an_unconfirmed_line_marks_its_room_unread") else {
+        return;
+    };
+    h.block_on(async {
+        let server = Server::start(&["--resume-window-ms", "0"]);
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        let mut bob = server.join("bob");
+        bob.enter("side");
+        page.type_line("/join side").await;
+        page.wait_lines("its own presence in #side", "side", |lines| {
+            lines.iter().any(|l| {
+                l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online")
+            })
+        })
+        .await;
+        page.js("window.__net.deaf = true; return null;", vec![])
+            .await;
+        page.type_line("@bob in side").await;
+        bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "in side");
+        wait_kept(&page, json!(["in side"])).await;
+        // Back in #lobby (already entered: nothing to hear from the server).
+        page.type_line("/join lobby").await;
+        page.js(
+            "window.__net.down = true; window.__net.cut(); return null;",
+            vec![],
+        )
+        .await;
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        let notes = wait_unconfirmed(&page, "side", 1).await;
+        assert_eq!(notes[0]["line"], "@bob in side", "{notes}");
+        let marks = page
+            .js(
+                "const badge = (room) => {
+                   const b = document.querySelector(`#rooms > li[data-room=\"${room}\"] .unread`);
+                   return b.hidden ? null : b.textContent;
+                 };
+                 return {
+                   shown: document.getElementById('current-room').textContent,
+                   side: badge('side'),
+                   lobby: badge('lobby'),
+                   toggle: document.getElementById('rooms-unread').textContent,
+                 };",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            marks,
+            json!({ "shown": "#lobby", "side": "1!", "lobby": null, "toggle": "1!" })
+        );
+        page.shot("unconfirmed-in-a-room-not-shown").await;
+        // Reading #side clears it.
+        page.type_line("/join side").await;
+        let badge = page
+            .js(
+                "return document.querySelector('#rooms > li[data-room=\"side\"] .unread').hidden;",
+                vec![],
+            )
+            .await;
+        assert_eq!(badge, json!(true));
+        assert_eq!(alices_heard_by(&mut bob), Vec::<String>::new());
+        page.close().await;
+    });
+}
