@@ -161,6 +161,23 @@ export const outbox = {
   },
 
   /**
+   * Where to enter `room`, not seen on this page yet (it was reloaded),
+   * so that its replay tells whether the room lines an earlier session's
+   * socket took arrived: from where the room stood when the first of them
+   * (of the newest history they went in) was sent. The replay then holds
+   * all said since, `recovered`, and one absent from it did not arrive
+   * (see `release`); entered afresh, the room's newest messages could not
+   * say. Null when no such line waits.
+   */
+  pendingFrom(room) {
+    const sent = this.pending.filter((p) => p.room === room && p.sent && p.to.length === 0 && p.epoch != null);
+    if (!sent.length) return null;
+    const { epoch } = sent[sent.length - 1];
+    const since = Math.min(...sent.filter((p) => p.epoch === epoch).map((p) => p.after));
+    return { since, epoch };
+  },
+
+  /**
    * `room`, seen at epoch `was`, is entered (`f`): where its pending
    * messages may be stored now. A message sent in this history after a
    * later seq than the room's (behind, or found so after a reload, whose

@@ -3,7 +3,7 @@
 // while the page was away.
 
 export function newRoom() {
-  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, recovered: false, crowded: false, away: null, waits: false };
+  return { epoch: null, lastSeq: 0, oldest: 0, seq: 0, roster: new Map(), entered: false, recovered: false, crowded: false, away: null, waits: false, from: null };
 }
 
 /**

@@ -37,7 +37,8 @@ export class Session {
     };
     /**
      * room -> { epoch, lastSeq, oldest, roster: Map<key, nick>, entered,
-     * crowded, away: { roster: Map<key, nick>, crowded } | null }
+     * crowded, away: { roster: Map<key, nick>, crowded } | null, from:
+     * { since, epoch } | null (where to enter it if not seen yet) }
      */
     this.rooms = new Map();
     for (const r of rooms) this.rooms.set(r, newRoom());
@@ -265,6 +266,9 @@ export class Session {
     // the room left.
     const waiting = this.parting.size > 0;
     for (const r of this.rooms.values()) r.waits = waiting && (r.waits || r.epoch == null);
+    // A new session: a room not seen yet (after a reload) is entered
+    // from where it stood when a room line still pending was sent.
+    if (!f.resumed) for (const [room, r] of this.rooms) r.from = r.epoch == null ? this.pendingFrom(room) : null;
     for (const [room, r] of this.rooms) if (!r.waits) this.enterNow(room);
     // A resumed session has our ids: the server drops a resend it already
     // has (`duplicate`). A fresh one does not, so a message that reached it
@@ -307,7 +311,10 @@ export class Session {
     const r = this.rooms.get(room) || newRoom();
     this.rooms.set(room, r);
     this.entering.add(room);
-    this.send(P.enter(room, r.lastSeq, r.epoch));
+    // Not seen yet, lines pending: from where they were sent (`welcome`).
+    const from = r.epoch == null ? r.from : null;
+    r.from = null;
+    this.send(from ? P.enter(room, from.since, from.epoch) : P.enter(room, r.lastSeq, r.epoch));
   }
 
   entered(f) {

@@ -1321,3 +1321,74 @@ fn an_unconfirmed_line_in_a_room_not_shown_marks_that_room_unread() {
         page.close().await;
     });
 }
+
+/// Sends swallowed on the way to the server (`__net.mute`), the socket
+/// none the wiser: installed after [`NET_JS`].
+const MUTE_JS: &str = "
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      if (!window.__net.mute) send.call(this, data);
+    };
+    return null;";
+
+/// Two room lines written before a reload into a new session, neither
+/// confirmed: one reached the server (its echo was lost), the other was
+/// lost on its way. The reloaded page enters the room from where it stood
+/// when they were sent, so its replay holds all that was said since: the
+/// first is found there, shown once and not sent again; the second,
+/// absent, is sent again by itself, and nothing says either may not have
+/// arrived. (Entered without that, the room's replay could not tell: the
+/// second was given up as unconfirmed, never delivered unless the reader
+/// sent it again.)
+#[test]
+fn room_lines_written_before_a_reload_into_a_new_session_are_told_apart() {
+    let Some(h) = Harness::start("room_lines_before_a_reload_told_apart") else {
+        return;
+    };
+    h.block_on(async {
+        let server = Server::start(&["--resume-window-ms", "0"]);
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        page.js(MUTE_JS, vec![]).await;
+        let mut bob = server.join("bob");
+        page.wait_nicks("lobby", &["bob"]).await;
+        page.js("window.__net.deaf = true; return null;", vec![])
+            .await;
+        page.type_line("arrived").await;
+        bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "arrived");
+        page.js("window.__net.mute = true; return null;", vec![])
+            .await;
+        page.type_line("lost on the way").await;
+        wait_kept(&page, json!(["arrived", "lost on the way"])).await;
+        let sent = page
+            .js(
+                "return JSON.parse(sessionStorage.getItem('chat.pending')).map((p) => p.sent);",
+                vec![],
+            )
+            .await;
+        assert_eq!(sent, json!([true, true]));
+        page.js(
+            "window.__net.down = true; window.__net.cut(); return null;",
+            vec![],
+        )
+        .await;
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        bob.say("meanwhile");
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        page.wait_texts("lobby", &["arrived", "meanwhile", "lost on the way"])
+            .await;
+        page.wait_pending(0).await;
+        assert_eq!(alices_heard_by(&mut bob), ["lost on the way"]);
+        let lines = page.lines("lobby").await;
+        for text in ["arrived", "lost on the way"] {
+            let n = lines
+                .iter()
+                .filter(|l| l.is_msg() && l.text == text)
+                .count();
+            assert_eq!(n, 1, "{text}: {:#?}", shown(&lines));
+        }
+        assert_eq!(unconfirmed(&page, "lobby").await, json!([]));
+        page.shot("room-lines-told-apart-after-a-reload").await;
+        page.close().await;
+    });
+}
