@@ -3,7 +3,9 @@
 //! bar and an input line, drawn with ratatui on crossterm.
 //!
 //! Files, one job each: `app` (the screen's state, and what keys, pastes
-//! and incoming lines do to it; no I/O), `draw` (the layout), `format`
+//! and incoming lines do to it, a file a job under `app/`; no I/O),
+//! `draw` (the layout, and under `draw/` the message area, the status bar
+//! and the input line), `format`
 //! (how one line looks), `wrap` (words wrapped with a hanging indent, by
 //! display width), `input_line` (the line being typed), `complete` (Tab),
 //! `theme` (styles, `NO_COLOR`, nick colours). This file owns the

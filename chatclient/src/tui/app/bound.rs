@@ -314,3 +314,6 @@ fn is_note(line: &Line) -> bool {
             | Line::HistoryGone { .. }
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -434,3 +434,6 @@ fn split_pasted(
     lines.retain(|l| !l.trim().is_empty());
     (lines, format!("{last}{tail}"), last.len())
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,3 +147,110 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyCode;
+
+    use super::*;
+    use crate::tui::app::fixture::*;
+
+    #[test]
+    fn scrolled_back_the_view_stays_put() {
+        let mut app = app();
+        app.area = (40, 10);
+        for i in 0..30 {
+            app.add_line(msg("lobby", "bob", &[], &format!("m{i}")), "12:00".into());
+        }
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.scroll, 9);
+        app.add_line(msg("lobby", "bob", &[], "new"), "12:00".into());
+        assert_eq!((app.scroll, app.new_below), (10, 1));
+        // What a page of history brought is said at the bottom, and is
+        // not news there.
+        let note = Line::HistoryNote {
+            room: "lobby".into(),
+            text: "5 older messages of #lobby; /history shows more".into(),
+        };
+        // A line in another room does not move the view.
+        app.add_line(msg("rust", "bob", &[], "elsewhere"), "12:00".into());
+        assert_eq!(app.scroll, 10);
+        app.add_line(note, "12:00".into());
+        assert_eq!(app.new_below, 1);
+        app.handle_event(key(KeyCode::Esc));
+        assert_eq!((app.scroll, app.new_below), (0, 0));
+    }
+
+    /// PageUp twice in #lobby, Ctrl-N, Ctrl-P: #lobby was back at its
+    /// newest line, and what it said below the screen was gone. Each
+    /// room is shown where its reader left it, the same lines on the
+    /// screen, what came in it meanwhile new below; a room left at its
+    /// newest line is shown from its newest.
+    #[test]
+    fn a_room_come_back_to_is_where_its_reader_left_it() {
+        let mut app = app();
+        let say = |app: &mut App, room: &str, text: String| {
+            app.add_line(msg(room, "bob", &[], &text), "12:00".into());
+        };
+        let make_current = |app: &mut App, room: &str| {
+            let mut state = app.state.clone();
+            state.current = Some(room.into());
+            app.set_state(state);
+        };
+        for i in 0..60 {
+            say(&mut app, "lobby", format!("l{i}"));
+        }
+        say(&mut app, "rust", "r0".into());
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        let read = area_rows(&mut app);
+        assert!(read[0].ends_with("bob: l32"), "{read:?}");
+
+        make_current(&mut app, "rust");
+        assert_eq!(app.scroll, 0);
+        for i in 60..63 {
+            say(&mut app, "lobby", format!("l{i}"));
+            say(&mut app, "rust", format!("r{i}"));
+        }
+        make_current(&mut app, "lobby");
+        assert_eq!(area_rows(&mut app), read);
+        assert_eq!(app.new_below, 3);
+
+        make_current(&mut app, "rust");
+        let newest = area_rows(&mut app);
+        assert!(newest[9].ends_with("bob: r62"), "{newest:?}");
+        make_current(&mut app, "lobby");
+        app.handle_event(key(KeyCode::Esc));
+        make_current(&mut app, "rust");
+        say(&mut app, "lobby", "l63".into());
+        make_current(&mut app, "lobby");
+        assert_eq!((app.scroll, app.new_below), (0, 0));
+        assert!(area_rows(&mut app)[9].ends_with("bob: l63"));
+    }
+
+    /// Read back while 30 lines came: `30 new below` stayed 30 as the
+    /// reader read down through them, to the last. It counts those still
+    /// wholly below the screen.
+    #[test]
+    fn new_below_counts_the_new_lines_still_below_the_screen() {
+        let mut app = app();
+        for i in 0..100 {
+            app.add_line(msg("lobby", "bob", &[], &format!("m{i}")), "12:00".into());
+        }
+        area_rows(&mut app);
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.scroll, 9);
+        for i in 0..30 {
+            app.add_line(msg("lobby", "bob", &[], &format!("n{i}")), "12:01".into());
+        }
+        let mut counts = vec![];
+        while app.scroll > 0 {
+            area_rows(&mut app);
+            counts.push(app.new_below);
+            app.handle_event(key(KeyCode::PageDown));
+        }
+        assert_eq!(counts, [30, 30, 21, 12, 3]);
+    }
+}
