@@ -88,6 +88,16 @@ pub struct Args {
     #[arg(long, env = "CHATCLIENT_TIMEOUT", value_name = "SECS", default_value = "4", value_parser = parse_secs)]
     pub timeout: Duration,
 
+    /// Ping a server silent this many seconds, to find a connection that
+    /// died without a word (a link lost, packets vanishing).
+    #[arg(long, env = "CHATCLIENT_PING_AFTER", value_name = "SECS", default_value = "15", value_parser = parse_secs)]
+    pub ping_after: Duration,
+
+    /// Call the connection lost (and reconnect) when nothing answered that
+    /// ping for this many seconds more.
+    #[arg(long, env = "CHATCLIENT_DEAD_AFTER", value_name = "SECS", default_value = "15", value_parser = parse_secs)]
+    pub dead_after: Duration,
+
     /// How many times to try to reconnect after the connection is lost
     /// (0: never; exit at once).
     #[arg(
@@ -555,6 +565,15 @@ mod tests {
         assert_eq!(a.reconnect_attempts, 10);
         assert_eq!(a.reconnect_min_ms, 500);
         assert_eq!(a.first_addr, None);
+        assert_eq!(
+            (a.ping_after, a.dead_after),
+            (Duration::from_secs(15), Duration::from_secs(15))
+        );
+        assert_eq!(
+            Duration::from_millis(chatproto::CLIENT_PING_AFTER_MS),
+            a.ping_after,
+            "the core's default"
+        );
         let a = Args::try_parse_from(["chatclient", "-n", "bob", "10.0.0.1:9", "--timeout", "0.5"])
             .unwrap();
         assert_eq!(

@@ -86,6 +86,7 @@ fn main() -> ExitCode {
     // new message for an old one.
     let id_prefix = format!("{:08x}-", random_u64() as u32);
     let mut session = Session::new(&args.nick, &args.rooms(), &id_prefix, args.max_frame_bytes);
+    session.set_keepalive(args.ping_after, args.dead_after);
     let look = Look {
         json: args.json,
         verbatim: args.verbatim,

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use chatproto::{
     encode, Client, ClientEvent, ClientFrame, ClientId, ClientOutput, Decoded, ErrorCode,
     FrameDecoder, Limits, Now, Output, PresenceStatus, RoomInfo, Server, ServerConfig, ServerFrame,
-    DEFAULT_ID_WINDOW,
+    CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS, DEFAULT_ID_WINDOW,
 };
 
 const T0: u64 = 1_732_400_000_000;
@@ -2439,4 +2439,113 @@ fn what_a_parted_room_kept_goes_when_its_history_begins_anew() {
         ["entered rust true", "rust: bob: new two"],
         "the old history's kept message is let go, and a gap told"
     );
+}
+
+/// Every frame `c` put out on the connection, as `KIND` or `msg ID TEXT`,
+/// and whether it called the connection dead; drained.
+fn wire_and_dead(c: &mut Client) -> (Vec<String>, bool) {
+    let (frames, events) = drain(c);
+    let frames = frames
+        .iter()
+        .map(|f| match f {
+            ClientFrame::Msg { id, text, .. } => {
+                format!("msg {} {text}", id.as_deref().unwrap_or(""))
+            }
+            ClientFrame::Ping => "ping".into(),
+            ClientFrame::Join { .. } => "join".into(),
+            ClientFrame::Enter { room, .. } => format!("enter {room}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    (
+        frames,
+        events.iter().any(|e| matches!(e, ClientEvent::Dead)),
+    )
+}
+
+/// A connection black-holed (no FIN, no RST: what alice sends vanishes
+/// and nothing comes) is found by the client's own keepalive: a ping
+/// after 15 s of silence, dead 15 s later when nothing answered, 30 s
+/// after the last frame heard (the server takes 40 s), not 60. The
+/// reconnect then resumes the session and resends the message typed
+/// into the hole, under its id.
+#[test]
+fn a_black_holed_connection_is_found_dead_within_30_s_and_its_message_resent() {
+    let mut c = alice_in_lobby();
+    drain(&mut c);
+    let heard = 1_000;
+    c.handle_frame(heard, ServerFrame::Pong);
+    c.send_msg("lobby", vec![], "into the hole");
+    assert_eq!(wire_and_dead(&mut c).0, ["msg a-1 into the hole"]);
+    let mut at = heard;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let Some(next) = c.poll_timeout() else { break };
+        assert!(next > at, "time goes on: {next} after {at}");
+        at = next;
+        c.handle_timeout(at);
+        let (frames, dead) = wire_and_dead(&mut c);
+        seen.push((at - heard, frames, dead));
+        if dead {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (15_000, vec!["ping".to_owned()], false),
+            (30_000, vec![], true),
+        ]
+    );
+    assert_eq!(
+        (CLIENT_PING_AFTER_MS, CLIENT_DEAD_AFTER_MS),
+        (15_000, 15_000),
+        "the defaults"
+    );
+    assert_eq!(c.poll_timeout(), None, "offline: no timer");
+    assert_eq!(c.unacknowledged(), 1, "kept to send again");
+    c.handle_connected(at + 500);
+    assert_eq!(wire_and_dead(&mut c).0, ["join"]);
+    c.handle_frame(
+        at + 600,
+        welcome_with(true, Limits::new(65_536, 64, 500, 200)),
+    );
+    c.handle_frame(at + 600, lobby_entered());
+    let (frames, _) = wire_and_dead(&mut c);
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| f.starts_with("msg"))
+            .collect::<Vec<_>>(),
+        ["msg a-1 into the hole"],
+        "{frames:?}"
+    );
+}
+
+/// The keepalive's two times are settings: with a ping after 4 s and
+/// death 2 s after, a silent connection is dead 6 s after the last frame
+/// heard; any frame heard after the ping answers it, and the silence is
+/// counted again from there.
+#[test]
+fn the_keepalive_times_are_set_and_any_frame_answers_the_ping() {
+    let mut c = alice_in_lobby();
+    c.set_keepalive(4_000, 2_000);
+    drain(&mut c);
+    assert_eq!(c.poll_timeout(), Some(4_000));
+    c.handle_timeout(4_000);
+    assert_eq!(wire_and_dead(&mut c), (vec!["ping".to_owned()], false));
+    assert_eq!(c.poll_timeout(), Some(6_000));
+    // Not a pong: a message of bob's, late, proves the link alive too.
+    c.handle_frame(
+        5_500,
+        ServerFrame::msg(Some("lobby".into()), 2, "bob", vec![], "hi", T0, None),
+    );
+    drain(&mut c);
+    assert_eq!(c.poll_timeout(), Some(9_500));
+    c.handle_timeout(9_500);
+    assert_eq!(wire_and_dead(&mut c), (vec!["ping".to_owned()], false));
+    c.handle_timeout(11_499);
+    assert_eq!(wire_and_dead(&mut c), (vec![], false));
+    c.handle_timeout(11_500);
+    assert_eq!(wire_and_dead(&mut c), (vec![], true));
 }

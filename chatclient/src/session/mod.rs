@@ -466,6 +466,18 @@ impl Session {
         self.mode = mode;
     }
 
+    /// Ping a silent server after `ping_after`, and call the connection
+    /// lost when nothing answered for `dead_after` more (see
+    /// [`Client::set_keepalive`]).
+    pub fn set_keepalive(
+        &mut self,
+        ping_after: std::time::Duration,
+        dead_after: std::time::Duration,
+    ) {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.client.set_keepalive(ms(ping_after), ms(dead_after));
+    }
+
     /// Input lines read so far.
     pub fn lines_read(&self) -> u64 {
         self.ledger.lines()

@@ -2,7 +2,7 @@
 //! timers: pinging a silent server, calling a connection dead, and
 //! sending messages the pacing held back.
 
-use super::{Client, ClientEvent, ClientOutput, Phase, CLIENT_DEAD_AFTER_MS, CLIENT_PING_AFTER_MS};
+use super::{Client, ClientEvent, ClientOutput, Phase};
 use crate::frame::ClientFrame;
 
 impl Client {
@@ -112,6 +112,20 @@ impl Client {
         }
     }
 
+    /// Ping the server once nothing was heard from it for
+    /// `ping_after_ms`, and call the connection dead
+    /// ([`ClientEvent::Dead`]) once nothing answered that ping for
+    /// `dead_after_ms` more (monotonic milliseconds, each at least 1;
+    /// by default [`CLIENT_PING_AFTER_MS`](super::CLIENT_PING_AFTER_MS)
+    /// and [`CLIENT_DEAD_AFTER_MS`](super::CLIENT_DEAD_AFTER_MS), whose
+    /// docs say why). Any frame heard counts as an answer. Takes effect at
+    /// once, on the connection open too (ask
+    /// [`poll_timeout`](Client::poll_timeout) again).
+    pub fn set_keepalive(&mut self, ping_after_ms: u64, dead_after_ms: u64) {
+        self.ping_after_ms = ping_after_ms.max(1);
+        self.dead_after_ms = dead_after_ms.max(1);
+    }
+
     /// When to call [`handle_timeout`](Client::handle_timeout), on the
     /// monotonic clock, while connected.
     #[must_use]
@@ -120,8 +134,8 @@ impl Client {
             return None;
         }
         let alive = match self.pinged_at {
-            Some(at) => at.saturating_add(CLIENT_DEAD_AFTER_MS),
-            None => self.heard_at.saturating_add(CLIENT_PING_AFTER_MS),
+            Some(at) => at.saturating_add(self.dead_after_ms),
+            None => self.heard_at.saturating_add(self.ping_after_ms),
         };
         let paced = match (&self.pacer, self.paced.front()) {
             (Some(p), Some((_, cost))) => p.next_at(*cost),
@@ -139,14 +153,14 @@ impl Client {
         self.tick(now);
         self.send_paced(now);
         match self.pinged_at {
-            Some(at) if now >= at.saturating_add(CLIENT_DEAD_AFTER_MS) => {
+            Some(at) if now >= at.saturating_add(self.dead_after_ms) => {
                 // As good as ended: what belongs to it goes now, so a
                 // shell that connects again at once without
                 // `handle_disconnected` starts clean (its join first).
                 self.handle_disconnected();
                 self.out.push_back(ClientOutput::Event(ClientEvent::Dead));
             }
-            None if now >= self.heard_at.saturating_add(CLIENT_PING_AFTER_MS) => {
+            None if now >= self.heard_at.saturating_add(self.ping_after_ms) => {
                 self.pinged_at = Some(now);
                 self.send(ClientFrame::Ping);
             }

@@ -30,11 +30,26 @@ pub use event::{ClientEvent, ClientOutput, Unacknowledged};
 use pending::{msg_frame, Pending};
 use roster::Roster;
 
-/// How long the client may hear nothing before it pings, and then how
-/// long it waits for any answer before it calls the connection dead
-/// (monotonic milliseconds).
-pub const CLIENT_PING_AFTER_MS: u64 = 45_000;
-/// See [`CLIENT_PING_AFTER_MS`].
+/// How long the client may hear nothing before it pings, by default
+/// (monotonic milliseconds; [`Client::set_keepalive`] sets another).
+///
+/// A connection can die without a word: a peer gone, a NAT mapping
+/// dropped, a Wi-Fi or mobile link lost, and packets just vanish (no FIN,
+/// no RST). Until the client notices, what is typed looks sent. Silence
+/// is taken as a question after 15 s, and no answer in
+/// [`CLIENT_DEAD_AFTER_MS`] more as a lost connection: such a link is
+/// found within 30 s, before the server finds it (it pings a client
+/// silent for 30 s and gives it 10 s more, chatserver's
+/// `--idle-ping-ms` and `--pong-timeout-ms`), so the client is already
+/// reconnecting when the server lets the session go to its resume
+/// window. The cost is a `ping` and a `pong` every 15 s on a quiet
+/// connection, a few bytes, well within any server's rate (and it keeps
+/// the connection's NAT or mobile-carrier mapping from idling out).
+pub const CLIENT_PING_AFTER_MS: u64 = 15_000;
+/// How long the client waits for any frame after its ping before it
+/// calls the connection dead ([`ClientEvent::Dead`]), by default: 15 s,
+/// room for a round trip over a congested mobile link or a server busy
+/// for some seconds (see [`CLIENT_PING_AFTER_MS`]).
 pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
 
 /// The most members [`Client::roster`] keeps of one room. Past it, a
@@ -280,6 +295,10 @@ pub struct Client {
     out: VecDeque<ClientOutput>,
     heard_at: u64,
     pinged_at: Option<u64>,
+    /// Silence before a ping, and then before the connection is dead
+    /// ([`Client::set_keepalive`]).
+    ping_after_ms: u64,
+    dead_after_ms: u64,
     limits: Option<Limits>,
     /// The join on this connection was refused (another may be sent).
     join_refused: bool,
@@ -377,6 +396,8 @@ impl Client {
             out: VecDeque::new(),
             heard_at: 0,
             pinged_at: None,
+            ping_after_ms: CLIENT_PING_AFTER_MS,
+            dead_after_ms: CLIENT_DEAD_AFTER_MS,
             limits: None,
             join_refused: false,
             pacer: None,
