@@ -630,6 +630,9 @@ impl Client {
     /// refused `too_many_rooms`. Parted before its `enter` went, the room
     /// is dropped, and each message that waited for it is answered by a
     /// [`ClientEvent::Error`] `not_in_room` with its id (it never went).
+    /// One that went on a connection lost since is sent again for the
+    /// server's answer in a resumed session, and given up as a
+    /// [`ClientEvent::Unconfirmed`] after a fresh one (its fate unknown).
     pub fn enter(&mut self, room: &str) {
         if let Err(why) = crate::room_name(room) {
             return self.refuse_room(room, why);
@@ -952,30 +955,6 @@ impl Client {
                 && waiting.iter().any(|(_, r)| *r == p.room)
         });
         self.held = held;
-    }
-
-    /// `room`, whose `enter` waited, is parted before it went: the
-    /// messages sent to it that waited for the entering are given up,
-    /// each told as an error with its id. One that went before (sent to
-    /// the room before it was asked for) waits for the server's answer,
-    /// as any message to a room not entered; nor is anything held for
-    /// the room's replay any longer.
-    fn give_up_unentered(&mut self, room: &str) {
-        self.held.remove(room);
-        let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| p.room == room && p.sent_after.is_none());
-        self.pending = kept;
-        for p in gone {
-            self.event(ClientEvent::Error {
-                code: ErrorCode::NotInRoom,
-                message: format!(
-                    "your message was not sent: you left #{room} before it was entered"
-                ),
-                id: Some(p.id),
-                room: Some(p.room),
-            });
-        }
     }
 
     /// Send what waited for the pacer, as far as it lets at `now`.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{Client, ClientEvent, RoomState};
+use super::{Client, ClientEvent, Phase, RoomState};
 use crate::frame::{ClientFrame, ErrorCode};
 
 /// A message sent and not yet acknowledged.
@@ -77,6 +77,56 @@ impl Client {
         self.pending = kept;
         for p in gone {
             self.unconfirmed(p);
+        }
+    }
+
+    /// `room`, whose `enter` waited, is parted before it went; nothing
+    /// is held for its replay any longer. Each message to it that the
+    /// server will not answer on this connection is settled now, as the
+    /// person who parted expects:
+    ///
+    /// - one that never went (it waited for the entering) is given up,
+    ///   told as an error `not_in_room` with its id;
+    /// - one written on an earlier connection and not sent on this one
+    ///   (the room was entered again after a reconnect, and waited): in a
+    ///   resumed session it is sent now, and the server answers it by its
+    ///   id (`duplicate` if it had it, else `not_in_room`; offline, the
+    ///   next `welcome` sends it); after a fresh
+    ///   session, which does not know its id and will not replay the room,
+    ///   it is given up, told as [`ClientEvent::Unconfirmed`] (it may
+    ///   have arrived, if the room's `enter` had gone before it).
+    ///
+    /// One sent on this connection (to the room before it was asked for)
+    /// waits for the server's answer, as any message to a room not
+    /// entered.
+    pub(super) fn give_up_unentered(&mut self, room: &str) {
+        // Held: a fresh session, which was to look for them in the
+        // room's replay.
+        let fresh = self.held.remove(room);
+        let connection = self.connections;
+        let earlier = |p: &Pending| p.room == room && p.sent_on != connection;
+        let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.room == room && (p.sent_after.is_none() || fresh && earlier(p)));
+        self.pending = kept;
+        for p in gone {
+            if p.sent_after.is_some() {
+                self.unconfirmed(p);
+                continue;
+            }
+            self.event(ClientEvent::Error {
+                code: ErrorCode::NotInRoom,
+                message: format!(
+                    "your message was not sent: you left #{room} before it was entered"
+                ),
+                id: Some(p.id),
+                room: Some(p.room),
+            });
+        }
+        // (Offline or joining, the next `welcome` sends it: the room is
+        // not ours any more, so it waits for nothing.)
+        if !fresh && self.phase == Phase::Joined {
+            self.send_pending(earlier);
         }
     }
 
