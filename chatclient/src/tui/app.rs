@@ -339,6 +339,10 @@ pub struct App {
     restored: Option<Restored>,
     /// Entries that are [`Entry::ahead`].
     ahead_notes: usize,
+    /// Rooms whose `* entered #room` line was the last of their lines,
+    /// with its [`Entry::id`]: their replay goes above it
+    /// ([`App::above_entered_line`]).
+    entered_last: BTreeMap<String, u32>,
     /// Where the reader left each room's view scrolled back.
     left_at: BTreeMap<Option<String>, rows::LeftAt>,
     /// The last [`Entry::id`] given.
@@ -408,6 +412,7 @@ impl App {
             switching: None,
             restored: None,
             ahead_notes: 0,
+            entered_last: BTreeMap::new(),
             left_at: BTreeMap::new(),
             last_id: 0,
             #[cfg(test)]

@@ -550,6 +550,71 @@ mod tests {
         assert_eq!(*other_room.roster, ["alice"]);
     }
 
+    /// A room entered with messages before: its replay (the history)
+    /// is shown first, then `* entered #rust`, the note that one is in
+    /// now, as the screen is read top down (the replay was below it); a
+    /// live message after goes below them all.
+    #[test]
+    fn a_rooms_replay_is_shown_above_the_line_saying_it_was_entered() {
+        use chatproto::PresenceStatus;
+        use ratatui::backend::TestBackend;
+        use ratatui::Terminal;
+
+        let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+        let mut app = App::new(theme::Theme { color: false }, false);
+        let mut shown = Shown::default();
+        let mut feed = |s: &mut Session, app: &mut App, frame: Option<ServerFrame>| {
+            if let Some(frame) = frame {
+                s.handle_frame(0, frame);
+            }
+            while let Some(action) = s.poll() {
+                if let crate::session::Action::Print(line) = action {
+                    app.add_line(line, "12:00".into());
+                }
+            }
+            app.set_state(state_of(s, &mut shown));
+        };
+        s.handle_connected(0);
+        let welcome = ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(false), None);
+        feed(&mut s, &mut app, Some(welcome));
+        let entered = ServerFrame::entered("lobby", "e", 0, 1, vec!["alice".into()], false);
+        feed(&mut s, &mut app, Some(entered));
+        let me = ServerFrame::presence(Some("lobby".into()), 1, "alice", PresenceStatus::Online, 0);
+        feed(&mut s, &mut app, Some(me));
+        s.handle_line("/join rust");
+        feed(&mut s, &mut app, None);
+        let online = vec!["alice".into(), "bob".into()];
+        let rust = Some("rust".to_owned());
+        for frame in [
+            ServerFrame::entered("rust", "e2", 0, 1, online, false),
+            ServerFrame::msg(rust.clone(), 1, "bob", vec![], "first of old", 0, None).into_replay(),
+            ServerFrame::msg(rust.clone(), 2, "bob", vec![], "second of old", 0, None)
+                .into_replay(),
+            ServerFrame::presence(rust.clone(), 3, "alice", PresenceStatus::Online, 0),
+            ServerFrame::msg(rust.clone(), 4, "bob", vec![], "welcome alice", 0, None),
+        ] {
+            feed(&mut s, &mut app, Some(frame));
+        }
+        let mut t = Terminal::new(TestBackend::new(60, 8)).unwrap();
+        t.draw(|f| draw::draw(f, &mut app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let rows: Vec<String> = (0..6)
+            .map(|y| {
+                let row: String = (0..60).map(|x| buf[(x, y)].symbol()).collect();
+                row.trim_end().to_owned()
+            })
+            .filter(|r| !r.is_empty())
+            .collect();
+        let at = |text: &str| {
+            rows.iter()
+                .position(|r| r.contains(text))
+                .unwrap_or_else(|| panic!("no {text:?} in {rows:#?}"))
+        };
+        assert!(at("first of old") < at("second of old"), "{rows:#?}");
+        assert!(at("second of old") < at("entered #rust"), "{rows:#?}");
+        assert!(at("entered #rust") < at("welcome alice"), "{rows:#?}");
+    }
+
     #[test]
     fn unsent_messages_are_counted_and_listed_to_be_sent_again() {
         assert_eq!(unsent_report(&[]), None);

@@ -113,7 +113,12 @@ impl App {
                     }
                 }
             }
-            Line::Entered { room, .. } => entry.room = Some(room.clone()),
+            Line::Entered { room, .. } => {
+                entry.room = Some(room.clone());
+                // Its replay comes next: above this line (see
+                // `above_entered_line`).
+                self.entered_last.insert(room.clone(), entry.id);
+            }
             Line::Left { room, .. } => {
                 // Said where it was typed too (`/part rust` in #lobby):
                 // the view of the room left cannot be shown. The view of
@@ -194,6 +199,12 @@ impl App {
         }
         entry.everywhere = entry.room.is_none()
             && (matches!(entry.line, Line::Notice { .. }) || !self.state.joined);
+        if let Some(at) = self.above_entered_line(&entry, slot) {
+            self.insert_page_line(at, entry);
+            // (Not a page: what comes next finds its own place.)
+            self.page_at = None;
+            return;
+        }
         let placed = match slot {
             Slot::Before(at) => Some(at),
             Slot::Top(first) => Some(self.above_its_notes(&entry.room, first)),
@@ -233,6 +244,45 @@ impl App {
             return;
         }
         self.push_entry(entry);
+    }
+
+    /// Where a message of the replay that follows a room's
+    /// `* entered #room` goes: above that line, so that the room reads as
+    /// its history, then the note that one is in (the replay, oldest
+    /// first, each above the line, keeps its order). Only while nothing
+    /// else of the room came after the line (the replay ends with our own
+    /// entering, said below it), and the message is newer than what the
+    /// room shows (`slot` at the bottom; older goes in its place).
+    /// `None`: where it would go otherwise; any line of the room that is
+    /// not such a message ends the replay's place above the line.
+    fn above_entered_line(&mut self, entry: &Entry, slot: Slot) -> Option<usize> {
+        let room = entry.room.as_ref()?;
+        if matches!(entry.line, Line::Entered { .. }) {
+            return None;
+        }
+        let replayed = matches!(
+            entry.line,
+            Line::Msg {
+                history: true,
+                page: false,
+                missed: false,
+                ..
+            }
+        );
+        if !replayed {
+            self.entered_last.remove(room);
+            return None;
+        }
+        let id = *self.entered_last.get(room)?;
+        if slot != Slot::Bottom || self.cut.contains(room) {
+            return None;
+        }
+        let at = self.entries.iter().rposition(|e| e.id == id);
+        if at.is_none() {
+            // Gone (the cap, a /clear): at the bottom as any.
+            self.entered_last.remove(room);
+        }
+        at
     }
 
     /// Put a new line at the bottom, keeping at most [`MAX_ENTRIES`]
