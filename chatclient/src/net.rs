@@ -979,10 +979,16 @@ mod tests {
     async fn the_tls_hint_is_only_for_an_address_never_joined() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let addr = listener.local_addr().expect("its address").to_string();
-        // Two connections, each closed at once.
+        // Two connections, each closed at once: our side is shut first and
+        // what the client sent is read to its end, so the client sees an
+        // end of stream (dropping the socket with its join unread would
+        // reset it instead, now and then before the client reads).
         let closer = std::thread::spawn(move || {
             for stream in listener.incoming().take(2) {
-                drop(stream);
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
             }
         });
         let config = Config {
