@@ -419,6 +419,14 @@ pub enum ServerFrame {
         /// v2: the server's limits.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<Limits>,
+        /// v2, on a resume only: the fatal error the server closed the
+        /// session's previous connection with (`slow_consumer`,
+        /// `rate_limited`, `timeout`, ...), when it closed it for one.
+        /// The `error` frame that said it may never have arrived (a client
+        /// closed for reading too slowly is the one whose socket would not
+        /// take it). Absent when that connection ended otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_for: Option<ErrorCode>,
     },
     /// The continuation of a `welcome` or `entered` whose `online` list did not fit.
     #[non_exhaustive]
@@ -692,7 +700,18 @@ impl ServerFrame {
             session,
             resumed,
             limits,
+            closed_for: None,
         }
+    }
+
+    /// This frame, a [`ServerFrame::Welcome`], saying the session's
+    /// previous connection was closed with the fatal error `code` (its
+    /// `closed_for`); any other frame is returned as it is.
+    pub fn with_closed_for(mut self, code: Option<ErrorCode>) -> Self {
+        if let ServerFrame::Welcome { closed_for, .. } = &mut self {
+            *closed_for = code;
+        }
+        self
     }
 
     /// An `online` continuation: more of `room`'s members (`None`: `lobby`,

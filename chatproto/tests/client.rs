@@ -2614,3 +2614,44 @@ fn the_keepalive_times_are_set_and_any_frame_answers_the_ping() {
     c.handle_timeout(11_500);
     assert_eq!(wire_and_dead(&mut c), (vec![], true));
 }
+
+/// The `closed_for` of `c`'s `Joined` events, in order.
+fn joined_closed_for(c: &mut Client) -> Vec<Option<ErrorCode>> {
+    let mut got = Vec::new();
+    while let Some(out) = c.poll() {
+        if let ClientOutput::Event(ClientEvent::Joined { closed_for, .. }) = out {
+            got.push(closed_for);
+        }
+    }
+    got
+}
+
+/// A resume's `welcome` that says why the server closed the connection
+/// before (`closed_for`) is told in the `Joined` event, unless the
+/// `error` frame that said it arrived on that connection (then it was
+/// told as that error). Only a resume says it.
+#[test]
+fn why_the_server_closed_the_last_connection_is_told_once() {
+    let resumed_after = |code| {
+        ServerFrame::welcome("alice", 0, vec![], Some("t".into()), Some(true), None)
+            .with_closed_for(Some(code))
+    };
+    let mut c = alice_in_lobby();
+    joined_closed_for(&mut c);
+    // The error never arrived: the socket was full.
+    c.handle_disconnected();
+    c.handle_connected(1);
+    c.handle_frame(1, resumed_after(ErrorCode::SlowConsumer));
+    assert_eq!(joined_closed_for(&mut c), [Some(ErrorCode::SlowConsumer)]);
+    // It arrived: said once, by the error.
+    c.handle_frame(1, ServerFrame::error(ErrorCode::SlowConsumer, "too slow"));
+    c.handle_disconnected();
+    c.handle_connected(2);
+    c.handle_frame(2, resumed_after(ErrorCode::SlowConsumer));
+    assert_eq!(joined_closed_for(&mut c), [None]);
+    // A fresh session's welcome says nothing of the one before.
+    c.handle_disconnected();
+    c.handle_connected(3);
+    c.handle_frame(3, fresh_welcome().with_closed_for(Some(ErrorCode::Timeout)));
+    assert_eq!(joined_closed_for(&mut c), [None]);
+}

@@ -183,6 +183,9 @@ struct Session {
     /// Ids of messages refused `unknown_nick` or `not_in_room`, oldest
     /// first, the newest 64: refused again when resent.
     refused: Vec<(String, ErrorCode)>,
+    /// The fatal error its last connection was closed with (not a
+    /// takeover's), for the welcome of its next resume.
+    closed_for: Option<ErrorCode>,
 }
 
 struct Message {

@@ -1855,3 +1855,78 @@ fn a_refused_id_resent_is_refused_again_and_keeps_the_senders_order() {
         .iter()
         .any(|f| matches!(f, ServerFrame::Msg { text, .. } if text == "x-first")),);
 }
+
+/// The `welcome` of a resume says the fatal error the session's previous
+/// connection was closed with (`closed_for`), by the shell
+/// (`handle_disconnect_for`: the `slow_consumer` whose error frame could
+/// not leave a full socket) or by the core (a `kick`, a `timeout`): once,
+/// and only on a resume. A connection that ended by itself, or that a
+/// takeover closed (`resumed_elsewhere`), says nothing.
+#[test]
+fn a_resume_says_why_the_server_closed_the_connection_before() {
+    let mut cfg = ServerConfig::default();
+    cfg.resume_window_ms = 60_000;
+    let mut sim = sim_with(cfg);
+    let closed_for = |frames: Vec<ServerFrame>| match frames.first() {
+        Some(ServerFrame::Welcome {
+            resumed: Some(true),
+            closed_for,
+            ..
+        }) => *closed_for,
+        other => panic!("expected the welcome of a resume, got {other:?}"),
+    };
+    let resume = |sim: &mut Sim, token: Option<String>| {
+        let i = sim.connect();
+        sim.send(i, ClientFrame::join_v2("alice", vec![], token));
+        i
+    };
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("alice", vec![], None));
+    let token = sim.clients[a].session.clone();
+    // The shell closed it as a slow consumer.
+    sim.clients[a].open = false;
+    let id = sim.clients[a].id;
+    sim.server
+        .handle_disconnect_for(sim.clock(), id, ErrorCode::SlowConsumer);
+    sim.flush();
+    let a2 = resume(&mut sim, token.clone());
+    assert_eq!(closed_for(sim.take(a2)), Some(ErrorCode::SlowConsumer));
+    // Said once: the next connection ended by itself.
+    sim.disconnect(a2);
+    let a3 = resume(&mut sim, token.clone());
+    assert_eq!(closed_for(sim.take(a3)), None);
+    // The core's own closes: a kick, a pong not answered in time.
+    sim.kick(a3, Kick::RateLimited);
+    let a4 = resume(&mut sim, token.clone());
+    assert_eq!(closed_for(sim.take(a4)), Some(ErrorCode::RateLimited));
+    // Its idle ping (30 s) and the pong's time (10 s), within the window.
+    sim.advance(45_000);
+    assert_eq!(sim.clients[a4].closed_with, Some(ErrorCode::Timeout));
+    let a5 = resume(&mut sim, token.clone());
+    assert_eq!(closed_for(sim.take(a5)), Some(ErrorCode::Timeout));
+    // A takeover: the new connection is not told of its own taking over.
+    let a6 = resume(&mut sim, token.clone());
+    assert_eq!(
+        sim.clients[a5].closed_with,
+        Some(ErrorCode::ResumedElsewhere)
+    );
+    assert_eq!(closed_for(sim.take(a6)), None);
+    // A fresh session never says it, nor does a v1 join.
+    sim.disconnect(a6);
+    let b = sim.connect();
+    sim.join(b, "bob");
+    sim.server
+        .handle_disconnect_for(sim.clock(), sim.clients[b].id, ErrorCode::SlowConsumer);
+    sim.clients[b].open = false;
+    sim.flush();
+    let b2 = sim.connect();
+    sim.send(b2, ClientFrame::join_v2("bob", vec![], None));
+    assert!(matches!(
+        sim.take(b2).first(),
+        Some(ServerFrame::Welcome {
+            resumed: Some(false),
+            closed_for: None,
+            ..
+        })
+    ));
+}

@@ -588,6 +588,20 @@ fn a_server_produces_the_server_vectors() {
     assert_eq!(got[1].0, h);
     assert_eq!(s.closes(), vec![(g, ErrorCode::ResumedElsewhere)]);
 
+    // The shell closes that one for reading too slowly (its error frame
+    // may never leave the full socket): the next resume's welcome says so.
+    s.server
+        .handle_disconnect_for(at(60_600), h, ErrorCode::SlowConsumer);
+    s.drain();
+    let i = s.server.handle_connect(at(60_700));
+    let token = match decode::<ServerFrame>(&got[1].1) {
+        Ok(ServerFrame::Welcome { session, .. }) => session,
+        other => panic!("gina's second welcome, not {other:?}"),
+    };
+    s.server
+        .handle_frame(at(60_700), i, ClientFrame::join_v2("gina", vec![], token));
+    s.expect(&[(i, "welcome-resumed-closed-for")]);
+
     // Every server vector comes out of the server, except the continuation
     // frame and the cut room list, which need a room, or rooms, too many
     // to list here.

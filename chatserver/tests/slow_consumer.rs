@@ -2,6 +2,7 @@
 //! nobody else loses a message or waits for it.
 
 mod common;
+mod webclient;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -9,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use common::{frame_bytes, is_presence, kind, Client, Next, Server, WAIT};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Messages in the flood, and the size of each text: 4 000 × 4 KiB is twice
 /// the RSS bound below, so a server that queued everything for the
@@ -234,4 +235,163 @@ fn flood_past_one_stalled_member(limits: &[&str]) {
     }
     assert!(closed, "the stalled member's connection was not closed");
     obs.ping_pong();
+}
+
+/// Flags for the tests below: a 64 KiB queue, closed as soon as it passes
+/// it, and time enough for the closed client to read what is queued
+/// before its error (it reads again only once it was closed).
+const CLOSE_AT_ONCE: [&str; 12] = [
+    "--rate",
+    "0",
+    "--log-level",
+    "warn",
+    "--outbound-queue-bytes",
+    "65536",
+    "--max-frame-bytes",
+    "16384",
+    "--replay-bytes",
+    "32768",
+    "--slow-consumer-ms",
+    "0",
+];
+
+/// A member floods the lobby, reading its own echoes, until it sees
+/// `stalled` (who reads nothing) go offline.
+fn flood_until_gone(server: &Server, stalled: &str) {
+    let mut sender = server.join("sender");
+    for i in 0..COUNT {
+        sender.send_frame(&json!({"type": "msg", "text": text(i)}));
+        let (before, _) = sender.recv_until(10, |f| kind(f) == "msg");
+        if before.iter().any(|f| is_presence(f, stalled, "offline")) {
+            return;
+        }
+    }
+    panic!("{stalled} was not closed after {COUNT} messages it did not read");
+}
+
+/// A member closed for not reading, whose `slow_consumer` error never
+/// left its full socket (it was closed as it stopped: a stream cut
+/// mid-frame), is told why when it resumes: the `welcome` says
+/// `closed_for`. Before, it learned only that the server had closed the
+/// connection.
+#[test]
+fn a_member_closed_for_reading_too_slowly_is_told_so_when_it_resumes() {
+    let server = Server::start(&[&CLOSE_AT_ONCE[..], &["--close-flush-ms", "0"]].concat());
+    let mut stalled = server.connect_with_rcvbuf(4096);
+    let welcome = stalled.join("stalled");
+    flood_until_gone(&server, "stalled");
+    drop(stalled);
+    let mut again = server.connect();
+    again.send_frame(&json!({
+        "type": "join", "nick": "stalled", "rooms": [], "resume": welcome["session"],
+    }));
+    let welcome = again.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    assert_eq!(welcome["closed_for"], "slow_consumer", "{welcome}");
+    // Said once.
+    drop(again);
+    let mut third = server.connect();
+    third.send_frame(&json!({
+        "type": "join", "nick": "stalled", "rooms": [], "resume": welcome["session"],
+    }));
+    let welcome = third.expect_kind("welcome");
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    assert_eq!(welcome.get("closed_for"), None, "{welcome}");
+}
+
+/// A member closed for not reading that reads again within the close
+/// flush time gets what was queued before, then its `slow_consumer` error
+/// whole, then the end of the connection: on every transport, and over
+/// a WebSocket the close 1008 with the code as its reason.
+mod the_error_arrives_whole_once_read {
+    use super::*;
+    use webclient::{tls_over, ws_over, Framed, Pki, WsNext};
+
+    fn flags(extra: &[&str]) -> Vec<String> {
+        let mut f: Vec<String> = CLOSE_AT_ONCE.iter().map(|s| s.to_string()).collect();
+        f.extend(["--close-flush-ms", "20000"].map(String::from));
+        f.extend(extra.iter().map(|s| s.to_string()));
+        f
+    }
+
+    fn start(extra: &[&str]) -> Server {
+        let f = flags(extra);
+        Server::start(&f.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Frames until one that is not a message: the messages in order.
+    fn last_after_messages(mut next: impl FnMut() -> Option<Value>) -> Value {
+        let mut got = 0;
+        for _ in 0..COUNT + 10 {
+            let f = next().expect("the connection ended before its error");
+            match kind(&f) {
+                "msg" => {
+                    assert!(f["text"] == text(got).as_str(), "gap at {got}");
+                    got += 1;
+                }
+                "presence" => {}
+                _ => return f,
+            }
+        }
+        panic!("no error after {COUNT} frames");
+    }
+
+    #[test]
+    fn over_tcp() {
+        let server = start(&[]);
+        let mut stalled = server.connect_with_rcvbuf(4096);
+        stalled.join("stalled");
+        flood_until_gone(&server, "stalled");
+        let last = last_after_messages(|| match stalled.next() {
+            Next::Frame(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(last["code"], "slow_consumer", "{last}");
+        stalled.expect_closed();
+    }
+
+    #[test]
+    fn over_tls() {
+        let pki = Pki::new();
+        let server = start(&pki.flags());
+        let sock = server
+            .connect_with_rcvbuf(4096)
+            .stream()
+            .try_clone()
+            .unwrap();
+        let mut stalled = Framed::new(
+            tls_over(sock, &pki.ca.client_config(), "localhost").expect("TLS handshake"),
+        );
+        stalled.join("stalled");
+        flood_until_gone(&server, "stalled");
+        let last = last_after_messages(|| match stalled.next_within(WAIT) {
+            Next::Frame(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(last["code"], "slow_consumer", "{last}");
+        assert!(matches!(stalled.next_within(WAIT), Next::Eof));
+    }
+
+    #[test]
+    fn over_a_websocket() {
+        let server = start(&[]);
+        let sock = server
+            .connect_with_rcvbuf(4096)
+            .stream()
+            .try_clone()
+            .unwrap();
+        let url = format!("ws://{}/ws", server.addr());
+        let mut stalled = ws_over(sock, &url, None).expect("WebSocket handshake");
+        stalled.join("stalled");
+        flood_until_gone(&server, "stalled");
+        let last = last_after_messages(|| match stalled.next() {
+            WsNext::Frame(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(last["code"], "slow_consumer", "{last}");
+        assert_eq!(
+            stalled.expect_close_frame(),
+            (1008, "slow_consumer".to_owned())
+        );
+    }
 }

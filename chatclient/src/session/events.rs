@@ -10,6 +10,21 @@ use super::resume::Resume;
 use super::{Action, Gap, Probe, Session};
 use crate::render::{Line, Place};
 
+/// Why the server closes a connection with the fatal error `code`, in
+/// the words of the person it closed.
+fn closed_because(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::SlowConsumer => "you did not read your messages fast enough",
+        ErrorCode::RateLimited => "you sent too much too fast",
+        ErrorCode::Timeout => "it heard nothing from this client in time",
+        ErrorCode::FrameTooLarge | ErrorCode::EmptyFrame => {
+            "this client sent a frame it could not read"
+        }
+        ErrorCode::Unavailable => "it could not keep your session going",
+        _ => "it closed it with an error",
+    }
+}
+
 impl Session {
     /// Move the core's output into ours: frames as they are, events as lines.
     pub(super) fn pump(&mut self) {
@@ -75,7 +90,18 @@ impl Session {
             _ => {}
         }
         match event {
-            ClientEvent::Joined { nick, .. } => {
+            ClientEvent::Joined {
+                nick, closed_for, ..
+            } => {
+                // Why the last connection was closed, when its `error`
+                // frame did not arrive (it seldom does for a client too
+                // slow to read): said before what the reconnect brought.
+                if let Some(code) = closed_for {
+                    self.info(format!(
+                        "the server had closed the connection: {} ({code})",
+                        closed_because(code)
+                    ));
+                }
                 // The core enters every room now, some perhaps later (paced
                 // under the server's rate): each is being entered, and
                 // waited for when reading a pipe (`settled`), as a room of

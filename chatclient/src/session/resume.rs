@@ -365,6 +365,47 @@ mod tests {
         );
     }
 
+    /// A resume whose welcome says the server had closed the connection
+    /// (its error never arrived: the socket of a client too slow to read
+    /// takes nothing more) says why, before the rooms' lines; one whose
+    /// error did arrive is not said twice.
+    #[test]
+    fn why_the_server_closed_the_connection_is_said_on_the_resume() {
+        let mut s = joined(&["lobby"]);
+        s.handle_disconnected();
+        s.handle_connected(10);
+        let resumed = || welcome("alice", true).with_closed_for(Some(ErrorCode::SlowConsumer));
+        let mut shown = frame(&mut s, resumed()).lines;
+        shown.extend(lines_of(
+            &mut s,
+            [
+                ServerFrame::entered("lobby", "e1", 900, 300, vec!["alice".into()], false),
+                presence("lobby", 901, "alice", true),
+            ],
+        ));
+        assert_eq!(
+            shown,
+            [
+                "* the server had closed the connection: you did not read your messages \
+                 fast enough (slow_consumer)",
+                "* messages of #lobby sent while you were away are missing here; /history fetches them",
+                "* reconnected; history has a gap"
+            ]
+        );
+        frame(
+            &mut s,
+            ServerFrame::error(ErrorCode::SlowConsumer, "too slow"),
+        );
+        s.handle_disconnected();
+        s.handle_connected(20);
+        let out = frame(&mut s, resumed());
+        assert!(
+            !out.lines.iter().any(|l| l.contains("had closed")),
+            "{:?}",
+            out.lines
+        );
+    }
+
     /// What the replay left out is said where it is missing, and
     /// /history fetches it, newest first, until it meets what was shown
     /// before; then /history pages back from the oldest again.

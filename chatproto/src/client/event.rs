@@ -29,6 +29,15 @@ pub enum ClientEvent {
         resumed: bool,
         /// Whether this is a reconnect.
         reconnect: bool,
+        /// On a resume: the fatal error the server had closed the previous
+        /// connection with (`slow_consumer`, `rate_limited`, `timeout`,
+        /// ...), said by the `welcome` (its `closed_for`) because the
+        /// `error` frame that said it did not arrive then (a client
+        /// closed for reading too slowly seldom gets it). Tell the user
+        /// why they were disconnected. `None`: the connection ended
+        /// otherwise, the error was received then, or the server does not
+        /// say.
+        closed_for: Option<ErrorCode>,
     },
     /// The join was refused. With a code that is not fatal (`nick_taken`,
     /// `nick_invalid`, ...) the connection stays open:
@@ -217,6 +226,7 @@ impl ClientEvent {
             nick: nick.into(),
             resumed,
             reconnect,
+            closed_for: None,
         }
     }
 

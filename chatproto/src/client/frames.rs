@@ -23,13 +23,14 @@ impl Client {
                 session,
                 resumed,
                 limits,
+                closed_for,
                 ..
             } => {
                 self.limits = limits;
                 let now = self.now;
                 self.pacer = limits.and_then(|l| super::pace::Pace::new(&l, now));
                 self.drop_too_large(self.frame_limit());
-                self.welcome(nick, session, resumed.unwrap_or(false));
+                self.welcome(nick, session, resumed.unwrap_or(false), closed_for);
             }
             ServerFrame::Online { room, nicks } => {
                 // Only `entered` continuations matter: we join into no room.
@@ -132,8 +133,19 @@ impl Client {
         }
     }
 
-    fn welcome(&mut self, nick: String, session: Option<String>, resumed: bool) {
+    fn welcome(
+        &mut self,
+        nick: String,
+        session: Option<String>,
+        resumed: bool,
+        closed_for: Option<ErrorCode>,
+    ) {
         self.phase = Phase::Joined;
+        // Why the server closed the connection before, unless its `error`
+        // said it then (it often could not: the socket of a client closed
+        // for reading too slowly takes nothing more).
+        let heard = self.fatal_heard.take();
+        let closed_for = closed_for.filter(|code| resumed && heard != Some(*code));
         self.nick = nick.clone();
         if !resumed {
             // A fresh session: the server remembers none of our ids, so
@@ -148,6 +160,7 @@ impl Client {
             nick,
             resumed,
             reconnect,
+            closed_for,
         });
         if !resumed {
             // What this session cannot see again is given up, not sent a
@@ -380,6 +393,9 @@ impl Client {
             self.join_refused = !code.is_fatal();
             self.event(ClientEvent::Refused { code, message });
             return;
+        }
+        if code.is_fatal() {
+            self.fatal_heard = Some(code);
         }
         if let Some(id) = &id {
             if let Some(i) = self.pending.iter().position(|p| &p.id == id) {

@@ -302,6 +302,10 @@ pub struct Client {
     limits: Option<Limits>,
     /// The join on this connection was refused (another may be sent).
     join_refused: bool,
+    /// The fatal error the server sent on the last joined connection, if
+    /// it did: a resume's `closed_for` that says the same is not told
+    /// again.
+    fatal_heard: Option<ErrorCode>,
     /// Under the rate and byte allowance the server said in its
     /// `welcome`, if any.
     pacer: Option<pace::Pace>,
@@ -400,6 +404,7 @@ impl Client {
             dead_after_ms: CLIENT_DEAD_AFTER_MS,
             limits: None,
             join_refused: false,
+            fatal_heard: None,
             pacer: None,
             paced: VecDeque::new(),
             now: 0,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::frame::{RoomInfo, ServerFrame};
+use crate::frame::{ErrorCode, RoomInfo, ServerFrame};
 use crate::server::config::LOBBY;
 use crate::server::event::{Event, EventBody, SessionId};
 use crate::server::session::EnterRequest;
@@ -204,12 +204,14 @@ impl Server {
 
     /// The `welcome` of a join (and its continuation frames); `None` if the
     /// connection is gone (the shell said so; one the core closes still
-    /// gets it, before its `Close`).
+    /// gets it, before its `Close`). `closed_for`: on a resume, the fatal
+    /// error the session's last connection was closed with.
     pub(super) fn welcome(
         &self,
         client: ClientId,
         lobby: bool,
         resumed: bool,
+        closed_for: Option<ErrorCode>,
     ) -> Option<Vec<ServerFrame>> {
         let (sid, nick, token) = match self.conns.get(&client) {
             Some(c) => {
@@ -247,6 +249,7 @@ impl Server {
             session: Some(token.clone()),
             resumed: Some(resumed),
             limits: Some(self.config.limits()),
+            closed_for,
         }];
         frames.extend(chunks.map(|nicks| ServerFrame::Online { room: None, nicks }));
         Some(frames)

@@ -121,8 +121,9 @@ impl Server {
                 client,
                 lobby,
                 resumed,
+                closed_for,
             } => {
-                let frames = self.welcome(client, lobby, resumed)?;
+                let frames = self.welcome(client, lobby, resumed, closed_for)?;
                 if let Some(c) = self.conns.get_mut(&client) {
                     c.welcomed = true;
                 } else if let Some(k) = self.closing.get_mut(&client) {

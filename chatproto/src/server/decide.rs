@@ -247,10 +247,13 @@ impl Server {
         } else {
             self.record_session(sid);
         }
+        // Said once, by the resume that follows the close.
+        let closed_for = self.closed_for.remove(&sid).filter(|_| resumed);
         self.steps.push_back(Step::Welcome {
             client,
             lobby,
             resumed,
+            closed_for,
         });
         for room in rooms {
             self.enter(now, client, sid, &room, EnterRequest { v1, since: None });

@@ -80,6 +80,9 @@ pub(crate) enum Step {
         client: ClientId,
         lobby: bool,
         resumed: bool,
+        /// On a resume: the fatal error the session's last connection was
+        /// closed with.
+        closed_for: Option<ErrorCode>,
     },
     /// A `history` answer, built when reached.
     History {
@@ -149,6 +152,9 @@ enum Audience {
 /// * [`handle_progress`](Server::handle_progress): a client read what was
 ///   queued for it (alive, though its answer to a ping may be behind that);
 /// * [`handle_disconnect`](Server::handle_disconnect): a connection closed or failed;
+/// * [`handle_disconnect_for`](Server::handle_disconnect_for): the shell
+///   closed a connection with a fatal error of its own (its session's
+///   resume says it);
 /// * [`handle_timeout`](Server::handle_timeout): the deadline of
 ///   [`poll_timeout`](Server::poll_timeout) has passed;
 /// * [`kick`](Server::kick): the shell's own policies close a connection;
@@ -229,6 +235,12 @@ pub struct Server {
     /// they would have been had the shell drained before the close.
     closing: ids::IdMap<ClientId, Closing>,
     sessions: ids::IdMap<SessionId, Session>,
+    /// The fatal error each detached session's last connection was closed
+    /// with, by the core or the shell (see
+    /// [`handle_disconnect_for`](Server::handle_disconnect_for)), for the
+    /// `welcome` of its resume to say (`closed_for`). Only sessions that
+    /// have one are here.
+    closed_for: ids::IdMap<SessionId, ErrorCode>,
     tokens: std::collections::HashMap<durable::TokenHash, SessionId>,
     by_key: ids::StrMap<SessionId>,
     by_skeleton: ids::StrMap<SessionId>,
@@ -326,6 +338,7 @@ impl Server {
             conns: Default::default(),
             closing: Default::default(),
             sessions: Default::default(),
+            closed_for: Default::default(),
             tokens: Default::default(),
             by_key: Default::default(),
             by_skeleton: Default::default(),
@@ -478,11 +491,27 @@ impl Server {
     /// No event is delivered to it from here on, also one the core was
     /// closing (its `Close` not polled yet). Unknown clients are ignored.
     pub fn handle_disconnect(&mut self, now: Now, client: ClientId) {
+        self.disconnect(now, client, None);
+    }
+
+    /// [`handle_disconnect`](Server::handle_disconnect) for a connection
+    /// the shell closed itself with the fatal error `code` (its own
+    /// policies, a [`Kick`]: `slow_consumer`, `rate_limited`, a framing
+    /// error), whether or not that `error` frame could be written: the
+    /// `welcome` of the session's resume says `code` as its `closed_for`
+    /// (PROTOCOL.md 5.1), so the client learns why even if the frame never
+    /// reached it.
+    pub fn handle_disconnect_for(&mut self, now: Now, client: ClientId, code: ErrorCode) {
+        self.disconnect(now, client, Some(code));
+    }
+
+    fn disconnect(&mut self, now: Now, client: ClientId, code: Option<ErrorCode>) {
         // Nothing more can reach it: out of every room's fan-out now, and,
         // if the core was closing it, nothing more is built for it.
         self.out_of_fanout(client);
         self.closing.remove(&client);
-        self.drop_conn(now, client, true);
+        let code = code.filter(|c| *c != ErrorCode::ResumedElsewhere);
+        self.drop_conn(now, client, true, code);
     }
 
     /// `client` will send nothing more: its stream ended cleanly (the
@@ -588,14 +617,18 @@ impl Server {
         }
         self.steps.push_back(Step::Send(client, error));
         self.steps.push_back(Step::Close(client, code));
-        self.drop_conn(now, client, false);
+        // A takeover's new connection resumes the session at once: it is
+        // not told of its own taking over.
+        let said = (code != ErrorCode::ResumedElsewhere).then_some(code);
+        self.drop_conn(now, client, false, said);
     }
 
     /// Forget the connection; its session (if any) leaves its rooms and
     /// releases its nickname, and waits out the resume window. `gone`: the
     /// shell said it closed (nothing more can reach it), rather than the
-    /// core closing it after what is queued for it.
-    fn drop_conn(&mut self, now: Now, client: ClientId, gone: bool) {
+    /// core closing it after what is queued for it. `closed_for`: the fatal
+    /// error it was closed with, for the session's resume to say.
+    fn drop_conn(&mut self, now: Now, client: ClientId, gone: bool, closed_for: Option<ErrorCode>) {
         let Some(conn) = self.conns.remove(&client) else {
             return;
         };
@@ -620,6 +653,10 @@ impl Server {
         }
         s.conn = None;
         s.ended_at = Some(now.mono);
+        match closed_for {
+            Some(code) => self.closed_for.insert(sid, code),
+            None => self.closed_for.remove(&sid),
+        };
         s.in_flight.clear();
         s.answered = 0;
         self.deferred = self.deferred.saturating_sub(s.deferred.len());
@@ -680,6 +717,7 @@ impl Server {
                 break;
             };
             if let Some(s) = self.sessions.remove(&old) {
+                self.closed_for.remove(&old);
                 self.tokens.remove(&s.token_hash);
                 self.record_session_forgotten(old);
             }

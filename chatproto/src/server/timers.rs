@@ -251,6 +251,7 @@ impl Server {
                     s.timer = true;
                     self.timers.arm(due, Timer::Session(sid));
                 } else if let Some(s) = self.sessions.remove(&sid) {
+                    self.closed_for.remove(&sid);
                     self.tokens.remove(&s.token_hash);
                     self.record_session_forgotten(sid);
                 }
@@ -288,6 +289,7 @@ impl Server {
         gone.sort_unstable();
         for sid in gone {
             if let Some(s) = self.sessions.remove(&sid) {
+                self.closed_for.remove(&sid);
                 self.tokens.remove(&s.token_hash);
                 self.record_session_forgotten(sid);
             }

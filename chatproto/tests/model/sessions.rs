@@ -48,9 +48,11 @@ impl Model {
             let t = &self.sessions[t];
             t.conn.is_none() && t.key == key && t.ended_at.is_some_and(|e| mono < e + RESUME_WINDOW)
         });
+        let mut closed_for = None;
         let s = match resumed {
             Some(s) => {
                 let t = &mut self.sessions[s];
+                closed_for = t.closed_for.take();
                 t.conn = Some(i);
                 t.nick = nick.into();
                 t.ended_at = None;
@@ -66,6 +68,7 @@ impl Model {
                     rooms: BTreeSet::new(),
                     ids: BTreeMap::new(),
                     refused: Vec::new(),
+                    closed_for: None,
                 });
                 self.sessions.len() - 1
             }
@@ -120,7 +123,8 @@ impl Model {
                 .with_presence_fanout_max(FANOUT_MAX as u64)
                 .with_id_window(chatproto::DEFAULT_ID_WINDOW as u64),
             ),
-        );
+        )
+        .with_closed_for(closed_for);
         self.push(i, welcome);
         for raw in rooms {
             self.enter(i, raw, None, v1);
@@ -142,6 +146,8 @@ impl Model {
         let mono = self.mono();
         self.sessions[s].conn = None;
         self.sessions[s].ended_at = Some(mono);
+        // Said by the next resume's welcome.
+        self.sessions[s].closed_for = error.filter(|c| *c != ErrorCode::ResumedElsewhere);
         for room in std::mem::take(&mut self.sessions[s].rooms) {
             self.leave(&room, s, None);
         }

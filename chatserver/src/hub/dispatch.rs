@@ -212,8 +212,8 @@ impl Hub {
                 self.flush_pending();
                 self.enforce_budget();
             }
-            for id in self.leaving.drain(..) {
-                self.server.handle_disconnect(now, id);
+            for id in std::mem::take(&mut self.leaving) {
+                self.disconnect(now, id);
             }
             for (ticket, client) in std::mem::take(&mut self.unanswered) {
                 let gone = "the history database is not running".to_owned();

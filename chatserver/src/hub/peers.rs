@@ -139,6 +139,16 @@ impl Hub {
         self.leaving.push(id);
     }
 
+    /// Tell the core `id`'s connection is gone, with the fatal error the
+    /// server closed it with, if it did (its session's resume says it:
+    /// the `error` frame itself may never have left a full socket).
+    pub(super) fn disconnect(&mut self, now: Now, id: ClientId) {
+        match self.peers.get(&id).and_then(|p| p.closed_for()) {
+            Some(code) => self.server.handle_disconnect_for(now, id, code),
+            None => self.server.handle_disconnect(now, id),
+        }
+    }
+
     /// Write what each queued-to peer's socket takes now, never waiting. A
     /// peer whose socket broke is gone: it leaves the core next.
     pub(super) fn flush_pending(&mut self) {
@@ -206,8 +216,8 @@ impl Hub {
                 break;
             }
             self.flush_pending();
-            for id in self.leaving.drain(..) {
-                self.server.handle_disconnect(now, id);
+            for id in std::mem::take(&mut self.leaving) {
+                self.disconnect(now, id);
             }
         }
     }

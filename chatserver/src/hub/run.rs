@@ -346,7 +346,7 @@ impl Hub {
                     Some(nick) => info!(client = %id, nick = %nick, "disconnected"),
                     None => info!(client = %id, "disconnected"),
                 }
-                self.server.handle_disconnect(now, id);
+                self.disconnect(now, id);
                 self.peers.remove(&id);
                 self.kicked.remove(&id);
                 if let Some(claim) = claim {

@@ -503,6 +503,18 @@ impl<S: Socket> Ws<S> {
         }
     }
 
+    /// The server's close frame, which must come next (pings and pongs
+    /// aside): its code and reason.
+    pub fn expect_close_frame(&mut self) -> (u16, String) {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                other => panic!("expected the server's close frame, got {other:?}"),
+            }
+        }
+    }
+
     /// Join as `nick`: the welcome, then its own online presence. Returns
     /// the welcome.
     pub fn join(&mut self, nick: &str) -> Value {
