@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info};
 
-use crate::edge::DRAIN_BYTES;
+use crate::edge::{DRAIN_BYTES, LINGER};
 use crate::feed::{self, Feeder, Halt};
 use crate::hub::ToHub;
 use crate::limits::Admission;
@@ -27,11 +27,6 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// How often a connection that is draining a backlog tells the hub so.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-
-/// After the last frame is written, how long to read and discard what the
-/// client still sends (at most [`DRAIN_BYTES`]), so closing does not reset
-/// the connection before it has read our last frame.
-const LINGER: Duration = Duration::from_millis(500);
 
 /// Why the read loop stopped.
 #[derive(Debug)]

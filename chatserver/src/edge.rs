@@ -114,6 +114,32 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// half a CPU-second a kick).
 pub const DRAIN_BYTES: usize = 64 << 10;
 
+/// After the last frame of a connection the server closes is written (and
+/// its sending side shut), how long to read and discard what the client
+/// still sends (at most [`DRAIN_BYTES`]), so closing does not reset the
+/// connection before the client has read that frame: a socket closed with
+/// unread bytes is reset, and a reset throws away what the client has not
+/// read yet.
+pub const LINGER: Duration = Duration::from_millis(500);
+
+/// Read and discard what `rd` still gives, at most [`DRAIN_BYTES`] within
+/// [`LINGER`], until its end or an error: a TLS or WebSocket connection
+/// whose last frames are written and whose sending side is shut, as a
+/// TCP connection's are in `conn`. (Inside TLS the bytes counted are the
+/// decrypted ones.)
+pub async fn drain<R: AsyncRead + Unpin>(rd: &mut R) {
+    let end = Instant::now() + LINGER;
+    // On the heap, as in `say_and_close`.
+    let mut sink = vec![0u8; 4096];
+    let mut left = DRAIN_BYTES;
+    while left > 0 {
+        match timeout_at(end, rd.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
+}
+
 /// Write `answer` to a connection that is refused, say we are done, and
 /// read what the client still sends until it closes, all within
 /// [`REFUSAL_LINGER`] and [`DRAIN_BYTES`]: closing a socket with

@@ -150,9 +150,13 @@ pub async fn serve<S>(
     feed::leave(to_hub, &peer, id, ended, grace).await;
     peer.close();
     let mut writing = writing;
-    if timeout(grace, &mut writing).await.is_err() {
+    match timeout(grace, &mut writing).await {
+        // Written, and our side of the stream shut: what the client still
+        // sends is read a little while, so the close does not reset the
+        // connection before the client has read our last frames.
+        Ok(_) => crate::edge::drain(&mut rd).await,
         // A client that stopped reading does not keep the task.
-        writing.abort();
+        Err(_) => writing.abort(),
     }
     cfg.metrics.closed(Transport::Tls);
     debug!(client = %id, %addr, "TLS closed");

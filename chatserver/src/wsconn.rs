@@ -247,9 +247,14 @@ pub async fn serve<S>(
     // What was queued before the leave goes out, within the flush time.
     peer.close();
     let mut writing = writing;
-    if timeout(grace, &mut writing).await.is_err() {
+    match timeout(grace, &mut writing).await {
+        // Written, our close frame last, and our side shut: what the
+        // client still sends is read a little while (not as WebSocket
+        // frames), so the close does not reset the connection before the
+        // client has read our last frames.
+        Ok(_) => crate::edge::drain(&mut stream.into_inner().rd).await,
         // A client that stopped reading does not keep the task.
-        writing.abort();
+        Err(_) => writing.abort(),
     }
     cfg.metrics.closed(crate::metrics::Transport::WebSocket);
     debug!(client = %id, %addr, "websocket closed");
