@@ -325,8 +325,25 @@ function onText(text) {
   if (f) session?.frame(f);
 }
 
+/** Why the server closes a connection with the fatal error `code`, in the reader's words. */
+function closedBecause(code) {
+  switch (code) {
+    case 'slow_consumer':
+      return 'this page did not read its messages fast enough';
+    case 'rate_limited':
+      return 'this page sent too much too fast';
+    case 'timeout':
+      return 'it heard nothing from this page in time';
+    case 'frame_too_large':
+    case 'empty_frame':
+      return 'this page sent a frame it could not read';
+    default:
+      return 'it closed it with an error';
+  }
+}
+
 const handlers = {
-  joined({ nick, resumed, reconnect }) {
+  joined({ nick, resumed, reconnect, closedFor }) {
     conn.markJoined();
     resumeTries = 0;
     heldTries = 0;
@@ -345,6 +362,9 @@ const handlers = {
     } else if (reconnect && !resumed) {
       note(current, 'reconnected as a new session', 'notice');
     }
+    // The server had closed the last connection with an error that did
+    // not arrive then (a page too slow to read takes nothing more).
+    if (closedFor) note(current, `the server had closed the connection: ${closedBecause(closedFor)} (${closedFor})`, 'notice lost', closedFor);
     // The first connection of this page resumed a session: the page was
     // reloaded (or copied). Each room's own presence is not a fresh join.
     if (resumed && !reconnect) for (const r of session.rooms.keys()) events.resumed(r);

@@ -191,6 +191,9 @@ export function decode(text) {
         nick: o.nick,
         session: optStr(o.session),
         resumed: o.resumed === true,
+        // On a resume: the fatal error the server closed the last
+        // connection with, if its `error` frame may not have arrived.
+        closedFor: optStr(o.closed_for),
         maxFrameBytes: isInt(limits.max_frame_bytes)
           ? limits.max_frame_bytes
           : DEFAULT_MAX_FRAME_BYTES,

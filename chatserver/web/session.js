@@ -14,6 +14,17 @@ import { outbox } from './outbox.js';
 import * as P from './protocol.js';
 import { cameAndWent, crowding, newRoom } from './roomstate.js';
 
+/** The error codes with which the server closes the connection. */
+const FATAL = new Set([
+  'frame_too_large',
+  'empty_frame',
+  'server_full',
+  'rate_limited',
+  'slow_consumer',
+  'timeout',
+  'resumed_elsewhere',
+]);
+
 /** A few random characters, so ids differ between two pages of one nickname. */
 function randomPrefix() {
   const bytes = new Uint8Array(6);
@@ -61,6 +72,11 @@ export class Session {
     this.parting = new Map();
     /** A `welcome` is being handled: the rooms are entered in its order. */
     this.welcoming = false;
+    /**
+     * The fatal error the server sent on the last joined connection, if
+     * it did: a resume's `closed_for` saying the same is not told again.
+     */
+    this.fatalHeard = null;
     this.idPrefix = randomPrefix();
     this.nextId = 0;
   }
@@ -237,7 +253,13 @@ export class Session {
     // A fresh session remembers none of our ids.
     if (!f.resumed) this.token = null;
     if (f.session) this.token = f.session;
-    this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1 });
+    // Why the server closed the connection before, unless its `error`
+    // said it then (the socket of a page closed for reading too slowly
+    // often takes nothing more).
+    const heard = this.fatalHeard;
+    this.fatalHeard = null;
+    const closedFor = f.resumed && f.closedFor && f.closedFor !== heard ? f.closedFor : null;
+    this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1, closedFor });
     // Waiting messages the new limit no longer takes: sent, each would
     // close the connection, on every reconnect. (Their answers enter
     // nothing yet: the rooms are entered below, in their order.)
@@ -424,6 +446,7 @@ export class Session {
       this.emit('refused', f);
       return;
     }
+    if (FATAL.has(f.code)) this.fatalHeard = f.code;
     let failed = null;
     if (f.id) {
       failed = this.pending.find((p) => p.id === f.id) || null;

@@ -1392,3 +1392,53 @@ fn room_lines_written_before_a_reload_into_a_new_session_are_told_apart() {
         page.close().await;
     });
 }
+
+/// The server closed the page's connection (here it stopped answering
+/// pings: `timeout`) and its `error` never reached the page (as for a
+/// page too slow to read, whose socket takes nothing more). When the page
+/// resumes, the `welcome`'s `closed_for` says why, in the room shown.
+#[test]
+fn a_resumed_page_says_why_the_server_had_closed_its_connection() {
+    let Some(h) = Harness::start("resumed_page_says_why_closed") else {
+        return;
+    };
+    h.block_on(async {
+        let server = Server::start(&["--idle-ping-ms", "300", "--pong-timeout-ms", "300"]);
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        let mut bob = server.join("bob");
+        page.wait_nicks("lobby", &["bob"]).await;
+        // Deaf, the page neither hears the ping nor the error that closes
+        // its connection; it stays away until let back.
+        page.js(
+            "window.__net.deaf = true; window.__net.down = true; return null;",
+            vec![],
+        )
+        .await;
+        page.wait_state("reconnecting").await;
+        bob.say("while alice was away");
+        page.js(
+            "window.__net.deaf = false; window.__net.down = false; return null;",
+            vec![],
+        )
+        .await;
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        page.wait_texts("lobby", &["while alice was away"]).await;
+        let said = page
+            .js(
+                "return [...document.querySelectorAll('li[data-code]')]
+                   .map((li) => [li.dataset.code, li.querySelector('.text').textContent]);",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            said,
+            json!([[
+                "timeout",
+                "the server had closed the connection: it heard nothing from this page in time (timeout)"
+            ]])
+        );
+        page.shot("resumed-page-says-why-it-was-closed").await;
+        page.close().await;
+    });
+}
