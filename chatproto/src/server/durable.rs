@@ -116,6 +116,26 @@ pub enum RestoreError {
     },
 }
 
+impl RestoreError {
+    /// The canonical name of a room to restore whose last seq is
+    /// `last_seq`, or why it cannot be restored
+    /// ([`RoomName`](RestoreError::RoomName),
+    /// [`SeqTooHigh`](RestoreError::SeqTooHigh)).
+    pub(crate) fn check_room(name: &str, last_seq: u64) -> Result<String, RestoreError> {
+        let name = crate::room_name(name).map_err(|why| RestoreError::RoomName {
+            name: name.to_owned(),
+            why,
+        })?;
+        if last_seq >= crate::server::SEQ_LIMIT {
+            return Err(RestoreError::SeqTooHigh {
+                room: name,
+                last_seq,
+            });
+        }
+        Ok(name)
+    }
+}
+
 /// What a durable server asks its shell to store, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -744,16 +764,7 @@ impl Server {
         oldest: u64,
         recent: Vec<Event>,
     ) -> Result<(), RestoreError> {
-        let name = crate::room_name(name).map_err(|why| RestoreError::RoomName {
-            name: name.to_owned(),
-            why,
-        })?;
-        if last_seq >= crate::server::SEQ_LIMIT {
-            return Err(RestoreError::SeqTooHigh {
-                room: name,
-                last_seq,
-            });
-        }
+        let name = RestoreError::check_room(name, last_seq)?;
         // Its members would stay in it by their sessions, but not in its
         // fan-out: their messages would reach no one.
         if self.rooms.get(&name).is_some_and(|r| !r.members.is_empty()) {

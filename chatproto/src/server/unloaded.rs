@@ -228,16 +228,7 @@ impl Server {
         last_seq: u64,
         oldest: u64,
     ) -> Result<(), RestoreError> {
-        let name = crate::room_name(name).map_err(|why| RestoreError::RoomName {
-            name: name.to_owned(),
-            why,
-        })?;
-        if last_seq >= crate::server::SEQ_LIMIT {
-            return Err(RestoreError::SeqTooHigh {
-                room: name,
-                last_seq,
-            });
-        }
+        let name = RestoreError::check_room(name, last_seq)?;
         if self.rooms.contains_key(&name) {
             return Err(RestoreError::RoomLoaded { room: name });
         }
