@@ -419,15 +419,24 @@ fn a_room_that_cannot_come_back_now_rests_on() {
     let b = sim.connect();
     sim.send(b, ClientFrame::join_v2("bob", vec!["rust".into()], None));
     sim.commit();
-    let codes: Vec<_> = sim
+    let errors: Vec<_> = sim
         .take(b)
-        .iter()
+        .into_iter()
         .filter_map(|f| match f {
-            ServerFrame::Error { code, .. } => Some(*code),
+            ServerFrame::Error { code, message, .. } => Some((code, message)),
             _ => None,
         })
         .collect();
-    assert_eq!(codes, [chatproto::ErrorCode::TooManyRooms]);
+    // It exists: the answer does not say it cannot begin.
+    assert_eq!(
+        errors,
+        [(
+            chatproto::ErrorCode::TooManyRooms,
+            "the server holds 1 room in use, the most it may, so #rust (kept with its \
+             history) cannot be opened now; try again when a room empties"
+                .to_owned()
+        )]
+    );
     assert_eq!(sim.server.rooms_unloaded(), 1);
     sim.send(0, ClientFrame::part("ops"));
     sim.send(b, ClientFrame::enter("rust", None));

@@ -319,16 +319,21 @@ impl Server {
                 self.forget_an_empty_room();
             }
             if self.rooms.len() >= self.config.max_rooms {
-                if let Some((name, r)) = resting {
+                let n = self.rooms.len();
+                let rooms = noun(n, "room", "rooms");
+                let msg = if let Some((name, r)) = resting {
                     // Where it was: a refused entering does not keep a
                     // room from its turn to be forgotten.
                     self.unloaded.put_back(name, r);
-                }
-                let n = self.rooms.len();
-                let rooms = noun(n, "room", "rooms");
-                let msg = format!(
-                    "the server holds {n} {rooms}, the most it may, so #{room} cannot begin; enter an existing room"
-                );
+                    // It exists; none in memory could make way for it.
+                    format!(
+                        "the server holds {n} {rooms} in use, the most it may, so #{room} (kept with its history) cannot be opened now; try again when a room empties"
+                    )
+                } else {
+                    format!(
+                        "the server holds {n} {rooms}, the most it may, so #{room} cannot begin; enter an existing room"
+                    )
+                };
                 return self.room_error(client, ErrorCode::TooManyRooms, &room, msg);
             }
             if let Some((name, r)) = resting {
