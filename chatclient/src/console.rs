@@ -49,6 +49,11 @@ const PROMPT_WAIT: Duration = Duration::from_secs(1);
 pub enum InputEvent {
     /// A line, without its line ending.
     Line(String),
+    /// A line of more bytes (this many, without its line ending) than
+    /// the reader keeps: no message or command could fit the frames
+    /// sent, so it was read through and dropped, to be refused as too
+    /// large ([`Session::handle_too_long`](crate::session::Session::handle_too_long)).
+    TooLong(u64),
     /// End of input (EOF, Ctrl-D, or the line `/quit` was just sent).
     End,
     /// Ctrl-C in the terminal: leave at once.
@@ -146,8 +151,11 @@ pub struct Console {
 
 impl Console {
     /// Start reading input and a printer thread, with `prompt` shown when
-    /// line editing.
-    pub fn start(look: Look, prompt: &str) -> std::io::Result<Console> {
+    /// line editing. Read from a pipe or a file, a line of more than
+    /// `line_most` bytes is not kept ([`InputEvent::TooLong`]): the client's
+    /// `--max-frame-bytes`, which no message it sends can pass, its text
+    /// being at least as long as its line.
+    pub fn start(look: Look, prompt: &str, line_most: usize) -> std::io::Result<Console> {
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let (out_tx, out_rx) = mpsc::channel::<String>(OUTPUT_QUEUE);
         let shared = Arc::new(Prompt::default());
@@ -170,7 +178,7 @@ impl Console {
                 });
             }
         }
-        spawn_stdin_reader(in_tx)?;
+        spawn_stdin_reader(in_tx, line_most)?;
         let printer = spawn_printer(out_rx, PlainPrinter(std::io::stdout()));
         Ok(Console {
             input: in_rx,
@@ -314,7 +322,9 @@ fn spawn_printer(mut rx: mpsc::Receiver<String>, mut sink: impl Sink) -> JoinHan
 
 /// Read stdin line by line on a thread (std's stdin blocks; a thread keeps
 /// the runtime free). Bytes that are not UTF-8 are replaced, not dropped.
-fn spawn_stdin_reader(tx: mpsc::Sender<InputEvent>) -> std::io::Result<()> {
+/// A line longer than `line_most` bytes is not kept: it is read through to
+/// its end and handed on as [`InputEvent::TooLong`] with its size.
+fn spawn_stdin_reader(tx: mpsc::Sender<InputEvent>, line_most: usize) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
@@ -322,21 +332,97 @@ fn spawn_stdin_reader(tx: mpsc::Sender<InputEvent>) -> std::io::Result<()> {
             let mut stdin = stdin.lock();
             let mut buf = Vec::new();
             loop {
-                buf.clear();
-                match stdin.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
+                let event = match read_line_within(&mut stdin, &mut buf, line_most) {
+                    Ok(Read::End) | Err(_) => break,
+                    Ok(Read::Line) => {
                         let line = String::from_utf8_lossy(&buf);
-                        let line = line.trim_end_matches(['\n', '\r']).to_owned();
-                        if tx.blocking_send(InputEvent::Line(line)).is_err() {
-                            return;
-                        }
+                        InputEvent::Line(line.into_owned())
                     }
+                    Ok(Read::TooLong(bytes)) => InputEvent::TooLong(bytes),
+                };
+                if tx.blocking_send(event).is_err() {
+                    return;
                 }
             }
             let _ = tx.blocking_send(InputEvent::End);
         })?;
     Ok(())
+}
+
+/// What [`read_line_within`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// A line, in the buffer, without its line ending.
+    Line,
+    /// A line longer than the bound, of this many bytes (without its line
+    /// ending), read through and not kept.
+    TooLong(u64),
+    /// The end of input.
+    End,
+}
+
+/// Read one line into `buf` (cleared first), keeping at most `most` bytes
+/// of it and its line ending: a longer line is read on to its newline (or
+/// the end of input) in the reader's own buffer and only counted, so a
+/// line with no end in sight never takes more memory than the bound.
+fn read_line_within(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    most: usize,
+) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    buf.clear();
+    // Room for the line and a `\r\n`: a line of exactly `most` bytes fits.
+    let kept = u64::try_from(most).unwrap_or(u64::MAX).saturating_add(2);
+    let n = input.by_ref().take(kept).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(Read::End);
+    }
+    let ended = buf.last() == Some(&b'\n');
+    if ended || (n as u64) < kept {
+        // The whole line (ended, or the input did).
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        if buf.len() <= most {
+            return Ok(Read::Line);
+        }
+        let bytes = buf.len() as u64;
+        buf.clear();
+        return Ok(Read::TooLong(bytes));
+    }
+    // Over the bound with no newline yet: count the rest, keep none of it.
+    let mut bytes = buf.len() as u64;
+    let mut last = buf.last().copied();
+    buf.clear();
+    buf.shrink_to(most.saturating_add(2));
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+            bytes += i as u64;
+            if i > 0 {
+                last = Some(chunk[i - 1]);
+            }
+            input.consume(i + 1);
+            // A `\r` before the newline is its line ending.
+            if last == Some(b'\r') {
+                bytes -= 1;
+            }
+            return Ok(Read::TooLong(bytes));
+        }
+        let len = chunk.len();
+        bytes += len as u64;
+        last = chunk.last().copied();
+        input.consume(len);
+    }
+    Ok(Read::TooLong(bytes))
 }
 
 /// The terminal's mode before rustyline touched it, and whether rustyline
@@ -476,6 +562,78 @@ mod tests {
             ts,
             place: crate::render::Place::default(),
         }
+    }
+
+    /// `zs` bytes `z`, then `tail`: a line far longer than memory should
+    /// hold, made as it is read.
+    struct Zs {
+        zs: u64,
+        tail: &'static [u8],
+    }
+
+    impl std::io::Read for Zs {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.zs > 0 {
+                let n = out
+                    .len()
+                    .min(usize::try_from(self.zs).unwrap_or(usize::MAX));
+                out[..n].fill(b'z');
+                self.zs -= n as u64;
+                return Ok(n);
+            }
+            let n = out.len().min(self.tail.len());
+            out[..n].copy_from_slice(&self.tail[..n]);
+            self.tail = &self.tail[n..];
+            Ok(n)
+        }
+    }
+
+    /// A line over the bound is counted, not kept: the buffer never holds
+    /// more than the bound and its line ending, the line after it is read
+    /// as ever, and so is one at the bound exactly.
+    #[test]
+    fn a_line_over_the_bound_is_counted_not_kept() {
+        const MOST: usize = 1024;
+        const BIG: u64 = 8 << 20;
+        let mut input = std::io::BufReader::new(Zs {
+            zs: BIG,
+            tail: b"\r\nok\n",
+        });
+        let mut buf = Vec::new();
+        let read = read_line_within(&mut input, &mut buf, MOST).unwrap();
+        assert_eq!(read, Read::TooLong(BIG));
+        assert!(buf.capacity() <= 2 * (MOST + 2), "{}", buf.capacity());
+        assert_eq!(
+            read_line_within(&mut input, &mut buf, MOST).unwrap(),
+            Read::Line
+        );
+        assert_eq!(buf, b"ok");
+        assert_eq!(
+            read_line_within(&mut input, &mut buf, MOST).unwrap(),
+            Read::End
+        );
+
+        // At the bound: kept, with or without `\r\n`; one byte over (the
+        // input ending without a newline): counted.
+        let mut input = std::io::BufReader::new(Zs {
+            zs: MOST as u64,
+            tail: b"\r\n",
+        });
+        assert_eq!(
+            read_line_within(&mut input, &mut buf, MOST).unwrap(),
+            Read::Line
+        );
+        assert_eq!(buf.len(), MOST);
+        let mut input = std::io::BufReader::new(Zs {
+            zs: MOST as u64 + 1,
+            tail: b"",
+        });
+        let read = read_line_within(&mut input, &mut buf, MOST).unwrap();
+        assert_eq!(read, Read::TooLong(MOST as u64 + 1));
+        assert_eq!(
+            read_line_within(&mut input, &mut buf, MOST).unwrap(),
+            Read::End
+        );
     }
 
     /// What rustyline was asked to print.

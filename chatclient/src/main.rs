@@ -141,7 +141,7 @@ fn main() -> ExitCode {
                     interactive: false,
                     ..look
                 };
-                if let Ok(console) = Console::start(plain, "") {
+                if let Ok(console) = Console::start(plain, "", args.max_frame_bytes) {
                     runtime.block_on(net::show_held(&console, held));
                     console.finish();
                 }
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
         screen.finish(&session);
         outcome
     } else {
-        let mut console = match Console::start(look, &session.prompt()) {
+        let mut console = match Console::start(look, &session.prompt(), args.max_frame_bytes) {
             Ok(c) => c,
             Err(e) => return fail(format!("cannot read the terminal: {e}"), code::DROPPED),
         };

@@ -597,6 +597,7 @@ async fn reconnect(
                             Some(InputEvent::Interrupted) => return Err(Outcome::Interrupted),
                             Some(
                                 InputEvent::Line(_)
+                                | InputEvent::TooLong(_)
                                 | InputEvent::Older(_)
                                 | InputEvent::LetGo(..)
                                 | InputEvent::Cut(..),
@@ -720,6 +721,10 @@ fn input(session: &mut Session, console: &impl Ui, event: Option<InputEvent>) ->
     match event {
         Some(InputEvent::Line(line)) => {
             session.handle_line(&line);
+            console.line_handled(session);
+        }
+        Some(InputEvent::TooLong(bytes)) => {
+            session.handle_too_long(bytes);
             console.line_handled(session);
         }
         Some(InputEvent::Older(limit)) => session.handle_older(limit),

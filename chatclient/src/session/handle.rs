@@ -4,7 +4,7 @@
 use chatproto::{ErrorCode, ServerFrame};
 
 use super::commands::line_kind;
-use super::lines::{plural, NAMES_SHOWN};
+use super::lines::{grouped, plural, NAMES_SHOWN};
 use super::{Action, Session};
 use crate::input::{parse_line, verbatim_line, Command};
 use crate::render::Line;
@@ -192,6 +192,30 @@ impl Session {
             } else {
                 self.run_line(cmd);
             }
+        }
+        self.pump();
+    }
+
+    /// An input line of `bytes` bytes, too long for the reader to keep
+    /// (see [`InputEvent::TooLong`](crate::console::InputEvent::TooLong)):
+    /// counted and answered as a line, refused `msg_too_large` as a
+    /// message too long is, whatever it held.
+    pub fn handle_too_long(&mut self, bytes: u64) {
+        if self.input_done {
+            self.ledger.skip();
+        } else {
+            self.ledger.begin();
+            let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+            let most = self.max_text_bytes();
+            self.error(
+                "msg_too_large",
+                format!(
+                    "not sent: the line is {} bytes; the server takes at most {}",
+                    grouped(bytes),
+                    grouped(most)
+                ),
+            );
+            self.ledger.end(crate::ledger::LineKind::Message);
         }
         self.pump();
     }
@@ -672,6 +696,42 @@ mod tests {
         assert_eq!(outcomes(&out), [(7, "sent lobby Some(3)".to_owned())]);
         assert_eq!(out.other, [Action::Exit], "the outcomes come before Exit");
         assert_eq!((s.lines_read(), s.lines_failed()), (7, 3));
+    }
+
+    /// A line the reader would not keep is one line refused as too large,
+    /// in its place among the others, with its size.
+    #[test]
+    fn a_line_too_long_to_read_is_refused_in_its_place() {
+        let mut s = joined(&["lobby"]);
+        let id1 = the_id(&line(&mut s, "first").sent);
+        s.handle_too_long(314_572_800);
+        let out = drain(&mut s);
+        assert!(out.sent.is_empty(), "{:?}", out.sent);
+        let id3 = the_id(&line(&mut s, "after").sent);
+        frame(&mut s, echo("lobby", 2, "alice", "first", &id1));
+        let out = frame(&mut s, echo("lobby", 3, "alice", "after", &id3));
+        assert_eq!(
+            outcomes(&out),
+            [(3, "sent lobby Some(3)".to_owned())],
+            "{:?}",
+            out.outcomes
+        );
+        assert_eq!((s.lines_read(), s.lines_failed()), (3, 1));
+        let mut s = joined(&["lobby"]);
+        s.handle_too_long(314_572_800);
+        let out = drain(&mut s);
+        assert_eq!(
+            outcomes(&out),
+            [(1, "refused msg_too_large local".to_owned())]
+        );
+        let max = s.max_text_bytes();
+        assert_eq!(
+            out.lines,
+            [format!(
+                "! msg_too_large: not sent: the line is 314,572,800 bytes; the server takes at most {}",
+                grouped(max)
+            )]
+        );
     }
 
     #[test]
