@@ -249,7 +249,7 @@ fn pasted_lines_are_separate_messages_and_a_long_paste_asks_once() {
     alice.paste(&eight.join("\n"));
     alice.wait_until("the question", |s| {
         s.input_row()
-            .contains("send the 7 pasted lines as 7 messages? y/n")
+            .contains("send the 7 pasted lines as 7 messages? y or Enter: send, n or Esc: drop")
     });
     alice.keys(b"y");
     for l in &eight[..7] {

@@ -14,8 +14,12 @@ pub(super) fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         let text = fit(
             width,
             [
-                format!("send the {n} pasted lines as {n} messages? y/n "),
-                format!("send {n} lines? y/n "),
+                format!(
+                    "send the {n} pasted lines as {n} messages? y or Enter: send, n or Esc: drop "
+                ),
+                format!("send {n} lines? y/Enter: send, n/Esc: drop "),
+                format!("send {n} lines? y/Enter, n/Esc "),
+                "y/Enter, n/Esc ".to_owned(),
                 "y/n ".to_owned(),
             ],
         );
@@ -130,9 +134,17 @@ mod tests {
         use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
         let mut app = app();
         app.handle_event(Event::Paste("1\n2\n3\n4\n5\n6\n7\n".into()));
-        let wide = screen(&mut app, 60, 3)[2].clone();
-        assert_eq!(wide, "send the 7 pasted lines as 7 messages? y/n");
+        // The keys that answer are all said: Enter sends too, Esc drops.
+        let wide = screen(&mut app, 80, 3)[2].clone();
+        assert_eq!(
+            wide,
+            "send the 7 pasted lines as 7 messages? y or Enter: send, n or Esc: drop"
+        );
+        let row = screen(&mut app, 44, 3)[2].clone();
+        assert_eq!(row, "send 7 lines? y/Enter: send, n/Esc: drop");
         let row = screen(&mut app, 24, 3)[2].clone();
+        assert!(row.ends_with("y/Enter, n/Esc"), "{row:?}");
+        let row = screen(&mut app, 10, 3)[2].clone();
         assert!(row.ends_with("y/n"), "{row:?}");
         app.handle_event(Event::Key(KeyEvent::new(
             KeyCode::Char('n'),
