@@ -193,6 +193,8 @@ impl Session {
             self.info(format!("#{room} is already the current room"));
             return;
         }
+        // Entered again before its `part` went: the room was never left.
+        self.part_notes.retain(|r| *r != room);
         let already = self.client.rooms().any(|r| r == room);
         if !already {
             self.client.enter(&room);
@@ -224,12 +226,38 @@ impl Session {
         // Parted before the answer came: none will (the core drops it).
         self.entering.remove(&room);
         self.ledger.entered(&room);
-        let text = format!("you left #{room}");
-        self.print(Line::Left {
-            room: room.clone(),
-            text,
-        });
+        // The core sends the `part` once the messages sent to the room
+        // before it are answered: said then, below their echoes.
+        if self.client.pending().any(|p| p.room == room) {
+            self.part_notes.push(room.clone());
+        } else {
+            self.say_left(&room);
+        }
         self.forget_room(&room, false);
+    }
+
+    /// `you left #room`.
+    fn say_left(&mut self, room: &str) {
+        self.print(Line::Left {
+            room: room.to_owned(),
+            text: format!("you left #{room}"),
+        });
+    }
+
+    /// Say `you left` of each room parted whose `part` waited for the
+    /// answers to the messages sent to it before, now that none waits.
+    pub(super) fn say_parts_gone(&mut self) {
+        if self.part_notes.is_empty() {
+            return;
+        }
+        let notes = std::mem::take(&mut self.part_notes);
+        for room in notes {
+            if self.client.pending().any(|p| p.room == room) {
+                self.part_notes.push(room);
+            } else {
+                self.say_left(&room);
+            }
+        }
     }
 
     /// `room` is no longer ours: drop what the screen kept about it, and
@@ -454,14 +482,11 @@ mod tests {
             line(&mut s, "/part lobby").lines,
             ["! input: you are not in #lobby"]
         );
+        // `@bob hi` to #rust is not answered yet: the part waits for its
+        // answer, and so does the `you left` that says it went.
         let out = line(&mut s, "/part rust");
-        assert_eq!(
-            out.lines,
-            [
-                "* you left #rust",
-                "* you are in no room; /join ROOM to enter one"
-            ]
-        );
+        assert!(out.sent.is_empty(), "{:?}", out.sent);
+        assert_eq!(out.lines, ["* you are in no room; /join ROOM to enter one"]);
         assert_eq!(s.prompt(), "alice> ");
         let out = line(&mut s, "hello?");
         assert!(out.sent.is_empty());

@@ -55,6 +55,7 @@ impl Session {
                 _ => {}
             }
         }
+        self.say_parts_gone();
         self.drain_outcomes();
     }
 
@@ -1219,7 +1220,8 @@ mod tests {
             out.sent
         );
         let out = frame(&mut s, echo("rust", 2, "alice", "hi", &id));
-        assert_eq!(out.lines, ["[#rust] alice: hi"]);
+        // The part goes now, and is said below the echo.
+        assert_eq!(out.lines, ["[#rust] alice: hi", "* you left #rust"]);
     }
 
     /// What was shown of a room is kept after `/part` (its replay, if it

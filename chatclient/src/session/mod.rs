@@ -309,6 +309,10 @@ pub struct Session {
     /// last [`PARTED_KEPT`] only (a bot walking through many rooms would
     /// keep 256 seqs of every one).
     parted: VecDeque<String>,
+    /// Rooms parted whose `part` waits in the core for the answers to the
+    /// messages sent to them before it: `you left` is said when it goes,
+    /// below their echoes.
+    part_notes: Vec<String>,
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
     /// Rooms the server would not let us in (asked for at start or with
@@ -405,6 +409,7 @@ impl Session {
             seen: BTreeMap::new(),
             eras: 0,
             parted: VecDeque::new(),
+            part_notes: Vec::new(),
             fatal: None,
             refused_rooms: BTreeSet::new(),
             input_done: false,
@@ -1052,6 +1057,42 @@ mod tests {
         );
         assert_eq!(out.sent, [ClientFrame::part("rust")]);
         assert!(s.settled());
+    }
+
+    /// At a terminal, `/part` is taken at once, but its `part` waits for
+    /// the answers to the messages sent to the room before it: `you left`
+    /// is said when it goes, below their echoes (it came above them, and
+    /// entered again, the room showed its last message after the part).
+    /// A room entered again before that was never left: nothing is said.
+    #[test]
+    fn you_left_is_said_when_the_part_goes_below_the_messages_before_it() {
+        let mut s = joined(&["rust", "lobby"]);
+        assert_eq!(s.current_room(), Some("rust"));
+        let id = the_id(&line(&mut s, "last words").sent);
+        let out = line(&mut s, "/part");
+        assert!(out.sent.is_empty(), "not parted yet: {:?}", out.sent);
+        assert!(
+            !out.lines.iter().any(|l| l.contains("you left")),
+            "{:?}",
+            out.lines
+        );
+        let out = frame(&mut s, echo("rust", 2, "alice", "last words", &id));
+        let said = |what: &str| out.lines.iter().position(|l| l.contains(what));
+        let (msg, left) = (said("alice: last words"), said("you left #rust"));
+        assert!(msg.is_some() && left > msg, "{:?}", out.lines);
+        assert_eq!(out.sent, [ClientFrame::part("rust")]);
+
+        let mut s = joined(&["rust", "lobby"]);
+        let id = the_id(&line(&mut s, "still here").sent);
+        line(&mut s, "/part");
+        line(&mut s, "/join rust");
+        let out = frame(&mut s, echo("rust", 2, "alice", "still here", &id));
+        assert!(
+            !out.lines.iter().any(|l| l.contains("you left")),
+            "{:?}",
+            out.lines
+        );
+        assert!(out.sent.is_empty(), "{:?}", out.sent);
     }
 
     #[test]
