@@ -3,7 +3,7 @@
 
 use chatproto::{escape_control, LOBBY};
 
-use super::lines::too_long;
+use super::lines::{plural, too_long};
 use super::{Session, PARTED_KEPT};
 use crate::input::{Command, HELP};
 use crate::ledger::LineKind;
@@ -206,6 +206,7 @@ impl Session {
             }
         }
         self.previous = self.current.replace(room.clone());
+        self.refused_current = None;
         // The full-screen client's tab bar shows it: a line in the room
         // at every Ctrl-N would pile up.
         if already && !self.every_room_named {
@@ -301,9 +302,15 @@ impl Session {
             // --verbatim, whose lines cannot /join: there every line is
             // text for whatever room is current.
             self.current = None;
-            self.info(format!(
-                "lines for #{room} are not sent; /join ROOM to enter another"
-            ));
+            self.refused_current = Some(room.to_owned());
+            let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
+            let text = match self.previous.take().filter(|p| rooms.contains(p)) {
+                Some(before) => {
+                    format!("lines for #{room} are not sent, nor to #{before}; /join ROOM to go on")
+                }
+                None => format!("lines for #{room} are not sent; /join ROOM to go on"),
+            };
+            self.info(text);
             return;
         }
         let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
@@ -313,6 +320,7 @@ impl Session {
             .or_else(|| rooms.iter().find(|r| *r == LOBBY).cloned())
             .or_else(|| rooms.first().cloned());
         self.current = next;
+        self.refused_current = None;
         match &self.current {
             Some(r) if again => self.info(format!("#{r} is still the current room")),
             Some(r) => self.info(format!("#{r} is now the current room")),
@@ -323,7 +331,17 @@ impl Session {
     /// The current room, or `None` after telling the user there is none.
     fn in_a_room(&mut self) -> Option<String> {
         if self.current.is_none() {
-            self.error("input", "you are in no room; /join ROOM first".into());
+            let n = self.client.rooms().count();
+            let text = match &self.refused_current {
+                // Reading a pipe, after a room refused (see `forget_room`).
+                Some(r) if n > 0 => format!(
+                    "not sent: lines after the refused /join of #{r} go to no room; \
+                     /join ROOM to go on (you are in {})",
+                    plural(n, "room")
+                ),
+                _ => "you are in no room; /join ROOM first".to_owned(),
+            };
+            self.error("input", text);
         }
         self.current.clone()
     }
@@ -534,13 +552,21 @@ mod tests {
                 "rust",
             ),
         );
+        // Said as it is: the client is still in #lobby, not current for
+        // these lines (it said "you are in no room").
         assert_eq!(
             out.lines.last().map(String::as_str),
-            Some("* lines for #rust are not sent; /join ROOM to enter another")
+            Some("* lines for #rust are not sent, nor to #lobby; /join ROOM to go on")
         );
         let out = line(&mut s, "meant for rust");
         assert!(out.sent.is_empty(), "{:?}", out.sent);
-        assert_eq!(out.lines, ["! input: you are in no room; /join ROOM first"]);
+        assert_eq!(
+            out.lines,
+            [
+                "! input: not sent: lines after the refused /join of #rust go to no room; \
+                 /join ROOM to go on (you are in 1 room)"
+            ]
+        );
         // Entering one goes on as ever.
         line(&mut s, "/join lobby");
         let out = line(&mut s, "for the lobby");

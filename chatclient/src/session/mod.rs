@@ -313,6 +313,9 @@ pub struct Session {
     /// messages sent to them before it: `you left` is said when it goes,
     /// below their echoes.
     part_notes: Vec<String>,
+    /// Reading a pipe, the room whose refusal left no current room (its
+    /// lines go to no other): named when a line finds none.
+    refused_current: Option<String>,
     /// The last fatal error the server sent on this connection.
     fatal: Option<(ErrorCode, String)>,
     /// Rooms the server would not let us in (asked for at start or with
@@ -410,6 +413,7 @@ impl Session {
             eras: 0,
             parted: VecDeque::new(),
             part_notes: Vec::new(),
+            refused_current: None,
             fatal: None,
             refused_rooms: BTreeSet::new(),
             input_done: false,
