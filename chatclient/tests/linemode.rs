@@ -183,6 +183,34 @@ fn json_reports_every_frame_and_one_outcome_per_line_in_order() {
     );
 }
 
+/// `/quit` ends the reading: the client leaves with stdin still open
+/// (a terminal's need not end), and the lines after it are not read, so
+/// they get no outcome (README said `skipped`) and are not sent.
+#[test]
+fn json_stops_reading_at_quit_and_the_lines_after_it_get_no_outcome() {
+    let server = Server::start(&[]);
+    let mut bob = Client::start("bob", &server.addr);
+    bob.expect("* bob is online");
+    let mut alice = Client::start_opts("alice", &server.addr, &["--json"], &[]);
+    alice.say_all(&["a".into(), "/quit".into(), "late".into()]);
+    bob.expect("alice: a");
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    let all = objects(&seen);
+    let outcomes: Vec<(u64, &str)> = all
+        .iter()
+        .filter(|v| is_outcome(v))
+        .map(|o| (o["line"].as_u64().unwrap(), o["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes, [(1, "sent"), (2, "done")], "{all:#?}");
+    bob.expect("* alice left");
+    assert!(
+        !bob.seen.iter().any(|l| l.contains("late")),
+        "{:#?}",
+        bob.seen
+    );
+}
+
 /// Without `--json` too: the failure is shown, told on stderr, and the
 /// exit code says not every line was delivered.
 #[test]
