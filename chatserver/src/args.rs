@@ -136,7 +136,8 @@ pub struct Args {
     pub tls_only: bool,
 
     /// Origins whose pages may open a WebSocket (comma-separated, e.g.
-    /// https://chat.example.org). The page's own may without being listed
+    /// https://chat.example.org). The page's own (on the host and port of
+    /// the Host it asked for, over http or https) may without being listed
     /// when it is an IP address or a local name (localhost, a one-label
     /// name, *.local, *.lan, *.internal, *.home.arpa, *.localhost); a
     /// public name must be listed.

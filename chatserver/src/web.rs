@@ -265,7 +265,7 @@ async fn upgrade(
     done: mpsc::Sender<()>,
     armed: Arc<AtomicBool>,
 ) -> Response<Body> {
-    if let Err(why) = origin_allowed(req.headers(), info.tls, &edge.settings.allowed_origins) {
+    if let Err(why) = origin_allowed(req.headers(), &edge.settings.allowed_origins) {
         // A browser's script cannot read why: the operator learns it here
         // (at most a line a second: any site's page can make these).
         let say_left_out = |n| {
@@ -425,23 +425,51 @@ fn local_host(host: &str) -> bool {
 /// IPv6; `None` if it has no `://`.
 fn origin_host(origin: &str) -> Option<&str> {
     let (_, authority) = origin.split_once("://")?;
-    if authority.starts_with('[') {
-        return authority.find(']').map(|end| &authority[..=end]);
-    }
-    Some(authority.rsplit_once(':').map_or(authority, |(h, _)| h))
+    Some(split_port(authority).0)
 }
 
-/// A browser's `Origin` must be one of `allowed`, or the page's own
-/// (`http(s)://` and the `Host` it asked for) when that names this server
-/// by an address or a local name ([`local_host`]): a public name equal to
-/// `Host` may be another site's, pointed at this server (DNS rebinding),
-/// and is let in only when listed. A client that sends no `Origin` (not a
-/// browser) is let in.
-fn origin_allowed(
-    headers: &axum::http::HeaderMap,
-    tls: bool,
-    allowed: &[String],
-) -> Result<(), &'static str> {
+/// `host[:port]` split into its host (brackets and all for IPv6) and its
+/// port, if it has one.
+fn split_port(authority: &str) -> (&str, Option<&str>) {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(end) => (&authority[..=end], authority[end + 1..].strip_prefix(':')),
+            None => (authority, None),
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    }
+}
+
+/// Whether the page at `origin` (`http(s)://host[:port]`) is on the host
+/// and port the browser asked for in `Host`, whichever scheme it used: a
+/// page served over https by a proxy that ends TLS comes to this server
+/// over plain TCP, and is still its own. A port left out is the scheme's
+/// default, in the Origin as in `Host`.
+fn same_host(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let (origin_host, origin_port) = split_port(authority);
+    let (host, host_port) = split_port(host);
+    origin_host.eq_ignore_ascii_case(host)
+        && origin_port.unwrap_or(default) == host_port.unwrap_or(default)
+}
+
+/// A browser's `Origin` must be one of `allowed`, or the page's own (on
+/// the host and port of the `Host` it asked for, over http or https:
+/// [`same_host`]) when that names this server by an address or a local
+/// name ([`local_host`]): a public name equal to `Host` may be another
+/// site's, pointed at this server (DNS rebinding), and is let in only
+/// when listed. A client that sends no `Origin` (not a browser) is let in.
+fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> Result<(), &'static str> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
@@ -450,8 +478,7 @@ fn origin_allowed(
         .map_err(|_| "forbidden: a malformed Origin\n")?
         .trim_end_matches('/');
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let own = host.map(|h| format!("{}://{h}", if tls { "https" } else { "http" }));
-    let same = own.is_some_and(|own| own.eq_ignore_ascii_case(origin));
+    let same = host.is_some_and(|host| same_host(origin, host));
     let local = origin_host(origin).is_some_and(local_host);
     if (same && local) || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         Ok(())
@@ -513,24 +540,48 @@ mod tests {
             ("host", "10.0.0.5:7878"),
             ("origin", "http://10.0.0.5:7878"),
         ]);
-        assert!(origin_allowed(&own, false, &allowed).is_ok());
-        // The same origin over TLS is https.
-        assert!(origin_allowed(&own, true, &allowed).is_err());
+        assert!(origin_allowed(&own, &allowed).is_ok());
         let other = headers(&[("host", "10.0.0.5:7878"), ("origin", "http://evil.example")]);
-        assert!(origin_allowed(&other, false, &allowed).is_err());
+        assert!(origin_allowed(&other, &allowed).is_err());
         let listed = headers(&[
             ("host", "10.0.0.5:7878"),
             ("origin", "https://chat.example"),
         ]);
-        assert!(origin_allowed(&listed, false, &allowed).is_ok());
+        assert!(origin_allowed(&listed, &allowed).is_ok());
         // Not a browser: no Origin at all.
-        assert!(origin_allowed(&headers(&[("host", "x")]), false, &allowed).is_ok());
+        assert!(origin_allowed(&headers(&[("host", "x")]), &allowed).is_ok());
+    }
+
+    #[test]
+    fn the_pages_own_host_is_its_own_over_http_or_https_and_only_that_host() {
+        // Behind a proxy that ends TLS, or served over TLS here: the
+        // scheme does not matter, the host and port do (a port left out
+        // being the scheme's default).
+        for (host, origin, same) in [
+            ("chat.lan", "https://chat.lan", true),
+            ("chat.lan", "http://chat.lan", true),
+            ("chat.lan:443", "https://chat.lan", true),
+            ("chat.lan", "https://chat.lan:443", true),
+            ("chat.lan:8443", "https://chat.lan:8443", true),
+            ("[fe80::1]", "https://[fe80::1]", true),
+            ("[fe80::1]:7878", "https://[fe80::1]:7878", true),
+            ("Chat.LAN", "https://chat.lan", true),
+            ("chat.lan", "https://chat.lan:8443", false),
+            ("chat.lan:8443", "https://chat.lan", false),
+            ("chat.lan:80", "https://chat.lan", false),
+            ("chat.lan", "https://other.lan", false),
+            ("[fe80::1]:7878", "https://[fe80::2]:7878", false),
+            ("chat.lan", "ws://chat.lan", false),
+            ("chat.lan", "chat.lan", false),
+        ] {
+            assert_eq!(same_host(origin, host), same, "{host} {origin}");
+        }
     }
 
     #[test]
     fn the_pages_own_origin_counts_only_for_addresses_and_local_names() {
         let own = |host: &'static str, origin: &'static str| {
-            origin_allowed(&headers(&[("host", host), ("origin", origin)]), false, &[])
+            origin_allowed(&headers(&[("host", host), ("origin", origin)]), &[])
         };
         for (host, origin) in [
             ("192.168.1.5:7878", "http://192.168.1.5:7878"),
@@ -560,7 +611,7 @@ mod tests {
             ("host", "chat.example.org:7878"),
             ("origin", "http://chat.example.org:7878"),
         ]);
-        assert!(origin_allowed(&h, false, &listed).is_ok());
+        assert!(origin_allowed(&h, &listed).is_ok());
     }
 
     #[test]

@@ -117,18 +117,27 @@ fn wss_carries_chatproto_and_checks_the_https_origin() {
     let opened = log.lines().find(|l| l.contains("websocket connected"));
     assert!(opened.is_some_and(|l| l.contains("tls=true")), "{log}");
 
-    // Over TLS the page's own origin is https, not http.
+    // The page's own host is its own whichever scheme it was served
+    // with (this port serves both); another host's or port's is not.
     let plain_origin = format!("http://localhost:{port}");
-    match ws_over(
+    let mut ws = ws_over(
         tls(&server, &config, "localhost"),
         &url,
         Some(&plain_origin),
-    ) {
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status().as_u16(), 403)
+    )
+    .unwrap_or_else(|e| panic!("wss with Origin {plain_origin}: {e}"));
+    ws.join("carol");
+    for other in [
+        format!("https://localhost:{}", port ^ 1),
+        "https://evil.lan".to_owned(),
+    ] {
+        match ws_over(tls(&server, &config, "localhost"), &url, Some(&other)) {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status().as_u16(), 403)
+            }
+            Err(e) => panic!("expected 403, got {e}"),
+            Ok(_) => panic!("Origin {other} was let in over TLS"),
         }
-        Err(e) => panic!("expected 403, got {e}"),
-        Ok(_) => panic!("Origin {plain_origin} was let in over TLS"),
     }
 }
 

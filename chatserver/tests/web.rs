@@ -900,6 +900,30 @@ fn a_page_from_another_sites_name_pointed_here_may_not_open_the_websocket() {
 }
 
 #[test]
+fn a_page_served_over_https_by_a_proxy_that_ends_tls_opens_the_websocket() {
+    // The proxy passes the browser's Host and Origin on over plain TCP:
+    // the page's own host, whichever scheme the browser used.
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    for (host, origin) in [
+        ("chat.lan", "https://chat.lan"),
+        ("192.168.1.10", "https://192.168.1.10"),
+        ("chat.lan:8443", "https://chat.lan:8443"),
+        ("[fd00::1]", "https://[fd00::1]"),
+    ] {
+        assert_eq!(opening_status(addr, host, origin), 101, "{host} {origin}");
+    }
+    // Another host's page still is not, nor a public name not listed.
+    for (host, origin) in [
+        ("chat.lan", "https://evil.lan"),
+        ("chat.lan", "https://chat.lan:8443"),
+        ("attacker.example", "https://attacker.example"),
+    ] {
+        assert_eq!(opening_status(addr, host, origin), 403, "{host} {origin}");
+    }
+}
+
+#[test]
 fn a_flooding_websocket_is_rate_limited_and_closed() {
     let server = Server::start(&[
         "--rate",
