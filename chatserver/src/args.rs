@@ -145,13 +145,13 @@ pub struct Args {
     #[allow(rustdoc::bare_urls)]
     #[arg(long, env = "CHATSERVER_ALLOWED_ORIGINS", value_delimiter = ',',
           value_parser = parse_origin)]
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: Vec<Option<String>>,
 
     /// Networks besides loopback that may read /metrics (comma-separated
     /// CIDRs, e.g. 10.0.0.0/8).
     #[arg(long, env = "CHATSERVER_METRICS_ALLOW", value_delimiter = ',',
           value_parser = parse_network)]
-    pub metrics_allow: Vec<ipnet::IpNet>,
+    pub metrics_allow: Vec<Option<ipnet::IpNet>>,
 
     /// Most connections at once, joined or not (1 to 1000000); the next one
     /// gets server_full.
@@ -756,39 +756,77 @@ fn parse_listen(s: &str) -> Result<String, String> {
 /// `SCHEME://HOST[:PORT]` (`https://chat.example.org`, an app's
 /// `tauri://localhost`; a trailing `/` is dropped, case does not matter)
 /// or `null` (a page opened from a file, a sandboxed frame). A host alone,
-/// or a URL with a path, never equals a browser's origin: refused.
-fn parse_origin(s: &str) -> Result<String, String> {
-    // Spaces around one, and an empty one (a trailing comma), are let be.
+/// or a URL with a path, never equals a browser's origin: refused. So is
+/// a port that is not 1 to 65535; the scheme's default one (`:443` after
+/// `https`, `:80` after `http`) is dropped, as a browser leaves it out.
+/// An empty one (a trailing comma) is `None`: skipped.
+fn parse_origin(s: &str) -> Result<Option<String>, String> {
+    // Spaces around one are let be.
     let origin = s.trim().trim_end_matches('/');
-    if origin.is_empty() || origin.eq_ignore_ascii_case("null") {
-        return Ok(origin.to_owned());
+    if origin.is_empty() {
+        return Ok(None);
     }
-    let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
-        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-        scheme_ok
-            && !rest.is_empty()
-            && !rest.contains(['/', '?', '#', '@'])
-            && !rest.chars().any(char::is_whitespace)
-    });
-    if ok {
-        Ok(origin.to_owned())
-    } else {
-        Err("an origin is SCHEME://HOST with a port or not and nothing after, such as https://chat.example.org, or null".to_owned())
+    if origin.eq_ignore_ascii_case("null") {
+        return Ok(Some(origin.to_owned()));
     }
+    let shape = "an origin is SCHEME://HOST with a port or not and nothing after, such as https://chat.example.org, or null";
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err(shape.to_owned());
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let rest_ok = !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@'])
+        && !rest.chars().any(char::is_whitespace);
+    if !scheme_ok || !rest_ok {
+        return Err(shape.to_owned());
+    }
+    // The port: after the last `:`, outside an IPv6 address's brackets.
+    let (host, port) = match rest.rfind(':') {
+        Some(at) if !rest[at..].contains(']') => (&rest[..at], Some(&rest[at + 1..])),
+        _ => (rest, None),
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(shape.to_owned());
+    }
+    let Some(port) = port else {
+        return Ok(Some(origin.to_owned()));
+    };
+    let number = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0 && port.bytes().all(|b| b.is_ascii_digit()));
+    let Some(number) = number else {
+        return Err(format!("the port {port:?} of {origin} is not 1 to 65535"));
+    };
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    };
+    if default == Some(number) {
+        // A browser never sends it: `https://chat.example.org:443` would
+        // never match.
+        return Ok(Some(format!("{scheme}://{host}")));
+    }
+    Ok(Some(origin.to_owned()))
 }
 
 /// A network for `--metrics-allow`: `ADDRESS/PREFIX`, or an address
-/// alone for that one host; spaces around it are let be.
-fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+/// alone for that one host; spaces around it are let be, and an empty
+/// one (a trailing comma) is `None`: skipped, as in `--allowed-origins`.
+fn parse_network(s: &str) -> Result<Option<ipnet::IpNet>, String> {
     let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
     if let Ok(net) = s.parse::<ipnet::IpNet>() {
-        return Ok(net);
+        return Ok(Some(net));
     }
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Ok(ip.into());
+        return Ok(Some(ip.into()));
     }
     match s.split_once('/') {
         Some((ip, prefix)) if ip.parse::<std::net::IpAddr>().is_ok() => {
@@ -1038,13 +1076,23 @@ mod tests {
             (" http://192.168.1.10:7878 ", "http://192.168.1.10:7878"),
             ("HTTPS://Chat.Example.org", "HTTPS://Chat.Example.org"),
             ("http://[::1]:7878", "http://[::1]:7878"),
+            ("http://[::1]", "http://[::1]"),
             ("tauri://localhost", "tauri://localhost"),
             ("chrome-extension://abcdef", "chrome-extension://abcdef"),
             ("null", "null"),
-            ("", ""),
+            // The scheme's default port: a browser leaves it out.
+            ("https://chat.example.org:443", "https://chat.example.org"),
+            ("HTTPS://chat.example.org:443/", "HTTPS://chat.example.org"),
+            ("http://192.168.1.10:80", "http://192.168.1.10"),
+            ("http://[::1]:80", "http://[::1]"),
+            ("https://chat.example.org:80", "https://chat.example.org:80"),
+            ("http://chat.example.org:443", "http://chat.example.org:443"),
+            ("tauri://localhost:443", "tauri://localhost:443"),
         ] {
-            assert_eq!(parse_origin(given).as_deref(), Ok(kept), "{given:?}");
+            assert_eq!(parse_origin(given), Ok(Some(kept.to_owned())), "{given:?}");
         }
+        assert_eq!(parse_origin(""), Ok(None));
+        assert_eq!(parse_origin(" "), Ok(None));
         for bad in [
             "chat.example.org",
             "https://",
@@ -1053,8 +1101,20 @@ mod tests {
             "https://user@a.example",
             "https://a b",
             "1http://a.example",
+            "https://:443",
         ] {
             assert!(parse_origin(bad).is_err(), "{bad:?}");
+        }
+        for bad in [
+            "http://x.org:99999",
+            "http://x.org:0",
+            "http://x.org:",
+            "http://x.org:+80",
+            "http://x.org:http",
+            "http://[::1]:65536",
+        ] {
+            let why = parse_origin(bad).unwrap_err();
+            assert!(why.contains("not 1 to 65535"), "{bad:?}: {why}");
         }
     }
 
@@ -1067,9 +1127,12 @@ mod tests {
             ("fd00::/8", "fd00::/8"),
             ("::1", "::1/128"),
         ] {
-            let net = parse_network(given).map(|n| n.to_string());
-            assert_eq!(net.as_deref(), Ok(kept), "{given:?}");
+            let net = parse_network(given).map(|n| n.map(|n| n.to_string()));
+            assert_eq!(net, Ok(Some(kept.to_owned())), "{given:?}");
         }
+        // An empty one (a trailing comma) is skipped, as an origin's is.
+        assert_eq!(parse_network(""), Ok(None));
+        assert_eq!(parse_network(" "), Ok(None));
         let wrong = parse_network("10.0.0.0/33").unwrap_err();
         assert!(
             wrong.contains("prefix length 33") && wrong.contains("0 to 32"),
@@ -1077,7 +1140,7 @@ mod tests {
         );
         let wrong = parse_network("fd00::/129").unwrap_err();
         assert!(wrong.contains("0 to 128"), "{wrong}");
-        for bad in ["ten", "10.0.0/8", "", "10.0.0.0/8/8"] {
+        for bad in ["ten", "10.0.0/8", "10.0.0.0/8/8"] {
             assert!(parse_network(bad).is_err(), "{bad:?}");
         }
     }

@@ -302,13 +302,8 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
         budget: budget::OutboundBudget::new(args.outbound_total_bytes as usize),
         join_timeout_ms: args.join_timeout_ms,
         tls_only: args.tls_only,
-        allowed_origins: args
-            .allowed_origins
-            .iter()
-            .map(|o| o.trim().trim_end_matches('/').to_owned())
-            .filter(|o| !o.is_empty())
-            .collect(),
-        metrics_allow: args.metrics_allow.clone(),
+        allowed_origins: args.allowed_origins.iter().flatten().cloned().collect(),
+        metrics_allow: args.metrics_allow.iter().flatten().copied().collect(),
         metrics: Arc::new(metrics::Metrics::default()),
     });
     let mut config = ServerConfig::default();

@@ -145,6 +145,14 @@ fn settings_that_cannot_work_are_refused_with_their_range() {
             vec!["--allowed-origins", "https://a.example,https://b.example/x"],
             vec!["--allowed-origins", "SCHEME://HOST"],
         ),
+        (
+            vec!["--allowed-origins", "http://x.org:99999"],
+            vec!["--allowed-origins", "99999", "not 1 to 65535"],
+        ),
+        (
+            vec!["--metrics-allow", "10.0.0.0/8,ten"],
+            vec!["--metrics-allow", "ADDRESS/PREFIX"],
+        ),
     ] {
         assert_refused(&args, &[], &names);
     }

@@ -924,6 +924,23 @@ fn a_page_served_over_https_by_a_proxy_that_ends_tls_opens_the_websocket() {
 }
 
 #[test]
+fn an_allowed_origin_with_its_default_port_matches_and_lists_may_end_in_a_comma() {
+    // A browser leaves :443 out of an https origin; a trailing comma is
+    // skipped in both lists.
+    let server = Server::start(&[
+        "--allowed-origins",
+        "https://chat.example.org:443,",
+        "--metrics-allow",
+        "10.0.0.0/8,",
+    ]);
+    let addr = server.addr();
+    let (host, origin) = ("chat.example.org", "https://chat.example.org");
+    assert_eq!(opening_status(addr, host, origin), 101, "{}", server.log());
+    // An empty Origin is not the empty entry.
+    assert_eq!(opening_status(addr, host, ""), 403);
+}
+
+#[test]
 fn a_flooding_websocket_is_rate_limited_and_closed() {
     let server = Server::start(&[
         "--rate",
