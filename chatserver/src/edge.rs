@@ -170,7 +170,7 @@ async fn timed_out<S: AsyncRead + AsyncWrite + Unpin>(stream: S, cfg: &Settings,
     // Never handed to the hub, so said here: in the log and the count of
     // disconnects by reason, as a client that did not join is.
     info!(%addr, code = "timeout", "closing connection: it sent nothing");
-    cfg.metrics.closed_for(ErrorCode::Timeout.as_str());
+    cfg.metrics.closed_for(ErrorCode::Timeout);
     let frame = ServerFrame::error(ErrorCode::Timeout, "you did not join in time");
     if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
         say_and_close(stream, &bytes).await;
@@ -243,6 +243,7 @@ pub async fn serve(
         // Under --tls-only: told so in its own protocol, as HTTP is below.
         Speaks::Chatproto => {
             log_plain_refused(addr, "chatproto");
+            cfg.metrics.closed_for(ErrorCode::BadFrame);
             let frame = ServerFrame::error(ErrorCode::BadFrame, TLS_ONLY);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 say_and_close(stream, &bytes).await;

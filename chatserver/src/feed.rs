@@ -65,7 +65,7 @@ pub async fn leave(
 
 /// Replace what is queued for `peer` by the error of `why` and close it.
 pub fn kick(peer: &Peer, why: &Kick, cfg: &Settings) {
-    cfg.metrics.closed_for(why.code().as_str());
+    cfg.metrics.closed_for(why.code());
     match encode(&why.frame(), cfg.max_frame_bytes) {
         Ok(bytes) => peer.kick(bytes, why.code()),
         Err(_) => peer.close(),

@@ -752,7 +752,9 @@ async fn accept_loop(
                         "refusing connection: server_full"
                     );
                 }
-                settings.metrics.closed_for("server_full");
+                settings
+                    .metrics
+                    .closed_for(chatproto::ErrorCode::ServerFull);
                 refuser.refuse(stream, why);
             }
         }

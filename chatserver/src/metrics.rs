@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+use chatproto::ErrorCode;
+
 /// How a connection reached the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -22,15 +24,40 @@ const TRANSPORTS: [(Transport, &str); 3] = [
     (Transport::WebSocket, "websocket"),
 ];
 
-/// Why the server closed connections, by the error code it sent.
-const REASONS: [&str; 6] = [
-    "timeout",
-    "rate_limited",
-    "slow_consumer",
-    "frame_too_large",
-    "empty_frame",
-    "server_full",
+/// Every error code chatproto has, for `chat_disconnects_total`: the
+/// server may close a connection with any (a code added to chatproto
+/// later and not listed here is counted as `unknown`). A fixed set, so
+/// the label stays bounded.
+const CODES: [ErrorCode; 22] = [
+    ErrorCode::Timeout,
+    ErrorCode::RateLimited,
+    ErrorCode::SlowConsumer,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::EmptyFrame,
+    ErrorCode::ServerFull,
+    ErrorCode::BadFrame,
+    ErrorCode::Unavailable,
+    ErrorCode::ResumedElsewhere,
+    ErrorCode::NickTaken,
+    ErrorCode::NickInvalid,
+    ErrorCode::NotJoined,
+    ErrorCode::AlreadyJoined,
+    ErrorCode::UnknownNick,
+    ErrorCode::MsgTooLarge,
+    ErrorCode::TooManyRecipients,
+    ErrorCode::RoomInvalid,
+    ErrorCode::NotInRoom,
+    ErrorCode::AlreadyInRoom,
+    ErrorCode::TooManyRooms,
+    ErrorCode::Duplicate,
+    ErrorCode::Unknown,
 ];
+
+/// The first of [`CODES`] the page shows always: the codes the server
+/// closes connections with (the fatal ones, `bad_frame` for a WebSocket's
+/// broken message or an unencrypted connection under `--tls-only`,
+/// `unavailable` in a cluster); any other only once counted.
+const ALWAYS_SHOWN: usize = 9;
 
 /// What the core knows, read when the page is.
 #[derive(Debug, Default, Clone, Copy)]
@@ -50,7 +77,7 @@ pub struct Snapshot {
 pub struct Metrics {
     open: [AtomicU64; 3],
     opened: [AtomicU64; 3],
-    closed_for: [AtomicU64; 6],
+    closed_for: [AtomicU64; CODES.len()],
     messages: AtomicU64,
     deliveries: AtomicU64,
     appends: AtomicU64,
@@ -78,10 +105,10 @@ impl Metrics {
     }
 
     /// The server closed a connection, sending `code` first.
-    pub fn closed_for(&self, code: &str) {
-        if let Some(i) = REASONS.iter().position(|r| *r == code) {
-            self.closed_for[i].fetch_add(1, Relaxed);
-        }
+    pub fn closed_for(&self, code: ErrorCode) {
+        let unknown = CODES.len() - 1;
+        let i = CODES.iter().position(|c| *c == code).unwrap_or(unknown);
+        self.closed_for[i].fetch_add(1, Relaxed);
     }
 
     /// A message was sequenced and sent to `deliveries` connections in all.
@@ -152,9 +179,12 @@ impl Metrics {
             "counter",
             "Connections the server closed, by the error code it sent.",
         );
-        for (i, reason) in REASONS.iter().enumerate() {
+        for (i, code) in CODES.iter().enumerate() {
             let n = self.closed_for[i].load(Relaxed);
-            let _ = writeln!(out, "chat_disconnects_total{{reason=\"{reason}\"}} {n}");
+            if i < ALWAYS_SHOWN || n > 0 {
+                let reason = code.as_str();
+                let _ = writeln!(out, "chat_disconnects_total{{reason=\"{reason}\"}} {n}");
+            }
         }
         let gauges = [
             ("chat_rooms", "Rooms held in memory.", core.map(|c| c.rooms)),
@@ -254,7 +284,7 @@ mod tests {
         m.opened(Transport::WebSocket);
         m.opened(Transport::Tcp);
         m.closed(Transport::Tcp);
-        m.closed_for("slow_consumer");
+        m.closed_for(ErrorCode::SlowConsumer);
         m.message();
         m.delivered(3);
         m.appended(1_500);
@@ -294,6 +324,32 @@ mod tests {
                 1,
                 "{family}"
             );
+        }
+    }
+
+    #[test]
+    fn every_code_a_connection_is_closed_with_is_counted() {
+        let m = Metrics::default();
+        m.closed_for(ErrorCode::BadFrame);
+        m.closed_for(ErrorCode::BadFrame);
+        m.closed_for(ErrorCode::Unavailable);
+        m.closed_for(ErrorCode::NickTaken);
+        let page = m.render(None, 0, 0);
+        for line in [
+            "chat_disconnects_total{reason=\"bad_frame\"} 2",
+            "chat_disconnects_total{reason=\"unavailable\"} 1",
+            "chat_disconnects_total{reason=\"resumed_elsewhere\"} 0",
+            "chat_disconnects_total{reason=\"timeout\"} 0",
+            "chat_disconnects_total{reason=\"nick_taken\"} 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+        }
+        // A code never closed with is left out until it is.
+        assert!(!page.contains("\"duplicate\""), "{page}");
+        // Each code once, and every fatal one shown from the start.
+        for (i, code) in CODES.iter().enumerate() {
+            assert_eq!(CODES.iter().filter(|c| *c == code).count(), 1, "{code}");
+            assert!(i < ALWAYS_SHOWN || !code.is_fatal(), "{code}");
         }
     }
 }

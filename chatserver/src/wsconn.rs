@@ -325,6 +325,7 @@ fn refuse(
                  send each message in one frame; closing"
             );
             let frame = ServerFrame::error(ErrorCode::BadFrame, text);
+            cfg.metrics.closed_for(ErrorCode::BadFrame);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 peer.kick(bytes, ErrorCode::BadFrame);
             }
@@ -343,6 +344,7 @@ fn refuse(
             let text = "bad frame: text that is not UTF-8 (in a text message or a close frame's \
                         reason); closing (a WebSocket must)";
             let frame = ServerFrame::error(ErrorCode::BadFrame, text);
+            cfg.metrics.closed_for(ErrorCode::BadFrame);
             if let Ok(bytes) = chatproto::encode(&frame, cfg.max_frame_bytes) {
                 peer.kick(bytes, ErrorCode::BadFrame);
             }

@@ -382,6 +382,13 @@ fn tls_only_refuses_plain_chatproto_and_http_and_serves_tls() {
         request(&mut s, "GET", "/", &host).expect("https").status,
         200
     );
+    // The refusal is counted by the code it sent.
+    let mut s = tls(&server, &config, "localhost");
+    let page = request(&mut s, "GET", "/metrics", &host)
+        .expect("metrics")
+        .text();
+    let line = "chat_disconnects_total{reason=\"bad_frame\"} 1";
+    assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
 }
 
 // ---------------------------------------------------------------------

@@ -720,6 +720,18 @@ fn a_text_message_that_is_not_utf8_is_a_bad_frame_then_close() {
     assert_eq!(ws.expect_closed(), Some(1007));
     let f = watcher.recv_frame();
     assert!(is_presence(&f, "alice", "offline"), "{f}");
+    assert_eq!(disconnects(server.addr(), "bad_frame"), 1);
+}
+
+/// `chat_disconnects_total` of `reason` (an error code), from /metrics.
+fn disconnects(addr: SocketAddr, reason: &str) -> u64 {
+    let (page, _) = metrics(addr);
+    let name = format!("chat_disconnects_total{{reason=\"{reason}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(name.as_str()))
+        .unwrap_or_else(|| panic!("no {name:?} in\n{page}"))
+        .parse()
+        .expect("a count")
 }
 
 /// A message that never ends (a text frame without FIN, then empty
@@ -755,6 +767,7 @@ fn a_websocket_message_in_too_many_frames_is_a_bad_frame_then_close() {
     let why = ws.expect_error("bad_frame");
     assert!(why.contains("more than 64 frames"), "{why}");
     assert_eq!(ws.expect_closed(), Some(1008));
+    assert_eq!(disconnects(server.addr(), "bad_frame"), 1);
 }
 
 /// A close frame's reason must be UTF-8 too (RFC 6455 5.5.1): 1007, and

@@ -116,7 +116,7 @@ impl Hub {
                     }
                 }
                 Output::Close { client, code, .. } => {
-                    self.metrics.closed_for(code.as_str());
+                    self.metrics.closed_for(code);
                     if let Some(peer) = self.peers.get(&client) {
                         info!(client = %client, code = %code, "closing connection");
                         peer.close_for(code);

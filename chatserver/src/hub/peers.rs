@@ -131,7 +131,7 @@ impl Hub {
         if !self.kicked.insert(id) {
             return;
         }
-        self.metrics.closed_for(code.as_str());
+        self.metrics.closed_for(code);
         match encode(&ServerFrame::error(code, message), self.max_frame_bytes) {
             Ok(bytes) => peer.kick(self.budget.track(bytes), code),
             Err(_) => peer.close(),
