@@ -67,8 +67,8 @@ pub fn doubts(leaf: &[u8], cert: &Path, now: i64) -> Vec<String> {
     );
     if now > until {
         said.push(format!(
-            "the TLS certificate {shown} (--tls-cert) expired {} day(s) ago: clients refuse it; renew it and restart",
-            (now - until) / 86_400
+            "the TLS certificate {shown} (--tls-cert) expired {} ago: clients refuse it; renew it and restart",
+            span(now - until)
         ));
     } else if now < from {
         said.push(format!(
@@ -77,8 +77,8 @@ pub fn doubts(leaf: &[u8], cert: &Path, now: i64) -> Vec<String> {
         ));
     } else if until - now < EXPIRY_WARNING_DAYS * 86_400 {
         said.push(format!(
-            "the TLS certificate {shown} (--tls-cert) expires in {} day(s): renew it, then restart the server",
-            (until - now) / 86_400
+            "the TLS certificate {shown} (--tls-cert) expires in {}: renew it, then restart the server",
+            span(until - now)
         ));
     }
     if let Ok(Some(bc)) = parsed.basic_constraints() {
@@ -89,6 +89,16 @@ pub fn doubts(leaf: &[u8], cert: &Path, now: i64) -> Vec<String> {
         }
     }
     said
+}
+
+/// `secs` in words: whole days from a day on, whole hours under a day
+/// (`0 day(s)` said nothing of a certificate ending in 5 hours).
+fn span(secs: i64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{} day(s)", s / 86_400),
+        s if s >= 3_600 => format!("{} hour(s)", s / 3_600),
+        _ => "less than an hour".to_owned(),
+    }
 }
 
 /// A PEM file's error in words: `what` (`certificate` or `key`) in `path`.
@@ -116,6 +126,20 @@ fn pem_error(what: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Strin
         Error::NoItemsFound => format!(
             "{} ({flag}) holds no {what}; expected {expected}",
             path.display()
+        ),
+        // rustls says these in bytes (`[67, 69, 82, 84, ...]`).
+        Error::MissingSectionEnd { end_marker } => {
+            let marker = String::from_utf8_lossy(&end_marker);
+            let label = marker.trim_matches('-').trim_start_matches("END ");
+            format!(
+                "{} ({flag}) is cut short: no -----END {label}----- line after its -----BEGIN {label}----- (copied in part?); expected {expected}",
+                path.display()
+            )
+        }
+        Error::IllegalSectionStart { line } => format!(
+            "{} ({flag}) is not a {what} file: the line {:?} starts no PEM section; expected {expected}",
+            path.display(),
+            String::from_utf8_lossy(&line).trim_end()
         ),
         e => format!(
             "{} ({flag}) is not a {what} file ({e}); expected {expected}",
@@ -190,5 +214,59 @@ mod tests {
         assert!(said.len() == 1 && said[0].contains("CA:TRUE"), "{said:?}");
         // Not a certificate rustls could parse either: nothing more here.
         assert!(doubts(b"not DER", Path::new("junk.pem"), now).is_empty());
+    }
+
+    /// Under a day, the time left (or past) is said in hours, not as
+    /// `0 day(s)`.
+    #[test]
+    fn an_end_within_a_day_is_said_in_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let until = date_time_ymd(2030, 6, 15).unix_timestamp();
+        let cert = cert(dir.path(), (2030, 1, 1), (2030, 6, 15), false);
+        let said = doubts_of(&cert, until - 5 * 3_600);
+        assert!(
+            said.len() == 1 && said[0].contains("expires in 5 hour(s)"),
+            "{said:?}"
+        );
+        let said = doubts_of(&cert, until - 20 * 60);
+        assert!(
+            said.len() == 1 && said[0].contains("expires in less than an hour"),
+            "{said:?}"
+        );
+        let said = doubts_of(&cert, until + 5 * 3_600);
+        assert!(
+            said.len() == 1 && said[0].contains("expired 5 hour(s) ago"),
+            "{said:?}"
+        );
+        let said = doubts_of(&cert, until + 3 * 86_400 + 3_600);
+        assert!(
+            said.len() == 1 && said[0].contains("expired 3 day(s) ago"),
+            "{said:?}"
+        );
+    }
+
+    /// A PEM file cut short, or with a broken first line, is said in
+    /// words, not as rustls's bytes.
+    #[test]
+    fn a_truncated_pem_is_said_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = cert(dir.path(), (2030, 1, 1), (2031, 1, 1), false);
+        let pem = std::fs::read_to_string(&good).unwrap();
+        let cut = dir.path().join("cut.pem");
+        std::fs::write(&cut, &pem[..pem.len() / 2]).unwrap();
+        let why = load(&cut, &good).expect_err("refused");
+        assert!(
+            why.contains("cut short")
+                && why.contains(
+                    "no -----END CERTIFICATE----- line after its -----BEGIN CERTIFICATE-----"
+                ),
+            "{why}"
+        );
+        assert!(!why.contains("[67, 69"), "{why}");
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE\nAAAA\n").unwrap();
+        let why = load(&broken, &good).expect_err("refused");
+        assert!(!why.contains("[45, 45"), "{why}");
+        assert!(why.contains("-----BEGIN CERTIFICATE"), "{why}");
     }
 }
