@@ -87,6 +87,12 @@ pub struct Args {
     #[arg(skip)]
     pub disk_only_given: (bool, bool),
 
+    /// The cluster's own flags given (`--cluster-replicas`,
+    /// `--node-dead-after-ms`): without `--cluster` they do nothing, and
+    /// the server says so.
+    #[arg(skip)]
+    pub cluster_only_given: Vec<&'static str>,
+
     /// The flags given that shape the rate limit (`--burst`,
     /// `--rate-bytes`, `--burst-bytes`, `--read-rate-bytes`,
     /// `--read-burst-bytes`, `--rate-limit-grace-ms`): with `--rate 0`
@@ -526,6 +532,13 @@ impl Args {
         args.store_given = given("store");
         args.sync_given = given("sync");
         args.disk_only_given = (given("store_max_mib"), given("history_prune_every_secs"));
+        args.cluster_only_given = [
+            ("cluster_replicas", "--cluster-replicas"),
+            ("node_dead_after_ms", "--node-dead-after-ms"),
+        ]
+        .into_iter()
+        .filter_map(|(id, flag)| given(id).then_some(flag))
+        .collect();
         args.rate_only_given = [
             ("burst", "--burst"),
             ("rate_bytes", "--rate-bytes"),

@@ -492,6 +492,9 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
             warn!("{flags} not used with --store memory: nothing is written to disk (each room keeps its newest --history-per-room messages in memory)");
         }
     }
+    if let Some(flags) = flags_are(&args.cluster_only_given).filter(|_| args.cluster.is_empty()) {
+        warn!("{flags} not used without --cluster: this server runs alone, its history its own");
+    }
     if let Some(flags) = flags_are(&args.rate_only_given).filter(|_| args.rate == 0) {
         warn!("{flags} not used with --rate 0: clients are not rate-limited at all");
     }

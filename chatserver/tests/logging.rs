@@ -355,3 +355,20 @@ fn a_disconnect_says_the_session_is_kept_for_a_resume() {
         );
     }
 }
+
+/// The cluster's own settings given without `--cluster` do nothing: the
+/// log says so, as it does of the history database's with `--store
+/// memory`; a server given none of them does not.
+#[test]
+fn cluster_settings_given_without_a_cluster_are_said_unused() {
+    let alone = Server::start(&["--cluster-replicas", "3", "--node-dead-after-ms", "5000"]);
+    wait_for_log(
+        &alone,
+        "--cluster-replicas and --node-dead-after-ms are not used without --cluster",
+    );
+    let plain = Server::start(&[]);
+    // Clients are taken only after what the start has to say.
+    let _alice = plain.join("alice");
+    let log = wait_for_log(&plain, "alice joined");
+    assert!(!log.contains("without --cluster"), "{log}");
+}
