@@ -84,7 +84,8 @@ pub struct Metrics {
     append_micros: AtomicU64,
     append_failures: AtomicU64,
     tls_failures: AtomicU64,
-    /// Shutting down: `/healthz` answers 503.
+    /// Shutting down: `/healthz` answers 503 (a request already under
+    /// way: the port itself is closed at once, new connections refused).
     pub stopping: AtomicBool,
 }
 
