@@ -112,7 +112,13 @@ fn wss_carries_chatproto_and_checks_the_https_origin() {
     bob.say("hello wss");
     assert_eq!(ws.expect_kind("msg")["text"], "hello wss");
     ws.ping_pong();
-    // The log tells a wss:// connection from a ws:// one.
+    // The log tells a wss:// connection from a ws:// one (its line read
+    // once there: the log comes through a pipe, behind the frames).
+    assert!(
+        server.wait_for_line("websocket connected", WAIT),
+        "{}",
+        server.log()
+    );
     let log = server.log();
     let opened = log.lines().find(|l| l.contains("websocket connected"));
     assert!(opened.is_some_and(|l| l.contains("tls=true")), "{log}");
