@@ -313,7 +313,10 @@ pub fn command(flags: &[&str]) -> Command {
     let subcommand = flags.first().is_some_and(|f| !f.starts_with('-'));
     let chose = subcommand
         || flags.iter().any(|f| {
-            f.starts_with("--store") || f.starts_with("--data-dir") || f.starts_with("--cluster")
+            // `--cluster` itself, not `--cluster-replicas` and the like,
+            // which alone would leave the default `chat-data` here.
+            let cluster = *f == "--cluster" || f.starts_with("--cluster=");
+            f.starts_with("--store") || f.starts_with("--data-dir") || cluster
         });
     if !chose {
         cmd.args(["--store", "memory"]);
