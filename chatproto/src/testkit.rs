@@ -207,6 +207,9 @@ pub struct Sim {
     pub events: Vec<Event>,
     /// What a durable server stored.
     pub store: SimStore,
+    /// Rooms that held a message a server without a store forgot, in
+    /// order ([`Output::Forgotten`]).
+    pub forgotten: Vec<String>,
 }
 
 impl Sim {
@@ -220,6 +223,7 @@ impl Sim {
             held: HashMap::new(),
             finishing: Vec::new(),
             events: Vec::new(),
+            forgotten: Vec::new(),
             store: SimStore::default(),
         }
     }
@@ -494,6 +498,7 @@ impl Sim {
                 Output::Propose { .. } => {
                     panic!("the simulation runs one server, not a cluster")
                 }
+                Output::Forgotten { room } => self.forgotten.push(room.to_string()),
             }
         }
     }

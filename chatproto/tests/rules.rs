@@ -1155,6 +1155,9 @@ fn at_the_room_cap_rooms_without_messages_are_forgotten_first() {
     sim.take(a);
     assert_eq!(sim.server.seq("big"), 0, "then the least recently used");
     assert!(sim.server.seq("x") > 0 && sim.server.seq("y") > 0);
+    // Only a room with history is said gone (`Output::Forgotten`), once:
+    // the churned rooms held none.
+    assert_eq!(sim.forgotten, ["big"]);
 }
 
 /// A `rooms` answer too long for a frame lists the rooms whose names

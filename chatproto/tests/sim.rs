@@ -144,6 +144,11 @@ impl Shell {
                         .extend_from_slice(format!("close {client} {code}\n").as_bytes());
                     self.ended(client);
                 }
+                Output::Forgotten { room, .. } => {
+                    self.out
+                        .transcript
+                        .extend_from_slice(format!("forgotten {room}\n").as_bytes());
+                }
                 _ => panic!("an output this shell does not know"),
             }
         }

@@ -372,3 +372,37 @@ fn cluster_settings_given_without_a_cluster_are_said_unused() {
     let log = wait_for_log(&plain, "alice joined");
     assert!(!log.contains("without --cluster"), "{log}");
 }
+
+/// With `--store memory`, a room the cap of rooms forgets is gone with
+/// its history: one that held a message is warned of by name, as the
+/// history database's are; one where only presence came to pass is not.
+#[test]
+fn a_memory_server_warns_of_each_room_with_messages_it_forgets() {
+    let server = Server::start(&["--max-rooms", "1"]);
+    let mut alice = server.connect();
+    alice.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["ra"]}));
+    alice.expect_kind("welcome");
+    let said = |alice: &mut common::Client, room: &str| {
+        alice.send_frame(&json!({"type": "msg", "room": room, "text": "keep"}));
+        alice.recv_until(100, |f| f["type"] == "msg" && f["room"] == room);
+    };
+    said(&mut alice, "ra");
+    // Each enter of a new room forgets the one just left.
+    for (left, next) in [("ra", "rb"), ("rb", "rc")] {
+        alice.send_frame(&json!({"type": "part", "room": left}));
+        alice.enter(next);
+    }
+    said(&mut alice, "rc");
+    alice.send_frame(&json!({"type": "part", "room": "rc"}));
+    alice.enter("rd");
+    let log = wait_for_log(&server, "forgot #rc");
+    let line = log
+        .lines()
+        .find(|l| l.contains("forgot #ra"))
+        .unwrap_or_else(|| panic!("no forgot #ra in:\n{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("--max-rooms"),
+        "{line}"
+    );
+    assert!(!log.contains("forgot #rb"), "{log}");
+}

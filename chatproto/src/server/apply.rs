@@ -113,6 +113,7 @@ impl Server {
             }
             // Closed meanwhile (a timeout, a kick): its `Close` says to
             // close it (it follows, or went already).
+            Step::Forgotten(room) => Some(Output::Forgotten { room }),
             Step::End(client) => self
                 .conns
                 .contains_key(&client)

@@ -374,7 +374,14 @@ impl Server {
     /// room is kept to be forgotten once the store works again (see
     /// `forget_later`). `said`: whether it held a message.
     pub(crate) fn record_forgotten(&mut self, name: Arc<str>, said: bool) {
-        if !self.config.durable || self.config.cluster {
+        if self.config.cluster {
+            return;
+        }
+        if !self.config.durable {
+            // Its history is gone with it: the shell may say so.
+            if said {
+                self.steps.push_back(Step::Forgotten(name));
+            }
             return;
         }
         if self.gate.down.is_some() {

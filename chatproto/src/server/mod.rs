@@ -113,6 +113,9 @@ pub(crate) enum Step {
     /// Cluster mode: a room's event stepped over (see
     /// [`Server::skip_logged`]): the room's seq moves to it.
     Skipped(Arc<str>, u64),
+    /// Memory only: a room that held a message was forgotten, its
+    /// history with it ([`Output::Forgotten`]).
+    Forgotten(Arc<str>),
 }
 
 /// A joined connection the core closed, until its `Close` goes out.

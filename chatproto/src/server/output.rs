@@ -1,5 +1,7 @@
 //! What the server core asks its shell to do: the one way out of it.
 
+use std::sync::Arc;
+
 use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::Event;
 use crate::server::ClientId;
@@ -110,6 +112,19 @@ pub enum Output<'a> {
     Finish {
         /// The connection.
         client: ClientId,
+    },
+    /// Without a store ([`ServerConfig::durable`](crate::ServerConfig::durable)
+    /// off, not in a cluster): a room that held a message was forgotten,
+    /// its history with it, to make way for another at
+    /// [`ServerConfig::max_rooms`](crate::ServerConfig::max_rooms)
+    /// (nobody was in it). Nothing to do but tell the operator
+    /// (chatserver logs a warning naming it). A room that never held a
+    /// message goes without one; with a store, the store is told instead
+    /// ([`Record::Forgotten`](crate::Record::Forgotten)).
+    #[non_exhaustive]
+    Forgotten {
+        /// The room's name.
+        room: Arc<str>,
     },
 }
 

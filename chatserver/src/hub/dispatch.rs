@@ -40,6 +40,7 @@ impl Hub {
                     | Output::Deliver { .. }
                     | Output::Persist { .. }
                     | Output::Propose { .. }
+                    | Output::Forgotten { .. }
             ) {
                 unstage(
                     &mut self.stage,
@@ -122,6 +123,12 @@ impl Hub {
                         peer.close_for(code);
                     }
                 }
+                // `--store memory`: its history is gone (the history
+                // database's thread says the same of those it deletes).
+                Output::Forgotten { room, .. } => warn!(
+                    room = %room,
+                    "forgot #{room}, a room nobody is in, to make way for others (--max-rooms): its history is lost (--store memory)"
+                ),
                 // Its connection task waits for this, then says `Gone`.
                 Output::Finish { client, .. } => {
                     if let Some(peer) = self.peers.get(&client) {
