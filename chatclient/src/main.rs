@@ -192,7 +192,9 @@ fn main() -> ExitCode {
             // Named, as the full-screen client names them: the lines said
             // nothing of it (`--json` reported each line `unconfirmed`).
             let pending: Vec<_> = session.pending().collect();
-            let each = pending.iter().map(|p| (p.room, p.to, p.text));
+            let each = pending
+                .iter()
+                .map(|p| (p.room, p.to, p.text, p.may_have_arrived));
             if let Some(report) = session::unconfirmed_report("sent", each) {
                 use std::io::Write;
                 let _ = std::io::stderr().lock().write_all(report.as_bytes());

@@ -2655,3 +2655,34 @@ fn why_the_server_closed_the_last_connection_is_told_once() {
     c.handle_frame(3, fresh_welcome().with_closed_for(Some(ErrorCode::Timeout)));
     assert_eq!(joined_closed_for(&mut c), [None]);
 }
+
+/// Which of the messages not acknowledged may have reached the server:
+/// one written to the connection (open, or lost since with no answer)
+/// may have; one typed while offline never left the client.
+#[test]
+fn a_message_never_written_is_told_apart_from_one_that_may_have_arrived() {
+    let arrived = |c: &Client| -> Vec<(String, bool)> {
+        c.pending()
+            .map(|p| (p.text.to_owned(), p.may_have_arrived))
+            .collect()
+    };
+    let mut c = alice_in_lobby();
+    drain(&mut c);
+    c.send_msg("lobby", vec![], "written");
+    drain(&mut c);
+    assert_eq!(arrived(&c), [("written".to_owned(), true)]);
+    c.handle_disconnected();
+    c.send_msg("lobby", vec![], "typed offline");
+    drain(&mut c);
+    assert_eq!(
+        arrived(&c),
+        [
+            ("written".to_owned(), true),
+            ("typed offline".to_owned(), false)
+        ]
+    );
+    // Connected again but not joined yet: still not sent.
+    c.handle_connected(10);
+    drain(&mut c);
+    assert_eq!(arrived(&c)[1], ("typed offline".to_owned(), false));
+}

@@ -99,27 +99,39 @@ pub(crate) fn as_typed(room: &str, to: &[String], text: &str) -> String {
 
 /// What to say on stderr, as the client ends, of messages `how` (`typed`,
 /// `sent`) and never confirmed: how many, and each as it could be typed
-/// again (room, recipients, text). `None` when there are none.
+/// again (room, recipients, text), those that may have arrived (written
+/// to a connection, no answer) apart from those that never left the
+/// client (typed while it was offline): they did not arrive. `None` when
+/// there are none.
 pub(crate) fn unconfirmed_report<'a>(
     how: &str,
-    pending: impl ExactSizeIterator<Item = (&'a str, &'a [String], &'a str)>,
+    pending: impl Iterator<Item = (&'a str, &'a [String], &'a str, bool)>,
 ) -> Option<String> {
-    let n = pending.len();
-    if n == 0 {
-        return None;
+    let (maybe, never): (Vec<_>, Vec<_>) = pending.partition(|p| p.3);
+    let mut report = String::new();
+    for (group, said) in [
+        (
+            &maybe,
+            "not confirmed by the server and may not have arrived",
+        ),
+        (&never, "never sent: the connection was down"),
+    ] {
+        let n = group.len();
+        if n == 0 {
+            continue;
+        }
+        report.push_str(&format!(
+            "chatclient: {} {how} {} {said}; to send again:\n",
+            plural(n, "message"),
+            if n == 1 { "was" } else { "were" },
+        ));
+        for (room, to, text, _) in group {
+            report.push_str("  ");
+            report.push_str(&as_typed(room, to, text));
+            report.push('\n');
+        }
     }
-    let mut report = format!(
-        "chatclient: {} {how} {} not confirmed by the server and may not have \
-         arrived; to send again:\n",
-        plural(n, "message"),
-        if n == 1 { "was" } else { "were" },
-    );
-    for (room, to, text) in pending {
-        report.push_str("  ");
-        report.push_str(&as_typed(room, to, text));
-        report.push('\n');
-    }
-    Some(report)
+    (!report.is_empty()).then_some(report)
 }
 
 /// `3 missed messages`, `1 missed message`.

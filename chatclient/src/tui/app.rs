@@ -141,6 +141,10 @@ pub struct Sending {
     pub to: Vec<String>,
     /// Its text.
     pub text: String,
+    /// Whether it may have reached the server (see
+    /// `chatproto::Unacknowledged::may_have_arrived`); `false`: typed
+    /// while offline, it never left.
+    pub may_have_arrived: bool,
 }
 
 /// A line in the message area.

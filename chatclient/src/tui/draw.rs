@@ -238,6 +238,7 @@ mod tests {
             room: "lobby".into(),
             to: vec![],
             text: "mine".into(),
+            may_have_arrived: true,
         }];
         app.set_state(state);
         for c in "typing".chars() {

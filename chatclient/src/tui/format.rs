@@ -434,6 +434,7 @@ mod tests {
             room: "lobby".into(),
             to: vec![],
             text: "on its way".into(),
+            may_have_arrived: true,
         };
         let rows = sending_rows(
             &sending,
@@ -518,6 +519,7 @@ mod tests {
             room: "lobby".into(),
             to: vec![],
             text: word,
+            may_have_arrived: true,
         };
         let theme = Theme { color: false };
         let rows = sending_rows(&sending, "alice", theme, &mut NickColours::default(), 40);

@@ -342,6 +342,7 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
                 room: p.room.to_owned(),
                 to: p.to.to_vec(),
                 text: p.text.to_owned(),
+                may_have_arrived: p.may_have_arrived,
             })
             .collect(),
         joined: session.is_joined(),
@@ -373,7 +374,9 @@ fn enter() -> io::Result<()> {
 /// never confirmed: how many, and each as it could be typed again (they
 /// are gone with the screen). `None` when there are none.
 fn unsent_report(pending: &[Sending]) -> Option<String> {
-    let each = pending.iter().map(|p| (&*p.room, &p.to[..], &*p.text));
+    let each = pending
+        .iter()
+        .map(|p| (&*p.room, &p.to[..], &*p.text, p.may_have_arrived));
     crate::session::unconfirmed_report("typed", each)
 }
 
@@ -502,6 +505,7 @@ mod tests {
             room: room.into(),
             to: to.iter().map(|n| n.to_string()).collect(),
             text: text.into(),
+            may_have_arrived: true,
         }
     }
 
@@ -661,6 +665,24 @@ mod tests {
         assert!(
             one.starts_with("chatclient: 1 message typed was not"),
             "{one}"
+        );
+        // Typed while offline, a line never left: it did not arrive, and
+        // is said apart from those that may have.
+        let offline = |text: &str| Sending {
+            may_have_arrived: false,
+            ..sending("lobby", &[], text)
+        };
+        assert_eq!(
+            unsent_report(&[offline("a"), sending("lobby", &[], "b"), offline("c")]).as_deref(),
+            Some(
+                "chatclient: 1 message typed was not confirmed by the server and may not \
+                 have arrived; to send again:\n  \
+                 #lobby: b\n\
+                 chatclient: 2 messages typed were never sent: the connection was down; \
+                 to send again:\n  \
+                 #lobby: a\n  \
+                 #lobby: c\n"
+            )
         );
     }
 }

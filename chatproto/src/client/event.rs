@@ -214,6 +214,12 @@ pub struct Unacknowledged<'a> {
     pub to: &'a [String],
     /// The text.
     pub text: &'a str,
+    /// Whether it may have reached the server: handed out to be written
+    /// on the connection open now, or written to one lost since with no
+    /// answer. `false`: it never left the client (typed while offline, or
+    /// held back by pacing when its connection ended), so it did not
+    /// arrive.
+    pub may_have_arrived: bool,
 }
 
 /// Constructors, for a shell's own tests (every variant with members is

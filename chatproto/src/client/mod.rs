@@ -612,11 +612,14 @@ impl Client {
     /// The messages sent and not acknowledged yet, oldest first: what a
     /// user interface shows as "sending" until each echo arrives.
     pub fn pending(&self) -> impl Iterator<Item = Unacknowledged<'_>> + '_ {
-        self.pending.iter().map(|p| Unacknowledged {
+        let open = self.phase != Phase::Offline;
+        let connection = self.connections;
+        self.pending.iter().map(move |p| Unacknowledged {
             id: &p.id,
             room: &p.room,
             to: &p.to,
             text: &p.text,
+            may_have_arrived: p.written || (open && p.sent_on != 0 && p.sent_on == connection),
         })
     }
 

@@ -192,10 +192,12 @@ impl App {
                     if to.is_empty() {
                         to.extend(query.clone());
                     }
+                    // Not taken by the session yet: never sent.
                     out.push(Sending {
                         room: room.clone(),
                         to,
                         text,
+                        may_have_arrived: false,
                     });
                 }
                 Command::Join(r) => room = r,

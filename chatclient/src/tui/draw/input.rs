@@ -165,6 +165,7 @@ mod tests {
             room: "lobby".into(),
             to: vec![],
             text: text.into(),
+            may_have_arrived: true,
         };
         state.pending = vec![sending("one"), sending("two")];
         app.set_state(state);

@@ -20,6 +20,7 @@ fn lines_not_taken_yet_show_as_waiting() {
         room: "lobby".into(),
         to: vec![],
         text: "taken".into(),
+        may_have_arrived: true,
     }];
     state.lines_taken = 0;
     app.set_state(state.clone());
@@ -244,6 +245,7 @@ fn our_confirmed_messages_do_not_move_a_scrolled_back_view() {
         room: "lobby".into(),
         to: vec![],
         text: text.into(),
+        may_have_arrived: true,
     };
     let mut state = app.state.clone();
     state.pending = vec![sending("one"), sending("two"), sending("three")];
