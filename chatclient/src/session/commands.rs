@@ -216,7 +216,14 @@ impl Session {
 
     fn part(&mut self, room: Option<String>) {
         let Some(room) = room.or_else(|| self.current.clone()) else {
-            self.error("input", "you are in no room; /part ROOM names one".into());
+            let text = match &self.refused_current {
+                // Reading a pipe, after a room refused (see `forget_room`).
+                Some(r) if self.client.rooms().next().is_some() => {
+                    format!("no current room after the refused /join of #{r}; /part ROOM names one")
+                }
+                _ => "you are in no room; /part ROOM names one".into(),
+            };
+            self.error("input", text);
             return;
         };
         if !self.client.rooms().any(|r| r == room) {
@@ -566,6 +573,12 @@ mod tests {
                 "! input: not sent: lines after the refused /join of #rust go to no room; \
                  /join ROOM to go on (you are in 1 room)"
             ]
+        );
+        // A /part without a room names none: said as it is too.
+        let out = line(&mut s, "/part");
+        assert_eq!(
+            out.lines,
+            ["! input: no current room after the refused /join of #rust; /part ROOM names one"]
         );
         // Entering one goes on as ever.
         line(&mut s, "/join lobby");
