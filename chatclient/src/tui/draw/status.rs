@@ -71,8 +71,14 @@ pub(super) fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, names_hi
             format!(" {} ", parts.join("  "))
         }
     };
-    // The number online is not known while reconnecting.
-    let mut show_online = app.state.joined;
+    // The number online is not known while reconnecting, nor in a room
+    // whose entering the server has not answered yet.
+    let entering = app
+        .state
+        .current
+        .as_ref()
+        .is_some_and(|c| app.state.entering.contains(c));
+    let mut show_online = app.state.joined && !entering;
     let mut right = right_of(&state, show_online);
     // The rooms left out, as one label: how many, and what they hold
     // unread (`+3 2!`: three rooms, two messages, one mentions us).
@@ -194,6 +200,27 @@ mod tests {
         assert!(bar.ends_with("reconnecting"), "{rows:?}");
         assert!(!rows.iter().any(|r| r.contains("2 online")), "{rows:?}");
         assert!(rows[0].ends_with("was online"), "{rows:?}");
+    }
+
+    /// A room asked for and not entered yet has no number online (it
+    /// said `0 online` until the server answered).
+    #[test]
+    fn a_room_being_entered_says_no_number_online() {
+        let mut app = app();
+        let mut state = app.state.clone();
+        state.entering = vec!["lobby".into()];
+        app.set_state(state);
+        let rows = screen(&mut app, 60, 5);
+        let bar = rows
+            .iter()
+            .find(|r| r.contains("#lobby"))
+            .expect("a status bar");
+        assert!(!bar.contains("online"), "{rows:?}");
+        let mut state = app.state.clone();
+        state.entering.clear();
+        app.set_state(state);
+        let rows = screen(&mut app, 60, 5);
+        assert!(rows.iter().any(|r| r.contains("2 online")), "{rows:?}");
     }
 
     /// The bar lists the other rooms in the order Ctrl-N takes them: the
