@@ -17,7 +17,7 @@ use chatproto::{ErrorCode, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
@@ -128,8 +128,14 @@ pub const LINGER: Duration = Duration::from_millis(500);
 /// TCP connection's are in `conn`. (Inside TLS the bytes counted are the
 /// decrypted ones.)
 pub async fn drain<R: AsyncRead + Unpin>(rd: &mut R) {
-    let end = Instant::now() + LINGER;
-    // On the heap, as in `say_and_close`.
+    drain_until(rd, Instant::now() + LINGER).await;
+}
+
+/// Read and discard what `rd` still gives, at most [`DRAIN_BYTES`], until
+/// its end, an error or `end`.
+async fn drain_until<R: AsyncRead + Unpin>(rd: &mut R, end: Instant) {
+    // On the heap: a buffer in the future itself would make every
+    // connection's task that much bigger.
     let mut sink = vec![0u8; 4096];
     let mut left = DRAIN_BYTES;
     while left > 0 {
@@ -146,22 +152,15 @@ pub async fn drain<R: AsyncRead + Unpin>(rd: &mut R) {
 /// unread bytes resets it, and a reset may discard the answer before the
 /// client reads it.
 pub async fn say_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: &[u8]) {
-    let _ = timeout(REFUSAL_LINGER, async {
+    let end = Instant::now() + REFUSAL_LINGER;
+    let said = timeout_at(end, async {
         stream.write_all(answer).await?;
-        stream.shutdown().await?;
-        // On the heap: a buffer in the future itself would make every
-        // connection's task that much bigger, refused or not.
-        let mut sink = vec![0u8; 4096];
-        let mut left = DRAIN_BYTES;
-        while left > 0 {
-            match stream.read(&mut sink).await? {
-                0 => break,
-                n => left = left.saturating_sub(n),
-            }
-        }
-        Ok::<_, io::Error>(())
+        stream.shutdown().await
     })
     .await;
+    if matches!(said, Ok(Ok(()))) {
+        drain_until(&mut stream, end).await;
+    }
 }
 
 /// Tell a connection that sent nothing by its deadline that it did not
