@@ -797,10 +797,7 @@ fn parse_origin(s: &str) -> Result<Option<String>, String> {
         return Err(shape.to_owned());
     }
     // The port: after the last `:`, outside an IPv6 address's brackets.
-    let (host, port) = match rest.rfind(':') {
-        Some(at) if !rest[at..].contains(']') => (&rest[..at], Some(&rest[at + 1..])),
-        _ => (rest, None),
-    };
+    let (host, port) = crate::web::split_port(rest);
     if host.is_empty() || host == "[]" {
         return Err(shape.to_owned());
     }

@@ -430,7 +430,7 @@ fn origin_host(origin: &str) -> Option<&str> {
 
 /// `host[:port]` split into its host (brackets and all for IPv6) and its
 /// port, if it has one.
-fn split_port(authority: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_port(authority: &str) -> (&str, Option<&str>) {
     if authority.starts_with('[') {
         return match authority.find(']') {
             Some(end) => (&authority[..=end], authority[end + 1..].strip_prefix(':')),
