@@ -436,7 +436,7 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
     };
     // Before saying we listen: a supervisor may send SIGTERM as soon as it
     // reads that line, and an unhandled SIGTERM kills us with no flush.
-    let signalled = shutdown_signal();
+    let mut signals = Signals::new();
     let listener = match listen(&args, tls.is_some()).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -580,8 +580,23 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
     });
     let accept = tokio::spawn(accept_loop(listener, edge, limits, stop_rx, done_tx));
 
-    signalled.await;
-    info!("signal received: stop accepting, notify clients, flush");
+    let stop = signals.next().await;
+    info!(
+        "{} received: stop accepting, notify clients, flush (a second signal exits at once)",
+        stop.name
+    );
+    // A second signal while the stop waits for clients to read what is
+    // queued (up to --close-flush-ms) or for the store: the operator wants
+    // out now. Nothing acknowledged is lost: a message is echoed only
+    // once stored, and the database is safe to leave at any instant.
+    tokio::spawn(async move {
+        let again = signals.next().await;
+        warn!(
+            "{} received while stopping: exiting now, without waiting for clients to read what is queued",
+            again.name
+        );
+        std::process::exit(i32::from(again.status));
+    });
     settings
         .metrics
         .stopping
@@ -764,42 +779,76 @@ async fn accept_loop(
     }
 }
 
-/// Register for SIGTERM, SIGHUP and Ctrl-C now, and return a future that
-/// resolves when one arrives: each stops the server cleanly (SIGHUP, the
-/// terminal it was started in closing, killed it on the spot, telling
-/// nobody). (tokio's `ctrl_c()` would only register when first polled.)
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+/// The stop signals, registered when made (tokio's `ctrl_c()` would only
+/// register when first polled): SIGINT (Ctrl-C), SIGTERM and SIGHUP (the
+/// terminal the server was started in closing, which killed it on the
+/// spot, telling nobody), each stopping the server cleanly; a second one
+/// while it stops ends it at once.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        // Started with SIGHUP ignored (`nohup chatserver`): it stays so.
-        let hup = (!hangup_ignored()).then(|| signal(SignalKind::hangup()));
-        async move {
-            match (term, int, hup.transpose()) {
-                (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
-                    let hangup = async {
-                        match &mut hup {
-                            Some(hup) => hup.recv().await,
-                            None => std::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                        _ = hangup => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+    kinds: Option<UnixSignals>,
+}
+
+/// SIGTERM, SIGINT and, unless it was ignored at start, SIGHUP.
+#[cfg(unix)]
+struct UnixSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+/// A stop signal: its name as the log says it, and the exit status of a
+/// process it ends (128 plus its number, as a shell reports it).
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    name: &'static str,
+    status: u8,
+}
+
+impl Signals {
+    /// Register now (none registered: Ctrl-C, as tokio sees it, alone).
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            // Started with SIGHUP ignored (`nohup chatserver`): it stays so.
+            let hup = (!hangup_ignored()).then(|| signal(SignalKind::hangup()));
+            let kinds = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                hup.transpose(),
+            ) {
+                (Ok(term), Ok(int), Ok(hup)) => Some(UnixSignals { term, int, hup }),
+                _ => None,
+            };
+            Signals { kinds }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    async {
+
+    /// The next stop signal.
+    async fn next(&mut self) -> Stop {
+        const INT: Stop = Stop {
+            name: "SIGINT",
+            status: 130,
+        };
+        #[cfg(unix)]
+        if let Some(k) = &mut self.kinds {
+            let hangup = async {
+                match &mut k.hup {
+                    Some(hup) => hup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            return tokio::select! {
+                _ = k.int.recv() => INT,
+                _ = k.term.recv() => Stop { name: "SIGTERM", status: 143 },
+                _ = hangup => Stop { name: "SIGHUP", status: 129 },
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
+        INT
     }
 }
 

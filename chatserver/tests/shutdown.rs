@@ -100,6 +100,40 @@ fn sigterm_notifies_everyone_flushes_queued_messages_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// A second signal while the stop waits for a client that does not read
+/// (up to `--close-flush-ms`, here a minute) exits at once, with 128 plus
+/// its number, and says so; the first is named in the log. It used to be
+/// taken and the stop waited on.
+#[test]
+fn a_second_signal_while_stopping_exits_at_once() {
+    for (signal, status) in [("TERM", 143), ("INT", 130)] {
+        let mut server = Server::start(&["--rate", "0", "--close-flush-ms", "60000"]);
+        let mut alice = server.join("alice");
+        // bob reads nothing: what alice sends him stays queued.
+        let mut bob = server.connect_with_rcvbuf(4096);
+        bob.join("bob");
+        alice.expect_kind("presence");
+        for i in 0..COUNT {
+            alice.send_frame(&json!({"type": "msg", "to": ["bob"], "text": text(i)}));
+        }
+        for _ in 0..COUNT {
+            alice.expect_kind("msg");
+        }
+        server.signal(signal);
+        let first = format!("SIG{signal} received: stop accepting");
+        assert!(server.wait_for_line(&first, WAIT), "{}", server.log());
+        server.signal(signal);
+        let exit = server.wait_exit(WAIT);
+        assert_eq!(exit.code(), Some(status), "{exit:?}: {}", server.log());
+        let log = server.log();
+        assert!(
+            log.contains(&format!("SIG{signal} received while stopping: exiting now")),
+            "{log}"
+        );
+        drop(bob);
+    }
+}
+
 #[test]
 fn sigterm_right_after_the_listening_line_still_exits_zero() {
     // A supervisor may stop the server as soon as it reads that line; the
