@@ -914,6 +914,47 @@ fn a_room_with_members_is_not_restored_over() {
     assert_eq!(msgs(&frames), [(seq + 1, "two".to_owned())], "{frames:?}");
 }
 
+/// A room's `recent` out of seq order or with a seq twice restores
+/// nothing: it was taken, and its replay went back in seq (9, 3, 3, 10,
+/// 1), which a client drops.
+#[test]
+fn a_room_whose_recent_is_out_of_order_restores_nothing() {
+    let said = |seq: u64| {
+        let body = EventBody::msg(SessionId(0), "alice", vec![], format!("m{seq}"), None);
+        Event::new("r", seq, T0, body)
+    };
+    let mut sim = Sim::new(durable(), T0);
+    let recent = [9, 3, 3, 10, 1].map(said).to_vec();
+    let why = sim.server.restore_room("r", "e1", 10, 1, recent);
+    assert!(
+        matches!(&why, Err(RestoreError::RecentOutOfOrder { room, seq: 3, after: 9, .. }) if room == "r"),
+        "{why:?}"
+    );
+    let why = sim
+        .server
+        .restore_room("r", "e1", 10, 1, [2, 3, 3].map(said).to_vec());
+    assert!(
+        matches!(
+            &why,
+            Err(RestoreError::RecentOutOfOrder {
+                seq: 3,
+                after: 3,
+                ..
+            })
+        ),
+        "{why:?}"
+    );
+    assert_eq!(sim.server.rooms().count(), 0, "the server is as it was");
+    sim.server
+        .restore_room("r", "e1", 10, 1, [2, 3, 10].map(said).to_vec())
+        .unwrap();
+    let a = sim.connect();
+    sim.send(a, ClientFrame::join_v2("bob", vec!["r".into()], None));
+    let frames = sim.take(a);
+    let seqs: Vec<u64> = msgs(&frames).into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(seqs, [2, 3, 10], "{frames:?}");
+}
+
 /// Seqs a store or a log could not have reached are refused, so a room's
 /// seqs do not run out (a room restored at `u64::MAX - 1` overflowed at
 /// its next message).

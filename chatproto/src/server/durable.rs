@@ -68,6 +68,20 @@ pub enum RestoreError {
         /// The room's canonical name.
         room: String,
     },
+    /// The room's `recent` events are not in seq order, oldest first and
+    /// each once ([`Server::restore_room`] only): a damaged store, or one
+    /// read in another order. Served so, a replay would go back in seq,
+    /// and a client drops every event at or below the last seq it saw.
+    #[error("room {room} was not restored: its recent events are not in seq order, oldest first and each once (seq {seq} came after {after})")]
+    #[non_exhaustive]
+    RecentOutOfOrder {
+        /// The room's canonical name.
+        room: String,
+        /// The first event's seq that is not above the one before it.
+        seq: u64,
+        /// The seq of the event before it.
+        after: u64,
+    },
     /// The room is loaded already ([`Server::restore_unloaded_room`]
     /// only: it leaves a room in memory as it is).
     #[error("room {room} was not restored unloaded: it is loaded already")]
@@ -759,9 +773,12 @@ impl Server {
     /// clients' are ([`room_name`](crate::room_name)); a name no client
     /// could give, or a `last_seq` of 2^62 or more (no store gets there;
     /// the room's seqs would run out), restores nothing; so does a room
-    /// someone is in (restore before connections enter): the error says
+    /// someone is in (restore before connections enter), and so does a
+    /// `recent` not in seq order, oldest first and each once (a damaged
+    /// store: its replays would go back in seq): the error says
     /// which ([`RestoreError::RoomName`], [`RestoreError::SeqTooHigh`],
-    /// [`RestoreError::RoomInUse`]), and the server is as it was. A room
+    /// [`RestoreError::RoomInUse`], [`RestoreError::RecentOutOfOrder`]),
+    /// and the server is as it was. A room
     /// restored again replaces what was restored before.
     pub fn restore_room(
         &mut self,
@@ -772,6 +789,15 @@ impl Server {
         recent: Vec<Event>,
     ) -> Result<(), RestoreError> {
         let name = RestoreError::check_room(name, last_seq)?;
+        // Every event given, also those passed over below: a run out of
+        // order is a store that cannot be trusted with the rest either.
+        if let Some(w) = recent.windows(2).find(|w| w[1].seq <= w[0].seq) {
+            return Err(RestoreError::RecentOutOfOrder {
+                room: name,
+                seq: w[1].seq,
+                after: w[0].seq,
+            });
+        }
         // Its members would stay in it by their sessions, but not in its
         // fan-out: their messages would reach no one.
         if self.rooms.get(&name).is_some_and(|r| !r.members.is_empty()) {
