@@ -1325,6 +1325,140 @@ fn a_replay_past_memory_after_a_restart_is_read_from_the_store() {
     );
 }
 
+/// A store's page is served only as far as it was asked for: another
+/// room's events, seqs outside the range asked (0 among them), a seq twice,
+/// presences and messages to others are left out, and the rest go in seq
+/// order. Served as given, bob's page of the lobby held events saying
+/// `"room":"other"`, seqs going back, and a `before` of 0.
+#[test]
+fn a_stores_page_is_served_only_as_far_as_it_was_asked() {
+    let mut sim = ten_said();
+    sim.store.hold = true;
+    let mut pages = Vec::new();
+    for more in [false, true] {
+        sim.send(1, ClientFrame::history("lobby", None, Some(8)));
+        let (ticket, query) = sim.store.reads.pop().expect("the store is asked");
+        assert_eq!((query.after, query.before), (0, 13), "{query:?}");
+        let said = |room: &str, seq: u64, to: Vec<chatproto::Recipient>| {
+            let body = EventBody::msg(SessionId(0), "alice", to, format!("s{seq}"), None);
+            Event::new(room, seq, T0, body)
+        };
+        let carol = vec![chatproto::Recipient::new(SessionId(77), "carol")];
+        let joined = EventBody::presence(SessionId(0), "alice", chatproto::PresenceStatus::Online);
+        let events = vec![
+            said("lobby", 9, vec![]),
+            said("other", 5, vec![]),
+            said("lobby", 0, vec![]),
+            said("lobby", 4, vec![]),
+            said("lobby", 4, vec![]),
+            said("lobby", 13, vec![]),
+            said("lobby", 99, vec![]),
+            said("lobby", 6, carol),
+            Event::new("lobby", 7, T0, joined),
+            said("lobby", 3, vec![]),
+        ];
+        let page = chatproto::ReadPage::new(events, more, 0);
+        let (to, frames) = sim.server.handle_page(ticket, Ok(page)).expect("an answer");
+        assert_eq!(to, sim.clients[1].id);
+        pages.push(frames);
+    }
+    for (frames, more) in pages.iter().zip([false, true]) {
+        let [ServerFrame::History {
+            room,
+            events,
+            more: said_more,
+            before,
+            ..
+        }] = &frames[..]
+        else {
+            panic!("not one history page: {frames:?}");
+        };
+        assert_eq!(room, "lobby");
+        let seqs: Vec<(u64, Option<String>)> = events
+            .iter()
+            .map(|f| match f {
+                ServerFrame::Msg { seq, room, .. } => (*seq, room.clone()),
+                other => panic!("not a message: {other:?}"),
+            })
+            .collect();
+        let lobby = || Some("lobby".to_owned());
+        assert_eq!(
+            seqs,
+            [(3, lobby()), (4, lobby()), (9, lobby())],
+            "{frames:?}"
+        );
+        assert_eq!(*said_more, more, "{frames:?}");
+        if more {
+            // Paging on asks below the oldest served, never from seq 0.
+            assert_eq!(*before, Some(1), "{frames:?}");
+        }
+    }
+}
+
+/// An entering's replay read from the store is served as far as it was
+/// asked for too: carol, entering a lobby whose memory holds fewer than an
+/// entering shows, was replayed another room's message and seqs going
+/// back, and her client dropped those below the last seq it saw.
+#[test]
+fn a_replay_from_the_store_is_served_only_as_far_as_it_was_asked() {
+    let mut sim = ten_said();
+    sim.store.hold = true;
+    let c = sim.connect();
+    sim.send(c, ClientFrame::join_v2("carol", vec!["lobby".into()], None));
+    for _ in 0..10 {
+        if sim.store.waiting.is_empty() {
+            break;
+        }
+        store_first_batch(&mut sim);
+        sim.flush();
+    }
+    let (ticket, query) = sim.store.reads.pop().expect("the store is asked");
+    let said = |room: &str, seq: u64| {
+        let body = EventBody::msg(SessionId(0), "alice", vec![], format!("s{seq}"), None);
+        Event::new(room, seq, T0, body)
+    };
+    let events = vec![
+        said("lobby", 9),
+        said("other", 10),
+        said("lobby", 3),
+        said("lobby", 3),
+        said("lobby", 0),
+        said("lobby", query.before),
+    ];
+    let page = chatproto::ReadPage::new(events, false, 1);
+    let (_, frames) = sim.server.handle_page(ticket, Ok(page)).expect("an answer");
+    let replay: Vec<(u64, Option<String>)> = frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Msg { seq, room, .. } => Some((*seq, room.clone())),
+            _ => None,
+        })
+        .collect();
+    let lobby = || Some("lobby".to_owned());
+    assert_eq!(
+        replay,
+        [(3, lobby()), (9, lobby())],
+        "asked {query:?}: {frames:?}"
+    );
+}
+
+/// A page whose `more` has nowhere to send its asker (its `from` at or
+/// past the `before` asked, nothing served) says there is no more: paging
+/// on would ask the same page for ever.
+#[test]
+fn a_stores_page_that_cannot_move_its_asker_down_says_no_more() {
+    let mut sim = ten_said();
+    sim.store.hold = true;
+    sim.send(1, ClientFrame::history("lobby", Some(11), Some(8)));
+    let (ticket, query) = sim.store.reads.pop().expect("the store is asked");
+    let page = chatproto::ReadPage::new(Vec::new(), true, u64::MAX);
+    let (_, frames) = sim.server.handle_page(ticket, Ok(page)).expect("an answer");
+    assert!(
+        matches!(&frames[..], [ServerFrame::History { more: false, events, .. }] if events.is_empty()),
+        "asked {query:?}: {frames:?}"
+    );
+}
+
 /// Carol's pages of a lobby where alice said 20 things to bob after
 /// carol's one message, each page looking at 6 events at most; with
 /// `memory` every message is in memory, otherwise the store reads them.

@@ -191,6 +191,8 @@ impl Server {
                 frames,
                 whole,
                 since,
+                after: query.after,
+                before: query.before,
                 fresh,
             };
             self.front.push_back(Step::Read(conn, query, pending));

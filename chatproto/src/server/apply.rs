@@ -150,10 +150,11 @@ impl Server {
             } => {
                 let sid = self.answered_session(client)?;
                 if let Some(query) = self.beyond_memory(sid, &room, before, limit) {
-                    let before = query.before;
+                    let (after, before) = (query.after, query.before);
                     let epoch = self.rooms.get(&room).map(|r| r.epoch.clone())?;
                     let pending = crate::server::reads::Pending::History {
                         room,
+                        after,
                         before,
                         limit,
                         epoch,

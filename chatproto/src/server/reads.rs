@@ -127,10 +127,11 @@ impl ReadPage {
 /// A question to the store, waiting for its answer.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    /// A `history` request, the `before` it asked the store with, and the
-    /// room's epoch then.
+    /// A `history` request, the `after` and `before` it asked the store
+    /// with, and the room's epoch then.
     History {
         room: String,
+        after: u64,
         before: u64,
         limit: usize,
         epoch: String,
@@ -145,6 +146,9 @@ pub(crate) enum Pending {
         whole: bool,
         /// The `since` it asked with.
         since: u64,
+        /// The range it asked the store for, `(after, before)`.
+        after: u64,
+        before: u64,
         /// An entering without a `since` of the epoch (the latest
         /// messages): if the store cannot read, memory's are replayed.
         fresh: bool,
@@ -174,8 +178,8 @@ impl Server {
     /// read. Like [`handle_page`](Server::handle_page), for a store that
     /// reads the whole range (ignoring [`ReadQuery::scan`]): the next page
     /// is asked from the oldest message found, so a store that stops short
-    /// must answer through `handle_page`, or an empty page with `more`
-    /// would send its asker back to where it asked.
+    /// must answer through `handle_page`: here an empty page with `more`
+    /// has nowhere to send its asker, and says there is no more.
     #[must_use = "the frames answer the asker: write them to it"]
     pub fn handle_read(
         &mut self,
@@ -197,6 +201,19 @@ impl Server {
     /// read. Returns the client and the frames that answer it, to be
     /// written before anything queued for that client since the read went
     /// out; `None` for an unknown ticket or a client gone meanwhile.
+    ///
+    /// Of `found`, only what the [`ReadQuery`] asked for is served: the
+    /// messages of its room, with a seq in `(after, before)`, that its
+    /// session may see, in seq order and each seq once. Anything else a
+    /// store hands back (another room's events, seqs outside the range
+    /// or of 0, presences, messages to others) is dropped without a
+    /// word, and a page out of seq order is put in order, a seq given
+    /// twice kept once (the first given). The next page is asked from
+    /// [`ReadPage::from`] brought into the range and not above the oldest
+    /// message served, and a page with [`more`](ReadPage::more) that
+    /// would send its asker back to the `before` it asked with says there
+    /// is no more instead (a client paging on would ask the same page for
+    /// ever).
     #[must_use = "the frames answer the asker: write them to it"]
     pub fn handle_page(
         &mut self,
@@ -217,6 +234,7 @@ impl Server {
             }
             Pending::History {
                 room,
+                after,
                 before,
                 limit,
                 epoch,
@@ -228,15 +246,18 @@ impl Server {
                         if let Some(o) = page.oldest {
                             self.pruned(&room, Some(&epoch), o);
                         }
-                        let events: Vec<Arc<Event>> =
-                            page.events.into_iter().map(Arc::new).collect();
-                        self.history_frame(
-                            sid,
-                            &room,
-                            events.iter().collect(),
-                            page.more,
-                            page.from,
-                        )
+                        let events = asked(page.events, &room, sid, after, before);
+                        // Where the next page starts: within what was
+                        // asked, and at most the oldest message served
+                        // (its seq was looked at).
+                        let mut from = page.from.clamp(after.saturating_add(1), before);
+                        if let Some(e) = events.first() {
+                            from = from.min(e.seq);
+                        }
+                        // A page that cannot move its asker down would
+                        // be asked again for ever.
+                        let more = page.more && from < before;
+                        self.history_frame(sid, &room, events.iter().collect(), more, from)
                     }
                     // The store cannot read: what memory holds of the
                     // page asked for, `more` if the store holds older (to
@@ -250,6 +271,8 @@ impl Server {
                 whole,
                 epoch,
                 since,
+                after,
+                before,
                 fresh,
             } => {
                 let room = match frames.first() {
@@ -270,7 +293,7 @@ impl Server {
                 let mut replay: Vec<Arc<Event>> = Vec::new();
                 let more = match found {
                     Some(page) => {
-                        replay.extend(page.events.into_iter().map(Arc::new));
+                        replay = asked(page.events, &room, sid, after, before);
                         page.more
                     }
                     // The store cannot read: an entering without `since`
@@ -337,4 +360,30 @@ impl Server {
         self.order.cut(r);
         r.history_start = r.history_start.max(r.stored_from);
     }
+}
+
+/// Of a store's page for `sid`'s read of `room` in `(after, before)`, what
+/// was asked for: the messages of `room` in the range that `sid` may see,
+/// in seq order, each seq once (the first given). A store's page is
+/// trusted no further: the frame made of it says `room` and goes to `sid`.
+fn asked(
+    events: Vec<Event>,
+    room: &str,
+    sid: SessionId,
+    after: u64,
+    before: u64,
+) -> Vec<Arc<Event>> {
+    let mut kept: Vec<Arc<Event>> = events
+        .into_iter()
+        .filter(|e| {
+            *e.room == *room && e.seq > after && e.seq < before && e.is_msg() && e.visible_to(sid)
+        })
+        .map(Arc::new)
+        .collect();
+    if !kept.windows(2).all(|w| w[0].seq < w[1].seq) {
+        // Stable: of a seq given twice, the first given stays.
+        kept.sort_by_key(|e| e.seq);
+        kept.dedup_by_key(|e| e.seq);
+    }
+    kept
 }
