@@ -1296,6 +1296,69 @@ fn a_waiting_room_parted_after_a_resumed_session_has_its_message_answered() {
     assert!(!c.is_unacknowledged(&early));
 }
 
+/// Frames handed in after the connection ended (still in the shell's
+/// buffer when it saw the end) queue nothing: a `ping` was answered, its
+/// `pong` put out while offline or, not polled, in front of the next
+/// connection's `join`. No kind of frame does: not the echo that lets a
+/// waiting `part` go, an `entered` with a message waiting, an own
+/// entering presence, nor an error refusing an entering.
+#[test]
+fn frames_handled_offline_queue_nothing_for_the_next_connection() {
+    let sends = |c: &mut Client| -> Vec<String> {
+        let mut sent = Vec::new();
+        while let Some(out) = c.poll() {
+            if let ClientOutput::Send(f) = out {
+                sent.push(format!("{f:?}"));
+            }
+        }
+        sent
+    };
+    let offline_frames = || {
+        vec![
+            ServerFrame::Ping,
+            ServerFrame::Pong,
+            fresh_welcome(),
+            ServerFrame::entered("rust", "e1", 0, 1, vec!["alice".into()], false),
+            ServerFrame::entered("ops", "e1", 0, 1, vec!["alice".into()], false),
+            own_presence(2),
+            pending_echo(3),
+            echo(4, "late", "a-9"),
+            ServerFrame::history("lobby", vec![], false),
+            ServerFrame::rooms(vec![RoomInfo::new("lobby", 1)]),
+            ServerFrame::error_v2(ErrorCode::RoomInvalid, "no", None, Some("ops".into()), None),
+            ServerFrame::notice("bye"),
+            ServerFrame::Ping,
+        ]
+    };
+    // Drained while offline, and not.
+    for drain_offline in [true, false] {
+        let mut c = parting_rust();
+        c.enter("ops");
+        c.send_msg("ops", vec![], "waiting");
+        sends(&mut c);
+        c.handle_disconnected();
+        for f in offline_frames() {
+            c.handle_frame(1, f);
+        }
+        if drain_offline {
+            assert_eq!(sends(&mut c), Vec::<String>::new(), "offline");
+        }
+        c.handle_connected(2);
+        let first = sends(&mut c);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].contains(r#""type":"join""#), "{first:?}");
+    }
+    // Before the first connection, likewise.
+    let mut c = Client::new("alice", ["lobby"], "a-");
+    for f in offline_frames() {
+        c.handle_frame(0, f);
+    }
+    c.handle_connected(1);
+    let first = sends(&mut c);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].contains(r#""type":"join""#), "{first:?}");
+}
+
 /// A room whose `enter` waits, with a message that went on a lost
 /// connection, parted while offline: nothing goes before the next
 /// `join`, and the next resumed session sends the message again (the

@@ -13,6 +13,9 @@ impl Client {
         if self.phase != Phase::Offline {
             self.handle_disconnected();
         }
+        // Nothing queued offline is for this connection, which starts with
+        // its join (none is meant to be: see `handle_frame`).
+        self.out.retain(|o| matches!(o, ClientOutput::Event(_)));
         self.tick(now);
         self.join_refused = false;
         self.phase = Phase::Joining;

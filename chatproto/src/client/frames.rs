@@ -7,11 +7,29 @@ use crate::nick::nick_key;
 
 impl Client {
     /// A frame arrived from the server.
+    ///
+    /// Before a connection (before the first
+    /// [`handle_connected`](Client::handle_connected)) and while offline
+    /// (after [`handle_disconnected`](Client::handle_disconnected)), a
+    /// frame is one the connection that ended sent (still in the shell's
+    /// buffer when it saw the end): it queues no frame for the next
+    /// connection, which starts with its `join`. A `ping` is not answered
+    /// (the connection it asks about is gone) and a `welcome` is passed
+    /// over; the others are taken as if they came before the end, so the
+    /// events they carry are told (messages and their echoes, errors,
+    /// notices, pages, room lists, who entered and left), and the next
+    /// connection enters the rooms again from the last seq seen. While the
+    /// `join` waits for its answer, the `welcome` answers it, an error
+    /// refuses it ([`ClientEvent::Refused`]), and a `ping` is answered
+    /// (after the `join`, which went first).
     pub fn handle_frame(&mut self, now: u64, frame: ServerFrame) {
         self.tick(now);
         self.heard_at = now;
         self.pinged_at = None;
         match frame {
+            // A connection that is gone: its `pong` would go out before
+            // the next one's `join`.
+            ServerFrame::Ping if self.phase == Phase::Offline => {}
             ServerFrame::Ping => self.send(ClientFrame::Pong),
             // One per connection, answering its join. Another (a broken
             // server's) would enter every room and send every message
