@@ -37,6 +37,23 @@ pub enum NickRule {
 }
 
 /// Why a nickname breaks the rule.
+///
+/// Like its variants with named members, it may grow: match with `..`
+/// in each arm and keep a `_` arm. Outside chatproto, a variant with
+/// named members is not built with a literal (the rule makes them):
+///
+/// ```compile_fail
+/// let e = chatproto::NickError::Compatibility { found: 'Ａ', plain: "A".into() };
+/// ```
+///
+/// ```
+/// use chatproto::{normalize_nick, NickError, NickRule};
+///
+/// match normalize_nick("Ａlice", NickRule::Unicode) {
+///     Err(NickError::Compatibility { plain, .. }) => assert_eq!(plain, "A"),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NickError {
@@ -65,6 +82,7 @@ pub enum NickError {
     /// A compatibility form (fullwidth, ligature, superscript, styled
     /// letter) of plain characters that a nickname may contain.
     #[error("the nickname contains {}, a compatibility form of '{plain}'; write '{plain}' instead", shown(*.found))]
+    #[non_exhaustive]
     Compatibility {
         /// The character as given.
         found: char,

@@ -411,13 +411,10 @@ fn a_gap_in_the_log_is_refused_and_an_unknown_room_too() {
     ));
     s.open_room("lobby", "ep", 1);
     s.handle_logged(e(1)).unwrap();
-    assert_eq!(
-        s.handle_logged(e(3)),
-        Err(LogError::Gap {
-            room: "lobby".into(),
-            expected: 2,
-            got: 3
-        })
+    let gap = s.handle_logged(e(3));
+    assert!(
+        matches!(&gap, Err(LogError::Gap { room, expected: 2, got: 3, .. }) if room == "lobby"),
+        "{gap:?}"
     );
     // Seen already: ignored.
     s.handle_logged(e(1)).unwrap();

@@ -18,6 +18,22 @@ use crate::server::room::Room;
 use crate::server::{Server, Step};
 
 /// Why [`Server::handle_logged`] did not take an event.
+///
+/// Like its variants with named members, it may grow: match with `..`
+/// in each arm and keep a `_` arm. Outside chatproto, a variant with
+/// named members is not built with a literal (only the core makes them):
+///
+/// ```compile_fail
+/// let gap = chatproto::LogError::Gap { room: "lobby".into(), expected: 2, got: 3 };
+/// ```
+///
+/// ```
+/// # let e = chatproto::LogError::NotCluster;
+/// match e {
+///     chatproto::LogError::Gap { expected, .. } => println!("read again from {expected}"),
+///     other => println!("{other}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
@@ -34,6 +50,7 @@ pub enum LogError {
     /// Events are missing before this one: read the log again from
     /// `expected` (a log that skips is read again, never applied around).
     #[error("room {room}: expected seq {expected}, got {got}; read the log again from {expected}")]
+    #[non_exhaustive]
     Gap {
         /// The room.
         room: String,
