@@ -279,11 +279,14 @@ impl Default for FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder that rejects payloads over `max_frame_bytes` (raised to at
-    /// least [`MIN_MAX_FRAME_BYTES`]).
+    /// A decoder that rejects payloads over `max_frame_bytes`, raised to at
+    /// least [`MIN_MAX_FRAME_BYTES`] and lowered to at most `u32::MAX`, the
+    /// most a length header can say (PROTOCOL.md section 1), as
+    /// [`encode`] takes a limit and a [`Server`](crate::Server) announces
+    /// one.
     pub fn new(max_frame_bytes: usize) -> Self {
         FrameDecoder {
-            max_frame_bytes: max_frame_bytes.max(MIN_MAX_FRAME_BYTES),
+            max_frame_bytes: max_frame_bytes.clamp(MIN_MAX_FRAME_BYTES, u32::MAX as usize),
             failed: None,
         }
     }
@@ -507,8 +510,8 @@ pub(crate) fn frame_into(
 }
 
 /// Encode `frame` as one length-prefixed frame of at most `max_frame_bytes`
-/// payload bytes. As for [`FrameDecoder::new`], a limit below
-/// [`MIN_MAX_FRAME_BYTES`] is raised to it; one above `u32::MAX`, more
+/// payload bytes. As [`FrameDecoder::new`] does, a limit below
+/// [`MIN_MAX_FRAME_BYTES`] is raised to it, and one above `u32::MAX`, more
 /// than the header can say, is lowered to that.
 ///
 /// ```

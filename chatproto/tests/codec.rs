@@ -506,8 +506,14 @@ fn the_encoder_refuses_payloads_over_the_limit() {
 }
 
 #[test]
-fn limits_below_the_minimum_are_raised() {
+fn limits_are_raised_to_the_minimum_and_lowered_to_what_a_header_says() {
     assert_eq!(FrameDecoder::new(10).max_frame_bytes(), MIN_MAX_FRAME_BYTES);
+    // And above what a header can say, lowered to it, as `encode` does
+    // (the decoder said `usize::MAX`, which no frame can reach).
+    assert_eq!(
+        FrameDecoder::new(usize::MAX).max_frame_bytes(),
+        u32::MAX as usize
+    );
     assert_eq!(
         FrameDecoder::default().max_frame_bytes(),
         DEFAULT_MAX_FRAME_BYTES
