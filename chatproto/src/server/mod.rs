@@ -197,7 +197,7 @@ enum Audience {
 /// # Example
 ///
 /// ```
-/// use chatproto::{ClientFrame, Now, Output, Server, ServerConfig};
+/// use chatproto::{ClientFrame, Now, Output, Server, ServerConfig, ServerFrame};
 ///
 /// let mut server = Server::new(ServerConfig::default(), [7; 32]);
 /// let now = Now::new(0, 1_732_400_000_000);
@@ -206,19 +206,20 @@ enum Audience {
 /// let mut frames = Vec::new();
 /// while let Some(out) = server.poll() {
 ///     match out {
-///         Output::Send { to, frame, .. } => frames.push((to, serde_json::to_value(&frame).unwrap())),
+///         Output::Send { to, frame, .. } => frames.push((to, frame)),
 ///         Output::Deliver { event, to, with_id, .. } => {
-///             let wire = serde_json::to_value(event.wire(with_id, false)).unwrap();
-///             frames.extend(to.iter().map(|&c| (c, wire.clone())));
+///             // A shell encodes `event.wire(with_id, false)` once and
+///             // writes the same bytes to each of `to`.
+///             let frame = event.to_frame(with_id, false);
+///             frames.extend(to.iter().map(|&c| (c, frame.clone())));
 ///         }
 ///         Output::Close { .. } => {}
 ///         _ => {}
 ///     }
 /// }
 /// // alice gets her welcome, then her own presence in the lobby.
-/// assert_eq!(frames[0].1["type"], "welcome");
-/// assert_eq!(frames[1].1["type"], "presence");
-/// assert_eq!(frames[1].1["room"], "lobby");
+/// assert!(matches!(&frames[0], (to, ServerFrame::Welcome { nick, .. }) if *to == alice && nick == "alice"));
+/// assert!(matches!(&frames[1].1, ServerFrame::Presence { room: Some(room), .. } if room == "lobby"));
 /// // The next deadline: alice's join timeout, which finds her joined and
 /// // does nothing; her idle ping comes at 30 s.
 /// assert_eq!(server.poll_timeout(), Some(10_000));

@@ -96,8 +96,10 @@ fn string(dst: &mut BytesMut, s: &str) {
 /// ```
 /// let mut out = String::from("[");
 /// chatproto::push_json_string(&mut out, "say \"hi\"\n");
-/// assert_eq!(out, r#"["say \"hi\"\n""#);
-/// assert_eq!(serde_json::from_str::<Vec<String>>(&format!("{out}]")).unwrap(), ["say \"hi\"\n"]);
+/// out.push(',');
+/// chatproto::push_json_string(&mut out, "bell \u{7}, tab \t, é");
+/// out.push(']');
+/// assert_eq!(out, r#"["say \"hi\"\n","bell \u0007, tab \t, é"]"#);
 /// ```
 #[inline]
 pub fn push_json_string(out: &mut String, s: &str) {
