@@ -1881,3 +1881,47 @@ fn known_or_restored(restored: Result<(), chatproto::RestoreError>) {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// The log's words on two messages with a `ping` between them, the later
+/// message's first: each answer goes in its own message's place, the
+/// earlier one's before the `pong` (it went after it, behind the later
+/// message's answer put in first).
+#[test]
+fn a_late_answer_for_a_message_before_a_ping_goes_before_the_pong() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    let before = c.frames(0, alice).len();
+    let msg = |text: &str, id: &str| ClientFrame::msg_in("lobby", vec![], text, Some(id.into()));
+    c.nodes[0].handle_frame(NOW, alice, msg("one", "m1"));
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    c.nodes[0].handle_frame(NOW, alice, msg("two", "m2"));
+    c.nodes[0].handle_frame(NOW, alice, ClientFrame::Ping);
+    let proposed = c.proposals(0);
+    let [one, two] = &proposed[..] else {
+        panic!("two proposals, not {proposed:?}")
+    };
+    // The second is refused first, then the first is said held already.
+    c.nodes[0].handle_log_refused(two, "no room");
+    let mut first = Event::clone(one);
+    first.seq = 7;
+    c.nodes[0].handle_logged_duplicate(&first);
+    c.drain(0);
+    let answers: Vec<String> = c.frames(0, alice)[before..]
+        .iter()
+        .map(|f| match f["type"].as_str().unwrap() {
+            "error" => format!(
+                "{} {}",
+                f["code"].as_str().unwrap(),
+                f["id"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        ["duplicate m1", "pong", "unavailable m2", "pong"],
+        "{:?}",
+        c.frames(0, alice)
+    );
+}

@@ -241,20 +241,20 @@ impl Server {
             return false;
         };
         if let (Some(frame), Some(conn)) = (answer, s.conn) {
-            // Its place: after the answers that waited when it was
-            // proposed, and those put in since for earlier messages.
-            let at = w.waiting + (s.answered - w.answered);
-            let at = at.min(s.deferred.len());
-            s.deferred.insert(at, Step::Send(conn, frame));
-            s.answered += 1;
+            // Its place: after the answers to the frames before its own
+            // (waiting when it was proposed, or put in since for earlier
+            // events), before those to the frames after it (put in first
+            // for a later event, they were counted in before it).
+            let at = s.deferred.partition_point(|(place, _)| *place < w.place);
+            s.deferred.insert(at, (w.place, Step::Send(conn, frame)));
             self.deferred += 1;
         }
         if s.in_flight.is_empty() {
-            s.answered = 0;
             let deferred = std::mem::take(&mut s.deferred);
             self.deferred = self.deferred.saturating_sub(deferred.len());
+            let deferred = deferred.into_iter().map(|(_, step)| step);
             if applied {
-                for step in deferred.into_iter().rev() {
+                for step in deferred.rev() {
                     self.steps.push_front(step);
                 }
             } else {

@@ -217,7 +217,7 @@ impl Server {
                         leavings: 0,
                         ids: IdWindow::default(),
                         in_flight: Default::default(),
-                        answered: 0,
+                        places: 0,
                         deferred: Default::default(),
                     },
                 );

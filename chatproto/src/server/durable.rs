@@ -346,9 +346,9 @@ impl Server {
                 if s.conn.is_some() {
                     s.in_flight.push_back(OnTheWay {
                         event: Arc::clone(&event),
-                        waiting: s.deferred.len(),
-                        answered: s.answered,
+                        place: s.places,
                     });
+                    s.places += 1;
                 }
             }
             self.proposed.push(event);
@@ -918,7 +918,7 @@ impl Server {
                 leavings: 0,
                 ids: Default::default(),
                 in_flight: Default::default(),
-                answered: 0,
+                places: 0,
                 deferred: Default::default(),
             },
         );

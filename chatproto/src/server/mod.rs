@@ -615,9 +615,9 @@ impl Server {
         if let Some(s) = self.session_of(client) {
             let deferred = std::mem::take(&mut s.deferred);
             s.in_flight.clear();
-            s.answered = 0;
             self.deferred = self.deferred.saturating_sub(deferred.len());
-            self.steps.extend(deferred);
+            self.steps
+                .extend(deferred.into_iter().map(|(_, step)| step));
         }
         self.steps.push_back(Step::Send(client, error));
         self.steps.push_back(Step::Close(client, code));
@@ -662,7 +662,6 @@ impl Server {
             None => self.closed_for.remove(&sid),
         };
         s.in_flight.clear();
-        s.answered = 0;
         self.deferred = self.deferred.saturating_sub(s.deferred.len());
         s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());
@@ -800,7 +799,8 @@ impl Server {
         if self.config.cluster {
             if let Some(s) = self.session_of(client) {
                 if !s.in_flight.is_empty() {
-                    s.deferred.push_back(step);
+                    s.deferred.push_back((s.places, step));
+                    s.places += 1;
                     self.deferred += 1;
                     return;
                 }

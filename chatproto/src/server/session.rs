@@ -168,10 +168,14 @@ pub(crate) struct Session {
     /// (room, stamp and body) is applied: not one of an earlier
     /// connection's, nor another server's word about the session.
     pub in_flight: VecDeque<OnTheWay>,
-    /// Answers put among the waiting ones since they last went out (see
-    /// `Server::answers_after`).
-    pub answered: usize,
-    pub deferred: VecDeque<crate::server::Step>,
+    /// The place of the next frame's answer among the waiting ones:
+    /// each answer that waits, and each event put on its way, takes the
+    /// next.
+    pub places: u64,
+    /// The answers waiting, each with its frame's place, in that order
+    /// (an answer for an event on its way goes in at its event's place,
+    /// see `Server::answers_after`).
+    pub deferred: VecDeque<(u64, crate::server::Step)>,
 }
 
 /// Cluster mode: an event a connection proposed, on its way through the
@@ -179,10 +183,9 @@ pub(crate) struct Session {
 #[derive(Debug)]
 pub(crate) struct OnTheWay {
     pub event: Arc<crate::server::event::Event>,
-    /// How many answers waited when it was proposed.
-    pub waiting: usize,
-    /// The session's `answered` then.
-    pub answered: usize,
+    /// Its frame's place among the session's answers (see
+    /// `Session::places`).
+    pub place: u64,
 }
 
 /// The ids a session used last, each with its message's room, the
