@@ -33,6 +33,12 @@ export class HistoryLoader {
     /** room -> answers still to come that were asked before a trim. */
     this.stale = new Map();
     /**
+     * Rooms whose older page on its way was asked with nothing of the
+     * room shown (after `/clear`): it brings the newest messages, not
+     * older ones, and `/history` says so.
+     */
+    this.newest = new Set();
+    /**
      * Rooms whose log reaches the start of what this reader may see (a
      * page said nothing is older, or the room's kept history is all
      * shown): what comes later only adds below, so it stays so (lines
@@ -55,6 +61,7 @@ export class HistoryLoader {
     this.cursor.delete(room);
     this.empties.delete(room);
     this.reached.delete(room);
+    this.newest.delete(room);
   }
 
   /** The room's history was begun anew (a new epoch): seqs start over. */
@@ -88,6 +95,7 @@ export class HistoryLoader {
     for (const [room, state] of this.state) if (state === 'loading') this.set(room, 'more');
     this.asks.clear();
     this.stale.clear();
+    this.newest.clear();
     for (const g of this.gaps.values()) busy(g, false);
   }
 
@@ -149,6 +157,8 @@ export class HistoryLoader {
       return fromScroll ? null : this.noOlder(room);
     }
     if (session.history(room, before, limit)) {
+      if (this.view.oldestSeq(room) === null) this.newest.add(room);
+      else this.newest.delete(room);
       this.queue(room).push(typed ? 'typed' : 'older');
       this.set(room, 'loading');
     }
@@ -207,6 +217,7 @@ export class HistoryLoader {
     });
     if (kind === 'older' || kind === 'typed') {
       const typed = kind === 'typed';
+      const newest = this.newest.delete(room);
       const further = more && before != null;
       if (further) this.cursor.set(room, Math.min(before, this.cursor.get(room) ?? Infinity));
       if (!more) this.reached.add(room);
@@ -229,9 +240,13 @@ export class HistoryLoader {
       }
       // What /history brought is above, where the reader at the end of
       // the log does not look: the end says so (as chatclient does).
+      // Asked with nothing of the room shown (after `/clear`), they are
+      // its newest, as chatclient says.
       if (typed) {
         const n = events.length;
-        const what = n === 1 ? '1 older message' : `${n} older messages`;
+        const what = newest
+          ? `the newest ${n === 1 ? 'message' : `${n} messages`} of #${room}`
+          : `${n === 1 ? '1 older message' : `${n} older messages`} of #${room} shown above`;
         const end = this.olderGone(room) ? 'older ones are no longer kept' : 'that is all';
         this.told(
           room,
@@ -239,7 +254,7 @@ export class HistoryLoader {
             ? further
               ? `no older messages for you in this stretch of #${room}; /history looks further back`
               : this.noOlder(room)
-            : `${what} of #${room} shown above; ${further ? '/history shows more' : end}`,
+            : `${what}; ${further ? '/history shows more' : end}`,
         );
       }
       return;

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::common::{Client, Server, WAIT};
-use crate::restartable;
-use crate::webdriver::{wait_for, Harness, Page};
+use crate::webdriver::{wait_for, Harness, Line, Page};
+use crate::{restartable, shown};
 
 // ---------------------------------------------------------------------
 // c. History loads on scroll.
@@ -370,6 +370,59 @@ async fn typed_history(h: &Harness, server: &Server) {
         "five older messages more"
     );
     page.close().await;
+}
+
+/// `/history` after `/clear` hid a whole short room: what it brings are
+/// the room's newest messages, and its line says so, as chatclient's (it
+/// said `20 older messages of #lobby shown above`); the next one brings
+/// older ones, and says that.
+#[test]
+fn a_history_after_clear_says_it_brought_the_newest() {
+    let Some(h) = Harness::start("a_history_after_clear_says_it_brought_the_newest") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    let said = |i: usize| format!("said {i:02}");
+    let mut dave = server.join("dave");
+    for i in 1..=30 {
+        dave.send_frame(&json!({"type": "msg", "text": said(i)}));
+    }
+    dave.recv_until(40, |f| f["type"] == "msg" && f["text"] == said(30).as_str());
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "erin", (1200, 800)).await;
+        page.wait_texts("lobby", &[said(1).as_str(), said(30).as_str()])
+            .await;
+        page.type_line("/clear").await;
+        page.wait_lines("an empty log", "lobby", |ls| ls.is_empty())
+            .await;
+        page.type_line("/history").await;
+        let told = |ls: &[Line]| ls.last().is_some_and(|l| l.text.contains("of #lobby"));
+        let lines = page
+            .wait_lines("what /history brought", "lobby", told)
+            .await;
+        let want = "the newest 20 messages of #lobby; /history shows more";
+        assert_eq!(
+            lines.last().map(|l| l.text.as_str()),
+            Some(want),
+            "{:#?}",
+            shown(&lines)
+        );
+        let msgs: Vec<_> = lines.iter().filter(|l| l.is_msg()).collect();
+        assert_eq!(
+            (msgs.len(), msgs.last().map(|l| l.text.clone())),
+            (20, Some(said(30))),
+            "{:#?}",
+            shown(&lines)
+        );
+        page.shot("history-after-clear").await;
+        page.type_line("/history").await;
+        let want = "10 older messages of #lobby shown above; that is all";
+        page.wait_lines(&format!("{want:?} at the end"), "lobby", |ls| {
+            ls.last().is_some_and(|l| l.text == want)
+        })
+        .await;
+        page.close().await;
+    });
 }
 
 /// A page of older messages is not read out by the log: its lines go in
