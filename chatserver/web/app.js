@@ -51,6 +51,10 @@ const view = new MessageView($('messages'), $('jump'), {
   canPage: (room) => Boolean(session?.joined && session.roomState(room)?.entered),
   trimmed: (room) => backlog.trimmed(room),
   notesTrimmed: (room) => backlog.notesTrimmed(room),
+  typeHere: () => {
+    $('input').focus({ preventScroll: true });
+    return document.activeElement === $('input');
+  },
 });
 const backlog = new HistoryLoader(view, () => session, (room, text) => {
   view.toBottom();

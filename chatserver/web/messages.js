@@ -55,7 +55,8 @@ export class MessageView {
    * for now (connected and in it; always, if not given), `trimmed(room)`
    * when its oldest lines went (see MAX_SHOWN and MAX_KEPT),
    * `notesTrimmed(room)` when only lines without a seq did (or its
-   * newest went: a gap's note may have gone with them).
+   * newest went: a gap's note may have gone with them), `typeHere()`
+   * the focus to the message input (false if it cannot take it).
    */
   constructor(scroller, jumpButton, handlers) {
     this.scroller = scroller;
@@ -653,12 +654,27 @@ export class MessageView {
     }
     this.stuck = true;
     this.newBelow = false;
-    this.jump.hidden = true;
+    this.showJump(false);
   }
 
   updateJump() {
-    this.jump.hidden = this.atBottom();
+    this.showJump(!this.atBottom());
     this.jump.textContent = this.newBelow ? '↓ New messages' : '↓ Newest';
+  }
+
+  /**
+   * The jump button shown or hidden. Hidden with the focus on it (it was
+   * pressed, or the log scrolled down to the newest under it), the focus
+   * would drop to the page's body: reached from the keyboard, it goes to
+   * the message input, to type on; clicked or tapped, to the log, whose
+   * newest lines a phone's keyboard would cover.
+   */
+  showJump(shown) {
+    if (!shown && !this.jump.hidden && document.activeElement === this.jump) {
+      const typing = this.jump.matches(':focus-visible') && this.h.typeHere?.();
+      if (!typing) this.scroller.focus({ preventScroll: true });
+    }
+    this.jump.hidden = !shown;
   }
 
   onScroll() {

@@ -991,3 +991,95 @@ fn tab_completes_a_nick_from_a_folded_spelling() {
         page.close().await;
     });
 }
+
+/// The "↓ New messages" button hides once pressed: pressed with Enter
+/// (reached by Shift+Tab from the message box), the focus goes back to
+/// the message box, to type on; clicked, to the log. Before, it dropped
+/// to the page's body, and Tab started over from the top of the page.
+#[test]
+fn the_new_messages_button_hands_the_focus_on_when_it_hides() {
+    let Some(h) = Harness::start("the_new_messages_button_hands_the_focus_on") else {
+        return;
+    };
+    let server = Server::start(&["--rate", "0"]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (800, 500)).await;
+        let mut bob = server.join("bob");
+        for i in 1..=40 {
+            say_in(&mut bob, "lobby", &[], &format!("line {i:02} from bob"));
+        }
+        page.wait_texts("lobby", &["line 40 from bob"]).await;
+        let scrolled_up_then_news = async |bob: &mut crate::common::Client, text: &str| {
+            // Up at the top of the log, not following the newest: the
+            // button offers them.
+            wait_for("alice: scrolled up", async || {
+                let v = page
+                    .js(
+                        "const m = document.getElementById('messages');
+                         if (m.scrollTop > 0) m.scrollTop = 0;
+                         return [m.scrollTop, document.getElementById('jump').hidden];",
+                        vec![],
+                    )
+                    .await;
+                if v == json!([0, false]) {
+                    Ok(())
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await;
+            say_in(bob, "lobby", &[], text);
+            wait_for("alice: ↓ New messages", async || {
+                let v = page
+                    .js(
+                        "const j = document.getElementById('jump');
+                         return j.hidden ? null : j.textContent;",
+                        vec![],
+                    )
+                    .await;
+                if v == json!("↓ New messages") {
+                    Ok(())
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await;
+        };
+        let hidden = async || {
+            wait_for("alice: the button hidden", async || {
+                let v = page
+                    .js("return document.getElementById('jump').hidden;", vec![])
+                    .await;
+                if v == json!(true) {
+                    Ok(())
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await;
+        };
+
+        scrolled_up_then_news(&mut bob, "news for the keyboard").await;
+        page.click("input").await;
+        page.press(&[Key::Shift, Key::Tab]).await;
+        assert_eq!(page.focused().await, "#jump", "Shift+Tab from the input");
+        page.press(&[Key::Enter]).await;
+        hidden().await;
+        assert_eq!(
+            page.focused().await,
+            "#input",
+            "Enter on ↓ New messages left the focus there"
+        );
+        page.shot("jump-pressed-with-enter").await;
+
+        scrolled_up_then_news(&mut bob, "news for the mouse").await;
+        page.click("jump").await;
+        hidden().await;
+        assert_eq!(
+            page.focused().await,
+            "#messages",
+            "a click on ↓ New messages left the focus there"
+        );
+        page.close().await;
+    });
+}
