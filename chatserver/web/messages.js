@@ -133,6 +133,10 @@ export class MessageView {
       start,
       /** The server keeps nothing older than the top: `start` says so. */
       olderGone: false,
+      /** Its older pages: 'more', 'loading', 'start' or 'none' (see `setOlder`). */
+      olderState: 'none',
+      /** The line that says its history began anew, the new one below it. */
+      floor: null,
       seqs: new Map(),
       plain: 0,
       stick: true,
@@ -206,8 +210,8 @@ export class MessageView {
     // cut line is no longer one (no way to the newest, which are gone
     // with the old history): it says what became of them.
     if (r.cut) endCut(room, r);
-    startText(room, r);
     if (mark) r.floor = mark;
+    startText(room, r);
   }
 
   /**
@@ -288,6 +292,8 @@ export class MessageView {
    */
   oldestWent(room, r, seqs) {
     if (!seqs) {
+      // (The mark of a history begun anew may have gone.)
+      startText(room, r);
       this.h.notesTrimmed?.(room);
       return;
     }
@@ -376,7 +382,7 @@ export class MessageView {
     r.older.hidden = gone;
     r.older.setAttribute('aria-disabled', String(state === 'loading'));
     r.older.textContent = state === 'loading' ? 'Loading…' : 'Load older messages';
-    r.start.hidden = state !== 'start';
+    r.olderState = state;
     startText(room, r);
   }
 
@@ -704,13 +710,16 @@ function clearedAtTop(r) {
 /**
  * The line above a room's log once its start is reached (or where the
  * server's kept history starts, older messages deleted), which says when
- * `/clear` hid what follows it.
+ * `/clear` hid what follows it. Not above lines from before the history
+ * began anew: the start of the new one is where the line that says so
+ * is (`floor`), which says it there.
  */
 function startText(room, r) {
   const start = r.olderGone
     ? `Older messages of #${room} are no longer kept`
     : `This is the start of #${room}'s history`;
   r.start.textContent = clearedAtTop(r) ? `${start}; /history shows again what /clear hid.` : `${start}.`;
+  r.start.hidden = r.olderState !== 'start' || Boolean(r.floor?.isConnected);
 }
 
 /**

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{self, run_to_exit, Client, Server, WAIT};
 use crate::webdriver::{wait_for, Harness, Line, Page};
@@ -442,6 +442,19 @@ async fn started_anew(h: &Harness, flags: &[&str]) {
     let mut bob = server.join("bob");
     say_in(&mut bob, "lobby", &[], "before, from bob");
     page.wait_texts("lobby", &["before, from bob"]).await;
+    let start = async || {
+        page.js(
+            "const p = document.querySelector('.room-log[data-room=\"lobby\"] .log-start');
+             return p.hidden ? null : p.textContent;",
+            vec![],
+        )
+        .await
+    };
+    assert_eq!(
+        start().await,
+        json!("This is the start of #lobby's history."),
+        "the whole history shown"
+    );
     server.sigterm();
     assert!(server.wait_exit(WAIT).success());
     drop(server);
@@ -476,6 +489,10 @@ async fn started_anew(h: &Harness, flags: &[&str]) {
     let old = &lines[before];
     assert!(old.has_class("old") && old.seq.is_none(), "{old:?}");
     assert!(lines[after].seq.is_some(), "{:?}", lines[after]);
+    // The top no longer says the old lines start the room's history (it
+    // did, above them): the mark says where the new one starts.
+    page.shot("history-started-anew").await;
+    assert_eq!(start().await, Value::Null, "{:#?}", shown(&lines));
     page.close().await;
 }
 
