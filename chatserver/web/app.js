@@ -31,6 +31,7 @@ import { Session } from './session.js';
 import { OnlineList, RoomList, unreadWords } from './sidebar.js';
 import { Tabs } from './tabs.js';
 import { isolated } from './text.js';
+import { savedUnread, UnreadKeeper } from './unread.js';
 import { PendingKeeper, resendable, savedPending, showUnsent } from './unsent.js';
 
 const $ = (id) => document.getElementById(id);
@@ -63,7 +64,10 @@ const backlog = new HistoryLoader(view, () => session, (room, text) => {
 const roomList = new RoomList($('rooms'), $('room-input'), {
   select,
   part: (room) => partRoom(room, true),
-  unreadChanged: () => updateTitle(),
+  unreadChanged: () => {
+    updateTitle();
+    marks.soon();
+  },
 });
 /**
  * This tab answers another that asks whether its token is in use here:
@@ -144,6 +148,8 @@ function startChat(nick, token = null) {
     emit: (kind, data) => {
       handlers[kind]?.(data);
       if (kind === 'pending' || kind === 'acked' || kind === 'sent') keeper.soon();
+      // The room's last seq moved (what a reload counts as news from).
+      if (kind === 'message' || kind === 'presence') marks.soon();
     },
     token,
   });
@@ -154,6 +160,19 @@ function startChat(nick, token = null) {
     state: (state, detail) => showStatus(state, detail, everJoined),
   });
   for (const r of rooms) addRoom(r);
+  // Resuming after a reload: each room's unread marks as they were, and
+  // what its replay brings after where the tab stood there counted too
+  // (events.js); the room shown is read (`select`). A new session
+  // starts with none.
+  if (token) {
+    for (const [room, m] of savedUnread()) {
+      if (!rooms.includes(room)) continue;
+      events.keptFrom(room, { epoch: m.epoch, seq: m.seq });
+      if (m.n > 0) roomList.unread(room, m.n, m.mention);
+    }
+  } else {
+    marks.forget();
+  }
   const last = tabSaved.get('rooms') ? tabSaved.get('current') : saved.get('current');
   select(rooms.includes(last) ? last : rooms[0]);
   // Resuming this tab's session after a reload: what it had not had
@@ -167,6 +186,23 @@ function startChat(nick, token = null) {
 /** This tab's unconfirmed lines, kept across a reload (unsent.js). */
 const keeper = new PendingKeeper(() => session);
 
+/**
+ * This tab's unread marks, kept across a reload (unread.js): each room's
+ * count and `!`, and where the tab stood there (a room not entered since
+ * the page was loaded stands where it stood before).
+ */
+const marks = new UnreadKeeper(() => {
+  if (!session) return null;
+  const all = {};
+  for (const [room, r] of session.rooms) {
+    const u = roomList.unreadOf(room);
+    if (!u) continue;
+    const at = r.epoch != null ? { epoch: r.epoch, seq: r.lastSeq } : events.since(room) ?? { epoch: null, seq: 0 };
+    all[room] = { ...at, n: u.n, mention: u.mention };
+  }
+  return all;
+});
+
 function stopChat() {
   conn?.stop();
   conn = null;
@@ -174,6 +210,7 @@ function stopChat() {
   // What it kept is as the caller left it (Leave has cleared it).
   keeper.cancel();
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
+  marks.cancel();
   current = null;
   updateTitle();
   setQuery(null);
@@ -206,6 +243,7 @@ function leave() {
   const unsent = session ? session.pending.map(resendable) : [];
   tabSaved.set('resume', null);
   tabSaved.set('pending', null);
+  marks.forget();
   stopChat();
   showJoin('', '');
   showUnsent(unsent);

@@ -17,7 +17,9 @@ const $ = (id) => document.getElementById(id);
  * The handlers of the session's events but `joined` and `refused`
  * (`handlers`), and what the rest of the page tells them of a room:
  * `lost` (its log said the connection was lost), `resumed` (a reload
- * resumed the session there), `forget` (it was left).
+ * resumed the session there), `keptFrom` (where the tab stood in it
+ * before it was loaded, unread.js), `forget` (it was left); `since`
+ * gives that place back while the room's replay goes on.
  */
 export function serverEvents(app) {
   const { view, backlog, roomList, composer, departures, roomsAsks, note } = app;
@@ -36,6 +38,18 @@ export function serverEvents(app) {
    * in what was missed, or a history begun anew), until our own presence there.
    */
   const gapped = new Map();
+  /**
+   * room -> { epoch, seq }: where this tab stood in it before the page
+   * was loaded (a reload), until our own presence there ends its replay:
+   * a message it replays above that (or of another history) came
+   * meanwhile, unread here as it would have been had the page stayed.
+   */
+  const kept = new Map();
+  const cameMeanwhile = (m) => {
+    const k = kept.get(m.room);
+    const epoch = app.session?.roomState(m.room)?.epoch;
+    return Boolean(k) && k.epoch !== null && epoch != null && (epoch !== k.epoch || m.seq > k.seq);
+  };
 
   const handlers = {
     entered({ room, again, gap, gapAfter, newEpoch, behind, seq }) {
@@ -70,6 +84,7 @@ export function serverEvents(app) {
     presence(p) {
       if (p.self && p.online) {
         backlog.settle(p.room);
+        kept.delete(p.room);
         // The replay brings messages, not who came and went: what the
         // page showed of that before the reload is gone.
         if (reloaded.delete(p.room)) {
@@ -126,7 +141,7 @@ export function serverEvents(app) {
 
     message(m) {
       const catching = m.replay && catchup.has(m.room);
-      const counted = !m.replay || catching;
+      const counted = !m.replay || catching || cameMeanwhile(m);
       if (!view.message(m, app.session.nick)) return;
       // Missed: shown now for the first time, and not sent from this page
       // (one of ours sent from another tab or connection is news here).
@@ -247,7 +262,10 @@ export function serverEvents(app) {
     handlers,
     lost: (room) => toldLost.add(room),
     resumed: (room) => reloaded.add(room),
+    keptFrom: (room, at) => kept.set(room, at),
+    since: (room) => kept.get(room) ?? null,
     forget(room) {
+      kept.delete(room);
       catchup.delete(room);
       toldLost.delete(room);
       reloaded.delete(room);

@@ -99,6 +99,12 @@ export class RoomList {
     this.h.unreadChanged?.();
   }
 
+  /** `room`'s unread count and whether one of them is for the reader (null: not listed). */
+  unreadOf(room) {
+    const r = this.rooms.get(room);
+    return r ? { n: r.unread, mention: r.mention } : null;
+  }
+
   /** Unread messages in every room, and whether one of them is a mention. */
   totalUnread() {
     let n = 0;

@@ -150,3 +150,106 @@ fn on_a_phone_the_rooms_button_says_what_waits_unread_and_whether_it_is_for_you(
         page.close().await;
     });
 }
+
+/// `#dev`'s badge in the list (its text, or null while hidden), the
+/// window's title, and whether #dev's replay is over (its line that says
+/// the session resumed).
+const DEV_JS: &str = r#"
+const b = document.querySelector('#rooms > li[data-room="dev"] .unread');
+const log = document.querySelector('#messages > .room-log[data-room="dev"] .events');
+return {
+  dev: b && !b.hidden ? b.textContent : null,
+  title: document.title,
+  resumed: Boolean(log && log.querySelector('li.resumed')),
+};
+"#;
+
+async fn wait_dev(page: &Page, what: &str, want: Value) -> Value {
+    wait_for(&format!("{}: {what}", page.nick), async || {
+        let v = page.js(DEV_JS, vec![]).await;
+        if v == want {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await
+}
+
+/// A reload keeps the unread marks of the rooms not shown, `!` and the
+/// title's count with them, and counts what came while the page was
+/// away (a message its replay brings after what the tab had); the room
+/// shown is read, and what was read stays read. Before, a reload lost
+/// them all: the messages were in #dev's log, and nothing said they were
+/// unread.
+#[test]
+fn a_reload_keeps_the_unread_marks_and_counts_what_came_meanwhile() {
+    let Some(h) = Harness::start("a_reload_keeps_the_unread_marks") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let mut bob = server.join("bob");
+        bob.enter("dev");
+        let page = Page::join(&h, server.addr(), "alice", (1000, 700)).await;
+        page.type_line("/join dev").await;
+        page.wait_lines("in #dev", "dev", |ls| {
+            ls.iter().any(|l| l.nick.as_deref() == Some("alice"))
+        })
+        .await;
+        page.type_line("/join lobby").await;
+        say_in(&mut bob, "dev", &[], "a build broke");
+        say_in(&mut bob, "dev", &["alice"], "yours, I think");
+        wait_dev(
+            &page,
+            "two unread in #dev",
+            json!({"dev": "2!", "title": "(2) #lobby – chat", "resumed": false}),
+        )
+        .await;
+
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        wait_dev(
+            &page,
+            "the marks back after the reload",
+            json!({"dev": "2!", "title": "(2) #lobby – chat", "resumed": true}),
+        )
+        .await;
+        page.shot("reload-unread-kept").await;
+
+        // Away (another page in the tab, its session kept), bob writes;
+        // back, the replay brings it, counted.
+        let url = page.c.current_url().await.expect("the page's address");
+        page.c.goto("about:blank").await.expect("leave the page");
+        say_in(&mut bob, "dev", &[], "and the tests too");
+        page.c.goto(url.as_str()).await.expect("back to the page");
+        page.wait_state("connected").await;
+        page.wait_texts("dev", &["and the tests too"]).await;
+        wait_dev(
+            &page,
+            "what came meanwhile counted",
+            json!({"dev": "3!", "title": "(3) #lobby – chat", "resumed": true}),
+        )
+        .await;
+
+        // Read, then reloaded from another room: it stays read.
+        page.click_css("#rooms > li[data-room=\"dev\"] button.room")
+            .await;
+        page.type_line("/join lobby").await;
+        wait_dev(
+            &page,
+            "#dev read",
+            json!({"dev": null, "title": "#lobby – chat", "resumed": true}),
+        )
+        .await;
+        page.c.refresh().await.expect("reload the page");
+        page.wait_state("connected").await;
+        wait_dev(
+            &page,
+            "#dev still read after the reload",
+            json!({"dev": null, "title": "#lobby – chat", "resumed": true}),
+        )
+        .await;
+        page.close().await;
+    });
+}
