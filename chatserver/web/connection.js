@@ -2,6 +2,10 @@
 // the page), reconnecting with backoff when it drops, and noticing a dead
 // connection by pinging when the server has been silent.
 //
+// A line sent with nothing heard back within ANSWER_MS makes it ping at
+// once rather than wait for the silence: a dead link under a line
+// `sending…` is given up within ANSWER_MS + DEAD_AFTER_MS (13 s).
+//
 // Backoff as the terminal client's (chatclient/src/reconnect.rs): 0.5 s,
 // doubling each attempt up to 30 s, each wait shortened at random by up to
 // half, so that clients dropped together do not come back together.
@@ -13,6 +17,11 @@ export const BACKOFF_MAX_MS = 30000;
 /** Silence after which we ping, and then how long we wait for anything. */
 export const PING_AFTER_MS = 30000;
 export const DEAD_AFTER_MS = 10000;
+/**
+ * A message sent and nothing heard since for this long: ping now (the
+ * server echoes a message at once, so silence says the link may be dead).
+ */
+export const ANSWER_MS = 3000;
 /** A connection that has not joined by then is given up and tried again. */
 export const JOIN_TIMEOUT_MS = 10000;
 
@@ -44,6 +53,8 @@ export class Connection {
     this.countdown = null;
     this.heardAt = 0;
     this.pingedAt = null;
+    /** When the oldest message sent with nothing heard since went (null: none). */
+    this.unanswered = null;
   }
 
   /** Connect now, and keep reconnecting until stop(). */
@@ -83,14 +94,22 @@ export class Connection {
     this.attempt = 0;
     this.heardAt = Date.now();
     this.pingedAt = null;
+    this.unanswered = null;
     this.schedule(); // replaces the join timeout
     this.h.state('connected', '');
   }
 
-  /** Send a frame; false when there is no open socket. */
+  /**
+   * Send a frame; false when there is no open socket. A message starts
+   * the wait for an answer (see ANSWER_MS), unless one is on already.
+   */
   send(frame) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(encode(frame));
+    if (frame.type === 'msg' && this.joined && this.unanswered == null) {
+      this.unanswered = Date.now();
+      if (this.pingedAt == null) this.schedule();
+    }
     return true;
   }
 
@@ -129,6 +148,7 @@ export class Connection {
     this.ws = ws;
     this.heardAt = Date.now();
     this.pingedAt = null;
+    this.unanswered = null;
     this.liveTimer = setTimeout(() => {
       if (!this.joined) this.drop('no welcome in time');
     }, JOIN_TIMEOUT_MS);
@@ -136,6 +156,7 @@ export class Connection {
     ws.onmessage = (e) => {
       this.heardAt = Date.now();
       this.pingedAt = null;
+      this.unanswered = null;
       if (this.joined) this.schedule();
       if (typeof e.data === 'string') this.h.message(e.data);
     };
@@ -170,12 +191,21 @@ export class Connection {
     }, delay);
   }
 
-  /** Ping a silent server; give the connection up when even that gets no answer. */
+  /**
+   * Ping a silent server, or one that has not answered a message sent;
+   * give the connection up when even that gets no answer.
+   */
   schedule() {
     clearTimeout(this.liveTimer);
     const now = Date.now();
-    const at = this.pingedAt != null ? this.pingedAt + DEAD_AFTER_MS : this.heardAt + PING_AFTER_MS;
+    const at = this.pingedAt != null ? this.pingedAt + DEAD_AFTER_MS : this.pingDue();
     this.liveTimer = setTimeout(() => this.tick(), Math.max(0, at - now) + 50);
+  }
+
+  /** When to ping, with no ping out: after the silence, or sooner for a message unanswered. */
+  pingDue() {
+    const silent = this.heardAt + PING_AFTER_MS;
+    return this.unanswered != null ? Math.min(silent, this.unanswered + ANSWER_MS) : silent;
   }
 
   tick() {
@@ -186,7 +216,7 @@ export class Connection {
         this.drop('no answer to ping');
         return;
       }
-    } else if (now >= this.heardAt + PING_AFTER_MS) {
+    } else if (now >= this.pingDue()) {
       if (this.send(ping())) this.pingedAt = now;
     }
     this.schedule();

@@ -2,11 +2,12 @@
 //! and a session lost: what its connection took, unanswered, is not sent again blindly.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::{self, run_to_exit, Client, Server, WAIT};
-use crate::webdriver::{wait_for, Harness, Line, Page};
+use crate::webdriver::{wait_for, Harness, Line, Page, POLL};
 use crate::{restartable, say_in, shown};
 
 // ---------------------------------------------------------------------
@@ -1456,6 +1457,58 @@ fn a_resumed_page_says_why_the_server_had_closed_its_connection() {
             ]])
         );
         page.shot("resumed-page-says-why-it-was-closed").await;
+        page.close().await;
+    });
+}
+
+/// A link that died without a word (here nothing the server sends
+/// reaches the page): a line sent and not answered makes the page ping
+/// at once, and the connection is given up within 3 s + 10 s of the
+/// line (connection.js, `ANSWER_MS` and `DEAD_AFTER_MS`), the line
+/// waiting to be sent again. Before, the page pinged only after 30 s of
+/// silence and gave up 10 s later: the line sat `sending…` under
+/// "connected" for up to 40 s.
+#[test]
+fn a_line_sent_on_a_dead_link_finds_it_dead_within_seconds() {
+    let Some(h) = Harness::start("a_line_sent_on_a_dead_link") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = join_on_a_net(&h, server.addr(), "alice").await;
+        // What the page sends from now on, by type.
+        page.js(
+            "const s = window.__net.sockets.at(-1);
+             const send = s.send.bind(s);
+             window.__sent = [];
+             s.send = (data) => { window.__sent.push(JSON.parse(data).type); send(data); };
+             window.__net.deaf = true;
+             return null;",
+            vec![],
+        )
+        .await;
+        let sent = Instant::now();
+        page.type_line("anyone there?").await;
+        let deadline = Duration::from_secs(20);
+        let mut lost = None;
+        while sent.elapsed() < deadline {
+            if page.state().await != "connected" {
+                lost = Some(sent.elapsed());
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let frames = page.js("return window.__sent;", vec![]).await;
+        let lost = lost.unwrap_or_else(|| {
+            panic!("still connected {deadline:?} after a line went unanswered; sent {frames}")
+        });
+        assert_eq!(frames, json!(["msg", "ping"]), "what the page sent");
+        assert!(
+            (Duration::from_secs(3)..Duration::from_secs(16)).contains(&lost),
+            "given up {lost:?} after the line"
+        );
+        page.shot("dead-link-found").await;
+        assert_eq!(page.pending().await, 1, "the line waits to be sent again");
         page.close().await;
     });
 }
