@@ -46,6 +46,42 @@ export const tabSaved = {
   },
 };
 
+/**
+ * Writes something of the tab's to `tabSaved` a moment after it changes
+ * (a burst of changes writes it once, not once each), and at once when
+ * the page goes away. A subclass gives `write()`.
+ */
+export class TabKeeper {
+  constructor(ms) {
+    this.ms = ms;
+    this.timer = null;
+    // A phone may freeze or discard a hidden tab without a pagehide.
+    window.addEventListener('pagehide', () => {
+      if (this.timer !== null) this.save();
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'hidden' && this.timer !== null) this.save();
+    });
+  }
+
+  /** Keep it now. */
+  save() {
+    this.cancel();
+    this.write();
+  }
+
+  /** Keep it in a moment. */
+  soon() {
+    this.timer ??= setTimeout(() => this.save(), this.ms);
+  }
+
+  /** Keep nothing more (what is kept stays as it is). */
+  cancel() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
 const STATUS_TEXT = {
   connecting: 'connecting…',
   connected: 'connected',

@@ -4,7 +4,7 @@
 // again, and a message its replay brings above that seq is news that came
 // meanwhile, counted as such (events.js).
 
-import { tabSaved } from './chrome.js';
+import { TabKeeper, tabSaved } from './chrome.js';
 
 const KEY = 'unread';
 const SAVE_MS = 250;
@@ -15,35 +15,15 @@ const SAVE_MS = 250;
  * goes away. `marks()` gives them now, `{ room: { epoch, seq, n,
  * mention } }`, or null when there is no chat (then nothing is written).
  */
-export class UnreadKeeper {
+export class UnreadKeeper extends TabKeeper {
   constructor(marks) {
+    super(SAVE_MS);
     this.marks = marks;
-    this.timer = null;
-    // A phone may freeze or discard a hidden tab without a pagehide.
-    window.addEventListener('pagehide', () => {
-      if (this.timer !== null) this.save();
-    });
-    document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'hidden' && this.timer !== null) this.save();
-    });
   }
 
-  /** Keep the marks now. */
-  save() {
-    this.cancel();
+  write() {
     const marks = this.marks();
     if (marks) tabSaved.set(KEY, JSON.stringify(marks));
-  }
-
-  /** Keep the marks in a moment. */
-  soon() {
-    this.timer ??= setTimeout(() => this.save(), SAVE_MS);
-  }
-
-  /** Keep nothing more (what is kept stays as it is). */
-  cancel() {
-    clearTimeout(this.timer);
-    this.timer = null;
   }
 
   /** Forget what is kept (a new chat, or Leave). */

@@ -3,7 +3,7 @@
 // as lines to send again (the join screen's list after Leave, a room's
 // "may or may not have arrived" note).
 
-import { tabSaved } from './chrome.js';
+import { TabKeeper, tabSaved } from './chrome.js';
 import { isolated } from './text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -17,37 +17,17 @@ const PENDING_SAVE_MS = 250;
  * of echoes writes the list once, not once each), and at once when the
  * page goes away. `session()` is the session whose lines they are.
  */
-export class PendingKeeper {
+export class PendingKeeper extends TabKeeper {
   constructor(session) {
+    super(PENDING_SAVE_MS);
     this.session = session;
-    this.timer = null;
-    // A phone may freeze or discard a hidden tab without a pagehide.
-    window.addEventListener('pagehide', () => {
-      if (this.timer !== null) this.save();
-    });
-    document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'hidden' && this.timer !== null) this.save();
-    });
   }
 
-  /** Keep the lines now. */
-  save() {
-    this.cancel();
+  write() {
     const session = this.session();
     if (!session) return;
     const list = session.pending.map(({ id, room, to, text, line, epoch, after, sent }) => ({ id, room, to, text, line, epoch, after, sent: Boolean(sent) }));
     tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
-  }
-
-  /** Keep the lines in a moment. */
-  soon() {
-    this.timer ??= setTimeout(() => this.save(), PENDING_SAVE_MS);
-  }
-
-  /** Keep nothing more (what is kept stays as it is). */
-  cancel() {
-    clearTimeout(this.timer);
-    this.timer = null;
   }
 }
 
