@@ -899,6 +899,9 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
             None => e,
         };
     }
+    if e.kind() == ErrorKind::MissingRequiredArgument {
+        return partner_tip(command, e);
+    }
     if !matches!(
         e.kind(),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation
@@ -910,22 +913,10 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
     };
     // `--max-clients <MAX_CLIENTS>`, or `--tls-only`.
     let flag = shown.split(' ').next().unwrap_or_default().to_owned();
-    let Some(env) = command
-        .get_arguments()
-        .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
-        .and_then(|a| a.get_env())
-        .filter(|env| std::env::var_os(env).is_some())
-    else {
+    let Some(env) = env_of(command, &flag) else {
         return e;
     };
-    // As the OS gave them: `args()` would panic on one not UTF-8.
-    let on_line = std::env::args_os().skip(1).any(|a| {
-        let a = a.to_string_lossy();
-        a == flag
-            || a.strip_prefix(flag.as_str())
-                .is_some_and(|rest| rest.starts_with('='))
-    });
-    if !on_line {
+    if !on_line(&flag) {
         let tip = format!(
             "the value came from the environment variable {}",
             env.to_string_lossy()
@@ -934,6 +925,68 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
             ContextKind::Suggested,
             ContextValue::StyledStrs(vec![tip.into()]),
         );
+    }
+    e
+}
+
+/// The environment variable of `flag` (`--max-clients`), if it is set.
+fn env_of<'a>(command: &'a clap::Command, flag: &str) -> Option<&'a std::ffi::OsStr> {
+    command
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
+        .and_then(|a| a.get_env())
+        .filter(|env| std::env::var_os(env).is_some())
+}
+
+/// Whether `flag` is on the command line (as the OS gave it: `args()`
+/// would panic on an argument not UTF-8).
+fn on_line(flag: &str) -> bool {
+    std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == flag
+            || a.strip_prefix(flag)
+                .is_some_and(|rest| rest.starts_with('='))
+    })
+}
+
+/// The flags that need each other (`requires` both ways).
+const PARTNERS: [(&str, &str); 1] = [("--tls-cert", "--tls-key")];
+
+/// A flag missing because its partner was given: when the partner came
+/// from the environment, say which variable set it (clap names only
+/// `--tls-cert`, to an operator who set `CHATSERVER_TLS_KEY` and no flag
+/// at all) and the missing one's variable.
+fn partner_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    let mut tips = Vec::new();
+    for shown in missing {
+        let flag = shown.split(' ').next().unwrap_or_default();
+        let Some(partner) = PARTNERS
+            .iter()
+            .find_map(|&(a, b)| (a == flag).then_some(b).or((b == flag).then_some(a)))
+        else {
+            continue;
+        };
+        let Some(env) = env_of(command, partner).filter(|_| !on_line(partner)) else {
+            continue;
+        };
+        let its_env = command
+            .get_arguments()
+            .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
+            .and_then(|a| a.get_env())
+            .map(|v| format!(" (or {})", v.to_string_lossy()))
+            .unwrap_or_default();
+        tips.push(format!(
+            "{partner} came from the environment variable {}: give {flag}{its_env} too, or unset it",
+            env.to_string_lossy()
+        ));
+    }
+    if !tips.is_empty() {
+        let tips = tips.into_iter().map(Into::into).collect();
+        e.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
     }
     e
 }

@@ -255,6 +255,27 @@ fn blank_settings_in_the_environment_are_not_given() {
     }
 }
 
+/// A TLS key (or certificate) set in the environment without its partner:
+/// clap names only the missing flag, to an operator who may have set no
+/// flag at all; the error says which variable set the one given, and the
+/// missing one's variable. Given on the command line, it is not told so.
+#[test]
+fn a_tls_file_from_the_environment_without_its_partner_names_the_variable() {
+    for (var, missing, other) in [
+        ("CHATSERVER_TLS_KEY", "--tls-cert", "CHATSERVER_TLS_CERT"),
+        ("CHATSERVER_TLS_CERT", "--tls-key", "CHATSERVER_TLS_KEY"),
+    ] {
+        let (code, stderr) = refused(&[], &[(var, "/nonexistent/file.pem")]);
+        assert_eq!(code, Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(missing), "{var}: {stderr}");
+        let tip = format!("came from the environment variable {var}: give {missing} (or {other}) too, or unset it");
+        assert!(stderr.contains(&tip), "{var}: {stderr}");
+    }
+    let (code, stderr) = refused(&["--tls-key", "/nonexistent/file.pem"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("environment variable"), "{stderr}");
+}
+
 /// A bad value from the environment names its variable as well as the flag
 /// clap reports (an operator may not know `--max-clients` is
 /// `CHATSERVER_MAX_CLIENTS`); one given on the command line names the flag.
