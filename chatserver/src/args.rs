@@ -1,4 +1,5 @@
-//! Command-line flags; each can also come from an environment variable.
+//! Command-line flags; each of the server's can also come from an
+//! environment variable (not `export`'s `--room` and `--since`).
 
 use std::path::PathBuf;
 

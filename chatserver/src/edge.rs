@@ -5,6 +5,13 @@
 //! every limit: the chatproto path answers it `frame_too_large` and
 //! closes. The first byte, a TLS handshake, the first byte inside it and
 //! an HTTP request's head share one join timeout, counted from accept.
+//!
+//! It also holds how a connection being closed is let go, whatever its
+//! transport: what the client still sends is read and dropped (at most
+//! 64 KiB within 0.5 s, [`drain`]) so that the close does not become a
+//! reset that loses the last answer; a connection refused at accept is
+//! answered and drained so (`say_and_close`); and refusals are logged at
+//! most once a second, the ones left out counted.
 
 use std::io;
 use std::net::SocketAddr;

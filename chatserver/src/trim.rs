@@ -6,8 +6,9 @@
 //! ~40 MB, of which ~19 MB was in use. `malloc_trim` returns the free
 //! pages. The hub calls [`release_free_memory`] when the server goes
 //! quiet after a burst (an interval with few inputs after many, or few
-//! connections opened and closed after many), on a blocking thread so the
-//! hub never waits for it.
+//! connections opened and closed after many), or once outbound queues
+//! that held 16 MiB or more since the last release hold a quarter of it
+//! or less, on a blocking thread so the hub never waits for it.
 
 /// Return free heap pages to the OS, on a blocking thread. A no-op where
 /// the allocator is not glibc's.

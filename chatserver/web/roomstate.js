@@ -21,7 +21,7 @@ export function crowding(r, cap) {
  * round (`left`), both rosters keyed by P.nickKey, each list sorted as
  * the online list is; `me` left out. Null when nobody came or went.
  */
-export function cameAndWent(before, now, isMe) {
+export function rosterChange(before, now, isMe) {
   const missing = (a, b) =>
     [...a.entries()]
       .filter(([k, n]) => !b.has(k) && !isMe(n))

@@ -2,7 +2,7 @@
 // resuming, the rooms and who is in them, message ids, and what to send
 // again after a reconnect, so that nothing is lost, shown twice or
 // reordered. It follows chatproto's sans-IO client core
-// (chatproto/src/client.rs) step by step. What was sent and is not
+// (chatproto/src/client/) step by step. What was sent and is not
 // confirmed yet is outbox.js's; a room's record is roomstate.js's.
 //
 // It outlives connections: call connected() on each new socket, frame()
@@ -12,7 +12,7 @@
 
 import { outbox } from './outbox.js';
 import * as P from './protocol.js';
-import { cameAndWent, crowding, newRoom } from './roomstate.js';
+import { crowding, newRoom, rosterChange } from './roomstate.js';
 
 /** The error codes with which the server closes the connection. */
 const FATAL = new Set([
@@ -404,7 +404,7 @@ export class Session {
     // tells nobody there who comes and goes, away or not.
     let away = null;
     if (f.online && self && r.away) {
-      if (!r.away.crowded && !r.crowded) away = cameAndWent(r.away.roster, r.roster, (n) => this.isMe(n));
+      if (!r.away.crowded && !r.crowded) away = rosterChange(r.away.roster, r.roster, (n) => this.isMe(n));
       r.away = null;
     }
     if (f.online) P.admit(r.roster, f.nick);

@@ -17,7 +17,8 @@
 //! as lines), `resume` (the lines that sum up a reconnect), `departures`
 //! (leavings held back a moment, in case the person comes straight back),
 //! `pages` (`/history` requests matched to their pages), `lines` (the
-//! wording of what is shown). This file holds the
+//! wording of what is shown), and in tests `testkit` (a session driven
+//! without a network). This file holds the
 //! [`Session`] and what the shell reads of it.
 
 mod commands;

@@ -8,8 +8,9 @@
 //! and the input line), `format`
 //! (how one line looks), `wrap` (words wrapped with a hanging indent, by
 //! display width), `input_line` (the line being typed), `complete` (Tab),
-//! `theme` (styles, `NO_COLOR`, nick colours). This file owns the
-//! terminal and the threads.
+//! `theme` (styles, `NO_COLOR`, nick colours), and in tests `cap_paging`
+//! (paging back against a server's history, end to end). This file owns
+//! the terminal and the threads.
 //!
 //! Two threads: one blocks reading the terminal (keys, pastes, the mouse
 //! wheel, resizes), the other owns the screen. Both feed one bounded
