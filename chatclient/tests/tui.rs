@@ -873,11 +873,20 @@ fn resumed_elsewhere_gives_the_terminal_back_and_says_why() {
 /// the messages, to be sent again.
 #[test]
 fn leaving_at_once_lists_what_was_not_confirmed() {
-    let server = FakeServer::letting_in(|| Reply::Send(Vec::new()));
+    // The server tells when the message reached it: leaving before, it
+    // had not left the client (listed apart, as never sent).
+    let (got, arrived) = mpsc::channel();
+    let server = FakeServer::letting_in(move || {
+        let _ = got.send(());
+        Reply::Send(Vec::new())
+    });
     let mut alice = Screen::start("alice", &server.addr, 80, 24, &[]);
     alice.expect("--> alice is online");
     alice.keys(b"never answered\r");
     alice.expect("--:-- alice: never answered");
+    arrived
+        .recv_timeout(WAIT)
+        .expect("the message reached the server");
     alice.keys(CTRL_C);
     alice.keys(CTRL_C);
     assert_eq!(

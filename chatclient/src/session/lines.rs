@@ -101,7 +101,8 @@ pub(crate) fn as_typed(room: &str, to: &[String], text: &str) -> String {
 /// `sent`) and never confirmed: how many, and each as it could be typed
 /// again (room, recipients, text), those that may have arrived (written
 /// to a connection, no answer) apart from those that never left the
-/// client (typed while it was offline): they did not arrive. `None` when
+/// client (typed while it was offline, or left before the client sent
+/// them): they did not arrive. `None` when
 /// there are none.
 pub(crate) fn unconfirmed_report<'a>(
     how: &str,
@@ -114,7 +115,7 @@ pub(crate) fn unconfirmed_report<'a>(
             &maybe,
             "not confirmed by the server and may not have arrived",
         ),
-        (&never, "never sent: the connection was down"),
+        (&never, "never sent from this client"),
     ] {
         let n = group.len();
         if n == 0 {

@@ -679,8 +679,8 @@ mod tests {
                 "chatclient: 1 message typed was not confirmed by the server and may not \
                  have arrived; to send again:\n  \
                  #lobby: b\n\
-                 chatclient: 2 messages typed were never sent: the connection was down; \
-                 to send again:\n  \
+                 chatclient: 2 messages typed were never sent from this client; to send \
+                 again:\n  \
                  #lobby: a\n  \
                  #lobby: c\n"
             )
