@@ -131,13 +131,17 @@ pub enum JoinError {
     },
     /// Connected, but no `welcome` in time.
     #[error(
-        "connected to {addr} but it did not answer the join within {secs} s; is it a chatserver?"
+        "connected to {addr} but it did not answer the join within {secs} s; {}",
+        silence_hint(.answered_before)
     )]
     Timeout {
         /// The address as given.
         addr: String,
         /// The limit.
         secs: f64,
+        /// A server reached before answered a join of this client's: it
+        /// is stalled or overloaded, not something else on the port.
+        answered_before: bool,
     },
     /// The server closed the connection before `welcome`.
     #[error("the server closed the connection before letting us in")]
@@ -237,6 +241,17 @@ fn joining_as(nick: &str) -> String {
     }
 }
 
+/// What a join left unanswered suggests: a server that answered this
+/// client before is stalled or overloaded; otherwise the port may not be
+/// a chatserver's.
+fn silence_hint(answered_before: &bool) -> &'static str {
+    if *answered_before {
+        "it answered before, so it is stalled or overloaded"
+    } else {
+        "is it a chatserver?"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +281,23 @@ mod tests {
              on that port? If it takes only TLS, use --tls or write the address as \
              tls://chat.lan:7878"
         );
+    }
+
+    /// A server that answered this client before and then leaves a join
+    /// unanswered is stalled, not something else on the port.
+    #[test]
+    fn a_join_unanswered_by_a_server_that_answered_before_says_it_is_stalled() {
+        let silent = |answered_before| JoinError::Timeout {
+            addr: "127.0.0.1:7".into(),
+            secs: 4.0,
+            answered_before,
+        };
+        assert_eq!(
+            silent(true).to_string(),
+            "connected to 127.0.0.1:7 but it did not answer the join within 4 s; it answered \
+             before, so it is stalled or overloaded"
+        );
+        assert!(silent(false).to_string().ends_with("; is it a chatserver?"));
     }
 
     #[test]

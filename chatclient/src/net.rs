@@ -285,9 +285,11 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     deadline: Instant,
 ) -> Result<(BytesMut, FrameDecoder), JoinError> {
+    let answered_before = session.ever_joined();
     let timed_out = || JoinError::Timeout {
         addr: addr.to_owned(),
         secs: config.timeout.as_secs_f64(),
+        answered_before,
     };
     session.handle_connected(clock.now());
     let mut decoder = FrameDecoder::new(config.max_frame_bytes);

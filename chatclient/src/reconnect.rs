@@ -390,6 +390,7 @@ mod tests {
         JoinError::Timeout {
             addr: addr.into(),
             secs: 2.5,
+            answered_before: false,
         }
     }
 
