@@ -1925,3 +1925,56 @@ fn a_late_answer_for_a_message_before_a_ping_goes_before_the_pong() {
         c.frames(0, alice)
     );
 }
+
+/// A message resent with its id on a resumed connection while its first
+/// copy is still on its way through the log is not answered `duplicate`
+/// at once (with seq 0, which no message has, and before the log said it
+/// stored the first copy): the first copy's echo, with the seq the log
+/// gave, answers it; or, the log refusing that copy, `unavailable`.
+#[test]
+fn a_resend_while_its_first_copy_is_on_its_way_waits_for_the_log() {
+    for refused in [false, true] {
+        let mut c = Cluster::new(1);
+        let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
+        let hi = || ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into()));
+        c.nodes[0].handle_frame(NOW, old, hi());
+        let first = c.hold(0);
+        assert_eq!(first.len(), 1, "{first:?}");
+        c.disconnect(0, old);
+        let new = c.nodes[0].handle_connect(NOW);
+        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+        c.nodes[0].handle_frame(NOW, new, join);
+        c.settle();
+        let before = c.frames(0, new).len();
+        c.nodes[0].handle_frame(NOW, new, hi());
+        c.settle();
+        let answers = |c: &Cluster| -> Vec<Value> {
+            c.frames(0, new)[before..]
+                .iter()
+                .filter(|f| f["id"] == "m1")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(answers(&c), Vec::<Value>::new(), "refused: {refused}");
+        if refused {
+            c.nodes[0].handle_log_refused(&first[0], "no room");
+        } else {
+            c.append(&first);
+        }
+        c.settle();
+        let got = answers(&c);
+        let [answer] = &got[..] else {
+            panic!("refused: {refused}: one answer, not {got:?}");
+        };
+        if refused {
+            assert_eq!(
+                (&answer["type"], &answer["code"]),
+                (&"error".into(), &"unavailable".into()),
+                "{answer}"
+            );
+        } else {
+            assert_eq!(answer["type"], "msg", "{answer}");
+            assert!(answer["seq"].as_u64().is_some_and(|s| s > 0), "{answer}");
+        }
+    }
+}

@@ -492,6 +492,17 @@ impl Server {
                     let cap = self.config.id_window;
                     s.ids.insert(id, &event.room, epoch, event.seq, cap);
                 }
+                // A resend of it waited for this: the echo below answers
+                // it on a connection in the room; another is told
+                // `duplicate`, with the seq known now.
+                if let Some(i) = s.resent.iter().position(|r| r == id) {
+                    s.resent.remove(i);
+                    let echoed = s.rooms.contains_key(&*event.room);
+                    if let (Some(conn), false) = (s.conn, echoed) {
+                        let frame = self.duplicate(id, &event.room, event.seq);
+                        self.send(conn, frame);
+                    }
+                }
             }
         }
         let room = self.rooms.get(&*event.room).expect("checked by apply");

@@ -217,6 +217,7 @@ impl Server {
                         leavings: 0,
                         ids: IdWindow::default(),
                         in_flight: Default::default(),
+                        resent: Default::default(),
                         places: 0,
                         deferred: Default::default(),
                     },
@@ -579,6 +580,23 @@ impl Server {
             // Before `unavailable`: a message already delivered is
             // `duplicate` whether or not the store works now.
             match self.sent_before(sid, id) {
+                // In a cluster, its first copy is still on its way through
+                // the log (its seq is known once applied): answered then,
+                // by that copy's echo, or `unavailable` if the log refuses
+                // it; not `duplicate` now, with a seq no message has, for
+                // a copy that may yet be refused.
+                Some(Earlier::Sent(_, 0)) if self.config.cluster => {
+                    let cap = self.config.id_window.max(1);
+                    if let Some(s) = self.sessions.get_mut(&sid) {
+                        if !s.resent.iter().any(|r| r == id) {
+                            if s.resent.len() >= cap {
+                                s.resent.pop_front();
+                            }
+                            s.resent.push_back(id.clone());
+                        }
+                    }
+                    return;
+                }
                 Some(Earlier::Sent(orig_room, seq)) => {
                     let frame = self.duplicate(id, &orig_room, seq);
                     return self.send(client, frame);

@@ -918,6 +918,7 @@ impl Server {
                 leavings: 0,
                 ids: Default::default(),
                 in_flight: Default::default(),
+                resent: Default::default(),
                 places: 0,
                 deferred: Default::default(),
             },

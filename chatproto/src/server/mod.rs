@@ -615,6 +615,7 @@ impl Server {
         if let Some(s) = self.session_of(client) {
             let deferred = std::mem::take(&mut s.deferred);
             s.in_flight.clear();
+            s.resent.clear();
             self.deferred = self.deferred.saturating_sub(deferred.len());
             self.steps
                 .extend(deferred.into_iter().map(|(_, step)| step));
@@ -662,6 +663,7 @@ impl Server {
             None => self.closed_for.remove(&sid),
         };
         s.in_flight.clear();
+        s.resent.clear();
         self.deferred = self.deferred.saturating_sub(s.deferred.len());
         s.deferred.clear();
         let (key, skeleton, nick) = (s.key.clone(), s.skeleton.clone(), s.nick.clone());

@@ -168,6 +168,12 @@ pub(crate) struct Session {
     /// (room, stamp and body) is applied: not one of an earlier
     /// connection's, nor another server's word about the session.
     pub in_flight: VecDeque<OnTheWay>,
+    /// Cluster mode: ids of messages resent on this connection while
+    /// their first copy was on its way through the log (its seq not known
+    /// yet): answered once that copy is applied (its echo) or refused
+    /// (`unavailable`), not `duplicate` with a seq no message has. At most
+    /// `id_window`, the oldest dropped.
+    pub resent: VecDeque<String>,
     /// The place of the next frame's answer among the waiting ones:
     /// each answer that waits, and each event put on its way, takes the
     /// next.
