@@ -664,18 +664,7 @@ fn a_duplicate_is_answered_after_the_answers_of_earlier_frames() {
     );
     c.settle();
     let frames = c.frames(0, alice);
-    let answers: Vec<String> = frames
-        .iter()
-        .skip_while(|f| f["type"] != "entered")
-        .map(|f| match f["type"].as_str().unwrap() {
-            "error" => format!(
-                "{} {}",
-                f["code"].as_str().unwrap(),
-                f["id"].as_str().unwrap()
-            ),
-            other => other.to_owned(),
-        })
-        .collect();
+    let answers = answer_words(frames.iter().skip_while(|f| f["type"] != "entered"));
     assert_eq!(
         answers,
         [
@@ -1886,6 +1875,21 @@ fn known_or_restored(restored: Result<(), chatproto::RestoreError>) {
 /// message's first: each answer goes in its own message's place, the
 /// earlier one's before the `pong` (it went after it, behind the later
 /// message's answer put in first).
+/// Each frame as a word: its type, or an error's code and id.
+fn answer_words<'a>(frames: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
+    frames
+        .into_iter()
+        .map(|f| match f["type"].as_str().unwrap() {
+            "error" => format!(
+                "{} {}",
+                f["code"].as_str().unwrap(),
+                f["id"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
 #[test]
 fn a_late_answer_for_a_message_before_a_ping_goes_before_the_pong() {
     let mut c = Cluster::new(1);
@@ -1907,17 +1911,7 @@ fn a_late_answer_for_a_message_before_a_ping_goes_before_the_pong() {
     first.seq = 7;
     c.nodes[0].handle_logged_duplicate(&first);
     c.drain(0);
-    let answers: Vec<String> = c.frames(0, alice)[before..]
-        .iter()
-        .map(|f| match f["type"].as_str().unwrap() {
-            "error" => format!(
-                "{} {}",
-                f["code"].as_str().unwrap(),
-                f["id"].as_str().unwrap()
-            ),
-            other => other.to_owned(),
-        })
-        .collect();
+    let answers = answer_words(&c.frames(0, alice)[before..]);
     assert_eq!(
         answers,
         ["duplicate m1", "pong", "unavailable m2", "pong"],
