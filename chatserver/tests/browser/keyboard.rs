@@ -412,21 +412,14 @@ async fn stays_in(page: &Page, id: &str) {
 /// Wait until drawer `id` has slid in whole and the scrim behind it has
 /// faded in (for a screenshot of what stays on the screen).
 pub(crate) async fn slid_in(page: &Page, id: &str) {
-    wait_for(&format!("#{id} slid in"), async || {
-        let v = page
-            .js(
-                "const r = document.getElementById(arguments[0]).getBoundingClientRect();
-                 return r.left >= 0 && r.right <= innerWidth
-                   && getComputedStyle(document.getElementById('scrim')).opacity === '1';",
-                vec![json!(id)],
-            )
-            .await;
-        if v == json!(true) {
-            Ok(())
-        } else {
-            Err(v.to_string())
-        }
-    })
+    page.wait_js(
+        &format!("#{id} slid in"),
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();
+         return r.left >= 0 && r.right <= innerWidth
+           && getComputedStyle(document.getElementById('scrim')).opacity === '1';",
+        vec![json!(id)],
+        json!(true),
+    )
     .await;
 }
 
@@ -1012,51 +1005,29 @@ fn the_new_messages_button_hands_the_focus_on_when_it_hides() {
         let scrolled_up_then_news = async |bob: &mut crate::common::Client, text: &str| {
             // Up at the top of the log, not following the newest: the
             // button offers them.
-            wait_for("alice: scrolled up", async || {
-                let v = page
-                    .js(
-                        "const m = document.getElementById('messages');
-                         if (m.scrollTop > 0) m.scrollTop = 0;
-                         return [m.scrollTop, document.getElementById('jump').hidden];",
-                        vec![],
-                    )
-                    .await;
-                if v == json!([0, false]) {
-                    Ok(())
-                } else {
-                    Err(v.to_string())
-                }
-            })
+            page.wait_js(
+                "alice: scrolled up",
+                "const m = document.getElementById('messages');
+                 if (m.scrollTop > 0) m.scrollTop = 0;
+                 return [m.scrollTop, document.getElementById('jump').hidden];",
+                vec![],
+                json!([0, false]),
+            )
             .await;
             say_in(bob, "lobby", &[], text);
-            wait_for("alice: ↓ New messages", async || {
-                let v = page
-                    .js(
-                        "const j = document.getElementById('jump');
-                         return j.hidden ? null : j.textContent;",
-                        vec![],
-                    )
-                    .await;
-                if v == json!("↓ New messages") {
-                    Ok(())
-                } else {
-                    Err(v.to_string())
-                }
-            })
+            page.wait_js(
+                "alice: ↓ New messages",
+                "const j = document.getElementById('jump');
+                 return j.hidden ? null : j.textContent;",
+                vec![],
+                json!("↓ New messages"),
+            )
             .await;
         };
         let hidden = async || {
-            wait_for("alice: the button hidden", async || {
-                let v = page
-                    .js("return document.getElementById('jump').hidden;", vec![])
-                    .await;
-                if v == json!(true) {
-                    Ok(())
-                } else {
-                    Err(v.to_string())
-                }
-            })
-            .await;
+            let script = "return document.getElementById('jump').hidden;";
+            page.wait_js("alice: the button hidden", script, vec![], json!(true))
+                .await;
         };
 
         scrolled_up_then_news(&mut bob, "news for the keyboard").await;

@@ -157,6 +157,20 @@ impl Page {
             .unwrap_or_else(|e| panic!("{}: script failed: {e}", self.nick))
     }
 
+    /// Run `script` with `args` until it returns `want`, at most [`WAIT`]
+    /// (the failure names `what` and the last value seen).
+    pub async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>, want: Value) {
+        wait_for(what, async || {
+            let v = self.js(script, args.clone()).await;
+            if v == want {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+    }
+
     /// Chromium's DevTools command `cmd` with `params`, and its answer.
     pub async fn cdp(&self, cmd: &'static str, params: Value) -> Value {
         self.c

@@ -185,6 +185,13 @@ pub(super) fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, names_hi
 mod tests {
     use crate::tui::draw::fixture::*;
 
+    /// The status bar among `rows` (the row naming #lobby).
+    fn lobby_bar(rows: &[String]) -> &str {
+        rows.iter()
+            .find(|r| r.contains("#lobby"))
+            .expect("a status bar")
+    }
+
     #[test]
     fn reconnecting_says_no_number_online() {
         let mut app = app();
@@ -193,10 +200,7 @@ mod tests {
         state.joined = false;
         app.set_state(state);
         let rows = screen(&mut app, 60, 5);
-        let bar = rows
-            .iter()
-            .find(|r| r.contains("#lobby"))
-            .expect("a status bar");
+        let bar = lobby_bar(&rows);
         assert!(bar.ends_with("reconnecting"), "{rows:?}");
         assert!(!rows.iter().any(|r| r.contains("2 online")), "{rows:?}");
         assert!(rows[0].ends_with("was online"), "{rows:?}");
@@ -211,10 +215,7 @@ mod tests {
         state.entering = vec!["lobby".into()];
         app.set_state(state);
         let rows = screen(&mut app, 60, 5);
-        let bar = rows
-            .iter()
-            .find(|r| r.contains("#lobby"))
-            .expect("a status bar");
+        let bar = lobby_bar(&rows);
         assert!(!bar.contains("online"), "{rows:?}");
         let mut state = app.state.clone();
         state.entering.clear();
