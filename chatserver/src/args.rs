@@ -930,13 +930,17 @@ fn from_env_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
     e
 }
 
-/// The environment variable of `flag` (`--max-clients`), if it is set.
-fn env_of<'a>(command: &'a clap::Command, flag: &str) -> Option<&'a std::ffi::OsStr> {
+/// The environment variable of `flag` (`--max-clients`), set or not.
+fn env_var_of<'a>(command: &'a clap::Command, flag: &str) -> Option<&'a std::ffi::OsStr> {
     command
         .get_arguments()
         .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
         .and_then(|a| a.get_env())
-        .filter(|env| std::env::var_os(env).is_some())
+}
+
+/// The environment variable of `flag`, if it is set.
+fn env_of<'a>(command: &'a clap::Command, flag: &str) -> Option<&'a std::ffi::OsStr> {
+    env_var_of(command, flag).filter(|env| std::env::var_os(env).is_some())
 }
 
 /// Whether `flag` is on the command line (as the OS gave it: `args()`
@@ -974,10 +978,7 @@ fn partner_tip(command: &clap::Command, mut e: clap::Error) -> clap::Error {
         let Some(env) = env_of(command, partner).filter(|_| !on_line(partner)) else {
             continue;
         };
-        let its_env = command
-            .get_arguments()
-            .find(|a| a.get_long().is_some_and(|l| flag == format!("--{l}")))
-            .and_then(|a| a.get_env())
+        let its_env = env_var_of(command, flag)
             .map(|v| format!(" (or {})", v.to_string_lossy()))
             .unwrap_or_default();
         tips.push(format!(
