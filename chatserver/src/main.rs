@@ -408,6 +408,7 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
             max_age_given: args.retention_given.1,
             starts_every: Duration::from_secs(args.history_prune_every_secs),
             max_frame_bytes: args.max_frame_bytes as usize,
+            metrics: Arc::clone(&settings.metrics),
         };
         let (link, rooms, set) = cluster::Cluster::start(settings, tx)
             .await

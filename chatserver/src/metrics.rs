@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use chatproto::ErrorCode;
 
@@ -87,6 +88,18 @@ pub struct Metrics {
     /// Shutting down: `/healthz` answers 503 (a request already under
     /// way: the port itself is closed at once, new connections refused).
     pub stopping: AtomicBool,
+    /// Why the history database takes no messages now, if it does not.
+    store_down: Mutex<Option<String>>,
+    /// In a cluster: why this node cannot reach the log (NATS) now, if it
+    /// cannot; `None` outside a cluster, where `log_known` is false.
+    log_down: Mutex<Option<String>>,
+    log_known: AtomicBool,
+}
+
+/// A lock on one of the health causes (a panic while holding one leaves
+/// a string, still worth reading).
+fn cause(m: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn slot(t: Transport) -> usize {
@@ -131,6 +144,35 @@ impl Metrics {
     /// The store failed a batch.
     pub fn append_failed(&self) {
         self.append_failures.fetch_add(1, Relaxed);
+    }
+
+    /// The history database stopped taking messages for `why` (`Some`),
+    /// or takes them again (`None`).
+    pub fn store_down(&self, why: Option<&str>) {
+        *cause(&self.store_down) = why.map(str::to_owned);
+    }
+
+    /// In a cluster: this node cannot reach the log (NATS) for `why`
+    /// (`Some`: its heartbeat failed), or reaches it again (`None`).
+    pub fn log_down(&self, why: Option<&str>) {
+        self.log_known.store(true, Relaxed);
+        *cause(&self.log_down) = why.map(str::to_owned);
+    }
+
+    /// What keeps new messages from being taken now, for `/healthz`: the
+    /// log unreachable, or the history database failing; `None` while
+    /// both work.
+    pub fn trouble(&self) -> Option<String> {
+        if let Some(why) = cause(&self.log_down).as_ref() {
+            return Some(format!(
+                "{why}; messages wait or are refused until it answers again"
+            ));
+        }
+        cause(&self.store_down).as_ref().map(|why| {
+            format!(
+                "the history database fails, so messages are refused until it works again: {why}"
+            )
+        })
     }
 
     /// A TLS handshake failed (a client that refused the certificate, or
@@ -243,6 +285,24 @@ impl Metrics {
             head(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {v}");
         }
+        head(
+            &mut out,
+            "chat_store_up",
+            "gauge",
+            "1 while the history database takes messages (always with --store memory), 0 while it fails and messages are refused.",
+        );
+        let up = u8::from(cause(&self.store_down).is_none());
+        let _ = writeln!(out, "chat_store_up {up}");
+        if self.log_known.load(Relaxed) {
+            head(
+                &mut out,
+                "chat_log_up",
+                "gauge",
+                "In a cluster: 1 while this node's heartbeat reaches NATS, 0 while it fails (messages wait or are refused).",
+            );
+            let up = u8::from(cause(&self.log_down).is_none());
+            let _ = writeln!(out, "chat_log_up {up}");
+        }
         let (n, micros) = (self.appends.load(Relaxed), self.append_micros.load(Relaxed));
         let _ = writeln!(
             out,
@@ -313,6 +373,7 @@ mod tests {
             "chat_tls_handshake_failures_total 1",
             "chat_store_append_seconds_sum 0.0015",
             "chat_store_append_seconds_count 1",
+            "chat_store_up 1",
         ] {
             assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
         }
@@ -326,6 +387,42 @@ mod tests {
                 "{family}"
             );
         }
+    }
+
+    /// What keeps messages from being taken is on the page and in
+    /// `trouble` (for `/healthz`) while it lasts, and gone after; the
+    /// log's gauge only once a cluster said how it stands.
+    #[test]
+    fn a_failing_store_or_log_is_said_until_it_works_again() {
+        let m = Metrics::default();
+        let page = m.render(None, 0, 0);
+        assert!(page.lines().any(|l| l == "chat_store_up 1"), "{page}");
+        assert!(!page.contains("chat_log_up"), "{page}");
+        assert_eq!(m.trouble(), None);
+
+        m.store_down(Some("the disk is full"));
+        assert!(m.render(None, 0, 0).lines().any(|l| l == "chat_store_up 0"));
+        let why = m.trouble().expect("the store's trouble");
+        assert!(
+            why.contains("history database") && why.contains("the disk is full"),
+            "{why}"
+        );
+
+        m.log_down(Some("cannot heartbeat into NATS: no answer within 1s"));
+        assert!(m.render(None, 0, 0).lines().any(|l| l == "chat_log_up 0"));
+        let why = m.trouble().expect("the log's trouble");
+        assert!(
+            why.contains("NATS") && why.contains("no answer within 1s"),
+            "{why}"
+        );
+
+        m.log_down(None);
+        m.store_down(None);
+        let page = m.render(None, 0, 0);
+        for line in ["chat_log_up 1", "chat_store_up 1"] {
+            assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+        }
+        assert_eq!(m.trouble(), None);
     }
 
     #[test]

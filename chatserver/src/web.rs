@@ -199,6 +199,8 @@ async fn route(
                 .load(std::sync::atomic::Ordering::Relaxed)
             {
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else if let Some(why) = edge.settings.metrics.trouble() {
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"))
             } else {
                 text(StatusCode::OK, "ok\n")
             }
@@ -240,8 +242,8 @@ fn file(name: &str) -> Response<Body> {
     res
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut res = Response::new(Body::from(body));
+fn text(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
+    let mut res = Response::new(body.into());
     *res.status_mut() = status;
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -2152,6 +2152,48 @@ fn a_join_while_nats_is_away_is_answered_unavailable() {
     }
 }
 
+/// A node cut off from NATS says so to an operator: `/healthz` answers
+/// 503 with the cause and `chat_log_up` is 0, until NATS is back (both
+/// said 200 and nothing while every message waited or was refused).
+#[test]
+fn a_node_cut_off_from_nats_fails_its_health_check_until_nats_is_back() {
+    let test = "a_node_cut_off_from_nats_fails_its_health_check_until_nats_is_back";
+    let Some(mut nats) = Nats::start(test) else {
+        return;
+    };
+    let a = node(&nats, "a", &[]);
+    let health = a.http_get("/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let gauge = |line: &str| a.http_get("/metrics").lines().any(|l| l == line);
+    assert!(gauge("chat_log_up 1"), "{}", a.http_get("/metrics"));
+    nats.kill();
+    let health = health_until(&a, "HTTP/1.1 503");
+    assert!(health.contains("cannot heartbeat into NATS"), "{health}");
+    assert!(gauge("chat_log_up 0"), "{}", a.http_get("/metrics"));
+    nats.run();
+    health_until(&a, "HTTP/1.1 200");
+    assert!(gauge("chat_log_up 1"), "{}", a.http_get("/metrics"));
+}
+
+/// `/healthz` asked of `server` until its answer starts with `status`
+/// (within twice WAIT; the heartbeat, which sets it, runs each second).
+fn health_until(server: &Server, status: &str) -> String {
+    let deadline = Instant::now() + 2 * WAIT;
+    loop {
+        let health = server.http_get("/healthz");
+        if health.starts_with(status) {
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {status} within {:?}: {health}\n{}",
+            2 * WAIT,
+            server.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// chatclient's every pass over several addresses begins at the first.
 const FROM_THE_FIRST: &[(&str, &str)] = &[("CHATCLIENT_FIRST_ADDR", "0")];
 

@@ -157,6 +157,9 @@ pub struct Settings {
     pub starts_every: Duration,
     /// `--max-frame-bytes`: every event must fit one NATS message.
     pub max_frame_bytes: usize,
+    /// Where the heartbeat says whether NATS is reached (`/healthz`,
+    /// `chat_log_up`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Room for an event's stored members beyond its largest frame, and a
@@ -509,6 +512,8 @@ impl Cluster {
             .connect(urls.clone())
             .await
             .map_err(|e| format!("cannot reach NATS at {}: {e}", urls.join(",")))?;
+        // Reached: `chat_log_up` is shown from now on.
+        settings.metrics.log_down(None);
         // An event NATS refuses for its size would be refused for good,
         // and hold up every proposal after it: refuse to start instead.
         let max_payload = client.server_info().max_payload;

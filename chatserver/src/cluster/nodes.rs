@@ -126,6 +126,7 @@ impl Cluster {
             let silent = now.duration_since(last_beat);
             self.fence.beating(silent, self.warn_at(), dead_after);
             if let Err(e) = self.beat().await {
+                self.settings.metrics.log_down(Some(&e.text));
                 match beat_log.failed(Instant::now(), e.cause) {
                     Some(Failing::First) => warn!(
                         error = %e,
@@ -153,6 +154,7 @@ impl Cluster {
             }
             last_beat = now;
             self.fence.beat_ok(now);
+            self.settings.metrics.log_down(None);
             if let Some((failures, for_secs)) = beat_log.succeeded(Instant::now()) {
                 info!(failures, for_secs, "heartbeat into NATS again");
             }

@@ -46,6 +46,7 @@ impl Hub {
             }
             FromStore::Lost(cause) => {
                 debug!(cause, "the history database is gone");
+                self.metrics.store_down(Some(&cause));
                 self.server.handle_persist_failed_until_restart(&cause);
             }
             FromStore::Refused(cause) => {
@@ -57,9 +58,11 @@ impl Hub {
                 // other input is read.
                 self.give_up_batch(&cause, false);
                 self.server.handle_store_recovered();
+                self.metrics.store_down(None);
             }
             FromStore::Recovered { said } => {
                 self.server.handle_store_recovered();
+                self.metrics.store_down(None);
                 if said {
                     info!("the history database works again; messages are taken again");
                 } else {
@@ -120,6 +123,7 @@ impl Hub {
     fn give_up_batch(&mut self, cause: &str, until_restart: bool) {
         self.storing = false;
         self.metrics.append_failed();
+        self.metrics.store_down(Some(cause));
         self.to_store.clear();
         if until_restart {
             self.server.handle_persist_failed_until_restart(cause);

@@ -359,6 +359,14 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
         (&json!("small"), &json!("s-1")),
         "{f}"
     );
+    // Taking messages again: healthy again.
+    let health = server.http_get("/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        up(&server, "chat_store_up 1"),
+        "{}",
+        server.http_get("/metrics")
+    );
     // Each large one now fails and the store works again at the next
     // probe: logged at most once in 10 s, not a few lines a message.
     for i in 0..4 {
@@ -438,6 +446,24 @@ fn a_store_filled_by_large_messages_takes_small_ones_again() {
         "a lasting failure was not logged:\n{}",
         server.log()
     );
+    // An operator's health check and metrics say it, with the cause
+    // (they said nothing: 200 and no gauge while messages were refused).
+    let health = server.http_get("/healthz");
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(
+        health.contains("history database fails") && health.contains("database file was deleted"),
+        "{health}"
+    );
+    assert!(
+        up(&server, "chat_store_up 0"),
+        "{}",
+        server.http_get("/metrics")
+    );
+}
+
+/// Whether the server's `/metrics` page has the line `line`.
+fn up(server: &crate::common::Server, line: &str) -> bool {
+    server.http_get("/metrics").lines().any(|l| l == line)
 }
 
 /// A start that fails after its data directory could have been made (a
