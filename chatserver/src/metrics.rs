@@ -159,6 +159,11 @@ impl Metrics {
         *cause(&self.log_down) = why.map(str::to_owned);
     }
 
+    /// In a cluster: why this node's heartbeat fails now, if it does.
+    pub fn log_cause(&self) -> Option<String> {
+        cause(&self.log_down).clone()
+    }
+
     /// What keeps new messages from being taken now, for `/healthz`: the
     /// log unreachable, or the history database failing; `None` while
     /// both work.

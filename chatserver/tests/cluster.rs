@@ -1599,6 +1599,14 @@ fn nats_restarted_without_its_store_is_said_with_what_to_do() {
         "{}",
         a.log()
     );
+    // A join is told the cause too, not that NATS did not answer.
+    let mut c = a.connect();
+    c.send_frame(&json!({"type": "join", "nick": "zoe", "rooms": ["lobby"]}));
+    let message = c.expect_error("unavailable");
+    assert!(
+        message.contains("no longer has the cluster's buckets"),
+        "{message}"
+    );
 }
 
 /// NATS restarted without `-js` under running nodes: their logs say

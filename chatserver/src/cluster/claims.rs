@@ -123,7 +123,13 @@ impl Cluster {
                             late.release(key, rev);
                         }
                     });
-                    let why = format!("no answer from NATS within {} ms", limit.as_millis());
+                    // The heartbeat's cause, when it fails too, says
+                    // more (NATS may have answered, only not as a claim
+                    // needs: it lost its store, say).
+                    let why = match me.settings.metrics.log_cause() {
+                        Some(cause) => format!("no claim within {} ms: {cause}", limit.as_millis()),
+                        None => format!("no answer from NATS within {} ms", limit.as_millis()),
+                    };
                     (None, Err(ClaimError::Unreachable(why)))
                 }
             };
