@@ -340,7 +340,8 @@ pub use nick::{
 };
 pub use sanitize::{escape_control, is_unsafe_char};
 pub use server::config::{
-    ServerConfig, DEFAULT_HISTORY_SCAN, DEFAULT_ID_WINDOW, DEFAULT_MAX_RECIPIENTS, LOBBY,
+    ServerConfig, DEFAULT_HELD_PING_MS, DEFAULT_HISTORY_SCAN, DEFAULT_ID_WINDOW,
+    DEFAULT_MAX_RECIPIENTS, LOBBY,
 };
 pub use server::durable::{hash_token, Record, RestoreError, TokenHash};
 pub use server::event::{

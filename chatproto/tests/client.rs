@@ -2580,6 +2580,7 @@ fn wire_and_dead(c: &mut Client) -> (Vec<String>, bool) {
                 format!("msg {} {text}", id.as_deref().unwrap_or(""))
             }
             ClientFrame::Ping => "ping".into(),
+            ClientFrame::Pong => "pong".into(),
             ClientFrame::Join { .. } => "join".into(),
             ClientFrame::Enter { room, .. } => format!("enter {room}"),
             other => format!("{other:?}"),
@@ -2676,6 +2677,37 @@ fn the_keepalive_times_are_set_and_any_frame_answers_the_ping() {
     assert_eq!(wire_and_dead(&mut c), (vec![], false));
     c.handle_timeout(11_500);
     assert_eq!(wire_and_dead(&mut c), (vec![], true));
+}
+
+/// A server whose answers wait (a cluster's log away: the echo of
+/// alice's message and the pong of her ping wait for it) sends a `ping`
+/// of its own every few seconds: each is heard as proof of life, even
+/// while her own ping is unanswered, and answered with a `pong`. The
+/// connection is not called dead however long the answers take.
+#[test]
+fn a_servers_ping_while_the_clients_goes_unanswered_keeps_the_link_alive() {
+    let mut c = alice_in_lobby();
+    drain(&mut c);
+    c.handle_frame(1_000, ServerFrame::Pong);
+    c.send_msg("lobby", vec![], "waits for the log");
+    assert_eq!(wire_and_dead(&mut c).0, ["msg a-1 waits for the log"]);
+    // Her own ping after 15 s heard nothing, unanswered.
+    c.handle_timeout(1_000 + CLIENT_PING_AFTER_MS);
+    assert_eq!(wire_and_dead(&mut c), (vec!["ping".to_owned()], false));
+    // The server's pings, every 5 s from then on for a minute.
+    let mut at = 1_000 + CLIENT_PING_AFTER_MS;
+    for _ in 0..12 {
+        at += 5_000;
+        c.handle_timeout(at - 1);
+        assert_eq!(wire_and_dead(&mut c), (vec![], false), "at {at}");
+        c.handle_frame(at, ServerFrame::Ping);
+        assert_eq!(wire_and_dead(&mut c), (vec!["pong".to_owned()], false));
+    }
+    assert!(
+        c.poll_timeout().is_some_and(|t| t > at),
+        "nothing due: the last frame heard was at {at}"
+    );
+    assert_eq!(c.unacknowledged(), 1, "its echo still to come");
 }
 
 /// The `closed_for` of `c`'s `Joined` events, in order.

@@ -1972,3 +1972,63 @@ fn a_resend_while_its_first_copy_is_on_its_way_waits_for_the_log() {
         }
     }
 }
+
+/// A connection whose answers wait for a log that does not answer (NATS
+/// away) is sent a `ping` once they have waited `held_ping_ms`, and again
+/// each time that passes while they stay held: a server `ping` answers no
+/// frame, so it goes ahead of them, and the client hears that the link
+/// is alive (its own keepalive would otherwise call it dead). The answers
+/// still come in the order the frames were sent once the log answers;
+/// then no more pings come, and the server sleeps until the idle ping.
+#[test]
+fn answers_held_for_the_log_are_kept_company_by_pings() {
+    let at = |mono: u64| Now { mono, ..NOW };
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    let before = c.frames(0, alice).len();
+    let msg = ClientFrame::msg_in("lobby", vec![], "stuck", Some("m1".into()));
+    c.nodes[0].handle_frame(at(1_000), alice, msg);
+    c.nodes[0].handle_frame(at(1_000), alice, ClientFrame::Ping);
+    let proposed = c.proposals(0);
+    assert_eq!(proposed.len(), 1, "{proposed:?}");
+    let held_ping_ms = c.nodes[0].config().held_ping_ms;
+    assert_eq!(held_ping_ms, chatproto::DEFAULT_HELD_PING_MS);
+    c.nodes[0].handle_timeout(at(1_000 + held_ping_ms - 1));
+    c.drain(0);
+    assert_eq!(c.kinds(0, alice)[before..], [] as [&str; 0]);
+    // The next deadline is the held answers' (the join timeout's at
+    // 10 s, the idle ping's at 30 s).
+    assert_eq!(c.nodes[0].poll_timeout(), Some(1_000 + held_ping_ms));
+    c.nodes[0].handle_timeout(at(1_000 + held_ping_ms));
+    c.drain(0);
+    assert_eq!(c.kinds(0, alice)[before..], ["ping"]);
+    // Its pong is ordinary activity (and waits behind nothing).
+    c.nodes[0].handle_frame(at(6_500), alice, ClientFrame::Pong);
+    // No second ping within the interval; one when it has passed again.
+    c.nodes[0].handle_timeout(at(1_000 + 2 * held_ping_ms - 1));
+    c.drain(0);
+    assert_eq!(c.kinds(0, alice)[before..], ["ping"]);
+    assert_eq!(
+        c.nodes[0].poll_timeout(),
+        Some(1_000 + 2 * held_ping_ms),
+        "the join timeout's deadline came and went"
+    );
+    c.nodes[0].handle_timeout(at(1_000 + 2 * held_ping_ms));
+    c.drain(0);
+    assert_eq!(c.kinds(0, alice)[before..], ["ping", "ping"]);
+    // The log answers: the echo, then the pong, in the order sent.
+    c.append(&proposed);
+    c.read_log(0, usize::MAX);
+    assert_eq!(
+        answer_words(&c.frames(0, alice)[before..]),
+        ["ping", "ping", "msg", "pong"]
+    );
+    // Nothing held: no more pings, and the server sleeps until the idle
+    // ping's deadline.
+    c.nodes[0].handle_timeout(at(1_000 + 3 * held_ping_ms));
+    c.drain(0);
+    assert_eq!(c.kinds(0, alice)[before..], ["ping", "ping", "msg", "pong"]);
+    let next = c.nodes[0].poll_timeout().unwrap();
+    assert!(next >= 30_000, "woken at {next} with nothing held");
+}

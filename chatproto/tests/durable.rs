@@ -600,6 +600,39 @@ fn an_idle_ping_held_behind_the_store_does_not_time_the_client_out() {
     }
 }
 
+/// A connection whose answers wait behind a store that does not answer
+/// (a stalled disk) is sent a `ping` ahead of them once they have waited
+/// `held_ping_ms`, and again each time that passes: its client hears the
+/// link is alive while its echo and its `pong` wait. Someone whose
+/// answers are not held is not pinged for it, and once the store answers
+/// the answers come in order and the pings stop.
+#[test]
+fn answers_held_behind_the_store_are_kept_company_by_pings() {
+    let mut sim = two();
+    let held_ping_ms = sim.server.config().held_ping_ms;
+    sim.store.hold = true;
+    sim.msg(1, &[], "held");
+    sim.send(1, ClientFrame::Ping);
+    sim.advance(held_ping_ms - 1);
+    assert_eq!(sim.take(1), []);
+    sim.advance(1);
+    assert_eq!(sim.take(1), [ServerFrame::Ping]);
+    sim.send(1, ClientFrame::Pong);
+    sim.advance(held_ping_ms - 1);
+    assert_eq!(sim.take(1), []);
+    sim.advance(1);
+    assert_eq!(sim.take(1), [ServerFrame::Ping]);
+    assert_eq!(sim.take(0), [], "alice sent nothing: nothing of hers waits");
+    sim.commit();
+    let got = sim.take(1);
+    assert!(
+        matches!(&got[..], [ServerFrame::Msg { text, .. }, ServerFrame::Pong] if text == "held"),
+        "the echo, then the pong: {got:?}"
+    );
+    sim.advance(3 * held_ping_ms);
+    assert_eq!(sim.take(1), []);
+}
+
 /// A message the store kept below where history starts (stamped in the
 /// future, kept by retention past messages it deleted) is not served
 /// after a restart: neither from memory nor from a page of the store
@@ -992,15 +1025,16 @@ fn a_room_restored_near_the_last_seq_restores_nothing() {
     );
 }
 
-/// With the timeouts set to never (`u64::MAX`), a connection arms no
-/// timer: one that never comes stayed in the heap for good, one for every
-/// connection ever made, and `poll_timeout` gave `u64::MAX` instead of
-/// `None`.
+/// With the timeouts (and the pings for answers held) set to never
+/// (`u64::MAX`), a connection arms no timer: one that never comes stayed
+/// in the heap for good, one for every connection ever made, and
+/// `poll_timeout` gave `u64::MAX` instead of `None`.
 #[test]
 fn timeouts_of_never_arm_no_timer() {
     let mut cfg = durable();
     cfg.join_timeout_ms = u64::MAX;
     cfg.idle_ping_ms = u64::MAX;
+    cfg.held_ping_ms = u64::MAX;
     let mut sim = Sim::new(cfg, T0);
     let a = sim.connect();
     assert_eq!(sim.server.poll_timeout(), None);

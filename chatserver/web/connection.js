@@ -4,7 +4,10 @@
 //
 // A line sent with nothing heard back within ANSWER_MS makes it ping at
 // once rather than wait for the silence: a dead link under a line
-// `sending…` is given up within ANSWER_MS + DEAD_AFTER_MS (13 s).
+// `sending…` is given up within ANSWER_MS + DEAD_AFTER_MS (13 s). Any
+// frame heard answers the ping, a server's own `ping` too: a server whose
+// answers to this page wait (a cluster's log away holds the echo, and the
+// pong behind it) pings every 5 s meanwhile, so the link is not given up.
 //
 // Backoff as the terminal client's (chatclient/src/reconnect.rs): 0.5 s,
 // doubling each attempt up to 30 s, each wait shortened at random by up to

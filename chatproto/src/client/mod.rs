@@ -49,7 +49,10 @@ pub const CLIENT_PING_AFTER_MS: u64 = 15_000;
 /// How long the client waits for any frame after its ping before it
 /// calls the connection dead ([`ClientEvent::Dead`]), by default: 15 s,
 /// room for a round trip over a congested mobile link or a server busy
-/// for some seconds (see [`CLIENT_PING_AFTER_MS`]).
+/// for some seconds (see [`CLIENT_PING_AFTER_MS`]). Any frame counts, a
+/// server's own `ping` too: a server whose answers wait (behind a
+/// cluster's log, or a slow store), the `pong` among them, sends one every
+/// few seconds meanwhile ([`ServerConfig::held_ping_ms`](crate::ServerConfig::held_ping_ms)).
 pub const CLIENT_DEAD_AFTER_MS: u64 = 15_000;
 
 /// The most members [`Client::roster`] keeps of one room. Past it, a

@@ -18,13 +18,23 @@ impl Server {
     /// The next thing to do, or `None` when there is nothing to do now:
     /// nothing is left, or (a durable server) what is left waits behind a
     /// store batch not answered yet ([`Output::Persist`]; counted by
-    /// [`outputs_waiting`](Server::outputs_waiting)). Call after each
-    /// `handle_*` (or after several), until `None`.
+    /// [`outputs_waiting`](Server::outputs_waiting)); a `ping` for a
+    /// connection whose answers are held
+    /// ([`held_ping_ms`](crate::ServerConfig::held_ping_ms)) comes first,
+    /// waiting for nothing. Call after each `handle_*` (or after
+    /// several), until `None`.
     #[must_use = "outputs not acted on are frames lost or connections left open"]
     pub fn poll(&mut self) -> Option<Output<'_>> {
         // A loop, not a call again, for each step that comes to nothing (a
         // queued answer to a connection gone): there may be thousands.
         loop {
+            // A `ping` answers no frame: it waits for nothing.
+            while let Some(to) = self.keepalives.pop_front() {
+                if self.conns.contains_key(&to) {
+                    let frame = ServerFrame::Ping;
+                    return Some(Output::Send { to, frame });
+                }
+            }
             if !self.proposed.is_empty() {
                 return Some(Output::Propose {
                     events: std::mem::take(&mut self.proposed),
@@ -250,6 +260,14 @@ impl Server {
             self.deferred += 1;
         }
         if s.in_flight.is_empty() {
+            // Its answers go: a frame held later starts a new wait,
+            // unless the store still holds some of them.
+            let stored = self.gate.stored;
+            if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
+                if c.held.is_some_and(|h| h.ticket <= stored) {
+                    c.held = None;
+                }
+            }
             let deferred = std::mem::take(&mut s.deferred);
             self.deferred = self.deferred.saturating_sub(deferred.len());
             let deferred = deferred.into_iter().map(|(_, step)| step);

@@ -11,6 +11,12 @@ pub const DEFAULT_MAX_RECIPIENTS: usize = 64;
 /// may take a server that does not announce one to have.
 pub const DEFAULT_ID_WINDOW: usize = 1_024;
 
+/// The default for [`ServerConfig::held_ping_ms`]: well inside the
+/// patience of chatproto's [`Client`](crate::Client) (a ping after 15 s
+/// heard nothing, dead 15 s later) and of chatserver's web page (a ping
+/// 3 s after a message left unanswered, dead 10 s later).
+pub const DEFAULT_HELD_PING_MS: u64 = 5_000;
+
 /// The default for [`ServerConfig::history_scan`].
 pub const DEFAULT_HISTORY_SCAN: usize = 10_000;
 
@@ -55,6 +61,16 @@ pub struct ServerConfig {
     /// A client that has not answered a `ping` after this long is closed
     /// with `timeout` (default 10 000).
     pub pong_timeout_ms: u64,
+    /// A joined connection whose answers have waited this long, held
+    /// behind its own events on their way through the log
+    /// ([`cluster`](ServerConfig::cluster)) or behind the store
+    /// ([`durable`](ServerConfig::durable)), is sent a `ping`, and again
+    /// each time this passes while they stay held (default
+    /// [`DEFAULT_HELD_PING_MS`], at least 1). A server `ping` is no
+    /// answer, so it is not held: it tells the client the link is alive
+    /// while the `pong` it asked for waits in line (PROTOCOL.md 7). Its
+    /// answer is ordinary activity; nobody is judged for not giving it.
+    pub held_ping_ms: u64,
     /// The most recipients one `msg` may name in `to`, duplicates counted
     /// (default [`DEFAULT_MAX_RECIPIENTS`], at least 1). A longer list is
     /// refused with `too_many_recipients` before any name is looked up, so
@@ -177,6 +193,7 @@ impl Default for ServerConfig {
             join_timeout_ms: 10_000,
             idle_ping_ms: 30_000,
             pong_timeout_ms: 10_000,
+            held_ping_ms: DEFAULT_HELD_PING_MS,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
             max_rooms_per_client: 32,
             max_rooms: 10_000,
@@ -213,6 +230,7 @@ impl ServerConfig {
             .max_frame_bytes
             .clamp(MIN_MAX_FRAME_BYTES, u32::MAX as usize);
         self.max_recipients = self.max_recipients.max(1);
+        self.held_ping_ms = self.held_ping_ms.max(1);
         self.max_rooms_per_client = self.max_rooms_per_client.max(1);
         self.max_rooms = self.max_rooms.max(1);
         self.history_per_room = self.history_per_room.max(1);

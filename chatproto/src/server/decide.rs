@@ -56,6 +56,11 @@ const SESSIONS_USED_UP: &str =
 impl Server {
     /// A frame arrived from `client`. Unknown clients are ignored.
     pub fn handle_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
+        self.decide(now, client, frame);
+        self.watch_held(now, client);
+    }
+
+    fn decide(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
         let Some(c) = self.conns.get_mut(&client) else {
             return;
         };
@@ -120,6 +125,7 @@ impl Server {
             }
             _ => self.error(client, ErrorCode::BadFrame, message),
         }
+        self.watch_held(now, client);
     }
 
     fn join(

@@ -171,7 +171,9 @@ enum Audience {
 /// the shell drops output for a connection it no longer has; that a
 /// connection the core closed itself (a [`kick`](Server::kick), a
 /// timeout, a takeover) before its [`Output::Finish`](crate::Output::Finish)
-/// was polled gets none, its `Close` saying the same; that a ping still
+/// was polled gets none, its `Close` saying the same; that a `ping` for
+/// answers held (see [`ServerConfig::held_ping_ms`]) goes ahead of
+/// everything waiting, a barrier included; that a ping still
 /// queued (not polled) when its pong's time is up is not judged yet: the
 /// client has the whole time again from then, as for one held by the
 /// store; that a
@@ -311,6 +313,10 @@ pub struct Server {
     next_read: u64,
     /// Events decided but not yet numbered by the log (cluster mode).
     proposed: Vec<Arc<Event>>,
+    /// Connections to send a `ping` to ahead of everything waiting, their
+    /// answers held past [`held_ping_ms`](ServerConfig::held_ping_ms)
+    /// (see `Timer::Held`): at most one each per interval.
+    keepalives: VecDeque<ClientId>,
 }
 
 impl std::fmt::Debug for Server {
@@ -372,6 +378,7 @@ impl Server {
             reads: Default::default(),
             next_read: 0,
             proposed: Vec::new(),
+            keepalives: VecDeque::new(),
         }
     }
 
@@ -387,7 +394,7 @@ impl Server {
     /// taking input past a bound of its own, so that a stalled store cannot
     /// make this grow without end (a `pong` per `ping` waits there too).
     pub fn outputs_waiting(&self) -> usize {
-        self.steps.len() + self.deferred
+        self.steps.len() + self.deferred + self.keepalives.len()
     }
 
     /// How many connections are open, joined or not.

@@ -38,6 +38,22 @@ pub(crate) struct Conn {
     /// before it: a resume can find a message of the session's previous
     /// connection still on its way).
     pub welcomed: bool,
+    /// Its answers are held (see [`Held`]), since when.
+    pub held: Option<Held>,
+    /// When it was last sent a `ping` for its answers held (monotonic ms).
+    pub held_pinged: Option<u64>,
+    /// Whether its `Timer::Held` is armed: at most one is.
+    pub held_timer: bool,
+}
+
+/// A connection's answers wait, held behind its own events on their way
+/// through the log (cluster mode) or behind records not yet stored: since
+/// `since` (monotonic ms) without a break, the newest behind the store's
+/// `ticket` (stored once the store says it holds that ticket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub since: u64,
+    pub ticket: u64,
 }
 
 impl Conn {
@@ -52,6 +68,9 @@ impl Conn {
             join_paused: 0,
             ping_paused: 0,
             welcomed: false,
+            held: None,
+            held_pinged: None,
+            held_timer: false,
         }
     }
 }

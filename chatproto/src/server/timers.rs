@@ -5,18 +5,21 @@
 //! client spoke, joined or left) and does nothing, or re-arms itself for
 //! its real deadline. So handling a frame touches the heap only to arm a
 //! connection's first timer of a kind (its join arms its idle timer), and
-//! each connection has at most one idle, one join and one pong timer
-//! armed.
+//! each connection has at most one idle, one join, one pong and one held
+//! timer armed.
 //!
 //! The [`Server`]'s side is here too: [`Server::poll_timeout`] and
-//! [`Server::handle_timeout`], what each timer does when it comes due, and
-//! input paused by the shell (which stops the join and pong clocks).
+//! [`Server::handle_timeout`], what each timer does when it comes due,
+//! input paused by the shell (which stops the join and pong clocks), and
+//! the pings that tell a client whose answers are held that the link is
+//! alive.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::frame::{ErrorCode, ServerFrame};
 use crate::server::event::SessionId;
+use crate::server::session::{Conn, Held};
 use crate::server::{ClientId, Now, Server, Step};
 
 /// What a deadline is for.
@@ -25,6 +28,8 @@ pub(crate) enum Timer {
     Join(ClientId),
     Idle(ClientId),
     Pong(ClientId),
+    /// Its answers may still be held (see `Conn::held`).
+    Held(ClientId),
     Session(SessionId),
 }
 
@@ -107,6 +112,56 @@ impl Server {
         }
     }
 
+    /// `client` sent a frame at `now`: if what answers it is held (behind
+    /// its events on their way through the log, or behind records not
+    /// stored yet), note since when, and watch it: held past
+    /// [`held_ping_ms`](crate::ServerConfig::held_ping_ms), the
+    /// connection is sent a `ping` (see `Timer::Held`).
+    pub(super) fn watch_held(&mut self, now: Now, client: ClientId) {
+        let interval = self.config.held_ping_ms;
+        let (issued, stored) = (self.gate.issued, self.gate.stored);
+        // Never: no timer either (it would never come, and stay). A
+        // memory server holds no answers.
+        if interval == u64::MAX || !(self.config.cluster || self.config.durable) {
+            return;
+        }
+        let Some(c) = self.conns.get(&client) else {
+            return;
+        };
+        let on_its_way = self.on_its_way(c);
+        let Some(c) = self.conns.get_mut(&client) else {
+            return;
+        };
+        // Held without a break since the episode noted began: its answers
+        // wait on, the newest behind the newest ticket.
+        let since = match c.held {
+            Some(h) if on_its_way || h.ticket > stored => h.since,
+            _ if on_its_way || issued > stored => now.mono,
+            _ => {
+                c.held = None;
+                return;
+            }
+        };
+        c.held = Some(Held {
+            since,
+            ticket: issued,
+        });
+        if !c.held_timer {
+            c.held_timer = true;
+            let at = since.saturating_add(interval);
+            self.timers.arm(at.max(now.mono), Timer::Held(client));
+        }
+    }
+
+    /// Cluster mode: `c`'s session has events of this connection's on
+    /// their way through the log, which its later answers wait behind.
+    fn on_its_way(&self, c: &Conn) -> bool {
+        self.config.cluster
+            && c.session
+                .and_then(|sid| self.sessions.get(&sid))
+                .is_some_and(|s| !s.in_flight.is_empty())
+    }
+
     /// What is left of `timeout` for a client waited for since `since`
     /// (monotonic ms), when the input's paused total was `paused_then`;
     /// 0 once it is over. Asked only while input is taken (a timer due
@@ -131,7 +186,8 @@ impl Server {
     }
 
     /// Time passed: run every timer that is due (join timeouts, idle
-    /// pings, unanswered pings, sessions past the resume window). A call
+    /// pings, unanswered pings, pings for answers held, sessions past the
+    /// resume window). A call
     /// before [`poll_timeout`](Server::poll_timeout)'s deadline does
     /// nothing, so a shell may call it on every turn.
     pub fn handle_timeout(&mut self, now: Now) {
@@ -237,6 +293,7 @@ impl Server {
                     }
                 }
             }
+            Timer::Held(id) => self.held_due(now, id),
             Timer::Session(sid) => {
                 let Some(s) = self.sessions.get_mut(&sid) else {
                     return;
@@ -257,6 +314,46 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// `id`'s held timer came due: while its answers are still held, a
+    /// `ping` once they have waited
+    /// [`held_ping_ms`](crate::ServerConfig::held_ping_ms) and once more
+    /// each time that passes again. The ping goes ahead of everything
+    /// waiting (see `Server::keepalives`): a server `ping` answers no
+    /// frame, so nothing orders it behind the answers. Only once the
+    /// connection's `welcome` went out: nothing comes before that.
+    fn held_due(&mut self, now: Now, id: ClientId) {
+        let interval = self.config.held_ping_ms;
+        let stored = self.gate.stored;
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        let on_its_way = self.on_its_way(c);
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.held_timer = false;
+        let Some(held) = c.held else {
+            return;
+        };
+        if !on_its_way && held.ticket <= stored {
+            // Let go: the next frame held starts a new wait.
+            c.held = None;
+            return;
+        }
+        let next = c.held_pinged.map_or(0, |at| at.saturating_add(interval));
+        let mut due = held.since.saturating_add(interval).max(next);
+        if now.mono >= due && c.welcomed {
+            c.held_pinged = Some(now.mono);
+            self.keepalives.push_back(id);
+            due = now.mono.saturating_add(interval);
+        } else if now.mono >= due {
+            // Its `welcome` is held too: look again in a while.
+            due = now.mono.saturating_add(interval);
+        }
+        c.held_timer = true;
+        self.timers.arm(due, Timer::Held(id));
     }
 
     /// The server is stopping at `now`: forget every session whose resume
