@@ -125,10 +125,10 @@ impl Server {
         if interval == u64::MAX || !(self.config.cluster || self.config.durable) {
             return;
         }
-        let Some(c) = self.conns.get(&client) else {
-            return;
-        };
-        let on_its_way = self.on_its_way(c);
+        // One look-up of the connection on a durable server's every
+        // frame; the session's events are looked at in a cluster only.
+        let on_its_way =
+            self.config.cluster && self.conns.get(&client).is_some_and(|c| self.on_its_way(c));
         let Some(c) = self.conns.get_mut(&client) else {
             return;
         };
