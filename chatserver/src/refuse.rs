@@ -1,8 +1,10 @@
 //! Connections refused at accept (`server_full`), each answered in what
 //! it speaks, told by its first byte as in `edge`: chatproto gets its
 //! `error` frame, HTTP a 503 with `Retry-After`, TLS the same inside a
-//! finished handshake (when the server has a certificate; without one, the
-//! `handshake_failure` alert an admitted TLS client gets). Every wait is
+//! finished handshake (when the server has a certificate, at most
+//! [`REFUSAL_HANDSHAKES_PER_SEC`]; without one, or past that rate, the
+//! `handshake_failure` alert an admitted TLS client of a server without
+//! a certificate gets). Every wait is
 //! bounded, and so is how many refusals are under way at once, so that
 //! connections refused cannot hold what the admitted ones need.
 
@@ -33,6 +35,13 @@ const FIRST_BYTE_WAIT: Duration = Duration::from_millis(500);
 /// without an answer.
 pub const MAX_REFUSING: usize = 256;
 
+/// Refused TLS connections answered inside a finished handshake, at
+/// most, a second (and at once): a handshake costs the server a signature
+/// with its key, far more than it costs the client, so refusals coming
+/// faster (one address over its connect rate in a loop, say) are answered
+/// with the `handshake_failure` alert instead, and cost next to nothing.
+pub const REFUSAL_HANDSHAKES_PER_SEC: u32 = 20;
+
 /// The `Retry-After` of the 503 an HTTP client is refused with, in
 /// seconds, when the refusal does not say how long (a full server).
 const RETRY_AFTER_SECS: u64 = 5;
@@ -45,6 +54,8 @@ pub struct Refuser {
     max_frame_bytes: usize,
     /// One permit per refusal under way ([`MAX_REFUSING`]).
     slots: Arc<Semaphore>,
+    /// TLS handshakes for refusals ([`REFUSAL_HANDSHAKES_PER_SEC`]).
+    handshakes: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 /// How often, at most, a refused connection is logged: a client at its
@@ -209,6 +220,10 @@ impl Refuser {
             tls,
             max_frame_bytes,
             slots: Arc::new(Semaphore::new(MAX_REFUSING)),
+            handshakes: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                std::num::NonZeroU32::new(REFUSAL_HANDSHAKES_PER_SEC)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            ))),
         }
     }
 
@@ -221,8 +236,10 @@ impl Refuser {
             return;
         };
         let (tls, max) = (self.tls.clone(), self.max_frame_bytes);
+        let handshakes = Arc::clone(&self.handshakes);
         tokio::spawn(async move {
-            let _ = timeout(REFUSAL_TIME, answer(stream, why, tls, max)).await;
+            let answering = answer(stream, why, tls, &handshakes, max);
+            let _ = timeout(REFUSAL_TIME, answering).await;
             drop(permit);
         });
     }
@@ -239,7 +256,13 @@ async fn peek_first(stream: &TcpStream) -> Option<u8> {
 }
 
 /// Refuse `stream` in what its first byte says it speaks.
-async fn answer(stream: TcpStream, why: Refused, tls: Option<TlsAcceptor>, max: usize) {
+async fn answer(
+    stream: TcpStream,
+    why: Refused,
+    tls: Option<TlsAcceptor>,
+    handshakes: &governor::DefaultDirectRateLimiter,
+    max: usize,
+) {
     match answer_for(peek_first(&stream).await) {
         Answer::Tls => {
             let Some(acceptor) = tls else {
@@ -248,6 +271,10 @@ async fn answer(stream: TcpStream, why: Refused, tls: Option<TlsAcceptor>, max: 
                 debug!("TLS without a certificate; answering handshake_failure");
                 return say_and_close(stream, &NO_TLS_ALERT).await;
             };
+            if handshakes.check().is_err() {
+                debug!("refusals' TLS handshakes at their rate; answering handshake_failure");
+                return say_and_close(stream, &NO_TLS_ALERT).await;
+            }
             let Ok(mut inner) = acceptor.accept(stream).await else {
                 return debug!("TLS handshake of a refused connection failed");
             };

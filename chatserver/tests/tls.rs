@@ -303,6 +303,51 @@ fn a_tls_client_refused_by_a_server_without_a_certificate_gets_an_alert() {
     holder.ping_pong();
 }
 
+/// Refusals answered inside a finished TLS handshake come at most 20 a
+/// second (after 20 at once): past that, the `handshake_failure` alert.
+/// One address reconnecting in a loop over its cap had the server sign a
+/// handshake for each refusal, 60% of a core at 776 a second.
+#[test]
+fn refusals_inside_tls_handshakes_are_rated() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--max-clients-per-ip", "1"]);
+    let mut holder = server.connect();
+    holder.ping_pong();
+    let config = pki.ca.client_config();
+    let start = Instant::now();
+    let (mut handshakes, mut alerts) = (0u64, 0u64);
+    for _ in 0..200 {
+        match tls_connect(server.addr(), &config, "localhost") {
+            Ok(_) => handshakes += 1,
+            Err(e) => {
+                let inner = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+                assert!(
+                    matches!(
+                        inner,
+                        Some(rustls::Error::AlertReceived(
+                            rustls::AlertDescription::HandshakeFailure
+                        ))
+                    ),
+                    "{e:?}"
+                );
+                alerts += 1;
+                if alerts >= 5 {
+                    break;
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(handshakes >= 1, "no refusal was answered inside TLS");
+    assert!(alerts >= 5, "{handshakes} handshakes in {secs:.2} s, no alert");
+    let most = 20.0 + 20.0 * secs + 1.0;
+    assert!(
+        (handshakes as f64) <= most,
+        "{handshakes} refusals' handshakes in {secs:.2} s (at most {most:.0})"
+    );
+    holder.ping_pong();
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_certificate_fails_and_others_go_on() {
     let pki = Pki::new();
