@@ -339,7 +339,10 @@ fn refusals_inside_tls_handshakes_are_rated() {
     }
     let secs = start.elapsed().as_secs_f64();
     assert!(handshakes >= 1, "no refusal was answered inside TLS");
-    assert!(alerts >= 5, "{handshakes} handshakes in {secs:.2} s, no alert");
+    assert!(
+        alerts >= 5,
+        "{handshakes} handshakes in {secs:.2} s, no alert"
+    );
     let most = 20.0 + 20.0 * secs + 1.0;
     assert!(
         (handshakes as f64) <= most,

@@ -57,7 +57,9 @@ impl Server {
     /// A frame arrived from `client`. Unknown clients are ignored.
     pub fn handle_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
         self.decide(now, client, frame);
-        self.watch_held(now, client);
+        if self.may_hold_answers() {
+            self.watch_held(now, client);
+        }
     }
 
     fn decide(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
@@ -125,7 +127,9 @@ impl Server {
             }
             _ => self.error(client, ErrorCode::BadFrame, message),
         }
-        self.watch_held(now, client);
+        if self.may_hold_answers() {
+            self.watch_held(now, client);
+        }
     }
 
     fn join(

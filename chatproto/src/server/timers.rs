@@ -120,9 +120,7 @@ impl Server {
     pub(super) fn watch_held(&mut self, now: Now, client: ClientId) {
         let interval = self.config.held_ping_ms;
         let (issued, stored) = (self.gate.issued, self.gate.stored);
-        // Never: no timer either (it would never come, and stay). A
-        // memory server holds no answers.
-        if interval == u64::MAX || !(self.config.cluster || self.config.durable) {
+        if !self.may_hold_answers() {
             return;
         }
         // One look-up of the connection on a durable server's every
@@ -151,6 +149,15 @@ impl Server {
             let at = since.saturating_add(interval);
             self.timers.arm(at.max(now.mono), Timer::Held(client));
         }
+    }
+
+    /// Whether answers may be held and pinged for: in a cluster or with
+    /// a store, and `held_ping_ms` not never (then no timer either: it
+    /// would never come, and stay). A memory server holds no answers, and
+    /// its frames skip [`watch_held`](Server::watch_held) at this test.
+    #[inline]
+    pub(super) fn may_hold_answers(&self) -> bool {
+        self.config.held_ping_ms != u64::MAX && (self.config.cluster || self.config.durable)
     }
 
     /// Cluster mode: `c`'s session has events of this connection's on
