@@ -86,7 +86,10 @@
 //! with [`Kick::Framing`]. When a client ends its stream cleanly (its
 //! side of TCP closed, a WebSocket close) it may still wait for answers:
 //! say so with [`Server::handle_end`], and close it at
-//! [`Output::Finish`]. When a connection is gone, say so with
+//! [`Output::Finish`]; a connection whose first frame is a `join` with
+//! `resume` and whose end was already read with it is handed over with
+//! [`Server::handle_last_frame`] instead (a stale reconnect attempt,
+//! which must not take over the session's live connection). When a connection is gone, say so with
 //! [`Server::handle_disconnect`]; one the core closed itself
 //! ([`Output::Close`]) it has already forgotten. `examples/tiny_server.rs`
 //! does all of it over TCP.

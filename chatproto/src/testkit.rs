@@ -270,6 +270,20 @@ impl Sim {
         self.flush();
     }
 
+    /// Client `i` sends `frame` and ends its stream with it, the two read
+    /// together ([`Server::handle_last_frame`]): a `join` resuming a
+    /// session whose connection is open takes nothing over. Ignored if the
+    /// client is closed or said its last.
+    pub fn send_last(&mut self, i: usize, frame: ClientFrame) {
+        if !self.clients[i].open || self.clients[i].ended {
+            return;
+        }
+        self.clients[i].ended = true;
+        self.server
+            .handle_last_frame(self.clock(), self.clients[i].id, frame);
+        self.flush();
+    }
+
     /// Client `i` sends raw payload bytes (after framing), as a misbehaving
     /// client would.
     pub fn send_payload(&mut self, i: usize, payload: &[u8]) {

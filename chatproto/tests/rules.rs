@@ -1335,6 +1335,54 @@ fn a_resume_takes_over_a_session_still_connected() {
     assert_eq!(sim.server.online().filter(|n| *n == "alice").count(), 1);
 }
 
+/// A resume read together with the end of its connection (a reconnect
+/// attempt that gave up waiting for its welcome while the server was
+/// stalled, read after a newer connection resumed the session) takes
+/// nothing over: the open connection stays and is told nothing, nobody
+/// sees the session go, and the join is answered `nick_taken`, then
+/// finished, once (an end told again is not answered again). Once the
+/// session's connection has ended, the same kind of join resumes it as
+/// any resume does.
+#[test]
+fn a_resume_read_with_its_end_takes_nothing_over() {
+    let mut sim = sim();
+    let [a, b] = joined(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let token = sim.clients[a].session.clone();
+    let stale = sim.connect();
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], token);
+    sim.send_last(stale, join.clone());
+    assert!(sim.clients[a].open, "the open connection stays");
+    assert_eq!(sim.take(a), []);
+    assert_eq!(sim.take(b), []);
+    let (code, _) = only_error(sim.take(stale));
+    assert_eq!(code, ErrorCode::NickTaken);
+    assert!(sim.clients[stale].finished && !sim.clients[stale].open);
+    // The sim panics on a second `Finish`.
+    let again = sim.connect();
+    let id = sim.clients[again].id;
+    sim.server
+        .handle_last_frame(sim.clock(), id, ClientFrame::Ping);
+    sim.server.handle_end(id);
+    sim.flush();
+    assert_eq!(sim.take(again), [ServerFrame::Pong]);
+    assert!(sim.clients[again].finished);
+
+    sim.disconnect(a);
+    sim.take(b);
+    let late = sim.connect();
+    sim.send_last(late, join);
+    assert!(matches!(
+        sim.take(late).first(),
+        Some(ServerFrame::Welcome {
+            resumed: Some(true),
+            ..
+        })
+    ));
+    assert!(sim.clients[late].finished);
+}
+
 /// An error answering a `msg` names its room, and its id only when the id
 /// kept the rule (1 to 64 characters): one that broke it is the error.
 /// The room is checked first.

@@ -75,6 +75,8 @@ pub async fn serve(
         buf: BytesMut::new(),
         feeder: Feeder::new(&to_hub, &cfg, &peer),
         progress_told: None,
+        first: true,
+        ended_with: false,
     };
     let stop = reader.run().await;
     match &stop {
@@ -103,6 +105,11 @@ struct Reader<'a> {
     feeder: Feeder<'a>,
     /// When the hub was last told the client is reading its backlog.
     progress_told: Option<Instant>,
+    /// No frame has been read yet (see [`Reader::input_of`]).
+    first: bool,
+    /// The end of the stream was read with the first frame, handed on as
+    /// [`ToHub::LastFrame`]: the reading stops once it has passed.
+    ended_with: bool,
 }
 
 impl Reader<'_> {
@@ -203,7 +210,10 @@ impl Reader<'_> {
                         }
                         break;
                     }
-                    Decoded::Frame(frame) => self.feeder.hold(ToHub::Frame(self.id, frame), len),
+                    Decoded::Frame(frame) => {
+                        let input = self.input_of(frame)?;
+                        self.feeder.hold(input, len);
+                    }
                     Decoded::Invalid(e) => self.feeder.hold(ToHub::BadFrame(self.id, e), len),
                     Decoded::Broken(e) => {
                         info!(client = %self.id, error = %e, "framing error; closing");
@@ -213,6 +223,7 @@ impl Reader<'_> {
                 }
             }
             match self.feeder.pass().await {
+                Ok(None) if self.ended_with => return Err(Stop::Eof),
                 Ok(None) => {}
                 Ok(Some(at)) => return Ok(Some(at)),
                 Err(Halt::Kick(why)) => {
@@ -225,6 +236,24 @@ impl Reader<'_> {
         }
         self.release_idle_buffer();
         Ok(None)
+    }
+
+    /// What to hand on for `frame`: [`ToHub::Frame`], or for a first
+    /// frame that resumes a session ([`feed::resumes`]) with nothing after
+    /// it in the buffer and the end of the stream already in the socket,
+    /// [`ToHub::LastFrame`]. Only the first frame is looked at.
+    fn input_of(&mut self, frame: chatproto::ClientFrame) -> Result<ToHub, Stop> {
+        if !std::mem::take(&mut self.first) || !feed::resumes(&frame) || !self.buf.is_empty() {
+            return Ok(ToHub::Frame(self.id, frame));
+        }
+        match self.read_more_now() {
+            Err(Stop::Eof) => {
+                self.ended_with = true;
+                Ok(ToHub::LastFrame(self.id, frame))
+            }
+            Err(stop) => Err(stop),
+            Ok(_) => Ok(ToHub::Frame(self.id, frame)),
+        }
     }
 
     /// Read once more if the socket has something now, without waiting:

@@ -252,7 +252,25 @@ pub fn next_frame(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> (Decoded<Cl
 
 /// Whether `input` is a frame that asks to read (see [`reads`]).
 fn asks_to_read(input: &ToHub) -> bool {
-    matches!(input, ToHub::Frame(_, frame) if reads(frame))
+    matches!(input, ToHub::Frame(_, frame) | ToHub::LastFrame(_, frame) if reads(frame))
+}
+
+/// Whether `frame`, a connection's first, is a join that resumes a
+/// session: the transport then looks, without waiting, whether the
+/// client's stream has already ended after it, and if so hands it on as
+/// [`ToHub::LastFrame`], which takes no open connection over. That is a
+/// reconnect attempt that gave up waiting for its `welcome` and closed
+/// while the server was stalled (stopped, a paused VM): its connection,
+/// join and end waited in the accept backlog, and may be read after the
+/// client's newer connection resumed the session.
+pub fn resumes(frame: &ClientFrame) -> bool {
+    matches!(
+        frame,
+        ClientFrame::Join {
+            resume: Some(_),
+            ..
+        }
+    )
 }
 
 /// Whether `frame` asks to read: the server answers it with what the
@@ -275,6 +293,6 @@ fn may_read(input: &ToHub) -> bool {
         ToHub::Frame(
             _,
             ClientFrame::History { .. } | ClientFrame::Enter { .. } | ClientFrame::Join { .. }
-        )
+        ) | ToHub::LastFrame(_, ClientFrame::Join { .. })
     )
 }

@@ -75,6 +75,10 @@ pub async fn serve<S>(
     // Whether the client's stream ended cleanly: what it sent before is
     // answered before the connection closes.
     let mut ended = false;
+    // No frame has been read yet: a first that resumes a session is
+    // handed on with the end of the stream if that is here already
+    // (`feed::resumes`), and the reading stops once it has passed.
+    let mut first = true;
     'conn: loop {
         if peer.is_closing() {
             break;
@@ -121,7 +125,22 @@ pub async fn serve<S>(
                         }
                         break;
                     }
-                    Decoded::Frame(frame) => feeder.hold(ToHub::Frame(id, frame), len),
+                    Decoded::Frame(frame) => {
+                        let last = std::mem::take(&mut first)
+                            && feed::resumes(&frame)
+                            && buf.is_empty()
+                            && match feed::read_now(&mut rd, &mut buf, READ_CHUNK) {
+                                Some(Ok(0)) => true,
+                                Some(read @ Err(_)) => ended_cleanly(&read),
+                                _ => false,
+                            };
+                        if last {
+                            ended = true;
+                            feeder.hold(ToHub::LastFrame(id, frame), len);
+                        } else {
+                            feeder.hold(ToHub::Frame(id, frame), len);
+                        }
+                    }
                     Decoded::Invalid(e) => feeder.hold(ToHub::BadFrame(id, e), len),
                     Decoded::Broken(e) => {
                         info!(client = %id, error = %e, "framing error; closing");
@@ -131,6 +150,7 @@ pub async fn serve<S>(
                 }
             }
             match feeder.pass().await {
+                Ok(None) if ended => break 'conn,
                 Ok(None) => {}
                 Ok(Some(at)) => {
                     resume_at = Some(at);

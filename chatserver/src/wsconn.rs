@@ -117,6 +117,10 @@ pub async fn serve<S>(
     // stream, with or without a close before it): what it sent before is
     // answered before our close.
     let mut ended = false;
+    // No message has been read yet: a first that resumes a session is
+    // handed on with the end of the stream if that is here already
+    // (`feed::resumes`), and the reading stops once it has passed.
+    let mut first = true;
     loop {
         if peer.is_closing() {
             break;
@@ -139,6 +143,7 @@ pub async fn serve<S>(
             if matches!(next, Some(Ok(_))) {
                 messages += 1;
             }
+            let was_first = std::mem::take(&mut first);
             let held = match next {
                 None => {
                     ended = true;
@@ -204,10 +209,27 @@ pub async fn serve<S>(
                         WebSocketStream::from_raw_socket(read_side, Role::Server, config).await;
                     messages = 0;
                 }
+                let input = match input {
+                    ToHub::Frame(id, frame) if was_first && feed::resumes(&frame) => {
+                        match stream.next().now_or_never() {
+                            Some(end) if ends(&control, end.as_ref()) => {
+                                ended = true;
+                                ToHub::LastFrame(id, frame)
+                            }
+                            Some(next) => {
+                                early = Some(next);
+                                ToHub::Frame(id, frame)
+                            }
+                            None => ToHub::Frame(id, frame),
+                        }
+                    }
+                    input => input,
+                };
                 feeder.hold(input, bytes);
             }
         }
         match feeder.pass().await {
+            Ok(None) if ended => break,
             Ok(None) => {
                 resume_at = None;
                 // A throttled client is caught up (see
@@ -258,6 +280,21 @@ pub async fn serve<S>(
     }
     cfg.metrics.closed(crate::metrics::Transport::WebSocket);
     debug!(client = %id, %addr, "websocket closed");
+}
+
+/// Whether `next`, read right after a message, ends the client's stream
+/// as the read loop's own end would: the stream's end, a close (answered
+/// here), or the end of the bytes without a close.
+fn ends(control: &Control, next: Option<&Result<Message, tungstenite::Error>>) -> bool {
+    match next {
+        None => true,
+        Some(Ok(Message::Close(frame))) => {
+            answer_close(control, frame.as_ref());
+            true
+        }
+        Some(Err(e)) => ended_without_close(e),
+        Some(Ok(_)) => false,
+    }
 }
 
 /// The close that answers a client's close: 1000, unless its close broke

@@ -2415,6 +2415,38 @@ fn a_resume_on_another_node_takes_over_a_session_still_connected() {
     assert_eq!(statuses(&seen), ["offline", "online"]);
 }
 
+/// A resume read on node b together with the end of its connection (a
+/// reconnect attempt that gave up while b was stalled) takes over neither
+/// the session's connection on node a nor one on b: it is answered
+/// `nick_taken` and closed, and the open connection answers a ping, told
+/// nothing.
+#[test]
+fn a_resume_read_with_its_end_takes_over_nothing_on_any_node() {
+    let name = "a_resume_read_with_its_end_takes_over_nothing_on_any_node";
+    let Some(nats) = Nats::start(name) else {
+        return;
+    };
+    let (a, b) = two_nodes_slow_to_judge(&nats);
+    let (mut alice, welcome, _, _carol) = alice_on_a_carol_on_b(&a, &b);
+    let resume = json!({
+        "type": "join", "nick": "alice", "rooms": [], "resume": welcome["session"]
+    });
+    let stale_on = |node: &Server| {
+        node.stop();
+        let mut stale = node.connect();
+        stale.send_frame(&resume);
+        stale.shutdown_write();
+        node.signal("CONT");
+        let answers = stale.frames_to_eof();
+        let codes: Vec<&Value> = answers.iter().map(|f| &f["code"]).collect();
+        assert_eq!(codes, [&json!("nick_taken")], "{answers:?}");
+    };
+    stale_on(&b);
+    alice.ping_pong();
+    stale_on(&a);
+    alice.ping_pong();
+}
+
 /// A message resent after its session moved to another node, which the
 /// first node had logged (its echo lost with the old connection), is not
 /// logged twice: the sender gets `duplicate` with the seq the log has it

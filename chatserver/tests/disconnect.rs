@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{is_presence, kind, Client, Next, Server, WAIT};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Two places, so the leaver's place must come back for `next` to join; and
 /// pings far off, so no ping timeout can explain a departure.
@@ -131,6 +131,40 @@ fn a_resume_takes_over_a_connection_the_server_thinks_alive() {
         .map(|f| f["status"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(alice, ["offline", "online"]);
+}
+
+/// A reconnect attempt that gave up waiting for its welcome and closed
+/// while the server was stalled (its connection, its resuming join and its
+/// end all waiting in the kernel) takes nothing over when the server reads
+/// it at last, after the client's newer connection resumed the session:
+/// that connection stays (it answers a ping, told nothing), and the stale
+/// join is answered `nick_taken`, then closed. Before, the stale join took
+/// the session over (`resumed_elsewhere` to the live connection, which
+/// chatclient does not reconnect) and then ended at once.
+#[test]
+fn a_resume_read_with_its_connections_end_takes_nothing_over() {
+    let server = Server::start(&["--idle-ping-ms", "60000"]);
+    let mut first = server.connect();
+    first.send_frame(&json!({"type": "join", "nick": "alice", "rooms": ["lobby"]}));
+    let welcome = first.expect_kind("welcome");
+    let resume = json!({
+        "type": "join", "nick": "alice", "rooms": [], "resume": welcome["session"]
+    });
+    let mut live = server.connect();
+    live.send_frame(&resume);
+    assert_eq!(live.expect_kind("welcome")["resumed"], true);
+    first.recv_until(10, |f| f["code"] == "resumed_elsewhere");
+
+    server.stop();
+    let mut stale = server.connect();
+    stale.send_frame(&resume);
+    stale.shutdown_write();
+    server.signal("CONT");
+    let answers = stale.frames_to_eof();
+    let codes: Vec<&Value> = answers.iter().map(|f| &f["code"]).collect();
+    assert_eq!(codes, [&json!("nick_taken")], "{answers:?}");
+
+    live.ping_pong();
 }
 
 /// A client that sends its join, a ping and a message in one write and

@@ -697,3 +697,50 @@ fn frames_sent_before_a_wss_stream_ends_without_a_close_are_answered() {
         assert_eq!(code, Some(1000), "close_notify {notify}");
     }
 }
+
+/// Inside TLS (chatproto, and a WebSocket over wss://) as over TCP: a
+/// resume sent and ended (the TCP stream's end; a WebSocket close) while
+/// the server was stopped, read at once with its end, takes nothing over.
+/// It is answered `nick_taken` and closed; the session's open connection
+/// stays and answers a ping.
+#[test]
+fn inside_tls_a_resume_read_with_its_end_takes_nothing_over() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &["--idle-ping-ms", "60000"]);
+    let config = pki.ca.client_config();
+    let mut live = Framed::new(tls(&server, &config, "localhost"));
+    let welcome = live.join("alice");
+    let resume = json!({
+        "type": "join", "nick": "alice", "rooms": [], "resume": welcome["session"]
+    });
+
+    let mut stale = Framed::new(tls(&server, &config, "localhost"));
+    server.stop();
+    stale.send_frame(&resume);
+    stale.shutdown_write();
+    server.signal("CONT");
+    let mut answers = Vec::new();
+    loop {
+        match stale.next_within(WAIT) {
+            Next::Frame(f) => answers.push(f),
+            Next::Eof => break,
+            other => panic!("{other:?} after {answers:?}"),
+        }
+    }
+    let codes: Vec<&serde_json::Value> = answers.iter().map(|f| &f["code"]).collect();
+    assert_eq!(codes, [&json!("nick_taken")], "{answers:?}");
+
+    let url = format!("wss://localhost:{}/ws", server.addr().port());
+    let mut stale = ws_over(tls(&server, &config, "localhost"), &url, None)
+        .unwrap_or_else(|e| panic!("wss: {e}"));
+    server.stop();
+    stale.send_frame(&resume);
+    stale.send_raw(&masked_frame(0x8, &1000u16.to_be_bytes(), [1, 2, 3, 4]));
+    stale.end_tls(true);
+    server.signal("CONT");
+    stale.expect_error("nick_taken");
+    assert_eq!(stale.expect_closed(), Some(1000));
+
+    live.send_frame(&json!({"type": "ping"}));
+    live.expect_kind("pong");
+}

@@ -148,9 +148,13 @@ impl Server {
         };
         let key = nick_key(&nick);
         let hash = resume.as_deref().map(crate::server::durable::hash_token);
-        let took_over = hash
-            .as_ref()
-            .is_some_and(|hash| self.take_over(now, hash, &key));
+        // A connection that has ended takes nothing over (see
+        // `handle_last_frame`).
+        let ended = self.conns.get(&client).is_some_and(|c| c.ended);
+        let took_over = !ended
+            && hash
+                .as_ref()
+                .is_some_and(|hash| self.take_over(now, hash, &key));
         if let Some(other) = self.by_key.get(&key) {
             let taken = self.sessions.get(other).map_or("", |s| &s.nick);
             let msg = nick_taken_message(&nick, taken);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::frame::{ErrorCode, ServerFrame};
+use crate::frame::{ClientFrame, ErrorCode, ServerFrame};
 use config::ServerConfig;
 use durable::TokenHash;
 use event::{Event, SessionId};
@@ -152,6 +152,9 @@ enum Audience {
 /// * [`handle_bad_frame`](Server::handle_bad_frame): a payload arrived that was not a frame;
 /// * [`handle_end`](Server::handle_end): a client ended its stream cleanly
 ///   and waits for its answers (then [`Output::Finish`](crate::Output::Finish));
+/// * [`handle_last_frame`](Server::handle_last_frame): a frame and the end
+///   of its client's stream, read together (a resuming join that takes
+///   nothing over);
 /// * [`handle_progress`](Server::handle_progress): a client read what was
 ///   queued for it (alive, though its answer to a ping may be behind that);
 /// * [`handle_disconnect`](Server::handle_disconnect): a connection closed or failed;
@@ -543,10 +546,40 @@ impl Server {
     /// send nothing more cannot answer a ping, so its timers run on as
     /// they were: one whose answers wait too long is closed as any), and
     /// nothing is stamped.
+    ///
+    /// Only the first end of a connection counts: one told by
+    /// [`handle_last_frame`](Server::handle_last_frame) already is not
+    /// answered again.
     pub fn handle_end(&mut self, client: ClientId) {
-        if self.conns.contains_key(&client) {
-            self.answer(client, Step::End(client));
+        if let Some(c) = self.conns.get_mut(&client) {
+            if !std::mem::replace(&mut c.ended, true) {
+                self.answer(client, Step::End(client));
+            }
         }
+    }
+
+    /// `frame`, and then the end of `client`'s stream, read together
+    /// before the frame was handed over: as
+    /// [`handle_frame`](Server::handle_frame) followed by
+    /// [`handle_end`](Server::handle_end), except that a `join` resuming
+    /// a session whose connection is still open does not take it over
+    /// (PROTOCOL.md 5.1): a connection that has ended cannot continue the
+    /// session, and closing the open one with `resumed_elsewhere` would
+    /// only end it for nothing. Such a join is answered as a join for a
+    /// nickname in use is (`nick_taken`). This is a client's reconnect
+    /// attempt that gave up waiting for its `welcome` and closed, its join
+    /// queued with its end while the server was stalled (stopped, or a
+    /// paused VM), then read after a newer connection of the same client
+    /// had resumed the session. A shell need only look for the end after
+    /// a connection's first frame, when it is a join with `resume`.
+    /// Unknown clients are ignored.
+    pub fn handle_last_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
+        let Some(c) = self.conns.get_mut(&client) else {
+            return;
+        };
+        c.ended = true;
+        self.handle_frame(now, client, frame);
+        self.answer(client, Step::End(client));
     }
 
     /// The shell saw `client` read what was queued for it (its socket took

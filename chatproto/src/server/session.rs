@@ -44,6 +44,11 @@ pub(crate) struct Conn {
     pub held_pinged: Option<u64>,
     /// Whether its `Timer::Held` is armed: at most one is.
     pub held_timer: bool,
+    /// Its stream ended ([`handle_end`](crate::Server::handle_end), or
+    /// read with a frame: [`handle_last_frame`](crate::Server::handle_last_frame)):
+    /// its end is answered once, and a join from it takes no open
+    /// connection's session over.
+    pub ended: bool,
 }
 
 /// A connection's answers wait, held behind its own events on their way
@@ -71,6 +76,7 @@ impl Conn {
             held: None,
             held_pinged: None,
             held_timer: false,
+            ended: false,
         }
     }
 }

@@ -44,7 +44,10 @@ const CLAIMS_AT_ONCE: usize = 64;
 impl Cluster {
     /// Claim `nick` (normalized; `key` and `skeleton` are its identity and
     /// look-alike forms) for `client`, and find the session `resume`
-    /// names if another node began it. The answer goes to the hub.
+    /// names if another node began it. With `take_over`, a connection of
+    /// that session still open on another node is closed for it (the
+    /// token wins); without (a join read with its connection's end), the
+    /// nickname it holds is taken. The answer goes to the hub.
     pub fn claim(
         self: &Arc<Self>,
         client: ClientId,
@@ -52,6 +55,7 @@ impl Cluster {
         key: String,
         skeleton: String,
         resume: Option<TokenHash>,
+        take_over: bool,
     ) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
@@ -73,7 +77,8 @@ impl Cluster {
                     // given up, and the nickname is claimed again.
                     let own = session
                         .as_ref()
-                        .is_some_and(|(_, held_as)| chatproto::nick_key(held_as) == key);
+                        .is_some_and(|(_, held_as)| chatproto::nick_key(held_as) == key)
+                        && take_over;
                     for _ in 0..TAKEOVER_CLAIMS {
                         let (Some(hash), true) = (resume, own) else {
                             break;

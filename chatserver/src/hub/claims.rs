@@ -17,6 +17,7 @@ impl Hub {
     pub(super) fn park(&mut self, input: ToHub) -> Option<ToHub> {
         let id = match &input {
             ToHub::Frame(id, _)
+            | ToHub::LastFrame(id, _)
             | ToHub::BadFrame(id, _)
             | ToHub::Progress(id)
             | ToHub::End(id)
@@ -28,9 +29,14 @@ impl Hub {
             queue.push_back(input);
             return None;
         }
-        let ToHub::Frame(_, ClientFrame::Join { nick, resume, .. }) = &input else {
+        let (ToHub::Frame(_, ClientFrame::Join { nick, resume, .. })
+        | ToHub::LastFrame(_, ClientFrame::Join { nick, resume, .. })) = &input
+        else {
             return Some(input);
         };
+        // A join read with its connection's end takes no open connection
+        // over (`Server::handle_last_frame`), here or on another node.
+        let take_over = matches!(input, ToHub::Frame(..));
         if self.server.nick(id).is_some() {
             return Some(input);
         }
@@ -41,7 +47,7 @@ impl Hub {
         let key = chatproto::nick_key(&nick);
         let skeleton = chatproto::nick_skeleton(&nick);
         let resume = resume.as_deref().map(chatproto::hash_token);
-        c.link.claim(id, nick, key, skeleton, resume);
+        c.link.claim(id, nick, key, skeleton, resume, take_over);
         c.parked.insert(id, VecDeque::from([input]));
         None
     }
@@ -59,15 +65,16 @@ impl Hub {
         };
         let join = queue.pop_front();
         // Handled or refused here: answered with the turn.
-        if matches!(join, Some(ToHub::Frame(..))) {
+        if matches!(join, Some(ToHub::Frame(..) | ToHub::LastFrame(..))) {
             self.reads_taken.push(client);
         }
         // The nickname as the join gave it, named beside the one online
         // when it is taken in another spelling.
         let asked = match &join {
-            Some(ToHub::Frame(_, ClientFrame::Join { nick, .. })) => {
-                chatproto::normalize_nick(nick, self.server.config().nick_rule).ok()
-            }
+            Some(
+                ToHub::Frame(_, ClientFrame::Join { nick, .. })
+                | ToHub::LastFrame(_, ClientFrame::Join { nick, .. }),
+            ) => chatproto::normalize_nick(nick, self.server.config().nick_rule).ok(),
             _ => None,
         };
         let refusal = match claimed.claim {
@@ -85,8 +92,12 @@ impl Hub {
                     }
                     self.forget_elsewhere(now, sid);
                 }
-                if let Some(ToHub::Frame(id, frame)) = join {
-                    self.server.handle_frame(now, id, frame);
+                match join {
+                    Some(ToHub::Frame(id, frame)) => self.server.handle_frame(now, id, frame),
+                    Some(ToHub::LastFrame(id, frame)) => {
+                        self.server.handle_last_frame(now, id, frame)
+                    }
+                    _ => {}
                 }
                 let token = self.server.token_hash_of(client);
                 let c = self.cluster.as_mut().expect("checked above");

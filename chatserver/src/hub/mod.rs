@@ -65,6 +65,12 @@ pub enum ToHub {
     },
     /// A frame arrived.
     Frame(ClientId, ClientFrame),
+    /// A frame arrived with the end of the client's stream, read together
+    /// before it was handed on (`Server::handle_last_frame`): so far only
+    /// a connection's first frame, a join that resumes a session (a
+    /// stale reconnect attempt, which takes no open connection over). The
+    /// shell's `End` after it is not answered again.
+    LastFrame(ClientId, ClientFrame),
     /// A payload arrived that is not a frame.
     BadFrame(ClientId, PayloadError),
     /// The client read a backlog queued for it: it is alive.

@@ -321,6 +321,12 @@ impl Hub {
                 }
                 self.server.handle_frame(now, id, frame);
             }
+            ToHub::LastFrame(id, frame) => {
+                if crate::feed::reads(&frame) {
+                    self.reads_taken.push(id);
+                }
+                self.server.handle_last_frame(now, id, frame);
+            }
             ToHub::BadFrame(id, err) => self.server.handle_bad_frame(now, id, &err),
             ToHub::Progress(id) => self.server.handle_progress(now, id),
             ToHub::End(id) => self.server.handle_end(id),

@@ -176,6 +176,33 @@ impl Server {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// Stop the server (SIGSTOP, by its PID) and return once every thread
+    /// of it is stopped: from then on what a client does waits in the
+    /// kernel (a connection in the accept backlog, its bytes, its end)
+    /// until `signal("CONT")`, and is found there all at once.
+    pub fn stop(&self) {
+        self.signal("STOP");
+        let tasks = format!("/proc/{}/task", self.pid());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let threads = std::fs::read_dir(&tasks).expect("list the server's threads");
+            let stopped = threads.flatten().all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                // The state is the field after the command's `)`.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+            });
+            if stopped {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chatserver not stopped within {WAIT:?}"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Kill the server with SIGKILL (its own PID only: `Child::kill`) and
     /// reap it; it must have died of that signal.
     pub fn sigkill(&mut self) {
