@@ -1973,6 +1973,55 @@ fn a_resend_while_its_first_copy_is_on_its_way_waits_for_the_log() {
     }
 }
 
+/// The frames after such a resend are answered after it, in the order
+/// sent (PROTOCOL 5.7): a `ping` sent after the resend gets its `pong`
+/// once the resend is answered, and so does a second resend of the same
+/// message (`duplicate`, with the seq the log gave, or `unavailable`).
+/// The `pong` went out at once, ahead of the resend's answer.
+#[test]
+fn frames_after_a_resend_waiting_for_the_log_are_answered_after_it() {
+    for refused in [false, true] {
+        let mut c = Cluster::new(1);
+        let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
+        let hi = || ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into()));
+        c.nodes[0].handle_frame(NOW, old, hi());
+        let first = c.hold(0);
+        assert_eq!(first.len(), 1, "{first:?}");
+        c.disconnect(0, old);
+        let new = c.nodes[0].handle_connect(NOW);
+        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+        c.nodes[0].handle_frame(NOW, new, join);
+        c.settle();
+        let before = c.frames(0, new).len();
+        c.nodes[0].handle_frame(NOW, new, hi());
+        c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
+        c.nodes[0].handle_frame(NOW, new, hi());
+        c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
+        c.settle();
+        assert_eq!(
+            answer_words(&c.frames(0, new)[before..]),
+            [] as [&str; 0],
+            "refused: {refused}"
+        );
+        if refused {
+            c.nodes[0].handle_log_refused(&first[0], "no room");
+        } else {
+            c.append(&first);
+        }
+        c.settle();
+        let got = &c.frames(0, new)[before..];
+        let want: &[&str] = if refused {
+            &["unavailable m1", "pong", "unavailable m1", "pong"]
+        } else {
+            &["msg", "pong", "duplicate m1", "pong"]
+        };
+        assert_eq!(answer_words(got), want, "refused: {refused}: {got:?}");
+        if !refused {
+            assert_eq!(got[0]["seq"], got[2]["seq"], "{got:?}");
+        }
+    }
+}
+
 /// A connection whose answers wait for a log that does not answer (NATS
 /// away) is sent a `ping` once they have waited `held_ping_ms`, and again
 /// each time that passes while they stay held: a server `ping` answers no

@@ -259,27 +259,84 @@ impl Server {
             s.deferred.insert(at, (w.place, Step::Send(conn, frame)));
             self.deferred += 1;
         }
-        if s.in_flight.is_empty() {
-            // Its answers go: a frame held later starts a new wait,
-            // unless the store still holds some of them.
-            let stored = self.gate.stored;
-            if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
-                if c.held.is_some_and(|h| h.ticket <= stored) {
-                    c.held = None;
-                }
+        let sid = event.session();
+        self.release_deferred(sid, applied);
+        true
+    }
+
+    /// Cluster mode: the first copy of a message that session `sid`
+    /// resent with `id` while that copy was on its way through the log
+    /// came back (`applied`) or was refused: each resend that waited for
+    /// it is answered `answer` at its frame's place, but the first when
+    /// `echoed` (the copy's echo to that connection answers it). Then, if
+    /// nothing else holds them, the answers that waited go.
+    pub(crate) fn resends_answered(
+        &mut self,
+        sid: SessionId,
+        id: &str,
+        answer: &ServerFrame,
+        echoed: bool,
+        applied: bool,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let mut skip = echoed;
+        let mut i = 0;
+        while i < s.resent.len() {
+            if s.resent[i].0 != id {
+                i += 1;
+                continue;
             }
-            let deferred = std::mem::take(&mut s.deferred);
-            self.deferred = self.deferred.saturating_sub(deferred.len());
-            let deferred = deferred.into_iter().map(|(_, step)| step);
-            if applied {
-                for step in deferred.rev() {
-                    self.steps.push_front(step);
-                }
-            } else {
-                self.steps.extend(deferred);
+            let Some((_, place)) = s.resent.remove(i) else {
+                break;
+            };
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if let Some(conn) = s.conn {
+                let at = s.deferred.partition_point(|(p, _)| *p < place);
+                s.deferred
+                    .insert(at, (place, Step::Send(conn, answer.clone())));
+                self.deferred += 1;
             }
         }
-        true
+        self.release_deferred(sid, applied);
+    }
+
+    /// Cluster mode: once none of session `sid`'s events is on its way
+    /// and no resend waits, the answers that waited go: right after the
+    /// deliveries of the event being applied if `applied`, else after what
+    /// is queued already (a `welcome` held until the session is stored
+    /// among it).
+    fn release_deferred(&mut self, sid: SessionId, applied: bool) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if !s.in_flight.is_empty() || !s.resent.is_empty() {
+            return;
+        }
+        // Its answers go: a frame held later starts a new wait, unless
+        // the store still holds some of them.
+        let stored = self.gate.stored;
+        if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
+            if c.held.is_some_and(|h| h.ticket <= stored) {
+                c.held = None;
+            }
+        }
+        if s.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut s.deferred);
+        self.deferred = self.deferred.saturating_sub(deferred.len());
+        let deferred = deferred.into_iter().map(|(_, step)| step);
+        if applied {
+            for step in deferred.rev() {
+                self.steps.push_front(step);
+            }
+        } else {
+            self.steps.extend(deferred);
+        }
     }
 
     fn apply_enter(&mut self, event: &Arc<Event>, sid: SessionId) {
@@ -510,16 +567,16 @@ impl Server {
                     let cap = self.config.id_window;
                     s.ids.insert(id, &event.room, epoch, event.seq, cap);
                 }
-                // A resend of it waited for this: the echo below answers
-                // it on a connection in the room; another is told
-                // `duplicate`, with the seq known now.
-                if let Some(i) = s.resent.iter().position(|r| r == id) {
-                    s.resent.remove(i);
-                    let echoed = s.rooms.contains_key(&*event.room);
-                    if let (Some(conn), false) = (s.conn, echoed) {
-                        let frame = self.duplicate(id, &event.room, event.seq);
-                        self.send(conn, frame);
-                    }
+                // Resends of it waited for this: the echo below answers
+                // the first on a connection in the room (unless the copy
+                // is that connection's own, whose frame the echo
+                // answers); the others are told `duplicate`, with the seq
+                // known now, each at its frame's place.
+                if s.resent.iter().any(|(r, _)| r == id) {
+                    let own = s.in_flight.iter().any(|w| same_proposal(&w.event, event));
+                    let echoed = !own && s.rooms.contains_key(&*event.room);
+                    let frame = self.duplicate(id, &event.room, event.seq);
+                    self.resends_answered(*from, id, &frame, echoed, true);
                 }
             }
         }

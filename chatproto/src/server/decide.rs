@@ -599,15 +599,16 @@ impl Server {
                 // by that copy's echo, or `unavailable` if the log refuses
                 // it; not `duplicate` now, with a seq no message has, for
                 // a copy that may yet be refused.
+                // Its answer keeps this frame's place: later frames' wait
+                // behind it.
                 Some(Earlier::Sent(_, 0)) if self.config.cluster => {
                     let cap = self.config.id_window.max(1);
                     if let Some(s) = self.sessions.get_mut(&sid) {
-                        if !s.resent.iter().any(|r| r == id) {
-                            if s.resent.len() >= cap {
-                                s.resent.pop_front();
-                            }
-                            s.resent.push_back(id.clone());
+                        if s.resent.len() >= cap {
+                            s.resent.pop_front();
                         }
+                        s.resent.push_back((id.clone(), s.places));
+                        s.places += 1;
                     }
                     return;
                 }

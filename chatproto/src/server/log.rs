@@ -288,14 +288,8 @@ impl Server {
         let EventBody::Msg { from, id, .. } = &event.body else {
             return;
         };
-        // A resend of it on the session's connection now waited for this.
-        let mut resent_on = None;
         if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
             s.ids.forget(id);
-            if let Some(i) = s.resent.iter().position(|r| r == id) {
-                s.resent.remove(i);
-                resent_on = s.conn;
-            }
         }
         let frame = ServerFrame::Error {
             code: ErrorCode::Unavailable,
@@ -304,8 +298,10 @@ impl Server {
             room: Some(event.room.to_string()),
             seq: None,
         };
-        if let Some(conn) = resent_on {
-            self.send(conn, frame.clone());
+        // Resends of it on the session's connection waited for this: each
+        // is answered the same, at its frame's place.
+        if let Some(id) = id {
+            self.resends_answered(*from, id, &frame, false, false);
         }
         self.answers_after(event, Some(frame), false);
     }

@@ -836,11 +836,12 @@ impl Server {
 
     /// Queue `step`, an answer to `client`: in cluster mode it waits
     /// behind the client's events that are still on their way through the
-    /// log (answers go out in the order the frames came).
+    /// log, and its resends that wait for them (answers go out in the
+    /// order the frames came).
     pub(crate) fn answer(&mut self, client: ClientId, step: Step) {
         if self.config.cluster {
             if let Some(s) = self.session_of(client) {
-                if !s.in_flight.is_empty() {
+                if !s.in_flight.is_empty() || !s.resent.is_empty() {
                     s.deferred.push_back((s.places, step));
                     s.places += 1;
                     self.deferred += 1;

@@ -196,9 +196,11 @@ pub(crate) struct Session {
     /// Cluster mode: ids of messages resent on this connection while
     /// their first copy was on its way through the log (its seq not known
     /// yet): answered once that copy is applied (its echo) or refused
-    /// (`unavailable`), not `duplicate` with a seq no message has. At most
-    /// `id_window`, the oldest dropped.
-    pub resent: VecDeque<String>,
+    /// (`unavailable`), not `duplicate` with a seq no message has; each
+    /// with its frame's place among the answers (see `places`): the
+    /// answers to later frames wait for it. At most `id_window`, the
+    /// oldest dropped.
+    pub resent: VecDeque<(String, u64)>,
     /// The place of the next frame's answer among the waiting ones:
     /// each answer that waits, and each event put on its way, takes the
     /// next.

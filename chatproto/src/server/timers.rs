@@ -161,12 +161,13 @@ impl Server {
     }
 
     /// Cluster mode: `c`'s session has events of this connection's on
-    /// their way through the log, which its later answers wait behind.
+    /// their way through the log (or resends waiting for them), which its
+    /// later answers wait behind.
     fn on_its_way(&self, c: &Conn) -> bool {
         self.config.cluster
             && c.session
                 .and_then(|sid| self.sessions.get(&sid))
-                .is_some_and(|s| !s.in_flight.is_empty())
+                .is_some_and(|s| !s.in_flight.is_empty() || !s.resent.is_empty())
     }
 
     /// What is left of `timeout` for a client waited for since `since`
