@@ -330,6 +330,18 @@ impl Peer {
     /// caller reports each `Queued` frame to the budget (the hub does so
     /// once per batch).
     pub fn push(&self, bytes: Bytes) -> Push {
+        self.push_where(bytes, false)
+    }
+
+    /// [`push`](Peer::push), but ahead of what waits behind reads
+    /// ([`hold`](Peer::hold)): for a server `ping`, which answers no frame
+    /// and so keeps no place among the answers. A client whose history
+    /// read waits for a slow disk hears from the server meanwhile.
+    pub fn push_ahead(&self, bytes: Bytes) -> Push {
+        self.push_where(bytes, true)
+    }
+
+    fn push_where(&self, bytes: Bytes, ahead: bool) -> Push {
         let mut out = self.out();
         if out.closing {
             return Push::Closed;
@@ -356,7 +368,7 @@ impl Peer {
         };
         out.queued += cost;
         let over = self.mark_over(&mut out);
-        if let Some((_, after)) = out.held.back_mut() {
+        if let (Some((_, after)), false) = (out.held.back_mut(), ahead) {
             after.push_back(bytes);
             return Push::Queued { newly: false, over };
         }
@@ -792,6 +804,28 @@ mod tests {
         use std::io::Read;
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"a1b2c");
+    }
+
+    /// A server `ping` pushed ahead goes out while a read waits, before
+    /// what waits behind the read (a ping answers no frame); what was
+    /// pushed before the read still goes first.
+    #[test]
+    fn a_ping_pushed_ahead_does_not_wait_for_a_read() {
+        let budget = OutboundBudget::new(1 << 30);
+        let peer = Peer::for_task(QueueLimits::fixed(1 << 20), Arc::clone(&budget));
+        let frame = |b: &'static [u8]| budget.track(Bytes::from_static(b));
+        peer.push(frame(b"a"));
+        peer.hold(1);
+        peer.push(frame(b"b"));
+        assert!(matches!(peer.push_ahead(frame(b"p")), Push::Queued { .. }));
+        budget.add_slots(3);
+        let mut batch = Vec::new();
+        peer.take(64, 1 << 20, &mut batch);
+        assert_eq!(batch, [&b"a"[..], &b"p"[..]]);
+        peer.release(1, vec![frame(b"1")]);
+        let mut batch = Vec::new();
+        peer.take(64, 1 << 20, &mut batch);
+        assert_eq!(batch, [&b"1"[..], &b"b"[..]]);
     }
 
     /// A client that said its last, waiting for a read from disk, is

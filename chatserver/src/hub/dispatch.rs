@@ -64,6 +64,8 @@ impl Hub {
                             code: code @ (ErrorCode::NickTaken | ErrorCode::NickInvalid),
                             ..
                         } => info!(client = %to, code = %code, "join refused"),
+                        // Not behind a read from the store: see ping_ahead.
+                        ServerFrame::Ping if self.ping_ahead(to) => continue,
                         _ => {}
                     }
                     self.stage_frame(to, &frame)

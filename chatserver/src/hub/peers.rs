@@ -51,6 +51,34 @@ impl Hub {
         }
     }
 
+    /// A `ping` for `to`, which waits for reads from the store: queued
+    /// now, ahead of what waits behind them (a ping answers no frame, so
+    /// it keeps no place among the answers; the core sends one to a
+    /// connection whose answers have waited a while, to say the link is
+    /// alive). Whether it was.
+    pub(super) fn ping_ahead(&mut self, to: ClientId) -> bool {
+        let Some(peer) = self.peers.get(&to).filter(|p| p.reads_waiting() > 0) else {
+            return false;
+        };
+        let Ok(bytes) = encode(&ServerFrame::Ping, self.max_frame_bytes) else {
+            return false;
+        };
+        match peer.push_ahead(self.budget.track(bytes)) {
+            Push::Queued { newly, over } => {
+                self.budget.add_slots(1);
+                if newly {
+                    self.to_flush.push(Arc::clone(peer));
+                }
+                if over {
+                    self.lagging.insert(to);
+                }
+            }
+            Push::Closed => {}
+            Push::Overflow => self.overflow(to),
+        }
+        true
+    }
+
     /// Queue `frame` for `to` now, after what this turn staged.
     pub(super) fn send_now(&mut self, to: ClientId, frame: &ServerFrame) {
         self.stage_frame(to, frame);
