@@ -1368,6 +1368,16 @@ fn a_resume_read_with_its_end_takes_nothing_over() {
     sim.flush();
     assert_eq!(sim.take(again), [ServerFrame::Pong]);
     assert!(sim.clients[again].finished);
+    // The other way round: a frame told with an end after the end is
+    // nothing (no pong, and no second `Finish`).
+    let other = sim.connect();
+    let id = sim.clients[other].id;
+    sim.server.handle_end(id);
+    sim.server
+        .handle_last_frame(sim.clock(), id, ClientFrame::Ping);
+    sim.flush();
+    assert_eq!(sim.take(other), []);
+    assert!(sim.clients[other].finished);
 
     sim.disconnect(a);
     sim.take(b);

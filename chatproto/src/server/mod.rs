@@ -572,12 +572,15 @@ impl Server {
     /// paused VM), then read after a newer connection of the same client
     /// had resumed the session. A shell need only look for the end after
     /// a connection's first frame, when it is a join with `resume`.
-    /// Unknown clients are ignored.
+    /// Unknown clients are ignored; so is a frame after the end was told
+    /// (nothing comes after an end: it is not answered again either).
     pub fn handle_last_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
         let Some(c) = self.conns.get_mut(&client) else {
             return;
         };
-        c.ended = true;
+        if std::mem::replace(&mut c.ended, true) {
+            return;
+        }
         self.handle_frame(now, client, frame);
         self.answer(client, Step::End(client));
     }
