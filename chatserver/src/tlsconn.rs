@@ -130,8 +130,11 @@ pub async fn serve<S>(
                             && feed::resumes(&frame)
                             && buf.is_empty()
                             && match feed::read_now(&mut rd, &mut buf, READ_CHUNK) {
-                                Some(Ok(0)) => true,
-                                Some(read @ Err(_)) => ended_cleanly(&read),
+                                // Ended, cleanly or not (a reset): either
+                                // way no answer reaches it, and it must
+                                // take nothing over (plain TCP drops such
+                                // a join; here it is told as ended).
+                                Some(Ok(0) | Err(_)) => true,
                                 _ => false,
                             };
                         if last {
