@@ -281,7 +281,7 @@ impl Server {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        let mut skip = echoed;
+        let (mut skip, mut found) = (echoed, false);
         let mut i = 0;
         while i < s.resent.len() {
             if s.resent[i].0 != id {
@@ -291,6 +291,7 @@ impl Server {
             let Some((_, place)) = s.resent.remove(i) else {
                 break;
             };
+            found = true;
             if std::mem::take(&mut skip) {
                 continue;
             }
@@ -301,7 +302,9 @@ impl Server {
                 self.deferred += 1;
             }
         }
-        self.release_deferred(sid, applied);
+        if found {
+            self.release_deferred(sid, applied);
+        }
     }
 
     /// Cluster mode: once none of session `sid`'s events is on its way
