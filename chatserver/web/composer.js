@@ -178,9 +178,14 @@ export class Composer {
     this.typing();
   }
 
+  /** Whether a refused line would go back into the input: it is empty. */
+  canRestore() {
+    return this.input.value === '';
+  }
+
   /** A line the server refused: back in the input if it is empty. */
   restore(line) {
-    if (line && this.input.value === '') this.set(line);
+    if (line && this.canRestore()) this.set(line);
   }
 
   /** Show `text` in the empty input (its placeholder), fitted to one row. */

@@ -230,11 +230,17 @@ export function serverEvents(app) {
       // A `history` the server refused: the room's request is over.
       if (!f.id && f.room && f.code === 'not_in_room') backlog.refused(f.room);
       const room = f.room && view.rooms.has(f.room) ? f.room : app.current;
-      const li = note(room, f.message || f.code, 'error', f.code);
+      // A refused line the input cannot take back (it holds another: the
+      // refusals of several lines sent together) is said with its error,
+      // or its text would be lost.
+      const line = f.failed && f.failed.line;
+      const said = f.message || f.code;
+      const text = line && !composer.canRestore() ? `${said}; your line: ${line}` : said;
+      const li = note(room, text, 'error', f.code);
       if (li) li.title = f.code;
       // Said once: the log's line waits while the input shows the error.
       const shown = () => view.shown(li);
-      showError(f.code, f.message || f.code, li && { li, shown }, room);
+      showError(f.code, text, li && { li, shown }, room);
       // Last: fitting the input lays the page out, and done while the
       // refused line's pending copy was gone but the error not yet in, it
       // pulled the log up, which then read as the reader scrolling away.

@@ -850,3 +850,75 @@ fn on_a_phone_a_query_to_a_long_nickname_leaves_room_to_type() {
         }
     });
 }
+
+/// Lines refused together (sent at once, each answered after the last
+/// was sent): the first goes back into the input, and each of the others
+/// is said with its error, with its text, which only one line could keep
+/// in the input (the others' texts were lost: a probe typed five lines
+/// while its node was cut off from NATS and got one back).
+#[test]
+fn lines_refused_together_each_keep_their_text() {
+    let Some(h) = Harness::start("lines_refused_together_each_keep_their_text") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(refused_together(&h, &server));
+}
+
+async fn refused_together(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 700)).await;
+    // Sent within one script: no answer can come between them.
+    page.js(
+        "const i = document.getElementById('input');
+         for (const line of ['@nobody one', '@nobody two', '@nobody three']) {
+           i.value = line;
+           i.form.requestSubmit();
+         }
+         return null;",
+        vec![],
+    )
+    .await;
+    let errors = wait_for("three lines refused", async || {
+        let v = page
+            .js(
+                "return [...document.querySelectorAll(
+                   '.room-log[data-room=\"lobby\"] li.error[data-code=\"unknown_nick\"]')]
+                   .map((li) => li.textContent);",
+                vec![],
+            )
+            .await;
+        match v.as_array() {
+            Some(a) if a.len() == 3 => Ok(v),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+    page.shot("lines-refused-together").await;
+    let input = page
+        .js("return document.getElementById('input').value;", vec![])
+        .await;
+    assert_eq!(input, json!("@nobody one"), "{errors}");
+    let texts: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap_or_default())
+        .collect();
+    assert!(!texts[0].contains("your line"), "{texts:?}");
+    assert!(texts[1].contains("your line: @nobody two"), "{texts:?}");
+    assert!(texts[2].contains("your line: @nobody three"), "{texts:?}");
+    // The last error is the one shown above the input (its line in the
+    // log waits meanwhile): with its line too.
+    let above = page
+        .js(
+            "return document.querySelector('#errors .error').textContent;",
+            vec![],
+        )
+        .await;
+    assert!(
+        above
+            .as_str()
+            .is_some_and(|t| t.contains("your line: @nobody three")),
+        "{above}"
+    );
+}
