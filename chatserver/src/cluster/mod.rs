@@ -102,6 +102,12 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// What a client closed because another node took this one for dead is
 /// told, and what it proposed meanwhile is refused with.
 pub const TAKEN_FOR_DEAD: &str = "this server lost touch with the others, which took it for stopped; reconnect, and your session resumes if your nickname is still free";
+/// What a message proposed while the others took this node for dead is
+/// refused with: its sender's connection was closed with
+/// [`TAKEN_FOR_DEAD`] and has, most often, resumed by the time this is
+/// read, so it is told no more to reconnect.
+pub const LOST_WHILE_TAKEN_FOR_DEAD: &str =
+    "this server lost touch with the others while it was on its way, and they took it for stopped";
 /// How often a node heartbeats and looks at the others' heartbeats.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long a starting node watches the heartbeat key of its name when a

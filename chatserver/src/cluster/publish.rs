@@ -18,7 +18,8 @@ use tracing::warn;
 
 use super::entry::{decode_event, encode_event};
 use super::{
-    lock, names, Cluster, FromCluster, Proposal, ToPublisher, ORIGIN, PUBLISH_BATCH, TAKEN_FOR_DEAD,
+    lock, names, Cluster, FromCluster, Proposal, ToPublisher, LOST_WHILE_TAKEN_FOR_DEAD, ORIGIN,
+    PUBLISH_BATCH,
 };
 
 /// `stored` of a proposal refused (its sender told it was not sent).
@@ -265,7 +266,7 @@ impl Cluster {
                     for (i, p) in batch.iter().enumerate() {
                         if stored[i] == 0 && p.undoable && !p.tried && self.of_gone(p) {
                             stored[i] = REFUSED;
-                            self.refuse(p, TAKEN_FOR_DEAD).await;
+                            self.refuse(p, LOST_WHILE_TAKEN_FOR_DEAD).await;
                         }
                     }
                     todo.retain(|(i, _)| stored[*i] == 0);
