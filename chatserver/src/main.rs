@@ -897,15 +897,22 @@ fn log_filter(
 /// logs at info at most, unless `RUST_LOG` names it.
 const WS_LIBRARY_AT_MOST_INFO: &str = "tungstenite=info,tokio_tungstenite=info";
 
+/// The NATS client library's own lines, left out below debug (see
+/// [`log_spec`]).
+const NATS_CLIENT_OFF: &str = "async_nats=off";
+
 /// [`log_filter`]'s directives.
 fn log_spec(flag: Option<&str>, env: Option<String>) -> Result<String, String> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let spec = match (flag, env) {
         // The NATS client's own notes (connected, reconnected) are info:
-        // they would come before the `listening on` line, and the cluster
-        // code says what matters itself.
+        // they would come before the `listening on` line; and its errors
+        // come at every reconnect attempt (33 lines in 40 s when NATS's
+        // address takes connections and closes them). The cluster code
+        // says what matters itself, once a minute at most while it lasts;
+        // `--log-level debug` shows the client's lines too.
         (Some(level @ ("info" | "warn" | "error" | "off")), _) => {
-            format!("{level},async_nats=warn")
+            format!("{level},{NATS_CLIENT_OFF}")
         }
         (Some(level), _) => format!("{level},{WS_LIBRARY_AT_MOST_INFO}"),
         (None, Some(env)) if !env.trim().is_empty() => {
@@ -929,7 +936,7 @@ fn log_spec(flag: Option<&str>, env: Option<String>) -> Result<String, String> {
                 env
             }
         }
-        _ => "info,async_nats=warn".to_owned(),
+        _ => format!("info,{NATS_CLIENT_OFF}"),
     };
     Ok(spec)
 }
@@ -1040,6 +1047,18 @@ mod tests {
             "trace,tungstenite=trace"
         );
         assert!(log_filter(Some("trace"), None).is_ok());
+    }
+
+    /// The NATS client's lines, an error at every reconnect attempt, are
+    /// left out below debug (the heartbeat's warnings say the cause once
+    /// a minute at most); at debug they are shown.
+    #[test]
+    fn the_nats_clients_lines_are_left_out_below_debug() {
+        let spec = |flag: Option<&str>| log_spec(flag, None).expect("a valid spec");
+        for level in [None, Some("info"), Some("warn"), Some("error")] {
+            assert!(spec(level).ends_with(",async_nats=off"), "{level:?}");
+        }
+        assert!(!spec(Some("debug")).contains("async_nats"));
     }
 
     #[test]
