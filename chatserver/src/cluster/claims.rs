@@ -128,11 +128,11 @@ impl Cluster {
                             late.release(key, rev);
                         }
                     });
-                    // The heartbeat's cause, when it fails too, says
-                    // more (NATS may have answered, only not as a claim
-                    // needs: it lost its store, say).
+                    // With the heartbeat failing too, NATS may have
+                    // answered, only not as a claim needs (its cause is
+                    // added below).
                     let why = match me.settings.metrics.log_cause() {
-                        Some(cause) => format!("no claim within {} ms: {cause}", limit.as_millis()),
+                        Some(_) => format!("no claim within {} ms", limit.as_millis()),
                         None => format!("no answer from NATS within {} ms", limit.as_millis()),
                     };
                     (None, Err(ClaimError::Unreachable(why)))
@@ -140,10 +140,16 @@ impl Cluster {
             };
             // A NATS server reached without JetStream (restarted without
             // `-js`) answers, but not as a claim needs: the cause and
-            // what to do, as the log says, not NATS's words alone.
+            // what to do, as the log says, not NATS's words alone; so
+            // does the heartbeat's cause when it fails too (NATS lost
+            // the cluster's buckets, say).
             let claim = claim.map_err(|e| match e {
                 ClaimError::Unreachable(why) => {
-                    ClaimError::Unreachable(super::jetstream_hint(&me.client, why))
+                    let why = super::jetstream_hint(&me.client, why);
+                    ClaimError::Unreachable(match me.settings.metrics.log_cause() {
+                        Some(cause) => format!("{why}; {cause}"),
+                        None => why,
+                    })
                 }
                 other => other,
             });
