@@ -70,6 +70,11 @@ pub struct ServerConfig {
     /// answer, so it is not held: it tells the client the link is alive
     /// while the `pong` it asked for waits in line (PROTOCOL.md 7). Its
     /// answer is ordinary activity; nobody is judged for not giving it.
+    /// The wait is judged without a break since the connection's first
+    /// frame held: with the store, a frame is taken as held while any
+    /// batch is unanswered, so a connection sending faster than the store
+    /// commits, its answers flowing, may be sent one such `ping` each
+    /// interval too (a few bytes; harmless).
     pub held_ping_ms: u64,
     /// The most recipients one `msg` may name in `to`, duplicates counted
     /// (default [`DEFAULT_MAX_RECIPIENTS`], at least 1). A longer list is
