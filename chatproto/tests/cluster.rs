@@ -1920,6 +1920,29 @@ fn a_late_answer_for_a_message_before_a_ping_goes_before_the_pong() {
     );
 }
 
+/// alice's message `m1` in `lobby`, with its id.
+fn m1() -> ClientFrame {
+    ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into()))
+}
+
+/// alice sent `m1`, which the log holds back (returned: the proposal),
+/// and her connection dropped; a new connection resumed her session. With
+/// that connection and how many frames it had before the test's.
+fn resumed_with_m1_on_its_way() -> (Cluster, Vec<std::sync::Arc<Event>>, ClientId, usize) {
+    let mut c = Cluster::new(1);
+    let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
+    c.nodes[0].handle_frame(NOW, old, m1());
+    let first = c.hold(0);
+    assert_eq!(first.len(), 1, "{first:?}");
+    c.disconnect(0, old);
+    let new = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+    c.nodes[0].handle_frame(NOW, new, join);
+    c.settle();
+    let before = c.frames(0, new).len();
+    (c, first, new, before)
+}
+
 /// A message resent with its id on a resumed connection while its first
 /// copy is still on its way through the log is not answered `duplicate`
 /// at once (with seq 0, which no message has, and before the log said it
@@ -1928,19 +1951,8 @@ fn a_late_answer_for_a_message_before_a_ping_goes_before_the_pong() {
 #[test]
 fn a_resend_while_its_first_copy_is_on_its_way_waits_for_the_log() {
     for refused in [false, true] {
-        let mut c = Cluster::new(1);
-        let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
-        let hi = || ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into()));
-        c.nodes[0].handle_frame(NOW, old, hi());
-        let first = c.hold(0);
-        assert_eq!(first.len(), 1, "{first:?}");
-        c.disconnect(0, old);
-        let new = c.nodes[0].handle_connect(NOW);
-        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
-        c.nodes[0].handle_frame(NOW, new, join);
-        c.settle();
-        let before = c.frames(0, new).len();
-        c.nodes[0].handle_frame(NOW, new, hi());
+        let (mut c, first, new, before) = resumed_with_m1_on_its_way();
+        c.nodes[0].handle_frame(NOW, new, m1());
         c.settle();
         let answers = |c: &Cluster| -> Vec<Value> {
             c.frames(0, new)[before..]
@@ -1981,21 +1993,10 @@ fn a_resend_while_its_first_copy_is_on_its_way_waits_for_the_log() {
 #[test]
 fn frames_after_a_resend_waiting_for_the_log_are_answered_after_it() {
     for refused in [false, true] {
-        let mut c = Cluster::new(1);
-        let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
-        let hi = || ClientFrame::msg_in("lobby", vec![], "hi", Some("m1".into()));
-        c.nodes[0].handle_frame(NOW, old, hi());
-        let first = c.hold(0);
-        assert_eq!(first.len(), 1, "{first:?}");
-        c.disconnect(0, old);
-        let new = c.nodes[0].handle_connect(NOW);
-        let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
-        c.nodes[0].handle_frame(NOW, new, join);
-        c.settle();
-        let before = c.frames(0, new).len();
-        c.nodes[0].handle_frame(NOW, new, hi());
+        let (mut c, first, new, before) = resumed_with_m1_on_its_way();
+        c.nodes[0].handle_frame(NOW, new, m1());
         c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
-        c.nodes[0].handle_frame(NOW, new, hi());
+        c.nodes[0].handle_frame(NOW, new, m1());
         c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
         c.settle();
         assert_eq!(
