@@ -2023,6 +2023,26 @@ fn frames_after_a_resend_waiting_for_the_log_are_answered_after_it() {
     }
 }
 
+/// A resend waiting for its first copy is answered when the log says it
+/// held that copy already (a duplicate, with its seq): `duplicate`, then
+/// the `pong` that waited behind it. The resend's wait was never ended
+/// there, and every later answer of the connection waited for good.
+#[test]
+fn a_resend_is_answered_when_the_log_calls_its_first_copy_a_duplicate() {
+    let (mut c, first, new, before) = resumed_with_m1_on_its_way();
+    c.nodes[0].handle_frame(NOW, new, m1());
+    c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
+    c.settle();
+    assert_eq!(answer_words(&c.frames(0, new)[before..]), [] as [&str; 0]);
+    let mut held = (*first[0]).clone();
+    held.seq = 7;
+    c.nodes[0].handle_logged_duplicate(&held);
+    c.settle();
+    let got = &c.frames(0, new)[before..];
+    assert_eq!(answer_words(got), ["duplicate m1", "pong"], "{got:?}");
+    assert_eq!(got[0]["seq"], 7, "{got:?}");
+}
+
 /// A connection whose answers wait for a log that does not answer (NATS
 /// away) is sent a `ping` once they have waited `held_ping_ms`, and again
 /// each time that passes while they stay held: a server `ping` answers no

@@ -234,8 +234,10 @@ impl Server {
         };
         s.ids.insert(id, &event.room, epoch, event.seq, cap);
         // Only to the connection that sent it (not one that resumed the
-        // session since), in its place among the answers.
+        // session since), in its place among the answers; and to each
+        // resend that waited for it, in its own.
         let frame = self.duplicate(id, &event.room, event.seq);
+        self.resends_answered(*from, id, &frame, false, false);
         self.answers_after(event, Some(frame), false);
     }
 
