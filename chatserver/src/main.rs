@@ -932,6 +932,8 @@ fn log_spec(flag: Option<&str>, env: Option<String>) -> Result<String, String> {
             });
             if verbose && !env.contains("tungstenite") {
                 format!("{env},{WS_LIBRARY_AT_MOST_INFO}")
+            } else if !verbose && !env.contains("async_nats") {
+                format!("{env},{NATS_CLIENT_OFF}")
             } else {
                 env
             }
@@ -1059,6 +1061,14 @@ mod tests {
             assert!(spec(level).ends_with(",async_nats=off"), "{level:?}");
         }
         assert!(!spec(Some("debug")).contains("async_nats"));
+        let env = |env: &str| log_spec(None, Some(env.to_owned())).expect("a valid spec");
+        assert_eq!(env("info"), "info,async_nats=off");
+        assert_eq!(
+            env("warn,chatserver=info"),
+            "warn,chatserver=info,async_nats=off"
+        );
+        assert!(!env("debug").contains("async_nats"));
+        assert_eq!(env("info,async_nats=warn"), "info,async_nats=warn");
     }
 
     #[test]
