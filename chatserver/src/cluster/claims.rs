@@ -116,6 +116,8 @@ impl Cluster {
                 })
             };
             let waited = tokio::time::timeout(limit, &mut work).await;
+            // Read once: the words below agree with each other.
+            let log_cause = me.settings.metrics.log_cause();
             let (session, claim) = match waited {
                 Ok(Ok(done)) => done,
                 Ok(Err(e)) => (None, Err(ClaimError::Unreachable(e.to_string()))),
@@ -131,7 +133,7 @@ impl Cluster {
                     // With the heartbeat failing too, NATS may have
                     // answered, only not as a claim needs (its cause is
                     // added below).
-                    let why = match me.settings.metrics.log_cause() {
+                    let why = match log_cause {
                         Some(_) => format!("no claim within {} ms", limit.as_millis()),
                         None => format!("no answer from NATS within {} ms", limit.as_millis()),
                     };
@@ -146,7 +148,7 @@ impl Cluster {
             let claim = claim.map_err(|e| match e {
                 ClaimError::Unreachable(why) => {
                     let why = super::jetstream_hint(&me.client, why);
-                    ClaimError::Unreachable(match me.settings.metrics.log_cause() {
+                    ClaimError::Unreachable(match &log_cause {
                         Some(cause) => format!("{why}; {cause}"),
                         None => why,
                     })
