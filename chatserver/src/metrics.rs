@@ -251,9 +251,22 @@ impl Metrics {
                 "Bytes queued for clients and not yet written.",
                 Some(queued_bytes as u64),
             ),
+            (
+                "chat_store_up",
+                "1 while the history database takes messages (always with --store memory), 0 while it fails and messages are refused.",
+                Some(u64::from(cause(&self.store_down).is_none())),
+            ),
+            (
+                "chat_log_up",
+                "In a cluster: 1 while this node's heartbeat reaches NATS, 0 while it fails (messages wait or are refused).",
+                self.log_known
+                    .load(Relaxed)
+                    .then(|| u64::from(cause(&self.log_down).is_none())),
+            ),
         ];
         for (name, help, v) in gauges {
-            // A 0 the core did not say would be a wrong one.
+            // A 0 the core did not say would be a wrong one (and outside
+            // a cluster, there is no log to be up).
             let Some(v) = v else { continue };
             head(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {v}");
@@ -289,24 +302,6 @@ impl Metrics {
         for (name, help, v) in counters {
             head(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {v}");
-        }
-        head(
-            &mut out,
-            "chat_store_up",
-            "gauge",
-            "1 while the history database takes messages (always with --store memory), 0 while it fails and messages are refused.",
-        );
-        let up = u8::from(cause(&self.store_down).is_none());
-        let _ = writeln!(out, "chat_store_up {up}");
-        if self.log_known.load(Relaxed) {
-            head(
-                &mut out,
-                "chat_log_up",
-                "gauge",
-                "In a cluster: 1 while this node's heartbeat reaches NATS, 0 while it fails (messages wait or are refused).",
-            );
-            let up = u8::from(cause(&self.log_down).is_none());
-            let _ = writeln!(out, "chat_log_up {up}");
         }
         let (n, micros) = (self.appends.load(Relaxed), self.append_micros.load(Relaxed));
         let _ = writeln!(
