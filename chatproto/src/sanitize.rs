@@ -50,8 +50,9 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// Borrows when there is nothing to escape.
 ///
 /// Two exceptions keep legitimate text intact. The tag characters of a
-/// subdivision flag (🏴 then up to seven tags and the cancel tag, as in
-/// the flag of Scotland) are kept. And a zero-width joiner
+/// subdivision flag (🏴 then a subdivision's id in three to seven tag
+/// letters and digits and the cancel tag, as in the flag of Scotland) are
+/// kept. And a zero-width joiner
 /// (U+200D) or non-joiner (U+200C) inside a word (between two visible
 /// characters, at least one of them outside ASCII) is
 /// part of how emoji sequences (👨‍👩‍👧), Persian (می‌خواهم) and the Indic
@@ -93,10 +94,16 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
 }
 
 /// Whether `chars[i]` is a tag character of a subdivision flag: U+1F3F4
-/// (the black flag), then one to seven tags U+E0020 to U+E007E, then the
-/// cancel tag U+E007F. Anywhere else tags only hide text.
+/// (the black flag), then a subdivision's id as tags (CLDR's: a region of
+/// two letters or three digits and one to four letters or digits, so three
+/// to seven tags, each a tag digit U+E0030 to U+E0039 or a tag small
+/// letter U+E0061 to U+E007A), then the cancel tag U+E007F. Anywhere else
+/// tags only hide text; so would capitals, spaces and punctuation after a
+/// flag ("PAY ME!"), which no subdivision's id has.
 fn is_flag_tag(chars: &[char], i: usize) -> bool {
-    let spec = |c: char| ('\u{E0020}'..='\u{E007E}').contains(&c);
+    let spec = |c: char| {
+        ('\u{E0030}'..='\u{E0039}').contains(&c) || ('\u{E0061}'..='\u{E007A}').contains(&c)
+    };
     let end = match chars.get(i) {
         Some('\u{E007F}') => i,
         Some(&c) if spec(c) => match chars[i..].iter().position(|&c| !spec(c)) {
@@ -107,7 +114,7 @@ fn is_flag_tag(chars: &[char], i: usize) -> bool {
     };
     let run = chars[..end].iter().rev().take_while(|&&c| spec(c)).count();
     let start = end - run;
-    (1..=7).contains(&run) && start > 0 && chars[start - 1] == '\u{1F3F4}'
+    (3..=7).contains(&run) && start > 0 && chars[start - 1] == '\u{1F3F4}'
 }
 
 /// Whether `chars[i]` is a zero-width joiner or non-joiner inside a word:
@@ -184,6 +191,16 @@ mod tests {
                 "\u{1f3f4}\\u{e0061}\\u{e0062}\\u{e0063}\\u{e0064}\\u{e0065}\\u{e0066}\\u{e0067}\\u{e0068}\\u{e007f}",
             ),
             ("\u{1f3f4}\u{e0061}", "\u{1f3f4}\\u{e0061}"),
+            // Tags after a flag that no subdivision's id has: capitals,
+            // a space, punctuation (a hidden "PAY ME!"), or too few.
+            (
+                "\u{1f3f4}\u{e0050}\u{e0041}\u{e0059}\u{e0020}\u{e004d}\u{e0045}\u{e0021}\u{e007f}",
+                "\u{1f3f4}\\u{e0050}\\u{e0041}\\u{e0059}\\u{e0020}\\u{e004d}\\u{e0045}\\u{e0021}\\u{e007f}",
+            ),
+            (
+                "\u{1f3f4}\u{e0067}\u{e0062}\u{e007f}",
+                "\u{1f3f4}\\u{e0067}\\u{e0062}\\u{e007f}",
+            ),
             ("\u{e007f}", "\\u{e007f}"),
         ] {
             assert_eq!(escape_control(raw), shown, "{raw:?}");
@@ -193,6 +210,7 @@ mod tests {
             "\u{2764}\u{fe0f}", // red heart
             "\u{1f3f4}\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}", // Scotland
             "\u{1f3f4}\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f} ok", // Wales
+            "\u{1f3f4}\u{e006a}\u{e0070}\u{e0031}\u{e0033}\u{e007f}", // Tokyo (jp13)
         ] {
             assert!(matches!(escape_control(kept), Cow::Borrowed(_)), "{kept:?}");
         }
