@@ -1369,6 +1369,100 @@ fn an_old_sessions_leaving_is_not_told_once_its_nickname_is_back_in_the_room() {
     );
 }
 
+/// The log says another node's session entered the lobby as bob, then
+/// (with no leaving between) as carol, then that it left. Each node lists
+/// it once, found by the nickname it entered with last, and its leaving
+/// takes that out: a message to bob or carol afterwards is "not online"
+/// (the key for bob was left pointing at a session gone from the roster,
+/// and a message to bob panicked; found by a probe).
+#[test]
+fn a_session_the_log_says_entered_under_two_nicknames_is_found_by_the_last() {
+    let mut c = Cluster::new(1);
+    let alice = c.connect(0, "alice");
+    c.settle();
+    let remote = SessionId(1_000);
+    let logged = |c: &mut Cluster, nick: &str, status| {
+        let log = c.log.get_mut("lobby").unwrap();
+        let seq = log.len() as u64 + 1;
+        let body = EventBody::presence(remote, nick, status);
+        log.push(Event::new("lobby", seq, NOW.wall, body));
+        c.read_log(0, usize::MAX);
+    };
+    logged(&mut c, "bob", PresenceStatus::Online);
+    logged(&mut c, "carol", PresenceStatus::Online);
+    let roster = c.nodes[0].roster("lobby").unwrap();
+    let listed: Vec<_> = roster
+        .members
+        .iter()
+        .map(|m| (m.session, &*m.nick, m.found_by_nick))
+        .collect();
+    assert!(listed.contains(&(remote, "carol", true)), "{listed:?}");
+    assert_eq!(listed.iter().filter(|m| m.0 == remote).count(), 1);
+    // carol is found; bob is not online any more.
+    let answer = |c: &mut Cluster, to: &str| {
+        let text = format!("hi {to}");
+        c.nodes[0].handle_frame(NOW, alice, ClientFrame::msg(vec![to.into()], &text));
+        c.settle();
+        c.frames(0, alice).last().cloned().unwrap()
+    };
+    assert_eq!(answer(&mut c, "carol")["text"], "hi carol");
+    let bob = answer(&mut c, "bob");
+    assert_eq!(bob["code"], "unknown_nick", "{bob}");
+    logged(&mut c, "carol", PresenceStatus::Offline);
+    let roster = c.nodes[0].roster("lobby").unwrap();
+    assert!(roster.members.iter().all(|m| m.session != remote));
+    for to in ["bob", "carol"] {
+        let error = answer(&mut c, to);
+        assert_eq!(error["code"], "unknown_nick", "{error}");
+    }
+}
+
+/// A roster that lists one session twice (no server's
+/// [`Server::roster`] does: a damaged or hand-made one) is refused, and
+/// the room's roster stays as it was (taken, its second name's key was
+/// left pointing at a session gone from the roster once the first
+/// left, and a message to that name panicked; found by a probe).
+#[test]
+fn a_roster_listing_a_session_twice_is_refused() {
+    let mut late = late_node();
+    late.open_room("lobby", "epoch-1", 10);
+    let member = |s, nick: &str| chatproto::RosterMember {
+        session: SessionId(s),
+        nick: nick.into(),
+        found_by_nick: true,
+    };
+    let roster = chatproto::Roster {
+        epoch: "epoch-1".into(),
+        seq: 9,
+        members: vec![member(1, "bob"), member(1, "carol"), member(2, "dave")],
+    };
+    let refused = late.seed_roster("lobby", roster);
+    assert!(
+        matches!(
+            &refused,
+            Err(LogError::RosterMemberTwice { room, session, .. })
+                if room == "lobby" && *session == SessionId(1)
+        ),
+        "{refused:?}"
+    );
+    let message = refused.unwrap_err().to_string();
+    assert!(
+        message.contains("s1") && message.contains("twice"),
+        "{message}"
+    );
+    while late.poll().is_some() {}
+    assert_eq!(late.roster("lobby").unwrap().members, []);
+    // The same roster, each session once, is taken.
+    let roster = chatproto::Roster {
+        epoch: "epoch-1".into(),
+        seq: 9,
+        members: vec![member(1, "carol"), member(2, "dave")],
+    };
+    late.seed_roster("lobby", roster.clone()).unwrap();
+    while late.poll().is_some() {}
+    assert_eq!(late.roster("lobby"), Some(roster));
+}
+
 /// The lobby's log on `c`, and node 0's roster at its last event, which
 /// lists alice and bob.
 fn log_and_roster(c: &Cluster) -> (Vec<Event>, chatproto::Roster) {

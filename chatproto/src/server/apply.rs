@@ -387,8 +387,25 @@ impl Server {
         room.seq = event.seq;
         if cluster {
             if let EventBody::Presence { nick, .. } = &event.body {
-                if room.roster.insert(sid, nick.clone()).is_none() {
-                    room.roster_keys.insert(crate::nick::nick_key(nick), sid);
+                match room.roster.insert(sid, nick.clone()) {
+                    None => {
+                        room.roster_keys.insert(crate::nick::nick_key(nick), sid);
+                    }
+                    // Listed already, under another nickname (a log that
+                    // says it entered twice, under two): the new one finds
+                    // it, and the old one no longer does, or its key would
+                    // outlive the session's leaving (which takes out the
+                    // key of the nickname listed then).
+                    Some(old) if old != *nick => {
+                        let (old, new) = (crate::nick::nick_key(&old), crate::nick::nick_key(nick));
+                        if old != new {
+                            if room.roster_keys.get(&old) == Some(&sid) {
+                                room.roster_keys.remove(&old);
+                            }
+                            room.roster_keys.insert(new, sid);
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
         }

@@ -83,6 +83,18 @@ pub enum LogError {
         /// The room's epoch here.
         ours: String,
     },
+    /// A roster that lists one session twice ([`Server::roster`] never
+    /// does: a damaged or hand-made one), which would list it under two
+    /// nicknames: take the roster again from a server that applied the
+    /// room's log.
+    #[error("room {room}: a roster lists session {session} twice; take the roster again from a server that applied the log")]
+    #[non_exhaustive]
+    RosterMemberTwice {
+        /// The room.
+        room: String,
+        /// The session listed twice.
+        session: SessionId,
+    },
 }
 
 /// Cluster mode: who is in a room on every server, as of one of its
@@ -179,7 +191,10 @@ impl Server {
     /// takes its connection out, whichever leaving it was proposed for
     /// (another server's of the very same millisecond may be taken for
     /// its own). The room's roster follows the log all the same: the
-    /// session is out of it. If a leaving proposed here comes after an
+    /// session is out of it. An entering of a session the roster lists
+    /// already, under another nickname (a log that says it entered twice,
+    /// under two), lists it under the new one, which finds it; the old
+    /// one no longer does. If a leaving proposed here comes after an
     /// entering of the room the session proposed later, and its
     /// connection here is still in the room, this server proposes the
     /// session's entering again (an [`Output::Propose`](crate::Output::Propose), answering
@@ -424,7 +439,9 @@ impl Server {
     /// said: call it right after handing that event (or stepping over it,
     /// or opening the room at `roster.seq + 1`). This server's own connections stay in
     /// the room as they are; only who it lists (and finds by nickname) on
-    /// the other servers changes.
+    /// the other servers changes. A roster that lists a session twice is
+    /// refused ([`LogError::RosterMemberTwice`]); of two members with one
+    /// nickname that both say they are found by it, the later is.
     pub fn seed_roster(&mut self, room: &str, roster: Roster) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
@@ -444,6 +461,16 @@ impl Server {
                 room: room.to_owned(),
                 seq: roster.seq,
                 next: r.next_seq,
+            });
+        }
+        // Listed twice, a session would be listed under one of its names
+        // and found by both.
+        let mut sessions: Vec<SessionId> = roster.members.iter().map(|m| m.session).collect();
+        sessions.sort_unstable();
+        if let Some(w) = sessions.windows(2).find(|w| w[0] == w[1]) {
+            return Err(LogError::RosterMemberTwice {
+                room: room.to_owned(),
+                session: w[0],
             });
         }
         self.steps

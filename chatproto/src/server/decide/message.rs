@@ -122,12 +122,14 @@ impl Server {
         // not wait for someone who can never come.
         let mut impossible: Vec<&str> = Vec::new();
         let mut missing_seen: HashSet<&str> = HashSet::new();
-        let roster = self.config.cluster.then(|| &self.rooms[room].roster_keys);
+        let roster = self.config.cluster.then(|| self.rooms.get(room));
         for name in &to {
             // In a cluster, whoever the room's log says is in it, on any
             // server; otherwise this server's sessions.
             let found = match roster {
-                Some(keys) => lookup(keys, name).map(|r| (r, true)),
+                Some(r) => r
+                    .and_then(|r| lookup(&r.roster_keys, name).filter(|s| r.roster.contains_key(s)))
+                    .map(|s| (s, true)),
                 None => lookup(&self.by_key, name)
                     .map(|r| (r, self.sessions[&r].rooms.contains_key(room))),
             };
@@ -136,11 +138,12 @@ impl Server {
                     if (small && !recipients.iter().any(|x: &Recipient| x.session == r))
                         || (!small && seen.insert(r)) =>
                 {
-                    let nick = match self.sessions.get(&r) {
-                        Some(s) => s.nick.clone(),
-                        None => self.rooms[room].roster[&r].clone(),
-                    };
-                    recipients.push(Recipient { session: r, nick });
+                    let listed = roster.flatten().and_then(|l| l.roster.get(&r));
+                    let nick = self.sessions.get(&r).map(|s| &s.nick).or(listed);
+                    if let Some(nick) = nick {
+                        let nick = nick.clone();
+                        recipients.push(Recipient { session: r, nick });
+                    }
                 }
                 Some((_, true)) => {}
                 Some((_, false)) if missing_seen.insert(name) => elsewhere.push(name),
