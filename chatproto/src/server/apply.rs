@@ -250,6 +250,7 @@ impl Server {
         let Some(w) = mine.and_then(|i| s.in_flight.remove(i)) else {
             return false;
         };
+        self.on_the_way = self.on_the_way.saturating_sub(1);
         if let (Some(frame), Some(conn)) = (answer, s.conn) {
             // Its place: after the answers to the frames before its own
             // (waiting when it was proposed, or put in since for earlier

@@ -176,8 +176,10 @@ impl Server {
         // What waited for the log goes first; the connection is closing.
         if let Some(s) = self.session_of(client) {
             let deferred = std::mem::take(&mut s.deferred);
+            let on_the_way = s.in_flight.len();
             s.in_flight.clear();
             s.resent.clear();
+            self.on_the_way = self.on_the_way.saturating_sub(on_the_way);
             self.deferred = self.deferred.saturating_sub(deferred.len());
             self.steps
                 .extend(deferred.into_iter().map(|(_, step)| step));
@@ -224,6 +226,7 @@ impl Server {
             Some(code) => self.closed_for.insert(sid, code),
             None => self.closed_for.remove(&sid),
         };
+        self.on_the_way = self.on_the_way.saturating_sub(s.in_flight.len());
         s.in_flight.clear();
         s.resent.clear();
         self.deferred = self.deferred.saturating_sub(s.deferred.len());

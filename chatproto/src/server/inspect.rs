@@ -16,11 +16,28 @@ impl Server {
     /// How many outputs are decided but not yet given by
     /// [`poll`](Server::poll): answers and events waiting behind a
     /// [`Persist`](crate::Output::Persist) not yet reported stored (or, in
-    /// cluster mode, proposals not yet back from the log). A shell stops
-    /// taking input past a bound of its own, so that a stalled store cannot
-    /// make this grow without end (a `pong` per `ping` waits there too).
+    /// cluster mode, behind proposals not yet back from the log), and, in
+    /// cluster mode, each of those proposals too (an event a connected
+    /// session proposed, given by `poll` as an
+    /// [`Output::Propose`](crate::Output::Propose) and kept until the log
+    /// hands it back to [`handle_logged`](Server::handle_logged), or it is
+    /// said held already or refused, or its connection closes). A shell
+    /// stops taking input past a bound of its own, so that a stalled store
+    /// or log cannot make this, and the memory it stands for, grow without
+    /// end (a `pong` per `ping` waits there too).
     pub fn outputs_waiting(&self) -> usize {
-        self.steps.len() + self.deferred + self.keepalives.len()
+        // Checked against the sessions' own lists (only kept in cluster
+        // mode: alone, the look at every session is not made).
+        debug_assert_eq!(
+            self.on_the_way,
+            if self.config.cluster {
+                self.sessions.values().map(|s| s.in_flight.len()).sum()
+            } else {
+                0
+            },
+            "proposals counted on their way through the log"
+        );
+        self.steps.len() + self.deferred + self.keepalives.len() + self.on_the_way
     }
 
     /// How many connections are open, joined or not.

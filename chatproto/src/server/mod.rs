@@ -311,6 +311,11 @@ pub struct Server {
     /// the log (cluster mode): counted in
     /// [`outputs_waiting`](Server::outputs_waiting).
     deferred: usize,
+    /// Events this server's connected sessions proposed that the log has
+    /// not handed back (nor said it held or refused) yet, kept in their
+    /// sessions (`Session::in_flight`; cluster mode): counted in
+    /// [`outputs_waiting`](Server::outputs_waiting) too.
+    on_the_way: usize,
     /// Questions to the store not answered yet, by ticket.
     reads: ids::IdMap<u64, (ClientId, reads::Pending)>,
     next_read: u64,
@@ -378,6 +383,7 @@ impl Server {
             paused_before: 0,
             held_timers: Vec::new(),
             deferred: 0,
+            on_the_way: 0,
             reads: Default::default(),
             next_read: 0,
             proposed: Vec::new(),

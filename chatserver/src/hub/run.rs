@@ -20,9 +20,12 @@ use crate::store::FromStore;
 const STORE_BACKLOG: usize = 16_384;
 
 /// Outputs the core holds behind the store (answers and events after a
-/// batch not yet stored: a `pong` for each `ping`, say) past which the hub
-/// stops reading new input too: inputs that make no record would
-/// otherwise grow that queue while the store is stuck.
+/// batch not yet stored: a `pong` for each `ping`, say) or, in cluster
+/// mode, the cluster's log (its proposals not back from the log, and the
+/// answers waiting behind them) past which the hub stops reading new
+/// input too: inputs that make no record would otherwise grow that queue
+/// while the store is stuck, and proposals NATS stored but this node has
+/// not read back yet are not in the publisher's count.
 const OUTPUTS_BACKLOG: usize = 65_536;
 
 /// How many times the hub yields to gather more of the cluster's log

@@ -25,6 +25,7 @@ impl Server {
                         place: s.places,
                     });
                     s.places += 1;
+                    self.on_the_way += 1;
                 }
             }
             self.proposed.push(event);
