@@ -66,10 +66,12 @@ pub enum RestoreError {
         /// The seq given.
         last_seq: u64,
     },
-    /// Someone is in the room (a client entered it before it was restored):
-    /// restoring it over them would leave them out of its fan-out. Restore
-    /// rooms before connections enter.
-    #[error("room {room} was not restored: clients are in it already; restore rooms before accepting connections")]
+    /// Someone is in the room, or entering it (a client entered it before
+    /// it was restored, or its `join` or `enter` was handled and not yet
+    /// polled; in cluster mode, also a client the log lists in it):
+    /// restoring it over them would leave them out of its fan-out, or in
+    /// it by their session only. Restore rooms before connections enter.
+    #[error("room {room} was not restored: clients are in it or entering it already; restore rooms before accepting connections")]
     #[non_exhaustive]
     RoomInUse {
         /// The room's canonical name.

@@ -24,7 +24,9 @@ impl Server {
     /// clients' are ([`room_name`](crate::room_name)); a name no client
     /// could give, or a `last_seq` of 2^62 or more (no store gets there;
     /// the room's seqs would run out), restores nothing; so does a room
-    /// someone is in (restore before connections enter), and so does a
+    /// someone is in or entering (a `join` or `enter` handled, even if
+    /// not yet polled; in cluster mode also someone the log lists in it:
+    /// restore before connections enter), and so does a
     /// `recent` not in seq order, oldest first and each once (a damaged
     /// store: its replays would go back in seq): the error says
     /// which ([`RestoreError::RoomName`], [`RestoreError::SeqTooHigh`],
@@ -50,8 +52,12 @@ impl Server {
             });
         }
         // Its members would stay in it by their sessions, but not in its
-        // fan-out: their messages would reach no one.
-        if self.rooms.get(&name).is_some_and(|r| !r.members.is_empty()) {
+        // fan-out: their messages would reach no one. One entering it (a
+        // join or `enter` decided, not yet applied) would be in it by its
+        // session only, and at the cap of rooms the room, empty, could be
+        // forgotten under it: its leaving would have no room. Also one
+        // the log lists, or with events stamped and not yet applied.
+        if self.rooms.get(&name).is_some_and(|r| self.in_use(r)) {
             return Err(RestoreError::RoomInUse { room: name });
         }
         if let Some(before) = self.rooms.remove(&name) {
@@ -101,6 +107,21 @@ impl Server {
         self.rooms.insert(name.to_string(), room);
         self.note_used(&name);
         Ok(())
+    }
+
+    /// Whether anyone is in `room`, or entering it: a connection in its
+    /// fan-out, a session the log lists in it (cluster mode), an event
+    /// stamped and not yet applied, or a session in it or entering it by
+    /// its own account. (That last look is at every session: made only
+    /// for a room in memory already, restored again or entered before it
+    /// was restored, not at a start restoring each room once.)
+    fn in_use(&self, room: &Room) -> bool {
+        !room.is_empty()
+            || !room.roster.is_empty()
+            || self.sessions.values().any(|s| {
+                s.rooms.contains_key(&*room.name)
+                    || s.entering.iter().any(|e| *e.room == *room.name)
+            })
     }
 
     /// Start again from a store: a session that may be resumed for one
