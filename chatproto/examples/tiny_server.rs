@@ -46,17 +46,25 @@ async fn main() -> std::io::Result<()> {
                 peers.insert(id, out);
                 tokio::spawn(connection(sock, id, out_rx, tx.clone(), max));
             }
-            Some(input) = rx.recv() => match input {
-                In::Frame(id, Decoded::Frame(f)) => server.handle_frame(now(), id, f),
-                In::Frame(id, Decoded::Invalid(e)) => server.handle_bad_frame(now(), id, &e),
-                In::Frame(id, Decoded::Broken(e)) => server.kick(now(), id, Kick::Framing(e)),
-                In::Frame(_, Decoded::Incomplete) => {}
-                In::End(id) => server.handle_end(id),
-                In::Gone(id) => {
-                    server.handle_disconnect(now(), id);
-                    peers.remove(&id);
+            Some(first) = rx.recv() => {
+                // What is queued already is taken now (no task runs meanwhile,
+                // so at most the channel's bound): a frame with its
+                // connection's end right behind it was read with that end
+                // (a stale reconnect's `join`, which must not take over).
+                let mut input = Some(first);
+                while let Some(this) = input {
+                    input = match (this, rx.try_recv().ok()) {
+                        (In::Frame(id, Decoded::Frame(f)), Some(In::End(end))) if end == id => {
+                            server.handle_last_frame(now(), id, f);
+                            rx.try_recv().ok()
+                        }
+                        (this, next) => {
+                            take(&mut server, &mut peers, now(), this);
+                            next
+                        }
+                    };
                 }
-            },
+            }
             _ = tokio::time::sleep(wake) => {}
         }
         // Every turn: under steady input the sleep may never end first.
@@ -80,11 +88,26 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
+/// Hand one input to the core.
+fn take(server: &mut Server, peers: &mut HashMap<ClientId, Out>, now: Now, input: In) {
+    match input {
+        In::Frame(id, Decoded::Frame(f)) => server.handle_frame(now, id, f),
+        In::Frame(id, Decoded::Invalid(e)) => server.handle_bad_frame(now, id, &e),
+        In::Frame(id, Decoded::Broken(e)) => server.kick(now, id, Kick::Framing(e)),
+        In::Frame(_, Decoded::Incomplete) => {}
+        In::End(id) => server.handle_end(id),
+        In::Gone(id) => {
+            server.handle_disconnect(now, id);
+            peers.remove(&id);
+        }
+    }
+}
+
 // Move bytes between one socket and the core's task.
 async fn connection(mut sock: TcpStream, id: ClientId, mut rx: OutRx, tx: Sender<In>, max: usize) {
     let (mut rd, mut wr) = sock.split();
     let (mut buf, mut dec) = (BytesMut::new(), FrameDecoder::new(max));
-    let mut reading = true;
+    let (mut reading, mut first) = (true, true);
     loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -103,11 +126,28 @@ async fn connection(mut sock: TcpStream, id: ClientId, mut rx: OutRx, tx: Sender
                     Ok(_) => {}
                     Err(_) => break,
                 }
+                // With the first bytes, whether the end came too (looked at
+                // without waiting): it then goes right behind their frames.
+                let mut ended = false;
+                if std::mem::take(&mut first) {
+                    let mut more = [0; 4096];
+                    match rd.try_read(&mut more) {
+                        Ok(0) => ended = true,
+                        Ok(n) => buf.extend_from_slice(&more[..n]),
+                        Err(_) => {}
+                    }
+                }
                 let mut more = true;
                 while more {
                     let d = dec.decode::<ClientFrame>(&mut buf);
                     more = matches!(d, Decoded::Frame(_) | Decoded::Invalid(_));
-                    let _ = tx.send(In::Frame(id, d)).await;
+                    if !matches!(d, Decoded::Incomplete) {
+                        let _ = tx.send(In::Frame(id, d)).await;
+                    }
+                }
+                if ended {
+                    reading = false;
+                    let _ = tx.send(In::End(id)).await;
                 }
             }
         }

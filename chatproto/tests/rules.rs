@@ -1393,6 +1393,56 @@ fn a_resume_read_with_its_end_takes_nothing_over() {
     assert!(sim.clients[late].finished);
 }
 
+/// Nothing comes after an end: a frame handed with `handle_frame` (or a
+/// bad one with `handle_bad_frame`) after `handle_end` is not decided,
+/// before the `Finish` is polled or after (a transport that reads on
+/// past the end). It was: the message went to the room and the ping was
+/// answered, after the `Finish` that said to close the connection.
+#[test]
+fn a_frame_after_the_end_is_not_decided() {
+    use chatproto::{Now, Output, Server};
+    let now = Now::new(0, T0);
+    let mut s = Server::new(ServerConfig::default(), [3; 32]);
+    let (a, b) = (s.handle_connect(now), s.handle_connect(now));
+    s.handle_frame(now, a, ClientFrame::join("alice"));
+    s.handle_frame(now, b, ClientFrame::join("bob"));
+    while s.poll().is_some() {}
+    let seq = s.seq("lobby");
+    // What each connection is given, by kind.
+    let drain = |s: &mut Server| {
+        let mut got = Vec::new();
+        while let Some(out) = s.poll() {
+            match out {
+                Output::Send { to, frame, .. } => {
+                    let kind = serde_json::to_value(&frame).unwrap()["type"].to_string();
+                    got.push((to, kind))
+                }
+                Output::Deliver { to, event, .. } => {
+                    got.extend(to.iter().map(|&c| (c, format!("{:?}", event.body))))
+                }
+                Output::Finish { client, .. } => got.push((client, "Finish".into())),
+                Output::Close { client, .. } => got.push((client, "Close".into())),
+                _ => {}
+            }
+        }
+        got
+    };
+    s.handle_end(a);
+    s.handle_frame(now, a, ClientFrame::msg(vec![], "after the end"));
+    let bad = ClientFrame::from_payload(b"{\"type\":\"msg\"}").unwrap_err();
+    s.handle_bad_frame(now, a, &bad);
+    assert_eq!(drain(&mut s), [(a, "Finish".to_owned())]);
+    // After the `Finish`, before the shell says the connection closed.
+    s.handle_frame(now, a, ClientFrame::Ping);
+    s.handle_frame(now, a, ClientFrame::msg(vec![], "still after"));
+    s.handle_bad_frame(now, a, &bad);
+    assert_eq!(drain(&mut s), []);
+    assert_eq!(s.seq("lobby"), seq);
+    // bob, who has not ended, is answered as ever.
+    s.handle_frame(now, b, ClientFrame::Ping);
+    assert_eq!(drain(&mut s), [(b, "\"pong\"".to_owned())]);
+}
+
 /// An error answering a `msg` names its room, and its id only when the id
 /// kept the rule (1 to 64 characters): one that broke it is the error.
 /// The room is checked first.

@@ -77,7 +77,10 @@ impl Server {
     ///
     /// Only the first end of a connection counts: one told by
     /// [`handle_last_frame`](Server::handle_last_frame) already is not
-    /// answered again.
+    /// answered again. Nothing comes after it: a frame handed after it
+    /// ([`handle_frame`](Server::handle_frame),
+    /// [`handle_bad_frame`](Server::handle_bad_frame)) is ignored, also
+    /// after the `Finish`.
     pub fn handle_end(&mut self, client: ClientId) {
         if let Some(c) = self.conns.get_mut(&client) {
             if !std::mem::replace(&mut c.ended, true) {
@@ -109,7 +112,7 @@ impl Server {
         if std::mem::replace(&mut c.ended, true) {
             return;
         }
-        self.handle_frame(now, client, frame);
+        self.frame_in(now, client, frame);
         self.answer(client, Step::End(client));
     }
 

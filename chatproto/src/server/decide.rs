@@ -28,8 +28,21 @@ use crate::PayloadError;
 pub const MAX_ID_LEN: usize = 64;
 
 impl Server {
-    /// A frame arrived from `client`. Unknown clients are ignored.
+    /// A frame arrived from `client`. Unknown clients are ignored; so is a
+    /// frame after the end of its stream was told
+    /// ([`handle_end`](Server::handle_end),
+    /// [`handle_last_frame`](Server::handle_last_frame)): nothing comes
+    /// after an end, and a transport that reads on past it hands frames
+    /// that are not decided.
     pub fn handle_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
+        if self.conns.get(&client).is_some_and(|c| c.ended) {
+            return;
+        }
+        self.frame_in(now, client, frame);
+    }
+
+    /// [`Server::handle_frame`] of a frame the end has not come before.
+    pub(crate) fn frame_in(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
         self.decide(now, client, frame);
         if self.may_hold_answers() {
             self.watch_held(now, client);
@@ -85,9 +98,10 @@ impl Server {
     }
 
     /// A payload from `client` was not a valid frame: answer `bad_frame`;
-    /// the connection stays open.
+    /// the connection stays open. Ignored after the end of its stream was
+    /// told, as [`handle_frame`](Server::handle_frame) is.
     pub fn handle_bad_frame(&mut self, now: Now, client: ClientId, error: &PayloadError) {
-        let Some(c) = self.conns.get_mut(&client) else {
+        let Some(c) = self.conns.get_mut(&client).filter(|c| !c.ended) else {
             return;
         };
         c.last_heard = now.mono;

@@ -152,6 +152,7 @@ enum Audience {
 /// * [`handle_bad_frame`](Server::handle_bad_frame): a payload arrived that was not a frame;
 /// * [`handle_end`](Server::handle_end): a client ended its stream cleanly
 ///   and waits for its answers (then [`Output::Finish`](crate::Output::Finish));
+///   a frame handed after it is ignored;
 /// * [`handle_last_frame`](Server::handle_last_frame): a frame and the end
 ///   of its client's stream, read together (a resuming join that takes
 ///   nothing over);
