@@ -26,6 +26,7 @@ import { Connection, socketUrl } from './connection.js';
 import { serverEvents } from './events.js';
 import { HistoryLoader } from './history.js';
 import { MessageView } from './messages.js';
+import { NoRoomLog } from './noroom.js';
 import { decode as decodeFrame, LOBBY, nickKey, roomName } from './protocol.js';
 import { Session } from './session.js';
 import { OnlineList, RoomList, unreadWords } from './sidebar.js';
@@ -57,6 +58,8 @@ const view = new MessageView($('messages'), $('jump'), {
     return document.activeElement === $('input');
   },
 });
+/** What is said while in no room (noroom.js). */
+const noRoom = new NoRoomLog($('messages'));
 const backlog = new HistoryLoader(view, () => session, (room, text) => {
   view.toBottom();
   note(room, text, 'notice');
@@ -112,6 +115,8 @@ const app = {
   departures,
   roomsAsks,
   note,
+  say,
+  clearShown,
   select,
   joinRoom,
   partRoom,
@@ -212,6 +217,8 @@ function stopChat() {
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   marks.cancel();
   current = null;
+  noRoom.clear();
+  noRoom.show(false);
   updateTitle();
   setQuery(null);
   $('current-room').textContent = '';
@@ -304,6 +311,7 @@ function forgetRoom(room) {
 function select(room, keepDrawers = false) {
   current = room;
   view.show(room);
+  noRoom.show(!room);
   if (room) backlog.fill(room);
   roomList.setCurrent(room);
   if (room) roomList.unread(room, null);
@@ -486,6 +494,23 @@ $('continue-here').addEventListener('click', () => {
 
 function note(room, text, className, code) {
   return room ? view.note(room, text, className, code) : null;
+}
+
+/**
+ * A command's answer, said where the reader sees it: at the end of the
+ * room shown, or in no room, of the no-room log (noroom.js).
+ */
+function say(text, className) {
+  if (current) return note(current, text, className);
+  const li = noRoom.note(text, className);
+  view.toBottom();
+  return li;
+}
+
+/** `/clear`: the lines shown go, the room's (messages.js) or the no-room log's. */
+function clearShown() {
+  if (current) view.clearShown(current);
+  else noRoom.clear();
 }
 
 /** Lines typed without recipients go to `nick` only (null: to the room); the input says so. */

@@ -9,10 +9,16 @@ const $ = (id) => document.getElementById(id);
 
 /** Carry out `line` as typed: true when it is done with (the input is emptied). */
 export function runLine(app, line) {
-  const { session, current, query, view, backlog, note } = app;
+  const { session, current, query, view, backlog, note, say } = app;
   if (!session) return false;
   const cmd = parseLine(line);
   clearErrors(false);
+  // Needing a room, in none: said above the input, which keeps the line
+  // (as the terminal client says it).
+  if (!current && ['send', 'who', 'history'].includes(cmd.kind)) {
+    showError('not_in_room', 'you are in no room; /join ROOM first');
+    return false;
+  }
   // What a command answers goes at the end of the log: show it there, as
   // a message sent is (a reader scrolled up would not see it otherwise).
   if (['rooms', 'who', 'help', 'query', 'clear'].includes(cmd.kind)) view.toBottom();
@@ -23,10 +29,6 @@ export function runLine(app, line) {
       showError('input', cmd.message);
       return false;
     case 'send': {
-      if (!current) {
-        showError('not_in_room', 'you are in no room: /join one first');
-        return false;
-      }
       const p = session.sendMsg(current, recipients(app, cmd), cmd.text, line);
       if (p.error) {
         showError('msg_too_large', p.error);
@@ -52,14 +54,14 @@ export function runLine(app, line) {
       app.roomsAsks.push('cmd');
       return true;
     case 'who': {
-      const who = current ? session.roster(current) : [];
+      const who = session.roster(current);
       note(current, `${who.length} online in #${current}: ${who.join(', ')}`, 'notice');
       return true;
     }
     case 'history': {
       // Older messages go above, where the reader is; only a reason why
       // none come goes at the end.
-      const why = current ? backlog.older(current, false, cmd.count, false, true) : 'you are in no room';
+      const why = backlog.older(current, false, cmd.count, false, true);
       if (why) {
         view.toBottom();
         note(current, why, 'notice');
@@ -68,19 +70,19 @@ export function runLine(app, line) {
     }
     case 'query':
       if (cmd.nick) {
-        note(current, `lines now go to ${cmd.nick} only; /query alone sends to everyone again`, 'notice');
+        say(`lines now go to ${cmd.nick} only; /query alone sends to everyone again`, 'notice');
       } else if (query) {
-        note(current, 'lines go to everyone in the room again', 'notice');
+        say('lines go to everyone in the room again', 'notice');
       } else {
-        note(current, 'usage: /query NICK sends every line to NICK only', 'notice');
+        say('usage: /query NICK sends every line to NICK only', 'notice');
       }
       app.setQuery(cmd.nick);
       return true;
     case 'clear':
-      if (current) view.clearShown(current);
+      app.clearShown();
       return true;
     case 'help':
-      for (const h of HELP) note(current, h, 'notice help');
+      for (const h of HELP) say(h, 'notice help');
       return true;
     case 'quit':
       app.leave();

@@ -167,7 +167,7 @@ export function serverEvents(app) {
       if (who === 'cmd') {
         const text = list.map((r) => `#${r.room} (${r.members})`).join(', ');
         const more = unlisted > 0 ? `; ${unlisted} more not listed (/join ROOM enters any room by name)` : '';
-        note(app.current, `rooms: ${text || 'none'}${more}`, 'notice');
+        app.say(`rooms: ${text || 'none'}${more}`, 'notice');
       }
     },
 

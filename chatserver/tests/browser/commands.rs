@@ -922,3 +922,148 @@ async fn refused_together(h: &Harness, server: &Server) {
         "{above}"
     );
 }
+
+/// What the page shows of the room (or no room) shown: its name, the
+/// lines of the log in sight and whether the last is in view, the error
+/// above the input, the input's text and the `/query` mark.
+const SHOWN_JS: &str = "const m = document.getElementById('messages');
+  const box = m.getBoundingClientRect();
+  const seen = Array.from(m.querySelectorAll('.events > li')).filter((li) => li.offsetParent !== null);
+  const b = seen.length ? seen[seen.length - 1].getBoundingClientRect() : null;
+  const e = document.querySelector('#errors .error .text');
+  const q = document.getElementById('query-to');
+  return { room: document.getElementById('current-room').textContent,
+    lines: seen.map((li) => (li.querySelector('.text') ?? li).textContent),
+    lastInView: !b || (b.top >= box.top - 1 && b.bottom <= box.bottom + 1),
+    error: e ? e.textContent : null,
+    input: document.getElementById('input').value,
+    query: q.hidden ? null : q.textContent };";
+
+/// In no room (every room left), the commands that need none are
+/// answered in the log shown then, and those that need one say so above
+/// the input, which keeps the line, as the terminal client does. (Each
+/// emptied the input and said nothing: their answers went to no room.)
+#[test]
+fn commands_in_no_room_are_answered_or_say_why_not() {
+    let Some(h) = Harness::start("commands_in_no_room") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(in_no_room(&h, &server));
+}
+
+async fn in_no_room(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "alice", (1000, 600)).await;
+    let _bob = server.join("bob");
+    page.wait_lines("bob online", "lobby", |ls| {
+        ls.iter().any(|l| l.nick.as_deref() == Some("bob"))
+    })
+    .await;
+    // Until `done` holds of what is shown.
+    let until = async |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        wait_for(what, async || {
+            let v = page.js(SHOWN_JS, vec![]).await;
+            if done(&v) {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await
+    };
+    let last_is = |v: &serde_json::Value, want: &str| {
+        v["lines"]
+            .as_array()
+            .and_then(|ls| ls.last())
+            .is_some_and(|l| l.as_str().is_some_and(|t| t.starts_with(want)))
+            && v["lastInView"] == true
+            && v["input"] == ""
+    };
+    page.type_line("/part").await;
+    until("no room shown", &|v| {
+        v["room"] == "" && v["lines"] == json!([])
+    })
+    .await;
+
+    // Needing no room: answered in the log shown.
+    page.type_line("/help").await;
+    let v = until("the help", &|v| last_is(v, "Enter sends")).await;
+    let help = v["lines"].as_array().expect("lines");
+    assert!(
+        help.iter()
+            .any(|l| l.as_str().is_some_and(|t| t.starts_with("/join "))),
+        "{v}"
+    );
+    page.type_line("/rooms").await;
+    until("the answer to /rooms", &|v| last_is(v, "rooms: #lobby (1)")).await;
+    page.type_line("/query bob").await;
+    let v = until("the query's note", &|v| {
+        last_is(
+            v,
+            "lines now go to bob only; /query alone sends to everyone again",
+        )
+    })
+    .await;
+    assert_eq!(v["query"], "→ bob only", "{v}");
+    page.shot("no-room-answers").await;
+    page.type_line("/clear").await;
+    until("an empty log", &|v| {
+        v["lines"] == json!([]) && v["input"] == ""
+    })
+    .await;
+    page.type_line("/query").await;
+    until("the end of the query", &|v| {
+        last_is(v, "lines go to everyone in the room again")
+    })
+    .await;
+
+    // Needing a room: said above the input, which keeps the line.
+    for line in ["/who", "/history", "hello"] {
+        page.js(
+            "const i = document.getElementById('input');
+             i.value = '';
+             i.dispatchEvent(new Event('input'));
+             return null;",
+            vec![],
+        )
+        .await;
+        page.type_line(line).await;
+        let v = until(&format!("{line}: why not"), &|v| {
+            v["error"] == "you are in no room; /join ROOM first"
+        })
+        .await;
+        assert_eq!(v["input"], line, "{v}");
+    }
+    page.shot("no-room-who").await;
+
+    // What was said in no room stays there: not in the room entered, and
+    // back with no room.
+    page.js(
+        "const i = document.getElementById('input');
+         i.value = '';
+         i.dispatchEvent(new Event('input'));
+         return null;",
+        vec![],
+    )
+    .await;
+    page.type_line("/join rust").await;
+    page.wait_lines("alice in #rust", "rust", |ls| {
+        ls.iter()
+            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+    })
+    .await;
+    let v = page.js(SHOWN_JS, vec![]).await;
+    assert_eq!(v["room"], "#rust", "{v}");
+    assert!(
+        v["lines"].as_array().expect("lines").iter().all(|l| l
+            .as_str()
+            .is_some_and(|t| !t.starts_with("lines go to everyone"))),
+        "{v}"
+    );
+    page.type_line("/part").await;
+    until("the no-room log again", &|v| {
+        v["room"] == "" && last_is(v, "lines go to everyone in the room again")
+    })
+    .await;
+    page.close().await;
+}
