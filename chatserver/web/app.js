@@ -334,12 +334,13 @@ function joinRoom(room) {
 
 /**
  * Leave `room`; `fromList`: by its × in the room list, which has put the
- * focus on the next room there.
+ * focus on the next room there. False when not in it (said above the
+ * input, whose `/part` line stays to be corrected).
  */
 function partRoom(room, fromList = false) {
   if (!session || !session.rooms.has(room)) {
     showError('not_in_room', `you are not in #${room}`);
-    return;
+    return false;
   }
   // The current room left, the next one in the list is shown: the one
   // its × gives the focus to (the first room was, wherever the focus
@@ -349,6 +350,7 @@ function partRoom(room, fromList = false) {
   forgetRoom(room);
   if (current === room) select(next, fromList);
   else saveRooms();
+  return true;
 }
 
 function showOnline() {

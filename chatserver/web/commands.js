@@ -44,8 +44,7 @@ export function runLine(app, line) {
         showError('not_in_room', 'you are in no room');
         return false;
       }
-      app.partRoom(cmd.room ?? current);
-      return true;
+      return app.partRoom(cmd.room ?? current);
     case 'rooms':
       if (!session.listRooms()) {
         showError('offline', 'not connected; try again once reconnected');

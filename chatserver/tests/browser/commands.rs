@@ -1067,3 +1067,50 @@ async fn in_no_room(h: &Harness, server: &Server) {
     .await;
     page.close().await;
 }
+
+/// `/part` of a room one is not in is a mistake: said above the input,
+/// which keeps the line to be corrected (it was emptied). One that
+/// leaves empties it.
+#[test]
+fn a_part_of_a_room_you_are_not_in_keeps_the_line() {
+    let Some(h) = Harness::start("a_part_of_a_room_you_are_not_in") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(async {
+        let page = Page::join(&h, server.addr(), "alice", (1000, 600)).await;
+        page.type_line("/part zzz").await;
+        let v = wait_for("the error", async || {
+            let v = page.js(SHOWN_JS, vec![]).await;
+            if v["error"] == "you are not in #zzz" {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        assert_eq!(v["input"], "/part zzz", "{v}");
+        assert_eq!(v["room"], "#lobby", "{v}");
+        page.shot("part-not-in").await;
+        // Corrected, it leaves, and the input empties.
+        page.js(
+            "const i = document.getElementById('input');
+             i.value = '';
+             i.dispatchEvent(new Event('input'));
+             return null;",
+            vec![],
+        )
+        .await;
+        page.type_line("/part lobby").await;
+        wait_for("no room, the input empty", async || {
+            let v = page.js(SHOWN_JS, vec![]).await;
+            if v["room"] == "" && v["input"] == "" && v["error"].is_null() {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        page.close().await;
+    });
+}
