@@ -1,7 +1,8 @@
 //! The network shell: open a connection and move bytes between it and the
 //! [`Session`], and lines between the console and the session; when the
-//! connection is lost, wait (exponential backoff with jitter) and open
-//! another, and let the session resume; but not when the server closed it
+//! connection is lost, wait (exponential backoff with jitter; after a
+//! server's restart, steady tries first: [`Retries`]) and open another,
+//! and let the session resume; but not when the server closed it
 //! because another connection resumed the session (`resumed_elsewhere`),
 //! which a resume here would take back. Given several addresses, each
 //! connect goes through them as [`Pass`] decides (past a node that
@@ -31,7 +32,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 
 use crate::console::InputEvent;
 use crate::error::JoinError;
-use crate::reconnect::{jitter, random_u64, Backoff, Pass};
+use crate::reconnect::{jitter, random_u64, Backoff, Pass, Retries, RESTART_WINDOW};
 use crate::render::Line;
 use crate::session::{Action, Session};
 use crate::tls::Tls;
@@ -127,6 +128,18 @@ pub struct Link {
     writer: JoinHandle<std::io::Result<()>>,
     /// The writer's queue was found full (see [`WRITE_QUEUE`]).
     stalled: AtomicBool,
+    /// The last frame read was a `notice`: the server says so before it
+    /// stops (PROTOCOL.md section 8), so a loss now is a planned restart.
+    notice_last: bool,
+}
+
+/// A connection lost: why, in one sentence, and whether the server said
+/// it was stopping first (a `notice` was the last frame; see
+/// [`Retries`]).
+#[derive(Debug)]
+struct Lost {
+    why: String,
+    planned: bool,
 }
 
 impl Link {
@@ -270,6 +283,7 @@ impl Link {
             wtx,
             writer,
             stalled: AtomicBool::new(false),
+            notice_last: false,
         }
     }
 }
@@ -402,7 +416,7 @@ async fn run_until_done(
         };
         link.close(false).await;
         session.handle_disconnected();
-        link = match reconnect(config, clock, session, console, why).await {
+        link = match reconnect(config, clock, session, console, why.why, why.planned).await {
             Ok(link) => link,
             Err(outcome) => return outcome,
         };
@@ -412,6 +426,21 @@ async fn run_until_done(
 /// Move frames and lines until the user leaves (`Ok`) or the connection is
 /// lost (`Err`, with why).
 async fn chat(
+    config: &Config,
+    clock: &Clock,
+    session: &mut Session,
+    console: &mut impl Ui,
+    link: &mut Link,
+) -> Result<Outcome, Lost> {
+    let result = chat_on(config, clock, session, console, link).await;
+    result.map_err(|why| Lost {
+        why,
+        planned: link.notice_last,
+    })
+}
+
+/// [`chat`], the loss said in one sentence.
+async fn chat_on(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
@@ -427,7 +456,10 @@ async fn chat(
         loop {
             match link.decoder.decode::<ServerFrame>(&mut link.rbuf) {
                 Decoded::Incomplete => break,
-                Decoded::Frame(frame) => session.handle_frame(clock.now(), frame),
+                Decoded::Frame(frame) => {
+                    link.notice_last = matches!(frame, ServerFrame::Notice { .. });
+                    session.handle_frame(clock.now(), frame);
+                }
                 // A kind a later server added: ignored, as the protocol
                 // asks. A known kind we cannot parse: say so, carry on; the
                 // framing itself is in sync.
@@ -494,39 +526,58 @@ async fn chat(
 /// about 3 s later.
 const NICK_HELD_ATTEMPTS: u32 = 5;
 
-/// After losing the connection (`why`): wait, try again, up to the
-/// configured number of attempts. Input is still taken meanwhile: lines
-/// typed are sent once back, and the user may still leave.
+/// After losing the connection (`why`; `planned`: after the server's
+/// `notice`, a restart): wait, try again, as [`Retries`] says. Input is
+/// still taken meanwhile: lines typed are sent once back, and the user
+/// may still leave.
 async fn reconnect(
     config: &Config,
     clock: &Clock,
     session: &mut Session,
     console: &mut impl Ui,
     why: String,
+    planned: bool,
 ) -> Result<Link, Outcome> {
     let attempts = config.backoff.attempts;
     if attempts == 0 {
         return Err(Outcome::Lost(why));
     }
+    let lost_at = Instant::now();
+    let mut retries = Retries::new(config.backoff, planned);
+    let mut first = true;
     let mut last = why;
     // The reason last said, so that a failure like the one before says
     // only that it failed again.
     let mut said = String::new();
-    for attempt in 1..=attempts {
-        let delay = config.backoff.delay(attempt, jitter());
-        let secs = delay.as_secs_f64();
+    while let Some(next) = retries.next(lost_at.elapsed(), jitter()) {
+        let attempt = next.attempt;
+        let secs = next.delay.as_secs_f64();
         // The first line says the connection went, and why (closed, a ping
         // not answered, a read failed); the next ones that the last try
         // failed, and why (a server still down, one refusing connections
-        // for a while: `server_full`).
-        let note = if attempt == 1 {
-            format!(
-                "connection lost ({last}); reconnecting in {secs:.1} s (attempt 1 of {attempts})"
-            )
+        // for a while: `server_full`). The steady tries after a restart
+        // say only a new reason: one line a second would bury the rest.
+        let note = if first {
+            first = false;
+            if next.steady {
+                format!(
+                    "connection lost ({last}, saying it was stopping: a restart?); reconnecting \
+                     in {secs:.1} s, then about every second for up to {} s (attempt 1 of {attempts})",
+                    RESTART_WINDOW.as_secs()
+                )
+            } else {
+                format!(
+                    "connection lost ({last}); reconnecting in {secs:.1} s (attempt 1 of {attempts})"
+                )
+            }
         } else if said == last {
-            format!(
-                "reconnecting failed again; trying again in {secs:.1} s (attempt {attempt} of {attempts})"
-            )
+            if next.steady {
+                String::new()
+            } else {
+                format!(
+                    "reconnecting failed again; trying again in {secs:.1} s (attempt {attempt} of {attempts})"
+                )
+            }
         } else {
             said.clone_from(&last);
             format!(
@@ -542,8 +593,10 @@ async fn reconnect(
             return Err(Outcome::Left);
         }
         console.update(session).await;
-        console.print(&Line::Info(note)).await;
-        let at = Instant::now() + delay;
+        if !note.is_empty() {
+            console.print(&Line::Info(note)).await;
+        }
+        let at = Instant::now() + next.delay;
         // Bounded by `at`; input only shortens it.
         loop {
             if let Some(Action::Exit) = apply(session, console, None, config.max_frame_bytes).await
@@ -961,7 +1014,7 @@ mod tests {
         };
         s.handle_disconnected();
         let why = "the server closed the connection".to_owned();
-        let gave_up = reconnect(&config, &Clock::start(), &mut s, &mut seen, why).await;
+        let gave_up = reconnect(&config, &Clock::start(), &mut s, &mut seen, why, false).await;
         assert!(matches!(gave_up, Err(Outcome::Lost(_))));
         let lines = seen.lines.into_inner();
         let at = |start: &str| {
@@ -976,6 +1029,71 @@ mod tests {
             "{lines:#?}"
         );
         assert!(at("* bob left") < lost, "{lines:#?}");
+    }
+
+    /// A loss right after the server's `notice` (what it says before it
+    /// stops) is a planned restart, which the reconnect retries steadily
+    /// for ([`Retries`]); one after anything else is not.
+    #[tokio::test]
+    async fn a_loss_after_the_servers_notice_is_a_planned_restart() {
+        for (last, planned) in [
+            (
+                ServerFrame::notice("the server is shutting down; goodbye"),
+                true,
+            ),
+            (msg(1, "bob"), false),
+        ] {
+            let mut s = Session::new("alice", &["lobby".into()], "t-", 65_536);
+            s.handle_connected(0);
+            let welcome = ServerFrame::welcome("alice", 0, vec![], None, Some(false), None);
+            handle(&mut s, welcome);
+            let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+            let (reader, writer) = tokio::io::split(ours);
+            let mut link = Link::start(
+                Box::new(reader),
+                writer,
+                BytesMut::new(),
+                FrameDecoder::new(65_536),
+            );
+            let frames = [
+                ServerFrame::notice("an earlier notice"),
+                msg(1, "bob"),
+                last,
+            ];
+            for f in frames {
+                theirs
+                    .write_all(&encode(&f, 65_536).unwrap())
+                    .await
+                    .unwrap();
+            }
+            drop(theirs);
+            let (typing, input) = mpsc::channel(1);
+            let mut seen = Seen {
+                lines: RefCell::new(Vec::new()),
+                input,
+                _typing: typing,
+                stop: Stop::never(),
+            };
+            let config = Config {
+                addr: "127.0.0.1:1".into(),
+                tls: None,
+                timeout: Duration::from_secs(2),
+                max_frame_bytes: 65_536,
+                backoff: crate::reconnect::Backoff {
+                    min: Duration::from_millis(1),
+                    max: Duration::from_millis(1),
+                    attempts: 1,
+                },
+                first: None,
+            };
+            let lost = chat(&config, &Clock::start(), &mut s, &mut seen, &mut link).await;
+            let Err(lost) = lost else {
+                panic!("not lost: {lost:?}");
+            };
+            assert_eq!(lost.planned, planned, "{lost:?}");
+            assert_eq!(lost.why, "the server closed the connection");
+            link.close(false).await;
+        }
     }
 
     /// An address that closes each connection before its `welcome`: the

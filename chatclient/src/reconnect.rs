@@ -12,6 +12,18 @@ use crate::error::JoinError;
 /// The longest wait between two attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 
+/// After a planned restart (the server said `notice` and closed the
+/// connection, as it does when it stops: PROTOCOL.md section 8), the wait
+/// between two tries, before jitter takes off up to half of it: everyone
+/// dropped by the restart is back within about a second of the server's
+/// return, before a leaving is said (5 s late), rather than one client
+/// far along its doubling waits coming back seconds after the others.
+pub const RESTART_RETRY: Duration = Duration::from_secs(1);
+
+/// For how long after a planned restart's loss the client tries again at
+/// the steady [`RESTART_RETRY`], before the doubling backoff takes over.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(30);
+
 /// How to reconnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -35,6 +47,69 @@ impl Backoff {
         let base = self.min.saturating_mul(1 << doublings).min(self.max);
         let factor = 0.5 + 0.5 * jitter.clamp(0.0, 1.0);
         base.mul_f64(factor)
+    }
+}
+
+/// The tries after one loss: which comes next, and how long to wait for
+/// it. After an unplanned loss, attempt `n` waits [`Backoff::delay`]`(n)`,
+/// up to `attempts`. After a planned restart (see [`RESTART_RETRY`]),
+/// the tries for the first [`RESTART_WINDOW`] after the loss come about
+/// every second and together count as attempt 1; then attempts 2 and on
+/// follow the doubling backoff as after any loss. So a long restart gives
+/// up no sooner than today (the window, then the same attempts), and
+/// `--reconnect-attempts 1` means trying for the window alone.
+#[derive(Debug, Clone)]
+pub struct Retries {
+    backoff: Backoff,
+    /// Whether the loss followed the server's `notice` (a restart).
+    planned: bool,
+    /// The attempt the last try counted as; 0 before the first.
+    attempt: u32,
+}
+
+/// One try of [`Retries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Try {
+    /// How long to wait before it.
+    pub delay: Duration,
+    /// The attempt it counts as (1 for the first).
+    pub attempt: u32,
+    /// A steady try after a planned restart (within [`RESTART_WINDOW`]).
+    pub steady: bool,
+}
+
+impl Retries {
+    /// The tries after a loss; `planned`: it followed the server's
+    /// `notice` (the server is restarting).
+    pub fn new(backoff: Backoff, planned: bool) -> Retries {
+        Retries {
+            backoff,
+            planned,
+            attempt: 0,
+        }
+    }
+
+    /// The next try, `elapsed` after the loss, with `jitter` (0 to 1);
+    /// `None`: give up (every attempt failed, or none is allowed).
+    pub fn next(&mut self, elapsed: Duration, jitter: f64) -> Option<Try> {
+        if self.backoff.attempts == 0 {
+            return None;
+        }
+        if self.planned && elapsed < RESTART_WINDOW {
+            self.attempt = 1;
+            let factor = 0.5 + 0.5 * jitter.clamp(0.0, 1.0);
+            return Some(Try {
+                delay: RESTART_RETRY.mul_f64(factor),
+                attempt: 1,
+                steady: true,
+            });
+        }
+        self.attempt += 1;
+        (self.attempt <= self.backoff.attempts).then(|| Try {
+            delay: self.backoff.delay(self.attempt, jitter),
+            attempt: self.attempt,
+            steady: false,
+        })
     }
 }
 
@@ -271,6 +346,52 @@ mod tests {
                 assert!(d >= POLICY.min / 2 && d <= POLICY.max, "{n} {j} {d:?}");
             }
         }
+    }
+
+    /// Tries until given up, each `elapsed` taken as the waits so far.
+    fn tries(planned: bool, attempts: u32, jitter: f64) -> Vec<Try> {
+        let mut retries = Retries::new(Backoff { attempts, ..POLICY }, planned);
+        let mut elapsed = Duration::ZERO;
+        std::iter::from_fn(|| {
+            let next = retries.next(elapsed, jitter)?;
+            elapsed += next.delay;
+            Some(next)
+        })
+        .take(1000)
+        .collect()
+    }
+
+    #[test]
+    fn after_a_planned_restart_tries_come_every_second_for_a_while() {
+        // Unplanned: the doubling backoff, as always.
+        let plain = tries(false, 10, 1.0);
+        assert_eq!(plain.len(), 10);
+        assert!(plain.iter().all(|t| !t.steady));
+        assert_eq!(plain[4].delay, Duration::from_secs(8));
+        // Planned: every 0.5 to 1 s, counted as attempt 1, for the window.
+        let restart = tries(true, 10, 1.0);
+        let steady: Vec<&Try> = restart.iter().take_while(|t| t.steady).collect();
+        assert_eq!(steady.len(), 30, "{restart:?}");
+        assert!(steady
+            .iter()
+            .all(|t| t.attempt == 1 && t.delay == RESTART_RETRY));
+        assert!(tries(true, 10, 0.0)
+            .iter()
+            .filter(|t| t.steady)
+            .all(|t| t.delay == RESTART_RETRY / 2));
+        // Then attempts 2 to 10 as after any loss: the attempts run out no
+        // sooner in wall time than without the restart.
+        let after: Vec<(u32, Duration)> =
+            restart[30..].iter().map(|t| (t.attempt, t.delay)).collect();
+        let want: Vec<(u32, Duration)> = plain[1..].iter().map(|t| (t.attempt, t.delay)).collect();
+        assert_eq!(after, want);
+        let total = |ts: &[Try]| ts.iter().map(|t| t.delay).sum::<Duration>();
+        assert!(total(&restart) > total(&plain));
+        // One attempt: the window alone; none: no try at all.
+        let one = tries(true, 1, 1.0);
+        assert_eq!(one.len(), 30);
+        assert!(one.iter().all(|t| t.steady));
+        assert!(tries(true, 0, 1.0).is_empty());
     }
 
     fn unavailable(why: &str) -> JoinError {

@@ -323,6 +323,11 @@ const RETRY: &str = "document.getElementById('retry').click(); return null;";
 /// with [`RETRY`]. (With the third, 1 to 2 s away, the page came first
 /// once.)
 async fn a_slow_try(page: &Page) {
+    // After the server's `notice` the page tries about every second for
+    // a while (`RESTART_WINDOW_MS`): no more, so that its waits grow.
+    let no_window = "return (async () => { \
+        (await import('/connection.js')).setRestartWindow(0); return null; })();";
+    page.js(no_window, vec![]).await;
     wait_for(
         &format!("{}: a try to reconnect 3 s away", page.nick),
         async || {
@@ -1511,4 +1516,93 @@ fn a_line_sent_on_a_dead_link_finds_it_dead_within_seconds() {
         assert_eq!(page.pending().await, 1, "the line waits to be sent again");
         page.close().await;
     });
+}
+
+/// The page's connection (`connection.js`) after the server said it was
+/// stopping (`notice`) and closed: it tries again about every second,
+/// counted as attempt 1, however many tries fail, for a while; before,
+/// the doubling backoff had reached 8 s by the fifth try of a 5 s
+/// restart, and one page came back seconds after the others (read as
+/// `Bob left` then `Bob joined`). A loss without the notice doubles as
+/// before.
+#[test]
+fn after_the_servers_notice_the_page_tries_again_every_second() {
+    let Some(h) = Harness::start("after_the_servers_notice_the_page_tries_again") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(steady_retries(&h, &server));
+}
+
+const STEADY_RETRIES_JS: &str = "return (async () => {
+  const C = await import('/connection.js');
+  const real = { WebSocket: window.WebSocket, setTimeout: window.setTimeout };
+  const sockets = [];
+  const waits = [];
+  class Fake {
+    constructor(url) { this.url = url; this.readyState = 0; sockets.push(this); }
+    send() {}
+    close() {}
+  }
+  Fake.OPEN = 1;
+  window.WebSocket = Fake;
+  // Record the retry waits instead of waiting them.
+  window.setTimeout = (f, ms) => { waits.push(ms); return 0; };
+  const run = (noticeFirst) => {
+    sockets.length = 0;
+    waits.length = 0;
+    const details = [];
+    const c = new C.Connection('ws://nowhere/ws', {
+      open() {}, message() {}, close() {}, state(s, d) { details.push(d); },
+    });
+    c.start();
+    c.markJoined();
+    const joined = sockets[0];
+    if (noticeFirst) {
+      joined.onmessage({ data: JSON.stringify({ type: 'notice', text: 'the server is shutting down; goodbye' }) });
+    }
+    joined.onclose({ code: 1006, reason: '' });
+    // Five tries fail: the server is not back yet.
+    const delays = [];
+    for (let i = 0; i < 5; i++) {
+      delays.push(waits[waits.length - 1]);
+      waits.length = 0;
+      c.retryNow();
+      sockets[sockets.length - 1].onclose({ code: 1006, reason: '' });
+    }
+    delays.push(waits[waits.length - 1]);
+    const attempt = c.attempt;
+    c.stop();
+    return { delays, attempt, last: details[details.length - 2] };
+  };
+  try {
+    return { restart: run(true), plain: run(false) };
+  } finally {
+    window.WebSocket = real.WebSocket;
+    window.setTimeout = real.setTimeout;
+  }
+})();";
+
+async fn steady_retries(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(STEADY_RETRIES_JS, vec![]).await;
+    let delays = |k: &str| -> Vec<f64> {
+        v[k]["delays"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect()
+    };
+    let restart = delays("restart");
+    assert_eq!(restart.len(), 6, "{v}");
+    assert!(
+        restart.iter().all(|&d| (500.0..=1000.0).contains(&d)),
+        "{v}"
+    );
+    assert_eq!(v["restart"]["attempt"], json!(1), "{v}");
+    let plain = delays("plain");
+    assert_eq!(plain.len(), 6, "{v}");
+    assert!(plain[5] >= 8000.0, "{v}");
+    assert_eq!(v["plain"]["attempt"], json!(6), "{v}");
 }
