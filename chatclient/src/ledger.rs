@@ -269,6 +269,36 @@ impl Ledger {
         }
     }
 
+    /// Message `id`, refused, waits to be sent again (its people were not
+    /// back yet after a reconnect): its line waits again, by that id,
+    /// until [`rename`](Ledger::rename) or [`refuse`](Ledger::refuse).
+    /// Nothing happens to a line already reported.
+    pub fn hold(&mut self, id: &str, room: &str) {
+        let refused = self.entries.iter().position(
+            |e| matches!(e, Entry::Ready(OutcomeKind::Refused { id: Some(r), .. }) if r == id),
+        );
+        if let Some(index) = refused {
+            self.entries[index] = Entry::Waiting {
+                id: id.to_owned(),
+                room: room.to_owned(),
+            };
+            self.waiting
+                .insert(id.to_owned(), self.first + index as u64);
+        }
+    }
+
+    /// The message of a waiting line was sent again as `new`.
+    pub fn rename(&mut self, old: &str, new: &str) {
+        if let Some(line) = self.waiting.remove(old) {
+            if let Some(Entry::Waiting { id, .. }) =
+                self.entries.get_mut((line - self.first) as usize)
+            {
+                new.clone_into(id);
+            }
+            self.waiting.insert(new.to_owned(), line);
+        }
+    }
+
     /// The protocol core gave message `id` up with its fate unknown (a
     /// session the server did not resume cannot tell whether it arrived):
     /// its line is unconfirmed. Whether it was still waiting, or already

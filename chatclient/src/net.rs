@@ -714,11 +714,15 @@ async fn reconnect(
                 None
             }
         };
+        // Typed while the connection was down.
+        session.set_typed_offline(true);
         for event in typed {
             if let Some(outcome) = input(session, console, event) {
+                session.set_typed_offline(false);
                 return Err(outcome);
             }
         }
+        session.set_typed_offline(false);
         if let Some(link) = link {
             return Ok(link);
         }

@@ -8,6 +8,17 @@
 import * as P from './protocol.js';
 import { newRoom } from './roomstate.js';
 
+/**
+ * How long after a reconnect a private or group message typed while
+ * offline (or pending across the loss) that is refused `unknown_nick`
+ * waits for the people it names to be online in its room, before the
+ * refusal is said: after a server's restart they may be back a second
+ * later. As chatclient's ABSENT_WINDOW_MS.
+ */
+export const ABSENT_WINDOW_MS = 10000;
+/** Times one such message is sent again, at most (a list behind the server's). */
+const ABSENT_RESENDS = 2;
+
 export const outbox = {
   /**
    * Take back `items` ({ id, room, to, text, line, epoch, after, sent }),
@@ -44,6 +55,8 @@ export const outbox = {
     // stamped after that (see `message`).
     const r = this.rooms.get(room);
     const p = { id: `${this.idPrefix}${this.nextId}`, room, to, text, line, epoch: r?.epoch ?? null, after: r?.lastSeq ?? 0 };
+    // Typed while offline: it may wait for its people (see `waitForAbsent`).
+    if (!this.joined && to.length) p.offline = true;
     // A frame over the limit would close the connection, and then be sent
     // again on every reconnect: refuse it here.
     const error = this.tooLong(room, to, text, p.id);
@@ -217,6 +230,58 @@ export const outbox = {
         (p.epoch === null || (p.epoch === epoch && f.seq > p.after)),
     );
     return p ? this.ack(p.id) : false;
+  },
+
+  /**
+   * `f`, an `unknown_nick` refusing pending `p`: whether `p` waits for
+   * its people instead (typed while offline or pending across the loss,
+   * refused within ABSENT_WINDOW_MS of the reconnect). It stays pending,
+   * and goes again, with a new id, once everyone it names is online in
+   * its room (`sendToThoseBack`); past the window it is refused as `f`
+   * said (`absentDue`).
+   */
+  waitForAbsent(p, f) {
+    if (f.code !== 'unknown_nick' || !p?.offline || this.rejoinedAt == null) return false;
+    const until = this.rejoinedAt + ABSENT_WINDOW_MS;
+    if (Date.now() >= until || (p.resends ?? 0) >= ABSENT_RESENDS) return false;
+    p.absent = { until, error: f };
+    clearTimeout(this.absentTimer);
+    this.absentTimer = setTimeout(() => this.absentDue(), Math.max(0, until - Date.now()) + 1);
+    this.sendToThoseBack(p.room);
+    return true;
+  },
+
+  /** Send again the messages to `room` waiting for people who are all online there now. */
+  sendToThoseBack(room) {
+    const r = this.rooms.get(room);
+    if (!this.joined || !r?.entered || this.held.has(room)) return;
+    for (const p of this.pending.filter((p) => p.absent && p.room === room)) {
+      if (p.to.every((n) => r.roster.has(P.nickKey(n)))) this.renew(p);
+    }
+  },
+
+  /**
+   * Pending `p`, refused, goes again as a new message (the server refuses
+   * its id again): acknowledged, and sent (or kept to send) as another.
+   */
+  renew(p) {
+    this.ack(p.id);
+    const q = this.sendMsg(p.room, p.to, p.text, p.line);
+    if (q.error) return;
+    q.offline = true;
+    q.resends = (p.resends ?? 0) + 1;
+  },
+
+  /** The waiting window ended: what still waits for its people is refused as the server said. */
+  absentDue() {
+    const now = Date.now();
+    for (const p of this.pending.filter((p) => p.absent && now >= p.absent.until)) {
+      this.ack(p.id);
+      this.emit('error', { ...p.absent.error, failed: p });
+    }
+    const next = this.pending.filter((p) => p.absent).map((p) => p.absent.until);
+    clearTimeout(this.absentTimer);
+    if (next.length) this.absentTimer = setTimeout(() => this.absentDue(), Math.max(0, Math.min(...next) - now) + 1);
   },
 
   /** Forget pending message `id`; true if it was pending. */

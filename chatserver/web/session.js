@@ -128,6 +128,14 @@ export class Session {
   disconnected() {
     this.phase = 'offline';
     this.held.clear();
+    this.rejoinedAt = null;
+    // Pending across the loss: it may wait for its people after the
+    // reconnect; one that waited goes again, as another, on the next
+    // connection (its id would be refused again).
+    for (const p of [...this.pending]) {
+      if (p.absent) this.renew(p);
+      else if (p.to.length) p.offline = true;
+    }
     // Left, with nothing waiting any more: the next connection does not
     // enter them (a new connection is in no room until it enters).
     for (const room of [...this.parting.keys()]) {
@@ -201,6 +209,7 @@ export class Session {
           for (const n of f.nicks) P.admit(r.roster, n);
           crowding(r, this.limits.presenceFanoutMax);
           this.emit('roster', { room: f.room });
+          this.sendToThoseBack(f.room);
         }
         break;
       }
@@ -260,6 +269,7 @@ export class Session {
     this.fatalHeard = null;
     const closedFor = f.resumed && f.closedFor && f.closedFor !== heard ? f.closedFor : null;
     this.emit('joined', { nick: f.nick, resumed: f.resumed, reconnect: this.connections > 1, closedFor });
+    this.rejoinedAt = this.connections > 1 ? Date.now() : null;
     // Waiting messages the new limit no longer takes: sent, each would
     // close the connection, on every reconnect. (Their answers enter
     // nothing yet: the rooms are entered below, in their order.)
@@ -411,6 +421,8 @@ export class Session {
     else r.roster.delete(P.nickKey(f.nick));
     crowding(r, this.limits.presenceFanoutMax);
     this.emit('presence', { ...f, self, away });
+    // Someone back whom a message typed while offline waits for.
+    if (f.online) this.sendToThoseBack(f.room);
   }
 
   /**
@@ -450,6 +462,8 @@ export class Session {
     let failed = null;
     if (f.id) {
       failed = this.pending.find((p) => p.id === f.id) || null;
+      // Typed while offline, to people not back yet: it waits for them.
+      if (this.waitForAbsent(failed, f)) return;
       this.ack(f.id);
       // Delivered before the connection dropped; its copy came (or comes)
       // with the replay.

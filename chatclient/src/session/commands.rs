@@ -159,7 +159,18 @@ impl Session {
             self.error("msg_too_large", too_long(bytes, max));
             return;
         }
+        let offline = !to.is_empty() && (self.typed_offline || !self.client.is_joined());
+        let kept = offline.then(|| (to.clone(), text.clone()));
         let id = self.client.send_msg(&room, to, text);
+        if let Some((to, text)) = kept {
+            let msg = super::absent::Offline {
+                room: room.clone(),
+                to,
+                text,
+                resends: 0,
+            };
+            self.offline.insert(id.clone(), msg);
+        }
         self.ledger.sent(id, room);
     }
 

@@ -29,6 +29,10 @@ impl Session {
     /// Move the core's output into ours: frames as they are, events as lines.
     pub(super) fn pump(&mut self) {
         self.pump_core();
+        // Messages waiting for people who are back now.
+        if self.send_to_those_back() {
+            self.pump_core();
+        }
         // A line that changes the current room, once the messages before
         // it are answered (they may be now).
         if self.client.unacknowledged() == 0 {
@@ -40,7 +44,12 @@ impl Session {
         // Reading a pipe, the answers to /history and /rooms and the
         // rooms asked for are waited for too.
         let answered = self.settled();
-        if self.leaving && !self.exited && self.client.unacknowledged() == 0 && answered {
+        if self.leaving
+            && !self.exited
+            && self.client.unacknowledged() == 0
+            && self.absent.is_empty()
+            && answered
+        {
             self.exited = true;
             self.out.push_back(Action::Exit);
         }
@@ -110,6 +119,7 @@ impl Session {
                 let rooms: Vec<String> = self.client.rooms().map(str::to_owned).collect();
                 self.entering.extend(rooms);
                 if self.joined_before {
+                    self.rejoined_at = Some(self.now);
                     let waiting = self.client.rooms().map(str::to_owned).collect();
                     self.resume = Some(Resume {
                         waiting,
@@ -446,6 +456,13 @@ impl Session {
                 // answered a /rooms (a refused page names its room).
                 if id.is_none() && room.is_none() {
                     self.listing = self.listing.saturating_sub(1);
+                }
+                // Typed while offline, to people not back yet after the
+                // reconnect: it waits for them.
+                if let Some(id) = &id {
+                    if self.wait_for_absent(id, code, &message) {
+                        return;
+                    }
                 }
                 // One the core gave up itself (too large for the server)
                 // fails its line; one the server sent was settled with it.

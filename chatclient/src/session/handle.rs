@@ -24,6 +24,9 @@ impl Session {
         self.say_departures(true);
         self.note_who_was_there();
         self.client.handle_disconnected();
+        self.rejoined_at = None;
+        self.requeue_absent();
+        self.note_offline_messages();
         self.entering.clear();
         self.listing = 0;
         self.pages_lost(true);
@@ -114,8 +117,11 @@ impl Session {
             self.refused_rooms.insert(room);
         }
         let client = &self.client;
-        self.ledger.settle(|id| client.is_unacknowledged(id));
+        let absent = &self.absent;
+        self.ledger
+            .settle(|id| client.is_unacknowledged(id) || absent.iter().any(|a| a.id == id));
         self.pump();
+        self.prune_offline();
         // After the error's own line.
         if elsewhere {
             self.out.push_back(Action::ResumedElsewhere);
@@ -159,10 +165,14 @@ impl Session {
     /// When to call [`handle_timeout`](Session::handle_timeout), on the
     /// monotonic clock in milliseconds.
     pub fn poll_timeout(&self) -> Option<u64> {
-        match (self.client.poll_timeout(), self.next_departure()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.client.poll_timeout(),
+            self.next_departure(),
+            self.next_absent_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Time passed (the core pings a silent server, or calls it dead; a
@@ -170,6 +180,7 @@ impl Session {
     pub fn handle_timeout(&mut self, now: u64) {
         self.now = now;
         self.say_departures(false);
+        self.give_up_on_absent(false);
         self.client.handle_timeout(now);
         self.pump();
     }
@@ -358,6 +369,7 @@ impl Session {
     /// The shell is stopping before every message was answered: report
     /// the lines still waiting as unconfirmed.
     pub fn abandon_lines(&mut self) {
+        self.give_up_on_absent(true);
         self.ledger.abandon();
         // A line waiting for those is not acted on now.
         if self.deferred.take().is_some() {

@@ -21,6 +21,7 @@
 //! without a network). This file holds the
 //! [`Session`] and what the shell reads of it.
 
+mod absent;
 mod commands;
 mod departures;
 mod events;
@@ -333,6 +334,17 @@ pub struct Session {
     own_max_frame_bytes: usize,
     mode: Mode,
     ledger: Ledger,
+    /// Private and group messages typed while offline or queued across a
+    /// loss, not answered yet: refused `unknown_nick` just after the
+    /// reconnect, they wait for their people (see `absent`).
+    offline: absent::OfflineMessages,
+    /// Those refused so, waiting for their people.
+    absent: Vec<absent::Absent>,
+    /// When the last reconnect's join succeeded (the session's clock).
+    rejoined_at: Option<u64>,
+    /// The lines handed now were typed while offline (during a
+    /// reconnect's handshake).
+    typed_offline: bool,
     /// Lines an input line printed while a line before it waited for the
     /// server (input from a pipe or a file), with its number: shown with
     /// its outcome, so that what a script's lines did reads in their order.
@@ -424,6 +436,10 @@ impl Session {
             own_max_frame_bytes: max_frame_bytes,
             mode: Mode::default(),
             ledger: Ledger::new(),
+            offline: absent::OfflineMessages::new(),
+            absent: Vec::new(),
+            rejoined_at: None,
+            typed_offline: false,
             held: VecDeque::new(),
             deferred: None,
             out: VecDeque::new(),
@@ -627,6 +643,15 @@ impl Session {
     /// Messages sent that the server has not acknowledged yet.
     pub fn unacknowledged(&self) -> usize {
         self.client.unacknowledged()
+    }
+
+    /// Whether the lines handed from now on were typed while the
+    /// connection was down (read during a reconnect's handshake, handed
+    /// once it is done): a private or group message among them refused
+    /// `unknown_nick` just after the reconnect waits for its people, as
+    /// one typed while offline does.
+    pub fn set_typed_offline(&mut self, typed_offline: bool) {
+        self.typed_offline = typed_offline;
     }
 
     /// How many of this session's message ids the server remembers: at

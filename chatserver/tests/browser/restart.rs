@@ -1606,3 +1606,95 @@ async fn steady_retries(h: &Harness, server: &Server) {
     assert!(plain[5] >= 8000.0, "{v}");
     assert_eq!(v["plain"]["attempt"], json!(6), "{v}");
 }
+
+/// The page's session core (`session.js`, `outbox.js`): a private line
+/// typed while the connection was down, refused `unknown_nick` just after
+/// the reconnect (Bob was not back yet), stays pending and goes again,
+/// with a new id, once Bob is online in the room; one whose person is
+/// not back within the window is refused then, as the server said; one
+/// typed while connected is refused at once. Before, the first two were
+/// refused at once ("not online: Bob") though Bob was back a second later.
+#[test]
+fn a_private_line_typed_while_offline_waits_for_its_people_after_the_reconnect() {
+    let Some(h) = Harness::start("a_private_line_typed_while_offline_waits") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(absent_waits(&h, &server));
+}
+
+const ABSENT_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const { ABSENT_WINDOW_MS } = await import('/outbox.js');
+  const P = await import('/protocol.js');
+  const events = [];
+  const sent = [];
+  const s = new Session('alice', ['lobby'], { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) });
+  const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
+  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
+  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice'], recovered: true });
+  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
+  const refuse = (id, who) => ({ type: 'error', code: 'unknown_nick', message: `not online: ${who}; nothing was delivered`, id, room: 'lobby' });
+  const msgsSent = (text) => sent.filter((f) => f.type === 'msg' && f.text === text).map((f) => f.id);
+  const errors = () => events.filter(([k]) => k === 'error').map(([, d]) => `${d.code} ${d.failed?.text}`);
+  s.connected();
+  frame(welcome(false));
+  frame(entered(0));
+  frame(presence(1, 'alice'));
+  s.disconnected();
+  s.sendMsg('lobby', ['Bob'], 'private while down', 1);
+  s.sendMsg('lobby', ['carol'], 'to carol while down', 2);
+  s.connected();
+  frame(welcome(true));
+  frame(entered(1));
+  frame(presence(2, 'alice'));
+  const [bob1] = msgsSent('private while down');
+  const [carol1] = msgsSent('to carol while down');
+  frame(refuse(bob1, 'Bob'));
+  frame(refuse(carol1, 'carol'));
+  const errorsWhileWaiting = errors();
+  const pendingWhileWaiting = s.pending.map((p) => p.text);
+  // Bob is back: his line goes again, under a new id.
+  frame(presence(3, 'Bob'));
+  const bobIds = msgsSent('private while down');
+  frame({ type: 'msg', room: 'lobby', seq: 4, from: 'alice', to: ['Bob'], text: 'private while down', ts: 1, id: bobIds[1] });
+  const pendingAfterBob = s.pending.map((p) => p.text);
+  // carol is not back within the window: refused then.
+  const now = Date.now;
+  Date.now = () => now() + ABSENT_WINDOW_MS + 1;
+  try { s.absentDue?.(); } finally { Date.now = now; }
+  const errorsAfterWindow = errors();
+  // Typed while connected: refused at once.
+  events.length = 0;
+  const online = s.sendMsg('lobby', ['dave'], 'typed online', 3);
+  frame(refuse(online.id, 'dave'));
+  const errorsOnline = errors();
+  clearTimeout(s.absentTimer);
+  return { errorsWhileWaiting, pendingWhileWaiting, bobIds, pendingAfterBob, errorsAfterWindow, errorsOnline, carolSent: msgsSent('to carol while down').length };
+})();";
+
+async fn absent_waits(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(ABSENT_JS, vec![]).await;
+    assert_eq!(v["errorsWhileWaiting"], json!([]), "{v}");
+    assert_eq!(
+        v["pendingWhileWaiting"],
+        json!(["private while down", "to carol while down"]),
+        "{v}"
+    );
+    let ids = v["bobIds"].as_array().expect("ids");
+    assert_eq!(ids.len(), 2, "{v}");
+    assert_ne!(ids[0], ids[1], "{v}");
+    assert_eq!(v["pendingAfterBob"], json!(["to carol while down"]), "{v}");
+    assert_eq!(v["carolSent"], json!(1), "{v}");
+    assert_eq!(
+        v["errorsAfterWindow"],
+        json!(["unknown_nick to carol while down"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["errorsOnline"],
+        json!(["unknown_nick typed online"]),
+        "{v}"
+    );
+}
