@@ -532,6 +532,83 @@ fn a_fresh_session_does_not_resend_what_the_replay_shows() {
     );
 }
 
+/// Away past the resume window with a message to everyone written and
+/// its echo lost (`stored`: the server had it) or the frame lost on the
+/// way (not stored); the fresh session's connection drops before the
+/// room's replay arrives, and the next one resumes that fresh session. It
+/// does not know the message's id, so the message is still looked for in
+/// the replay first: bob gets it once, stored or not, and alice shows it
+/// once, not unconfirmed.
+#[test]
+fn a_fresh_session_resumed_before_its_replay_still_looks_for_what_was_written() {
+    for stored in [true, false] {
+        let mut cfg = ServerConfig::default();
+        cfg.resume_window_ms = 1_000;
+        let mut net = Net::with(cfg);
+        let a = net.add("alice", &["lobby"]);
+        let b = net.add("bob", &["lobby"]);
+        net.peers[a].core.send_msg("lobby", vec![], "m1");
+        if stored {
+            net.drain_clients();
+        } else {
+            // Written to the connection, lost with it.
+            while net.peers[a].core.poll().is_some() {}
+        }
+        net.drain_server(false);
+        net.read(b);
+        net.cut(a);
+        net.mono += 5_000;
+        let now = net.now();
+        net.server.handle_timeout(now); // the session is forgotten
+        net.pump();
+        // A fresh session: the join and its welcome pass, the `enter` goes
+        // and the connection drops before its answer is read.
+        let id = net.server.handle_connect(net.now());
+        net.peers[a].conn = Some(id);
+        net.peers[a].core.handle_connected(net.mono);
+        net.drain_clients();
+        net.drain_server(false);
+        net.read(a);
+        net.drain_clients();
+        net.drain_server(false);
+        let fresh = net.peers[a].events.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::Joined {
+                    resumed: false,
+                    reconnect: true,
+                    ..
+                }
+            )
+        });
+        assert!(fresh, "a fresh session");
+        net.cut(a);
+        // At once: the fresh session is resumed.
+        net.mono += 10;
+        net.connect(a);
+        net.pump();
+        let resumed = net.peers[a].events.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::Joined {
+                    resumed: true,
+                    reconnect: true,
+                    ..
+                }
+            )
+        });
+        assert!(resumed, "the fresh session resumed");
+        assert_eq!(texts(&net.shown(b), "alice"), ["m1"], "stored {stored}");
+        assert_eq!(texts(&net.shown(a), "alice"), ["m1"], "stored {stored}");
+        assert_eq!(net.peers[a].core.unacknowledged(), 0);
+        let unconfirmed = net.peers[a]
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Unconfirmed { .. }));
+        assert!(!unconfirmed, "stored {stored}");
+    }
+}
+
 /// A message typed before the first connection was never sent, so no
 /// replay holds it: the same text said earlier under the same nickname
 /// (another run of the client) is not taken for it, and it goes.

@@ -180,11 +180,10 @@ impl Client {
             reconnect,
             closed_for,
         });
-        if !resumed {
-            // What this session cannot see again is given up, not sent a
-            // second time (the server may have delivered it).
-            self.unconfirm_unseen();
-        }
+        // What this session cannot see again and cannot tell by its id
+        // is given up, not sent a second time (the server may have
+        // delivered it).
+        self.unconfirm_unseen(resumed);
         // Those parted while messages to them waited are entered again
         // first: the messages are sent again there, the `part` once they
         // are answered. One whose messages are all given up (too large for
@@ -221,19 +220,19 @@ impl Client {
         // already has. A fresh one does not, so a message that reached it
         // before the connection dropped is recognised in the room's replay
         // by its content; resend only after that replay (up to our own
-        // entering presence).
-        // Only a room something was written to before is held: what was
-        // never written cannot be in its replay.
+        // entering presence). Until that replay is seen, a connection
+        // that resumes the fresh session has the same wait: the session
+        // still does not know those ids.
+        // Only a room something unchecked was written to is held: what
+        // was never written cannot be in its replay.
         self.held.clear();
-        if !resumed {
-            self.held.extend(
-                self.pending
-                    .iter()
-                    .filter(|p| p.written)
-                    .map(|p| p.room.clone())
-                    .filter(|r| self.rooms.contains_key(r) || self.parting.contains_key(r)),
-            );
-        }
+        self.held.extend(
+            self.pending
+                .iter()
+                .filter(|p| p.unchecked)
+                .map(|p| p.room.clone())
+                .filter(|r| self.rooms.contains_key(r) || self.parting.contains_key(r)),
+        );
         let held = std::mem::take(&mut self.held);
         let waiting: Vec<String> = (self.rooms.iter())
             .filter(|(_, r)| r.waits)
@@ -344,12 +343,14 @@ impl Client {
             }
         }
         if !mine && replay && live && self.held.contains(&room) {
-            // A fresh session cannot match ids: match by content, in the
-            // replay that comes before the held messages are resent.
+            // A session that does not know the ids (fresh, or a fresh one
+            // resumed before its replay came) cannot match them: match
+            // by content, in the replay that comes before the held
+            // messages are resent.
             if let Some(i) = self
                 .pending
                 .iter()
-                .position(|p| p.room == room && p.may_be(seq, &from, &to, &text))
+                .position(|p| p.unchecked && p.room == room && p.may_be(seq, &from, &to, &text))
             {
                 self.settled(i);
                 mine = true;

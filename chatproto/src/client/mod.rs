@@ -119,7 +119,11 @@ enum Phase {
 /// came from, and those it went to, see it), one to a room whose replay
 /// has a gap or whose history began anew, or one to a room not entered
 /// again. Each is given up and told as a [`ClientEvent::Unconfirmed`],
-/// with its text, for the user to send again if it did not arrive.
+/// with its text, for the user to send again if it did not arrive. A
+/// message written before a fresh session waits for that replay however
+/// many connections it takes: one that drops before the replay arrives,
+/// and the next resumes the fresh session, which still does not know its
+/// id, so the replay is looked at there before anything is sent again.
 ///
 /// Do not connect again by yourself after a [`ClientEvent::Error`] with
 /// [`ErrorCode::ResumedElsewhere`]: another connection with this session's
@@ -156,8 +160,9 @@ pub struct Client {
     /// Rooms asked for on this connection, waiting for `entered`.
     entering: BTreeSet<String>,
     pending: VecDeque<Pending>,
-    /// Rooms whose pending messages wait for the replay to end (after a
-    /// fresh session).
+    /// Rooms whose pending messages wait for the replay to end: those
+    /// with an unchecked message, written before a fresh session (set
+    /// again at every `welcome`).
     held: BTreeSet<String>,
     /// Rooms parted while messages to them waited for an answer (or
     /// for the replay, held): the `part` goes once each is answered (so

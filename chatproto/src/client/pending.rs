@@ -31,6 +31,13 @@ pub(super) struct Pending {
     /// frame never left the core (typed offline, or still waiting for the
     /// pacer when its connection ended) cannot have arrived.
     pub(super) written: bool,
+    /// Written on a session the server did not resume since, and not yet
+    /// looked for in a replay of its room: the session open now does not
+    /// know its id, so a resend could be a second copy. It waits for that
+    /// replay (found, sent again, or given up as
+    /// [`ClientEvent::Unconfirmed`]) on however many connections it takes,
+    /// those that resume the new session too.
+    pub(super) unchecked: bool,
 }
 
 impl Pending {
@@ -59,21 +66,29 @@ fn same_people(a: &[String], b: &[String]) -> bool {
 }
 
 impl Client {
-    /// A fresh session (not resumed) began: the server knows none of the
-    /// earlier session's ids. A message written on an earlier connection
-    /// that this session cannot see again is given up, each told as
-    /// [`ClientEvent::Unconfirmed`]: a private or group message (only the
-    /// session that sent it sees it, PROTOCOL.md 5.6), or one to a room
-    /// not entered again. Messages to everyone in a room entered again
-    /// are looked for in its replay (see [`Client::release`]).
-    pub(super) fn unconfirm_unseen(&mut self) {
+    /// A session began. If it is fresh (`resumed` false), the server
+    /// knows none of the earlier session's ids: every message written on
+    /// an earlier connection is [unchecked](Pending::unchecked) from now
+    /// on. One unchecked (now, or since a fresh session whose replay did
+    /// not arrive before its connection ended) that this session cannot
+    /// see again is given up, each told as [`ClientEvent::Unconfirmed`]:
+    /// a private or group message (only the session that sent it sees it,
+    /// PROTOCOL.md 5.6), or one to a room not entered again. Messages to
+    /// everyone in a room entered again are looked for in its replay (see
+    /// [`Client::release`]).
+    pub(super) fn unconfirm_unseen(&mut self, resumed: bool) {
+        if !resumed {
+            for p in self.pending.iter_mut().filter(|p| p.written) {
+                p.unchecked = true;
+            }
+        }
         let (rooms, parting) = (&self.rooms, &self.parting);
         let seen = |p: &Pending| {
             p.to.is_empty() && (rooms.contains_key(&p.room) || parting.contains_key(&p.room))
         };
         let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|p| p.written && !seen(p));
+            .partition(|p| p.unchecked && !seen(p));
         self.pending = kept;
         for p in gone {
             self.unconfirmed(p);
@@ -88,26 +103,27 @@ impl Client {
     /// - one that never went (it waited for the entering) is given up,
     ///   told as an error `not_in_room` with its id;
     /// - one written on an earlier connection and not sent on this one
-    ///   (the room was entered again after a reconnect, and waited): in a
-    ///   resumed session it is sent now, and the server answers it by its
-    ///   id (`duplicate` if it had it, else `not_in_room`; offline, the
-    ///   next `welcome` sends it); after a fresh
-    ///   session, which does not know its id and will not replay the room,
-    ///   it is given up, told as [`ClientEvent::Unconfirmed`] (it may
-    ///   have arrived, if the room's `enter` had gone before it).
+    ///   (the room was entered again after a reconnect, and waited): if
+    ///   the session knows its id, it is sent now, and the server answers
+    ///   it by its id (`duplicate` if it had it, else `not_in_room`;
+    ///   offline, the next `welcome` sends it); if it is
+    ///   [unchecked](Pending::unchecked) (written before a fresh session,
+    ///   which does not know its id and will not replay the room), it is
+    ///   given up, told as [`ClientEvent::Unconfirmed`] (it may have
+    ///   arrived, if the room's `enter` had gone before it).
     ///
     /// One sent on this connection (to the room before it was asked for)
     /// waits for the server's answer, as any message to a room not
     /// entered.
     pub(super) fn give_up_unentered(&mut self, room: &str) {
-        // Held: a fresh session, which was to look for them in the
+        // Held: its unchecked messages were to be looked for in the
         // room's replay.
-        let fresh = self.held.remove(room);
+        self.held.remove(room);
         let connection = self.connections;
         let earlier = |p: &Pending| p.room == room && p.sent_on != connection;
         let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|p| p.room == room && (p.sent_after.is_none() || fresh && earlier(p)));
+            .partition(|p| p.room == room && (p.sent_after.is_none() || p.unchecked));
         self.pending = kept;
         for p in gone {
             if p.sent_after.is_some() {
@@ -124,8 +140,9 @@ impl Client {
             });
         }
         // (Offline or joining, the next `welcome` sends it: the room is
-        // not ours any more, so it waits for nothing.)
-        if !fresh && self.phase == Phase::Joined {
+        // not ours any more, so it waits for nothing.) What is left the
+        // session knows by its id.
+        if self.phase == Phase::Joined {
             self.send_pending(earlier);
         }
     }
@@ -184,13 +201,13 @@ impl Client {
     }
 
     /// The replay of `room` is over (or none is coming: its entering
-    /// was refused): send what was held for it. What was written on an
-    /// earlier connection and not found in the replay was not stored if
-    /// the replay reached back to when it was sent
-    /// ([`RoomState::whole`]): sent again. Otherwise the server may have
-    /// had it (the replay has a gap, the history began anew, or there was
-    /// no replay): given up, told as [`ClientEvent::Unconfirmed`], not
-    /// sent again.
+    /// was refused): send what was held for it. What was
+    /// [unchecked](Pending::unchecked) and not found in the replay was not
+    /// stored if the replay reached back to when it was sent
+    /// ([`RoomState::whole`]): sent again, under an id this session knows
+    /// from now on. Otherwise the server may have had it (the replay has a
+    /// gap, the history began anew, or there was no replay): given up,
+    /// told as [`ClientEvent::Unconfirmed`], not sent again.
     pub(super) fn release(&mut self, room: &str) {
         if !self.held.remove(room) {
             return;
@@ -199,14 +216,16 @@ impl Client {
             .or_else(|| self.parting.get(room))
             .is_some_and(|r| r.whole);
         if !whole {
-            let connection = self.connections;
             let (gone, kept): (VecDeque<Pending>, _) = std::mem::take(&mut self.pending)
                 .into_iter()
-                .partition(|p| p.room == room && p.written && p.sent_on != connection);
+                .partition(|p| p.room == room && p.unchecked);
             self.pending = kept;
             for p in gone {
                 self.unconfirmed(p);
             }
+        }
+        for p in self.pending.iter_mut().filter(|p| p.room == room) {
+            p.unchecked = false;
         }
         self.send_pending(|p| p.room == room);
         self.part_when_answered(room);

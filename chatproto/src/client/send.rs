@@ -41,6 +41,7 @@ impl Client {
             sent_as: String::new(),
             sent_on: 0,
             written: false,
+            unchecked: false,
         };
         if self.phase == Phase::Joined {
             // Sent, the frame would be refused by the shell's encoder or
