@@ -6,7 +6,8 @@
 //!
 //! Script lines: `enter ROOM`, `say ROOM TEXT`, `expect TEXT` (wait until
 //! a message whose text contains TEXT arrives; exit 1 after 10 s),
-//! `quit`. Every event is printed.
+//! `quit`. Every event is printed. A join refused (the nickname taken or
+//! invalid, too long say) is said on stderr, and the script exits 2.
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -46,7 +47,16 @@ fn main() -> std::io::Result<()> {
             let max = client.max_frame_bytes();
             while let Some(out) = client.poll() {
                 match out {
-                    ClientOutput::Send(f) => sock.write_all(&encode(&f, max).expect("fits"))?,
+                    ClientOutput::Send(f) => {
+                        let bytes = encode(&f, max).map_err(std::io::Error::other)?;
+                        sock.write_all(&bytes)?;
+                    }
+                    // No other nickname to try: the script ends here (a
+                    // nickname too long is refused before it is sent).
+                    ClientOutput::Event(ClientEvent::Refused { code, message, .. }) => {
+                        eprintln!("the join was refused ({code}): {message}");
+                        std::process::exit(2);
+                    }
                     ClientOutput::Event(e) => {
                         println!("{e:?}");
                         if let ClientEvent::Message { text, .. } = e {

@@ -2858,3 +2858,104 @@ fn a_message_never_written_is_told_apart_from_one_that_may_have_arrived() {
     drain(&mut c);
     assert_eq!(arrived(&c)[1], ("typed offline".to_owned(), false));
 }
+
+/// What `c` put out: each frame (as it encodes with the client's own
+/// limit, which every one must fit) and each event.
+fn encoded_and_events(c: &mut Client) -> (Vec<ClientFrame>, Vec<ClientEvent>) {
+    let (mut frames, mut events) = (Vec::new(), Vec::new());
+    let max = c.max_frame_bytes();
+    while let Some(o) = c.poll() {
+        match o {
+            ClientOutput::Send(f) => {
+                if let Err(e) = encode(&f, max) {
+                    panic!("a frame that does not fit {max} bytes: {e}");
+                }
+                frames.push(f);
+            }
+            ClientOutput::Event(e) => events.push(e),
+            other => panic!("{other:?}"),
+        }
+    }
+    (frames, events)
+}
+
+/// A nickname longer than any server takes (70,000 characters, from a
+/// command line say) is not sent in a frame no shell can encode: the
+/// join is refused at once, `nick_invalid` saying how long it is, and the
+/// connection takes another nickname. A token too long to send (a shell's
+/// saved file gone wrong) is left out of the join: a new session.
+#[test]
+fn a_join_that_would_not_fit_a_frame_is_refused_or_sent_without_its_token() {
+    let mut c = Client::new("n".repeat(70_000), ["lobby"], "a-");
+    c.handle_connected(0);
+    let (frames, events) = encoded_and_events(&mut c);
+    assert!(frames.is_empty(), "{frames:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Refused { code: ErrorCode::NickInvalid, message, .. }]
+                if message.contains("70000 characters")
+        ),
+        "{events:?}"
+    );
+    assert!(c.join_as("alice"));
+    let (frames, _) = encoded_and_events(&mut c);
+    assert!(
+        matches!(&frames[..], [ClientFrame::Join { nick, .. }] if nick == "alice"),
+        "{frames:?}"
+    );
+    // Offline, the next connection's join is refused the same way.
+    c.handle_disconnected();
+    assert!(c.join_as("é".repeat(33)));
+    c.handle_connected(1);
+    let (frames, events) = encoded_and_events(&mut c);
+    assert!(frames.is_empty(), "{frames:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Refused {
+                code: ErrorCode::NickInvalid,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+
+    let mut c = Client::new("alice", ["lobby"], "a-");
+    assert!(c.resume_session("t".repeat(70_000)));
+    c.handle_connected(0);
+    let (frames, _) = encoded_and_events(&mut c);
+    assert!(
+        matches!(&frames[..], [ClientFrame::Join { resume: None, .. }]),
+        "{frames:?}"
+    );
+    assert_eq!(c.session_token(), None);
+}
+
+/// A history page of a room whose name breaks the rule (70,000
+/// characters long) is not asked for in a frame no shell can encode: it
+/// is answered at once with `room_invalid` naming the room, as an
+/// `enter` of it is.
+#[test]
+fn a_history_request_for_a_room_name_that_breaks_the_rule_is_refused_at_once() {
+    let mut c = alice_in_lobby();
+    encoded_and_events(&mut c);
+    let long = "r".repeat(70_000);
+    c.history(&long, None, Some(10));
+    let (frames, events) = encoded_and_events(&mut c);
+    assert!(frames.is_empty(), "{frames:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Error { code: ErrorCode::RoomInvalid, id: None, room: Some(r), .. }]
+                if *r == long
+        ),
+        "{events:?}"
+    );
+    c.history("Lobby", None, Some(10));
+    let (frames, _) = encoded_and_events(&mut c);
+    assert!(
+        matches!(&frames[..], [ClientFrame::History { room, .. }] if room == "lobby"),
+        "{frames:?}"
+    );
+}

@@ -81,7 +81,10 @@ impl Client {
     /// [`ClientEvent::Joined`] says `resumed`. If not, the server starts a
     /// new session, with a new token. Only while offline (before a connection, or after
     /// [`handle_disconnected`](Client::handle_disconnected)): otherwise it
-    /// returns `false` and does nothing.
+    /// returns `false` and does nothing. A token so long that the `join`
+    /// would not fit a frame ([`max_frame_bytes`](Client::max_frame_bytes);
+    /// no server gives one) is left out of it: the join starts a new
+    /// session.
     ///
     /// What the earlier run sent and never saw acknowledged is not carried
     /// over: its [`pending`](Client::pending) messages are the program's

@@ -3,12 +3,19 @@
 //! sending messages the pacing held back.
 
 use super::{Client, ClientEvent, ClientOutput, Phase};
-use crate::frame::ClientFrame;
+use crate::frame::{ClientFrame, ErrorCode};
+use crate::nick::{NickError, NickRule};
 
 impl Client {
     /// A connection is open: join (resuming the session if there was one).
     /// The one before, if the shell did not say it ended
     /// ([`Client::handle_disconnected`]), is taken to have ended first.
+    ///
+    /// A nickname longer than any server takes
+    /// ([`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters) is not sent:
+    /// the join is refused at once, as the server would refuse it, by a
+    /// [`ClientEvent::Refused`] `nick_invalid` that says why; give
+    /// another with [`join_as`](Client::join_as).
     pub fn handle_connected(&mut self, now: u64) {
         if self.phase != Phase::Offline {
             self.handle_disconnected();
@@ -28,11 +35,38 @@ impl Client {
             r.whole = false;
             r.roster.clear();
         }
-        self.send(ClientFrame::join_v2(
-            self.nick.clone(),
-            Vec::new(),
-            self.token.clone(),
-        ));
+        self.send_join();
+    }
+
+    /// Send the `join`, with the session's token if there is one. A
+    /// nickname longer than any server takes
+    /// ([`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters, under either
+    /// [`NickRule`]) is not sent (a long one would not even fit a frame):
+    /// the join is refused here as the server would refuse it, a
+    /// [`ClientEvent::Refused`] `nick_invalid` that says why, and the
+    /// connection stays open for [`join_as`](Client::join_as). A token so
+    /// long that the `join` would not fit a frame (no server gives one:
+    /// a shell's, from [`resume_session`](Client::resume_session)) is left
+    /// out: the join starts a new session, as one with a token the server
+    /// does not know would.
+    fn send_join(&mut self) {
+        if let Err(why @ NickError::TooLong(_)) =
+            crate::nick::normalize_nick(&self.nick, NickRule::Unicode)
+        {
+            self.join_refused = true;
+            self.event(ClientEvent::Refused {
+                code: ErrorCode::NickInvalid,
+                message: why.to_string(),
+            });
+            return;
+        }
+        let nick = self.nick.clone();
+        let mut frame = ClientFrame::join_v2(nick.clone(), Vec::new(), self.token.clone());
+        if self.token.is_some() && crate::encode(&frame, self.frame_limit()).is_err() {
+            self.token = None;
+            frame = ClientFrame::join_v2(nick, Vec::new(), None);
+        }
+        self.send(frame);
     }
 
     /// Join as `nick` instead, after the server refused the nickname
@@ -42,7 +76,9 @@ impl Client {
     /// changing it, nor while a join is waiting for its answer, nor after
     /// a refusal that closes the connection (a fatal code) until
     /// [`handle_disconnected`](Client::handle_disconnected): returns
-    /// `false` and does nothing.
+    /// `false` and does nothing. A nickname longer than any server takes
+    /// is refused at once, as on [`handle_connected`](Client::handle_connected)
+    /// (returns `true`: the nickname was taken for the join).
     pub fn join_as(&mut self, nick: impl Into<String>) -> bool {
         match self.phase {
             Phase::Joined => false,
@@ -54,11 +90,7 @@ impl Client {
             Phase::Joining => {
                 self.join_refused = false;
                 self.nick = nick.into();
-                self.send(ClientFrame::join_v2(
-                    self.nick.clone(),
-                    Vec::new(),
-                    self.token.clone(),
-                ));
+                self.send_join();
                 true
             }
         }

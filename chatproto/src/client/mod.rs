@@ -225,7 +225,11 @@ impl Client {
     ///
     /// A room whose name breaks the rule ([`room_name`](crate::room_name))
     /// is not asked for: the first events are a [`ClientEvent::Error`]
-    /// `room_invalid` for each, naming it.
+    /// `room_invalid` for each, naming it. A nickname longer than any
+    /// server takes ([`MAX_NICK_LEN`](crate::MAX_NICK_LEN) characters) is
+    /// not sent either: each connection's join is refused at once by a
+    /// [`ClientEvent::Refused`] `nick_invalid` (see
+    /// [`handle_connected`](Client::handle_connected)).
     ///
     /// ```
     /// use chatproto::Client;

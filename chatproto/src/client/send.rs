@@ -72,8 +72,16 @@ impl Client {
     /// `welcome`), it does nothing, no frame and no event, since a request
     /// queued then would reach the server before the `join`. Ask again
     /// once joined.
+    ///
+    /// A name that breaks the rule ([`room_name`](crate::room_name)) is
+    /// not asked for: it is answered at once by a [`ClientEvent::Error`]
+    /// `room_invalid` naming it, as [`enter`](Client::enter) answers one
+    /// (a long one would not fit a frame).
     pub fn history(&mut self, room: &str, before: Option<u64>, limit: Option<u64>) {
         if self.phase == Phase::Joined {
+            if let Err(why) = crate::room_name(room) {
+                return self.refuse_room(room, why);
+            }
             self.send(ClientFrame::history(
                 room.to_ascii_lowercase(),
                 before,
