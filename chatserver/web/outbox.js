@@ -76,8 +76,11 @@ export const outbox = {
    * that.
    */
   sendPending(p) {
-    // The connection it last went on: not sent twice on one.
+    // The connection it last went on: not sent twice on one. Sent on
+    // this session, its id is the session's: nothing to look for in a
+    // replay any more.
     p.on = this.connections;
+    p.unchecked = false;
     if (!p.sent) {
       p.sent = true;
       const r = this.rooms.get(p.room) ?? this.parting.get(p.room);
@@ -144,7 +147,7 @@ export const outbox = {
     const r = this.rooms.get(room) ?? this.parting.get(room);
     for (const p of this.pending.filter((p) => p.room === room)) {
       const absent = p.to.length === 0 && r?.recovered && p.epoch === r.epoch;
-      if (!p.sent || absent) this.sendPending(p);
+      if (!p.unchecked || absent) this.sendPending(p);
       else this.unconfirmed(p);
     }
     this.partWhenAnswered(room);
@@ -223,7 +226,7 @@ export const outbox = {
     const epoch = (this.rooms.get(f.room) ?? this.parting.get(f.room))?.epoch;
     const p = this.pending.find(
       (p) =>
-        p.sent &&
+        p.unchecked &&
         p.room === f.room &&
         p.text === f.text &&
         sameNicks(p.to, f.to ?? []) &&

@@ -307,13 +307,14 @@ export class Session {
     // before the connection dropped is recognised in the room's replay by
     // its content: resend only after that replay (up to our own presence),
     // and only what that replay shows did not arrive (see `release`).
+    // Such a message stays `unchecked` until its room's replay is: a
+    // connection lost before that replay came, and resumed, must look for
+    // it there again (resent, its id unknown to this session, it would
+    // be delivered twice). Only what was sent can be in a replay.
+    if (!f.resumed) for (const p of this.pending) if (p.sent) p.unchecked = true;
     this.held.clear();
-    if (!f.resumed) {
-      // Only a room something was sent to: what was never sent cannot
-      // be in its replay.
-      for (const p of this.pending) {
-        if (p.sent && (this.rooms.has(p.room) || this.parting.has(p.room))) this.held.add(p.room);
-      }
+    for (const p of this.pending) {
+      if (p.unchecked && (this.rooms.has(p.room) || this.parting.has(p.room))) this.held.add(p.room);
     }
     for (const p of this.pending) {
       if (!this.held.has(p.room) && !this.rooms.get(p.room)?.waits) this.sendPending(p);

@@ -1698,3 +1698,74 @@ async fn absent_waits(h: &Harness, server: &Server) {
         "{v}"
     );
 }
+
+/// A line written to a session's socket and never answered, whose session
+/// then ended (away past the resume window): the fresh session cannot know
+/// its id, so the page looks for it in the room's replay before sending it
+/// again. When that fresh session's connection is lost before the replay
+/// came, and the next connection resumes it, the page must still look:
+/// before, the resumed welcome sent it again at once under an id the
+/// session never knew, and a line that had arrived was delivered twice.
+/// Here a private line (which no later session's replay can show) is
+/// given up as unconfirmed after the replay, not sent again.
+#[test]
+fn a_line_from_an_ended_session_is_looked_for_after_a_resume_of_the_fresh_one() {
+    let Some(h) = Harness::start("a_line_from_an_ended_session_is_looked_for") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(unchecked_after_resume(&h, &server));
+}
+
+const UNCHECKED_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const P = await import('/protocol.js');
+  const events = [];
+  const sent = [];
+  const s = new Session('alice', ['lobby'], { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) });
+  const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
+  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
+  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice', 'bob'], recovered: true });
+  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
+  const times = (text) => sent.filter((f) => f.type === 'msg' && f.text === text).length;
+  s.connected();
+  frame(welcome(false));
+  frame(entered(1));
+  frame(presence(2, 'alice'));
+  s.sendMsg('lobby', ['bob'], 'secret', 1);
+  const first = times('secret');
+  // The echo is lost with the link; the session ends meanwhile.
+  s.disconnected();
+  s.connected();
+  frame(welcome(false));
+  const onFresh = times('secret');
+  // Lost again before the room's replay came; the next one resumes.
+  s.disconnected();
+  s.connected();
+  frame(welcome(true));
+  const onResumed = times('secret');
+  frame(entered(3));
+  frame(presence(4, 'alice'));
+  const afterReplay = times('secret');
+  const unconfirmed = events.filter(([k]) => k === 'unconfirmed').map(([, p]) => p.text);
+  return { first, onFresh, onResumed, afterReplay, unconfirmed, pending: s.pending.map((p) => p.text) };
+})();";
+
+async fn unchecked_after_resume(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(UNCHECKED_JS, vec![]).await;
+    assert_eq!(v["first"], json!(1), "{v}");
+    assert_eq!(v["onFresh"], json!(1), "{v}");
+    assert_eq!(
+        v["onResumed"],
+        json!(1),
+        "sent again before the replay: {v}"
+    );
+    assert_eq!(
+        v["afterReplay"],
+        json!(1),
+        "sent again after the replay: {v}"
+    );
+    assert_eq!(v["unconfirmed"], json!(["secret"]), "{v}");
+    assert_eq!(v["pending"], json!([]), "{v}");
+}
