@@ -29,13 +29,13 @@ export const outbox = {
    * next connection enter it again to send it, then leave (see `parting`).
    */
   restore(items) {
-    for (const { id, room, to, text, line, epoch, after, sent = true } of items) {
+    for (const { id, room, to, text, line, epoch, after, sent = true, unchecked = false } of items) {
       if (this.pending.some((p) => p.id === id) || P.roomName(room).room !== room) continue;
       if (!this.rooms.has(room) && !this.parting.has(room)) {
         this.parting.set(room, { ...newRoom(), epoch, lastSeq: after });
       }
       // Kept without `sent` (by an older page): it may have gone.
-      const p = { id, room, to, text, line, epoch, after, sent };
+      const p = { id, room, to, text, line, epoch, after, sent, unchecked };
       this.pending.push(p);
       this.emit('pending', p);
     }

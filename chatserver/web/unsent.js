@@ -12,7 +12,8 @@ const PENDING_SAVE_MS = 250;
 
 /**
  * Keeps this tab's unconfirmed lines (ids, rooms, recipients and text,
- * and whether each was written to a socket) with its session token, so
+ * whether each was written to a socket, and whether to an earlier
+ * session's) with its session token, so
  * that a reload does not lose them: a moment after they change (a burst
  * of echoes writes the list once, not once each), and at once when the
  * page goes away. `session()` is the session whose lines they are.
@@ -26,7 +27,20 @@ export class PendingKeeper extends TabKeeper {
   write() {
     const session = this.session();
     if (!session) return;
-    const list = session.pending.map(({ id, room, to, text, line, epoch, after, sent }) => ({ id, room, to, text, line, epoch, after, sent: Boolean(sent) }));
+    // `unchecked`: written to an earlier session's socket, to look for in
+    // its room's replay (see session.js's welcome); a reload that resumes
+    // the session after it must look too.
+    const list = session.pending.map(({ id, room, to, text, line, epoch, after, sent, unchecked }) => ({
+      id,
+      room,
+      to,
+      text,
+      line,
+      epoch,
+      after,
+      sent: Boolean(sent),
+      unchecked: Boolean(unchecked),
+    }));
     tabSaved.set('pending', list.length ? JSON.stringify(list) : null);
   }
 }
@@ -51,7 +65,8 @@ export function savedPending() {
       p.to.every(text) &&
       (p.epoch === null || text(p.epoch)) &&
       Number.isSafeInteger(p.after) &&
-      (p.sent === undefined || typeof p.sent === 'boolean'),
+      (p.sent === undefined || typeof p.sent === 'boolean') &&
+      (p.unchecked === undefined || typeof p.unchecked === 'boolean'),
   );
 }
 

@@ -1769,3 +1769,72 @@ async fn unchecked_after_resume(h: &Harness, server: &Server) {
     assert_eq!(v["unconfirmed"], json!(["secret"]), "{v}");
     assert_eq!(v["pending"], json!([]), "{v}");
 }
+
+/// The same line, with the page reloaded (its unconfirmed lines kept in
+/// the tab) after the fresh session began and before its replay came: the
+/// reload resumes the fresh session and must still look for the line in
+/// the replay. Before, the kept line lost its mark and was sent again at
+/// once under an id the session never knew.
+#[test]
+fn a_line_from_an_ended_session_is_looked_for_after_a_reload() {
+    let Some(h) = Harness::start("a_line_from_an_ended_session_after_a_reload") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    h.block_on(unchecked_after_reload(&h, &server));
+}
+
+const UNCHECKED_RELOAD_JS: &str = "return (async () => {
+  const { Session } = await import('/session.js');
+  const { PendingKeeper, savedPending } = await import('/unsent.js');
+  const P = await import('/protocol.js');
+  const events = [];
+  const sent = [];
+  const io = { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) };
+  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
+  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice', 'bob'], recovered: true });
+  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
+  const times = (text) => sent.filter((f) => f.type === 'msg' && f.text === text).length;
+  const s = new Session('alice', ['lobby'], io);
+  const frame = (s, o) => s.frame(P.decode(JSON.stringify(o)));
+  s.connected();
+  frame(s, welcome(false));
+  frame(s, entered(1));
+  frame(s, presence(2, 'alice'));
+  s.sendMsg('lobby', ['bob'], 'secret', '@bob secret');
+  s.disconnected();
+  s.connected();
+  frame(s, welcome(false));
+  // The tab keeps the lines; the page is reloaded.
+  new PendingKeeper(() => s).write();
+  const kept = savedPending();
+  sent.length = 0;
+  const t = new Session('alice', ['lobby'], io);
+  t.restore(kept);
+  t.connected();
+  frame(t, welcome(true));
+  const onResumed = times('secret');
+  frame(t, entered(3));
+  frame(t, presence(4, 'alice'));
+  const afterReplay = times('secret');
+  const unconfirmed = events.filter(([k]) => k === 'unconfirmed').map(([, p]) => p.text);
+  return { kept: kept.map((p) => p.unchecked), onResumed, afterReplay, unconfirmed, pending: t.pending.map((p) => p.text) };
+})();";
+
+async fn unchecked_after_reload(h: &Harness, server: &Server) {
+    let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
+    let v = page.js(UNCHECKED_RELOAD_JS, vec![]).await;
+    assert_eq!(v["kept"], json!([true]), "{v}");
+    assert_eq!(
+        v["onResumed"],
+        json!(0),
+        "sent again before the replay: {v}"
+    );
+    assert_eq!(
+        v["afterReplay"],
+        json!(0),
+        "sent again after the replay: {v}"
+    );
+    assert_eq!(v["unconfirmed"], json!(["secret"]), "{v}");
+    assert_eq!(v["pending"], json!([]), "{v}");
+}
