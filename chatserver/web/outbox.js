@@ -268,9 +268,14 @@ export const outbox = {
    * its id again): acknowledged, and sent (or kept to send) as another.
    */
   renew(p) {
-    this.ack(p.id);
+    // The new copy first: acknowledged first, the old one would let the
+    // `part` of a room left meanwhile go before it (no message pending).
     const q = this.sendMsg(p.room, p.to, p.text, p.line);
-    if (q.error) return;
+    this.ack(p.id);
+    if (q.error) {
+      this.emit('error', { type: 'error', code: 'msg_too_large', message: q.error, id: p.id, room: p.room, failed: p });
+      return;
+    }
     q.offline = true;
     q.resends = (p.resends ?? 0) + 1;
   },
