@@ -112,7 +112,7 @@ impl Server {
         if std::mem::replace(&mut c.ended, true) {
             return;
         }
-        self.frame_in(now, client, frame);
+        self.frame_in(now, client, frame, true);
         self.answer(client, Step::End(client));
     }
 

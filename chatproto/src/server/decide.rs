@@ -35,27 +35,37 @@ impl Server {
     /// after an end, and a transport that reads on past it hands frames
     /// that are not decided.
     pub fn handle_frame(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
-        if self.conns.get(&client).is_some_and(|c| c.ended) {
-            return;
-        }
-        self.frame_in(now, client, frame);
+        self.frame_in(now, client, frame, false);
     }
 
-    /// [`Server::handle_frame`] of a frame the end has not come before.
-    pub(crate) fn frame_in(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
-        self.decide(now, client, frame);
+    /// [`Server::handle_frame`], and with `last` the frame read with its
+    /// end ([`Server::handle_last_frame`], which marks the end first):
+    /// one look at the connection for both its end and its session.
+    pub(crate) fn frame_in(&mut self, now: Now, client: ClientId, frame: ClientFrame, last: bool) {
+        let Some(c) = self.conns.get_mut(&client) else {
+            return;
+        };
+        if c.ended && !last {
+            return;
+        }
+        c.last_heard = now.mono;
+        c.ping_sent_at = None;
+        let session = c.session;
+        self.decide(now, client, session, frame);
         if self.may_hold_answers() {
             self.watch_held(now, client);
         }
     }
 
-    fn decide(&mut self, now: Now, client: ClientId, frame: ClientFrame) {
-        let Some(c) = self.conns.get_mut(&client) else {
-            return;
-        };
-        c.last_heard = now.mono;
-        c.ping_sent_at = None;
-        let Some(sid) = c.session else {
+    /// `frame` from `client`, whose session (if it joined) is `session`.
+    fn decide(
+        &mut self,
+        now: Now,
+        client: ClientId,
+        session: Option<SessionId>,
+        frame: ClientFrame,
+    ) {
+        let Some(sid) = session else {
             return match frame {
                 ClientFrame::Ping => self.send(client, ServerFrame::Pong),
                 ClientFrame::Pong => {}
