@@ -1607,6 +1607,25 @@ async fn steady_retries(h: &Harness, server: &Server) {
     assert_eq!(v["plain"]["attempt"], json!(6), "{v}");
 }
 
+/// A script driving the page's session core (`session.js`) as alice in
+/// #lobby without a socket, `body` after what every such script starts
+/// with: what it sent (`sent`), what it emitted (`events`), both as the
+/// core's `io`, and the server's frames to give it (`welcome`, `entered`
+/// with who is online, `presence`).
+fn session_core_js(body: &str) -> String {
+    let start = "return (async () => {
+  const { Session } = await import('/session.js');
+  const P = await import('/protocol.js');
+  const events = [];
+  const sent = [];
+  const io = { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) };
+  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
+  const entered = (seq, online) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online, recovered: true });
+  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
+";
+    format!("{start}{body}")
+}
+
 /// The page's session core (`session.js`, `outbox.js`): a private line
 /// typed while the connection was down, refused `unknown_nick` just after
 /// the reconnect (Bob was not back yet), stays pending and goes again,
@@ -1623,30 +1642,22 @@ fn a_private_line_typed_while_offline_waits_for_its_people_after_the_reconnect()
     h.block_on(absent_waits(&h, &server));
 }
 
-const ABSENT_JS: &str = "return (async () => {
-  const { Session } = await import('/session.js');
-  const { ABSENT_WINDOW_MS } = await import('/outbox.js');
-  const P = await import('/protocol.js');
-  const events = [];
-  const sent = [];
-  const s = new Session('alice', ['lobby'], { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) });
+const ABSENT_JS: &str = "  const { ABSENT_WINDOW_MS } = await import('/outbox.js');
+  const s = new Session('alice', ['lobby'], io);
   const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
-  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
-  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice'], recovered: true });
-  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
   const refuse = (id, who) => ({ type: 'error', code: 'unknown_nick', message: `not online: ${who}; nothing was delivered`, id, room: 'lobby' });
   const msgsSent = (text) => sent.filter((f) => f.type === 'msg' && f.text === text).map((f) => f.id);
   const errors = () => events.filter(([k]) => k === 'error').map(([, d]) => `${d.code} ${d.failed?.text}`);
   s.connected();
   frame(welcome(false));
-  frame(entered(0));
+  frame(entered(0, ['alice']));
   frame(presence(1, 'alice'));
   s.disconnected();
   s.sendMsg('lobby', ['Bob'], 'private while down', 1);
   s.sendMsg('lobby', ['carol'], 'to carol while down', 2);
   s.connected();
   frame(welcome(true));
-  frame(entered(1));
+  frame(entered(1, ['alice']));
   frame(presence(2, 'alice'));
   const [bob1] = msgsSent('private while down');
   const [carol1] = msgsSent('to carol while down');
@@ -1675,7 +1686,7 @@ const ABSENT_JS: &str = "return (async () => {
 
 async fn absent_waits(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
-    let v = page.js(ABSENT_JS, vec![]).await;
+    let v = page.js(&session_core_js(ABSENT_JS), vec![]).await;
     assert_eq!(v["errorsWhileWaiting"], json!([]), "{v}");
     assert_eq!(
         v["pendingWhileWaiting"],
@@ -1717,20 +1728,12 @@ fn a_line_from_an_ended_session_is_looked_for_after_a_resume_of_the_fresh_one() 
     h.block_on(unchecked_after_resume(&h, &server));
 }
 
-const UNCHECKED_JS: &str = "return (async () => {
-  const { Session } = await import('/session.js');
-  const P = await import('/protocol.js');
-  const events = [];
-  const sent = [];
-  const s = new Session('alice', ['lobby'], { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) });
+const UNCHECKED_JS: &str = "  const s = new Session('alice', ['lobby'], io);
   const frame = (o) => s.frame(P.decode(JSON.stringify(o)));
-  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
-  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice', 'bob'], recovered: true });
-  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
   const times = (text) => sent.filter((f) => f.type === 'msg' && f.text === text).length;
   s.connected();
   frame(welcome(false));
-  frame(entered(1));
+  frame(entered(1, ['alice', 'bob']));
   frame(presence(2, 'alice'));
   s.sendMsg('lobby', ['bob'], 'secret', 1);
   const first = times('secret');
@@ -1744,7 +1747,7 @@ const UNCHECKED_JS: &str = "return (async () => {
   s.connected();
   frame(welcome(true));
   const onResumed = times('secret');
-  frame(entered(3));
+  frame(entered(3, ['alice', 'bob']));
   frame(presence(4, 'alice'));
   const afterReplay = times('secret');
   const unconfirmed = events.filter(([k]) => k === 'unconfirmed').map(([, p]) => p.text);
@@ -1753,7 +1756,7 @@ const UNCHECKED_JS: &str = "return (async () => {
 
 async fn unchecked_after_resume(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
-    let v = page.js(UNCHECKED_JS, vec![]).await;
+    let v = page.js(&session_core_js(UNCHECKED_JS), vec![]).await;
     assert_eq!(v["first"], json!(1), "{v}");
     assert_eq!(v["onFresh"], json!(1), "{v}");
     assert_eq!(
@@ -1784,22 +1787,13 @@ fn a_line_from_an_ended_session_is_looked_for_after_a_reload() {
     h.block_on(unchecked_after_reload(&h, &server));
 }
 
-const UNCHECKED_RELOAD_JS: &str = "return (async () => {
-  const { Session } = await import('/session.js');
-  const { PendingKeeper, savedPending } = await import('/unsent.js');
-  const P = await import('/protocol.js');
-  const events = [];
-  const sent = [];
-  const io = { send: (f) => sent.push(f), emit: (k, d) => events.push([k, d]) };
-  const welcome = (resumed) => ({ type: 'welcome', nick: 'alice', seq: 0, online: [], session: 't', resumed });
-  const entered = (seq) => ({ type: 'entered', room: 'lobby', epoch: 'e1', seq, oldest: 1, online: ['alice', 'bob'], recovered: true });
-  const presence = (seq, nick) => ({ type: 'presence', room: 'lobby', seq, nick, status: 'online', ts: 1 });
+const UNCHECKED_RELOAD_JS: &str = "  const { PendingKeeper, savedPending } = await import('/unsent.js');
   const times = (text) => sent.filter((f) => f.type === 'msg' && f.text === text).length;
   const s = new Session('alice', ['lobby'], io);
   const frame = (s, o) => s.frame(P.decode(JSON.stringify(o)));
   s.connected();
   frame(s, welcome(false));
-  frame(s, entered(1));
+  frame(s, entered(1, ['alice', 'bob']));
   frame(s, presence(2, 'alice'));
   s.sendMsg('lobby', ['bob'], 'secret', '@bob secret');
   s.disconnected();
@@ -1814,7 +1808,7 @@ const UNCHECKED_RELOAD_JS: &str = "return (async () => {
   t.connected();
   frame(t, welcome(true));
   const onResumed = times('secret');
-  frame(t, entered(3));
+  frame(t, entered(3, ['alice', 'bob']));
   frame(t, presence(4, 'alice'));
   const afterReplay = times('secret');
   const unconfirmed = events.filter(([k]) => k === 'unconfirmed').map(([, p]) => p.text);
@@ -1823,7 +1817,7 @@ const UNCHECKED_RELOAD_JS: &str = "return (async () => {
 
 async fn unchecked_after_reload(h: &Harness, server: &Server) {
     let page = Page::join(h, server.addr(), "erin", (1000, 700)).await;
-    let v = page.js(UNCHECKED_RELOAD_JS, vec![]).await;
+    let v = page.js(&session_core_js(UNCHECKED_RELOAD_JS), vec![]).await;
     assert_eq!(v["kept"], json!([true]), "{v}");
     assert_eq!(
         v["onResumed"],
