@@ -378,6 +378,19 @@ impl Server {
     /// not read at all (the log dropped it first): step over it, as every
     /// server does, so the seqs after it still apply. The room's seq
     /// ([`Server::seq`]) moves to it once `poll` reaches it.
+    ///
+    /// The core cannot tell whose event it stepped over. If it was one
+    /// of this server's own proposals (the shell knows, from the log's
+    /// acknowledgement of the seq it stored it at), the shell also hands
+    /// that proposal back: a message with
+    /// [`handle_logged_duplicate`](Server::handle_logged_duplicate) at
+    /// that seq (its sender is answered `duplicate`: it is in the log),
+    /// anything else with [`handle_log_refused`](Server::handle_log_refused).
+    /// Otherwise the proposal stays counted as on its way
+    /// ([`outputs_waiting`](Server::outputs_waiting)) and its
+    /// connection's later answers wait for it for the session's life.
+    /// (chatserver applies its own proposals from the copy it kept, and
+    /// steps over only other servers' events.)
     pub fn skip_logged(&mut self, room: &str, seq: u64) -> Result<(), LogError> {
         if !self.config.cluster {
             return Err(LogError::NotCluster);
