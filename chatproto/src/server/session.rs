@@ -211,6 +211,43 @@ pub(crate) struct Session {
     pub deferred: VecDeque<(u64, crate::server::Step)>,
 }
 
+impl Session {
+    /// A session named `nick` (with its identity `key` and look-alike
+    /// `skeleton`), in no room yet and with nothing on its way: attached
+    /// to `conn` (a `join`), or detached since `ended_at` (one a store
+    /// restored, its `token` empty until it is resumed).
+    pub fn new(
+        token: String,
+        token_hash: crate::server::durable::TokenHash,
+        nick: &str,
+        key: String,
+        skeleton: String,
+        conn: Option<ClientId>,
+        ended_at: Option<u64>,
+    ) -> Session {
+        Session {
+            token,
+            token_hash,
+            nick: std::sync::Arc::from(nick),
+            key,
+            skeleton,
+            conn,
+            ended_at,
+            detach: 0,
+            timer: false,
+            rooms: Default::default(),
+            entering: Default::default(),
+            leaving: Default::default(),
+            leavings: 0,
+            ids: IdWindow::default(),
+            in_flight: Default::default(),
+            resent: Default::default(),
+            places: 0,
+            deferred: Default::default(),
+        }
+    }
+}
+
 /// Cluster mode: an event a connection proposed, on its way through the
 /// log, and where an answer for it would go among the waiting ones.
 #[derive(Debug)]

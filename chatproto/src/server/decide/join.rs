@@ -10,7 +10,7 @@ use crate::nick::{nick_key, nick_skeleton, nick_taken_message, normalize_nick};
 use crate::server::config::LOBBY;
 use crate::server::durable::TokenHash;
 use crate::server::event::SessionId;
-use crate::server::session::{EnterRequest, IdWindow, Session};
+use crate::server::session::{EnterRequest, Session};
 use crate::server::timers::Timer;
 use crate::server::{ClientId, Now, Server, Step};
 
@@ -103,26 +103,15 @@ impl Server {
                 self.tokens.insert(token_hash, sid);
                 self.sessions.insert(
                     sid,
-                    Session {
+                    Session::new(
                         token,
                         token_hash,
-                        nick: Arc::from(nick.as_str()),
-                        key: key.clone(),
-                        skeleton: skeleton.clone(),
-                        conn: Some(client),
-                        ended_at: None,
-                        detach: 0,
-                        timer: false,
-                        rooms: Default::default(),
-                        entering: Default::default(),
-                        leaving: Default::default(),
-                        leavings: 0,
-                        ids: IdWindow::default(),
-                        in_flight: Default::default(),
-                        resent: Default::default(),
-                        places: 0,
-                        deferred: Default::default(),
-                    },
+                        &nick,
+                        key.clone(),
+                        skeleton.clone(),
+                        Some(client),
+                        None,
+                    ),
                 );
                 (sid, false)
             }

@@ -174,26 +174,15 @@ impl Server {
         self.tokens.insert(token, id);
         self.sessions.insert(
             id,
-            Session {
-                token: String::new(),
-                token_hash: token,
-                nick: Arc::from(nick.as_str()),
+            Session::new(
+                String::new(),
+                token,
+                &nick,
                 key,
                 skeleton,
-                conn: None,
-                ended_at: Some(now.mono),
-                detach: 0,
-                timer: false,
-                rooms: Default::default(),
-                entering: Default::default(),
-                leaving: Default::default(),
-                leavings: 0,
-                ids: Default::default(),
-                in_flight: Default::default(),
-                resent: Default::default(),
-                places: 0,
-                deferred: Default::default(),
-            },
+                None,
+                Some(now.mono),
+            ),
         );
         self.detach_timer(id, now);
         self.note_detached(id);
