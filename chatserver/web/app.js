@@ -116,6 +116,7 @@ const app = {
   roomsAsks,
   note,
   say,
+  sayLost,
   clearShown,
   select,
   joinRoom,
@@ -144,6 +145,13 @@ let resumeTries = 0;
  */
 let heldTries = 0;
 const HELD_TRIES = 4;
+
+/**
+ * The no-room log said the connection was lost (no room was shown then),
+ * until it says it is back: a room's log says so in its own way
+ * (events.js), and in no room nothing else would.
+ */
+let lostInNoRoom = false;
 
 function startChat(nick, token = null) {
   stopChat();
@@ -217,6 +225,7 @@ function stopChat() {
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   marks.cancel();
   current = null;
+  lostInNoRoom = false;
   noRoom.clear();
   noRoom.show(false);
   updateTitle();
@@ -412,11 +421,16 @@ const handlers = {
       composer.fit();
       $('input').focus();
     } else if (reconnect && !resumed) {
-      note(current, 'reconnected as a new session', 'notice');
+      lostInNoRoom = false;
+      say('reconnected as a new session', 'notice');
+    } else if (reconnect && lostInNoRoom) {
+      // Said where the loss was said; a room's log says what it missed.
+      lostInNoRoom = false;
+      say('reconnected', 'notice reconnected');
     }
     // The server had closed the last connection with an error that did
     // not arrive then (a page too slow to read takes nothing more).
-    if (closedFor) note(current, `the server had closed the connection: ${closedBecause(closedFor)} (${closedFor})`, 'notice lost', closedFor);
+    if (closedFor) say(`the server had closed the connection: ${closedBecause(closedFor)} (${closedFor})`, 'notice lost', closedFor);
     // The first connection of this page resumed a session: the page was
     // reloaded (or copied). Each room's own presence is not a fresh join.
     if (resumed && !reconnect) for (const r of session.rooms.keys()) events.resumed(r);
@@ -443,7 +457,7 @@ const handlers = {
     // tries again with its backoff.
     if (everJoined && f.code === 'nick_taken' && heldTries < HELD_TRIES) {
       heldTries += 1;
-      note(current, 'the nickname is still held (perhaps by this session, on a server that has not yet seen it go); trying again', 'notice');
+      say('the nickname is still held (perhaps by this session, on a server that has not yet seen it go); trying again', 'notice');
       conn?.drop('nickname still held');
       return;
     }
@@ -458,7 +472,7 @@ const handlers = {
       showJoin(f.code, msg);
       showUnsent(unsent);
     } else {
-      note(current, `${f.code}: ${f.message}`, 'error', f.code);
+      say(`${f.code}: ${f.message}`, 'error', f.code);
     }
   },
 
@@ -468,7 +482,17 @@ const handlers = {
 function onClose({ wasJoined }) {
   if (!session) return;
   offline('waiting for the connection…');
-  if (wasJoined && note(current, 'connection lost; reconnecting…', 'notice lost')) events.lost(current);
+  if (wasJoined) sayLost('connection lost; reconnecting…');
+}
+
+/**
+ * The connection is lost: said with `code` where the reader sees it (the
+ * room shown, or the no-room log), which says so again once it is back.
+ */
+function sayLost(text, code) {
+  say(text, 'notice lost', code);
+  if (current) events.lost(current);
+  else lostInNoRoom = true;
 }
 
 /** The connection is gone; what was not acknowledged waits, saying `why`. */
@@ -499,12 +523,13 @@ function note(room, text, className, code) {
 }
 
 /**
- * A command's answer, said where the reader sees it: at the end of the
- * room shown, or in no room, of the no-room log (noroom.js).
+ * A command's answer, or what the page says of the connection, said where
+ * the reader sees it: at the end of the room shown, or in no room, of the
+ * no-room log (noroom.js). `text` and `code` as for `note`.
  */
-function say(text, className) {
-  if (current) return note(current, text, className);
-  const li = noRoom.note(text, className);
+function say(text, className, code) {
+  if (current) return note(current, text, className, code);
+  const li = noRoom.note(text, className, code);
   view.toBottom();
   return li;
 }

@@ -183,10 +183,10 @@ export function serverEvents(app) {
     // Written to a socket of a session lost since, and not found in what
     // the new one was shown: it may or may not have arrived. Said in its
     // room (or, left meanwhile, the one shown), with the line to send it
-    // again as the join screen lists those not confirmed, and Send again.
+    // again as the join screen lists those not confirmed, and Send again
+    // (in no room, in the no-room log).
     unconfirmed(p) {
       const inRoom = view.rooms.has(p.room);
-      const room = inRoom ? p.room : app.current;
       const what = document.createDocumentFragment();
       const where = inRoom ? '' : ` in #${p.room}`;
       what.append(
@@ -215,8 +215,9 @@ export function serverEvents(app) {
       // Out of sight (another room, or the page hidden), its room is
       // marked unread as for a message, and for the reader: no one else
       // can send it again.
-      if (note(room, what, 'notice unconfirmed') && (room !== app.current || document.hidden)) {
-        roomList.unread(room, 1, true);
+      if (!inRoom) app.say(what, 'notice unconfirmed');
+      else if (note(p.room, what, 'notice unconfirmed') && (p.room !== app.current || document.hidden)) {
+        roomList.unread(p.room, 1, true);
       }
     },
 
@@ -230,13 +231,14 @@ export function serverEvents(app) {
       // A `history` the server refused: the room's request is over.
       if (!f.id && f.room && f.code === 'not_in_room') backlog.refused(f.room);
       const room = f.room && view.rooms.has(f.room) ? f.room : app.current;
+      // In no room, in the no-room log.
       // A refused line the input cannot take back (it holds another: the
       // refusals of several lines sent together) is said with its error,
       // or its text would be lost.
       const line = f.failed && f.failed.line;
       const said = f.message || f.code;
       const text = line && !composer.canRestore() ? `${said}; your line: ${line}` : said;
-      const li = note(room, text, 'error', f.code);
+      const li = room ? note(room, text, 'error', f.code) : app.say(text, 'error', f.code);
       if (li) li.title = f.code;
       // Said once: the log's line waits while the input shows the error.
       const shown = () => view.shown(li);
@@ -248,7 +250,7 @@ export function serverEvents(app) {
     },
 
     notice({ text }) {
-      if (!note(app.current, text, 'notice server')) showError('notice', text);
+      app.say(text, 'notice server');
     },
 
     // Another tab (a duplicated one shares the token), window or connection
@@ -258,8 +260,7 @@ export function serverEvents(app) {
     elsewhere() {
       app.conn.stop('elsewhere');
       app.offline('not sent: continue here to send');
-      const said = note(app.current, 'this conversation continued in another tab or window (or on another connection)', 'notice lost', 'resumed_elsewhere');
-      if (said) toldLost.add(app.current);
+      app.sayLost('this conversation continued in another tab or window (or on another connection)', 'resumed_elsewhere');
       showElsewhere(true);
     },
   };

@@ -1,5 +1,6 @@
 // What is said while the page is in no room (every room left): the
-// answers to the commands that need none (`/help`, `/rooms`, `/query`).
+// answers to the commands that need none (`/help`, `/rooms`, `/query`),
+// and what the page says of the connection then (lost, back, refused).
 // A log of its own in #messages, shown while no room is, as the terminal
 // client's no-room view: its lines stay there, not at the top of the
 // next room entered. The rooms' logs are messages.js's.
@@ -27,11 +28,15 @@ export class NoRoomLog {
     this.section.hidden = !on;
   }
 
-  /** A line saying `text`, with `className` (as a room's notes: messages.js). */
-  note(text, className) {
+  /**
+   * A line saying `text` (or an element holding it), with `className`
+   * and `code` (as a room's notes: messages.js).
+   */
+  note(text, className, code) {
     const li = document.createElement('li');
     li.className = className;
-    li.append(timeElement(Date.now()), body(isolated('span', 'text', text)));
+    if (code) li.dataset.code = code;
+    li.append(timeElement(Date.now()), body(typeof text === 'string' ? isolated('span', 'text', text) : text));
     this.events.append(li);
     while (this.events.childElementCount > KEPT) this.events.firstElementChild.remove();
     return li;

@@ -1832,3 +1832,85 @@ async fn unchecked_after_reload(h: &Harness, server: &Server) {
     assert_eq!(v["unconfirmed"], json!(["secret"]), "{v}");
     assert_eq!(v["pending"], json!([]), "{v}");
 }
+
+/// A line of the log: its class and its text.
+type ClassText = (String, String);
+
+/// The no-room log's lines (shown or not), as `[class, text]`, and whether it is shown.
+const NO_ROOM_JS: &str = "const s = document.querySelector('.room-log.no-room');
+  return { shown: !s.hidden && s.offsetParent !== null,
+    lines: Array.from(s.querySelectorAll('.events > li'))
+      .map((li) => [li.className, (li.querySelector('.text') ?? li).textContent]) };";
+
+/// In no room (every room left), what the page says of the connection
+/// goes to the no-room log shown then, as it goes to the room shown: the
+/// loss, the nickname still held, and the reconnect. (It went to no room
+/// and was shown nowhere.)
+#[test]
+fn in_no_room_what_is_said_of_the_connection_is_shown() {
+    let Some(h) = Harness::start("in_no_room_the_connection") else {
+        return;
+    };
+    let (_data, flags) = restartable(&[]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    h.block_on(async {
+        let server = Server::start(&flags);
+        let page = Page::join(&h, server.addr(), "alice", (1000, 600)).await;
+        page.type_line("/part").await;
+        let no_room = async |what: &str, done: &dyn Fn(&[ClassText]) -> bool| {
+            wait_for(what, async || {
+                let v = page.js(NO_ROOM_JS, vec![]).await;
+                let lines: Vec<ClassText> =
+                    serde_json::from_value(v["lines"].clone()).unwrap_or_default();
+                if v["shown"] == true && done(&lines) {
+                    Ok(lines)
+                } else {
+                    Err(v.to_string())
+                }
+            })
+            .await
+        };
+        no_room("the no-room log", &|_| true).await;
+
+        stop_for_a_slow_try(&page, server).await;
+        let lines = no_room("the loss said", &|ls| {
+            ls.iter()
+                .any(|(_, t)| t == "connection lost; reconnecting…")
+        })
+        .await;
+        assert!(
+            lines
+                .iter()
+                .any(|(c, t)| c.contains("server") && !t.is_empty()),
+            "the server's notice of its stop: {lines:#?}"
+        );
+        page.shot("no-room-lost").await;
+
+        // Back, the nickname is held for a while: said, and tried again.
+        let server = Server::start(&flags);
+        let mut bob = server.join("bob");
+        let holder = server.join("alice");
+        page.js(RETRY, vec![]).await;
+        no_room("the nickname said to be held", &|ls| {
+            ls.iter()
+                .any(|(_, t)| t.starts_with("the nickname is still held"))
+        })
+        .await;
+        drop(holder);
+        bob.recv_until(100, |f| common::is_presence(f, "alice", "offline"));
+        page.wait_state("reconnecting").await;
+        page.js(RETRY, vec![]).await;
+        page.wait_state("connected").await;
+        let lines = no_room("the reconnect said", &|ls| {
+            ls.last()
+                .is_some_and(|(c, t)| c.contains("reconnected") && t == "reconnected")
+        })
+        .await;
+        assert!(
+            !lines.iter().any(|(_, t)| t.contains("new session")),
+            "{lines:#?}"
+        );
+        page.shot("no-room-reconnected").await;
+        page.close().await;
+    });
+}
