@@ -11,7 +11,7 @@
 //! command, a blank line, a line it refuses) has its outcome at once, but
 //! it is reported only after every earlier line's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chatproto::{escape_control, ErrorCode, ServerFrame, LOBBY};
 
@@ -160,6 +160,11 @@ pub struct Ledger {
     failures: u64,
     /// Of the failures, the lines reported unconfirmed.
     unconfirmed: u64,
+    /// Lines not reported yet that were commands (their failure is not
+    /// a message's).
+    commands: HashSet<u64>,
+    /// Of the failures, the lines that were commands.
+    command_failures: u64,
 }
 
 impl Ledger {
@@ -185,6 +190,13 @@ impl Ledger {
     /// they may or may not have been delivered.
     pub fn unconfirmed_lines(&self) -> u64 {
         self.unconfirmed
+    }
+
+    /// Of [`failures`](Ledger::failures), the lines that were commands
+    /// (`/join` of a room refused, an unknown command, ...): they were
+    /// not messages, so nothing went undelivered.
+    pub fn command_failures(&self) -> u64 {
+        self.command_failures
     }
 
     /// A line is being handled: what it does is recorded until [`end`](Ledger::end).
@@ -351,6 +363,9 @@ impl Ledger {
         let open = self.open.take().unwrap_or_default();
         self.lines += 1;
         let line = self.lines;
+        if matches!(kind, LineKind::Command(_)) {
+            self.commands.insert(line);
+        }
         let entry = match (open.failed, open.sent, open.joining) {
             (Some((code, message)), ..) => Entry::Ready(OutcomeKind::Refused {
                 id: None,
@@ -533,8 +548,12 @@ impl Ledger {
         let line = self.first;
         self.first += 1;
         let outcome = LineOutcome { line, kind };
+        let command = self.commands.remove(&line);
         if outcome.failed() {
             self.failures += 1;
+            if command {
+                self.command_failures += 1;
+            }
         }
         if matches!(outcome.kind, OutcomeKind::Unconfirmed { .. }) {
             self.unconfirmed += 1;

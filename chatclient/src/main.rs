@@ -208,10 +208,12 @@ fn main() -> ExitCode {
     match outcome {
         Outcome::Left => {
             let mut why = Vec::new();
-            // Refused lines were not delivered; unconfirmed ones may have
-            // been, and are counted apart.
+            // Refused messages were not delivered; unconfirmed ones may
+            // have been, and are counted apart, as are the commands that
+            // failed (mistyped, a room refused): never meant to be sent.
             let unsure = session.lines_unconfirmed();
-            let refused = session.lines_failed() - unsure;
+            let commands = session.commands_failed();
+            let refused = session.lines_failed() - unsure - commands;
             for (n, what) in [
                 (refused, "not delivered"),
                 (
@@ -232,6 +234,10 @@ fn main() -> ExitCode {
                 } else {
                     format!("{n} of {} input lines {were} {what}", session.lines_read())
                 });
+            }
+            if commands > 0 {
+                let failed = if commands == 1 { "command" } else { "commands" };
+                why.push(format!("{commands} {failed} failed"));
             }
             // A script that names its rooms means its lines for them: a
             // room the server kept it out of fails the run as a refused

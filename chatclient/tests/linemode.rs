@@ -175,7 +175,10 @@ fn json_reports_every_frame_and_one_outcome_per_line_in_order() {
         errs[2].starts_with("chatclient: line 7 refused: msg_too_large: "),
         "{stderr}"
     );
-    assert_eq!(errs[3], "chatclient: 3 of 8 input lines were not delivered");
+    assert_eq!(
+        errs[3],
+        "chatclient: 2 of 8 input lines were not delivered; 1 command failed"
+    );
     assert!(
         !bob.seen.iter().any(|l| l.contains("are you there")),
         "{:#?}",
@@ -234,6 +237,50 @@ fn plain_mode_tells_a_refused_line_on_stderr_and_exits_eight() {
         "{stderr}"
     );
     assert_eq!(errs[1], "chatclient: 1 of 2 input lines was not delivered");
+}
+
+/// A mistyped command is answered at once and never meant to be sent:
+/// the exit line counts it apart from the messages not delivered (it was
+/// counted among them: "2 of 3 input lines were not delivered").
+#[test]
+fn a_mistyped_command_is_not_counted_among_the_lines_not_delivered() {
+    let server = Server::start(&[]);
+    let mut alice = Client::start("alice", &server.addr);
+    alice.say("/jion rust");
+    alice.say("@zed hi");
+    alice.say("still here");
+    alice.close_stdin();
+    let (status, stderr, seen) = alice.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
+    assert!(seen.contains(&"alice: still here".to_owned()), "{seen:#?}");
+    let errs: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errs.len(), 3, "{stderr}");
+    assert!(
+        errs[0].starts_with("chatclient: line 1 refused: input: unknown command /jion"),
+        "{stderr}"
+    );
+    assert!(
+        errs[1].starts_with("chatclient: line 2 refused: unknown_nick: "),
+        "{stderr}"
+    );
+    assert_eq!(
+        errs[2],
+        "chatclient: 1 of 3 input lines was not delivered; 1 command failed"
+    );
+
+    // Only a command failed: no line went undelivered, and the run
+    // still fails for it (exit 8), saying so.
+    let mut bob = Client::start("bob", &server.addr);
+    bob.say("/nope");
+    bob.say("hello");
+    bob.close_stdin();
+    let (status, stderr, _) = bob.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("chatclient: 1 command failed"),
+        "{stderr}"
+    );
 }
 
 /// A room the server will not let the client in (past its
@@ -296,7 +343,8 @@ fn a_refused_room_exits_eight_and_is_named_on_stderr() {
     let last = stderr.lines().last().unwrap_or_default();
     assert_eq!(
         last,
-        "chatclient: 3 of 5 input lines were not delivered; #zz not entered: refused by the server",
+        "chatclient: 2 of 5 input lines were not delivered; 1 command failed; \
+         #zz not entered: refused by the server",
         "{stderr}"
     );
 

@@ -520,6 +520,13 @@ impl Session {
         self.ledger.unconfirmed_lines()
     }
 
+    /// Of [`lines_failed`](Session::lines_failed), the commands (an
+    /// unknown one, `/join` of a room refused, ...): lines that were not
+    /// messages, so not among those undelivered.
+    pub fn commands_failed(&self) -> u64 {
+        self.ledger.command_failures()
+    }
+
     /// The rooms the server refused to let us in, by name.
     pub fn rooms_refused(&self) -> &BTreeSet<String> {
         &self.refused_rooms
