@@ -225,8 +225,10 @@ fn plain_mode_tells_a_refused_line_on_stderr_and_exits_eight() {
     alice.close_stdin();
     let (status, stderr, seen) = alice.wait_exit(WAIT);
     assert_eq!(status.code(), Some(UNDELIVERED), "stderr: {stderr}");
+    // Which line it was, quoted after the server's words.
     assert!(
-        seen.iter().any(|l| l.starts_with("! unknown_nick: ")),
+        seen.iter()
+            .any(|l| l.starts_with("! unknown_nick: ") && l.ends_with("; your line: @zed: hi")),
         "{seen:#?}"
     );
     assert!(seen.contains(&"alice: still here".to_owned()), "{seen:#?}");

@@ -156,9 +156,14 @@ impl Session {
         self.absent = kept;
         for a in due {
             let Absent {
-                id, code, message, ..
+                id,
+                code,
+                message,
+                msg,
+                ..
             } = a;
             self.ledger.refuse(&id, code.as_str(), &message);
+            let message = self.with_quote(message, &msg.room, &msg.to, &msg.text);
             self.print(Line::Error {
                 code: code.as_str().to_owned(),
                 message,
@@ -338,7 +343,7 @@ mod tests {
         let out = drain(&mut s);
         assert_eq!(
             out.lines,
-            ["! unknown_nick: not online: Bob; nothing was delivered"]
+            ["! unknown_nick: not online: Bob; nothing was delivered; your line: @Bob: private while down"]
         );
         // Line 1 (carol's) still waits; line 2 is refused after it.
         let out = at(
@@ -354,7 +359,7 @@ mod tests {
         let out = at(&mut s, until + 2, unknown_nick(&late, "Bob"));
         assert_eq!(
             out.lines,
-            ["! unknown_nick: not online: Bob; nothing was delivered"]
+            ["! unknown_nick: not online: Bob; nothing was delivered; your line: @Bob: later"]
         );
     }
 
@@ -370,7 +375,7 @@ mod tests {
         let out = at(&mut s, 1100, unknown_nick(&id, "Bob"));
         assert_eq!(
             out.lines,
-            ["! unknown_nick: not online: Bob; nothing was delivered"]
+            ["! unknown_nick: not online: Bob; nothing was delivered; your line: @Bob: typed online"]
         );
         assert_eq!(refused(&out), [1]);
     }

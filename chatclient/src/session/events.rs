@@ -471,6 +471,7 @@ impl Session {
                 }
                 // With the frames shown, this error is one of them.
                 if !self.mode.echo_frames {
+                    let message = self.quoted(id.as_deref(), message);
                     self.print(Line::Error {
                         code: code.as_str().to_owned(),
                         message,

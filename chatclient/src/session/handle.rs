@@ -103,6 +103,11 @@ impl Session {
             }
             _ => None,
         };
+        // A message refused: its line, quoted with the refusal, from the
+        // core's copy (gone once the core has the answer).
+        if let ServerFrame::Error { id: Some(id), .. } = &frame {
+            self.keep_quote(id);
+        }
         self.client.handle_frame(now, frame);
         if let Some((room, code, message)) =
             entering.filter(|(r, ..)| !self.client.rooms().any(|ours| ours == r))
@@ -121,6 +126,7 @@ impl Session {
         self.ledger
             .settle(|id| client.is_unacknowledged(id) || absent.iter().any(|a| a.id == id));
         self.pump();
+        self.quotes.clear();
         self.prune_offline();
         // After the error's own line.
         if elsewhere {

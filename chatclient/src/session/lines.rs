@@ -7,6 +7,10 @@ use crate::render::Line;
 /// How many names a line about a room lists before it says "and N more".
 pub(super) const NAMES_SHOWN: usize = 10;
 
+/// How many characters of a refused message the line mode quotes with
+/// its refusal, to tell which line it was (see [`Session::with_quote`]).
+pub(super) const QUOTED_CHARS: usize = 40;
+
 impl Session {
     /// `room` for a `[#room]` prefix: `None` when it is the current room
     /// (unless every room is named, or the lines are for a program: with
@@ -32,6 +36,70 @@ impl Session {
 
     pub(super) fn info(&mut self, text: String) {
         self.print(Line::Info(text));
+    }
+
+    /// The frame about to be handled answers message `id`: in the line
+    /// mode, its line is kept, quoted, for the refusal's line
+    /// ([`quoted`](Session::quoted)), while the core still holds it.
+    pub(super) fn keep_quote(&mut self, id: &str) {
+        if self.every_room_named {
+            return;
+        }
+        let quote = self
+            .client
+            .pending()
+            .find(|p| p.id == id)
+            .map(|p| self.with_quote(String::new(), p.room, p.to, p.text));
+        if let Some(quote) = quote {
+            self.quotes.push((id.to_owned(), quote));
+        }
+    }
+
+    /// `message`, the server's refusal of message `id`, followed by the
+    /// quote of its line kept by [`keep_quote`](Session::keep_quote), if
+    /// any.
+    pub(super) fn quoted(&mut self, id: Option<&str>, mut message: String) -> String {
+        let at = id.and_then(|id| self.quotes.iter().position(|(q, _)| q == id));
+        if let Some(at) = at {
+            message.push_str(&self.quotes.swap_remove(at).1);
+        }
+        message
+    }
+
+    /// `message`, a refusal of the message of `text` to `to` in `room`,
+    /// said with which line it was, as the web page says it: `; your
+    /// line: ` and its start as typed (its first [`QUOTED_CHARS`]
+    /// characters, `…` when cut; `#room: ` first when it is not the
+    /// current room). Many lines refused in a row for one reason (a
+    /// server's store down: `unavailable`) read apart. Only in the line
+    /// mode: the full-screen client puts the line back into the input,
+    /// or says it with `Up brings it back`.
+    pub(super) fn with_quote(
+        &self,
+        mut message: String,
+        room: &str,
+        to: &[String],
+        text: &str,
+    ) -> String {
+        if self.every_room_named {
+            return message;
+        }
+        let typed = as_typed(room, to, text);
+        let here = self.current.as_deref() == Some(room);
+        let prefix = format!("#{}: ", chatproto::escape_control(room));
+        let typed = match here {
+            true => typed.strip_prefix(&prefix).unwrap_or(&typed),
+            false => &typed,
+        };
+        message.push_str("; your line: ");
+        match typed.char_indices().nth(QUOTED_CHARS) {
+            Some((cut, _)) => {
+                message.push_str(typed[..cut].trim_end());
+                message.push('…');
+            }
+            None => message.push_str(typed),
+        }
+        message
     }
 
     /// The line being handled fails: its outcome says why (and, unless
@@ -163,6 +231,69 @@ pub(super) fn names_of(count: usize, first: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::testkit::*;
+    use chatproto::{ClientFrame, ErrorCode, ServerFrame};
+
+    fn unavailable(id: &str, room: &str) -> ServerFrame {
+        ServerFrame::error_v2(
+            ErrorCode::Unavailable,
+            "the history store is not answering; not sent, try again",
+            Some(id.into()),
+            Some(room.into()),
+            None,
+        )
+    }
+
+    /// Lines refused one after another for one reason (the store down)
+    /// each say which line they were: its start as typed, `#room: ` first
+    /// when it is not the current room's. (They read alike: `! unavailable:
+    /// ...` N times.) The full-screen client, which puts the line back or
+    /// names it itself, has the server's words alone.
+    #[test]
+    fn a_refused_message_says_which_line_it_was() {
+        let mut s = joined(&["lobby", "rust"]);
+        line(&mut s, "/join lobby");
+        let long = "a line long enough to be cut before its end, which is not quoted";
+        let mut ids = Vec::new();
+        for typed in ["first", "@bob hi", long] {
+            ids.push(the_id(&line(&mut s, typed).sent));
+        }
+        let id_rust = {
+            line(&mut s, "/join rust");
+            let id = the_id(&line(&mut s, "in rust").sent);
+            line(&mut s, "/join lobby");
+            id
+        };
+        let shown: Vec<String> = ids
+            .iter()
+            .map(|id| unavailable(id, "lobby"))
+            .chain([unavailable(&id_rust, "rust")])
+            .flat_map(|f| frame(&mut s, f).lines)
+            .collect();
+        let why = "! unavailable: the history store is not answering; not sent, try again";
+        assert_eq!(
+            shown,
+            [
+                format!("{why}; your line: first"),
+                format!("{why}; your line: @bob: hi"),
+                format!("{why}; your line: a line long enough to be cut before its…"),
+                format!("{why}; your line: #rust: in rust"),
+            ]
+        );
+
+        let mut s = joined(&["lobby"]);
+        s.name_every_room();
+        let id = the_id(&line(&mut s, "first").sent);
+        let shown = frame(&mut s, unavailable(&id, "lobby")).lines;
+        assert!(
+            matches!(&shown[..], [l] if l.ends_with("try again")),
+            "{shown:?}"
+        );
+        assert!(matches!(
+            line(&mut s, "x").sent[..],
+            [ClientFrame::Msg { .. }]
+        ));
+    }
 
     #[test]
     fn too_long_in_plain_words() {

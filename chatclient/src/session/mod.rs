@@ -340,6 +340,9 @@ pub struct Session {
     offline: absent::OfflineMessages,
     /// Those refused so, waiting for their people.
     absent: Vec<absent::Absent>,
+    /// The messages the frame being handled refuses, by id, quoted as
+    /// typed while the core still held them (see `Session::keep_quote`).
+    quotes: Vec<(String, String)>,
     /// When the last reconnect's join succeeded (the session's clock).
     rejoined_at: Option<u64>,
     /// The lines handed now were typed while offline (during a
@@ -438,6 +441,7 @@ impl Session {
             ledger: Ledger::new(),
             offline: absent::OfflineMessages::new(),
             absent: Vec::new(),
+            quotes: Vec::new(),
             rejoined_at: None,
             typed_offline: false,
             held: VecDeque::new(),
