@@ -13,6 +13,7 @@
 //! - `rows.rs`: rows counted from the bottom, a scrolled-back view kept;
 //! - `cap.rs`: the most lines kept while following the newest;
 //! - `bound.rs`: the most lines ever kept, and the rooms cut reading back;
+//! - `stalled.rs`: lines waiting long for the server, said in the status bar;
 //! - `fixture.rs`: what the tests build on.
 //!
 //! The message area shows the current room: each message and presence
@@ -50,6 +51,7 @@ mod older;
 mod pages;
 mod place;
 mod rows;
+mod stalled;
 
 /// Lines kept for scrolling back, all rooms together, while following
 /// the newest (scrolled back, nothing is taken away from under the
@@ -349,6 +351,8 @@ pub struct App {
     entered_last: BTreeMap<String, u32>,
     /// Where the reader left each room's view scrolled back.
     left_at: BTreeMap<Option<String>, rows::LeftAt>,
+    /// How long the lines waiting for the server have waited ([`App::tick`]).
+    stalled: stalled::Stalled,
     /// The last [`Entry::id`] given.
     last_id: u32,
     /// Entries looked at to place messages by seq (what a test of the
@@ -418,6 +422,7 @@ impl App {
             ahead_notes: 0,
             entered_last: BTreeMap::new(),
             left_at: BTreeMap::new(),
+            stalled: Default::default(),
             last_id: 0,
             #[cfg(test)]
             looked: Default::default(),

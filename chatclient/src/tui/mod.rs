@@ -144,6 +144,9 @@ enum ToScreen {
     Unconfirmed(u64),
     /// Something happened on the terminal.
     Term(Event),
+    /// Time passed: the lines waiting for the server may have waited
+    /// long enough to be said ([`App::wake_at`]).
+    Tick,
     /// The terminal cannot be read any more.
     TermGone,
     /// Leave at once, as a second Ctrl-C does.
@@ -432,7 +435,26 @@ fn screen_loop(
     input: std::sync::mpsc::Sender<InputEvent>,
 ) -> Vec<Sending> {
     let _ = terminal.draw(|f| draw::draw(f, &mut app));
-    while let Some(first) = rx.blocking_recv() {
+    // To wait for what comes, or until the app's next wake, whichever is
+    // first (without one, for what comes only).
+    let clock = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok();
+    loop {
+        let first = match (app.wake_at(), &clock) {
+            (Some(at), Some(clock)) => {
+                let at = tokio::time::Instant::from_std(at);
+                // (The timer is made inside: it needs the runtime.)
+                clock
+                    .block_on(async { tokio::time::timeout_at(at, rx.recv()).await })
+                    .unwrap_or(Some(ToScreen::Tick))
+            }
+            _ => rx.blocking_recv(),
+        };
+        let Some(first) = first else {
+            break;
+        };
         let mut next = Some(first);
         let mut handled = 0;
         let (mut bell, mut redraw) = (false, false);
@@ -443,6 +465,7 @@ fn screen_loop(
                 ToScreen::Refused(line) => app.refused(line),
                 ToScreen::Unconfirmed(line) => app.unconfirmed(line),
                 ToScreen::Term(event) => app.handle_term(event, std::time::Instant::now()),
+                ToScreen::Tick => {}
                 ToScreen::TermGone => {
                     let _ = input.send(InputEvent::End);
                 }
@@ -485,6 +508,7 @@ fn screen_loop(
         if bell {
             let _ = terminal.backend_mut().write_all(b"\x07");
         }
+        app.tick(std::time::Instant::now());
         if terminal.draw(|f| draw::draw(f, &mut app)).is_err() {
             // The terminal is gone: nothing more can be typed.
             let _ = input.send(InputEvent::End);

@@ -1,6 +1,7 @@
 //! The status bar: the current room and who is in it, the other rooms
 //! in the order Ctrl-N goes with their unread counts and mentions, and
-//! what is going on (reconnecting, lines waiting, scrolled back); fitted
+//! what is going on (reconnecting, lines waiting long for the server,
+//! scrolled back); fitted
 //! to a narrow window by saying less, never by cutting the next room.
 
 use super::*;
@@ -43,6 +44,7 @@ pub(super) fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, names_hi
     if !app.state.joined {
         state.push("reconnecting".to_owned());
     }
+    state.extend(app.waiting_note());
     if app.quitting {
         state.push("leaving".to_owned());
     }
