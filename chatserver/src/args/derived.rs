@@ -1,0 +1,66 @@
+//! What the server takes from the flags: the settings worked out from
+//! several of them, and the defaults that depend on others.
+
+use super::{Args, DEFAULT_QUEUE_MAX_BYTES};
+
+impl Args {
+    /// The limits of each client's outbound queue: past
+    /// `--outbound-queue-bytes` for `--slow-consumer-ms`, or past
+    /// `--outbound-queue-max-bytes` at once (with no grace, the first).
+    pub fn queue_limits(&self) -> crate::peer::QueueLimits {
+        let bytes = self.outbound_queue_bytes as usize;
+        if self.slow_consumer_ms == 0 {
+            return crate::peer::QueueLimits::fixed(bytes);
+        }
+        let max = self
+            .outbound_queue_max_bytes
+            .map_or(DEFAULT_QUEUE_MAX_BYTES.max(bytes), |m| m as usize);
+        crate::peer::QueueLimits {
+            bytes,
+            max_bytes: max.max(bytes),
+        }
+    }
+
+    /// How fast one address may open connections, as given
+    /// (`--connect-rate-per-ip`, `--connect-burst-per-ip`).
+    pub fn connect_rate(&self) -> crate::limits::ConnectRate {
+        crate::limits::ConnectRate {
+            per_minute: self.connect_rate_per_ip,
+            burst: self.connect_burst_per_ip,
+        }
+    }
+
+    /// The byte allowance, in bytes a second: 0 when there is none (also
+    /// with no rate limit), by default one frame a second.
+    pub fn rate_bytes(&self) -> u32 {
+        if self.rate == 0 {
+            return 0;
+        }
+        self.rate_bytes.unwrap_or(self.max_frame_bytes)
+    }
+
+    /// The byte allowance's burst: as given, or four frames.
+    pub fn burst_bytes(&self) -> u32 {
+        self.burst_bytes
+            .unwrap_or_else(|| self.max_frame_bytes.saturating_mul(4))
+    }
+
+    /// The read allowance, in bytes a second: 0 when there is none (also
+    /// with no rate limit).
+    pub fn read_rate_bytes(&self) -> u32 {
+        if self.rate == 0 {
+            return 0;
+        }
+        self.read_rate_bytes
+    }
+
+    /// The read allowance's burst: as given, or a full replay and a frame
+    /// of members for each room a client may be in, so that a client
+    /// entering all its rooms again after a reconnect waits for none.
+    pub fn read_burst_bytes(&self) -> u64 {
+        self.read_burst_bytes.unwrap_or_else(|| {
+            let room = self.replay_bytes + u64::from(self.max_frame_bytes);
+            room.saturating_mul(u64::from(self.max_rooms_per_client))
+        })
+    }
+}
