@@ -1,197 +1,33 @@
 //! Following: one task per room reads its stream in order and hands each
 //! event to the hub; new rooms are discovered, and each stream's start
 //! (moved by its limits) is watched.
+//!
+//! This file holds a room's follower task; opening a room's stream (and
+//! losing it) is in `streams`, finding the rooms and their streams' starts
+//! and limits in `rooms`.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{consumer, stream};
-use bytes::Bytes;
 use futures_util::StreamExt;
-use tracing::{error, info, warn};
+use tracing::warn;
 
 use super::entry::{decode_event, stream_seq};
 use super::own::OwnStored;
-use super::publish::{no_room_to_create, Failure};
 use super::{
-    clamp_i64, lock, names, random_hex, room_of_stream, Cluster, Description, FromCluster,
-    DUPLICATE_WINDOW, FOLLOW_LOOK_MAX, FOLLOW_STALL, ORIGIN, RESCAN_EVERY, ROOMS_SUBJECT,
+    lock, names, Cluster, Description, FromCluster, FOLLOW_LOOK_MAX, FOLLOW_STALL, ORIGIN,
 };
 
+mod rooms;
+mod streams;
+
+pub use rooms::LimitsSet;
+pub(super) use streams::stream_not_found;
+
 impl Cluster {
-    /// Every `starts_every`, ask each room's stream where it starts, and
-    /// tell the hub of each start that moved (the stream's limits dropped
-    /// older events, which this node's memory may still hold).
-    pub(super) async fn watch_starts(self: Arc<Self>) {
-        let mut known: HashMap<String, u64> = HashMap::new();
-        let mut tick = tokio::time::interval(self.settings.starts_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut initial = true;
-        loop {
-            tick.tick().await;
-            let rooms = self.room_states().await;
-            let first_look = std::mem::replace(&mut initial, false);
-            let mut starts = Vec::new();
-            for (room, first, _) in rooms {
-                // A room there at the first look was loaded from where its
-                // stream started then (nothing to say, but to be sure); one
-                // seen later began here at 1.
-                let was = known.insert(room.clone(), first);
-                let moved = match was {
-                    Some(was) if first > was => true,
-                    None if first > 1 => !first_look,
-                    _ => continue,
-                };
-                starts.push((room, first, moved));
-            }
-            if !starts.is_empty() && self.to_hub.send(FromCluster::Starts(starts)).await.is_err() {
-                return;
-            }
-            if self.to_hub.is_closed() {
-                return;
-            }
-        }
-    }
-
-    /// Make sure `room` has a stream (creating it with a new epoch if
-    /// not), and follow it.
-    /// NATS refusing to make it for want of room says so in the
-    /// [`Failure`] (the room's messages are refused to their senders).
-    pub(super) async fn open_stream(self: &Arc<Self>, room: &str) -> Result<(), Failure> {
-        if let Some(cause) = self.lost_room(room) {
-            return Err(Failure {
-                why: format!("the stream of #{room} went from under this node"),
-                full: Some(cause),
-            });
-        }
-        let (name, subject) = names(room);
-        // Followed before this look, so it was there. (One followed only
-        // meanwhile was made by another node as this one looked: found
-        // on the next try.)
-        let followed = lock(&self.following).contains(room);
-        let mut full = None;
-        let mut said = String::new();
-        for _ in 0..3 {
-            match self.js.get_stream(&name).await {
-                Ok(_) => {
-                    self.follow(room);
-                    return Ok(());
-                }
-                Err(e) if !stream_not_found(&e) => {
-                    // NATS away, or electing a leader: tried again by the
-                    // publisher, never taken for a stream gone.
-                    return Err(Failure::from(format!(
-                        "cannot look up the stream of #{room}: {e}"
-                    )));
-                }
-                Err(_) => {}
-            }
-            // Followed, so it was there: deleted, or NATS lost its store.
-            // Made again here, its seqs would begin again under a new
-            // epoch, which this node's copy of the room does not follow
-            // (its senders would wait for ever): refused instead.
-            if followed {
-                let cause = self.lose_room(room, "is gone from NATS");
-                return Err(Failure {
-                    why: format!("the stream of #{room} is gone from NATS"),
-                    full: Some(cause),
-                });
-            }
-            let description = serde_json::to_string(&Description {
-                room: room.to_owned(),
-                epoch: random_hex(16),
-            })
-            .map_err(|e| e.to_string())?;
-            let (max_messages, max_age) = self.limits();
-            let config = stream::Config {
-                name: name.clone(),
-                subjects: vec![subject.clone()],
-                description: Some(description),
-                max_messages,
-                max_age,
-                duplicate_window: DUPLICATE_WINDOW,
-                num_replicas: self.settings.replicas,
-                discard: stream::DiscardPolicy::Old,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            };
-            // Two nodes may race to create it: the loser finds it next time.
-            match self.js.create_stream(config).await {
-                Ok(_) => {
-                    info!(room, "created the room's stream");
-                    let _ = self
-                        .client
-                        .publish(ROOMS_SUBJECT, Bytes::from(room.to_owned()))
-                        .await;
-                    self.follow(room);
-                    return Ok(());
-                }
-                // NATS's "no room" stands, whatever the later tries say.
-                Err(e) => {
-                    full = full.or_else(|| no_room_to_create(&e.kind()));
-                    said = e.to_string();
-                }
-            }
-        }
-        // What NATS said, for the log: the operator's only clue when it
-        // is a setting (`--cluster-replicas` above the NATS cluster's size).
-        Err(Failure {
-            why: format!("cannot create the stream of #{room}: {said}"),
-            full,
-        })
-    }
-
-    /// `room`'s stream went from under this node (`how`, in words): said
-    /// once, at error level; what waited for it to be read back is
-    /// refused, and so is what comes for the room from now on, until this
-    /// node restarts. The words for a refused sender.
-    pub(super) fn lose_room(&self, room: &str, how: &str) -> String {
-        let cause = format!(
-            "the cluster's log of #{room} {how} (NATS lost its store, or it was deleted): this \
-             server cannot store messages there until it restarts"
-        );
-        let new = lock(&self.lost_rooms)
-            .insert(room.to_owned(), cause.clone())
-            .is_none();
-        if new {
-            error!(
-                room,
-                "the room's stream {how}: this node keeps the room as it was and refuses \
-                          what comes for it; restart it to follow the new stream"
-            );
-            // This node's proposals stored there and not read back: their
-            // senders would wait for ever.
-            let own = self.own_room(room);
-            let waiting = OwnStored::take_all(&own);
-            let to_hub = self.to_hub.clone();
-            let (room, cause) = (Arc::<str>::from(room), cause.clone());
-            tokio::spawn(async move {
-                for payload in waiting {
-                    if let Some(event) = decode_event(&room, 0, &payload) {
-                        let refused = FromCluster::Refused(event, cause.clone());
-                        if to_hub.send(refused).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-        cause
-    }
-
-    /// Why what comes for `room` is refused, if its stream went from
-    /// under this node.
-    pub(super) fn lost_room(&self, room: &str) -> Option<String> {
-        let lost = lock(&self.lost_rooms);
-        if lost.is_empty() {
-            return None;
-        }
-        lost.get(room).cloned()
-    }
-
     /// Start following `room`'s stream, unless it is followed.
     pub fn follow(self: &Arc<Self>, room: &str) {
         let new = lock(&self.following).insert(room.to_owned());
@@ -549,132 +385,6 @@ impl Cluster {
         }
         Err("the stream's consumer ended".into())
     }
-
-    /// Follow every room: those that exist now, those announced, and
-    /// (every few seconds) any whose announcement was missed.
-    pub(super) async fn discover(self: Arc<Self>) {
-        let mut announced = match self.client.subscribe(ROOMS_SUBJECT).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                warn!(error = %e, "cannot hear new rooms; listing streams only");
-                None
-            }
-        };
-        let mut tick = tokio::time::interval(RESCAN_EVERY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    for room in self.list_rooms().await {
-                        self.follow(&room);
-                    }
-                }
-                Some(msg) = async { match announced.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } } => {
-                    if let Ok(room) = std::str::from_utf8(&msg.payload) {
-                        if chatproto::room_name(room).as_deref() == Ok(room) {
-                            self.follow(room);
-                        }
-                    }
-                }
-            }
-            if self.to_hub.is_closed() {
-                return;
-            }
-        }
-    }
-
-    /// Every room with a stream, and its last seq. Each of
-    /// `--history-max-messages` and `--history-max-age-days` this node was
-    /// given is set first on a stream made with another (before it was
-    /// changed, or by a node with other flags), so that retention set anew
-    /// applies to the rooms there already, not only to new ones.
-    pub(super) async fn room_streams(&self) -> (Vec<(String, u64)>, LimitsSet) {
-        let mut out = Vec::new();
-        let mut other = Vec::new();
-        let (max_messages, max_age) = self.limits();
-        for (room, info) in self.room_infos().await {
-            out.push((room, info.state.last_sequence));
-            let mut config = info.config;
-            let was = (config.max_messages, config.max_age);
-            if self.settings.max_messages_given {
-                config.max_messages = max_messages;
-            }
-            if self.settings.max_age_given {
-                config.max_age = max_age;
-            }
-            if (config.max_messages, config.max_age) != was {
-                other.push(config);
-            }
-        }
-        let mut report = LimitsSet {
-            max_messages: self
-                .settings
-                .max_messages_given
-                .then_some(self.settings.max_messages),
-            max_age_days: self
-                .settings
-                .max_age_given
-                .then_some(max_age.as_secs() / 86_400),
-            ..LimitsSet::default()
-        };
-        for config in other {
-            match self.js.update_stream(&config).await {
-                Ok(_) => report.set += 1,
-                Err(e) => {
-                    report.failed += 1;
-                    report.error.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-        (out, report)
-    }
-
-    /// This node's limits of a room's stream: its messages and their age.
-    fn limits(&self) -> (i64, Duration) {
-        (clamp_i64(self.settings.max_messages), self.settings.max_age)
-    }
-
-    /// Every room with a stream, with its first and last seq.
-    async fn room_states(&self) -> Vec<(String, u64, u64)> {
-        let infos = self.room_infos().await;
-        infos
-            .into_iter()
-            .map(|(room, info)| (room, info.state.first_sequence, info.state.last_sequence))
-            .collect()
-    }
-
-    /// Every room with a stream, and the stream's configuration and state:
-    /// one request to NATS per page of streams (256), not one per room.
-    async fn room_infos(&self) -> Vec<(String, stream::Info)> {
-        let mut streams = self.js.streams();
-        let mut out = Vec::new();
-        while let Some(info) = streams.next().await {
-            let info = match info {
-                Ok(info) => info,
-                Err(e) => {
-                    let e = super::jetstream_hint(&self.client, e.to_string());
-                    warn!(error = %e, "cannot list the rooms' streams");
-                    break;
-                }
-            };
-            let room = room_of_stream(&info.config.name);
-            if let Some(room) = room {
-                out.push((room, info));
-            }
-        }
-        out
-    }
-
-    async fn list_rooms(&self) -> Vec<String> {
-        let mut names = self.js.stream_names();
-        let mut rooms = Vec::new();
-        while let Some(name) = names.next().await {
-            let Ok(name) = name else { break };
-            if let Some(room) = room_of_stream(&name) {
-                rooms.push(room);
-            }
-        }
-        rooms
-    }
 }
 
 /// Whether `stream` holds none of the seqs `from..to` (each asked for,
@@ -688,53 +398,4 @@ async fn all_removed(stream: &stream::Stream, from: u64, to: u64) -> Result<bool
         }
     }
     Ok(true)
-}
-
-/// How many rooms' streams a node starting gave its retention limits to
-/// (they had others), said in its log once it listens.
-#[derive(Debug, Default)]
-pub struct LimitsSet {
-    set: usize,
-    failed: usize,
-    error: Option<String>,
-    /// The limits set: those this node was given (`None`: left alone).
-    max_messages: Option<u64>,
-    max_age_days: Option<u64>,
-}
-
-impl LimitsSet {
-    /// One line for the rooms given this node's limits, one for those
-    /// NATS would not change; nothing if every room had them already.
-    pub fn log(&self) {
-        const SAID: &str = "rooms' streams made with other limits now keep this node's";
-        match (self.set, self.max_messages, self.max_age_days) {
-            (0, _, _) | (_, None, None) => {}
-            (rooms, Some(messages), Some(days)) => info!(
-                rooms,
-                history_max_messages = messages,
-                history_max_age_days = days,
-                "{SAID}"
-            ),
-            (rooms, Some(messages), None) => {
-                info!(rooms, history_max_messages = messages, "{SAID}")
-            }
-            (rooms, None, Some(days)) => info!(rooms, history_max_age_days = days, "{SAID}"),
-        }
-        if let Some(error) = &self.error {
-            warn!(
-                rooms = self.failed,
-                error, "cannot change the limits of some rooms' streams; they keep theirs"
-            );
-        }
-    }
-}
-
-/// Whether JetStream itself said the stream does not exist (not a request
-/// that went unanswered: NATS away, or a leader being elected).
-pub(super) fn stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
-    matches!(
-        e.kind(),
-        async_nats::jetstream::context::GetStreamErrorKind::JetStream(js)
-            if js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
-    )
 }
