@@ -10,13 +10,14 @@
 //! (so any node can resume them), and each node heartbeats into a third;
 //! a node that stops is noticed by the others, who say its clients left.
 //!
-//! This file holds the link's settings, what it tells the hub, and its
-//! start; each task has a file: `publish` (proposals into the streams),
-//! `follow` (the streams read back in order), `entry` (an event as a
-//! stream message), `claims` (nicknames and sessions), `nodes`
-//! (heartbeats, and judging the silent), `history` (pages read from a
-//! stream), `own` (this node's own proposals kept until read back, and
-//! applied from that copy if the stream's limits drop them unread),
+//! This file holds the link's settings and what it tells the hub; `start`
+//! starts it, `buckets` makes the key-value buckets and reads a key from
+//! its stream's leader; each task has a module: `publish` (proposals into
+//! the streams), `follow` (the streams read back in order), `entry` (an
+//! event as a stream message), `claims` (nicknames and sessions),
+//! `nodes` (heartbeats, and judging the silent), `history` (pages read
+//! from a stream), `own` (this node's own proposals kept until read back,
+//! and applied from that copy if the stream's limits drop them unread),
 //! `fence` (nothing published while the others may be taking this node
 //! for dead, then its clients they took for gone closed), `roster` (who
 //! is in a room, asked of a node that is up by one that cannot read it
@@ -29,12 +30,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::header::HeaderName;
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use chatproto::{ClientId, Event, ReadPage, SessionId, TokenHash};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+mod buckets;
 mod claims;
 mod entry;
 mod export;
@@ -45,10 +47,13 @@ mod nodes;
 mod own;
 mod publish;
 mod roster;
+mod start;
 
 pub use export::export;
 pub use follow::LimitsSet;
 pub use roster::Seats;
+
+use buckets::leader_entry;
 
 /// Stream names are this and the room's name in hex (room names may hold
 /// `.`, which stream names may not).
@@ -501,148 +506,7 @@ impl Cluster {
     pub fn departures_stored_within(&self) -> Duration {
         (self.settings.claim_timeout * 2 / 3).min(Duration::from_secs(2))
     }
-
-    /// Connect, make the buckets, give the rooms' streams this node's
-    /// retention limits (see [`Cluster::room_streams`]), and start the
-    /// publisher, the room discovery and the heartbeat. Events reach the
-    /// hub through `to_hub`. Returned beside the link: every room with a
-    /// stream and its last seq, and what the limits changed.
-    pub async fn start(
-        settings: Settings,
-        to_hub: mpsc::Sender<FromCluster>,
-    ) -> Result<(Arc<Cluster>, Vec<(String, u64)>, LimitsSet), String> {
-        let urls = settings.urls.clone();
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("chatserver {}", settings.node))
-            .max_reconnects(None)
-            .connect(urls.clone())
-            .await
-            .map_err(|e| format!("cannot reach NATS at {}: {e}", urls.join(",")))?;
-        // Reached: `chat_log_up` is shown from now on.
-        settings.metrics.log_down(None);
-        // An event NATS refuses for its size would be refused for good,
-        // and hold up every proposal after it: refuse to start instead.
-        let max_payload = client.server_info().max_payload;
-        if settings.max_frame_bytes + PAYLOAD_SLACK > max_payload {
-            return Err(format!(
-                "--max-frame-bytes {} does not fit the NATS server's max_payload of {max_payload} bytes \
-                 (every message must fit one NATS message, with {PAYLOAD_SLACK} bytes to spare): \
-                 use --max-frame-bytes {} or less, or raise max_payload in nats-server's configuration",
-                settings.max_frame_bytes,
-                max_payload.saturating_sub(PAYLOAD_SLACK)
-            ));
-        }
-        let js = jetstream::new(client.clone());
-        let replicas = settings.replicas;
-        let hint = |e| jetstream_hint(&client, e);
-        let nicks = bucket(&js, NICKS, replicas, Duration::ZERO)
-            .await
-            .map_err(hint)?;
-        let sessions = bucket(&js, SESSIONS, replicas, SESSION_MAX_AGE)
-            .await
-            .map_err(hint)?;
-        let nodes = bucket(&js, NODES, replicas, NODE_MAX_AGE)
-            .await
-            .map_err(hint)?;
-        let origin: Arc<str> = Arc::from(format!("{}/{}", settings.node, random_hex(6)));
-        let (proposals, rx) = mpsc::unbounded_channel();
-        let (session_tx, session_rx) = mpsc::unbounded_channel();
-        let cluster = Arc::new(Cluster {
-            client,
-            js,
-            nicks,
-            sessions,
-            nodes,
-            settings,
-            origin,
-            proposals,
-            session_tx,
-            pending: Arc::new(AtomicUsize::new(0)),
-            to_hub,
-            following: Mutex::new(HashSet::new()),
-            next_id: AtomicUsize::new(0),
-            ready: std::sync::atomic::AtomicBool::new(false),
-            said_later: Mutex::default(),
-            acked: Mutex::new(HashMap::new()),
-            own: Mutex::new(own::OwnByRoom::default()),
-            checking_claims: AtomicBool::new(false),
-            claims_again: AtomicBool::new(false),
-            leaving: Mutex::default(),
-            numbered: AtomicUsize::new(0),
-            fence: fence::Fence::new(),
-            lost_rooms: Mutex::default(),
-        });
-        cluster.no_twin().await?;
-        // Heartbeat before anything else: others must not take this run
-        // for dead once it has clients. A bucket just made with replicas
-        // may not be reachable through every NATS server yet ("no stream
-        // found"): a few more tries, waiting twice as long each time.
-        let mut began = std::time::Instant::now();
-        let mut beat = cluster.beat().await;
-        let mut wait = Duration::from_millis(50);
-        for _ in 1..FIRST_BEAT_TRIES {
-            if beat.is_ok() {
-                break;
-            }
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-            began = std::time::Instant::now();
-            beat = cluster.beat().await;
-        }
-        beat.map_err(|e| e.text)?;
-        // Fresh: the look for a twin above may have taken longer than the
-        // fence allows.
-        cluster.fence.beat_ok(began);
-        // The heartbeat goes on while the limits are set (one request per
-        // room whose limits differ, each up to NATS's timeout).
-        tokio::spawn(Arc::clone(&cluster).watch_nodes());
-        tokio::spawn(Arc::clone(&cluster).publish(rx));
-        tokio::spawn(Arc::clone(&cluster).write_sessions(session_rx));
-        // The limits set before any room is followed: a follower that
-        // read a stream's start before its limits were lowered would
-        // find the events between removed (and warn of it).
-        let (rooms, limits) = cluster.room_streams().await;
-        tokio::spawn(Arc::clone(&cluster).discover());
-        tokio::spawn(Arc::clone(&cluster).watch_starts());
-        let subject = format!("{TAKEOVER_PREFIX}{}", hex(cluster.origin.as_bytes()));
-        let asked = cluster
-            .client
-            .subscribe(subject)
-            .await
-            .map_err(|e| format!("cannot subscribe to takeovers: {e}"))?;
-        tokio::spawn(Arc::clone(&cluster).answer_takeovers(asked));
-        Ok((cluster, rooms, limits))
-    }
 }
-
-/// A key's latest entry in `store` as its stream's leader holds it: its
-/// revision, and its value (none: deleted or purged). Not a read of
-/// `kv::Store::entry`, which any replica may answer, one that lags after
-/// a NATS server was lost among them. `Ok(None)`: the key was never
-/// written (or its history is gone); `Err`: no answer.
-async fn leader_entry(
-    store: &kv::Store,
-    key: &str,
-) -> Result<Option<(u64, Option<Bytes>)>, String> {
-    let subject = format!("{}{key}", store.prefix);
-    match store.stream.get_last_raw_message_by_subject(&subject).await {
-        Ok(m) => {
-            // A delete or purge (KV-Operation), or a marker nats-server
-            // 2.11 and later may leave where a subject's messages went.
-            let gone =
-                m.headers.get(KV_OPERATION).is_some() || m.headers.get(MARKER_REASON).is_some();
-            Ok(Some((m.sequence, (!gone).then_some(m.payload))))
-        }
-        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The header NATS marks a key-value delete (or purge) with.
-const KV_OPERATION: &str = "KV-Operation";
-/// The header of a marker nats-server leaves where a subject's messages
-/// were removed.
-const MARKER_REASON: &str = "Nats-Marker-Reason";
 
 /// A lock that a panic elsewhere does not poison for us.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -651,57 +515,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// A key-value bucket, made as nats-server 2.9 understands: async-nats's
-/// `create_key_value` asks for account details that server cannot give in
-/// the shape this client expects, so the bucket's stream is made directly
-/// with the settings a bucket has.
-async fn bucket(
-    js: &jetstream::Context,
-    name: &str,
-    replicas: usize,
-    max_age: Duration,
-) -> Result<kv::Store, String> {
-    let config = stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: replicas,
-        storage: stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    };
-    match js.get_stream(format!("KV_{name}")).await {
-        // Made by an earlier version without an age limit (the nodes'
-        // bucket had none): given this one's, so that what it keeps stays
-        // bounded. A limit someone set (by hand) stays. Not fatal: the
-        // bucket works as it is.
-        Ok(stream) if !max_age.is_zero() && stream.cached_info().config.max_age.is_zero() => {
-            let mut had = stream.cached_info().config.clone();
-            had.max_age = max_age;
-            if let Err(e) = js.update_stream(&had).await {
-                tracing::warn!(bucket = name, error = %e, "cannot give the bucket its age limit");
-            }
-        }
-        Ok(_) => {}
-        Err(_) => {
-            if let Err(e) = js.create_stream(config).await {
-                // Another node may have made it meanwhile.
-                if js.get_stream(format!("KV_{name}")).await.is_err() {
-                    return Err(format!("cannot make the {name} bucket in NATS: {e}"));
-                }
-            }
-        }
-    }
-    js.get_key_value(name)
-        .await
-        .map_err(|e| format!("cannot open the {name} bucket in NATS: {e}"))
 }
 
 /// `said`, an error of NATS's, with the likely cause when the server
