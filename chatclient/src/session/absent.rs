@@ -207,7 +207,7 @@ mod tests {
     use super::ABSENT_WINDOW_MS;
     use crate::ledger::OutcomeKind;
     use crate::session::testkit::*;
-    use crate::session::Session;
+    use crate::session::{Mode, Session};
 
     /// `f` handled at `at` ms.
     fn at(s: &mut Session, at: u64, f: ServerFrame) -> Out {
@@ -360,6 +360,28 @@ mod tests {
         assert_eq!(
             out.lines,
             ["! unknown_nick: not online: Bob; nothing was delivered; your line: @Bob: later"]
+        );
+    }
+
+    /// With `--json`, the refusal said once the window has run out is the
+    /// server's words alone, as every other refusal is there (the line's
+    /// outcome says which it was): no `; your line: ` quote.
+    #[test]
+    fn with_json_the_refusal_past_the_window_is_not_quoted() {
+        let mut s = joined(&["lobby"]);
+        s.set_mode(Mode {
+            echo_frames: true,
+            ..Mode::default()
+        });
+        let sent = back_with_two_waiting(&mut s);
+        let out = at(&mut s, 1200, unknown_nick(&sent[1].0, "Bob"));
+        assert!(refused(&out).is_empty());
+        let until = 1000 + ABSENT_WINDOW_MS;
+        s.handle_timeout(until);
+        let out = drain(&mut s);
+        assert_eq!(
+            out.lines,
+            ["! unknown_nick: not online: Bob; nothing was delivered"]
         );
     }
 

@@ -42,7 +42,7 @@ impl Session {
     /// mode, its line is kept, quoted, for the refusal's line
     /// ([`quoted`](Session::quoted)), while the core still holds it.
     pub(super) fn keep_quote(&mut self, id: &str) {
-        if self.every_room_named {
+        if self.every_room_named || self.mode.echo_frames {
             return;
         }
         let quote = self
@@ -68,12 +68,14 @@ impl Session {
 
     /// `message`, a refusal of the message of `text` to `to` in `room`,
     /// said with which line it was, as the web page says it: `; your
-    /// line: ` and its start as typed (its first [`QUOTED_CHARS`]
-    /// characters, `…` when cut; `#room: ` first when it is not the
-    /// current room). Many lines refused in a row for one reason (a
+    /// line: ` and its start as it could be typed again ([`as_typed`],
+    /// escaped: its first [`QUOTED_CHARS`] characters of that, `…` when
+    /// cut; `#room: ` first when it is not the current room). Many lines refused in a row for one reason (a
     /// server's store down: `unavailable`) read apart. Only in the line
     /// mode: the full-screen client puts the line back into the input,
-    /// or says it with `Up brings it back`.
+    /// or says it with `Up brings it back`; nor with `--json`, whose
+    /// frames and outcomes say which line it was (no refusal there is
+    /// quoted).
     pub(super) fn with_quote(
         &self,
         mut message: String,
@@ -81,7 +83,7 @@ impl Session {
         to: &[String],
         text: &str,
     ) -> String {
-        if self.every_room_named {
+        if self.every_room_named || self.mode.echo_frames {
             return message;
         }
         let typed = as_typed(room, to, text);
