@@ -137,6 +137,10 @@ pub struct State {
 /// One of our messages not acknowledged yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sending {
+    /// Its id (`chatproto::Unacknowledged::id`): which message it is,
+    /// two of the same text told apart; empty for a line the session
+    /// has not taken yet ([`App::waiting_messages`]).
+    pub id: String,
     /// Its room.
     pub room: String,
     /// Its recipients (empty: everyone).

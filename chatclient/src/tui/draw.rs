@@ -235,6 +235,7 @@ mod tests {
         app.add_line(msg("rust", "bob", "elsewhere"), "12:00".into());
         let mut state = app.state.clone();
         state.pending = vec![Sending {
+            id: String::new(),
             room: "lobby".into(),
             to: vec![],
             text: "mine".into(),

@@ -431,6 +431,7 @@ mod tests {
             ["12:01 * server: bye"]
         );
         let sending = Sending {
+            id: String::new(),
             room: "lobby".into(),
             to: vec![],
             text: "on its way".into(),
@@ -516,6 +517,7 @@ mod tests {
         assert!(rows.iter().all(|r| r.ends_with("a line")), "{rows:?}");
         // Our own, waiting for the server, alike.
         let sending = Sending {
+            id: String::new(),
             room: "lobby".into(),
             to: vec![],
             text: word,

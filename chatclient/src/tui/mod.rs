@@ -343,6 +343,7 @@ fn state_of(session: &Session, shown: &mut Shown) -> State {
         pending: session
             .pending()
             .map(|p| Sending {
+                id: p.id.to_owned(),
                 room: p.room.to_owned(),
                 to: p.to.to_vec(),
                 text: p.text.to_owned(),
@@ -527,6 +528,7 @@ mod tests {
 
     fn sending(room: &str, to: &[&str], text: &str) -> Sending {
         Sending {
+            id: text.into(),
             room: room.into(),
             to: to.iter().map(|n| n.to_string()).collect(),
             text: text.into(),

@@ -194,6 +194,7 @@ impl App {
                     }
                     // Not taken by the session yet: never sent.
                     out.push(Sending {
+                        id: String::new(),
                         room: room.clone(),
                         to,
                         text,

@@ -162,6 +162,7 @@ mod tests {
 
         let mut state = app.state.clone();
         let sending = |text: &str| Sending {
+            id: String::new(),
             room: "lobby".into(),
             to: vec![],
             text: text.into(),

@@ -17,6 +17,7 @@ fn lines_not_taken_yet_show_as_waiting() {
     let mut app = app();
     let mut state = app.state.clone();
     state.pending = vec![Sending {
+        id: String::new(),
         room: "lobby".into(),
         to: vec![],
         text: "taken".into(),
@@ -242,6 +243,7 @@ fn our_confirmed_messages_do_not_move_a_scrolled_back_view() {
         app.add_line(msg("lobby", "bob", &format!("m{i}")), "12:00".into());
     }
     let sending = |text: &str| Sending {
+        id: String::new(),
         room: "lobby".into(),
         to: vec![],
         text: text.into(),
