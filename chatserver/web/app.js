@@ -147,11 +147,19 @@ let heldTries = 0;
 const HELD_TRIES = 4;
 
 /**
- * The no-room log said the connection was lost (no room was shown then),
- * until it says it is back: a room's log says so in its own way
- * (events.js), and in no room nothing else would.
+ * What the page said of the connection lost (`{ text, code }`, see
+ * `sayLost`), until it is back: said again where the reader goes
+ * meanwhile to or from no room (`select`). `null` while connected.
  */
-let lostInNoRoom = false;
+let lostSaid = null;
+
+/**
+ * Where the page said the loss and has to say the return, `null` for the
+ * no-room log, a room's name for a room entered since, until the
+ * connection is back: a room whose log said it as it happened says it
+ * is back in its own way (events.js), and nothing else would here.
+ */
+const lostTold = new Set();
 
 function startChat(nick, token = null) {
   stopChat();
@@ -225,7 +233,8 @@ function stopChat() {
   for (const r of [...view.rooms.keys()]) forgetRoom(r);
   marks.cancel();
   current = null;
-  lostInNoRoom = false;
+  lostSaid = null;
+  lostTold.clear();
   noRoom.clear();
   noRoom.show(false);
   updateTitle();
@@ -309,6 +318,7 @@ function forgetRoom(room) {
   roomList.remove(room);
   backlog.forget(room);
   events.forget(room);
+  lostTold.delete(room);
   forgetErrorsOf(room);
 }
 
@@ -318,9 +328,17 @@ function forgetRoom(room) {
  * use (a room left by its × in the list, the focus on the next one).
  */
 function select(room, keepDrawers = false) {
+  const was = current;
   current = room;
   view.show(room);
   noRoom.show(!room);
+  // The connection lost: said where the reader goes, to or from no room
+  // (all rooms left, or one entered, meanwhile), and there, once back,
+  // that it is back. (Between rooms, each room's log says what it missed.)
+  if (lostSaid && (!room || !was) && !lostTold.has(room) && !(room && events.toldLost(room))) {
+    say(lostSaid.text, 'notice lost', lostSaid.code);
+    lostTold.add(room);
+  }
   if (room) backlog.fill(room);
   roomList.setCurrent(room);
   if (room) roomList.unread(room, null);
@@ -420,13 +438,20 @@ const handlers = {
       showChat();
       composer.fit();
       $('input').focus();
-    } else if (reconnect && !resumed) {
-      lostInNoRoom = false;
-      say('reconnected as a new session', 'notice');
-    } else if (reconnect && lostInNoRoom) {
-      // Said where the loss was said; a room's log says what it missed.
-      lostInNoRoom = false;
-      say('reconnected', 'notice reconnected');
+    } else if (reconnect) {
+      // Said where the loss was said (a room's log that said it as it
+      // happened says what it missed, events.js), and a new session
+      // where the reader is too.
+      const places = new Set(lostTold);
+      if (!resumed) places.add(current);
+      for (const place of places) {
+        if (resumed) sayIn(place, 'reconnected', 'notice reconnected');
+        else sayIn(place, 'reconnected as a new session', 'notice');
+      }
+    }
+    if (reconnect) {
+      lostSaid = null;
+      lostTold.clear();
     }
     // The server had closed the last connection with an error that did
     // not arrive then (a page too slow to read takes nothing more).
@@ -490,9 +515,11 @@ function onClose({ wasJoined }) {
  * room shown, or the no-room log), which says so again once it is back.
  */
 function sayLost(text, code) {
+  lostSaid = { text, code };
+  lostTold.clear();
   say(text, 'notice lost', code);
   if (current) events.lost(current);
-  else lostInNoRoom = true;
+  else lostTold.add(null);
 }
 
 /** The connection is gone; what was not acknowledged waits, saying `why`. */
@@ -528,9 +555,14 @@ function note(room, text, className, code) {
  * no-room log (noroom.js). `text` and `code` as for `note`.
  */
 function say(text, className, code) {
-  if (current) return note(current, text, className, code);
+  return sayIn(current, text, className, code);
+}
+
+/** `say` in `place`: a room's log, or (`null`) the no-room log. */
+function sayIn(place, text, className, code) {
+  if (place) return note(place, text, className, code);
   const li = noRoom.note(text, className, code);
-  view.toBottom();
+  if (!current) view.toBottom();
   return li;
 }
 

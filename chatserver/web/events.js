@@ -214,10 +214,11 @@ export function serverEvents(app) {
       }
       // Out of sight (another room, or the page hidden), its room is
       // marked unread as for a message, and for the reader: no one else
-      // can send it again.
-      if (!inRoom) app.say(what, 'notice unconfirmed');
-      else if (note(p.room, what, 'notice unconfirmed') && (p.room !== app.current || document.hidden)) {
-        roomList.unread(p.room, 1, true);
+      // can send it again. In no room, the no-room log says it.
+      const room = inRoom ? p.room : app.current;
+      if (!room) app.say(what, 'notice unconfirmed');
+      else if (note(room, what, 'notice unconfirmed') && (room !== app.current || document.hidden)) {
+        roomList.unread(room, 1, true);
       }
     },
 
@@ -268,6 +269,8 @@ export function serverEvents(app) {
   return {
     handlers,
     lost: (room) => toldLost.add(room),
+    /** Whether `room`'s log said the connection lost, and will say it is back. */
+    toldLost: (room) => toldLost.has(room),
     resumed: (room) => reloaded.add(room),
     keptFrom: (room, at) => kept.set(room, at),
     since: (room) => kept.get(room) ?? null,
