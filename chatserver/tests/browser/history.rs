@@ -509,7 +509,7 @@ fn the_top_of_a_log_whose_older_messages_went_says_they_are_no_longer_kept() {
         "--store",
         "memory",
         "--history-per-room",
-        "100",
+        "200",
     ]);
     h.block_on(older_gone(&h, &server));
 }
@@ -526,15 +526,17 @@ async fn older_gone(h: &Harness, server: &Server) {
             f["type"] == "msg" && f["text"] == last.as_str()
         });
     };
-    say(&mut dave, 1, 70);
-    // Erin is shown the newest fifty, more than her log shows at once
-    // (it asks for no page by itself); the server keeps all seventy.
+    say(&mut dave, 1, 150);
+    // Erin is shown the newest fifty, more than her log shows at once;
+    // the server keeps all 150. (On a loaded machine her log may ask for
+    // one older page by itself while it is still filling, as a log too
+    // short to scroll does: fifty more, still not the room's start.)
     let page = Page::join(h, server.addr(), "erin", (1000, 400)).await;
-    page.wait_texts("lobby", &[said(70).as_str()]).await;
-    // A hundred more: memory keeps the newest hundred, from "said 071"
-    // on, above the oldest erin was shown.
-    say(&mut dave, 71, 170);
-    page.wait_texts("lobby", &[said(170).as_str()]).await;
+    page.wait_texts("lobby", &[said(150).as_str()]).await;
+    // Two hundred more: memory keeps the newest two hundred, from
+    // "said 151" on, above the oldest erin was shown.
+    say(&mut dave, 151, 350);
+    page.wait_texts("lobby", &[said(350).as_str()]).await;
     let top = wait_for("the top of erin's log", async || {
         let v = page
             .js(
@@ -552,7 +554,11 @@ async fn older_gone(h: &Harness, server: &Server) {
     .await;
     assert_eq!(top, "Older messages of #lobby are no longer kept.");
     let msgs = page.msgs("lobby").await;
-    assert_eq!(msgs.first().map(|m| m.text.as_str()), Some("said 021"));
+    let first = msgs.first().map(|m| m.text.as_str());
+    assert!(
+        matches!(first, Some("said 101" | "said 051")),
+        "the oldest line shown: {first:?}"
+    );
     page.type_line("/history").await;
     page.wait_lines("/history's answer", "lobby", |ls| {
         ls.iter()
