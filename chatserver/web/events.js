@@ -6,7 +6,7 @@
 
 import { cameAndWent } from './away.js';
 import { clearErrors, showElsewhere, showError } from './chrome.js';
-import { forMe } from './messages.js';
+import { forMe } from './lines.js';
 import { renderServerRooms } from './sidebar.js';
 import { isolated } from './text.js';
 import { resendable } from './unsent.js';

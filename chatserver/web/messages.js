@@ -4,48 +4,18 @@
 // arrive in. It also keeps the reader's place: following new messages at
 // the bottom, staying put when older ones load above. How many lines a
 // log keeps, and where its reader is in it, is keep.js's; what a room
-// cut while read far back shows of that, cut.js's.
+// cut while read far back shows of that, cut.js's. Its lines are made by
+// lines.js; its seqs and its top are logtop.js's; following the newest
+// lines, and the jump button to them, follow.js's.
 
-import { nickKey } from './protocol.js';
-import { endCut, markCut, offerNewest, waiting } from './cut.js';
+import { markCut, offerNewest, waiting } from './cut.js';
+import { follow } from './follow.js';
 import { bound, keepPlace, leave, MAX_KEPT, MAX_SHOWN, trim } from './keep.js';
-import { body, isolated, nickButton, timeElement, unstampedTime } from './text.js';
+import { lines } from './lines.js';
+import { logTop, startText } from './logtop.js';
+import { body, isolated, timeElement } from './text.js';
 
 export { MAX_KEPT, MAX_SHOWN };
-
-const NEAR = 48; // px from an edge that still counts as at it
-
-/**
- * The lowest and highest of the seqs in `seqs` (a map keyed by seq), in
- * one pass; Infinity and -Infinity when it is empty. Not a spread into
- * Math.min: one argument a line is thousands (and a log that kept every
- * line, as one left scrolled up did, overflowed the stack at some 150,000).
- */
-function seqRange(seqs) {
-  let low = Infinity;
-  let high = -Infinity;
-  for (const s of seqs.keys()) {
-    if (s < low) low = s;
-    if (s > high) high = s;
-  }
-  return { low, high };
-}
-
-/**
- * ` → bob, carol`: a private or group message's recipients, each a
- * nickname set apart from the line's direction (a name written right to
- * left, and the comma after it, would otherwise run into the next).
- */
-function recipients(to) {
-  const span = document.createElement('span');
-  span.className = 'to';
-  span.append(' → ');
-  to.forEach((n, i) => {
-    if (i) span.append(', ');
-    span.append(nickButton(n, '', true));
-  });
-  return span;
-}
 
 export class MessageView {
   /**
@@ -189,119 +159,6 @@ export class MessageView {
     this.updateJump();
   }
 
-  /**
-   * `room`'s history was reset (a server that keeps it only in memory
-   * started again): its seqs start over. What is shown stays, as lines
-   * without a seq (`old`), above `mark` (the line that says so), and the
-   * new history goes below it.
-   */
-  newEpoch(room, mark) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    for (const li of r.seqs.values()) {
-      delete li.dataset.seq;
-      li.classList.add('old');
-    }
-    r.plain += r.seqs.size;
-    r.seqs.clear();
-    r.cleared = null;
-    // A cut room's seqs start over too: what the new history brings goes
-    // below the line that says it began anew, with no hole to fill. Its
-    // cut line is no longer one (no way to the newest, which are gone
-    // with the old history): it says what became of them.
-    if (r.cut) endCut(room, r);
-    if (mark) r.floor = mark;
-    startText(room, r);
-  }
-
-  /**
-   * `room`'s seqs above `seq` are given again (a server that lost its last
-   * ones): the lines shown with them stay, as lines without a seq (`old`),
-   * so that the events now numbered so are shown as well.
-   */
-  forgetAbove(room, seq) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    for (const [s, li] of [...r.seqs]) {
-      if (s <= seq) continue;
-      delete li.dataset.seq;
-      li.classList.add('old');
-      r.seqs.delete(s);
-      r.plain += 1;
-    }
-    // Those seqs are new events now: counted again, in a cut room.
-    if (r.cut) {
-      r.cut.after = Math.min(r.cut.after, seq);
-      r.cut.high = Math.min(r.cut.high, seq);
-    }
-    // What `/clear` hid above it is not what those seqs are now.
-    if (r.cleared && r.cleared.to > seq) {
-      r.cleared = r.cleared.from > seq ? null : { from: r.cleared.from, to: seq };
-    }
-  }
-
-  /**
-   * `/clear`: the lines shown in `room` go. The range of their seqs is
-   * kept (not the lines), so that a replay does not bring them back, and
-   * older history is still paged from where it was.
-   */
-  clearShown(room) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    if (r.seqs.size || r.cut) {
-      // A cut room's: what came after the lines kept too, which were
-      // counted and not shown (the next events then go on from there).
-      const { low, high } = seqRange(r.seqs);
-      const from = Math.min(low, r.cleared?.from ?? Infinity, r.cut ? r.cut.after + 1 : Infinity);
-      const to = Math.max(high, r.cleared?.to ?? -Infinity, r.cut?.high ?? -Infinity);
-      r.cleared = { from, to };
-    }
-    r.cut = null;
-    markCut(r);
-    r.events.replaceChildren();
-    r.seqs.clear();
-    r.plain = 0;
-    startText(room, r);
-    if (this.isCurrent(room)) this.toBottom();
-  }
-
-  /**
-   * A typed `/history` shows again what `/clear` hid: true if it hid
-   * something and nothing older is shown, so that paging from the oldest
-   * line shown goes through what was hidden (as chatclient's does).
-   */
-  unclear(room) {
-    const r = this.rooms.get(room);
-    if (!r || !clearedAtTop(r)) return false;
-    r.cleared = null;
-    startText(room, r);
-    return true;
-  }
-
-  /** The smallest seq shown in `room` (or hidden by `/clear`), or null. */
-  oldestSeq(room) {
-    const r = this.rooms.get(room);
-    if (!r) return null;
-    const min = Math.min(seqRange(r.seqs).low, r.cleared?.from ?? Infinity);
-    return min === Infinity ? null : min;
-  }
-
-  /**
-   * The oldest lines of `room`'s log went (`seqs`: some with a seq): the
-   * pages asked from there on are for the handlers to settle.
-   */
-  oldestWent(room, r, seqs) {
-    if (!seqs) {
-      // (The mark of a history begun anew may have gone.)
-      startText(room, r);
-      this.h.notesTrimmed?.(room);
-      return;
-    }
-    r.cleared = null;
-    startText(room, r);
-    this.h.trimmed?.(room);
-  }
-
   /** A button at the end of `li` (a line of `room`'s log) that shows the room's newest messages (`toNewest`). */
   offerNewest(room, li) {
     offerNewest(this, room, li);
@@ -345,11 +202,6 @@ export class MessageView {
     if (this.rooms.get(room)?.cut?.waiting) this.toNewest(room);
   }
 
-  /** Whether `room`'s reader follows its newest lines (here, or when it last looked). */
-  following(room, r) {
-    return this.isCurrent(room) ? this.stuck : r.stick;
-  }
-
   /** The smallest seq shown above `after`, or null. */
   firstSeqAbove(room, after) {
     const r = this.rooms.get(room);
@@ -361,79 +213,6 @@ export class MessageView {
   /** The line of `room`'s log with seq `seq`, or null. */
   line(room, seq) {
     return this.rooms.get(room)?.seqs.get(seq) ?? null;
-  }
-
-  /** Whether more history can be asked for (the button), or the start was reached. */
-  /**
-   * The top of `room`'s log: `state` of its older pages ('more',
-   * 'loading', 'start', 'none'); `olderGone`: the server no longer keeps
-   * what is older than its start (it says so, not "the start").
-   */
-  setOlder(room, state, olderGone = false) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    r.olderGone = olderGone;
-    const gone = state !== 'more' && state !== 'loading';
-    // Tabbed to, the button asks for a page by itself (it comes into
-    // view): disabled, it dropped the focus to the page's body, so it is
-    // only marked busy (a click then asks for nothing), and when it goes
-    // the focus goes to the log.
-    if (gone && document.activeElement === r.older) this.scroller.focus({ preventScroll: true });
-    r.older.hidden = gone;
-    r.older.setAttribute('aria-disabled', String(state === 'loading'));
-    r.older.textContent = state === 'loading' ? 'Loading…' : 'Load older messages';
-    r.olderState = state;
-    startText(room, r);
-  }
-
-  /** A message; false if its seq is already shown. */
-  message(m, me) {
-    const li = document.createElement('li');
-    li.className = 'msg';
-    if (m.mine) li.classList.add('mine');
-    if (m.replay) li.classList.add('replay');
-    li.dataset.seq = String(m.seq);
-    li.dataset.room = m.room;
-    li.dataset.from = m.from;
-    if (m.id) li.dataset.id = m.id;
-    li.append(timeElement(m.ts));
-    const head = document.createElement('span');
-    head.className = 'head';
-    // "/me waves" is an action (PROTOCOL.md 5.3): "* alice waves".
-    const action = /^\/me\s+\S/.test(m.text);
-    if (action) {
-      li.classList.add('action');
-      head.append('* ');
-    }
-    head.append(nickButton(m.from, 'from', true));
-    if (m.to.length) {
-      li.classList.add('private');
-      li.dataset.to = m.to.join(',');
-      head.append(recipients(m.to));
-      const tag = document.createElement('span');
-      tag.className = 'tag';
-      tag.textContent = m.to.length === 1 ? 'private' : 'group';
-      head.append(' ', tag);
-    }
-    li.append(body(head, ' ', isolated('span', 'text', action ? m.text.slice(4).trimStart() : m.text)));
-    if (forMe(m, me)) li.classList.add('mention');
-    return this.place(m.room, m.seq, li, false, m.sentHere);
-  }
-
-  /**
-   * A presence line ("bob joined #rust"); false if already shown. `late`:
-   * said after a hold (a leaving), so notices put after the line before it
-   * came first, and it goes below them.
-   */
-  presence(p, words, late = false) {
-    const li = document.createElement('li');
-    li.className = 'presence';
-    li.dataset.seq = String(p.seq);
-    li.dataset.room = p.room;
-    li.dataset.nick = p.nick;
-    li.dataset.status = p.online ? 'online' : 'offline';
-    li.append(timeElement(p.ts), body(nickButton(p.nick, '', true), ` ${words}`));
-    return this.place(p.room, p.seq, li, late);
   }
 
   /**
@@ -463,43 +242,6 @@ export class MessageView {
   shown(li) {
     const room = li.closest('.room-log')?.dataset.room;
     if (room !== undefined && this.isCurrent(room)) this.settle(true);
-  }
-
-  /** A message sent and not yet echoed, shown below the log until it is. */
-  pending(p, me) {
-    const r = this.rooms.get(p.room);
-    if (!r) return;
-    const li = document.createElement('li');
-    li.className = 'msg pending';
-    li.dataset.id = p.id;
-    li.dataset.room = p.room;
-    const head = document.createElement('span');
-    head.className = 'head';
-    head.append(nickButton(me, 'from', true));
-    if (p.to.length) head.append(recipients(p.to));
-    const state = document.createElement('span');
-    state.className = 'state';
-    state.textContent = 'sending…';
-    li.append(unstampedTime(), body(head, ' ', isolated('span', 'text', p.text), ' ', state));
-    r.pending.append(li);
-    if (this.isCurrent(p.room)) {
-      // Its echo must show: a cut room goes to its newest messages.
-      if (r.cut) this.toNewest(p.room);
-      this.stuck = true;
-      this.settle();
-    }
-  }
-
-  acked(p) {
-    const r = this.rooms.get(p.room);
-    r?.pending.querySelector(`li[data-id="${CSS.escape(p.id)}"]`)?.remove();
-  }
-
-  /** Mark pending messages as waiting for the connection, or sending again. */
-  pendingState(text) {
-    for (const r of this.rooms.values()) {
-      for (const s of r.pending.querySelectorAll('.state')) s.textContent = text;
-    }
   }
 
   /**
@@ -605,11 +347,6 @@ export class MessageView {
     else r.events.prepend(li);
   }
 
-  /** Whether the log shown is taller than its place (it can scroll). */
-  overflows() {
-    return this.scroller.scrollHeight > this.scroller.clientHeight;
-  }
-
   isCurrent(room) {
     return room === this.current;
   }
@@ -623,128 +360,8 @@ export class MessageView {
   cutHere() {
     return this.current !== null && this.isCut(this.current);
   }
-
-  /** At the newest line: never in a cut room, whose bottom is not that. */
-  atBottom() {
-    if (this.cutHere()) return false;
-    const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR;
-  }
-
-  /**
-   * Before the next paint, once however many lines came: to the newest
-   * line if the reader follows them, else the jump button updated.
-   */
-  settle(below = false) {
-    if (below && !this.stuck) this.newBelow = true;
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      if (this.stuck) this.toBottom();
-      else this.updateJump();
-    });
-  }
-
-  /**
-   * To the bottom of the log shown, following its newest lines; in a cut
-   * room only to its bottom, where the jump button still offers the
-   * newest (`toNewest`).
-   */
-  toBottom() {
-    this.scroller.scrollTop = this.scroller.scrollHeight;
-    this.lastTop = this.scroller.scrollTop;
-    if (this.cutHere()) {
-      this.stuck = false;
-      this.updateJump();
-      return;
-    }
-    this.stuck = true;
-    this.newBelow = false;
-    this.showJump(false);
-  }
-
-  updateJump() {
-    this.showJump(!this.atBottom());
-    this.jump.textContent = this.newBelow ? '↓ New messages' : '↓ Newest';
-  }
-
-  /**
-   * The jump button shown or hidden. Hidden with the focus on it (it was
-   * pressed, or the log scrolled down to the newest under it), the focus
-   * would drop to the page's body: reached from the keyboard, it goes to
-   * the message input, to type on; clicked or tapped, to the log, whose
-   * newest lines a phone's keyboard would cover.
-   */
-  showJump(shown) {
-    if (!shown && !this.jump.hidden && document.activeElement === this.jump) {
-      const typing = this.jump.matches(':focus-visible') && this.h.typeHere?.();
-      if (!typing) this.scroller.focus({ preventScroll: true });
-    }
-    this.jump.hidden = !shown;
-  }
-
-  onScroll() {
-    // Only the reader scrolling up lets go of the bottom: a scroll event
-    // that reports a layout change (the log got shorter) does not.
-    const top = this.scroller.scrollTop;
-    const resized = this.scroller.clientHeight !== this.lastHeight;
-    this.lastHeight = this.scroller.clientHeight;
-    // Moved to fit, the log neither lets go of the bottom nor takes it:
-    // the resize observer, called after this, keeps a log that follows
-    // at its newest line.
-    if (!resized && top < this.lastTop) this.stuck = this.atBottom();
-    else if (!resized && this.atBottom()) this.stuck = true;
-    this.lastTop = top;
-    this.updateJump();
-    if (this.current && this.scroller.scrollTop < NEAR) this.h.olderWanted(this.current, true);
-  }
 }
 
-/** Whether `/clear` hid the oldest lines of a room's log `r` holds (none older is shown). */
-function clearedAtTop(r) {
-  if (!r.cleared) return false;
-  for (const s of r.seqs.keys()) if (s < r.cleared.from) return false;
-  return true;
-}
-
-/**
- * The line above a room's log once its start is reached (or where the
- * server's kept history starts, older messages deleted), which says when
- * `/clear` hid what follows it. Not above lines from before the history
- * began anew: the start of the new one is where the line that says so
- * is (`floor`), which says it there.
- */
-function startText(room, r) {
-  const start = r.olderGone
-    ? `Older messages of #${room} are no longer kept`
-    : `This is the start of #${room}'s history`;
-  r.start.textContent = clearedAtTop(r) ? `${start}; /history shows again what /clear hid.` : `${start}.`;
-  r.start.hidden = r.olderState !== 'start' || Boolean(r.floor?.isConnected);
-}
-
-/**
- * Whether someone else's message `m` is for `me` in particular: written to
- * them only (or to a group with them), or naming them.
- */
-export function forMe(m, me) {
-  return !m.mine && Boolean(me) && (m.to.length > 0 || mentions(m.text, me));
-}
-
-/**
- * Whether `text` names `nick` as a word of its own, in any spelling of
- * the same person (nickKey: `hi bob`, `BOB: look`, `@Bob`, `STRASSE` for
- * Straße), not `bobby`, nor `bob_b` or `bob-b` (other nicknames: `_` and
- * `-` join a word), nor `bob` with an accent on its last letter.
- */
-function mentions(text, nick) {
-  if (!nick) return false;
-  const t = nickKey(text);
-  const n = nickKey(nick);
-  const word = /[\p{L}\p{M}\p{N}_-]/u;
-  for (let i = t.indexOf(n); i >= 0; i = t.indexOf(n, i + 1)) {
-    const before = i > 0 ? t[i - 1] : '';
-    const after = t[i + n.length] ?? '';
-    if (!word.test(before) && !word.test(after)) return true;
-  }
-  return false;
-}
+// A log's lines made: lines.js; its seqs and its top: logtop.js; where
+// its reader is: follow.js.
+Object.assign(MessageView.prototype, lines, logTop, follow);
