@@ -1027,6 +1027,29 @@ const NET_JS: &str = "
     };
     return null;";
 
+/// Alice's page, on a net the test controls, in #lobby and #side (with
+/// bob, a client), has written `@bob in side` there and bob has it; the
+/// net is deaf by then, so its echo is never heard. The server keeps no
+/// session once its connection ends.
+async fn a_line_to_bob_in_side(h: &Harness) -> (Server, Page, Client) {
+    let server = Server::start(&["--resume-window-ms", "0"]);
+    let page = join_on_a_net(h, server.addr(), "alice").await;
+    let mut bob = server.join("bob");
+    bob.enter("side");
+    page.type_line("/join side").await;
+    page.wait_lines("its own presence in #side", "side", |lines| {
+        lines
+            .iter()
+            .any(|l| l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online"))
+    })
+    .await;
+    page.js("window.__net.deaf = true; return null;", vec![])
+        .await;
+    page.type_line("@bob in side").await;
+    bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "in side");
+    (server, page, bob)
+}
+
 /// A page whose sockets go through [`NET_JS`], joined as `nick` at `addr`.
 async fn join_on_a_net(h: &Harness, addr: std::net::SocketAddr, nick: &str) -> Page {
     let page = Page {
@@ -1283,21 +1306,7 @@ fn an_unconfirmed_line_in_a_room_not_shown_marks_that_room_unread() {
         return;
     };
     h.block_on(async {
-        let server = Server::start(&["--resume-window-ms", "0"]);
-        let page = join_on_a_net(&h, server.addr(), "alice").await;
-        let mut bob = server.join("bob");
-        bob.enter("side");
-        page.type_line("/join side").await;
-        page.wait_lines("its own presence in #side", "side", |lines| {
-            lines.iter().any(|l| {
-                l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online")
-            })
-        })
-        .await;
-        page.js("window.__net.deaf = true; return null;", vec![])
-            .await;
-        page.type_line("@bob in side").await;
-        bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "in side");
+        let (_server, page, mut bob) = a_line_to_bob_in_side(&h).await;
         wait_kept(&page, json!(["in side"])).await;
         // Back in #lobby (already entered: nothing to hear from the server).
         page.type_line("/join lobby").await;
@@ -2117,21 +2126,7 @@ fn a_line_not_confirmed_of_a_room_left_marks_the_room_shown_unread_while_hidden(
         return;
     };
     h.block_on(async {
-        let server = Server::start(&["--resume-window-ms", "0"]);
-        let page = join_on_a_net(&h, server.addr(), "alice").await;
-        let mut bob = server.join("bob");
-        bob.enter("side");
-        page.type_line("/join side").await;
-        page.wait_lines("its own presence in #side", "side", |lines| {
-            lines.iter().any(|l| {
-                l.nick.as_deref() == Some("alice") && l.status.as_deref() == Some("online")
-            })
-        })
-        .await;
-        page.js("window.__net.deaf = true; return null;", vec![])
-            .await;
-        page.type_line("@bob in side").await;
-        bob.recv_until(100, |f| f["type"] == "msg" && f["text"] == "in side");
+        let (_server, page, mut bob) = a_line_to_bob_in_side(&h).await;
         // #lobby shown now; the page hidden.
         page.type_line("/part").await;
         page.js(
