@@ -2425,3 +2425,35 @@ fn a_message_refused_with_the_batch_of_its_join_is_answered_after_the_welcome() 
     );
     assert!(msgs(&got).is_empty(), "{got:?}");
 }
+
+/// A resend told `duplicate` behind the store, on a connection the shell
+/// then closes (its rate limit) before the batch holding the first copy
+/// fails: that answer becomes `unavailable` as on an open connection. The
+/// client resumes and trusts what it was told; `duplicate` would tell it
+/// stored a message whose seq went to another event.
+#[test]
+fn a_duplicate_to_a_connection_being_closed_is_unsaid_when_its_batch_fails() {
+    let mut sim = two();
+    sim.store.hold = true;
+    say(&mut sim, 0, "hello", "m1");
+    let token = sim.clients[0].session.clone().expect("a resume token");
+    sim.disconnect(0);
+    let c = sim.connect();
+    sim.send(
+        c,
+        ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token)),
+    );
+    say(&mut sim, c, "hello", "m1");
+    sim.kick(c, chatproto::Kick::RateLimited);
+    sim.store.fail = Some("disk full".into());
+    sim.commit();
+    let got = errors(&sim.take(c));
+    assert!(
+        !got.iter().any(|(code, _)| *code == ErrorCode::Duplicate),
+        "told duplicate for a message never stored: {got:?}"
+    );
+    assert!(
+        got.contains(&(ErrorCode::Unavailable, Some("m1".to_owned()))),
+        "the resend told why it was not stored: {got:?}"
+    );
+}

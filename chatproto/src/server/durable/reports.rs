@@ -133,10 +133,10 @@ impl Server {
                         ..
                     },
                 ) if code == ErrorCode::Duplicate
+                    // Also to a connection the core is closing: its
+                    // client resumes and trusts what it was told.
                     && self
-                        .conns
-                        .get(&to)
-                        .and_then(|c| c.session)
+                        .answered_session(to)
                         .is_some_and(|sid| refused.iter().any(|(s, i)| *s == sid && *i == id)) =>
                 {
                     Step::Send(to, refusal(&Some(id), &room))
