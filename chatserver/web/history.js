@@ -20,7 +20,11 @@ export class HistoryLoader {
     this.view = view;
     this.session = session;
     this.told = told;
-    /** room -> kinds of the requests in flight, oldest first ('older' | 'typed' | 'gap'). */
+    /**
+     * room -> kinds of the requests in flight, oldest first ('older' |
+     * 'typed' | 'gap' | 'dropped': an older page a later one replaced,
+     * its answer not shown).
+     */
     this.asks = new Map();
     /** room -> 'more' | 'loading' | 'start' | 'none' (not known yet) */
     this.state = new Map();
@@ -132,7 +136,9 @@ export class HistoryLoader {
     const session = this.session();
     if (!session?.joined) return fromScroll ? null : 'not connected; try again once reconnected';
     const state = this.state.get(room);
-    if (state === 'loading' && typed) {
+    // What /clear hid is paged again, from the oldest line shown.
+    const unclear = typed && this.view.unclear(room);
+    if (state === 'loading' && typed && !unclear) {
       // A page asked by a scroll is on its way: it is the one typed for,
       // told at the end of the log when it comes.
       const q = this.queue(room);
@@ -140,11 +146,14 @@ export class HistoryLoader {
       if (i >= 0) q[i] = 'typed';
       return i >= 0 ? null : `older messages of #${room} are on their way`;
     }
-    if (state === 'loading' || (fromScroll && state !== 'more')) return null;
-    if (typed && this.view.unclear(room)) {
-      // What /clear hid is paged again, from the oldest line shown.
+    if ((state === 'loading' && !unclear) || (fromScroll && state !== 'more')) return null;
+    if (unclear) {
       this.cursor.delete(room);
       this.reached.delete(room);
+      // A page on its way (asked by a scroll, or by the log filling) was
+      // asked from where the log was: not shown, this one replaces it.
+      const q = this.queue(room);
+      for (const [i, k] of q.entries()) if (k === 'older' || k === 'typed') q[i] = 'dropped';
     }
     const r = session.roomState(room);
     // Nothing shown (all of it hidden by /clear, say): from the newest event
@@ -211,6 +220,7 @@ export class HistoryLoader {
       if (kind === 'gap' && g) busy(g, false);
       return;
     }
+    if (kind === 'dropped') return;
     let first = null;
     this.view.above(room, () => {
       for (const m of events) if (this.view.message(m, me) && first === null) first = m.seq;
@@ -296,7 +306,7 @@ export class HistoryLoader {
     const kind = q.shift();
     this.takeStale(room);
     if (kind === 'older' || kind === 'typed') this.set(room, 'more');
-    else if (this.gaps.has(room)) busy(this.gaps.get(room), false);
+    else if (kind === 'gap' && this.gaps.has(room)) busy(this.gaps.get(room), false);
   }
 
   /** Whether the answer now due was asked before a trim (and count it). */

@@ -425,6 +425,137 @@ fn a_history_after_clear_says_it_brought_the_newest() {
     });
 }
 
+/// Installed in the page before it joins: while `__hold.on`, the
+/// server's `history` answers are held back (as a loaded server's come
+/// late), in order, until `__hold.release()` gives them to the page.
+const HOLD_JS: &str = "
+    const Real = window.WebSocket;
+    const hold = { on: false, held: [] };
+    hold.release = () => {
+      hold.on = false;
+      for (const [ws, data] of hold.held.splice(0)) {
+        const e = new MessageEvent('message', { data });
+        e.released = true;
+        ws.dispatchEvent(e);
+      }
+    };
+    window.__hold = hold;
+    window.WebSocket = class extends Real {
+      constructor(url, protocols) {
+        super(url, protocols);
+        // Before the page's own handler: this one goes first.
+        this.addEventListener('message', (e) => {
+          if (!hold.on || e.released || typeof e.data !== 'string') return;
+          if (JSON.parse(e.data).type !== 'history') return;
+          e.stopImmediatePropagation();
+          hold.held.push([this, e.data]);
+        });
+      }
+    };
+    return null;";
+
+/// What the top of `arguments[0]`'s log offers: "Load older messages",
+/// "Loading…" while a page is on its way, or null (none).
+const OLDER_BUTTON_JS: &str =
+    "const b = document.querySelector(`.room-log[data-room=\"${arguments[0]}\"] button.load-older`);
+  return b.hidden ? null : b.textContent;";
+
+/// `/history` typed after `/clear` while a page asked by a scroll is on
+/// its way (a loaded server answers late): it still brings the newest
+/// messages `/clear` hid, and says so. It took over the page on its way,
+/// asked from where the log was before `/clear`, and said `50 older
+/// messages of #lobby shown above` (or, that page at the room's start,
+/// `no older messages`).
+#[test]
+fn a_history_after_clear_with_a_page_on_its_way_brings_the_newest() {
+    let Some(h) = Harness::start("a_history_after_clear_with_a_page_on_its_way") else {
+        return;
+    };
+    let (server, _dave) = server_with_old_messages();
+    h.block_on(async {
+        let page = Page {
+            c: h.browser(1200, 800).await,
+            nick: "erin".to_owned(),
+        };
+        page.c
+            .goto(&format!("http://{}/", server.addr()))
+            .await
+            .expect("open the page");
+        page.js(HOLD_JS, vec![]).await;
+        page.js(
+            "document.getElementById('nick').value = 'erin';
+             document.getElementById('join').click();
+             return null;",
+            vec![],
+        )
+        .await;
+        page.wait_state("connected").await;
+        let last = old_text(OLD);
+        page.wait_texts("lobby", &[last.as_str()]).await;
+        let offered = json!("Load older messages");
+        page.wait_js(
+            "older messages offered",
+            OLDER_BUTTON_JS,
+            vec![json!("lobby")],
+            offered.clone(),
+        )
+        .await;
+        // The reader scrolls to the top: a page is asked for, and held.
+        page.js(
+            "window.__hold.on = true;
+             document.getElementById('messages').scrollTop = 0;
+             return null;",
+            vec![],
+        )
+        .await;
+        page.wait_js(
+            "the page the scroll asked for on its way",
+            OLDER_BUTTON_JS,
+            vec![json!("lobby")],
+            json!("Loading…"),
+        )
+        .await;
+        page.type_line("/clear").await;
+        page.wait_lines("an empty log", "lobby", |ls| ls.is_empty())
+            .await;
+        page.type_line("/history").await;
+        page.js("window.__hold.release(); return null;", vec![])
+            .await;
+        let told = |ls: &[Line]| ls.last().is_some_and(|l| l.text.contains("of #lobby"));
+        let lines = page
+            .wait_lines("what /history brought", "lobby", told)
+            .await;
+        assert_eq!(
+            lines.last().map(|l| l.text.as_str()),
+            Some("the newest 20 messages of #lobby; /history shows more"),
+            "{:#?}",
+            shown(&lines)
+        );
+        // The newest, each once, in order, down to the last (a scroll may
+        // have brought older ones above them since, none missing between).
+        let texts: Vec<String> = lines
+            .iter()
+            .filter(|l| l.is_msg())
+            .map(|l| l.text.clone())
+            .collect();
+        let want: Vec<String> = (OLD + 1 - texts.len().max(20)..=OLD)
+            .map(old_text)
+            .collect();
+        assert_eq!(texts, want, "{:#?}", shown(&lines));
+        // The page the scroll asked for left nothing on its way.
+        page.wait_js(
+            "older messages offered again",
+            OLDER_BUTTON_JS,
+            vec![json!("lobby")],
+            offered,
+        )
+        .await;
+        page.shot("history-after-clear-with-a-page-on-its-way")
+            .await;
+        page.close().await;
+    });
+}
+
 /// A page of older messages is not read out by the log: its lines go in
 /// silent (`aria-live="off"`, each a region of its own), while the note
 /// at the end that says what `/history` brought is said, as a line said
