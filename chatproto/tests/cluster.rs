@@ -2253,3 +2253,83 @@ fn answers_held_for_the_log_are_kept_company_by_pings() {
     let next = c.nodes[0].poll_timeout().unwrap();
     assert!(next >= 30_000, "woken at {next} with nothing held");
 }
+
+/// The answers `client` got to its frames that carry id `m1`, outside
+/// replays.
+fn answers_to_m1(c: &Cluster, client: ClientId, from: usize) -> Vec<Value> {
+    c.frames(0, client)[from..]
+        .iter()
+        .filter(|f| f["id"] == "m1" && f["replay"] != true)
+        .cloned()
+        .collect()
+}
+
+/// A client resuming sends its `join`, then its resends at once (as
+/// chatproto's own client does): the resend of `m1` comes before the new
+/// connection's entering is applied, while the first copy is on its way.
+/// The log brings the first copy, then the old connection's leaving, then
+/// the new one's entering: the echo goes to no connection of alice's, so
+/// the resend is told `duplicate` (it was told nothing: the echo was
+/// counted as its answer).
+#[test]
+fn a_resend_sent_with_the_resumes_join_is_answered() {
+    let mut c = Cluster::new(1);
+    let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
+    c.nodes[0].handle_frame(NOW, old, m1());
+    let first = c.hold(0);
+    assert_eq!(first.len(), 1, "{first:?}");
+    c.disconnect(0, old);
+    let new = c.nodes[0].handle_connect(NOW);
+    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
+    c.nodes[0].handle_frame(NOW, new, join);
+    c.nodes[0].handle_frame(NOW, new, m1());
+    c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
+    let rest = c.hold(0);
+    c.append(&first);
+    c.append(&rest);
+    c.settle();
+    let answers = answers_to_m1(&c, new, 0);
+    assert_eq!(answers.len(), 1, "{:?}", c.frames(0, new));
+    assert_eq!(answers[0]["type"], "error", "{answers:?}");
+    assert_eq!(answers[0]["code"], "duplicate", "{answers:?}");
+    // With the seq the log gave the first copy, which the replay shows.
+    let replayed: Vec<Value> = c
+        .frames(0, new)
+        .iter()
+        .filter(|f| f["id"] == "m1" && f["replay"] == true)
+        .cloned()
+        .collect();
+    assert_eq!(replayed.len(), 1, "{:?}", c.frames(0, new));
+    assert_eq!(answers[0]["seq"], replayed[0]["seq"], "{answers:?}");
+    // And before the ping's answer, which came after it.
+    let kinds = c.kinds(0, new);
+    let dup = kinds.iter().position(|k| *k == "error").unwrap();
+    let pong = kinds.iter().position(|k| *k == "pong").unwrap();
+    assert!(dup < pong, "{kinds:?}");
+}
+
+/// A resend waits for its first copy; the client then leaves the room,
+/// and the log brings the first copy before that leaving. The echo goes
+/// to the connection, still in the room's fan-out: it answers the resend,
+/// which is not also told `duplicate` (after the leaving's answer).
+#[test]
+fn a_resend_then_a_part_is_answered_once() {
+    let (mut c, first, new, before) = resumed_with_m1_on_its_way();
+    c.nodes[0].handle_frame(NOW, new, m1());
+    c.nodes[0].handle_frame(NOW, new, ClientFrame::part("lobby"));
+    let part = c.hold(0);
+    c.append(&first);
+    c.append(&part);
+    c.settle();
+    let answers = answers_to_m1(&c, new, before);
+    assert_eq!(answers.len(), 1, "{:?}", &c.frames(0, new)[before..]);
+    assert_eq!(answers[0]["type"], "msg", "{answers:?}");
+    // Before the leaving's answer.
+    let kinds = c.kinds(0, new)[before..].to_vec();
+    assert_eq!(
+        kinds,
+        ["msg", "presence"],
+        "{:?}",
+        &c.frames(0, new)[before..]
+    );
+}

@@ -35,29 +35,8 @@ impl Server {
         let EventBody::Msg { from, to, id, .. } = &event.body else {
             return;
         };
-        if self.config.cluster {
-            // The seq its id stands for is known only now.
-            let epoch = self.rooms.get(&*event.room).map_or("", |r| &r.epoch);
-            if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
-                if s.ids.get(id).is_some() {
-                    let cap = self.config.id_window;
-                    s.ids.insert(id, &event.room, epoch, event.seq, cap);
-                }
-                // Resends of it waited for this: the echo below answers
-                // the first on a connection in the room (unless the copy
-                // is that connection's own, whose frame the echo
-                // answers); the others are told `duplicate`, with the seq
-                // known now, each at its frame's place.
-                if s.resent.iter().any(|(r, _)| r == id) {
-                    let own = s.in_flight.iter().any(|w| same_proposal(&w.event, event));
-                    let echoed = !own && s.rooms.contains_key(&*event.room);
-                    let frame = self.duplicate(id, &event.room, event.seq);
-                    self.resends_answered(*from, id, &frame, echoed, true);
-                }
-            }
-        }
         let room = self.rooms.get(&*event.room).expect("checked by apply");
-        // A room member has its welcome; a sender of a private message
+        // The connection the echo goes to, if any. A room member has its welcome; a sender of a private message
         // may be a resume's new connection that has not had it yet. One
         // the core is closing (not yet sent its `Close`) may have sent it.
         // (Its session may be forgotten meanwhile: that connection is the
@@ -75,6 +54,31 @@ impl Server {
                 self.welcomed(c)
             }
         });
+        if self.config.cluster {
+            // The seq its id stands for is known only now.
+            let epoch = self.rooms.get(&*event.room).map_or("", |r| &r.epoch);
+            if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
+                if s.ids.get(id).is_some() {
+                    let cap = self.config.id_window;
+                    s.ids.insert(id, &event.room, epoch, event.seq, cap);
+                }
+                // Resends of it waited for this: the echo answers the
+                // first if it goes to the connection they came on (the
+                // session's, in the room's fan-out now: not while that
+                // connection's entering is still on its way, and still
+                // while its leaving is), unless the copy is that
+                // connection's own, whose frame the echo answers; the
+                // others are told `duplicate`, with the seq known now,
+                // each at its frame's place.
+                if s.resent.iter().any(|(r, _)| r == id) {
+                    let own = s.in_flight.iter().any(|w| same_proposal(&w.event, event));
+                    let echoed = !own && sender.is_some() && sender == s.conn;
+                    let frame = self.duplicate(id, &event.room, event.seq);
+                    self.resends_answered(*from, id, &frame, echoed, true);
+                }
+            }
+        }
+        let room = self.rooms.get(&*event.room).expect("checked by apply");
         if to.is_empty() {
             match (id, sender) {
                 (Some(_), Some(me)) => {
