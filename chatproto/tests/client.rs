@@ -2959,3 +2959,38 @@ fn a_history_request_for_a_room_name_that_breaks_the_rule_is_refused_at_once() {
         "{frames:?}"
     );
 }
+
+/// A `history` of a room not entered yet is refused `not_in_room` (with
+/// the room, no id); the room's `enter`, sent after it, goes on: a `part`
+/// waiting for a message's answer in that room still goes once the room
+/// is entered (it was dropped: the refusal took the room out of those
+/// being entered, so the server kept alice in a room she had left).
+#[test]
+fn a_history_refused_before_an_enter_does_not_end_that_entering() {
+    let mut net = Net::new();
+    let a = net.add("alice", &["lobby"]);
+    let c = &mut net.peers[a].core;
+    c.history("rust", None, None);
+    c.send_msg("rust", vec![], "early");
+    c.enter("rust");
+    c.part("rust");
+    net.pump();
+    assert!(
+        !net.peers[a].core.rooms().any(|r| r == "rust"),
+        "{:?}",
+        net.peers[a].core.rooms().collect::<Vec<_>>()
+    );
+    // Left on the server too: entering it again is not `already_in_room`.
+    net.peers[a].core.enter("rust");
+    net.pump();
+    let errors: Vec<ErrorCode> = net.peers[a]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect();
+    assert!(!errors.contains(&ErrorCode::AlreadyInRoom), "{errors:?}");
+    assert!(net.peers[a].core.rooms().any(|r| r == "rust"));
+}

@@ -435,7 +435,11 @@ impl Client {
                 code,
                 ErrorCode::RoomInvalid | ErrorCode::TooManyRooms | ErrorCode::Unavailable
             );
-            if self.entering.remove(r) && refused {
+            // Only these answer an `enter`: a `not_in_room` answers a
+            // `history` (or `part`) of the room sent before it, whose
+            // entering goes on.
+            let answers_enter = refused || code == ErrorCode::AlreadyInRoom;
+            if answers_enter && self.entering.remove(r) && refused {
                 self.rooms.remove(r);
                 // Not entered: nothing to part.
                 self.parting.remove(r);
