@@ -2994,3 +2994,35 @@ fn a_history_refused_before_an_enter_does_not_end_that_entering() {
     assert!(!errors.contains(&ErrorCode::AlreadyInRoom), "{errors:?}");
     assert!(net.peers[a].core.rooms().any(|r| r == "rust"));
 }
+
+/// An error with a code this client does not know, naming a room being
+/// entered and no id, is the failure of that `enter` (PROTOCOL.md 6): the
+/// room is not entered, and a message held for its replay (a fresh
+/// session after a message written on the earlier one) goes on its own
+/// (it waited for ever: no replay was coming).
+#[test]
+fn an_enter_refused_with_a_code_not_known_is_not_entered() {
+    let mut c = alice_in_lobby();
+    c.send_msg("lobby", vec![], "hello");
+    while c.poll().is_some() {}
+    c.handle_disconnected();
+    c.handle_connected(10);
+    c.handle_frame(10, fresh_welcome());
+    let (frames, _) = drain(&mut c);
+    assert!(
+        !frames.iter().any(|f| matches!(f, ClientFrame::Msg { .. })),
+        "held for the replay: {frames:?}"
+    );
+    let refusal = r#"{"type":"error","code":"room_closed","message":"no","room":"lobby"}"#;
+    let refusal = chatproto::parse_payload::<ServerFrame>(refusal.as_bytes()).unwrap();
+    c.handle_frame(10, refusal);
+    let (frames, events) = drain(&mut c);
+    assert!(!c.rooms().any(|r| r == "lobby"), "{events:?}");
+    assert!(
+        frames.iter().any(|f| matches!(f, ClientFrame::Msg { .. }))
+            || events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Unconfirmed { .. })),
+        "the held message neither sent nor told: {frames:?} {events:?}"
+    );
+}

@@ -430,10 +430,14 @@ impl Client {
         // `enter` (which has none) of the room it names.
         if let Some(r) = room.as_ref().filter(|_| id.is_none()) {
             // Refused, the room is not entered: its name or the cap, or
-            // a server with no room to log it now.
+            // a server with no room to log it now; or a code this client
+            // does not know, the failure of that `enter` (PROTOCOL.md 6).
             let refused = matches!(
                 code,
-                ErrorCode::RoomInvalid | ErrorCode::TooManyRooms | ErrorCode::Unavailable
+                ErrorCode::RoomInvalid
+                    | ErrorCode::TooManyRooms
+                    | ErrorCode::Unavailable
+                    | ErrorCode::Unknown
             );
             // Only these answer an `enter`: a `not_in_room` answers a
             // `history` (or `part`) of the room sent before it, whose
