@@ -3026,3 +3026,33 @@ fn an_enter_refused_with_a_code_not_known_is_not_entered() {
         "the held message neither sent nor told: {frames:?} {events:?}"
     );
 }
+
+/// A room parted while its `enter` was being answered: the names past
+/// the `entered`'s own come in an `online` continuation, kept as they
+/// are for a room entered, so the room taken back (entered again before
+/// its `part` went) lists everyone (it lacked them until a reconnect).
+#[test]
+fn a_room_parted_while_entering_keeps_its_roster_continuation() {
+    let mut c = alice_in_lobby();
+    c.enter("rust");
+    c.send_msg("rust", vec![], "pending");
+    c.part("rust");
+    c.handle_frame(
+        0,
+        ServerFrame::entered(
+            "rust",
+            "e1",
+            5,
+            1,
+            vec!["alice".into(), "bob".into()],
+            false,
+        ),
+    );
+    let more = r#"{"type":"online","room":"rust","nicks":["carol","dave"]}"#;
+    c.handle_frame(
+        0,
+        chatproto::parse_payload::<ServerFrame>(more.as_bytes()).unwrap(),
+    );
+    c.enter("rust");
+    assert_eq!(c.roster("rust"), ["alice", "bob", "carol", "dave"]);
+}

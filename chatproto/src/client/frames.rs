@@ -52,7 +52,14 @@ impl Client {
             }
             ServerFrame::Online { room, nicks } => {
                 // Only `entered` continuations matter: we join into no room.
-                if let Some(r) = room.and_then(|r| self.rooms.get_mut(&r)) {
+                // Also of a room being parted, which its `entered` fills
+                // too and an `enter` before its `part` goes takes back.
+                let (rooms, parting) = (&mut self.rooms, &mut self.parting);
+                let room = room.and_then(|r| match rooms.get_mut(&r) {
+                    Some(state) => Some(state),
+                    None => parting.get_mut(&r),
+                });
+                if let Some(r) = room {
                     for n in nicks {
                         r.roster.admit(n);
                     }
