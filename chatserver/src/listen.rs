@@ -55,8 +55,9 @@ pub async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
         .await
         .map_err(|e| cannot_listen(args, e))?;
     let addr = listener.local_addr()?;
-    // One write (the lines together), and never a failed start for a
-    // stdout nobody reads (see `stdout`).
+    // One write (the lines together), queued as the log's lines are,
+    // before any of them (nothing is logged before it); never a failed
+    // start, nor a wait, for a stdout nobody reads (see `stdout`).
     let mut out = vec![format!("listening on {addr}")];
     let scheme = if tls { "https" } else { "http" };
     if addr.ip().is_unspecified() {
@@ -79,9 +80,7 @@ pub async fn listen(args: &Args, tls: bool) -> std::io::Result<TcpListener> {
             out.push(format!("on your LAN: {scheme}://{at}/ (chatclient {at})"));
         }
     }
-    let mut log = stdout::LogOut;
-    let _ = log.write_all(format!("{}\n", out.join("\n")).as_bytes());
-    let _ = log.flush();
+    let _ = stdout::Queued.write_all(format!("{}\n", out.join("\n")).as_bytes());
     Ok(listener)
 }
 

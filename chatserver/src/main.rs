@@ -122,11 +122,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    // The log goes to stdout from a thread of its own, never from the
+    // task that logs: a stdout nobody reads must not stop chat.
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    stdout::start(ansi);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_writer(|| stdout::LogOut)
+        .with_ansi(ansi)
+        .with_writer(|| stdout::Queued)
         .init();
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = match worker_threads(args.threads, available) {
@@ -146,7 +150,11 @@ fn main() -> std::process::ExitCode {
         }
     };
     let from_env = args.from_env.clone();
-    match runtime.block_on(run(args)) {
+    let served = runtime.block_on(run(args));
+    // The log's last lines (`bye`, or the warnings before a failed
+    // start's line), unless stdout is not being read.
+    stdout::flush(stdout::FLUSH_AT_EXIT);
+    match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let e = args::naming_variables(&e.to_string(), &from_env);

@@ -417,6 +417,7 @@ async fn serve(args: Args, doubts: &mut Vec<String>) -> std::io::Result<()> {
             "{} received while stopping: exiting now, without waiting for clients to read what is queued",
             again.name
         );
+        crate::stdout::flush(crate::stdout::FLUSH_AT_EXIT);
         std::process::exit(i32::from(again.status));
     });
     settings

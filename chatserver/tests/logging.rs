@@ -406,3 +406,88 @@ fn a_memory_server_warns_of_each_room_with_messages_it_forgets() {
     );
     assert!(!log.contains("forgot #rb"), "{log}");
 }
+
+/// A stdout nobody reads (`chatserver | less` paused, a terminal after
+/// Ctrl-S, a stuck log shipper) stops neither chat nor the stop: every
+/// message is still echoed with its log line going nowhere, a ping is
+/// answered, someone new gets in, and SIGTERM ends the server. The log
+/// filled the pipe (64 KiB) and the server froze there: echoes, pongs,
+/// joins and SIGTERM all waited for a reader.
+#[test]
+fn a_stdout_nobody_reads_stops_neither_chat_nor_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Stdio};
+
+    /// The server, killed (by its PID) if the test fails before it exits.
+    struct Running(Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // Every message's log line holds its text: 100 of 60,000 bytes are
+    // about 6 MB of log, the pipe's 64 KiB many times over and past the
+    // server's queue of lines (4 MiB) too.
+    const MESSAGES: usize = 100;
+    const TEXT_BYTES: usize = 60_000;
+
+    let mut server = Running(
+        common::command(&[])
+            .args(["--listen", "127.0.0.1:0", "--rate", "0"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chatserver"),
+    );
+    // What a paused pager does: the first line read, then nothing, the
+    // pipe kept open.
+    let mut out = BufReader::new(server.0.stdout.take().expect("piped stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("the first line");
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("listening on ")
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    // stderr is read, so that only stdout is stuck.
+    let stderr = server.0.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            if line.is_err() {
+                break;
+            }
+        }
+    });
+
+    let connect = || common::Client::new(std::net::TcpStream::connect(addr).expect("connect"));
+    let mut alice = connect();
+    alice.join("alice");
+    for i in 0..MESSAGES {
+        let text = format!("{i:03} {}", "x".repeat(TEXT_BYTES));
+        alice.say(&text);
+        // A read with a deadline: the echo not coming fails the test.
+        alice.recv_until(10, |f| f["type"] == "msg" && f["text"] == text.as_str());
+    }
+    alice.ping_pong();
+    let mut bob = connect();
+    bob.join("bob");
+    bob.say("still here");
+    let said = |f: &serde_json::Value| f["type"] == "msg" && f["text"] == "still here";
+    bob.recv_until(MESSAGES + 10, said);
+    alice.recv_until(10, |f| said(f) && f["from"] == "bob");
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    // The stop's own waits (--close-flush-ms, the log's last lines) are
+    // a few seconds at most; a stuck stop is not.
+    let within = std::time::Duration::from_secs(20);
+    let exit = common::exit_within(&mut server.0, within)
+        .unwrap_or_else(|| panic!("chatserver did not exit within {within:?} of SIGTERM"));
+    assert!(exit.success(), "exit status {exit:?}");
+    drop(out);
+}
