@@ -34,6 +34,10 @@ const MAX_HTTP_HEAD_BYTES: usize = 64 * 1024;
 /// past it, the page goes without them.
 const METRICS_WITHIN: Duration = Duration::from_secs(2);
 
+/// How long `/healthz` waits for the hub to say it takes its input;
+/// past it, the answer is 503.
+const HEALTH_WITHIN: Duration = Duration::from_secs(2);
+
 /// The page's files: (name, content type, bytes), from `web/` (build.rs).
 static FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
@@ -191,20 +195,7 @@ async fn route(
     }
     match req.uri().path() {
         "/ws" => upgrade(req, info, edge, admission, done, armed).await,
-        "/healthz" => {
-            if edge
-                .settings
-                .metrics
-                .stopping
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-            } else if let Some(why) = edge.settings.metrics.trouble() {
-                text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"))
-            } else {
-                text(StatusCode::OK, "ok\n")
-            }
-        }
+        "/healthz" => healthz(&edge).await,
         "/metrics" => {
             let held = admission
                 .lock()
@@ -491,6 +482,38 @@ fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> Result
     }
 }
 
+/// `GET /healthz`: 200 `ok` while serving; 503 with why while
+/// stopping, while new messages cannot be taken (the store failing, the
+/// cluster's heartbeat not reaching NATS), and while the hub does not
+/// answer within [`HEALTH_WITHIN`] (stuck, or far behind: then nothing
+/// it is sent is answered either).
+async fn healthz(edge: &Edge) -> Response<Body> {
+    let metrics = &edge.settings.metrics;
+    if metrics.stopping.load(Ordering::Relaxed) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    if let Some(why) = metrics.trouble() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
+    }
+    // Asked as a client's frame would be, through the hub's queue: a
+    // full queue is a hub not keeping up too.
+    let (tx, rx) = oneshot::channel();
+    let ask = async {
+        edge.to_hub.send(ToHub::Alive(tx)).await.ok()?;
+        rx.await.ok()
+    };
+    match tokio::time::timeout(HEALTH_WITHIN, ask).await {
+        Ok(Some(())) => text(StatusCode::OK, "ok\n"),
+        _ => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the server's core did not answer within {} s: stuck, or far behind\n",
+                HEALTH_WITHIN.as_secs()
+            ),
+        ),
+    }
+}
+
 /// `GET /metrics`, to loopback and the networks `--metrics-allow` names.
 /// `/metrics`; `held`: the connections under `--max-clients` now.
 async fn metrics(info: ConnInfo, edge: &Edge, held: usize) -> Response<Body> {
@@ -526,6 +549,46 @@ async fn metrics(info: ConnInfo, edge: &Edge, held: usize) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An edge whose hub is `hub`'s sending side, and `/healthz`'s
+    /// status and body on it.
+    async fn health(to_hub: mpsc::Sender<ToHub>) -> (StatusCode, String) {
+        let edge = Edge {
+            to_hub,
+            settings: crate::Settings::for_tests(),
+            tls: None,
+            stop: tokio::sync::watch::channel(false).1,
+        };
+        let res = healthz(&edge).await;
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 10)
+            .await
+            .expect("the body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A hub that takes nothing (stuck on something that never ends)
+    /// makes `/healthz` 503 within its bound, saying why; one that reads
+    /// its input makes it 200. It answered 200 from the flags alone,
+    /// whatever the hub was doing.
+    #[tokio::test(start_paused = true)]
+    async fn healthz_is_503_while_the_hub_does_not_answer() {
+        let (to_hub, stuck) = mpsc::channel(16);
+        let (status, body) = health(to_hub).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("did not answer"), "{body}");
+        drop(stuck);
+
+        let (to_hub, mut hub) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(input) = hub.recv().await {
+                if let ToHub::Alive(reply) = input {
+                    let _ = reply.send(());
+                }
+            }
+        });
+        assert_eq!(health(to_hub).await, (StatusCode::OK, "ok\n".to_owned()));
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
         let mut h = axum::http::HeaderMap::new();

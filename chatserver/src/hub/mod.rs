@@ -82,6 +82,9 @@ pub enum ToHub {
     Gone(ClientId),
     /// `/metrics` asks what the core knows.
     Snapshot(oneshot::Sender<crate::metrics::Snapshot>),
+    /// `/healthz` asks whether the hub takes its input: answered as it is
+    /// read, so no answer means a hub stuck, or far behind.
+    Alive(oneshot::Sender<()>),
 }
 
 /// The two clocks the core runs on: monotonic milliseconds since the hub

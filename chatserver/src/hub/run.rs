@@ -370,6 +370,9 @@ impl Hub {
                     rooms_unloaded: self.server.rooms_unloaded() as u64,
                 });
             }
+            ToHub::Alive(reply) => {
+                let _ = reply.send(());
+            }
         }
     }
 }
