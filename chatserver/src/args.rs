@@ -378,8 +378,9 @@ pub struct Args {
 
     /// Bytes queued for one client that it has not read yet (each frame
     /// also counts 32 bytes for its place in the queue); past this for
-    /// longer than --slow-consumer-ms it gets slow_consumer and is closed
-    /// (4096 to 1073741824, and at least --max-frame-bytes plus 36: one
+    /// --slow-consumer-ms, in which it read less than this many bytes, it
+    /// gets slow_consumer and is closed (one that read as many is given
+    /// --slow-consumer-ms again) (4096 to 1073741824, and at least --max-frame-bytes plus 36: one
     /// frame with its 4-byte header and its 32 must fit).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20,
           value_parser = whole::<u64>(4096, 1 << 30))]
@@ -387,7 +388,9 @@ pub struct Args {
 
     /// How long, in milliseconds, a client's unread output may stay past
     /// --outbound-queue-bytes (a burst it is reading) before it gets
-    /// slow_consumer and is closed; 0: closed as soon as it passes it
+    /// slow_consumer and is closed, unless it read at least
+    /// --outbound-queue-bytes meanwhile: then it has this long again,
+    /// and so on while it reads; 0: closed as soon as it passes it
     /// (0 to 600000).
     #[arg(long, env = "CHATSERVER_SLOW_CONSUMER_MS", default_value_t = 5_000,
           value_parser = whole::<u64>(0, 600_000))]

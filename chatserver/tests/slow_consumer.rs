@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{frame_bytes, is_presence, kind, Client, Next, Server, WAIT};
 use serde_json::{json, Value};
@@ -394,4 +395,104 @@ mod the_error_arrives_whole_once_read {
             (1008, "slow_consumer".to_owned())
         );
     }
+}
+
+/// The grace, and the backlog of messages of [`TEXT_BYTES`] (about 6
+/// MiB: the kernel's buffers on loopback take up to 4 MiB of it, the
+/// rest, 30 times the 64 KiB queue limit, is queued) the tests below
+/// queue for one member at once.
+const READING_GRACE: [&str; 2] = ["--slow-consumer-ms", "400"];
+const BACKLOG: usize = 1_500;
+
+/// A member whose receive buffer is 4 KiB gets a backlog of [`BACKLOG`]
+/// messages at once from another, and reads it at `rate` bytes per second
+/// for `paced`, then at once. The messages it got in order, the frame
+/// that ended them (`None`: it got all, then its `pong`, still
+/// connected), and how long it read.
+fn backlog_read_at(rate: f64, paced: Duration) -> (usize, Option<Value>, Duration) {
+    let server = Server::start(
+        &[
+            &["--rate", "0", "--log-level", "warn"],
+            &SMALL_QUEUE[..],
+            &READING_GRACE[..],
+        ]
+        .concat(),
+    );
+    let mut reader = server.connect_with_rcvbuf(4096);
+    reader.join("reader");
+    let mut sender = server.join("sender");
+    assert!(is_presence(&reader.recv_frame(), "sender", "online"));
+    let mut burst = Vec::new();
+    for i in 0..BACKLOG {
+        let frame = json!({"type": "msg", "text": text(i)});
+        burst.extend(frame_bytes(frame.to_string().as_bytes()));
+    }
+    let mut out = sender.stream().try_clone().expect("clone the socket");
+    let writer = thread::spawn(move || out.write_all(&burst).expect("the burst is taken"));
+    // The sender reads its echoes at once.
+    let echoes = thread::spawn(move || {
+        for i in 0..BACKLOG {
+            let f = sender.recv_frame();
+            assert!(f["text"] == text(i).as_str(), "echo {i}: {f}");
+        }
+        sender
+    });
+    // The slow reader: after each frame it waits until its clock has
+    // caught up with what it read at `rate` (the waits are its pace, the
+    // workload under test).
+    let start = Instant::now();
+    let mut read = 0;
+    let mut got = 0;
+    let mut last = None;
+    while got < BACKLOG {
+        let f = match reader.next() {
+            Next::Frame(f) => f,
+            other => panic!("after {got} messages: {other:?}"),
+        };
+        if kind(&f) != "msg" {
+            last = Some(f);
+            break;
+        }
+        assert!(f["text"] == text(got).as_str(), "gap at {got}");
+        got += 1;
+        read += reader.last_frame_bytes();
+        let due = Duration::from_secs_f64(read as f64 / rate);
+        if let Some(ahead) = due.min(paced).checked_sub(start.elapsed()) {
+            thread::sleep(ahead);
+        }
+    }
+    let took = start.elapsed();
+    writer.join().expect("writer thread");
+    let _sender = echoes.join().expect("echo reader thread");
+    if last.is_none() {
+        reader.ping_pong();
+    }
+    (got, last, took)
+}
+
+/// A member reading a backlog far past its queue's limit steadily (2 MiB
+/// a second, 800 KiB each grace of 400 ms, while its limit is 64 KiB) is
+/// not closed, though it takes several graces to read it: it gets every
+/// message in order and is still connected. Before, the grace ran from
+/// when the queue first passed the limit, and it was closed
+/// `slow_consumer` once that ran out, reading all the while.
+#[test]
+fn a_member_reading_a_long_backlog_steadily_is_not_closed() {
+    let (got, last, took) = backlog_read_at(2.0 * 1024.0 * 1024.0, Duration::MAX);
+    assert_eq!(last, None, "closed after {got} messages in {took:?}");
+    assert_eq!(got, BACKLOG);
+    assert!(
+        took > Duration::from_millis(3 * 400),
+        "read in {took:?}: not several graces, the test proves nothing"
+    );
+}
+
+/// A member that reads too little of its backlog (16 KiB a second, 6.4
+/// KiB each grace, under its 64 KiB limit; for 2 s, five graces, then
+/// at once) is still closed `slow_consumer`, after a gap-free prefix.
+#[test]
+fn a_member_reading_less_than_its_limit_each_grace_is_closed() {
+    let (got, last, _) = backlog_read_at(16.0 * 1024.0, Duration::from_secs(2));
+    let last = last.unwrap_or_else(|| panic!("got all {got} messages, not closed"));
+    assert_eq!(last["code"], "slow_consumer", "{last}");
 }

@@ -5,7 +5,8 @@ use super::{Args, DEFAULT_QUEUE_MAX_BYTES};
 
 impl Args {
     /// The limits of each client's outbound queue: past
-    /// `--outbound-queue-bytes` for `--slow-consumer-ms`, or past
+    /// `--outbound-queue-bytes` for `--slow-consumer-ms` while reading
+    /// less than that much, or past
     /// `--outbound-queue-max-bytes` at once (with no grace, the first).
     pub fn queue_limits(&self) -> crate::peer::QueueLimits {
         let bytes = self.outbound_queue_bytes as usize;

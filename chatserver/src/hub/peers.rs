@@ -102,31 +102,45 @@ impl Hub {
 
     /// The other overflow policy: a client whose queue has stayed past
     /// `--outbound-queue-bytes` for the grace (`--slow-consumer-ms`) gets
-    /// `slow_consumer` and leaves; one back under it is no longer
-    /// watched. A burst it reads at once costs it nothing. Looks again
-    /// when the next one watched is due.
+    /// `slow_consumer` and leaves, unless it read at least that many
+    /// bytes of it meanwhile: a client reading its backlog is watched
+    /// again from now, however long the backlog (its queue is still held
+    /// to `--outbound-queue-max-bytes` and the budget). One back under it
+    /// is no longer watched. A burst it reads at once costs it nothing.
+    /// Looks again when the next one watched is due.
     pub(super) fn check_lagging(&mut self) {
         self.next_lag_check = None;
         let now = std::time::Instant::now();
         let grace = self.slow_consumer_grace;
+        let reading = self.queue.bytes as u64;
         let mut next: Option<std::time::Instant> = None;
         let mut slow = Vec::new();
         let peers = &self.peers;
         self.lagging.retain(|id| {
-            let Some(since) = peers.get(id).and_then(|p| p.over_since()) else {
+            let Some(peer) = peers.get(id) else {
                 return false;
             };
-            let due = since + grace;
-            if due <= now {
-                slow.push(*id);
+            let Some((since, written)) = peer.lag() else {
                 return false;
+            };
+            let mut due = since + grace;
+            if due <= now {
+                if written < reading || grace.is_zero() {
+                    slow.push(*id);
+                    return false;
+                }
+                peer.watch_again(now);
+                due = now + grace;
             }
             next = Some(next.map_or(due, |n| n.min(due)));
             true
         });
         for id in slow {
             if !self.kicked.contains(&id) {
-                let what = format!("unread output past the limit for {} ms", grace.as_millis());
+                let what = format!(
+                    "unread output past the limit for {} ms, less than the limit read meanwhile",
+                    grace.as_millis()
+                );
                 self.slow_consumer(id, self.queue.bytes, &what);
             }
         }

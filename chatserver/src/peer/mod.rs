@@ -40,10 +40,10 @@ mod write;
 pub const MAX_READS_WAITING: usize = 4;
 
 /// How much a peer's queue holds before its client is a slow consumer:
-/// past `bytes` for longer than the hub's grace (`--slow-consumer-ms`),
-/// or past `max_bytes` at once (each counted as [`Peer::queued`] is).
-/// A burst larger than `bytes` that the client reads at once is no
-/// reason to close it.
+/// past `bytes` for longer than the hub's grace (`--slow-consumer-ms`)
+/// while writing out less than `bytes` of it, or past `max_bytes` at once
+/// (each counted as [`Peer::queued`] is). A burst larger than `bytes`
+/// that the client reads, at once or steadily, is no reason to close it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     /// `--outbound-queue-bytes`.
@@ -102,9 +102,15 @@ struct Outbound {
     dirty: bool,
     /// The last write would block; the connection task flushes when writable.
     blocked: bool,
-    /// Since when `queued` has been past [`QueueLimits::bytes`] (`None`
-    /// while it is not).
+    /// Since when `queued` has been past [`QueueLimits::bytes`], or since
+    /// the hub last found its client reading it ([`Peer::watch_again`])
+    /// (`None` while it is not past it).
     over_since: Option<Instant>,
+    /// Bytes taken off the queue so far: written to the socket, or taken
+    /// by the writer task (which takes more only once it wrote those).
+    written: u64,
+    /// What `written` was when `over_since` was last set.
+    written_at_over: u64,
     /// Something queued before this turn was still unwritten at the
     /// turn's first push (see [`Peer::push`]).
     behind: bool,
@@ -205,13 +211,28 @@ impl Peer {
         let over = out.queued > self.limits.bytes && out.over_since.is_none();
         if over {
             out.over_since = Some(Instant::now());
+            out.written_at_over = out.written;
         }
         over
     }
 
-    /// Since when the queue has been past [`QueueLimits::bytes`], if it is.
-    pub fn over_since(&self) -> Option<Instant> {
-        self.out().over_since
+    /// Since when the queue has been watched past [`QueueLimits::bytes`],
+    /// and how many bytes were taken off it since then (written, or taken
+    /// by the writer task), if it is past it.
+    pub fn lag(&self) -> Option<(Instant, u64)> {
+        let out = self.out();
+        let since = out.over_since?;
+        Some((since, out.written - out.written_at_over))
+    }
+
+    /// A queue still past [`QueueLimits::bytes`] whose client is reading
+    /// it is watched again from `now`, what it wrote counted from there.
+    pub fn watch_again(&self, now: Instant) {
+        let mut out = self.out();
+        if out.over_since.is_some() {
+            out.over_since = Some(now);
+            out.written_at_over = out.written;
+        }
     }
 
     fn out(&self) -> MutexGuard<'_, Outbound> {

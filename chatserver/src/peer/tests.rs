@@ -230,23 +230,30 @@ fn a_queue_past_its_limit_is_over_until_read_back_under_it() {
     let (budget, peer) = graced(1000, 2500);
     let frame = || budget.track(Bytes::from(vec![b'x'; 600]));
     assert_eq!(peer.push(frame()), queued(true, false));
-    assert_eq!(peer.over_since(), None);
+    assert_eq!(peer.lag(), None);
     assert_eq!(peer.push(frame()), queued(false, true));
-    let since = peer.over_since().expect("over its limit");
+    let (since, written) = peer.lag().expect("over its limit");
+    assert_eq!(written, 0);
     assert_eq!(peer.push(frame()), queued(false, false));
-    assert_eq!(peer.over_since(), Some(since), "still the same time over");
+    assert_eq!(peer.lag(), Some((since, 0)), "still the same time over");
     assert_eq!(peer.push(frame()), Push::Overflow, "past max_bytes");
     let mut taken = Vec::new();
     assert!(peer.take(1, usize::MAX, &mut taken));
     assert_eq!(
-        peer.over_since(),
-        Some(since),
-        "1264 bytes left: still over"
+        peer.lag(),
+        Some((since, 600)),
+        "1264 bytes left: still over, 600 written since"
     );
+    // Watched again: what it writes is counted from there.
+    let again = since + std::time::Duration::from_millis(1);
+    peer.watch_again(again);
+    assert_eq!(peer.lag(), Some((again, 0)));
     assert!(peer.take(1, usize::MAX, &mut taken));
-    assert_eq!(peer.over_since(), None, "back under it");
+    assert_eq!(peer.lag(), None, "back under it");
+    peer.watch_again(again);
+    assert_eq!(peer.lag(), None, "not watched again once under it");
     assert_eq!(peer.push(frame()), queued(true, true));
-    assert!(peer.over_since().is_some());
+    assert_eq!(peer.lag().map(|(_, written)| written), Some(0));
 }
 
 /// An answer to a read that takes the queue past its most overflows,

@@ -32,6 +32,7 @@ impl Peer {
                 break;
             };
             out.queued -= b.len() + SLOT_BYTES;
+            out.written += b.len() as u64;
             bytes += b.len();
             n += 1;
             into.push(b);
@@ -136,6 +137,7 @@ fn write_queued(stream: &TcpStream, out: &mut Outbound) -> io::Result<bool> {
             Err(e) => return Err(e),
         };
         out.queued -= written;
+        out.written += written as u64;
         while written > 0 {
             let front = out
                 .queue
