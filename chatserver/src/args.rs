@@ -366,6 +366,9 @@ pub struct Args {
     /// --read-rate-bytes applies (by default a full replay and a frame of
     /// members for each of --max-rooms-per-client rooms, 18874368; 1024 to
     /// 1099511627776, and at least --replay-bytes and --max-frame-bytes).
+    /// What is sent at once must also fit --outbound-queue-max-bytes:
+    /// rooms entered all at once whose replays together pass it close
+    /// their client slow_consumer at once.
     #[arg(long, env = "CHATSERVER_READ_BURST_BYTES",
           value_parser = whole::<u64>(1024, 1 << 40))]
     pub read_burst_bytes: Option<u64>,
