@@ -366,9 +366,8 @@ pub struct Args {
     /// --read-rate-bytes applies (by default a full replay and a frame of
     /// members for each of --max-rooms-per-client rooms, 18874368; 1024 to
     /// 1099511627776, and at least --replay-bytes and --max-frame-bytes).
-    /// What is sent at once must also fit --outbound-queue-max-bytes:
-    /// rooms entered all at once whose replays together pass it close
-    /// their client slow_consumer at once.
+    /// What is sent at once must also fit --outbound-queue-max-bytes,
+    /// which by default holds every room's replay at once.
     #[arg(long, env = "CHATSERVER_READ_BURST_BYTES",
           value_parser = whole::<u64>(1024, 1 << 40))]
     pub read_burst_bytes: Option<u64>,
@@ -400,9 +399,11 @@ pub struct Args {
     pub slow_consumer_ms: u64,
 
     /// Bytes queued for one client past which it gets slow_consumer and
-    /// is closed at once, in its grace or not (by default 16777216, or
-    /// --outbound-queue-bytes if that is more; 4096 to 1073741824, and at
-    /// least --outbound-queue-bytes).
+    /// is closed at once, in its grace or not (by default room for a full
+    /// replay and a frame of members for each of --max-rooms-per-client
+    /// rooms and --outbound-queue-bytes besides, 19922944, and at least
+    /// 16777216; 4096 to 1073741824, and at least
+    /// --outbound-queue-bytes).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_MAX_BYTES",
           value_parser = whole::<u64>(4096, 1 << 30))]
     pub outbound_queue_max_bytes: Option<u64>,
@@ -480,8 +481,8 @@ pub enum LogText {
     None,
 }
 
-/// `--outbound-queue-max-bytes` when not given (or
-/// `--outbound-queue-bytes`, if that is more).
+/// The least `--outbound-queue-max-bytes` when not given (see
+/// [`Args::default_queue_max_bytes`]).
 pub const DEFAULT_QUEUE_MAX_BYTES: usize = 16 << 20;
 
 /// Where history is kept.
