@@ -35,26 +35,31 @@ impl Server {
         let EventBody::Msg { from, to, id, .. } = &event.body else {
             return;
         };
-        let room = self.rooms.get(&*event.room).expect("checked by apply");
-        // The connection the echo goes to, if any. A room member has its welcome; a sender of a private message
-        // may be a resume's new connection that has not had it yet. One
-        // the core is closing (not yet sent its `Close`) may have sent it.
-        // (Its session may be forgotten meanwhile: that connection is the
-        // one the session is in the room as.)
+        let here = self.rooms.get(&*event.room).expect("checked by apply");
+        // The connection the echo goes to, if any. A room member has its
+        // welcome; a sender of a private message may be a resume's new
+        // connection that has not had it yet. One the core is closing (not
+        // yet sent its `Close`) may have sent it. (Its session may be
+        // forgotten meanwhile: that connection is the one the session is
+        // in the room as.)
         let live = self.sessions.get(from).and_then(|s| s.conn);
         let closing = if self.closing.is_empty() {
             None
         } else {
-            room.conn_of(*from).filter(|c| self.closing.contains_key(c))
+            here.conn_of(*from).filter(|c| self.closing.contains_key(c))
         };
         let sender = [live, closing].into_iter().flatten().find(|&c| {
             if to.is_empty() {
-                room.has(c)
+                here.has(c)
             } else {
                 self.welcomed(c)
             }
         });
-        if self.config.cluster {
+        // Looked up again only after the cluster's bookkeeping, which
+        // changes the server (the common case looks once).
+        let room = if !self.config.cluster {
+            here
+        } else {
             // The seq its id stands for is known only now.
             let epoch = self.rooms.get(&*event.room).map_or("", |r| &r.epoch);
             if let (Some(id), Some(s)) = (id, self.sessions.get_mut(from)) {
@@ -77,8 +82,8 @@ impl Server {
                     self.resends_answered(*from, id, &frame, echoed, true);
                 }
             }
-        }
-        let room = self.rooms.get(&*event.room).expect("checked by apply");
+            self.rooms.get(&*event.room).expect("checked by apply")
+        };
         if to.is_empty() {
             match (id, sender) {
                 (Some(_), Some(me)) => {
