@@ -2077,9 +2077,9 @@ fn m1() -> ClientFrame {
 }
 
 /// alice sent `m1`, which the log holds back (returned: the proposal),
-/// and her connection dropped; a new connection resumed her session. With
-/// that connection and how many frames it had before the test's.
-fn resumed_with_m1_on_its_way() -> (Cluster, Vec<std::sync::Arc<Event>>, ClientId, usize) {
+/// and her connection dropped; a new connection sent the `join` that
+/// resumes her session, not yet settled. With that connection.
+fn resuming_with_m1_on_its_way() -> (Cluster, Vec<std::sync::Arc<Event>>, ClientId) {
     let mut c = Cluster::new(1);
     let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
     c.nodes[0].handle_frame(NOW, old, m1());
@@ -2089,6 +2089,13 @@ fn resumed_with_m1_on_its_way() -> (Cluster, Vec<std::sync::Arc<Event>>, ClientI
     let new = c.nodes[0].handle_connect(NOW);
     let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
     c.nodes[0].handle_frame(NOW, new, join);
+    (c, first, new)
+}
+
+/// As [`resuming_with_m1_on_its_way`], the resume settled. With how many
+/// frames the new connection had before the test's.
+fn resumed_with_m1_on_its_way() -> (Cluster, Vec<std::sync::Arc<Event>>, ClientId, usize) {
+    let (mut c, first, new) = resuming_with_m1_on_its_way();
     c.settle();
     let before = c.frames(0, new).len();
     (c, first, new, before)
@@ -2273,15 +2280,7 @@ fn answers_to_m1(c: &Cluster, client: ClientId, from: usize) -> Vec<Value> {
 /// counted as its answer).
 #[test]
 fn a_resend_sent_with_the_resumes_join_is_answered() {
-    let mut c = Cluster::new(1);
-    let (old, token) = c.join_for_token(0, "alice", &["lobby"]);
-    c.nodes[0].handle_frame(NOW, old, m1());
-    let first = c.hold(0);
-    assert_eq!(first.len(), 1, "{first:?}");
-    c.disconnect(0, old);
-    let new = c.nodes[0].handle_connect(NOW);
-    let join = ClientFrame::join_v2("alice", vec!["lobby".into()], Some(token));
-    c.nodes[0].handle_frame(NOW, new, join);
+    let (mut c, first, new) = resuming_with_m1_on_its_way();
     c.nodes[0].handle_frame(NOW, new, m1());
     c.nodes[0].handle_frame(NOW, new, ClientFrame::Ping);
     let rest = c.hold(0);
