@@ -382,8 +382,9 @@ pub struct Args {
     /// also counts 32 bytes for its place in the queue); past this for
     /// --slow-consumer-ms, in which it read less than this many bytes, it
     /// gets slow_consumer and is closed (one that read as many is given
-    /// --slow-consumer-ms again) (4096 to 1073741824, and at least --max-frame-bytes plus 36: one
-    /// frame with its 4-byte header and its 32 must fit).
+    /// --slow-consumer-ms again) (4096 to 1073741824, and at least
+    /// --max-frame-bytes plus 36: one frame with its 4-byte header and
+    /// its 32 must fit).
     #[arg(long, env = "CHATSERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20,
           value_parser = whole::<u64>(4096, 1 << 30))]
     pub outbound_queue_bytes: u64,
