@@ -1,35 +1,25 @@
 // The page: wires the session (protocol state), the connection (socket,
-// reconnects) and the views (messages, lists, input) together; joins and
-// leaves, enters and leaves rooms. What the server says is shown by
-// events.js, what the user types is carried out by commands.js.
+// reconnects) and the views (messages, lists, input) together; starts a
+// chat and stops it. Joining is join.js's, the rooms entered, left and
+// shown are rooms.js's, what the page said of a lost connection is
+// lost.js's. What the server says is shown by events.js, what the user
+// types is carried out by commands.js.
 
 import { Departures } from './away.js';
-import {
-  clearErrors,
-  closeDrawers,
-  errorsFollow,
-  forgetErrorsOf,
-  focusOnClose,
-  saved,
-  tabSaved,
-  setTitle,
-  setUpDrawers,
-  showChat,
-  showElsewhere,
-  showError,
-  showJoin,
-  showStatus,
-} from './chrome.js';
+import { clearErrors, closeDrawers, focusOnClose, saved, tabSaved, setUpDrawers, showElsewhere, showJoin, showStatus } from './chrome.js';
 import { checkLength, runLine } from './commands.js';
 import { Composer } from './composer.js';
 import { Connection, socketUrl } from './connection.js';
 import { serverEvents } from './events.js';
 import { HistoryLoader } from './history.js';
+import { Joining } from './join.js';
+import { LostNotice } from './lost.js';
 import { MessageView } from './messages.js';
 import { NoRoomLog } from './noroom.js';
-import { decode as decodeFrame, LOBBY, nickKey, roomName } from './protocol.js';
+import { decode as decodeFrame, roomName } from './protocol.js';
+import { Rooms, savedRooms } from './rooms.js';
 import { Session } from './session.js';
-import { OnlineList, RoomList, unreadWords } from './sidebar.js';
+import { OnlineList, RoomList } from './sidebar.js';
 import { Tabs } from './tabs.js';
 import { isolated } from './text.js';
 import { savedUnread, UnreadKeeper } from './unread.js';
@@ -39,8 +29,6 @@ const $ = (id) => document.getElementById(id);
 
 let session = null;
 let conn = null;
-let current = null;
-let everJoined = false;
 /** `/query NICK`: lines typed without recipients go to this nick only. */
 let query = null;
 /** Who asked for the room list, oldest first: 'cmd' | 'panel'. */
@@ -65,10 +53,10 @@ const backlog = new HistoryLoader(view, () => session, (room, text) => {
   note(room, text, 'notice');
 });
 const roomList = new RoomList($('rooms'), $('room-input'), {
-  select,
-  part: (room) => partRoom(room, true),
+  select: (room) => rooms.select(room),
+  part: (room) => rooms.part(room, true),
   unreadChanged: () => {
-    updateTitle();
+    rooms.updateTitle();
     marks.soon();
   },
 });
@@ -81,7 +69,7 @@ const tabs = new Tabs((token) => session?.token === token && $('elsewhere').hidd
 const online = new OnlineList($('online'), $('online-count'), $('people'));
 const composer = new Composer($('composer'), $('input'), {
   submit: (line) => runLine(app, line),
-  nicks: () => (session && current ? session.roster(current) : []),
+  nicks: () => (session && rooms.current ? session.roster(rooms.current) : []),
   // The line changed: what was said of it (or of the one before) goes,
   // `unavailable` too (the log keeps it).
   typing: () => {
@@ -103,7 +91,7 @@ const app = {
     return conn;
   },
   get current() {
-    return current;
+    return rooms.current;
   },
   get query() {
     return query;
@@ -116,55 +104,42 @@ const app = {
   roomsAsks,
   note,
   say,
-  sayLost,
+  sayLost: (text, code) => lost.say(text, code),
   clearShown,
-  select,
-  joinRoom,
-  partRoom,
-  forgetRoom,
-  showOnline,
-  showPresence,
+  select: (room, keepDrawers) => rooms.select(room, keepDrawers),
+  joinRoom: (room) => rooms.join(room),
+  partRoom: (room, fromList) => rooms.part(room, fromList),
+  forgetRoom: (room) => rooms.forget(room),
+  showOnline: () => rooms.showOnline(),
+  showPresence: (room, nick) => rooms.showPresence(room, nick),
   setQuery,
   leave,
   offline,
 };
 /** What the server says, shown (events.js). */
 const events = serverEvents(app);
+/** What the page said of a lost connection, and where (lost.js). */
+const lost = new LostNotice({ events, current: () => rooms.current, say, sayIn });
+/** The rooms this tab is in and the one shown (rooms.js). */
+const rooms = new Rooms({
+  session: () => session,
+  view,
+  noRoom,
+  roomList,
+  online,
+  composer,
+  backlog,
+  departures,
+  events,
+  lost,
+});
 
 // ---- joining and leaving ------------------------------------------------
 
-/** A reload resumes the tab's session: how many tries are left for it. */
-let resumeTries = 0;
-
-/**
- * Reconnects in a row that found the nickname still held: in a cluster,
- * by this session on a server that died (the others free its names within
- * seconds; a connection the server merely has not seen go is taken over
- * by the resume); as chatclient, the fifth such answer means someone else
- * has it.
- */
-let heldTries = 0;
-const HELD_TRIES = 4;
-
-/**
- * What the page said of the connection lost (`{ text, code }`, see
- * `sayLost`), until it is back: said again where the reader goes
- * meanwhile to or from no room (`select`). `null` while connected.
- */
-let lostSaid = null;
-
-/**
- * Where the page said the loss and has to say the return, `null` for the
- * no-room log, a room's name for a room entered since, until the
- * connection is back: a room whose log said it as it happened says it
- * is back in its own way (events.js), and nothing else would here.
- */
-const lostTold = new Set();
-
 function startChat(nick, token = null) {
   stopChat();
-  const rooms = savedRooms();
-  session = new Session(nick, rooms, {
+  const kept = savedRooms();
+  session = new Session(nick, kept, {
     send: (f) => conn && conn.send(f),
     emit: (kind, data) => {
       handlers[kind]?.(data);
@@ -178,16 +153,16 @@ function startChat(nick, token = null) {
     open: () => session.connected(),
     message: onText,
     close: onClose,
-    state: (state, detail) => showStatus(state, detail, everJoined),
+    state: (state, detail) => showStatus(state, detail, joining.everJoined),
   });
-  for (const r of rooms) addRoom(r);
+  for (const r of kept) rooms.add(r);
   // Resuming after a reload: each room's unread marks as they were, and
   // what its replay brings after where the tab stood there counted too
   // (events.js); the room shown is read (`select`). A new session
   // starts with none.
   if (token) {
     for (const [room, m] of savedUnread()) {
-      if (!rooms.includes(room)) continue;
+      if (!kept.includes(room)) continue;
       events.keptFrom(room, { epoch: m.epoch, seq: m.seq });
       if (m.n > 0) roomList.unread(room, m.n, m.mention);
     }
@@ -195,7 +170,7 @@ function startChat(nick, token = null) {
     marks.forget();
   }
   const last = tabSaved.get('rooms') ? tabSaved.get('current') : saved.get('current');
-  select(rooms.includes(last) ? last : rooms[0]);
+  rooms.select(kept.includes(last) ? last : kept[0]);
   // Resuming this tab's session after a reload: what it had not had
   // confirmed is sent again (with its ids, so the server drops what it
   // has); a new session starts with none.
@@ -230,19 +205,18 @@ function stopChat() {
   session = null;
   // What it kept is as the caller left it (Leave has cleared it).
   keeper.cancel();
-  for (const r of [...view.rooms.keys()]) forgetRoom(r);
+  for (const r of [...view.rooms.keys()]) rooms.forget(r);
   marks.cancel();
-  current = null;
-  lostSaid = null;
-  lostTold.clear();
+  rooms.current = null;
+  lost.clear();
   noRoom.clear();
   noRoom.show(false);
-  updateTitle();
+  rooms.updateTitle();
   setQuery(null);
   $('current-room').textContent = '';
   $('me').textContent = '';
   online.show([], null);
-  everJoined = false;
+  joining.everJoined = false;
   clearErrors(true);
   // The room box too: its refusal was this chat's, not the next one's.
   $('room-input').value = '';
@@ -274,129 +248,6 @@ function leave() {
   showUnsent(unsent);
 }
 
-// ---- rooms ----------------------------------------------------------------
-
-// A tab's rooms are its own: kept in the tab (a reload comes back to
-// them, whatever another tab of this browser entered or left since) and,
-// for a new tab, in the browser (the last rooms used anywhere).
-function savedRooms() {
-  let list = [];
-  try {
-    list = JSON.parse(tabSaved.get('rooms') || saved.get('rooms') || '[]');
-  } catch {
-    list = [];
-  }
-  const rooms = [];
-  for (const raw of Array.isArray(list) ? list : []) {
-    const r = typeof raw === 'string' ? roomName(raw).room : null;
-    if (r && !rooms.includes(r)) rooms.push(r);
-  }
-  return rooms.length ? rooms : [LOBBY];
-}
-
-function saveRooms() {
-  if (!session) return;
-  // The list in its own order; the room being read apart, so that a
-  // reload comes back to it without moving it to the top.
-  const rooms = JSON.stringify([...session.rooms.keys()]);
-  for (const store of [tabSaved, saved]) {
-    store.set('rooms', rooms);
-    store.set('current', current ?? '');
-  }
-}
-
-function addRoom(room) {
-  view.addRoom(room);
-  roomList.add(room);
-  roomList.setEntering(room, true);
-  backlog.add(room);
-}
-
-function forgetRoom(room) {
-  departures.say(room, true);
-  view.removeRoom(room);
-  roomList.remove(room);
-  backlog.forget(room);
-  events.forget(room);
-  lostTold.delete(room);
-  forgetErrorsOf(room);
-}
-
-/**
- * Show `room` (null: none), and close the drawer it was chosen in (on a
- * phone it covers the room), unless `keepDrawers`: the drawer is still in
- * use (a room left by its × in the list, the focus on the next one).
- */
-function select(room, keepDrawers = false) {
-  const was = current;
-  current = room;
-  view.show(room);
-  noRoom.show(!room);
-  // The connection lost: said where the reader goes, to or from no room
-  // (all rooms left, or one entered, meanwhile), and there, once back,
-  // that it is back. (Between rooms, each room's log says what it missed.)
-  if (lostSaid && (!room || !was) && !lostTold.has(room) && !(room && events.toldLost(room))) {
-    say(lostSaid.text, 'notice lost', lostSaid.code);
-    lostTold.add(room);
-  }
-  if (room) backlog.fill(room);
-  roomList.setCurrent(room);
-  if (room) roomList.unread(room, null);
-  errorsFollow(room);
-  $('current-room').textContent = room ? `#${room}` : '';
-  composer.hint(room ? `Message #${room}` : 'Join a room to write: /join ROOM');
-  showOnline();
-  updateTitle();
-  saveRooms();
-  if (!keepDrawers) closeDrawers();
-}
-
-function joinRoom(room) {
-  if (!session.rooms.has(room)) {
-    session.enter(room);
-    addRoom(room);
-  }
-  select(room);
-}
-
-/**
- * Leave `room`; `fromList`: by its × in the room list, which has put the
- * focus on the next room there. False when not in it (said above the
- * input, whose `/part` line stays to be corrected).
- */
-function partRoom(room, fromList = false) {
-  if (!session || !session.rooms.has(room)) {
-    showError('not_in_room', `you are not in #${room}`);
-    return false;
-  }
-  // The current room left, the next one in the list is shown: the one
-  // its × gives the focus to (the first room was, wherever the focus
-  // went), and by the × the Rooms drawer stays open on it.
-  const next = roomList.next(room);
-  session.part(room);
-  forgetRoom(room);
-  if (current === room) select(next, fromList);
-  else saveRooms();
-  return true;
-}
-
-function showOnline() {
-  const nicks = session && current ? session.roster(current) : [];
-  online.show(nicks, session?.nick);
-}
-
-/**
- * `nick` came to or left `room`: in the room shown, their row alone
- * changes, as the session's roster now has them or not (a join in a room
- * of 10,000 went through every name, sorted anew).
- */
-function showPresence(room, nick) {
-  if (room !== current || !session) return;
-  const now = session.roomState(room)?.roster.get(nickKey(nick));
-  if (now === undefined) online.drop(nick);
-  else online.put(now);
-}
-
 // ---- what the server says ---------------------------------------------------
 
 function onText(text) {
@@ -404,122 +255,32 @@ function onText(text) {
   if (f) session?.frame(f);
 }
 
-/** Why the server closes a connection with the fatal error `code`, in the reader's words. */
-function closedBecause(code) {
-  switch (code) {
-    case 'slow_consumer':
-      return 'this page did not read its messages fast enough';
-    case 'rate_limited':
-      return 'this page sent too much too fast';
-    case 'timeout':
-      return 'it heard nothing from this page in time';
-    case 'frame_too_large':
-    case 'empty_frame':
-      return 'this page sent a frame it could not read';
-    default:
-      return 'it closed it with an error';
-  }
-}
+/** Joining: a reload resuming, joined, refused and tried again (join.js). */
+const joining = new Joining({
+  session: () => session,
+  conn: () => conn,
+  start: startChat,
+  stop: stopChat,
+  say,
+  lost,
+  events,
+  keeper,
+  tabs,
+  view,
+  roomList,
+  composer,
+});
 
 const handlers = {
-  joined({ nick, resumed, reconnect, closedFor }) {
-    conn.markJoined();
-    resumeTries = 0;
-    heldTries = 0;
-    // A reload of this tab resumes this session.
-    tabSaved.set('resume', JSON.stringify({ nick, token: session.token }));
-    $('me').textContent = nick;
-    $('nick').value = nick;
-    if (!everJoined) {
-      everJoined = true;
-      // In: what the join screen listed to send again is over (kept
-      // until now, in case this join failed too).
-      showUnsent([]);
-      showChat();
-      composer.fit();
-      $('input').focus();
-    } else if (reconnect) {
-      // Said where the loss was said (a room's log that said it as it
-      // happened says what it missed, events.js), and a new session
-      // where the reader is too.
-      const places = new Set(lostTold);
-      if (!resumed) places.add(current);
-      for (const place of places) {
-        if (resumed) sayIn(place, 'reconnected', 'notice reconnected');
-        else sayIn(place, 'reconnected as a new session', 'notice');
-      }
-    }
-    if (reconnect) {
-      lostSaid = null;
-      lostTold.clear();
-    }
-    // The server had closed the last connection with an error that did
-    // not arrive then (a page too slow to read takes nothing more).
-    if (closedFor) say(`the server had closed the connection: ${closedBecause(closedFor)} (${closedFor})`, 'notice lost', closedFor);
-    // The first connection of this page resumed a session: the page was
-    // reloaded (or copied). Each room's own presence is not a fresh join.
-    if (resumed && !reconnect) for (const r of session.rooms.keys()) events.resumed(r);
-    // What the bar said of the lost connection ("you did not answer a
-    // ping in time") is over: the log keeps it.
-    if (reconnect) clearErrors(true);
-    for (const r of session.rooms.keys()) roomList.setEntering(r, true);
-    view.pendingState('sending…');
-  },
-
-  refused(f) {
-    const nickError = f.code === 'nick_taken' || f.code === 'nick_invalid';
-    // Reloaded: the server may not have seen the old page's socket close
-    // yet, and still holds the nickname for it. Try again shortly.
-    if (!everJoined && f.code === 'nick_taken' && resumeTries > 0) {
-      resumeTries -= 1;
-      const { nick, token } = { nick: session.nick, token: session.token };
-      stopChat();
-      setTimeout(() => startChat(nick, token), 500);
-      return;
-    }
-    // Back after a loss: the nickname may still be held by this session
-    // on a cluster's server that died. Drop this socket; the connection
-    // tries again with its backoff.
-    if (everJoined && f.code === 'nick_taken' && heldTries < HELD_TRIES) {
-      heldTries += 1;
-      say('the nickname is still held (perhaps by this session, on a server that has not yet seen it go); trying again', 'notice');
-      conn?.drop('nickname still held');
-      return;
-    }
-    if (!everJoined || nickError) {
-      const msg = everJoined ? `You were disconnected and could not rejoin: ${f.message}` : f.message;
-      // Lines still unconfirmed are listed there, to send again.
-      // Kept in the tab too: a reload here resumes, and sends them if
-      // the nickname is free by then.
-      const unsent = session.pending.map(resendable);
-      keeper.save();
-      stopChat();
-      showJoin(f.code, msg);
-      showUnsent(unsent);
-    } else {
-      say(`${f.code}: ${f.message}`, 'error', f.code);
-    }
-  },
-
+  joined: (data) => joining.joined(data),
+  refused: (f) => joining.refused(f),
   ...events.handlers,
 };
 
 function onClose({ wasJoined }) {
   if (!session) return;
   offline('waiting for the connection…');
-  if (wasJoined) sayLost('connection lost; reconnecting…');
-}
-
-/**
- * The connection is lost: said with `code` where the reader sees it (the
- * room shown, or the no-room log), which says so again once it is back.
- */
-function sayLost(text, code) {
-  lostSaid = { text, code };
-  lostTold.clear();
-  say(text, 'notice lost', code);
-  if (current) events.lost(current);
-  else lostTold.add(null);
+  if (wasJoined) lost.say('connection lost; reconnecting…');
 }
 
 /** The connection is gone; what was not acknowledged waits, saying `why`. */
@@ -555,20 +316,20 @@ function note(room, text, className, code) {
  * no-room log (noroom.js). `text` and `code` as for `note`.
  */
 function say(text, className, code) {
-  return sayIn(current, text, className, code);
+  return sayIn(rooms.current, text, className, code);
 }
 
 /** `say` in `place`: a room's log, or (`null`) the no-room log. */
 function sayIn(place, text, className, code) {
   if (place) return note(place, text, className, code);
   const li = noRoom.note(text, className, code);
-  if (!current) view.toBottom();
+  if (!rooms.current) view.toBottom();
   return li;
 }
 
 /** `/clear`: the lines shown go, the room's (messages.js) or the no-room log's. */
 function clearShown() {
-  if (current) view.clearShown(current);
+  if (rooms.current) view.clearShown(rooms.current);
   else noRoom.clear();
 }
 
@@ -582,24 +343,10 @@ function setQuery(nick) {
   $('input').setAttribute('aria-describedby', nick ? 'query-to composer-help' : 'composer-help');
 }
 
-/**
- * The unread count in the title and, for a phone, whose room list is
- * behind ☰, on that button (`!` when one of them is for the reader).
- */
-function updateTitle() {
-  const { n, mention } = roomList.totalUnread();
-  setTitle(n, current);
-  const badge = $('rooms-unread');
-  badge.hidden = n === 0;
-  badge.textContent = n ? `${n}${mention ? '!' : ''}` : '';
-  badge.classList.toggle('mention', mention);
-  $('rooms-toggle').setAttribute('aria-label', `Rooms${unreadWords(n, mention)}`);
-}
-
 document.addEventListener('visibilitychange', () => {
   if (document.hidden) return;
-  if (current) roomList.unread(current, null);
-  updateTitle();
+  if (rooms.current) roomList.unread(rooms.current, null);
+  rooms.updateTitle();
   conn?.probe();
 });
 
@@ -635,7 +382,7 @@ $('room-form').addEventListener('submit', (e) => {
   roomError(r.error);
   if (r.error) return;
   $('room-input').value = '';
-  joinRoom(r.room);
+  rooms.join(r.room);
   $('input').focus();
 });
 
@@ -668,35 +415,4 @@ setUpDrawers();
 $('nick').value = saved.get('nick') || '';
 showJoin('', '');
 if ($('nick').value) $('join').focus();
-resumeAfterReload();
-
-/**
- * This tab had joined before a reload: join again, resuming its session.
- * A duplicated tab has the same token as the tab it was copied from: if
- * that one is still open, start afresh here instead of taking its session.
- */
-async function resumeAfterReload() {
-  let was = null;
-  try {
-    was = JSON.parse(tabSaved.get('resume') || 'null');
-  } catch {
-    was = null;
-  }
-  if (!was || typeof was.nick !== 'string' || !was.nick) return;
-  const token = typeof was.token === 'string' ? was.token : null;
-  const held = token !== null && (await tabs.heldElsewhere(token));
-  if (session) return; // joined by hand meanwhile
-  if (held) {
-    // Its lines are that tab's, which sends them: not this copy's.
-    tabSaved.set('resume', null);
-    tabSaved.set('pending', null);
-    // Not a name to join with: the other tab has it (or the last one any
-    // tab used, which may be another's too).
-    $('nick').value = '';
-    showJoin('in_another_tab', `${was.nick} is open in another tab or window of this browser: go on there, or join here with another nickname.`);
-    $('nick').select();
-    return;
-  }
-  resumeTries = 3;
-  startChat(was.nick, token);
-}
+joining.resumeAfterReload();

@@ -1,7 +1,7 @@
 // What the server says, shown: each event of the session (session.js)
 // put in the room logs, the lists and the sidebar, and what a room's log
 // says of a reconnect (how many messages it missed, who came and went).
-// Joining, and a join refused, are app.js's. `app` is the page's state
+// Joining, and a join refused, are join.js's. `app` is the page's state
 // and actions (app.js).
 
 import { cameAndWent } from './away.js';
