@@ -397,24 +397,30 @@ mod the_error_arrives_whole_once_read {
     }
 }
 
-/// The grace, and the backlog of messages of [`TEXT_BYTES`] (about 6
-/// MiB: the kernel's buffers on loopback take up to 4 MiB of it, the
-/// rest, 30 times the 64 KiB queue limit, is queued) the tests below
-/// queue for one member at once.
-const READING_GRACE: [&str; 2] = ["--slow-consumer-ms", "400"];
+/// The grace of the test of a reader too slow, and its backlog of
+/// messages of [`TEXT_BYTES`] (about 6 MiB: the kernel's buffers on
+/// loopback take up to 4 MiB of it, the rest, 30 times the 64 KiB queue
+/// limit, is queued), queued for one member at once.
+const READING_GRACE_MS: u64 = 400;
 const BACKLOG: usize = 1_500;
 
-/// A member whose receive buffer is 4 KiB gets a backlog of [`BACKLOG`]
-/// messages at once from another, and reads it at `rate` bytes per second
-/// for `paced`, then at once. The messages it got in order, the frame
-/// that ended them (`None`: it got all, then its `pong`, still
-/// connected), and how long it read.
-fn backlog_read_at(rate: f64, paced: Duration) -> (usize, Option<Value>, Duration) {
+/// A member whose receive buffer is 4 KiB gets a backlog of `backlog`
+/// messages at once from another, with `--slow-consumer-ms` `grace_ms`,
+/// and reads it at `rate` bytes per second for `paced`, then at once. The
+/// messages it got in order, the frame that ended them (`None`: it got
+/// all, then its `pong`, still connected), and how long it read.
+fn backlog_read_at(
+    rate: f64,
+    paced: Duration,
+    grace_ms: u64,
+    backlog: usize,
+) -> (usize, Option<Value>, Duration) {
+    let grace = grace_ms.to_string();
     let server = Server::start(
         &[
             &["--rate", "0", "--log-level", "warn"],
             &SMALL_QUEUE[..],
-            &READING_GRACE[..],
+            &["--slow-consumer-ms", &grace],
         ]
         .concat(),
     );
@@ -423,7 +429,7 @@ fn backlog_read_at(rate: f64, paced: Duration) -> (usize, Option<Value>, Duratio
     let mut sender = server.join("sender");
     assert!(is_presence(&reader.recv_frame(), "sender", "online"));
     let mut burst = Vec::new();
-    for i in 0..BACKLOG {
+    for i in 0..backlog {
         let frame = json!({"type": "msg", "text": text(i)});
         burst.extend(frame_bytes(frame.to_string().as_bytes()));
     }
@@ -431,7 +437,7 @@ fn backlog_read_at(rate: f64, paced: Duration) -> (usize, Option<Value>, Duratio
     let writer = thread::spawn(move || out.write_all(&burst).expect("the burst is taken"));
     // The sender reads its echoes at once.
     let echoes = thread::spawn(move || {
-        for i in 0..BACKLOG {
+        for i in 0..backlog {
             let f = sender.recv_frame();
             assert!(f["text"] == text(i).as_str(), "echo {i}: {f}");
         }
@@ -444,7 +450,7 @@ fn backlog_read_at(rate: f64, paced: Duration) -> (usize, Option<Value>, Duratio
     let mut read = 0;
     let mut got = 0;
     let mut last = None;
-    while got < BACKLOG {
+    while got < backlog {
         let f = match reader.next() {
             Next::Frame(f) => f,
             other => panic!("after {got} messages: {other:?}"),
@@ -470,19 +476,25 @@ fn backlog_read_at(rate: f64, paced: Duration) -> (usize, Option<Value>, Duratio
     (got, last, took)
 }
 
-/// A member reading a backlog far past its queue's limit steadily (2 MiB
-/// a second, 800 KiB each grace of 400 ms, while its limit is 64 KiB) is
-/// not closed, though it takes several graces to read it: it gets every
-/// message in order and is still connected. Before, the grace ran from
-/// when the queue first passed the limit, and it was closed
-/// `slow_consumer` once that ran out, reading all the while.
+/// A member reading a backlog far past its queue's limit steadily (4 MiB
+/// a second, 6 MiB each grace of 1.5 s, while its limit is 64 KiB) is
+/// not closed, though it takes more than two graces to read it: it gets
+/// every message in order and is still connected. Before, the grace ran
+/// from when the queue first passed the limit, and it was closed
+/// `slow_consumer` once that ran out, reading all the while. (The grace
+/// is long beside the time the reader takes to free half the kernel's
+/// send buffer, up to 4 MiB on loopback, before the server may write
+/// again: until then its queue does not shrink, however fast it reads.)
 #[test]
 fn a_member_reading_a_long_backlog_steadily_is_not_closed() {
-    let (got, last, took) = backlog_read_at(2.0 * 1024.0 * 1024.0, Duration::MAX);
+    const GRACE_MS: u64 = 1_500;
+    const LONG_BACKLOG: usize = 3_500;
+    let (got, last, took) =
+        backlog_read_at(4.0 * 1024.0 * 1024.0, Duration::MAX, GRACE_MS, LONG_BACKLOG);
     assert_eq!(last, None, "closed after {got} messages in {took:?}");
-    assert_eq!(got, BACKLOG);
+    assert_eq!(got, LONG_BACKLOG);
     assert!(
-        took > Duration::from_millis(3 * 400),
+        took > Duration::from_millis(2 * GRACE_MS),
         "read in {took:?}: not several graces, the test proves nothing"
     );
 }
@@ -492,7 +504,12 @@ fn a_member_reading_a_long_backlog_steadily_is_not_closed() {
 /// at once) is still closed `slow_consumer`, after a gap-free prefix.
 #[test]
 fn a_member_reading_less_than_its_limit_each_grace_is_closed() {
-    let (got, last, _) = backlog_read_at(16.0 * 1024.0, Duration::from_secs(2));
+    let (got, last, _) = backlog_read_at(
+        16.0 * 1024.0,
+        Duration::from_secs(2),
+        READING_GRACE_MS,
+        BACKLOG,
+    );
     let last = last.unwrap_or_else(|| panic!("got all {got} messages, not closed"));
     assert_eq!(last["code"], "slow_consumer", "{last}");
 }
