@@ -497,14 +497,9 @@ async fn healthz(edge: &Edge) -> Response<Body> {
     }
     // Asked as a client's frame would be, through the hub's queue: a
     // full queue is a hub not keeping up too.
-    let (tx, rx) = oneshot::channel();
-    let ask = async {
-        edge.to_hub.send(ToHub::Alive(tx)).await.ok()?;
-        rx.await.ok()
-    };
-    match tokio::time::timeout(HEALTH_WITHIN, ask).await {
-        Ok(Some(())) => text(StatusCode::OK, "ok\n"),
-        _ => text(
+    match ask_hub(edge, ToHub::Alive, HEALTH_WITHIN).await {
+        Some(()) => text(StatusCode::OK, "ok\n"),
+        None => text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "the server's core did not answer within {} s: stuck, or far behind\n",
@@ -512,6 +507,23 @@ async fn healthz(edge: &Edge) -> Response<Body> {
             ),
         ),
     }
+}
+
+/// Ask the hub a question (`question` wraps where it answers) and wait
+/// for the answer, both within `within`: a hub too busy to take it (its
+/// queue full, its store behind) must not hold the page, which is when
+/// an operator wants it. `None`: no answer in time.
+async fn ask_hub<T>(
+    edge: &Edge,
+    question: impl FnOnce(oneshot::Sender<T>) -> ToHub,
+    within: Duration,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    let ask = async {
+        edge.to_hub.send(question(tx)).await.ok()?;
+        rx.await.ok()
+    };
+    tokio::time::timeout(within, ask).await.ok().flatten()
 }
 
 /// `GET /metrics`, to loopback and the networks `--metrics-allow` names.
@@ -522,18 +534,7 @@ async fn metrics(info: ConnInfo, edge: &Edge, held: usize) -> Response<Body> {
     if !allowed {
         return text(StatusCode::FORBIDDEN, "forbidden: see --metrics-allow\n");
     }
-    // Asking and answering within one bound: a hub too busy to take the
-    // question (its queue full, its store behind) must not hold the page,
-    // which is when an operator wants it.
-    let (tx, rx) = oneshot::channel();
-    let ask = async {
-        edge.to_hub.send(ToHub::Snapshot(tx)).await.ok()?;
-        rx.await.ok()
-    };
-    let core = tokio::time::timeout(METRICS_WITHIN, ask)
-        .await
-        .ok()
-        .flatten();
+    let core = ask_hub(edge, ToHub::Snapshot, METRICS_WITHIN).await;
     let page = edge
         .settings
         .metrics
